@@ -1,0 +1,13 @@
+// The recovery-grpo command line: one yargs command module per verb, in cli/commands/.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { CommandModule } from 'yargs';
+
+// Each entry is loaded lazily so that `corrupt` does not pay for onnxruntime start-up and so on.
+const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
+  // COMMANDS (one line each, keep sorted)
+];
+
+const cli = yargs(hideBin(process.argv)).scriptName('recovery-grpo').strict().demandCommand(1).help();
+for (const load of commands) cli.command((await load()).default);
+await cli.parseAsync();

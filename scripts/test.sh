@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The project's test command: installs what is missing, type-checks, then runs every test/**/*.test.ts
+# with node's own test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci --no-audit --no-fund
+bash scripts/ensure-nats-server.sh
+npx tsc --noEmit -p .
+mapfile -t files < <(find test -name '*.test.ts' | sort)
+exec node --import tsx --test --test-concurrency=1 "${files[@]}"
