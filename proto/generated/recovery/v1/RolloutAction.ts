@@ -1,0 +1,37 @@
+// Original file: proto/recovery.proto
+
+import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tensor__Output } from '../../recovery/v1/Tensor.ts';
+
+export interface RolloutAction {
+  'sample_id'?: (string);
+  'group_index'?: (number);
+  /**
+   * [3,H,W] = mean + sigma * noise
+   */
+  'action'?: (_recovery_v1_Tensor | null);
+  /**
+   * [3,H,W], optional (absent unless asked for by config)
+   */
+  'mean'?: (_recovery_v1_Tensor | null);
+  /**
+   * Gaussian log-density averaged over non-batch dimensions
+   */
+  'logp'?: (number | string);
+}
+
+export interface RolloutAction__Output {
+  'sample_id': (string);
+  'group_index': (number);
+  /**
+   * [3,H,W] = mean + sigma * noise
+   */
+  'action': (_recovery_v1_Tensor__Output | null);
+  /**
+   * [3,H,W], optional (absent unless asked for by config)
+   */
+  'mean': (_recovery_v1_Tensor__Output | null);
+  /**
+   * Gaussian log-density averaged over non-batch dimensions
+   */
+  'logp': (number);
+}

@@ -1,0 +1,107 @@
+// Original file: proto/recovery.proto
+
+import type { TrainKind as _recovery_v1_TrainKind, TrainKind__Output as _recovery_v1_TrainKind__Output } from '../../recovery/v1/TrainKind.ts';
+import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tensor__Output } from '../../recovery/v1/Tensor.ts';
+import type { TrainHyper as _recovery_v1_TrainHyper, TrainHyper__Output as _recovery_v1_TrainHyper__Output } from '../../recovery/v1/TrainHyper.ts';
+
+/**
+ * Exactly-once: batch_seq counts 1, 2, 3, ... in the run. The learner applies a batch only if
+ * batch_seq == last applied + 1; a batch_seq it already holds is acknowledged with applied = false,
+ * skipped_reason = "duplicate" and the current version; the checkpoint records the last batch_seq/batch_id.
+ */
+export interface TrainBatch {
+  /**
+   * unique in the run, for logs ("<run_id>-b<seq>")
+   */
+  'batch_id'?: (string);
+  'batch_seq'?: (number);
+  'kind'?: (_recovery_v1_TrainKind);
+  'lease_ms'?: (number);
+  /**
+   * [N,3,H,W] policy inputs (corrupted)
+   */
+  'images'?: (_recovery_v1_Tensor | null);
+  /**
+   * SFT: [N,3,H,W] clean images
+   */
+  'targets'?: (_recovery_v1_Tensor | null);
+  /**
+   * GRPO: [N,3,H,W]
+   */
+  'actions'?: (_recovery_v1_Tensor | null);
+  /**
+   * GRPO: [N] behaviour log-probs
+   */
+  'logp_old'?: (_recovery_v1_Tensor | null);
+  /**
+   * GRPO: [N] scalar, or [N,3,H,W] dense per-pixel advantages
+   */
+  'advantages'?: (_recovery_v1_Tensor | null);
+  /**
+   * GRPO: [N] policy version that produced each action
+   */
+  'behaviour_versions'?: (number)[];
+  /**
+   * [N]
+   */
+  'sample_ids'?: (string)[];
+  /**
+   * GRPO: [N]
+   */
+  'group_indices'?: (number)[];
+  /**
+   * per-batch overrides; absent fields use the learner's config
+   */
+  'hyper'?: (_recovery_v1_TrainHyper | null);
+}
+
+/**
+ * Exactly-once: batch_seq counts 1, 2, 3, ... in the run. The learner applies a batch only if
+ * batch_seq == last applied + 1; a batch_seq it already holds is acknowledged with applied = false,
+ * skipped_reason = "duplicate" and the current version; the checkpoint records the last batch_seq/batch_id.
+ */
+export interface TrainBatch__Output {
+  /**
+   * unique in the run, for logs ("<run_id>-b<seq>")
+   */
+  'batch_id': (string);
+  'batch_seq': (number);
+  'kind': (_recovery_v1_TrainKind__Output);
+  'lease_ms': (number);
+  /**
+   * [N,3,H,W] policy inputs (corrupted)
+   */
+  'images': (_recovery_v1_Tensor__Output | null);
+  /**
+   * SFT: [N,3,H,W] clean images
+   */
+  'targets': (_recovery_v1_Tensor__Output | null);
+  /**
+   * GRPO: [N,3,H,W]
+   */
+  'actions': (_recovery_v1_Tensor__Output | null);
+  /**
+   * GRPO: [N] behaviour log-probs
+   */
+  'logp_old': (_recovery_v1_Tensor__Output | null);
+  /**
+   * GRPO: [N] scalar, or [N,3,H,W] dense per-pixel advantages
+   */
+  'advantages': (_recovery_v1_Tensor__Output | null);
+  /**
+   * GRPO: [N] policy version that produced each action
+   */
+  'behaviour_versions': (number)[];
+  /**
+   * [N]
+   */
+  'sample_ids': (string)[];
+  /**
+   * GRPO: [N]
+   */
+  'group_indices': (number)[];
+  /**
+   * per-batch overrides; absent fields use the learner's config
+   */
+  'hyper': (_recovery_v1_TrainHyper__Output | null);
+}

@@ -1,0 +1,71 @@
+// Original file: proto/recovery.proto
+
+import type { CheckpointRef as _recovery_v1_CheckpointRef, CheckpointRef__Output as _recovery_v1_CheckpointRef__Output } from '../../recovery/v1/CheckpointRef.ts';
+
+export interface TrainResult {
+  'batch_id'?: (string);
+  'batch_seq'?: (number);
+  /**
+   * false: nothing changed (see skipped_reason); version is unchanged
+   */
+  'applied'?: (boolean);
+  /**
+   * "" when applied; "duplicate" (already in the checkpoint), "non_finite", ...
+   */
+  'skipped_reason'?: (string);
+  /**
+   * learner policy version after handling this batch
+   */
+  'version'?: (number);
+  'loss'?: (number | string);
+  'kl'?: (number | string);
+  'clip_fraction'?: (number | string);
+  /**
+   * before clipping
+   */
+  'grad_norm'?: (number | string);
+  /**
+   * mean |logp_learner - logp_old| over samples with behaviour_version == version before the step
+   */
+  'logp_mismatch'?: (number | string);
+  'ratio_mean'?: (number | string);
+  'compute_ms'?: (number | string);
+  /**
+   * set when `version` was published to the checkpoint store
+   */
+  'checkpoint'?: (_recovery_v1_CheckpointRef | null);
+}
+
+export interface TrainResult__Output {
+  'batch_id': (string);
+  'batch_seq': (number);
+  /**
+   * false: nothing changed (see skipped_reason); version is unchanged
+   */
+  'applied': (boolean);
+  /**
+   * "" when applied; "duplicate" (already in the checkpoint), "non_finite", ...
+   */
+  'skipped_reason': (string);
+  /**
+   * learner policy version after handling this batch
+   */
+  'version': (number);
+  'loss': (number);
+  'kl': (number);
+  'clip_fraction': (number);
+  /**
+   * before clipping
+   */
+  'grad_norm': (number);
+  /**
+   * mean |logp_learner - logp_old| over samples with behaviour_version == version before the step
+   */
+  'logp_mismatch': (number);
+  'ratio_mean': (number);
+  'compute_ms': (number);
+  /**
+   * set when `version` was published to the checkpoint store
+   */
+  'checkpoint': (_recovery_v1_CheckpointRef__Output | null);
+}
