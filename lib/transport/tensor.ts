@@ -1,0 +1,261 @@
+// Tensors on the wire: `message Tensor { string dtype; repeated int64 shape; bytes data }`, little-endian raw.
+//
+// In memory a tensor is `{ dtype, shape, data: Float32Array }`: dtype is the WIRE type it was / will be sent as.
+// - float32: exact.
+// - float16: IEEE binary16, round-to-nearest-even on encode (used for SSIM maps: 2x smaller, ~3 significant
+//   digits, plenty for maps in [-1, 1]).
+// - uint8: raw integers 0..255 (NOT scaled: an image in [0,1] must be multiplied by 255 by the caller, who
+//   then owns the quantisation). Encode refuses values that are not integers in range.
+// Validation is strict both ways and every error names the field (e.g. `rollout_task.items[2].image`).
+import type { Tensor, Tensor__Output } from './proto.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './proto.ts';
+
+export const DTYPES = ['float32', 'float16', 'uint8'] as const;
+export type DType = (typeof DTYPES)[number];
+export const ITEMSIZE: Readonly<Record<DType, number>> = { float32: 4, float16: 2, uint8: 1 };
+export const MAX_RANK = 8;
+
+export interface HostTensor {
+  dtype: DType;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** A tensor that failed validation; `field` is the message path that held it. */
+export class TensorError extends Error {
+  readonly field: string;
+  constructor(field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.name = 'TensorError';
+    this.field = field;
+  }
+}
+
+export interface TensorCheckOptions {
+  /** Message path used in errors. Default 'tensor'. */
+  field?: string;
+  /** Largest accepted data size in bytes. Default 64 MiB (the default gRPC message limit). */
+  maxBytes?: number;
+  /** Accept NaN / Infinity in the data. Default false: a non-finite value is an error naming its index. */
+  allowNonFinite?: boolean;
+}
+
+export interface DecodeOptions extends TensorCheckOptions {
+  /** Expected shape; null entries are wildcards. The rank must match. */
+  expectShape?: ReadonlyArray<number | null>;
+  /** Accepted wire dtypes. Default: all. */
+  expectDtype?: DType | readonly DType[];
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function isDType(x: unknown): x is DType {
+  return typeof x === 'string' && (DTYPES as readonly string[]).includes(x);
+}
+
+function describe(x: unknown): string {
+  if (typeof x === 'string') return JSON.stringify(x.length > 40 ? x.slice(0, 40) + '...' : x);
+  return String(x);
+}
+
+/** Validates a shape (numbers, decimal strings as protobuf int64 arrive, or Long-likes) and returns numbers. */
+export function checkShape(shape: unknown, field = 'tensor'): number[] {
+  if (!Array.isArray(shape)) throw new TensorError(field, `shape must be an array, got ${describe(shape)}`);
+  if (shape.length > MAX_RANK) throw new TensorError(field, `rank ${shape.length} exceeds the maximum ${MAX_RANK}`);
+  return shape.map((d: unknown, i: number) => {
+    let n: number;
+    if (typeof d === 'number') n = d;
+    else if (typeof d === 'string' && /^-?\d+$/.test(d)) n = Number(d);
+    else if (typeof d === 'bigint') n = Number(d);
+    else if (d !== null && typeof d === 'object' && typeof (d as { toString(): string }).toString === 'function') {
+      const s = String(d);
+      n = /^-?\d+$/.test(s) ? Number(s) : NaN;
+    } else n = NaN;
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new TensorError(field, `shape[${i}] must be a non-negative integer, got ${describe(d)}`);
+    }
+    return n;
+  });
+}
+
+/** Number of elements of a validated shape, refusing sizes above maxBytes for the given dtype. */
+function checkedSize(shape: number[], dtype: DType, field: string, maxBytes: number): number {
+  let n = 1;
+  for (const d of shape) {
+    n *= d;
+    if (n * ITEMSIZE[dtype] > maxBytes) {
+      throw new TensorError(
+        field,
+        `shape [${shape.join(',')}] (${dtype}) needs more than the ${maxBytes}-byte limit`,
+      );
+    }
+  }
+  return n;
+}
+
+function checkFinite(data: Float32Array, field: string): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v - v !== 0) throw new TensorError(field, `non-finite value ${v} at flat index ${i}`);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// float16
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** binary16 bits of a number (rounded to float32 first), round-to-nearest-even; overflow gives +-Infinity. */
+export function float16Bits(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp32 = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp32 === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const exp = exp32 - 127 + 15;
+  if (exp >= 0x1f) return sign | 0x7c00;
+  if (exp <= 0) {
+    if (exp < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - exp;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && (half & 1) === 1)) half++;
+    return sign | half;
+  }
+  let half = (exp << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1) === 1)) half++; // a carry into the exponent is correct
+  return sign | half;
+}
+
+let halfTable: Float32Array | undefined;
+function float16Table(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) {
+      const s = h & 0x8000 ? -1 : 1;
+      const e = (h >> 10) & 0x1f;
+      const m = h & 0x3ff;
+      halfTable[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+    }
+  }
+  return halfTable;
+}
+
+/** The number a binary16 bit pattern stands for. */
+export function float16Value(bits: number): number {
+  return float16Table()[bits & 0xffff]!;
+}
+
+// ------------------------------------------------------------------------------------------------
+// encode / decode
+
+/**
+ * In-memory tensor -> proto Tensor. Validates dtype, shape, data length, size, finiteness (float16 overflow
+ * counts as non-finite), and for uint8 that every value is an integer in 0..255.
+ */
+export function encodeTensor(t: HostTensor, opts: TensorCheckOptions = {}): Tensor {
+  const field = opts.field ?? 'tensor';
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (!isDType(t.dtype)) throw new TensorError(field, `dtype must be one of ${DTYPES.join(', ')}, got ${describe(t.dtype)}`);
+  const shape = checkShape(t.shape, field);
+  const n = checkedSize(shape, t.dtype, field, maxBytes);
+  if (!(t.data instanceof Float32Array)) throw new TensorError(field, 'data must be a Float32Array');
+  if (t.data.length !== n) {
+    throw new TensorError(field, `data has ${t.data.length} elements, shape [${shape.join(',')}] needs ${n}`);
+  }
+  const src = t.data;
+  if (!opts.allowNonFinite) checkFinite(src, field);
+  let buf: Buffer;
+  if (t.dtype === 'float32') {
+    buf = Buffer.allocUnsafe(n * 4);
+    if (LITTLE_ENDIAN) buf.set(new Uint8Array(src.buffer, src.byteOffset, n * 4));
+    else for (let i = 0; i < n; i++) buf.writeFloatLE(src[i]!, i * 4);
+  } else if (t.dtype === 'float16') {
+    buf = Buffer.allocUnsafe(n * 2);
+    for (let i = 0; i < n; i++) {
+      const h = float16Bits(src[i]!);
+      if (!opts.allowNonFinite && (h & 0x7c00) === 0x7c00) {
+        throw new TensorError(field, `value ${src[i]} at flat index ${i} overflows float16 (max 65504)`);
+      }
+      buf.writeUInt16LE(h, i * 2);
+    }
+  } else {
+    buf = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) {
+      const v = src[i]!;
+      if (!Number.isInteger(v) || v < 0 || v > 255) {
+        throw new TensorError(field, `uint8 value at flat index ${i} must be an integer in 0..255, got ${v}`);
+      }
+      buf[i] = v;
+    }
+  }
+  return { dtype: t.dtype, shape, data: buf };
+}
+
+/**
+ * proto Tensor -> in-memory tensor (always a fresh, aligned Float32Array). Throws TensorError naming the field
+ * for: a missing tensor, unknown dtype, bad shape, byte length != elements * itemsize, size over maxBytes,
+ * non-finite values (unless allowed), and shape/dtype differing from expectShape/expectDtype.
+ */
+export function decodeTensor(msg: Tensor | Tensor__Output | null | undefined, opts: DecodeOptions = {}): HostTensor {
+  const field = opts.field ?? 'tensor';
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  if (msg === null || msg === undefined || typeof msg !== 'object') throw new TensorError(field, 'tensor is missing');
+  const dtype = msg.dtype;
+  if (!isDType(dtype)) throw new TensorError(field, `dtype must be one of ${DTYPES.join(', ')}, got ${describe(dtype)}`);
+  if (opts.expectDtype !== undefined) {
+    const ok = typeof opts.expectDtype === 'string' ? [opts.expectDtype] : opts.expectDtype;
+    if (!ok.includes(dtype)) throw new TensorError(field, `dtype ${dtype} is not accepted here (expected ${ok.join(' or ')})`);
+  }
+  const shape = checkShape(msg.shape ?? [], field);
+  if (opts.expectShape) {
+    const want = opts.expectShape;
+    const wantText = `[${want.map((d) => (d === null ? '*' : d)).join(',')}]`;
+    if (want.length !== shape.length || want.some((d, i) => d !== null && d !== shape[i])) {
+      throw new TensorError(field, `shape [${shape.join(',')}] does not match the expected ${wantText}`);
+    }
+  }
+  const n = checkedSize(shape, dtype, field, maxBytes);
+  const raw = msg.data;
+  if (!(raw instanceof Uint8Array)) throw new TensorError(field, 'data must be bytes');
+  const want = n * ITEMSIZE[dtype];
+  if (raw.length !== want) {
+    throw new TensorError(
+      field,
+      `data has ${raw.length} bytes, shape [${shape.join(',')}] x ${dtype} (${ITEMSIZE[dtype]} B) needs ${want}`,
+    );
+  }
+  const out = new Float32Array(n);
+  if (dtype === 'float32') {
+    if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(raw);
+    else {
+      const dv = new DataView(raw.buffer, raw.byteOffset, raw.length);
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+    }
+  } else if (dtype === 'float16') {
+    const table = float16Table();
+    for (let i = 0; i < n; i++) out[i] = table[raw[2 * i]! | (raw[2 * i + 1]! << 8)]!;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = raw[i]!;
+  }
+  if (!opts.allowNonFinite && dtype !== 'uint8') checkFinite(out, field);
+  return { dtype, shape, data: out };
+}
+
+/** Like decodeTensor, but an absent tensor (null / undefined / proto default) gives undefined. */
+export function decodeOptionalTensor(
+  msg: Tensor | Tensor__Output | null | undefined,
+  opts: DecodeOptions = {},
+): HostTensor | undefined {
+  return msg === null || msg === undefined ? undefined : decodeTensor(msg, opts);
+}
+
+/** Element count of a shape (no validation). */
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
