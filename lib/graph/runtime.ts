@@ -1,0 +1,64 @@
+// onnxruntime-node sessions for the project's graphs: one place that picks the execution provider and
+// converts between plain typed arrays and ORT tensors.
+
+import * as ort from 'onnxruntime-node';
+
+export type Device = 'cpu' | 'cuda';
+
+export interface Feed {
+  data: Float32Array;
+  dims: readonly number[];
+}
+export type Feeds = Record<string, Feed>;
+export type Fetches = Record<string, Feed>;
+
+export interface SessionOptions {
+  device?: Device;
+  /** Threads for one operator; 0 lets ORT decide. */
+  intraOpThreads?: number;
+}
+
+export class GraphSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly device: Device,
+  ) {}
+
+  static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<GraphSession> {
+    const device = opts.device ?? 'cpu';
+    const session = await ort.InferenceSession.create(model, {
+      executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: opts.intraOpThreads ?? 0,
+    });
+    return new GraphSession(session, device);
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Runs the graph; `outputs` restricts what is fetched (all outputs by default). */
+  async run(feeds: Feeds, outputs?: readonly string[]): Promise<Fetches> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, f] of Object.entries(feeds)) {
+      const n = f.dims.reduce((a, b) => a * b, 1);
+      if (f.data.length !== n) throw new Error(`input ${name}: ${f.data.length} values do not fill shape [${f.dims.join(',')}]`);
+      ortFeeds[name] = new ort.Tensor('float32', f.data, f.dims as number[]);
+    }
+    const result = outputs ? await this.session.run(ortFeeds, outputs as string[]) : await this.session.run(ortFeeds);
+    const out: Fetches = {};
+    for (const [name, t] of Object.entries(result)) {
+      if (!(t.data instanceof Float32Array)) throw new Error(`output ${name}: expected float32, got ${t.type}`);
+      out[name] = { data: t.data, dims: t.dims };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
