@@ -1,0 +1,112 @@
+// The semantic reward: cosine similarity of image embeddings. The embedding comes from any ONNX image
+// encoder with the CLIP vision tower contract (`pixel_values` [N,3,224,224] -> embedding), spliced into
+// the reward graph after CLIP's preprocessing, which is done in the graph too. Without a user model the
+// built-in encoder is a fixed, randomly initialised convolutional feature extractor ("random-conv-features"):
+// a stand-in with the same contract, not CLIP, and named so wherever it shows.
+
+import { Graph, type Value } from '../graph/graph.ts';
+import { add, avgPool, concat, conv, div, matmul, mul, reduceSum, relu, reshape, slice, sqrt, sub, transpose } from '../graph/ops.ts';
+import { serialize, spliceModel } from '../graph/onnx.ts';
+import { fillStandardNormal, hashSeed } from '../data/random.ts';
+
+export const CLIP_SIZE = 224;
+export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
+export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
+export const BUILTIN_ENCODER_NAME = 'random-conv-features-v1';
+
+/** PIL's bicubic kernel (a = -0.5). */
+function bicubic(x: number): number {
+  const a = -0.5;
+  x = Math.abs(x);
+  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0;
+}
+
+/**
+ * The [outSize, inSize] matrix of PIL's bicubic resampling (with its antialiasing support when
+ * shrinking), restricted to the output rows [cropStart, cropStart + cropSize).
+ */
+export function resizeMatrix(inSize: number, outSize: number, cropStart = 0, cropSize = outSize): Float32Array {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = 2 * filterScale;
+  const m = new Float32Array(cropSize * inSize);
+  for (let row = 0; row < cropSize; row++) {
+    const center = (row + cropStart + 0.5) * scale;
+    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
+    const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
+    let total = 0;
+    const w: number[] = [];
+    for (let x = lo; x < hi; x++) {
+      const v = bicubic((x - center + 0.5) / filterScale);
+      w.push(v);
+      total += v;
+    }
+    for (let x = lo; x < hi; x++) m[row * inSize + x] = total ? w[x - lo] / total : 0;
+  }
+  return m;
+}
+
+/**
+ * CLIP's preprocessing on [N,3,H,W] images in [0,1]: bicubic resize of the shorter side to 224, centre
+ * crop to 224x224, normalisation by CLIP's mean and std. The resize is two matrix products, so it is
+ * differentiable like everything else.
+ */
+export function clipPreprocess(x: Value): Value {
+  const g = x.graph;
+  const h = x.shape[2] as number;
+  const w = x.shape[3] as number;
+  const s = CLIP_SIZE / Math.min(h, w);
+  const [nh, nw] = h <= w ? [CLIP_SIZE, Math.round(w * s)] : [Math.round(h * s), CLIP_SIZE];
+  const rows = g.constant(resizeMatrix(h, nh, Math.floor((nh - CLIP_SIZE) / 2), CLIP_SIZE), [CLIP_SIZE, h]);
+  const colsT = g.constant(resizeMatrix(w, nw, Math.floor((nw - CLIP_SIZE) / 2), CLIP_SIZE), [CLIP_SIZE, w]);
+  const resized = matmul(matmul(rows, x), transpose(colsT, [1, 0]));
+  const mean = g.constant(CLIP_MEAN, [1, 3, 1, 1]);
+  const std = g.constant(CLIP_STD, [1, 3, 1, 1]);
+  return div(sub(resized, mean), std);
+}
+
+function randomWeight(g: Graph, name: string, shape: number[]): Value {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = fillStandardNormal(new Float32Array(n), hashSeed(BUILTIN_ENCODER_NAME, name));
+  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  const scale = Math.sqrt(2 / fanIn);
+  for (let i = 0; i < n; i++) data[i] *= scale;
+  return g.constant(data, shape, 'float32', name);
+}
+
+/**
+ * The built-in encoder as a standalone ONNX model with the CLIP vision contract: three fixed random
+ * convolutions (224 -> 56 -> 28 -> 14), pooled to 7x7x64 and flattened to a 3136-dim embedding. The last
+ * layer has no ReLU, so embeddings have both signs and the cosine is informative.
+ */
+export function builtinEncoderModel(): Uint8Array {
+  const g = new Graph(17);
+  const x = g.input('pixel_values', ['N', 3, CLIP_SIZE, CLIP_SIZE]);
+  let h = relu(conv(x, randomWeight(g, 'conv1', [16, 3, 7, 7]), undefined, { strides: [4, 4], pads: [3, 3, 3, 3] }));
+  h = relu(conv(h, randomWeight(g, 'conv2', [32, 16, 3, 3]), undefined, { strides: [2, 2], pads: [1, 1, 1, 1] }));
+  h = conv(h, randomWeight(g, 'conv3', [64, 32, 3, 3]), undefined, { strides: [2, 2], pads: [1, 1, 1, 1] });
+  g.output('image_embeds', reshape(avgPool(h, 2), ['N', 64 * 7 * 7]));
+  return serialize(g, { docString: `${BUILTIN_ENCODER_NAME}: fixed random convolutional features (not CLIP)` });
+}
+
+function l2normalize(e: Value): Value {
+  return div(e, sqrt(add(reduceSum(mul(e, e), [1], true), 1e-12)));
+}
+
+/**
+ * Cosine similarity [N] between the embeddings of `candidate` and `reference`, both through one copy
+ * of the encoder: each pair is stacked along the batch axis ([N,2,...] -> [M=2N,...]) and split after.
+ */
+export function embeddingCosine(candidate: Value, reference: Value, encoder: Uint8Array, encoderName: string): Value {
+  const [n, c, h, w] = candidate.shape;
+  const pair = concat([reshape(candidate, [n, 1, c, h, w]), reshape(reference, [n, 1, c, h, w])], 1);
+  const [embeds] = spliceModel(candidate.graph, encoder, clipPreprocess(reshape(pair, ['M', c, h, w])), 'encoder/', encoderName);
+  const dims = embeds.shape.slice(1);
+  if (!dims.every((d) => typeof d === 'number')) throw new Error(`${encoderName}: its output must have static non-batch dimensions, got [${embeds.shape}]`);
+  const d = (dims as number[]).reduce((a, b) => a * b, 1);
+  const e = reshape(l2normalize(reshape(embeds, ['M', d])), [n, 2, d]);
+  const half = (i: number) => reshape(slice(e, [i], [i + 1], [1]), [n, d]);
+  return reduceSum(mul(half(0), half(1)), [1]);
+}

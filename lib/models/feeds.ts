@@ -1,0 +1,24 @@
+// Conversions between parameter maps and graph feeds/fetches.
+import type { TensorMap } from '../checkpoint/tensors.ts';
+import type { Feeds, Fetches } from '../graph/runtime.ts';
+
+/** `param.<name>` feeds for every parameter. */
+export function paramFeeds(params: TensorMap): Feeds {
+  const feeds: Feeds = {};
+  for (const [name, t] of params) feeds[`param.${name}`] = { data: t.data, dims: t.shape };
+  return feeds;
+}
+
+/** The `grad.<name>` outputs of a training graph as a TensorMap. */
+export function gradientsFrom(fetches: Fetches): TensorMap {
+  const grads: TensorMap = new Map();
+  for (const [key, f] of Object.entries(fetches)) {
+    if (key.startsWith('grad.')) grads.set(key.slice(5), { shape: [...f.dims], data: f.data });
+  }
+  return grads;
+}
+
+/** A scalar feed (hyper-parameters such as clip_low). */
+export function scalarFeed(x: number): { data: Float32Array; dims: number[] } {
+  return { data: Float32Array.of(x), dims: [] };
+}

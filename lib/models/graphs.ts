@@ -1,0 +1,127 @@
+// The project's ONNX graphs, all from one network definition (policy.ts), so the learner recomputes
+// exactly the log-probabilities the rollout workers produced. Contracts: docs/graphs.md.
+
+import { Graph, type Value } from '../graph/graph.ts';
+import { add, cast, clip, exp, greater, less, max, mul, neg, or, reduceMean, square, sub, abs } from '../graph/ops.ts';
+import { gradients } from '../graph/autodiff.ts';
+import { checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
+import { ssim, ssimMap } from './ssim.ts';
+import { embeddingCosine } from './encoder.ts';
+
+export interface Resolution {
+  height: number;
+  width: number;
+}
+
+const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
+
+function imageInput(g: Graph, name: string, r: Resolution): Value {
+  return g.input(name, ['N', 3, r.height, r.width]);
+}
+
+/**
+ * Gaussian log-density of `action` under N(mean, sigma^2), averaged over the non-batch dimensions
+ * (as Flow-GRPO does), with sigma = exp(log_std). Returns [N].
+ */
+export function gaussianLogp(action: Value, mean: Value, logStd: Value): Value {
+  const z2 = mul(square(sub(action, mean)), mul(exp(mul(logStd, -2)), 0.5));
+  return reduceMean(sub(neg(z2), add(logStd, HALF_LOG_2PI)), [1, 2, 3]);
+}
+
+/** policy: image, noise, param.* -> mean, action = mean + sigma * noise, logp. */
+export function buildPolicyGraph(spec: PolicySpec, r: Resolution): Graph {
+  checkResolution(spec, r.height, r.width);
+  const g = new Graph();
+  const image = imageInput(g, 'image', r);
+  const noise = imageInput(g, 'noise', r);
+  const params = declareParams(g, spec);
+  const mean = policyMean(spec, params, image);
+  const logStd = params.get(LOG_STD)!;
+  const action = add(mean, mul(exp(logStd), noise));
+  g.output('mean', mean);
+  g.output('action', action);
+  g.output('logp', gaussianLogp(action, mean, logStd));
+  return g;
+}
+
+function outputGradients(g: Graph, spec: PolicySpec, params: Map<string, Value>, loss: Value): void {
+  const names = trainableParams(spec).map((p) => p.name);
+  const grads = gradients(
+    loss,
+    names.map((n) => params.get(n)!),
+  );
+  names.forEach((n, i) => g.output(`grad.${n}`, grads[i]));
+}
+
+/**
+ * GRPO training: param.*, image, action, logp_old [N], advantage [N], ref_mean, clip_low, clip_high,
+ * beta -> loss, grad.*, logp, ratio, clip_fraction, kl. The loss, as Flow-GRPO writes it:
+ *   r = exp(logp - logp_old)
+ *   loss = mean_i max(-A_i r_i, -A_i clamp(r_i, 1 - clip_low, 1 + clip_high))
+ *        + beta * mean((mean - ref_mean)^2) / (2 sigma^2)
+ */
+export function buildGrpoGraph(spec: PolicySpec, r: Resolution): Graph {
+  checkResolution(spec, r.height, r.width);
+  const g = new Graph();
+  const params = declareParams(g, spec);
+  const image = imageInput(g, 'image', r);
+  const action = imageInput(g, 'action', r);
+  const logpOld = g.input('logp_old', ['N']);
+  const advantage = g.input('advantage', ['N']);
+  const refMean = imageInput(g, 'ref_mean', r);
+  const clipLow = g.input('clip_low', []);
+  const clipHigh = g.input('clip_high', []);
+  const beta = g.input('beta', []);
+
+  const logStd = params.get(LOG_STD)!;
+  const mean = policyMean(spec, params, image);
+  const logp = gaussianLogp(action, mean, logStd);
+  const ratio = exp(sub(logp, logpOld));
+  const lo = sub(1, clipLow);
+  const hi = add(1, clipHigh);
+  const unclipped = mul(neg(advantage), ratio);
+  const clipped = mul(neg(advantage), clip(ratio, lo, hi));
+  const policyLoss = reduceMean(max(unclipped, clipped));
+  const kl = mul(reduceMean(square(sub(mean, refMean))), mul(exp(mul(logStd, -2)), 0.5));
+  const loss = add(policyLoss, mul(beta, kl));
+
+  g.output('loss', loss);
+  outputGradients(g, spec, params, loss);
+  g.output('logp', logp);
+  g.output('ratio', ratio);
+  g.output('clip_fraction', reduceMean(cast(or(less(ratio, lo), greater(ratio, hi)), 'float32')));
+  g.output('kl', kl);
+  return g;
+}
+
+/** SFT (warm start toward the clean image): param.*, image, target -> loss (mean L2 or L1), grad.*. */
+export function buildSftGraph(spec: PolicySpec, r: Resolution, lossKind: 'l2' | 'l1'): Graph {
+  checkResolution(spec, r.height, r.width);
+  const g = new Graph();
+  const params = declareParams(g, spec);
+  const image = imageInput(g, 'image', r);
+  const target = imageInput(g, 'target', r);
+  const diff = sub(policyMean(spec, params, image), target);
+  const loss = reduceMean(lossKind === 'l2' ? square(diff) : abs(diff));
+  g.output('loss', loss);
+  outputGradients(g, spec, params, loss);
+  return g;
+}
+
+export interface RewardGraphOptions {
+  /** The image encoder (CLIP vision tower contract) as ONNX bytes, and its name for messages and docs. */
+  encoder: Uint8Array;
+  encoderName: string;
+}
+
+/** reward: candidate, reference [N,3,H,W] in [0,1] -> ssim [N], clip_cos [N], ssim_map [N,3,H-10,W-10]. */
+export function buildRewardGraph(r: Resolution, opts: RewardGraphOptions, opset = 17): Graph {
+  const g = new Graph(opset);
+  const candidate = imageInput(g, 'candidate', r);
+  const reference = imageInput(g, 'reference', r);
+  g.output('ssim', ssim(candidate, reference));
+  g.output('ssim_map', ssimMap(candidate, reference));
+  g.output('clip_cos', embeddingCosine(candidate, reference, opts.encoder, opts.encoderName));
+  return g;
+}
+

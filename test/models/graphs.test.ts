@@ -1,0 +1,137 @@
+// The policy, GRPO and SFT graphs: identity at initialisation, log-prob agreement between the rollout and
+// training graphs, and whole-graph gradients against finite differences over all parameters at once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildGrpoGraph, buildPolicyGraph, buildSftGraph } from '../../lib/models/graphs.ts';
+import { initPolicyParams, trainableParams, type PolicySpec } from '../../lib/models/policy.ts';
+import { serialize } from '../../lib/graph/onnx.ts';
+import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
+import { gradientsFrom, paramFeeds, scalarFeed } from '../../lib/models/feeds.ts';
+import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
+import { testRandom } from '../graph/gradcheck.ts';
+
+const R = { height: 16, width: 16 };
+const N = 3;
+const PIX = N * 3 * R.height * R.width;
+const dims = [N, 3, R.height, R.width];
+const specs: PolicySpec[] = [
+  { arch: 'resnet', width: 4, depth: 2, logStd: Math.log(0.05), learnLogStd: true },
+  { arch: 'unet', width: 4, depth: 2, logStd: Math.log(0.05), learnLogStd: true },
+];
+
+function uniform(n: number, rand: () => number, lo = 0, hi = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
+}
+
+/** Parameters with a non-zero head, so that every layer receives gradient. */
+function perturbed(spec: PolicySpec, seed: number): TensorMap {
+  const p = initPolicyParams(spec, seed);
+  const rand = testRandom(seed + 1);
+  for (const [name, t] of p) if (name.startsWith('head')) t.data.set(uniform(t.data.length, rand, -0.1, 0.1));
+  return p;
+}
+
+function shifted(params: TensorMap, dir: TensorMap, t: number): TensorMap {
+  const out: TensorMap = new Map();
+  for (const [name, p] of params) {
+    const d = dir.get(name);
+    out.set(name, { shape: p.shape, data: d ? p.data.map((v, i) => v + t * d.data[i]) : p.data });
+  }
+  return out;
+}
+
+/** Directional derivative check of a training graph's loss over all trainable parameters at once. */
+async function checkWholeGraph(session: GraphSession, spec: PolicySpec, params: TensorMap, rest: Feeds, eps: number): Promise<void> {
+  const rand = testRandom(99);
+  const dir: TensorMap = new Map(trainableParams(spec).map((p) => [p.name, { shape: p.shape, data: uniform(params.get(p.name)!.data.length, rand, -1, 1) }]));
+  const out = await session.run({ ...paramFeeds(params), ...rest });
+  const grads = gradientsFrom(out);
+  assert.deepEqual([...grads.keys()].sort(), [...dir.keys()].sort(), 'one gradient per trainable parameter');
+  let analytic = 0;
+  for (const [name, d] of dir) grads.get(name)!.data.forEach((g, i) => (analytic += g * d.data[i]));
+  const lossAt = async (t: number) => (await session.run({ ...paramFeeds(shifted(params, dir, t)), ...rest }, ['loss'])).loss.data[0];
+  const numeric = ((await lossAt(eps)) - (await lossAt(-eps))) / (2 * eps);
+  const rel = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric));
+  assert.ok(rel < 1e-2, `directional derivative: analytic ${analytic}, numeric ${numeric}, relative error ${rel}`);
+  assert.ok(Math.abs(analytic) > 1e-6, 'non-trivial gradient');
+}
+
+for (const spec of specs) {
+  test(`${spec.arch}: a fresh policy is the identity, and rollout and training log-probs agree`, async () => {
+    const rand = testRandom(3);
+    const params = initPolicyParams(spec, 1);
+    const policy = await GraphSession.create(serialize(buildPolicyGraph(spec, R)));
+    const image = uniform(PIX, rand);
+    const noise = uniform(PIX, rand, -2, 2);
+    const out = await policy.run({ ...paramFeeds(params), image: { data: image, dims }, noise: { data: noise, dims } });
+    assert.deepEqual(out.mean.data, image, 'zero-initialised head returns the image');
+    const sigma = 0.05;
+    out.action.data.forEach((a, i) => assert.ok(Math.abs(a - (image[i] + sigma * noise[i])) < 1e-6));
+
+    // logp = mean over elements of -z^2/2 - log sigma - log(2 pi)/2, computed here independently.
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      const per = PIX / N;
+      for (let i = 0; i < per; i++) s += -0.5 * noise[n * per + i] ** 2 - Math.log(sigma) - 0.5 * Math.log(2 * Math.PI);
+      assert.ok(Math.abs(out.logp.data[n] - s / per) < 1e-4, `logp[${n}] ${out.logp.data[n]} vs ${s / per}`);
+    }
+
+    const p2 = perturbed(spec, 5);
+    const o2 = await policy.run({ ...paramFeeds(p2), image: { data: image, dims }, noise: { data: noise, dims } });
+    const grpo = await GraphSession.create(serialize(buildGrpoGraph(spec, R)));
+    const feeds: Feeds = {
+      ...paramFeeds(p2),
+      image: { data: image, dims },
+      action: { data: o2.action.data, dims },
+      logp_old: { data: o2.logp.data, dims: [N] },
+      advantage: { data: Float32Array.of(1, -0.5, 0.25), dims: [N] },
+      ref_mean: { data: o2.mean.data, dims },
+      clip_low: scalarFeed(1e-4),
+      clip_high: scalarFeed(1e-4),
+      beta: scalarFeed(0.01),
+    };
+    const t = await grpo.run(feeds);
+    for (let n = 0; n < N; n++) assert.ok(Math.abs(t.logp.data[n] - o2.logp.data[n]) <= 1e-6, `logp ${t.logp.data[n]} vs ${o2.logp.data[n]}`);
+    const own = await grpo.run({ ...feeds, logp_old: { data: t.logp.data, dims: [N] } });
+    assert.deepEqual(Array.from(own.ratio.data), [1, 1, 1], 'ratio is exactly 1 against the current log-prob');
+    assert.equal(own.clip_fraction.data[0], 0);
+    assert.equal(own.kl.data[0], 0, 'no KL against itself');
+  });
+
+  test(`${spec.arch}: GRPO training graph gradient matches finite differences over all parameters`, async () => {
+    const rand = testRandom(11);
+    const params = perturbed(spec, 7);
+    const image = uniform(PIX, rand);
+    const policy = await GraphSession.create(serialize(buildPolicyGraph(spec, R)));
+    const roll = await policy.run({ ...paramFeeds(params), image: { data: image, dims }, noise: { data: uniform(PIX, rand, -2, 2), dims } });
+    const grpo = await GraphSession.create(serialize(buildGrpoGraph(spec, R)));
+    // Behaviour log-probs offset so one ratio sits inside the clip range and two clearly outside it.
+    const logpOld = Float32Array.from(roll.logp.data, (v, i) => v + [0.01, 0.5, -0.5][i]);
+    const rest: Feeds = {
+      image: { data: image, dims },
+      action: { data: roll.action.data, dims },
+      logp_old: { data: logpOld, dims: [N] },
+      advantage: { data: Float32Array.of(1.3, -0.7, 0.9), dims: [N] },
+      ref_mean: { data: uniform(PIX, rand), dims },
+      clip_low: scalarFeed(0.2),
+      clip_high: scalarFeed(0.3),
+      beta: scalarFeed(0.05),
+    };
+    const diag = await grpo.run({ ...paramFeeds(params), ...rest });
+    assert.ok(diag.clip_fraction.data[0] > 0 && diag.clip_fraction.data[0] < 1, `a mix of clipped and unclipped ratios (${diag.clip_fraction.data[0]})`);
+    await checkWholeGraph(grpo, spec, params, rest, 1e-3);
+  });
+
+  test(`${spec.arch}: SFT graph gradients (L2 and L1) match finite differences`, async () => {
+    const rand = testRandom(13);
+    const params = perturbed(spec, 9);
+    // Targets well away from the mean, so that |mean - target| has no kink within the difference step.
+    const image = uniform(PIX, rand);
+    const target = image.map((v) => v + (rand() < 0.5 ? -1 : 1) * (0.3 + 0.4 * rand()));
+    const rest: Feeds = { image: { data: image, dims }, target: { data: target, dims } };
+    for (const kind of ['l2', 'l1'] as const) {
+      const sft = await GraphSession.create(serialize(buildSftGraph({ ...spec, learnLogStd: false }, R, kind)));
+      await checkWholeGraph(sft, { ...spec, learnLogStd: false }, params, rest, 3e-4);
+    }
+  });
+}
