@@ -1,0 +1,91 @@
+// The reward graph: SSIM against scikit-image's values (test/fixtures/ssim, copied from
+// shared/reference with their provenance), and the embedding cosine of the built-in or a user encoder.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import sharp from 'sharp';
+import { z } from 'zod';
+import { buildRewardGraph } from '../../lib/models/graphs.ts';
+import { builtinEncoderModel, resizeMatrix, BUILTIN_ENCODER_NAME } from '../../lib/models/encoder.ts';
+import { serialize } from '../../lib/graph/onnx.ts';
+import { GraphSession } from '../../lib/graph/runtime.ts';
+import { loadEncoder } from '../../lib/models/reward.ts';
+import { testRandom } from '../graph/gradcheck.ts';
+
+const FIXTURES = join(import.meta.dirname, '../fixtures/ssim');
+const casesSchema = z.object({
+  cases: z.array(z.object({ reference: z.string(), distorted: z.string(), height: z.number(), width: z.number(), ssim: z.number() })),
+});
+
+async function readCHW(file: string): Promise<{ data: Float32Array; h: number; w: number }> {
+  const { data, info } = await sharp(join(FIXTURES, file)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { width: w, height: h } = info;
+  const out = new Float32Array(3 * h * w);
+  for (let i = 0; i < h * w; i++) for (let c = 0; c < 3; c++) out[c * h * w + i] = data[i * 3 + c] / 255;
+  return { data: out, h, w };
+}
+
+test('SSIM agrees with scikit-image to 1e-4 on every reference case', async () => {
+  const { cases } = casesSchema.parse(JSON.parse(readFileSync(join(FIXTURES, 'cases.json'), 'utf8')));
+  assert.ok(cases.length >= 40);
+  const encoder = builtinEncoderModel();
+  const sessions = new Map<string, GraphSession>();
+  let worst = 0;
+  for (const c of cases) {
+    const key = `${c.height}x${c.width}`;
+    if (!sessions.has(key)) sessions.set(key, await GraphSession.create(serialize(buildRewardGraph({ height: c.height, width: c.width }, { encoder, encoderName: BUILTIN_ENCODER_NAME }))));
+    const ref = await readCHW(c.reference);
+    const dist = await readCHW(c.distorted);
+    const dims = [1, 3, ref.h, ref.w];
+    const out = await sessions.get(key)!.run({ candidate: { data: dist.data, dims }, reference: { data: ref.data, dims } }, ['ssim']);
+    const err = Math.abs(out.ssim.data[0] - c.ssim);
+    worst = Math.max(worst, err);
+    assert.ok(err < 1e-4, `${c.distorted}: ${out.ssim.data[0]} vs scikit-image ${c.ssim}`);
+  }
+  console.log(`# ${cases.length} cases, worst |error| ${worst.toExponential(2)}`);
+});
+
+test('embedding cosine: 1 for identical images, lower for different ones, batch items independent', async () => {
+  const rand = testRandom(4);
+  const r = { height: 24, width: 32 };
+  const n = 3 * r.height * r.width;
+  const s = await GraphSession.create(serialize(buildRewardGraph(r, { encoder: builtinEncoderModel(), encoderName: BUILTIN_ENCODER_NAME })));
+  const a = Float32Array.from({ length: n }, () => rand());
+  const b = Float32Array.from({ length: n }, () => rand());
+  const both = (x: Float32Array, y: Float32Array) => Float32Array.from([...x, ...y]);
+  const dims = [2, 3, r.height, r.width];
+  const out = await s.run({ candidate: { data: both(a, b), dims }, reference: { data: both(a, a), dims } });
+  assert.ok(Math.abs(out.clip_cos.data[0] - 1) < 1e-5, `identical: ${out.clip_cos.data[0]}`);
+  assert.ok(out.clip_cos.data[1] < 0.99, `different: ${out.clip_cos.data[1]}`);
+  assert.ok(Math.abs(out.ssim.data[0] - 1) < 1e-6);
+  const single = await s.run({ candidate: { data: b, dims: [1, 3, r.height, r.width] }, reference: { data: a, dims: [1, 3, r.height, r.width] } });
+  assert.ok(Math.abs(single.clip_cos.data[0] - out.clip_cos.data[1]) < 1e-5, 'batching does not mix items');
+  assert.deepEqual(out.ssim_map.dims, [2, 3, r.height - 10, r.width - 10]);
+});
+
+test('an encoder loaded from a file is spliced the same way, and a bad file is refused by name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'enc-'));
+  const path = join(dir, 'vision.onnx');
+  writeFileSync(path, builtinEncoderModel());
+  const loaded = await loadEncoder(path);
+  assert.equal(loaded.name, `vision.onnx`);
+  const bad = join(dir, 'bad.onnx');
+  writeFileSync(bad, 'not a model');
+  await assert.rejects(loadEncoder(bad), /bad\.onnx/);
+  await assert.rejects(loadEncoder(join(dir, 'missing.onnx')), /missing\.onnx/);
+});
+
+test('resize matrices: rows sum to 1, identity at equal size', () => {
+  for (const [i, o] of [[32, 224], [224, 32], [48, 224], [17, 17]]) {
+    const m = resizeMatrix(i, o);
+    for (let r = 0; r < o; r++) {
+      let s = 0;
+      for (let c = 0; c < i; c++) s += m[r * i + c];
+      assert.ok(Math.abs(s - 1) < 1e-5, `${i}->${o} row ${r} sums to ${s}`);
+    }
+  }
+  const id = resizeMatrix(5, 5);
+  for (let r = 0; r < 5; r++) for (let c = 0; c < 5; c++) assert.ok(id[r * 5 + c] === (r === c ? 1 : 0), `identity resize at (${r}, ${c})`);
+});
