@@ -1,0 +1,289 @@
+// A worker's side of Orchestrator.Connect: dial, send Hello, wait for Welcome, then exchange messages;
+// heartbeats go up on a timer. Reconnection is the caller's decision: wrap the session in withReconnect().
+import * as grpc from '@grpc/grpc-js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AsyncQueue } from './queue.ts';
+import { TransportError, type StreamEnd } from './errors.ts';
+import {
+  CONNECT_PATH,
+  deserializeResponse,
+  loadPem,
+  messageSizeOptions,
+  parseHostPort,
+  preserialize,
+  serializeRequest,
+} from './grpc-common.ts';
+import { workerMessageKind } from './messages.ts';
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  PROTOCOL_VERSION,
+  type Capabilities,
+  type Heartbeat,
+  type Hello,
+  type OrchestratorMessage__Output,
+  type Welcome__Output,
+  type WorkerMessage,
+  type WorkerRole,
+} from './proto.ts';
+
+export interface ClientTls {
+  /** CA that signs the orchestrator's certificate (PEM text or file path); default: system roots. */
+  ca?: string | Buffer;
+  /** Client certificate and key, for mutual TLS. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Expected name in the server certificate when it differs from the dialled host. */
+  serverName?: string;
+}
+
+export interface ConnectOptions {
+  /** host:port of the orchestrator. */
+  address: string;
+  role: WorkerRole;
+  workerId: string;
+  capabilities: Capabilities;
+  /** Other Hello fields: policy_version, last_batch_seq, software_version. */
+  hello?: Omit<Hello, 'role' | 'worker_id' | 'capabilities' | 'protocol_version'>;
+  /** Sent as metadata `authorization: Bearer <token>`. */
+  token?: string;
+  tls?: ClientTls;
+  /** Default 64 MiB; must match the server's. */
+  maxMessageBytes?: number;
+  /** Heartbeat period when Welcome.heartbeat_interval_ms is 0. Default 5000 ms. */
+  heartbeatMs?: number;
+  /** What each heartbeat reports (active task ids, policy version). seq and sent_unix_ms are filled in. */
+  heartbeat?: () => Omit<Heartbeat, 'seq' | 'sent_unix_ms'>;
+  /** Time allowed from dialling to Welcome. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Messages buffered before reading from the orchestrator pauses. Default 64. */
+  bufferedMessages?: number;
+  grpcOptions?: grpc.ChannelOptions;
+}
+
+export interface OrchestratorConnection {
+  readonly welcome: Welcome__Output;
+  /**
+   * Messages after Welcome, in order; single consumer. Ends normally when the orchestrator closes the stream
+   * with OK or after close(); throws a TransportError when the stream fails (orchestrator gone: UNAVAILABLE,
+   * heartbeat timeout: DEADLINE_EXCEEDED, ...).
+   */
+  readonly messages: AsyncIterable<OrchestratorMessage__Output>;
+  /** Resolves once the message is handed to HTTP/2; rejects if closed or over maxMessageBytes (stream stays open then). */
+  send(msg: WorkerMessage): Promise<void>;
+  /** Half-closes, waits for the orchestrator's status (at most timeoutMs, default 2 s, then cancels), closes the channel. */
+  close(opts?: { timeoutMs?: number }): Promise<void>;
+  /** Resolves (never rejects) when the stream is over. */
+  readonly closed: Promise<StreamEnd>;
+}
+
+function channelCredentials(tls: ClientTls | undefined): grpc.ChannelCredentials {
+  if (!tls) return grpc.credentials.createInsecure();
+  if (!!tls.cert !== !!tls.key) throw new Error('tls.cert and tls.key go together (mutual TLS needs both)');
+  return grpc.credentials.createSsl(
+    tls.ca ? loadPem(tls.ca, 'tls.ca') : null,
+    tls.key ? loadPem(tls.key, 'tls.key') : null,
+    tls.cert ? loadPem(tls.cert, 'tls.cert') : null,
+  );
+}
+
+/** Dials the orchestrator, says Hello and resolves with the connection once Welcome arrives. */
+export async function connectToOrchestrator(opts: ConnectOptions): Promise<OrchestratorConnection> {
+  parseHostPort(opts.address, 'address');
+  const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+  const context = `orchestrator at ${opts.address}`;
+  const hello = preserialize(
+    'request',
+    {
+      hello: {
+        ...opts.hello,
+        protocol_version: PROTOCOL_VERSION,
+        role: opts.role,
+        worker_id: opts.workerId,
+        capabilities: opts.capabilities,
+      },
+    },
+    'hello',
+    maxBytes,
+  );
+  const client = new grpc.Client(opts.address, channelCredentials(opts.tls), {
+    ...messageSizeOptions(maxBytes),
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    ...(opts.tls?.serverName ? { 'grpc.ssl_target_name_override': opts.tls.serverName, 'grpc.default_authority': opts.tls.serverName } : {}),
+    ...opts.grpcOptions,
+  });
+  const md = new grpc.Metadata();
+  if (opts.token) md.set('authorization', `Bearer ${opts.token}`);
+  const call = client.makeBidiStreamRequest(CONNECT_PATH, serializeRequest, deserializeResponse, md, {});
+
+  let welcome: Welcome__Output | undefined;
+  let localClose = false;
+  let ended: StreamEnd | null = null;
+  let heartbeat: NodeJS.Timeout | undefined;
+  let resolveClosed!: (e: StreamEnd) => void;
+  const closed = new Promise<StreamEnd>((r) => (resolveClosed = r));
+  const queue = new AsyncQueue<OrchestratorMessage__Output>({
+    highWater: opts.bufferedMessages ?? 64,
+    onHigh: () => call.pause(),
+    onLow: () => call.resume(),
+  });
+
+  const finish = (end: StreamEnd, error?: TransportError) => {
+    if (ended) return;
+    ended = end;
+    if (heartbeat) clearInterval(heartbeat);
+    queue.end(error);
+    resolveClosed(end);
+    client.close();
+  };
+
+  const welcomed = new Promise<Welcome__Output>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const err = new TransportError(grpc.status.DEADLINE_EXCEEDED, `no welcome within ${connectTimeoutMs} ms`, context);
+      finish({ code: err.code, details: err.details, by: 'local' }, err);
+      call.cancel();
+      reject(err);
+    }, connectTimeoutMs);
+    timer.unref();
+    call.on('data', (raw: unknown) => {
+      const msg = raw as OrchestratorMessage__Output;
+      if (ended) return;
+      if (!welcome) {
+        if (msg.kind !== 'welcome' || !msg.welcome) {
+          clearTimeout(timer);
+          const err = new TransportError(grpc.status.INTERNAL, `first message must be welcome, got ${msg.kind ?? 'an empty message'}`, context);
+          finish({ code: err.code, details: err.details, by: 'local' }, err);
+          call.cancel();
+          return reject(err);
+        }
+        clearTimeout(timer);
+        welcome = msg.welcome;
+        return resolve(msg.welcome);
+      }
+      if (!msg.kind) return; // a newer orchestrator's message kind we do not know: ignore
+      queue.push(msg);
+    });
+    call.on('error', (e: unknown) => {
+      clearTimeout(timer);
+      const err = TransportError.fromServiceError(e, context);
+      const by = localClose ? 'local' : 'remote';
+      finish({ code: err.code, details: err.details, by }, localClose ? undefined : err);
+      reject(err);
+    });
+    call.on('status', (s: grpc.StatusObject) => {
+      clearTimeout(timer);
+      if (s.code !== grpc.status.OK) return; // 'error' handled it
+      finish({ code: s.code, details: s.details, by: localClose ? 'local' : 'remote' });
+      reject(new TransportError(grpc.status.UNAVAILABLE, 'stream closed before welcome', context));
+    });
+  });
+  welcomed.catch(() => {});
+
+  call.write(hello);
+  const w = await welcomed;
+
+  const send = async (msg: WorkerMessage): Promise<void> => {
+    const kind = workerMessageKind(msg);
+    if (kind === 'hello') throw new Error('send hello: hello is sent by connectToOrchestrator, once per stream');
+    if (ended || localClose) {
+      throw new TransportError(grpc.status.UNAVAILABLE, `stream is closed (${ended?.details ?? 'closing'})`, `send ${kind} to ${context}`);
+    }
+    const wire = preserialize('request', msg, kind, maxBytes);
+    await Promise.race([
+      new Promise<void>((resolve, reject) =>
+        call.write(wire, (err: unknown) => (err ? reject(TransportError.fromServiceError(err, `send ${kind}`)) : resolve())),
+      ),
+      closed.then((e) => {
+        throw new TransportError(grpc.status.UNAVAILABLE, `stream closed while sending (${e.details})`, `send ${kind} to ${context}`);
+      }),
+    ]);
+  };
+
+  const periodMs = w.heartbeat_interval_ms > 0 ? w.heartbeat_interval_ms : (opts.heartbeatMs ?? 5000);
+  let seq = 0;
+  heartbeat = setInterval(() => {
+    if (ended || localClose) return;
+    const extra = opts.heartbeat?.() ?? {};
+    send({ heartbeat: { ...extra, seq: ++seq, sent_unix_ms: Date.now() } }).catch(() => {});
+  }, periodMs);
+  heartbeat.unref();
+
+  return {
+    welcome: w,
+    messages: queue,
+    send,
+    closed,
+    async close({ timeoutMs = 2000 } = {}) {
+      if (!ended && !localClose) {
+        localClose = true;
+        if (heartbeat) clearInterval(heartbeat);
+        call.end();
+        call.resume();
+        const t = setTimeout(() => call.cancel(), timeoutMs);
+        t.unref();
+        await closed;
+        clearTimeout(t);
+      }
+      await closed;
+      client.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// reconnection
+
+export interface ReconnectOptions {
+  /** First retry delay. Default 200 ms. */
+  initialDelayMs?: number;
+  /** Cap on the delay. Default 10 s. */
+  maxDelayMs?: number;
+  /** Growth per consecutive failure. Default 2. */
+  factor?: number;
+  /** Random spread, a fraction of the delay (0..1). Default 0.2. */
+  jitter?: number;
+  /** Give up after this many consecutive failures (the last error is thrown). Default: never. */
+  maxAttempts?: number;
+  /** A run that lasted at least this long counts as healthy: the next failure starts from initialDelayMs. Default 10 s. */
+  resetAfterMs?: number;
+  /** Which errors deserve another try. Default: TransportError.retryable (UNAVAILABLE, DEADLINE_EXCEEDED, ...). */
+  isRetryable?: (err: unknown) => boolean;
+  onRetry?: (info: { attempt: number; delayMs: number; error: unknown }) => void;
+  signal?: AbortSignal;
+}
+
+/** Delay before retry number `failures` (1-based), without jitter. */
+export function backoffDelay(failures: number, opts: Pick<ReconnectOptions, 'initialDelayMs' | 'maxDelayMs' | 'factor'> = {}): number {
+  const initial = opts.initialDelayMs ?? 200;
+  const max = opts.maxDelayMs ?? 10_000;
+  const factor = opts.factor ?? 2;
+  return Math.min(max, initial * factor ** Math.max(0, failures - 1));
+}
+
+/**
+ * Runs `run` until it resolves; when it throws a retryable error, waits (exponential backoff with jitter)
+ * and runs it again. `attempt` counts runs from 1. Typical use: connect inside `run`, consume `messages`
+ * until they end, return when the orchestrator said Shutdown.
+ */
+export async function withReconnect<T>(run: (attempt: number) => Promise<T>, opts: ReconnectOptions = {}): Promise<T> {
+  const isRetryable = opts.isRetryable ?? ((e: unknown) => e instanceof TransportError && e.retryable);
+  const resetAfterMs = opts.resetAfterMs ?? 10_000;
+  const jitter = Math.min(1, Math.max(0, opts.jitter ?? 0.2));
+  let failures = 0;
+  for (let attempt = 1; ; attempt++) {
+    opts.signal?.throwIfAborted();
+    const started = Date.now();
+    try {
+      return await run(attempt);
+    } catch (error) {
+      if (opts.signal?.aborted || !isRetryable(error)) throw error;
+      failures = Date.now() - started >= resetAfterMs ? 1 : failures + 1;
+      if (opts.maxAttempts !== undefined && failures >= opts.maxAttempts) throw error;
+      const base = backoffDelay(failures, opts);
+      const delayMs = Math.round(base * (1 - jitter + 2 * jitter * Math.random()));
+      opts.onRetry?.({ attempt, delayMs, error });
+      await sleep(delayMs, undefined, { signal: opts.signal });
+    }
+  }
+}

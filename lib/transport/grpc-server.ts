@@ -1,0 +1,356 @@
+// The orchestrator's gRPC server: one WorkerSession per Orchestrator.Connect stream.
+//
+// Lifecycle of a stream: token check (UNAUTHENTICATED) -> first message must be a valid Hello within
+// helloTimeoutMs (INVALID_ARGUMENT / FAILED_PRECONDITION / DEADLINE_EXCEEDED) -> onConnect(session) ->
+// the orchestrator sends Welcome first, then tasks; the session's `messages` yields everything after Hello
+// (heartbeats included) -> the session closes when the worker half-closes (answered with OK), the worker
+// cancels / disconnects, the orchestrator calls end()/fail(), heartbeats stop for heartbeatTimeoutMs
+// (DEADLINE_EXCEEDED), or the server closes (UNAVAILABLE).
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { AsyncQueue } from './queue.ts';
+import { TransportError, type StreamEnd } from './errors.ts';
+import {
+  isLoopbackHost,
+  loadPem,
+  messageSizeOptions,
+  orchestratorServiceDefinition,
+  parseHostPort,
+  preserialize,
+} from './grpc-common.ts';
+import { orchestratorMessageKind, validateHello, type ValidHello } from './messages.ts';
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  PROTOCOL_VERSION,
+  type OrchestratorMessage,
+  type WorkerMessage__Output,
+  type WorkerRole,
+} from './proto.ts';
+
+export interface ServerTls {
+  /** PEM text or a file path. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** CA that signs client certificates (needed with requireClientCert). */
+  ca?: string | Buffer;
+  /** Mutual TLS: refuse clients without a certificate signed by `ca`. */
+  requireClientCert?: boolean;
+}
+
+export interface ServerAuth {
+  /** Shared secret; every stream must carry metadata `authorization: Bearer <token>`. */
+  token?: string;
+  tls?: ServerTls;
+}
+
+export interface OrchestratorServerOptions {
+  /** host:port to bind; default '127.0.0.1:0' (a free port). Non-loopback needs auth (token or mutual TLS). */
+  listen?: string;
+  /** Largest message either way, both sides must agree; default 64 MiB. */
+  maxMessageBytes?: number;
+  auth?: ServerAuth;
+  /** A stream that sends no Hello within this is refused with DEADLINE_EXCEEDED. Default 10 s. */
+  helloTimeoutMs?: number;
+  /** A session with no message (heartbeats included) for this long is closed with DEADLINE_EXCEEDED. Default 30 s; 0 = never. */
+  heartbeatTimeoutMs?: number;
+  /** Messages buffered per session before reading from the worker pauses. Default 64. */
+  bufferedMessages?: number;
+  /** Called once per stream after a valid Hello. Must send Welcome first (session.send({ welcome })). */
+  onConnect: (session: WorkerSession) => void | Promise<void>;
+  /** Errors thrown by onConnect (the session is then failed with INTERNAL). Default: console.error. */
+  onError?: (err: unknown, session: WorkerSession) => void;
+  /** Extra grpc-js server options (keepalive, ...). */
+  grpcOptions?: grpc.ChannelOptions;
+}
+
+export interface WorkerSession {
+  /** Random id of this stream (also sent in Welcome.session_id unless the orchestrator sets one). */
+  readonly id: string;
+  readonly role: WorkerRole;
+  readonly workerId: string;
+  readonly hello: ValidHello;
+  readonly peer: string;
+  readonly connectedAt: number;
+  /** Date.now() of the last message received (Hello included). */
+  readonly lastSeen: number;
+  readonly isOpen: boolean;
+  /** Messages after Hello, in order. Single consumer. Ends (without throwing) when the stream closes; see `closed`. */
+  readonly messages: AsyncIterable<WorkerMessage__Output>;
+  /**
+   * Sends one message. The first must be `{ welcome }` (protocol_version and session_id are filled in when
+   * absent). Resolves when the message is handed to HTTP/2 (back-pressure); rejects if the session is closed or
+   * the message is over maxMessageBytes (the stream stays open in that case).
+   */
+  send(msg: OrchestratorMessage): Promise<void>;
+  /** Closes the stream with status OK. */
+  end(): void;
+  /** Closes the stream with an error status the worker sees. */
+  fail(code: grpc.status, details: string): void;
+  /** Resolves (never rejects) once the stream is over. */
+  readonly closed: Promise<StreamEnd>;
+}
+
+export interface OrchestratorServer {
+  readonly port: number;
+  /** host:port actually bound. */
+  readonly address: string;
+  /** Open sessions. */
+  sessions(): WorkerSession[];
+  /** Ends every session with UNAVAILABLE, then shuts the server down (forcefully after graceMs, default 2 s). */
+  close(opts?: { graceMs?: number; reason?: string }): Promise<void>;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function bearerMatches(md: grpc.Metadata, expected: Buffer): boolean {
+  const values = md.get('authorization');
+  if (values.length !== 1 || typeof values[0] !== 'string') return false;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(values[0]);
+  return !!m && timingSafeEqual(digest(m[1]!), expected);
+}
+
+export async function startOrchestratorServer(opts: OrchestratorServerOptions): Promise<OrchestratorServer> {
+  const listen = opts.listen ?? '127.0.0.1:0';
+  const { host } = parseHostPort(listen, 'listen');
+  const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const auth = opts.auth ?? {};
+  if (auth.token !== undefined && auth.token.trim() === '') throw new Error('auth.token is empty: give a secret or leave it out');
+  const mutualTls = !!auth.tls?.requireClientCert;
+  if (!isLoopbackHost(host) && !auth.token && !mutualTls) {
+    throw new Error(
+      `refusing to listen on ${listen} without authentication: it is not a loopback address, so any host that can ` +
+        `reach it could join the run. Set auth.token (workers send "authorization: Bearer <token>") or ` +
+        `auth.tls with requireClientCert, or listen on 127.0.0.1.`,
+    );
+  }
+  if (auth.tls?.requireClientCert && !auth.tls.ca) {
+    throw new Error('auth.tls.requireClientCert needs auth.tls.ca (the CA that signs client certificates)');
+  }
+  const credentials = auth.tls
+    ? grpc.ServerCredentials.createSsl(
+        auth.tls.ca ? loadPem(auth.tls.ca, 'auth.tls.ca') : null,
+        [{ cert_chain: loadPem(auth.tls.cert, 'auth.tls.cert'), private_key: loadPem(auth.tls.key, 'auth.tls.key') }],
+        mutualTls,
+      )
+    : grpc.ServerCredentials.createInsecure();
+  const tokenDigest = auth.token ? digest(auth.token) : undefined;
+  const helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
+  const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
+  const onError = opts.onError ?? ((err, s) => console.error(`orchestrator: onConnect failed for ${s.role} ${s.workerId}:`, err));
+
+  const server = new grpc.Server({ ...messageSizeOptions(maxBytes), ...opts.grpcOptions });
+  const open = new Set<SessionImpl>();
+  let closing = false;
+
+  server.addService(orchestratorServiceDefinition(), {
+    Connect: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+      const refuse = (code: grpc.status, details: string) => {
+        call.emit('error', { code, details });
+      };
+      if (closing) return refuse(grpc.status.UNAVAILABLE, 'orchestrator is shutting down');
+      if (tokenDigest && !bearerMatches(call.metadata, tokenDigest)) {
+        return refuse(grpc.status.UNAUTHENTICATED, 'missing or wrong token: send metadata "authorization: Bearer <token>"');
+      }
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        call.removeListener('data', onFirst);
+        refuse(grpc.status.DEADLINE_EXCEEDED, `no hello within ${helloTimeoutMs} ms of opening the stream`);
+      }, helloTimeoutMs);
+      timer.unref();
+      const onFirst = (raw: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        call.removeListener('data', onFirst);
+        call.pause();
+        const first = raw as WorkerMessage__Output;
+        if (first.kind !== 'hello') {
+          return refuse(grpc.status.INVALID_ARGUMENT, `first message on Orchestrator.Connect must be hello, got ${first.kind ?? 'an empty message'}`);
+        }
+        let hello: ValidHello;
+        try {
+          hello = validateHello(first.hello);
+        } catch (e) {
+          return refuse(grpc.status.INVALID_ARGUMENT, (e as Error).message);
+        }
+        if (hello.protocol_version !== PROTOCOL_VERSION) {
+          return refuse(
+            grpc.status.FAILED_PRECONDITION,
+            `hello.protocol_version ${hello.protocol_version} is not supported: this orchestrator speaks ${PROTOCOL_VERSION}`,
+          );
+        }
+        const session = new SessionImpl(call, hello, {
+          maxBytes,
+          heartbeatTimeoutMs,
+          bufferedMessages: opts.bufferedMessages ?? 64,
+        });
+        open.add(session);
+        void session.closed.then(() => open.delete(session));
+        Promise.resolve()
+          .then(() => opts.onConnect(session))
+          .catch((err) => {
+            onError(err, session);
+            session.fail(grpc.status.INTERNAL, `orchestrator failed to accept the session: ${(err as Error)?.message ?? err}`);
+          });
+      };
+      call.on('data', onFirst);
+      call.on('cancelled', () => {
+        settled = true;
+        clearTimeout(timer);
+      });
+      call.on('end', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        refuse(grpc.status.INVALID_ARGUMENT, 'stream ended before hello');
+      });
+    },
+  });
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listen, credentials, (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p))),
+  );
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+
+  return {
+    port,
+    address,
+    sessions: () => [...open],
+    async close({ graceMs = 2000, reason = 'orchestrator is shutting down' } = {}) {
+      closing = true;
+      for (const s of open) s.fail(grpc.status.UNAVAILABLE, reason);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        t.unref();
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+class SessionImpl implements WorkerSession {
+  readonly id = randomUUID();
+  readonly role: WorkerRole;
+  readonly workerId: string;
+  readonly peer: string;
+  readonly connectedAt = Date.now();
+  lastSeen = Date.now();
+  readonly messages: AsyncQueue<WorkerMessage__Output>;
+  readonly closed: Promise<StreamEnd>;
+  private resolveClosed!: (e: StreamEnd) => void;
+  private ended: StreamEnd | null = null;
+  private welcomed = false;
+  private paused = false;
+  private readonly watchdog: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly call: grpc.ServerDuplexStream<unknown, unknown>,
+    readonly hello: ValidHello,
+    private readonly cfg: { maxBytes: number; heartbeatTimeoutMs: number; bufferedMessages: number },
+  ) {
+    this.role = hello.role;
+    this.workerId = hello.worker_id;
+    this.peer = call.getPeer();
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.messages = new AsyncQueue<WorkerMessage__Output>({
+      highWater: cfg.bufferedMessages,
+      onHigh: () => {
+        this.paused = true;
+        call.pause();
+      },
+      onLow: () => {
+        this.paused = false;
+        this.lastSeen = Date.now(); // we were not reading: do not count that time against the worker
+        if (!this.ended) call.resume();
+      },
+    });
+    call.on('data', (raw: unknown) => this.onData(raw as WorkerMessage__Output));
+    call.on('end', () => {
+      // the worker half-closed: it has nothing more to say; answer with OK
+      this.messages.end();
+      if (this.ended) return;
+      this.finish({ code: grpc.status.OK, details: 'worker closed the stream', by: 'remote' });
+      call.end();
+    });
+    call.on('cancelled', () => {
+      this.finish({ code: grpc.status.CANCELLED, details: 'worker cancelled the stream or the connection dropped', by: 'remote' });
+    });
+    call.on('error', () => {
+      // our own fail() emits 'error' too; finish() keeps the first reason
+      this.finish({ code: grpc.status.UNKNOWN, details: 'stream error', by: 'local' });
+    });
+    if (cfg.heartbeatTimeoutMs > 0) {
+      this.watchdog = setInterval(() => {
+        if (!this.paused && Date.now() - this.lastSeen > cfg.heartbeatTimeoutMs) {
+          this.fail(grpc.status.DEADLINE_EXCEEDED, `no message from ${this.workerId} for ${cfg.heartbeatTimeoutMs} ms (heartbeat timeout)`);
+        }
+      }, Math.max(10, Math.min(1000, cfg.heartbeatTimeoutMs / 4)));
+      this.watchdog.unref();
+    }
+    call.resume();
+  }
+
+  get isOpen(): boolean {
+    return this.ended === null;
+  }
+
+  private onData(msg: WorkerMessage__Output): void {
+    if (this.ended) return;
+    this.lastSeen = Date.now();
+    if (!msg.kind) return this.fail(grpc.status.INVALID_ARGUMENT, 'message with no payload (WorkerMessage.kind unset)');
+    if (msg.kind === 'hello') return this.fail(grpc.status.INVALID_ARGUMENT, 'hello may only be sent once per stream');
+    this.messages.push(msg);
+  }
+
+  private finish(end: StreamEnd): void {
+    if (this.ended) return;
+    this.ended = end;
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.messages.end();
+    this.resolveClosed(end);
+  }
+
+  async send(msg: OrchestratorMessage): Promise<void> {
+    const kind = orchestratorMessageKind(msg);
+    if (this.ended) {
+      throw new TransportError(grpc.status.UNAVAILABLE, `session is closed (${this.ended.details})`, `send ${kind} to ${this.role} ${this.workerId}`);
+    }
+    if (!this.welcomed && kind !== 'welcome') throw new Error(`send ${kind} to ${this.workerId}: the first message on a session must be welcome`);
+    if (this.welcomed && kind === 'welcome') throw new Error(`send welcome to ${this.workerId}: welcome was sent already`);
+    if (kind === 'welcome') {
+      msg = { welcome: { protocol_version: PROTOCOL_VERSION, session_id: this.id, ...msg.welcome } };
+      this.welcomed = true;
+    }
+    const wire = preserialize('response', msg, kind, this.cfg.maxBytes);
+    await Promise.race([
+      new Promise<void>((resolve, reject) => {
+        this.call.write(wire, (err: unknown) => (err ? reject(TransportError.fromServiceError(err, `send ${kind}`)) : resolve()));
+      }),
+      this.closed.then((e) => {
+        throw new TransportError(grpc.status.UNAVAILABLE, `session closed while sending (${e.details})`, `send ${kind} to ${this.workerId}`);
+      }),
+    ]);
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.finish({ code: grpc.status.OK, details: 'orchestrator ended the session', by: 'local' });
+    this.call.end();
+  }
+
+  fail(code: grpc.status, details: string): void {
+    if (this.ended) return;
+    this.finish({ code, details, by: 'local' });
+    this.call.emit('error', { code, details });
+  }
+}

@@ -1,0 +1,136 @@
+// Edge validation of protocol messages and small helpers that every role needs.
+// Transport-level checks only (envelope shape, Hello); payload tensors are validated where they are
+// decoded (lib/transport/tensor.ts) with the field path in the error.
+import { z } from 'zod';
+import { DTYPES, decodeTensor, type DecodeOptions, type HostTensor } from './tensor.ts';
+import {
+  ROLES,
+  type Hello__Output,
+  type OrchestratorMessage,
+  type OrchestratorMessageKind,
+  type RolloutTask__Output,
+  type ScoreTask__Output,
+  type WorkerMessage,
+  type WorkerMessageKind,
+} from './proto.ts';
+
+export const WORKER_MESSAGE_KINDS = [
+  'hello',
+  'heartbeat',
+  'rollout_result',
+  'score_result',
+  'train_result',
+  'task_error',
+] as const satisfies readonly WorkerMessageKind[];
+export const ORCHESTRATOR_MESSAGE_KINDS = [
+  'welcome',
+  'rollout_task',
+  'score_task',
+  'train_batch',
+  'cancel_task',
+  'shutdown',
+] as const satisfies readonly OrchestratorMessageKind[];
+
+export const WORKER_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export const HelloSchema = z.object({
+  protocol_version: z.number().int().nonnegative(),
+  role: z.enum(ROLES, { message: `must be one of ${ROLES.join(', ')}` }),
+  worker_id: z.string().regex(WORKER_ID_PATTERN, 'must match [A-Za-z0-9._:-]{1,128}'),
+  capabilities: z.object(
+    {
+      device: z.string().min(1, 'must name the device ("cpu", "cuda:0", ...)').max(64),
+      max_batch: z.number().int().min(1, 'must be at least 1'),
+      max_in_flight: z.number().int().nonnegative(),
+      tensor_dtypes: z.array(z.enum(DTYPES)),
+      labels: z.record(z.string().max(128), z.string().max(1024)),
+    },
+    { message: 'capabilities are required' },
+  ),
+  policy_version: z.number().int().nonnegative().optional(),
+  last_batch_seq: z.number().int().nonnegative().optional(),
+  software_version: z.string().max(128),
+});
+export type ValidHello = z.infer<typeof HelloSchema>;
+
+/** Formats zod issues as `prefix.path: message; ...`. */
+export function formatIssues(prefix: string, error: z.ZodError): string {
+  return error.issues
+    .map((i) => `${[prefix, ...i.path.map(String)].join('.')}: ${i.message}`)
+    .join('; ');
+}
+
+/** Validates a decoded Hello; throws an Error whose message names each bad field (`hello.worker_id: ...`). */
+export function validateHello(hello: Hello__Output | null | undefined): ValidHello {
+  const r = HelloSchema.safeParse(hello ?? undefined);
+  if (!r.success) throw new Error(formatIssues('hello', r.error));
+  return r.data;
+}
+
+/** The set members of a oneof envelope that is about to be sent; exactly one must be set. */
+function setMembers(msg: object, kinds: readonly string[]): string[] {
+  return kinds.filter((k) => (msg as Record<string, unknown>)[k] !== undefined && (msg as Record<string, unknown>)[k] !== null);
+}
+
+export function workerMessageKind(msg: WorkerMessage): WorkerMessageKind {
+  const set = setMembers(msg, WORKER_MESSAGE_KINDS);
+  if (set.length !== 1) throw new TypeError(`a WorkerMessage must set exactly one of ${WORKER_MESSAGE_KINDS.join('|')}, got ${set.length ? set.join(', ') : 'none'}`);
+  return set[0] as WorkerMessageKind;
+}
+
+export function orchestratorMessageKind(msg: OrchestratorMessage): OrchestratorMessageKind {
+  const set = setMembers(msg, ORCHESTRATOR_MESSAGE_KINDS);
+  if (set.length !== 1) throw new TypeError(`an OrchestratorMessage must set exactly one of ${ORCHESTRATOR_MESSAGE_KINDS.join('|')}, got ${set.length ? set.join(', ') : 'none'}`);
+  return set[0] as OrchestratorMessageKind;
+}
+
+export interface ResolvedRolloutItem {
+  sample_id: string;
+  group_index: number;
+  /** uint64 as a decimal string (lossless). */
+  noise_seed: string;
+  /** [3,H,W]; items of the same sample share one decoded object. */
+  image: HostTensor;
+}
+
+/**
+ * Decodes a RolloutTask's items, applying the image-sharing rule: the first item of each sample_id carries
+ * the image, later items of the same sample_id may omit it (and reuse the first one's).
+ */
+export function resolveRolloutItems(
+  task: RolloutTask__Output,
+  opts: Omit<DecodeOptions, 'field' | 'expectShape'> = {},
+): ResolvedRolloutItem[] {
+  const images = new Map<string, HostTensor>();
+  return task.items.map((item, i) => {
+    const field = `rollout_task.items[${i}]`;
+    if (!item.sample_id) throw new Error(`${field}.sample_id: is empty`);
+    let image = images.get(item.sample_id);
+    if (item.image) {
+      image = decodeTensor(item.image, { ...opts, field: `${field}.image`, expectShape: [3, null, null] });
+      images.set(item.sample_id, image);
+    } else if (!image) {
+      throw new Error(`${field}.image: missing, and no earlier item of sample ${JSON.stringify(item.sample_id)} carries one`);
+    }
+    return { sample_id: item.sample_id, group_index: item.group_index, noise_seed: item.noise_seed, image };
+  });
+}
+
+/** Decodes a ScoreTask's candidates [N,3,H,W] and references ([N,3,H,W] or [1,3,H,W], broadcast to N). */
+export function decodeScoreTask(
+  task: ScoreTask__Output,
+  opts: Omit<DecodeOptions, 'field' | 'expectShape'> = {},
+): { candidates: HostTensor; references: HostTensor } {
+  const candidates = decodeTensor(task.candidates, { ...opts, field: 'score_task.candidates', expectShape: [null, 3, null, null] });
+  const [n, , h, w] = candidates.shape as [number, number, number, number];
+  let references = decodeTensor(task.references, { ...opts, field: 'score_task.references', expectShape: [null, 3, h, w] });
+  if (references.shape[0] === 1 && n !== 1) {
+    const one = references.data;
+    const data = new Float32Array(n * one.length);
+    for (let i = 0; i < n; i++) data.set(one, i * one.length);
+    references = { dtype: references.dtype, shape: [n, 3, h, w], data };
+  } else if (references.shape[0] !== n) {
+    throw new Error(`score_task.references: has ${references.shape[0]} images, expected 1 or ${n} (one per candidate)`);
+  }
+  return { candidates, references };
+}
