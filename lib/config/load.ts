@@ -1,0 +1,258 @@
+// Loading the run configuration: read YAML or JSON, apply dotted-key overrides, validate with the schema.
+// Errors name the field path, the problem, the offending value and where it came from:
+//   config error: grpo.clipLow: must be > 0 (got -1) in run.yaml
+
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type RunConfig } from './schema.ts';
+import { kind, objectShape, renderType, schemaAt } from './introspect.ts';
+
+export interface ConfigIssue {
+  /** Dotted field path ('' for the whole file). */
+  path: string;
+  message: string;
+  /** Where the offending value came from: the file, `override k=v`, or 'defaults'. */
+  source: string;
+}
+
+export class ConfigError extends Error {
+  readonly issues: ConfigIssue[];
+  constructor(issues: ConfigIssue[]) {
+    super(issues.map((i) => `config error: ${i.path ? `${i.path}: ` : ''}${i.message} in ${i.source}`).join('\n'));
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+export type Overrides = Record<string, string> | readonly string[];
+
+interface ParsedOverride {
+  key: string;
+  path: string[];
+  raw: string;
+  label: string;
+}
+
+function parseOverrides(overrides: Overrides | undefined): ParsedOverride[] {
+  if (!overrides) return [];
+  const pairs: [string, string][] = [];
+  if (Array.isArray(overrides)) {
+    for (const o of overrides as readonly string[]) {
+      const eq = o.indexOf('=');
+      if (eq <= 0) throw new ConfigError([{ path: '', message: `override ${JSON.stringify(o)} must look like key.path=value`, source: 'overrides' }]);
+      pairs.push([o.slice(0, eq).trim(), o.slice(eq + 1)]);
+    }
+  } else {
+    for (const [k, v] of Object.entries(overrides as Record<string, string>)) pairs.push([k.trim(), String(v)]);
+  }
+  return pairs.map(([key, raw]) => {
+    const path = key.split('.');
+    if (path.some((p) => p === '')) throw new ConfigError([{ path: key, message: 'empty segment in override key', source: `override ${key}=${raw}` }]);
+    return { key, path, raw, label: `override ${key}=${raw}` };
+  });
+}
+
+/**
+ * The value of an override: JSON when it parses as JSON, else the raw string. Where the schema expects a
+ * string (or a string enum) the raw text is kept, so `run.id=007` or `run.id=123` stay strings.
+ */
+function overrideValue(o: ParsedOverride): unknown {
+  const target = schemaAt(configSchema, o.path);
+  const k = target ? kind(target) : undefined;
+  if (k === 'string' || k === 'enum') {
+    // A JSON string literal ("x") still unquotes.
+    if (/^".*"$/s.test(o.raw)) {
+      try {
+        const v = JSON.parse(o.raw);
+        if (typeof v === 'string') return v;
+      } catch { /* keep raw */ }
+    }
+    return o.raw;
+  }
+  try {
+    return JSON.parse(o.raw);
+  } catch {
+    return o.raw;
+  }
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Apply dotted-key overrides to a (parsed, unvalidated) config object. Returns a new object. */
+export function applyOverrides(input: unknown, overrides: Overrides | undefined): Record<string, unknown> {
+  return applyParsed(input, parseOverrides(overrides));
+}
+
+function applyParsed(input: unknown, overrides: ParsedOverride[]): Record<string, unknown> {
+  const root: Record<string, unknown> = isPlainObject(input) ? structuredClone(input) : {};
+  for (const o of overrides) {
+    let node: Record<string, unknown> | unknown[] = root;
+    for (let i = 0; i < o.path.length; i++) {
+      const seg = o.path[i]!;
+      const last = i === o.path.length - 1;
+      const where = o.path.slice(0, i).join('.') || '(root)';
+      if (Array.isArray(node)) {
+        if (!/^\d+$/.test(seg)) throw new ConfigError([{ path: o.key, message: `${where} is a list; "${seg}" is not an index`, source: o.label }]);
+        const idx = Number(seg);
+        if (last) node[idx] = overrideValue(o);
+        else {
+          if (!isPlainObject(node[idx]) && !Array.isArray(node[idx])) node[idx] = {};
+          node = node[idx] as Record<string, unknown> | unknown[];
+        }
+        continue;
+      }
+      if (last) {
+        node[seg] = overrideValue(o);
+        break;
+      }
+      let next = node[seg];
+      if (next === undefined || next === null) {
+        // Create the container the schema expects there, starting from its default: `optim.betas.1=0.99`
+        // changes one item of the default pair, `reward.weights.clip=0.5` one entry of the default weights.
+        const sub = schemaAt(configSchema, o.path.slice(0, i + 1));
+        const d = sub ? defaultOf(sub) : undefined;
+        if (Array.isArray(d) || isPlainObject(d)) next = structuredClone(d);
+        else next = sub && (kind(sub) === 'array' || kind(sub) === 'tuple') ? [] : {};
+        node[seg] = next;
+      } else if (!isPlainObject(next) && !Array.isArray(next)) {
+        throw new ConfigError([{ path: o.key, message: `${o.path.slice(0, i + 1).join('.')} is ${JSON.stringify(next)}, not an object`, source: o.label }]);
+      }
+      node = next as Record<string, unknown> | unknown[];
+    }
+  }
+  return root;
+}
+
+function defaultOf(s: z.ZodType): unknown {
+  const r = s.safeParse(undefined);
+  return r.success ? r.data : undefined;
+}
+
+function got(input: unknown): string {
+  if (input === undefined) return 'nothing';
+  let s: string;
+  try {
+    s = JSON.stringify(input);
+  } catch {
+    s = String(input);
+  }
+  if (s === undefined) s = String(input);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { path: (string | number)[]; message: string }[] {
+  const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) as (string | number)[];
+  const input = (issue as { input?: unknown }).input;
+  const target = schemaAt(configSchema, path);
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const shape = objectShape(schemaAt(configSchema, path) ?? configSchema);
+      const allowed = shape ? ` (known: ${Object.keys(shape).join(', ')})` : '';
+      return issue.keys.map((k) => ({ path: [...path, k], message: `unknown key${allowed}` }));
+    }
+    case 'invalid_type':
+      if (input === undefined) return [{ path, message: 'is required' }];
+      return [{ path, message: `expected ${target ? renderType(target) : issue.expected} (got ${got(input)})` }];
+    case 'invalid_union':
+      return [{ path, message: `expected ${target ? renderType(target) : 'another type'} (got ${got(input)})` }];
+    case 'invalid_value':
+      return [{ path, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} (got ${got(input)})` }];
+    case 'too_small': {
+      const inc = issue.inclusive !== false;
+      if (issue.origin === 'array' || issue.origin === 'set') {
+        return [{ path, message: `must have at least ${issue.minimum} item${Number(issue.minimum) === 1 ? '' : 's'} (got ${got(input)})` }];
+      }
+      if (issue.origin === 'string') return [{ path, message: `must be at least ${issue.minimum} character${Number(issue.minimum) === 1 ? '' : 's'} long (got ${got(input)})` }];
+      return [{ path, message: `must be ${inc ? '>=' : '>'} ${issue.minimum} (got ${got(input)})` }];
+    }
+    case 'too_big': {
+      const inc = issue.inclusive !== false;
+      if (issue.origin === 'array' || issue.origin === 'set') return [{ path, message: `must have at most ${issue.maximum} items (got ${got(input)})` }];
+      if (issue.origin === 'string') return [{ path, message: `must be at most ${issue.maximum} characters long (got ${got(input)})` }];
+      return [{ path, message: `must be ${inc ? '<=' : '<'} ${issue.maximum} (got ${got(input)})` }];
+    }
+    case 'invalid_format':
+      return [{ path, message: `${issue.message} (got ${got(input)})` }];
+    case 'invalid_key':
+      return [{ path, message: `key ${issue.issues.map((i) => i.message).join('; ')}` }];
+    default: {
+      const msg = issue.message;
+      return [{ path, message: input !== undefined && !msg.includes('(got') && issue.code !== 'custom' ? `${msg} (got ${got(input)})` : msg }];
+    }
+  }
+}
+
+function sourceFor(path: string, overrides: ParsedOverride[], fileLabel: string): string {
+  // The last override that set this field, a parent of it, or a child of it.
+  for (let i = overrides.length - 1; i >= 0; i--) {
+    const k = overrides[i]!.key;
+    if (path === k || path.startsWith(`${k}.`) || k.startsWith(`${path}.`)) return overrides[i]!.label;
+  }
+  // A cross-field check on a sibling of an overridden field (data.source.kind=folder -> data.source.path).
+  const parent = path.split('.').slice(0, -1).join('.');
+  for (let i = overrides.length - 1; i >= 0; i--) {
+    if (parent !== '' && overrides[i]!.path.slice(0, -1).join('.') === parent) return `${fileLabel} with ${overrides[i]!.label}`;
+  }
+  return fileLabel;
+}
+
+function validate(data: unknown, overrides: ParsedOverride[], fileLabel: string): RunConfig {
+  const r = configSchema.safeParse(data, { reportInput: true });
+  if (r.success) return r.data;
+  const issues: ConfigIssue[] = [];
+  for (const issue of r.error.issues) {
+    for (const d of describeIssue(issue)) {
+      const path = d.path.join('.');
+      issues.push({ path, message: d.message, source: sourceFor(path, overrides, fileLabel) });
+    }
+  }
+  throw new ConfigError(issues);
+}
+
+/** Parse config text (YAML, which includes JSON; `format: 'json'` for strict JSON). `label` names it in errors. */
+export function parseConfigText(text: string, label: string, format: 'yaml' | 'json' = 'yaml'): unknown {
+  if (format === 'json') {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError([{ path: '', message: `invalid JSON: ${(e as Error).message}`, source: label }]);
+    }
+  }
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}`, source: label })));
+  }
+  return doc.toJS();
+}
+
+/** Validate an already-parsed config object (after applying overrides). */
+export function parseConfig(data: unknown, options: { overrides?: Overrides; source?: string } = {}): RunConfig {
+  const parsed = parseOverrides(options.overrides);
+  const label = options.source ?? 'config';
+  if (data !== undefined && data !== null && !isPlainObject(data)) {
+    throw new ConfigError([{ path: '', message: `the configuration must be a mapping of sections (got ${got(data)})`, source: label }]);
+  }
+  return validate(applyParsed(data ?? {}, parsed), parsed, label);
+}
+
+/**
+ * Load the run configuration. `path`: a .yaml/.yml/.json file (other extensions are read as YAML); absent:
+ * every default. `overrides`: dotted keys, `{ 'reward.weights.clip': '0.5' }` or `['reward.weights.clip=0.5']`,
+ * applied before validation; values are JSON where they parse as JSON (numbers, booleans, arrays, objects),
+ * else strings. Throws ConfigError naming each bad field, the problem and its source.
+ */
+export function loadConfig(path?: string, overrides?: Overrides): RunConfig {
+  if (path === undefined) return parseConfig({}, { overrides: overrides ?? [], source: 'defaults' });
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([{ path: '', message: `cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, source: path }]);
+  }
+  const data = parseConfigText(text, path, extname(path).toLowerCase() === '.json' ? 'json' : 'yaml');
+  return parseConfig(data, { overrides: overrides ?? [], source: path });
+}

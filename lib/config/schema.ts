@@ -1,0 +1,214 @@
+// The run configuration: one YAML or JSON file, validated with zod at load (lib/config/load.ts). Every field
+// carries a `.describe()` and a default; docs/config.md is generated from this schema
+// (`node --import tsx scripts/gen-config-doc.ts`), and a test fails when it is stale.
+//
+// Conventions: every section is a strict object (unknown keys are an error); a section left out gets all
+// its defaults; descriptions say where a default comes from (the paper / Flow-GRPO / the feasibility study).
+
+import { z } from 'zod';
+
+const int = () => z.number().int();
+const positive = () => z.number().gt(0);
+const fraction = () => z.number().gte(0).lt(1);
+
+/** The reward components the reward workers compute, as the expression names them. */
+export const REWARD_COMPONENTS = ['ssim', 'clip_cos'] as const;
+
+export const DEFAULT_REWARD_EXPRESSION = 'weights.ssim * ssim + weights.clip * exp(-alpha * (1 - clamp(clip_cos, 0, 1)))';
+
+// ---------------------------------------------------------------------------------------------------------
+
+export const runSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-", starting with a letter or digit')
+    .default('local')
+    .describe('Run id: names the run in checkpoints, object-store keys, metrics labels and logs.'),
+  seed: int().gte(0).default(0)
+    .describe('Root seed. Corruptions, initialisation and policy noise derive from it (noise from (seed, sample id, group index)), so a re-run task reproduces its result.'),
+  outDir: z.string().min(1).default('runs/local')
+    .describe('Folder for local outputs (checkpoints, logs, eval images).'),
+}).describe('Identity and reproducibility of the run.');
+
+// TODO(lib/data): embed lib/data/dataset.ts's exported datasetSpecSchema / corruptionMixSchema here once they land
+// (the shapes below are the stand-in agreed for now; the config engineer will reconcile).
+export const dataSchema = z.strictObject({
+  source: z.strictObject({
+    kind: z.enum(['procedural', 'folder', 'manifest']).default('procedural')
+      .describe('Where clean images come from: generated procedurally (seeded), every image in a folder, or a manifest file listing images.'),
+    path: z.string().min(1).optional()
+      .describe('Folder (kind folder) or manifest file (kind manifest). Required unless kind is procedural.'),
+    count: int().gt(0).default(256)
+      .describe('Number of clean images: generated (procedural) or used at most (folder, manifest).'),
+  }).superRefine((s, ctx) => {
+    if (s.kind !== 'procedural' && s.path === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: `is required when kind is '${s.kind}'` });
+    }
+  }).prefault({}).describe('The clean-image dataset.'),
+  size: int().gte(11).default(32)
+    .describe('Training resolution in pixels (square images, size x size). At least 11, the SSIM window.'),
+  evalFraction: fraction().default(0.125)
+    .describe('Fraction of the clean images held out for evaluation (never trained on).'),
+  corruptions: z.strictObject({
+    types: z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]).default('all')
+      .describe("Corruption types to sample: 'all' (the 16 of the Robust-R1 pipeline) or a list of type names, e.g. [gaussian_noise, motion_blur]."),
+    weights: z.record(z.string(), z.number().gte(0)).optional()
+      .describe('Relative sampling weight per corruption type (types not listed weigh 1). Absent: uniform.'),
+    levels: z.array(z.number().gt(0).lte(1)).min(1).default([0.23, 0.45, 0.9])
+      .describe('Corruption intensities to sample from (the paper: 0.23 / 0.45 / 0.9).'),
+  }).superRefine((c, ctx) => {
+    if (c.weights && Array.isArray(c.types)) {
+      for (const k of Object.keys(c.weights)) {
+        if (!c.types.includes(k)) ctx.addIssue({ code: 'custom', path: ['weights', k], message: `'${k}' is not one of data.corruptions.types` });
+      }
+    }
+  }).prefault({}).describe('The corruption mix applied (seeded) to clean images.'),
+}).describe('Training data: clean images and how they are corrupted.');
+
+export const modelSchema = z.strictObject({
+  arch: z.enum(['resnet', 'unet']).default('resnet')
+    .describe('Policy network: a residual CNN predicting a correction, or a small U-Net.'),
+  width: int().gt(0).default(16)
+    .describe('Channels of the hidden layers.'),
+  depth: int().gt(0).default(4)
+    .describe('Residual blocks (resnet) or resolution levels (unet).'),
+  logStd: z.number().finite().default(Math.log(0.01))
+    .describe('log sigma of the Gaussian pixel policy (default log(0.01)). The feasibility study: sigma 0.01 works, 0.02 is already worse (sigma^2 must stay well below SSIM\'s C2 = 9e-4).'),
+  learnLogStd: z.boolean().default(false)
+    .describe('Train log sigma as a parameter instead of keeping it fixed.'),
+}).describe('The restoration policy.');
+
+export const rewardSchema = z.strictObject({
+  expression: z.string().min(1).default(DEFAULT_REWARD_EXPRESSION)
+    .describe('Scalar reward (a mathjs expression) over the components `ssim` and `clip_cos`, the constants of `weights` (written `weights.<name>`) and `alpha`. Default: Robust-U1\'s `1.0 * ssim + 0.2 * exp(-5 * (1 - clamp(clip_cos, 0, 1)))`. Applied by the orchestrator, so changing it never needs a re-score; its syntax is checked when the orchestrator compiles it.'),
+  weights: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an identifier'), z.number().finite())
+    .default({ ssim: 1.0, clip: 0.2 })
+    .describe('Named weights the expression uses (Robust-U1: restoration 1.0, tinyclip 0.2). Every weight must appear in the expression as `weights.<name>` and every `weights.<name>` there must exist, so an ablation override such as `reward.weights.clip=0.5` cannot silently miss. With `multiRewardMode: normalize-then-sum` they weigh the normalised terms.'),
+  alpha: z.number().gt(0).default(5)
+    .describe('Sharpness of the CLIP term exp(-alpha * (1 - cos)) (Robust-U1: 5).'),
+  clipModel: z.string().min(1).optional()
+    .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding). Absent: the built-in fixed random-feature encoder, a stand-in that is not CLIP; report which one a run used.'),
+  device: z.enum(['cpu', 'cuda']).default('cpu')
+    .describe('Execution provider of the reward workers\' ONNX Runtime sessions.'),
+}).superRefine((r, ctx) => {
+  const used = new Set([...r.expression.matchAll(/\bweights\.([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!));
+  for (const name of used) {
+    if (!(name in r.weights)) ctx.addIssue({ code: 'custom', path: ['expression'], message: `uses weights.${name}, which reward.weights does not define` });
+  }
+  for (const name of Object.keys(r.weights)) {
+    if (!used.has(name)) ctx.addIssue({ code: 'custom', path: ['weights', name], message: `is not used by reward.expression (write weights.${name} there, or remove it)` });
+  }
+}).describe('How reward components combine into one scalar reward.');
+
+export const grpoSchema = z.strictObject({
+  groupSize: int().gte(2).default(8)
+    .describe('G: proposals per corrupted image; advantages are relative within this group (feasibility study: 8; 16 costs more than it gains).'),
+  samplesPerBatch: int().gte(1).default(4)
+    .describe('Corrupted images (groups) per training batch; the batch holds samplesPerBatch x groupSize actions.'),
+  clipLow: z.number().gt(0).lt(1).default(1e-4)
+    .describe('PPO ratio clip below 1: ratios are clamped to 1 - clipLow (Flow-GRPO: 1e-4 for mean-reduced log-probs).'),
+  clipHigh: z.number().gt(0).default(1e-4)
+    .describe('PPO ratio clip above 1: ratios are clamped to 1 + clipHigh. Larger than clipLow gives DAPO\'s asymmetric clip.'),
+  beta: z.number().gte(0).default(0.004)
+    .describe('KL weight: beta * mean((mean - ref_mean)^2) / (2 sigma^2) against the frozen SFT policy. 0.004 is the value Flow-GRPO pairs with Adam lr 1e-4 (our lr; its SD3.5 image configs use 0.01-0.04 at lower rates, its fast variants 0): enough to keep the policy near the warm start without swamping the small clipped surrogate. 0 skips the reference forward.'),
+  advantageClip: z.number().gt(0).default(5)
+    .describe('Advantages are clipped to +-advantageClip (Flow-GRPO: 5).'),
+  stdNormalize: z.boolean().default(true)
+    .describe('Divide advantages by the group\'s reward std (GRPO). false: only subtract the group mean (Dr. GRPO).'),
+  stdEps: z.number().gt(0).default(1e-4)
+    .describe('Added to the group std before dividing (Flow-GRPO: 1e-4).'),
+  dropZeroVarianceGroups: z.boolean().default(false)
+    .describe('Drop groups whose rewards are all equal (they carry no signal) instead of training on zero advantages (DAPO).'),
+  multiRewardMode: z.enum(['sum', 'normalize-then-sum']).default('sum')
+    .describe('sum: evaluate reward.expression, then normalise per group. normalize-then-sum: normalise each weighted term per group first, then sum (GDPO).'),
+  maxStaleness: int().gte(0).default(0)
+    .describe('Largest allowed (learner version - behaviour version) of a batch; new samples are dispatched only within it. 0 = synchronous on-policy.'),
+  steps: int().gte(0).default(500)
+    .describe('GRPO updates (one policy version per training batch).'),
+  advantageMode: z.enum(['scalar', 'dense']).default('scalar')
+    .describe('scalar: one advantage per action (the paper). dense: per-pixel advantages from the group-centred SSIM maps plus the scalar CLIP part; the feasibility study found only dense GRPO improves a converged SFT policy.'),
+}).describe('Group Relative Policy Optimisation (Flow-GRPO) settings.');
+
+export const sftSchema = z.strictObject({
+  steps: int().gte(0).default(3000)
+    .describe('Supervised warm-start steps (the paper\'s stage I). The feasibility study needed about 3000 L2 steps at batch 32 to converge; RL from a half-trained start is meaningless.'),
+  batchSize: int().gt(0).default(32)
+    .describe('Images per SFT step.'),
+  lr: positive().default(1e-3)
+    .describe('SFT learning rate (AdamW with the optim betas/eps/weightDecay). Not from the paper: a usual Adam rate for a small CNN.'),
+  loss: z.enum(['l2', 'l1']).default('l2')
+    .describe('Pixel loss between the policy mean and the clean image.'),
+}).describe('Supervised warm start (stage I) before GRPO.');
+
+export const optimSchema = z.strictObject({
+  lr: positive().default(1e-4)
+    .describe('GRPO learning rate (feasibility study: 1e-4; 3e-4 peaks then decays).'),
+  betas: z.tuple([fraction(), fraction()]).default([0.9, 0.999])
+    .describe('Adam (beta1, beta2) (Flow-GRPO: 0.9, 0.999).'),
+  eps: positive().default(1e-8)
+    .describe('Adam epsilon (Flow-GRPO: 1e-8).'),
+  weightDecay: z.number().gte(0).default(1e-4)
+    .describe('Decoupled (AdamW) weight decay (Flow-GRPO: 1e-4).'),
+  maxGradNorm: z.number().gte(0).default(1.0)
+    .describe('Global gradient-norm clip, as torch.nn.utils.clip_grad_norm_ (Flow-GRPO: 1.0). 0 disables clipping.'),
+  excludeFromWeightDecay: z.array(z.string().refine((s) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a valid regular expression')).default([])
+    .describe('Regular expressions; parameters whose name matches one get no weight decay (e.g. ["\\\\.bias$", "log_std"]). Default: none, as PyTorch.'),
+}).describe('AdamW for the learner (GRPO).');
+
+export const orchestratorSchema = z.strictObject({
+  listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port').default('127.0.0.1:50051')
+    .describe('gRPC listen address host:port (use 0.0.0.0:50051 inside a Kubernetes pod).'),
+  leaseSeconds: positive().default(60)
+    .describe('A task not finished within its lease (or whose worker stops heart-beating) is handed to another worker.'),
+  heartbeatSeconds: positive().default(10)
+    .describe('How often workers heart-beat on their stream; must be shorter than leaseSeconds.'),
+  maxMessageBytes: int().gte(1024).default(64 * 1024 * 1024)
+    .describe('Largest gRPC message sent or received (train batches carry images and actions).'),
+}).superRefine((o, ctx) => {
+  if (o.heartbeatSeconds >= o.leaseSeconds) {
+    ctx.addIssue({ code: 'custom', path: ['heartbeatSeconds'], message: `must be < leaseSeconds (${o.leaseSeconds}) (got ${o.heartbeatSeconds})` });
+  }
+}).describe('The orchestrator\'s gRPC server and task leases.');
+
+export const natsSchema = z.strictObject({
+  url: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats://, tls://, ws:// or wss:// URL').default('nats://127.0.0.1:4222')
+    .describe('NATS server with JetStream: checkpoints go to its object store, run state to its KV.'),
+  keepCheckpoints: int().gte(1).default(5)
+    .describe('Policy versions kept in the object store; older ones are deleted.'),
+}).describe('NATS JetStream (checkpoint distribution and run state).');
+
+export const metricsSchema = z.strictObject({
+  port: int().gte(0).lte(65535).default(9464)
+    .describe('HTTP port of the orchestrator\'s /metrics (Prometheus), /health and status page. 0: any free port.'),
+}).describe('Prometheus metrics and health endpoints.');
+
+export const evalSchema = z.strictObject({
+  everyVersions: int().gte(0).default(20)
+    .describe('Evaluate the policy every this many versions on the held-out images. 0: never.'),
+  samples: int().gt(0).default(64)
+    .describe('Held-out corrupted images per evaluation.'),
+}).describe('Periodic evaluation.');
+
+export const configSchema = z.strictObject({
+  run: runSchema.prefault({}),
+  data: dataSchema.prefault({}),
+  model: modelSchema.prefault({}),
+  reward: rewardSchema.prefault({}),
+  grpo: grpoSchema.prefault({}),
+  sft: sftSchema.prefault({}),
+  optim: optimSchema.prefault({}),
+  orchestrator: orchestratorSchema.prefault({}),
+  nats: natsSchema.prefault({}),
+  metrics: metricsSchema.prefault({}),
+  eval: evalSchema.prefault({}),
+});
+
+/** A validated run configuration (every default filled in). */
+export type RunConfig = z.output<typeof configSchema>;
+/** What a config file may contain (every field optional). */
+export type RunConfigInput = z.input<typeof configSchema>;
