@@ -146,7 +146,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): De
   const entries: { name: string; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) fail('malformed header: "__metadata__" must be an object of strings', '__metadata__');
+      if (info === null) continue; // the reference reader accepts null (no metadata)
+      if (typeof info !== 'object' || Array.isArray(info)) fail('malformed header: "__metadata__" must be an object of strings', '__metadata__');
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
         if (typeof v !== 'string') fail(`malformed header: metadata "${k}" must be a string, got ${JSON.stringify(v)}`, k);
         metadata[k] = v as string;

@@ -59,6 +59,28 @@ export function noDecayFromPatterns(patterns: readonly string[]): (name: string)
   return (name) => res.some((re) => re.test(name));
 }
 
+/** The `optim` section of the run config (lib/config), structurally, so this module does not import it. */
+export interface AdamWConfig {
+  lr: number;
+  betas: readonly [number, number];
+  eps: number;
+  weightDecay: number;
+  maxGradNorm: number;
+  excludeFromWeightDecay: readonly string[];
+}
+
+/** AdamW options from the run config's `optim` section (maxGradNorm 0 = no clipping). */
+export function adamWOptionsFromConfig(c: AdamWConfig): AdamWOptions {
+  return {
+    lr: c.lr,
+    betas: c.betas,
+    eps: c.eps,
+    weightDecay: c.weightDecay,
+    maxGradNorm: c.maxGradNorm === 0 ? null : c.maxGradNorm,
+    noDecay: noDecayFromPatterns(c.excludeFromWeightDecay),
+  };
+}
+
 /**
  * Global L2 norm of all gradients, accumulated in float64 (torch's clip_grad_norm_ with norm_type 2).
  * NaN if any element is NaN, Infinity if any is infinite.

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdamW, ADAMW_DEFAULTS, biasAndLogStdNoDecay, globalGradNorm, noDecayFromPatterns } from '../../lib/optim/adamw.ts';
+import { AdamW, ADAMW_DEFAULTS, adamWOptionsFromConfig, biasAndLogStdNoDecay, globalGradNorm, noDecayFromPatterns } from '../../lib/optim/adamw.ts';
 import { cloneTensorMap, type TensorMap } from '../../lib/checkpoint/tensors.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../../lib/checkpoint/checkpoint.ts';
+import { loadConfig } from '../../lib/config/load.ts';
 
 const tm = (entries: Record<string, number[]>): TensorMap =>
   new Map(Object.entries(entries).map(([k, v]) => [k, { shape: [v.length], data: Float32Array.from(v) }]));
@@ -198,4 +199,17 @@ test('noDecay predicates', () => {
   for (const n of ['conv1.weight', 'bias_gate.weight', 'blob']) assert.ok(!biasAndLogStdNoDecay(n), n);
   const p = noDecayFromPatterns(['\\.bias$', '^norm']);
   assert.ok(p('x.bias') && p('norm1.weight') && !p('x.weight'));
+});
+
+test('options from the run config: defaults match, maxGradNorm 0 disables clipping, patterns exclude decay', () => {
+  const opt = new AdamW(tm({ w: [1] }), adamWOptionsFromConfig(loadConfig().optim));
+  assert.deepEqual([opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weightDecay, opt.maxGradNorm], [1e-4, 0.9, 0.999, 1e-8, 1e-4, 1.0]);
+  const c = loadConfig(undefined, ['optim.maxGradNorm=0', 'optim.excludeFromWeightDecay=["\\\\.bias$"]', 'optim.lr=0.5', 'optim.weightDecay=0.1']);
+  const params = tm({ 'x.bias': [2], 'x.weight': [2] });
+  const o2 = new AdamW(params, adamWOptionsFromConfig(c.optim));
+  assert.equal(o2.maxGradNorm, null);
+  const r = o2.step(tm({ 'x.bias': [0], 'x.weight': [0] }));
+  assert.ok(r.applied && !r.clipped);
+  assert.deepEqual(arr(params, 'x.bias'), [2]);
+  close(arr(params, 'x.weight')[0]!, 2 * 0.95, 1e-7, 'decayed weight');
 });
