@@ -3,9 +3,11 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { CommandModule } from 'yargs';
 
-// Each entry is loaded lazily so that `corrupt` does not pay for onnxruntime start-up and so on.
+// Command modules keep heavy imports (onnxruntime, sharp) inside their handlers, so `--help` stays fast.
 const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   // COMMANDS (one line each, keep sorted)
+  () => import('./commands/export.ts'),
+  () => import('./commands/score.ts'),
 ];
 
 const cli = yargs(hideBin(process.argv)).scriptName('recovery-grpo').strict().demandCommand(1).help();

@@ -4,7 +4,8 @@
 import { Graph, type Value } from '../graph/graph.ts';
 import { add, cast, clip, exp, greater, less, max, mul, neg, or, reduceMean, square, sub, abs } from '../graph/ops.ts';
 import { gradients } from '../graph/autodiff.ts';
-import { checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
+import type { TensorMap } from '../checkpoint/tensors.ts';
+import { bakeParams, checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
 import { ssim, ssimMap } from './ssim.ts';
 import { embeddingCosine } from './encoder.ts';
 
@@ -28,13 +29,16 @@ export function gaussianLogp(action: Value, mean: Value, logStd: Value): Value {
   return reduceMean(sub(neg(z2), add(logStd, HALF_LOG_2PI)), [1, 2, 3]);
 }
 
-/** policy: image, noise, param.* -> mean, action = mean + sigma * noise, logp. */
-export function buildPolicyGraph(spec: PolicySpec, r: Resolution): Graph {
+/**
+ * policy: image, noise, param.* -> mean, action = mean + sigma * noise, logp.
+ * With `baked` parameters the weights are constants instead of inputs (a standalone model).
+ */
+export function buildPolicyGraph(spec: PolicySpec, r: Resolution, baked?: TensorMap): Graph {
   checkResolution(spec, r.height, r.width);
   const g = new Graph();
   const image = imageInput(g, 'image', r);
   const noise = imageInput(g, 'noise', r);
-  const params = declareParams(g, spec);
+  const params = baked ? bakeParams(g, spec, baked) : declareParams(g, spec);
   const mean = policyMean(spec, params, image);
   const logStd = params.get(LOG_STD)!;
   const action = add(mean, mul(exp(logStd), noise));

@@ -113,6 +113,18 @@ export function declareParams(g: Graph, spec: PolicySpec): Map<string, Value> {
   return new Map(policyParams(spec).map((p) => [p.name, g.input(`param.${p.name}`, p.shape)]));
 }
 
+/** The parameters as constants (for a standalone model); names and shapes are checked. */
+export function bakeParams(g: Graph, spec: PolicySpec, params: TensorMap): Map<string, Value> {
+  return new Map(
+    policyParams(spec).map((p) => {
+      const t = params.get(p.name);
+      if (!t) throw new Error(`model: parameter ${p.name} is missing`);
+      if (t.shape.join(',') !== p.shape.join(',')) throw new Error(`model: parameter ${p.name} has shape [${t.shape}], expected [${p.shape}]`);
+      return [p.name, g.constant(t.data, p.shape, 'float32', `param.${p.name}`)];
+    }),
+  );
+}
+
 export function checkResolution(spec: PolicySpec, height: number, width: number): void {
   if (spec.arch === 'unet') {
     const f = 2 ** spec.depth;

@@ -1,0 +1,37 @@
+// Everything a role needs to run the models of one run configuration: the policy spec, the resolution,
+// and the serialised graphs. One place, so every role builds the same graphs from the same config.
+import type { RunConfig } from '../config/index.ts';
+import type { TensorMap } from '../checkpoint/tensors.ts';
+import { modelOpset, serialize } from '../graph/onnx.ts';
+import { buildGrpoGraph, buildPolicyGraph, buildRewardGraph, buildSftGraph, type Resolution } from './graphs.ts';
+import { policyParams, type PolicySpec } from './policy.ts';
+import { loadEncoder, type EncoderModel } from './reward.ts';
+
+export function policySpecOf(config: RunConfig): PolicySpec {
+  return { ...config.model };
+}
+
+export function resolutionOf(config: RunConfig): Resolution {
+  return { height: config.data.size, width: config.data.size };
+}
+
+/** Expected parameter names and shapes, for checking checkpoints. */
+export function paramShapes(spec: PolicySpec): Map<string, number[]> {
+  return new Map(policyParams(spec).map((p) => [p.name, p.shape]));
+}
+
+export const policyModel = (config: RunConfig): Uint8Array => serialize(buildPolicyGraph(policySpecOf(config), resolutionOf(config)));
+export const grpoModel = (config: RunConfig): Uint8Array => serialize(buildGrpoGraph(policySpecOf(config), resolutionOf(config)));
+export const sftModel = (config: RunConfig): Uint8Array => serialize(buildSftGraph(policySpecOf(config), resolutionOf(config), config.sft.loss));
+
+export function standalonePolicyModel(config: RunConfig, params: TensorMap): Uint8Array {
+  return serialize(buildPolicyGraph(policySpecOf(config), resolutionOf(config), params), {
+    docString: 'recovery-grpo policy with baked weights: image [N,3,H,W] in [0,1], noise [N,3,H,W] -> mean, action, logp',
+  });
+}
+
+export async function rewardModel(resolution: Resolution, clipModel?: string): Promise<{ bytes: Uint8Array; encoder: EncoderModel }> {
+  const encoder = await loadEncoder(clipModel);
+  const opset = Math.max(17, modelOpset(encoder.bytes, encoder.name));
+  return { bytes: serialize(buildRewardGraph(resolution, { encoder: encoder.bytes, encoderName: encoder.name }, opset), { metadata: { encoder: encoder.name } }), encoder };
+}
