@@ -1,0 +1,172 @@
+// Starting a local nats-server (JetStream on) as a child process: used by the `demo` command
+// (ensureNatsServer) and by tests (test/helpers/nats.ts).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isLoopbackHost } from './grpc-common.ts';
+
+export const ENSURE_SCRIPT = fileURLToPath(new URL('../../scripts/ensure-nats-server.sh', import.meta.url));
+
+export interface NatsServerProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly storeDir: string;
+  /** Last lines the server logged (for error messages). */
+  logTail(): string;
+  /** SIGTERM, then SIGKILL after killAfterMs (default 3 s); resolves when the process is gone. Idempotent. */
+  stop(opts?: { killAfterMs?: number }): Promise<void>;
+  /** Resolves when the process exits (for any reason) with its exit code or signal. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface SpawnNatsOptions {
+  host?: string;
+  port: number;
+  /** JetStream storage directory (created if missing). */
+  storeDir: string;
+  /** Binary to run. Default 'nats-server' from PATH. */
+  binary?: string;
+  /** How long to wait for "Server is ready". Default 15 s. */
+  readyTimeoutMs?: number;
+  extraArgs?: string[];
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function killLeftoversOnExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+  });
+}
+
+/** Spawns nats-server -js and resolves once it logs that it is ready (JetStream included). */
+export async function spawnNatsServer(opts: SpawnNatsOptions): Promise<NatsServerProcess> {
+  const host = opts.host ?? '127.0.0.1';
+  mkdirSync(opts.storeDir, { recursive: true });
+  const args = ['-js', '-a', host, '-p', String(opts.port), '-sd', opts.storeDir, ...(opts.extraArgs ?? [])];
+  const child = spawn(opts.binary ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  killLeftoversOnExit();
+  const lines: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+  const ready = new Promise<void>((resolve) => {
+    let buf = '';
+    const onData = (chunk: Buffer) => {
+      buf += chunk.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        lines.push(line);
+        if (lines.length > 50) lines.shift();
+        if (line.includes('Server is ready')) resolve();
+      }
+    };
+    // keep draining the pipes for the whole life of the process, or a chatty server would block on write
+    child.stderr!.on('data', onData);
+    child.stdout!.on('data', onData);
+  });
+  const url = `nats://${host.includes(':') ? `[${host}]` : host}:${opts.port}`;
+  const tail = () => lines.join('\n');
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    ready.then(() => 'ready' as const),
+    exited.then((e) => `exited (code ${e.code}, signal ${e.signal})`),
+    spawnError.then((e) => `could not be started: ${e.message}`),
+    new Promise<string>((r) => (timer = setTimeout(() => r(`not ready after ${readyTimeoutMs} ms`), readyTimeoutMs))),
+  ]);
+  clearTimeout(timer);
+  let stopping: Promise<void> | undefined;
+  const stop = ({ killAfterMs = 3000 } = {}) => {
+    stopping ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      await exited;
+      clearTimeout(t);
+    })();
+    return stopping;
+  };
+  if (outcome !== 'ready') {
+    await stop({ killAfterMs: 500 });
+    throw new Error(`nats-server (${args.join(' ')}) ${outcome}${lines.length ? `; its log:\n${tail()}` : ''}`);
+  }
+  return { url, port: opts.port, pid: child.pid!, storeDir: opts.storeDir, logTail: tail, stop, exited };
+}
+
+/** True when something accepts TCP connections at host:port within timeoutMs. */
+export function isReachable(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = tcpConnect({ host, port });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+function parseNatsUrl(url: string): { host: string; port: number } {
+  let u: URL;
+  try {
+    u = new URL(url.includes('://') ? url : `nats://${url}`);
+  } catch {
+    throw new Error(`NATS url ${JSON.stringify(url)} is not a URL (expected nats://host:port)`);
+  }
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 4222 };
+}
+
+function haveBinary(binary: string): boolean {
+  const r = spawnSync(binary, ['--version'], { stdio: 'ignore' });
+  return !r.error && r.status === 0;
+}
+
+export interface EnsuredNats {
+  url: string;
+  /** True when this call started the server (and stop() will stop it). */
+  spawned: boolean;
+  process?: NatsServerProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Makes sure a NATS server answers at `url`: if one does, it is used as is; otherwise (loopback urls only)
+ * nats-server is started there with JetStream, installing it first via scripts/ensure-nats-server.sh if the
+ * binary is missing. The handle's stop() stops only a server this call started.
+ */
+export async function ensureNatsServer(opts: { url: string; storeDir?: string; binary?: string }): Promise<EnsuredNats> {
+  const { host, port } = parseNatsUrl(opts.url);
+  if (await isReachable(host, port)) return { url: opts.url, spawned: false, stop: async () => {} };
+  if (!isLoopbackHost(host)) {
+    throw new Error(`nothing answers at ${opts.url}, and it is not a local address where nats-server could be started: start NATS there or point the url elsewhere`);
+  }
+  const binary = opts.binary ?? 'nats-server';
+  if (!haveBinary(binary)) {
+    const r = spawnSync('bash', [ENSURE_SCRIPT], { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (r.status !== 0 || !haveBinary(binary)) {
+      throw new Error(`nats-server is not installed and ${ENSURE_SCRIPT} could not install it: install nats-server (apt-get install nats-server) and retry`);
+    }
+  }
+  const proc = await spawnNatsServer({
+    host,
+    port,
+    binary,
+    storeDir: opts.storeDir ?? join(tmpdir(), `recovery-grpo-nats-${port}`),
+  });
+  return { url: opts.url, spawned: true, process: proc, stop: () => proc.stop() };
+}

@@ -1,0 +1,475 @@
+// NATS JetStream: checkpoint distribution (object store + announcement stream) and run state (KV with CAS).
+//
+// Names for run <runId> (runId: [A-Za-z0-9_-]{1,64}):
+// - object store bucket  `checkpoints-<runId>`   objects `v0000000042` (zero-padded version)
+// - stream              `recovery-ckpt-<runId>` on subject `recovery.<runId>.checkpoint` (announcements, JSON)
+// - KV bucket           `runstate-<runId>`      key `state` by default
+//
+// The announcement stream is the source of truth for "published": put() stores the object, then publishes the
+// announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated by JetStream). watch() is an ordered
+// consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject), so a worker that joins late gets
+// the newest checkpoint first and then every later one; versions are yielded strictly increasing.
+import { createHash } from 'node:crypto';
+import {
+  connect,
+  DeliverPolicy,
+  headers,
+  JSONCodec,
+  StorageType,
+  type ConnectionOptions,
+  type JetStreamClient,
+  type JetStreamManager,
+  type KV,
+  type NatsConnection,
+  type ObjectStore,
+} from 'nats';
+import { z } from 'zod';
+import { formatIssues } from './messages.ts';
+
+const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
+export function checkRunId(runId: string): string {
+  if (!RUN_ID.test(runId)) throw new Error(`runId ${JSON.stringify(runId)} must match [A-Za-z0-9_-]{1,64} (it becomes part of NATS subjects and bucket names)`);
+  return runId;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// connection
+
+export interface NatsConnectOptions {
+  /** nats://host:port, or several for a cluster. */
+  url: string | string[];
+  /** Connection name shown by the server (e.g. "rollout-worker/rollout-3"). */
+  name: string;
+  user?: string;
+  pass?: string;
+  token?: string;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  /** Connect timeout. Default 5 s. */
+  timeoutMs?: number;
+  /** Reconnect attempts after a lost connection; -1 = forever (default). */
+  maxReconnectAttempts?: number;
+}
+
+/**
+ * Connects to NATS. The caller owns the connection: `await nc.drain()` (flush, stop subscriptions, close) or
+ * `await nc.close()`; `nc.closed()` resolves when it is gone.
+ */
+export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  const co: ConnectionOptions = {
+    servers: opts.url,
+    name: opts.name,
+    timeout: opts.timeoutMs ?? 5000,
+    maxReconnectAttempts: opts.maxReconnectAttempts ?? -1,
+    reconnectTimeWait: 500,
+  };
+  if (opts.user !== undefined) co.user = opts.user;
+  if (opts.pass !== undefined) co.pass = opts.pass;
+  if (opts.token !== undefined) co.token = opts.token;
+  if (opts.tls) co.tls = { ...opts.tls };
+  try {
+    return await connect(co);
+  } catch (e) {
+    throw new Error(`cannot connect to NATS at ${[opts.url].flat().join(', ')} as ${opts.name}: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// checkpoints
+
+export const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
+
+/** "sha256:<hex>" of some bytes: the digest format used in announcements and CheckpointRef. */
+export function sha256Digest(bytes: Uint8Array): string {
+  return 'sha256:' + createHash('sha256').update(bytes).digest('hex');
+}
+
+export const AnnouncementSchema = z.object({
+  run_id: z.string(),
+  version: z.number().int().nonnegative(),
+  name: z.string().min(1),
+  digest: z.string().regex(DIGEST_PATTERN),
+  size: z.number().int().nonnegative(),
+  meta: z.record(z.string(), z.unknown()),
+  published_unix_ms: z.number(),
+});
+export type Announcement = z.infer<typeof AnnouncementSchema>;
+
+export class CheckpointIntegrityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointIntegrityError';
+  }
+}
+
+export interface CheckpointStoreOptions {
+  runId: string;
+  /** JetStream replicas for the bucket and stream. Default 1. */
+  replicas?: number;
+  /** File (default) or memory storage. */
+  storage?: 'file' | 'memory';
+  /** Observers for metrics: bytes moved and seconds taken. */
+  onPut?: (info: { version: number; bytes: number; seconds: number }) => void;
+  onGet?: (info: { version: number; bytes: number; seconds: number }) => void;
+}
+
+const jc = JSONCodec();
+const objectName = (version: number) => `v${String(version).padStart(10, '0')}`;
+
+function checkVersion(version: number, field = 'version'): number {
+  if (!Number.isSafeInteger(version) || version < 0) throw new Error(`${field} must be a non-negative integer, got ${version}`);
+  return version;
+}
+
+export interface CheckpointWatch extends AsyncIterable<Announcement> {
+  /** Stops the watch; a pending iteration ends. */
+  stop(): Promise<void>;
+}
+
+export class CheckpointStore {
+  readonly runId: string;
+  readonly bucket: string;
+  readonly stream: string;
+  readonly subject: string;
+
+  private constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly os: ObjectStore,
+    private readonly opts: CheckpointStoreOptions,
+  ) {
+    this.runId = opts.runId;
+    this.bucket = `checkpoints-${opts.runId}`;
+    this.stream = `recovery-ckpt-${opts.runId}`;
+    this.subject = `recovery.${opts.runId}.checkpoint`;
+  }
+
+  /** Opens (creating when missing) the bucket and announcement stream of a run. */
+  static async open(nc: NatsConnection, opts: CheckpointStoreOptions): Promise<CheckpointStore> {
+    const runId = checkRunId(opts.runId);
+    const js = nc.jetstream();
+    const jsm = await nc.jetstreamManager();
+    const storage = opts.storage === 'memory' ? StorageType.Memory : StorageType.File;
+    const replicas = opts.replicas ?? 1;
+    const os = await js.views.os(`checkpoints-${runId}`, { storage, replicas, description: `recovery-grpo checkpoints of run ${runId}` });
+    const stream = `recovery-ckpt-${runId}`;
+    const subject = `recovery.${runId}.checkpoint`;
+    try {
+      await jsm.streams.info(stream);
+    } catch {
+      try {
+        await jsm.streams.add({ name: stream, subjects: [subject], storage, num_replicas: replicas, max_msgs: 10_000, description: `checkpoint announcements of run ${runId}` });
+      } catch (e) {
+        // another process created it meanwhile
+        if (!/already in use|exists/i.test((e as Error).message)) throw e;
+      }
+    }
+    return new CheckpointStore(js, jsm, os, { ...opts, runId });
+  }
+
+  /**
+   * Stores checkpoint `version` and announces it. `digest` ("sha256:<hex>", see sha256Digest) must be the digest
+   * of `bytes`: it is recomputed and a mismatch is refused. Idempotent: putting an existing version with the same
+   * digest re-announces it; a different digest is refused.
+   */
+  async put(version: number, bytes: Uint8Array, digest: string, meta: Record<string, unknown> = {}): Promise<Announcement> {
+    checkVersion(version);
+    if (!DIGEST_PATTERN.test(digest)) throw new Error(`digest must look like sha256:<64 hex>, got ${JSON.stringify(digest)}`);
+    const actual = sha256Digest(bytes);
+    if (actual !== digest) throw new CheckpointIntegrityError(`checkpoint v${version}: given digest ${digest} is not the digest of the bytes (${actual})`);
+    const name = objectName(version);
+    const t0 = performance.now();
+    const existing = await this.os.info(name);
+    if (existing && !existing.deleted) {
+      const had = existing.metadata?.['digest'];
+      if (had !== digest) throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${had}, refusing to replace it with ${digest}`);
+    } else {
+      await this.os.putBlob(
+        {
+          name,
+          description: `checkpoint v${version} of run ${this.runId}`,
+          metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
+        },
+        bytes,
+      );
+    }
+    const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta, published_unix_ms: Date.now() };
+    const h = headers();
+    h.set('Nats-Msg-Id', `${name}-${digest.slice(7, 23)}`);
+    await this.js.publish(this.subject, jc.encode(ann), { headers: h });
+    this.opts.onPut?.({ version, bytes: bytes.length, seconds: (performance.now() - t0) / 1000 });
+    return ann;
+  }
+
+  /**
+   * Fetches checkpoint `version` and verifies size and sha256 against what put() recorded (and `expectDigest`,
+   * e.g. from an announcement or a CheckpointRef). Throws CheckpointIntegrityError on any mismatch, Error when the
+   * version does not exist (never published, or pruned: fetch latest() instead).
+   */
+  async get(version: number, opts: { expectDigest?: string } = {}): Promise<{ bytes: Uint8Array; announcement: Announcement }> {
+    checkVersion(version);
+    const name = objectName(version);
+    const t0 = performance.now();
+    const info = await this.os.info(name);
+    if (!info || info.deleted) throw new Error(`checkpoint v${version} is not in ${this.bucket} (never published, or pruned: fetch the latest instead)`);
+    const md = info.metadata ?? {};
+    const digest = md['digest'];
+    const size = Number(md['size']);
+    if (!digest || !DIGEST_PATTERN.test(digest) || !Number.isSafeInteger(size)) {
+      throw new CheckpointIntegrityError(`checkpoint v${version} in ${this.bucket} has no valid digest/size metadata: not written by CheckpointStore.put`);
+    }
+    if (opts.expectDigest !== undefined && opts.expectDigest !== digest) {
+      throw new CheckpointIntegrityError(`checkpoint v${version}: stored digest ${digest} differs from the expected ${opts.expectDigest}`);
+    }
+    const result = await this.os.get(name);
+    if (!result) throw new Error(`checkpoint v${version} disappeared from ${this.bucket} while fetching (pruned?)`);
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    try {
+      for await (const chunk of result.data as unknown as AsyncIterable<Uint8Array>) {
+        chunks.push(chunk);
+        total += chunk.length;
+      }
+      await result.error;
+    } catch (e) {
+      // nats.js checks its own SHA-256 of the chunks and fails the read on a mismatch
+      throw new CheckpointIntegrityError(`checkpoint v${version}: reading ${this.bucket}/${name} failed after ${total} bytes: ${(e as Error)?.message ?? e}`);
+    }
+    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+    if (bytes.length !== size) {
+      throw new CheckpointIntegrityError(`checkpoint v${version} is truncated or padded: got ${bytes.length} bytes, its announcement says ${size}`);
+    }
+    const actual = sha256Digest(bytes);
+    if (actual !== digest) throw new CheckpointIntegrityError(`checkpoint v${version}: digest mismatch, fetched ${actual}, expected ${digest}`);
+    let meta: Record<string, unknown> = {};
+    try {
+      meta = JSON.parse(md['meta'] ?? '{}');
+    } catch {
+      /* meta is advisory */
+    }
+    this.opts.onGet?.({ version, bytes: bytes.length, seconds: (performance.now() - t0) / 1000 });
+    return {
+      bytes,
+      announcement: { run_id: this.runId, version, name, digest, size, meta, published_unix_ms: info.mtime ? Date.parse(info.mtime) : 0 },
+    };
+  }
+
+  /** The newest announcement, or null before the first checkpoint. */
+  async latest(): Promise<Announcement | null> {
+    let raw: Uint8Array;
+    try {
+      const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject });
+      raw = m.data;
+    } catch (e) {
+      if (/no message found|not found/i.test((e as Error).message)) return null;
+      throw e;
+    }
+    return parseAnnouncement(raw, this.subject);
+  }
+
+  /** Versions present in the bucket, ascending. */
+  async versions(): Promise<number[]> {
+    const list = await this.os.list();
+    return list
+      .filter((i) => !i.deleted && /^v\d{10}$/.test(i.name))
+      .map((i) => Number(i.name.slice(1)))
+      .sort((a, b) => a - b);
+  }
+
+  /** Deletes all but the newest `keepLast` (>= 1) checkpoints; returns the deleted versions. */
+  async prune(keepLast: number): Promise<number[]> {
+    if (!Number.isInteger(keepLast) || keepLast < 1) throw new Error(`prune: keepLast must be an integer >= 1, got ${keepLast}`);
+    const all = await this.versions();
+    const doomed = all.slice(0, Math.max(0, all.length - keepLast));
+    for (const v of doomed) await this.os.delete(objectName(v));
+    return doomed;
+  }
+
+  /**
+   * Announcements, newest existing one first, then each new one; versions strictly increase (older or repeated
+   * announcements are skipped). Malformed announcements are skipped and reported to onInvalid.
+   */
+  async watch(opts: { onInvalid?: (err: Error) => void } = {}): Promise<CheckpointWatch> {
+    const consumer = await this.js.consumers.get(this.stream, {
+      filterSubjects: this.subject,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+    });
+    const messages = await consumer.consume();
+    const subject = this.subject;
+    let last = -1;
+    async function* iterate(): AsyncGenerator<Announcement> {
+      try {
+        for await (const m of messages) {
+          let ann: Announcement;
+          try {
+            ann = parseAnnouncement(m.data, subject);
+          } catch (e) {
+            opts.onInvalid?.(e as Error);
+            continue;
+          }
+          if (ann.version <= last) continue;
+          last = ann.version;
+          yield ann;
+        }
+      } finally {
+        messages.stop();
+      }
+    }
+    const gen = iterate();
+    return {
+      [Symbol.asyncIterator]: () => gen,
+      async stop() {
+        messages.stop();
+        await gen.return(undefined);
+      },
+    };
+  }
+}
+
+function parseAnnouncement(raw: Uint8Array, subject: string): Announcement {
+  let json: unknown;
+  try {
+    json = jc.decode(raw);
+  } catch {
+    throw new Error(`${subject}: announcement is not JSON`);
+  }
+  const r = AnnouncementSchema.safeParse(json);
+  if (!r.success) throw new Error(formatIssues(`${subject} announcement`, r.error));
+  return r.data;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// run state
+
+export class RevisionConflictError extends Error {
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+    readonly expectedRevision: number | null,
+  ) {
+    super(
+      expectedRevision === null
+        ? `${bucket}/${key}: already exists (another orchestrator created it first)`
+        : `${bucket}/${key}: revision ${expectedRevision} is no longer current (another writer updated it): re-read and retry`,
+    );
+    this.name = 'RevisionConflictError';
+  }
+}
+
+export interface RunStateStoreOptions<S extends z.ZodType> {
+  runId: string;
+  schema: S;
+  /** Key in the bucket. Default 'state'. */
+  key?: string;
+  /** Revisions kept per key. Default 5. */
+  history?: number;
+  replicas?: number;
+  storage?: 'file' | 'memory';
+}
+
+export interface Versioned<T> {
+  value: T;
+  revision: number;
+}
+
+function isWrongLastSequence(e: unknown): boolean {
+  const msg = (e as Error)?.message ?? '';
+  return /wrong last sequence|key exists/i.test(msg) || (e as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
+}
+
+/**
+ * A zod-validated JSON document in a JetStream KV bucket (`runstate-<runId>`), with revision-checked writes:
+ * create() fails if it exists, update() fails if someone else wrote since `revision`, modify() retries
+ * read-change-write until it wins. Two orchestrators therefore can never silently overwrite each other.
+ */
+export class RunStateStore<S extends z.ZodType> {
+  readonly bucket: string;
+  readonly key: string;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly schema: S,
+    bucket: string,
+    key: string,
+  ) {
+    this.bucket = bucket;
+    this.key = key;
+  }
+
+  static async open<S extends z.ZodType>(nc: NatsConnection, opts: RunStateStoreOptions<S>): Promise<RunStateStore<S>> {
+    const runId = checkRunId(opts.runId);
+    const key = opts.key ?? 'state';
+    if (!/^[-/=.\w]+$/.test(key)) throw new Error(`run state key ${JSON.stringify(key)} has characters NATS KV does not allow`);
+    const bucket = `runstate-${runId}`;
+    const kv = await nc.jetstream().views.kv(bucket, {
+      history: opts.history ?? 5,
+      replicas: opts.replicas ?? 1,
+      storage: opts.storage === 'memory' ? StorageType.Memory : StorageType.File,
+    });
+    return new RunStateStore(kv, opts.schema, bucket, key);
+  }
+
+  private encode(value: z.infer<S>, what: string): Uint8Array {
+    const r = this.schema.safeParse(value);
+    if (!r.success) throw new Error(formatIssues(`${what} ${this.bucket}/${this.key}`, r.error));
+    return jc.encode(r.data);
+  }
+
+  /** The current value and its revision, or null if never written (or deleted). */
+  async get(): Promise<Versioned<z.infer<S>> | null> {
+    const e = await this.kv.get(this.key);
+    if (!e || e.operation !== 'PUT' || e.length === 0) return null;
+    let json: unknown;
+    try {
+      json = e.json();
+    } catch {
+      throw new Error(`run state ${this.bucket}/${this.key} (revision ${e.revision}) is not JSON`);
+    }
+    const r = this.schema.safeParse(json);
+    if (!r.success) throw new Error(formatIssues(`run state ${this.bucket}/${this.key} (revision ${e.revision})`, r.error));
+    return { value: r.data, revision: e.revision };
+  }
+
+  /** Writes the first value; RevisionConflictError if a value exists. Returns the new revision. */
+  async create(value: z.infer<S>): Promise<number> {
+    const data = this.encode(value, 'create');
+    try {
+      return await this.kv.create(this.key, data);
+    } catch (e) {
+      if (isWrongLastSequence(e)) throw new RevisionConflictError(this.bucket, this.key, null);
+      throw e;
+    }
+  }
+
+  /** Writes `value` if the stored revision is still `revision`; RevisionConflictError otherwise. */
+  async update(value: z.infer<S>, revision: number): Promise<number> {
+    const data = this.encode(value, 'update');
+    try {
+      return await this.kv.update(this.key, data, revision);
+    } catch (e) {
+      if (isWrongLastSequence(e)) throw new RevisionConflictError(this.bucket, this.key, revision);
+      throw e;
+    }
+  }
+
+  /** Unconditional write (last writer wins). Prefer update()/modify(). */
+  async put(value: z.infer<S>): Promise<number> {
+    return this.kv.put(this.key, this.encode(value, 'put'));
+  }
+
+  /**
+   * Read-modify-write with CAS: applies `fn` to the current value (null if none) and writes the result; on a
+   * conflict re-reads and re-applies, up to maxRetries (default 10) times.
+   */
+  async modify(fn: (current: z.infer<S> | null) => z.infer<S> | Promise<z.infer<S>>, { maxRetries = 10 } = {}): Promise<Versioned<z.infer<S>>> {
+    for (let i = 0; ; i++) {
+      const cur = await this.get();
+      const next = await fn(cur ? cur.value : null);
+      try {
+        const revision = cur ? await this.update(next, cur.revision) : await this.create(next);
+        return { value: next, revision };
+      } catch (e) {
+        if (!(e instanceof RevisionConflictError) || i >= maxRetries) throw e;
+      }
+    }
+  }
+}

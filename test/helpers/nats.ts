@@ -1,0 +1,60 @@
+// A real nats-server (JetStream on) on a free loopback port, for tests:
+//
+//   const nats = await startNatsServer();
+//   after(() => nats.stop());
+//   const nc = await connect({ servers: nats.url });
+//
+// stop() kills the server (SIGTERM, SIGKILL after 3 s) and removes its storage dir; restart() stops it and
+// starts it again on the same port with the same storage (JetStream data survives), for reconnect tests.
+// A process-exit hook kills any server a test forgot to stop.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
+
+export interface TestNatsServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startNatsServer(): Promise<TestNatsServer> {
+  const storeDir = mkdtempSync(join(tmpdir(), 'nats-test-'));
+  let port = await freePort();
+  let proc: NatsServerProcess;
+  try {
+    proc = await spawnNatsServer({ port, storeDir });
+  } catch {
+    port = await freePort(); // the free port was taken in between: one more try
+    proc = await spawnNatsServer({ port, storeDir });
+  }
+  let stopped = false;
+  return {
+    url: proc.url,
+    port,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await proc.stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    },
+    async restart() {
+      if (stopped) throw new Error('restart() after stop()');
+      await proc.stop();
+      proc = await spawnNatsServer({ port, storeDir });
+    },
+  };
+}
