@@ -1,0 +1,97 @@
+// Every Prometheus metric the pipeline exports, in one place: name (without the recovery_grpo_ prefix), type,
+// help, label names, histogram buckets. Processes create only the metrics they touch (lib/metrics/index.ts,
+// Metrics.get). Every series also carries the registry's default labels run_id and role (the process's role);
+// per-metric labels that name another role are called worker_role to keep the two apart.
+//
+// Label values by convention:
+//   worker_role: rollout | reward | learner      kind: sft | grpo
+//   component:   ssim | clip_cos | clip_term      outcome (tasks): ok | error | duplicate | expired | cancelled
+//   queue:       samples | rollout | score | train (orchestrator queues of pending work)
+//   reason:      free snake_case words (e.g. stale, zero_variance, non_finite_reward, decode_failed)
+
+export const METRIC_PREFIX = 'recovery_grpo_';
+
+export type MetricType = 'counter' | 'gauge' | 'histogram';
+
+export interface MetricSpec {
+  readonly type: MetricType;
+  readonly help: string;
+  readonly labels: readonly string[];
+  readonly buckets?: readonly number[];
+}
+
+const UNIT_INTERVAL_BUCKETS = [-1, -0.5, 0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1, 1.1, 1.2] as const;
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120] as const;
+const TRANSFER_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
+
+export const CATALOGUE = {
+  // versions and progress
+  policy_version: {
+    type: 'gauge',
+    help: 'Policy version this process holds: learner = last trained, rollout worker = loaded, orchestrator = learner version it knows',
+    labels: [],
+  },
+  rollouts_total: { type: 'counter', help: 'Rollout actions produced (rollout worker) or accepted (orchestrator)', labels: [] },
+  scores_total: { type: 'counter', help: 'Candidates scored (reward worker) or score results accepted (orchestrator)', labels: [] },
+  train_steps_total: { type: 'counter', help: 'Optimizer steps applied by the learner', labels: ['kind'] },
+  train_batches_total: { type: 'counter', help: 'TrainBatches handled, by outcome (applied | duplicate | skipped)', labels: ['kind', 'outcome'] },
+  tasks_dispatched_total: { type: 'counter', help: 'Tasks sent to workers (re-dispatches included)', labels: ['worker_role'] },
+  tasks_completed_total: { type: 'counter', help: 'Task results received, by outcome', labels: ['worker_role', 'outcome'] },
+
+  // reward and advantages
+  reward_mean: { type: 'gauge', help: 'Mean scalar reward of the groups completed most recently', labels: [] },
+  reward: { type: 'histogram', help: 'Scalar reward per action', labels: [], buckets: UNIT_INTERVAL_BUCKETS },
+  reward_component_mean: { type: 'gauge', help: 'Mean of one reward component over the groups completed most recently', labels: ['component'] },
+  reward_component: { type: 'histogram', help: 'Reward component per action', labels: ['component'], buckets: UNIT_INTERVAL_BUCKETS },
+  advantage_std: { type: 'gauge', help: 'Standard deviation of the scalar advantages of the last batch', labels: [] },
+  zero_variance_group_fraction: { type: 'gauge', help: 'Fraction of groups in the last batch whose rewards were all equal (no learning signal)', labels: [] },
+
+  // learner step diagnostics
+  loss: { type: 'gauge', help: 'Loss of the last applied step', labels: ['kind'] },
+  kl: { type: 'gauge', help: 'KL penalty term of the last GRPO step (beta excluded)', labels: [] },
+  clip_fraction: { type: 'gauge', help: 'Fraction of samples whose PPO ratio was clipped in the last GRPO step', labels: [] },
+  grad_norm: { type: 'gauge', help: 'Global gradient norm of the last step, before clipping', labels: [] },
+  logp_mismatch: {
+    type: 'gauge',
+    help: 'Mean |logp recomputed by the learner - logp from the rollout| over on-policy samples of the last step (should be ~0)',
+    labels: [],
+  },
+  staleness: {
+    type: 'histogram',
+    help: 'Learner version minus behaviour version of each trained sample',
+    labels: [],
+    buckets: [0, 1, 2, 3, 4, 6, 8, 12, 16, 32],
+  },
+  nonfinite_steps_skipped_total: { type: 'counter', help: 'Learner steps skipped because the loss or a gradient was not finite', labels: [] },
+
+  // orchestration
+  queue_depth: { type: 'gauge', help: 'Items waiting in an orchestrator queue', labels: ['queue'] },
+  workers_connected: { type: 'gauge', help: 'Workers with an open stream', labels: ['worker_role'] },
+  task_latency_seconds: {
+    type: 'histogram',
+    help: 'Time from dispatching a task to receiving its result',
+    labels: ['worker_role'],
+    buckets: LATENCY_BUCKETS,
+  },
+  lease_expiries_total: { type: 'counter', help: 'Tasks whose lease ran out before a result arrived', labels: ['worker_role'] },
+  redispatches_total: { type: 'counter', help: 'Tasks handed to another worker after a lease expiry, error or disconnect', labels: ['worker_role'] },
+  task_errors_total: { type: 'counter', help: 'TaskError messages received, by error code', labels: ['worker_role', 'code'] },
+  duplicate_results_total: { type: 'counter', help: 'Results for a task that already had one (ignored)', labels: ['worker_role'] },
+  samples_dropped_total: { type: 'counter', help: 'Samples dropped before training, by reason', labels: ['reason'] },
+  bad_images_skipped_total: { type: 'counter', help: 'Input images skipped because they could not be decoded or were invalid', labels: ['reason'] },
+
+  // checkpoints
+  checkpoint_publish_bytes_total: { type: 'counter', help: 'Checkpoint bytes published to the object store', labels: [] },
+  checkpoint_publish_seconds: { type: 'histogram', help: 'Time to store and announce one checkpoint', labels: [], buckets: TRANSFER_BUCKETS },
+  checkpoint_fetch_bytes_total: { type: 'counter', help: 'Checkpoint bytes fetched (and verified) from the object store', labels: [] },
+  checkpoint_fetch_seconds: { type: 'histogram', help: 'Time to fetch and verify one checkpoint', labels: [], buckets: TRANSFER_BUCKETS },
+} as const satisfies Record<string, MetricSpec>;
+
+export type Catalogue = typeof CATALOGUE;
+export type MetricName = keyof Catalogue;
+export type LabelName<K extends MetricName> = Catalogue[K]['labels'][number];
+
+/** Full exported name of a catalogue entry. */
+export function metricName(name: MetricName): string {
+  return METRIC_PREFIX + name;
+}
