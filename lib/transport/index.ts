@@ -1,0 +1,14 @@
+// The communication layer, in one import: `import { connectToOrchestrator, encodeTensor } from '../lib/transport/index.ts'`.
+// See docs/transport.md.
+export * from './proto.ts';
+export * from './tensor.ts';
+export * from './messages.ts';
+export * from './errors.ts';
+export { startOrchestratorServer } from './grpc-server.ts';
+export type { OrchestratorServer, OrchestratorServerOptions, ServerAuth, ServerTls, WorkerSession } from './grpc-server.ts';
+export { backoffDelay, connectToOrchestrator, withReconnect } from './grpc-client.ts';
+export type { ClientTls, ConnectOptions, OrchestratorConnection, ReconnectOptions } from './grpc-client.ts';
+export { isLoopbackHost, parseHostPort } from './grpc-common.ts';
+export * from './nats.ts';
+export { ensureNatsServer, isReachable, spawnNatsServer } from './nats-server.ts';
+export type { EnsuredNats, NatsServerProcess, SpawnNatsOptions } from './nats-server.ts';
