@@ -165,10 +165,18 @@ test('stores survive a server restart (JetStream file storage); client reconnect
   const reconnected = (async () => {
     for await (const s of nc.status()) if (s.type === 'reconnect') return;
   })();
+  const watch = await store.watch();
+  const it = watch[Symbol.asyncIterator]();
+  assert.equal((await it.next()).value?.version, 1);
   await nats.restart();
   await reconnected;
   assert.equal((await store.latest())?.version, 1);
   assert.ok(Buffer.from((await store.get(1)).bytes).equals(c.bytes));
+  // the watch carries on across the restart
+  const c2 = ckpt(10);
+  await store.put(2, c2.bytes, c2.digest);
+  assert.equal((await it.next()).value?.version, 2);
+  await watch.stop();
 });
 
 test('ensureNatsServer uses a running server, or starts one where nothing answers', async () => {
