@@ -1,0 +1,290 @@
+// Group-relative advantages, as Flow-GRPO computes them.
+//
+// A group is the G actions proposed for ONE sample id (never grouped by prompt text). For action i:
+//
+//     A_i = clip( (r_i - mean_g r_g) / (std_g r_g + eps), -advClip, +advClip )      eps = 1e-4, advClip = 5
+//
+// std is the POPULATION standard deviation (divide by G), as Flow-GRPO's stat tracker uses np.std
+// (ddof=0), i.e. torch's std(unbiased=False).
+//
+// Variants:
+//   stdNormalize: false          Dr. GRPO: A_i = r_i - mean_g r_g (then clipped).
+//   dropZeroVarianceGroups       DAPO: a group whose rewards are all equal (std < 1e-8) carries no
+//                                signal and is dropped; kept, it gets advantages of exactly 0.
+//   multi-reward 'sum'           reward = sum_k w_k x_k, then the formula above.
+//   multi-reward                 GDPO: A_i = sum_k w_k (x_ik - mean_g x_gk) / (std_g x_gk + eps): each term
+//     'normalize-then-sum'       is normalised within the group on its own, so a small-variance term is
+//                                not drowned by a large-variance one. GDPO's paper then standardises the
+//                                summed advantages over the whole batch: `standardizeOverBatch`.
+//   dense                        per-location SSIM advantages, see `denseAdvantages`.
+
+export interface AdvantageOptions {
+  /** Divide by the group's reward std (GRPO). false: Dr. GRPO. Default true. */
+  stdNormalize?: boolean;
+  /** Added to the std before dividing. Default 1e-4 (Flow-GRPO). */
+  stdEps?: number;
+  /** Advantages are clipped to +-advClip. Default 5 (Flow-GRPO); Infinity: no clipping. */
+  advClip?: number;
+  /** Drop groups whose rewards are all equal instead of giving them zero advantages. Default false. */
+  dropZeroVarianceGroups?: boolean;
+}
+
+export type MultiRewardMode = 'sum' | 'normalize-then-sum';
+
+/** Rewards whose population std is below this are "all equal". */
+export const ZERO_VARIANCE_STD = 1e-8;
+
+export interface GroupAdvantages {
+  advantages: Float32Array;
+  /** Mean and population std of the group's scalar rewards (for logging). */
+  mean: number;
+  std: number;
+}
+
+export interface DroppedGroup {
+  dropped: 'zero-variance';
+  reason: string;
+  mean: number;
+  std: number;
+}
+
+interface Resolved { stdNormalize: boolean; stdEps: number; advClip: number; dropZeroVarianceGroups: boolean }
+
+function resolve(o: AdvantageOptions): Resolved {
+  const r = { stdNormalize: o.stdNormalize ?? true, stdEps: o.stdEps ?? 1e-4, advClip: o.advClip ?? 5, dropZeroVarianceGroups: o.dropZeroVarianceGroups ?? false };
+  if (!(r.stdEps >= 0) || !Number.isFinite(r.stdEps)) throw new Error(`advantages: stdEps must be a finite number >= 0, got ${r.stdEps}`);
+  if (!(r.advClip > 0)) throw new Error(`advantages: advClip must be > 0 (Infinity for no clipping), got ${r.advClip}`);
+  return r;
+}
+
+function checkRewards(what: string, xs: readonly number[], minLength = 2): void {
+  if (xs.length < minLength) throw new Error(`advantages: ${what} has ${xs.length} entries; a group needs at least ${minLength} actions`);
+  xs.forEach((x, i) => {
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new Error(`advantages: ${what}[${i}] is ${String(x)}, not a finite number`);
+  });
+}
+
+/** Mean and population standard deviation (np.std, ddof = 0), in float64. */
+export function meanStd(xs: ArrayLike<number>): { mean: number; std: number } {
+  const n = xs.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += xs[i]!;
+  mean /= n;
+  let v = 0;
+  for (let i = 0; i < n; i++) v += (xs[i]! - mean) ** 2;
+  return { mean, std: Math.sqrt(v / n) };
+}
+
+const clip = (x: number, c: number) => Math.min(Math.max(x, -c), c);
+
+function zeroVariance(mean: number, std: number, o: Resolved, G: number): GroupAdvantages | DroppedGroup {
+  if (o.dropZeroVarianceGroups) return { dropped: 'zero-variance', reason: `all ${G} rewards equal ${mean} (std ${std} < ${ZERO_VARIANCE_STD})`, mean, std };
+  return { advantages: new Float32Array(G), mean, std };
+}
+
+/** Advantages of one group from its scalar rewards (one per action, in group-index order). */
+export function groupAdvantages(rewards: readonly number[], opts: AdvantageOptions = {}): GroupAdvantages | DroppedGroup {
+  const o = resolve(opts);
+  checkRewards('rewards', rewards);
+  const { mean, std } = meanStd(rewards);
+  if (std < ZERO_VARIANCE_STD) return zeroVariance(mean, std, o, rewards.length);
+  const denom = o.stdNormalize ? std + o.stdEps : 1;
+  return { advantages: Float32Array.from(rewards, (r) => clip((r - mean) / denom, o.advClip)), mean, std };
+}
+
+/**
+ * Advantages of one group from several reward terms: `terms[i][k]` is term k of action i, and the
+ * reward is sum_k weights[k] * terms[i][k] (see `rewardTerms` in reward-expression.ts).
+ * 'sum': normalise the summed reward. 'normalize-then-sum' (GDPO): normalise each term in the group,
+ * then sum with the weights. In both, clipping is applied last; the group is zero-variance when every
+ * term (hence the reward) is constant over the group.
+ */
+export function multiRewardGroupAdvantages(
+  terms: readonly (readonly number[])[], weights: readonly number[], mode: MultiRewardMode, opts: AdvantageOptions = {},
+): GroupAdvantages | DroppedGroup {
+  const o = resolve(opts);
+  const K = weights.length;
+  checkRewards('weights', weights, 1);
+  if (terms.length < 2) throw new Error(`advantages: terms has ${terms.length} actions; a group needs at least 2`);
+  terms.forEach((t, i) => {
+    if (t.length !== K) throw new Error(`advantages: terms[${i}] has ${t.length} entries, expected ${K} (one per weight)`);
+    checkRewards(`terms[${i}]`, t, K);
+  });
+  const rewards = terms.map((t) => t.reduce((s, x, k) => s + weights[k]! * x, 0));
+  if (mode === 'sum') return groupAdvantages(rewards, opts);
+  if (mode !== 'normalize-then-sum') throw new Error(`advantages: unknown multi-reward mode '${String(mode)}'`);
+
+  const { mean, std } = meanStd(rewards);
+  const perTerm = weights.map((_, k) => meanStd(terms.map((t) => t[k]!)));
+  if (perTerm.every((s) => s.std < ZERO_VARIANCE_STD)) return zeroVariance(mean, std, o, terms.length);
+  const advantages = Float32Array.from(terms, (t) => {
+    let a = 0;
+    for (let k = 0; k < K; k++) {
+      const s = perTerm[k]!;
+      if (s.std < ZERO_VARIANCE_STD) continue; // a constant term contributes exactly 0
+      a += (weights[k]! * (t[k]! - s.mean)) / (o.stdNormalize ? s.std + o.stdEps : 1);
+    }
+    return clip(a, o.advClip);
+  });
+  return { advantages, mean, std };
+}
+
+/**
+ * GDPO's second stage: standardise the summed advantages over the whole batch (all kept groups),
+ * A <- (A - mean_batch) / (std_batch + eps), then clip. Returns new arrays, one per group.
+ */
+export function standardizeOverBatch(groups: readonly Float32Array[], opts: Pick<AdvantageOptions, 'stdEps' | 'advClip'> = {}): Float32Array[] {
+  const o = resolve(opts);
+  const all = groups.flatMap((g) => [...g]);
+  if (all.length === 0) return [];
+  const { mean, std } = meanStd(all);
+  return groups.map((g) => Float32Array.from(g, (a) => clip((a - mean) / (std + o.stdEps), o.advClip)));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Dense advantages (DESIGN.md, "Making the RL stage pay off").
+//
+// With reward r_i = w * ssim_i + t_i, where ssim_i is the mean of the action's SSIM map S_i(c, p)
+// (channel c, valid window p) and t_i the rest of the reward (the CLIP term), the SSIM part of the
+// scalar advantage, w (ssim_i - mean_g ssim_g) / (std_g r_g + eps), is the mean over locations of
+//
+//     D_i(c, p) = w * (S_i(c, p) - mean_g S_g(c, p)) / (std_g r_g + eps)
+//
+// which says WHERE the action beat its group. The rest keeps one scalar per action:
+//
+//     T_i = (t_i - mean_g t_g) / (std_g r_g + eps)
+//
+// so mean_p D_i + T_i is exactly the scalar advantage A_i (before clipping). The GRPO graph spreads D_i
+// back onto pixels with the transpose of the 11x11 Gaussian SSIM window (a ConvTranspose), scaled by
+// (H W) / (h w) so that the pixel advantages average to mean_p D_i (`spreadToPixels` is the reference),
+// adds T_i to every pixel, and weights each pixel's log-density by its own advantage.
+// Clipping to +-advClip applies elementwise to D_i and to T_i.
+
+export interface DenseAdvantages {
+  /** Per action, the centred SSIM map D_i, same layout as the input maps ([3, h, w]). */
+  maps: Float32Array[];
+  /** Per action, the scalar part T_i of the rest of the reward. */
+  scalar: Float32Array;
+  mean: number;
+  std: number;
+}
+
+export interface DenseOptions extends AdvantageOptions {
+  /**
+   * |r_i - (w * mean(S_i) + t_i)| must stay within this, or the maps, rewards and split disagree
+   * (maps of other images, a wrong weight). Default 1e-3; Infinity disables the check.
+   */
+  consistencyTol?: number;
+}
+
+export function denseAdvantages(
+  ssimMaps: readonly Float32Array[], scalarRewards: readonly number[], otherTerms: readonly number[], ssimWeight: number,
+  opts: DenseOptions = {},
+): DenseAdvantages | DroppedGroup {
+  const o = resolve(opts);
+  const G = ssimMaps.length;
+  checkRewards('scalarRewards', scalarRewards);
+  checkRewards('otherTerms', otherTerms);
+  if (scalarRewards.length !== G || otherTerms.length !== G) {
+    throw new Error(`dense advantages: ${G} SSIM maps, ${scalarRewards.length} rewards and ${otherTerms.length} other terms; expected one each per action`);
+  }
+  if (!Number.isFinite(ssimWeight)) throw new Error(`dense advantages: ssimWeight is ${ssimWeight}`);
+  const L = ssimMaps[0]!.length;
+  if (L === 0) throw new Error('dense advantages: SSIM maps are empty');
+  ssimMaps.forEach((m, i) => {
+    if (m.length !== L) throw new Error(`dense advantages: SSIM map ${i} has ${m.length} values, map 0 has ${L}`);
+  });
+
+  const meanMap = new Float64Array(L);
+  const ssim = new Float64Array(G);
+  ssimMaps.forEach((m, i) => {
+    let s = 0;
+    for (let l = 0; l < L; l++) { const v = m[l]!; meanMap[l]! += v; s += v; }
+    if (!Number.isFinite(s)) throw new Error(`dense advantages: SSIM map ${i} holds a non-finite value`);
+    ssim[i] = s / L;
+  });
+  for (let l = 0; l < L; l++) meanMap[l]! /= G;
+
+  const tol = opts.consistencyTol ?? 1e-3;
+  for (let i = 0; i < G; i++) {
+    const r = ssimWeight * ssim[i]! + otherTerms[i]!;
+    if (!(Math.abs(r - scalarRewards[i]!) <= tol)) {
+      throw new Error(`dense advantages: action ${i}: reward ${scalarRewards[i]} != ${ssimWeight} * mean(SSIM map) ${ssim[i]} + other terms ${otherTerms[i]} = ${r} (tolerance ${tol})`);
+    }
+  }
+
+  const { mean, std } = meanStd(scalarRewards);
+  if (std < ZERO_VARIANCE_STD) {
+    if (o.dropZeroVarianceGroups) return zeroVariance(mean, std, o, G) as DroppedGroup;
+    return { maps: ssimMaps.map(() => new Float32Array(L)), scalar: new Float32Array(G), mean, std };
+  }
+  const denom = o.stdNormalize ? std + o.stdEps : 1;
+  const maps = ssimMaps.map((m) => {
+    const d = new Float32Array(L);
+    for (let l = 0; l < L; l++) d[l] = clip((ssimWeight * (m[l]! - meanMap[l]!)) / denom, o.advClip);
+    return d;
+  });
+  const t = meanStd(otherTerms);
+  const scalar = Float32Array.from(otherTerms, (x) => clip((x - t.mean) / denom, o.advClip));
+  return { maps, scalar, mean, std };
+}
+
+/**
+ * Reference for the graph: spreads a dense map D [C, h, w] (one value per valid SSIM window) back onto
+ * the pixels [C, h + k - 1, w + k - 1] with the transpose of the separable window (k = window1d.length,
+ * summing to 1), scaled by (H W) / (h w), so that mean(pixels) = mean(D).
+ */
+export function spreadToPixels(D: Float32Array, channels: number, h: number, w: number, window1d: Float32Array): Float32Array {
+  if (D.length !== channels * h * w) throw new Error(`spreadToPixels: D has ${D.length} values, expected ${channels}x${h}x${w}`);
+  const k = window1d.length;
+  const H = h + k - 1;
+  const W = w + k - 1;
+  const scale = (H * W) / (h * w);
+  const out = new Float32Array(channels * H * W);
+  for (let c = 0; c < channels; c++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const d = D[(c * h + y) * w + x]! * scale;
+        for (let dy = 0; dy < k; dy++) {
+          const row = (c * H + y + dy) * W + x;
+          const wy = window1d[dy]! * d;
+          for (let dx = 0; dx < k; dx++) out[row + dx]! += wy * window1d[dx]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Groups are formed per sample id.
+
+export interface GroupMember { sampleId: string; groupIndex: number }
+
+/**
+ * Groups items by sample id (first-seen order), each group sorted by group index. Every group must be
+ * complete: group indices exactly 0..groupSize-1, no duplicates. Throws listing every problem.
+ */
+export function groupBySample<T extends GroupMember>(items: readonly T[], groupSize: number): Array<{ sampleId: string; items: T[] }> {
+  if (!Number.isInteger(groupSize) || groupSize < 1) throw new Error(`groupBySample: groupSize must be a positive integer, got ${groupSize}`);
+  const groups = new Map<string, Array<T | undefined>>();
+  const problems: string[] = [];
+  for (const item of items) {
+    const { sampleId, groupIndex } = item;
+    if (typeof sampleId !== 'string' || sampleId === '') { problems.push(`an item has no sample id (${JSON.stringify(sampleId)})`); continue; }
+    if (!Number.isInteger(groupIndex) || groupIndex < 0 || groupIndex >= groupSize) {
+      problems.push(`sample '${sampleId}': group index ${groupIndex} is outside 0..${groupSize - 1}`);
+      continue;
+    }
+    let slots = groups.get(sampleId);
+    if (!slots) groups.set(sampleId, (slots = new Array<T | undefined>(groupSize).fill(undefined)));
+    if (slots[groupIndex] !== undefined) problems.push(`sample '${sampleId}': group index ${groupIndex} appears more than once`);
+    else slots[groupIndex] = item;
+  }
+  for (const [sampleId, slots] of groups) {
+    const missing = slots.flatMap((s, i) => (s === undefined ? [i] : []));
+    if (missing.length > 0) problems.push(`sample '${sampleId}': incomplete group, has ${groupSize - missing.length} of ${groupSize}, missing group indices ${missing.join(', ')}`);
+  }
+  if (problems.length > 0) throw new Error(`groupBySample: ${problems.join('; ')}`);
+  return [...groups].map(([sampleId, slots]) => ({ sampleId, items: slots as T[] }));
+}

@@ -1,0 +1,240 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  denseAdvantages, groupAdvantages, groupBySample, meanStd, multiRewardGroupAdvantages, spreadToPixels,
+  standardizeOverBatch, type DenseAdvantages, type DroppedGroup, type GroupAdvantages,
+} from '../../lib/grpo/advantages.ts';
+import { decomposeForDense } from '../../lib/grpo/reward-expression.ts';
+
+function closeAll(actual: ArrayLike<number>, expected: readonly number[], tol = 1e-6, what = ''): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    assert.ok(Math.abs(actual[i]! - expected[i]!) <= tol * Math.max(1, Math.abs(expected[i]!)), `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
+  }
+}
+function kept(r: GroupAdvantages | DroppedGroup): GroupAdvantages {
+  assert.ok('advantages' in r, `expected advantages, got ${JSON.stringify(r)}`);
+  return r;
+}
+function keptDense(r: DenseAdvantages | DroppedGroup): DenseAdvantages {
+  assert.ok('maps' in r, `expected dense advantages, got ${JSON.stringify(r)}`);
+  return r;
+}
+/** mulberry32: a small seeded PRNG for reproducible test data. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('population std, as np.std', () => {
+  const { mean, std } = meanStd([1, 2, 3, 4]);
+  assert.equal(mean, 2.5);
+  assert.equal(std, Math.sqrt(1.25)); // np.std([1,2,3,4]) = 1.118033988749895, not the sample std 1.29
+});
+
+test('Flow-GRPO advantages, hand-computed', () => {
+  // mean 2.5, std sqrt(1.25) = 1.118033988749895, A = (r - 2.5) / 1.118133988749895
+  const a = kept(groupAdvantages([1, 2, 3, 4]));
+  assert.equal(a.mean, 2.5);
+  assert.equal(a.std, 1.118033988749895);
+  closeAll(a.advantages, [-1.3415208, -0.4471736, 0.4471736, 1.3415208], 1e-6, 'A');
+  // G = 8, typical SSIM-like rewards; numbers from numpy: (r - r.mean()) / (r.std() + 1e-4)
+  const b = kept(groupAdvantages([0.91, 0.93, 0.90, 0.95, 0.92, 0.94, 0.96, 0.89]));
+  assert.ok(Math.abs(b.mean - 0.925) < 1e-15);
+  assert.ok(Math.abs(b.std - 0.022912878474779175) < 1e-15);
+  closeAll(b.advantages, [-0.65180894, 0.21726965, -1.08634824, 1.08634824, -0.21726965, 0.65180894, 1.52088753, -1.52088753], 1e-6, 'A');
+  assert.ok(b.advantages instanceof Float32Array);
+});
+
+test('advantages are clipped to +-advClip (5) with an outlier group', () => {
+  // 31 rewards of 0 and one of 1: mean 1/32, std sqrt(31)/32; the outlier's z-score is sqrt(31) = 5.57 > 5.
+  const rewards = [...new Array(31).fill(0), 1];
+  const a = kept(groupAdvantages(rewards));
+  const std = Math.sqrt(31) / 32;
+  assert.ok(Math.abs(a.std - std) < 1e-15);
+  assert.ok((31 / 32) / (std + 1e-4) > 5.5);
+  assert.equal(a.advantages[31], 5);
+  closeAll(a.advantages.slice(0, 31), new Array(31).fill(-(1 / 32) / (std + 1e-4)), 1e-6, 'others');
+  const negative = kept(groupAdvantages(rewards.map((r) => -r)));
+  assert.equal(negative.advantages[31], -5);
+  const tight = kept(groupAdvantages([1, 2, 3, 4], { advClip: 1 }));
+  closeAll(tight.advantages, [-1, -0.4471736, 0.4471736, 1], 1e-6, 'clip 1');
+});
+
+test('Dr. GRPO: only the mean is subtracted', () => {
+  closeAll(kept(groupAdvantages([1, 2, 3, 4], { stdNormalize: false })).advantages, [-1.5, -0.5, 0.5, 1.5], 1e-7);
+  // still clipped
+  closeAll(kept(groupAdvantages([0, 0, 0, 40], { stdNormalize: false })).advantages, [-5, -5, -5, 5], 0);
+});
+
+test('zero-variance groups: dropped, or kept with exactly zero advantages', () => {
+  const rewards = [0.1, 0.1, 0.1, 0.1];
+  const dropped = groupAdvantages(rewards, { dropZeroVarianceGroups: true });
+  assert.ok('dropped' in dropped);
+  assert.equal(dropped.dropped, 'zero-variance');
+  assert.match(dropped.reason, /all 4 rewards equal 0.1/);
+  const k = kept(groupAdvantages(rewards));
+  assert.deepEqual([...k.advantages], [0, 0, 0, 0]);
+  assert.deepEqual([...kept(groupAdvantages(rewards, { stdNormalize: false })).advantages], [0, 0, 0, 0]);
+  // A group with any spread is never dropped.
+  assert.ok('advantages' in groupAdvantages([0.1, 0.1, 0.1, 0.1000001], { dropZeroVarianceGroups: true }));
+});
+
+test('input validation', () => {
+  assert.throws(() => groupAdvantages([1]), /a group needs at least 2 actions/);
+  assert.throws(() => groupAdvantages([1, Number.NaN]), /rewards\[1\] is NaN/);
+  assert.throws(() => groupAdvantages([1, 2], { advClip: 0 }), /advClip must be > 0/);
+  assert.throws(() => multiRewardGroupAdvantages([[1, 2], [1]], [1, 1], 'sum'), /terms\[1\] has 1 entries, expected 2/);
+});
+
+test('GDPO normalize-then-sum differs from sum on a crafted case', () => {
+  // Term 0 (SSIM-like, small spread) and term 1 (a 0/1 reward, large spread), weights 1 and 0.2.
+  const terms = [[0.9, 1], [0.8, 0], [0.85, 1], [0.95, 0]];
+  const weights = [1, 0.2];
+  // sum: r = [1.1, 0.8, 1.05, 0.95] -> numpy (r - mean) / (std + 1e-4)
+  const sum = kept(multiRewardGroupAdvantages(terms, weights, 'sum'));
+  closeAll(sum.advantages, [1.0901379, -1.52619306, 0.65408274, -0.21802758], 1e-6, 'sum');
+  closeAll(sum.advantages, [...kept(groupAdvantages([1.1, 0.8, 1.05, 0.95])).advantages], 1e-7, 'sum = groupAdvantages');
+  // GDPO: 1 * z(term0) + 0.2 * z(term1)
+  const gdpo = kept(multiRewardGroupAdvantages(terms, weights, 'normalize-then-sum'));
+  closeAll(gdpo.advantages, [0.64637503, -1.53920508, -0.24645502, 1.13928506], 1e-6, 'gdpo');
+  // The best-SSIM action (3) is below average under 'sum' (the 0/1 term dominates) but best under GDPO.
+  assert.ok(sum.advantages[3]! < 0 && gdpo.advantages[3]! === Math.max(...gdpo.advantages));
+  // Both report the combined reward's statistics.
+  assert.equal(gdpo.mean, sum.mean);
+  // A constant term contributes nothing; all terms constant -> zero variance.
+  closeAll(kept(multiRewardGroupAdvantages([[1, 5], [2, 5], [3, 5], [4, 5]], [1, 1], 'normalize-then-sum')).advantages,
+    [-1.3415208, -0.4471736, 0.4471736, 1.3415208], 1e-6, 'constant term');
+  assert.ok('dropped' in multiRewardGroupAdvantages([[1, 5], [1, 5]], [1, 1], 'normalize-then-sum', { dropZeroVarianceGroups: true }));
+});
+
+test('GDPO batch standardisation', () => {
+  const [a, b] = standardizeOverBatch([Float32Array.from([1, 3]), Float32Array.from([5, 7])]);
+  // batch mean 4, std sqrt(5)
+  const d = Math.sqrt(5) + 1e-4;
+  closeAll([...a!, ...b!], [-3 / d, -1 / d, 1 / d, 3 / d], 1e-6);
+  assert.deepEqual(standardizeOverBatch([]), []);
+});
+
+test('dense: hand-computed group of two', () => {
+  // Equal SSIM (0.5 each) but opposite locations are good: the scalar SSIM advantage is 0, the dense one is not.
+  const maps = [Float32Array.from([0.2, 0.8]), Float32Array.from([0.6, 0.4])];
+  const other = [0.1, 0.3];
+  const rewards = [0.6, 0.8]; // 1 * 0.5 + t
+  const d = keptDense(denseAdvantages(maps, rewards, other, 1));
+  closeAll([d.mean, d.std], [0.7, 0.1], 1e-12);
+  const den = 0.1 + 1e-4;
+  closeAll(d.maps[0]!, [-0.2 / den, 0.2 / den], 1e-6, 'D0');
+  closeAll(d.maps[1]!, [0.2 / den, -0.2 / den], 1e-6, 'D1');
+  closeAll(d.scalar, [-0.1 / den, 0.1 / den], 1e-6, 'T');
+  closeAll(kept(groupAdvantages(rewards)).advantages, [-0.1 / den, 0.1 / den], 1e-6, 'scalar A');
+});
+
+function randomGroup(seed: number, G: number, L: number, w: number) {
+  const rand = rng(seed);
+  const maps = Array.from({ length: G }, () => Float32Array.from({ length: L }, () => 0.5 + 0.5 * rand()));
+  const other = Array.from({ length: G }, () => 0.2 * Math.exp(-5 * (1 - rand())));
+  const rewards = maps.map((m, i) => w * (m.reduce((s, x) => s + x, 0) / L) + other[i]!);
+  return { maps, other, rewards };
+}
+
+test('dense: centred per location, and the mean over locations is the scalar SSIM advantage', () => {
+  const G = 8; const L = 3 * 6 * 6; const w = 1;
+  const { maps, other, rewards } = randomGroup(7, G, L, w);
+  const d = keptDense(denseAdvantages(maps, rewards, other, w, { advClip: Infinity }));
+  // Sum over the group is zero at every location.
+  for (let l = 0; l < L; l++) {
+    let s = 0;
+    for (let i = 0; i < G; i++) s += d.maps[i]![l]!;
+    assert.ok(Math.abs(s) < 1e-5, `location ${l}: sum ${s}`);
+  }
+  // mean_l D_i = w (ssim_i - mean ssim) / (std r + eps), and mean_l D_i + T_i = the scalar advantage A_i.
+  const ssim = maps.map((m) => m.reduce((s, x) => s + x, 0) / L);
+  const ms = meanStd(ssim).mean;
+  const den = meanStd(rewards).std + 1e-4;
+  const scalarA = kept(groupAdvantages(rewards, { advClip: Infinity })).advantages;
+  for (let i = 0; i < G; i++) {
+    const meanD = d.maps[i]!.reduce((s, x) => s + x, 0) / L;
+    assert.ok(Math.abs(meanD - (w * (ssim[i]! - ms)) / den) < 1e-5, `action ${i}: mean D ${meanD}`);
+    assert.ok(Math.abs(meanD + d.scalar[i]! - scalarA[i]!) < 1e-5, `action ${i}: ${meanD} + ${d.scalar[i]} vs ${scalarA[i]}`);
+  }
+});
+
+test('dense: with the paper reward split by decomposeForDense', () => {
+  const { ssimWeight, rest } = decomposeForDense('weights.ssim * ssim + weights.clip * exp(-alpha * (1 - clamp(clip_cos, 0, 1)))', { weights: { ssim: 0.7, clip: 0.2 }, alpha: 5 });
+  const rand = rng(3);
+  const G = 4; const L = 3 * 4 * 4;
+  const maps = Array.from({ length: G }, () => Float32Array.from({ length: L }, () => rand()));
+  const clipCos = maps.map(() => rand());
+  const other = clipCos.map((c) => rest.evaluate({ clip_cos: c }));
+  const rewards = maps.map((m, i) => ssimWeight * (m.reduce((s, x) => s + x, 0) / L) + other[i]!);
+  const d = keptDense(denseAdvantages(maps, rewards, other, ssimWeight, { advClip: Infinity }));
+  const scalarA = kept(groupAdvantages(rewards, { advClip: Infinity })).advantages;
+  for (let i = 0; i < G; i++) {
+    const meanD = d.maps[i]!.reduce((s, x) => s + x, 0) / L;
+    assert.ok(Math.abs(meanD + d.scalar[i]! - scalarA[i]!) < 1e-5);
+  }
+});
+
+test('dense: clipping, Dr. GRPO, zero variance, consistency check', () => {
+  const G = 4; const L = 12;
+  const { maps, other, rewards } = randomGroup(11, G, L, 1);
+  const clipped = keptDense(denseAdvantages(maps, rewards, other, 1, { advClip: 0.5 }));
+  assert.ok(clipped.maps.every((m) => m.every((x) => Math.abs(x) <= 0.5)) && clipped.scalar.every((x) => Math.abs(x) <= 0.5));
+  assert.ok(clipped.maps.some((m) => m.some((x) => Math.abs(x) === 0.5)), 'some values hit the clip');
+  const dr = keptDense(denseAdvantages(maps, rewards, other, 1, { stdNormalize: false }));
+  const meanT = meanStd(other).mean;
+  closeAll(dr.scalar, other.map((t) => t - meanT), 1e-6, 'Dr. GRPO T');
+  // zero variance: identical actions
+  const same = [maps[0]!, maps[0]!, maps[0]!];
+  const r0 = [rewards[0]!, rewards[0]!, rewards[0]!];
+  const o0 = [other[0]!, other[0]!, other[0]!];
+  assert.ok('dropped' in denseAdvantages(same, r0, o0, 1, { dropZeroVarianceGroups: true }));
+  const zeros = keptDense(denseAdvantages(same, r0, o0, 1));
+  assert.ok(zeros.maps.every((m) => m.every((x) => x === 0)) && zeros.scalar.every((x) => x === 0));
+  // rewards that do not match the maps
+  assert.throws(() => denseAdvantages(maps, rewards.map((r) => r + 0.1), other, 1), /action 0: reward .* != 1 \* mean\(SSIM map\)/);
+  assert.throws(() => denseAdvantages(maps, rewards, other, 2), /tolerance/);
+  assert.throws(() => denseAdvantages([maps[0]!, maps[1]!.slice(1)], rewards.slice(0, 2), other.slice(0, 2), 1), /SSIM map 1 has 11 values, map 0 has 12/);
+  assert.throws(() => denseAdvantages(maps, rewards.slice(1), other, 1), /4 SSIM maps, 3 rewards/);
+});
+
+test('spreadToPixels: transpose of the window, pixel mean = map mean', () => {
+  const k = Float32Array.from([0.25, 0.5, 0.25]);
+  // One window value of 1 on a 3x3 image: the outer product of the window, scaled by 9 / 1.
+  closeAll(spreadToPixels(Float32Array.from([1]), 1, 1, 1, k), [0.5625, 1.125, 0.5625, 1.125, 2.25, 1.125, 0.5625, 1.125, 0.5625], 1e-7);
+  const rand = rng(5);
+  const C = 3; const h = 6; const w = 5;
+  const D = Float32Array.from({ length: C * h * w }, () => rand() - 0.5);
+  const g = Float32Array.from([1, 4, 6, 4, 1].map((x) => x / 16));
+  const P = spreadToPixels(D, C, h, w, g);
+  assert.equal(P.length, C * (h + 4) * (w + 4));
+  const mean = (a: Float32Array) => a.reduce((s, x) => s + x, 0) / a.length;
+  assert.ok(Math.abs(mean(P) - mean(D)) < 1e-6, `${mean(P)} vs ${mean(D)}`);
+});
+
+test('groupBySample: complete groups per sample id, in group-index order', () => {
+  const items = [
+    { sampleId: 'b', groupIndex: 1, r: 0.2 }, { sampleId: 'a', groupIndex: 2, r: 0.3 }, { sampleId: 'a', groupIndex: 0, r: 0.1 },
+    { sampleId: 'b', groupIndex: 0, r: 0.4 }, { sampleId: 'a', groupIndex: 1, r: 0.5 }, { sampleId: 'b', groupIndex: 2, r: 0.6 },
+  ];
+  const groups = groupBySample(items, 3);
+  assert.deepEqual(groups.map((g) => [g.sampleId, g.items.map((i) => i.r)]), [['b', [0.4, 0.2, 0.6]], ['a', [0.1, 0.5, 0.3]]]);
+  // Same prompt text in two samples never merges: grouping is by id only.
+  const twins = groupBySample([0, 1].flatMap((gi) => ['x1', 'x2'].map((sampleId) => ({ sampleId, groupIndex: gi, prompt: 'same' }))), 2);
+  assert.equal(twins.length, 2);
+});
+
+test('groupBySample: clear errors for incomplete, duplicate and out-of-range members', () => {
+  assert.throws(() => groupBySample([{ sampleId: 's1', groupIndex: 0 }, { sampleId: 's1', groupIndex: 2 }], 4),
+    /sample 's1': incomplete group, has 2 of 4, missing group indices 1, 3/);
+  assert.throws(() => groupBySample([{ sampleId: 's1', groupIndex: 0 }, { sampleId: 's1', groupIndex: 0 }, { sampleId: 's1', groupIndex: 1 }], 2),
+    /sample 's1': group index 0 appears more than once/);
+  assert.throws(() => groupBySample([{ sampleId: 's', groupIndex: 2 }, { sampleId: 's', groupIndex: 0.5 }], 2),
+    /group index 2 is outside 0\.\.1; sample 's': group index 0.5 is outside/);
+  assert.throws(() => groupBySample([{ sampleId: '', groupIndex: 0 }], 1), /no sample id/);
+});
