@@ -1,0 +1,695 @@
+// The 16 corruption types of the Robust-R1 degradation pipeline (jqtangust/Robust-R1,
+// add_degradation/add_degradation.py), re-implemented over 8-bit RGB with sharp and typed arrays.
+//
+// Each type takes an intensity i in [0, 1] (named levels low 0.23, mid 0.45, high 0.9) and a seed; the same
+// (image, type, i, seed) always gives the same bytes. i = 0 returns the image unchanged. Parameters follow the
+// pipeline's formulas; those measured in pixels (blur radii, block sizes, shape sizes, line spacing ...) are
+// given at a reference resolution (`refSize`, default 256 px on the shorter side) and scaled with the image,
+// so a 32x32 training image is corrupted like a 256x256 one seen from further away. Random elements are
+// drawn from per-element streams in a fixed order, so for one seed a higher intensity adds to (never
+// reshuffles) what a lower one drew: the damage grows with the level. docs/data.md has the table.
+import { z } from 'zod';
+import { cloneImage, newImage, assertRgbImage, decodeImage, sharpOf, type RgbImage } from './image.ts';
+import { hashSeed, rng, fillStandardNormalFast, type Rng } from './random.ts';
+import { boxBlur, convolveSeparable, downsampleArea, gaussianBlur, gaussianKernel1D, lineBlur, reflect101, u8, upsampleBilinear } from './filters.ts';
+import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
+
+export const FAMILIES = {
+  capture: ['lens_blur', 'lens_flare', 'motion_blur', 'dirty_lens', 'hsv_saturation'],
+  transmission: ['jpeg_compression', 'block_exchange', 'mean_shift', 'scan_lines'],
+  environment: ['dark_illumination', 'atmospheric_turbulence', 'gaussian_noise', 'color_diffusion'],
+  post_processing: ['sharpness_change', 'graffiti', 'watermark_damage'],
+} as const;
+
+export type CorruptionFamily = keyof typeof FAMILIES;
+export type CorruptionType = (typeof FAMILIES)[CorruptionFamily][number];
+
+export const FAMILY_NAMES = Object.keys(FAMILIES) as readonly CorruptionFamily[];
+export const CORRUPTION_TYPES: readonly CorruptionType[] = Object.freeze(
+  FAMILY_NAMES.flatMap((f) => [...FAMILIES[f]]),
+);
+
+export const LEVELS = Object.freeze({ low: 0.23, mid: 0.45, high: 0.9 } as const);
+export type LevelName = keyof typeof LEVELS;
+export const LEVEL_NAMES = Object.keys(LEVELS) as readonly LevelName[];
+
+/** Default reference resolution (shorter side, px) at which the pipeline's pixel parameters apply as written. */
+export const DEFAULT_REF_SIZE = 256;
+
+const FAMILY_OF = new Map<CorruptionType, CorruptionFamily>(
+  FAMILY_NAMES.flatMap((f) => FAMILIES[f].map((t) => [t, f] as [CorruptionType, CorruptionFamily])),
+);
+
+export function familyOf(type: CorruptionType): CorruptionFamily {
+  const f = FAMILY_OF.get(type);
+  if (!f) throw new Error(unknownTypeMessage(String(type)));
+  return f;
+}
+
+export function isCorruptionType(t: unknown): t is CorruptionType {
+  return typeof t === 'string' && FAMILY_OF.has(t as CorruptionType);
+}
+
+function unknownTypeMessage(t: string): string {
+  return `unknown corruption type '${t}'; valid types: ${CORRUPTION_TYPES.join(', ')}`;
+}
+
+/** Checks a type name, throwing an error that lists the valid ones. */
+export function parseCorruptionType(t: string): CorruptionType {
+  if (!isCorruptionType(t)) throw new Error(unknownTypeMessage(t));
+  return t;
+}
+
+/** A level name (low/mid/high), or a number (also as a string) in [0, 1]; throws otherwise. */
+export function parseLevel(level: number | string): number {
+  let v: number;
+  if (typeof level === 'string') {
+    if (level in LEVELS) return LEVELS[level as LevelName];
+    v = level.trim() === '' ? NaN : Number(level);
+    if (Number.isNaN(v)) {
+      throw new Error(`corruption level '${level}' is neither a number in [0, 1] nor one of ${LEVEL_NAMES.map((n) => `${n} (${LEVELS[n]})`).join(', ')}`);
+    }
+  } else v = level;
+  if (!(v >= 0 && v <= 1)) throw new Error(`corruption intensity must be in [0, 1], got ${level}`);
+  return v;
+}
+
+export interface CorruptOptions {
+  /** Shorter side (px) at which pixel-sized parameters take the pipeline's values (default 256). */
+  refSize?: number;
+}
+
+/** Context handed to each corruption: intensity, scale to the reference size, and seeded streams. */
+interface Ctx {
+  i: number;
+  /** min(width, height) / refSize. */
+  s: number;
+  /** Independent stream for a named group of random elements. */
+  stream(name: string): Rng;
+}
+
+type Impl = (img: RgbImage, c: Ctx) => RgbImage | Promise<RgbImage>;
+
+/**
+ * Applies corruption `type` at intensity `level` (number in [0, 1] or 'low' | 'mid' | 'high') with `seed`.
+ * Returns a new image of the same size; the input is not modified.
+ */
+export async function corrupt(
+  img: RgbImage, type: CorruptionType | string, level: number | LevelName | string, seed: number,
+  opts: CorruptOptions = {},
+): Promise<RgbImage> {
+  assertRgbImage(img);
+  const t = parseCorruptionType(type);
+  const i = parseLevel(level);
+  if (!Number.isFinite(seed)) throw new Error(`corrupt: seed must be a finite number, got ${seed}`);
+  const refSize = opts.refSize ?? DEFAULT_REF_SIZE;
+  if (!(refSize > 0)) throw new Error(`corrupt: refSize must be positive, got ${refSize}`);
+  if (i === 0) return cloneImage(img);
+  const base = hashSeed(seed, t);
+  const ctx: Ctx = {
+    i,
+    s: Math.min(img.width, img.height) / refSize,
+    stream: (name) => rng(hashSeed(base, name)),
+  };
+  return IMPLS[t](img, ctx);
+}
+
+// ---- helpers ---------------------------------------------------------------------------------------------
+
+/** out = clamp(round(a * wa + b * wb)) per byte (OpenCV addWeighted). */
+function addWeighted(a: ArrayLike<number>, wa: number, b: ArrayLike<number>, wb: number, out: Uint8Array): Uint8Array {
+  for (let k = 0; k < out.length; k++) out[k] = u8(a[k] * wa + b[k] * wb);
+  return out;
+}
+
+function floatCanvas(w: number, h: number, channels: 1 | 3): Canvas & { data: Float32Array } {
+  return { width: w, height: h, channels, data: new Float32Array(w * h * channels) };
+}
+
+// ---- the 16 types ----------------------------------------------------------------------------------------
+
+/** Gaussian blur (sigma 20i) blended as img*(1-0.7i) + blur*0.9i (so it also brightens a little). */
+const lensBlur: Impl = (img, { i, s }) => {
+  const blurred = gaussianBlur(img.data, img.width, img.height, 3, 20 * i * s);
+  const out = newImage(img.width, img.height);
+  for (let k = 0; k < out.data.length; k++) out.data[k] = u8(img.data[k] * (1 - 0.7 * i) + Math.floor(blurred[k] + 0.5) * 0.9 * i);
+  return out;
+};
+
+/** 3 + 30i bright discs (r 10..50) with streaks (30..150 long), softened, added with weight 0.9i. */
+const lensFlare: Impl = (img, { i, s, stream }) => {
+  const { width: w, height: h } = img;
+  const layer = floatCanvas(w, h, 1);
+  const r = stream('flares');
+  const n = 3 + Math.floor(30 * i);
+  for (let k = 0; k < n; k++) {
+    const x = r.int(0, w); // Python's randint(0, w): both ends inclusive
+    const y = r.int(0, h);
+    const radius = r.int(10, 50) * s;
+    const angle = r.uniform(0, 2 * Math.PI);
+    const length = r.int(30, 150) * s;
+    fillCircle(layer, x, y, Math.max(0.5, radius), { color: 1 });
+    strokeLine(layer, x, y, x + length * Math.cos(angle), y + length * Math.sin(angle), Math.max(1, 2 * s), { color: 1 });
+  }
+  const k3 = gaussianKernel1D(3, 20 * i);
+  const soft = convolveSeparable(layer.data, w, h, 1, k3, k3);
+  const out = newImage(w, h);
+  const color = [235, 255, 255]; // (255, 255, 235) in OpenCV's BGR
+  const g = 0.9 * i;
+  for (let p = 0, q = 0; p < w * h; p++, q += 3) {
+    const a = soft[p] * g;
+    out.data[q] = u8(img.data[q] + color[0] * a);
+    out.data[q + 1] = u8(img.data[q + 1] + color[1] * a);
+    out.data[q + 2] = u8(img.data[q + 2] + color[2] * a);
+  }
+  return out;
+};
+
+/** Linear motion blur: the mean along a line of length max(5, 30i) px at a random angle. */
+const motionBlur: Impl = (img, { i, s, stream }) => {
+  const angle = stream('angle').uniform(0, 2 * Math.PI);
+  const len = Math.max(2, Math.max(5, Math.floor(30 * i)) * s);
+  const blurred = lineBlur(img.data, img.width, img.height, len, angle);
+  const out = newImage(img.width, img.height);
+  for (let k = 0; k < blurred.length; k++) out.data[k] = u8(blurred[k]);
+  return out;
+};
+
+/**
+ * Dirt: blotches (10i ellipses 150..300 x 100..200 px above i 0.1, 300i spots r 4..20 px, 5i double drops
+ * above i 0.5) blurred with sigma 30 px, blended as img*(1-0.7i) + dirt*0.8i. The dirt layer is drawn at a
+ * reduced resolution (it is blurred by 30 px anyway) and upsampled.
+ */
+const dirtyLens: Impl = (img, { i, s, stream }) => {
+  const { width: w, height: h } = img;
+  const f = Math.max(1, Math.floor(4 * s)); // coarse factor: the smallest spot stays >= 1 coarse px
+  const cw = Math.ceil(w / f), chh = Math.ceil(h / f);
+  const dirt: Canvas & { data: Float32Array } = { width: cw, height: chh, channels: 1, data: new Float32Array(cw * chh) };
+  const z = s / f; // reference px -> coarse px
+  if (i > 0.1) {
+    const r = stream('smudges');
+    for (let k = 0, n = Math.floor(10 * i); k < n; k++) {
+      const cx = r.int(0, w) / f, cy = r.int(0, h) / f;
+      const ax = r.int(150, 300) * z, ay = r.int(100, 200) * z;
+      const ang = (r.int(0, 180) * Math.PI) / 180;
+      fillEllipse(dirt, cx, cy, ax, ay, ang, { color: 50 });
+    }
+  }
+  const spots = stream('spots');
+  for (let k = 0, n = Math.floor(300 * i); k < n; k++) {
+    const x = spots.int(0, w) / f, y = spots.int(0, h) / f;
+    const rad = spots.int(4, 20) * z;
+    const v = spots.int(50, 100);
+    fillCircle(dirt, x, y, Math.max(0.5, rad), { color: v });
+  }
+  if (i > 0.5) {
+    const r = stream('drops');
+    for (let k = 0, n = Math.floor(5 * i); k < n; k++) {
+      const x = r.int(0, w) / f, y = r.int(0, h) / f;
+      const r1 = r.int(20, 50) * z, r2 = r.int(10, 30) * z;
+      fillCircle(dirt, x, y, r1, { color: 80 });
+      fillCircle(dirt, x, y, r2, { color: 120 });
+    }
+  }
+  const blurred = gaussianBlur(dirt.data, cw, chh, 1, (30 * s) / f);
+  const full = f === 1 ? blurred : upsampleBilinear(blurred, cw, chh, 1, f, w, h);
+  const out = newImage(w, h);
+  const a = 1 - 0.7 * i, b = 0.8 * i;
+  for (let p = 0, q = 0; p < w * h; p++, q += 3) {
+    const d = Math.floor(full[p]) * b;
+    out.data[q] = u8(img.data[q] * a + d);
+    out.data[q + 1] = u8(img.data[q + 1] * a + d);
+    out.data[q + 2] = u8(img.data[q + 2] * a + d);
+  }
+  return out;
+};
+
+/** HSV saturation scaled by (1 - i), value kept: each channel moves towards max(r, g, b). */
+const hsvSaturation: Impl = (img, { i }) => {
+  const out = newImage(img.width, img.height);
+  const d = img.data, o = out.data;
+  const k = 1 - i;
+  for (let q = 0; q < d.length; q += 3) {
+    const r = d[q], g = d[q + 1], b = d[q + 2];
+    const v = r > g ? (r > b ? r : b) : g > b ? g : b;
+    o[q] = u8(v - k * (v - r));
+    o[q + 1] = u8(v - k * (v - g));
+    o[q + 2] = u8(v - k * (v - b));
+  }
+  return out;
+};
+
+/** JPEG round trip at quality 100 - 95i (4:2:0 chroma), via sharp. */
+const jpegCompression: Impl = async (img, { i }) => {
+  const quality = Math.max(5, Math.min(100, Math.floor(100 - 95 * i)));
+  const jpeg = await sharpOf(img).jpeg({ quality, chromaSubsampling: '4:2:0' }).toBuffer();
+  return decodeImage(jpeg);
+};
+
+/** 35i swaps of square blocks (side min(32, 5 + 30i) px) at random places. */
+const blockExchange: Impl = (img, { i, s, stream }) => {
+  const { width: w, height: h } = img;
+  const out = cloneImage(img);
+  const bs = Math.max(2, Math.round(Math.min(32, Math.floor(5 + 30 * i)) * s));
+  const nx = Math.floor(w / bs), ny = Math.floor(h / bs);
+  if (nx < 1 || ny < 1) return out;
+  const r = stream('swaps');
+  const tmp = new Uint8Array(bs * 3);
+  const d = out.data;
+  for (let k = 0, n = Math.floor(35 * i); k < n; k++) {
+    const y1 = Math.floor(r.float() * ny) * bs, x1 = Math.floor(r.float() * nx) * bs;
+    const y2 = Math.floor(r.float() * ny) * bs, x2 = Math.floor(r.float() * nx) * bs;
+    for (let row = 0; row < bs; row++) {
+      const a = ((y1 + row) * w + x1) * 3, b = ((y2 + row) * w + x2) * 3;
+      tmp.set(d.subarray(a, a + bs * 3));
+      d.copyWithin(a, b, b + bs * 3);
+      d.set(tmp, b);
+    }
+  }
+  return out;
+};
+
+/**
+ * Mean-shift filtering (OpenCV pyrMeanShiftFiltering) with spatial radius 40i px and colour radius 40i:
+ * each pixel climbs to the mode of its joint space-colour neighbourhood (at most 5 steps, stop when it moves
+ * by <= 1). Like OpenCV's pyramid, large radii run on a coarser level (factor up to 4, window sampled on a
+ * grid of at most 7x7 points); each full-resolution pixel then takes, among the modes of the 3x3 nearest
+ * coarse pixels, the one closest to its own colour, which keeps region edges sharp.
+ */
+const meanShift: Impl = (img, { i, s }) => {
+  const { width: w, height: h } = img;
+  const sp = Math.max(1, Math.round(Math.floor(40 * i) * s));
+  const sr = Math.floor(40 * i);
+  if (sr < 1) return cloneImage(img);
+  const f = sp >= 8 ? Math.min(4, Math.floor(sp / 4)) : 1;
+  const out = newImage(w, h);
+  if (f === 1) {
+    const modes = meanShiftModes(img.data, w, h, sp, sr);
+    for (let k = 0; k < modes.length; k++) out.data[k] = u8(modes[k]);
+    return out;
+  }
+  const small = downsampleArea(img.data, w, h, 3, f);
+  const modes = meanShiftModes(small.data, small.width, small.height, Math.max(1, Math.round(sp / f)), sr);
+  const cw = small.width, chh = small.height;
+  for (let y = 0; y < h; y++) {
+    const cy = Math.floor(y / f);
+    for (let x = 0; x < w; x++) {
+      const cx = Math.floor(x / f);
+      const k = (y * w + x) * 3;
+      const p0 = img.data[k], p1 = img.data[k + 1], p2 = img.data[k + 2];
+      let best = -1, bd = Infinity;
+      for (let yy = Math.max(0, cy - 1); yy <= Math.min(chh - 1, cy + 1); yy++) {
+        for (let xx = Math.max(0, cx - 1); xx <= Math.min(cw - 1, cx + 1); xx++) {
+          const q = (yy * cw + xx) * 3;
+          const d0 = modes[q] - p0, d1 = modes[q + 1] - p1, d2 = modes[q + 2] - p2;
+          const d = d0 * d0 + d1 * d1 + d2 * d2;
+          if (d < bd) { bd = d; best = q; }
+        }
+      }
+      out.data[k] = u8(modes[best]); out.data[k + 1] = u8(modes[best + 1]); out.data[k + 2] = u8(modes[best + 2]);
+    }
+  }
+  return out;
+};
+
+/** The mean-shift mode colour of every pixel of an interleaved RGB float/byte image. */
+function meanShiftModes(data: ArrayLike<number>, w: number, h: number, sp: number, sr: number): Float32Array {
+  const sr2 = sr * sr;
+  const step = Math.max(1, Math.ceil(sp / 3));
+  const out = new Float32Array(w * h * 3);
+  for (let y0 = 0; y0 < h; y0++) {
+    for (let x0 = 0; x0 < w; x0++) {
+      let x = x0, y = y0;
+      const k0 = (y0 * w + x0) * 3;
+      let c0 = data[k0], c1 = data[k0 + 1], c2 = data[k0 + 2];
+      for (let it = 0; it < 5; it++) {
+        let n = 0, sx = 0, sy = 0, s0 = 0, s1 = 0, s2 = 0;
+        const ya = Math.max(0, y - sp), yb = Math.min(h - 1, y + sp);
+        const xa = Math.max(0, x - sp), xb = Math.min(w - 1, x + sp);
+        // Sample grid anchored on the current centre, so the centre itself is always a sample.
+        const ys = y - Math.floor((y - ya) / step) * step;
+        const xs = x - Math.floor((x - xa) / step) * step;
+        for (let yy = ys; yy <= yb; yy += step) {
+          let k = (yy * w + xs) * 3;
+          for (let xx = xs; xx <= xb; xx += step, k += 3 * step) {
+            const t0 = data[k] - c0, t1 = data[k + 1] - c1, t2 = data[k + 2] - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) {
+              sx += xx; sy += yy; s0 += data[k]; s1 += data[k + 1]; s2 += data[k + 2]; n++;
+            }
+          }
+        }
+        if (n === 0) break;
+        const nx = Math.round(sx / n), ny = Math.round(sy / n);
+        const n0 = s0 / n, n1 = s1 / n, n2 = s2 / n;
+        const moved = Math.abs(nx - x) + Math.abs(ny - y) + Math.abs(n0 - c0) + Math.abs(n1 - c1) + Math.abs(n2 - c2);
+        x = nx; y = ny; c0 = n0; c1 = n1; c2 = n2;
+        if (moved <= 1) break;
+      }
+      out[k0] = c0; out[k0 + 1] = c1; out[k0 + 2] = c2;
+    }
+  }
+  return out;
+}
+
+/** Dark horizontal lines (x0.01) every max(3, 20 / (i + 0.1)) px, max(5, 7i) px thick; seeded phase. */
+const scanLines: Impl = (img, { i, s, stream }) => {
+  const { width: w, height: h } = img;
+  const out = cloneImage(img);
+  const interval = Math.max(2, Math.max(3, Math.floor(20 / (i + 0.1))) * s);
+  const thick = Math.min(interval - 1, Math.max(1, Math.max(5, Math.floor(7 * i)) * s));
+  const phase = stream('phase').float() * interval;
+  const d = out.data;
+  for (let y = 0; y < h; y++) {
+    let m = (y - phase) % interval;
+    if (m < 0) m += interval;
+    if (m >= thick) continue;
+    for (let k = y * w * 3, e = k + w * 3; k < e; k++) d[k] = Math.floor(d[k] * 0.01);
+  }
+  return out;
+};
+
+/** img * (1 - i^2). */
+const darkIllumination: Impl = (img, { i }) => {
+  const out = newImage(img.width, img.height);
+  const f = 1 - i * i;
+  for (let k = 0; k < out.data.length; k++) out.data[k] = Math.floor(img.data[k] * f);
+  return out;
+};
+
+/** Wavy warp: rows shift by d(y) = 40i sin(y / 30 + phase) px across and 0.7 d(y) down (bilinear). */
+const atmosphericTurbulence: Impl = (img, { i, s, stream }) => {
+  const { width: w, height: h, data } = img;
+  const out = newImage(w, h);
+  const amp = 40 * i * s;
+  const period = 30 * s;
+  const phase = stream('phase').uniform(0, 2 * Math.PI);
+  const o = out.data;
+  for (let y = 0; y < h; y++) {
+    const dd = amp * Math.sin(y / period + phase);
+    const sy = Math.min(h - 1, Math.max(0, y + 0.7 * dd));
+    const y0 = Math.floor(sy), y1 = Math.min(h - 1, y0 + 1), fy = sy - y0;
+    for (let x = 0; x < w; x++) {
+      const sx = Math.min(w - 1, Math.max(0, x + dd));
+      const x0 = Math.floor(sx), x1 = Math.min(w - 1, x0 + 1), fx = sx - x0;
+      const a = (y0 * w + x0) * 3, b = (y0 * w + x1) * 3, c = (y1 * w + x0) * 3, e = (y1 * w + x1) * 3;
+      const k = (y * w + x) * 3;
+      for (let ch = 0; ch < 3; ch++) {
+        const top = data[a + ch] + (data[b + ch] - data[a + ch]) * fx;
+        const bot = data[c + ch] + (data[e + ch] - data[c + ch]) * fx;
+        o[k + ch] = u8(top + (bot - top) * fy);
+      }
+    }
+  }
+  return out;
+};
+
+/** Additive Gaussian noise, std 75i on 0..255, independent per channel. */
+const gaussianNoise: Impl = (img, { i, stream }) => {
+  const noise = fillStandardNormalFast(new Float32Array(img.data.length), stream('noise'));
+  const out = newImage(img.width, img.height);
+  const sd = 75 * i;
+  for (let k = 0; k < noise.length; k++) out.data[k] = u8(img.data[k] + sd * noise[k]);
+  return out;
+};
+
+/**
+ * Colour bleeding: a wide, nearly flat Gaussian (size 3 + 2*floor(20i), sigma 50i) scaled by i^2, blended as
+ * img*max(0.1, 1-0.9i) + diffused*min(0.9, 0.9i); above i 0.9, 100i grey blots as well.
+ */
+const colorDiffusion: Impl = (img, { i, s, stream }) => {
+  const { width: w, height: h } = img;
+  const radius = Math.max(1, Math.round(Math.floor(20 * i) * s));
+  // sigma = 50i is 2.5x the kernel's half-width 20i: the truncated Gaussian is within 8% of flat, so a box
+  // of the same width (running sums, O(1) per pixel) stands in for it.
+  const diffused = boxBlur(img.data, w, h, 3, radius, radius);
+  const i2 = i * i;
+  for (let k = 0; k < diffused.length; k++) diffused[k] = Math.floor(diffused[k] * i2);
+  if (i > 0.9) {
+    const cv: Canvas = { width: w, height: h, channels: 3, data: diffused };
+    const r = stream('blots');
+    for (let k = 0, n = Math.floor(100 * i); k < n; k++) {
+      const x = r.int(0, w - 1), y = r.int(0, h - 1);
+      const rad = r.int(5, 19) * s;
+      const g = r.int(0, 254);
+      fillCircle(cv, x, y, Math.max(0.5, rad), { color: g });
+    }
+  }
+  const out = newImage(w, h);
+  addWeighted(img.data, Math.max(0.1, 1 - 0.9 * i), diffused, Math.min(0.9, 0.9 * i), out.data);
+  return out;
+};
+
+/**
+ * Over-sharpening: the 3x3 sharpen kernel [0 -1 0; -1 5 -1; 0 -1 0] times 80i, saturated to 0..255 as
+ * OpenCV's filter2D does, blended as 0.7 img + 0.3 result (strong gain: mostly a harsh high-contrast wash).
+ */
+const sharpnessChange: Impl = (img, { i }) => {
+  const { width: w, height: h, data } = img;
+  const g = 80 * i;
+  const out = newImage(w, h);
+  const o = out.data;
+  for (let y = 0; y < h; y++) {
+    const up = reflect101(y - 1, h) * w, dn = reflect101(y + 1, h) * w, row = y * w;
+    for (let x = 0; x < w; x++) {
+      const l = reflect101(x - 1, w), r = reflect101(x + 1, w);
+      const k = (row + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        const v = 5 * data[k + c] - data[(up + x) * 3 + c] - data[(dn + x) * 3 + c] - data[(row + l) * 3 + c] - data[(row + r) * 3 + c];
+        o[k + c] = u8(0.7 * data[k + c] + 0.3 * u8(g * v));
+      }
+    }
+  }
+  return out;
+};
+
+const GRAFFITI_TEXTS = ['X', 'FAKE', 'COPY', 'VOID', 'COPYRIGHT'];
+
+/** 10i random coloured lines (width 1..5i); above i 0.55 also a red word (FAKE, COPY, VOID, ...), scale 5i. */
+const graffiti: Impl = (img, { i, s, stream }) => {
+  const { width: w, height: h } = img;
+  const out = cloneImage(img);
+  const cv: Canvas = { width: w, height: h, channels: 3, data: out.data };
+  const r = stream('lines');
+  const maxT = Math.max(1, Math.floor(5 * i));
+  for (let k = 0, n = Math.floor(10 * i); k < n; k++) {
+    const color = [r.int(0, 255), r.int(0, 255), r.int(0, 255)];
+    const x1 = r.int(0, w - 1), y1 = r.int(0, h - 1), x2 = r.int(0, w - 1), y2 = r.int(0, h - 1);
+    const t = 1 + Math.floor(r.float() * maxT);
+    strokeLine(cv, x1 + 0.5, y1 + 0.5, x2 + 0.5, y2 + 0.5, Math.max(1, t * s), { color });
+  }
+  if (i > 0.55) {
+    const tr = stream('text');
+    // The pipeline's random.choice over the words and one random number.
+    const pick = tr.int(0, GRAFFITI_TEXTS.length);
+    const text = pick < GRAFFITI_TEXTS.length ? GRAFFITI_TEXTS[pick] : String(tr.int(1, 100));
+    const scale = Math.max(0.5, 5 * i);
+    const capH = 21 * scale * s; // Hershey simplex capitals are ~21 px tall at scale 1
+    const thick = Math.max(1, Math.floor(scale) * s);
+    const tw = textWidth(text, capH);
+    const margin = 10 * s;
+    if (h - margin > capH + margin) {
+      const x = tr.uniform(0, Math.max(1, w - tw - margin));
+      const baseline = tr.uniform(capH + margin, h - margin);
+      drawText(cv, text, x, baseline - capH, capH, thick, { color: [255, 0, 0] });
+    }
+  }
+  return out;
+};
+
+/**
+ * Damaged-watermark look: 1 + 15i rectangles (50..200 x 20..80 px) are filled in from their surroundings
+ * (inpainting), blended back with weight i; above i 0.5 the rectangles' outlines are darkened (x0.8).
+ */
+const watermarkDamage: Impl = (img, { i, s, stream }) => {
+  const { width: w, height: h } = img;
+  const mask = new Uint8Array(w * h);
+  const r = stream('rects');
+  for (let k = 0, n = Math.floor(1 + 15 * i); k < n; k++) {
+    const x = Math.floor(r.float() * Math.max(1, w - 50 * s + 1));
+    const y = Math.floor(r.float() * Math.max(1, h - 50 * s + 1));
+    const rw = Math.max(2, Math.round(r.int(50, 200) * s));
+    const rh = Math.max(2, Math.round(r.int(20, 80) * s));
+    for (let yy = y; yy <= Math.min(h - 1, y + rh); yy++) mask.fill(1, yy * w + x, yy * w + Math.min(w - 1, x + rw) + 1);
+  }
+  const repaired = inpaint(img, mask);
+  const out = newImage(w, h);
+  addWeighted(img.data, 1 - i, repaired, i, out.data);
+  if (i > 0.5) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const p = y * w + x;
+        if (!mask[p]) continue;
+        const edge = (x > 0 && !mask[p - 1]) || (x < w - 1 && !mask[p + 1]) || (y > 0 && !mask[p - w]) || (y < h - 1 && !mask[p + w]);
+        if (edge) for (let c = 0; c < 3; c++) out.data[p * 3 + c] = Math.floor(out.data[p * 3 + c] * 0.8);
+      }
+    }
+  }
+  return out;
+};
+
+/**
+ * Fills masked pixels from the outside in (onion peeling): each ring of unknown pixels takes the weighted
+ * mean of its already-known 8-neighbours, as a cheap stand-in for OpenCV's Telea inpainting.
+ */
+function inpaint(img: RgbImage, mask: Uint8Array): Float32Array {
+  const { width: w, height: h } = img;
+  const n = w * h;
+  const val = Float32Array.from(img.data);
+  const known = new Uint8Array(n);
+  for (let p = 0; p < n; p++) known[p] = mask[p] ? 0 : 1;
+  const queued = new Uint8Array(known);
+  let ring = new Int32Array(n), next = new Int32Array(n);
+  let len = 0;
+  const enqueueAround = (p: number, into: Int32Array, at: number): number => {
+    const x = p % w, y = (p - x) / w;
+    for (let yy = Math.max(0, y - 1); yy <= Math.min(h - 1, y + 1); yy++) {
+      for (let xx = Math.max(0, x - 1); xx <= Math.min(w - 1, x + 1); xx++) {
+        const q = yy * w + xx;
+        if (!queued[q]) { queued[q] = 1; into[at++] = q; }
+      }
+    }
+    return at;
+  };
+  for (let p = 0; p < n; p++) if (known[p]) len = enqueueAround(p, ring, len);
+  const vals = new Float32Array(n * 3);
+  while (len > 0) {
+    for (let j = 0; j < len; j++) {
+      const p = ring[j];
+      const x = p % w, y = (p - x) / w;
+      let tw = 0, a0 = 0, a1 = 0, a2 = 0;
+      for (let yy = Math.max(0, y - 1); yy <= Math.min(h - 1, y + 1); yy++) {
+        for (let xx = Math.max(0, x - 1); xx <= Math.min(w - 1, x + 1); xx++) {
+          const q = yy * w + xx;
+          if (!known[q]) continue;
+          const wt = xx !== x && yy !== y ? 0.7 : 1;
+          tw += wt; a0 += wt * val[q * 3]; a1 += wt * val[q * 3 + 1]; a2 += wt * val[q * 3 + 2];
+        }
+      }
+      vals[j * 3] = a0 / tw; vals[j * 3 + 1] = a1 / tw; vals[j * 3 + 2] = a2 / tw;
+    }
+    for (let j = 0; j < len; j++) {
+      const p = ring[j];
+      val[p * 3] = vals[j * 3]; val[p * 3 + 1] = vals[j * 3 + 1]; val[p * 3 + 2] = vals[j * 3 + 2];
+      known[p] = 1;
+    }
+    let nlen = 0;
+    for (let j = 0; j < len; j++) nlen = enqueueAround(ring[j], next, nlen);
+    [ring, next] = [next, ring];
+    len = nlen;
+  }
+  return val;
+}
+
+const IMPLS: Record<CorruptionType, Impl> = {
+  lens_blur: lensBlur,
+  lens_flare: lensFlare,
+  motion_blur: motionBlur,
+  dirty_lens: dirtyLens,
+  hsv_saturation: hsvSaturation,
+  jpeg_compression: jpegCompression,
+  block_exchange: blockExchange,
+  mean_shift: meanShift,
+  scan_lines: scanLines,
+  dark_illumination: darkIllumination,
+  atmospheric_turbulence: atmosphericTurbulence,
+  gaussian_noise: gaussianNoise,
+  color_diffusion: colorDiffusion,
+  sharpness_change: sharpnessChange,
+  graffiti,
+  watermark_damage: watermarkDamage,
+};
+
+// ---- the mix: which type and level each sample gets -------------------------------------------------------
+
+const levelSpecSchema = z.union([z.enum(['low', 'mid', 'high']), z.number().min(0).max(1)]);
+
+/**
+ * Which corruptions a dataset draws, one type per image as the Robust-R1 pipeline does.
+ * - `types`: weight per type; when given, unlisted types get 0. Default: every type weight 1.
+ * - `families`: weight per family, shared among its types in proportion to their type weights; when given,
+ *   unlisted families get 0.
+ * - `levels`: a list to pick from uniformly (names or numbers; default low, mid, high), or `{min, max}` for a
+ *   uniform intensity.
+ * - `refSize`: shorter side (px) at which pixel-sized parameters take the pipeline's values.
+ */
+export const corruptionMixSchema = z.object({
+  types: z.partialRecord(z.enum(CORRUPTION_TYPES as [CorruptionType, ...CorruptionType[]]), z.number().min(0)).optional(),
+  families: z.partialRecord(z.enum(FAMILY_NAMES as [CorruptionFamily, ...CorruptionFamily[]]), z.number().min(0)).optional(),
+  levels: z.union([
+    z.array(levelSpecSchema).min(1),
+    z.object({ min: z.number().min(0).max(1), max: z.number().min(0).max(1) }).strict()
+      .refine((r) => r.min <= r.max, 'levels.min must not exceed levels.max'),
+  ]).default(['low', 'mid', 'high']),
+  refSize: z.number().int().positive().default(DEFAULT_REF_SIZE),
+}).strict().superRefine((m, ctx) => {
+  if (typeWeights(m).every((p) => p === 0)) ctx.addIssue({ code: 'custom', message: 'the corruption mix gives every type weight 0' });
+});
+
+export type CorruptionMixInput = z.input<typeof corruptionMixSchema>;
+export type CorruptionMix = z.output<typeof corruptionMixSchema>;
+
+/** Normalised probability of each type in CORRUPTION_TYPES order. */
+export function typeWeights(mix: Pick<CorruptionMix, 'types' | 'families'>): number[] {
+  const tw = CORRUPTION_TYPES.map((t) => (mix.types ? mix.types[t] ?? 0 : 1));
+  let p: number[];
+  if (mix.families) {
+    const famTotal = new Map<CorruptionFamily, number>();
+    CORRUPTION_TYPES.forEach((t, k) => famTotal.set(familyOf(t), (famTotal.get(familyOf(t)) ?? 0) + tw[k]));
+    p = CORRUPTION_TYPES.map((t, k) => {
+      const f = familyOf(t);
+      const tot = famTotal.get(f) ?? 0;
+      return tot > 0 ? ((mix.families![f] ?? 0) * tw[k]) / tot : 0;
+    });
+  } else p = tw;
+  const sum = p.reduce((a, b) => a + b, 0);
+  return sum > 0 ? p.map((v) => v / sum) : p.map(() => 0);
+}
+
+interface CompiledMix { cdf: Float64Array; mix: CorruptionMix }
+const compiled = new WeakMap<object, CompiledMix>();
+
+function compile(mix: CorruptionMixInput | CorruptionMix): CompiledMix {
+  let c = compiled.get(mix);
+  if (!c) {
+    const parsed = corruptionMixSchema.parse(mix);
+    const p = typeWeights(parsed);
+    const cdf = new Float64Array(p.length);
+    let acc = 0;
+    p.forEach((v, k) => { acc += v; cdf[k] = acc; });
+    c = { cdf, mix: parsed };
+    compiled.set(mix, c);
+  }
+  return c;
+}
+
+export interface CorruptionChoice { type: CorruptionType; level: number }
+
+/** Draws one (type, level) from the mix; the same mix and seed always give the same choice. */
+export function sampleCorruption(mix: CorruptionMixInput | CorruptionMix, seed: number): CorruptionChoice {
+  const { cdf, mix: m } = compile(mix);
+  const r = rng(hashSeed(seed, 'corruption-mix'));
+  const u = r.float() * cdf[cdf.length - 1];
+  let k = 0;
+  while (k < cdf.length - 1 && u >= cdf[k]) k++;
+  const type = CORRUPTION_TYPES[k];
+  let level: number;
+  if (Array.isArray(m.levels)) {
+    const l = r.pick(m.levels);
+    level = typeof l === 'string' ? LEVELS[l] : l;
+  } else level = m.levels.min + (m.levels.max - m.levels.min) * r.float();
+  return { type, level };
+}
+
+/** The parsed, defaulted form of a mix (throws a zod error naming the bad field). */
+export function parseCorruptionMix(mix: unknown): CorruptionMix {
+  return corruptionMixSchema.parse(mix ?? {});
+}
+
+/** Types and families as plain JSON (for `corrupt --list`). */
+export function describeCorruptions(): { types: CorruptionType[]; families: Record<CorruptionFamily, CorruptionType[]>; levels: typeof LEVELS } {
+  return {
+    types: [...CORRUPTION_TYPES],
+    families: Object.fromEntries(FAMILY_NAMES.map((f) => [f, [...FAMILIES[f]]])) as Record<CorruptionFamily, CorruptionType[]>,
+    levels: LEVELS,
+  };
+}

@@ -1,0 +1,373 @@
+// Datasets: where clean images come from (procedural scenes, a folder, or a JSONL manifest of pairs), how
+// they are brought to the training resolution, which split each belongs to (a stable hash of its id), and
+// how each is corrupted (the seeded mix). Every sample is a pure function of (dataset, seed, index, epoch).
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import sharp from 'sharp';
+import { z } from 'zod';
+import { decodeImage, imageSize, type CropMode, type RgbImage } from './image.ts';
+import { renderScene } from './procedural.ts';
+import { hashSeed, hashUnit, rng } from './random.ts';
+import {
+  corrupt, corruptionMixSchema, isCorruptionType, sampleCorruption,
+  type CorruptionMix, type CorruptionMixInput, type CorruptionType,
+} from './corruptions.ts';
+
+export type Split = 'train' | 'eval';
+
+const sizeSchema = z.number().int().min(4).max(8192);
+const cropSchema = z.enum(['center', 'random']).default('center');
+
+/** Where the clean images come from. `size` is the side of the square training resolution. */
+export const datasetSpecSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('procedural'),
+    count: z.number().int().positive(),
+    size: sizeSchema,
+    /** Picks a different family of scenes. */
+    seed: z.number().int().min(0).default(0),
+  }).strict(),
+  z.object({ kind: z.literal('folder'), path: z.string().min(1), size: sizeSchema, crop: cropSchema }).strict(),
+  z.object({ kind: z.literal('manifest'), path: z.string().min(1), size: sizeSchema, crop: cropSchema }).strict(),
+]);
+export type DatasetSpecInput = z.input<typeof datasetSpecSchema>;
+export type DatasetSpec = z.output<typeof datasetSpecSchema>;
+
+/** The data section of a run configuration: source, corruption mix, split and seed. */
+export const dataConfigSchema = z.object({
+  dataset: datasetSpecSchema.default({ kind: 'procedural', count: 1024, size: 32, seed: 0 }),
+  corruptions: corruptionMixSchema.default({ levels: ['low', 'mid', 'high'], refSize: 256 }),
+  /** Fraction of ids (by stable hash) that form the eval split. */
+  evalFraction: z.number().min(0).max(1).default(0.1),
+  /** Seeds corruption choices, corruption randomness and random crops. */
+  seed: z.number().int().min(0).default(0),
+}).strict();
+export type DataConfigInput = z.input<typeof dataConfigSchema>;
+export type DataConfig = z.output<typeof dataConfigSchema>;
+
+/** One manifest line. Paths are relative to the manifest's folder. */
+export const manifestEntrySchema = z.object({
+  id: z.string().min(1),
+  clean: z.string().min(1),
+  /** Omitted: the clean image is corrupted with the mix, as for folders. */
+  corrupted: z.string().min(1).optional(),
+  /** Optional label of a given corrupted image (a corruption type, or any other name). */
+  type: z.string().optional(),
+  level: z.number().min(0).max(1).optional(),
+}).strict();
+export type ManifestEntry = z.output<typeof manifestEntrySchema>;
+
+export interface CorruptionLabel {
+  /** The corruption applied, or 'external' for a manifest's own corrupted image without a known type. */
+  type: CorruptionType | 'external';
+  /** Intensity in [0, 1]; null when a manifest gives none. */
+  level: number | null;
+}
+
+export interface Sample {
+  id: string;
+  /** Index within the dataset's split. */
+  index: number;
+  split: Split;
+  clean: RgbImage;
+  corrupted: RgbImage;
+  corruption: CorruptionLabel;
+}
+
+export interface OpenOptions {
+  /** Which split to serve: 'train', 'eval', or 'all' (default) for every item. */
+  split?: Split | 'all';
+  /** Fraction of ids in the eval split (default 0.1). */
+  evalFraction?: number;
+  /** Corruption mix (default: all 16 types equally, levels low/mid/high). */
+  mix?: CorruptionMixInput | CorruptionMix;
+  /** Seeds corruption choices, their randomness and random crops (default 0). */
+  seed?: number;
+  /** Called once per unreadable image, which is then skipped. */
+  onSkip?: (path: string, reason: string) => void;
+  /** Where warnings go (default console.warn). */
+  warn?: (message: string) => void;
+  /** Decoded clean images kept in memory (LRU entries; default 512; 0 disables). */
+  cacheSize?: number;
+}
+
+export interface Dataset {
+  readonly kind: DatasetSpec['kind'];
+  /** Items in the served split. */
+  readonly size: number;
+  readonly split: Split | 'all';
+  /** Side of the square training resolution. */
+  readonly resolution: number;
+  /** Unreadable images skipped so far. */
+  readonly skipped: number;
+  /** Sample id of item `index` of the split. */
+  id(index: number): string;
+  /**
+   * Item `index` (0 <= index < size), corrupted as in `epoch` (default 0: fixed, as evaluation wants).
+   * Null when its image cannot be read (counted in `skipped`, reported through onSkip and a warning).
+   */
+  get(index: number, epoch?: number): Promise<Sample | null>;
+  /**
+   * An endless deterministic stream for training: cursor c is in epoch floor(c / size), which visits the
+   * split in its own seeded order and draws fresh corruptions. An unreadable item is replaced by the next
+   * readable one in that order; throws when no item of the split can be read.
+   */
+  sample(cursor: number): Promise<Sample>;
+  /** One pass over the split in index order (epoch 0), unreadable items skipped. */
+  [Symbol.asyncIterator](): AsyncIterator<Sample>;
+}
+
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp']);
+
+/** Where each item's pixels come from. */
+interface Item {
+  id: string;
+  clean: string | null; // file path; null for procedural
+  corrupted?: string;
+  label?: CorruptionLabel;
+  proceduralSeed?: number;
+}
+
+/** Lists image files under `root` recursively, sorted by their path relative to root (posix separators). */
+export async function listImages(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true });
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if ((e.isFile() || e.isSymbolicLink()) && IMAGE_EXT.has(extname(e.name).toLowerCase())) out.push(p);
+    }
+  };
+  await walk(root);
+  return out.sort((a, b) => (relative(root, a) < relative(root, b) ? -1 : 1));
+}
+
+/** Parses a JSONL manifest; errors name the file and line. */
+export function parseManifest(text: string, path: string): Array<ManifestEntry & { line: number }> {
+  const entries: Array<ManifestEntry & { line: number }> = [];
+  const seen = new Map<string, number>();
+  const lines = text.split(/\r?\n/);
+  for (let n = 0; n < lines.length; n++) {
+    const raw = lines[n].trim();
+    if (raw === '' || raw.startsWith('//')) continue;
+    const where = `${path}:${n + 1}`;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (e) {
+      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+    }
+    const r = manifestEntrySchema.safeParse(json);
+    if (!r.success) {
+      const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`).join('; ');
+      throw new Error(`${where}: bad manifest entry (${issues}); expected {"id", "clean", "corrupted"}`);
+    }
+    const prev = seen.get(r.data.id);
+    if (prev !== undefined) throw new Error(`${where}: duplicate id '${r.data.id}' (first on line ${prev})`);
+    seen.set(r.data.id, n + 1);
+    entries.push({ ...r.data, line: n + 1 });
+  }
+  if (entries.length === 0) throw new Error(`${path}: the manifest has no entries`);
+  return entries;
+}
+
+async function listItems(spec: DatasetSpec): Promise<{ items: Item[]; where: string }> {
+  if (spec.kind === 'procedural') {
+    const items: Item[] = [];
+    for (let k = 0; k < spec.count; k++) {
+      items.push({ id: `procedural-${spec.seed}-${k}`, clean: null, proceduralSeed: hashSeed('procedural', spec.seed, k) });
+    }
+    return { items, where: `procedural dataset (seed ${spec.seed})` };
+  }
+  if (spec.kind === 'folder') {
+    const root = resolve(spec.path);
+    let st;
+    try {
+      st = await stat(root);
+    } catch {
+      throw new Error(`${spec.path}: dataset folder does not exist`);
+    }
+    if (!st.isDirectory()) throw new Error(`${spec.path}: not a folder`);
+    const files = await listImages(root);
+    if (files.length === 0) throw new Error(`${spec.path}: empty dataset, no PNG, JPEG or WebP images found (searched recursively)`);
+    return { items: files.map((f) => ({ id: relative(root, f).split(sep).join('/'), clean: f })), where: spec.path };
+  }
+  const path = resolve(spec.path);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${spec.path}: cannot read manifest (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const base = dirname(path);
+  const items = parseManifest(text, spec.path).map((e): Item => ({
+    id: e.id,
+    clean: resolve(base, e.clean),
+    corrupted: e.corrupted === undefined ? undefined : resolve(base, e.corrupted),
+    label: e.corrupted === undefined ? undefined : {
+      type: e.type !== undefined && isCorruptionType(e.type) ? e.type : 'external',
+      level: e.level ?? null,
+    },
+  }));
+  return { items, where: spec.path };
+}
+
+/** Which split an id belongs to: a stable hash, independent of the run seed. */
+export function splitOf(id: string, evalFraction: number): Split {
+  return hashUnit('split', id) < evalFraction ? 'eval' : 'train';
+}
+
+/** Opens a dataset. Throws for an empty or missing source or a manifest line that does not parse. */
+export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opts: OpenOptions = {}): Promise<Dataset> {
+  const parsed = datasetSpecSchema.safeParse(specInput);
+  if (!parsed.success) {
+    throw new Error(`dataset spec: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  const spec = parsed.data;
+  const mix = corruptionMixSchema.parse(opts.mix ?? {});
+  const seed = opts.seed ?? 0;
+  const evalFraction = opts.evalFraction ?? 0.1;
+  if (!(evalFraction >= 0 && evalFraction <= 1)) throw new Error(`evalFraction must be in [0, 1], got ${evalFraction}`);
+  const which = opts.split ?? 'all';
+  const warn = opts.warn ?? ((m: string) => console.warn(m));
+  const { items: all, where } = await listItems(spec);
+  const items = which === 'all' ? all : all.filter((it) => splitOf(it.id, evalFraction) === which);
+  if (items.length === 0) {
+    throw new Error(`${where}: the ${which} split is empty (${all.length} items, evalFraction ${evalFraction})`);
+  }
+  const size = spec.size;
+  const crop: CropMode = spec.kind === 'procedural' ? 'center' : spec.crop;
+  const bad = new Map<string, string>(); // path -> reason
+  let skipped = 0;
+  const cacheSize = opts.cacheSize ?? 512;
+  const cache = new Map<string, RgbImage>();
+
+  const skip = (path: string, reason: string): void => {
+    if (bad.has(path)) return;
+    bad.set(path, reason);
+    skipped++;
+    warn(`warning: skipping unreadable image ${path}: ${reason}`);
+    opts.onSkip?.(path, reason);
+  };
+
+  const cropAt = (id: string, epoch: number): { x: number; y: number } => {
+    if (crop === 'center') return { x: 0.5, y: 0.5 };
+    const r = rng(hashSeed(seed, 'crop', id, epoch));
+    return { x: r.float(), y: r.float() };
+  };
+
+  const loadClean = async (it: Item, epoch: number): Promise<RgbImage> => {
+    if (it.clean === null) return renderScene(it.proceduralSeed!, size);
+    const key = crop === 'center' ? it.id : `${it.id}\u0000${epoch}`;
+    const hit = cache.get(key);
+    if (hit) {
+      cache.delete(key);
+      cache.set(key, hit);
+      return hit;
+    }
+    const img = await decodeImage(it.clean, { size, cropAt: cropAt(it.id, epoch) });
+    if (cacheSize > 0) {
+      cache.set(key, img);
+      if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
+    }
+    return img;
+  };
+
+  const loadCorrupted = async (it: Item, epoch: number): Promise<RgbImage> => {
+    const path = it.corrupted!;
+    const at = cropAt(it.id, epoch);
+    const [cs, ks] = await Promise.all([imageSize(it.clean!), imageSize(path)]);
+    if (cs.width === ks.width && cs.height === ks.height) return decodeImage(path, { size, cropAt: at });
+    // Different pixel size: bring it to the clean image's size first, so both crops cover the same scene.
+    const same = await sharp(path, { failOn: 'error' }).autoOrient()
+      .resize(cs.width, cs.height, { fit: 'fill' }).png({ compressionLevel: 0 }).toBuffer();
+    return decodeImage(same, { size, cropAt: at });
+  };
+
+  const get = async (index: number, epoch = 0): Promise<Sample | null> => {
+    if (!Number.isInteger(index) || index < 0 || index >= items.length) {
+      throw new Error(`${where}: index ${index} outside the ${which} split (size ${items.length})`);
+    }
+    const it = items[index];
+    if ((it.clean && bad.has(it.clean)) || (it.corrupted && bad.has(it.corrupted))) return null;
+    let clean: RgbImage;
+    try {
+      clean = await loadClean(it, epoch);
+    } catch (e) {
+      skip(it.clean!, reasonOf(e));
+      return null;
+    }
+    const split = splitOf(it.id, evalFraction);
+    if (it.corrupted) {
+      try {
+        const corrupted = await loadCorrupted(it, epoch);
+        return { id: it.id, index, split, clean, corrupted, corruption: it.label! };
+      } catch (e) {
+        // Tell which of the pair failed: the clean one decoded, so unless its size lookup failed it is this one.
+        skip(it.corrupted, reasonOf(e));
+        return null;
+      }
+    }
+    const choice = sampleCorruption(mix, hashSeed(seed, 'choice', it.id, epoch));
+    const corrupted = await corrupt(clean, choice.type, choice.level, hashSeed(seed, 'corrupt', it.id, epoch), { refSize: mix.refSize });
+    return { id: it.id, index, split, clean, corrupted, corruption: { type: choice.type, level: choice.level } };
+  };
+
+  const orders = new Map<number, Uint32Array>();
+  const orderOf = (epoch: number): Uint32Array => {
+    let o = orders.get(epoch);
+    if (!o) {
+      const idx = Array.from({ length: items.length }, (_, k) => k);
+      o = Uint32Array.from(rng(hashSeed(seed, 'order', epoch)).shuffle(idx));
+      if (orders.size > 4) orders.delete(orders.keys().next().value!);
+      orders.set(epoch, o);
+    }
+    return o;
+  };
+
+  const sample = async (cursor: number): Promise<Sample> => {
+    if (!Number.isInteger(cursor) || cursor < 0) throw new Error(`sample cursor must be a non-negative integer, got ${cursor}`);
+    const n = items.length;
+    for (let tries = 0; tries < n; tries++) {
+      const c = cursor + tries;
+      const epoch = Math.floor(c / n);
+      const s = await get(orderOf(epoch)[c % n], epoch);
+      if (s) return s;
+    }
+    throw new Error(`${where}: no readable image in the ${which} split (${skipped} skipped)`);
+  };
+
+  return {
+    kind: spec.kind,
+    size: items.length,
+    split: which,
+    resolution: size,
+    get skipped() { return skipped; },
+    id: (index) => {
+      if (index < 0 || index >= items.length) throw new Error(`${where}: index ${index} outside the ${which} split (size ${items.length})`);
+      return items[index].id;
+    },
+    get,
+    sample,
+    async *[Symbol.asyncIterator]() {
+      for (let k = 0; k < items.length; k++) {
+        const s = await get(k);
+        if (s) yield s;
+      }
+    },
+  };
+}
+
+/** Opens the dataset described by a data config section (see dataConfigSchema). */
+export function openDataConfig(
+  config: DataConfigInput | DataConfig, opts: Omit<OpenOptions, 'mix' | 'seed' | 'evalFraction'> = {},
+): Promise<Dataset> {
+  const c = dataConfigSchema.parse(config);
+  return openDataset(c.dataset, { ...opts, mix: c.corruptions, seed: c.seed, evalFraction: c.evalFraction });
+}
+
+function reasonOf(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0];
+}

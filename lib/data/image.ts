@@ -1,0 +1,161 @@
+// The project's image type (8-bit interleaved RGB) and its conversions: decoding with sharp (any input sharp
+// reads, alpha dropped, grayscale expanded, EXIF orientation applied), resizing to the training resolution,
+// PNG encoding, and the [3,H,W] float layout that the ONNX graphs take.
+import sharp, { type Sharp } from 'sharp';
+
+/** Interleaved 8-bit RGB, row-major (HWC): pixel (x, y) channel c is `data[(y * width + x) * 3 + c]`. */
+export type RgbImage = { width: number; height: number; data: Uint8Array };
+
+/** How an image is brought to a square training resolution: shorter side to `size`, then a crop. */
+export type CropMode = 'center' | 'random';
+
+export interface ResizeOptions {
+  /** Side of the square output. */
+  size: number;
+  /** 'center' (default) or 'random' (then `cropSeed` picks the offset, as a fraction of the slack). */
+  crop?: CropMode;
+  /** Crop position along each axis in [0, 1] (0 = left/top, 0.5 = centre). Overrides `crop`. */
+  cropAt?: { x: number; y: number };
+}
+
+export function newImage(width: number, height: number): RgbImage {
+  return { width, height, data: new Uint8Array(width * height * 3) };
+}
+
+export function cloneImage(img: RgbImage): RgbImage {
+  return { width: img.width, height: img.height, data: new Uint8Array(img.data) };
+}
+
+/** Throws unless `img` is a well-formed RgbImage. */
+export function assertRgbImage(img: RgbImage, what = 'image'): void {
+  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width < 1 || img.height < 1) {
+    throw new Error(`${what}: bad dimensions ${img.width}x${img.height}`);
+  }
+  if (!(img.data instanceof Uint8Array) || img.data.length !== img.width * img.height * 3) {
+    throw new Error(`${what}: data must be a Uint8Array of width*height*3 = ${img.width * img.height * 3} bytes`);
+  }
+}
+
+/** [3,H,W] float32 in [0, 1] (planar), as the policy and reward graphs take. */
+export function toCHWFloat(img: RgbImage): Float32Array {
+  const n = img.width * img.height;
+  const out = new Float32Array(3 * n);
+  const d = img.data;
+  for (let i = 0, j = 0; i < n; i++, j += 3) {
+    out[i] = d[j] / 255;
+    out[n + i] = d[j + 1] / 255;
+    out[2 * n + i] = d[j + 2] / 255;
+  }
+  return out;
+}
+
+/** Inverse of toCHWFloat: values are scaled by 255, rounded and clamped to 0..255 (NaN becomes 0). */
+export function fromCHWFloat(data: Float32Array | ArrayLike<number>, width: number, height: number): RgbImage {
+  const n = width * height;
+  if (data.length !== 3 * n) throw new Error(`fromCHWFloat: expected ${3 * n} values for 3x${height}x${width}, got ${data.length}`);
+  const img = newImage(width, height);
+  const d = img.data;
+  for (let i = 0, j = 0; i < n; i++, j += 3) {
+    d[j] = q(data[i]);
+    d[j + 1] = q(data[n + i]);
+    d[j + 2] = q(data[2 * n + i]);
+  }
+  return img;
+}
+
+function q(v: number): number {
+  const x = Math.round(v * 255);
+  return x > 255 ? 255 : x >= 0 ? x : 0; // NaN fails both tests and becomes 0
+}
+
+/** The sharp pipeline that reads `input` with alpha dropped and colour normalised to sRGB. */
+function open(input: string | Uint8Array): Sharp {
+  // failOn 'error': truncated or corrupt data throws instead of being decoded half-grey.
+  return sharp(input, { failOn: 'error', limitInputPixels: 1 << 28 }).autoOrient();
+}
+
+async function toRgb(pipeline: Sharp): Promise<RgbImage> {
+  const { data, info } = await pipeline
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  const { width, height, channels } = info;
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (channels === 3) return { width, height, data: new Uint8Array(bytes) };
+  // Defensive: expand grey (1 channel) or drop a leftover 4th channel.
+  const out = newImage(width, height);
+  for (let i = 0, n = width * height; i < n; i++) {
+    for (let c = 0; c < 3; c++) out.data[i * 3 + c] = bytes[i * channels + (channels === 1 ? 0 : Math.min(c, channels - 1))];
+  }
+  return out;
+}
+
+/** Pixel size of an encoded image after EXIF orientation. */
+export async function imageSize(input: string | Uint8Array): Promise<{ width: number; height: number }> {
+  const m = await sharp(input, { failOn: 'error' }).metadata();
+  if (!m.width || !m.height) throw new Error('image has no dimensions');
+  const swap = (m.orientation ?? 1) >= 5;
+  return swap ? { width: m.height, height: m.width } : { width: m.width, height: m.height };
+}
+
+/** Where the `size`x`size` crop starts in an image resized to shorter side `size`. */
+export function cropBox(width: number, height: number, opts: ResizeOptions): {
+  rw: number; rh: number; left: number; top: number;
+} {
+  const { size } = opts;
+  const scale = size / Math.min(width, height);
+  const rw = Math.max(size, Math.round(width * scale));
+  const rh = Math.max(size, Math.round(height * scale));
+  const at = opts.cropAt ?? { x: 0.5, y: 0.5 };
+  const left = Math.round((rw - size) * Math.min(1, Math.max(0, at.x)));
+  const top = Math.round((rh - size) * Math.min(1, Math.max(0, at.y)));
+  return { rw, rh, left, top };
+}
+
+/**
+ * Decodes PNG, JPEG, WebP (anything sharp reads) from a path or bytes into RGB. With `size`, the image is
+ * resized so its shorter side is `size` (Lanczos) and cropped to `size`x`size` (centre unless `cropAt`).
+ * Throws on unreadable or truncated input.
+ */
+export async function decodeImage(input: string | Uint8Array, size?: number | ResizeOptions): Promise<RgbImage> {
+  const opts: ResizeOptions | undefined = typeof size === 'number' ? { size } : size;
+  if (!opts) return toRgb(open(input));
+  if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`decodeImage: size must be a positive integer, got ${opts.size}`);
+  const { width, height } = await imageSize(input);
+  const box = cropBox(width, height, opts);
+  let p = open(input);
+  if (box.rw !== width || box.rh !== height) p = p.resize(box.rw, box.rh, { fit: 'fill' });
+  if (box.rw !== opts.size || box.rh !== opts.size) p = p.extract({ left: box.left, top: box.top, width: opts.size, height: opts.size });
+  return toRgb(p);
+}
+
+/** A sharp pipeline over the raw pixels of `img` (for further sharp operations). */
+export function sharpOf(img: RgbImage): Sharp {
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
+}
+
+/** Runs a sharp pipeline built on `img` and returns the result as RGB of the same size. */
+export async function viaSharp(img: RgbImage, build: (s: Sharp) => Sharp): Promise<RgbImage> {
+  return toRgb(build(sharpOf(img)));
+}
+
+/** Resizes (stretching) to exactly width x height. */
+export function resizeImage(img: RgbImage, width: number, height: number): Promise<RgbImage> {
+  return viaSharp(img, (s) => s.resize(width, height, { fit: 'fill' }));
+}
+
+export async function encodePng(img: RgbImage): Promise<Uint8Array> {
+  const b = await sharpOf(img).png({ compressionLevel: 6 }).toBuffer();
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Writes `img` to `path`; the format follows the extension (.png, .jpg/.jpeg, .webp). */
+export async function writeImage(img: RgbImage, path: string): Promise<void> {
+  const lower = path.toLowerCase();
+  let s = sharpOf(img);
+  if (lower.endsWith('.jpg') || lower.endsWith('.jpeg')) s = s.jpeg({ quality: 95 });
+  else if (lower.endsWith('.webp')) s = s.webp({ lossless: true });
+  else s = s.png();
+  await s.toFile(path);
+}

@@ -1,0 +1,6 @@
+// The data domain in one import: images, seeded randomness, corruptions, procedural scenes, datasets.
+export * from './image.ts';
+export * from './random.ts';
+export * from './corruptions.ts';
+export * from './procedural.ts';
+export * from './dataset.ts';
