@@ -1,0 +1,4 @@
+// The algorithm's math (pure functions, no I/O): reward, advantages, staleness. See docs/grpo.md.
+export * from './reward-expression.ts';
+export * from './advantages.ts';
+export * from './staleness.ts';
