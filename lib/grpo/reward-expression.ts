@@ -158,7 +158,7 @@ function compileNode(node: MathNode, ctx: Context, depth: number, inCondition = 
       if (name === null) fail(ctx.expr, `indexing or property access is not allowed: ${part()}`);
       if (ctx.constants.has(name)) { ctx.constantsUsed.add(name); return constant(ctx.constants.get(name)!); }
       if (ctx.components.has(name)) return { fn: (c) => c[name] as number, deps: new Set([name]) };
-      if (name in FUNCTIONS) fail(ctx.expr, `'${name}' is a function and must be called, e.g. ${name}(x)`);
+      if (Object.hasOwn(FUNCTIONS, name)) fail(ctx.expr, `'${name}' is a function and must be called, e.g. ${name}(x)`);
       fail(ctx.expr, `unknown name '${name}' (components: ${[...ctx.components].join(', ')}; constants: ${[...ctx.constants.keys()].join(', ') || 'none'})`);
     }
     case 'OperatorNode': {
@@ -209,7 +209,7 @@ function flattenConstants(constants: Constants, components: Set<string>): Map<st
     if (!name.split('.').every((s) => IDENT.test(s))) throw new Error(`reward constant '${name}': not an identifier`);
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`reward constant '${name}': must be a finite number, got ${String(v)}`);
     if (components.has(name)) throw new Error(`reward constant '${name}' has the name of a component`);
-    if (name in FUNCTIONS) throw new Error(`reward constant '${name}' has the name of a function`);
+    if (Object.hasOwn(FUNCTIONS, name)) throw new Error(`reward constant '${name}' has the name of a function`);
     out.set(name, v);
   };
   for (const [k, v] of Object.entries(constants)) {

@@ -63,6 +63,7 @@ test('refuses unsafe or malformed expressions with a clear error', () => {
     ['import({}, {})', /function 'import' is not allowed/],
     ['a = 1', /assignment is not allowed/],
     ['unknown_var', /unknown name 'unknown_var'/],
+    ['constructor + __proto__', /unknown name 'constructor'/],
     ['ssim + unknown_var * 2', /unknown name 'unknown_var'/],
     ['x[1]', /indexing or property access is not allowed: x\[1\]/],
     ['weights["ssim"] * ssim', /indexing or property access is not allowed/],
