@@ -90,6 +90,7 @@ async function grpoStepRatio(): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  await ssimThroughput();
-  await grpoStepRatio();
+  const only = process.env.BENCH_ONLY;
+  if (!only || only === 'ssim') await ssimThroughput();
+  if (!only || only === 'grpo') await grpoStepRatio();
 }

@@ -131,14 +131,15 @@ export function modelOpset(bytes: Uint8Array, what = 'ONNX model'): number {
 function constFromTensor(t: TensorProto, what: string): ConstData {
   const dims = (t.dims ?? []).map(Number);
   const n = dims.reduce((a, b) => a * b, 1);
-  const raw = t.rawData && t.rawData.length ? t.rawData : null;
+  // Copy: protobufjs hands out Node Buffers that are views into a shared pool.
+  const raw = t.rawData && t.rawData.length ? new Uint8Array(t.rawData) : null;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) throw new Error(`${what}: initializer ${t.name} uses external data, which is not supported; save the model with weights inside`);
   if (t.dataType === onnx.TensorProto.DataType.FLOAT) {
-    const data = raw ? new Float32Array(raw.slice().buffer, 0, n) : Float32Array.from(t.floatData ?? []);
+    const data = raw ? new Float32Array(raw.buffer, 0, n) : Float32Array.from(t.floatData ?? []);
     return { dtype: 'float32', dims, data };
   }
   if (t.dataType === onnx.TensorProto.DataType.INT64) {
-    const data = raw ? new BigInt64Array(raw.slice().buffer, 0, n) : BigInt64Array.from((t.int64Data ?? []).map((x) => BigInt(x.toString())));
+    const data = raw ? new BigInt64Array(raw.buffer, 0, n) : BigInt64Array.from((t.int64Data ?? []).map((x) => BigInt(x.toString())));
     return { dtype: 'int64', dims, data };
   }
   throw new Error(`${what}: initializer ${t.name} has ONNX data type ${t.dataType}; only float32 and int64 weights are supported`);
