@@ -440,12 +440,15 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
 };
 
 /**
- * Over-sharpening: the 3x3 sharpen kernel [0 -1 0; -1 5 -1; 0 -1 0] times 80i, saturated to 0..255 as
- * OpenCV's filter2D does, blended as 0.7 img + 0.3 result (strong gain: mostly a harsh high-contrast wash).
+ * Over-sharpening with the pipeline's 3x3 kernel [0 -1 0; -1 5 -1; 0 -1 0] (identity plus the Laplacian
+ * [0 -1 0; -1 4 -1; 0 -1 0]) and its 0.7 img + 0.3 result blend. The pipeline multiplies the whole kernel by
+ * 80i, which saturates nearly every pixel at any level (a flat wash whose strength does not follow i); here
+ * the Laplacian alone is amplified, by 10i: result = clamp(img + 10i * laplacian), so the halos and clipped
+ * edges grow with the level.
  */
 const sharpnessChange: Impl = (img, { i }) => {
   const { width: w, height: h, data } = img;
-  const g = 80 * i;
+  const g = 10 * i;
   const out = newImage(w, h);
   const o = out.data;
   for (let y = 0; y < h; y++) {
@@ -454,8 +457,9 @@ const sharpnessChange: Impl = (img, { i }) => {
       const l = reflect101(x - 1, w), r = reflect101(x + 1, w);
       const k = (row + x) * 3;
       for (let c = 0; c < 3; c++) {
-        const v = 5 * data[k + c] - data[(up + x) * 3 + c] - data[(dn + x) * 3 + c] - data[(row + l) * 3 + c] - data[(row + r) * 3 + c];
-        o[k + c] = u8(0.7 * data[k + c] + 0.3 * u8(g * v));
+        const v = data[k + c];
+        const lap = 4 * v - data[(up + x) * 3 + c] - data[(dn + x) * 3 + c] - data[(row + l) * 3 + c] - data[(row + r) * 3 + c];
+        o[k + c] = u8(0.7 * v + 0.3 * u8(v + g * lap));
       }
     }
   }
