@@ -6,6 +6,8 @@ import type { CommandModule } from 'yargs';
 // Command modules keep heavy imports (onnxruntime, sharp) inside their handlers, so `--help` stays fast.
 const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   // COMMANDS (one line each, keep sorted)
+  () => import('./commands/corrupt.ts'),
+  () => import('./commands/dataset.ts'),
   () => import('./commands/export.ts'),
   () => import('./commands/score.ts'),
 ];

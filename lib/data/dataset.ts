@@ -9,7 +9,7 @@ import { decodeImage, imageSize, type CropMode, type RgbImage } from './image.ts
 import { renderScene } from './procedural.ts';
 import { hashSeed, hashUnit, rng } from './random.ts';
 import {
-  corrupt, corruptionMixSchema, isCorruptionType, sampleCorruption,
+  CORRUPTION_TYPES, corrupt, corruptionMixSchema, isCorruptionType, sampleCorruption,
   type CorruptionMix, type CorruptionMixInput, type CorruptionType,
 } from './corruptions.ts';
 
@@ -27,8 +27,16 @@ export const datasetSpecSchema = z.discriminatedUnion('kind', [
     /** Picks a different family of scenes. */
     seed: z.number().int().min(0).default(0),
   }).strict(),
-  z.object({ kind: z.literal('folder'), path: z.string().min(1), size: sizeSchema, crop: cropSchema }).strict(),
-  z.object({ kind: z.literal('manifest'), path: z.string().min(1), size: sizeSchema, crop: cropSchema }).strict(),
+  z.object({
+    kind: z.literal('folder'), path: z.string().min(1), size: sizeSchema, crop: cropSchema,
+    /** Use at most this many images (the first in path order). */
+    limit: z.number().int().positive().optional(),
+  }).strict(),
+  z.object({
+    kind: z.literal('manifest'), path: z.string().min(1), size: sizeSchema, crop: cropSchema,
+    /** Use at most this many entries (the first in file order). */
+    limit: z.number().int().positive().optional(),
+  }).strict(),
 ]);
 export type DatasetSpecInput = z.input<typeof datasetSpecSchema>;
 export type DatasetSpec = z.output<typeof datasetSpecSchema>;
@@ -191,7 +199,8 @@ async function listItems(spec: DatasetSpec): Promise<{ items: Item[]; where: str
     if (!st.isDirectory()) throw new Error(`${spec.path}: not a folder`);
     const files = await listImages(root);
     if (files.length === 0) throw new Error(`${spec.path}: empty dataset, no PNG, JPEG or WebP images found (searched recursively)`);
-    return { items: files.map((f) => ({ id: relative(root, f).split(sep).join('/'), clean: f })), where: spec.path };
+    const items = files.map((f) => ({ id: relative(root, f).split(sep).join('/'), clean: f }));
+    return { items: items.slice(0, spec.limit ?? items.length), where: spec.path };
   }
   const path = resolve(spec.path);
   let text: string;
@@ -210,7 +219,7 @@ async function listItems(spec: DatasetSpec): Promise<{ items: Item[]; where: str
       level: e.level ?? null,
     },
   }));
-  return { items, where: spec.path };
+  return { items: items.slice(0, spec.limit ?? items.length), where: spec.path };
 }
 
 /** Which split an id belongs to: a stable hash, independent of the run seed. */
@@ -370,4 +379,32 @@ export function openDataConfig(
 function reasonOf(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   return msg.split('\n')[0];
+}
+
+/**
+ * A DataConfig from a run configuration's `data` section: either this module's own shape (dataConfigSchema:
+ * `{dataset, corruptions, evalFraction, seed}`) or lib/config's interim shape (`{source: {kind, path, count},
+ * size, evalFraction, corruptions: {types: 'all' | [...], weights, levels}}`). `seed` is the run seed.
+ */
+export function dataConfigFrom(section: unknown, seed = 0): DataConfig {
+  const d = (section ?? {}) as Record<string, unknown>;
+  if (!('source' in d)) return dataConfigSchema.parse({ seed, ...d });
+  const src = (d.source ?? {}) as { kind?: string; path?: string; count?: number };
+  const size = (d.size as number | undefined) ?? 32;
+  const kind = src.kind ?? 'procedural';
+  const dataset = kind === 'procedural'
+    ? { kind, count: src.count ?? 256, size }
+    : { kind, path: src.path, size, ...(src.count !== undefined ? { limit: src.count } : {}) };
+  const c = (d.corruptions ?? {}) as { types?: 'all' | string[]; weights?: Record<string, number>; levels?: number[] };
+  const listed = c.types === undefined || c.types === 'all' ? undefined : c.types;
+  let types: Record<string, number> | undefined;
+  if (listed) types = Object.fromEntries(listed.map((t) => [t, c.weights?.[t] ?? 1]));
+  else if (c.weights) types = Object.fromEntries(CORRUPTION_TYPES.map((t) => [t, c.weights![t] ?? 1]));
+  if (c.weights) for (const t of Object.keys(c.weights)) if (types && !(t in types)) types[t] = c.weights[t];
+  return dataConfigSchema.parse({
+    dataset,
+    corruptions: { ...(types ? { types } : {}), ...(c.levels ? { levels: c.levels } : {}) },
+    ...(d.evalFraction !== undefined ? { evalFraction: d.evalFraction } : {}),
+    seed,
+  });
 }
