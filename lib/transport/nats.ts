@@ -275,11 +275,17 @@ export class CheckpointStore {
       .sort((a, b) => a - b);
   }
 
-  /** Deletes all but the newest `keepLast` (>= 1) checkpoints; returns the deleted versions. */
-  async prune(keepLast: number): Promise<number[]> {
+  /**
+   * Deletes all but the newest `keepLast` (>= 1) checkpoints, except the versions in `opts.keep` (e.g. the frozen
+   * KL reference a learner still needs), which are never deleted whatever their age; versions in `keep` that are
+   * not stored are ignored. Returns the deleted versions, ascending.
+   */
+  async prune(keepLast: number, opts: { keep?: Iterable<number> } = {}): Promise<number[]> {
     if (!Number.isInteger(keepLast) || keepLast < 1) throw new Error(`prune: keepLast must be an integer >= 1, got ${keepLast}`);
+    const keep = new Set<number>();
+    for (const v of opts.keep ?? []) keep.add(checkVersion(v, 'prune: keep version'));
     const all = await this.versions();
-    const doomed = all.slice(0, Math.max(0, all.length - keepLast));
+    const doomed = all.slice(0, Math.max(0, all.length - keepLast)).filter((v) => !keep.has(v));
     for (const v of doomed) await this.os.delete(objectName(v));
     return doomed;
   }
