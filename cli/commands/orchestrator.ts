@@ -1,0 +1,76 @@
+// `recovery-grpo orchestrator`: the gRPC server that drives a run.
+import type { CommandModule } from 'yargs';
+import { readFileSync } from 'node:fs';
+import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
+
+interface Args extends ConfigArgs {
+  listen?: string;
+  nats?: string;
+  metricsPort?: number;
+  metricsHost?: string;
+  authTokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  requireClientCert?: boolean;
+}
+
+/** A secret from a file (trailing newline dropped) or, failing that, the environment. Never logged. */
+export function readSecret(file: string | undefined, env: string): string | undefined {
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      throw new Error(`--auth-token-file ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  return process.env[env] || undefined;
+}
+
+const command: CommandModule<object, Args> = {
+  command: 'orchestrator',
+  describe: 'run the orchestrator (gRPC server, run state in NATS, /metrics and /health)',
+  builder: (y) =>
+    withConfig(y)
+      .option('listen', { type: 'string', describe: 'gRPC host:port (default: orchestrator.listen, 127.0.0.1:50051); non-loopback requires --auth-token-file or mutual TLS' })
+      .option('nats', { type: 'string', describe: 'NATS URL (default: nats.url)' })
+      .option('metrics-port', { type: 'number', describe: 'port for /metrics and /health (default: metrics.port)' })
+      .option('metrics-host', { type: 'string', describe: 'address for /metrics and /health (default 127.0.0.1; 0.0.0.0 in a pod)' })
+      .option('auth-token-file', { type: 'string', describe: 'file holding the shared token every worker must present (or env RECOVERY_GRPO_TOKEN)' })
+      .option('tls-cert', { type: 'string', describe: 'server certificate (PEM file)' })
+      .option('tls-key', { type: 'string', describe: 'server key (PEM file)' })
+      .option('tls-ca', { type: 'string', describe: 'CA for client certificates (mutual TLS)' })
+      .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' }) as never,
+  handler: async (args) => {
+    const { runOrchestrator } = await import('../../orchestrator/main.ts');
+    const { formatProgress } = await import('../../orchestrator/progress.ts');
+    const config = runConfigFrom(args);
+    const token = readSecret(args.authTokenFile, 'RECOVERY_GRPO_TOKEN');
+    const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
+    const orch = await runOrchestrator({
+      config,
+      listen: args.listen,
+      natsUrl: args.nats,
+      metricsPort: args.metricsPort,
+      metricsHost: args.metricsHost,
+      auth: token || tls ? { token, tls } : undefined,
+      onProgress: (p) => console.log(formatProgress(p)),
+    });
+    const stop = async () => {
+      await orch.stop();
+      process.exit(0);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    try {
+      await orch.done;
+    } catch (e) {
+      console.error(`orchestrator: ${(e as Error).message}`);
+      await orch.stop();
+      process.exit(1);
+    }
+    await new Promise((r) => setTimeout(r, 500)); // let Shutdown messages reach the workers
+    await orch.stop();
+  },
+};
+export default command;

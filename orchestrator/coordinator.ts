@@ -1,0 +1,586 @@
+// The run's controller: SFT batches for the warm start, then GRPO groups (rollout -> score -> reward ->
+// group-relative advantages -> TrainBatch), with admission bounded by maxStaleness. Everything a batch
+// contains is a pure function of its index (dataset cursors, noise seeds), so after a restart the
+// controller only needs the last batch the learner acknowledged, which lives in the run-state store.
+
+import type { RunConfig } from '../lib/config/index.ts';
+import type { Dataset, Sample } from '../lib/data/dataset.ts';
+import { toCHWFloat } from '../lib/data/image.ts';
+import { hashSeed } from '../lib/data/random.ts';
+import { compileRewardExpression, rewardTerms, type Components, type RewardFunction, type RewardTerms } from '../lib/grpo/reward-expression.ts';
+import { groupAdvantages, multiRewardGroupAdvantages, meanStd, type AdvantageOptions } from '../lib/grpo/advantages.ts';
+import { staleness } from '../lib/grpo/staleness.ts';
+import {
+  encodeTensor,
+  type OrchestratorMessage,
+  type RolloutResult__Output,
+  type ScoreResult__Output,
+  type TrainBatch,
+  type TrainResult__Output,
+  type WorkerSession,
+  decodeTensor,
+} from '../lib/transport/index.ts';
+import type { Metrics } from '../lib/metrics/index.ts';
+import { TaskBoard, type Task } from './task-board.ts';
+
+/** What survives a restart (stored in the JetStream key-value bucket). */
+export interface RunState {
+  /** batch_seq of the last TrainBatch the learner acknowledged (0: none). */
+  ackedSeq: number;
+  /** Learner policy version after that batch. */
+  learnerVersion: number;
+}
+
+export interface Progress {
+  phase: 'sft' | 'grpo' | 'done';
+  seq: number;
+  totalSeq: number;
+  version: number;
+  loss: number;
+  kl?: number;
+  clipFraction?: number;
+  reward?: number;
+  components?: Record<string, number>;
+  samplesPerSecond: number;
+}
+
+interface Group {
+  k: number;
+  sampleId: string;
+  cursor: number;
+  image: Float32Array;
+  clean: Float32Array;
+  corruption: string;
+  actions: Float32Array[];
+  logps: number[];
+  versions: number[];
+  rewards?: number[];
+  components?: Components[];
+  advantages?: Float32Array;
+  state: 'rollout' | 'score' | 'done' | 'dropped';
+}
+
+interface OpenBatch {
+  k: number;
+  seq: number;
+  groups: Group[];
+}
+
+const SFT_WINDOW = 2;
+
+export interface CoordinatorOptions {
+  config: RunConfig;
+  dataset: Dataset;
+  metrics: Metrics;
+  state: RunState;
+  /** Persists the state (compare-and-set); throws if another orchestrator wrote in between. */
+  persist: (s: RunState) => Promise<void>;
+  onProgress?: (p: Progress) => void;
+  log?: (line: string) => void;
+}
+
+export class Coordinator {
+  readonly board: TaskBoard;
+  private readonly cfg: RunConfig;
+  private readonly H: number;
+  private readonly sftSteps: number;
+  private readonly totalSeq: number;
+  private readonly reward: RewardFunction;
+  private readonly terms: RewardTerms | null;
+  private readonly advOpts: AdvantageOptions;
+  private learner?: WorkerSession;
+  /** TrainBatches sent and not yet acknowledged, by seq (re-sent to a reconnecting learner). */
+  private readonly unacked = new Map<number, TrainBatch>();
+  private readonly open = new Map<number, OpenBatch>();
+  private nextSftSeq: number;
+  private nextK: number;
+  private nextSendK: number;
+  private sending = Promise.resolve();
+  private grpoStart = 0;
+  private grpoActions = 0;
+  private sftStart = 0;
+  private lastReward?: { reward: number; components: Record<string, number> };
+  private finished!: () => void;
+  private failed!: (e: Error) => void;
+  readonly done: Promise<void>;
+
+  constructor(private readonly o: CoordinatorOptions) {
+    this.cfg = o.config;
+    this.H = o.config.data.size;
+    this.sftSteps = o.config.sft.steps;
+    this.totalSeq = this.sftSteps + o.config.grpo.steps;
+    const constants = { weights: o.config.reward.weights, alpha: o.config.reward.alpha };
+    this.reward = compileRewardExpression(o.config.reward.expression, constants);
+    this.terms = o.config.grpo.multiRewardMode === 'normalize-then-sum' ? rewardTerms(o.config.reward.expression, constants) : null;
+    const g = o.config.grpo;
+    this.advOpts = { stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: g.dropZeroVarianceGroups };
+    this.nextSftSeq = o.state.ackedSeq + 1;
+    this.nextK = Math.max(0, o.state.ackedSeq - this.sftSteps);
+    this.nextSendK = this.nextK;
+    this.done = new Promise((resolve, reject) => {
+      this.finished = resolve;
+      this.failed = reject;
+    });
+    this.done.catch(() => undefined);
+    this.board = new TaskBoard({
+      leaseMs: o.config.orchestrator.leaseSeconds * 1000,
+      maxAttempts: 5,
+      metrics: o.metrics,
+      onGiveUp: (task, reason) => this.dropTask(task, reason),
+    });
+    o.metrics.get('policy_version').set(o.state.learnerVersion);
+  }
+
+  get state(): RunState {
+    return { ...this.o.state };
+  }
+
+  get phase(): Progress['phase'] {
+    if (this.o.state.ackedSeq >= this.totalSeq) return 'done';
+    return this.o.state.ackedSeq < this.sftSteps ? 'sft' : 'grpo';
+  }
+
+  private log(line: string): void {
+    (this.o.log ?? console.log)(line);
+  }
+
+  start(): void {
+    if (this.phase === 'done') {
+      this.finished();
+      return;
+    }
+    this.advance();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sessions
+
+  attach(s: WorkerSession): void {
+    if (s.role === 'LEARNER') {
+      if (this.learner?.isOpen) {
+        s.fail(9 /* FAILED_PRECONDITION */, `a learner (${this.learner.workerId}) is already connected`);
+        return;
+      }
+      this.learner = s;
+      const held = s.hello.last_batch_seq;
+      if (held !== undefined && held > this.o.state.ackedSeq) {
+        // The learner applied batches whose acknowledgement we never stored: take its word for them.
+        this.log(`learner holds batch ${held}, newer than the stored ${this.o.state.ackedSeq}: catching up`);
+        void this.acknowledge(held, s.hello.policy_version ?? this.o.state.learnerVersion);
+      }
+      for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) {
+        void s.send({ train_batch: this.unacked.get(seq)! }).catch(() => undefined);
+      }
+    } else {
+      this.board.attach(s);
+    }
+    this.updateWorkerGauge();
+    this.advance();
+  }
+
+  detach(s: WorkerSession): void {
+    if (s === this.learner) this.learner = undefined;
+    else this.board.detach(s);
+    this.updateWorkerGauge();
+  }
+
+  private sessions = new Set<WorkerSession>();
+  track(s: WorkerSession): void {
+    this.sessions.add(s);
+    void s.closed.then(() => {
+      this.sessions.delete(s);
+      this.detach(s);
+    });
+  }
+
+  get workers(): Array<{ role: string; workerId: string; device: string }> {
+    return [...this.sessions].map((s) => ({ role: s.role, workerId: s.workerId, device: s.hello.capabilities.device }));
+  }
+
+  private updateWorkerGauge(): void {
+    for (const role of ['ROLLOUT', 'REWARD', 'LEARNER'] as const) {
+      const n = [...this.sessions].filter((s) => s.role === role && s.isOpen).length;
+      this.o.metrics.get('workers_connected').set({ worker_role: role.toLowerCase() }, n);
+    }
+  }
+
+  shutdownAll(reason: string): void {
+    for (const s of this.sessions) void s.send({ shutdown: { reason, grace_ms: 2000 } }).catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Messages from workers
+
+  handle(s: WorkerSession, msg: import('../lib/transport/index.ts').WorkerMessage__Output): void {
+    try {
+      if (msg.heartbeat) this.board.renew(s, msg.heartbeat.active_task_ids);
+      else if (msg.rollout_result) this.onRollout(s, msg.rollout_result);
+      else if (msg.score_result) this.onScore(s, msg.score_result);
+      else if (msg.train_result) void this.onTrain(msg.train_result).catch((e: Error) => this.fail(e));
+      else if (msg.task_error) {
+        const e = msg.task_error;
+        if (s.role === 'LEARNER') this.onLearnerError(e.task_id, e.code, e.message);
+        else this.board.fail(s, e.task_id, e.code, e.message, e.retryable);
+      }
+    } catch (e) {
+      // A malformed result is the worker's fault: refuse it and retry the task elsewhere.
+      const id = msg.rollout_result?.task_id ?? msg.score_result?.task_id ?? '';
+      this.log(`rejected a message from ${s.workerId}: ${(e as Error).message}`);
+      if (id) this.board.fail(s, id, 'bad_result', (e as Error).message, true);
+    }
+  }
+
+  private fail(e: Error): void {
+    this.log(`run failed: ${e.message}`);
+    this.failed(e);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Flow
+
+  /** Opens, builds and sends whatever the current state allows. */
+  private advance(): void {
+    if (this.phase === 'done') return;
+    if (this.nextSftSeq <= this.sftSteps) {
+      while (this.nextSftSeq <= this.sftSteps && this.nextSftSeq - this.o.state.ackedSeq <= SFT_WINDOW) {
+        const seq = this.nextSftSeq++;
+        if (!this.sftStart) this.sftStart = Date.now();
+        this.enqueueSend(() => this.buildSft(seq));
+      }
+      return;
+    }
+    if (this.o.state.ackedSeq < this.sftSteps) return; // GRPO starts from the finished warm start
+    // Admission: batch k trains at version (learner version + its distance from the next batch to be
+    // acknowledged); its rollouts use the current version, so its staleness is that distance.
+    while (this.nextK < this.cfg.grpo.steps && this.seqOf(this.nextK) - (this.o.state.ackedSeq + 1) <= this.cfg.grpo.maxStaleness) {
+      const k = this.nextK++;
+      if (!this.grpoStart) this.grpoStart = Date.now();
+      void this.openBatch(k).catch((e: Error) => this.fail(e));
+    }
+  }
+
+  private seqOf(k: number): number {
+    return this.sftSteps + k + 1;
+  }
+
+  /** TrainBatches go out in seq order: each is built after the previous one was sent. */
+  private enqueueSend(build: () => Promise<TrainBatch | null>): void {
+    this.sending = this.sending.then(async () => {
+      const batch = await build();
+      if (!batch) return;
+      this.unacked.set(batch.batch_seq!, batch);
+      if (this.learner?.isOpen) await this.learner.send({ train_batch: batch }).catch(() => undefined);
+    }).catch((e: Error) => this.fail(e));
+  }
+
+  private async load(cursor: number): Promise<Sample> {
+    return this.o.dataset.sample(cursor);
+  }
+
+  private tensor(data: Float32Array, shape: number[]) {
+    return encodeTensor({ dtype: 'float32', shape, data });
+  }
+
+  private async buildSft(seq: number): Promise<TrainBatch> {
+    const B = this.cfg.sft.batchSize;
+    const pix = 3 * this.H * this.H;
+    const images = new Float32Array(B * pix);
+    const targets = new Float32Array(B * pix);
+    const ids: string[] = [];
+    for (let i = 0; i < B; i++) {
+      const s = await this.load((seq - 1) * B + i);
+      images.set(toCHWFloat(s.corrupted), i * pix);
+      targets.set(toCHWFloat(s.clean), i * pix);
+      ids.push(s.id);
+    }
+    const shape = [B, 3, this.H, this.H];
+    return {
+      batch_id: `${this.cfg.run.id}-b${seq}`,
+      batch_seq: seq,
+      kind: 'SFT',
+      lease_ms: this.cfg.orchestrator.leaseSeconds * 1000,
+      images: this.tensor(images, shape),
+      targets: this.tensor(targets, shape),
+      sample_ids: ids,
+    };
+  }
+
+  private async openBatch(k: number): Promise<void> {
+    const S = this.cfg.grpo.samplesPerBatch;
+    const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [] };
+    this.open.set(k, batch);
+    const base = this.sftSteps * this.cfg.sft.batchSize + k * S;
+    for (let j = 0; j < S; j++) {
+      const cursor = base + j;
+      const s = await this.load(cursor);
+      const group: Group = {
+        k,
+        cursor,
+        sampleId: `c${cursor}:${s.id}`,
+        image: toCHWFloat(s.corrupted),
+        clean: toCHWFloat(s.clean),
+        corruption: `${s.corruption.type}@${s.corruption.level ?? '?'}`,
+        actions: [],
+        logps: [],
+        versions: [],
+        state: 'rollout',
+      };
+      batch.groups.push(group);
+      this.board.add(this.rolloutTask(group));
+    }
+  }
+
+  private rolloutTask(group: Group): Task & { group: Group } {
+    const G = this.cfg.grpo.groupSize;
+    const minVersion = this.o.state.learnerVersion;
+    const id = `${this.cfg.run.id}-r${group.cursor}`;
+    return {
+      id,
+      role: 'ROLLOUT',
+      attempt: 0,
+      group,
+      message: (attempt, leaseMs): OrchestratorMessage => ({
+        rollout_task: {
+          task_id: id,
+          attempt,
+          lease_ms: leaseMs,
+          policy_version_min: minVersion,
+          items: Array.from({ length: G }, (_, g) => ({
+            sample_id: group.sampleId,
+            group_index: g,
+            noise_seed: String(hashSeed(this.cfg.run.seed, group.sampleId, g)),
+            image: g === 0 ? this.tensor(group.image, [3, this.H, this.H]) : undefined,
+          })),
+        },
+      }),
+    };
+  }
+
+  private scoreTask(group: Group): Task & { group: Group } {
+    const G = this.cfg.grpo.groupSize;
+    const pix = group.image.length;
+    const candidates = new Float32Array(G * pix);
+    // The reward sees the image a user would see: actions clamped to [0, 1].
+    group.actions.forEach((a, g) => candidates.set(a.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v)), g * pix));
+    const id = `${this.cfg.run.id}-s${group.cursor}`;
+    return {
+      id,
+      role: 'REWARD',
+      attempt: 0,
+      group,
+      message: (attempt, leaseMs): OrchestratorMessage => ({
+        score_task: {
+          task_id: id,
+          attempt,
+          lease_ms: leaseMs,
+          candidates: this.tensor(candidates, [G, 3, this.H, this.H]),
+          references: this.tensor(group.clean, [1, 3, this.H, this.H]),
+          want_ssim_map: false,
+        },
+      }),
+    };
+  }
+
+  private dropTask(task: Task, reason: string): void {
+    const group = (task as Task & { group?: Group }).group;
+    this.log(`giving up task ${task.id} after ${task.attempt} attempts: ${reason}`);
+    if (group) this.dropGroup(group, 'task_failed');
+  }
+
+  private dropGroup(group: Group, reason: string): void {
+    group.state = 'dropped';
+    this.o.metrics.get('samples_dropped_total').inc({ reason });
+    this.trySend();
+  }
+
+  private groupOf(task: Task | undefined): Group | undefined {
+    return (task as (Task & { group?: Group }) | undefined)?.group;
+  }
+
+  private onRollout(s: WorkerSession, r: RolloutResult__Output): void {
+    const G = this.cfg.grpo.groupSize;
+    const pix = 3 * this.H * this.H;
+    // Validate before accepting: a malformed result throws and the task is retried elsewhere.
+    if (r.items.length !== G) throw new Error(`rollout_result ${r.task_id}: ${r.items.length} actions, expected ${G}`);
+    const actions = r.items.map((it, i) => {
+      const t = decodeTensor(it.action, { field: `rollout_result.items[${i}].action`, expectShape: [3, this.H, this.H] });
+      if (!Number.isFinite(it.logp)) throw new Error(`rollout_result.items[${i}].logp is ${it.logp}`);
+      if (it.group_index !== i) throw new Error(`rollout_result.items[${i}].group_index is ${it.group_index}`);
+      return t.data;
+    });
+    if (actions.some((a) => a.length !== pix)) throw new Error('rollout_result: action of the wrong size');
+    const group = this.groupOf(this.board.complete(s, r.task_id));
+    if (!group || group.state !== 'rollout') return;
+    group.actions = actions;
+    group.logps = r.items.map((it) => it.logp);
+    group.versions = r.items.map(() => r.policy_version);
+    group.state = 'score';
+    this.o.metrics.get('rollouts_total').inc(G);
+    this.board.add(this.scoreTask(group));
+  }
+
+  private onScore(s: WorkerSession, r: ScoreResult__Output): void {
+    const G = this.cfg.grpo.groupSize;
+    if (r.components.length !== G) throw new Error(`score_result ${r.task_id}: ${r.components.length} components, expected ${G}`);
+    const components = r.components.map((c, i) => {
+      if (!Number.isFinite(c.ssim) || !Number.isFinite(c.clip_cos)) throw new Error(`score_result.components[${i}] is not finite (ssim ${c.ssim}, clip_cos ${c.clip_cos})`);
+      return { ssim: c.ssim, clip_cos: c.clip_cos };
+    });
+    const group = this.groupOf(this.board.complete(s, r.task_id));
+    if (!group || group.state !== 'score') return;
+    this.o.metrics.get('scores_total').inc(G);
+    const rewards = components.map((c) => this.reward.evaluate(c));
+    group.components = components;
+    group.rewards = rewards;
+    for (let i = 0; i < G; i++) {
+      this.o.metrics.get('reward').observe(rewards[i]);
+      for (const [name, v] of Object.entries(components[i])) this.o.metrics.get('reward_component').observe({ component: name }, v);
+    }
+    const adv = this.terms
+      ? multiRewardGroupAdvantages(components.map((c) => this.terms!.terms.map((t) => t.evaluate(c))), this.terms.terms.map((t) => t.weight), 'normalize-then-sum', this.advOpts)
+      : groupAdvantages(rewards, this.advOpts);
+    if ('dropped' in adv) {
+      this.dropGroup(group, 'zero_variance');
+      return;
+    }
+    group.advantages = adv.advantages;
+    group.state = 'done';
+    this.trySend();
+  }
+
+  /** Sends completed batches in order. */
+  private trySend(): void {
+    for (;;) {
+      const b = this.open.get(this.nextSendK);
+      if (!b || b.groups.length < this.cfg.grpo.samplesPerBatch) return;
+      if (b.groups.some((g) => g.state === 'rollout' || g.state === 'score')) return;
+      this.nextSendK++;
+      this.enqueueSend(async () => this.buildGrpo(b));
+    }
+  }
+
+  private buildGrpo(b: OpenBatch): TrainBatch {
+    const G = this.cfg.grpo.groupSize;
+    const kept = b.groups.filter((g) => g.state === 'done');
+    const n = kept.length * G;
+    const pix = 3 * this.H * this.H;
+    const images = new Float32Array(n * pix);
+    const actions = new Float32Array(n * pix);
+    const logp = new Float32Array(n);
+    const adv = new Float32Array(n);
+    const versions: number[] = [];
+    const sampleIds: string[] = [];
+    const groupIdx: number[] = [];
+    const zeroVar = b.groups.filter((g) => g.rewards && meanStd(g.rewards).std < 1e-8).length;
+    let i = 0;
+    const allRewards: number[] = [];
+    const comp: Record<string, number[]> = {};
+    for (const g of kept) {
+      for (let a = 0; a < G; a++, i++) {
+        images.set(g.image, i * pix);
+        actions.set(g.actions[a], i * pix);
+        logp[i] = g.logps[a];
+        adv[i] = g.advantages![a];
+        versions.push(g.versions[a]);
+        sampleIds.push(g.sampleId);
+        groupIdx.push(a);
+        allRewards.push(g.rewards![a]);
+        for (const [name, v] of Object.entries(g.components![a])) (comp[name] ??= []).push(v);
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+    if (allRewards.length) {
+      this.lastReward = { reward: mean(allRewards), components: Object.fromEntries(Object.entries(comp).map(([k, v]) => [k, mean(v)])) };
+      this.o.metrics.get('reward_mean').set(this.lastReward.reward);
+      for (const [name, v] of Object.entries(this.lastReward.components)) this.o.metrics.get('reward_component_mean').set({ component: name }, v);
+      this.o.metrics.get('advantage_std').set(meanStd(Array.from(adv)).std);
+    }
+    this.o.metrics.get('zero_variance_group_fraction').set(zeroVar / b.groups.length);
+    const shape = [n, 3, this.H, this.H];
+    return {
+      batch_id: `${this.cfg.run.id}-b${b.seq}`,
+      batch_seq: b.seq,
+      kind: 'GRPO',
+      lease_ms: this.cfg.orchestrator.leaseSeconds * 1000,
+      images: this.tensor(images, shape),
+      actions: this.tensor(actions, shape),
+      logp_old: this.tensor(logp, [n]),
+      advantages: this.tensor(adv, [n]),
+      behaviour_versions: versions,
+      sample_ids: sampleIds,
+      group_indices: groupIdx,
+    };
+  }
+
+  private async onTrain(r: TrainResult__Output): Promise<void> {
+    const seq = r.batch_seq;
+    if (seq <= this.o.state.ackedSeq) return;
+    const batch = this.unacked.get(seq);
+    if (batch?.kind === 'GRPO' && r.applied) {
+      for (const v of batch.behaviour_versions ?? []) this.o.metrics.get('staleness').observe(staleness(r.version - 1, v));
+    }
+    if (r.applied) {
+      const kind = batch?.kind === 'GRPO' ? 'grpo' : 'sft';
+      this.o.metrics.get('loss').set({ kind }, r.loss);
+      this.o.metrics.get('grad_norm').set(r.grad_norm);
+      if (kind === 'grpo') {
+        this.o.metrics.get('kl').set(r.kl);
+        this.o.metrics.get('clip_fraction').set(r.clip_fraction);
+        this.o.metrics.get('logp_mismatch').set(r.logp_mismatch);
+      }
+    } else {
+      this.log(`batch ${seq} not applied: ${r.skipped_reason}`);
+    }
+    await this.acknowledge(seq, r.version, r);
+  }
+
+  private async acknowledge(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
+    if (seq <= this.o.state.ackedSeq) return;
+    const batch = this.unacked.get(seq);
+    const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
+    await this.o.persist(next);
+    this.o.state.ackedSeq = next.ackedSeq;
+    this.o.state.learnerVersion = next.learnerVersion;
+    for (const s of [...this.unacked.keys()]) if (s <= seq) this.unacked.delete(s);
+    for (const [k, b] of this.open) if (b.seq <= seq) this.open.delete(k);
+    if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);
+    if (seq > this.sftSteps) {
+      const k = seq - this.sftSteps; // batches 0..k-1 are done
+      if (this.nextK < k) this.nextK = k;
+      if (this.nextSendK < k) this.nextSendK = k;
+    }
+    this.o.metrics.get('policy_version').set(next.learnerVersion);
+    const kind = batch?.kind === 'GRPO' || seq > this.sftSteps ? 'grpo' : 'sft';
+    if (r) this.o.metrics.get('train_batches_total').inc({ kind, outcome: r.applied ? 'applied' : r.skipped_reason || 'skipped' });
+    if (kind === 'grpo' && batch) this.grpoActions += batch.sample_ids?.length ?? 0;
+    const elapsed = (Date.now() - (kind === 'grpo' ? this.grpoStart : this.sftStart)) / 1000;
+    const samples = kind === 'grpo' ? this.grpoActions : (seq) * this.cfg.sft.batchSize;
+    this.o.onProgress?.({
+      phase: this.phase,
+      seq,
+      totalSeq: this.totalSeq,
+      version: next.learnerVersion,
+      loss: r?.loss ?? NaN,
+      kl: kind === 'grpo' ? r?.kl : undefined,
+      clipFraction: kind === 'grpo' ? r?.clip_fraction : undefined,
+      reward: kind === 'grpo' ? this.lastReward?.reward : undefined,
+      components: kind === 'grpo' ? this.lastReward?.components : undefined,
+      samplesPerSecond: elapsed > 0 ? samples / elapsed : 0,
+    });
+    if (this.phase === 'done') {
+      this.finished();
+      return;
+    }
+    this.advance();
+  }
+
+  private onLearnerError(taskId: string, code: string, message: string): void {
+    this.log(`learner error on ${taskId}: ${code}: ${message}`);
+    if (code === 'gap') {
+      // The learner is behind what we sent: re-send everything unacknowledged, in order.
+      for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) void this.learner?.send({ train_batch: this.unacked.get(seq)! }).catch(() => undefined);
+      return;
+    }
+    this.fail(new Error(`learner cannot train batch ${taskId}: ${code}: ${message}`));
+  }
+}

@@ -1,0 +1,132 @@
+// The orchestrator process: gRPC server for the workers, the run's Coordinator, run state in a NATS
+// JetStream key-value bucket (so a restarted orchestrator resumes where it stopped), /metrics and /health.
+
+import { z } from 'zod';
+import type { RunConfig } from '../lib/config/index.ts';
+import { openRunDataset } from '../lib/config/dataset.ts';
+import { createMetrics, startMetricsServer, type MetricsServer } from '../lib/metrics/index.ts';
+import {
+  connectNats,
+  RunStateStore,
+  startOrchestratorServer,
+  type OrchestratorServer,
+  type ServerAuth,
+  type WorkerSession,
+} from '../lib/transport/index.ts';
+import { Coordinator, type Progress, type RunState } from './coordinator.ts';
+
+export interface OrchestratorOptions {
+  config: RunConfig;
+  /** host:port for gRPC; default config.orchestrator.listen. */
+  listen?: string;
+  natsUrl?: string;
+  natsAuth?: { user?: string; pass?: string; token?: string };
+  metricsPort?: number;
+  metricsHost?: string;
+  auth?: ServerAuth;
+  onProgress?: (p: Progress) => void;
+  log?: (line: string) => void;
+}
+
+export interface RunningOrchestrator {
+  readonly port: number;
+  readonly address: string;
+  readonly metricsUrl: string;
+  readonly coordinator: Coordinator;
+  /** Resolves when the run's last batch is acknowledged; rejects if the run cannot go on. */
+  readonly done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const runStateSchema = z.object({ ackedSeq: z.number().int().nonnegative(), learnerVersion: z.number().int().nonnegative() });
+
+export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
+  const config = o.config;
+  const log = o.log ?? ((l: string) => console.log(`[orchestrator] ${l}`));
+  const metrics = createMetrics(config.run.id, 'orchestrator');
+  const nc = await connectNats({ url: o.natsUrl ?? config.nats.url, name: `orchestrator-${config.run.id}`, ...o.natsAuth });
+  const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
+  const stored = await store.get();
+  const state: RunState = stored?.value ?? { ackedSeq: 0, learnerVersion: 0 };
+  let revision = stored?.revision ?? (await store.create(state));
+  if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
+
+  const dataset = await openRunDataset(config, 'train', (path, reason) => {
+    metrics.get('bad_images_skipped_total').inc({ reason: 'unreadable' });
+    log(`skipped ${path}: ${reason}`);
+  });
+
+  const coordinator = new Coordinator({
+    config,
+    dataset,
+    metrics,
+    state,
+    log,
+    onProgress: o.onProgress,
+    persist: async (next) => {
+      // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
+      revision = await store.update(next, revision);
+    },
+  });
+
+  const server: OrchestratorServer = await startOrchestratorServer({
+    listen: o.listen ?? config.orchestrator.listen,
+    maxMessageBytes: config.orchestrator.maxMessageBytes,
+    auth: o.auth,
+    heartbeatTimeoutMs: config.orchestrator.heartbeatSeconds * 3000,
+    onConnect: async (session: WorkerSession) => {
+      await session.send({
+        welcome: {
+          run_id: config.run.id,
+          config_json: JSON.stringify(config),
+          policy_version: coordinator.state.learnerVersion,
+          heartbeat_interval_ms: config.orchestrator.heartbeatSeconds * 1000,
+        },
+      });
+      log(`${session.role.toLowerCase()} ${session.workerId} connected (${session.hello.capabilities.device})`);
+      coordinator.track(session);
+      coordinator.attach(session);
+      void (async () => {
+        for await (const msg of session.messages) coordinator.handle(session, msg);
+      })();
+      void session.closed.then((end) => log(`${session.role.toLowerCase()} ${session.workerId} left (${end.details || end.code})`));
+    },
+  });
+
+  const leaseTimer = setInterval(() => coordinator.board.expireLeases(), 1000);
+  const metricsServer: MetricsServer = await startMetricsServer({
+    port: o.metricsPort ?? config.metrics.port,
+    host: o.metricsHost,
+    registry: metrics.registry,
+    health: () => ({
+      ok: !nc.isClosed(),
+      phase: coordinator.phase,
+      ackedBatch: coordinator.state.ackedSeq,
+      policyVersion: coordinator.state.learnerVersion,
+      workers: coordinator.workers,
+    }),
+  });
+  log(`listening on ${server.address}; metrics on ${metricsServer.url}/metrics`);
+  coordinator.start();
+  const done = coordinator.done.then(() => {
+    log(`run ${config.run.id} complete at policy version ${coordinator.state.learnerVersion}`);
+    coordinator.shutdownAll('run complete');
+  });
+
+  let stopped = false;
+  return {
+    port: server.port,
+    address: server.address,
+    metricsUrl: metricsServer.url,
+    coordinator,
+    done,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(leaseTimer);
+      await server.close({ graceMs: 1000 });
+      await metricsServer.close();
+      await nc.drain().catch(() => undefined);
+    },
+  };
+}
