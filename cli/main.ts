@@ -8,6 +8,7 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   // COMMANDS (one line each, keep sorted)
   () => import('./commands/corrupt.ts'),
   () => import('./commands/dataset.ts'),
+  () => import('./commands/demo.ts'),
   () => import('./commands/export.ts'),
   () => import('./commands/orchestrator.ts'),
   () => import('./commands/score.ts'),

@@ -18,6 +18,12 @@ export interface SessionOptions {
   intraOpThreads?: number;
 }
 
+/** RECOVERY_GRPO_THREADS caps onnxruntime's threads per operator (0 or unset: ORT decides). */
+function threadsFromEnv(): number {
+  const n = Number(process.env.RECOVERY_GRPO_THREADS ?? 0);
+  return Number.isInteger(n) && n >= 0 ? n : 0;
+}
+
 export class GraphSession {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -29,7 +35,9 @@ export class GraphSession {
     const session = await ort.InferenceSession.create(model, {
       executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
       graphOptimizationLevel: 'all',
-      intraOpNumThreads: opts.intraOpThreads ?? 0,
+      intraOpNumThreads: opts.intraOpThreads ?? threadsFromEnv(),
+      // Several processes share the cores (rollout, reward, learner): idle threads must not spin.
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     });
     return new GraphSession(session, device);
   }

@@ -1,0 +1,124 @@
+// Evaluation on a fixed set of samples: each policy's recoveries (the policy mean, or sampled actions)
+// and the identity baseline (the corrupted image returned unchanged), scored with the run's reward graph
+// and expression, with PSNR beside it; overall, per corruption type and per level.
+import type { RunConfig } from '../config/index.ts';
+import type { TensorMap } from '../checkpoint/tensors.ts';
+import type { Sample } from '../data/dataset.ts';
+import { toCHWFloat } from '../data/image.ts';
+import { hashSeed, standardNormal } from '../data/random.ts';
+import { compileRewardExpression } from '../grpo/reward-expression.ts';
+import { PolicyRunner } from '../models/trainer.ts';
+import { RewardScorer } from '../models/scorer.ts';
+
+export interface Scores {
+  reward: number;
+  ssim: number;
+  clip_cos: number;
+  psnr: number;
+  count: number;
+}
+
+export interface EvalReport extends Scores {
+  byType: Record<string, Scores>;
+  byLevel: Record<string, Scores>;
+}
+
+export type Policy = { kind: 'identity' } | { kind: 'mean'; params: TensorMap } | { kind: 'sampled'; params: TensorMap };
+
+export interface EvalResult {
+  reports: Record<string, EvalReport>;
+  /** Per policy, the recovered images [n,3,H,W] (clamped), for grids. */
+  outputs: Record<string, Float32Array>;
+  samples: Sample[];
+  encoder: string;
+}
+
+const BATCH = 32;
+
+function clamp01(x: Float32Array): Float32Array {
+  return x.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+}
+
+function psnr(a: Float32Array, b: Float32Array, off: number, len: number): number {
+  let se = 0;
+  for (let i = off; i < off + len; i++) se += (a[i] - b[i]) ** 2;
+  const mse = se / len;
+  return mse === 0 ? 100 : 10 * Math.log10(1 / mse);
+}
+
+function summarise(rows: Array<Omit<Scores, 'count'> & { type: string; level: string }>): EvalReport {
+  const agg = (rs: typeof rows): Scores => {
+    const n = rs.length || 1;
+    const sum = (k: 'reward' | 'ssim' | 'clip_cos' | 'psnr') => rs.reduce((s, r) => s + r[k], 0) / n;
+    return { reward: sum('reward'), ssim: sum('ssim'), clip_cos: sum('clip_cos'), psnr: sum('psnr'), count: rs.length };
+  };
+  const by = (key: 'type' | 'level') => {
+    const m: Record<string, typeof rows> = {};
+    for (const r of rows) (m[r[key]] ??= []).push(r);
+    return Object.fromEntries(Object.entries(m).sort().map(([k, v]) => [k, agg(v)]));
+  };
+  return { ...agg(rows), byType: by('type'), byLevel: by('level') };
+}
+
+/** Evaluates every policy on the same `samples` (typically the first N of the eval split). */
+export async function evaluate(config: RunConfig, samples: Sample[], policies: Record<string, Policy>, opts: { clipModel?: string } = {}): Promise<EvalResult> {
+  if (samples.length === 0) throw new Error('evaluate: no samples (is the eval split empty?)');
+  const H = config.data.size;
+  const pix = 3 * H * H;
+  const n = samples.length;
+  const corrupted = new Float32Array(n * pix);
+  const clean = new Float32Array(n * pix);
+  samples.forEach((s, i) => {
+    corrupted.set(toCHWFloat(s.corrupted), i * pix);
+    clean.set(toCHWFloat(s.clean), i * pix);
+  });
+  const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
+  const scorer = new RewardScorer(opts.clipModel ?? config.reward.clipModel, config.reward.device);
+  const runner = Object.values(policies).some((p) => p.kind !== 'identity') ? await PolicyRunner.create(config) : undefined;
+  const reports: Record<string, EvalReport> = {};
+  const outputs: Record<string, Float32Array> = {};
+  try {
+    for (const [name, policy] of Object.entries(policies)) {
+      const out = new Float32Array(n * pix);
+      for (let b = 0; b < n; b += BATCH) {
+        const m = Math.min(BATCH, n - b);
+        const images = corrupted.subarray(b * pix, (b + m) * pix);
+        if (policy.kind === 'identity') {
+          out.set(images, b * pix);
+          continue;
+        }
+        // Sampled actions use fixed noise per sample, so two evaluations of a policy agree.
+        const noise = policy.kind === 'sampled' ? standardNormal(m * pix, hashSeed(config.run.seed, 'eval', b)) : new Float32Array(m * pix);
+        const r = await runner!.run(policy.params, images, noise, m);
+        out.set(policy.kind === 'sampled' ? r.action : r.mean, b * pix);
+      }
+      const recovered = clamp01(out);
+      const rows = [];
+      for (let b = 0; b < n; b += BATCH) {
+        const m = Math.min(BATCH, n - b);
+        const s = await scorer.score({ candidates: recovered.subarray(b * pix, (b + m) * pix), references: clean.subarray(b * pix, (b + m) * pix), n: m, height: H, width: H });
+        for (let i = 0; i < m; i++) {
+          const c = { ssim: s.ssim[i], clip_cos: s.clip_cos[i] };
+          const smp = samples[b + i];
+          rows.push({ ...c, reward: reward.evaluate(c), psnr: psnr(recovered, clean, (b + i) * pix, pix), type: smp.corruption.type, level: String(smp.corruption.level ?? 'unknown') });
+        }
+      }
+      reports[name] = summarise(rows);
+      outputs[name] = recovered;
+    }
+  } finally {
+    await runner?.release();
+    await scorer.close();
+  }
+  return { reports, outputs, samples, encoder: scorer.encoderName };
+}
+
+/** The first `count` readable samples of a dataset split, in index order. */
+export async function firstSamples(dataset: { size: number; get(i: number): Promise<Sample | null> }, count: number): Promise<Sample[]> {
+  const out: Sample[] = [];
+  for (let i = 0; i < dataset.size && out.length < count; i++) {
+    const s = await dataset.get(i);
+    if (s) out.push(s);
+  }
+  return out;
+}

@@ -1,0 +1,201 @@
+// The embedded local run (`recovery-grpo demo`): nats-server and the four roles as separate processes on
+// loopback, supervised (any of them restarted if it dies), SFT warm start then GRPO on the built-in
+// dataset; then an evaluation of the warm start, the final policy and the identity baseline.
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type RunConfig } from '../config/index.ts';
+import { openRunDataset } from '../config/dataset.ts';
+import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
+import { connectNats, CheckpointStore, isReachable } from '../transport/index.ts';
+import { paramShapes, policySpecOf, standalonePolicyModel } from '../models/bundle.ts';
+import { evaluate, firstSamples, type EvalReport } from '../eval/evaluate.ts';
+import { renderGrid } from '../eval/grid.ts';
+import { fromCHWFloat, writeImage } from '../data/image.ts';
+import { Supervisor } from './supervisor.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
+const ENSURE_NATS = fileURLToPath(new URL('../../scripts/ensure-nats-server.sh', import.meta.url));
+
+export interface LocalRunOptions {
+  out: string;
+  seed?: number;
+  steps?: number;
+  sftSteps?: number;
+  configFile?: string;
+  overrides?: string[];
+  rolloutWorkers?: number;
+  rewardWorkers?: number;
+  /** Reuse a reachable NATS server instead of starting one. */
+  natsUrl?: string;
+  log?: (line: string) => void;
+  /** Called once every process is up (fault tests inject faults from here). */
+  onStarted?: (s: Supervisor, info: { grpcPort: number; natsPort: number; metricsPort: number; config: RunConfig }) => void;
+}
+
+export interface Summary {
+  run_id: string;
+  steps: number;
+  sft_steps: number;
+  final_version: number;
+  reward_before: number;
+  reward_after: number;
+  identity_reward: number;
+  before: EvalReport;
+  after: EvalReport;
+  identity: EvalReport;
+  samples_per_second: number;
+  wall_seconds: number;
+  final_checkpoint: string;
+  standalone_policy: string;
+  grid: string;
+  encoder: string;
+  restarts: Record<string, number>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+function ensureNatsBinary(): void {
+  try {
+    execFileSync('nats-server', ['--version'], { stdio: 'ignore' });
+  } catch {
+    execFileSync('bash', [ENSURE_NATS], { stdio: 'inherit' });
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function runLocal(o: LocalRunOptions): Promise<Summary> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const t0 = Date.now();
+  const out = resolve(o.out);
+  await mkdir(out, { recursive: true });
+  const seed = o.seed ?? 0;
+  const overrides = [...(o.overrides ?? []), `run.seed=${seed}`, `run.id=local-${seed}-${Date.now().toString(36)}`, `run.outDir=${out}`];
+  if (o.steps !== undefined) overrides.push(`grpo.steps=${o.steps}`);
+  if (o.sftSteps !== undefined) overrides.push(`sft.steps=${o.sftSteps}`);
+  const config = loadConfig(o.configFile, overrides);
+  const configPath = join(out, 'config.json');
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+
+  const sup = new Supervisor(log);
+  const [grpcPort, metricsPort] = [await freePort(), await freePort()];
+  let natsUrl = o.natsUrl;
+  let natsPort = 0;
+  if (!natsUrl) {
+    ensureNatsBinary();
+    natsPort = await freePort();
+    natsUrl = `nats://127.0.0.1:${natsPort}`;
+    sup.start({ name: 'nats', command: 'nats-server', args: ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
+    await waitFor('nats-server', () => isReachable('127.0.0.1', natsPort));
+  }
+  const orchestratorAddr = `127.0.0.1:${grpcPort}`;
+  let sftEnd = 0;
+  let lastLine = '';
+  try {
+    sup.start({
+      name: 'orchestrator',
+      command: process.execPath,
+      args: [BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort)],
+      doneOnExitCode: 0,
+      onLine: (line) => {
+        if (line.startsWith('[sft]')) sftEnd = Date.now();
+        if (line.startsWith('[sft]') || line.startsWith('[grpo]')) lastLine = line;
+        // Show every GRPO step, every 50th SFT step, and everything that is not progress.
+        const m = /^\[sft\] batch (\d+)\//.exec(line);
+        if (!m || Number(m[1]) % 50 === 0 || Number(m[1]) === config.sft.steps) log(line);
+      },
+    });
+    const worker = (role: string, name: string) =>
+      sup.start({
+        name,
+        command: process.execPath,
+        args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', '0', '--worker-id', name],
+        doneOnExitCode: 0,
+      });
+    worker('learner', 'learner');
+    for (let i = 0; i < (o.rolloutWorkers ?? 1); i++) worker('rollout-worker', `rollout-${i}`);
+    for (let i = 0; i < (o.rewardWorkers ?? 1); i++) worker('reward-worker', `reward-${i}`);
+    o.onStarted?.(sup, { grpcPort, natsPort, metricsPort, config });
+    await sup.whenDone('orchestrator');
+    const grpoSeconds = (Date.now() - (sftEnd || t0)) / 1000;
+    log(`[local] training finished: ${lastLine}`);
+
+    // Evaluation: the warm start (GRPO's reference), the final policy, and identity.
+    const nc = await connectNats({ url: natsUrl, name: 'local-run-eval' });
+    let finalCkpt: DecodedCheckpoint;
+    let refCkpt: DecodedCheckpoint;
+    try {
+      const store = await CheckpointStore.open(nc, { runId: config.run.id });
+      const latest = await store.latest();
+      if (!latest) throw new Error('no checkpoint was published');
+      const shapes = paramShapes(policySpecOf(config));
+      const fetch = async (v: number) => decodeCheckpoint((await store.get(v)).bytes, { expectedShapes: shapes, source: `checkpoint v${v}` });
+      finalCkpt = await fetch(latest.version);
+      const refVersion = Number(finalCkpt.meta.extra.ref_version ?? latest.version);
+      refCkpt = refVersion === latest.version ? finalCkpt : await fetch(refVersion);
+    } finally {
+      await nc.drain().catch(() => undefined);
+    }
+    const finalPath = join(out, 'final.safetensors');
+    const { saveCheckpoint } = await import('../checkpoint/index.ts');
+    await saveCheckpoint(finalPath, finalCkpt);
+    const standalone = join(out, 'policy-standalone.onnx');
+    await writeFile(standalone, standalonePolicyModel(config, finalCkpt.params));
+
+    const samples = await firstSamples(await openRunDataset(config, 'eval'), config.eval.samples);
+    const ev = await evaluate(config, samples, {
+      identity: { kind: 'identity' },
+      before: { kind: 'mean', params: refCkpt.params },
+      after: { kind: 'mean', params: finalCkpt.params },
+    });
+    const H = config.data.size;
+    const pix = 3 * H * H;
+    const img = (name: string, i: number) => fromCHWFloat(ev.outputs[name].subarray(i * pix, (i + 1) * pix), H, H);
+    const rows = samples.slice(0, 6).map((s, i) => ({ label: s.corruption.type.replace(/_/g, ' '), images: [s.corrupted, img('before', i), img('after', i), s.clean] }));
+    const gridPath = join(out, 'grid.png');
+    await writeImage(renderGrid(['corrupted', 'sft', 'grpo', 'clean'], rows), gridPath);
+
+    const grpoActions = config.grpo.steps * config.grpo.samplesPerBatch * config.grpo.groupSize;
+    const summary: Summary = {
+      run_id: config.run.id,
+      steps: config.grpo.steps,
+      sft_steps: config.sft.steps,
+      final_version: finalCkpt.meta.version,
+      reward_before: ev.reports.before.reward,
+      reward_after: ev.reports.after.reward,
+      identity_reward: ev.reports.identity.reward,
+      before: ev.reports.before,
+      after: ev.reports.after,
+      identity: ev.reports.identity,
+      samples_per_second: grpoSeconds > 0 ? grpoActions / grpoSeconds : 0,
+      wall_seconds: (Date.now() - t0) / 1000,
+      final_checkpoint: finalPath,
+      standalone_policy: standalone,
+      grid: gridPath,
+      encoder: ev.encoder,
+      restarts: { ...sup.restarts },
+    };
+    await writeFile(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
+    return summary;
+  } finally {
+    await sup.stopAll();
+  }
+}

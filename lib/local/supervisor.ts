@@ -1,0 +1,99 @@
+// Runs a set of child processes the way a cluster would: each one is restarted when it dies (after a
+// short back-off), until the supervisor is told to stop. Used by the local run and the fault tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface ChildSpec {
+  name: string;
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+  /** Exit code that means "finished, do not restart" (e.g. the orchestrator at the end of the run). */
+  doneOnExitCode?: number;
+  /** Each output line; default: printed with a [name] prefix. */
+  onLine?: (line: string) => void;
+}
+
+interface Child {
+  spec: ChildSpec;
+  proc?: ChildProcess;
+  restarts: number;
+  done: boolean;
+}
+
+export class Supervisor {
+  private readonly children = new Map<string, Child>();
+  private stopping = false;
+  /** Restarts performed, per child name. */
+  readonly restarts: Record<string, number> = {};
+
+  constructor(private readonly log: (line: string) => void = (l) => console.log(l)) {}
+
+  start(spec: ChildSpec): void {
+    const child: Child = { spec, restarts: 0, done: false };
+    this.children.set(spec.name, child);
+    this.launch(child);
+  }
+
+  private launch(child: Child): void {
+    const { spec } = child;
+    const proc = spawn(spec.command, spec.args, { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.proc = proc;
+    const onLine = spec.onLine ?? ((l: string) => this.log(`[${spec.name}] ${l}`));
+    for (const stream of [proc.stdout!, proc.stderr!]) createInterface({ input: stream }).on('line', onLine);
+    proc.on('error', (e) => this.log(`[${spec.name}] could not start: ${e.message}`));
+    proc.on('exit', (code, signal) => {
+      if (child.proc !== proc) return;
+      child.proc = undefined;
+      if (this.stopping) return;
+      if (spec.doneOnExitCode !== undefined && code === spec.doneOnExitCode) {
+        child.done = true;
+        return;
+      }
+      child.restarts++;
+      this.restarts[spec.name] = child.restarts;
+      const delay = Math.min(5000, 250 * 2 ** Math.min(child.restarts, 4));
+      this.log(`[supervisor] ${spec.name} exited (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
+      setTimeout(() => {
+        if (!this.stopping) this.launch(child);
+      }, delay);
+    });
+  }
+
+  /** Resolves when the named child exits with its done code. */
+  async whenDone(name: string, pollMs = 200): Promise<void> {
+    while (!this.children.get(name)?.done) {
+      if (this.stopping) throw new Error(`stopped before ${name} finished`);
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /** Sends a signal to a running child (fault injection); the supervisor then restarts it. */
+  kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+    const p = this.children.get(name)?.proc;
+    return p ? p.kill(signal) : false;
+  }
+
+  pid(name: string): number | undefined {
+    return this.children.get(name)?.proc?.pid;
+  }
+
+  /** Stops every child: SIGTERM, then SIGKILL after `graceMs`. */
+  async stopAll(graceMs = 3000): Promise<void> {
+    this.stopping = true;
+    const running = [...this.children.values()].map((c) => c.proc).filter((p): p is ChildProcess => !!p && p.exitCode === null);
+    await Promise.all(
+      running.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
+            p.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            p.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+}
