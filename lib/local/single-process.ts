@@ -1,0 +1,98 @@
+// The same training as the distributed pipeline, in one process with no gRPC or NATS: the graphs run
+// back to back (SFT steps, then GRPO steps of rollout -> score -> advantages -> update). It is the
+// baseline the pipeline's throughput is measured against, and a quick way to try hyper-parameters.
+import type { RunConfig } from '../config/index.ts';
+import { openRunDataset } from '../config/dataset.ts';
+import type { TensorMap } from '../checkpoint/tensors.ts';
+import { cloneTensorMap } from '../checkpoint/tensors.ts';
+import { toCHWFloat } from '../data/image.ts';
+import { hashSeed, standardNormal } from '../data/random.ts';
+import { compileRewardExpression } from '../grpo/reward-expression.ts';
+import { groupAdvantages } from '../grpo/advantages.ts';
+import { initPolicyParams } from '../models/policy.ts';
+import { policySpecOf } from '../models/bundle.ts';
+import { PolicyRunner, PolicyTrainer } from '../models/trainer.ts';
+import { RewardScorer } from '../models/scorer.ts';
+
+export interface SingleProcessResult {
+  params: TensorMap;
+  /** Parameters at the end of the warm start (GRPO's reference). */
+  sftParams: TensorMap;
+  sftSeconds: number;
+  grpoSeconds: number;
+  /** GRPO actions (rollout + score + train) per second. */
+  actionsPerSecond: number;
+  rewards: number[];
+}
+
+export async function runSingleProcess(config: RunConfig, opts: { params?: TensorMap; log?: (l: string) => void } = {}): Promise<SingleProcessResult> {
+  const H = config.data.size;
+  const pix = 3 * H * H;
+  const dataset = await openRunDataset(config, 'train');
+  const params = opts.params ?? initPolicyParams(policySpecOf(config), config.run.seed);
+  const trainer = PolicyTrainer.create(config, params);
+  const log = opts.log ?? (() => undefined);
+
+  const t0 = performance.now();
+  const B = config.sft.batchSize;
+  for (let s = 1; s <= config.sft.steps; s++) {
+    const images = new Float32Array(B * pix);
+    const targets = new Float32Array(B * pix);
+    for (let i = 0; i < B; i++) {
+      const smp = await dataset.sample((s - 1) * B + i);
+      images.set(toCHWFloat(smp.corrupted), i * pix);
+      targets.set(toCHWFloat(smp.clean), i * pix);
+    }
+    const { loss } = await trainer.sftStep(images, targets, B);
+    if (s % 100 === 0) log(`[sft] ${s}/${config.sft.steps} loss ${loss.toFixed(5)}`);
+  }
+  const sftSeconds = (performance.now() - t0) / 1000;
+  const sftParams = cloneTensorMap(params);
+
+  const runner = await PolicyRunner.create(config);
+  const refRunner = runner;
+  const scorer = new RewardScorer(config.reward.clipModel, config.reward.device);
+  const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
+  const g = config.grpo;
+  const G = g.groupSize;
+  const S = g.samplesPerBatch;
+  const rewards: number[] = [];
+  const t1 = performance.now();
+  for (let k = 0; k < g.steps; k++) {
+    const n = S * G;
+    const images = new Float32Array(n * pix);
+    const clean = new Float32Array(n * pix);
+    const noise = new Float32Array(n * pix);
+    for (let j = 0; j < S; j++) {
+      const cursor = config.sft.steps * B + k * S + j;
+      const smp = await dataset.sample(cursor);
+      const sampleId = `c${cursor}:${smp.id}`;
+      const img = toCHWFloat(smp.corrupted);
+      const cln = toCHWFloat(smp.clean);
+      for (let a = 0; a < G; a++) {
+        const i = j * G + a;
+        images.set(img, i * pix);
+        clean.set(cln, i * pix);
+        noise.set(standardNormal(pix, hashSeed(config.run.seed, sampleId, a)), i * pix);
+      }
+    }
+    const roll = await runner.run(params, images, noise, n);
+    const candidates = roll.action.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+    const sc = await scorer.score({ candidates, references: clean, n, height: H, width: H });
+    const r = Array.from({ length: n }, (_, i) => reward.evaluate({ ssim: sc.ssim[i], clip_cos: sc.clip_cos[i] }));
+    rewards.push(r.reduce((s, x) => s + x, 0) / n);
+    const adv = new Float32Array(n);
+    for (let j = 0; j < S; j++) {
+      const a = groupAdvantages(r.slice(j * G, (j + 1) * G), { stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: false });
+      if ('advantages' in a) adv.set(a.advantages, j * G);
+    }
+    const ref = await refRunner.run(sftParams, images, noise, n);
+    const res = await trainer.grpoStep({ n, images, actions: roll.action, logpOld: roll.logp, advantages: adv, refMean: ref.mean });
+    if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${rewards[rewards.length - 1].toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
+  }
+  const grpoSeconds = (performance.now() - t1) / 1000;
+  await runner.release();
+  await scorer.close();
+  await trainer.release();
+  return { params, sftParams, sftSeconds, grpoSeconds, actionsPerSecond: grpoSeconds > 0 ? (g.steps * S * G) / grpoSeconds : 0, rewards };
+}
