@@ -1,0 +1,46 @@
+// Checkpoints as the roles move them through the CheckpointStore: fetch + verify (object digest, file digest,
+// parameter names and shapes, run id, version) and publish (encode, digest, put). Every refusal is an Error
+// naming the checkpoint and the problem; nothing half-verified is ever returned.
+import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
+import type { Announcement, CheckpointRef, CheckpointStore } from '../transport/index.ts';
+
+export interface FetchedCheckpoint extends DecodedCheckpoint {
+  announcement: Announcement;
+  /** Bytes fetched. */
+  size: number;
+}
+
+/**
+ * Fetches checkpoint `ann.version` and verifies it: the store checks size and sha256 against what put() recorded
+ * and against `ann.digest`; decodeCheckpoint checks the file digest again, the safetensors layout, and that the
+ * parameters are exactly `shapes`; the metadata must name this run and this version.
+ */
+export async function fetchCheckpoint(
+  store: CheckpointStore,
+  ann: Pick<Announcement, 'version' | 'digest'>,
+  opts: { runId: string; shapes: ReadonlyMap<string, readonly number[]> },
+): Promise<FetchedCheckpoint> {
+  const { bytes, announcement } = await store.get(ann.version, { expectDigest: ann.digest });
+  const source = `${store.bucket}/${announcement.name}`;
+  const ckpt = decodeCheckpoint(bytes, { expectedDigest: ann.digest.replace(/^sha256:/, ''), expectedShapes: opts.shapes, source });
+  if (ckpt.meta.runId !== opts.runId) throw new CheckpointError(`${source}: belongs to run ${JSON.stringify(ckpt.meta.runId)}, not ${JSON.stringify(opts.runId)}`, 'run_id');
+  if (ckpt.meta.version !== ann.version) throw new CheckpointError(`${source}: its metadata says version ${ckpt.meta.version}, announced as ${ann.version}`, 'version');
+  return { ...ckpt, announcement, size: bytes.length };
+}
+
+/** Encodes and publishes a checkpoint as version meta.version; returns its announcement. */
+export async function publishCheckpoint(store: CheckpointStore, ckpt: Checkpoint, announceMeta: Record<string, unknown> = {}): Promise<Announcement> {
+  const { bytes, digest } = encodeCheckpoint(ckpt);
+  return store.put(ckpt.meta.version, bytes, `sha256:${digest}`, {
+    step: ckpt.meta.step,
+    last_batch_id: ckpt.meta.lastBatchId,
+    config_hash: ckpt.meta.configHash,
+    ...ckpt.meta.extra,
+    ...announceMeta,
+  });
+}
+
+/** The wire form of an announcement. */
+export function checkpointRef(ann: Announcement): CheckpointRef {
+  return { version: ann.version, name: ann.name, digest: ann.digest, size: String(ann.size) };
+}

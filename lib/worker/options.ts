@@ -1,0 +1,167 @@
+// Options every worker role shares (rollout worker, reward worker, learner), validated at the edge.
+// A worker needs no run configuration of its own: the run config arrives in Welcome.config_json.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { formatIssues, parseHostPort, WORKER_ID_PATTERN, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
+
+export type RoleName = 'rollout' | 'reward' | 'learner';
+
+export const WIRE_ROLE: Readonly<Record<RoleName, WorkerRole>> = { rollout: 'ROLLOUT', reward: 'REWARD', learner: 'LEARNER' };
+
+/** Environment variable holding the orchestrator token when no --auth-token-file is given. */
+export const TOKEN_ENV = 'RECOVERY_GRPO_TOKEN';
+
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What a caller (the CLI, a test, the demo) gives a role. Everything but `role` has a default. */
+export interface WorkerOptions {
+  /** Orchestrator gRPC address host:port. Default 127.0.0.1:50051. */
+  orchestrator?: string;
+  /** NATS URL (JetStream). Default nats://127.0.0.1:4222. */
+  nats?: string;
+  /** Port of /metrics and /health; 0 = any free port (the handle's metricsUrl says which). Default 0. */
+  metricsPort?: number;
+  /** Interface the metrics server binds. Default 127.0.0.1 (0.0.0.0 in a pod so Prometheus can scrape it). */
+  metricsHost?: string;
+  /** Stable id of this process ([A-Za-z0-9._:-]{1,128}). Default `<role>-<hostname>-<pid>`. */
+  workerId?: string;
+  /** ONNX Runtime execution provider. Default cpu (the reward worker: the config's reward.device). */
+  device?: 'cpu' | 'cuda';
+  /** Bearer token for the orchestrator. Takes precedence over tokenFile and the environment. Never logged. */
+  token?: string;
+  /** File holding the token (trailing whitespace trimmed). Else the environment variable RECOVERY_GRPO_TOKEN. */
+  tokenFile?: string;
+  /** TLS to the orchestrator: PEM file paths (or PEM text). cert + key for mutual TLS. */
+  tls?: { ca?: string; cert?: string; key?: string; serverName?: string };
+  /** Most items / candidates / samples per task this worker takes (Capabilities.max_batch). Role default. */
+  maxBatch?: number;
+  /** Tasks held at once (Capabilities.max_in_flight). Role default. */
+  maxInFlight?: number;
+  /** Heartbeat period when the Welcome gives none. Default 5000 ms. */
+  heartbeatMs?: number;
+  /** Reconnect backoff (withReconnect). Default: 200 ms doubling to 10 s, forever. */
+  reconnect?: Omit<ReconnectOptions, 'signal' | 'onRetry' | 'isRetryable'>;
+  /** Grace for in-flight work on stop() / SIGTERM (a Shutdown message brings its own). Default 10 s. */
+  stopGraceMs?: number;
+  /** Stop gracefully on SIGTERM / SIGINT. Default false (the CLI turns it on). */
+  handleSignals?: boolean;
+  /** Default: lines on stderr. */
+  logger?: Logger;
+  /** Largest gRPC message; must match the orchestrator's. Default 64 MiB. */
+  maxMessageBytes?: number;
+}
+
+export interface ResolvedWorkerOptions {
+  role: RoleName;
+  orchestrator: string;
+  nats: string;
+  metricsPort: number;
+  metricsHost: string;
+  workerId: string;
+  device: 'cpu' | 'cuda' | undefined;
+  token: string | undefined;
+  tls: { ca?: string; cert?: string; key?: string; serverName?: string } | undefined;
+  maxBatch: number | undefined;
+  maxInFlight: number | undefined;
+  heartbeatMs: number;
+  reconnect: Omit<ReconnectOptions, 'signal' | 'onRetry' | 'isRetryable'>;
+  stopGraceMs: number;
+  handleSignals: boolean;
+  logger: Logger;
+  maxMessageBytes: number | undefined;
+}
+
+const schema = z.strictObject({
+  orchestrator: z.string().default('127.0.0.1:50051'),
+  nats: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats://, tls://, ws:// or wss:// URL').default('nats://127.0.0.1:4222'),
+  metricsPort: z.number().int().gte(0).lte(65535).default(0),
+  metricsHost: z.string().min(1).default('127.0.0.1'),
+  workerId: z.string().regex(WORKER_ID_PATTERN, 'must match [A-Za-z0-9._:-]{1,128}').optional(),
+  device: z.enum(['cpu', 'cuda']).optional(),
+  token: z.string().optional(),
+  tokenFile: z.string().min(1).optional(),
+  tls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional(), serverName: z.string().optional() })
+    .refine((t) => !!t.cert === !!t.key, 'cert and key go together (mutual TLS needs both)')
+    .optional(),
+  maxBatch: z.number().int().gte(1).optional(),
+  maxInFlight: z.number().int().gte(1).optional(),
+  heartbeatMs: z.number().int().gte(10).default(5000),
+  reconnect: z.record(z.string(), z.unknown()).default({}),
+  stopGraceMs: z.number().int().gte(0).default(10_000),
+  handleSignals: z.boolean().default(false),
+  logger: z.custom<Logger>((l) => !!l && typeof (l as Logger).info === 'function').optional(),
+  maxMessageBytes: z.number().int().gte(1024).optional(),
+});
+
+/** `role-host-pid`, with characters the worker id does not allow replaced. */
+export function defaultWorkerId(role: RoleName): string {
+  return `${role}-${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 128);
+}
+
+/** Default logger: one line per event on stderr, `[role worker-id] message {fields}`. */
+export function stderrLogger(prefix: string): Logger {
+  const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
+    process.stderr.write(`${new Date().toISOString()} ${level} [${prefix}] ${msg}${fields && Object.keys(fields).length ? ' ' + JSON.stringify(fields) : ''}\n`);
+  return { info: (m, f) => line('info', m, f), warn: (m, f) => line('warn', m, f), error: (m, f) => line('error', m, f) };
+}
+
+/** A logger that drops everything (tests). */
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+function readToken(opts: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv): string | undefined {
+  if (opts.token !== undefined) {
+    if (opts.token.trim() === '') throw new Error('worker options: token is empty');
+    return opts.token;
+  }
+  if (opts.tokenFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(opts.tokenFile, 'utf8');
+    } catch (e) {
+      throw new Error(`worker options: cannot read the auth token file ${opts.tokenFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const token = text.trim();
+    if (!token) throw new Error(`worker options: the auth token file ${opts.tokenFile} is empty`);
+    return token;
+  }
+  const fromEnv = env[TOKEN_ENV];
+  if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv.trim();
+  return undefined;
+}
+
+/** Validates and completes a role's options. Errors name the option (`worker options.metricsPort: ...`). */
+export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env: NodeJS.ProcessEnv = process.env): ResolvedWorkerOptions {
+  const r = schema.safeParse(options);
+  if (!r.success) throw new Error(formatIssues('worker options', r.error));
+  const o = r.data;
+  try {
+    parseHostPort(o.orchestrator, 'orchestrator');
+  } catch (e) {
+    throw new Error(`worker options.orchestrator: ${(e as Error).message}`);
+  }
+  const workerId = o.workerId ?? defaultWorkerId(role);
+  return {
+    role,
+    orchestrator: o.orchestrator,
+    nats: o.nats,
+    metricsPort: o.metricsPort,
+    metricsHost: o.metricsHost,
+    workerId,
+    device: o.device,
+    token: readToken(o, env),
+    tls: o.tls,
+    maxBatch: o.maxBatch,
+    maxInFlight: o.maxInFlight,
+    heartbeatMs: o.heartbeatMs,
+    reconnect: o.reconnect as ResolvedWorkerOptions['reconnect'],
+    stopGraceMs: o.stopGraceMs,
+    handleSignals: o.handleSignals,
+    logger: o.logger ?? stderrLogger(`${role} ${workerId}`),
+    maxMessageBytes: o.maxMessageBytes,
+  };
+}

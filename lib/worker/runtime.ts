@@ -1,0 +1,452 @@
+// The one worker runtime every role runs on (rollout worker, reward worker, learner):
+//
+//   start:   metrics + /health server -> dial the orchestrator (Hello: role, worker id, capabilities, the
+//            policy version / last batch seq the role holds) -> Welcome: run id + run config (validated with
+//            parseConfig; a worker has no config file of its own) -> connect NATS -> role.init() -> tasks
+//   stream:  tasks go to the role (it queues and answers them through ctx.send); CancelTask -> role.cancel;
+//            Shutdown -> graceful stop; heartbeats list the role's active task ids (renewing their leases)
+//   failure: a retryable stream failure (orchestrator gone, heartbeat timeout, a clean close without Shutdown)
+//            -> withReconnect backoff -> Hello again with the current policy version / last batch seq.
+//            Non-retryable (bad token, refused Hello, invalid run config, a Welcome for another run): the worker
+//            stops and `done` rejects with the reason.
+//   stop:    stop() / SIGTERM / SIGINT / Shutdown: the role stops taking tasks and finishes in-flight work
+//            within the grace period (then abandons it: the orchestrator re-dispatches on lease expiry), the
+//            stream is half-closed, the role releases its sessions, NATS is drained, the metrics server closes.
+import { readFileSync } from 'node:fs';
+import type { NatsConnection } from 'nats';
+import type { Registry } from 'prom-client';
+import * as grpc from '@grpc/grpc-js';
+import { configHash } from '../checkpoint/digest.ts';
+import { parseConfig, type RunConfig } from '../config/index.ts';
+import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from '../metrics/index.ts';
+import {
+  checkRunId,
+  connectNats,
+  connectToOrchestrator,
+  TransportError,
+  withReconnect,
+  type Capabilities,
+  type OrchestratorConnection,
+  type OrchestratorMessage__Output,
+  type OrchestratorMessageKind,
+  type Welcome__Output,
+  type WorkerMessage,
+} from '../transport/index.ts';
+import { WIRE_ROLE, type Logger, type ResolvedWorkerOptions, type RoleName } from './options.ts';
+
+export const SOFTWARE_VERSION = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name?: string; version?: string };
+    return `${pkg.name ?? 'recovery-grpo'}/${pkg.version ?? '0'}`;
+  } catch {
+    return 'recovery-grpo/unknown';
+  }
+})();
+
+/** A failure that ends the worker (no reconnect): bad configuration, a Welcome for another run, ... */
+export class WorkerFatalError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WorkerFatalError';
+  }
+}
+
+/** A failure worth another connection attempt after a backoff (NATS not up yet, a fetch that timed out, ...). */
+export class RetryableWorkerError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RetryableWorkerError';
+  }
+}
+
+/** What a role sees of the runtime once the first Welcome arrived. */
+export interface RoleContext {
+  readonly role: RoleName;
+  readonly workerId: string;
+  readonly runId: string;
+  readonly config: RunConfig;
+  /** configHash(config): recorded in checkpoints. */
+  readonly configHash: string;
+  readonly welcome: Welcome__Output;
+  readonly nc: NatsConnection;
+  readonly metrics: Metrics;
+  readonly options: ResolvedWorkerOptions;
+  readonly log: Logger;
+  /** True once stop began: take no new work. */
+  readonly stopping: boolean;
+  /** Sends on the current stream; false (and nothing sent) when disconnected or the send failed. */
+  send(msg: WorkerMessage): Promise<boolean>;
+  /** Sends a TaskError. `retryable`: another attempt (maybe on another worker) may succeed. */
+  taskError(taskId: string, attempt: number, code: string, message: string, retryable: boolean): Promise<boolean>;
+}
+
+export type TaskKind = Extract<OrchestratorMessageKind, 'rollout_task' | 'score_task' | 'train_batch'>;
+
+/** What a role plugs into the runtime. */
+export interface WorkerRoleImpl {
+  readonly name: RoleName;
+  /** The task kind this role does; other task kinds are answered with TaskError 'wrong_role'. */
+  readonly taskKind: TaskKind;
+  capabilities(): Omit<Capabilities, 'tensor_dtypes'> & { tensor_dtypes?: string[] };
+  /** Hello fields describing what the role holds now (sent on every (re)connect). */
+  hello(): { policy_version?: number; last_batch_seq?: number };
+  /** Policy version for heartbeats; undefined when none is loaded. */
+  policyVersion(): number | undefined;
+  /** After the first Welcome. Throw RetryableWorkerError to retry on the next connection, anything else is fatal. */
+  init(ctx: RoleContext): Promise<void>;
+  /** After every later Welcome (a reconnect). */
+  reconnected?(welcome: Welcome__Output): void;
+  /** A task of `taskKind`. The role answers it (result or TaskError) through ctx.send, in its own time. */
+  handle(msg: OrchestratorMessage__Output): void;
+  /** CancelTask: forget the task (drop it if queued; a result computed anyway is not needed). */
+  cancel(taskId: string, reason: string): void;
+  /** Tasks held (queued or running): listed in heartbeats, which renews their leases. */
+  activeTaskIds(): string[];
+  /** The stream broke: drop queued work of that stream (the orchestrator re-dispatches it). */
+  disconnected?(): void;
+  /** Take no new tasks; resolve when in-flight work is finished and answered. The runtime bounds the wait. */
+  drain(): Promise<void>;
+  /** Release sessions, watches. Called once, at the end. */
+  close(): Promise<void>;
+  /** Extra /health detail. */
+  healthDetail?(): Record<string, unknown>;
+  /** Ready to work (weights loaded, ...). Default: init done. */
+  isReady?(): boolean;
+}
+
+export interface WorkerHandle {
+  readonly role: RoleName;
+  readonly workerId: string;
+  /** http://host:port of /metrics and /health. */
+  readonly metricsUrl: string;
+  /** Resolves after the first Welcome was handled (role initialised); rejects if the worker ended before. */
+  readonly ready: Promise<void>;
+  /** Resolves once the worker stopped cleanly; rejects with the fatal error that ended it. */
+  readonly done: Promise<void>;
+  isConnected(): boolean;
+  /** Graceful stop (in-flight work gets `graceMs`, default options.stopGraceMs). Idempotent; never rejects. */
+  stop(opts?: { graceMs?: number; reason?: string }): Promise<void>;
+}
+
+const TASK_ID_OF: Record<TaskKind, (m: OrchestratorMessage__Output) => { id: string; attempt: number }> = {
+  rollout_task: (m) => ({ id: m.rollout_task!.task_id, attempt: m.rollout_task!.attempt }),
+  score_task: (m) => ({ id: m.score_task!.task_id, attempt: m.score_task!.attempt }),
+  train_batch: (m) => ({ id: m.train_batch!.batch_id, attempt: 0 }),
+};
+
+function resultTaskId(msg: WorkerMessage): string | undefined {
+  return msg.rollout_result?.task_id ?? msg.score_result?.task_id ?? msg.train_result?.batch_id ?? msg.task_error?.task_id ?? undefined;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<'timeout'>((resolve) => {
+      t = setTimeout(() => resolve('timeout'), ms);
+      t.unref();
+    }),
+  ]);
+}
+
+/** Starts a role on the runtime. Resolves once the metrics server listens and the connection loop runs. */
+export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions): Promise<WorkerHandle> {
+  const log = o.logger;
+  let metrics: Metrics | undefined;
+  let ctx: RoleContext | undefined;
+  let nc: NatsConnection | undefined;
+  let conn: OrchestratorConnection | undefined;
+  let connected = false;
+  let initialised = false;
+  let stopping = false;
+  let firstWelcome: { runId: string; configHash: string } | undefined;
+  const abort = new AbortController();
+  const taskStarted = new Map<string, number>();
+
+  let resolveReady!: () => void;
+  let rejectReady!: (e: unknown) => void;
+  const ready = new Promise<void>((res, rej) => ((resolveReady = res), (rejectReady = rej)));
+  ready.catch(() => {});
+
+  // The registry exists only once Welcome named the run (every series carries run_id), but /health must answer
+  // before that: the server reads through this shim.
+  const registryShim = {
+    get contentType() {
+      return metrics?.registry.contentType ?? 'text/plain; version=0.0.4; charset=utf-8';
+    },
+    metrics: () => (metrics ? metrics.registry.metrics() : Promise.resolve('')),
+  } as unknown as Registry;
+
+  const health = () => {
+    const ok = connected && initialised && !stopping && (role.isReady?.() ?? true);
+    return {
+      ok,
+      detail: {
+        role: role.name,
+        worker_id: o.workerId,
+        run_id: firstWelcome?.runId ?? null,
+        connected,
+        initialised,
+        stopping,
+        policy_version: role.policyVersion() ?? null,
+        ...role.healthDetail?.(),
+      },
+    };
+  };
+  const server: MetricsServer = await startMetricsServer({ port: o.metricsPort, host: o.metricsHost, registry: registryShim, health });
+
+  const send = async (msg: WorkerMessage): Promise<boolean> => {
+    const c = conn;
+    if (!c || !connected) {
+      log.warn('not connected: dropping a message (the orchestrator re-dispatches the task)', { task_id: resultTaskId(msg) ?? null });
+      return false;
+    }
+    try {
+      await c.send(msg);
+    } catch (e) {
+      log.warn(`send failed: ${(e as Error).message}`, { task_id: resultTaskId(msg) ?? null });
+      return false;
+    }
+    const id = resultTaskId(msg);
+    if (id !== undefined && !msg.heartbeat) {
+      const t0 = taskStarted.get(id);
+      if (t0 !== undefined) {
+        taskStarted.delete(id);
+        metrics?.get('task_latency_seconds').observe({ worker_role: role.name }, (performance.now() - t0) / 1000);
+      }
+    }
+    return true;
+  };
+
+  const taskError = (taskId: string, attempt: number, code: string, message: string, retryable: boolean) => {
+    log.warn(`task ${taskId}: ${code}: ${message}`);
+    return send({ task_error: { task_id: taskId, attempt, code, message, retryable } });
+  };
+
+  async function onWelcome(w: Welcome__Output): Promise<void> {
+    if (firstWelcome) {
+      if (w.run_id !== firstWelcome.runId) {
+        throw new WorkerFatalError(`the orchestrator now runs ${JSON.stringify(w.run_id)}, this worker joined ${JSON.stringify(firstWelcome.runId)}: restart it to join another run`);
+      }
+      const hash = configHash(parseWelcomeConfig(w));
+      if (hash !== firstWelcome.configHash) {
+        throw new WorkerFatalError(`the orchestrator now sends a different run configuration (hash ${hash.slice(0, 12)}, was ${firstWelcome.configHash.slice(0, 12)}): restart this worker to pick it up`);
+      }
+      if (initialised) {
+        role.reconnected?.(w);
+        return;
+      }
+    }
+    let runId: string;
+    try {
+      runId = checkRunId(w.run_id);
+    } catch (e) {
+      throw new WorkerFatalError(`Welcome.run_id: ${(e as Error).message}`);
+    }
+    const config = parseWelcomeConfig(w);
+    const hash = configHash(config);
+    firstWelcome = { runId, configHash: hash };
+    metrics ??= createMetrics(runId, role.name);
+    if (!nc) {
+      try {
+        nc = await connectNats({ url: o.nats, name: `${role.name}/${o.workerId}` });
+      } catch (e) {
+        throw new RetryableWorkerError((e as Error).message, { cause: e });
+      }
+      nc.closed().then((err) => {
+        if (err && !stopping) log.error(`NATS connection closed: ${err.message}`);
+      });
+    }
+    ctx = {
+      role: role.name,
+      workerId: o.workerId,
+      runId,
+      config,
+      configHash: hash,
+      welcome: w,
+      nc,
+      metrics,
+      options: o,
+      log,
+      get stopping() {
+        return stopping;
+      },
+      send,
+      taskError,
+    };
+    await role.init(ctx);
+    initialised = true;
+    log.info(`joined run ${runId}`, { policy_version: role.policyVersion() ?? null });
+    resolveReady();
+  }
+
+  function dispatch(msg: OrchestratorMessage__Output): void {
+    switch (msg.kind) {
+      case 'rollout_task':
+      case 'score_task':
+      case 'train_batch': {
+        const { id, attempt } = TASK_ID_OF[msg.kind](msg);
+        if (msg.kind !== role.taskKind) {
+          void taskError(id, attempt, 'wrong_role', `a ${role.name} worker does not take ${msg.kind} messages`, true);
+          return;
+        }
+        if (stopping) {
+          void taskError(id, attempt, 'shutting_down', `worker ${o.workerId} is shutting down`, true);
+          return;
+        }
+        taskStarted.set(id, performance.now());
+        role.handle(msg);
+        return;
+      }
+      case 'cancel_task': {
+        const c = msg.cancel_task!;
+        taskStarted.delete(c.task_id);
+        role.cancel(c.task_id, c.reason);
+        return;
+      }
+      case 'shutdown': {
+        const s = msg.shutdown!;
+        log.info(`shutdown requested by the orchestrator: ${s.reason || 'no reason given'}`);
+        void stop({ graceMs: s.grace_ms > 0 ? s.grace_ms : o.stopGraceMs, reason: 'orchestrator shutdown' });
+        return;
+      }
+      case 'welcome':
+        log.warn('ignoring a second Welcome on the same stream');
+        return;
+      default:
+        return;
+    }
+  }
+
+  async function session(attempt: number): Promise<void> {
+    const hello = role.hello();
+    const caps = role.capabilities();
+    const c = await connectToOrchestrator({
+      address: o.orchestrator,
+      role: WIRE_ROLE[role.name],
+      workerId: o.workerId,
+      capabilities: { ...caps, tensor_dtypes: caps.tensor_dtypes ?? [] },
+      hello: { ...hello, software_version: SOFTWARE_VERSION },
+      ...(o.token !== undefined ? { token: o.token } : {}),
+      ...(o.tls ? { tls: o.tls } : {}),
+      ...(o.maxMessageBytes !== undefined ? { maxMessageBytes: o.maxMessageBytes } : {}),
+      heartbeatMs: o.heartbeatMs,
+      heartbeat: () => {
+        const v = role.policyVersion();
+        return { active_task_ids: role.activeTaskIds(), ...(v !== undefined ? { policy_version: v } : {}) };
+      },
+    });
+    if (stopping) {
+      await c.close();
+      return;
+    }
+    conn = c;
+    try {
+      await onWelcome(c.welcome);
+      connected = true;
+      if (attempt > 1) log.info('reconnected to the orchestrator', { attempt });
+      for await (const msg of c.messages) dispatch(msg);
+    } finally {
+      connected = false;
+      conn = undefined;
+      taskStarted.clear();
+      if (!stopping) role.disconnected?.();
+      await c.close().catch(() => {});
+    }
+    if (stopping) return;
+    throw new TransportError(grpc.status.UNAVAILABLE, 'the orchestrator closed the stream without a Shutdown', `orchestrator at ${o.orchestrator}`);
+  }
+
+  const loop = withReconnect(session, {
+    ...o.reconnect,
+    signal: abort.signal,
+    isRetryable: (e) => (e instanceof TransportError && e.retryable) || e instanceof RetryableWorkerError,
+    onRetry: ({ attempt, delayMs, error }) => log.warn(`connection attempt ${attempt} failed (${(error as Error)?.message ?? error}); retrying in ${delayMs} ms`),
+  }).catch((e) => {
+    if (stopping && abort.signal.aborted) return;
+    throw e;
+  });
+
+  let closedResources: Promise<void> | undefined;
+  const releaseResources = () =>
+    (closedResources ??= (async () => {
+      await role.close().catch((e) => log.warn(`closing the role failed: ${(e as Error).message}`));
+      if (nc) await withTimeout(nc.drain().catch(() => nc!.close()), 5000);
+      await server.close();
+      removeSignals();
+    })());
+
+  const done = loop.then(
+    async () => {
+      await releaseResources();
+      log.info('stopped');
+    },
+    async (e) => {
+      stopping = true;
+      rejectReady(e);
+      await releaseResources();
+      log.error(`stopped: ${(e as Error)?.message ?? e}`);
+      throw e;
+    },
+  );
+  done.catch(() => {});
+  done.finally(() => rejectReady(new Error(`${role.name} worker stopped before it joined a run`))).catch(() => {});
+
+  let stopped: Promise<void> | undefined;
+  function stop(opts: { graceMs?: number; reason?: string } = {}): Promise<void> {
+    return (stopped ??= (async () => {
+      stopping = true;
+      const graceMs = opts.graceMs ?? o.stopGraceMs;
+      log.info(`stopping (${opts.reason ?? 'stop requested'}), grace ${graceMs} ms`);
+      if ((await withTimeout(role.drain(), graceMs)) === 'timeout') log.warn(`in-flight work not finished within ${graceMs} ms: abandoned (its leases expire and it is re-dispatched)`);
+      abort.abort();
+      const c = conn;
+      connected = false;
+      if (c) await c.close().catch(() => {});
+      await done.catch(() => {});
+    })());
+  }
+
+  let signalCount = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalCount++;
+    if (signalCount > 1) {
+      log.warn(`${sig} again: exiting now`);
+      process.exit(130);
+    }
+    void stop({ reason: sig });
+  };
+  function removeSignals() {
+    if (!o.handleSignals) return;
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  if (o.handleSignals) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+
+  return {
+    role: role.name,
+    workerId: o.workerId,
+    metricsUrl: server.url,
+    ready,
+    done,
+    isConnected: () => connected,
+    stop,
+  };
+}
+
+function parseWelcomeConfig(w: Welcome__Output): RunConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(w.config_json || '{}');
+  } catch (e) {
+    throw new WorkerFatalError(`Welcome.config_json is not JSON: ${(e as Error).message}`);
+  }
+  try {
+    return parseConfig(json, { source: 'Welcome.config_json' });
+  } catch (e) {
+    throw new WorkerFatalError(`Welcome.config_json: ${(e as Error).message}`);
+  }
+}

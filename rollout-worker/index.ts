@@ -1,0 +1,333 @@
+// The rollout worker: samples G actions per corrupted image with the policy graph.
+//
+// - Items of every task it holds are packed into as few policy calls as max_batch allows (a task larger than
+//   max_batch spans several calls). noise per item = standardNormal(3*H*W, noise_seed): the same seed gives the
+//   same action, so a re-run task reproduces its result.
+// - One RolloutResult is produced by one policy version, stamped in policy_version: the worker swaps weights
+//   only between policy calls and never while a task is half done.
+// - It follows the learner's checkpoint announcements and swaps to the newest verified version; a task whose
+//   policy_version_min is above the held version waits for (and fetches) a newer checkpoint, and fails with
+//   TaskError 'policy_unavailable' (retryable) if none arrives within versionWaitMs.
+// - A task it cannot do is a TaskError (bad_input, internal, ...), never a made-up result.
+import type { SeedPart } from '../lib/data/random.ts';
+import { standardNormal } from '../lib/data/random.ts';
+import type { Device } from '../lib/graph/runtime.ts';
+import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
+import { PolicyRunner } from '../lib/models/trainer.ts';
+import {
+  CheckpointStore,
+  encodeTensor,
+  resolveRolloutItems,
+  type OrchestratorMessage__Output,
+  type ResolvedRolloutItem,
+  type RolloutTask__Output,
+} from '../lib/transport/index.ts';
+import {
+  resolveWorkerOptions,
+  startWorker,
+  type RoleContext,
+  type WorkerHandle,
+  type WorkerOptions,
+  type WorkerRoleImpl,
+} from '../lib/worker/index.ts';
+import { PolicyFollower } from './policy-follower.ts';
+
+export interface RolloutWorkerOptions extends WorkerOptions {
+  /** How long a task may wait for the policy version it needs (or for any policy). Default 30 s. */
+  versionWaitMs?: number;
+}
+
+export interface RolloutWorkerHandle extends WorkerHandle {
+  /** Version of the weights held now (undefined before the first checkpoint). */
+  policyVersion(): number | undefined;
+}
+
+export const ROLLOUT_DEFAULT_MAX_BATCH = 32;
+export const ROLLOUT_DEFAULT_MAX_IN_FLIGHT = 4;
+const REFRESH_EVERY_MS = 200;
+
+interface Pending {
+  task: RolloutTask__Output;
+  items: ResolvedRolloutItem[];
+  seeds: SeedPart[];
+  /** Lowest policy version allowed. */
+  min: number;
+  /** Items handed to policy calls so far / finished. */
+  next: number;
+  done: number;
+  actions: Float32Array[];
+  logps: number[];
+  version: number | undefined;
+  received: number;
+  computeMs: number;
+  cancelled: boolean;
+}
+
+/** uint64 decimal string -> a seed for standardNormal: Number when exact (the orchestrator sends uint32), else BigInt. */
+export function noiseSeed(s: string, field: string): SeedPart {
+  if (!/^(0|[1-9][0-9]{0,19})$/.test(s)) throw new Error(`${field}: must be a uint64 decimal string, got ${JSON.stringify(s)}`);
+  const n = Number(s);
+  if (Number.isSafeInteger(n)) return n;
+  const b = BigInt(s);
+  if (b >= 1n << 64n) throw new Error(`${field}: ${s} does not fit uint64`);
+  return b;
+}
+
+class RolloutRole implements WorkerRoleImpl {
+  readonly name = 'rollout' as const;
+  readonly taskKind = 'rollout_task' as const;
+  private ctx!: RoleContext;
+  private runner: PolicyRunner | undefined;
+  follower: PolicyFollower | undefined;
+  private queue: Pending[] = [];
+  private closed = false;
+  private wake: (() => void) | undefined;
+  private loopDone: Promise<void> | undefined;
+  private drained: Array<() => void> = [];
+  private readonly sending = new Set<Promise<void>>();
+  private lastRefresh = 0;
+  private height = 0;
+  private width = 0;
+
+  constructor(
+    private readonly device: Device,
+    private readonly maxBatch: number,
+    private readonly maxInFlight: number,
+    private readonly versionWaitMs: number,
+  ) {}
+
+  capabilities() {
+    return { device: this.device === 'cuda' ? 'cuda:0' : 'cpu', max_batch: this.maxBatch, max_in_flight: this.maxInFlight, labels: {} };
+  }
+
+  hello() {
+    const v = this.follower?.current?.version;
+    return v !== undefined ? { policy_version: v } : {};
+  }
+
+  policyVersion(): number | undefined {
+    return this.follower?.current?.version;
+  }
+
+  isReady(): boolean {
+    return this.follower?.current !== undefined;
+  }
+
+  healthDetail() {
+    return { queued_tasks: this.queue.length, announced_version: this.follower?.announcedVersion ?? null };
+  }
+
+  async init(ctx: RoleContext): Promise<void> {
+    this.ctx = ctx;
+    ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
+    this.runner = await PolicyRunner.create(ctx.config, this.device);
+    const store = await CheckpointStore.open(ctx.nc, {
+      runId: ctx.runId,
+      onGet: ({ bytes, seconds }) => {
+        ctx.metrics.get('checkpoint_fetch_bytes_total').inc(bytes);
+        ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
+      },
+    });
+    this.follower = new PolicyFollower(ctx, store, paramShapes(policySpecOf(ctx.config)), () => this.kick());
+    await this.follower.start();
+    await this.follower.swapToNewest();
+    this.loopDone = this.loop();
+  }
+
+  handle(msg: OrchestratorMessage__Output): void {
+    const task = msg.rollout_task!;
+    let items: ResolvedRolloutItem[];
+    let seeds: SeedPart[];
+    try {
+      if (task.items.length === 0) throw new Error('rollout_task.items: is empty');
+      items = resolveRolloutItems(task);
+      items.forEach((it, i) => {
+        const [, h, w] = it.image.shape;
+        if (h !== this.height || w !== this.width) {
+          throw new Error(`rollout_task.items[${i}].image: is ${h}x${w}, this run's policy takes ${this.height}x${this.width} (data.size)`);
+        }
+      });
+      seeds = task.items.map((it, i) => noiseSeed(it.noise_seed, `rollout_task.items[${i}].noise_seed`));
+    } catch (e) {
+      void this.ctx.taskError(task.task_id, task.attempt, 'bad_input', (e as Error).message, false);
+      return;
+    }
+    this.queue.push({
+      task, items, seeds,
+      min: task.policy_version_min ?? 0,
+      next: 0, done: 0,
+      actions: new Array(items.length), logps: new Array(items.length),
+      version: undefined, received: Date.now(), computeMs: 0, cancelled: false,
+    });
+    this.kick();
+  }
+
+  cancel(taskId: string): void {
+    for (const t of this.queue) if (t.task.task_id === taskId) t.cancelled = true;
+    this.queue = this.queue.filter((t) => !t.cancelled);
+    this.settle();
+  }
+
+  activeTaskIds(): string[] {
+    return this.queue.map((t) => t.task.task_id);
+  }
+
+  disconnected(): void {
+    for (const t of this.queue) t.cancelled = true;
+    this.queue = [];
+    this.settle();
+  }
+
+  /** Resolves once every held task is answered (or cancelled). */
+  async drain(): Promise<void> {
+    if (this.queue.length > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+    await Promise.all(this.sending);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.kick();
+    await this.loopDone;
+    await this.follower?.stop();
+    await this.runner?.release();
+  }
+
+  private settle(): void {
+    if (this.queue.length === 0) for (const r of this.drained.splice(0)) r();
+  }
+
+  private kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private sleep(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = ms !== undefined ? setTimeout(() => this.kick(), ms) : undefined;
+      this.wake = () => {
+        if (t) clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private fail(t: Pending, code: string, message: string, retryable: boolean): void {
+    t.cancelled = true;
+    this.queue = this.queue.filter((x) => x !== t);
+    void this.ctx.taskError(t.task.task_id, t.task.attempt, code, message, retryable);
+    this.settle();
+  }
+
+  private async loop(): Promise<void> {
+    const follower = this.follower!;
+    while (!this.closed) {
+      if (this.queue.length === 0) {
+        // idle: keep up with the learner so the next task starts on fresh weights
+        if (follower.hasCandidate()) await follower.swapToNewest();
+        else await this.sleep(1000);
+        continue;
+      }
+      const partial = this.queue.some((t) => t.next > 0);
+      if (!partial && follower.hasCandidate()) await follower.swapToNewest();
+      let held = follower.current?.version;
+      const waiting = this.queue.filter((t) => t.next === 0 && (held === undefined || t.min > held));
+      if (waiting.length > 0 && !partial && Date.now() - this.lastRefresh >= REFRESH_EVERY_MS) {
+        this.lastRefresh = Date.now();
+        await follower.refresh();
+        if (follower.hasCandidate()) await follower.swapToNewest();
+        held = follower.current?.version;
+      }
+      for (const t of waiting) {
+        if ((held === undefined || t.min > held) && Date.now() - t.received > this.versionWaitMs) {
+          const refusal = follower.refusal();
+          this.fail(t, 'policy_unavailable',
+            `needs policy version >= ${t.min}; this worker holds ${held ?? 'none'} after waiting ${this.versionWaitMs} ms ` +
+            `(newest announced: ${follower.announcedVersion ?? 'none'}${refusal ? `, refused: ${refusal}` : ''})`, true);
+        }
+      }
+      const runnable = this.queue.filter((t) => t.next > 0 || (held !== undefined && t.min <= held));
+      if (runnable.length === 0) {
+        await this.sleep(REFRESH_EVERY_MS);
+        continue;
+      }
+      await this.runBatch(runnable);
+    }
+  }
+
+  private async runBatch(runnable: Pending[]): Promise<void> {
+    const policy = this.follower!.current!;
+    const ordered = [...runnable.filter((t) => t.next > 0), ...runnable.filter((t) => t.next === 0)];
+    const slots: Array<{ t: Pending; i: number }> = [];
+    for (const t of ordered) {
+      if (t.next === 0) t.version = policy.version;
+      while (t.next < t.items.length && slots.length < this.maxBatch) slots.push({ t, i: t.next++ });
+      if (slots.length >= this.maxBatch) break;
+    }
+    const n = slots.length;
+    const per = 3 * this.height * this.width;
+    const images = new Float32Array(n * per);
+    const noise = new Float32Array(n * per);
+    slots.forEach(({ t, i }, k) => {
+      images.set(t.items[i]!.image.data, k * per);
+      noise.set(standardNormal(per, t.seeds[i]!), k * per);
+    });
+    const t0 = performance.now();
+    let out;
+    try {
+      out = await this.runner!.run(policy.params, images, noise, n);
+    } catch (e) {
+      for (const t of new Set(slots.map((s) => s.t))) {
+        if (!t.cancelled) this.fail(t, 'internal', `policy forward failed: ${(e as Error).message}`, true);
+      }
+      return;
+    }
+    const ms = performance.now() - t0;
+    for (const t of new Set(slots.map((s) => s.t))) t.computeMs += ms;
+    slots.forEach(({ t, i }, k) => {
+      t.actions[i] = out.action.slice(k * per, (k + 1) * per);
+      t.logps[i] = out.logp[k]!;
+      t.done++;
+    });
+    for (const t of new Set(slots.map((s) => s.t))) {
+      if (t.done < t.items.length || t.cancelled) continue;
+      this.queue = this.queue.filter((x) => x !== t);
+      const p = this.finish(t).finally(() => this.sending.delete(p));
+      this.sending.add(p);
+    }
+    this.settle();
+  }
+
+  private async finish(t: Pending): Promise<void> {
+    const bad = t.logps.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      void this.ctx.taskError(t.task.task_id, t.task.attempt, 'non_finite', `item ${bad} (sample ${t.items[bad]!.sample_id}): logp is ${t.logps[bad]}`, false);
+      return;
+    }
+    let items;
+    try {
+      items = t.items.map((it, i) => ({
+        sample_id: it.sample_id,
+        group_index: it.group_index,
+        action: encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data: t.actions[i]! }, { field: `rollout_result.items[${i}].action` }),
+        logp: t.logps[i]!,
+      }));
+    } catch (e) {
+      void this.ctx.taskError(t.task.task_id, t.task.attempt, 'non_finite', (e as Error).message, false);
+      return;
+    }
+    const sent = await this.ctx.send({
+      rollout_result: { task_id: t.task.task_id, attempt: t.task.attempt, policy_version: t.version!, items, compute_ms: t.computeMs },
+    });
+    if (sent) this.ctx.metrics.get('rollouts_total').inc(items.length);
+  }
+}
+
+/** Starts a rollout worker (see the module comment); resolves once it is dialling the orchestrator. */
+export async function runRolloutWorker(options: RolloutWorkerOptions = {}): Promise<RolloutWorkerHandle> {
+  const { versionWaitMs = 30_000, ...rest } = options;
+  const o = resolveWorkerOptions('rollout', rest);
+  const role = new RolloutRole(o.device ?? 'cpu', o.maxBatch ?? ROLLOUT_DEFAULT_MAX_BATCH, o.maxInFlight ?? ROLLOUT_DEFAULT_MAX_IN_FLIGHT, versionWaitMs);
+  const handle = await startWorker(role, o);
+  return { ...handle, policyVersion: () => role.policyVersion() };
+}

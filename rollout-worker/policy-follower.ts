@@ -1,0 +1,124 @@
+// Which policy weights a rollout worker holds, and how it follows the learner: announcements arrive through
+// CheckpointStore.watch() (newest first, then each new one); the worker swaps to the newest between policy
+// calls. A checkpoint that fails verification (object digest, file digest, parameter names/shapes, run id,
+// version) is refused for good, counted, and the worker keeps the weights it has.
+import { CheckpointError, type TensorMap } from '../lib/checkpoint/index.ts';
+import { CheckpointIntegrityError, type Announcement, type CheckpointStore, type CheckpointWatch } from '../lib/transport/index.ts';
+import { checkpointFetchFailures, fetchCheckpoint, type RoleContext } from '../lib/worker/index.ts';
+
+export interface HeldPolicy {
+  version: number;
+  params: TensorMap;
+  digest: string;
+}
+
+const TRANSIENT_RETRY_MS = 1000;
+
+export class PolicyFollower {
+  current: HeldPolicy | undefined;
+  private newest: Announcement | undefined;
+  private readonly refused = new Map<string, string>();
+  private retryAt = 0;
+  private watch: CheckpointWatch | undefined;
+  private watching: Promise<void> | undefined;
+  private fetching: Promise<boolean> | undefined;
+
+  constructor(
+    private readonly ctx: RoleContext,
+    private readonly store: CheckpointStore,
+    private readonly shapes: ReadonlyMap<string, readonly number[]>,
+    /** Called when a newer announcement arrives (wake the batch loop). */
+    private readonly onAnnouncement: () => void,
+  ) {}
+
+  /** Starts following announcements; the newest existing one is noted first. */
+  async start(): Promise<void> {
+    const latest = await this.store.latest();
+    if (latest) this.note(latest);
+    this.watch = await this.store.watch({ onInvalid: (e) => this.ctx.log.warn(`ignoring a malformed checkpoint announcement: ${e.message}`) });
+    const w = this.watch;
+    this.watching = (async () => {
+      try {
+        for await (const ann of w) if (this.note(ann)) this.onAnnouncement();
+      } catch (e) {
+        if (!this.ctx.stopping) this.ctx.log.warn(`checkpoint watch ended: ${(e as Error).message}`);
+      }
+    })();
+  }
+
+  /** Records an announcement; true when it is newer than anything seen. */
+  note(ann: Announcement): boolean {
+    if (this.newest && ann.version <= this.newest.version) return false;
+    this.newest = ann;
+    return true;
+  }
+
+  /** Newest announced version (verified or not). */
+  get announcedVersion(): number | undefined {
+    return this.newest?.version;
+  }
+
+  /** A newer announced checkpoint worth fetching now (not refused, not in a transient-failure back-off). */
+  hasCandidate(): boolean {
+    const n = this.newest;
+    if (!n || (this.current && n.version <= this.current.version)) return false;
+    if (this.refused.has(key(n))) return false;
+    return Date.now() >= this.retryAt;
+  }
+
+  /** Asks the store for its newest announcement (the watch may lag behind a Welcome or a task). */
+  async refresh(): Promise<void> {
+    try {
+      const latest = await this.store.latest();
+      if (latest) this.note(latest);
+    } catch (e) {
+      this.ctx.log.warn(`reading the latest checkpoint failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Fetches, verifies and swaps to the newest announced checkpoint. True when the held version changed. */
+  swapToNewest(): Promise<boolean> {
+    return (this.fetching ??= this.doSwap().finally(() => (this.fetching = undefined)));
+  }
+
+  private async doSwap(): Promise<boolean> {
+    if (!this.hasCandidate()) return false;
+    const ann = this.newest!;
+    try {
+      const ckpt = await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes: this.shapes });
+      this.current = { version: ann.version, params: ckpt.params, digest: ann.digest };
+      this.ctx.metrics.get('policy_version').set(ann.version);
+      this.ctx.log.info(`now at policy version ${ann.version}`, { digest: ann.digest });
+      return true;
+    } catch (e) {
+      const reason = e instanceof CheckpointIntegrityError || (e instanceof CheckpointError && e.field === 'digest')
+        ? 'integrity'
+        : e instanceof CheckpointError
+          ? 'invalid'
+          : 'unavailable';
+      checkpointFetchFailures(this.ctx.metrics).inc({ reason });
+      const msg = (e as Error).message;
+      if (reason === 'unavailable') {
+        this.retryAt = Date.now() + TRANSIENT_RETRY_MS;
+        this.ctx.log.warn(`cannot fetch checkpoint v${ann.version} (will retry): ${msg}`);
+      } else {
+        this.refused.set(key(ann), msg);
+        this.ctx.log.error(`refused checkpoint v${ann.version} (${reason}); keeping version ${this.current?.version ?? 'none'}: ${msg}`);
+      }
+      return false;
+    }
+  }
+
+  /** Why the newest announcement was refused, if it was. */
+  refusal(): string | undefined {
+    return this.newest ? this.refused.get(key(this.newest)) : undefined;
+  }
+
+  async stop(): Promise<void> {
+    await this.watch?.stop().catch(() => {});
+    await this.watching;
+    await this.fetching?.catch(() => {});
+  }
+}
+
+const key = (a: Announcement) => `${a.version}:${a.digest}`;
