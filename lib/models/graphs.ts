@@ -2,11 +2,11 @@
 // exactly the log-probabilities the rollout workers produced. Contracts: docs/graphs.md.
 
 import { Graph, type Value } from '../graph/graph.ts';
-import { add, cast, clip, exp, greater, less, max, mul, neg, or, reduceMean, square, sub, abs } from '../graph/ops.ts';
+import { abs, add, cast, clip, convTranspose, exp, greater, less, max, mul, neg, or, reduceMean, square, sub, unsqueeze } from '../graph/ops.ts';
 import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { bakeParams, checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
-import { ssim, ssimMap } from './ssim.ts';
+import { gaussianWindow1d, ssim, ssimMap, SSIM_WINDOW } from './ssim.ts';
 import { embeddingCosine } from './encoder.ts';
 
 export interface Resolution {
@@ -25,8 +25,13 @@ function imageInput(g: Graph, name: string, r: Resolution): Value {
  * (as Flow-GRPO does), with sigma = exp(log_std). Returns [N].
  */
 export function gaussianLogp(action: Value, mean: Value, logStd: Value): Value {
+  return reduceMean(gaussianLogDensity(action, mean, logStd), [1, 2, 3]);
+}
+
+/** The per-element Gaussian log-density [N,3,H,W] (dense advantages weight each element by its own). */
+export function gaussianLogDensity(action: Value, mean: Value, logStd: Value): Value {
   const z2 = mul(square(sub(action, mean)), mul(exp(mul(logStd, -2)), 0.5));
-  return reduceMean(sub(neg(z2), add(logStd, HALF_LOG_2PI)), [1, 2, 3]);
+  return sub(neg(z2), add(logStd, HALF_LOG_2PI));
 }
 
 /**
@@ -44,7 +49,9 @@ export function buildPolicyGraph(spec: PolicySpec, r: Resolution, baked?: Tensor
   const action = add(mean, mul(exp(logStd), noise));
   g.output('mean', mean);
   g.output('action', action);
-  g.output('logp', gaussianLogp(action, mean, logStd));
+  const density = gaussianLogDensity(action, mean, logStd);
+  g.output('logp', reduceMean(density, [1, 2, 3]));
+  g.output('logp_map', density);
   return g;
 }
 
@@ -63,15 +70,24 @@ function outputGradients(g: Graph, spec: PolicySpec, params: Map<string, Value>,
  *   r = exp(logp - logp_old)
  *   loss = mean_i max(-A_i r_i, -A_i clamp(r_i, 1 - clip_low, 1 + clip_high))
  *        + beta * mean((mean - ref_mean)^2) / (2 sigma^2)
+ *
+ * Dense mode (docs/grpo.md, "Dense advantages"): `logp_old` is the behaviour policy's per-element
+ * log-density [N,3,H,W], and a second advantage input `advantage_map` [N,3,H-10,W-10] holds the
+ * group-centred SSIM map. It is spread back onto pixels with the transpose of SSIM's Gaussian window,
+ * scaled so the pixel weights average to the map's mean, and `advantage` [N] (the scalar terms, such
+ * as the embedding reward) is added; ratio and clipping are then per element:
+ *   A_e = HW/(hw) * ConvTranspose(D, window)_e + a_i,  r_e = exp(l_e - l_old_e)
+ *   loss = mean_e max(-A_e r_e, -A_e clamp(r_e, ...)) + beta * KL
  */
-export function buildGrpoGraph(spec: PolicySpec, r: Resolution): Graph {
+export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' | 'dense' = 'scalar'): Graph {
   checkResolution(spec, r.height, r.width);
   const g = new Graph();
   const params = declareParams(g, spec);
   const image = imageInput(g, 'image', r);
   const action = imageInput(g, 'action', r);
-  const logpOld = g.input('logp_old', ['N']);
+  const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
   const advantage = g.input('advantage', ['N']);
+  const advantageMap = mode === 'dense' ? g.input('advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
   const refMean = imageInput(g, 'ref_mean', r);
   const clipLow = g.input('clip_low', []);
   const clipHigh = g.input('clip_high', []);
@@ -79,13 +95,25 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution): Graph {
 
   const logStd = params.get(LOG_STD)!;
   const mean = policyMean(spec, params, image);
-  const logp = gaussianLogp(action, mean, logStd);
-  const ratio = exp(sub(logp, logpOld));
+  const density = gaussianLogDensity(action, mean, logStd);
+  const logp = reduceMean(density, [1, 2, 3]);
   const lo = sub(1, clipLow);
   const hi = add(1, clipHigh);
-  const unclipped = mul(neg(advantage), ratio);
-  const clipped = mul(neg(advantage), clip(ratio, lo, hi));
-  const policyLoss = reduceMean(max(unclipped, clipped));
+  let ratio: Value;
+  let perElement: Value;
+  let clippedFraction: Value;
+  if (advantageMap) {
+    const ratioE = exp(sub(density, logpOld));
+    const adv = add(spreadSsimMap(advantageMap, r), unsqueeze(advantage, [1, 2, 3]));
+    perElement = max(mul(neg(adv), ratioE), mul(neg(adv), clip(ratioE, lo, hi)));
+    ratio = reduceMean(ratioE, [1, 2, 3]);
+    clippedFraction = reduceMean(cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32'));
+  } else {
+    ratio = exp(sub(logp, logpOld));
+    perElement = max(mul(neg(advantage), ratio), mul(neg(advantage), clip(ratio, lo, hi)));
+    clippedFraction = reduceMean(cast(or(less(ratio, lo), greater(ratio, hi)), 'float32'));
+  }
+  const policyLoss = reduceMean(perElement);
   const kl = mul(reduceMean(square(sub(mean, refMean))), mul(exp(mul(logStd, -2)), 0.5));
   const loss = add(policyLoss, mul(beta, kl));
 
@@ -93,9 +121,26 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution): Graph {
   outputGradients(g, spec, params, loss);
   g.output('logp', logp);
   g.output('ratio', ratio);
-  g.output('clip_fraction', reduceMean(cast(or(less(ratio, lo), greater(ratio, hi)), 'float32')));
+  g.output('clip_fraction', clippedFraction);
   g.output('kl', kl);
   return g;
+}
+
+/**
+ * Spreads a per-window SSIM advantage map [N,3,H-10,W-10] back onto pixels [N,3,H,W]: the transpose of
+ * the Gaussian window (a depthwise ConvTranspose), scaled by HW/(hw) so that the mean over pixels
+ * equals the mean over windows.
+ */
+export function spreadSsimMap(map: Value, r: Resolution): Value {
+  const g = map.graph;
+  const k = gaussianWindow1d();
+  const K = SSIM_WINDOW;
+  const w = new Float32Array(3 * K * K);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) w[(c * K + i) * K + j] = k[i] * k[j];
+  const spread = convTranspose(map, g.constant(w, [3, 1, K, K]), undefined, { group: 3 });
+  const h = r.height - K + 1;
+  const wd = r.width - K + 1;
+  return mul(spread, (r.height * r.width) / (h * wd));
 }
 
 /** SFT (warm start toward the clean image): param.*, image, target -> loss (mean L2 or L1), grad.*. */

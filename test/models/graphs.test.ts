@@ -135,3 +135,72 @@ for (const spec of specs) {
     }
   });
 }
+
+test('dense GRPO graph: finite differences, agreement with the scalar graph at zero map, spreading as the reference', async () => {
+  const spec: PolicySpec = { arch: 'resnet', width: 4, depth: 1, logStd: Math.log(0.05), learnLogStd: true };
+  const rand = testRandom(21);
+  const params = perturbed(spec, 3);
+  const image = uniform(PIX, rand);
+  const policy = await GraphSession.create(serialize(buildPolicyGraph(spec, R)));
+  const roll = await policy.run({ ...paramFeeds(params), image: { data: image, dims }, noise: { data: uniform(PIX, rand, -2, 2), dims } });
+  const dense = await GraphSession.create(serialize(buildGrpoGraph(spec, R, 'dense')));
+  const scalar = await GraphSession.create(serialize(buildGrpoGraph(spec, R, 'scalar')));
+  const h = R.height - 10;
+  const mapDims = [N, 3, h, h];
+  const advantage = Float32Array.of(0.8, -1.1, 0.3);
+  const common: Feeds = {
+    image: { data: image, dims },
+    action: { data: roll.action.data, dims },
+    advantage: { data: advantage, dims: [N] },
+    ref_mean: { data: uniform(PIX, rand), dims },
+    clip_low: scalarFeed(0.2),
+    clip_high: scalarFeed(0.2),
+    beta: scalarFeed(0.05),
+  };
+  // With a zero map and the behaviour log-density equal to the current one, dense and scalar agree.
+  const zeroMap = { data: new Float32Array(N * 3 * h * h), dims: mapDims };
+  const d0 = await dense.run({ ...paramFeeds(params), ...common, logp_old: { data: roll.logp_map.data, dims }, advantage_map: zeroMap });
+  const s0 = await scalar.run({ ...paramFeeds(params), ...common, logp_old: { data: roll.logp.data, dims: [N] } });
+  assert.ok(Math.abs(d0.loss.data[0] - s0.loss.data[0]) < 1e-6, `loss ${d0.loss.data[0]} vs ${s0.loss.data[0]}`);
+  for (const name of trainableParams(spec).map((p) => `grad.${p.name}`)) {
+    const a = d0[name].data;
+    const b = s0[name].data;
+    let num = 0;
+    let den = 0;
+    a.forEach((v, i) => {
+      num += (v - b[i]) ** 2;
+      den += b[i] ** 2;
+    });
+    assert.ok(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-4, `${name} differs between dense (zero map) and scalar`);
+  }
+  assert.deepEqual(Array.from(d0.ratio.data), [1, 1, 1]);
+
+  // Finite differences with a real map and off-policy behaviour densities (some elements clipped).
+  const map = { data: uniform(N * 3 * h * h, rand, -2, 2), dims: mapDims };
+  // Offsets either well inside the clip range or well outside it, so no element sits on a kink.
+  const logpOld = { data: roll.logp_map.data.map((v) => v + (rand() < 0.5 ? -1 : 1) * (rand() < 0.5 ? 0.03 : 0.6)), dims };
+  const rest: Feeds = { ...common, logp_old: logpOld, advantage_map: map };
+  const diag = await dense.run({ ...paramFeeds(params), ...rest });
+  assert.ok(diag.clip_fraction.data[0] > 0 && diag.clip_fraction.data[0] < 1);
+  await checkWholeGraph(dense, spec, params, rest, 3e-4);
+});
+
+test('spreading the SSIM advantage map onto pixels matches the TypeScript reference', async () => {
+  const { Graph } = await import('../../lib/graph/graph.ts');
+  const { spreadSsimMap } = await import('../../lib/models/graphs.ts');
+  const { spreadToPixels } = await import('../../lib/grpo/advantages.ts');
+  const { gaussianWindow1d } = await import('../../lib/models/ssim.ts');
+  const r = { height: 16, width: 20 };
+  const g = new Graph();
+  const m = g.input('m', [1, 3, 6, 10]);
+  g.output('p', spreadSsimMap(m, r));
+  const s = await GraphSession.create(serialize(g));
+  const rand = testRandom(8);
+  const D = uniform(3 * 6 * 10, rand, -1, 1);
+  const out = (await s.run({ m: { data: D, dims: [1, 3, 6, 10] } })).p.data;
+  const ref = spreadToPixels(D, 3, 6, 10, gaussianWindow1d());
+  assert.equal(out.length, ref.length);
+  out.forEach((v, i) => assert.ok(Math.abs(v - ref[i]) < 1e-5, `pixel ${i}: ${v} vs ${ref[i]}`));
+  const mean = (x: ArrayLike<number>) => Array.from(x).reduce((a, b) => a + b, 0) / x.length;
+  assert.ok(Math.abs(mean(out) - mean(D)) < 1e-5, 'pixel weights average to the map mean');
+});
