@@ -1,0 +1,252 @@
+// The reward worker: scores candidate images against clean references with the reward graph (SSIM and the
+// image-embedding cosine, `clip_cos`) and returns the raw components per candidate; the orchestrator applies
+// the reward expression. The encoder is the run config's reward.clipModel (an ONNX CLIP vision tower) or the
+// built-in random-feature stand-in; every ScoreResult names it in clip_encoder.
+//
+// A candidate that cannot be scored is a TaskError for the whole task, never a reward of 0:
+//   bad_input   tensors missing, malformed, wrongly shaped, smaller than the 11x11 SSIM window
+//   non_finite  a candidate/reference holds NaN/Inf, or a score came out non-finite (the message names the item)
+//   internal    the runtime failed (retryable: another worker may succeed)
+import type { Device } from '../lib/graph/runtime.ts';
+import { RewardScorer } from '../lib/models/scorer.ts';
+import { resolutionOf } from '../lib/models/bundle.ts';
+import { decodeScoreTask, encodeTensor, type OrchestratorMessage__Output, type ScoreTask__Output, type HostTensor } from '../lib/transport/index.ts';
+import {
+  resolveWorkerOptions,
+  startWorker,
+  type RoleContext,
+  type WorkerHandle,
+  type WorkerOptions,
+  type WorkerRoleImpl,
+} from '../lib/worker/index.ts';
+
+export type RewardWorkerOptions = WorkerOptions;
+
+export interface RewardWorkerHandle extends WorkerHandle {
+  /** Name of the image encoder (known once the worker joined a run). */
+  encoderName(): string | undefined;
+}
+
+export const REWARD_DEFAULT_MAX_BATCH = 64;
+export const REWARD_DEFAULT_MAX_IN_FLIGHT = 2;
+const SSIM_WINDOW = 11;
+
+class TaskFailure extends Error {
+  constructor(readonly code: string, message: string, readonly retryable: boolean) {
+    super(message);
+  }
+}
+
+function firstNonFinite(t: HostTensor): number {
+  return t.data.findIndex((v) => !Number.isFinite(v));
+}
+
+class RewardRole implements WorkerRoleImpl {
+  readonly name = 'reward' as const;
+  readonly taskKind = 'score_task' as const;
+  private ctx!: RoleContext;
+  private scorer: RewardScorer | undefined;
+  private encoder: string | undefined;
+  private device: Device = 'cpu';
+  private queue: ScoreTask__Output[] = [];
+  private running: ScoreTask__Output | undefined;
+  private readonly cancelled = new Set<string>();
+  private closed = false;
+  private wake: (() => void) | undefined;
+  private loopDone: Promise<void> | undefined;
+  private idle: Array<() => void> = [];
+
+  constructor(
+    private readonly deviceOption: Device | undefined,
+    private readonly maxBatch: number,
+    private readonly maxInFlight: number,
+  ) {}
+
+  capabilities() {
+    return {
+      device: this.device === 'cuda' ? 'cuda:0' : 'cpu',
+      max_batch: this.maxBatch,
+      max_in_flight: this.maxInFlight,
+      labels: this.encoder ? { clip_encoder: this.encoder } : {},
+    };
+  }
+
+  hello() {
+    return {};
+  }
+
+  policyVersion(): undefined {
+    return undefined;
+  }
+
+  healthDetail() {
+    return { clip_encoder: this.encoder ?? null, queued_tasks: this.queue.length + (this.running ? 1 : 0) };
+  }
+
+  encoderName(): string | undefined {
+    return this.encoder;
+  }
+
+  async init(ctx: RoleContext): Promise<void> {
+    this.ctx = ctx;
+    this.device = this.deviceOption ?? ctx.config.reward.device;
+    this.scorer = new RewardScorer(ctx.config.reward.clipModel, this.device);
+    // Warm up at the run's resolution: loads the encoder (a bad reward.clipModel ends the worker here, by name)
+    // and learns its name for capabilities and results.
+    const { height, width } = resolutionOf(ctx.config);
+    const probe = new Float32Array(3 * height * width).map((_, i) => 0.25 + 0.5 * ((i * 7919) % 97) / 97);
+    await this.scorer.score({ candidates: probe, references: probe, n: 1, height, width });
+    this.encoder = this.scorer.encoderName;
+    ctx.log.info(`reward encoder: ${this.encoder}`, { device: this.device });
+    this.loopDone = this.loop();
+  }
+
+  handle(msg: OrchestratorMessage__Output): void {
+    this.queue.push(msg.score_task!);
+    this.kick();
+  }
+
+  cancel(taskId: string): void {
+    this.queue = this.queue.filter((t) => t.task_id !== taskId);
+    if (this.running?.task_id === taskId) this.cancelled.add(taskId);
+    this.settle();
+  }
+
+  activeTaskIds(): string[] {
+    return [...(this.running ? [this.running.task_id] : []), ...this.queue.map((t) => t.task_id)];
+  }
+
+  disconnected(): void {
+    this.queue = [];
+    if (this.running) this.cancelled.add(this.running.task_id);
+    this.settle();
+  }
+
+  async drain(): Promise<void> {
+    if (this.queue.length > 0 || this.running) await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.kick();
+    await this.loopDone;
+    await this.scorer?.close();
+  }
+
+  private settle(): void {
+    if (this.queue.length === 0 && !this.running) for (const r of this.idle.splice(0)) r();
+  }
+
+  private kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      const task = this.queue.shift();
+      if (!task) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
+      }
+      this.running = task;
+      try {
+        await this.score(task);
+      } finally {
+        this.running = undefined;
+        this.cancelled.delete(task.task_id);
+        this.settle();
+      }
+    }
+  }
+
+  private async score(task: ScoreTask__Output): Promise<void> {
+    const t0 = performance.now();
+    let result;
+    try {
+      result = await this.compute(task);
+    } catch (e) {
+      if (this.cancelled.has(task.task_id)) return;
+      const f = e instanceof TaskFailure ? e : new TaskFailure('internal', `scoring failed: ${(e as Error).message}`, true);
+      await this.ctx.taskError(task.task_id, task.attempt, f.code, f.message, f.retryable);
+      return;
+    }
+    if (this.cancelled.has(task.task_id)) return;
+    const n = result.components.length;
+    const sent = await this.ctx.send({
+      score_result: {
+        task_id: task.task_id,
+        attempt: task.attempt,
+        components: result.components,
+        ...(result.ssimMap ? { ssim_map: result.ssimMap } : {}),
+        compute_ms: performance.now() - t0,
+        clip_encoder: this.encoder ?? '',
+      },
+    });
+    if (sent) this.ctx.metrics.get('scores_total').inc(n);
+  }
+
+  private async compute(task: ScoreTask__Output) {
+    let decoded;
+    try {
+      decoded = decodeScoreTask(task, { allowNonFinite: true });
+    } catch (e) {
+      throw new TaskFailure('bad_input', (e as Error).message, false);
+    }
+    const { candidates, references } = decoded;
+    const [n, , height, width] = candidates.shape as [number, number, number, number];
+    if (n === 0) throw new TaskFailure('bad_input', 'score_task.candidates: has no candidates', false);
+    if (height < SSIM_WINDOW || width < SSIM_WINDOW) {
+      throw new TaskFailure('bad_input', `score_task.candidates: ${height}x${width} is smaller than the ${SSIM_WINDOW}x${SSIM_WINDOW} SSIM window`, false);
+    }
+    const per = 3 * height * width;
+    for (const [what, t] of [['candidates', candidates], ['references', references]] as const) {
+      const bad = firstNonFinite(t);
+      if (bad >= 0) throw new TaskFailure('non_finite', `score_task.${what}[${Math.floor(bad / per)}]: value ${t.data[bad]} at flat index ${bad % per} is not finite`, false);
+    }
+    const ssim = new Float64Array(n);
+    const clip = new Float64Array(n);
+    const mapPer = 3 * (height - SSIM_WINDOW + 1) * (width - SSIM_WINDOW + 1);
+    const map = task.want_ssim_map ? new Float32Array(n * mapPer) : undefined;
+    // chunks of at most max_batch candidates per graph call
+    for (let start = 0; start < n; start += this.maxBatch) {
+      const m = Math.min(this.maxBatch, n - start);
+      let s;
+      try {
+        s = await this.scorer!.score({
+          candidates: candidates.data.subarray(start * per, (start + m) * per),
+          references: references.data.subarray(start * per, (start + m) * per),
+          n: m, height, width,
+        }, task.want_ssim_map);
+      } catch (e) {
+        const msg = (e as Error).message;
+        if (/non-finite/.test(msg)) {
+          // name the candidate in the task, not in the chunk
+          throw new TaskFailure('non_finite', msg.replace(/item (\d+)/, (_, i) => `candidate ${start + Number(i)}`), false);
+        }
+        throw e;
+      }
+      for (let i = 0; i < m; i++) {
+        ssim[start + i] = s.ssim[i]!;
+        clip[start + i] = s.clip_cos[i]!;
+      }
+      if (map) map.set(s.ssim_map!, start * mapPer);
+    }
+    let ssimMap;
+    if (map) {
+      const bad = firstNonFinite({ dtype: 'float32', shape: [], data: map });
+      if (bad >= 0) throw new TaskFailure('non_finite', `ssim_map of candidate ${Math.floor(bad / mapPer)} is not finite`, false);
+      ssimMap = encodeTensor({ dtype: 'float16', shape: [n, 3, height - SSIM_WINDOW + 1, width - SSIM_WINDOW + 1], data: map }, { field: 'score_result.ssim_map' });
+    }
+    return { components: Array.from({ length: n }, (_, i) => ({ ssim: ssim[i]!, clip_cos: clip[i]! })), ssimMap };
+  }
+}
+
+/** Starts a reward worker (see the module comment); resolves once it is dialling the orchestrator. */
+export async function runRewardWorker(options: RewardWorkerOptions = {}): Promise<RewardWorkerHandle> {
+  const o = resolveWorkerOptions('reward', options);
+  const role = new RewardRole(o.device, o.maxBatch ?? REWARD_DEFAULT_MAX_BATCH, o.maxInFlight ?? REWARD_DEFAULT_MAX_IN_FLIGHT);
+  const handle = await startWorker(role, o);
+  return { ...handle, encoderName: () => role.encoderName() };
+}
