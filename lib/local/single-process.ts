@@ -7,8 +7,8 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { cloneTensorMap } from '../checkpoint/tensors.ts';
 import { toCHWFloat } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
-import { compileRewardExpression } from '../grpo/reward-expression.ts';
-import { groupAdvantages } from '../grpo/advantages.ts';
+import { compileRewardExpression, decomposeForDense } from '../grpo/reward-expression.ts';
+import { denseAdvantages, groupAdvantages } from '../grpo/advantages.ts';
 import { initPolicyParams } from '../models/policy.ts';
 import { policySpecOf } from '../models/bundle.ts';
 import { PolicyRunner, PolicyTrainer } from '../models/trainer.ts';
@@ -54,6 +54,9 @@ export async function runSingleProcess(config: RunConfig, opts: { params?: Tenso
   const scorer = new RewardScorer(config.reward.clipModel, config.reward.device);
   const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
   const g = config.grpo;
+  const dense = g.advantageMode === 'dense';
+  const split = dense ? decomposeForDense(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha }) : null;
+  const mapLen = 3 * (H - 10) * (H - 10);
   const G = g.groupSize;
   const S = g.samplesPerBatch;
   const rewards: number[] = [];
@@ -78,16 +81,29 @@ export async function runSingleProcess(config: RunConfig, opts: { params?: Tenso
     }
     const roll = await runner.run(params, images, noise, n);
     const candidates = roll.action.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
-    const sc = await scorer.score({ candidates, references: clean, n, height: H, width: H });
-    const r = Array.from({ length: n }, (_, i) => reward.evaluate({ ssim: sc.ssim[i], clip_cos: sc.clip_cos[i] }));
+    const sc = await scorer.score({ candidates, references: clean, n, height: H, width: H }, dense);
+    const comps = Array.from({ length: n }, (_, i) => ({ ssim: sc.ssim[i], clip_cos: sc.clip_cos[i] }));
+    const r = comps.map((c) => reward.evaluate(c));
     rewards.push(r.reduce((s, x) => s + x, 0) / n);
     const adv = new Float32Array(n);
+    const advMap = dense ? new Float32Array(n * mapLen) : undefined;
+    const opts = { stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: false };
     for (let j = 0; j < S; j++) {
-      const a = groupAdvantages(r.slice(j * G, (j + 1) * G), { stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: false });
-      if ('advantages' in a) adv.set(a.advantages, j * G);
+      const rg = r.slice(j * G, (j + 1) * G);
+      if (dense) {
+        const maps = Array.from({ length: G }, (_, a) => sc.ssim_map!.subarray((j * G + a) * mapLen, (j * G + a + 1) * mapLen));
+        const d = denseAdvantages(maps, rg, comps.slice(j * G, (j + 1) * G).map((c) => split!.rest.evaluate(c)), split!.ssimWeight, opts);
+        if ('maps' in d) {
+          d.maps.forEach((m, a) => advMap!.set(m, (j * G + a) * mapLen));
+          adv.set(d.scalar, j * G);
+        }
+      } else {
+        const a = groupAdvantages(rg, opts);
+        if ('advantages' in a) adv.set(a.advantages, j * G);
+      }
     }
     const ref = await refRunner.run(sftParams, images, noise, n);
-    const res = await trainer.grpoStep({ n, images, actions: roll.action, logpOld: roll.logp, advantages: adv, refMean: ref.mean });
+    const res = await trainer.grpoStep({ n, images, actions: roll.action, logpOld: dense ? roll.logpMap : roll.logp, advantages: adv, advantageMap: advMap, refMean: ref.mean });
     if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${rewards[rewards.length - 1].toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
   }
   const grpoSeconds = (performance.now() - t1) / 1000;

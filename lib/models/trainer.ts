@@ -12,6 +12,8 @@ export interface PolicyOutputs {
   mean: Float32Array;
   action: Float32Array;
   logp: Float32Array;
+  /** Per-element log-density [n,3,H,W] (dense advantages need it as the behaviour log-probability). */
+  logpMap: Float32Array;
 }
 
 export class PolicyRunner {
@@ -30,7 +32,7 @@ export class PolicyRunner {
   async run(params: TensorMap, images: Float32Array, noise: Float32Array, n: number): Promise<PolicyOutputs> {
     const dims = [n, 3, this.height, this.width];
     const out = await this.session.run({ ...paramFeeds(params), image: { data: images, dims }, noise: { data: noise, dims } });
-    return { mean: out.mean.data, action: out.action.data, logp: out.logp.data };
+    return { mean: out.mean.data, action: out.action.data, logp: out.logp.data, logpMap: out.logp_map.data };
   }
 
   release(): Promise<void> {
@@ -42,8 +44,12 @@ export interface GrpoInputs {
   n: number;
   images: Float32Array;
   actions: Float32Array;
+  /** Behaviour log-probabilities: [n] (scalar mode) or the per-element log-density [n,3,H,W] (dense). */
   logpOld: Float32Array;
+  /** [n]: the advantage (scalar mode) or the scalar reward terms' part of it (dense). */
   advantages: Float32Array;
+  /** Dense mode: the group-centred SSIM advantage maps [n,3,H-10,W-10]. */
+  advantageMap?: Float32Array;
   refMean: Float32Array;
 }
 
@@ -96,17 +102,23 @@ export class PolicyTrainer {
     this.grpo ??= await GraphSession.create(grpoModel(this.config), { device: this.device });
     const dims = this.dims(b.n);
     const g = this.config.grpo;
+    const dense = this.config.grpo.advantageMode === 'dense';
+    const r = resolutionOf(this.config);
     const feeds: Feeds = {
       ...paramFeeds(this.params),
       image: { data: b.images, dims },
       action: { data: b.actions, dims },
-      logp_old: { data: b.logpOld, dims: [b.n] },
+      logp_old: { data: b.logpOld, dims: dense ? dims : [b.n] },
       advantage: { data: b.advantages, dims: [b.n] },
       ref_mean: { data: b.refMean, dims },
       clip_low: scalarFeed(g.clipLow),
       clip_high: scalarFeed(g.clipHigh),
       beta: scalarFeed(g.beta),
     };
+    if (dense) {
+      if (!b.advantageMap) throw new Error('dense GRPO batch without advantage maps');
+      feeds.advantage_map = { data: b.advantageMap, dims: [b.n, 3, r.height - 10, r.width - 10] };
+    }
     return this.grpo.run(feeds);
   }
 
