@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { cloneImage, newImage, assertRgbImage, decodeImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, fillStandardNormalFast, type Rng } from './random.ts';
-import { boxBlur, convolveSeparable, downsampleArea, gaussianBlur, gaussianKernel1D, lineBlur, reflect101, u8, upsampleBilinear } from './filters.ts';
+import { blurRgb, boxBlur, convolveRgb, downsampleArea, gaussianBlur, lineBlur, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -118,8 +118,14 @@ export async function corrupt(
 
 /** out = clamp(round(a * wa + b * wb)) per byte (OpenCV addWeighted). */
 function addWeighted(a: ArrayLike<number>, wa: number, b: ArrayLike<number>, wb: number, out: Uint8Array): Uint8Array {
-  for (let k = 0; k < out.length; k++) out[k] = u8(a[k] * wa + b[k] * wb);
+  const o = clamped(out);
+  for (let k = 0; k < o.length; k++) o[k] = a[k] * wa + b[k] * wb;
   return out;
+}
+
+/** A view that rounds (half to even, as OpenCV's saturate_cast) and clamps to 0..255 on store. */
+function clamped(a: Uint8Array): Uint8ClampedArray {
+  return new Uint8ClampedArray(a.buffer, a.byteOffset, a.length);
 }
 
 function floatCanvas(w: number, h: number, channels: 1 | 3): Canvas & { data: Float32Array } {
@@ -129,14 +135,15 @@ function floatCanvas(w: number, h: number, channels: 1 | 3): Canvas & { data: Fl
 // ---- the 16 types ----------------------------------------------------------------------------------------
 
 /** Gaussian blur (sigma 20i) blended as img*(1-0.7i) + blur*0.9i (so it also brightens a little). */
-const lensBlur: Impl = (img, { i, s }) => {
-  const blurred = gaussianBlur(img.data, img.width, img.height, 3, 20 * i * s);
-  const out = newImage(img.width, img.height);
-  for (let k = 0; k < out.data.length; k++) out.data[k] = u8(img.data[k] * (1 - 0.7 * i) + Math.floor(blurred[k] + 0.5) * 0.9 * i);
-  return out;
+const lensBlur: Impl = async (img, { i, s }) => {
+  const blurred = await blurRgb(img, 20 * i * s);
+  return { width: img.width, height: img.height, data: addWeighted(img.data, 1 - 0.7 * i, blurred, 0.9 * i, new Uint8Array(img.data.length)) };
 };
 
-/** 3 + 30i bright discs (r 10..50) with streaks (30..150 long), softened, added with weight 0.9i. */
+/**
+ * 3 + 30i bright discs (r 10..50 px) with streaks (30..150 px long, 2 px wide), added with weight 0.9i.
+ * (The pipeline then softens the flare layer with a 3x3 Gaussian; anti-aliased edges stand in for that.)
+ */
 const lensFlare: Impl = (img, { i, s, stream }) => {
   const { width: w, height: h } = img;
   const layer = floatCanvas(w, h, 1);
@@ -151,27 +158,28 @@ const lensFlare: Impl = (img, { i, s, stream }) => {
     fillCircle(layer, x, y, Math.max(0.5, radius), { color: 1 });
     strokeLine(layer, x, y, x + length * Math.cos(angle), y + length * Math.sin(angle), Math.max(1, 2 * s), { color: 1 });
   }
-  const k3 = gaussianKernel1D(3, 20 * i);
-  const soft = convolveSeparable(layer.data, w, h, 1, k3, k3);
   const out = newImage(w, h);
-  const color = [235, 255, 255]; // (255, 255, 235) in OpenCV's BGR
-  const g = 0.9 * i;
+  const o = clamped(out.data);
+  const d = img.data, m = layer.data;
+  const g = 0.9 * i; // colour (255, 255, 235) in OpenCV's BGR is (235, 255, 255) in RGB
   for (let p = 0, q = 0; p < w * h; p++, q += 3) {
-    const a = soft[p] * g;
-    out.data[q] = u8(img.data[q] + color[0] * a);
-    out.data[q + 1] = u8(img.data[q + 1] + color[1] * a);
-    out.data[q + 2] = u8(img.data[q + 2] + color[2] * a);
+    const a = m[p] * g;
+    o[q] = d[q] + 235 * a;
+    o[q + 1] = d[q + 1] + 255 * a;
+    o[q + 2] = d[q + 2] + 255 * a;
   }
   return out;
 };
 
-/** Linear motion blur: the mean along a line of length max(5, 30i) px at a random angle. */
+/**
+ * Linear motion blur: the mean along a line of length max(5, 30i) px at a random angle (the pipeline's
+ * rotated np.diag(ones(len)) kernel), computed in O(pixels) by lineBlur.
+ */
 const motionBlur: Impl = (img, { i, s, stream }) => {
   const angle = stream('angle').uniform(0, 2 * Math.PI);
   const len = Math.max(2, Math.max(5, Math.floor(30 * i)) * s);
-  const blurred = lineBlur(img.data, img.width, img.height, len, angle);
   const out = newImage(img.width, img.height);
-  for (let k = 0; k < blurred.length; k++) out.data[k] = u8(blurred[k]);
+  clamped(out.data).set(lineBlur(img.data, img.width, img.height, len, angle));
   return out;
 };
 
@@ -214,12 +222,13 @@ const dirtyLens: Impl = (img, { i, s, stream }) => {
   const blurred = gaussianBlur(dirt.data, cw, chh, 1, (30 * s) / f);
   const full = f === 1 ? blurred : upsampleBilinear(blurred, cw, chh, 1, f, w, h);
   const out = newImage(w, h);
+  const o = clamped(out.data), src = img.data;
   const a = 1 - 0.7 * i, b = 0.8 * i;
   for (let p = 0, q = 0; p < w * h; p++, q += 3) {
     const d = Math.floor(full[p]) * b;
-    out.data[q] = u8(img.data[q] * a + d);
-    out.data[q + 1] = u8(img.data[q + 1] * a + d);
-    out.data[q + 2] = u8(img.data[q + 2] * a + d);
+    o[q] = src[q] * a + d;
+    o[q + 1] = src[q + 1] * a + d;
+    o[q + 2] = src[q + 2] * a + d;
   }
   return out;
 };
@@ -227,14 +236,14 @@ const dirtyLens: Impl = (img, { i, s, stream }) => {
 /** HSV saturation scaled by (1 - i), value kept: each channel moves towards max(r, g, b). */
 const hsvSaturation: Impl = (img, { i }) => {
   const out = newImage(img.width, img.height);
-  const d = img.data, o = out.data;
+  const d = img.data, o = clamped(out.data);
   const k = 1 - i;
   for (let q = 0; q < d.length; q += 3) {
     const r = d[q], g = d[q + 1], b = d[q + 2];
     const v = r > g ? (r > b ? r : b) : g > b ? g : b;
-    o[q] = u8(v - k * (v - r));
-    o[q + 1] = u8(v - k * (v - g));
-    o[q + 2] = u8(v - k * (v - b));
+    o[q] = v - k * (v - r);
+    o[q + 1] = v - k * (v - g);
+    o[q + 2] = v - k * (v - b);
   }
   return out;
 };
@@ -372,31 +381,36 @@ const scanLines: Impl = (img, { i, s, stream }) => {
 const darkIllumination: Impl = (img, { i }) => {
   const out = newImage(img.width, img.height);
   const f = 1 - i * i;
-  for (let k = 0; k < out.data.length; k++) out.data[k] = Math.floor(img.data[k] * f);
+  const o = out.data, d = img.data;
+  for (let k = 0; k < o.length; k++) o[k] = d[k] * f; // Uint8Array stores truncate: floor for values >= 0
   return out;
 };
 
-/** Wavy warp: rows shift by d(y) = 40i sin(y / 30 + phase) px across and 0.7 d(y) down (bilinear). */
+/**
+ * Wavy warp: output row y samples the input at x + d(y), y + 0.7 d(y), with d(y) = 40i sin(y / 30 + phase)
+ * px (bilinear, clamped at the edges). The pipeline's phase is 5i; here it is drawn from the seed.
+ */
 const atmosphericTurbulence: Impl = (img, { i, s, stream }) => {
   const { width: w, height: h, data } = img;
   const out = newImage(w, h);
+  const o = clamped(out.data);
   const amp = 40 * i * s;
   const period = 30 * s;
   const phase = stream('phase').uniform(0, 2 * Math.PI);
-  const o = out.data;
   for (let y = 0; y < h; y++) {
     const dd = amp * Math.sin(y / period + phase);
     const sy = Math.min(h - 1, Math.max(0, y + 0.7 * dd));
     const y0 = Math.floor(sy), y1 = Math.min(h - 1, y0 + 1), fy = sy - y0;
+    // The shift is constant along the row: one fractional weight, clamped columns only near the edges.
+    const shift = Math.floor(dd), fx = dd - shift;
+    const r0 = y0 * w, r1 = y1 * w, row = y * w * 3;
     for (let x = 0; x < w; x++) {
-      const sx = Math.min(w - 1, Math.max(0, x + dd));
-      const x0 = Math.floor(sx), x1 = Math.min(w - 1, x0 + 1), fx = sx - x0;
-      const a = (y0 * w + x0) * 3, b = (y0 * w + x1) * 3, c = (y1 * w + x0) * 3, e = (y1 * w + x1) * 3;
-      const k = (y * w + x) * 3;
+      const xa = Math.min(w - 1, Math.max(0, x + shift)), xb = Math.min(w - 1, Math.max(0, x + shift + 1));
+      const a = (r0 + xa) * 3, b = (r0 + xb) * 3, c = (r1 + xa) * 3, e = (r1 + xb) * 3, k = row + x * 3;
       for (let ch = 0; ch < 3; ch++) {
         const top = data[a + ch] + (data[b + ch] - data[a + ch]) * fx;
         const bot = data[c + ch] + (data[e + ch] - data[c + ch]) * fx;
-        o[k + ch] = u8(top + (bot - top) * fy);
+        o[k + ch] = top + (bot - top) * fy;
       }
     }
   }
@@ -407,8 +421,9 @@ const atmosphericTurbulence: Impl = (img, { i, s, stream }) => {
 const gaussianNoise: Impl = (img, { i, stream }) => {
   const noise = fillStandardNormalFast(new Float32Array(img.data.length), stream('noise'));
   const out = newImage(img.width, img.height);
+  const o = clamped(out.data), d = img.data;
   const sd = 75 * i;
-  for (let k = 0; k < noise.length; k++) out.data[k] = u8(img.data[k] + sd * noise[k]);
+  for (let k = 0; k < noise.length; k++) o[k] = d[k] + sd * noise[k];
   return out;
 };
 
@@ -423,8 +438,8 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
   // of the same width (running sums, O(1) per pixel) stands in for it.
   const diffused = boxBlur(img.data, w, h, 3, radius, radius);
   const i2 = i * i;
-  for (let k = 0; k < diffused.length; k++) diffused[k] = Math.floor(diffused[k] * i2);
   if (i > 0.9) {
+    for (let k = 0; k < diffused.length; k++) diffused[k] = Math.floor(diffused[k] * i2);
     const cv: Canvas = { width: w, height: h, channels: 3, data: diffused };
     const r = stream('blots');
     for (let k = 0, n = Math.floor(100 * i); k < n; k++) {
@@ -435,7 +450,10 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
     }
   }
   const out = newImage(w, h);
-  addWeighted(img.data, Math.max(0.1, 1 - 0.9 * i), diffused, Math.min(0.9, 0.9 * i), out.data);
+  const o = clamped(out.data), d = img.data;
+  const a = Math.max(0.1, 1 - 0.9 * i), b = Math.min(0.9, 0.9 * i);
+  if (i > 0.9) for (let k = 0; k < o.length; k++) o[k] = d[k] * a + diffused[k] * b;
+  else for (let k = 0; k < o.length; k++) o[k] = d[k] * a + Math.floor(diffused[k] * i2) * b;
   return out;
 };
 
@@ -446,24 +464,13 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
  * the Laplacian alone is amplified, by 10i: result = clamp(img + 10i * laplacian), so the halos and clipped
  * edges grow with the level.
  */
-const sharpnessChange: Impl = (img, { i }) => {
-  const { width: w, height: h, data } = img;
+const sharpnessChange: Impl = async (img, { i }) => {
   const g = 10 * i;
-  const out = newImage(w, h);
-  const o = out.data;
-  for (let y = 0; y < h; y++) {
-    const up = reflect101(y - 1, h) * w, dn = reflect101(y + 1, h) * w, row = y * w;
-    for (let x = 0; x < w; x++) {
-      const l = reflect101(x - 1, w), r = reflect101(x + 1, w);
-      const k = (row + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        const v = data[k + c];
-        const lap = 4 * v - data[(up + x) * 3 + c] - data[(dn + x) * 3 + c] - data[(row + l) * 3 + c] - data[(row + r) * 3 + c];
-        o[k + c] = u8(0.7 * v + 0.3 * u8(v + g * lap));
-      }
-    }
-  }
-  return out;
+  const kernel = Float32Array.from([0, -g, 0, -g, 1 + 4 * g, -g, 0, -g, 0]);
+  const sharp = await convolveRgb(img, kernel, 3);
+  const out = new Uint8Array(img.data.length);
+  addWeighted(img.data, 0.7, sharp, 0.3, out);
+  return { width: img.width, height: img.height, data: out };
 };
 
 const GRAFFITI_TEXTS = ['X', 'FAKE', 'COPY', 'VOID', 'COPYRIGHT'];
@@ -532,56 +539,61 @@ const watermarkDamage: Impl = (img, { i, s, stream }) => {
 };
 
 /**
- * Fills masked pixels from the outside in (onion peeling): each ring of unknown pixels takes the weighted
- * mean of its already-known 8-neighbours, as a cheap stand-in for OpenCV's Telea inpainting.
+ * Fills masked pixels smoothly from their surroundings (pull-push: a pyramid of mask-weighted 2x2 means,
+ * then each level's holes take the bilinearly upsampled coarser colour), a fast stand-in for OpenCV's
+ * Telea inpainting. Unmasked pixels keep their values. Returns float RGB.
  */
 function inpaint(img: RgbImage, mask: Uint8Array): Float32Array {
-  const { width: w, height: h } = img;
-  const n = w * h;
-  const val = Float32Array.from(img.data);
-  const known = new Uint8Array(n);
-  for (let p = 0; p < n; p++) known[p] = mask[p] ? 0 : 1;
-  const queued = new Uint8Array(known);
-  let ring = new Int32Array(n), next = new Int32Array(n);
-  let len = 0;
-  const enqueueAround = (p: number, into: Int32Array, at: number): number => {
-    const x = p % w, y = (p - x) / w;
-    for (let yy = Math.max(0, y - 1); yy <= Math.min(h - 1, y + 1); yy++) {
-      for (let xx = Math.max(0, x - 1); xx <= Math.min(w - 1, x + 1); xx++) {
-        const q = yy * w + xx;
-        if (!queued[q]) { queued[q] = 1; into[at++] = q; }
-      }
-    }
-    return at;
-  };
-  for (let p = 0; p < n; p++) if (known[p]) len = enqueueAround(p, ring, len);
-  const vals = new Float32Array(n * 3);
-  while (len > 0) {
-    for (let j = 0; j < len; j++) {
-      const p = ring[j];
-      const x = p % w, y = (p - x) / w;
-      let tw = 0, a0 = 0, a1 = 0, a2 = 0;
-      for (let yy = Math.max(0, y - 1); yy <= Math.min(h - 1, y + 1); yy++) {
-        for (let xx = Math.max(0, x - 1); xx <= Math.min(w - 1, x + 1); xx++) {
-          const q = yy * w + xx;
-          if (!known[q]) continue;
-          const wt = xx !== x && yy !== y ? 0.7 : 1;
-          tw += wt; a0 += wt * val[q * 3]; a1 += wt * val[q * 3 + 1]; a2 += wt * val[q * 3 + 2];
+  type Level = { w: number; h: number; c: Float32Array; wt: Float32Array };
+  const { width, height } = img;
+  const base: Level = { w: width, h: height, c: Float32Array.from(img.data), wt: new Float32Array(width * height) };
+  for (let p = 0; p < width * height; p++) base.wt[p] = mask[p] ? 0 : 1;
+  const levels: Level[] = [base];
+  // Pull: colour = weighted mean of the 2x2 children, weight = min(1, sum of their weights).
+  for (let L = base; L.w > 1 || L.h > 1;) {
+    const w = Math.ceil(L.w / 2), h = Math.ceil(L.h / 2);
+    const c = new Float32Array(w * h * 3), wt = new Float32Array(w * h);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        let sw = 0, r = 0, g = 0, b = 0;
+        for (let yy = 2 * y; yy < Math.min(L.h, 2 * y + 2); yy++) {
+          for (let xx = 2 * x; xx < Math.min(L.w, 2 * x + 2); xx++) {
+            const q = yy * L.w + xx, v = L.wt[q];
+            if (v === 0) continue;
+            sw += v; r += v * L.c[q * 3]; g += v * L.c[q * 3 + 1]; b += v * L.c[q * 3 + 2];
+          }
         }
+        const p = y * w + x;
+        if (sw > 0) { c[p * 3] = r / sw; c[p * 3 + 1] = g / sw; c[p * 3 + 2] = b / sw; }
+        wt[p] = Math.min(1, sw);
       }
-      vals[j * 3] = a0 / tw; vals[j * 3 + 1] = a1 / tw; vals[j * 3 + 2] = a2 / tw;
     }
-    for (let j = 0; j < len; j++) {
-      const p = ring[j];
-      val[p * 3] = vals[j * 3]; val[p * 3 + 1] = vals[j * 3 + 1]; val[p * 3 + 2] = vals[j * 3 + 2];
-      known[p] = 1;
-    }
-    let nlen = 0;
-    for (let j = 0; j < len; j++) nlen = enqueueAround(ring[j], next, nlen);
-    [ring, next] = [next, ring];
-    len = nlen;
+    L = { w, h, c, wt };
+    levels.push(L);
   }
-  return val;
+  // Push: fill each level's missing weight from the (already filled) coarser level.
+  for (let k = levels.length - 2; k >= 0; k--) {
+    const F = levels[k], C = levels[k + 1];
+    for (let y = 0; y < F.h; y++) {
+      const v = Math.min(C.h - 1, Math.max(0, (y + 0.5) / 2 - 0.5));
+      const y0 = Math.floor(v), y1 = Math.min(C.h - 1, y0 + 1), fy = v - y0;
+      for (let x = 0; x < F.w; x++) {
+        const p = y * F.w + x;
+        const wf = F.wt[p];
+        if (wf >= 1) continue;
+        const u = Math.min(C.w - 1, Math.max(0, (x + 0.5) / 2 - 0.5));
+        const x0 = Math.floor(u), x1 = Math.min(C.w - 1, x0 + 1), fx = u - x0;
+        for (let ch = 0; ch < 3; ch++) {
+          const a = C.c[(y0 * C.w + x0) * 3 + ch], b = C.c[(y0 * C.w + x1) * 3 + ch];
+          const c = C.c[(y1 * C.w + x0) * 3 + ch], d = C.c[(y1 * C.w + x1) * 3 + ch];
+          const top = a + (b - a) * fx, bot = c + (d - c) * fx;
+          F.c[p * 3 + ch] = wf * F.c[p * 3 + ch] + (1 - wf) * (top + (bot - top) * fy);
+        }
+        F.wt[p] = 1;
+      }
+    }
+  }
+  return base.c;
 }
 
 const IMPLS: Record<CorruptionType, Impl> = {

@@ -48,7 +48,34 @@ export function fillSdf(cv: Canvas, x0: number, y0: number, x1: number, y1: numb
 
 export function fillCircle(cv: Canvas, cx: number, cy: number, r: number, paint: Paint): void {
   if (r <= 0) return;
-  fillSdf(cv, cx - r - 1, cy - r - 1, cx + r + 1, cy + r + 1, (x, y) => Math.sqrt((x - cx) * (x - cx) + (y - cy) * (y - cy)) - r, paint);
+  // Row spans: pixel centres within r - 0.5 of the centre are fully covered, beyond r + 0.5 not at all;
+  // only the rim needs a distance.
+  const ch = cv.channels;
+  const col = typeof paint.color === 'number' ? [paint.color, paint.color, paint.color] : paint.color;
+  const alpha = paint.alpha ?? 1;
+  const d = cv.data;
+  const round = !(d instanceof Float32Array) ? 0.5 : 0;
+  const ya = Math.max(0, Math.floor(cy - r - 0.5)), yb = Math.min(cv.height - 1, Math.ceil(cy + r + 0.5));
+  const ro = r + 0.5, ri = r - 0.5;
+  for (let y = ya; y <= yb; y++) {
+    const dy = y + 0.5 - cy;
+    if (Math.abs(dy) >= ro) continue;
+    const outer = Math.sqrt(ro * ro - dy * dy);
+    const inner = ri > Math.abs(dy) ? Math.sqrt(ri * ri - dy * dy) : -1;
+    const xa = Math.max(0, Math.ceil(cx - outer - 0.5)), xb = Math.min(cv.width - 1, Math.floor(cx + outer - 0.5));
+    for (let x = xa; x <= xb; x++) {
+      const dx = x + 0.5 - cx;
+      let a: number;
+      if (Math.abs(dx) <= inner) a = alpha;
+      else {
+        const s = Math.sqrt(dx * dx + dy * dy) - r;
+        if (s >= 0.5) continue;
+        a = (s <= -0.5 ? 1 : 0.5 - s) * alpha;
+      }
+      const o = (y * cv.width + x) * ch;
+      for (let c = 0; c < ch; c++) d[o + c] = d[o + c] + (col[c] - d[o + c]) * a + round;
+    }
+  }
 }
 
 /** Ellipse with half-axes (ax, ay), rotated by `angle` radians. */

@@ -122,6 +122,10 @@ export async function decodeImage(input: string | Uint8Array, size?: number | Re
   const opts: ResizeOptions | undefined = typeof size === 'number' ? { size } : size;
   if (!opts) return toRgb(open(input));
   if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`decodeImage: size must be a positive integer, got ${opts.size}`);
+  if (!opts.cropAt || (opts.cropAt.x === 0.5 && opts.cropAt.y === 0.5)) {
+    // Centre crop: one pipeline (sharp's 'cover' resize), no separate size lookup.
+    return toRgb(open(input).resize(opts.size, opts.size, { fit: 'cover', position: 'centre' }));
+  }
   const { width, height } = await imageSize(input);
   const box = cropBox(width, height, opts);
   let p = open(input);

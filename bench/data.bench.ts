@@ -1,0 +1,64 @@
+// Data pipeline throughput on one core: decode + resize (to 256x256) + corrupt, per corruption type.
+// Sources: 256x256 PNGs (decode only, no resize needed) and 384x288 PNGs (decode, resize to shorter side
+// 256, centre crop). Levels cycle low / mid / high. Reported: wall-clock images/s, and images per CPU-second
+// of this process (sharp's worker thread included), which is steadier on a shared machine.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { CORRUPTION_TYPES, LEVELS, corrupt } from '../lib/data/corruptions.ts';
+import { decodeImage, writeImage, type RgbImage } from '../lib/data/image.ts';
+import { renderScene } from '../lib/data/procedural.ts';
+
+const SIZE = 256;
+const GOAL = 200;
+const BUDGET_MS = 600;
+const LEVEL_CYCLE = [LEVELS.low, LEVELS.mid, LEVELS.high];
+
+async function measure(fn: (k: number) => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
+  for (let k = 0; k < 3; k++) await fn(k); // warm up
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  while (n < 12 || performance.now() - t0 < BUDGET_MS) await fn(n++);
+  const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  return { wall: n / wall, cpu: n / ((c.user + c.system) / 1e6) };
+}
+
+export async function run(): Promise<void> {
+  sharp.concurrency(1); // one libvips thread: the figures are per core
+  const dir = mkdtempSync(join(tmpdir(), 'data-bench-'));
+  try {
+    const square: string[] = [];
+    const wide: string[] = [];
+    for (let k = 0; k < 8; k++) {
+      square.push(join(dir, `s${k}.png`));
+      await writeImage(renderScene(k, SIZE), square[k]);
+      wide.push(join(dir, `w${k}.png`));
+      await writeImage(renderScene(k + 100, 384, 288), wide[k]);
+    }
+    const decoded: RgbImage[] = await Promise.all(square.map((p) => decodeImage(p)));
+    console.log(`one core (sharp concurrency ${sharp.concurrency()}), ${SIZE}x${SIZE}, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
+    const dec256 = await measure((k) => decodeImage(square[k % 8], SIZE));
+    const dec384 = await measure((k) => decodeImage(wide[k % 8], SIZE));
+    console.log(`decode only: 256 PNG ${dec256.wall.toFixed(0)}/s (${dec256.cpu.toFixed(0)}/cpu-s); 384x288 PNG -> 256 ${dec384.wall.toFixed(0)}/s (${dec384.cpu.toFixed(0)}/cpu-s)`);
+    console.log('');
+    console.log('type                     corrupt ms | 256 PNG: img/s  img/cpu-s | 384x288 PNG->256: img/s  img/cpu-s');
+    const slow: string[] = [];
+    for (const type of CORRUPTION_TYPES) {
+      const only = await measure((k) => corrupt(decoded[k % 8], type, LEVEL_CYCLE[k % 3], k));
+      const a = await measure(async (k) => corrupt(await decodeImage(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k));
+      const b = await measure(async (k) => corrupt(await decodeImage(wide[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k));
+      if (Math.max(a.wall, a.cpu) < GOAL) slow.push(`${type} (${Math.max(a.wall, a.cpu).toFixed(0)}/s)`);
+      console.log(
+        `${type.padEnd(24)} ${(1000 / only.wall).toFixed(2).padStart(10)} | ${a.wall.toFixed(0).padStart(14)} ${a.cpu.toFixed(0).padStart(10)} |` +
+        ` ${b.wall.toFixed(0).padStart(23)} ${b.cpu.toFixed(0).padStart(10)}`,
+      );
+    }
+    console.log('');
+    console.log(`below ${GOAL} images/s (256 PNG sources, best of wall and CPU figure): ${slow.length ? slow.join(', ') : 'none'}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
