@@ -52,6 +52,8 @@ export async function startFakeOrchestrator(opts: {
   policyVersion?: number;
   heartbeatMs?: number;
   token?: string;
+  /** Default 127.0.0.1:0 (a free port). */
+  listen?: string;
 }): Promise<FakeOrchestrator> {
   const received: Received[] = [];
   const heartbeats: Received[] = [];
@@ -62,6 +64,7 @@ export async function startFakeOrchestrator(opts: {
   };
   const server = await startOrchestratorServer({
     heartbeatTimeoutMs: 0,
+    ...(opts.listen ? { listen: opts.listen } : {}),
     ...(opts.token ? { auth: { token: opts.token } } : {}),
     onConnect: async (session) => {
       await session.send({

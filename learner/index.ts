@@ -1,0 +1,444 @@
+// The learner: applies each TrainBatch exactly once, one policy version per applied batch, and publishes every
+// version to the checkpoint store before acknowledging it.
+//
+// - Start (after Welcome): resume from the store's latest checkpoint (parameters, AdamW state, last batch seq,
+//   KL reference version; all verified), or, when the store is empty, initialise with
+//   initPolicyParams(spec, run.seed) and publish version 0.
+// - Exactly once by batch_seq: applied only if batch_seq == last handled + 1; a seq already handled is answered
+//   applied=false, skipped_reason 'duplicate' with the current version; a gap is TaskError 'gap' naming the
+//   expected seq (nothing changes).
+// - SFT batches: sftStep. GRPO batches: grpoStep against the frozen reference policy = the parameters GRPO
+//   started from (taken at the first GRPO batch, recorded as extra.ref_version in every later checkpoint and
+//   never pruned); the learner computes the reference mean itself. The first GRPO batch also starts a fresh
+//   AdamW state (stage II is a new optimisation, as the paper's separate RL run).
+// - Applied: version + 1 -> checkpoint (params + AdamW state + meta) -> CheckpointStore.put -> prune to the newest
+//   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
+//   retried until it succeeds (the batch stays unacknowledged meanwhile; its lease is renewed by heartbeats).
+// - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
+//   counts as handled (in memory: a learner restarted before its next applied batch re-handles it, the same way).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CheckpointError, cloneTensorMap, zerosLike, type TensorMap } from '../lib/checkpoint/index.ts';
+import type { RunConfig } from '../lib/config/index.ts';
+import type { Device } from '../lib/graph/runtime.ts';
+import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
+import { initPolicyParams } from '../lib/models/policy.ts';
+import { PolicyRunner, PolicyTrainer } from '../lib/models/trainer.ts';
+import {
+  CheckpointIntegrityError,
+  CheckpointStore,
+  DIGEST_PATTERN,
+  type Announcement,
+  type OrchestratorMessage__Output,
+  type TrainBatch__Output,
+  type TrainResult,
+} from '../lib/transport/index.ts';
+import {
+  checkpointRef,
+  fetchCheckpoint,
+  publishCheckpoint,
+  resolveWorkerOptions,
+  RetryableWorkerError,
+  startWorker,
+  WorkerFatalError,
+  type RoleContext,
+  type WorkerHandle,
+  type WorkerOptions,
+  type WorkerRoleImpl,
+} from '../lib/worker/index.ts';
+import { BatchError, decodeTrainBatch, logpMismatch, type DecodedBatch } from './batch.ts';
+
+export interface LearnerOptions extends WorkerOptions {
+  /** Delay between attempts to publish a checkpoint (NATS down). Default 1000 ms. */
+  publishRetryMs?: number;
+}
+
+export interface LearnerState {
+  version: number;
+  /** batch_seq of the last batch handled (applied or skipped as non-finite). */
+  lastBatchSeq: number;
+  lastBatchId: string | null;
+  /** Applied updates since the run began. */
+  step: number;
+  /** AdamW's own step count t. */
+  optimizerStep: number;
+  /** Version whose parameters are the KL reference (set at the first GRPO batch), and its checkpoint digest. */
+  refVersion: number | undefined;
+  refDigest: string | undefined;
+  latest: Announcement | undefined;
+}
+
+export interface LearnerHandle extends WorkerHandle {
+  /** Undefined until the learner joined a run. */
+  state(): LearnerState | undefined;
+  /** A copy of the current parameters. */
+  params(): TensorMap | undefined;
+}
+
+export const LEARNER_DEFAULT_MAX_BATCH = 4096;
+
+/** K: checkpoints kept besides the reference. Workers may still hold any version within maxStaleness. */
+export function checkpointsToKeep(config: RunConfig): number {
+  return Math.max(config.nats.keepCheckpoints, config.grpo.maxStaleness + 1);
+}
+
+function uintExtra(extra: Record<string, string>, key: string, source: string): number | undefined {
+  const s = extra[key];
+  if (s === undefined) return undefined;
+  if (!/^(0|[1-9][0-9]*)$/.test(s) || !Number.isSafeInteger(Number(s))) throw new WorkerFatalError(`${source}: metadata extra.${key} must be a non-negative integer, got ${JSON.stringify(s)}`);
+  return Number(s);
+}
+
+class LearnerRole implements WorkerRoleImpl {
+  readonly name = 'learner' as const;
+  readonly taskKind = 'train_batch' as const;
+  private ctx!: RoleContext;
+  private store!: CheckpointStore;
+  private trainerConfig!: RunConfig;
+  private trainer: PolicyTrainer | undefined;
+  private params: TensorMap | undefined;
+  private refParams: TensorMap | undefined;
+  private refRunner: PolicyRunner | undefined;
+  private st: LearnerState | undefined;
+  private queue: TrainBatch__Output[] = [];
+  private running: TrainBatch__Output | undefined;
+  private closed = false;
+  private wake: (() => void) | undefined;
+  private loopDone: Promise<void> | undefined;
+  private idle: Array<() => void> = [];
+  private height = 0;
+  private width = 0;
+
+  constructor(
+    private readonly device: Device,
+    private readonly maxBatch: number,
+    private readonly publishRetryMs: number,
+  ) {}
+
+  capabilities() {
+    return { device: this.device === 'cuda' ? 'cuda:0' : 'cpu', max_batch: this.maxBatch, max_in_flight: 1, labels: {} };
+  }
+
+  hello() {
+    return this.st ? { policy_version: this.st.version, last_batch_seq: this.st.lastBatchSeq } : {};
+  }
+
+  policyVersion(): number | undefined {
+    return this.st?.version;
+  }
+
+  healthDetail() {
+    return { last_batch_seq: this.st?.lastBatchSeq ?? null, ref_version: this.st?.refVersion ?? null, queued_batches: this.queue.length };
+  }
+
+  state(): LearnerState | undefined {
+    return this.st ? { ...this.st, optimizerStep: this.trainer?.optimizer.stepCount ?? 0 } : undefined;
+  }
+
+  paramsCopy(): TensorMap | undefined {
+    return this.params ? cloneTensorMap(this.params) : undefined;
+  }
+
+  async init(ctx: RoleContext): Promise<void> {
+    this.ctx = ctx;
+    this.trainerConfig = structuredClone(ctx.config);
+    ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
+    this.store = await CheckpointStore.open(ctx.nc, {
+      runId: ctx.runId,
+      onPut: ({ bytes, seconds }) => {
+        ctx.metrics.get('checkpoint_publish_bytes_total').inc(bytes);
+        ctx.metrics.get('checkpoint_publish_seconds').observe(seconds);
+      },
+      onGet: ({ bytes, seconds }) => {
+        ctx.metrics.get('checkpoint_fetch_bytes_total').inc(bytes);
+        ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
+      },
+    });
+    const spec = policySpecOf(ctx.config);
+    const shapes = paramShapes(spec);
+    const latest = await this.store.latest();
+    if (latest) {
+      const ck = await this.fetchOrFail(latest, shapes, 'the latest checkpoint');
+      const source = `checkpoint v${latest.version}`;
+      if (ck.meta.configHash !== ctx.configHash) {
+        ctx.log.warn(`${source} was written under another run configuration (hash ${ck.meta.configHash.slice(0, 12)}, now ${ctx.configHash.slice(0, 12)}); resuming anyway`);
+      }
+      if (!ck.optimizer) ctx.log.warn(`${source} has no optimizer state: resuming with a fresh AdamW`);
+      const lastBatchSeq = uintExtra(ck.meta.extra, 'last_batch_seq', source) ?? Number(/-b(\d+)$/.exec(ck.meta.lastBatchId ?? '')?.[1] ?? 0);
+      const refVersion = uintExtra(ck.meta.extra, 'ref_version', source);
+      const refDigest = ck.meta.extra.ref_digest;
+      if (refVersion !== undefined) {
+        if (!refDigest || !DIGEST_PATTERN.test(refDigest)) throw new WorkerFatalError(`${source}: extra.ref_version is set but extra.ref_digest is missing or malformed`);
+        this.refParams = (await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`)).params;
+      }
+      this.params = ck.params;
+      this.trainer = PolicyTrainer.create(this.trainerConfig, this.params, { device: this.device, ...(ck.optimizer ? { optimizerState: ck.optimizer } : {}) });
+      this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
+      ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
+    } else {
+      this.params = initPolicyParams(spec, ctx.config.run.seed);
+      this.trainer = PolicyTrainer.create(this.trainerConfig, this.params, { device: this.device });
+      this.st = { version: 0, lastBatchSeq: 0, lastBatchId: null, step: 0, optimizerStep: 0, refVersion: undefined, refDigest: undefined, latest: undefined };
+      this.st.latest = await this.publish(this.st);
+      ctx.log.info(`initialised the policy (seed ${ctx.config.run.seed}) and published version 0`);
+    }
+    if (ctx.welcome.policy_version !== this.st.version && ctx.welcome.latest_checkpoint) {
+      ctx.log.warn(`the orchestrator believes the learner is at version ${ctx.welcome.policy_version}; the checkpoint store says ${this.st.version}`);
+    }
+    ctx.metrics.get('policy_version').set(this.st.version);
+    this.loopDone = this.loop();
+  }
+
+  private async fetchOrFail(ann: Pick<Announcement, 'version' | 'digest'>, shapes: ReadonlyMap<string, readonly number[]>, what: string) {
+    try {
+      return await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes });
+    } catch (e) {
+      if (e instanceof CheckpointIntegrityError || e instanceof CheckpointError) {
+        throw new WorkerFatalError(`cannot resume from ${what} (v${ann.version}): ${(e as Error).message}. Refusing to start rather than train from unverified weights.`);
+      }
+      throw new RetryableWorkerError(`cannot fetch ${what} (v${ann.version}): ${(e as Error).message}`);
+    }
+  }
+
+  handle(msg: OrchestratorMessage__Output): void {
+    this.queue.push(msg.train_batch!);
+    this.kick();
+  }
+
+  cancel(batchId: string): void {
+    this.queue = this.queue.filter((b) => b.batch_id !== batchId);
+    this.settle();
+  }
+
+  activeTaskIds(): string[] {
+    return [...(this.running ? [this.running.batch_id] : []), ...this.queue.map((b) => b.batch_id)];
+  }
+
+  disconnected(): void {
+    this.queue = [];
+    this.settle();
+  }
+
+  async drain(): Promise<void> {
+    if (this.queue.length > 0 || this.running) await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.kick();
+    await this.loopDone;
+    await this.trainer?.release();
+    await this.refRunner?.release();
+  }
+
+  private settle(): void {
+    if (this.queue.length === 0 && !this.running) for (const r of this.idle.splice(0)) r();
+  }
+
+  private kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      const b = this.queue.shift();
+      if (!b) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
+      }
+      this.running = b;
+      try {
+        await this.handleBatch(b);
+      } catch (e) {
+        if (!(e instanceof AbandonedError)) {
+          this.ctx.log.error(`batch ${b.batch_id} (seq ${b.batch_seq}) failed: ${(e as Error).stack ?? e}`);
+          await this.ctx.taskError(b.batch_id, 0, 'internal', `learner failed on batch seq ${b.batch_seq}: ${(e as Error).message}`, true);
+        }
+      } finally {
+        this.running = undefined;
+        this.settle();
+      }
+    }
+  }
+
+  private kindLabel(b: TrainBatch__Output): 'sft' | 'grpo' | 'unknown' {
+    return b.kind === 'SFT' ? 'sft' : b.kind === 'GRPO' ? 'grpo' : 'unknown';
+  }
+
+  private result(b: TrainBatch__Output, fields: Partial<TrainResult>): TrainResult {
+    const st = this.st!;
+    return {
+      batch_id: b.batch_id,
+      batch_seq: b.batch_seq,
+      applied: false,
+      skipped_reason: '',
+      version: st.version,
+      ...(st.latest ? { checkpoint: checkpointRef(st.latest) } : {}),
+      ...fields,
+    };
+  }
+
+  private async handleBatch(b: TrainBatch__Output): Promise<void> {
+    const st = this.st!;
+    const m = this.ctx.metrics;
+    const kind = this.kindLabel(b);
+    const t0 = performance.now();
+    if (!Number.isInteger(b.batch_seq) || b.batch_seq < 1) {
+      await this.ctx.taskError(b.batch_id, 0, 'bad_input', `train_batch.batch_seq: must be >= 1, got ${b.batch_seq}`, false);
+      return;
+    }
+    if (b.batch_seq <= st.lastBatchSeq) {
+      m.get('train_batches_total').inc({ kind, outcome: 'duplicate' });
+      await this.ctx.send({ train_result: this.result(b, { skipped_reason: 'duplicate' }) });
+      return;
+    }
+    if (b.batch_seq !== st.lastBatchSeq + 1) {
+      await this.ctx.taskError(b.batch_id, 0, 'gap', `expected batch_seq ${st.lastBatchSeq + 1} (the last one handled is ${st.lastBatchSeq}), got ${b.batch_seq}; nothing changed`, true);
+      return;
+    }
+    let batch: DecodedBatch;
+    try {
+      batch = decodeTrainBatch(b, this.height, this.width);
+    } catch (e) {
+      if (!(e instanceof BatchError)) throw e;
+      await this.ctx.taskError(b.batch_id, 0, e.code, e.message, false);
+      return;
+    }
+    if (batch.nonFinite) return this.skipNonFinite(b, kind, `input ${batch.nonFinite}`, {}, t0);
+
+    const hyper = b.hyper;
+    const versionBefore = st.version;
+    let fields: StepFields;
+    let applied: boolean;
+    let reason = '';
+    if (batch.kind === 'sft') {
+      const r = await this.trainer!.sftStep(batch.images, batch.targets, batch.n, hyper?.lr ?? this.ctx.config.sft.lr);
+      applied = r.step.applied;
+      if (!r.step.applied) reason = r.step.reason;
+      fields = { loss: r.loss, grad_norm: r.step.gradNorm };
+    } else {
+      if (st.refVersion === undefined) this.startGrpo();
+      const g = this.ctx.config.grpo;
+      const beta = hyper?.beta ?? g.beta;
+      Object.assign(this.trainerConfig.grpo, { clipLow: hyper?.clip_low ?? g.clipLow, clipHigh: hyper?.clip_high ?? g.clipHigh, beta });
+      this.trainer!.optimizer.lr = hyper?.lr ?? this.ctx.config.optim.lr;
+      // beta 0: the KL term vanishes, so the reference forward is skipped (kl is reported as 0)
+      let refMean: Float32Array;
+      if (beta > 0) {
+        this.refRunner ??= await PolicyRunner.create(this.ctx.config, this.device);
+        refMean = (await this.refRunner.run(this.refParams!, batch.images, new Float32Array(batch.images.length), batch.n)).mean;
+      } else {
+        refMean = batch.images;
+      }
+      const r = await this.trainer!.grpoStep({ n: batch.n, images: batch.images, actions: batch.actions, logpOld: batch.logpOld, advantages: batch.advantages, refMean });
+      applied = r.step.applied;
+      if (!r.step.applied) reason = r.step.reason;
+      const mismatch = logpMismatch(r.logp, batch.logpOld, batch.behaviourVersions, versionBefore);
+      fields = {
+        loss: r.loss,
+        kl: beta > 0 ? r.kl : 0,
+        clip_fraction: r.clipFraction,
+        grad_norm: r.step.gradNorm,
+        ratio_mean: r.ratio.reduce((a, x) => a + x, 0) / batch.n,
+        logp_mismatch: mismatch,
+      };
+      if (applied) {
+        m.get('kl').set(fields.kl ?? 0);
+        m.get('clip_fraction').set(r.clipFraction);
+        if (Number.isFinite(mismatch)) m.get('logp_mismatch').set(mismatch);
+        for (const v of batch.behaviourVersions) m.get('staleness').observe(versionBefore - v);
+      }
+    }
+    if (!applied) return this.skipNonFinite(b, kind, reason, fields, t0);
+
+    const next: LearnerState = {
+      ...st,
+      version: st.version + 1,
+      lastBatchSeq: b.batch_seq,
+      lastBatchId: b.batch_id || `${this.ctx.runId}-b${b.batch_seq}`,
+      step: st.step + 1,
+    };
+    next.latest = await this.publish(next);
+    this.st = next;
+    await this.prune(next);
+    m.get('policy_version').set(next.version);
+    m.get('train_steps_total').inc({ kind });
+    m.get('train_batches_total').inc({ kind, outcome: 'applied' });
+    m.get('loss').set({ kind }, fields.loss);
+    m.get('grad_norm').set(fields.grad_norm);
+    await this.ctx.send({ train_result: this.result(b, { ...fields, applied: true, compute_ms: performance.now() - t0 }) });
+  }
+
+  /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh. */
+  private startGrpo(): void {
+    const st = this.st!;
+    st.refVersion = st.version;
+    st.refDigest = st.latest!.digest;
+    this.refParams = cloneTensorMap(this.params!);
+    this.trainer!.optimizer.importState({ step: 0, m: zerosLike(this.params!), v: zerosLike(this.params!) });
+    this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
+  }
+
+  private async skipNonFinite(b: TrainBatch__Output, kind: 'sft' | 'grpo' | 'unknown', why: string, fields: Partial<TrainResult>, t0: number): Promise<void> {
+    const st = this.st!;
+    st.lastBatchSeq = b.batch_seq;
+    const m = this.ctx.metrics;
+    m.get('nonfinite_steps_skipped_total').inc();
+    m.get('train_batches_total').inc({ kind, outcome: 'skipped' });
+    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) skipped, nothing applied: ${why}`);
+    await this.ctx.send({ train_result: this.result(b, { ...fields, applied: false, skipped_reason: 'non_finite', compute_ms: performance.now() - t0 }) });
+  }
+
+  /** Publishes the checkpoint of `s`, retrying until it is stored and announced (or the learner stops). */
+  private async publish(s: LearnerState): Promise<Announcement> {
+    const extra: Record<string, string> = { last_batch_seq: String(s.lastBatchSeq) };
+    if (s.refVersion !== undefined) {
+      extra.ref_version = String(s.refVersion);
+      extra.ref_digest = s.refDigest!;
+    }
+    const ckpt = {
+      meta: { runId: this.ctx.runId, version: s.version, step: s.step, lastBatchId: s.lastBatchId, configHash: this.ctx.configHash, extra },
+      params: this.params!,
+      optimizer: this.trainer!.optimizer.exportState(),
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await publishCheckpoint(this.store, ckpt);
+      } catch (e) {
+        if (this.ctx.stopping || this.closed) throw new AbandonedError(`publishing v${s.version} abandoned: stopping`);
+        this.ctx.log.warn(`publishing checkpoint v${s.version} failed (attempt ${attempt}), retrying: ${(e as Error).message}`);
+        await sleep(this.publishRetryMs);
+      }
+    }
+  }
+
+  private async prune(s: LearnerState): Promise<void> {
+    try {
+      await this.store.prune(checkpointsToKeep(this.ctx.config), { keep: s.refVersion !== undefined ? [s.refVersion] : [] });
+    } catch (e) {
+      this.ctx.log.warn(`pruning old checkpoints failed (they stay; next time): ${(e as Error).message}`);
+    }
+  }
+}
+
+class AbandonedError extends Error {}
+
+/** The numbers a step reports (TrainResult's diagnostics). */
+interface StepFields {
+  loss: number;
+  grad_norm: number;
+  kl?: number;
+  clip_fraction?: number;
+  ratio_mean?: number;
+  logp_mismatch?: number;
+}
+
+/** Starts the learner (see the module comment); resolves once it is dialling the orchestrator. */
+export async function runLearner(options: LearnerOptions = {}): Promise<LearnerHandle> {
+  const { publishRetryMs = 1000, ...rest } = options;
+  const o = resolveWorkerOptions('learner', rest);
+  const role = new LearnerRole(o.device ?? 'cpu', o.maxBatch ?? LEARNER_DEFAULT_MAX_BATCH, publishRetryMs);
+  const handle = await startWorker(role, o);
+  return { ...handle, state: () => role.state(), params: () => role.paramsCopy() };
+}

@@ -1,0 +1,234 @@
+// The learner over real gRPC and a real nats-server: version 0 published at start, each batch applied once
+// (duplicate / gap answered), one checkpoint per applied batch published before the ack, pruning that keeps
+// the KL reference, non-finite batches skipped with the weights untouched, and a stop + restart that resumes
+// bit-exactly (parameters, AdamW state, reference), plus a reconnect that re-Hellos with its position.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { NatsConnection } from 'nats';
+import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { CheckpointStore, connectNats, encodeTensor, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
+import { decodeCheckpoint, type TensorMap } from '../../lib/checkpoint/index.ts';
+import { policySpecOf, paramShapes } from '../../lib/models/bundle.ts';
+import { initPolicyParams } from '../../lib/models/policy.ts';
+import { PolicyRunner, PolicyTrainer } from '../../lib/models/trainer.ts';
+import { standardNormal } from '../../lib/data/random.ts';
+import { silentLogger } from '../../lib/worker/index.ts';
+import { runLearner, type LearnerHandle } from '../../learner/index.ts';
+import { parsed, startFakeOrchestrator, testImage, tinyConfig, waitFor, type FakeOrchestrator } from './helpers.ts';
+
+const RUN = 'learn-test';
+// K = max(keepCheckpoints 2, maxStaleness 0 + 1) = 2; a visible learning rate so steps change the weights
+const input = tinyConfig(RUN, { nats: { keepCheckpoints: 2 }, sft: { lr: 0.003 }, optim: { lr: 0.001 }, grpo: { groupSize: 2, clipLow: 0.2, clipHigh: 0.2, beta: 0.5 } });
+const config = parsed(input);
+const spec = policySpecOf(config);
+const PER = 3 * 16 * 16;
+const N = 4;
+
+let nats: TestNatsServer;
+let nc: NatsConnection;
+let store: CheckpointStore;
+let orch: FakeOrchestrator;
+let learner: LearnerHandle;
+
+const learnerOptions = () => ({
+  orchestrator: orch.address, nats: nats.url, workerId: 'learner-1', logger: silentLogger,
+  reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
+});
+
+before(async () => {
+  nats = await startNatsServer();
+  nc = await connectNats({ url: nats.url, name: 'learner-test' });
+  store = await CheckpointStore.open(nc, { runId: RUN });
+  orch = await startFakeOrchestrator({ runId: RUN, config: input });
+  learner = await runLearner(learnerOptions());
+  await learner.ready;
+});
+after(async () => {
+  await learner?.stop({ graceMs: 1000 });
+  await orch?.close();
+  await nc?.close();
+  await nats?.stop();
+});
+
+const f32 = (shape: number[], data: Float32Array) => encodeTensor({ dtype: 'float32', shape, data }, { allowNonFinite: true });
+const stackImages = (seeds: number[]) => {
+  const out = new Float32Array(seeds.length * PER);
+  seeds.forEach((s, i) => out.set(testImage(s), i * PER));
+  return out;
+};
+const noisy = (x: Float32Array) => x.map((v, i) => v + 0.1 * Math.sin(i * 78.233));
+
+function sftBatch(seq: number): TrainBatch {
+  const clean = stackImages([seq, seq + 1, seq + 2, seq + 3]);
+  return { batch_id: `${RUN}-b${seq}`, batch_seq: seq, kind: 'SFT', lease_ms: 30_000, images: f32([N, 3, 16, 16], noisy(clean)), targets: f32([N, 3, 16, 16], clean) };
+}
+
+interface GrpoData { images: Float32Array; actions: Float32Array; logpOld: Float32Array; advantages: Float32Array; versions: number[] }
+
+/** Rolls out 2 samples x G=2 with `params` (behaviour version `version`), as rollout workers would. */
+async function grpoData(params: TensorMap, version: number, seed: number): Promise<GrpoData> {
+  const images = noisy(stackImages([seed, seed, seed + 1, seed + 1]));
+  const noise = new Float32Array(N * PER);
+  for (let i = 0; i < N; i++) noise.set(standardNormal(PER, seed * 10 + i), i * PER);
+  const runner = await PolicyRunner.create(config);
+  const out = await runner.run(params, images, noise, N);
+  await runner.release();
+  return { images, actions: out.action, logpOld: out.logp, advantages: Float32Array.of(1, -1, 0.5, -0.5), versions: Array(N).fill(version) };
+}
+
+function grpoBatch(seq: number, d: GrpoData): TrainBatch {
+  return {
+    batch_id: `${RUN}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 30_000,
+    images: f32([N, 3, 16, 16], d.images), actions: f32([N, 3, 16, 16], d.actions),
+    logp_old: f32([N], d.logpOld), advantages: f32([N], d.advantages),
+    behaviour_versions: d.versions, sample_ids: ['a', 'a', 'b', 'b'], group_indices: [0, 1, 0, 1],
+  };
+}
+
+async function train(b: TrainBatch): Promise<WorkerMessage__Output> {
+  const from = orch.received.length;
+  await orch.send('learner-1', { train_batch: b });
+  return orch.next((m) => (m.train_result?.batch_id ?? m.task_error?.task_id) === b.batch_id, { from });
+}
+
+const paramsAt = async (version: number) => {
+  const { bytes } = await store.get(version);
+  return decodeCheckpoint(bytes, { expectedShapes: paramShapes(spec) });
+};
+
+const sameParams = (a: TensorMap, b: TensorMap) => {
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+  for (const [k, t] of a) assert.ok(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(b.get(k)!.data.buffer, b.get(k)!.data.byteOffset, b.get(k)!.data.byteLength)), `parameter ${k} differs`);
+};
+
+test('version 0 from the seed; SFT batches applied once, published before the ack; duplicate and gap answered', async () => {
+  assert.equal(learner.state()!.version, 0);
+  const v0 = await paramsAt(0);
+  sameParams(v0.params, initPolicyParams(spec, config.run.seed));
+  assert.equal(v0.meta.extra.last_batch_seq, '0');
+
+  const r1 = await train(sftBatch(1));
+  const t1 = r1.train_result!;
+  assert.ok(t1, JSON.stringify(r1.task_error));
+  assert.deepEqual([t1.applied, t1.skipped_reason, t1.version, t1.batch_seq], [true, '', 1, 1]);
+  assert.ok(Number.isFinite(t1.loss) && t1.loss > 0 && t1.grad_norm > 0);
+  // the acknowledged version is already in the store, verified by its digest
+  assert.equal(t1.checkpoint!.version, 1);
+  const c1 = await store.get(1, { expectDigest: t1.checkpoint!.digest });
+  assert.equal(Number(t1.checkpoint!.size), c1.bytes.length);
+  const ck1 = decodeCheckpoint(c1.bytes);
+  assert.deepEqual([ck1.meta.version, ck1.meta.step, ck1.meta.lastBatchId, ck1.meta.extra.last_batch_seq, ck1.optimizer?.step], [1, 1, `${RUN}-b1`, '1', 1]);
+  assert.equal(c1.announcement.meta.last_batch_seq, '1');
+
+  // the same batch again: acknowledged, not applied
+  const dup = (await train(sftBatch(1))).train_result!;
+  assert.deepEqual([dup.applied, dup.skipped_reason, dup.version, dup.checkpoint!.version], [false, 'duplicate', 1, 1]);
+  // a gap: TaskError naming the expected seq, nothing changes
+  const gap = (await train(sftBatch(3))).task_error!;
+  assert.equal(gap.code, 'gap');
+  assert.match(gap.message, /expected batch_seq 2 \(the last one handled is 1\), got 3/);
+  assert.equal(learner.state()!.version, 1);
+
+  for (const seq of [2, 3]) assert.equal((await train(sftBatch(seq))).train_result!.version, seq);
+  assert.deepEqual(await store.versions(), [2, 3]); // K = 2
+  assert.equal((await store.latest())!.version, 3);
+  // dense advantages: a clear refusal for now
+  const d = await grpoData((await paramsAt(3)).params, 3, 1);
+  const dense = { ...grpoBatch(4, d), advantages: f32([N, 3, 16, 16], new Float32Array(N * PER)) };
+  const un = (await train(dense)).task_error!;
+  assert.equal(un.code, 'unsupported');
+  assert.match(un.message, /dense per-pixel advantages \[4,3,16,16\] are not supported/);
+});
+
+test('GRPO: the start version is the KL reference, kept through pruning; logp_mismatch ~ 0 on-policy; non-finite batches skipped, weights untouched', async () => {
+  const v3 = (await paramsAt(3)).params;
+  const r4 = (await train(grpoBatch(4, await grpoData(v3, 3, 1)))).train_result!;
+  assert.deepEqual([r4.applied, r4.version], [true, 4]);
+  assert.ok(r4.logp_mismatch < 1e-4, `logp_mismatch ${r4.logp_mismatch}`);
+  assert.ok(Math.abs(r4.ratio_mean - 1) < 1e-4, `ratio_mean ${r4.ratio_mean}`);
+  assert.equal(r4.kl, 0); // the first GRPO step starts at the reference
+  const ck4 = await paramsAt(4);
+  assert.equal(ck4.meta.extra.ref_version, '3');
+  assert.equal(ck4.optimizer!.step, 1, 'GRPO starts a fresh AdamW');
+
+  // behaviour version 3 is now one version stale: it is not on-policy, so no mismatch is measured
+  const stale = (await train(grpoBatch(5, await grpoData(v3, 3, 2)))).train_result!;
+  assert.deepEqual([stale.applied, stale.version], [true, 5]);
+  assert.ok(Number.isNaN(stale.logp_mismatch));
+  assert.ok(stale.kl > 0, `kl ${stale.kl}`);
+  assert.deepEqual(await store.versions(), [3, 4, 5], 'the reference v3 survives pruning');
+
+  const before5 = learner.params()!;
+  // NaN in the inputs: skipped before any graph runs
+  const d6 = await grpoData((await paramsAt(5)).params, 5, 3);
+  d6.advantages[2] = NaN;
+  const r6 = (await train(grpoBatch(6, d6))).train_result!;
+  assert.deepEqual([r6.applied, r6.skipped_reason, r6.version], [false, 'non_finite', 5]);
+  // finite inputs whose step is not finite: logp_old so low that every ratio overflows
+  const d7 = await grpoData((await paramsAt(5)).params, 5, 4);
+  d7.logpOld.fill(-1e30);
+  d7.advantages.fill(-1);
+  const r7 = (await train(grpoBatch(7, d7))).train_result!;
+  assert.deepEqual([r7.applied, r7.skipped_reason, r7.version], [false, 'non_finite', 5]);
+  sameParams(learner.params()!, before5);
+  assert.equal((await store.latest())!.version, 5);
+  assert.equal(learner.state()!.lastBatchSeq, 7, 'a skipped seq counts as handled');
+  assert.equal((await train(grpoBatch(7, d7))).train_result!.skipped_reason, 'duplicate');
+
+  const text = await (await fetch(`${learner.metricsUrl}/metrics`)).text();
+  for (const re of [
+    /recovery_grpo_policy_version\{run_id="learn-test",role="learner"\} 5/,
+    /recovery_grpo_train_steps_total\{[^}]*kind="grpo"[^}]*\} 2/,
+    /recovery_grpo_train_steps_total\{[^}]*kind="sft"[^}]*\} 3/,
+    /recovery_grpo_nonfinite_steps_skipped_total\{run_id="learn-test",role="learner"\} 2/,
+    /recovery_grpo_train_batches_total\{[^}]*outcome="duplicate"[^}]*\} [1-9]/,
+    /recovery_grpo_logp_mismatch\{run_id="learn-test",role="learner"\} /,
+    /recovery_grpo_checkpoint_publish_bytes_total\{run_id="learn-test",role="learner"\} [1-9]/,
+    /recovery_grpo_clip_fraction\{/, /recovery_grpo_kl\{/, /recovery_grpo_grad_norm\{/, /recovery_grpo_loss\{[^}]*kind="grpo"/,
+  ]) assert.match(text, re);
+});
+
+test('stop + restart resumes from the latest checkpoint bit-exactly and continues like an uninterrupted run', async () => {
+  const before = learner.state()!;
+  const params = learner.params()!;
+  await learner.stop();
+  await learner.done;
+  learner = await runLearner(learnerOptions());
+  await learner.ready;
+  const now = learner.state()!;
+  assert.deepEqual(
+    [now.version, now.step, now.optimizerStep, now.refVersion, now.lastBatchId],
+    [before.version, before.step, before.optimizerStep, before.refVersion, `${RUN}-b5`],
+  );
+  // the skipped seqs 6 and 7 were in memory only: the checkpoint says 5 (a re-sent 6 is handled again)
+  assert.equal(now.lastBatchSeq, 5);
+  sameParams(learner.params()!, params);
+  const hello = (await orch.session('learner-1')).hello;
+  assert.equal(hello.policy_version, undefined, 'a fresh process learns its state only after Welcome');
+
+  // the next step equals one computed from checkpoint v5 (params + AdamW state) against reference v3
+  const v5 = await paramsAt(5);
+  const d = await grpoData(v5.params, 5, 8);
+  const trainer = PolicyTrainer.create(config, v5.params, { optimizerState: v5.optimizer });
+  const runner = await PolicyRunner.create(config);
+  const refMean = (await runner.run((await paramsAt(3)).params, d.images, new Float32Array(N * PER), N)).mean;
+  await trainer.grpoStep({ n: N, images: d.images, actions: d.actions, logpOld: d.logpOld, advantages: d.advantages, refMean });
+  await runner.release();
+  await trainer.release();
+  const r = (await train(grpoBatch(6, d))).train_result!;
+  assert.deepEqual([r.applied, r.version], [true, 6]);
+  sameParams(learner.params()!, v5.params);
+});
+
+test('after the orchestrator restarts, the learner reconnects and says where it is in Hello', async () => {
+  const port = orch.server.port;
+  await orch.close();
+  orch = await startFakeOrchestrator({ runId: RUN, config: input, listen: `127.0.0.1:${port}` });
+  const s = await orch.session('learner-1');
+  assert.equal(s.hello.policy_version, 6);
+  assert.equal(s.hello.last_batch_seq, 6);
+  await waitFor(() => learner.isConnected(), 'the learner to be connected');
+  const health = await fetch(`${learner.metricsUrl}/health`);
+  assert.equal(health.status, 200);
+  assert.equal((await train(sftBatch(6))).train_result!.skipped_reason, 'duplicate');
+});
