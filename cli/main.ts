@@ -10,7 +10,10 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./commands/dataset.ts'),
   () => import('./commands/demo.ts'),
   () => import('./commands/export.ts'),
+  () => import('./commands/learner.ts'),
   () => import('./commands/orchestrator.ts'),
+  () => import('./commands/reward-worker.ts'),
+  () => import('./commands/rollout-worker.ts'),
   () => import('./commands/score.ts'),
 ];
 

@@ -3,3 +3,4 @@ export * from './options.ts';
 export * from './runtime.ts';
 export * from './checkpoints.ts';
 export * from './metrics.ts';
+export * from './cli.ts';

@@ -194,6 +194,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     };
   };
   const server: MetricsServer = await startMetricsServer({ port: o.metricsPort, host: o.metricsHost, registry: registryShim, health });
+  log.info(`metrics and health on ${server.url}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}`);
 
   const send = async (msg: WorkerMessage): Promise<boolean> => {
     const c = conn;

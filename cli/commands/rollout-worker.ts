@@ -1,0 +1,20 @@
+// `recovery-grpo rollout-worker`: samples actions with the policy for the orchestrator (rollout-worker/).
+import type { CommandModule } from 'yargs';
+import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../../lib/worker/cli.ts';
+
+interface Args extends WorkerCliArgs {
+  versionWaitMs: number;
+}
+
+const command: CommandModule<object, Args> = {
+  command: 'rollout-worker',
+  describe: 'run a rollout worker: policy forward on the tasks the orchestrator sends, following the learner\'s checkpoints',
+  builder: (y) =>
+    withWorkerOptions(y, { deviceDefault: 'cpu' })
+      .option('version-wait-ms', { type: 'number', default: 30_000, describe: 'how long a task may wait for the policy version it needs before it fails (retryable)' }) as never,
+  handler: async (args) => {
+    const { runRolloutWorker } = await import('../../rollout-worker/index.ts');
+    await runUntilStopped(() => runRolloutWorker({ ...workerOptionsFromArgs(args), versionWaitMs: args.versionWaitMs }));
+  },
+};
+export default command;

@@ -1,0 +1,98 @@
+// The command-line face of the worker roles: one set of flags for rollout-worker, reward-worker and learner
+// (cli/commands/*.ts), turned into WorkerOptions. --config only supplies defaults for the addresses (its
+// orchestrator / nats / metrics sections): the run configuration itself comes from the orchestrator's Welcome.
+import type { Argv } from 'yargs';
+import { loadConfig } from '../config/index.ts';
+import { parseHostPort } from '../transport/index.ts';
+import type { WorkerHandle } from './runtime.ts';
+import { TOKEN_ENV, type WorkerOptions } from './options.ts';
+
+export interface WorkerCliArgs {
+  orchestrator?: string;
+  nats?: string;
+  metricsPort?: number;
+  metricsHost?: string;
+  workerId?: string;
+  device?: 'cpu' | 'cuda';
+  authTokenFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsServerName?: string;
+  maxBatch?: number;
+  maxInFlight?: number;
+  config?: string;
+}
+
+export const CLI_DEFAULTS = { orchestrator: '127.0.0.1:50051', nats: 'nats://127.0.0.1:4222', metricsPort: 9464 } as const;
+
+export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }): Argv<T & WorkerCliArgs> {
+  return y
+    .option('orchestrator', { type: 'string', describe: `orchestrator gRPC address HOST:PORT (default ${CLI_DEFAULTS.orchestrator}, or --config's orchestrator.listen)` })
+    .option('nats', { type: 'string', describe: `NATS URL with JetStream (default ${CLI_DEFAULTS.nats}, or --config's nats.url)` })
+    .option('metrics-port', { type: 'number', describe: `port of /metrics and /health; 0 = any free port (default ${CLI_DEFAULTS.metricsPort}, or --config's metrics.port)` })
+    .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'interface of /metrics and /health (0.0.0.0 in a pod)' })
+    .option('worker-id', { type: 'string', describe: 'stable id of this process, [A-Za-z0-9._:-]{1,128} (default <role>-<hostname>-<pid>)' })
+    .option('device', { type: 'string', choices: ['cpu', 'cuda'], describe: `ONNX Runtime execution provider (default ${opts.deviceDefault})` })
+    .option('auth-token-file', { type: 'string', describe: `file holding the orchestrator's bearer token (default: the ${TOKEN_ENV} environment variable, if set)` })
+    .option('tls-ca', { type: 'string', describe: "PEM file of the CA that signs the orchestrator's certificate (turns TLS on)" })
+    .option('tls-cert', { type: 'string', describe: 'PEM client certificate, for mutual TLS (with --tls-key)' })
+    .option('tls-key', { type: 'string', describe: 'PEM client key, for mutual TLS (with --tls-cert)' })
+    .option('tls-server-name', { type: 'string', describe: "name expected in the orchestrator's certificate when it differs from the dialled host" })
+    .option('max-batch', { type: 'number', describe: 'most items / candidates / samples per task (Capabilities.max_batch)' })
+    .option('max-in-flight', { type: 'number', describe: 'tasks held at once (Capabilities.max_in_flight)' })
+    .option('config', { type: 'string', describe: 'a run configuration file: only its orchestrator / nats / metrics sections are used, as defaults for the flags above' })
+    .check((a) => {
+      if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together (mutual TLS needs both)');
+      return true;
+    }) as unknown as Argv<T & WorkerCliArgs>;
+}
+
+/** A listen address as a dial address: a wildcard host (0.0.0.0, ::) becomes loopback. */
+export function dialAddress(listen: string): string {
+  const { host, port } = parseHostPort(listen, 'orchestrator.listen');
+  return ['0.0.0.0', '::', '[::]', ''].includes(host) ? `127.0.0.1:${port}` : listen;
+}
+
+export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
+  const fromConfig = a.config ? loadConfig(a.config) : undefined;
+  const tls = a.tlsCa || a.tlsCert || a.tlsKey || a.tlsServerName
+    ? {
+        ...(a.tlsCa ? { ca: a.tlsCa } : {}),
+        ...(a.tlsCert ? { cert: a.tlsCert } : {}),
+        ...(a.tlsKey ? { key: a.tlsKey } : {}),
+        ...(a.tlsServerName ? { serverName: a.tlsServerName } : {}),
+      }
+    : undefined;
+  return {
+    orchestrator: a.orchestrator ?? (fromConfig ? dialAddress(fromConfig.orchestrator.listen) : CLI_DEFAULTS.orchestrator),
+    nats: a.nats ?? fromConfig?.nats.url ?? CLI_DEFAULTS.nats,
+    metricsPort: a.metricsPort ?? fromConfig?.metrics.port ?? CLI_DEFAULTS.metricsPort,
+    ...(a.metricsHost !== undefined ? { metricsHost: a.metricsHost } : {}),
+    ...(a.workerId !== undefined ? { workerId: a.workerId } : {}),
+    ...(a.device !== undefined ? { device: a.device } : {}),
+    ...(a.authTokenFile !== undefined ? { tokenFile: a.authTokenFile } : {}),
+    ...(tls ? { tls } : {}),
+    ...(a.maxBatch !== undefined ? { maxBatch: a.maxBatch } : {}),
+    ...(a.maxInFlight !== undefined ? { maxInFlight: a.maxInFlight } : {}),
+    handleSignals: true,
+  };
+}
+
+/** Runs a role until it stops: exit code 0 after a clean stop (SIGTERM, SIGINT, Shutdown), 1 on a fatal error. */
+export async function runUntilStopped(start: () => Promise<WorkerHandle>): Promise<never> {
+  let handle: WorkerHandle;
+  try {
+    handle = await start();
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  try {
+    await handle.done;
+    process.exit(0);
+  } catch {
+    // the runtime logged the reason
+    process.exit(1);
+  }
+}
