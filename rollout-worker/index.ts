@@ -109,6 +109,11 @@ class RolloutRole implements WorkerRoleImpl {
     return this.follower?.current?.version;
   }
 
+  /** After a reconnect the learner may have moved on: look at the store now rather than at the next announcement. */
+  reconnected(): void {
+    void this.follower?.refresh().then(() => this.kick());
+  }
+
   isReady(): boolean {
     return this.follower?.current !== undefined;
   }
