@@ -15,6 +15,19 @@ const GOAL = 200;
 const BUDGET_MS = 600;
 const LEVEL_CYCLE = [LEVELS.low, LEVELS.mid, LEVELS.high];
 
+/** Nanoseconds per multiply-add of a plain typed-array loop: how fast this core runs JS right now. */
+function calibrate(): number {
+  const a = new Float32Array(1 << 16), b = new Float32Array(1 << 16);
+  for (let i = 0; i < a.length; i++) a[i] = i & 255;
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    for (let k = 0; k < 40; k++) for (let j = 0; j < a.length; j++) b[j] += 0.01 * a[j];
+    best = Math.min(best, ((performance.now() - t0) * 1e6) / (40 * a.length));
+  }
+  return best;
+}
+
 async function measure(fn: (k: number) => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
   for (let k = 0; k < 3; k++) await fn(k); // warm up
   const c0 = process.cpuUsage();
@@ -39,7 +52,8 @@ export async function run(): Promise<void> {
       await writeImage(renderScene(k + 100, 384, 288), wide[k]);
     }
     const decoded: RgbImage[] = await Promise.all(square.map((p) => decodeImage(p)));
-    console.log(`one core (sharp concurrency ${sharp.concurrency()}), ${SIZE}x${SIZE}, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
+    console.log(`one core (sharp concurrency ${sharp.concurrency()}), ${SIZE}x${SIZE}, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}, ` +
+      `JS ${calibrate().toFixed(2)} ns per multiply-add (an idle core: about 1.3)`);
     const dec256 = await measure((k) => decodeImage(square[k % 8], SIZE));
     const dec384 = await measure((k) => decodeImage(wide[k % 8], SIZE));
     console.log(`decode only: 256 PNG ${dec256.wall.toFixed(0)}/s (${dec256.cpu.toFixed(0)}/cpu-s); 384x288 PNG -> 256 ${dec384.wall.toFixed(0)}/s (${dec384.cpu.toFixed(0)}/cpu-s)`);
@@ -58,6 +72,7 @@ export async function run(): Promise<void> {
     }
     console.log('');
     console.log(`below ${GOAL} images/s (256 PNG sources, best of wall and CPU figure): ${slow.length ? slow.join(', ') : 'none'}`);
+    console.log(`JS ${calibrate().toFixed(2)} ns per multiply-add at the end; load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

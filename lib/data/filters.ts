@@ -43,20 +43,30 @@ export function convolveSeparable(
   const ry = (ky.length - 1) >> 1;
   const nk = kx.length;
   const rowLen = width * channels;
-  // Horizontal pass: reflected taps near the borders, direct indexing inside.
+  // Horizontal pass over a reflect-padded copy of each row (no branches in the inner loop).
+  const pad = new Float32Array((width + 2 * rx) * channels);
   for (let y = 0; y < height; y++) {
     const row = y * rowLen;
-    for (let x = 0; x < width; x++) {
-      const inside = x >= rx && x < width - rx;
-      for (let c = 0; c < channels; c++) {
-        let acc = 0;
-        if (inside) {
-          let k0 = row + (x - rx) * channels + c;
-          for (let k = 0; k < nk; k++, k0 += channels) acc += kx[k] * src[k0];
-        } else {
-          for (let k = 0; k < nk; k++) acc += kx[k] * src[row + reflect101(x + k - rx, width) * channels + c];
+    for (let i = 0; i < width + 2 * rx; i++) {
+      const sx = row + reflect101(i - rx, width) * channels;
+      for (let c = 0; c < channels; c++) pad[i * channels + c] = src[sx + c];
+    }
+    if (channels === 3) {
+      for (let x = 0, o = row; x < width; x++, o += 3) {
+        let r = 0, g = 0, b = 0;
+        for (let k = 0, p = x * 3; k < nk; k++, p += 3) {
+          const w = kx[k];
+          r += w * pad[p]; g += w * pad[p + 1]; b += w * pad[p + 2];
         }
-        tmp[row + x * channels + c] = acc;
+        tmp[o] = r; tmp[o + 1] = g; tmp[o + 2] = b;
+      }
+    } else {
+      for (let x = 0; x < width; x++) {
+        for (let c = 0; c < channels; c++) {
+          let acc = 0;
+          for (let k = 0, p = x * channels + c; k < nk; k++, p += channels) acc += kx[k] * pad[p];
+          tmp[row + x * channels + c] = acc;
+        }
       }
     }
   }
