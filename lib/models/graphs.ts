@@ -135,9 +135,11 @@ export function spreadSsimMap(map: Value, r: Resolution): Value {
   const g = map.graph;
   const k = gaussianWindow1d();
   const K = SSIM_WINDOW;
-  const w = new Float32Array(3 * K * K);
-  for (let c = 0; c < 3; c++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) w[(c * K + i) * K + j] = k[i] * k[j];
-  const spread = convTranspose(map, g.constant(w, [3, 1, K, K]), undefined, { group: 3 });
+  // The window is separable: two depthwise 1-D transposed convolutions (vertical, then horizontal).
+  const taps = new Float32Array(3 * K);
+  for (let c = 0; c < 3; c++) taps.set(k, c * K);
+  const vertical = convTranspose(map, g.constant(taps, [3, 1, K, 1]), undefined, { group: 3 });
+  const spread = convTranspose(vertical, g.constant(taps, [3, 1, 1, K]), undefined, { group: 3 });
   const h = r.height - K + 1;
   const wd = r.width - K + 1;
   return mul(spread, (r.height * r.width) / (h * wd));
