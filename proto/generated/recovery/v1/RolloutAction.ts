@@ -17,6 +17,10 @@ export interface RolloutAction {
    * Gaussian log-density averaged over non-batch dimensions
    */
   'logp'?: (number | string);
+  /**
+   * [3,H,W] per-element log-density; only if RolloutTask.want_logp_map (dense advantages)
+   */
+  'logp_map'?: (_recovery_v1_Tensor | null);
 }
 
 export interface RolloutAction__Output {
@@ -34,4 +38,8 @@ export interface RolloutAction__Output {
    * Gaussian log-density averaged over non-batch dimensions
    */
   'logp': (number);
+  /**
+   * [3,H,W] per-element log-density; only if RolloutTask.want_logp_map (dense advantages)
+   */
+  'logp_map': (_recovery_v1_Tensor__Output | null);
 }

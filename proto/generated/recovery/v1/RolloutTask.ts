@@ -14,6 +14,10 @@ export interface RolloutTask {
    */
   'policy_version_min'?: (number);
   'items'?: (_recovery_v1_RolloutItem)[];
+  /**
+   * dense advantages: return each action's per-element log-density
+   */
+  'want_logp_map'?: (boolean);
   '_policy_version_min'?: "policy_version_min";
 }
 
@@ -29,5 +33,9 @@ export interface RolloutTask__Output {
    */
   'policy_version_min'?: (number);
   'items': (_recovery_v1_RolloutItem__Output)[];
+  /**
+   * dense advantages: return each action's per-element log-density
+   */
+  'want_logp_map': (boolean);
   '_policy_version_min'?: "policy_version_min";
 }

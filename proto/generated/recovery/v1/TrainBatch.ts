@@ -53,6 +53,12 @@ export interface TrainBatch {
    * per-batch overrides; absent fields use the learner's config
    */
   'hyper'?: (_recovery_v1_TrainHyper | null);
+  /**
+   * Dense advantages (grpo.advantageMode = dense): the group-centred SSIM advantage maps [N,3,H-10,W-10];
+   * `advantages` [N] then holds the scalar reward terms' part and `logp_old` the per-element behaviour
+   * log-density [N,3,H,W].
+   */
+  'advantage_map'?: (_recovery_v1_Tensor | null);
 }
 
 /**
@@ -104,4 +110,10 @@ export interface TrainBatch__Output {
    * per-batch overrides; absent fields use the learner's config
    */
   'hyper': (_recovery_v1_TrainHyper__Output | null);
+  /**
+   * Dense advantages (grpo.advantageMode = dense): the group-centred SSIM advantage maps [N,3,H-10,W-10];
+   * `advantages` [N] then holds the scalar reward terms' part and `logp_old` the per-element behaviour
+   * log-density [N,3,H,W].
+   */
+  'advantage_map': (_recovery_v1_Tensor__Output | null);
 }
