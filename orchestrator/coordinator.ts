@@ -7,8 +7,8 @@ import type { RunConfig } from '../lib/config/index.ts';
 import type { Dataset, Sample } from '../lib/data/dataset.ts';
 import { toCHWFloat } from '../lib/data/image.ts';
 import { hashSeed } from '../lib/data/random.ts';
-import { compileRewardExpression, rewardTerms, type Components, type RewardFunction, type RewardTerms } from '../lib/grpo/reward-expression.ts';
-import { groupAdvantages, multiRewardGroupAdvantages, meanStd, type AdvantageOptions } from '../lib/grpo/advantages.ts';
+import { compileRewardExpression, decomposeForDense, rewardTerms, type Components, type DenseDecomposition, type RewardFunction, type RewardTerms } from '../lib/grpo/reward-expression.ts';
+import { denseAdvantages, groupAdvantages, multiRewardGroupAdvantages, meanStd, type AdvantageOptions } from '../lib/grpo/advantages.ts';
 import { staleness } from '../lib/grpo/staleness.ts';
 import {
   encodeTensor,
@@ -57,6 +57,9 @@ interface Group {
   rewards?: number[];
   components?: Components[];
   advantages?: Float32Array;
+  /** Dense mode: per action, the per-element behaviour log-density and the centred SSIM advantage map. */
+  logpMaps?: Float32Array[];
+  advantageMaps?: Float32Array[];
   state: 'rollout' | 'score' | 'done' | 'dropped';
 }
 
@@ -87,6 +90,8 @@ export class Coordinator {
   private readonly totalSeq: number;
   private readonly reward: RewardFunction;
   private readonly terms: RewardTerms | null;
+  /** Dense advantages: the reward split as ssimWeight * ssim + rest (refused at start if impossible). */
+  private readonly dense: DenseDecomposition | null;
   private readonly advOpts: AdvantageOptions;
   private learner?: WorkerSession;
   /** TrainBatches sent and not yet acknowledged, by seq (re-sent to a reconnecting learner). */
@@ -112,6 +117,8 @@ export class Coordinator {
     const constants = { weights: o.config.reward.weights, alpha: o.config.reward.alpha };
     this.reward = compileRewardExpression(o.config.reward.expression, constants);
     this.terms = o.config.grpo.multiRewardMode === 'normalize-then-sum' ? rewardTerms(o.config.reward.expression, constants) : null;
+    this.dense = o.config.grpo.advantageMode === 'dense' ? decomposeForDense(o.config.reward.expression, constants) : null;
+    if (this.dense && this.terms) throw new Error('config: grpo.advantageMode dense cannot be combined with grpo.multiRewardMode normalize-then-sum');
     const g = o.config.grpo;
     this.advOpts = { stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: g.dropZeroVarianceGroups };
     this.nextSftSeq = o.state.ackedSeq + 1;
@@ -345,6 +352,7 @@ export class Coordinator {
           attempt,
           lease_ms: leaseMs,
           policy_version_min: minVersion,
+          want_logp_map: this.dense !== null,
           items: Array.from({ length: G }, (_, g) => ({
             sample_id: group.sampleId,
             group_index: g,
@@ -375,7 +383,7 @@ export class Coordinator {
           lease_ms: leaseMs,
           candidates: this.tensor(candidates, [G, 3, this.H, this.H]),
           references: this.tensor(group.clean, [1, 3, this.H, this.H]),
-          want_ssim_map: false,
+          want_ssim_map: this.dense !== null,
         },
       }),
     };
@@ -409,9 +417,13 @@ export class Coordinator {
       return t.data;
     });
     if (actions.some((a) => a.length !== pix)) throw new Error('rollout_result: action of the wrong size');
+    const logpMaps = this.dense
+      ? r.items.map((it, i) => decodeTensor(it.logp_map, { field: `rollout_result.items[${i}].logp_map`, expectShape: [3, this.H, this.H] }).data)
+      : undefined;
     const group = this.groupOf(this.board.complete(s, r.task_id));
     if (!group || group.state !== 'rollout') return;
     group.actions = actions;
+    group.logpMaps = logpMaps;
     group.logps = r.items.map((it) => it.logp);
     group.versions = r.items.map(() => r.policy_version);
     group.state = 'score';
@@ -426,6 +438,8 @@ export class Coordinator {
       if (!Number.isFinite(c.ssim) || !Number.isFinite(c.clip_cos)) throw new Error(`score_result.components[${i}] is not finite (ssim ${c.ssim}, clip_cos ${c.clip_cos})`);
       return { ssim: c.ssim, clip_cos: c.clip_cos };
     });
+    const h = this.H - 10;
+    const maps = this.dense ? decodeTensor(r.ssim_map, { field: 'score_result.ssim_map', expectShape: [G, 3, h, h] }).data : undefined;
     const group = this.groupOf(this.board.complete(s, r.task_id));
     if (!group || group.state !== 'score') return;
     this.o.metrics.get('scores_total').inc(G);
@@ -435,6 +449,26 @@ export class Coordinator {
     for (let i = 0; i < G; i++) {
       this.o.metrics.get('reward').observe(rewards[i]);
       for (const [name, v] of Object.entries(components[i])) this.o.metrics.get('reward_component').observe({ component: name }, v);
+    }
+    if (this.dense) {
+      const L = 3 * h * h;
+      const d = denseAdvantages(
+        Array.from({ length: G }, (_, i) => maps!.subarray(i * L, (i + 1) * L)),
+        rewards,
+        components.map((c) => this.dense!.rest.evaluate(c)),
+        this.dense.ssimWeight,
+        // The maps travel as float16: allow for their rounding in the consistency check.
+        { ...this.advOpts, consistencyTol: 5e-3 },
+      );
+      if ('dropped' in d) {
+        this.dropGroup(group, 'zero_variance');
+        return;
+      }
+      group.advantages = d.scalar;
+      group.advantageMaps = d.maps;
+      group.state = 'done';
+      this.trySend();
+      return;
     }
     const adv = this.terms
       ? multiRewardGroupAdvantages(components.map((c) => this.terms!.terms.map((t) => t.evaluate(c))), this.terms.terms.map((t) => t.weight), 'normalize-then-sum', this.advOpts)
@@ -466,8 +500,11 @@ export class Coordinator {
     const pix = 3 * this.H * this.H;
     const images = new Float32Array(n * pix);
     const actions = new Float32Array(n * pix);
-    const logp = new Float32Array(n);
+    const dense = this.dense !== null;
+    const mapLen = 3 * (this.H - 10) * (this.H - 10);
+    const logp = new Float32Array(dense ? n * pix : n);
     const adv = new Float32Array(n);
+    const advMap = dense ? new Float32Array(n * mapLen) : undefined;
     const versions: number[] = [];
     const sampleIds: string[] = [];
     const groupIdx: number[] = [];
@@ -479,7 +516,10 @@ export class Coordinator {
       for (let a = 0; a < G; a++, i++) {
         images.set(g.image, i * pix);
         actions.set(g.actions[a], i * pix);
-        logp[i] = g.logps[a];
+        if (dense) {
+          logp.set(g.logpMaps![a], i * pix);
+          advMap!.set(g.advantageMaps![a], i * mapLen);
+        } else logp[i] = g.logps[a];
         adv[i] = g.advantages![a];
         versions.push(g.versions[a]);
         sampleIds.push(g.sampleId);
@@ -504,8 +544,9 @@ export class Coordinator {
       lease_ms: this.cfg.orchestrator.leaseSeconds * 1000,
       images: this.tensor(images, shape),
       actions: this.tensor(actions, shape),
-      logp_old: this.tensor(logp, [n]),
+      logp_old: this.tensor(logp, dense ? shape : [n]),
       advantages: this.tensor(adv, [n]),
+      advantage_map: advMap ? this.tensor(advMap, [n, 3, this.H - 10, this.H - 10]) : undefined,
       behaviour_versions: versions,
       sample_ids: sampleIds,
       group_indices: groupIdx,
