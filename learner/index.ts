@@ -142,20 +142,25 @@ class LearnerRole implements WorkerRoleImpl {
     this.ctx = ctx;
     this.trainerConfig = structuredClone(ctx.config);
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
-    this.store = await CheckpointStore.open(ctx.nc, {
-      runId: ctx.runId,
-      onPut: ({ bytes, seconds }) => {
-        ctx.metrics.get('checkpoint_publish_bytes_total').inc(bytes);
-        ctx.metrics.get('checkpoint_publish_seconds').observe(seconds);
-      },
-      onGet: ({ bytes, seconds }) => {
-        ctx.metrics.get('checkpoint_fetch_bytes_total').inc(bytes);
-        ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
-      },
-    });
     const spec = policySpecOf(ctx.config);
     const shapes = paramShapes(spec);
-    const latest = await this.store.latest();
+    let latest: Announcement | null;
+    try {
+      this.store = await CheckpointStore.open(ctx.nc, {
+        runId: ctx.runId,
+        onPut: ({ bytes, seconds }) => {
+          ctx.metrics.get('checkpoint_publish_bytes_total').inc(bytes);
+          ctx.metrics.get('checkpoint_publish_seconds').observe(seconds);
+        },
+        onGet: ({ bytes, seconds }) => {
+          ctx.metrics.get('checkpoint_fetch_bytes_total').inc(bytes);
+          ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
+        },
+      });
+      latest = await this.store.latest();
+    } catch (e) {
+      throw new RetryableWorkerError(`cannot read the latest checkpoint of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
+    }
     if (latest) {
       const ck = await this.fetchOrFail(latest, shapes, 'the latest checkpoint');
       const source = `checkpoint v${latest.version}`;

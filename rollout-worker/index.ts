@@ -24,6 +24,7 @@ import {
 } from '../lib/transport/index.ts';
 import {
   resolveWorkerOptions,
+  RetryableWorkerError,
   startWorker,
   type RoleContext,
   type WorkerHandle,
@@ -125,16 +126,22 @@ class RolloutRole implements WorkerRoleImpl {
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
-    this.runner = await PolicyRunner.create(ctx.config, this.device);
-    const store = await CheckpointStore.open(ctx.nc, {
-      runId: ctx.runId,
-      onGet: ({ bytes, seconds }) => {
-        ctx.metrics.get('checkpoint_fetch_bytes_total').inc(bytes);
-        ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
-      },
-    });
-    this.follower = new PolicyFollower(ctx, store, paramShapes(policySpecOf(ctx.config)), () => this.kick());
-    await this.follower.start();
+    this.runner ??= await PolicyRunner.create(ctx.config, this.device);
+    try {
+      const store = await CheckpointStore.open(ctx.nc, {
+        runId: ctx.runId,
+        onGet: ({ bytes, seconds }) => {
+          ctx.metrics.get('checkpoint_fetch_bytes_total').inc(bytes);
+          ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
+        },
+      });
+      this.follower = new PolicyFollower(ctx, store, paramShapes(policySpecOf(ctx.config)), () => this.kick());
+      await this.follower.start();
+    } catch (e) {
+      await this.follower?.stop();
+      this.follower = undefined;
+      throw new RetryableWorkerError(`cannot follow the checkpoints of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
+    }
     await this.follower.swapToNewest();
     this.loopDone = this.loop();
   }
