@@ -67,7 +67,7 @@ class RewardRole implements WorkerRoleImpl {
       device: this.device === 'cuda' ? 'cuda:0' : 'cpu',
       max_batch: this.maxBatch,
       max_in_flight: this.maxInFlight,
-      labels: this.encoder ? { clip_encoder: this.encoder } : {},
+      labels: (this.encoder ? { clip_encoder: this.encoder } : {}) as Record<string, string>,
     };
   }
 
