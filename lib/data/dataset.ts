@@ -180,13 +180,21 @@ export function parseManifest(text: string, path: string): Array<ManifestEntry &
   return entries;
 }
 
-async function listItems(spec: DatasetSpec): Promise<{ items: Item[]; where: string }> {
+/** The source's items, by position: an array, or (procedural) made on demand. */
+interface ItemList { count: number; at(k: number): Item }
+
+function arrayList(items: Item[]): ItemList {
+  return { count: items.length, at: (k) => items[k] };
+}
+
+async function listItems(spec: DatasetSpec): Promise<{ list: ItemList; where: string }> {
   if (spec.kind === 'procedural') {
-    const items: Item[] = [];
-    for (let k = 0; k < spec.count; k++) {
-      items.push({ id: `procedural-${spec.seed}-${k}`, clean: null, proceduralSeed: hashSeed('procedural', spec.seed, k) });
-    }
-    return { items, where: `procedural dataset (seed ${spec.seed})` };
+    const { seed } = spec;
+    const list: ItemList = {
+      count: spec.count,
+      at: (k) => ({ id: `procedural-${seed}-${k}`, clean: null, proceduralSeed: hashSeed('procedural', seed, k) }),
+    };
+    return { list, where: `procedural dataset (seed ${seed})` };
   }
   if (spec.kind === 'folder') {
     const root = resolve(spec.path);
@@ -200,7 +208,7 @@ async function listItems(spec: DatasetSpec): Promise<{ items: Item[]; where: str
     const files = await listImages(root);
     if (files.length === 0) throw new Error(`${spec.path}: empty dataset, no PNG, JPEG or WebP images found (searched recursively)`);
     const items = files.map((f) => ({ id: relative(root, f).split(sep).join('/'), clean: f }));
-    return { items: items.slice(0, spec.limit ?? items.length), where: spec.path };
+    return { list: arrayList(items.slice(0, spec.limit ?? items.length)), where: spec.path };
   }
   const path = resolve(spec.path);
   let text: string;
@@ -219,7 +227,7 @@ async function listItems(spec: DatasetSpec): Promise<{ items: Item[]; where: str
       level: e.level ?? null,
     },
   }));
-  return { items: items.slice(0, spec.limit ?? items.length), where: spec.path };
+  return { list: arrayList(items.slice(0, spec.limit ?? items.length)), where: spec.path };
 }
 
 /** Which split an id belongs to: a stable hash, independent of the run seed. */
@@ -240,10 +248,18 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
   if (!(evalFraction >= 0 && evalFraction <= 1)) throw new Error(`evalFraction must be in [0, 1], got ${evalFraction}`);
   const which = opts.split ?? 'all';
   const warn = opts.warn ?? ((m: string) => console.warn(m));
-  const { items: all, where } = await listItems(spec);
-  const items = which === 'all' ? all : all.filter((it) => splitOf(it.id, evalFraction) === which);
-  if (items.length === 0) {
-    throw new Error(`${where}: the ${which} split is empty (${all.length} items, evalFraction ${evalFraction})`);
+  const { list, where } = await listItems(spec);
+  // Positions of the split's items in the source (all of them for 'all').
+  let sel: Uint32Array | null = null;
+  if (which !== 'all') {
+    const keep: number[] = [];
+    for (let k = 0; k < list.count; k++) if (splitOf(list.at(k).id, evalFraction) === which) keep.push(k);
+    sel = Uint32Array.from(keep);
+  }
+  const count = sel ? sel.length : list.count;
+  const itemAt = (index: number): Item => list.at(sel ? sel[index] : index);
+  if (count === 0) {
+    throw new Error(`${where}: the ${which} split is empty (${list.count} items, evalFraction ${evalFraction})`);
   }
   const size = spec.size;
   const crop: CropMode = spec.kind === 'procedural' ? 'center' : spec.crop;
@@ -295,10 +311,10 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
   };
 
   const get = async (index: number, epoch = 0): Promise<Sample | null> => {
-    if (!Number.isInteger(index) || index < 0 || index >= items.length) {
-      throw new Error(`${where}: index ${index} outside the ${which} split (size ${items.length})`);
+    if (!Number.isInteger(index) || index < 0 || index >= count) {
+      throw new Error(`${where}: index ${index} outside the ${which} split (size ${count})`);
     }
-    const it = items[index];
+    const it = itemAt(index);
     if ((it.clean && bad.has(it.clean)) || (it.corrupted && bad.has(it.corrupted))) return null;
     let clean: RgbImage;
     try {
@@ -327,8 +343,9 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
   const orderOf = (epoch: number): Uint32Array => {
     let o = orders.get(epoch);
     if (!o) {
-      const idx = Array.from({ length: items.length }, (_, k) => k);
-      o = Uint32Array.from(rng(hashSeed(seed, 'order', epoch)).shuffle(idx));
+      o = new Uint32Array(count);
+      for (let k = 0; k < count; k++) o[k] = k;
+      rng(hashSeed(seed, 'order', epoch)).shuffle(o);
       if (orders.size > 4) orders.delete(orders.keys().next().value!);
       orders.set(epoch, o);
     }
@@ -337,7 +354,7 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
 
   const sample = async (cursor: number): Promise<Sample> => {
     if (!Number.isInteger(cursor) || cursor < 0) throw new Error(`sample cursor must be a non-negative integer, got ${cursor}`);
-    const n = items.length;
+    const n = count;
     for (let tries = 0; tries < n; tries++) {
       const c = cursor + tries;
       const epoch = Math.floor(c / n);
@@ -349,18 +366,18 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
 
   return {
     kind: spec.kind,
-    size: items.length,
+    size: count,
     split: which,
     resolution: size,
     get skipped() { return skipped; },
     id: (index) => {
-      if (index < 0 || index >= items.length) throw new Error(`${where}: index ${index} outside the ${which} split (size ${items.length})`);
-      return items[index].id;
+      if (!Number.isInteger(index) || index < 0 || index >= count) throw new Error(`${where}: index ${index} outside the ${which} split (size ${count})`);
+      return itemAt(index).id;
     },
     get,
     sample,
     async *[Symbol.asyncIterator]() {
-      for (let k = 0; k < items.length; k++) {
+      for (let k = 0; k < count; k++) {
         const s = await get(k);
         if (s) yield s;
       }

@@ -80,8 +80,8 @@ export interface Rng {
   normal(): number;
   /** A uniformly chosen element. */
   pick<T>(items: readonly T[]): T;
-  /** Shuffles in place (Fisher-Yates) and returns the array. */
-  shuffle<T>(items: T[]): T[];
+  /** Shuffles an array or typed array in place (Fisher-Yates) and returns it. */
+  shuffle<A extends { length: number; [index: number]: unknown }>(items: A): A;
   /** An independent generator derived from this one's seed and the given parts (does not advance this one). */
   fork(...parts: SeedPart[]): Rng;
 }

@@ -5,6 +5,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import corruptCommand from '../../cli/commands/corrupt.ts';
+import datasetCommand from '../../cli/commands/dataset.ts';
 import { CORRUPTION_TYPES } from '../../lib/data/corruptions.ts';
 import { decodeImage } from '../../lib/data/image.ts';
 import { scene, tempDir, writeFixture } from './helpers.ts';
@@ -12,7 +15,8 @@ import { scene, tempDir, writeFixture } from './helpers.ts';
 const run = promisify(execFile);
 const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the real entry point in a child process (one end-to-end check; about a second). */
+async function spawnCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', main, ...args]);
     return { code: 0, stdout, stderr };
@@ -22,8 +26,31 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-test('corrupt --list prints the types and families as JSON', async () => {
-  const r = await cli('corrupt', '--list');
+/** Runs our command modules in this process through yargs, capturing console output and the exit code. */
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [], err: string[] = [];
+  const { log, error } = console;
+  const before = process.exitCode;
+  process.exitCode = 0;
+  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
+  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
+  try {
+    await yargs(args).command(corruptCommand).command(datasetCommand).strict().exitProcess(false)
+      .fail((msg, e) => { throw e ?? new Error(msg); }).parseAsync();
+  } catch (e) {
+    err.push((e as Error).message);
+    process.exitCode = 1;
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = before;
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
+test('corrupt --list prints the types and families as JSON (through the real entry point)', async () => {
+  const r = await spawnCli('corrupt', '--list');
   assert.equal(r.code, 0);
   const j = JSON.parse(r.stdout);
   assert.deepEqual(j.types, [...CORRUPTION_TYPES]);
