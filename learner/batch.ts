@@ -22,8 +22,12 @@ export interface GrpoBatchInputs {
   n: number;
   images: Float32Array;
   actions: Float32Array;
+  /** [n] (scalar mode) or the per-element behaviour log-density [n,3,H,W] (dense mode). */
   logpOld: Float32Array;
+  /** [n]: the advantage (scalar) or the scalar reward terms' part of it (dense). */
   advantages: Float32Array;
+  /** Dense mode: the group-centred SSIM advantage maps [n,3,H-10,W-10]. */
+  advantageMap?: Float32Array;
   /** One per sample, or empty when the orchestrator did not say (then logp_mismatch cannot be measured). */
   behaviourVersions: number[];
 }
@@ -38,10 +42,13 @@ function firstNonFinite(field: string, t: HostTensor): string | undefined {
   return i < 0 ? undefined : `${field}[flat ${i}] = ${t.data[i]}`;
 }
 
-/** Decodes a TrainBatch for a policy of `height` x `width`; BatchError (bad_input / unsupported) when it cannot be used. */
-export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: number): DecodedBatch {
+/**
+ * Decodes a TrainBatch for a policy of `height` x `width` trained in `mode` (the run's grpo.advantageMode);
+ * BatchError (bad_input / unsupported) when it cannot be used.
+ */
+export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: number, mode: 'scalar' | 'dense' = 'scalar'): DecodedBatch {
   const img = [null, 3, height, width] as const;
-  const tensor = (name: 'images' | 'targets' | 'actions' | 'logp_old' | 'advantages', shape: ReadonlyArray<number | null>): HostTensor => {
+  const tensor = (name: 'images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
     try {
       return decodeTensor(b[name], { field: `train_batch.${name}`, expectShape: shape, allowNonFinite: true });
     } catch (e) {
@@ -64,35 +71,48 @@ export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: n
   }
   const actions = tensor('actions', img);
   sameN('actions', actions);
-  const logpOld = tensor('logp_old', [n]);
-  let advShape: number[];
-  try {
-    advShape = decodeTensor(b.advantages, { field: 'train_batch.advantages', allowNonFinite: true }).shape;
-  } catch (e) {
-    throw new BatchError('bad_input', (e as Error).message);
+  const dense = mode === 'dense';
+  if (!dense && b.advantage_map) {
+    throw new BatchError('unsupported', `train_batch.advantage_map: this run trains with grpo.advantageMode scalar; dense batches need a run configured with advantageMode dense`);
   }
-  if (advShape.length === 4) {
-    throw new BatchError('unsupported', `train_batch.advantages: dense per-pixel advantages [${advShape}] are not supported by this learner yet (grpo.advantageMode dense is later work); send one advantage per sample, [${n}]`);
+  if (dense && !b.advantage_map) {
+    throw new BatchError('bad_input', `train_batch.advantage_map: is missing; this run trains with grpo.advantageMode dense ([${n},3,${height - 10},${width - 10}] SSIM advantage maps)`);
   }
+  const logpOld = tensor('logp_old', dense ? [n, 3, height, width] : [n]);
   const advantages = tensor('advantages', [n]);
+  const advantageMap = dense ? tensor('advantage_map', [n, 3, height - 10, width - 10]) : undefined;
   if (b.behaviour_versions.length !== 0 && b.behaviour_versions.length !== n) {
     throw new BatchError('bad_input', `train_batch.behaviour_versions: has ${b.behaviour_versions.length} entries, expected ${n} (one per sample) or none`);
   }
   return {
     kind: 'grpo', n, images: images.data, actions: actions.data, logpOld: logpOld.data, advantages: advantages.data,
+    ...(advantageMap ? { advantageMap: advantageMap.data } : {}),
     behaviourVersions: [...b.behaviour_versions],
     nonFinite: firstNonFinite('train_batch.images', images) ?? firstNonFinite('train_batch.actions', actions)
-      ?? firstNonFinite('train_batch.logp_old', logpOld) ?? firstNonFinite('train_batch.advantages', advantages),
+      ?? firstNonFinite('train_batch.logp_old', logpOld) ?? firstNonFinite('train_batch.advantages', advantages)
+      ?? (advantageMap ? firstNonFinite('train_batch.advantage_map', advantageMap) : undefined),
   };
 }
 
-/** Mean |logp_learner - logp_old| over samples whose behaviour version is `version`; NaN when there are none. */
+/**
+ * Mean |logp_learner - logp_old| over samples whose behaviour version is `version`; NaN when there are none.
+ * `logp` is [n] (the learner's mean log-density per sample); `logpOld` is [n] or, in dense mode, the per-element
+ * behaviour log-density [n, ...], whose per-sample mean is compared.
+ */
 export function logpMismatch(logp: Float32Array, logpOld: Float32Array, behaviourVersions: readonly number[], version: number): number {
+  const n = logp.length;
+  const per = logpOld.length / n;
   let sum = 0;
   let count = 0;
   behaviourVersions.forEach((v, i) => {
     if (v !== version) return;
-    sum += Math.abs(logp[i]! - logpOld[i]!);
+    let old = 0;
+    if (per === 1) old = logpOld[i]!;
+    else {
+      for (let k = i * per; k < (i + 1) * per; k++) old += logpOld[k]!;
+      old /= per;
+    }
+    sum += Math.abs(logp[i]! - old);
     count++;
   });
   return count ? sum / count : NaN;

@@ -9,7 +9,8 @@
 //   expected seq (nothing changes).
 // - SFT batches: sftStep. GRPO batches: grpoStep against the frozen reference policy = the parameters GRPO
 //   started from (taken at the first GRPO batch, recorded as extra.ref_version in every later checkpoint and
-//   never pruned); the learner computes the reference mean itself. The first GRPO batch also starts a fresh
+//   never pruned); the learner computes the reference mean itself. grpo.advantageMode dense: logp_old is the
+//   per-element behaviour log-density [N,3,H,W] and advantage_map [N,3,H-10,W-10] carries the SSIM part. The first GRPO batch also starts a fresh
 //   AdamW state (stage II is a new optimisation, as the paper's separate RL run).
 // - Applied: version + 1 -> checkpoint (params + AdamW state + meta) -> CheckpointStore.put -> prune to the newest
 //   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
@@ -304,7 +305,7 @@ class LearnerRole implements WorkerRoleImpl {
     }
     let batch: DecodedBatch;
     try {
-      batch = decodeTrainBatch(b, this.height, this.width);
+      batch = decodeTrainBatch(b, this.height, this.width, this.ctx.config.grpo.advantageMode);
     } catch (e) {
       if (!(e instanceof BatchError)) throw e;
       await this.ctx.taskError(b.batch_id, 0, e.code, e.message, false);
@@ -336,7 +337,10 @@ class LearnerRole implements WorkerRoleImpl {
       } else {
         refMean = batch.images;
       }
-      const r = await this.trainer!.grpoStep({ n: batch.n, images: batch.images, actions: batch.actions, logpOld: batch.logpOld, advantages: batch.advantages, refMean });
+      const r = await this.trainer!.grpoStep({
+        n: batch.n, images: batch.images, actions: batch.actions, logpOld: batch.logpOld, advantages: batch.advantages, refMean,
+        ...(batch.advantageMap ? { advantageMap: batch.advantageMap } : {}),
+      });
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
       const mismatch = logpMismatch(r.logp, batch.logpOld, batch.behaviourVersions, versionBefore);

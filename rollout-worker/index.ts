@@ -8,6 +8,7 @@
 // - It follows the learner's checkpoint announcements and swaps to the newest verified version; a task whose
 //   policy_version_min is above the held version waits for (and fetches) a newer checkpoint, and fails with
 //   TaskError 'policy_unavailable' (retryable) if none arrives within versionWaitMs.
+// - want_logp_map (dense advantages): each action also carries its per-element log-density [3,H,W].
 // - A task it cannot do is a TaskError (bad_input, internal, ...), never a made-up result.
 import type { SeedPart } from '../lib/data/random.ts';
 import { standardNormal } from '../lib/data/random.ts';
@@ -58,6 +59,8 @@ interface Pending {
   done: number;
   actions: Float32Array[];
   logps: number[];
+  /** Per-element log-densities, when the task asked for them (dense advantages). */
+  logpMaps: Float32Array[] | undefined;
   version: number | undefined;
   received: number;
   computeMs: number;
@@ -168,7 +171,7 @@ class RolloutRole implements WorkerRoleImpl {
       task, items, seeds,
       min: task.policy_version_min ?? 0,
       next: 0, done: 0,
-      actions: new Array(items.length), logps: new Array(items.length),
+      actions: new Array(items.length), logps: new Array(items.length), logpMaps: task.want_logp_map ? new Array(items.length) : undefined,
       version: undefined, received: Date.now(), computeMs: 0, cancelled: false,
     });
     this.kick();
@@ -299,6 +302,7 @@ class RolloutRole implements WorkerRoleImpl {
     slots.forEach(({ t, i }, k) => {
       t.actions[i] = out.action.slice(k * per, (k + 1) * per);
       t.logps[i] = out.logp[k]!;
+      if (t.logpMaps) t.logpMaps[i] = out.logpMap.slice(k * per, (k + 1) * per);
       t.done++;
     });
     for (const t of new Set(slots.map((s) => s.t))) {
@@ -323,6 +327,9 @@ class RolloutRole implements WorkerRoleImpl {
         group_index: it.group_index,
         action: encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data: t.actions[i]! }, { field: `rollout_result.items[${i}].action` }),
         logp: t.logps[i]!,
+        ...(t.logpMaps
+          ? { logp_map: encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data: t.logpMaps[i]! }, { field: `rollout_result.items[${i}].logp_map` }) }
+          : {}),
       }));
     } catch (e) {
       void this.ctx.taskError(t.task.task_id, t.task.attempt, 'non_finite', (e as Error).message, false);

@@ -132,12 +132,12 @@ test('version 0 from the seed; SFT batches applied once, published before the ac
   for (const seq of [2, 3]) assert.equal((await train(sftBatch(seq))).train_result!.version, seq);
   assert.deepEqual(await store.versions(), [2, 3]); // K = 2
   assert.equal((await store.latest())!.version, 3);
-  // dense advantages: a clear refusal for now
+  // a dense batch sent to a run configured for scalar advantages: refused, seq not consumed
   const d = await grpoData((await paramsAt(3)).params, 3, 1);
-  const dense = { ...grpoBatch(4, d), advantages: f32([N, 3, 16, 16], new Float32Array(N * PER)) };
+  const dense = { ...grpoBatch(4, d), advantage_map: f32([N, 3, 6, 6], new Float32Array(N * 108)) };
   const un = (await train(dense)).task_error!;
   assert.equal(un.code, 'unsupported');
-  assert.match(un.message, /dense per-pixel advantages \[4,3,16,16\] are not supported/);
+  assert.match(un.message, /advantage_map: this run trains with grpo.advantageMode scalar/);
 });
 
 test('GRPO: the start version is the KL reference, kept through pruning; logp_mismatch ~ 0 on-policy; non-finite batches skipped, weights untouched', async () => {
@@ -231,4 +231,47 @@ test('after the orchestrator restarts, the learner reconnects and says where it 
   const health = await fetch(`${learner.metricsUrl}/health`);
   assert.equal(health.status, 200);
   assert.equal((await train(sftBatch(6))).train_result!.skipped_reason, 'duplicate');
+});
+
+test('dense advantages (grpo.advantageMode dense): per-element logp_old and SSIM advantage maps are trained on', async () => {
+  const run = 'learn-dense';
+  const denseInput = tinyConfig(run, { grpo: { groupSize: 2, advantageMode: 'dense', clipLow: 0.2, clipHigh: 0.2 }, optim: { lr: 0.001 } });
+  const denseConfig = parsed(denseInput);
+  const o = await startFakeOrchestrator({ runId: run, config: denseInput });
+  const l = await runLearner({ orchestrator: o.address, nats: nats.url, workerId: 'learner-dense', logger: silentLogger });
+  try {
+    await l.ready;
+    const p0 = l.params()!;
+    const images = noisy(stackImages([1, 1, 2, 2]));
+    const noise = new Float32Array(N * PER);
+    for (let i = 0; i < N; i++) noise.set(standardNormal(PER, 40 + i), i * PER);
+    const runner = await PolicyRunner.create(denseConfig);
+    const out = await runner.run(p0, images, noise, N);
+    await runner.release();
+    const advMap = Float32Array.from({ length: N * 108 }, (_, k) => Math.sin(k) * 0.5);
+    const batch: TrainBatch = {
+      batch_id: `${run}-b1`, batch_seq: 1, kind: 'GRPO', lease_ms: 30_000,
+      images: f32([N, 3, 16, 16], images), actions: f32([N, 3, 16, 16], out.action),
+      logp_old: f32([N, 3, 16, 16], out.logpMap), advantages: f32([N], Float32Array.of(0.1, -0.1, 0.2, -0.2)),
+      advantage_map: f32([N, 3, 6, 6], advMap), behaviour_versions: [0, 0, 0, 0],
+    };
+    const ask = async (b: TrainBatch) => {
+      const from = o.received.length;
+      await o.send('learner-dense', { train_batch: b });
+      return o.next((m) => (m.train_result?.batch_id ?? m.task_error?.task_id) === b.batch_id, { from });
+    };
+    // without the maps: bad_input, nothing consumed
+    const missing = (await ask({ ...batch, advantage_map: null })).task_error!;
+    assert.equal(missing.code, 'bad_input');
+    assert.match(missing.message, /advantage_map: is missing; this run trains with grpo.advantageMode dense/);
+    const r = (await ask(batch)).train_result!;
+    assert.deepEqual([r.applied, r.version], [true, 1]);
+    assert.ok(r.logp_mismatch < 1e-4, `logp_mismatch ${r.logp_mismatch}`);
+    assert.ok(Math.abs(r.ratio_mean - 1) < 1e-4);
+    assert.ok(r.grad_norm > 0);
+    assert.throws(() => sameParams(l.params()!, p0), /differs/);
+  } finally {
+    await l.stop();
+    await o.close();
+  }
 });

@@ -69,7 +69,7 @@ function items(samples: string[], G: number, seedBase = 100): RolloutItem[] {
 }
 
 let taskCounter = 0;
-async function rollout(its: RolloutItem[], extra: { policy_version_min?: number; task_id?: string; attempt?: number } = {}): Promise<WorkerMessage__Output> {
+async function rollout(its: RolloutItem[], extra: { policy_version_min?: number; task_id?: string; attempt?: number; want_logp_map?: boolean } = {}): Promise<WorkerMessage__Output> {
   const task_id = extra.task_id ?? `t${++taskCounter}`;
   const from = orch.received.length;
   await orch.send('roll-1', { rollout_task: { task_id, attempt: extra.attempt ?? 1, lease_ms: 30_000, items: its, ...extra } });
@@ -111,6 +111,15 @@ test('G actions per sample, batched across tasks, reproducible from noise seeds,
   await runner.release();
   assert.deepEqual(actsA[3], direct.action);
   assert.equal(a.rollout_result!.items[3]!.logp, direct.logp[0]);
+
+  // dense advantages ask for the per-element log-density, whose mean is logp
+  const dense = await rollout(items(['s0'], 2), { want_logp_map: true });
+  dense.rollout_result!.items.forEach((it) => {
+    const map = decodeTensor(it.logp_map, { expectShape: [3, 16, 16] }).data;
+    const mean = map.reduce((s, x) => s + x, 0) / map.length;
+    assert.ok(Math.abs(mean - it.logp) < 1e-4, `mean of logp_map ${mean} vs logp ${it.logp}`);
+  });
+  assert.equal(a.rollout_result!.items[0]!.logp_map, null);
 
   // bad input is a TaskError, not a result
   const bad = await rollout([{ sample_id: 'x', group_index: 0, noise_seed: '1', image: encodeTensor({ dtype: 'float32', shape: [3, 8, 8], data: new Float32Array(192) }) }]);
