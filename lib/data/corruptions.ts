@@ -282,7 +282,7 @@ const blockExchange: Impl = (img, { i, s, stream }) => {
  * Mean-shift filtering (OpenCV pyrMeanShiftFiltering) with spatial radius 40i px and colour radius 40i:
  * each pixel climbs to the mode of its joint space-colour neighbourhood (at most 5 steps, stop when it moves
  * by <= 1). Like OpenCV's pyramid, large radii run on a coarser level (factor up to 4, window sampled on a
- * grid of at most 7x7 points); each full-resolution pixel then takes, among the modes of the 3x3 nearest
+ * grid of at most 7x7 points); each full-resolution pixel then takes, among the modes of the 2x2 nearest
  * coarse pixels, the one closest to its own colour, which keeps region edges sharp.
  */
 const meanShift: Impl = (img, { i, s }) => {
@@ -300,15 +300,18 @@ const meanShift: Impl = (img, { i, s }) => {
   const small = downsampleArea(img.data, w, h, 3, f);
   const modes = meanShiftModes(small.data, small.width, small.height, Math.max(1, Math.round(sp / f)), sr);
   const cw = small.width, chh = small.height;
+  // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel.
+  const xs0 = new Int32Array(w);
+  for (let x = 0; x < w; x++) xs0[x] = Math.min(cw - 2, Math.max(0, Math.floor((x + 0.5) / f - 0.5)));
   for (let y = 0; y < h; y++) {
-    const cy = Math.floor(y / f);
+    const cy = Math.min(chh - 2, Math.max(0, Math.floor((y + 0.5) / f - 0.5)));
     for (let x = 0; x < w; x++) {
-      const cx = Math.floor(x / f);
+      const cx = xs0[x];
       const k = (y * w + x) * 3;
       const p0 = img.data[k], p1 = img.data[k + 1], p2 = img.data[k + 2];
       let best = -1, bd = Infinity;
-      for (let yy = Math.max(0, cy - 1); yy <= Math.min(chh - 1, cy + 1); yy++) {
-        for (let xx = Math.max(0, cx - 1); xx <= Math.min(cw - 1, cx + 1); xx++) {
+      for (let yy = Math.max(0, cy); yy <= Math.min(chh - 1, cy + 1); yy++) {
+        for (let xx = Math.max(0, cx); xx <= Math.min(cw - 1, cx + 1); xx++) {
           const q = (yy * cw + xx) * 3;
           const d0 = modes[q] - p0, d1 = modes[q + 1] - p1, d2 = modes[q + 2] - p2;
           const d = d0 * d0 + d1 * d1 + d2 * d2;

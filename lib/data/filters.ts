@@ -297,24 +297,6 @@ export function u8(v: number): number {
   return v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
 }
 
-/** Bilinear sample of channel c at (x, y), coordinates clamped to the image. */
-export function sampleBilinear(img: RgbImage, x: number, y: number, c: number): number {
-  const { width, height, data } = img;
-  x = x < 0 ? 0 : x > width - 1 ? width - 1 : x;
-  y = y < 0 ? 0 : y > height - 1 ? height - 1 : y;
-  const x0 = Math.floor(x);
-  const y0 = Math.floor(y);
-  const x1 = x0 + 1 < width ? x0 + 1 : x0;
-  const y1 = y0 + 1 < height ? y0 + 1 : y0;
-  const fx = x - x0;
-  const fy = y - y0;
-  const a = data[(y0 * width + x0) * 3 + c];
-  const b = data[(y0 * width + x1) * 3 + c];
-  const d = data[(y1 * width + x0) * 3 + c];
-  const e = data[(y1 * width + x1) * 3 + c];
-  return (a + (b - a) * fx) * (1 - fy) + (d + (e - d) * fx) * fy;
-}
-
 /**
  * Linear motion blur of an interleaved RGB image: the mean along a segment of `length` px through each
  * pixel at `angle` radians (a box along the line, fractional ends weighted). O(pixels) whatever the length:
