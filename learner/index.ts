@@ -16,8 +16,10 @@
 //   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
 //   retried until it succeeds (the batch stays unacknowledged meanwhile; its lease is renewed by heartbeats).
 // - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
-//   counts as handled (in memory: a learner restarted before its next applied batch re-handles it, the same way).
+//   counts as handled: it is recorded in the run-state KV (key learner-skips) before the acknowledgement, so a
+//   restarted learner resumes after it.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import { CheckpointError, cloneTensorMap, zerosLike, type TensorMap } from '../lib/checkpoint/index.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Device } from '../lib/graph/runtime.ts';
@@ -28,6 +30,7 @@ import {
   CheckpointIntegrityError,
   CheckpointStore,
   DIGEST_PATTERN,
+  RunStateStore,
   type Announcement,
   type OrchestratorMessage__Output,
   type TrainBatch__Output,
@@ -77,6 +80,15 @@ export interface LearnerHandle extends WorkerHandle {
 
 export const LEARNER_DEFAULT_MAX_BATCH = 4096;
 
+/**
+ * Batches skipped as non-finite change no weights, so no checkpoint records them. This KV record (bucket
+ * runstate-<runId>, key `learner-skips`) does: the highest skipped seq on top of checkpoint `version`/`digest`.
+ * It counts only while that checkpoint is the latest.
+ */
+export const SKIP_KEY = 'learner-skips';
+const skipRecordSchema = z.object({ version: z.number().int().nonnegative(), digest: z.string(), last_batch_seq: z.number().int().nonnegative() });
+type SkipRecord = z.infer<typeof skipRecordSchema>;
+
 /** K: checkpoints kept besides the reference. Workers may still hold any version within maxStaleness. */
 export function checkpointsToKeep(config: RunConfig): number {
   return Math.max(config.nats.keepCheckpoints, config.grpo.maxStaleness + 1);
@@ -94,6 +106,7 @@ class LearnerRole implements WorkerRoleImpl {
   readonly taskKind = 'train_batch' as const;
   private ctx!: RoleContext;
   private store!: CheckpointStore;
+  private skips: RunStateStore<typeof skipRecordSchema> | undefined;
   private trainerConfig!: RunConfig;
   private trainer: PolicyTrainer | undefined;
   private params: TensorMap | undefined;
@@ -146,7 +159,10 @@ class LearnerRole implements WorkerRoleImpl {
     const spec = policySpecOf(ctx.config);
     const shapes = paramShapes(spec);
     let latest: Announcement | null;
+    let skipRecord: SkipRecord | null = null;
     try {
+      this.skips = await RunStateStore.open(ctx.nc, { runId: ctx.runId, key: SKIP_KEY, schema: skipRecordSchema });
+      skipRecord = (await this.skips.get())?.value ?? null;
       this.store = await CheckpointStore.open(ctx.nc, {
         runId: ctx.runId,
         onPut: ({ bytes, seconds }) => {
@@ -169,7 +185,12 @@ class LearnerRole implements WorkerRoleImpl {
         ctx.log.warn(`${source} was written under another run configuration (hash ${ck.meta.configHash.slice(0, 12)}, now ${ctx.configHash.slice(0, 12)}); resuming anyway`);
       }
       if (!ck.optimizer) ctx.log.warn(`${source} has no optimizer state: resuming with a fresh AdamW`);
-      const lastBatchSeq = uintExtra(ck.meta.extra, 'last_batch_seq', source) ?? Number(/-b(\d+)$/.exec(ck.meta.lastBatchId ?? '')?.[1] ?? 0);
+      let lastBatchSeq = uintExtra(ck.meta.extra, 'last_batch_seq', source) ?? Number(/-b(\d+)$/.exec(ck.meta.lastBatchId ?? '')?.[1] ?? 0);
+      // batches skipped as non-finite after this checkpoint: recorded durably before they were acknowledged
+      if (skipRecord && skipRecord.version === latest.version && skipRecord.digest === latest.digest && skipRecord.last_batch_seq > lastBatchSeq) {
+        ctx.log.info(`batches ${lastBatchSeq + 1}..${skipRecord.last_batch_seq} were skipped as non-finite after v${latest.version}: resuming after them`);
+        lastBatchSeq = skipRecord.last_batch_seq;
+      }
       const refVersion = uintExtra(ck.meta.extra, 'ref_version', source);
       const refDigest = ck.meta.extra.ref_digest;
       if (refVersion !== undefined) {
@@ -391,6 +412,9 @@ class LearnerRole implements WorkerRoleImpl {
 
   private async skipNonFinite(b: TrainBatch__Output, kind: 'sft' | 'grpo' | 'unknown', why: string, fields: Partial<TrainResult>, t0: number): Promise<void> {
     const st = this.st!;
+    // Durable before the acknowledgement, like an applied batch: a restarted learner must not expect it again.
+    await this.retrying(`recording skipped batch ${b.batch_seq}`, () =>
+      this.skips!.put({ version: st.version, digest: st.latest!.digest, last_batch_seq: b.batch_seq }));
     st.lastBatchSeq = b.batch_seq;
     const m = this.ctx.metrics;
     m.get('nonfinite_steps_skipped_total').inc();
@@ -411,12 +435,17 @@ class LearnerRole implements WorkerRoleImpl {
       params: this.params!,
       optimizer: this.trainer!.optimizer.exportState(),
     };
+    return this.retrying(`publishing checkpoint v${s.version}`, () => publishCheckpoint(this.store, ckpt));
+  }
+
+  /** Runs `fn` until it succeeds; gives up (AbandonedError) only when the learner stops. */
+  private async retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await publishCheckpoint(this.store, ckpt);
+        return await fn();
       } catch (e) {
-        if (this.ctx.stopping || this.closed) throw new AbandonedError(`publishing v${s.version} abandoned: stopping`);
-        this.ctx.log.warn(`publishing checkpoint v${s.version} failed (attempt ${attempt}), retrying: ${(e as Error).message}`);
+        if (this.ctx.stopping || this.closed) throw new AbandonedError(`${what} abandoned: stopping`);
+        this.ctx.log.warn(`${what} failed (attempt ${attempt}), retrying: ${(e as Error).message}`);
         await sleep(this.publishRetryMs);
       }
     }

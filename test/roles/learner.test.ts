@@ -200,8 +200,9 @@ test('stop + restart resumes from the latest checkpoint bit-exactly and continue
     [now.version, now.step, now.optimizerStep, now.refVersion, now.lastBatchId],
     [before.version, before.step, before.optimizerStep, before.refVersion, `${RUN}-b5`],
   );
-  // the skipped seqs 6 and 7 were in memory only: the checkpoint says 5 (a re-sent 6 is handled again)
-  assert.equal(now.lastBatchSeq, 5);
+  // the skipped seqs 6 and 7 changed no weights (checkpoint v5 says 5) but were recorded before their acks
+  assert.equal(now.lastBatchSeq, 7);
+  assert.equal((await train(sftBatch(6))).train_result!.skipped_reason, 'duplicate');
   sameParams(learner.params()!, params);
   const hello = (await orch.session('learner-1')).hello;
   assert.equal(hello.policy_version, undefined, 'a fresh process learns its state only after Welcome');
@@ -215,7 +216,7 @@ test('stop + restart resumes from the latest checkpoint bit-exactly and continue
   await trainer.grpoStep({ n: N, images: d.images, actions: d.actions, logpOld: d.logpOld, advantages: d.advantages, refMean });
   await runner.release();
   await trainer.release();
-  const r = (await train(grpoBatch(6, d))).train_result!;
+  const r = (await train(grpoBatch(8, d))).train_result!;
   assert.deepEqual([r.applied, r.version], [true, 6]);
   sameParams(learner.params()!, v5.params);
 });
@@ -226,7 +227,7 @@ test('after the orchestrator restarts, the learner reconnects and says where it 
   orch = await startFakeOrchestrator({ runId: RUN, config: input, listen: `127.0.0.1:${port}` });
   const s = await orch.session('learner-1');
   assert.equal(s.hello.policy_version, 6);
-  assert.equal(s.hello.last_batch_seq, 6);
+  assert.equal(s.hello.last_batch_seq, 8);
   await waitFor(() => learner.isConnected(), 'the learner to be connected');
   const health = await fetch(`${learner.metricsUrl}/health`);
   assert.equal(health.status, 200);
