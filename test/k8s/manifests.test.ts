@@ -1,0 +1,404 @@
+// The Kubernetes manifests: every kustomization renders (every file it names exists), every object it produces is
+// valid against the API schemas (kubernetes-models, CRD schemas in schemas.ts), and the run stack holds together:
+// pod security, probes, resources, arguments that agree with the run configuration and the Services, NetworkPolicies
+// that admit exactly the project's pods, PDBs, GPUs where the gpu overlays say, KEDA on the right run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
+import { parseConfig, parseConfigText, type RunConfig } from '../../lib/config/index.ts';
+import { containersOf, parseK8sYaml, renderKustomization, type K8sObject } from './kustomize.ts';
+import { validateK8sObject } from './schemas.ts';
+import { requireTool, run, which } from './tools.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const at = (p: string) => join(ROOT, p);
+
+const KUSTOMIZATIONS = ['k8s/base', 'k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/monitoring'];
+const RUN_OVERLAYS = ['k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all'];
+const GPU_OVERLAYS = new Set(['k8s/overlays/gpu', 'k8s/overlays/gpu-all']);
+/** The project's roles: component label -> CLI verb. */
+const ROLES: Record<string, string> = { orchestrator: 'orchestrator', 'rollout-worker': 'rollout-worker', 'reward-worker': 'reward-worker', learner: 'learner' };
+/** Secrets created out of band by scripts/k8s-secrets.sh (never in a kustomization). */
+const EXTERNAL_SECRETS = { 'recovery-grpo-auth': ['token'] } as Record<string, string[]>;
+
+const rendered = new Map(KUSTOMIZATIONS.map((k) => [k, renderKustomization(at(k))]));
+
+type Any = Record<string, any>;
+const podSpec = (o: K8sObject): Any => (o.spec as Any).template.spec;
+const component = (o: K8sObject): string | undefined => o.metadata.labels?.['app.kubernetes.io/component'];
+const workloads = (objs: K8sObject[]) => objs.filter((o) => ['Deployment', 'StatefulSet', 'Job'].includes(o.kind));
+function only(objs: K8sObject[], kind: string, comp: string): K8sObject {
+  const hit = objs.filter((o) => o.kind === kind && component(o) === comp);
+  assert.equal(hit.length, 1, `one ${kind} for ${comp}`);
+  return hit[0]!;
+}
+/** Kubernetes quantity in base units (cores, bytes). */
+function quantity(q: string | number): number {
+  const m = /^([0-9.]+)(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/.exec(String(q));
+  assert.ok(m, `quantity ${q}`);
+  const mult: Record<string, number> = { m: 1e-3, k: 1e3, Ki: 1024, M: 1e6, Mi: 1024 ** 2, G: 1e9, Gi: 1024 ** 3, T: 1e12, Ti: 1024 ** 4 };
+  return Number(m[1]) * (m[2] ? mult[m[2]]! : 1);
+}
+function arg(container: Any, name: string): string | undefined {
+  const prefix = `--${name}=`;
+  const hit = (container.args as string[]).filter((a) => a.startsWith(prefix));
+  assert.ok(hit.length <= 1, `--${name} given twice`);
+  return hit[0]?.slice(prefix.length);
+}
+function labelsMatch(selector: Any | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return false;
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = e.key in labels;
+    if (e.operator === 'In' && !(has && e.values.includes(labels[e.key]))) return false;
+    if (e.operator === 'NotIn' && has && e.values.includes(labels[e.key])) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+function runConfigOf(objs: K8sObject[]): RunConfig {
+  const cms = objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('recovery-grpo-config'));
+  assert.equal(cms.length, 1, 'one run configuration ConfigMap');
+  const text = (cms[0]!.data as Record<string, string>)['run.yaml']!;
+  return parseConfig(parseConfigText(text, 'run.yaml'), { source: `ConfigMap ${cms[0]!.metadata.name}` });
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? filesUnder(p) : [p];
+  });
+}
+
+test('every kustomization under k8s/ is tested, every file it names exists, and no file under k8s/ is unused', () => {
+  const found = filesUnder(at('k8s')).filter((f) => f.endsWith('/kustomization.yaml')).map((f) => relative(ROOT, f).replace(/\/kustomization\.yaml$/, '')).sort();
+  assert.deepEqual(found, [...KUSTOMIZATIONS].sort(), 'a new kustomization must be added to KUSTOMIZATIONS here');
+  const visited = new Set<string>();
+  for (const k of KUSTOMIZATIONS) renderKustomization(at(k), { visited });
+  const unused = filesUnder(at('k8s')).filter((f) => !visited.has(f) && !f.endsWith('README.md'));
+  assert.deepEqual(unused.map((f) => relative(ROOT, f)), [], 'files under k8s/ that no kustomization names');
+  // The renderer reports a missing file by name.
+  const dir = mkdtempSync(join(tmpdir(), 'rg-kust-'));
+  try {
+    writeFileSync(join(dir, 'kustomization.yaml'), 'resources:\n  - missing.yaml\n');
+    assert.throws(() => renderKustomization(dir), /resource "missing.yaml" does not exist/);
+    writeFileSync(join(dir, 'kustomization.yaml'), 'resources: []\ncommonLabels: {a: b}\n');
+    assert.throws(() => renderKustomization(dir), /field "commonLabels" is not supported/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every object every kustomization produces is valid against the Kubernetes API schemas', async (t) => {
+  const used = new Map<string, number>();
+  for (const [k, objs] of rendered) {
+    assert.ok(objs.length > 0, `${k} renders objects`);
+    for (const o of objs) {
+      try {
+        const via = await validateK8sObject(o);
+        used.set(via, (used.get(via) ?? 0) + 1);
+      } catch (e) {
+        assert.fail(`${k}: ${(e as Error).message}`);
+      }
+    }
+  }
+  t.diagnostic(`validated: ${[...used].map(([v, n]) => `${n} with ${v}`).join(', ')}`);
+  // The validator refuses what the API server would.
+  const dep = structuredClone(only(rendered.get('k8s/overlays/gpu')!, 'Deployment', 'reward-worker')) as Any;
+  dep.spec.template.spec.containers[0].env.push({ name: 'X', value: 'compute', utility: null });
+  await assert.rejects(validateK8sObject(dep as K8sObject), /fields the API does not know: spec\.template\.spec\.containers\[0\]\.env\[2\]\.utility/);
+  dep.spec.template.spec.containers[0].env.pop();
+  dep.spec.template.spec.containers[0].resources.limits.cpu = 'two';
+  await assert.rejects(validateK8sObject(dep as K8sObject), /cpu must match format "quantity"/);
+});
+
+test('the offline renderer and kubectl kustomize produce the same objects', async (t) => {
+  const kubectl = which('kubectl');
+  if (!kubectl) {
+    t.skip('kubectl is not installed: the renderer (test/k8s/kustomize.ts) is not cross-checked against kustomize here');
+    return;
+  }
+  for (const k of KUSTOMIZATIONS) {
+    const r = run(kubectl, ['kustomize', at(k)], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, `kubectl kustomize ${k}: ${r.out}`);
+    const theirs = parseK8sYaml(r.out, `kubectl kustomize ${k}`) as K8sObject[];
+    const key = (o: K8sObject) => `${o.apiVersion} ${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    const mine = new Map(rendered.get(k)!.map((o) => [key(o), o]));
+    assert.deepEqual([...mine.keys()].sort(), theirs.map(key).sort(), `${k}: same objects`);
+    for (const o of theirs) assert.ok(isDeepStrictEqual(mine.get(key(o)), o), `${k}: ${key(o)} differs:\n${JSON.stringify(mine.get(key(o)))}\n${JSON.stringify(o)}`);
+  }
+});
+
+for (const overlay of RUN_OVERLAYS) {
+  test(`${overlay}: workloads, pod security, resources, probes`, () => {
+    const objs = rendered.get(overlay)!;
+    assert.ok(objs.every((o) => o.metadata.namespace === 'recovery-grpo'), 'every object in the run namespace');
+    only(objs, 'Job', 'orchestrator');
+    only(objs, 'Job', 'learner');
+    only(objs, 'Deployment', 'rollout-worker');
+    only(objs, 'Deployment', 'reward-worker');
+    const nats = only(objs, 'StatefulSet', 'nats');
+    assert.equal((nats.spec as Any).volumeClaimTemplates[0].spec.accessModes[0], 'ReadWriteOnce', 'JetStream on a persistent volume');
+    for (const w of workloads(objs)) {
+      const ps = podSpec(w);
+      const id = `${w.kind}/${w.metadata.name}`;
+      assert.equal(ps.automountServiceAccountToken, false, `${id}: no API token`);
+      assert.equal(ps.securityContext?.runAsNonRoot, true, `${id}: runAsNonRoot`);
+      assert.ok(ps.securityContext?.runAsUser > 0, `${id}: a non-root uid`);
+      assert.equal(ps.securityContext?.seccompProfile?.type, 'RuntimeDefault', `${id}: seccomp`);
+      if (w.kind === 'Job') assert.equal(ps.restartPolicy, 'OnFailure', `${id}: restarts in place after a crash`);
+      for (const c of containersOf(w) as Any[]) {
+        const cid = `${id} container ${c.name}`;
+        assert.equal(c.securityContext?.allowPrivilegeEscalation, false, `${cid}: no privilege escalation`);
+        assert.equal(c.securityContext?.readOnlyRootFilesystem, true, `${cid}: read-only root`);
+        assert.deepEqual(c.securityContext?.capabilities, { drop: ['ALL'] }, `${cid}: drops every capability, adds none`);
+        assert.ok(!c.securityContext?.privileged, `${cid}: not privileged`);
+        for (const r of ['cpu', 'memory']) {
+          assert.ok(c.resources?.requests?.[r] && c.resources?.limits?.[r], `${cid}: ${r} request and limit`);
+          assert.ok(quantity(c.resources.requests[r]) <= quantity(c.resources.limits[r]), `${cid}: ${r} request <= limit`);
+        }
+        const port = w.kind === 'StatefulSet' ? 'monitor' : 'metrics';
+        const path = w.kind === 'StatefulSet' ? /^\/healthz/ : /^\/health$/;
+        for (const p of ['livenessProbe', 'readinessProbe', 'startupProbe']) {
+          assert.equal(c[p]?.httpGet?.port, port, `${cid}: ${p} on port ${port}`);
+          assert.match(c[p].httpGet.path, path, `${cid}: ${p} path`);
+        }
+        assert.ok(c.ports.some((p: Any) => p.name === port), `${cid}: probes a port it declares`);
+        if (c.image) assert.match(c.image, /:[\w.-]+$/, `${cid}: a tagged image (set by the overlay's images:)`);
+      }
+    }
+  });
+
+  test(`${overlay}: arguments agree with the run configuration, the Services and the mounts`, () => {
+    const objs = rendered.get(overlay)!;
+    const cfg = runConfigOf(objs);
+    const svc = (comp: string) => {
+      const hit = objs.filter((o) => o.kind === 'Service' && component(o) === comp);
+      assert.equal(hit.length, 1, `one Service for ${comp}`);
+      return hit[0]!;
+    };
+    const orchSvc = svc('orchestrator');
+    const natsSvc = svc('nats');
+    const grpcPort = (orchSvc.spec as Any).ports.find((p: Any) => p.name === 'grpc');
+    const natsPort = (natsSvc.spec as Any).ports.find((p: Any) => p.name === 'client');
+    assert.equal(cfg.nats.url, `nats://${natsSvc.metadata.name}:${natsPort.port}`, 'nats.url names the NATS Service');
+    assert.equal(cfg.orchestrator.listen, `0.0.0.0:${grpcPort.port}`, 'orchestrator.listen: all interfaces, the Service port');
+
+    for (const w of workloads(objs).filter((o) => component(o)! in ROLES)) {
+      const comp = component(w)!;
+      const c = podSpec(w).containers[0] as Any;
+      const id = `${comp}`;
+      assert.equal(c.args[0], ROLES[comp], `${id}: runs recovery-grpo ${ROLES[comp]}`);
+      // The run configuration: mounted from the generated ConfigMap.
+      const configPath = arg(c, 'config')!;
+      const mount = (c.volumeMounts as Any[]).find((m) => configPath.startsWith(`${m.mountPath}/`));
+      assert.ok(mount, `${id}: --config ${configPath} is on a mount`);
+      const vol = podSpec(w).volumes.find((v: Any) => v.name === mount.name);
+      assert.ok(objs.some((o) => o.kind === 'ConfigMap' && o.metadata.name === vol.configMap?.name && configPath.endsWith(`/${Object.keys(o.data as object)[0]}`)), `${id}: --config comes from a rendered ConfigMap`);
+      // Metrics and health: on every interface, on the port Prometheus scrapes.
+      assert.equal(arg(c, 'metrics-host'), '0.0.0.0', `${id}: --metrics-host 0.0.0.0`);
+      assert.equal(Number(arg(c, 'metrics-port')), cfg.metrics.port, `${id}: --metrics-port is metrics.port`);
+      assert.equal(c.ports.find((p: Any) => p.name === 'metrics').containerPort, cfg.metrics.port, `${id}: container port metrics`);
+      assert.equal(arg(c, 'nats'), cfg.nats.url, `${id}: --nats is nats.url`);
+      // The token: a file from the Secret, never an environment variable or an argument.
+      const tokenFile = arg(c, 'auth-token-file')!;
+      const tmount = (c.volumeMounts as Any[]).find((m) => tokenFile.startsWith(`${m.mountPath}/`));
+      assert.ok(tmount?.readOnly, `${id}: --auth-token-file on a read-only mount`);
+      const tvol = podSpec(w).volumes.find((v: Any) => v.name === tmount.name);
+      assert.ok(EXTERNAL_SECRETS[tvol.secret?.secretName]?.includes(tokenFile.slice(tmount.mountPath.length + 1)), `${id}: token file is a key of the auth Secret`);
+      assert.ok(!(c.env ?? []).some((e: Any) => /TOKEN/i.test(e.name)), `${id}: no token in the environment`);
+      // Writable places on a read-only root: /tmp (tsx cache, HOME) and run.outDir.
+      const writable = (c.volumeMounts as Any[]).filter((m) => !m.readOnly && podSpec(w).volumes.find((v: Any) => v.name === m.name)?.emptyDir);
+      assert.ok(writable.some((m) => m.mountPath === '/tmp'), `${id}: /tmp is an emptyDir`);
+      assert.ok(writable.some((m) => cfg.run.outDir.startsWith(`${m.mountPath}/`)), `${id}: run.outDir ${cfg.run.outDir} is writable`);
+      assert.equal(c.env.find((e: Any) => e.name === 'HOME')?.value, '/tmp', `${id}: HOME on the writable /tmp`);
+      if (comp === 'orchestrator') {
+        assert.equal(arg(c, 'listen'), cfg.orchestrator.listen, 'orchestrator --listen is orchestrator.listen');
+        assert.equal(c.ports.find((p: Any) => p.name === 'grpc').containerPort, Number(cfg.orchestrator.listen.split(':')[1]), 'container port grpc');
+        assert.ok(tokenFile, 'a non-loopback orchestrator only with a token');
+      } else {
+        assert.equal(arg(c, 'orchestrator'), `${orchSvc.metadata.name}:${grpcPort.port}`, `${id}: dials the orchestrator Service`);
+      }
+    }
+    // Services select exactly their workload and target ports it declares.
+    for (const s of objs.filter((o) => o.kind === 'Service')) {
+      const hit = workloads(objs).filter((w) => labelsMatch({ matchLabels: (s.spec as Any).selector }, (w.spec as Any).template.metadata.labels));
+      assert.equal(hit.length, 1, `Service ${s.metadata.name} selects one workload`);
+      for (const p of (s.spec as Any).ports) assert.ok(containersOf(hit[0]!).some((c: Any) => c.ports?.some((cp: Any) => cp.name === p.targetPort)), `Service ${s.metadata.name}: targetPort ${p.targetPort} exists`);
+    }
+    // Every Secret and ConfigMap a pod refers to exists (or is the script-made auth Secret).
+    for (const w of workloads(objs)) {
+      for (const v of podSpec(w).volumes ?? []) {
+        if (v.configMap) assert.ok(objs.some((o) => o.kind === 'ConfigMap' && o.metadata.name === v.configMap.name), `${w.metadata.name}: ConfigMap ${v.configMap.name}`);
+        if (v.secret) assert.ok(v.secret.secretName in EXTERNAL_SECRETS || objs.some((o) => o.kind === 'Secret' && o.metadata.name === v.secret.secretName), `${w.metadata.name}: Secret ${v.secret.secretName}`);
+      }
+    }
+  });
+
+  test(`${overlay}: NetworkPolicies admit only the project's pods to the orchestrator and NATS, and Prometheus to /metrics`, () => {
+    const objs = rendered.get(overlay)!;
+    const policies = objs.filter((o) => o.kind === 'NetworkPolicy');
+    const pods = workloads(objs).map((w) => ({ comp: component(w)!, labels: (w.spec as Any).template.metadata.labels as Record<string, string>, ports: containersOf(w).flatMap((c: Any) => c.ports ?? []) }));
+    // Is traffic from (namespace labels, pod labels) to pod `dst` on its named port allowed? (same-namespace podSelector rules)
+    const allowed = (from: { ns: Record<string, string>; pod: Record<string, string>; sameNamespace: boolean }, dst: (typeof pods)[number], port: string): boolean => {
+      const selecting = policies.filter((p) => labelsMatch((p.spec as Any).podSelector, dst.labels) && (p.spec as Any).policyTypes.includes('Ingress'));
+      if (selecting.length === 0) return true;
+      return selecting.some((p) =>
+        ((p.spec as Any).ingress ?? []).some((rule: Any) =>
+          (rule.ports ?? [{ port }]).some((rp: Any) => rp.port === port || rp.port === dst.ports.find((cp: Any) => cp.name === port)?.containerPort) &&
+          (rule.from ?? []).some((peer: Any) =>
+            peer.namespaceSelector && !peer.podSelector ? labelsMatch(peer.namespaceSelector, from.ns)
+              : peer.podSelector && !peer.namespaceSelector ? from.sameNamespace && labelsMatch(peer.podSelector, from.pod)
+                : false,
+          ),
+        ),
+      );
+    };
+    const self = { 'kubernetes.io/metadata.name': 'recovery-grpo' };
+    const projectPod = (comp: string) => ({ ns: self, pod: pods.find((p) => p.comp === comp)!.labels, sameNamespace: true });
+    const stranger = { ns: self, pod: { app: 'something-else' }, sameNamespace: true };
+    const otherNs = { ns: { 'kubernetes.io/metadata.name': 'default' }, pod: pods.find((p) => p.comp === 'rollout-worker')!.labels, sameNamespace: false };
+    const prometheus = { ns: { 'kubernetes.io/metadata.name': 'monitoring' }, pod: { 'app.kubernetes.io/name': 'prometheus' }, sameNamespace: false };
+    const pod = (comp: string) => pods.find((p) => p.comp === comp)!;
+
+    for (const src of ['rollout-worker', 'reward-worker', 'learner']) assert.ok(allowed(projectPod(src), pod('orchestrator'), 'grpc'), `${src} -> orchestrator:grpc`);
+    for (const src of ['orchestrator', 'rollout-worker', 'reward-worker', 'learner']) assert.ok(allowed(projectPod(src), pod('nats'), 'client'), `${src} -> nats:client`);
+    for (const [name, src] of [['a foreign pod', stranger], ['another namespace', otherNs], ['prometheus', prometheus], ['nats', projectPod('nats')]] as const) {
+      assert.ok(!allowed(src, pod('orchestrator'), 'grpc'), `${name} must not reach orchestrator:grpc`);
+    }
+    for (const [name, src] of [['a foreign pod', stranger], ['another namespace', otherNs], ['prometheus', prometheus]] as const) {
+      assert.ok(!allowed(src, pod('nats'), 'client'), `${name} must not reach nats:client`);
+    }
+    for (const comp of Object.keys(ROLES)) {
+      assert.ok(allowed(prometheus, pod(comp), 'metrics'), `prometheus -> ${comp}:metrics`);
+      assert.ok(!allowed(stranger, pod(comp), 'metrics'), `a foreign pod must not reach ${comp}:metrics`);
+    }
+    // Every project pod is under the default deny.
+    for (const p of pods) assert.ok(policies.some((np) => labelsMatch((np.spec as Any).podSelector, p.labels) && !(np.spec as Any).ingress), `${p.comp} is under a default-deny policy`);
+  });
+
+  test(`${overlay}: PodDisruptionBudgets, GPUs, KEDA, NATS storage`, () => {
+    const objs = rendered.get(overlay)!;
+    const cfg = runConfigOf(objs);
+    // PDBs: each selects one workload; singletons keep their pod, workers may lose some.
+    const pdbs = objs.filter((o) => o.kind === 'PodDisruptionBudget');
+    for (const w of workloads(objs)) {
+      const hit = pdbs.filter((p) => labelsMatch((p.spec as Any).selector, (w.spec as Any).template.metadata.labels));
+      assert.equal(hit.length, 1, `${w.metadata.name}: one PDB`);
+      const singleton = w.kind !== 'Deployment';
+      if (singleton) assert.equal((hit[0]!.spec as Any).minAvailable, 1, `${w.metadata.name}: minAvailable 1`);
+      else assert.ok((hit[0]!.spec as Any).maxUnavailable, `${w.metadata.name}: maxUnavailable`);
+    }
+    // GPUs: exactly where the overlay says, with the CUDA image, a GPU node selector and the toleration.
+    const gpuComps = workloads(objs).filter((w) => containersOf(w).some((c: Any) => c.resources?.limits?.['nvidia.com/gpu'])).map((w) => component(w)).sort();
+    const expected = overlay === 'k8s/overlays/gpu-all' ? ['learner', 'reward-worker', 'rollout-worker'] : overlay === 'k8s/overlays/gpu' ? ['reward-worker'] : [];
+    assert.deepEqual(gpuComps, expected, 'which roles get a GPU');
+    for (const w of workloads(objs)) {
+      const c = podSpec(w).containers[0] as Any;
+      const gpu = !!c.resources.limits['nvidia.com/gpu'];
+      assert.equal(/cuda/.test(c.image), gpu, `${w.metadata.name}: CUDA image exactly when it has a GPU (${c.image})`);
+      if (!gpu) continue;
+      assert.equal(c.resources.requests['nvidia.com/gpu'], c.resources.limits['nvidia.com/gpu'], `${w.metadata.name}: GPU request = limit`);
+      assert.equal(podSpec(w).nodeSelector?.['nvidia.com/gpu.present'], 'true', `${w.metadata.name}: GPU nodes`);
+      assert.ok(podSpec(w).tolerations?.some((t: Any) => t.key === 'nvidia.com/gpu' && t.operator === 'Exists'), `${w.metadata.name}: tolerates the GPU taint`);
+      if (component(w) !== 'reward-worker') assert.equal(arg(c, 'device'), 'cuda', `${w.metadata.name}: --device=cuda`);
+    }
+    assert.equal(cfg.reward.device, GPU_OVERLAYS.has(overlay) ? 'cuda' : 'cpu', 'reward.device follows the reward workers\' GPU');
+    // KEDA: in the gpu overlays, on the rollout workers, on this run's queue; the Deployment leaves replicas to it.
+    const sos = objs.filter((o) => o.kind === 'ScaledObject');
+    const rollout = only(objs, 'Deployment', 'rollout-worker');
+    if (GPU_OVERLAYS.has(overlay)) {
+      assert.equal(sos.length, 1);
+      const so = sos[0]!.spec as Any;
+      assert.equal(so.scaleTargetRef.name, rollout.metadata.name);
+      assert.equal(so.scaleTargetRef.kind, 'Deployment');
+      assert.ok(!('replicas' in (rollout.spec as Any)), 'KEDA owns the rollout workers\' replicas');
+      assert.ok(so.minReplicaCount >= 1, 'at least one rollout worker');
+      const q = so.triggers[0].metadata.query as string;
+      assert.match(q, new RegExp(`run_id="${cfg.run.id}"`), 'the KEDA query filters on this run');
+      assert.match(q, /queue="rollout"/);
+    } else assert.equal(sos.length, 0, 'cpu-dev needs no KEDA');
+    // NATS: JetStream's file store limit below the volume.
+    const nats = only(objs, 'StatefulSet', 'nats');
+    const env = Object.fromEntries(podSpec(nats).containers[0].env.filter((e: Any) => 'value' in e).map((e: Any) => [e.name, e.value]));
+    const storage = quantity((nats.spec as Any).volumeClaimTemplates[0].spec.resources.requests.storage);
+    assert.ok(quantity(env.NATS_JS_MAX_FILE_STORE.replace(/B$/, '')) < storage, `max_file_store ${env.NATS_JS_MAX_FILE_STORE} below the volume`);
+  });
+}
+
+test('nats.conf passes nats-server -t with the StatefulSet\'s environment', (t) => {
+  const natsServer = requireTool(t, 'nats-server', 'bash scripts/ensure-nats-server.sh');
+  if (!natsServer) return;
+  for (const overlay of RUN_OVERLAYS) {
+    const objs = rendered.get(overlay)!;
+    const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('recovery-grpo-nats-config'))!;
+    const nats = only(objs, 'StatefulSet', 'nats');
+    const dir = mkdtempSync(join(tmpdir(), 'rg-nats-'));
+    try {
+      const file = join(dir, 'nats.conf');
+      writeFileSync(file, (cm.data as Record<string, string>)['nats.conf']!);
+      const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, POD_NAME: 'recovery-grpo-nats-0' };
+      for (const e of podSpec(nats).containers[0].env) if (e.value !== undefined) env[e.name] = e.value;
+      const r = run(natsServer, ['-t', '-c', file], { env });
+      assert.equal(r.code, 0, `${overlay}: ${r.out}`);
+      assert.ok(podSpec(nats).containers[0].args.includes('--config=/etc/nats/nats.conf'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test('scripts/k8s-secrets.sh --print: a valid Secret with the key every pod mounts', async () => {
+  const r = run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'recovery-grpo', 'recovery-grpo-clip-0p1']);
+  assert.equal(r.code, 0, r.out);
+  const objs = parseK8sYaml(r.out, 'k8s-secrets.sh --print') as K8sObject[];
+  assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`), [
+    'Namespace//recovery-grpo', 'Secret/recovery-grpo/recovery-grpo-auth', 'Namespace//recovery-grpo-clip-0p1', 'Secret/recovery-grpo-clip-0p1/recovery-grpo-auth',
+  ]);
+  const tokens = new Set<string>();
+  for (const o of objs) {
+    await validateK8sObject(o);
+    if (o.kind !== 'Secret') continue;
+    const token = Buffer.from((o.data as Record<string, string>).token!, 'base64').toString('utf8');
+    assert.match(token, /^[0-9a-f]{64}$/, '256 random bits, hex');
+    tokens.add(token);
+  }
+  assert.equal(tokens.size, 2, 'one token per namespace');
+  assert.notEqual(run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'Not_A_Namespace']).code, 0);
+});
+
+test('the container arguments are accepted by the real CLI commands (yargs strict)', async (t) => {
+  const objs = rendered.get('k8s/overlays/gpu-all')!;
+  const { default: yargs } = await import('yargs');
+  for (const w of workloads(objs).filter((o) => component(o)! in ROLES)) {
+    const c = podSpec(w).containers[0] as Any;
+    const verb = c.args[0] as string;
+    let mod: { default: Any };
+    try {
+      mod = await import(`../../cli/commands/${verb}.ts`);
+    } catch (e) {
+      t.diagnostic(`cli/commands/${verb}.ts cannot be loaded (${(e as Error).message.split('\n')[0]}): its arguments are not checked`);
+      continue;
+    }
+    let handled = false;
+    const parser = yargs()
+      .scriptName('recovery-grpo')
+      .strict()
+      .exitProcess(false)
+      .fail((msg: string, err: Error) => {
+        throw err ?? new Error(msg);
+      })
+      .command({ ...mod.default, handler: () => { handled = true; } });
+    await assert.doesNotReject(async () => parser.parseAsync(c.args), `${verb} ${c.args.slice(1).join(' ')}`);
+    assert.ok(handled, `${verb}: the command matched`);
+  }
+  // Not vacuous: an unknown flag is refused.
+  const { default: orch } = await import('../../cli/commands/orchestrator.ts');
+  const bad = yargs().strict().exitProcess(false).fail((msg: string, err: Error) => { throw err ?? new Error(msg); }).command({ ...orch, handler: () => {} });
+  await assert.rejects(async () => bad.parseAsync(['orchestrator', '--metrics-hots=0.0.0.0']), /Unknown argument/);
+});
