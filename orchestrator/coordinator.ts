@@ -226,7 +226,7 @@ export class Coordinator {
       else if (msg.train_result) void this.onTrain(msg.train_result).catch((e: Error) => this.fail(e));
       else if (msg.task_error) {
         const e = msg.task_error;
-        if (s.role === 'LEARNER') this.onLearnerError(e.task_id, e.code, e.message);
+        if (s.role === 'LEARNER') this.onLearnerError(e.task_id, e.code, e.message, e.retryable);
         else this.board.fail(s, e.task_id, e.code, e.message, e.retryable);
       }
     } catch (e) {
@@ -615,11 +615,15 @@ export class Coordinator {
     this.advance();
   }
 
-  private onLearnerError(taskId: string, code: string, message: string): void {
+  private onLearnerError(taskId: string, code: string, message: string, retryable: boolean): void {
     this.log(`learner error on ${taskId}: ${code}: ${message}`);
-    if (code === 'gap') {
-      // The learner is behind what we sent: re-send everything unacknowledged, in order.
-      for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) void this.learner?.send({ train_batch: this.unacked.get(seq)! }).catch(() => undefined);
+    if (code === 'gap' || retryable) {
+      // Nothing was consumed: re-send everything unacknowledged, in order (after a pause if it failed).
+      const resend = () => {
+        for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) void this.learner?.send({ train_batch: this.unacked.get(seq)! }).catch(() => undefined);
+      };
+      if (code === 'gap') resend();
+      else setTimeout(resend, 1000);
       return;
     }
     this.fail(new Error(`learner cannot train batch ${taskId}: ${code}: ${message}`));

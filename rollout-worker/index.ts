@@ -34,6 +34,8 @@ import {
 } from '../lib/worker/index.ts';
 import { PolicyFollower } from './policy-follower.ts';
 
+const IDLE_SWAP_EVERY_MS = 1000;
+
 export interface RolloutWorkerOptions extends WorkerOptions {
   /** How long a task may wait for the policy version it needs (or for any policy). Default 30 s. */
   versionWaitMs?: number;
@@ -234,13 +236,18 @@ class RolloutRole implements WorkerRoleImpl {
     this.settle();
   }
 
+  private lastIdleSwap = 0;
+
   private async loop(): Promise<void> {
     const follower = this.follower!;
     while (!this.closed) {
       if (this.queue.length === 0) {
-        // idle: keep up with the learner so the next task starts on fresh weights
-        if (follower.hasCandidate()) await follower.swapToNewest();
-        else await this.sleep(1000);
+        // Idle: keep up with the learner so the next task starts on fresh weights, but at most once a
+        // second: during the warm start the learner publishes a version per step and nobody rolls out.
+        if (follower.hasCandidate() && Date.now() - this.lastIdleSwap >= IDLE_SWAP_EVERY_MS) {
+          this.lastIdleSwap = Date.now();
+          await follower.swapToNewest();
+        } else await this.sleep(follower.hasCandidate() ? IDLE_SWAP_EVERY_MS : 1000);
         continue;
       }
       const partial = this.queue.some((t) => t.next > 0);

@@ -4,7 +4,7 @@
 // version) is refused for good, counted, and the worker keeps the weights it has.
 import { CheckpointError, type TensorMap } from '../lib/checkpoint/index.ts';
 import { CheckpointIntegrityError, type Announcement, type CheckpointStore, type CheckpointWatch } from '../lib/transport/index.ts';
-import { checkpointFetchFailures, fetchCheckpoint, type RoleContext } from '../lib/worker/index.ts';
+import { fetchCheckpoint, type RoleContext } from '../lib/worker/index.ts';
 
 export interface HeldPolicy {
   version: number;
@@ -96,7 +96,7 @@ export class PolicyFollower {
         : e instanceof CheckpointError
           ? 'invalid'
           : 'unavailable';
-      checkpointFetchFailures(this.ctx.metrics).inc({ reason });
+      this.ctx.metrics.get('checkpoint_fetch_failures_total').inc({ reason });
       const msg = (e as Error).message;
       if (reason === 'unavailable') {
         this.retryAt = Date.now() + TRANSIENT_RETRY_MS;

@@ -85,6 +85,11 @@ export const CATALOGUE = {
   checkpoint_publish_seconds: { type: 'histogram', help: 'Time to store and announce one checkpoint', labels: [], buckets: TRANSFER_BUCKETS },
   checkpoint_fetch_bytes_total: { type: 'counter', help: 'Checkpoint bytes fetched (and verified) from the object store', labels: [] },
   checkpoint_fetch_seconds: { type: 'histogram', help: 'Time to fetch and verify one checkpoint', labels: [], buckets: TRANSFER_BUCKETS },
+  checkpoint_fetch_failures_total: {
+    type: 'counter',
+    help: 'Checkpoints refused or not fetched, by reason: integrity (digest / size), invalid (names, shapes, metadata), unavailable (not in the store, NATS error)',
+    labels: ['reason'],
+  },
 } as const satisfies Record<string, MetricSpec>;
 
 export type Catalogue = typeof CATALOGUE;

@@ -2,5 +2,4 @@
 export * from './options.ts';
 export * from './runtime.ts';
 export * from './checkpoints.ts';
-export * from './metrics.ts';
 export * from './cli.ts';
