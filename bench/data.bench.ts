@@ -1,7 +1,8 @@
 // Data pipeline throughput on one core: decode + resize (to 256x256) + corrupt, per corruption type.
 // Sources: 256x256 PNGs (decode only, no resize needed) and 384x288 PNGs (decode, resize to shorter side
 // 256, centre crop). Levels cycle low / mid / high. Reported: wall-clock images/s, and images per CPU-second
-// of this process (sharp's worker thread included), which is steadier on a shared machine.
+// of this process (sharp's worker thread included). Other load only ever slows a run down, so every figure
+// is the best of ROUNDS rounds (env DATA_BENCH_ROUNDS, default 3) taken at different moments.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,8 @@ import { renderScene } from '../lib/data/procedural.ts';
 
 const SIZE = 256;
 const GOAL = 200;
-const BUDGET_MS = 600;
+const BUDGET_MS = 250;
+const ROUNDS = Math.max(1, Number(process.env.DATA_BENCH_ROUNDS ?? 3));
 const LEVEL_CYCLE = [LEVELS.low, LEVELS.mid, LEVELS.high];
 
 /** Nanoseconds per multiply-add of a plain typed-array loop: how fast this core runs JS right now. */
@@ -54,19 +56,30 @@ export async function run(): Promise<void> {
     const decoded: RgbImage[] = await Promise.all(square.map((p) => decodeImage(p)));
     console.log(`one core (sharp concurrency ${sharp.concurrency()}), ${SIZE}x${SIZE}, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}, ` +
       `JS ${calibrate().toFixed(2)} ns per multiply-add (an idle core: about 1.3)`);
-    const dec256 = await measure((k) => decodeImage(square[k % 8], SIZE));
-    const dec384 = await measure((k) => decodeImage(wide[k % 8], SIZE));
-    console.log(`decode only: 256 PNG ${dec256.wall.toFixed(0)}/s (${dec256.cpu.toFixed(0)}/cpu-s); 384x288 PNG -> 256 ${dec384.wall.toFixed(0)}/s (${dec384.cpu.toFixed(0)}/cpu-s)`);
+    type Row = { only: number; a: { wall: number; cpu: number }; b: { wall: number; cpu: number } };
+    const best = (x: { wall: number; cpu: number } | undefined, y: { wall: number; cpu: number }) =>
+      x ? { wall: Math.max(x.wall, y.wall), cpu: Math.max(x.cpu, y.cpu) } : y;
+    let dec256: { wall: number; cpu: number } | undefined, dec384: typeof dec256;
+    const rows = new Map<string, Row>();
+    for (let round = 0; round < ROUNDS; round++) {
+      dec256 = best(dec256, await measure((k) => decodeImage(square[k % 8], SIZE)));
+      dec384 = best(dec384, await measure((k) => decodeImage(wide[k % 8], SIZE)));
+      for (const type of CORRUPTION_TYPES) {
+        const only = await measure((k) => corrupt(decoded[k % 8], type, LEVEL_CYCLE[k % 3], k));
+        const a = await measure(async (k) => corrupt(await decodeImage(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k));
+        const b = await measure(async (k) => corrupt(await decodeImage(wide[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k));
+        const prev = rows.get(type);
+        rows.set(type, { only: Math.max(prev?.only ?? 0, only.wall), a: best(prev?.a, a), b: best(prev?.b, b) });
+      }
+    }
+    console.log(`decode only: 256 PNG ${dec256!.wall.toFixed(0)}/s (${dec256!.cpu.toFixed(0)}/cpu-s); 384x288 PNG -> 256 ${dec384!.wall.toFixed(0)}/s (${dec384!.cpu.toFixed(0)}/cpu-s)`);
     console.log('');
     console.log('type                     corrupt ms | 256 PNG: img/s  img/cpu-s | 384x288 PNG->256: img/s  img/cpu-s');
     const slow: string[] = [];
-    for (const type of CORRUPTION_TYPES) {
-      const only = await measure((k) => corrupt(decoded[k % 8], type, LEVEL_CYCLE[k % 3], k));
-      const a = await measure(async (k) => corrupt(await decodeImage(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k));
-      const b = await measure(async (k) => corrupt(await decodeImage(wide[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k));
+    for (const [type, { only, a, b }] of rows) {
       if (Math.max(a.wall, a.cpu) < GOAL) slow.push(`${type} (${Math.max(a.wall, a.cpu).toFixed(0)}/s)`);
       console.log(
-        `${type.padEnd(24)} ${(1000 / only.wall).toFixed(2).padStart(10)} | ${a.wall.toFixed(0).padStart(14)} ${a.cpu.toFixed(0).padStart(10)} |` +
+        `${type.padEnd(24)} ${(1000 / only).toFixed(2).padStart(10)} | ${a.wall.toFixed(0).padStart(14)} ${a.cpu.toFixed(0).padStart(10)} |` +
         ` ${b.wall.toFixed(0).padStart(23)} ${b.cpu.toFixed(0).padStart(10)}`,
       );
     }

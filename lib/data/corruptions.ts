@@ -557,17 +557,21 @@ function inpaint(img: RgbImage, mask: Uint8Array): Float32Array {
     const w = Math.ceil(L.w / 2), h = Math.ceil(L.h / 2);
     const c = new Float32Array(w * h * 3), wt = new Float32Array(w * h);
     for (let y = 0; y < h; y++) {
+      const y0 = 2 * y, y1 = Math.min(L.h - 1, y0 + 1);
       for (let x = 0; x < w; x++) {
-        let sw = 0, r = 0, g = 0, b = 0;
-        for (let yy = 2 * y; yy < Math.min(L.h, 2 * y + 2); yy++) {
-          for (let xx = 2 * x; xx < Math.min(L.w, 2 * x + 2); xx++) {
-            const q = yy * L.w + xx, v = L.wt[q];
-            if (v === 0) continue;
-            sw += v; r += v * L.c[q * 3]; g += v * L.c[q * 3 + 1]; b += v * L.c[q * 3 + 2];
-          }
-        }
+        const x0 = 2 * x, x1 = Math.min(L.w - 1, x0 + 1);
+        // The 2x2 children (an odd last row or column repeats its pixel, with half the weight each time).
+        const q0 = y0 * L.w + x0, q1 = y0 * L.w + x1, q2 = y1 * L.w + x0, q3 = y1 * L.w + x1;
+        const scale = (x1 === x0 ? 0.5 : 1) * (y1 === y0 ? 0.5 : 1);
+        const w0 = L.wt[q0] * scale, w1 = L.wt[q1] * scale, w2 = L.wt[q2] * scale, w3 = L.wt[q3] * scale;
+        const sw = w0 + w1 + w2 + w3;
         const p = y * w + x;
-        if (sw > 0) { c[p * 3] = r / sw; c[p * 3 + 1] = g / sw; c[p * 3 + 2] = b / sw; }
+        if (sw > 0) {
+          const lc = L.c;
+          c[p * 3] = (w0 * lc[q0 * 3] + w1 * lc[q1 * 3] + w2 * lc[q2 * 3] + w3 * lc[q3 * 3]) / sw;
+          c[p * 3 + 1] = (w0 * lc[q0 * 3 + 1] + w1 * lc[q1 * 3 + 1] + w2 * lc[q2 * 3 + 1] + w3 * lc[q3 * 3 + 1]) / sw;
+          c[p * 3 + 2] = (w0 * lc[q0 * 3 + 2] + w1 * lc[q1 * 3 + 2] + w2 * lc[q2 * 3 + 2] + w3 * lc[q3 * 3 + 2]) / sw;
+        }
         wt[p] = Math.min(1, sw);
       }
     }

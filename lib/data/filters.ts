@@ -224,13 +224,18 @@ export function asFloat32(src: ArrayLike<number>): Float32Array {
 export const SHARP_THRESHOLD = 1_500_000;
 
 /**
- * Gaussian blur (kernel truncated at 3 sigma) of an RGB image, rounded to 8 bits: separable convolution in
- * JS for small images, libvips' gaussblur (sharp) for large ones.
+ * Gaussian blur (kernel truncated at 3 sigma) of an RGB image, rounded to 8 bits: gaussianBlur in JS when
+ * that is cheap (small images, or large sigmas where it works on a downsampled copy), libvips' gaussblur
+ * (sharp) otherwise.
  */
 export async function blurRgb(img: RgbImage, sigma: number): Promise<Uint8Array> {
   const { width: w, height: h } = img;
-  const taps = 2 * Math.ceil(3 * sigma) + 1;
-  if (w * h * 3 * 2 * taps <= SHARP_THRESHOLD || sigma < 0.3) {
+  // Multiply-adds of the JS path (gaussianBlur: direct below sigma 4, else down/upsampled by floor(sigma/2)).
+  const n = w * h;
+  const f = sigma < 4 ? 1 : Math.floor(sigma / 2);
+  const tapsAt = (sg: number): number => 2 * Math.ceil(3 * sg) + 1;
+  const jsOps = f === 1 ? n * 6 * tapsAt(sigma) : n * 12 + (n / (f * f)) * 6 * tapsAt(sigma / f);
+  if (jsOps <= SHARP_THRESHOLD || sigma < 0.3) {
     const out = new Uint8Array(w * h * 3);
     new Uint8ClampedArray(out.buffer).set(gaussianBlur(img.data, w, h, 3, sigma));
     return out;
