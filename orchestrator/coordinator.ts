@@ -71,6 +71,12 @@ interface OpenBatch {
 
 const SFT_WINDOW = 2;
 
+/** What happened to the run's work, for audits and tests (written as JSON lines by --events). */
+export type RunEvent =
+  | { type: 'rollout'; sample: string; worker: string; version: number; attempt: number }
+  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[] }
+  | { type: 'dropped'; sample: string; reason: string };
+
 export interface CoordinatorOptions {
   config: RunConfig;
   dataset: Dataset;
@@ -79,6 +85,7 @@ export interface CoordinatorOptions {
   /** Persists the state (compare-and-set); throws if another orchestrator wrote in between. */
   persist: (s: RunState) => Promise<void>;
   onProgress?: (p: Progress) => void;
+  onEvent?: (e: RunEvent) => void;
   log?: (line: string) => void;
 }
 
@@ -397,6 +404,7 @@ export class Coordinator {
 
   private dropGroup(group: Group, reason: string): void {
     group.state = 'dropped';
+    this.o.onEvent?.({ type: 'dropped', sample: group.sampleId, reason });
     this.o.metrics.get('samples_dropped_total').inc({ reason });
     this.trySend();
   }
@@ -428,6 +436,7 @@ export class Coordinator {
     group.versions = r.items.map(() => r.policy_version);
     group.state = 'score';
     this.o.metrics.get('rollouts_total').inc(G);
+    this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt });
     this.board.add(this.scoreTask(group));
   }
 
@@ -593,6 +602,10 @@ export class Coordinator {
     this.o.metrics.get('policy_version').set(next.learnerVersion);
     const kind = batch?.kind === 'GRPO' || seq > this.sftSteps ? 'grpo' : 'sft';
     if (r) this.o.metrics.get('train_batches_total').inc({ kind, outcome: r.applied ? 'applied' : r.skipped_reason || 'skipped' });
+    if (r && batch) {
+      const samples = kind === 'grpo' ? [...new Set(batch.sample_ids ?? [])] : (batch.sample_ids ?? []);
+      this.o.onEvent?.({ type: 'trained', seq, kind, applied: r.applied, reason: r.skipped_reason || undefined, version: r.version, samples });
+    }
     if (kind === 'grpo' && batch) this.grpoActions += batch.sample_ids?.length ?? 0;
     const elapsed = (Date.now() - (kind === 'grpo' ? this.grpoStart : this.sftStart)) / 1000;
     const samples = kind === 'grpo' ? this.grpoActions : (seq) * this.cfg.sft.batchSize;

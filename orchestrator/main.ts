@@ -1,6 +1,7 @@
 // The orchestrator process: gRPC server for the workers, the run's Coordinator, run state in a NATS
 // JetStream key-value bucket (so a restarted orchestrator resumes where it stopped), /metrics and /health.
 
+import { appendFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
@@ -25,6 +26,8 @@ export interface OrchestratorOptions {
   metricsHost?: string;
   auth?: ServerAuth;
   onProgress?: (p: Progress) => void;
+  /** Appends every RunEvent as a JSON line to this file. */
+  eventsFile?: string;
   log?: (line: string) => void;
 }
 
@@ -63,6 +66,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     state,
     log,
     onProgress: o.onProgress,
+    onEvent: o.eventsFile ? (e) => appendFileSync(o.eventsFile!, `${JSON.stringify({ t: Date.now(), ...e })}\n`) : undefined,
     persist: async (next) => {
       // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
       revision = await store.update(next, revision);

@@ -13,6 +13,7 @@ interface Args extends ConfigArgs {
   tlsKey?: string;
   tlsCa?: string;
   requireClientCert?: boolean;
+  events?: string;
 }
 
 /** A secret from a file (trailing newline dropped) or, failing that, the environment. Never logged. */
@@ -40,6 +41,7 @@ const command: CommandModule<object, Args> = {
       .option('tls-cert', { type: 'string', describe: 'server certificate (PEM file)' })
       .option('tls-key', { type: 'string', describe: 'server key (PEM file)' })
       .option('tls-ca', { type: 'string', describe: 'CA for client certificates (mutual TLS)' })
+      .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail)' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' }) as never,
   handler: async (args) => {
     const { runOrchestrator } = await import('../../orchestrator/main.ts');
@@ -55,6 +57,7 @@ const command: CommandModule<object, Args> = {
       metricsHost: args.metricsHost,
       auth: token || tls ? { token, tls } : undefined,
       onProgress: (p) => console.log(formatProgress(p)),
+      eventsFile: args.events,
     });
     const stop = async () => {
       await orch.stop();

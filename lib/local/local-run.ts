@@ -113,7 +113,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     sup.start({
       name: 'orchestrator',
       command: process.execPath,
-      args: [BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort)],
+      args: [BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort), '--events', join(out, 'events.jsonl')],
       doneOnExitCode: 0,
       onLine: (line) => {
         if (line.startsWith('[sft]')) sftEnd = Date.now();
