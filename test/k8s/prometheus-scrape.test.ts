@@ -1,0 +1,275 @@
+// Integration: Debian's Prometheus, started on loopback, scrapes recovery-grpo metrics endpoints (lib/metrics:
+// createMetrics + startMetricsServer), loads the alert rules of k8s/monitoring/prometheusrule.yaml, and answers
+// through its HTTP API: the run's series are there with run_id and role, they move (the policy version rises), every
+// rule evaluates cleanly, every dashboard query runs, and an alert fires on a NaN loss.
+//
+// TODO(local run): the scrape targets are in-test exporters (startTargets below) whose series move on a timer. Plug
+// the real short local run in there: start it (lib/local/local-run.ts, `recovery-grpo demo`, with a few GRPO steps),
+// return the /metrics address of each of its processes (orchestrator, rollout worker(s), reward worker(s), learner)
+// with the pod label to give it, and its run id, and stop it in stop(). Nothing else in this file needs to change;
+// the in-test exporters can then go, except alertExporter (the NaN-loss alert check).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { createMetrics, startMetricsServer, type MetricsServer } from '../../lib/metrics/index.ts';
+import { freePort } from '../helpers/nats.ts';
+import { renderKustomization } from './kustomize.ts';
+import { requireTool } from './tools.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Target {
+  /** host:port of a /metrics endpoint. */
+  address: string;
+  /** The pod label Prometheus gives its series (as the PodMonitor would). */
+  pod: string;
+}
+interface Targets {
+  runId: string;
+  targets: Target[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The run Prometheus scrapes. For now: one exporter per role, series moving every 200 ms, the role labels the real
+ * processes use. See the TODO at the top: the short local run replaces this.
+ */
+async function startTargets(): Promise<Targets> {
+  const runId = 'scrape-test';
+  const servers: MetricsServer[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const roles = ['orchestrator', 'rollout', 'reward', 'learner'] as const;
+  let version = 0;
+  for (const role of roles) {
+    const m = createMetrics(runId, role);
+    const tick = () => {
+      if (role === 'learner') {
+        version++;
+        m.get('policy_version').set(version);
+        m.get('train_steps_total').inc({ kind: 'grpo' });
+        m.get('train_batches_total').inc({ kind: 'grpo', outcome: 'applied' });
+        m.get('loss').set({ kind: 'grpo' }, 0.01 / version);
+        m.get('kl').set(1e-4 * version);
+        m.get('clip_fraction').set(0.1);
+        m.get('grad_norm').set(0.5);
+        m.get('logp_mismatch').set(0);
+        m.get('staleness').observe(0);
+        m.get('checkpoint_publish_seconds').observe(0.02);
+        m.get('checkpoint_publish_bytes_total').inc(40_000);
+      } else if (role === 'rollout') {
+        m.get('policy_version').set(Math.max(0, version - 1));
+        m.get('rollouts_total').inc(8);
+        m.get('checkpoint_fetch_seconds').observe(0.01);
+        m.get('checkpoint_fetch_bytes_total').inc(40_000);
+      } else if (role === 'reward') {
+        m.get('scores_total').inc(8);
+      } else {
+        m.get('policy_version').set(version);
+        m.get('queue_depth').set({ queue: 'rollout' }, version % 5);
+        m.get('queue_depth').set({ queue: 'score' }, version % 3);
+        for (const w of ['rollout', 'reward', 'learner'] as const) {
+          m.get('workers_connected').set({ worker_role: w }, w === 'learner' ? 1 : 2);
+          m.get('tasks_dispatched_total').inc({ worker_role: w });
+          m.get('tasks_completed_total').inc({ worker_role: w, outcome: 'ok' });
+          m.get('task_latency_seconds').observe({ worker_role: w }, 0.05);
+        }
+        m.get('rollouts_total').inc(8);
+        m.get('scores_total').inc(8);
+        m.get('reward_mean').set(0.9 + 0.001 * version);
+        m.get('reward').observe(0.9);
+        m.get('reward_component_mean').set({ component: 'ssim' }, 0.92);
+        m.get('reward_component_mean').set({ component: 'clip_cos' }, 0.97);
+        m.get('reward_component').observe({ component: 'ssim' }, 0.92);
+        m.get('advantage_std').set(1);
+        m.get('zero_variance_group_fraction').set(0);
+      }
+    };
+    tick();
+    timers.push(setInterval(tick, 200));
+    servers.push(await startMetricsServer({ port: 0, registry: m.registry }));
+  }
+  return {
+    runId,
+    targets: servers.map((s, i) => ({ address: s.url.replace(/^http:\/\//, ''), pod: `${roles[i]}-0` })),
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      await Promise.all(servers.map((s) => s.close()));
+    },
+  };
+}
+
+/** A learner whose loss turns NaN: RecoveryGrpoNonFiniteLoss must fire. */
+async function alertExporter(): Promise<{ target: Target; runId: string; stop(): Promise<void> }> {
+  const m = createMetrics('nan-test', 'learner', { processMetrics: false });
+  m.get('loss').set({ kind: 'grpo' }, Number.NaN);
+  m.get('policy_version').set(1);
+  const s = await startMetricsServer({ port: 0, registry: m.registry });
+  return { target: { address: s.url.replace(/^http:\/\//, ''), pod: 'nan-learner-0' }, runId: 'nan-test', stop: () => s.close() };
+}
+
+interface Prometheus {
+  url: string;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+async function startPrometheus(bin: string, targets: Target[], rulesFile: string): Promise<Prometheus> {
+  const dir = mkdtempSync(join(tmpdir(), 'rg-prometheus-'));
+  const port = await freePort();
+  const config = {
+    global: { scrape_interval: '1s', scrape_timeout: '800ms', evaluation_interval: '1s' },
+    rule_files: [rulesFile],
+    // As the PodMonitor does it: job "recovery-grpo", namespace and pod target labels.
+    scrape_configs: [{ job_name: 'recovery-grpo', static_configs: targets.map((t) => ({ targets: [t.address], labels: { namespace: 'local', pod: t.pod } })) }],
+  };
+  writeFileSync(join(dir, 'prometheus.yml'), YAML.stringify(config));
+  let out = '';
+  const child: ChildProcess = spawn(
+    bin,
+    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout!.on('data', (d) => (out = (out + d).slice(-4000)));
+  child.stderr!.on('data', (d) => (out = (out + d).slice(-4000)));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`prometheus exited (${child.exitCode}):\n${out}`);
+    }
+    try {
+      if ((await fetch(`${url}/-/ready`)).ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`prometheus not ready after 30 s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, stop, log: () => out };
+}
+
+type Sample = { metric: Record<string, string>; value: [number, string] };
+async function query(prom: Prometheus, expr: string): Promise<Sample[]> {
+  const res = await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  const body = (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: Sample[] } };
+  if (body.status !== 'success') throw new Error(`query ${expr}: ${body.error}`);
+  return body.data!.resultType === 'vector' ? body.data!.result : [];
+}
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+test('Prometheus scrapes a run: series there with run_id and role, the policy version rises, rules and dashboard queries evaluate, a NaN loss fires its alert', { timeout: 120_000 }, async (t) => {
+  const bin = requireTool(t, 'prometheus');
+  if (!bin) return;
+
+  const rule = renderKustomization(join(ROOT, 'k8s/monitoring')).find((o) => o.kind === 'PrometheusRule')!;
+  const dir = mkdtempSync(join(tmpdir(), 'rg-prom-rules-'));
+  const rulesFile = join(dir, 'rules.yml');
+  writeFileSync(rulesFile, YAML.stringify({ groups: (rule.spec as { groups: unknown[] }).groups }));
+
+  const run = await startTargets();
+  const nan = await alertExporter();
+  let prom: Prometheus | undefined;
+  try {
+    prom = await startPrometheus(bin, [...run.targets, nan.target], rulesFile);
+    const p = prom;
+    const R = `run_id="${run.runId}"`;
+
+    // Every target up.
+    await until('every target up', async () => {
+      const up = await query(p, 'up{job="recovery-grpo"} == 1');
+      return up.length === run.targets.length + 1 ? up : undefined;
+    });
+
+    // The run's series, with run_id and role, from every role.
+    const roles = await until('series from every role', async () => {
+      const r = await query(p, `count by (role) ({__name__=~"recovery_grpo_.+", ${R}})`);
+      return r.length >= 4 ? r : undefined;
+    });
+    assert.deepEqual(roles.map((s) => s.metric.role).sort(), ['learner', 'orchestrator', 'reward', 'rollout']);
+    assert.deepEqual(await query(p, '{__name__=~"recovery_grpo_.+", run_id=""}'), [], 'every series carries run_id');
+    assert.deepEqual(await query(p, '{__name__=~"recovery_grpo_.+", role=""}'), [], 'every series carries role');
+
+    // The policy version rises.
+    const version = async () => {
+      const r = await query(p, `max(recovery_grpo_policy_version{${R}, role="learner"})`);
+      return r.length ? Number(r[0]!.value[1]) : undefined;
+    };
+    const v1 = await until('a policy version', version);
+    const v2 = await until('the policy version to rise', async () => {
+      const v = await version();
+      return v !== undefined && v > v1 ? v : undefined;
+    });
+    t.diagnostic(`policy version ${v1} -> ${v2}`);
+    const steps = await until('training steps counted', async () => {
+      const r = await query(p, `sum(increase(recovery_grpo_train_steps_total{${R}}[1m]))`);
+      return r.length && Number(r[0]!.value[1]) > 0 ? Number(r[0]!.value[1]) : undefined;
+    });
+    assert.ok(steps > 0);
+
+    // Every alert rule loaded and evaluated without error.
+    const rules = await until('every rule evaluated', async () => {
+      const res = (await (await fetch(`${p.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string; lastEvaluation: string }[] }[] } };
+      const all = res.data.groups.flatMap((g) => g.rules);
+      return all.length > 0 && all.every((r) => !r.lastEvaluation.startsWith('0001-')) ? all : undefined;
+    });
+    const expected = (rule.spec as { groups: { rules: unknown[] }[] }).groups.flatMap((g) => g.rules).length;
+    assert.equal(rules.length, expected, 'every rule of the PrometheusRule loaded');
+    assert.deepEqual(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.lastError}`), []);
+
+    // The NaN loss fires RecoveryGrpoNonFiniteLoss (prom-client writes NaN, Prometheus reads it, the rule sees it).
+    const firing = await until('RecoveryGrpoNonFiniteLoss firing', async () => {
+      const res = (await (await fetch(`${p.url}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
+      const a = res.data.alerts.filter((x) => x.labels.alertname === 'RecoveryGrpoNonFiniteLoss' && x.state === 'firing');
+      return a.length ? a : undefined;
+    });
+    assert.deepEqual(firing.map((a) => a.labels.run_id), [nan.runId], 'only the NaN run alerts');
+
+    // Every dashboard query runs; the overview panels have data.
+    const dashboard = JSON.parse(readFileSync(join(ROOT, 'k8s/monitoring/dashboards/recovery-grpo.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string; refId: string }[] }[] };
+    const empty: string[] = [];
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets ?? []) {
+        const expr = target.expr.replaceAll('$__rate_interval', '1m').replaceAll('$run_id', run.runId);
+        const result = await query(p, expr); // throws on a query error
+        if (result.length === 0) empty.push(`${panel.title} ${target.refId}`);
+      }
+    }
+    for (const overview of ['Policy version (learner)', 'Training steps per minute', 'Mean reward', 'Workers connected']) {
+      assert.ok(!empty.some((e) => e.startsWith(`${overview} `)), `overview panel "${overview}" has data`);
+    }
+    t.diagnostic(empty.length ? `dashboard queries without data in this run: ${empty.join(', ')}` : 'every dashboard query has data');
+  } catch (e) {
+    if (prom) t.diagnostic(`prometheus log:\n${prom.log()}`);
+    throw e;
+  } finally {
+    await prom?.stop();
+    await run.stop();
+    await nan.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
