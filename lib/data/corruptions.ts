@@ -173,15 +173,47 @@ const lensFlare: Impl = (img, { i, s, stream }) => {
 
 /**
  * Linear motion blur: the mean along a line of length max(5, 30i) px at a random angle (the pipeline's
- * rotated np.diag(ones(len)) kernel), computed in O(pixels) by lineBlur.
+ * rotated np.diag(ones(len)) kernel). Short lines on large images go to libvips as a sparse kernel; otherwise
+ * lineBlur does it in O(pixels) whatever the length.
  */
-const motionBlur: Impl = (img, { i, s, stream }) => {
+const motionBlur: Impl = async (img, { i, s, stream }) => {
   const angle = stream('angle').uniform(0, 2 * Math.PI);
   const len = Math.max(2, Math.max(5, Math.floor(30 * i)) * s);
+  if (img.width * img.height >= 128 * 128 && len <= 16) {
+    const { kernel, side } = lineKernel(len, angle);
+    return { width: img.width, height: img.height, data: await convolveRgb(img, kernel, side) };
+  }
   const out = newImage(img.width, img.height);
   clamped(out.data).set(lineBlur(img.data, img.width, img.height, len, angle));
   return out;
 };
+
+/**
+ * A normalised line kernel: points every 0.25 px along a segment of `len` px through the centre, each
+ * splatted bilinearly (as OpenCV's rotated np.diag(ones(len)) in the pipeline).
+ */
+function lineKernel(len: number, angle: number): { kernel: Float32Array; side: number } {
+  const R = Math.ceil(len / 2) + 1;
+  const side = 2 * R + 1;
+  const kernel = new Float32Array(side * side);
+  const half = (len - 1) / 2;
+  const steps = Math.max(2, Math.ceil(len * 4));
+  const cs = Math.cos(angle), sn = Math.sin(angle);
+  for (let k = 0; k <= steps; k++) {
+    const t = -half + (2 * half * k) / steps;
+    const px = t * cs + R, py = t * sn + R;
+    const x0 = Math.floor(px), y0 = Math.floor(py);
+    const fx = px - x0, fy = py - y0;
+    kernel[y0 * side + x0] += (1 - fx) * (1 - fy);
+    kernel[y0 * side + x0 + 1] += fx * (1 - fy);
+    kernel[(y0 + 1) * side + x0] += (1 - fx) * fy;
+    kernel[(y0 + 1) * side + x0 + 1] += fx * fy;
+  }
+  let total = 0;
+  for (const v of kernel) total += v;
+  for (let k = 0; k < kernel.length; k++) kernel[k] = kernel[k] > 1e-4 * total ? kernel[k] / total : 0;
+  return { kernel, side };
+}
 
 /**
  * Dirt: blotches (10i ellipses 150..300 x 100..200 px above i 0.1, 300i spots r 4..20 px, 5i double drops

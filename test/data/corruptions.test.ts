@@ -140,3 +140,16 @@ test('mix: weights per type or per family, level ranges, and bad mixes', () => {
   assert.throws(() => corruptionMixSchema.parse({ levels: [1.5] }));
   assert.throws(() => corruptionMixSchema.parse({ levels: { min: 0.8, max: 0.2 } }));
 });
+
+test('large images take the libvips paths: still deterministic, still monotone', async () => {
+  const img = scene(3, 160); // above the JS/libvips cut-over for these types
+  for (const t of ['lens_blur', 'motion_blur', 'sharpness_change', 'color_diffusion'] as const) {
+    const s: number[] = [];
+    for (const level of LEVEL_LIST) {
+      const a = await corrupt(img, t, level, 4);
+      assert.ok(sameBytes(a, await corrupt(img, t, level, 4)), `${t} deterministic at 160 px`);
+      s.push(ssimOf(img, a));
+    }
+    assert.ok(s[0] < 1 && s[1] <= s[0] && s[2] <= s[1], `${t} at 160 px: SSIM ${s.map((v) => v.toFixed(4)).join(' -> ')}`);
+  }
+});
