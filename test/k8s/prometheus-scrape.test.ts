@@ -19,6 +19,7 @@ import YAML from 'yaml';
 import { createMetrics, startMetricsServer, type MetricsServer } from '../../lib/metrics/index.ts';
 import { freePort } from '../helpers/nats.ts';
 import { renderKustomization } from './kustomize.ts';
+import { LABEL_VALUES } from './promql.ts';
 import { requireTool } from './tools.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -213,6 +214,11 @@ test('Prometheus scrapes a run: series there with run_id and role, the policy ve
     assert.deepEqual(roles.map((s) => s.metric.role).sort(), ['learner', 'orchestrator', 'reward', 'rollout']);
     assert.deepEqual(await query(p, '{__name__=~"recovery_grpo_.+", run_id=""}'), [], 'every series carries run_id');
     assert.deepEqual(await query(p, '{__name__=~"recovery_grpo_.+", role=""}'), [], 'every series carries role');
+    // Label values follow the catalogue's conventions (lower-case roles: the dashboard and alerts match on them).
+    for (const [label, allowed] of Object.entries(LABEL_VALUES)) {
+      const seen = (await query(p, `count by (${label}) ({__name__=~"recovery_grpo_.+", ${R}, ${label}!=""})`)).map((s) => s.metric[label]!);
+      assert.deepEqual(seen.filter((v) => !allowed.includes(v)), [], `${label} values ${seen.join(', ')}: expected among ${allowed.join(', ')}`);
+    }
 
     // The policy version rises.
     const version = async () => {
