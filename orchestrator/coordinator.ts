@@ -73,8 +73,9 @@ const SFT_WINDOW = 2;
 
 /** What happened to the run's work, for audits and tests (written as JSON lines by --events). */
 export type RunEvent =
-  | { type: 'rollout'; sample: string; worker: string; version: number; attempt: number }
-  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[] }
+  | { type: 'rollout'; sample: string; worker: string; version: number; attempt: number; compute_ms: number }
+  | { type: 'scored'; sample: string; worker: string; reward: number; compute_ms: number }
+  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[]; compute_ms: number }
   | { type: 'dropped'; sample: string; reason: string };
 
 export interface CoordinatorOptions {
@@ -436,7 +437,7 @@ export class Coordinator {
     group.versions = r.items.map(() => r.policy_version);
     group.state = 'score';
     this.o.metrics.get('rollouts_total').inc(G);
-    this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt });
+    this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt, compute_ms: r.compute_ms });
     this.board.add(this.scoreTask(group));
   }
 
@@ -455,6 +456,7 @@ export class Coordinator {
     const rewards = components.map((c) => this.reward.evaluate(c));
     group.components = components;
     group.rewards = rewards;
+    this.o.onEvent?.({ type: 'scored', sample: group.sampleId, worker: s.workerId, reward: rewards.reduce((a, b) => a + b, 0) / G, compute_ms: r.compute_ms });
     for (let i = 0; i < G; i++) {
       this.o.metrics.get('reward').observe(rewards[i]);
       for (const [name, v] of Object.entries(components[i])) this.o.metrics.get('reward_component').observe({ component: name }, v);
@@ -604,7 +606,7 @@ export class Coordinator {
     if (r) this.o.metrics.get('train_batches_total').inc({ kind, outcome: r.applied ? 'applied' : r.skipped_reason || 'skipped' });
     if (r && batch) {
       const samples = kind === 'grpo' ? [...new Set(batch.sample_ids ?? [])] : (batch.sample_ids ?? []);
-      this.o.onEvent?.({ type: 'trained', seq, kind, applied: r.applied, reason: r.skipped_reason || undefined, version: r.version, samples });
+      this.o.onEvent?.({ type: 'trained', seq, kind, applied: r.applied, reason: r.skipped_reason || undefined, version: r.version, samples, compute_ms: r.compute_ms });
     }
     if (kind === 'grpo' && batch) this.grpoActions += batch.sample_ids?.length ?? 0;
     const elapsed = (Date.now() - (kind === 'grpo' ? this.grpoStart : this.sftStart)) / 1000;
