@@ -195,6 +195,12 @@ export const ROWS: Row[] = [
         unit: 's',
       },
       {
+        title: 'Checkpoint fetch failures',
+        description: 'Checkpoints rollout workers refused or could not fetch, per second, by reason: integrity (digest, size), invalid (names, shapes, metadata), unavailable (not in the store, NATS error).',
+        targets: [q(`sum by (reason) (rate(recovery_grpo_checkpoint_fetch_failures_total{${R}}[$__rate_interval]))`, '{{reason}}')],
+        unit: 'ops',
+      },
+      {
         title: 'Checkpoint bytes',
         description: 'Checkpoint bytes published to and fetched from the NATS object store, per second.',
         targets: [
