@@ -391,13 +391,14 @@ class LearnerRole implements WorkerRoleImpl {
     };
     next.latest = await this.publish(next);
     this.st = next;
-    await this.prune(next);
     m.get('policy_version').set(next.version);
     m.get('train_steps_total').inc({ kind });
     m.get('train_batches_total').inc({ kind, outcome: 'applied' });
     m.get('loss').set({ kind }, fields.loss);
     m.get('grad_norm').set(fields.grad_norm);
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: true, compute_ms: performance.now() - t0 }) });
+    // Pruning is housekeeping: after the acknowledgement, off the run's critical path.
+    await this.prune(next);
   }
 
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh. */

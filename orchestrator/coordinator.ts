@@ -144,6 +144,7 @@ export class Coordinator {
       onGiveUp: (task, reason) => this.dropTask(task, reason),
     });
     o.metrics.get('policy_version').set(o.state.learnerVersion);
+    this.updateWorkerGauge(); // zero for every role until one connects, so "no workers" alerts can fire
   }
 
   get state(): RunState {
@@ -272,6 +273,7 @@ export class Coordinator {
       if (!this.grpoStart) this.grpoStart = Date.now();
       void this.openBatch(k).catch((e: Error) => this.fail(e));
     }
+    if (this.nextK < this.cfg.grpo.steps) this.preload(this.cursorsOf(this.nextK));
   }
 
   private seqOf(k: number): number {
@@ -288,8 +290,25 @@ export class Coordinator {
     }).catch((e: Error) => this.fail(e));
   }
 
-  private async load(cursor: number): Promise<Sample> {
+  private readonly preloaded = new Map<number, Promise<Sample>>();
+
+  /** A dataset sample (decoding and corruption take milliseconds: the next batch's are loaded ahead). */
+  private load(cursor: number): Promise<Sample> {
+    const hit = this.preloaded.get(cursor);
+    if (hit) {
+      this.preloaded.delete(cursor);
+      return hit;
+    }
     return this.o.dataset.sample(cursor);
+  }
+
+  private preload(cursors: number[]): void {
+    for (const c of cursors) {
+      if (this.preloaded.has(c)) continue;
+      const p = this.o.dataset.sample(c);
+      p.catch(() => undefined); // a failure surfaces when the sample is really needed
+      this.preloaded.set(c, p);
+    }
   }
 
   private tensor(data: Float32Array, shape: number[]) {
@@ -321,12 +340,9 @@ export class Coordinator {
   }
 
   private async openBatch(k: number): Promise<void> {
-    const S = this.cfg.grpo.samplesPerBatch;
     const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [] };
     this.open.set(k, batch);
-    const base = this.sftSteps * this.cfg.sft.batchSize + k * S;
-    for (let j = 0; j < S; j++) {
-      const cursor = base + j;
+    for (const cursor of this.cursorsOf(k)) {
       const s = await this.load(cursor);
       const group: Group = {
         k,
@@ -343,6 +359,13 @@ export class Coordinator {
       batch.groups.push(group);
       this.board.add(this.rolloutTask(group));
     }
+  }
+
+  /** The dataset cursors of GRPO batch k (after the warm start's). */
+  private cursorsOf(k: number): number[] {
+    const S = this.cfg.grpo.samplesPerBatch;
+    const base = this.sftSteps * this.cfg.sft.batchSize + k * S;
+    return Array.from({ length: S }, (_, j) => base + j);
   }
 
   private rolloutTask(group: Group): Task & { group: Group } {

@@ -53,12 +53,12 @@ export class TaskBoard {
   complete(session: WorkerSession, taskId: string): Task | undefined {
     const t = this.active.get(taskId);
     if (!t) {
-      this.o.metrics.get('duplicate_results_total').inc({ worker_role: session.role });
+      this.o.metrics.get('duplicate_results_total').inc({ worker_role: session.role.toLowerCase() });
       return undefined;
     }
     this.active.delete(taskId);
-    if (t.dispatchedAt) this.o.metrics.get('task_latency_seconds').observe({ worker_role: t.role }, (Date.now() - t.dispatchedAt) / 1000);
-    this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role, outcome: 'ok' });
+    if (t.dispatchedAt) this.o.metrics.get('task_latency_seconds').observe({ worker_role: t.role.toLowerCase() }, (Date.now() - t.dispatchedAt) / 1000);
+    this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role.toLowerCase(), outcome: 'ok' });
     this.pump();
     return t;
   }
@@ -66,9 +66,9 @@ export class TaskBoard {
   /** A worker could not do a task: retry elsewhere, or give up after maxAttempts. */
   fail(session: WorkerSession, taskId: string, code: string, message: string, retryable: boolean): void {
     const t = this.active.get(taskId);
-    this.o.metrics.get('task_errors_total').inc({ worker_role: session.role, code: code || 'unknown' });
+    this.o.metrics.get('task_errors_total').inc({ worker_role: session.role.toLowerCase(), code: code || 'unknown' });
     if (!t || t.holder !== session) return;
-    this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role, outcome: 'error' });
+    this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role.toLowerCase(), outcome: 'error' });
     if (!retryable || t.attempt >= this.o.maxAttempts) {
       this.active.delete(taskId);
       this.o.onGiveUp(t, `${code}: ${message}`);
@@ -91,7 +91,7 @@ export class TaskBoard {
   expireLeases(now = Date.now()): void {
     for (const t of [...this.active.values()]) {
       if (t.deadline !== undefined && t.deadline < now) {
-        this.o.metrics.get('lease_expiries_total').inc({ worker_role: t.role });
+        this.o.metrics.get('lease_expiries_total').inc({ worker_role: t.role.toLowerCase() });
         const old = t.holder;
         this.requeue(t, 'lease expired');
         old?.send({ cancel_task: { task_id: t.id, reason: 'lease expired' } }).catch(() => undefined);
@@ -102,7 +102,7 @@ export class TaskBoard {
 
   private requeue(t: Task, _reason: string): void {
     this.active.delete(t.id);
-    this.o.metrics.get('redispatches_total').inc({ worker_role: t.role });
+    this.o.metrics.get('redispatches_total').inc({ worker_role: t.role.toLowerCase() });
     t.holder = undefined;
     t.deadline = undefined;
     if (t.attempt >= this.o.maxAttempts) {
@@ -127,7 +127,7 @@ export class TaskBoard {
       t.dispatchedAt = Date.now();
       t.deadline = t.dispatchedAt + this.o.leaseMs;
       this.active.set(t.id, t);
-      this.o.metrics.get('tasks_dispatched_total').inc({ worker_role: t.role });
+      this.o.metrics.get('tasks_dispatched_total').inc({ worker_role: t.role.toLowerCase() });
       worker.send(t.message(t.attempt, this.o.leaseMs)).catch((e: Error) => {
         if (this.active.get(t.id) === t && t.holder === worker) this.requeue(t, `send failed: ${e.message}`);
       });
