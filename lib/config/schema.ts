@@ -6,6 +6,7 @@
 // its defaults; descriptions say where a default comes from (the paper / Flow-GRPO / the feasibility study).
 
 import { z } from 'zod';
+import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 
 const int = () => z.number().int();
 const positive = () => z.number().gt(0);
@@ -28,8 +29,13 @@ export const runSchema = z.strictObject({
     .describe('Folder for local outputs (checkpoints, logs, eval images).'),
 }).describe('Identity and reproducibility of the run.');
 
-// TODO(lib/data): embed lib/data/dataset.ts's exported datasetSpecSchema / corruptionMixSchema here once they land
-// (the shapes below are the stand-in agreed for now; the config engineer will reconcile).
+// The user-facing data section. lib/data has its own internal spec (datasetSpecSchema, corruptionMixSchema);
+// lib/data/dataset.ts's dataConfigFrom() is the one adapter between the two. Type names are checked here,
+// at load, against lib/data's list, so a typo fails before any process starts.
+const corruptionType = z.string().refine((t) => (CORRUPTION_TYPES as readonly string[]).includes(t), {
+  message: `must be one of ${CORRUPTION_TYPES.join(', ')}`,
+});
+
 export const dataSchema = z.strictObject({
   source: z.strictObject({
     kind: z.enum(['procedural', 'folder', 'manifest']).default('procedural')
@@ -48,9 +54,9 @@ export const dataSchema = z.strictObject({
   evalFraction: fraction().default(0.125)
     .describe('Fraction of the clean images held out for evaluation (never trained on).'),
   corruptions: z.strictObject({
-    types: z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]).default('all')
+    types: z.union([z.literal('all'), z.array(corruptionType).min(1)]).default('all')
       .describe("Corruption types to sample: 'all' (the 16 of the Robust-R1 pipeline) or a list of type names, e.g. [gaussian_noise, motion_blur]."),
-    weights: z.record(z.string(), z.number().gte(0)).optional()
+    weights: z.record(corruptionType, z.number().gte(0)).optional()
       .describe('Relative sampling weight per corruption type (types not listed weigh 1). Absent: uniform.'),
     levels: z.array(z.number().gt(0).lte(1)).min(1).default([0.23, 0.45, 0.9])
       .describe('Corruption intensities to sample from (the paper: 0.23 / 0.45 / 0.9).'),
