@@ -286,6 +286,7 @@ export class Coordinator {
       const batch = await build();
       if (!batch) return;
       this.unacked.set(batch.batch_seq!, batch);
+      this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
       if (this.learner?.isOpen) await this.learner.send({ train_batch: batch }).catch(() => undefined);
     }).catch((e: Error) => this.fail(e));
   }
@@ -617,6 +618,7 @@ export class Coordinator {
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
     for (const s of [...this.unacked.keys()]) if (s <= seq) this.unacked.delete(s);
+    this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
     for (const [k, b] of this.open) if (b.seq <= seq) this.open.delete(k);
     if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);
     if (seq > this.sftSteps) {

@@ -132,8 +132,8 @@ export class TaskBoard {
         if (this.active.get(t.id) === t && t.holder === worker) this.requeue(t, `send failed: ${e.message}`);
       });
     }
-    for (const role of ['ROLLOUT', 'REWARD'] as const) {
-      this.o.metrics.get('queue_depth').set({ queue: role.toLowerCase() }, this.queue.filter((t) => t.role === role).length);
+    for (const [role, queue] of [['ROLLOUT', 'rollout'], ['REWARD', 'score']] as const) {
+      this.o.metrics.get('queue_depth').set({ queue }, this.queue.filter((t) => t.role === role).length);
     }
   }
 

@@ -32,7 +32,7 @@ export interface LocalRunOptions {
   natsUrl?: string;
   log?: (line: string) => void;
   /** Called once every process is up (fault tests inject faults from here). */
-  onStarted?: (s: Supervisor, info: { grpcPort: number; natsPort: number; metricsPort: number; config: RunConfig }) => void;
+  onStarted?: (s: Supervisor, info: { grpcPort: number; natsPort: number; metricsPort: number; metricsPorts: Record<string, number>; config: RunConfig }) => void;
 }
 
 export interface Summary {
@@ -123,17 +123,21 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         if (!m || Number(m[1]) % 50 === 0 || Number(m[1]) === config.sft.steps) log(line);
       },
     });
-    const worker = (role: string, name: string) =>
+    // Every process gets a fixed metrics port (kept across restarts), so it can be scraped.
+    const metricsPorts: Record<string, number> = { orchestrator: metricsPort };
+    const worker = async (role: string, name: string) => {
+      metricsPorts[name] = await freePort();
       sup.start({
         name,
         command: process.execPath,
-        args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', '0', '--worker-id', name],
+        args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name],
         doneOnExitCode: 0,
       });
-    worker('learner', 'learner');
-    for (let i = 0; i < (o.rolloutWorkers ?? 1); i++) worker('rollout-worker', `rollout-${i}`);
-    for (let i = 0; i < (o.rewardWorkers ?? 1); i++) worker('reward-worker', `reward-${i}`);
-    o.onStarted?.(sup, { grpcPort, natsPort, metricsPort, config });
+    };
+    await worker('learner', 'learner');
+    for (let i = 0; i < (o.rolloutWorkers ?? 1); i++) await worker('rollout-worker', `rollout-${i}`);
+    for (let i = 0; i < (o.rewardWorkers ?? 1); i++) await worker('reward-worker', `reward-${i}`);
+    o.onStarted?.(sup, { grpcPort, natsPort, metricsPort, metricsPorts, config });
     await sup.whenDone('orchestrator');
     const grpoSeconds = (Date.now() - (sftEnd || t0)) / 1000;
     log(`[local] training finished: ${lastLine}`);

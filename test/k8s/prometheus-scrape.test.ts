@@ -3,11 +3,8 @@
 // through its HTTP API: the run's series are there with run_id and role, they move (the policy version rises), every
 // rule evaluates cleanly, every dashboard query runs, and an alert fires on a NaN loss.
 //
-// TODO(local run): the scrape targets are in-test exporters (startTargets below) whose series move on a timer. Plug
-// the real short local run in there: start it (lib/local/local-run.ts, `recovery-grpo demo`, with a few GRPO steps),
-// return the /metrics address of each of its processes (orchestrator, rollout worker(s), reward worker(s), learner)
-// with the pod label to give it, and its run id, and stop it in stop(). Nothing else in this file needs to change;
-// the in-test exporters can then go, except alertExporter (the NaN-loss alert check).
+// The scrape targets are the processes of a short real local run (startTargets); alertExporter is an in-test
+// exporter whose loss is NaN, for the alert check.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,9 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { createMetrics, startMetricsServer, type MetricsServer } from '../../lib/metrics/index.ts';
+import { createMetrics, startMetricsServer } from '../../lib/metrics/index.ts';
 import { freePort } from '../helpers/nats.ts';
 import { renderKustomization } from './kustomize.ts';
+import { runLocal } from '../../lib/local/local-run.ts';
 import { LABEL_VALUES } from './promql.ts';
 import { requireTool } from './tools.ts';
 
@@ -37,69 +35,39 @@ interface Targets {
 }
 
 /**
- * The run Prometheus scrapes. For now: one exporter per role, series moving every 200 ms, the role labels the real
- * processes use. See the TODO at the top: the short local run replaces this.
+ * The run Prometheus scrapes: a short real local run (nats-server and the four roles as processes on loopback,
+ * lib/local/local-run.ts), long enough for several scrapes; each process's /metrics is a target.
  */
 async function startTargets(): Promise<Targets> {
-  const runId = 'scrape-test';
-  const servers: MetricsServer[] = [];
-  const timers: NodeJS.Timeout[] = [];
-  const roles = ['orchestrator', 'rollout', 'reward', 'learner'] as const;
-  let version = 0;
-  for (const role of roles) {
-    const m = createMetrics(runId, role);
-    const tick = () => {
-      if (role === 'learner') {
-        version++;
-        m.get('policy_version').set(version);
-        m.get('train_steps_total').inc({ kind: 'grpo' });
-        m.get('train_batches_total').inc({ kind: 'grpo', outcome: 'applied' });
-        m.get('loss').set({ kind: 'grpo' }, 0.01 / version);
-        m.get('kl').set(1e-4 * version);
-        m.get('clip_fraction').set(0.1);
-        m.get('grad_norm').set(0.5);
-        m.get('logp_mismatch').set(0);
-        m.get('staleness').observe(0);
-        m.get('checkpoint_publish_seconds').observe(0.02);
-        m.get('checkpoint_publish_bytes_total').inc(40_000);
-      } else if (role === 'rollout') {
-        m.get('policy_version').set(Math.max(0, version - 1));
-        m.get('rollouts_total').inc(8);
-        m.get('checkpoint_fetch_seconds').observe(0.01);
-        m.get('checkpoint_fetch_bytes_total').inc(40_000);
-      } else if (role === 'reward') {
-        m.get('scores_total').inc(8);
-      } else {
-        m.get('policy_version').set(version);
-        m.get('queue_depth').set({ queue: 'rollout' }, version % 5);
-        m.get('queue_depth').set({ queue: 'score' }, version % 3);
-        for (const w of ['rollout', 'reward', 'learner'] as const) {
-          m.get('workers_connected').set({ worker_role: w }, w === 'learner' ? 1 : 2);
-          m.get('tasks_dispatched_total').inc({ worker_role: w });
-          m.get('tasks_completed_total').inc({ worker_role: w, outcome: 'ok' });
-          m.get('task_latency_seconds').observe({ worker_role: w }, 0.05);
-        }
-        m.get('rollouts_total').inc(8);
-        m.get('scores_total').inc(8);
-        m.get('reward_mean').set(0.9 + 0.001 * version);
-        m.get('reward').observe(0.9);
-        m.get('reward_component_mean').set({ component: 'ssim' }, 0.92);
-        m.get('reward_component_mean').set({ component: 'clip_cos' }, 0.97);
-        m.get('reward_component').observe({ component: 'ssim' }, 0.92);
-        m.get('advantage_std').set(1);
-        m.get('zero_variance_group_fraction').set(0);
-      }
-    };
-    tick();
-    timers.push(setInterval(tick, 200));
-    servers.push(await startMetricsServer({ port: 0, registry: m.registry }));
-  }
+  const dir = mkdtempSync(join(tmpdir(), 'scrape-run-'));
+  let runId = '';
+  let started!: (t: Target[]) => void;
+  const targetsReady = new Promise<Target[]>((r) => (started = r));
+  const run = runLocal({
+    out: dir,
+    seed: 5,
+    sftSteps: 40,
+    steps: 30,
+    overrides: ['data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=8', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'eval.samples=8'],
+    log: () => undefined,
+    onStarted: (_sup, info) => {
+      runId = info.config.run.id;
+      started(Object.entries(info.metricsPorts).map(([name, port]) => ({ address: `127.0.0.1:${port}`, pod: `local-${name}` })));
+    },
+  });
+  run.catch(() => undefined);
+  const targets = await Promise.race([targetsReady, run.then(() => { throw new Error('the local run ended before it started'); })]);
   return {
-    runId,
-    targets: servers.map((s, i) => ({ address: s.url.replace(/^http:\/\//, ''), pod: `${roles[i]}-0` })),
+    get runId() {
+      return runId;
+    },
+    targets,
     async stop() {
-      for (const t of timers) clearInterval(t);
-      await Promise.all(servers.map((s) => s.close()));
+      try {
+        await run;
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }
