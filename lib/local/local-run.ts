@@ -96,6 +96,13 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   await writeFile(configPath, JSON.stringify(config, null, 2));
 
   const sup = new Supervisor(log);
+  // Ctrl-C or a SIGTERM stops the children too: a local run never leaves processes behind.
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`[local] ${signal}: stopping every process`);
+    void sup.stopAll().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const [grpcPort, metricsPort] = [await freePort(), await freePort()];
   let natsUrl = o.natsUrl;
   let natsPort = 0;
@@ -132,6 +139,10 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         command: process.execPath,
         args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name],
         doneOnExitCode: 0,
+        // Workers log every checkpoint swap at info level: show only their warnings and errors.
+        onLine: (line) => {
+          if (!/ info /.test(line)) log(`[${name}] ${line}`);
+        },
       });
     };
     await worker('learner', 'learner');
@@ -200,6 +211,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     await writeFile(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
     return summary;
   } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     await sup.stopAll();
   }
 }
