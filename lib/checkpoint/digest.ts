@@ -44,7 +44,31 @@ function canon(v: unknown, path: string): string {
   }
 }
 
-/** sha256 (hex) of the canonical JSON of a configuration object: equal configs hash equal whatever key order. */
+/**
+ * Run-configuration fields that cannot change what is trained: where outputs go and where services listen.
+ * configHash() leaves them out, so the same training under another output folder or on other ports has the
+ * same hash (and, the run id and seed being equal, byte-identical checkpoints).
+ */
+export const CONFIG_HASH_IGNORES = ['run.outDir', 'orchestrator.listen', 'nats.url', 'metrics.port'] as const;
+
+function withoutIgnored(config: unknown): unknown {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) return config;
+  let copy: Record<string, unknown> | undefined;
+  for (const path of CONFIG_HASH_IGNORES) {
+    const [section, field] = path.split('.') as [string, string];
+    const sec = (config as Record<string, unknown>)[section];
+    if (sec === null || typeof sec !== 'object' || !(field in sec)) continue;
+    copy ??= { ...(config as Record<string, unknown>) };
+    const { [field]: _dropped, ...rest } = copy[section] as Record<string, unknown>;
+    copy[section] = rest;
+  }
+  return copy ?? config;
+}
+
+/**
+ * sha256 (hex) of the canonical JSON of a configuration object: equal configs hash equal whatever key order.
+ * The fields in CONFIG_HASH_IGNORES are left out.
+ */
 export function configHash(config: unknown): string {
-  return sha256Hex(canonicalJson(config));
+  return sha256Hex(canonicalJson(withoutIgnored(config)));
 }

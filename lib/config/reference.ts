@@ -75,7 +75,8 @@ The reward is the mathjs expression \`reward.expression\` over the components \`
 the named constants \`weights.<name>\` and \`alpha\`. The default is Robust-U1's
 \`1.0 * ssim + 0.2 * exp(-5 * (1 - clamp(clip_cos, 0, 1)))\` written with those names, so a weight ablation
 is one override. Checkpoints record \`configHash\` (sha256 of the canonical JSON of the validated
-configuration) so a run can tell which configuration produced them.
+configuration, leaving out the fields that cannot change training: \`run.outDir\`, \`orchestrator.listen\`,
+\`nats.url\`, \`metrics.port\`) so a run can tell which configuration produced them.
 
 ## Reference
 

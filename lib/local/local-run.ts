@@ -88,7 +88,9 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   const out = resolve(o.out);
   await mkdir(out, { recursive: true });
   const seed = o.seed ?? 0;
-  const overrides = [...(o.overrides ?? []), `run.seed=${seed}`, `run.id=local-${seed}-${Date.now().toString(36)}`, `run.outDir=${out}`];
+  // A fresh run id per run, unless the caller fixed one (`run.id=...` in overrides: determinism tests).
+  const fixedId = (o.overrides ?? []).some((x) => x.startsWith('run.id='));
+  const overrides = [...(o.overrides ?? []), `run.seed=${seed}`, ...(fixedId ? [] : [`run.id=local-${seed}-${Date.now().toString(36)}`]), `run.outDir=${out}`];
   if (o.steps !== undefined) overrides.push(`grpo.steps=${o.steps}`);
   if (o.sftSteps !== undefined) overrides.push(`sft.steps=${o.sftSteps}`);
   const config = loadConfig(o.configFile, overrides);
