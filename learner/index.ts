@@ -18,6 +18,7 @@
 // - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
 //   counts as handled: it is recorded in the run-state KV (key learner-skips) before the acknowledgement, so a
 //   restarted learner resumes after it.
+import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { CheckpointError, cloneTensorMap, zerosLike, type TensorMap } from '../lib/checkpoint/index.ts';
@@ -340,7 +341,7 @@ class LearnerRole implements WorkerRoleImpl {
     let applied: boolean;
     let reason = '';
     if (batch.kind === 'sft') {
-      const r = await this.trainer!.sftStep(batch.images, batch.targets, batch.n, hyper?.lr ?? this.ctx.config.sft.lr);
+      const r = await this.trainer!.sftStep(batch.images, batch.targets, batch.n, hyper?.lr ?? sftLearningRate(this.ctx.config.sft, b.batch_seq));
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
       fields = { loss: r.loss, grad_norm: r.step.gradNorm };

@@ -5,6 +5,7 @@ import type { RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { cloneTensorMap } from '../checkpoint/tensors.ts';
+import { sftLearningRate } from '../optim/schedule.ts';
 import { toCHWFloat } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
 import { compileRewardExpression, decomposeForDense } from '../grpo/reward-expression.ts';
@@ -43,7 +44,7 @@ export async function runSingleProcess(config: RunConfig, opts: { params?: Tenso
       images.set(toCHWFloat(smp.corrupted), i * pix);
       targets.set(toCHWFloat(smp.clean), i * pix);
     }
-    const { loss } = await trainer.sftStep(images, targets, B);
+    const { loss } = await trainer.sftStep(images, targets, B, sftLearningRate(config.sft, s));
     if (s % 100 === 0) log(`[sft] ${s}/${config.sft.steps} loss ${loss.toFixed(5)}`);
   }
   const sftSeconds = (performance.now() - t0) / 1000;
