@@ -26,7 +26,21 @@ export interface SingleProcessResult {
   rewards: number[];
 }
 
-export async function runSingleProcess(config: RunConfig, opts: { params?: TensorMap; log?: (l: string) => void } = {}): Promise<SingleProcessResult> {
+/** One GRPO step of the single-process loop, for callers that record curves (sweeps, experiments). */
+export interface SingleProcessStep {
+  step: number;
+  /** Mean scalar reward and mean components of the step's actions. */
+  reward: number;
+  components: Record<string, number>;
+  loss: number;
+  kl: number;
+  clipFraction: number;
+}
+
+export async function runSingleProcess(
+  config: RunConfig,
+  opts: { params?: TensorMap; log?: (l: string) => void; onStep?: (s: SingleProcessStep) => void } = {},
+): Promise<SingleProcessResult> {
   const H = config.data.size;
   const pix = 3 * H * H;
   const dataset = await openRunDataset(config, 'train');
@@ -105,6 +119,8 @@ export async function runSingleProcess(config: RunConfig, opts: { params?: Tenso
     }
     const ref = await refRunner.run(sftParams, images, noise, n);
     const res = await trainer.grpoStep({ n, images, actions: roll.action, logpOld: dense ? roll.logpMap : roll.logp, advantages: adv, advantageMap: advMap, refMean: ref.mean });
+    const meanOf = (f: (c: (typeof comps)[number]) => number) => comps.reduce((s, c) => s + f(c), 0) / n;
+    opts.onStep?.({ step: k + 1, reward: rewards[rewards.length - 1], components: { ssim: meanOf((c) => c.ssim), clip_cos: meanOf((c) => c.clip_cos) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction });
     if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${rewards[rewards.length - 1].toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
   }
   const grpoSeconds = (performance.now() - t1) / 1000;
