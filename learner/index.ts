@@ -18,6 +18,7 @@
 // - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
 //   counts as handled: it is recorded in the run-state KV (key learner-skips) before the acknowledgement, so a
 //   restarted learner resumes after it.
+import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -114,12 +115,8 @@ class LearnerRole implements WorkerRoleImpl {
   private refParams: TensorMap | undefined;
   private refRunner: PolicyRunner | undefined;
   private st: LearnerState | undefined;
-  private queue: TrainBatch__Output[] = [];
-  private running: TrainBatch__Output | undefined;
+  private work: SerialQueue<TrainBatch__Output> | undefined;
   private closed = false;
-  private wake: (() => void) | undefined;
-  private loopDone: Promise<void> | undefined;
-  private idle: Array<() => void> = [];
   private height = 0;
   private width = 0;
 
@@ -142,7 +139,7 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   healthDetail() {
-    return { last_batch_seq: this.st?.lastBatchSeq ?? null, ref_version: this.st?.refVersion ?? null, queued_batches: this.queue.length };
+    return { last_batch_seq: this.st?.lastBatchSeq ?? null, ref_version: this.st?.refVersion ?? null, queued_batches: this.work?.size ?? 0 };
   }
 
   state(): LearnerState | undefined {
@@ -213,7 +210,7 @@ class LearnerRole implements WorkerRoleImpl {
       ctx.log.warn(`the orchestrator believes the learner is at version ${ctx.welcome.policy_version}; the checkpoint store says ${this.st.version}`);
     }
     ctx.metrics.get('policy_version').set(this.st.version);
-    this.loopDone = this.loop();
+    this.work = new SerialQueue((b) => this.runBatch(b), (b) => b.batch_id);
   }
 
   private async fetchOrFail(ann: Pick<Announcement, 'version' | 'digest'>, shapes: ReadonlyMap<string, readonly number[]>, what: string) {
@@ -228,64 +225,39 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   handle(msg: OrchestratorMessage__Output): void {
-    this.queue.push(msg.train_batch!);
-    this.kick();
+    this.work!.push(msg.train_batch!);
   }
 
   cancel(batchId: string): void {
-    this.queue = this.queue.filter((b) => b.batch_id !== batchId);
-    this.settle();
+    this.work?.cancel(batchId);
   }
 
   activeTaskIds(): string[] {
-    return [...(this.running ? [this.running.batch_id] : []), ...this.queue.map((b) => b.batch_id)];
+    return this.work?.ids() ?? [];
   }
 
   disconnected(): void {
-    this.queue = [];
-    this.settle();
+    this.work?.clear();
   }
 
   async drain(): Promise<void> {
-    if (this.queue.length > 0 || this.running) await new Promise<void>((resolve) => this.idle.push(resolve));
+    await this.work?.drain();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.kick();
-    await this.loopDone;
+    await this.work?.close();
     await this.trainer?.release();
     await this.refRunner?.release();
   }
 
-  private settle(): void {
-    if (this.queue.length === 0 && !this.running) for (const r of this.idle.splice(0)) r();
-  }
-
-  private kick(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.closed) {
-      const b = this.queue.shift();
-      if (!b) {
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        continue;
-      }
-      this.running = b;
-      try {
-        await this.handleBatch(b);
-      } catch (e) {
-        if (!(e instanceof AbandonedError)) {
-          this.ctx.log.error(`batch ${b.batch_id} (seq ${b.batch_seq}) failed: ${(e as Error).stack ?? e}`);
-          await this.ctx.taskError(b.batch_id, 0, 'internal', `learner failed on batch seq ${b.batch_seq}: ${(e as Error).message}`, true);
-        }
-      } finally {
-        this.running = undefined;
-        this.settle();
+  private async runBatch(b: TrainBatch__Output): Promise<void> {
+    try {
+      await this.handleBatch(b);
+    } catch (e) {
+      if (!(e instanceof AbandonedError)) {
+        this.ctx.log.error(`batch ${b.batch_id} (seq ${b.batch_seq}) failed: ${(e as Error).stack ?? e}`);
+        await this.ctx.taskError(b.batch_id, 0, 'internal', `learner failed on batch seq ${b.batch_seq}: ${(e as Error).message}`, true);
       }
     }
   }

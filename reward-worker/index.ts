@@ -7,6 +7,7 @@
 //   bad_input   tensors missing, malformed, wrongly shaped, smaller than the 11x11 SSIM window
 //   non_finite  a candidate/reference holds NaN/Inf, or a score came out non-finite (the message names the item)
 //   internal    the runtime failed (retryable: another worker may succeed)
+import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { RewardScorer } from '../lib/models/scorer.ts';
 import { resolutionOf } from '../lib/models/bundle.ts';
@@ -48,13 +49,8 @@ class RewardRole implements WorkerRoleImpl {
   private scorer: RewardScorer | undefined;
   private encoder: string | undefined;
   private device: Device = 'cpu';
-  private queue: ScoreTask__Output[] = [];
-  private running: ScoreTask__Output | undefined;
+  private work: SerialQueue<ScoreTask__Output> | undefined;
   private readonly cancelled = new Set<string>();
-  private closed = false;
-  private wake: (() => void) | undefined;
-  private loopDone: Promise<void> | undefined;
-  private idle: Array<() => void> = [];
 
   constructor(
     private readonly deviceOption: Device | undefined,
@@ -80,7 +76,7 @@ class RewardRole implements WorkerRoleImpl {
   }
 
   healthDetail() {
-    return { clip_encoder: this.encoder ?? null, queued_tasks: this.queue.length + (this.running ? 1 : 0) };
+    return { clip_encoder: this.encoder ?? null, queued_tasks: this.work?.size ?? 0 };
   }
 
   encoderName(): string | undefined {
@@ -98,67 +94,40 @@ class RewardRole implements WorkerRoleImpl {
     await this.scorer.score({ candidates: probe, references: probe, n: 1, height, width });
     this.encoder = this.scorer.encoderName;
     ctx.log.info(`reward encoder: ${this.encoder}`, { device: this.device });
-    this.loopDone = this.loop();
-  }
-
-  handle(msg: OrchestratorMessage__Output): void {
-    this.queue.push(msg.score_task!);
-    this.kick();
-  }
-
-  cancel(taskId: string): void {
-    this.queue = this.queue.filter((t) => t.task_id !== taskId);
-    if (this.running?.task_id === taskId) this.cancelled.add(taskId);
-    this.settle();
-  }
-
-  activeTaskIds(): string[] {
-    return [...(this.running ? [this.running.task_id] : []), ...this.queue.map((t) => t.task_id)];
-  }
-
-  disconnected(): void {
-    this.queue = [];
-    if (this.running) this.cancelled.add(this.running.task_id);
-    this.settle();
-  }
-
-  async drain(): Promise<void> {
-    if (this.queue.length > 0 || this.running) await new Promise<void>((resolve) => this.idle.push(resolve));
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    this.kick();
-    await this.loopDone;
-    await this.scorer?.close();
-  }
-
-  private settle(): void {
-    if (this.queue.length === 0 && !this.running) for (const r of this.idle.splice(0)) r();
-  }
-
-  private kick(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.closed) {
-      const task = this.queue.shift();
-      if (!task) {
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        continue;
-      }
-      this.running = task;
+    this.work = new SerialQueue(async (task) => {
       try {
         await this.score(task);
       } finally {
-        this.running = undefined;
         this.cancelled.delete(task.task_id);
-        this.settle();
       }
-    }
+    }, (t) => t.task_id);
+  }
+
+  handle(msg: OrchestratorMessage__Output): void {
+    this.work!.push(msg.score_task!);
+  }
+
+  cancel(taskId: string): void {
+    // A cancelled task that is already being scored finishes, but its result is not sent.
+    if (this.work?.cancel(taskId)) this.cancelled.add(taskId);
+  }
+
+  activeTaskIds(): string[] {
+    return this.work?.ids() ?? [];
+  }
+
+  disconnected(): void {
+    const running = this.work?.clear();
+    if (running) this.cancelled.add(running.task_id);
+  }
+
+  async drain(): Promise<void> {
+    await this.work?.drain();
+  }
+
+  async close(): Promise<void> {
+    await this.work?.close();
+    await this.scorer?.close();
   }
 
   private async score(task: ScoreTask__Output): Promise<void> {
