@@ -182,7 +182,7 @@ export class Coordinator {
       if (held !== undefined && held > this.o.state.ackedSeq) {
         // The learner applied batches whose acknowledgement we never stored: take its word for them.
         this.log(`learner holds batch ${held}, newer than the stored ${this.o.state.ackedSeq}: catching up`);
-        void this.acknowledge(held, s.hello.policy_version ?? this.o.state.learnerVersion);
+        this.acknowledge(held, s.hello.policy_version ?? this.o.state.learnerVersion).catch((e: Error) => this.fail(e));
       }
       for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) {
         void s.send({ train_batch: this.unacked.get(seq)! }).catch(() => undefined);
@@ -610,7 +610,19 @@ export class Coordinator {
     await this.acknowledge(seq, r.version, r);
   }
 
-  private async acknowledge(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
+  /**
+   * Acknowledgements are applied one at a time, in arrival order: each persists with compare-and-set, so two
+   * at once (a learner's Hello catching up and its "duplicate" answer for the same seq) would conflict.
+   */
+  private acking: Promise<void> = Promise.resolve();
+
+  private acknowledge(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
+    const p = this.acking.then(() => this.applyAck(seq, version, r));
+    this.acking = p.catch(() => undefined);
+    return p;
+  }
+
+  private async applyAck(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
     if (seq <= this.o.state.ackedSeq) return;
     const batch = this.unacked.get(seq);
     const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };

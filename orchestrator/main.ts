@@ -8,6 +8,7 @@ import { openRunDataset } from '../lib/config/dataset.ts';
 import { createMetrics, startMetricsServer, type MetricsServer } from '../lib/metrics/index.ts';
 import {
   connectNats,
+  RevisionConflictError,
   RunStateStore,
   startOrchestratorServer,
   type OrchestratorServer,
@@ -41,6 +42,10 @@ export interface RunningOrchestrator {
   stop(): Promise<void>;
 }
 
+/** The run state is retried this many times, PERSIST_RETRY_MS apart, before the orchestrator gives up (and is restarted). */
+const PERSIST_ATTEMPTS = 60;
+const PERSIST_RETRY_MS = 1000;
+
 const runStateSchema = z.object({ ackedSeq: z.number().int().nonnegative(), learnerVersion: z.number().int().nonnegative() });
 
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
@@ -69,7 +74,26 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     onEvent: o.eventsFile ? (e) => appendFileSync(o.eventsFile!, `${JSON.stringify({ t: Date.now(), ...e })}\n`) : undefined,
     persist: async (next) => {
       // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
-      revision = await store.update(next, revision);
+      // NATS unreachable (nats-server restarting): retry for a while. A conflict right after such a failure
+      // may be our own write whose answer was lost: if the stored value is ours, take its revision.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          revision = await store.update(next, revision);
+          return;
+        } catch (e) {
+          if (e instanceof RevisionConflictError) {
+            const cur = attempt > 1 ? await store.get().catch(() => null) : null;
+            if (cur && cur.value.ackedSeq === next.ackedSeq && cur.value.learnerVersion === next.learnerVersion) {
+              revision = cur.revision;
+              return;
+            }
+            throw e;
+          }
+          if (attempt >= PERSIST_ATTEMPTS || nc.isClosed()) throw e;
+          log(`storing the run state failed (attempt ${attempt}; NATS down?), retrying: ${(e as Error).message}`);
+          await new Promise((r) => setTimeout(r, PERSIST_RETRY_MS));
+        }
+      }
     },
   });
 
