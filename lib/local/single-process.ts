@@ -47,6 +47,7 @@ export async function runSingleProcess(
   const params = opts.params ?? initPolicyParams(policySpecOf(config), config.run.seed);
   const trainer = PolicyTrainer.create(config, params);
   const log = opts.log ?? (() => undefined);
+  const onStep = opts.onStep;
 
   const t0 = performance.now();
   const B = config.sft.batchSize;
@@ -120,7 +121,7 @@ export async function runSingleProcess(
     const ref = await refRunner.run(sftParams, images, noise, n);
     const res = await trainer.grpoStep({ n, images, actions: roll.action, logpOld: dense ? roll.logpMap : roll.logp, advantages: adv, advantageMap: advMap, refMean: ref.mean });
     const meanOf = (f: (c: (typeof comps)[number]) => number) => comps.reduce((s, c) => s + f(c), 0) / n;
-    opts.onStep?.({ step: k + 1, reward: rewards[rewards.length - 1], components: { ssim: meanOf((c) => c.ssim), clip_cos: meanOf((c) => c.clip_cos) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction });
+    onStep?.({ step: k + 1, reward: rewards[rewards.length - 1], components: { ssim: meanOf((c) => c.ssim), clip_cos: meanOf((c) => c.clip_cos) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction });
     if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${rewards[rewards.length - 1].toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
   }
   const grpoSeconds = (performance.now() - t1) / 1000;
