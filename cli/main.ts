@@ -9,6 +9,7 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./commands/corrupt.ts'),
   () => import('./commands/dataset.ts'),
   () => import('./commands/demo.ts'),
+  () => import('./commands/eval.ts'),
   () => import('./commands/export.ts'),
   () => import('./commands/learner.ts'),
   () => import('./commands/orchestrator.ts'),

@@ -174,6 +174,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     const finalPath = join(out, 'final.safetensors');
     const { saveCheckpoint } = await import('../checkpoint/index.ts');
     await saveCheckpoint(finalPath, finalCkpt);
+    // The warm start beside it, so `recovery-grpo eval --checkpoint final.safetensors` finds its reference.
+    if (refCkpt !== finalCkpt) await saveCheckpoint(join(out, 'reference.safetensors'), refCkpt);
     const standalone = join(out, 'policy-standalone.onnx');
     await writeFile(standalone, standalonePolicyModel(config, finalCkpt.params));
 

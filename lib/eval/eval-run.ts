@@ -1,0 +1,147 @@
+// `recovery-grpo eval`: one checkpoint on held-out images (the eval split, or a folder of clean images corrupted
+// with the configured mix and seed), its mean and sampled actions beside identity and the reference (SFT)
+// checkpoint, written as eval.json, eval.md, report.html and grid.png.
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { loadConfig, type RunConfig } from '../config/index.ts';
+import { openRunDataset } from '../config/dataset.ts';
+import { configHash } from '../checkpoint/digest.ts';
+import { CheckpointError, loadCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
+import { dataConfigFrom, openDataset, type Sample } from '../data/dataset.ts';
+import { encodePng, fromCHWFloat } from '../data/image.ts';
+import { paramShapes, policySpecOf } from '../models/bundle.ts';
+import { evaluate, firstSamples, type EvalResult, type Policy } from './evaluate.ts';
+import { renderGrid } from './grid.ts';
+import { writeEvalReport, type EvalJson, type EvalSources } from './report.ts';
+
+export interface EvalCommandOptions {
+  checkpoint: string;
+  /** Run configuration file; default: config.json beside the checkpoint (a local run writes one), else the defaults. */
+  config?: string;
+  set?: string[];
+  /** Reference (SFT) checkpoint; default: the checkpoint's extra.ref_version, looked up among the .safetensors beside it. */
+  reference?: string;
+  /** A folder of clean images instead of the eval split. */
+  data?: string;
+  out: string;
+  /** Images to evaluate (default eval.samples). */
+  samples?: number;
+  /** Rows in the image grid (default 8). */
+  gridRows?: number;
+  log?: (line: string) => void;
+}
+
+/** The config to evaluate with, and a sentence saying where it came from. */
+function resolveConfig(o: EvalCommandOptions): { config: RunConfig; source: string } {
+  if (o.config) return { config: loadConfig(o.config, o.set), source: o.config };
+  const beside = join(dirname(resolve(o.checkpoint)), 'config.json');
+  if (existsSync(beside)) return { config: loadConfig(beside, o.set), source: `${beside} (beside the checkpoint)` };
+  return { config: loadConfig(undefined, o.set), source: 'the defaults (no --config, no config.json beside the checkpoint)' };
+}
+
+async function loadPolicyCheckpoint(path: string, config: RunConfig, what: string): Promise<DecodedCheckpoint> {
+  try {
+    return await loadCheckpoint(path, { expectedShapes: paramShapes(policySpecOf(config)) });
+  } catch (e) {
+    if (e instanceof CheckpointError && /shape|missing|unexpected|parameter/i.test(e.message)) {
+      throw new Error(`${what} ${path} does not fit the policy of this configuration (model.*): ${e.message}; pass the run's --config`);
+    }
+    throw e;
+  }
+}
+
+/** The checkpoint of `runId` at `version` among the .safetensors files of `dir`, or null. */
+export async function findCheckpointBeside(dir: string, runId: string, version: number, config: RunConfig, except: string): Promise<{ path: string; ckpt: DecodedCheckpoint } | null> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.safetensors')).sort();
+  } catch {
+    return null;
+  }
+  for (const n of names) {
+    const path = join(dir, n);
+    if (resolve(path) === resolve(except)) continue;
+    try {
+      const ck = await loadCheckpoint(path, { expectedShapes: paramShapes(policySpecOf(config)) });
+      if (ck.meta.runId === runId && ck.meta.version === version) return { path, ckpt: ck };
+    } catch {
+      /* not a checkpoint of this policy: skip */
+    }
+  }
+  return null;
+}
+
+async function openSamples(config: RunConfig, data: string | undefined, count: number): Promise<{ samples: Sample[]; label: string }> {
+  if (!data) return { samples: await firstSamples(await openRunDataset(config, 'eval'), count), label: `the eval split (evalFraction ${config.data.evalFraction}, ${config.data.source.kind} source)` };
+  if (!existsSync(data)) throw new Error(`--data ${data}: no such folder`);
+  const d = dataConfigFrom({ ...config.data, source: { kind: 'folder', path: resolve(data) } }, config.run.seed);
+  const ds = await openDataset(d.dataset, { split: 'all', mix: d.corruptions, seed: d.seed });
+  return { samples: await firstSamples(ds, count), label: `clean images of ${data}, corrupted with the configured mix (seed ${config.run.seed})` };
+}
+
+/** The grid corrupted | reference | policy | clean for the first `rows` samples, as PNG bytes. */
+export async function evalGridPng(config: RunConfig, ev: EvalResult, columns: string[], rows: number): Promise<Uint8Array> {
+  const H = config.data.size;
+  const pix = 3 * H * H;
+  const img = (name: string, i: number) => fromCHWFloat(ev.outputs[name]!.subarray(i * pix, (i + 1) * pix), H, H);
+  const gridRows = ev.samples.slice(0, rows).map((s, i) => ({
+    label: `${s.corruption.type.replace(/_/g, ' ')} ${s.corruption.level ?? ''}`.trim(),
+    images: columns.map((c) => (c === 'corrupted' ? s.corrupted : c === 'clean' ? s.clean : img(c, i))),
+  }));
+  const scale = Math.max(1, Math.round(128 / H));
+  return encodePng(renderGrid(columns, gridRows, scale));
+}
+
+export async function runEvalCommand(o: EvalCommandOptions): Promise<{ json: EvalJson; paths: Awaited<ReturnType<typeof writeEvalReport>> }> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const { config, source } = resolveConfig(o);
+  const notes: string[] = [];
+  const ckpt = await loadPolicyCheckpoint(o.checkpoint, config, 'checkpoint');
+  if (ckpt.meta.configHash && ckpt.meta.configHash !== configHash(config)) {
+    notes.push(`the checkpoint's config hash (${ckpt.meta.configHash.slice(0, 12)}) differs from the evaluation config's (${configHash(config).slice(0, 12)}): fine for eval-only changes (eval.samples, data), otherwise check --config`);
+  }
+
+  let reference: { path: string; ckpt: DecodedCheckpoint; found: 'given' | 'beside the checkpoint' } | null = null;
+  if (o.reference) {
+    reference = { path: o.reference, ckpt: await loadPolicyCheckpoint(o.reference, config, 'reference'), found: 'given' };
+  } else {
+    const refVersion = ckpt.meta.extra.ref_version;
+    if (refVersion === undefined) {
+      notes.push('no reference: --reference was not given and the checkpoint records no extra.ref_version (an SFT checkpoint, or one from before GRPO)');
+    } else {
+      const hit = await findCheckpointBeside(dirname(resolve(o.checkpoint)), ckpt.meta.runId, Number(refVersion), config, o.checkpoint);
+      if (hit) reference = { ...hit, found: 'beside the checkpoint' };
+      else notes.push(`no reference: the checkpoint's extra.ref_version is ${refVersion}, and no checkpoint of run ${ckpt.meta.runId} at version ${refVersion} is beside it; pass --reference`);
+    }
+  }
+
+  const count = o.samples ?? config.eval.samples;
+  const { samples, label } = await openSamples(config, o.data, count);
+  if (samples.length < count) notes.push(`${samples.length} images available (asked for ${count})`);
+  log(`[eval] ${basename(o.checkpoint)} v${ckpt.meta.version} on ${samples.length} images (${label})${reference ? `; reference v${reference.ckpt.meta.version}` : ''}`);
+
+  const policies: Record<string, Policy> = { identity: { kind: 'identity' } };
+  if (reference) policies.reference = { kind: 'mean', params: reference.ckpt.params };
+  policies.policy = { kind: 'mean', params: ckpt.params };
+  policies.policy_sampled = { kind: 'sampled', params: ckpt.params };
+  const ev = await evaluate(config, samples, policies);
+
+  const sources: EvalSources = {
+    checkpoint: { path: o.checkpoint, run_id: ckpt.meta.runId, version: ckpt.meta.version, digest: ckpt.digest },
+    reference: reference ? { path: reference.path, run_id: reference.ckpt.meta.runId, version: reference.ckpt.meta.version, digest: reference.ckpt.digest, found: reference.found } : null,
+    config: source,
+    config_hash: configHash(config),
+    data: label,
+    samples: samples.length,
+    encoder: ev.encoder,
+    seed: config.run.seed,
+    notes,
+  };
+  const json: EvalJson = { sources, policy: ev.reports.policy!, policy_sampled: ev.reports.policy_sampled!, reference: ev.reports.reference ?? null, identity: ev.reports.identity! };
+  const grid = await evalGridPng(config, ev, ['corrupted', ...(reference ? ['reference'] : []), 'policy', 'clean'], o.gridRows ?? 8);
+  const paths = await writeEvalReport(o.out, json, grid);
+  const f = (x: number) => x.toFixed(4);
+  log(`[eval] reward: identity ${f(json.identity.reward)}${json.reference ? ` | reference ${f(json.reference.reward)}` : ''} | policy ${f(json.policy.reward)} (sampled ${f(json.policy_sampled.reward)})`);
+  return { json, paths };
+}

@@ -1,0 +1,104 @@
+// `recovery-grpo eval` through the real CLI on a tiny run: a few SFT steps (the reference), a few GRPO steps (the
+// checkpoint, which records extra.ref_version), config.json beside them, as a local run leaves them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { loadConfig } from '../../lib/config/index.ts';
+import { configHash } from '../../lib/checkpoint/digest.ts';
+import { cloneTensorMap } from '../../lib/checkpoint/tensors.ts';
+import { saveCheckpoint } from '../../lib/checkpoint/index.ts';
+import { runSingleProcess } from '../../lib/local/single-process.ts';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
+const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { maxBuffer: 1 << 24 });
+
+export const TINY = ['data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'eval.samples=8'];
+
+/** A tiny trained run in `dir`: config.json, reference.safetensors (SFT, v3) and final.safetensors (v5, ref_version 3). */
+export async function tinyRun(dir: string): Promise<void> {
+  const config = loadConfig(undefined, [...TINY, 'run.id=evaltest', 'sft.steps=3', 'grpo.steps=2']);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  const r = await runSingleProcess(config);
+  const meta = (version: number, extra: Record<string, string> = {}) => ({ runId: 'evaltest', version, step: version, lastBatchId: null, configHash: configHash(config), extra });
+  await saveCheckpoint(join(dir, 'reference.safetensors'), { meta: meta(3), params: cloneTensorMap(r.sftParams) });
+  await saveCheckpoint(join(dir, 'final.safetensors'), { meta: meta(5, { ref_version: '3' }), params: r.params });
+}
+
+const KEYS = ['reward', 'ssim', 'clip_cos', 'psnr'];
+
+function checkReport(r: Record<string, unknown>, what: string): void {
+  for (const k of KEYS) assert.ok(Number.isFinite(r[k]), `${what}.${k} is a number`);
+  for (const by of ['byType', 'byLevel']) {
+    const groups = r[by] as Record<string, Record<string, number>>;
+    assert.ok(Object.keys(groups).length > 0, `${what}.${by} has groups`);
+    for (const [g, s] of Object.entries(groups)) for (const k of KEYS) assert.ok(Number.isFinite(s[k]), `${what}.${by}.${g}.${k}`);
+  }
+}
+
+test('eval: finds config and reference beside the checkpoint; writes eval.json (policy, reference, identity, policy_sampled), eval.md, report.html', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eval-cli-'));
+  try {
+    await tinyRun(dir);
+    const out = join(dir, 'report');
+    const { stdout } = await cli('eval', '--checkpoint', join(dir, 'final.safetensors'), '--out', out, '--samples', '6');
+    assert.match(stdout, /wrote .*eval\.json/);
+    const j = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
+    for (const k of ['policy', 'reference', 'identity', 'policy_sampled']) checkReport(j[k], k);
+    assert.equal(j.sources.reference.version, 3);
+    assert.equal(j.sources.reference.found, 'beside the checkpoint');
+    assert.equal(j.sources.samples, 6);
+    assert.match(j.sources.config, /config\.json \(beside the checkpoint\)/);
+    assert.equal(j.policy.count, 6);
+    const md = readFileSync(join(out, 'eval.md'), 'utf8');
+    assert.match(md, /\| policy \| reward \| SSIM \| embedding cos \| PSNR \(dB\) \|/);
+    assert.match(md, /## reward by corruption type/);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'no external assets');
+    assert.ok((html.match(/<svg /g) ?? []).length >= 6, 'bar charts inline');
+    assert.ok((html.match(/<rect class="bar"/g) ?? []).length > 0, 'bars drawn');
+    const png = /src="data:image\/png;base64,([^"]+)"/.exec(html);
+    assert.ok(png, 'grid embedded as PNG');
+    const meta = await sharp(Buffer.from(png[1], 'base64')).metadata();
+    assert.ok(meta.width! > 16 * 4 && meta.height! > 16, `grid ${meta.width}x${meta.height}`);
+    assert.ok(existsSync(join(out, 'grid.png')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('eval: --data folder of clean images, explicit --config and --reference; a mismatched policy is refused by name', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eval-cli-'));
+  try {
+    await tinyRun(dir);
+    const imgs = join(dir, 'clean');
+    mkdirSync(imgs);
+    for (let i = 0; i < 3; i++) {
+      const raw = Buffer.alloc(24 * 24 * 3, (i * 70 + 20) & 255);
+      for (let p = 0; p < raw.length; p += 7) raw[p] = 255 - raw[p];
+      await sharp(raw, { raw: { width: 24, height: 24, channels: 3 } }).png().toFile(join(imgs, `img${i}.png`));
+    }
+    const out = join(dir, 'r2');
+    await cli('eval', '--checkpoint', join(dir, 'final.safetensors'), '--config', join(dir, 'config.json'), '--reference', join(dir, 'reference.safetensors'), '--data', imgs, '--out', out);
+    const j = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
+    assert.equal(j.sources.samples, 3);
+    assert.match(j.sources.data, /clean images of/);
+    assert.equal(j.sources.reference.found, 'given');
+    checkReport(j.reference, 'reference');
+    // The defaults describe a bigger policy than the checkpoint: refused, saying what to do.
+    const bad = await cli('eval', '--checkpoint', join(dir, 'final.safetensors'), '--config', '/dev/null', '--out', join(dir, 'r3')).then(
+      () => null,
+      (e: { stderr: string }) => e,
+    );
+    assert.ok(bad, 'refused');
+    assert.match(bad.stderr, /does not fit the policy of this configuration.*--config/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
