@@ -8,6 +8,7 @@
 //   component:   ssim | clip_cos | clip_term      outcome (tasks): ok | error | duplicate | expired | cancelled
 //   queue:       samples | rollout | score | train (orchestrator queues of pending work)
 //   reason:      free snake_case words (e.g. stale, zero_variance, non_finite_reward, decode_failed)
+//   policy:      policy | reference | identity (periodic evaluation)
 
 export const METRIC_PREFIX = 'recovery_grpo_';
 
@@ -79,6 +80,15 @@ export const CATALOGUE = {
   duplicate_results_total: { type: 'counter', help: 'Results for a task that already had one (ignored)', labels: ['worker_role'] },
   samples_dropped_total: { type: 'counter', help: 'Samples dropped before training, by reason', labels: ['reason'] },
   bad_images_skipped_total: { type: 'counter', help: 'Input images skipped because they could not be decoded or were invalid', labels: ['reason'] },
+
+  // periodic evaluation (orchestrator, every eval.everyVersions versions, on eval.samples held-out images)
+  eval_reward: { type: 'gauge', help: 'Mean scalar reward of the last periodic evaluation, by policy (policy = the checkpoint evaluated, reference = the SFT warm start, identity = the corrupted image)', labels: ['policy'] },
+  eval_ssim: { type: 'gauge', help: 'Mean SSIM against the clean image in the last periodic evaluation, by policy', labels: ['policy'] },
+  eval_clip_cos: { type: 'gauge', help: 'Mean image-embedding cosine with the clean image in the last periodic evaluation, by policy', labels: ['policy'] },
+  eval_psnr: { type: 'gauge', help: 'Mean PSNR (dB) against the clean image in the last periodic evaluation, by policy', labels: ['policy'] },
+  eval_policy_version: { type: 'gauge', help: 'Policy version (checkpoint) of the last periodic evaluation', labels: [] },
+  eval_seconds: { type: 'gauge', help: 'Wall time of the last periodic evaluation (fetch, verify, evaluate)', labels: [] },
+  evaluations_total: { type: 'counter', help: 'Periodic evaluations by outcome: ok | error | skipped (the previous one was still running)', labels: ['outcome'] },
 
   // checkpoints
   checkpoint_publish_bytes_total: { type: 'counter', help: 'Checkpoint bytes published to the object store', labels: [] },

@@ -69,7 +69,17 @@ export interface MetricsServerOptions {
   registry: Registry;
   /** /health answers 200 with {ok:true,...} or 503; a throwing health() is a 503 with the error. */
   health?: () => Health | Promise<Health>;
+  /** Extra GET routes by exact path (e.g. the orchestrator's web page at `/`); /metrics and /health take precedence. */
+  routes?: Record<string, RouteHandler>;
 }
+
+export interface RouteResponse {
+  status?: number;
+  contentType: string;
+  body: string | Uint8Array;
+}
+
+export type RouteHandler = (url: URL) => RouteResponse | Promise<RouteResponse>;
 
 export interface MetricsServer {
   readonly port: number;
@@ -78,7 +88,7 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves GET /metrics (Prometheus text format) and GET /health (JSON). */
+/** Serves GET /metrics (Prometheus text format), GET /health (JSON) and any extra `routes`. */
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const host = opts.host ?? '127.0.0.1';
   const health = opts.health ?? (() => ({ ok: true }));
@@ -105,7 +115,17 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
         .then(([status, body]) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)));
       return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /health\n');
+    const route = opts.routes?.[path];
+    if (route) {
+      Promise.resolve()
+        .then(() => route(new URL(req.url ?? '/', 'http://localhost')))
+        .then(
+          (r) => res.writeHead(r.status ?? 200, { 'content-type': r.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : r.body),
+          (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${path}: ${e?.message ?? e}\n`),
+        );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /metrics or /health${opts.routes ? ` or ${Object.keys(opts.routes).join(', ')}` : ''}\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`metrics server cannot listen on ${host}:${opts.port}: ${e.message}`)));
