@@ -129,8 +129,8 @@ export const grpoSchema = z.strictObject({
     .describe('Largest allowed (learner version - behaviour version) of a batch; new samples are dispatched only within it. 0 = synchronous on-policy.'),
   steps: int().gte(0).default(500)
     .describe('GRPO updates (one policy version per training batch).'),
-  advantageMode: z.enum(['scalar', 'dense']).default('scalar')
-    .describe('scalar: one advantage per action (the paper). dense: per-pixel advantages from the group-centred SSIM maps plus the scalar CLIP part; the feasibility study found only dense GRPO improves a converged SFT policy.'),
+  advantageMode: z.enum(['scalar', 'dense']).default('dense')
+    .describe('dense (default): per-pixel advantages from the group-centred SSIM maps plus the scalar embedding-reward part (docs/grpo.md); scalar: one advantage per action, as the paper. The feasibility study and this project\'s runs found only dense GRPO improves a warm-started policy (docs/experiment.md).'),
 }).describe('Group Relative Policy Optimisation (Flow-GRPO) settings.');
 
 export const sftSchema = z.strictObject({
@@ -140,8 +140,8 @@ export const sftSchema = z.strictObject({
     .describe('Images per SFT step.'),
   lr: positive().default(1e-3)
     .describe('SFT peak learning rate (AdamW with the optim betas/eps/weightDecay). Not from the paper: a usual Adam rate for a small CNN.'),
-  schedule: z.enum(['cosine', 'constant']).default('cosine')
-    .describe('SFT learning-rate schedule: cosine decays from lr to lr/10 over the steps (measured: a constant 1e-3 stops improving, and drifts, after ~1500 steps), constant keeps lr.'),
+  schedule: z.enum(['constant', 'cosine']).default('constant')
+    .describe('SFT learning-rate schedule: constant keeps lr; cosine decays from lr to lr/10 over the steps. Measured on the built-in dataset (1500 steps): constant reached a higher evaluation reward (0.828 vs 0.818).'),
   loss: z.enum(['l2', 'l1']).default('l2')
     .describe('Pixel loss between the policy mean and the clean image.'),
 }).describe('Supervised warm start (stage I) before GRPO.');
