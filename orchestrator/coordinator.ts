@@ -122,11 +122,7 @@ export class Coordinator {
     this.H = o.config.data.size;
     this.sftSteps = o.config.sft.steps;
     this.totalSeq = this.sftSteps + o.config.grpo.steps;
-    const constants = { weights: o.config.reward.weights, alpha: o.config.reward.alpha };
-    this.reward = compileRewardExpression(o.config.reward.expression, constants);
-    this.terms = o.config.grpo.multiRewardMode === 'normalize-then-sum' ? rewardTerms(o.config.reward.expression, constants) : null;
-    this.dense = o.config.grpo.advantageMode === 'dense' ? decomposeForDense(o.config.reward.expression, constants) : null;
-    if (this.dense && this.terms) throw new Error('config: grpo.advantageMode dense cannot be combined with grpo.multiRewardMode normalize-then-sum');
+    ({ reward: this.reward, terms: this.terms, dense: this.dense } = Coordinator.checkConfig(o.config));
     const g = o.config.grpo;
     this.advOpts = { stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: g.dropZeroVarianceGroups };
     this.nextSftSeq = o.state.ackedSeq + 1;
@@ -145,6 +141,16 @@ export class Coordinator {
     });
     o.metrics.get('policy_version').set(o.state.learnerVersion);
     this.updateWorkerGauge(); // zero for every role until one connects, so "no workers" alerts can fire
+  }
+
+  /** Compiles the reward expression for the run's modes; throws (naming the expression and the problem) if it cannot be used. */
+  static checkConfig(config: RunConfig): { reward: RewardFunction; terms: RewardTerms | null; dense: DenseDecomposition | null } {
+    const constants = { weights: config.reward.weights, alpha: config.reward.alpha };
+    const reward = compileRewardExpression(config.reward.expression, constants);
+    const terms = config.grpo.multiRewardMode === 'normalize-then-sum' ? rewardTerms(config.reward.expression, constants) : null;
+    const dense = config.grpo.advantageMode === 'dense' ? decomposeForDense(config.reward.expression, constants) : null;
+    if (dense && terms) throw new Error('config: grpo.advantageMode dense cannot be combined with grpo.multiRewardMode normalize-then-sum');
+    return { reward, terms, dense };
   }
 
   get state(): RunState {
@@ -474,10 +480,17 @@ export class Coordinator {
     });
     const h = this.H - 10;
     const maps = this.dense ? decodeTensor(r.ssim_map, { field: 'score_result.ssim_map', expectShape: [G, 3, h, h] }).data : undefined;
+    // The reward too is computed before the task is accepted: a non-finite reward refuses the result.
+    const rewards = components.map((c, i) => {
+      try {
+        return this.reward.evaluate(c);
+      } catch (e) {
+        throw new Error(`score_result.components[${i}]: ${(e as Error).message}`);
+      }
+    });
     const group = this.groupOf(this.board.complete(s, r.task_id));
     if (!group || group.state !== 'score') return;
     this.o.metrics.get('scores_total').inc(G);
-    const rewards = components.map((c) => this.reward.evaluate(c));
     group.components = components;
     group.rewards = rewards;
     this.o.onEvent?.({ type: 'scored', sample: group.sampleId, worker: s.workerId, reward: rewards.reduce((a, b) => a + b, 0) / G, compute_ms: r.compute_ms });
@@ -592,6 +605,12 @@ export class Coordinator {
     const seq = r.batch_seq;
     if (seq <= this.o.state.ackedSeq) return;
     const batch = this.unacked.get(seq);
+    if (!batch) {
+      // Only a batch this orchestrator sent can be acknowledged (a result for any other seq would skip batches).
+      this.log(`ignoring a train_result for batch ${seq}: no such batch was sent`);
+      this.o.metrics.get('duplicate_results_total').inc({ worker_role: 'learner' });
+      return;
+    }
     if (batch?.kind === 'GRPO' && r.applied) {
       for (const v of batch.behaviour_versions ?? []) this.o.metrics.get('staleness').observe(staleness(r.version - 1, v));
     }
@@ -668,6 +687,10 @@ export class Coordinator {
   }
 
   private onLearnerError(taskId: string, code: string, message: string, retryable: boolean): void {
+    if (![...this.unacked.values()].some((b) => b.batch_id === taskId)) {
+      this.log(`ignoring a learner error for ${JSON.stringify(taskId)}, which is not an unacknowledged batch: ${code}: ${message}`);
+      return;
+    }
     this.log(`learner error on ${taskId}: ${code}: ${message}`);
     if (code === 'gap' || retryable) {
       // Nothing was consumed: re-send everything unacknowledged, in order (after a pause if it failed).

@@ -7,10 +7,13 @@ import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { createMetrics, startMetricsServer, type MetricsServer } from '../lib/metrics/index.ts';
 import {
+  checkListenAuth,
   connectNats,
+  describeNatsAuth,
   RevisionConflictError,
   RunStateStore,
   startOrchestratorServer,
+  type NatsAuth,
   type OrchestratorServer,
   type ServerAuth,
   type WorkerSession,
@@ -22,7 +25,8 @@ export interface OrchestratorOptions {
   /** host:port for gRPC; default config.orchestrator.listen. */
   listen?: string;
   natsUrl?: string;
-  natsAuth?: { user?: string; pass?: string; token?: string };
+  /** NATS credentials and TLS (resolveNatsAuth). */
+  natsAuth?: NatsAuth;
   metricsPort?: number;
   metricsHost?: string;
   auth?: ServerAuth;
@@ -51,8 +55,14 @@ const runStateSchema = z.object({ ackedSeq: z.number().int().nonnegative(), lear
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
   const config = o.config;
   const log = o.log ?? ((l: string) => console.log(`[orchestrator] ${l}`));
+  const listen = o.listen ?? config.orchestrator.listen;
+  // Refusals that need nothing running come first: an unauthenticated public address, a bad reward expression.
+  checkListenAuth(listen, o.auth);
+  Coordinator.checkConfig(config);
   const metrics = createMetrics(config.run.id, 'orchestrator');
-  const nc = await connectNats({ url: o.natsUrl ?? config.nats.url, name: `orchestrator-${config.run.id}`, ...o.natsAuth });
+  const natsUrl = o.natsUrl ?? config.nats.url;
+  const nc = await connectNats({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth });
+  log(`connected to NATS at ${natsUrl} (${describeNatsAuth(o.natsAuth ?? {})})`);
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
   const stored = await store.get();
   const state: RunState = stored?.value ?? { ackedSeq: 0, learnerVersion: 0 };
@@ -98,7 +108,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   });
 
   const server: OrchestratorServer = await startOrchestratorServer({
-    listen: o.listen ?? config.orchestrator.listen,
+    listen,
     maxMessageBytes: config.orchestrator.maxMessageBytes,
     auth: o.auth,
     heartbeatTimeoutMs: config.orchestrator.heartbeatSeconds * 3000,

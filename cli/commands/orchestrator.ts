@@ -2,8 +2,9 @@
 import type { CommandModule } from 'yargs';
 import { readFileSync } from 'node:fs';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
+import { natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../../lib/worker/cli.ts';
 
-interface Args extends ConfigArgs {
+interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
   nats?: string;
   metricsPort?: number;
@@ -25,14 +26,14 @@ export function readSecret(file: string | undefined, env: string): string | unde
       throw new Error(`--auth-token-file ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   }
-  return process.env[env] || undefined;
+  return process.env[env]?.trim() || undefined;
 }
 
 const command: CommandModule<object, Args> = {
   command: 'orchestrator',
   describe: 'run the orchestrator (gRPC server, run state in NATS, /metrics and /health)',
   builder: (y) =>
-    withConfig(y)
+    withNatsAuthOptions(withConfig(y))
       .option('listen', { type: 'string', describe: 'gRPC host:port (default: orchestrator.listen, 127.0.0.1:50051); non-loopback requires --auth-token-file or mutual TLS' })
       .option('nats', { type: 'string', describe: 'NATS URL (default: nats.url)' })
       .option('metrics-port', { type: 'number', describe: 'port for /metrics and /health (default: metrics.port)' })
@@ -46,19 +47,32 @@ const command: CommandModule<object, Args> = {
   handler: async (args) => {
     const { runOrchestrator } = await import('../../orchestrator/main.ts');
     const { formatProgress } = await import('../../orchestrator/progress.ts');
-    const config = runConfigFrom(args);
-    const token = readSecret(args.authTokenFile, 'RECOVERY_GRPO_TOKEN');
-    const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
-    const orch = await runOrchestrator({
-      config,
-      listen: args.listen,
-      natsUrl: args.nats,
-      metricsPort: args.metricsPort,
-      metricsHost: args.metricsHost,
-      auth: token || tls ? { token, tls } : undefined,
-      onProgress: (p) => console.log(formatProgress(p)),
-      eventsFile: args.events,
-    });
+    const { resolveNatsAuth } = await import('../../lib/transport/index.ts');
+    let orch: Awaited<ReturnType<typeof runOrchestrator>>;
+    try {
+      // Refusals (bad configuration, unreadable secrets, a public address without authentication, NATS
+      // credentials refused) end the command with one line saying why, and exit code 1.
+      const config = runConfigFrom(args);
+      const token = readSecret(args.authTokenFile, 'RECOVERY_GRPO_TOKEN');
+      if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+      const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
+      orch = await runOrchestrator({
+        config,
+        listen: args.listen,
+        natsUrl: args.nats,
+        natsAuth: resolveNatsAuth(natsAuthFromArgs(args)),
+        metricsPort: args.metricsPort,
+        metricsHost: args.metricsHost,
+        auth: token || tls ? { token, tls } : undefined,
+        onProgress: (p) => console.log(formatProgress(p)),
+        eventsFile: args.events,
+      });
+    } catch (e) {
+      const msg = (e as Error).message;
+      const hint = /^refusing to listen/.test(msg) ? ' (flags: --auth-token-file FILE, or --tls-cert --tls-key --tls-ca --require-client-cert)' : '';
+      console.error(`orchestrator: ${msg}${hint}`);
+      process.exit(1);
+    }
     const stop = async () => {
       await orch.stop();
       process.exit(0);

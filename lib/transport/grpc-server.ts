@@ -111,11 +111,12 @@ function bearerMatches(md: grpc.Metadata, expected: Buffer): boolean {
   return !!m && timingSafeEqual(digest(m[1]!), expected);
 }
 
-export async function startOrchestratorServer(opts: OrchestratorServerOptions): Promise<OrchestratorServer> {
-  const listen = opts.listen ?? '127.0.0.1:0';
+/**
+ * Throws unless `listen` with `auth` is acceptable: a non-loopback address needs a token or mutual TLS (the error
+ * says why). startOrchestratorServer calls it; the orchestrator calls it first, before anything else starts.
+ */
+export function checkListenAuth(listen: string, auth: ServerAuth = {}): void {
   const { host } = parseHostPort(listen, 'listen');
-  const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const auth = opts.auth ?? {};
   if (auth.token !== undefined && auth.token.trim() === '') throw new Error('auth.token is empty: give a secret or leave it out');
   const mutualTls = !!auth.tls?.requireClientCert;
   if (!isLoopbackHost(host) && !auth.token && !mutualTls) {
@@ -128,6 +129,15 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   if (auth.tls?.requireClientCert && !auth.tls.ca) {
     throw new Error('auth.tls.requireClientCert needs auth.tls.ca (the CA that signs client certificates)');
   }
+}
+
+export async function startOrchestratorServer(opts: OrchestratorServerOptions): Promise<OrchestratorServer> {
+  const listen = opts.listen ?? '127.0.0.1:0';
+  const { host } = parseHostPort(listen, 'listen');
+  const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const auth = opts.auth ?? {};
+  checkListenAuth(listen, auth);
+  const mutualTls = !!auth.tls?.requireClientCert;
   const credentials = auth.tls
     ? grpc.ServerCredentials.createSsl(
         auth.tls.ca ? loadPem(auth.tls.ca, 'auth.tls.ca') : null,

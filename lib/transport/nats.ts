@@ -54,6 +54,12 @@ export interface NatsConnectOptions {
  * Connects to NATS. The caller owns the connection: `await nc.drain()` (flush, stop subscriptions, close) or
  * `await nc.close()`; `nc.closed()` resolves when it is gone.
  */
+/** True for a connectNats failure caused by refused credentials (not worth retrying). */
+export function isNatsAuthError(e: unknown): boolean {
+  const code = (e as { code?: string } | null)?.code ?? '';
+  return /AUTHORIZATION_VIOLATION|AUTHENTICATION/i.test(code) || /authorization violation|authentication (timeout|expired)/i.test((e as Error)?.message ?? '');
+}
+
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
   const co: ConnectionOptions = {
     servers: opts.url,
@@ -69,7 +75,10 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
   try {
     return await connect(co);
   } catch (e) {
-    throw new Error(`cannot connect to NATS at ${[opts.url].flat().join(', ')} as ${opts.name}: ${(e as Error).message}`);
+    // keep nats.js's code (AUTHORIZATION_VIOLATION, CONNECTION_REFUSED, ...): callers tell bad credentials from an outage
+    throw Object.assign(new Error(`cannot connect to NATS at ${[opts.url].flat().join(', ')} as ${opts.name}: ${(e as Error).message}`), {
+      code: (e as { code?: string }).code,
+    });
   }
 }
 

@@ -3,7 +3,7 @@
 // orchestrator / nats / metrics sections): the run configuration itself comes from the orchestrator's Welcome.
 import type { Argv } from 'yargs';
 import { loadConfig } from '../config/index.ts';
-import { parseHostPort } from '../transport/index.ts';
+import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../transport/index.ts';
 import type { WorkerHandle } from './runtime.ts';
 import { TOKEN_ENV, type WorkerOptions } from './options.ts';
 
@@ -19,6 +19,12 @@ export interface WorkerCliArgs {
   tlsCert?: string;
   tlsKey?: string;
   tlsServerName?: string;
+  natsUser?: string;
+  natsPassFile?: string;
+  natsTokenFile?: string;
+  natsTlsCa?: string;
+  natsTlsCert?: string;
+  natsTlsKey?: string;
   maxBatch?: number;
   maxInFlight?: number;
   config?: string;
@@ -27,7 +33,7 @@ export interface WorkerCliArgs {
 export const CLI_DEFAULTS = { orchestrator: '127.0.0.1:50051', nats: 'nats://127.0.0.1:4222', metricsPort: 9464 } as const;
 
 export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }): Argv<T & WorkerCliArgs> {
-  return y
+  return withNatsAuthOptions(y)
     .option('orchestrator', { type: 'string', describe: `orchestrator gRPC address HOST:PORT (default ${CLI_DEFAULTS.orchestrator}, or --config's orchestrator.listen)` })
     .option('nats', { type: 'string', describe: `NATS URL with JetStream (default ${CLI_DEFAULTS.nats}, or --config's nats.url)` })
     .option('metrics-port', { type: 'number', describe: `port of /metrics and /health; 0 = any free port (default ${CLI_DEFAULTS.metricsPort}, or --config's metrics.port)` })
@@ -46,6 +52,43 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
       if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together (mutual TLS needs both)');
       return true;
     }) as unknown as Argv<T & WorkerCliArgs>;
+}
+
+export interface NatsAuthCliArgs {
+  natsUser?: string;
+  natsPassFile?: string;
+  natsTokenFile?: string;
+  natsTlsCa?: string;
+  natsTlsCert?: string;
+  natsTlsKey?: string;
+}
+
+/** NATS credential flags, shared by the worker roles and the orchestrator. Secrets only from files or the environment. */
+export function withNatsAuthOptions<T>(y: Argv<T>): Argv<T & NatsAuthCliArgs> {
+  return y
+    .option('nats-user', { type: 'string', describe: `NATS user (default: the ${NATS_ENV.user} environment variable); the password from --nats-pass-file or ${NATS_ENV.pass}` })
+    .option('nats-pass-file', { type: 'string', describe: `file holding the NATS password (default: the ${NATS_ENV.pass} environment variable); never logged` })
+    .option('nats-token-file', { type: 'string', describe: `file holding a NATS token (default: the ${NATS_ENV.token} environment variable); never logged` })
+    .option('nats-tls-ca', { type: 'string', describe: "PEM file of the CA that signs the NATS server's certificate (turns TLS on)" })
+    .option('nats-tls-cert', { type: 'string', describe: 'PEM client certificate for NATS (with --nats-tls-key), when the server verifies clients' })
+    .option('nats-tls-key', { type: 'string', describe: 'PEM client key for NATS (with --nats-tls-cert)' })
+    .check((a) => {
+      if (!!a.natsTlsCert !== !!a.natsTlsKey) throw new Error('--nats-tls-cert and --nats-tls-key go together');
+      return true;
+    }) as unknown as Argv<T & NatsAuthCliArgs>;
+}
+
+/** The NATS credential flags as NatsAuthOptions (resolveNatsAuth adds the environment). */
+export function natsAuthFromArgs(a: NatsAuthCliArgs): NatsAuthOptions {
+  const tls = a.natsTlsCa || a.natsTlsCert || a.natsTlsKey
+    ? { ...(a.natsTlsCa ? { ca: a.natsTlsCa } : {}), ...(a.natsTlsCert ? { cert: a.natsTlsCert } : {}), ...(a.natsTlsKey ? { key: a.natsTlsKey } : {}) }
+    : undefined;
+  return {
+    ...(a.natsUser !== undefined ? { user: a.natsUser } : {}),
+    ...(a.natsPassFile !== undefined ? { passFile: a.natsPassFile } : {}),
+    ...(a.natsTokenFile !== undefined ? { tokenFile: a.natsTokenFile } : {}),
+    ...(tls ? { tls } : {}),
+  };
 }
 
 /** A listen address as a dial address: a wildcard host (0.0.0.0, ::) becomes loopback. */
@@ -73,6 +116,7 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
     ...(a.device !== undefined ? { device: a.device } : {}),
     ...(a.authTokenFile !== undefined ? { tokenFile: a.authTokenFile } : {}),
     ...(tls ? { tls } : {}),
+    natsAuth: natsAuthFromArgs(a),
     ...(a.maxBatch !== undefined ? { maxBatch: a.maxBatch } : {}),
     ...(a.maxInFlight !== undefined ? { maxInFlight: a.maxInFlight } : {}),
     handleSignals: true,

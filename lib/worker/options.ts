@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { formatIssues, parseHostPort, WORKER_ID_PATTERN, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
+import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
 
 export type RoleName = 'rollout' | 'reward' | 'learner';
 
@@ -38,6 +38,11 @@ export interface WorkerOptions {
   tokenFile?: string;
   /** TLS to the orchestrator: PEM file paths (or PEM text). cert + key for mutual TLS. */
   tls?: { ca?: string; cert?: string; key?: string; serverName?: string };
+  /**
+   * NATS credentials (user + pass, or token; each a value, a file, or else the environment: RECOVERY_GRPO_NATS_USER,
+   * RECOVERY_GRPO_NATS_PASS, RECOVERY_GRPO_NATS_TOKEN) and TLS (PEM files). Never logged.
+   */
+  natsAuth?: NatsAuthOptions;
   /** Most items / candidates / samples per task this worker takes (Capabilities.max_batch). Role default. */
   maxBatch?: number;
   /** Tasks held at once (Capabilities.max_in_flight). Role default. */
@@ -66,6 +71,8 @@ export interface ResolvedWorkerOptions {
   device: 'cpu' | 'cuda' | undefined;
   token: string | undefined;
   tls: { ca?: string; cert?: string; key?: string; serverName?: string } | undefined;
+  /** Spread into connectNats. */
+  natsAuth: NatsAuth;
   maxBatch: number | undefined;
   maxInFlight: number | undefined;
   heartbeatMs: number;
@@ -88,6 +95,11 @@ const schema = z.strictObject({
   tls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional(), serverName: z.string().optional() })
     .refine((t) => !!t.cert === !!t.key, 'cert and key go together (mutual TLS needs both)')
     .optional(),
+  natsAuth: z.strictObject({
+    user: z.string().optional(), pass: z.string().optional(), passFile: z.string().min(1).optional(),
+    token: z.string().optional(), tokenFile: z.string().min(1).optional(),
+    tls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).optional(),
+  }).optional(),
   maxBatch: z.number().int().gte(1).optional(),
   maxInFlight: z.number().int().gte(1).optional(),
   heartbeatMs: z.number().int().gte(10).default(5000),
@@ -145,6 +157,12 @@ export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env
     throw new Error(`worker options.orchestrator: ${(e as Error).message}`);
   }
   const workerId = o.workerId ?? defaultWorkerId(role);
+  let natsAuth: NatsAuth;
+  try {
+    natsAuth = resolveNatsAuth(o.natsAuth ?? {}, env);
+  } catch (e) {
+    throw new Error(`worker options.natsAuth: ${(e as Error).message}`);
+  }
   return {
     role,
     orchestrator: o.orchestrator,
@@ -155,6 +173,7 @@ export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env
     device: o.device,
     token: readToken(o, env),
     tls: o.tls,
+    natsAuth,
     maxBatch: o.maxBatch,
     maxInFlight: o.maxInFlight,
     heartbeatMs: o.heartbeatMs,

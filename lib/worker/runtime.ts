@@ -23,6 +23,8 @@ import {
   checkRunId,
   connectNats,
   connectToOrchestrator,
+  describeNatsAuth,
+  isNatsAuthError,
   TransportError,
   withReconnect,
   type Capabilities,
@@ -194,7 +196,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     };
   };
   const server: MetricsServer = await startMetricsServer({ port: o.metricsPort, host: o.metricsHost, registry: registryShim, health });
-  log.info(`metrics and health on ${server.url}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}`);
+  log.info(`metrics and health on ${server.url}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}; NATS ${o.nats} (${describeNatsAuth(o.natsAuth)})`);
 
   const send = async (msg: WorkerMessage): Promise<boolean> => {
     const c = conn;
@@ -250,8 +252,10 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     metrics ??= createMetrics(runId, role.name);
     if (!nc) {
       try {
-        nc = await connectNats({ url: o.nats, name: `${role.name}/${o.workerId}` });
+        nc = await connectNats({ url: o.nats, name: `${role.name}/${o.workerId}`, ...o.natsAuth });
       } catch (e) {
+        // refused credentials do not get better by retrying; an unreachable server may
+        if (isNatsAuthError(e)) throw new WorkerFatalError(`${(e as Error).message}: check the NATS credentials (--nats-user/--nats-pass-file or --nats-token-file)`, { cause: e });
         throw new RetryableWorkerError((e as Error).message, { cause: e });
       }
       nc.closed().then((err) => {
