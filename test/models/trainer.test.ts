@@ -9,7 +9,7 @@ import { PolicyRunner, PolicyTrainer } from '../../lib/models/trainer.ts';
 import { cloneTensorMap } from '../../lib/checkpoint/tensors.ts';
 import { testRandom } from '../graph/gradcheck.ts';
 
-const config = loadConfig(undefined, ['data.size=16', 'model.width=8', 'model.depth=2', 'sft.lr=0.003', 'model.logStd=-1']);
+const config = loadConfig(undefined, ['data.size=16', 'model.width=8', 'model.depth=2', 'sft.lr=0.003', 'model.logStd=-1', 'grpo.advantageMode=scalar']);
 const N = 8;
 const PIX = N * 3 * 16 * 16;
 
@@ -48,7 +48,7 @@ test('a GRPO step raises the advantage-weighted log-probability; NaN never reach
   const { noisy } = batch(9);
   const noise = Float32Array.from({ length: PIX }, () => rand() * 2 - 1);
   const roll = await runner.run(params, noisy, noise, N);
-  const trainer = PolicyTrainer.create(loadConfig(undefined, ['data.size=16', 'model.width=8', 'model.depth=2', 'model.logStd=-1', 'optim.lr=0.0001', 'grpo.clipLow=0.5', 'grpo.clipHigh=0.5']), params);
+  const trainer = PolicyTrainer.create(loadConfig(undefined, ['data.size=16', 'model.width=8', 'model.depth=2', 'model.logStd=-1', 'optim.lr=0.0001', 'grpo.clipLow=0.5', 'grpo.clipHigh=0.5', 'grpo.advantageMode=scalar']), params);
   const advantages = Float32Array.from({ length: N }, (_, i) => (i % 2 ? 1 : -1));
   const inputs = { n: N, images: noisy, actions: roll.action, logpOld: roll.logp, advantages, refMean: roll.mean };
   const r = await trainer.grpoStep(inputs);

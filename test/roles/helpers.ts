@@ -21,7 +21,7 @@ export function tinyConfig(runId: string, extra: Record<string, Record<string, u
     run: { id: runId, seed: 7, ...extra.run },
     data: { size: 16, ...extra.data },
     model: { width: 4, depth: 1, logStd: Math.log(0.05), ...extra.model },
-    grpo: { groupSize: 2, samplesPerBatch: 2, ...extra.grpo },
+    grpo: { groupSize: 2, samplesPerBatch: 2, advantageMode: 'scalar', ...extra.grpo },
   } as RunConfigInput;
 }
 
