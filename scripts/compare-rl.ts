@@ -14,6 +14,7 @@ import { openRunDataset } from '../lib/config/dataset.ts';
 import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
 import { evaluate, firstSamples, type Scores } from '../lib/eval/evaluate.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
+import { formatCI, meanCI } from '../lib/eval/stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -42,14 +43,6 @@ async function train(seed: number, m: Method, steps: number, start: TensorMap): 
   return { params: r.params, seconds: m === 'continued SFT' ? r.sftSeconds : r.grpoSeconds };
 }
 
-const t95 = [NaN, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262];
-function ci(xs: number[]): { mean: number; half: number } {
-  const n = xs.length;
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1));
-  return { mean, half: n > 1 ? (t95[n - 1] ?? 1.96) * sd / Math.sqrt(n) : NaN };
-}
-
 const gains: Record<Method, Array<Record<keyof Omit<Scores, 'count'>, number>>> = { 'dense GRPO': [], 'scalar GRPO': [], 'continued SFT': [] };
 const rows: string[] = [];
 const t0 = Date.now();
@@ -71,10 +64,10 @@ for (let seed = 0; seed < seeds; seed++) {
   console.log(`seed ${seed}: warm start ${base.start.reward.toFixed(4)}, identity ${base.identity.reward.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s so far)`);
 }
 
-const fmt = (c: { mean: number; half: number }, d = 4) => `${c.mean >= 0 ? '+' : ''}${c.mean.toFixed(d)} ± ${c.half.toFixed(d)}`;
 const summary = METHODS.map((m) => {
   const g = gains[m];
-  return `| ${m} | ${fmt(ci(g.map((x) => x.reward)))} | ${fmt(ci(g.map((x) => x.ssim)))} | ${fmt(ci(g.map((x) => x.clip_cos)))} | ${fmt(ci(g.map((x) => x.psnr)), 2)} |`;
+  const col = (k: 'reward' | 'ssim' | 'clip_cos' | 'psnr', d = 4) => formatCI(meanCI(g.map((x) => x[k])), d);
+  return `| ${m} | ${col('reward')} | ${col('ssim')} | ${col('clip_cos')} | ${col('psnr', 2)} |`;
 });
 const doc = `# Dense advantages: does the RL stage beat training longer?
 
@@ -85,7 +78,7 @@ Per seed: a ${sftSteps}-step SFT warm start (batch 32, built-in dataset, default
 at equal wall-clock compute (${budget} s each, steps set from a measured per-step time): dense GRPO, scalar GRPO
 (the paper's one advantage per action), and continued SFT. Gains are in evaluation metrics of the policy mean on
 the first ${values.samples} images of the evaluation split, over the warm start; mean ± 95% confidence half-width
-(t-distribution over ${seeds} seeds).
+(t-distribution over ${seeds} seeds), with the interval in brackets.
 
 | method | reward gain | SSIM gain | embedding-cosine gain | PSNR gain (dB) |
 | --- | --- | --- | --- | --- |
