@@ -19,6 +19,7 @@ import {
   type WorkerSession,
 } from '../lib/transport/index.ts';
 import { Coordinator, type Progress, type RunState } from './coordinator.ts';
+import { createRunMonitor } from './web.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -74,13 +75,19 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     log(`skipped ${path}: ${reason}`);
   });
 
-  const coordinator = new Coordinator({
+  // The web page's history and the periodic evaluation (eval.everyVersions), fed by the coordinator's progress.
+  let coordinator: Coordinator | undefined;
+  const monitor = await createRunMonitor({ config, metrics, nc, coordinator: () => coordinator, totalBatches: config.sft.steps + config.grpo.steps, eventsFile: o.eventsFile, log });
+  coordinator = new Coordinator({
     config,
     dataset,
     metrics,
     state,
     log,
-    onProgress: o.onProgress,
+    onProgress: (p) => {
+      monitor.progress(p);
+      o.onProgress?.(p);
+    },
     onEvent: o.eventsFile ? (e) => appendFileSync(o.eventsFile!, `${JSON.stringify({ t: Date.now(), ...e })}\n`) : undefined,
     persist: async (next) => {
       // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
@@ -136,6 +143,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     port: o.metricsPort ?? config.metrics.port,
     host: o.metricsHost,
     registry: metrics.registry,
+    routes: monitor.routes(),
     health: () => ({
       ok: !nc.isClosed(),
       phase: coordinator.phase,
@@ -164,6 +172,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       clearInterval(leaseTimer);
       await server.close({ graceMs: 1000 });
       await metricsServer.close();
+      await monitor.close();
       await nc.drain().catch(() => undefined);
     },
   };

@@ -61,7 +61,13 @@ function summarise(rows: Array<Omit<Scores, 'count'> & { type: string; level: st
 }
 
 /** Evaluates every policy on the same `samples` (typically the first N of the eval split). */
-export async function evaluate(config: RunConfig, samples: Sample[], policies: Record<string, Policy>, opts: { clipModel?: string } = {}): Promise<EvalResult> {
+export async function evaluate(
+  config: RunConfig,
+  samples: Sample[],
+  policies: Record<string, Policy>,
+  /** runner / scorer: sessions to reuse (a periodic evaluator keeps them); the caller releases them. */
+  opts: { clipModel?: string; runner?: PolicyRunner; scorer?: RewardScorer } = {},
+): Promise<EvalResult> {
   if (samples.length === 0) throw new Error('evaluate: no samples (is the eval split empty?)');
   const H = config.data.size;
   const pix = 3 * H * H;
@@ -73,8 +79,8 @@ export async function evaluate(config: RunConfig, samples: Sample[], policies: R
     clean.set(toCHWFloat(s.clean), i * pix);
   });
   const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
-  const scorer = new RewardScorer(opts.clipModel ?? config.reward.clipModel, config.reward.device);
-  const runner = Object.values(policies).some((p) => p.kind !== 'identity') ? await PolicyRunner.create(config) : undefined;
+  const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ?? config.reward.clipModel, config.reward.device);
+  const runner = opts.runner ?? (Object.values(policies).some((p) => p.kind !== 'identity') ? await PolicyRunner.create(config) : undefined);
   const reports: Record<string, EvalReport> = {};
   const outputs: Record<string, Float32Array> = {};
   try {
@@ -107,8 +113,8 @@ export async function evaluate(config: RunConfig, samples: Sample[], policies: R
       outputs[name] = recovered;
     }
   } finally {
-    await runner?.release();
-    await scorer.close();
+    if (!opts.runner) await runner?.release();
+    if (!opts.scorer) await scorer.close();
   }
   return { reports, outputs, samples, encoder: scorer.encoderName };
 }

@@ -1,0 +1,159 @@
+// Evaluation during training (eval.everyVersions): the orchestrator calls `maybeRun(version)` as versions are
+// acknowledged; every N versions it fetches the newest checkpoint from the CheckpointStore (verified: digest,
+// names, shapes, run id, version), evaluates its policy mean on the first eval.samples held-out images beside
+// identity and the reference (SFT) checkpoint (both computed once), exports eval_* gauges and keeps the result
+// (numbers and a grid PNG) for the web page. It never blocks dispatch: one evaluation at a time, asynchronous;
+// a due evaluation while one is still running is skipped (counted in evaluations_total{outcome="skipped"}).
+import type { RunConfig } from '../config/index.ts';
+import { openRunDataset } from '../config/dataset.ts';
+import type { Sample } from '../data/dataset.ts';
+import type { TensorMap } from '../checkpoint/tensors.ts';
+import type { Metrics } from '../metrics/index.ts';
+import { paramShapes, policySpecOf } from '../models/bundle.ts';
+import { PolicyRunner } from '../models/trainer.ts';
+import { RewardScorer } from '../models/scorer.ts';
+import type { CheckpointStore } from '../transport/index.ts';
+import { fetchCheckpoint } from '../worker/checkpoints.ts';
+import { evaluate, firstSamples, type EvalReport, type Scores } from './evaluate.ts';
+import { evalGridPng } from './eval-run.ts';
+
+export interface PeriodicEvalResult {
+  version: number;
+  /** Unix ms when it finished. */
+  t: number;
+  seconds: number;
+  samples: number;
+  policy: EvalReport;
+  identity: EvalReport;
+  reference?: EvalReport & { version: number };
+  /** corrupted | reference | policy | clean for the first few images. */
+  gridPng: Uint8Array;
+  gridColumns: string[];
+}
+
+/** The overall numbers of a result, without images or breakdowns (for histories and the event log). */
+export function overall(r: Scores): { reward: number; ssim: number; clip_cos: number; psnr: number } {
+  return { reward: r.reward, ssim: r.ssim, clip_cos: r.clip_cos, psnr: r.psnr };
+}
+
+export interface PeriodicEvaluatorOptions {
+  config: RunConfig;
+  store: CheckpointStore;
+  metrics: Metrics;
+  log: (line: string) => void;
+  onResult?: (r: PeriodicEvalResult) => void;
+  /** Rows of the grid (default 6). */
+  gridRows?: number;
+}
+
+export class PeriodicEvaluator {
+  private readonly every: number;
+  private nextDue: number;
+  private running: Promise<void> | null = null;
+  private samples?: Sample[];
+  private runner?: PolicyRunner;
+  private scorer?: RewardScorer;
+  private identity?: EvalReport;
+  private ref?: { version: number; params: TensorMap; report: EvalReport; outputs: Float32Array };
+  private closed = false;
+  latest: PeriodicEvalResult | null = null;
+
+  constructor(private readonly o: PeriodicEvaluatorOptions) {
+    this.every = o.config.eval.everyVersions;
+    this.nextDue = this.every;
+  }
+
+  get enabled(): boolean {
+    return this.every > 0;
+  }
+
+  /** Starts an evaluation when `version` reached the next multiple of eval.everyVersions (never waits for it). */
+  maybeRun(version: number): void {
+    if (!this.enabled || this.closed || version < this.nextDue) return;
+    if (this.running) {
+      this.o.metrics.get('evaluations_total').inc({ outcome: 'skipped' });
+      this.nextDue = (Math.floor(version / this.every) + 1) * this.every;
+      return;
+    }
+    this.nextDue = (Math.floor(version / this.every) + 1) * this.every;
+    this.running = this.run()
+      .then(
+        () => this.o.metrics.get('evaluations_total').inc({ outcome: 'ok' }),
+        (e: Error) => {
+          this.o.metrics.get('evaluations_total').inc({ outcome: 'error' });
+          this.o.log(`evaluation failed: ${e?.message ?? e}`);
+        },
+      )
+      .finally(() => {
+        this.running = null;
+      });
+  }
+
+  /** Waits for a running evaluation (at most `timeoutMs`), then releases the sessions. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    this.closed = true;
+    if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    await this.runner?.release().catch(() => undefined);
+    await this.scorer?.close().catch(() => undefined);
+  }
+
+  /** Evaluates the newest checkpoint now (tests and maybeRun). */
+  async run(): Promise<PeriodicEvalResult | null> {
+    const t0 = performance.now();
+    const { config, store } = this.o;
+    const latest = await store.latest();
+    if (!latest) return null;
+    const shapes = paramShapes(policySpecOf(config));
+    const ck = await fetchCheckpoint(store, latest, { runId: config.run.id, shapes });
+    if (this.closed) return null;
+    this.samples ??= await firstSamples(await openRunDataset(config, 'eval'), config.eval.samples);
+    this.runner ??= await PolicyRunner.create(config);
+    this.scorer ??= new RewardScorer(config.reward.clipModel, config.reward.device);
+    const reuse = { runner: this.runner, scorer: this.scorer };
+    const policies: Parameters<typeof evaluate>[2] = { policy: { kind: 'mean', params: ck.params } };
+    if (!this.identity) policies.identity = { kind: 'identity' };
+    const refVersion = ck.meta.extra.ref_version !== undefined ? Number(ck.meta.extra.ref_version) : undefined;
+    if (refVersion !== undefined && this.ref?.version !== refVersion) {
+      // The KL reference (the SFT warm start) is kept in the store for the whole GRPO stage.
+      const refAnn = { version: refVersion, digest: ck.meta.extra.ref_digest ?? (await store.get(refVersion)).announcement.digest };
+      const ref = await fetchCheckpoint(store, refAnn, { runId: config.run.id, shapes });
+      policies.reference = { kind: 'mean', params: ref.params };
+      this.ref = { version: refVersion, params: ref.params, report: undefined as unknown as EvalReport, outputs: new Float32Array() };
+    }
+    const ev = await evaluate(config, this.samples, policies, reuse);
+    this.identity ??= ev.reports.identity;
+    if (policies.reference && this.ref) {
+      this.ref.report = ev.reports.reference!;
+      this.ref.outputs = ev.outputs.reference!;
+    }
+    const useRef = refVersion !== undefined && this.ref?.version === refVersion;
+    if (useRef) ev.outputs.reference = this.ref!.outputs;
+    const columns = ['corrupted', ...(useRef ? ['reference'] : []), 'policy', 'clean'];
+    const gridPng = await evalGridPng(config, ev, columns, this.o.gridRows ?? 6);
+    const result: PeriodicEvalResult = {
+      version: ck.meta.version,
+      t: Date.now(),
+      seconds: (performance.now() - t0) / 1000,
+      samples: this.samples.length,
+      policy: ev.reports.policy!,
+      identity: this.identity!,
+      ...(useRef ? { reference: { ...this.ref!.report, version: this.ref!.version } } : {}),
+      gridPng,
+      gridColumns: columns,
+    };
+    const m = this.o.metrics;
+    const rows: Array<[string, Scores | undefined]> = [['policy', result.policy], ['identity', result.identity], ['reference', result.reference]];
+    for (const [policy, r] of rows) {
+      if (!r) continue;
+      m.get('eval_reward').set({ policy }, r.reward);
+      m.get('eval_ssim').set({ policy }, r.ssim);
+      m.get('eval_clip_cos').set({ policy }, r.clip_cos);
+      m.get('eval_psnr').set({ policy }, r.psnr);
+    }
+    m.get('eval_policy_version').set(result.version);
+    m.get('eval_seconds').set(result.seconds);
+    this.latest = result;
+    this.o.onResult?.(result);
+    return result;
+  }
+}
