@@ -140,8 +140,8 @@ export const sftSchema = z.strictObject({
     .describe('Images per SFT step.'),
   lr: positive().default(1e-3)
     .describe('SFT peak learning rate (AdamW with the optim betas/eps/weightDecay). Not from the paper: a usual Adam rate for a small CNN.'),
-  schedule: z.enum(['constant', 'cosine']).default('constant')
-    .describe('SFT learning-rate schedule: constant keeps lr; cosine decays from lr to lr/10 over the steps. Measured on the built-in dataset (1500 steps): constant reached a higher evaluation reward (0.828 vs 0.818).'),
+  schedule: z.enum(['cosine', 'constant']).default('cosine')
+    .describe('SFT learning-rate schedule: cosine decays from lr to lr/10 over the steps; constant keeps lr. Measured on the built-in dataset: with a constant 1e-3 the evaluation reward of consecutive checkpoints still swings by about +-0.02 after 1000 steps, so the warm start GRPO begins from would be a matter of luck; the decay settles it.'),
   loss: z.enum(['l2', 'l1']).default('l2')
     .describe('Pixel loss between the policy mean and the clean image.'),
 }).describe('Supervised warm start (stage I) before GRPO.');
