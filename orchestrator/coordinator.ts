@@ -71,6 +71,9 @@ interface OpenBatch {
 
 const SFT_WINDOW = 2;
 
+/** The one result kind each role may send. */
+const RESULT_OF: Record<string, string> = { ROLLOUT: 'rollout_result', REWARD: 'score_result', LEARNER: 'train_result' };
+
 /** What happened to the run's work, for audits and tests (written as JSON lines by --events). */
 export type RunEvent =
   | { type: 'rollout'; sample: string; worker: string; version: number; attempt: number; compute_ms: number }
@@ -234,6 +237,13 @@ export class Coordinator {
   // Messages from workers
 
   handle(s: WorkerSession, msg: import('../lib/transport/index.ts').WorkerMessage__Output): void {
+    const result = msg.rollout_result ? 'rollout_result' : msg.score_result ? 'score_result' : msg.train_result ? 'train_result' : undefined;
+    if (result && result !== RESULT_OF[s.role]) {
+      // A result of another role's kind (e.g. a rollout worker sending a train_result) is refused outright.
+      this.log(`refused a ${result} from ${s.role.toLowerCase()} ${s.workerId}: that role sends only ${RESULT_OF[s.role]}`);
+      this.o.metrics.get('task_errors_total').inc({ worker_role: s.role.toLowerCase(), code: 'wrong_kind' });
+      return;
+    }
     try {
       if (msg.heartbeat) this.board.renew(s, msg.heartbeat.active_task_ids);
       else if (msg.rollout_result) this.onRollout(s, msg.rollout_result);

@@ -52,7 +52,7 @@ export class TaskBoard {
   /** The task for a result from `session`, or undefined for a duplicate or unknown task id (counted). */
   complete(session: WorkerSession, taskId: string): Task | undefined {
     const t = this.active.get(taskId);
-    if (!t) {
+    if (!t || t.role !== session.role) {
       this.o.metrics.get('duplicate_results_total').inc({ worker_role: session.role.toLowerCase() });
       return undefined;
     }
