@@ -16,6 +16,7 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./commands/reward-worker.ts'),
   () => import('./commands/rollout-worker.ts'),
   () => import('./commands/score.ts'),
+  () => import('./commands/sweep.ts'),
 ];
 
 const cli = yargs(hideBin(process.argv)).scriptName('recovery-grpo').strict().demandCommand(1).help();

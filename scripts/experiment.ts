@@ -1,7 +1,9 @@
 // The RL-stage experiment (docs/experiment.md): for each seed, an SFT warm start, then GRPO from it, both in one
 // process (lib/local/single-process.ts: the same graphs, reward and advantage math as the distributed pipeline,
 // without gRPC and NATS), then an evaluation of identity, the SFT checkpoint and the GRPO policy (mean and
-// sampled actions) on the same held-out images. The gains (GRPO - SFT, GRPO - identity) are reported per seed
+// sampled actions) on the same held-out images. A control arm continues SFT from the same warm start for as many
+// steps as GRPO takes (same learning rate schedule as the warm start, fresh AdamW), so a GRPO gain can be told
+// apart from "more training". The gains (GRPO - SFT, GRPO - identity, GRPO - continued SFT) are reported per seed
 // and as mean ± the 95% confidence interval of the mean over seeds (Student t, n - 1 degrees of freedom).
 //
 //   node --import tsx scripts/experiment.ts [--seeds 0,1,2] [--sft-steps 500] [--grpo-steps 100]
@@ -50,16 +52,19 @@ export interface SeedResult {
   sft: EvalReport;
   grpo: EvalReport;
   grpo_sampled: EvalReport;
+  /** The control: SFT continued from the warm start for grpoSteps steps. */
+  sft_continued: EvalReport;
+  control_seconds: number;
   curve: SingleProcessStep[];
 }
 
-function configFor(o: ExperimentOptions, seed: number, phase: 'sft' | 'grpo'): RunConfig {
+function configFor(o: ExperimentOptions, seed: number, phase: 'sft' | 'grpo' | 'control'): RunConfig {
   return loadConfig(undefined, [
     ...EXPERIMENT_OVERRIDES,
     ...o.set,
     `run.seed=${seed}`,
     `run.id=experiment-${seed}`,
-    `sft.steps=${phase === 'sft' ? o.sftSteps : 0}`,
+    `sft.steps=${phase === 'sft' ? o.sftSteps : phase === 'control' ? o.grpoSteps : 0}`,
     `grpo.steps=${phase === 'grpo' ? o.grpoSteps : 0}`,
   ]);
 }
@@ -70,7 +75,8 @@ export async function runSeed(o: ExperimentOptions, seed: number): Promise<SeedR
   mkdirSync(dir, { recursive: true });
   const sftConfig = configFor(o, seed, 'sft');
   const grpoConfig = configFor(o, seed, 'grpo');
-  const settings = sha256Hex(canonicalJson({ sft: configHash(sftConfig), grpo: configHash(grpoConfig) })).slice(0, 16);
+  const controlConfig = configFor(o, seed, 'control');
+  const settings = sha256Hex(canonicalJson({ sft: configHash(sftConfig), grpo: configHash(grpoConfig), control: configHash(controlConfig) })).slice(0, 16);
   const resultPath = join(dir, 'result.json');
   if (existsSync(resultPath)) {
     const r = JSON.parse(readFileSync(resultPath, 'utf8')) as SeedResult;
@@ -100,12 +106,15 @@ export async function runSeed(o: ExperimentOptions, seed: number): Promise<SeedR
   log(`[experiment] seed ${seed}: GRPO ${o.grpoSteps} steps (${grpoConfig.grpo.advantageMode} advantages)`);
   const curve: SingleProcessStep[] = [];
   const g = await runSingleProcess(grpoConfig, { params: cloneTensorMap(sftParams), log: (l) => log(`[seed ${seed}] ${l}`), onStep: (s) => curve.push(s) });
+  log(`[experiment] seed ${seed}: control, SFT continued ${o.grpoSteps} steps from the warm start`);
+  const ctl = await runSingleProcess(controlConfig, { params: cloneTensorMap(sftParams) });
   const samples = await firstSamples(await openRunDataset(grpoConfig, 'eval'), grpoConfig.eval.samples);
   const ev = await evaluate(grpoConfig, samples, {
     identity: { kind: 'identity' },
     sft: { kind: 'mean', params: sftParams },
     grpo: { kind: 'mean', params: g.params },
     grpo_sampled: { kind: 'sampled', params: g.params },
+    sft_continued: { kind: 'mean', params: ctl.params },
   });
   const result: SeedResult = {
     seed,
@@ -118,11 +127,13 @@ export async function runSeed(o: ExperimentOptions, seed: number): Promise<SeedR
     sft: ev.reports.sft!,
     grpo: ev.reports.grpo!,
     grpo_sampled: ev.reports.grpo_sampled!,
+    sft_continued: ev.reports.sft_continued!,
+    control_seconds: ctl.sftSeconds,
     curve,
   };
   writeFileSync(resultPath, JSON.stringify(result, null, 1));
   const f = (x: number) => x.toFixed(4);
-  log(`[experiment] seed ${seed}: reward identity ${f(result.identity.reward)} | SFT ${f(result.sft.reward)} | GRPO ${f(result.grpo.reward)} (${(sftSeconds + g.grpoSeconds).toFixed(0)} s)`);
+  log(`[experiment] seed ${seed}: reward identity ${f(result.identity.reward)} | SFT ${f(result.sft.reward)} | GRPO ${f(result.grpo.reward)} | SFT continued ${f(result.sft_continued.reward)} (${(sftSeconds + g.grpoSeconds + ctl.sftSeconds).toFixed(0)} s)`);
   return result;
 }
 
@@ -135,7 +146,9 @@ export interface Aggregate {
   vsIdentity: Record<Metric, MeanCI>;
   /** GRPO (sampled actions) - SFT. */
   sampledVsSft: Record<Metric, MeanCI>;
-  absolute: Record<'identity' | 'sft' | 'grpo' | 'grpo_sampled', Record<Metric, MeanCI>>;
+  /** GRPO - SFT continued for as many steps (the control). */
+  vsControl: Record<Metric, MeanCI>;
+  absolute: Record<'identity' | 'sft' | 'grpo' | 'grpo_sampled' | 'sft_continued', Record<Metric, MeanCI>>;
 }
 
 export function aggregate(results: SeedResult[]): Aggregate {
@@ -144,11 +157,13 @@ export function aggregate(results: SeedResult[]): Aggregate {
     vsSft: per((r, m) => r.grpo[m] - r.sft[m]),
     vsIdentity: per((r, m) => r.grpo[m] - r.identity[m]),
     sampledVsSft: per((r, m) => r.grpo_sampled[m] - r.sft[m]),
+    vsControl: per((r, m) => r.grpo[m] - r.sft_continued[m]),
     absolute: {
       identity: per((r, m) => r.identity[m]),
       sft: per((r, m) => r.sft[m]),
       grpo: per((r, m) => r.grpo[m]),
       grpo_sampled: per((r, m) => r.grpo_sampled[m]),
+      sft_continued: per((r, m) => r.sft_continued[m]),
     },
   };
 }
@@ -171,23 +186,27 @@ export function renderTables(o: ExperimentOptions, results: SeedResult[]): strin
   lines.push(
     `Settings: the defaults plus \`${[...EXPERIMENT_OVERRIDES, ...o.set].join(' ')}\`; SFT ${o.sftSteps} steps, then GRPO ${o.grpoSteps} steps ` +
       `from it; evaluation on ${results[0]?.eval_samples ?? '?'} held-out images (the policy mean unless said otherwise); image encoder of the semantic reward: ` +
-      `\`${results[0]?.encoder ?? '?'}\` (a stand-in, not CLIP). Engine: the single-process loop (same graphs and math as the pipeline).`,
+      `\`${results[0]?.encoder ?? '?'}\` (a stand-in, not CLIP). Engine: the single-process loop (same graphs and math as the pipeline). ` +
+      `Control: SFT continued from the same warm start for ${o.grpoSteps} steps (as many steps as GRPO; an SFT step trains on sft.batchSize images, a GRPO step on samplesPerBatch x groupSize actions).`,
     '',
   );
-  lines.push('### Per seed', '', '| seed | SFT s | GRPO s | identity reward | SFT reward | GRPO reward | GRPO - SFT | SSIM SFT → GRPO | embedding cos SFT → GRPO | PSNR SFT → GRPO |', '|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('### Per seed', '', '| seed | SFT s | GRPO s | identity reward | SFT reward | GRPO reward | SFT continued reward | GRPO - SFT | SSIM SFT → GRPO | embedding cos SFT → GRPO | PSNR SFT → GRPO |', '|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     lines.push(
-      `| ${r.seed} | ${r.sft_seconds.toFixed(0)} | ${r.grpo_seconds.toFixed(0)} | ${f4(r.identity.reward)} | ${f4(r.sft.reward)} | ${f4(r.grpo.reward)} | ${(r.grpo.reward - r.sft.reward >= 0 ? '+' : '') + f4(r.grpo.reward - r.sft.reward)} | ` +
+      `| ${r.seed} | ${r.sft_seconds.toFixed(0)} | ${r.grpo_seconds.toFixed(0)} | ${f4(r.identity.reward)} | ${f4(r.sft.reward)} | ${f4(r.grpo.reward)} | ${f4(r.sft_continued.reward)} | ${(r.grpo.reward - r.sft.reward >= 0 ? '+' : '') + f4(r.grpo.reward - r.sft.reward)} | ` +
         `${f4(r.sft.ssim)} → ${f4(r.grpo.ssim)} | ${f4(r.sft.clip_cos)} → ${f4(r.grpo.clip_cos)} | ${r.sft.psnr.toFixed(2)} → ${r.grpo.psnr.toFixed(2)} |`,
     );
   }
   lines.push('', `### Gains over ${results.length} seeds (mean ± 95% CI half-width [interval], Student t with ${results.length - 1} degrees of freedom)`, '');
-  lines.push('| metric | GRPO - SFT | CI | GRPO - identity | CI | GRPO sampled - SFT |', '|---|---|---|---|---|---|');
+  lines.push('| metric | GRPO - SFT | CI | GRPO - identity | CI | GRPO - SFT continued (control) | CI | GRPO sampled - SFT |', '|---|---|---|---|---|---|---|---|');
   for (const m of METRICS) {
-    lines.push(`| ${m === 'clip_cos' ? 'embedding cosine' : m} | ${fm(a.vsSft[m], m)} | ${verdict(a.vsSft[m])} | ${fm(a.vsIdentity[m], m)} | ${verdict(a.vsIdentity[m])} | ${fm(a.sampledVsSft[m], m)} |`);
+    lines.push(
+      `| ${m === 'clip_cos' ? 'embedding cosine' : m} | ${fm(a.vsSft[m], m)} | ${verdict(a.vsSft[m])} | ${fm(a.vsIdentity[m], m)} | ${verdict(a.vsIdentity[m])} | ` +
+        `${fm(a.vsControl[m], m)} | ${verdict(a.vsControl[m])} | ${fm(a.sampledVsSft[m], m)} |`,
+    );
   }
   lines.push('', '### Means over seeds', '', '| policy | reward | SSIM | embedding cosine | PSNR (dB) |', '|---|---|---|---|---|');
-  for (const [name, label] of [['identity', 'identity (corrupted image)'], ['sft', 'SFT checkpoint'], ['grpo', 'GRPO (mean)'], ['grpo_sampled', 'GRPO (sampled actions)']] as const) {
+  for (const [name, label] of [['identity', 'identity (corrupted image)'], ['sft', 'SFT checkpoint'], ['grpo', 'GRPO (mean)'], ['grpo_sampled', 'GRPO (sampled actions)'], ['sft_continued', `SFT continued ${o.grpoSteps} steps (control)`]] as const) {
     const x = a.absolute[name];
     lines.push(`| ${label} | ${f4(x.reward.mean)} | ${f4(x.ssim.mean)} | ${f4(x.clip_cos.mean)} | ${x.psnr.mean.toFixed(2)} |`);
   }
