@@ -18,6 +18,16 @@ export function ticks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
+/** Tick labels with as many decimals as the tick spacing needs (0.8383 and 0.8384 stay apart). */
+function tickLabels(vs: number[]): string[] {
+  if (vs.length < 2) return vs.map(fmt);
+  const step = Math.abs(vs[1]! - vs[0]!);
+  const a = Math.max(...vs.map(Math.abs));
+  if (a >= 1e5 || (a !== 0 && a < 1e-3)) return vs.map((v) => v.toExponential(2));
+  const decimals = Math.min(8, Math.max(0, Math.ceil(-Math.log10(step) + 1e-9) + (step / 10 ** Math.floor(Math.log10(step)) === 2.5 ? 1 : 0)));
+  return vs.map((v) => v.toFixed(decimals));
+}
+
 function fmt(v: number): string {
   const a = Math.abs(v);
   return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(1) : String(Number(v.toPrecision(4)));
@@ -71,10 +81,12 @@ export function barChart(o: BarChartOptions): string {
   const parts: string[] = [];
   parts.push(`<text x="${L}" y="16" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
   parts.push(legend(o.series.map((s) => s.name), L, 22));
-  for (const t of ticks(lo, hi)) {
+  const yt = ticks(lo, hi);
+  tickLabels(yt).forEach((label, i) => {
+    const t = yt[i]!;
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${L - 4}" y="${(y(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${fmt(t)}</text>`);
-  }
+    parts.push(`<text x="${L - 4}" y="${(y(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${label}</text>`);
+  });
   o.categories.forEach((c, i) => {
     const x0 = L + i * cw + 4;
     o.series.forEach((s, j) => {
@@ -116,10 +128,12 @@ export function lineChart(o: LineChartOptions): string {
   const parts: string[] = [];
   parts.push(`<text x="${L}" y="16" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
   parts.push(legend(o.series.map((s) => s.name), L, 22));
-  for (const t of ticks(lo, hi)) {
+  const yt = ticks(lo, hi);
+  tickLabels(yt).forEach((label, i) => {
+    const t = yt[i]!;
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${py(t).toFixed(1)}" y2="${py(t).toFixed(1)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${L - 4}" y="${(py(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${fmt(t)}</text>`);
-  }
+    parts.push(`<text x="${L - 4}" y="${(py(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${label}</text>`);
+  });
   for (const t of ticks(x0, x1)) parts.push(`<text x="${px(t).toFixed(1)}" y="${H - B + 14}" font-size="10" text-anchor="middle">${fmt(t)}</text>`);
   if (o.xLabel) parts.push(`<text x="${(L + W - R) / 2}" y="${H - 4}" font-size="11" text-anchor="middle">${esc(o.xLabel)}</text>`);
   o.series.forEach((s, j) => {
