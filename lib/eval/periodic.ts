@@ -7,7 +7,6 @@
 import type { RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import type { Sample } from '../data/dataset.ts';
-import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Metrics } from '../metrics/index.ts';
 import { paramShapes, policySpecOf } from '../models/bundle.ts';
 import { PolicyRunner } from '../models/trainer.ts';
@@ -54,7 +53,7 @@ export class PeriodicEvaluator {
   private runner?: PolicyRunner;
   private scorer?: RewardScorer;
   private identity?: EvalReport;
-  private ref?: { version: number; params: TensorMap; report: EvalReport; outputs: Float32Array };
+  private ref?: { version: number; report: EvalReport; outputs: Float32Array };
   private closed = false;
   latest: PeriodicEvalResult | null = null;
 
@@ -118,13 +117,12 @@ export class PeriodicEvaluator {
       const refAnn = { version: refVersion, digest: ck.meta.extra.ref_digest ?? (await store.get(refVersion)).announcement.digest };
       const ref = await fetchCheckpoint(store, refAnn, { runId: config.run.id, shapes });
       policies.reference = { kind: 'mean', params: ref.params };
-      this.ref = { version: refVersion, params: ref.params, report: undefined as unknown as EvalReport, outputs: new Float32Array() };
     }
     const ev = await evaluate(config, this.samples, policies, reuse);
     this.identity ??= ev.reports.identity;
-    if (policies.reference && this.ref) {
-      this.ref.report = ev.reports.reference!;
-      this.ref.outputs = ev.outputs.reference!;
+    if (policies.reference && refVersion !== undefined) {
+      // Kept only once evaluated: a failed evaluation retries the reference next time.
+      this.ref = { version: refVersion, report: ev.reports.reference!, outputs: ev.outputs.reference! };
     }
     const useRef = refVersion !== undefined && this.ref?.version === refVersion;
     if (useRef) ev.outputs.reference = this.ref!.outputs;

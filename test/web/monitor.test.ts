@@ -1,0 +1,64 @@
+// The orchestrator's run monitor without a run: history thinning, routes, and the periodic evaluator's schedule
+// (every N versions, one at a time, a due one skipped and counted while another runs).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from '../../lib/config/index.ts';
+import { createMetrics } from '../../lib/metrics/index.ts';
+import { PeriodicEvaluator } from '../../lib/eval/periodic.ts';
+import type { CheckpointStore } from '../../lib/transport/index.ts';
+import { MAX_POINTS, RunMonitor } from '../../orchestrator/web.ts';
+
+const config = loadConfig(undefined, ['sft.steps=100', 'grpo.steps=9900', 'eval.everyVersions=10']);
+const state = () => ({ phase: 'grpo', ackedBatch: 1, totalBatches: 10000, version: 1, workers: [{ role: 'ROLLOUT', workerId: 'r0', device: 'cpu' }] });
+
+test('history: thinned evenly to at most MAX_POINTS over the whole run; progress lines go to the event log', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const m = new RunMonitor({ config, state, appendEvent: (e) => lines.push(e) });
+  for (let seq = 1; seq <= 10000; seq++) {
+    const grpo = seq > 100;
+    m.progress({ phase: grpo ? 'grpo' : 'sft', seq, totalSeq: 10000, version: seq, loss: 0.1, samplesPerSecond: 1, ...(grpo ? { reward: 0.9, components: { ssim: 0.8, clip_cos: 0.9 }, kl: 0, clipFraction: 0 } : {}) });
+  }
+  assert.equal(lines.length, 10000, 'every batch in the event log');
+  assert.ok(m.points.length <= MAX_POINTS && m.points.length > MAX_POINTS / 4, `${m.points.length} points`);
+  assert.ok(m.points[0]!.seq < 50 && m.points.at(-1)!.seq > 9900, 'the whole run stays visible');
+  const gaps = new Set(m.points.slice(1).map((p, i) => p.seq - m.points[i]!.seq));
+  assert.equal(gaps.size, 1, 'evenly spaced');
+  const routes = m.routes();
+  const h = JSON.parse(String((await routes['/api/history']!(new URL('http://x/api/history'))).body));
+  assert.equal(h.state.phase, 'grpo');
+  assert.deepEqual(h.workers, [{ role: 'rollout', worker_id: 'r0', device: 'cpu' }]);
+  assert.equal((await routes['/api/eval-grid.png']!(new URL('http://x/'))).status, 404);
+  assert.match(String((await routes['/']!(new URL('http://x/'))).body), /<svg id="chart-reward"/);
+});
+
+test('periodic evaluation: due every N versions, never two at once, a due one skipped while another runs', async () => {
+  const metrics = createMetrics('sched', 'orchestrator', { processMetrics: false });
+  const ev = new PeriodicEvaluator({ config, store: {} as CheckpointStore, metrics, log: () => undefined });
+  const started: number[] = [];
+  let release!: () => void;
+  ev.run = async () => {
+    started.push(started.length);
+    await new Promise<void>((r) => (release = r));
+    return null;
+  };
+  for (let v = 1; v <= 9; v++) ev.maybeRun(v);
+  assert.equal(started.length, 0, 'nothing before version 10');
+  ev.maybeRun(10);
+  assert.equal(started.length, 1);
+  ev.maybeRun(11);
+  ev.maybeRun(20); // due, but the first still runs: skipped
+  assert.equal(started.length, 1);
+  release();
+  await new Promise((r) => setTimeout(r, 10));
+  ev.maybeRun(25);
+  assert.equal(started.length, 1, 'next due at 30');
+  ev.maybeRun(31);
+  assert.equal(started.length, 2);
+  release();
+  await new Promise((r) => setTimeout(r, 10));
+  const text = await metrics.registry.metrics();
+  assert.match(text, /recovery_grpo_evaluations_total\{outcome="skipped",run_id="sched",role="orchestrator"\} 1/);
+  assert.match(text, /recovery_grpo_evaluations_total\{outcome="ok",run_id="sched",role="orchestrator"\} 2/);
+  const off = new PeriodicEvaluator({ config: loadConfig(undefined, ['eval.everyVersions=0']), store: {} as CheckpointStore, metrics, log: () => undefined });
+  assert.equal(off.enabled, false);
+});
