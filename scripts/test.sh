@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 bash scripts/ensure-nats-server.sh
 bash scripts/ensure-prometheus.sh
+bash scripts/ensure-chromium.sh
 npx tsc --noEmit -p .
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 exec node --import tsx --test --test-concurrency=1 "${files[@]}"
