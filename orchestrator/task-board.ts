@@ -29,16 +29,33 @@ export class TaskBoard {
   private readonly queue: Task[] = [];
   private readonly active = new Map<string, Task>();
   private readonly sessions = new Set<WorkerSession>();
+  /** Active tasks per holder (kept in step with `active`: picking a worker must not scan every task). */
+  private readonly loads = new Map<WorkerSession, number>();
+  /**
+   * Attached sessions that have room, per role, by their load: free[role][n] holds those with n active tasks
+   * (n < max_in_flight). pick() takes from the lowest level, so choosing the least-loaded worker costs
+   * O(max_in_flight), not O(workers) (hundreds of workers at thousands of tasks per second).
+   */
+  private readonly free = new Map<WorkerRole, Array<Set<WorkerSession>>>();
 
   constructor(private readonly o: TaskBoardOptions) {}
 
+  /** Queued tasks per role (the queue_depth gauges, and pump() stops once every queued role is full). */
+  private readonly queued = new Map<WorkerRole, number>();
+
+  private countQueued(role: WorkerRole, d: number): void {
+    this.queued.set(role, (this.queued.get(role) ?? 0) + d);
+  }
+
   add(task: Task): void {
     this.queue.push(task);
+    this.countQueued(task.role, 1);
     this.pump();
   }
 
   attach(session: WorkerSession): void {
     this.sessions.add(session);
+    this.setLoad(session, this.load(session));
     this.pump();
   }
 
@@ -46,7 +63,23 @@ export class TaskBoard {
   detach(session: WorkerSession): void {
     this.sessions.delete(session);
     for (const t of [...this.active.values()]) if (t.holder === session) this.requeue(t, `worker ${session.workerId} disconnected`);
+    for (const level of this.free.get(session.role) ?? []) level.delete(session);
+    this.loads.delete(session);
     this.pump();
+  }
+
+  private room(s: WorkerSession): number {
+    return Math.max(1, s.hello.capabilities?.max_in_flight ?? 1);
+  }
+
+  /** Records a session's load and files it under its level (if attached, open and with room). */
+  private setLoad(s: WorkerSession, n: number): void {
+    const levels = this.free.get(s.role) ?? this.free.set(s.role, []).get(s.role)!;
+    const old = this.loads.get(s) ?? 0;
+    levels[old]?.delete(s);
+    if (n > 0) this.loads.set(s, n);
+    else this.loads.delete(s);
+    if (this.sessions.has(s) && s.isOpen && n < this.room(s)) (levels[n] ??= new Set()).add(s);
   }
 
   /** The task for a result from `session`, or undefined for a duplicate or unknown task id (counted). */
@@ -56,7 +89,7 @@ export class TaskBoard {
       this.o.metrics.get('duplicate_results_total').inc({ worker_role: session.role.toLowerCase() });
       return undefined;
     }
-    this.active.delete(taskId);
+    this.deactivate(t);
     if (t.dispatchedAt) this.o.metrics.get('task_latency_seconds').observe({ worker_role: t.role.toLowerCase() }, (Date.now() - t.dispatchedAt) / 1000);
     this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role.toLowerCase(), outcome: 'ok' });
     this.pump();
@@ -70,7 +103,7 @@ export class TaskBoard {
     if (!t || t.holder !== session) return;
     this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role.toLowerCase(), outcome: 'error' });
     if (!retryable || t.attempt >= this.o.maxAttempts) {
-      this.active.delete(taskId);
+      this.deactivate(t);
       this.o.onGiveUp(t, `${code}: ${message}`);
       this.pump();
       return;
@@ -100,8 +133,14 @@ export class TaskBoard {
     this.pump();
   }
 
-  private requeue(t: Task, _reason: string): void {
+  private deactivate(t: Task): void {
+    if (this.active.get(t.id) !== t) return;
     this.active.delete(t.id);
+    if (t.holder) this.setLoad(t.holder, Math.max(0, this.load(t.holder) - 1));
+  }
+
+  private requeue(t: Task, _reason: string): void {
+    this.deactivate(t);
     this.o.metrics.get('redispatches_total').inc({ worker_role: t.role.toLowerCase() });
     t.holder = undefined;
     t.deadline = undefined;
@@ -110,52 +149,54 @@ export class TaskBoard {
       return;
     }
     this.queue.unshift(t);
+    this.countQueued(t.role, 1);
   }
 
   /** Hands queued tasks to the least-loaded workers of their role that have room. */
   pump(): void {
-    for (let i = 0; i < this.queue.length; ) {
+    const full = new Set<WorkerRole>(); // roles with no room left: their other queued tasks wait too
+    let waiting = 0; // roles with queued tasks
+    for (const n of this.queued.values()) if (n > 0) waiting++;
+    for (let i = 0; i < this.queue.length && full.size < waiting; ) {
       const t = this.queue[i];
-      const worker = this.pick(t.role);
+      const worker = full.has(t.role) ? undefined : this.pick(t.role);
       if (!worker) {
+        full.add(t.role);
         i++;
         continue;
       }
       this.queue.splice(i, 1);
+      this.countQueued(t.role, -1);
       t.attempt += 1;
       t.holder = worker;
       t.dispatchedAt = Date.now();
       t.deadline = t.dispatchedAt + this.o.leaseMs;
       this.active.set(t.id, t);
+      this.setLoad(worker, this.load(worker) + 1);
       this.o.metrics.get('tasks_dispatched_total').inc({ worker_role: t.role.toLowerCase() });
       worker.send(t.message(t.attempt, this.o.leaseMs)).catch((e: Error) => {
         if (this.active.get(t.id) === t && t.holder === worker) this.requeue(t, `send failed: ${e.message}`);
       });
     }
     for (const [role, queue] of [['ROLLOUT', 'rollout'], ['REWARD', 'score']] as const) {
-      this.o.metrics.get('queue_depth').set({ queue }, this.queue.filter((t) => t.role === role).length);
+      this.o.metrics.get('queue_depth').set({ queue }, this.queued.get(role) ?? 0);
     }
   }
 
   private load(s: WorkerSession): number {
-    let n = 0;
-    for (const t of this.active.values()) if (t.holder === s) n++;
-    return n;
+    return this.loads.get(s) ?? 0;
   }
 
+  /** The least-loaded open session of `role` with room (ties: the one that waited longest at that load). */
   private pick(role: WorkerRole): WorkerSession | undefined {
-    let best: WorkerSession | undefined;
-    let bestLoad = Infinity;
-    for (const s of this.sessions) {
-      if (s.role !== role || !s.isOpen) continue;
-      const load = this.load(s);
-      const room = Math.max(1, s.hello.capabilities?.max_in_flight ?? 1);
-      if (load < room && load < bestLoad) {
-        best = s;
-        bestLoad = load;
+    for (const level of this.free.get(role) ?? []) {
+      if (!level) continue;
+      for (const s of level) {
+        if (s.isOpen) return s;
+        level.delete(s); // closed, detach follows
       }
     }
-    return best;
+    return undefined;
   }
 
   get pending(): number {
@@ -164,7 +205,9 @@ export class TaskBoard {
 
   /** Drops every task matching `pred` (queued or active), e.g. when its batch is abandoned. */
   cancelWhere(pred: (t: Task) => boolean): void {
-    for (let i = this.queue.length - 1; i >= 0; i--) if (pred(this.queue[i])) this.queue.splice(i, 1);
-    for (const [id, t] of this.active) if (pred(t)) this.active.delete(id);
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      if (pred(this.queue[i])) this.countQueued(this.queue.splice(i, 1)[0]!.role, -1);
+    }
+    for (const t of [...this.active.values()]) if (pred(t)) this.deactivate(t);
   }
 }

@@ -129,12 +129,15 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
     onLow: () => call.resume(),
   });
 
+  const pendingSends = new Set<(e: StreamEnd) => void>();
   const finish = (end: StreamEnd, error?: TransportError) => {
     if (ended) return;
     ended = end;
     if (heartbeat) clearInterval(heartbeat);
     queue.end(error);
     resolveClosed(end);
+    for (const abort of [...pendingSends]) abort(end);
+    pendingSends.clear();
     client.close();
   };
 
@@ -190,14 +193,17 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
       throw new TransportError(grpc.status.UNAVAILABLE, `stream is closed (${ended?.details ?? 'closing'})`, `send ${kind} to ${context}`);
     }
     const wire = preserialize('request', msg, kind, maxBytes);
-    await Promise.race([
-      new Promise<void>((resolve, reject) =>
-        call.write(wire, (err: unknown) => (err ? reject(TransportError.fromServiceError(err, `send ${kind}`)) : resolve())),
-      ),
-      closed.then((e) => {
-        throw new TransportError(grpc.status.UNAVAILABLE, `stream closed while sending (${e.details})`, `send ${kind} to ${context}`);
-      }),
-    ]);
+    // Not Promise.race with `closed` (one reaction per message left on a long-lived promise): finish() fails
+    // the sends still pending.
+    await new Promise<void>((resolve, reject) => {
+      const abort = (e: StreamEnd) => reject(new TransportError(grpc.status.UNAVAILABLE, `stream closed while sending (${e.details})`, `send ${kind} to ${context}`));
+      pendingSends.add(abort);
+      call.write(wire, (err: unknown) => {
+        pendingSends.delete(abort);
+        if (err) reject(TransportError.fromServiceError(err, `send ${kind}`));
+        else resolve();
+      });
+    });
   };
 
   const periodMs = w.heartbeat_interval_ms > 0 ? w.heartbeat_interval_ms : (opts.heartbeatMs ?? 5000);

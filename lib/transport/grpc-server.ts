@@ -261,6 +261,8 @@ class SessionImpl implements WorkerSession {
   private ended: StreamEnd | null = null;
   private welcomed = false;
   private paused = false;
+  /** Sends handed to gRPC and not yet written: failed at once if the session ends. */
+  private readonly pendingSends = new Set<(e: StreamEnd) => void>();
   private readonly watchdog: NodeJS.Timeout | undefined;
 
   constructor(
@@ -328,6 +330,8 @@ class SessionImpl implements WorkerSession {
     if (this.watchdog) clearInterval(this.watchdog);
     this.messages.end();
     this.resolveClosed(end);
+    for (const abort of [...this.pendingSends]) abort(end);
+    this.pendingSends.clear();
   }
 
   async send(msg: OrchestratorMessage): Promise<void> {
@@ -342,14 +346,17 @@ class SessionImpl implements WorkerSession {
       this.welcomed = true;
     }
     const wire = preserialize('response', msg, kind, this.cfg.maxBytes);
-    await Promise.race([
-      new Promise<void>((resolve, reject) => {
-        this.call.write(wire, (err: unknown) => (err ? reject(TransportError.fromServiceError(err, `send ${kind}`)) : resolve()));
-      }),
-      this.closed.then((e) => {
-        throw new TransportError(grpc.status.UNAVAILABLE, `session closed while sending (${e.details})`, `send ${kind} to ${this.workerId}`);
-      }),
-    ]);
+    // Not Promise.race with `closed`: that would leave one reaction per message on the session's long-lived
+    // promise (memory growing with every message sent). Pending sends are failed by finish() instead.
+    await new Promise<void>((resolve, reject) => {
+      const abort = (e: StreamEnd) => reject(new TransportError(grpc.status.UNAVAILABLE, `session closed while sending (${e.details})`, `send ${kind} to ${this.workerId}`));
+      this.pendingSends.add(abort);
+      this.call.write(wire, (err: unknown) => {
+        this.pendingSends.delete(abort);
+        if (err) reject(TransportError.fromServiceError(err, `send ${kind}`));
+        else resolve();
+      });
+    });
   }
 
   end(): void {

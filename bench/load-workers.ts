@@ -1,0 +1,57 @@
+// The simulated workers of bench/load.bench.ts, in their own process (so their CPU is not the orchestrator's):
+// N rollout workers, each its own gRPC connection to the orchestrator on 127.0.0.1, answering every task at once
+// with a tiny result and heart-beating the tasks they hold. Started with fork(); told when to stop over IPC.
+//   argv: <address> <workers> <maxInFlight>
+import { connectToOrchestrator, encodeTensor, type OrchestratorConnection } from '../lib/transport/index.ts';
+
+const [address, workersArg, inFlightArg] = process.argv.slice(2);
+const workers = Number(workersArg);
+const maxInFlight = Number(inFlightArg);
+const action = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.5) });
+
+const conns: OrchestratorConnection[] = [];
+let answered = 0;
+let failed = 0;
+
+async function worker(i: number): Promise<void> {
+  const held = new Set<string>();
+  const conn = await connectToOrchestrator({
+    address: address!,
+    role: 'ROLLOUT',
+    workerId: `sim-${i}`,
+    capabilities: { device: 'cpu', max_batch: 8, max_in_flight: maxInFlight },
+    heartbeatMs: 5000,
+    heartbeat: () => ({ active_task_ids: [...held] }),
+    connectTimeoutMs: 60_000,
+    // one TCP connection per simulated worker, as separate machines would have
+    grpcOptions: { 'grpc.use_local_subchannel_pool': 1 },
+  });
+  conns.push(conn);
+  void (async () => {
+    try {
+      for await (const m of conn.messages) {
+        const t = m.rollout_task;
+        if (!t) continue;
+        held.add(t.task_id);
+        conn
+          .send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: 0, items: [{ sample_id: t.items[0]?.sample_id ?? '', group_index: 0, action, logp: -1 }] } })
+          .then(() => answered++, () => failed++)
+          .finally(() => held.delete(t.task_id));
+      }
+    } catch {
+      /* the bench ended the stream */
+    }
+  })();
+}
+
+// Connect in waves, so 500 handshakes do not all land in the same millisecond.
+for (let i = 0; i < workers; i += 50) {
+  await Promise.all(Array.from({ length: Math.min(50, workers - i) }, (_, k) => worker(i + k).catch((e) => process.send!({ error: (e as Error).message }))));
+}
+process.send!({ connected: conns.length });
+process.on('message', async (m: { stop?: boolean }) => {
+  if (!m.stop) return;
+  await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
+  process.send!({ answered, failed, cpu: process.cpuUsage() });
+  process.exit(0);
+});
