@@ -188,10 +188,21 @@ export class CheckpointStore {
     const name = objectName(version);
     const t0 = performance.now();
     const existing = await this.os.info(name);
+    let replace = false;
     if (existing && !existing.deleted) {
       const had = existing.metadata?.['digest'];
-      if (had !== digest) throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${had}, refusing to replace it with ${digest}`);
-    } else {
+      if (had !== digest) {
+        // An object that was never announced is a writer's leftover (it died between storing and announcing);
+        // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
+        // version is never replaced.
+        const latest = await this.latest();
+        if (latest && latest.version >= version) {
+          throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${had}, refusing to replace it with ${digest}`);
+        }
+        replace = true;
+      }
+    }
+    if (!existing || existing.deleted || replace) {
       await this.os.putBlob(
         {
           name,
