@@ -2,7 +2,7 @@
 // process (lib/local/single-process.ts: the same graphs, reward and advantage math as the distributed pipeline,
 // without gRPC and NATS), then an evaluation of identity, the SFT checkpoint and the GRPO policy (mean and
 // sampled actions) on the same held-out images. A control arm continues SFT from the same warm start for as many
-// steps as GRPO takes (same learning rate schedule as the warm start, fresh AdamW), so a GRPO gain can be told
+// steps as GRPO takes (at the warm start's last learning rate, fresh AdamW), so a GRPO gain can be told
 // apart from "more training". The gains (GRPO - SFT, GRPO - identity, GRPO - continued SFT) are reported per seed
 // and as mean ± the 95% confidence interval of the mean over seeds (Student t, n - 1 degrees of freedom).
 //
@@ -24,6 +24,7 @@ import { paramShapes, policySpecOf } from '../lib/models/bundle.ts';
 import { evaluate, firstSamples, type EvalReport } from '../lib/eval/evaluate.ts';
 import { formatCI, meanCI, type MeanCI } from '../lib/eval/stats.ts';
 import { runSingleProcess, type SingleProcessStep } from '../lib/local/single-process.ts';
+import { sftLearningRate } from '../lib/optim/schedule.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -63,12 +64,18 @@ export interface SeedResult {
 }
 
 function configFor(o: ExperimentOptions, seed: number, phase: 'sft' | 'grpo' | 'control'): RunConfig {
+  if (phase === 'control') {
+    // SFT continued where the warm start ended: its last learning rate, kept constant (no warm restart).
+    const warm = configFor(o, seed, 'sft');
+    const lastLr = sftLearningRate(warm.sft, warm.sft.steps);
+    return loadConfig(undefined, [...EXPERIMENT_OVERRIDES, ...o.set, `run.seed=${seed}`, `run.id=experiment-${seed}`, `sft.steps=${o.grpoSteps}`, 'grpo.steps=0', 'sft.schedule=constant', `sft.lr=${lastLr}`]);
+  }
   return loadConfig(undefined, [
     ...EXPERIMENT_OVERRIDES,
     ...o.set,
     `run.seed=${seed}`,
     `run.id=experiment-${seed}`,
-    `sft.steps=${phase === 'sft' ? o.sftSteps : phase === 'control' ? o.grpoSteps : 0}`,
+    `sft.steps=${phase === 'sft' ? o.sftSteps : 0}`,
     `grpo.steps=${phase === 'grpo' ? o.grpoSteps : 0}`,
   ]);
 }
@@ -191,7 +198,7 @@ export function renderTables(o: ExperimentOptions, results: SeedResult[]): strin
     `Settings: the defaults plus \`${[...EXPERIMENT_OVERRIDES, ...o.set].join(' ')}\`; SFT ${o.sftSteps} steps, then GRPO ${o.grpoSteps} steps ` +
       `from it; evaluation on ${results[0]?.eval_samples ?? '?'} held-out images (the policy mean unless said otherwise); image encoder of the semantic reward: ` +
       `\`${results[0]?.encoder ?? '?'}\` (a stand-in, not CLIP). Engine: the single-process loop (same graphs and math as the pipeline). ` +
-      `Control: SFT continued from the same warm start for ${o.grpoSteps} steps (as many steps as GRPO; an SFT step trains on sft.batchSize images, a GRPO step on samplesPerBatch x groupSize actions).`,
+      `Control: SFT continued from the same warm start for ${o.grpoSteps} steps at the warm start's last learning rate (as many steps as GRPO; an SFT step trains on sft.batchSize images, a GRPO step on samplesPerBatch x groupSize actions).`,
     '',
   );
   lines.push('### Per seed', '', '| seed | SFT s | GRPO s | control s | identity reward | SFT reward | GRPO reward | SFT continued reward | GRPO - SFT | SSIM SFT → GRPO | embedding cos SFT → GRPO | PSNR SFT → GRPO |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
