@@ -32,11 +32,20 @@ async function run(rolloutWorkers: number) {
 
 test('synchronous mode: 1 or 3 rollout workers give the same final checkpoint digest (and the same every version)', { timeout: 180_000 }, async () => {
   const one = await run(1);
-  const three = await run(3);
+  const rolloutsBy = (r: typeof one) => {
+    const by: Record<string, number> = {};
+    for (const e of r.ev) if (e.type === 'rollout') by[(e as Extract<Logged, { type: 'rollout' }>).worker] = (by[(e as Extract<Logged, { type: 'rollout' }>).worker] ?? 0) + 1;
+    return by;
+  };
+  // The three-worker run must really spread its rollouts. On a loaded machine the other two workers may still be
+  // starting when the (short) GRPO phase is over: then that run proves nothing, and it is run once more.
+  let three = await run(3);
+  if (Object.keys(rolloutsBy(three)).length < 2) {
+    console.log(`the 3-worker run's rollouts all came from ${JSON.stringify(rolloutsBy(three))} (workers still starting): once more`);
+    three = await run(3);
+  }
   for (const r of [one, three]) assert.equal(r.summary.final_version, SFT + GRPO, r.log.slice(-15).join('\n'));
-  // The three-worker run really spread its rollouts.
-  const workers = new Set(three.ev.filter((e): e is Extract<Logged, { type: 'rollout' }> => e.type === 'rollout').map((e) => e.worker));
-  assert.ok(workers.size >= 2, `rollouts of the 3-worker run came from ${[...workers].join(', ')}`);
+  assert.ok(Object.keys(rolloutsBy(three)).length >= 2, `rollouts of the 3-worker run came from ${JSON.stringify(rolloutsBy(three))}`);
   const digests = (r: typeof one) => new Map(r.store.announcements.map((a) => [a.version, a.digest]));
   const d1 = digests(one);
   const d3 = digests(three);
@@ -46,5 +55,5 @@ test('synchronous mode: 1 or 3 rollout workers give the same final checkpoint di
   }
   assert.equal(three.store.latest!.digest, one.store.latest!.digest);
   assert.equal(three.store.latestFetchedDigest, one.store.latestFetchedDigest);
-  console.log(`final checkpoint v${one.store.latest!.version} ${one.store.latest!.digest} with 1 and with 3 rollout workers`);
+  console.log(`final checkpoint v${one.store.latest!.version} ${one.store.latest!.digest} with 1 and with 3 rollout workers (rollouts per worker: ${JSON.stringify(rolloutsBy(one))} and ${JSON.stringify(rolloutsBy(three))})`);
 });
