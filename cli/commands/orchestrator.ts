@@ -1,6 +1,5 @@
 // `recovery-grpo orchestrator`: the gRPC server that drives a run.
 import type { CommandModule } from 'yargs';
-import { readFileSync } from 'node:fs';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
 import { natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../../lib/worker/cli.ts';
 
@@ -15,18 +14,6 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   tlsCa?: string;
   requireClientCert?: boolean;
   events?: string;
-}
-
-/** A secret from a file (trailing newline dropped) or, failing that, the environment. Never logged. */
-export function readSecret(file: string | undefined, env: string): string | undefined {
-  if (file) {
-    try {
-      return readFileSync(file, 'utf8').trim();
-    } catch (e) {
-      throw new Error(`--auth-token-file ${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-  }
-  return process.env[env]?.trim() || undefined;
 }
 
 const command: CommandModule<object, Args> = {
@@ -48,12 +35,13 @@ const command: CommandModule<object, Args> = {
     const { runOrchestrator } = await import('../../orchestrator/main.ts');
     const { formatProgress } = await import('../../orchestrator/progress.ts');
     const { resolveNatsAuth } = await import('../../lib/transport/index.ts');
+    const { readSecret } = await import('../../lib/transport/secrets.ts');
     let orch: Awaited<ReturnType<typeof runOrchestrator>>;
     try {
       // Refusals (bad configuration, unreadable secrets, a public address without authentication, NATS
       // credentials refused) end the command with one line saying why, and exit code 1.
       const config = runConfigFrom(args);
-      const token = readSecret(args.authTokenFile, 'RECOVERY_GRPO_TOKEN');
+      const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
       if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
       orch = await runOrchestrator({

@@ -3,6 +3,7 @@
 // Secrets come from a value, a file (trailing whitespace trimmed) or the environment, in that order; they are
 // never logged, and errors name the file or variable, never the secret.
 import { readFileSync } from 'node:fs';
+import { readSecret } from './secrets.ts';
 
 /** Environment variables read when no value or file is given. */
 export const NATS_ENV = { user: 'RECOVERY_GRPO_NATS_USER', pass: 'RECOVERY_GRPO_NATS_PASS', token: 'RECOVERY_GRPO_NATS_TOKEN' } as const;
@@ -25,28 +26,6 @@ export interface NatsAuth {
   tls?: { caFile?: string; certFile?: string; keyFile?: string };
 }
 
-function secretFromFile(file: string, what: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Error(`${what} file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const v = text.trim();
-  if (!v) throw new Error(`${what} file ${file} is empty`);
-  return v;
-}
-
-function pick(value: string | undefined, file: string | undefined, envName: string, env: NodeJS.ProcessEnv, what: string): string | undefined {
-  if (value !== undefined) {
-    if (value.trim() === '') throw new Error(`${what} is empty`);
-    return value;
-  }
-  if (file !== undefined) return secretFromFile(file, what);
-  const e = env[envName];
-  return e !== undefined && e.trim() !== '' ? e.trim() : undefined;
-}
-
 function readable(file: string, what: string): string {
   try {
     readFileSync(file);
@@ -58,9 +37,9 @@ function readable(file: string, what: string): string {
 
 /** Validates and completes NATS credentials; throws an Error naming the option (never the secret). */
 export function resolveNatsAuth(o: NatsAuthOptions = {}, env: NodeJS.ProcessEnv = process.env): NatsAuth {
-  const user = pick(o.user, undefined, NATS_ENV.user, env, 'NATS user');
-  const pass = pick(o.pass, o.passFile, NATS_ENV.pass, env, 'NATS password');
-  const token = pick(o.token, o.tokenFile, NATS_ENV.token, env, 'NATS token');
+  const user = readSecret(o.user, undefined, NATS_ENV.user, 'NATS user', env);
+  const pass = readSecret(o.pass, o.passFile, NATS_ENV.pass, 'NATS password', env);
+  const token = readSecret(o.token, o.tokenFile, NATS_ENV.token, 'NATS token', env);
   if (pass !== undefined && user === undefined) throw new Error(`a NATS password needs a user (--nats-user or ${NATS_ENV.user})`);
   if (user !== undefined && pass === undefined) throw new Error(`NATS user ${JSON.stringify(user)} needs a password (--nats-pass-file or ${NATS_ENV.pass})`);
   if (token !== undefined && user !== undefined) throw new Error('NATS: give either a user and password or a token, not both');

@@ -1,6 +1,6 @@
 // Options every worker role shares (rollout worker, reward worker, learner), validated at the edge.
 // A worker needs no run configuration of its own: the run config arrives in Welcome.config_json.
-import { readFileSync } from 'node:fs';
+import { readSecret } from '../transport/secrets.ts';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
@@ -126,24 +126,7 @@ export function stderrLogger(prefix: string): Logger {
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 
 function readToken(opts: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv): string | undefined {
-  if (opts.token !== undefined) {
-    if (opts.token.trim() === '') throw new Error('worker options: token is empty');
-    return opts.token;
-  }
-  if (opts.tokenFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(opts.tokenFile, 'utf8');
-    } catch (e) {
-      throw new Error(`worker options: cannot read the auth token file ${opts.tokenFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    const token = text.trim();
-    if (!token) throw new Error(`worker options: the auth token file ${opts.tokenFile} is empty`);
-    return token;
-  }
-  const fromEnv = env[TOKEN_ENV];
-  if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv.trim();
-  return undefined;
+  return readSecret(opts.token, opts.tokenFile, TOKEN_ENV, 'worker options: the auth token', env);
 }
 
 /** Validates and completes a role's options. Errors name the option (`worker options.metricsPort: ...`). */

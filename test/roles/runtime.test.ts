@@ -85,7 +85,7 @@ test('options are validated at the edge; the token comes from the option, a file
   assert.equal(resolveWorkerOptions('learner', {}, { RECOVERY_GRPO_TOKEN: 'fromenv' }).token, 'fromenv');
   assert.equal(resolveWorkerOptions('learner', {}, {}).token, undefined);
   assert.throws(() => resolveWorkerOptions('learner', { tokenFile: join(dir, 'empty') }, {}), /auth token file .*empty is empty/);
-  assert.throws(() => resolveWorkerOptions('learner', { tokenFile: join(dir, 'missing') }, {}), /cannot read the auth token file .*missing \(ENOENT\)/);
+  assert.throws(() => resolveWorkerOptions('learner', { tokenFile: join(dir, 'missing') }, {}), /auth token file .*missing: cannot read it \(ENOENT\)/);
   assert.throws(() => resolveWorkerOptions('learner', { metricsPort: 70000 }, {}), /worker options\.metricsPort: /);
   assert.throws(() => resolveWorkerOptions('learner', { orchestrator: 'nohost' }, {}), /worker options\.orchestrator: /);
   assert.throws(() => resolveWorkerOptions('learner', { workerId: 'a b' }, {}), /worker options\.workerId: must match/);
