@@ -655,7 +655,11 @@ export class Coordinator {
     if (seq <= this.o.state.ackedSeq) return;
     const batch = this.unacked.get(seq);
     const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
+    // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
+    // restarted in between): record them in the audit trail, inferred from its checkpoint.
+    const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version);
     await this.o.persist(next);
+    for (const e of caughtUp) this.o.onEvent?.(e);
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
     for (const s of [...this.unacked.keys()]) if (s <= seq) this.unacked.delete(s);
@@ -694,6 +698,17 @@ export class Coordinator {
       return;
     }
     this.advance();
+  }
+
+  /** The 'trained' events of batches first..last that the learner reports holding (versions inferred). */
+  private async inferTrained(first: number, last: number, lastVersion: number): Promise<RunEvent[]> {
+    const events: RunEvent[] = [];
+    for (let seq = first; seq <= last; seq++) {
+      const grpo = seq > this.sftSteps;
+      const samples = grpo ? await Promise.all(this.cursorsOf(seq - this.sftSteps - 1).map(async (c) => `c${c}:${(await this.load(c)).id}`)) : [];
+      events.push({ type: 'trained', seq, kind: grpo ? 'grpo' : 'sft', applied: true, reason: 'held by the learner at reconnect', version: lastVersion - (last - seq), samples, compute_ms: 0 });
+    }
+    return events;
   }
 
   private onLearnerError(taskId: string, code: string, message: string, retryable: boolean): void {
