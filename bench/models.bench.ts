@@ -11,13 +11,19 @@ import { PolicyRunner, PolicyTrainer } from '../lib/models/trainer.ts';
 import { standardNormal, rng } from '../lib/data/random.ts';
 import { ssim as ssimJs } from 'ssim.js';
 
+/** Median wall time of `reps` calls after one warm-up (the median resists the machine's other work). */
 async function time(label: string, reps: number, f: () => Promise<unknown> | unknown): Promise<number> {
-  await f(); // warm-up
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) await f();
-  const ms = (performance.now() - t0) / reps;
-  console.log(`  ${label}: ${ms.toFixed(2)} ms`);
-  return ms;
+  await f();
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await f();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  const median = ms[Math.floor(reps / 2)];
+  console.log(`  ${label}: ${median.toFixed(2)} ms (median of ${reps})`);
+  return median;
 }
 
 async function ssimThroughput(): Promise<void> {
@@ -67,8 +73,8 @@ async function ssimThroughput(): Promise<void> {
 }
 
 async function grpoStepRatio(): Promise<void> {
-  for (const size of [32, 64]) {
-    const config = loadConfig(undefined, [`data.size=${size}`]);
+  for (const [size, mode] of [[32, 'scalar'], [32, 'dense'], [64, 'dense']] as const) {
+    const config = loadConfig(undefined, [`data.size=${size}`, `grpo.advantageMode=${mode}`]);
     const N = 32;
     const pix = N * 3 * size * size;
     const params = initPolicyParams(policySpecOf(config), 0);
@@ -78,11 +84,20 @@ async function grpoStepRatio(): Promise<void> {
     const images = Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v);
     const noise = standardNormal(pix, 2);
     const roll = await runner.run(params, images, noise, N);
-    const batch = { n: N, images, actions: roll.action, logpOld: roll.logp, advantages: standardNormal(N, 4), refMean: roll.mean };
-    console.log(`GRPO step vs policy forward, ${config.model.arch} width ${config.model.width} depth ${config.model.depth}, batch ${N} at ${size}x${size}:`);
-    const fwd = await time('policy forward (policy.onnx)', 10, () => runner.run(params, images, noise, N));
-    const graph = await time('GRPO graph: forward + backward (train-grpo.onnx)', 10, () => trainer.grpoForward(batch));
-    const step = await time('GRPO step: graph + AdamW update', 10, () => trainer.grpoStep(batch));
+    const dense = mode === 'dense';
+    const batch = {
+      n: N,
+      images,
+      actions: roll.action,
+      logpOld: dense ? roll.logpMap : roll.logp,
+      advantages: standardNormal(N, 4),
+      advantageMap: dense ? standardNormal(N * 3 * (size - 10) * (size - 10), 5) : undefined,
+      refMean: roll.mean,
+    };
+    console.log(`GRPO step (${mode} advantages) vs policy forward, ${config.model.arch} width ${config.model.width} depth ${config.model.depth}, batch ${N} at ${size}x${size}:`);
+    const fwd = await time('policy forward (policy.onnx)', 21, () => runner.run(params, images, noise, N));
+    const graph = await time('GRPO graph: forward + backward (train-grpo.onnx)', 21, () => trainer.grpoForward(batch));
+    const step = await time('GRPO step: graph + AdamW update', 21, () => trainer.grpoStep(batch));
     console.log(`  ratio: graph ${(graph / fwd).toFixed(2)}x, full step ${(step / fwd).toFixed(2)}x the forward (target <= 4x)`);
     await runner.release();
     await trainer.release();
