@@ -1,6 +1,7 @@
 // A TrainBatch decoded and checked at the edge: shapes against the run's resolution, one entry per sample in
 // every per-sample field. Non-finite values are let through here and reported (`nonFinite`): a batch holding
 // NaN/Inf is a skipped step (the seq still counts), not a malformed one.
+import type { GrpoInputs } from '../lib/models/trainer.ts';
 import { decodeTensor, type HostTensor, type TrainBatch__Output } from '../lib/transport/index.ts';
 
 export class BatchError extends Error {
@@ -17,17 +18,9 @@ export interface SftInputs {
   targets: Float32Array;
 }
 
-export interface GrpoBatchInputs {
+/** A GRPO batch: the training graph's inputs (all but the reference mean, which the learner computes). */
+export interface GrpoBatchInputs extends Omit<GrpoInputs, 'refMean'> {
   kind: 'grpo';
-  n: number;
-  images: Float32Array;
-  actions: Float32Array;
-  /** [n] (scalar mode) or the per-element behaviour log-density [n,3,H,W] (dense mode). */
-  logpOld: Float32Array;
-  /** [n]: the advantage (scalar) or the scalar reward terms' part of it (dense). */
-  advantages: Float32Array;
-  /** Dense mode: the group-centred SSIM advantage maps [n,3,H-10,W-10]. */
-  advantageMap?: Float32Array;
   /** One per sample, or empty when the orchestrator did not say (then logp_mismatch cannot be measured). */
   behaviourVersions: number[];
 }
