@@ -66,6 +66,20 @@ export interface BarChartOptions {
   base?: number;
 }
 
+/** Title, legend and horizontal grid lines with y labels: the frame both chart kinds share. */
+function chartFrame(title: string, names: string[], lo: number, hi: number, y: (v: number) => number, left: number, right: number): string[] {
+  const parts: string[] = [];
+  parts.push(`<text x="${left}" y="16" font-size="13" font-weight="bold">${esc(title)}</text>`);
+  parts.push(legend(names, left, 22));
+  const yt = ticks(lo, hi);
+  tickLabels(yt).forEach((label, i) => {
+    const t = yt[i]!;
+    parts.push(`<line x1="${left}" x2="${right}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`);
+    parts.push(`<text x="${left - 4}" y="${(y(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${label}</text>`);
+  });
+  return parts;
+}
+
 export function barChart(o: BarChartOptions): string {
   const W = o.width ?? Math.max(480, 60 + o.categories.length * (12 * o.series.length + 18));
   const H = o.height ?? 300;
@@ -78,15 +92,7 @@ export function barChart(o: BarChartOptions): string {
   const y = (v: number) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
   const cw = (W - L - R) / Math.max(1, o.categories.length);
   const bw = Math.max(2, (cw - 8) / Math.max(1, o.series.length));
-  const parts: string[] = [];
-  parts.push(`<text x="${L}" y="16" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
-  parts.push(legend(o.series.map((s) => s.name), L, 22));
-  const yt = ticks(lo, hi);
-  tickLabels(yt).forEach((label, i) => {
-    const t = yt[i]!;
-    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${L - 4}" y="${(y(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${label}</text>`);
-  });
+  const parts = chartFrame(o.title, o.series.map((s) => s.name), lo, hi, y, L, W - R);
   o.categories.forEach((c, i) => {
     const x0 = L + i * cw + 4;
     o.series.forEach((s, j) => {
@@ -125,15 +131,7 @@ export function lineChart(o: LineChartOptions): string {
   const [lo, hi] = range(ys);
   const px = (v: number) => L + ((W - L - R) * (v - x0)) / (x1 - x0);
   const py = (v: number) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
-  const parts: string[] = [];
-  parts.push(`<text x="${L}" y="16" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
-  parts.push(legend(o.series.map((s) => s.name), L, 22));
-  const yt = ticks(lo, hi);
-  tickLabels(yt).forEach((label, i) => {
-    const t = yt[i]!;
-    parts.push(`<line x1="${L}" x2="${W - R}" y1="${py(t).toFixed(1)}" y2="${py(t).toFixed(1)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${L - 4}" y="${(py(t) + 4).toFixed(1)}" font-size="10" text-anchor="end">${label}</text>`);
-  });
+  const parts = chartFrame(o.title, o.series.map((s) => s.name), lo, hi, py, L, W - R);
   for (const t of ticks(x0, x1)) parts.push(`<text x="${px(t).toFixed(1)}" y="${H - B + 14}" font-size="10" text-anchor="middle">${fmt(t)}</text>`);
   if (o.xLabel) parts.push(`<text x="${(L + W - R) / 2}" y="${H - 4}" font-size="11" text-anchor="middle">${esc(o.xLabel)}</text>`);
   o.series.forEach((s, j) => {

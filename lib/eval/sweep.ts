@@ -13,8 +13,9 @@ import { join, resolve } from 'node:path';
 import YAML from 'yaml';
 import { loadConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
-import { evaluate, firstSamples, type EvalReport } from './evaluate.ts';
+import { evaluate, firstSamples } from './evaluate.ts';
 import type { EvalJson } from './report.ts';
+import type { Summary } from '../local/local-run.ts';
 import { barChart, esc, lineChart, smooth } from './svg.ts';
 import { slug, splitValues } from '../../scripts/k8s-ablation.ts';
 
@@ -81,18 +82,8 @@ export interface SweepRunResult {
   name: string;
   label: string;
   overrides: string[];
-  summary: {
-    run_id: string;
-    steps: number;
-    sft_steps: number;
-    reward_before: number;
-    reward_after: number;
-    identity_reward: number;
-    before: EvalReport;
-    after: EvalReport;
-    identity: EvalReport;
-    wall_seconds: number;
-    encoder: string;
+  /** The local run's summary fields (the single-process engine fills the same ones). */
+  summary: Pick<Summary, 'run_id' | 'steps' | 'sft_steps' | 'reward_before' | 'reward_after' | 'identity_reward' | 'before' | 'after' | 'identity' | 'wall_seconds' | 'encoder'> & {
     engine?: string;
   };
   /** Per GRPO step: mean reward and components of its actions. */
