@@ -17,6 +17,7 @@ import { createMetrics, startMetricsServer } from '../../lib/metrics/index.ts';
 import { freePort } from '../helpers/nats.ts';
 import { renderKustomization } from './kustomize.ts';
 import { runLocal } from '../../lib/local/local-run.ts';
+import type { Supervisor } from '../../lib/local/supervisor.ts';
 import { LABEL_VALUES } from './promql.ts';
 import { requireTool } from './tools.ts';
 
@@ -35,22 +36,25 @@ interface Targets {
 }
 
 /**
- * The run Prometheus scrapes: a short real local run (nats-server and the four roles as processes on loopback,
- * lib/local/local-run.ts), long enough for several scrapes; each process's /metrics is a target.
+ * The run Prometheus scrapes: a real local run (nats-server and the four roles as processes on loopback,
+ * lib/local/local-run.ts), each process's /metrics a target. Its step count is far more than the test needs, so the
+ * run is still training whenever Prometheus first looks, however fast the machine; stop() ends it.
  */
 async function startTargets(): Promise<Targets> {
   const dir = mkdtempSync(join(tmpdir(), 'scrape-run-'));
   let runId = '';
+  let supervisor: Supervisor | undefined;
   let started!: (t: Target[]) => void;
   const targetsReady = new Promise<Target[]>((r) => (started = r));
   const run = runLocal({
     out: dir,
     seed: 5,
     sftSteps: 40,
-    steps: 30,
+    steps: 100_000,
     overrides: ['data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=8', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'eval.samples=8'],
     log: () => undefined,
-    onStarted: (_sup, info) => {
+    onStarted: (sup, info) => {
+      supervisor = sup;
       runId = info.config.run.id;
       started(Object.entries(info.metricsPorts).map(([name, port]) => ({ address: `127.0.0.1:${port}`, pod: `local-${name}` })));
     },
@@ -64,7 +68,8 @@ async function startTargets(): Promise<Targets> {
     targets,
     async stop() {
       try {
-        await run;
+        await supervisor?.stopAll();
+        await run.catch(() => undefined); // rejects with "stopped before orchestrator finished", as it should
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -194,10 +199,11 @@ test('Prometheus scrapes a run: series there with run_id and role, the policy ve
       return r.length ? Number(r[0]!.value[1]) : undefined;
     };
     const v1 = await until('a policy version', version);
-    const v2 = await until('the policy version to rise', async () => {
+    // ... and on into GRPO (the 40 SFT steps are versions 1..40), so the reward panels have data below.
+    const v2 = await until('the policy version to rise into GRPO', async () => {
       const v = await version();
-      return v !== undefined && v > v1 ? v : undefined;
-    });
+      return v !== undefined && v > v1 && v > 41 ? v : undefined;
+    }, 60_000);
     t.diagnostic(`policy version ${v1} -> ${v2}`);
     const steps = await until('training steps counted', async () => {
       const r = await query(p, `sum(increase(recovery_grpo_train_steps_total{${R}}[1m]))`);

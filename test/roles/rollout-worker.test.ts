@@ -125,7 +125,8 @@ test('G actions per sample, batched across tasks, reproducible from noise seeds,
   const bad = await rollout([{ sample_id: 'x', group_index: 0, noise_seed: '1', image: encodeTensor({ dtype: 'float32', shape: [3, 8, 8], data: new Float32Array(192) }) }]);
   assert.equal(bad.task_error?.code, 'bad_input');
   assert.match(bad.task_error!.message, /is 8x8, this run's policy takes 16x16/);
-  assert.ok(orch.heartbeats.some((h) => h.msg.heartbeat!.policy_version === 1));
+  // heartbeats come every 200 ms on their own clock: wait for one rather than race it
+  await waitFor(() => orch.heartbeats.some((h) => h.msg.heartbeat!.policy_version === 1), 'a heartbeat stamped with policy version 1');
 });
 
 test('follows a new checkpoint between batches and stamps results with it', async () => {
