@@ -415,3 +415,24 @@ export function rewardTerms(expr: string, constants: Constants = {}, opts: Compi
   if (!Number.isFinite(offset)) fail(expr, `its constant terms sum to ${offset}`);
   return { terms, offset };
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Direct reward backprop (a reference, lib/models/graphs.ts) needs d reward / d component at each action.
+
+/**
+ * The reward's partial derivatives with respect to `names` at `c`, by central differences of step h
+ * (error O(h^2): the expressions are smooth except at clamp/min/max kinks, where this gives the mean of
+ * the one-sided slopes).
+ */
+export function rewardPartials(reward: RewardFunction, c: Components, names: readonly string[], h = 1e-4): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of names) {
+    if (!reward.variables.includes(name)) {
+      out[name] = 0;
+      continue;
+    }
+    const at = (x: number) => reward.evaluate({ ...c, [name]: x });
+    out[name] = (at(c[name]! + h) - at(c[name]! - h)) / (2 * h);
+  }
+  return out;
+}

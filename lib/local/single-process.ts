@@ -8,7 +8,7 @@ import { cloneTensorMap } from '../checkpoint/tensors.ts';
 import { sftLearningRate } from '../optim/schedule.ts';
 import { toCHWFloat } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
-import { compileRewardExpression, decomposeForDense } from '../grpo/reward-expression.ts';
+import { compileRewardExpression, decomposeForDense, rewardPartials } from '../grpo/reward-expression.ts';
 import { denseAdvantages, groupAdvantages } from '../grpo/advantages.ts';
 import { initPolicyParams } from '../models/policy.ts';
 import { policySpecOf } from '../models/bundle.ts';
@@ -129,4 +129,60 @@ export async function runSingleProcess(
   await scorer.close();
   await trainer.release();
   return { params, sftParams, sftSeconds, grpoSeconds, actionsPerSecond: grpoSeconds > 0 ? (g.steps * S * G) / grpoSeconds : 0, rewards };
+}
+
+/**
+ * Direct reward backprop from `params` for `steps` steps: the upper reference GRPO is compared with
+ * (lib/eval/compare.ts), not a training mode of the pipeline. Each step takes sft.batchSize images from
+ * where GRPO would start reading, scores the current policy mean to get the reward expression's partial
+ * derivatives per image, then ascends the reward through the differentiated reward graph with the RL
+ * stage's optimizer settings (optim.*). The scoring pass is part of the method's cost, as it would be in
+ * any implementation that honours an arbitrary reward expression.
+ */
+export async function runRewardBackprop(
+  config: RunConfig,
+  opts: { params: TensorMap; steps: number; log?: (l: string) => void },
+): Promise<{ params: TensorMap; seconds: number; rewards: number[] }> {
+  const H = config.data.size;
+  const pix = 3 * H * H;
+  const dataset = await openRunDataset(config, 'train');
+  const params = opts.params;
+  const trainer = PolicyTrainer.create(config, params);
+  const runner = await PolicyRunner.create(config);
+  const scorer = new RewardScorer(config.reward.clipModel, config.reward.device);
+  const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
+  const B = config.sft.batchSize;
+  const zeros = new Float32Array(B * pix);
+  const rewards: number[] = [];
+  const t0 = performance.now();
+  for (let k = 0; k < opts.steps; k++) {
+    const images = new Float32Array(B * pix);
+    const clean = new Float32Array(B * pix);
+    for (let i = 0; i < B; i++) {
+      const smp = await dataset.sample(config.sft.steps * B + k * B + i);
+      images.set(toCHWFloat(smp.corrupted), i * pix);
+      clean.set(toCHWFloat(smp.clean), i * pix);
+    }
+    const { mean } = await runner.run(params, images, zeros, B);
+    const candidates = mean.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+    const sc = await scorer.score({ candidates, references: clean, n: B, height: H, width: H }, false);
+    const dSsim = new Float32Array(B);
+    const dClip = new Float32Array(B);
+    let total = 0;
+    for (let i = 0; i < B; i++) {
+      const c = { ssim: sc.ssim[i]!, clip_cos: sc.clip_cos[i]! };
+      const d = rewardPartials(reward, c, ['ssim', 'clip_cos']);
+      dSsim[i] = d.ssim!;
+      dClip[i] = d.clip_cos!;
+      total += reward.evaluate(c);
+    }
+    rewards.push(total / B);
+    await trainer.rewardBackpropStep(images, clean, B, dSsim, dClip);
+    if ((k + 1) % 10 === 0) opts.log?.(`[backprop] ${k + 1}/${opts.steps} reward ${rewards[rewards.length - 1]!.toFixed(4)}`);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await runner.release();
+  await scorer.close();
+  await trainer.release();
+  return { params, seconds, rewards };
 }

@@ -3,9 +3,10 @@
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { modelOpset, serialize } from '../graph/onnx.ts';
-import { buildGrpoGraph, buildPolicyGraph, buildRewardGraph, buildSftGraph, type Resolution } from './graphs.ts';
+import { buildGrpoGraph, buildPolicyGraph, buildRewardBackpropGraph, buildRewardGraph, buildSftGraph, type Resolution } from './graphs.ts';
 import { policyParams, type PolicySpec } from './policy.ts';
 import { loadEncoder, type EncoderModel } from './reward.ts';
+import { BUILTIN_ENCODER_NAME } from './encoder.ts';
 
 export function policySpecOf(config: RunConfig): PolicySpec {
   return { ...config.model };
@@ -23,6 +24,10 @@ export function paramShapes(spec: PolicySpec): Map<string, number[]> {
 export const policyModel = (config: RunConfig): Uint8Array => serialize(buildPolicyGraph(policySpecOf(config), resolutionOf(config)));
 export const grpoModel = (config: RunConfig): Uint8Array => serialize(buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode));
 export const sftModel = (config: RunConfig): Uint8Array => serialize(buildSftGraph(policySpecOf(config), resolutionOf(config), config.sft.loss));
+
+/** Direct reward backprop (a reference, not GRPO): refused unless the run uses the built-in encoder. */
+export const rewardBackpropModel = (config: RunConfig): Uint8Array =>
+  serialize(buildRewardBackpropGraph(policySpecOf(config), resolutionOf(config), config.reward.clipModel ?? BUILTIN_ENCODER_NAME));
 
 export function standalonePolicyModel(config: RunConfig, params: TensorMap): Uint8Array {
   return serialize(buildPolicyGraph(policySpecOf(config), resolutionOf(config), params), {

@@ -77,18 +77,29 @@ function randomWeight(g: Graph, name: string, shape: number[]): Value {
 }
 
 /**
- * The built-in encoder as a standalone ONNX model with the CLIP vision contract: three fixed random
- * convolutions (224 -> 56 -> 28 -> 14), pooled to 7x7x64 and flattened to a 3136-dim embedding. The last
- * layer has no ReLU, so embeddings have both signs and the cosine is informative.
+ * The built-in encoder, as graph ops on `pixel_values` [N,3,224,224]: three fixed random convolutions
+ * (224 -> 56 -> 28 -> 14), pooled to 7x7x64 and flattened to a 3136-dim embedding. The last layer has no
+ * ReLU, so embeddings have both signs and the cosine is informative. Built natively (not spliced), it is
+ * differentiable, which direct reward backprop needs.
  */
-export function builtinEncoderModel(): Uint8Array {
-  const g = new Graph(17);
-  const x = g.input('pixel_values', ['N', 3, CLIP_SIZE, CLIP_SIZE]);
+export function builtinEncoder(x: Value): Value {
+  const g = x.graph;
   let h = relu(conv(x, randomWeight(g, 'conv1', [16, 3, 7, 7]), undefined, { strides: [4, 4], pads: [3, 3, 3, 3] }));
   h = relu(conv(h, randomWeight(g, 'conv2', [32, 16, 3, 3]), undefined, { strides: [2, 2], pads: [1, 1, 1, 1] }));
   h = conv(h, randomWeight(g, 'conv3', [64, 32, 3, 3]), undefined, { strides: [2, 2], pads: [1, 1, 1, 1] });
-  g.output('image_embeds', reshape(avgPool(h, 2), ['N', 64 * 7 * 7]));
+  return reshape(avgPool(h, 2), [x.shape[0], 64 * 7 * 7]);
+}
+
+/** The built-in encoder as a standalone ONNX model with the CLIP vision contract. */
+export function builtinEncoderModel(): Uint8Array {
+  const g = new Graph(17);
+  g.output('image_embeds', builtinEncoder(g.input('pixel_values', ['N', 3, CLIP_SIZE, CLIP_SIZE])));
   return serialize(g, { docString: `${BUILTIN_ENCODER_NAME}: fixed random convolutional features (not CLIP)` });
+}
+
+/** An encoder given as ONNX bytes, spliced into the graph (forward only: spliced ops are not differentiated). */
+export function splicedEncoder(bytes: Uint8Array, name: string): (pixels: Value) => Value {
+  return (pixels) => spliceModel(pixels.graph, bytes, pixels, 'encoder/', name)[0];
 }
 
 function l2normalize(e: Value): Value {
@@ -99,10 +110,10 @@ function l2normalize(e: Value): Value {
  * Cosine similarity [N] between the embeddings of `candidate` and `reference`, both through one copy
  * of the encoder: each pair is stacked along the batch axis ([N,2,...] -> [M=2N,...]) and split after.
  */
-export function embeddingCosine(candidate: Value, reference: Value, encoder: Uint8Array, encoderName: string): Value {
+export function embeddingCosine(candidate: Value, reference: Value, encode: (pixels: Value) => Value, encoderName: string): Value {
   const [n, c, h, w] = candidate.shape;
   const pair = concat([reshape(candidate, [n, 1, c, h, w]), reshape(reference, [n, 1, c, h, w])], 1);
-  const [embeds] = spliceModel(candidate.graph, encoder, clipPreprocess(reshape(pair, ['M', c, h, w])), 'encoder/', encoderName);
+  const embeds = encode(clipPreprocess(reshape(pair, ['M', c, h, w])));
   const dims = embeds.shape.slice(1);
   if (!dims.every((d) => typeof d === 'number')) throw new Error(`${encoderName}: its output must have static non-batch dimensions, got [${embeds.shape}]`);
   const d = (dims as number[]).reduce((a, b) => a * b, 1);

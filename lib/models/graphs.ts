@@ -7,7 +7,7 @@ import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { bakeParams, checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
 import { gaussianWindow1d, ssim, ssimMap, SSIM_WINDOW } from './ssim.ts';
-import { embeddingCosine } from './encoder.ts';
+import { BUILTIN_ENCODER_NAME, builtinEncoder, embeddingCosine, splicedEncoder } from './encoder.ts';
 
 export interface Resolution {
   height: number;
@@ -172,7 +172,39 @@ export function buildRewardGraph(r: Resolution, opts: RewardGraphOptions, opset 
   const reference = imageInput(g, 'reference', r);
   g.output('ssim', ssim(candidate, reference));
   g.output('ssim_map', ssimMap(candidate, reference));
-  g.output('clip_cos', embeddingCosine(candidate, reference, opts.encoder, opts.encoderName));
+  g.output('clip_cos', embeddingCosine(candidate, reference, splicedEncoder(opts.encoder, opts.encoderName), opts.encoderName));
   return g;
 }
 
+
+/**
+ * Direct reward backprop, the upper reference that GRPO is measured against (docs/dense-advantages.md):
+ * the reward graph differentiated end to end through the policy mean. param.*, image, reference,
+ * d_ssim [N], d_clip_cos [N] -> loss, grad.*, ssim [N], clip_cos [N]:
+ *   candidate = clamp(mean, 0, 1)            (as every action is clamped before it is scored)
+ *   loss = -mean_i (d_ssim_i * ssim_i + d_clip_cos_i * clip_cos_i)
+ * With d_* the reward expression's partial derivatives at the current components (the caller evaluates
+ * them), grad is the gradient of -mean reward. Only the built-in encoder (or an `encode` function made of
+ * graph ops) is differentiable here: an encoder spliced from ONNX is forward-only, so it is refused.
+ */
+export function buildRewardBackpropGraph(spec: PolicySpec, r: Resolution, encoderName: string, encode?: (pixels: Value) => Value): Graph {
+  if (!encode && encoderName !== BUILTIN_ENCODER_NAME) {
+    throw new Error(`direct reward backprop differentiates the encoder, and only the built-in one (${BUILTIN_ENCODER_NAME}) is built from differentiable ops; ${encoderName} is spliced from ONNX and forward-only`);
+  }
+  checkResolution(spec, r.height, r.width);
+  const g = new Graph();
+  const params = declareParams(g, spec);
+  const image = imageInput(g, 'image', r);
+  const reference = imageInput(g, 'reference', r);
+  const dSsim = g.input('d_ssim', ['N']);
+  const dClip = g.input('d_clip_cos', ['N']);
+  const candidate = clip(policyMean(spec, params, image), 0, 1);
+  const s = ssim(candidate, reference);
+  const cos = embeddingCosine(candidate, reference, encode ?? builtinEncoder, encoderName);
+  const loss = neg(reduceMean(add(mul(dSsim, s), mul(dClip, cos))));
+  g.output('loss', loss);
+  outputGradients(g, spec, params, loss);
+  g.output('ssim', s);
+  g.output('clip_cos', cos);
+  return g;
+}

@@ -5,7 +5,7 @@ import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
-import { grpoModel, policyModel, resolutionOf, sftModel } from './bundle.ts';
+import { grpoModel, policyModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
 import { gradientsFrom, paramFeeds, scalarFeed } from './feeds.ts';
 
 export interface PolicyOutputs {
@@ -65,6 +65,7 @@ export interface GrpoStepResult {
 export class PolicyTrainer {
   private sft?: GraphSession;
   private grpo?: GraphSession;
+  private backprop?: GraphSession;
   readonly optimizer: AdamW;
 
   private constructor(
@@ -130,8 +131,28 @@ export class PolicyTrainer {
     return { step, loss, kl: out.kl.data[0], clipFraction: out.clip_fraction.data[0], logp: out.logp.data, ratio: out.ratio.data };
   }
 
+  /**
+   * One step of direct reward backprop toward the clean `references`: dSsim and dClipCos [n] are the reward's
+   * partial derivatives at each image's current components (rewardPartials), so the step ascends the reward.
+   */
+  async rewardBackpropStep(images: Float32Array, references: Float32Array, n: number, dSsim: Float32Array, dClipCos: Float32Array): Promise<{ loss: number; step: StepResult; ssim: Float32Array; clipCos: Float32Array }> {
+    this.backprop ??= await GraphSession.create(rewardBackpropModel(this.config), { device: this.device });
+    const dims = this.dims(n);
+    const out = await this.backprop.run({
+      ...paramFeeds(this.params),
+      image: { data: images, dims },
+      reference: { data: references, dims },
+      d_ssim: { data: dSsim, dims: [n] },
+      d_clip_cos: { data: dClipCos, dims: [n] },
+    });
+    const loss = out.loss.data[0];
+    const step = Number.isFinite(loss) ? this.optimizer.step(gradientsFrom(out)) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
+    return { loss, step, ssim: out.ssim.data, clipCos: out.clip_cos.data };
+  }
+
   async release(): Promise<void> {
     await this.sft?.release();
     await this.grpo?.release();
+    await this.backprop?.release();
   }
 }

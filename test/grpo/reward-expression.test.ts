@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  compileRewardExpression, decomposeForDense, rewardTerms, DEFAULT_REWARD_EXPRESSION, MAX_EXPRESSION_LENGTH,
+  compileRewardExpression, decomposeForDense, rewardPartials, rewardTerms, DEFAULT_REWARD_EXPRESSION, MAX_EXPRESSION_LENGTH,
 } from '../../lib/grpo/reward-expression.ts';
 
 const WEIGHTED = 'weights.ssim * ssim + weights.clip * exp(-alpha * (1 - clamp(clip_cos, 0, 1)))';
@@ -190,4 +190,16 @@ test('rewardTerms splits the weighted sum (for normalize-then-sum)', () => {
   const full = compileRewardExpression('1 + 2 * ssim * 3 - clip_cos / 4 - (-(ssim * clip_cos))', {});
   const c = { ssim: 0.3, clip_cos: 0.7 };
   close(odd.offset + odd.terms.reduce((s, t) => s + t.weight * t.evaluate(c), 0), full.evaluate(c));
+});
+
+test('rewardPartials: the paper reward differentiated by hand, and components it does not read', () => {
+  const r = compileRewardExpression(DEFAULT_REWARD_EXPRESSION);
+  for (const [ssim, cos] of [[0.4, 0.3], [0.9, 0.85], [0.1, -0.2], [0.7, 1.3]] as const) {
+    const d = rewardPartials(r, { ssim, clip_cos: cos }, ['ssim', 'clip_cos', 'psnr']);
+    assert.ok(Math.abs(d.ssim! - 1) < 1e-6);
+    // d/dc 0.2 exp(-5 (1 - c)) = exp(-5 (1 - c)) inside [0, 1]; the clamp makes it 0 outside.
+    const hand = cos > 0 && cos < 1 ? Math.exp(-5 * (1 - cos)) : 0;
+    assert.ok(Math.abs(d.clip_cos! - hand) < 1e-6, `d/dclip_cos at ${cos}: ${d.clip_cos} vs ${hand}`);
+    assert.equal(d.psnr, 0);
+  }
 });
