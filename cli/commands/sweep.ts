@@ -1,5 +1,7 @@
 // `recovery-grpo sweep`: one training run per value (a grid over several keys), here one after another or as
 // Kubernetes runs rendered by scripts/k8s-ablation.ts, then one comparison report (sweep.md, sweep.html).
+// With --methods it compares training methods instead (dense/scalar GRPO, continued SFT, direct reward
+// backprop) from the same warm start at equal wall-clock compute (lib/eval/compare.ts).
 import type { CommandModule } from 'yargs';
 
 interface Args {
@@ -13,6 +15,12 @@ interface Args {
   name?: string;
   force: boolean;
   report?: string;
+  methods?: string;
+  budget: number;
+  seeds: number;
+  'sft-steps'?: number;
+  from?: string;
+  samples?: number;
 }
 
 const command: CommandModule<object, Args> = {
@@ -30,8 +38,14 @@ const command: CommandModule<object, Args> = {
       .option('name', { type: 'string', describe: "with --k8s: run id prefix (default: the overlay's run.id)" })
       .option('force', { type: 'boolean', default: false, describe: 'with --k8s: replace an ablation already rendered in --out' })
       .option('report', { type: 'string', describe: 'only (re)build the report of a sweep folder whose runs have finished (e.g. on a cluster)' })
+      .option('methods', { type: 'string', describe: 'compare training methods instead of config values: a list among dense,scalar,sft,backprop (compare.md, compare.json, grid.png)' })
+      .option('budget', { type: 'number', default: 90, describe: 'with --methods: wall-clock seconds of training per method and seed' })
+      .option('seeds', { type: 'number', default: 3, describe: 'with --methods: seeds 0..N-1 (each its own warm start, noise and data order)' })
+      .option('sft-steps', { type: 'number', describe: 'with --methods: SFT steps of each warm start (default: sft.steps)' })
+      .option('from', { type: 'string', describe: 'with --methods: a warm-start checkpoint (.safetensors) shared by every seed, instead of training one per seed' })
+      .option('samples', { type: 'number', describe: 'with --methods: evaluation images (default: eval.samples)' })
       .check((a) => {
-        if (!a.report && !(a.set ?? []).some((s) => /=.*,/.test(String(s)))) throw new Error('give at least one --set key=v1,v2,... to sweep (or --report DIR)');
+        if (!a.report && !a.methods && !(a.set ?? []).some((s) => /=.*,/.test(String(s)))) throw new Error('give at least one --set key=v1,v2,... to sweep (or --methods LIST, or --report DIR)');
         return true;
       }) as never,
   handler: async (args) => {
@@ -40,6 +54,18 @@ const command: CommandModule<object, Args> = {
       if (args.report) {
         const r = await sweep.reportFromFolder(args.report);
         console.log(`[sweep] report of ${r.runs.length} runs: ${r.md}, ${r.html}`);
+        return;
+      }
+      if (args.methods) {
+        const { compareMethods, parseMethods } = await import('../../lib/eval/compare.ts');
+        const methods = parseMethods(args.methods);
+        const { axes, fixed } = sweep.parseSets(args.set ?? []);
+        if (axes.length) throw new Error('--methods compares methods under one configuration: give --set key=value (one value), not a list');
+        const r = await compareMethods({
+          configFile: args.config, overrides: fixed, methods, seeds: args.seeds, budgetSeconds: args.budget,
+          sftSteps: args['sft-steps'], from: args.from, samples: args.samples, out: args.out, log: (l) => console.log(l),
+        });
+        console.log(`[sweep] compared ${methods.join(', ')} over ${r.seeds.length} seed(s): ${r.md}, ${r.json}, ${r.grid}`);
         return;
       }
       if (args.k8s) {

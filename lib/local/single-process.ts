@@ -17,6 +17,9 @@ import { RewardScorer } from '../models/scorer.ts';
 
 export interface SingleProcessResult {
   params: TensorMap;
+  /** Steps taken in each phase (fewer than configured when a time budget ended it). */
+  sftSteps: number;
+  grpoSteps: number;
   /** Parameters at the end of the warm start (GRPO's reference). */
   sftParams: TensorMap;
   sftSeconds: number;
@@ -39,7 +42,13 @@ export interface SingleProcessStep {
 
 export async function runSingleProcess(
   config: RunConfig,
-  opts: { params?: TensorMap; log?: (l: string) => void; onStep?: (s: SingleProcessStep) => void } = {},
+  opts: {
+    params?: TensorMap;
+    log?: (l: string) => void;
+    onStep?: (s: SingleProcessStep) => void;
+    /** Ends each phase once its training time reaches this many seconds (equal-compute comparisons). */
+    budgetSeconds?: number;
+  } = {},
 ): Promise<SingleProcessResult> {
   const H = config.data.size;
   const pix = 3 * H * H;
@@ -49,9 +58,11 @@ export async function runSingleProcess(
   const log = opts.log ?? (() => undefined);
   const onStep = opts.onStep;
 
+  const budgetMs = (opts.budgetSeconds ?? Infinity) * 1000;
   const t0 = performance.now();
   const B = config.sft.batchSize;
-  for (let s = 1; s <= config.sft.steps; s++) {
+  let sftSteps = 0;
+  for (let s = 1; s <= config.sft.steps && performance.now() - t0 < budgetMs; s++, sftSteps++) {
     const images = new Float32Array(B * pix);
     const targets = new Float32Array(B * pix);
     for (let i = 0; i < B; i++) {
@@ -77,7 +88,8 @@ export async function runSingleProcess(
   const S = g.samplesPerBatch;
   const rewards: number[] = [];
   const t1 = performance.now();
-  for (let k = 0; k < g.steps; k++) {
+  let grpoSteps = 0;
+  for (let k = 0; k < g.steps && performance.now() - t1 < budgetMs; k++, grpoSteps++) {
     const n = S * G;
     const images = new Float32Array(n * pix);
     const clean = new Float32Array(n * pix);
@@ -128,7 +140,7 @@ export async function runSingleProcess(
   await runner.release();
   await scorer.close();
   await trainer.release();
-  return { params, sftParams, sftSeconds, grpoSeconds, actionsPerSecond: grpoSeconds > 0 ? (g.steps * S * G) / grpoSeconds : 0, rewards };
+  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, actionsPerSecond: grpoSeconds > 0 ? (grpoSteps * S * G) / grpoSeconds : 0, rewards };
 }
 
 /**
@@ -141,8 +153,8 @@ export async function runSingleProcess(
  */
 export async function runRewardBackprop(
   config: RunConfig,
-  opts: { params: TensorMap; steps: number; log?: (l: string) => void },
-): Promise<{ params: TensorMap; seconds: number; rewards: number[] }> {
+  opts: { params: TensorMap; steps: number; log?: (l: string) => void; budgetSeconds?: number },
+): Promise<{ params: TensorMap; steps: number; seconds: number; rewards: number[] }> {
   const H = config.data.size;
   const pix = 3 * H * H;
   const dataset = await openRunDataset(config, 'train');
@@ -154,8 +166,10 @@ export async function runRewardBackprop(
   const B = config.sft.batchSize;
   const zeros = new Float32Array(B * pix);
   const rewards: number[] = [];
+  const budgetMs = (opts.budgetSeconds ?? Infinity) * 1000;
   const t0 = performance.now();
-  for (let k = 0; k < opts.steps; k++) {
+  let k = 0;
+  for (; k < opts.steps && performance.now() - t0 < budgetMs; k++) {
     const images = new Float32Array(B * pix);
     const clean = new Float32Array(B * pix);
     for (let i = 0; i < B; i++) {
@@ -184,5 +198,5 @@ export async function runRewardBackprop(
   await runner.release();
   await scorer.close();
   await trainer.release();
-  return { params, seconds, rewards };
+  return { params, steps: k, seconds, rewards };
 }
