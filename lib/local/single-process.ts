@@ -5,7 +5,7 @@ import type { RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { cloneTensorMap } from '../checkpoint/tensors.ts';
-import { sftLearningRate } from '../optim/schedule.ts';
+import { cosineLearningRate, sftLearningRate } from '../optim/schedule.ts';
 import { toCHWFloat } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
 import { compileRewardExpression, decomposeForDense, rewardPartials } from '../grpo/reward-expression.ts';
@@ -46,7 +46,10 @@ export async function runSingleProcess(
     params?: TensorMap;
     log?: (l: string) => void;
     onStep?: (s: SingleProcessStep) => void;
-    /** Ends each phase once its training time reaches this many seconds (equal-compute comparisons). */
+    /**
+     * Ends each phase once its training time reaches this many seconds (equal-compute comparisons); a
+     * cosine SFT schedule then runs over those seconds.
+     */
     budgetSeconds?: number;
   } = {},
 ): Promise<SingleProcessResult> {
@@ -70,7 +73,11 @@ export async function runSingleProcess(
       images.set(toCHWFloat(smp.corrupted), i * pix);
       targets.set(toCHWFloat(smp.clean), i * pix);
     }
-    const { loss } = await trainer.sftStep(images, targets, B, sftLearningRate(config.sft, s));
+    // Under a time budget the cosine schedule runs over the budget's seconds instead of a step count.
+    const lr = budgetMs < Infinity && config.sft.schedule === 'cosine'
+      ? cosineLearningRate(config.sft.lr, (performance.now() - t0) / budgetMs)
+      : sftLearningRate(config.sft, s);
+    const { loss } = await trainer.sftStep(images, targets, B, lr);
     if (s % 100 === 0) log(`[sft] ${s}/${config.sft.steps} loss ${loss.toFixed(5)}`);
   }
   const sftSeconds = (performance.now() - t0) / 1000;
