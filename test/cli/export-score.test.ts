@@ -1,8 +1,6 @@
 // The export and score commands, run as a user would (the real CLI in a child process).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -11,11 +9,9 @@ import sharp from 'sharp';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { loadCheckpoint } from '../../lib/checkpoint/index.ts';
 import { testRandom } from '../graph/gradcheck.ts';
+import { cli } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
 const FIX = fileURLToPath(new URL('../fixtures/ssim/', import.meta.url));
-const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { maxBuffer: 1 << 24 });
 
 test('export writes every graph; the standalone policy runs with image and noise only and is the identity when fresh', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'export-'));

@@ -3,19 +3,14 @@
 // method lists and a sweep axis are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { parseMethods, separated } from '../../lib/eval/compare.ts';
 import { meanCI } from '../../lib/eval/stats.ts';
+import { cli } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
-const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { maxBuffer: 1 << 24 });
 
 const TINY_YAML = `
 data: { size: 16, source: { count: 64 } }

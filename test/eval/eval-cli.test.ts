@@ -2,22 +2,17 @@
 // checkpoint, which records extra.ref_version), config.json beside them, as a local run leaves them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { loadConfig } from '../../lib/config/index.ts';
 import { configHash } from '../../lib/checkpoint/digest.ts';
 import { cloneTensorMap } from '../../lib/checkpoint/tensors.ts';
 import { saveCheckpoint } from '../../lib/checkpoint/index.ts';
 import { runSingleProcess } from '../../lib/local/single-process.ts';
+import { cli } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
-const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { maxBuffer: 1 << 24 });
 
 export const TINY = ['data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'eval.samples=8'];
 

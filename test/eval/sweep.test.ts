@@ -2,17 +2,12 @@
 // a tiny config, then the comparison report; the grid planning; --k8s renders through scripts/k8s-ablation.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseSets, planSweep } from '../../lib/eval/sweep.ts';
+import { cli } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
-const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { maxBuffer: 1 << 24 });
 
 const TINY_YAML = `
 data: { size: 16, source: { count: 64 } }
