@@ -46,6 +46,7 @@ const command: CommandModule<object, Args> = {
       .option('samples', { type: 'number', describe: 'with --methods: evaluation images (default: eval.samples)' })
       .check((a) => {
         if (!a.report && !a.methods && !(a.set ?? []).some((s) => /=.*,/.test(String(s)))) throw new Error('give at least one --set key=v1,v2,... to sweep (or --methods LIST, or --report DIR)');
+        if (a.methods && (a.k8s || a.report)) throw new Error('--methods runs here, in one process: it does not combine with --k8s or --report');
         return true;
       }) as never,
   handler: async (args) => {

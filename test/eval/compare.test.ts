@@ -64,6 +64,7 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
 
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,sft', '--set', 'grpo.beta=0,0.1', '--out', out), /compares methods under one configuration/);
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,bogus', '--out', out), /unknown 'bogus'/);
+    await assert.rejects(cli('sweep', '--methods', 'dense,sft', '--k8s', '--out', out), /does not combine with --k8s/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
