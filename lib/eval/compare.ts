@@ -11,7 +11,7 @@
 // clock (from its first step, graph start-up included) reaches the budget; the step that crosses it is the
 // last. Gains are over the warm start, with 95% t-intervals over seeds, and paired
 // differences against dense GRPO (the methods share each seed's warm start and evaluation images).
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
@@ -32,6 +32,8 @@ export const METHOD_LABELS: Record<Method, string> = {
   sft: 'continued SFT',
   backprop: 'direct reward backprop',
 };
+/** Column titles of the grid, short enough for one image's width. */
+const GRID_LABELS: Record<Method, string> = { dense: 'dense GRPO', scalar: 'scalar GRPO', sft: 'more SFT', backprop: 'backprop' };
 const METRICS = ['reward', 'ssim', 'clip_cos', 'psnr'] as const;
 type Metric = (typeof METRICS)[number];
 export type Gains = Record<Metric, number>;
@@ -51,7 +53,7 @@ export interface CompareOptions {
   from?: string;
   /** Evaluation images (default: eval.samples). */
   samples?: number;
-  /** Output folder: compare.md, compare.json, grid.png. */
+  /** Output folder: compare.md, compare.json, grid.png (seed 0), seed-<k>.json. */
   out: string;
   log?: (line: string) => void;
 }
@@ -112,9 +114,19 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   };
 
   const seeds: SeedResult[] = [];
-  let gridPath = '';
+  const gridPath = join(o.out, 'grid.png');
   const t0 = Date.now();
+  // Each seed's result is kept in OUT/seed-<k>.json with the settings that produced it, so an interrupted
+  // comparison resumes, and a larger --seeds adds seeds without re-running the others.
+  const settings = JSON.stringify({ methods: o.methods, budget, sftSteps, from: o.from ?? null, samples: o.samples ?? null, configFile: o.configFile ?? null, overrides: o.overrides ?? [] });
   for (let seed = 0; seed < o.seeds; seed++) {
+    const kept = join(o.out, `seed-${seed}.json`);
+    const done = await readFile(kept, 'utf8').then((t) => JSON.parse(t) as { settings: string; result: SeedResult }, () => null);
+    if (done && done.settings === settings) {
+      seeds.push(done.result);
+      log(`[compare] seed ${seed}: done before with the same settings, reusing ${kept}`);
+      continue;
+    }
     const warm = from ?? (await runSingleProcess(configFor(seed, [`sft.steps=${sftSteps}`, 'grpo.steps=0']))).params;
     const config = configFor(seed);
     const samples = await firstSamples(await openRunDataset(config, 'eval'), config.eval.samples);
@@ -136,10 +148,10 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       const pix = 3 * H * H;
       const img = (name: string, i: number) => fromCHWFloat(outputs[name]!.subarray(i * pix, (i + 1) * pix), H, H);
       const rows = samples.slice(0, 6).map((s, i) => ({ label: s.corruption.type.replace(/_/g, ' '), images: [s.corrupted, img('start', i), ...o.methods.map((m) => img(m, i)), s.clean] }));
-      gridPath = join(o.out, 'grid.png');
-      await writeImage(renderGrid(['corrupted', 'warm start', ...o.methods.map((m) => METHOD_LABELS[m]), 'clean'], rows), gridPath);
+      await writeImage(renderGrid(['corrupted', 'warm start', ...o.methods.map((m) => GRID_LABELS[m]), 'clean'], rows), gridPath);
     }
     seeds.push(result);
+    await writeFile(kept, JSON.stringify({ settings, result }));
     log(`[compare] seed ${seed} done: warm start ${result.start.reward.toFixed(4)}, identity ${result.identity.reward.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s so far)`);
   }
 

@@ -62,6 +62,13 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     const meta = await sharp(join(out, 'grid.png')).metadata();
     assert.ok(meta.width! > meta.height!, `grid ${meta.width}x${meta.height}`);
 
+    // Run again with one more seed: the two seeds done are reused, only the third trains.
+    const more = await cli('sweep', '--config', cfg, '--methods', 'dense,scalar,sft,backprop', '--seeds', '3', '--budget', '1.5', '--out', out);
+    assert.equal(more.stdout.match(/done before with the same settings, reusing/g)?.length, 2);
+    const r3 = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
+    assert.deepEqual(r3.seeds.slice(0, 2), r.seeds);
+    assert.equal(r3.seeds.length, 3);
+
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,sft', '--set', 'grpo.beta=0,0.1', '--out', out), /compares methods under one configuration/);
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,bogus', '--out', out), /unknown 'bogus'/);
     await assert.rejects(cli('sweep', '--methods', 'dense,sft', '--k8s', '--out', out), /does not combine with --k8s/);
