@@ -45,8 +45,9 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
       assert.deepEqual(s.runs.map((x: { method: string }) => x.method), r.methods);
       for (const x of s.runs) {
         assert.ok(x.steps >= 1 && Number.isInteger(x.steps));
-        // Each trains until its clock reaches the budget: the last step crosses it (a step here is well under 2 s).
-        assert.ok(x.seconds >= 1.5 && x.seconds < 1.5 + 2, `${x.method}: ${x.seconds} s for a 1.5 s budget`);
+        // Each trains until its clock reaches the budget: the last step crosses it. A step here takes
+        // milliseconds, the first one (graph start-up) up to a few seconds on a slow machine.
+        assert.ok(x.seconds >= 1.5 && x.seconds < 1.5 + 10, `${x.method}: ${x.seconds} s for a 1.5 s budget`);
         for (const k of ['reward', 'ssim', 'clip_cos', 'psnr']) assert.ok(Math.abs(x.gain[k] - (x.final[k] - s.start[k])) < 1e-9, `${x.method} ${k} gain`);
       }
     }
