@@ -5,9 +5,9 @@
 
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Dataset, Sample } from '../lib/data/dataset.ts';
-import { toCHWFloat } from '../lib/data/image.ts';
+import { stackPairs, toCHWFloat } from '../lib/data/image.ts';
 import { hashSeed } from '../lib/data/random.ts';
-import { compileRewardExpression, decomposeForDense, rewardTerms, type Components, type DenseDecomposition, type RewardFunction, type RewardTerms } from '../lib/grpo/reward-expression.ts';
+import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms, type Components, type DenseDecomposition, type RewardFunction, type RewardTerms } from '../lib/grpo/reward-expression.ts';
 import { denseAdvantages, groupAdvantages, multiRewardGroupAdvantages, meanStd, type AdvantageOptions } from '../lib/grpo/advantages.ts';
 import { staleness } from '../lib/grpo/staleness.ts';
 import {
@@ -148,7 +148,7 @@ export class Coordinator {
 
   /** Compiles the reward expression for the run's modes; throws (naming the expression and the problem) if it cannot be used. */
   static checkConfig(config: RunConfig): { reward: RewardFunction; terms: RewardTerms | null; dense: DenseDecomposition | null } {
-    const constants = { weights: config.reward.weights, alpha: config.reward.alpha };
+    const constants = rewardConstants(config.reward);
     const reward = compileRewardExpression(config.reward.expression, constants);
     const terms = config.grpo.multiRewardMode === 'normalize-then-sum' ? rewardTerms(config.reward.expression, constants) : null;
     const dense = config.grpo.advantageMode === 'dense' ? decomposeForDense(config.reward.expression, constants) : null;
@@ -334,16 +334,10 @@ export class Coordinator {
 
   private async buildSft(seq: number): Promise<TrainBatch> {
     const B = this.cfg.sft.batchSize;
-    const pix = 3 * this.H * this.H;
-    const images = new Float32Array(B * pix);
-    const targets = new Float32Array(B * pix);
-    const ids: string[] = [];
-    for (let i = 0; i < B; i++) {
-      const s = await this.load((seq - 1) * B + i);
-      images.set(toCHWFloat(s.corrupted), i * pix);
-      targets.set(toCHWFloat(s.clean), i * pix);
-      ids.push(s.id);
-    }
+    const samples = [];
+    for (let i = 0; i < B; i++) samples.push(await this.load((seq - 1) * B + i));
+    const { corrupted: images, clean: targets } = stackPairs(samples);
+    const ids = samples.map((s) => s.id);
     const shape = [B, 3, this.H, this.H];
     return {
       batch_id: `${this.cfg.run.id}-b${seq}`,

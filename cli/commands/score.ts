@@ -52,9 +52,9 @@ const command: CommandModule<object, Args> = {
   handler: async (args) => {
     const { decodeImage, toCHWFloat, viaSharp } = await import('../../lib/data/image.ts');
     const { RewardScorer } = await import('../../lib/models/scorer.ts');
-    const { compileRewardExpression } = await import('../../lib/grpo/reward-expression.ts');
+    const { compileRewardExpression, rewardConstants } = await import('../../lib/grpo/reward-expression.ts');
     const config = runConfigFrom(args);
-    const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
+    const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
     const scorer = new RewardScorer(args.clipModel ?? config.reward.clipModel, config.reward.device);
     const pairs = args.pairs ? await readPairs(args.pairs) : [{ reference: args.reference!, candidate: args.candidate! }];
     const read = async (path: string, size?: { width: number; height: number }) => {

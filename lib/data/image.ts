@@ -49,6 +49,24 @@ export function toCHWFloat(img: RgbImage): Float32Array {
   return out;
 }
 
+/** Clean/corrupted pairs as two [n,3,H,W] float32 arrays in [0, 1], the batch layout every graph takes. */
+export function stackPairs(pairs: readonly { corrupted: RgbImage; clean: RgbImage }[]): { corrupted: Float32Array; clean: Float32Array } {
+  const first = pairs[0];
+  const pix = first ? 3 * first.corrupted.width * first.corrupted.height : 0;
+  const corrupted = new Float32Array(pairs.length * pix);
+  const clean = new Float32Array(pairs.length * pix);
+  pairs.forEach((p, i) => {
+    corrupted.set(toCHWFloat(p.corrupted), i * pix);
+    clean.set(toCHWFloat(p.clean), i * pix);
+  });
+  return { corrupted, clean };
+}
+
+/** Values clamped to [0, 1]: an action or mean as the reward sees it (images are 8-bit in the end). */
+export function clamp01(x: Float32Array): Float32Array {
+  return x.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+}
+
 /** Inverse of toCHWFloat: values are scaled by 255, rounded and clamped to 0..255 (NaN becomes 0). */
 export function fromCHWFloat(data: Float32Array | ArrayLike<number>, width: number, height: number): RgbImage {
   const n = width * height;

@@ -4,9 +4,9 @@
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Sample } from '../data/dataset.ts';
-import { toCHWFloat } from '../data/image.ts';
+import { clamp01, stackPairs } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
-import { compileRewardExpression } from '../grpo/reward-expression.ts';
+import { compileRewardExpression, rewardConstants } from '../grpo/reward-expression.ts';
 import { PolicyRunner } from '../models/trainer.ts';
 import { RewardScorer } from '../models/scorer.ts';
 
@@ -34,10 +34,6 @@ export interface EvalResult {
 }
 
 const BATCH = 32;
-
-function clamp01(x: Float32Array): Float32Array {
-  return x.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
-}
 
 function psnr(a: Float32Array, b: Float32Array, off: number, len: number): number {
   let se = 0;
@@ -72,13 +68,8 @@ export async function evaluate(
   const H = config.data.size;
   const pix = 3 * H * H;
   const n = samples.length;
-  const corrupted = new Float32Array(n * pix);
-  const clean = new Float32Array(n * pix);
-  samples.forEach((s, i) => {
-    corrupted.set(toCHWFloat(s.corrupted), i * pix);
-    clean.set(toCHWFloat(s.clean), i * pix);
-  });
-  const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
+  const { corrupted, clean } = stackPairs(samples);
+  const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ?? config.reward.clipModel, config.reward.device);
   const runner = opts.runner ?? (Object.values(policies).some((p) => p.kind !== 'identity') ? await PolicyRunner.create(config) : undefined);
   const reports: Record<string, EvalReport> = {};

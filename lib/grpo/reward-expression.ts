@@ -252,6 +252,11 @@ function checkedEvaluator(expr: string, fn: Closure, deps: Set<string>): (c: Com
   };
 }
 
+/** The named constants a run configuration gives its reward expression: `weights.*` and `alpha`. */
+export function rewardConstants(reward: { weights: Readonly<Record<string, number>>; alpha: number }): Constants {
+  return { weights: reward.weights, alpha: reward.alpha };
+}
+
 /** Parses, validates and compiles a reward expression. Throws an Error naming the expression and the problem. */
 export function compileRewardExpression(expr: string, constants: Constants = {}, opts: CompileOptions = {}): RewardFunction {
   const { ctx, compiled } = parseAndCompile(expr, constants, opts);

@@ -4,11 +4,12 @@
 import type { RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
+import type { Sample } from '../data/dataset.ts';
 import { cloneTensorMap } from '../checkpoint/tensors.ts';
 import { cosineLearningRate, sftLearningRate } from '../optim/schedule.ts';
-import { toCHWFloat } from '../data/image.ts';
+import { clamp01, stackPairs, toCHWFloat } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
-import { compileRewardExpression, decomposeForDense, rewardPartials } from '../grpo/reward-expression.ts';
+import { compileRewardExpression, decomposeForDense, rewardConstants, rewardPartials } from '../grpo/reward-expression.ts';
 import { denseAdvantages, groupAdvantages } from '../grpo/advantages.ts';
 import { initPolicyParams } from '../models/policy.ts';
 import { policySpecOf } from '../models/bundle.ts';
@@ -40,6 +41,13 @@ export interface SingleProcessStep {
   clipFraction: number;
 }
 
+/** Samples first..first+n-1 of the training stream as [n,3,H,W] corrupted and clean batches. */
+async function pairsAt(dataset: { sample(i: number): Promise<Sample> }, first: number, n: number): Promise<{ corrupted: Float32Array; clean: Float32Array }> {
+  const samples: Sample[] = [];
+  for (let i = 0; i < n; i++) samples.push(await dataset.sample(first + i));
+  return stackPairs(samples);
+}
+
 export async function runSingleProcess(
   config: RunConfig,
   opts: {
@@ -66,13 +74,7 @@ export async function runSingleProcess(
   const B = config.sft.batchSize;
   let sftSteps = 0;
   for (let s = 1; s <= config.sft.steps && performance.now() - t0 < budgetMs; s++, sftSteps++) {
-    const images = new Float32Array(B * pix);
-    const targets = new Float32Array(B * pix);
-    for (let i = 0; i < B; i++) {
-      const smp = await dataset.sample((s - 1) * B + i);
-      images.set(toCHWFloat(smp.corrupted), i * pix);
-      targets.set(toCHWFloat(smp.clean), i * pix);
-    }
+    const { corrupted: images, clean: targets } = await pairsAt(dataset, (s - 1) * B, B);
     // Under a time budget the cosine schedule runs over the budget's seconds instead of a step count.
     const lr = budgetMs < Infinity && config.sft.schedule === 'cosine'
       ? cosineLearningRate(config.sft.lr, (performance.now() - t0) / budgetMs)
@@ -86,10 +88,10 @@ export async function runSingleProcess(
   const runner = await PolicyRunner.create(config);
   const refRunner = runner;
   const scorer = new RewardScorer(config.reward.clipModel, config.reward.device);
-  const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
+  const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const g = config.grpo;
   const dense = g.advantageMode === 'dense';
-  const split = dense ? decomposeForDense(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha }) : null;
+  const split = dense ? decomposeForDense(config.reward.expression, rewardConstants(config.reward)) : null;
   const mapLen = 3 * (H - 10) * (H - 10);
   const G = g.groupSize;
   const S = g.samplesPerBatch;
@@ -115,7 +117,7 @@ export async function runSingleProcess(
       }
     }
     const roll = await runner.run(params, images, noise, n);
-    const candidates = roll.action.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+    const candidates = clamp01(roll.action);
     const sc = await scorer.score({ candidates, references: clean, n, height: H, width: H }, dense);
     const comps = Array.from({ length: n }, (_, i) => ({ ssim: sc.ssim[i], clip_cos: sc.clip_cos[i] }));
     const r = comps.map((c) => reward.evaluate(c));
@@ -169,7 +171,7 @@ export async function runRewardBackprop(
   const trainer = PolicyTrainer.create(config, params);
   const runner = await PolicyRunner.create(config);
   const scorer = new RewardScorer(config.reward.clipModel, config.reward.device);
-  const reward = compileRewardExpression(config.reward.expression, { weights: config.reward.weights, alpha: config.reward.alpha });
+  const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const B = config.sft.batchSize;
   const zeros = new Float32Array(B * pix);
   const rewards: number[] = [];
@@ -177,15 +179,9 @@ export async function runRewardBackprop(
   const t0 = performance.now();
   let k = 0;
   for (; k < opts.steps && performance.now() - t0 < budgetMs; k++) {
-    const images = new Float32Array(B * pix);
-    const clean = new Float32Array(B * pix);
-    for (let i = 0; i < B; i++) {
-      const smp = await dataset.sample(config.sft.steps * B + k * B + i);
-      images.set(toCHWFloat(smp.corrupted), i * pix);
-      clean.set(toCHWFloat(smp.clean), i * pix);
-    }
+    const { corrupted: images, clean } = await pairsAt(dataset, config.sft.steps * B + k * B, B);
     const { mean } = await runner.run(params, images, zeros, B);
-    const candidates = mean.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+    const candidates = clamp01(mean);
     const sc = await scorer.score({ candidates, references: clean, n: B, height: H, width: H }, false);
     const dSsim = new Float32Array(B);
     const dClip = new Float32Array(B);
