@@ -1,8 +1,9 @@
 // Reverse-mode differentiation over a Graph: one reverse walk over the nodes (already in topological
-// order), asking each op's rule in `rules` for the gradients of its inputs and summing contributions.
+// order), asking each op's rule in the table of gradient.ts for the gradients of its inputs and summing contributions.
 
 import type { Node, Value } from './graph.ts';
-import { add, rules } from './ops.ts';
+import { add } from './ops.ts';
+import { rules } from './gradient.ts';
 
 /**
  * Gradients of the scalar `loss` with respect to each of `wrt`, as new values in the same graph.

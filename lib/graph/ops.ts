@@ -1,15 +1,9 @@
-// The ops the project's networks are written with. Each op is three things kept side by side, as in
-// tinygrad: the builder (which infers the output shape), and its vector-Jacobian product, written with
-// the same builders so that a gradient is just more graph. `rules` maps an ONNX op type to its VJP.
-//
-// A VJP receives the node, the gradient of each output (null where none flows) and which inputs need a
-// gradient; it returns one gradient per input (null where not needed or not differentiable).
+// The ops the project's networks are written with: each builder infers its output shape and emits one
+// ONNX node (or folds constants). Their vector-Jacobian products live in one table, gradient.ts.
 
-import { Graph, Value, type Attrs, type Dim, type DType, type Node, type Shape, numel } from './graph.ts';
+import { Graph, Value, type Attrs, type Dim, type DType, type Shape, numel } from './graph.ts';
 
 export type Operand = Value | number;
-export type VJP = (node: Node, dOut: Array<Value | null>, needs: boolean[]) => Array<Value | null>;
-export const rules: Record<string, VJP> = {};
 
 // ---------------------------------------------------------------------------------------------------
 // Shapes and small helpers
@@ -42,7 +36,7 @@ function normAxis(axis: number, rank: number): number {
   return a;
 }
 
-function staticDim(d: Dim, what: string): number {
+export function staticDim(d: Dim, what: string): number {
   if (typeof d !== 'number') throw new Error(`${what}: dimension '${d}' must be static`);
   return d;
 }
@@ -164,7 +158,6 @@ export function add(a0: Operand, b0: Operand): Value {
   if (isScalarConst(a, 0) && sameAs(b, shape)) return b;
   return binary('Add', a, b, (x, y) => x + y);
 }
-rules.Add = ({ inputs: [a, b] }, [dy]) => [sumTo(dy!, a.shape), sumTo(dy!, b.shape)];
 
 export function sub(a0: Operand, b0: Operand): Value {
   const g = graphOf(a0, b0);
@@ -173,7 +166,6 @@ export function sub(a0: Operand, b0: Operand): Value {
   if (isScalarConst(b, 0) && sameAs(a, broadcastShapes(a.shape, b.shape))) return a;
   return binary('Sub', a, b, (x, y) => x - y);
 }
-rules.Sub = ({ inputs: [a, b] }, [dy], needs) => [sumTo(dy!, a.shape), needs[1] ? sumTo(neg(dy!), b.shape) : null];
 
 export function mul(a0: Operand, b0: Operand): Value {
   const g = graphOf(a0, b0);
@@ -184,10 +176,6 @@ export function mul(a0: Operand, b0: Operand): Value {
   if (isScalarConst(a, 1) && sameAs(b, shape)) return b;
   return binary('Mul', a, b, (x, y) => x * y);
 }
-rules.Mul = ({ inputs: [a, b] }, [dy], needs) => [
-  needs[0] ? sumTo(mul(dy!, b), a.shape) : null,
-  needs[1] ? sumTo(mul(dy!, a), b.shape) : null,
-];
 
 export function div(a0: Operand, b0: Operand): Value {
   const g = graphOf(a0, b0);
@@ -196,40 +184,18 @@ export function div(a0: Operand, b0: Operand): Value {
   if (isScalarConst(b, 1) && sameAs(a, broadcastShapes(a.shape, b.shape))) return a;
   return binary('Div', a, b, (x, y) => x / y);
 }
-rules.Div = ({ inputs: [a, b], outputs: [y] }, [dy], needs) => [
-  needs[0] ? sumTo(div(dy!, b), a.shape) : null,
-  needs[1] ? sumTo(neg(div(mul(dy!, y), b)), b.shape) : null,
-];
 
 export function pow(a0: Operand, b0: Operand): Value {
   return binary('Pow', a0, b0, (x, y) => Math.pow(x, y));
 }
-rules.Pow = ({ inputs: [x, p], outputs: [y] }, [dy], needs) => [
-  needs[0] ? sumTo(mul(dy!, mul(p, pow(x, sub(p, 1)))), x.shape) : null,
-  needs[1] ? sumTo(mul(dy!, mul(y, log(x))), p.shape) : null,
-];
 
 export function min(a0: Operand, b0: Operand): Value {
   return binary('Min', a0, b0, Math.min);
 }
-rules.Min = ({ inputs: [a, b] }, [dy], needs) => {
-  const pickA = lessOrEqual(a, b); // ties send the gradient to the first operand
-  return [
-    needs[0] ? sumTo(where(pickA, dy!, 0), a.shape) : null,
-    needs[1] ? sumTo(where(pickA, 0, dy!), b.shape) : null,
-  ];
-};
 
 export function max(a0: Operand, b0: Operand): Value {
   return binary('Max', a0, b0, Math.max);
 }
-rules.Max = ({ inputs: [a, b] }, [dy], needs) => {
-  const pickA = greaterOrEqual(a, b);
-  return [
-    needs[0] ? sumTo(where(pickA, dy!, 0), a.shape) : null,
-    needs[1] ? sumTo(where(pickA, 0, dy!), b.shape) : null,
-  ];
-};
 
 // Comparisons and logic: boolean results, no gradient.
 function compare(op: string, a0: Operand, b0: Operand): Value {
@@ -250,7 +216,6 @@ export function cast(x: Value, to: DType): Value {
   const code = { float32: 1, int64: 7, bool: 9 }[to];
   return x.graph.emit('Cast', [x], { to: code }, [{ dtype: to, shape: x.shape }])[0];
 }
-rules.Cast = ({ inputs: [x] }, [dy]) => [x.dtype === 'float32' ? cast(dy!, 'float32') : null];
 
 export function where(cond: Value, a0: Operand, b0: Operand): Value {
   const g = cond.graph;
@@ -259,11 +224,6 @@ export function where(cond: Value, a0: Operand, b0: Operand): Value {
   const shape = broadcastShapes(cond.shape, broadcastShapes(a.shape, b.shape, 'Where'), 'Where');
   return g.emit('Where', [cond, a, b], {}, [{ dtype: a.dtype, shape }])[0];
 }
-rules.Where = ({ inputs: [c, a, b] }, [dy], needs) => [
-  null,
-  needs[1] ? sumTo(where(c, dy!, 0), a.shape) : null,
-  needs[2] ? sumTo(where(c, 0, dy!), b.shape) : null,
-];
 
 // ---------------------------------------------------------------------------------------------------
 // Elementwise unary ops
@@ -276,46 +236,32 @@ export function neg(x: Value): Value {
   if (x.producer?.op === 'Neg') return x.producer.inputs[0];
   return unary('Neg', x, {}, (v) => -v);
 }
-rules.Neg = (_n, [dy]) => [neg(dy!)];
 
 export function identity(x: Value): Value {
   return x.graph.emit('Identity', [x], {}, [{ dtype: x.dtype, shape: x.shape }])[0];
 }
-rules.Identity = (_n, [dy]) => [dy];
 
 export const relu = (x: Value): Value => unary('Relu', x, {}, (v) => Math.max(v, 0));
-rules.Relu = ({ inputs: [x] }, [dy]) => [where(greater(x, 0), dy!, 0)];
 
 export const leakyRelu = (x: Value, alpha = 0.01): Value =>
   unary('LeakyRelu', x, { alpha: { float: alpha } }, (v) => (v > 0 ? v : alpha * v));
-rules.LeakyRelu = ({ inputs: [x], attrs }, [dy]) => {
-  const alpha = (attrs.alpha as { float: number }).float;
-  return [where(greater(x, 0), dy!, mul(dy!, alpha))];
-};
 
 export const sigmoid = (x: Value): Value => unary('Sigmoid', x, {}, (v) => 1 / (1 + Math.exp(-v)));
-rules.Sigmoid = ({ outputs: [y] }, [dy]) => [mul(dy!, mul(y, sub(1, y)))];
 
 export const tanh = (x: Value): Value => unary('Tanh', x, {}, Math.tanh);
-rules.Tanh = ({ outputs: [y] }, [dy]) => [mul(dy!, sub(1, mul(y, y)))];
 
 /** SiLU (swish) is x * sigmoid(x); it has no ONNX op of its own, so its gradient comes from the parts. */
 export const silu = (x: Value): Value => mul(x, sigmoid(x));
 
 export const exp = (x: Value): Value => unary('Exp', x, {}, Math.exp);
-rules.Exp = ({ outputs: [y] }, [dy]) => [mul(dy!, y)];
 
 export const log = (x: Value): Value => unary('Log', x, {}, Math.log);
-rules.Log = ({ inputs: [x] }, [dy]) => [div(dy!, x)];
 
 export const sqrt = (x: Value): Value => unary('Sqrt', x, {}, Math.sqrt);
-rules.Sqrt = ({ outputs: [y] }, [dy]) => [div(mul(dy!, 0.5), y)];
 
 export const abs = (x: Value): Value => unary('Abs', x, {}, Math.abs);
-rules.Abs = ({ inputs: [x] }, [dy]) => [mul(dy!, sign(x))];
 
 export const sign = (x: Value): Value => unary('Sign', x, {}, Math.sign);
-rules.Sign = () => [null];
 
 export const square = (x: Value): Value => mul(x, x);
 
@@ -324,10 +270,6 @@ export function clip(x: Value, lo: Operand, hi: Operand): Value {
   const g = x.graph;
   return g.emit('Clip', [x, lift(g, lo), lift(g, hi)], {}, [{ dtype: x.dtype, shape: x.shape }])[0];
 }
-rules.Clip = ({ inputs: [x, lo, hi] }, [dy], needs) => {
-  if (needs[1] || needs[2]) throw new Error('Clip: gradients with respect to the bounds are not supported');
-  return [where(and(greaterOrEqual(x, lo), lessOrEqual(x, hi)), dy!, 0), null, null];
-};
 
 // ---------------------------------------------------------------------------------------------------
 // Reductions
@@ -342,11 +284,6 @@ export function reduceSum(x: Value, axes?: number[], keepdims = false): Value {
   const shape = reducedShape(x.shape, ax, keepdims);
   return g.emit('ReduceSum', [x, g.ints(ax)], { keepdims: keepdims ? 1 : 0 }, [{ dtype: x.dtype, shape }])[0];
 }
-rules.ReduceSum = ({ inputs: [x, axesV], attrs }, [dy]) => {
-  const axes = Array.from(axesV.constant!.data as BigInt64Array, Number);
-  const kept = attrs.keepdims ? dy! : unsqueeze(dy!, axes);
-  return [expandTo(kept, x.shape, x), null];
-};
 
 export function reduceMean(x: Value, axes?: number[], keepdims = false): Value {
   const g = x.graph;
@@ -357,11 +294,6 @@ export function reduceMean(x: Value, axes?: number[], keepdims = false): Value {
   if (g.opset >= 18) return g.emit('ReduceMean', [x, g.ints(ax)], attrs, [{ dtype: x.dtype, shape }])[0];
   return g.emit('ReduceMean', [x], { ...attrs, axes: ax }, [{ dtype: x.dtype, shape }])[0];
 }
-rules.ReduceMean = ({ inputs: [x, axesV], attrs }, [dy]) => {
-  const axes = axesV ? Array.from(axesV.constant!.data as BigInt64Array, Number) : (attrs.axes as number[]);
-  const kept = attrs.keepdims ? dy! : unsqueeze(dy!, axes);
-  return [div(expandTo(kept, x.shape, x), countOf(x, axes)), null];
-};
 
 // ---------------------------------------------------------------------------------------------------
 // Shape ops
@@ -369,7 +301,6 @@ rules.ReduceMean = ({ inputs: [x, axesV], attrs }, [dy]) => {
 export function shapeOf(x: Value): Value {
   return x.graph.emit('Shape', [x], {}, [{ dtype: 'int64', shape: [x.rank] }])[0];
 }
-rules.Shape = () => [null];
 
 /**
  * Reshape to a shape whose symbolic dimensions either sit where the input has the same symbol
@@ -384,17 +315,11 @@ export function reshape(x: Value, shape: Shape): Value {
   if (sameAs(x, shape)) return x;
   return x.graph.emit('Reshape', [x, x.graph.ints(spec)], {}, [{ dtype: x.dtype, shape }])[0];
 }
-rules.Reshape = ({ inputs: [x] }, [dy]) => [reshape(dy!, x.shape), null];
 
 export function transpose(x: Value, perm: number[]): Value {
   if (perm.length !== x.rank) throw new Error(`transpose: perm [${perm}] does not match rank ${x.rank}`);
   return x.graph.emit('Transpose', [x], { perm }, [{ dtype: x.dtype, shape: perm.map((p) => x.shape[p]) }])[0];
 }
-rules.Transpose = ({ attrs }, [dy]) => {
-  const perm = attrs.perm as number[];
-  const inverse = perm.map((_, i) => perm.indexOf(i));
-  return [transpose(dy!, inverse)];
-};
 
 export function squeeze(x: Value, axes: number[]): Value {
   const ax = axes.map((a) => normAxis(a, x.rank));
@@ -402,7 +327,6 @@ export function squeeze(x: Value, axes: number[]): Value {
   const shape = x.shape.filter((_, i) => !ax.includes(i));
   return x.graph.emit('Squeeze', [x, x.graph.ints(ax)], {}, [{ dtype: x.dtype, shape }])[0];
 }
-rules.Squeeze = ({ inputs: [x] }, [dy]) => [reshape(dy!, x.shape), null];
 
 export function unsqueeze(x: Value, axes: number[]): Value {
   const rank = x.rank + axes.length;
@@ -412,9 +336,7 @@ export function unsqueeze(x: Value, axes: number[]): Value {
   for (let i = 0; i < rank; i++) shape.push(ax.includes(i) ? 1 : x.shape[j++]);
   return x.graph.emit('Unsqueeze', [x, x.graph.ints(ax)], {}, [{ dtype: x.dtype, shape }])[0];
 }
-rules.Unsqueeze = ({ inputs: [x] }, [dy]) => [reshape(dy!, x.shape), null];
 
-rules.Expand = ({ inputs: [x] }, [dy]) => [sumTo(dy!, x.shape), null];
 
 export function concat(xs: Value[], axis: number): Value {
   const g = xs[0].graph;
@@ -423,16 +345,6 @@ export function concat(xs: Value[], axis: number): Value {
   shape[a] = xs.reduce((s, x) => s + staticDim(x.shape[a], 'concat'), 0);
   return g.emit('Concat', xs, { axis: a }, [{ dtype: xs[0].dtype, shape }])[0];
 }
-rules.Concat = ({ inputs, attrs }, [dy], needs) => {
-  const axis = attrs.axis as number;
-  let start = 0;
-  return inputs.map((x, i) => {
-    const size = x.shape[axis] as number;
-    const out = needs[i] ? slice(dy!, [start], [start + size], [axis]) : null;
-    start += size;
-    return out;
-  });
-};
 
 /** Slice with static starts and ends (step 1) along the given axes. */
 export function slice(x: Value, starts: number[], ends: number[], axes: number[]): Value {
@@ -452,18 +364,6 @@ export function slice(x: Value, starts: number[], ends: number[], axes: number[]
   const ax = axes.map((a) => normAxis(a, x.rank));
   return g.emit('Slice', [x, g.ints(s), g.ints(e), g.ints(ax)], {}, [{ dtype: x.dtype, shape }])[0];
 }
-rules.Slice = ({ inputs: [x, s, e, a] }, [dy]) => {
-  const starts = Array.from(s.constant!.data as BigInt64Array, Number);
-  const ends = Array.from(e.constant!.data as BigInt64Array, Number);
-  const axes = Array.from(a.constant!.data as BigInt64Array, Number);
-  const before = new Array(x.rank).fill(0);
-  const after = new Array(x.rank).fill(0);
-  axes.forEach((axis, i) => {
-    before[axis] = starts[i];
-    after[axis] = (x.shape[axis] as number) - ends[i];
-  });
-  return [pad(dy!, before, after), null, null, null];
-};
 
 /** Zero padding: `before[i]` and `after[i]` elements on each side of axis i. */
 export function pad(x: Value, before: number[], after: number[], value = 0): Value {
@@ -472,21 +372,6 @@ export function pad(x: Value, before: number[], after: number[], value = 0): Val
   const shape = x.shape.map((d, i) => (before[i] || after[i] ? staticDim(d, 'pad') + before[i] + after[i] : d));
   return g.emit('Pad', [x, g.ints([...before, ...after]), g.scalar(value)], { mode: 'constant' }, [{ dtype: x.dtype, shape }])[0];
 }
-rules.Pad = ({ inputs: [x, p] }, [dy]) => {
-  const pads = Array.from(p.constant!.data as BigInt64Array, Number);
-  const r = x.rank;
-  const axes = x.shape.map((_, i) => i).filter((i) => pads[i] || pads[i + r]);
-  return [
-    slice(
-      dy!,
-      axes.map((i) => pads[i]),
-      axes.map((i) => pads[i] + (x.shape[i] as number)),
-      axes,
-    ),
-    null,
-    null,
-  ];
-};
 
 // ---------------------------------------------------------------------------------------------------
 // Linear algebra
@@ -500,15 +385,6 @@ export function matmul(a: Value, b: Value): Value {
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'MatMul');
   return a.graph.emit('MatMul', [a, b], {}, [{ dtype: a.dtype, shape: [...batch, m, n] }])[0];
 }
-function swapLast2(x: Value): Value {
-  const perm = x.shape.map((_, i) => i);
-  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
-  return transpose(x, perm);
-}
-rules.MatMul = ({ inputs: [a, b] }, [dy], needs) => [
-  needs[0] ? sumTo(matmul(dy!, swapLast2(b)), a.shape) : null,
-  needs[1] ? sumTo(matmul(swapLast2(a), dy!), b.shape) : null,
-];
 
 // ---------------------------------------------------------------------------------------------------
 // Convolutions and pooling (2-D, NCHW)
@@ -521,18 +397,18 @@ export interface ConvOptions {
   group?: number;
 }
 
-interface ConvAttrs {
+export interface ConvAttrs {
   strides: number[];
   pads: number[];
   dilations: number[];
   group: number;
 }
 
-function convAttrs(o: ConvOptions): ConvAttrs {
+export function convAttrs(o: ConvOptions): ConvAttrs {
   return { strides: o.strides ?? [1, 1], pads: o.pads ?? [0, 0, 0, 0], dilations: o.dilations ?? [1, 1], group: o.group ?? 1 };
 }
 
-function convOutSize(size: number, k: number, s: number, d: number, p0: number, p1: number): number {
+export function convOutSize(size: number, k: number, s: number, d: number, p0: number, p1: number): number {
   const out = Math.floor((size + p0 + p1 - d * (k - 1) - 1) / s) + 1;
   if (out < 1) throw new Error(`conv: input size ${size} too small for kernel ${k} (dilation ${d}, padding ${p0}+${p1})`);
   return out;
@@ -548,117 +424,6 @@ export function conv(x: Value, w: Value, b?: Value, o: ConvOptions = {}): Value 
   const wd = convOutSize(staticDim(x.shape[3], 'conv width'), kw, a.strides[1], a.dilations[1], a.pads[1], a.pads[3]);
   const inputs = b ? [x, w, b] : [x, w];
   return x.graph.emit('Conv', inputs, { ...a, kernel_shape: [kh, kw] }, [{ dtype: 'float32', shape: [x.shape[0], cout, h, wd] }])[0];
-}
-rules.Conv = ({ inputs: [x, w, b], outputs: [y], attrs }, [dy], needs) => {
-  const a = attrs as unknown as ConvAttrs;
-  const [, , kh, kw] = w.shape as number[];
-  const stride1 = a.group === 1 && a.strides.every((st) => st === 1);
-  const dx = !needs[0]
-    ? null
-    : stride1
-      ? inputGradientStride1(dy!, w, a)
-      : convTranspose(dy!, w, undefined, {
-        ...a,
-        strides: a.strides as [number, number],
-        pads: a.pads as [number, number, number, number],
-        dilations: a.dilations as [number, number],
-        outputPadding: [0, 1].map((i) => {
-          const s = a.strides[i];
-          const full = s * ((y.shape[2 + i] as number) - 1) + (([kh, kw][i] - 1) * a.dilations[i] + 1) - a.pads[i] - a.pads[i + 2];
-          return (x.shape[2 + i] as number) - full;
-        }) as [number, number],
-      });
-  const dw = needs[1] ? kernelGradient(x, dy!, [kh, kw], a, 'conv') : null;
-  const db = b && needs[2] ? reduceSum(dy!, [0, 2, 3]) : null;
-  return b ? [dx, dw, db] : [dx, dw];
-};
-
-/**
- * The weight gradient of a convolution is itself a convolution: batch and channel axes swap roles,
- * stride and dilation swap places. For a transposed convolution, input and output gradient swap.
- * Grouped convolutions are handled group by group.
- */
-function kernelGradient(x: Value, dy: Value, k: [number, number], a: ConvAttrs, kind: 'conv' | 'convTranspose'): Value {
-  if (kind === 'conv' && a.group === 1 && a.strides.every((s) => s === 1)) return kernelGradientIm2col(x, dy, k, a);
-  const G = a.group;
-  const cx = x.shape[1] as number;
-  const cy = dy.shape[1] as number;
-  const parts: Value[] = [];
-  for (let gi = 0; gi < G; gi++) {
-    const xg = G === 1 ? x : slice(x, [(gi * cx) / G], [((gi + 1) * cx) / G], [1]);
-    const dyg = G === 1 ? dy : slice(dy, [(gi * cy) / G], [((gi + 1) * cy) / G], [1]);
-    const xT = transpose(xg, [1, 0, 2, 3]);
-    const dyT = transpose(dyg, [1, 0, 2, 3]);
-    const opts: ConvOptions = {
-      strides: a.dilations as [number, number],
-      dilations: a.strides as [number, number],
-      pads: a.pads as [number, number, number, number],
-    };
-    // conv: dW[o,i] = sum_n x[n,i] * dy[n,o] -> conv(x^T, dy^T) is [Cin, Cout, k', k'] -> [Cout, Cin, k, k]
-    // convTranspose: dW[i,o] = sum_n dy[n,o] * x[n,i] -> conv(dy^T, x^T) is [Cout, Cin, k', k'] -> [Cin, Cout, k, k]
-    const z = kind === 'conv' ? convRaw(xT, dyT, opts) : convRaw(dyT, xT, opts);
-    const cropped = slice(z, [0, 0], k, [2, 3]);
-    parts.push(transpose(cropped, [1, 0, 2, 3]));
-  }
-  return G === 1 ? parts[0] : concat(parts, 0);
-}
-
-/** Reverses a tensor along one axis (a Gather with reversed indices; used inside gradients only). */
-function reverseAxis(x: Value, axis: number): Value {
-  const n = staticDim(x.shape[axis], 'reverse');
-  const idx = x.graph.ints(Array.from({ length: n }, (_, i) => n - 1 - i));
-  return x.graph.emit('Gather', [x, idx], { axis }, [{ dtype: x.dtype, shape: x.shape }])[0];
-}
-
-/**
- * The input gradient of a stride-1 convolution is a convolution of dY with the kernel flipped in space
- * and transposed in channels, padded by (k - 1) * dilation - pad; ORT runs a Conv faster than the
- * equivalent ConvTranspose.
- */
-function inputGradientStride1(dy: Value, w: Value, a: ConvAttrs): Value {
-  const [, , kh, kw] = w.shape as number[];
-  const flipped = transpose(reverseAxis(reverseAxis(w, 2), 3), [1, 0, 2, 3]);
-  const [dh, dw] = a.dilations;
-  const pads: [number, number, number, number] = [
-    (kh - 1) * dh - a.pads[0],
-    (kw - 1) * dw - a.pads[1],
-    (kh - 1) * dh - a.pads[2],
-    (kw - 1) * dw - a.pads[3],
-  ];
-  if (pads.some((p) => p < 0)) throw new Error(`conv gradient: padding larger than the dilated kernel is not supported (pads [${a.pads}])`);
-  return conv(dy, flipped, undefined, { pads, dilations: a.dilations as [number, number] });
-}
-
-/**
- * The same weight gradient for stride-1 convolutions (every layer of the policies) as one batched
- * matrix product: the k*k shifted views of the padded input are stacked along channels (im2col), and
- * dW = sum_n dY_n [Cout, HW] x cols_n^T [HW, k*k*Cin]. ORT runs this several times faster than a
- * convolution whose kernel is the whole output map.
- */
-function kernelGradientIm2col(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
-  const [n, cin] = x.shape;
-  const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
-  const padded = pad(x, [0, 0, a.pads[0], a.pads[1]], [0, 0, a.pads[2], a.pads[3]]);
-  const views: Value[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const [di, dj] = [i * a.dilations[0], j * a.dilations[1]];
-      views.push(slice(padded, [di, dj], [di + ho, dj + wo], [2, 3]));
-    }
-  }
-  const c = cin as number;
-  const cols = reshape(concat(views, 1), [n, kh * kw * c, ho * wo]);
-  const dw = reduceSum(matmul(reshape(dy, [n, cout, ho * wo]), transpose(cols, [0, 2, 1])), [0]);
-  return transpose(reshape(dw, [cout, kh, kw, c]), [0, 3, 1, 2]);
-}
-
-/** A convolution whose weight has a run-time dimension (used only inside gradients). */
-function convRaw(x: Value, w: Value, o: ConvOptions): Value {
-  const a = convAttrs(o);
-  const [kh, kw] = [staticDim(w.shape[2], 'conv kernel'), staticDim(w.shape[3], 'conv kernel')];
-  const h = convOutSize(staticDim(x.shape[2], 'conv'), kh, a.strides[0], a.dilations[0], a.pads[0], a.pads[2]);
-  const wd = convOutSize(staticDim(x.shape[3], 'conv'), kw, a.strides[1], a.dilations[1], a.pads[1], a.pads[3]);
-  return x.graph.emit('Conv', [x, w], { ...a, kernel_shape: [kh, kw] }, [{ dtype: 'float32', shape: [x.shape[0], w.shape[0], h, wd] }])[0];
 }
 
 export interface ConvTransposeOptions extends ConvOptions {
@@ -678,21 +443,6 @@ export function convTranspose(x: Value, w: Value, b?: Value, o: ConvTransposeOpt
   const attrs = { ...a, kernel_shape: [kh, kw], output_padding: op };
   return x.graph.emit('ConvTranspose', inputs, attrs, [{ dtype: 'float32', shape: [x.shape[0], coutPerGroup * a.group, out[0], out[1]] }])[0];
 }
-rules.ConvTranspose = ({ inputs: [x, w, b], attrs }, [dy], needs) => {
-  const a = attrs as unknown as ConvAttrs;
-  const [, , kh, kw] = w.shape as number[];
-  const dx = needs[0]
-    ? conv(dy!, w, undefined, {
-        strides: a.strides as [number, number],
-        pads: a.pads as [number, number, number, number],
-        dilations: a.dilations as [number, number],
-        group: a.group,
-      })
-    : null;
-  const dw = needs[1] ? kernelGradient(x, dy!, [kh, kw], a, 'convTranspose') : null;
-  const db = b && needs[2] ? reduceSum(dy!, [0, 2, 3]) : null;
-  return b ? [dx, dw, db] : [dx, dw];
-};
 
 /** Average pooling over non-overlapping k x k windows (the down-sampling of the U-Net). */
 export function avgPool(x: Value, k: number): Value {
@@ -703,10 +453,6 @@ export function avgPool(x: Value, k: number): Value {
     { dtype: x.dtype, shape: [x.shape[0], x.shape[1], h / k, w / k] },
   ])[0];
 }
-rules.AveragePool = ({ attrs }, [dy]) => {
-  const k = (attrs.kernel_shape as number[])[0];
-  return [div(upsampleNearest(dy!, k), k * k)];
-};
 
 /** Nearest-neighbour up-sampling by an integer factor, as broadcast + reshape (so no rule is needed). */
 export function upsampleNearest(x: Value, f: number): Value {

@@ -1,0 +1,137 @@
+// The vector-Jacobian products of Conv and ConvTranspose, which are convolutions themselves: the input
+// gradient of one is the other, and the weight gradient swaps the batch and channel axes.
+
+import type { Dim, Value } from './graph.ts';
+import {
+  concat, conv, convAttrs, convOutSize, convTranspose, matmul, pad, reduceSum, reshape, slice, staticDim, transpose,
+  type ConvAttrs, type ConvOptions,
+} from './ops.ts';
+import type { VJP } from './gradient.ts';
+
+export const convRule: VJP = ({ inputs: [x, w, b], outputs: [y], attrs }, [dy], needs) => {
+  const a = attrs as unknown as ConvAttrs;
+  const [, , kh, kw] = w.shape as number[];
+  const stride1 = a.group === 1 && a.strides.every((st) => st === 1);
+  const dx = !needs[0]
+    ? null
+    : stride1
+      ? inputGradientStride1(dy!, w, a)
+      : convTranspose(dy!, w, undefined, {
+        ...a,
+        strides: a.strides as [number, number],
+        pads: a.pads as [number, number, number, number],
+        dilations: a.dilations as [number, number],
+        outputPadding: [0, 1].map((i) => {
+          const s = a.strides[i];
+          const full = s * ((y.shape[2 + i] as number) - 1) + (([kh, kw][i] - 1) * a.dilations[i] + 1) - a.pads[i] - a.pads[i + 2];
+          return (x.shape[2 + i] as number) - full;
+        }) as [number, number],
+      });
+  const dw = needs[1] ? kernelGradient(x, dy!, [kh, kw], a, 'conv') : null;
+  const db = b && needs[2] ? reduceSum(dy!, [0, 2, 3]) : null;
+  return b ? [dx, dw, db] : [dx, dw];
+};
+
+export const convTransposeRule: VJP = ({ inputs: [x, w, b], attrs }, [dy], needs) => {
+  const a = attrs as unknown as ConvAttrs;
+  const [, , kh, kw] = w.shape as number[];
+  const dx = needs[0]
+    ? conv(dy!, w, undefined, {
+        strides: a.strides as [number, number],
+        pads: a.pads as [number, number, number, number],
+        dilations: a.dilations as [number, number],
+        group: a.group,
+      })
+    : null;
+  const dw = needs[1] ? kernelGradient(x, dy!, [kh, kw], a, 'convTranspose') : null;
+  const db = b && needs[2] ? reduceSum(dy!, [0, 2, 3]) : null;
+  return b ? [dx, dw, db] : [dx, dw];
+};
+
+/**
+ * The weight gradient of a convolution is itself a convolution: batch and channel axes swap roles,
+ * stride and dilation swap places. For a transposed convolution, input and output gradient swap.
+ * Grouped convolutions are handled group by group.
+ */
+function kernelGradient(x: Value, dy: Value, k: [number, number], a: ConvAttrs, kind: 'conv' | 'convTranspose'): Value {
+  if (kind === 'conv' && a.group === 1 && a.strides.every((s) => s === 1)) return kernelGradientIm2col(x, dy, k, a);
+  const G = a.group;
+  const cx = x.shape[1] as number;
+  const cy = dy.shape[1] as number;
+  const parts: Value[] = [];
+  for (let gi = 0; gi < G; gi++) {
+    const xg = G === 1 ? x : slice(x, [(gi * cx) / G], [((gi + 1) * cx) / G], [1]);
+    const dyg = G === 1 ? dy : slice(dy, [(gi * cy) / G], [((gi + 1) * cy) / G], [1]);
+    const xT = transpose(xg, [1, 0, 2, 3]);
+    const dyT = transpose(dyg, [1, 0, 2, 3]);
+    const opts: ConvOptions = {
+      strides: a.dilations as [number, number],
+      dilations: a.strides as [number, number],
+      pads: a.pads as [number, number, number, number],
+    };
+    // conv: dW[o,i] = sum_n x[n,i] * dy[n,o] -> conv(x^T, dy^T) is [Cin, Cout, k', k'] -> [Cout, Cin, k, k]
+    // convTranspose: dW[i,o] = sum_n dy[n,o] * x[n,i] -> conv(dy^T, x^T) is [Cout, Cin, k', k'] -> [Cin, Cout, k, k]
+    const z = kind === 'conv' ? convRaw(xT, dyT, opts) : convRaw(dyT, xT, opts);
+    const cropped = slice(z, [0, 0], k, [2, 3]);
+    parts.push(transpose(cropped, [1, 0, 2, 3]));
+  }
+  return G === 1 ? parts[0] : concat(parts, 0);
+}
+
+/** Reverses a tensor along one axis (a Gather with reversed indices; used inside gradients only). */
+function reverseAxis(x: Value, axis: number): Value {
+  const n = staticDim(x.shape[axis], 'reverse');
+  const idx = x.graph.ints(Array.from({ length: n }, (_, i) => n - 1 - i));
+  return x.graph.emit('Gather', [x, idx], { axis }, [{ dtype: x.dtype, shape: x.shape }])[0];
+}
+
+/**
+ * The input gradient of a stride-1 convolution is a convolution of dY with the kernel flipped in space
+ * and transposed in channels, padded by (k - 1) * dilation - pad; ORT runs a Conv faster than the
+ * equivalent ConvTranspose.
+ */
+function inputGradientStride1(dy: Value, w: Value, a: ConvAttrs): Value {
+  const [, , kh, kw] = w.shape as number[];
+  const flipped = transpose(reverseAxis(reverseAxis(w, 2), 3), [1, 0, 2, 3]);
+  const [dh, dw] = a.dilations;
+  const pads: [number, number, number, number] = [
+    (kh - 1) * dh - a.pads[0],
+    (kw - 1) * dw - a.pads[1],
+    (kh - 1) * dh - a.pads[2],
+    (kw - 1) * dw - a.pads[3],
+  ];
+  if (pads.some((p) => p < 0)) throw new Error(`conv gradient: padding larger than the dilated kernel is not supported (pads [${a.pads}])`);
+  return conv(dy, flipped, undefined, { pads, dilations: a.dilations as [number, number] });
+}
+
+/**
+ * The same weight gradient for stride-1 convolutions (every layer of the policies) as one batched
+ * matrix product: the k*k shifted views of the padded input are stacked along channels (im2col), and
+ * dW = sum_n dY_n [Cout, HW] x cols_n^T [HW, k*k*Cin]. ORT runs this several times faster than a
+ * convolution whose kernel is the whole output map.
+ */
+function kernelGradientIm2col(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
+  const [n, cin] = x.shape;
+  const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
+  const padded = pad(x, [0, 0, a.pads[0], a.pads[1]], [0, 0, a.pads[2], a.pads[3]]);
+  const views: Value[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const [di, dj] = [i * a.dilations[0], j * a.dilations[1]];
+      views.push(slice(padded, [di, dj], [di + ho, dj + wo], [2, 3]));
+    }
+  }
+  const c = cin as number;
+  const cols = reshape(concat(views, 1), [n, kh * kw * c, ho * wo]);
+  const dw = reduceSum(matmul(reshape(dy, [n, cout, ho * wo]), transpose(cols, [0, 2, 1])), [0]);
+  return transpose(reshape(dw, [cout, kh, kw, c]), [0, 3, 1, 2]);
+}
+
+/** A convolution whose weight has a run-time dimension (used only inside gradients). */
+function convRaw(x: Value, w: Value, o: ConvOptions): Value {
+  const a = convAttrs(o);
+  const [kh, kw] = [staticDim(w.shape[2], 'conv kernel'), staticDim(w.shape[3], 'conv kernel')];
+  const h = convOutSize(staticDim(x.shape[2], 'conv'), kh, a.strides[0], a.dilations[0], a.pads[0], a.pads[2]);
+  const wd = convOutSize(staticDim(x.shape[3], 'conv'), kw, a.strides[1], a.dilations[1], a.pads[1], a.pads[3]);
+  return x.graph.emit('Conv', [x, w], { ...a, kernel_shape: [kh, kw] }, [{ dtype: 'float32', shape: [x.shape[0], w.shape[0], h, wd] }])[0];
+}

@@ -1,0 +1,141 @@
+// The gradient rules: ONNX op type -> vector-Jacobian product, in one table beside the reverse walk
+// (autodiff.ts), as tinygrad's gradient.py. Each rule receives the node, the gradient of each output (null
+// where none flows) and which inputs need a gradient; it returns one gradient per input (null where not
+// needed or not differentiable), written with the same builders so that a gradient is just more graph.
+
+import type { Node, Value } from './graph.ts';
+import {
+  and, cast, countOf, div, expandTo, greater, greaterOrEqual, lessOrEqual, log, matmul, mul, neg, pad,
+  pow, reshape, sign, slice, sub, sumTo, transpose, unsqueeze, upsampleNearest, where,
+} from './ops.ts';
+import { convRule, convTransposeRule } from './conv-gradients.ts';
+
+export type VJP = (node: Node, dOut: Array<Value | null>, needs: boolean[]) => Array<Value | null>;
+
+function swapLast2(x: Value): Value {
+  const perm = x.shape.map((_, i) => i);
+  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+  return transpose(x, perm);
+}
+
+export const rules: Record<string, VJP> = {
+  Add: ({ inputs: [a, b] }, [dy]) => [sumTo(dy!, a.shape), sumTo(dy!, b.shape)],
+  Sub: ({ inputs: [a, b] }, [dy], needs) => [sumTo(dy!, a.shape), needs[1] ? sumTo(neg(dy!), b.shape) : null],
+  Mul: ({ inputs: [a, b] }, [dy], needs) => [
+    needs[0] ? sumTo(mul(dy!, b), a.shape) : null,
+    needs[1] ? sumTo(mul(dy!, a), b.shape) : null,
+  ],
+  Div: ({ inputs: [a, b], outputs: [y] }, [dy], needs) => [
+    needs[0] ? sumTo(div(dy!, b), a.shape) : null,
+    needs[1] ? sumTo(neg(div(mul(dy!, y), b)), b.shape) : null,
+  ],
+  Pow: ({ inputs: [x, p], outputs: [y] }, [dy], needs) => [
+    needs[0] ? sumTo(mul(dy!, mul(p, pow(x, sub(p, 1)))), x.shape) : null,
+    needs[1] ? sumTo(mul(dy!, mul(y, log(x))), p.shape) : null,
+  ],
+  Min: ({ inputs: [a, b] }, [dy], needs) => {
+    const pickA = lessOrEqual(a, b); // ties send the gradient to the first operand
+    return [
+      needs[0] ? sumTo(where(pickA, dy!, 0), a.shape) : null,
+      needs[1] ? sumTo(where(pickA, 0, dy!), b.shape) : null,
+    ];
+  },
+  Max: ({ inputs: [a, b] }, [dy], needs) => {
+    const pickA = greaterOrEqual(a, b);
+    return [
+      needs[0] ? sumTo(where(pickA, dy!, 0), a.shape) : null,
+      needs[1] ? sumTo(where(pickA, 0, dy!), b.shape) : null,
+    ];
+  },
+  Cast: ({ inputs: [x] }, [dy]) => [x.dtype === 'float32' ? cast(dy!, 'float32') : null],
+  Where: ({ inputs: [c, a, b] }, [dy], needs) => [
+    null,
+    needs[1] ? sumTo(where(c, dy!, 0), a.shape) : null,
+    needs[2] ? sumTo(where(c, 0, dy!), b.shape) : null,
+  ],
+  Neg: (_n, [dy]) => [neg(dy!)],
+  Identity: (_n, [dy]) => [dy],
+  Relu: ({ inputs: [x] }, [dy]) => [where(greater(x, 0), dy!, 0)],
+  LeakyRelu: ({ inputs: [x], attrs }, [dy]) => {
+    const alpha = (attrs.alpha as { float: number }).float;
+    return [where(greater(x, 0), dy!, mul(dy!, alpha))];
+  },
+  Sigmoid: ({ outputs: [y] }, [dy]) => [mul(dy!, mul(y, sub(1, y)))],
+  Tanh: ({ outputs: [y] }, [dy]) => [mul(dy!, sub(1, mul(y, y)))],
+  Exp: ({ outputs: [y] }, [dy]) => [mul(dy!, y)],
+  Log: ({ inputs: [x] }, [dy]) => [div(dy!, x)],
+  Sqrt: ({ outputs: [y] }, [dy]) => [div(mul(dy!, 0.5), y)],
+  Abs: ({ inputs: [x] }, [dy]) => [mul(dy!, sign(x))],
+  Sign: () => [null],
+  Clip: ({ inputs: [x, lo, hi] }, [dy], needs) => {
+    if (needs[1] || needs[2]) throw new Error('Clip: gradients with respect to the bounds are not supported');
+    return [where(and(greaterOrEqual(x, lo), lessOrEqual(x, hi)), dy!, 0), null, null];
+  },
+  ReduceSum: ({ inputs: [x, axesV], attrs }, [dy]) => {
+    const axes = Array.from(axesV.constant!.data as BigInt64Array, Number);
+    const kept = attrs.keepdims ? dy! : unsqueeze(dy!, axes);
+    return [expandTo(kept, x.shape, x), null];
+  },
+  ReduceMean: ({ inputs: [x, axesV], attrs }, [dy]) => {
+    const axes = axesV ? Array.from(axesV.constant!.data as BigInt64Array, Number) : (attrs.axes as number[]);
+    const kept = attrs.keepdims ? dy! : unsqueeze(dy!, axes);
+    return [div(expandTo(kept, x.shape, x), countOf(x, axes)), null];
+  },
+  Shape: () => [null],
+  Reshape: ({ inputs: [x] }, [dy]) => [reshape(dy!, x.shape), null],
+  Transpose: ({ attrs }, [dy]) => {
+    const perm = attrs.perm as number[];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [transpose(dy!, inverse)];
+  },
+  Squeeze: ({ inputs: [x] }, [dy]) => [reshape(dy!, x.shape), null],
+  Unsqueeze: ({ inputs: [x] }, [dy]) => [reshape(dy!, x.shape), null],
+  Expand: ({ inputs: [x] }, [dy]) => [sumTo(dy!, x.shape), null],
+  Concat: ({ inputs, attrs }, [dy], needs) => {
+    const axis = attrs.axis as number;
+    let start = 0;
+    return inputs.map((x, i) => {
+      const size = x.shape[axis] as number;
+      const out = needs[i] ? slice(dy!, [start], [start + size], [axis]) : null;
+      start += size;
+      return out;
+    });
+  },
+  Slice: ({ inputs: [x, s, e, a] }, [dy]) => {
+    const starts = Array.from(s.constant!.data as BigInt64Array, Number);
+    const ends = Array.from(e.constant!.data as BigInt64Array, Number);
+    const axes = Array.from(a.constant!.data as BigInt64Array, Number);
+    const before = new Array(x.rank).fill(0);
+    const after = new Array(x.rank).fill(0);
+    axes.forEach((axis, i) => {
+      before[axis] = starts[i];
+      after[axis] = (x.shape[axis] as number) - ends[i];
+    });
+    return [pad(dy!, before, after), null, null, null];
+  },
+  Pad: ({ inputs: [x, p] }, [dy]) => {
+    const pads = Array.from(p.constant!.data as BigInt64Array, Number);
+    const r = x.rank;
+    const axes = x.shape.map((_, i) => i).filter((i) => pads[i] || pads[i + r]);
+    return [
+      slice(
+        dy!,
+        axes.map((i) => pads[i]),
+        axes.map((i) => pads[i] + (x.shape[i] as number)),
+        axes,
+      ),
+      null,
+      null,
+    ];
+  },
+  MatMul: ({ inputs: [a, b] }, [dy], needs) => [
+    needs[0] ? sumTo(matmul(dy!, swapLast2(b)), a.shape) : null,
+    needs[1] ? sumTo(matmul(swapLast2(a), dy!), b.shape) : null,
+  ],
+  AveragePool: ({ attrs }, [dy]) => {
+    const k = (attrs.kernel_shape as number[])[0];
+    return [div(upsampleNearest(dy!, k), k * k)];
+  },
+  Conv: convRule,
+  ConvTranspose: convTransposeRule,
+};
