@@ -4,6 +4,7 @@
 import type { Dim, Value } from './graph.ts';
 import {
   concat, conv, convAttrs, convOutSize, convTranspose, matmul, pad, reduceSum, reshape, slice, staticDim, transpose,
+  unsqueeze, where,
   type ConvAttrs, type ConvOptions,
 } from './ops.ts';
 import type { VJP } from './gradient.ts';
@@ -135,3 +136,36 @@ function convRaw(x: Value, w: Value, o: ConvOptions): Value {
   const wd = convOutSize(staticDim(x.shape[3], 'conv'), kw, a.strides[1], a.dilations[1], a.pads[1], a.pads[3]);
   return x.graph.emit('Conv', [x, w], { ...a, kernel_shape: [kh, kw] }, [{ dtype: 'float32', shape: [x.shape[0], w.shape[0], h, wd] }])[0];
 }
+
+/**
+ * MaxPool's VJP: each window's gradient goes to its first maximum (PyTorch's choice at ties). The
+ * windows are gathered by a grouped convolution with one-hot kernels (K = kh*kw output channels per input
+ * channel, an exact copy), the maximum picked by ArgMax, and the gradient scattered back by the
+ * transposed convolution with the same kernels. Padding takes the lowest float so it never wins.
+ */
+export const maxPoolRule: VJP = ({ inputs: [x], attrs }, [dy]) => {
+  const g = x.graph;
+  const [kh, kw] = attrs.kernel_shape as number[];
+  const strides = attrs.strides as [number, number];
+  const dilations = attrs.dilations as [number, number];
+  const p = attrs.pads as number[];
+  const [n, c0, h0, w0] = x.shape;
+  const [c, h, w] = [staticDim(c0, 'maxPool'), staticDim(h0, 'maxPool'), staticDim(w0, 'maxPool')];
+  const [ho, wo] = [dy!.shape[2], dy!.shape[3]] as [number, number];
+  const K = kh * kw;
+  const oneHot = new Float32Array(c * K * K);
+  for (let ch = 0; ch < c; ch++) for (let k = 0; k < K; k++) oneHot[(ch * K + k) * K + k] = 1;
+  const kernels = g.constant(oneHot, [c * K, 1, kh, kw]);
+  const padded = pad(x, [0, 0, p[0], p[1]], [0, 0, p[2], p[3]], -3.4028234663852886e38);
+  const windows = reshape(conv(padded, kernels, undefined, { strides, dilations, group: c }), [n, c, K, ho, wo]);
+  const first = g.emit('ArgMax', [windows], { axis: 2, keepdims: 1, select_last_index: 0 }, [{ dtype: 'int64', shape: [n, c, 1, ho, wo] }])[0];
+  const slots = g.constant(Array.from({ length: K }, (_, k) => k), [1, 1, K, 1, 1], 'int64');
+  const isMax = g.emit('Equal', [first, slots], {}, [{ dtype: 'bool', shape: [n, c, K, ho, wo] }])[0];
+  const routed = reshape(where(isMax, unsqueeze(dy!, [2]), 0), [n, c * K, ho, wo]);
+  const outputPadding = [0, 1].map((i) => {
+    const k = [kh, kw][i];
+    const full = strides[i] * ([ho, wo][i] - 1) + (k - 1) * dilations[i] + 1 - p[i] - p[i + 2];
+    return [h, w][i] - full;
+  }) as [number, number];
+  return [convTranspose(routed, kernels, undefined, { strides, dilations, group: c, pads: p as [number, number, number, number], outputPadding })];
+};

@@ -5,10 +5,10 @@
 
 import type { Node, Value } from './graph.ts';
 import {
-  and, cast, countOf, div, expandTo, greater, greaterOrEqual, lessOrEqual, log, matmul, mul, neg, pad,
-  pow, reshape, sign, slice, sub, sumTo, transpose, unsqueeze, upsampleNearest, where,
+  add, and, cast, countOf, div, expandTo, greater, greaterOrEqual, lessOrEqual, log, matmul, mul, neg, pad,
+  pow, reduceSum, reshape, sign, sigmoid, slice, sub, sumTo, transpose, unsqueeze, upsampleNearest, where, exp,
 } from './ops.ts';
-import { convRule, convTransposeRule } from './conv-gradients.ts';
+import { convRule, convTransposeRule, maxPoolRule } from './conv-gradients.ts';
 
 export type VJP = (node: Node, dOut: Array<Value | null>, needs: boolean[]) => Array<Value | null>;
 
@@ -17,6 +17,8 @@ function swapLast2(x: Value): Value {
   [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
   return transpose(x, perm);
 }
+
+const floatAttr = (a: unknown): number => (a as { float: number }).float;
 
 export const rules: Record<string, VJP> = {
   Add: ({ inputs: [a, b] }, [dy]) => [sumTo(dy!, a.shape), sumTo(dy!, b.shape)],
@@ -136,6 +138,23 @@ export const rules: Record<string, VJP> = {
     const k = (attrs.kernel_shape as number[])[0];
     return [div(upsampleNearest(dy!, k), k * k)];
   },
+  Erf: ({ inputs: [x] }, [dy]) => [mul(dy!, mul(exp(neg(mul(x, x))), 2 / Math.sqrt(Math.PI)))],
+  Softplus: ({ inputs: [x] }, [dy]) => [mul(dy!, sigmoid(x))],
+  Elu: ({ inputs: [x], outputs: [y], attrs }, [dy]) => [where(greater(x, 0), dy!, mul(dy!, add(y, floatAttr(attrs.alpha))))],
+  Selu: ({ inputs: [x], outputs: [y], attrs }, [dy]) => {
+    const [alpha, gamma] = [floatAttr(attrs.alpha), floatAttr(attrs.gamma)];
+    return [where(greater(x, 0), mul(dy!, gamma), mul(dy!, add(y, alpha * gamma)))];
+  },
+  PRelu: ({ inputs: [x, slope] }, [dy], needs) => {
+    const positive = greater(x, 0);
+    return [
+      needs[0] ? where(positive, dy!, mul(dy!, slope)) : null,
+      needs[1] ? sumTo(where(positive, 0, mul(dy!, x)), slope.shape) : null,
+    ];
+  },
+  Softmax: ({ outputs: [y], attrs }, [dy]) => [mul(y, sub(dy!, reduceSum(mul(dy!, y), [attrs.axis as number], true)))],
+  LogSoftmax: ({ outputs: [y], attrs }, [dy]) => [sub(dy!, mul(exp(y), reduceSum(dy!, [attrs.axis as number], true)))],
+  MaxPool: maxPoolRule,
   Conv: convRule,
   ConvTranspose: convTransposeRule,
 };
