@@ -128,21 +128,38 @@ export function modelOpset(bytes: Uint8Array, what = 'ONNX model'): number {
   return Number(entry?.version ?? 1);
 }
 
-function constFromTensor(t: TensorProto, what: string): ConstData {
+/** Decodes a TensorProto's data (float, double, int32 and int64; doubles narrow to float32). */
+export function decodeTensor(t: TensorProto, what: string): ConstData {
   const dims = (t.dims ?? []).map(Number);
   const n = dims.reduce((a, b) => a * b, 1);
   // Copy: protobufjs hands out Node Buffers that are views into a shared pool.
   const raw = t.rawData && t.rawData.length ? new Uint8Array(t.rawData) : null;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) throw new Error(`${what}: initializer ${t.name} uses external data, which is not supported; save the model with weights inside`);
-  if (t.dataType === onnx.TensorProto.DataType.FLOAT) {
+  const T = onnx.TensorProto.DataType;
+  const need = (bytes: number): void => {
+    if (raw && raw.length < n * bytes) throw new Error(`${what}: tensor ${t.name} holds ${raw.length} bytes, its shape [${dims}] needs ${n * bytes}`);
+  };
+  if (t.dataType === T.FLOAT) {
+    need(4);
     const data = raw ? new Float32Array(raw.buffer, 0, n) : Float32Array.from(t.floatData ?? []);
     return { dtype: 'float32', dims, data };
   }
-  if (t.dataType === onnx.TensorProto.DataType.INT64) {
+  if (t.dataType === T.DOUBLE) {
+    need(8);
+    const data = raw ? Float32Array.from(new Float64Array(raw.buffer, 0, n)) : Float32Array.from(t.doubleData ?? []);
+    return { dtype: 'float32', dims, data };
+  }
+  if (t.dataType === T.INT64) {
+    need(8);
     const data = raw ? new BigInt64Array(raw.buffer, 0, n) : BigInt64Array.from((t.int64Data ?? []).map((x) => BigInt(x.toString())));
     return { dtype: 'int64', dims, data };
   }
-  throw new Error(`${what}: initializer ${t.name} has ONNX data type ${t.dataType}; only float32 and int64 weights are supported`);
+  if (t.dataType === T.INT32) {
+    need(4);
+    const ints = raw ? Array.from(new Int32Array(raw.buffer, 0, n)) : (t.int32Data ?? []);
+    return { dtype: 'int64', dims, data: BigInt64Array.from(ints, (x) => BigInt(x)) };
+  }
+  throw new Error(`${what}: tensor ${t.name} has ONNX data type ${t.dataType}; only float32, float64, int32 and int64 are supported`);
 }
 
 /**
@@ -161,7 +178,7 @@ export function spliceModel(g: Graph, bytes: Uint8Array, input: Value, prefix: s
   if (realInputs.length !== 1) throw new Error(`${what}: expected exactly one input (pixel_values), found ${realInputs.map((i) => i.name).join(', ') || 'none'}`);
   const values = new Map<string, Value>([[realInputs[0].name!, input]]);
   for (const t of graph.initializer ?? []) {
-    const c = constFromTensor(t, what);
+    const c = decodeTensor(t, what);
     values.set(t.name!, g.constant(c.dtype === 'int64' ? Array.from(c.data as BigInt64Array, Number) : (c.data as Float32Array), c.dims, c.dtype, `${prefix}${t.name}`));
   }
   const declared = new Map((graph.output ?? []).map((o) => [o.name!, o]));
@@ -174,7 +191,7 @@ export function spliceModel(g: Graph, bytes: Uint8Array, input: Value, prefix: s
     if (n.opType === 'Constant') {
       const t = (n.attribute ?? []).find((a) => a.name === 'value')?.t;
       if (!t) throw new Error(`${what}: Constant node ${n.name} without a tensor 'value' is not supported`);
-      const c = constFromTensor(t, what);
+      const c = decodeTensor(t, what);
       values.set(n.output![0], g.constant(c.dtype === 'int64' ? Array.from(c.data as BigInt64Array, Number) : (c.data as Float32Array), c.dims, c.dtype));
       continue;
     }

@@ -1,0 +1,180 @@
+// Values an imported graph computes from constants and static shapes alone (Shape, Gather, Unsqueeze,
+// Concat, ... as torch.onnx.export writes them around Reshape and Resize). The importer evaluates them on
+// the host, so the built graph only holds the tensor computation; a dimension known only at run time
+// (the batch, 'N') travels through them as its symbol.
+
+export type HostScalar = number | string;
+
+export interface HostValue {
+  kind: 'host';
+  dtype: 'float' | 'int' | 'bool';
+  dims: number[];
+  data: HostScalar[];
+}
+
+export function hostValue(dtype: HostValue['dtype'], dims: number[], data: HostScalar[]): HostValue {
+  const n = dims.reduce((a, b) => a * b, 1);
+  if (n !== data.length) throw new Error(`host value of shape [${dims}] needs ${n} values, got ${data.length}`);
+  return { kind: 'host', dtype, dims, data };
+}
+
+export const scalarOf = (v: HostValue): HostScalar => {
+  if (v.data.length !== 1) throw new Error(`expected a single value, got shape [${v.dims}]`);
+  return v.data[0];
+};
+
+export function numbersOf(v: HostValue, what: string): number[] {
+  return v.data.map((x) => {
+    if (typeof x !== 'number') throw new Error(`${what}: needs static values, but one is the run-time dimension '${x}'`);
+    return x;
+  });
+}
+
+function arith(op: string, a: HostScalar, b: HostScalar, dtype: HostValue['dtype']): HostScalar {
+  if (typeof a === 'number' && typeof b === 'number') {
+    switch (op) {
+      case 'Add': return a + b;
+      case 'Sub': return a - b;
+      case 'Mul': return a * b;
+      case 'Div': return dtype === 'int' ? Math.trunc(a / b) : a / b;
+      case 'Equal': return a === b ? 1 : 0;
+    }
+  }
+  // A symbol survives only the identities.
+  if (op === 'Mul' && b === 1) return a;
+  if (op === 'Mul' && a === 1) return b;
+  if ((op === 'Add' || op === 'Sub') && b === 0) return a;
+  if (op === 'Div' && b === 1) return a;
+  if (op === 'Equal') return a === b ? 1 : 0;
+  throw new Error(`${op} of '${a}' and '${b}' depends on a run-time dimension`);
+}
+
+/** Elementwise binary op with numpy broadcasting on host values. */
+function binary(op: string, a: HostValue, b: HostValue): HostValue {
+  const r = Math.max(a.dims.length, b.dims.length);
+  const pad = (d: number[]) => [...new Array<number>(r - d.length).fill(1), ...d];
+  const [da, db] = [pad(a.dims), pad(b.dims)];
+  const dims = da.map((x, i) => (x === 1 ? db[i] : x));
+  const n = dims.reduce((p, q) => p * q, 1);
+  const index = (d: number[], flat: number): number => {
+    let idx = 0;
+    let stride = 1;
+    let rem = flat;
+    for (let i = r - 1; i >= 0; i--) {
+      const c = rem % dims[i];
+      rem = Math.floor(rem / dims[i]);
+      idx += (d[i] === 1 ? 0 : c) * stride;
+      stride *= d[i];
+    }
+    return idx;
+  };
+  const dtype = op === 'Equal' ? 'bool' : a.dtype;
+  const data = Array.from({ length: n }, (_, i) => arith(op, a.data[index(da, i)], b.data[index(db, i)], a.dtype));
+  return hostValue(dtype, dims, data);
+}
+
+function normAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Gathers along axis 0 of a host value (the only use torch exports make of Gather on shapes). */
+function gather(data: HostValue, indices: HostValue, axis: number): HostValue {
+  if (normAxis(axis, data.dims.length) !== 0) throw new Error('Gather on a static value is supported along axis 0 only');
+  const inner = data.dims.slice(1).reduce((p, q) => p * q, 1);
+  const out: HostScalar[] = [];
+  for (const i of numbersOf(indices, 'Gather indices')) {
+    const k = i < 0 ? i + data.dims[0] : i;
+    out.push(...data.data.slice(k * inner, (k + 1) * inner));
+  }
+  return hostValue(data.dtype, [...indices.dims, ...data.dims.slice(1)], out);
+}
+
+/** Slice of a 1-D host value (starts, ends and steps clamped as ONNX does). */
+function slice1d(x: HostValue, start: number, end: number, step: number): HostValue {
+  if (x.dims.length !== 1) throw new Error('Slice on a static value is supported for 1-D values only');
+  const n = x.dims[0];
+  const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v < 0 ? v + n : v));
+  const out: HostScalar[] = [];
+  if (step > 0) for (let i = clamp(start, 0, n); i < clamp(end, 0, n); i += step) out.push(x.data[i]);
+  else for (let i = clamp(start, 0, n - 1); i > clamp(end, -1, n - 1); i += step) out.push(x.data[i]);
+  return hostValue(x.dtype, [out.length], out);
+}
+
+export interface HostArgs {
+  op: string;
+  inputs: Array<HostValue | null>;
+  attr: (name: string) => unknown;
+  opset: number;
+}
+
+/** The ops evaluated on the host when every input is static; null when `op` is not one of them. */
+export function evalHost({ op, inputs, attr, opset }: HostArgs): HostValue | null {
+  const [a, b] = inputs;
+  switch (op) {
+    case 'Identity':
+      return a;
+    case 'Add':
+    case 'Sub':
+    case 'Mul':
+    case 'Div':
+    case 'Equal':
+      return binary(op, a!, b!);
+    case 'Cast': {
+      const to = Number(attr('to'));
+      const dtype = to === 1 || to === 11 ? 'float' : to === 9 ? 'bool' : 'int';
+      return hostValue(dtype, a!.dims, dtype === 'int' ? a!.data.map((x) => (typeof x === 'number' ? Math.trunc(x) : x)) : a!.data);
+    }
+    case 'Gather':
+      return gather(a!, b!, Number(attr('axis') ?? 0));
+    case 'Unsqueeze': {
+      const axes = opset >= 13 ? numbersOf(b!, 'Unsqueeze axes') : (attr('axes') as number[]);
+      const rank = a!.dims.length + axes.length;
+      const dims = [...a!.dims];
+      for (const ax of axes.map((x) => normAxis(x, rank)).sort((p, q) => p - q)) dims.splice(ax, 0, 1);
+      return hostValue(a!.dtype, dims, a!.data);
+    }
+    case 'Squeeze': {
+      const axes = opset >= 13 && b ? numbersOf(b, 'Squeeze axes') : ((attr('axes') as number[] | undefined) ?? a!.dims.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0));
+      const drop = axes.map((x) => normAxis(x, a!.dims.length));
+      return hostValue(a!.dtype, a!.dims.filter((_, i) => !drop.includes(i)), a!.data);
+    }
+    case 'Concat': {
+      const parts = inputs as HostValue[];
+      if (parts.some((p) => p.dims.length !== 1)) throw new Error('Concat of static values is supported for 1-D values only');
+      const data = parts.flatMap((p) => p.data);
+      return hostValue(parts[0].dtype, [data.length], data);
+    }
+    case 'Slice': {
+      const [starts, ends, axes, steps] = opset >= 10
+        ? [numbersOf(inputs[1]!, 'Slice'), numbersOf(inputs[2]!, 'Slice'), inputs[3] ? numbersOf(inputs[3], 'Slice') : [0], inputs[4] ? numbersOf(inputs[4], 'Slice') : [1]]
+        : [attr('starts') as number[], attr('ends') as number[], (attr('axes') as number[] | undefined) ?? [0], [1]];
+      if (axes.length !== 1 || normAxis(axes[0], 1) !== 0) throw new Error('Slice on a static value is supported along axis 0 only');
+      return slice1d(a!, starts[0], ends[0], steps[0]);
+    }
+    case 'Reshape': {
+      const shape = numbersOf(b!, 'Reshape shape');
+      const n = a!.data.length;
+      const known = shape.reduce((p, d, i) => (d === -1 ? p : p * (d === 0 ? a!.dims[i] : d)), 1);
+      return hostValue(a!.dtype, shape.map((d, i) => (d === -1 ? n / known : d === 0 ? a!.dims[i] : d)), a!.data);
+    }
+    case 'ConstantOfShape': {
+      const dims = numbersOf(a!, 'ConstantOfShape shape');
+      const t = attr('value') as HostValue | undefined;
+      const fill = t ? t.data[0] : 0;
+      return hostValue(t?.dtype ?? 'float', dims, new Array(dims.reduce((p, q) => p * q, 1)).fill(fill));
+    }
+    case 'Range': {
+      const [start, limit, delta] = inputs.map((v) => Number(scalarOf(v!)));
+      const out: number[] = [];
+      for (let v = start; delta > 0 ? v < limit : v > limit; v += delta) out.push(v);
+      return hostValue(a!.dtype, [out.length], out);
+    }
+    case 'Where': {
+      const [c, x, y] = inputs as HostValue[];
+      if (c.data.length !== x.data.length || x.data.length !== y.data.length) throw new Error('Where on static values needs equal shapes');
+      return hostValue(x.dtype, x.dims, c.data.map((k, i) => (k ? x.data[i] : y.data[i])));
+    }
+    default:
+      return null;
+  }
+}
