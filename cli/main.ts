@@ -11,6 +11,7 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./commands/demo.ts'),
   () => import('./commands/eval.ts'),
   () => import('./commands/export.ts'),
+  () => import('./commands/import.ts'),
   () => import('./commands/learner.ts'),
   () => import('./commands/orchestrator.ts'),
   () => import('./commands/reward-worker.ts'),

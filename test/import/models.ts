@@ -1,0 +1,94 @@
+// Test networks for the importer: the project's own U-Net exported and re-imported, and a graph written
+// the way torch.onnx.export writes one (dynamic batch and spatial sizes, shape arithmetic around Reshape,
+// BatchNorm, MaxPool, Resize, a residual), built here with onnx-proto rather than by the project's exporter.
+import onnxProto from 'onnx-proto';
+import { Graph } from '../../lib/graph/graph.ts';
+import { serialize } from '../../lib/graph/onnx.ts';
+import { sub } from '../../lib/graph/ops.ts';
+import { bakeParams, initPolicyParams, policyMean, type PolicySpec } from '../../lib/models/policy.ts';
+import { testRandom } from '../../lib/graph/gradcheck.ts';
+import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
+
+const { onnx } = onnxProto;
+
+/** The project's U-Net residual f(image) = mean - image, its weights as initializers (head made non-zero). */
+export function projectUnetOnnx(size = 16): { bytes: Uint8Array; params: TensorMap } {
+  const spec: PolicySpec = { arch: 'unet', width: 4, depth: 2, logStd: -2, learnLogStd: false };
+  const params = initPolicyParams(spec, 3);
+  const rand = testRandom(5);
+  params.get('head.weight')!.data.forEach((_, i, a) => (a[i] = (rand() - 0.5) * 0.2));
+  const g = new Graph();
+  const image = g.input('image', ['N', 3, size, size]);
+  g.output('residual', sub(policyMean(spec, bakeParams(g, spec, params), image), image));
+  return { bytes: serialize(g), params };
+}
+
+type Attr = onnxProto.onnx.IAttributeProto;
+const A = onnx.AttributeProto.AttributeType;
+const ints = (name: string, v: number[]): Attr => ({ name, type: A.INTS, ints: v });
+const int = (name: string, v: number): Attr => ({ name, type: A.INT, i: v });
+const float = (name: string, v: number): Attr => ({ name, type: A.FLOAT, f: v });
+const str = (name: string, v: string): Attr => ({ name, type: A.STRING, s: new TextEncoder().encode(v) });
+
+function floatInit(name: string, dims: number[], rand: () => number, scale = 0.3, offset = 0) {
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = Float32Array.from({ length: n }, () => offset + (rand() - 0.5) * 2 * scale);
+  return onnx.TensorProto.create({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(data.buffer) });
+}
+function intInit(name: string, values: number[]) {
+  return onnx.TensorProto.create({ name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+}
+
+export interface TorchStyleOptions {
+  /** Replace one op type (to test refusal). */
+  replaceOp?: [string, string];
+  /** Output channels of the last convolution (3 satisfies the policy contract). */
+  outChannels?: number;
+}
+
+/** A small encoder-decoder as torch.onnx.export (opset 13, dynamic axes) writes it. */
+export function torchStyleOnnx(o: TorchStyleOptions = {}): Uint8Array {
+  const rand = testRandom(11);
+  const cOut = o.outChannels ?? 3;
+  const node = (opType: string, input: string[], output: string[], attribute: Attr[] = [], name = `/${opType}_${output[0]}`) =>
+    onnx.NodeProto.create({ opType: o.replaceOp?.[0] === opType ? o.replaceOp[1] : opType, input, output, attribute, name });
+  const nodes = [
+    node('Conv', ['input', 'enc.conv.weight', 'enc.conv.bias'], ['c1'], [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])]),
+    node('BatchNormalization', ['c1', 'enc.bn.weight', 'enc.bn.bias', 'enc.bn.running_mean', 'enc.bn.running_var'], ['b1'], [float('epsilon', 1e-5)]),
+    node('LeakyRelu', ['b1'], ['a1'], [float('alpha', 0.2)]),
+    node('MaxPool', ['a1'], ['p1'], [ints('kernel_shape', [2, 2]), ints('strides', [2, 2])]),
+    node('Conv', ['p1', 'mid.weight', 'mid.bias'], ['c2'], [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])]),
+    node('Sigmoid', ['c2'], ['s2']),
+    node('Mul', ['c2', 's2'], ['m2']), // SiLU as exported
+    node('Constant', [], ['scales'], [{ name: 'value', type: A.TENSOR, t: onnx.TensorProto.create({ dims: [4], dataType: 1, floatData: [1, 1, 2, 2] }) }]),
+    node('Resize', ['m2', '', 'scales'], ['u2'], [str('mode', 'nearest'), str('coordinate_transformation_mode', 'asymmetric'), str('nearest_mode', 'floor')]),
+    node('Concat', ['u2', 'a1'], ['cat'], [int('axis', 1)]),
+    // x.view(x.size(0), x.size(1), -1) and back, with the shape arithmetic PyTorch writes.
+    node('Shape', ['cat'], ['shp']),
+    node('Gather', ['shp', 'idx0'], ['n'], [int('axis', 0)]),
+    node('Gather', ['shp', 'idx1'], ['ch'], [int('axis', 0)]),
+    node('Unsqueeze', ['n', 'axes0'], ['n1']),
+    node('Unsqueeze', ['ch', 'axes0'], ['ch1']),
+    node('Concat', ['n1', 'ch1', 'minus1'], ['flat_shape'], [int('axis', 0)]),
+    node('Reshape', ['cat', 'flat_shape'], ['flat']),
+    node('Reshape', ['flat', 'shp'], ['unflat']),
+    node('Conv', ['unflat', 'head.weight', 'head.bias'], ['output'], [ints('kernel_shape', [1, 1])]),
+  ];
+  const initializer = [
+    floatInit('enc.conv.weight', [8, 3, 3, 3], rand), floatInit('enc.conv.bias', [8], rand),
+    floatInit('enc.bn.weight', [8], rand, 0.2, 1), floatInit('enc.bn.bias', [8], rand),
+    floatInit('enc.bn.running_mean', [8], rand, 0.1), floatInit('enc.bn.running_var', [8], rand, 0.2, 1),
+    floatInit('mid.weight', [8, 8, 3, 3], rand, 0.2), floatInit('mid.bias', [8], rand),
+    floatInit('head.weight', [cOut, 16, 1, 1], rand), floatInit('head.bias', [cOut], rand),
+    intInit('idx0', [0]), intInit('idx1', [1]), intInit('axes0', [0]), intInit('minus1', [-1]),
+  ];
+  // Gather with a scalar index, as PyTorch writes x.size(0).
+  for (const t of initializer) if (t.name === 'idx0' || t.name === 'idx1') t.dims = [];
+  for (const t of initializer) if (t.name === 'idx0' || t.name === 'idx1') t.rawData = t.rawData!.slice(0, 8);
+  const dyn = (name: string, c: number) => onnx.ValueInfoProto.create({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, { dimValue: c }, { dimParam: 'height' }, { dimParam: 'width' }] } } },
+  });
+  const graph = onnx.GraphProto.create({ name: 'main_graph', node: nodes, initializer, input: [dyn('input', 3)], output: [dyn('output', cOut)] });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 7, producerName: 'pytorch', producerVersion: '2.1.0', opsetImport: [{ domain: '', version: 13 }], graph })).finish();
+}
