@@ -78,10 +78,11 @@ function hostFromTensor(t: TensorProto, what: string): HostValue {
   return hostValue(c.dtype === 'int64' ? 'int' : 'float', c.dims, data);
 }
 
-function roleOf(op: string, index: number): ParamRole {
+/** Conv weights are [out, in, kh, kw], gemm weights [out, in] (transB), matmul weights [in, out]. */
+function roleOf(op: string, index: number, transB: boolean): ParamRole {
   if (op === 'Conv') return index === 1 ? 'conv-weight' : 'bias';
   if (op === 'ConvTranspose') return index === 1 ? 'conv-transpose-weight' : 'bias';
-  if (op === 'Gemm') return index === 1 ? 'gemm-weight' : index === 2 ? 'bias' : 'other';
+  if (op === 'Gemm') return index === 1 ? (transB ? 'gemm-weight' : 'matmul-weight') : index === 2 ? 'bias' : 'other';
   if (op === 'MatMul') return index === 1 ? 'matmul-weight' : 'other';
   if (op === 'BatchNormalization') return index >= 3 ? 'running-stat' : index === 1 ? 'norm-scale' : 'norm-bias';
   if (op === 'InstanceNormalization' || op === 'LayerNormalization') return index === 1 ? 'norm-scale' : 'norm-bias';
@@ -189,7 +190,7 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
             let info = params.find((q) => q.name === name);
             if (!info) {
               if (!discover) throw new Error(`${what}: '${name}' was not a parameter when the model was loaded`);
-              info = { name, shape: floats.get(name)!.shape, role: roleOf(n.opType!, i), usedBy: `${n.opType} '${n.name || n.output?.[0]}'` };
+              info = { name, shape: floats.get(name)!.shape, role: roleOf(n.opType!, i, attr('transB') === 1), usedBy: `${n.opType} '${n.name || n.output?.[0]}'` };
               params.push(info);
             }
             p = param(info);
@@ -256,6 +257,19 @@ function translateNode(c: NodeContext, n: NodeProto, names: string[], env: Map<s
   }
   if (HOST_ONLY.has(op)) throw new Error(`${c.what}: only supported on static values (shapes and constants), but an input is computed at run time`);
   return translators[op](c);
+}
+
+/** The model with the named initializers replaced (merged adapters, a state dict's weights). */
+export function withInitializers(bytes: Uint8Array, weights: TensorMap): Uint8Array {
+  const m = decodeModel(bytes);
+  for (const t of m.graph?.initializer ?? []) {
+    const w = weights.get(t.name!);
+    if (!w) continue;
+    t.dataType = onnx.TensorProto.DataType.FLOAT;
+    t.rawData = new Uint8Array(w.data.buffer.slice(w.data.byteOffset, w.data.byteOffset + w.data.byteLength));
+    t.floatData = [];
+  }
+  return onnx.ModelProto.encode(m).finish();
 }
 
 /** A host value used as a tensor operand becomes a constant (a scalar is shared). */

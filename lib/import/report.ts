@@ -3,18 +3,15 @@
 // spot check against finite differences.
 
 import { readFile } from 'node:fs/promises';
-import onnxProto from 'onnx-proto';
 import { Graph, type Shape, type Value } from '../graph/graph.ts';
 import { decodeModel, serialize } from '../graph/onnx.ts';
 import { GraphSession, type Feeds } from '../graph/runtime.ts';
 import { gradCheck, testRandom, type CheckInput } from '../graph/gradcheck.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import { importOnnx, type ImportedNetwork } from './onnx-import.ts';
+import { importOnnx, withInitializers, type ImportedNetwork } from './onnx-import.ts';
 import { SUPPORTED_OPS } from './onnx-ops.ts';
 import { checkPolicyContract, type PolicyContract } from './policy-contract.ts';
 import { weightsFromStateDict } from './state-dict.ts';
-
-const { onnx } = onnxProto;
 
 export interface ReportOptions {
   weights?: string;
@@ -52,19 +49,6 @@ function opsOf(bytes: Uint8Array, file: string): ImportReport['ops'] {
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([op, nodes]) => ({ op, nodes, supported: SUPPORTED_OPS.includes(op) }));
-}
-
-/** The original model with its initializers replaced by `weights`, for onnxruntime's reference run. */
-function withWeights(bytes: Uint8Array, weights: TensorMap): Uint8Array {
-  const m = decodeModel(bytes);
-  for (const t of m.graph?.initializer ?? []) {
-    const w = weights.get(t.name!);
-    if (!w) continue;
-    t.dataType = onnx.TensorProto.DataType.FLOAT;
-    t.rawData = new Uint8Array(w.data.buffer.slice(w.data.byteOffset, w.data.byteOffset + w.data.byteLength));
-    t.floatData = [];
-  }
-  return onnx.ModelProto.encode(m).finish();
 }
 
 const concrete = (shape: Shape, batch: number): number[] => shape.map((d) => (typeof d === 'number' ? d : batch));
@@ -169,7 +153,7 @@ export async function importReport(file: string, opts: ReportOptions = {}): Prom
     }
     const batch = opts.batch ?? 2;
     const seed = opts.seed ?? 1;
-    report.forward = await forwardCheck(net, opts.weights ? withWeights(bytes, weights) : bytes, weights, batch, seed);
+    report.forward = await forwardCheck(net, opts.weights ? withInitializers(bytes, weights) : bytes, weights, batch, seed);
     report.gradient = await gradientCheck(net, weights, batch, seed);
   } catch (e) {
     report.error = (e as Error).message;
