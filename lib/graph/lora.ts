@@ -41,7 +41,7 @@ function fans(w: AdaptableWeight): [number, number] {
   return w.layout === 'out-in' ? [w.shape[0], rest(w.shape.slice(1))] : [w.shape[1], w.shape[0]];
 }
 
-/** Chooses the adapted weights; a pattern that selects nothing, or a rank above a weight's size, is refused. */
+/** Chooses the adapted weights; a pattern that selects nothing is refused. */
 export function planLora(weights: AdaptableWeight[], spec: LoraSpec): Adapter[] {
   if (!Number.isInteger(spec.rank) || spec.rank < 1) throw new Error(`lora: rank must be a positive integer, got ${spec.rank}`);
   const chosen = new Set<AdaptableWeight>();
@@ -55,7 +55,6 @@ export function planLora(weights: AdaptableWeight[], spec: LoraSpec): Adapter[] 
     .filter((w) => chosen.has(w))
     .map((w) => {
       const [out, inn] = fans(w);
-      if (spec.rank > Math.min(out, inn)) throw new Error(`lora: rank ${spec.rank} exceeds the size of '${w.name}' [${w.shape}] (${out} x ${inn})`);
       return { target: w, a: { name: `${w.name}.lora_A`, shape: [spec.rank, inn] }, b: { name: `${w.name}.lora_B`, shape: [out, spec.rank] }, scale: spec.alpha / spec.rank };
     });
 }
