@@ -114,7 +114,8 @@ function convLike(c: NodeContext, transposed: boolean): Value {
         continue;
       }
       const small = Math.floor(total / 2);
-      [p[i], p[i + 2]] = autoPad === 'SAME_LOWER' ? [total - small, small] : [small, total - small];
+      // As the ONNX spec has it: only SAME_UPPER puts the larger half at the end.
+      [p[i], p[i + 2]] = autoPad === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
     }
     pads = p as [number, number, number, number];
   }

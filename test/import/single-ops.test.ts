@@ -1,0 +1,124 @@
+// Each translated op that the PyTorch conformance data does not cover, as a one-node ONNX model: the
+// imported graph against onnxruntime running the model itself (an independent implementation).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import onnxProto from 'onnx-proto';
+import { Graph } from '../../lib/graph/graph.ts';
+import { serialize } from '../../lib/graph/onnx.ts';
+import { GraphSession } from '../../lib/graph/runtime.ts';
+import { testRandom } from '../../lib/graph/gradcheck.ts';
+import { importOnnx } from '../../lib/import/onnx-import.ts';
+
+const { onnx } = onnxProto;
+type Attr = onnxProto.onnx.IAttributeProto;
+const A = onnx.AttributeProto.AttributeType;
+const ints = (name: string, v: number[]): Attr => ({ name, type: A.INTS, ints: v });
+const int = (name: string, v: number): Attr => ({ name, type: A.INT, i: v });
+const float = (name: string, v: number): Attr => ({ name, type: A.FLOAT, f: v });
+const str = (name: string, v: string): Attr => ({ name, type: A.STRING, s: new TextEncoder().encode(v) });
+
+interface Extra {
+  name: string;
+  dims: number[];
+  values: number[];
+  int64?: boolean;
+}
+
+interface Case {
+  name: string;
+  op: string;
+  opset: number;
+  x: number[];
+  attrs?: Attr[];
+  /** Further inputs as initializers ('' for an omitted optional input). */
+  extra?: Array<Extra | ''>;
+  outputs?: number;
+}
+
+function model(c: Case): Uint8Array {
+  const extras = c.extra ?? [];
+  const init = extras.filter((e): e is Extra => e !== '').map((e) =>
+    onnx.TensorProto.create({
+      name: e.name, dims: e.dims, dataType: e.int64 ? 7 : 1,
+      rawData: new Uint8Array(e.int64 ? BigInt64Array.from(e.values.map(BigInt)).buffer : Float32Array.from(e.values).buffer),
+    }),
+  );
+  const outs = Array.from({ length: c.outputs ?? 1 }, (_, i) => `y${i}`);
+  const node = onnx.NodeProto.create({ opType: c.op, name: c.name, input: ['x', ...extras.map((e) => (e === '' ? '' : e.name))], output: outs, attribute: c.attrs ?? [] });
+  const vi = (name: string, dims?: number[]) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: 1, ...(dims ? { shape: { dim: dims.map((d) => ({ dimValue: d })) } } : {}) } } });
+  const graph = onnx.GraphProto.create({ name: 'g', node: [node], initializer: init, input: [vi('x', c.x)], output: outs.map((o) => vi(o)) });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: c.opset }], graph })).finish();
+}
+
+const f = (name: string, dims: number[], values: number[]): Extra => ({ name, dims, values });
+const i64 = (name: string, values: number[]): Extra => ({ name, dims: [values.length], values, int64: true });
+const rand = testRandom(9);
+const randoms = (n: number, lo = -1, hi = 1) => Array.from({ length: n }, () => lo + (hi - lo) * rand());
+
+const X = [2, 3, 5, 6];
+const cases: Case[] = [
+  { name: 'Gelu (erf)', op: 'Gelu', opset: 20, x: X },
+  { name: 'Gelu (tanh)', op: 'Gelu', opset: 20, x: X, attrs: [str('approximate', 'tanh')] },
+  { name: 'Mish', op: 'Mish', opset: 18, x: X },
+  { name: 'HardSigmoid', op: 'HardSigmoid', opset: 13, x: X, attrs: [float('alpha', 0.3), float('beta', 0.4)] },
+  { name: 'HardSwish', op: 'HardSwish', opset: 14, x: X },
+  { name: 'Erf', op: 'Erf', opset: 13, x: X },
+  { name: 'Softmax (opset 13, axis 1)', op: 'Softmax', opset: 13, x: X, attrs: [int('axis', 1)] },
+  { name: 'LayerNormalization', op: 'LayerNormalization', opset: 17, x: X, attrs: [int('axis', -2)], extra: [f('s', [5, 6], randoms(30)), f('b', [5, 6], randoms(30))] },
+  { name: 'InstanceNormalization', op: 'InstanceNormalization', opset: 13, x: X, extra: [f('s', [3], randoms(3)), f('b', [3], randoms(3))] },
+  { name: 'Resize nearest x2 (opset 13)', op: 'Resize', opset: 13, x: X, attrs: [str('mode', 'nearest')], extra: ['', f('sc', [4], [1, 1, 2, 3])] },
+  ...(['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric'] as const).map((m): Case => ({
+    name: `Resize bilinear ${m} (sizes)`, op: 'Resize', opset: 13, x: X, attrs: [str('mode', 'linear'), str('coordinate_transformation_mode', m)],
+    extra: ['', '', i64('sizes', [2, 3, 9, 13])],
+  })),
+  { name: 'Resize bilinear half_pixel (scales x2)', op: 'Resize', opset: 13, x: X, attrs: [str('mode', 'linear')], extra: ['', f('sc', [4], [1, 1, 2, 2])] },
+  { name: 'DepthToSpace DCR', op: 'DepthToSpace', opset: 13, x: [2, 8, 3, 2], attrs: [int('blocksize', 2)] },
+  { name: 'DepthToSpace CRD', op: 'DepthToSpace', opset: 13, x: [2, 8, 3, 2], attrs: [int('blocksize', 2), str('mode', 'CRD')] },
+  { name: 'SpaceToDepth', op: 'SpaceToDepth', opset: 13, x: [2, 3, 4, 6], attrs: [int('blocksize', 2)] },
+  { name: 'Pad reflect (opset 13)', op: 'Pad', opset: 13, x: X, attrs: [str('mode', 'reflect')], extra: [i64('p', [0, 0, 2, 1, 0, 0, 1, 3])] },
+  { name: 'Pad edge (opset 13)', op: 'Pad', opset: 13, x: X, attrs: [str('mode', 'edge')], extra: [i64('p', [0, 0, 1, 2, 0, 0, 3, 0])] },
+  { name: 'Pad constant with value, negative crop', op: 'Pad', opset: 13, x: X, extra: [i64('p', [0, 0, 1, -1, 0, 0, -2, 2]), f('v', [], [0.5])] },
+  { name: 'Slice (opset 13, negative, clamped)', op: 'Slice', opset: 13, x: X, extra: [i64('s', [1, -4]), i64('e', [100, -1]), i64('a', [1, 3])] },
+  { name: 'Split (opset 13, sizes input)', op: 'Split', opset: 13, x: X, attrs: [int('axis', 3)], extra: [i64('sp', [2, 4])], outputs: 2 },
+  { name: 'Tile', op: 'Tile', opset: 13, x: [2, 3, 2, 2], extra: [i64('r', [1, 2, 1, 3])] },
+  { name: 'GlobalAveragePool', op: 'GlobalAveragePool', opset: 13, x: X },
+  { name: 'AveragePool excluding padding', op: 'AveragePool', opset: 13, x: X, attrs: [ints('kernel_shape', [3, 3]), ints('strides', [2, 2]), ints('pads', [1, 1, 1, 1])] },
+  { name: 'AveragePool including padding', op: 'AveragePool', opset: 13, x: X, attrs: [ints('kernel_shape', [3, 2]), ints('pads', [1, 0, 1, 1]), int('count_include_pad', 1)] },
+  { name: 'MaxPool SAME_UPPER stride 2', op: 'MaxPool', opset: 13, x: X, attrs: [ints('kernel_shape', [3, 3]), ints('strides', [2, 2]), str('auto_pad', 'SAME_UPPER')] },
+  { name: 'Conv SAME_UPPER stride 2', op: 'Conv', opset: 13, x: X, attrs: [str('auto_pad', 'SAME_UPPER'), ints('strides', [2, 2])], extra: [f('w', [4, 3, 3, 3], randoms(108))] },
+  { name: 'Conv SAME_LOWER', op: 'Conv', opset: 13, x: X, attrs: [str('auto_pad', 'SAME_LOWER'), ints('kernel_shape', [2, 2])], extra: [f('w', [4, 3, 2, 2], randoms(48))] },
+  { name: 'ConvTranspose output_shape', op: 'ConvTranspose', opset: 13, x: X, attrs: [ints('strides', [2, 2]), ints('output_shape', [10, 12])], extra: [f('w', [3, 2, 3, 3], randoms(54))] },
+  { name: 'ConvTranspose SAME_UPPER', op: 'ConvTranspose', opset: 13, x: X, attrs: [ints('strides', [2, 2]), str('auto_pad', 'SAME_UPPER')], extra: [f('w', [3, 2, 4, 3], randoms(72))] },
+  { name: 'ConvTranspose SAME_LOWER', op: 'ConvTranspose', opset: 13, x: X, attrs: [ints('strides', [2, 2]), str('auto_pad', 'SAME_LOWER')], extra: [f('w', [3, 2, 3, 3], randoms(54))] },
+  { name: 'Gemm (transA, bias broadcast)', op: 'Gemm', opset: 13, x: [4, 3], attrs: [int('transA', 1), float('alpha', 0.7)], extra: [f('b', [4, 5], randoms(20)), f('c', [5], randoms(5))] },
+  { name: 'MatMul (1-D right operand)', op: 'MatMul', opset: 13, x: [2, 3, 4], extra: [f('v', [4], randoms(4))] },
+  { name: 'Clip (opset 13, min only)', op: 'Clip', opset: 13, x: X, extra: [f('lo', [], [-0.2])] },
+  { name: 'Transpose default perm', op: 'Transpose', opset: 13, x: [2, 3, 4] },
+  { name: 'ReduceMean (opset 18, axes input)', op: 'ReduceMean', opset: 18, x: X, attrs: [int('keepdims', 0)], extra: [i64('ax', [1, 3])] },
+];
+
+for (const c of cases) {
+  test(`${c.name} matches onnxruntime`, async () => {
+    const bytes = model(c);
+    const net = importOnnx(bytes, { source: c.name });
+    const g = new Graph();
+    const outs = net.build(g, { x: g.input('x', c.x) }, (p) => g.input(`param.${p.name}`, p.shape));
+    outs.forEach((v, i) => g.output(`out${i}`, v));
+    const x = { data: Float32Array.from(randoms(c.x.reduce((a, b) => a * b, 1))), dims: c.x };
+    const ours = await GraphSession.create(serialize(g));
+    const feeds = { x, ...Object.fromEntries([...net.weights].map(([n, t]) => [`param.${n}`, { data: t.data, dims: t.shape }])) };
+    const got = await ours.run(feeds);
+    const ref = await GraphSession.create(bytes);
+    const want = await ref.run({ x });
+    await ours.release();
+    await ref.release();
+    outs.forEach((_, i) => {
+      const a = got[`out${i}`];
+      const b = want[`y${i}`];
+      assert.deepEqual(a.dims, b.dims, `output ${i} shape`);
+      const scale = b.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const err = b.data.reduce((m, v, j) => Math.max(m, Math.abs(v - a.data[j])), 0);
+      assert.ok(err <= 1e-5 * Math.max(scale, 1e-6), `output ${i}: max error ${err} at scale ${scale}`);
+    });
+  });
+}
