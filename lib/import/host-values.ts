@@ -124,6 +124,12 @@ export function evalHost({ op, inputs, attr, opset }: HostArgs): HostValue | nul
       const dtype = to === 1 || to === 11 ? 'float' : to === 9 ? 'bool' : 'int';
       return hostValue(dtype, a!.dims, dtype === 'int' ? a!.data.map((x) => (typeof x === 'number' ? Math.trunc(x) : x)) : a!.data);
     }
+    case 'Floor':
+    case 'Ceil':
+    case 'Neg': {
+      const f = op === 'Floor' ? Math.floor : op === 'Ceil' ? Math.ceil : (x: number) => -x;
+      return hostValue(a!.dtype, a!.dims, numbersOf(a!, op).map(f));
+    }
     case 'Gather':
       return gather(a!, b!, Number(attr('axis') ?? 0));
     case 'Unsqueeze': {

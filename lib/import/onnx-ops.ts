@@ -222,11 +222,16 @@ function resizeNode(c: NodeContext): Value {
   if (c.opType === 'Upsample') scales = c.opset >= 9 ? numbersOf(c.host(1), 'scales') : (c.attr('scales') as number[]);
   else if (c.opset === 10) scales = numbersOf(c.host(1), 'scales');
   else {
-    if (c.has(3) && c.host(3).data.length) sizes = staticInts(c, 3, 'sizes');
+    if (c.has(3) && c.host(3).data.length) {
+      // The batch entry may be the run-time symbol (sizes computed from Shape); it must stay the batch.
+      const raw = c.host(3).data;
+      if (raw[0] !== x.shape[0] || typeof raw[1] !== 'number' || typeof raw[2] !== 'number' || typeof raw[3] !== 'number') fail(c, `sizes [${raw}] must keep the batch and give static channels, height and width`);
+      sizes = [1, ...(raw.slice(1) as number[])];
+    }
     else if (c.has(2) && c.host(2).data.length) scales = numbersOf(c.host(2), 'scales');
   }
   if (scales && (scales[0] !== 1 || scales[1] !== 1)) fail(c, `resizing the batch or channel axes (scales [${scales}]) is not supported`);
-  if (sizes && (sizes[0] !== x.shape[0] && typeof x.shape[0] === 'number' || sizes[1] !== x.shape[1])) fail(c, `resizing the batch or channel axes (sizes [${sizes}]) is not supported`);
+  if (sizes && sizes[1] !== x.shape[1]) fail(c, `resizing the channel axis (sizes [${sizes}]) is not supported`);
   const [outH, outW] = sizes ? [sizes[2], sizes[3]] : [Math.floor(h * scales![2]), Math.floor(w * scales![3])];
   const legacy = c.opType === 'Upsample' || c.opset === 10;
   const coord = legacy ? 'asymmetric' : str(c, 'coordinate_transformation_mode', 'half_pixel');
@@ -425,6 +430,6 @@ export const translators: Record<string, Translator> = {
 };
 
 /** Ops that only ever produce static values (their inputs must be static too). */
-export const HOST_ONLY = new Set(['Shape', 'ConstantOfShape', 'Range', 'Equal', 'Where']);
+export const HOST_ONLY = new Set(['Shape', 'ConstantOfShape', 'Range', 'Equal', 'Where', 'Floor', 'Ceil']);
 
 export const SUPPORTED_OPS: readonly string[] = [...new Set([...Object.keys(translators), ...HOST_ONLY])].sort();

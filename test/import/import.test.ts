@@ -12,7 +12,7 @@ import { checkPolicyContract } from '../../lib/import/policy-contract.ts';
 import { weightsFromStateDict } from '../../lib/import/state-dict.ts';
 import { importReport, reportPassed } from '../../lib/import/report.ts';
 import { CONFORMANCE_ROOT } from './conformance.ts';
-import { projectUnetOnnx, torchStyleOnnx } from './models.ts';
+import { projectUnetOnnx, torchGroupNormOnnx, torchStyleOnnx } from './models.ts';
 import { stateDictFile } from './safetensors-writer.ts';
 
 const withDir = async (f: (dir: string) => Promise<void>) => {
@@ -34,6 +34,20 @@ test('a torch-style graph with dynamic sizes imports at two resolutions and matc
       assert.ok(reportPassed(r), JSON.stringify(r, null, 1));
       assert.deepEqual(r.inputs[0].shape, ['N', 3, height, width]);
       assert.ok(r.forward!.relError < 1e-5);
+    }
+  });
+});
+
+test('group norm and interpolation sizes as PyTorch writes them import and match onnxruntime', async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, 'gn.onnx');
+    writeFileSync(file, torchGroupNormOnnx());
+    for (const [height, width] of [[8, 8], [6, 10]]) {
+      const r = await importReport(file, { height, width });
+      assert.ok(reportPassed(r), JSON.stringify(r, null, 1));
+      assert.ok(r.ops.some((o) => o.op === 'Floor'));
+      // The instance norm's constant scale and shift are parameters too (PyTorch writes them as initializers).
+      assert.equal(r.parameters.count, 6 * 27 + 6 + 3 + 3 + 6 + 6 + 18 + 3);
     }
   });
 });

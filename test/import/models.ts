@@ -92,3 +92,54 @@ export function torchStyleOnnx(o: TorchStyleOptions = {}): Uint8Array {
   const graph = onnx.GraphProto.create({ name: 'main_graph', node: nodes, initializer, input: [dyn('input', 3)], output: [dyn('output', cOut)] });
   return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 7, producerName: 'pytorch', producerVersion: '2.1.0', opsetImport: [{ domain: '', version: 13 }], graph })).finish();
 }
+
+/**
+ * Group norm and bilinear interpolation as torch.onnx.export (opset 13) writes nn.GroupNorm and
+ * F.interpolate(scale_factor=2, mode='bilinear'): Reshape + InstanceNormalization + Reshape + Mul + Add,
+ * and output sizes computed from Shape with Cast, Mul and Floor.
+ */
+export function torchGroupNormOnnx(): Uint8Array {
+  const rand = testRandom(13);
+  const node = (opType: string, input: string[], output: string[], attribute: Attr[] = []) =>
+    onnx.NodeProto.create({ opType, input, output, attribute, name: `/${opType}_${output[0]}` });
+  const scalarConst = (out: string, v: number, dataType: number) =>
+    node('Constant', [], [out], [{ name: 'value', type: A.TENSOR, t: onnx.TensorProto.create({ dims: [], dataType, ...(dataType === 1 ? { floatData: [v] } : { int64Data: [v] }) }) }]);
+  const nodes = [
+    node('Conv', ['input', 'conv.weight', 'conv.bias'], ['c'], [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])]),
+    node('Reshape', ['c', 'gn_shape'], ['grouped']),
+    node('InstanceNormalization', ['grouped', 'gn_ones', 'gn_zeros'], ['normed'], [float('epsilon', 1e-5)]),
+    node('Shape', ['c'], ['c_shape']),
+    node('Reshape', ['normed', 'c_shape'], ['ungrouped']),
+    node('Mul', ['ungrouped', 'gn.weight'], ['scaled']),
+    node('Add', ['scaled', 'gn.bias'], ['gn']),
+    node('LeakyRelu', ['gn'], ['a'], [float('alpha', 0.1)]),
+    // sizes = floor(float(shape[2:4]) * 2)
+    node('Shape', ['a'], ['a_shape']),
+    node('Slice', ['a_shape', 'two', 'four', 'zero'], ['hw']),
+    node('Cast', ['hw'], ['hw_f'], [int('to', 1)]),
+    scalarConst('factor', 2, 1),
+    node('Mul', ['hw_f', 'factor'], ['hw_scaled']),
+    node('Floor', ['hw_scaled'], ['hw_floor']),
+    node('Cast', ['hw_floor'], ['hw_i'], [int('to', 7)]),
+    node('Slice', ['a_shape', 'zero', 'two', 'zero'], ['nc']),
+    node('Concat', ['nc', 'hw_i'], ['sizes'], [int('axis', 0)]),
+    node('Resize', ['a', '', '', 'sizes'], ['up'], [str('mode', 'linear'), str('coordinate_transformation_mode', 'pytorch_half_pixel')]),
+    node('AveragePool', ['up'], ['down'], [ints('kernel_shape', [2, 2]), ints('strides', [2, 2])]),
+    node('Conv', ['down', 'head.weight', 'head.bias'], ['output'], [ints('kernel_shape', [1, 1])]),
+  ];
+  const initializer = [
+    floatInit('conv.weight', [6, 3, 3, 3], rand), floatInit('conv.bias', [6], rand),
+    intInit('gn_shape', [0, 3, -1]),
+    onnx.TensorProto.create({ name: 'gn_ones', dims: [3], dataType: 1, floatData: [1, 1, 1] }),
+    onnx.TensorProto.create({ name: 'gn_zeros', dims: [3], dataType: 1, floatData: [0, 0, 0] }),
+    floatInit('gn.weight', [6, 1, 1], rand, 0.3, 1), floatInit('gn.bias', [6, 1, 1], rand),
+    intInit('zero', [0]), intInit('two', [2]), intInit('four', [4]),
+    floatInit('head.weight', [3, 6, 1, 1], rand), floatInit('head.bias', [3], rand),
+  ];
+  const dyn = (name: string, c: number) => onnx.ValueInfoProto.create({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, { dimValue: c }, { dimParam: 'height' }, { dimParam: 'width' }] } } },
+  });
+  const graph = onnx.GraphProto.create({ name: 'main_graph', node: nodes, initializer, input: [dyn('input', 3)], output: [dyn('output', 3)] });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 7, producerName: 'pytorch', producerVersion: '2.1.0', opsetImport: [{ domain: '', version: 13 }], graph })).finish();
+}
