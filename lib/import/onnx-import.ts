@@ -17,7 +17,9 @@ type AttributeProto = onnxProto.onnx.IAttributeProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
 
 /** What a parameter does in the network, from the first op that reads it (LoRA and freezing use it). */
-export type ParamRole = 'conv-weight' | 'conv-transpose-weight' | 'matmul-weight' | 'gemm-weight' | 'bias' | 'norm-scale' | 'norm-bias' | 'running-stat' | 'other';
+export type ParamRole =
+  | 'conv-weight' | 'conv-transpose-weight' | 'matmul-weight' | 'gemm-weight' | 'bias'
+  | 'norm-scale' | 'norm-bias' | 'running-stat' | 'activation-slope' | 'other';
 
 export interface ImportedParam {
   name: string;
@@ -57,6 +59,14 @@ export interface ImportedNetwork {
   build(g: Graph, inputs: Record<string, Value>, param: (p: ImportedParam) => Value): Value[];
 }
 
+/**
+ * A one-element float initializer that torch.onnx.export named itself ('onnx::Pow_12', '/Constant_output_0')
+ * is a traced constant (an exponent, an epsilon), not a parameter: nn.Parameters keep state-dict names.
+ */
+function tracedConstant(name: string, data: Float32Array): boolean {
+  return data.length <= 1 && (name.startsWith('onnx::') || name.startsWith('/'));
+}
+
 /** Decodes an attribute to a plain value (tensors become host values). */
 function attributeValue(a: AttributeProto, what: string): unknown {
   const A = onnx.AttributeProto.AttributeType;
@@ -86,6 +96,7 @@ function roleOf(op: string, index: number, transB: boolean): ParamRole {
   if (op === 'MatMul') return index === 1 ? 'matmul-weight' : 'other';
   if (op === 'BatchNormalization') return index >= 3 ? 'running-stat' : index === 1 ? 'norm-scale' : 'norm-bias';
   if (op === 'InstanceNormalization' || op === 'LayerNormalization') return index === 1 ? 'norm-scale' : 'norm-bias';
+  if (op === 'PRelu') return index === 1 ? 'activation-slope' : 'other';
   return 'other';
 }
 
@@ -185,6 +196,10 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
         const name = names[i];
         const v = lookup(name, what);
         if (v === undefined) {
+          if (tracedConstant(name, floats.get(name)!.data)) {
+            const f = floats.get(name)!;
+            return f.shape.length === 0 ? g.scalar(f.data[0]) : g.constant(f.data, f.shape);
+          }
           let p = paramValues.get(name);
           if (!p) {
             let info = params.find((q) => q.name === name);

@@ -23,12 +23,13 @@ export function projectUnetOnnx(size = 16): { bytes: Uint8Array; params: TensorM
   return { bytes: serialize(g), params };
 }
 
-type Attr = onnxProto.onnx.IAttributeProto;
+// Node attributes, as onnx-proto spells them.
+export type Attr = onnxProto.onnx.IAttributeProto;
 const A = onnx.AttributeProto.AttributeType;
-const ints = (name: string, v: number[]): Attr => ({ name, type: A.INTS, ints: v });
-const int = (name: string, v: number): Attr => ({ name, type: A.INT, i: v });
-const float = (name: string, v: number): Attr => ({ name, type: A.FLOAT, f: v });
-const str = (name: string, v: string): Attr => ({ name, type: A.STRING, s: new TextEncoder().encode(v) });
+export const ints = (name: string, v: number[]): Attr => ({ name, type: A.INTS, ints: v });
+export const int = (name: string, v: number): Attr => ({ name, type: A.INT, i: v });
+export const float = (name: string, v: number): Attr => ({ name, type: A.FLOAT, f: v });
+export const str = (name: string, v: string): Attr => ({ name, type: A.STRING, s: new TextEncoder().encode(v) });
 
 function floatInit(name: string, dims: number[], rand: () => number, scale = 0.3, offset = 0) {
   const n = dims.reduce((a, b) => a * b, 1);

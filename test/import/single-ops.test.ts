@@ -8,14 +8,9 @@ import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { testRandom } from '../../lib/graph/gradcheck.ts';
 import { importOnnx } from '../../lib/import/onnx-import.ts';
+import { float, int, ints, str, type Attr } from './models.ts';
 
 const { onnx } = onnxProto;
-type Attr = onnxProto.onnx.IAttributeProto;
-const A = onnx.AttributeProto.AttributeType;
-const ints = (name: string, v: number[]): Attr => ({ name, type: A.INTS, ints: v });
-const int = (name: string, v: number): Attr => ({ name, type: A.INT, i: v });
-const float = (name: string, v: number): Attr => ({ name, type: A.FLOAT, f: v });
-const str = (name: string, v: string): Attr => ({ name, type: A.STRING, s: new TextEncoder().encode(v) });
 
 interface Extra {
   name: string;
@@ -122,3 +117,10 @@ for (const c of cases) {
     });
   });
 }
+
+test("a one-element initializer torch named itself ('onnx::...') is a constant, a named one a parameter", () => {
+  const traced = importOnnx(model({ name: 'pow', op: 'Pow', opset: 13, x: X, extra: [f('onnx::Pow_3', [], [2])] }));
+  assert.deepEqual(traced.params, []);
+  const learnt = importOnnx(model({ name: 'mul', op: 'Mul', opset: 13, x: X, extra: [f('block.alpha', [1], [0.5])] }));
+  assert.deepEqual(learnt.params.map((p) => p.name), ['block.alpha']);
+});
