@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import onnxProto from 'onnx-proto';
 import { Graph } from '../../lib/graph/graph.ts';
 import { decodeModel, serialize } from '../../lib/graph/onnx.ts';
 import { importOnnx } from '../../lib/import/onnx-import.ts';
@@ -14,6 +15,8 @@ import { importReport, reportPassed } from '../../lib/import/report.ts';
 import { CONFORMANCE_ROOT } from './conformance.ts';
 import { projectUnetOnnx, torchGroupNormOnnx, torchStyleOnnx } from './models.ts';
 import { stateDictFile } from './safetensors-writer.ts';
+
+const { onnx } = onnxProto;
 
 const withDir = async (f: (dir: string) => Promise<void>) => {
   const dir = mkdtempSync(join(tmpdir(), 'import-'));
@@ -129,4 +132,22 @@ test('bad input is refused with the file and the problem named', async () => {
     const whole = stateDictFile(full);
     assert.throws(() => weightsFromStateDict(net, whole.slice(0, whole.length - 10), 'cut.safetensors'), /cut\.safetensors: tensor '.*' ends at byte \d+, past the end of the file/);
   });
+});
+
+test('extra inputs (a flow policy time embedding) must be named; then the contract holds', () => {
+  const vi = (name: string, dims: Array<number | string>) => onnx.ValueInfoProto.create({
+    name, type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  });
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [onnx.NodeProto.create({ opType: 'Add', name: 'add_t', input: ['image', 't_emb'], output: ['out'] })],
+    input: [vi('image', ['batch', 3, 8, 8]), vi('t_emb', ['batch', 3, 1, 1])],
+    output: [vi('out', ['batch', 3, 8, 8])],
+  });
+  const bytes = onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph })).finish();
+  const net = importOnnx(bytes, { source: 'flow.onnx', symbolicBatch: true });
+  assert.throws(() => checkPolicyContract(net), /flow\.onnx: contract: input 't_emb' \[N,3,1,1\] is neither the image nor named as an extra input/);
+  assert.throws(() => checkPolicyContract(net, { extraInputs: ['time'] }), /contract: input 't_emb'/);
+  const c = checkPolicyContract(net, { image: 'image', extraInputs: ['t_emb'] });
+  assert.deepEqual(c, { image: 'image', extraInputs: ['t_emb'], output: 'out', shape: ['N', 3, 8, 8] });
 });
