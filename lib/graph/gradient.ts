@@ -19,6 +19,8 @@ function swapLast2(x: Value): Value {
 }
 
 const floatAttr = (a: unknown): number => (a as { float: number }).float;
+/** An int64 constant input (axes, pads, starts) as numbers. */
+const staticInts = (v: Value): number[] => Array.from(v.constant!.data as BigInt64Array, Number);
 
 export const rules: Record<string, VJP> = {
   Add: ({ inputs: [a, b] }, [dy]) => [sumTo(dy!, a.shape), sumTo(dy!, b.shape)],
@@ -74,12 +76,12 @@ export const rules: Record<string, VJP> = {
     return [where(and(greaterOrEqual(x, lo), lessOrEqual(x, hi)), dy!, 0), null, null];
   },
   ReduceSum: ({ inputs: [x, axesV], attrs }, [dy]) => {
-    const axes = Array.from(axesV.constant!.data as BigInt64Array, Number);
+    const axes = staticInts(axesV);
     const kept = attrs.keepdims ? dy! : unsqueeze(dy!, axes);
     return [expandTo(kept, x.shape, x), null];
   },
   ReduceMean: ({ inputs: [x, axesV], attrs }, [dy]) => {
-    const axes = axesV ? Array.from(axesV.constant!.data as BigInt64Array, Number) : (attrs.axes as number[]);
+    const axes = axesV ? staticInts(axesV) : (attrs.axes as number[]);
     const kept = attrs.keepdims ? dy! : unsqueeze(dy!, axes);
     return [div(expandTo(kept, x.shape, x), countOf(x, axes)), null];
   },
@@ -104,9 +106,7 @@ export const rules: Record<string, VJP> = {
     });
   },
   Slice: ({ inputs: [x, s, e, a] }, [dy]) => {
-    const starts = Array.from(s.constant!.data as BigInt64Array, Number);
-    const ends = Array.from(e.constant!.data as BigInt64Array, Number);
-    const axes = Array.from(a.constant!.data as BigInt64Array, Number);
+    const [starts, ends, axes] = [staticInts(s), staticInts(e), staticInts(a)];
     const before = new Array(x.rank).fill(0);
     const after = new Array(x.rank).fill(0);
     axes.forEach((axis, i) => {
@@ -116,19 +116,9 @@ export const rules: Record<string, VJP> = {
     return [pad(dy!, before, after), null, null, null];
   },
   Pad: ({ inputs: [x, p] }, [dy]) => {
-    const pads = Array.from(p.constant!.data as BigInt64Array, Number);
-    const r = x.rank;
+    const [pads, r] = [staticInts(p), x.rank];
     const axes = x.shape.map((_, i) => i).filter((i) => pads[i] || pads[i + r]);
-    return [
-      slice(
-        dy!,
-        axes.map((i) => pads[i]),
-        axes.map((i) => pads[i] + (x.shape[i] as number)),
-        axes,
-      ),
-      null,
-      null,
-    ];
+    return [slice(dy!, axes.map((i) => pads[i]), axes.map((i) => pads[i] + (x.shape[i] as number)), axes), null, null];
   },
   MatMul: ({ inputs: [a, b] }, [dy], needs) => [
     needs[0] ? sumTo(matmul(dy!, swapLast2(b)), a.shape) : null,
