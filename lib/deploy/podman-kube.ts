@@ -9,6 +9,8 @@
 //                   name, so the one workload a Service selects names its pod after the Service: clients dial the
 //                   same address as in a cluster. A Service selecting several workloads is refused.
 //   Deployment   -> kept (kube play runs one pod, <name>-pod-0, restarting its containers like a ReplicaSet would replace them).
+//   container ports -> dropped: podman 4.3 publishes every containerPort on the host (two pods with metrics port
+//                   9464 collide); pods reach each other, and the check reaches them, at their own addresses.
 //   httpGet probes -> dropped: podman runs them as `curl` inside the container, which the image does not have
 //                   (and has no reason to); the check asks /health itself.
 //   ServiceAccount, PodDisruptionBudget, NetworkPolicy -> dropped (no API server, no evictions, no policy engine).
@@ -117,6 +119,13 @@ export function toPodmanKube(objects: readonly K8sObject[], o: PodmanKubeOptions
       if (dropped.length) note(owner, `container ${c.name}: ${dropped.join(', ')} (httpGet) dropped: podman would run them as curl inside the image`);
     }
   };
+  const dropPorts = (owner: K8sObject, spec: PodTemplate['spec']) => {
+    for (const c of spec.containers) {
+      if (c.ports === undefined) continue;
+      note(owner, `container ${c.name}: ports ${(c.ports as { containerPort: number }[]).map((p) => p.containerPort).join(', ')} not published on the host (reached at the pod's address)`);
+      delete c.ports;
+    }
+  };
   const renameImages = (owner: K8sObject, spec: PodTemplate['spec']) => {
     for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) {
       const to = c.image !== undefined ? o.images?.[c.image] : undefined;
@@ -173,6 +182,7 @@ export function toPodmanKube(objects: readonly K8sObject[], o: PodmanKubeOptions
   for (const { obj } of out) {
     const spec = obj.kind === 'Pod' ? (obj.spec as PodTemplate['spec']) : templateOf(obj).spec;
     stripProbes(obj, spec);
+    dropPorts(obj, spec);
     renameImages(obj, spec);
   }
 
