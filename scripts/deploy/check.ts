@@ -153,6 +153,7 @@ function teardown(): void {
 
 // ---- main ---------------------------------------------------------------------------------------------------
 async function main(): Promise<void> {
+  if (spawnSync('podman', ['--version']).status !== 0) throw new Error('podman is not installed: scripts/build-image.sh installs it (Debian package)');
   if (spawnSync('podman', ['image', 'exists', image]).status !== 0) {
     throw new Error(`no local image ${image}: build it first with scripts/build-image.sh ${tag}`);
   }
@@ -180,7 +181,8 @@ async function main(): Promise<void> {
   });
   const all = kube.stages.flatMap((s) => s.objects);
   secretNames = all.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name);
-  volumeNames = all.filter((o) => o.kind === 'PersistentVolumeClaim').map((o) => o.metadata.name);
+  // kube play makes a podman volume of every claim, ConfigMap and Secret, and 4.3's `kube down` leaves them behind.
+  volumeNames = all.filter((o) => ['PersistentVolumeClaim', 'ConfigMap', 'Secret'].includes(o.kind)).map((o) => o.metadata.name);
   const workloads = all.filter((o) => o.kind === 'Pod' || o.kind === 'Deployment');
   podNames = workloads.map(podmanPodName);
   const containers: Ctr[] = workloads.flatMap((w) => {
