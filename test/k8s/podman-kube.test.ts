@@ -106,3 +106,13 @@ test('podman conversion refuses what it cannot stand in for, naming it', () => {
   const unknown: K8sObject[] = [...rendered, { apiVersion: 'v1', kind: 'CronJob', metadata: { name: 'nightly' } }];
   assert.throws(() => toPodmanKube(unknown, { secrets: { 'recovery-grpo-auth': { token: TOKEN } } }), /CronJob nightly: no podman counterpart known/);
 });
+
+test('every secret volume in every overlay spells out optional (podman kube play 4.3 crashes without it)', () => {
+  for (const overlay of ['cpu-dev', 'gpu', 'gpu-all']) {
+    for (const o of renderKustomization(`${ROOT}k8s/overlays/${overlay}`).filter((x) => ['Job', 'Deployment', 'StatefulSet'].includes(x.kind))) {
+      for (const v of specOf(o).volumes ?? []) {
+        if (v.secret) assert.equal(typeof (v.secret as { optional?: unknown }).optional, 'boolean', `${overlay}: ${o.kind} ${o.metadata.name} volume ${v.name}`);
+      }
+    }
+  }
+});
