@@ -91,6 +91,8 @@ interface Ctr {
   pod: string;
   name: string;
   role: string;
+  /** From a Job: restartPolicy Never. */
+  neverRestarted: boolean;
 }
 
 function inspect(ctr: string): { State: { Status: string; ExitCode: number; Running: boolean }; RestartCount: number; NetworkSettings: { Networks: Record<string, { IPAddress: string }> }; HostConfig: { ReadonlyRootfs: boolean }; Config: { User: string } } | undefined {
@@ -189,7 +191,8 @@ async function main(): Promise<void> {
     const spec = (w.kind === 'Pod' ? w.spec : (w.spec as { template: { spec: unknown } }).template.spec) as { containers: { name: string }[] };
     const pod = podmanPodName(w);
     const role = (w.kind === 'Pod' ? w.metadata.labels : (w.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels)?.['app.kubernetes.io/component'] ?? w.metadata.name;
-    return spec.containers.map((c) => ({ pod, name: `${pod}-${c.name}`, role }));
+    const neverRestarted = w.kind === 'Pod' && (w.spec as { restartPolicy?: string }).restartPolicy === 'Never';
+    return spec.containers.map((c) => ({ pod, name: `${pod}-${c.name}`, role, neverRestarted }));
   });
   const byRole = (role: string) => {
     const c = containers.find((x) => x.role === role);
@@ -236,6 +239,10 @@ async function main(): Promise<void> {
 
     for (const c of containers) {
       const ins = inspect(c.name);
+      // A Job's pod (never restarted) that failed ends the run: fail now instead of at the timeout.
+      if (ins && c.neverRestarted && ins.State.Status === 'exited' && ins.State.ExitCode !== 0) {
+        throw new Error(`${c.name} exited ${ins.State.ExitCode}:\n${logsOf(c.name).slice(-3000)}`);
+      }
       if (!ins?.State.Running) continue;
       if (!hardened.has(c.name)) {
         // Asked inside the container: its uid, and whether the root file system refuses a write.
