@@ -228,6 +228,7 @@ async function main(): Promise<void> {
   const hardened = new Set<string>();
   let drainAt: number | undefined;
   let drainDone = false;
+  let heldAtSigterm = 0;
   let lastOrchMetrics = '';
   let orchVersion = 0;
   const deadline = Date.now() + Number(option('timeout-s', '1800')) * 1000;
@@ -284,10 +285,20 @@ async function main(): Promise<void> {
     }
 
     // The drain: SIGTERM to the rollout worker during GRPO, as the kubelet sends it when a pod is deleted.
+    // Sent when the worker's /health shows tasks in its queue (looked at for up to 20 s), so there is work to drain.
     if (drainAt === undefined && orchVersion >= run.sft + 3 && healthy.has(rollout.name)) {
+      const rip = ipOf(rollout.name);
+      for (const until = Date.now() + 20_000; Date.now() < until; await sleep(50)) {
+        const h = await get(`http://${rip}:9464/health`, 2000);
+        const q = h ? (JSON.parse(h.body) as { detail?: { queued_tasks?: number } }).detail?.queued_tasks ?? 0 : 0;
+        if (q > 0) {
+          heldAtSigterm = q;
+          break;
+        }
+      }
       drainAt = Date.now();
-      say(`GRPO at version ${orchVersion}: SIGTERM to ${rollout.name}`);
       podman('kill', '--signal', 'TERM', rollout.name);
+      say(`GRPO at version ${orchVersion}: SIGTERM to ${rollout.name} (its /health showed ${heldAtSigterm} queued task(s) just before)`);
     }
     if (drainAt !== undefined && !drainDone) {
       const ins = inspect(rollout.name);
@@ -300,7 +311,7 @@ async function main(): Promise<void> {
         check(
           'SIGTERM drains the rollout worker',
           stopping >= 0 && stopped > stopping && !abandoned && ins.State.ExitCode === 0,
-          `"stopping (SIGTERM)" ${stopping >= 0 ? 'logged' : 'MISSING'}, "stopped" ${stopped > stopping ? 'logged' : 'MISSING'}, in-flight work ${abandoned ? 'ABANDONED' : 'finished within the grace period'}, exit ${ins.State.ExitCode}, restarted by podman ${ins.RestartCount}x (${((Date.now() - drainAt) / 1000).toFixed(0)} s)`,
+          `${heldAtSigterm} task(s) queued just before the signal; "stopping (SIGTERM)" ${stopping >= 0 ? 'logged' : 'MISSING'}, "stopped" ${stopped > stopping ? 'logged' : 'MISSING'}, in-flight work ${abandoned ? 'ABANDONED' : 'finished within the grace period'}, exit ${ins.State.ExitCode}, restarted by podman ${ins.RestartCount}x (${((Date.now() - drainAt) / 1000).toFixed(0)} s)`,
         );
       } else if (Date.now() - drainAt > 120_000) {
         drainDone = true;
