@@ -36,11 +36,15 @@ const command: CommandModule<object, Args> = {
     const { formatProgress } = await import('../../orchestrator/progress.ts');
     const { resolveNatsAuth } = await import('../../lib/transport/index.ts');
     const { readSecret } = await import('../../lib/transport/secrets.ts');
-    let orch: Awaited<ReturnType<typeof runOrchestrator>>;
+    const { createProcessLogger } = await import('../../lib/log/index.ts');
+    let orch: Awaited<ReturnType<typeof runOrchestrator>> | undefined;
+    // JSON lines on stdout when it is not a terminal (lib/log), with the run id and the policy version.
+    const logger = createProcessLogger({ role: 'orchestrator', policyVersion: () => orch?.coordinator.state.learnerVersion }, { fd: 1 });
     try {
       // Refusals (bad configuration, unreadable secrets, a public address without authentication, NATS
       // credentials refused) end the command with one line saying why, and exit code 1.
       const config = runConfigFrom(args);
+      logger.setContext({ runId: config.run.id });
       const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
       if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
@@ -52,30 +56,34 @@ const command: CommandModule<object, Args> = {
         metricsPort: args.metricsPort,
         metricsHost: args.metricsHost,
         auth: token || tls ? { token, tls } : undefined,
-        onProgress: (p) => console.log(formatProgress(p)),
+        // At a terminal: today's lines (`[orchestrator] ...`, progress as is); else JSON (lib/log).
+        ...(logger.format === 'json' ? { log: (l: string) => logger.info(l) } : {}),
+        onProgress: (p) => (logger.format === 'json' ? logger.info(formatProgress(p)) : console.log(formatProgress(p))),
         eventsFile: args.events,
       });
     } catch (e) {
       const msg = (e as Error).message;
       const hint = /^refusing to listen/.test(msg) ? ' (flags: --auth-token-file FILE, or --tls-cert --tls-key --tls-ca --require-client-cert)' : '';
+      // A refusal to start stays one plain line on stderr (the exit reason), as for the worker roles.
       console.error(`orchestrator: ${msg}${hint}`);
       process.exit(1);
     }
+    const running = orch;
     const stop = async () => {
-      await orch.stop();
+      await running.stop();
       process.exit(0);
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
     try {
-      await orch.done;
+      await running.done;
     } catch (e) {
-      console.error(`orchestrator: ${(e as Error).message}`);
-      await orch.stop();
+      logger.error(`orchestrator: ${(e as Error).message}`);
+      await running.stop();
       process.exit(1);
     }
     await new Promise((r) => setTimeout(r, 500)); // let Shutdown messages reach the workers
-    await orch.stop();
+    await running.stop();
   },
 };
 export default command;

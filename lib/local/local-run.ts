@@ -124,6 +124,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       command: process.execPath,
       args: [BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort), '--events', join(out, 'events.jsonl')],
       doneOnExitCode: 0,
+      env: { RECOVERY_GRPO_LOG_FORMAT: 'text' }, // the lines below are parsed (lib/log)
       onLine: (line) => {
         if (line.startsWith('[sft]')) sftEnd = Date.now();
         if (line.startsWith('[sft]') || line.startsWith('[grpo]')) lastLine = line;
@@ -141,6 +142,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         command: process.execPath,
         args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name],
         doneOnExitCode: 0,
+        env: { RECOVERY_GRPO_LOG_FORMAT: 'text' },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
         onLine: (line) => {
           if (!/ info /.test(line)) log(`[${name}] ${line}`);

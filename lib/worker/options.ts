@@ -1,6 +1,7 @@
 // Options every worker role shares (rollout worker, reward worker, learner), validated at the edge.
 // A worker needs no run configuration of its own: the run config arrives in Welcome.config_json.
 import { readSecret } from '../transport/secrets.ts';
+import { createProcessLogger } from '../log/index.ts';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
@@ -16,6 +17,8 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** The run id and policy version every later line carries (lib/log), when the logger keeps a context. */
+  setContext?(ctx: { runId?: () => string | undefined; policyVersion?: () => number | undefined }): void;
 }
 
 /** What a caller (the CLI, a test, the demo) gives a role. Everything but `role` has a default. */
@@ -115,11 +118,9 @@ export function defaultWorkerId(role: RoleName): string {
   return `${role}-${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 128);
 }
 
-/** Default logger: one line per event on stderr, `[role worker-id] message {fields}`. */
-export function stderrLogger(prefix: string): Logger {
-  const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
-    process.stderr.write(`${new Date().toISOString()} ${level} [${prefix}] ${msg}${fields && Object.keys(fields).length ? ' ' + JSON.stringify(fields) : ''}\n`);
-  return { info: (m, f) => line('info', m, f), warn: (m, f) => line('warn', m, f), error: (m, f) => line('error', m, f) };
+/** Default logger: JSON lines on stderr when it is not a terminal, `time level [role worker-id] message {fields}` at one (lib/log). */
+export function stderrLogger(role: string, workerId?: string): Logger {
+  return createProcessLogger({ role, ...(workerId !== undefined ? { workerId } : {}) }, { fd: 2 });
 }
 
 /** A logger that drops everything (tests). */
@@ -163,7 +164,7 @@ export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env
     reconnect: o.reconnect as ResolvedWorkerOptions['reconnect'],
     stopGraceMs: o.stopGraceMs,
     handleSignals: o.handleSignals,
-    logger: o.logger ?? stderrLogger(`${role} ${workerId}`),
+    logger: o.logger ?? stderrLogger(role, workerId),
     maxMessageBytes: o.maxMessageBytes,
   };
 }

@@ -164,6 +164,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
   let firstWelcome: { runId: string; configHash: string } | undefined;
   const abort = new AbortController();
   const taskStarted = new Map<string, number>();
+  log.setContext?.({ runId: () => firstWelcome?.runId, policyVersion: () => role.policyVersion() });
 
   let resolveReady!: () => void;
   let rejectReady!: (e: unknown) => void;

@@ -104,6 +104,15 @@ for (const [name, df] of [['docker/Dockerfile', cpu], ['docker/Dockerfile.cuda',
     assert.match(runtime.lines.find((l) => l.startsWith('ENV '))!, /HOME=\/tmp/, 'HOME on the writable /tmp');
   });
 
+  test(`${name}: a failing npm ci fails the build; a proxy's CA comes in as a build secret, never as a layer`, () => {
+    const deps = df.stages.find((s) => s.name === 'deps')!;
+    const npmCi = deps.lines.find((l) => /npm ci/.test(l))!;
+    assert.doesNotMatch(npmCi, /\|\|\s*true/, 'nothing after npm ci swallows its exit status');
+    assert.match(npmCi, /--mount=type=secret,id=ca\b/, 'the CA as a secret mount (scripts/build-image.sh passes --secret id=ca,src=...)');
+    assert.match(npmCi, /NODE_EXTRA_CA_CERTS=\/run\/secrets\/ca/);
+    for (const st of df.stages) assert.ok(!st.lines.some((l) => /^(COPY|ADD) .*\.crt\b/.test(l)), 'no certificate copied into an image');
+  });
+
   test(`${name}: every file the app loads is copied, and none is excluded by .dockerignore`, () => {
     const runtime = df.stages[df.stages.length - 1]!;
     const ignored = dockerignore();
