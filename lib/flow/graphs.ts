@@ -110,7 +110,7 @@ function outputGradients(g: Graph, spec: VelocitySpec, params: Map<string, Value
 /**
  * Flow-GRPO's loss for a batch of trained steps (one row per trajectory and step):
  * param.*, x, x_next, y, t, t_next, a, logp_old, advantage [N], ref_mean, clip_low, clip_high, beta
- * -> loss, grad.*, logp, ratio, clip_fraction, kl.
+ * -> loss, grad.*, logp, ratio, clip_fraction, kl, policy_terms, kl_rows (the loss's terms before reduction).
  *   r = exp(logp - logp_old);  loss = mean_rows max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high))
  *        + beta * mean_rows( mean_chw((mean - ref_mean)^2) / (2 std^2) )
  * The mean over rows is the gradient accumulated over trained steps, divided by their count.
@@ -154,7 +154,8 @@ export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: Flow
   }
   const policyLoss = reduceMean(perElement);
   const safeStd = max(std, MIN_STEP_STD);
-  const kl = reduceMean(div(reduceMean(square(sub(mean, refMean)), [1, 2, 3]), mul(square(safeStd), 2)));
+  const klRows = div(reduceMean(square(sub(mean, refMean)), [1, 2, 3]), mul(square(safeStd), 2));
+  const kl = reduceMean(klRows);
   const loss = add(policyLoss, mul(beta, kl));
 
   g.output('loss', loss);
@@ -163,12 +164,15 @@ export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: Flow
   g.output('ratio', ratio);
   g.output('clip_fraction', clippedFraction);
   g.output('kl', kl);
+  // The loss before its reductions (per row, or per element in dense mode), for diagnostics and tests.
+  g.output('policy_terms', perElement);
+  g.output('kl_rows', klRows);
   return g;
 }
 
 /**
  * Stage I for the family, the rectified-flow loss: param.*, x0, y, eps, t [N] -> loss, grad.*, where
- * x_t = (1 - t) x0 + t eps and loss = mean((v(x_t, t, y) - (eps - x0))^2).
+ * x_t = (1 - t) x0 + t eps and loss = mean(residual^2), residual = v(x_t, t, y) - (eps - x0) (also an output).
  */
 export function buildFlowSftGraph(spec: VelocitySpec, r: Resolution): Graph {
   checkVelocityResolution(spec, r.height, r.width);
@@ -179,9 +183,11 @@ export function buildFlowSftGraph(spec: VelocitySpec, r: Resolution): Graph {
   const eps = imageInput(g, 'eps', r);
   const t = g.input('t', ['N']);
   const xt = add(mul(perRow(sub(1, t)), x0), mul(perRow(t), eps));
-  const loss = reduceMean(square(sub(velocity(spec, params, xt, t, y), sub(eps, x0))));
+  const residual = sub(velocity(spec, params, xt, t, y), sub(eps, x0));
+  const loss = reduceMean(square(residual));
   g.output('loss', loss);
   outputGradients(g, spec, params, loss);
+  g.output('residual', residual);
   return g;
 }
 
