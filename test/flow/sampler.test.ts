@@ -121,8 +121,8 @@ test('SDE window: random placement stays in the high-noise half, SDE inside, ODE
   // Faithful Flow-GRPO: every step but the last.
   const all = rolloutPlan({ ...spec, window: { size: 9, start: 0 } }, 0);
   assert.equal(all.filter((p) => p.trained).length, 9);
-  assert.throws(() => windowStart(10, { size: 10, start: 0 }), /never trained/);
-  assert.throws(() => windowStart(10, { size: 6, start: 'random' }), /first half/);
+  assert.throws(() => windowStart(10, { size: 10, start: 0 }, 0), /never trained/);
+  assert.throws(() => windowStart(10, { size: 6, start: 'random' }, 0), /first half/);
   assert.throws(() => rolloutPlan({ ...spec, type: 'cps', a: 1.3 }, 0), /cps/);
   assert.throws(() => rolloutPlan({ ...spec, a: 0 }, 0), /flow.sde.a/);
 });
