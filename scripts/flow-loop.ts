@@ -13,6 +13,8 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'scalar' },
     seed: { type: 'string', default: '0' },
     sampler: { type: 'string', default: 'sde' },
+    start: { type: 'string', default: 'noise' },
+    'start-t': { type: 'string', default: '0.6' },
   },
 });
 const int = (name: string, v: string | undefined): number => {
@@ -25,6 +27,10 @@ if (mode !== 'scalar' && mode !== 'dense') throw new Error(`--mode must be scala
 const sampler = values.sampler;
 if (sampler !== 'sde' && sampler !== 'cps') throw new Error(`--sampler must be sde or cps, got ${sampler}`);
 
+const start = values.start;
+if (start !== 'noise' && start !== 'corrupted') throw new Error(`--start must be noise or corrupted, got ${start}`);
+const startT = Number(values['start-t']);
+if (!(startT > 0 && startT <= 1)) throw new Error(`--start-t must lie in (0, 1], got ${values['start-t']}`);
 const size = int('size', values.size);
 const config = parseConfig({ run: { seed: int('seed', values.seed) }, data: { size, source: { kind: 'procedural', count: 128 } } });
 const t0 = performance.now();
@@ -32,7 +38,7 @@ const result = await runFlowLoop(
   config,
   {
     model: { arch: 'unet', width: 16, depth: 2, timeFrequencies: 8, timeWidth: 32 },
-    sampler: { type: sampler, steps: 8, a: sampler === 'sde' ? 0.7 : 0.5, shift: 3, window: { size: 2, start: 'random' }, start: 'noise', startT: 1 },
+    sampler: { type: sampler, steps: 8, a: sampler === 'sde' ? 0.7 : 0.5, shift: 3, window: { size: 2, start: 'random' }, start, startT },
     evalSteps: 20,
     evalItems: 16,
     sft: { steps: int('sft', values.sft), batchSize: 16, lr: 2e-3 },
@@ -41,7 +47,7 @@ const result = await runFlowLoop(
   (l) => console.log(l),
 );
 const seconds = (performance.now() - t0) / 1000;
-console.log(JSON.stringify({ size, mode, sampler, seconds: Number(seconds.toFixed(1)), evalSsim: result.evalSsim, sftLossLast: result.sftLoss.at(-1), rewardFirst10: avg(result.grpo.slice(0, 10).map((l) => l.reward)), rewardLast10: avg(result.grpo.slice(-10).map((l) => l.reward)) }));
+console.log(JSON.stringify({ size, mode, sampler, start, startT: start === 'noise' ? 1 : startT, seconds: Number(seconds.toFixed(1)), evalSsim: result.evalSsim, sftLossLast: result.sftLoss.at(-1), rewardFirst10: avg(result.grpo.slice(0, 10).map((l) => l.reward)), rewardLast10: avg(result.grpo.slice(-10).map((l) => l.reward)) }));
 
 function avg(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;

@@ -171,7 +171,8 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
         advantage = d.advantages;
       }
       const rows = flowTrainingRows(roll.steps, corrupted, G, r, advantage, advantageMap);
-      const refMean = s.grpo.beta > 0 ? await referenceMeans(step, ref, rows) : { data: new Float32Array(rows.n * pix), dims: rows.feeds.x.dims };
+      // The reference forward runs even at beta = 0, so that the logged KL is the drift from the warm start.
+      const refMean = await referenceMeans(step, ref, rows);
       const out = await grpo.run({ ...paramFeeds(params), ...rows.feeds, ref_mean: refMean, ...hyperFeeds({ clipLow: s.grpo.clipLow, clipHigh: s.grpo.clipHigh, beta: s.grpo.beta }) });
       const g = gradientsFrom(out);
       groups++;
