@@ -152,17 +152,17 @@ function grpoFeeds(n: number, rand: () => number, r: typeof R, logp: Float32Arra
   return feeds;
 }
 
-for (const [mode, spec] of [['scalar', resnet], ['dense', unet]] as const) {
-  test(`Flow-GRPO graph (${mode}, ${spec.arch}): gradients match finite differences, the KL term as written`, async () => {
+for (const [mode, spec, type] of [['scalar', resnet, 'sde'], ['dense', unet, 'sde'], ['scalar', unet, 'cps']] as const) {
+  test(`Flow-GRPO graph (${mode}, ${spec.arch}, ${type}): gradients match finite differences, the KL term as written`, async () => {
     const r = mode === 'dense' ? { height: 12, width: 12 } : R;
     const n = 3;
     const rand = testRandom(10);
     const params = perturbed(spec, 11);
-    const step = await stepSession('sde', spec, r);
-    const base = rowsOf(n, rand, [[1, 0.9, 0.7], [0.75, 0.5, 1.3], [0.4, 0.3, 0.7]], 3 * r.height * r.width);
+    const step = await stepSession(type, spec, r);
+    const base = rowsOf(n, rand, type === 'sde' ? [[1, 0.9, 0.7], [0.75, 0.5, 1.3], [0.4, 0.3, 0.7]] : [[1, 0.9, 0.5], [0.75, 0.5, 0.9], [0.4, 0.3, 0.3]], 3 * r.height * r.width);
     const so = await step.run({ ...paramFeeds(params), ...base });
     const feeds = grpoFeeds(n, rand, r, null, mode === 'dense', { x_next: so.x_next.data, mean: so.mean.data, logp_map: so.logp_map.data, logp: so.logp.data }, base);
-    const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(spec, r, 'sde', mode)));
+    const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(spec, r, type, mode)));
     const out = await grpo.run({ ...paramFeeds(params), ...feeds }, ['kl', 'logp', 'ratio']);
     // kl = mean_rows mean_chw((mean - ref)^2) / (2 std^2), from the step graph's mean and std.
     const pix = 3 * r.height * r.width;
