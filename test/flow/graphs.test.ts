@@ -125,8 +125,7 @@ test('SFT graph: the rectified-flow loss equals mean((v(x_t, t, y) - (eps - x0))
   await step.release();
 });
 
-function grpoFeeds(n: number, rand: () => number, r: typeof R, logp: Float32Array | null, dense: boolean, stepOut: { x_next: Float32Array; mean: Float32Array; logp_map: Float32Array; logp: Float32Array }, base: Feeds): Feeds {
-  const pix = 3 * r.height * r.width;
+function grpoFeeds(n: number, rand: () => number, r: typeof R, dense: boolean, stepOut: { x_next: Float32Array; mean: Float32Array; logp_map: Float32Array; logp: Float32Array }, base: Feeds): Feeds {
   const dims = [n, 3, r.height, r.width];
   const mapDims = [n, 3, r.height - 10, r.width - 10];
   const feeds: Feeds = {
@@ -139,7 +138,7 @@ function grpoFeeds(n: number, rand: () => number, r: typeof R, logp: Float32Arra
     // Behaviour log-densities a little off the current ones, so ratios differ from 1 (inside the clip range).
     logp_old: dense
       ? { data: stepOut.logp_map.map((v) => v + (rand() - 0.5) * 0.2), dims }
-      : { data: (logp ?? stepOut.logp).map((v) => v + (rand() - 0.5) * 0.2), dims: [n] },
+      : { data: stepOut.logp.map((v) => v + (rand() - 0.5) * 0.2), dims: [n] },
     advantage: { data: uniform(n, rand), dims: [n] },
     // A reference whose means differ, so the KL term has a gradient.
     ref_mean: { data: stepOut.mean.map((v) => v + (rand() - 0.5) * 0.05), dims },
@@ -148,7 +147,6 @@ function grpoFeeds(n: number, rand: () => number, r: typeof R, logp: Float32Arra
     beta: scalarFeed(0.3),
   };
   if (dense) feeds.advantage_map = { data: uniform(n * 3 * (r.height - 10) * (r.width - 10), rand, -0.2, 0.2), dims: mapDims };
-  void pix;
   return feeds;
 }
 
@@ -161,7 +159,7 @@ for (const [mode, spec, type] of [['scalar', resnet, 'sde'], ['dense', unet, 'sd
     const step = await stepSession(type, spec, r);
     const base = rowsOf(n, rand, type === 'sde' ? [[1, 0.9, 0.7], [0.75, 0.5, 1.3], [0.4, 0.3, 0.7]] : [[1, 0.9, 0.5], [0.75, 0.5, 0.9], [0.4, 0.3, 0.3]], 3 * r.height * r.width);
     const so = await step.run({ ...paramFeeds(params), ...base });
-    const feeds = grpoFeeds(n, rand, r, null, mode === 'dense', { x_next: so.x_next.data, mean: so.mean.data, logp_map: so.logp_map.data, logp: so.logp.data }, base);
+    const feeds = grpoFeeds(n, rand, r, mode === 'dense', { x_next: so.x_next.data, mean: so.mean.data, logp_map: so.logp_map.data, logp: so.logp.data }, base);
     const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(spec, r, type, mode)));
     const out = await grpo.run({ ...paramFeeds(params), ...feeds }, ['kl', 'logp', 'ratio']);
     // kl = mean_rows mean_chw((mean - ref)^2) / (2 std^2), from the step graph's mean and std.
