@@ -116,3 +116,19 @@ test("start = 'corrupted': a zero velocity leaves x at (1 - startT) y + startT e
   });
   await step.release();
 });
+
+test('bad input is refused with errors that name it', async () => {
+  const step = await GraphSession.create(serialize(buildFlowStepGraph(resnet, R, 'sde')));
+  const params = perturbed(resnet, 26);
+  const plan = rolloutPlan(samplerSpec('sde'), 0);
+  await assert.rejects(rolloutFlow(step, params, { corrupted, n: N, resolution: R, seeds: seeds.slice(1) }, plan, { start: 'noise' }), /3 noise seeds for 4 items/);
+  await assert.rejects(rolloutFlow(step, params, { corrupted: corrupted.subarray(1), n: N, resolution: R, seeds }, plan, { start: 'noise' }), /corrupted has/);
+  await assert.rejects(rolloutFlow(step, params, { corrupted, n: N, resolution: R, seeds }, [], { start: 'noise' }), /no steps/);
+  const roll = await rolloutFlow(step, params, { corrupted, n: N, resolution: R, seeds }, plan, { start: 'noise' });
+  const adv = new Float32Array(N);
+  assert.throws(() => flowTrainingRows(roll.steps, corrupted, N, R, adv.subarray(1)), /3 advantages for 4 trajectories/);
+  assert.throws(() => flowTrainingRows(roll.steps, corrupted, N, R, adv, new Float32Array(N * 3 * 2 * 2)), /kept no per-element log-density/);
+  assert.throws(() => flowTrainingRows(roll.steps, corrupted, N, R, adv, new Float32Array(5)), /advantage map has 5 values/);
+  assert.throws(() => initVelocityParams({ ...resnet, width: 0 }, 0), /width must be a positive integer/);
+  await step.release();
+});
