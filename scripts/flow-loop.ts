@@ -15,6 +15,7 @@ const { values } = parseArgs({
     sampler: { type: 'string', default: 'sde' },
     start: { type: 'string', default: 'noise' },
     'start-t': { type: 'string', default: '0.6' },
+    'eval-sweep': { type: 'string', default: '' },
   },
 });
 const int = (name: string, v: string | undefined): number => {
@@ -40,6 +41,7 @@ const result = await runFlowLoop(
     model: { arch: 'unet', width: 16, depth: 2, timeFrequencies: 8, timeWidth: 32 },
     sampler: { type: sampler, steps: 8, a: sampler === 'sde' ? 0.7 : 0.5, shift: 3, window: { size: 2, start: 'random' }, start, startT },
     evalSteps: 20,
+    evalStepsSweep: values['eval-sweep'] ? values['eval-sweep'].split(',').map((k) => int('eval-sweep', k)) : [],
     evalItems: 16,
     sft: { steps: int('sft', values.sft), batchSize: 16, lr: 2e-3 },
     grpo: { steps: int('grpo', values.grpo), groupSize: 8, samplesPerBatch: 2, clipLow: 1e-4, clipHigh: 1e-4, beta: 0, lr: 1e-4, advantageMode: mode },
@@ -47,7 +49,7 @@ const result = await runFlowLoop(
   (l) => console.log(l),
 );
 const seconds = (performance.now() - t0) / 1000;
-console.log(JSON.stringify({ size, mode, sampler, start, startT: start === 'noise' ? 1 : startT, seconds: Number(seconds.toFixed(1)), evalSsim: result.evalSsim, sftLossLast: result.sftLoss.at(-1), rewardFirst10: avg(result.grpo.slice(0, 10).map((l) => l.reward)), rewardLast10: avg(result.grpo.slice(-10).map((l) => l.reward)) }));
+console.log(JSON.stringify({ size, mode, sampler, start, startT: start === 'noise' ? 1 : startT, seconds: Number(seconds.toFixed(1)), evalSsim: result.evalSsim, evalSweep: result.evalSweep, sftLossLast: result.sftLoss.at(-1), rewardFirst10: avg(result.grpo.slice(0, 10).map((l) => l.reward)), rewardLast10: avg(result.grpo.slice(-10).map((l) => l.reward)) }));
 
 function avg(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;

@@ -27,6 +27,8 @@ export interface FlowLoopSettings {
   sampler: FlowSamplerSpec;
   /** ODE steps of evaluation. */
   evalSteps: number;
+  /** Further ODE step counts to evaluate after each stage (how the step count moves SSIM). */
+  evalStepsSweep?: number[];
   /** Evaluation images (from the dataset's eval split). */
   evalItems: number;
   sft: { steps: number; batchSize: number; lr: number };
@@ -57,6 +59,8 @@ export interface FlowLoopResult {
   grpo: FlowGrpoStepLog[];
   /** Mean SSIM on the eval images: the corrupted input, ODE samples after SFT and after GRPO. */
   evalSsim: { corrupted: number; afterSft: number; afterGrpo: number };
+  /** The same evaluation at each of evalStepsSweep's step counts, and with the training rollouts' own plan. */
+  evalSweep: Array<{ sampler: string; afterSft: number; afterGrpo: number }>;
 }
 
 async function pairsAt(dataset: Dataset, first: number, n: number): Promise<{ corrupted: Float32Array; clean: Float32Array; ids: string[] }> {
@@ -96,10 +100,19 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
   const evaluation = await pairsAt(evalSet, 0, s.evalItems);
   const ssimOf = async (candidates: Float32Array, n: number, references: Float32Array): Promise<Float32Array> =>
     (await scorer.score({ candidates: clamp01(candidates), references, n, height: H, width: H })).ssim;
-  const evaluate = async (): Promise<number> => {
+  const evaluate = async (plan = odePlan(s.evalSteps, s.sampler.shift, startT)): Promise<number> => {
     const seeds = evaluation.ids.map((id) => flowNoiseSeed(seed, `eval:${id}`, 0));
-    const roll = await rolloutFlow(step, params, { corrupted: evaluation.corrupted, n: s.evalItems, resolution: r, seeds }, odePlan(s.evalSteps, s.sampler.shift, startT), { start: s.sampler.start });
+    const roll = await rolloutFlow(step, params, { corrupted: evaluation.corrupted, n: s.evalItems, resolution: r, seeds }, plan, { start: s.sampler.start });
     return mean(await ssimOf(roll.image, s.evalItems, evaluation.clean));
+  };
+  const sweepPlans = [
+    ...(s.evalStepsSweep ?? []).map((k) => ({ sampler: `ode ${k} steps`, plan: odePlan(k, s.sampler.shift, startT) })),
+    ...(s.evalStepsSweep?.length ? [{ sampler: `training plan (${s.sampler.type}, ${s.sampler.steps} steps, window ${s.sampler.window.size})`, plan: rolloutPlan(s.sampler, windowDraw(seed, 'eval')) }] : []),
+  ];
+  const sweep = async (): Promise<number[]> => {
+    const out: number[] = [];
+    for (const p of sweepPlans) out.push(await evaluate(p.plan));
+    return out;
   };
   const corruptedSsim = mean(await ssimOf(evaluation.corrupted, s.evalItems, evaluation.clean));
 
@@ -124,6 +137,7 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
     if ((k + 1) % 50 === 0) log(`[flow sft] ${k + 1}/${s.sft.steps} loss ${mean(sftLoss.slice(-50)).toFixed(4)}`);
   }
   const afterSft = await evaluate();
+  const sweepAfterSft = await sweep();
   log(`[flow eval] corrupted ${corruptedSsim.toFixed(4)}, after SFT ${afterSft.toFixed(4)} (ODE, ${s.evalSteps} steps)`);
 
   // Stage II: Flow-GRPO.
@@ -187,8 +201,10 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
     if ((k + 1) % 10 === 0) log(`[flow grpo] ${k + 1}/${s.grpo.steps} reward ${mean(logs.slice(-10).map((l) => l.reward)).toFixed(4)} kl ${kl.toExponential(2)} clip ${clipFraction.toFixed(3)}`);
   }
   const afterGrpo = await evaluate();
+  const sweepAfterGrpo = await sweep();
   log(`[flow eval] after GRPO ${afterGrpo.toFixed(4)} (ODE, ${s.evalSteps} steps)`);
   for (const sess of [step, sft, grpo]) await sess.release();
   await scorer.close();
-  return { params, sftLoss, grpo: logs, evalSsim: { corrupted: corruptedSsim, afterSft, afterGrpo } };
+  const evalSweep = sweepPlans.map((p, i) => ({ sampler: p.sampler, afterSft: sweepAfterSft[i], afterGrpo: sweepAfterGrpo[i] }));
+  return { params, sftLoss, grpo: logs, evalSsim: { corrupted: corruptedSsim, afterSft, afterGrpo }, evalSweep };
 }

@@ -12,6 +12,7 @@ test('flow loop: SFT lowers the rectified-flow loss, GRPO steps run on-policy, e
     model: { arch: 'resnet', width: 8, depth: 1, timeFrequencies: 4, timeWidth: 8 },
     sampler: { type: 'sde', steps: 4, a: 0.7, shift: 1, window: { size: 1, start: 'random' }, start: 'noise', startT: 1 },
     evalSteps: 4,
+    evalStepsSweep: [2],
     evalItems: 4,
     sft: { steps: 40, batchSize: 8, lr: 3e-3 },
     grpo: { steps: 2, groupSize: 4, samplesPerBatch: 2, clipLow: 1e-4, clipHigh: 1e-4, beta: 0.01, lr: 1e-3, advantageMode: 'dense' },
@@ -28,4 +29,6 @@ test('flow loop: SFT lowers the rectified-flow loss, GRPO steps run on-policy, e
   assert.ok(result.grpo[0].kl < 1e-10, `the first update starts at the warm start (kl ${result.grpo[0].kl})`);
   assert.ok(result.grpo[1].kl > 0, 'the second has moved away from it');
   for (const v of Object.values(result.evalSsim)) assert.ok(v > -1 && v <= 1, `eval SSIM ${v}`);
+  assert.deepEqual(result.evalSweep.map((e) => e.sampler), ['ode 2 steps', 'training plan (sde, 4 steps, window 1)']);
+  for (const e of result.evalSweep) assert.ok(e.afterSft > -1 && e.afterSft <= 1 && e.afterGrpo > -1 && e.afterGrpo <= 1);
 });
