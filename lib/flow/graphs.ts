@@ -110,7 +110,8 @@ function outputGradients(g: Graph, spec: VelocitySpec, params: Map<string, Value
 /**
  * Flow-GRPO's loss for a batch of trained steps (one row per trajectory and step):
  * param.*, x, x_next, y, t, t_next, a, logp_old, advantage [N], ref_mean, clip_low, clip_high, beta
- * -> loss, grad.*, logp, ratio, clip_fraction, kl, policy_terms, kl_rows (the loss's terms before reduction).
+ * -> loss, grad.*, logp, ratio, clip_fraction, kl, policy_terms, kl_rows (the loss's terms before reduction),
+ * clip_fraction_rows [N].
  *   r = exp(logp - logp_old);  loss = mean_rows max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high))
  *        + beta * mean_rows( mean_chw((mean - ref_mean)^2) / (2 std^2) )
  * The mean over rows is the gradient accumulated over trained steps, divided by their count.
@@ -140,17 +141,17 @@ export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: Flow
   const hi = add(1, clipHigh);
   let ratio: Value;
   let perElement: Value;
-  let clippedFraction: Value;
+  let clippedRows: Value;
   if (advantageMap) {
     const ratioE = exp(sub(density, logpOld));
     const adv = add(spreadSsimMap(advantageMap, r), perRow(advantage));
     perElement = max(mul(neg(adv), ratioE), mul(neg(adv), clip(ratioE, lo, hi)));
     ratio = reduceMean(ratioE, [1, 2, 3]);
-    clippedFraction = reduceMean(cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32'));
+    clippedRows = reduceMean(cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32'), [1, 2, 3]);
   } else {
     ratio = exp(sub(logp, logpOld));
     perElement = max(mul(neg(advantage), ratio), mul(neg(advantage), clip(ratio, lo, hi)));
-    clippedFraction = reduceMean(cast(or(less(ratio, lo), greater(ratio, hi)), 'float32'));
+    clippedRows = cast(or(less(ratio, lo), greater(ratio, hi)), 'float32');
   }
   const policyLoss = reduceMean(perElement);
   const safeStd = max(std, MIN_STEP_STD);
@@ -162,11 +163,13 @@ export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: Flow
   outputGradients(g, spec, params, loss);
   g.output('logp', logp);
   g.output('ratio', ratio);
-  g.output('clip_fraction', clippedFraction);
+  g.output('clip_fraction', reduceMean(clippedRows));
   g.output('kl', kl);
   // The loss before its reductions (per row, or per element in dense mode), for diagnostics and tests.
   g.output('policy_terms', perElement);
   g.output('kl_rows', klRows);
+  // Per row (one trajectory's one step): the clipped fraction, for per-step metrics.
+  g.output('clip_fraction_rows', clippedRows);
   return g;
 }
 

@@ -117,6 +117,8 @@ export async function rolloutFlow(
 export interface FlowTrainingRows {
   n: number;
   feeds: Feeds;
+  /** [n] each row's step index in the trajectory (for per-step metrics). */
+  stepOfRow: Int32Array;
 }
 
 /**
@@ -149,7 +151,9 @@ export function flowTrainingRows(
   const tNext = new Float32Array(n);
   const a = new Float32Array(n);
   const adv = new Float32Array(n);
+  const stepOfRow = new Int32Array(n);
   steps.forEach((s, k) => {
+    stepOfRow.fill(s.index, k * items, (k + 1) * items);
     x.set(s.xBefore, k * items * pix);
     xNext.set(s.xAfter, k * items * pix);
     ys.set(y, k * items * pix);
@@ -167,6 +171,7 @@ export function flowTrainingRows(
   const mapFeed: Feeds = maps ? { advantage_map: { data: maps, dims: [n, 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1] } } : {};
   return {
     n,
+    stepOfRow,
     feeds: {
       ...mapFeed,
       x: { data: x, dims },

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { buildFlowGrpoGraph, buildFlowOdeSamplerGraph, buildFlowStepGraph } from '../../lib/flow/graphs.ts';
 import { flowNoiseSeed, flowTrainingRows, fromFlowSpace, hyperFeeds, referenceMeans, rolloutFlow, startNoise, toFlowSpace, windowDraw } from '../../lib/flow/rollout.ts';
 import { odePlan, rolloutPlan, type FlowSamplerSpec, type FlowSamplerType } from '../../lib/flow/sampler.ts';
+import { metricsByStep } from '../../lib/flow/metrics.ts';
 import { initVelocityParams } from '../../lib/flow/velocity.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
@@ -131,4 +132,26 @@ test('bad input is refused with errors that name it', async () => {
   assert.throws(() => flowTrainingRows(roll.steps, corrupted, N, R, adv, new Float32Array(5)), /advantage map has 5 values/);
   assert.throws(() => initVelocityParams({ ...resnet, width: 0 }, 0), /width must be a positive integer/);
   await step.release();
+});
+
+test('per-step metrics: a behaviour log-prob off on one step only clips that step; the batch figures are their means', async () => {
+  const step = await GraphSession.create(serialize(buildFlowStepGraph(resnet, R, 'sde')));
+  const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(resnet, R, 'sde', 'scalar')));
+  const params = perturbed(resnet, 27);
+  const plan = rolloutPlan(samplerSpec('sde'), windowDraw(7, 'sample-0'));
+  const roll = await rolloutFlow(step, params, { corrupted, n: N, resolution: R, seeds }, plan, { start: 'noise' });
+  const rows = flowTrainingRows(roll.steps, corrupted, N, R, Float32Array.of(1, -1, 0.5, -0.5));
+  const [first, second] = roll.steps.map((s) => s.index);
+  // The second step's behaviour log-probs 0.01 higher: its ratios are exp(-0.01), outside a 1e-4 clip.
+  const logpOld = rows.feeds.logp_old.data.map((v, i) => (rows.stepOfRow[i] === second ? v + 0.01 : v));
+  const feeds: Feeds = { ...paramFeeds(params), ...rows.feeds, logp_old: { data: logpOld, dims: [rows.n] }, ref_mean: await referenceMeans(step, params, rows), ...hyperFeeds({ clipLow: 1e-4, clipHigh: 1e-4, beta: 0 }) };
+  const out = await grpo.run(feeds, ['ratio', 'clip_fraction', 'clip_fraction_rows', 'kl', 'kl_rows']);
+  const m = metricsByStep(rows.stepOfRow, { ratio: out.ratio.data, clipFractionRows: out.clip_fraction_rows.data, klRows: out.kl_rows.data });
+  assert.deepEqual(m.map((x) => [x.step, x.rows, x.clipFraction]), [[first, N, 0], [second, N, 1]]);
+  assert.ok(Math.abs(m[0].ratio - 1) < 1e-6 && Math.abs(m[1].ratio - Math.exp(-0.01)) < 1e-5, `ratios ${m[0].ratio}, ${m[1].ratio}`);
+  assert.equal(out.clip_fraction.data[0], 0.5);
+  assert.ok(Math.abs((m[0].kl + m[1].kl) / 2 - out.kl.data[0]) < 1e-9);
+  assert.throws(() => metricsByStep(rows.stepOfRow, { ratio: out.ratio.data.subarray(1), clipFractionRows: out.clip_fraction_rows.data, klRows: out.kl_rows.data }), /ratio has 7 values for 8 rows/);
+  await step.release();
+  await grpo.release();
 });
