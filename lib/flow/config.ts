@@ -1,0 +1,56 @@
+// The flow family's configuration section, ready to be mounted in lib/config/schema.ts as `flow:` (with
+// `model.family: gaussian | flow` and the two time-embedding fields beside the model's) when the family is
+// wired in (docs/flow.md, "Wiring"). Defaults follow flow_grpo; a window that the step plan would refuse
+// is refused here already, at load time, naming the field.
+
+import { z } from 'zod';
+import { windowStart, type FlowSamplerSpec } from './sampler.ts';
+import type { VelocitySpec } from './velocity.ts';
+
+const int = () => z.number().int();
+
+export const flowConfigSchema = z.strictObject({
+  steps: int().gte(2).default(10)
+    .describe('Sampling steps of a training rollout (flow_grpo: 10).'),
+  evalSteps: int().gte(1).default(40)
+    .describe('ODE steps of evaluation and of the exported sampler (flow_grpo: 40).'),
+  shift: z.number().gt(0).default(3)
+    .describe("SD3's timestep shift s: t = s u / (1 + (s - 1) u); s > 1 spends more steps at high noise (SD3: 3)."),
+  start: z.enum(['noise', 'corrupted']).default('noise')
+    .describe('noise: sampling starts from pure noise at t = 1 (as Robust-U1). corrupted: from (1 - startT) y + startT eps at t = startT.'),
+  startT: z.number().gt(0).lte(1).default(0.6)
+    .describe('First timestep when start is corrupted.'),
+  sde: z.strictObject({
+    type: z.enum(['sde', 'cps']).default('sde')
+      .describe("sde: Flow-GRPO's reverse SDE, std = a sqrt(t / (1 - t)) sqrt(-dt). cps: coefficients-preserving, std = t_next sin(a pi / 2)."),
+    a: z.number().gt(0).default(0.7)
+      .describe('Noise level a of the SDE steps (flow_grpo: 0.7 for SD3, 1.3 for BAGEL; cps needs a < 1).'),
+    window: z.strictObject({
+      size: int().gte(1).default(2)
+        .describe('SDE (trained) steps per rollout; the others are ODE steps (MixGRPO, Flow-GRPO-Fast: 2-3).'),
+      start: z.union([int().gte(0), z.literal('random')]).default('random')
+        .describe("First SDE step, or 'random': drawn per group among the starts that keep the window in the high-noise first half."),
+    }).prefault({}),
+  }).prefault({}),
+  timeFrequencies: int().gte(1).default(8)
+    .describe('Sinusoidal frequencies of the time embedding (2x features: sin and cos).'),
+  timeWidth: int().gte(1).default(32)
+    .describe('Width of the shared time embedding.'),
+}).superRefine((f, ctx) => {
+  try {
+    windowStart(f.steps, f.sde.window, 0);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', path: ['sde', 'window'], message: (e as Error).message });
+  }
+  if (f.sde.type === 'cps' && f.sde.a >= 1) ctx.addIssue({ code: 'custom', path: ['sde', 'a'], message: `must be < 1 for the cps sampler, got ${f.sde.a}` });
+}).describe('The flow-matching family (model.family = flow): sampler, SDE window and time embedding.');
+
+export type FlowConfig = z.output<typeof flowConfigSchema>;
+
+export function samplerSpecOf(f: FlowConfig): FlowSamplerSpec {
+  return { type: f.sde.type, steps: f.steps, a: f.sde.a, shift: f.shift, window: { ...f.sde.window }, start: f.start, startT: f.startT };
+}
+
+export function velocitySpecOf(model: { arch: 'resnet' | 'unet'; width: number; depth: number }, f: FlowConfig): VelocitySpec {
+  return { arch: model.arch, width: model.width, depth: model.depth, timeFrequencies: f.timeFrequencies, timeWidth: f.timeWidth };
+}

@@ -1,0 +1,215 @@
+// The flow family's ONNX graphs, all from one network definition (velocity.ts), so the learner recomputes
+// exactly the log-probabilities the rollout produced. Every row of a batch carries its own t, t_next and
+// noise level a, so rows from different steps and trajectories share one run. Contracts: docs/flow.md.
+
+import { Graph, type Value } from '../graph/graph.ts';
+import { add, cast, clip, div, exp, greater, greaterOrEqual, less, log, max, mul, neg, or, reduceMean, square, sqrt, sub, unsqueeze, where } from '../graph/ops.ts';
+import { gradients } from '../graph/autodiff.ts';
+import type { TensorMap } from '../checkpoint/tensors.ts';
+import { gaussianLogDensity, spreadSsimMap, type Resolution } from '../models/graphs.ts';
+import { SSIM_WINDOW } from '../models/ssim.ts';
+import type { FlowSamplerType, PlannedStep } from './sampler.ts';
+import { bakeVelocityParams, checkVelocityResolution, declareVelocityParams, sin, velocity, velocityParams, type VelocitySpec } from './velocity.ts';
+
+/** Floor on a step's std inside log-densities: ODE rows (std = 0) then give finite, meaningless logp. */
+export const MIN_STEP_STD = 1e-12;
+
+function imageInput(g: Graph, name: string, r: Resolution): Value {
+  return g.input(name, ['N', 3, r.height, r.width]);
+}
+
+/** [N] -> [N,1,1,1], to scale images row by row. */
+const perRow = (v: Value): Value => unsqueeze(v, [1, 2, 3]);
+
+export interface StepTensors {
+  /** The step's mean [N,3,H,W]. */
+  mean: Value;
+  /** Its std [N]. */
+  std: Value;
+}
+
+/**
+ * One sampling step's Gaussian, from x, v [N,3,H,W] and t, t_next, a [N], written as the formulas read
+ * (sampler.ts holds the same step as coefficients, the independent reference):
+ *   sde: s = a sqrt(t / (1 - t')), t' = t_next where t = 1 else t; dt = t_next - t
+ *        mean = x (1 + s^2 dt / 2t) + v (1 + s^2 (1 - t) / 2t) dt,   std = s sqrt(-dt)
+ *   cps: std = t_next sin(a pi / 2)
+ *        mean = (1 - t_next)(x - t v) + sqrt(t_next^2 - std^2)(x + (1 - t) v)
+ * With a = 0 the sde step is the Euler step x + v dt, bit for bit.
+ */
+export function flowStep(type: FlowSamplerType, x: Value, v: Value, t: Value, tNext: Value, a: Value): StepTensors {
+  if (type === 'sde') {
+    const dt = sub(tNext, t);
+    const tDen = where(greaterOrEqual(t, 1), tNext, t);
+    const s = mul(a, sqrt(div(t, sub(1, tDen))));
+    const s2 = mul(s, s);
+    const twoT = mul(t, 2);
+    const cx = add(1, mul(div(s2, twoT), dt));
+    const cv = mul(add(1, div(mul(s2, sub(1, t)), twoT)), dt);
+    return { mean: add(mul(x, perRow(cx)), mul(v, perRow(cv))), std: mul(s, sqrt(neg(dt))) };
+  }
+  const std = mul(tNext, sin(mul(a, Math.PI / 2)));
+  const c = sqrt(max(sub(mul(tNext, tNext), mul(std, std)), 0));
+  const x0Hat = sub(x, mul(perRow(t), v));
+  const x1Hat = add(x, mul(perRow(sub(1, t)), v));
+  return { mean: add(mul(perRow(sub(1, tNext)), x0Hat), mul(perRow(c), x1Hat)), std };
+}
+
+/** log(max(std, MIN_STEP_STD)) as [N,1,1,1], for gaussianLogDensity. */
+function stepLogStd(std: Value): Value {
+  return perRow(log(max(std, MIN_STEP_STD)));
+}
+
+interface RowInputs {
+  x: Value;
+  y: Value;
+  t: Value;
+  tNext: Value;
+  a: Value;
+}
+
+function rowInputs(g: Graph, r: Resolution): RowInputs {
+  return {
+    x: imageInput(g, 'x', r),
+    y: imageInput(g, 'y', r),
+    t: g.input('t', ['N']),
+    tNext: g.input('t_next', ['N']),
+    a: g.input('a', ['N']),
+  };
+}
+
+/**
+ * The rollout step: param.*, x, y, t, t_next, a, eps -> v, mean, x_next = mean + std eps, std [N],
+ * logp [N] (averaged over C, H, W), logp_map [N,3,H,W]. An ODE step is this graph with a = 0.
+ */
+export function buildFlowStepGraph(spec: VelocitySpec, r: Resolution, type: FlowSamplerType, baked?: TensorMap): Graph {
+  checkVelocityResolution(spec, r.height, r.width);
+  const g = new Graph();
+  const params = baked ? bakeVelocityParams(g, spec, baked) : declareVelocityParams(g, spec);
+  const { x, y, t, tNext, a } = rowInputs(g, r);
+  const eps = imageInput(g, 'eps', r);
+  const v = velocity(spec, params, x, t, y);
+  const { mean, std } = flowStep(type, x, v, t, tNext, a);
+  const xNext = add(mean, mul(perRow(std), eps));
+  const density = gaussianLogDensity(xNext, mean, stepLogStd(std));
+  g.output('v', v);
+  g.output('mean', mean);
+  g.output('x_next', xNext);
+  g.output('std', std);
+  g.output('logp', reduceMean(density, [1, 2, 3]));
+  g.output('logp_map', density);
+  return g;
+}
+
+function outputGradients(g: Graph, spec: VelocitySpec, params: Map<string, Value>, loss: Value): void {
+  const names = velocityParams(spec).map((p) => p.name);
+  const grads = gradients(loss, names.map((n) => params.get(n)!));
+  names.forEach((n, i) => g.output(`grad.${n}`, grads[i]));
+}
+
+/**
+ * Flow-GRPO's loss for a batch of trained steps (one row per trajectory and step):
+ * param.*, x, x_next, y, t, t_next, a, logp_old, advantage [N], ref_mean, clip_low, clip_high, beta
+ * -> loss, grad.*, logp, ratio, clip_fraction, kl, policy_terms, kl_rows (the loss's terms before reduction),
+ * clip_fraction_rows [N].
+ *   r = exp(logp - logp_old);  loss = mean_rows max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high))
+ *        + beta * mean_rows( mean_chw((mean - ref_mean)^2) / (2 std^2) )
+ * The mean over rows is the gradient accumulated over trained steps, divided by their count.
+ * Dense mode: logp_old is the per-element log-density [N,3,H,W], advantage_map [N,3,H-10,W-10] the
+ * group-centred SSIM map, spread onto pixels as the Gaussian family does, plus the scalar advantage;
+ * ratio and clipping are then per element.
+ */
+export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: FlowSamplerType, mode: 'scalar' | 'dense' = 'scalar'): Graph {
+  checkVelocityResolution(spec, r.height, r.width);
+  const g = new Graph();
+  const params = declareVelocityParams(g, spec);
+  const { x, y, t, tNext, a } = rowInputs(g, r);
+  const xNext = imageInput(g, 'x_next', r);
+  const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
+  const advantage = g.input('advantage', ['N']);
+  const advantageMap = mode === 'dense' ? g.input('advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
+  const refMean = imageInput(g, 'ref_mean', r);
+  const clipLow = g.input('clip_low', []);
+  const clipHigh = g.input('clip_high', []);
+  const beta = g.input('beta', []);
+
+  const v = velocity(spec, params, x, t, y);
+  const { mean, std } = flowStep(type, x, v, t, tNext, a);
+  const density = gaussianLogDensity(xNext, mean, stepLogStd(std));
+  const logp = reduceMean(density, [1, 2, 3]);
+  const lo = sub(1, clipLow);
+  const hi = add(1, clipHigh);
+  let ratio: Value;
+  let perElement: Value;
+  let clippedRows: Value;
+  if (advantageMap) {
+    const ratioE = exp(sub(density, logpOld));
+    const adv = add(spreadSsimMap(advantageMap, r), perRow(advantage));
+    perElement = max(mul(neg(adv), ratioE), mul(neg(adv), clip(ratioE, lo, hi)));
+    ratio = reduceMean(ratioE, [1, 2, 3]);
+    clippedRows = reduceMean(cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32'), [1, 2, 3]);
+  } else {
+    ratio = exp(sub(logp, logpOld));
+    perElement = max(mul(neg(advantage), ratio), mul(neg(advantage), clip(ratio, lo, hi)));
+    clippedRows = cast(or(less(ratio, lo), greater(ratio, hi)), 'float32');
+  }
+  const policyLoss = reduceMean(perElement);
+  const safeStd = max(std, MIN_STEP_STD);
+  const klRows = div(reduceMean(square(sub(mean, refMean)), [1, 2, 3]), mul(square(safeStd), 2));
+  const kl = reduceMean(klRows);
+  const loss = add(policyLoss, mul(beta, kl));
+
+  g.output('loss', loss);
+  outputGradients(g, spec, params, loss);
+  g.output('logp', logp);
+  g.output('ratio', ratio);
+  g.output('clip_fraction', reduceMean(clippedRows));
+  g.output('kl', kl);
+  // The loss before its reductions (per row, or per element in dense mode), for diagnostics and tests.
+  g.output('policy_terms', perElement);
+  g.output('kl_rows', klRows);
+  // Per row (one trajectory's one step): the clipped fraction, for per-step metrics.
+  g.output('clip_fraction_rows', clippedRows);
+  return g;
+}
+
+/**
+ * Stage I for the family, the rectified-flow loss: param.*, x0, y, eps, t [N] -> loss, grad.*, where
+ * x_t = (1 - t) x0 + t eps and loss = mean(residual^2), residual = v(x_t, t, y) - (eps - x0) (also an output).
+ */
+export function buildFlowSftGraph(spec: VelocitySpec, r: Resolution): Graph {
+  checkVelocityResolution(spec, r.height, r.width);
+  const g = new Graph();
+  const params = declareVelocityParams(g, spec);
+  const x0 = imageInput(g, 'x0', r);
+  const y = imageInput(g, 'y', r);
+  const eps = imageInput(g, 'eps', r);
+  const t = g.input('t', ['N']);
+  const xt = add(mul(perRow(sub(1, t)), x0), mul(perRow(t), eps));
+  const residual = sub(velocity(spec, params, xt, t, y), sub(eps, x0));
+  const loss = reduceMean(square(residual));
+  g.output('loss', loss);
+  outputGradients(g, spec, params, loss);
+  g.output('residual', residual);
+  return g;
+}
+
+/**
+ * A standalone deterministic sampler: the whole ODE loop of `plan` unrolled, weights baked in.
+ * y, x_start [N,3,H,W] (flow space) -> x [N,3,H,W] (flow space, t = 0).
+ */
+export function buildFlowOdeSamplerGraph(spec: VelocitySpec, r: Resolution, params: TensorMap, plan: readonly PlannedStep[]): Graph {
+  checkVelocityResolution(spec, r.height, r.width);
+  if (plan.some((s) => s.a !== 0)) throw new Error('ODE sampler: every planned step must have a = 0');
+  const g = new Graph();
+  const baked = bakeVelocityParams(g, spec, params);
+  const y = imageInput(g, 'y', r);
+  let x = imageInput(g, 'x_start', r);
+  const zeroRow = reduceMean(mul(y, 0), [1, 2, 3]); // [N] zeros, sized from the batch, to carry each t
+  for (const s of plan) {
+    const v = velocity(spec, baked, x, add(zeroRow, s.t), y);
+    x = add(x, mul(v, Math.fround(s.tNext - s.t)));
+  }
+  g.output('x', x);
+  return g;
+}

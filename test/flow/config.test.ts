@@ -1,0 +1,29 @@
+// The flow configuration section: flow_grpo's defaults, and windows the step plan would refuse refused at
+// load time, naming the field.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { flowConfigSchema, samplerSpecOf, velocitySpecOf } from '../../lib/flow/config.ts';
+import { rolloutPlan } from '../../lib/flow/sampler.ts';
+
+test('flow config: defaults give a valid plan; the specs carry every field', () => {
+  const f = flowConfigSchema.parse({});
+  assert.equal(f.steps, 10);
+  assert.equal(f.evalSteps, 40);
+  assert.deepEqual(f.sde, { type: 'sde', a: 0.7, window: { size: 2, start: 'random' } });
+  const plan = rolloutPlan(samplerSpecOf(f), 0.99);
+  assert.equal(plan.length, 10);
+  assert.equal(plan.filter((p) => p.trained).length, 2);
+  assert.deepEqual(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), { arch: 'unet', width: 8, depth: 2, timeFrequencies: 8, timeWidth: 32 });
+});
+
+test('flow config: a window reaching the last step, a random window past the first half and cps with a >= 1 are refused by name', () => {
+  const issues = (input: unknown) => {
+    const r = flowConfigSchema.safeParse(input);
+    assert.equal(r.success, false);
+    return r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  assert.match(issues({ steps: 4, sde: { window: { size: 3, start: 1 } } })[0], /^sde\.window: .*never trained/);
+  assert.match(issues({ steps: 4, sde: { window: { size: 3 } } })[0], /^sde\.window: .*first half/);
+  assert.match(issues({ sde: { type: 'cps', a: 1.3 } })[0], /^sde\.a: must be < 1/);
+  assert.match(issues({ sde: { window: { start: 'middle' } } })[0], /^sde\.window\.start/);
+});
