@@ -86,7 +86,7 @@ class RewardRole implements WorkerRoleImpl {
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
     this.device = this.deviceOption ?? ctx.config.reward.device;
-    this.scorer = new RewardScorer(ctx.config.reward.clipModel, this.device);
+    this.scorer = new RewardScorer(ctx.config.reward, this.device);
     // Warm up at the run's resolution: loads the encoder (a bad reward.clipModel ends the worker here, by name)
     // and learns its name for capabilities and results.
     const { height, width } = resolutionOf(ctx.config);
