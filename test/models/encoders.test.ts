@@ -153,3 +153,13 @@ test('direct reward backprop with the pretrained encoder: its gradient matches a
   await session.release();
   assert.ok(Math.abs(numeric - norm) < 0.05 * norm, `directional derivative: analytic ${norm} vs numeric ${numeric}`);
 });
+
+test('a reward scorer with reward.encoder mobilenet-v2 reports the encoder with package, version and licence', async () => {
+  const { RewardScorer } = await import('../../lib/models/scorer.ts');
+  const scorer = new RewardScorer({ encoder: 'mobilenet-v2' });
+  const img = Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => (i % 7) / 7);
+  const s = await scorer.score({ candidates: img, references: img, n: 1, height: 16, width: 16 });
+  await scorer.close();
+  assert.ok(Math.abs(s.clip_cos[0] - 1) < 1e-5);
+  assert.equal(scorer.encoderName, 'mobilenet-v2-1.4-pooled (nsfwjs@4.4.0 mobilenet_v2_mid, MIT)');
+});
