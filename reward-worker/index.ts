@@ -1,7 +1,8 @@
 // The reward worker: scores candidate images against clean references with the reward graph (SSIM and the
 // image-embedding cosine, `clip_cos`) and returns the raw components per candidate; the orchestrator applies
-// the reward expression. The encoder is the run config's reward.clipModel (an ONNX CLIP vision tower) or the
-// built-in random-feature stand-in; every ScoreResult names it in clip_encoder.
+// the reward expression. The encoder is the run config's reward.encoder (the built-in random-feature stand-in,
+// the pretrained MobileNetV2 from nsfwjs, or reward.clipModel's ONNX CLIP vision tower); every ScoreResult
+// names it in clip_encoder.
 //
 // A candidate that cannot be scored is a TaskError for the whole task, never a reward of 0:
 //   bad_input   tensors missing, malformed, wrongly shaped, smaller than the 11x11 SSIM window
@@ -86,7 +87,7 @@ class RewardRole implements WorkerRoleImpl {
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
     this.device = this.deviceOption ?? ctx.config.reward.device;
-    this.scorer = new RewardScorer(ctx.config.reward.clipModel, this.device);
+    this.scorer = new RewardScorer(ctx.config.reward, this.device);
     // Warm up at the run's resolution: loads the encoder (a bad reward.clipModel ends the worker here, by name)
     // and learns its name for capabilities and results.
     const { height, width } = resolutionOf(ctx.config);

@@ -19,7 +19,7 @@ const command: CommandModule<object, Args> = {
     const config = runConfigFrom(args);
     await mkdir(args.out, { recursive: true });
     const params = initPolicyParams(policySpecOf(config), config.run.seed);
-    const reward = await rewardModel(resolutionOf(config), config.reward.clipModel);
+    const reward = await rewardModel(resolutionOf(config), config.reward);
     const files: Record<string, Uint8Array> = {
       'policy.onnx': policyModel(config),
       'train-grpo.onnx': grpoModel(config),

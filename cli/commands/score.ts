@@ -11,6 +11,7 @@ interface Args extends ConfigArgs {
   candidate?: string;
   pairs?: string;
   clipModel?: string;
+  encoder?: 'random-features' | 'mobilenet-v2' | 'onnx';
   json: boolean;
 }
 
@@ -43,7 +44,8 @@ const command: CommandModule<object, Args> = {
       .option('reference', { type: 'string', describe: 'clean reference image (PNG, JPEG, WebP)' })
       .option('candidate', { type: 'string', describe: 'candidate (recovered) image' })
       .option('pairs', { type: 'string', describe: 'JSONL file of {"reference", "candidate"} (paths relative to it)' })
-      .option('clip-model', { type: 'string', describe: 'ONNX CLIP vision tower (pixel_values [N,3,224,224] -> embedding); default: the built-in random-conv-features encoder' })
+      .option('encoder', { choices: ['random-features', 'mobilenet-v2', 'onnx'] as const, describe: 'image encoder of clip_cos (overrides reward.encoder; docs/encoders.md)' })
+      .option('clip-model', { type: 'string', describe: 'ONNX CLIP vision tower (pixel_values [N,3,224,224] -> embedding), implies --encoder onnx; default: reward.encoder of the config' })
       .option('json', { type: 'boolean', default: true, describe: 'print JSON lines' })
       .check((a) => {
         if (a.pairs ? a.reference || a.candidate : !(a.reference && a.candidate)) throw new Error('give either --reference and --candidate, or --pairs');
@@ -55,7 +57,8 @@ const command: CommandModule<object, Args> = {
     const { compileRewardExpression, rewardConstants } = await import('../../lib/grpo/reward-expression.ts');
     const config = runConfigFrom(args);
     const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
-    const scorer = new RewardScorer(args.clipModel ?? config.reward.clipModel, config.reward.device);
+    const encoder = args.clipModel ? { encoder: 'onnx' as const, clipModel: args.clipModel } : args.encoder ? { ...config.reward, encoder: args.encoder } : config.reward;
+    const scorer = new RewardScorer(encoder, config.reward.device);
     const pairs = args.pairs ? await readPairs(args.pairs) : [{ reference: args.reference!, candidate: args.candidate! }];
     const read = async (path: string, size?: { width: number; height: number }) => {
       try {

@@ -90,8 +90,10 @@ export const rewardSchema = z.strictObject({
     .describe('Named weights the expression uses (Robust-U1: restoration 1.0, tinyclip 0.2). Every weight must appear in the expression as `weights.<name>` and every `weights.<name>` there must exist, so an ablation override such as `reward.weights.clip=0.5` cannot silently miss. With `multiRewardMode: normalize-then-sum` they weigh the normalised terms.'),
   alpha: z.number().gt(0).default(5)
     .describe('Sharpness of the CLIP term exp(-alpha * (1 - cos)) (Robust-U1: 5).'),
+  encoder: z.enum(['random-features', 'mobilenet-v2', 'onnx']).optional()
+    .describe('The image encoder of the semantic term clip_cos (docs/encoders.md): `random-features`, the built-in fixed random convolutional features (not CLIP); `mobilenet-v2`, the pretrained MobileNetV2 (width 1.4) that the npm package nsfwjs (MIT) ships, converted from TensorFlow.js, its pooled penultimate features with its own preprocessing; `onnx`, a user\'s CLIP vision tower at reward.clipModel. Absent: onnx when reward.clipModel is set, else the default in docs/encoders.md. Reports name the encoder, its source package and version, and its licence.'),
   clipModel: z.string().min(1).optional()
-    .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding). Absent: the built-in fixed random-feature encoder, a stand-in that is not CLIP; report which one a run used.'),
+    .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding), used with reward.encoder=onnx (implied when reward.encoder is absent).'),
   device: z.enum(['cpu', 'cuda']).default('cpu')
     .describe('Execution provider of the reward workers\' ONNX Runtime sessions.'),
 }).superRefine((r, ctx) => {

@@ -70,7 +70,7 @@ export async function evaluate(
   const n = samples.length;
   const { corrupted, clean } = stackPairs(samples);
   const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
-  const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ?? config.reward.clipModel, config.reward.device);
+  const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ? { encoder: 'onnx', clipModel: opts.clipModel } : config.reward, config.reward.device);
   const runner = opts.runner ?? (Object.values(policies).some((p) => p.kind !== 'identity') ? await PolicyRunner.create(config) : undefined);
   const reports: Record<string, EvalReport> = {};
   const outputs: Record<string, Float32Array> = {};

@@ -107,7 +107,7 @@ export class PeriodicEvaluator {
     if (this.closed) return null;
     this.samples ??= await firstSamples(await openRunDataset(config, 'eval'), config.eval.samples);
     this.runner ??= await PolicyRunner.create(config);
-    this.scorer ??= new RewardScorer(config.reward.clipModel, config.reward.device);
+    this.scorer ??= new RewardScorer(config.reward, config.reward.device);
     const reuse = { runner: this.runner, scorer: this.scorer };
     const policies: Parameters<typeof evaluate>[2] = { policy: { kind: 'mean', params: ck.params } };
     if (!this.identity) policies.identity = { kind: 'identity' };

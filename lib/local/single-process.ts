@@ -87,7 +87,7 @@ export async function runSingleProcess(
 
   const runner = await PolicyRunner.create(config);
   const refRunner = runner;
-  const scorer = new RewardScorer(config.reward.clipModel, config.reward.device);
+  const scorer = new RewardScorer(config.reward, config.reward.device);
   const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const g = config.grpo;
   const dense = g.advantageMode === 'dense';
@@ -170,7 +170,7 @@ export async function runRewardBackprop(
   const params = opts.params;
   const trainer = PolicyTrainer.create(config, params);
   const runner = await PolicyRunner.create(config);
-  const scorer = new RewardScorer(config.reward.clipModel, config.reward.device);
+  const scorer = new RewardScorer(config.reward, config.reward.device);
   const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const B = config.sft.batchSize;
   const zeros = new Float32Array(B * pix);

@@ -5,8 +5,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { modelOpset, serialize } from '../graph/onnx.ts';
 import { buildGrpoGraph, buildPolicyGraph, buildRewardBackpropGraph, buildRewardGraph, buildSftGraph, type Resolution } from './graphs.ts';
 import { policyParams, type PolicySpec } from './policy.ts';
-import { loadEncoder, type EncoderModel } from './reward.ts';
-import { BUILTIN_ENCODER_NAME } from './encoder.ts';
+import { differentiableEncoder, loadEncoder, PREPROCESS, type EncoderChoice, type EncoderModel } from './reward.ts';
 
 export function policySpecOf(config: RunConfig): PolicySpec {
   return { ...config.model };
@@ -25,9 +24,11 @@ export const policyModel = (config: RunConfig): Uint8Array => serialize(buildPol
 export const grpoModel = (config: RunConfig): Uint8Array => serialize(buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode));
 export const sftModel = (config: RunConfig): Uint8Array => serialize(buildSftGraph(policySpecOf(config), resolutionOf(config), config.sft.loss));
 
-/** Direct reward backprop (a reference, not GRPO): refused unless the run uses the built-in encoder. */
-export const rewardBackpropModel = (config: RunConfig): Uint8Array =>
-  serialize(buildRewardBackpropGraph(policySpecOf(config), resolutionOf(config), config.reward.clipModel ?? BUILTIN_ENCODER_NAME));
+/** Direct reward backprop (a reference, not GRPO): refused when the run's encoder is a user's ONNX file (forward only). */
+export function rewardBackpropModel(config: RunConfig): Uint8Array {
+  const encoder = differentiableEncoder(config.reward);
+  return serialize(buildRewardBackpropGraph(policySpecOf(config), resolutionOf(config), encoder.name, encoder.encode, encoder.preprocess));
+}
 
 export function standalonePolicyModel(config: RunConfig, params: TensorMap): Uint8Array {
   return serialize(buildPolicyGraph(policySpecOf(config), resolutionOf(config), params), {
@@ -35,8 +36,10 @@ export function standalonePolicyModel(config: RunConfig, params: TensorMap): Uin
   });
 }
 
-export async function rewardModel(resolution: Resolution, clipModel?: string): Promise<{ bytes: Uint8Array; encoder: EncoderModel }> {
-  const encoder = await loadEncoder(clipModel);
+/** The reward graph with the encoder a config asks for (`choice`: the reward config, or a clipModel path). */
+export async function rewardModel(resolution: Resolution, choice?: EncoderChoice | string): Promise<{ bytes: Uint8Array; encoder: EncoderModel }> {
+  const encoder = await loadEncoder(choice);
   const opset = Math.max(17, modelOpset(encoder.bytes, encoder.name));
-  return { bytes: serialize(buildRewardGraph(resolution, { encoder: encoder.bytes, encoderName: encoder.name }, opset), { metadata: { encoder: encoder.name } }), encoder };
+  const graph = buildRewardGraph(resolution, { encoder: encoder.bytes, encoderName: encoder.name, preprocess: PREPROCESS[encoder.preprocess] }, opset);
+  return { bytes: serialize(graph, { metadata: { encoder: encoder.name } }), encoder };
 }

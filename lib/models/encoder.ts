@@ -107,15 +107,27 @@ function l2normalize(e: Value): Value {
 }
 
 /**
+ * An image encoder as graph ops: its own preprocessing of [N,3,H,W] images in [0,1] into the network's
+ * input, and the network itself (input -> embedding [M, ...]).
+ */
+export interface ImageEncoder {
+  name: string;
+  preprocess: (x: Value) => Value;
+  encode: (pixels: Value) => Value;
+}
+
+/**
  * Cosine similarity [N] between the embeddings of `candidate` and `reference`, both through one copy
  * of the encoder: each pair is stacked along the batch axis ([N,2,...] -> [M=2N,...]) and split after.
+ * `encode` alone (a function) means an encoder with the CLIP contract and CLIP's preprocessing.
  */
-export function embeddingCosine(candidate: Value, reference: Value, encode: (pixels: Value) => Value, encoderName: string): Value {
+export function embeddingCosine(candidate: Value, reference: Value, encoder: ImageEncoder | ((pixels: Value) => Value), encoderName?: string): Value {
+  const enc: ImageEncoder = typeof encoder === 'function' ? { name: encoderName ?? 'encoder', preprocess: clipPreprocess, encode: encoder } : encoder;
   const [n, c, h, w] = candidate.shape;
   const pair = concat([reshape(candidate, [n, 1, c, h, w]), reshape(reference, [n, 1, c, h, w])], 1);
-  const embeds = encode(clipPreprocess(reshape(pair, ['M', c, h, w])));
+  const embeds = enc.encode(enc.preprocess(reshape(pair, ['M', c, h, w])));
   const dims = embeds.shape.slice(1);
-  if (!dims.every((d) => typeof d === 'number')) throw new Error(`${encoderName}: its output must have static non-batch dimensions, got [${embeds.shape}]`);
+  if (!dims.every((d) => typeof d === 'number')) throw new Error(`${enc.name}: its output must have static non-batch dimensions, got [${embeds.shape}]`);
   const d = (dims as number[]).reduce((a, b) => a * b, 1);
   const e = reshape(l2normalize(reshape(embeds, ['M', d])), [n, 2, d]);
   const half = (i: number) => reshape(slice(e, [i], [i + 1], [1]), [n, d]);

@@ -7,7 +7,7 @@ import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { bakeParams, checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
 import { gaussianWindow1d, ssim, ssimMap, SSIM_WINDOW } from './ssim.ts';
-import { BUILTIN_ENCODER_NAME, builtinEncoder, embeddingCosine, splicedEncoder } from './encoder.ts';
+import { BUILTIN_ENCODER_NAME, builtinEncoder, clipPreprocess, embeddingCosine, splicedEncoder, type ImageEncoder } from './encoder.ts';
 
 export interface Resolution {
   height: number;
@@ -163,6 +163,8 @@ export interface RewardGraphOptions {
   /** The image encoder (CLIP vision tower contract) as ONNX bytes, and its name for messages and docs. */
   encoder: Uint8Array;
   encoderName: string;
+  /** The encoder's own preprocessing of [N,3,H,W] images in [0,1] (default: CLIP's). */
+  preprocess?: ImageEncoder['preprocess'];
 }
 
 /** reward: candidate, reference [N,3,H,W] in [0,1] -> ssim [N], clip_cos [N], ssim_map [N,3,H-10,W-10]. */
@@ -172,7 +174,8 @@ export function buildRewardGraph(r: Resolution, opts: RewardGraphOptions, opset 
   const reference = imageInput(g, 'reference', r);
   g.output('ssim', ssim(candidate, reference));
   g.output('ssim_map', ssimMap(candidate, reference));
-  g.output('clip_cos', embeddingCosine(candidate, reference, splicedEncoder(opts.encoder, opts.encoderName), opts.encoderName));
+  const encoder = { name: opts.encoderName, preprocess: opts.preprocess ?? clipPreprocess, encode: splicedEncoder(opts.encoder, opts.encoderName) };
+  g.output('clip_cos', embeddingCosine(candidate, reference, encoder));
   return g;
 }
 
@@ -185,9 +188,16 @@ export function buildRewardGraph(r: Resolution, opts: RewardGraphOptions, opset 
  *   loss = -mean_i (d_ssim_i * ssim_i + d_clip_cos_i * clip_cos_i)
  * With d_* the reward expression's partial derivatives at the current components (the caller evaluates
  * them), grad is the gradient of -mean reward. Only the built-in encoder (or an `encode` function made of
- * graph ops) is differentiable here: an encoder spliced from ONNX is forward-only, so it is refused.
+ * graph ops, such as the converted pretrained network) is differentiable here: an encoder spliced from
+ * ONNX is forward-only, so it is refused. `preprocess` is the encoder's own (default: CLIP's).
  */
-export function buildRewardBackpropGraph(spec: PolicySpec, r: Resolution, encoderName: string, encode?: (pixels: Value) => Value): Graph {
+export function buildRewardBackpropGraph(
+  spec: PolicySpec,
+  r: Resolution,
+  encoderName: string,
+  encode?: (pixels: Value) => Value,
+  preprocess: ImageEncoder['preprocess'] = clipPreprocess,
+): Graph {
   if (!encode && encoderName !== BUILTIN_ENCODER_NAME) {
     throw new Error(`direct reward backprop differentiates the encoder, and only the built-in one (${BUILTIN_ENCODER_NAME}) is built from differentiable ops; ${encoderName} is spliced from ONNX and forward-only`);
   }
@@ -200,7 +210,7 @@ export function buildRewardBackpropGraph(spec: PolicySpec, r: Resolution, encode
   const dClip = g.input('d_clip_cos', ['N']);
   const candidate = clip(policyMean(spec, params, image), 0, 1);
   const s = ssim(candidate, reference);
-  const cos = embeddingCosine(candidate, reference, encode ?? builtinEncoder, encoderName);
+  const cos = embeddingCosine(candidate, reference, { name: encoderName, preprocess, encode: encode ?? builtinEncoder });
   const loss = neg(reduceMean(add(mul(dSsim, s), mul(dClip, cos))));
   g.output('loss', loss);
   outputGradients(g, spec, params, loss);

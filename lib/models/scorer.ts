@@ -4,6 +4,7 @@
 import type { Device } from '../graph/runtime.ts';
 import { GraphSession } from '../graph/runtime.ts';
 import { rewardModel } from './bundle.ts';
+import type { EncoderChoice } from './reward.ts';
 
 export interface ScoreBatch {
   /** [n,3,h,w] candidates and references, values in [0,1]. */
@@ -25,7 +26,8 @@ export class RewardScorer {
   encoderName = '';
 
   constructor(
-    private readonly clipModel: string | undefined,
+    /** The reward config's encoder fields (pass `config.reward`). */
+    private readonly encoder: EncoderChoice | undefined,
     private readonly device: Device = 'cpu',
   ) {}
 
@@ -33,7 +35,7 @@ export class RewardScorer {
     const key = `${height}x${width}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = rewardModel({ height, width }, this.clipModel).then(({ bytes, encoder }) => {
+      s = rewardModel({ height, width }, this.encoder).then(({ bytes, encoder }) => {
         this.encoderName = encoder.name;
         return GraphSession.create(bytes, { device: this.device });
       });

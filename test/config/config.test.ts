@@ -194,7 +194,7 @@ test('the reference lists every field, with its type, default and description', 
     }
   };
   walk(loadConfig() as unknown as Record<string, unknown>, '');
-  leaves.push('data.source.path', 'data.corruptions.weights', 'reward.clipModel');
+  leaves.push('data.source.path', 'data.corruptions.weights', 'reward.clipModel', 'reward.encoder');
   assert.deepEqual([...configFieldPaths()].sort(), leaves.sort());
   const ref = renderConfigReference();
   for (const path of leaves) assert.match(ref, new RegExp(`^\\| \`${path.replace(/\./g, '\\.')}\` \\| [^|]`, 'm'), path);
