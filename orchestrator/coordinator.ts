@@ -5,11 +5,14 @@
 
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Dataset, Sample } from '../lib/data/dataset.ts';
-import { stackPairs, toCHWFloat } from '../lib/data/image.ts';
-import { hashSeed } from '../lib/data/random.ts';
-import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms, type Components, type DenseDecomposition, type RewardFunction, type RewardTerms } from '../lib/grpo/reward-expression.ts';
-import { denseAdvantages, groupAdvantages, multiRewardGroupAdvantages, meanStd, type AdvantageOptions } from '../lib/grpo/advantages.ts';
-import { staleness } from '../lib/grpo/staleness.ts';
+import { clamp01, stackPairs, toCHWFloat } from '../lib/data/image.ts';
+import type { Components } from '../lib/grpo/reward-expression.ts';
+import { meanStd, ZERO_VARIANCE_STD } from '../lib/grpo/advantages.ts';
+import { advantagesOf, compileAlgorithm, rewardsOf, type GrpoAlgorithm } from '../lib/grpo/algorithm.ts';
+import { assembleGrpoBatch, type TrainableGroup } from '../lib/grpo/batch.ts';
+import { grpoCursors, groupSampleId, rolloutNoiseSeed, sftCursors } from '../lib/grpo/sampling.ts';
+import { mayDispatch } from '../lib/grpo/staleness.ts';
+import { ssimMapSize } from '../lib/models/ssim.ts';
 import {
   encodeTensor,
   type OrchestratorMessage,
@@ -50,7 +53,6 @@ interface Group {
   cursor: number;
   image: Float32Array;
   clean: Float32Array;
-  corruption: string;
   actions: Float32Array[];
   logps: number[];
   versions: number[];
@@ -99,11 +101,9 @@ export class Coordinator {
   private readonly H: number;
   private readonly sftSteps: number;
   private readonly totalSeq: number;
-  private readonly reward: RewardFunction;
-  private readonly terms: RewardTerms | null;
-  /** Dense advantages: the reward split as ssimWeight * ssim + rest (refused at start if impossible). */
-  private readonly dense: DenseDecomposition | null;
-  private readonly advOpts: AdvantageOptions;
+  /** The reward and advantage variant of the run (lib/grpo/algorithm.ts). */
+  private readonly algo: GrpoAlgorithm;
+  private readonly dense: boolean;
   private learner?: WorkerSession;
   /** TrainBatches sent and not yet acknowledged, by seq (re-sent to a reconnecting learner). */
   private readonly unacked = new Map<number, TrainBatch>();
@@ -125,9 +125,8 @@ export class Coordinator {
     this.H = o.config.data.size;
     this.sftSteps = o.config.sft.steps;
     this.totalSeq = this.sftSteps + o.config.grpo.steps;
-    ({ reward: this.reward, terms: this.terms, dense: this.dense } = Coordinator.checkConfig(o.config));
-    const g = o.config.grpo;
-    this.advOpts = { stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: g.dropZeroVarianceGroups };
+    this.algo = compileAlgorithm(o.config);
+    this.dense = this.algo.variant === 'dense';
     this.nextSftSeq = o.state.ackedSeq + 1;
     this.nextK = Math.max(0, o.state.ackedSeq - this.sftSteps);
     this.nextSendK = this.nextK;
@@ -144,16 +143,6 @@ export class Coordinator {
     });
     o.metrics.get('policy_version').set(o.state.learnerVersion);
     this.updateWorkerGauge(); // zero for every role until one connects, so "no workers" alerts can fire
-  }
-
-  /** Compiles the reward expression for the run's modes; throws (naming the expression and the problem) if it cannot be used. */
-  static checkConfig(config: RunConfig): { reward: RewardFunction; terms: RewardTerms | null; dense: DenseDecomposition | null } {
-    const constants = rewardConstants(config.reward);
-    const reward = compileRewardExpression(config.reward.expression, constants);
-    const terms = config.grpo.multiRewardMode === 'normalize-then-sum' ? rewardTerms(config.reward.expression, constants) : null;
-    const dense = config.grpo.advantageMode === 'dense' ? decomposeForDense(config.reward.expression, constants) : null;
-    if (dense && terms) throw new Error('config: grpo.advantageMode dense cannot be combined with grpo.multiRewardMode normalize-then-sum');
-    return { reward, terms, dense };
   }
 
   get state(): RunState {
@@ -282,9 +271,8 @@ export class Coordinator {
       return;
     }
     if (this.o.state.ackedSeq < this.sftSteps) return; // GRPO starts from the finished warm start
-    // Admission: batch k trains at version (learner version + its distance from the next batch to be
-    // acknowledged); its rollouts use the current version, so its staleness is that distance.
-    while (this.nextK < this.cfg.grpo.steps && this.seqOf(this.nextK) - (this.o.state.ackedSeq + 1) <= this.cfg.grpo.maxStaleness) {
+    // Admission: the one staleness rule (lib/grpo/staleness.ts).
+    while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), this.o.state.ackedSeq, this.cfg.grpo.maxStaleness)) {
       const k = this.nextK++;
       if (!this.grpoStart) this.grpoStart = Date.now();
       void this.openBatch(k).catch((e: Error) => this.fail(e));
@@ -335,7 +323,7 @@ export class Coordinator {
   private async buildSft(seq: number): Promise<TrainBatch> {
     const B = this.cfg.sft.batchSize;
     const samples = [];
-    for (let i = 0; i < B; i++) samples.push(await this.load((seq - 1) * B + i));
+    for (const c of sftCursors(this.cfg, seq)) samples.push(await this.load(c));
     const { corrupted: images, clean: targets } = stackPairs(samples);
     const ids = samples.map((s) => s.id);
     const shape = [B, 3, this.H, this.H];
@@ -358,10 +346,9 @@ export class Coordinator {
       const group: Group = {
         k,
         cursor,
-        sampleId: `c${cursor}:${s.id}`,
+        sampleId: groupSampleId(cursor, s.id),
         image: toCHWFloat(s.corrupted),
         clean: toCHWFloat(s.clean),
-        corruption: `${s.corruption.type}@${s.corruption.level ?? '?'}`,
         actions: [],
         logps: [],
         versions: [],
@@ -374,9 +361,7 @@ export class Coordinator {
 
   /** The dataset cursors of GRPO batch k (after the warm start's). */
   private cursorsOf(k: number): number[] {
-    const S = this.cfg.grpo.samplesPerBatch;
-    const base = this.sftSteps * this.cfg.sft.batchSize + k * S;
-    return Array.from({ length: S }, (_, j) => base + j);
+    return grpoCursors(this.cfg, k);
   }
 
   private rolloutTask(group: Group): Task & { group: Group } {
@@ -394,11 +379,11 @@ export class Coordinator {
           attempt,
           lease_ms: leaseMs,
           policy_version_min: minVersion,
-          want_logp_map: this.dense !== null,
+          want_logp_map: this.dense,
           items: Array.from({ length: G }, (_, g) => ({
             sample_id: group.sampleId,
             group_index: g,
-            noise_seed: String(hashSeed(this.cfg.run.seed, group.sampleId, g)),
+            noise_seed: String(rolloutNoiseSeed(this.cfg.run.seed, group.sampleId, g)),
             image: g === 0 ? this.tensor(group.image, [3, this.H, this.H]) : undefined,
           })),
         },
@@ -411,7 +396,7 @@ export class Coordinator {
     const pix = group.image.length;
     const candidates = new Float32Array(G * pix);
     // The reward sees the image a user would see: actions clamped to [0, 1].
-    group.actions.forEach((a, g) => candidates.set(a.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v)), g * pix));
+    group.actions.forEach((a, g) => candidates.set(clamp01(a), g * pix));
     const id = `${this.cfg.run.id}-s${group.cursor}`;
     return {
       id,
@@ -425,7 +410,7 @@ export class Coordinator {
           lease_ms: leaseMs,
           candidates: this.tensor(candidates, [G, 3, this.H, this.H]),
           references: this.tensor(group.clean, [1, 3, this.H, this.H]),
-          want_ssim_map: this.dense !== null,
+          want_ssim_map: this.dense,
         },
       }),
     };
@@ -482,16 +467,15 @@ export class Coordinator {
       if (!Number.isFinite(c.ssim) || !Number.isFinite(c.clip_cos)) throw new Error(`score_result.components[${i}] is not finite (ssim ${c.ssim}, clip_cos ${c.clip_cos})`);
       return { ssim: c.ssim, clip_cos: c.clip_cos };
     });
-    const h = this.H - 10;
+    const h = ssimMapSize(this.H);
     const maps = this.dense ? decodeTensor(r.ssim_map, { field: 'score_result.ssim_map', expectShape: [G, 3, h, h] }).data : undefined;
     // The reward too is computed before the task is accepted: a non-finite reward refuses the result.
-    const rewards = components.map((c, i) => {
-      try {
-        return this.reward.evaluate(c);
-      } catch (e) {
-        throw new Error(`score_result.components[${i}]: ${(e as Error).message}`);
-      }
-    });
+    let rewards: number[];
+    try {
+      rewards = rewardsOf(this.algo, components);
+    } catch (e) {
+      throw new Error(`score_result.${(e as Error).message}`);
+    }
     const group = this.groupOf(this.board.complete(s, r.task_id));
     if (!group || group.state !== 'score') return;
     this.o.metrics.get('scores_total').inc(G);
@@ -502,34 +486,17 @@ export class Coordinator {
       this.o.metrics.get('reward').observe(rewards[i]);
       for (const [name, v] of Object.entries(components[i])) this.o.metrics.get('reward_component').observe({ component: name }, v);
     }
-    if (this.dense) {
-      const L = 3 * h * h;
-      const d = denseAdvantages(
-        Array.from({ length: G }, (_, i) => maps!.subarray(i * L, (i + 1) * L)),
-        rewards,
-        components.map((c) => this.dense!.rest.evaluate(c)),
-        this.dense.ssimWeight,
-        // The maps travel as float16: allow for their rounding in the consistency check.
-        { ...this.advOpts, consistencyTol: 5e-3 },
-      );
-      if ('dropped' in d) {
-        this.dropGroup(group, 'zero_variance');
-        return;
-      }
-      group.advantages = d.scalar;
-      group.advantageMaps = d.maps;
-      group.state = 'done';
-      this.trySend();
+    const L = 3 * h * h;
+    const outcome = advantagesOf(this.algo, {
+      components, rewards,
+      ...(maps ? { ssimMaps: Array.from({ length: G }, (_, i) => maps.subarray(i * L, (i + 1) * L)) } : {}),
+    });
+    if (!outcome.kept) {
+      this.dropGroup(group, outcome.reason);
       return;
     }
-    const adv = this.terms
-      ? multiRewardGroupAdvantages(components.map((c) => this.terms!.terms.map((t) => t.evaluate(c))), this.terms.terms.map((t) => t.weight), 'normalize-then-sum', this.advOpts)
-      : groupAdvantages(rewards, this.advOpts);
-    if ('dropped' in adv) {
-      this.dropGroup(group, 'zero_variance');
-      return;
-    }
-    group.advantages = adv.advantages;
+    group.advantages = outcome.advantages;
+    group.advantageMaps = outcome.advantageMaps;
     group.state = 'done';
     this.trySend();
   }
@@ -546,62 +513,36 @@ export class Coordinator {
   }
 
   private buildGrpo(b: OpenBatch): TrainBatch {
-    const G = this.cfg.grpo.groupSize;
-    const kept = b.groups.filter((g) => g.state === 'done');
-    const n = kept.length * G;
-    const pix = 3 * this.H * this.H;
-    const images = new Float32Array(n * pix);
-    const actions = new Float32Array(n * pix);
-    const dense = this.dense !== null;
-    const mapLen = 3 * (this.H - 10) * (this.H - 10);
-    const logp = new Float32Array(dense ? n * pix : n);
-    const adv = new Float32Array(n);
-    const advMap = dense ? new Float32Array(n * mapLen) : undefined;
-    const versions: number[] = [];
-    const sampleIds: string[] = [];
-    const groupIdx: number[] = [];
-    const zeroVar = b.groups.filter((g) => g.rewards && meanStd(g.rewards).std < 1e-8).length;
-    let i = 0;
-    const allRewards: number[] = [];
+    const kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
+    const t = assembleGrpoBatch(kept, this.H, this.dense);
+    const allRewards = kept.flatMap((g) => g.rewards);
     const comp: Record<string, number[]> = {};
-    for (const g of kept) {
-      for (let a = 0; a < G; a++, i++) {
-        images.set(g.image, i * pix);
-        actions.set(g.actions[a], i * pix);
-        if (dense) {
-          logp.set(g.logpMaps![a], i * pix);
-          advMap!.set(g.advantageMaps![a], i * mapLen);
-        } else logp[i] = g.logps[a];
-        adv[i] = g.advantages![a];
-        versions.push(g.versions[a]);
-        sampleIds.push(g.sampleId);
-        groupIdx.push(a);
-        allRewards.push(g.rewards![a]);
-        for (const [name, v] of Object.entries(g.components![a])) (comp[name] ??= []).push(v);
-      }
-    }
+    for (const g of kept) for (const c of g.components) for (const [name, v] of Object.entries(c)) (comp[name] ??= []).push(v);
     const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
     if (allRewards.length) {
       this.lastReward = { reward: mean(allRewards), components: Object.fromEntries(Object.entries(comp).map(([k, v]) => [k, mean(v)])) };
       this.o.metrics.get('reward_mean').set(this.lastReward.reward);
       for (const [name, v] of Object.entries(this.lastReward.components)) this.o.metrics.get('reward_component_mean').set({ component: name }, v);
-      this.o.metrics.get('advantage_std').set(meanStd(Array.from(adv)).std);
+      this.o.metrics.get('advantage_std').set(meanStd(Array.from(t.advantages)).std);
     }
+    const zeroVar = b.groups.filter((g) => g.rewards && meanStd(g.rewards).std < ZERO_VARIANCE_STD).length;
     this.o.metrics.get('zero_variance_group_fraction').set(zeroVar / b.groups.length);
+    const n = t.n;
     const shape = [n, 3, this.H, this.H];
+    const h = ssimMapSize(this.H);
     return {
       batch_id: `${this.cfg.run.id}-b${b.seq}`,
       batch_seq: b.seq,
       kind: 'GRPO',
       lease_ms: this.cfg.orchestrator.leaseSeconds * 1000,
-      images: this.tensor(images, shape),
-      actions: this.tensor(actions, shape),
-      logp_old: this.tensor(logp, dense ? shape : [n]),
-      advantages: this.tensor(adv, [n]),
-      advantage_map: advMap ? this.tensor(advMap, [n, 3, this.H - 10, this.H - 10]) : undefined,
-      behaviour_versions: versions,
-      sample_ids: sampleIds,
-      group_indices: groupIdx,
+      images: this.tensor(t.images, shape),
+      actions: this.tensor(t.actions, shape),
+      logp_old: this.tensor(t.logpOld, this.dense ? shape : [n]),
+      advantages: this.tensor(t.advantages, [n]),
+      advantage_map: t.advantageMap ? this.tensor(t.advantageMap, [n, 3, h, h]) : undefined,
+      behaviour_versions: t.behaviourVersions,
+      sample_ids: t.sampleIds,
+      group_indices: t.groupIndices,
     };
   }
 
@@ -615,21 +556,8 @@ export class Coordinator {
       this.o.metrics.get('duplicate_results_total').inc({ worker_role: 'learner' });
       return;
     }
-    if (batch?.kind === 'GRPO' && r.applied) {
-      for (const v of batch.behaviour_versions ?? []) this.o.metrics.get('staleness').observe(staleness(r.version - 1, v));
-    }
-    if (r.applied) {
-      const kind = batch?.kind === 'GRPO' ? 'grpo' : 'sft';
-      this.o.metrics.get('loss').set({ kind }, r.loss);
-      this.o.metrics.get('grad_norm').set(r.grad_norm);
-      if (kind === 'grpo') {
-        this.o.metrics.get('kl').set(r.kl);
-        this.o.metrics.get('clip_fraction').set(r.clip_fraction);
-        this.o.metrics.get('logp_mismatch').set(r.logp_mismatch);
-      }
-    } else {
-      this.log(`batch ${seq} not applied: ${r.skipped_reason}`);
-    }
+    // The training metrics (loss, grad_norm, kl, clip_fraction, logp_mismatch, staleness) have one owner: the learner.
+    if (!r.applied) this.log(`batch ${seq} not applied: ${r.skipped_reason}`);
     await this.acknowledge(seq, r.version, r);
   }
 
@@ -699,7 +627,7 @@ export class Coordinator {
     const events: RunEvent[] = [];
     for (let seq = first; seq <= last; seq++) {
       const grpo = seq > this.sftSteps;
-      const samples = grpo ? await Promise.all(this.cursorsOf(seq - this.sftSteps - 1).map(async (c) => `c${c}:${(await this.load(c)).id}`)) : [];
+      const samples = grpo ? await Promise.all(this.cursorsOf(seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.load(c)).id))) : [];
       events.push({ type: 'trained', seq, kind: grpo ? 'grpo' : 'sft', applied: true, reason: 'held by the learner at reconnect', version: lastVersion - (last - seq), samples, compute_ms: 0 });
     }
     return events;

@@ -57,9 +57,9 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const config = o.config;
   const log = o.log ?? ((l: string) => console.log(`[orchestrator] ${l}`));
   const listen = o.listen ?? config.orchestrator.listen;
-  // Refusals that need nothing running come first: an unauthenticated public address, a bad reward expression.
+  // Refusals that need nothing running come first: an unauthenticated public address. (The reward expression
+  // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
   checkListenAuth(listen, o.auth);
-  Coordinator.checkConfig(config);
   const metrics = createMetrics(config.run.id, 'orchestrator');
   const natsUrl = o.natsUrl ?? config.nats.url;
   const nc = await connectNats({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth });

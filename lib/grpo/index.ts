@@ -2,3 +2,6 @@
 export * from './reward-expression.ts';
 export * from './advantages.ts';
 export * from './staleness.ts';
+export * from './algorithm.ts';
+export * from './sampling.ts';
+export * from './batch.ts';
