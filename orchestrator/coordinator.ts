@@ -1,30 +1,29 @@
-// The run's controller: SFT batches for the warm start, then GRPO groups (rollout -> score -> reward ->
-// group-relative advantages -> TrainBatch), with admission bounded by maxStaleness. Everything a batch
-// contains is a pure function of its index (dataset cursors, noise seeds), so after a restart the
-// controller only needs the last batch the learner acknowledged, which lives in the run-state store.
+// The run's controller: admission and acknowledgement. SFT batches for the warm start, then GRPO groups
+// (rollout task -> score task -> rewardsOf/advantagesOf -> assembleGrpoBatch -> TrainBatch), dispatched
+// within the staleness bound (lib/grpo/staleness.ts). Everything a batch contains is a pure function of its
+// number (lib/grpo/sampling.ts), so after a restart the controller only needs the last batch the learner
+// acknowledged, which lives in the run-state store. The rest is delegated: the algorithm to
+// lib/grpo/algorithm.ts, outgoing messages to messages.ts, result decoding to results.ts, the learner
+// protocol to learner-link.ts, worker sessions and the lease timer to sessions.ts, leases and retries to
+// task-board.ts.
 
 import type { RunConfig } from '../lib/config/index.ts';
-import type { Dataset, Sample } from '../lib/data/dataset.ts';
-import { clamp01, stackPairs, toCHWFloat } from '../lib/data/image.ts';
+import type { Dataset } from '../lib/data/dataset.ts';
+import { toCHWFloat } from '../lib/data/image.ts';
 import type { Components } from '../lib/grpo/reward-expression.ts';
 import { meanStd, ZERO_VARIANCE_STD } from '../lib/grpo/advantages.ts';
 import { advantagesOf, compileAlgorithm, rewardsOf, type GrpoAlgorithm } from '../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../lib/grpo/batch.ts';
-import { grpoCursors, groupSampleId, rolloutNoiseSeed, sftCursors } from '../lib/grpo/sampling.ts';
+import { grpoCursors, groupSampleId, sftCursors } from '../lib/grpo/sampling.ts';
 import { mayDispatch } from '../lib/grpo/staleness.ts';
-import { ssimMapSize } from '../lib/models/ssim.ts';
-import {
-  encodeTensor,
-  type OrchestratorMessage,
-  type RolloutResult__Output,
-  type ScoreResult__Output,
-  type TrainBatch,
-  type TrainResult__Output,
-  type WorkerSession,
-  decodeTensor,
-} from '../lib/transport/index.ts';
+import type { RolloutResult__Output, ScoreResult__Output, TrainResult__Output, WorkerMessage__Output, WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import { TaskBoard, type Task } from './task-board.ts';
+import { LearnerLink } from './learner-link.ts';
+import { grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage, sftTrainBatch } from './messages.ts';
+import { decodeRolloutResult, decodeScoreResult } from './results.ts';
+import { SampleCache } from './sample-cache.ts';
+import { WorkerSessions } from './sessions.ts';
 
 /** What survives a restart (stored in the JetStream key-value bucket). */
 export interface RunState {
@@ -47,6 +46,7 @@ export interface Progress {
   samplesPerSecond: number;
 }
 
+/** One GRPO group as it moves through rollout and scoring. */
 interface Group {
   k: number;
   sampleId: string;
@@ -98,20 +98,18 @@ export interface CoordinatorOptions {
 export class Coordinator {
   readonly board: TaskBoard;
   private readonly cfg: RunConfig;
-  private readonly H: number;
   private readonly sftSteps: number;
   private readonly totalSeq: number;
   /** The reward and advantage variant of the run (lib/grpo/algorithm.ts). */
   private readonly algo: GrpoAlgorithm;
   private readonly dense: boolean;
-  private learner?: WorkerSession;
-  /** TrainBatches sent and not yet acknowledged, by seq (re-sent to a reconnecting learner). */
-  private readonly unacked = new Map<number, TrainBatch>();
+  private readonly link: LearnerLink;
+  private readonly sessions: WorkerSessions;
+  private readonly samples: SampleCache;
   private readonly open = new Map<number, OpenBatch>();
   private nextSftSeq: number;
   private nextK: number;
   private nextSendK: number;
-  private sending = Promise.resolve();
   private grpoStart = 0;
   private grpoActions = 0;
   private sftStart = 0;
@@ -122,7 +120,6 @@ export class Coordinator {
 
   constructor(private readonly o: CoordinatorOptions) {
     this.cfg = o.config;
-    this.H = o.config.data.size;
     this.sftSteps = o.config.sft.steps;
     this.totalSeq = this.sftSteps + o.config.grpo.steps;
     this.algo = compileAlgorithm(o.config);
@@ -141,8 +138,10 @@ export class Coordinator {
       metrics: o.metrics,
       onGiveUp: (task, reason) => this.dropTask(task, reason),
     });
+    this.samples = new SampleCache(o.dataset);
+    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e) });
+    this.sessions = new WorkerSessions(o.metrics, this.board);
     o.metrics.get('policy_version').set(o.state.learnerVersion);
-    this.updateWorkerGauge(); // zero for every role until one connects, so "no workers" alerts can fire
   }
 
   get state(): RunState {
@@ -152,6 +151,10 @@ export class Coordinator {
   get phase(): Progress['phase'] {
     if (this.o.state.ackedSeq >= this.totalSeq) return 'done';
     return this.o.state.ackedSeq < this.sftSteps ? 'sft' : 'grpo';
+  }
+
+  get workers(): Array<{ role: string; workerId: string; device: string }> {
+    return this.sessions.workers;
   }
 
   private log(line: string): void {
@@ -166,66 +169,43 @@ export class Coordinator {
     this.advance();
   }
 
+  /** Stops the lease timer; sessions and the server are closed by their owner (orchestrator/main.ts). */
+  close(): void {
+    this.sessions.close();
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Sessions
 
+  /** A worker connected: registered (and detached when its stream ends), then given work. */
+  track(s: WorkerSession): void {
+    this.sessions.track(s, (closed) => this.detach(closed));
+  }
+
   attach(s: WorkerSession): void {
     if (s.role === 'LEARNER') {
-      if (this.learner?.isOpen) {
-        s.fail(9 /* FAILED_PRECONDITION */, `a learner (${this.learner.workerId}) is already connected`);
-        return;
-      }
-      this.learner = s;
-      const held = s.hello.last_batch_seq;
-      if (held !== undefined && held > this.o.state.ackedSeq) {
-        // The learner applied batches whose acknowledgement we never stored: take its word for them.
-        this.log(`learner holds batch ${held}, newer than the stored ${this.o.state.ackedSeq}: catching up`);
-        this.acknowledge(held, s.hello.policy_version ?? this.o.state.learnerVersion).catch((e: Error) => this.fail(e));
-      }
-      for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) {
-        void s.send({ train_batch: this.unacked.get(seq)! }).catch(() => undefined);
-      }
+      const catchUp = (held: number, version: number | undefined) => this.applyAck(held, version ?? this.o.state.learnerVersion);
+      if (!this.link.attach(s, this.o.state.ackedSeq, catchUp)) return;
     } else {
       this.board.attach(s);
     }
-    this.updateWorkerGauge();
+    this.sessions.updateGauge();
     this.advance();
   }
 
   detach(s: WorkerSession): void {
-    if (s === this.learner) this.learner = undefined;
-    else this.board.detach(s);
-    this.updateWorkerGauge();
-  }
-
-  private sessions = new Set<WorkerSession>();
-  track(s: WorkerSession): void {
-    this.sessions.add(s);
-    void s.closed.then(() => {
-      this.sessions.delete(s);
-      this.detach(s);
-    });
-  }
-
-  get workers(): Array<{ role: string; workerId: string; device: string }> {
-    return [...this.sessions].map((s) => ({ role: s.role, workerId: s.workerId, device: s.hello.capabilities.device }));
-  }
-
-  private updateWorkerGauge(): void {
-    for (const role of ['ROLLOUT', 'REWARD', 'LEARNER'] as const) {
-      const n = [...this.sessions].filter((s) => s.role === role && s.isOpen).length;
-      this.o.metrics.get('workers_connected').set({ worker_role: role.toLowerCase() }, n);
-    }
+    if (!this.link.detach(s)) this.board.detach(s);
+    this.sessions.updateGauge();
   }
 
   shutdownAll(reason: string): void {
-    for (const s of this.sessions) void s.send({ shutdown: { reason, grace_ms: 2000 } }).catch(() => undefined);
+    this.sessions.shutdownAll(reason);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Messages from workers
 
-  handle(s: WorkerSession, msg: import('../lib/transport/index.ts').WorkerMessage__Output): void {
+  handle(s: WorkerSession, msg: WorkerMessage__Output): void {
     const result = msg.rollout_result ? 'rollout_result' : msg.score_result ? 'score_result' : msg.train_result ? 'train_result' : undefined;
     if (result && result !== RESULT_OF[s.role]) {
       // A result of another role's kind (e.g. a rollout worker sending a train_result) is refused outright.
@@ -240,7 +220,7 @@ export class Coordinator {
       else if (msg.train_result) void this.onTrain(msg.train_result).catch((e: Error) => this.fail(e));
       else if (msg.task_error) {
         const e = msg.task_error;
-        if (s.role === 'LEARNER') this.onLearnerError(e.task_id, e.code, e.message, e.retryable);
+        if (s.role === 'LEARNER') this.link.onError(e.task_id, e.code, e.message, e.retryable);
         else this.board.fail(s, e.task_id, e.code, e.message, e.retryable);
       }
     } catch (e) {
@@ -257,7 +237,7 @@ export class Coordinator {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Flow
+  // Admission
 
   /** Opens, builds and sends whatever the current state allows. */
   private advance(): void {
@@ -266,159 +246,42 @@ export class Coordinator {
       while (this.nextSftSeq <= this.sftSteps && this.nextSftSeq - this.o.state.ackedSeq <= SFT_WINDOW) {
         const seq = this.nextSftSeq++;
         if (!this.sftStart) this.sftStart = Date.now();
-        this.enqueueSend(() => this.buildSft(seq));
+        this.link.enqueue(async () => sftTrainBatch(this.cfg, seq, await Promise.all(sftCursors(this.cfg, seq).map((c) => this.samples.load(c)))));
       }
       return;
     }
     if (this.o.state.ackedSeq < this.sftSteps) return; // GRPO starts from the finished warm start
-    // Admission: the one staleness rule (lib/grpo/staleness.ts).
     while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), this.o.state.ackedSeq, this.cfg.grpo.maxStaleness)) {
       const k = this.nextK++;
       if (!this.grpoStart) this.grpoStart = Date.now();
       void this.openBatch(k).catch((e: Error) => this.fail(e));
     }
-    if (this.nextK < this.cfg.grpo.steps) this.preload(this.cursorsOf(this.nextK));
+    if (this.nextK < this.cfg.grpo.steps) this.samples.preload(grpoCursors(this.cfg, this.nextK));
   }
 
   private seqOf(k: number): number {
     return this.sftSteps + k + 1;
   }
 
-  /** TrainBatches go out in seq order: each is built after the previous one was sent. */
-  private enqueueSend(build: () => Promise<TrainBatch | null>): void {
-    this.sending = this.sending.then(async () => {
-      const batch = await build();
-      if (!batch) return;
-      this.unacked.set(batch.batch_seq!, batch);
-      this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
-      if (this.learner?.isOpen) await this.learner.send({ train_batch: batch }).catch(() => undefined);
-    }).catch((e: Error) => this.fail(e));
-  }
-
-  private readonly preloaded = new Map<number, Promise<Sample>>();
-
-  /** A dataset sample (decoding and corruption take milliseconds: the next batch's are loaded ahead). */
-  private load(cursor: number): Promise<Sample> {
-    const hit = this.preloaded.get(cursor);
-    if (hit) {
-      this.preloaded.delete(cursor);
-      return hit;
-    }
-    return this.o.dataset.sample(cursor);
-  }
-
-  private preload(cursors: number[]): void {
-    for (const c of cursors) {
-      if (this.preloaded.has(c)) continue;
-      const p = this.o.dataset.sample(c);
-      p.catch(() => undefined); // a failure surfaces when the sample is really needed
-      this.preloaded.set(c, p);
-    }
-  }
-
-  private tensor(data: Float32Array, shape: number[]) {
-    return encodeTensor({ dtype: 'float32', shape, data });
-  }
-
-  private async buildSft(seq: number): Promise<TrainBatch> {
-    const B = this.cfg.sft.batchSize;
-    const samples = [];
-    for (const c of sftCursors(this.cfg, seq)) samples.push(await this.load(c));
-    const { corrupted: images, clean: targets } = stackPairs(samples);
-    const ids = samples.map((s) => s.id);
-    const shape = [B, 3, this.H, this.H];
-    return {
-      batch_id: `${this.cfg.run.id}-b${seq}`,
-      batch_seq: seq,
-      kind: 'SFT',
-      lease_ms: this.cfg.orchestrator.leaseSeconds * 1000,
-      images: this.tensor(images, shape),
-      targets: this.tensor(targets, shape),
-      sample_ids: ids,
-    };
-  }
-
   private async openBatch(k: number): Promise<void> {
     const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [] };
     this.open.set(k, batch);
-    for (const cursor of this.cursorsOf(k)) {
-      const s = await this.load(cursor);
+    for (const cursor of grpoCursors(this.cfg, k)) {
+      const s = await this.samples.load(cursor);
       const group: Group = {
-        k,
-        cursor,
-        sampleId: groupSampleId(cursor, s.id),
-        image: toCHWFloat(s.corrupted),
-        clean: toCHWFloat(s.clean),
-        actions: [],
-        logps: [],
-        versions: [],
-        state: 'rollout',
+        k, cursor, sampleId: groupSampleId(cursor, s.id), image: toCHWFloat(s.corrupted), clean: toCHWFloat(s.clean),
+        actions: [], logps: [], versions: [], state: 'rollout',
       };
       batch.groups.push(group);
-      this.board.add(this.rolloutTask(group));
+      const id = `${this.cfg.run.id}-r${cursor}`;
+      const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: this.o.state.learnerVersion, dense: this.dense });
+      this.board.add({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
     }
   }
 
-  /** The dataset cursors of GRPO batch k (after the warm start's). */
-  private cursorsOf(k: number): number[] {
-    return grpoCursors(this.cfg, k);
-  }
-
-  private rolloutTask(group: Group): Task & { group: Group } {
-    const G = this.cfg.grpo.groupSize;
-    const minVersion = this.o.state.learnerVersion;
-    const id = `${this.cfg.run.id}-r${group.cursor}`;
-    return {
-      id,
-      role: 'ROLLOUT',
-      attempt: 0,
-      group,
-      message: (attempt, leaseMs): OrchestratorMessage => ({
-        rollout_task: {
-          task_id: id,
-          attempt,
-          lease_ms: leaseMs,
-          policy_version_min: minVersion,
-          want_logp_map: this.dense,
-          items: Array.from({ length: G }, (_, g) => ({
-            sample_id: group.sampleId,
-            group_index: g,
-            noise_seed: String(rolloutNoiseSeed(this.cfg.run.seed, group.sampleId, g)),
-            image: g === 0 ? this.tensor(group.image, [3, this.H, this.H]) : undefined,
-          })),
-        },
-      }),
-    };
-  }
-
-  private scoreTask(group: Group): Task & { group: Group } {
-    const G = this.cfg.grpo.groupSize;
-    const pix = group.image.length;
-    const candidates = new Float32Array(G * pix);
-    // The reward sees the image a user would see: actions clamped to [0, 1].
-    group.actions.forEach((a, g) => candidates.set(clamp01(a), g * pix));
-    const id = `${this.cfg.run.id}-s${group.cursor}`;
-    return {
-      id,
-      role: 'REWARD',
-      attempt: 0,
-      group,
-      message: (attempt, leaseMs): OrchestratorMessage => ({
-        score_task: {
-          task_id: id,
-          attempt,
-          lease_ms: leaseMs,
-          candidates: this.tensor(candidates, [G, 3, this.H, this.H]),
-          references: this.tensor(group.clean, [1, 3, this.H, this.H]),
-          want_ssim_map: this.dense,
-        },
-      }),
-    };
-  }
-
   private dropTask(task: Task, reason: string): void {
-    const group = (task as Task & { group?: Group }).group;
     this.log(`giving up task ${task.id} after ${task.attempt} attempts: ${reason}`);
+    const group = this.groupOf(task);
     if (group) this.dropGroup(group, 'task_failed');
   }
 
@@ -435,40 +298,24 @@ export class Coordinator {
 
   private onRollout(s: WorkerSession, r: RolloutResult__Output): void {
     const G = this.cfg.grpo.groupSize;
-    const pix = 3 * this.H * this.H;
-    // Validate before accepting: a malformed result throws and the task is retried elsewhere.
-    if (r.items.length !== G) throw new Error(`rollout_result ${r.task_id}: ${r.items.length} actions, expected ${G}`);
-    const actions = r.items.map((it, i) => {
-      const t = decodeTensor(it.action, { field: `rollout_result.items[${i}].action`, expectShape: [3, this.H, this.H] });
-      if (!Number.isFinite(it.logp)) throw new Error(`rollout_result.items[${i}].logp is ${it.logp}`);
-      if (it.group_index !== i) throw new Error(`rollout_result.items[${i}].group_index is ${it.group_index}`);
-      return t.data;
-    });
-    if (actions.some((a) => a.length !== pix)) throw new Error('rollout_result: action of the wrong size');
-    const logpMaps = this.dense
-      ? r.items.map((it, i) => decodeTensor(it.logp_map, { field: `rollout_result.items[${i}].logp_map`, expectShape: [3, this.H, this.H] }).data)
-      : undefined;
+    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense); // throws before the task is accepted
     const group = this.groupOf(this.board.complete(s, r.task_id));
     if (!group || group.state !== 'rollout') return;
-    group.actions = actions;
-    group.logpMaps = logpMaps;
-    group.logps = r.items.map((it) => it.logp);
-    group.versions = r.items.map(() => r.policy_version);
+    group.actions = d.actions;
+    group.logpMaps = d.logpMaps;
+    group.logps = d.logps;
+    group.versions = d.actions.map(() => d.version);
     group.state = 'score';
     this.o.metrics.get('rollouts_total').inc(G);
     this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt, compute_ms: r.compute_ms });
-    this.board.add(this.scoreTask(group));
+    const id = `${this.cfg.run.id}-s${group.cursor}`;
+    const message = scoreTaskMessage(this.cfg, { taskId: id, actions: group.actions, clean: group.clean, dense: this.dense });
+    this.board.add({ id, role: 'REWARD', attempt: 0, group, message } as Task & { group: Group });
   }
 
   private onScore(s: WorkerSession, r: ScoreResult__Output): void {
     const G = this.cfg.grpo.groupSize;
-    if (r.components.length !== G) throw new Error(`score_result ${r.task_id}: ${r.components.length} components, expected ${G}`);
-    const components = r.components.map((c, i) => {
-      if (!Number.isFinite(c.ssim) || !Number.isFinite(c.clip_cos)) throw new Error(`score_result.components[${i}] is not finite (ssim ${c.ssim}, clip_cos ${c.clip_cos})`);
-      return { ssim: c.ssim, clip_cos: c.clip_cos };
-    });
-    const h = ssimMapSize(this.H);
-    const maps = this.dense ? decodeTensor(r.ssim_map, { field: 'score_result.ssim_map', expectShape: [G, 3, h, h] }).data : undefined;
+    const { components, ssimMaps } = decodeScoreResult(r, G, this.cfg.data.size, this.dense);
     // The reward too is computed before the task is accepted: a non-finite reward refuses the result.
     let rewards: number[];
     try {
@@ -486,11 +333,7 @@ export class Coordinator {
       this.o.metrics.get('reward').observe(rewards[i]);
       for (const [name, v] of Object.entries(components[i])) this.o.metrics.get('reward_component').observe({ component: name }, v);
     }
-    const L = 3 * h * h;
-    const outcome = advantagesOf(this.algo, {
-      components, rewards,
-      ...(maps ? { ssimMaps: Array.from({ length: G }, (_, i) => maps.subarray(i * L, (i + 1) * L)) } : {}),
-    });
+    const outcome = advantagesOf(this.algo, { components, rewards, ...(ssimMaps ? { ssimMaps } : {}) });
     if (!outcome.kept) {
       this.dropGroup(group, outcome.reason);
       return;
@@ -508,74 +351,52 @@ export class Coordinator {
       if (!b || b.groups.length < this.cfg.grpo.samplesPerBatch) return;
       if (b.groups.some((g) => g.state === 'rollout' || g.state === 'score')) return;
       this.nextSendK++;
-      this.enqueueSend(async () => this.buildGrpo(b));
+      this.link.enqueue(() => this.buildGrpo(b));
     }
   }
 
-  private buildGrpo(b: OpenBatch): TrainBatch {
+  private buildGrpo(b: OpenBatch) {
     const kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
-    const t = assembleGrpoBatch(kept, this.H, this.dense);
-    const allRewards = kept.flatMap((g) => g.rewards);
-    const comp: Record<string, number[]> = {};
-    for (const g of kept) for (const c of g.components) for (const [name, v] of Object.entries(c)) (comp[name] ??= []).push(v);
-    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
-    if (allRewards.length) {
-      this.lastReward = { reward: mean(allRewards), components: Object.fromEntries(Object.entries(comp).map(([k, v]) => [k, mean(v)])) };
-      this.o.metrics.get('reward_mean').set(this.lastReward.reward);
-      for (const [name, v] of Object.entries(this.lastReward.components)) this.o.metrics.get('reward_component_mean').set({ component: name }, v);
-      this.o.metrics.get('advantage_std').set(meanStd(Array.from(t.advantages)).std);
-    }
-    const zeroVar = b.groups.filter((g) => g.rewards && meanStd(g.rewards).std < ZERO_VARIANCE_STD).length;
-    this.o.metrics.get('zero_variance_group_fraction').set(zeroVar / b.groups.length);
-    const n = t.n;
-    const shape = [n, 3, this.H, this.H];
-    const h = ssimMapSize(this.H);
-    return {
-      batch_id: `${this.cfg.run.id}-b${b.seq}`,
-      batch_seq: b.seq,
-      kind: 'GRPO',
-      lease_ms: this.cfg.orchestrator.leaseSeconds * 1000,
-      images: this.tensor(t.images, shape),
-      actions: this.tensor(t.actions, shape),
-      logp_old: this.tensor(t.logpOld, this.dense ? shape : [n]),
-      advantages: this.tensor(t.advantages, [n]),
-      advantage_map: t.advantageMap ? this.tensor(t.advantageMap, [n, 3, h, h]) : undefined,
-      behaviour_versions: t.behaviourVersions,
-      sample_ids: t.sampleIds,
-      group_indices: t.groupIndices,
-    };
+    const batch = assembleGrpoBatch(kept, this.cfg.data.size, this.dense);
+    this.recordRewards(b.groups, kept, batch.advantages);
+    return grpoTrainBatch(this.cfg, b.seq, batch);
   }
+
+  /** The batch's reward metrics (the orchestrator owns them; the learner owns the training metrics). */
+  private recordRewards(all: readonly Group[], kept: ReadonlyArray<Group & TrainableGroup>, advantages: Float32Array): void {
+    const m = this.o.metrics;
+    const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+    if (kept.length) {
+      const names = Object.keys(kept[0]!.components[0]!);
+      const components = Object.fromEntries(names.map((k) => [k, mean(kept.flatMap((g) => g.components.map((c) => c[k]!)))]));
+      this.lastReward = { reward: mean(kept.flatMap((g) => g.rewards)), components };
+      m.get('reward_mean').set(this.lastReward.reward);
+      for (const [name, v] of Object.entries(components)) m.get('reward_component_mean').set({ component: name }, v);
+      m.get('advantage_std').set(meanStd(Array.from(advantages)).std);
+    }
+    const zeroVar = all.filter((g) => g.rewards && meanStd(g.rewards).std < ZERO_VARIANCE_STD).length;
+    m.get('zero_variance_group_fraction').set(zeroVar / all.length);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Acknowledgement
 
   private async onTrain(r: TrainResult__Output): Promise<void> {
     const seq = r.batch_seq;
     if (seq <= this.o.state.ackedSeq) return;
-    const batch = this.unacked.get(seq);
-    if (!batch) {
+    if (!this.link.sent(seq)) {
       // Only a batch this orchestrator sent can be acknowledged (a result for any other seq would skip batches).
       this.log(`ignoring a train_result for batch ${seq}: no such batch was sent`);
       this.o.metrics.get('duplicate_results_total').inc({ worker_role: 'learner' });
       return;
     }
-    // The training metrics (loss, grad_norm, kl, clip_fraction, logp_mismatch, staleness) have one owner: the learner.
     if (!r.applied) this.log(`batch ${seq} not applied: ${r.skipped_reason}`);
-    await this.acknowledge(seq, r.version, r);
-  }
-
-  /**
-   * Acknowledgements are applied one at a time, in arrival order: each persists with compare-and-set, so two
-   * at once (a learner's Hello catching up and its "duplicate" answer for the same seq) would conflict.
-   */
-  private acking: Promise<void> = Promise.resolve();
-
-  private acknowledge(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
-    const p = this.acking.then(() => this.applyAck(seq, version, r));
-    this.acking = p.catch(() => undefined);
-    return p;
+    await this.link.acknowledge(() => this.applyAck(seq, r.version, r));
   }
 
   private async applyAck(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
     if (seq <= this.o.state.ackedSeq) return;
-    const batch = this.unacked.get(seq);
+    const batch = this.link.sent(seq);
     const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
     // restarted in between): record them in the audit trail, inferred from its checkpoint.
@@ -584,8 +405,7 @@ export class Coordinator {
     for (const e of caughtUp) this.o.onEvent?.(e);
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
-    for (const s of [...this.unacked.keys()]) if (s <= seq) this.unacked.delete(s);
-    this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
+    this.link.acknowledged(seq);
     for (const [k, b] of this.open) if (b.seq <= seq) this.open.delete(k);
     if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);
     if (seq > this.sftSteps) {
@@ -601,20 +421,7 @@ export class Coordinator {
       this.o.onEvent?.({ type: 'trained', seq, kind, applied: r.applied, reason: r.skipped_reason || undefined, version: r.version, samples, compute_ms: r.compute_ms });
     }
     if (kind === 'grpo' && batch) this.grpoActions += batch.sample_ids?.length ?? 0;
-    const elapsed = (Date.now() - (kind === 'grpo' ? this.grpoStart : this.sftStart)) / 1000;
-    const samples = kind === 'grpo' ? this.grpoActions : (seq) * this.cfg.sft.batchSize;
-    this.o.onProgress?.({
-      phase: this.phase,
-      seq,
-      totalSeq: this.totalSeq,
-      version: next.learnerVersion,
-      loss: r?.loss ?? NaN,
-      kl: kind === 'grpo' ? r?.kl : undefined,
-      clipFraction: kind === 'grpo' ? r?.clip_fraction : undefined,
-      reward: kind === 'grpo' ? this.lastReward?.reward : undefined,
-      components: kind === 'grpo' ? this.lastReward?.components : undefined,
-      samplesPerSecond: elapsed > 0 ? samples / elapsed : 0,
-    });
+    this.reportProgress(seq, kind, next.learnerVersion, r);
     if (this.phase === 'done') {
       this.finished();
       return;
@@ -622,32 +429,28 @@ export class Coordinator {
     this.advance();
   }
 
+  private reportProgress(seq: number, kind: 'sft' | 'grpo', version: number, r?: TrainResult__Output): void {
+    const elapsed = (Date.now() - (kind === 'grpo' ? this.grpoStart : this.sftStart)) / 1000;
+    const samples = kind === 'grpo' ? this.grpoActions : seq * this.cfg.sft.batchSize;
+    const grpo = kind === 'grpo';
+    this.o.onProgress?.({
+      phase: this.phase, seq, totalSeq: this.totalSeq, version, loss: r?.loss ?? NaN,
+      kl: grpo ? r?.kl : undefined,
+      clipFraction: grpo ? r?.clip_fraction : undefined,
+      reward: grpo ? this.lastReward?.reward : undefined,
+      components: grpo ? this.lastReward?.components : undefined,
+      samplesPerSecond: elapsed > 0 ? samples / elapsed : 0,
+    });
+  }
+
   /** The 'trained' events of batches first..last that the learner reports holding (versions inferred). */
   private async inferTrained(first: number, last: number, lastVersion: number): Promise<RunEvent[]> {
     const events: RunEvent[] = [];
     for (let seq = first; seq <= last; seq++) {
       const grpo = seq > this.sftSteps;
-      const samples = grpo ? await Promise.all(this.cursorsOf(seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.load(c)).id))) : [];
+      const samples = grpo ? await Promise.all(grpoCursors(this.cfg, seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
       events.push({ type: 'trained', seq, kind: grpo ? 'grpo' : 'sft', applied: true, reason: 'held by the learner at reconnect', version: lastVersion - (last - seq), samples, compute_ms: 0 });
     }
     return events;
-  }
-
-  private onLearnerError(taskId: string, code: string, message: string, retryable: boolean): void {
-    if (![...this.unacked.values()].some((b) => b.batch_id === taskId)) {
-      this.log(`ignoring a learner error for ${JSON.stringify(taskId)}, which is not an unacknowledged batch: ${code}: ${message}`);
-      return;
-    }
-    this.log(`learner error on ${taskId}: ${code}: ${message}`);
-    if (code === 'gap' || retryable) {
-      // Nothing was consumed: re-send everything unacknowledged, in order (after a pause if it failed).
-      const resend = () => {
-        for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) void this.learner?.send({ train_batch: this.unacked.get(seq)! }).catch(() => undefined);
-      };
-      if (code === 'gap') resend();
-      else setTimeout(resend, 1000);
-      return;
-    }
-    this.fail(new Error(`learner cannot train batch ${taskId}: ${code}: ${message}`));
   }
 }

@@ -138,7 +138,6 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     },
   });
 
-  const leaseTimer = setInterval(() => coordinator.board.expireLeases(), 1000);
   const metricsServer: MetricsServer = await startMetricsServer({
     port: o.metricsPort ?? config.metrics.port,
     host: o.metricsHost,
@@ -169,7 +168,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     async stop() {
       if (stopped) return;
       stopped = true;
-      clearInterval(leaseTimer);
+      coordinator.close();
       await server.close({ graceMs: 1000 });
       await metricsServer.close();
       await monitor.close();

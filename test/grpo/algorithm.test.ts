@@ -89,7 +89,7 @@ test('reference loss: its mean-gradient matches finite differences', () => {
     const r = grpoLossReference(inputs);
     const h = 1e-6;
     for (let k = 0; k < n * P; k++) {
-      const at = (d: number) => grpoLossReference({ ...inputs, mean: inputs.mean.map((v, i) => (i === k ? (v as number) + d : v)) as number[] }).loss;
+      const at = (d: number) => grpoLossReference({ ...inputs, mean: Array.from(inputs.mean, (v, i) => (i === k ? v + d : v)) }).loss;
       const fd = (at(h) - at(-h)) / (2 * h);
       assert.ok(Math.abs(fd - r.dMean[k]!) < 1e-6, `dMean[${k}]: ${r.dMean[k]} vs finite difference ${fd}`);
     }
