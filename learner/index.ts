@@ -30,7 +30,8 @@ import type { RunConfig } from '../lib/config/index.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { initPolicyParams } from '../lib/models/policy.ts';
-import { PolicyRunner, PolicyTrainer } from '../lib/models/trainer.ts';
+import { PolicyRunner } from '../lib/models/runner.ts';
+import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
   CheckpointIntegrityError,
   CheckpointStore,

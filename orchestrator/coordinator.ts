@@ -11,7 +11,6 @@ import type { RunConfig } from '../lib/config/index.ts';
 import type { Dataset } from '../lib/data/dataset.ts';
 import { toCHWFloat } from '../lib/data/image.ts';
 import type { Components } from '../lib/grpo/reward-expression.ts';
-import { meanStd, ZERO_VARIANCE_STD } from '../lib/grpo/advantages.ts';
 import { advantagesOf, compileAlgorithm, rewardsOf, type GrpoAlgorithm } from '../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../lib/grpo/batch.ts';
 import { grpoCursors, groupSampleId, sftCursors } from '../lib/grpo/sampling.ts';
@@ -24,27 +23,8 @@ import { grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage, sftTrainBatch } f
 import { decodeRolloutResult, decodeScoreResult } from './results.ts';
 import { SampleCache } from './sample-cache.ts';
 import { WorkerSessions } from './sessions.ts';
-
-/** What survives a restart (stored in the JetStream key-value bucket). */
-export interface RunState {
-  /** batch_seq of the last TrainBatch the learner acknowledged (0: none). */
-  ackedSeq: number;
-  /** Learner policy version after that batch. */
-  learnerVersion: number;
-}
-
-export interface Progress {
-  phase: 'sft' | 'grpo' | 'done';
-  seq: number;
-  totalSeq: number;
-  version: number;
-  loss: number;
-  kl?: number;
-  clipFraction?: number;
-  reward?: number;
-  components?: Record<string, number>;
-  samplesPerSecond: number;
-}
+import { ProgressMeter } from './progress.ts';
+import type { Progress, RunEvent, RunState } from './run-state.ts';
 
 /** One GRPO group as it moves through rollout and scoring. */
 interface Group {
@@ -76,13 +56,6 @@ const SFT_WINDOW = 2;
 /** The one result kind each role may send. */
 const RESULT_OF: Record<string, string> = { ROLLOUT: 'rollout_result', REWARD: 'score_result', LEARNER: 'train_result' };
 
-/** What happened to the run's work, for audits and tests (written as JSON lines by --events). */
-export type RunEvent =
-  | { type: 'rollout'; sample: string; worker: string; version: number; attempt: number; compute_ms: number }
-  | { type: 'scored'; sample: string; worker: string; reward: number; compute_ms: number }
-  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[]; compute_ms: number }
-  | { type: 'dropped'; sample: string; reason: string };
-
 export interface CoordinatorOptions {
   config: RunConfig;
   dataset: Dataset;
@@ -110,10 +83,7 @@ export class Coordinator {
   private nextSftSeq: number;
   private nextK: number;
   private nextSendK: number;
-  private grpoStart = 0;
-  private grpoActions = 0;
-  private sftStart = 0;
-  private lastReward?: { reward: number; components: Record<string, number> };
+  private readonly progress: ProgressMeter;
   private finished!: () => void;
   private failed!: (e: Error) => void;
   readonly done: Promise<void>;
@@ -141,6 +111,7 @@ export class Coordinator {
     this.samples = new SampleCache(o.dataset);
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e) });
     this.sessions = new WorkerSessions(o.metrics, this.board);
+    this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     o.metrics.get('policy_version').set(o.state.learnerVersion);
   }
 
@@ -245,7 +216,7 @@ export class Coordinator {
     if (this.nextSftSeq <= this.sftSteps) {
       while (this.nextSftSeq <= this.sftSteps && this.nextSftSeq - this.o.state.ackedSeq <= SFT_WINDOW) {
         const seq = this.nextSftSeq++;
-        if (!this.sftStart) this.sftStart = Date.now();
+        this.progress.started('sft');
         this.link.enqueue(async () => sftTrainBatch(this.cfg, seq, await Promise.all(sftCursors(this.cfg, seq).map((c) => this.samples.load(c)))));
       }
       return;
@@ -253,7 +224,7 @@ export class Coordinator {
     if (this.o.state.ackedSeq < this.sftSteps) return; // GRPO starts from the finished warm start
     while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), this.o.state.ackedSeq, this.cfg.grpo.maxStaleness)) {
       const k = this.nextK++;
-      if (!this.grpoStart) this.grpoStart = Date.now();
+      this.progress.started('grpo');
       void this.openBatch(k).catch((e: Error) => this.fail(e));
     }
     if (this.nextK < this.cfg.grpo.steps) this.samples.preload(grpoCursors(this.cfg, this.nextK));
@@ -358,24 +329,8 @@ export class Coordinator {
   private buildGrpo(b: OpenBatch) {
     const kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
     const batch = assembleGrpoBatch(kept, this.cfg.data.size, this.dense);
-    this.recordRewards(b.groups, kept, batch.advantages);
+    this.progress.rewards(b.groups, kept, batch.advantages);
     return grpoTrainBatch(this.cfg, b.seq, batch);
-  }
-
-  /** The batch's reward metrics (the orchestrator owns them; the learner owns the training metrics). */
-  private recordRewards(all: readonly Group[], kept: ReadonlyArray<Group & TrainableGroup>, advantages: Float32Array): void {
-    const m = this.o.metrics;
-    const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
-    if (kept.length) {
-      const names = Object.keys(kept[0]!.components[0]!);
-      const components = Object.fromEntries(names.map((k) => [k, mean(kept.flatMap((g) => g.components.map((c) => c[k]!)))]));
-      this.lastReward = { reward: mean(kept.flatMap((g) => g.rewards)), components };
-      m.get('reward_mean').set(this.lastReward.reward);
-      for (const [name, v] of Object.entries(components)) m.get('reward_component_mean').set({ component: name }, v);
-      m.get('advantage_std').set(meanStd(Array.from(advantages)).std);
-    }
-    const zeroVar = all.filter((g) => g.rewards && meanStd(g.rewards).std < ZERO_VARIANCE_STD).length;
-    m.get('zero_variance_group_fraction').set(zeroVar / all.length);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -420,27 +375,13 @@ export class Coordinator {
       const samples = kind === 'grpo' ? [...new Set(batch.sample_ids ?? [])] : (batch.sample_ids ?? []);
       this.o.onEvent?.({ type: 'trained', seq, kind, applied: r.applied, reason: r.skipped_reason || undefined, version: r.version, samples, compute_ms: r.compute_ms });
     }
-    if (kind === 'grpo' && batch) this.grpoActions += batch.sample_ids?.length ?? 0;
-    this.reportProgress(seq, kind, next.learnerVersion, r);
+    const actions = kind === 'grpo' && batch ? (batch.sample_ids?.length ?? 0) : 0;
+    this.o.onProgress?.(this.progress.acknowledged(this.phase, seq, kind, next.learnerVersion, actions, r));
     if (this.phase === 'done') {
       this.finished();
       return;
     }
     this.advance();
-  }
-
-  private reportProgress(seq: number, kind: 'sft' | 'grpo', version: number, r?: TrainResult__Output): void {
-    const elapsed = (Date.now() - (kind === 'grpo' ? this.grpoStart : this.sftStart)) / 1000;
-    const samples = kind === 'grpo' ? this.grpoActions : seq * this.cfg.sft.batchSize;
-    const grpo = kind === 'grpo';
-    this.o.onProgress?.({
-      phase: this.phase, seq, totalSeq: this.totalSeq, version, loss: r?.loss ?? NaN,
-      kl: grpo ? r?.kl : undefined,
-      clipFraction: grpo ? r?.clip_fraction : undefined,
-      reward: grpo ? this.lastReward?.reward : undefined,
-      components: grpo ? this.lastReward?.components : undefined,
-      samplesPerSecond: elapsed > 0 ? samples / elapsed : 0,
-    });
   }
 
   /** The 'trained' events of batches first..last that the learner reports holding (versions inferred). */

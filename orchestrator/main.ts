@@ -18,8 +18,9 @@ import {
   type ServerAuth,
   type WorkerSession,
 } from '../lib/transport/index.ts';
-import { Coordinator, type Progress, type RunState } from './coordinator.ts';
-import { createRunMonitor } from './web.ts';
+import { Coordinator } from './coordinator.ts';
+import type { Progress, RunState } from './run-state.ts';
+import { createRunMonitor } from './monitor.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;

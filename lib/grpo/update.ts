@@ -2,7 +2,8 @@
 // same step: the SFT step at its scheduled learning rate, and the GRPO step with the reference forward
 // (skipped at beta 0) and the explicit hyper-parameters of `grpoHyper`.
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import type { GrpoInputs, GrpoStepResult, PolicyRunner, PolicyTrainer } from '../models/trainer.ts';
+import type { PolicyRunner } from '../models/runner.ts';
+import type { GrpoInputs, GrpoStepResult, PolicyTrainer } from '../models/trainer.ts';
 import { needsReferenceForward, type GrpoHyper } from './algorithm.ts';
 
 /** The frozen KL reference: its parameters and a runner for its forward pass (created when first needed). */

@@ -34,7 +34,8 @@ import { grpoUpdate } from '../grpo/update.ts';
 import { initPolicyParams } from '../models/policy.ts';
 import { policySpecOf } from '../models/bundle.ts';
 import { ssimMapSize } from '../models/ssim.ts';
-import { PolicyRunner, PolicyTrainer } from '../models/trainer.ts';
+import { PolicyRunner } from '../models/runner.ts';
+import { PolicyTrainer } from '../models/trainer.ts';
 import { RewardScorer } from '../models/scorer.ts';
 import { roundToFloat16 } from '../transport/tensor.ts';
 import { trainingCheckpoint } from '../worker/checkpoints.ts';
@@ -221,7 +222,7 @@ function perStep(rewards: number[], perBatch: number): number[] {
 
 /**
  * Direct reward backprop from `params` for `steps` steps: the upper reference GRPO is compared with
- * (lib/eval/compare.ts), not a training mode of the pipeline. Each step takes sft.batchSize images from
+ * (lib/experiments/compare.ts), not a training mode of the pipeline. Each step takes sft.batchSize images from
  * where GRPO would start reading, scores the current policy mean to get the reward expression's partial
  * derivatives per image, then ascends the reward through the differentiated reward graph with the RL
  * stage's optimizer settings (optim.*). The scoring pass is part of the method's cost, as it would be in

@@ -1,46 +1,14 @@
-// The two ways the policy graphs are driven: PolicyRunner samples actions (rollout workers, evaluation),
-// PolicyTrainer computes losses and gradients and applies AdamW (the learner). Both take parameters as
-// feeds, so a new policy version is just a new TensorMap: no session is rebuilt.
+// PolicyTrainer: the policy's training graphs (SFT, GRPO, reward backprop) driven with AdamW, for the
+// learner and the single-process loop. Parameters are feeds and are updated in place; sampling actions is
+// PolicyRunner's job (runner.ts).
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
-import { grpoModel, policyModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
+import { grpoModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
 import { gradientsFrom, paramFeeds, scalarFeed } from './feeds.ts';
 import { ssimMapSize } from './ssim.ts';
 import { grpoHyper, type GrpoHyper } from '../grpo/algorithm.ts';
-
-export interface PolicyOutputs {
-  mean: Float32Array;
-  action: Float32Array;
-  logp: Float32Array;
-  /** Per-element log-density [n,3,H,W] (dense advantages need it as the behaviour log-probability). */
-  logpMap: Float32Array;
-}
-
-export class PolicyRunner {
-  private constructor(
-    private readonly session: GraphSession,
-    readonly height: number,
-    readonly width: number,
-  ) {}
-
-  static async create(config: RunConfig, device: Device = 'cpu'): Promise<PolicyRunner> {
-    const r = resolutionOf(config);
-    return new PolicyRunner(await GraphSession.create(policyModel(config), { device }), r.height, r.width);
-  }
-
-  /** Runs n images [n,3,H,W] with noise [n,3,H,W] under `params`. */
-  async run(params: TensorMap, images: Float32Array, noise: Float32Array, n: number): Promise<PolicyOutputs> {
-    const dims = [n, 3, this.height, this.width];
-    const out = await this.session.run({ ...paramFeeds(params), image: { data: images, dims }, noise: { data: noise, dims } });
-    return { mean: out.mean.data, action: out.action.data, logp: out.logp.data, logpMap: out.logp_map.data };
-  }
-
-  release(): Promise<void> {
-    return this.session.release();
-  }
-}
 
 export interface GrpoInputs {
   n: number;

@@ -9,7 +9,8 @@ import { groupAdvantages, multiRewardGroupAdvantages, spreadToPixels } from '../
 import { initPolicyParams, LOG_STD } from '../../lib/models/policy.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
 import { gaussianWindow1d, ssimMapSize } from '../../lib/models/ssim.ts';
-import { PolicyRunner, PolicyTrainer } from '../../lib/models/trainer.ts';
+import { PolicyRunner } from '../../lib/models/runner.ts';
+import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 
 const tiny = (grpo: Record<string, unknown> = {}, model: Record<string, unknown> = {}): RunConfig =>
