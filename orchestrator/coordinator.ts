@@ -2,54 +2,26 @@
 // (rollout task -> score task -> rewardsOf/advantagesOf -> assembleGrpoBatch -> TrainBatch), dispatched
 // within the staleness bound (lib/grpo/staleness.ts). Everything a batch contains is a pure function of its
 // number (lib/grpo/sampling.ts), so after a restart the controller only needs the last batch the learner
-// acknowledged, which lives in the run-state store. The rest is delegated: the algorithm to
-// lib/grpo/algorithm.ts, outgoing messages to messages.ts, result decoding to results.ts, the learner
-// protocol to learner-link.ts, worker sessions and the lease timer to sessions.ts, leases and retries to
-// task-board.ts.
+// acknowledged, which lives in the run-state store. The rest is delegated: the GRPO groups from rollout to
+// TrainBatch to grpo-groups.ts (which calls lib/grpo/algorithm.ts), outgoing messages to messages.ts, result
+// decoding to results.ts, the learner protocol to learner-link.ts, worker sessions and the lease timer to
+// sessions.ts, leases and retries to task-board.ts, progress and reward metrics to progress.ts.
 
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Dataset } from '../lib/data/dataset.ts';
-import { toCHWFloat } from '../lib/data/image.ts';
-import type { Components } from '../lib/grpo/reward-expression.ts';
-import { advantagesOf, compileAlgorithm, rewardsOf, type GrpoAlgorithm } from '../lib/grpo/algorithm.ts';
-import { assembleGrpoBatch, type TrainableGroup } from '../lib/grpo/batch.ts';
+import { compileAlgorithm } from '../lib/grpo/algorithm.ts';
 import { grpoCursors, groupSampleId, sftCursors } from '../lib/grpo/sampling.ts';
 import { mayDispatch } from '../lib/grpo/staleness.ts';
-import type { RolloutResult__Output, ScoreResult__Output, TrainResult__Output, WorkerMessage__Output, WorkerSession } from '../lib/transport/index.ts';
+import type { TrainResult__Output, WorkerMessage__Output, WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
-import { TaskBoard, type Task } from './task-board.ts';
+import { TaskBoard } from './task-board.ts';
 import { LearnerLink } from './learner-link.ts';
-import { grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage, sftTrainBatch } from './messages.ts';
-import { decodeRolloutResult, decodeScoreResult } from './results.ts';
+import { sftTrainBatch } from './messages.ts';
+import { GroupPipeline } from './grpo-groups.ts';
 import { SampleCache } from './sample-cache.ts';
 import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
 import type { Progress, RunEvent, RunState } from './run-state.ts';
-
-/** One GRPO group as it moves through rollout and scoring. */
-interface Group {
-  k: number;
-  sampleId: string;
-  cursor: number;
-  image: Float32Array;
-  clean: Float32Array;
-  actions: Float32Array[];
-  logps: number[];
-  versions: number[];
-  rewards?: number[];
-  components?: Components[];
-  advantages?: Float32Array;
-  /** Dense mode: per action, the per-element behaviour log-density and the centred SSIM advantage map. */
-  logpMaps?: Float32Array[];
-  advantageMaps?: Float32Array[];
-  state: 'rollout' | 'score' | 'done' | 'dropped';
-}
-
-interface OpenBatch {
-  k: number;
-  seq: number;
-  groups: Group[];
-}
 
 const SFT_WINDOW = 2;
 
@@ -73,16 +45,13 @@ export class Coordinator {
   private readonly cfg: RunConfig;
   private readonly sftSteps: number;
   private readonly totalSeq: number;
-  /** The reward and advantage variant of the run (lib/grpo/algorithm.ts). */
-  private readonly algo: GrpoAlgorithm;
-  private readonly dense: boolean;
+  /** GRPO groups from rollout to TrainBatch. */
+  private readonly groups: GroupPipeline;
   private readonly link: LearnerLink;
   private readonly sessions: WorkerSessions;
   private readonly samples: SampleCache;
-  private readonly open = new Map<number, OpenBatch>();
   private nextSftSeq: number;
   private nextK: number;
-  private nextSendK: number;
   private readonly progress: ProgressMeter;
   private finished!: () => void;
   private failed!: (e: Error) => void;
@@ -92,11 +61,8 @@ export class Coordinator {
     this.cfg = o.config;
     this.sftSteps = o.config.sft.steps;
     this.totalSeq = this.sftSteps + o.config.grpo.steps;
-    this.algo = compileAlgorithm(o.config);
-    this.dense = this.algo.variant === 'dense';
     this.nextSftSeq = o.state.ackedSeq + 1;
     this.nextK = Math.max(0, o.state.ackedSeq - this.sftSteps);
-    this.nextSendK = this.nextK;
     this.done = new Promise((resolve, reject) => {
       this.finished = resolve;
       this.failed = reject;
@@ -106,12 +72,16 @@ export class Coordinator {
       leaseMs: o.config.orchestrator.leaseSeconds * 1000,
       maxAttempts: 5,
       metrics: o.metrics,
-      onGiveUp: (task, reason) => this.dropTask(task, reason),
+      onGiveUp: (task, reason) => this.groups.dropTask(task, reason),
     });
     this.samples = new SampleCache(o.dataset);
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e) });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
+    this.groups = new GroupPipeline({
+      config: o.config, algo: compileAlgorithm(o.config), board: this.board, samples: this.samples, metrics: o.metrics, progress: this.progress,
+      learnerVersion: () => this.o.state.learnerVersion, send: (build) => this.link.enqueue(build), onEvent: o.onEvent, log: (l) => this.log(l),
+    }, this.nextK);
     o.metrics.get('policy_version').set(o.state.learnerVersion);
   }
 
@@ -186,8 +156,8 @@ export class Coordinator {
     }
     try {
       if (msg.heartbeat) this.board.renew(s, msg.heartbeat.active_task_ids);
-      else if (msg.rollout_result) this.onRollout(s, msg.rollout_result);
-      else if (msg.score_result) this.onScore(s, msg.score_result);
+      else if (msg.rollout_result) this.groups.onRollout(s, msg.rollout_result);
+      else if (msg.score_result) this.groups.onScore(s, msg.score_result);
       else if (msg.train_result) void this.onTrain(msg.train_result).catch((e: Error) => this.fail(e));
       else if (msg.task_error) {
         const e = msg.task_error;
@@ -225,112 +195,13 @@ export class Coordinator {
     while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), this.o.state.ackedSeq, this.cfg.grpo.maxStaleness)) {
       const k = this.nextK++;
       this.progress.started('grpo');
-      void this.openBatch(k).catch((e: Error) => this.fail(e));
+      void this.groups.openBatch(k).catch((e: Error) => this.fail(e));
     }
     if (this.nextK < this.cfg.grpo.steps) this.samples.preload(grpoCursors(this.cfg, this.nextK));
   }
 
   private seqOf(k: number): number {
     return this.sftSteps + k + 1;
-  }
-
-  private async openBatch(k: number): Promise<void> {
-    const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [] };
-    this.open.set(k, batch);
-    for (const cursor of grpoCursors(this.cfg, k)) {
-      const s = await this.samples.load(cursor);
-      const group: Group = {
-        k, cursor, sampleId: groupSampleId(cursor, s.id), image: toCHWFloat(s.corrupted), clean: toCHWFloat(s.clean),
-        actions: [], logps: [], versions: [], state: 'rollout',
-      };
-      batch.groups.push(group);
-      const id = `${this.cfg.run.id}-r${cursor}`;
-      const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: this.o.state.learnerVersion, dense: this.dense });
-      this.board.add({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
-    }
-  }
-
-  private dropTask(task: Task, reason: string): void {
-    this.log(`giving up task ${task.id} after ${task.attempt} attempts: ${reason}`);
-    const group = this.groupOf(task);
-    if (group) this.dropGroup(group, 'task_failed');
-  }
-
-  private dropGroup(group: Group, reason: string): void {
-    group.state = 'dropped';
-    this.o.onEvent?.({ type: 'dropped', sample: group.sampleId, reason });
-    this.o.metrics.get('samples_dropped_total').inc({ reason });
-    this.trySend();
-  }
-
-  private groupOf(task: Task | undefined): Group | undefined {
-    return (task as (Task & { group?: Group }) | undefined)?.group;
-  }
-
-  private onRollout(s: WorkerSession, r: RolloutResult__Output): void {
-    const G = this.cfg.grpo.groupSize;
-    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense); // throws before the task is accepted
-    const group = this.groupOf(this.board.complete(s, r.task_id));
-    if (!group || group.state !== 'rollout') return;
-    group.actions = d.actions;
-    group.logpMaps = d.logpMaps;
-    group.logps = d.logps;
-    group.versions = d.actions.map(() => d.version);
-    group.state = 'score';
-    this.o.metrics.get('rollouts_total').inc(G);
-    this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt, compute_ms: r.compute_ms });
-    const id = `${this.cfg.run.id}-s${group.cursor}`;
-    const message = scoreTaskMessage(this.cfg, { taskId: id, actions: group.actions, clean: group.clean, dense: this.dense });
-    this.board.add({ id, role: 'REWARD', attempt: 0, group, message } as Task & { group: Group });
-  }
-
-  private onScore(s: WorkerSession, r: ScoreResult__Output): void {
-    const G = this.cfg.grpo.groupSize;
-    const { components, ssimMaps } = decodeScoreResult(r, G, this.cfg.data.size, this.dense);
-    // The reward too is computed before the task is accepted: a non-finite reward refuses the result.
-    let rewards: number[];
-    try {
-      rewards = rewardsOf(this.algo, components);
-    } catch (e) {
-      throw new Error(`score_result.${(e as Error).message}`);
-    }
-    const group = this.groupOf(this.board.complete(s, r.task_id));
-    if (!group || group.state !== 'score') return;
-    this.o.metrics.get('scores_total').inc(G);
-    group.components = components;
-    group.rewards = rewards;
-    this.o.onEvent?.({ type: 'scored', sample: group.sampleId, worker: s.workerId, reward: rewards.reduce((a, b) => a + b, 0) / G, compute_ms: r.compute_ms });
-    for (let i = 0; i < G; i++) {
-      this.o.metrics.get('reward').observe(rewards[i]);
-      for (const [name, v] of Object.entries(components[i])) this.o.metrics.get('reward_component').observe({ component: name }, v);
-    }
-    const outcome = advantagesOf(this.algo, { components, rewards, ...(ssimMaps ? { ssimMaps } : {}) });
-    if (!outcome.kept) {
-      this.dropGroup(group, outcome.reason);
-      return;
-    }
-    group.advantages = outcome.advantages;
-    group.advantageMaps = outcome.advantageMaps;
-    group.state = 'done';
-    this.trySend();
-  }
-
-  /** Sends completed batches in order. */
-  private trySend(): void {
-    for (;;) {
-      const b = this.open.get(this.nextSendK);
-      if (!b || b.groups.length < this.cfg.grpo.samplesPerBatch) return;
-      if (b.groups.some((g) => g.state === 'rollout' || g.state === 'score')) return;
-      this.nextSendK++;
-      this.link.enqueue(() => this.buildGrpo(b));
-    }
-  }
-
-  private buildGrpo(b: OpenBatch) {
-    const kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
-    const batch = assembleGrpoBatch(kept, this.cfg.data.size, this.dense);
-    this.progress.rewards(b.groups, kept, batch.advantages);
-    return grpoTrainBatch(this.cfg, b.seq, batch);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -361,12 +232,11 @@ export class Coordinator {
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
     this.link.acknowledged(seq);
-    for (const [k, b] of this.open) if (b.seq <= seq) this.open.delete(k);
+    this.groups.acknowledged(seq);
     if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);
     if (seq > this.sftSteps) {
       const k = seq - this.sftSteps; // batches 0..k-1 are done
       if (this.nextK < k) this.nextK = k;
-      if (this.nextSendK < k) this.nextSendK = k;
     }
     this.o.metrics.get('policy_version').set(next.learnerVersion);
     const kind = batch?.kind === 'GRPO' || seq > this.sftSteps ? 'grpo' : 'sft';
