@@ -7,7 +7,8 @@ import { ssim } from '../lib/models/ssim.ts';
 import { loadConfig } from '../lib/config/index.ts';
 import { initPolicyParams } from '../lib/models/policy.ts';
 import { policySpecOf } from '../lib/models/bundle.ts';
-import { PolicyRunner, PolicyTrainer } from '../lib/models/trainer.ts';
+import { PolicyRunner } from '../lib/models/runner.ts';
+import { PolicyTrainer } from '../lib/models/trainer.ts';
 import { standardNormal, rng } from '../lib/data/random.ts';
 import { ssim as ssimJs } from 'ssim.js';
 

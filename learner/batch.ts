@@ -2,6 +2,7 @@
 // every per-sample field. Non-finite values are let through here and reported (`nonFinite`): a batch holding
 // NaN/Inf is a skipped step (the seq still counts), not a malformed one.
 import type { GrpoInputs } from '../lib/models/trainer.ts';
+import { ssimMapSize } from '../lib/models/ssim.ts';
 import { decodeTensor, type HostTensor, type TrainBatch__Output } from '../lib/transport/index.ts';
 
 export class BatchError extends Error {
@@ -69,11 +70,11 @@ export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: n
     throw new BatchError('unsupported', `train_batch.advantage_map: this run trains with grpo.advantageMode scalar; dense batches need a run configured with advantageMode dense`);
   }
   if (dense && !b.advantage_map) {
-    throw new BatchError('bad_input', `train_batch.advantage_map: is missing; this run trains with grpo.advantageMode dense ([${n},3,${height - 10},${width - 10}] SSIM advantage maps)`);
+    throw new BatchError('bad_input', `train_batch.advantage_map: is missing; this run trains with grpo.advantageMode dense ([${n},3,${ssimMapSize(height)},${ssimMapSize(width)}] SSIM advantage maps)`);
   }
   const logpOld = tensor('logp_old', dense ? [n, 3, height, width] : [n]);
   const advantages = tensor('advantages', [n]);
-  const advantageMap = dense ? tensor('advantage_map', [n, 3, height - 10, width - 10]) : undefined;
+  const advantageMap = dense ? tensor('advantage_map', [n, 3, ssimMapSize(height), ssimMapSize(width)]) : undefined;
   if (b.behaviour_versions.length !== 0 && b.behaviour_versions.length !== n) {
     throw new BatchError('bad_input', `train_batch.behaviour_versions: has ${b.behaviour_versions.length} entries, expected ${n} (one per sample) or none`);
   }

@@ -10,8 +10,9 @@
 // - SFT batches: sftStep. GRPO batches: grpoStep against the frozen reference policy = the parameters GRPO
 //   started from (taken at the first GRPO batch, recorded as extra.ref_version in every later checkpoint and
 //   never pruned); the learner computes the reference mean itself. grpo.advantageMode dense: logp_old is the
-//   per-element behaviour log-density [N,3,H,W] and advantage_map [N,3,H-10,W-10] carries the SSIM part. The first GRPO batch also starts a fresh
-//   AdamW state (stage II is a new optimisation, as the paper's separate RL run).
+//   per-element behaviour log-density [N,3,H,W] and advantage_map [N,3,h,w] (ssimMapSize) carries the SSIM part. The
+//   first GRPO batch also starts a fresh AdamW state (stage II is a new optimisation): lib/grpo/algorithm.ts
+//   startGrpoPhase. The step itself is lib/grpo/update.ts grpoUpdate, the one the single-process loop runs.
 // - Applied: version + 1 -> checkpoint (params + AdamW state + meta) -> CheckpointStore.put -> prune to the newest
 //   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
 //   retried until it succeeds (the batch stays unacknowledged meanwhile; its lease is renewed by heartbeats).
@@ -22,12 +23,15 @@ import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { CheckpointError, cloneTensorMap, zerosLike, type TensorMap } from '../lib/checkpoint/index.ts';
+import { CheckpointError, cloneTensorMap, type TensorMap } from '../lib/checkpoint/index.ts';
+import { grpoHyper, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
+import { grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { initPolicyParams } from '../lib/models/policy.ts';
-import { PolicyRunner, PolicyTrainer } from '../lib/models/trainer.ts';
+import { PolicyRunner } from '../lib/models/runner.ts';
+import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
   CheckpointIntegrityError,
   CheckpointStore,
@@ -45,6 +49,7 @@ import {
   resolveWorkerOptions,
   RetryableWorkerError,
   startWorker,
+  trainingCheckpoint,
   WorkerFatalError,
   type RoleContext,
   type WorkerHandle,
@@ -109,7 +114,8 @@ class LearnerRole implements WorkerRoleImpl {
   private ctx!: RoleContext;
   private store!: CheckpointStore;
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
-  private trainerConfig!: RunConfig;
+  /** The GRPO step's hyper-parameters: the run's settings, fed to the training graph explicitly. */
+  private hyper!: GrpoHyper;
   private trainer: PolicyTrainer | undefined;
   private params: TensorMap | undefined;
   private refParams: TensorMap | undefined;
@@ -152,7 +158,7 @@ class LearnerRole implements WorkerRoleImpl {
 
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
-    this.trainerConfig = structuredClone(ctx.config);
+    this.hyper = grpoHyper(ctx.config);
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const spec = policySpecOf(ctx.config);
     const shapes = paramShapes(spec);
@@ -196,12 +202,12 @@ class LearnerRole implements WorkerRoleImpl {
         this.refParams = (await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`)).params;
       }
       this.params = ck.params;
-      this.trainer = PolicyTrainer.create(this.trainerConfig, this.params, { device: this.device, ...(ck.optimizer ? { optimizerState: ck.optimizer } : {}) });
+      this.trainer = PolicyTrainer.create(ctx.config, this.params, { device: this.device, ...(ck.optimizer ? { optimizerState: ck.optimizer } : {}) });
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
       this.params = initPolicyParams(spec, ctx.config.run.seed);
-      this.trainer = PolicyTrainer.create(this.trainerConfig, this.params, { device: this.device });
+      this.trainer = PolicyTrainer.create(ctx.config, this.params, { device: this.device });
       this.st = { version: 0, lastBatchSeq: 0, lastBatchId: null, step: 0, optimizerStep: 0, refVersion: undefined, refDigest: undefined, latest: undefined };
       this.st.latest = await this.publish(this.st);
       ctx.log.info(`initialised the policy (seed ${ctx.config.run.seed}) and published version 0`);
@@ -307,47 +313,31 @@ class LearnerRole implements WorkerRoleImpl {
     }
     if (batch.nonFinite) return this.skipNonFinite(b, kind, `input ${batch.nonFinite}`, {}, t0);
 
-    const hyper = b.hyper;
     const versionBefore = st.version;
     let fields: StepFields;
     let applied: boolean;
     let reason = '';
     if (batch.kind === 'sft') {
-      const r = await this.trainer!.sftStep(batch.images, batch.targets, batch.n, hyper?.lr ?? sftLearningRate(this.ctx.config.sft, b.batch_seq));
+      const r = await this.trainer!.sftStep(batch.images, batch.targets, batch.n, sftLearningRate(this.ctx.config.sft, b.batch_seq));
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
       fields = { loss: r.loss, grad_norm: r.step.gradNorm };
     } else {
       if (st.refVersion === undefined) this.startGrpo();
-      const g = this.ctx.config.grpo;
-      const beta = hyper?.beta ?? g.beta;
-      Object.assign(this.trainerConfig.grpo, { clipLow: hyper?.clip_low ?? g.clipLow, clipHigh: hyper?.clip_high ?? g.clipHigh, beta });
-      this.trainer!.optimizer.lr = hyper?.lr ?? this.ctx.config.optim.lr;
-      // beta 0: the KL term vanishes, so the reference forward is skipped (kl is reported as 0)
-      let refMean: Float32Array;
-      if (beta > 0) {
-        this.refRunner ??= await PolicyRunner.create(this.ctx.config, this.device);
-        refMean = (await this.refRunner.run(this.refParams!, batch.images, new Float32Array(batch.images.length), batch.n)).mean;
-      } else {
-        refMean = batch.images;
-      }
-      const r = await this.trainer!.grpoStep({
-        n: batch.n, images: batch.images, actions: batch.actions, logpOld: batch.logpOld, advantages: batch.advantages, refMean,
-        ...(batch.advantageMap ? { advantageMap: batch.advantageMap } : {}),
-      });
+      const r = await grpoUpdate(this.trainer!, this.reference(), batch, this.hyper);
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
       const mismatch = logpMismatch(r.logp, batch.logpOld, batch.behaviourVersions, versionBefore);
       fields = {
         loss: r.loss,
-        kl: beta > 0 ? r.kl : 0,
+        kl: r.kl,
         clip_fraction: r.clipFraction,
         grad_norm: r.step.gradNorm,
         ratio_mean: r.ratio.reduce((a, x) => a + x, 0) / batch.n,
         logp_mismatch: mismatch,
       };
       if (applied) {
-        m.get('kl').set(fields.kl ?? 0);
+        m.get('kl').set(r.kl);
         m.get('clip_fraction').set(r.clipFraction);
         if (Number.isFinite(mismatch)) m.get('logp_mismatch').set(mismatch);
         for (const v of batch.behaviourVersions) m.get('staleness').observe(versionBefore - v);
@@ -374,14 +364,20 @@ class LearnerRole implements WorkerRoleImpl {
     await this.prune(next);
   }
 
-  /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh. */
+  /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */
   private startGrpo(): void {
     const st = this.st!;
     st.refVersion = st.version;
     st.refDigest = st.latest!.digest;
-    this.refParams = cloneTensorMap(this.params!);
-    this.trainer!.optimizer.importState({ step: 0, m: zerosLike(this.params!), v: zerosLike(this.params!) });
+    this.refParams = startGrpoPhase(this.params!, this.trainer!.optimizer);
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
+  }
+
+  private reference(): ReferencePolicy {
+    return {
+      params: this.refParams!,
+      runner: async () => (this.refRunner ??= await PolicyRunner.create(this.ctx.config, this.device)),
+    };
   }
 
   private async skipNonFinite(b: TrainBatch__Output, kind: 'sft' | 'grpo' | 'unknown', why: string, fields: Partial<TrainResult>, t0: number): Promise<void> {
@@ -399,16 +395,10 @@ class LearnerRole implements WorkerRoleImpl {
 
   /** Publishes the checkpoint of `s`, retrying until it is stored and announced (or the learner stops). */
   private async publish(s: LearnerState): Promise<Announcement> {
-    const extra: Record<string, string> = { last_batch_seq: String(s.lastBatchSeq) };
-    if (s.refVersion !== undefined) {
-      extra.ref_version = String(s.refVersion);
-      extra.ref_digest = s.refDigest!;
-    }
-    const ckpt = {
-      meta: { runId: this.ctx.runId, version: s.version, step: s.step, lastBatchId: s.lastBatchId, configHash: this.ctx.configHash, extra },
-      params: this.params!,
-      optimizer: this.trainer!.optimizer.exportState(),
-    };
+    const ckpt = trainingCheckpoint(
+      { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest },
+      this.params!, this.trainer!.optimizer.exportState(),
+    );
     return this.retrying(`publishing checkpoint v${s.version}`, () => publishCheckpoint(this.store, ckpt));
   }
 

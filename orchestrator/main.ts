@@ -18,8 +18,9 @@ import {
   type ServerAuth,
   type WorkerSession,
 } from '../lib/transport/index.ts';
-import { Coordinator, type Progress, type RunState } from './coordinator.ts';
-import { createRunMonitor } from './web.ts';
+import { Coordinator } from './coordinator.ts';
+import type { Progress, RunState } from './run-state.ts';
+import { createRunMonitor } from './monitor.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -57,9 +58,9 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const config = o.config;
   const log = o.log ?? ((l: string) => console.log(`[orchestrator] ${l}`));
   const listen = o.listen ?? config.orchestrator.listen;
-  // Refusals that need nothing running come first: an unauthenticated public address, a bad reward expression.
+  // Refusals that need nothing running come first: an unauthenticated public address. (The reward expression
+  // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
   checkListenAuth(listen, o.auth);
-  Coordinator.checkConfig(config);
   const metrics = createMetrics(config.run.id, 'orchestrator');
   const natsUrl = o.natsUrl ?? config.nats.url;
   const nc = await connectNats({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth });
@@ -138,7 +139,6 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     },
   });
 
-  const leaseTimer = setInterval(() => coordinator.board.expireLeases(), 1000);
   const metricsServer: MetricsServer = await startMetricsServer({
     port: o.metricsPort ?? config.metrics.port,
     host: o.metricsHost,
@@ -169,7 +169,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     async stop() {
       if (stopped) return;
       stopped = true;
-      clearInterval(leaseTimer);
+      coordinator.close();
       await server.close({ graceMs: 1000 });
       await metricsServer.close();
       await monitor.close();

@@ -8,6 +8,7 @@
 //   bad_input   tensors missing, malformed, wrongly shaped, smaller than the 11x11 SSIM window
 //   non_finite  a candidate/reference holds NaN/Inf, or a score came out non-finite (the message names the item)
 //   internal    the runtime failed (retryable: another worker may succeed)
+import { SSIM_WINDOW, ssimMapSize } from '../lib/models/ssim.ts';
 import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { RewardScorer } from '../lib/models/scorer.ts';
@@ -31,7 +32,6 @@ export interface RewardWorkerHandle extends WorkerHandle {
 
 export const REWARD_DEFAULT_MAX_BATCH = 64;
 export const REWARD_DEFAULT_MAX_IN_FLIGHT = 2;
-const SSIM_WINDOW = 11;
 
 class TaskFailure extends Error {
   constructor(readonly code: string, message: string, readonly retryable: boolean) {
@@ -177,7 +177,7 @@ class RewardRole implements WorkerRoleImpl {
     }
     const ssim = new Float64Array(n);
     const clip = new Float64Array(n);
-    const mapPer = 3 * (height - SSIM_WINDOW + 1) * (width - SSIM_WINDOW + 1);
+    const mapPer = 3 * ssimMapSize(height) * ssimMapSize(width);
     const map = task.want_ssim_map ? new Float32Array(n * mapPer) : undefined;
     // chunks of at most max_batch candidates per graph call
     for (let start = 0; start < n; start += this.maxBatch) {
@@ -207,7 +207,7 @@ class RewardRole implements WorkerRoleImpl {
     if (map) {
       const bad = firstNonFinite({ dtype: 'float32', shape: [], data: map });
       if (bad >= 0) throw new TaskFailure('non_finite', `ssim_map of candidate ${Math.floor(bad / mapPer)} is not finite`, false);
-      ssimMap = encodeTensor({ dtype: 'float16', shape: [n, 3, height - SSIM_WINDOW + 1, width - SSIM_WINDOW + 1], data: map }, { field: 'score_result.ssim_map' });
+      ssimMap = encodeTensor({ dtype: 'float16', shape: [n, 3, ssimMapSize(height), ssimMapSize(width)], data: map }, { field: 'score_result.ssim_map' });
     }
     return { components: Array.from({ length: n }, (_, i) => ({ ssim: ssim[i]!, clip_cos: clip[i]! })), ssimMap };
   }

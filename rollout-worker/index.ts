@@ -14,7 +14,7 @@ import type { SeedPart } from '../lib/data/random.ts';
 import { standardNormal } from '../lib/data/random.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
-import { PolicyRunner } from '../lib/models/trainer.ts';
+import { PolicyRunner } from '../lib/models/runner.ts';
 import {
   CheckpointStore,
   encodeTensor,

@@ -6,7 +6,7 @@
 import { loadConfig } from '../lib/config/index.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
-import { PolicyRunner } from '../lib/models/trainer.ts';
+import { PolicyRunner } from '../lib/models/runner.ts';
 import { toCHWFloat } from '../lib/data/image.ts';
 import { cloneTensorMap } from '../lib/checkpoint/tensors.ts';
 import { RewardScorer } from '../lib/models/scorer.ts';

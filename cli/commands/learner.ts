@@ -1,6 +1,6 @@
 // `recovery-grpo learner`: applies TrainBatches exactly once and publishes one checkpoint per version (learner/).
 import type { CommandModule } from 'yargs';
-import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../../lib/worker/cli.ts';
+import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../worker-options.ts';
 
 const command: CommandModule<object, WorkerCliArgs> = {
   command: 'learner',

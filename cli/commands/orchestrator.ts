@@ -1,7 +1,7 @@
 // `recovery-grpo orchestrator`: the gRPC server that drives a run.
 import type { CommandModule } from 'yargs';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
-import { natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../../lib/worker/cli.ts';
+import { natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;

@@ -1,6 +1,6 @@
 // `recovery-grpo reward-worker`: scores candidates (SSIM, embedding cosine) for the orchestrator (reward-worker/).
 import type { CommandModule } from 'yargs';
-import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../../lib/worker/cli.ts';
+import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../worker-options.ts';
 
 const command: CommandModule<object, WorkerCliArgs> = {
   command: 'reward-worker',

@@ -1,6 +1,6 @@
 // `recovery-grpo rollout-worker`: samples actions with the policy for the orchestrator (rollout-worker/).
 import type { CommandModule } from 'yargs';
-import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../../lib/worker/cli.ts';
+import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../worker-options.ts';
 
 interface Args extends WorkerCliArgs {
   versionWaitMs: number;

@@ -1,7 +1,7 @@
 // `recovery-grpo sweep`: one training run per value (a grid over several keys), here one after another or as
 // Kubernetes runs rendered by scripts/k8s-ablation.ts, then one comparison report (sweep.md, sweep.html).
 // With --methods it compares training methods instead (dense/scalar GRPO, continued SFT, direct reward
-// backprop) from the same warm start at equal wall-clock compute (lib/eval/compare.ts).
+// backprop) from the same warm start at equal wall-clock compute (lib/experiments/compare.ts).
 import type { CommandModule } from 'yargs';
 
 interface Args {
@@ -50,7 +50,7 @@ const command: CommandModule<object, Args> = {
         return true;
       }) as never,
   handler: async (args) => {
-    const sweep = await import('../../lib/eval/sweep.ts');
+    const sweep = await import('../../lib/experiments/sweep.ts');
     try {
       if (args.report) {
         const r = await sweep.reportFromFolder(args.report);
@@ -58,7 +58,7 @@ const command: CommandModule<object, Args> = {
         return;
       }
       if (args.methods) {
-        const { compareMethods, parseMethods } = await import('../../lib/eval/compare.ts');
+        const { compareMethods, parseMethods } = await import('../../lib/experiments/compare.ts');
         const methods = parseMethods(args.methods);
         const { axes, fixed } = sweep.parseSets(args.set ?? []);
         if (axes.length) throw new Error('--methods compares methods under one configuration: give --set key=value (one value), not a list');

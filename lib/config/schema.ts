@@ -7,6 +7,7 @@
 
 import { z } from 'zod';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
+import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms } from '../grpo/reward-expression.ts';
 
 const int = () => z.number().int();
 const positive = () => z.number().gt(0);
@@ -216,7 +217,35 @@ export const configSchema = z.strictObject({
   nats: natsSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
   eval: evalSchema.prefault({}),
-});
+}).superRefine((c, ctx) => checkAlgorithm(c, ctx));
+
+/**
+ * Settings that are valid one by one but not together: the reward expression must compile, serve dense
+ * advantages (linear in ssim) when grpo.advantageMode is dense, and be a weighted sum of terms when
+ * grpo.multiRewardMode is normalize-then-sum; dense and normalize-then-sum exclude each other. Refused here,
+ * at load, so every entry point fails early and the same way (lib/grpo/algorithm.ts compileAlgorithm
+ * then cannot fail on a loaded config).
+ */
+function checkAlgorithm(c: { reward: { expression: string; weights: Record<string, number>; alpha: number }; grpo: { advantageMode: string; multiRewardMode: string } }, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  if (c.grpo.advantageMode === 'dense' && c.grpo.multiRewardMode === 'normalize-then-sum') {
+    issue(['grpo', 'multiRewardMode'], 'normalize-then-sum cannot be combined with grpo.advantageMode dense (dense advantages split the summed reward; set grpo.advantageMode=scalar or grpo.multiRewardMode=sum)');
+    return;
+  }
+  const constants = rewardConstants(c.reward);
+  const attempt = (path: (string | number)[], what: string, f: () => unknown): boolean => {
+    try {
+      f();
+      return true;
+    } catch (e) {
+      issue(path, `${what}: ${(e as Error).message}`);
+      return false;
+    }
+  };
+  if (!attempt(['reward', 'expression'], 'does not compile', () => compileRewardExpression(c.reward.expression, constants))) return;
+  if (c.grpo.advantageMode === 'dense') attempt(['reward', 'expression'], 'cannot serve grpo.advantageMode dense', () => decomposeForDense(c.reward.expression, constants));
+  if (c.grpo.multiRewardMode === 'normalize-then-sum') attempt(['reward', 'expression'], 'cannot serve grpo.multiRewardMode normalize-then-sum', () => rewardTerms(c.reward.expression, constants));
+}
 
 /** A validated run configuration (every default filled in). */
 export type RunConfig = z.output<typeof configSchema>;

@@ -7,7 +7,7 @@ import type { Sample } from '../data/dataset.ts';
 import { clamp01, stackPairs } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
 import { compileRewardExpression, rewardConstants } from '../grpo/reward-expression.ts';
-import { PolicyRunner } from '../models/trainer.ts';
+import { PolicyRunner } from '../models/runner.ts';
 import { RewardScorer } from '../models/scorer.ts';
 
 export interface Scores {

@@ -9,7 +9,7 @@ import { openRunDataset } from '../config/dataset.ts';
 import type { Sample } from '../data/dataset.ts';
 import type { Metrics } from '../metrics/index.ts';
 import { paramShapes, policySpecOf } from '../models/bundle.ts';
-import { PolicyRunner } from '../models/trainer.ts';
+import { PolicyRunner } from '../models/runner.ts';
 import { RewardScorer } from '../models/scorer.ts';
 import type { CheckpointStore } from '../transport/index.ts';
 import { fetchCheckpoint } from '../worker/checkpoints.ts';

@@ -1,4 +1,5 @@
-// Group-relative advantages, as Flow-GRPO computes them.
+// Group-relative advantages, as Flow-GRPO computes them. Which variant a run uses is chosen in one place,
+// lib/grpo/algorithm.ts `advantagesOf`; nothing else calls these functions outside tests.
 //
 // A group is the G actions proposed for ONE sample id (never grouped by prompt text). For action i:
 //
@@ -14,8 +15,8 @@
 //   multi-reward 'sum'           reward = sum_k w_k x_k, then the formula above.
 //   multi-reward                 GDPO: A_i = sum_k w_k (x_ik - mean_g x_gk) / (std_g x_gk + eps): each term
 //     'normalize-then-sum'       is normalised within the group on its own, so a small-variance term is
-//                                not drowned by a large-variance one. GDPO's paper then standardises the
-//                                summed advantages over the whole batch: `standardizeOverBatch`.
+//                                not drowned by a large-variance one. (GDPO's paper then standardises the
+//                                summed advantages over the whole batch; this project does not.)
 //   dense                        per-location SSIM advantages, see `denseAdvantages`.
 
 export interface AdvantageOptions {
@@ -127,18 +128,6 @@ export function multiRewardGroupAdvantages(
     return clip(a, o.advClip);
   });
   return { advantages, mean, std };
-}
-
-/**
- * GDPO's second stage: standardise the summed advantages over the whole batch (all kept groups),
- * A <- (A - mean_batch) / (std_batch + eps), then clip. Returns new arrays, one per group.
- */
-export function standardizeOverBatch(groups: readonly Float32Array[], opts: Pick<AdvantageOptions, 'stdEps' | 'advClip'> = {}): Float32Array[] {
-  const o = resolve(opts);
-  const all = groups.flatMap((g) => [...g]);
-  if (all.length === 0) return [];
-  const { mean, std } = meanStd(all);
-  return groups.map((g) => Float32Array.from(g, (a) => clip((a - mean) / (std + o.stdEps), o.advClip)));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -254,37 +243,4 @@ export function spreadToPixels(D: Float32Array, channels: number, h: number, w: 
     }
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Groups are formed per sample id.
-
-export interface GroupMember { sampleId: string; groupIndex: number }
-
-/**
- * Groups items by sample id (first-seen order), each group sorted by group index. Every group must be
- * complete: group indices exactly 0..groupSize-1, no duplicates. Throws listing every problem.
- */
-export function groupBySample<T extends GroupMember>(items: readonly T[], groupSize: number): Array<{ sampleId: string; items: T[] }> {
-  if (!Number.isInteger(groupSize) || groupSize < 1) throw new Error(`groupBySample: groupSize must be a positive integer, got ${groupSize}`);
-  const groups = new Map<string, Array<T | undefined>>();
-  const problems: string[] = [];
-  for (const item of items) {
-    const { sampleId, groupIndex } = item;
-    if (typeof sampleId !== 'string' || sampleId === '') { problems.push(`an item has no sample id (${JSON.stringify(sampleId)})`); continue; }
-    if (!Number.isInteger(groupIndex) || groupIndex < 0 || groupIndex >= groupSize) {
-      problems.push(`sample '${sampleId}': group index ${groupIndex} is outside 0..${groupSize - 1}`);
-      continue;
-    }
-    let slots = groups.get(sampleId);
-    if (!slots) groups.set(sampleId, (slots = new Array<T | undefined>(groupSize).fill(undefined)));
-    if (slots[groupIndex] !== undefined) problems.push(`sample '${sampleId}': group index ${groupIndex} appears more than once`);
-    else slots[groupIndex] = item;
-  }
-  for (const [sampleId, slots] of groups) {
-    const missing = slots.flatMap((s, i) => (s === undefined ? [i] : []));
-    if (missing.length > 0) problems.push(`sample '${sampleId}': incomplete group, has ${groupSize - missing.length} of ${groupSize}, missing group indices ${missing.join(', ')}`);
-  }
-  if (problems.length > 0) throw new Error(`groupBySample: ${problems.join('; ')}`);
-  return [...groups].map(([sampleId, slots]) => ({ sampleId, items: slots as T[] }));
 }

@@ -22,7 +22,6 @@ import {
 
 /** Components the reward workers compute (one number each per action). */
 export const DEFAULT_COMPONENTS = ['ssim', 'clip_cos'] as const;
-export const DEFAULT_REWARD_EXPRESSION = '1.0 * ssim + 0.2 * exp(-5 * (1 - clamp(clip_cos, 0, 1)))';
 export const MAX_EXPRESSION_LENGTH = 1000;
 export const MAX_EXPRESSION_DEPTH = 64;
 

@@ -1,20 +1,44 @@
-// The same training as the distributed pipeline, in one process with no gRPC or NATS: the graphs run
-// back to back (SFT steps, then GRPO steps of rollout -> score -> advantages -> update). It is the
-// baseline the pipeline's throughput is measured against, and a quick way to try hyper-parameters.
+// The single-process loop: the distributed pipeline's executable specification. It runs the same functions
+// with the same semantics as orchestrator + rollout worker + reward worker + learner, back to back in one
+// process with no gRPC or NATS, so `sweep --engine single`, `compare` and the experiment train exactly what
+// the pipeline trains (test/e2e/parity.test.ts: with maxStaleness 0 the pipeline's final checkpoint equals
+// this loop's byte for byte, for scalar and dense advantages). Hop by hop:
+//
+//   SFT batch seq     sftCursors -> stackPairs -> sftUpdate at sftLearningRate(seq)       (learner)
+//   GRPO start        startGrpoPhase: frozen KL reference, fresh AdamW                     (learner)
+//   GRPO batch k      grpoCursors, groupSampleId                                           (coordinator)
+//     per group       rolloutNoiseSeed -> PolicyRunner.run (G actions)                      (rollout worker)
+//                     clamp01 -> RewardScorer.score; SSIM maps rounded to float16           (reward worker)
+//                     rewardsOf -> advantagesOf (variant, DAPO drop)                        (coordinator)
+//                     assembleGrpoBatch                                                     (coordinator)
+//                     grpoUpdate with grpoHyper (reference forward skipped at beta 0)       (learner)
+//   checkpoint        trainingCheckpoint, as the learner publishes it                      (learner)
+//
+// What it does not model: staleness (it is always on-policy, as the pipeline at maxStaleness 0), restarts,
+// and leases. A batch whose groups were all dropped fails the run here as the learner refuses it there.
 import type { RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Sample } from '../data/dataset.ts';
 import { cloneTensorMap } from '../checkpoint/tensors.ts';
+import { configHash } from '../checkpoint/digest.ts';
+import { encodeCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { cosineLearningRate, sftLearningRate } from '../optim/schedule.ts';
 import { clamp01, stackPairs, toCHWFloat } from '../data/image.ts';
-import { hashSeed, standardNormal } from '../data/random.ts';
-import { compileRewardExpression, decomposeForDense, rewardConstants, rewardPartials } from '../grpo/reward-expression.ts';
-import { denseAdvantages, groupAdvantages } from '../grpo/advantages.ts';
+import { standardNormal } from '../data/random.ts';
+import { compileRewardExpression, rewardConstants, rewardPartials } from '../grpo/reward-expression.ts';
+import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, startGrpoPhase } from '../grpo/algorithm.ts';
+import { assembleGrpoBatch, type TrainableGroup } from '../grpo/batch.ts';
+import { groupSampleId, grpoCursors, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
+import { grpoUpdate } from '../grpo/update.ts';
 import { initPolicyParams } from '../models/policy.ts';
 import { policySpecOf } from '../models/bundle.ts';
-import { PolicyRunner, PolicyTrainer } from '../models/trainer.ts';
+import { ssimMapSize } from '../models/ssim.ts';
+import { PolicyRunner } from '../models/runner.ts';
+import { PolicyTrainer } from '../models/trainer.ts';
 import { RewardScorer } from '../models/scorer.ts';
+import { roundToFloat16 } from '../transport/tensor.ts';
+import { trainingCheckpoint } from '../worker/checkpoints.ts';
 
 export interface SingleProcessResult {
   params: TensorMap;
@@ -28,6 +52,8 @@ export interface SingleProcessResult {
   /** GRPO actions (rollout + score + train) per second. */
   actionsPerSecond: number;
   rewards: number[];
+  /** The last checkpoint, exactly as the learner would publish it after the same batches. */
+  checkpoint: Checkpoint;
 }
 
 /** One GRPO step of the single-process loop, for callers that record curves (sweeps, experiments). */
@@ -41,12 +67,14 @@ export interface SingleProcessStep {
   clipFraction: number;
 }
 
-/** Samples first..first+n-1 of the training stream as [n,3,H,W] corrupted and clean batches. */
-async function pairsAt(dataset: { sample(i: number): Promise<Sample> }, first: number, n: number): Promise<{ corrupted: Float32Array; clean: Float32Array }> {
+/** The given dataset samples as [n,3,H,W] corrupted and clean batches. */
+async function pairsAt(dataset: { sample(i: number): Promise<Sample> }, cursors: readonly number[]): Promise<{ corrupted: Float32Array; clean: Float32Array }> {
   const samples: Sample[] = [];
-  for (let i = 0; i < n; i++) samples.push(await dataset.sample(first + i));
+  for (const c of cursors) samples.push(await dataset.sample(c));
   return stackPairs(samples);
 }
+
+const range = (first: number, n: number) => Array.from({ length: n }, (_, i) => first + i);
 
 export async function runSingleProcess(
   config: RunConfig,
@@ -61,6 +89,7 @@ export async function runSingleProcess(
     budgetSeconds?: number;
   } = {},
 ): Promise<SingleProcessResult> {
+  const algo = compileAlgorithm(config);
   const H = config.data.size;
   const pix = 3 * H * H;
   const dataset = await openRunDataset(config, 'train');
@@ -68,93 +97,132 @@ export async function runSingleProcess(
   const trainer = PolicyTrainer.create(config, params);
   const log = opts.log ?? (() => undefined);
   const onStep = opts.onStep;
+  const runId = config.run.id;
+  const hash = configHash(config);
+  // The learner's bookkeeping: every batch seq is handled once, an applied one makes a new version; and the
+  // checkpoint it would publish.
+  let seq = 0;
+  let version = 0;
+  let lastBatchId: string | null = null;
+  const handled = (applied: boolean) => {
+    seq++;
+    if (!applied) return;
+    version++;
+    lastBatchId = `${runId}-b${seq}`;
+  };
+  const checkpointNow = (ref?: { version: number; digest: string }) => trainingCheckpoint({
+    runId, configHash: hash, version, step: version, lastBatchSeq: seq, lastBatchId,
+    ...(ref ? { refVersion: ref.version, refDigest: ref.digest } : {}),
+  }, params, trainer.optimizer.exportState());
 
   const budgetMs = (opts.budgetSeconds ?? Infinity) * 1000;
   const t0 = performance.now();
-  const B = config.sft.batchSize;
   let sftSteps = 0;
   for (let s = 1; s <= config.sft.steps && performance.now() - t0 < budgetMs; s++, sftSteps++) {
-    const { corrupted: images, clean: targets } = await pairsAt(dataset, (s - 1) * B, B);
+    const { corrupted: images, clean: targets } = await pairsAt(dataset, sftCursors(config, s));
     // Under a time budget the cosine schedule runs over the budget's seconds instead of a step count.
     const lr = budgetMs < Infinity && config.sft.schedule === 'cosine'
       ? cosineLearningRate(config.sft.lr, (performance.now() - t0) / budgetMs)
       : sftLearningRate(config.sft, s);
-    const { loss } = await trainer.sftStep(images, targets, B, lr);
-    if (s % 100 === 0) log(`[sft] ${s}/${config.sft.steps} loss ${loss.toFixed(5)}`);
+    const r = await trainer.sftStep(images, targets, config.sft.batchSize, lr);
+    handled(r.step.applied);
+    if (s % 100 === 0) log(`[sft] ${s}/${config.sft.steps} loss ${r.loss.toFixed(5)}`);
   }
   const sftSeconds = (performance.now() - t0) / 1000;
   const sftParams = cloneTensorMap(params);
 
-  const runner = await PolicyRunner.create(config);
-  const refRunner = runner;
-  const scorer = new RewardScorer(config.reward, config.reward.device);
-  const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const g = config.grpo;
-  const dense = g.advantageMode === 'dense';
-  const split = dense ? decomposeForDense(config.reward.expression, rewardConstants(config.reward)) : null;
-  const mapLen = 3 * (H - 10) * (H - 10);
   const G = g.groupSize;
-  const S = g.samplesPerBatch;
+  const dense = algo.variant === 'dense';
+  const mapLen = 3 * ssimMapSize(H) ** 2;
+  const hyper = grpoHyper(config);
+  const runner = await PolicyRunner.create(config);
+  const scorer = new RewardScorer(config.reward, config.reward.device);
+  let reference: { params: TensorMap; version: number; digest: string } | undefined;
   const rewards: number[] = [];
   const t1 = performance.now();
   let grpoSteps = 0;
   for (let k = 0; k < g.steps && performance.now() - t1 < budgetMs; k++, grpoSteps++) {
-    const n = S * G;
-    const images = new Float32Array(n * pix);
-    const clean = new Float32Array(n * pix);
-    const noise = new Float32Array(n * pix);
-    for (let j = 0; j < S; j++) {
-      const cursor = config.sft.steps * B + k * S + j;
+    if (!reference) {
+      // The version GRPO starts from is the reference; its checkpoint was published before the phase began.
+      const digest = `sha256:${encodeCheckpoint(checkpointNow()).digest}`;
+      reference = { params: startGrpoPhase(params, trainer.optimizer), version, digest };
+    }
+    const kept: TrainableGroup[] = [];
+    const stepComponents: Array<Record<string, number>> = [];
+    for (const cursor of grpoCursors(config, k)) {
       const smp = await dataset.sample(cursor);
-      const sampleId = `c${cursor}:${smp.id}`;
-      const img = toCHWFloat(smp.corrupted);
-      const cln = toCHWFloat(smp.clean);
+      const sampleId = groupSampleId(cursor, smp.id);
+      const image = toCHWFloat(smp.corrupted);
+      const clean = toCHWFloat(smp.clean);
+      // rollout worker: the group's G actions from their seeded noise
+      const images = new Float32Array(G * pix);
+      const references = new Float32Array(G * pix);
+      const noise = new Float32Array(G * pix);
       for (let a = 0; a < G; a++) {
-        const i = j * G + a;
-        images.set(img, i * pix);
-        clean.set(cln, i * pix);
-        noise.set(standardNormal(pix, hashSeed(config.run.seed, sampleId, a)), i * pix);
+        images.set(image, a * pix);
+        references.set(clean, a * pix);
+        noise.set(standardNormal(pix, rolloutNoiseSeed(config.run.seed, sampleId, a)), a * pix);
       }
+      const roll = await runner.run(params, images, noise, G);
+      // reward worker: the clamped actions scored against the clean image; the maps travel as float16
+      const sc = await scorer.score({ candidates: clamp01(roll.action), references, n: G, height: H, width: H }, dense);
+      const components = range(0, G).map((a) => ({ ssim: sc.ssim[a]!, clip_cos: sc.clip_cos[a]! }));
+      stepComponents.push(...components);
+      // coordinator: rewards, advantages, the group kept or dropped
+      const groupRewards = rewardsOf(algo, components);
+      rewards.push(...groupRewards);
+      const maps = dense ? roundToFloat16(sc.ssim_map!) : undefined;
+      const outcome = advantagesOf(algo, {
+        components, rewards: groupRewards,
+        ...(maps ? { ssimMaps: range(0, G).map((a) => maps.subarray(a * mapLen, (a + 1) * mapLen)) } : {}),
+      });
+      if (!outcome.kept) continue;
+      const slice = (t: Float32Array, a: number) => t.slice(a * pix, (a + 1) * pix);
+      kept.push({
+        sampleId, image,
+        actions: range(0, G).map((a) => slice(roll.action, a)),
+        logps: Array.from(roll.logp),
+        versions: range(0, G).map(() => version),
+        ...(dense ? { logpMaps: range(0, G).map((a) => slice(roll.logpMap, a)) } : {}),
+        rewards: groupRewards, components,
+        advantages: outcome.advantages,
+        ...(outcome.advantageMaps ? { advantageMaps: outcome.advantageMaps } : {}),
+      });
     }
-    const roll = await runner.run(params, images, noise, n);
-    const candidates = clamp01(roll.action);
-    const sc = await scorer.score({ candidates, references: clean, n, height: H, width: H }, dense);
-    const comps = Array.from({ length: n }, (_, i) => ({ ssim: sc.ssim[i], clip_cos: sc.clip_cos[i] }));
-    const r = comps.map((c) => reward.evaluate(c));
-    rewards.push(r.reduce((s, x) => s + x, 0) / n);
-    const adv = new Float32Array(n);
-    const advMap = dense ? new Float32Array(n * mapLen) : undefined;
-    const opts = { stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: false };
-    for (let j = 0; j < S; j++) {
-      const rg = r.slice(j * G, (j + 1) * G);
-      if (dense) {
-        const maps = Array.from({ length: G }, (_, a) => sc.ssim_map!.subarray((j * G + a) * mapLen, (j * G + a + 1) * mapLen));
-        const d = denseAdvantages(maps, rg, comps.slice(j * G, (j + 1) * G).map((c) => split!.rest.evaluate(c)), split!.ssimWeight, opts);
-        if ('maps' in d) {
-          d.maps.forEach((m, a) => advMap!.set(m, (j * G + a) * mapLen));
-          adv.set(d.scalar, j * G);
-        }
-      } else {
-        const a = groupAdvantages(rg, opts);
-        if ('advantages' in a) adv.set(a.advantages, j * G);
-      }
-    }
-    const ref = await refRunner.run(sftParams, images, noise, n);
-    const res = await trainer.grpoStep({ n, images, actions: roll.action, logpOld: dense ? roll.logpMap : roll.logp, advantages: adv, advantageMap: advMap, refMean: ref.mean });
-    const meanOf = (f: (c: (typeof comps)[number]) => number) => comps.reduce((s, c) => s + f(c), 0) / n;
-    onStep?.({ step: k + 1, reward: rewards[rewards.length - 1], components: { ssim: meanOf((c) => c.ssim), clip_cos: meanOf((c) => c.clip_cos) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction });
-    if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${rewards[rewards.length - 1].toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
+    if (kept.length === 0) throw new Error(`single-process loop: every group of GRPO batch ${k} was dropped (zero variance); the learner would refuse the empty batch`);
+    // learner
+    const batch = assembleGrpoBatch(kept, H, dense);
+    const ref = reference;
+    let refRunner: PolicyRunner | undefined;
+    const res = await grpoUpdate(trainer, { params: ref.params, runner: async () => (refRunner ??= runner) }, batch, hyper);
+    handled(res.step.applied);
+    const n = stepComponents.length;
+    const stepReward = rewards.slice(-n).reduce((s, x) => s + x, 0) / n;
+    const meanOf = (f: (c: Record<string, number>) => number) => stepComponents.reduce((s, c) => s + f(c), 0) / n;
+    onStep?.({ step: k + 1, reward: stepReward, components: { ssim: meanOf((c) => c.ssim!), clip_cos: meanOf((c) => c.clip_cos!) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction });
+    if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
   }
   const grpoSeconds = (performance.now() - t1) / 1000;
+  const checkpoint = checkpointNow(reference);
   await runner.release();
   await scorer.close();
   await trainer.release();
-  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, actionsPerSecond: grpoSeconds > 0 ? (grpoSteps * S * G) / grpoSeconds : 0, rewards };
+  const actions = grpoSteps * g.samplesPerBatch * G;
+  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, actionsPerSecond: grpoSeconds > 0 ? actions / grpoSeconds : 0, rewards: perStep(rewards, g.samplesPerBatch * G), checkpoint };
+}
+
+/** Mean reward per GRPO step (rewards holds every action's, samplesPerBatch x groupSize per step). */
+function perStep(rewards: number[], perBatch: number): number[] {
+  return range(0, Math.ceil(rewards.length / perBatch)).map((k) => {
+    const xs = rewards.slice(k * perBatch, (k + 1) * perBatch);
+    return xs.reduce((s, x) => s + x, 0) / xs.length;
+  });
 }
 
 /**
  * Direct reward backprop from `params` for `steps` steps: the upper reference GRPO is compared with
- * (lib/eval/compare.ts), not a training mode of the pipeline. Each step takes sft.batchSize images from
+ * (lib/experiments/compare.ts), not a training mode of the pipeline. Each step takes sft.batchSize images from
  * where GRPO would start reading, scores the current policy mean to get the reward expression's partial
  * derivatives per image, then ascends the reward through the differentiated reward graph with the RL
  * stage's optimizer settings (optim.*). The scoring pass is part of the method's cost, as it would be in
@@ -179,7 +247,7 @@ export async function runRewardBackprop(
   const t0 = performance.now();
   let k = 0;
   for (; k < opts.steps && performance.now() - t0 < budgetMs; k++) {
-    const { corrupted: images, clean } = await pairsAt(dataset, config.sft.steps * B + k * B, B);
+    const { corrupted: images, clean } = await pairsAt(dataset, range(config.sft.steps * B + k * B, B));
     const { mean } = await runner.run(params, images, zeros, B);
     const candidates = clamp01(mean);
     const sc = await scorer.score({ candidates, references: clean, n: B, height: H, width: H }, false);

@@ -6,6 +6,11 @@ import type { Value } from '../graph/graph.ts';
 import { add, concat, conv, div, mul, reduceMean, slice, sub } from '../graph/ops.ts';
 
 export const SSIM_WINDOW = 11;
+
+/** Side of the valid-window SSIM map of a size x size image: size - SSIM_WINDOW + 1 (SSIM_WINDOW = 11). */
+export function ssimMapSize(size: number): number {
+  return size - SSIM_WINDOW + 1;
+}
 const SIGMA = 1.5;
 const C1 = 0.01 ** 2;
 const C2 = 0.03 ** 2;

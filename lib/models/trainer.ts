@@ -1,44 +1,14 @@
-// The two ways the policy graphs are driven: PolicyRunner samples actions (rollout workers, evaluation),
-// PolicyTrainer computes losses and gradients and applies AdamW (the learner). Both take parameters as
-// feeds, so a new policy version is just a new TensorMap: no session is rebuilt.
+// PolicyTrainer: the policy's training graphs (SFT, GRPO, reward backprop) driven with AdamW, for the
+// learner and the single-process loop. Parameters are feeds and are updated in place; sampling actions is
+// PolicyRunner's job (runner.ts).
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
-import { grpoModel, policyModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
+import { grpoModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
 import { gradientsFrom, paramFeeds, scalarFeed } from './feeds.ts';
-
-export interface PolicyOutputs {
-  mean: Float32Array;
-  action: Float32Array;
-  logp: Float32Array;
-  /** Per-element log-density [n,3,H,W] (dense advantages need it as the behaviour log-probability). */
-  logpMap: Float32Array;
-}
-
-export class PolicyRunner {
-  private constructor(
-    private readonly session: GraphSession,
-    readonly height: number,
-    readonly width: number,
-  ) {}
-
-  static async create(config: RunConfig, device: Device = 'cpu'): Promise<PolicyRunner> {
-    const r = resolutionOf(config);
-    return new PolicyRunner(await GraphSession.create(policyModel(config), { device }), r.height, r.width);
-  }
-
-  /** Runs n images [n,3,H,W] with noise [n,3,H,W] under `params`. */
-  async run(params: TensorMap, images: Float32Array, noise: Float32Array, n: number): Promise<PolicyOutputs> {
-    const dims = [n, 3, this.height, this.width];
-    const out = await this.session.run({ ...paramFeeds(params), image: { data: images, dims }, noise: { data: noise, dims } });
-    return { mean: out.mean.data, action: out.action.data, logp: out.logp.data, logpMap: out.logp_map.data };
-  }
-
-  release(): Promise<void> {
-    return this.session.release();
-  }
-}
+import { ssimMapSize } from './ssim.ts';
+import { grpoHyper, type GrpoHyper } from '../grpo/algorithm.ts';
 
 export interface GrpoInputs {
   n: number;
@@ -98,11 +68,10 @@ export class PolicyTrainer {
     return { loss, step };
   }
 
-  /** Runs the GRPO graph without updating (diagnostics, tests). */
-  async grpoForward(b: GrpoInputs): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
+  /** Runs the GRPO graph without updating (diagnostics, tests). `hyper` defaults to the run's settings. */
+  async grpoForward(b: GrpoInputs, hyper: Omit<GrpoHyper, 'lr'> = grpoHyper(this.config)): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
     this.grpo ??= await GraphSession.create(grpoModel(this.config), { device: this.device });
     const dims = this.dims(b.n);
-    const g = this.config.grpo;
     const dense = this.config.grpo.advantageMode === 'dense';
     const r = resolutionOf(this.config);
     const feeds: Feeds = {
@@ -112,22 +81,25 @@ export class PolicyTrainer {
       logp_old: { data: b.logpOld, dims: dense ? dims : [b.n] },
       advantage: { data: b.advantages, dims: [b.n] },
       ref_mean: { data: b.refMean, dims },
-      clip_low: scalarFeed(g.clipLow),
-      clip_high: scalarFeed(g.clipHigh),
-      beta: scalarFeed(g.beta),
+      clip_low: scalarFeed(hyper.clipLow),
+      clip_high: scalarFeed(hyper.clipHigh),
+      beta: scalarFeed(hyper.beta),
     };
     if (dense) {
       if (!b.advantageMap) throw new Error('dense GRPO batch without advantage maps');
-      feeds.advantage_map = { data: b.advantageMap, dims: [b.n, 3, r.height - 10, r.width - 10] };
+      feeds.advantage_map = { data: b.advantageMap, dims: [b.n, 3, ssimMapSize(r.height), ssimMapSize(r.width)] };
     }
     return this.grpo.run(feeds);
   }
 
-  /** One clipped policy-gradient step. A non-finite loss or gradient is never applied. */
-  async grpoStep(b: GrpoInputs): Promise<GrpoStepResult> {
-    const out = await this.grpoForward(b);
+  /**
+   * One clipped policy-gradient step with the explicit hyper-parameters `hyper` (default: the run's settings).
+   * A non-finite loss or gradient is never applied.
+   */
+  async grpoStep(b: GrpoInputs, hyper: GrpoHyper = grpoHyper(this.config)): Promise<GrpoStepResult> {
+    const out = await this.grpoForward(b, hyper);
     const loss = out.loss.data[0];
-    const step = Number.isFinite(loss) ? this.optimizer.step(gradientsFrom(out)) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
+    const step = Number.isFinite(loss) ? this.optimizer.step(gradientsFrom(out), { lr: hyper.lr }) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
     return { step, loss, kl: out.kl.data[0], clipFraction: out.clip_fraction.data[0], logp: out.logp.data, ratio: out.ratio.data };
   }
 

@@ -151,6 +151,11 @@ export function float16Value(bits: number): number {
   return float16Table()[bits & 0xffff]!;
 }
 
+/** The values a float16 tensor carries: each rounded to the nearest binary16, as encode + decode would. */
+export function roundToFloat16(data: Float32Array): Float32Array {
+  return Float32Array.from(data, (v) => float16Value(float16Bits(v)));
+}
+
 // ------------------------------------------------------------------------------------------------
 // encode / decode
 

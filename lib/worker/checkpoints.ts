@@ -1,7 +1,8 @@
 // Checkpoints as the roles move them through the CheckpointStore: fetch + verify (object digest, file digest,
 // parameter names and shapes, run id, version) and publish (encode, digest, put). Every refusal is an Error
 // naming the checkpoint and the problem; nothing half-verified is ever returned.
-import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
+import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type DecodedCheckpoint, type TensorMap } from '../checkpoint/index.ts';
+import type { AdamWState } from '../optim/adamw.ts';
 import type { Announcement, CheckpointRef, CheckpointStore } from '../transport/index.ts';
 
 export interface FetchedCheckpoint extends DecodedCheckpoint {
@@ -43,4 +44,29 @@ export async function publishCheckpoint(store: CheckpointStore, ckpt: Checkpoint
 /** The wire form of an announcement. */
 export function checkpointRef(ann: Announcement): CheckpointRef {
   return { version: ann.version, name: ann.name, digest: ann.digest, size: String(ann.size) };
+}
+
+/** Where a training run stands: what the learner records in every checkpoint it publishes. */
+export interface TrainingPosition {
+  runId: string;
+  configHash: string;
+  version: number;
+  /** Applied updates since the run began. */
+  step: number;
+  /** The last batch seq handled (applied or skipped as non-finite). */
+  lastBatchSeq: number;
+  lastBatchId: string | null;
+  /** The KL reference (set from the first GRPO batch on): its version and checkpoint digest. */
+  refVersion?: number;
+  refDigest?: string;
+}
+
+/** The checkpoint of a training position, as the learner publishes it (and the single-process loop rebuilds it). */
+export function trainingCheckpoint(p: TrainingPosition, params: TensorMap, optimizer: AdamWState): Checkpoint {
+  const extra: Record<string, string> = { last_batch_seq: String(p.lastBatchSeq) };
+  if (p.refVersion !== undefined) {
+    extra.ref_version = String(p.refVersion);
+    extra.ref_digest = p.refDigest!;
+  }
+  return { meta: { runId: p.runId, version: p.version, step: p.step, lastBatchId: p.lastBatchId, configHash: p.configHash, extra }, params, optimizer };
 }

@@ -2,4 +2,3 @@
 export * from './options.ts';
 export * from './runtime.ts';
 export * from './checkpoints.ts';
-export * from './cli.ts';

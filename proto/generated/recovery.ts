@@ -19,7 +19,6 @@ import type { Shutdown as _recovery_v1_Shutdown, Shutdown__Output as _recovery_v
 import type { TaskError as _recovery_v1_TaskError, TaskError__Output as _recovery_v1_TaskError__Output } from './recovery/v1/TaskError.ts';
 import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tensor__Output } from './recovery/v1/Tensor.ts';
 import type { TrainBatch as _recovery_v1_TrainBatch, TrainBatch__Output as _recovery_v1_TrainBatch__Output } from './recovery/v1/TrainBatch.ts';
-import type { TrainHyper as _recovery_v1_TrainHyper, TrainHyper__Output as _recovery_v1_TrainHyper__Output } from './recovery/v1/TrainHyper.ts';
 import type { TrainResult as _recovery_v1_TrainResult, TrainResult__Output as _recovery_v1_TrainResult__Output } from './recovery/v1/TrainResult.ts';
 import type { Welcome as _recovery_v1_Welcome, Welcome__Output as _recovery_v1_Welcome__Output } from './recovery/v1/Welcome.ts';
 import type { WorkerMessage as _recovery_v1_WorkerMessage, WorkerMessage__Output as _recovery_v1_WorkerMessage__Output } from './recovery/v1/WorkerMessage.ts';
@@ -50,7 +49,6 @@ export interface ProtoGrpcType {
       TaskError: MessageTypeDefinition<_recovery_v1_TaskError, _recovery_v1_TaskError__Output>
       Tensor: MessageTypeDefinition<_recovery_v1_Tensor, _recovery_v1_Tensor__Output>
       TrainBatch: MessageTypeDefinition<_recovery_v1_TrainBatch, _recovery_v1_TrainBatch__Output>
-      TrainHyper: MessageTypeDefinition<_recovery_v1_TrainHyper, _recovery_v1_TrainHyper__Output>
       TrainKind: EnumTypeDefinition
       TrainResult: MessageTypeDefinition<_recovery_v1_TrainResult, _recovery_v1_TrainResult__Output>
       Welcome: MessageTypeDefinition<_recovery_v1_Welcome, _recovery_v1_Welcome__Output>

@@ -139,6 +139,7 @@ test('dotted-key overrides: numbers, booleans, arrays, items, records, strings',
     'run.id': '123',
     'model.arch': 'unet',
     'grpo.multiRewardMode': 'normalize-then-sum',
+    'grpo.advantageMode': 'scalar', // GDPO does not combine with dense advantages (refused at load)
   });
   assert.deepEqual(c.reward.weights, { ssim: 1.0, clip: 0.5 });
   assert.equal(c.grpo.stdNormalize, false);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { runLocal, type Summary } from '../../lib/local/local-run.ts';
 import type { Supervisor } from '../../lib/local/supervisor.ts';
-import type { RunEvent } from '../../orchestrator/coordinator.ts';
+import type { RunEvent } from '../../orchestrator/run-state.ts';
 
 // Long enough a warm start for every worker process to connect before GRPO starts, even on a loaded machine.
 const SFT = 12;

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  denseAdvantages, groupAdvantages, groupBySample, meanStd, multiRewardGroupAdvantages, spreadToPixels,
-  standardizeOverBatch, type DenseAdvantages, type DroppedGroup, type GroupAdvantages,
+  denseAdvantages, groupAdvantages, meanStd, multiRewardGroupAdvantages, spreadToPixels,
+  type DenseAdvantages, type DroppedGroup, type GroupAdvantages,
 } from '../../lib/grpo/advantages.ts';
 import { decomposeForDense } from '../../lib/grpo/reward-expression.ts';
 
@@ -112,14 +112,6 @@ test('GDPO normalize-then-sum differs from sum on a crafted case', () => {
   assert.ok('dropped' in multiRewardGroupAdvantages([[1, 5], [1, 5]], [1, 1], 'normalize-then-sum', { dropZeroVarianceGroups: true }));
 });
 
-test('GDPO batch standardisation', () => {
-  const [a, b] = standardizeOverBatch([Float32Array.from([1, 3]), Float32Array.from([5, 7])]);
-  // batch mean 4, std sqrt(5)
-  const d = Math.sqrt(5) + 1e-4;
-  closeAll([...a!, ...b!], [-3 / d, -1 / d, 1 / d, 3 / d], 1e-6);
-  assert.deepEqual(standardizeOverBatch([]), []);
-});
-
 test('dense: hand-computed group of two', () => {
   // Equal SSIM (0.5 each) but opposite locations are good: the scalar SSIM advantage is 0, the dense one is not.
   const maps = [Float32Array.from([0.2, 0.8]), Float32Array.from([0.6, 0.4])];
@@ -215,26 +207,4 @@ test('spreadToPixels: transpose of the window, pixel mean = map mean', () => {
   assert.equal(P.length, C * (h + 4) * (w + 4));
   const mean = (a: Float32Array) => a.reduce((s, x) => s + x, 0) / a.length;
   assert.ok(Math.abs(mean(P) - mean(D)) < 1e-6, `${mean(P)} vs ${mean(D)}`);
-});
-
-test('groupBySample: complete groups per sample id, in group-index order', () => {
-  const items = [
-    { sampleId: 'b', groupIndex: 1, r: 0.2 }, { sampleId: 'a', groupIndex: 2, r: 0.3 }, { sampleId: 'a', groupIndex: 0, r: 0.1 },
-    { sampleId: 'b', groupIndex: 0, r: 0.4 }, { sampleId: 'a', groupIndex: 1, r: 0.5 }, { sampleId: 'b', groupIndex: 2, r: 0.6 },
-  ];
-  const groups = groupBySample(items, 3);
-  assert.deepEqual(groups.map((g) => [g.sampleId, g.items.map((i) => i.r)]), [['b', [0.4, 0.2, 0.6]], ['a', [0.1, 0.5, 0.3]]]);
-  // Same prompt text in two samples never merges: grouping is by id only.
-  const twins = groupBySample([0, 1].flatMap((gi) => ['x1', 'x2'].map((sampleId) => ({ sampleId, groupIndex: gi, prompt: 'same' }))), 2);
-  assert.equal(twins.length, 2);
-});
-
-test('groupBySample: clear errors for incomplete, duplicate and out-of-range members', () => {
-  assert.throws(() => groupBySample([{ sampleId: 's1', groupIndex: 0 }, { sampleId: 's1', groupIndex: 2 }], 4),
-    /sample 's1': incomplete group, has 2 of 4, missing group indices 1, 3/);
-  assert.throws(() => groupBySample([{ sampleId: 's1', groupIndex: 0 }, { sampleId: 's1', groupIndex: 0 }, { sampleId: 's1', groupIndex: 1 }], 2),
-    /sample 's1': group index 0 appears more than once/);
-  assert.throws(() => groupBySample([{ sampleId: 's', groupIndex: 2 }, { sampleId: 's', groupIndex: 0.5 }], 2),
-    /group index 2 is outside 0\.\.1; sample 's': group index 0.5 is outside/);
-  assert.throws(() => groupBySample([{ sampleId: '', groupIndex: 0 }], 1), /no sample id/);
 });

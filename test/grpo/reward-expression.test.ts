@@ -1,11 +1,14 @@
+import { DEFAULT_REWARD_EXPRESSION as RUNTIME_DEFAULT } from '../../lib/config/schema.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  compileRewardExpression, decomposeForDense, rewardPartials, rewardTerms, DEFAULT_REWARD_EXPRESSION, MAX_EXPRESSION_LENGTH,
+  compileRewardExpression, decomposeForDense, rewardPartials, rewardTerms, MAX_EXPRESSION_LENGTH,
 } from '../../lib/grpo/reward-expression.ts';
 
-const WEIGHTED = 'weights.ssim * ssim + weights.clip * exp(-alpha * (1 - clamp(clip_cos, 0, 1)))';
+// The expression runs use by default (the schema's), and the paper's reward written out with its numbers.
+const WEIGHTED = RUNTIME_DEFAULT;
+const DEFAULT_REWARD_EXPRESSION = '1.0 * ssim + 0.2 * exp(-5 * (1 - clamp(clip_cos, 0, 1)))';
 const PAPER = { weights: { ssim: 1.0, clip: 0.2 }, alpha: 5 };
 
 function close(actual: number, expected: number, tol = 1e-12, what = ''): void {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../../lib/config/index.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
-import { PolicyRunner, PolicyTrainer } from '../../lib/models/trainer.ts';
+import { PolicyRunner } from '../../lib/models/runner.ts';
+import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { cloneTensorMap } from '../../lib/checkpoint/tensors.ts';
 import { testRandom } from '../graph/gradcheck.ts';
 

@@ -38,7 +38,8 @@ import {
 } from '../../lib/transport/index.ts';
 import { CONNECT_PATH, deserializeResponse, serializeRequest } from '../../lib/transport/grpc-common.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
-import { Coordinator, type RunEvent } from '../../orchestrator/coordinator.ts';
+import { Coordinator } from '../../orchestrator/coordinator.ts';
+import type { RunEvent } from '../../orchestrator/run-state.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
@@ -364,7 +365,7 @@ test('invalid configuration values and reward expressions are refused before any
       return true;
     });
   }
-  // Reward expressions: refused by runOrchestrator before it connects anywhere (the NATS url answers nothing).
+  // Reward expressions: refused when the configuration is loaded (the schema compiles them), naming the field.
   const expressions: Array<[string, string, RegExp]> = [
     ['defines a function', 'f(x) = x', /function definition is not allowed/],
     ['imports', 'import({}, {})', /function 'import' is not allowed/],
@@ -376,9 +377,8 @@ test('invalid configuration values and reward expressions are refused before any
     ['calls an unknown function', 'fact(1e9)', /function 'fact' is not allowed|unknown/],
   ];
   for (const [what, expression, pattern] of expressions) {
-    const cfg = runConfig('bad-expr', { reward: { expression, weights: {} } });
-    await assert.rejects(runOrchestrator({ config: cfg, natsUrl: 'nats://127.0.0.1:1', metricsPort: 0, log: () => {} }), (e: Error) => {
-      assert.match(e.message, /^reward expression "/, what);
+    assert.throws(() => runConfig('bad-expr', { reward: { expression, weights: {} } }), (e: Error) => {
+      assert.match(e.message, /reward\.expression: does not compile: reward expression "/, what);
       assert.match(e.message, pattern, `${what}: ${e.message}`);
       refused(`reward expression that ${what}`, `reward expression ...: ${e.message.slice(e.message.lastIndexOf('": ') + 3)}`);
       return true;

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../lib/local/local-run.ts';
 import { CheckpointStore, connectNats, spawnNatsServer, AnnouncementSchema, type Announcement } from '../../lib/transport/index.ts';
-import type { RunEvent } from '../../orchestrator/coordinator.ts';
+import type { RunEvent } from '../../orchestrator/run-state.ts';
 
 export type Logged = RunEvent & { t: number };
 export type Trained = Extract<Logged, { type: 'trained' }>;

@@ -10,7 +10,8 @@ import { CheckpointStore, connectNats, encodeTensor, type TrainBatch, type Worke
 import { decodeCheckpoint, type TensorMap } from '../../lib/checkpoint/index.ts';
 import { policySpecOf, paramShapes } from '../../lib/models/bundle.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
-import { PolicyRunner, PolicyTrainer } from '../../lib/models/trainer.ts';
+import { PolicyRunner } from '../../lib/models/runner.ts';
+import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { runLearner, type LearnerHandle } from '../../learner/index.ts';

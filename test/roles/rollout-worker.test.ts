@@ -17,7 +17,7 @@ import { cloneTensorMap, encodeCheckpoint } from '../../lib/checkpoint/index.ts'
 import { configHash } from '../../lib/checkpoint/digest.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
-import { PolicyRunner } from '../../lib/models/trainer.ts';
+import { PolicyRunner } from '../../lib/models/runner.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { runRolloutWorker, type RolloutWorkerHandle } from '../../rollout-worker/index.ts';

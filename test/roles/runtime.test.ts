@@ -13,12 +13,11 @@ import {
   resolveWorkerOptions,
   silentLogger,
   startWorker,
-  dialAddress,
-  workerOptionsFromArgs,
   type RoleContext,
   type WorkerOptions,
   type WorkerRoleImpl,
 } from '../../lib/worker/index.ts';
+import { dialAddress, workerOptionsFromArgs } from '../../cli/worker-options.ts';
 import { startFakeOrchestrator, tinyConfig, waitFor } from './helpers.ts';
 
 let nats: TestNatsServer;

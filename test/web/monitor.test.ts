@@ -6,7 +6,7 @@ import { loadConfig } from '../../lib/config/index.ts';
 import { createMetrics } from '../../lib/metrics/index.ts';
 import { PeriodicEvaluator } from '../../lib/eval/periodic.ts';
 import type { CheckpointStore } from '../../lib/transport/index.ts';
-import { MAX_POINTS, RunMonitor } from '../../orchestrator/web.ts';
+import { MAX_POINTS, RunMonitor } from '../../orchestrator/monitor.ts';
 
 const config = loadConfig(undefined, ['sft.steps=100', 'grpo.steps=9900', 'eval.everyVersions=10']);
 const state = () => ({ phase: 'grpo', ackedBatch: 1, totalBatches: 10000, version: 1, workers: [{ role: 'ROLLOUT', workerId: 'r0', device: 'cpu' }] });

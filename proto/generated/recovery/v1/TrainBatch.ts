@@ -2,7 +2,6 @@
 
 import type { TrainKind as _recovery_v1_TrainKind, TrainKind__Output as _recovery_v1_TrainKind__Output } from '../../recovery/v1/TrainKind.ts';
 import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tensor__Output } from '../../recovery/v1/Tensor.ts';
-import type { TrainHyper as _recovery_v1_TrainHyper, TrainHyper__Output as _recovery_v1_TrainHyper__Output } from '../../recovery/v1/TrainHyper.ts';
 
 /**
  * Exactly-once: batch_seq counts 1, 2, 3, ... in the run. The learner applies a batch only if
@@ -34,7 +33,7 @@ export interface TrainBatch {
    */
   'logp_old'?: (_recovery_v1_Tensor | null);
   /**
-   * GRPO: [N] scalar, or [N,3,H,W] dense per-pixel advantages
+   * GRPO: [N] the advantage (scalar mode) or its scalar reward terms' part (dense)
    */
   'advantages'?: (_recovery_v1_Tensor | null);
   /**
@@ -49,10 +48,6 @@ export interface TrainBatch {
    * GRPO: [N]
    */
   'group_indices'?: (number)[];
-  /**
-   * per-batch overrides; absent fields use the learner's config
-   */
-  'hyper'?: (_recovery_v1_TrainHyper | null);
   /**
    * Dense advantages (grpo.advantageMode = dense): the group-centred SSIM advantage maps [N,3,H-10,W-10];
    * `advantages` [N] then holds the scalar reward terms' part and `logp_old` the per-element behaviour
@@ -91,7 +86,7 @@ export interface TrainBatch__Output {
    */
   'logp_old': (_recovery_v1_Tensor__Output | null);
   /**
-   * GRPO: [N] scalar, or [N,3,H,W] dense per-pixel advantages
+   * GRPO: [N] the advantage (scalar mode) or its scalar reward terms' part (dense)
    */
   'advantages': (_recovery_v1_Tensor__Output | null);
   /**
@@ -106,10 +101,6 @@ export interface TrainBatch__Output {
    * GRPO: [N]
    */
   'group_indices': (number)[];
-  /**
-   * per-batch overrides; absent fields use the learner's config
-   */
-  'hyper': (_recovery_v1_TrainHyper__Output | null);
   /**
    * Dense advantages (grpo.advantageMode = dense): the group-centred SSIM advantage maps [N,3,H-10,W-10];
    * `advantages` [N] then holds the scalar reward terms' part and `logp_old` the per-element behaviour

@@ -13,10 +13,10 @@ import { join, resolve } from 'node:path';
 import YAML from 'yaml';
 import { loadConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
-import { evaluate, firstSamples } from './evaluate.ts';
-import type { EvalJson } from './report.ts';
+import { evaluate, firstSamples } from '../eval/evaluate.ts';
+import type { EvalJson } from '../eval/report.ts';
 import type { Summary } from '../local/local-run.ts';
-import { barChart, esc, lineChart, smooth } from './svg.ts';
+import { barChart, esc, lineChart, smooth } from '../eval/svg.ts';
 import { slug, splitValues } from '../../scripts/k8s-ablation.ts';
 
 export interface SweepAxis {

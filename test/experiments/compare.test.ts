@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
-import { parseMethods, separated } from '../../lib/eval/compare.ts';
+import { parseMethods, separated } from '../../lib/experiments/compare.ts';
 import { meanCI } from '../../lib/eval/stats.ts';
 import { cli } from '../helpers/cli.ts';
 

@@ -11,7 +11,8 @@ import type { RunConfig } from '../lib/config/index.ts';
 import type { Metrics, RouteHandler } from '../lib/metrics/index.ts';
 import { CheckpointStore } from '../lib/transport/index.ts';
 import { overall, PeriodicEvaluator, type PeriodicEvalResult } from '../lib/eval/periodic.ts';
-import type { Coordinator, Progress } from './coordinator.ts';
+import type { Coordinator } from './coordinator.ts';
+import type { Progress } from './run-state.ts';
 
 export const MAX_POINTS = 2000;
 const MAX_EVALS = 500;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { parseSets, planSweep } from '../../lib/eval/sweep.ts';
+import { parseSets, planSweep } from '../../lib/experiments/sweep.ts';
 import { cli } from '../helpers/cli.ts';
 
 

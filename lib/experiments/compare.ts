@@ -20,9 +20,9 @@ import { loadCheckpoint } from '../checkpoint/index.ts';
 import { paramShapes, policySpecOf } from '../models/bundle.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
 import { runRewardBackprop, runSingleProcess } from '../local/single-process.ts';
-import { evaluate, firstSamples, type EvalReport } from './evaluate.ts';
-import { renderGrid } from './grid.ts';
-import { formatCI, meanCI, type MeanCI } from './stats.ts';
+import { evaluate, firstSamples, type EvalReport } from '../eval/evaluate.ts';
+import { renderGrid } from '../eval/grid.ts';
+import { formatCI, meanCI, type MeanCI } from '../eval/stats.ts';
 
 export const METHODS = ['dense', 'scalar', 'sft', 'backprop'] as const;
 export type Method = (typeof METHODS)[number];

@@ -2,10 +2,10 @@
 // (cli/commands/*.ts), turned into WorkerOptions. --config only supplies defaults for the addresses (its
 // orchestrator / nats / metrics sections): the run configuration itself comes from the orchestrator's Welcome.
 import type { Argv } from 'yargs';
-import { loadConfig } from '../config/index.ts';
-import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../transport/index.ts';
-import type { WorkerHandle } from './runtime.ts';
-import { TOKEN_ENV, type WorkerOptions } from './options.ts';
+import { loadConfig } from '../lib/config/index.ts';
+import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
+import type { WorkerHandle } from '../lib/worker/runtime.ts';
+import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
 
 export interface WorkerCliArgs {
   orchestrator?: string;

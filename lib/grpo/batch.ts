@@ -1,0 +1,70 @@
+// A GRPO training batch from scored groups: the one assembly the coordinator (which then encodes it as a
+// TrainBatch) and the single-process loop (which trains on it directly) share. Kept groups are laid out in
+// the order given, each group's G actions in group-index order.
+import { ssimMapSize } from '../models/ssim.ts';
+import type { Components } from './reward-expression.ts';
+
+/** A group whose actions were rolled out and scored, and kept by `advantagesOf`. */
+export interface TrainableGroup {
+  sampleId: string;
+  /** The corrupted image [3,H,W] every action of the group restores. */
+  image: Float32Array;
+  /** Per action: the action [3,H,W], its behaviour log-prob, the policy version that produced it. */
+  actions: readonly Float32Array[];
+  logps: readonly number[];
+  versions: readonly number[];
+  /** Dense: per action, the per-element behaviour log-density [3,H,W]. */
+  logpMaps?: readonly Float32Array[];
+  rewards: readonly number[];
+  components: readonly Components[];
+  advantages: Float32Array;
+  /** Dense: per action, the centred SSIM advantage map [3,h,w]. */
+  advantageMaps?: readonly Float32Array[];
+}
+
+export interface GrpoBatch {
+  n: number;
+  images: Float32Array;
+  actions: Float32Array;
+  /** [n] (scalar) or [n,3,H,W] (dense). */
+  logpOld: Float32Array;
+  advantages: Float32Array;
+  /** Dense: [n,3,h,w]. */
+  advantageMap?: Float32Array;
+  behaviourVersions: number[];
+  sampleIds: string[];
+  groupIndices: number[];
+}
+
+export function assembleGrpoBatch(groups: readonly TrainableGroup[], size: number, dense: boolean): GrpoBatch {
+  const G = groups[0]?.actions.length ?? 0;
+  const n = groups.length * G;
+  const pix = 3 * size * size;
+  const mapLen = 3 * ssimMapSize(size) ** 2;
+  const images = new Float32Array(n * pix);
+  const actions = new Float32Array(n * pix);
+  const logpOld = new Float32Array(dense ? n * pix : n);
+  const advantages = new Float32Array(n);
+  const advantageMap = dense ? new Float32Array(n * mapLen) : undefined;
+  const behaviourVersions: number[] = [];
+  const sampleIds: string[] = [];
+  const groupIndices: number[] = [];
+  let i = 0;
+  for (const g of groups) {
+    if (g.actions.length !== G) throw new Error(`assembleGrpoBatch: group ${g.sampleId} has ${g.actions.length} actions, the first group ${G}`);
+    if (dense && (!g.logpMaps || !g.advantageMaps)) throw new Error(`assembleGrpoBatch: dense batch, but group ${g.sampleId} has no log-density or advantage maps`);
+    for (let a = 0; a < G; a++, i++) {
+      images.set(g.image, i * pix);
+      actions.set(g.actions[a]!, i * pix);
+      if (dense) {
+        logpOld.set(g.logpMaps![a]!, i * pix);
+        advantageMap!.set(g.advantageMaps![a]!, i * mapLen);
+      } else logpOld[i] = g.logps[a]!;
+      advantages[i] = g.advantages[a]!;
+      behaviourVersions.push(g.versions[a]!);
+      sampleIds.push(g.sampleId);
+      groupIndices.push(a);
+    }
+  }
+  return { n, images, actions, logpOld, advantages, ...(advantageMap ? { advantageMap } : {}), behaviourVersions, sampleIds, groupIndices };
+}

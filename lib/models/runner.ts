@@ -1,0 +1,41 @@
+// PolicyRunner: the policy graph that samples actions (rollout workers, evaluation, the single-process loop,
+// the learner's KL reference). Parameters are feeds, so a new policy version is just a new TensorMap: no
+// session is rebuilt.
+import type { RunConfig } from '../config/index.ts';
+import type { TensorMap } from '../checkpoint/tensors.ts';
+import { GraphSession, type Device } from '../graph/runtime.ts';
+import { policyModel, resolutionOf } from './bundle.ts';
+import { paramFeeds } from './feeds.ts';
+
+export interface PolicyOutputs {
+  mean: Float32Array;
+  action: Float32Array;
+  logp: Float32Array;
+  /** Per-element log-density [n,3,H,W] (dense advantages need it as the behaviour log-probability). */
+  logpMap: Float32Array;
+}
+
+export class PolicyRunner {
+  private constructor(
+    private readonly session: GraphSession,
+    readonly height: number,
+    readonly width: number,
+  ) {}
+
+  static async create(config: RunConfig, device: Device = 'cpu'): Promise<PolicyRunner> {
+    const r = resolutionOf(config);
+    return new PolicyRunner(await GraphSession.create(policyModel(config), { device }), r.height, r.width);
+  }
+
+  /** Runs n images [n,3,H,W] with noise [n,3,H,W] under `params`. */
+  async run(params: TensorMap, images: Float32Array, noise: Float32Array, n: number): Promise<PolicyOutputs> {
+    const dims = [n, 3, this.height, this.width];
+    const out = await this.session.run({ ...paramFeeds(params), image: { data: images, dims }, noise: { data: noise, dims } });
+    return { mean: out.mean.data, action: out.action.data, logp: out.logp.data, logpMap: out.logp_map.data };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+

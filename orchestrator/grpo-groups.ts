@@ -1,0 +1,184 @@
+// The GRPO groups of open batches, from the rollout task to the TrainBatch: each group's rollout task, its
+// score task once the actions are in, rewardsOf/advantagesOf (lib/grpo/algorithm.ts) once it is scored, and
+// the batch (assembleGrpoBatch) once all its groups are done or dropped, handed out in batch order.
+import type { RunConfig } from '../lib/config/index.ts';
+import { toCHWFloat } from '../lib/data/image.ts';
+import type { Components } from '../lib/grpo/reward-expression.ts';
+import { advantagesOf, rewardsOf, type GrpoAlgorithm } from '../lib/grpo/algorithm.ts';
+import { assembleGrpoBatch, type TrainableGroup } from '../lib/grpo/batch.ts';
+import { grpoCursors, groupSampleId } from '../lib/grpo/sampling.ts';
+import type { Metrics } from '../lib/metrics/index.ts';
+import type { RolloutResult__Output, ScoreResult__Output, TrainBatch, WorkerSession } from '../lib/transport/index.ts';
+import { grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage } from './messages.ts';
+import type { ProgressMeter } from './progress.ts';
+import { decodeRolloutResult, decodeScoreResult } from './results.ts';
+import type { RunEvent } from './run-state.ts';
+import type { SampleCache } from './sample-cache.ts';
+import type { Task, TaskBoard } from './task-board.ts';
+
+/** One GRPO group as it moves through rollout and scoring. */
+interface Group {
+  k: number;
+  sampleId: string;
+  cursor: number;
+  image: Float32Array;
+  clean: Float32Array;
+  actions: Float32Array[];
+  logps: number[];
+  versions: number[];
+  rewards?: number[];
+  components?: Components[];
+  advantages?: Float32Array;
+  /** Dense mode: per action, the per-element behaviour log-density and the centred SSIM advantage map. */
+  logpMaps?: Float32Array[];
+  advantageMaps?: Float32Array[];
+  state: 'rollout' | 'score' | 'done' | 'dropped';
+}
+
+interface OpenBatch {
+  k: number;
+  seq: number;
+  groups: Group[];
+}
+
+export interface GroupPipelineOptions {
+  config: RunConfig;
+  algo: GrpoAlgorithm;
+  board: TaskBoard;
+  samples: SampleCache;
+  metrics: Metrics;
+  progress: ProgressMeter;
+  /** The learner's version now: rollouts must use at least this one. */
+  learnerVersion: () => number;
+  /** Hands a finished batch to the learner link (called in batch order). */
+  send: (build: () => TrainBatch) => void;
+  onEvent?: (e: RunEvent) => void;
+  log: (line: string) => void;
+}
+
+export class GroupPipeline {
+  private readonly cfg: RunConfig;
+  private readonly algo: GrpoAlgorithm;
+  private readonly dense: boolean;
+  private readonly open = new Map<number, OpenBatch>();
+  /** The next GRPO batch to hand out. */
+  private nextSendK: number;
+
+  constructor(private readonly o: GroupPipelineOptions, firstK: number) {
+    this.cfg = o.config;
+    this.algo = o.algo;
+    this.dense = o.algo.variant === 'dense';
+    this.nextSendK = firstK;
+  }
+
+  private seqOf(k: number): number {
+    return this.cfg.sft.steps + k + 1;
+  }
+
+  /** Batches up to `seq` are acknowledged: forget them; GRPO batches 0..k-1 are done. */
+  acknowledged(seq: number): void {
+    for (const [k, b] of this.open) if (b.seq <= seq) this.open.delete(k);
+    const k = seq - this.cfg.sft.steps;
+    if (k > this.nextSendK) this.nextSendK = k;
+  }
+
+  async openBatch(k: number): Promise<void> {
+    const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [] };
+    this.open.set(k, batch);
+    for (const cursor of grpoCursors(this.cfg, k)) {
+      const s = await this.o.samples.load(cursor);
+      const group: Group = {
+        k, cursor, sampleId: groupSampleId(cursor, s.id), image: toCHWFloat(s.corrupted), clean: toCHWFloat(s.clean),
+        actions: [], logps: [], versions: [], state: 'rollout',
+      };
+      batch.groups.push(group);
+      const id = `${this.cfg.run.id}-r${cursor}`;
+      const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: this.o.learnerVersion(), dense: this.dense });
+      this.o.board.add({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
+    }
+  }
+
+  dropTask(task: Task, reason: string): void {
+    this.o.log(`giving up task ${task.id} after ${task.attempt} attempts: ${reason}`);
+    const group = this.groupOf(task);
+    if (group) this.dropGroup(group, 'task_failed');
+  }
+
+  private dropGroup(group: Group, reason: string): void {
+    group.state = 'dropped';
+    this.o.onEvent?.({ type: 'dropped', sample: group.sampleId, reason });
+    this.o.metrics.get('samples_dropped_total').inc({ reason });
+    this.trySend();
+  }
+
+  private groupOf(task: Task | undefined): Group | undefined {
+    return (task as (Task & { group?: Group }) | undefined)?.group;
+  }
+
+  onRollout(s: WorkerSession, r: RolloutResult__Output): void {
+    const G = this.cfg.grpo.groupSize;
+    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense); // throws before the task is accepted
+    const group = this.groupOf(this.o.board.complete(s, r.task_id));
+    if (!group || group.state !== 'rollout') return;
+    group.actions = d.actions;
+    group.logpMaps = d.logpMaps;
+    group.logps = d.logps;
+    group.versions = d.actions.map(() => d.version);
+    group.state = 'score';
+    this.o.metrics.get('rollouts_total').inc(G);
+    this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt, compute_ms: r.compute_ms });
+    const id = `${this.cfg.run.id}-s${group.cursor}`;
+    const message = scoreTaskMessage(this.cfg, { taskId: id, actions: group.actions, clean: group.clean, dense: this.dense });
+    this.o.board.add({ id, role: 'REWARD', attempt: 0, group, message } as Task & { group: Group });
+  }
+
+  onScore(s: WorkerSession, r: ScoreResult__Output): void {
+    const G = this.cfg.grpo.groupSize;
+    const { components, ssimMaps } = decodeScoreResult(r, G, this.cfg.data.size, this.dense);
+    // The reward too is computed before the task is accepted: a non-finite reward refuses the result.
+    let rewards: number[];
+    try {
+      rewards = rewardsOf(this.algo, components);
+    } catch (e) {
+      throw new Error(`score_result.${(e as Error).message}`);
+    }
+    const group = this.groupOf(this.o.board.complete(s, r.task_id));
+    if (!group || group.state !== 'score') return;
+    this.o.metrics.get('scores_total').inc(G);
+    group.components = components;
+    group.rewards = rewards;
+    this.o.onEvent?.({ type: 'scored', sample: group.sampleId, worker: s.workerId, reward: rewards.reduce((a, b) => a + b, 0) / G, compute_ms: r.compute_ms });
+    for (let i = 0; i < G; i++) {
+      this.o.metrics.get('reward').observe(rewards[i]);
+      for (const [name, v] of Object.entries(components[i])) this.o.metrics.get('reward_component').observe({ component: name }, v);
+    }
+    const outcome = advantagesOf(this.algo, { components, rewards, ...(ssimMaps ? { ssimMaps } : {}) });
+    if (!outcome.kept) {
+      this.dropGroup(group, outcome.reason);
+      return;
+    }
+    group.advantages = outcome.advantages;
+    group.advantageMaps = outcome.advantageMaps;
+    group.state = 'done';
+    this.trySend();
+  }
+
+  /** Sends completed batches in order. */
+  private trySend(): void {
+    for (;;) {
+      const b = this.open.get(this.nextSendK);
+      if (!b || b.groups.length < this.cfg.grpo.samplesPerBatch) return;
+      if (b.groups.some((g) => g.state === 'rollout' || g.state === 'score')) return;
+      this.nextSendK++;
+      this.o.send(() => this.buildGrpo(b));
+    }
+  }
+
+  private buildGrpo(b: OpenBatch) {
+    const kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
+    const batch = assembleGrpoBatch(kept, this.cfg.data.size, this.dense);
+    this.o.progress.rewards(b.groups, kept, batch.advantages);
+    return grpoTrainBatch(this.cfg, b.seq, batch);
+  }
+
+}

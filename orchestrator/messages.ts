@@ -1,0 +1,93 @@
+// What the coordinator sends, built from what a batch contains (itself a pure function of the batch number,
+// lib/grpo/sampling.ts): SFT and GRPO TrainBatches, rollout and score tasks.
+import type { RunConfig } from '../lib/config/index.ts';
+import type { Sample } from '../lib/data/dataset.ts';
+import { clamp01, stackPairs } from '../lib/data/image.ts';
+import type { GrpoBatch } from '../lib/grpo/batch.ts';
+import { rolloutNoiseSeed } from '../lib/grpo/sampling.ts';
+import { ssimMapSize } from '../lib/models/ssim.ts';
+import { encodeTensor, type OrchestratorMessage, type TrainBatch } from '../lib/transport/index.ts';
+
+const tensor = (data: Float32Array, shape: number[]) => encodeTensor({ dtype: 'float32', shape, data });
+
+const batchId = (config: RunConfig, seq: number) => `${config.run.id}-b${seq}`;
+
+/** SFT batch `seq` from its samples (sftCursors(config, seq), in order). */
+export function sftTrainBatch(config: RunConfig, seq: number, samples: readonly Sample[]): TrainBatch {
+  const H = config.data.size;
+  const { corrupted, clean } = stackPairs(samples);
+  const shape = [samples.length, 3, H, H];
+  return {
+    batch_id: batchId(config, seq),
+    batch_seq: seq,
+    kind: 'SFT',
+    lease_ms: config.orchestrator.leaseSeconds * 1000,
+    images: tensor(corrupted, shape),
+    targets: tensor(clean, shape),
+    sample_ids: samples.map((s) => s.id),
+  };
+}
+
+/** GRPO batch `seq` on the wire (assembleGrpoBatch made its contents). */
+export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): TrainBatch {
+  const H = config.data.size;
+  const h = ssimMapSize(H);
+  const shape = [t.n, 3, H, H];
+  return {
+    batch_id: batchId(config, seq),
+    batch_seq: seq,
+    kind: 'GRPO',
+    lease_ms: config.orchestrator.leaseSeconds * 1000,
+    images: tensor(t.images, shape),
+    actions: tensor(t.actions, shape),
+    logp_old: tensor(t.logpOld, t.advantageMap ? shape : [t.n]),
+    advantages: tensor(t.advantages, [t.n]),
+    advantage_map: t.advantageMap ? tensor(t.advantageMap, [t.n, 3, h, h]) : undefined,
+    behaviour_versions: t.behaviourVersions,
+    sample_ids: t.sampleIds,
+    group_indices: t.groupIndices,
+  };
+}
+
+/** The rollout task of a group: G items sharing one image, each with its noise seed. */
+export function rolloutTaskMessage(
+  config: RunConfig, o: { taskId: string; sampleId: string; image: Float32Array; minVersion: number; dense: boolean },
+): (attempt: number, leaseMs: number) => OrchestratorMessage {
+  const H = config.data.size;
+  return (attempt, leaseMs) => ({
+    rollout_task: {
+      task_id: o.taskId,
+      attempt,
+      lease_ms: leaseMs,
+      policy_version_min: o.minVersion,
+      want_logp_map: o.dense,
+      items: Array.from({ length: config.grpo.groupSize }, (_, g) => ({
+        sample_id: o.sampleId,
+        group_index: g,
+        noise_seed: String(rolloutNoiseSeed(config.run.seed, o.sampleId, g)),
+        image: g === 0 ? tensor(o.image, [3, H, H]) : undefined,
+      })),
+    },
+  });
+}
+
+/** The score task of a group: its actions clamped to [0, 1] (the image a user would see) and the clean image. */
+export function scoreTaskMessage(
+  config: RunConfig, o: { taskId: string; actions: readonly Float32Array[]; clean: Float32Array; dense: boolean },
+): (attempt: number, leaseMs: number) => OrchestratorMessage {
+  const H = config.data.size;
+  const G = o.actions.length;
+  const pix = o.clean.length;
+  const candidates = new Float32Array(G * pix);
+  o.actions.forEach((a, g) => candidates.set(clamp01(a), g * pix));
+  return (attempt, leaseMs) => ({
+    score_task: {
+      task_id: o.taskId,
+      attempt,
+      lease_ms: leaseMs,
+      candidates: tensor(candidates, [G, 3, H, H]),
+      references: tensor(o.clean, [1, 3, H, H]),
+      want_ssim_map: o.dense,
+    },
+  });
+}

@@ -1,0 +1,48 @@
+// Results from workers, decoded and checked before the coordinator accepts them: a malformed result throws
+// (naming the field) and its task is retried elsewhere.
+import type { Components } from '../lib/grpo/reward-expression.ts';
+import { ssimMapSize } from '../lib/models/ssim.ts';
+import { decodeTensor, type RolloutResult__Output, type ScoreResult__Output } from '../lib/transport/index.ts';
+
+export interface DecodedRollout {
+  /** Per action [3,H,W], in group-index order. */
+  actions: Float32Array[];
+  logps: number[];
+  /** Dense: per action, the per-element behaviour log-density [3,H,W]. */
+  logpMaps?: Float32Array[];
+  version: number;
+}
+
+export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean): DecodedRollout {
+  if (r.items.length !== groupSize) throw new Error(`rollout_result ${r.task_id}: ${r.items.length} actions, expected ${groupSize}`);
+  const shape = [3, size, size];
+  const actions = r.items.map((it, i) => {
+    const t = decodeTensor(it.action, { field: `rollout_result.items[${i}].action`, expectShape: shape });
+    if (!Number.isFinite(it.logp)) throw new Error(`rollout_result.items[${i}].logp is ${it.logp}`);
+    if (it.group_index !== i) throw new Error(`rollout_result.items[${i}].group_index is ${it.group_index}`);
+    return t.data;
+  });
+  const logpMaps = dense
+    ? r.items.map((it, i) => decodeTensor(it.logp_map, { field: `rollout_result.items[${i}].logp_map`, expectShape: shape }).data)
+    : undefined;
+  return { actions, logps: r.items.map((it) => it.logp), ...(logpMaps ? { logpMaps } : {}), version: r.policy_version };
+}
+
+export interface DecodedScore {
+  components: Components[];
+  /** Dense: per action, the SSIM map [3,h,w] (float16 on the wire). */
+  ssimMaps?: Float32Array[];
+}
+
+export function decodeScoreResult(r: ScoreResult__Output, groupSize: number, size: number, dense: boolean): DecodedScore {
+  if (r.components.length !== groupSize) throw new Error(`score_result ${r.task_id}: ${r.components.length} components, expected ${groupSize}`);
+  const components = r.components.map((c, i) => {
+    if (!Number.isFinite(c.ssim) || !Number.isFinite(c.clip_cos)) throw new Error(`score_result.components[${i}] is not finite (ssim ${c.ssim}, clip_cos ${c.clip_cos})`);
+    return { ssim: c.ssim, clip_cos: c.clip_cos };
+  });
+  if (!dense) return { components };
+  const h = ssimMapSize(size);
+  const maps = decodeTensor(r.ssim_map, { field: 'score_result.ssim_map', expectShape: [groupSize, 3, h, h] }).data;
+  const L = 3 * h * h;
+  return { components, ssimMaps: Array.from({ length: groupSize }, (_, i) => maps.subarray(i * L, (i + 1) * L)) };
+}

@@ -1,0 +1,30 @@
+// What the orchestrator records about a run: the state that survives a restart, the progress line per
+// acknowledged batch, and the audit events (written as JSON lines by --events).
+
+/** What survives a restart (stored in the JetStream key-value bucket). */
+export interface RunState {
+  /** batch_seq of the last TrainBatch the learner acknowledged (0: none). */
+  ackedSeq: number;
+  /** Learner policy version after that batch. */
+  learnerVersion: number;
+}
+
+export interface Progress {
+  phase: 'sft' | 'grpo' | 'done';
+  seq: number;
+  totalSeq: number;
+  version: number;
+  loss: number;
+  kl?: number;
+  clipFraction?: number;
+  reward?: number;
+  components?: Record<string, number>;
+  samplesPerSecond: number;
+}
+
+/** What happened to the run's work, for audits and tests. */
+export type RunEvent =
+  | { type: 'rollout'; sample: string; worker: string; version: number; attempt: number; compute_ms: number }
+  | { type: 'scored'; sample: string; worker: string; reward: number; compute_ms: number }
+  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[]; compute_ms: number }
+  | { type: 'dropped'; sample: string; reason: string };

@@ -1,0 +1,48 @@
+// The workers connected to the orchestrator: the registry behind /health and the workers_connected gauge,
+// the broadcast shutdown, and the lease timer that hands expired tasks to other workers.
+import type { Metrics } from '../lib/metrics/index.ts';
+import type { WorkerSession } from '../lib/transport/index.ts';
+import type { TaskBoard } from './task-board.ts';
+
+const ROLES = ['ROLLOUT', 'REWARD', 'LEARNER'] as const;
+
+export class WorkerSessions {
+  private readonly open = new Set<WorkerSession>();
+  private readonly leaseTimer: NodeJS.Timeout;
+
+  constructor(private readonly metrics: Metrics, board: TaskBoard, leaseCheckMs = 1000) {
+    this.leaseTimer = setInterval(() => board.expireLeases(), leaseCheckMs);
+    this.leaseTimer.unref();
+    this.updateGauge(); // zero for every role until one connects, so "no workers" alerts can fire
+  }
+
+  /** Registers a session; `onClosed` runs when its stream ends. */
+  track(s: WorkerSession, onClosed: (s: WorkerSession) => void): void {
+    this.open.add(s);
+    void s.closed.then(() => {
+      this.open.delete(s);
+      onClosed(s);
+      this.updateGauge();
+    });
+    this.updateGauge();
+  }
+
+  get workers(): Array<{ role: string; workerId: string; device: string }> {
+    return [...this.open].map((s) => ({ role: s.role, workerId: s.workerId, device: s.hello.capabilities.device }));
+  }
+
+  updateGauge(): void {
+    for (const role of ROLES) {
+      const n = [...this.open].filter((s) => s.role === role && s.isOpen).length;
+      this.metrics.get('workers_connected').set({ worker_role: role.toLowerCase() }, n);
+    }
+  }
+
+  shutdownAll(reason: string): void {
+    for (const s of this.open) void s.send({ shutdown: { reason, grace_ms: 2000 } }).catch(() => undefined);
+  }
+
+  close(): void {
+    clearInterval(this.leaseTimer);
+  }
+}
