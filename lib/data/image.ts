@@ -16,6 +16,8 @@ export interface ResizeOptions {
   crop?: CropMode;
   /** Crop position along each axis in [0, 1] (0 = left/top, 0.5 = centre). Overrides `crop`. */
   cropAt?: { x: number; y: number };
+  /** Shorter side the image is resized to before the crop (default `size`; larger crops a smaller part). */
+  shortSide?: number;
 }
 
 export function newImage(width: number, height: number): RgbImage {
@@ -122,7 +124,7 @@ export function cropBox(width: number, height: number, opts: ResizeOptions): {
   rw: number; rh: number; left: number; top: number;
 } {
   const { size } = opts;
-  const scale = size / Math.min(width, height);
+  const scale = Math.max(size, opts.shortSide ?? size) / Math.min(width, height);
   const rw = Math.max(size, Math.round(width * scale));
   const rh = Math.max(size, Math.round(height * scale));
   const at = opts.cropAt ?? { x: 0.5, y: 0.5 };
@@ -140,7 +142,7 @@ export async function decodeImage(input: string | Uint8Array, size?: number | Re
   const opts: ResizeOptions | undefined = typeof size === 'number' ? { size } : size;
   if (!opts) return toRgb(open(input));
   if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`decodeImage: size must be a positive integer, got ${opts.size}`);
-  if (!opts.cropAt || (opts.cropAt.x === 0.5 && opts.cropAt.y === 0.5)) {
+  if ((opts.shortSide ?? opts.size) <= opts.size && (!opts.cropAt || (opts.cropAt.x === 0.5 && opts.cropAt.y === 0.5))) {
     // Centre crop: one pipeline (sharp's 'cover' resize), no separate size lookup.
     return toRgb(open(input).resize(opts.size, opts.size, { fit: 'cover', position: 'centre' }));
   }
@@ -150,6 +152,28 @@ export async function decodeImage(input: string | Uint8Array, size?: number | Re
   if (box.rw !== width || box.rh !== height) p = p.resize(box.rw, box.rh, { fit: 'fill' });
   if (box.rw !== opts.size || box.rh !== opts.size) p = p.extract({ left: box.left, top: box.top, width: opts.size, height: opts.size });
   return toRgb(p);
+}
+
+/**
+ * The whole image, resized so its shorter side is `shortSide` and its longer side the nearest multiple of
+ * `multiple` (an aspect change below 1/shortSide·multiple/2, so evaluation needs few distinct graph shapes).
+ */
+export async function decodeWhole(input: string | Uint8Array, shortSide: number, multiple = 8): Promise<RgbImage> {
+  if (!Number.isInteger(shortSide) || shortSide < 1) throw new Error(`decodeWhole: shortSide must be a positive integer, got ${shortSide}`);
+  const { width, height } = await imageSize(input);
+  const long = (side: number, other: number) => Math.max(shortSide, Math.round((side * shortSide) / other / multiple) * multiple);
+  const [w, h] = width <= height ? [shortSide, long(height, width)] : [long(width, height), shortSide];
+  return toRgb(open(input).resize(w, h, { fit: 'fill' }));
+}
+
+/** The `size`x`size` square of `img` at crop position `at` (fractions of the slack, as cropBox). */
+export function cropSquare(img: RgbImage, size: number, at: { x: number; y: number }): RgbImage {
+  if (size > img.width || size > img.height) throw new Error(`cropSquare: ${size}x${size} does not fit in ${img.width}x${img.height}`);
+  const left = Math.round((img.width - size) * Math.min(1, Math.max(0, at.x)));
+  const top = Math.round((img.height - size) * Math.min(1, Math.max(0, at.y)));
+  const out = newImage(size, size);
+  for (let y = 0; y < size; y++) out.data.set(img.data.subarray(((top + y) * img.width + left) * 3, ((top + y) * img.width + left + size) * 3), y * size * 3);
+  return out;
 }
 
 /** A sharp pipeline over the raw pixels of `img` (for further sharp operations). */
