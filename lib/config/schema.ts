@@ -49,7 +49,7 @@ export const dataSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['path'], message: `is required when kind is '${s.kind}'` });
     }
   }).prefault({}).describe('The clean-image dataset.'),
-  size: int().gte(11).default(64)
+  size: int().gte(11).default(32)
     .describe('Training resolution in pixels: square images (procedural) or seeded random crops (photos, folder, manifest), size x size. At least 11, the SSIM window.'),
   evalSize: int().gte(11).optional()
     .describe('Photos, folder and manifest sources: evaluation on whole images with the shorter side resized to this, and training crops taken from the same scale. Default for photos: 128; absent for folder/manifest: evaluation on centre crops of size.'),

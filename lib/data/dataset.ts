@@ -390,7 +390,10 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
       }
     }
     const choice = sampleCorruption(mix, hashSeed(seed, 'choice', it.id, epoch));
-    const corrupted = await corrupt(clean, choice.type, choice.level, hashSeed(seed, 'corrupt', it.id, epoch), { refSize: mix.refSize });
+    // A training crop of a photograph scaled to evalSize is corrupted at that photograph's scale (pixel-sized
+    // parameters as on the whole evaluation image), not as if the crop were the whole picture.
+    const refSize = evalSize !== undefined && !isWhole(it) ? (mix.refSize * clean.width) / evalSize : mix.refSize;
+    const corrupted = await corrupt(clean, choice.type, choice.level, hashSeed(seed, 'corrupt', it.id, epoch), { refSize });
     return { id: it.id, index, split, clean, corrupted, corruption: { type: choice.type, level: choice.level } };
   };
 
@@ -462,7 +465,7 @@ export function dataConfigFrom(section: unknown, seed = 0): DataConfig {
   const d = (section ?? {}) as Record<string, unknown>;
   if (!('source' in d)) return dataConfigSchema.parse({ seed, ...d });
   const src = (d.source ?? {}) as { kind?: string; path?: string; count?: number };
-  const size = (d.size as number | undefined) ?? 64;
+  const size = (d.size as number | undefined) ?? 32;
   const kind = src.kind ?? 'photos';
   const evalSize = d.evalSize as number | undefined;
   const dataset = kind === 'procedural'
