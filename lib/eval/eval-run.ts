@@ -73,10 +73,11 @@ export async function findCheckpointBeside(dir: string, runId: string, version: 
 }
 
 async function openSamples(config: RunConfig, data: string | undefined, count: number): Promise<{ samples: Sample[]; label: string }> {
-  if (!data) return { samples: await firstSamples(await openRunDataset(config, 'eval'), count), label: `the eval split (evalFraction ${config.data.evalFraction}, ${config.data.source.kind} source)` };
+  if (!data) return { samples: await firstSamples(await openRunDataset(config, 'eval'), count), label: `the eval split (${config.data.source.kind === 'photos' ? `at least ${config.data.evalImages} whole photographs` : `evalFraction ${config.data.evalFraction}`}, ${config.data.source.kind} source)` };
   if (!existsSync(data)) throw new Error(`--data ${data}: no such folder`);
-  const d = dataConfigFrom({ ...config.data, source: { kind: 'folder', path: resolve(data) } }, config.run.seed);
-  const ds = await openDataset(d.dataset, { split: 'all', mix: d.corruptions, seed: d.seed });
+  // Every image of the folder is evaluated whole, shorter side evalSize (as the photo set's eval split).
+  const d = dataConfigFrom({ ...config.data, evalSize: config.data.evalSize ?? 128, source: { kind: 'folder', path: resolve(data) } }, config.run.seed);
+  const ds = await openDataset(d.dataset, { split: 'eval', evalFraction: 1, mix: d.corruptions, seed: d.seed });
   return { samples: await firstSamples(ds, count), label: `clean images of ${data}, corrupted with the configured mix (seed ${config.run.seed})` };
 }
 
