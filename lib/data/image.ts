@@ -172,7 +172,8 @@ export async function decodeImage(input: string | Uint8Array, size?: number | Re
 
 /**
  * The whole image, resized so its shorter side is `shortSide` and its longer side the nearest multiple of
- * `multiple` (an aspect change below 1/shortSide·multiple/2, so evaluation needs few distinct graph shapes).
+ * `multiple` (at most multiple/2 px of aspect change; whole evaluation images then come in few sizes, and
+ * each size needs its own policy graph).
  */
 export async function decodeWhole(input: string | Uint8Array, shortSide: number, multiple = 8): Promise<RgbImage> {
   if (!Number.isInteger(shortSide) || shortSide < 1) throw new Error(`decodeWhole: shortSide must be a positive integer, got ${shortSide}`);
