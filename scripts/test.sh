@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-nats-server.sh
 bash scripts/ensure-prometheus.sh
 bash scripts/ensure-chromium.sh
+bash scripts/ensure-photos.sh
 npx tsc --noEmit -p .
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 exec node --import tsx --test --test-concurrency=1 "${files[@]}"

@@ -39,19 +39,23 @@ const corruptionType = z.string().refine((t) => (CORRUPTION_TYPES as readonly st
 
 export const dataSchema = z.strictObject({
   source: z.strictObject({
-    kind: z.enum(['procedural', 'folder', 'manifest']).default('procedural')
-      .describe('Where clean images come from: generated procedurally (seeded), every image in a folder, or a manifest file listing images.'),
+    kind: z.enum(['photos', 'procedural', 'folder', 'manifest']).default('photos')
+      .describe('Where clean images come from: the built-in photographs from Debian packages (lib/data/photos.jsonl; scripts/ensure-photos.sh installs them), generated scenes (procedural, seeded; for fast tests), every image in a folder, or a manifest file listing images.'),
     path: z.string().min(1).optional()
-      .describe('Folder (kind folder) or manifest file (kind manifest). Required unless kind is procedural.'),
+      .describe('Folder (kind folder) or manifest file (kind manifest; for kind photos, a photo manifest replacing the built-in one). Required for folder and manifest.'),
     count: int().gt(0).default(256)
       .describe('Number of clean images: generated (procedural) or used at most (folder, manifest).'),
   }).superRefine((s, ctx) => {
-    if (s.kind !== 'procedural' && s.path === undefined) {
+    if ((s.kind === 'folder' || s.kind === 'manifest') && s.path === undefined) {
       ctx.addIssue({ code: 'custom', path: ['path'], message: `is required when kind is '${s.kind}'` });
     }
   }).prefault({}).describe('The clean-image dataset.'),
   size: int().gte(11).default(32)
-    .describe('Training resolution in pixels (square images, size x size). At least 11, the SSIM window.'),
+    .describe('Training resolution in pixels: square images (procedural) or seeded random crops (photos, folder, manifest), size x size. At least 11, the SSIM window.'),
+  evalSize: int().gte(11).optional()
+    .describe('Photos, folder and manifest sources: evaluation on whole images with the shorter side resized to this, and training crops taken from the same scale. Default for photos: 128; absent for folder/manifest: evaluation on centre crops of size.'),
+  evalImages: int().gt(0).default(64)
+    .describe('Photos source: the evaluation split takes whole scenes in seeded order until it holds at least this many photographs (the rest is for training).'),
   evalFraction: fraction().default(0.125)
     .describe('Fraction of the clean images held out for evaluation (never trained on).'),
   corruptions: z.strictObject({

@@ -5,7 +5,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { decodeImage, imageSize, type CropMode, type RgbImage } from './image.ts';
+import { cropSquare, decodeImage, decodeWhole, imageSize, type CropMode, type RgbImage } from './image.ts';
+import { parsePhotoManifest, PHOTO_MANIFEST, splitPhotoGroups, verifyPhotoEntries } from './photos.ts';
 import { renderScene } from './procedural.ts';
 import { hashSeed, hashUnit, rng } from './random.ts';
 import {
@@ -17,6 +18,8 @@ export type Split = 'train' | 'eval';
 
 const sizeSchema = z.number().int().min(4).max(8192);
 const cropSchema = z.enum(['center', 'random']).default('center');
+/** Evaluation on whole images, shorter side resized to this; training crops `size` from the same scale. */
+const evalSizeSchema = z.number().int().min(11).max(4096);
 
 /** Where the clean images come from. `size` is the side of the square training resolution. */
 export const datasetSpecSchema = z.discriminatedUnion('kind', [
@@ -28,12 +31,24 @@ export const datasetSpecSchema = z.discriminatedUnion('kind', [
     seed: z.number().int().min(0).default(0),
   }).strict(),
   z.object({
-    kind: z.literal('folder'), path: z.string().min(1), size: sizeSchema, crop: cropSchema,
+    /** The built-in photographs (lib/data/photos.ts): seeded crops for training, whole images for evaluation. */
+    kind: z.literal('photos'),
+    /** Side of the square training crops. */
+    size: sizeSchema,
+    evalSize: evalSizeSchema.default(128),
+    /** The eval split takes whole scenes, in seeded order, until it holds at least this many photographs. */
+    evalImages: z.number().int().min(1).default(64),
+    splitSeed: z.number().int().min(0).default(0),
+    /** A photo manifest in lib/data/photos.jsonl's format (default: that one). */
+    manifest: z.string().min(1).optional(),
+  }).strict(),
+  z.object({
+    kind: z.literal('folder'), path: z.string().min(1), size: sizeSchema, crop: cropSchema, evalSize: evalSizeSchema.optional(),
     /** Use at most this many images (the first in path order). */
     limit: z.number().int().positive().optional(),
   }).strict(),
   z.object({
-    kind: z.literal('manifest'), path: z.string().min(1), size: sizeSchema, crop: cropSchema,
+    kind: z.literal('manifest'), path: z.string().min(1), size: sizeSchema, crop: cropSchema, evalSize: evalSizeSchema.optional(),
     /** Use at most this many entries (the first in file order). */
     limit: z.number().int().positive().optional(),
   }).strict(),
@@ -134,6 +149,8 @@ interface Item {
   corrupted?: string;
   label?: CorruptionLabel;
   proceduralSeed?: number;
+  /** The split, where the source decides it (photos: seeded by scene); otherwise a hash of the id. */
+  split?: Split;
 }
 
 /** Lists image files under `root` recursively, sorted by their path relative to root (posix separators). */
@@ -196,6 +213,16 @@ async function listItems(spec: DatasetSpec): Promise<{ list: ItemList; where: st
     };
     return { list, where: `procedural dataset (seed ${seed})` };
   }
+  if (spec.kind === 'photos') {
+    const path = resolve(spec.manifest ?? PHOTO_MANIFEST);
+    const entries = parsePhotoManifest(await readFile(path, 'utf8'), path);
+    await verifyPhotoEntries(entries);
+    const split = splitPhotoGroups(entries, spec.evalImages, spec.splitSeed);
+    if (![...split.values()].includes('train')) {
+      throw new Error(`${path}: ${entries.length} photographs leave none for training with evalImages ${spec.evalImages}`);
+    }
+    return { list: arrayList(entries.map((e) => ({ id: e.id, clean: e.clean, split: split.get(e.id)! }))), where: path };
+  }
   if (spec.kind === 'folder') {
     const root = resolve(spec.path);
     let st;
@@ -247,13 +274,14 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
   const evalFraction = opts.evalFraction ?? 0.1;
   if (!(evalFraction >= 0 && evalFraction <= 1)) throw new Error(`evalFraction must be in [0, 1], got ${evalFraction}`);
   const which = opts.split ?? 'all';
+  const itemSplit = (it: Item): Split => it.split ?? splitOf(it.id, evalFraction);
   const warn = opts.warn ?? ((m: string) => console.warn(m));
   const { list, where } = await listItems(spec);
   // Positions of the split's items in the source (all of them for 'all').
   let sel: Uint32Array | null = null;
   if (which !== 'all') {
     const keep: number[] = [];
-    for (let k = 0; k < list.count; k++) if (splitOf(list.at(k).id, evalFraction) === which) keep.push(k);
+    for (let k = 0; k < list.count; k++) if (itemSplit(list.at(k)) === which) keep.push(k);
     sel = Uint32Array.from(keep);
   }
   const count = sel ? sel.length : list.count;
@@ -262,7 +290,10 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
     throw new Error(`${where}: the ${which} split is empty (${list.count} items, evalFraction ${evalFraction})`);
   }
   const size = spec.size;
-  const crop: CropMode = spec.kind === 'procedural' ? 'center' : spec.crop;
+  const crop: CropMode = spec.kind === 'procedural' ? 'center' : spec.kind === 'photos' ? 'random' : spec.crop;
+  // Whole-image evaluation: eval items are whole images at shorter side evalSize; training items are crops of
+  // `size` from the same scale, so both see the same pixel statistics.
+  const evalSize = spec.kind === 'procedural' ? undefined : spec.evalSize;
   const bad = new Map<string, string>(); // path -> reason
   let skipped = 0;
   const cacheSize = opts.cacheSize ?? 512;
@@ -282,16 +313,41 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
     return { x: r.float(), y: r.float() };
   };
 
+  const isWhole = (it: Item): boolean => evalSize !== undefined && itemSplit(it) === 'eval';
+  // With evalSize, each file is decoded once at that scale (whole, long side a multiple of 8 for eval items)
+  // and training crops are cut from it in memory: decoding a large photograph per crop would dominate training.
+  const scaled = new Map<string, Promise<RgbImage>>();
+  const scaledOf = (input: string | Uint8Array, whole: boolean): Promise<RgbImage> => {
+    if (typeof input !== 'string') return decodeWhole(input, evalSize!, whole ? 8 : 1);
+    const key = `${whole ? 'w' : 'c'}\u0000${input}`;
+    let p = scaled.get(key);
+    if (!p) {
+      p = decodeWhole(input, evalSize!, whole ? 8 : 1);
+      p.catch(() => scaled.delete(key));
+      scaled.set(key, p);
+    }
+    return p;
+  };
+  /** An item's pixels: the whole image (eval, with evalSize) or its crop for `epoch`. */
+  const decodeAs = async (it: Item, input: string | Uint8Array, epoch: number): Promise<RgbImage> => {
+    const center = { x: 0.5, y: 0.5 };
+    const at = itemSplit(it) === 'eval' ? center : cropAt(it.id, epoch);
+    if (evalSize === undefined) return decodeImage(input, { size, cropAt: at });
+    if (isWhole(it)) return scaledOf(input, true);
+    return cropSquare(await scaledOf(input, false), Math.min(size, evalSize), at);
+  };
+
   const loadClean = async (it: Item, epoch: number): Promise<RgbImage> => {
     if (it.clean === null) return renderScene(it.proceduralSeed!, size);
-    const key = crop === 'center' ? it.id : `${it.id}\u0000${epoch}`;
+    const whole = isWhole(it);
+    const key = crop === 'center' || whole ? it.id : `${it.id}\u0000${epoch}`;
     const hit = cache.get(key);
     if (hit) {
       cache.delete(key);
       cache.set(key, hit);
       return hit;
     }
-    const img = await decodeImage(it.clean, { size, cropAt: cropAt(it.id, epoch) });
+    const img = await decodeAs(it, it.clean, epoch);
     if (cacheSize > 0) {
       cache.set(key, img);
       if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
@@ -301,13 +357,12 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
 
   const loadCorrupted = async (it: Item, epoch: number): Promise<RgbImage> => {
     const path = it.corrupted!;
-    const at = cropAt(it.id, epoch);
     const [cs, ks] = await Promise.all([imageSize(it.clean!), imageSize(path)]);
-    if (cs.width === ks.width && cs.height === ks.height) return decodeImage(path, { size, cropAt: at });
+    if (cs.width === ks.width && cs.height === ks.height) return decodeAs(it, path, epoch);
     // Different pixel size: bring it to the clean image's size first, so both crops cover the same scene.
     const same = await sharp(path, { failOn: 'error' }).autoOrient()
       .resize(cs.width, cs.height, { fit: 'fill' }).png({ compressionLevel: 0 }).toBuffer();
-    return decodeImage(same, { size, cropAt: at });
+    return decodeAs(it, same, epoch);
   };
 
   const get = async (index: number, epoch = 0): Promise<Sample | null> => {
@@ -323,7 +378,7 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
       skip(it.clean!, reasonOf(e));
       return null;
     }
-    const split = splitOf(it.id, evalFraction);
+    const split = itemSplit(it);
     if (it.corrupted) {
       try {
         const corrupted = await loadCorrupted(it, epoch);
@@ -335,7 +390,10 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
       }
     }
     const choice = sampleCorruption(mix, hashSeed(seed, 'choice', it.id, epoch));
-    const corrupted = await corrupt(clean, choice.type, choice.level, hashSeed(seed, 'corrupt', it.id, epoch), { refSize: mix.refSize });
+    // A training crop of a photograph scaled to evalSize is corrupted at that photograph's scale (pixel-sized
+    // parameters as on the whole evaluation image), not as if the crop were the whole picture.
+    const refSize = evalSize !== undefined && !isWhole(it) ? (mix.refSize * clean.width) / evalSize : mix.refSize;
+    const corrupted = await corrupt(clean, choice.type, choice.level, hashSeed(seed, 'corrupt', it.id, epoch), { refSize });
     return { id: it.id, index, split, clean, corrupted, corruption: { type: choice.type, level: choice.level } };
   };
 
@@ -408,10 +466,13 @@ export function dataConfigFrom(section: unknown, seed = 0): DataConfig {
   if (!('source' in d)) return dataConfigSchema.parse({ seed, ...d });
   const src = (d.source ?? {}) as { kind?: string; path?: string; count?: number };
   const size = (d.size as number | undefined) ?? 32;
-  const kind = src.kind ?? 'procedural';
+  const kind = src.kind ?? 'photos';
+  const evalSize = d.evalSize as number | undefined;
   const dataset = kind === 'procedural'
     ? { kind, count: src.count ?? 256, size }
-    : { kind, path: src.path, size, ...(src.count !== undefined ? { limit: src.count } : {}) };
+    : kind === 'photos'
+      ? { kind, size, ...(evalSize !== undefined ? { evalSize } : {}), ...(d.evalImages !== undefined ? { evalImages: d.evalImages } : {}), ...(src.path !== undefined ? { manifest: src.path } : {}) }
+      : { kind, path: src.path, size, crop: 'random', ...(evalSize !== undefined ? { evalSize } : {}), ...(src.count !== undefined ? { limit: src.count } : {}) };
   const c = (d.corruptions ?? {}) as { types?: 'all' | string[]; weights?: Record<string, number>; levels?: number[] };
   const listed = c.types === undefined || c.types === 'all' ? undefined : c.types;
   let types: Record<string, number> | undefined;

@@ -16,6 +16,8 @@ export interface ResizeOptions {
   crop?: CropMode;
   /** Crop position along each axis in [0, 1] (0 = left/top, 0.5 = centre). Overrides `crop`. */
   cropAt?: { x: number; y: number };
+  /** Shorter side the image is resized to before the crop (default `size`; larger crops a smaller part). */
+  shortSide?: number;
 }
 
 export function newImage(width: number, height: number): RgbImage {
@@ -86,10 +88,13 @@ function q(v: number): number {
   return x > 255 ? 255 : x >= 0 ? x : 0; // NaN fails both tests and becomes 0
 }
 
+/** Largest image decoded (pixels): a bigger one is refused before decoding, not allowed to exhaust memory. */
+export const MAX_INPUT_PIXELS = 1 << 28;
+
 /** The sharp pipeline that reads `input` with alpha dropped and colour normalised to sRGB. */
 function open(input: string | Uint8Array): Sharp {
   // failOn 'error': truncated or corrupt data throws instead of being decoded half-grey.
-  return sharp(input, { failOn: 'error', limitInputPixels: 1 << 28 }).autoOrient();
+  return sharp(input, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).autoOrient();
 }
 
 async function toRgb(pipeline: Sharp): Promise<RgbImage> {
@@ -109,10 +114,20 @@ async function toRgb(pipeline: Sharp): Promise<RgbImage> {
   return out;
 }
 
-/** Pixel size of an encoded image after EXIF orientation. */
+/**
+ * Pixel size of an encoded image after EXIF orientation. Throws for what decoding must not attempt: an image
+ * over MAX_INPUT_PIXELS, or a CMYK one (its conversion to RGB depends on a colour profile, so it is not exact).
+ * Grey, grey+alpha, RGBA and 16-bit images are accepted: toRgb converts them exactly (16-bit to the nearest
+ * 8-bit value).
+ */
 export async function imageSize(input: string | Uint8Array): Promise<{ width: number; height: number }> {
-  const m = await sharp(input, { failOn: 'error' }).metadata();
+  // No pixel limit on reading the header: the check below names the size.
+  const m = await sharp(input, { failOn: 'error', limitInputPixels: false }).metadata();
   if (!m.width || !m.height) throw new Error('image has no dimensions');
+  if (m.width * m.height > MAX_INPUT_PIXELS) {
+    throw new Error(`enormous image: ${m.width}x${m.height} is over the ${MAX_INPUT_PIXELS} pixel limit (downscale it first)`);
+  }
+  if (m.space === 'cmyk') throw new Error('CMYK image: converting it to RGB needs its colour profile and is not exact (convert it to sRGB first)');
   const swap = (m.orientation ?? 1) >= 5;
   return swap ? { width: m.height, height: m.width } : { width: m.width, height: m.height };
 }
@@ -122,7 +137,7 @@ export function cropBox(width: number, height: number, opts: ResizeOptions): {
   rw: number; rh: number; left: number; top: number;
 } {
   const { size } = opts;
-  const scale = size / Math.min(width, height);
+  const scale = Math.max(size, opts.shortSide ?? size) / Math.min(width, height);
   const rw = Math.max(size, Math.round(width * scale));
   const rh = Math.max(size, Math.round(height * scale));
   const at = opts.cropAt ?? { x: 0.5, y: 0.5 };
@@ -138,18 +153,44 @@ export function cropBox(width: number, height: number, opts: ResizeOptions): {
  */
 export async function decodeImage(input: string | Uint8Array, size?: number | ResizeOptions): Promise<RgbImage> {
   const opts: ResizeOptions | undefined = typeof size === 'number' ? { size } : size;
-  if (!opts) return toRgb(open(input));
+  if (!opts) {
+    await imageSize(input);
+    return toRgb(open(input));
+  }
   if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`decodeImage: size must be a positive integer, got ${opts.size}`);
-  if (!opts.cropAt || (opts.cropAt.x === 0.5 && opts.cropAt.y === 0.5)) {
-    // Centre crop: one pipeline (sharp's 'cover' resize), no separate size lookup.
+  const { width, height } = await imageSize(input);
+  if ((opts.shortSide ?? opts.size) <= opts.size && (!opts.cropAt || (opts.cropAt.x === 0.5 && opts.cropAt.y === 0.5))) {
+    // Centre crop: one pipeline (sharp's 'cover' resize).
     return toRgb(open(input).resize(opts.size, opts.size, { fit: 'cover', position: 'centre' }));
   }
-  const { width, height } = await imageSize(input);
   const box = cropBox(width, height, opts);
   let p = open(input);
   if (box.rw !== width || box.rh !== height) p = p.resize(box.rw, box.rh, { fit: 'fill' });
   if (box.rw !== opts.size || box.rh !== opts.size) p = p.extract({ left: box.left, top: box.top, width: opts.size, height: opts.size });
   return toRgb(p);
+}
+
+/**
+ * The whole image, resized so its shorter side is `shortSide` and its longer side the nearest multiple of
+ * `multiple` (at most multiple/2 px of aspect change; whole evaluation images then come in few sizes, and
+ * each size needs its own policy graph).
+ */
+export async function decodeWhole(input: string | Uint8Array, shortSide: number, multiple = 8): Promise<RgbImage> {
+  if (!Number.isInteger(shortSide) || shortSide < 1) throw new Error(`decodeWhole: shortSide must be a positive integer, got ${shortSide}`);
+  const { width, height } = await imageSize(input);
+  const long = (side: number, other: number) => Math.max(shortSide, Math.round((side * shortSide) / other / multiple) * multiple);
+  const [w, h] = width <= height ? [shortSide, long(height, width)] : [long(width, height), shortSide];
+  return toRgb(open(input).resize(w, h, { fit: 'fill' }));
+}
+
+/** The `size`x`size` square of `img` at crop position `at` (fractions of the slack, as cropBox). */
+export function cropSquare(img: RgbImage, size: number, at: { x: number; y: number }): RgbImage {
+  if (size > img.width || size > img.height) throw new Error(`cropSquare: ${size}x${size} does not fit in ${img.width}x${img.height}`);
+  const left = Math.round((img.width - size) * Math.min(1, Math.max(0, at.x)));
+  const top = Math.round((img.height - size) * Math.min(1, Math.max(0, at.y)));
+  const out = newImage(size, size);
+  for (let y = 0; y < size; y++) out.data.set(img.data.subarray(((top + y) * img.width + left) * 3, ((top + y) * img.width + left + size) * 3), y * size * 3);
+  return out;
 }
 
 /** A sharp pipeline over the raw pixels of `img` (for further sharp operations). */

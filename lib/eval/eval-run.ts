@@ -9,9 +9,9 @@ import { openRunDataset } from '../config/dataset.ts';
 import { configHash } from '../checkpoint/digest.ts';
 import { CheckpointError, loadCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { dataConfigFrom, openDataset, type Sample } from '../data/dataset.ts';
-import { encodePng, fromCHWFloat } from '../data/image.ts';
+import { encodePng } from '../data/image.ts';
 import { paramShapes, policySpecOf } from '../models/bundle.ts';
-import { evaluate, firstSamples, type EvalResult, type Policy } from './evaluate.ts';
+import { evaluate, firstSamples, outputImage, type EvalResult, type Policy } from './evaluate.ts';
 import { renderGrid } from './grid.ts';
 import { writeEvalReport, type EvalJson, type EvalSources } from './report.ts';
 
@@ -73,24 +73,22 @@ export async function findCheckpointBeside(dir: string, runId: string, version: 
 }
 
 async function openSamples(config: RunConfig, data: string | undefined, count: number): Promise<{ samples: Sample[]; label: string }> {
-  if (!data) return { samples: await firstSamples(await openRunDataset(config, 'eval'), count), label: `the eval split (evalFraction ${config.data.evalFraction}, ${config.data.source.kind} source)` };
+  if (!data) return { samples: await firstSamples(await openRunDataset(config, 'eval'), count), label: `the eval split (${config.data.source.kind === 'photos' ? `at least ${config.data.evalImages} whole photographs` : `evalFraction ${config.data.evalFraction}`}, ${config.data.source.kind} source)` };
   if (!existsSync(data)) throw new Error(`--data ${data}: no such folder`);
-  const d = dataConfigFrom({ ...config.data, source: { kind: 'folder', path: resolve(data) } }, config.run.seed);
-  const ds = await openDataset(d.dataset, { split: 'all', mix: d.corruptions, seed: d.seed });
+  // Every image of the folder is evaluated whole, shorter side evalSize (as the photo set's eval split).
+  const d = dataConfigFrom({ ...config.data, evalSize: config.data.evalSize ?? 128, source: { kind: 'folder', path: resolve(data) } }, config.run.seed);
+  const ds = await openDataset(d.dataset, { split: 'eval', evalFraction: 1, mix: d.corruptions, seed: d.seed });
   return { samples: await firstSamples(ds, count), label: `clean images of ${data}, corrupted with the configured mix (seed ${config.run.seed})` };
 }
 
 /** The grid corrupted | reference | policy | clean for the first `rows` samples, as PNG bytes. */
 export async function evalGridPng(config: RunConfig, ev: EvalResult, columns: string[], rows: number): Promise<Uint8Array> {
-  const H = config.data.size;
-  const pix = 3 * H * H;
-  const img = (name: string, i: number) => fromCHWFloat(ev.outputs[name]!.subarray(i * pix, (i + 1) * pix), H, H);
+  const img = (name: string, i: number) => outputImage(ev, name, i);
   const gridRows = ev.samples.slice(0, rows).map((s, i) => ({
     label: `${s.corruption.type.replace(/_/g, ' ')} ${s.corruption.level ?? ''}`.trim(),
     images: columns.map((c) => (c === 'corrupted' ? s.corrupted : c === 'clean' ? s.clean : img(c, i))),
   }));
-  const scale = Math.max(1, Math.round(128 / H));
-  return encodePng(renderGrid(columns, gridRows, scale));
+  return encodePng(renderGrid(columns, gridRows));
 }
 
 export async function runEvalCommand(o: EvalCommandOptions): Promise<{ json: EvalJson; paths: Awaited<ReturnType<typeof writeEvalReport>> }> {

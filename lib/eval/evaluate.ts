@@ -4,7 +4,7 @@
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Sample } from '../data/dataset.ts';
-import { clamp01, stackPairs } from '../data/image.ts';
+import { clamp01, fromCHWFloat, stackPairs, type RgbImage } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
 import { compileRewardExpression, rewardConstants } from '../grpo/reward-expression.ts';
 import { PolicyRunner } from '../models/runner.ts';
@@ -27,8 +27,13 @@ export type Policy = { kind: 'identity' } | { kind: 'mean'; params: TensorMap } 
 
 export interface EvalResult {
   reports: Record<string, EvalReport>;
-  /** Per policy, the recovered images [n,3,H,W] (clamped), for grids. */
+  /**
+   * Per policy, the recovered images (clamped), CHW one after another in sample order: [n,3,H,W] when every
+   * sample has one size; whole photographs differ in size, so read one with outputImage().
+   */
   outputs: Record<string, Float32Array>;
+  /** Where sample i's CHW pixels start in each of `outputs`. */
+  offsets: number[];
   samples: Sample[];
   encoder: string;
 }
@@ -56,7 +61,19 @@ function summarise(rows: Array<Omit<Scores, 'count'> & { type: string; level: st
   return { ...agg(rows), byType: by('type'), byLevel: by('level') };
 }
 
-/** Evaluates every policy on the same `samples` (typically the first N of the eval split). */
+/** Sample i's recovery by policy `name`, as an image. */
+export function outputImage(ev: EvalResult, name: string, i: number): RgbImage {
+  const out = ev.outputs[name];
+  if (!out) throw new Error(`evaluation has no policy '${name}'`);
+  const { width, height } = ev.samples[i].clean;
+  return fromCHWFloat(out.subarray(ev.offsets[i], ev.offsets[i] + 3 * width * height), width, height);
+}
+
+/**
+ * Evaluates every policy on the same `samples` (typically the first N of the eval split). Samples may differ
+ * in size (whole photographs): they are run in batches of one size, one policy graph per size (the policy is
+ * fully convolutional, so the same parameters apply).
+ */
 export async function evaluate(
   config: RunConfig,
   samples: Sample[],
@@ -65,49 +82,78 @@ export async function evaluate(
   opts: { clipModel?: string; runner?: PolicyRunner; scorer?: RewardScorer } = {},
 ): Promise<EvalResult> {
   if (samples.length === 0) throw new Error('evaluate: no samples (is the eval split empty?)');
-  const H = config.data.size;
-  const pix = 3 * H * H;
-  const n = samples.length;
-  const { corrupted, clean } = stackPairs(samples);
+  const offsets: number[] = [];
+  let total = 0;
+  for (const s of samples) {
+    offsets.push(total);
+    total += 3 * s.clean.width * s.clean.height;
+  }
+  // Batches of samples of one size, in sample order within each size.
+  const bySize = new Map<string, number[]>();
+  samples.forEach((s, i) => {
+    if (s.corrupted.width !== s.clean.width || s.corrupted.height !== s.clean.height) {
+      throw new Error(`evaluate: sample ${s.id}: corrupted ${s.corrupted.width}x${s.corrupted.height} differs from clean ${s.clean.width}x${s.clean.height}`);
+    }
+    const key = `${s.clean.height}x${s.clean.width}`;
+    const list = bySize.get(key) ?? [];
+    if (list.length === 0) bySize.set(key, list);
+    list.push(i);
+  });
+  const batches: Array<{ idx: number[]; height: number; width: number }> = [];
+  for (const idx of bySize.values()) {
+    const { height, width } = samples[idx[0]].clean;
+    for (let b = 0; b < idx.length; b += BATCH) batches.push({ idx: idx.slice(b, b + BATCH), height, width });
+  }
   const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ? { encoder: 'onnx', clipModel: opts.clipModel } : config.reward, config.reward.device);
-  const runner = opts.runner ?? (Object.values(policies).some((p) => p.kind !== 'identity') ? await PolicyRunner.create(config) : undefined);
+  const needRunner = Object.values(policies).some((p) => p.kind !== 'identity');
+  const runners = new Map<string, PolicyRunner>();
+  if (opts.runner) runners.set(`${opts.runner.height}x${opts.runner.width}`, opts.runner);
+  const runnerFor = async (height: number, width: number): Promise<PolicyRunner> => {
+    const key = `${height}x${width}`;
+    let r = runners.get(key);
+    if (!r) {
+      r = await PolicyRunner.create(config, 'cpu', { height, width });
+      runners.set(key, r);
+    }
+    return r;
+  };
   const reports: Record<string, EvalReport> = {};
   const outputs: Record<string, Float32Array> = {};
   try {
     for (const [name, policy] of Object.entries(policies)) {
-      const out = new Float32Array(n * pix);
-      for (let b = 0; b < n; b += BATCH) {
-        const m = Math.min(BATCH, n - b);
-        const images = corrupted.subarray(b * pix, (b + m) * pix);
-        if (policy.kind === 'identity') {
-          out.set(images, b * pix);
-          continue;
+      const out = new Float32Array(total);
+      const rows: Array<Omit<Scores, 'count'> & { type: string; level: string; index: number }> = [];
+      for (const { idx, height, width } of batches) {
+        const pix = 3 * height * width;
+        const m = idx.length;
+        const { corrupted: images, clean } = stackPairs(idx.map((i) => samples[i]));
+        let recovered: Float32Array;
+        if (policy.kind === 'identity' || !needRunner) {
+          recovered = clamp01(images);
+        } else {
+          // Sampled actions use fixed noise per sample, so two evaluations of a policy agree.
+          const noise = policy.kind === 'sampled' ? standardNormal(m * pix, hashSeed(config.run.seed, 'eval', idx[0], height, width)) : new Float32Array(m * pix);
+          const r = await (await runnerFor(height, width)).run(policy.params, images, noise, m);
+          recovered = clamp01(policy.kind === 'sampled' ? r.action : r.mean);
         }
-        // Sampled actions use fixed noise per sample, so two evaluations of a policy agree.
-        const noise = policy.kind === 'sampled' ? standardNormal(m * pix, hashSeed(config.run.seed, 'eval', b)) : new Float32Array(m * pix);
-        const r = await runner!.run(policy.params, images, noise, m);
-        out.set(policy.kind === 'sampled' ? r.action : r.mean, b * pix);
+        idx.forEach((i, k) => out.set(recovered.subarray(k * pix, (k + 1) * pix), offsets[i]));
+        const s = await scorer.score({ candidates: recovered, references: clean, n: m, height, width });
+        idx.forEach((i, k) => {
+          const c = { ssim: s.ssim[k], clip_cos: s.clip_cos[k] };
+          const smp = samples[i];
+          rows.push({ ...c, reward: reward.evaluate(c), psnr: psnr(recovered, clean, k * pix, pix), type: smp.corruption.type, level: String(smp.corruption.level ?? 'unknown'), index: i });
+        });
       }
-      const recovered = clamp01(out);
-      const rows = [];
-      for (let b = 0; b < n; b += BATCH) {
-        const m = Math.min(BATCH, n - b);
-        const s = await scorer.score({ candidates: recovered.subarray(b * pix, (b + m) * pix), references: clean.subarray(b * pix, (b + m) * pix), n: m, height: H, width: H });
-        for (let i = 0; i < m; i++) {
-          const c = { ssim: s.ssim[i], clip_cos: s.clip_cos[i] };
-          const smp = samples[b + i];
-          rows.push({ ...c, reward: reward.evaluate(c), psnr: psnr(recovered, clean, (b + i) * pix, pix), type: smp.corruption.type, level: String(smp.corruption.level ?? 'unknown') });
-        }
-      }
+      rows.sort((a, b) => a.index - b.index);
       reports[name] = summarise(rows);
-      outputs[name] = recovered;
+      outputs[name] = out;
     }
   } finally {
-    if (!opts.runner) await runner?.release();
+    for (const r of runners.values()) if (r !== opts.runner) await r.release();
     if (!opts.scorer) await scorer.close();
   }
-  return { reports, outputs, samples, encoder: scorer.encoderName };
+  return { reports, outputs, offsets, samples, encoder: scorer.encoderName };
 }
 
 /** The first `count` readable samples of a dataset split, in index order. */

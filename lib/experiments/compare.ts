@@ -144,9 +144,11 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       log(`[compare] seed ${seed} ${METHOD_LABELS[m]}: ${steps} steps in ${run.seconds.toFixed(0)} s, reward ${result.start.reward.toFixed(4)} -> ${final.reward.toFixed(4)} (${signed(gain.reward, 4)})`);
     }
     if (seed === 0) {
-      const H = config.data.size;
-      const pix = 3 * H * H;
-      const img = (name: string, i: number) => fromCHWFloat(outputs[name]!.subarray(i * pix, (i + 1) * pix), H, H);
+      // Sample i's recovery by one method; samples may differ in size (whole photographs).
+      const img = (name: string, i: number) => {
+        const { width, height } = samples[i].clean;
+        return fromCHWFloat(outputs[name]!.subarray(startEval.offsets[i], startEval.offsets[i] + 3 * width * height), width, height);
+      };
       const rows = samples.slice(0, 6).map((s, i) => ({ label: s.corruption.type.replace(/_/g, ' '), images: [s.corrupted, img('start', i), ...o.methods.map((m) => img(m, i)), s.clean] }));
       await writeImage(renderGrid(['corrupted', 'warm start', ...o.methods.map((m) => GRID_LABELS[m]), 'clean'], rows), gridPath);
     }

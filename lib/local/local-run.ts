@@ -11,9 +11,9 @@ import { openRunDataset } from '../config/dataset.ts';
 import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { connectNats, CheckpointStore, isReachable } from '../transport/index.ts';
 import { paramShapes, policySpecOf, standalonePolicyModel } from '../models/bundle.ts';
-import { evaluate, firstSamples, type EvalReport } from '../eval/evaluate.ts';
+import { evaluate, firstSamples, outputImage, type EvalReport } from '../eval/evaluate.ts';
 import { renderGrid } from '../eval/grid.ts';
-import { fromCHWFloat, writeImage } from '../data/image.ts';
+import { writeImage } from '../data/image.ts';
 import { Supervisor } from './supervisor.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
@@ -187,9 +187,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       before: { kind: 'mean', params: refCkpt.params },
       after: { kind: 'mean', params: finalCkpt.params },
     });
-    const H = config.data.size;
-    const pix = 3 * H * H;
-    const img = (name: string, i: number) => fromCHWFloat(ev.outputs[name].subarray(i * pix, (i + 1) * pix), H, H);
+    const img = (name: string, i: number) => outputImage(ev, name, i);
     const rows = samples.slice(0, 6).map((s, i) => ({ label: s.corruption.type.replace(/_/g, ' '), images: [s.corrupted, img('before', i), img('after', i), s.clean] }));
     const gridPath = join(out, 'grid.png');
     await writeImage(renderGrid(['corrupted', 'sft', 'grpo', 'clean'], rows), gridPath);

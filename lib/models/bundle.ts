@@ -20,7 +20,7 @@ export function paramShapes(spec: PolicySpec): Map<string, number[]> {
   return new Map(policyParams(spec).map((p) => [p.name, p.shape]));
 }
 
-export const policyModel = (config: RunConfig): Uint8Array => serialize(buildPolicyGraph(policySpecOf(config), resolutionOf(config)));
+export const policyModel = (config: RunConfig, resolution: Resolution = resolutionOf(config)): Uint8Array => serialize(buildPolicyGraph(policySpecOf(config), resolution));
 export const grpoModel = (config: RunConfig): Uint8Array => serialize(buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode));
 export const sftModel = (config: RunConfig): Uint8Array => serialize(buildSftGraph(policySpecOf(config), resolutionOf(config), config.sft.loss));
 

@@ -6,6 +6,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { GraphSession, type Device } from '../graph/runtime.ts';
 import { policyModel, resolutionOf } from './bundle.ts';
 import { paramFeeds } from './feeds.ts';
+import type { Resolution } from './graphs.ts';
 
 export interface PolicyOutputs {
   mean: Float32Array;
@@ -22,9 +23,10 @@ export class PolicyRunner {
     readonly width: number,
   ) {}
 
-  static async create(config: RunConfig, device: Device = 'cpu'): Promise<PolicyRunner> {
-    const r = resolutionOf(config);
-    return new PolicyRunner(await GraphSession.create(policyModel(config), { device }), r.height, r.width);
+  /** `resolution`: another image size than the training one (the policy is fully convolutional). */
+  static async create(config: RunConfig, device: Device = 'cpu', resolution: Resolution = resolutionOf(config)): Promise<PolicyRunner> {
+    const r = resolution;
+    return new PolicyRunner(await GraphSession.create(policyModel(config, r), { device }), r.height, r.width);
   }
 
   /** Runs n images [n,3,H,W] with noise [n,3,H,W] under `params`. */

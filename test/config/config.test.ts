@@ -31,7 +31,7 @@ test('defaults validate and carry the design values', () => {
   const c = loadConfig();
   assert.deepEqual(c.run, { id: 'local', seed: 0, outDir: 'runs/local' });
   assert.deepEqual(c.data, {
-    source: { kind: 'procedural', count: 256 }, size: 32, evalFraction: 0.125,
+    source: { kind: 'photos', count: 256 }, size: 32, evalImages: 64, evalFraction: 0.125,
     corruptions: { types: 'all', levels: [0.23, 0.45, 0.9] },
   });
   assert.deepEqual(c.model, { arch: 'resnet', width: 16, depth: 4, logStd: Math.log(0.01), learnLogStd: false });
@@ -195,7 +195,7 @@ test('the reference lists every field, with its type, default and description', 
     }
   };
   walk(loadConfig() as unknown as Record<string, unknown>, '');
-  leaves.push('data.source.path', 'data.corruptions.weights', 'reward.clipModel', 'reward.encoder');
+  leaves.push('data.source.path', 'data.evalSize', 'data.corruptions.weights', 'reward.clipModel', 'reward.encoder');
   assert.deepEqual([...configFieldPaths()].sort(), leaves.sort());
   const ref = renderConfigReference();
   for (const path of leaves) assert.match(ref, new RegExp(`^\\| \`${path.replace(/\./g, '\\.')}\` \\| [^|]`, 'm'), path);

@@ -15,7 +15,7 @@ const SFT = 12;
 const GRPO = 8;
 const S = 2;
 const TINY = [
-  'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'grpo.groupSize=4',
+  'data.source.kind=procedural', 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'grpo.groupSize=4',
   `grpo.samplesPerBatch=${S}`, 'eval.samples=8', 'orchestrator.leaseSeconds=10', 'orchestrator.heartbeatSeconds=1',
 ];
 

@@ -14,7 +14,7 @@ import { runSingleProcess } from '../../lib/local/single-process.ts';
 import { cli } from '../helpers/cli.ts';
 
 
-export const TINY = ['data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'eval.samples=8'];
+export const TINY = ['data.source.kind=procedural', 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'eval.samples=8'];
 
 /** A tiny trained run in `dir`: config.json, reference.safetensors (SFT, v3) and final.safetensors (v5, ref_version 3). */
 export async function tinyRun(dir: string): Promise<void> {

@@ -51,7 +51,7 @@ async function startTargets(): Promise<Targets> {
     seed: 5,
     sftSteps: 40,
     steps: 100_000,
-    overrides: ['data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=8', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'eval.samples=8'],
+    overrides: ['data.source.kind=procedural', 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=8', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'eval.samples=8'],
     log: () => undefined,
     onStarted: (sup, info) => {
       supervisor = sup;

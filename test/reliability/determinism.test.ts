@@ -13,7 +13,7 @@ const RUN_ID = 'determinism-1';
 const SFT = 2;
 const GRPO = 4;
 const TINY = [
-  `run.id=${RUN_ID}`, 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4',
+  `run.id=${RUN_ID}`, 'data.source.kind=procedural', 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4',
   'grpo.groupSize=4', 'grpo.samplesPerBatch=3', 'grpo.maxStaleness=0', 'eval.samples=4',
   'orchestrator.leaseSeconds=10', 'orchestrator.heartbeatSeconds=1',
 ];

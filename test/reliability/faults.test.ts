@@ -24,7 +24,7 @@ const S = 2;
 const SFT_BATCH = 4;
 const KEEP = 3;
 const TINY = [
-  'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', `sft.batchSize=${SFT_BATCH}`, 'grpo.groupSize=4',
+  'data.source.kind=procedural', 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', `sft.batchSize=${SFT_BATCH}`, 'grpo.groupSize=4',
   `grpo.samplesPerBatch=${S}`, 'eval.samples=4', 'orchestrator.leaseSeconds=10', 'orchestrator.heartbeatSeconds=1', `nats.keepCheckpoints=${KEEP}`,
 ];
 const TARGETS = ['rollout-0', 'reward-0', 'learner', 'orchestrator', 'nats'] as const;

@@ -49,7 +49,7 @@ test('web page: live run state, reward and component curves, evaluation grid and
   const nats = await startNatsServer();
   const profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
   const config = loadConfig(undefined, [
-    'run.id=webtest', 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'sft.steps=2',
+    'run.id=webtest', 'data.source.kind=procedural', 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'sft.steps=2',
     'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'grpo.steps=200', 'eval.everyVersions=2', 'eval.samples=6',
     'orchestrator.leaseSeconds=10', 'orchestrator.heartbeatSeconds=1',
   ]);

@@ -1,0 +1,28 @@
+// Markdown tables from one or more demo summaries (runs/*/summary.json): overall identity | after SFT | after
+// GRPO (reward, SSIM, PSNR) per run, then per corruption type and per level, averaged over the runs, with
+// the "do no harm" check (a policy below identity by more than 0.01 is marked).
+// node --import tsx scripts/demo-table.ts runs/demo-s0/summary.json [runs/demo-s1/summary.json ...]
+import { readFileSync } from 'node:fs';
+
+interface Scores { reward: number; ssim: number; psnr: number; count: number }
+interface Report extends Scores { byType: Record<string, Scores>; byLevel: Record<string, Scores> }
+interface Summary { identity: Report; before: Report; after: Report; wall_seconds: number; sft_steps: number; steps: number }
+
+const paths = process.argv.slice(2);
+if (paths.length === 0) throw new Error('usage: demo-table.ts SUMMARY.json...');
+const runs = paths.map((p) => JSON.parse(readFileSync(p, 'utf8')) as Summary);
+const f = (x: number, d = 4) => x.toFixed(d);
+console.log('| run | SFT / GRPO steps | wall s | reward identity / SFT / GRPO | SSIM identity / SFT / GRPO | PSNR dB identity / SFT / GRPO |');
+console.log('|---|---|---|---|---|---|');
+runs.forEach((r, i) => console.log(`| ${paths[i]} | ${r.sft_steps} / ${r.steps} | ${r.wall_seconds.toFixed(0)} | ${f(r.identity.reward)} / ${f(r.before.reward)} / ${f(r.after.reward)} | ${f(r.identity.ssim)} / ${f(r.before.ssim)} / ${f(r.after.ssim)} | ${f(r.identity.psnr, 2)} / ${f(r.before.psnr, 2)} / ${f(r.after.psnr, 2)} |`));
+for (const key of ['byType', 'byLevel'] as const) {
+  const names = Object.keys(runs[0].identity[key]);
+  console.log(`\n| ${key === 'byType' ? 'corruption type' : 'level'} | n | identity | after SFT | after GRPO | GRPO - identity | do no harm |`);
+  console.log('|---|---|---|---|---|---|---|');
+  for (const n of names) {
+    const mean = (which: 'identity' | 'before' | 'after') => runs.reduce((s, r) => s + (r[which][key][n]?.reward ?? NaN), 0) / runs.length;
+    const count = runs.reduce((s, r) => s + (r.identity[key][n]?.count ?? 0), 0);
+    const d = mean('after') - mean('identity');
+    console.log(`| ${n} | ${count} | ${f(mean('identity'), 3)} | ${f(mean('before'), 3)} | ${f(mean('after'), 3)} | ${d >= 0 ? '+' : ''}${f(d, 3)} | ${d < -0.01 ? 'HARMS' : 'ok'} |`);
+  }
+}
