@@ -70,6 +70,8 @@ export class Coordinator {
     this.done.catch(() => undefined);
     this.board = new TaskBoard({
       leaseMs: o.config.orchestrator.leaseSeconds * 1000,
+      maxTaskMs: o.config.orchestrator.maxTaskSeconds * 1000,
+      maxInFlight: o.config.orchestrator.maxInFlightPerWorker,
       maxAttempts: 5,
       metrics: o.metrics,
       onGiveUp: (task, reason) => this.groups.dropTask(task, reason),
