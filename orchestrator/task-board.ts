@@ -26,7 +26,7 @@ export interface Task {
 /** The error codes task_errors_total counts by name; any other code a worker sends is counted as `other`. */
 export const TASK_ERROR_CODES = [
   'bad_input', 'bad_result', 'non_finite', 'internal', 'policy_unavailable', 'wrong_kind', 'wrong_role',
-  'shutting_down', 'unsupported', 'gap', 'unknown',
+  'shutting_down', 'unsupported', 'gap', 'unverified_claim', 'unknown',
 ] as const;
 
 /** A label for task_errors_total from a worker-chosen code: one of TASK_ERROR_CODES, else `other`. */
