@@ -134,6 +134,9 @@ export interface CheckpointWatch extends AsyncIterable<Announcement> {
   stop(): Promise<void>;
 }
 
+/** How many announcements latest() looks back past ones without an object. */
+const LATEST_LOOKBACK = 64;
+
 export class CheckpointStore {
   readonly runId: string;
   readonly bucket: string;
@@ -275,15 +278,38 @@ export class CheckpointStore {
 
   /** The newest announcement, or null before the first checkpoint. */
   async latest(): Promise<Announcement | null> {
-    let raw: Uint8Array;
+    let m: { data: Uint8Array; seq: number };
     try {
-      const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject });
-      raw = m.data;
+      m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject });
     } catch (e) {
       if (/no message found|not found/i.test((e as Error).message)) return null;
       throw e;
     }
-    return parseAnnouncement(raw, this.subject);
+    // The newest announcement backed by its object: a forged or stray one (a huge version, no object) is
+    // skipped, looking back at most LATEST_LOOKBACK announcements.
+    for (let seq = m.seq, n = 0; seq > 0 && n < LATEST_LOOKBACK; seq--, n++) {
+      const raw = seq === m.seq ? m.data : await this.jsm.streams.getMessage(this.stream, { seq }).then((x) => (x.subject === this.subject ? x.data : null)).catch(() => null);
+      if (!raw) continue;
+      let ann: Announcement;
+      try {
+        ann = parseAnnouncement(raw, this.subject);
+      } catch {
+        continue;
+      }
+      if (await this.backed(ann)) return ann;
+    }
+    return null;
+  }
+
+  /**
+   * True when the announcement's object exists under its version's name with the announced digest. An
+   * announcement without one (written by anyone who can publish on the subject) must not make readers wait
+   * for a version that never comes.
+   */
+  private async backed(ann: Announcement): Promise<boolean> {
+    if (ann.name !== objectName(ann.version)) return false;
+    const info = await this.os.info(ann.name).catch(() => null);
+    return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
 
   /** Versions present in the bucket, ascending. */
@@ -321,6 +347,7 @@ export class CheckpointStore {
     });
     const messages = await consumer.consume();
     const subject = this.subject;
+    const backed = (a: Announcement) => this.backed(a);
     let last = -1;
     async function* iterate(): AsyncGenerator<Announcement> {
       try {
@@ -333,6 +360,10 @@ export class CheckpointStore {
             continue;
           }
           if (ann.version <= last) continue;
+          if (!(await backed(ann))) {
+            opts.onInvalid?.(new Error(`${subject}: announcement of v${ann.version} has no checkpoint object with digest ${ann.digest}: ignored`));
+            continue;
+          }
           last = ann.version;
           yield ann;
         }
@@ -477,10 +508,8 @@ export class RunStateStore<S extends z.ZodType> {
     }
   }
 
-  /** Unconditional write (last writer wins). Prefer update()/modify(). */
-  async put(value: z.infer<S>): Promise<number> {
-    return this.kv.put(this.key, this.encode(value, 'put'));
-  }
+  // No unconditional put(): the run state is written only by compare-and-set (create, update, modify), so a
+  // second writer can never overwrite it silently (issue #16).
 
   /**
    * Read-modify-write with CAS: applies `fn` to the current value (null if none) and writes the result; on a
