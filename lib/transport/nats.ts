@@ -9,7 +9,8 @@
 // announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated by JetStream). watch() is an ordered
 // consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject), so a worker that joins late gets
 // the newest checkpoint first and then every later one; versions are yielded strictly increasing.
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
+import { signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
   connect,
   DeliverPolicy,
@@ -119,6 +120,10 @@ export interface CheckpointStoreOptions {
   /** Observers for metrics: bytes moved and seconds taken. */
   onPut?: (info: { version: number; bytes: number; seconds: number }) => void;
   onGet?: (info: { version: number; bytes: number; seconds: number }) => void;
+  /** The learner's ed25519 private key: put() signs (run id, version, digest) into the announcement's meta.signature. */
+  signingKey?: KeyObject;
+  /** The learner's ed25519 public key: latest() and watch() accept only announcements it signed (lib/checkpoint/sign.ts). */
+  verifyKey?: KeyObject;
 }
 
 const jc = JSONCodec();
@@ -215,7 +220,8 @@ export class CheckpointStore {
         bytes,
       );
     }
-    const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta, published_unix_ms: Date.now() };
+    const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
+    const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };
     const h = headers();
     h.set('Nats-Msg-Id', `${name}-${digest.slice(7, 23)}`);
     await this.js.publish(this.subject, jc.encode(ann), { headers: h });
@@ -307,7 +313,8 @@ export class CheckpointStore {
    * for a version that never comes.
    */
   private async backed(ann: Announcement): Promise<boolean> {
-    if (ann.name !== objectName(ann.version)) return false;
+    if (ann.name !== objectName(ann.version) || ann.run_id !== this.runId) return false;
+    if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta['signature'])) return false;
     const info = await this.os.info(ann.name).catch(() => null);
     return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
@@ -348,6 +355,7 @@ export class CheckpointStore {
     const messages = await consumer.consume();
     const subject = this.subject;
     const backed = (a: Announcement) => this.backed(a);
+    const verifying = this.opts.verifyKey !== undefined;
     let last = -1;
     async function* iterate(): AsyncGenerator<Announcement> {
       try {
@@ -361,7 +369,7 @@ export class CheckpointStore {
           }
           if (ann.version <= last) continue;
           if (!(await backed(ann))) {
-            opts.onInvalid?.(new Error(`${subject}: announcement of v${ann.version} has no checkpoint object with digest ${ann.digest}: ignored`));
+            opts.onInvalid?.(new Error(`${subject}: announcement of v${ann.version} has no checkpoint object with digest ${ann.digest}${verifying ? ', or is not signed by the learner\'s key' : ''}: ignored`));
             continue;
           }
           last = ann.version;
