@@ -9,8 +9,8 @@
 // announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated by JetStream). watch() is an ordered
 // consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject), so a worker that joins late gets
 // the newest checkpoint first and then every later one; versions are yielded strictly increasing.
-import { createHash, type KeyObject } from 'node:crypto';
-import { signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
   connect,
   DeliverPolicy,
@@ -139,6 +139,21 @@ export interface CheckpointWatch extends AsyncIterable<Announcement> {
   stop(): Promise<void>;
 }
 
+/**
+ * Checkpoint signing keys from the environment, for options that do not give them: every process of a run
+ * (learner, rollout workers, orchestrator, evaluation) opens its store here, so setting the variables on each
+ * process turns signing on without a flag per role. RECOVERY_GRPO_CHECKPOINT_KEY_FILE: the learner's ed25519
+ * private key (it signs, and verifies with the matching public key); RECOVERY_GRPO_CHECKPOINT_PUBKEY_FILE: the
+ * public key every reader verifies with.
+ */
+export function checkpointKeysFromEnv(opts: Pick<CheckpointStoreOptions, 'signingKey' | 'verifyKey'>, env: NodeJS.ProcessEnv = process.env): Pick<CheckpointStoreOptions, 'signingKey' | 'verifyKey'> {
+  const privFile = env['RECOVERY_GRPO_CHECKPOINT_KEY_FILE']?.trim();
+  const pubFile = env['RECOVERY_GRPO_CHECKPOINT_PUBKEY_FILE']?.trim();
+  const signingKey = opts.signingKey ?? (privFile ? loadSigningKey(privFile) : undefined);
+  const verifyKey = opts.verifyKey ?? (pubFile ? loadVerifyKey(pubFile) : signingKey ? createPublicKey(signingKey) : undefined);
+  return { ...(signingKey ? { signingKey } : {}), ...(verifyKey ? { verifyKey } : {}) };
+}
+
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
 
@@ -180,7 +195,7 @@ export class CheckpointStore {
         if (!/already in use|exists/i.test((e as Error).message)) throw e;
       }
     }
-    return new CheckpointStore(js, jsm, os, { ...opts, runId });
+    return new CheckpointStore(js, jsm, os, { ...opts, ...checkpointKeysFromEnv(opts), runId });
   }
 
   /**

@@ -5,8 +5,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { generateSigningKeys, loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../../lib/checkpoint/sign.ts';
-import { CheckpointStore, connectNats, sha256Digest } from '../../lib/transport/index.ts';
+import { CheckpointStore, checkpointKeysFromEnv, connectNats, sha256Digest } from '../../lib/transport/index.ts';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 
 const DIGEST = `sha256:${'0f'.repeat(32)}`;
@@ -82,4 +85,19 @@ test('a verifying store accepts only announcements the learner\'s key signed', {
   } finally {
     await nc.drain();
   }
+});
+
+test('keys from the environment: RECOVERY_GRPO_CHECKPOINT_KEY_FILE signs (and verifies), ..._PUBKEY_FILE verifies', () => {
+  const keys = generateSigningKeys();
+  const dir = mkdtempSync(join(tmpdir(), 'sign-env-'));
+  writeFileSync(join(dir, 'learner.key'), keys.privateKeyPem);
+  writeFileSync(join(dir, 'learner.pub'), keys.publicKeyPem);
+  const learner = checkpointKeysFromEnv({}, { RECOVERY_GRPO_CHECKPOINT_KEY_FILE: join(dir, 'learner.key') });
+  const reader = checkpointKeysFromEnv({}, { RECOVERY_GRPO_CHECKPOINT_PUBKEY_FILE: join(dir, 'learner.pub') });
+  assert.equal(reader.signingKey, undefined);
+  const sig = signCheckpoint(learner.signingKey!, 'r', 1, DIGEST);
+  assert.ok(verifyCheckpoint(reader.verifyKey!, 'r', 1, DIGEST, sig));
+  assert.ok(verifyCheckpoint(learner.verifyKey!, 'r', 1, DIGEST, sig), 'the learner verifies with its own public key');
+  assert.deepEqual(checkpointKeysFromEnv({}, {}), {}, 'nothing set: no signing, no verifying');
+  assert.throws(() => checkpointKeysFromEnv({}, { RECOVERY_GRPO_CHECKPOINT_PUBKEY_FILE: join(dir, 'missing.pub') }), /verify key .*missing\.pub: cannot read it/);
 });
