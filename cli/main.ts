@@ -20,6 +20,15 @@ const commands: Array<() => Promise<{ default: CommandModule<any, any> }>> = [
   () => import('./commands/sweep.ts'),
 ];
 
-const cli = yargs(hideBin(process.argv)).scriptName('recovery-grpo').strict().demandCommand(1).help();
+const cli = yargs(hideBin(process.argv)).scriptName('recovery-grpo').strict().demandCommand(1).help()
+  // Bad input from any command (a flag yargs refuses, or an error its handler throws): the message on
+  // stderr, prefixed by the command, and exit status 1; no help text, no stack trace.
+  .fail((msg: string | null, err: Error | undefined) => {
+    const first = hideBin(process.argv)[0];
+    const command = first && /^[a-z][a-z-]*$/.test(first) ? first : 'recovery-grpo';
+    const text = (err?.message ?? msg ?? 'failed').trim().replace(/\n\s+at .*/gs, '');
+    process.stderr.write(`${command}: ${text}\n`);
+    process.exit(1);
+  });
 for (const load of commands) cli.command((await load()).default);
 await cli.parseAsync();

@@ -384,7 +384,7 @@ class LearnerRole implements WorkerRoleImpl {
     const st = this.st!;
     // Durable before the acknowledgement, like an applied batch: a restarted learner must not expect it again.
     await this.retrying(`recording skipped batch ${b.batch_seq}`, () =>
-      this.skips!.put({ version: st.version, digest: st.latest!.digest, last_batch_seq: b.batch_seq }));
+      this.skips!.modify(() => ({ version: st.version, digest: st.latest!.digest, last_batch_seq: b.batch_seq })));
     st.lastBatchSeq = b.batch_seq;
     const m = this.ctx.metrics;
     m.get('nonfinite_steps_skipped_total').inc();

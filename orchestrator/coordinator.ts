@@ -38,6 +38,18 @@ export interface CoordinatorOptions {
   onProgress?: (p: Progress) => void;
   onEvent?: (e: RunEvent) => void;
   log?: (line: string) => void;
+  /**
+   * The progress the learner's newest published checkpoint records (its announcement in the checkpoint
+   * store), or null if none. A reconnecting learner's Hello claim is checked against it, never believed;
+   * without it no catch-up happens (the batches are re-sent, and the learner answers those it holds).
+   */
+  publishedProgress?: () => Promise<PublishedProgress | null>;
+}
+
+/** What the newest announced checkpoint says the learner holds. */
+export interface PublishedProgress {
+  version: number;
+  lastBatchSeq: number;
 }
 
 export class Coordinator {
@@ -70,6 +82,8 @@ export class Coordinator {
     this.done.catch(() => undefined);
     this.board = new TaskBoard({
       leaseMs: o.config.orchestrator.leaseSeconds * 1000,
+      maxTaskMs: o.config.orchestrator.maxTaskSeconds * 1000,
+      maxInFlight: o.config.orchestrator.maxInFlightPerWorker,
       maxAttempts: 5,
       metrics: o.metrics,
       onGiveUp: (task, reason) => this.groups.dropTask(task, reason),
@@ -125,7 +139,7 @@ export class Coordinator {
 
   attach(s: WorkerSession): void {
     if (s.role === 'LEARNER') {
-      const catchUp = (held: number, version: number | undefined) => this.applyAck(held, version ?? this.o.state.learnerVersion);
+      const catchUp = (held: number) => this.catchUp(s, held);
       if (!this.link.attach(s, this.o.state.ackedSeq, catchUp)) return;
     } else {
       this.board.attach(s);
@@ -252,6 +266,23 @@ export class Coordinator {
       return;
     }
     this.advance();
+  }
+
+  /**
+   * A learner's Hello says it holds batch `claimed`, newer than the stored state (acknowledged while this
+   * orchestrator was down). Believed only as far as its newest published checkpoint records: a client
+   * claiming `last_batch_seq=3, policy_version=424242` with nothing published moves nothing, and catch-up
+   * never runs past the run's last batch.
+   */
+  private async catchUp(s: WorkerSession, claimed: number): Promise<void> {
+    const published = this.o.publishedProgress ? await this.o.publishedProgress() : null;
+    const seq = Math.min(claimed, published?.lastBatchSeq ?? 0, this.totalSeq);
+    if (seq < claimed) {
+      this.log(`learner ${s.workerId} claims batch ${claimed}, but its newest published checkpoint ${published ? `(v${published.version}) records batch ${published.lastBatchSeq}` : 'does not exist'}: ${seq > this.o.state.ackedSeq ? `catching up to batch ${seq} only` : 'not caught up'}`);
+      this.o.metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'unverified_claim' });
+    }
+    if (seq <= this.o.state.ackedSeq || !published) return;
+    await this.applyAck(seq, published.version);
   }
 
   /** The 'trained' events of batches first..last that the learner reports holding (versions inferred). */

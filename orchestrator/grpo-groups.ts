@@ -14,7 +14,7 @@ import type { ProgressMeter } from './progress.ts';
 import { decodeRolloutResult, decodeScoreResult } from './results.ts';
 import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
-import type { Task, TaskBoard } from './task-board.ts';
+import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
 
 /** One GRPO group as it moves through rollout and scoring. */
 interface Group {
@@ -92,7 +92,7 @@ export class GroupPipeline {
         actions: [], logps: [], versions: [], state: 'rollout',
       };
       batch.groups.push(group);
-      const id = `${this.cfg.run.id}-r${cursor}`;
+      const id = newTaskId(`${this.cfg.run.id}-r${cursor}`);
       const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: this.o.learnerVersion(), dense: this.dense });
       this.o.board.add({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
     }
@@ -127,7 +127,7 @@ export class GroupPipeline {
     group.state = 'score';
     this.o.metrics.get('rollouts_total').inc(G);
     this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt, compute_ms: r.compute_ms });
-    const id = `${this.cfg.run.id}-s${group.cursor}`;
+    const id = newTaskId(`${this.cfg.run.id}-s${group.cursor}`);
     const message = scoreTaskMessage(this.cfg, { taskId: id, actions: group.actions, clean: group.clean, dense: this.dense });
     this.o.board.add({ id, role: 'REWARD', attempt: 0, group, message } as Task & { group: Group });
   }
@@ -142,6 +142,14 @@ export class GroupPipeline {
     } catch (e) {
       throw new Error(`score_result.${(e as Error).message}`);
     }
+    // Advantages are pure: computed before the task is accepted, so maps inconsistent with their means
+    // refuse the result (and the task is retried) instead of failing after the holder gave it up.
+    let outcome: ReturnType<typeof advantagesOf>;
+    try {
+      outcome = advantagesOf(this.algo, { components, rewards, ...(ssimMaps ? { ssimMaps } : {}) });
+    } catch (e) {
+      throw new Error(`score_result: ${(e as Error).message}`);
+    }
     const group = this.groupOf(this.o.board.complete(s, r.task_id));
     if (!group || group.state !== 'score') return;
     this.o.metrics.get('scores_total').inc(G);
@@ -152,7 +160,6 @@ export class GroupPipeline {
       this.o.metrics.get('reward').observe(rewards[i]);
       for (const [name, v] of Object.entries(components[i])) this.o.metrics.get('reward_component').observe({ component: name }, v);
     }
-    const outcome = advantagesOf(this.algo, { components, rewards, ...(ssimMaps ? { ssimMaps } : {}) });
     if (!outcome.kept) {
       this.dropGroup(group, outcome.reason);
       return;

@@ -1,7 +1,7 @@
 // The orchestrator's side of the learner protocol: TrainBatches go out in seq order and stay until
 // acknowledged, are re-sent to a reconnecting learner and after a 'gap' or retryable error; a learner that
-// holds batches newer than the stored state (acknowledged while the orchestrator was down) is taken at its
-// word (catch-up); acknowledgements are applied one at a time, because each persists with compare-and-set.
+// holds batches newer than the stored state (acknowledged while the orchestrator was down) is caught up as far
+// as its published checkpoint confirms (the coordinator checks the claim); acknowledgements are applied one at a time, because each persists with compare-and-set.
 import type { TrainBatch, WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 
@@ -25,7 +25,7 @@ export class LearnerLink {
    * A learner connected. Refused if one is already connected; otherwise `catchUp(seq, version)` runs when its
    * Hello says it holds a batch newer than `ackedSeq`, and everything unacknowledged is re-sent in order.
    */
-  attach(s: WorkerSession, ackedSeq: number, catchUp: (seq: number, version: number | undefined) => Promise<void>): boolean {
+  attach(s: WorkerSession, ackedSeq: number, catchUp: (seq: number) => Promise<void>): boolean {
     if (this.learner?.isOpen) {
       s.fail(9 /* FAILED_PRECONDITION */, `a learner (${this.learner.workerId}) is already connected`);
       return false;
@@ -33,8 +33,8 @@ export class LearnerLink {
     this.learner = s;
     const held = s.hello.last_batch_seq;
     if (held !== undefined && held > ackedSeq) {
-      this.o.log(`learner holds batch ${held}, newer than the stored ${ackedSeq}: catching up`);
-      this.acknowledge(() => catchUp(held, s.hello.policy_version ?? undefined)).catch((e: Error) => this.o.fail(e));
+      this.o.log(`learner says it holds batch ${held}, newer than the stored ${ackedSeq}: checking its published checkpoint`);
+      this.acknowledge(() => catchUp(held)).catch((e: Error) => this.o.fail(e));
     }
     this.resend();
     return true;

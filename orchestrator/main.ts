@@ -7,6 +7,7 @@ import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { createMetrics, startMetricsServer, type MetricsServer } from '../lib/metrics/index.ts';
 import {
+  CheckpointStore,
   checkListenAuth,
   connectNats,
   describeNatsAuth,
@@ -76,6 +77,16 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     log(`skipped ${path}: ${reason}`);
   });
 
+  // A reconnecting learner's claimed progress is checked against its newest announced checkpoint whose
+  // object exists (orchestrator/coordinator.ts catchUp).
+  const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id });
+  const publishedProgress = async () => {
+    const ann = await checkpoints.latest();
+    if (!ann || !(await checkpoints.versions()).includes(ann.version)) return null;
+    const seq = Number(ann.meta['last_batch_seq']);
+    return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;
+  };
+
   // The web page's history and the periodic evaluation (eval.everyVersions), fed by the coordinator's progress.
   let coordinator: Coordinator | undefined;
   const monitor = await createRunMonitor({ config, metrics, nc, coordinator: () => coordinator, totalBatches: config.sft.steps + config.grpo.steps, eventsFile: o.eventsFile, log });
@@ -85,6 +96,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     metrics,
     state,
     log,
+    publishedProgress,
     onProgress: (p) => {
       monitor.progress(p);
       o.onProgress?.(p);

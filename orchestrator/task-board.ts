@@ -1,7 +1,12 @@
 // Leases for rollout and score tasks: which worker holds which task until when. A task whose holder
 // disconnects, misses its lease or reports a retryable error goes back to the queue and is handed to
 // another worker (attempt + 1); the first result for a task id wins and later ones are counted and ignored.
+// A task belongs to its holder: a result or error for it is accepted only from the session that holds its
+// current lease, and its id carries a random token, so another worker can neither name nor finish it.
+// Leases run on the monotonic clock (performance.now), renewed by heartbeats up to maxTaskMs in all.
 
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { OrchestratorMessage, WorkerRole, WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 
@@ -12,12 +17,40 @@ export interface Task {
   /** The message to send for the current attempt. */
   message(attempt: number, leaseMs: number): OrchestratorMessage;
   holder?: WorkerSession;
+  /** Monotonic ms (performance.now) when the lease runs out; never later than dispatchedAt + maxTaskMs. */
   deadline?: number;
+  /** Monotonic ms of the current dispatch. */
   dispatchedAt?: number;
+}
+
+/** The error codes task_errors_total counts by name; any other code a worker sends is counted as `other`. */
+export const TASK_ERROR_CODES = [
+  'bad_input', 'bad_result', 'non_finite', 'internal', 'policy_unavailable', 'wrong_kind', 'wrong_role',
+  'shutting_down', 'unsupported', 'gap', 'unverified_claim', 'unknown',
+] as const;
+
+/** A label for task_errors_total from a worker-chosen code: one of TASK_ERROR_CODES, else `other`. */
+export function errorCodeLabel(code: string): string {
+  if (!code) return 'unknown';
+  return (TASK_ERROR_CODES as readonly string[]).includes(code) ? code : 'other';
+}
+
+/**
+ * A task id: readable prefix (run, kind, cursor) plus 96 random bits, the task's lease token. Ids are not
+ * derived from the cursor alone, so a worker cannot address a task it was never sent.
+ */
+export function newTaskId(prefix: string): string {
+  return `${prefix}-${randomBytes(12).toString('hex')}`;
 }
 
 export interface TaskBoardOptions {
   leaseMs: number;
+  /** A task's total time with one holder, heartbeats or not (orchestrator.maxTaskSeconds). Default 10 leases. */
+  maxTaskMs?: number;
+  /** Most tasks one worker holds at once, whatever its Hello asks (orchestrator.maxInFlightPerWorker). Default 1024. */
+  maxInFlight?: number;
+  /** Monotonic clock in ms (default performance.now); a test may drive its own. */
+  now?: () => number;
   /** A task that failed this many times is given up (its sample is dropped). */
   maxAttempts: number;
   metrics: Metrics;
@@ -38,7 +71,15 @@ export class TaskBoard {
    */
   private readonly free = new Map<WorkerRole, Array<Set<WorkerSession>>>();
 
-  constructor(private readonly o: TaskBoardOptions) {}
+  private readonly now: () => number;
+  private readonly maxTaskMs: number;
+  private readonly maxInFlight: number;
+
+  constructor(private readonly o: TaskBoardOptions) {
+    this.now = o.now ?? (() => performance.now());
+    this.maxTaskMs = o.maxTaskMs ?? 10 * o.leaseMs;
+    this.maxInFlight = o.maxInFlight ?? 1024;
+  }
 
   /** Queued tasks per role (the queue_depth gauges, and pump() stops once every queued role is full). */
   private readonly queued = new Map<WorkerRole, number>();
@@ -69,7 +110,7 @@ export class TaskBoard {
   }
 
   private room(s: WorkerSession): number {
-    return Math.max(1, s.hello.capabilities?.max_in_flight ?? 1);
+    return Math.min(this.maxInFlight, Math.max(1, s.hello.capabilities?.max_in_flight ?? 1));
   }
 
   /** Records a session's load and files it under its level (if attached, open and with room). */
@@ -82,15 +123,20 @@ export class TaskBoard {
     if (this.sessions.has(s) && s.isOpen && n < this.room(s)) (levels[n] ??= new Set()).add(s);
   }
 
-  /** The task for a result from `session`, or undefined for a duplicate or unknown task id (counted). */
+  /**
+   * The task for a result from `session`, or undefined when `session` does not hold its current lease: a
+   * duplicate, an unknown id, or a result from another worker (each counted; the holder's lease stands).
+   */
   complete(session: WorkerSession, taskId: string): Task | undefined {
     const t = this.active.get(taskId);
-    if (!t || t.role !== session.role) {
-      this.o.metrics.get('duplicate_results_total').inc({ worker_role: session.role.toLowerCase() });
+    if (!t || t.holder !== session) {
+      const known = t !== undefined || this.queue.some((q) => q.id === taskId);
+      const counter = known ? 'foreign_results_total' : 'duplicate_results_total';
+      this.o.metrics.get(counter).inc({ worker_role: session.role.toLowerCase() });
       return undefined;
     }
     this.deactivate(t);
-    if (t.dispatchedAt) this.o.metrics.get('task_latency_seconds').observe({ worker_role: t.role.toLowerCase() }, (Date.now() - t.dispatchedAt) / 1000);
+    if (t.dispatchedAt !== undefined) this.o.metrics.get('task_latency_seconds').observe({ worker_role: t.role.toLowerCase() }, (this.now() - t.dispatchedAt) / 1000);
     this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role.toLowerCase(), outcome: 'ok' });
     this.pump();
     return t;
@@ -99,8 +145,13 @@ export class TaskBoard {
   /** A worker could not do a task: retry elsewhere, or give up after maxAttempts. */
   fail(session: WorkerSession, taskId: string, code: string, message: string, retryable: boolean): void {
     const t = this.active.get(taskId);
-    this.o.metrics.get('task_errors_total').inc({ worker_role: session.role.toLowerCase(), code: code || 'unknown' });
-    if (!t || t.holder !== session) return;
+    // Counted only for the holder of the task's lease, under a code from a fixed set: a worker cannot
+    // grow the metric's series or report errors for tasks it does not hold.
+    if (!t || t.holder !== session) {
+      this.o.metrics.get('foreign_results_total').inc({ worker_role: session.role.toLowerCase() });
+      return;
+    }
+    this.o.metrics.get('task_errors_total').inc({ worker_role: session.role.toLowerCase(), code: errorCodeLabel(code) });
     this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role.toLowerCase(), outcome: 'error' });
     if (!retryable || t.attempt >= this.o.maxAttempts) {
       this.deactivate(t);
@@ -112,22 +163,25 @@ export class TaskBoard {
     this.pump();
   }
 
+  /** A heartbeat from `session`: renews the leases of the listed tasks it holds, capped at maxTaskMs. */
   renew(session: WorkerSession, taskIds: readonly string[]): void {
-    const until = Date.now() + this.o.leaseMs;
+    const now = this.now();
     for (const id of taskIds) {
       const t = this.active.get(id);
-      if (t && t.holder === session) t.deadline = until;
+      if (t && t.holder === session) t.deadline = Math.min(now + this.o.leaseMs, (t.dispatchedAt ?? now) + this.maxTaskMs);
     }
   }
 
   /** Re-dispatches tasks whose lease ran out; call periodically. */
-  expireLeases(now = Date.now()): void {
+  expireLeases(now = this.now()): void {
     for (const t of [...this.active.values()]) {
       if (t.deadline !== undefined && t.deadline < now) {
+        const overTime = t.dispatchedAt !== undefined && now - t.dispatchedAt >= this.maxTaskMs;
+        const reason = overTime ? 'task time limit reached' : 'lease expired';
         this.o.metrics.get('lease_expiries_total').inc({ worker_role: t.role.toLowerCase() });
         const old = t.holder;
-        this.requeue(t, 'lease expired');
-        old?.send({ cancel_task: { task_id: t.id, reason: 'lease expired' } }).catch(() => undefined);
+        this.requeue(t, reason);
+        old?.send({ cancel_task: { task_id: t.id, reason } }).catch(() => undefined);
       }
     }
     this.pump();
@@ -169,8 +223,8 @@ export class TaskBoard {
       this.countQueued(t.role, -1);
       t.attempt += 1;
       t.holder = worker;
-      t.dispatchedAt = Date.now();
-      t.deadline = t.dispatchedAt + this.o.leaseMs;
+      t.dispatchedAt = this.now();
+      t.deadline = t.dispatchedAt + Math.min(this.o.leaseMs, this.maxTaskMs);
       this.active.set(t.id, t);
       this.setLoad(worker, this.load(worker) + 1);
       this.o.metrics.get('tasks_dispatched_total').inc({ worker_role: t.role.toLowerCase() });

@@ -9,6 +9,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   metricsPort?: number;
   metricsHost?: string;
   authTokenFile?: string;
+  roleTokensFile?: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
@@ -26,6 +27,7 @@ const command: CommandModule<object, Args> = {
       .option('metrics-port', { type: 'number', describe: 'port for /metrics and /health (default: metrics.port)' })
       .option('metrics-host', { type: 'string', describe: 'address for /metrics and /health (default 127.0.0.1; 0.0.0.0 in a pod)' })
       .option('auth-token-file', { type: 'string', describe: 'file holding the shared token every worker must present (or env RECOVERY_GRPO_TOKEN)' })
+      .option('role-tokens-file', { type: 'string', describe: 'file of "<role> <worker-id|*> <token>" lines: each token may connect only as its role (and worker id); docs/security.md' })
       .option('tls-cert', { type: 'string', describe: 'server certificate (PEM file)' })
       .option('tls-key', { type: 'string', describe: 'server key (PEM file)' })
       .option('tls-ca', { type: 'string', describe: 'CA for client certificates (mutual TLS)' })
@@ -46,6 +48,8 @@ const command: CommandModule<object, Args> = {
       const config = runConfigFrom(args);
       logger.setContext({ runId: config.run.id });
       const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
+      const { readRoleTokens } = await import('../../lib/transport/index.ts');
+      const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
       if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
       orch = await runOrchestrator({
@@ -55,7 +59,7 @@ const command: CommandModule<object, Args> = {
         natsAuth: resolveNatsAuth(natsAuthFromArgs(args)),
         metricsPort: args.metricsPort,
         metricsHost: args.metricsHost,
-        auth: token || tls ? { token, tls } : undefined,
+        auth: token || tls || roleTokens ? { token, tls, roleTokens } : undefined,
         // At a terminal: today's lines (`[orchestrator] ...`, progress as is); else JSON (lib/log).
         ...(logger.format === 'json' ? { log: (l: string) => logger.info(l) } : {}),
         onProgress: (p) => (logger.format === 'json' ? logger.info(formatProgress(p)) : console.log(formatProgress(p))),
@@ -63,7 +67,7 @@ const command: CommandModule<object, Args> = {
       });
     } catch (e) {
       const msg = (e as Error).message;
-      const hint = /^refusing to listen/.test(msg) ? ' (flags: --auth-token-file FILE, or --tls-cert --tls-key --tls-ca --require-client-cert)' : '';
+      const hint = /^refusing to listen/.test(msg) ? ' (flags: --auth-token-file FILE or --role-tokens-file FILE, or --tls-cert --tls-key --tls-ca --require-client-cert)' : '';
       // A refusal to start stays one plain line on stderr (the exit reason), as for the worker roles.
       console.error(`orchestrator: ${msg}${hint}`);
       process.exit(1);

@@ -35,6 +35,9 @@ interface ParsedOverride {
   label: string;
 }
 
+/** Keys that name an object's prototype machinery, never a configuration field. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 function parseOverrides(overrides: Overrides | undefined): ParsedOverride[] {
   if (!overrides) return [];
   const pairs: [string, string][] = [];
@@ -50,6 +53,9 @@ function parseOverrides(overrides: Overrides | undefined): ParsedOverride[] {
   return pairs.map(([key, raw]) => {
     const path = key.split('.');
     if (path.some((p) => p === '')) throw new ConfigError([{ path: key, message: 'empty segment in override key', source: `override ${key}=${raw}` }]);
+    // `__proto__.x=1` would walk into Object.prototype and set x on every object in the process.
+    const bad = path.find((p) => PROTOTYPE_KEYS.has(p));
+    if (bad !== undefined) throw new ConfigError([{ path: key, message: `"${bad}" is not a configuration key (prototype keys are refused)`, source: `override ${key}=${raw}` }]);
     return { key, path, raw, label: `override ${key}=${raw}` };
   });
 }

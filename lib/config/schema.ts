@@ -10,6 +10,10 @@ import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms } from '../grpo/reward-expression.ts';
 
 const int = () => z.number().int();
+// Upper bounds: a value past them is a typo or an attack (data.size=100000 would allocate 30 GB per image
+// batch), refused at load with the bound named, rather than discovered as an out-of-memory crash later.
+const MAX_IMAGE_SIZE = 1024;
+const MAX_STEPS = 10_000_000;
 const positive = () => z.number().gt(0);
 const fraction = () => z.number().gte(0).lt(1);
 
@@ -43,18 +47,18 @@ export const dataSchema = z.strictObject({
       .describe('Where clean images come from: the built-in photographs from Debian packages (lib/data/photos.jsonl; scripts/ensure-photos.sh installs them), generated scenes (procedural, seeded; for fast tests), every image in a folder, or a manifest file listing images.'),
     path: z.string().min(1).optional()
       .describe('Folder (kind folder) or manifest file (kind manifest; for kind photos, a photo manifest replacing the built-in one). Required for folder and manifest.'),
-    count: int().gt(0).default(256)
+    count: int().gt(0).lte(10_000_000).default(256)
       .describe('Number of clean images: generated (procedural) or used at most (folder, manifest).'),
   }).superRefine((s, ctx) => {
     if ((s.kind === 'folder' || s.kind === 'manifest') && s.path === undefined) {
       ctx.addIssue({ code: 'custom', path: ['path'], message: `is required when kind is '${s.kind}'` });
     }
   }).prefault({}).describe('The clean-image dataset.'),
-  size: int().gte(11).default(32)
+  size: int().gte(11).lte(MAX_IMAGE_SIZE).default(32)
     .describe('Training resolution in pixels: square images (procedural) or seeded random crops (photos, folder, manifest), size x size. At least 11, the SSIM window.'),
-  evalSize: int().gte(11).optional()
+  evalSize: int().gte(11).lte(MAX_IMAGE_SIZE).optional()
     .describe('Photos, folder and manifest sources: evaluation on whole images with the shorter side resized to this, and training crops taken from the same scale. Default for photos: 128; absent for folder/manifest: evaluation on centre crops of size.'),
-  evalImages: int().gt(0).default(64)
+  evalImages: int().gt(0).lte(100_000).default(64)
     .describe('Photos source: the evaluation split takes whole scenes in seeded order until it holds at least this many photographs (the rest is for training).'),
   evalFraction: fraction().default(0.125)
     .describe('Fraction of the clean images held out for evaluation (never trained on).'),
@@ -77,9 +81,9 @@ export const dataSchema = z.strictObject({
 export const modelSchema = z.strictObject({
   arch: z.enum(['resnet', 'unet']).default('resnet')
     .describe('Policy network: a residual CNN predicting a correction, or a small U-Net.'),
-  width: int().gt(0).default(16)
+  width: int().gt(0).lte(1024).default(16)
     .describe('Channels of the hidden layers.'),
-  depth: int().gt(0).default(4)
+  depth: int().gt(0).lte(64).default(4)
     .describe('Residual blocks (resnet) or resolution levels (unet).'),
   logStd: z.number().finite().default(Math.log(0.01))
     .describe('log sigma of the Gaussian pixel policy (default log(0.01)). The feasibility study: sigma 0.01 works, 0.02 is already worse (sigma^2 must stay well below SSIM\'s C2 = 9e-4).'),
@@ -112,9 +116,9 @@ export const rewardSchema = z.strictObject({
 }).describe('How reward components combine into one scalar reward.');
 
 export const grpoSchema = z.strictObject({
-  groupSize: int().gte(2).default(8)
+  groupSize: int().gte(2).lte(1024).default(8)
     .describe('G: proposals per corrupted image; advantages are relative within this group (feasibility study: 8; 16 costs more than it gains).'),
-  samplesPerBatch: int().gte(1).default(4)
+  samplesPerBatch: int().gte(1).lte(4096).default(4)
     .describe('Corrupted images (groups) per training batch; the batch holds samplesPerBatch x groupSize actions.'),
   clipLow: z.number().gt(0).lt(1).default(1e-4)
     .describe('PPO ratio clip below 1: ratios are clamped to 1 - clipLow (Flow-GRPO: 1e-4 for mean-reduced log-probs).'),
@@ -132,18 +136,18 @@ export const grpoSchema = z.strictObject({
     .describe('Drop groups whose rewards are all equal (they carry no signal) instead of training on zero advantages (DAPO).'),
   multiRewardMode: z.enum(['sum', 'normalize-then-sum']).default('sum')
     .describe('sum: evaluate reward.expression, then normalise per group. normalize-then-sum: normalise each weighted term per group first, then sum (GDPO).'),
-  maxStaleness: int().gte(0).default(0)
+  maxStaleness: int().gte(0).lte(1000).default(0)
     .describe('Largest allowed (learner version - behaviour version) of a batch; new samples are dispatched only within it. 0 = synchronous on-policy.'),
-  steps: int().gte(0).default(500)
+  steps: int().gte(0).lte(MAX_STEPS).default(500)
     .describe('GRPO updates (one policy version per training batch).'),
   advantageMode: z.enum(['scalar', 'dense']).default('dense')
     .describe('dense (default): per-pixel advantages from the group-centred SSIM maps plus the scalar embedding-reward part (docs/grpo.md); scalar: one advantage per action, as the paper. At equal compute from a converged warm start, dense GRPO gained about three times the reward of scalar GRPO or of continued SFT over 8 seeds (docs/dense-advantages.md).'),
 }).describe('Group Relative Policy Optimisation (Flow-GRPO) settings.');
 
 export const sftSchema = z.strictObject({
-  steps: int().gte(0).default(3000)
+  steps: int().gte(0).lte(MAX_STEPS).default(3000)
     .describe('Supervised warm-start steps (the paper\'s stage I). The feasibility study needed about 3000 L2 steps at batch 32 to converge; RL from a half-trained start is meaningless.'),
-  batchSize: int().gt(0).default(32)
+  batchSize: int().gt(0).lte(4096).default(32)
     .describe('Images per SFT step.'),
   lr: positive().default(1e-3)
     .describe('SFT peak learning rate (AdamW with the optim betas/eps/weightDecay). Not from the paper: a usual Adam rate for a small CNN.'),
@@ -178,22 +182,29 @@ export const optimSchema = z.strictObject({
 export const orchestratorSchema = z.strictObject({
   listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port').default('127.0.0.1:50051')
     .describe('gRPC listen address host:port (use 0.0.0.0:50051 inside a Kubernetes pod).'),
-  leaseSeconds: positive().default(60)
+  leaseSeconds: positive().lte(86_400).default(60)
     .describe('A task not finished within its lease (or whose worker stops heart-beating) is handed to another worker.'),
-  heartbeatSeconds: positive().default(10)
+  heartbeatSeconds: positive().lte(3600).default(10)
     .describe('How often workers heart-beat on their stream; must be shorter than leaseSeconds.'),
-  maxMessageBytes: int().gte(1024).default(64 * 1024 * 1024)
+  maxMessageBytes: int().gte(1024).lte(1024 * 1024 * 1024).default(64 * 1024 * 1024)
     .describe('Largest gRPC message sent or received (train batches carry images and actions).'),
+  maxTaskSeconds: positive().lte(7 * 86_400).default(600)
+    .describe('A task\'s total time with one worker, whatever its heartbeats: past it the task is taken back and handed to another worker (a worker that heart-beats forever cannot hold it). Must be >= leaseSeconds.'),
+  maxInFlightPerWorker: int().gte(1).lte(1024).default(16)
+    .describe('Upper bound on the tasks one worker holds at once, whatever its Hello asks for (Capabilities.max_in_flight).'),
 }).superRefine((o, ctx) => {
   if (o.heartbeatSeconds >= o.leaseSeconds) {
     ctx.addIssue({ code: 'custom', path: ['heartbeatSeconds'], message: `must be < leaseSeconds (${o.leaseSeconds}) (got ${o.heartbeatSeconds})` });
+  }
+  if (o.maxTaskSeconds < o.leaseSeconds) {
+    ctx.addIssue({ code: 'custom', path: ['maxTaskSeconds'], message: `must be >= leaseSeconds (${o.leaseSeconds}) (got ${o.maxTaskSeconds})` });
   }
 }).describe('The orchestrator\'s gRPC server and task leases.');
 
 export const natsSchema = z.strictObject({
   url: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats://, tls://, ws:// or wss:// URL').default('nats://127.0.0.1:4222')
     .describe('NATS server with JetStream: checkpoints go to its object store, run state to its KV.'),
-  keepCheckpoints: int().gte(1).default(5)
+  keepCheckpoints: int().gte(1).lte(1000).default(5)
     .describe('Policy versions kept in the object store; older ones are deleted.'),
 }).describe('NATS JetStream (checkpoint distribution and run state).');
 
@@ -203,9 +214,9 @@ export const metricsSchema = z.strictObject({
 }).describe('Prometheus metrics and health endpoints.');
 
 export const evalSchema = z.strictObject({
-  everyVersions: int().gte(0).default(20)
+  everyVersions: int().gte(0).lte(MAX_STEPS).default(20)
     .describe('Evaluate the policy every this many versions on the held-out images. 0: never.'),
-  samples: int().gt(0).default(64)
+  samples: int().gt(0).lte(100_000).default(64)
     .describe('Held-out corrupted images per evaluation.'),
 }).describe('Periodic evaluation.');
 

@@ -284,6 +284,9 @@ export interface DenseDecomposition {
  * opaque placeholder; mathjs differentiates what is left with respect to `ssim`; the derivative must be a
  * number. The split is then checked numerically at a few points.
  */
+/** The most times the dense variable may appear in a reward expression (bounds the decomposition's work). */
+export const MAX_DENSE_OCCURRENCES = 16;
+
 export function decomposeForDense(expr: string, constants: Constants = {}, opts: CompileOptions & { variable?: string } = {}): DenseDecomposition {
   const variable = opts.variable ?? 'ssim';
   const { tree, ctx, compiled } = parseAndCompile(expr, constants, opts);
@@ -301,9 +304,29 @@ export function decomposeForDense(expr: string, constants: Constants = {}, opts:
     return new NodeCtors.SymbolNode(name);
   });
 
-  skeleton.traverse((n: MathNode) => {
+  // Bounded work before mathjs differentiates (its derivative of a product of n ssim factors grows
+  // exponentially: 12 factors took 16 s): an affine expression never multiplies two ssim-dependent factors,
+  // divides by one or raises one to a power, and names ssim a bounded number of times.
+  const readsVariable = (n: MathNode): boolean => {
+    let found = false;
+    n.traverse((m: MathNode, path: string) => {
+      if (!found && path !== 'fn' && m.type === 'SymbolNode' && (m as SymbolNode).name === variable) found = true;
+    });
+    return found;
+  };
+  let occurrences = 0;
+  skeleton.traverse((n: MathNode, path: string) => {
     if (n.type === 'ConditionalNode') why(`${variable} appears in a conditional: ${n.toString()}`);
+    if (n.type === 'SymbolNode' && path !== 'fn' && (n as SymbolNode).name === variable) occurrences++;
+    if (n.type === 'OperatorNode') {
+      const op = n as MathNode & { fn: string; args: MathNode[] };
+      const dependent = op.args.filter(readsVariable).length;
+      if (op.fn === 'multiply' && dependent > 1) why(`${variable} is multiplied by a factor that also depends on it: ${n.toString()}`);
+      if (op.fn === 'divide' && op.args[1] && readsVariable(op.args[1])) why(`${variable} appears in a denominator: ${n.toString()}`);
+      if (op.fn === 'pow' && dependent > 0) why(`${variable} appears in a power: ${n.toString()}`);
+    }
   });
+  if (occurrences > MAX_DENSE_OCCURRENCES) why(`${variable} appears ${occurrences} times; at most ${MAX_DENSE_OCCURRENCES} are allowed (write the sum once, e.g. 2 * ${variable})`);
   let d: MathNode;
   try {
     d = derivative(skeleton, variable);

@@ -78,6 +78,7 @@ export const CATALOGUE = {
   redispatches_total: { type: 'counter', help: 'Tasks handed to another worker after a lease expiry, error or disconnect', labels: ['worker_role'] },
   task_errors_total: { type: 'counter', help: 'TaskError messages received, by error code', labels: ['worker_role', 'code'] },
   duplicate_results_total: { type: 'counter', help: 'Results for a task that already had one (ignored)', labels: ['worker_role'] },
+  foreign_results_total: { type: 'counter', help: 'Results or errors for a task from a worker that does not hold its lease (refused)', labels: ['worker_role'] },
   samples_dropped_total: { type: 'counter', help: 'Samples dropped before training, by reason', labels: ['reason'] },
   bad_images_skipped_total: { type: 'counter', help: 'Input images skipped because they could not be decoded or were invalid', labels: ['reason'] },
 

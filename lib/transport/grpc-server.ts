@@ -19,6 +19,7 @@ import {
   preserialize,
 } from './grpc-common.ts';
 import { orchestratorMessageKind, validateHello, type ValidHello } from './messages.ts';
+import { grantMatcher, grantRefusal, type RoleGrant } from './role-tokens.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
@@ -38,8 +39,13 @@ export interface ServerTls {
 }
 
 export interface ServerAuth {
-  /** Shared secret; every stream must carry metadata `authorization: Bearer <token>`. */
+  /** Shared secret; every stream must carry metadata `authorization: Bearer <token>`. Grants every role. */
   token?: string;
+  /**
+   * Tokens that each grant one role (and optionally one worker id) (lib/transport/role-tokens.ts): a Hello for
+   * another role or worker id is refused with PERMISSION_DENIED. May be combined with `token`.
+   */
+  roleTokens?: readonly RoleGrant[];
   tls?: ServerTls;
 }
 
@@ -104,11 +110,10 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-function bearerMatches(md: grpc.Metadata, expected: Buffer): boolean {
+function bearerOf(md: grpc.Metadata): string | undefined {
   const values = md.get('authorization');
-  if (values.length !== 1 || typeof values[0] !== 'string') return false;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(values[0]);
-  return !!m && timingSafeEqual(digest(m[1]!), expected);
+  if (values.length !== 1 || typeof values[0] !== 'string') return undefined;
+  return /^Bearer\s+(\S+)\s*$/i.exec(values[0])?.[1];
 }
 
 /**
@@ -119,7 +124,7 @@ export function checkListenAuth(listen: string, auth: ServerAuth = {}): void {
   const { host } = parseHostPort(listen, 'listen');
   if (auth.token !== undefined && auth.token.trim() === '') throw new Error('auth.token is empty: give a secret or leave it out');
   const mutualTls = !!auth.tls?.requireClientCert;
-  if (!isLoopbackHost(host) && !auth.token && !mutualTls) {
+  if (!isLoopbackHost(host) && !auth.token && !auth.roleTokens?.length && !mutualTls) {
     throw new Error(
       `refusing to listen on ${listen} without authentication: it is not a loopback address, so any host that can ` +
         `reach it could join the run. Set auth.token (workers send "authorization: Bearer <token>") or ` +
@@ -146,6 +151,8 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
       )
     : grpc.ServerCredentials.createInsecure();
   const tokenDigest = auth.token ? digest(auth.token) : undefined;
+  const matchGrant = auth.roleTokens?.length ? grantMatcher(auth.roleTokens) : undefined;
+  const tokenRequired = tokenDigest !== undefined || matchGrant !== undefined;
   const helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
   const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
   const onError = opts.onError ?? ((err, s) => console.error(`orchestrator: onConnect failed for ${s.role} ${s.workerId}:`, err));
@@ -160,7 +167,11 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
         call.emit('error', { code, details });
       };
       if (closing) return refuse(grpc.status.UNAVAILABLE, 'orchestrator is shutting down');
-      if (tokenDigest && !bearerMatches(call.metadata, tokenDigest)) {
+      // The shared token grants every role; a role token (if any matches) only its own.
+      const bearer = tokenRequired ? bearerOf(call.metadata) : undefined;
+      const shared = bearer !== undefined && tokenDigest !== undefined && timingSafeEqual(digest(bearer), tokenDigest);
+      const grant = bearer !== undefined && !shared && matchGrant ? matchGrant(bearer) : undefined;
+      if (tokenRequired && !shared && !grant) {
         return refuse(grpc.status.UNAUTHENTICATED, 'missing or wrong token: send metadata "authorization: Bearer <token>"');
       }
       let settled = false;
@@ -187,6 +198,8 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
         } catch (e) {
           return refuse(grpc.status.INVALID_ARGUMENT, (e as Error).message);
         }
+        const refusal = grant ? grantRefusal(grant, hello.role, hello.worker_id) : undefined;
+        if (refusal) return refuse(grpc.status.PERMISSION_DENIED, refusal);
         if (hello.protocol_version !== PROTOCOL_VERSION) {
           return refuse(
             grpc.status.FAILED_PRECONDITION,

@@ -9,7 +9,8 @@
 // announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated by JetStream). watch() is an ordered
 // consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject), so a worker that joins late gets
 // the newest checkpoint first and then every later one; versions are yielded strictly increasing.
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
   connect,
   DeliverPolicy,
@@ -119,6 +120,10 @@ export interface CheckpointStoreOptions {
   /** Observers for metrics: bytes moved and seconds taken. */
   onPut?: (info: { version: number; bytes: number; seconds: number }) => void;
   onGet?: (info: { version: number; bytes: number; seconds: number }) => void;
+  /** The learner's ed25519 private key: put() signs (run id, version, digest) into the announcement's meta.signature. */
+  signingKey?: KeyObject;
+  /** The learner's ed25519 public key: latest() and watch() accept only announcements it signed (lib/checkpoint/sign.ts). */
+  verifyKey?: KeyObject;
 }
 
 const jc = JSONCodec();
@@ -133,6 +138,24 @@ export interface CheckpointWatch extends AsyncIterable<Announcement> {
   /** Stops the watch; a pending iteration ends. */
   stop(): Promise<void>;
 }
+
+/**
+ * Checkpoint signing keys from the environment, for options that do not give them: every process of a run
+ * (learner, rollout workers, orchestrator, evaluation) opens its store here, so setting the variables on each
+ * process turns signing on without a flag per role. RECOVERY_GRPO_CHECKPOINT_KEY_FILE: the learner's ed25519
+ * private key (it signs, and verifies with the matching public key); RECOVERY_GRPO_CHECKPOINT_PUBKEY_FILE: the
+ * public key every reader verifies with.
+ */
+export function checkpointKeysFromEnv(opts: Pick<CheckpointStoreOptions, 'signingKey' | 'verifyKey'>, env: NodeJS.ProcessEnv = process.env): Pick<CheckpointStoreOptions, 'signingKey' | 'verifyKey'> {
+  const privFile = env['RECOVERY_GRPO_CHECKPOINT_KEY_FILE']?.trim();
+  const pubFile = env['RECOVERY_GRPO_CHECKPOINT_PUBKEY_FILE']?.trim();
+  const signingKey = opts.signingKey ?? (privFile ? loadSigningKey(privFile) : undefined);
+  const verifyKey = opts.verifyKey ?? (pubFile ? loadVerifyKey(pubFile) : signingKey ? createPublicKey(signingKey) : undefined);
+  return { ...(signingKey ? { signingKey } : {}), ...(verifyKey ? { verifyKey } : {}) };
+}
+
+/** How many announcements latest() looks back past ones without an object. */
+const LATEST_LOOKBACK = 64;
 
 export class CheckpointStore {
   readonly runId: string;
@@ -172,7 +195,7 @@ export class CheckpointStore {
         if (!/already in use|exists/i.test((e as Error).message)) throw e;
       }
     }
-    return new CheckpointStore(js, jsm, os, { ...opts, runId });
+    return new CheckpointStore(js, jsm, os, { ...opts, ...checkpointKeysFromEnv(opts), runId });
   }
 
   /**
@@ -212,7 +235,8 @@ export class CheckpointStore {
         bytes,
       );
     }
-    const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta, published_unix_ms: Date.now() };
+    const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
+    const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };
     const h = headers();
     h.set('Nats-Msg-Id', `${name}-${digest.slice(7, 23)}`);
     await this.js.publish(this.subject, jc.encode(ann), { headers: h });
@@ -275,15 +299,39 @@ export class CheckpointStore {
 
   /** The newest announcement, or null before the first checkpoint. */
   async latest(): Promise<Announcement | null> {
-    let raw: Uint8Array;
+    let m: { data: Uint8Array; seq: number };
     try {
-      const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject });
-      raw = m.data;
+      m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject });
     } catch (e) {
       if (/no message found|not found/i.test((e as Error).message)) return null;
       throw e;
     }
-    return parseAnnouncement(raw, this.subject);
+    // The newest announcement backed by its object: a forged or stray one (a huge version, no object) is
+    // skipped, looking back at most LATEST_LOOKBACK announcements.
+    for (let seq = m.seq, n = 0; seq > 0 && n < LATEST_LOOKBACK; seq--, n++) {
+      const raw = seq === m.seq ? m.data : await this.jsm.streams.getMessage(this.stream, { seq }).then((x) => (x.subject === this.subject ? x.data : null)).catch(() => null);
+      if (!raw) continue;
+      let ann: Announcement;
+      try {
+        ann = parseAnnouncement(raw, this.subject);
+      } catch {
+        continue;
+      }
+      if (await this.backed(ann)) return ann;
+    }
+    return null;
+  }
+
+  /**
+   * True when the announcement's object exists under its version's name with the announced digest. An
+   * announcement without one (written by anyone who can publish on the subject) must not make readers wait
+   * for a version that never comes.
+   */
+  private async backed(ann: Announcement): Promise<boolean> {
+    if (ann.name !== objectName(ann.version) || ann.run_id !== this.runId) return false;
+    if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta['signature'])) return false;
+    const info = await this.os.info(ann.name).catch(() => null);
+    return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
 
   /** Versions present in the bucket, ascending. */
@@ -321,6 +369,8 @@ export class CheckpointStore {
     });
     const messages = await consumer.consume();
     const subject = this.subject;
+    const backed = (a: Announcement) => this.backed(a);
+    const verifying = this.opts.verifyKey !== undefined;
     let last = -1;
     async function* iterate(): AsyncGenerator<Announcement> {
       try {
@@ -333,6 +383,10 @@ export class CheckpointStore {
             continue;
           }
           if (ann.version <= last) continue;
+          if (!(await backed(ann))) {
+            opts.onInvalid?.(new Error(`${subject}: announcement of v${ann.version} has no checkpoint object with digest ${ann.digest}${verifying ? ', or is not signed by the learner\'s key' : ''}: ignored`));
+            continue;
+          }
           last = ann.version;
           yield ann;
         }
@@ -477,10 +531,8 @@ export class RunStateStore<S extends z.ZodType> {
     }
   }
 
-  /** Unconditional write (last writer wins). Prefer update()/modify(). */
-  async put(value: z.infer<S>): Promise<number> {
-    return this.kv.put(this.key, this.encode(value, 'put'));
-  }
+  // No unconditional put(): the run state is written only by compare-and-set (create, update, modify), so a
+  // second writer can never overwrite it silently (issue #16).
 
   /**
    * Read-modify-write with CAS: applies `fn` to the current value (null if none) and writes the result; on a

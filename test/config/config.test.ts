@@ -92,7 +92,7 @@ test('a bad value names the field, the problem, the value and the file', () => {
   assert.deepEqual(e.issues.map((i) => i.path), ['grpo.clipLow']);
   const cases: [string, RegExp][] = [
     ['model: { arch: transformer }', /^config error: model\.arch: must be one of "resnet", "unet" \(got "transformer"\) in /],
-    ['grpo: { groupSize: 2.5 }', /^config error: grpo\.groupSize: expected integer >= 2 \(got 2\.5\)/],
+    ['grpo: { groupSize: 2.5 }', /^config error: grpo\.groupSize: expected integer in \[2, 1024\] \(got 2\.5\)/],
     ['grpo: { groupSize: 1 }', /^config error: grpo\.groupSize: must be >= 2 \(got 1\)/],
     ['grpo: { stdNormalize: "yes" }', /^config error: grpo\.stdNormalize: expected boolean \(got "yes"\)/],
     ['optim: { betas: [0.9] }', /^config error: optim\.betas: must have at least 2 items/],
@@ -168,11 +168,31 @@ test('a bad override is reported as coming from the override', () => {
   e = configError(() => loadConfig(undefined, ['grpo.groupsize=4']));
   assert.match(e.message, /^config error: grpo\.groupsize: unknown key .* in override grpo\.groupsize=4$/);
   e = configError(() => loadConfig(undefined, ['grpo.groupSize=eight']));
-  assert.match(e.message, /grpo\.groupSize: expected integer >= 2 \(got "eight"\) in override/);
+  assert.match(e.message, /grpo\.groupSize: expected integer in \[2, 1024\] \(got "eight"\) in override/);
   e = configError(() => loadConfig(undefined, ['data.source.kind=folder']));
   assert.equal(e.message, "config error: data.source.path: is required when kind is 'folder' in defaults with override data.source.kind=folder");
   assert.match(configError(() => loadConfig(undefined, ['novalue'])).message, /override "novalue" must look like key\.path=value/);
   assert.match(configError(() => loadConfig(undefined, ['run.id.x=1'])).message, /run\.id is "local", not an object/);
+  // prototype keys are refused, and nothing leaks onto Object.prototype
+  for (const key of ['__proto__.x', 'run.__proto__.polluted', 'constructor.prototype.x']) {
+    assert.match(configError(() => loadConfig(undefined, [`${key}=1`])).message, /is not a configuration key \(prototype keys are refused\) in override/, key);
+  }
+  assert.equal(({} as Record<string, unknown>).x, undefined);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+test('sizes and counts have upper bounds: data.size=100000 and the like are refused at load', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['data.size=100000', /data\.size: must be <= 1024 \(got 100000\)/],
+    ['grpo.groupSize=100000', /grpo\.groupSize: must be <= 1024 \(got 100000\)/],
+    ['grpo.samplesPerBatch=1000000', /grpo\.samplesPerBatch: .*4096/],
+    ['grpo.steps=1e12', /grpo\.steps: .*10000000/],
+    ['model.width=100000', /model\.width: .*1024/],
+    ['data.source.count=1e9', /data\.source\.count: .*10000000/],
+    ['orchestrator.maxInFlightPerWorker=100000', /orchestrator\.maxInFlightPerWorker: .*1024/],
+    ['orchestrator.maxTaskSeconds=10', /orchestrator\.maxTaskSeconds: must be >= leaseSeconds \(60\) \(got 10\)/],
+  ];
+  for (const [o, pattern] of cases) assert.match(configError(() => loadConfig(undefined, [o])).message, pattern, o);
 });
 
 test('unreadable and unparsable files name the file', () => {

@@ -140,7 +140,7 @@ test('property: arbitrary strings compile or throw a clean Error, fast', () => {
     } catch (e) {
       assert.ok(e instanceof Error && e.message.startsWith('reward expression'), `${JSON.stringify(expr)}: ${String(e)}`);
     }
-    assert.ok(performance.now() - t0 < 200, `slow on ${JSON.stringify(expr)}`);
+    assert.ok(performance.now() - t0 < 2000, `slow (a pathological expression, not machine load) on ${JSON.stringify(expr)}`);
   }), { numRuns: 3000 });
 });
 
@@ -163,7 +163,12 @@ test('decomposeForDense: the paper reward is 1 * ssim + clip term', () => {
 
 test('decomposeForDense refuses non-affine rewards and says why', () => {
   const cases: Array<[string, RegExp]> = [
-    ['ssim * ssim', /d reward \/ d ssim = 2 \* ssim is not constant/],
+    ['ssim * ssim', /ssim is multiplied by a factor that also depends on it: ssim \* ssim/],
+    // bounded work: mathjs's derivative of this product grows exponentially (32 factors stalled start-up)
+    [Array.from({ length: 32 }, () => 'ssim').join(' * '), /ssim is multiplied by a factor that also depends on it/],
+    [Array.from({ length: 17 }, () => 'ssim').join(' + '), /ssim appears 17 times; at most 16 are allowed/],
+    ['ssim / (1 + ssim)', /ssim appears in a denominator/],
+    ['(ssim + clip_cos) ^ 2', /ssim appears in a power/],
     ['ssim * clip_cos', /d reward \/ d ssim = \[clip_cos\] is not constant \(it depends on clip_cos\)/],
     ['clamp(ssim, 0, 1) + clip_cos', /non-affine construct.*clamp/],
     ['exp(ssim)', /not constant/],

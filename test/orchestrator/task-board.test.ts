@@ -87,3 +87,50 @@ test('results count only from the role that does the task, and only once', () =>
   assert.ok(b.complete(a, 't0'));
   assert.equal(b.complete(a, 't0'), undefined, 'the second result is a duplicate');
 });
+
+test('leases run on the board\'s monotonic clock: renewed by heartbeats, never past maxTaskMs; the wall clock plays no part', () => {
+  const metrics = createMetrics('tb-clock', 'orchestrator');
+  let now = 1_000; // the monotonic clock the board reads (performance.now in the orchestrator)
+  const b = new TaskBoard({ leaseMs: 100, maxTaskMs: 250, maxAttempts: 3, metrics, onGiveUp: () => {}, now: () => now });
+  const a = session('a', 'ROLLOUT', 1);
+  b.attach(a);
+  b.add(task('t0'));
+  now += 90;
+  b.renew(a, ['t0']); // lease now runs to 1190
+  now += 90;
+  b.expireLeases();
+  assert.equal(a.sent.filter((m) => m.cancel_task).length, 0, 'a renewed lease does not expire');
+  // a heartbeat from another worker listing the task renews nothing
+  const c = session('c', 'ROLLOUT', 1);
+  b.attach(c);
+  b.renew(c, ['t0']);
+  now += 20; // 1200 > 1190
+  b.expireLeases();
+  assert.equal(a.sent.at(-1)!.cancel_task?.reason, 'lease expired');
+  assert.equal(c.sent[0]!.rollout_task!.task_id, 't0');
+  // c renews every 90 ms: the lease holds until the task's 250 ms total, then it is taken back
+  const dispatched = now;
+  let cancelled = -1;
+  for (let i = 0; i < 10 && cancelled < 0; i++) {
+    now += 90;
+    b.expireLeases();
+    if (c.sent.some((m) => m.cancel_task)) cancelled = now - dispatched;
+    b.renew(c, ['t0']);
+  }
+  assert.equal(cancelled, 270, 'taken back at the first check past 250 ms');
+  assert.equal(c.sent.find((m) => m.cancel_task)!.cancel_task!.reason, 'task time limit reached');
+});
+
+test('max_in_flight from a Hello is capped by maxInFlight; error codes outside the fixed set count as other', async () => {
+  const metrics = createMetrics('tb-cap', 'orchestrator');
+  const b = new TaskBoard({ leaseMs: 1000, maxInFlight: 3, maxAttempts: 3, metrics, onGiveUp: () => {} });
+  const greedy = session('g', 'ROLLOUT', 1_000_000);
+  b.attach(greedy);
+  for (let i = 0; i < 10; i++) b.add(task(`t${i}`));
+  assert.equal(greedy.sent.length, 3);
+  b.fail(greedy, 'nobody-holds-this', 'x'.repeat(100), 'm', true);
+  b.fail(greedy, 't0', 'made-up', 'm', true);
+  b.fail(greedy, 't1', 'internal', 'm', true);
+  const codes = (await metrics.registry.getSingleMetric('recovery_grpo_task_errors_total')!.get()).values.map((v) => `${v.labels.code}=${v.value}`).sort();
+  assert.deepEqual(codes, ['internal=1', 'other=1']);
+});

@@ -233,7 +233,7 @@ test('results with wrong shapes, NaNs, wrong counts, unknown ids or of the wrong
   refused('task error for an unknown task id', 'ignored (task_errors_total counts it)');
   let from = orchLog.length;
   await roll.conn.send({ train_result: { batch_id: 'bad-input-b1', batch_seq: 1, applied: true, version: 1 } });
-  await roll.conn.send({ score_result: { task_id: accepted!.replace(/-r(\d+)$/, '-s$1'), components: [{ ssim: 1, clip_cos: 1 }, { ssim: 1, clip_cos: 1 }] } });
+  await roll.conn.send({ score_result: { task_id: accepted!.replace(/-r(\d+)-/, '-s$1-'), components: [{ ssim: 1, clip_cos: 1 }, { ssim: 1, clip_cos: 1 }] } });
   refused('a train_result from a rollout worker', (await logged(/refused a train_result from rollout evil-rollout/, from)));
   refused('a score_result from a rollout worker', (await logged(/refused a score_result from rollout evil-rollout/, from)));
 
@@ -248,7 +248,8 @@ test('results with wrong shapes, NaNs, wrong counts, unknown ids or of the wrong
   ];
   for (const b of badScores) {
     const task = (await rew.next()).score_task!;
-    assert.equal(task.task_id, accepted!.replace(/-r(\d+)$/, '-s$1'));
+    // the score task of the accepted group: same cursor, its own random lease token
+    assert.match(task.task_id, new RegExp(`^${accepted!.replace(/-r(\d+)-[0-9a-f]{24}$/, '-s$1')}-[0-9a-f]{24}$`));
     from = orchLog.length;
     await rew.conn.send({ score_result: { task_id: task.task_id, attempt: task.attempt, components: b.components as never } });
     const line = await logged(/rejected a message from evil-reward/, from);

@@ -132,6 +132,35 @@ test('watch yields the latest existing checkpoint first (late joiner), then new 
 
 const State = z.object({ learner_version: z.number().int(), next_batch_seq: z.number().int(), owner: z.string() });
 
+test('an announcement without its object (a forged version jump) is ignored by latest() and watch(): later genuine checkpoints still arrive', async () => {
+  const store = await CheckpointStore.open(nc, { runId: 'run-forged' });
+  const c1 = ckpt(64);
+  await store.put(1, c1.bytes, c1.digest);
+  const refusals: string[] = [];
+  const watch = await store.watch({ onInvalid: (e) => refusals.push(e.message) });
+  const got: number[] = [];
+  const reader = (async () => {
+    for await (const a of watch) {
+      got.push(a.version);
+      if (a.version === 2) break;
+    }
+  })();
+  await waitFor(() => got.length === 1);
+  // anyone who can publish on the subject announces v999999 with no object behind it
+  const forged: Announcement = { run_id: 'run-forged', version: 999_999, name: 'v0000999999', digest: `sha256:${'ab'.repeat(32)}`, size: 10, meta: {}, published_unix_ms: Date.now() };
+  await nc.jetstream().publish('recovery.run-forged.checkpoint', new TextEncoder().encode(JSON.stringify(forged)));
+  await waitFor(() => refusals.length === 1);
+  assert.match(refusals[0]!, /announcement of v999999 has no checkpoint object .*: ignored/);
+  assert.equal((await store.latest())!.version, 1, 'latest() skips the forged announcement');
+  // the genuine v2 still reaches the watcher
+  const c2 = ckpt(64);
+  await store.put(2, c2.bytes, c2.digest);
+  await reader;
+  assert.deepEqual(got, [1, 2]);
+  assert.equal((await store.latest())!.version, 2);
+  await watch.stop();
+});
+
 test('run state: zod-validated, create-once, CAS update, concurrent modify never loses a write', async () => {
   const a = await RunStateStore.open(nc, { runId: 'run-s', schema: State });
   const b = await RunStateStore.open(nc, { runId: 'run-s', schema: State });
@@ -146,7 +175,9 @@ test('run state: zod-validated, create-once, CAS update, concurrent modify never
   await assert.rejects(b.update({ ...cur.value, owner: 'orch-b' }, r1), (e: unknown) => e instanceof RevisionConflictError && /revision \d+ is no longer current/.test(e.message));
   assert.equal((await a.get())!.revision, r2);
   // invalid values are refused before writing, naming the field
-  await assert.rejects(a.put({ learner_version: 'x', next_batch_seq: 1, owner: 'a' } as never), /put runstate-run-s\/state\.learner_version/);
+  await assert.rejects(a.update({ learner_version: 'x', next_batch_seq: 1, owner: 'a' } as never, r2), /update runstate-run-s\/state\.learner_version/);
+  // there is no unconditional write: the run state changes only by compare-and-set
+  assert.equal((a as unknown as { put?: unknown }).put, undefined);
   // 2 x 10 concurrent increments from two handles
   await Promise.all(
     [a, b].flatMap((s) => Array.from({ length: 10 }, () => s.modify((v) => ({ ...v!, next_batch_seq: v!.next_batch_seq + 1 }), { maxRetries: 50 }))),

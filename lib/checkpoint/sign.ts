@@ -1,0 +1,72 @@
+// Checkpoint announcements signed by the learner's key: an ed25519 signature over (run id, version, digest),
+// so a reader can tell that the learner, not just anyone with write access to NATS, published a checkpoint.
+// The digest already binds the bytes (lib/transport CheckpointStore verifies it on every fetch); the signature
+// binds the digest to the run and the version. Keys are PEM (PKCS#8 private, SPKI public).
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+/** The bytes signed: a fixed context string and the three fields, as canonical JSON. */
+export function signedPayload(runId: string, version: number, digest: string): Buffer {
+  if (!Number.isSafeInteger(version) || version < 0) throw new Error(`checkpoint signature: version must be a non-negative integer, got ${version}`);
+  return Buffer.from(JSON.stringify(['recovery-grpo checkpoint announcement v1', runId, version, digest]), 'utf8');
+}
+
+/** Signs (run id, version, digest) with the learner's ed25519 private key; base64. */
+export function signCheckpoint(key: KeyObject, runId: string, version: number, digest: string): string {
+  if (key.asymmetricKeyType !== 'ed25519' || key.type !== 'private') throw new Error('checkpoint signature: the signing key must be an ed25519 private key');
+  return sign(null, signedPayload(runId, version, digest), key).toString('base64');
+}
+
+/** True when `signature` (base64) is the learner's signature of (run id, version, digest). */
+export function verifyCheckpoint(key: KeyObject, runId: string, version: number, digest: string, signature: unknown): boolean {
+  if (typeof signature !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(signature)) return false;
+  const sig = Buffer.from(signature, 'base64');
+  if (sig.length !== 64) return false;
+  try {
+    return verify(null, signedPayload(runId, version, digest), key, sig);
+  } catch {
+    return false;
+  }
+}
+
+/** A new ed25519 key pair as PEM text (the learner keeps the private key; every reader gets the public one). */
+export function generateSigningKeys(): { privateKeyPem: string; publicKeyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return {
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
+}
+
+function pemOf(pemOrFile: string, what: string): string {
+  if (pemOrFile.includes('-----BEGIN')) return pemOrFile;
+  try {
+    return readFileSync(pemOrFile, 'utf8');
+  } catch (e) {
+    throw new Error(`${what} ${pemOrFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** The learner's signing key, from PEM text or a file; refused unless it is an ed25519 private key. */
+export function loadSigningKey(pemOrFile: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pemOf(pemOrFile, 'checkpoint signing key'));
+  } catch (e) {
+    throw new Error(`checkpoint signing key: not a PEM private key (${(e as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`checkpoint signing key: must be ed25519, got ${key.asymmetricKeyType}`);
+  return key;
+}
+
+/** The learner's public key, from PEM text or a file; refused unless it is an ed25519 public key. */
+export function loadVerifyKey(pemOrFile: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pemOf(pemOrFile, 'checkpoint verify key'));
+  } catch (e) {
+    throw new Error(`checkpoint verify key: not a PEM public key (${(e as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`checkpoint verify key: must be ed25519, got ${key.asymmetricKeyType}`);
+  return key;
+}

@@ -1,0 +1,75 @@
+// Credentials that name a role: a token file maps each token to the one role (and optionally the one worker
+// id) it may connect as, so a rollout worker's token cannot open a learner session. Format, one grant a line
+// (blank lines and `#` comments ignored):
+//
+//   <role> <worker-id | *> <token>        e.g.   learner  *         4f0c...   /   rollout  rollout-0  9a1b...
+//
+// Roles: rollout, reward, learner. Tokens are at least 16 characters and unique; errors name the file and
+// line, never a token.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { WorkerRole } from './proto.ts';
+
+export interface RoleGrant {
+  token: string;
+  role: WorkerRole;
+  /** The only worker id this token may connect as; absent: any. */
+  workerId?: string;
+}
+
+const ROLES: Record<string, WorkerRole> = { rollout: 'ROLLOUT', reward: 'REWARD', learner: 'LEARNER' };
+const MIN_TOKEN_CHARS = 16;
+
+/** Parses a role-token file's text; `source` names it in errors. */
+export function parseRoleTokens(text: string, source: string): RoleGrant[] {
+  const grants: RoleGrant[] = [];
+  const seen = new Set<string>();
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*/, '').trim();
+    if (!line) return;
+    const where = `${source}:${i + 1}`;
+    const fields = line.split(/\s+/);
+    if (fields.length !== 3) throw new Error(`${where}: expected "<role> <worker-id|*> <token>", got ${fields.length} fields`);
+    const [role, workerId, token] = fields as [string, string, string];
+    const r = ROLES[role.toLowerCase()];
+    if (!r) throw new Error(`${where}: role ${JSON.stringify(role)} is not one of ${Object.keys(ROLES).join(', ')}`);
+    if (workerId !== '*' && !/^[A-Za-z0-9._:-]{1,128}$/.test(workerId)) throw new Error(`${where}: worker id ${JSON.stringify(workerId)} must be * or match [A-Za-z0-9._:-]{1,128}`);
+    if (token.length < MIN_TOKEN_CHARS) throw new Error(`${where}: the token is shorter than ${MIN_TOKEN_CHARS} characters`);
+    if (seen.has(token)) throw new Error(`${where}: the token is already granted on an earlier line (each token names one role)`);
+    seen.add(token);
+    grants.push({ token, role: r, ...(workerId !== '*' ? { workerId } : {}) });
+  });
+  if (grants.length === 0) throw new Error(`${source}: no grants (lines "<role> <worker-id|*> <token>")`);
+  return grants;
+}
+
+/** Reads and parses a role-token file. */
+export function readRoleTokens(file: string): RoleGrant[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`role token file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return parseRoleTokens(text, `role token file ${file}`);
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** Matches a presented token against the grants in constant time per grant (every grant is compared). */
+export function grantMatcher(grants: readonly RoleGrant[]): (token: string) => RoleGrant | undefined {
+  const digests = grants.map((g) => ({ g, d: digest(g.token) }));
+  return (token) => {
+    const d = digest(token);
+    let found: RoleGrant | undefined;
+    for (const x of digests) if (timingSafeEqual(d, x.d) && !found) found = x.g;
+    return found;
+  };
+}
+
+/** Why `grant` does not allow a Hello as `role` / `workerId`, or undefined if it does. */
+export function grantRefusal(grant: RoleGrant, role: WorkerRole, workerId: string): string | undefined {
+  if (grant.role !== role) return `this credential grants role ${grant.role}, not ${role}`;
+  if (grant.workerId !== undefined && grant.workerId !== workerId) return `this credential grants worker id ${JSON.stringify(grant.workerId)}, not ${JSON.stringify(workerId)}`;
+  return undefined;
+}

@@ -1,0 +1,32 @@
+// Every CLI command turns bad input into one line on stderr (prefixed by the command) and exit status 1:
+// no help text, no stack trace (issue #16: `score` on an unreadable image printed the help and a stack).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN } from '../helpers/cli.ts';
+
+test('bad input to a command: one line on stderr, exit status 1', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-errors-'));
+  const broken = join(dir, 'broken.png');
+  writeFileSync(broken, 'not an image');
+  const cases: Array<{ args: string[]; line: RegExp }> = [
+    { args: ['score', '--reference', broken, '--candidate', broken], line: /^score: .*broken\.png: cannot read image/ },
+    { args: ['score', '--reference', broken], line: /^score: give either --reference and --candidate, or --pairs$/ },
+    { args: ['score', '--pairs', join(dir, 'missing.jsonl')], line: /^score: .*missing\.jsonl: cannot read/ },
+    { args: ['orchestrator', '--set', '__proto__.x=1', '--nats', 'nats://127.0.0.1:1'], line: /^orchestrator: config error: __proto__\.x: "__proto__" is not a configuration key/ },
+    { args: ['score', '--set', 'data.size=100000', '--reference', broken, '--candidate', broken], line: /^score: config error: data\.size: must be <= 1024 \(got 100000\)/ },
+    { args: ['no-such-command'], line: /Unknown argument: no-such-command/ },
+  ];
+  for (const c of cases) {
+    const r = spawnSync(process.execPath, [BIN, ...c.args], { encoding: 'utf8', timeout: 60_000 });
+    const what = `recovery-grpo ${c.args.join(' ')}`;
+    assert.equal(r.status, 1, `${what}: status ${r.status}\n${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `${what}: one line, got\n${r.stderr}`);
+    assert.match(lines[0]!, c.line, what);
+    assert.doesNotMatch(r.stderr + r.stdout, /\n\s+at |Options:/, `${what}: no stack trace, no help`);
+  }
+});

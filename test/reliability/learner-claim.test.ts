@@ -1,0 +1,92 @@
+// A learner's claimed progress is checked, never believed (issue #16, probe 1): a client with the run's token
+// that connects as the learner and claims `last_batch_seq=3, policy_version=424242` in its Hello moved the run
+// to `done` with batches nothing trained. Now the orchestrator catches up only as far as the newest announced
+// checkpoint (whose object exists) records. Real orchestrator (gRPC on 127.0.0.1), real nats-server.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
+import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+
+let nats: TestNatsServer;
+const running: RunningOrchestrator[] = [];
+const conns: OrchestratorConnection[] = [];
+
+before(async () => {
+  nats = await startNatsServer();
+});
+
+after(async () => {
+  for (const c of conns) await c.close().catch(() => undefined);
+  for (const o of running) await o.stop();
+  await nats?.stop();
+});
+
+function runConfig(id: string): RunConfig {
+  return parseConfig({
+    run: { id, seed: 1 },
+    data: { size: 16, source: { count: 16 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 3, batchSize: 2 },
+    grpo: { steps: 0 },
+  });
+}
+
+async function waitFor<T>(probe: () => T | undefined | false, what: string, log: string[], timeoutMs = 20_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}\n${log.slice(-15).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** An orchestrator and a client that says it is the learner, holding `claimed` batches at `version`. */
+async function claim(runId: string, claimed: number, version: number) {
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config: runConfig(runId), listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
+  running.push(orch);
+  const conn = await connectToOrchestrator({
+    address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'impostor',
+    capabilities: { device: 'cpu', max_batch: 1, max_in_flight: 1 },
+    hello: { last_batch_seq: claimed, policy_version: version },
+  });
+  conns.push(conn);
+  const got: OrchestratorMessage__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages) got.push(m);
+    } catch {
+      // closed by the test
+    }
+  })();
+  return { orch, log, got };
+}
+
+test('a learner\'s Hello claim with nothing published moves nothing: the run is not done, batch 1 is sent', { timeout: 60_000 }, async () => {
+  const { orch, log, got } = await claim('claim-none', 3, 424242);
+  await waitFor(() => log.find((l) => /claims batch 3, but its newest published checkpoint does not exist: not caught up/.test(l)), 'the refusal', log);
+  const first = await waitFor(() => got.find((m) => m.train_batch), 'a train batch', log);
+  assert.equal(first.train_batch!.batch_seq, 1, 'the batches are re-sent from the first');
+  assert.deepEqual(orch.coordinator.state, { ackedSeq: 0, learnerVersion: 0 });
+  assert.notEqual(orch.coordinator.phase, 'done');
+});
+
+test('a claim past the published checkpoint is caught up only as far as the checkpoint records', { timeout: 60_000 }, async () => {
+  // the learner published v1 after batch 2 (the orchestrator was down when it was acknowledged)
+  const nc = await connectNats({ url: nats.url, name: 'claim-test' });
+  const store = await CheckpointStore.open(nc, { runId: 'claim-some' });
+  const bytes = new TextEncoder().encode('checkpoint v1 bytes');
+  await store.put(1, bytes, sha256Digest(bytes), { last_batch_seq: '2' });
+  await nc.drain();
+
+  const { orch, log, got } = await claim('claim-some', 3, 424242);
+  await waitFor(() => log.find((l) => /claims batch 3, but its newest published checkpoint \(v1\) records batch 2: catching up to batch 2 only/.test(l)), 'the partial catch-up', log);
+  await waitFor(() => orch.coordinator.state.ackedSeq === 2, 'batch 2 acknowledged', log);
+  assert.equal(orch.coordinator.state.learnerVersion, 1, 'the version is the published one, not the claimed 424242');
+  // batch 3 is sent next (1 and 2 may have gone out before the check finished; a learner answers them as duplicates)
+  await waitFor(() => got.find((m) => m.train_batch?.batch_seq === 3), 'train batch 3', log);
+  assert.notEqual(orch.coordinator.phase, 'done');
+});
