@@ -8,6 +8,7 @@ import { clamp01, stackPairs } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
 import { compileRewardExpression, rewardConstants } from '../grpo/reward-expression.ts';
 import { PolicyRunner } from '../models/runner.ts';
+import { FlowRunner, flowSamplerName, isFlowFamily } from '../flow/family.ts';
 import { RewardScorer } from '../models/scorer.ts';
 
 export interface Scores {
@@ -31,6 +32,8 @@ export interface EvalResult {
   outputs: Record<string, Float32Array>;
   samples: Sample[];
   encoder: string;
+  /** How the policies sampled: the family, the sampler and its steps (every report names them). */
+  sampler: string;
 }
 
 const BATCH = 32;
@@ -71,7 +74,11 @@ export async function evaluate(
   const { corrupted, clean } = stackPairs(samples);
   const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ? { encoder: 'onnx', clipModel: opts.clipModel } : config.reward, config.reward.device);
-  const runner = opts.runner ?? (Object.values(policies).some((p) => p.kind !== 'identity') ? await PolicyRunner.create(config) : undefined);
+  const needsPolicy = Object.values(policies).some((p) => p.kind !== 'identity');
+  // The flow family evaluates with the deterministic ODE sampler (flow.evalSteps), 'mean' and 'sampled' alike.
+  const flow = isFlowFamily(config);
+  const flowRunner = flow && needsPolicy ? await FlowRunner.create(config) : undefined;
+  const runner = flow ? undefined : opts.runner ?? (needsPolicy ? await PolicyRunner.create(config) : undefined);
   const reports: Record<string, EvalReport> = {};
   const outputs: Record<string, Float32Array> = {};
   try {
@@ -82,6 +89,10 @@ export async function evaluate(
         const images = corrupted.subarray(b * pix, (b + m) * pix);
         if (policy.kind === 'identity') {
           out.set(images, b * pix);
+          continue;
+        }
+        if (flowRunner) {
+          out.set(await flowRunner.evaluate(policy.params, images, samples.slice(b, b + m).map((smp) => smp.id)), b * pix);
           continue;
         }
         // Sampled actions use fixed noise per sample, so two evaluations of a policy agree.
@@ -105,9 +116,11 @@ export async function evaluate(
     }
   } finally {
     if (!opts.runner) await runner?.release();
+    await flowRunner?.release();
     if (!opts.scorer) await scorer.close();
   }
-  return { reports, outputs, samples, encoder: scorer.encoderName };
+  const sampler = flow ? flowSamplerName(config) : 'gaussian (policy mean; sampled: mean + sigma * fixed noise)';
+  return { reports, outputs, samples, encoder: scorer.encoderName, sampler };
 }
 
 /** The first `count` readable samples of a dataset split, in index order. */

@@ -10,7 +10,7 @@ import { loadConfig, type RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { connectNats, CheckpointStore, isReachable } from '../transport/index.ts';
-import { paramShapes, policySpecOf, standalonePolicyModel } from '../models/bundle.ts';
+import { paramShapesOf, standalonePolicyModel } from '../models/bundle.ts';
 import { evaluate, firstSamples, type EvalReport } from '../eval/evaluate.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
@@ -165,7 +165,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       const store = await CheckpointStore.open(nc, { runId: config.run.id });
       const latest = await store.latest();
       if (!latest) throw new Error('no checkpoint was published');
-      const shapes = paramShapes(policySpecOf(config));
+      const shapes = paramShapesOf(config);
       const fetch = async (v: number) => decodeCheckpoint((await store.get(v)).bytes, { expectedShapes: shapes, source: `checkpoint v${v}` });
       finalCkpt = await fetch(latest.version);
       const refVersion = Number(finalCkpt.meta.extra.ref_version ?? latest.version);
