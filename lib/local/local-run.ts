@@ -52,6 +52,9 @@ export interface Summary {
   standalone_policy: string;
   grid: string;
   encoder: string;
+  /** The policy family and how evaluation sampled (family, sampler, steps). */
+  family: string;
+  sampler: string;
   restarts: Record<string, number>;
 }
 
@@ -212,6 +215,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       standalone_policy: standalone,
       grid: gridPath,
       encoder: ev.encoder,
+      family: config.model.family,
+      sampler: ev.sampler,
       restarts: { ...sup.restarts },
     };
     await writeFile(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
