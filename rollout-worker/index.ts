@@ -179,7 +179,7 @@ class RolloutRole implements WorkerRoleImpl {
       task, items, seeds,
       min: task.policy_version_min ?? 0,
       next: 0, done: 0,
-      actions: new Array(items.length), logps: new Array(items.length), logpMaps: task.want_logp_map ? new Array(items.length) : undefined,
+      actions: new Array(items.length), logps: new Array(items.length), logpMaps: task.want_logp_map && !this.flowRunner ? new Array(items.length) : undefined,
       flowSteps: this.flowRunner ? new Array(items.length) : undefined,
       version: undefined, received: Date.now(), computeMs: 0, cancelled: false,
     });
@@ -344,7 +344,7 @@ class RolloutRole implements WorkerRoleImpl {
       let end = k + 1;
       while (end < slots.length && slots[end]!.t === first.t && slots[end]!.t.items[slots[end]!.i]!.sample_id === id) end++;
       const run = slots.slice(k, end);
-      const roll = await this.flowRunner!.rollout(params, id, first.t.items[first.i]!.image.data, run.map(({ t, i }) => t.seeds[i]!), !!first.t.logpMaps);
+      const roll = await this.flowRunner!.rollout(params, id, first.t.items[first.i]!.image.data, run.map(({ t, i }) => t.seeds[i]!), first.t.task.want_logp_map);
       action.set(roll.images, k * per);
       flowSteps.push(...roll.steps);
       k = end;
