@@ -1,8 +1,7 @@
-// A single-process Flow-GRPO loop over the flow family's core, before its wiring into the pipeline's
-// roles: Stage I (the rectified-flow loss), then GRPO steps of SDE-window rollouts -> SSIM reward ->
-// group advantages -> the Flow-GRPO graph over the trained steps, and ODE evaluation before and after.
-// It shows the pieces train end to end; the pipeline's own single-process specification takes over once
-// the family is wired in (docs/flow.md, "Wiring").
+// A research loop over the flow family's core: Stage I (the rectified-flow loss), then GRPO steps of
+// SDE-window rollouts -> SSIM reward -> group advantages (lib/grpo/algorithm.ts) -> the Flow-GRPO graph over
+// the trained steps, with ODE evaluation (and a sweep of step counts) before and after. What the pipeline
+// trains is lib/local/single-process.ts with model.family = flow (docs/flow.md, "Wiring").
 
 import type { RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
