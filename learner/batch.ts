@@ -3,6 +3,8 @@
 // NaN/Inf is a skipped step (the seq still counts), not a malformed one.
 import type { GrpoInputs } from '../lib/models/trainer.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
+import type { FlowRows } from '../lib/flow/family.ts';
+import { decodeFlowRows } from '../lib/flow/wire.ts';
 import { decodeTensor, type HostTensor, type TrainBatch__Output } from '../lib/transport/index.ts';
 
 export class BatchError extends Error {
@@ -24,6 +26,8 @@ export interface GrpoBatchInputs extends Omit<GrpoInputs, 'refMean'> {
   kind: 'grpo';
   /** One per sample, or empty when the orchestrator did not say (then logp_mismatch cannot be measured). */
   behaviourVersions: number[];
+  /** Flow family: the training rows (logpOld is then theirs). */
+  flow?: FlowRows;
 }
 
 export type DecodedBatch = (SftInputs | GrpoBatchInputs) & {
@@ -40,7 +44,7 @@ function firstNonFinite(field: string, t: HostTensor): string | undefined {
  * Decodes a TrainBatch for a policy of `height` x `width` trained in `mode` (the run's grpo.advantageMode);
  * BatchError (bad_input / unsupported) when it cannot be used.
  */
-export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: number, mode: 'scalar' | 'dense' = 'scalar'): DecodedBatch {
+export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: number, mode: 'scalar' | 'dense' = 'scalar', family: 'gaussian' | 'flow' = 'gaussian'): DecodedBatch {
   const img = [null, 3, height, width] as const;
   const tensor = (name: 'images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
     try {
@@ -72,7 +76,16 @@ export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: n
   if (dense && !b.advantage_map) {
     throw new BatchError('bad_input', `train_batch.advantage_map: is missing; this run trains with grpo.advantageMode dense ([${n},3,${ssimMapSize(height)},${ssimMapSize(width)}] SSIM advantage maps)`);
   }
-  const logpOld = tensor('logp_old', dense ? [n, 3, height, width] : [n]);
+  let flow: { rows: FlowRows; nonFinite: string | undefined } | undefined;
+  if (family === 'flow') {
+    if (b.logp_old) throw new BatchError('bad_input', 'train_batch.logp_old: must be absent in a flow batch (its behaviour log-probs are train_batch.flow_rows.logp_old)');
+    try {
+      flow = decodeFlowRows(b.flow_rows, n, height, dense);
+    } catch (e) {
+      throw new BatchError('bad_input', (e as Error).message);
+    }
+  } else if (b.flow_rows) throw new BatchError('unsupported', 'train_batch.flow_rows: this run trains model.family gaussian; flow batches need a run configured with model.family flow');
+  const logpOld = flow ? { shape: [flow.rows.logpOld.length], data: flow.rows.logpOld } : tensor('logp_old', dense ? [n, 3, height, width] : [n]);
   const advantages = tensor('advantages', [n]);
   const advantageMap = dense ? tensor('advantage_map', [n, 3, ssimMapSize(height), ssimMapSize(width)]) : undefined;
   if (b.behaviour_versions.length !== 0 && b.behaviour_versions.length !== n) {
@@ -81,9 +94,10 @@ export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: n
   return {
     kind: 'grpo', n, images: images.data, actions: actions.data, logpOld: logpOld.data, advantages: advantages.data,
     ...(advantageMap ? { advantageMap: advantageMap.data } : {}),
+    ...(flow ? { flow: flow.rows } : {}),
     behaviourVersions: [...b.behaviour_versions],
     nonFinite: firstNonFinite('train_batch.images', images) ?? firstNonFinite('train_batch.actions', actions)
-      ?? firstNonFinite('train_batch.logp_old', logpOld) ?? firstNonFinite('train_batch.advantages', advantages)
+      ?? flow?.nonFinite ?? (flow ? undefined : firstNonFinite('train_batch.logp_old', logpOld as HostTensor)) ?? firstNonFinite('train_batch.advantages', advantages)
       ?? (advantageMap ? firstNonFinite('train_batch.advantage_map', advantageMap) : undefined),
   };
 }

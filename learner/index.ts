@@ -25,11 +25,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { CheckpointError, cloneTensorMap, type TensorMap } from '../lib/checkpoint/index.ts';
 import { grpoHyper, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
-import { grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
+import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
+import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Device } from '../lib/graph/runtime.ts';
-import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
-import { initPolicyParams } from '../lib/models/policy.ts';
+import { initialParamsOf, paramShapesOf, resolutionOf } from '../lib/models/bundle.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
@@ -116,10 +116,11 @@ class LearnerRole implements WorkerRoleImpl {
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
   /** The GRPO step's hyper-parameters: the run's settings, fed to the training graph explicitly. */
   private hyper!: GrpoHyper;
-  private trainer: PolicyTrainer | undefined;
+  private trainer: PolicyTrainer | FlowTrainer | undefined;
   private params: TensorMap | undefined;
   private refParams: TensorMap | undefined;
   private refRunner: PolicyRunner | undefined;
+  private flowRefRunner: FlowRunner | undefined;
   private st: LearnerState | undefined;
   private work: SerialQueue<TrainBatch__Output> | undefined;
   private closed = false;
@@ -160,8 +161,8 @@ class LearnerRole implements WorkerRoleImpl {
     this.ctx = ctx;
     this.hyper = grpoHyper(ctx.config);
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
-    const spec = policySpecOf(ctx.config);
-    const shapes = paramShapes(spec);
+    const shapes = paramShapesOf(ctx.config);
+    const Trainer = isFlowFamily(ctx.config) ? FlowTrainer : PolicyTrainer;
     let latest: Announcement | null;
     let skipRecord: SkipRecord | null = null;
     try {
@@ -202,12 +203,12 @@ class LearnerRole implements WorkerRoleImpl {
         this.refParams = (await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`)).params;
       }
       this.params = ck.params;
-      this.trainer = PolicyTrainer.create(ctx.config, this.params, { device: this.device, ...(ck.optimizer ? { optimizerState: ck.optimizer } : {}) });
+      this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(ck.optimizer ? { optimizerState: ck.optimizer } : {}) });
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
-      this.params = initPolicyParams(spec, ctx.config.run.seed);
-      this.trainer = PolicyTrainer.create(ctx.config, this.params, { device: this.device });
+      this.params = initialParamsOf(ctx.config);
+      this.trainer = Trainer.create(ctx.config, this.params, { device: this.device });
       this.st = { version: 0, lastBatchSeq: 0, lastBatchId: null, step: 0, optimizerStep: 0, refVersion: undefined, refDigest: undefined, latest: undefined };
       this.st.latest = await this.publish(this.st);
       ctx.log.info(`initialised the policy (seed ${ctx.config.run.seed}) and published version 0`);
@@ -255,6 +256,7 @@ class LearnerRole implements WorkerRoleImpl {
     await this.work?.close();
     await this.trainer?.release();
     await this.refRunner?.release();
+    await this.flowRefRunner?.release();
   }
 
   private async runBatch(b: TrainBatch__Output): Promise<void> {
@@ -305,7 +307,7 @@ class LearnerRole implements WorkerRoleImpl {
     }
     let batch: DecodedBatch;
     try {
-      batch = decodeTrainBatch(b, this.height, this.width, this.ctx.config.grpo.advantageMode);
+      batch = decodeTrainBatch(b, this.height, this.width, this.ctx.config.grpo.advantageMode, this.ctx.config.model.family);
     } catch (e) {
       if (!(e instanceof BatchError)) throw e;
       await this.ctx.taskError(b.batch_id, 0, e.code, e.message, false);
@@ -324,16 +326,21 @@ class LearnerRole implements WorkerRoleImpl {
       fields = { loss: r.loss, grad_norm: r.step.gradNorm };
     } else {
       if (st.refVersion === undefined) this.startGrpo();
-      const r = await grpoUpdate(this.trainer!, this.reference(), batch, this.hyper);
+      // the flow family trains over its rows (action, trained step); each row's behaviour version is its action's
+      const trainer = this.trainer!;
+      const r = trainer instanceof FlowTrainer
+        ? await flowGrpoUpdate(trainer, this.flowReference(), { ...batch, flow: batch.flow! }, this.hyper)
+        : await grpoUpdate(trainer, this.reference(), batch, this.hyper);
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
-      const mismatch = logpMismatch(r.logp, batch.logpOld, batch.behaviourVersions, versionBefore);
+      const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
+      const mismatch = logpMismatch(r.logp, batch.logpOld, rowVersions, versionBefore);
       fields = {
         loss: r.loss,
         kl: r.kl,
         clip_fraction: r.clipFraction,
         grad_norm: r.step.gradNorm,
-        ratio_mean: r.ratio.reduce((a, x) => a + x, 0) / batch.n,
+        ratio_mean: r.ratio.reduce((a, x) => a + x, 0) / r.ratio.length,
         logp_mismatch: mismatch,
       };
       if (applied) {
@@ -377,6 +384,13 @@ class LearnerRole implements WorkerRoleImpl {
     return {
       params: this.refParams!,
       runner: async () => (this.refRunner ??= await PolicyRunner.create(this.ctx.config, this.device)),
+    };
+  }
+
+  private flowReference() {
+    return {
+      params: this.refParams!,
+      runner: async () => (this.flowRefRunner ??= await FlowRunner.create(this.ctx.config, this.device)),
     };
   }
 

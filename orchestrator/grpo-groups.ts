@@ -11,6 +11,7 @@ import type { Metrics } from '../lib/metrics/index.ts';
 import type { RolloutResult__Output, ScoreResult__Output, TrainBatch, WorkerSession } from '../lib/transport/index.ts';
 import { grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage } from './messages.ts';
 import type { ProgressMeter } from './progress.ts';
+import type { FlowStepRecord } from '../lib/flow/family.ts';
 import { decodeRolloutResult, decodeScoreResult } from './results.ts';
 import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
@@ -32,6 +33,8 @@ interface Group {
   /** Dense mode: per action, the per-element behaviour log-density and the centred SSIM advantage map. */
   logpMaps?: Float32Array[];
   advantageMaps?: Float32Array[];
+  /** Flow family: per action, its trained steps. */
+  flowSteps?: FlowStepRecord[][];
   state: 'rollout' | 'score' | 'done' | 'dropped';
 }
 
@@ -117,12 +120,14 @@ export class GroupPipeline {
 
   onRollout(s: WorkerSession, r: RolloutResult__Output): void {
     const G = this.cfg.grpo.groupSize;
-    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense); // throws before the task is accepted
+    const flowWindow = this.cfg.model.family === 'flow' ? this.cfg.flow.sde.window.size : undefined;
+    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense, flowWindow); // throws before the task is accepted
     const group = this.groupOf(this.o.board.complete(s, r.task_id));
     if (!group || group.state !== 'rollout') return;
     group.actions = d.actions;
     group.logpMaps = d.logpMaps;
     group.logps = d.logps;
+    if (d.flowSteps) group.flowSteps = d.flowSteps;
     group.versions = d.actions.map(() => d.version);
     group.state = 'score';
     this.o.metrics.get('rollouts_total').inc(G);

@@ -6,6 +6,7 @@ import { clamp01, stackPairs } from '../lib/data/image.ts';
 import type { GrpoBatch } from '../lib/grpo/batch.ts';
 import { rolloutNoiseSeed } from '../lib/grpo/sampling.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
+import { encodeFlowRows } from '../lib/flow/wire.ts';
 import { encodeTensor, type OrchestratorMessage, type TrainBatch } from '../lib/transport/index.ts';
 
 const tensor = (data: Float32Array, shape: number[]) => encodeTensor({ dtype: 'float32', shape, data });
@@ -40,7 +41,7 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
     lease_ms: config.orchestrator.leaseSeconds * 1000,
     images: tensor(t.images, shape),
     actions: tensor(t.actions, shape),
-    logp_old: tensor(t.logpOld, t.advantageMap ? shape : [t.n]),
+    ...(t.flow ? { flow_rows: encodeFlowRows(t.flow, H) } : { logp_old: tensor(t.logpOld, t.advantageMap ? shape : [t.n]) }),
     advantages: tensor(t.advantages, [t.n]),
     advantage_map: t.advantageMap ? tensor(t.advantageMap, [t.n, 3, h, h]) : undefined,
     behaviour_versions: t.behaviourVersions,

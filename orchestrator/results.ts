@@ -2,6 +2,8 @@
 // (naming the field) and its task is retried elsewhere.
 import type { Components } from '../lib/grpo/reward-expression.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
+import type { FlowStepRecord } from '../lib/flow/family.ts';
+import { decodeFlowSteps } from '../lib/flow/wire.ts';
 import { decodeTensor, type RolloutResult__Output, type ScoreResult__Output } from '../lib/transport/index.ts';
 
 export interface DecodedRollout {
@@ -10,10 +12,13 @@ export interface DecodedRollout {
   logps: number[];
   /** Dense: per action, the per-element behaviour log-density [3,H,W]. */
   logpMaps?: Float32Array[];
+  /** Flow family: per action, its trained steps. */
+  flowSteps?: FlowStepRecord[][];
   version: number;
 }
 
-export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean): DecodedRollout {
+/** `flowWindow`: the flow family's trained steps per action (flow.sde.window.size); absent for the Gaussian family. */
+export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean, flowWindow?: number): DecodedRollout {
   if (r.items.length !== groupSize) throw new Error(`rollout_result ${r.task_id}: ${r.items.length} actions, expected ${groupSize}`);
   const shape = [3, size, size];
   const actions = r.items.map((it, i) => {
@@ -22,6 +27,10 @@ export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number,
     if (it.group_index !== i) throw new Error(`rollout_result.items[${i}].group_index is ${it.group_index}`);
     return t.data;
   });
+  if (flowWindow !== undefined) {
+    const flowSteps = r.items.map((it, i) => decodeFlowSteps(it.flow_steps, `rollout_result.items[${i}].flow_steps`, size, dense, flowWindow));
+    return { actions, logps: r.items.map(() => 0), flowSteps, version: r.policy_version };
+  }
   const logpMaps = dense
     ? r.items.map((it, i) => decodeTensor(it.logp_map, { field: `rollout_result.items[${i}].logp_map`, expectShape: shape }).data)
     : undefined;

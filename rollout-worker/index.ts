@@ -11,10 +11,12 @@
 // - want_logp_map (dense advantages): each action also carries its per-element log-density [3,H,W].
 // - A task it cannot do is a TaskError (bad_input, internal, ...), never a made-up result.
 import type { SeedPart } from '../lib/data/random.ts';
+import type { TensorMap } from '../lib/checkpoint/tensors.ts';
 import { standardNormal } from '../lib/data/random.ts';
 import type { Device } from '../lib/graph/runtime.ts';
-import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
+import { paramShapesOf, resolutionOf } from '../lib/models/bundle.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
+import { FlowRunner, isFlowFamily, type FlowStepRecord } from '../lib/flow/family.ts';
 import {
   CheckpointStore,
   encodeTensor,
@@ -63,6 +65,8 @@ interface Pending {
   logps: number[];
   /** Per-element log-densities, when the task asked for them (dense advantages). */
   logpMaps: Float32Array[] | undefined;
+  /** Flow family: each item's trained steps. */
+  flowSteps: FlowStepRecord[][] | undefined;
   version: number | undefined;
   received: number;
   computeMs: number;
@@ -84,6 +88,7 @@ class RolloutRole implements WorkerRoleImpl {
   readonly taskKind = 'rollout_task' as const;
   private ctx!: RoleContext;
   private runner: PolicyRunner | undefined;
+  private flowRunner: FlowRunner | undefined;
   follower: PolicyFollower | undefined;
   private queue: Pending[] = [];
   private closed = false;
@@ -131,7 +136,8 @@ class RolloutRole implements WorkerRoleImpl {
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
-    this.runner ??= await PolicyRunner.create(ctx.config, this.device);
+    if (isFlowFamily(ctx.config)) this.flowRunner ??= await FlowRunner.create(ctx.config, this.device);
+    else this.runner ??= await PolicyRunner.create(ctx.config, this.device);
     try {
       const store = await CheckpointStore.open(ctx.nc, {
         runId: ctx.runId,
@@ -140,7 +146,7 @@ class RolloutRole implements WorkerRoleImpl {
           ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
         },
       });
-      this.follower = new PolicyFollower(ctx, store, paramShapes(policySpecOf(ctx.config)), () => this.kick());
+      this.follower = new PolicyFollower(ctx, store, paramShapesOf(ctx.config), () => this.kick());
       await this.follower.start();
     } catch (e) {
       await this.follower?.stop();
@@ -173,7 +179,8 @@ class RolloutRole implements WorkerRoleImpl {
       task, items, seeds,
       min: task.policy_version_min ?? 0,
       next: 0, done: 0,
-      actions: new Array(items.length), logps: new Array(items.length), logpMaps: task.want_logp_map ? new Array(items.length) : undefined,
+      actions: new Array(items.length), logps: new Array(items.length), logpMaps: task.want_logp_map && !this.flowRunner ? new Array(items.length) : undefined,
+      flowSteps: this.flowRunner ? new Array(items.length) : undefined,
       version: undefined, received: Date.now(), computeMs: 0, cancelled: false,
     });
     this.kick();
@@ -207,6 +214,7 @@ class RolloutRole implements WorkerRoleImpl {
     await this.loopDone;
     await this.follower?.stop();
     await this.runner?.release();
+    await this.flowRunner?.release();
   }
 
   private settle(): void {
@@ -297,7 +305,7 @@ class RolloutRole implements WorkerRoleImpl {
     const t0 = performance.now();
     let out;
     try {
-      out = await this.runner!.run(policy.params, images, noise, n);
+      out = this.flowRunner ? await this.flowSlots(policy.params, slots) : await this.runner!.run(policy.params, images, noise, n);
     } catch (e) {
       for (const t of new Set(slots.map((s) => s.t))) {
         if (!t.cancelled) this.fail(t, 'internal', `policy forward failed: ${(e as Error).message}`, true);
@@ -310,6 +318,7 @@ class RolloutRole implements WorkerRoleImpl {
       t.actions[i] = out.action.slice(k * per, (k + 1) * per);
       t.logps[i] = out.logp[k]!;
       if (t.logpMaps) t.logpMaps[i] = out.logpMap.slice(k * per, (k + 1) * per);
+      if (t.flowSteps) t.flowSteps[i] = ('flowSteps' in out ? out.flowSteps : [])[k]!;
       t.done++;
     });
     for (const t of new Set(slots.map((s) => s.t))) {
@@ -319,6 +328,37 @@ class RolloutRole implements WorkerRoleImpl {
       this.sending.add(p);
     }
     this.settle();
+  }
+
+  /**
+   * The flow family: the T-step sampler over the slots, one call per run of slots of one sample id (its SDE
+   * window is drawn from the sample id); the final image is the action, logp is unused (0).
+   */
+  private async flowSlots(params: TensorMap, slots: Array<{ t: Pending; i: number }>) {
+    const per = 3 * this.height * this.width;
+    const action = new Float32Array(slots.length * per);
+    const flowSteps: FlowStepRecord[][] = [];
+    for (let k = 0; k < slots.length;) {
+      const first = slots[k]!;
+      const id = first.t.items[first.i]!.sample_id;
+      let end = k + 1;
+      while (end < slots.length && slots[end]!.t === first.t && slots[end]!.t.items[slots[end]!.i]!.sample_id === id) end++;
+      const run = slots.slice(k, end);
+      const roll = await this.flowRunner!.rollout(params, id, first.t.items[first.i]!.image.data, run.map(({ t, i }) => t.seeds[i]!), first.t.task.want_logp_map);
+      action.set(roll.images, k * per);
+      flowSteps.push(...roll.steps);
+      k = end;
+    }
+    return { action, logp: new Float32Array(slots.length), logpMap: new Float32Array(0), flowSteps };
+  }
+
+  private encodeFlowStep(s: FlowStepRecord, field: string) {
+    const img = (data: Float32Array, name: string) => encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data }, { field: `${field}.${name}` });
+    if (!Number.isFinite(s.logp)) throw new Error(`${field}.logp is ${s.logp}`);
+    return {
+      index: s.index, t: s.t, t_next: s.tNext, a: s.a, x_before: img(s.xBefore, 'x_before'), x_after: img(s.xAfter, 'x_after'), logp: s.logp,
+      ...(s.logpMap ? { logp_map: img(s.logpMap, 'logp_map') } : {}),
+    };
   }
 
   private async finish(t: Pending): Promise<void> {
@@ -337,6 +377,7 @@ class RolloutRole implements WorkerRoleImpl {
         ...(t.logpMaps
           ? { logp_map: encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data: t.logpMaps[i]! }, { field: `rollout_result.items[${i}].logp_map` }) }
           : {}),
+        ...(t.flowSteps ? { flow_steps: t.flowSteps[i]!.map((s, k) => this.encodeFlowStep(s, `rollout_result.items[${i}].flow_steps[${k}]`)) } : {}),
       }));
     } catch (e) {
       void this.ctx.taskError(t.task.task_id, t.task.attempt, 'non_finite', (e as Error).message, false);

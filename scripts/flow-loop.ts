@@ -33,7 +33,10 @@ if (start !== 'noise' && start !== 'corrupted') throw new Error(`--start must be
 const startT = Number(values['start-t']);
 if (!(startT > 0 && startT <= 1)) throw new Error(`--start-t must lie in (0, 1], got ${values['start-t']}`);
 const size = int('size', values.size);
-const config = parseConfig({ run: { seed: int('seed', values.seed) }, data: { size, source: { kind: 'procedural', count: 128 } } });
+const config = parseConfig({
+  run: { seed: int('seed', values.seed) },
+  grpo: { groupSize: 8, clipLow: 1e-4, clipHigh: 1e-4, beta: 0, advantageMode: mode },
+  data: { size, source: { kind: 'procedural', count: 128 } } });
 const t0 = performance.now();
 const result = await runFlowLoop(
   config,
@@ -44,7 +47,7 @@ const result = await runFlowLoop(
     evalStepsSweep: values['eval-sweep'] ? values['eval-sweep'].split(',').map((k) => int('eval-sweep', k)) : [],
     evalItems: 16,
     sft: { steps: int('sft', values.sft), batchSize: 16, lr: 2e-3 },
-    grpo: { steps: int('grpo', values.grpo), groupSize: 8, samplesPerBatch: 2, clipLow: 1e-4, clipHigh: 1e-4, beta: 0, lr: 1e-4, advantageMode: mode },
+    grpo: { steps: int('grpo', values.grpo), samplesPerBatch: 2, lr: 1e-4 },
   },
   (l) => console.log(l),
 );

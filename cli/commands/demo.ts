@@ -54,6 +54,7 @@ const command: CommandModule<object, Args> = {
       `\nreward: identity ${f(s.identity_reward)} | after SFT ${f(s.reward_before)} | after GRPO ${f(s.reward_after)} ` +
         `(ssim ${f(s.after.ssim)}, clip_cos ${f(s.after.clip_cos)}, psnr ${s.after.psnr.toFixed(2)} dB; encoder ${s.encoder})`,
     );
+    console.log(`policy: ${s.sampler}`);
     console.log(`${s.steps} GRPO steps, final version ${s.final_version}, ${s.samples_per_second.toFixed(1)} actions/s, ${s.wall_seconds.toFixed(0)} s`);
     console.log(`summary: ${args.out}/summary.json; grid: ${s.grid}; standalone policy: ${s.standalone_policy}`);
   },

@@ -13,12 +13,11 @@ const command: CommandModule<object, Args> = {
   describe: 'write policy.onnx, train-grpo.onnx, train-sft.onnx, reward.onnx, policy-standalone.onnx and init.safetensors',
   builder: (y) => withConfig(y).option('out', { type: 'string', demandOption: true, describe: 'output folder' }) as never,
   handler: async (args) => {
-    const { policyModel, grpoModel, sftModel, rewardModel, standalonePolicyModel, policySpecOf, resolutionOf } = await import('../../lib/models/bundle.ts');
-    const { initPolicyParams } = await import('../../lib/models/policy.ts');
+    const { policyModel, grpoModel, sftModel, rewardModel, standalonePolicyModel, initialParamsOf, resolutionOf } = await import('../../lib/models/bundle.ts');
     const { saveCheckpoint, configHash } = await import('../../lib/checkpoint/index.ts');
     const config = runConfigFrom(args);
     await mkdir(args.out, { recursive: true });
-    const params = initPolicyParams(policySpecOf(config), config.run.seed);
+    const params = initialParamsOf(config);
     const reward = await rewardModel(resolutionOf(config), config.reward);
     const files: Record<string, Uint8Array> = {
       'policy.onnx': policyModel(config),

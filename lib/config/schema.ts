@@ -7,6 +7,7 @@
 
 import { z } from 'zod';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
+import { flowConfigSchema } from '../flow/config.ts';
 import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms } from '../grpo/reward-expression.ts';
 
 const int = () => z.number().int();
@@ -79,6 +80,8 @@ export const dataSchema = z.strictObject({
 }).describe('Training data: clean images and how they are corrupted.');
 
 export const modelSchema = z.strictObject({
+  family: z.enum(['gaussian', 'flow']).default('gaussian')
+    .describe('Policy family: gaussian, the one-step Gaussian pixel policy; flow, a conditional flow-matching generator trained with Flow-GRPO (its sampler under `flow`, docs/flow.md). arch/width/depth shape the network of either.'),
   arch: z.enum(['resnet', 'unet']).default('resnet')
     .describe('Policy network: a residual CNN predicting a correction, or a small U-Net.'),
   width: int().gt(0).lte(1024).default(16)
@@ -232,6 +235,7 @@ export const configSchema = z.strictObject({
   nats: natsSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
   eval: evalSchema.prefault({}),
+  flow: flowConfigSchema.prefault({}),
 }).superRefine((c, ctx) => checkAlgorithm(c, ctx));
 
 /**

@@ -8,6 +8,7 @@ import { clamp01, fromCHWFloat, stackPairs, type RgbImage } from '../data/image.
 import { hashSeed, standardNormal } from '../data/random.ts';
 import { compileRewardExpression, rewardConstants } from '../grpo/reward-expression.ts';
 import { PolicyRunner } from '../models/runner.ts';
+import { FlowRunner, flowSamplerName, isFlowFamily } from '../flow/family.ts';
 import { RewardScorer } from '../models/scorer.ts';
 
 export interface Scores {
@@ -36,6 +37,8 @@ export interface EvalResult {
   offsets: number[];
   samples: Sample[];
   encoder: string;
+  /** How the policies sampled: the family, the sampler and its steps (every report names them). */
+  sampler: string;
 }
 
 const BATCH = 32;
@@ -107,14 +110,26 @@ export async function evaluate(
   const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ? { encoder: 'onnx', clipModel: opts.clipModel } : config.reward, config.reward.device);
   const needRunner = Object.values(policies).some((p) => p.kind !== 'identity');
+  // The flow family evaluates with the deterministic ODE sampler (flow.evalSteps), 'mean' and 'sampled' alike.
+  const flow = isFlowFamily(config);
   const runners = new Map<string, PolicyRunner>();
-  if (opts.runner) runners.set(`${opts.runner.height}x${opts.runner.width}`, opts.runner);
+  const flowRunners = new Map<string, FlowRunner>();
+  if (opts.runner && !flow) runners.set(`${opts.runner.height}x${opts.runner.width}`, opts.runner);
   const runnerFor = async (height: number, width: number): Promise<PolicyRunner> => {
     const key = `${height}x${width}`;
     let r = runners.get(key);
     if (!r) {
       r = await PolicyRunner.create(config, 'cpu', { height, width });
       runners.set(key, r);
+    }
+    return r;
+  };
+  const flowRunnerFor = async (height: number, width: number): Promise<FlowRunner> => {
+    const key = `${height}x${width}`;
+    let r = flowRunners.get(key);
+    if (!r) {
+      r = await FlowRunner.create(config, 'cpu', { height, width });
+      flowRunners.set(key, r);
     }
     return r;
   };
@@ -131,6 +146,8 @@ export async function evaluate(
         let recovered: Float32Array;
         if (policy.kind === 'identity' || !needRunner) {
           recovered = clamp01(images);
+        } else if (flow) {
+          recovered = clamp01(await (await flowRunnerFor(height, width)).evaluate(policy.params, images, idx.map((i) => samples[i].id)));
         } else {
           // Sampled actions use fixed noise per sample, so two evaluations of a policy agree.
           const noise = policy.kind === 'sampled' ? standardNormal(m * pix, hashSeed(config.run.seed, 'eval', idx[0], height, width)) : new Float32Array(m * pix);
@@ -151,9 +168,11 @@ export async function evaluate(
     }
   } finally {
     for (const r of runners.values()) if (r !== opts.runner) await r.release();
+    for (const r of flowRunners.values()) await r.release();
     if (!opts.scorer) await scorer.close();
   }
-  return { reports, outputs, offsets, samples, encoder: scorer.encoderName };
+  const sampler = flow ? flowSamplerName(config) : 'gaussian (policy mean; sampled: mean + sigma * fixed noise)';
+  return { reports, outputs, offsets, samples, encoder: scorer.encoderName, sampler };
 }
 
 /** The first `count` readable samples of a dataset split, in index order. */

@@ -196,20 +196,33 @@ export function buildFlowSftGraph(spec: VelocitySpec, r: Resolution): Graph {
 
 /**
  * A standalone deterministic sampler: the whole ODE loop of `plan` unrolled, weights baked in.
- * y, x_start [N,3,H,W] (flow space) -> x [N,3,H,W] (flow space, t = 0).
+ * Flow space (default): y, x_start [N,3,H,W] -> x [N,3,H,W] (t = 0).
+ * Image space (`imageSpace`, the export): image [N,3,H,W] in [0, 1], noise [N,3,H,W] ~ N(0, 1) -> restored
+ * [N,3,H,W] = (x + 1) / 2, starting from the noise (start noise) or (1 - t0) y + t0 noise (start corrupted).
  */
-export function buildFlowOdeSamplerGraph(spec: VelocitySpec, r: Resolution, params: TensorMap, plan: readonly PlannedStep[]): Graph {
+export function buildFlowOdeSamplerGraph(spec: VelocitySpec, r: Resolution, params: TensorMap, plan: readonly PlannedStep[], imageSpace?: { start: 'noise' | 'corrupted' }): Graph {
   checkVelocityResolution(spec, r.height, r.width);
   if (plan.some((s) => s.a !== 0)) throw new Error('ODE sampler: every planned step must have a = 0');
+  if (plan.length === 0) throw new Error('ODE sampler: the plan has no steps');
   const g = new Graph();
   const baked = bakeVelocityParams(g, spec, params);
-  const y = imageInput(g, 'y', r);
-  let x = imageInput(g, 'x_start', r);
+  let y: Value;
+  let x: Value;
+  if (imageSpace) {
+    y = sub(mul(imageInput(g, 'image', r), 2), 1);
+    const noise = imageInput(g, 'noise', r);
+    const t0 = Math.fround(plan[0]!.t);
+    x = imageSpace.start === 'noise' ? noise : add(mul(y, Math.fround(1 - t0)), mul(noise, t0));
+  } else {
+    y = imageInput(g, 'y', r);
+    x = imageInput(g, 'x_start', r);
+  }
   const zeroRow = reduceMean(mul(y, 0), [1, 2, 3]); // [N] zeros, sized from the batch, to carry each t
   for (const s of plan) {
     const v = velocity(spec, baked, x, add(zeroRow, s.t), y);
     x = add(x, mul(v, Math.fround(s.tNext - s.t)));
   }
-  g.output('x', x);
+  if (imageSpace) g.output('restored', mul(add(x, 1), 0.5));
+  else g.output('x', x);
   return g;
 }

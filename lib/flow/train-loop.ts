@@ -1,16 +1,15 @@
-// A single-process Flow-GRPO loop over the flow family's core, before its wiring into the pipeline's
-// roles: Stage I (the rectified-flow loss), then GRPO steps of SDE-window rollouts -> SSIM reward ->
-// group advantages -> the Flow-GRPO graph over the trained steps, and ODE evaluation before and after.
-// It shows the pieces train end to end; the pipeline's own single-process specification takes over once
-// the family is wired in (docs/flow.md, "Wiring").
+// A research loop over the flow family's core: Stage I (the rectified-flow loss), then GRPO steps of
+// SDE-window rollouts -> SSIM reward -> group advantages (lib/grpo/algorithm.ts) -> the Flow-GRPO graph over
+// the trained steps, with ODE evaluation (and a sweep of step counts) before and after. What the pipeline
+// trains is lib/local/single-process.ts with model.family = flow (docs/flow.md, "Wiring").
 
 import type { RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
-import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
+import { type TensorMap } from '../checkpoint/tensors.ts';
 import { clamp01, stackPairs } from '../data/image.ts';
 import type { Dataset, Sample } from '../data/dataset.ts';
 import { hashSeed, rng, standardNormal } from '../data/random.ts';
-import { denseAdvantages, groupAdvantages } from '../grpo/advantages.ts';
+import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, startGrpoPhase } from '../grpo/algorithm.ts';
 import { serialize } from '../graph/onnx.ts';
 import { GraphSession } from '../graph/runtime.ts';
 import { gradientsFrom, paramFeeds } from '../models/feeds.ts';
@@ -32,16 +31,11 @@ export interface FlowLoopSettings {
   /** Evaluation images (from the dataset's eval split). */
   evalItems: number;
   sft: { steps: number; batchSize: number; lr: number };
-  grpo: {
-    steps: number;
-    groupSize: number;
-    samplesPerBatch: number;
-    clipLow: number;
-    clipHigh: number;
-    beta: number;
-    lr: number;
-    advantageMode: 'scalar' | 'dense';
-  };
+  /**
+   * Steps, groups per update and learning rate of stage II. What a step trains (group size, clip, beta,
+   * advantage variant) is the run's `grpo` section, through lib/grpo/algorithm.ts like every loop.
+   */
+  grpo: { steps: number; samplesPerBatch: number; lr: number };
 }
 
 export interface FlowGrpoStepLog {
@@ -93,7 +87,7 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
   const scorer = new RewardScorer(config.reward, config.reward.device);
   const step = await GraphSession.create(serialize(buildFlowStepGraph(s.model, r, s.sampler.type)));
   const sft = await GraphSession.create(serialize(buildFlowSftGraph(s.model, r)));
-  const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(s.model, r, s.sampler.type, s.grpo.advantageMode)));
+  const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(s.model, r, s.sampler.type, config.grpo.advantageMode)));
   const params = initVelocityParams(s.model, seed);
   const startT = s.sampler.start === 'noise' ? 1 : s.sampler.startT;
 
@@ -140,11 +134,14 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
   const sweepAfterSft = await sweep();
   log(`[flow eval] corrupted ${corruptedSsim.toFixed(4)}, after SFT ${afterSft.toFixed(4)} (ODE, ${s.evalSteps} steps)`);
 
-  // Stage II: Flow-GRPO.
-  const ref = cloneTensorMap(params);
-  const opt = new AdamW(params, { lr: s.grpo.lr });
-  const G = s.grpo.groupSize;
-  const dense = s.grpo.advantageMode === 'dense';
+  // Stage II: Flow-GRPO. The reward is the SSIM of the final image alone; the advantage variant, the step's
+  // hyper-parameters and the phase start are the algorithm module's.
+  const algo = compileAlgorithm({ reward: { ...config.reward, expression: 'ssim', weights: {} }, grpo: config.grpo });
+  const hyper = grpoHyper({ grpo: config.grpo, optim: { ...config.optim, lr: s.grpo.lr } });
+  const opt = new AdamW(params, { lr: hyper.lr });
+  const ref = startGrpoPhase(params, opt);
+  const G = algo.groupSize;
+  const dense = algo.variant === 'dense';
   const mapLen = 3 * (H - SSIM_WINDOW + 1) * (H - SSIM_WINDOW + 1);
   const logs: FlowGrpoStepLog[] = [];
   for (let k = 0; k < s.grpo.steps; k++) {
@@ -168,26 +165,22 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
       const plan = rolloutPlan(s.sampler, windowDraw(seed, id));
       const roll = await rolloutFlow(step, params, { corrupted, n: G, resolution: r, seeds }, plan, { start: s.sampler.start, keepLogpMap: dense });
       const sc = await scorer.score({ candidates: clamp01(roll.image), references: clean, n: G, height: H, width: H }, dense);
-      const rw = Array.from(sc.ssim);
+      const components = Array.from(sc.ssim, (v) => ({ ssim: v, clip_cos: 0 }));
+      const rw = rewardsOf(algo, components);
       rewards.push(...rw);
-      let advantage: Float32Array;
+      const ssimMaps = dense ? Array.from({ length: G }, (_, a) => sc.ssim_map!.subarray(a * mapLen, (a + 1) * mapLen)) : undefined;
+      const outcome = advantagesOf(algo, { components, rewards: rw, ssimMaps });
+      if (!outcome.kept) continue;
+      const advantage = outcome.advantages;
       let advantageMap: Float32Array | undefined;
-      if (dense) {
-        const maps = Array.from({ length: G }, (_, a) => sc.ssim_map!.subarray(a * mapLen, (a + 1) * mapLen));
-        const d = denseAdvantages(maps, rw, new Array(G).fill(0), 1);
-        if (!('maps' in d)) continue;
-        advantage = d.scalar;
+      if (outcome.advantageMaps) {
         advantageMap = new Float32Array(G * mapLen);
-        d.maps.forEach((m, a) => advantageMap!.set(m, a * mapLen));
-      } else {
-        const d = groupAdvantages(rw);
-        if (!('advantages' in d)) continue;
-        advantage = d.advantages;
+        outcome.advantageMaps.forEach((m, a) => advantageMap!.set(m, a * mapLen));
       }
       const rows = flowTrainingRows(roll.steps, corrupted, G, r, advantage, advantageMap);
       // The reference forward runs even at beta = 0, so that the logged KL is the drift from the warm start.
       const refMean = await referenceMeans(step, ref, rows);
-      const out = await grpo.run({ ...paramFeeds(params), ...rows.feeds, ref_mean: refMean, ...hyperFeeds({ clipLow: s.grpo.clipLow, clipHigh: s.grpo.clipHigh, beta: s.grpo.beta }) });
+      const out = await grpo.run({ ...paramFeeds(params), ...rows.feeds, ref_mean: refMean, ...hyperFeeds(hyper) });
       const g = gradientsFrom(out);
       groups++;
       if (grads) averageInto(grads, g, groups);

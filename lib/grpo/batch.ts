@@ -3,6 +3,7 @@
 // the order given, each group's G actions in group-index order.
 import { ssimMapSize } from '../models/ssim.ts';
 import type { Components } from './reward-expression.ts';
+import { flowRowsOf, type FlowRows, type FlowStepRecord } from '../flow/family.ts';
 
 /** A group whose actions were rolled out and scored, and kept by `advantagesOf`. */
 export interface TrainableGroup {
@@ -20,6 +21,8 @@ export interface TrainableGroup {
   advantages: Float32Array;
   /** Dense: per action, the centred SSIM advantage map [3,h,w]. */
   advantageMaps?: readonly Float32Array[];
+  /** Flow family: per action, its trained steps (logps/logpMaps then hold nothing the batch uses). */
+  flowSteps?: readonly (readonly FlowStepRecord[])[];
 }
 
 export interface GrpoBatch {
@@ -34,6 +37,8 @@ export interface GrpoBatch {
   behaviourVersions: number[];
   sampleIds: string[];
   groupIndices: number[];
+  /** Flow family: the training rows, one per (action, trained step); logpOld is then theirs. */
+  flow?: FlowRows;
 }
 
 export function assembleGrpoBatch(groups: readonly TrainableGroup[], size: number, dense: boolean): GrpoBatch {
@@ -52,19 +57,24 @@ export function assembleGrpoBatch(groups: readonly TrainableGroup[], size: numbe
   let i = 0;
   for (const g of groups) {
     if (g.actions.length !== G) throw new Error(`assembleGrpoBatch: group ${g.sampleId} has ${g.actions.length} actions, the first group ${G}`);
-    if (dense && (!g.logpMaps || !g.advantageMaps)) throw new Error(`assembleGrpoBatch: dense batch, but group ${g.sampleId} has no log-density or advantage maps`);
+    if (dense && !g.advantageMaps) throw new Error(`assembleGrpoBatch: dense batch, but group ${g.sampleId} has no advantage maps`);
+    if (!!g.flowSteps !== !!groups[0]!.flowSteps) throw new Error(`assembleGrpoBatch: group ${g.sampleId} mixes policy families with the first group`);
+    if (dense && !g.flowSteps && !g.logpMaps) throw new Error(`assembleGrpoBatch: dense batch, but group ${g.sampleId} has no log-density or advantage maps`);
     for (let a = 0; a < G; a++, i++) {
       images.set(g.image, i * pix);
       actions.set(g.actions[a]!, i * pix);
-      if (dense) {
-        logpOld.set(g.logpMaps![a]!, i * pix);
-        advantageMap!.set(g.advantageMaps![a]!, i * mapLen);
-      } else logpOld[i] = g.logps[a]!;
+      if (dense) advantageMap!.set(g.advantageMaps![a]!, i * mapLen);
+      if (!g.flowSteps) {
+        if (dense) logpOld.set(g.logpMaps![a]!, i * pix);
+        else logpOld[i] = g.logps[a]!;
+      }
       advantages[i] = g.advantages[a]!;
       behaviourVersions.push(g.versions[a]!);
       sampleIds.push(g.sampleId);
       groupIndices.push(a);
     }
   }
+  const flow = groups[0]?.flowSteps ? flowRowsOf(groups.flatMap((g) => g.flowSteps!), pix, dense) : undefined;
+  if (flow) return { n, images, actions, logpOld: flow.logpOld, advantages, ...(advantageMap ? { advantageMap } : {}), behaviourVersions, sampleIds, groupIndices, flow };
   return { n, images, actions, logpOld, advantages, ...(advantageMap ? { advantageMap } : {}), behaviourVersions, sampleIds, groupIndices };
 }

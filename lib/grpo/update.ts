@@ -4,6 +4,7 @@
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { PolicyRunner } from '../models/runner.ts';
 import type { GrpoInputs, GrpoStepResult, PolicyTrainer } from '../models/trainer.ts';
+import type { FlowGrpoInputs, FlowGrpoStepResult, FlowRunner, FlowTrainer } from '../flow/family.ts';
 import { needsReferenceForward, type GrpoHyper } from './algorithm.ts';
 
 /** The frozen KL reference: its parameters and a runner for its forward pass (created when first needed). */
@@ -21,5 +22,24 @@ export async function grpoUpdate(trainer: PolicyTrainer, reference: ReferencePol
   }
   const runner = await reference.runner();
   const refMean = (await runner.run(reference.params, batch.images, new Float32Array(batch.images.length), batch.n)).mean;
+  return trainer.grpoStep({ ...batch, refMean }, hyper);
+}
+
+/** The flow family's reference: its parameters and a runner for the step means of the reference. */
+export interface FlowReferencePolicy {
+  params: TensorMap;
+  runner(): Promise<FlowRunner>;
+}
+
+/**
+ * One Flow-GRPO update over the batch's trained steps (one graph run: the loss is the rows' mean, i.e. the
+ * gradients accumulated over the trained steps); at beta 0 no reference forward runs and kl is reported as 0.
+ */
+export async function flowGrpoUpdate(trainer: FlowTrainer, reference: FlowReferencePolicy, batch: FlowGrpoInputs, hyper: GrpoHyper): Promise<FlowGrpoStepResult> {
+  if (!needsReferenceForward(hyper)) {
+    const r = await trainer.grpoStep({ ...batch, refMean: batch.flow.x }, hyper);
+    return { ...r, kl: 0, perStep: r.perStep.map((s) => ({ ...s, kl: 0 })) };
+  }
+  const refMean = await (await reference.runner()).referenceMean(reference.params, batch);
   return trainer.grpoStep({ ...batch, refMean }, hyper);
 }

@@ -10,7 +10,7 @@ import { loadConfig, type RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { connectNats, CheckpointStore, isReachable } from '../transport/index.ts';
-import { paramShapes, policySpecOf, standalonePolicyModel } from '../models/bundle.ts';
+import { paramShapesOf, standalonePolicyModel } from '../models/bundle.ts';
 import { evaluate, firstSamples, outputImage, type EvalReport } from '../eval/evaluate.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
@@ -52,6 +52,9 @@ export interface Summary {
   standalone_policy: string;
   grid: string;
   encoder: string;
+  /** The policy family and how evaluation sampled (family, sampler, steps). */
+  family: string;
+  sampler: string;
   restarts: Record<string, number>;
 }
 
@@ -165,7 +168,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       const store = await CheckpointStore.open(nc, { runId: config.run.id });
       const latest = await store.latest();
       if (!latest) throw new Error('no checkpoint was published');
-      const shapes = paramShapes(policySpecOf(config));
+      const shapes = paramShapesOf(config);
       const fetch = async (v: number) => decodeCheckpoint((await store.get(v)).bytes, { expectedShapes: shapes, source: `checkpoint v${v}` });
       finalCkpt = await fetch(latest.version);
       const refVersion = Number(finalCkpt.meta.extra.ref_version ?? latest.version);
@@ -210,6 +213,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       standalone_policy: standalone,
       grid: gridPath,
       encoder: ev.encoder,
+      family: config.model.family,
+      sampler: ev.sampler,
       restarts: { ...sup.restarts },
     };
     await writeFile(join(out, 'summary.json'), JSON.stringify(summary, null, 2));

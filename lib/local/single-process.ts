@@ -14,6 +14,11 @@
 //                     grpoUpdate with grpoHyper (reference forward skipped at beta 0)       (learner)
 //   checkpoint        trainingCheckpoint, as the learner publishes it                      (learner)
 //
+// The flow family (model.family = flow, docs/flow.md) takes the same hops with its own drivers:
+// FlowRunner.rollout (the T-step sampler, its SDE window from the sample id) in place of PolicyRunner.run,
+// the trajectories' trained steps carried per action in TrainableGroup.flowSteps, FlowTrainer's
+// rectified-flow SFT step and flowGrpoUpdate over the trained steps.
+//
 // What it does not model: staleness (it is always on-policy, as the pipeline at maxStaleness 0), restarts,
 // and leases. A batch whose groups were all dropped fails the run here as the learner refuses it there.
 import type { RunConfig } from '../config/index.ts';
@@ -30,9 +35,9 @@ import { compileRewardExpression, rewardConstants, rewardPartials } from '../grp
 import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, startGrpoPhase } from '../grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../grpo/batch.ts';
 import { groupSampleId, grpoCursors, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
-import { grpoUpdate } from '../grpo/update.ts';
-import { initPolicyParams } from '../models/policy.ts';
-import { policySpecOf } from '../models/bundle.ts';
+import { flowGrpoUpdate, grpoUpdate } from '../grpo/update.ts';
+import { initialParamsOf } from '../models/bundle.ts';
+import { FlowRunner, FlowTrainer, isFlowFamily } from '../flow/family.ts';
 import { ssimMapSize } from '../models/ssim.ts';
 import { PolicyRunner } from '../models/runner.ts';
 import { PolicyTrainer } from '../models/trainer.ts';
@@ -93,8 +98,9 @@ export async function runSingleProcess(
   const H = config.data.size;
   const pix = 3 * H * H;
   const dataset = await openRunDataset(config, 'train');
-  const params = opts.params ?? initPolicyParams(policySpecOf(config), config.run.seed);
-  const trainer = PolicyTrainer.create(config, params);
+  const params = opts.params ?? initialParamsOf(config);
+  const flow = isFlowFamily(config);
+  const trainer = flow ? FlowTrainer.create(config, params) : PolicyTrainer.create(config, params);
   const log = opts.log ?? (() => undefined);
   const onStep = opts.onStep;
   const runId = config.run.id;
@@ -136,7 +142,8 @@ export async function runSingleProcess(
   const dense = algo.variant === 'dense';
   const mapLen = 3 * ssimMapSize(H) ** 2;
   const hyper = grpoHyper(config);
-  const runner = await PolicyRunner.create(config);
+  const runner = flow ? undefined : await PolicyRunner.create(config);
+  const flowRunner = flow ? await FlowRunner.create(config) : undefined;
   const scorer = new RewardScorer(config.reward, config.reward.device);
   let reference: { params: TensorMap; version: number; digest: string } | undefined;
   const rewards: number[] = [];
@@ -159,12 +166,15 @@ export async function runSingleProcess(
       const images = new Float32Array(G * pix);
       const references = new Float32Array(G * pix);
       const noise = new Float32Array(G * pix);
+      const seeds = range(0, G).map((a) => rolloutNoiseSeed(config.run.seed, sampleId, a));
       for (let a = 0; a < G; a++) {
         images.set(image, a * pix);
         references.set(clean, a * pix);
-        noise.set(standardNormal(pix, rolloutNoiseSeed(config.run.seed, sampleId, a)), a * pix);
+        if (runner) noise.set(standardNormal(pix, seeds[a]!), a * pix);
       }
-      const roll = await runner.run(params, images, noise, G);
+      const roll = runner
+        ? await runner.run(params, images, noise, G)
+        : await flowRunner!.rollout(params, sampleId, image, seeds, dense).then((f) => ({ action: f.images, logp: new Float32Array(G), logpMap: new Float32Array(0), flowSteps: f.steps }));
       // reward worker: the clamped actions scored against the clean image; the maps travel as float16
       const sc = await scorer.score({ candidates: clamp01(roll.action), references, n: G, height: H, width: H }, dense);
       const components = range(0, G).map((a) => ({ ssim: sc.ssim[a]!, clip_cos: sc.clip_cos[a]! }));
@@ -184,7 +194,8 @@ export async function runSingleProcess(
         actions: range(0, G).map((a) => slice(roll.action, a)),
         logps: Array.from(roll.logp),
         versions: range(0, G).map(() => version),
-        ...(dense ? { logpMaps: range(0, G).map((a) => slice(roll.logpMap, a)) } : {}),
+        ...(dense && runner ? { logpMaps: range(0, G).map((a) => slice(roll.logpMap, a)) } : {}),
+        ...('flowSteps' in roll ? { flowSteps: roll.flowSteps } : {}),
         rewards: groupRewards, components,
         advantages: outcome.advantages,
         ...(outcome.advantageMaps ? { advantageMaps: outcome.advantageMaps } : {}),
@@ -194,8 +205,9 @@ export async function runSingleProcess(
     // learner
     const batch = assembleGrpoBatch(kept, H, dense);
     const ref = reference;
-    let refRunner: PolicyRunner | undefined;
-    const res = await grpoUpdate(trainer, { params: ref.params, runner: async () => (refRunner ??= runner) }, batch, hyper);
+    const res = trainer instanceof FlowTrainer
+      ? await flowGrpoUpdate(trainer, { params: ref.params, runner: async () => flowRunner! }, { ...batch, flow: batch.flow! }, hyper)
+      : await grpoUpdate(trainer, { params: ref.params, runner: async () => runner! }, batch, hyper);
     handled(res.step.applied);
     const n = stepComponents.length;
     const stepReward = rewards.slice(-n).reduce((s, x) => s + x, 0) / n;
@@ -205,7 +217,8 @@ export async function runSingleProcess(
   }
   const grpoSeconds = (performance.now() - t1) / 1000;
   const checkpoint = checkpointNow(reference);
-  await runner.release();
+  await runner?.release();
+  await flowRunner?.release();
   await scorer.close();
   await trainer.release();
   const actions = grpoSteps * g.samplesPerBatch * G;
@@ -232,6 +245,7 @@ export async function runRewardBackprop(
   config: RunConfig,
   opts: { params: TensorMap; steps: number; log?: (l: string) => void; budgetSeconds?: number },
 ): Promise<{ params: TensorMap; steps: number; seconds: number; rewards: number[] }> {
+  if (isFlowFamily(config)) throw new Error('reward backprop: defined for model.family gaussian only (the flow family samples through T steps)');
   const H = config.data.size;
   const pix = 3 * H * H;
   const dataset = await openRunDataset(config, 'train');

@@ -4,7 +4,11 @@ import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { modelOpset, serialize } from '../graph/onnx.ts';
 import { buildGrpoGraph, buildPolicyGraph, buildRewardBackpropGraph, buildRewardGraph, buildSftGraph, type Resolution } from './graphs.ts';
-import { policyParams, type PolicySpec } from './policy.ts';
+import { initPolicyParams, policyParams, type PolicySpec } from './policy.ts';
+import { samplerSpecOf, velocitySpecOf } from '../flow/config.ts';
+import { buildFlowGrpoGraph, buildFlowOdeSamplerGraph, buildFlowSftGraph, buildFlowStepGraph } from '../flow/graphs.ts';
+import { odePlan } from '../flow/sampler.ts';
+import { initVelocityParams, velocityParams } from '../flow/velocity.ts';
 import { differentiableEncoder, loadEncoder, PREPROCESS, type EncoderChoice, type EncoderModel } from './reward.ts';
 
 export function policySpecOf(config: RunConfig): PolicySpec {
@@ -20,9 +24,31 @@ export function paramShapes(spec: PolicySpec): Map<string, number[]> {
   return new Map(policyParams(spec).map((p) => [p.name, p.shape]));
 }
 
-export const policyModel = (config: RunConfig, resolution: Resolution = resolutionOf(config)): Uint8Array => serialize(buildPolicyGraph(policySpecOf(config), resolution));
-export const grpoModel = (config: RunConfig): Uint8Array => serialize(buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode));
-export const sftModel = (config: RunConfig): Uint8Array => serialize(buildSftGraph(policySpecOf(config), resolutionOf(config), config.sft.loss));
+// model.family = flow (docs/flow.md): the same entry points hand out the flow family's graphs, the
+// sampling step for the rollout, the Flow-GRPO and rectified-flow graphs for training, the unrolled ODE
+// sampler for export.
+const flowSpec = (config: RunConfig) => velocitySpecOf(config.model, config.flow);
+const isFlow = (config: RunConfig) => config.model.family === 'flow';
+
+/** Expected parameter names and shapes of the run's family, for checking checkpoints. */
+export function paramShapesOf(config: RunConfig): Map<string, number[]> {
+  return isFlow(config) ? new Map(velocityParams(flowSpec(config)).map((p) => [p.name, p.shape])) : paramShapes(policySpecOf(config));
+}
+
+/** The run's initial parameters (seeded by run.seed). */
+export function initialParamsOf(config: RunConfig): TensorMap {
+  return isFlow(config) ? initVelocityParams(flowSpec(config), config.run.seed) : initPolicyParams(policySpecOf(config), config.run.seed);
+}
+
+export const policyModel = (config: RunConfig, resolution: Resolution = resolutionOf(config)): Uint8Array => serialize(isFlow(config)
+  ? buildFlowStepGraph(flowSpec(config), resolution, config.flow.sde.type)
+  : buildPolicyGraph(policySpecOf(config), resolution));
+export const grpoModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
+  ? buildFlowGrpoGraph(flowSpec(config), resolutionOf(config), config.flow.sde.type, config.grpo.advantageMode)
+  : buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode));
+export const sftModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
+  ? buildFlowSftGraph(flowSpec(config), resolutionOf(config))
+  : buildSftGraph(policySpecOf(config), resolutionOf(config), config.sft.loss));
 
 /** Direct reward backprop (a reference, not GRPO): refused when the run's encoder is a user's ONNX file (forward only). */
 export function rewardBackpropModel(config: RunConfig): Uint8Array {
@@ -31,6 +57,13 @@ export function rewardBackpropModel(config: RunConfig): Uint8Array {
 }
 
 export function standalonePolicyModel(config: RunConfig, params: TensorMap): Uint8Array {
+  if (isFlow(config)) {
+    const f = samplerSpecOf(config.flow);
+    const plan = odePlan(config.flow.evalSteps, f.shift, f.start === 'noise' ? 1 : f.startT);
+    return serialize(buildFlowOdeSamplerGraph(flowSpec(config), resolutionOf(config), params, plan, { start: f.start }), {
+      docString: `recovery-grpo flow sampler with baked weights (ODE, ${config.flow.evalSteps} steps): image [N,3,H,W] in [0,1], noise [N,3,H,W] ~ N(0,1) -> restored [N,3,H,W] in image space`,
+    });
+  }
   return serialize(buildPolicyGraph(policySpecOf(config), resolutionOf(config), params), {
     docString: 'recovery-grpo policy with baked weights: image [N,3,H,W] in [0,1], noise [N,3,H,W] -> mean, action, logp',
   });

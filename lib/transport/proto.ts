@@ -58,6 +58,8 @@ export type {
   RewardComponents__Output,
 } from '../../proto/generated/recovery/v1/RewardComponents.ts';
 export type { TrainBatch, TrainBatch__Output } from '../../proto/generated/recovery/v1/TrainBatch.ts';
+export type { FlowStep, FlowStep__Output } from '../../proto/generated/recovery/v1/FlowStep.ts';
+export type { FlowRows, FlowRows__Output } from '../../proto/generated/recovery/v1/FlowRows.ts';
 export type { TrainResult, TrainResult__Output } from '../../proto/generated/recovery/v1/TrainResult.ts';
 export type { TaskError, TaskError__Output } from '../../proto/generated/recovery/v1/TaskError.ts';
 export type { CancelTask, CancelTask__Output } from '../../proto/generated/recovery/v1/CancelTask.ts';

@@ -4,6 +4,8 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { CancelTask as _recovery_v1_CancelTask, CancelTask__Output as _recovery_v1_CancelTask__Output } from './recovery/v1/CancelTask.ts';
 import type { Capabilities as _recovery_v1_Capabilities, Capabilities__Output as _recovery_v1_Capabilities__Output } from './recovery/v1/Capabilities.ts';
 import type { CheckpointRef as _recovery_v1_CheckpointRef, CheckpointRef__Output as _recovery_v1_CheckpointRef__Output } from './recovery/v1/CheckpointRef.ts';
+import type { FlowRows as _recovery_v1_FlowRows, FlowRows__Output as _recovery_v1_FlowRows__Output } from './recovery/v1/FlowRows.ts';
+import type { FlowStep as _recovery_v1_FlowStep, FlowStep__Output as _recovery_v1_FlowStep__Output } from './recovery/v1/FlowStep.ts';
 import type { Heartbeat as _recovery_v1_Heartbeat, Heartbeat__Output as _recovery_v1_Heartbeat__Output } from './recovery/v1/Heartbeat.ts';
 import type { Hello as _recovery_v1_Hello, Hello__Output as _recovery_v1_Hello__Output } from './recovery/v1/Hello.ts';
 import type { OrchestratorClient as _recovery_v1_OrchestratorClient, OrchestratorDefinition as _recovery_v1_OrchestratorDefinition } from './recovery/v1/Orchestrator.ts';
@@ -33,6 +35,8 @@ export interface ProtoGrpcType {
       CancelTask: MessageTypeDefinition<_recovery_v1_CancelTask, _recovery_v1_CancelTask__Output>
       Capabilities: MessageTypeDefinition<_recovery_v1_Capabilities, _recovery_v1_Capabilities__Output>
       CheckpointRef: MessageTypeDefinition<_recovery_v1_CheckpointRef, _recovery_v1_CheckpointRef__Output>
+      FlowRows: MessageTypeDefinition<_recovery_v1_FlowRows, _recovery_v1_FlowRows__Output>
+      FlowStep: MessageTypeDefinition<_recovery_v1_FlowStep, _recovery_v1_FlowStep__Output>
       Heartbeat: MessageTypeDefinition<_recovery_v1_Heartbeat, _recovery_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_recovery_v1_Hello, _recovery_v1_Hello__Output>
       Orchestrator: SubtypeConstructor<typeof grpc.Client, _recovery_v1_OrchestratorClient> & { service: _recovery_v1_OrchestratorDefinition }

@@ -20,14 +20,23 @@ const TINY = [
   'orchestrator.leaseSeconds=30', 'orchestrator.heartbeatSeconds=1',
 ];
 
-for (const mode of ['scalar', 'dense'] as const) {
-  test(`parity (${mode}): the pipeline's final checkpoint equals the single-process loop's, byte for byte`, { timeout: 240_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), `parity-${mode}-`));
+const FLOW = [
+  'model.family=flow', 'flow.steps=4', 'flow.evalSteps=3', 'flow.sde.window.size=1', 'flow.timeFrequencies=2', 'flow.timeWidth=4',
+];
+
+const cases = [
+  ...(['scalar', 'dense'] as const).map((mode) => ({ name: mode, mode, extra: [] as string[] })),
+  { name: 'flow, scalar', mode: 'scalar' as const, extra: FLOW },
+];
+
+for (const { name, mode, extra } of cases) {
+  test(`parity (${name}): the pipeline's final checkpoint equals the single-process loop's, byte for byte`, { timeout: 240_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), `parity-${name.replace(/\W+/g, '-')}-`));
     const log: string[] = [];
     let config: RunConfig | undefined;
     try {
       const summary = await runLocal({
-        out: dir, seed: 5, sftSteps: SFT, steps: GRPO, overrides: [...TINY, `grpo.advantageMode=${mode}`],
+        out: dir, seed: 5, sftSteps: SFT, steps: GRPO, overrides: [...TINY, `grpo.advantageMode=${mode}`, ...extra],
         rolloutWorkers: 1, rewardWorkers: 1, log: (l) => log.push(l), onStarted: (_s, info) => { config = info.config; },
       });
       assert.equal(summary.final_version, SFT + GRPO, log.slice(-20).join('\n'));

@@ -7,7 +7,10 @@ import { parseConfig } from '../../lib/config/index.ts';
 import { runFlowLoop } from '../../lib/flow/train-loop.ts';
 
 test('flow loop: SFT lowers the rectified-flow loss, GRPO steps run on-policy, evaluation is an SSIM', async () => {
-  const config = parseConfig({ data: { size: 12, source: { kind: 'procedural', count: 32 } } });
+  const config = parseConfig({
+    data: { size: 12, source: { kind: 'procedural', count: 32 } },
+    grpo: { groupSize: 4, clipLow: 1e-4, clipHigh: 1e-4, beta: 0.01, advantageMode: 'dense' },
+  });
   const result = await runFlowLoop(config, {
     model: { arch: 'resnet', width: 8, depth: 1, timeFrequencies: 4, timeWidth: 8 },
     sampler: { type: 'sde', steps: 4, a: 0.7, shift: 1, window: { size: 1, start: 'random' }, start: 'noise', startT: 1 },
@@ -15,7 +18,7 @@ test('flow loop: SFT lowers the rectified-flow loss, GRPO steps run on-policy, e
     evalStepsSweep: [2],
     evalItems: 4,
     sft: { steps: 40, batchSize: 8, lr: 3e-3 },
-    grpo: { steps: 2, groupSize: 4, samplesPerBatch: 2, clipLow: 1e-4, clipHigh: 1e-4, beta: 0.01, lr: 1e-3, advantageMode: 'dense' },
+    grpo: { steps: 2, samplesPerBatch: 2, lr: 1e-3 },
   });
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const first = avg(result.sftLoss.slice(0, 10));

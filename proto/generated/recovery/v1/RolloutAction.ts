@@ -1,6 +1,7 @@
 // Original file: proto/recovery.proto
 
 import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tensor__Output } from '../../recovery/v1/Tensor.ts';
+import type { FlowStep as _recovery_v1_FlowStep, FlowStep__Output as _recovery_v1_FlowStep__Output } from '../../recovery/v1/FlowStep.ts';
 
 export interface RolloutAction {
   'sample_id'?: (string);
@@ -21,6 +22,11 @@ export interface RolloutAction {
    * [3,H,W] per-element log-density; only if RolloutTask.want_logp_map (dense advantages)
    */
   'logp_map'?: (_recovery_v1_Tensor | null);
+  /**
+   * model.family = flow: `action` is the sampler's final image (image space), logp is unused (0), and each
+   * trained step of the trajectory (the SDE window) travels here, in step order (docs/flow.md).
+   */
+  'flow_steps'?: (_recovery_v1_FlowStep)[];
 }
 
 export interface RolloutAction__Output {
@@ -42,4 +48,9 @@ export interface RolloutAction__Output {
    * [3,H,W] per-element log-density; only if RolloutTask.want_logp_map (dense advantages)
    */
   'logp_map': (_recovery_v1_Tensor__Output | null);
+  /**
+   * model.family = flow: `action` is the sampler's final image (image space), logp is unused (0), and each
+   * trained step of the trajectory (the SDE window) travels here, in step order (docs/flow.md).
+   */
+  'flow_steps': (_recovery_v1_FlowStep__Output)[];
 }

@@ -2,6 +2,7 @@
 
 import type { TrainKind as _recovery_v1_TrainKind, TrainKind__Output as _recovery_v1_TrainKind__Output } from '../../recovery/v1/TrainKind.ts';
 import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tensor__Output } from '../../recovery/v1/Tensor.ts';
+import type { FlowRows as _recovery_v1_FlowRows, FlowRows__Output as _recovery_v1_FlowRows__Output } from '../../recovery/v1/FlowRows.ts';
 
 /**
  * Exactly-once: batch_seq counts 1, 2, 3, ... in the run. The learner applies a batch only if
@@ -54,6 +55,10 @@ export interface TrainBatch {
    * log-density [N,3,H,W].
    */
   'advantage_map'?: (_recovery_v1_Tensor | null);
+  /**
+   * model.family = flow: the rows the Flow-GRPO graph trains on; `logp_old` above is then absent.
+   */
+  'flow_rows'?: (_recovery_v1_FlowRows | null);
 }
 
 /**
@@ -107,4 +112,8 @@ export interface TrainBatch__Output {
    * log-density [N,3,H,W].
    */
   'advantage_map': (_recovery_v1_Tensor__Output | null);
+  /**
+   * model.family = flow: the rows the Flow-GRPO graph trains on; `logp_old` above is then absent.
+   */
+  'flow_rows': (_recovery_v1_FlowRows__Output | null);
 }

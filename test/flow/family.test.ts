@@ -1,0 +1,121 @@
+// The flow family as a policy of the pipeline: the configuration selects it and refuses bad settings at
+// load, the bundle hands out its graphs, the learner's rows recompute the rollout worker's log-probabilities
+// (first on-policy ratios within 1e-6 of 1) and the single-process specification trains it end to end.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
+import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf } from '../../lib/grpo/algorithm.ts';
+import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
+import { FlowRunner, FlowTrainer, flowSamplerName } from '../../lib/flow/family.ts';
+import { GraphSession } from '../../lib/graph/runtime.ts';
+import { initialParamsOf, paramShapesOf, standalonePolicyModel } from '../../lib/models/bundle.ts';
+import { velocityParams } from '../../lib/flow/velocity.ts';
+import { runSingleProcess } from '../../lib/local/single-process.ts';
+import { toFlowSpace, startNoise } from '../../lib/flow/rollout.ts';
+import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
+
+function tiny(extra: Record<string, unknown> = {}, mode: 'scalar' | 'dense' = 'scalar'): RunConfig {
+  return parseConfig({
+    data: { size: 12, source: { kind: 'procedural', count: 16 } },
+    model: { family: 'flow', arch: 'resnet', width: 4, depth: 1 },
+    flow: { steps: 4, evalSteps: 3, shift: 1, timeFrequencies: 2, timeWidth: 4, sde: { window: { size: 1, start: 'random' } } },
+    grpo: { groupSize: 3, samplesPerBatch: 2, steps: 2, advantageMode: mode, beta: 0.01 },
+    sft: { steps: 2, batchSize: 2 },
+    reward: { expression: 'ssim', weights: {} },
+    ...extra,
+  });
+}
+
+test('config: model.family flow mounts the flow section; a bad window is refused at load naming the field', () => {
+  const c = tiny();
+  assert.equal(c.model.family, 'flow');
+  assert.equal(parseConfig({}).model.family, 'gaussian');
+  assert.throws(() => parseConfig({ model: { family: 'flow' }, flow: { steps: 4, sde: { window: { size: 3, start: 1 } } } }), /flow\.sde\.window|sde.*window/);
+  assert.throws(() => parseConfig({ model: { family: 'flower' } }), /family/);
+  assert.match(flowSamplerName(c), /^flow \(ODE, 3 steps; trained with sde a=0\.7, 4 steps, window 1 at random/);
+  assert.deepEqual([...paramShapesOf(c).keys()], velocityParams({ arch: 'resnet', width: 4, depth: 1, timeFrequencies: 2, timeWidth: 4 }).map((p) => p.name));
+});
+
+for (const mode of ['scalar', 'dense'] as const) {
+  test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode})`, async () => {
+    const c = tiny({}, mode);
+    const H = c.data.size;
+    const pix = 3 * H * H;
+    const G = c.grpo.groupSize;
+    const params = initialParamsOf(c);
+    const runner = await FlowRunner.create(c);
+    const trainer = FlowTrainer.create(c, params);
+    const algo = compileAlgorithm(c);
+    const groups: TrainableGroup[] = [];
+    for (const id of ['s0', 's1']) {
+      const image = Float32Array.from({ length: pix }, (_, i) => (i % 7) / 7);
+      const seeds = Array.from({ length: G }, (_, a) => rolloutNoiseSeed(c.run.seed, id, a));
+      const roll = await runner.rollout(params, id, image, seeds, mode === 'dense');
+      // a re-run gives the same trajectory bit for bit
+      const again = await runner.rollout(params, id, image, seeds, mode === 'dense');
+      assert.deepEqual(again.images, roll.images);
+      assert.equal(roll.steps[0]!.length, 1, 'one trained step (the window)');
+      const components = Array.from({ length: G }, (_, a) => ({ ssim: 0.1 * a + (id === 's1' ? 0.05 : 0), clip_cos: 0 }));
+      const rewards = rewardsOf(algo, components);
+      const mapLen = 3 * (H - 10) ** 2;
+      const ssimMaps = Array.from({ length: G }, (_, a) => new Float32Array(mapLen).fill(components[a]!.ssim));
+      const o = advantagesOf(algo, { components, rewards, ...(mode === 'dense' ? { ssimMaps } : {}) });
+      assert.ok(o.kept);
+      groups.push({
+        sampleId: id, image, actions: Array.from({ length: G }, (_, a) => roll.images.slice(a * pix, (a + 1) * pix)),
+        logps: new Array(G).fill(0), versions: new Array(G).fill(0), rewards, components, advantages: o.advantages,
+        ...(o.advantageMaps ? { advantageMaps: o.advantageMaps } : {}), flowSteps: roll.steps,
+      });
+    }
+    const batch = assembleGrpoBatch(groups, H, mode === 'dense');
+    assert.equal(batch.flow!.rows, 2 * G);
+    const out = await trainer.grpoForward({ ...batch, flow: batch.flow!, refMean: await runner.referenceMean(params, { ...batch, flow: batch.flow! }) }, grpoHyper(c));
+    for (const r of out.ratio.data) assert.ok(Math.abs(r - 1) <= 1e-6, `ratio ${r}`);
+    assert.equal(out.clip_fraction.data[0], 0);
+    assert.ok(Math.abs(out.kl.data[0]!) < 1e-12, 'the reference is the policy itself');
+    if (mode === 'scalar') out.logp.data.forEach((lp, k) => assert.ok(Math.abs(lp - batch.flow!.logpOld[k]!) < 1e-6, `row ${k}: learner ${lp}, rollout ${batch.flow!.logpOld[k]}`));
+    await runner.release();
+    await trainer.release();
+  });
+}
+
+test('the single-process specification trains the flow family: SFT, Flow-GRPO over the trained steps, a checkpoint of velocity parameters', async () => {
+  const c = tiny();
+  const steps: Array<{ clipFraction: number; kl: number }> = [];
+  const r = await runSingleProcess(c, { onStep: (s) => steps.push(s) });
+  assert.equal(r.sftSteps, 2);
+  assert.equal(r.grpoSteps, 2);
+  assert.equal(r.checkpoint.meta.version, 4);
+  assert.deepEqual([...r.params.keys()].sort(), [...paramShapesOf(c).keys()].sort());
+  assert.equal(steps[0]!.clipFraction, 0, 'on-policy: nothing clipped');
+  assert.ok(steps[0]!.kl < 1e-12, 'the first update starts at the reference');
+  assert.ok(r.rewards.every(Number.isFinite));
+  // deterministic: the same run again gives the same checkpoint
+  const again = await runSingleProcess(c);
+  for (const [k, t] of r.params) assert.deepEqual(again.params.get(k)!.data, t.data, k);
+});
+
+test('the standalone export is the ODE sampler in image space, equal to FlowRunner.evaluate', async () => {
+  const c = tiny();
+  const H = c.data.size;
+  const pix = 3 * H * H;
+  const params = initialParamsOf(c);
+  for (const t of params.values()) for (let i = 0; i < t.data.length; i++) t.data[i]! += 0.01 * Math.sin(i + t.data.length);
+  const image = Float32Array.from({ length: 2 * pix }, (_, i) => (i % 11) / 11);
+  const runner = await FlowRunner.create(c);
+  const ids = ['a', 'b'];
+  const evaluated = await runner.evaluate(params, image, ids);
+  const again = await runner.evaluate(params, image, ids);
+  assert.deepEqual(again, evaluated, 'deterministic');
+  const { flowNoiseSeed } = await import('../../lib/flow/rollout.ts');
+  const noise = new Float32Array(2 * pix);
+  ids.forEach((id, i) => noise.set(startNoise(flowNoiseSeed(c.run.seed, `eval:${id}`, 0), pix), i * pix));
+  const session = await GraphSession.create(standalonePolicyModel(c, params));
+  const out = await session.run({ image: { data: image, dims: [2, 3, H, H] }, noise: { data: noise, dims: [2, 3, H, H] } });
+  let worst = 0;
+  out.restored.data.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - evaluated[i]!)); });
+  assert.ok(worst < 1e-5, `standalone vs evaluate: max |diff| ${worst}`);
+  assert.ok(toFlowSpace(image).length === image.length);
+  await session.release();
+  await runner.release();
+});
