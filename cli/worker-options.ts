@@ -5,6 +5,7 @@ import type { Argv } from 'yargs';
 import { loadConfig } from '../lib/config/index.ts';
 import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
 import type { WorkerHandle } from '../lib/worker/runtime.ts';
+import { setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
 
 export interface WorkerCliArgs {
@@ -27,6 +28,7 @@ export interface WorkerCliArgs {
   natsTlsKey?: string;
   maxBatch?: number;
   maxInFlight?: number;
+  threads?: number;
   config?: string;
 }
 
@@ -47,9 +49,11 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('tls-server-name', { type: 'string', describe: "name expected in the orchestrator's certificate when it differs from the dialled host" })
     .option('max-batch', { type: 'number', describe: 'most items / candidates / samples per task (Capabilities.max_batch)' })
     .option('max-in-flight', { type: 'number', describe: 'tasks held at once (Capabilities.max_in_flight)' })
+    .option('threads', { type: 'number', describe: `onnxruntime threads per operator for this process's graphs; 0 = one per core (default: the ${THREADS_ENV} environment variable, else 0). Give each role on a shared machine its share of the cores` })
     .option('config', { type: 'string', describe: 'a run configuration file: only its orchestrator / nats / metrics sections are used, as defaults for the flags above' })
     .check((a) => {
       if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together (mutual TLS needs both)');
+      if (a.threads !== undefined && (!Number.isInteger(a.threads) || a.threads < 0)) throw new Error(`--threads must be an integer >= 0 (0: one per core), got ${a.threads}`);
       return true;
     }) as unknown as Argv<T & WorkerCliArgs>;
 }
@@ -121,6 +125,11 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
     ...(a.maxInFlight !== undefined ? { maxInFlight: a.maxInFlight } : {}),
     handleSignals: true,
   };
+}
+
+/** Applies the process-wide settings among the flags (--threads) before the role creates its sessions. */
+export function applyProcessArgs(a: WorkerCliArgs): void {
+  if (a.threads !== undefined) setIntraOpThreads(a.threads);
 }
 
 /** Runs a role until it stops: exit code 0 after a clean stop (SIGTERM, SIGINT, Shutdown), 1 on a fatal error. */

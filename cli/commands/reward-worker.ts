@@ -1,12 +1,13 @@
 // `recovery-grpo reward-worker`: scores candidates (SSIM, embedding cosine) for the orchestrator (reward-worker/).
 import type { CommandModule } from 'yargs';
-import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../worker-options.ts';
+import { applyProcessArgs, runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../worker-options.ts';
 
 const command: CommandModule<object, WorkerCliArgs> = {
   command: 'reward-worker',
   describe: 'run a reward worker: SSIM and CLIP-embedding cosine of candidates against clean references',
   builder: (y) => withWorkerOptions(y, { deviceDefault: "the run config's reward.device" }) as never,
   handler: async (args) => {
+    applyProcessArgs(args);
     const { runRewardWorker } = await import('../../reward-worker/index.ts');
     await runUntilStopped(() => runRewardWorker(workerOptionsFromArgs(args)));
   },

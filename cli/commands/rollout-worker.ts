@@ -1,6 +1,6 @@
 // `recovery-grpo rollout-worker`: samples actions with the policy for the orchestrator (rollout-worker/).
 import type { CommandModule } from 'yargs';
-import { runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../worker-options.ts';
+import { applyProcessArgs, runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../worker-options.ts';
 
 interface Args extends WorkerCliArgs {
   versionWaitMs: number;
@@ -13,6 +13,7 @@ const command: CommandModule<object, Args> = {
     withWorkerOptions(y, { deviceDefault: 'cpu' })
       .option('version-wait-ms', { type: 'number', default: 30_000, describe: 'how long a task may wait for the policy version it needs before it fails (retryable)' }) as never,
   handler: async (args) => {
+    applyProcessArgs(args);
     const { runRolloutWorker } = await import('../../rollout-worker/index.ts');
     await runUntilStopped(() => runRolloutWorker({ ...workerOptionsFromArgs(args), versionWaitMs: args.versionWaitMs }));
   },

@@ -14,14 +14,34 @@ export type Fetches = Record<string, Feed>;
 
 export interface SessionOptions {
   device?: Device;
-  /** Threads for one operator; 0 lets ORT decide. */
+  /** Threads for one operator; 0 lets ORT decide (one per core). Default: intraOpThreads(). */
   intraOpThreads?: number;
 }
 
-/** RECOVERY_GRPO_THREADS caps onnxruntime's threads per operator (0 or unset: ORT decides). */
-function threadsFromEnv(): number {
-  const n = Number(process.env.RECOVERY_GRPO_THREADS ?? 0);
-  return Number.isInteger(n) && n >= 0 ? n : 0;
+export const THREADS_ENV = 'RECOVERY_GRPO_THREADS';
+
+function checkThreads(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${what}: onnxruntime threads per operator must be an integer >= 0 (0: one per core), got ${n}`);
+  return n;
+}
+
+let processThreads: number | undefined;
+
+/**
+ * Sets the threads per operator of every session this process creates from now on. Each worker role is
+ * its own process (--threads), so this is the per-role setting: on a shared machine the learner's,
+ * rollout workers' and reward workers' pools would otherwise each take every core. Results do not
+ * depend on it (test/models/threads.test.ts).
+ */
+export function setIntraOpThreads(n: number): void {
+  processThreads = checkThreads(n, '--threads');
+}
+
+/** The process's threads per operator: setIntraOpThreads, else $RECOVERY_GRPO_THREADS, else 0 (ORT: one per core). */
+export function intraOpThreads(): number {
+  if (processThreads !== undefined) return processThreads;
+  const env = process.env[THREADS_ENV];
+  return env === undefined || env === '' ? 0 : checkThreads(Number(env), THREADS_ENV);
 }
 
 export class GraphSession {
@@ -35,7 +55,7 @@ export class GraphSession {
     const session = await ort.InferenceSession.create(model, {
       executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
       graphOptimizationLevel: 'all',
-      intraOpNumThreads: opts.intraOpThreads ?? threadsFromEnv(),
+      intraOpNumThreads: checkThreads(opts.intraOpThreads ?? intraOpThreads(), 'intraOpThreads'),
       // Several processes share the cores (rollout, reward, learner): idle threads must not spin.
       extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     });

@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type RunConfig } from '../config/index.ts';
@@ -15,6 +16,7 @@ import { evaluate, firstSamples, outputImage, type EvalReport } from '../eval/ev
 import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
 import { Supervisor } from './supervisor.ts';
+import { THREADS_ENV } from '../graph/runtime.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
 const ENSURE_NATS = fileURLToPath(new URL('../../scripts/ensure-nats-server.sh', import.meta.url));
@@ -28,11 +30,27 @@ export interface LocalRunOptions {
   overrides?: string[];
   rolloutWorkers?: number;
   rewardWorkers?: number;
+  /**
+   * onnxruntime threads per operator for each role's processes (--threads). Default: the cores shared
+   * evenly among the learner, rollout and reward processes (at least 1 each), unless
+   * $RECOVERY_GRPO_THREADS is set, which then applies to every role.
+   */
+  threads?: Partial<Record<OrtRole, number>>;
   /** Reuse a reachable NATS server instead of starting one. */
   natsUrl?: string;
   log?: (line: string) => void;
   /** Called once every process is up (fault tests inject faults from here). */
   onStarted?: (s: Supervisor, info: { grpcPort: number; natsPort: number; metricsPort: number; metricsPorts: Record<string, number>; config: RunConfig }) => void;
+}
+
+type OrtRole = 'learner' | 'rollout-worker' | 'reward-worker';
+
+/** The --threads each role gets: explicit settings, else an even share of the cores (none when THREADS_ENV is set). */
+export function roleThreads(o: Pick<LocalRunOptions, 'threads' | 'rolloutWorkers' | 'rewardWorkers'>, cores = availableParallelism()): Partial<Record<OrtRole, number>> {
+  const processes = 1 + (o.rolloutWorkers ?? 1) + (o.rewardWorkers ?? 1);
+  const share = Math.max(1, Math.floor(cores / processes));
+  const even = process.env[THREADS_ENV] ? {} : { learner: share, 'rollout-worker': share, 'reward-worker': share };
+  return { ...even, ...o.threads };
 }
 
 export interface Summary {
@@ -138,12 +156,14 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     });
     // Every process gets a fixed metrics port (kept across restarts), so it can be scraped.
     const metricsPorts: Record<string, number> = { orchestrator: metricsPort };
-    const worker = async (role: string, name: string) => {
+    const threads = roleThreads(o);
+    const worker = async (role: OrtRole, name: string) => {
       metricsPorts[name] = await freePort();
+      const t = threads[role];
       sup.start({
         name,
         command: process.execPath,
-        args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name],
+        args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : [])],
         doneOnExitCode: 0,
         env: { RECOVERY_GRPO_LOG_FORMAT: 'text' },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.

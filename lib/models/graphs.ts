@@ -209,7 +209,7 @@ export function buildRewardBackpropGraph(
   const dSsim = g.input('d_ssim', ['N']);
   const dClip = g.input('d_clip_cos', ['N']);
   const candidate = clip(policyMean(spec, params, image), 0, 1);
-  const s = ssim(candidate, reference);
+  const s = ssim(candidate, reference, { fold: false }); // differentiable ops only
   const cos = embeddingCosine(candidate, reference, { name: encoderName, preprocess, encode: encode ?? builtinEncoder });
   const loss = neg(reduceMean(add(mul(dSsim, s), mul(dClip, cos))));
   g.output('loss', loss);

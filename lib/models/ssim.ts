@@ -3,7 +3,7 @@
 // windows only, per-channel population statistics, and the mean over channels and windows.
 
 import type { Value } from '../graph/graph.ts';
-import { add, concat, conv, div, mul, reduceMean, slice, sub } from '../graph/ops.ts';
+import { add, concat, conv, div, mul, reduceMean, reshape, shapeOf, slice, sub } from '../graph/ops.ts';
 
 export const SSIM_WINDOW = 11;
 
@@ -34,18 +34,69 @@ function gaussianFilter(x: Value): Value {
   return conv(conv(x, vertical, undefined, { group: c }), horizontal, undefined, { group: c });
 }
 
+/**
+ * Channels per folded Conv: onnxruntime's NCHWc depthwise kernel works on blocks of 8 (AVX2) or 16
+ * (AVX-512) channels and pads any other count up to a block, so 12 stacked channels cost 16. 48 is a
+ * multiple of both blocks and of 3 and 12.
+ */
+export const SSIM_FOLD_CHANNELS = 48;
+
+/**
+ * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 48, H, W]: the tensors are
+ * stacked along the batch (zero images pad the count of planes to a multiple of 48, computed at run time
+ * from N), so the channel count needs no padding and the kernel runs on whole blocks. Each plane is
+ * filtered on its own with the same taps in the same order, so every value equals gaussianFilter's.
+ * Forward only: the run-time padding and split are not differentiable graph ops.
+ */
+function foldedGaussianFilter(xs: Value[]): Value[] {
+  const g = xs[0].graph;
+  const [, cDim, h, w] = xs[0].shape;
+  const c = cDim as number;
+  const F = SSIM_FOLD_CHANNELS;
+  if (F % c !== 0) throw new Error(`ssim: ${c} channels do not divide the fold of ${F}`);
+  const perGroup = F / c; // images of c channels per folded Conv input
+  const int = (op: string, a: Value, b: number) => g.emit(op, [a, g.ints([b])], {}, [{ dtype: 'int64', shape: [1] }])[0];
+  // padding = (perGroup - (len(xs) * N) mod perGroup) mod perGroup zero images
+  const n = slice(shapeOf(xs[0]), [0], [1], [0]);
+  const rest = int('Mod', int('Mul', n, xs.length), perGroup);
+  const padding = int('Mod', g.emit('Sub', [g.ints([perGroup]), rest], {}, [{ dtype: 'int64', shape: [1] }])[0], perGroup);
+  const zeroShape = g.emit('Concat', [padding, g.ints([c, h as number, w as number])], { axis: 0 }, [{ dtype: 'int64', shape: [4] }])[0];
+  const zeros = g.emit('Expand', [g.scalar(0), zeroShape], {}, [{ dtype: 'float32', shape: ['P', c, h, w] }])[0];
+  const stacked = g.emit('Concat', [...xs, zeros], { axis: 0 }, [{ dtype: 'float32', shape: ['S', c, h, w] }])[0];
+  const filtered = gaussianFilter(reshape(stacked, ['G', F, h, w]));
+  const [, , fh, fw] = filtered.shape;
+  const planes = reshape(filtered, ['S', c, fh, fw]);
+  const sizes = g.emit('Concat', [...xs.map(() => n), padding], { axis: 0 }, [{ dtype: 'int64', shape: [xs.length + 1] }])[0];
+  const parts = g.emit('Split', [planes, sizes], { axis: 0 }, [...xs, zeros].map((x) => ({ dtype: 'float32' as const, shape: [x.shape[0], c, fh, fw] })));
+  return parts.slice(0, xs.length);
+}
+
+export interface SsimOptions {
+  /**
+   * true (default): the fast folded filter (forward only). false: one Conv over the stacked channels,
+   * built from differentiable ops (graphs that take gradients through SSIM). Both give the same values.
+   */
+  fold?: boolean;
+}
+
 /** The SSIM map [N,3,H-10,W-10] of `x` against `y` (both [N,3,H,W] in [0,1]). */
-export function ssimMap(x: Value, y: Value): Value {
+export function ssimMap(x: Value, y: Value, opts: SsimOptions = {}): Value {
   const [, c, h, w] = x.shape;
   if (typeof h !== 'number' || typeof w !== 'number' || h < SSIM_WINDOW || w < SSIM_WINDOW) {
     throw new Error(`ssim: images must be at least ${SSIM_WINDOW}x${SSIM_WINDOW}, got ${h}x${w}`);
   }
   const C = c as number;
   // SSIM needs only the sum of the two variances, so four statistics suffice: E[x], E[y], E[x^2 + y^2]
-  // and E[xy], filtered in one pass with the four stacked along channels.
-  const f = gaussianFilter(concat([x, y, add(mul(x, x), mul(y, y)), mul(x, y)], 1));
-  const part = (i: number) => slice(f, [i * C], [(i + 1) * C], [1]);
-  const [mx, my, exxyy, exy] = [0, 1, 2, 3].map(part);
+  // and E[xy], filtered in one pass.
+  const stats = [x, y, add(mul(x, x), mul(y, y)), mul(x, y)];
+  let mx: Value, my: Value, exxyy: Value, exy: Value;
+  if (opts.fold ?? true) {
+    [mx, my, exxyy, exy] = foldedGaussianFilter(stats);
+  } else {
+    const f = gaussianFilter(concat(stats, 1));
+    const part = (i: number) => slice(f, [i * C], [(i + 1) * C], [1]);
+    [mx, my, exxyy, exy] = [0, 1, 2, 3].map(part);
+  }
   const mxy = mul(mx, my);
   const mxx = mul(mx, mx);
   const myy = mul(my, my);
@@ -57,6 +108,6 @@ export function ssimMap(x: Value, y: Value): Value {
 }
 
 /** Mean SSIM per image, [N]. */
-export function ssim(x: Value, y: Value): Value {
-  return reduceMean(ssimMap(x, y), [1, 2, 3]);
+export function ssim(x: Value, y: Value, opts: SsimOptions = {}): Value {
+  return reduceMean(ssimMap(x, y, opts), [1, 2, 3]);
 }
