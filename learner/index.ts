@@ -29,7 +29,7 @@ import { grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
-import { initPolicyParams } from '../lib/models/policy.ts';
+import { baseDigestOf, initPolicyParams, klReferenceParams } from '../lib/models/policy.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
@@ -125,6 +125,8 @@ class LearnerRole implements WorkerRoleImpl {
   private closed = false;
   private height = 0;
   private width = 0;
+  /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
+  private baseDigest: string | undefined;
 
   constructor(
     private readonly device: Device,
@@ -162,6 +164,7 @@ class LearnerRole implements WorkerRoleImpl {
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const spec = policySpecOf(ctx.config);
     const shapes = paramShapes(spec);
+    this.baseDigest = baseDigestOf(spec);
     let latest: Announcement | null;
     let skipRecord: SkipRecord | null = null;
     try {
@@ -199,7 +202,8 @@ class LearnerRole implements WorkerRoleImpl {
       const refDigest = ck.meta.extra.ref_digest;
       if (refVersion !== undefined) {
         if (!refDigest || !DIGEST_PATTERN.test(refDigest)) throw new WorkerFatalError(`${source}: extra.ref_version is set but extra.ref_digest is missing or malformed`);
-        this.refParams = (await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`)).params;
+        const atStart = (await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`)).params;
+        this.refParams = klReferenceParams(spec, ctx.config.run.seed, atStart);
       }
       this.params = ck.params;
       this.trainer = PolicyTrainer.create(ctx.config, this.params, { device: this.device, ...(ck.optimizer ? { optimizerState: ck.optimizer } : {}) });
@@ -221,7 +225,7 @@ class LearnerRole implements WorkerRoleImpl {
 
   private async fetchOrFail(ann: Pick<Announcement, 'version' | 'digest'>, shapes: ReadonlyMap<string, readonly number[]>, what: string) {
     try {
-      return await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes });
+      return await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes, baseDigest: this.baseDigest });
     } catch (e) {
       if (e instanceof CheckpointIntegrityError || e instanceof CheckpointError) {
         throw new WorkerFatalError(`cannot resume from ${what} (v${ann.version}): ${(e as Error).message}. Refusing to start rather than train from unverified weights.`);
@@ -369,7 +373,7 @@ class LearnerRole implements WorkerRoleImpl {
     const st = this.st!;
     st.refVersion = st.version;
     st.refDigest = st.latest!.digest;
-    this.refParams = startGrpoPhase(this.params!, this.trainer!.optimizer);
+    this.refParams = klReferenceParams(policySpecOf(this.ctx.config), this.ctx.config.run.seed, startGrpoPhase(this.params!, this.trainer!.optimizer));
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
   }
 
@@ -396,7 +400,7 @@ class LearnerRole implements WorkerRoleImpl {
   /** Publishes the checkpoint of `s`, retrying until it is stored and announced (or the learner stops). */
   private async publish(s: LearnerState): Promise<Announcement> {
     const ckpt = trainingCheckpoint(
-      { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest },
+      { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest },
       this.params!, this.trainer!.optimizer.exportState(),
     );
     return this.retrying(`publishing checkpoint v${s.version}`, () => publishCheckpoint(this.store, ckpt));

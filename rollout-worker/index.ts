@@ -15,6 +15,7 @@ import { standardNormal } from '../lib/data/random.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { paramShapes, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
+import { baseDigestOf } from '../lib/models/policy.ts';
 import {
   CheckpointStore,
   encodeTensor,
@@ -27,6 +28,7 @@ import {
   resolveWorkerOptions,
   RetryableWorkerError,
   startWorker,
+  WorkerFatalError,
   type RoleContext,
   type WorkerHandle,
   type WorkerOptions,
@@ -140,7 +142,7 @@ class RolloutRole implements WorkerRoleImpl {
           ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
         },
       });
-      this.follower = new PolicyFollower(ctx, store, paramShapes(policySpecOf(ctx.config)), () => this.kick());
+      this.follower = new PolicyFollower(ctx, store, paramShapes(policySpecOf(ctx.config)), () => this.kick(), baseDigestOf(policySpecOf(ctx.config)));
       await this.follower.start();
     } catch (e) {
       await this.follower?.stop();
@@ -148,6 +150,7 @@ class RolloutRole implements WorkerRoleImpl {
       throw new RetryableWorkerError(`cannot follow the checkpoints of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
     }
     await this.follower.swapToNewest();
+    if (this.follower.baseMismatch) throw new WorkerFatalError(this.follower.baseMismatch);
     this.loopDone = this.loop();
   }
 

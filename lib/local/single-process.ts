@@ -31,7 +31,7 @@ import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, startGrpoPhase } 
 import { assembleGrpoBatch, type TrainableGroup } from '../grpo/batch.ts';
 import { groupSampleId, grpoCursors, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
 import { grpoUpdate } from '../grpo/update.ts';
-import { initPolicyParams } from '../models/policy.ts';
+import { baseDigestOf, initPolicyParams, klReferenceParams } from '../models/policy.ts';
 import { policySpecOf } from '../models/bundle.ts';
 import { ssimMapSize } from '../models/ssim.ts';
 import { PolicyRunner } from '../models/runner.ts';
@@ -112,7 +112,7 @@ export async function runSingleProcess(
   };
   const checkpointNow = (ref?: { version: number; digest: string }) => trainingCheckpoint({
     runId, configHash: hash, version, step: version, lastBatchSeq: seq, lastBatchId,
-    ...(ref ? { refVersion: ref.version, refDigest: ref.digest } : {}),
+    ...(ref ? { refVersion: ref.version, refDigest: ref.digest } : {}), baseDigest: baseDigestOf(policySpecOf(config)),
   }, params, trainer.optimizer.exportState());
 
   const budgetMs = (opts.budgetSeconds ?? Infinity) * 1000;
@@ -146,7 +146,7 @@ export async function runSingleProcess(
     if (!reference) {
       // The version GRPO starts from is the reference; its checkpoint was published before the phase began.
       const digest = `sha256:${encodeCheckpoint(checkpointNow()).digest}`;
-      reference = { params: startGrpoPhase(params, trainer.optimizer), version, digest };
+      reference = { params: klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer)), version, digest };
     }
     const kept: TrainableGroup[] = [];
     const stepComponents: Array<Record<string, number>> = [];
