@@ -23,7 +23,7 @@ import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { CheckpointError, cloneTensorMap, type TensorMap } from '../lib/checkpoint/index.ts';
+import { CheckpointError, cloneTensorMap, encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { grpoHyper, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
 import { grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import type { RunConfig } from '../lib/config/index.ts';
@@ -45,6 +45,7 @@ import {
 import {
   checkpointRef,
   fetchCheckpoint,
+  LearnerStateStore,
   publishCheckpoint,
   resolveWorkerOptions,
   RetryableWorkerError,
@@ -113,6 +114,8 @@ class LearnerRole implements WorkerRoleImpl {
   readonly taskKind = 'train_batch' as const;
   private ctx!: RoleContext;
   private store!: CheckpointStore;
+  /** The optimizer state, the learner's alone (never broadcast). */
+  private learnerState!: LearnerStateStore;
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
   /** The GRPO step's hyper-parameters: the run's settings, fed to the training graph explicitly. */
   private hyper!: GrpoHyper;
@@ -181,6 +184,7 @@ class LearnerRole implements WorkerRoleImpl {
           ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
         },
       });
+      this.learnerState = await LearnerStateStore.open(ctx.nc, ctx.runId);
       latest = await this.store.latest();
     } catch (e) {
       throw new RetryableWorkerError(`cannot read the latest checkpoint of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
@@ -191,7 +195,8 @@ class LearnerRole implements WorkerRoleImpl {
       if (ck.meta.configHash !== ctx.configHash) {
         ctx.log.warn(`${source} was written under another run configuration (hash ${ck.meta.configHash.slice(0, 12)}, now ${ctx.configHash.slice(0, 12)}); resuming anyway`);
       }
-      if (!ck.optimizer) ctx.log.warn(`${source} has no optimizer state: resuming with a fresh AdamW`);
+      const optimizer = ck.optimizer ?? (await this.optimizerStateOf(latest, ck.params));
+      if (!optimizer) ctx.log.warn(`${source} has no optimizer state in ${this.learnerState.bucket}: resuming with a fresh AdamW`);
       let lastBatchSeq = uintExtra(ck.meta.extra, 'last_batch_seq', source) ?? Number(/-b(\d+)$/.exec(ck.meta.lastBatchId ?? '')?.[1] ?? 0);
       // batches skipped as non-finite after this checkpoint: recorded durably before they were acknowledged
       if (skipRecord && skipRecord.version === latest.version && skipRecord.digest === latest.digest && skipRecord.last_batch_seq > lastBatchSeq) {
@@ -206,7 +211,7 @@ class LearnerRole implements WorkerRoleImpl {
         this.refParams = klReferenceParams(spec, ctx.config.run.seed, atStart);
       }
       this.params = ck.params;
-      this.trainer = PolicyTrainer.create(ctx.config, this.params, { device: this.device, ...(ck.optimizer ? { optimizerState: ck.optimizer } : {}) });
+      this.trainer = PolicyTrainer.create(ctx.config, this.params, { device: this.device, ...(optimizer ? { optimizerState: optimizer } : {}) });
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
@@ -231,6 +236,16 @@ class LearnerRole implements WorkerRoleImpl {
         throw new WorkerFatalError(`cannot resume from ${what} (v${ann.version}): ${(e as Error).message}. Refusing to start rather than train from unverified weights.`);
       }
       throw new RetryableWorkerError(`cannot fetch ${what} (v${ann.version}): ${(e as Error).message}`);
+    }
+  }
+
+  /** The learner's own AdamW moments of checkpoint `ann` (null when none were stored). */
+  private async optimizerStateOf(ann: Announcement, params: TensorMap) {
+    try {
+      return (await this.learnerState.get(ann.version, ann.digest, params))?.state ?? null;
+    } catch (e) {
+      if (e instanceof CheckpointError) throw new WorkerFatalError(`cannot resume the optimizer of checkpoint v${ann.version}: ${e.message}`);
+      throw new RetryableWorkerError(`cannot read the optimizer state of checkpoint v${ann.version}: ${(e as Error).message}`);
     }
   }
 
@@ -401,9 +416,13 @@ class LearnerRole implements WorkerRoleImpl {
   private async publish(s: LearnerState): Promise<Announcement> {
     const ckpt = trainingCheckpoint(
       { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest },
-      this.params!, this.trainer!.optimizer.exportState(),
+      this.params!,
     );
-    return this.retrying(`publishing checkpoint v${s.version}`, () => publishCheckpoint(this.store, ckpt));
+    const encoded = encodeCheckpoint(ckpt);
+    // the moments first, so that every published checkpoint has them (learner-state.ts)
+    const state = { version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState() };
+    await this.retrying(`storing the optimizer state of v${s.version}`, () => this.learnerState.put(state));
+    return this.retrying(`publishing checkpoint v${s.version}`, () => publishCheckpoint(this.store, ckpt, {}, encoded));
   }
 
   /** Runs `fn` until it succeeds; gives up (AbandonedError) only when the learner stops. */
@@ -422,6 +441,7 @@ class LearnerRole implements WorkerRoleImpl {
   private async prune(s: LearnerState): Promise<void> {
     try {
       await this.store.prune(checkpointsToKeep(this.ctx.config), { keep: s.refVersion !== undefined ? [s.refVersion] : [] });
+      await this.learnerState.prune(s.version);
     } catch (e) {
       this.ctx.log.warn(`pruning old checkpoints failed (they stay; next time): ${(e as Error).message}`);
     }

@@ -113,7 +113,7 @@ export async function runSingleProcess(
   const checkpointNow = (ref?: { version: number; digest: string }) => trainingCheckpoint({
     runId, configHash: hash, version, step: version, lastBatchSeq: seq, lastBatchId,
     ...(ref ? { refVersion: ref.version, refDigest: ref.digest } : {}), baseDigest: baseDigestOf(policySpecOf(config)),
-  }, params, trainer.optimizer.exportState());
+  }, params);
 
   const budgetMs = (opts.budgetSeconds ?? Infinity) * 1000;
   const t0 = performance.now();

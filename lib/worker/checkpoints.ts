@@ -2,7 +2,6 @@
 // parameter names and shapes, run id, version) and publish (encode, digest, put). Every refusal is an Error
 // naming the checkpoint and the problem; nothing half-verified is ever returned.
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type DecodedCheckpoint, type TensorMap } from '../checkpoint/index.ts';
-import type { AdamWState } from '../optim/adamw.ts';
 import type { Announcement, CheckpointRef, CheckpointStore } from '../transport/index.ts';
 
 /** Metadata key of the frozen base's digest (checkpoints of an imported network carry only what trains). */
@@ -52,9 +51,14 @@ export async function fetchCheckpoint(
   return { ...ckpt, announcement, size: bytes.length };
 }
 
-/** Encodes and publishes a checkpoint as version meta.version; returns its announcement. */
-export async function publishCheckpoint(store: CheckpointStore, ckpt: Checkpoint, announceMeta: Record<string, unknown> = {}): Promise<Announcement> {
-  const { bytes, digest } = encodeCheckpoint(ckpt);
+/** Encodes (unless `encoded` is given) and publishes a checkpoint as version meta.version; returns its announcement. */
+export async function publishCheckpoint(
+  store: CheckpointStore,
+  ckpt: Checkpoint,
+  announceMeta: Record<string, unknown> = {},
+  encoded: { bytes: Uint8Array; digest: string } = encodeCheckpoint(ckpt),
+): Promise<Announcement> {
+  const { bytes, digest } = encoded;
   return store.put(ckpt.meta.version, bytes, `sha256:${digest}`, {
     step: ckpt.meta.step,
     last_batch_id: ckpt.meta.lastBatchId,
@@ -86,13 +90,17 @@ export interface TrainingPosition {
   baseDigest?: string | undefined;
 }
 
-/** The checkpoint of a training position, as the learner publishes it (and the single-process loop rebuilds it). */
-export function trainingCheckpoint(p: TrainingPosition, params: TensorMap, optimizer: AdamWState): Checkpoint {
+/**
+ * The checkpoint of a training position, as the learner publishes it (and the single-process loop rebuilds it):
+ * the parameters that train and the metadata, never the optimizer state, which stays with the learner
+ * (learner-state.ts) because followers do not need it.
+ */
+export function trainingCheckpoint(p: TrainingPosition, params: TensorMap): Checkpoint {
   const extra: Record<string, string> = { last_batch_seq: String(p.lastBatchSeq) };
   if (p.refVersion !== undefined) {
     extra.ref_version = String(p.refVersion);
     extra.ref_digest = p.refDigest!;
   }
   if (p.baseDigest !== undefined) extra[BASE_DIGEST_KEY] = p.baseDigest;
-  return { meta: { runId: p.runId, version: p.version, step: p.step, lastBatchId: p.lastBatchId, configHash: p.configHash, extra }, params, optimizer };
+  return { meta: { runId: p.runId, version: p.version, step: p.step, lastBatchId: p.lastBatchId, configHash: p.configHash, extra }, params };
 }
