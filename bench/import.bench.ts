@@ -107,7 +107,7 @@ export async function run(): Promise<void> {
       writeFileSync(configFile, JSON.stringify(config));
       const [line] = (await runChild(['learner', configFile, String(STEPS)]).done).slice(-1);
       const l = JSON.parse(line!) as { importMs: number; stepMs: number; maxRssMB: number };
-      console.log(`| ${name} | ${trained.toLocaleString('en')} (${((100 * trained) / total).toFixed(2)}%) | ${b.bytes.toLocaleString('en')} | ${optimBytes.toLocaleString('en')} | ${b.seconds.toFixed(2)} s | ${(l.stepMs / 1000).toFixed(2)} s | ${l.maxRssMB.toFixed(0)} MB |`);
+      console.log(`| ${name} | ${trained.toLocaleString('en')} (${((100 * trained) / total).toFixed(2)}%) | ${b.bytes.toLocaleString('en')} | ${optimBytes.toLocaleString('en')} | ${b.seconds.toFixed(2)} s | ${l.stepMs.toFixed(0)} ms | ${l.maxRssMB.toFixed(0)} MB |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
