@@ -74,8 +74,18 @@ async function broadcastSeconds(config: RunConfig, dir: string, tag: string): Pr
     await allReady;
     const nc = await connectNats({ url: nats.url, name: 'bench-learner' });
     const store = await CheckpointStore.open(nc, { runId: config.run.id });
-    const t0 = Date.now();
-    await store.put(1, encoded.bytes, `sha256:${encoded.digest}`);
+    // as the learner does, a put that times out (a loaded machine) is retried; the time counts from the last attempt
+    let t0 = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        t0 = Date.now();
+        await store.put(1, encoded.bytes, `sha256:${encoded.digest}`);
+        break;
+      } catch (e) {
+        if (attempt === 3) throw e;
+        console.log(`  (${tag}: put attempt ${attempt} failed: ${(e as Error).message}; retrying)`);
+      }
+    }
     await Promise.all(followers.map((f) => f.done));
     await nc.close();
     return { seconds: (Math.max(...doneAt) - t0) / 1000, bytes: encoded.bytes.length };
