@@ -1,8 +1,8 @@
 // The learner: applies each TrainBatch exactly once, one policy version per applied batch, and publishes every
 // version to the checkpoint store before acknowledging it.
 //
-// - Start (after Welcome): resume from the store's latest checkpoint (parameters, AdamW state, last batch seq,
-//   KL reference version; all verified), or, when the store is empty, initialise with
+// - Start (after Welcome): resume from the store's latest checkpoint (parameters, last batch seq, KL reference
+//   version; all verified) and its AdamW state from the learner's own store, or, when the store is empty, initialise with
 //   initPolicyParams(spec, run.seed) and publish version 0.
 // - Exactly once by batch_seq: applied only if batch_seq == last handled + 1; a seq already handled is answered
 //   applied=false, skipped_reason 'duplicate' with the current version; a gap is TaskError 'gap' naming the
@@ -13,7 +13,8 @@
 //   per-element behaviour log-density [N,3,H,W] and advantage_map [N,3,h,w] (ssimMapSize) carries the SSIM part. The
 //   first GRPO batch also starts a fresh AdamW state (stage II is a new optimisation): lib/grpo/algorithm.ts
 //   startGrpoPhase. The step itself is lib/grpo/update.ts grpoUpdate, the one the single-process loop runs.
-// - Applied: version + 1 -> checkpoint (params + AdamW state + meta) -> CheckpointStore.put -> prune to the newest
+// - Applied: version + 1 -> AdamW state to the learner's own store (LearnerStateStore, never broadcast) ->
+//   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put -> prune to the newest
 //   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
 //   retried until it succeeds (the batch stays unacknowledged meanwhile; its lease is renewed by heartbeats).
 // - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
