@@ -43,11 +43,12 @@ function exportUnet(path: string): number {
 }
 
 /** Runs a child process; resolves its stdout lines, calling onLine for each as it arrives. */
-function runChild(args: string[], onLine: (l: string) => void = () => {}): { done: Promise<string[]> } {
+function runChild(args: string[], onLine: (l: string) => void = () => {}): { done: Promise<string[]>; stop: () => void } {
   const p = spawn(process.execPath, ['--import', 'tsx', child, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];
   createInterface({ input: p.stdout! }).on('line', (l) => { lines.push(l); onLine(l); });
   return {
+    stop: () => { if (p.exitCode === null) p.kill('SIGTERM'); },
     done: new Promise((resolve, reject) => p.once('exit', (code) => (code === 0 ? resolve(lines) : reject(new Error(`${args[0]} exited with ${code}`))))),
   };
 }
@@ -61,12 +62,13 @@ async function broadcastSeconds(config: RunConfig, dir: string, tag: string): Pr
   writeFileSync(shapesFile, JSON.stringify([...paramShapes(spec)]));
   writeFileSync(`${shapesFile}.base`, JSON.stringify(baseDigestOf(spec)));
   const nats = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `${tag}-nats`) });
+  let followers: ReturnType<typeof runChild>[] = [];
   try {
     let ready = 0;
     let signalReady!: () => void;
     const allReady = new Promise<void>((r) => (signalReady = r));
     const doneAt: number[] = [];
-    const followers = Array.from({ length: FOLLOWERS }, () => runChild(['follower', nats.url, config.run.id, shapesFile, '1'], (l) => {
+    followers = Array.from({ length: FOLLOWERS }, () => runChild(['follower', nats.url, config.run.id, shapesFile, '1'], (l) => {
       if (l === 'ready' && ++ready === FOLLOWERS) signalReady();
       const m = /^done \d+ (\d+)/.exec(l);
       if (m) doneAt.push(Number(m[1]));
@@ -90,6 +92,7 @@ async function broadcastSeconds(config: RunConfig, dir: string, tag: string): Pr
     await nc.close();
     return { seconds: (Math.max(...doneAt) - t0) / 1000, bytes: encoded.bytes.length };
   } finally {
+    for (const f of followers) f.stop();
     await nats.stop();
   }
 }
@@ -112,12 +115,15 @@ export async function run(): Promise<void> {
       const params = initPolicyParams(spec, config.run.seed);
       const trained = [...params.values()].reduce((s, t) => s + t.data.length, 0);
       const optimBytes = encodeOptimizerState({ version: 1, checkpointDigest: '0'.repeat(64), state: { step: 1, m: zerosLike(params), v: zerosLike(params) } }).bytes.length;
-      const b = await broadcastSeconds(config, dir, name.replace(/\W/g, ''));
+      const bytes = encodeCheckpoint(trainingCheckpoint({ runId: 'bench', configHash: 'bench', version: 1, step: 1, lastBatchSeq: 1, lastBatchId: null, baseDigest: baseDigestOf(spec) }, params)).bytes.length;
+      console.log(`  ${name}: checkpoint ${bytes.toLocaleString('en')} bytes, optimizer state ${optimBytes.toLocaleString('en')} bytes`);
+      // a put the machine cannot finish (JetStream publish timeouts under load) is reported, not fatal
+      const b = await broadcastSeconds(config, dir, name.replace(/\W/g, '')).catch((e: Error) => ({ seconds: NaN, bytes, error: e.message }));
       const configFile = join(dir, `${name.replace(/\W/g, '')}.json`);
       writeFileSync(configFile, JSON.stringify(config));
       const [line] = (await runChild(['learner', configFile, String(STEPS)]).done).slice(-1);
       const l = JSON.parse(line!) as { importMs: number; stepMs: number; maxRssMB: number };
-      console.log(`| ${name} | ${trained.toLocaleString('en')} (${((100 * trained) / total).toFixed(2)}%) | ${b.bytes.toLocaleString('en')} | ${optimBytes.toLocaleString('en')} | ${b.seconds.toFixed(2)} s | ${l.stepMs.toFixed(0)} ms | ${l.maxRssMB.toFixed(0)} MB |`);
+      console.log(`| ${name} | ${trained.toLocaleString('en')} (${((100 * trained) / total).toFixed(2)}%) | ${b.bytes.toLocaleString('en')} | ${optimBytes.toLocaleString('en')} | ${'error' in b ? `failed (${b.error})` : `${b.seconds.toFixed(2)} s`} | ${l.stepMs.toFixed(0)} ms | ${l.maxRssMB.toFixed(0)} MB |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
