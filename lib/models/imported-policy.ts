@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Graph, Value } from '../graph/graph.ts';
 import { add } from '../graph/ops.ts';
 import { decodeModel } from '../graph/onnx.ts';
-import { initLora, mergeLora, type Adapter } from '../graph/lora.ts';
+import { initLora, mergeLora, namePattern, type Adapter } from '../graph/lora.ts';
 import { importOnnx, type ImportedNetwork, type ImportedParam } from '../import/onnx-import.ts';
 import { checkPolicyContract, type PolicyContract } from '../import/policy-contract.ts';
 import { weightsFromStateDict } from '../import/state-dict.ts';
@@ -52,10 +52,6 @@ export interface ImportedPolicy {
 
 const cache = new Map<string, ImportedPolicy>();
 
-function pattern(glob: string): RegExp {
-  return new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-}
-
 function readOrFail(path: string, field: string): Uint8Array {
   try {
     return readFileSync(path);
@@ -80,7 +76,7 @@ export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): Imp
     base = weightsFromStateDict(net, w, network.weights);
     baseDigest = sha256Hex(`${baseDigest}:${sha256Hex(w)}`);
   }
-  const frozenBy = (network.frozen ?? []).map((f) => ({ f, re: pattern(f) }));
+  const frozenBy = (network.frozen ?? []).map((f) => ({ f, re: namePattern(f) }));
   for (const { f, re } of frozenBy) {
     if (!net.params.some((p) => re.test(p.name))) throw new Error(`model.network.frozen: '${f}' matches no parameter of ${network.onnx} (${net.params.map((p) => p.name).join(', ')})`);
   }
