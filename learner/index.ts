@@ -1,8 +1,8 @@
 // The learner: applies each TrainBatch exactly once, one policy version per applied batch, and publishes every
 // version to the checkpoint store before acknowledging it.
 //
-// - Start (after Welcome): resume from the store's latest checkpoint (parameters, AdamW state, last batch seq,
-//   KL reference version; all verified), or, when the store is empty, initialise with
+// - Start (after Welcome): resume from the store's latest checkpoint (parameters, last batch seq, KL reference
+//   version; all verified) and its AdamW state from the learner's own store, or, when the store is empty, initialise with
 //   initPolicyParams(spec, run.seed) and publish version 0.
 // - Exactly once by batch_seq: applied only if batch_seq == last handled + 1; a seq already handled is answered
 //   applied=false, skipped_reason 'duplicate' with the current version; a gap is TaskError 'gap' naming the
@@ -13,7 +13,8 @@
 //   per-element behaviour log-density [N,3,H,W] and advantage_map [N,3,h,w] (ssimMapSize) carries the SSIM part. The
 //   first GRPO batch also starts a fresh AdamW state (stage II is a new optimisation): lib/grpo/algorithm.ts
 //   startGrpoPhase. The step itself is lib/grpo/update.ts grpoUpdate, the one the single-process loop runs.
-// - Applied: version + 1 -> checkpoint (params + AdamW state + meta) -> CheckpointStore.put -> prune to the newest
+// - Applied: version + 1 -> AdamW state to the learner's own store (LearnerStateStore, never broadcast) ->
+//   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put -> prune to the newest
 //   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
 //   retried until it succeeds (the batch stays unacknowledged meanwhile; its lease is renewed by heartbeats).
 // - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
@@ -23,13 +24,14 @@ import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { CheckpointError, cloneTensorMap, type TensorMap } from '../lib/checkpoint/index.ts';
+import { CheckpointError, cloneTensorMap, encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { grpoHyper, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Device } from '../lib/graph/runtime.ts';
-import { initialParamsOf, paramShapesOf, resolutionOf } from '../lib/models/bundle.ts';
+import { initialParamsOf, paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
+import { baseDigestOf, klReferenceParams } from '../lib/models/policy.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
@@ -45,6 +47,7 @@ import {
 import {
   checkpointRef,
   fetchCheckpoint,
+  LearnerStateStore,
   publishCheckpoint,
   resolveWorkerOptions,
   RetryableWorkerError,
@@ -113,6 +116,8 @@ class LearnerRole implements WorkerRoleImpl {
   readonly taskKind = 'train_batch' as const;
   private ctx!: RoleContext;
   private store!: CheckpointStore;
+  /** The optimizer state, the learner's alone (never broadcast). */
+  private learnerState!: LearnerStateStore;
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
   /** The GRPO step's hyper-parameters: the run's settings, fed to the training graph explicitly. */
   private hyper!: GrpoHyper;
@@ -126,6 +131,8 @@ class LearnerRole implements WorkerRoleImpl {
   private closed = false;
   private height = 0;
   private width = 0;
+  /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
+  private baseDigest: string | undefined;
 
   constructor(
     private readonly device: Device,
@@ -163,6 +170,8 @@ class LearnerRole implements WorkerRoleImpl {
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const shapes = paramShapesOf(ctx.config);
     const Trainer = isFlowFamily(ctx.config) ? FlowTrainer : PolicyTrainer;
+    const spec = policySpecOf(ctx.config);
+    this.baseDigest = baseDigestOf(spec);
     let latest: Announcement | null;
     let skipRecord: SkipRecord | null = null;
     try {
@@ -179,6 +188,7 @@ class LearnerRole implements WorkerRoleImpl {
           ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
         },
       });
+      this.learnerState = await LearnerStateStore.open(ctx.nc, ctx.runId);
       latest = await this.store.latest();
     } catch (e) {
       throw new RetryableWorkerError(`cannot read the latest checkpoint of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
@@ -189,7 +199,8 @@ class LearnerRole implements WorkerRoleImpl {
       if (ck.meta.configHash !== ctx.configHash) {
         ctx.log.warn(`${source} was written under another run configuration (hash ${ck.meta.configHash.slice(0, 12)}, now ${ctx.configHash.slice(0, 12)}); resuming anyway`);
       }
-      if (!ck.optimizer) ctx.log.warn(`${source} has no optimizer state: resuming with a fresh AdamW`);
+      const optimizer = ck.optimizer ?? (await this.optimizerStateOf(latest, ck.params));
+      if (!optimizer) ctx.log.warn(`${source} has no optimizer state in ${this.learnerState.bucket}: resuming with a fresh AdamW`);
       let lastBatchSeq = uintExtra(ck.meta.extra, 'last_batch_seq', source) ?? Number(/-b(\d+)$/.exec(ck.meta.lastBatchId ?? '')?.[1] ?? 0);
       // batches skipped as non-finite after this checkpoint: recorded durably before they were acknowledged
       if (skipRecord && skipRecord.version === latest.version && skipRecord.digest === latest.digest && skipRecord.last_batch_seq > lastBatchSeq) {
@@ -200,10 +211,11 @@ class LearnerRole implements WorkerRoleImpl {
       const refDigest = ck.meta.extra.ref_digest;
       if (refVersion !== undefined) {
         if (!refDigest || !DIGEST_PATTERN.test(refDigest)) throw new WorkerFatalError(`${source}: extra.ref_version is set but extra.ref_digest is missing or malformed`);
-        this.refParams = (await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`)).params;
+        const atStart = (await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`)).params;
+        this.refParams = klReferenceParams(spec, ctx.config.run.seed, atStart);
       }
       this.params = ck.params;
-      this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(ck.optimizer ? { optimizerState: ck.optimizer } : {}) });
+      this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(optimizer ? { optimizerState: optimizer } : {}) });
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
@@ -222,12 +234,22 @@ class LearnerRole implements WorkerRoleImpl {
 
   private async fetchOrFail(ann: Pick<Announcement, 'version' | 'digest'>, shapes: ReadonlyMap<string, readonly number[]>, what: string) {
     try {
-      return await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes });
+      return await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes, baseDigest: this.baseDigest });
     } catch (e) {
       if (e instanceof CheckpointIntegrityError || e instanceof CheckpointError) {
         throw new WorkerFatalError(`cannot resume from ${what} (v${ann.version}): ${(e as Error).message}. Refusing to start rather than train from unverified weights.`);
       }
       throw new RetryableWorkerError(`cannot fetch ${what} (v${ann.version}): ${(e as Error).message}`);
+    }
+  }
+
+  /** The learner's own AdamW moments of checkpoint `ann` (null when none were stored). */
+  private async optimizerStateOf(ann: Announcement, params: TensorMap) {
+    try {
+      return (await this.learnerState.get(ann.version, ann.digest, params))?.state ?? null;
+    } catch (e) {
+      if (e instanceof CheckpointError) throw new WorkerFatalError(`cannot resume the optimizer of checkpoint v${ann.version}: ${e.message}`);
+      throw new RetryableWorkerError(`cannot read the optimizer state of checkpoint v${ann.version}: ${(e as Error).message}`);
     }
   }
 
@@ -376,7 +398,7 @@ class LearnerRole implements WorkerRoleImpl {
     const st = this.st!;
     st.refVersion = st.version;
     st.refDigest = st.latest!.digest;
-    this.refParams = startGrpoPhase(this.params!, this.trainer!.optimizer);
+    this.refParams = klReferenceParams(policySpecOf(this.ctx.config), this.ctx.config.run.seed, startGrpoPhase(this.params!, this.trainer!.optimizer));
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
   }
 
@@ -410,10 +432,14 @@ class LearnerRole implements WorkerRoleImpl {
   /** Publishes the checkpoint of `s`, retrying until it is stored and announced (or the learner stops). */
   private async publish(s: LearnerState): Promise<Announcement> {
     const ckpt = trainingCheckpoint(
-      { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest },
-      this.params!, this.trainer!.optimizer.exportState(),
+      { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest },
+      this.params!,
     );
-    return this.retrying(`publishing checkpoint v${s.version}`, () => publishCheckpoint(this.store, ckpt));
+    const encoded = encodeCheckpoint(ckpt);
+    // the moments first, so that every published checkpoint has them (learner-state.ts)
+    const state = { version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState() };
+    await this.retrying(`storing the optimizer state of v${s.version}`, () => this.learnerState.put(state));
+    return this.retrying(`publishing checkpoint v${s.version}`, () => publishCheckpoint(this.store, ckpt, {}, encoded));
   }
 
   /** Runs `fn` until it succeeds; gives up (AbandonedError) only when the learner stops. */
@@ -432,6 +458,7 @@ class LearnerRole implements WorkerRoleImpl {
   private async prune(s: LearnerState): Promise<void> {
     try {
       await this.store.prune(checkpointsToKeep(this.ctx.config), { keep: s.refVersion !== undefined ? [s.refVersion] : [] });
+      await this.learnerState.prune(s.version);
     } catch (e) {
       this.ctx.log.warn(`pruning old checkpoints failed (they stay; next time): ${(e as Error).message}`);
     }

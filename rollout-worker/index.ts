@@ -14,9 +14,10 @@ import type { SeedPart } from '../lib/data/random.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
 import { standardNormal } from '../lib/data/random.ts';
 import type { Device } from '../lib/graph/runtime.ts';
-import { paramShapesOf, resolutionOf } from '../lib/models/bundle.ts';
+import { paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { FlowRunner, isFlowFamily, type FlowStepRecord } from '../lib/flow/family.ts';
+import { baseDigestOf } from '../lib/models/policy.ts';
 import {
   CheckpointStore,
   encodeTensor,
@@ -29,6 +30,7 @@ import {
   resolveWorkerOptions,
   RetryableWorkerError,
   startWorker,
+  WorkerFatalError,
   type RoleContext,
   type WorkerHandle,
   type WorkerOptions,
@@ -146,7 +148,7 @@ class RolloutRole implements WorkerRoleImpl {
           ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);
         },
       });
-      this.follower = new PolicyFollower(ctx, store, paramShapesOf(ctx.config), () => this.kick());
+      this.follower = new PolicyFollower(ctx, store, paramShapesOf(ctx.config), () => this.kick(), baseDigestOf(policySpecOf(ctx.config)));
       await this.follower.start();
     } catch (e) {
       await this.follower?.stop();
@@ -154,6 +156,7 @@ class RolloutRole implements WorkerRoleImpl {
       throw new RetryableWorkerError(`cannot follow the checkpoints of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
     }
     await this.follower.swapToNewest();
+    if (this.follower.baseMismatch) throw new WorkerFatalError(this.follower.baseMismatch);
     this.loopDone = this.loop();
   }
 

@@ -4,7 +4,7 @@
 // version) is refused for good, counted, and the worker keeps the weights it has.
 import { CheckpointError, type TensorMap } from '../lib/checkpoint/index.ts';
 import { CheckpointIntegrityError, type Announcement, type CheckpointStore, type CheckpointWatch } from '../lib/transport/index.ts';
-import { fetchCheckpoint, type RoleContext } from '../lib/worker/index.ts';
+import { BASE_DIGEST_KEY, fetchCheckpoint, type RoleContext } from '../lib/worker/index.ts';
 
 export interface HeldPolicy {
   version: number;
@@ -16,6 +16,8 @@ const TRANSIENT_RETRY_MS = 1000;
 
 export class PolicyFollower {
   current: HeldPolicy | undefined;
+  /** Set when a checkpoint was trained on another frozen base than this worker reads: the run is refused. */
+  baseMismatch: string | undefined;
   private newest: Announcement | undefined;
   private readonly refused = new Map<string, string>();
   private retryAt = 0;
@@ -29,6 +31,8 @@ export class PolicyFollower {
     private readonly shapes: ReadonlyMap<string, readonly number[]>,
     /** Called when a newer announcement arrives (wake the batch loop). */
     private readonly onAnnouncement: () => void,
+    /** The frozen base this worker reads (an imported network); checkpoints on another base are refused. */
+    private readonly baseDigest?: string,
   ) {}
 
   /** Starts following announcements; the newest existing one is noted first. */
@@ -85,7 +89,7 @@ export class PolicyFollower {
     if (!this.hasCandidate()) return false;
     const ann = this.newest!;
     try {
-      const ckpt = await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes: this.shapes });
+      const ckpt = await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes: this.shapes, baseDigest: this.baseDigest });
       this.current = { version: ann.version, params: ckpt.params, digest: ann.digest };
       this.ctx.metrics.get('policy_version').set(ann.version);
       this.ctx.log.info(`now at policy version ${ann.version}`, { digest: ann.digest });
@@ -102,6 +106,7 @@ export class PolicyFollower {
         this.retryAt = Date.now() + TRANSIENT_RETRY_MS;
         this.ctx.log.warn(`cannot fetch checkpoint v${ann.version} (will retry): ${msg}`);
       } else {
+        if (e instanceof CheckpointError && e.field === BASE_DIGEST_KEY) this.baseMismatch = msg;
         this.refused.set(key(ann), msg);
         this.ctx.log.error(`refused checkpoint v${ann.version} (${reason}); keeping version ${this.current?.version ?? 'none'}: ${msg}`);
       }

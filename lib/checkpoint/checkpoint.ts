@@ -1,7 +1,8 @@
 // Checkpoints: one safetensors file holding the parameters, the AdamW state and typed run metadata.
 //
-// Layout decision: the optimizer state lives in the SAME file as the parameters, so one file = one digest =
-// one atomic rename, and a checkpoint can never pair parameters with another version's moments.
+// The format can hold the optimizer state in the same file as the parameters (one file = one digest = one
+// atomic rename), as `saveCheckpoint` users do. The learner's broadcast checkpoints do not: followers never
+// need the moments, so the learner keeps them in its own resume file paired by digest (optimizer-state.ts).
 //   <name>           parameter tensors
 //   adam.m.<name>    AdamW first moment of <name>   (present for every parameter when the optimizer is saved)
 //   adam.v.<name>    AdamW second moment of <name>

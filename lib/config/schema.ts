@@ -5,6 +5,7 @@
 // Conventions: every section is a strict object (unknown keys are an error); a section left out gets all
 // its defaults; descriptions say where a default comes from (the paper / Flow-GRPO / the feasibility study).
 
+import { existsSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 import { flowConfigSchema } from '../flow/config.ts';
@@ -79,6 +80,34 @@ export const dataSchema = z.strictObject({
   }).prefault({}).describe('The corruption mix applied (seeded) to clean images.'),
 }).describe('Training data: clean images and how they are corrupted.');
 
+// An imported network and its adapters (lib/models/imported-policy.ts). The files must exist at load, so a
+// typo fails before any process starts; their contents are checked when a role first builds the policy.
+const existingFile = (what: string) => z.string().min(1).refine((p) => existsSync(p) && statSync(p).isFile(), {
+  error: (iss) => `${what} ${JSON.stringify(iss.input)} is not a readable file`,
+});
+const namePattern = () => z.string().min(1).regex(/^[^\s]+$/, 'must be a name pattern without spaces (* matches any run of characters)');
+
+export const networkSchema = z.strictObject({
+  onnx: existingFile('ONNX file')
+    .describe('ONNX file of the mean network (as torch.onnx.export writes it): image [N,3,H,W] in, a residual [N,3,H,W] out (mean = image + output). Every role reads it; its sha256 (with the weights file\'s) is the base digest checkpoints carry.'),
+  weights: existingFile('safetensors file').optional()
+    .describe('A PyTorch state dict (safetensors) replacing the ONNX initializers (names mapped, shapes checked).'),
+  image: z.string().min(1).optional()
+    .describe('Name of the image input. Absent: the graph\'s first input.'),
+  frozen: z.array(namePattern()).default([])
+    .describe('Initializer name patterns kept frozen (not trained, not in checkpoints). Running statistics are always frozen.'),
+}).describe('An imported mean network.');
+
+export const adapterSchema = z.strictObject({
+  kind: z.literal('lora').describe('Adapter kind: lora (W + alpha/rank * B A, B zero at the start).'),
+  rank: int().gte(1).default(8).describe('Rank of the factors A [rank, in] and B [out, rank].'),
+  alpha: z.number().gt(0).default(8).describe('Scale numerator: the update is alpha / rank * B A.'),
+  targets: z.array(namePattern()).min(1).default(['*'])
+    .describe('Name patterns of the Conv/Gemm/MatMul weights to adapt (default: all); a pattern that matches none is refused.'),
+  trainBiases: z.boolean().default(false)
+    .describe('Also train the biases of the base (they then travel in checkpoints beside the adapters).'),
+}).describe('Low-rank adapters on an imported network.');
+
 export const modelSchema = z.strictObject({
   family: z.enum(['gaussian', 'flow']).default('gaussian')
     .describe('Policy family: gaussian, the one-step Gaussian pixel policy; flow, a conditional flow-matching generator trained with Flow-GRPO (its sampler under `flow`, docs/flow.md). arch/width/depth shape the network of either.'),
@@ -92,6 +121,12 @@ export const modelSchema = z.strictObject({
     .describe('log sigma of the Gaussian pixel policy (default log(0.01)). The feasibility study: sigma 0.01 works, 0.02 is already worse (sigma^2 must stay well below SSIM\'s C2 = 9e-4).'),
   learnLogStd: z.boolean().default(false)
     .describe('Train log sigma as a parameter instead of keeping it fixed.'),
+  network: networkSchema.optional()
+    .describe('An imported network (ONNX) as the policy\'s mean network instead of model.arch (docs/import.md). Absent: the built-in network model.arch.'),
+  adapter: adapterSchema.optional()
+    .describe('Low-rank adapters on the imported network (needs model.network): only the adapters (and biases with trainBiases) train; checkpoints carry only them.'),
+}).superRefine((m, ctx) => {
+  if (m.adapter && !m.network) ctx.addIssue({ code: 'custom', path: ['adapter'], message: 'needs model.network (adapters go on an imported network)' });
 }).describe('The restoration policy.');
 
 export const rewardSchema = z.strictObject({

@@ -32,7 +32,8 @@ export interface Adapter {
   scale: number;
 }
 
-function pattern(glob: string): RegExp {
+/** A name pattern ('*' matches any run of characters) as an anchored regular expression. */
+export function namePattern(glob: string): RegExp {
   return new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
 
@@ -46,7 +47,7 @@ export function planLora(weights: AdaptableWeight[], spec: LoraSpec): Adapter[] 
   if (!Number.isInteger(spec.rank) || spec.rank < 1) throw new Error(`lora: rank must be a positive integer, got ${spec.rank}`);
   const chosen = new Set<AdaptableWeight>();
   for (const t of spec.targets) {
-    const re = pattern(t);
+    const re = namePattern(t);
     const hits = weights.filter((w) => re.test(w.name));
     if (!hits.length) throw new Error(`lora: target '${t}' matches none of the adaptable weights (${weights.map((w) => w.name).join(', ')})`);
     hits.forEach((w) => chosen.add(w));

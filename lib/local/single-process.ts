@@ -36,8 +36,9 @@ import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, startGrpoPhase } 
 import { assembleGrpoBatch, type TrainableGroup } from '../grpo/batch.ts';
 import { groupSampleId, grpoCursors, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
 import { flowGrpoUpdate, grpoUpdate } from '../grpo/update.ts';
-import { initialParamsOf } from '../models/bundle.ts';
+import { initialParamsOf, policySpecOf } from '../models/bundle.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../flow/family.ts';
+import { baseDigestOf, klReferenceParams } from '../models/policy.ts';
 import { ssimMapSize } from '../models/ssim.ts';
 import { PolicyRunner } from '../models/runner.ts';
 import { PolicyTrainer } from '../models/trainer.ts';
@@ -118,8 +119,8 @@ export async function runSingleProcess(
   };
   const checkpointNow = (ref?: { version: number; digest: string }) => trainingCheckpoint({
     runId, configHash: hash, version, step: version, lastBatchSeq: seq, lastBatchId,
-    ...(ref ? { refVersion: ref.version, refDigest: ref.digest } : {}),
-  }, params, trainer.optimizer.exportState());
+    ...(ref ? { refVersion: ref.version, refDigest: ref.digest } : {}), baseDigest: baseDigestOf(policySpecOf(config)),
+  }, params);
 
   const budgetMs = (opts.budgetSeconds ?? Infinity) * 1000;
   const t0 = performance.now();
@@ -153,7 +154,7 @@ export async function runSingleProcess(
     if (!reference) {
       // The version GRPO starts from is the reference; its checkpoint was published before the phase began.
       const digest = `sha256:${encodeCheckpoint(checkpointNow()).digest}`;
-      reference = { params: startGrpoPhase(params, trainer.optimizer), version, digest };
+      reference = { params: klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer)), version, digest };
     }
     const kept: TrainableGroup[] = [];
     const stepComponents: Array<Record<string, number>> = [];

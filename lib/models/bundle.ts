@@ -12,7 +12,9 @@ import { initVelocityParams, velocityParams } from '../flow/velocity.ts';
 import { differentiableEncoder, loadEncoder, PREPROCESS, type EncoderChoice, type EncoderModel } from './reward.ts';
 
 export function policySpecOf(config: RunConfig): PolicySpec {
-  return { ...config.model };
+  const { network, ...model } = config.model;
+  // an imported network is specialised to the run's resolution (its dynamic spatial sizes fixed)
+  return network ? { ...model, network: { ...network, height: config.data.size, width: config.data.size } } : model;
 }
 
 export function resolutionOf(config: RunConfig): Resolution {

@@ -2,8 +2,24 @@
 // parameter names and shapes, run id, version) and publish (encode, digest, put). Every refusal is an Error
 // naming the checkpoint and the problem; nothing half-verified is ever returned.
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type DecodedCheckpoint, type TensorMap } from '../checkpoint/index.ts';
-import type { AdamWState } from '../optim/adamw.ts';
 import type { Announcement, CheckpointRef, CheckpointStore } from '../transport/index.ts';
+
+/** Metadata key of the frozen base's digest (checkpoints of an imported network carry only what trains). */
+export const BASE_DIGEST_KEY = 'base_digest';
+
+/**
+ * Refuses a checkpoint whose frozen base is not the one this role reads: its tensors are only the trainable
+ * part, and on another base they would compute another policy.
+ */
+export function checkBaseDigest(extra: Record<string, string>, mine: string | undefined, source: string): void {
+  const theirs = extra[BASE_DIGEST_KEY];
+  if (theirs === mine) return;
+  const what = (d: string | undefined) => (d ? `base sha256 ${d}` : 'no imported base (a built-in network)');
+  throw new CheckpointError(
+    `${source}: was trained on ${what(theirs)}, but this role's model.network files give ${what(mine)}: every role must read the same base files; refusing the run`,
+    BASE_DIGEST_KEY,
+  );
+}
 
 export interface FetchedCheckpoint extends DecodedCheckpoint {
   announcement: Announcement;
@@ -19,19 +35,30 @@ export interface FetchedCheckpoint extends DecodedCheckpoint {
 export async function fetchCheckpoint(
   store: CheckpointStore,
   ann: Pick<Announcement, 'version' | 'digest'>,
-  opts: { runId: string; shapes: ReadonlyMap<string, readonly number[]> },
+  opts: {
+    runId: string;
+    shapes: ReadonlyMap<string, readonly number[]>;
+    /** The digest of the frozen base this role reads (baseDigestOf); the checkpoint must name the same. */
+    baseDigest?: string | undefined;
+  },
 ): Promise<FetchedCheckpoint> {
   const { bytes, announcement } = await store.get(ann.version, { expectDigest: ann.digest });
   const source = `${store.bucket}/${announcement.name}`;
   const ckpt = decodeCheckpoint(bytes, { expectedDigest: ann.digest.replace(/^sha256:/, ''), expectedShapes: opts.shapes, source });
   if (ckpt.meta.runId !== opts.runId) throw new CheckpointError(`${source}: belongs to run ${JSON.stringify(ckpt.meta.runId)}, not ${JSON.stringify(opts.runId)}`, 'run_id');
   if (ckpt.meta.version !== ann.version) throw new CheckpointError(`${source}: its metadata says version ${ckpt.meta.version}, announced as ${ann.version}`, 'version');
+  checkBaseDigest(ckpt.meta.extra, opts.baseDigest, source);
   return { ...ckpt, announcement, size: bytes.length };
 }
 
-/** Encodes and publishes a checkpoint as version meta.version; returns its announcement. */
-export async function publishCheckpoint(store: CheckpointStore, ckpt: Checkpoint, announceMeta: Record<string, unknown> = {}): Promise<Announcement> {
-  const { bytes, digest } = encodeCheckpoint(ckpt);
+/** Encodes (unless `encoded` is given) and publishes a checkpoint as version meta.version; returns its announcement. */
+export async function publishCheckpoint(
+  store: CheckpointStore,
+  ckpt: Checkpoint,
+  announceMeta: Record<string, unknown> = {},
+  encoded: { bytes: Uint8Array; digest: string } = encodeCheckpoint(ckpt),
+): Promise<Announcement> {
+  const { bytes, digest } = encoded;
   return store.put(ckpt.meta.version, bytes, `sha256:${digest}`, {
     step: ckpt.meta.step,
     last_batch_id: ckpt.meta.lastBatchId,
@@ -59,14 +86,21 @@ export interface TrainingPosition {
   /** The KL reference (set from the first GRPO batch on): its version and checkpoint digest. */
   refVersion?: number;
   refDigest?: string;
+  /** The frozen base's digest when the policy is an imported network (its checkpoints carry only what trains). */
+  baseDigest?: string | undefined;
 }
 
-/** The checkpoint of a training position, as the learner publishes it (and the single-process loop rebuilds it). */
-export function trainingCheckpoint(p: TrainingPosition, params: TensorMap, optimizer: AdamWState): Checkpoint {
+/**
+ * The checkpoint of a training position, as the learner publishes it (and the single-process loop rebuilds it):
+ * the parameters that train and the metadata, never the optimizer state, which stays with the learner
+ * (learner-state.ts) because followers do not need it.
+ */
+export function trainingCheckpoint(p: TrainingPosition, params: TensorMap): Checkpoint {
   const extra: Record<string, string> = { last_batch_seq: String(p.lastBatchSeq) };
   if (p.refVersion !== undefined) {
     extra.ref_version = String(p.refVersion);
     extra.ref_digest = p.refDigest!;
   }
-  return { meta: { runId: p.runId, version: p.version, step: p.step, lastBatchId: p.lastBatchId, configHash: p.configHash, extra }, params, optimizer };
+  if (p.baseDigest !== undefined) extra[BASE_DIGEST_KEY] = p.baseDigest;
+  return { meta: { runId: p.runId, version: p.version, step: p.step, lastBatchId: p.lastBatchId, configHash: p.configHash, extra }, params };
 }

@@ -2,3 +2,4 @@
 export * from './options.ts';
 export * from './runtime.ts';
 export * from './checkpoints.ts';
+export * from './learner-state.ts';

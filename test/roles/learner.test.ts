@@ -13,7 +13,7 @@ import { initPolicyParams } from '../../lib/models/policy.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
-import { silentLogger } from '../../lib/worker/index.ts';
+import { LearnerStateStore, silentLogger } from '../../lib/worker/index.ts';
 import { runLearner, type LearnerHandle } from '../../learner/index.ts';
 import { parsed, startFakeOrchestrator, testImage, tinyConfig, waitFor, type FakeOrchestrator } from './helpers.ts';
 
@@ -97,6 +97,13 @@ const paramsAt = async (version: number) => {
   return decodeCheckpoint(bytes, { expectedShapes: paramShapes(spec) });
 };
 
+/** The learner's own AdamW moments of `version` (never in the broadcast checkpoint). */
+const optimizerAt = async (version: number) => {
+  const { announcement } = await store.get(version);
+  const ck = await paramsAt(version);
+  return (await (await LearnerStateStore.open(nc, RUN)).get(version, announcement.digest, ck.params))!.state;
+};
+
 const sameParams = (a: TensorMap, b: TensorMap) => {
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
   for (const [k, t] of a) assert.ok(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(b.get(k)!.data.buffer, b.get(k)!.data.byteOffset, b.get(k)!.data.byteLength)), `parameter ${k} differs`);
@@ -118,7 +125,9 @@ test('version 0 from the seed; SFT batches applied once, published before the ac
   const c1 = await store.get(1, { expectDigest: t1.checkpoint!.digest });
   assert.equal(Number(t1.checkpoint!.size), c1.bytes.length);
   const ck1 = decodeCheckpoint(c1.bytes);
-  assert.deepEqual([ck1.meta.version, ck1.meta.step, ck1.meta.lastBatchId, ck1.meta.extra.last_batch_seq, ck1.optimizer?.step], [1, 1, `${RUN}-b1`, '1', 1]);
+  assert.deepEqual([ck1.meta.version, ck1.meta.step, ck1.meta.lastBatchId, ck1.meta.extra.last_batch_seq, ck1.optimizer?.step], [1, 1, `${RUN}-b1`, '1', undefined]);
+  // the optimizer state stays with the learner: its own bucket, paired with this checkpoint's digest
+  assert.equal((await optimizerAt(1)).step, 1);
   assert.equal(c1.announcement.meta.last_batch_seq, '1');
 
   // the same batch again: acknowledged, not applied
@@ -151,7 +160,7 @@ test('GRPO: the start version is the KL reference, kept through pruning; logp_mi
   assert.equal(r4.kl, 0); // the first GRPO step starts at the reference
   const ck4 = await paramsAt(4);
   assert.equal(ck4.meta.extra.ref_version, '3');
-  assert.equal(ck4.optimizer!.step, 1, 'GRPO starts a fresh AdamW');
+  assert.equal((await optimizerAt(4)).step, 1, 'GRPO starts a fresh AdamW');
 
   // behaviour version 3 is now one version stale: it is not on-policy, so no mismatch is measured
   const stale = (await train(grpoBatch(5, await grpoData(v3, 3, 2)))).train_result!;
@@ -212,7 +221,7 @@ test('stop + restart resumes from the latest checkpoint bit-exactly and continue
   // the next step equals one computed from checkpoint v5 (params + AdamW state) against reference v3
   const v5 = await paramsAt(5);
   const d = await grpoData(v5.params, 5, 8);
-  const trainer = PolicyTrainer.create(config, v5.params, { optimizerState: v5.optimizer });
+  const trainer = PolicyTrainer.create(config, v5.params, { optimizerState: await optimizerAt(5) });
   const runner = await PolicyRunner.create(config);
   const refMean = (await runner.run((await paramsAt(3)).params, d.images, new Float32Array(N * PER), N)).mean;
   await trainer.grpoStep({ n: N, images: d.images, actions: d.actions, logpOld: d.logpOld, advantages: d.advantages, refMean });

@@ -1,0 +1,160 @@
+// An imported network as the policy's mean network (model.network, model.adapter): the ONNX file (and an
+// optional state dict) is read once per process, checked against the policy contract at the run's
+// resolution, and split into what trains (the checkpointed tensors: trainable base tensors, LoRA factors)
+// and the frozen base, which every graph holds as constants. The base digest (sha256 of the files) names
+// the frozen base in checkpoints, so a role that reads another base refuses the run.
+
+import { readFileSync } from 'node:fs';
+import type { Graph, Value } from '../graph/graph.ts';
+import { add } from '../graph/ops.ts';
+import { decodeModel } from '../graph/onnx.ts';
+import { initLora, mergeLora, namePattern, type Adapter } from '../graph/lora.ts';
+import { importOnnx, type ImportedNetwork, type ImportedParam } from '../import/onnx-import.ts';
+import { checkPolicyContract, type PolicyContract } from '../import/policy-contract.ts';
+import { weightsFromStateDict } from '../import/state-dict.ts';
+import { withLora, type LoraNetwork } from '../import/lora-network.ts';
+import { sha256Hex } from '../checkpoint/digest.ts';
+import type { TensorMap } from '../checkpoint/tensors.ts';
+
+/** model.network with the run's resolution (dynamic spatial sizes are fixed to it at import). */
+export interface NetworkSpec {
+  onnx: string;
+  weights?: string | undefined;
+  image?: string | undefined;
+  frozen?: string[] | undefined;
+  height: number;
+  width: number;
+}
+
+/** model.adapter. */
+export interface AdapterSpec {
+  kind: 'lora';
+  rank: number;
+  alpha: number;
+  targets: string[];
+  trainBiases?: boolean | undefined;
+}
+
+export interface ImportedPolicy {
+  net: ImportedNetwork;
+  contract: PolicyContract;
+  /** sha256 of the ONNX file, or of both digests when a weights file replaces its initializers. */
+  baseDigest: string;
+  /** The base weights (the file's initializers, or the state dict's). */
+  base: TensorMap;
+  /** Base tensors that train (in checkpoints), in graph order. */
+  trainable: ImportedParam[];
+  /** Base tensors frozen as constants (never in checkpoints). */
+  frozen: ImportedParam[];
+  adapters: Adapter[];
+  lora?: LoraNetwork;
+}
+
+const cache = new Map<string, ImportedPolicy>();
+
+function readOrFail(path: string, field: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new Error(`${field}: cannot read ${path} (${(e as Error).message})`);
+  }
+}
+
+/** Imports (once per process and spec) the network a policy spec names. */
+export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): ImportedPolicy {
+  const key = JSON.stringify([network, adapter ?? null]);
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const bytes = readOrFail(network.onnx, 'model.network.onnx');
+  const imageName = network.image ?? decodeModel(bytes, network.onnx).graph?.input?.[0]?.name ?? 'image';
+  const net = importOnnx(bytes, { source: network.onnx, symbolicBatch: true, inputShapes: { [imageName]: ['N', 3, network.height, network.width] } });
+  const contract = checkPolicyContract(net, { image: imageName });
+  let base = net.weights;
+  let baseDigest = sha256Hex(bytes);
+  if (network.weights) {
+    const w = readOrFail(network.weights, 'model.network.weights');
+    base = weightsFromStateDict(net, w, network.weights);
+    baseDigest = sha256Hex(`${baseDigest}:${sha256Hex(w)}`);
+  }
+  const frozenBy = (network.frozen ?? []).map((f) => ({ f, re: namePattern(f) }));
+  for (const { f, re } of frozenBy) {
+    if (!net.params.some((p) => re.test(p.name))) throw new Error(`model.network.frozen: '${f}' matches no parameter of ${network.onnx} (${net.params.map((p) => p.name).join(', ')})`);
+  }
+  const trainsByDefault = (p: ImportedParam): boolean => {
+    if (p.role === 'running-stat') return false;
+    if (adapter) return !!adapter.trainBiases && (p.role === 'bias' || p.role === 'norm-bias');
+    return true;
+  };
+  const trains = (p: ImportedParam) => trainsByDefault(p) && !frozenBy.some(({ re }) => re.test(p.name));
+  let lora: LoraNetwork | undefined;
+  if (adapter) {
+    try {
+      lora = withLora(net, { rank: adapter.rank, alpha: adapter.alpha, targets: adapter.targets });
+    } catch (e) {
+      throw new Error(`model.adapter (${network.onnx}): ${(e as Error).message}`);
+    }
+  }
+  const out: ImportedPolicy = {
+    net, contract, baseDigest, base,
+    trainable: net.params.filter(trains),
+    frozen: net.params.filter((p) => !trains(p)),
+    adapters: lora?.adapters ?? [],
+    ...(lora ? { lora } : {}),
+  };
+  cache.set(key, out);
+  return out;
+}
+
+/** Names and shapes of the checkpointed tensors of the network (trainable base tensors, then factors). */
+export function importedParamShapes(p: ImportedPolicy): { name: string; shape: number[] }[] {
+  return [
+    ...p.trainable.map((t) => ({ name: t.name, shape: t.shape })),
+    ...p.adapters.flatMap((a) => [{ name: a.a.name, shape: [...a.a.shape] }, { name: a.b.name, shape: [...a.b.shape] }]),
+  ];
+}
+
+/** Initial values of the checkpointed tensors: base values, fresh factors (B zero: the base's output). */
+export function initImportedParams(p: ImportedPolicy, seed: number): TensorMap {
+  const out: TensorMap = new Map();
+  for (const t of p.trainable) {
+    const w = p.base.get(t.name)!;
+    out.set(t.name, { shape: [...w.shape], data: Float32Array.from(w.data) });
+  }
+  for (const [k, v] of initLora(p.adapters, seed)) out.set(k, v);
+  return out;
+}
+
+/** The frozen base as constants of `g`, named `param.<name>` as the other parameters are. */
+export function frozenConstants(g: Graph, p: ImportedPolicy): [string, Value][] {
+  return p.frozen.map((t) => [t.name, g.constant(p.base.get(t.name)!.data, t.shape, 'float32', `param.${t.name}`)]);
+}
+
+/** mean = image + f(image), every base tensor and factor taken from `params` (inputs or constants). */
+export function importedMean(p: ImportedPolicy, params: Map<string, Value>, image: Value): Value {
+  const get = (name: string): Value => {
+    const v = params.get(name);
+    if (!v) throw new Error(`model: imported parameter ${name} is missing`);
+    return v;
+  };
+  const inputs = { [p.contract.image]: image };
+  // Baked parameters (a standalone model) hold the merged weights and no factors: the plain network.
+  const adapted = p.lora && p.adapters.length > 0 && params.has(p.adapters[0]!.a.name);
+  const [residual] = adapted
+    ? p.lora!.build(image.graph, inputs, (t) => get(t.name), (name) => get(name))
+    : p.net.build(image.graph, inputs, (t) => get(t.name));
+  return add(image, residual!);
+}
+
+/**
+ * The base and trainable tensors of a standalone model with the adapters merged in (W + alpha/rank B A on
+ * the host): every base tensor by name, no factors.
+ */
+export function mergedImportedWeights(p: ImportedPolicy, params: TensorMap): TensorMap {
+  const all: TensorMap = new Map(p.base);
+  for (const t of p.trainable) {
+    const v = params.get(t.name);
+    if (!v) throw new Error(`model: parameter ${t.name} is missing`);
+    all.set(t.name, v);
+  }
+  return p.adapters.length ? mergeLora(all, p.adapters, params) : all;
+}
