@@ -30,8 +30,8 @@ export const flowConfigSchema = z.strictObject({
         .describe('SDE (trained) steps per rollout; the others are ODE steps (MixGRPO, Flow-GRPO-Fast: 2-3).'),
       start: z.union([int().gte(0), z.literal('random')]).default('random')
         .describe("First SDE step, or 'random': drawn per group among the starts that keep the window in the high-noise first half."),
-    }).prefault({}),
-  }).prefault({}),
+    }).prefault({}).describe('The SDE window: which steps of a rollout are stochastic and trained.'),
+  }).prefault({}).describe('The stochastic steps of a training rollout (Flow-GRPO).'),
   timeFrequencies: int().gte(1).default(8)
     .describe('Sinusoidal frequencies of the time embedding (2x features: sin and cos).'),
   timeWidth: int().gte(1).default(32)

@@ -34,7 +34,7 @@ test('defaults validate and carry the design values', () => {
     source: { kind: 'photos', count: 256 }, size: 32, evalImages: 64, evalFraction: 0.125,
     corruptions: { types: 'all', levels: [0.23, 0.45, 0.9] },
   });
-  assert.deepEqual(c.model, { arch: 'resnet', width: 16, depth: 4, logStd: Math.log(0.01), learnLogStd: false });
+  assert.deepEqual(c.model, { arch: 'resnet', family: 'gaussian', width: 16, depth: 4, logStd: Math.log(0.01), learnLogStd: false });
   assert.deepEqual(c.reward, { expression: DEFAULT_REWARD_EXPRESSION, weights: { ssim: 1.0, clip: 0.2 }, alpha: 5, device: 'cpu' });
   assert.equal(c.grpo.groupSize, 8);
   assert.equal(c.grpo.clipLow, 1e-4);
@@ -124,7 +124,7 @@ test('unknown keys are refused, at any depth, naming the key and the known ones'
   let e = configError(() => loadConfig(file('typo.yaml', 'grpo:\n  groupsize: 8\n')));
   assert.match(e.message, /^config error: grpo\.groupsize: unknown key \(known: groupSize, samplesPerBatch, .*\) in /);
   e = configError(() => loadConfig(file('section.yaml', 'training: {}\n')));
-  assert.match(e.message, /^config error: training: unknown key \(known: run, data, model, reward, grpo, sft, optim, orchestrator, nats, metrics, eval\)/);
+  assert.match(e.message, /^config error: training: unknown key \(known: run, data, model, reward, grpo, sft, optim, orchestrator, nats, metrics, eval, flow\)/);
   e = configError(() => loadConfig(file('deep.json', '{"data": {"source": {"kind": "procedural", "dir": "x"}}}')));
   assert.match(e.message, /^config error: data\.source\.dir: unknown key/);
 });
