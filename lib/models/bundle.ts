@@ -11,10 +11,13 @@ import { odePlan } from '../flow/sampler.ts';
 import { initVelocityParams, velocityParams } from '../flow/velocity.ts';
 import { differentiableEncoder, loadEncoder, PREPROCESS, type EncoderChoice, type EncoderModel } from './reward.ts';
 
-export function policySpecOf(config: RunConfig): PolicySpec {
+/**
+ * `resolution`: an imported network is specialised to one resolution (its dynamic spatial sizes fixed); the
+ * training size by default, a whole photograph's size for evaluation (its parameters do not change).
+ */
+export function policySpecOf(config: RunConfig, resolution: Resolution = resolutionOf(config)): PolicySpec {
   const { network, ...model } = config.model;
-  // an imported network is specialised to the run's resolution (its dynamic spatial sizes fixed)
-  return network ? { ...model, network: { ...network, height: config.data.size, width: config.data.size } } : model;
+  return network ? { ...model, network: { ...network, height: resolution.height, width: resolution.width } } : model;
 }
 
 export function resolutionOf(config: RunConfig): Resolution {
@@ -44,7 +47,7 @@ export function initialParamsOf(config: RunConfig): TensorMap {
 
 export const policyModel = (config: RunConfig, resolution: Resolution = resolutionOf(config)): Uint8Array => serialize(isFlow(config)
   ? buildFlowStepGraph(flowSpec(config), resolution, config.flow.sde.type)
-  : buildPolicyGraph(policySpecOf(config), resolution));
+  : buildPolicyGraph(policySpecOf(config, resolution), resolution));
 export const grpoModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
   ? buildFlowGrpoGraph(flowSpec(config), resolutionOf(config), config.flow.sde.type, config.grpo.advantageMode)
   : buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode));

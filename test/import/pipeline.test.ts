@@ -27,7 +27,7 @@ writeFileSync(onnxPath, projectUnetOnnx(SIZE).bytes);
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 const TINY = [
-  `data.size=${SIZE}`, 'data.source.count=32', 'sft.batchSize=2', 'grpo.groupSize=3', 'grpo.samplesPerBatch=2',
+  `data.size=${SIZE}`, 'data.source.kind=procedural', 'data.source.count=32', 'sft.batchSize=2', 'grpo.groupSize=3', 'grpo.samplesPerBatch=2',
   'grpo.maxStaleness=0', 'grpo.advantageMode=scalar', 'eval.samples=2', 'eval.everyVersions=0', 'sft.lr=3e-3', 'optim.lr=1e-3',
   'orchestrator.leaseSeconds=30', 'orchestrator.heartbeatSeconds=1', `model.network.onnx=${onnxPath}`,
 ];
