@@ -75,7 +75,7 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
     writeFileSync(f('natspass'), `${NATS_PASS}\n`);
     writeFileSync(f('config.json'), JSON.stringify({
       run: { id: 'auth-run', seed: 3 },
-      data: { size: 16, source: { count: 32 } },
+      data: { size: 16, source: { kind: 'procedural', count: 32 } },
       model: { width: 4, depth: 1 },
       sft: { steps: 2, batchSize: 4 },
       grpo: { steps: 2, groupSize: 2, samplesPerBatch: 2 },

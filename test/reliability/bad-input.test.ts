@@ -60,7 +60,7 @@ function refused(input: string, refusal: string): void {
 function runConfig(id: string, extra: RunConfigInput = {}): RunConfig {
   return parseConfig({
     run: { id, seed: 1 },
-    data: { size: H, source: { count: 48 } },
+    data: { size: H, source: { kind: 'procedural', count: 48 } },
     model: { width: 4, depth: 1 },
     sft: { steps: 0 },
     // `+ 0 * log(ssim)`: a score with ssim 0 gives a non-finite reward (refused, see below)

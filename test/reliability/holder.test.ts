@@ -17,7 +17,7 @@ const G = 2;
 function runConfig(id: string, orchestrator: Record<string, number> = {}, grpo: Record<string, number> = {}): RunConfig {
   return parseConfig({
     run: { id, seed: 1 },
-    data: { size: H, source: { count: 48 } },
+    data: { size: H, source: { kind: 'procedural', count: 48 } },
     model: { width: 4, depth: 1 },
     sft: { steps: 0 },
     grpo: { steps: 20, groupSize: G, samplesPerBatch: 2, maxStaleness: 4, advantageMode: 'scalar', ...grpo },

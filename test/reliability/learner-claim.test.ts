@@ -26,7 +26,7 @@ after(async () => {
 function runConfig(id: string): RunConfig {
   return parseConfig({
     run: { id, seed: 1 },
-    data: { size: 16, source: { count: 16 } },
+    data: { size: 16, source: { kind: 'procedural', count: 16 } },
     model: { width: 4, depth: 1 },
     sft: { steps: 3, batchSize: 2 },
     grpo: { steps: 0 },

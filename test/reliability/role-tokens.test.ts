@@ -22,7 +22,7 @@ let orch: RunningOrchestrator;
 
 before(async () => {
   nats = await startNatsServer();
-  const config = parseConfig({ run: { id: 'role-tokens', seed: 1 }, data: { size: 16, source: { count: 16 } }, model: { width: 4, depth: 1 }, sft: { steps: 2, batchSize: 2 }, grpo: { steps: 0 } });
+  const config = parseConfig({ run: { id: 'role-tokens', seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 }, sft: { steps: 2, batchSize: 2 }, grpo: { steps: 0 } });
   orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, auth: { roleTokens: parseRoleTokens(FILE, 'test file') }, log: () => {} });
 });
 
