@@ -17,7 +17,7 @@ import { evaluate, firstSamples } from '../eval/evaluate.ts';
 import type { EvalJson } from '../eval/report.ts';
 import type { Summary } from '../local/local-run.ts';
 import { barChart, esc, lineChart, smooth } from '../eval/svg.ts';
-import { slug, splitValues } from '../../scripts/k8s-ablation.ts';
+import { slug, splitValues } from './sweep-values.ts';
 
 export interface SweepAxis {
   key: string;
