@@ -1,15 +1,14 @@
 // An imported network trains through the pipeline (issue #14): the project's U-Net exported to ONNX and
-// re-imported as model.network, SFT then GRPO, full fine-tuning and LoRA. The single-process loop (the
-// pipeline's specification) runs both; the distributed pipeline (nats-server and the four roles as
-// processes) runs the LoRA case and must end on the single-process loop's checkpoint bytes.
+// re-imported as model.network, SFT then GRPO, full fine-tuning and LoRA, through the single-process loop
+// (the pipeline's specification). The distributed pipeline runs a network PyTorch exported
+// (test/import/pytorch.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { loadConfig, ConfigError, type RunConfig } from '../../lib/config/index.ts';
+import { loadConfig, ConfigError } from '../../lib/config/index.ts';
 import { runSingleProcess } from '../../lib/local/single-process.ts';
-import { runLocal } from '../../lib/local/local-run.ts';
 import { decodeCheckpoint, encodeCheckpoint, sha256Hex, type TensorMap } from '../../lib/checkpoint/index.ts';
 import { paramShapes, policySpecOf, standalonePolicyModel } from '../../lib/models/bundle.ts';
 import { initPolicyParams, klReferenceParams } from '../../lib/models/policy.ts';
@@ -123,21 +122,4 @@ test('KL reference with adapters: the base without them (B = 0), not the SFT end
   assert.deepEqual([...ref.keys()].sort(), [...r.sftParams.keys()].sort());
   const fullSpec = policySpecOf(configOf([], { sft: 0, grpo: 0 }));
   assert.equal(klReferenceParams(fullSpec, 0, r.sftParams), r.sftParams, 'without adapters the reference is the policy GRPO starts from');
-});
-
-test('the distributed pipeline trains an imported U-Net with LoRA and ends on the single-process checkpoint', { timeout: 240_000 }, async () => {
-  const out = mkdtempSync(join(dir, 'run-'));
-  const log: string[] = [];
-  let config: RunConfig | undefined;
-  const summary = await runLocal({
-    out, seed: 5, sftSteps: 3, steps: 3, overrides: [...TINY, ...LORA],
-    rolloutWorkers: 1, rewardWorkers: 1, log: (l) => log.push(l), onStarted: (_s, info) => { config = info.config; },
-  });
-  assert.equal(summary.final_version, 6, log.slice(-20).join('\n'));
-  const bytes = readFileSync(summary.final_checkpoint);
-  const ck = decodeCheckpoint(bytes);
-  assert.equal(ck.meta.extra.base_digest, sha256Hex(readFileSync(onnxPath)));
-  assert.ok([...ck.params.keys()].every((n) => /\.lora_[AB]$/.test(n) || n === 'log_std'));
-  const single = await runSingleProcess(config!);
-  assert.equal(encodeCheckpoint(single.checkpoint).digest, sha256Hex(bytes), 'the two loops trained different adapters');
 });
