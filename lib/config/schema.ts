@@ -96,7 +96,11 @@ export const networkSchema = z.strictObject({
     .describe('Name of the image input. Absent: the graph\'s first input.'),
   frozen: z.array(namePattern()).default([])
     .describe('Initializer name patterns kept frozen (not trained, not in checkpoints). Running statistics are always frozen.'),
-}).describe('An imported mean network.');
+  time: z.string().min(1).optional()
+    .describe('Flow family: the input that receives the time t, declared [N] or [N,1] (t) or [N,2F] (sinusoidal features of t at F frequencies). The image input then receives x_t and the output is the velocity.'),
+  condition: z.string().min(1).optional()
+    .describe('Flow family: the input [N,3,H,W] that receives the corrupted image y (flow space).'),
+}).describe('An imported mean network (gaussian family) or velocity network (flow family).');
 
 export const adapterSchema = z.strictObject({
   kind: z.literal('lora').describe('Adapter kind: lora (W + alpha/rank * B A, B zero at the start).'),
@@ -127,6 +131,13 @@ export const modelSchema = z.strictObject({
     .describe('Low-rank adapters on the imported network (needs model.network): only the adapters (and biases with trainBiases) train; checkpoints carry only them.'),
 }).superRefine((m, ctx) => {
   if (m.adapter && !m.network) ctx.addIssue({ code: 'custom', path: ['adapter'], message: 'needs model.network (adapters go on an imported network)' });
+  if (m.network && m.family === 'flow') {
+    for (const k of ['time', 'condition'] as const) if (!m.network[k]) ctx.addIssue({ code: 'custom', path: ['network', k], message: `the flow family needs model.network.${k} (the input of the velocity network that receives ${k === 'time' ? 't' : 'the corrupted image'})` });
+    if (m.adapter) ctx.addIssue({ code: 'custom', path: ['adapter'], message: 'adapters on a flow velocity network are not supported (its KL reference would be the base without adapters); fine-tune it fully' });
+  }
+  if (m.network && m.family !== 'flow') {
+    for (const k of ['time', 'condition'] as const) if (m.network[k]) ctx.addIssue({ code: 'custom', path: ['network', k], message: 'only the flow family feeds a time or condition input (model.family=flow)' });
+  }
 }).describe('The restoration policy.');
 
 export const rewardSchema = z.strictObject({

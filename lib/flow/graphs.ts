@@ -1,4 +1,5 @@
-// The flow family's ONNX graphs, all from one network definition (velocity.ts), so the learner recomputes
+// The flow family's ONNX graphs, all from one network definition (velocity-network.ts: the built-in
+// velocity.ts or an imported network), so the learner recomputes
 // exactly the log-probabilities the rollout produced. Every row of a batch carries its own t, t_next and
 // noise level a, so rows from different steps and trajectories share one run. Contracts: docs/flow.md.
 
@@ -9,7 +10,8 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { gaussianLogDensity, spreadSsimMap, type Resolution } from '../models/graphs.ts';
 import { SSIM_WINDOW } from '../models/ssim.ts';
 import type { FlowSamplerType, PlannedStep } from './sampler.ts';
-import { bakeVelocityParams, checkVelocityResolution, declareVelocityParams, sin, velocity, velocityParams, type VelocitySpec } from './velocity.ts';
+import { sin } from './velocity.ts';
+import { bakeFlowNetworkParams, checkFlowNetworkResolution, declareFlowNetworkParams, flowNetworkParams, flowVelocity, type FlowNetworkSpec } from './velocity-network.ts';
 
 /** Floor on a step's std inside log-densities: ODE rows (std = 0) then give finite, meaningless logp. */
 export const MIN_STEP_STD = 1e-12;
@@ -82,13 +84,13 @@ function rowInputs(g: Graph, r: Resolution): RowInputs {
  * The rollout step: param.*, x, y, t, t_next, a, eps -> v, mean, x_next = mean + std eps, std [N],
  * logp [N] (averaged over C, H, W), logp_map [N,3,H,W]. An ODE step is this graph with a = 0.
  */
-export function buildFlowStepGraph(spec: VelocitySpec, r: Resolution, type: FlowSamplerType, baked?: TensorMap): Graph {
-  checkVelocityResolution(spec, r.height, r.width);
+export function buildFlowStepGraph(spec: FlowNetworkSpec, r: Resolution, type: FlowSamplerType, baked?: TensorMap): Graph {
+  checkFlowNetworkResolution(spec, r.height, r.width);
   const g = new Graph();
-  const params = baked ? bakeVelocityParams(g, spec, baked) : declareVelocityParams(g, spec);
+  const params = baked ? bakeFlowNetworkParams(g, spec, baked) : declareFlowNetworkParams(g, spec);
   const { x, y, t, tNext, a } = rowInputs(g, r);
   const eps = imageInput(g, 'eps', r);
-  const v = velocity(spec, params, x, t, y);
+  const v = flowVelocity(spec, params, x, t, y);
   const { mean, std } = flowStep(type, x, v, t, tNext, a);
   const xNext = add(mean, mul(perRow(std), eps));
   const density = gaussianLogDensity(xNext, mean, stepLogStd(std));
@@ -101,8 +103,8 @@ export function buildFlowStepGraph(spec: VelocitySpec, r: Resolution, type: Flow
   return g;
 }
 
-function outputGradients(g: Graph, spec: VelocitySpec, params: Map<string, Value>, loss: Value): void {
-  const names = velocityParams(spec).map((p) => p.name);
+function outputGradients(g: Graph, spec: FlowNetworkSpec, params: Map<string, Value>, loss: Value): void {
+  const names = flowNetworkParams(spec).map((p) => p.name);
   const grads = gradients(loss, names.map((n) => params.get(n)!));
   names.forEach((n, i) => g.output(`grad.${n}`, grads[i]));
 }
@@ -119,10 +121,10 @@ function outputGradients(g: Graph, spec: VelocitySpec, params: Map<string, Value
  * group-centred SSIM map, spread onto pixels as the Gaussian family does, plus the scalar advantage;
  * ratio and clipping are then per element.
  */
-export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: FlowSamplerType, mode: 'scalar' | 'dense' = 'scalar'): Graph {
-  checkVelocityResolution(spec, r.height, r.width);
+export function buildFlowGrpoGraph(spec: FlowNetworkSpec, r: Resolution, type: FlowSamplerType, mode: 'scalar' | 'dense' = 'scalar'): Graph {
+  checkFlowNetworkResolution(spec, r.height, r.width);
   const g = new Graph();
-  const params = declareVelocityParams(g, spec);
+  const params = declareFlowNetworkParams(g, spec);
   const { x, y, t, tNext, a } = rowInputs(g, r);
   const xNext = imageInput(g, 'x_next', r);
   const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
@@ -133,7 +135,7 @@ export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: Flow
   const clipHigh = g.input('clip_high', []);
   const beta = g.input('beta', []);
 
-  const v = velocity(spec, params, x, t, y);
+  const v = flowVelocity(spec, params, x, t, y);
   const { mean, std } = flowStep(type, x, v, t, tNext, a);
   const density = gaussianLogDensity(xNext, mean, stepLogStd(std));
   const logp = reduceMean(density, [1, 2, 3]);
@@ -177,16 +179,16 @@ export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: Flow
  * Stage I for the family, the rectified-flow loss: param.*, x0, y, eps, t [N] -> loss, grad.*, where
  * x_t = (1 - t) x0 + t eps and loss = mean(residual^2), residual = v(x_t, t, y) - (eps - x0) (also an output).
  */
-export function buildFlowSftGraph(spec: VelocitySpec, r: Resolution): Graph {
-  checkVelocityResolution(spec, r.height, r.width);
+export function buildFlowSftGraph(spec: FlowNetworkSpec, r: Resolution): Graph {
+  checkFlowNetworkResolution(spec, r.height, r.width);
   const g = new Graph();
-  const params = declareVelocityParams(g, spec);
+  const params = declareFlowNetworkParams(g, spec);
   const x0 = imageInput(g, 'x0', r);
   const y = imageInput(g, 'y', r);
   const eps = imageInput(g, 'eps', r);
   const t = g.input('t', ['N']);
   const xt = add(mul(perRow(sub(1, t)), x0), mul(perRow(t), eps));
-  const residual = sub(velocity(spec, params, xt, t, y), sub(eps, x0));
+  const residual = sub(flowVelocity(spec, params, xt, t, y), sub(eps, x0));
   const loss = reduceMean(square(residual));
   g.output('loss', loss);
   outputGradients(g, spec, params, loss);
@@ -200,12 +202,12 @@ export function buildFlowSftGraph(spec: VelocitySpec, r: Resolution): Graph {
  * Image space (`imageSpace`, the export): image [N,3,H,W] in [0, 1], noise [N,3,H,W] ~ N(0, 1) -> restored
  * [N,3,H,W] = (x + 1) / 2, starting from the noise (start noise) or (1 - t0) y + t0 noise (start corrupted).
  */
-export function buildFlowOdeSamplerGraph(spec: VelocitySpec, r: Resolution, params: TensorMap, plan: readonly PlannedStep[], imageSpace?: { start: 'noise' | 'corrupted' }): Graph {
-  checkVelocityResolution(spec, r.height, r.width);
+export function buildFlowOdeSamplerGraph(spec: FlowNetworkSpec, r: Resolution, params: TensorMap, plan: readonly PlannedStep[], imageSpace?: { start: 'noise' | 'corrupted' }): Graph {
+  checkFlowNetworkResolution(spec, r.height, r.width);
   if (plan.some((s) => s.a !== 0)) throw new Error('ODE sampler: every planned step must have a = 0');
   if (plan.length === 0) throw new Error('ODE sampler: the plan has no steps');
   const g = new Graph();
-  const baked = bakeVelocityParams(g, spec, params);
+  const baked = bakeFlowNetworkParams(g, spec, params);
   let y: Value;
   let x: Value;
   if (imageSpace) {
@@ -219,7 +221,7 @@ export function buildFlowOdeSamplerGraph(spec: VelocitySpec, r: Resolution, para
   }
   const zeroRow = reduceMean(mul(y, 0), [1, 2, 3]); // [N] zeros, sized from the batch, to carry each t
   for (const s of plan) {
-    const v = velocity(spec, baked, x, add(zeroRow, s.t), y);
+    const v = flowVelocity(spec, baked, x, add(zeroRow, s.t), y);
     x = add(x, mul(v, Math.fround(s.tNext - s.t)));
   }
   if (imageSpace) g.output('restored', mul(add(x, 1), 0.5));

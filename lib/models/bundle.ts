@@ -8,7 +8,7 @@ import { initPolicyParams, policyParams, type PolicySpec } from './policy.ts';
 import { samplerSpecOf, velocitySpecOf } from '../flow/config.ts';
 import { buildFlowGrpoGraph, buildFlowOdeSamplerGraph, buildFlowSftGraph, buildFlowStepGraph } from '../flow/graphs.ts';
 import { odePlan } from '../flow/sampler.ts';
-import { initVelocityParams, velocityParams } from '../flow/velocity.ts';
+import { flowNetworkParams, flowNetworkSpecOf, initFlowNetworkParams } from '../flow/velocity-network.ts';
 import { differentiableEncoder, loadEncoder, PREPROCESS, type EncoderChoice, type EncoderModel } from './reward.ts';
 
 /**
@@ -32,21 +32,21 @@ export function paramShapes(spec: PolicySpec): Map<string, number[]> {
 // model.family = flow (docs/flow.md): the same entry points hand out the flow family's graphs, the
 // sampling step for the rollout, the Flow-GRPO and rectified-flow graphs for training, the unrolled ODE
 // sampler for export.
-const flowSpec = (config: RunConfig) => velocitySpecOf(config.model, config.flow);
+const flowSpec = (config: RunConfig, resolution: Resolution = resolutionOf(config)) => flowNetworkSpecOf(velocitySpecOf(config.model, config.flow), config.model.network, resolution);
 const isFlow = (config: RunConfig) => config.model.family === 'flow';
 
 /** Expected parameter names and shapes of the run's family, for checking checkpoints. */
 export function paramShapesOf(config: RunConfig): Map<string, number[]> {
-  return isFlow(config) ? new Map(velocityParams(flowSpec(config)).map((p) => [p.name, p.shape])) : paramShapes(policySpecOf(config));
+  return isFlow(config) ? new Map(flowNetworkParams(flowSpec(config)).map((p) => [p.name, p.shape])) : paramShapes(policySpecOf(config));
 }
 
 /** The run's initial parameters (seeded by run.seed). */
 export function initialParamsOf(config: RunConfig): TensorMap {
-  return isFlow(config) ? initVelocityParams(flowSpec(config), config.run.seed) : initPolicyParams(policySpecOf(config), config.run.seed);
+  return isFlow(config) ? initFlowNetworkParams(flowSpec(config), config.run.seed) : initPolicyParams(policySpecOf(config), config.run.seed);
 }
 
 export const policyModel = (config: RunConfig, resolution: Resolution = resolutionOf(config)): Uint8Array => serialize(isFlow(config)
-  ? buildFlowStepGraph(flowSpec(config), resolution, config.flow.sde.type)
+  ? buildFlowStepGraph(flowSpec(config, resolution), resolution, config.flow.sde.type)
   : buildPolicyGraph(policySpecOf(config, resolution), resolution));
 export const grpoModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
   ? buildFlowGrpoGraph(flowSpec(config), resolutionOf(config), config.flow.sde.type, config.grpo.advantageMode)

@@ -22,6 +22,9 @@ export interface NetworkSpec {
   weights?: string | undefined;
   image?: string | undefined;
   frozen?: string[] | undefined;
+  /** The flow family's velocity network: the inputs that receive t and the corrupted image y. */
+  time?: string | undefined;
+  condition?: string | undefined;
   height: number;
   width: number;
 }
@@ -67,8 +70,11 @@ export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): Imp
   if (hit) return hit;
   const bytes = readOrFail(network.onnx, 'model.network.onnx');
   const imageName = network.image ?? decodeModel(bytes, network.onnx).graph?.input?.[0]?.name ?? 'image';
-  const net = importOnnx(bytes, { source: network.onnx, symbolicBatch: true, inputShapes: { [imageName]: ['N', 3, network.height, network.width] } });
-  const contract = checkPolicyContract(net, { image: imageName });
+  const imageShape = ['N', 3, network.height, network.width];
+  const inputShapes = { [imageName]: imageShape, ...(network.condition ? { [network.condition]: imageShape } : {}) };
+  const extraInputs = [network.time, network.condition].filter((n): n is string => !!n);
+  const net = importOnnx(bytes, { source: network.onnx, symbolicBatch: true, inputShapes });
+  const contract = checkPolicyContract(net, { image: imageName, extraInputs });
   let base = net.weights;
   let baseDigest = sha256Hex(bytes);
   if (network.weights) {
@@ -131,18 +137,23 @@ export function frozenConstants(g: Graph, p: ImportedPolicy): [string, Value][] 
 
 /** mean = image + f(image), every base tensor and factor taken from `params` (inputs or constants). */
 export function importedMean(p: ImportedPolicy, params: Map<string, Value>, image: Value): Value {
+  return add(image, importedOutput(p, params, { [p.contract.image]: image }));
+}
+
+/** The network's output for `inputs` (by graph input name), every base tensor and factor from `params`. */
+export function importedOutput(p: ImportedPolicy, params: Map<string, Value>, inputs: Record<string, Value>): Value {
+  const image = inputs[p.contract.image]!;
   const get = (name: string): Value => {
     const v = params.get(name);
     if (!v) throw new Error(`model: imported parameter ${name} is missing`);
     return v;
   };
-  const inputs = { [p.contract.image]: image };
   // Baked parameters (a standalone model) hold the merged weights and no factors: the plain network.
   const adapted = p.lora && p.adapters.length > 0 && params.has(p.adapters[0]!.a.name);
   const [residual] = adapted
     ? p.lora!.build(image.graph, inputs, (t) => get(t.name), (name) => get(name))
     : p.net.build(image.graph, inputs, (t) => get(t.name));
-  return add(image, residual!);
+  return residual!;
 }
 
 /**

@@ -14,6 +14,7 @@ skip concatenation. The head is scaled down so the untrained residual is small; 
 
 Needs PyTorch (Debian 12: apt-get install -y python3-torch, which is 1.13.1); run with /usr/bin/python3:
   /usr/bin/python3 scripts/pytorch/export-restoration-net.py [OUT_DIR]
+  velocity-net.onnx/.json      a flow velocity network v(x, t_emb, y) (x, y [N,3,H,W], t_emb [N,16])
 CI never runs this: the outputs are committed as fixtures.
 """
 import json
@@ -74,6 +75,32 @@ class RestorationNet(nn.Module):
         return self.head(f)
 
 
+class VelocityNet(nn.Module):
+    """A flow-matching velocity field v(x_t, t, y): x_t and the corrupted image y concatenated, the time
+    embedding (sinusoidal features computed by the caller, [N, 16]) projected and added per channel."""
+
+    def __init__(self, width: int = 16, time_features: int = 16):
+        super().__init__()
+        w = width
+        self.time = nn.Sequential(nn.Linear(time_features, w), nn.SiLU(), nn.Linear(w, w))
+        self.stem = nn.Conv2d(6, w, 3, padding=1)
+        self.norm = nn.GroupNorm(4, w)
+        self.down = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)
+        self.up = nn.Conv2d(2 * w, 4 * w, 1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.head = nn.Conv2d(2 * w, 3, 3, padding=1)
+        with torch.no_grad():
+            self.head.weight.mul_(0.1)
+            self.norm.weight.copy_(1 + 0.1 * torch.randn_like(self.norm.weight))
+            self.norm.bias.copy_(0.05 * torch.randn_like(self.norm.bias))
+
+    def forward(self, x, t_emb, y):
+        h = self.stem(torch.cat([x, y], dim=1)) + self.time(t_emb)[:, :, None, None]
+        h = F.silu(self.norm(h))
+        u = self.shuffle(self.up(F.silu(self.down(h))))
+        return self.head(torch.cat([h, u], dim=1))
+
+
 def write_safetensors(path: str, state: dict) -> None:
     header, blobs, offset = {}, [], 0
     for name, t in state.items():
@@ -115,6 +142,23 @@ def main() -> None:
     }
     with open(os.path.join(out, 'restoration-net.json'), 'w') as f:
         json.dump(meta, f)
+    # The flow family's velocity network: inputs x, t_emb (named by model.network.time), y (model.network.condition).
+    torch.manual_seed(15)
+    vnet = VelocityNet().eval()
+    vx = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(8))
+    vt = torch.randn(2, 16, generator=torch.Generator().manual_seed(9))
+    vy = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        vv = vnet(vx, vt, vy)
+    vpath = os.path.join(out, 'velocity-net.onnx')
+    spatial = {0: 'N', 2: 'H', 3: 'W'}
+    torch.onnx.export(vnet, (vx, vt, vy), vpath, opset_version=17, input_names=['x', 't_emb', 'y'], output_names=['velocity'],
+                      dynamic_axes={'x': spatial, 't_emb': {0: 'N'}, 'y': spatial, 'velocity': spatial}, do_constant_folding=False)
+    with open(os.path.join(out, 'velocity-net.json'), 'w') as f:
+        json.dump({'torch': torch.__version__, 'opset': 17, 'parameters': sum(p.numel() for p in vnet.parameters()),
+                   'inputs': {'x': vx.flatten().tolist(), 't_emb': vt.flatten().tolist(), 'y': vy.flatten().tolist()},
+                   'output': vv.flatten().tolist()}, f)
+    print(f"wrote {vpath} ({os.path.getsize(vpath)} bytes)")
     print(f"wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes), {meta['parameters']} parameters, torch {torch.__version__}")
 
 

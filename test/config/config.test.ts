@@ -217,7 +217,7 @@ test('the reference lists every field, with its type, default and description', 
   walk(loadConfig() as unknown as Record<string, unknown>, '');
   leaves.push('data.source.path', 'data.evalSize', 'data.corruptions.weights', 'reward.clipModel', 'reward.encoder');
   // the optional sections of an imported network (issue #14)
-  leaves.push(...['onnx', 'weights', 'image', 'frozen'].map((k) => `model.network.${k}`), ...['kind', 'rank', 'alpha', 'targets', 'trainBiases'].map((k) => `model.adapter.${k}`));
+  leaves.push(...['onnx', 'weights', 'image', 'frozen', 'time', 'condition'].map((k) => `model.network.${k}`), ...['kind', 'rank', 'alpha', 'targets', 'trainBiases'].map((k) => `model.adapter.${k}`));
   assert.deepEqual([...configFieldPaths()].sort(), leaves.sort());
   const ref = renderConfigReference();
   for (const path of leaves) assert.match(ref, new RegExp(`^\\| \`${path.replace(/\./g, '\\.')}\` \\| [^|]`, 'm'), path);
