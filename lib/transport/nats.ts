@@ -127,6 +127,12 @@ export interface CheckpointStoreOptions {
 }
 
 const jc = JSONCodec();
+/**
+ * How long a put waits for JetStream's acks of its chunks. nats.js publishes every 128 KiB chunk at once, each
+ * with the client's 5 s timeout from its own publish, so a large checkpoint (a 79 MB one is 620 chunks) on a
+ * loaded server timed out although the server was writing it; the wait grows with the size instead.
+ */
+export const putAckTimeoutMs = (bytes: number): number => 5000 + Math.ceil(bytes / 1e6) * 1000;
 const objectName = (version: number) => `v${String(version).padStart(10, '0')}`;
 
 function checkVersion(version: number, field = 'version'): number {
@@ -233,6 +239,7 @@ export class CheckpointStore {
           metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
         },
         bytes,
+        { timeout: putAckTimeoutMs(bytes.length) },
       );
     }
     const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
