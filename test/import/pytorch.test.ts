@@ -8,7 +8,7 @@
 // processes), which must end on the single-process loop's checkpoint bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { loadConfig, type RunConfig } from '../../lib/config/index.ts';
@@ -17,7 +17,9 @@ import { runSingleProcess } from '../../lib/local/single-process.ts';
 import { runLocal } from '../../lib/local/local-run.ts';
 import { decodeCheckpoint, encodeCheckpoint, sha256Hex, type TensorMap } from '../../lib/checkpoint/index.ts';
 import { evaluate, firstSamples } from '../../lib/eval/evaluate.ts';
-import { initialParamsOf } from '../../lib/models/bundle.ts';
+import { initialParamsOf, paramShapes, policySpecOf } from '../../lib/models/bundle.ts';
+import { readStateDict } from '../../lib/import/state-dict.ts';
+import { stateDictFile } from './safetensors-writer.ts';
 import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
@@ -71,6 +73,26 @@ test('the PyTorch export imports: the state dict maps onto it, and the forward m
   const report = await importReport(ONNX, { weights: WEIGHTS, height: SIZE, width: SIZE });
   assert.ok(reportPassed(report), JSON.stringify({ contract: report.contract, forward: report.forward, gradient: report.gradient, error: report.error }));
   assert.ok(report.forward!.relError <= 1e-4);
+});
+
+test('bad input through model.network: a truncated export, a state dict missing or misshapen a tensor, each named with its file', () => {
+  const policyOf = (onnx: string, weights?: string) => paramShapes(policySpecOf(loadConfig(undefined, [`data.size=${SIZE}`, `model.network.onnx=${onnx}`, ...(weights ? [`model.network.weights=${weights}`] : [])])));
+  const cut = join(dir, 'cut.onnx');
+  const bytes = readFileSync(ONNX);
+  writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  assert.throws(() => policyOf(cut), new RegExp(`${cut.replace(/[.]/g, '\\.')}: (not a valid ONNX model|.*truncated)`));
+  const dict = readStateDict(readFileSync(WEIGHTS), WEIGHTS);
+  const rewrite = (edit: (name: string, shape: number[]) => number[] | null): Record<string, { dtype: 'F32'; shape: number[]; values: number[] }> =>
+    Object.fromEntries([...dict].flatMap(([n, t]) => {
+      const shape = edit(n, t.shape);
+      return shape ? [[n, { dtype: 'F32' as const, shape, values: Array.from(t.data.subarray(0, shape.reduce((a, b) => a * b, 1))) }]] : [];
+    }));
+  const missing = join(dir, 'missing.safetensors');
+  writeFileSync(missing, stateDictFile(rewrite((n, sh) => (n === 'mid.conv2.weight' ? null : sh))));
+  assert.throws(() => policyOf(ONNX, missing), new RegExp(`missing\\.safetensors: missing 1 tensor\\(s\\) that .*restoration-net\\.onnx needs: 'mid\\.conv2\\.weight'`));
+  const misshapen = join(dir, 'misshapen.safetensors');
+  writeFileSync(misshapen, stateDictFile(rewrite((n, sh) => (n === 'fuse.weight' ? [16, 32, 3, 3] : sh))));
+  assert.throws(() => policyOf(ONNX, misshapen), /misshapen\.safetensors: tensor 'fuse\.weight' has shape \[16,32,3,3\], but .*restoration-net\.onnx needs \[16,48,3,3\] \(read by Conv '\/fuse\/Conv'\)/);
 });
 
 test('single-process loop: the PyTorch network, fully fine-tuned, SFT then GRPO, raises the evaluation reward', { timeout: 120_000 }, async () => {
