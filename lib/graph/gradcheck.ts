@@ -63,7 +63,7 @@ export async function gradCheck(
   const loss = reduceSum(mul(y, rIn));
   const wrt = xs.filter((_, i) => inputs[i].grad !== false);
   const grads = gradients(loss, wrt);
-  g.output('y', y);
+  g.output('__y', y); // reserved names, so an input called y or r cannot clash
   grads.forEach((d, i) => g.output(`grad.${wrt[i].name}`, d));
   const session = await GraphSession.create(serialize(g));
 
@@ -90,9 +90,9 @@ export async function gradCheck(
       const base = feeds[w.name].data;
       shifted[w.name] = { data: base.map((v, i) => v + t * dirs[w.name][i]), dims: feeds[w.name].dims };
     }
-    const out = await session.run(shifted, ['y']);
+    const out = await session.run(shifted, ['__y']);
     let s = 0;
-    out.y.data.forEach((v, i) => (s += v * r[i]));
+    out.__y!.data.forEach((v, i) => (s += v * r[i]));
     return s;
   };
   const out = await session.run(feeds);

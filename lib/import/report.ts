@@ -132,6 +132,12 @@ export async function importReport(file: string, opts: ReportOptions = {}): Prom
       const inits = new Set((decodeModel(bytes, file).graph?.initializer ?? []).map((t) => t.name));
       const image = opts.image ?? declared.find((i) => !inits.has(i.name))?.name;
       if (image) inputShapes[image] = ['N', 3, opts.height, opts.width];
+      // other image-like inputs (a flow velocity network's condition [N,C,H,W]) take the same size
+      for (const i of declared) {
+        const dims = i.type?.tensorType?.shape?.dim ?? [];
+        const channels = Number(dims[1]?.dimValue ?? NaN);
+        if (i.name !== image && !inits.has(i.name) && dims.length === 4 && Number.isInteger(channels)) inputShapes[i.name!] = ['N', channels, opts.height, opts.width];
+      }
     }
     const net = importOnnx(bytes, { source: file, symbolicBatch: true, inputShapes });
     report.opset = net.opset;

@@ -18,6 +18,7 @@ import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { importOnnx } from '../../lib/import/onnx-import.ts';
+import { importReport, reportPassed } from '../../lib/import/report.ts';
 import { initialParamsOf, paramShapesOf, standalonePolicyModel } from '../../lib/models/bundle.ts';
 import { runSingleProcess } from '../../lib/local/single-process.ts';
 import { sha256Hex } from '../../lib/checkpoint/index.ts';
@@ -52,6 +53,9 @@ test('the PyTorch velocity network imports with its three inputs and matches PyT
   const scale = meta.output.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
   const err = meta.output.reduce((m, x, i) => Math.max(m, Math.abs(x - got[i]!)), 0);
   assert.ok(err <= 1e-4 * scale, `differs from PyTorch by ${err} (scale ${scale})`);
+  // recovery-grpo import --extra-input t_emb --extra-input y: the condition input takes the image's size
+  const report = await importReport(ONNX, { height: SIZE, width: SIZE, extraInputs: ['t_emb', 'y'] });
+  assert.ok(reportPassed(report), JSON.stringify({ contract: report.contract, forward: report.forward, gradient: report.gradient, error: report.error }));
 });
 
 test('config: the flow family needs the time and condition inputs named; adapters and a gaussian time input are refused', () => {
