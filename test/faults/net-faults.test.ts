@@ -31,4 +31,6 @@ test('a rollout worker cut off for longer than its lease, on namespaced hosts: t
   const [a] = run.faults;
   assert.ok(a.recoveryMs !== undefined && a.recoveryMs < RECOVERY_BOUND_MS, `recovery after the link came back: ${a.recoveryMs} ms`);
   assert.ok(a.stallMs !== undefined && a.stallMs < RECOVERY_BOUND_MS, `longest time without a batch: ${a.stallMs} ms`);
+  assert.ok(a.batchesDuring >= 1, 'the run went on while the worker was cut off (its tasks were re-dispatched after the lease)');
+  assert.ok(a.rejoinMs !== undefined && a.rejoinMs < RECOVERY_BOUND_MS, `the cut-off worker rolled out again after the link came back: ${a.rejoinMs} ms`);
 });

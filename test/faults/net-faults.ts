@@ -39,6 +39,9 @@ export interface FaultRecord {
   recoveryMs?: number;
   /** Longest time without an acknowledged batch, from the fault's start to its recovery (ms). */
   stallMs?: number;
+  /** The worker the fault cut off (a, d), and the time from the end of the fault to its next rollout result. */
+  cutWorker?: string;
+  rejoinMs?: number;
   /** What happened, in words (e.g. how the lab injected the latency). */
   note: string;
 }
@@ -52,6 +55,20 @@ async function waitForBatchAfter(c: Cluster, seq: number, timeoutMs: number, don
     const now = lastTrainedSeq(c.eventsDir);
     if (now > seq || done() || Date.now() > until) return now;
     await sleep(50);
+  }
+}
+
+/** The rollout worker each fault cuts off. */
+const CUT_WORKER: Partial<Record<FaultId, string>> = { a: 'rollout-1', d: 'rollout-0' };
+
+/** Time from `since` to the worker's first rollout result after it (undefined if none within `timeoutMs` or the run ended). */
+async function rejoined(c: Cluster, worker: string, since: number, timeoutMs: number): Promise<number | undefined> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const t = events(c.eventsDir).find((e) => e.type === 'rollout' && e.worker === worker && e.t >= since)?.t;
+    if (t !== undefined) return t - since;
+    if (c.finished || Date.now() > until) return undefined;
+    await sleep(200);
   }
 }
 
@@ -137,12 +154,13 @@ export async function driveFaults(c: Cluster, o: DriveOptions): Promise<FaultRec
     const after = await waitForBatchAfter(c, seqAtEnd, limit, done);
     const acks = events(c.eventsDir).filter((e) => e.type === 'trained').map((e) => e.t);
     const next = after > seqAtEnd ? acks.find((t) => t >= endedAt) : undefined;
-    const rec: FaultRecord = { id, title: FAULT_TITLES[id], seqAtStart, startedAt, endedAt, batchesDuring: seqAtEnd - seqAtStart, note };
+    const rec: FaultRecord = { id, title: FAULT_TITLES[id], seqAtStart, startedAt, endedAt, batchesDuring: seqAtEnd - seqAtStart, note, cutWorker: CUT_WORKER[id] };
     if (next !== undefined) {
       rec.recoveryMs = next - endedAt;
       const around = [startedAt, ...acks.filter((t) => t > startedAt && t <= next)];
       rec.stallMs = Math.max(...around.slice(1).map((t, i) => t - around[i]));
     }
+    if (rec.cutWorker) rec.rejoinMs = await rejoined(c, rec.cutWorker, endedAt, limit);
     records.push(rec);
     o.onRecord?.(rec);
     if (rec.recoveryMs === undefined && !done()) throw new Error(`fault ${id} (${FAULT_TITLES[id]}): no batch acknowledged within ${limit / 1000} s of its end`);

@@ -5,7 +5,7 @@ import type { SuiteRun } from './suite.ts';
 const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 export function faultTable(runs: SuiteRun[]): string {
-  const head = ['fault', 'how', 'batches during', 'longest without a batch', 'next batch after it ended', 'run finished', 'batches applied exactly once', 'GRPO samples trained once / dropped / lost'];
+  const head = ['fault', 'how', 'batches during', 'longest without a batch', 'next batch after it ended', 'cut worker back (first rollout after)', 'run finished', 'batches applied exactly once', 'GRPO samples trained once / dropped / lost'];
   const rows: string[][] = [];
   for (const r of runs) {
     const a = r.audit;
@@ -16,6 +16,7 @@ export function faultTable(runs: SuiteRun[]): string {
         String(f.batchesDuring),
         s(f.stallMs),
         s(f.recoveryMs),
+        f.cutWorker ? `${f.cutWorker}: ${s(f.rejoinMs)}` : '',
         r.failure ? `**no**: ${r.failure}` : 'yes',
         a ? `${a.appliedOnce}/${a.batches}` : '-',
         a ? `${a.trainedOnce} / ${a.dropped} / ${a.lost}` : '-',

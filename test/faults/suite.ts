@@ -39,7 +39,9 @@ export interface SuiteOptions {
 /** Runs the cluster with `faults`; never throws for what the run does (a failure is in the result). */
 export async function runNetFaultSuite(o: SuiteOptions): Promise<SuiteRun> {
   const gap = o.gap ?? 3;
-  const grpoSteps = (o.faults.length + 1) * (gap + 3);
+  // Enough batches that the run outlasts every fault (a batch takes 0.25-1 s here, and the training goes on
+  // during a cut worker's 12 s), so each fault's recovery is a batch acknowledged after it, not the run's end.
+  const grpoSteps = gap + o.faults.length * 60 + 10;
   const dir = mkdtempSync(join(tmpdir(), 'netfaults-'));
   const logFile = join(tmpdir(), `netfaults-${o.faults.join('')}-${Date.now().toString(36)}.log`);
   const lines: string[] = [];
