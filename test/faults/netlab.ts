@@ -42,8 +42,9 @@ const ok = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignor
 export function netnsUnavailable(): string | null {
   if (process.platform !== 'linux') return `network namespaces need Linux (this is ${process.platform})`;
   if (process.getuid?.() !== 0) return 'network namespaces need root (run as root, or in a privileged container)';
-  if (!ok('ip', ['-V'])) return 'iproute2 (`ip`) is not installed';
-  if (!ok('nft', ['--version'])) return 'nftables (`nft`) is not installed';
+  if (!ok('ip', ['-V'])) return 'iproute2 (`ip`) is not installed (bash scripts/faults/ensure-tools.sh installs it)';
+  if (!ok('openssl', ['version'])) return 'openssl is not installed (bash scripts/faults/ensure-tools.sh installs it)';
+  if (!ok('nft', ['--version'])) return 'nftables (`nft`) is not installed (bash scripts/faults/ensure-tools.sh installs it)';
   const tag = randomBytes(3).toString('hex');
   const ns = `rgf-probe-${tag}`;
   try {
@@ -77,7 +78,6 @@ export class NetLab {
   readonly hosts = new Map<string, NetHost>();
   readonly netem = netemAvailable();
   private destroyed = false;
-  private readonly impaired = new Set<string>();
 
   /** Creates the bridge and one namespace per host name, addresses .2, .3, ... in host order. */
   constructor(names: string[]) {
@@ -130,7 +130,6 @@ export class NetLab {
    */
   impair(name: string, i: Impairment): void {
     const h = this.host(name);
-    this.impaired.add(name);
     if (this.netem) {
       const netem = ['netem', 'delay', `${i.delayMs}ms`, 'loss', `${i.lossPercent}%`];
       sh('tc', ['qdisc', 'add', 'dev', h.bridgeEnd, 'root', ...netem]);
@@ -146,7 +145,6 @@ export class NetLab {
 
   clearImpairment(name: string): void {
     const h = this.host(name);
-    this.impaired.delete(name);
     if (this.netem) {
       sh('tc', ['qdisc', 'del', 'dev', h.bridgeEnd, 'root']);
       sh('ip', ['netns', 'exec', h.ns, 'tc', 'qdisc', 'del', 'dev', h.nsEnd, 'root']);

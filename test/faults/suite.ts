@@ -76,7 +76,8 @@ export async function runNetFaultSuite(o: SuiteOptions): Promise<SuiteRun> {
     let timer: NodeJS.Timeout | undefined;
     const limit = o.finishTimeoutMs ?? 180_000;
     await Promise.race([finished, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`the run did not finish within ${limit / 1000} s of the last fault's recovery`)), limit)))]).finally(() => clearTimeout(timer));
-    run.audit = await auditRun({ dir, runId: cluster.config.run.id, sftSteps: SFT, grpoSteps, samplesPerBatch: S, sftBatchSize: SFT_BATCH, keep: KEEP });
+    const storeLost = run.faults.find((f) => f.id === 'e');
+    run.audit = await auditRun({ dir, runId: cluster.config.run.id, sftSteps: SFT, grpoSteps, samplesPerBatch: S, sftBatchSize: SFT_BATCH, keep: KEEP, storeLostAfter: storeLost?.seqAtStart });
   } catch (e) {
     run.failure = (e as Error).message;
     progress(`[netfaults] FAILED: ${run.failure}\n${lines.filter((l) => !/ info /.test(l)).slice(-25).join('\n')}`);
