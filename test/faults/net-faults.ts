@@ -139,8 +139,10 @@ export async function driveFaults(c: Cluster, o: DriveOptions): Promise<FaultRec
   const done = () => c.finished;
   let base = c.config.sft.steps;
   for (const id of o.faults) {
+    const until = Date.now() + 300_000;
     while (lastTrainedSeq(c.eventsDir) < base + o.gap) {
       if (done()) throw new Error(`the run ended before fault ${id} (${FAULT_TITLES[id]}) was injected: give it more steps`);
+      if (Date.now() > until) throw new Error(`no progress to batch ${base + o.gap} within 300 s: fault ${id} was never injected`);
       await sleep(50);
     }
     const seqAtStart = lastTrainedSeq(c.eventsDir);
