@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { runLocal } from '../../lib/local/local-run.ts';
 import type { Supervisor } from '../../lib/local/supervisor.ts';
-import { events, lastTrainedSeq, prng, readRunStore, type Logged, type Trained } from './helpers.ts';
+import { auditRun, lastTrainedSeq, prng } from './helpers.ts';
 
 const SEED = Number(process.env.RELIABILITY_SEED ?? 20240607);
 const SFT = 4;
@@ -115,52 +115,7 @@ test('kill -9 a rollout worker, the reward worker, the learner, the orchestrator
       assert.ok((summary.restarts[f.target] ?? 0) >= 1, `${f.target} was restarted by the supervisor`);
     }
 
-    // ---- the learner's record: one checkpoint per version, version v = batch seq v, versions only rise
-    const store = await readRunStore(dir, runId);
-    const byVersion = new Map<number, Set<string>>();
-    let prev = -1;
-    for (const a of store.announcements) {
-      assert.ok(a.version >= prev, `announcements go up: v${a.version} after v${prev}`);
-      prev = a.version;
-      (byVersion.get(a.version) ?? byVersion.set(a.version, new Set()).get(a.version)!).add(a.digest);
-      if (a.version > 0) assert.equal(Number(a.meta.last_batch_seq), a.version, `checkpoint v${a.version} holds batch seq ${a.meta.last_batch_seq}`);
-    }
-    assert.deepEqual([...byVersion.keys()].sort((a, b) => a - b), Array.from({ length: total + 1 }, (_, v) => v), 'one checkpoint per version 0..N, none missing');
-    for (const [v, d] of byVersion) assert.equal(d.size, 1, `version ${v} was published with ${d.size} different digests`);
-
-    // ---- no checkpoint lost: the final one is fetchable and verified; the last K are all stored (+ the KL reference)
-    assert.equal(store.latest?.version, total);
-    assert.equal(store.latestFetchedDigest, store.latest?.digest);
-    for (let v = total - KEEP + 1; v <= total; v++) assert.ok(store.versions.includes(v), `v${v} (one of the last ${KEEP}) is in the store: ${store.versions.join(',')}`);
-    assert.ok(store.versions.includes(SFT), `the KL reference v${SFT} is kept: ${store.versions.join(',')}`);
-
-    // ---- the orchestrator's audit trail: applied batches rise, every sample trained once or dropped with a reason
-    const ev = events(dir);
-    const trained = ev.filter((e): e is Trained => e.type === 'trained');
-    const applied = trained.filter((e) => e.applied);
-    assert.equal(new Set(applied.map((e) => e.seq)).size, applied.length, 'no batch acknowledged as applied twice');
-    for (let i = 1; i < applied.length; i++) assert.ok(applied[i].seq > applied[i - 1].seq && applied[i].version > applied[i - 1].version, 'applied batches and versions only rise');
-    const dropped = ev.filter((e): e is Extract<Logged, { type: 'dropped' }> => e.type === 'dropped');
-    for (const d of dropped) assert.ok(d.reason, `sample ${d.sample} dropped with a reason`);
-    const droppedCursors = new Set(dropped.map((d) => cursorOf(d.sample)));
-    const trainedIn = new Map<number, number>(); // cursor -> batch seq
-    const caughtUp: number[] = [];
-    for (let k = 0; k < GRPO; k++) {
-      const seq = SFT + k + 1;
-      const expected = Array.from({ length: S }, (_, j) => SFT * SFT_BATCH + k * S + j).filter((c) => !droppedCursors.has(c));
-      // The learner applied seq exactly once (above). Which samples it held: the orchestrator's record of that
-      // batch (applied, or answered "duplicate" after a restart). A batch the learner had applied while the
-      // orchestrator was down is acknowledged from its Hello and has no record: its samples are its cursors.
-      const rec = trained.find((e) => e.seq === seq && e.applied) ?? trained.find((e) => e.seq === seq);
-      const cursors = rec ? rec.samples.map(cursorOf) : expected;
-      if (!rec) caughtUp.push(seq);
-      assert.deepEqual([...cursors].sort((a, b) => a - b), expected, `batch ${seq} trained the samples of its cursors`);
-      for (const c of cursors) {
-        assert.ok(!trainedIn.has(c), `sample at cursor ${c} trained in batches ${trainedIn.get(c)} and ${seq}`);
-        trainedIn.set(c, seq);
-      }
-    }
-    assert.equal(trainedIn.size + droppedCursors.size, GRPO * S, 'every GRPO sample trained or dropped');
+    const audit = await auditRun({ dir, runId, sftSteps: SFT, grpoSteps: GRPO, samplesPerBatch: S, sftBatchSize: SFT_BATCH, keep: KEEP });
 
     // ---- the report
     const rows = faults.map((f) => [f.target, `${f.seqAtKill} (+${f.delayMs} ms)`, String(f.pid), String(summary.restarts[f.target] ?? 0), f.recoveredMs !== undefined ? `${(f.recoveredMs / 1000).toFixed(1)} s` : '-', 'yes']);
@@ -171,8 +126,8 @@ test('kill -9 a rollout worker, the reward worker, the learner, the orchestrator
     console.log(line(head));
     for (const r of rows) console.log(line(r));
     console.log(`(process log: ${logFile})`);
-    console.log(`faults injected ${faults.length}, survived ${faults.length}; batches applied once ${total}/${total}; GRPO samples trained once ${trainedIn.size}, dropped (counted) ${droppedCursors.size}, lost 0` +
-      `${caughtUp.length ? `; batches acknowledged from the learner's Hello: ${caughtUp.join(',')}` : ''}; checkpoints in store ${store.versions.join(',')}`);
+    console.log(`faults injected ${faults.length}, survived ${faults.length}; batches applied once ${total}/${total}; GRPO samples trained once ${audit.trainedOnce}, dropped (counted) ${audit.dropped}, lost 0` +
+      `${audit.caughtUp.length ? `; batches acknowledged from the learner's Hello: ${audit.caughtUp.join(',')}` : ''}; checkpoints in store ${audit.storedVersions.join(',')}`);
   } catch (e) {
     console.log(`${log.slice(-30).join('\n')}\n(the whole log: ${logFile})`);
     throw e;
@@ -181,9 +136,3 @@ test('kill -9 a rollout worker, the reward worker, the learner, the orchestrator
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-function cursorOf(sampleId: string): number {
-  const m = /^c(\d+):/.exec(sampleId);
-  assert.ok(m, `sample id ${sampleId} names its cursor`);
-  return Number(m[1]);
-}
