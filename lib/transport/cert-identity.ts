@@ -9,7 +9,8 @@
 // make such certificates with openssl (`-addext subjectAltName=URI:spiffe://recovery-grpo/role/learner`).
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import { roleOfName, ROLE_NAMES, WORKER_ID_PATTERN, type Grant } from './role-tokens.ts';
+import { WORKER_ID_PATTERN } from './messages.ts';
+import { roleOfName, ROLE_NAMES, type Grant } from './role-tokens.ts';
 
 export const ROLE_URI_PREFIX = 'spiffe://recovery-grpo/role/';
 

@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { WorkerRole } from './proto.ts';
+import { WORKER_ID_PATTERN } from './messages.ts';
 
 /** What a credential (a role token, a client certificate) allows: one role, and optionally one worker id. */
 export interface Grant {
@@ -28,8 +29,7 @@ export const ROLE_NAMES = Object.keys(ROLES);
 export function roleOfName(name: string): WorkerRole | undefined {
   return Object.hasOwn(ROLES, name.toLowerCase()) ? ROLES[name.toLowerCase()] : undefined;
 }
-/** Worker ids a credential may pin. */
-export const WORKER_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
 const MIN_TOKEN_CHARS = 16;
 
 /** Parses a role-token file's text; `source` names it in errors. */
