@@ -12,5 +12,6 @@ export { isLoopbackHost, parseHostPort } from './grpc-common.ts';
 export * from './nats.ts';
 export * from './nats-auth.ts';
 export * from './role-tokens.ts';
+export * from './cert-identity.ts';
 export { ensureNatsServer, isReachable, spawnNatsServer } from './nats-server.ts';
 export type { EnsuredNats, NatsServerProcess, SpawnNatsOptions } from './nats-server.ts';
