@@ -1,7 +1,7 @@
 // The single-process loop is the pipeline's executable specification: with maxStaleness 0, one rollout and
 // one reward worker, the distributed pipeline (nats-server and the four roles as processes) ends on the same
 // checkpoint as runSingleProcess, byte for byte, after a short SFT and several GRPO steps, for scalar and
-// dense advantages.
+// dense advantages, for the Gaussian and the flow family.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,9 +24,29 @@ const FLOW = [
   'model.family=flow', 'flow.steps=4', 'flow.evalSteps=3', 'flow.sde.window.size=1', 'flow.timeFrequencies=2', 'flow.timeWidth=4',
 ];
 
+/**
+ * The flow family's per-step diagnostics travel learner -> TrainResult -> orchestrator progress (the live page's
+ * history and the event log): one entry per trained step (window 1), and the first GRPO batch is on-policy with
+ * the reference equal to the policy: nothing clipped, KL 0.
+ */
+function assertFlowStepMetrics(eventsFile: string): void {
+  const grpo = readFileSync(eventsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; phase?: string; flow_steps?: Array<{ step: number; clip_fraction: number; kl: number }> })
+    .filter((e) => e.type === 'progress' && e.phase === 'grpo');
+  assert.equal(grpo.length, GRPO);
+  for (const e of grpo) {
+    assert.equal(e.flow_steps?.length, 1, JSON.stringify(e));
+    const [s] = e.flow_steps!;
+    assert.ok(Number.isInteger(s!.step) && s!.step >= 0 && s!.step < 3, `trained step ${s!.step} (T = 4, the last never trained)`);
+    assert.ok(s!.clip_fraction >= 0 && s!.clip_fraction <= 1 && s!.kl >= 0, JSON.stringify(s));
+  }
+  const first = grpo[0]!.flow_steps![0]!;
+  assert.equal(first.clip_fraction, 0);
+  assert.ok(first.kl < 1e-9, `first step's KL ${first.kl}`);
+}
+
 const cases = [
   ...(['scalar', 'dense'] as const).map((mode) => ({ name: mode, mode, extra: [] as string[] })),
-  { name: 'flow, scalar', mode: 'scalar' as const, extra: FLOW },
+  ...(['scalar', 'dense'] as const).map((mode) => ({ name: `flow, ${mode}`, mode, extra: FLOW })),
 ];
 
 for (const { name, mode, extra } of cases) {
@@ -44,6 +64,7 @@ for (const { name, mode, extra } of cases) {
       const single = await runSingleProcess(config!);
       assert.equal(single.checkpoint.meta.version, SFT + GRPO);
       assert.equal(encodeCheckpoint(single.checkpoint).digest, pipeline, 'the two loops trained different weights (or recorded different checkpoints)');
+      if (extra === FLOW) assertFlowStepMetrics(join(dir, 'events.jsonl'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
