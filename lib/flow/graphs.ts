@@ -3,10 +3,10 @@
 // noise level a, so rows from different steps and trajectories share one run. Contracts: docs/flow.md.
 
 import { Graph, type Value } from '../graph/graph.ts';
-import { add, cast, clip, div, exp, greater, greaterOrEqual, less, log, max, mul, neg, or, reduceMean, square, sqrt, sub, unsqueeze, where } from '../graph/ops.ts';
+import { add, div, greaterOrEqual, log, max, mul, neg, reduceMean, square, sqrt, sub, unsqueeze, where } from '../graph/ops.ts';
 import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import { gaussianLogDensity, spreadSsimMap, type Resolution } from '../models/graphs.ts';
+import { clippedSurrogate, gaussianLogDensity, type Resolution } from '../models/graphs.ts';
 import { SSIM_WINDOW } from '../models/ssim.ts';
 import type { FlowSamplerType, PlannedStep } from './sampler.ts';
 import { bakeVelocityParams, checkVelocityResolution, declareVelocityParams, sin, velocity, velocityParams, type VelocitySpec } from './velocity.ts';
@@ -137,22 +137,10 @@ export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: Flow
   const { mean, std } = flowStep(type, x, v, t, tNext, a);
   const density = gaussianLogDensity(xNext, mean, stepLogStd(std));
   const logp = reduceMean(density, [1, 2, 3]);
-  const lo = sub(1, clipLow);
-  const hi = add(1, clipHigh);
-  let ratio: Value;
-  let perElement: Value;
-  let clippedRows: Value;
-  if (advantageMap) {
-    const ratioE = exp(sub(density, logpOld));
-    const adv = add(spreadSsimMap(advantageMap, r), perRow(advantage));
-    perElement = max(mul(neg(adv), ratioE), mul(neg(adv), clip(ratioE, lo, hi)));
-    ratio = reduceMean(ratioE, [1, 2, 3]);
-    clippedRows = reduceMean(cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32'), [1, 2, 3]);
-  } else {
-    ratio = exp(sub(logp, logpOld));
-    perElement = max(mul(neg(advantage), ratio), mul(neg(advantage), clip(ratio, lo, hi)));
-    clippedRows = cast(or(less(ratio, lo), greater(ratio, hi)), 'float32');
-  }
+  // The surrogate is the Gaussian family's (one definition); the clipped indicator is reduced per row here
+  // (dense: over the row's elements) for the per-step metrics.
+  const { ratio, perElement, clipped } = clippedSurrogate({ density, logp, logpOld, advantage, advantageMap, clipLow, clipHigh, r });
+  const clippedRows = advantageMap ? reduceMean(clipped, [1, 2, 3]) : clipped;
   const policyLoss = reduceMean(perElement);
   const safeStd = max(std, MIN_STEP_STD);
   const klRows = div(reduceMean(square(sub(mean, refMean)), [1, 2, 3]), mul(square(safeStd), 2));

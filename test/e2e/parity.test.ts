@@ -30,8 +30,9 @@ const FLOW = [
  * the reference equal to the policy: nothing clipped, KL 0.
  */
 function assertFlowStepMetrics(eventsFile: string): void {
-  const grpo = readFileSync(eventsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; phase?: string; flow_steps?: Array<{ step: number; clip_fraction: number; kl: number }> })
-    .filter((e) => e.type === 'progress' && e.phase === 'grpo');
+  // GRPO batches are seq SFT + 1 .. SFT + GRPO (the last SFT batch's progress line may already say phase grpo).
+  const grpo = readFileSync(eventsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; seq?: number; flow_steps?: Array<{ step: number; clip_fraction: number; kl: number }> })
+    .filter((e) => e.type === 'progress' && e.seq! > SFT);
   assert.equal(grpo.length, GRPO);
   for (const e of grpo) {
     assert.equal(e.flow_steps?.length, 1, JSON.stringify(e));
