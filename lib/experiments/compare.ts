@@ -64,8 +64,9 @@ export function armOf(name: string): Arm {
   return { name, method: method as Method, ...(family ? { family: family as Family } : {}) };
 }
 
+/** "flow + dense GRPO" for an arm that names its family, "dense GRPO" for a bare method. */
 export function armLabel(a: Arm): string {
-  return a.family ? `${a.family} + ${METHOD_LABELS[a.method]}` : METHOD_LABELS[a.method];
+  return a.name.includes(':') ? `${a.family} + ${METHOD_LABELS[a.method]}` : METHOD_LABELS[a.method];
 }
 
 export interface CompareOptions {

@@ -6,17 +6,12 @@ import { Graph, type Value } from '../graph/graph.ts';
 import { add, div, greaterOrEqual, log, max, mul, neg, reduceMean, square, sqrt, sub, unsqueeze, where } from '../graph/ops.ts';
 import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import { clippedSurrogate, gaussianLogDensity, type Resolution } from '../models/graphs.ts';
-import { SSIM_WINDOW } from '../models/ssim.ts';
+import { clippedSurrogate, gaussianLogDensity, grpoInputs, imageInput, type Resolution } from '../models/graphs.ts';
 import type { FlowSamplerType, PlannedStep } from './sampler.ts';
 import { bakeVelocityParams, checkVelocityResolution, declareVelocityParams, sin, velocity, velocityParams, type VelocitySpec } from './velocity.ts';
 
 /** Floor on a step's std inside log-densities: ODE rows (std = 0) then give finite, meaningless logp. */
 export const MIN_STEP_STD = 1e-12;
-
-function imageInput(g: Graph, name: string, r: Resolution): Value {
-  return g.input(name, ['N', 3, r.height, r.width]);
-}
 
 /** [N] -> [N,1,1,1], to scale images row by row. */
 const perRow = (v: Value): Value => unsqueeze(v, [1, 2, 3]);
@@ -125,13 +120,7 @@ export function buildFlowGrpoGraph(spec: VelocitySpec, r: Resolution, type: Flow
   const params = declareVelocityParams(g, spec);
   const { x, y, t, tNext, a } = rowInputs(g, r);
   const xNext = imageInput(g, 'x_next', r);
-  const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
-  const advantage = g.input('advantage', ['N']);
-  const advantageMap = mode === 'dense' ? g.input('advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
-  const refMean = imageInput(g, 'ref_mean', r);
-  const clipLow = g.input('clip_low', []);
-  const clipHigh = g.input('clip_high', []);
-  const beta = g.input('beta', []);
+  const { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta } = grpoInputs(g, r, mode);
 
   const v = velocity(spec, params, x, t, y);
   const { mean, std } = flowStep(type, x, v, t, tNext, a);

@@ -16,7 +16,8 @@ export interface Resolution {
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
-function imageInput(g: Graph, name: string, r: Resolution): Value {
+/** An image batch input [N,3,H,W] at resolution r. */
+export function imageInput(g: Graph, name: string, r: Resolution): Value {
   return g.input(name, ['N', 3, r.height, r.width]);
 }
 
@@ -85,13 +86,7 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' |
   const params = declareParams(g, spec);
   const image = imageInput(g, 'image', r);
   const action = imageInput(g, 'action', r);
-  const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
-  const advantage = g.input('advantage', ['N']);
-  const advantageMap = mode === 'dense' ? g.input('advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
-  const refMean = imageInput(g, 'ref_mean', r);
-  const clipLow = g.input('clip_low', []);
-  const clipHigh = g.input('clip_high', []);
-  const beta = g.input('beta', []);
+  const { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta } = grpoInputs(g, r, mode);
 
   const logStd = params.get(LOG_STD)!;
   const mean = policyMean(spec, params, image);
@@ -110,6 +105,23 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' |
   g.output('clip_fraction', clippedFraction);
   g.output('kl', kl);
   return g;
+}
+
+/**
+ * The GRPO inputs both families' training graphs declare after their own: logp_old ([N], or [N,3,H,W] in dense
+ * mode), advantage [N], advantage_map (dense), ref_mean, clip_low, clip_high, beta.
+ */
+export function grpoInputs(g: Graph, r: Resolution, mode: 'scalar' | 'dense'): {
+  logpOld: Value; advantage: Value; advantageMap: Value | undefined; refMean: Value; clipLow: Value; clipHigh: Value; beta: Value;
+} {
+  const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
+  const advantage = g.input('advantage', ['N']);
+  const advantageMap = mode === 'dense' ? g.input('advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
+  const refMean = imageInput(g, 'ref_mean', r);
+  const clipLow = g.input('clip_low', []);
+  const clipHigh = g.input('clip_high', []);
+  const beta = g.input('beta', []);
+  return { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta };
 }
 
 /**

@@ -3,7 +3,7 @@
 // method lists and a sweep axis are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
@@ -117,8 +117,8 @@ test('sweep --methods with family arms: each family from its own warm start, sha
       assert.notEqual(s.start.flow.reward, s.start.gaussian.reward);
       assert.equal(s.start.flow.count, s.identity.count);
     }
-    // Shared warm start: both seeds start from the same evaluation.
-    assert.deepEqual(r.seeds[0].start, r.seeds[1].start);
+    // Shared warm start: one checkpoint per family (seed 0), kept in OUT.
+    assert.deepEqual(readdirSync(out).filter((f) => f.endsWith('.safetensors')).sort(), ['warm-flow-seed0-sft3.safetensors', 'warm-gaussian-seed0-sft2.safetensors']);
     // Paired differences are of final values, across families too.
     const finals = (m: string) => r.seeds.map((s: { runs: Array<{ method: string; final: Record<string, number> }> }) => s.runs.find((x) => x.method === m)!.final.ssim);
     const d = finals('flow:scalar').map((v: number, i: number) => v - finals('gaussian:dense')[i]);
