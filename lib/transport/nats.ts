@@ -26,6 +26,7 @@ import {
 } from 'nats';
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
+import { ObjectChunks } from './object-chunks.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function checkRunId(runId: string): string {
@@ -167,6 +168,7 @@ export class CheckpointStore {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly os: ObjectStore,
+    private readonly chunks: ObjectChunks,
     private readonly opts: CheckpointStoreOptions,
   ) {
     this.runId = opts.runId;
@@ -195,7 +197,7 @@ export class CheckpointStore {
         if (!/already in use|exists/i.test((e as Error).message)) throw e;
       }
     }
-    return new CheckpointStore(js, jsm, os, { ...opts, ...checkpointKeysFromEnv(opts), runId });
+    return new CheckpointStore(js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
   }
 
   /**
@@ -206,34 +208,37 @@ export class CheckpointStore {
   async put(version: number, bytes: Uint8Array, digest: string, meta: Record<string, unknown> = {}): Promise<Announcement> {
     checkVersion(version);
     if (!DIGEST_PATTERN.test(digest)) throw new Error(`digest must look like sha256:<64 hex>, got ${JSON.stringify(digest)}`);
-    const actual = sha256Digest(bytes);
+    // the one pass over the bytes: Node's sha256, both the check of `digest` and the object's own digest
+    const sha = createHash('sha256').update(bytes).digest();
+    const actual = `sha256:${sha.toString('hex')}`;
     if (actual !== digest) throw new CheckpointIntegrityError(`checkpoint v${version}: given digest ${digest} is not the digest of the bytes (${actual})`);
     const name = objectName(version);
     const t0 = performance.now();
-    const existing = await this.os.info(name);
-    let replace = false;
-    if (existing && !existing.deleted) {
-      const had = existing.metadata?.['digest'];
-      if (had !== digest) {
-        // An object that was never announced is a writer's leftover (it died between storing and announcing);
-        // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
-        // version is never replaced.
-        const latest = await this.latest();
-        if (latest && latest.version >= version) {
-          throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${had}, refusing to replace it with ${digest}`);
-        }
-        replace = true;
+    // the chunks go out while the existing object is looked up; they become the object only on commit
+    const writing = this.chunks.writeChunks(bytes);
+    const [existing, written] = await Promise.all([this.os.info(name), writing.catch((e: unknown) => e as Error)]);
+    if (written instanceof Error) throw written;
+    let write = !existing || existing.deleted;
+    if (existing && !existing.deleted && existing.metadata?.['digest'] !== digest) {
+      // An object that was never announced is a writer's leftover (it died between storing and announcing);
+      // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
+      // version is never replaced.
+      const latest = await this.latest();
+      if (latest && latest.version >= version) {
+        await this.chunks.purgeChunks(written.nuid).catch(() => {});
+        throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${existing.metadata?.['digest']}, refusing to replace it with ${digest}`);
       }
+      write = true;
     }
-    if (!existing || existing.deleted || replace) {
-      await this.os.putBlob(
-        {
-          name,
-          description: `checkpoint v${version} of run ${this.runId}`,
-          metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
-        },
-        bytes,
-      );
+    if (write) {
+      await this.chunks.commit(name, written, bytes.length, sha, {
+        description: `checkpoint v${version} of run ${this.runId}`,
+        metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
+      });
+      if (existing && !existing.deleted) await this.chunks.purgeChunks(existing.nuid).catch(() => {});
+    } else {
+      // the same bytes are stored already (a retried put): only the announcement is repeated
+      await this.chunks.purgeChunks(written.nuid).catch(() => {});
     }
     const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
     const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };
@@ -264,21 +269,12 @@ export class CheckpointStore {
     if (opts.expectDigest !== undefined && opts.expectDigest !== digest) {
       throw new CheckpointIntegrityError(`checkpoint v${version}: stored digest ${digest} differs from the expected ${opts.expectDigest}`);
     }
-    const result = await this.os.get(name);
-    if (!result) throw new Error(`checkpoint v${version} disappeared from ${this.bucket} while fetching (pruned?)`);
-    const chunks: Uint8Array[] = [];
-    let total = 0;
+    let bytes: Uint8Array;
     try {
-      for await (const chunk of result.data as unknown as AsyncIterable<Uint8Array>) {
-        chunks.push(chunk);
-        total += chunk.length;
-      }
-      await result.error;
+      bytes = await this.chunks.read(info);
     } catch (e) {
-      // nats.js checks its own SHA-256 of the chunks and fails the read on a mismatch
-      throw new CheckpointIntegrityError(`checkpoint v${version}: reading ${this.bucket}/${name} failed after ${total} bytes: ${(e as Error)?.message ?? e}`);
+      throw new CheckpointIntegrityError(`checkpoint v${version}: reading ${this.bucket}/${name} failed: ${(e as Error)?.message ?? e}`);
     }
-    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
     if (bytes.length !== size) {
       throw new CheckpointIntegrityError(`checkpoint v${version} is truncated or padded: got ${bytes.length} bytes, its announcement says ${size}`);
     }
