@@ -27,6 +27,7 @@ import {
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
 import { ObjectChunks } from './object-chunks.ts';
+import { CheckpointPushReceiver, pushCheckpoint } from './checkpoint-push.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function checkRunId(runId: string): string {
@@ -125,6 +126,11 @@ export interface CheckpointStoreOptions {
   signingKey?: KeyObject;
   /** The learner's ed25519 public key: latest() and watch() accept only announcements it signed (lib/checkpoint/sign.ts). */
   verifyKey?: KeyObject;
+  /**
+   * put() also pushes the bytes over core NATS (checkpoint-push.ts) for the stores that watch(); default true.
+   * Watchers use a push only when its sha256 is the announced digest, and fetch from the store otherwise.
+   */
+  push?: boolean;
 }
 
 const jc = JSONCodec();
@@ -155,6 +161,9 @@ export function checkpointKeysFromEnv(opts: Pick<CheckpointStoreOptions, 'signin
   return { ...(signingKey ? { signingKey } : {}), ...(verifyKey ? { verifyKey } : {}) };
 }
 
+/** How long get() waits for a push that is still arriving before it reads the store instead. */
+const PUSH_WAIT_MS = 2000;
+
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
 
@@ -163,8 +172,12 @@ export class CheckpointStore {
   readonly bucket: string;
   readonly stream: string;
   readonly subject: string;
+  /** Pushed checkpoints, received while watch() runs. */
+  private pushes: CheckpointPushReceiver | undefined;
+  private pushWatchers = 0;
 
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly os: ObjectStore,
@@ -197,7 +210,7 @@ export class CheckpointStore {
         if (!/already in use|exists/i.test((e as Error).message)) throw e;
       }
     }
-    return new CheckpointStore(js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
+    return new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
   }
 
   /**
@@ -214,10 +227,11 @@ export class CheckpointStore {
     if (actual !== digest) throw new CheckpointIntegrityError(`checkpoint v${version}: given digest ${digest} is not the digest of the bytes (${actual})`);
     const name = objectName(version);
     const t0 = performance.now();
-    // the chunks go out while the existing object is looked up; they become the object only on commit
-    const writing = this.chunks.writeChunks(bytes);
-    const [existing, written] = await Promise.all([this.os.info(name), writing.catch((e: unknown) => e as Error)]);
-    if (written instanceof Error) throw written;
+    // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
+    const existing = await this.os.info(name);
+    // watchers get the bytes straight away; the JetStream copy below is what late joiners and a missed push read
+    if (this.opts.push !== false) pushCheckpoint(this.nc, this.runId, version, bytes, digest, meta);
+    const written = await this.chunks.writeChunks(bytes);
     let write = !existing || existing.deleted;
     if (existing && !existing.deleted && existing.metadata?.['digest'] !== digest) {
       // An object that was never announced is a writer's leftover (it died between storing and announcing);
@@ -258,6 +272,15 @@ export class CheckpointStore {
     checkVersion(version);
     const name = objectName(version);
     const t0 = performance.now();
+    const pushed = opts.expectDigest !== undefined ? await this.pushes?.take(version, opts.expectDigest, PUSH_WAIT_MS) : undefined;
+    if (pushed) {
+      // verified on arrival: its sha256 is the expected (announced) digest
+      this.opts.onGet?.({ version, bytes: pushed.bytes.length, seconds: (performance.now() - t0) / 1000 });
+      return {
+        bytes: pushed.bytes,
+        announcement: { run_id: this.runId, version, name, digest: pushed.digest, size: pushed.bytes.length, meta: pushed.meta, published_unix_ms: pushed.receivedUnixMs },
+      };
+    }
     const info = await this.os.info(name);
     if (!info || info.deleted) throw new Error(`checkpoint v${version} is not in ${this.bucket} (never published, or pruned: fetch the latest instead)`);
     const md = info.metadata ?? {};
@@ -326,6 +349,8 @@ export class CheckpointStore {
   private async backed(ann: Announcement): Promise<boolean> {
     if (ann.name !== objectName(ann.version) || ann.run_id !== this.runId) return false;
     if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta['signature'])) return false;
+    // bytes in hand whose sha256 is the announced digest back it as well as the stored object would
+    if (this.pushes?.holds(ann.version, ann.digest)) return true;
     const info = await this.os.info(ann.name).catch(() => null);
     return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
@@ -359,6 +384,10 @@ export class CheckpointStore {
    * announcements are skipped). Malformed announcements are skipped and reported to onInvalid.
    */
   async watch(opts: { onInvalid?: (err: Error) => void } = {}): Promise<CheckpointWatch> {
+    // subscribed before the consumer starts, so that a checkpoint announced from now on is pushed to this store
+    const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.runId));
+    this.pushWatchers++;
+    let stopped = false;
     const consumer = await this.js.consumers.get(this.stream, {
       filterSubjects: this.subject,
       deliver_policy: DeliverPolicy.LastPerSubject,
@@ -393,9 +422,15 @@ export class CheckpointStore {
     const gen = iterate();
     return {
       [Symbol.asyncIterator]: () => gen,
-      async stop() {
+      stop: async () => {
         messages.stop();
         await gen.return(undefined);
+        if (stopped) return;
+        stopped = true;
+        if (--this.pushWatchers === 0) {
+          pushes.stop();
+          this.pushes = undefined;
+        }
       },
     };
   }

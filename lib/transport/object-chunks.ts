@@ -2,7 +2,7 @@
 // put/get, in the same layout (so its API, `nats object` and the tests that tamper with objects still read them):
 //   stream OBJ_<bucket>; chunks on $O.<bucket>.C.<nuid>; the object's info (JSON) on $O.<bucket>.M.<base64url name>
 // Why: nats.js hashes every byte with a JavaScript SHA-256 on both sides and writes 128 KiB chunks; here the caller
-// hashes once with Node's crypto, chunks are as large as the server accepts, and every chunk is in flight at once.
+// hashes once with Node's crypto, chunks are as large as the server accepts, and a window of them is in flight at once.
 import { randomBytes } from 'node:crypto';
 import { consumerOpts, headers, JSONCodec, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectInfo } from 'nats';
 
@@ -10,6 +10,9 @@ const jc = JSONCodec();
 
 /** How long a read waits for the chunks before giving up (they were purged, or the server is unreachable). */
 const READ_EXPIRES_MS = 30_000;
+/** Chunks awaiting their acknowledgement at once, and how long each may take. */
+const WINDOW = 8;
+const PUBLISH_TIMEOUT_MS = 30_000;
 
 export class ObjectChunks {
   readonly stream: string;
@@ -45,15 +48,22 @@ export class ObjectChunks {
     const nuid = randomBytes(16).toString('hex');
     const subject = this.chunkSubject(nuid);
     const size = this.chunkSize();
-    const acks: Promise<unknown>[] = [];
-    for (let o = 0; o < bytes.length; o += size) acks.push(this.js.publish(subject, bytes.subarray(o, Math.min(bytes.length, o + size))));
-    const settled = await Promise.allSettled(acks);
+    const count = Math.ceil(bytes.length / size);
+    // a window of chunks in flight: all of a 50 MB checkpoint at once outlasts the acknowledgement timeout on a
+    // loaded machine
+    let nextChunk = 0;
+    const writer = async () => {
+      for (let i = nextChunk++; i < count; i = nextChunk++) {
+        await this.js.publish(subject, bytes.subarray(i * size, Math.min(bytes.length, (i + 1) * size)), { timeout: PUBLISH_TIMEOUT_MS });
+      }
+    };
+    const settled = await Promise.allSettled(Array.from({ length: Math.min(WINDOW, count) }, writer));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       await this.purgeChunks(nuid);
       throw failed.reason;
     }
-    return { nuid, chunks: acks.length };
+    return { nuid, chunks: count };
   }
 
   /**
