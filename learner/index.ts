@@ -130,6 +130,7 @@ class LearnerRole implements WorkerRoleImpl {
   private work: SerialQueue<TrainBatch__Output> | undefined;
   private closed = false;
   private pruning: Promise<void> | undefined;
+  private pruneFor: LearnerState | undefined;
   private height = 0;
   private width = 0;
   /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
@@ -392,9 +393,15 @@ class LearnerRole implements WorkerRoleImpl {
     m.get('loss').set({ kind }, fields.loss);
     m.get('grad_norm').set(fields.grad_norm);
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: true, compute_ms: performance.now() - t0 }) });
-    // Pruning is housekeeping: after the acknowledgement, beside the next batch rather than before it (one at a
-    // time; a batch that finds one still running leaves the pruning to the next).
-    this.pruning ??= this.prune(next).finally(() => (this.pruning = undefined));
+    // Pruning is housekeeping: after the acknowledgement, beside the next batch rather than before it. One runs at
+    // a time; a batch that finds one running leaves its state for the next round of the same loop.
+    this.pruneFor = next;
+    this.pruning ??= (async () => {
+      for (let s = this.pruneFor; s; s = this.pruneFor) {
+        this.pruneFor = undefined;
+        await this.prune(s);
+      }
+    })().finally(() => (this.pruning = undefined));
   }
 
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */
