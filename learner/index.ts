@@ -130,6 +130,8 @@ class LearnerRole implements WorkerRoleImpl {
   private st: LearnerState | undefined;
   private work: SerialQueue<TrainBatch__Output> | undefined;
   private closed = false;
+  private pruning: Promise<void> | undefined;
+  private pruneFor: LearnerState | undefined;
   private height = 0;
   private width = 0;
   /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
@@ -272,11 +274,13 @@ class LearnerRole implements WorkerRoleImpl {
 
   async drain(): Promise<void> {
     await this.work?.drain();
+    await this.pruning;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.work?.close();
+    await this.pruning;
     await this.trainer?.release();
     await this.refRunner?.release();
     await this.flowRefRunner?.release();
@@ -396,8 +400,15 @@ class LearnerRole implements WorkerRoleImpl {
     m.get('loss').set({ kind }, fields.loss);
     m.get('grad_norm').set(fields.grad_norm);
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: true, compute_ms: performance.now() - t0 }) });
-    // Pruning is housekeeping: after the acknowledgement, off the run's critical path.
-    await this.prune(next);
+    // Pruning is housekeeping: after the acknowledgement, beside the next batch rather than before it. One runs at
+    // a time; a batch that finds one running leaves its state for the next round of the same loop.
+    this.pruneFor = next;
+    this.pruning ??= (async () => {
+      for (let s = this.pruneFor; s; s = this.pruneFor) {
+        this.pruneFor = undefined;
+        await this.prune(s);
+      }
+    })().finally(() => (this.pruning = undefined));
   }
 
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */
