@@ -82,6 +82,12 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   await watch.stop();
   assert.deepEqual((await RunStateStore.open(rollout, { runId: RUN, schema }).then((s) => s.get()))?.value, { phase: 'sft', seq: 0 });
 
+  // ... receives the learner's checkpoint push (a subscription the server refused would never deliver it)
+  const pushes = rollout.subscribe(`recovery.${RUN}.push`, { max: 1 });
+  await rollout.flush();
+  learner.publish(`recovery.${RUN}.push`, new Uint8Array([7]));
+  for await (const m of pushes) assert.deepEqual([...m.data], [7]);
+
   // ... and every write it tries is refused by the server
   const forged = ckpt();
   await assert.rejects(rolloutStore.put(3, forged.bytes, forged.digest), refused, 'rollout stores a checkpoint');
