@@ -31,20 +31,34 @@ const readDelay = () => {
 readDelay();
 watchFile(delayFile, { interval: 100 }, readDelay);
 
-/** Copies `from` to `to`, each chunk `delayMs` late, never reordered (a shorter delay waits for the chunk before). */
+/**
+ * Copies `from` to `to`, each chunk `delayMs` late, never reordered: one queue per direction drained by one timer
+ * (separate timers per chunk may fire out of order when their delays differ).
+ */
 function pipeDelayed(from: Socket, to: Socket): void {
-  let lastAt = 0;
-  from.on('data', (chunk: Buffer) => {
-    const at = Math.max(Date.now() + delayMs, lastAt);
-    lastAt = at;
-    const send = () => {
+  const queue: { chunk: Buffer; at: number }[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let ended = false;
+  const drain = () => {
+    timer = undefined;
+    while (queue.length > 0 && queue[0]!.at <= Date.now()) {
+      const { chunk } = queue.shift()!;
       if (!to.destroyed) to.write(chunk);
-    };
-    if (at <= Date.now()) send();
-    else setTimeout(send, at - Date.now());
+    }
+    if (queue.length > 0) timer = setTimeout(drain, queue[0]!.at - Date.now());
+    else if (ended) to.destroy();
+  };
+  from.on('data', (chunk: Buffer) => {
+    // a shorter delay than the chunk before waits for it: `at` never decreases along the queue
+    const at = Math.max(Date.now() + delayMs, queue.length > 0 ? queue[queue.length - 1]!.at : 0);
+    queue.push({ chunk, at });
+    if (timer === undefined) drain();
   });
   // An end or error on one side ends the other after the bytes still in flight.
-  const close = () => setTimeout(() => to.destroy(), Math.max(0, lastAt - Date.now()));
+  const close = () => {
+    ended = true;
+    if (timer === undefined) drain();
+  };
   from.on('end', close);
   from.on('error', close);
   from.on('close', close);
