@@ -10,7 +10,7 @@ import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { cloneTensorMap } from '../../lib/checkpoint/tensors.ts';
 import { testRandom } from '../graph/gradcheck.ts';
 
-const config = loadConfig(undefined, ['data.size=16', 'model.width=8', 'model.depth=2', 'sft.lr=0.003', 'model.logStd=-1', 'grpo.advantageMode=scalar']);
+const config = loadConfig(undefined, ['data.size=16', 'model.width=8', 'model.depth=2', 'sft.lr=0.003', 'sft.loss=l2', 'model.logStd=-1', 'grpo.advantageMode=scalar']);
 const N = 8;
 const PIX = N * 3 * 16 * 16;
 
