@@ -18,13 +18,17 @@ import { createMetrics } from '../lib/metrics/index.ts';
 import { encodeTensor, startOrchestratorServer, type WorkerSession } from '../lib/transport/index.ts';
 import { TaskBoard, type Task } from '../orchestrator/task-board.ts';
 
-/** Pins this process to core 0; returns the cpu list for the workers' process, or undefined without taskset. */
-function pinOrchestrator(): string | undefined {
+/**
+ * Pins this process to core 0; returns the cpu list for the workers' process and a function that restores the
+ * previous affinity (bench/index.ts runs the other benches in this same process), or undefined without taskset.
+ */
+function pinOrchestrator(): { workerCpus: string; unpin: () => void } | undefined {
   const n = cpus().length;
   if (n < 2) return undefined;
   try {
+    const before = execFileSync('taskset', ['-cp', String(process.pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
     execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
-    return n === 2 ? '1' : `1-${n - 1}`;
+    return { workerCpus: n === 2 ? '1' : `1-${n - 1}`, unpin: () => execFileSync('taskset', ['-cp', before, String(process.pid)], { stdio: 'ignore' }) };
   } catch {
     return undefined;
   }
@@ -78,7 +82,8 @@ export interface LoadFigures {
 export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; log?: (l: string) => void }): Promise<LoadFigures> {
   const inFlight = o.inFlight ?? 2;
   const log = o.log ?? (() => {});
-  const workerCpus = pinOrchestrator();
+  const pin = pinOrchestrator();
+  const workerCpus = pin?.workerCpus;
   const metrics = createMetrics('load-bench', 'orchestrator');
   const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {} });
   const image = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.25) });
@@ -190,6 +195,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     if (offer) clearInterval(offer);
     if (child.exitCode === null) child.kill('SIGKILL');
     await server.close({ graceMs: 500 });
+    pin?.unpin();
   }
 }
 
