@@ -1,25 +1,38 @@
 // Load: the orchestrator's dispatch path (its gRPC server and TaskBoard, the code that hands RolloutTasks to
-// workers and takes their results) with many simulated workers on tiny tasks, for a fixed time.
+// workers and takes their results) with many simulated workers on tiny tasks, at fixed offered rates.
 //
-//   LOAD_WORKERS=200,500 LOAD_SECONDS=60 LOAD_IN_FLIGHT=2 npm run bench load
+//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=2 npm run bench load
 //
-// The workers (bench/load-workers.ts) run in a child process, each with its own gRPC connection on 127.0.0.1,
-// answering every task at once; the orchestrator side keeps `workers * (inFlight + 1)` tasks outstanding (one
-// new task per result). Figures per run: tasks dispatched and completed per second, the dispatch-to-result
-// latency (p50 / p99 / max, from a fixed log-bucket histogram, so recording costs no memory), and the
-// orchestrator process's memory sampled every 2 s after a full GC: mean RSS and heap in the first and last
-// third of the run (flat = no growth). Issue #4's target: >= 5,000 tasks/s with 200 workers.
-import { fork } from 'node:child_process';
+// Open loop: tasks are offered at a fixed rate whatever the workers do (a timer adds them every millisecond),
+// so latency is not queueing manufactured by a fixed number of outstanding tasks. This process holds only the
+// orchestrator side (gRPC server, TaskBoard, the offered-load timer, a histogram) and is pinned to core 0 when
+// `taskset` exists; the simulated workers (bench/load-workers.ts) run in their own process, pinned to the
+// other cores, each with its own gRPC connection on 127.0.0.1, answering every task at once. Figures per run:
+// offered and completed tasks/s, the offer-to-result latency (p50 / p99 / max, from a fixed log-bucket
+// histogram, so recording costs no memory), this process's CPU time per completed task (process.cpuUsage over
+// the measured window; no gc() runs inside it), memory before and after (RSS, heap) and the backlog left.
+import { execFileSync, fork } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { createMetrics } from '../lib/metrics/index.ts';
 import { encodeTensor, startOrchestratorServer, type WorkerSession } from '../lib/transport/index.ts';
 import { TaskBoard, type Task } from '../orchestrator/task-board.ts';
 
-setFlagsFromString('--expose_gc');
-const gc = runInNewContext('gc') as () => void;
+/**
+ * Pins this process to core 0; returns the cpu list for the workers' process and a function that restores the
+ * previous affinity (bench/index.ts runs the other benches in this same process), or undefined without taskset.
+ */
+function pinOrchestrator(): { workerCpus: string; unpin: () => void } | undefined {
+  const n = cpus().length;
+  if (n < 2) return undefined;
+  try {
+    const before = execFileSync('taskset', ['-cp', String(process.pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
+    execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
+    return { workerCpus: n === 2 ? '1' : `1-${n - 1}`, unpin: () => execFileSync('taskset', ['-cp', before, String(process.pid)], { stdio: 'ignore' }) };
+  } catch {
+    return undefined;
+  }
+}
 
 /** Latency histogram: buckets 1% wide from 10 us to ~100 s. */
 class Histogram {
@@ -45,32 +58,40 @@ class Histogram {
 
 export interface LoadFigures {
   workers: number;
+  offeredPerSecond: number;
   seconds: number;
-  dispatchedPerSecond: number;
   completedPerSecond: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
-  rssFirstMiB: number;
-  rssLastMiB: number;
-  heapFirstMiB: number;
-  heapLastMiB: number;
-  /** Orchestrator CPU seconds per wall second over the measured window. */
+  /** Tasks offered but not completed when the window closed. */
+  backlog: number;
+  rssStartMiB: number;
+  rssEndMiB: number;
+  heapStartMiB: number;
+  heapEndMiB: number;
+  /** This (orchestrator) process's CPU seconds per wall second over the measured window. */
   serverCpu: number;
-  /** The simulated workers' process, CPU seconds per wall second (over its whole life). */
-  clientCpu: number;
+  /** Orchestrator CPU microseconds per completed task. */
+  cpuUsPerTask: number;
+  /** Core lists the orchestrator / workers ran on ('any' without taskset). */
+  pinned: string;
   errors: number;
 }
 
-export async function runLoad(o: { workers: number; seconds: number; inFlight?: number; log?: (l: string) => void }): Promise<LoadFigures> {
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; log?: (l: string) => void }): Promise<LoadFigures> {
   const inFlight = o.inFlight ?? 2;
   const log = o.log ?? (() => {});
+  const pin = pinOrchestrator();
+  const workerCpus = pin?.workerCpus;
   const metrics = createMetrics('load-bench', 'orchestrator');
   const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {} });
   const image = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.25) });
   let next = 0;
+  const offeredAt = new Map<string, number>();
   const newTask = (): Task => {
     const id = `t${next++}`;
+    offeredAt.set(id, performance.now());
     return {
       id,
       role: 'ROLLOUT',
@@ -82,7 +103,6 @@ export async function runLoad(o: { workers: number; seconds: number; inFlight?: 
   };
   let measuring = false;
   let completed = 0;
-  let dispatchedAtStart = 0;
   let errors = 0;
   const hist = new Histogram();
   const server = await startOrchestratorServer({
@@ -98,17 +118,21 @@ export async function runLoad(o: { workers: number; seconds: number; inFlight?: 
         else if (m.rollout_result) {
           const t = board.complete(s, m.rollout_result.task_id);
           if (!t) continue;
-          if (measuring) {
+          const t0 = offeredAt.get(t.id);
+          offeredAt.delete(t.id);
+          if (measuring && t0 !== undefined) {
             completed++;
-            hist.add(Date.now() - t.dispatchedAt!);
+            hist.add(performance.now() - t0);
           }
-          board.add(newTask());
         }
       }
     },
   });
-  const tChild = performance.now();
-  const child = fork(fileURLToPath(new URL('./load-workers.ts', import.meta.url)), [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight)];
+  const script = fileURLToPath(new URL('./load-workers.ts', import.meta.url));
+  const child = workerCpus
+    ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...process.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    : fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const fromChild = <T>(key: string) => new Promise<T>((resolve, reject) => {
     const on = (m: Record<string, unknown>) => {
       if (m.error) errors++;
@@ -120,77 +144,80 @@ export async function runLoad(o: { workers: number; seconds: number; inFlight?: 
     child.on('message', on);
     child.once('exit', (code) => reject(new Error(`load workers exited (${code})`)));
   });
+  let offer: NodeJS.Timeout | undefined;
   try {
     const { connected } = await fromChild<{ connected: number }>('connected');
     log(`  ${connected} workers connected`);
-    for (let i = 0; i < o.workers * (inFlight + 1); i++) board.add(newTask());
-    await new Promise((r) => setTimeout(r, 2000)); // warm up
-    const dispatched = () => metricsValue(metrics);
+    // Open-loop offered load: every tick, add the tasks the rate owes since the start.
+    const offerStart = performance.now();
+    let offered = 0;
+    offer = setInterval(() => {
+      const owed = Math.floor(((performance.now() - offerStart) / 1000) * o.rate);
+      while (offered < owed) {
+        board.add(newTask());
+        offered++;
+      }
+    }, 1);
+    await new Promise((r) => setTimeout(r, 2000)); // warm up at the same rate
+    const m0 = process.memoryUsage();
     measuring = true;
-    dispatchedAtStart = await dispatched();
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const samples: Array<{ rss: number; heap: number }> = [];
-    while (performance.now() - t0 < o.seconds * 1000) {
-      await new Promise((r) => setTimeout(r, 2000));
-      gc();
-      const m = process.memoryUsage();
-      samples.push({ rss: m.rss / 2 ** 20, heap: m.heapUsed / 2 ** 20 });
-    }
+    await new Promise((r) => setTimeout(r, o.seconds * 1000));
     measuring = false;
-    const wall = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    const dispatchedN = (await dispatched()) - dispatchedAtStart;
+    const wall = (performance.now() - t0) / 1000;
+    const m1 = process.memoryUsage();
+    clearInterval(offer);
+    const backlog = board.pending;
     child.send({ stop: true });
-    const end = await fromChild<{ answered: number; cpu: NodeJS.CpuUsage }>('answered').catch(() => undefined);
-    const clientWall = (performance.now() - tChild) / 1000;
-    const third = Math.max(1, Math.floor(samples.length / 3));
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    await fromChild<{ answered: number }>('answered').catch(() => undefined);
+    const serverCpu = (cpu.user + cpu.system) / 1e6 / wall;
     return {
       workers: o.workers,
+      offeredPerSecond: o.rate,
       seconds: wall,
-      dispatchedPerSecond: dispatchedN / wall,
       completedPerSecond: completed / wall,
       p50Ms: hist.quantile(0.5),
       p99Ms: hist.quantile(0.99),
       maxMs: hist.max,
-      rssFirstMiB: mean(samples.slice(0, third).map((s) => s.rss)),
-      rssLastMiB: mean(samples.slice(-third).map((s) => s.rss)),
-      heapFirstMiB: mean(samples.slice(0, third).map((s) => s.heap)),
-      heapLastMiB: mean(samples.slice(-third).map((s) => s.heap)),
-      serverCpu: (cpu.user + cpu.system) / 1e6 / wall,
-      clientCpu: end ? (end.cpu.user + end.cpu.system) / 1e6 / clientWall : NaN,
+      backlog,
+      rssStartMiB: m0.rss / 2 ** 20,
+      rssEndMiB: m1.rss / 2 ** 20,
+      heapStartMiB: m0.heapUsed / 2 ** 20,
+      heapEndMiB: m1.heapUsed / 2 ** 20,
+      serverCpu,
+      cpuUsPerTask: (cpu.user + cpu.system) / Math.max(1, completed),
+      pinned: workerCpus ? `0 / ${workerCpus}` : 'any',
       errors,
     };
   } finally {
+    if (offer) clearInterval(offer);
     if (child.exitCode === null) child.kill('SIGKILL');
     await server.close({ graceMs: 500 });
+    pin?.unpin();
   }
 }
 
-async function metricsValue(metrics: ReturnType<typeof createMetrics>): Promise<number> {
-  const m = await metrics.registry.getSingleMetric('recovery_grpo_tasks_dispatched_total')?.get();
-  return (m?.values ?? []).reduce((a, v) => a + v.value, 0);
-}
-
 export function formatLoad(f: LoadFigures): string {
-  const growth = (a: number, b: number) => `${b >= a ? '+' : ''}${(((b - a) / a) * 100).toFixed(1)}%`;
-  return `${String(f.workers).padStart(4)} workers, ${f.seconds.toFixed(0)} s: dispatched ${f.dispatchedPerSecond.toFixed(0)} tasks/s, completed ${f.completedPerSecond.toFixed(0)}/s; ` +
-    `dispatch-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms; ` +
-    `orchestrator RSS ${f.rssFirstMiB.toFixed(1)} -> ${f.rssLastMiB.toFixed(1)} MiB (${growth(f.rssFirstMiB, f.rssLastMiB)}), ` +
-    `heap after GC ${f.heapFirstMiB.toFixed(1)} -> ${f.heapLastMiB.toFixed(1)} MiB (${growth(f.heapFirstMiB, f.heapLastMiB)}) first -> last third; ` +
-    `CPU: orchestrator ${(f.serverCpu * 100).toFixed(0)}% (${((f.serverCpu * 1e6) / f.completedPerSecond).toFixed(0)} us per task, i.e. ~${(f.completedPerSecond / f.serverCpu).toFixed(0)} tasks/s per dedicated core), simulated workers ${(f.clientCpu * 100).toFixed(0)}%${f.errors ? `; ${f.errors} errors` : ''}`;
+  return `${String(f.workers).padStart(4)} workers, offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
+    `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms; ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task (cores ${f.pinned}); ` +
+    `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}`;
 }
 
 export async function run(): Promise<void> {
   const workerCounts = (process.env.LOAD_WORKERS ?? '200,500').split(',').map(Number);
-  const seconds = Number(process.env.LOAD_SECONDS ?? 60);
+  const rates = (process.env.LOAD_RATES ?? '2000,5000,10000').split(',').map(Number);
+  const seconds = Number(process.env.LOAD_SECONDS ?? 10);
   const inFlight = Number(process.env.LOAD_IN_FLIGHT ?? 2);
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
-  console.log(`orchestrator dispatch path (gRPC server + TaskBoard) with simulated rollout workers (own process, one connection each, max_in_flight ${inFlight}), tiny tasks, ${seconds} s each:`);
+  console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (other process, one connection each, max_in_flight ${inFlight}), tiny tasks, open loop, ${seconds} s each:`);
   for (const workers of workerCounts) {
-    const f = await runLoad({ workers, seconds, inFlight, log: (l) => console.log(l) });
-    console.log(`  ${formatLoad(f)}`);
-    if (workers === 200) console.log(`  (issue #4 target with 200 workers: >= 5,000 tasks/s: ${f.completedPerSecond >= 5000 ? 'met' : 'NOT met'})`);
+    for (const rate of rates) {
+      const f = await runLoad({ workers, rate, seconds, inFlight, log: (l) => console.log(l) });
+      console.log(`  ${formatLoad(f)}`);
+    }
   }
+  console.log('(issue #15 targets: <= 25 us orchestrator CPU per task; p99 <= 20 ms at 10,000 tasks/s offered)');
 }

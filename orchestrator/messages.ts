@@ -55,6 +55,14 @@ export function rolloutTaskMessage(
   config: RunConfig, o: { taskId: string; sampleId: string; image: Float32Array; minVersion: number; dense: boolean },
 ): (attempt: number, leaseMs: number) => OrchestratorMessage {
   const H = config.data.size;
+  // Encoded once per task: a retry re-sends the same items (the image is not re-encoded per dispatch).
+  const image = tensor(o.image, [3, H, H]);
+  const items = Array.from({ length: config.grpo.groupSize }, (_, g) => ({
+    sample_id: o.sampleId,
+    group_index: g,
+    noise_seed: String(rolloutNoiseSeed(config.run.seed, o.sampleId, g)),
+    image: g === 0 ? image : undefined,
+  }));
   return (attempt, leaseMs) => ({
     rollout_task: {
       task_id: o.taskId,
@@ -62,12 +70,7 @@ export function rolloutTaskMessage(
       lease_ms: leaseMs,
       policy_version_min: o.minVersion,
       want_logp_map: o.dense,
-      items: Array.from({ length: config.grpo.groupSize }, (_, g) => ({
-        sample_id: o.sampleId,
-        group_index: g,
-        noise_seed: String(rolloutNoiseSeed(config.run.seed, o.sampleId, g)),
-        image: g === 0 ? tensor(o.image, [3, H, H]) : undefined,
-      })),
+      items,
     },
   });
 }
@@ -81,13 +84,16 @@ export function scoreTaskMessage(
   const pix = o.clean.length;
   const candidates = new Float32Array(G * pix);
   o.actions.forEach((a, g) => candidates.set(clamp01(a), g * pix));
+  // Encoded once per task, whatever the number of attempts.
+  const candidatesTensor = tensor(candidates, [G, 3, H, H]);
+  const references = tensor(o.clean, [1, 3, H, H]);
   return (attempt, leaseMs) => ({
     score_task: {
       task_id: o.taskId,
       attempt,
       lease_ms: leaseMs,
-      candidates: tensor(candidates, [G, 3, H, H]),
-      references: tensor(o.clean, [1, 3, H, H]),
+      candidates: candidatesTensor,
+      references,
       want_ssim_map: o.dense,
     },
   });

@@ -43,6 +43,17 @@ export function newTaskId(prefix: string): string {
   return `${prefix}-${randomBytes(12).toString('hex')}`;
 }
 
+interface BoundMetrics {
+  dispatched: { inc(): void };
+  completedOk: { inc(): void };
+  completedError: { inc(): void };
+  latency: { observe(v: number): void };
+  redispatches: { inc(): void };
+  leaseExpiries: { inc(): void };
+  foreign: { inc(): void };
+  duplicate: { inc(): void };
+}
+
 export interface TaskBoardOptions {
   leaseMs: number;
   /** A task's total time with one holder, heartbeats or not (orchestrator.maxTaskSeconds). Default 10 leases. */
@@ -71,6 +82,10 @@ export class TaskBoard {
    */
   private readonly free = new Map<WorkerRole, Array<Set<WorkerSession>>>();
 
+  /** Metric children bound once per role label (a dispatch and a result then update them without label lookups). */
+  private readonly bound = new Map<WorkerRole, BoundMetrics>();
+  private readonly queueDepth: { rollout: { set(v: number): void }; score: { set(v: number): void } };
+
   private readonly now: () => number;
   private readonly maxTaskMs: number;
   private readonly maxInFlight: number;
@@ -79,6 +94,28 @@ export class TaskBoard {
     this.now = o.now ?? (() => performance.now());
     this.maxTaskMs = o.maxTaskMs ?? 10 * o.leaseMs;
     this.maxInFlight = o.maxInFlight ?? 1024;
+    const depth = o.metrics.get('queue_depth');
+    this.queueDepth = { rollout: depth.labels({ queue: 'rollout' }), score: depth.labels({ queue: 'score' }) };
+  }
+
+  private m(role: WorkerRole): BoundMetrics {
+    let b = this.bound.get(role);
+    if (!b) {
+      const worker_role = role.toLowerCase();
+      const mm = this.o.metrics;
+      b = {
+        dispatched: mm.get('tasks_dispatched_total').labels({ worker_role }),
+        completedOk: mm.get('tasks_completed_total').labels({ worker_role, outcome: 'ok' }),
+        completedError: mm.get('tasks_completed_total').labels({ worker_role, outcome: 'error' }),
+        latency: mm.get('task_latency_seconds').labels({ worker_role }),
+        redispatches: mm.get('redispatches_total').labels({ worker_role }),
+        leaseExpiries: mm.get('lease_expiries_total').labels({ worker_role }),
+        foreign: mm.get('foreign_results_total').labels({ worker_role }),
+        duplicate: mm.get('duplicate_results_total').labels({ worker_role }),
+      };
+      this.bound.set(role, b);
+    }
+    return b;
   }
 
   /** Queued tasks per role (the queue_depth gauges, and pump() stops once every queued role is full). */
@@ -131,13 +168,14 @@ export class TaskBoard {
     const t = this.active.get(taskId);
     if (!t || t.holder !== session) {
       const known = t !== undefined || this.queue.some((q) => q.id === taskId);
-      const counter = known ? 'foreign_results_total' : 'duplicate_results_total';
-      this.o.metrics.get(counter).inc({ worker_role: session.role.toLowerCase() });
+      const sm = this.m(session.role);
+      (known ? sm.foreign : sm.duplicate).inc();
       return undefined;
     }
     this.deactivate(t);
-    if (t.dispatchedAt !== undefined) this.o.metrics.get('task_latency_seconds').observe({ worker_role: t.role.toLowerCase() }, (this.now() - t.dispatchedAt) / 1000);
-    this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role.toLowerCase(), outcome: 'ok' });
+    const tm = this.m(t.role);
+    if (t.dispatchedAt !== undefined) tm.latency.observe((this.now() - t.dispatchedAt) / 1000);
+    tm.completedOk.inc();
     this.pump();
     return t;
   }
@@ -148,11 +186,11 @@ export class TaskBoard {
     // Counted only for the holder of the task's lease, under a code from a fixed set: a worker cannot
     // grow the metric's series or report errors for tasks it does not hold.
     if (!t || t.holder !== session) {
-      this.o.metrics.get('foreign_results_total').inc({ worker_role: session.role.toLowerCase() });
+      this.m(session.role).foreign.inc();
       return;
     }
     this.o.metrics.get('task_errors_total').inc({ worker_role: session.role.toLowerCase(), code: errorCodeLabel(code) });
-    this.o.metrics.get('tasks_completed_total').inc({ worker_role: t.role.toLowerCase(), outcome: 'error' });
+    this.m(t.role).completedError.inc();
     if (!retryable || t.attempt >= this.o.maxAttempts) {
       this.deactivate(t);
       this.o.onGiveUp(t, `${code}: ${message}`);
@@ -174,11 +212,14 @@ export class TaskBoard {
 
   /** Re-dispatches tasks whose lease ran out; call periodically. */
   expireLeases(now = this.now()): void {
-    for (const t of [...this.active.values()]) {
-      if (t.deadline !== undefined && t.deadline < now) {
+    // Only the expired tasks are collected (requeue changes `active`); the others are read in place, not copied.
+    const expired: Task[] = [];
+    for (const t of this.active.values()) if (t.deadline !== undefined && t.deadline < now) expired.push(t);
+    for (const t of expired) {
+      if (this.active.get(t.id) === t && t.deadline !== undefined && t.deadline < now) {
         const overTime = t.dispatchedAt !== undefined && now - t.dispatchedAt >= this.maxTaskMs;
         const reason = overTime ? 'task time limit reached' : 'lease expired';
-        this.o.metrics.get('lease_expiries_total').inc({ worker_role: t.role.toLowerCase() });
+        this.m(t.role).leaseExpiries.inc();
         const old = t.holder;
         this.requeue(t, reason);
         old?.send({ cancel_task: { task_id: t.id, reason } }).catch(() => undefined);
@@ -195,7 +236,7 @@ export class TaskBoard {
 
   private requeue(t: Task, _reason: string): void {
     this.deactivate(t);
-    this.o.metrics.get('redispatches_total').inc({ worker_role: t.role.toLowerCase() });
+    this.m(t.role).redispatches.inc();
     t.holder = undefined;
     t.deadline = undefined;
     if (t.attempt >= this.o.maxAttempts) {
@@ -227,14 +268,13 @@ export class TaskBoard {
       t.deadline = t.dispatchedAt + Math.min(this.o.leaseMs, this.maxTaskMs);
       this.active.set(t.id, t);
       this.setLoad(worker, this.load(worker) + 1);
-      this.o.metrics.get('tasks_dispatched_total').inc({ worker_role: t.role.toLowerCase() });
+      this.m(t.role).dispatched.inc();
       worker.send(t.message(t.attempt, this.o.leaseMs)).catch((e: Error) => {
         if (this.active.get(t.id) === t && t.holder === worker) this.requeue(t, `send failed: ${e.message}`);
       });
     }
-    for (const [role, queue] of [['ROLLOUT', 'rollout'], ['REWARD', 'score']] as const) {
-      this.o.metrics.get('queue_depth').set({ queue }, this.queued.get(role) ?? 0);
-    }
+    this.queueDepth.rollout.set(this.queued.get('ROLLOUT') ?? 0);
+    this.queueDepth.score.set(this.queued.get('REWARD') ?? 0);
   }
 
   private load(s: WorkerSession): number {
