@@ -213,7 +213,8 @@ export function boxBlur(
 
 /** `src` as a Float32Array (itself if it already is one), so the hot loops see one element type. */
 export function asFloat32(src: ArrayLike<number>): Float32Array {
-  return src instanceof Float32Array ? src : Float32Array.from(src);
+  // The constructor converts a typed array natively; Float32Array.from walks it through the iterator protocol.
+  return src instanceof Float32Array ? src : new Float32Array(src as ArrayLike<number>);
 }
 
 /**
@@ -384,14 +385,14 @@ export function lineBlur(source: ArrayLike<number>, width: number, height: numbe
   const B = new Float32Array(width * H * 3);
   for (let jj = 0; jj < H; jj++) {
     const row = jj * W * 3, brow = jj * rowLen;
-    for (let c = 0; c < 3; c++) {
-      let acc = 0;
-      for (let u = reach - a; u <= reach + a; u++) acc += J[row + u * 3 + c];
-      for (let x = 0; x < width; x++) {
-        const ux = x + reach;
-        B[brow + x * 3 + c] = (acc + e * (J[row + (ux - a - 1) * 3 + c] + J[row + (ux + a + 1) * 3 + c])) * norm;
-        if (x + 1 < width) acc += J[row + (ux + a + 1) * 3 + c] - J[row + (ux - a) * 3 + c];
-      }
+    // The three channels' running sums side by side (each in the same order as a per-channel pass).
+    let acc0 = 0, acc1 = 0, acc2 = 0;
+    for (let u = reach - a, q = row + u * 3; u <= reach + a; u++, q += 3) { acc0 += J[q]; acc1 += J[q + 1]; acc2 += J[q + 2]; }
+    for (let x = 0, b = brow, l = row + (reach - a - 1) * 3, r = row + (reach + a + 1) * 3; x < width; x++, b += 3, l += 3, r += 3) {
+      B[b] = (acc0 + e * (J[l] + J[r])) * norm;
+      B[b + 1] = (acc1 + e * (J[l + 1] + J[r + 1])) * norm;
+      B[b + 2] = (acc2 + e * (J[l + 2] + J[r + 2])) * norm;
+      if (x + 1 < width) { acc0 += J[r] - J[l + 3]; acc1 += J[r + 1] - J[l + 4]; acc2 += J[r + 2] - J[l + 5]; }
     }
   }
   // out(x, y) = B(x, y - jmin - m x), again a constant fractional shift per column.
