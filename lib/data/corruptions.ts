@@ -375,31 +375,37 @@ const meanShift: Impl = (img, { i, s }) => {
   return out;
 };
 
-/** The mean-shift mode colour of every pixel of an interleaved RGB float/byte image. */
+/** The mean-shift mode colour of every pixel of an interleaved RGB float image. */
 function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr: number): Float32Array {
   const sr2 = sr * sr;
   const step = Math.max(1, Math.ceil(sp / 3));
   const out = new Float32Array(w * h * 3);
+  const rowStride = w * 3, colStride = 3 * step;
   for (let y0 = 0; y0 < h; y0++) {
     for (let x0 = 0; x0 < w; x0++) {
       let x = x0, y = y0;
       const k0 = (y0 * w + x0) * 3;
       let c0 = data[k0], c1 = data[k0 + 1], c2 = data[k0 + 2];
       for (let it = 0; it < 5; it++) {
-        let n = 0, sx = 0, sy = 0, s0 = 0, s1 = 0, s2 = 0;
-        const ya = Math.max(0, y - sp), yb = Math.min(h - 1, y + sp);
-        const xa = Math.max(0, x - sp), xb = Math.min(w - 1, x + sp);
-        // Sample grid anchored on the current centre, so the centre itself is always a sample.
+        let n = 0, sy = 0, s0 = 0, s1 = 0, s2 = 0;
+        const ya = y - sp < 0 ? 0 : y - sp, yb = y + sp > h - 1 ? h - 1 : y + sp;
+        const xa = x - sp < 0 ? 0 : x - sp, xb = x + sp > w - 1 ? w - 1 : x + sp;
         const ys = y - Math.floor((y - ya) / step) * step;
         const xs = x - Math.floor((x - xa) / step) * step;
-        for (let yy = ys; yy <= yb; yy += step) {
-          let k = (yy * w + xs) * 3;
-          for (let xx = xs; xx <= xb; xx += step, k += 3 * step) {
-            const t0 = data[k] - c0, t1 = data[k + 1] - c1, t2 = data[k + 2] - c2;
+        const nxs = Math.floor((xb - xs) / step) + 1;
+        // Positions are summed as per-row counts and column indices: integers, so the totals (and the
+        // new centre) are exactly those of summing each accepted sample's x and y.
+        let sx = 0;
+        for (let yy = ys, kr = (ys * w + xs) * 3; yy <= yb; yy += step, kr += rowStride * step) {
+          let nr = 0, ir = 0;
+          for (let j = 0, k = kr; j < nxs; j++, k += colStride) {
+            const v0 = data[k], v1 = data[k + 1], v2 = data[k + 2];
+            const t0 = v0 - c0, t1 = v1 - c1, t2 = v2 - c2;
             if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) {
-              sx += xx; sy += yy; s0 += data[k]; s1 += data[k + 1]; s2 += data[k + 2]; n++;
+              ir += j; s0 += v0; s1 += v1; s2 += v2; nr++;
             }
           }
+          sy += yy * nr; sx += nr * xs + step * ir; n += nr;
         }
         if (n === 0) break;
         const nx = Math.round(sx / n), ny = Math.round(sy / n);
