@@ -3,6 +3,9 @@
 // 256, centre crop). Levels cycle low / mid / high. Reported: wall-clock images/s, and images per CPU-second
 // of this process (sharp's worker thread included). Other load only ever slows a run down, so every figure
 // is the best of ROUNDS rounds (env DATA_BENCH_ROUNDS, default 3) taken at different moments.
+// DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the frozen pre-#15 copy
+// (test/data/reference/, the same bytes) side by side: interleaved short blocks, medians of ROUNDS rounds
+// (default 9 in that mode), for the types named in DATA_BENCH_TYPES (comma-separated; default all).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +44,42 @@ async function measure(fn: (k: number) => Promise<unknown>): Promise<{ wall: num
   return { wall: n / wall, cpu: n / ((c.user + c.system) / 1e6) };
 }
 
+type CorruptFn = typeof corrupt;
+
+/** Current vs frozen pre-#15 implementation, interleaved in short blocks so load hits both alike. */
+async function compareWithV1(square: string[]): Promise<void> {
+  const { corrupt: corruptV1 } = (await import('../test/data/reference/corruptions-v1.ts')) as { corrupt: CorruptFn };
+  const rounds = Math.max(1, Number(process.env.DATA_BENCH_ROUNDS ?? 9));
+  const types = process.env.DATA_BENCH_TYPES ? process.env.DATA_BENCH_TYPES.split(',') : [...CORRUPTION_TYPES];
+  const decoded = await Promise.all(square.map((p) => decodeImage(p)));
+  // Images/s of 12 calls: decode + corrupt (the figure of the issue), or corrupt alone on decoded images.
+  const block = async (fn: CorruptFn, type: string, withDecode: boolean): Promise<number> => {
+    const t0 = performance.now();
+    for (let k = 0; k < 12; k++) {
+      const img = withDecode ? await decodeImage(square[k % 8], SIZE) : decoded[k % 8];
+      await fn(img, type, LEVEL_CYCLE[k % 3], k);
+    }
+    return 12_000 / (performance.now() - t0);
+  };
+  const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1]; };
+  console.log(`images/s, median of ${rounds} interleaved blocks of 12 (levels low/mid/high); before = test/data/reference/corruptions-v1.ts`);
+  console.log('type                     decode+corrupt: before  after  ratio | corrupt only: before  after  ratio');
+  for (const type of types) {
+    const cols: string[] = [];
+    for (const withDecode of [true, false]) {
+      await block(corruptV1, type, withDecode); await block(corrupt, type, withDecode); // warm up
+      const before: number[] = [], after: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        if (r % 2 === 0) { before.push(await block(corruptV1, type, withDecode)); after.push(await block(corrupt, type, withDecode)); }
+        else { after.push(await block(corrupt, type, withDecode)); before.push(await block(corruptV1, type, withDecode)); }
+      }
+      const b = median(before), a = median(after);
+      cols.push(`${b.toFixed(0).padStart(7)} ${a.toFixed(0).padStart(6)} ${(a / b).toFixed(2).padStart(6)}`);
+    }
+    console.log(`${type.padEnd(24)} ${cols[0].padStart(22)} | ${cols[1].padStart(20)}`);
+  }
+}
+
 export async function run(): Promise<void> {
   sharp.concurrency(1); // one libvips thread: the figures are per core
   const dir = mkdtempSync(join(tmpdir(), 'data-bench-'));
@@ -52,6 +91,11 @@ export async function run(): Promise<void> {
       await writeImage(renderScene(k, SIZE), square[k]);
       wide.push(join(dir, `w${k}.png`));
       await writeImage(renderScene(k + 100, 384, 288), wide[k]);
+    }
+    if (process.env.DATA_BENCH_COMPARE === 'v1') {
+      console.log(`one core (sharp concurrency ${sharp.concurrency()}), ${SIZE}x${SIZE}, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
+      await compareWithV1(square);
+      return;
     }
     const decoded: RgbImage[] = await Promise.all(square.map((p) => decodeImage(p)));
     console.log(`one core (sharp concurrency ${sharp.concurrency()}), ${SIZE}x${SIZE}, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}, ` +

@@ -9,9 +9,10 @@
 // drawn from per-element streams in a fixed order, so for one seed a higher intensity adds to (never
 // reshuffles) what a lower one drew: the damage grows with the level. docs/data.md has the table.
 import { z } from 'zod';
-import { cloneImage, newImage, assertRgbImage, decodeImage, sharpOf, type RgbImage } from './image.ts';
+import sharp from 'sharp';
+import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, fillStandardNormalFast, type Rng } from './random.ts';
-import { blurRgb, boxBlur, convolveRgb, downsampleArea, gaussianBlur, lineBlur, u8, upsampleBilinear } from './filters.ts';
+import { asFloat32, blurRgb, boxBlur, convolveRgb, downsampleArea, gaussianBlur, lineBlur, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -117,10 +118,19 @@ export async function corrupt(
 // ---- helpers ---------------------------------------------------------------------------------------------
 
 /** out = clamp(round(a * wa + b * wb)) per byte (OpenCV addWeighted). */
-function addWeighted(a: ArrayLike<number>, wa: number, b: ArrayLike<number>, wb: number, out: Uint8Array): Uint8Array {
-  const o = clamped(out);
-  for (let k = 0; k < o.length; k++) o[k] = a[k] * wa + b[k] * wb;
+function addWeighted(a: Uint8Array, wa: number, b: Uint8Array | Float32Array, wb: number, out: Uint8Array): Uint8Array {
+  // One loop per element type of b, so each stays monomorphic (the hot lens_blur path is bytes + bytes).
+  if (b instanceof Uint8Array) addWeightedBytes(a, wa, b, wb, clamped(out));
+  else addWeightedFloat(a, wa, b, wb, clamped(out));
   return out;
+}
+
+function addWeightedBytes(a: Uint8Array, wa: number, b: Uint8Array, wb: number, o: Uint8ClampedArray): void {
+  for (let k = 0; k < o.length; k++) o[k] = a[k] * wa + b[k] * wb;
+}
+
+function addWeightedFloat(a: Uint8Array, wa: number, b: Float32Array, wb: number, o: Uint8ClampedArray): void {
+  for (let k = 0; k < o.length; k++) o[k] = a[k] * wa + b[k] * wb;
 }
 
 /** A view that rounds (half to even, as OpenCV's saturate_cast) and clamps to 0..255 on store. */
@@ -284,7 +294,13 @@ const hsvSaturation: Impl = (img, { i }) => {
 const jpegCompression: Impl = async (img, { i }) => {
   const quality = Math.max(5, Math.min(100, Math.floor(100 - 95 * i)));
   const jpeg = await sharpOf(img).jpeg({ quality, chromaSubsampling: '4:2:0' }).toBuffer();
-  return decodeImage(jpeg);
+  // Our own baseline sRGB JPEG (3 channels, no EXIF): decode it straight to raw bytes. decodeImage would add a
+  // header read (a second libvips call) and orientation/alpha/colour steps that are no-ops here.
+  const { data, info } = await sharp(jpeg).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || info.width !== img.width || info.height !== img.height) {
+    throw new Error(`jpeg_compression: decoded ${info.width}x${info.height}x${info.channels}, expected ${img.width}x${img.height}x3`);
+  }
+  return { width: img.width, height: img.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 };
 
 /** 35i swaps of square blocks (side min(32, 5 + 30i) px) at random places. */
@@ -325,62 +341,71 @@ const meanShift: Impl = (img, { i, s }) => {
   const f = sp >= 8 ? Math.min(4, Math.floor(sp / 4)) : 1;
   const out = newImage(w, h);
   if (f === 1) {
-    const modes = meanShiftModes(img.data, w, h, sp, sr);
+    const modes = meanShiftModes(asFloat32(img.data), w, h, sp, sr);
     for (let k = 0; k < modes.length; k++) out.data[k] = u8(modes[k]);
     return out;
   }
   const small = downsampleArea(img.data, w, h, 3, f);
   const modes = meanShiftModes(small.data, small.width, small.height, Math.max(1, Math.round(sp / f)), sr);
   const cw = small.width, chh = small.height;
-  // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel.
+  const modeBytes = new Uint8Array(modes.length);
+  for (let k = 0; k < modes.length; k++) modeBytes[k] = u8(modes[k]);
+  // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel (fewer at a 1-px edge).
   const xs0 = new Int32Array(w);
   for (let x = 0; x < w; x++) xs0[x] = Math.min(cw - 2, Math.max(0, Math.floor((x + 0.5) / f - 0.5)));
+  const xa = new Int32Array(w), xb = new Int32Array(w);
+  for (let x = 0; x < w; x++) { xa[x] = Math.max(0, xs0[x]); xb[x] = Math.min(cw - 1, xs0[x] + 1); }
+  const src = img.data, o = out.data;
   for (let y = 0; y < h; y++) {
     const cy = Math.min(chh - 2, Math.max(0, Math.floor((y + 0.5) / f - 0.5)));
-    for (let x = 0; x < w; x++) {
-      const cx = xs0[x];
-      const k = (y * w + x) * 3;
-      const p0 = img.data[k], p1 = img.data[k + 1], p2 = img.data[k + 2];
+    const ya = Math.max(0, cy), yb = Math.min(chh - 1, cy + 1);
+    for (let x = 0, k = y * w * 3; x < w; x++, k += 3) {
+      const p0 = src[k], p1 = src[k + 1], p2 = src[k + 2];
       let best = -1, bd = Infinity;
-      for (let yy = Math.max(0, cy); yy <= Math.min(chh - 1, cy + 1); yy++) {
-        for (let xx = Math.max(0, cx); xx <= Math.min(cw - 1, cx + 1); xx++) {
-          const q = (yy * cw + xx) * 3;
+      for (let yy = ya; yy <= yb; yy++) {
+        for (let xx = xa[x], q = (yy * cw + xx) * 3; xx <= xb[x]; xx++, q += 3) {
           const d0 = modes[q] - p0, d1 = modes[q + 1] - p1, d2 = modes[q + 2] - p2;
           const d = d0 * d0 + d1 * d1 + d2 * d2;
           if (d < bd) { bd = d; best = q; }
         }
       }
-      out.data[k] = u8(modes[best]); out.data[k + 1] = u8(modes[best + 1]); out.data[k + 2] = u8(modes[best + 2]);
+      o[k] = modeBytes[best]; o[k + 1] = modeBytes[best + 1]; o[k + 2] = modeBytes[best + 2];
     }
   }
   return out;
 };
 
-/** The mean-shift mode colour of every pixel of an interleaved RGB float/byte image. */
-function meanShiftModes(data: ArrayLike<number>, w: number, h: number, sp: number, sr: number): Float32Array {
+/** The mean-shift mode colour of every pixel of an interleaved RGB float image. */
+function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr: number): Float32Array {
   const sr2 = sr * sr;
   const step = Math.max(1, Math.ceil(sp / 3));
   const out = new Float32Array(w * h * 3);
+  const rowStride = w * 3, colStride = 3 * step;
   for (let y0 = 0; y0 < h; y0++) {
     for (let x0 = 0; x0 < w; x0++) {
       let x = x0, y = y0;
       const k0 = (y0 * w + x0) * 3;
       let c0 = data[k0], c1 = data[k0 + 1], c2 = data[k0 + 2];
       for (let it = 0; it < 5; it++) {
-        let n = 0, sx = 0, sy = 0, s0 = 0, s1 = 0, s2 = 0;
-        const ya = Math.max(0, y - sp), yb = Math.min(h - 1, y + sp);
-        const xa = Math.max(0, x - sp), xb = Math.min(w - 1, x + sp);
-        // Sample grid anchored on the current centre, so the centre itself is always a sample.
+        let n = 0, sy = 0, s0 = 0, s1 = 0, s2 = 0;
+        const ya = y - sp < 0 ? 0 : y - sp, yb = y + sp > h - 1 ? h - 1 : y + sp;
+        const xa = x - sp < 0 ? 0 : x - sp, xb = x + sp > w - 1 ? w - 1 : x + sp;
         const ys = y - Math.floor((y - ya) / step) * step;
         const xs = x - Math.floor((x - xa) / step) * step;
-        for (let yy = ys; yy <= yb; yy += step) {
-          let k = (yy * w + xs) * 3;
-          for (let xx = xs; xx <= xb; xx += step, k += 3 * step) {
-            const t0 = data[k] - c0, t1 = data[k + 1] - c1, t2 = data[k + 2] - c2;
+        const nxs = Math.floor((xb - xs) / step) + 1;
+        // Positions are summed as per-row counts and column indices: integers, so the totals (and the
+        // new centre) are exactly those of summing each accepted sample's x and y.
+        let sx = 0;
+        for (let yy = ys, kr = (ys * w + xs) * 3; yy <= yb; yy += step, kr += rowStride * step) {
+          let nr = 0, ir = 0;
+          for (let j = 0, k = kr; j < nxs; j++, k += colStride) {
+            const v0 = data[k], v1 = data[k + 1], v2 = data[k + 2];
+            const t0 = v0 - c0, t1 = v1 - c1, t2 = v2 - c2;
             if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) {
-              sx += xx; sy += yy; s0 += data[k]; s1 += data[k + 1]; s2 += data[k + 2]; n++;
+              ir += j; s0 += v0; s1 += v1; s2 += v2; nr++;
             }
           }
+          sy += yy * nr; sx += nr * xs + step * ir; n += nr;
         }
         if (n === 0) break;
         const nx = Math.round(sx / n), ny = Math.round(sy / n);
@@ -581,7 +606,7 @@ const watermarkDamage: Impl = (img, { i, s, stream }) => {
 function inpaint(img: RgbImage, mask: Uint8Array): Float32Array {
   type Level = { w: number; h: number; c: Float32Array; wt: Float32Array };
   const { width, height } = img;
-  const base: Level = { w: width, h: height, c: Float32Array.from(img.data), wt: new Float32Array(width * height) };
+  const base: Level = { w: width, h: height, c: new Float32Array(img.data), wt: new Float32Array(width * height) };
   for (let p = 0; p < width * height; p++) base.wt[p] = mask[p] ? 0 : 1;
   const levels: Level[] = [base];
   // Pull: colour = weighted mean of the 2x2 children, weight = min(1, sum of their weights).

@@ -110,10 +110,13 @@ export function downsampleArea(
 }
 
 /** Bilinear upsampling of a grid made by downsampleArea(…, f) back to width x height. */
-export function upsampleBilinear(
+export function upsampleBilinear<T extends Float32Array | Uint8ClampedArray = Float32Array>(
   src: Float32Array, cw: number, chh: number, channels: number, f: number, width: number, height: number,
-): Float32Array {
-  const out = new Float32Array(width * height * channels);
+  out: T = new Float32Array(width * height * channels) as T,
+): T {
+  // `out` may be bytes (rounded on store); Math.fround keeps the float32 rounding step of a Float32Array result
+  // in between, so bytes equal those of rounding the float result.
+  if (out.length !== width * height * channels) throw new Error(`upsampleBilinear: out has ${out.length} elements, expected ${width * height * channels}`);
   const x0 = new Int32Array(width), x1 = new Int32Array(width), fx = new Float32Array(width);
   for (let x = 0; x < width; x++) {
     const u = Math.min(cw - 1, Math.max(0, (x + 0.5) / f - 0.5));
@@ -137,7 +140,7 @@ export function upsampleBilinear(
     if (haveA !== y0) { if (haveB === y0) { rowA.set(rowB); } else fill(rowA, y0); haveA = y0; }
     if (haveB !== y1) { fill(rowB, y1); haveB = y1; }
     const o = y * rowLen;
-    for (let j = 0; j < rowLen; j++) out[o + j] = rowA[j] + (rowB[j] - rowA[j]) * fy;
+    for (let j = 0; j < rowLen; j++) out[o + j] = Math.fround(rowA[j] + (rowB[j] - rowA[j]) * fy);
   }
   return out;
 }
@@ -150,19 +153,29 @@ export function upsampleBilinear(
  */
 export function gaussianBlur(
   src: ArrayLike<number>, width: number, height: number, channels: number, sigma: number,
-): Float32Array {
-  if (sigma <= 0) return Float32Array.from(src);
+): Float32Array;
+/** The same, rounded and clamped into `out` (bytes) without a float image in between on the upsampled path. */
+export function gaussianBlur(
+  src: ArrayLike<number>, width: number, height: number, channels: number, sigma: number, out: Uint8ClampedArray,
+): Uint8ClampedArray;
+export function gaussianBlur(
+  src: ArrayLike<number>, width: number, height: number, channels: number, sigma: number, out?: Uint8ClampedArray,
+): Float32Array | Uint8ClampedArray {
+  const direct = (r: Float32Array): Float32Array | Uint8ClampedArray => { if (!out) return r; out.set(r); return out; };
+  if (sigma <= 0) return direct(new Float32Array(src));
   const f = sigma < 4 ? 1 : Math.floor(sigma / 2);
   if (f === 1) {
     const k = gaussianKernel1D(2 * Math.ceil(3 * sigma) + 1, sigma);
-    return convolveSeparable(src, width, height, channels, k, k);
+    return direct(convolveSeparable(src, width, height, channels, k, k));
   }
   const small = downsampleArea(src, width, height, channels, f);
   const rest = sigma * sigma - (f * f - 1) / 12 - (f * f) / 6;
   const sc = Math.sqrt(Math.max(rest, 0.25 * f * f)) / f;
   const k = gaussianKernel1D(2 * Math.ceil(3 * sc) + 1, sc);
   const blurred = convolveSeparable(small.data, small.width, small.height, channels, k, k);
-  return upsampleBilinear(blurred, small.width, small.height, channels, f, width, height);
+  return out
+    ? upsampleBilinear(blurred, small.width, small.height, channels, f, width, height, out)
+    : upsampleBilinear(blurred, small.width, small.height, channels, f, width, height);
 }
 
 /**
@@ -213,7 +226,8 @@ export function boxBlur(
 
 /** `src` as a Float32Array (itself if it already is one), so the hot loops see one element type. */
 export function asFloat32(src: ArrayLike<number>): Float32Array {
-  return src instanceof Float32Array ? src : Float32Array.from(src);
+  // The constructor converts a typed array natively; Float32Array.from walks it through the iterator protocol.
+  return src instanceof Float32Array ? src : new Float32Array(src as ArrayLike<number>);
 }
 
 /**
@@ -237,7 +251,7 @@ export async function blurRgb(img: RgbImage, sigma: number): Promise<Uint8Array>
   const jsOps = f === 1 ? n * 6 * tapsAt(sigma) : n * 12 + (n / (f * f)) * 6 * tapsAt(sigma / f);
   if (jsOps <= SHARP_THRESHOLD || sigma < 0.3) {
     const out = new Uint8Array(w * h * 3);
-    new Uint8ClampedArray(out.buffer).set(gaussianBlur(img.data, w, h, 3, sigma));
+    gaussianBlur(img.data, w, h, 3, sigma, new Uint8ClampedArray(out.buffer));
     return out;
   }
   // min_ampl 0.011 = exp(-4.5): the mask reaches 3 sigma, like the JS kernel.
@@ -384,14 +398,14 @@ export function lineBlur(source: ArrayLike<number>, width: number, height: numbe
   const B = new Float32Array(width * H * 3);
   for (let jj = 0; jj < H; jj++) {
     const row = jj * W * 3, brow = jj * rowLen;
-    for (let c = 0; c < 3; c++) {
-      let acc = 0;
-      for (let u = reach - a; u <= reach + a; u++) acc += J[row + u * 3 + c];
-      for (let x = 0; x < width; x++) {
-        const ux = x + reach;
-        B[brow + x * 3 + c] = (acc + e * (J[row + (ux - a - 1) * 3 + c] + J[row + (ux + a + 1) * 3 + c])) * norm;
-        if (x + 1 < width) acc += J[row + (ux + a + 1) * 3 + c] - J[row + (ux - a) * 3 + c];
-      }
+    // The three channels' running sums side by side (each in the same order as a per-channel pass).
+    let acc0 = 0, acc1 = 0, acc2 = 0;
+    for (let u = reach - a, q = row + u * 3; u <= reach + a; u++, q += 3) { acc0 += J[q]; acc1 += J[q + 1]; acc2 += J[q + 2]; }
+    for (let x = 0, b = brow, l = row + (reach - a - 1) * 3, r = row + (reach + a + 1) * 3; x < width; x++, b += 3, l += 3, r += 3) {
+      B[b] = (acc0 + e * (J[l] + J[r])) * norm;
+      B[b + 1] = (acc1 + e * (J[l + 1] + J[r + 1])) * norm;
+      B[b + 2] = (acc2 + e * (J[l + 2] + J[r + 2])) * norm;
+      if (x + 1 < width) { acc0 += J[r] - J[l + 3]; acc1 += J[r + 1] - J[l + 4]; acc2 += J[r + 2] - J[l + 5]; }
     }
   }
   // out(x, y) = B(x, y - jmin - m x), again a constant fractional shift per column.

@@ -1,0 +1,422 @@
+// Frozen copy of lib/data/filters.ts before the issue #15 speed-ups (commit 23bd3cc); reference for
+// test/data/corruption-parity.test.ts only.
+// Typed-array image filters used by the corruptions: separable convolution, small 2-D stencils, bilinear
+// remapping, and Gaussian blur through sharp (libvips). Planes are Float32Array unless noted; images are
+// interleaved RGB (see image.ts). Borders follow OpenCV's default (BORDER_REFLECT_101: ...cba|abcd|dcb...).
+import sharp, { type Sharp } from 'sharp';
+import type { RgbImage } from '../../../lib/data/image.ts';
+
+/** Reflect-101 index into [0, n). */
+export function reflect101(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * n - 2;
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
+
+/** OpenCV's getGaussianKernel: `size` taps (odd), `sigma` <= 0 picks 0.3*((size-1)/2 - 1) + 0.8. Sums to 1. */
+export function gaussianKernel1D(size: number, sigma: number): Float32Array {
+  if (size < 1 || size % 2 === 0) throw new Error(`gaussianKernel1D: size must be odd and positive, got ${size}`);
+  if (sigma <= 0) sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8;
+  const k = new Float32Array(size);
+  const c = (size - 1) / 2;
+  let s = 0;
+  for (let i = 0; i < size; i++) {
+    k[i] = Math.exp(-((i - c) ** 2) / (2 * sigma * sigma));
+    s += k[i];
+  }
+  for (let i = 0; i < size; i++) k[i] /= s;
+  return k;
+}
+
+/**
+ * Separable convolution of an interleaved image with `channels` channels: rows with `kx`, then columns with
+ * `ky` (odd lengths, centred). Input any numeric array; output Float32Array (not rounded or clamped).
+ */
+export function convolveSeparable(
+  source: ArrayLike<number>, width: number, height: number, channels: number,
+  kx: Float32Array, ky: Float32Array,
+): Float32Array {
+  const src = asFloat32(source);
+  const tmp = new Float32Array(width * height * channels);
+  const out = new Float32Array(width * height * channels);
+  const rx = (kx.length - 1) >> 1;
+  const ry = (ky.length - 1) >> 1;
+  const nk = kx.length;
+  const rowLen = width * channels;
+  // Horizontal pass over a reflect-padded copy of each row (no branches in the inner loop).
+  const pad = new Float32Array((width + 2 * rx) * channels);
+  for (let y = 0; y < height; y++) {
+    const row = y * rowLen;
+    for (let i = 0; i < width + 2 * rx; i++) {
+      const sx = row + reflect101(i - rx, width) * channels;
+      for (let c = 0; c < channels; c++) pad[i * channels + c] = src[sx + c];
+    }
+    if (channels === 3) {
+      for (let x = 0, o = row; x < width; x++, o += 3) {
+        let r = 0, g = 0, b = 0;
+        for (let k = 0, p = x * 3; k < nk; k++, p += 3) {
+          const w = kx[k];
+          r += w * pad[p]; g += w * pad[p + 1]; b += w * pad[p + 2];
+        }
+        tmp[o] = r; tmp[o + 1] = g; tmp[o + 2] = b;
+      }
+    } else {
+      for (let x = 0; x < width; x++) {
+        for (let c = 0; c < channels; c++) {
+          let acc = 0;
+          for (let k = 0, p = x * channels + c; k < nk; k++, p += channels) acc += kx[k] * pad[p];
+          tmp[row + x * channels + c] = acc;
+        }
+      }
+    }
+  }
+  // Vertical pass: whole rows at a time.
+  for (let y = 0; y < height; y++) {
+    const dst = y * rowLen;
+    for (let k = 0; k < ky.length; k++) {
+      const w = ky[k];
+      const srcRow = reflect101(y + k - ry, height) * rowLen;
+      for (let j = 0; j < rowLen; j++) out[dst + j] += w * tmp[srcRow + j];
+    }
+  }
+  return out;
+}
+
+/** Area-average downsampling by an integer factor (partial blocks at the right and bottom edges). */
+export function downsampleArea(
+  source: ArrayLike<number>, width: number, height: number, channels: number, f: number,
+): { data: Float32Array; width: number; height: number } {
+  const src = asFloat32(source);
+  const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
+  const out = new Float32Array(cw * chh * channels);
+  const rowLen = width * channels;
+  for (let cy = 0; cy < chh; cy++) {
+    const y0 = cy * f, y1 = Math.min(height, y0 + f);
+    const orow = cy * cw * channels;
+    for (let y = y0; y < y1; y++) {
+      const row = y * rowLen;
+      for (let cx = 0, x = 0; cx < cw; cx++) {
+        const o = orow + cx * channels;
+        const xe = Math.min(width, x + f);
+        for (; x < xe; x++) for (let c = 0; c < channels; c++) out[o + c] += src[row + x * channels + c];
+      }
+    }
+    for (let cx = 0; cx < cw; cx++) {
+      const inv = 1 / ((y1 - y0) * (Math.min(width, cx * f + f) - cx * f));
+      for (let c = 0; c < channels; c++) out[orow + cx * channels + c] *= inv;
+    }
+  }
+  return { data: out, width: cw, height: chh };
+}
+
+/** Bilinear upsampling of a grid made by downsampleArea(…, f) back to width x height. */
+export function upsampleBilinear(
+  src: Float32Array, cw: number, chh: number, channels: number, f: number, width: number, height: number,
+): Float32Array {
+  const out = new Float32Array(width * height * channels);
+  const x0 = new Int32Array(width), x1 = new Int32Array(width), fx = new Float32Array(width);
+  for (let x = 0; x < width; x++) {
+    const u = Math.min(cw - 1, Math.max(0, (x + 0.5) / f - 0.5));
+    const i0 = Math.floor(u);
+    x0[x] = i0 * channels; x1[x] = Math.min(cw - 1, i0 + 1) * channels; fx[x] = u - i0;
+  }
+  // Rows are interpolated horizontally once per coarse row pair, then blended vertically.
+  const rowA = new Float32Array(width * channels), rowB = new Float32Array(width * channels);
+  let haveA = -1, haveB = -1;
+  const fill = (dst: Float32Array, cy: number): void => {
+    const r = cy * cw * channels;
+    for (let x = 0; x < width; x++) {
+      const a = r + x0[x], b = r + x1[x], t = fx[x], o = x * channels;
+      for (let c = 0; c < channels; c++) dst[o + c] = src[a + c] + (src[b + c] - src[a + c]) * t;
+    }
+  };
+  const rowLen = width * channels;
+  for (let y = 0; y < height; y++) {
+    const v = Math.min(chh - 1, Math.max(0, (y + 0.5) / f - 0.5));
+    const y0 = Math.floor(v), y1 = Math.min(chh - 1, y0 + 1), fy = v - y0;
+    if (haveA !== y0) { if (haveB === y0) { rowA.set(rowB); } else fill(rowA, y0); haveA = y0; }
+    if (haveB !== y1) { fill(rowB, y1); haveB = y1; }
+    const o = y * rowLen;
+    for (let j = 0; j < rowLen; j++) out[o + j] = rowA[j] + (rowB[j] - rowA[j]) * fy;
+  }
+  return out;
+}
+
+/**
+ * Gaussian blur of an interleaved image (any channel count), float output. Small sigmas convolve directly
+ * (radius ceil(3 sigma)); from sigma 4 on, the image is area-downsampled by floor(sigma / 2), blurred there
+ * and bilinearly upsampled, with the coarse sigma chosen so the total variance matches: O(pixels) whatever
+ * the sigma, and within a few grey levels of the direct result.
+ */
+export function gaussianBlur(
+  src: ArrayLike<number>, width: number, height: number, channels: number, sigma: number,
+): Float32Array {
+  if (sigma <= 0) return Float32Array.from(src);
+  const f = sigma < 4 ? 1 : Math.floor(sigma / 2);
+  if (f === 1) {
+    const k = gaussianKernel1D(2 * Math.ceil(3 * sigma) + 1, sigma);
+    return convolveSeparable(src, width, height, channels, k, k);
+  }
+  const small = downsampleArea(src, width, height, channels, f);
+  const rest = sigma * sigma - (f * f - 1) / 12 - (f * f) / 6;
+  const sc = Math.sqrt(Math.max(rest, 0.25 * f * f)) / f;
+  const k = gaussianKernel1D(2 * Math.ceil(3 * sc) + 1, sc);
+  const blurred = convolveSeparable(small.data, small.width, small.height, channels, k, k);
+  return upsampleBilinear(blurred, small.width, small.height, channels, f, width, height);
+}
+
+/**
+ * Box filter (mean over a (2rx+1) x (2ry+1) window, reflect-101 borders), rows then columns, with running
+ * sums: O(1) per pixel whatever the radius.
+ */
+export function boxBlur(
+  src: ArrayLike<number>, width: number, height: number, channels: number, rx: number, ry: number,
+): Float32Array {
+  const tmp = new Float32Array(width * height * channels);
+  const out = new Float32Array(width * height * channels);
+  const rowLen = width * channels;
+  const nx = 2 * rx + 1;
+  // Padded row (reflect-101), then a running sum along it.
+  const pad = new Float32Array((width + 2 * rx + 1) * channels);
+  for (let y = 0; y < height; y++) {
+    const row = y * rowLen;
+    for (let i = 0; i < width + 2 * rx + 1; i++) {
+      const sx = row + reflect101(i - rx, width) * channels;
+      for (let c = 0; c < channels; c++) pad[i * channels + c] = src[sx + c];
+    }
+    for (let c = 0; c < channels; c++) {
+      let acc = 0;
+      for (let k = 0; k < nx; k++) acc += pad[k * channels + c];
+      for (let x = 0, add = nx * channels + c, sub = c; x < width; x++, add += channels, sub += channels) {
+        tmp[row + x * channels + c] = acc / nx;
+        acc += pad[add] - pad[sub];
+      }
+    }
+  }
+  const ny = 2 * ry + 1;
+  const acc = new Float64Array(rowLen);
+  for (let k = -ry; k <= ry; k++) {
+    const r = reflect101(k, height) * rowLen;
+    for (let j = 0; j < rowLen; j++) acc[j] += tmp[r + j];
+  }
+  for (let y = 0; y < height; y++) {
+    const dst = y * rowLen;
+    const add = reflect101(y + ry + 1, height) * rowLen;
+    const sub = reflect101(y - ry, height) * rowLen;
+    for (let j = 0; j < rowLen; j++) {
+      out[dst + j] = acc[j] / ny;
+      acc[j] += tmp[add + j] - tmp[sub + j];
+    }
+  }
+  return out;
+}
+
+/** `src` as a Float32Array (itself if it already is one), so the hot loops see one element type. */
+export function asFloat32(src: ArrayLike<number>): Float32Array {
+  return src instanceof Float32Array ? src : Float32Array.from(src);
+}
+
+/**
+ * Above this many multiply-adds an operation goes to libvips (sharp: C, SIMD, about 0.7 ms per call of fixed
+ * cost); below it, typed-array loops are cheaper. At 256x256 the sharp path wins for every blur; at the
+ * 32..64 px training resolutions the JS path is 10-20x faster.
+ */
+export const SHARP_THRESHOLD = 1_500_000;
+
+/**
+ * Gaussian blur (kernel truncated at 3 sigma) of an RGB image, rounded to 8 bits: gaussianBlur in JS when
+ * that is cheap (small images, or large sigmas where it works on a downsampled copy), libvips' gaussblur
+ * (sharp) otherwise.
+ */
+export async function blurRgb(img: RgbImage, sigma: number): Promise<Uint8Array> {
+  const { width: w, height: h } = img;
+  // Multiply-adds of the JS path (gaussianBlur: direct below sigma 4, else down/upsampled by floor(sigma/2)).
+  const n = w * h;
+  const f = sigma < 4 ? 1 : Math.floor(sigma / 2);
+  const tapsAt = (sg: number): number => 2 * Math.ceil(3 * sg) + 1;
+  const jsOps = f === 1 ? n * 6 * tapsAt(sigma) : n * 12 + (n / (f * f)) * 6 * tapsAt(sigma / f);
+  if (jsOps <= SHARP_THRESHOLD || sigma < 0.3) {
+    const out = new Uint8Array(w * h * 3);
+    new Uint8ClampedArray(out.buffer).set(gaussianBlur(img.data, w, h, 3, sigma));
+    return out;
+  }
+  // min_ampl 0.011 = exp(-4.5): the mask reaches 3 sigma, like the JS kernel.
+  return viaSharpRaw(img, (p) => p.blur({ sigma: Math.min(1000, sigma), minAmplitude: 0.011 }));
+}
+
+/**
+ * Convolution of an RGB image with a square kernel (odd side, weights as given, no normalisation), rounded
+ * and clamped to 8 bits, edges replicated. Sparse JS loops when cheap, libvips (sharp) otherwise.
+ */
+export async function convolveRgb(img: RgbImage, kernel: Float32Array, side: number): Promise<Uint8Array> {
+  if (side % 2 !== 1 || kernel.length !== side * side) throw new Error(`convolveRgb: kernel must be side x side with odd side, got ${kernel.length} for ${side}`);
+  const { width: w, height: h, data } = img;
+  const R = (side - 1) >> 1;
+  const idx: number[] = [];
+  for (let k = 0; k < kernel.length; k++) if (kernel[k] !== 0) idx.push(k);
+  if (w * h * 3 * idx.length > SHARP_THRESHOLD && side >= 3) {
+    return viaSharpRaw(img, (p) => p.convolve({ width: side, height: side, kernel: Array.from(kernel), scale: 1, offset: 0.5 }));
+  }
+  const n = idx.length;
+  const dx = Int32Array.from(idx, (k) => (k % side) - R);
+  const dy = Int32Array.from(idx, (k) => Math.floor(k / side) - R);
+  const wt = Float32Array.from(idx, (k) => kernel[k]);
+  const off = Int32Array.from(idx, (_, t) => (dy[t] * w + dx[t]) * 3);
+  const out = new Uint8Array(w * h * 3);
+  const o = new Uint8ClampedArray(out.buffer);
+  for (let y = 0; y < h; y++) {
+    const inside = y >= R && y < h - R;
+    for (let x = 0; x < w; x++) {
+      let r = 0, g = 0, b = 0;
+      const k = (y * w + x) * 3;
+      if (inside && x >= R && x < w - R) {
+        for (let t = 0; t < n; t++) {
+          const q = k + off[t], c = wt[t];
+          r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
+        }
+      } else {
+        for (let t = 0; t < n; t++) {
+          const yy = Math.min(h - 1, Math.max(0, y + dy[t])), xx = Math.min(w - 1, Math.max(0, x + dx[t]));
+          const q = (yy * w + xx) * 3, c = wt[t];
+          r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
+        }
+      }
+      o[k] = r; o[k + 1] = g; o[k + 2] = b;
+    }
+  }
+  return out;
+}
+
+async function viaSharpRaw(img: RgbImage, build: (p: Sharp) => Sharp): Promise<Uint8Array> {
+  const { data, info } = await build(sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }))
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || info.width !== img.width || info.height !== img.height) {
+    throw new Error(`sharp returned ${info.width}x${info.height}x${info.channels}, expected ${img.width}x${img.height}x3`);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Clamps and rounds a float value to 0..255. */
+export function u8(v: number): number {
+  return v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
+}
+
+/**
+ * Linear motion blur of an interleaved RGB image: the mean along a segment of `length` px through each
+ * pixel at `angle` radians (a box along the line, fractional ends weighted). O(pixels) whatever the length:
+ * the columns are shifted so the line runs along a row (linear interpolation across it), a running window
+ * sums along rows, and the columns are shifted back. Edges replicate. Float output.
+ */
+export function lineBlur(source: ArrayLike<number>, width: number, height: number, length: number, angle: number): Float32Array {
+  const cs = Math.cos(angle), sn = Math.sin(angle);
+  if (Math.abs(cs) < Math.abs(sn)) {
+    // Mostly vertical: blur the transposed image with the mirrored angle.
+    const t = lineBlur(transpose3(source, width, height), height, width, length, Math.atan2(cs, sn));
+    return transpose3(t, height, width);
+  }
+  const src = asFloat32(source);
+  const m = sn / cs; // rows per column along the line, |m| <= 1
+  const lx = Math.max(1, length * Math.abs(cs)); // extent along x
+  const half = (lx - 1) / 2;
+  const a = Math.floor(half);
+  const e = half - a;
+  const norm = 1 / (2 * a + 1 + 2 * e);
+  const reach = a + 1;
+  const W = width + 2 * reach; // sheared columns u = x - reach .. width + reach - 1
+  const span = Math.abs(m) * (width - 1 + 2 * reach);
+  const jmin = -Math.ceil(Math.max(0, m) * (width - 1 + reach)) - 1;
+  const H = height + Math.ceil(span) + 3;
+  // J(u, j) = I(u, j + jmin + m u): per column a constant fractional shift.
+  const J = new Float32Array(W * H * 3);
+  const rowLen = width * 3;
+  // Sheared rows each output column x reads: [rowBase[x], rowBase[x] + height].
+  const rowBase = new Int32Array(width), rowF = new Float32Array(width);
+  for (let x = 0; x < width; x++) {
+    const r = -jmin - m * x;
+    rowBase[x] = Math.floor(r);
+    rowF[x] = r - rowBase[x];
+  }
+  // Rows of J column ui that any output reads (outputs x within `reach` of it): skip the rest.
+  const lo = new Int32Array(W), hi = new Int32Array(W);
+  for (let ui = 0; ui < W; ui++) {
+    const xa = Math.min(width - 1, Math.max(0, ui - 2 * reach)), xb = Math.min(width - 1, Math.max(0, ui));
+    lo[ui] = Math.min(rowBase[xa], rowBase[xb]);
+    hi[ui] = Math.max(rowBase[xa], rowBase[xb]) + height;
+  }
+  const colOf = new Int32Array(W), baseOf = new Int32Array(W), fOf = new Float32Array(W);
+  for (let ui = 0; ui < W; ui++) {
+    const u = ui - reach;
+    colOf[ui] = (u < 0 ? 0 : u >= width ? width - 1 : u) * 3;
+    const shift = jmin + m * u;
+    baseOf[ui] = Math.floor(shift);
+    fOf[ui] = shift - baseOf[ui];
+  }
+  let minBase = Infinity, maxBase = -Infinity;
+  for (let ui = 0; ui < W; ui++) { minBase = Math.min(minBase, baseOf[ui]); maxBase = Math.max(maxBase, baseOf[ui]); }
+  const offOf = new Int32Array(W);
+  for (let jj = 0; jj < H; jj++) {
+    const o0 = jj * W * 3;
+    if (jj + minBase >= 0 && jj + maxBase + 1 <= height - 1) {
+      // Every column's two source rows are inside the image: no clamping.
+      for (let ui = 0; ui < W; ui++) offOf[ui] = (jj + baseOf[ui]) * rowLen + colOf[ui];
+      for (let ui = 0, o = o0; ui < W; ui++, o += 3) {
+        const p = offOf[ui], q = p + rowLen, f = fOf[ui];
+        J[o] = src[p] + (src[q] - src[p]) * f;
+        J[o + 1] = src[p + 1] + (src[q + 1] - src[p + 1]) * f;
+        J[o + 2] = src[p + 2] + (src[q + 2] - src[p + 2]) * f;
+      }
+      continue;
+    }
+    for (let ui = 0, o = o0; ui < W; ui++, o += 3) {
+      if (jj < lo[ui] || jj > hi[ui]) continue;
+      const cu = colOf[ui], f = fOf[ui];
+      let y0 = jj + baseOf[ui], y1 = y0 + 1;
+      y0 = y0 < 0 ? 0 : y0 >= height ? height - 1 : y0;
+      y1 = y1 < 0 ? 0 : y1 >= height ? height - 1 : y1;
+      const p = y0 * rowLen + cu, q = y1 * rowLen + cu;
+      J[o] = src[p] + (src[q] - src[p]) * f;
+      J[o + 1] = src[p + 1] + (src[q + 1] - src[p + 1]) * f;
+      J[o + 2] = src[p + 2] + (src[q + 2] - src[p + 2]) * f;
+    }
+  }
+  // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones.
+  const B = new Float32Array(width * H * 3);
+  for (let jj = 0; jj < H; jj++) {
+    const row = jj * W * 3, brow = jj * rowLen;
+    for (let c = 0; c < 3; c++) {
+      let acc = 0;
+      for (let u = reach - a; u <= reach + a; u++) acc += J[row + u * 3 + c];
+      for (let x = 0; x < width; x++) {
+        const ux = x + reach;
+        B[brow + x * 3 + c] = (acc + e * (J[row + (ux - a - 1) * 3 + c] + J[row + (ux + a + 1) * 3 + c])) * norm;
+        if (x + 1 < width) acc += J[row + (ux + a + 1) * 3 + c] - J[row + (ux - a) * 3 + c];
+      }
+    }
+  }
+  // out(x, y) = B(x, y - jmin - m x), again a constant fractional shift per column.
+  const out = new Float32Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const f = rowF[x];
+      const p = (y + rowBase[x]) * rowLen + x * 3, q = p + rowLen, o = y * rowLen + x * 3;
+      out[o] = B[p] + (B[q] - B[p]) * f;
+      out[o + 1] = B[p + 1] + (B[q + 1] - B[p + 1]) * f;
+      out[o + 2] = B[p + 2] + (B[q + 2] - B[p + 2]) * f;
+    }
+  }
+  return out;
+}
+
+function transpose3(src: ArrayLike<number>, width: number, height: number): Float32Array {
+  const out = new Float32Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const a = (y * width + x) * 3, b = (x * height + y) * 3;
+      out[b] = src[a]; out[b + 1] = src[a + 1]; out[b + 2] = src[a + 2];
+    }
+  }
+  return out;
+}
