@@ -129,6 +129,7 @@ class LearnerRole implements WorkerRoleImpl {
   private st: LearnerState | undefined;
   private work: SerialQueue<TrainBatch__Output> | undefined;
   private closed = false;
+  private pruning: Promise<void> | undefined;
   private height = 0;
   private width = 0;
   /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
@@ -271,11 +272,13 @@ class LearnerRole implements WorkerRoleImpl {
 
   async drain(): Promise<void> {
     await this.work?.drain();
+    await this.pruning;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.work?.close();
+    await this.pruning;
     await this.trainer?.release();
     await this.refRunner?.release();
     await this.flowRefRunner?.release();
@@ -389,8 +392,9 @@ class LearnerRole implements WorkerRoleImpl {
     m.get('loss').set({ kind }, fields.loss);
     m.get('grad_norm').set(fields.grad_norm);
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: true, compute_ms: performance.now() - t0 }) });
-    // Pruning is housekeeping: after the acknowledgement, off the run's critical path.
-    await this.prune(next);
+    // Pruning is housekeeping: after the acknowledgement, beside the next batch rather than before it (one at a
+    // time; a batch that finds one still running leaves the pruning to the next).
+    this.pruning ??= this.prune(next).finally(() => (this.pruning = undefined));
   }
 
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */

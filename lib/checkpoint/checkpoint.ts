@@ -72,6 +72,11 @@ export interface DecodeOptions {
   expectedShapes?: ExpectedShapes;
   /** Names the input in error messages (a path, an object-store key). */
   source?: string;
+  /**
+   * The bytes' sha256 (hex) as the caller has just computed it from these very bytes (CheckpointStore.get
+   * does): it is used instead of hashing them a second time. Never pass a digest that was only claimed.
+   */
+  computedDigest?: string;
 }
 
 export class CheckpointError extends Error {
@@ -164,7 +169,7 @@ export function decodeCheckpoint(bytes: Uint8Array, options: DecodeOptions = {})
   const fail = (msg: string, field?: string): never => {
     throw new CheckpointError(`${source}: ${msg}`, field);
   };
-  const digest = sha256Hex(bytes);
+  const digest = options.computedDigest?.toLowerCase() ?? sha256Hex(bytes);
   if (options.expectedDigest !== undefined && options.expectedDigest.toLowerCase() !== digest) {
     fail(`digest mismatch: expected sha256 ${options.expectedDigest}, bytes have ${digest}`, 'digest');
   }

@@ -26,6 +26,8 @@ import {
 } from 'nats';
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
+import { ObjectChunks } from './object-chunks.ts';
+import { CheckpointPushReceiver, pushCheckpoint } from './checkpoint-push.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function checkRunId(runId: string): string {
@@ -124,15 +126,14 @@ export interface CheckpointStoreOptions {
   signingKey?: KeyObject;
   /** The learner's ed25519 public key: latest() and watch() accept only announcements it signed (lib/checkpoint/sign.ts). */
   verifyKey?: KeyObject;
+  /**
+   * put() also pushes the bytes over core NATS (checkpoint-push.ts) for the stores that watch(); default true.
+   * Watchers use a push only when its sha256 is the announced digest, and fetch from the store otherwise.
+   */
+  push?: boolean;
 }
 
 const jc = JSONCodec();
-/**
- * How long a put waits for JetStream's acks of its chunks. nats.js publishes every 128 KiB chunk at once, each
- * with the client's 5 s timeout from its own publish, so a large checkpoint (a 79 MB one is 620 chunks) on a
- * loaded server timed out although the server was writing it; the wait grows with the size instead.
- */
-export const putAckTimeoutMs = (bytes: number): number => 5000 + Math.ceil(bytes / 1e6) * 1000;
 const objectName = (version: number) => `v${String(version).padStart(10, '0')}`;
 
 function checkVersion(version: number, field = 'version'): number {
@@ -160,6 +161,9 @@ export function checkpointKeysFromEnv(opts: Pick<CheckpointStoreOptions, 'signin
   return { ...(signingKey ? { signingKey } : {}), ...(verifyKey ? { verifyKey } : {}) };
 }
 
+/** How long get() waits for a push that is still arriving before it reads the store instead. */
+const PUSH_WAIT_MS = 2000;
+
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
 
@@ -168,11 +172,16 @@ export class CheckpointStore {
   readonly bucket: string;
   readonly stream: string;
   readonly subject: string;
+  /** Pushed checkpoints, received while watch() runs. */
+  private pushes: CheckpointPushReceiver | undefined;
+  private pushWatchers = 0;
 
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly os: ObjectStore,
+    private readonly chunks: ObjectChunks,
     private readonly opts: CheckpointStoreOptions,
   ) {
     this.runId = opts.runId;
@@ -201,7 +210,7 @@ export class CheckpointStore {
         if (!/already in use|exists/i.test((e as Error).message)) throw e;
       }
     }
-    return new CheckpointStore(js, jsm, os, { ...opts, ...checkpointKeysFromEnv(opts), runId });
+    return new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
   }
 
   /**
@@ -212,35 +221,38 @@ export class CheckpointStore {
   async put(version: number, bytes: Uint8Array, digest: string, meta: Record<string, unknown> = {}): Promise<Announcement> {
     checkVersion(version);
     if (!DIGEST_PATTERN.test(digest)) throw new Error(`digest must look like sha256:<64 hex>, got ${JSON.stringify(digest)}`);
-    const actual = sha256Digest(bytes);
+    // the one pass over the bytes: Node's sha256, both the check of `digest` and the object's own digest
+    const sha = createHash('sha256').update(bytes).digest();
+    const actual = `sha256:${sha.toString('hex')}`;
     if (actual !== digest) throw new CheckpointIntegrityError(`checkpoint v${version}: given digest ${digest} is not the digest of the bytes (${actual})`);
     const name = objectName(version);
     const t0 = performance.now();
+    // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
     const existing = await this.os.info(name);
-    let replace = false;
-    if (existing && !existing.deleted) {
-      const had = existing.metadata?.['digest'];
-      if (had !== digest) {
-        // An object that was never announced is a writer's leftover (it died between storing and announcing);
-        // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
-        // version is never replaced.
-        const latest = await this.latest();
-        if (latest && latest.version >= version) {
-          throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${had}, refusing to replace it with ${digest}`);
-        }
-        replace = true;
+    // watchers get the bytes straight away; the JetStream copy below is what late joiners and a missed push read
+    if (this.opts.push !== false) pushCheckpoint(this.nc, this.runId, version, bytes, digest, meta);
+    const written = await this.chunks.writeChunks(bytes);
+    let write = !existing || existing.deleted;
+    if (existing && !existing.deleted && existing.metadata?.['digest'] !== digest) {
+      // An object that was never announced is a writer's leftover (it died between storing and announcing);
+      // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
+      // version is never replaced.
+      const latest = await this.latest();
+      if (latest && latest.version >= version) {
+        await this.chunks.purgeChunks(written.nuid).catch(() => {});
+        throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${existing.metadata?.['digest']}, refusing to replace it with ${digest}`);
       }
+      write = true;
     }
-    if (!existing || existing.deleted || replace) {
-      await this.os.putBlob(
-        {
-          name,
-          description: `checkpoint v${version} of run ${this.runId}`,
-          metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
-        },
-        bytes,
-        { timeout: putAckTimeoutMs(bytes.length) },
-      );
+    if (write) {
+      await this.chunks.commit(name, written, bytes.length, sha, {
+        description: `checkpoint v${version} of run ${this.runId}`,
+        metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
+      });
+      if (existing && !existing.deleted) await this.chunks.purgeChunks(existing.nuid).catch(() => {});
+    } else {
+      // the same bytes are stored already (a retried put): only the announcement is repeated
+      await this.chunks.purgeChunks(written.nuid).catch(() => {});
     }
     const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
     const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };
@@ -260,6 +272,15 @@ export class CheckpointStore {
     checkVersion(version);
     const name = objectName(version);
     const t0 = performance.now();
+    const pushed = opts.expectDigest !== undefined ? await this.pushes?.take(version, opts.expectDigest, PUSH_WAIT_MS) : undefined;
+    if (pushed) {
+      // verified on arrival: its sha256 is the expected (announced) digest
+      this.opts.onGet?.({ version, bytes: pushed.bytes.length, seconds: (performance.now() - t0) / 1000 });
+      return {
+        bytes: pushed.bytes,
+        announcement: { run_id: this.runId, version, name, digest: pushed.digest, size: pushed.bytes.length, meta: pushed.meta, published_unix_ms: pushed.receivedUnixMs },
+      };
+    }
     const info = await this.os.info(name);
     if (!info || info.deleted) throw new Error(`checkpoint v${version} is not in ${this.bucket} (never published, or pruned: fetch the latest instead)`);
     const md = info.metadata ?? {};
@@ -271,21 +292,12 @@ export class CheckpointStore {
     if (opts.expectDigest !== undefined && opts.expectDigest !== digest) {
       throw new CheckpointIntegrityError(`checkpoint v${version}: stored digest ${digest} differs from the expected ${opts.expectDigest}`);
     }
-    const result = await this.os.get(name);
-    if (!result) throw new Error(`checkpoint v${version} disappeared from ${this.bucket} while fetching (pruned?)`);
-    const chunks: Uint8Array[] = [];
-    let total = 0;
+    let bytes: Uint8Array;
     try {
-      for await (const chunk of result.data as unknown as AsyncIterable<Uint8Array>) {
-        chunks.push(chunk);
-        total += chunk.length;
-      }
-      await result.error;
+      bytes = await this.chunks.read(info);
     } catch (e) {
-      // nats.js checks its own SHA-256 of the chunks and fails the read on a mismatch
-      throw new CheckpointIntegrityError(`checkpoint v${version}: reading ${this.bucket}/${name} failed after ${total} bytes: ${(e as Error)?.message ?? e}`);
+      throw new CheckpointIntegrityError(`checkpoint v${version}: reading ${this.bucket}/${name} failed: ${(e as Error)?.message ?? e}`);
     }
-    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
     if (bytes.length !== size) {
       throw new CheckpointIntegrityError(`checkpoint v${version} is truncated or padded: got ${bytes.length} bytes, its announcement says ${size}`);
     }
@@ -337,6 +349,8 @@ export class CheckpointStore {
   private async backed(ann: Announcement): Promise<boolean> {
     if (ann.name !== objectName(ann.version) || ann.run_id !== this.runId) return false;
     if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta['signature'])) return false;
+    // bytes in hand whose sha256 is the announced digest back it as well as the stored object would
+    if (this.pushes?.holds(ann.version, ann.digest)) return true;
     const info = await this.os.info(ann.name).catch(() => null);
     return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
@@ -370,6 +384,10 @@ export class CheckpointStore {
    * announcements are skipped). Malformed announcements are skipped and reported to onInvalid.
    */
   async watch(opts: { onInvalid?: (err: Error) => void } = {}): Promise<CheckpointWatch> {
+    // subscribed before the consumer starts, so that a checkpoint announced from now on is pushed to this store
+    const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.runId));
+    this.pushWatchers++;
+    let stopped = false;
     const consumer = await this.js.consumers.get(this.stream, {
       filterSubjects: this.subject,
       deliver_policy: DeliverPolicy.LastPerSubject,
@@ -404,9 +422,15 @@ export class CheckpointStore {
     const gen = iterate();
     return {
       [Symbol.asyncIterator]: () => gen,
-      async stop() {
+      stop: async () => {
         messages.stop();
         await gen.return(undefined);
+        if (stopped) return;
+        stopped = true;
+        if (--this.pushWatchers === 0) {
+          pushes.stop();
+          this.pushes = undefined;
+        }
       },
     };
   }

@@ -44,7 +44,8 @@ export async function fetchCheckpoint(
 ): Promise<FetchedCheckpoint> {
   const { bytes, announcement } = await store.get(ann.version, { expectDigest: ann.digest });
   const source = `${store.bucket}/${announcement.name}`;
-  const ckpt = decodeCheckpoint(bytes, { expectedDigest: ann.digest.replace(/^sha256:/, ''), expectedShapes: opts.shapes, source });
+  // store.get hashed the bytes (Node's sha256) and found announcement.digest, which equals ann.digest: no second pass
+  const ckpt = decodeCheckpoint(bytes, { expectedDigest: ann.digest.replace(/^sha256:/, ''), computedDigest: announcement.digest.replace(/^sha256:/, ''), expectedShapes: opts.shapes, source });
   if (ckpt.meta.runId !== opts.runId) throw new CheckpointError(`${source}: belongs to run ${JSON.stringify(ckpt.meta.runId)}, not ${JSON.stringify(opts.runId)}`, 'run_id');
   if (ckpt.meta.version !== ann.version) throw new CheckpointError(`${source}: its metadata says version ${ckpt.meta.version}, announced as ${ann.version}`, 'version');
   checkBaseDigest(ckpt.meta.extra, opts.baseDigest, source);

@@ -1,0 +1,63 @@
+// Child processes of bench/broadcast.bench.ts, one follower each (started with fork, so they report over IPC):
+//   nats <natsUrl> <runId> <shapes.json>   follows the run's announcements as a rollout worker does: fetch,
+//                                          verify and decode each; sends { version } per checkpoint held
+//   tcp <port>                             reads length-prefixed frames from a loopback TCP socket and hashes
+//                                          each with Node's sha256; sends { version: frame index, digest }
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { connectNats, CheckpointStore } from '../lib/transport/index.ts';
+import { fetchCheckpoint } from '../lib/worker/checkpoints.ts';
+
+const [mode, ...args] = process.argv.slice(2);
+const send = (m: object) => process.send!(m);
+
+if (mode === 'nats') {
+  const [url, runId, shapesFile] = args as [string, string, string];
+  const shapes = new Map<string, number[]>(JSON.parse(readFileSync(shapesFile, 'utf8')));
+  const nc = await connectNats({ url, name: 'bench-follower' });
+  const store = await CheckpointStore.open(nc, { runId });
+  const watch = await store.watch({});
+  process.once('disconnect', () => void watch.stop());
+  send({ ready: true });
+  for await (const ann of watch) {
+    const ck = await fetchCheckpoint(store, ann, { runId, shapes });
+    send({ version: ann.version, digest: ck.digest });
+  }
+  await nc.close();
+} else if (mode === 'tcp') {
+  const port = Number(args[0]);
+  const sock = connect(port, '127.0.0.1');
+  process.once('disconnect', () => sock.destroy());
+  sock.once('connect', () => send({ ready: true }));
+  sock.setNoDelay(true);
+  // frames: an 8-byte little-endian length, then that many bytes, hashed as they arrive
+  let head = Buffer.alloc(0);
+  let left = -1;
+  let hash = createHash('sha256');
+  let frame = 0;
+  sock.on('data', (chunk: Buffer) => {
+    let d = chunk;
+    while (d.length > 0) {
+      if (left < 0) {
+        const take = Math.min(8 - head.length, d.length);
+        head = Buffer.concat([head, d.subarray(0, take)]);
+        d = d.subarray(take);
+        if (head.length < 8) return;
+        left = Number(head.readBigUInt64LE(0));
+        head = Buffer.alloc(0);
+        hash = createHash('sha256');
+      }
+      const take = Math.min(left, d.length);
+      hash.update(d.subarray(0, take));
+      d = d.subarray(take);
+      left -= take;
+      if (left === 0) {
+        left = -1;
+        send({ version: ++frame, digest: hash.digest('hex') });
+      }
+    }
+  });
+} else {
+  throw new Error(`bench/broadcast-child.ts: unknown mode ${mode}`);
+}

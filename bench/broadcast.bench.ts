@@ -1,0 +1,133 @@
+// Checkpoint broadcast (issue #15): from the learner's put until 4 followers, each in its own process, hold the
+// checkpoint (fetched, sha256-verified, decoded, shapes checked), against loopback TCP moving and hashing the
+// same bytes to 4 receiver processes (the sender hashes once, each receiver hashes what it reads). Measured
+// side by side in one run, interleaved, medians; the ratio is TCP time / broadcast time (target >= 0.5).
+//   BENCH_BROADCAST_REPS (default 5), BENCH_BROADCAST_SIZES (MB, default "1.2,50")
+import { fork, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
+import { freePort } from '../lib/local/local-run.ts';
+import { CheckpointStore, connectNats, spawnNatsServer } from '../lib/transport/index.ts';
+
+const FOLLOWERS = 4;
+const REPS = Number(process.env.BENCH_BROADCAST_REPS ?? 5);
+const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
+const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
+
+interface Follower {
+  proc: ChildProcess;
+  /** Resolves when the follower reports `version`. */
+  reached(version: number): Promise<string>;
+}
+
+function startFollower(args: string[]): Promise<Follower> {
+  const proc = fork(CHILD, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const seen = new Map<number, string>();
+  const waiting = new Map<number, (d: string) => void>();
+  return new Promise((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`broadcast follower ${args[0]} exited with ${code}`)));
+    proc.on('message', (m: { ready?: boolean; version?: number; digest?: string }) => {
+      if (m.ready) resolve({ proc, reached: (v) => (seen.has(v) ? Promise.resolve(seen.get(v)!) : new Promise((r) => waiting.set(v, r))) });
+      if (m.version !== undefined) {
+        seen.set(m.version, m.digest!);
+        waiting.get(m.version)?.(m.digest!);
+      }
+    });
+  });
+}
+
+function stopAll(fs: Follower[]): void {
+  for (const f of fs) if (f.proc.exitCode === null) f.proc.kill('SIGTERM');
+}
+
+/** Parameters totalling about `mb` MB of float32, in tensors of at most 1 M values (like a network's layers). */
+function syntheticParams(mb: number): TensorMap {
+  const values = Math.round((mb * 1e6) / 4);
+  const params: TensorMap = new Map();
+  let seed = 1;
+  for (let i = 0, left = values; left > 0; i++) {
+    const n = Math.min(left, 1 << 20);
+    const data = new Float32Array(n);
+    for (let j = 0; j < n; j++) data[j] = ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+    params.set(`layer${i}.weight`, { shape: [n], data });
+    left -= n;
+  }
+  return params;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-broadcast-'));
+  const nats = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'nats') });
+  const tcp = createServer();
+  const sockets: Socket[] = [];
+  tcp.on('connection', (s) => {
+    s.setNoDelay(true);
+    sockets.push(s);
+  });
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+  const tcpPort = (tcp.address() as { port: number }).port;
+  let followers: Follower[] = [];
+  console.log(`checkpoint broadcast to ${FOLLOWERS} followers in separate processes, ${REPS} interleaved rounds, medians:`);
+  try {
+    for (const mb of SIZES_MB) {
+      const runId = `bench-${String(mb).replace('.', '_')}`;
+      const params = syntheticParams(mb);
+      const shapesFile = join(dir, `${runId}-shapes.json`);
+      writeFileSync(shapesFile, JSON.stringify([...params].map(([k, t]) => [k, t.shape])));
+      const nc = await connectNats({ url: nats.url, name: 'bench-learner' });
+      const store = await CheckpointStore.open(nc, { runId });
+      followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(['nats', nats.url, runId, shapesFile])));
+      const receivers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(['tcp', String(tcpPort)])));
+      followers.push(...receivers);
+      const natsMs: number[] = [];
+      const tcpMs: number[] = [];
+      let bytes = 0;
+      for (let v = 1; v <= REPS; v++) {
+        const enc = encodeCheckpoint({ meta: { runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
+        bytes = enc.bytes.length;
+        let t0 = performance.now();
+        await store.put(v, enc.bytes, `sha256:${enc.digest}`);
+        const natsDigests = await Promise.all(followers.slice(0, FOLLOWERS).map((f) => f.reached(v)));
+        natsMs.push(performance.now() - t0);
+        if (natsDigests.some((d) => d !== enc.digest)) throw new Error(`v${v}: a follower holds another digest`);
+        await store.prune(2);
+
+        t0 = performance.now();
+        const digest = createHash('sha256').update(enc.bytes).digest('hex');
+        const head = Buffer.alloc(8);
+        head.writeBigUInt64LE(BigInt(enc.bytes.length));
+        for (const s of sockets) {
+          s.write(head);
+          s.write(enc.bytes);
+        }
+        const tcpDigests = await Promise.all(receivers.map((f) => f.reached(v)));
+        tcpMs.push(performance.now() - t0);
+        if (tcpDigests.some((d) => d !== digest)) throw new Error(`v${v}: a TCP receiver hashed other bytes`);
+      }
+      stopAll(followers);
+      followers = [];
+      sockets.length = 0;
+      await nc.close();
+      const n = median(natsMs);
+      const t = median(tcpMs);
+      const moved = (bytes * FOLLOWERS) / 1e6;
+      console.log(
+        `  ${(bytes / 1e6).toFixed(2)} MB: broadcast ${n.toFixed(1)} ms (${(moved / (n / 1000)).toFixed(0)} MB/s delivered), ` +
+          `loopback TCP + sha256 ${t.toFixed(1)} ms (${(moved / (t / 1000)).toFixed(0)} MB/s): ratio ${(t / n).toFixed(2)} (target >= 0.5)` +
+          `  [broadcast ms: ${natsMs.map((x) => x.toFixed(0)).join(' ')}; tcp ms: ${tcpMs.map((x) => x.toFixed(0)).join(' ')}]`,
+      );
+    }
+  } finally {
+    stopAll(followers);
+    tcp.close();
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

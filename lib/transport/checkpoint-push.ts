@@ -1,0 +1,157 @@
+// Checkpoint bytes pushed over core NATS (subject `recovery.<runId>.push`) while the JetStream copy is written:
+// followers that are subscribed assemble them in memory and skip the store's round trips and disk. A push is only
+// a faster path: bytes are used only when their sha256 (Node's, computed as they arrive) equals the announced
+// digest, and a follower that missed a push (not yet subscribed, a dropped message, a slow consumer) fetches the
+// checkpoint from the store as before.
+//
+// Each message carries one chunk and headers naming the checkpoint: version, digest, total size, offset, and the
+// stored metadata (JSON). Chunks of one push arrive in order (one publisher connection, one subject).
+import { createHash, type Hash } from 'node:crypto';
+import { headers, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+
+const H_VERSION = 'Ckpt-Version';
+const H_DIGEST = 'Ckpt-Digest';
+const H_SIZE = 'Ckpt-Size';
+const H_OFFSET = 'Ckpt-Offset';
+const H_META = 'Ckpt-Meta';
+
+/** Largest checkpoint a follower assembles from pushes (larger ones come from the store). */
+const MAX_PUSH_BYTES = 2 ** 31 - 1;
+/** Pushes assembled at once; an older one is dropped for a newer. */
+const MAX_IN_PROGRESS = 2;
+
+export function pushSubject(runId: string): string {
+  return `recovery.${runId}.push`;
+}
+
+export interface PushedCheckpoint {
+  version: number;
+  /** "sha256:<hex>", checked against the bytes. */
+  digest: string;
+  bytes: Uint8Array;
+  /** The metadata the learner stored with the checkpoint (JSON object). */
+  meta: Record<string, unknown>;
+  receivedUnixMs: number;
+}
+
+/** Publishes `bytes` as checkpoint `version` (fire and forget: nobody acknowledges a push). */
+export function pushCheckpoint(nc: NatsConnection, runId: string, version: number, bytes: Uint8Array, digest: string, meta: Record<string, unknown>): void {
+  const max = nc.info?.max_payload ?? 1024 * 1024;
+  const metaJson = JSON.stringify(meta);
+  const chunk = Math.max(1024, max - 4096 - Buffer.byteLength(metaJson));
+  const subject = pushSubject(runId);
+  for (let o = 0; o < bytes.length || o === 0; o += chunk) {
+    const h = headers();
+    h.set(H_VERSION, String(version));
+    h.set(H_DIGEST, digest);
+    h.set(H_SIZE, String(bytes.length));
+    h.set(H_OFFSET, String(o));
+    if (o === 0) h.set(H_META, metaJson);
+    nc.publish(subject, bytes.subarray(o, Math.min(bytes.length, o + chunk)), { headers: h });
+    if (bytes.length === 0) break;
+  }
+}
+
+interface Assembly {
+  version: number;
+  digest: string;
+  buf: Buffer;
+  next: number;
+  hash: Hash;
+  meta: Record<string, unknown>;
+}
+
+function intHeader(h: MsgHdrs, key: string): number | undefined {
+  const s = h.get(key);
+  if (!/^(0|[1-9][0-9]*)$/.test(s)) return undefined;
+  const n = Number(s);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** A follower's subscription to a run's pushes: keeps the newest complete, verified checkpoint. */
+export class CheckpointPushReceiver {
+  private readonly sub: Subscription;
+  private readonly assembling = new Map<string, Assembly>();
+  private held: PushedCheckpoint | undefined;
+  private readonly waiters = new Map<string, Array<() => void>>();
+
+  constructor(nc: NatsConnection, runId: string) {
+    this.sub = nc.subscribe(pushSubject(runId), { callback: (err, msg) => { if (!err && msg.headers) this.onChunk(msg.headers, msg.data); } });
+  }
+
+  private onChunk(h: MsgHdrs, data: Uint8Array): void {
+    const version = intHeader(h, H_VERSION);
+    const size = intHeader(h, H_SIZE);
+    const offset = intHeader(h, H_OFFSET);
+    const digest = h.get(H_DIGEST);
+    if (version === undefined || size === undefined || offset === undefined || !/^sha256:[0-9a-f]{64}$/.test(digest) || size > MAX_PUSH_BYTES) return;
+    if (this.held && version <= this.held.version) return;
+    let a = this.assembling.get(digest);
+    if (offset === 0) {
+      let meta: Record<string, unknown> = {};
+      try {
+        const parsed: unknown = JSON.parse(h.get(H_META) || '{}');
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) meta = parsed as Record<string, unknown>;
+      } catch {
+        /* meta is advisory */
+      }
+      a = { version, digest, buf: Buffer.allocUnsafe(size), next: 0, hash: createHash('sha256'), meta };
+      this.assembling.set(digest, a);
+      for (const [d, other] of this.assembling) if (this.assembling.size > MAX_IN_PROGRESS && other !== a) this.drop(d);
+    }
+    // a chunk out of order means one was lost: this push is abandoned (the store has the checkpoint)
+    if (!a || a.version !== version || a.buf.length !== size || offset !== a.next || offset + data.length > size) {
+      if (a) this.drop(digest);
+      return;
+    }
+    a.buf.set(data, offset);
+    a.hash.update(data);
+    a.next += data.length;
+    if (a.next < size) return;
+    this.assembling.delete(digest);
+    if (`sha256:${a.hash.digest('hex')}` !== digest) return this.wake(digest);
+    this.held = { version, digest, bytes: a.buf, meta: a.meta, receivedUnixMs: Date.now() };
+    for (const [d, other] of this.assembling) if (other.version <= version) this.drop(d);
+    this.wake(digest);
+  }
+
+  private drop(digest: string): void {
+    this.assembling.delete(digest);
+    this.wake(digest);
+  }
+
+  private wake(digest: string): void {
+    for (const w of this.waiters.get(digest) ?? []) w();
+    this.waiters.delete(digest);
+  }
+
+  /**
+   * The pushed checkpoint `version` with `digest`, verified; when that push is still arriving, waits for it up to
+   * `waitMs`. Undefined when it was not received (the caller fetches it from the store).
+   */
+  async take(version: number, digest: string, waitMs: number): Promise<PushedCheckpoint | undefined> {
+    const a = this.assembling.get(digest);
+    if (a && a.version === version) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, waitMs);
+        const list = this.waiters.get(digest) ?? [];
+        list.push(() => { clearTimeout(t); resolve(); });
+        this.waiters.set(digest, list);
+      });
+    }
+    const held = this.held;
+    return held && held.version === version && held.digest === digest ? held : undefined;
+  }
+
+  /** True when a verified push with this digest is held (it backs its announcement as the stored object does). */
+  holds(version: number, digest: string): boolean {
+    return this.held?.version === version && this.held.digest === digest;
+  }
+
+  stop(): void {
+    this.sub.unsubscribe();
+    for (const d of [...this.waiters.keys()]) this.wake(d);
+    this.assembling.clear();
+    this.held = undefined;
+  }
+}

@@ -1,0 +1,129 @@
+// Object bytes in a JetStream object-store bucket, written and read here rather than by nats.js's ObjectStore
+// put/get, in the same layout (so its API, `nats object` and the tests that tamper with objects still read them):
+//   stream OBJ_<bucket>; chunks on $O.<bucket>.C.<nuid>; the object's info (JSON) on $O.<bucket>.M.<base64url name>
+// Why: nats.js hashes every byte with a JavaScript SHA-256 on both sides and writes 128 KiB chunks; here the caller
+// hashes once with Node's crypto, chunks are as large as the server accepts, and a window of them is in flight at once.
+import { randomBytes } from 'node:crypto';
+import { consumerOpts, headers, JSONCodec, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectInfo } from 'nats';
+
+const jc = JSONCodec();
+
+/** How long a read waits for the chunks before giving up (they were purged, or the server is unreachable). */
+const READ_EXPIRES_MS = 30_000;
+/** Chunks awaiting their acknowledgement at once, and how long each may take. */
+const WINDOW = 8;
+const PUBLISH_TIMEOUT_MS = 30_000;
+
+export class ObjectChunks {
+  readonly stream: string;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    readonly bucket: string,
+  ) {
+    this.stream = `OBJ_${bucket}`;
+  }
+
+  private chunkSubject(nuid: string): string {
+    return `$O.${this.bucket}.C.${nuid}`;
+  }
+
+  private metaSubject(name: string): string {
+    return `$O.${this.bucket}.M.${Buffer.from(name).toString('base64url')}${'='.repeat((3 - (Buffer.byteLength(name) % 3)) % 3)}`;
+  }
+
+  /** Largest chunk: the server's max_payload less room for headers, at most 8 MiB. */
+  private chunkSize(): number {
+    const max = this.nc.info?.max_payload ?? 1024 * 1024;
+    return Math.max(1024, Math.min(8 * 1024 * 1024, max - 4096));
+  }
+
+  /**
+   * Writes the bytes as chunks under a fresh id, every chunk published at once; returns the id. On a failure
+   * the chunks written so far are purged.
+   */
+  async writeChunks(bytes: Uint8Array): Promise<{ nuid: string; chunks: number }> {
+    const nuid = randomBytes(16).toString('hex');
+    const subject = this.chunkSubject(nuid);
+    const size = this.chunkSize();
+    const count = Math.ceil(bytes.length / size);
+    // a window of chunks in flight: all of a 50 MB checkpoint at once outlasts the acknowledgement timeout on a
+    // loaded machine
+    let nextChunk = 0;
+    const writer = async () => {
+      for (let i = nextChunk++; i < count; i = nextChunk++) {
+        await this.js.publish(subject, bytes.subarray(i * size, Math.min(bytes.length, (i + 1) * size)), { timeout: PUBLISH_TIMEOUT_MS });
+      }
+    };
+    const settled = await Promise.allSettled(Array.from({ length: Math.min(WINDOW, count) }, writer));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await this.purgeChunks(nuid);
+      throw failed.reason;
+    }
+    return { nuid, chunks: count };
+  }
+
+  /**
+   * Makes chunks `nuid` the object `name` by publishing its info (a subject roll-up, as nats.js does). `sha256`
+   * is the raw digest of the bytes: nats.js records it as "SHA-256=<base64url>".
+   */
+  async commit(
+    name: string,
+    written: { nuid: string; chunks: number },
+    size: number,
+    sha256: Uint8Array,
+    fields: { description: string; metadata: Record<string, string> },
+  ): Promise<void> {
+    const info = {
+      name,
+      description: fields.description,
+      metadata: fields.metadata,
+      options: { max_chunk_size: this.chunkSize() },
+      bucket: this.bucket,
+      nuid: written.nuid,
+      size,
+      chunks: written.chunks,
+      mtime: new Date().toISOString(),
+      digest: `SHA-256=${Buffer.from(sha256).toString('base64url')}=`,
+      deleted: false,
+    };
+    const h = headers();
+    h.set('Nats-Rollup', 'sub');
+    await this.js.publish(this.metaSubject(name), jc.encode(info), { headers: h });
+  }
+
+  /** Deletes the chunks of id `nuid` (an object's old or abandoned bytes). */
+  async purgeChunks(nuid: string): Promise<void> {
+    await this.jsm.streams.purge(this.stream, { filter: this.chunkSubject(nuid) });
+  }
+
+  /**
+   * Reads an object's chunks, in order, into one buffer. The caller checks the size and digest: a tampered object
+   * reads as whatever bytes it holds.
+   */
+  async read(info: Pick<ObjectInfo, 'nuid' | 'chunks' | 'size'>): Promise<Uint8Array> {
+    if (info.chunks === 0) return new Uint8Array(0);
+    const opts = consumerOpts();
+    opts.orderedConsumer();
+    const sub = await this.js.subscribe(this.chunkSubject(info.nuid), opts);
+    // the chunks may be gone (purged meanwhile): give up after READ_EXPIRES_MS without all of them
+    const timer = setTimeout(() => sub.unsubscribe(), READ_EXPIRES_MS);
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    try {
+      for await (const m of sub) {
+        parts.push(m.data);
+        total += m.data.length;
+        if (m.info.pending === 0 || parts.length === info.chunks) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      sub.unsubscribe();
+    }
+    if (parts.length < info.chunks) throw new Error(`object chunks ${this.chunkSubject(info.nuid)}: got ${parts.length} of ${info.chunks} chunks`);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
+  }
+}

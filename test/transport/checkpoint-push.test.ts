@@ -1,0 +1,89 @@
+// Checkpoint broadcast paths (lib/transport/checkpoint-push.ts, object-chunks.ts): a watching store takes a pushed
+// checkpoint only when its bytes hash to the announced digest, and reads the store otherwise; objects written by
+// CheckpointStore.put stay readable by nats.js's own object store (same layout, same digest format).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { headers, type NatsConnection } from 'nats';
+import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { CheckpointStore, connectNats, sha256Digest, type Announcement } from '../../lib/transport/nats.ts';
+import { pushSubject } from '../../lib/transport/checkpoint-push.ts';
+
+let nats: TestNatsServer;
+let learnerNc: NatsConnection;
+let followerNc: NatsConnection;
+
+before(async () => {
+  nats = await startNatsServer();
+  learnerNc = await connectNats({ url: nats.url, name: 'push-learner' });
+  followerNc = await connectNats({ url: nats.url, name: 'push-follower' });
+});
+after(async () => {
+  await learnerNc?.close();
+  await followerNc?.close();
+  await nats?.stop();
+});
+
+/** Bytes spanning several chunks of the server's max_payload (1 MiB by default). */
+const ckpt = () => {
+  const bytes = randomBytes(2.5 * 1024 * 1024 + 17);
+  return { bytes, digest: sha256Digest(bytes) };
+};
+
+async function nextAnnouncement(it: AsyncIterator<Announcement>): Promise<Announcement> {
+  const r = await it.next();
+  assert.ok(!r.done, 'the watch ended');
+  return r.value;
+}
+
+test('a watching store uses the pushed bytes; nats.js reads the stored object; a store that missed the push reads the store', async () => {
+  const runId = 'push-a';
+  const learner = await CheckpointStore.open(learnerNc, { runId });
+  const follower = await CheckpointStore.open(followerNc, { runId });
+  const watch = await follower.watch();
+  const it = watch[Symbol.asyncIterator]();
+  const c = ckpt();
+  await learner.put(1, c.bytes, c.digest, { step: 1 });
+  const ann = await nextAnnouncement(it);
+  assert.equal(ann.digest, c.digest);
+
+  // the stored object is nats.js's format: its own get checks its SHA-256 of the chunks
+  const os = await learnerNc.jetstream().views.os(learner.bucket);
+  const viaNatsJs = await os.getBlob('v0000000001');
+  assert.ok(viaNatsJs && Buffer.from(viaNatsJs).equals(c.bytes));
+
+  // the stored copy is now replaced behind the store's back: the watcher still holds the pushed, verified bytes
+  const info = (await os.info('v0000000001'))!;
+  const evil = Buffer.from(c.bytes);
+  evil[100]! ^= 0xff;
+  await os.putBlob({ name: info.name, metadata: info.metadata }, evil);
+  const got = await follower.get(1, { expectDigest: ann.digest });
+  assert.ok(Buffer.from(got.bytes).equals(c.bytes));
+  assert.equal(got.announcement.meta['step'], 1);
+  // a store that received no push reads the tampered object and refuses it
+  const late = await CheckpointStore.open(followerNc, { runId });
+  await assert.rejects(late.get(1, { expectDigest: ann.digest }), /digest mismatch/);
+  await watch.stop();
+});
+
+test('a forged push (bytes that do not hash to their digest) is ignored: the watcher reads the store', async () => {
+  const runId = 'push-b';
+  const learner = await CheckpointStore.open(learnerNc, { runId, push: false });
+  const follower = await CheckpointStore.open(followerNc, { runId });
+  const watch = await follower.watch();
+  const it = watch[Symbol.asyncIterator]();
+  const c = ckpt();
+  // someone who may publish on the push subject sends other bytes under the real digest, before the learner's put
+  const h = headers();
+  h.set('Ckpt-Version', '1');
+  h.set('Ckpt-Digest', c.digest);
+  h.set('Ckpt-Size', '64');
+  h.set('Ckpt-Offset', '0');
+  learnerNc.publish(pushSubject(runId), randomBytes(64), { headers: h });
+  await learnerNc.flush();
+  await learner.put(1, c.bytes, c.digest);
+  const ann = await nextAnnouncement(it);
+  const got = await follower.get(1, { expectDigest: ann.digest });
+  assert.ok(Buffer.from(got.bytes).equals(c.bytes));
+  await watch.stop();
+});
