@@ -48,6 +48,7 @@ import {
   recreatingOnLoss,
   RunStateStore,
   type Announcement,
+  type FlowStepMetrics__Output,
   type OrchestratorMessage__Output,
   type TrainBatch__Output,
   type TrainResult,
@@ -138,6 +139,7 @@ class LearnerRole implements WorkerRoleImpl {
   private work: SerialQueue<TrainBatch__Output> | undefined;
   private closed = false;
   private pruning: Promise<void> | undefined;
+  private pruneFor: LearnerState | undefined;
   private height = 0;
   private width = 0;
   /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
@@ -430,9 +432,8 @@ class LearnerRole implements WorkerRoleImpl {
       if (st.refVersion === undefined) this.startGrpo();
       // the flow family trains over its rows (action, trained step); each row's behaviour version is its action's
       const trainer = this.trainer!;
-      const r = trainer instanceof FlowTrainer
-        ? await flowGrpoUpdate(trainer, this.flowReference(), { ...batch, flow: batch.flow! }, this.hyper)
-        : await grpoUpdate(trainer, this.reference(), batch, this.hyper);
+      const flowResult = trainer instanceof FlowTrainer ? await flowGrpoUpdate(trainer, this.flowReference(), { ...batch, flow: batch.flow! }, this.hyper) : undefined;
+      const r = flowResult ?? await grpoUpdate(trainer as PolicyTrainer, this.reference(), batch, this.hyper);
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
       const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
@@ -444,11 +445,18 @@ class LearnerRole implements WorkerRoleImpl {
         grad_norm: r.step.gradNorm,
         ratio_mean: r.ratio.reduce((a, x) => a + x, 0) / r.ratio.length,
         logp_mismatch: mismatch,
+        ...(flowResult ? { flow_steps: flowResult.perStep.map((s) => ({ index: s.step, rows: s.rows, ratio_mean: s.ratio, clip_fraction: s.clipFraction, kl: s.kl })) } : {}),
       };
       if (applied) {
         m.get('kl').set(r.kl);
         m.get('clip_fraction').set(r.clipFraction);
         if (Number.isFinite(mismatch)) m.get('logp_mismatch').set(mismatch);
+        for (const s of fields.flow_steps ?? []) {
+          const step = String(s.index);
+          m.get('flow_step_clip_fraction').set({ step }, s.clip_fraction);
+          m.get('flow_step_kl').set({ step }, s.kl);
+          m.get('flow_step_ratio').set({ step }, s.ratio_mean);
+        }
         for (const v of batch.behaviourVersions) m.get('staleness').observe(versionBefore - v);
       }
     }
@@ -469,9 +477,15 @@ class LearnerRole implements WorkerRoleImpl {
     m.get('loss').set({ kind }, fields.loss);
     m.get('grad_norm').set(fields.grad_norm);
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: true, compute_ms: performance.now() - t0 }) });
-    // Pruning is housekeeping: after the acknowledgement, beside the next batch rather than before it (one at a
-    // time; a batch that finds one still running leaves the pruning to the next).
-    this.pruning ??= this.prune(next).finally(() => (this.pruning = undefined));
+    // Pruning is housekeeping: after the acknowledgement, beside the next batch rather than before it. One runs at
+    // a time; a batch that finds one running leaves its state for the next round of the same loop.
+    this.pruneFor = next;
+    this.pruning ??= (async () => {
+      for (let s = this.pruneFor; s; s = this.pruneFor) {
+        this.pruneFor = undefined;
+        await this.prune(s);
+      }
+    })().finally(() => (this.pruning = undefined));
   }
 
   /**
@@ -588,6 +602,8 @@ interface StepFields {
   clip_fraction?: number;
   ratio_mean?: number;
   logp_mismatch?: number;
+  /** Flow family, GRPO: ratio, clip fraction and KL per trained step index. */
+  flow_steps?: FlowStepMetrics__Output[];
 }
 
 /** Starts the learner (see the module comment); resolves once it is dialling the orchestrator. */

@@ -27,6 +27,8 @@ export interface HistoryPoint {
   components?: Record<string, number>;
   kl?: number;
   clip_fraction?: number;
+  /** Flow family: clip fraction and KL per trained step index of the sampler. */
+  flow_steps?: Array<{ step: number; clip_fraction: number; kl: number }>;
   samples_per_second: number;
 }
 
@@ -71,6 +73,7 @@ export class RunMonitor {
       ...(p.components ? { components: p.components } : {}),
       ...(fin(p.kl) !== undefined ? { kl: p.kl } : {}),
       ...(fin(p.clipFraction) !== undefined ? { clip_fraction: p.clipFraction } : {}),
+      ...(p.flowSteps?.length ? { flow_steps: p.flowSteps.map((f) => ({ step: f.step, clip_fraction: f.clipFraction, kl: f.kl })) } : {}),
       samples_per_second: p.samplesPerSecond,
     };
     this.o.appendEvent?.({ type: 'progress', ...point });
@@ -199,6 +202,8 @@ table{border-collapse:collapse;font-size:13px;background:#fff}th,td{border:1px s
 <div class="card"><svg id="chart-components" width="520" height="260"></svg></div>
 <div class="card"><svg id="chart-loss" width="520" height="260"></svg></div>
 <div class="card"><svg id="chart-eval" width="520" height="260"></svg></div>
+<div class="card" id="flow-clip-card" hidden><svg id="chart-flow-clip" width="520" height="260"></svg></div>
+<div class="card" id="flow-kl-card" hidden><svg id="chart-flow-kl" width="520" height="260"></svg></div>
 </div>
 <h2>Latest evaluation <span id="evalinfo" class="muted"></span></h2>
 <table id="evaltable"><thead><tr><th>policy</th><th>reward</th><th>SSIM</th><th>embedding cos</th><th>PSNR (dB)</th></tr></thead><tbody></tbody></table>
@@ -256,6 +261,15 @@ function render(h) {
   plot(document.getElementById("chart-components"), "reward components per batch (moving avg)", comps.map(c => ({name: c, points: smooth(g.filter(p => p.components && isFinite(p.components[c])).map(p => [p.seq, p.components[c]]), w)})), "batch");
   const loss = ph => h.points.filter(p => p.phase === ph && p.loss !== null).map(p => [p.seq, p.loss]);
   plot(document.getElementById("chart-loss"), "loss", [{name: "SFT", points: loss("sft")}, {name: "GRPO", points: loss("grpo")}], "batch");
+  // The flow family's per-step diagnostics: one series per trained step index of the sampler.
+  const fs = g.filter(p => p.flow_steps && p.flow_steps.length);
+  if (fs.length) {
+    const steps = [...new Set(fs.flatMap(p => p.flow_steps.map(f => f.step)))].sort((a, b) => a - b);
+    const perStep = key => steps.map(k => ({name: "step " + k, points: fs.flatMap(p => p.flow_steps.filter(f => f.step === k).map(f => [p.seq, f[key]]))}));
+    document.getElementById("flow-clip-card").hidden = false; document.getElementById("flow-kl-card").hidden = false;
+    plot(document.getElementById("chart-flow-clip"), "clip fraction per trained step", perStep("clip_fraction"), "batch");
+    plot(document.getElementById("chart-flow-kl"), "KL per trained step (beta excluded)", perStep("kl"), "batch");
+  }
   const ev = h.evals;
   const evSeries = [{name: "policy", points: ev.map(e => [e.version, e.policy.reward])}];
   if (ev.some(e => e.reference)) evSeries.push({name: "reference (SFT)", points: ev.filter(e => e.reference).map(e => [e.version, e.reference.reward]), dash: "4 3"});

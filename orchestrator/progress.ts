@@ -56,6 +56,7 @@ export class ProgressMeter {
       phase, seq, totalSeq: this.totalSeq, version, loss: r?.loss ?? NaN,
       kl: grpo ? r?.kl : undefined,
       clipFraction: grpo ? r?.clip_fraction : undefined,
+      ...(grpo && r?.flow_steps.length ? { flowSteps: r.flow_steps.map((s) => ({ step: s.index, clipFraction: s.clip_fraction, kl: s.kl })) } : {}),
       reward: grpo ? this.lastReward?.reward : undefined,
       components: grpo ? this.lastReward?.components : undefined,
       samplesPerSecond: elapsed > 0 ? samples / elapsed : 0,

@@ -17,6 +17,8 @@ export interface Progress {
   loss: number;
   kl?: number;
   clipFraction?: number;
+  /** Flow family, GRPO: clip fraction and KL per trained step index of the sampler (docs/flow.md). */
+  flowSteps?: Array<{ step: number; clipFraction: number; kl: number }>;
   reward?: number;
   components?: Record<string, number>;
   samplesPerSecond: number;

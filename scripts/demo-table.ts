@@ -16,12 +16,17 @@ console.log('| run | SFT / GRPO steps | wall s | reward identity / SFT / GRPO | 
 console.log('|---|---|---|---|---|---|');
 runs.forEach((r, i) => console.log(`| ${paths[i]} | ${r.sft_steps} / ${r.steps} | ${r.wall_seconds.toFixed(0)} | ${f(r.identity.reward)} / ${f(r.before.reward)} / ${f(r.after.reward)} | ${f(r.identity.ssim)} / ${f(r.before.ssim)} / ${f(r.after.ssim)} | ${f(r.identity.psnr, 2)} / ${f(r.before.psnr, 2)} / ${f(r.after.psnr, 2)} |`));
 for (const key of ['byType', 'byLevel'] as const) {
-  const names = Object.keys(runs[0].identity[key]);
+  // Every type or level any run drew (each seed draws its own corruption per photograph, so a type can be
+  // missing from one run); rows average the photographs of all runs, each weighted by its count.
+  const names = [...new Set(runs.flatMap((r) => Object.keys(r.identity[key])))].sort();
   console.log(`\n| ${key === 'byType' ? 'corruption type' : 'level'} | n | identity | after SFT | after GRPO | GRPO - identity | do no harm |`);
   console.log('|---|---|---|---|---|---|---|');
   for (const n of names) {
-    const mean = (which: 'identity' | 'before' | 'after') => runs.reduce((s, r) => s + (r[which][key][n]?.reward ?? NaN), 0) / runs.length;
     const count = runs.reduce((s, r) => s + (r.identity[key][n]?.count ?? 0), 0);
+    const mean = (which: 'identity' | 'before' | 'after') => runs.reduce((s, r) => {
+      const row = r[which][key][n];
+      return row ? s + row.reward * row.count : s;
+    }, 0) / count;
     const d = mean('after') - mean('identity');
     console.log(`| ${n} | ${count} | ${f(mean('identity'), 3)} | ${f(mean('before'), 3)} | ${f(mean('after'), 3)} | ${d >= 0 ? '+' : ''}${f(d, 3)} | ${d < -0.01 ? 'HARMS' : 'ok'} |`);
   }

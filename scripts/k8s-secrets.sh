@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# Creates the run's credentials in each namespace, once: the Secret recovery-grpo-auth with a random 256-bit token
-# (key "token"), which every pod mounts and passes with --auth-token-file. The token never enters git or a
-# kustomization, and re-applying a kustomization never overwrites it (no manifest in k8s/ declares this Secret).
+# Creates a run's credentials in each namespace, once. None of them enters git or a kustomization, and re-applying
+# a kustomization never overwrites them (no manifest in k8s/ declares these Secrets):
+#   recovery-grpo-auth                  token: a random 256-bit bearer token (every pod, --auth-token-file)
+#   recovery-grpo-tls-<component>       ca.crt, tls.crt, tls.key for nats, orchestrator, learner, rollout, reward:
+#                                       a CA made for the namespace (its key is discarded) and one certificate per
+#                                       role; a client certificate names its role in a URI SAN
+#                                       spiffe://recovery-grpo/role/<role>, which the orchestrator (gRPC) and NATS
+#                                       (verify_and_map) bind the role to (docs/security.md)
+#   recovery-grpo-checkpoint-signing    learner.key, learner.pub: the ed25519 key the learner signs checkpoints with
+#   recovery-grpo-checkpoint-verify     learner.pub: the public key the orchestrator and rollout workers check with
 #
-#   scripts/k8s-secrets.sh NAMESPACE...            create the namespace and the Secret where missing (kubectl)
-#   scripts/k8s-secrets.sh --rotate NAMESPACE...   replace the token (then restart the run's pods)
+#   scripts/k8s-secrets.sh NAMESPACE...            create the namespace and the Secrets where missing (kubectl)
+#   scripts/k8s-secrets.sh --rotate NAMESPACE...   replace them all (then restart the run's pods)
 #   scripts/k8s-secrets.sh --print NAMESPACE...    print the Namespace and Secret manifests instead (no kubectl)
+# Needs openssl. Certificates are valid for RECOVERY_GRPO_CERT_DAYS days (default 365).
 set -euo pipefail
-SECRET=recovery-grpo-auth
+AUTH=recovery-grpo-auth
+COMPONENTS=(nats orchestrator learner rollout reward)
+DAYS="${RECOVERY_GRPO_CERT_DAYS:-365}"
 mode=create
 namespaces=()
 for a in "$@"; do
   case "$a" in
     --print) mode=print ;;
     --rotate) mode=rotate ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "k8s-secrets: unknown option $a" >&2; exit 2 ;;
     *)
       [[ "$a" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || { echo "k8s-secrets: $a is not a valid namespace name" >&2; exit 2; }
@@ -22,38 +32,69 @@ for a in "$@"; do
   esac
 done
 [ "${#namespaces[@]}" -gt 0 ] || { echo "usage: scripts/k8s-secrets.sh [--print|--rotate] NAMESPACE..." >&2; exit 2; }
+[[ "$DAYS" =~ ^[1-9][0-9]{0,4}$ ]] || { echo "k8s-secrets: RECOVERY_GRPO_CERT_DAYS=$DAYS is not a number of days" >&2; exit 2; }
+command -v openssl >/dev/null 2>&1 || { echo "k8s-secrets: openssl not found (apt-get install openssl)" >&2; exit 1; }
+
+# Private working directory, removed on exit: keys never leave it except into Secrets.
+work="$(mktemp -d)"; chmod 700 "$work"; trap 'rm -rf "$work"' EXIT
+umask 077
 
 token() { od -An -vtx1 -N32 /dev/urandom | tr -d ' \n'; }
+ossl() { openssl "$@" 2>/dev/null; }
 
-manifests() { # namespace token
-  cat <<YAML
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: $1
-  labels:
-    app.kubernetes.io/part-of: recovery-grpo
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: $SECRET
-  namespace: $1
-  labels:
-    app.kubernetes.io/name: recovery-grpo
-    app.kubernetes.io/part-of: recovery-grpo
-type: Opaque
-data:
-  token: $(printf '%s' "$2" | base64 | tr -d '\n')
-YAML
+# material DIR NAMESPACE: token, CA, one certificate per component, the learner's signing key pair.
+material() {
+  local d="$1" ns="$2" c san eku
+  mkdir -p "$d"
+  token > "$d/token"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  ossl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -subj "/O=recovery-grpo/CN=recovery-grpo CA $ns" -days "$DAYS" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+  for c in "${COMPONENTS[@]}"; do
+    case "$c" in
+      nats)
+        san="DNS:recovery-grpo-nats,DNS:recovery-grpo-nats.$ns,DNS:recovery-grpo-nats.$ns.svc,DNS:recovery-grpo-nats.$ns.svc.cluster.local,DNS:recovery-grpo-nats-0.recovery-grpo-nats,DNS:recovery-grpo-nats-0.recovery-grpo-nats.$ns.svc.cluster.local"
+        eku=serverAuth ;;
+      orchestrator)
+        # serves gRPC, and is a NATS client
+        san="URI:spiffe://recovery-grpo/role/orchestrator,DNS:recovery-grpo-orchestrator,DNS:recovery-grpo-orchestrator.$ns,DNS:recovery-grpo-orchestrator.$ns.svc,DNS:recovery-grpo-orchestrator.$ns.svc.cluster.local"
+        eku=serverAuth,clientAuth ;;
+      *) san="URI:spiffe://recovery-grpo/role/$c"; eku=clientAuth ;;
+    esac
+    ossl req "${ec[@]}" -keyout "$d/$c.key" -out "$d/$c.csr" -subj "/O=recovery-grpo/OU=$ns/CN=$c"
+    printf 'subjectAltName=%s\nextendedKeyUsage=%s\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n' "$san" "$eku" > "$d/$c.ext"
+    ossl x509 -req -in "$d/$c.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -out "$d/$c.crt" -days "$DAYS" -extfile "$d/$c.ext"
+  done
+  rm -f "$d/ca.key" # nothing is signed later: a rotation makes a new CA
+  ossl genpkey -algorithm ed25519 -out "$d/learner-signing.key"
+  ossl pkey -in "$d/learner-signing.key" -pubout -out "$d/learner-signing.pub"
+}
+
+# secret_yaml NAMESPACE NAME key=file...
+secret_yaml() {
+  local ns="$1" name="$2" kv
+  shift 2
+  printf -- '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\n  labels:\n    app.kubernetes.io/name: recovery-grpo\n    app.kubernetes.io/part-of: recovery-grpo\ntype: Opaque\ndata:\n' "$name" "$ns"
+  for kv in "$@"; do printf '  %s: %s\n' "${kv%%=*}" "$(base64 < "${kv#*=}" | tr -d '\n')"; done
+}
+
+# secrets NAMESPACE DIR: "name key=file..." one Secret a line
+secrets() {
+  local ns="$1" d="$2" c
+  echo "$AUTH token=$d/token"
+  for c in "${COMPONENTS[@]}"; do echo "recovery-grpo-tls-$c ca.crt=$d/ca.crt tls.crt=$d/$c.crt tls.key=$d/$c.key"; done
+  echo "recovery-grpo-checkpoint-signing learner.key=$d/learner-signing.key learner.pub=$d/learner-signing.pub"
+  echo "recovery-grpo-checkpoint-verify learner.pub=$d/learner-signing.pub"
 }
 
 if [ "$mode" = print ]; then
-  first=1
   for ns in "${namespaces[@]}"; do
-    [ $first = 1 ] || echo '---'
-    first=0
-    manifests "$ns" "$(token)"
+    printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n    app.kubernetes.io/part-of: recovery-grpo\n' "$ns"
+    material "$work/$ns" "$ns"
+    while read -r name kvs; do
+      # shellcheck disable=SC2086
+      secret_yaml "$ns" "$name" $kvs
+    done < <(secrets "$ns" "$work/$ns")
   done
   exit 0
 fi
@@ -62,15 +103,19 @@ command -v kubectl >/dev/null 2>&1 || { echo "k8s-secrets: kubectl not found (or
 for ns in "${namespaces[@]}"; do
   kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns" >/dev/null
   kubectl label namespace "$ns" app.kubernetes.io/part-of=recovery-grpo --overwrite >/dev/null
-  if kubectl -n "$ns" get secret "$SECRET" >/dev/null 2>&1; then
-    if [ "$mode" != rotate ]; then echo "$ns: secret $SECRET exists (kept; --rotate replaces it)"; continue; fi
-    kubectl -n "$ns" delete secret "$SECRET" >/dev/null
+  material "$work/$ns" "$ns"
+  # The certificates and keys belong together (one CA, one key pair): all are made, or all kept.
+  if kubectl -n "$ns" get secret recovery-grpo-tls-nats >/dev/null 2>&1 && [ "$mode" != rotate ]; then
+    echo "$ns: secrets exist (kept; --rotate replaces them)"
+    continue
   fi
-  # Through a private file, so the token never appears in a process list.
-  f="$(mktemp)"; trap 'rm -f "$f"' EXIT
-  chmod 600 "$f"; token > "$f"
-  kubectl -n "$ns" create secret generic "$SECRET" --from-file=token="$f" >/dev/null
-  kubectl -n "$ns" label secret "$SECRET" app.kubernetes.io/name=recovery-grpo app.kubernetes.io/part-of=recovery-grpo >/dev/null
-  rm -f "$f"
-  echo "$ns: secret $SECRET created"
+  while read -r name kvs; do
+    kubectl -n "$ns" delete secret "$name" --ignore-not-found >/dev/null
+    args=()
+    for kv in $kvs; do args+=("--from-file=$kv"); done
+    # From private files, so no secret appears in a process list.
+    kubectl -n "$ns" create secret generic "$name" "${args[@]}" >/dev/null
+    kubectl -n "$ns" label secret "$name" app.kubernetes.io/name=recovery-grpo app.kubernetes.io/part-of=recovery-grpo >/dev/null
+    echo "$ns: secret $name created"
+  done < <(secrets "$ns" "$work/$ns")
 done

@@ -20,6 +20,8 @@ interface Args {
   seeds: number;
   'sft-steps'?: number;
   from?: string;
+  'shared-warm-start': boolean;
+  'set-for'?: string[];
   samples?: number;
 }
 
@@ -38,11 +40,13 @@ const command: CommandModule<object, Args> = {
       .option('name', { type: 'string', describe: "with --k8s: run id prefix (default: the overlay's run.id)" })
       .option('force', { type: 'boolean', default: false, describe: 'with --k8s: replace an ablation already rendered in --out' })
       .option('report', { type: 'string', describe: 'only (re)build the report of a sweep folder whose runs have finished (e.g. on a cluster)' })
-      .option('methods', { type: 'string', describe: 'compare training methods instead of config values: a list among dense,scalar,sft,backprop (compare.md, compare.json, grid.png)' })
+      .option('methods', { type: 'string', describe: 'compare training methods instead of config values: a list among dense,scalar,sft,backprop, each optionally of a family (flow:scalar, gaussian:dense) (compare.md, compare.json, grid.png)' })
       .option('budget', { type: 'number', default: 90, describe: 'with --methods: wall-clock seconds of training per method and seed' })
       .option('seeds', { type: 'number', default: 3, describe: 'with --methods: seeds 0..N-1 (each its own warm start, noise and data order)' })
       .option('sft-steps', { type: 'number', describe: 'with --methods: SFT steps of each warm start (default: sft.steps)' })
-      .option('from', { type: 'string', describe: 'with --methods: a warm-start checkpoint (.safetensors) shared by every seed, instead of training one per seed' })
+      .option('from', { type: 'string', describe: 'with --methods: a warm-start checkpoint (.safetensors) shared by every seed, instead of training one per seed; per family: flow=PATH,gaussian=PATH' })
+      .option('shared-warm-start', { type: 'boolean', default: false, describe: 'with --methods: train one warm start per family (seed 0) and start every seed from it' })
+      .option('set-for', { type: 'string', array: true, describe: "with --methods: FAMILY:key=value, an override for one family's runs only (e.g. flow:sft.lr=2e-3; repeatable)" })
       .option('samples', { type: 'number', describe: 'with --methods: evaluation images (default: eval.samples)' })
       .check((a) => {
         if (!a.report && !a.methods && !(a.set ?? []).some((s) => /=.*,/.test(String(s)))) throw new Error('give at least one --set key=v1,v2,... to sweep (or --methods LIST, or --report DIR)');
@@ -58,13 +62,14 @@ const command: CommandModule<object, Args> = {
         return;
       }
       if (args.methods) {
-        const { compareMethods, parseMethods } = await import('../../lib/experiments/compare.ts');
+        const { compareMethods, parseMethods, parseFrom, parseFamilyOverrides } = await import('../../lib/experiments/compare.ts');
         const methods = parseMethods(args.methods);
         const { axes, fixed } = sweep.parseSets(args.set ?? []);
         if (axes.length) throw new Error('--methods compares methods under one configuration: give --set key=value (one value), not a list');
         const r = await compareMethods({
           configFile: args.config, overrides: fixed, methods, seeds: args.seeds, budgetSeconds: args.budget,
-          sftSteps: args['sft-steps'], from: args.from, samples: args.samples, out: args.out, log: (l) => console.log(l),
+          familyOverrides: parseFamilyOverrides(args['set-for'] ?? []), sharedWarmStart: args['shared-warm-start'],
+          sftSteps: args['sft-steps'], from: args.from ? parseFrom(args.from) : undefined, samples: args.samples, out: args.out, log: (l) => console.log(l),
         });
         console.log(`[sweep] compared ${methods.join(', ')} over ${r.seeds.length} seed(s): ${r.md}, ${r.json}, ${r.grid}`);
         return;

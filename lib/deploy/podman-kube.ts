@@ -15,7 +15,10 @@
 //                   (and has no reason to); the check asks /health itself.
 //   ServiceAccount, PodDisruptionBudget, NetworkPolicy -> dropped (no API server, no evictions, no policy engine).
 //   Images       -> renamed per `images` (the NATS image cannot be pulled here).
-//   Secrets      -> added from `secrets` (scripts/k8s-secrets.sh makes them in a cluster).
+//   Secrets      -> added from `secrets` (scripts/k8s-secrets.sh makes them in a cluster), as ConfigMaps: podman 4.3
+//                   writes a Secret's data into a secret volume still base64-encoded (a certificate file would hold
+//                   "LS0tLS1CRUdJTi..."), so each secret volume becomes a configMap volume with the same items and
+//                   mode, of a ConfigMap (same name) holding the decoded values. Files and paths are unchanged.
 //
 // The result comes in stages: StatefulSets first (the NATS server every role connects to at start), then the rest,
 // each stage with the ConfigMaps, Secrets and claims its pods use.
@@ -179,16 +182,37 @@ export function toPodmanKube(objects: readonly K8sObject[], o: PodmanKubeOptions
       throw new Error(`${obj.kind} ${obj.metadata.name}: no podman counterpart known (add a rule to lib/deploy/podman-kube.ts)`);
     }
   }
+  const secretVolumesAsConfigMaps = (owner: K8sObject, spec: PodTemplate['spec']) => {
+    spec.volumes = (spec.volumes ?? []).map((v) => {
+      const sec = v.secret as ({ secretName: string } & Record<string, unknown>) | undefined;
+      if (!sec) return v;
+      const { secretName, ...rest } = sec;
+      note(owner, `volume ${String(v.name)}: Secret ${secretName} mounted from a ConfigMap of its decoded data (podman 4.3 writes secret volumes base64-encoded)`);
+      const { secret: _, ...others } = v;
+      return { ...others, configMap: { name: secretName, ...rest } };
+    });
+  };
   for (const { obj } of out) {
     const spec = obj.kind === 'Pod' ? (obj.spec as PodTemplate['spec']) : templateOf(obj).spec;
     stripProbes(obj, spec);
     dropPorts(obj, spec);
     renameImages(obj, spec);
+    secretVolumesAsConfigMaps(obj, spec);
   }
 
   // Each stage gets the ConfigMaps, Secrets and claims its pods mount or read, the first time they are needed.
   const configMaps = new Map(objects.filter((x) => x.kind === 'ConfigMap').map((x) => [x.metadata.name, x]));
   const secrets = new Map<string, K8sObject>();
+  // The ConfigMaps that stand in for Secrets mounted as volumes (see the header): same name, decoded data.
+  const addSecretConfigMap = (name: string, data: Record<string, string>) => {
+    if (configMaps.has(name)) throw new Error(`Secret ${name}: a ConfigMap of that name exists too, so it cannot stand in for the Secret in podman`);
+    configMaps.set(name, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data });
+  };
+  for (const [name, data] of Object.entries(o.secrets ?? {})) addSecretConfigMap(name, { ...data });
+  for (const s of objects.filter((x) => x.kind === 'Secret')) {
+    const data = Object.fromEntries(Object.entries((s.data as Record<string, string> | undefined) ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+    addSecretConfigMap(s.metadata.name, { ...data, ...((s.stringData as Record<string, string> | undefined) ?? {}) });
+  }
   for (const [name, data] of Object.entries(o.secrets ?? {})) {
     secrets.set(name, {
       apiVersion: 'v1',

@@ -1,23 +1,26 @@
-// Does the RL stage beat simply training longer? (`recovery-grpo sweep --methods ...`, docs/dense-advantages.md)
+// Does the RL stage beat simply training longer, and which policy family restores better?
+// (`recovery-grpo sweep --methods ...`, docs/dense-advantages.md, docs/flow.md)
 //
-// Per seed, one SFT warm start (trained here, or a checkpoint given with `from`); from that same start each
-// method trains for the same wall-clock budget, and is evaluated on the same images:
+// An arm is a method, optionally of one policy family (`flow:scalar`, `gaussian:dense`; a bare method uses the
+// configuration's model.family):
 //   dense     dense GRPO (per-location advantages from the SSIM map)
-//   scalar    scalar GRPO (the paper's one advantage per action)
+//   scalar    scalar GRPO (the paper's one advantage per action; Flow-GRPO for the flow family)
 //   sft       continued SFT (the warm start's own objective, simply trained longer)
-//   backprop  direct reward backprop (the reward graph differentiated; an upper reference, not RL)
-// All of them run the pipeline's graphs and math in one process (lib/local/single-process.ts), so the
-// comparison measures the methods, not transport. Equal compute: each method trains until its own training
+//   backprop  direct reward backprop (the reward graph differentiated; an upper reference, not RL; Gaussian only)
+// Per seed and family, one SFT warm start (trained here, or a checkpoint given per family); from its own
+// family's start each arm trains for the same wall-clock budget, and every arm is evaluated on the same
+// images. All of them run the pipeline's graphs and math in one process (lib/local/single-process.ts), so
+// the comparison measures the methods, not transport. Equal compute: each arm trains until its own training
 // clock (from its first step, graph start-up included) reaches the budget; the step that crosses it is the
-// last. Gains are over the warm start, with 95% t-intervals over seeds, and paired
-// differences against dense GRPO (the methods share each seed's warm start and evaluation images).
+// last. Reported: gains over the arm's warm start and final values, with 95% t-intervals over seeds, and
+// paired differences of final values against the first arm (same seed, same images).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
-import { loadCheckpoint } from '../checkpoint/index.ts';
-import { paramShapes, policySpecOf } from '../models/bundle.ts';
+import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
+import { paramShapesOf } from '../models/bundle.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
 import { runRewardBackprop, runSingleProcess } from '../local/single-process.ts';
 import { evaluate, firstSamples, type EvalReport } from '../eval/evaluate.ts';
@@ -26,6 +29,8 @@ import { formatCI, meanCI, type MeanCI } from '../eval/stats.ts';
 
 export const METHODS = ['dense', 'scalar', 'sft', 'backprop'] as const;
 export type Method = (typeof METHODS)[number];
+export const FAMILIES = ['gaussian', 'flow'] as const;
+export type Family = (typeof FAMILIES)[number];
 export const METHOD_LABELS: Record<Method, string> = {
   dense: 'dense GRPO',
   scalar: 'scalar GRPO',
@@ -38,79 +43,173 @@ const METRICS = ['reward', 'ssim', 'clip_cos', 'psnr'] as const;
 type Metric = (typeof METRICS)[number];
 export type Gains = Record<Metric, number>;
 
+/** One arm of the comparison: a method, of a named family or of the configuration's. */
+export interface Arm {
+  /** As given: `dense` or `flow:dense`; the key of the arm in every result. */
+  name: string;
+  method: Method;
+  family?: Family;
+}
+
+export function armOf(name: string): Arm {
+  const parts = name.split(':');
+  const [family, method] = parts.length === 2 ? parts : [undefined, parts[0]];
+  if (parts.length > 2 || !(METHODS as readonly string[]).includes(method!)) {
+    throw new Error(`--methods: unknown '${name}' (choose among ${METHODS.join(', ')}, optionally prefixed by a family: ${FAMILIES.map((f) => `${f}:`).join(', ')})`);
+  }
+  if (family !== undefined && !(FAMILIES as readonly string[]).includes(family)) {
+    throw new Error(`--methods: unknown family '${family}' in '${name}' (choose among ${FAMILIES.join(', ')})`);
+  }
+  if (family === 'flow' && method === 'backprop') throw new Error(`--methods: '${name}': direct reward backprop is defined for the Gaussian family only`);
+  return { name, method: method as Method, ...(family ? { family: family as Family } : {}) };
+}
+
+/** "flow + dense GRPO" for an arm that names its family, "dense GRPO" for a bare method. */
+export function armLabel(a: Arm): string {
+  return a.name.includes(':') ? `${a.family} + ${METHOD_LABELS[a.method]}` : METHOD_LABELS[a.method];
+}
+
 export interface CompareOptions {
   /** Base configuration file and `key=value` overrides, as everywhere else. */
   configFile?: string;
   overrides?: string[];
-  methods: readonly Method[];
-  /** Seeds 0..seeds-1: each its own warm start (unless `from`), training noise and data order. */
+  /** Arm names (parseMethods). */
+  methods: readonly string[];
+  /** Overrides applied to one family's runs only (its SFT rate, its sampler), after `overrides`. */
+  familyOverrides?: Partial<Record<Family, string[]>>;
+  /** Seeds 0..seeds-1: each its own warm start (unless `from` or sharedWarmStart), training noise and data order. */
   seeds: number;
-  /** Wall-clock seconds of training per method and seed. */
+  /** Wall-clock seconds of training per arm and seed. */
   budgetSeconds: number;
-  /** SFT steps of each seed's warm start (default: sft.steps of the configuration). */
+  /** SFT steps of each warm start (default: sft.steps of the family's configuration). */
   sftSteps?: number;
-  /** A warm-start checkpoint file shared by every seed, instead of training one per seed. */
-  from?: string;
+  /** A warm-start checkpoint shared by every seed, instead of training one per seed: per family, or one file for the configuration's family. */
+  from?: string | Partial<Record<Family, string>>;
+  /** Train one warm start per family (with seed 0) and start every seed from it; the seeds then differ in training noise and data order only. */
+  sharedWarmStart?: boolean;
   /** Evaluation images (default: eval.samples). */
   samples?: number;
-  /** Output folder: compare.md, compare.json, grid.png (seed 0), seed-<k>.json. */
+  /** Output folder: compare.md, compare.json, grid.png (seed 0), seed-<k>.json, warm-<family>-seed<k>.safetensors. */
   out: string;
   log?: (line: string) => void;
 }
 
 export interface SeedResult {
   seed: number;
-  start: EvalReport;
+  /** Each family's warm start, evaluated. */
+  start: Partial<Record<Family, EvalReport>>;
   identity: EvalReport;
-  runs: Array<{ method: Method; steps: number; seconds: number; final: EvalReport; gain: Gains }>;
+  runs: Array<{ method: string; family: Family; steps: number; seconds: number; final: EvalReport; gain: Gains }>;
 }
 
 export interface CompareResult {
   seeds: SeedResult[];
-  /** Per method, each metric's gain over the warm start: mean and 95% interval over seeds. */
+  /** Per arm, each metric's gain over its warm start: mean and 95% interval over seeds. */
   summary: Record<string, Record<Metric, MeanCI>>;
-  /** Per method other than dense: dense's gain minus its gain, paired by seed. */
-  pairedAgainstDense: Record<string, Record<Metric, MeanCI>>;
+  /** Per arm, each metric's final value: mean and 95% interval over seeds. */
+  finals: Record<string, Record<Metric, MeanCI>>;
+  /** The first arm, against which the others are paired. */
+  reference: string;
+  /** Per arm other than the reference: the reference's final value minus its, paired by seed. */
+  pairedAgainstReference: Record<string, Record<Metric, MeanCI>>;
   md: string;
   json: string;
   grid: string;
 }
 
-export function parseMethods(list: string): Method[] {
+/** The arms of `--methods`: known methods, optionally `family:method`; at least two; none repeated. */
+export function parseMethods(list: string): string[] {
   const names = list.split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = names.filter((n) => !(METHODS as readonly string[]).includes(n));
-  if (bad.length) throw new Error(`--methods: unknown ${bad.map((b) => `'${b}'`).join(', ')} (choose among ${METHODS.join(', ')})`);
+  const bad = names.filter((n) => !(METHODS as readonly string[]).includes(n.split(':').at(-1)!));
+  if (bad.length) throw new Error(`--methods: unknown ${bad.map((b) => `'${b}'`).join(', ')} (choose among ${METHODS.join(', ')}, optionally prefixed by a family: ${FAMILIES.map((f) => `${f}:`).join(', ')})`);
+  names.forEach(armOf);
   if (names.length < 2) throw new Error(`--methods: give at least two methods to compare, e.g. ${METHODS.join(',')}`);
   if (new Set(names).size !== names.length) throw new Error('--methods: a method is repeated');
-  return names as Method[];
+  return names;
+}
+
+/** `--from PATH` (the configuration's family) or `--from flow=PATH,gaussian=PATH`. */
+export function parseFrom(value: string): string | Partial<Record<Family, string>> {
+  const parts = value.split(',');
+  if (!parts.some((p) => FAMILIES.some((f) => p.startsWith(`${f}=`)))) return value;
+  const out: Partial<Record<Family, string>> = {};
+  for (const p of parts) {
+    const at = p.indexOf('=');
+    const family = p.slice(0, at) as Family;
+    if (at < 0 || !FAMILIES.includes(family) || !p.slice(at + 1)) throw new Error(`--from: '${p}' is not FAMILY=PATH (families: ${FAMILIES.join(', ')})`);
+    if (out[family]) throw new Error(`--from: family '${family}' given twice`);
+    out[family] = p.slice(at + 1);
+  }
+  return out;
+}
+
+/** `family:key=value` of `--set-for`: an override for one family's runs. */
+export function parseFamilyOverrides(values: readonly string[]): Partial<Record<Family, string[]>> {
+  const out: Partial<Record<Family, string[]>> = {};
+  for (const v of values) {
+    const at = v.indexOf(':');
+    const family = v.slice(0, at) as Family;
+    if (at < 0 || !FAMILIES.includes(family) || !v.slice(at + 1).includes('=')) throw new Error(`--set-for: '${v}' is not FAMILY:key=value (families: ${FAMILIES.join(', ')})`);
+    (out[family] ??= []).push(v.slice(at + 1));
+  }
+  return out;
 }
 
 export async function compareMethods(o: CompareOptions): Promise<CompareResult> {
   if (!(o.budgetSeconds > 0)) throw new Error(`compare: the budget must be a positive number of seconds, got ${o.budgetSeconds}`);
   if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new Error(`compare: seeds must be a positive integer, got ${o.seeds}`);
   const log = o.log ?? (() => undefined);
-  const configFor = (seed: number, extra: string[] = []): RunConfig =>
-    loadConfig(o.configFile, [...(o.overrides ?? []), `run.seed=${seed}`, ...(o.samples ? [`eval.samples=${o.samples}`] : []), ...extra]);
-  const base = configFor(0);
-  const sftSteps = o.sftSteps ?? base.sft.steps;
-  const from = o.from ? (await loadCheckpoint(o.from, { expectedShapes: paramShapes(policySpecOf(base)) })).params : undefined;
+  const baseFamily = loadConfig(o.configFile, o.overrides ?? []).model.family as Family;
+  const arms = o.methods.map(armOf).map((a) => ({ ...a, family: a.family ?? baseFamily }));
+  const families = [...new Set(arms.map((a) => a.family))];
+  const configFor = (seed: number, family: Family, extra: string[] = []): RunConfig =>
+    loadConfig(o.configFile, [
+      ...(o.overrides ?? []), `model.family=${family}`, ...(o.familyOverrides?.[family] ?? []),
+      `run.seed=${seed}`, ...(o.samples ? [`eval.samples=${o.samples}`] : []), ...extra,
+    ]);
+  const sftStepsOf = (family: Family) => o.sftSteps ?? configFor(0, family).sft.steps;
+  const fromFiles: Partial<Record<Family, string>> = typeof o.from === 'string' ? { [baseFamily]: o.from } : (o.from ?? {});
+  for (const f of Object.keys(fromFiles)) {
+    if (!families.includes(f as Family)) throw new Error(`compare: a warm start was given for the ${f} family, which no arm uses`);
+  }
+  const given = new Map<Family, TensorMap>();
+  for (const f of families) {
+    const file = fromFiles[f];
+    if (file) given.set(f, (await loadCheckpoint(file, { expectedShapes: paramShapesOf(configFor(0, f)) })).params);
+  }
   await mkdir(o.out, { recursive: true });
 
-  // Method m from `start` until its training clock reaches the budget. Every method reads the seed's
-  // training stream from its beginning (sft.steps=0 for the others). Continued SFT runs the warm start's
-  // schedule once more over the budget: with the default cosine, a warm restart from sft.lr down to sft.lr/10
-  // (a pilot found constant rates noisy: 1e-4, 3e-4 and 1e-3 gave +0.006, +0.000 and +0.009 in 60 s).
+  // Arm a from `start` until its training clock reaches the budget. Every arm reads the seed's training
+  // stream from its beginning (sft.steps=0 for the others). Continued SFT runs the warm start's schedule once
+  // more over the budget: with the default cosine, a warm restart from sft.lr down to sft.lr/10 (a pilot found
+  // constant rates noisy: 1e-4, 3e-4 and 1e-3 gave +0.006, +0.000 and +0.009 in 60 s).
   const budget = o.budgetSeconds;
   const UNBOUNDED = 1_000_000;
-  const train = async (seed: number, m: Method, start: TensorMap): Promise<{ params: TensorMap; steps: number; seconds: number }> => {
+  const train = async (seed: number, a: Arm & { family: Family }, start: TensorMap): Promise<{ params: TensorMap; steps: number; seconds: number }> => {
     const params = cloneTensorMap(start);
-    if (m === 'backprop') return runRewardBackprop(configFor(seed, ['sft.steps=0']), { params, steps: UNBOUNDED, budgetSeconds: budget });
-    if (m === 'sft') {
-      const r = await runSingleProcess(configFor(seed, [`sft.steps=${UNBOUNDED}`, 'grpo.steps=0']), { params, budgetSeconds: budget });
+    if (a.method === 'backprop') return runRewardBackprop(configFor(seed, a.family, ['sft.steps=0']), { params, steps: UNBOUNDED, budgetSeconds: budget });
+    if (a.method === 'sft') {
+      const r = await runSingleProcess(configFor(seed, a.family, [`sft.steps=${UNBOUNDED}`, 'grpo.steps=0']), { params, budgetSeconds: budget });
       return { params: r.params, steps: r.sftSteps, seconds: r.sftSeconds };
     }
-    const r = await runSingleProcess(configFor(seed, ['sft.steps=0', `grpo.steps=${UNBOUNDED}`, `grpo.advantageMode=${m}`]), { params, budgetSeconds: budget });
+    const r = await runSingleProcess(configFor(seed, a.family, ['sft.steps=0', `grpo.steps=${UNBOUNDED}`, `grpo.advantageMode=${a.method}`]), { params, budgetSeconds: budget });
     return { params: r.params, steps: r.grpoSteps, seconds: r.grpoSeconds };
+  };
+  // A family's warm start for a seed: given, or trained once and kept in OUT (an interrupted comparison, or a
+  // larger --seeds, does not train it again).
+  const warmStart = async (seed: number, family: Family): Promise<TensorMap> => {
+    const g = given.get(family);
+    if (g) return g;
+    const warmSeed = o.sharedWarmStart ? 0 : seed;
+    const config = configFor(warmSeed, family, [`sft.steps=${sftStepsOf(family)}`, 'grpo.steps=0']);
+    const file = join(o.out, `warm-${family}-seed${warmSeed}-sft${sftStepsOf(family)}.safetensors`);
+    const kept = await loadCheckpoint(file, { expectedShapes: paramShapesOf(config) }).then((c) => c.params, () => null);
+    if (kept) return kept;
+    const t = Date.now();
+    const r = await runSingleProcess(config);
+    await saveCheckpoint(file, r.checkpoint);
+    log(`[compare] ${family} warm start (seed ${warmSeed}): ${r.sftSteps} SFT steps in ${((Date.now() - t) / 1000).toFixed(0)} s, kept in ${file}`);
+    return r.params;
   };
 
   const seeds: SeedResult[] = [];
@@ -118,7 +217,10 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   const t0 = Date.now();
   // Each seed's result is kept in OUT/seed-<k>.json with the settings that produced it, so an interrupted
   // comparison resumes, and a larger --seeds adds seeds without re-running the others.
-  const settings = JSON.stringify({ methods: o.methods, budget, sftSteps, from: o.from ?? null, samples: o.samples ?? null, configFile: o.configFile ?? null, overrides: o.overrides ?? [] });
+  const settings = JSON.stringify({
+    methods: o.methods, budget, sftSteps: o.sftSteps ?? null, from: o.from ?? null, shared: o.sharedWarmStart ?? false,
+    samples: o.samples ?? null, configFile: o.configFile ?? null, overrides: o.overrides ?? [], familyOverrides: o.familyOverrides ?? {},
+  });
   for (let seed = 0; seed < o.seeds; seed++) {
     const kept = join(o.out, `seed-${seed}.json`);
     const done = await readFile(kept, 'utf8').then((t) => JSON.parse(t) as { settings: string; result: SeedResult }, () => null);
@@ -127,52 +229,71 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       log(`[compare] seed ${seed}: done before with the same settings, reusing ${kept}`);
       continue;
     }
-    const warm = from ?? (await runSingleProcess(configFor(seed, [`sft.steps=${sftSteps}`, 'grpo.steps=0']))).params;
-    const config = configFor(seed);
-    const samples = await firstSamples(await openRunDataset(config, 'eval'), config.eval.samples);
-    const startEval = await evaluate(config, samples, { start: { kind: 'mean', params: warm }, identity: { kind: 'identity' } });
-    const result: SeedResult = { seed, start: startEval.reports.start, identity: startEval.reports.identity, runs: [] };
-    const outputs: Record<string, Float32Array> = { start: startEval.outputs.start };
-    for (const m of o.methods) {
-      const run = await train(seed, m, warm);
-      const steps = run.steps;
-      const ev = await evaluate(config, samples, { final: { kind: 'mean', params: run.params } });
+    const warm = new Map<Family, TensorMap>();
+    for (const f of families) warm.set(f, await warmStart(seed, f));
+    const evalConfig = (f: Family) => configFor(seed, f);
+    const first = evalConfig(families[0]!);
+    const samples = await firstSamples(await openRunDataset(first, 'eval'), first.eval.samples);
+    const result: SeedResult = { seed, start: {}, identity: (await evaluate(first, samples, { identity: { kind: 'identity' } })).reports.identity, runs: [] };
+    const outputs: Record<string, Float32Array> = {};
+    let offsets: number[] = [];
+    for (const f of families) {
+      const ev = await evaluate(evalConfig(f), samples, { start: { kind: 'mean', params: warm.get(f)! } });
+      result.start[f] = ev.reports.start;
+      outputs[`start:${f}`] = ev.outputs.start;
+      offsets = ev.offsets;
+    }
+    for (const a of arms) {
+      const run = await train(seed, a, warm.get(a.family)!);
+      const ev = await evaluate(evalConfig(a.family), samples, { final: { kind: 'mean', params: run.params } });
       const final = ev.reports.final;
-      const gain = Object.fromEntries(METRICS.map((k) => [k, final[k] - result.start[k]])) as Gains;
-      result.runs.push({ method: m, steps, seconds: run.seconds, final, gain });
-      outputs[m] = ev.outputs.final;
-      log(`[compare] seed ${seed} ${METHOD_LABELS[m]}: ${steps} steps in ${run.seconds.toFixed(0)} s, reward ${result.start.reward.toFixed(4)} -> ${final.reward.toFixed(4)} (${signed(gain.reward, 4)})`);
+      const start = result.start[a.family]!;
+      const gain = Object.fromEntries(METRICS.map((k) => [k, final[k] - start[k]])) as Gains;
+      result.runs.push({ method: a.name, family: a.family, steps: run.steps, seconds: run.seconds, final, gain });
+      outputs[a.name] = ev.outputs.final;
+      log(`[compare] seed ${seed} ${armLabel(a)}: ${run.steps} steps in ${run.seconds.toFixed(0)} s, reward ${start.reward.toFixed(4)} -> ${final.reward.toFixed(4)} (${signed(gain.reward, 4)})`);
     }
     if (seed === 0) {
-      // Sample i's recovery by one method; samples may differ in size (whole photographs).
+      // Sample i's recovery by one arm; samples may differ in size (whole photographs).
       const img = (name: string, i: number) => {
-        const { width, height } = samples[i].clean;
-        return fromCHWFloat(outputs[name]!.subarray(startEval.offsets[i], startEval.offsets[i] + 3 * width * height), width, height);
+        const { width, height } = samples[i]!.clean;
+        return fromCHWFloat(outputs[name]!.subarray(offsets[i], offsets[i]! + 3 * width * height), width, height);
       };
-      const rows = samples.slice(0, 6).map((s, i) => ({ label: s.corruption.type.replace(/_/g, ' '), images: [s.corrupted, img('start', i), ...o.methods.map((m) => img(m, i)), s.clean] }));
-      await writeImage(renderGrid(['corrupted', 'warm start', ...o.methods.map((m) => GRID_LABELS[m]), 'clean'], rows), gridPath);
+      const startCols = families.map((f) => `start:${f}`);
+      const startTitle = (f: Family) => (families.length > 1 ? `${f} start` : 'warm start');
+      const armTitle = (a: Arm & { family: Family }) => (families.length > 1 ? `${a.family} ${GRID_LABELS[a.method]}` : GRID_LABELS[a.method]);
+      const rows = samples.slice(0, 6).map((s, i) => ({
+        label: s.corruption.type.replace(/_/g, ' '),
+        images: [s.corrupted, ...startCols.map((c) => img(c, i)), ...arms.map((a) => img(a.name, i)), s.clean],
+      }));
+      await writeImage(renderGrid(['corrupted', ...families.map(startTitle), ...arms.map(armTitle), 'clean'], rows), gridPath);
     }
     seeds.push(result);
     await writeFile(kept, JSON.stringify({ settings, result }));
-    log(`[compare] seed ${seed} done: warm start ${result.start.reward.toFixed(4)}, identity ${result.identity.reward.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s so far)`);
+    log(`[compare] seed ${seed} done: warm start ${families.map((f) => `${f} ${result.start[f]!.reward.toFixed(4)}`).join(', ')}, identity ${result.identity.reward.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s so far)`);
   }
 
-  const gainsOf = (m: Method) => seeds.map((s) => s.runs.find((r) => r.method === m)!.gain);
-  const summary = Object.fromEntries(o.methods.map((m) => [m, Object.fromEntries(METRICS.map((k) => [k, meanCI(gainsOf(m).map((g) => g[k]))]))])) as CompareResult['summary'];
-  const pairedAgainstDense: CompareResult['pairedAgainstDense'] = {};
-  if (o.methods.includes('dense')) {
-    const dense = gainsOf('dense');
-    for (const m of o.methods.filter((x) => x !== 'dense')) {
-      const other = gainsOf(m);
-      pairedAgainstDense[m] = Object.fromEntries(METRICS.map((k) => [k, meanCI(dense.map((g, i) => g[k] - other[i]![k]))])) as Record<Metric, MeanCI>;
-    }
-  }
+  const runsOf = (name: string) => seeds.map((s) => s.runs.find((r) => r.method === name)!);
+  const ciOf = (name: string, pick: (r: SeedResult['runs'][number]) => Gains | EvalReport) =>
+    Object.fromEntries(METRICS.map((k) => [k, meanCI(runsOf(name).map((r) => pick(r)[k]))])) as Record<Metric, MeanCI>;
+  const summary = Object.fromEntries(arms.map((a) => [a.name, ciOf(a.name, (r) => r.gain)]));
+  const finals = Object.fromEntries(arms.map((a) => [a.name, ciOf(a.name, (r) => r.final)]));
+  const reference = arms[0]!.name;
+  const refRuns = runsOf(reference);
+  const pairedAgainstReference = Object.fromEntries(arms.slice(1).map((a) => {
+    const other = runsOf(a.name);
+    return [a.name, Object.fromEntries(METRICS.map((k) => [k, meanCI(refRuns.map((r, i) => r.final[k] - other[i]!.final[k]))])) as Record<Metric, MeanCI>];
+  }));
   const md = join(o.out, 'compare.md');
   const json = join(o.out, 'compare.json');
   const minutes = (Date.now() - t0) / 60000;
-  await writeFile(md, renderMarkdown(o, sftSteps, seeds, summary, pairedAgainstDense, minutes));
-  await writeFile(json, JSON.stringify({ methods: o.methods, budget_seconds: o.budgetSeconds, sft_steps: o.from ? null : sftSteps, seeds, summary, paired_against_dense: pairedAgainstDense }, null, 2));
-  return { seeds, summary, pairedAgainstDense, md, json, grid: gridPath };
+  const sftSteps = Object.fromEntries(families.map((f) => [f, fromFiles[f] ? null : sftStepsOf(f)]));
+  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, seeds, summary, finals, reference, pairedAgainstReference, minutes));
+  await writeFile(json, JSON.stringify({
+    methods: o.methods, families, budget_seconds: o.budgetSeconds, sft_steps: sftSteps, shared_warm_start: o.sharedWarmStart ?? false,
+    seeds, summary, finals, reference, paired_against_reference: pairedAgainstReference,
+  }, null, 2));
+  return { seeds, summary, finals, reference, pairedAgainstReference, md, json, grid: gridPath };
 }
 
 const signed = (x: number, d: number) => `${x >= 0 ? '+' : ''}${x.toFixed(d)}`;
@@ -184,32 +305,50 @@ export function separated(a: MeanCI, b: MeanCI): boolean {
 
 function renderMarkdown(
   o: CompareOptions,
-  sftSteps: number,
+  arms: ReadonlyArray<Arm & { family: Family }>,
+  families: readonly Family[],
+  sftSteps: Record<string, number | null>,
   seeds: SeedResult[],
   summary: CompareResult['summary'],
-  paired: CompareResult['pairedAgainstDense'],
+  finals: CompareResult['finals'],
+  reference: string,
+  paired: CompareResult['pairedAgainstReference'],
   minutes: number,
 ): string {
   const digits: Record<Metric, number> = { reward: 4, ssim: 4, clip_cos: 4, psnr: 2 };
   const ci = (c: MeanCI, k: Metric) => formatCI(c, digits[k]);
+  const value = (c: MeanCI, k: Metric) => ci(c, k).replace(/^\+/, '');
+  const label = (name: string) => armLabel(arms.find((a) => a.name === name)!);
+  const starts = families.map((f) => {
+    const n = sftSteps[f];
+    return `${families.length > 1 ? `${f}: ` : ''}${n === null ? 'one given warm-start checkpoint' : `a ${n}-step SFT warm start ${o.sharedWarmStart ? 'shared by every seed' : 'per seed'}`}`;
+  });
   const lines = [
     `# Method comparison at equal wall-clock compute`,
     '',
-    `${o.methods.map((m) => METHOD_LABELS[m]).join(', ')}; ${seeds.length} seed(s); ${o.budgetSeconds} s of training per method and seed, from ${o.from ? 'one given warm-start checkpoint' : `a ${sftSteps}-step SFT warm start per seed`}; ${seeds[0] ? seeds[0].start.count : 0} evaluation images; ${minutes.toFixed(0)} minutes in all.`,
-    'Gains of the policy mean over the warm start: mean ± 95% half-width (t over seeds) [interval].',
+    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s); ${o.budgetSeconds} s of training per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(0)} minutes in all.`,
+    'Gains of the policy mean over its warm start: mean ± 95% half-width (t over seeds) [interval].',
     '',
     '| method | reward gain | SSIM gain | embedding-cosine gain | PSNR gain (dB) |',
     '| --- | --- | --- | --- | --- |',
-    ...o.methods.map((m) => `| ${METHOD_LABELS[m]} | ${METRICS.map((k) => ci(summary[m]![k], k)).join(' | ')} |`),
+    ...arms.map((a) => `| ${armLabel(a)} | ${METRICS.map((k) => ci(summary[a.name]![k], k)).join(' | ')} |`),
+    '',
+    'Final values (the policy mean after training; warm starts and identity below):',
+    '',
+    '| method | reward | SSIM | embedding cosine | PSNR (dB) |',
+    '| --- | --- | --- | --- | --- |',
+    ...arms.map((a) => `| ${armLabel(a)} | ${METRICS.map((k) => value(finals[a.name]![k], k)).join(' | ')} |`),
+    ...families.map((f) => `| ${families.length > 1 ? `${f} ` : ''}warm start | ${METRICS.map((k) => value(meanCI(seeds.map((s) => s.start[f]![k])), k)).join(' | ')} |`),
+    `| identity (the corrupted input) | ${METRICS.map((k) => value(meanCI(seeds.map((s) => s.identity[k])), k)).join(' | ')} |`,
   ];
   if (Object.keys(paired).length) {
     lines.push(
       '',
-      'Dense GRPO against each other method: paired difference of gains (same warm start and images per seed), and whether the two reward-gain intervals above are disjoint.',
+      `${label(reference)} against each other method: paired difference of final values (same seed and images), and whether the two reward intervals above are disjoint.`,
       '',
-      '| dense GRPO minus | reward | SSIM | reward intervals disjoint |',
+      `| ${label(reference)} minus | reward | SSIM | reward intervals disjoint |`,
       '| --- | --- | --- | --- |',
-      ...Object.entries(paired).map(([m, d]) => `| ${METHOD_LABELS[m as Method]} | ${ci(d.reward, 'reward')} | ${ci(d.ssim, 'ssim')} | ${separated(summary.dense!.reward, summary[m]!.reward) ? 'yes' : 'no'} |`),
+      ...Object.entries(paired).map(([m, d]) => `| ${label(m)} | ${ci(d.reward, 'reward')} | ${ci(d.ssim, 'ssim')} | ${separated(finals[reference]!.reward, finals[m]!.reward) ? 'yes' : 'no'} |`),
     );
   }
   lines.push(
@@ -218,7 +357,7 @@ function renderMarkdown(
     '',
     '| seed | method | steps | seconds | warm-start reward | final reward | reward gain | SSIM gain | cosine gain | PSNR gain |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...seeds.flatMap((s) => s.runs.map((r) => `| ${s.seed} | ${METHOD_LABELS[r.method]} | ${r.steps} | ${r.seconds.toFixed(0)} | ${s.start.reward.toFixed(4)} | ${r.final.reward.toFixed(4)} | ${signed(r.gain.reward, 4)} | ${signed(r.gain.ssim, 4)} | ${signed(r.gain.clip_cos, 4)} | ${signed(r.gain.psnr, 2)} |`)),
+    ...seeds.flatMap((s) => s.runs.map((r) => `| ${s.seed} | ${label(r.method)} | ${r.steps} | ${r.seconds.toFixed(0)} | ${s.start[r.family]!.reward.toFixed(4)} | ${r.final.reward.toFixed(4)} | ${signed(r.gain.reward, 4)} | ${signed(r.gain.ssim, 4)} | ${signed(r.gain.clip_cos, 4)} | ${signed(r.gain.psnr, 2)} |`)),
     '',
   );
   return lines.join('\n');

@@ -11,8 +11,9 @@ import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { hashSeed, rng, standardNormal, type SeedPart } from '../data/random.ts';
 import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
-import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
-import { gradientsFrom, paramFeeds } from '../models/feeds.ts';
+import type { AdamW, AdamWState, StepResult } from '../optim/adamw.ts';
+import { paramFeeds } from '../models/feeds.ts';
+import { stepFromOutputs, trainerOptimizer } from '../models/trainer.ts';
 import { policyModel, grpoModel, resolutionOf, sftModel } from '../models/bundle.ts';
 import { ssimMapSize } from '../models/ssim.ts';
 import type { GrpoHyper } from '../grpo/algorithm.ts';
@@ -221,8 +222,7 @@ export class FlowTrainer {
   readonly optimizer: AdamW;
 
   private constructor(private readonly config: RunConfig, readonly params: TensorMap, private readonly device: Device, optimizerState?: AdamWState) {
-    this.optimizer = new AdamW(params, adamWOptionsFromConfig(config.optim));
-    if (optimizerState) this.optimizer.importState(optimizerState);
+    this.optimizer = trainerOptimizer(config, params, optimizerState);
   }
 
   static create(config: RunConfig, params: TensorMap, opts: { device?: Device; optimizerState?: AdamWState } = {}): FlowTrainer {
@@ -248,9 +248,7 @@ export class FlowTrainer {
       eps: { data: standardNormal(images.length, hashSeed(this.config.run.seed, 'flow-sft-noise', key)), dims },
       t: { data: t, dims: [n] },
     });
-    const loss = out.loss.data[0]!;
-    const step = Number.isFinite(loss) ? this.optimizer.step(gradientsFrom(out), { lr }) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
-    return { loss, step };
+    return stepFromOutputs(this.optimizer, out, lr);
   }
 
   /** The Flow-GRPO graph over the batch's rows (gradients accumulated: the loss is their mean), without updating. */
@@ -263,8 +261,7 @@ export class FlowTrainer {
 
   async grpoStep(b: FlowGrpoInputs & { refMean: Float32Array }, hyper: GrpoHyper): Promise<FlowGrpoStepResult> {
     const out = await this.grpoForward(b, hyper);
-    const loss = out.loss.data[0]!;
-    const step = Number.isFinite(loss) ? this.optimizer.step(gradientsFrom(out), { lr: hyper.lr }) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
+    const { loss, step } = stepFromOutputs(this.optimizer, out, hyper.lr);
     const perStep = metricsByStep(b.flow.stepIndex, { ratio: out.ratio.data, clipFractionRows: out.clip_fraction_rows.data, klRows: out.kl_rows.data });
     return { step, loss, kl: out.kl.data[0]!, clipFraction: out.clip_fraction.data[0]!, logp: out.logp.data, ratio: out.ratio.data, perStep };
   }

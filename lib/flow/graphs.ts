@@ -4,21 +4,16 @@
 // noise level a, so rows from different steps and trajectories share one run. Contracts: docs/flow.md.
 
 import { Graph, type Value } from '../graph/graph.ts';
-import { add, cast, clip, div, exp, greater, greaterOrEqual, less, log, max, mul, neg, or, reduceMean, square, sqrt, sub, unsqueeze, where } from '../graph/ops.ts';
+import { add, div, greaterOrEqual, log, max, mul, neg, reduceMean, square, sqrt, sub, unsqueeze, where } from '../graph/ops.ts';
 import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import { gaussianLogDensity, spreadSsimMap, type Resolution } from '../models/graphs.ts';
-import { SSIM_WINDOW } from '../models/ssim.ts';
+import { clippedSurrogate, gaussianLogDensity, grpoInputs, imageInput, type Resolution } from '../models/graphs.ts';
 import type { FlowSamplerType, PlannedStep } from './sampler.ts';
 import { sin } from './velocity.ts';
 import { bakeFlowNetworkParams, checkFlowNetworkResolution, declareFlowNetworkParams, flowNetworkParams, flowVelocity, type FlowNetworkSpec } from './velocity-network.ts';
 
 /** Floor on a step's std inside log-densities: ODE rows (std = 0) then give finite, meaningless logp. */
 export const MIN_STEP_STD = 1e-12;
-
-function imageInput(g: Graph, name: string, r: Resolution): Value {
-  return g.input(name, ['N', 3, r.height, r.width]);
-}
 
 /** [N] -> [N,1,1,1], to scale images row by row. */
 const perRow = (v: Value): Value => unsqueeze(v, [1, 2, 3]);
@@ -127,34 +122,16 @@ export function buildFlowGrpoGraph(spec: FlowNetworkSpec, r: Resolution, type: F
   const params = declareFlowNetworkParams(g, spec);
   const { x, y, t, tNext, a } = rowInputs(g, r);
   const xNext = imageInput(g, 'x_next', r);
-  const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
-  const advantage = g.input('advantage', ['N']);
-  const advantageMap = mode === 'dense' ? g.input('advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
-  const refMean = imageInput(g, 'ref_mean', r);
-  const clipLow = g.input('clip_low', []);
-  const clipHigh = g.input('clip_high', []);
-  const beta = g.input('beta', []);
+  const { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta } = grpoInputs(g, r, mode);
 
   const v = flowVelocity(spec, params, x, t, y);
   const { mean, std } = flowStep(type, x, v, t, tNext, a);
   const density = gaussianLogDensity(xNext, mean, stepLogStd(std));
   const logp = reduceMean(density, [1, 2, 3]);
-  const lo = sub(1, clipLow);
-  const hi = add(1, clipHigh);
-  let ratio: Value;
-  let perElement: Value;
-  let clippedRows: Value;
-  if (advantageMap) {
-    const ratioE = exp(sub(density, logpOld));
-    const adv = add(spreadSsimMap(advantageMap, r), perRow(advantage));
-    perElement = max(mul(neg(adv), ratioE), mul(neg(adv), clip(ratioE, lo, hi)));
-    ratio = reduceMean(ratioE, [1, 2, 3]);
-    clippedRows = reduceMean(cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32'), [1, 2, 3]);
-  } else {
-    ratio = exp(sub(logp, logpOld));
-    perElement = max(mul(neg(advantage), ratio), mul(neg(advantage), clip(ratio, lo, hi)));
-    clippedRows = cast(or(less(ratio, lo), greater(ratio, hi)), 'float32');
-  }
+  // The surrogate is the Gaussian family's (one definition); the clipped indicator is reduced per row here
+  // (dense: over the row's elements) for the per-step metrics.
+  const { ratio, perElement, clipped } = clippedSurrogate({ density, logp, logpOld, advantage, advantageMap, clipLow, clipHigh, r });
+  const clippedRows = advantageMap ? reduceMean(clipped, [1, 2, 3]) : clipped;
   const policyLoss = reduceMean(perElement);
   const safeStd = max(std, MIN_STEP_STD);
   const klRows = div(reduceMean(square(sub(mean, refMean)), [1, 2, 3]), mul(square(safeStd), 2));

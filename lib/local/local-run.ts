@@ -16,6 +16,8 @@ import { evaluate, firstSamples, outputImage, type EvalReport } from '../eval/ev
 import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
 import { Supervisor } from './supervisor.ts';
+import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
+import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
@@ -36,7 +38,7 @@ export interface LocalRunOptions {
    * $RECOVERY_GRPO_THREADS is set, which then applies to every role.
    */
   threads?: Partial<Record<OrtRole, number>>;
-  /** Reuse a reachable NATS server instead of starting one. */
+  /** Reuse a reachable NATS server instead of starting one (its credentials, if any, come from the environment). */
   natsUrl?: string;
   log?: (line: string) => void;
   /** Called once every process is up (fault tests inject faults from here). */
@@ -44,6 +46,7 @@ export interface LocalRunOptions {
 }
 
 type OrtRole = 'learner' | 'rollout-worker' | 'reward-worker';
+const NATS_ROLE_OF: Record<OrtRole, NatsRole> = { learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' };
 
 /** The --threads each role gets: explicit settings, else an even share of the cores (none when THREADS_ENV is set). */
 export function roleThreads(o: Pick<LocalRunOptions, 'threads' | 'rolloutWorkers' | 'rewardWorkers'>, cores = availableParallelism()): Partial<Record<OrtRole, number>> {
@@ -129,13 +132,17 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   const [grpcPort, metricsPort] = [await freePort(), await freePort()];
   let natsUrl = o.natsUrl;
   let natsPort = 0;
+  // The NATS this run starts has one user per role, with least privilege (lib/local/nats-config.ts).
+  let natsUsers: LocalNatsUsers | undefined;
   if (!natsUrl) {
     ensureNatsBinary();
     natsPort = await freePort();
     natsUrl = `nats://127.0.0.1:${natsPort}`;
-    sup.start({ name: 'nats', command: 'nats-server', args: ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
+    natsUsers = writeLocalNatsUsers(out);
+    sup.start({ name: 'nats', command: 'nats-server', args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
     await waitFor('nats-server', () => isReachable('127.0.0.1', natsPort));
   }
+  const natsEnv = (role: NatsRole) => natsUsers?.env(role) ?? {};
   const orchestratorAddr = `127.0.0.1:${grpcPort}`;
   let sftEnd = 0;
   let lastLine = '';
@@ -145,7 +152,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       command: process.execPath,
       args: [BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort), '--events', join(out, 'events.jsonl')],
       doneOnExitCode: 0,
-      env: { RECOVERY_GRPO_LOG_FORMAT: 'text' }, // the lines below are parsed (lib/log)
+      env: { RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator') }, // the lines below are parsed (lib/log)
       onLine: (line) => {
         if (line.startsWith('[sft]')) sftEnd = Date.now();
         if (line.startsWith('[sft]') || line.startsWith('[grpo]')) lastLine = line;
@@ -165,7 +172,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         command: process.execPath,
         args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : [])],
         doneOnExitCode: 0,
-        env: { RECOVERY_GRPO_LOG_FORMAT: 'text' },
+        env: { RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
         onLine: (line) => {
           if (!/ info /.test(line)) log(`[${name}] ${line}`);
@@ -181,7 +188,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     log(`[local] training finished: ${lastLine}`);
 
     // Evaluation: the warm start (GRPO's reference), the final policy, and identity.
-    const nc = await connectNats({ url: natsUrl, name: 'local-run-eval' });
+    // a reader's credentials: the evaluation only fetches checkpoints
+    const nc = await connectNats({ url: natsUrl, name: 'local-run-eval', ...natsUsers?.credentials('rollout') });
     let finalCkpt: DecodedCheckpoint;
     let refCkpt: DecodedCheckpoint;
     try {

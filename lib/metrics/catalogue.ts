@@ -9,6 +9,7 @@
 //   queue:       samples | rollout | score | train (orchestrator queues of pending work)
 //   reason:      free snake_case words (e.g. stale, zero_variance, non_finite_reward, decode_failed)
 //   policy:      policy | reference | identity (periodic evaluation)
+//   step:        a trained step's index in the flow family's sampling trajectory (0 = the first, noisiest)
 
 export const METRIC_PREFIX = 'recovery_grpo_';
 
@@ -52,6 +53,10 @@ export const CATALOGUE = {
   kl: { type: 'gauge', help: 'KL penalty term of the last GRPO step (beta excluded)', labels: [] },
   clip_fraction: { type: 'gauge', help: 'Fraction of samples whose PPO ratio was clipped in the last GRPO step', labels: [] },
   grad_norm: { type: 'gauge', help: 'Global gradient norm of the last step, before clipping', labels: [] },
+  // flow family (docs/flow.md): the same diagnostics per trained step of the sampler, over the last GRPO batch's rows
+  flow_step_clip_fraction: { type: 'gauge', help: 'Flow family: fraction of the last GRPO batch\'s rows at this trained step whose ratio was clipped', labels: ['step'] },
+  flow_step_kl: { type: 'gauge', help: 'Flow family: KL term (beta excluded) of the last GRPO batch\'s rows at this trained step; 0 at beta 0', labels: ['step'] },
+  flow_step_ratio: { type: 'gauge', help: 'Flow family: mean ratio of the last GRPO batch\'s rows at this trained step', labels: ['step'] },
   logp_mismatch: {
     type: 'gauge',
     help: 'Mean |logp recomputed by the learner - logp from the rollout| over on-policy samples of the last step (should be ~0)',

@@ -16,7 +16,8 @@ export interface Resolution {
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
-function imageInput(g: Graph, name: string, r: Resolution): Value {
+/** An image batch input [N,3,H,W] at resolution r. */
+export function imageInput(g: Graph, name: string, r: Resolution): Value {
   return g.input(name, ['N', 3, r.height, r.width]);
 }
 
@@ -85,34 +86,14 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' |
   const params = declareParams(g, spec);
   const image = imageInput(g, 'image', r);
   const action = imageInput(g, 'action', r);
-  const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
-  const advantage = g.input('advantage', ['N']);
-  const advantageMap = mode === 'dense' ? g.input('advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
-  const refMean = imageInput(g, 'ref_mean', r);
-  const clipLow = g.input('clip_low', []);
-  const clipHigh = g.input('clip_high', []);
-  const beta = g.input('beta', []);
+  const { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta } = grpoInputs(g, r, mode);
 
   const logStd = params.get(LOG_STD)!;
   const mean = policyMean(spec, params, image);
   const density = gaussianLogDensity(action, mean, logStd);
   const logp = reduceMean(density, [1, 2, 3]);
-  const lo = sub(1, clipLow);
-  const hi = add(1, clipHigh);
-  let ratio: Value;
-  let perElement: Value;
-  let clippedFraction: Value;
-  if (advantageMap) {
-    const ratioE = exp(sub(density, logpOld));
-    const adv = add(spreadSsimMap(advantageMap, r), unsqueeze(advantage, [1, 2, 3]));
-    perElement = max(mul(neg(adv), ratioE), mul(neg(adv), clip(ratioE, lo, hi)));
-    ratio = reduceMean(ratioE, [1, 2, 3]);
-    clippedFraction = reduceMean(cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32'));
-  } else {
-    ratio = exp(sub(logp, logpOld));
-    perElement = max(mul(neg(advantage), ratio), mul(neg(advantage), clip(ratio, lo, hi)));
-    clippedFraction = reduceMean(cast(or(less(ratio, lo), greater(ratio, hi)), 'float32'));
-  }
+  const { ratio, perElement, clipped } = clippedSurrogate({ density, logp, logpOld, advantage, advantageMap, clipLow, clipHigh, r });
+  const clippedFraction = reduceMean(clipped);
   const policyLoss = reduceMean(perElement);
   const kl = mul(reduceMean(square(sub(mean, refMean))), mul(exp(mul(logStd, -2)), 0.5));
   const loss = add(policyLoss, mul(beta, kl));
@@ -124,6 +105,47 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' |
   g.output('clip_fraction', clippedFraction);
   g.output('kl', kl);
   return g;
+}
+
+/**
+ * The GRPO inputs both families' training graphs declare after their own: logp_old ([N], or [N,3,H,W] in dense
+ * mode), advantage [N], advantage_map (dense), ref_mean, clip_low, clip_high, beta.
+ */
+export function grpoInputs(g: Graph, r: Resolution, mode: 'scalar' | 'dense'): {
+  logpOld: Value; advantage: Value; advantageMap: Value | undefined; refMean: Value; clipLow: Value; clipHigh: Value; beta: Value;
+} {
+  const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
+  const advantage = g.input('advantage', ['N']);
+  const advantageMap = mode === 'dense' ? g.input('advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
+  const refMean = imageInput(g, 'ref_mean', r);
+  const clipLow = g.input('clip_low', []);
+  const clipHigh = g.input('clip_high', []);
+  const beta = g.input('beta', []);
+  return { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta };
+}
+
+/**
+ * The clipped surrogate of both families' GRPO graphs (Flow-GRPO's form), per row or, with an advantage map,
+ * per element: r = exp(logp - logp_old), terms = max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high)).
+ * `density` [N,3,H,W] is the per-element log-density, `logp` its mean per row. Returns the ratio per row (the
+ * elements' mean in dense mode), the terms before reduction, and the clipped indicator (per row, or per
+ * element in dense mode) for the clip fraction.
+ */
+export function clippedSurrogate(o: {
+  density: Value; logp: Value; logpOld: Value; advantage: Value; advantageMap: Value | undefined; clipLow: Value; clipHigh: Value; r: Resolution;
+}): { ratio: Value; perElement: Value; clipped: Value } {
+  const lo = sub(1, o.clipLow);
+  const hi = add(1, o.clipHigh);
+  if (o.advantageMap) {
+    const ratioE = exp(sub(o.density, o.logpOld));
+    const adv = add(spreadSsimMap(o.advantageMap, o.r), unsqueeze(o.advantage, [1, 2, 3]));
+    const perElement = max(mul(neg(adv), ratioE), mul(neg(adv), clip(ratioE, lo, hi)));
+    const ratio = reduceMean(ratioE, [1, 2, 3]);
+    return { ratio, perElement, clipped: cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32') };
+  }
+  const ratio = exp(sub(o.logp, o.logpOld));
+  const perElement = max(mul(neg(o.advantage), ratio), mul(neg(o.advantage), clip(ratio, lo, hi)));
+  return { ratio, perElement, clipped: cast(or(less(ratio, lo), greater(ratio, hi)), 'float32') };
 }
 
 /**

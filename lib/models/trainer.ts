@@ -3,7 +3,7 @@
 // PolicyRunner's job (runner.ts).
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
+import { GraphSession, type Device, type Feeds, type Fetches } from '../graph/runtime.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
 import { grpoModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
 import { gradientsFrom, paramFeeds, scalarFeed } from './feeds.ts';
@@ -32,6 +32,20 @@ export interface GrpoStepResult {
   ratio: Float32Array;
 }
 
+/** A trainer's AdamW over `params` (updated in place), with the run's settings; `state` resumes it. Both families' trainers. */
+export function trainerOptimizer(config: RunConfig, params: TensorMap, state?: AdamWState): AdamW {
+  const optimizer = new AdamW(params, adamWOptionsFromConfig(config.optim));
+  if (state) optimizer.importState(state);
+  return optimizer;
+}
+
+/** The optimizer step of a training graph's outputs (loss, grad.*); a non-finite loss is never applied. */
+export function stepFromOutputs(optimizer: AdamW, out: Fetches, lr?: number): { loss: number; step: StepResult } {
+  const loss = out.loss!.data[0]!;
+  const step = Number.isFinite(loss) ? optimizer.step(gradientsFrom(out), lr === undefined ? undefined : { lr }) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
+  return { loss, step };
+}
+
 export class PolicyTrainer {
   private sft?: GraphSession;
   private grpo?: GraphSession;
@@ -44,8 +58,7 @@ export class PolicyTrainer {
     private readonly device: Device,
     optimizerState?: AdamWState,
   ) {
-    this.optimizer = new AdamW(params, adamWOptionsFromConfig(config.optim));
-    if (optimizerState) this.optimizer.importState(optimizerState);
+    this.optimizer = trainerOptimizer(config, params, optimizerState);
   }
 
   /** `params` is updated in place by every applied step. */
@@ -63,9 +76,7 @@ export class PolicyTrainer {
     this.sft ??= await GraphSession.create(sftModel(this.config), { device: this.device });
     const dims = this.dims(n);
     const out = await this.sft.run({ ...paramFeeds(this.params), image: { data: images, dims }, target: { data: targets, dims } });
-    const loss = out.loss.data[0];
-    const step = Number.isFinite(loss) ? this.optimizer.step(gradientsFrom(out), { lr }) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
-    return { loss, step };
+    return stepFromOutputs(this.optimizer, out, lr);
   }
 
   /** Runs the GRPO graph without updating (diagnostics, tests). `hyper` defaults to the run's settings. */
@@ -98,8 +109,7 @@ export class PolicyTrainer {
    */
   async grpoStep(b: GrpoInputs, hyper: GrpoHyper = grpoHyper(this.config)): Promise<GrpoStepResult> {
     const out = await this.grpoForward(b, hyper);
-    const loss = out.loss.data[0];
-    const step = Number.isFinite(loss) ? this.optimizer.step(gradientsFrom(out), { lr: hyper.lr }) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
+    const { loss, step } = stepFromOutputs(this.optimizer, out, hyper.lr);
     return { step, loss, kl: out.kl.data[0], clipFraction: out.clip_fraction.data[0], logp: out.logp.data, ratio: out.ratio.data };
   }
 
@@ -117,8 +127,7 @@ export class PolicyTrainer {
       d_ssim: { data: dSsim, dims: [n] },
       d_clip_cos: { data: dClipCos, dims: [n] },
     });
-    const loss = out.loss.data[0];
-    const step = Number.isFinite(loss) ? this.optimizer.step(gradientsFrom(out)) : { applied: false as const, reason: `non-finite loss ${loss}`, gradNorm: NaN };
+    const { loss, step } = stepFromOutputs(this.optimizer, out);
     return { loss, step, ssim: out.ssim.data, clipCos: out.clip_cos.data };
   }
 

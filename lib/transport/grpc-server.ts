@@ -19,7 +19,8 @@ import {
   preserialize,
 } from './grpc-common.ts';
 import { orchestratorMessageKind, validateHello, type ValidHello } from './messages.ts';
-import { grantMatcher, grantRefusal, type RoleGrant } from './role-tokens.ts';
+import { grantMatcher, grantRefusal, type Grant, type RoleGrant } from './role-tokens.ts';
+import { peerCertificateGrant, ROLE_URI_PREFIX } from './cert-identity.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
@@ -34,7 +35,11 @@ export interface ServerTls {
   key: string | Buffer;
   /** CA that signs client certificates (needed with requireClientCert). */
   ca?: string | Buffer;
-  /** Mutual TLS: refuse clients without a certificate signed by `ca`. */
+  /**
+   * Mutual TLS: refuse clients without a certificate signed by `ca`. A certificate that names a role
+   * (URI SAN spiffe://recovery-grpo/role/<role>[/<worker-id>], lib/transport/cert-identity.ts) connects only as
+   * that role; one that names none needs a token that grants the role.
+   */
   requireClientCert?: boolean;
 }
 
@@ -174,6 +179,21 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
       if (tokenRequired && !shared && !grant) {
         return refuse(grpc.status.UNAUTHENTICATED, 'missing or wrong token: send metadata "authorization: Bearer <token>"');
       }
+      // Every credential that names a role must allow the Hello; with mutual TLS and no token, the certificate
+      // must name one (a certificate signed by the CA proves who connects, its role URI what it may do).
+      const grants: { g: Grant; what: string }[] = grant ? [{ g: grant, what: 'this credential' }] : [];
+      if (mutualTls) {
+        let certGrant: Grant | undefined;
+        try {
+          certGrant = peerCertificateGrant(call.getAuthContext()?.sslPeerCertificate);
+        } catch (e) {
+          return refuse(grpc.status.PERMISSION_DENIED, (e as Error).message);
+        }
+        if (certGrant) grants.push({ g: certGrant, what: 'the client certificate' });
+        else if (!tokenRequired) {
+          return refuse(grpc.status.PERMISSION_DENIED, `the client certificate names no role: it needs a URI subject alternative name ${ROLE_URI_PREFIX}<role>[/<worker-id>]`);
+        }
+      }
       let settled = false;
       const timer = setTimeout(() => {
         if (settled) return;
@@ -198,8 +218,10 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
         } catch (e) {
           return refuse(grpc.status.INVALID_ARGUMENT, (e as Error).message);
         }
-        const refusal = grant ? grantRefusal(grant, hello.role, hello.worker_id) : undefined;
-        if (refusal) return refuse(grpc.status.PERMISSION_DENIED, refusal);
+        for (const { g, what } of grants) {
+          const refusal = grantRefusal(g, hello.role, hello.worker_id, what);
+          if (refusal) return refuse(grpc.status.PERMISSION_DENIED, refusal);
+        }
         if (hello.protocol_version !== PROTOCOL_VERSION) {
           return refuse(
             grpc.status.FAILED_PRECONDITION,

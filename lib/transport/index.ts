@@ -13,5 +13,6 @@ export * from './nats.ts';
 export * from './nats-auth.ts';
 export * from './store-loss.ts';
 export * from './role-tokens.ts';
+export * from './cert-identity.ts';
 export { ensureNatsServer, isReachable, spawnNatsServer } from './nats-server.ts';
 export type { EnsuredNats, NatsServerProcess, SpawnNatsOptions } from './nats-server.ts';

@@ -5,10 +5,12 @@
 // - stream              `recovery-ckpt-<runId>` on subject `recovery.<runId>.checkpoint` (announcements, JSON)
 // - KV bucket           `runstate-<runId>`      key `state` by default
 //
-// The announcement stream is the source of truth for "published": put() stores the object, then publishes the
-// announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated by JetStream). watch() is an ordered
-// consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject), so a worker that joins late gets
-// the newest checkpoint first and then every later one; versions are yielded strictly increasing.
+// The object bytes are written and read by object-chunks.ts (Node's sha256, large chunks) and also pushed over core
+// NATS to watchers (checkpoint-push.ts). The announcement stream is the source of truth for "published": put()
+// stores the object, then publishes the announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated
+// by JetStream). watch() is an ordered consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject),
+// so a worker that joins late gets the newest checkpoint first and then every later one; versions are yielded
+// strictly increasing.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
@@ -239,31 +241,28 @@ export class CheckpointStore {
     const name = objectName(version);
     const t0 = performance.now();
     // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
-    const existing = await this.os.info(name);
-    // watchers get the bytes straight away; the JetStream copy below is what late joiners and a missed push read
-    if (this.opts.push !== false) pushCheckpoint(this.nc, this.runId, version, bytes, digest, meta);
-    const written = await this.chunks.writeChunks(bytes);
-    let write = !existing || existing.deleted;
-    if (existing && !existing.deleted && existing.metadata?.['digest'] !== digest) {
+    const found = await this.os.info(name);
+    const stored = found && !found.deleted ? found : null;
+    const same = stored?.metadata?.['digest'] === digest;
+    if (stored && !same) {
       // An object that was never announced is a writer's leftover (it died between storing and announcing);
       // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
       // version is never replaced.
       const latest = await this.latest();
       if (latest && latest.version >= version) {
-        await this.chunks.purgeChunks(written.nuid).catch(() => {});
-        throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${existing.metadata?.['digest']}, refusing to replace it with ${digest}`);
+        throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${stored.metadata?.['digest']}, refusing to replace it with ${digest}`);
       }
-      write = true;
     }
-    if (write) {
+    // watchers get the bytes straight away; the JetStream copy below is what late joiners and a missed push read
+    if (this.opts.push !== false) pushCheckpoint(this.nc, this.runId, version, bytes, digest, meta);
+    // a retried put of the same bytes only repeats the announcement
+    if (!same) {
+      const written = await this.chunks.writeChunks(bytes);
       await this.chunks.commit(name, written, bytes.length, sha, {
         description: `checkpoint v${version} of run ${this.runId}`,
         metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
       });
-      if (existing && !existing.deleted) await this.chunks.purgeChunks(existing.nuid).catch(() => {});
-    } else {
-      // the same bytes are stored already (a retried put): only the announcement is repeated
-      await this.chunks.purgeChunks(written.nuid).catch(() => {});
+      if (stored) await this.chunks.purgeChunks(stored.nuid).catch(() => {});
     }
     const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
     const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };

@@ -61,6 +61,7 @@ export type { TrainBatch, TrainBatch__Output } from '../../proto/generated/recov
 export type { FlowStep, FlowStep__Output } from '../../proto/generated/recovery/v1/FlowStep.ts';
 export type { FlowRows, FlowRows__Output } from '../../proto/generated/recovery/v1/FlowRows.ts';
 export type { TrainResult, TrainResult__Output } from '../../proto/generated/recovery/v1/TrainResult.ts';
+export type { FlowStepMetrics, FlowStepMetrics__Output } from '../../proto/generated/recovery/v1/FlowStepMetrics.ts';
 export type { TaskError, TaskError__Output } from '../../proto/generated/recovery/v1/TaskError.ts';
 export type { CancelTask, CancelTask__Output } from '../../proto/generated/recovery/v1/CancelTask.ts';
 export type { Shutdown, Shutdown__Output } from '../../proto/generated/recovery/v1/Shutdown.ts';

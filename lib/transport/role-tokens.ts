@@ -9,15 +9,27 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { WorkerRole } from './proto.ts';
+import { WORKER_ID_PATTERN } from './messages.ts';
 
-export interface RoleGrant {
-  token: string;
+/** What a credential (a role token, a client certificate) allows: one role, and optionally one worker id. */
+export interface Grant {
   role: WorkerRole;
-  /** The only worker id this token may connect as; absent: any. */
+  /** The only worker id this credential may connect as; absent: any. */
   workerId?: string;
 }
 
+export interface RoleGrant extends Grant {
+  token: string;
+}
+
 const ROLES: Record<string, WorkerRole> = { rollout: 'ROLLOUT', reward: 'REWARD', learner: 'LEARNER' };
+/** The role names credentials use (lower case), e.g. in a token file or a certificate's URI. */
+export const ROLE_NAMES = Object.keys(ROLES);
+/** The WorkerRole of a credential's role name (case-insensitive), or undefined. */
+export function roleOfName(name: string): WorkerRole | undefined {
+  return Object.hasOwn(ROLES, name.toLowerCase()) ? ROLES[name.toLowerCase()] : undefined;
+}
+
 const MIN_TOKEN_CHARS = 16;
 
 /** Parses a role-token file's text; `source` names it in errors. */
@@ -31,9 +43,9 @@ export function parseRoleTokens(text: string, source: string): RoleGrant[] {
     const fields = line.split(/\s+/);
     if (fields.length !== 3) throw new Error(`${where}: expected "<role> <worker-id|*> <token>", got ${fields.length} fields`);
     const [role, workerId, token] = fields as [string, string, string];
-    const r = ROLES[role.toLowerCase()];
+    const r = roleOfName(role);
     if (!r) throw new Error(`${where}: role ${JSON.stringify(role)} is not one of ${Object.keys(ROLES).join(', ')}`);
-    if (workerId !== '*' && !/^[A-Za-z0-9._:-]{1,128}$/.test(workerId)) throw new Error(`${where}: worker id ${JSON.stringify(workerId)} must be * or match [A-Za-z0-9._:-]{1,128}`);
+    if (workerId !== '*' && !WORKER_ID_PATTERN.test(workerId)) throw new Error(`${where}: worker id ${JSON.stringify(workerId)} must be * or match [A-Za-z0-9._:-]{1,128}`);
     if (token.length < MIN_TOKEN_CHARS) throw new Error(`${where}: the token is shorter than ${MIN_TOKEN_CHARS} characters`);
     if (seen.has(token)) throw new Error(`${where}: the token is already granted on an earlier line (each token names one role)`);
     seen.add(token);
@@ -67,9 +79,9 @@ export function grantMatcher(grants: readonly RoleGrant[]): (token: string) => R
   };
 }
 
-/** Why `grant` does not allow a Hello as `role` / `workerId`, or undefined if it does. */
-export function grantRefusal(grant: RoleGrant, role: WorkerRole, workerId: string): string | undefined {
-  if (grant.role !== role) return `this credential grants role ${grant.role}, not ${role}`;
-  if (grant.workerId !== undefined && grant.workerId !== workerId) return `this credential grants worker id ${JSON.stringify(grant.workerId)}, not ${JSON.stringify(workerId)}`;
+/** Why `grant` does not allow a Hello as `role` / `workerId`, or undefined if it does; `what` names the credential. */
+export function grantRefusal(grant: Grant, role: WorkerRole, workerId: string, what = 'this credential'): string | undefined {
+  if (grant.role !== role) return `${what} grants role ${grant.role}, not ${role}`;
+  if (grant.workerId !== undefined && grant.workerId !== workerId) return `${what} grants worker id ${JSON.stringify(grant.workerId)}, not ${JSON.stringify(workerId)}`;
   return undefined;
 }

@@ -6,6 +6,7 @@ import type { Capabilities as _recovery_v1_Capabilities, Capabilities__Output as
 import type { CheckpointRef as _recovery_v1_CheckpointRef, CheckpointRef__Output as _recovery_v1_CheckpointRef__Output } from './recovery/v1/CheckpointRef.ts';
 import type { FlowRows as _recovery_v1_FlowRows, FlowRows__Output as _recovery_v1_FlowRows__Output } from './recovery/v1/FlowRows.ts';
 import type { FlowStep as _recovery_v1_FlowStep, FlowStep__Output as _recovery_v1_FlowStep__Output } from './recovery/v1/FlowStep.ts';
+import type { FlowStepMetrics as _recovery_v1_FlowStepMetrics, FlowStepMetrics__Output as _recovery_v1_FlowStepMetrics__Output } from './recovery/v1/FlowStepMetrics.ts';
 import type { Heartbeat as _recovery_v1_Heartbeat, Heartbeat__Output as _recovery_v1_Heartbeat__Output } from './recovery/v1/Heartbeat.ts';
 import type { Hello as _recovery_v1_Hello, Hello__Output as _recovery_v1_Hello__Output } from './recovery/v1/Hello.ts';
 import type { OrchestratorClient as _recovery_v1_OrchestratorClient, OrchestratorDefinition as _recovery_v1_OrchestratorDefinition } from './recovery/v1/Orchestrator.ts';
@@ -37,6 +38,7 @@ export interface ProtoGrpcType {
       CheckpointRef: MessageTypeDefinition<_recovery_v1_CheckpointRef, _recovery_v1_CheckpointRef__Output>
       FlowRows: MessageTypeDefinition<_recovery_v1_FlowRows, _recovery_v1_FlowRows__Output>
       FlowStep: MessageTypeDefinition<_recovery_v1_FlowStep, _recovery_v1_FlowStep__Output>
+      FlowStepMetrics: MessageTypeDefinition<_recovery_v1_FlowStepMetrics, _recovery_v1_FlowStepMetrics__Output>
       Heartbeat: MessageTypeDefinition<_recovery_v1_Heartbeat, _recovery_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_recovery_v1_Hello, _recovery_v1_Hello__Output>
       Orchestrator: SubtypeConstructor<typeof grpc.Client, _recovery_v1_OrchestratorClient> & { service: _recovery_v1_OrchestratorDefinition }

@@ -16,7 +16,6 @@
 //
 //   node --import tsx scripts/deploy/check.ts [--tag 0.1.0] [--keep]
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -153,6 +152,18 @@ function teardown(): void {
   podmanMaybe('network', 'rm', '-f', NETWORK);
 }
 
+/** The Secrets `scripts/k8s-secrets.sh --print` makes for a namespace: name -> key -> value (decoded). */
+function scriptSecrets(): Record<string, Record<string, string>> {
+  const text = sh('bash', [join(ROOT, 'scripts/k8s-secrets.sh'), '--print', 'recovery-grpo-deploy-check']);
+  const out: Record<string, Record<string, string>> = {};
+  for (const doc of YAML.parseAllDocuments(text)) {
+    const o = doc.toJS() as { kind?: string; metadata?: { name: string }; data?: Record<string, string> } | null;
+    if (o?.kind !== 'Secret' || !o.metadata || !o.data) continue;
+    out[o.metadata.name] = Object.fromEntries(Object.entries(o.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  }
+  return out;
+}
+
 // ---- main ---------------------------------------------------------------------------------------------------
 async function main(): Promise<void> {
   if (spawnSync('podman', ['--version']).status !== 0) throw new Error('podman is not installed: scripts/build-image.sh installs it (Debian package)');
@@ -169,10 +180,11 @@ async function main(): Promise<void> {
   const natsImage = objects
     .filter((o) => o.kind === 'StatefulSet')
     .flatMap((o) => (o.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers.map((c) => c.image))[0];
-  const token = randomBytes(24).toString('hex');
+  // The Secrets a cluster gets from scripts/k8s-secrets.sh (token, TLS certificates, checkpoint keys), made by it.
+  const secrets = scriptSecrets();
   const kube = toPodmanKube(objects, {
     images: natsImage ? { [natsImage]: BASE_IMAGE } : {},
-    secrets: { 'recovery-grpo-auth': { token } },
+    secrets,
   });
   writeFileSync(join(WORK, 'changes.json'), JSON.stringify(kube.changes, null, 2));
   say(`rendered k8s/overlays/cpu-dev (${objects.length} objects) with ${image}; ${kube.changes.length} conversions (.tmp/deploy-check/changes.json)`);

@@ -1,7 +1,7 @@
 // The single-process loop is the pipeline's executable specification: with maxStaleness 0, one rollout and
 // one reward worker, the distributed pipeline (nats-server and the four roles as processes) ends on the same
 // checkpoint as runSingleProcess, byte for byte, after a short SFT and several GRPO steps, for scalar and
-// dense advantages.
+// dense advantages, for the Gaussian and the flow family.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,9 +24,34 @@ const FLOW = [
   'model.family=flow', 'flow.steps=4', 'flow.evalSteps=3', 'flow.sde.window.size=1', 'flow.timeFrequencies=2', 'flow.timeWidth=4',
 ];
 
+/**
+ * The flow family's per-step diagnostics travel learner -> TrainResult -> orchestrator progress (the live page's
+ * history and the event log): one entry per trained step index in the batch, and the first GRPO batch is
+ * on-policy with the reference equal to the policy: nothing clipped, KL 0.
+ */
+function assertFlowStepMetrics(eventsFile: string): void {
+  // GRPO batches are seq SFT + 1 .. SFT + GRPO (the last SFT batch's progress line may already say phase grpo).
+  const grpo = readFileSync(eventsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; seq?: number; flow_steps?: Array<{ step: number; clip_fraction: number; kl: number }> })
+    .filter((e) => e.type === 'progress' && e.seq! > SFT);
+  assert.equal(grpo.length, GRPO);
+  for (const e of grpo) {
+    // Window 1 at a random place per sample id, 2 sample ids per batch: one or two distinct steps, in order.
+    const steps = (e.flow_steps ?? []).map((s) => s.step);
+    assert.ok(steps.length >= 1 && steps.length <= 2 && steps.every((k, i) => i === 0 || k > steps[i - 1]!), JSON.stringify(e));
+    for (const s of e.flow_steps!) {
+      assert.ok(Number.isInteger(s.step) && s.step >= 0 && s.step < 3, `trained step ${s.step} (T = 4, the last never trained)`);
+      assert.ok(s.clip_fraction >= 0 && s.clip_fraction <= 1 && s.kl >= 0, JSON.stringify(s));
+    }
+  }
+  for (const first of grpo[0]!.flow_steps!) {
+    assert.equal(first.clip_fraction, 0);
+    assert.ok(first.kl < 1e-9, `first step's KL ${first.kl}`);
+  }
+}
+
 const cases = [
   ...(['scalar', 'dense'] as const).map((mode) => ({ name: mode, mode, extra: [] as string[] })),
-  { name: 'flow, scalar', mode: 'scalar' as const, extra: FLOW },
+  ...(['scalar', 'dense'] as const).map((mode) => ({ name: `flow, ${mode}`, mode, extra: FLOW })),
 ];
 
 for (const { name, mode, extra } of cases) {
@@ -44,6 +69,7 @@ for (const { name, mode, extra } of cases) {
       const single = await runSingleProcess(config!);
       assert.equal(single.checkpoint.meta.version, SFT + GRPO);
       assert.equal(encodeCheckpoint(single.checkpoint).digest, pipeline, 'the two loops trained different weights (or recorded different checkpoints)');
+      if (extra === FLOW) assertFlowStepMetrics(join(dir, 'events.jsonl'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

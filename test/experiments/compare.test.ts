@@ -3,11 +3,11 @@
 // method lists and a sweep axis are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
-import { parseMethods, separated } from '../../lib/experiments/compare.ts';
+import { parseFamilyOverrides, parseFrom, parseMethods, separated } from '../../lib/experiments/compare.ts';
 import { meanCI } from '../../lib/eval/stats.ts';
 import { cli } from '../helpers/cli.ts';
 
@@ -22,9 +22,20 @@ eval: { samples: 6 }
 
 test('method lists: known names, at least two, none repeated; disjoint intervals', () => {
   assert.deepEqual(parseMethods('dense, sft'), ['dense', 'sft']);
-  assert.throws(() => parseMethods('dense,ppo'), /unknown 'ppo' \(choose among dense, scalar, sft, backprop\)/);
+  assert.throws(() => parseMethods('dense,ppo'), /unknown 'ppo' \(choose among dense, scalar, sft, backprop, optionally prefixed by a family/);
   assert.throws(() => parseMethods('dense'), /at least two/);
   assert.throws(() => parseMethods('sft,sft'), /repeated/);
+  // Arms of a family: family:method; backprop is the Gaussian family's only.
+  assert.deepEqual(parseMethods('flow:scalar,gaussian:dense,sft'), ['flow:scalar', 'gaussian:dense', 'sft']);
+  assert.throws(() => parseMethods('mlp:dense,sft'), /unknown family 'mlp' in 'mlp:dense'/);
+  assert.throws(() => parseMethods('flow:backprop,sft'), /'flow:backprop': direct reward backprop is defined for the Gaussian family only/);
+  assert.throws(() => parseMethods('flow:dense,flow:dense'), /repeated/);
+  assert.equal(parseFrom('ckpt/a.safetensors'), 'ckpt/a.safetensors');
+  assert.deepEqual(parseFrom('flow=f.safetensors,gaussian=g.safetensors'), { flow: 'f.safetensors', gaussian: 'g.safetensors' });
+  assert.throws(() => parseFrom('flow=f.safetensors,mlp=m.safetensors'), /'mlp=m.safetensors' is not FAMILY=PATH/);
+  assert.throws(() => parseFrom('flow=a,flow=b'), /family 'flow' given twice/);
+  assert.deepEqual(parseFamilyOverrides(['flow:sft.lr=2e-3', 'flow:grpo.beta=0', 'gaussian:sft.steps=9']), { flow: ['sft.lr=2e-3', 'grpo.beta=0'], gaussian: ['sft.steps=9'] });
+  assert.throws(() => parseFamilyOverrides(['sft.lr=2e-3']), /'sft.lr=2e-3' is not FAMILY:key=value/);
   assert.equal(separated(meanCI([1, 1.1, 0.9]), meanCI([0, 0.1, -0.1])), true);
   assert.equal(separated(meanCI([1, 2, 0]), meanCI([0, 0.1, -0.1])), false);
 });
@@ -39,7 +50,8 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     assert.match(stdout, /compared dense, scalar, sft, backprop over 2 seed\(s\)/);
     const r = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(r.methods, ['dense', 'scalar', 'sft', 'backprop']);
-    assert.equal(r.sft_steps, 4);
+    assert.deepEqual(r.sft_steps, { gaussian: 4 });
+    assert.equal(r.reference, 'dense');
     assert.equal(r.seeds.length, 2);
     for (const s of r.seeds) {
       assert.deepEqual(s.runs.map((x: { method: string }) => x.method), r.methods);
@@ -48,17 +60,20 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
         // Each trains until its clock reaches the budget: the last step crosses it. A step here takes
         // milliseconds, the first one (graph start-up) up to a few seconds on a slow machine.
         assert.ok(x.seconds >= 1.5 && x.seconds < 1.5 + 10, `${x.method}: ${x.seconds} s for a 1.5 s budget`);
-        for (const k of ['reward', 'ssim', 'clip_cos', 'psnr']) assert.ok(Math.abs(x.gain[k] - (x.final[k] - s.start[k])) < 1e-9, `${x.method} ${k} gain`);
+        assert.equal(x.family, 'gaussian');
+        for (const k of ['reward', 'ssim', 'clip_cos', 'psnr']) assert.ok(Math.abs(x.gain[k] - (x.final[k] - s.start.gaussian[k])) < 1e-9, `${x.method} ${k} gain`);
       }
     }
     // The summary and the paired differences follow from the rows.
     const gains = (m: string) => r.seeds.map((s: { runs: Array<{ method: string; gain: Record<string, number> }> }) => s.runs.find((x) => x.method === m)!.gain.reward);
     assert.ok(Math.abs(r.summary.sft.reward.mean - (gains('sft')[0] + gains('sft')[1]) / 2) < 1e-12);
+    // One warm start per seed: the paired difference of final values is the difference of gains.
     const diff = gains('dense').map((g: number, i: number) => g - gains('backprop')[i]);
-    assert.ok(Math.abs(r.paired_against_dense.backprop.reward.mean - (diff[0] + diff[1]) / 2) < 1e-12);
+    assert.ok(Math.abs(r.paired_against_reference.backprop.reward.mean - (diff[0] + diff[1]) / 2) < 1e-12);
     const md = readFileSync(join(out, 'compare.md'), 'utf8');
     for (const label of ['dense GRPO', 'scalar GRPO', 'continued SFT', 'direct reward backprop']) assert.match(md, new RegExp(`\\| ${label} \\|`));
     assert.match(md, /\| dense GRPO minus \| reward \| SSIM \| reward intervals disjoint \|/);
+    assert.match(md, /\| identity \(the corrupted input\) \| /);
     // The grid: six rows of corrupted | warm start | four methods | clean.
     const meta = await sharp(join(out, 'grid.png')).metadata();
     assert.ok(meta.width! > meta.height!, `grid ${meta.width}x${meta.height}`);
@@ -73,6 +88,51 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,sft', '--set', 'grpo.beta=0,0.1', '--out', out), /compares methods under one configuration/);
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,bogus', '--out', out), /unknown 'bogus'/);
     await assert.rejects(cli('sweep', '--methods', 'dense,sft', '--k8s', '--out', out), /does not combine with --k8s/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sweep --methods with family arms: each family from its own warm start, shared by the seeds and kept for a re-run', { timeout: 300_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compare-families-'));
+  try {
+    const cfg = join(dir, 'tiny.yaml');
+    writeFileSync(cfg, TINY_YAML);
+    const out = join(dir, 'out');
+    const args = ['sweep', '--config', cfg, '--methods', 'flow:scalar,gaussian:dense,flow:sft', '--seeds', '2', '--budget', '1', '--shared-warm-start',
+      '--set', 'flow.steps=3', '--set', 'flow.evalSteps=2', '--set', 'flow.sde.window.size=1', '--set', 'flow.timeFrequencies=2', '--set', 'flow.timeWidth=4',
+      '--set-for', 'flow:sft.steps=3', '--set-for', 'gaussian:sft.steps=2', '--out', out];
+    const { stdout } = await cli(...args);
+    // One warm start per family, trained once (seed 0) for both seeds.
+    assert.equal(stdout.match(/flow warm start \(seed 0\): 3 SFT steps/g)?.length, 1, stdout);
+    assert.equal(stdout.match(/gaussian warm start \(seed 0\): 2 SFT steps/g)?.length, 1, stdout);
+    const r = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
+    assert.deepEqual(r.families, ['flow', 'gaussian']);
+    assert.deepEqual(r.sft_steps, { flow: 3, gaussian: 2 });
+    assert.equal(r.reference, 'flow:scalar');
+    for (const s of r.seeds) {
+      assert.deepEqual(s.runs.map((x: { method: string; family: string }) => [x.method, x.family]), [['flow:scalar', 'flow'], ['gaussian:dense', 'gaussian'], ['flow:sft', 'flow']]);
+      for (const x of s.runs) assert.ok(Math.abs(x.gain.reward - (x.final.reward - s.start[x.family].reward)) < 1e-9);
+      // The two families start from different networks: different warm-start evaluations of the same images.
+      assert.notEqual(s.start.flow.reward, s.start.gaussian.reward);
+      assert.equal(s.start.flow.count, s.identity.count);
+    }
+    // Shared warm start: one checkpoint per family (seed 0), kept in OUT.
+    assert.deepEqual(readdirSync(out).filter((f) => f.endsWith('.safetensors')).sort(), ['warm-flow-seed0-sft3.safetensors', 'warm-gaussian-seed0-sft2.safetensors']);
+    // Paired differences are of final values, across families too.
+    const finals = (m: string) => r.seeds.map((s: { runs: Array<{ method: string; final: Record<string, number> }> }) => s.runs.find((x) => x.method === m)!.final.ssim);
+    const d = finals('flow:scalar').map((v: number, i: number) => v - finals('gaussian:dense')[i]);
+    assert.ok(Math.abs(r.paired_against_reference['gaussian:dense'].ssim.mean - (d[0] + d[1]) / 2) < 1e-12);
+    const md = readFileSync(join(out, 'compare.md'), 'utf8');
+    for (const label of ['flow \\+ scalar GRPO', 'gaussian \\+ dense GRPO', 'flow \\+ continued SFT', 'flow warm start', 'gaussian warm start']) assert.match(md, new RegExp(`\\| ${label} \\|`));
+    // corrupted | two warm starts | three arms | clean, six rows.
+    const meta = await sharp(join(out, 'grid.png')).metadata();
+    assert.ok(meta.width! > meta.height!, `grid ${meta.width}x${meta.height}`);
+
+    // A re-run with a third seed trains no warm start again.
+    const again = await cli(...args.map((a) => (a === '2' ? '3' : a)));
+    assert.doesNotMatch(again.stdout, /warm start \(seed 0\): /);
+    assert.equal(again.stdout.match(/done before with the same settings, reusing/g)?.length, 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

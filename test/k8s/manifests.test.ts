@@ -13,6 +13,7 @@ import { parseConfig, parseConfigText, type RunConfig } from '../../lib/config/i
 import { containersOf, parseK8sYaml, renderKustomization, type K8sObject } from './kustomize.ts';
 import { validateK8sObject } from './schemas.ts';
 import { requireTool, run, which } from './tools.ts';
+import { makeTestCerts } from '../helpers/certs.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const at = (p: string) => join(ROOT, p);
@@ -23,7 +24,13 @@ const GPU_OVERLAYS = new Set(['k8s/overlays/gpu', 'k8s/overlays/gpu-all']);
 /** The project's roles: component label -> CLI verb. */
 const ROLES: Record<string, string> = { orchestrator: 'orchestrator', 'rollout-worker': 'rollout-worker', 'reward-worker': 'reward-worker', learner: 'learner' };
 /** Secrets created out of band by scripts/k8s-secrets.sh (never in a kustomization). */
-const EXTERNAL_SECRETS = { 'recovery-grpo-auth': ['token'] } as Record<string, string[]>;
+const TLS_COMPONENTS = ['nats', 'orchestrator', 'learner', 'rollout', 'reward'];
+const EXTERNAL_SECRETS = {
+  'recovery-grpo-auth': ['token'],
+  ...Object.fromEntries(TLS_COMPONENTS.map((c) => [`recovery-grpo-tls-${c}`, ['ca.crt', 'tls.crt', 'tls.key']])),
+  'recovery-grpo-checkpoint-signing': ['learner.key', 'learner.pub'],
+  'recovery-grpo-checkpoint-verify': ['learner.pub'],
+} as Record<string, string[]>;
 
 const rendered = new Map(KUSTOMIZATIONS.map((k) => [k, renderKustomization(at(k))]));
 
@@ -341,7 +348,12 @@ test('nats.conf passes nats-server -t with the StatefulSet\'s environment', (t) 
     const dir = mkdtempSync(join(tmpdir(), 'rg-nats-'));
     try {
       const file = join(dir, 'nats.conf');
-      writeFileSync(file, (cm.data as Record<string, string>)['nats.conf']!);
+      // the TLS files come from the Secret scripts/k8s-secrets.sh makes: test certificates stand in for them
+      const certs = makeTestCerts(dir, {});
+      const conf = (cm.data as Record<string, string>)['nats.conf']!;
+      const tlsPaths = { '/etc/nats-tls/tls.crt': certs.server.cert, '/etc/nats-tls/tls.key': certs.server.key, '/etc/nats-tls/ca.crt': certs.ca };
+      for (const p of Object.keys(tlsPaths)) assert.ok(conf.includes(p), `${overlay}: nats.conf names ${p}`);
+      writeFileSync(file, Object.entries(tlsPaths).reduce((text, [from, to]) => text.replace(from, to), conf));
       const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, POD_NAME: 'recovery-grpo-nats-0' };
       for (const e of podSpec(nats).containers[0].env) if (e.value !== undefined) env[e.name] = e.value;
       const r = run(natsServer, ['-t', '-c', file], { env });
@@ -353,22 +365,30 @@ test('nats.conf passes nats-server -t with the StatefulSet\'s environment', (t) 
   }
 });
 
-test('scripts/k8s-secrets.sh --print: a valid Secret with the key every pod mounts', async () => {
+test('scripts/k8s-secrets.sh --print: valid Secrets with the keys every pod mounts, new ones per namespace', async () => {
   const r = run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'recovery-grpo', 'recovery-grpo-clip-0p1']);
   assert.equal(r.code, 0, r.out);
   const objs = parseK8sYaml(r.out, 'k8s-secrets.sh --print') as K8sObject[];
-  assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`), [
-    'Namespace//recovery-grpo', 'Secret/recovery-grpo/recovery-grpo-auth', 'Namespace//recovery-grpo-clip-0p1', 'Secret/recovery-grpo-clip-0p1/recovery-grpo-auth',
-  ]);
+  const names = Object.keys(EXTERNAL_SECRETS);
+  assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`), ['recovery-grpo', 'recovery-grpo-clip-0p1'].flatMap((ns) => [
+    `Namespace//${ns}`, ...names.map((n) => `Secret/${ns}/${n}`),
+  ]));
   const tokens = new Set<string>();
+  const cas = new Set<string>();
   for (const o of objs) {
     await validateK8sObject(o);
     if (o.kind !== 'Secret') continue;
-    const token = Buffer.from((o.data as Record<string, string>).token!, 'base64').toString('utf8');
-    assert.match(token, /^[0-9a-f]{64}$/, '256 random bits, hex');
-    tokens.add(token);
+    const data = o.data as Record<string, string>;
+    assert.deepEqual(Object.keys(data).sort(), [...EXTERNAL_SECRETS[o.metadata.name]!].sort(), `${o.metadata.name}: its keys`);
+    if (o.metadata.name === 'recovery-grpo-auth') {
+      const token = Buffer.from(data.token!, 'base64').toString('utf8');
+      assert.match(token, /^[0-9a-f]{64}$/, '256 random bits, hex');
+      tokens.add(token);
+    }
+    if (o.metadata.name === 'recovery-grpo-tls-nats') cas.add(data['ca.crt']!);
   }
   assert.equal(tokens.size, 2, 'one token per namespace');
+  assert.equal(cas.size, 2, 'one CA per namespace');
   assert.notEqual(run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'Not_A_Namespace']).code, 0);
 });
 

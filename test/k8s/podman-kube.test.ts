@@ -9,6 +9,13 @@ import { podmanPodName, toPodmanKube } from '../../lib/deploy/podman-kube.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const rendered = renderKustomization(`${ROOT}k8s/overlays/cpu-dev`);
 const TOKEN = 'not-a-real-token';
+/** What scripts/k8s-secrets.sh makes, with stand-in values (the conversion only carries them). */
+const SECRETS: Record<string, Record<string, string>> = {
+  'recovery-grpo-auth': { token: TOKEN },
+  ...Object.fromEntries(['nats', 'orchestrator', 'learner', 'rollout', 'reward'].map((c) => [`recovery-grpo-tls-${c}`, { 'ca.crt': 'ca', 'tls.crt': `${c} cert`, 'tls.key': `${c} key` }])),
+  'recovery-grpo-checkpoint-signing': { 'learner.key': 'private', 'learner.pub': 'public' },
+  'recovery-grpo-checkpoint-verify': { 'learner.pub': 'public' },
+};
 
 type PodSpec = {
   restartPolicy?: string;
@@ -18,11 +25,12 @@ type PodSpec = {
 };
 const specOf = (o: K8sObject): PodSpec => (o.kind === 'Pod' ? o.spec : (o.spec as { template: { spec: unknown } }).template.spec) as PodSpec;
 const find = (objs: K8sObject[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name);
+const specOfRendered = (kind: string, name: string): PodSpec => (find(rendered, kind, name)!.spec as { template: { spec: PodSpec } }).template.spec;
 
 test('cpu-dev for podman: Jobs and the StatefulSet become pods named after their Services, nothing else changes kind', () => {
-  const kube = toPodmanKube(rendered, { images: { 'nats:2.10-alpine': 'localhost/base' }, secrets: { 'recovery-grpo-auth': { token: TOKEN } } });
+  const kube = toPodmanKube(rendered, { images: { 'nats:2.10-alpine': 'localhost/base' }, secrets: SECRETS });
   const all = kube.stages.flatMap((s) => s.objects);
-  assert.deepEqual([...new Set(all.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Pod', 'Secret']);
+  assert.deepEqual([...new Set(all.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Pod'], 'Secrets travel as ConfigMaps (podman 4.3 mounts secret data base64-encoded)');
   // Services -> pod names: clients dial the same host names as in a cluster.
   assert.deepEqual(kube.serviceToPod, { 'recovery-grpo-orchestrator': 'recovery-grpo-orchestrator', 'recovery-grpo-nats': 'recovery-grpo-nats' });
   const orch = find(all, 'Pod', 'recovery-grpo-orchestrator');
@@ -41,7 +49,7 @@ test('cpu-dev for podman: Jobs and the StatefulSet become pods named after their
 });
 
 test('cpu-dev for podman: the security settings, volumes and resources are kept; httpGet probes and host ports are the only container changes', () => {
-  const kube = toPodmanKube(rendered, { images: { 'nats:2.10-alpine': 'localhost/base' }, secrets: { 'recovery-grpo-auth': { token: TOKEN } } });
+  const kube = toPodmanKube(rendered, { images: { 'nats:2.10-alpine': 'localhost/base' }, secrets: SECRETS });
   const all = kube.stages.flatMap((s) => s.objects);
   const before = new Map(rendered.filter((o) => ['Job', 'Deployment', 'StatefulSet'].includes(o.kind)).map((o) => [o.metadata.name, specOf(o)]));
   for (const w of all.filter((o) => o.kind === 'Pod' || o.kind === 'Deployment')) {
@@ -71,17 +79,22 @@ test('cpu-dev for podman: the security settings, volumes and resources are kept;
   for (const k of ['Job', 'StatefulSet', 'Service', 'ServiceAccount', 'PodDisruptionBudget', 'NetworkPolicy']) assert.ok(kinds.has(k), `a change recorded for ${k}`);
 });
 
-test('cpu-dev for podman: NATS plays first with its ConfigMap and claim; the rest gets the run ConfigMap and the secret, each once', () => {
-  const kube = toPodmanKube(rendered, { secrets: { 'recovery-grpo-auth': { token: TOKEN } } });
+test('cpu-dev for podman: NATS plays first with its ConfigMap, claim and certificate; the rest gets the run ConfigMap and the secrets, each once', () => {
+  const kube = toPodmanKube(rendered, { secrets: SECRETS });
   assert.deepEqual(kube.stages.map((s) => s.name), ['stateful', 'run']);
   const [first, second] = kube.stages;
-  assert.deepEqual(first!.objects.map((o) => o.kind).sort(), ['ConfigMap', 'PersistentVolumeClaim', 'Pod']);
-  assert.match(first!.objects.find((o) => o.kind === 'ConfigMap')!.metadata.name, /^recovery-grpo-nats-config-/);
-  const cms = second!.objects.filter((o) => o.kind === 'ConfigMap');
-  assert.equal(cms.length, 1);
-  assert.match(cms[0]!.metadata.name, /^recovery-grpo-config-/);
-  const secret = second!.objects.find((o) => o.kind === 'Secret')!;
-  assert.equal(Buffer.from((secret.data as Record<string, string>).token!, 'base64').toString(), TOKEN);
+  assert.deepEqual(first!.objects.map((o) => o.kind).sort(), ['ConfigMap', 'ConfigMap', 'PersistentVolumeClaim', 'Pod']);
+  assert.deepEqual(first!.objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name.replace(/-[a-z0-9]{10}$/, '-HASH')).sort(), ['recovery-grpo-nats-config-HASH', 'recovery-grpo-tls-nats']);
+  const cms = second!.objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name);
+  assert.equal(cms.filter((n) => /^recovery-grpo-config-/.test(n)).length, 1, 'the run configuration, once');
+  assert.deepEqual(cms.filter((n) => !/^recovery-grpo-config-/.test(n)).sort(), Object.keys(SECRETS).filter((n) => n !== 'recovery-grpo-tls-nats').sort(), 'every other Secret, once');
+  // a Secret's values arrive decoded (as files), its volume a configMap volume with the same items and mode
+  const auth = second!.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'recovery-grpo-auth')!;
+  assert.equal((auth.data as Record<string, string>).token, TOKEN);
+  const orch = second!.objects.find((o) => o.kind === 'Pod' && o.metadata.name === 'recovery-grpo-orchestrator')!;
+  const orig = specOfRendered('Job', 'recovery-grpo-orchestrator').volumes!.find((v) => v.name === 'tls')!;
+  const { secretName, ...rest } = orig.secret as { secretName: string } & Record<string, unknown>;
+  assert.deepEqual(specOf(orch).volumes!.find((v) => v.name === 'tls'), { name: 'tls', configMap: { name: secretName, ...rest } });
   // Every volume a stage's pods use is in that stage or an earlier one.
   const have = new Set<string>();
   for (const s of kube.stages) {
@@ -89,7 +102,7 @@ test('cpu-dev for podman: NATS plays first with its ConfigMap and claim; the res
     for (const w of s.objects.filter((o) => o.kind === 'Pod' || o.kind === 'Deployment')) {
       for (const v of specOf(w).volumes ?? []) {
         if (v.configMap) assert.ok(have.has(`ConfigMap/${v.configMap.name}`), `${w.metadata.name}: ConfigMap ${v.configMap.name}`);
-        if (v.secret) assert.ok(have.has(`Secret/${v.secret.secretName}`), `${w.metadata.name}: Secret ${v.secret.secretName}`);
+        assert.equal(v.secret, undefined, `${w.metadata.name}: no secret volume left`);
         if (v.persistentVolumeClaim) assert.ok(have.has(`PersistentVolumeClaim/${v.persistentVolumeClaim.claimName}`), `${w.metadata.name}: claim`);
       }
     }
@@ -97,14 +110,14 @@ test('cpu-dev for podman: NATS plays first with its ConfigMap and claim; the res
 });
 
 test('podman conversion refuses what it cannot stand in for, naming it', () => {
-  assert.throws(() => toPodmanKube(rendered), /uses Secret recovery-grpo-auth, which is neither rendered nor given/);
+  assert.throws(() => toPodmanKube(rendered), /Pod recovery-grpo-nats uses ConfigMap recovery-grpo-tls-nats, which is neither rendered nor given/);
   const twoSelected: K8sObject[] = [
     ...rendered.filter((o) => o.kind !== 'Service'),
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'everything' }, spec: { selector: { 'app.kubernetes.io/part-of': 'recovery-grpo' } } },
   ];
-  assert.throws(() => toPodmanKube(twoSelected, { secrets: { 'recovery-grpo-auth': { token: TOKEN } } }), /Service everything selects 5 workloads/);
+  assert.throws(() => toPodmanKube(twoSelected, { secrets: SECRETS }), /Service everything selects 5 workloads/);
   const unknown: K8sObject[] = [...rendered, { apiVersion: 'v1', kind: 'CronJob', metadata: { name: 'nightly' } }];
-  assert.throws(() => toPodmanKube(unknown, { secrets: { 'recovery-grpo-auth': { token: TOKEN } } }), /CronJob nightly: no podman counterpart known/);
+  assert.throws(() => toPodmanKube(unknown, { secrets: SECRETS }), /CronJob nightly: no podman counterpart known/);
 });
 
 test('every secret volume in every overlay spells out optional (podman kube play 4.3 crashes without it)', () => {

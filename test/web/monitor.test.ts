@@ -62,3 +62,19 @@ test('periodic evaluation: due every N versions, never two at once, a due one sk
   const off = new PeriodicEvaluator({ config: loadConfig(undefined, ['eval.everyVersions=0']), store: {} as CheckpointStore, metrics, log: () => undefined });
   assert.equal(off.enabled, false);
 });
+
+test('history: the flow family\'s clip fraction and KL per trained step reach the page and the event log', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const m = new RunMonitor({ config, state, appendEvent: (e) => lines.push(e) });
+  const flowSteps = [{ step: 1, clipFraction: 0.25, kl: 0.002 }, { step: 2, clipFraction: 0.5, kl: 0.004 }];
+  m.progress({ phase: 'grpo', seq: 1, totalSeq: 10, version: 1, loss: 0.1, samplesPerSecond: 1, reward: 0.9, kl: 0.003, clipFraction: 0.375, flowSteps });
+  m.progress({ phase: 'grpo', seq: 2, totalSeq: 10, version: 2, loss: 0.1, samplesPerSecond: 1, reward: 0.9, kl: 0, clipFraction: 0 });
+  const expected = [{ step: 1, clip_fraction: 0.25, kl: 0.002 }, { step: 2, clip_fraction: 0.5, kl: 0.004 }];
+  const h = JSON.parse(String((await m.routes()['/api/history']!(new URL('http://x/api/history'))).body));
+  assert.deepEqual(h.points[0].flow_steps, expected);
+  assert.equal(h.points[1].flow_steps, undefined, 'a Gaussian batch has none');
+  assert.deepEqual(lines[0]!.flow_steps, expected);
+  const page = String((await m.routes()['/']!(new URL('http://x/'))).body);
+  assert.match(page, /<svg id="chart-flow-clip"/);
+  assert.match(page, /<svg id="chart-flow-kl"/);
+});

@@ -1,6 +1,7 @@
 // Original file: proto/recovery.proto
 
 import type { CheckpointRef as _recovery_v1_CheckpointRef, CheckpointRef__Output as _recovery_v1_CheckpointRef__Output } from '../../recovery/v1/CheckpointRef.ts';
+import type { FlowStepMetrics as _recovery_v1_FlowStepMetrics, FlowStepMetrics__Output as _recovery_v1_FlowStepMetrics__Output } from '../../recovery/v1/FlowStepMetrics.ts';
 
 export interface TrainResult {
   'batch_id'?: (string);
@@ -34,6 +35,10 @@ export interface TrainResult {
    * set when `version` was published to the checkpoint store
    */
   'checkpoint'?: (_recovery_v1_CheckpointRef | null);
+  /**
+   * flow family, GRPO: one per trained step index, in step order
+   */
+  'flow_steps'?: (_recovery_v1_FlowStepMetrics)[];
 }
 
 export interface TrainResult__Output {
@@ -68,4 +73,8 @@ export interface TrainResult__Output {
    * set when `version` was published to the checkpoint store
    */
   'checkpoint': (_recovery_v1_CheckpointRef__Output | null);
+  /**
+   * flow family, GRPO: one per trained step index, in step order
+   */
+  'flow_steps': (_recovery_v1_FlowStepMetrics__Output)[];
 }

@@ -1,0 +1,57 @@
+// Identity from a mutual-TLS client certificate: the certificate names the role (and optionally the worker id)
+// in a URI subject alternative name, SPIFFE style:
+//
+//   spiffe://recovery-grpo/role/<rollout|reward|learner>              any worker id
+//   spiffe://recovery-grpo/role/<rollout|reward|learner>/<worker-id>  only this worker id
+//
+// The orchestrator's CA signs the certificate, so the role it names is as binding as a role token's
+// (lib/transport/role-tokens.ts): a Hello for another role is refused. scripts/k8s-secrets.sh and the tests
+// make such certificates with openssl (`-addext subjectAltName=URI:spiffe://recovery-grpo/role/learner`).
+import { X509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import { WORKER_ID_PATTERN } from './messages.ts';
+import { roleOfName, ROLE_NAMES, type Grant } from './role-tokens.ts';
+
+export const ROLE_URI_PREFIX = 'spiffe://recovery-grpo/role/';
+
+/** The URI naming `role` (lower-case role name) and, when given, one worker id. */
+export function roleUri(role: string, workerId?: string): string {
+  return `${ROLE_URI_PREFIX}${role}${workerId !== undefined ? `/${workerId}` : ''}`;
+}
+
+/**
+ * The URI SANs of a certificate, from node's `subjectaltname` text ("DNS:a, URI:spiffe://..."). Values with
+ * special characters come JSON-quoted there; those are decoded.
+ */
+export function uriSansOf(subjectAltName: string | undefined): string[] {
+  if (!subjectAltName) return [];
+  const out: string[] = [];
+  for (const m of subjectAltName.matchAll(/(?:^|, )URI:("(?:[^"\\]|\\.)*"|[^,]*)/g)) {
+    const v = m[1]!;
+    out.push(v.startsWith('"') ? (JSON.parse(v) as string) : v);
+  }
+  return out;
+}
+
+/**
+ * The grant a certificate's role URI makes, or undefined when it names no role. Throws (the message says why)
+ * when it names more than one, or a role or worker id that does not exist.
+ */
+export function certificateGrant(subjectAltName: string | undefined): Grant | undefined {
+  const uris = uriSansOf(subjectAltName).filter((u) => u.startsWith(ROLE_URI_PREFIX));
+  if (uris.length === 0) return undefined;
+  if (uris.length > 1) throw new Error(`the client certificate names ${uris.length} roles (${uris.join(', ')}); it must name one`);
+  const [roleName = '', workerId, ...rest] = uris[0]!.slice(ROLE_URI_PREFIX.length).split('/');
+  const role = roleOfName(roleName);
+  if (!role || rest.length > 0) throw new Error(`the client certificate's ${uris[0]} is not ${ROLE_URI_PREFIX}<${ROLE_NAMES.join('|')}>[/<worker-id>]`);
+  if (workerId === undefined || workerId === '') return { role };
+  if (!WORKER_ID_PATTERN.test(workerId)) throw new Error(`the client certificate's worker id ${JSON.stringify(workerId)} must match ${WORKER_ID_PATTERN.source}`);
+  return { role, workerId };
+}
+
+/** certificateGrant of a peer certificate as the TLS layer hands it over (read from its DER bytes when present). */
+export function peerCertificateGrant(cert: PeerCertificate | undefined): Grant | undefined {
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  const san = cert.raw ? new X509Certificate(cert.raw).subjectAltName : cert.subjectaltname;
+  return certificateGrant(san);
+}

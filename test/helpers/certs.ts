@@ -1,0 +1,40 @@
+// Test certificates made with openssl: a CA, a server certificate for 127.0.0.1/localhost, and client
+// certificates with the subject alternative names a test asks for (e.g. a role URI,
+// lib/transport/cert-identity.ts). `opensslAvailable()` lets a test skip, saying so, where openssl is missing.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function opensslAvailable(): boolean {
+  const r = spawnSync('openssl', ['version']);
+  return !r.error && r.status === 0;
+}
+
+export interface TestCerts {
+  ca: string;
+  server: { cert: string; key: string };
+  /** One entry per requested client: its certificate and key files. */
+  clients: Record<string, { cert: string; key: string }>;
+}
+
+/**
+ * Writes ca.crt, server.crt/key and <name>.crt/key for each client into `dir`. `clients` maps a file name to
+ * the client's subject alternative names (openssl syntax, e.g. "URI:spiffe://recovery-grpo/role/learner"), or ''
+ * for none.
+ */
+export function makeTestCerts(dir: string, clients: Record<string, string>): TestCerts {
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ossl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=recovery-grpo-test-ca', '-days', '1');
+  const sign = (name: string, ext: string) => {
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    ossl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+    return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+  };
+  // nats.js checks the name "localhost" when dialling 127.0.0.1 over TLS: both names are in the certificate
+  const server = sign('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  const out: TestCerts['clients'] = {};
+  for (const [name, san] of Object.entries(clients)) out[name] = sign(name, `${san ? `subjectAltName=${san}\n` : ''}extendedKeyUsage=clientAuth\n`);
+  return { ca: join(dir, 'ca.crt'), server, clients: out };
+}

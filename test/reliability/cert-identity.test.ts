@@ -1,0 +1,94 @@
+// Identity per role from the mTLS client certificate (issue #16, probe 1): with mutual TLS, a certificate whose
+// URI SAN is spiffe://recovery-grpo/role/<role>[/<worker-id>] connects only as that role (and worker id); a
+// certificate that names no role needs a token that grants one. Real gRPC over 127.0.0.1 with certificates made
+// here by openssl; the unit cases check the SAN parsing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  certificateGrant,
+  connectToOrchestrator,
+  roleUri,
+  startOrchestratorServer,
+  uriSansOf,
+  type ServerAuth,
+  type WorkerRole,
+} from '../../lib/transport/index.ts';
+import { makeTestCerts, opensslAvailable, type TestCerts } from '../helpers/certs.ts';
+
+test('the role URI of a certificate: parsed, and refused when ambiguous or unknown', () => {
+  assert.deepEqual(uriSansOf('DNS:localhost, URI:spiffe://recovery-grpo/role/learner, IP Address:127.0.0.1'), ['spiffe://recovery-grpo/role/learner']);
+  assert.deepEqual(certificateGrant('URI:spiffe://recovery-grpo/role/rollout'), { role: 'ROLLOUT' });
+  assert.deepEqual(certificateGrant('URI:spiffe://recovery-grpo/role/reward/reward-0'), { role: 'REWARD', workerId: 'reward-0' });
+  assert.equal(certificateGrant('DNS:localhost, URI:https://example.org/x'), undefined);
+  assert.equal(certificateGrant(undefined), undefined);
+  assert.throws(() => certificateGrant('URI:spiffe://recovery-grpo/role/learner, URI:spiffe://recovery-grpo/role/rollout'), /names 2 roles/);
+  assert.throws(() => certificateGrant('URI:spiffe://recovery-grpo/role/admin'), /is not spiffe:\/\/recovery-grpo\/role\/<rollout\|reward\|learner>/);
+  assert.throws(() => certificateGrant('URI:spiffe://recovery-grpo/role/learner/a/b'), /is not spiffe/);
+  assert.equal(roleUri('rollout', 'rollout-3'), 'spiffe://recovery-grpo/role/rollout/rollout-3');
+});
+
+test('mutual TLS: the client certificate decides the role a Hello may claim', { timeout: 60_000 }, async (t) => {
+  if (!opensslAvailable()) return t.skip('openssl is not installed: cannot make test certificates');
+  const dir = mkdtempSync(join(tmpdir(), 'cert-identity-'));
+  try {
+    const certs = makeTestCerts(dir, {
+      learner: `URI:${roleUri('learner')}`,
+      rollout: `URI:${roleUri('rollout')}`,
+      reward0: `URI:${roleUri('reward', 'reward-0')}`,
+      anonymous: 'DNS:worker.example',
+    });
+    const welcomed: string[] = [];
+    const serve = (auth: Omit<ServerAuth, 'tls'>) =>
+      startOrchestratorServer({
+        auth: { ...auth, tls: { cert: certs.server.cert, key: certs.server.key, ca: certs.ca, requireClientCert: true } },
+        onConnect: async (s) => {
+          welcomed.push(`${s.role}/${s.workerId}`);
+          await s.send({ welcome: { run_id: 'cert-run', config_json: '{}', policy_version: 0, heartbeat_interval_ms: 0 } });
+        },
+      });
+    const connect = (address: string, client: keyof TestCerts['clients'], role: WorkerRole, workerId: string, token?: string) =>
+      connectToOrchestrator({
+        address,
+        role,
+        workerId,
+        token,
+        tls: { ca: certs.ca, cert: certs.clients[client]!.cert, key: certs.clients[client]!.key, serverName: 'localhost' },
+        capabilities: { device: 'cpu', max_batch: 1, max_in_flight: 1 },
+        connectTimeoutMs: 5000,
+      });
+
+    // certificates alone (no token): each connects as its role only
+    const server = await serve({});
+    try {
+      for (const [client, role, id] of [['learner', 'LEARNER', 'learner-0'], ['rollout', 'ROLLOUT', 'rollout-7'], ['reward0', 'REWARD', 'reward-0']] as const) {
+        const c = await connect(server.address, client, role, id);
+        await c.close();
+      }
+      assert.deepEqual(welcomed, ['LEARNER/learner-0', 'ROLLOUT/rollout-7', 'REWARD/reward-0']);
+      // the probe: a rollout worker's certificate posing as the learner
+      await assert.rejects(connect(server.address, 'rollout', 'LEARNER', 'learner-0'), /PERMISSION_DENIED.*the client certificate grants role ROLLOUT, not LEARNER/);
+      await assert.rejects(connect(server.address, 'reward0', 'REWARD', 'reward-1'), /PERMISSION_DENIED.*the client certificate grants worker id "reward-0", not "reward-1"/);
+      await assert.rejects(connect(server.address, 'anonymous', 'ROLLOUT', 'rollout-1'), /PERMISSION_DENIED.*the client certificate names no role/);
+      assert.equal(welcomed.length, 3, 'no refused Hello reached onConnect');
+    } finally {
+      await server.close();
+    }
+
+    // with the shared token beside mutual TLS: a certificate without a role URI is fine (the token grants every
+    // role), but a certificate that names a role still binds it
+    const TOKEN = 'shared-token-0123456789abcdef';
+    const withToken = await serve({ token: TOKEN });
+    try {
+      const c = await connect(withToken.address, 'anonymous', 'REWARD', 'reward-9', TOKEN);
+      await c.close();
+      await assert.rejects(connect(withToken.address, 'rollout', 'LEARNER', 'learner-0', TOKEN), /PERMISSION_DENIED.*grants role ROLLOUT, not LEARNER/);
+    } finally {
+      await withToken.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,121 @@
+// Least privilege in NATS (issue #16, probe 2), against a real nats-server running the authorization block the
+// local run and Kubernetes use (lib/transport/nats-permissions.ts): a rollout worker's credential can read
+// checkpoints but the server refuses its attempts to store a checkpoint, announce one, write the run state,
+// purge or delete a stream; the orchestrator cannot write checkpoints; the learner's writes succeed.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { JSONCodec, type NatsConnection } from 'nats';
+import { z } from 'zod';
+import { freePort } from '../helpers/nats.ts';
+import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
+import { natsAuthorizationBlock, NATS_ROLES, type NatsRole } from '../../lib/transport/nats-permissions.ts';
+import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
+
+const RUN = 'perm-run';
+const pass = (role: NatsRole) => `${role}-pass-0123456789`;
+const schema = z.object({ phase: z.string(), seq: z.number() });
+let dir: string;
+let server: NatsServerProcess;
+const conns: NatsConnection[] = [];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nats-perm-'));
+  writeFileSync(join(dir, 'nats.conf'), natsAuthorizationBlock(NATS_ROLES.map((role) => ({ role, user: role, password: pass(role) }))));
+  server = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'js'), extraArgs: ['-c', join(dir, 'nats.conf')] });
+});
+after(async () => {
+  for (const nc of conns) await nc.close().catch(() => undefined);
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function as(role: NatsRole): Promise<NatsConnection> {
+  const nc = await connectNats({ url: server.url, name: `perm-test/${role}`, user: role, pass: pass(role), maxReconnectAttempts: 0 });
+  conns.push(nc);
+  return nc;
+}
+
+/** The server's refusal: nats.js rejects the request with a permissions violation (never a timeout). */
+const refused = /permission|Permissions Violation/i;
+const ckpt = () => {
+  const bytes = randomBytes(3000);
+  return { bytes, digest: sha256Digest(bytes) };
+};
+
+test('per-role NATS users: only the learner writes checkpoints and announcements, only the orchestrator the run state, workers read', { timeout: 60_000 }, async () => {
+  const orchestrator = await as('orchestrator');
+  const learner = await as('learner');
+  const rollout = await as('rollout');
+
+  // the orchestrator creates the run's state and buckets, as at start
+  const state = await RunStateStore.open(orchestrator, { runId: RUN, schema });
+  const rev = await state.create({ phase: 'sft', seq: 0 });
+  const orchStore = await CheckpointStore.open(orchestrator, { runId: RUN });
+
+  // the learner publishes v1 (object + announcement), its optimizer state and its skip record
+  const learnerStore = await CheckpointStore.open(learner, { runId: RUN });
+  const v1 = ckpt();
+  await learnerStore.put(1, v1.bytes, v1.digest);
+  const optim = await LearnerStateStore.open(learner, RUN);
+  assert.ok(optim.bucket.startsWith('learner-'));
+  const skips = await RunStateStore.open(learner, { runId: RUN, key: 'learner-skips', schema });
+  await skips.modify(() => ({ phase: 'skips', seq: 1 }));
+  // ... and prunes (a purge of its object store)
+  const v2 = ckpt();
+  await learnerStore.put(2, v2.bytes, v2.digest);
+  assert.deepEqual(await learnerStore.prune(1), [1]);
+
+  // a rollout worker reads: latest, the bytes, the announcement stream
+  const rolloutStore = await CheckpointStore.open(rollout, { runId: RUN });
+  assert.equal((await rolloutStore.latest())?.version, 2);
+  assert.deepEqual(Buffer.from((await rolloutStore.get(2)).bytes), v2.bytes);
+  const watch = await rolloutStore.watch();
+  for await (const a of watch) {
+    assert.equal(a.version, 2);
+    break;
+  }
+  await watch.stop();
+  assert.deepEqual((await RunStateStore.open(rollout, { runId: RUN, schema }).then((s) => s.get()))?.value, { phase: 'sft', seq: 0 });
+
+  // ... receives the learner's checkpoint push (a subscription the server refused would never deliver it)
+  const pushes = rollout.subscribe(`recovery.${RUN}.push`, { max: 1 });
+  await rollout.flush();
+  learner.publish(`recovery.${RUN}.push`, new Uint8Array([7]));
+  for await (const m of pushes) assert.deepEqual([...m.data], [7]);
+
+  // ... and every write it tries is refused by the server
+  const forged = ckpt();
+  await assert.rejects(rolloutStore.put(3, forged.bytes, forged.digest), refused, 'rollout stores a checkpoint');
+  const jc = JSONCodec();
+  const announcement = { run_id: RUN, version: 999, name: 'v0000000999', digest: forged.digest, size: 3000, meta: {}, published_unix_ms: Date.now() };
+  await assert.rejects(rollout.jetstream().publish(`recovery.${RUN}.checkpoint`, jc.encode(announcement)), refused, 'rollout announces a checkpoint');
+  const rolloutState = await RunStateStore.open(rollout, { runId: RUN, schema });
+  await assert.rejects(rolloutState.update({ phase: 'done', seq: 3 }, rev), refused, 'rollout writes the run state');
+  const jsm = await rollout.jetstreamManager();
+  await assert.rejects(jsm.streams.purge(`KV_runstate-${RUN}`), refused, 'rollout purges the run state');
+  await assert.rejects(jsm.streams.delete(`OBJ_checkpoints-${RUN}`), refused, 'rollout deletes the checkpoints');
+  await assert.rejects(jsm.streams.add({ name: 'rogue', subjects: ['rogue.>'] }), refused, 'rollout creates a stream');
+
+  // the orchestrator writes the run state but cannot write checkpoints
+  await state.update({ phase: 'grpo', seq: 1 }, rev);
+  await assert.rejects(orchStore.put(3, forged.bytes, forged.digest), refused, 'orchestrator stores a checkpoint');
+  // the learner cannot write the run state itself (only its skip record)
+  const learnerState = await RunStateStore.open(learner, { runId: RUN, schema });
+  const cur = await learnerState.get();
+  await assert.rejects(learnerState.update({ phase: 'done', seq: 9 }, cur!.revision), refused, 'learner writes the run state');
+
+  // nothing refused changed anything
+  assert.equal((await rolloutStore.latest())?.version, 2);
+  assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 });
+  // the connections survive their refusals
+  assert.equal(rollout.isClosed(), false);
+});
+
+test('a wrong password is refused', async () => {
+  await assert.rejects(connectNats({ url: server.url, name: 'perm-test/bad', user: 'rollout', pass: 'nope', maxReconnectAttempts: 0 }), /Authorization Violation|AUTHORIZATION/i);
+});
