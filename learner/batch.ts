@@ -35,6 +35,15 @@ export type DecodedBatch = (SftInputs | GrpoBatchInputs) & {
   nonFinite: string | undefined;
 };
 
+/**
+ * A GRPO batch whose every group was dropped (all its samples failed, or DAPO dropped them): no samples, no
+ * tensors, or tensors of zero rows. The learner records its seq with an unchanged policy (nothing to train)
+ * instead of refusing it, so a batch of failed samples never ends the run.
+ */
+export function isEmptyGrpoBatch(b: TrainBatch__Output): boolean {
+  return b.kind === 'GRPO' && b.sample_ids.length === 0 && (!b.images || b.images.shape.length === 0 || Number(b.images.shape[0]) === 0);
+}
+
 function firstNonFinite(field: string, t: HostTensor): string | undefined {
   const i = t.data.findIndex((v) => !Number.isFinite(v));
   return i < 0 ? undefined : `${field}[flat ${i}] = ${t.data[i]}`;

@@ -17,6 +17,12 @@
 //   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put -> prune to the newest
 //   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
 //   retried until it succeeds (the batch stays unacknowledged meanwhile; its lease is renewed by heartbeats).
+// - An empty GRPO batch (every group dropped): nothing to train; recorded as version + 1 with the same
+//   parameters (version v still holds batch seq v), answered applied=false, skipped_reason 'empty'.
+// - The NATS store lost (nats-server back without its store directory; lib/transport/store-loss.ts): the
+//   learner owns its checkpoint store and optimizer state, so it re-creates them when a write finds them gone
+//   (or, after any reconnection, finds its newest checkpoint gone) and puts back the KL reference and the
+//   current checkpoint with its AdamW state: rollout workers and a restarted learner resume from them.
 // - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
 //   counts as handled: it is recorded in the run-state KV (key learner-skips) before the acknowledgement, so a
 //   restarted learner resumes after it.
@@ -24,7 +30,7 @@ import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { CheckpointError, cloneTensorMap, encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
+import { CheckpointError, cloneTensorMap, encodeCheckpoint, type Checkpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { grpoHyper, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
@@ -38,6 +44,8 @@ import {
   CheckpointIntegrityError,
   CheckpointStore,
   DIGEST_PATTERN,
+  onNatsReconnect,
+  recreatingOnLoss,
   RunStateStore,
   type Announcement,
   type FlowStepMetrics__Output,
@@ -60,7 +68,7 @@ import {
   type WorkerOptions,
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
-import { BatchError, decodeTrainBatch, logpMismatch, type DecodedBatch } from './batch.ts';
+import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
   /** Delay between attempts to publish a checkpoint (NATS down). Default 1000 ms. */
@@ -136,6 +144,11 @@ class LearnerRole implements WorkerRoleImpl {
   private width = 0;
   /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
   private baseDigest: string | undefined;
+  /** The KL reference's checkpoint as published (its parameters at GRPO start): put back after a store loss. */
+  private refCheckpoint: Checkpoint | undefined;
+  /** Batches and store restores, one at a time: a restore puts the current parameters back as they were published. */
+  private exclusive: Promise<unknown> = Promise.resolve();
+  private stopReconnectWatch: (() => void) | undefined;
 
   constructor(
     private readonly device: Device,
@@ -214,8 +227,9 @@ class LearnerRole implements WorkerRoleImpl {
       const refDigest = ck.meta.extra.ref_digest;
       if (refVersion !== undefined) {
         if (!refDigest || !DIGEST_PATTERN.test(refDigest)) throw new WorkerFatalError(`${source}: extra.ref_version is set but extra.ref_digest is missing or malformed`);
-        const atStart = (await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`)).params;
-        this.refParams = klReferenceParams(spec, ctx.config.run.seed, atStart);
+        const refCk = await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`);
+        this.refCheckpoint = { meta: refCk.meta, params: refCk.params };
+        this.refParams = klReferenceParams(spec, ctx.config.run.seed, refCk.params);
       }
       this.params = ck.params;
       this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(optimizer ? { optimizerState: optimizer } : {}) });
@@ -233,6 +247,66 @@ class LearnerRole implements WorkerRoleImpl {
     }
     ctx.metrics.get('policy_version').set(this.st.version);
     this.work = new SerialQueue((b) => this.runBatch(b), (b) => b.batch_id);
+    this.stopReconnectWatch = onNatsReconnect(ctx.nc, () => void this.checkStore());
+  }
+
+  /** Runs `fn` when no batch is being handled (and keeps later batches waiting until it is done). */
+  private alone<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.exclusive.then(fn);
+    this.exclusive = p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * After a reconnection: is the newest checkpoint still announced? A server that came back without its store
+   * has lost it (and every bucket); then the learner puts it back (restoreStore). Tried a few times while the
+   * server is still starting.
+   */
+  private checkStore(): Promise<void> {
+    return this.alone(async () => {
+      for (let attempt = 1; attempt <= 10 && !this.closed && !this.ctx.stopping; attempt++) {
+        const st = this.st!;
+        try {
+          const latest = await this.store.latest();
+          if (latest && latest.version >= st.version) return;
+          this.ctx.log.warn(`the checkpoint store no longer holds v${st.version} (newest announced: ${latest ? `v${latest.version}` : 'none'}): the NATS store was lost; putting it back`);
+          await this.restoreStore(true);
+          return;
+        } catch (e) {
+          this.ctx.log.warn(`checking the checkpoint store after a reconnection failed (attempt ${attempt}): ${(e as Error).message}`);
+          await sleep(this.publishRetryMs);
+        }
+      }
+    });
+  }
+
+  /**
+   * The NATS store was lost: re-creates the learner's buckets where missing, then puts back the KL reference
+   * and, with `current` (no batch in progress, so the parameters are those of st.version), the newest
+   * checkpoint with its AdamW state. Inside a batch the version being published supersedes the current one.
+   */
+  private async restoreStore(current: boolean): Promise<boolean> {
+    const checkpoints = await this.store.recreate();
+    const optimizer = await this.learnerState.recreate();
+    if (checkpoints || optimizer) this.ctx.log.warn(`re-created the lost ${[checkpoints && this.store.bucket, optimizer && this.learnerState.bucket].filter(Boolean).join(' and ')}`);
+    const st = this.st!;
+    const stored = await this.store.versions();
+    const ref = this.refCheckpoint;
+    if (st.refVersion !== undefined && ref && !stored.includes(st.refVersion)) {
+      // announced before the current one: latest() is the last announcement
+      const encoded = encodeCheckpoint(ref);
+      if (`sha256:${encoded.digest}` !== st.refDigest) {
+        this.ctx.log.error(`cannot put back the KL reference v${st.refVersion}: re-encoded it has digest sha256:${encoded.digest}, not ${st.refDigest}`);
+      } else {
+        await publishCheckpoint(this.store, ref, {}, encoded);
+        this.ctx.log.warn(`put back the KL reference checkpoint v${st.refVersion}`);
+      }
+    }
+    if (current && !stored.includes(st.version)) {
+      st.latest = await this.publishOnce(st);
+      this.ctx.log.warn(`put back checkpoint v${st.version} and its optimizer state`);
+    }
+    return checkpoints || optimizer;
   }
 
   private async fetchOrFail(ann: Pick<Announcement, 'version' | 'digest'>, shapes: ReadonlyMap<string, readonly number[]>, what: string) {
@@ -281,6 +355,8 @@ class LearnerRole implements WorkerRoleImpl {
     this.closed = true;
     await this.work?.close();
     await this.pruning;
+    this.stopReconnectWatch?.();
+    await this.exclusive;
     await this.trainer?.release();
     await this.refRunner?.release();
     await this.flowRefRunner?.release();
@@ -288,7 +364,7 @@ class LearnerRole implements WorkerRoleImpl {
 
   private async runBatch(b: TrainBatch__Output): Promise<void> {
     try {
-      await this.handleBatch(b);
+      await this.alone(() => this.handleBatch(b));
     } catch (e) {
       if (!(e instanceof AbandonedError)) {
         this.ctx.log.error(`batch ${b.batch_id} (seq ${b.batch_seq}) failed: ${(e as Error).stack ?? e}`);
@@ -332,6 +408,7 @@ class LearnerRole implements WorkerRoleImpl {
       await this.ctx.taskError(b.batch_id, 0, 'gap', `expected batch_seq ${st.lastBatchSeq + 1} (the last one handled is ${st.lastBatchSeq}), got ${b.batch_seq}; nothing changed`, true);
       return;
     }
+    if (isEmptyGrpoBatch(b)) return this.recordEmpty(b, kind, t0);
     let batch: DecodedBatch;
     try {
       batch = decodeTrainBatch(b, this.height, this.width, this.ctx.config.grpo.advantageMode, this.ctx.config.model.family);
@@ -411,12 +488,31 @@ class LearnerRole implements WorkerRoleImpl {
     })().finally(() => (this.pruning = undefined));
   }
 
+  /**
+   * A GRPO batch whose every group was dropped: nothing to train. Its seq is recorded like an applied batch's,
+   * as version + 1 with the same parameters (so version v still holds batch seq v, and a restarted learner
+   * resumes after it), and answered applied=false, skipped_reason 'empty'.
+   */
+  private async recordEmpty(b: TrainBatch__Output, kind: 'sft' | 'grpo' | 'unknown', t0: number): Promise<void> {
+    const st = this.st!;
+    const next: LearnerState = { ...st, version: st.version + 1, lastBatchSeq: b.batch_seq, lastBatchId: b.batch_id || `${this.ctx.runId}-b${b.batch_seq}` };
+    next.latest = await this.publish(next);
+    this.st = next;
+    this.ctx.metrics.get('policy_version').set(next.version);
+    this.ctx.metrics.get('train_batches_total').inc({ kind, outcome: 'empty' });
+    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) has no samples (every group was dropped): recorded as v${next.version} with the parameters unchanged`);
+    await this.ctx.send({ train_result: this.result(b, { applied: false, skipped_reason: 'empty', compute_ms: performance.now() - t0 }) });
+  }
+
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */
   private startGrpo(): void {
     const st = this.st!;
     st.refVersion = st.version;
     st.refDigest = st.latest!.digest;
-    this.refParams = klReferenceParams(policySpecOf(this.ctx.config), this.ctx.config.run.seed, startGrpoPhase(this.params!, this.trainer!.optimizer));
+    const atStart = startGrpoPhase(this.params!, this.trainer!.optimizer);
+    // the checkpoint of st.version as it was published (no reference yet), kept to put back after a store loss
+    this.refCheckpoint = trainingCheckpoint({ ...this.position(st), refVersion: undefined, refDigest: undefined }, atStart);
+    this.refParams = klReferenceParams(policySpecOf(this.ctx.config), this.ctx.config.run.seed, atStart);
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
   }
 
@@ -447,17 +543,30 @@ class LearnerRole implements WorkerRoleImpl {
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: false, skipped_reason: 'non_finite', compute_ms: performance.now() - t0 }) });
   }
 
-  /** Publishes the checkpoint of `s`, retrying until it is stored and announced (or the learner stops). */
+  private position(s: LearnerState) {
+    return { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest };
+  }
+
+  /**
+   * Publishes the checkpoint of `s`, retrying until it is stored and announced (or the learner stops). A write
+   * that finds the store gone re-creates it first (restoreStore) and is tried again at once.
+   */
   private async publish(s: LearnerState): Promise<Announcement> {
-    const ckpt = trainingCheckpoint(
-      { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest },
-      this.params!,
-    );
+    const ckpt = trainingCheckpoint(this.position(s), this.params!);
     const encoded = encodeCheckpoint(ckpt);
+    const restore = () => this.restoreStore(false);
     // the moments first, so that every published checkpoint has them (learner-state.ts)
     const state = { version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState() };
-    await this.retrying(`storing the optimizer state of v${s.version}`, () => this.learnerState.put(state));
-    return this.retrying(`publishing checkpoint v${s.version}`, () => publishCheckpoint(this.store, ckpt, {}, encoded));
+    await this.retrying(`storing the optimizer state of v${s.version}`, () => recreatingOnLoss(() => this.learnerState.put(state), restore));
+    return this.retrying(`publishing checkpoint v${s.version}`, () => recreatingOnLoss(() => publishCheckpoint(this.store, ckpt, {}, encoded), restore));
+  }
+
+  /** Puts the checkpoint of `s` (the current parameters) and its optimizer state once, no retries. */
+  private async publishOnce(s: LearnerState): Promise<Announcement> {
+    const ckpt = trainingCheckpoint(this.position(s), this.params!);
+    const encoded = encodeCheckpoint(ckpt);
+    await this.learnerState.put({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState() });
+    return publishCheckpoint(this.store, ckpt, {}, encoded);
   }
 
   /** Runs `fn` until it succeeds; gives up (AbandonedError) only when the learner stops. */

@@ -9,7 +9,7 @@ import { assembleGrpoBatch, type TrainableGroup } from '../lib/grpo/batch.ts';
 import { grpoCursors, groupSampleId } from '../lib/grpo/sampling.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import type { RolloutResult__Output, ScoreResult__Output, TrainBatch, WorkerSession } from '../lib/transport/index.ts';
-import { grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage } from './messages.ts';
+import { emptyGrpoTrainBatch, grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage } from './messages.ts';
 import type { ProgressMeter } from './progress.ts';
 import type { FlowStepRecord } from '../lib/flow/family.ts';
 import { decodeRolloutResult, decodeScoreResult } from './results.ts';
@@ -188,6 +188,12 @@ export class GroupPipeline {
 
   private buildGrpo(b: OpenBatch) {
     const kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
+    if (kept.length === 0) {
+      // no tensors of zero rows: the learner records the seq without training (its samples are counted as dropped)
+      this.o.log(`GRPO batch ${b.seq}: every group was dropped; sent empty (the learner records its seq, trains nothing)`);
+      this.o.progress.rewards(b.groups, [], new Float32Array(0));
+      return emptyGrpoTrainBatch(this.cfg, b.seq);
+    }
     const batch = assembleGrpoBatch(kept, this.cfg.data.size, this.dense);
     this.o.progress.rewards(b.groups, kept, batch.advantages);
     return grpoTrainBatch(this.cfg, b.seq, batch);

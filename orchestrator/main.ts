@@ -11,6 +11,8 @@ import {
   checkListenAuth,
   connectNats,
   describeNatsAuth,
+  isStoreLost,
+  onNatsReconnect,
   RevisionConflictError,
   RunStateStore,
   startOrchestratorServer,
@@ -71,6 +73,18 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const state: RunState = stored?.value ?? { ackedSeq: 0, learnerVersion: 0 };
   let revision = stored?.revision ?? (await store.create(state));
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
+  // The orchestrator owns its run state: when the server lost it (store-loss.ts), it is re-created and written
+  // again from memory (create: compare-and-set against a missing value), after a write found it gone or after
+  // any reconnection that finds it gone; one at a time with the acknowledgements' writes.
+  let stateWrites: Promise<unknown> = Promise.resolve();
+  /** Re-creates the bucket and the state when missing; true when `current` was written. */
+  const restoreState = async (current: RunState): Promise<boolean> => {
+    const recreated = await store.recreate();
+    if (!recreated && (await store.get()) !== null) return false;
+    revision = await store.create({ ackedSeq: current.ackedSeq, learnerVersion: current.learnerVersion });
+    log(`the run state was lost with the NATS store${recreated ? ' (bucket re-created)' : ''}: written again from memory (batch ${current.ackedSeq}, policy version ${current.learnerVersion})`);
+    return true;
+  };
 
   const dataset = await openRunDataset(config, 'train', (path, reason) => {
     metrics.get('bad_images_skipped_total').inc({ reason: 'unreadable' });
@@ -102,29 +116,59 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       o.onProgress?.(p);
     },
     onEvent: o.eventsFile ? (e) => appendFileSync(o.eventsFile!, `${JSON.stringify({ t: Date.now(), ...e })}\n`) : undefined,
-    persist: async (next) => {
-      // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
-      // NATS unreachable (nats-server restarting): retry for a while. A conflict right after such a failure
-      // may be our own write whose answer was lost: if the stored value is ours, take its revision.
-      for (let attempt = 1; ; attempt++) {
+    persist: (next) => {
+      const write = stateWrites.then(() => persistState(next));
+      stateWrites = write.catch(() => undefined);
+      return write;
+    },
+  });
+
+  async function persistState(next: RunState): Promise<void> {
+    // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
+    // NATS unreachable (nats-server restarting): retry for a while. A conflict right after such a failure
+    // may be our own write whose answer was lost: if the stored value is ours, take its revision.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        revision = await store.update(next, revision);
+        return;
+      } catch (err) {
+        let e = err;
+        if (isStoreLost(e) && !nc.isClosed()) {
+          // the bucket is gone (the store lost): re-created, and this state created in it
+          try {
+            if (await restoreState(next)) return;
+            continue; // it was there after all (re-created by another writer): the compare-and-set again
+          } catch (again) {
+            e = again;
+          }
+        }
+        if (e instanceof RevisionConflictError) {
+          const cur = attempt > 1 ? await store.get().catch(() => null) : null;
+          if (cur && cur.value.ackedSeq === next.ackedSeq && cur.value.learnerVersion === next.learnerVersion) {
+            revision = cur.revision;
+            return;
+          }
+          throw e;
+        }
+        if (attempt >= PERSIST_ATTEMPTS || nc.isClosed()) throw e;
+        log(`storing the run state failed (attempt ${attempt}; NATS down?), retrying: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, PERSIST_RETRY_MS));
+      }
+    }
+  }
+  const stopReconnectWatch = onNatsReconnect(nc, () => {
+    const check = stateWrites.then(async () => {
+      for (let attempt = 1; attempt <= 10 && !nc.isClosed(); attempt++) {
         try {
-          revision = await store.update(next, revision);
+          await restoreState(coordinator!.state);
           return;
         } catch (e) {
-          if (e instanceof RevisionConflictError) {
-            const cur = attempt > 1 ? await store.get().catch(() => null) : null;
-            if (cur && cur.value.ackedSeq === next.ackedSeq && cur.value.learnerVersion === next.learnerVersion) {
-              revision = cur.revision;
-              return;
-            }
-            throw e;
-          }
-          if (attempt >= PERSIST_ATTEMPTS || nc.isClosed()) throw e;
-          log(`storing the run state failed (attempt ${attempt}; NATS down?), retrying: ${(e as Error).message}`);
+          log(`checking the run state after a reconnection failed (attempt ${attempt}): ${(e as Error).message}`);
           await new Promise((r) => setTimeout(r, PERSIST_RETRY_MS));
         }
       }
-    },
+    });
+    stateWrites = check.catch(() => undefined);
   });
 
   const server: OrchestratorServer = await startOrchestratorServer({
@@ -182,6 +226,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       if (stopped) return;
       stopped = true;
       coordinator.close();
+      stopReconnectWatch();
       await server.close({ graceMs: 1000 });
       await metricsServer.close();
       await monitor.close();

@@ -50,6 +50,14 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
   };
 }
 
+/**
+ * GRPO batch `seq` when every group was dropped: no samples and no tensors. The learner records its seq with
+ * the policy unchanged (skipped_reason 'empty') instead of training; the seq is accounted once, like any other.
+ */
+export function emptyGrpoTrainBatch(config: RunConfig, seq: number): TrainBatch {
+  return { batch_id: batchId(config, seq), batch_seq: seq, kind: 'GRPO', lease_ms: config.orchestrator.leaseSeconds * 1000, sample_ids: [] };
+}
+
 /** The rollout task of a group: G items sharing one image, each with its noise seed. */
 export function rolloutTaskMessage(
   config: RunConfig, o: { taskId: string; sampleId: string; image: Float32Array; minVersion: number; dense: boolean },

@@ -39,7 +39,11 @@ export class PolicyFollower {
   async start(): Promise<void> {
     const latest = await this.store.latest();
     if (latest) this.note(latest);
-    this.watch = await this.store.watch({ onInvalid: (e) => this.ctx.log.warn(`ignoring a malformed checkpoint announcement: ${e.message}`) });
+    this.watch = await this.store.watch({
+      onInvalid: (e) => this.ctx.log.warn(`ignoring a checkpoint announcement: ${e.message}`),
+      // announcements missed during a partition, whose checkpoints were pruned since: the newest follows
+      onSuperseded: (ann) => this.ctx.log.debug?.(`skipping the announcement of v${ann.version}: its checkpoint was pruned and newer announcements follow`),
+    });
     const w = this.watch;
     this.watching = (async () => {
       try {

@@ -11,6 +11,7 @@ export type { ClientTls, ConnectOptions, OrchestratorConnection, ReconnectOption
 export { isLoopbackHost, parseHostPort } from './grpc-common.ts';
 export * from './nats.ts';
 export * from './nats-auth.ts';
+export * from './store-loss.ts';
 export * from './role-tokens.ts';
 export * from './cert-identity.ts';
 export { ensureNatsServer, isReachable, spawnNatsServer } from './nats-server.ts';

@@ -30,6 +30,7 @@ import { z } from 'zod';
 import { formatIssues } from './messages.ts';
 import { ObjectChunks } from './object-chunks.ts';
 import { CheckpointPushReceiver, pushCheckpoint } from './checkpoint-push.ts';
+import { ensureStream } from './store-loss.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function checkRunId(runId: string): string {
@@ -136,6 +137,11 @@ export interface CheckpointStoreOptions {
 }
 
 const jc = JSONCodec();
+const bucketOptions = (runId: string, opts: Pick<CheckpointStoreOptions, 'storage' | 'replicas'>) => ({
+  storage: opts.storage === 'memory' ? StorageType.Memory : StorageType.File,
+  replicas: opts.replicas ?? 1,
+  description: `recovery-grpo checkpoints of run ${runId}`,
+});
 const objectName = (version: number) => `v${String(version).padStart(10, '0')}`;
 
 function checkVersion(version: number, field = 'version'): number {
@@ -197,22 +203,27 @@ export class CheckpointStore {
     const runId = checkRunId(opts.runId);
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
-    const storage = opts.storage === 'memory' ? StorageType.Memory : StorageType.File;
-    const replicas = opts.replicas ?? 1;
-    const os = await js.views.os(`checkpoints-${runId}`, { storage, replicas, description: `recovery-grpo checkpoints of run ${runId}` });
-    const stream = `recovery-ckpt-${runId}`;
-    const subject = `recovery.${runId}.checkpoint`;
-    try {
-      await jsm.streams.info(stream);
-    } catch {
-      try {
-        await jsm.streams.add({ name: stream, subjects: [subject], storage, num_replicas: replicas, max_msgs: 10_000, description: `checkpoint announcements of run ${runId}` });
-      } catch (e) {
-        // another process created it meanwhile
-        if (!/already in use|exists/i.test((e as Error).message)) throw e;
-      }
-    }
-    return new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
+    const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
+    const store = new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
+    await store.ensureAnnouncements();
+    return store;
+  }
+
+  private ensureAnnouncements(): Promise<boolean> {
+    const storage = this.opts.storage === 'memory' ? StorageType.Memory : StorageType.File;
+    return ensureStream(this.jsm, this.stream, () =>
+      this.jsm.streams.add({ name: this.stream, subjects: [this.subject], storage, num_replicas: this.opts.replicas ?? 1, max_msgs: 10_000, description: `checkpoint announcements of run ${this.runId}` }));
+  }
+
+  /**
+   * The writer's (learner's) side of a lost store (store-loss.ts): re-creates the object bucket and the
+   * announcement stream where missing. True when anything was re-created: the checkpoints the writer holds
+   * must then be put again. Readers never call this.
+   */
+  async recreate(): Promise<boolean> {
+    const bucket = await ensureStream(this.jsm, this.chunks.stream, () => this.js.views.os(this.bucket, bucketOptions(this.runId, this.opts)));
+    const announcements = await this.ensureAnnouncements();
+    return bucket || announcements;
   }
 
   /**
@@ -380,9 +391,11 @@ export class CheckpointStore {
 
   /**
    * Announcements, newest existing one first, then each new one; versions strictly increase (older or repeated
-   * announcements are skipped). Malformed announcements are skipped and reported to onInvalid.
+   * announcements are skipped). Malformed announcements are skipped and reported to onInvalid; an announcement
+   * whose checkpoint is gone while newer ones wait behind it (pruned: a watcher catching up after a partition)
+   * is skipped and reported to onSuperseded.
    */
-  async watch(opts: { onInvalid?: (err: Error) => void } = {}): Promise<CheckpointWatch> {
+  async watch(opts: { onInvalid?: (err: Error) => void; onSuperseded?: (ann: Announcement) => void } = {}): Promise<CheckpointWatch> {
     // subscribed before the consumer starts, so that a checkpoint announced from now on is pushed to this store
     const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.runId));
     this.pushWatchers++;
@@ -408,6 +421,10 @@ export class CheckpointStore {
           }
           if (ann.version <= last) continue;
           if (!(await backed(ann))) {
+            if (m.info.pending > 0) {
+              opts.onSuperseded?.(ann);
+              continue;
+            }
             opts.onInvalid?.(new Error(`${subject}: announcement of v${ann.version} has no checkpoint object with digest ${ann.digest}${verifying ? ', or is not signed by the learner\'s key' : ''}: ignored`));
             continue;
           }
@@ -481,6 +498,12 @@ export interface Versioned<T> {
   revision: number;
 }
 
+const kvOptions = (opts: Pick<RunStateStoreOptions<z.ZodType>, 'history' | 'replicas' | 'storage'>) => ({
+  history: opts.history ?? 5,
+  replicas: opts.replicas ?? 1,
+  storage: opts.storage === 'memory' ? StorageType.Memory : StorageType.File,
+});
+
 function isWrongLastSequence(e: unknown): boolean {
   const msg = (e as Error)?.message ?? '';
   return /wrong last sequence|key exists/i.test(msg) || (e as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
@@ -496,10 +519,12 @@ export class RunStateStore<S extends z.ZodType> {
   readonly key: string;
 
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly schema: S,
     bucket: string,
     key: string,
+    private readonly bucketOpts: ReturnType<typeof kvOptions>,
   ) {
     this.bucket = bucket;
     this.key = key;
@@ -510,12 +535,18 @@ export class RunStateStore<S extends z.ZodType> {
     const key = opts.key ?? 'state';
     if (!/^[-/=.\w]+$/.test(key)) throw new Error(`run state key ${JSON.stringify(key)} has characters NATS KV does not allow`);
     const bucket = `runstate-${runId}`;
-    const kv = await nc.jetstream().views.kv(bucket, {
-      history: opts.history ?? 5,
-      replicas: opts.replicas ?? 1,
-      storage: opts.storage === 'memory' ? StorageType.Memory : StorageType.File,
-    });
-    return new RunStateStore(kv, opts.schema, bucket, key);
+    const bucketOpts = kvOptions(opts);
+    const kv = await nc.jetstream().views.kv(bucket, bucketOpts);
+    return new RunStateStore(nc, kv, opts.schema, bucket, key, bucketOpts);
+  }
+
+  /**
+   * The owner's (orchestrator's) side of a lost store (store-loss.ts): re-creates the bucket when missing; true
+   * when it did (the value is gone: create() it again from what the owner holds). Readers never call this.
+   */
+  async recreate(): Promise<boolean> {
+    const jsm = await this.nc.jetstreamManager();
+    return ensureStream(jsm, `KV_${this.bucket}`, () => this.nc.jetstream().views.kv(this.bucket, this.bucketOpts));
   }
 
   private encode(value: z.infer<S>, what: string): Uint8Array {

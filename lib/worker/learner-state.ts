@@ -5,6 +5,7 @@
 // overwrites). Only the newest two are kept.
 import type { NatsConnection, ObjectStore } from 'nats';
 import { StorageType } from 'nats';
+import { ensureStream } from '../transport/index.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 
@@ -13,14 +14,21 @@ const KEEP = 2;
 
 export class LearnerStateStore {
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly os: ObjectStore,
     readonly bucket: string,
+    private readonly options: { storage: StorageType; description: string },
   ) {}
 
   static async open(nc: NatsConnection, runId: string): Promise<LearnerStateStore> {
     const bucket = `learner-${runId}`;
-    const os = await nc.jetstream().views.os(bucket, { storage: StorageType.File, description: `recovery-grpo learner optimizer state of run ${runId}` });
-    return new LearnerStateStore(os, bucket);
+    const options = { storage: StorageType.File, description: `recovery-grpo learner optimizer state of run ${runId}` };
+    return new LearnerStateStore(nc, await nc.jetstream().views.os(bucket, options), bucket, options);
+  }
+
+  /** Re-creates the bucket when the server lost it (lib/transport/store-loss.ts); true when it did. */
+  async recreate(): Promise<boolean> {
+    return ensureStream(await this.nc.jetstreamManager(), `OBJ_${this.bucket}`, () => this.nc.jetstream().views.os(this.bucket, this.options));
   }
 
   /** Stores the moments of `f.version` (replacing any earlier attempt at that version); returns the bytes written. */

@@ -14,6 +14,8 @@ export const WIRE_ROLE: Readonly<Record<RoleName, WorkerRole>> = { rollout: 'ROL
 export const TOKEN_ENV = 'RECOVERY_GRPO_TOKEN';
 
 export interface Logger {
+  /** Detail nobody needs to act on; loggers without a debug level drop it. */
+  debug?(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;

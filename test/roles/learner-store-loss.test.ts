@@ -1,0 +1,150 @@
+// The learner when the NATS store is lost (nats-server restarted on an empty store directory, with a real
+// server and the learner over real gRPC): after the reconnection it re-creates its buckets and puts back the KL
+// reference and its newest checkpoint with the AdamW state; a batch arriving right after a second loss is
+// published all the same; a restarted learner resumes from what it put back. And a GRPO batch with no samples
+// (every group dropped) is recorded, not refused: version + 1 with the weights unchanged.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NatsConnection } from 'nats';
+import { freePort } from '../helpers/nats.ts';
+import { CheckpointStore, connectNats, encodeTensor, spawnNatsServer, type NatsServerProcess, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
+import { decodeCheckpoint, type TensorMap } from '../../lib/checkpoint/index.ts';
+import { paramShapes, policySpecOf } from '../../lib/models/bundle.ts';
+import { PolicyRunner } from '../../lib/models/runner.ts';
+import { standardNormal } from '../../lib/data/random.ts';
+import { LearnerStateStore, silentLogger } from '../../lib/worker/index.ts';
+import { runLearner, type LearnerHandle } from '../../learner/index.ts';
+import { parsed, startFakeOrchestrator, testImage, tinyConfig, waitFor, type FakeOrchestrator } from './helpers.ts';
+
+const RUN = 'learn-loss';
+const input = tinyConfig(RUN, { nats: { keepCheckpoints: 2 }, sft: { lr: 0.003 }, optim: { lr: 0.001 }, grpo: { groupSize: 2, beta: 0.5 } });
+const config = parsed(input);
+const spec = policySpecOf(config);
+const PER = 3 * 16 * 16;
+const N = 4;
+
+let dir: string;
+let port: number;
+let server: NatsServerProcess;
+let nc: NatsConnection;
+let store: CheckpointStore;
+let orch: FakeOrchestrator;
+let learner: LearnerHandle;
+
+const learnerOptions = () => ({
+  orchestrator: orch.address, nats: server.url, workerId: 'learner-1', logger: silentLogger,
+  reconnect: { initialDelayMs: 50, maxDelayMs: 200 }, publishRetryMs: 200,
+});
+
+/** kill -9 of nats-server, its store directory removed, started again on the same port. */
+async function loseStore(): Promise<void> {
+  await server.stop({ killAfterMs: 0 });
+  rmSync(join(dir, 'nats'), { recursive: true, force: true });
+  server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'learner-loss-'));
+  port = await freePort();
+  server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
+  nc = await connectNats({ url: server.url, name: 'learner-loss-test' });
+  store = await CheckpointStore.open(nc, { runId: RUN });
+  orch = await startFakeOrchestrator({ runId: RUN, config: input });
+  learner = await runLearner(learnerOptions());
+  await learner.ready;
+});
+after(async () => {
+  await learner?.stop({ graceMs: 1000 });
+  await orch?.close();
+  await nc?.close();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const f32 = (shape: number[], data: Float32Array) => encodeTensor({ dtype: 'float32', shape, data });
+const stackImages = (seeds: number[]) => {
+  const out = new Float32Array(seeds.length * PER);
+  seeds.forEach((s, i) => out.set(testImage(s), i * PER));
+  return out;
+};
+const noisy = (x: Float32Array) => x.map((v, i) => v + 0.1 * Math.sin(i * 78.233));
+
+function sftBatch(seq: number): TrainBatch {
+  const clean = stackImages([seq, seq + 1, seq + 2, seq + 3]);
+  return { batch_id: `${RUN}-b${seq}`, batch_seq: seq, kind: 'SFT', lease_ms: 30_000, images: f32([N, 3, 16, 16], noisy(clean)), targets: f32([N, 3, 16, 16], clean) };
+}
+
+/** GRPO batch `seq`: 2 samples x G=2 rolled out with `params` (behaviour version `version`). */
+async function grpoBatch(seq: number, params: TensorMap, version: number): Promise<TrainBatch> {
+  const images = noisy(stackImages([seq, seq, seq + 1, seq + 1]));
+  const noise = new Float32Array(N * PER);
+  for (let i = 0; i < N; i++) noise.set(standardNormal(PER, seq * 10 + i), i * PER);
+  const runner = await PolicyRunner.create(config);
+  const out = await runner.run(params, images, noise, N);
+  await runner.release();
+  return {
+    batch_id: `${RUN}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 30_000,
+    images: f32([N, 3, 16, 16], images), actions: f32([N, 3, 16, 16], out.action),
+    logp_old: f32([N], out.logp), advantages: f32([N], Float32Array.of(1, -1, 0.5, -0.5)),
+    behaviour_versions: Array(N).fill(version), sample_ids: ['a', 'a', 'b', 'b'], group_indices: [0, 1, 0, 1],
+  };
+}
+
+async function train(b: TrainBatch): Promise<WorkerMessage__Output> {
+  const from = orch.received.length;
+  await orch.send('learner-1', { train_batch: b });
+  return orch.next((m) => (m.train_result?.batch_id ?? m.task_error?.task_id) === b.batch_id, { from, timeoutMs: 60_000 });
+}
+
+const checkpointAt = async (version: number, digest?: string) => {
+  const { bytes } = await store.get(version, digest ? { expectDigest: digest } : {});
+  return decodeCheckpoint(bytes, { expectedShapes: paramShapes(spec) });
+};
+const bytesOf = (p: TensorMap) => Buffer.concat([...p.keys()].sort().map((k) => Buffer.from(p.get(k)!.data.buffer, p.get(k)!.data.byteOffset, p.get(k)!.data.byteLength)));
+
+test('a lost store is put back by the learner: KL reference, newest checkpoint, AdamW state; an empty GRPO batch is recorded, not refused', async () => {
+  assert.equal((await train(sftBatch(1))).train_result!.version, 1);
+  const r2 = (await train(await grpoBatch(2, (await checkpointAt(1)).params, 1))).train_result!;
+  assert.deepEqual([r2.applied, r2.version], [true, 2]);
+  const refDigest = (await checkpointAt(2)).meta.extra.ref_digest;
+  assert.equal((await checkpointAt(2)).meta.extra.ref_version, '1');
+  const v2 = r2.checkpoint!.digest;
+
+  await loseStore();
+  // after its reconnection the learner finds v2 gone and puts back v1 (the KL reference) and v2
+  await waitFor(async () => (await store.latest().catch(() => null))?.version === 2, 'v2 announced again', 30_000);
+  assert.equal((await store.latest())!.digest, v2, 'the same checkpoint, byte for byte');
+  await checkpointAt(1, refDigest);
+  const ck2 = await checkpointAt(2, v2);
+  const moments = await (await LearnerStateStore.open(nc, RUN)).get(2, v2.slice(7), ck2.params);
+  assert.equal(moments?.state.step, 1, 'the AdamW state of v2 is back');
+
+  // every group of batch 3 dropped: the orchestrator sends it without samples; recorded as v3, weights unchanged
+  const empty: TrainBatch = { batch_id: `${RUN}-b3`, batch_seq: 3, kind: 'GRPO', lease_ms: 30_000, sample_ids: [] };
+  const r3 = await train(empty);
+  assert.ok(r3.train_result, `refused: ${JSON.stringify(r3.task_error)}`);
+  assert.deepEqual([r3.train_result.applied, r3.train_result.skipped_reason, r3.train_result.version], [false, 'empty', 3]);
+  const ck3 = await checkpointAt(3, r3.train_result.checkpoint!.digest);
+  assert.deepEqual([ck3.meta.extra.last_batch_seq, ck3.meta.step], ['3', 2]);
+  assert.ok(bytesOf(ck3.params).equals(bytesOf(ck2.params)), 'an empty batch changes no weights');
+  assert.equal((await train(empty)).train_result!.skipped_reason, 'duplicate', 'its seq is handled once');
+
+  // lost again, and a batch arrives at once: it is published whichever of the reconnection check and its own
+  // failed write finds the loss first
+  await loseStore();
+  const r4 = (await train(await grpoBatch(4, ck3.params, 3))).train_result!;
+  assert.deepEqual([r4.applied, r4.version], [true, 4]);
+  await waitFor(async () => (await store.latest().catch(() => null))?.version === 4, 'v4 announced', 30_000);
+  await checkpointAt(1, refDigest);
+
+  // a learner restarted now resumes from what was put back (v4 and its reference v1)
+  await learner.stop();
+  await learner.done;
+  learner = await runLearner(learnerOptions());
+  await learner.ready;
+  const now = learner.state()!;
+  assert.deepEqual([now.version, now.lastBatchSeq, now.refVersion, now.refDigest], [4, 4, 1, refDigest]);
+});
