@@ -39,9 +39,10 @@ export interface SuiteOptions {
 /** Runs the cluster with `faults`; never throws for what the run does (a failure is in the result). */
 export async function runNetFaultSuite(o: SuiteOptions): Promise<SuiteRun> {
   const gap = o.gap ?? 3;
-  // Enough batches that the run outlasts every fault (a batch takes 0.25-1 s here, and the training goes on
-  // during a cut worker's 12 s), so each fault's recovery is a batch acknowledged after it, not the run's end.
-  const grpoSteps = gap + o.faults.length * 60 + 10;
+  // Enough batches that the run outlasts every fault, so each fault's recovery is a batch acknowledged after it,
+  // not the run's end: the training goes on during a cut worker's 12 s, and on an idle 2-core machine a batch
+  // takes 0.1-0.17 s (70-123 batches passed during fault a), under load 0.25-1 s.
+  const grpoSteps = gap + o.faults.length * 250 + 10;
   const dir = mkdtempSync(join(tmpdir(), 'netfaults-'));
   const logFile = join(tmpdir(), `netfaults-${o.faults.join('')}-${Date.now().toString(36)}.log`);
   const lines: string[] = [];
