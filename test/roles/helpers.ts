@@ -3,7 +3,9 @@
 // and checkpoint publishing as a learner would.
 import {
   CheckpointStore,
+  encodeTensor,
   startOrchestratorServer,
+  type TrainBatch,
   type OrchestratorMessage,
   type OrchestratorServer,
   type WorkerMessage__Output,
@@ -148,4 +150,22 @@ export function testImage(seed: number, size = 16): Float32Array {
     }
   }
   return out;
+}
+
+/** Test images `seeds` (16x16) stacked into one [n,3,16,16] array. */
+export function stackImages(seeds: number[]): Float32Array {
+  const per = 3 * 16 * 16;
+  const out = new Float32Array(seeds.length * per);
+  seeds.forEach((s, i) => out.set(testImage(s), i * per));
+  return out;
+}
+
+/** `x` with a fixed, deterministic perturbation: the corrupted inputs of the role tests. */
+export const noisy = (x: Float32Array): Float32Array => x.map((v, i) => v + 0.1 * Math.sin(i * 78.233));
+
+/** SFT batch `seq` of run `runId`: test images seq..seq+3 as targets, their `noisy` copies as inputs. */
+export function sftBatch(runId: string, seq: number): TrainBatch {
+  const clean = stackImages([seq, seq + 1, seq + 2, seq + 3]);
+  const f32 = (data: Float32Array) => encodeTensor({ dtype: 'float32', shape: [4, 3, 16, 16], data });
+  return { batch_id: `${runId}-b${seq}`, batch_seq: seq, kind: 'SFT', lease_ms: 30_000, images: f32(noisy(clean)), targets: f32(clean) };
 }

@@ -15,7 +15,7 @@ import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 import { LearnerStateStore, silentLogger } from '../../lib/worker/index.ts';
 import { runLearner, type LearnerHandle } from '../../learner/index.ts';
-import { parsed, startFakeOrchestrator, testImage, tinyConfig, waitFor, type FakeOrchestrator } from './helpers.ts';
+import { noisy, parsed, sftBatch as sftTestBatch, stackImages, startFakeOrchestrator, tinyConfig, waitFor, type FakeOrchestrator } from './helpers.ts';
 
 const RUN = 'learn-test';
 // K = max(keepCheckpoints 2, maxStaleness 0 + 1) = 2; a visible learning rate so steps change the weights
@@ -52,17 +52,7 @@ after(async () => {
 });
 
 const f32 = (shape: number[], data: Float32Array) => encodeTensor({ dtype: 'float32', shape, data }, { allowNonFinite: true });
-const stackImages = (seeds: number[]) => {
-  const out = new Float32Array(seeds.length * PER);
-  seeds.forEach((s, i) => out.set(testImage(s), i * PER));
-  return out;
-};
-const noisy = (x: Float32Array) => x.map((v, i) => v + 0.1 * Math.sin(i * 78.233));
-
-function sftBatch(seq: number): TrainBatch {
-  const clean = stackImages([seq, seq + 1, seq + 2, seq + 3]);
-  return { batch_id: `${RUN}-b${seq}`, batch_seq: seq, kind: 'SFT', lease_ms: 30_000, images: f32([N, 3, 16, 16], noisy(clean)), targets: f32([N, 3, 16, 16], clean) };
-}
+const sftBatch = (seq: number): TrainBatch => sftTestBatch(RUN, seq);
 
 interface GrpoData { images: Float32Array; actions: Float32Array; logpOld: Float32Array; advantages: Float32Array; versions: number[] }
 
