@@ -20,7 +20,8 @@
 // rectified-flow SFT step and flowGrpoUpdate over the trained steps.
 //
 // What it does not model: staleness (it is always on-policy, as the pipeline at maxStaleness 0), restarts,
-// and leases. A batch whose groups were all dropped fails the run here as the learner refuses it there.
+// and leases. A batch whose groups were all dropped is recorded as the learner records it: a new version with
+// the same parameters.
 import type { RunConfig } from '../config/index.ts';
 import { openRunDataset } from '../config/dataset.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
@@ -108,17 +109,20 @@ export async function runSingleProcess(
   const hash = configHash(config);
   // The learner's bookkeeping: every batch seq is handled once, an applied one makes a new version; and the
   // checkpoint it would publish.
+  // An empty batch (every group dropped) makes a version but no optimizer step.
   let seq = 0;
   let version = 0;
+  let step = 0;
   let lastBatchId: string | null = null;
-  const handled = (applied: boolean) => {
+  const handled = (applied: boolean, trained = applied) => {
     seq++;
     if (!applied) return;
     version++;
+    if (trained) step++;
     lastBatchId = `${runId}-b${seq}`;
   };
   const checkpointNow = (ref?: { version: number; digest: string }) => trainingCheckpoint({
-    runId, configHash: hash, version, step: version, lastBatchSeq: seq, lastBatchId,
+    runId, configHash: hash, version, step, lastBatchSeq: seq, lastBatchId,
     ...(ref ? { refVersion: ref.version, refDigest: ref.digest } : {}), baseDigest: baseDigestOf(policySpecOf(config)),
   }, params);
 
@@ -151,11 +155,6 @@ export async function runSingleProcess(
   const t1 = performance.now();
   let grpoSteps = 0;
   for (let k = 0; k < g.steps && performance.now() - t1 < budgetMs; k++, grpoSteps++) {
-    if (!reference) {
-      // The version GRPO starts from is the reference; its checkpoint was published before the phase began.
-      const digest = `sha256:${encodeCheckpoint(checkpointNow()).digest}`;
-      reference = { params: klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer)), version, digest };
-    }
     const kept: TrainableGroup[] = [];
     const stepComponents: Array<Record<string, number>> = [];
     for (const cursor of grpoCursors(config, k)) {
@@ -202,7 +201,18 @@ export async function runSingleProcess(
         ...(outcome.advantageMaps ? { advantageMaps: outcome.advantageMaps } : {}),
       });
     }
-    if (kept.length === 0) throw new Error(`single-process loop: every group of GRPO batch ${k} was dropped (zero variance); the learner would refuse the empty batch`);
+    if (kept.length === 0) {
+      // As the learner records an empty batch: version + 1, parameters unchanged, no reference taken yet.
+      handled(true, false);
+      log(`[grpo] batch ${k + 1}: every group was dropped (zero variance); recorded as v${version} with the parameters unchanged`);
+      continue;
+    }
+    if (!reference) {
+      // The version GRPO starts from is the reference (the learner takes it at the first batch it trains); its
+      // checkpoint was published before.
+      const digest = `sha256:${encodeCheckpoint(checkpointNow()).digest}`;
+      reference = { params: klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer)), version, digest };
+    }
     // learner
     const batch = assembleGrpoBatch(kept, H, dense);
     const ref = reference;

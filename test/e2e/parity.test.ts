@@ -1,7 +1,7 @@
 // The single-process loop is the pipeline's executable specification: with maxStaleness 0, one rollout and
 // one reward worker, the distributed pipeline (nats-server and the four roles as processes) ends on the same
 // checkpoint as runSingleProcess, byte for byte, after a short SFT and several GRPO steps, for scalar and
-// dense advantages, for the Gaussian and the flow family.
+// dense advantages, for the Gaussian and the flow family, and when every group is dropped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -52,6 +52,9 @@ function assertFlowStepMetrics(eventsFile: string): void {
 const cases = [
   ...(['scalar', 'dense'] as const).map((mode) => ({ name: mode, mode, extra: [] as string[] })),
   ...(['scalar', 'dense'] as const).map((mode) => ({ name: `flow, ${mode}`, mode, extra: FLOW })),
+  // A zero reward makes every group's rewards equal: DAPO drops every group, and both loops record each GRPO
+  // batch as a new version with the parameters unchanged (the learner's empty batch).
+  { name: 'every group dropped', mode: 'scalar' as const, extra: ['reward.weights.ssim=0', 'reward.weights.clip=0', 'grpo.dropZeroVarianceGroups=true'] },
 ];
 
 for (const { name, mode, extra } of cases) {
@@ -70,6 +73,10 @@ for (const { name, mode, extra } of cases) {
       assert.equal(single.checkpoint.meta.version, SFT + GRPO);
       assert.equal(encodeCheckpoint(single.checkpoint).digest, pipeline, 'the two loops trained different weights (or recorded different checkpoints)');
       if (extra === FLOW) assertFlowStepMetrics(join(dir, 'events.jsonl'));
+      if (name === 'every group dropped') {
+        assert.deepEqual(single.params, single.sftParams, 'an empty batch trained something');
+        assert.equal(single.checkpoint.meta.step, SFT, 'optimizer steps: the SFT batches only');
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
