@@ -50,7 +50,7 @@ export function newTaskId(prefix: string): string {
 }
 
 interface BoundMetrics {
-  dispatched: { inc(): void };
+  dispatched: { inc(n?: number): void };
   completedOk: { inc(): void };
   completedError: { inc(): void };
   latency: { observe(v: number): void };
@@ -282,11 +282,11 @@ export class TaskBoard {
           t.dispatchedAt = now;
           t.deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
           this.active.set(t.id, t);
-          this.m(t.role).dispatched.inc();
           tasks.push(t);
           messages.push(t.message(t.attempt, this.o.leaseMs));
         }
         const n = tasks.length;
+        this.m(role).dispatched.inc(n);
         this.setLoad(worker, this.load(worker) + n);
         worker.send(n === 1 ? messages[0]! : bundle(messages)).catch((e: Error) => {
           // A bundle over the message size limit is no fault of its tasks: each goes again on its own, this

@@ -31,7 +31,8 @@ export interface RewardWorkerHandle extends WorkerHandle {
 }
 
 export const REWARD_DEFAULT_MAX_BATCH = 64;
-export const REWARD_DEFAULT_MAX_IN_FLIGHT = 2;
+// 4: a default GRPO batch's groups (grpo.samplesPerBatch 4) in one message and one graph call of 32 candidates.
+export const REWARD_DEFAULT_MAX_IN_FLIGHT = 4;
 
 class TaskFailure extends Error {
   constructor(readonly code: string, message: string, readonly retryable: boolean) {

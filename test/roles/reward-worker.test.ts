@@ -101,7 +101,7 @@ test('a NaN candidate is a TaskError non_finite naming it; malformed tasks are b
 
 test('several tasks in one message (TaskBundle) are scored together, each answered as if alone: same scores, a bad one fails on its own', async () => {
   const session = orch.sessions.find((x) => x.workerId === 'rew-1')!;
-  assert.equal(session.hello.capabilities.max_tasks_per_message, 2, 'it asks for as many tasks per message as it holds at once');
+  assert.equal(session.hello.capabilities.max_tasks_per_message, 4, 'it asks for as many tasks per message as it holds at once');
   const clean = testImage(4);
   const noisy = clean.map((v, i) => v + 0.15 * Math.cos(i * 3.1));
   const task = (id: string, data: Float32Array, allowNonFinite = false) => ({
