@@ -1,12 +1,15 @@
 // The simulated workers of bench/load.bench.ts, in their own process (so their CPU is not the orchestrator's):
 // N rollout workers, each its own gRPC connection to the orchestrator on 127.0.0.1, answering every task at once
 // with a tiny result and heart-beating the tasks they hold. Started with fork(); told when to stop over IPC.
-//   argv: <address> <workers> <maxInFlight>
+// A worker asks for up to <perMessage> tasks per message (TaskBundle); the answers to the tasks of one bundle are
+// sent in the same turn, so the connection bundles them into one ResultBundle.
+//   argv: <address> <workers> <maxInFlight> [perMessage]
 import { connectToOrchestrator, encodeTensor, type OrchestratorConnection } from '../lib/transport/index.ts';
 
-const [address, workersArg, inFlightArg] = process.argv.slice(2);
+const [address, workersArg, inFlightArg, perMessageArg] = process.argv.slice(2);
 const workers = Number(workersArg);
 const maxInFlight = Number(inFlightArg);
+const perMessage = Number(perMessageArg ?? 1);
 const action = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.5) });
 
 const conns: OrchestratorConnection[] = [];
@@ -19,7 +22,7 @@ async function worker(i: number): Promise<void> {
     address: address!,
     role: 'ROLLOUT',
     workerId: `sim-${i}`,
-    capabilities: { device: 'cpu', max_batch: 8, max_in_flight: maxInFlight },
+    capabilities: { device: 'cpu', max_batch: 8, max_in_flight: maxInFlight, max_tasks_per_message: perMessage },
     heartbeatMs: 5000,
     heartbeat: () => ({ active_task_ids: [...held] }),
     connectTimeoutMs: 60_000,

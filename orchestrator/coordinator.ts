@@ -65,6 +65,12 @@ export class Coordinator {
   private nextSftSeq: number;
   private nextK: number;
   private readonly progress: ProgressMeter;
+  /**
+   * A TrainResult's acknowledgement while it is being written to the run-state store: GRPO admission already
+   * counts it (the next batch's rollouts start during the write; they carry the new version as their minimum).
+   * Nothing else moves until the write succeeded; a failed write fails the run.
+   */
+  private persisting: RunState | undefined;
   private finished!: () => void;
   private failed!: (e: Error) => void;
   readonly done: Promise<void>;
@@ -94,7 +100,7 @@ export class Coordinator {
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({
       config: o.config, algo: compileAlgorithm(o.config), board: this.board, samples: this.samples, metrics: o.metrics, progress: this.progress,
-      learnerVersion: () => this.o.state.learnerVersion, send: (build) => this.link.enqueue(build), onEvent: o.onEvent, log: (l) => this.log(l),
+      learnerVersion: () => Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0), send: (build) => this.link.enqueue(build), onEvent: o.onEvent, log: (l) => this.log(l),
     }, this.nextK);
     o.metrics.get('policy_version').set(o.state.learnerVersion);
   }
@@ -205,8 +211,9 @@ export class Coordinator {
       }
       return;
     }
-    if (this.o.state.ackedSeq < this.sftSteps) return; // GRPO starts from the finished warm start
-    while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), this.o.state.ackedSeq, this.cfg.grpo.maxStaleness)) {
+    const acked = Math.max(this.o.state.ackedSeq, this.persisting?.ackedSeq ?? 0);
+    if (acked < this.sftSteps) return; // GRPO starts from the finished warm start
+    while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), acked, this.cfg.grpo.maxStaleness)) {
       const k = this.nextK++;
       this.progress.started('grpo');
       void this.groups.openBatch(k).catch((e: Error) => this.fail(e));
@@ -241,7 +248,16 @@ export class Coordinator {
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
     // restarted in between): record them in the audit trail, inferred from its checkpoint.
     const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version);
-    await this.o.persist(next);
+    if (r && this.nextSftSeq > this.sftSteps) {
+      // open what this acknowledgement admits while it is written (the store round trip is off the critical path)
+      this.persisting = next;
+      this.advance();
+    }
+    try {
+      await this.o.persist(next);
+    } finally {
+      this.persisting = undefined;
+    }
     for (const e of caughtUp) this.o.onEvent?.(e);
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;

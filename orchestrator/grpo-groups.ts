@@ -88,6 +88,7 @@ export class GroupPipeline {
   async openBatch(k: number): Promise<void> {
     const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [] };
     this.open.set(k, batch);
+    const tasks: Task[] = [];
     for (const cursor of grpoCursors(this.cfg, k)) {
       const s = await this.o.samples.load(cursor);
       const group: Group = {
@@ -97,8 +98,10 @@ export class GroupPipeline {
       batch.groups.push(group);
       const id = newTaskId(`${this.cfg.run.id}-r${cursor}`);
       const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: this.o.learnerVersion(), dense: this.dense });
-      this.o.board.add({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
+      tasks.push({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
     }
+    // added together: a rollout worker that asks for several gets the batch's groups in one message
+    this.o.board.add(...tasks);
   }
 
   dropTask(task: Task, reason: string): void {

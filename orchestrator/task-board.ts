@@ -4,10 +4,14 @@
 // A task belongs to its holder: a result or error for it is accepted only from the session that holds its
 // current lease, and its id carries a random token, so another worker can neither name nor finish it.
 // Leases run on the monotonic clock (performance.now), renewed by heartbeats up to maxTaskMs in all.
+// Dispatch runs once per turn of the event loop (setImmediate), after every add, result and error of that turn:
+// a worker that asks for several tasks per message (capabilities.max_tasks_per_message) then gets them in one
+// TaskBundle, also when its results arrived together in one ResultBundle.
 
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { OrchestratorMessage, WorkerRole, WorkerSession } from '../lib/transport/index.ts';
+import { tasksPerMessage, type OrchestratorMessage, type RolloutTask, type ScoreTask, type WorkerRole, type WorkerSession } from '../lib/transport/index.ts';
+import { TaskQueue } from './task-queue.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 
 export interface Task {
@@ -21,6 +25,8 @@ export interface Task {
   deadline?: number;
   /** Monotonic ms of the current dispatch. */
   dispatchedAt?: number;
+  /** Sent on its own from now on: a bundle holding it was over the message size limit. */
+  alone?: boolean;
 }
 
 /** The error codes task_errors_total counts by name; any other code a worker sends is counted as `other`. */
@@ -44,7 +50,7 @@ export function newTaskId(prefix: string): string {
 }
 
 interface BoundMetrics {
-  dispatched: { inc(): void };
+  dispatched: { inc(n?: number): void };
   completedOk: { inc(): void };
   completedError: { inc(): void };
   latency: { observe(v: number): void };
@@ -70,7 +76,9 @@ export interface TaskBoardOptions {
 }
 
 export class TaskBoard {
-  private readonly queue: Task[] = [];
+  /** Queued tasks per role, re-queued ones first. */
+  private readonly queues = new Map<WorkerRole, TaskQueue<Task>>();
+  private pumpQueued = false;
   private readonly active = new Map<string, Task>();
   private readonly sessions = new Set<WorkerSession>();
   /** Active tasks per holder (kept in step with `active`: picking a worker must not scan every task). */
@@ -118,23 +126,22 @@ export class TaskBoard {
     return b;
   }
 
-  /** Queued tasks per role (the queue_depth gauges, and pump() stops once every queued role is full). */
-  private readonly queued = new Map<WorkerRole, number>();
-
-  private countQueued(role: WorkerRole, d: number): void {
-    this.queued.set(role, (this.queued.get(role) ?? 0) + d);
+  private queueOf(role: WorkerRole): TaskQueue<Task> {
+    let q = this.queues.get(role);
+    if (!q) this.queues.set(role, (q = new TaskQueue<Task>()));
+    return q;
   }
 
-  add(task: Task): void {
-    this.queue.push(task);
-    this.countQueued(task.role, 1);
-    this.pump();
+  /** Queues tasks; they are dispatched at the end of this turn of the event loop. */
+  add(...tasks: Task[]): void {
+    for (const t of tasks) this.queueOf(t.role).push(t);
+    this.schedulePump();
   }
 
   attach(session: WorkerSession): void {
     this.sessions.add(session);
     this.setLoad(session, this.load(session));
-    this.pump();
+    this.schedulePump();
   }
 
   /** A worker left: everything it held goes back to the queue. */
@@ -143,7 +150,7 @@ export class TaskBoard {
     for (const t of [...this.active.values()]) if (t.holder === session) this.requeue(t, `worker ${session.workerId} disconnected`);
     for (const level of this.free.get(session.role) ?? []) level.delete(session);
     this.loads.delete(session);
-    this.pump();
+    this.schedulePump();
   }
 
   private room(s: WorkerSession): number {
@@ -167,7 +174,8 @@ export class TaskBoard {
   complete(session: WorkerSession, taskId: string): Task | undefined {
     const t = this.active.get(taskId);
     if (!t || t.holder !== session) {
-      const known = t !== undefined || this.queue.some((q) => q.id === taskId);
+      let known = t !== undefined;
+      for (const q of this.queues.values()) known ||= q.has(taskId);
       const sm = this.m(session.role);
       (known ? sm.foreign : sm.duplicate).inc();
       return undefined;
@@ -176,7 +184,7 @@ export class TaskBoard {
     const tm = this.m(t.role);
     if (t.dispatchedAt !== undefined) tm.latency.observe((this.now() - t.dispatchedAt) / 1000);
     tm.completedOk.inc();
-    this.pump();
+    this.schedulePump();
     return t;
   }
 
@@ -194,11 +202,11 @@ export class TaskBoard {
     if (!retryable || t.attempt >= this.o.maxAttempts) {
       this.deactivate(t);
       this.o.onGiveUp(t, `${code}: ${message}`);
-      this.pump();
+      this.schedulePump();
       return;
     }
     this.requeue(t, `${code}: ${message}`);
-    this.pump();
+    this.schedulePump();
   }
 
   /** A heartbeat from `session`: renews the leases of the listed tasks it holds, capped at maxTaskMs. */
@@ -225,7 +233,7 @@ export class TaskBoard {
         old?.send({ cancel_task: { task_id: t.id, reason } }).catch(() => undefined);
       }
     }
-    this.pump();
+    this.schedulePump();
   }
 
   private deactivate(t: Task): void {
@@ -243,38 +251,61 @@ export class TaskBoard {
       this.o.onGiveUp(t, _reason);
       return;
     }
-    this.queue.unshift(t);
-    this.countQueued(t.role, 1);
+    this.queueOf(t.role).unshift(t);
   }
 
-  /** Hands queued tasks to the least-loaded workers of their role that have room. */
+  /** Dispatch at the end of this turn of the event loop (once, however many adds and results came in it). */
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    setImmediate(() => this.pump());
+  }
+
+  /**
+   * Hands queued tasks to the least-loaded workers of their role that have room: as many to one worker as its
+   * room and its max_tasks_per_message allow, in one message (a TaskBundle when more than one).
+   */
   pump(): void {
-    const full = new Set<WorkerRole>(); // roles with no room left: their other queued tasks wait too
-    let waiting = 0; // roles with queued tasks
-    for (const n of this.queued.values()) if (n > 0) waiting++;
-    for (let i = 0; i < this.queue.length && full.size < waiting; ) {
-      const t = this.queue[i];
-      const worker = full.has(t.role) ? undefined : this.pick(t.role);
-      if (!worker) {
-        full.add(t.role);
-        i++;
-        continue;
+    this.pumpQueued = false;
+    for (const [role, queue] of this.queues) {
+      while (queue.length > 0) {
+        const worker = this.pick(role);
+        if (!worker) break; // no room left for this role: its other queued tasks wait
+        const most = Math.min(queue.length, this.room(worker) - this.load(worker), Math.min(this.maxInFlight, tasksPerMessage(worker.hello.capabilities)));
+        const now = this.now();
+        const tasks: Task[] = [];
+        const messages: OrchestratorMessage[] = [];
+        while (tasks.length < most && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
+          const t = queue.shift()!;
+          t.attempt += 1;
+          t.holder = worker;
+          t.dispatchedAt = now;
+          t.deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
+          this.active.set(t.id, t);
+          tasks.push(t);
+          messages.push(t.message(t.attempt, this.o.leaseMs));
+        }
+        const n = tasks.length;
+        this.m(role).dispatched.inc(n);
+        this.setLoad(worker, this.load(worker) + n);
+        worker.send(n === 1 ? messages[0]! : bundle(messages)).catch((e: Error) => {
+          // A bundle over the message size limit is no fault of its tasks: each goes again on its own, this
+          // attempt not counted (one alone over the limit is refused as before, and given up after maxAttempts).
+          const split = n > 1 && e instanceof RangeError;
+          for (const t of tasks) {
+            if (this.active.get(t.id) !== t || t.holder !== worker) continue;
+            if (split) {
+              t.alone = true;
+              t.attempt -= 1;
+            }
+            this.requeue(t, `send failed: ${e.message}`);
+          }
+          this.schedulePump();
+        });
       }
-      this.queue.splice(i, 1);
-      this.countQueued(t.role, -1);
-      t.attempt += 1;
-      t.holder = worker;
-      t.dispatchedAt = this.now();
-      t.deadline = t.dispatchedAt + Math.min(this.o.leaseMs, this.maxTaskMs);
-      this.active.set(t.id, t);
-      this.setLoad(worker, this.load(worker) + 1);
-      this.m(t.role).dispatched.inc();
-      worker.send(t.message(t.attempt, this.o.leaseMs)).catch((e: Error) => {
-        if (this.active.get(t.id) === t && t.holder === worker) this.requeue(t, `send failed: ${e.message}`);
-      });
     }
-    this.queueDepth.rollout.set(this.queued.get('ROLLOUT') ?? 0);
-    this.queueDepth.score.set(this.queued.get('REWARD') ?? 0);
+    this.queueDepth.rollout.set(this.queues.get('ROLLOUT')?.length ?? 0);
+    this.queueDepth.score.set(this.queues.get('REWARD')?.length ?? 0);
   }
 
   private load(s: WorkerSession): number {
@@ -294,14 +325,26 @@ export class TaskBoard {
   }
 
   get pending(): number {
-    return this.queue.length + this.active.size;
+    let n = this.active.size;
+    for (const q of this.queues.values()) n += q.length;
+    return n;
   }
 
   /** Drops every task matching `pred` (queued or active), e.g. when its batch is abandoned. */
   cancelWhere(pred: (t: Task) => boolean): void {
-    for (let i = this.queue.length - 1; i >= 0; i--) {
-      if (pred(this.queue[i])) this.countQueued(this.queue.splice(i, 1)[0]!.role, -1);
-    }
+    for (const q of this.queues.values()) q.removeWhere(pred);
     for (const t of [...this.active.values()]) if (pred(t)) this.deactivate(t);
   }
+}
+
+/** Several tasks' messages as one TaskBundle (rollout and score tasks; a board queue holds one role's tasks). */
+function bundle(messages: readonly OrchestratorMessage[]): OrchestratorMessage {
+  const rollout_tasks: RolloutTask[] = [];
+  const score_tasks: ScoreTask[] = [];
+  for (const m of messages) {
+    if (m.rollout_task) rollout_tasks.push(m.rollout_task);
+    else if (m.score_task) score_tasks.push(m.score_task);
+    else throw new Error(`task board: a task's message must be a rollout_task or score_task to be bundled, got ${Object.keys(m).join(', ')}`);
+  }
+  return { task_bundle: { rollout_tasks, score_tasks } };
 }

@@ -31,7 +31,8 @@ export interface RewardWorkerHandle extends WorkerHandle {
 }
 
 export const REWARD_DEFAULT_MAX_BATCH = 64;
-export const REWARD_DEFAULT_MAX_IN_FLIGHT = 2;
+// 4: a default GRPO batch's groups (grpo.samplesPerBatch 4) in one message and one graph call of 32 candidates.
+export const REWARD_DEFAULT_MAX_IN_FLIGHT = 4;
 
 class TaskFailure extends Error {
   constructor(readonly code: string, message: string, readonly retryable: boolean) {
@@ -64,6 +65,8 @@ class RewardRole implements WorkerRoleImpl {
       device: this.device === 'cuda' ? 'cuda:0' : 'cpu',
       max_batch: this.maxBatch,
       max_in_flight: this.maxInFlight,
+      // it takes as many tasks in one message as it holds at once (it scores them together)
+      max_tasks_per_message: this.maxInFlight,
       labels: (this.encoder ? { clip_encoder: this.encoder } : {}) as Record<string, string>,
     };
   }
@@ -95,13 +98,25 @@ class RewardRole implements WorkerRoleImpl {
     await this.scorer.score({ candidates: probe, references: probe, n: 1, height, width });
     this.encoder = this.scorer.encoderName;
     ctx.log.info(`reward encoder: ${this.encoder}`, { device: this.device });
-    this.work = new SerialQueue(async (task) => {
+    // Several queued tasks are scored in one graph call (up to max_batch candidates in all): one task is G
+    // candidates, and a call per task leaves the graph's batch mostly empty.
+    this.work = new SerialQueue(async (first, more) => {
+      const tasks = [first, ...more];
       try {
-        await this.score(task);
+        await this.scoreTasks(tasks);
       } finally {
-        this.cancelled.delete(task.task_id);
+        for (const t of tasks) this.cancelled.delete(t.task_id);
       }
-    }, (t) => t.task_id);
+    }, (t) => t.task_id, (queued) => {
+      let n = 0;
+      let candidates = 0;
+      for (const t of queued) {
+        candidates += Number(t.candidates?.shape?.[0] ?? 0);
+        if (n > 0 && candidates > this.maxBatch) break;
+        n++;
+      }
+      return n;
+    });
   }
 
   handle(msg: OrchestratorMessage__Output): void {
@@ -118,8 +133,7 @@ class RewardRole implements WorkerRoleImpl {
   }
 
   disconnected(): void {
-    const running = this.work?.clear();
-    if (running) this.cancelled.add(running.task_id);
+    for (const running of this.work?.clear() ?? []) this.cancelled.add(running.task_id);
   }
 
   async drain(): Promise<void> {
@@ -131,25 +145,68 @@ class RewardRole implements WorkerRoleImpl {
     await this.scorer?.close();
   }
 
-  private async score(task: ScoreTask__Output): Promise<void> {
+  /** Scores `tasks` (one graph call for all that are valid and alike); each is answered on its own. */
+  private async scoreTasks(tasks: ScoreTask__Output[]): Promise<void> {
     const t0 = performance.now();
-    let result;
-    try {
-      result = await this.compute(task);
-    } catch (e) {
-      if (this.cancelled.has(task.task_id)) return;
-      const f = e instanceof TaskFailure ? e : new TaskFailure('internal', `scoring failed: ${(e as Error).message}`, true);
-      await this.ctx.taskError(task.task_id, task.attempt, f.code, f.message, f.retryable);
-      return;
+    const prepared: Prepared[] = [];
+    for (const task of tasks) {
+      try {
+        prepared.push(this.prepare(task));
+      } catch (e) {
+        await this.failed(task, e);
+      }
     }
+    const alike = prepared.length > 1 && prepared.every((p) => p.height === prepared[0]!.height && p.width === prepared[0]!.width && p.wantMap === prepared[0]!.wantMap);
+    if (alike) {
+      let together: Scored | undefined;
+      try {
+        together = await this.run(prepared);
+      } catch {
+        // one of them made the call fail: each alone below, so the error names its task and candidate
+      }
+      if (together) {
+        let at = 0;
+        await Promise.all(prepared.map((p) => {
+          const part = slice(together, at, p.n, p.mapPer);
+          at += p.n;
+          return this.answer(p, part, t0);
+        }));
+        return;
+      }
+    }
+    for (const p of prepared) {
+      let scored: Scored;
+      try {
+        scored = await this.run([p]);
+      } catch (e) {
+        await this.failed(p.task, e);
+        continue;
+      }
+      await this.answer(p, scored, t0);
+    }
+  }
+
+  private async failed(task: ScoreTask__Output, e: unknown): Promise<void> {
     if (this.cancelled.has(task.task_id)) return;
-    const n = result.components.length;
+    const f = e instanceof TaskFailure ? e : new TaskFailure('internal', `scoring failed: ${(e as Error).message}`, true);
+    await this.ctx.taskError(task.task_id, task.attempt, f.code, f.message, f.retryable);
+  }
+
+  private async answer(p: Prepared, s: Scored, t0: number): Promise<void> {
+    const { task, n } = p;
+    if (this.cancelled.has(task.task_id)) return;
+    let ssimMap;
+    if (s.map) {
+      const bad = firstNonFinite({ dtype: 'float32', shape: [], data: s.map });
+      if (bad >= 0) return this.failed(task, new TaskFailure('non_finite', `ssim_map of candidate ${Math.floor(bad / p.mapPer)} is not finite`, false));
+      ssimMap = encodeTensor({ dtype: 'float16', shape: [n, 3, ssimMapSize(p.height), ssimMapSize(p.width)], data: s.map }, { field: 'score_result.ssim_map' });
+    }
     const sent = await this.ctx.send({
       score_result: {
         task_id: task.task_id,
         attempt: task.attempt,
-        components: result.components,
-        ...(result.ssimMap ? { ssim_map: result.ssimMap } : {}),
+        components: Array.from({ length: n }, (_, i) => ({ ssim: s.ssim[i]!, clip_cos: s.clip[i]! })),
+        ...(ssimMap ? { ssim_map: ssimMap } : {}),
         compute_ms: performance.now() - t0,
         clip_encoder: this.encoder ?? '',
       },
@@ -157,7 +214,8 @@ class RewardRole implements WorkerRoleImpl {
     if (sent) this.ctx.metrics.get('scores_total').inc(n);
   }
 
-  private async compute(task: ScoreTask__Output) {
+  /** Decodes and checks one task (throws a TaskFailure naming the field). */
+  private prepare(task: ScoreTask__Output): Prepared {
     let decoded;
     try {
       decoded = decodeScoreTask(task, { allowNonFinite: true });
@@ -175,20 +233,38 @@ class RewardRole implements WorkerRoleImpl {
       const bad = firstNonFinite(t);
       if (bad >= 0) throw new TaskFailure('non_finite', `score_task.${what}[${Math.floor(bad / per)}]: value ${t.data[bad]} at flat index ${bad % per} is not finite`, false);
     }
+    return { task, candidates: candidates.data, references: references.data, n, height, width, wantMap: task.want_ssim_map, mapPer: 3 * ssimMapSize(height) * ssimMapSize(width) };
+  }
+
+  /** Scores the candidates of `ps` (alike: one size, one want_ssim_map) in chunks of at most max_batch per graph call. */
+  private async run(ps: Prepared[]): Promise<Scored> {
+    const { height, width, wantMap, mapPer } = ps[0]!;
+    const per = 3 * height * width;
+    const n = ps.reduce((a, p) => a + p.n, 0);
+    const join = (get: (p: Prepared) => Float32Array) => {
+      if (ps.length === 1) return get(ps[0]!);
+      const out = new Float32Array(n * per);
+      let at = 0;
+      for (const p of ps) {
+        out.set(get(p), at);
+        at += p.n * per;
+      }
+      return out;
+    };
+    const candidates = join((p) => p.candidates);
+    const references = join((p) => p.references);
     const ssim = new Float64Array(n);
     const clip = new Float64Array(n);
-    const mapPer = 3 * ssimMapSize(height) * ssimMapSize(width);
-    const map = task.want_ssim_map ? new Float32Array(n * mapPer) : undefined;
-    // chunks of at most max_batch candidates per graph call
+    const map = wantMap ? new Float32Array(n * mapPer) : undefined;
     for (let start = 0; start < n; start += this.maxBatch) {
       const m = Math.min(this.maxBatch, n - start);
       let s;
       try {
         s = await this.scorer!.score({
-          candidates: candidates.data.subarray(start * per, (start + m) * per),
-          references: references.data.subarray(start * per, (start + m) * per),
+          candidates: candidates.subarray(start * per, (start + m) * per),
+          references: references.subarray(start * per, (start + m) * per),
           n: m, height, width,
-        }, task.want_ssim_map);
+        }, wantMap);
       } catch (e) {
         const msg = (e as Error).message;
         if (/non-finite/.test(msg)) {
@@ -203,14 +279,31 @@ class RewardRole implements WorkerRoleImpl {
       }
       if (map) map.set(s.ssim_map!, start * mapPer);
     }
-    let ssimMap;
-    if (map) {
-      const bad = firstNonFinite({ dtype: 'float32', shape: [], data: map });
-      if (bad >= 0) throw new TaskFailure('non_finite', `ssim_map of candidate ${Math.floor(bad / mapPer)} is not finite`, false);
-      ssimMap = encodeTensor({ dtype: 'float16', shape: [n, 3, ssimMapSize(height), ssimMapSize(width)], data: map }, { field: 'score_result.ssim_map' });
-    }
-    return { components: Array.from({ length: n }, (_, i) => ({ ssim: ssim[i]!, clip_cos: clip[i]! })), ssimMap };
+    return { ssim, clip, map };
   }
+}
+
+interface Prepared {
+  task: ScoreTask__Output;
+  candidates: Float32Array;
+  references: Float32Array;
+  n: number;
+  height: number;
+  width: number;
+  wantMap: boolean;
+  /** Values of one candidate's SSIM map. */
+  mapPer: number;
+}
+
+interface Scored {
+  ssim: Float64Array;
+  clip: Float64Array;
+  map: Float32Array | undefined;
+}
+
+/** Candidates at..at+n of `s`. */
+function slice(s: Scored, at: number, n: number, mapPer: number): Scored {
+  return { ssim: s.ssim.subarray(at, at + n), clip: s.clip.subarray(at, at + n), map: s.map?.subarray(at * mapPer, (at + n) * mapPer) };
 }
 
 /** Starts a reward worker (see the module comment); resolves once it is dialling the orchestrator. */

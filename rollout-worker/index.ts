@@ -110,7 +110,8 @@ class RolloutRole implements WorkerRoleImpl {
   ) {}
 
   capabilities() {
-    return { device: this.device === 'cuda' ? 'cuda:0' : 'cpu', max_batch: this.maxBatch, max_in_flight: this.maxInFlight, labels: {} };
+    // it packs the items of every task it holds into its policy calls: it takes them in one message too
+    return { device: this.device === 'cuda' ? 'cuda:0' : 'cpu', max_batch: this.maxBatch, max_in_flight: this.maxInFlight, max_tasks_per_message: this.maxInFlight, labels: {} };
   }
 
   hello() {
@@ -262,8 +263,15 @@ class RolloutRole implements WorkerRoleImpl {
         continue;
       }
       const partial = this.queue.some((t) => t.next > 0);
-      if (!partial && follower.hasCandidate()) await follower.swapToNewest();
       let held = follower.current?.version;
+      // Swap before a batch only when a queued task needs a newer version than the one held: a held version its
+      // policy_version_min admits is used as it is (fetching and verifying a checkpoint per batch was most of
+      // the rollout worker's overhead at staleness 1); idle time catches up with the learner.
+      const needsNewer = this.queue.some((t) => t.next === 0 && (held === undefined || t.min > held));
+      if (!partial && needsNewer && follower.hasCandidate()) {
+        await follower.swapToNewest();
+        held = follower.current?.version;
+      }
       const waiting = this.queue.filter((t) => t.next === 0 && (held === undefined || t.min > held));
       if (waiting.length > 0 && !partial && Date.now() - this.lastRefresh >= REFRESH_EVERY_MS) {
         this.lastRefresh = Date.now();

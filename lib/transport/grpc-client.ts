@@ -12,8 +12,9 @@ import {
   parseHostPort,
   preserialize,
   serializeRequest,
+  type Preserialized,
 } from './grpc-common.ts';
-import { workerMessageKind } from './messages.ts';
+import { expandTaskBundle, tasksPerMessage, workerMessageKind } from './messages.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
@@ -21,8 +22,10 @@ import {
   type Heartbeat,
   type Hello,
   type OrchestratorMessage__Output,
+  type ResultBundle,
   type Welcome__Output,
   type WorkerMessage,
+  type WorkerMessageKind,
   type WorkerRole,
 } from './proto.ts';
 
@@ -165,6 +168,20 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
         return resolve(msg.welcome);
       }
       if (!msg.kind) return; // a newer orchestrator's message kind we do not know: ignore
+      if (msg.kind === 'task_bundle') {
+        // Each task of a bundle reaches the worker as if it had come alone.
+        let parts: OrchestratorMessage__Output[];
+        try {
+          parts = expandTaskBundle(msg.task_bundle!, tasksPerMessage(opts.capabilities));
+        } catch (e) {
+          const err = new TransportError(grpc.status.INTERNAL, (e as Error).message, context);
+          finish({ code: err.code, details: err.details, by: 'local' }, err);
+          call.cancel();
+          return;
+        }
+        for (const m of parts) queue.push(m);
+        return;
+      }
       queue.push(msg);
     });
     call.on('error', (e: unknown) => {
@@ -186,16 +203,13 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
   call.write(hello);
   const w = await welcomed;
 
-  const send = async (msg: WorkerMessage): Promise<void> => {
-    const kind = workerMessageKind(msg);
-    if (kind === 'hello') throw new Error('send hello: hello is sent by connectToOrchestrator, once per stream');
-    if (ended || localClose) {
-      throw new TransportError(grpc.status.UNAVAILABLE, `stream is closed (${ended?.details ?? 'closing'})`, `send ${kind} to ${context}`);
+  const writeWire = (wire: Preserialized, kind: string): Promise<void> => {
+    if (ended) {
+      return Promise.reject(new TransportError(grpc.status.UNAVAILABLE, `stream is closed (${ended.details})`, `send ${kind} to ${context}`));
     }
-    const wire = preserialize('request', msg, kind, maxBytes);
     // Not Promise.race with `closed` (one reaction per message left on a long-lived promise): finish() fails
     // the sends still pending.
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const abort = (e: StreamEnd) => reject(new TransportError(grpc.status.UNAVAILABLE, `stream closed while sending (${e.details})`, `send ${kind} to ${context}`));
       pendingSends.add(abort);
       call.write(wire, (err: unknown) => {
@@ -204,6 +218,70 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
         else resolve();
       });
     });
+  };
+  const writeOne = (msg: WorkerMessage, kind: string): Promise<void> => {
+    let wire: Preserialized;
+    try {
+      wire = preserialize('request', msg, kind, maxBytes);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return writeWire(wire, kind);
+  };
+
+  // Results and task errors sent in the same turn of the event loop travel in one ResultBundle when the
+  // orchestrator accepts bundles (Welcome.max_results_per_message > 1): one message, one HTTP/2 write for them all.
+  const maxResults = Math.max(1, w.max_results_per_message ?? 0);
+  interface Held { msg: WorkerMessage; kind: WorkerMessageKind; resolve: () => void; reject: (e: unknown) => void }
+  let held: Held[] = [];
+  let flushQueued = false;
+  const flush = () => {
+    flushQueued = false;
+    const items = held;
+    held = [];
+    for (let i = 0; i < items.length; i += maxResults) {
+      const chunk = items.slice(i, i + maxResults);
+      const settle = (p: Promise<void>, who: Held[]) => p.then(() => who.forEach((h) => h.resolve()), (e: unknown) => who.forEach((h) => h.reject(e)));
+      if (chunk.length === 1) {
+        settle(writeOne(chunk[0]!.msg, chunk[0]!.kind), chunk);
+        continue;
+      }
+      const bundle: ResultBundle = { rollout_results: [], score_results: [], task_errors: [] };
+      for (const h of chunk) {
+        if (h.msg.rollout_result) bundle.rollout_results!.push(h.msg.rollout_result);
+        else if (h.msg.score_result) bundle.score_results!.push(h.msg.score_result);
+        else if (h.msg.task_error) bundle.task_errors!.push(h.msg.task_error);
+      }
+      let wire: Preserialized;
+      try {
+        wire = preserialize('request', { result_bundle: bundle }, 'result_bundle', maxBytes);
+      } catch {
+        // over the size limit together: each alone (an oversize one is refused by itself, as without bundles)
+        for (const h of chunk) settle(writeOne(h.msg, h.kind), [h]);
+        continue;
+      }
+      settle(writeWire(wire, 'result_bundle'), chunk);
+    }
+  };
+
+  const send = async (msg: WorkerMessage): Promise<void> => {
+    const kind = workerMessageKind(msg);
+    if (kind === 'hello') throw new Error('send hello: hello is sent by connectToOrchestrator, once per stream');
+    if (kind === 'result_bundle') throw new Error('send result_bundle: results are bundled by the connection; send each result on its own');
+    if (ended || localClose) {
+      throw new TransportError(grpc.status.UNAVAILABLE, `stream is closed (${ended?.details ?? 'closing'})`, `send ${kind} to ${context}`);
+    }
+    if (maxResults > 1 && (kind === 'rollout_result' || kind === 'score_result' || kind === 'task_error')) {
+      return new Promise<void>((resolve, reject) => {
+        held.push({ msg, kind, resolve, reject });
+        if (!flushQueued) {
+          flushQueued = true;
+          setImmediate(flush);
+        }
+      });
+    }
+    if (held.length > 0) flush(); // results queued earlier go first
+    await writeOne(msg, kind);
   };
 
   const periodMs = w.heartbeat_interval_ms > 0 ? w.heartbeat_interval_ms : (opts.heartbeatMs ?? 5000);
@@ -222,6 +300,7 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
     closed,
     async close({ timeoutMs = 2000 } = {}) {
       if (!ended && !localClose) {
+        if (held.length > 0) flush(); // results already handed to send() go out before the half-close
         localClose = true;
         if (heartbeat) clearInterval(heartbeat);
         call.end();

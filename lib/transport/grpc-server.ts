@@ -18,7 +18,7 @@ import {
   parseHostPort,
   preserialize,
 } from './grpc-common.ts';
-import { orchestratorMessageKind, validateHello, type ValidHello } from './messages.ts';
+import { expandResultBundle, orchestratorMessageKind, tasksPerMessage, validateHello, type ValidHello } from './messages.ts';
 import { grantMatcher, grantRefusal, type Grant, type RoleGrant } from './role-tokens.ts';
 import { peerCertificateGrant, ROLE_URI_PREFIX } from './cert-identity.ts';
 import {
@@ -66,6 +66,11 @@ export interface OrchestratorServerOptions {
   heartbeatTimeoutMs?: number;
   /** Messages buffered per session before reading from the worker pauses. Default 64. */
   bufferedMessages?: number;
+  /**
+   * Most results one ResultBundle may carry (announced in Welcome.max_results_per_message). Default 1024; 1 turns
+   * result bundles off (workers then send one result per message).
+   */
+  maxResultsPerMessage?: number;
   /** Called once per stream after a valid Hello. Must send Welcome first (session.send({ welcome })). */
   onConnect: (session: WorkerSession) => void | Promise<void>;
   /** Errors thrown by onConnect (the session is then failed with INTERNAL). Default: console.error. */
@@ -160,6 +165,8 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   const tokenRequired = tokenDigest !== undefined || matchGrant !== undefined;
   const helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
   const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
+  const maxResultsPerMessage = opts.maxResultsPerMessage ?? 1024;
+  if (!Number.isInteger(maxResultsPerMessage) || maxResultsPerMessage < 1) throw new Error(`maxResultsPerMessage must be a positive integer, got ${maxResultsPerMessage}`);
   const onError = opts.onError ?? ((err, s) => console.error(`orchestrator: onConnect failed for ${s.role} ${s.workerId}:`, err));
 
   const server = new grpc.Server({ ...messageSizeOptions(maxBytes), ...opts.grpcOptions });
@@ -232,6 +239,7 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
           maxBytes,
           heartbeatTimeoutMs,
           bufferedMessages: opts.bufferedMessages ?? 64,
+          maxResultsPerMessage,
         });
         open.add(session);
         void session.closed.then(() => open.delete(session));
@@ -303,7 +311,7 @@ class SessionImpl implements WorkerSession {
   constructor(
     private readonly call: grpc.ServerDuplexStream<unknown, unknown>,
     readonly hello: ValidHello,
-    private readonly cfg: { maxBytes: number; heartbeatTimeoutMs: number; bufferedMessages: number },
+    private readonly cfg: { maxBytes: number; heartbeatTimeoutMs: number; bufferedMessages: number; maxResultsPerMessage: number },
   ) {
     this.role = hello.role;
     this.workerId = hello.worker_id;
@@ -356,6 +364,17 @@ class SessionImpl implements WorkerSession {
     this.lastSeen = Date.now();
     if (!msg.kind) return this.fail(grpc.status.INVALID_ARGUMENT, 'message with no payload (WorkerMessage.kind unset)');
     if (msg.kind === 'hello') return this.fail(grpc.status.INVALID_ARGUMENT, 'hello may only be sent once per stream');
+    if (msg.kind === 'result_bundle') {
+      // Each result of a bundle reaches the orchestrator as if it had come alone (its checks run per result).
+      let parts: WorkerMessage__Output[];
+      try {
+        parts = expandResultBundle(msg.result_bundle!, this.cfg.maxResultsPerMessage);
+      } catch (e) {
+        return this.fail(grpc.status.INVALID_ARGUMENT, (e as Error).message);
+      }
+      for (const m of parts) this.messages.push(m);
+      return;
+    }
     this.messages.push(msg);
   }
 
@@ -377,8 +396,15 @@ class SessionImpl implements WorkerSession {
     if (!this.welcomed && kind !== 'welcome') throw new Error(`send ${kind} to ${this.workerId}: the first message on a session must be welcome`);
     if (this.welcomed && kind === 'welcome') throw new Error(`send welcome to ${this.workerId}: welcome was sent already`);
     if (kind === 'welcome') {
-      msg = { welcome: { protocol_version: PROTOCOL_VERSION, session_id: this.id, ...msg.welcome } };
+      msg = { welcome: { protocol_version: PROTOCOL_VERSION, session_id: this.id, max_results_per_message: this.cfg.maxResultsPerMessage, ...msg.welcome } };
       this.welcomed = true;
+    } else if (kind === 'task_bundle') {
+      const b = msg.task_bundle!;
+      const n = (b.rollout_tasks?.length ?? 0) + (b.score_tasks?.length ?? 0);
+      const ask = tasksPerMessage(this.hello.capabilities);
+      if (n === 0 || ask < 2 || n > ask) {
+        throw new RangeError(`send task_bundle to ${this.workerId}: ${n} tasks, but it asked for ${ask < 2 ? 'one per message' : `at most ${ask}`} (capabilities.max_tasks_per_message)`);
+      }
     }
     const wire = preserialize('response', msg, kind, this.cfg.maxBytes);
     // Not Promise.race with `closed`: that would leave one reaction per message on the session's long-lived

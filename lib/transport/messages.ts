@@ -8,9 +8,13 @@ import {
   type Hello__Output,
   type OrchestratorMessage,
   type OrchestratorMessageKind,
+  type OrchestratorMessage__Output,
+  type ResultBundle__Output,
   type RolloutTask__Output,
   type ScoreTask__Output,
+  type TaskBundle__Output,
   type WorkerMessage,
+  type WorkerMessage__Output,
   type WorkerMessageKind,
 } from './proto.ts';
 
@@ -21,6 +25,7 @@ export const WORKER_MESSAGE_KINDS = [
   'score_result',
   'train_result',
   'task_error',
+  'result_bundle',
 ] as const satisfies readonly WorkerMessageKind[];
 export const ORCHESTRATOR_MESSAGE_KINDS = [
   'welcome',
@@ -29,6 +34,7 @@ export const ORCHESTRATOR_MESSAGE_KINDS = [
   'train_batch',
   'cancel_task',
   'shutdown',
+  'task_bundle',
 ] as const satisfies readonly OrchestratorMessageKind[];
 
 export const WORKER_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -44,6 +50,8 @@ export const HelloSchema = z.object({
       max_in_flight: z.number().int().nonnegative(),
       tensor_dtypes: z.array(z.enum(DTYPES)),
       labels: z.record(z.string().max(128), z.string().max(1024)),
+      // absent from an older worker's Hello: one task per message
+      max_tasks_per_message: z.number().int().nonnegative().max(65536).default(0),
     },
     { message: 'capabilities are required' },
   ),
@@ -82,6 +90,37 @@ export function orchestratorMessageKind(msg: OrchestratorMessage): OrchestratorM
   const set = setMembers(msg, ORCHESTRATOR_MESSAGE_KINDS);
   if (set.length !== 1) throw new TypeError(`an OrchestratorMessage must set exactly one of ${ORCHESTRATOR_MESSAGE_KINDS.join('|')}, got ${set.length ? set.join(', ') : 'none'}`);
   return set[0] as OrchestratorMessageKind;
+}
+
+/**
+ * A ResultBundle as the messages it carries, in field order, each as if it had come alone. Throws (naming the
+ * field) when it is empty or holds more than `max` (what the orchestrator's Welcome allowed).
+ */
+export function expandResultBundle(b: ResultBundle__Output, max: number): WorkerMessage__Output[] {
+  const n = b.rollout_results.length + b.score_results.length + b.task_errors.length;
+  if (n === 0) throw new Error('result_bundle: is empty');
+  if (n > max) throw new Error(`result_bundle: holds ${n} results, over the ${max} this orchestrator accepts (Welcome.max_results_per_message)`);
+  const out: WorkerMessage__Output[] = [];
+  for (const r of b.rollout_results) out.push({ kind: 'rollout_result', rollout_result: r });
+  for (const r of b.score_results) out.push({ kind: 'score_result', score_result: r });
+  for (const e of b.task_errors) out.push({ kind: 'task_error', task_error: e });
+  return out;
+}
+
+/** A TaskBundle as the messages it carries, in field order; throws when it is empty or holds more than `max` (the worker's ask). */
+export function expandTaskBundle(b: TaskBundle__Output, max: number): OrchestratorMessage__Output[] {
+  const n = b.rollout_tasks.length + b.score_tasks.length;
+  if (n === 0) throw new Error('task_bundle: is empty');
+  if (n > max) throw new Error(`task_bundle: holds ${n} tasks, over the ${max} this worker asked for (capabilities.max_tasks_per_message)`);
+  const out: OrchestratorMessage__Output[] = [];
+  for (const t of b.rollout_tasks) out.push({ kind: 'rollout_task', rollout_task: t });
+  for (const t of b.score_tasks) out.push({ kind: 'score_task', score_task: t });
+  return out;
+}
+
+/** Tasks one message may carry to a worker that says `hello`: its ask, at least 1. */
+export function tasksPerMessage(capabilities: { max_tasks_per_message?: number | null }): number {
+  return Math.max(1, capabilities.max_tasks_per_message ?? 0);
 }
 
 export interface ResolvedRolloutItem {

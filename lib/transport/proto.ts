@@ -63,6 +63,8 @@ export type { FlowRows, FlowRows__Output } from '../../proto/generated/recovery/
 export type { TrainResult, TrainResult__Output } from '../../proto/generated/recovery/v1/TrainResult.ts';
 export type { FlowStepMetrics, FlowStepMetrics__Output } from '../../proto/generated/recovery/v1/FlowStepMetrics.ts';
 export type { TaskError, TaskError__Output } from '../../proto/generated/recovery/v1/TaskError.ts';
+export type { TaskBundle, TaskBundle__Output } from '../../proto/generated/recovery/v1/TaskBundle.ts';
+export type { ResultBundle, ResultBundle__Output } from '../../proto/generated/recovery/v1/ResultBundle.ts';
 export type { CancelTask, CancelTask__Output } from '../../proto/generated/recovery/v1/CancelTask.ts';
 export type { Shutdown, Shutdown__Output } from '../../proto/generated/recovery/v1/Shutdown.ts';
 export type { CheckpointRef, CheckpointRef__Output } from '../../proto/generated/recovery/v1/CheckpointRef.ts';

@@ -11,6 +11,7 @@ import type { Heartbeat as _recovery_v1_Heartbeat, Heartbeat__Output as _recover
 import type { Hello as _recovery_v1_Hello, Hello__Output as _recovery_v1_Hello__Output } from './recovery/v1/Hello.ts';
 import type { OrchestratorClient as _recovery_v1_OrchestratorClient, OrchestratorDefinition as _recovery_v1_OrchestratorDefinition } from './recovery/v1/Orchestrator.ts';
 import type { OrchestratorMessage as _recovery_v1_OrchestratorMessage, OrchestratorMessage__Output as _recovery_v1_OrchestratorMessage__Output } from './recovery/v1/OrchestratorMessage.ts';
+import type { ResultBundle as _recovery_v1_ResultBundle, ResultBundle__Output as _recovery_v1_ResultBundle__Output } from './recovery/v1/ResultBundle.ts';
 import type { RewardComponents as _recovery_v1_RewardComponents, RewardComponents__Output as _recovery_v1_RewardComponents__Output } from './recovery/v1/RewardComponents.ts';
 import type { RolloutAction as _recovery_v1_RolloutAction, RolloutAction__Output as _recovery_v1_RolloutAction__Output } from './recovery/v1/RolloutAction.ts';
 import type { RolloutItem as _recovery_v1_RolloutItem, RolloutItem__Output as _recovery_v1_RolloutItem__Output } from './recovery/v1/RolloutItem.ts';
@@ -19,6 +20,7 @@ import type { RolloutTask as _recovery_v1_RolloutTask, RolloutTask__Output as _r
 import type { ScoreResult as _recovery_v1_ScoreResult, ScoreResult__Output as _recovery_v1_ScoreResult__Output } from './recovery/v1/ScoreResult.ts';
 import type { ScoreTask as _recovery_v1_ScoreTask, ScoreTask__Output as _recovery_v1_ScoreTask__Output } from './recovery/v1/ScoreTask.ts';
 import type { Shutdown as _recovery_v1_Shutdown, Shutdown__Output as _recovery_v1_Shutdown__Output } from './recovery/v1/Shutdown.ts';
+import type { TaskBundle as _recovery_v1_TaskBundle, TaskBundle__Output as _recovery_v1_TaskBundle__Output } from './recovery/v1/TaskBundle.ts';
 import type { TaskError as _recovery_v1_TaskError, TaskError__Output as _recovery_v1_TaskError__Output } from './recovery/v1/TaskError.ts';
 import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tensor__Output } from './recovery/v1/Tensor.ts';
 import type { TrainBatch as _recovery_v1_TrainBatch, TrainBatch__Output as _recovery_v1_TrainBatch__Output } from './recovery/v1/TrainBatch.ts';
@@ -43,6 +45,7 @@ export interface ProtoGrpcType {
       Hello: MessageTypeDefinition<_recovery_v1_Hello, _recovery_v1_Hello__Output>
       Orchestrator: SubtypeConstructor<typeof grpc.Client, _recovery_v1_OrchestratorClient> & { service: _recovery_v1_OrchestratorDefinition }
       OrchestratorMessage: MessageTypeDefinition<_recovery_v1_OrchestratorMessage, _recovery_v1_OrchestratorMessage__Output>
+      ResultBundle: MessageTypeDefinition<_recovery_v1_ResultBundle, _recovery_v1_ResultBundle__Output>
       RewardComponents: MessageTypeDefinition<_recovery_v1_RewardComponents, _recovery_v1_RewardComponents__Output>
       Role: EnumTypeDefinition
       RolloutAction: MessageTypeDefinition<_recovery_v1_RolloutAction, _recovery_v1_RolloutAction__Output>
@@ -52,6 +55,7 @@ export interface ProtoGrpcType {
       ScoreResult: MessageTypeDefinition<_recovery_v1_ScoreResult, _recovery_v1_ScoreResult__Output>
       ScoreTask: MessageTypeDefinition<_recovery_v1_ScoreTask, _recovery_v1_ScoreTask__Output>
       Shutdown: MessageTypeDefinition<_recovery_v1_Shutdown, _recovery_v1_Shutdown__Output>
+      TaskBundle: MessageTypeDefinition<_recovery_v1_TaskBundle, _recovery_v1_TaskBundle__Output>
       TaskError: MessageTypeDefinition<_recovery_v1_TaskError, _recovery_v1_TaskError__Output>
       Tensor: MessageTypeDefinition<_recovery_v1_Tensor, _recovery_v1_Tensor__Output>
       TrainBatch: MessageTypeDefinition<_recovery_v1_TrainBatch, _recovery_v1_TrainBatch__Output>

@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { createMetrics } from '../../lib/metrics/index.ts';
 import type { OrchestratorMessage, WorkerSession } from '../../lib/transport/index.ts';
 import { TaskBoard, type Task } from '../../orchestrator/task-board.ts';
+import { TaskQueue } from '../../orchestrator/task-queue.ts';
 
-function session(id: string, role: 'ROLLOUT' | 'REWARD', maxInFlight: number) {
+function session(id: string, role: 'ROLLOUT' | 'REWARD', maxInFlight: number, perMessage = 0) {
   const s = {
     id, role, workerId: id, isOpen: true, sent: [] as OrchestratorMessage[],
-    hello: { capabilities: { device: 'cpu', max_batch: 1, max_in_flight: maxInFlight } },
+    hello: { capabilities: { device: 'cpu', max_batch: 1, max_in_flight: maxInFlight, max_tasks_per_message: perMessage } },
     send: async (m: OrchestratorMessage) => void s.sent.push(m),
   };
   return s as unknown as WorkerSession & { sent: OrchestratorMessage[]; isOpen: boolean };
@@ -20,6 +21,9 @@ const task = (id: string, role: 'ROLLOUT' | 'REWARD' = 'ROLLOUT'): Task => ({
   message: (attempt) => (role === 'ROLLOUT' ? { rollout_task: { task_id: id, attempt } } : { score_task: { task_id: id, attempt } }),
 });
 
+/** Dispatch runs once per turn of the event loop: let it run. */
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
 function board(onGiveUp: (t: Task, reason: string) => void = () => {}) {
   const metrics = createMetrics('tb', 'orchestrator');
   return { b: new TaskBoard({ leaseMs: 1000, maxAttempts: 3, metrics, onGiveUp }), metrics };
@@ -29,7 +33,9 @@ test('tasks go to the least-loaded worker with room; the rest wait in the queue'
   const { b, metrics } = board();
   const [a, c, d] = [session('a', 'ROLLOUT', 2), session('c', 'ROLLOUT', 2), session('d', 'ROLLOUT', 1)];
   for (const s of [a, c, d]) b.attach(s);
+  await tick();
   for (let i = 0; i < 7; i++) b.add(task(`t${i}`));
+  await tick();
   assert.deepEqual([a.sent.length, c.sent.length, d.sent.length], [2, 2, 1]);
   // the first three went one to each worker (least loaded first)
   assert.deepEqual([a, c, d].map((s) => s.sent[0]!.rollout_task!.task_id).sort(), ['t0', 't1', 't2']);
@@ -38,74 +44,94 @@ test('tasks go to the least-loaded worker with room; the rest wait in the queue'
   assert.equal(await depth(), 2);
   // a completion frees room: the next queued task goes to that worker
   const done = b.complete(d, d.sent[0]!.rollout_task!.task_id!);
+  await tick();
   assert.ok(done);
   assert.equal(d.sent.length, 2);
   assert.equal(await depth(), 1);
   // a reward task is not held up by full rollout workers
   const r = session('r', 'REWARD', 1);
   b.attach(r);
+  await tick();
   b.add(task('s0', 'REWARD'));
+  await tick();
   assert.equal(r.sent[0]!.score_task!.task_id, 's0');
 });
 
-test('a worker that leaves: its tasks go to others (attempt + 1); after maxAttempts the task is given up', () => {
+test('a worker that leaves: its tasks go to others (attempt + 1); after maxAttempts the task is given up', async () => {
   const given: string[] = [];
   const { b } = board((t, reason) => given.push(`${t.id}: ${reason}`));
   const [a, c] = [session('a', 'ROLLOUT', 1), session('c', 'ROLLOUT', 1)];
   b.attach(a);
+  await tick();
   b.add(task('t0'));
+  await tick();
   b.attach(c);
+  await tick();
   a.isOpen = false;
   b.detach(a);
+  await tick();
   assert.equal(c.sent[0]!.rollout_task!.attempt, 2);
   c.isOpen = false;
   b.detach(c);
+  await tick();
   const e = session('e', 'ROLLOUT', 1);
   b.attach(e);
+  await tick();
   assert.equal(e.sent[0]!.rollout_task!.attempt, 3);
   b.fail(e, 't0', 'internal', 'boom', true);
+  await tick();
   assert.deepEqual(given, ['t0: internal: boom']);
   assert.equal(b.pending, 0);
   // a closed session is never picked, even before its detach arrives
   const f = session('f', 'ROLLOUT', 4);
   b.attach(f);
+  await tick();
   f.isOpen = false;
   b.add(task('t1'));
+  await tick();
   assert.equal(f.sent.length, 0);
   assert.equal(b.pending, 1);
 });
 
-test('results count only from the role that does the task, and only once', () => {
+test('results count only from the role that does the task, and only once', async () => {
   const { b } = board();
   const a = session('a', 'ROLLOUT', 1);
   const r = session('r', 'REWARD', 1);
   b.attach(a);
+  await tick();
   b.attach(r);
+  await tick();
   b.add(task('t0'));
+  await tick();
   assert.equal(b.complete(r, 't0'), undefined, 'a reward worker cannot complete a rollout task');
   assert.equal(b.complete(a, 'nope'), undefined);
   assert.ok(b.complete(a, 't0'));
   assert.equal(b.complete(a, 't0'), undefined, 'the second result is a duplicate');
 });
 
-test('leases run on the board\'s monotonic clock: renewed by heartbeats, never past maxTaskMs; the wall clock plays no part', () => {
+test('leases run on the board\'s monotonic clock: renewed by heartbeats, never past maxTaskMs; the wall clock plays no part', async () => {
   const metrics = createMetrics('tb-clock', 'orchestrator');
   let now = 1_000; // the monotonic clock the board reads (performance.now in the orchestrator)
   const b = new TaskBoard({ leaseMs: 100, maxTaskMs: 250, maxAttempts: 3, metrics, onGiveUp: () => {}, now: () => now });
   const a = session('a', 'ROLLOUT', 1);
   b.attach(a);
+  await tick();
   b.add(task('t0'));
+  await tick();
   now += 90;
   b.renew(a, ['t0']); // lease now runs to 1190
   now += 90;
   b.expireLeases();
+  await tick();
   assert.equal(a.sent.filter((m) => m.cancel_task).length, 0, 'a renewed lease does not expire');
   // a heartbeat from another worker listing the task renews nothing
   const c = session('c', 'ROLLOUT', 1);
   b.attach(c);
+  await tick();
   b.renew(c, ['t0']);
   now += 20; // 1200 > 1190
   b.expireLeases();
+  await tick();
   assert.equal(a.sent.at(-1)!.cancel_task?.reason, 'lease expired');
   assert.equal(c.sent[0]!.rollout_task!.task_id, 't0');
   // c renews every 90 ms: the lease holds until the task's 250 ms total, then it is taken back
@@ -114,6 +140,7 @@ test('leases run on the board\'s monotonic clock: renewed by heartbeats, never p
   for (let i = 0; i < 10 && cancelled < 0; i++) {
     now += 90;
     b.expireLeases();
+    await tick();
     if (c.sent.some((m) => m.cancel_task)) cancelled = now - dispatched;
     b.renew(c, ['t0']);
   }
@@ -126,11 +153,79 @@ test('max_in_flight from a Hello is capped by maxInFlight; error codes outside t
   const b = new TaskBoard({ leaseMs: 1000, maxInFlight: 3, maxAttempts: 3, metrics, onGiveUp: () => {} });
   const greedy = session('g', 'ROLLOUT', 1_000_000);
   b.attach(greedy);
+  await tick();
   for (let i = 0; i < 10; i++) b.add(task(`t${i}`));
+  await tick();
   assert.equal(greedy.sent.length, 3);
   b.fail(greedy, 'nobody-holds-this', 'x'.repeat(100), 'm', true);
+  await tick();
   b.fail(greedy, 't0', 'made-up', 'm', true);
+  await tick();
   b.fail(greedy, 't1', 'internal', 'm', true);
+  await tick();
   const codes = (await metrics.registry.getSingleMetric('recovery_grpo_task_errors_total')!.get()).values.map((v) => `${v.labels.code}=${v.value}`).sort();
   assert.deepEqual(codes, ['internal=1', 'other=1']);
+});
+
+test('a worker that asks for several tasks per message gets them in one TaskBundle, up to its ask and its room', async () => {
+  const { b } = board();
+  const w = session('w', 'ROLLOUT', 6, 4);
+  b.attach(w);
+  b.add(...Array.from({ length: 9 }, (_, i) => task(`t${i}`)));
+  await tick();
+  // 4 (its ask), then 2 more (its room: max_in_flight 6); each a bundle, in queue order
+  assert.deepEqual(w.sent.map((m) => m.task_bundle!.rollout_tasks!.map((t) => t.task_id)), [['t0', 't1', 't2', 't3'], ['t4', 't5']]);
+  assert.ok(w.sent.every((m) => m.task_bundle!.rollout_tasks!.every((t) => t.attempt === 1)));
+  // results that arrive in the same turn free room together: the next dispatch is one bundle again
+  for (const id of ['t0', 't1', 't2']) assert.ok(b.complete(w, id));
+  await tick();
+  assert.deepEqual(w.sent[2]!.task_bundle!.rollout_tasks!.map((t) => t.task_id), ['t6', 't7', 't8']);
+  // a single task to such a worker travels as a plain rollout_task
+  for (const id of ['t3', 't4', 't5', 't6', 't7', 't8']) b.complete(w, id);
+  b.add(task('u0'));
+  await tick();
+  assert.equal(w.sent[3]!.rollout_task!.task_id, 'u0');
+});
+
+test('a re-queued task goes before newer ones; a result for a queued task counts as foreign, for an unknown id as a duplicate', async () => {
+  const { b, metrics } = board();
+  const a = session('a', 'ROLLOUT', 1);
+  b.attach(a);
+  b.add(task('t0'), task('t1'), task('t2'));
+  await tick();
+  assert.equal(a.sent[0]!.rollout_task!.task_id, 't0');
+  const other = session('o', 'ROLLOUT', 1);
+  b.attach(other);
+  await tick();
+  b.fail(a, 't0', 'internal', 'boom', true); // retryable: t0 goes back first, before t2
+  b.complete(other, 't2'); // t2 is queued, not other's (t1 went to it)
+  b.complete(other, 'never-sent');
+  await tick();
+  assert.deepEqual(a.sent.map((m) => [m.rollout_task!.task_id, m.rollout_task!.attempt]), [['t0', 1], ['t0', 2]]);
+  const count = async (name: string) => (await metrics.registry.getSingleMetric(`recovery_grpo_${name}`)!.get()).values.reduce((n, v) => n + v.value, 0);
+  assert.equal(await count('foreign_results_total'), 1);
+  assert.equal(await count('duplicate_results_total'), 1);
+  assert.equal(b.pending, 3);
+});
+
+test('TaskQueue keeps the order of a plain array through wrap-around and growth; has() follows what is queued', () => {
+  const q = new TaskQueue<{ id: string }>();
+  const ref: Array<{ id: string }> = [];
+  let x = 12345;
+  const rnd = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let i = 0; i < 5000; i++) {
+    const r = rnd();
+    if (r < 0.45) { const t = { id: `p${i}` }; q.push(t); ref.push(t); }
+    else if (r < 0.6) { const t = { id: `u${i}` }; q.unshift(t); ref.unshift(t); }
+    else assert.equal(q.shift(), ref.shift());
+    assert.equal(q.length, ref.length);
+    assert.equal(q.peek(), ref[0]);
+  }
+  const gone = q.removeWhere((t) => t.id.endsWith('7'));
+  assert.deepEqual(gone, ref.filter((t) => t.id.endsWith('7')));
+  const kept = ref.filter((t) => !t.id.endsWith('7'));
+  assert.ok(kept.every((t) => q.has(t.id)) && gone.every((t) => !q.has(t.id)));
+  const drained: Array<{ id: string }> = [];
+  for (let t = q.shift(); t; t = q.shift()) drained.push(t);
+  assert.deepEqual(drained, kept);
 });

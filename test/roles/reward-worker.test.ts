@@ -99,6 +99,34 @@ test('a NaN candidate is a TaskError non_finite naming it; malformed tasks are b
   assert.equal((await health.json()).detail.clip_encoder, BUILTIN_ENCODER_NAME);
 });
 
+test('several tasks in one message (TaskBundle) are scored together, each answered as if alone: same scores, a bad one fails on its own', async () => {
+  const session = orch.sessions.find((x) => x.workerId === 'rew-1')!;
+  assert.equal(session.hello.capabilities.max_tasks_per_message, 4, 'it asks for as many tasks per message as it holds at once');
+  const clean = testImage(4);
+  const noisy = clean.map((v, i) => v + 0.15 * Math.cos(i * 3.1));
+  const task = (id: string, data: Float32Array, allowNonFinite = false) => ({
+    task_id: id, attempt: 1, lease_ms: 30_000, want_ssim_map: true,
+    candidates: encodeTensor({ dtype: 'float32', shape: [1, 3, 16, 16], data }, { allowNonFinite }),
+    references: encodeTensor({ dtype: 'float32', shape: [1, 3, 16, 16], data: clean }),
+  });
+  const alone = [(await score(noisy, 1, clean, 1, true)).score_result!, (await score(clean, 1, clean, 1, true)).score_result!];
+  const from = orch.received.length;
+  await orch.send('rew-1', { task_bundle: { score_tasks: [task('b1', noisy), task('b2', clean)] } });
+  const got = await Promise.all(['b1', 'b2'].map((id) => orch.next((m) => m.score_result?.task_id === id, { from })));
+  got.forEach((m, i) => {
+    assert.deepEqual(m.score_result!.components, alone[i]!.components);
+    assert.deepEqual(decodeTensor(m.score_result!.ssim_map).data, decodeTensor(alone[i]!.ssim_map).data);
+  });
+  const nan = clean.slice();
+  nan[7] = NaN;
+  const from2 = orch.received.length;
+  await orch.send('rew-1', { task_bundle: { score_tasks: [task('b3', nan, true), task('b4', noisy)] } });
+  const bad = await orch.next((m) => m.task_error?.task_id === 'b3', { from: from2 });
+  assert.match(bad.task_error!.message, /candidates\[0\]: value NaN at flat index 7/);
+  const ok = await orch.next((m) => m.score_result?.task_id === 'b4', { from: from2 });
+  assert.deepEqual(ok.score_result!.components, alone[0]!.components);
+});
+
 test('a reward.clipModel that cannot be loaded ends the worker with an error naming the file', async () => {
   const run = 'reward-bad';
   const bad = await startFakeOrchestrator({ runId: run, config: tinyConfig(run, { reward: { clipModel: '/nonexistent/clip.onnx' } }) });

@@ -373,3 +373,67 @@ async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test('several tasks per message: a TaskBundle reaches the worker as separate tasks; results sent in one turn travel as one ResultBundle', async () => {
+  const { server, nextSession } = await welcomingServer({ maxResultsPerMessage: 8 });
+  try {
+    const conn = await connectToOrchestrator(worker(server.address, { capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 4, max_tasks_per_message: 3 } }));
+    assert.equal(conn.welcome.max_results_per_message, 8);
+    const session = await nextSession();
+    assert.equal(session.hello.capabilities.max_tasks_per_message, 3);
+    const image = encodeTensor({ dtype: 'float32', shape: [3, 2, 2], data: new Float32Array(12).fill(0.5) });
+    const rt = (id: string) => ({ task_id: id, attempt: 1, lease_ms: 1000, items: [{ sample_id: id, group_index: 0, noise_seed: '1', image }] });
+    // more than the worker asked for, or an empty bundle, is refused before anything is sent
+    await assert.rejects(session.send({ task_bundle: { rollout_tasks: ['a', 'b', 'c', 'd'].map(rt) } }), /4 tasks, but it asked for at most 3/);
+    await assert.rejects(session.send({ task_bundle: { rollout_tasks: [] } }), /0 tasks/);
+    await session.send({ task_bundle: { rollout_tasks: ['a', 'b', 'c'].map(rt) } });
+    const it = conn.messages[Symbol.asyncIterator]();
+    const got: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { value } = (await it.next()) as { value: OrchestratorMessage__Output };
+      assert.equal(value.kind, 'rollout_task');
+      assert.equal(resolveRolloutItems(value.rollout_task!)[0]!.image.data[0], 0.5);
+      got.push(value.rollout_task!.task_id);
+    }
+    assert.deepEqual(got, ['a', 'b', 'c']);
+    // three results and an error in the same turn: one ResultBundle (8 allowed), handed out one by one, in order
+    const result = (id: string) => ({ rollout_result: { task_id: id, attempt: 1, policy_version: 0, items: [{ sample_id: id, group_index: 0, action: image, logp: -1 }] } });
+    await Promise.all([conn.send(result('a')), conn.send(result('c')), conn.send({ task_error: { task_id: 'b', attempt: 1, code: 'internal', message: 'x', retryable: true } }), conn.send(result('b2'))]);
+    const seen: string[] = [];
+    for await (const m of session.messages) {
+      if (m.kind === 'heartbeat') continue;
+      seen.push(`${m.kind}:${m.rollout_result?.task_id ?? m.task_error?.task_id}`);
+      if (seen.length === 4) break;
+    }
+    assert.deepEqual(seen, ['rollout_result:a', 'rollout_result:c', 'rollout_result:b2', 'task_error:b']);
+    await conn.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('a worker that does not ask for several gets no TaskBundle; an empty or oversized ResultBundle ends the stream (INVALID_ARGUMENT)', async () => {
+  const { server, nextSession } = await welcomingServer({ maxResultsPerMessage: 2 });
+  try {
+    const conn = await connectToOrchestrator(worker(server.address));
+    const session = await nextSession();
+    const rt = { task_id: 'a', attempt: 1, lease_ms: 1000, items: [] };
+    await assert.rejects(session.send({ task_bundle: { rollout_tasks: [rt] } }), /asked for one per message/);
+    await conn.close();
+    const hello: WorkerMessage = { hello: { protocol_version: 1, role: 'ROLLOUT', worker_id: 'raw', capabilities: { device: 'cpu', max_batch: 1 } } };
+    for (const [bundle, pattern] of [
+      [{}, /result_bundle: is empty/],
+      [{ task_errors: ['x', 'y', 'z'].map((id) => ({ task_id: id, code: 'internal' })) }, /holds 3 results, over the 2/],
+    ] as const) {
+      const raw = rawStream(server.address, TOKEN, hello);
+      const s = await nextSession();
+      raw.call.write({ result_bundle: bundle });
+      const st = await raw.status;
+      assert.equal(st.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(st.details, pattern);
+      assert.equal((await s.closed).code, grpc.status.INVALID_ARGUMENT);
+    }
+  } finally {
+    await server.close();
+  }
+});

@@ -50,12 +50,12 @@ test('envelope kinds and hello validation', () => {
   assert.throws(() => orchestratorMessageKind({}), /got none/);
   const ok = validateHello({
     protocol_version: 1, role: 'LEARNER', worker_id: 'learner-0', software_version: '',
-    capabilities: { device: 'cuda:0', max_batch: 64, max_in_flight: 1, tensor_dtypes: ['float16'], labels: { host: 'x' } },
+    capabilities: { device: 'cuda:0', max_batch: 64, max_in_flight: 1, tensor_dtypes: ['float16'], labels: { host: 'x' }, max_tasks_per_message: 0 },
     last_batch_seq: 12,
   });
   assert.equal(ok.last_batch_seq, 12);
   assert.throws(
-    () => validateHello({ protocol_version: 1, role: 'LEARNER', worker_id: 'l', software_version: '', capabilities: { device: '', max_batch: 0, max_in_flight: 0, tensor_dtypes: ['int4' as never], labels: {} } }),
+    () => validateHello({ protocol_version: 1, role: 'LEARNER', worker_id: 'l', software_version: '', capabilities: { device: '', max_batch: 0, max_in_flight: 0, tensor_dtypes: ['int4' as never], labels: {}, max_tasks_per_message: 0 } }),
     /hello\.capabilities\.device: must name the device.*hello\.capabilities\.max_batch: must be at least 1.*hello\.capabilities\.tensor_dtypes\.0/,
   );
 });

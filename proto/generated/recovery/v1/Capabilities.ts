@@ -22,6 +22,11 @@ export interface Capabilities {
    * free-form facts: "clip_encoder", "ort_version", "hostname", ...
    */
   'labels'?: ({[key: string]: string});
+  /**
+   * Most tasks it takes in one TaskBundle. 0 or 1: one task per message (the orchestrator sends it no bundle).
+   * A worker that batches several tasks into one graph call asks for several: one message then carries them.
+   */
+  'max_tasks_per_message'?: (number);
 }
 
 export interface Capabilities__Output {
@@ -45,4 +50,9 @@ export interface Capabilities__Output {
    * free-form facts: "clip_encoder", "ort_version", "hostname", ...
    */
   'labels': ({[key: string]: string});
+  /**
+   * Most tasks it takes in one TaskBundle. 0 or 1: one task per message (the orchestrator sends it no bundle).
+   * A worker that batches several tasks into one graph call asks for several: one message then carries them.
+   */
+  'max_tasks_per_message': (number);
 }

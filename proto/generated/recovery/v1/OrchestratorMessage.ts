@@ -6,6 +6,7 @@ import type { ScoreTask as _recovery_v1_ScoreTask, ScoreTask__Output as _recover
 import type { TrainBatch as _recovery_v1_TrainBatch, TrainBatch__Output as _recovery_v1_TrainBatch__Output } from '../../recovery/v1/TrainBatch.ts';
 import type { CancelTask as _recovery_v1_CancelTask, CancelTask__Output as _recovery_v1_CancelTask__Output } from '../../recovery/v1/CancelTask.ts';
 import type { Shutdown as _recovery_v1_Shutdown, Shutdown__Output as _recovery_v1_Shutdown__Output } from '../../recovery/v1/Shutdown.ts';
+import type { TaskBundle as _recovery_v1_TaskBundle, TaskBundle__Output as _recovery_v1_TaskBundle__Output } from '../../recovery/v1/TaskBundle.ts';
 
 export interface OrchestratorMessage {
   'welcome'?: (_recovery_v1_Welcome | null);
@@ -14,7 +15,11 @@ export interface OrchestratorMessage {
   'train_batch'?: (_recovery_v1_TrainBatch | null);
   'cancel_task'?: (_recovery_v1_CancelTask | null);
   'shutdown'?: (_recovery_v1_Shutdown | null);
-  'kind'?: "welcome"|"rollout_task"|"score_task"|"train_batch"|"cancel_task"|"shutdown";
+  /**
+   * several tasks in one message (Capabilities.max_tasks_per_message > 1)
+   */
+  'task_bundle'?: (_recovery_v1_TaskBundle | null);
+  'kind'?: "welcome"|"rollout_task"|"score_task"|"train_batch"|"cancel_task"|"shutdown"|"task_bundle";
 }
 
 export interface OrchestratorMessage__Output {
@@ -24,5 +29,9 @@ export interface OrchestratorMessage__Output {
   'train_batch'?: (_recovery_v1_TrainBatch__Output | null);
   'cancel_task'?: (_recovery_v1_CancelTask__Output | null);
   'shutdown'?: (_recovery_v1_Shutdown__Output | null);
-  'kind'?: "welcome"|"rollout_task"|"score_task"|"train_batch"|"cancel_task"|"shutdown";
+  /**
+   * several tasks in one message (Capabilities.max_tasks_per_message > 1)
+   */
+  'task_bundle'?: (_recovery_v1_TaskBundle__Output | null);
+  'kind'?: "welcome"|"rollout_task"|"score_task"|"train_batch"|"cancel_task"|"shutdown"|"task_bundle";
 }

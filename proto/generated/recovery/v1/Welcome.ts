@@ -25,6 +25,11 @@ export interface Welcome {
    * 0: the worker's own default
    */
   'heartbeat_interval_ms'?: (number);
+  /**
+   * Most results and errors the orchestrator accepts in one ResultBundle. 0 (an orchestrator that predates
+   * bundles) or 1: send each result in its own message.
+   */
+  'max_results_per_message'?: (number);
 }
 
 export interface Welcome__Output {
@@ -50,4 +55,9 @@ export interface Welcome__Output {
    * 0: the worker's own default
    */
   'heartbeat_interval_ms': (number);
+  /**
+   * Most results and errors the orchestrator accepts in one ResultBundle. 0 (an orchestrator that predates
+   * bundles) or 1: send each result in its own message.
+   */
+  'max_results_per_message': (number);
 }

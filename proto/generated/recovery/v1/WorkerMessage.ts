@@ -6,6 +6,7 @@ import type { RolloutResult as _recovery_v1_RolloutResult, RolloutResult__Output
 import type { ScoreResult as _recovery_v1_ScoreResult, ScoreResult__Output as _recovery_v1_ScoreResult__Output } from '../../recovery/v1/ScoreResult.ts';
 import type { TrainResult as _recovery_v1_TrainResult, TrainResult__Output as _recovery_v1_TrainResult__Output } from '../../recovery/v1/TrainResult.ts';
 import type { TaskError as _recovery_v1_TaskError, TaskError__Output as _recovery_v1_TaskError__Output } from '../../recovery/v1/TaskError.ts';
+import type { ResultBundle as _recovery_v1_ResultBundle, ResultBundle__Output as _recovery_v1_ResultBundle__Output } from '../../recovery/v1/ResultBundle.ts';
 
 export interface WorkerMessage {
   'hello'?: (_recovery_v1_Hello | null);
@@ -14,7 +15,11 @@ export interface WorkerMessage {
   'score_result'?: (_recovery_v1_ScoreResult | null);
   'train_result'?: (_recovery_v1_TrainResult | null);
   'task_error'?: (_recovery_v1_TaskError | null);
-  'kind'?: "hello"|"heartbeat"|"rollout_result"|"score_result"|"train_result"|"task_error";
+  /**
+   * several results/errors in one message (Welcome.max_results_per_message > 1)
+   */
+  'result_bundle'?: (_recovery_v1_ResultBundle | null);
+  'kind'?: "hello"|"heartbeat"|"rollout_result"|"score_result"|"train_result"|"task_error"|"result_bundle";
 }
 
 export interface WorkerMessage__Output {
@@ -24,5 +29,9 @@ export interface WorkerMessage__Output {
   'score_result'?: (_recovery_v1_ScoreResult__Output | null);
   'train_result'?: (_recovery_v1_TrainResult__Output | null);
   'task_error'?: (_recovery_v1_TaskError__Output | null);
-  'kind'?: "hello"|"heartbeat"|"rollout_result"|"score_result"|"train_result"|"task_error";
+  /**
+   * several results/errors in one message (Welcome.max_results_per_message > 1)
+   */
+  'result_bundle'?: (_recovery_v1_ResultBundle__Output | null);
+  'kind'?: "hello"|"heartbeat"|"rollout_result"|"score_result"|"train_result"|"task_error"|"result_bundle";
 }
