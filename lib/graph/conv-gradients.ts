@@ -107,25 +107,29 @@ function inputGradientStride1(dy: Value, w: Value, a: ConvAttrs): Value {
 
 /**
  * The same weight gradient for stride-1 convolutions (every layer of the policies) as one batched
- * matrix product: the k*k shifted views of the padded input are stacked along channels (im2col), and
- * dW = sum_n dY_n [Cout, HW] x cols_n^T [HW, k*k*Cin]. ORT runs this several times faster than a
- * convolution whose kernel is the whole output map.
+ * matrix product over the k*k shifted views of the input (im2col):
+ *   dW^T[(i,ky,kx), o] = sum_n cols_n [k*k*Cin, HW] x dY_n^T [HW, Cout].
+ * The views come from one grouped Conv whose constant kernels are one-hot (each output channel copies one
+ * tap of one input channel, exactly: x*1 plus zeros), which ORT runs in cache-sized tiles; stacking k*k
+ * Slices with a Concat moved every byte of the views twice more. The big operand (cols) is the GEMM's
+ * left side, so MLAS packs only dY (Cout rows), not the k*k*Cin-row view tensor.
  */
 function kernelGradientIm2col(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
+  const g = x.graph;
   const [n, cin] = x.shape;
   const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
-  const padded = pad(x, [0, 0, a.pads[0], a.pads[1]], [0, 0, a.pads[2], a.pads[3]]);
-  const views: Value[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const [di, dj] = [i * a.dilations[0], j * a.dilations[1]];
-      views.push(slice(padded, [di, dj], [di + ho, dj + wo], [2, 3]));
-    }
-  }
   const c = cin as number;
-  const cols = reshape(concat(views, 1), [n, kh * kw * c, ho * wo]);
-  const dw = reduceSum(matmul(reshape(dy, [n, cout, ho * wo]), transpose(cols, [0, 2, 1])), [0]);
-  return transpose(reshape(dw, [cout, kh, kw, c]), [0, 3, 1, 2]);
+  const K = kh * kw;
+  const oneHot = new Float32Array(c * K * K);
+  for (let ch = 0; ch < c; ch++) for (let k = 0; k < K; k++) oneHot[(ch * K + k) * K + k] = 1;
+  const views = conv(x, g.constant(oneHot, [c * K, 1, kh, kw]), undefined, {
+    pads: a.pads as [number, number, number, number],
+    dilations: a.dilations as [number, number],
+    group: c,
+  });
+  const cols = reshape(views, [n, c * K, ho * wo]); // channel i*K + ky*kw + kx
+  const dwT = reduceSum(matmul(cols, transpose(reshape(dy, [n, cout, ho * wo]), [0, 2, 1])), [0]);
+  return transpose(reshape(dwT, [c, kh, kw, cout]), [3, 0, 1, 2]);
 }
 
 /** A convolution whose weight has a run-time dimension (used only inside gradients). */
