@@ -62,11 +62,11 @@ export const rules: Record<string, VJP> = {
   Relu: ({ inputs: [x] }, [dy]) => [where(greater(x, 0), dy!, 0)],
   LeakyRelu: ({ inputs: [x], outputs: [y], attrs }, [dy]) => {
     const alpha = (attrs.alpha as { float: number }).float;
-    // For 0 <= alpha <= 1 the slope is max(sign(y), alpha): 1 where x > 0, alpha elsewhere (y has x's sign,
-    // and sign(y) <= 0 loses to alpha), so dx = dy * slope gives where()'s values bit for bit. Reading the
-    // output instead of x lets ORT fuse the forward Conv with the activation, and Sign, Max and Mul each
-    // cost a fraction of ORT's three-tensor Where.
-    if (alpha >= 0 && alpha <= 1) return [mul(dy!, max(sign(y), alpha))];
+    // For 0 <= alpha <= 1 the slope is max(y > 0 as 0/1, alpha): 1 where x > 0 (y has x's sign), alpha
+    // elsewhere, so dx = dy * slope gives where()'s values bit for bit. Reading the output instead of x lets
+    // ORT fuse the forward Conv with the activation; Greater, Cast, Max and Mul together cost a third of
+    // ORT's three-tensor Where (and Sign is as slow as Where).
+    if (alpha >= 0 && alpha <= 1) return [mul(dy!, max(cast(greater(y, 0), 'float32'), alpha))];
     return [where(greater(x, 0), dy!, mul(dy!, alpha))];
   },
   Sigmoid: ({ outputs: [y] }, [dy]) => [mul(dy!, mul(y, sub(1, y)))],
