@@ -42,6 +42,14 @@ function gaussianFilter(x: Value): Value {
 export const SSIM_FOLD_CHANNELS = 48;
 
 /**
+ * Images per graph run on the CPU (RewardScorer slices larger batches): 4 pairs stack exactly
+ * 4 statistics x 4 images x 3 channels = 48 planes, one folded Conv with no padding, and the working set
+ * (~12 MB per tensor at 256x256) stays in cache. Measured on the 2-core machine at 256x256, 64 pairs:
+ * 1 or 2 per run pay for padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
+ */
+export const SSIM_RUN_BATCH = 4;
+
+/**
  * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 48, H, W]: the tensors are
  * stacked along the batch (zero images pad the count of planes to a multiple of 48, computed at run time
  * from N), so the channel count needs no padding and the kernel runs on whole blocks. Each plane is
