@@ -105,27 +105,40 @@ function inputGradientStride1(dy: Value, w: Value, a: ConvAttrs): Value {
   return conv(dy, flipped, undefined, { pads, dilations: a.dilations as [number, number] });
 }
 
+/** A grouped Conv with constant one-hot kernels: output channel c*k + t copies tap t of input channel c (exactly: x*1 plus zeros). */
+function shiftedCopies(x: Value, k: number, vertical: boolean, tap: (t: number) => number, o: ConvOptions): Value {
+  const c = x.shape[1] as number;
+  const oneHot = new Float32Array(c * k * k);
+  for (let ch = 0; ch < c; ch++) for (let t = 0; t < k; t++) oneHot[(ch * k + t) * k + tap(t)] = 1;
+  const w = x.graph.constant(oneHot, vertical ? [c * k, 1, k, 1] : [c * k, 1, 1, k]);
+  return conv(x, w, undefined, { ...o, group: c });
+}
+
 /**
- * The same weight gradient for stride-1 convolutions (every layer of the policies) as one batched
- * matrix product: the k*k shifted views of the padded input are stacked along channels (im2col), and
- * dW = sum_n dY_n [Cout, HW] x cols_n^T [HW, k*k*Cin]. ORT runs this several times faster than a
- * convolution whose kernel is the whole output map.
+ * The same weight gradient for stride-1 convolutions (every layer of the policies) as one batched matrix
+ * product, without materialising the k*k shifted views (im2col) of the input:
+ *   dW[o,i,ky,kx] = sum_{n,y,x'} dYs[n,(o,kx),y,x'] * Xr[n,(i,ky),y,x']
+ * where Xr holds the kh vertical shifts of the input over the padded width W2 = Wo + (kw-1)*dw, and dYs
+ * the kw horizontal shifts of dY over the same width (zeros where a shift leaves the map). Each operand
+ * is k times the size of its tensor instead of k*k times, both come from one-hot grouped Convs (exact
+ * copies), and the matrix product [Cin*kh, Ho*W2] x [Ho*W2, Cout*kw] yields every (ky, kx) pair at once.
+ * The extra terms are zero products, so the sums equal im2col's up to the order of float additions.
  */
 function kernelGradientIm2col(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
   const [n, cin] = x.shape;
   const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
-  const padded = pad(x, [0, 0, a.pads[0], a.pads[1]], [0, 0, a.pads[2], a.pads[3]]);
-  const views: Value[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const [di, dj] = [i * a.dilations[0], j * a.dilations[1]];
-      views.push(slice(padded, [di, dj], [di + ho, dj + wo], [2, 3]));
-    }
-  }
+  const [dh, dw] = a.dilations;
+  const w2 = wo + (kw - 1) * dw;
+  // Xr[n,(i,ky),y,x'] = x[n,i,y-top+ky*dh,x'-left]: a kh x 1 one-hot Conv with the layer's padding.
+  const rows = shiftedCopies(x, kh, true, (t) => t, { pads: a.pads as [number, number, number, number], dilations: [dh, 1] });
+  // dYs[n,(o,kx),y,x'] = dy[n,o,y,x'-kx*dw]: a 1 x kw one-hot Conv (tap kw-1-kx) padded by (kw-1)*dw each side.
+  const p = (kw - 1) * dw;
+  const shifted = shiftedCopies(dy, kw, false, (t) => kw - 1 - t, { pads: [0, p, 0, p], dilations: [1, dw] });
+  if (rows.shape[3] !== w2 || shifted.shape[3] !== w2) throw new Error(`conv weight gradient: shifted widths ${rows.shape[3]} and ${shifted.shape[3]}, expected ${w2}`);
   const c = cin as number;
-  const cols = reshape(concat(views, 1), [n, kh * kw * c, ho * wo]);
-  const dw = reduceSum(matmul(reshape(dy, [n, cout, ho * wo]), transpose(cols, [0, 2, 1])), [0]);
-  return transpose(reshape(dw, [cout, kh, kw, c]), [0, 3, 1, 2]);
+  const prod = matmul(reshape(rows, [n, c * kh, ho * w2]), transpose(reshape(shifted, [n, cout * kw, ho * w2]), [0, 2, 1]));
+  const dwT = reduceSum(prod, [0]); // [(i,ky), (o,kx)]
+  return transpose(reshape(dwT, [c, kh, cout, kw]), [2, 0, 1, 3]);
 }
 
 /** A convolution whose weight has a run-time dimension (used only inside gradients). */

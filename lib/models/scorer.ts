@@ -5,6 +5,7 @@ import type { Device } from '../graph/runtime.ts';
 import { GraphSession } from '../graph/runtime.ts';
 import { rewardModel } from './bundle.ts';
 import type { EncoderChoice } from './reward.ts';
+import { SSIM_RUN_BATCH } from './ssim.ts';
 
 export interface ScoreBatch {
   /** [n,3,h,w] candidates and references, values in [0,1]. */
@@ -53,12 +54,28 @@ export class RewardScorer {
     }
     const session = await this.session(b.height, b.width);
     const outputs = wantMap ? ['ssim', 'clip_cos', 'ssim_map'] : ['ssim', 'clip_cos'];
-    const out = await session.run({ candidate: { data: b.candidates, dims }, reference: { data: b.references, dims } }, outputs);
-    for (const name of ['ssim', 'clip_cos'] as const) {
-      const bad = out[name].data.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new Error(`score: ${name} of item ${bad} is ${out[name].data[bad]} (non-finite input?)`);
+    // On the CPU the batch runs in slices of SSIM_RUN_BATCH items: the SSIM filter's intermediate tensors
+    // then stay in cache (docs/performance.md). Every item is scored on its own, so slicing changes no value.
+    const step = this.device === 'cpu' ? SSIM_RUN_BATCH : b.n;
+    const per = 3 * b.height * b.width;
+    const scores: Scores = { ssim: new Float32Array(b.n), clip_cos: new Float32Array(b.n) };
+    for (let start = 0; start < b.n; start += step) {
+      const m = Math.min(step, b.n - start);
+      const part = (t: Float32Array) => ({ data: m === b.n ? t : t.subarray(start * per, (start + m) * per), dims: [m, 3, b.height, b.width] });
+      const out = await session.run({ candidate: part(b.candidates), reference: part(b.references) }, outputs);
+      for (const name of ['ssim', 'clip_cos'] as const) {
+        const bad = out[name].data.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw new Error(`score: ${name} of item ${start + bad} is ${out[name].data[bad]} (non-finite input?)`);
+        scores[name].set(out[name].data, start);
+      }
+      if (wantMap) {
+        const map = out.ssim_map!.data;
+        const mapPer = map.length / m;
+        if (m === b.n) scores.ssim_map = map;
+        else (scores.ssim_map ??= new Float32Array(b.n * mapPer)).set(map, start * mapPer);
+      }
     }
-    return { ssim: out.ssim.data, clip_cos: out.clip_cos.data, ssim_map: out.ssim_map?.data };
+    return scores;
   }
 
   async close(): Promise<void> {

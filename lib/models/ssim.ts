@@ -42,13 +42,21 @@ function gaussianFilter(x: Value): Value {
 export const SSIM_FOLD_CHANNELS = 48;
 
 /**
+ * Images per graph run on the CPU (RewardScorer slices larger batches): 4 pairs stack exactly
+ * 4 statistics x 4 images x 3 channels = 48 planes, one folded Conv with no padding, and the working set
+ * (~12 MB per tensor at 256x256) stays in cache. Measured on the 2-core machine at 256x256, 64 pairs:
+ * 1 or 2 per run pay for padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
+ */
+export const SSIM_RUN_BATCH = 4;
+
+/**
  * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 48, H, W]: the tensors are
  * stacked along the batch (zero images pad the count of planes to a multiple of 48, computed at run time
  * from N), so the channel count needs no padding and the kernel runs on whole blocks. Each plane is
  * filtered on its own with the same taps in the same order, so every value equals gaussianFilter's.
  * Forward only: the run-time padding and split are not differentiable graph ops.
  */
-function foldedGaussianFilter(xs: Value[]): Value[] {
+export function foldedGaussianFilter(xs: Value[]): Value[] {
   const g = xs[0].graph;
   const [, cDim, h, w] = xs[0].shape;
   const c = cDim as number;
@@ -86,24 +94,29 @@ export function ssimMap(x: Value, y: Value, opts: SsimOptions = {}): Value {
     throw new Error(`ssim: images must be at least ${SSIM_WINDOW}x${SSIM_WINDOW}, got ${h}x${w}`);
   }
   const C = c as number;
-  // SSIM needs only the sum of the two variances, so four statistics suffice: E[x], E[y], E[x^2 + y^2]
-  // and E[xy], filtered in one pass.
-  const stats = [x, y, add(mul(x, x), mul(y, y)), mul(x, y)];
-  let mx: Value, my: Value, exxyy: Value, exy: Value;
+  // With u = x + y and v = x - y, SSIM is (4x both factors, the same ratio)
+  //   (s^2 - d^2 + 2C1) (P - Q - s^2 + d^2 + 2C2) / ((s^2 + d^2 + 2C1) (P + Q - s^2 - d^2 + 2C2))
+  // where s, d, P, Q are the filtered u, v, u^2, v^2: 2 mx my = (s^2 - d^2)/2, mx^2 + my^2 = (s^2 + d^2)/2,
+  // 2 E[xy] = (P - Q)/2 and E[x^2 + y^2] = (P + Q)/2. Four filtered statistics as before, and 17 element-wise
+  // passes instead of 19 (each a full pass over [N,3,H-10,W-10]).
+  const u = add(x, y);
+  const v = sub(x, y);
+  const stats = [u, v, mul(u, u), mul(v, v)];
+  let s: Value, d: Value, p: Value, q: Value;
   if (opts.fold ?? true) {
-    [mx, my, exxyy, exy] = foldedGaussianFilter(stats);
+    [s, d, p, q] = foldedGaussianFilter(stats);
   } else {
     const f = gaussianFilter(concat(stats, 1));
     const part = (i: number) => slice(f, [i * C], [(i + 1) * C], [1]);
-    [mx, my, exxyy, exy] = [0, 1, 2, 3].map(part);
+    [s, d, p, q] = [0, 1, 2, 3].map(part);
   }
-  const mxy = mul(mx, my);
-  const mxx = mul(mx, mx);
-  const myy = mul(my, my);
-  const variances = sub(exxyy, add(mxx, myy));
-  const cov = sub(exy, mxy);
-  const num = mul(add(mul(mxy, 2), C1), add(mul(cov, 2), C2));
-  const den = mul(add(add(mxx, myy), C1), add(variances, C2));
+  const a = mul(s, s);
+  const b = mul(d, d);
+  const a1 = add(a, 2 * C1);
+  const varU = add(sub(p, a), 2 * C2); // variance of u, plus 2 C2
+  const varV = sub(q, b);
+  const num = mul(sub(a1, b), sub(varU, varV));
+  const den = mul(add(a1, b), add(varU, varV));
   return div(num, den);
 }
 

@@ -89,3 +89,27 @@ test('resize matrices: rows sum to 1, identity at equal size', () => {
   const id = resizeMatrix(5, 5);
   for (let r = 0; r < 5; r++) for (let c = 0; c < 5; c++) assert.ok(id[r * 5 + c] === (r === c ? 1 : 0), `identity resize at (${r}, ${c})`);
 });
+
+test('RewardScorer: a batch scored in slices of SSIM_RUN_BATCH gives each item the values it gets alone', async () => {
+  const { RewardScorer } = await import('../../lib/models/scorer.ts');
+  const { SSIM_RUN_BATCH } = await import('../../lib/models/ssim.ts');
+  const rand = testRandom(9);
+  const [h, w, n] = [24, 20, 2 * SSIM_RUN_BATCH + 1]; // three slices, the last one partial
+  const per = 3 * h * w;
+  const candidates = Float32Array.from({ length: n * per }, () => rand());
+  const references = Float32Array.from(candidates, (v) => Math.min(1, Math.max(0, v + 0.3 * (rand() - 0.5))));
+  const scorer = new RewardScorer({ encoder: 'random-features' });
+  try {
+    const all = await scorer.score({ candidates, references, n, height: h, width: w }, true);
+    const mapPer = 3 * (h - 10) * (w - 10);
+    assert.equal(all.ssim_map!.length, n * mapPer);
+    for (let i = 0; i < n; i++) {
+      const one = await scorer.score({ candidates: candidates.subarray(i * per, (i + 1) * per), references: references.subarray(i * per, (i + 1) * per), n: 1, height: h, width: w }, true);
+      assert.equal(all.ssim[i], one.ssim[0], `ssim of item ${i}`);
+      assert.equal(all.clip_cos[i], one.clip_cos[0], `clip_cos of item ${i}`);
+      assert.deepEqual(all.ssim_map!.subarray(i * mapPer, (i + 1) * mapPer), one.ssim_map, `ssim_map of item ${i}`);
+    }
+  } finally {
+    await scorer.close();
+  }
+});
