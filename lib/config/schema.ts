@@ -62,6 +62,10 @@ export const dataSchema = z.strictObject({
     .describe('Photos, folder and manifest sources: evaluation on whole images with the shorter side resized to this, and training crops taken from the same scale. Default for photos: 128; absent for folder/manifest: evaluation on centre crops of size.'),
   evalImages: int().gt(0).lte(100_000).default(64)
     .describe('Photos source: the evaluation split takes whole scenes in seeded order until it holds at least this many photographs (the rest is for training).'),
+  valImages: int().gte(0).lte(100_000).default(0)
+    .describe('Photos source: after the evaluation split, whole training scenes in the same seeded order go to a validation split until it holds at least this many photographs (not trained on; scripts/demo-probe.ts chooses settings on it). 0: none.'),
+  augment: z.boolean().default(false)
+    .describe('Photos source: flip and turn each training crop by one of the 8 symmetries of the square, drawn from (seed, photograph, epoch); exact (no resampling).'),
   evalFraction: fraction().default(0.125)
     .describe('Fraction of the clean images held out for evaluation (never trained on).'),
   corruptions: z.strictObject({
