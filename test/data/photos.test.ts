@@ -289,3 +289,12 @@ test('bad images: unreadable, truncated, CMYK and enormous are skipped and named
     for (let c = 0; c < 10; c++) assert.ok(['deep16.png', 'good.png', 'grey.png'].includes((await ds.sample(c)).id));
   }
 });
+
+test('run configuration: data.valImages and data.augment reach the photos dataset spec', async () => {
+  const { dataConfigFrom } = await import('../../lib/data/dataset.ts');
+  const { loadConfig } = await import('../../lib/config/index.ts');
+  const plain = dataConfigFrom(loadConfig(undefined, []).data).dataset;
+  assert.deepEqual([plain.kind, 'valImages' in plain && plain.valImages, 'augment' in plain && plain.augment], ['photos', 0, false]);
+  const set = dataConfigFrom(loadConfig(undefined, ['data.valImages=8', 'data.augment=true']).data).dataset;
+  assert.deepEqual(['valImages' in set && set.valImages, 'augment' in set && set.augment], [8, true]);
+});
