@@ -31,3 +31,25 @@ for (const key of ['byType', 'byLevel'] as const) {
     console.log(`| ${n} | ${count} | ${f(mean('identity'), 3)} | ${f(mean('before'), 3)} | ${f(mean('after'), 3)} | ${d >= 0 ? '+' : ''}${f(d, 3)} | ${d < -0.01 ? 'HARMS' : 'ok'} |`);
   }
 }
+
+// Do no harm per run: each run's (after GRPO - identity) per type and level, with the photographs in the row;
+// a row below -0.01 is marked. The pooled table above can hide a run's miss.
+if (runs.length > 1) {
+  console.log(`\n| type or level | ${paths.map((_, i) => `run ${i + 1}: GRPO - identity (n)`).join(' | ')} |`);
+  console.log(`|---|${paths.map(() => '---').join('|')}|`);
+  for (const key of ['byType', 'byLevel'] as const) {
+    const names = [...new Set(runs.flatMap((r) => Object.keys(r.identity[key])))].sort();
+    for (const n of names) {
+      const cells = runs.map((r) => {
+        const id = r.identity[key][n];
+        if (!id) return '-';
+        const d = r.after[key][n]!.reward - id.reward;
+        return `${d >= 0 ? '+' : ''}${f(d, 3)} (${id.count})${d < -0.01 ? ' **HARMS**' : ''}`;
+      });
+      console.log(`| ${n} | ${cells.join(' | ')} |`);
+    }
+  }
+  const misses = runs.map((r) => (['byType', 'byLevel'] as const).flatMap((key) => Object.entries(r.identity[key])
+    .filter(([n, s]) => r.after[key][n]!.reward - s.reward < -0.01).map(([n]) => n)));
+  console.log(`\nrows below identity by more than 0.01, per run: ${misses.map((m, i) => `run ${i + 1}: ${m.length ? m.join(', ') : 'none'}`).join('; ')}`);
+}

@@ -1,15 +1,7 @@
 // `recovery-grpo demo`: the embedded local run; needs nothing but this machine.
 import type { CommandModule } from 'yargs';
 import { demoSelectsFlow, FLOW_DEMO_GRPO_STEPS, FLOW_DEMO_OVERRIDES, FLOW_DEMO_SFT_STEPS } from '../../lib/flow/demo.ts';
-
-// The embedded default, on the built-in photographs (32 px training crops, whole 128 px evaluation images):
-// a short, gentle L1 warm start (sft.* defaults: longer over-fits the 10 training photographs and harms the
-// evaluation ones), then dense GRPO; well within 10 minutes on 2 cores (docs/data.md has the measurements).
-const DEMO_SFT_STEPS = 400;
-const DEMO_GRPO_STEPS = 200;
-// Evaluating 64 whole photographs costs about as much as 15 SFT steps: the periodic evaluation runs every
-// 100 versions in the demo instead of every 20 (a --set eval.everyVersions=... overrides it).
-const DEMO_OVERRIDES = ['eval.everyVersions=100'];
+import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../../lib/local/demo-defaults.ts';
 
 interface Args {
   steps?: number;

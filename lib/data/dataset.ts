@@ -5,8 +5,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { cropSquare, decodeImage, decodeWhole, imageSize, type CropMode, type RgbImage } from './image.ts';
-import { parsePhotoManifest, PHOTO_MANIFEST, splitPhotoGroups, verifyPhotoEntries } from './photos.ts';
+import { cropSquare, decodeImage, dihedral, decodeWhole, imageSize, type CropMode, type RgbImage } from './image.ts';
+import { parsePhotoManifest, PHOTO_MANIFEST, photoFile, splitPhotoGroups, verifyPhotoEntries } from './photos.ts';
 import { renderScene } from './procedural.ts';
 import { hashSeed, hashUnit, rng } from './random.ts';
 import {
@@ -14,7 +14,8 @@ import {
   type CorruptionMix, type CorruptionMixInput, type CorruptionType,
 } from './corruptions.ts';
 
-export type Split = 'train' | 'eval';
+/** train: seeded crops; eval: whole images, reported; val (photos, data.valImages): whole held-out training scenes to choose settings on. */
+export type Split = 'train' | 'val' | 'eval';
 
 const sizeSchema = z.number().int().min(4).max(8192);
 const cropSchema = z.enum(['center', 'random']).default('center');
@@ -38,6 +39,10 @@ export const datasetSpecSchema = z.discriminatedUnion('kind', [
     evalSize: evalSizeSchema.default(128),
     /** The eval split takes whole scenes, in seeded order, until it holds at least this many photographs. */
     evalImages: z.number().int().min(1).default(64),
+    /** Then whole training scenes, in the same order, into a validation split until it holds at least this many. */
+    valImages: z.number().int().min(0).default(0),
+    /** Each training crop flipped and turned by one of the 8 square symmetries, drawn from (seed, id, epoch). */
+    augment: z.boolean().default(false),
     splitSeed: z.number().int().min(0).default(0),
     /** A photo manifest in lib/data/photos.jsonl's format (default: that one). */
     manifest: z.string().min(1).optional(),
@@ -217,11 +222,11 @@ async function listItems(spec: DatasetSpec): Promise<{ list: ItemList; where: st
     const path = resolve(spec.manifest ?? PHOTO_MANIFEST);
     const entries = parsePhotoManifest(await readFile(path, 'utf8'), path);
     await verifyPhotoEntries(entries);
-    const split = splitPhotoGroups(entries, spec.evalImages, spec.splitSeed);
+    const split = splitPhotoGroups(entries, spec.evalImages, spec.splitSeed, spec.valImages);
     if (![...split.values()].includes('train')) {
-      throw new Error(`${path}: ${entries.length} photographs leave none for training with evalImages ${spec.evalImages}`);
+      throw new Error(`${path}: ${entries.length} photographs leave none for training with evalImages ${spec.evalImages} and valImages ${spec.valImages}`);
     }
-    return { list: arrayList(entries.map((e) => ({ id: e.id, clean: e.clean, split: split.get(e.id)! }))), where: path };
+    return { list: arrayList(entries.map((e) => ({ id: e.id, clean: photoFile(e), split: split.get(e.id)! }))), where: path };
   }
   if (spec.kind === 'folder') {
     const root = resolve(spec.path);
@@ -294,6 +299,7 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
   // Whole-image evaluation: eval items are whole images at shorter side evalSize; training items are crops of
   // `size` from the same scale, so both see the same pixel statistics.
   const evalSize = spec.kind === 'procedural' ? undefined : spec.evalSize;
+  const augment = spec.kind === 'photos' && spec.augment;
   const bad = new Map<string, string>(); // path -> reason
   let skipped = 0;
   const cacheSize = opts.cacheSize ?? 512;
@@ -313,7 +319,8 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
     return { x: r.float(), y: r.float() };
   };
 
-  const isWhole = (it: Item): boolean => evalSize !== undefined && itemSplit(it) === 'eval';
+  // Evaluation and validation items are whole images; only training items are cropped.
+  const isWhole = (it: Item): boolean => evalSize !== undefined && itemSplit(it) !== 'train';
   // With evalSize, each file is decoded once at that scale (whole, long side a multiple of 8 for eval items)
   // and training crops are cut from it in memory: decoding a large photograph per crop would dominate training.
   const scaled = new Map<string, Promise<RgbImage>>();
@@ -331,10 +338,11 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
   /** An item's pixels: the whole image (eval, with evalSize) or its crop for `epoch`. */
   const decodeAs = async (it: Item, input: string | Uint8Array, epoch: number): Promise<RgbImage> => {
     const center = { x: 0.5, y: 0.5 };
-    const at = itemSplit(it) === 'eval' ? center : cropAt(it.id, epoch);
+    const at = itemSplit(it) !== 'train' ? center : cropAt(it.id, epoch);
     if (evalSize === undefined) return decodeImage(input, { size, cropAt: at });
     if (isWhole(it)) return scaledOf(input, true);
-    return cropSquare(await scaledOf(input, false), Math.min(size, evalSize), at);
+    const c = cropSquare(await scaledOf(input, false), Math.min(size, evalSize), at);
+    return augment ? dihedral(c, rng(hashSeed(seed, 'augment', it.id, epoch)).int(0, 7)) : c;
   };
 
   const loadClean = async (it: Item, epoch: number): Promise<RgbImage> => {
@@ -471,7 +479,7 @@ export function dataConfigFrom(section: unknown, seed = 0): DataConfig {
   const dataset = kind === 'procedural'
     ? { kind, count: src.count ?? 256, size }
     : kind === 'photos'
-      ? { kind, size, ...(evalSize !== undefined ? { evalSize } : {}), ...(d.evalImages !== undefined ? { evalImages: d.evalImages } : {}), ...(src.path !== undefined ? { manifest: src.path } : {}) }
+      ? { kind, size, ...(evalSize !== undefined ? { evalSize } : {}), ...(d.evalImages !== undefined ? { evalImages: d.evalImages } : {}), ...(d.valImages !== undefined ? { valImages: d.valImages } : {}), ...(d.augment !== undefined ? { augment: d.augment } : {}), ...(src.path !== undefined ? { manifest: src.path } : {}) }
       : { kind, path: src.path, size, crop: 'random', ...(evalSize !== undefined ? { evalSize } : {}), ...(src.count !== undefined ? { limit: src.count } : {}) };
   const c = (d.corruptions ?? {}) as { types?: 'all' | string[]; weights?: Record<string, number>; levels?: number[] };
   const listed = c.types === undefined || c.types === 'all' ? undefined : c.types;

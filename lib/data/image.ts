@@ -193,6 +193,35 @@ export function cropSquare(img: RgbImage, size: number, at: { x: number; y: numb
   return out;
 }
 
+/**
+ * One of the 8 symmetries of a square image, exactly (pixels moved, never resampled): k in 0..7, bit 0 a
+ * horizontal flip, then k >> 1 quarter turns clockwise. k = 0 returns `img` itself.
+ */
+export function dihedral(img: RgbImage, k: number): RgbImage {
+  if (!Number.isInteger(k) || k < 0 || k > 7) throw new Error(`dihedral: k must be an integer in 0..7, got ${k}`);
+  if (k === 0) return img;
+  const n = img.width;
+  if (img.height !== n) throw new Error(`dihedral: the image must be square, got ${img.width}x${img.height}`);
+  const out = newImage(n, n);
+  const flip = (k & 1) === 1;
+  const turns = k >> 1;
+  for (let y = 0; y < n; y++) {
+    for (let x = 0; x < n; x++) {
+      // Output (x, y) reads the flipped image at the inverse of the turns, and that at the mirrored column.
+      let sx = x;
+      let sy = y;
+      for (let t = 0; t < turns; t++) [sx, sy] = [sy, n - 1 - sx];
+      if (flip) sx = n - 1 - sx;
+      const o = (y * n + x) * 3;
+      const i = (sy * n + sx) * 3;
+      out.data[o] = img.data[i]!;
+      out.data[o + 1] = img.data[i + 1]!;
+      out.data[o + 2] = img.data[i + 2]!;
+    }
+  }
+  return out;
+}
+
 /** A sharp pipeline over the raw pixels of `img` (for further sharp operations). */
 export function sharpOf(img: RgbImage): Sharp {
   return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });

@@ -4,7 +4,9 @@
 // scripts/ensure-photos.sh installs the packages; `node --import tsx scripts/build-photo-manifest.ts`
 // rewrites the manifest from PHOTO_SOURCES; openDataset({kind: 'photos'}) checks the files against it.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -20,12 +22,41 @@ export interface PhotoSource {
   file: string;
   /** Photographs of one scene (stereo pairs, two views of one wall) share a group, so a split keeps them together. */
   group?: string;
+  /**
+   * Taken into the evaluation split only after every other scene (photographs added after the split was
+   * fixed): they go to training, and the evaluation photographs stay the ones earlier figures were measured on.
+   */
+  evalLast?: boolean;
 }
 
 /** The Debian packages the built-in photo dataset comes from (gnome-backgrounds 43 ships no photographs). */
 export const PHOTO_PACKAGES = [
   'opencv-doc', 'mate-backgrounds', 'lomiri-wallpapers-16.04', 'lomiri-wallpapers-20.04', 'plasma-workspace-wallpapers',
 ] as const;
+
+/**
+ * Packages whose photographs are read from the unpacked .deb (`apt-get download` + `dpkg -x`, no install)
+ * unless the package is installed: python3-skimage would pull in 57 other packages (scipy, matplotlib, ...)
+ * for 12 small photographs. scripts/ensure-photos.sh unpacks it into photoCacheDir().
+ */
+export const PHOTO_EXTRACTED_PACKAGES = ['python3-skimage'] as const;
+
+/** Where unpacked packages live: $RECOVERY_GRPO_PHOTO_CACHE, else ~/.cache/recovery-grpo/debian (one folder per package). */
+export function photoCacheDir(): string {
+  return process.env.RECOVERY_GRPO_PHOTO_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'recovery-grpo', 'debian');
+}
+
+/**
+ * The file system root a package's files are read under: `root` when the package is installed there (its
+ * copyright file exists) or is not one of PHOTO_EXTRACTED_PACKAGES, else its unpacked copy in the cache.
+ */
+export function packageRoot(pkg: string, root = '/'): string {
+  if (!(PHOTO_EXTRACTED_PACKAGES as readonly string[]).includes(pkg) || existsSync(copyrightPath(pkg, root))) return root;
+  return join(photoCacheDir(), pkg);
+}
+
+/** Where a manifest entry's file is read from (its `clean` path is the path the package installs). */
+export const photoFile = (e: { clean: string; package: string }, root = '/'): string => join(packageRoot(e.package, root), e.clean);
 
 export const PHOTO_SOURCES: readonly PhotoSource[] = [
   { package: 'opencv-doc', licence: 'BSD-3-Clause', file: '/usr/share/doc/opencv-doc/examples/data/aero1.jpg', group: 'aero' },
@@ -102,6 +133,20 @@ export const PHOTO_SOURCES: readonly PhotoSource[] = [
   { package: 'plasma-workspace-wallpapers', licence: 'GPL-2+', file: '/usr/share/wallpapers/OneStandsOut/contents/images/2560x1600.jpg' },
   { package: 'plasma-workspace-wallpapers', licence: 'GPL-2+', file: '/usr/share/wallpapers/Path/contents/images/2560x1600.jpg' },
   { package: 'plasma-workspace-wallpapers', licence: 'GPL-2+', file: '/usr/share/wallpapers/summer_1am/contents/images/2560x1600.jpg' },
+  // scikit-image's sample photographs (debian/copyright: Files: * BSD-3-Clause; upstream's docstrings call each
+  // CC0 or public domain). Left out: its microscopy, retina, Hubble and drawn samples and clock_motion (blurred).
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/astronaut.png' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/chelsea.png' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/coffee.png' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/rocket.jpg' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/motorcycle_left.png', group: 'motorcycle' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/motorcycle_right.png', group: 'motorcycle' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/camera.png' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/coins.png' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/moon.png' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/brick.png' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/grass.png' },
+  { package: 'python3-skimage', licence: 'BSD-3-Clause', evalLast: true, file: '/usr/lib/python3/dist-packages/skimage/data/gravel.png' },
 ];
 
 /** One line of the photo manifest. */
@@ -112,6 +157,7 @@ export const photoEntrySchema = z.strictObject({
   licence: z.string().min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   group: z.string().min(1),
+  evalLast: z.literal(true).optional(),
 });
 export type PhotoEntry = z.output<typeof photoEntrySchema>;
 
@@ -142,26 +188,27 @@ export async function buildPhotoEntries(sources: readonly PhotoSource[] = PHOTO_
   const copyrights = new Map<string, string>();
   const out: PhotoEntry[] = [];
   for (const s of sources) {
+    const pkgRoot = packageRoot(s.package, root);
     let text = copyrights.get(s.package);
     if (text === undefined) {
       try {
-        text = await readFile(copyrightPath(s.package, root), 'utf8');
+        text = await readFile(copyrightPath(s.package, pkgRoot), 'utf8');
       } catch {
-        throw new Error(`photo dataset: Debian package ${s.package} is not installed (${copyrightPath(s.package, root)} missing). ${HOW_TO_SUPPLY}`);
+        throw new Error(`photo dataset: Debian package ${s.package} is not installed (${copyrightPath(s.package, pkgRoot)} missing). ${HOW_TO_SUPPLY}`);
       }
       copyrights.set(s.package, text);
     }
     if (!new RegExp(`^License:\\s*${s.licence.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`, 'm').test(text)) {
-      throw new Error(`photo dataset: ${s.file}: licence '${s.licence}' not found in ${copyrightPath(s.package, root)}`);
+      throw new Error(`photo dataset: ${s.file}: licence '${s.licence}' not found in ${copyrightPath(s.package, pkgRoot)}`);
     }
     let bytes: Uint8Array;
     try {
-      bytes = await readFile(join(root, s.file));
+      bytes = await readFile(join(pkgRoot, s.file));
     } catch {
       throw new Error(`photo dataset: ${s.file} missing (Debian package ${s.package}). ${HOW_TO_SUPPLY}`);
     }
     const id = photoId(s);
-    out.push({ id, clean: s.file, package: s.package, licence: s.licence, sha256: sha256(bytes), group: s.group ? `${s.package}/${s.group}` : id });
+    out.push({ id, clean: s.file, package: s.package, licence: s.licence, sha256: sha256(bytes), group: s.group ? `${s.package}/${s.group}` : id, ...(s.evalLast ? { evalLast: true as const } : {}) });
   }
   return out;
 }
@@ -201,7 +248,7 @@ export async function verifyPhotoEntries(entries: readonly PhotoEntry[], root = 
   for (const e of entries) {
     let bytes: Uint8Array;
     try {
-      bytes = await readFile(join(root, e.clean));
+      bytes = await readFile(photoFile(e, root));
     } catch {
       missing.add(e.package);
       continue;
@@ -217,20 +264,36 @@ export async function verifyPhotoEntries(entries: readonly PhotoEntry[], root = 
 }
 
 /**
- * A seeded split by group (every photograph of a scene on one side): groups are shuffled with `seed` and
- * taken into the eval split until it holds at least `evalImages` photographs.
+ * A seeded split by group (every photograph of a scene on one side): groups are shuffled with `seed` (the
+ * groups of `evalLast` photographs shuffled apart and put after the others) and taken in that order into the
+ * eval split until it holds at least `evalImages` photographs, then into the validation split until it holds
+ * at least `valImages` (held-out training scenes to choose settings on); the rest is training.
  */
-export function splitPhotoGroups(entries: readonly { id: string; group?: string }[], evalImages: number, seed: number): Map<string, Split> {
-  const groups = [...new Set(entries.map((e) => e.group ?? e.id))].sort();
+export function splitPhotoGroups(entries: readonly { id: string; group?: string; evalLast?: boolean }[], evalImages: number, seed: number, valImages = 0): Map<string, Split> {
+  const groupOf = (e: { id: string; group?: string }) => e.group ?? e.id;
   const size = new Map<string, number>();
-  for (const e of entries) size.set(e.group ?? e.id, (size.get(e.group ?? e.id) ?? 0) + 1);
-  rng(hashSeed('photo-split', seed)).shuffle(groups);
-  const evalGroups = new Set<string>();
-  let n = 0;
-  for (const g of groups) {
-    if (n >= evalImages) break;
-    evalGroups.add(g);
-    n += size.get(g)!;
+  const last = new Set<string>();
+  for (const e of entries) {
+    size.set(groupOf(e), (size.get(groupOf(e)) ?? 0) + 1);
+    if (e.evalLast) last.add(groupOf(e));
   }
-  return new Map(entries.map((e) => [e.id, evalGroups.has(e.group ?? e.id) ? 'eval' : 'train']));
+  const all = [...size.keys()].sort();
+  const first = all.filter((g) => !last.has(g));
+  const later = all.filter((g) => last.has(g));
+  // The first groups' order is what it was before any evalLast photograph existed (same seed, same draws).
+  rng(hashSeed('photo-split', seed)).shuffle(first);
+  rng(hashSeed('photo-split-last', seed)).shuffle(later);
+  const side = new Map<string, Split>();
+  let nEval = 0;
+  let nVal = 0;
+  for (const g of [...first, ...later]) {
+    if (nEval < evalImages) {
+      side.set(g, 'eval');
+      nEval += size.get(g)!;
+    } else if (nVal < valImages) {
+      side.set(g, 'val');
+      nVal += size.get(g)!;
+    }
+  }
+  return new Map(entries.map((e) => [e.id, side.get(groupOf(e)) ?? 'train']));
 }

@@ -7,14 +7,15 @@ import { test } from 'node:test';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { openDataset } from '../../lib/data/dataset.ts';
-import { cropSquare, decodeImage, decodeWhole, MAX_INPUT_PIXELS } from '../../lib/data/image.ts';
+import { cropSquare, decodeImage, decodeWhole, dihedral, MAX_INPUT_PIXELS } from '../../lib/data/image.ts';
 import {
-  buildPhotoEntries, copyrightPath, parsePhotoManifest, PHOTO_MANIFEST, PHOTO_PACKAGES, PHOTO_SOURCES, splitPhotoGroups, verifyPhotoEntries,
+  buildPhotoEntries, copyrightPath, formatPhotoManifest, packageRoot, parsePhotoManifest, PHOTO_EXTRACTED_PACKAGES, PHOTO_MANIFEST, PHOTO_PACKAGES,
+  PHOTO_SOURCES, photoFile, sha256, splitPhotoGroups, verifyPhotoEntries,
 } from '../../lib/data/photos.ts';
 import { scene, tempDir, writeFixture } from './helpers.ts';
 
 const manifest = parsePhotoManifest(readFileSync(PHOTO_MANIFEST, 'utf8'), PHOTO_MANIFEST);
-const installed = PHOTO_PACKAGES.every((p) => existsSync(copyrightPath(p)));
+const installed = [...PHOTO_PACKAGES, ...PHOTO_EXTRACTED_PACKAGES].every((p) => existsSync(copyrightPath(p, packageRoot(p))));
 const needPackages = installed ? false : 'photo packages not installed (run scripts/ensure-photos.sh)';
 
 test('photo manifest: one entry per source, a licence, a SHA-256 digest and a scene group each, unique ids', () => {
@@ -25,7 +26,8 @@ test('photo manifest: one entry per source, a licence, a SHA-256 digest and a sc
     assert.equal(e.clean, PHOTO_SOURCES[i].file);
     assert.equal(e.package, PHOTO_SOURCES[i].package);
     assert.equal(e.licence, PHOTO_SOURCES[i].licence);
-    assert.ok((PHOTO_PACKAGES as readonly string[]).includes(e.package), e.package);
+    assert.ok(([...PHOTO_PACKAGES, ...PHOTO_EXTRACTED_PACKAGES] as string[]).includes(e.package), e.package);
+    assert.equal(e.evalLast, PHOTO_SOURCES[i].evalLast);
     assert.match(e.sha256, /^[0-9a-f]{64}$/);
   }
   // Two digests alike would be one photograph twice (on both sides of a split).
@@ -75,6 +77,35 @@ test('photo split: seeded, by scene (a group never on both sides), at least eval
   }
 });
 
+test('photo split: photographs marked evalLast go to training; the evaluation split is the one without them', () => {
+  const before = manifest.filter((e) => !e.evalLast);
+  assert.ok(before.length < manifest.length, 'the manifest has evalLast photographs');
+  for (let seed = 0; seed < 4; seed++) {
+    const now = splitPhotoGroups(manifest, 64, seed);
+    const then = splitPhotoGroups(before, 64, seed);
+    for (const e of before) assert.equal(now.get(e.id), then.get(e.id), `seed ${seed}: ${e.id}`);
+    for (const e of manifest.filter((x) => x.evalLast)) assert.equal(now.get(e.id), 'train', `seed ${seed}: ${e.id}`);
+  }
+  // Without enough other scenes they are still taken, last.
+  const small = splitPhotoGroups(manifest, manifest.length - 2, 0);
+  assert.ok(manifest.some((e) => e.evalLast && small.get(e.id) === 'eval'));
+});
+
+test('photo split: the validation split takes whole training scenes after the evaluation ones, seeded', () => {
+  const plain = splitPhotoGroups(manifest, 64, 0);
+  const s = splitPhotoGroups(manifest, 64, 0, 8);
+  const ids = (m: Map<string, string>, side: string) => manifest.filter((e) => m.get(e.id) === side).map((e) => e.id);
+  assert.deepEqual(ids(s, 'eval'), ids(plain, 'eval'), 'the evaluation split does not move');
+  const val = ids(s, 'val');
+  assert.ok(val.length >= 8 && val.length < 8 + 2, `${val.length} validation photographs`);
+  assert.ok(ids(s, 'train').length > 0);
+  for (const id of val) assert.equal(plain.get(id), 'train', `${id} was a training photograph`);
+  for (const g of new Set(manifest.map((e) => e.group))) {
+    assert.equal(new Set(manifest.filter((e) => e.group === g).map((e) => s.get(e.id))).size, 1, `group ${g} on two sides`);
+  }
+  assert.notDeepEqual(ids(splitPhotoGroups(manifest, 64, 1, 8), 'val'), val);
+});
+
 test('photos dataset: train and eval hold disjoint photographs; eval images are whole, shorter side evalSize', { skip: needPackages }, async () => {
   const spec = { kind: 'photos' as const, size: 24, evalSize: 40, evalImages: 64 };
   const train = await openDataset(spec, { split: 'train' });
@@ -118,6 +149,75 @@ test('seeded crops: same seed and epoch give the same crop, inside the image at 
     if (epoch === 0) assert.notDeepEqual((await c.get(0, 0))!.clean.data, sa.clean.data, 'another seed, another crop');
   }
   assert.ok(crops.size >= 3, `${crops.size} distinct crops over 4 epochs`);
+});
+
+test('dihedral: the 8 symmetries of a square, against sharp\'s flop and rotate', async () => {
+  const img = scene(9, 13, 13);
+  const raw = { raw: { width: 13, height: 13, channels: 3 as const } };
+  const seen = new Set<string>();
+  for (let k = 0; k < 8; k++) {
+    const flopped = k & 1 ? await sharp(img.data, raw).flop().raw().toBuffer() : Buffer.from(img.data);
+    const want = await sharp(flopped, raw).rotate(90 * (k >> 1)).raw().toBuffer();
+    const got = dihedral(img, k);
+    assert.deepEqual([got.width, got.height], [13, 13]);
+    assert.deepEqual(Buffer.from(got.data), want, `k ${k}`);
+    seen.add(want.toString('base64'));
+  }
+  assert.equal(seen.size, 8);
+  assert.throws(() => dihedral(img, 8), /0\.\.7/);
+  assert.throws(() => dihedral(scene(1, 8, 6), 1), /square/);
+});
+
+test('photos dataset: augment flips and turns each training crop, seeded; evaluation images are untouched', async (t) => {
+  const dir = tempDir(t);
+  const files = [await writeFixture(dir, 'a.png', scene(2, 90, 60)), await writeFixture(dir, 'b.png', scene(4, 60, 90))];
+  const entries = files.map((f, i) => ({ id: `fx/${i}`, clean: f, package: 'fixture', licence: 'CC0-1.0', sha256: sha256(readFileSync(f)), group: `fx/${i}` }));
+  const path = join(dir, 'photos.jsonl');
+  writeFileSync(path, formatPhotoManifest(entries));
+  const spec = { kind: 'photos' as const, size: 16, evalSize: 40, evalImages: 1, manifest: path };
+  const plain = await openDataset(spec, { split: 'train', seed: 3 });
+  const aug = await openDataset({ ...spec, augment: true }, { split: 'train', seed: 3 });
+  const again = await openDataset({ ...spec, augment: true }, { split: 'train', seed: 3 });
+  const used = new Set<number>();
+  for (let epoch = 0; epoch < 12; epoch++) {
+    const p = (await plain.get(0, epoch))!;
+    const a = (await aug.get(0, epoch))!;
+    assert.deepEqual(a.clean.data, (await again.get(0, epoch))!.clean.data, 'seeded');
+    const k = [0, 1, 2, 3, 4, 5, 6, 7].find((j) => Buffer.compare(Buffer.from(dihedral(p.clean, j).data), Buffer.from(a.clean.data)) === 0);
+    assert.ok(k !== undefined, `epoch ${epoch}: the augmented crop is a symmetry of the plain one`);
+    used.add(k);
+  }
+  assert.ok(used.size >= 4, `${used.size} symmetries over 12 epochs`);
+  const ev = (await openDataset({ ...spec, augment: true }, { split: 'eval', seed: 3 }).then((d) => d.get(0)))!;
+  assert.deepEqual(ev.clean.data, (await openDataset(spec, { split: 'eval', seed: 3 }).then((d) => d.get(0)))!.clean.data);
+});
+
+test('extracted packages: read from the cache unless installed; a missing one names the package', async (t) => {
+  const root = tempDir(t);
+  const cache = tempDir(t);
+  const old = process.env.RECOVERY_GRPO_PHOTO_CACHE;
+  process.env.RECOVERY_GRPO_PHOTO_CACHE = cache;
+  t.after(() => {
+    if (old === undefined) delete process.env.RECOVERY_GRPO_PHOTO_CACHE;
+    else process.env.RECOVERY_GRPO_PHOTO_CACHE = old;
+  });
+  const pkg = PHOTO_EXTRACTED_PACKAGES[0];
+  const src = { package: pkg, licence: 'BSD-3-Clause', file: '/usr/lib/x/cat.png', evalLast: true };
+  await assert.rejects(buildPhotoEntries([src], root), new RegExp(`${pkg} is not installed.*ensure-photos\\.sh`, 's'));
+  const unpacked = join(cache, pkg);
+  (await import('node:fs')).mkdirSync(join(unpacked, 'usr/share/doc', pkg), { recursive: true });
+  writeFileSync(copyrightPath(pkg, unpacked), 'Files: *\nLicense: BSD-3-Clause\n');
+  await writeFixture(unpacked, 'usr/lib/x/cat.png', scene(7, 10));
+  assert.equal(packageRoot(pkg, root), unpacked);
+  const [e] = await buildPhotoEntries([src], root);
+  assert.deepEqual([e.clean, e.evalLast, e.id], ['/usr/lib/x/cat.png', true, `${pkg}/cat`]);
+  assert.equal(photoFile(e, root), join(unpacked, 'usr/lib/x/cat.png'));
+  await verifyPhotoEntries([e], root);
+  // Installed under the root: read from there, the cache ignored.
+  (await import('node:fs')).mkdirSync(join(root, 'usr/share/doc', pkg), { recursive: true });
+  writeFileSync(copyrightPath(pkg, root), 'Files: *\nLicense: BSD-3-Clause\n');
+  assert.equal(packageRoot(pkg, root), root);
+  await assert.rejects(verifyPhotoEntries([e], root), new RegExp(`${pkg} are missing`));
 });
 
 test('cropSquare: refuses a crop that does not fit', () => {
@@ -188,4 +288,13 @@ test('bad images: unreadable, truncated, CMYK and enormous are skipped and named
     // Training never stops on them: the stream goes round the readable ones.
     for (let c = 0; c < 10; c++) assert.ok(['deep16.png', 'good.png', 'grey.png'].includes((await ds.sample(c)).id));
   }
+});
+
+test('run configuration: data.valImages and data.augment reach the photos dataset spec', async () => {
+  const { dataConfigFrom } = await import('../../lib/data/dataset.ts');
+  const { loadConfig } = await import('../../lib/config/index.ts');
+  const plain = dataConfigFrom(loadConfig(undefined, []).data).dataset;
+  assert.deepEqual([plain.kind, 'valImages' in plain && plain.valImages, 'augment' in plain && plain.augment], ['photos', 0, false]);
+  const set = dataConfigFrom(loadConfig(undefined, ['data.valImages=8', 'data.augment=true']).data).dataset;
+  assert.deepEqual(['valImages' in set && set.valImages, 'augment' in set && set.augment], [8, true]);
 });

@@ -1,0 +1,93 @@
+// The demo's training without its processes: the single-process loop (which trains exactly what the
+// pipeline trains, test/e2e/parity.test.ts) with the demo's SFT and GRPO steps, then identity, the warm start
+// and the final policy evaluated on the validation split (held-out training scenes, data.valImages) and, with
+// --eval, on the evaluation split as the demo reports it. Prints reward / SSIM / PSNR, the per-type and
+// per-level reward differences and the worst do-no-harm row. Settings are chosen on the validation split.
+//
+//   node --import tsx scripts/demo-probe.ts [--seed N] [--eval] [--val-draws 6] [--every K] [--json out.json] [key=value ...]
+//   (the data.valImages=... override sets the validation split; e.g. data.valImages=8)
+import { writeFile } from 'node:fs/promises';
+import { loadConfig } from '../lib/config/index.ts';
+import { openRunDataset } from '../lib/config/dataset.ts';
+import { evaluate, firstSamples, type EvalReport } from '../lib/eval/evaluate.ts';
+import { runSingleProcess } from '../lib/local/single-process.ts';
+import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
+import { initialParamsOf } from '../lib/models/bundle.ts';
+import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../lib/local/demo-defaults.ts';
+
+const args = process.argv.slice(2);
+let seed = 0;
+let withEval = false;
+let jsonOut: string | undefined;
+let valDraws = 6;
+let every = 0;
+const overrides: string[] = [];
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]!;
+  if (a === '--seed') seed = Number(args[++i]);
+  else if (a === '--eval') withEval = true;
+  else if (a === '--json') jsonOut = args[++i];
+  else if (a === '--val-draws') valDraws = Number(args[++i]);
+  else if (a === '--every') every = Number(args[++i]);
+  else if (a.includes('=')) overrides.push(a);
+  else throw new Error(`demo-probe: unknown argument ${JSON.stringify(a)}`);
+}
+if (!Number.isInteger(seed)) throw new Error('demo-probe: --seed takes an integer');
+
+const config = loadConfig(undefined, [...DEMO_OVERRIDES, `sft.steps=${DEMO_SFT_STEPS}`, `grpo.steps=${DEMO_GRPO_STEPS}`, ...overrides, `run.seed=${seed}`]);
+const t0 = performance.now();
+// The loop trains `params` in place: snapshots every --every GRPO steps are evaluated on the validation split too.
+const params = initialParamsOf(config);
+const snapshots = new Map<number, TensorMap>();
+const run = await runSingleProcess(config, {
+  params,
+  onStep: (st) => { if (every > 0 && st.step % every === 0 && st.step < config.grpo.steps) snapshots.set(st.step, cloneTensorMap(params)); },
+});
+const seconds = (performance.now() - t0) / 1000;
+const policies = {
+  identity: { kind: 'identity' as const },
+  sft: { kind: 'mean' as const, params: run.sftParams },
+  grpo: { kind: 'mean' as const, params: run.params },
+};
+const snapshotPolicies = Object.fromEntries([...snapshots].map(([k, p]) => [`grpo@${k}`, { kind: 'mean' as const, params: p }]));
+
+const f = (x: number) => x.toFixed(4);
+const sign = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(3);
+const worst = (id: EvalReport, p: EvalReport) => {
+  let w = { key: '', d: Infinity, n: 0 };
+  for (const [k, s] of [...Object.entries(id.byType), ...Object.entries(id.byLevel)]) {
+    const d = ((p.byType[k] ?? p.byLevel[k])!.reward) - s.reward;
+    if (d < w.d) w = { key: k, d, n: s.count };
+  }
+  return w;
+};
+const out: Record<string, unknown> = { seed, overrides, seconds, sftSteps: run.sftSteps, grpoSteps: run.grpoSteps };
+const show = async (name: string, split: 'val' | 'eval') => {
+  const ds = await openRunDataset(config, split);
+  // The few validation photographs each get several corruption draws (epochs); evaluation is as the demo's.
+  const samples = split === 'eval' ? await firstSamples(ds, ds.size) : [];
+  for (let epoch = 0; split === 'val' && epoch < valDraws; epoch++) {
+    for (let i = 0; i < ds.size; i++) {
+      const s = await ds.get(i, epoch);
+      if (s) samples.push(s);
+    }
+  }
+  const r = (await evaluate(config, samples, split === 'val' ? { ...policies, ...snapshotPolicies } : policies)).reports;
+  const [id, sft, grpo] = [r.identity!, r.sft!, r.grpo!];
+  if (split === 'val' && snapshots.size > 0) {
+    const curve = Object.keys(snapshotPolicies).map((k) => `${k} ${f(r[k]!.reward)} (worst ${sign(worst(id, r[k]!).d)})`);
+    console.log(`  GRPO on the way: ${curve.join(', ')}`);
+    out.curve = Object.fromEntries(Object.keys(snapshotPolicies).map((k) => [k, { reward: r[k]!.reward, ssim: r[k]!.ssim, psnr: r[k]!.psnr, worst: worst(id, r[k]!) }]));
+  }
+  console.log(`${name} (${samples.length}): reward ${f(id.reward)} / ${f(sft.reward)} / ${f(grpo.reward)}; SSIM ${f(id.ssim)} / ${f(sft.ssim)} / ${f(grpo.ssim)}; PSNR ${id.psnr.toFixed(2)} / ${sft.psnr.toFixed(2)} / ${grpo.psnr.toFixed(2)}`);
+  console.log(`  GRPO - identity per type: ${Object.entries(id.byType).map(([k, s]) => `${k} ${sign(grpo.byType[k]!.reward - s.reward)}`).join(', ')}`);
+  console.log(`  per level: ${Object.entries(id.byLevel).map(([k, s]) => `${k} ${sign(grpo.byLevel[k]!.reward - s.reward)}`).join(', ')}`);
+  const ws = worst(id, sft);
+  const wg = worst(id, grpo);
+  console.log(`  worst row: SFT ${ws.key} ${sign(ws.d)} (${ws.n}), GRPO ${wg.key} ${sign(wg.d)} (${wg.n})`);
+  out[split] = { identity: id, sft, grpo, worstSft: ws, worstGrpo: wg };
+};
+await show('validation photographs', 'val');
+if (withEval) await show('evaluation photographs', 'eval');
+console.log(`[seed ${seed} ${overrides.join(' ') || 'defaults'}] ${run.sftSteps} SFT + ${run.grpoSteps} GRPO steps in ${seconds.toFixed(0)} s`);
+if (jsonOut) await writeFile(jsonOut, JSON.stringify(out, null, 1));
