@@ -20,6 +20,8 @@ export const flowConfigSchema = z.strictObject({
     .describe('noise: sampling starts from pure noise at t = 1 (as Robust-U1). corrupted: from (1 - startT) y + startT eps at t = startT.'),
   startT: z.number().gt(0).lte(1).default(0.6)
     .describe('First timestep when start is corrupted.'),
+  predict: z.enum(['velocity', 'residual']).default('velocity')
+    .describe('What the network outputs. velocity: v itself. residual: a correction f of the corrupted image, x0_hat = y + f, v = (x_t - x0_hat) / t, so a fresh network samples the corrupted image (identity) from any start; its SFT loss is ||x0_hat - x0||^2 (t^2 times the rectified-flow loss).'),
   sde: z.strictObject({
     type: z.enum(['sde', 'cps']).default('sde')
       .describe("sde: Flow-GRPO's reverse SDE, std = a sqrt(t / (1 - t)) sqrt(-dt). cps: coefficients-preserving, std = t_next sin(a pi / 2)."),
@@ -52,5 +54,5 @@ export function samplerSpecOf(f: FlowConfig): FlowSamplerSpec {
 }
 
 export function velocitySpecOf(model: { arch: 'resnet' | 'unet'; width: number; depth: number }, f: FlowConfig): VelocitySpec {
-  return { arch: model.arch, width: model.width, depth: model.depth, timeFrequencies: f.timeFrequencies, timeWidth: f.timeWidth };
+  return { arch: model.arch, width: model.width, depth: model.depth, timeFrequencies: f.timeFrequencies, timeWidth: f.timeWidth, ...(f.predict === 'residual' ? { predict: f.predict } : {}) };
 }

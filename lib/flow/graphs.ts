@@ -154,7 +154,8 @@ export function buildFlowGrpoGraph(spec: FlowNetworkSpec, r: Resolution, type: F
 
 /**
  * Stage I for the family, the rectified-flow loss: param.*, x0, y, eps, t [N] -> loss, grad.*, where
- * x_t = (1 - t) x0 + t eps and loss = mean(residual^2), residual = v(x_t, t, y) - (eps - x0) (also an output).
+ * x_t = (1 - t) x0 + t eps and loss = mean(residual^2), residual = v(x_t, t, y) - (eps - x0) (also an output);
+ * with predict residual, loss = mean((t residual)^2) = mean((x0_hat - x0)^2).
  */
 export function buildFlowSftGraph(spec: FlowNetworkSpec, r: Resolution): Graph {
   checkFlowNetworkResolution(spec, r.height, r.width);
@@ -166,7 +167,9 @@ export function buildFlowSftGraph(spec: FlowNetworkSpec, r: Resolution): Graph {
   const t = g.input('t', ['N']);
   const xt = add(mul(perRow(sub(1, t)), x0), mul(perRow(t), eps));
   const residual = sub(flowVelocity(spec, params, xt, t, y), sub(eps, x0));
-  const loss = reduceMean(square(residual));
+  // predict residual: the loss on x0_hat = x_t - t v, i.e. t^2 residual^2; the velocity loss's 1/t^2 weight
+  // on the network's output would have no finite mean over t ~ U(0, 1].
+  const loss = reduceMean(square(spec.predict === 'residual' ? mul(residual, perRow(t)) : residual));
   g.output('loss', loss);
   outputGradients(g, spec, params, loss);
   g.output('residual', residual);

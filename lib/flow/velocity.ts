@@ -19,6 +19,11 @@ export interface VelocitySpec {
   timeFrequencies: number;
   /** Width of the shared time embedding. */
   timeWidth: number;
+  /**
+   * What the body's output means (flow.predict): 'velocity' (default) v itself; 'residual' a correction f of
+   * the corrupted image, x0_hat = y + f, v = (x_t - x0_hat) / t (velocity-network.ts applies it).
+   */
+  predict?: 'velocity' | 'residual';
 }
 
 const LEAK = 0.1;

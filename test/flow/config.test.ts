@@ -14,6 +14,8 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   assert.equal(plan.length, 10);
   assert.equal(plan.filter((p) => p.trained).length, 2);
   assert.deepEqual(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), { arch: 'unet', width: 8, depth: 2, timeFrequencies: 8, timeWidth: 32 });
+  assert.equal(f.predict, 'velocity');
+  assert.equal(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, flowConfigSchema.parse({ predict: 'residual' })).predict, 'residual');
 });
 
 test('flow config: a window reaching the last step, a random window past the first half and cps with a >= 1 are refused by name', () => {
@@ -26,4 +28,5 @@ test('flow config: a window reaching the last step, a random window past the fir
   assert.match(issues({ steps: 4, sde: { window: { size: 3 } } })[0], /^sde\.window: .*first half/);
   assert.match(issues({ sde: { type: 'cps', a: 1.3 } })[0], /^sde\.a: must be < 1/);
   assert.match(issues({ sde: { window: { start: 'middle' } } })[0], /^sde\.window\.start/);
+  assert.match(issues({ predict: 'x0' })[0], /^predict: /);
 });

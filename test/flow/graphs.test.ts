@@ -4,17 +4,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildFlowGrpoGraph, buildFlowSftGraph, buildFlowStepGraph } from '../../lib/flow/graphs.ts';
-import { gaussianLogpMean, stepCoefficients, stepMean, type FlowSamplerType } from '../../lib/flow/sampler.ts';
+import { gaussianLogpMean, odePlan, stepCoefficients, stepMean, type FlowSamplerType } from '../../lib/flow/sampler.ts';
+import { rolloutFlow } from '../../lib/flow/rollout.ts';
+import { initVelocityParams } from '../../lib/flow/velocity.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { paramFeeds, scalarFeed } from '../../lib/models/feeds.ts';
 import { testRandom } from '../graph/gradcheck.ts';
+import type { VelocitySpec } from '../../lib/flow/velocity.ts';
 import { checkGradients, meanOf, perturbed, resnet, uniform, unet } from './helpers.ts';
 
 const R = { height: 8, width: 8 };
 const PIX = 3 * R.height * R.width;
 
-async function stepSession(type: FlowSamplerType, spec = resnet, r = R): Promise<GraphSession> {
+async function stepSession(type: FlowSamplerType, spec: VelocitySpec = resnet, r = R): Promise<GraphSession> {
   return GraphSession.create(serialize(buildFlowStepGraph(spec, r, type)));
 }
 
@@ -179,3 +182,42 @@ for (const [mode, spec, type] of [['scalar', resnet, 'sde'], ['dense', unet, 'sd
     await step.release();
   });
 }
+
+test('predict residual: v = (x - y - f) / t from the body f, a fresh network samples y itself, the SFT loss is mean((x0_hat - x0)^2) with finite-difference gradients', async () => {
+  const residual = { ...resnet, predict: 'residual' as const };
+  const rand = testRandom(12);
+  const n = 3;
+  const dims = [n, 3, R.height, R.width];
+  const params = perturbed(resnet, 13);
+  const rows = rowsOf(n, rand, [[1, 0.9, 0], [0.6, 0.3, 0], [0.05, 0, 0]]);
+  // The same parameters under both readings: the velocity graph's v is the body's output f.
+  const body = await stepSession('sde', resnet);
+  const res = await stepSession('sde', residual);
+  const f = (await body.run({ ...paramFeeds(params), ...rows }, ['v'])).v.data;
+  const v = (await res.run({ ...paramFeeds(params), ...rows }, ['v'])).v.data;
+  const t = rows.t.data;
+  for (let j = 0; j < v.length; j++) {
+    const expected = (rows.x.data[j] - rows.y.data[j] - f[j]) / t[Math.floor(j / PIX)];
+    assert.ok(Math.abs(v[j] - expected) <= 1e-5 * Math.max(1, Math.abs(expected)), `v[${j}] ${v[j]} vs ${expected}`);
+  }
+  // A fresh network (zero head): the ODE from pure noise ends on the corrupted image.
+  const fresh = initVelocityParams(residual, 14);
+  const corrupted = uniform(n * PIX, rand, 0, 1);
+  const roll = await rolloutFlow(res, fresh, { corrupted, n, resolution: R, seeds: [1, 2, 3] }, odePlan(6, 3), { start: 'noise' });
+  roll.image.forEach((p, j) => assert.ok(Math.abs(p - corrupted[j]) < 1e-5, `pixel ${j}: ${p} vs the corrupted ${corrupted[j]}`));
+  // SFT: the loss on x0_hat = x_t - t v, from the step graph's v at x_t.
+  const x0 = uniform(n * PIX, rand);
+  const eps = uniform(n * PIX, rand, -2, 2);
+  const ts = Float32Array.of(0.9, 0.35, 0.02);
+  const xt = x0.map((u, j) => (1 - ts[Math.floor(j / PIX)]) * u + ts[Math.floor(j / PIX)] * eps[j]);
+  const vt = (await res.run({ ...paramFeeds(params), x: { data: xt, dims }, y: rows.y, eps: { data: eps, dims }, t: { data: ts, dims: [n] }, t_next: { data: ts.map((x) => x / 2), dims: [n] }, a: { data: new Float32Array(n), dims: [n] } }, ['v'])).v.data;
+  let expected = 0;
+  vt.forEach((vj, j) => (expected += (xt[j] - ts[Math.floor(j / PIX)] * vj - x0[j]) ** 2));
+  expected /= n * PIX;
+  const sft = await GraphSession.create(serialize(buildFlowSftGraph(residual, R)));
+  const sftFeeds: Feeds = { x0: { data: x0, dims }, y: rows.y, eps: { data: eps, dims }, t: { data: ts, dims: [n] } };
+  const loss = (await sft.run({ ...paramFeeds(params), ...sftFeeds }, ['loss'])).loss.data[0];
+  assert.ok(Math.abs(loss / expected - 1) < 1e-4, `loss ${loss} vs ${expected}`);
+  await checkGradients(sft, residual, params, sftFeeds, { outputs: ['residual'], loss: (o) => meanOf(o.residual.data.map((r, j) => (r * ts[Math.floor(j / PIX)]) ** 2)) });
+  await Promise.all([body.release(), res.release(), sft.release()]);
+});
