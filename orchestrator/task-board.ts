@@ -262,16 +262,22 @@ export class TaskBoard {
   }
 
   /**
-   * Hands queued tasks to the least-loaded workers of their role that have room: as many to one worker as its
-   * room and its max_tasks_per_message allow, in one message (a TaskBundle when more than one).
+   * Hands queued tasks to the least-loaded workers of their role that have room, spread evenly over the workers
+   * with room (each gets its share, ceil(queued / workers with room)), up to its room and its
+   * max_tasks_per_message, in one message (a TaskBundle when more than one). So tasks are spread while workers
+   * are free, and bundled when there are more tasks than free workers (overload, or few workers).
    */
   pump(): void {
     this.pumpQueued = false;
     for (const [role, queue] of this.queues) {
+      if (queue.length === 0) continue;
+      let withRoom = 0;
+      for (const level of this.free.get(role) ?? []) withRoom += level?.size ?? 0;
+      const share = Math.ceil(queue.length / Math.max(1, withRoom));
       while (queue.length > 0) {
         const worker = this.pick(role);
         if (!worker) break; // no room left for this role: its other queued tasks wait
-        const most = Math.min(queue.length, this.room(worker) - this.load(worker), Math.min(this.maxInFlight, tasksPerMessage(worker.hello.capabilities)));
+        const most = Math.min(queue.length, share, this.room(worker) - this.load(worker), Math.min(this.maxInFlight, tasksPerMessage(worker.hello.capabilities)));
         const now = this.now();
         const tasks: Task[] = [];
         const messages: OrchestratorMessage[] = [];

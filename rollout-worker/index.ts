@@ -110,8 +110,10 @@ class RolloutRole implements WorkerRoleImpl {
   ) {}
 
   capabilities() {
-    // it packs the items of every task it holds into its policy calls: it takes them in one message too
-    return { device: this.device === 'cuda' ? 'cuda:0' : 'cpu', max_batch: this.maxBatch, max_in_flight: this.maxInFlight, max_tasks_per_message: this.maxInFlight, labels: {} };
+    // One task per message: tasks arriving one by one let its first policy call carry one group, whose score task
+    // then overlaps with the rest of the batch's rollouts (a bundle of the whole batch made one call of 32 and
+    // left the reward worker idle meanwhile; pipeline runs on 2 cores were slower, docs/performance.md "Pipeline").
+    return { device: this.device === 'cuda' ? 'cuda:0' : 'cpu', max_batch: this.maxBatch, max_in_flight: this.maxInFlight, max_tasks_per_message: 1, labels: {} };
   }
 
   hello() {

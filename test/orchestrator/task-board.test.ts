@@ -187,6 +187,19 @@ test('a worker that asks for several tasks per message gets them in one TaskBund
   assert.equal(w.sent[3]!.rollout_task!.task_id, 'u0');
 });
 
+test('tasks are spread over the workers with room before they are bundled: each gets its share', async () => {
+  const { b } = board();
+  const [x, y, z] = [session('x', 'REWARD', 8, 8), session('y', 'REWARD', 8, 8), session('z', 'REWARD', 8, 8)];
+  for (const s of [x, y, z]) b.attach(s);
+  const sizes = (s: typeof x) => s.sent.map((m) => m.task_bundle?.score_tasks?.length ?? (m.score_task ? 1 : 0));
+  b.add(...Array.from({ length: 3 }, (_, i) => task(`a${i}`, 'REWARD')));
+  await tick();
+  assert.deepEqual([x, y, z].map(sizes), [[1], [1], [1]], 'three tasks, three free workers: one each');
+  b.add(...Array.from({ length: 12 }, (_, i) => task(`b${i}`, 'REWARD')));
+  await tick();
+  assert.deepEqual([x, y, z].map(sizes), [[1, 4], [1, 4], [1, 4]], 'twelve: a bundle of four each');
+});
+
 test('a re-queued task goes before newer ones; a result for a queued task counts as foreign, for an unknown id as a duplicate', async () => {
   const { b, metrics } = board();
   const a = session('a', 'ROLLOUT', 1);

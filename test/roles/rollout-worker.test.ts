@@ -139,20 +139,6 @@ test('follows a new checkpoint between batches and stamps results with it', asyn
   for (let i = 0; i < PER; i++) assert.ok(Math.abs(after2[0]![i]! - before1[0]![i]! - 0.05) < 1e-5);
 });
 
-test('several tasks in one message (TaskBundle): each answered as if it came alone, the same actions', async () => {
-  const session = orch.sessions.find((x) => x.workerId === 'roll-1')!;
-  const ask = session.hello.capabilities.max_tasks_per_message;
-  assert.ok(ask >= 2, `it asks for several tasks per message (${ask})`);
-  const alone = [actionsOf(await rollout(items(['s0'], 2))), actionsOf(await rollout(items(['s1'], 2, 300)))];
-  const from = orch.received.length;
-  await orch.send('roll-1', { task_bundle: { rollout_tasks: [
-    { task_id: 'bundle-a', attempt: 1, lease_ms: 30_000, items: items(['s0'], 2) },
-    { task_id: 'bundle-b', attempt: 1, lease_ms: 30_000, items: items(['s1'], 2, 300) },
-  ] } });
-  const got = await Promise.all(['bundle-a', 'bundle-b'].map((id) => orch.next((m) => m.rollout_result?.task_id === id, { from })));
-  got.forEach((m, i) => assert.deepEqual(actionsOf(m), alone[i]));
-});
-
 test('a tampered or mismatched checkpoint is refused and counted; the worker keeps its version', async () => {
   const metricsText = async () => (await fetch(`${worker.metricsUrl}/metrics`)).text();
   // v3: a valid file whose parameters have the wrong shapes (another model)
