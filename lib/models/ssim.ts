@@ -56,7 +56,7 @@ export const SSIM_RUN_BATCH = 4;
  * filtered on its own with the same taps in the same order, so every value equals gaussianFilter's.
  * Forward only: the run-time padding and split are not differentiable graph ops.
  */
-export function foldedGaussianFilter(xs: Value[]): Value[] {
+function foldedGaussianFilter(xs: Value[]): Value[] {
   const g = xs[0].graph;
   const [, cDim, h, w] = xs[0].shape;
   const c = cDim as number;
