@@ -55,7 +55,7 @@ export const convTransposeRule: VJP = ({ inputs: [x, w, b], attrs }, [dy], needs
  * Grouped convolutions are handled group by group.
  */
 function kernelGradient(x: Value, dy: Value, k: [number, number], a: ConvAttrs, kind: 'conv' | 'convTranspose'): Value {
-  if (kind === 'conv' && a.group === 1 && a.strides.every((s) => s === 1)) return kernelGradientIm2col(x, dy, k, a);
+  if (kind === 'conv' && a.group === 1 && a.strides.every((s) => s === 1)) return kernelGradientShifted(x, dy, k, a);
   const G = a.group;
   const cx = x.shape[1] as number;
   const cy = dy.shape[1] as number;
@@ -124,7 +124,7 @@ function shiftedCopies(x: Value, k: number, vertical: boolean, tap: (t: number) 
  * copies), and the matrix product [Cin*kh, Ho*W2] x [Ho*W2, Cout*kw] yields every (ky, kx) pair at once.
  * The extra terms are zero products, so the sums equal im2col's up to the order of float additions.
  */
-function kernelGradientIm2col(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
+function kernelGradientShifted(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
   const [n, cin] = x.shape;
   const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
   const [dh, dw] = a.dilations;

@@ -56,7 +56,7 @@ export const SSIM_RUN_BATCH = 4;
  * filtered on its own with the same taps in the same order, so every value equals gaussianFilter's.
  * Forward only: the run-time padding and split are not differentiable graph ops.
  */
-export function foldedGaussianFilter(xs: Value[]): Value[] {
+function foldedGaussianFilter(xs: Value[]): Value[] {
   const g = xs[0].graph;
   const [, cDim, h, w] = xs[0].shape;
   const c = cDim as number;
@@ -94,29 +94,24 @@ export function ssimMap(x: Value, y: Value, opts: SsimOptions = {}): Value {
     throw new Error(`ssim: images must be at least ${SSIM_WINDOW}x${SSIM_WINDOW}, got ${h}x${w}`);
   }
   const C = c as number;
-  // With u = x + y and v = x - y, SSIM is (4x both factors, the same ratio)
-  //   (s^2 - d^2 + 2C1) (P - Q - s^2 + d^2 + 2C2) / ((s^2 + d^2 + 2C1) (P + Q - s^2 - d^2 + 2C2))
-  // where s, d, P, Q are the filtered u, v, u^2, v^2: 2 mx my = (s^2 - d^2)/2, mx^2 + my^2 = (s^2 + d^2)/2,
-  // 2 E[xy] = (P - Q)/2 and E[x^2 + y^2] = (P + Q)/2. Four filtered statistics as before, and 17 element-wise
-  // passes instead of 19 (each a full pass over [N,3,H-10,W-10]).
-  const u = add(x, y);
-  const v = sub(x, y);
-  const stats = [u, v, mul(u, u), mul(v, v)];
-  let s: Value, d: Value, p: Value, q: Value;
+  // SSIM needs only the sum of the two variances, so four statistics suffice: E[x], E[y], E[x^2 + y^2]
+  // and E[xy], filtered in one pass.
+  const stats = [x, y, add(mul(x, x), mul(y, y)), mul(x, y)];
+  let mx: Value, my: Value, exxyy: Value, exy: Value;
   if (opts.fold ?? true) {
-    [s, d, p, q] = foldedGaussianFilter(stats);
+    [mx, my, exxyy, exy] = foldedGaussianFilter(stats);
   } else {
     const f = gaussianFilter(concat(stats, 1));
     const part = (i: number) => slice(f, [i * C], [(i + 1) * C], [1]);
-    [s, d, p, q] = [0, 1, 2, 3].map(part);
+    [mx, my, exxyy, exy] = [0, 1, 2, 3].map(part);
   }
-  const a = mul(s, s);
-  const b = mul(d, d);
-  const a1 = add(a, 2 * C1);
-  const varU = add(sub(p, a), 2 * C2); // variance of u, plus 2 C2
-  const varV = sub(q, b);
-  const num = mul(sub(a1, b), sub(varU, varV));
-  const den = mul(add(a1, b), add(varU, varV));
+  const mxy = mul(mx, my);
+  const mxx = mul(mx, mx);
+  const myy = mul(my, my);
+  const variances = sub(exxyy, add(mxx, myy));
+  const cov = sub(exy, mxy);
+  const num = mul(add(mul(mxy, 2), C1), add(mul(cov, 2), C2));
+  const den = mul(add(add(mxx, myy), C1), add(variances, C2));
   return div(num, den);
 }
 

@@ -60,7 +60,7 @@ const cases: Case[] = [
     f: (_g, [x, w, b]) => op.conv(x, w, b, { strides: [2, 1], pads: [1, 0, 2, 1], dilations: [1, 2] }),
   },
   {
-    name: 'Conv (3x3 same padding, stride 1: the im2col weight gradient)',
+    name: 'Conv (3x3 same padding, stride 1: the shifted-product weight gradient)',
     inputs: [{ name: 'x', shape: ['N', 3, 6, 5] }, { name: 'w', shape: [4, 3, 3, 3] }, { name: 'b', shape: [4] }],
     f: (_g, [x, w, b]) => op.conv(x, w, b, { pads: [1, 1, 1, 1] }),
   },
@@ -68,6 +68,11 @@ const cases: Case[] = [
     name: 'Conv (stride 1, dilation, uneven padding)',
     inputs: [{ name: 'x', shape: ['N', 2, 8, 7] }, { name: 'w', shape: [3, 2, 3, 2] }],
     f: (_g, [x, w]) => op.conv(x, w, undefined, { pads: [2, 0, 1, 1], dilations: [2, 1] }),
+  },
+  {
+    name: 'Conv (stride 1, 2x3 kernel dilated along the width, uneven padding)',
+    inputs: [{ name: 'x', shape: ['N', 2, 5, 9] }, { name: 'w', shape: [3, 2, 2, 3] }],
+    f: (_g, [x, w]) => op.conv(x, w, undefined, { pads: [0, 2, 1, 1], dilations: [1, 2] }),
   },
   {
     name: 'Conv (groups)',
