@@ -520,6 +520,7 @@ test("property: the orchestrator's result validation accepts exactly the well-fo
       if (cor.kind === 'order') items.reverse();
       const msg = wireResult({ rollout_result: { task_id: task.task_id, attempt: 1, policy_version: 0, items: items as never } });
       c.handle(roll, msg); // never throws
+      await nextTurn(); // the task board dispatches once per turn of the event loop
       // the reference answer: well-formed iff every action decodes as finite float32/16/uint8 [3,H,W] etc.
       const wellFormed = cor.kind === 'none' || (cor.kind === 'action' && isWellFormed(cor.t));
       const accepted = events.some((e) => e.type === 'rollout');
@@ -543,9 +544,11 @@ test("property: the orchestrator's result validation accepts exactly the well-fo
     fc.asyncProperty(scoreCorruption, async ({ n, ssim, clip }) => {
       const { c, roll, rew, events, log, task } = await fresh();
       c.handle(roll, wireResult({ rollout_result: { task_id: task.task_id, attempt: 1, policy_version: 0, items: goodItems() } }));
+      await nextTurn();
       const st = rew.sent[0]!.score_task!;
       const components = Array.from({ length: n }, (_, i) => (i === 0 ? { ssim, clip_cos: clip } : { ssim: 0.5, clip_cos: 0.5 }));
       c.handle(rew, wireResult({ score_result: { task_id: st.task_id, attempt: 1, components } }));
+      await nextTurn();
       // ssim is stored as a proto float: 0.01..1 stays positive; 0 makes the reward log(0) non-finite
       const wellFormed = n === G && Number.isFinite(ssim) && ssim > 0 && Number.isFinite(clip);
       assert.equal(events.some((e) => e.type === 'scored'), wellFormed, `${n} ${ssim} ${clip}: ${log.join('; ')}`);
@@ -554,6 +557,8 @@ test("property: the orchestrator's result validation accepts exactly the well-fo
     { numRuns: 120 },
   );
 });
+
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 /** Whether a (possibly broken) action tensor is a finite [3,H,W] the orchestrator should accept. */
 function isWellFormed(t: Tensor): boolean {
