@@ -78,6 +78,12 @@ case "$engine" in
     bash scripts/ensure-apt.sh podman podman
     bash scripts/ensure-apt.sh buildah buildah
     bash scripts/ensure-apt.sh runc runc
+    # podman kube play builds its pause image around catatonit, which apt leaves out with --no-install-recommends
+    bash scripts/ensure-apt.sh catatonit catatonit
+    # with the CNI network backend (Debian 12's podman) pods find each other by name only through the dnsname plugin
+    if [ "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" = cni ]; then
+      PATH="$PATH:/usr/lib/cni" bash scripts/ensure-apt.sh golang-github-containernetworking-plugin-dnsname dnsname
+    fi
     ensure_containers_conf
     ensure_base
     podman build --pull=never "${secret[@]}" --build-arg "NODE_IMAGE=$base" -f docker/Dockerfile -t "$image" .
