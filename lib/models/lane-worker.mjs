@@ -12,26 +12,12 @@ const session = await ort.InferenceSession.create(workerData.model, {
   extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
 });
 
-const buffers = new Map();
-
 // Messages are handled one at a time (each run is synchronous), so the main thread can queue the next one.
 parentPort.on('message', async (msg) => {
-  if (msg.kind === 'close') {
-    await session.release();
-    parentPort.close();
-    return;
-  }
   try {
     const feeds = {};
-    // onnxruntime refuses SharedArrayBuffer-backed arrays: copy into this slot's own buffer (kept between runs,
-    // so its pages stay mapped).
-    let local = buffers.get(msg.slot);
-    if (!local || local.byteLength < msg.sab.byteLength) buffers.set(msg.slot, (local = new ArrayBuffer(msg.sab.byteLength)));
-    new Uint8Array(local, 0, msg.sab.byteLength).set(new Uint8Array(msg.sab));
-    for (const [name, f] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', new Float32Array(local, f.offset, f.length), f.dims);
-    const t0 = performance.now();
+    for (const [name, f] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', new Float32Array(msg.buffer, f.offset, f.length), f.dims);
     const result = await session.run(feeds, msg.outputs);
-    if (process.env.LANE_TIMING) console.log('lane run', (performance.now() - t0).toFixed(2));
     const out = {};
     const transfer = [];
     for (const [name, t] of Object.entries(result)) {
@@ -40,9 +26,10 @@ parentPort.on('message', async (msg) => {
       out[name] = { data, dims: t.dims };
       transfer.push(data.buffer);
     }
-    parentPort.postMessage({ id: msg.id, out }, transfer);
+    // The input buffer goes back to be filled with the next slice.
+    parentPort.postMessage({ id: msg.id, out, buffer: msg.buffer }, [...transfer, msg.buffer]);
   } catch (e) {
-    parentPort.postMessage({ id: msg.id, error: e instanceof Error ? e.message : String(e) });
+    parentPort.postMessage({ id: msg.id, error: e instanceof Error ? e.message : String(e), buffer: msg.buffer }, [msg.buffer]);
   }
 });
 parentPort.postMessage({ ready: true });

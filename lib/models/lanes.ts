@@ -15,10 +15,12 @@ interface Reply {
   ready?: boolean;
   out?: Fetches;
   error?: string;
+  /** The slot's input buffer, back from the worker. */
+  buffer?: ArrayBuffer;
 }
 
 class WorkerLane {
-  private readonly pending = new Map<number, { resolve: (f: Fetches) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | undefined;
   readonly ready: Promise<void>;
@@ -34,8 +36,7 @@ class WorkerLane {
         if (!p) return;
         this.pending.delete(m.id!);
         if (this.pending.size === 0) this.worker.unref();
-        if (m.error !== undefined) p.reject(new Error(m.error));
-        else p.resolve(m.out!);
+        p.resolve(m);
       });
       const fail = (e: Error) => {
         this.failure = e;
@@ -49,36 +50,38 @@ class WorkerLane {
     this.ready.catch(() => {}); // reported by the run that awaits it
   }
 
-  /** Memory shared with the worker, one region per slot (a slot: one queued or running slice). */
-  private readonly slots: SharedArrayBuffer[] = [];
+  /** Input buffer of each slot (a slot: one queued or running slice), handed to the worker and back. */
+  private readonly slots: ArrayBuffer[] = [];
 
   /**
-   * Runs items [start, start + m) of `feeds` in the worker, copied into slot `slot`'s shared memory (one
-   * memcpy into pages already mapped, instead of a fresh buffer per slice). A slot is reused only after
-   * its previous run has returned.
+   * Runs items [start, start + m) of `feeds` in the worker: they are copied into slot `slot`'s buffer,
+   * which is transferred to the worker and comes back with the reply (one memcpy into pages already
+   * mapped, not a fresh buffer per slice). A slot is reused only after its previous run has returned.
    */
   async run(slot: number, feeds: Record<string, Feed>, n: number, start: number, m: number, outputs: readonly string[] | undefined): Promise<Fetches> {
     await this.ready;
     if (this.failure) throw this.failure;
     const entries = Object.entries(feeds);
     const need = entries.reduce((a, [, f]) => a + (f.data.length / n) * m, 0) * 4;
-    let sab = this.slots[slot];
-    if (!sab || sab.byteLength < need) sab = this.slots[slot] = new SharedArrayBuffer(need);
-    const shared: Record<string, { offset: number; length: number; dims: number[] }> = {};
+    let buffer = this.slots[slot];
+    if (!buffer || buffer.byteLength < need) buffer = new ArrayBuffer(need);
+    const placed: Record<string, { offset: number; length: number; dims: number[] }> = {};
     let offset = 0;
     for (const [name, f] of entries) {
       const per = f.data.length / n;
-      const view = new Float32Array(sab, offset, per * m);
-      view.set(f.data.subarray(start * per, (start + m) * per));
-      shared[name] = { offset, length: per * m, dims: [m, ...f.dims.slice(1)] };
+      new Float32Array(buffer, offset, per * m).set(f.data.subarray(start * per, (start + m) * per));
+      placed[name] = { offset, length: per * m, dims: [m, ...f.dims.slice(1)] };
       offset += per * m * 4;
     }
     const id = this.nextId++;
-    return new Promise<Fetches>((resolve, reject) => {
+    const reply = await new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ kind: 'run', id, slot, sab, feeds: shared, outputs });
+      this.worker.postMessage({ kind: 'run', id, buffer, feeds: placed, outputs }, [buffer]);
     });
+    this.slots[slot] = reply.buffer!;
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply.out!;
   }
 
   async close(): Promise<void> {
