@@ -83,6 +83,22 @@ async function compareWithV1(square: string[]): Promise<void> {
     return { wall: 12_000 / (performance.now() - t0), cpu: 12e6 / (c.user + c.system) };
   };
   const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1]; };
+  // Decode alone, 24 images a block: ms per image, wall and CPU.
+  const decodeBlock = async (decode: Decode): Promise<{ wall: number; cpu: number }> => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let k = 0; k < 24; k++) await decode(square[k % 8], SIZE);
+    const c = process.cpuUsage(c0);
+    return { wall: (performance.now() - t0) / 24, cpu: (c.user + c.system) / 1000 / 24 };
+  };
+  const dec = { before: [] as Array<{ wall: number; cpu: number }>, after: [] as Array<{ wall: number; cpu: number }> };
+  await decodeBlock(decodeViaSharp); await decodeBlock(decodeImage);
+  for (let r = 0; r < rounds; r++) {
+    dec.before.push(await decodeBlock(decodeViaSharp));
+    dec.after.push(await decodeBlock(decodeImage));
+  }
+  const ms = (v: Array<{ wall: number; cpu: number }>) => `${median(v.map((x) => x.wall)).toFixed(2)} ms wall, ${median(v.map((x) => x.cpu)).toFixed(2)} ms CPU`;
+  console.log(`decode of a 256x256 PNG at 256, per image (medians of ${rounds} interleaved blocks of 24): before ${ms(dec.before)}; now ${ms(dec.after)}`);
   console.log(`images/s, median of ${rounds} interleaved blocks of 12 (levels low/mid/high), wall-clock / per CPU-second;`);
   console.log('before = the previous decode (sharp header read + pipeline) and test/data/reference/corruptions-v1.ts');
   console.log('type                     decode+corrupt: before   after   ratio (wall; CPU)   | corrupt only: before   after   ratio (wall; CPU)');
