@@ -47,7 +47,7 @@ async function measure(fn: (k: number) => Promise<unknown>): Promise<{ wall: num
 
 type CorruptFn = typeof corrupt;
 
-/** decodeImage as it was before the JavaScript PNG path (lib/data/png.ts): a header read, then sharp's pipeline. */
+/** decodeImage's path (a header read, then sharp's pipeline), frozen here so that "before" keeps it if decodeImage changes. */
 async function decodeViaSharp(path: string, size: number): Promise<RgbImage> {
   await imageSize(path);
   const { data, info } = await sharp(path, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).autoOrient()
@@ -100,7 +100,7 @@ async function compareWithV1(square: string[]): Promise<void> {
   const ms = (v: Array<{ wall: number; cpu: number }>) => `${median(v.map((x) => x.wall)).toFixed(2)} ms wall, ${median(v.map((x) => x.cpu)).toFixed(2)} ms CPU`;
   console.log(`decode of a 256x256 PNG at 256, per image (medians of ${rounds} interleaved blocks of 24): before ${ms(dec.before)}; now ${ms(dec.after)}`);
   console.log(`images/s, median of ${rounds} interleaved blocks of 12 (levels low/mid/high), wall-clock / per CPU-second;`);
-  console.log('before = the previous decode (sharp header read + pipeline) and test/data/reference/corruptions-v1.ts');
+  console.log('before = the frozen decode (sharp header read + pipeline; today decodeImage is the same) and test/data/reference/corruptions-v1.ts');
   console.log('type                     decode+corrupt: before   after   ratio (wall; CPU)   | corrupt only: before   after   ratio (wall; CPU)');
   for (const type of types) {
     const cols: string[] = [];

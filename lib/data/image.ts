@@ -1,9 +1,7 @@
 // The project's image type (8-bit interleaved RGB) and its conversions: decoding with sharp (any input sharp
 // reads, alpha dropped, grayscale expanded, EXIF orientation applied), resizing to the training resolution,
 // PNG encoding, and the [3,H,W] float layout that the ONNX graphs take.
-import { readFile } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
-import { decodePngRgb8, pngRgb8Size } from './png.ts';
 
 /** Interleaved 8-bit RGB, row-major (HWC): pixel (x, y) channel c is `data[(y * width + x) * 3 + c]`. */
 export type RgbImage = { width: number; height: number; data: Uint8Array };
@@ -117,30 +115,6 @@ async function toRgb(pipeline: Sharp): Promise<RgbImage> {
 }
 
 /**
- * An 8-bit RGB PNG that needs no resize or crop, decoded in JavaScript (lib/data/png.ts: the same bytes as
- * sharp, without its header read and pipeline), or undefined for sharp to decode. A path that cannot be
- * read is left to sharp too, so its errors stay as they were.
- */
-async function decodeSimplePng(input: string | Uint8Array, opts: ResizeOptions | undefined): Promise<RgbImage | undefined> {
-  let bytes: Uint8Array;
-  if (typeof input === 'string') {
-    if (!/\.png$/i.test(input)) return undefined;
-    try {
-      bytes = await readFile(input);
-    } catch {
-      return undefined;
-    }
-  } else {
-    bytes = input;
-  }
-  const dims = pngRgb8Size(bytes);
-  if (!dims || dims.width * dims.height > MAX_INPUT_PIXELS) return undefined;
-  // With a size: only an image of exactly size x size, whose resize and crop are the identity.
-  if (opts && (dims.width !== opts.size || dims.height !== opts.size || (opts.shortSide ?? opts.size) > opts.size)) return undefined;
-  return decodePngRgb8(bytes);
-}
-
-/**
  * Pixel size of an encoded image after EXIF orientation. Throws for what decoding must not attempt: an image
  * over MAX_INPUT_PIXELS, or a CMYK one (its conversion to RGB depends on a colour profile, so it is not exact).
  * Grey, grey+alpha, RGBA and 16-bit images are accepted: toRgb converts them exactly (16-bit to the nearest
@@ -179,13 +153,11 @@ export function cropBox(width: number, height: number, opts: ResizeOptions): {
  */
 export async function decodeImage(input: string | Uint8Array, size?: number | ResizeOptions): Promise<RgbImage> {
   const opts: ResizeOptions | undefined = typeof size === 'number' ? { size } : size;
-  if (opts && (!Number.isInteger(opts.size) || opts.size < 1)) throw new Error(`decodeImage: size must be a positive integer, got ${opts.size}`);
-  const png = await decodeSimplePng(input, opts);
-  if (png) return png;
   if (!opts) {
     await imageSize(input);
     return toRgb(open(input));
   }
+  if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`decodeImage: size must be a positive integer, got ${opts.size}`);
   const { width, height } = await imageSize(input);
   if ((opts.shortSide ?? opts.size) <= opts.size && (!opts.cropAt || (opts.cropAt.x === 0.5 && opts.cropAt.y === 0.5))) {
     // Centre crop: one pipeline (sharp's 'cover' resize).

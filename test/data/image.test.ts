@@ -2,10 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import zlib from 'node:zlib';
 import fc from 'fast-check';
-import sharp from 'sharp';
-import { decodePngRgb8 } from '../../lib/data/png.ts';
 import { decodeImage, encodePng, fromCHWFloat, toCHWFloat, type RgbImage } from '../../lib/data/image.ts';
 import { scene, tempDir, writeFixture } from './helpers.ts';
 
@@ -84,78 +81,4 @@ test('decodeImage throws on truncated and non-image input', async (t) => {
 test('encodePng round-trips', async () => {
   const img = scene(9, 31, 17);
   assert.deepEqual(await decodeImage(await encodePng(img)), img);
-});
-
-/** An 8-bit RGB PNG of `img` written by hand, row y with PNG filter `filterOf(y)` (every type, edges included). */
-function handPng(img: RgbImage, filterOf: (y: number) => number, extra: Array<[string, Uint8Array]> = []): Uint8Array {
-  const { width: w, height: h, data } = img;
-  const stride = w * 3;
-  const raw = new Uint8Array(h * (stride + 1));
-  const at = (x: number, y: number) => (x < 0 || y < 0 ? 0 : data[y * stride + x]!);
-  for (let y = 0; y < h; y++) {
-    const f = filterOf(y);
-    raw[y * (stride + 1)] = f;
-    for (let i = 0; i < stride; i++) {
-      const [v, a, b, c] = [at(i, y), at(i - 3, y), at(i, y - 1), at(i - 3, y - 1)];
-      const p = a + b - c;
-      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
-      const pred = [0, a, b, (a + b) >> 1, paeth][f]!;
-      raw[y * (stride + 1) + 1 + i] = (v - pred) & 255;
-    }
-  }
-  const chunk = (type: string, body: Uint8Array) => {
-    const out = Buffer.alloc(12 + body.length);
-    out.writeUInt32BE(body.length, 0);
-    out.write(type, 4, 'latin1');
-    out.set(body, 8);
-    out.writeUInt32BE(zlib.crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const z = zlib.deflateSync(raw);
-  const half = z.length >> 1; // two IDAT chunks
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), ...extra.map(([t, b]) => chunk(t, b)),
-    chunk('IDAT', z.subarray(0, half)), chunk('IDAT', z.subarray(half)), chunk('IEND', new Uint8Array(0))]);
-}
-
-test('decodeImage: 8-bit RGB PNGs decoded in JavaScript are byte for byte what sharp decodes; anything else goes to sharp', async (t) => {
-  const viaSharp = async (b: Uint8Array, size?: number) => {
-    let p = sharp(b, { failOn: 'error' }).autoOrient();
-    if (size) p = p.resize(size, size, { fit: 'cover', position: 'centre' });
-    return new Uint8Array(await p.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer());
-  };
-  const noisy = (w: number, h: number, seed: number): RgbImage => {
-    const s = scene(seed, w, h);
-    for (let i = 0; i < s.data.length; i += 7) s.data[i] = (s.data[i]! * 31 + i) & 255;
-    return s;
-  };
-  for (const [w, h] of [[37, 23], [1, 5], [64, 64]] as const) {
-    const img = noisy(w, h, w * h);
-    for (const [label, bytes] of [
-      ['filters 0-4 by row', handPng(img, (y) => y % 5)],
-      ['filters 4-0 by row, text and pHYs chunks', handPng(img, (y) => 4 - (y % 5), [['tEXt', Buffer.from('Comment\0x')], ['pHYs', new Uint8Array(9)]])],
-      ['sharp, adaptive filtering', new Uint8Array(await sharp(img.data, { raw: { width: w, height: h, channels: 3 } }).png({ adaptiveFiltering: true }).toBuffer())],
-    ] as const) {
-      const fast = decodePngRgb8(bytes);
-      assert.ok(fast, `${label} ${w}x${h}: decoded in JavaScript`);
-      assert.deepEqual(fast.data, img.data, `${label} ${w}x${h}: the pixels`);
-      assert.deepEqual(fast.data, await viaSharp(bytes), `${label} ${w}x${h}: as sharp decodes them`);
-      if (w === h) assert.deepEqual((await decodeImage(bytes, w)).data, await viaSharp(bytes, w), `${label}: decodeImage at its own size`);
-    }
-  }
-  // left to sharp: interlaced, grey, a colour profile chunk, a bad CRC
-  const img = noisy(16, 16, 3);
-  const raw = sharp(img.data, { raw: { width: 16, height: 16, channels: 3 } });
-  assert.equal(decodePngRgb8(await raw.clone().png({ progressive: true }).toBuffer()), undefined);
-  assert.equal(decodePngRgb8(await sharp(img.data.subarray(0, 256), { raw: { width: 16, height: 16, channels: 1 } }).toColourspace('b-w').png().toBuffer()), undefined);
-  assert.equal(decodePngRgb8(handPng(img, () => 1, [['gAMA', new Uint8Array(4)]])), undefined);
-  const badCrc = handPng(img, () => 1);
-  badCrc[badCrc.length - 13]! ^= 1; // the last IDAT's CRC
-  assert.equal(decodePngRgb8(badCrc), undefined);
-  const dir = tempDir(t);
-  writeFileSync(join(dir, 'bad-crc.png'), badCrc);
-  await assert.rejects(decodeImage(join(dir, 'bad-crc.png'), 16), 'sharp refuses what the JavaScript decoder leaves to it');
 });
