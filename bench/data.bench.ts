@@ -3,15 +3,16 @@
 // 256, centre crop). Levels cycle low / mid / high. Reported: wall-clock images/s, and images per CPU-second
 // of this process (sharp's worker thread included). Other load only ever slows a run down, so every figure
 // is the best of ROUNDS rounds (env DATA_BENCH_ROUNDS, default 3) taken at different moments.
-// DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the frozen pre-#15 copy
-// (test/data/reference/, the same bytes) side by side: interleaved short blocks, medians of ROUNDS rounds
-// (default 9 in that mode), for the types named in DATA_BENCH_TYPES (comma-separated; default all).
+// DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode and
+// the frozen pre-#15 corruptions (test/data/reference/, the same bytes) side by side: interleaved short blocks,
+// wall-clock and CPU, medians of ROUNDS rounds (default 9 in that mode), for the types named in
+// DATA_BENCH_TYPES (comma-separated; default all).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CORRUPTION_TYPES, LEVELS, corrupt } from '../lib/data/corruptions.ts';
-import { decodeImage, writeImage, type RgbImage } from '../lib/data/image.ts';
+import { decodeImage, imageSize, MAX_INPUT_PIXELS, writeImage, type RgbImage } from '../lib/data/image.ts';
 import { renderScene } from '../lib/data/procedural.ts';
 
 const SIZE = 256;
@@ -46,37 +47,77 @@ async function measure(fn: (k: number) => Promise<unknown>): Promise<{ wall: num
 
 type CorruptFn = typeof corrupt;
 
-/** Current vs frozen pre-#15 implementation, interleaved in short blocks so load hits both alike. */
+/** decodeImage's path (a header read, then sharp's pipeline), frozen here so that "before" keeps it if decodeImage changes. */
+async function decodeViaSharp(path: string, size: number): Promise<RgbImage> {
+  await imageSize(path);
+  const { data, info } = await sharp(path, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).autoOrient()
+    .resize(size, size, { fit: 'cover', position: 'centre' }).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/**
+ * Current vs frozen pre-#15 implementation, interleaved in short blocks so load hits both alike. "Before"
+ * decodes as decodeImage did before (decodeViaSharp) and corrupts with test/data/reference/corruptions-v1.ts;
+ * "after" is decodeImage and corrupt as they are. Wall-clock and CPU images/s (process CPU, sharp's thread
+ * included), medians of the blocks.
+ */
 async function compareWithV1(square: string[]): Promise<void> {
   const { corrupt: corruptV1 } = (await import('../test/data/reference/corruptions-v1.ts')) as { corrupt: CorruptFn };
   const rounds = Math.max(1, Number(process.env.DATA_BENCH_ROUNDS ?? 9));
   const types = process.env.DATA_BENCH_TYPES ? process.env.DATA_BENCH_TYPES.split(',') : [...CORRUPTION_TYPES];
   const decoded = await Promise.all(square.map((p) => decodeImage(p)));
-  // Images/s of 12 calls: decode + corrupt (the figure of the issue), or corrupt alone on decoded images.
-  const block = async (fn: CorruptFn, type: string, withDecode: boolean): Promise<number> => {
+  for (const [k, p] of square.entries()) {
+    if ((await decodeViaSharp(p, SIZE)).data.join() !== decoded[k]!.data.join()) throw new Error(`${p}: the two decoders disagree`);
+  }
+  type Decode = (path: string, size: number) => Promise<RgbImage>;
+  // Images/s of 12 calls (wall, CPU): decode + corrupt (the figure of the issue), or corrupt alone on decoded images.
+  const block = async (fn: CorruptFn, decode: Decode, type: string, withDecode: boolean): Promise<{ wall: number; cpu: number }> => {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     for (let k = 0; k < 12; k++) {
-      const img = withDecode ? await decodeImage(square[k % 8], SIZE) : decoded[k % 8];
+      const img = withDecode ? await decode(square[k % 8], SIZE) : decoded[k % 8];
       await fn(img, type, LEVEL_CYCLE[k % 3], k);
     }
-    return 12_000 / (performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    return { wall: 12_000 / (performance.now() - t0), cpu: 12e6 / (c.user + c.system) };
   };
   const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1]; };
-  console.log(`images/s, median of ${rounds} interleaved blocks of 12 (levels low/mid/high); before = test/data/reference/corruptions-v1.ts`);
-  console.log('type                     decode+corrupt: before  after  ratio | corrupt only: before  after  ratio');
+  // Decode alone, 24 images a block: ms per image, wall and CPU.
+  const decodeBlock = async (decode: Decode): Promise<{ wall: number; cpu: number }> => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let k = 0; k < 24; k++) await decode(square[k % 8], SIZE);
+    const c = process.cpuUsage(c0);
+    return { wall: (performance.now() - t0) / 24, cpu: (c.user + c.system) / 1000 / 24 };
+  };
+  const dec = { before: [] as Array<{ wall: number; cpu: number }>, after: [] as Array<{ wall: number; cpu: number }> };
+  await decodeBlock(decodeViaSharp); await decodeBlock(decodeImage);
+  for (let r = 0; r < rounds; r++) {
+    dec.before.push(await decodeBlock(decodeViaSharp));
+    dec.after.push(await decodeBlock(decodeImage));
+  }
+  const ms = (v: Array<{ wall: number; cpu: number }>) => `${median(v.map((x) => x.wall)).toFixed(2)} ms wall, ${median(v.map((x) => x.cpu)).toFixed(2)} ms CPU`;
+  console.log(`decode of a 256x256 PNG at 256, per image (medians of ${rounds} interleaved blocks of 24): before ${ms(dec.before)}; now ${ms(dec.after)}`);
+  console.log(`images/s, median of ${rounds} interleaved blocks of 12 (levels low/mid/high), wall-clock / per CPU-second;`);
+  console.log('before = the frozen decode (sharp header read + pipeline; today decodeImage is the same) and test/data/reference/corruptions-v1.ts');
+  console.log('type                     decode+corrupt: before   after   ratio (wall; CPU)   | corrupt only: before   after   ratio (wall; CPU)');
   for (const type of types) {
     const cols: string[] = [];
     for (const withDecode of [true, false]) {
-      await block(corruptV1, type, withDecode); await block(corrupt, type, withDecode); // warm up
-      const before: number[] = [], after: number[] = [];
+      const old = () => block(corruptV1, decodeViaSharp, type, withDecode);
+      const now = () => block(corrupt, decodeImage, type, withDecode);
+      await old(); await now(); // warm up
+      const before: Array<{ wall: number; cpu: number }> = [], after: typeof before = [];
       for (let r = 0; r < rounds; r++) {
-        if (r % 2 === 0) { before.push(await block(corruptV1, type, withDecode)); after.push(await block(corrupt, type, withDecode)); }
-        else { after.push(await block(corrupt, type, withDecode)); before.push(await block(corruptV1, type, withDecode)); }
+        if (r % 2 === 0) { before.push(await old()); after.push(await now()); }
+        else { after.push(await now()); before.push(await old()); }
       }
-      const b = median(before), a = median(after);
-      cols.push(`${b.toFixed(0).padStart(7)} ${a.toFixed(0).padStart(6)} ${(a / b).toFixed(2).padStart(6)}`);
+      const b = { wall: median(before.map((x) => x.wall)), cpu: median(before.map((x) => x.cpu)) };
+      const a = { wall: median(after.map((x) => x.wall)), cpu: median(after.map((x) => x.cpu)) };
+      cols.push(`${b.wall.toFixed(0)}; ${b.cpu.toFixed(0)} -> ${a.wall.toFixed(0)}; ${a.cpu.toFixed(0)}  (${(a.wall / b.wall).toFixed(2)}x; ${(a.cpu / b.cpu).toFixed(2)}x)`);
     }
-    console.log(`${type.padEnd(24)} ${cols[0].padStart(22)} | ${cols[1].padStart(20)}`);
+    console.log(`${type.padEnd(24)} ${cols[0].padStart(40)} | ${cols[1].padStart(40)}`);
   }
 }
 

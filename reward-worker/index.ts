@@ -4,16 +4,18 @@
 // the pretrained MobileNetV2 from nsfwjs, or reward.clipModel's ONNX CLIP vision tower); every ScoreResult
 // names it in clip_encoder.
 //
-// A candidate that cannot be scored is a TaskError for the whole task, never a reward of 0:
-//   bad_input   tensors missing, malformed, wrongly shaped, smaller than the 11x11 SSIM window
-//   non_finite  a candidate/reference holds NaN/Inf, or a score came out non-finite (the message names the item)
+// The worker decodes each task and hands the candidates to RewardScorer, which slices them into graph runs
+// and checks them (lib/models/scorer.ts: the one place that does). A candidate that cannot be scored is a
+// TaskError for the whole task, never a reward of 0:
+//   bad_input   tensors missing, malformed, wrongly shaped (decoding), smaller than the 11x11 SSIM window (scorer)
+//   non_finite  a candidate/reference holds NaN/Inf, or a score came out non-finite (scorer; the message names the candidate)
 //   internal    the runtime failed (retryable: another worker may succeed)
-import { SSIM_WINDOW, ssimMapSize } from '../lib/models/ssim.ts';
+import { ssimMapSize } from '../lib/models/ssim.ts';
 import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import type { Device } from '../lib/graph/runtime.ts';
-import { RewardScorer } from '../lib/models/scorer.ts';
+import { RewardScorer, ScoreError } from '../lib/models/scorer.ts';
 import { resolutionOf } from '../lib/models/bundle.ts';
-import { decodeScoreTask, encodeTensor, type OrchestratorMessage__Output, type ScoreTask__Output, type HostTensor } from '../lib/transport/index.ts';
+import { decodeScoreTask, encodeTensor, type OrchestratorMessage__Output, type ScoreTask__Output } from '../lib/transport/index.ts';
 import {
   resolveWorkerOptions,
   startWorker,
@@ -38,10 +40,6 @@ class TaskFailure extends Error {
   constructor(readonly code: string, message: string, readonly retryable: boolean) {
     super(message);
   }
-}
-
-function firstNonFinite(t: HostTensor): number {
-  return t.data.findIndex((v) => !Number.isFinite(v));
 }
 
 class RewardRole implements WorkerRoleImpl {
@@ -98,8 +96,8 @@ class RewardRole implements WorkerRoleImpl {
     await this.scorer.score({ candidates: probe, references: probe, n: 1, height, width });
     this.encoder = this.scorer.encoderName;
     ctx.log.info(`reward encoder: ${this.encoder}`, { device: this.device });
-    // Several queued tasks are scored in one graph call (up to max_batch candidates in all): one task is G
-    // candidates, and a call per task leaves the graph's batch mostly empty.
+    // Several queued tasks (up to max_batch candidates in all) are scored in one scorer call: one task is G
+    // candidates, and the scorer's slices and lanes need a batch of several tasks to fill.
     this.work = new SerialQueue(async (first, more) => {
       const tasks = [first, ...more];
       try {
@@ -145,7 +143,7 @@ class RewardRole implements WorkerRoleImpl {
     await this.scorer?.close();
   }
 
-  /** Scores `tasks` (one graph call for all that are valid and alike); each is answered on its own. */
+  /** Scores `tasks` (one scorer call for all that decode and are alike); each is answered on its own. */
   private async scoreTasks(tasks: ScoreTask__Output[]): Promise<void> {
     const t0 = performance.now();
     const prepared: Prepared[] = [];
@@ -196,9 +194,8 @@ class RewardRole implements WorkerRoleImpl {
     const { task, n } = p;
     if (this.cancelled.has(task.task_id)) return;
     let ssimMap;
+    // The map is finite: the scorer refused any candidate whose SSIM, the map's mean, is not.
     if (s.map) {
-      const bad = firstNonFinite({ dtype: 'float32', shape: [], data: s.map });
-      if (bad >= 0) return this.failed(task, new TaskFailure('non_finite', `ssim_map of candidate ${Math.floor(bad / p.mapPer)} is not finite`, false));
       ssimMap = encodeTensor({ dtype: 'float16', shape: [n, 3, ssimMapSize(p.height), ssimMapSize(p.width)], data: s.map }, { field: 'score_result.ssim_map' });
     }
     const sent = await this.ctx.send({
@@ -214,7 +211,7 @@ class RewardRole implements WorkerRoleImpl {
     if (sent) this.ctx.metrics.get('scores_total').inc(n);
   }
 
-  /** Decodes and checks one task (throws a TaskFailure naming the field). */
+  /** Decodes one task (throws a TaskFailure naming the field); the scorer checks the rest (sizes, non-finite values). */
   private prepare(task: ScoreTask__Output): Prepared {
     let decoded;
     try {
@@ -224,21 +221,14 @@ class RewardRole implements WorkerRoleImpl {
     }
     const { candidates, references } = decoded;
     const [n, , height, width] = candidates.shape as [number, number, number, number];
+    // Checked here, not by the scorer: in a group scored together an empty task would not show.
     if (n === 0) throw new TaskFailure('bad_input', 'score_task.candidates: has no candidates', false);
-    if (height < SSIM_WINDOW || width < SSIM_WINDOW) {
-      throw new TaskFailure('bad_input', `score_task.candidates: ${height}x${width} is smaller than the ${SSIM_WINDOW}x${SSIM_WINDOW} SSIM window`, false);
-    }
-    const per = 3 * height * width;
-    for (const [what, t] of [['candidates', candidates], ['references', references]] as const) {
-      const bad = firstNonFinite(t);
-      if (bad >= 0) throw new TaskFailure('non_finite', `score_task.${what}[${Math.floor(bad / per)}]: value ${t.data[bad]} at flat index ${bad % per} is not finite`, false);
-    }
-    return { task, candidates: candidates.data, references: references.data, n, height, width, wantMap: task.want_ssim_map, mapPer: 3 * ssimMapSize(height) * ssimMapSize(width) };
+    return { task, candidates: candidates.data, references: references.data, n, height, width, wantMap: task.want_ssim_map, mapPer: 3 * Math.max(0, ssimMapSize(height)) * Math.max(0, ssimMapSize(width)) };
   }
 
-  /** Scores the candidates of `ps` (alike: one size, one want_ssim_map) in chunks of at most max_batch per graph call. */
+  /** Scores the candidates of `ps` (alike: one size, one want_ssim_map) in one scorer call. */
   private async run(ps: Prepared[]): Promise<Scored> {
-    const { height, width, wantMap, mapPer } = ps[0]!;
+    const { height, width, wantMap } = ps[0]!;
     const per = 3 * height * width;
     const n = ps.reduce((a, p) => a + p.n, 0);
     const join = (get: (p: Prepared) => Float32Array) => {
@@ -251,35 +241,14 @@ class RewardRole implements WorkerRoleImpl {
       }
       return out;
     };
-    const candidates = join((p) => p.candidates);
-    const references = join((p) => p.references);
-    const ssim = new Float64Array(n);
-    const clip = new Float64Array(n);
-    const map = wantMap ? new Float32Array(n * mapPer) : undefined;
-    for (let start = 0; start < n; start += this.maxBatch) {
-      const m = Math.min(this.maxBatch, n - start);
-      let s;
-      try {
-        s = await this.scorer!.score({
-          candidates: candidates.subarray(start * per, (start + m) * per),
-          references: references.subarray(start * per, (start + m) * per),
-          n: m, height, width,
-        }, wantMap);
-      } catch (e) {
-        const msg = (e as Error).message;
-        if (/non-finite/.test(msg)) {
-          // name the candidate in the task, not in the chunk
-          throw new TaskFailure('non_finite', msg.replace(/item (\d+)/, (_, i) => `candidate ${start + Number(i)}`), false);
-        }
-        throw e;
-      }
-      for (let i = 0; i < m; i++) {
-        ssim[start + i] = s.ssim[i]!;
-        clip[start + i] = s.clip_cos[i]!;
-      }
-      if (map) map.set(s.ssim_map!, start * mapPer);
+    try {
+      const s = await this.scorer!.score({ candidates: join((p) => p.candidates), references: join((p) => p.references), n, height, width }, wantMap);
+      return { ssim: s.ssim, clip: s.clip_cos, map: s.ssim_map };
+    } catch (e) {
+      // Scored alone (scoreTasks retries a failed group task by task), item i is the task's candidate i.
+      if (e instanceof ScoreError) throw new TaskFailure(e.code, `${/^(candidates|references)\b/.test(e.message) ? 'score_task.' : 'score_task: '}${e.message}`, false);
+      throw e;
     }
-    return { ssim, clip, map };
   }
 }
 
@@ -296,8 +265,8 @@ interface Prepared {
 }
 
 interface Scored {
-  ssim: Float64Array;
-  clip: Float64Array;
+  ssim: Float32Array;
+  clip: Float32Array;
   map: Float32Array | undefined;
 }
 

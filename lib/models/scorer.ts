@@ -1,11 +1,14 @@
 // Scores candidate images against references with the reward graph: SSIM and embedding cosine per item
-// (and the SSIM map when asked). One ORT session per resolution, created on first use. A non-finite
-// score is an error naming the item, never a number that looks like a reward.
-import type { Device } from '../graph/runtime.ts';
+// (and the SSIM map when asked). One ORT session per resolution (on the CPU, one per lane), created on first
+// use. This is the one place that slices a batch into graph runs and checks what it scores: callers (the
+// reward worker, the training and evaluation loops) hand it the whole batch. A batch that cannot be scored
+// is a ScoreError naming the item, never a number that looks like a reward.
+import type { Device, Fetches } from '../graph/runtime.ts';
 import { GraphSession } from '../graph/runtime.ts';
 import { rewardModel } from './bundle.ts';
+import { lanesFor, SessionLanes } from './lanes.ts';
 import type { EncoderChoice } from './reward.ts';
-import { SSIM_RUN_BATCH } from './ssim.ts';
+import { SSIM_RUN_BATCH, SSIM_WINDOW } from './ssim.ts';
 
 export interface ScoreBatch {
   /** [n,3,h,w] candidates and references, values in [0,1]. */
@@ -22,23 +25,69 @@ export interface Scores {
   ssim_map?: Float32Array;
 }
 
+/**
+ * Why a batch was not scored. `bad_input`: wrong sizes; `non_finite`: a non-finite input value or score.
+ * `item` is the batch index it names (undefined for the batch as a whole). The message starts with the
+ * field (`candidates`, `references`, `ssim`, `clip_cos`), so a caller can prefix its own name for them.
+ */
+export class ScoreError extends Error {
+  constructor(
+    readonly code: 'bad_input' | 'non_finite',
+    readonly item: number | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Pixels per image from which a CPU batch is spread over several lanes (SessionLanes). Below it a slice of
+ * SSIM_RUN_BATCH items takes around a millisecond and handing it to a worker thread saves little (and no
+ * worker thread is started for small images, as in the tests' 16-64 px runs).
+ */
+export const LANE_MIN_PIXELS = 128 * 128;
+
+export interface RewardScorerOptions {
+  /** Lanes for a CPU batch of images of at least LANE_MIN_PIXELS (default lanesFor(): --threads, else one per core). */
+  lanes?: number;
+  /** Overrides LANE_MIN_PIXELS. */
+  laneMinPixels?: number;
+}
+
+interface Runner {
+  /** Each slice's fetches, in order. */
+  runSlices(feeds: Record<string, { data: Float32Array; dims: number[] }>, n: number, outputs: readonly string[]): Promise<Fetches[]>;
+  release(): Promise<void>;
+}
+
 export class RewardScorer {
-  private readonly sessions = new Map<string, Promise<GraphSession>>();
+  private readonly sessions = new Map<string, Promise<Runner>>();
   encoderName = '';
 
   constructor(
     /** The reward config's encoder fields (pass `config.reward`). */
     private readonly encoder: EncoderChoice | undefined,
     private readonly device: Device = 'cpu',
+    private readonly opts: RewardScorerOptions = {},
   ) {}
 
-  private session(height: number, width: number): Promise<GraphSession> {
+  private session(height: number, width: number): Promise<Runner> {
     const key = `${height}x${width}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = rewardModel({ height, width }, this.encoder).then(({ bytes, encoder }) => {
+      s = rewardModel({ height, width }, this.encoder).then(async ({ bytes, encoder }): Promise<Runner> => {
         this.encoderName = encoder.name;
-        return GraphSession.create(bytes, { device: this.device });
+        if (this.device !== 'cpu') {
+          // On CUDA the whole batch is one run.
+          const g = await GraphSession.create(bytes, { device: this.device });
+          return { runSlices: async (feeds, _n, outputs) => [await g.run(feeds, outputs)], release: () => g.release() };
+        }
+        // On the CPU the batch runs in slices of SSIM_RUN_BATCH items: the SSIM filter's intermediate tensors
+        // then stay in cache (docs/performance.md), and the slices of a large image spread over the lanes.
+        // Every item is scored on its own, so slicing changes no value.
+        const big = height * width >= (this.opts.laneMinPixels ?? LANE_MIN_PIXELS);
+        const lanes = await SessionLanes.create(bytes, big ? (this.opts.lanes ?? lanesFor()) : 1);
+        return { runSlices: (feeds, n, outputs) => lanes.runSlices(feeds, n, SSIM_RUN_BATCH, outputs), release: () => lanes.release() };
       });
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
@@ -46,36 +95,54 @@ export class RewardScorer {
     return s;
   }
 
+  /**
+   * Scores the batch. Throws a ScoreError for a batch of no items, images smaller than the SSIM window,
+   * arrays of the wrong size, or a non-finite score. A non-finite input value always gives a non-finite
+   * SSIM (every pixel lies in a valid window, every Gaussian tap is positive, and NaN or Inf in a window's
+   * statistics makes its SSIM NaN), so the inputs are searched only for an item whose score is not finite,
+   * and the error then names the input value.
+   */
   async score(b: ScoreBatch, wantMap = false): Promise<Scores> {
     const dims = [b.n, 3, b.height, b.width];
+    if (!Number.isInteger(b.n) || b.n < 1) throw new ScoreError('bad_input', undefined, `candidates: has no candidates (n = ${b.n})`);
+    if (!Number.isInteger(b.height) || !Number.isInteger(b.width) || b.height < SSIM_WINDOW || b.width < SSIM_WINDOW) {
+      throw new ScoreError('bad_input', undefined, `candidates: ${b.height}x${b.width} is smaller than the ${SSIM_WINDOW}x${SSIM_WINDOW} SSIM window`);
+    }
     const expected = b.n * 3 * b.height * b.width;
     if (b.candidates.length !== expected || b.references.length !== expected) {
-      throw new Error(`score: candidates (${b.candidates.length} values) and references (${b.references.length}) must both be [${dims}]`);
+      throw new ScoreError('bad_input', undefined, `candidates (${b.candidates.length} values) and references (${b.references.length}) must both be [${dims}]`);
     }
     const session = await this.session(b.height, b.width);
     const outputs = wantMap ? ['ssim', 'clip_cos', 'ssim_map'] : ['ssim', 'clip_cos'];
-    // On the CPU the batch runs in slices of SSIM_RUN_BATCH items: the SSIM filter's intermediate tensors
-    // then stay in cache (docs/performance.md). Every item is scored on its own, so slicing changes no value.
-    const step = this.device === 'cpu' ? SSIM_RUN_BATCH : b.n;
-    const per = 3 * b.height * b.width;
+    const slices = await session.runSlices({ candidate: { data: b.candidates, dims }, reference: { data: b.references, dims } }, b.n, outputs);
     const scores: Scores = { ssim: new Float32Array(b.n), clip_cos: new Float32Array(b.n) };
-    for (let start = 0; start < b.n; start += step) {
-      const m = Math.min(step, b.n - start);
-      const part = (t: Float32Array) => ({ data: m === b.n ? t : t.subarray(start * per, (start + m) * per), dims: [m, 3, b.height, b.width] });
-      const out = await session.run({ candidate: part(b.candidates), reference: part(b.references) }, outputs);
+    let at = 0;
+    for (const out of slices) {
+      const m = out.ssim!.data.length;
       for (const name of ['ssim', 'clip_cos'] as const) {
-        const bad = out[name].data.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) throw new Error(`score: ${name} of item ${start + bad} is ${out[name].data[bad]} (non-finite input?)`);
-        scores[name].set(out[name].data, start);
+        const bad = out[name]!.data.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw this.nonFinite(b, at + bad, name, out[name]!.data[bad]!);
+        scores[name].set(out[name]!.data, at);
       }
       if (wantMap) {
         const map = out.ssim_map!.data;
-        const mapPer = map.length / m;
-        if (m === b.n) scores.ssim_map = map;
-        else (scores.ssim_map ??= new Float32Array(b.n * mapPer)).set(map, start * mapPer);
+        if (slices.length === 1) scores.ssim_map = map;
+        else (scores.ssim_map ??= new Float32Array(b.n * (map.length / m))).set(map, at * (map.length / m));
       }
+      at += m;
     }
     return scores;
+  }
+
+  /** The error for item `i` whose `name` came out `value`: names a non-finite input value of the item if it has one. */
+  private nonFinite(b: ScoreBatch, i: number, name: string, value: number): ScoreError {
+    const per = 3 * b.height * b.width;
+    for (const [what, t] of [['candidates', b.candidates], ['references', b.references]] as const) {
+      const item = t.subarray(i * per, (i + 1) * per);
+      const bad = item.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) return new ScoreError('non_finite', i, `${what}[${i}]: value ${item[bad]} at flat index ${bad} is not finite`);
+    }
+    return new ScoreError('non_finite', i, `${name} of item ${i} is ${value} (its inputs are finite)`);
   }
 
   async close(): Promise<void> {

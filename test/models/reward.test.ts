@@ -90,7 +90,7 @@ test('resize matrices: rows sum to 1, identity at equal size', () => {
   for (let r = 0; r < 5; r++) for (let c = 0; c < 5; c++) assert.ok(id[r * 5 + c] === (r === c ? 1 : 0), `identity resize at (${r}, ${c})`);
 });
 
-test('RewardScorer: a batch scored in slices of SSIM_RUN_BATCH gives each item the values it gets alone', async () => {
+test('RewardScorer: a batch scored in slices of SSIM_RUN_BATCH, on one lane or two, gives each item the values it gets alone', async () => {
   const { RewardScorer } = await import('../../lib/models/scorer.ts');
   const { SSIM_RUN_BATCH } = await import('../../lib/models/ssim.ts');
   const rand = testRandom(9);
@@ -99,17 +99,34 @@ test('RewardScorer: a batch scored in slices of SSIM_RUN_BATCH gives each item t
   const candidates = Float32Array.from({ length: n * per }, () => rand());
   const references = Float32Array.from(candidates, (v) => Math.min(1, Math.max(0, v + 0.3 * (rand() - 0.5))));
   const scorer = new RewardScorer({ encoder: 'random-features' });
+  // two lanes even at 24x20: the slices run on the main thread and a worker thread at once
+  const twoLanes = new RewardScorer({ encoder: 'random-features' }, 'cpu', { lanes: 2, laneMinPixels: 0 });
   try {
-    const all = await scorer.score({ candidates, references, n, height: h, width: w }, true);
-    const mapPer = 3 * (h - 10) * (w - 10);
-    assert.equal(all.ssim_map!.length, n * mapPer);
-    for (let i = 0; i < n; i++) {
-      const one = await scorer.score({ candidates: candidates.subarray(i * per, (i + 1) * per), references: references.subarray(i * per, (i + 1) * per), n: 1, height: h, width: w }, true);
-      assert.equal(all.ssim[i], one.ssim[0], `ssim of item ${i}`);
-      assert.equal(all.clip_cos[i], one.clip_cos[0], `clip_cos of item ${i}`);
-      assert.deepEqual(all.ssim_map!.subarray(i * mapPer, (i + 1) * mapPer), one.ssim_map, `ssim_map of item ${i}`);
+    for (const s of [scorer, twoLanes]) {
+      const all = await s.score({ candidates, references, n, height: h, width: w }, true);
+      const mapPer = 3 * (h - 10) * (w - 10);
+      assert.equal(all.ssim_map!.length, n * mapPer);
+      for (let i = 0; i < n; i++) {
+        const one = await scorer.score({ candidates: candidates.subarray(i * per, (i + 1) * per), references: references.subarray(i * per, (i + 1) * per), n: 1, height: h, width: w }, true);
+        assert.equal(all.ssim[i], one.ssim[0], `ssim of item ${i}`);
+        assert.equal(all.clip_cos[i], one.clip_cos[0], `clip_cos of item ${i}`);
+        assert.deepEqual(all.ssim_map!.subarray(i * mapPer, (i + 1) * mapPer), one.ssim_map, `ssim_map of item ${i}`);
+      }
     }
+    // The scorer is the one check of its inputs: a non-finite value anywhere (a corner pixel too, in one
+    // valid window only) makes that item's SSIM non-finite, and the error names the value.
+    for (const [what, item, at, v] of [['candidates', 0, 0, Infinity], ['references', 5, per - 1, -Infinity], ['candidates', 8, 3 * h * w - w, NaN]] as const) {
+      const c = candidates.slice();
+      const r = references.slice();
+      (what === 'candidates' ? c : r)[item * per + at] = v;
+      await assert.rejects(twoLanes.score({ candidates: c, references: r, n, height: h, width: w }),
+        (e: Error & { code?: string; item?: number }) => e.code === 'non_finite' && e.item === item && e.message === `${what}[${item}]: value ${v} at flat index ${at} is not finite`);
+    }
+    await assert.rejects(scorer.score({ candidates: candidates.subarray(0, 3 * 10 * 10), references: references.subarray(0, 3 * 10 * 10), n: 1, height: 10, width: 10 }),
+      (e: Error & { code?: string }) => e.code === 'bad_input' && /10x10 is smaller than the 11x11 SSIM window/.test(e.message));
+    await assert.rejects(scorer.score({ candidates, references: references.subarray(1), n, height: h, width: w }), (e: Error & { code?: string }) => e.code === 'bad_input');
   } finally {
     await scorer.close();
+    await twoLanes.close();
   }
 });
