@@ -1,7 +1,7 @@
 // Load: the orchestrator's dispatch path (its gRPC server and TaskBoard, the code that hands RolloutTasks to
 // workers and takes their results) with many simulated workers on tiny tasks, at fixed offered rates.
 //
-//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 npm run bench load
+//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 LOAD_DISPATCH=pack,spread LOAD_COALESCE_MS=0,2 npm run bench load
 //
 // Open loop: tasks are offered at a fixed rate whatever the workers do (a timer adds them every millisecond),
 // so latency is not queueing manufactured by a fixed number of outstanding tasks. This process holds only the
@@ -15,6 +15,8 @@
 // older worker; several: TaskBundles down, ResultBundles up). LOAD_DISPATCH: the board's dispatch policies to run
 // (pack, spread: orchestrator/task-board.ts; with 1 per message they are the same, so only the first runs there).
 // Each value runs side by side with the others. The board's lease check runs every second, as in the orchestrator.
+// LOAD_COALESCE_MS: the board's coalescing delays to run with pack (a list; default 0). LOAD_CPU_PROFILE=<dir>: a CPU
+// profile (node:inspector) of each measured window, written there (the figures then include the profiler's cost).
 import { execFileSync, fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
