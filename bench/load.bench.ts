@@ -1,7 +1,7 @@
 // Load: the orchestrator's dispatch path (its gRPC server and TaskBoard, the code that hands RolloutTasks to
 // workers and takes their results) with many simulated workers on tiny tasks, at fixed offered rates.
 //
-//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 npm run bench load
+//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 LOAD_DISPATCH=pack,spread LOAD_COALESCE_MS=0,2 npm run bench load
 //
 // Open loop: tasks are offered at a fixed rate whatever the workers do (a timer adds them every millisecond),
 // so latency is not queueing manufactured by a fixed number of outstanding tasks. This process holds only the
@@ -12,13 +12,19 @@
 // histogram, so recording costs no memory), this process's CPU time per completed task (process.cpuUsage over
 // the measured window; no gc() runs inside it), memory before and after (RSS, heap) and the backlog left.
 // LOAD_PER_MESSAGE: tasks per message the simulated workers ask for (1: one message per task each way, as an
-// older worker; several: TaskBundles down, ResultBundles up). Each value runs side by side with the others.
+// older worker; several: TaskBundles down, ResultBundles up). LOAD_DISPATCH: the board's dispatch policies to run
+// (pack, spread: orchestrator/task-board.ts; with 1 per message they are the same, so only the first runs there).
+// Each value runs side by side with the others. The board's lease check runs every second, as in the orchestrator.
+// LOAD_COALESCE_MS: the board's coalescing delays to run with pack (a list; default 0). LOAD_CPU_PROFILE=<dir>: a CPU
+// profile (node:inspector) of each measured window, written there (the figures then include the profiler's cost).
 import { execFileSync, fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../lib/metrics/index.ts';
-import { encodeTensor, startOrchestratorServer, type WorkerSession } from '../lib/transport/index.ts';
-import { TaskBoard, type Task } from '../orchestrator/task-board.ts';
+import { encodeTensor, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
+import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
 /**
  * Pins this process to core 0; returns the cpu list for the workers' process and a function that restores the
@@ -62,6 +68,11 @@ export interface LoadFigures {
   workers: number;
   /** Tasks per message the workers asked for. */
   perMessage: number;
+  dispatch: DispatchPolicy;
+  /** The board's coalescing delay (pack only). */
+  coalesceMs: number;
+  /** Tasks per TaskBundle or task message sent in the measured window. */
+  tasksPerSend: number;
   offeredPerSecond: number;
   seconds: number;
   completedPerSecond: number;
@@ -83,30 +94,35 @@ export interface LoadFigures {
   errors: number;
 }
 
-export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; log?: (l: string) => void }): Promise<LoadFigures> {
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; log?: (l: string) => void }): Promise<LoadFigures> {
   const inFlight = o.inFlight ?? 2;
   const perMessage = o.perMessage ?? 1;
   const log = o.log ?? (() => {});
   const pin = pinOrchestrator();
   const workerCpus = pin?.workerCpus;
   const metrics = createMetrics('load-bench', 'orchestrator');
-  const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {} });
+  const dispatch = o.dispatch ?? 'pack';
+  const coalesceMs = dispatch === 'pack' ? (o.coalesceMs ?? 0) : 0;
+  const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {}, dispatch, coalesceMs });
+  const leaseCheck = setInterval(() => board.expireLeases(), 1000); // as orchestrator/sessions.ts
   const image = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.25) });
   let next = 0;
   // The offer time rides on the task (no side map per task: this process's CPU is the figure).
-  type BenchTask = Task & { offeredAt: number };
-  const newTask = (): BenchTask => {
+  // Like orchestrator/messages.ts rolloutTaskMessage: the items are made with the task, the envelope per dispatch.
+  class BenchTask implements Task {
+    readonly role = 'ROLLOUT' as const;
+    attempt = 0;
+    private readonly items: RolloutItem[];
+    constructor(readonly id: string, readonly offeredAt: number, seed: string) {
+      this.items = [{ sample_id: id, group_index: 0, noise_seed: seed, image }];
+    }
+    message(attempt: number, leaseMs: number): OrchestratorMessage {
+      return { rollout_task: { task_id: this.id, attempt, lease_ms: leaseMs, policy_version_min: 0, items: this.items } };
+    }
+  }
+  const newTask = (at: number): BenchTask => {
     const id = `t${next++}`;
-    const seed = String(next);
-    return {
-      id,
-      role: 'ROLLOUT',
-      attempt: 0,
-      offeredAt: performance.now(),
-      message: (attempt, leaseMs) => ({
-        rollout_task: { task_id: id, attempt, lease_ms: leaseMs, policy_version_min: 0, items: [{ sample_id: id, group_index: 0, noise_seed: seed, image }] },
-      }),
-    };
+    return new BenchTask(id, at, String(next));
   };
   let measuring = false;
   let completed = 0;
@@ -156,16 +172,24 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     const offerStart = performance.now();
     let offered = 0;
     offer = setInterval(() => {
-      const owed = Math.floor(((performance.now() - offerStart) / 1000) * o.rate);
+      const now = performance.now();
+      const owed = Math.floor(((now - offerStart) / 1000) * o.rate);
       const tasks: BenchTask[] = [];
       while (offered < owed) {
-        tasks.push(newTask());
+        tasks.push(newTask(now));
         offered++;
       }
       for (const t of tasks) board.add(t); // one at a time: the board dispatches once per turn anyway
     }, 1);
     await new Promise((r) => setTimeout(r, 2000)); // warm up at the same rate
+    const profiler = process.env.LOAD_CPU_PROFILE ? new Session() : undefined;
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
     const m0 = process.memoryUsage();
+    const sent0 = { ...board.sent };
     measuring = true;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
@@ -173,7 +197,16 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     measuring = false;
     const cpu = process.cpuUsage(cpu0);
     const wall = (performance.now() - t0) / 1000;
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      const file = `${process.env.LOAD_CPU_PROFILE}/load-${o.workers}x${perMessage}-${dispatch}-${o.rate}.cpuprofile`;
+      writeFileSync(file, JSON.stringify(profile));
+      profiler.disconnect();
+      log(`  CPU profile of the measured window (its figures include the profiler's cost): ${file}`);
+    }
     const m1 = process.memoryUsage();
+    const sends = board.sent.messages - sent0.messages;
+    const tasksPerSend = (board.sent.tasks - sent0.tasks) / Math.max(1, sends);
     clearInterval(offer);
     const backlog = board.pending;
     child.send({ stop: true });
@@ -182,6 +215,9 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     return {
       workers: o.workers,
       perMessage,
+      dispatch,
+      coalesceMs,
+      tasksPerSend,
       offeredPerSecond: o.rate,
       seconds: wall,
       completedPerSecond: completed / wall,
@@ -200,6 +236,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     };
   } finally {
     if (offer) clearInterval(offer);
+    clearInterval(leaseCheck);
     if (child.exitCode === null) child.kill('SIGKILL');
     await server.close({ graceMs: 500 });
     pin?.unpin();
@@ -207,7 +244,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
 }
 
 export function formatLoad(f: LoadFigures): string {
-  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message, offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
+  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` ${f.coalesceMs} ms` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms; ` +
     `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task (cores ${f.pinned}); ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}`;
@@ -219,6 +256,12 @@ export async function run(): Promise<void> {
   const seconds = Number(process.env.LOAD_SECONDS ?? 10);
   const inFlight = Number(process.env.LOAD_IN_FLIGHT ?? 16);
   const perMessages = (process.env.LOAD_PER_MESSAGE ?? '1,16').split(',').map(Number);
+  const policies = (process.env.LOAD_DISPATCH ?? 'pack,spread').split(',') as DispatchPolicy[];
+  const coalesces = (process.env.LOAD_COALESCE_MS ?? '0').split(',').map(Number);
+  for (const c of coalesces) if (!(c >= 0 && c <= 1000)) throw new Error(`LOAD_COALESCE_MS: ${c} is not a number of ms in [0, 1000]`);
+  // The arms of one (workers, rate, per-message) line: each policy, and pack with each coalescing delay.
+  const arms = policies.flatMap((dispatch) => (dispatch === 'pack' ? coalesces : [0]).map((coalesceMs) => ({ dispatch, coalesceMs })));
+  for (const p of policies) if (!(DISPATCH_POLICIES as readonly string[]).includes(p)) throw new Error(`LOAD_DISPATCH: ${JSON.stringify(p)} is not one of ${DISPATCH_POLICIES.join(', ')}`);
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
   console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (other process, one connection each, max_in_flight ${inFlight}), tiny tasks, open loop, ${seconds} s each:`);
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
@@ -226,11 +269,13 @@ export async function run(): Promise<void> {
   for (const workers of workerCounts) {
     for (const rate of rates) {
       for (const perMessage of perMessages) {
-        const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, log: (l) => console.log(l) });
-        console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);
-        const key = `${workers} workers x ${perMessage} per message`;
-        if (ok(f)) best.set(key, Math.max(best.get(key) ?? 0, rate));
-        else if (!best.has(key)) best.set(key, 0);
+        for (const { dispatch, coalesceMs } of perMessage > 1 ? arms : [{ dispatch: policies[0]!, coalesceMs: 0 }]) {
+          const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, dispatch, coalesceMs, log: (l) => console.log(l) });
+          console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);
+          const key = `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${dispatch}${coalesceMs ? ` ${coalesceMs} ms` : ''})` : ''}`;
+          if (ok(f)) best.set(key, Math.max(best.get(key) ?? 0, rate));
+          else if (!best.has(key)) best.set(key, 0);
+        }
       }
     }
   }

@@ -90,6 +90,8 @@ export class Coordinator {
       leaseMs: o.config.orchestrator.leaseSeconds * 1000,
       maxTaskMs: o.config.orchestrator.maxTaskSeconds * 1000,
       maxInFlight: o.config.orchestrator.maxInFlightPerWorker,
+      dispatch: o.config.orchestrator.dispatch,
+      coalesceMs: o.config.orchestrator.coalesceMs,
       maxAttempts: 5,
       metrics: o.metrics,
       onGiveUp: (task, reason) => this.groups.dropTask(task, reason),

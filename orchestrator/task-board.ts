@@ -6,7 +6,10 @@
 // Leases run on the monotonic clock (performance.now), renewed by heartbeats up to maxTaskMs in all.
 // Dispatch runs once per turn of the event loop (setImmediate), after every add, result and error of that turn:
 // a worker that asks for several tasks per message (capabilities.max_tasks_per_message) then gets them in one
-// TaskBundle, also when its results arrived together in one ResultBundle.
+// TaskBundle, also when its results arrived together in one ResultBundle. Which worker gets how many is the
+// dispatch policy (TaskBoardOptions.dispatch): 'pack' fills the least-loaded worker's ask before the next one gets
+// any (fewest messages: the orchestrator's CPU per task), 'spread' gives every worker with room its even share
+// first (most workers busy at once). Workers that ask for one per message get one per message either way.
 
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -51,14 +54,20 @@ export function newTaskId(prefix: string): string {
 
 interface BoundMetrics {
   dispatched: { inc(n?: number): void };
-  completedOk: { inc(): void };
+  completedOk: { inc(n?: number): void };
   completedError: { inc(): void };
   latency: { observe(v: number): void };
   redispatches: { inc(): void };
   leaseExpiries: { inc(): void };
   foreign: { inc(): void };
   duplicate: { inc(): void };
+  /** Results accepted since the last pump, added to completedOk there (one counter update per turn, not per result). */
+  okPending: number;
 }
+
+/** How the queued tasks of a role are shared out among its workers with room (see the top of this file). */
+export const DISPATCH_POLICIES = ['pack', 'spread'] as const;
+export type DispatchPolicy = (typeof DISPATCH_POLICIES)[number];
 
 export interface TaskBoardOptions {
   leaseMs: number;
@@ -66,6 +75,18 @@ export interface TaskBoardOptions {
   maxTaskMs?: number;
   /** Most tasks one worker holds at once, whatever its Hello asks (orchestrator.maxInFlightPerWorker). Default 1024. */
   maxInFlight?: number;
+  /**
+   * 'pack' (default): the least-loaded worker with room gets as many queued tasks as its ask and its room allow, in
+   * one message, before the next worker gets any. 'spread': each worker with room gets its even share of the queue
+   * first (ceil(queued / workers with room)), so below capacity most get one task per message.
+   */
+  dispatch?: DispatchPolicy;
+  /**
+   * With 'pack': how long queued tasks may wait for more to fill a worker's ask before they go in a smaller
+   * message (ms, measured from the oldest queued task; default 0: every turn of the event loop dispatches what is
+   * queued). Tasks that fill a message, or find no worker with room, are not held by it.
+   */
+  coalesceMs?: number;
   /** Monotonic clock in ms (default performance.now); a test may drive its own. */
   now?: () => number;
   /** A task that failed this many times is given up (its sample is dropped). */
@@ -75,20 +96,40 @@ export interface TaskBoardOptions {
   onGiveUp: (task: Task, reason: string) => void;
 }
 
+/** A worker's place on the board, in one record (a dispatch and a result each touch it once, not several maps). */
+interface Slot {
+  readonly session: WorkerSession;
+  /** Its role's free levels (TaskBoard.free). */
+  readonly levels: Array<Set<Slot> | undefined>;
+  /** Most tasks it may hold: its max_in_flight, capped by maxInFlight. */
+  readonly room: number;
+  /** Most tasks per message: its max_tasks_per_message, capped by maxInFlight. */
+  readonly ask: number;
+  /** Active tasks it holds. */
+  load: number;
+  /** The free level it is filed under (its load, while attached, open and with room), or -1. */
+  level: number;
+  attached: boolean;
+}
+
 export class TaskBoard {
   /** Queued tasks per role, re-queued ones first. */
   private readonly queues = new Map<WorkerRole, TaskQueue<Task>>();
   private pumpQueued = false;
+  private readonly pumpNow = () => this.pump();
+  /** When each role's queue last became non-empty (monotonic ms): the age of its oldest task, or less. */
+  private readonly queuedSince = new Map<WorkerRole, number>();
+  /** The timer that dispatches tasks held for coalescing once their time is up. */
+  private coalesceTimer: NodeJS.Timeout | undefined;
   private readonly active = new Map<string, Task>();
-  private readonly sessions = new Set<WorkerSession>();
-  /** Active tasks per holder (kept in step with `active`: picking a worker must not scan every task). */
-  private readonly loads = new Map<WorkerSession, number>();
+  /** Every worker the board knows (attached, or detached with tasks not yet taken back). */
+  private readonly slots = new Map<WorkerSession, Slot>();
   /**
-   * Attached sessions that have room, per role, by their load: free[role][n] holds those with n active tasks
-   * (n < max_in_flight). pick() takes from the lowest level, so choosing the least-loaded worker costs
+   * Attached workers that have room, per role, by their load: free[role][n] holds those with n active tasks
+   * (n < room). pick() takes from the lowest level, so choosing the least-loaded worker costs
    * O(max_in_flight), not O(workers) (hundreds of workers at thousands of tasks per second).
    */
-  private readonly free = new Map<WorkerRole, Array<Set<WorkerSession>>>();
+  private readonly free = new Map<WorkerRole, Array<Set<Slot> | undefined>>();
 
   /** Metric children bound once per role label (a dispatch and a result then update them without label lookups). */
   private readonly bound = new Map<WorkerRole, BoundMetrics>();
@@ -97,11 +138,20 @@ export class TaskBoard {
   private readonly now: () => number;
   private readonly maxTaskMs: number;
   private readonly maxInFlight: number;
+  private readonly spread: boolean;
+  private readonly coalesceMs: number;
+  /** Messages and tasks dispatched so far (the load bench reports tasks per message). */
+  readonly sent = { messages: 0, tasks: 0 };
 
   constructor(private readonly o: TaskBoardOptions) {
     this.now = o.now ?? (() => performance.now());
     this.maxTaskMs = o.maxTaskMs ?? 10 * o.leaseMs;
     this.maxInFlight = o.maxInFlight ?? 1024;
+    const policy = o.dispatch ?? 'pack';
+    if (!(DISPATCH_POLICIES as readonly string[]).includes(policy)) throw new Error(`TaskBoard: dispatch must be one of ${DISPATCH_POLICIES.join(', ')}, got ${JSON.stringify(policy)}`);
+    this.spread = policy === 'spread';
+    this.coalesceMs = this.spread ? 0 : (o.coalesceMs ?? 0);
+    if (!(this.coalesceMs >= 0 && this.coalesceMs <= 1000)) throw new Error(`TaskBoard: coalesceMs must be in [0, 1000] ms, got ${o.coalesceMs}`);
     const depth = o.metrics.get('queue_depth');
     this.queueDepth = { rollout: depth.labels({ queue: 'rollout' }), score: depth.labels({ queue: 'score' }) };
   }
@@ -120,6 +170,7 @@ export class TaskBoard {
         leaseExpiries: mm.get('lease_expiries_total').labels({ worker_role }),
         foreign: mm.get('foreign_results_total').labels({ worker_role }),
         duplicate: mm.get('duplicate_results_total').labels({ worker_role }),
+        okPending: 0,
       };
       this.bound.set(role, b);
     }
@@ -132,39 +183,62 @@ export class TaskBoard {
     return q;
   }
 
+  private levelsOf(role: WorkerRole): Array<Set<Slot> | undefined> {
+    let l = this.free.get(role);
+    if (!l) this.free.set(role, (l = []));
+    return l;
+  }
+
   /** Queues tasks; they are dispatched at the end of this turn of the event loop. */
   add(...tasks: Task[]): void {
-    for (const t of tasks) this.queueOf(t.role).push(t);
+    for (const t of tasks) {
+      const q = this.queueOf(t.role);
+      if (q.length === 0 && this.coalesceMs > 0) this.queuedSince.set(t.role, this.now());
+      q.push(t);
+    }
     this.schedulePump();
   }
 
   attach(session: WorkerSession): void {
-    this.sessions.add(session);
-    this.setLoad(session, this.load(session));
+    let slot = this.slots.get(session);
+    if (!slot) {
+      const caps = session.hello.capabilities;
+      slot = {
+        session,
+        levels: this.levelsOf(session.role),
+        room: Math.min(this.maxInFlight, Math.max(1, caps?.max_in_flight ?? 1)),
+        ask: Math.min(this.maxInFlight, tasksPerMessage(caps ?? {})),
+        load: 0,
+        level: -1,
+        attached: true,
+      };
+      this.slots.set(session, slot);
+    }
+    slot.attached = true;
+    this.file(slot, slot.load);
     this.schedulePump();
   }
 
   /** A worker left: everything it held goes back to the queue. */
   detach(session: WorkerSession): void {
-    this.sessions.delete(session);
+    const slot = this.slots.get(session);
+    if (slot) slot.attached = false;
     for (const t of [...this.active.values()]) if (t.holder === session) this.requeue(t, `worker ${session.workerId} disconnected`);
-    for (const level of this.free.get(session.role) ?? []) level.delete(session);
-    this.loads.delete(session);
+    if (slot) {
+      this.file(slot, 0);
+      this.slots.delete(session);
+    }
     this.schedulePump();
   }
 
-  private room(s: WorkerSession): number {
-    return Math.min(this.maxInFlight, Math.max(1, s.hello.capabilities?.max_in_flight ?? 1));
-  }
-
-  /** Records a session's load and files it under its level (if attached, open and with room). */
-  private setLoad(s: WorkerSession, n: number): void {
-    const levels = this.free.get(s.role) ?? this.free.set(s.role, []).get(s.role)!;
-    const old = this.loads.get(s) ?? 0;
-    levels[old]?.delete(s);
-    if (n > 0) this.loads.set(s, n);
-    else this.loads.delete(s);
-    if (this.sessions.has(s) && s.isOpen && n < this.room(s)) (levels[n] ??= new Set()).add(s);
+  /** Records a worker's load and files it under its level (if attached, open and with room). */
+  private file(slot: Slot, load: number): void {
+    slot.load = load;
+    const level = slot.attached && load < slot.room && slot.session.isOpen ? load : -1;
+    if (level === slot.level) return;
+    if (slot.level >= 0) slot.levels[slot.level]?.delete(slot);
+    if (level >= 0) (slot.levels[level] ??= new Set()).add(slot);
+    slot.level = level;
   }
 
   /**
@@ -183,7 +257,7 @@ export class TaskBoard {
     this.deactivate(t);
     const tm = this.m(t.role);
     if (t.dispatchedAt !== undefined) tm.latency.observe((this.now() - t.dispatchedAt) / 1000);
-    tm.completedOk.inc();
+    tm.okPending++; // counted by the pump this result schedules, before any other I/O (a scrape) is handled
     this.schedulePump();
     return t;
   }
@@ -239,7 +313,8 @@ export class TaskBoard {
   private deactivate(t: Task): void {
     if (this.active.get(t.id) !== t) return;
     this.active.delete(t.id);
-    if (t.holder) this.setLoad(t.holder, Math.max(0, this.load(t.holder) - 1));
+    const slot = t.holder && this.slots.get(t.holder);
+    if (slot) this.file(slot, Math.max(0, slot.load - 1));
   }
 
   private requeue(t: Task, _reason: string): void {
@@ -251,50 +326,74 @@ export class TaskBoard {
       this.o.onGiveUp(t, _reason);
       return;
     }
-    this.queueOf(t.role).unshift(t);
+    const q = this.queueOf(t.role);
+    if (q.length === 0 && this.coalesceMs > 0) this.queuedSince.set(t.role, this.now());
+    q.unshift(t);
   }
 
   /** Dispatch at the end of this turn of the event loop (once, however many adds and results came in it). */
   private schedulePump(): void {
     if (this.pumpQueued) return;
     this.pumpQueued = true;
-    setImmediate(() => this.pump());
+    setImmediate(this.pumpNow);
   }
 
   /**
-   * Hands queued tasks to the least-loaded workers of their role that have room, spread evenly over the workers
-   * with room (each gets its share, ceil(queued / workers with room)), up to its room and its
-   * max_tasks_per_message, in one message (a TaskBundle when more than one). So tasks are spread while workers
-   * are free, and bundled when there are more tasks than free workers (overload, or few workers).
+   * Hands queued tasks to the least-loaded workers of their role that have room, each message up to the worker's
+   * room and its max_tasks_per_message (a TaskBundle when more than one). With 'spread', each worker's message is
+   * also capped at its even share, ceil(queued / workers with room), so tasks are spread while workers are free and
+   * bundled only when there are more tasks than free workers; with 'pack' the share is not capped.
    */
   pump(): void {
     this.pumpQueued = false;
+    for (const bm of this.bound.values()) {
+      if (bm.okPending > 0) {
+        bm.completedOk.inc(bm.okPending);
+        bm.okPending = 0;
+      }
+    }
+    let holdUntil = Infinity;
     for (const [role, queue] of this.queues) {
       if (queue.length === 0) continue;
-      let withRoom = 0;
-      for (const level of this.free.get(role) ?? []) withRoom += level?.size ?? 0;
-      const share = Math.ceil(queue.length / Math.max(1, withRoom));
+      const levels = this.free.get(role);
+      if (!levels) continue;
+      // Coalescing: a message that the queue cannot fill waits, until the oldest queued task is coalesceMs old.
+      const fillBy = this.coalesceMs > 0 ? (this.queuedSince.get(role) ?? -Infinity) + this.coalesceMs : -Infinity;
+      let share = Infinity;
+      if (this.spread) {
+        let withRoom = 0;
+        for (const level of levels) withRoom += level?.size ?? 0;
+        share = Math.ceil(queue.length / Math.max(1, withRoom));
+      }
+      const bm = this.m(role);
+      const now = this.now();
+      const deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
       while (queue.length > 0) {
-        const worker = this.pick(role);
-        if (!worker) break; // no room left for this role: its other queued tasks wait
-        const most = Math.min(queue.length, share, this.room(worker) - this.load(worker), Math.min(this.maxInFlight, tasksPerMessage(worker.hello.capabilities)));
-        const now = this.now();
+        const slot = this.pick(levels);
+        if (!slot) break; // no room left for this role: its other queued tasks wait
+        const worker = slot.session;
+        const most = Math.min(queue.length, share, slot.room - slot.load, slot.ask);
+        if (most < Math.min(slot.room - slot.load, slot.ask) && now < fillBy) {
+          holdUntil = Math.min(holdUntil, fillBy);
+          break;
+        }
         const tasks: Task[] = [];
-        const messages: OrchestratorMessage[] = [];
         while (tasks.length < most && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
           const t = queue.shift()!;
           t.attempt += 1;
           t.holder = worker;
           t.dispatchedAt = now;
-          t.deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
+          t.deadline = deadline;
           this.active.set(t.id, t);
           tasks.push(t);
-          messages.push(t.message(t.attempt, this.o.leaseMs));
         }
         const n = tasks.length;
-        this.m(role).dispatched.inc(n);
-        this.setLoad(worker, this.load(worker) + n);
-        worker.send(n === 1 ? messages[0]! : bundle(messages)).catch((e: Error) => {
+        bm.dispatched.inc(n);
+        this.file(slot, slot.load + n);
+        this.sent.messages++;
+        this.sent.tasks += n;
+        const msg = n === 1 ? tasks[0]!.message(tasks[0]!.attempt, this.o.leaseMs) : bundle(tasks, this.o.leaseMs);
+        worker.send(msg).catch((e: Error) => {
           // A bundle over the message size limit is no fault of its tasks: each goes again on its own, this
           // attempt not counted (one alone over the limit is refused as before, and given up after maxAttempts).
           const split = n > 1 && e instanceof RangeError;
@@ -310,21 +409,25 @@ export class TaskBoard {
         });
       }
     }
+    if (holdUntil < Infinity && !this.coalesceTimer) {
+      this.coalesceTimer = setTimeout(() => {
+        this.coalesceTimer = undefined;
+        this.pump();
+      }, Math.max(0, holdUntil - this.now()));
+      this.coalesceTimer.unref();
+    }
     this.queueDepth.rollout.set(this.queues.get('ROLLOUT')?.length ?? 0);
     this.queueDepth.score.set(this.queues.get('REWARD')?.length ?? 0);
   }
 
-  private load(s: WorkerSession): number {
-    return this.loads.get(s) ?? 0;
-  }
-
-  /** The least-loaded open session of `role` with room (ties: the one that waited longest at that load). */
-  private pick(role: WorkerRole): WorkerSession | undefined {
-    for (const level of this.free.get(role) ?? []) {
+  /** The least-loaded open worker of a role with room (ties: the one that waited longest at that load). */
+  private pick(levels: Array<Set<Slot> | undefined>): Slot | undefined {
+    for (const level of levels) {
       if (!level) continue;
-      for (const s of level) {
-        if (s.isOpen) return s;
-        level.delete(s); // closed, detach follows
+      for (const slot of level) {
+        if (slot.session.isOpen) return slot;
+        level.delete(slot); // closed, detach follows
+        slot.level = -1;
       }
     }
     return undefined;
@@ -343,11 +446,12 @@ export class TaskBoard {
   }
 }
 
-/** Several tasks' messages as one TaskBundle (rollout and score tasks; a board queue holds one role's tasks). */
-function bundle(messages: readonly OrchestratorMessage[]): OrchestratorMessage {
+/** Several tasks as one TaskBundle (rollout and score tasks; a board queue holds one role's tasks). */
+function bundle(tasks: readonly Task[], leaseMs: number): OrchestratorMessage {
   const rollout_tasks: RolloutTask[] = [];
   const score_tasks: ScoreTask[] = [];
-  for (const m of messages) {
+  for (const t of tasks) {
+    const m = t.message(t.attempt, leaseMs);
     if (m.rollout_task) rollout_tasks.push(m.rollout_task);
     else if (m.score_task) score_tasks.push(m.score_task);
     else throw new Error(`task board: a task's message must be a rollout_task or score_task to be bundled, got ${Object.keys(m).join(', ')}`);

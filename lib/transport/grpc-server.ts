@@ -17,6 +17,7 @@ import {
   orchestratorServiceDefinition,
   parseHostPort,
   preserialize,
+  type Preserialized,
 } from './grpc-common.ts';
 import { expandResultBundle, orchestratorMessageKind, tasksPerMessage, validateHello, type ValidHello } from './messages.ts';
 import { grantMatcher, grantRefusal, type Grant, type RoleGrant } from './role-tokens.ts';
@@ -25,6 +26,7 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   type OrchestratorMessage,
+  type OrchestratorMessageKind,
   type WorkerMessage__Output,
   type WorkerRole,
 } from './proto.ts';
@@ -291,6 +293,12 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   };
 }
 
+/** A message handed to gRPC and not yet written. */
+interface PendingSend {
+  readonly kind: OrchestratorMessageKind;
+  readonly reject: (e: unknown) => void;
+}
+
 class SessionImpl implements WorkerSession {
   readonly id = randomUUID();
   readonly role: WorkerRole;
@@ -305,7 +313,7 @@ class SessionImpl implements WorkerSession {
   private welcomed = false;
   private paused = false;
   /** Sends handed to gRPC and not yet written: failed at once if the session ends. */
-  private readonly pendingSends = new Set<(e: StreamEnd) => void>();
+  private readonly pendingSends = new Set<PendingSend>();
   private readonly watchdog: NodeJS.Timeout | undefined;
 
   constructor(
@@ -384,36 +392,45 @@ class SessionImpl implements WorkerSession {
     if (this.watchdog) clearInterval(this.watchdog);
     this.messages.end();
     this.resolveClosed(end);
-    for (const abort of [...this.pendingSends]) abort(end);
+    for (const p of [...this.pendingSends]) {
+      p.reject(new TransportError(grpc.status.UNAVAILABLE, `session closed while sending (${end.details})`, `send ${p.kind} to ${this.workerId}`));
+    }
     this.pendingSends.clear();
   }
 
-  async send(msg: OrchestratorMessage): Promise<void> {
-    const kind = orchestratorMessageKind(msg);
-    if (this.ended) {
-      throw new TransportError(grpc.status.UNAVAILABLE, `session is closed (${this.ended.details})`, `send ${kind} to ${this.role} ${this.workerId}`);
-    }
-    if (!this.welcomed && kind !== 'welcome') throw new Error(`send ${kind} to ${this.workerId}: the first message on a session must be welcome`);
-    if (this.welcomed && kind === 'welcome') throw new Error(`send welcome to ${this.workerId}: welcome was sent already`);
-    if (kind === 'welcome') {
-      msg = { welcome: { protocol_version: PROTOCOL_VERSION, session_id: this.id, max_results_per_message: this.cfg.maxResultsPerMessage, ...msg.welcome } };
-      this.welcomed = true;
-    } else if (kind === 'task_bundle') {
-      const b = msg.task_bundle!;
-      const n = (b.rollout_tasks?.length ?? 0) + (b.score_tasks?.length ?? 0);
-      const ask = tasksPerMessage(this.hello.capabilities);
-      if (n === 0 || ask < 2 || n > ask) {
-        throw new RangeError(`send task_bundle to ${this.workerId}: ${n} tasks, but it asked for ${ask < 2 ? 'one per message' : `at most ${ask}`} (capabilities.max_tasks_per_message)`);
+  send(msg: OrchestratorMessage): Promise<void> {
+    // Not async: one Promise per message, not two (thousands of messages a second go through here).
+    let kind: OrchestratorMessageKind;
+    let wire: Preserialized;
+    try {
+      kind = orchestratorMessageKind(msg);
+      if (this.ended) {
+        throw new TransportError(grpc.status.UNAVAILABLE, `session is closed (${this.ended.details})`, `send ${kind} to ${this.role} ${this.workerId}`);
       }
+      if (!this.welcomed && kind !== 'welcome') throw new Error(`send ${kind} to ${this.workerId}: the first message on a session must be welcome`);
+      if (this.welcomed && kind === 'welcome') throw new Error(`send welcome to ${this.workerId}: welcome was sent already`);
+      if (kind === 'welcome') {
+        msg = { welcome: { protocol_version: PROTOCOL_VERSION, session_id: this.id, max_results_per_message: this.cfg.maxResultsPerMessage, ...msg.welcome } };
+        this.welcomed = true;
+      } else if (kind === 'task_bundle') {
+        const b = msg.task_bundle!;
+        const n = (b.rollout_tasks?.length ?? 0) + (b.score_tasks?.length ?? 0);
+        const ask = tasksPerMessage(this.hello.capabilities);
+        if (n === 0 || ask < 2 || n > ask) {
+          throw new RangeError(`send task_bundle to ${this.workerId}: ${n} tasks, but it asked for ${ask < 2 ? 'one per message' : `at most ${ask}`} (capabilities.max_tasks_per_message)`);
+        }
+      }
+      wire = preserialize('response', msg, kind, this.cfg.maxBytes);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    const wire = preserialize('response', msg, kind, this.cfg.maxBytes);
     // Not Promise.race with `closed`: that would leave one reaction per message on the session's long-lived
     // promise (memory growing with every message sent). Pending sends are failed by finish() instead.
-    await new Promise<void>((resolve, reject) => {
-      const abort = (e: StreamEnd) => reject(new TransportError(grpc.status.UNAVAILABLE, `session closed while sending (${e.details})`, `send ${kind} to ${this.workerId}`));
-      this.pendingSends.add(abort);
+    return new Promise<void>((resolve, reject) => {
+      const pending: PendingSend = { kind, reject };
+      this.pendingSends.add(pending);
       this.call.write(wire, (err: unknown) => {
-        this.pendingSends.delete(abort);
+        this.pendingSends.delete(pending);
         if (err) reject(TransportError.fromServiceError(err, `send ${kind}`));
         else resolve();
       });

@@ -80,16 +80,30 @@ function setMembers(msg: object, kinds: readonly string[]): string[] {
   return kinds.filter((k) => (msg as Record<string, unknown>)[k] !== undefined && (msg as Record<string, unknown>)[k] !== null);
 }
 
+/** The one member set, or undefined when none or several are (checked without allocating: this runs per message). */
+function onlyMember<K extends string>(msg: object, kinds: readonly K[]): K | undefined {
+  let found: K | undefined;
+  for (const k of kinds) {
+    const v = (msg as Record<string, unknown>)[k];
+    if (v === undefined || v === null) continue;
+    if (found !== undefined) return undefined;
+    found = k;
+  }
+  return found;
+}
+
 export function workerMessageKind(msg: WorkerMessage): WorkerMessageKind {
+  const kind = onlyMember(msg, WORKER_MESSAGE_KINDS);
+  if (kind !== undefined) return kind;
   const set = setMembers(msg, WORKER_MESSAGE_KINDS);
-  if (set.length !== 1) throw new TypeError(`a WorkerMessage must set exactly one of ${WORKER_MESSAGE_KINDS.join('|')}, got ${set.length ? set.join(', ') : 'none'}`);
-  return set[0] as WorkerMessageKind;
+  throw new TypeError(`a WorkerMessage must set exactly one of ${WORKER_MESSAGE_KINDS.join('|')}, got ${set.length ? set.join(', ') : 'none'}`);
 }
 
 export function orchestratorMessageKind(msg: OrchestratorMessage): OrchestratorMessageKind {
+  const kind = onlyMember(msg, ORCHESTRATOR_MESSAGE_KINDS);
+  if (kind !== undefined) return kind;
   const set = setMembers(msg, ORCHESTRATOR_MESSAGE_KINDS);
-  if (set.length !== 1) throw new TypeError(`an OrchestratorMessage must set exactly one of ${ORCHESTRATOR_MESSAGE_KINDS.join('|')}, got ${set.length ? set.join(', ') : 'none'}`);
-  return set[0] as OrchestratorMessageKind;
+  throw new TypeError(`an OrchestratorMessage must set exactly one of ${ORCHESTRATOR_MESSAGE_KINDS.join('|')}, got ${set.length ? set.join(', ') : 'none'}`);
 }
 
 /**

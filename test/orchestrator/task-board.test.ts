@@ -24,9 +24,9 @@ const task = (id: string, role: 'ROLLOUT' | 'REWARD' = 'ROLLOUT'): Task => ({
 /** Dispatch runs once per turn of the event loop: let it run. */
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-function board(onGiveUp: (t: Task, reason: string) => void = () => {}) {
+function board(onGiveUp: (t: Task, reason: string) => void = () => {}, dispatch?: 'pack' | 'spread') {
   const metrics = createMetrics('tb', 'orchestrator');
-  return { b: new TaskBoard({ leaseMs: 1000, maxAttempts: 3, metrics, onGiveUp }), metrics };
+  return { b: new TaskBoard({ leaseMs: 1000, maxAttempts: 3, metrics, onGiveUp, dispatch }), metrics };
 }
 
 test('tasks go to the least-loaded worker with room; the rest wait in the queue', async () => {
@@ -187,17 +187,67 @@ test('a worker that asks for several tasks per message gets them in one TaskBund
   assert.equal(w.sent[3]!.rollout_task!.task_id, 'u0');
 });
 
-test('tasks are spread over the workers with room before they are bundled: each gets its share', async () => {
-  const { b } = board();
-  const [x, y, z] = [session('x', 'REWARD', 8, 8), session('y', 'REWARD', 8, 8), session('z', 'REWARD', 8, 8)];
-  for (const s of [x, y, z]) b.attach(s);
-  const sizes = (s: typeof x) => s.sent.map((m) => m.task_bundle?.score_tasks?.length ?? (m.score_task ? 1 : 0));
-  b.add(...Array.from({ length: 3 }, (_, i) => task(`a${i}`, 'REWARD')));
+test('dispatch policies: spread gives each worker with room its share first; pack fills the least-loaded worker\'s ask first', async () => {
+  const sizes = (s: ReturnType<typeof session>) => s.sent.map((m) => m.task_bundle?.score_tasks?.length ?? (m.score_task ? 1 : 0));
+  const ids = (s: ReturnType<typeof session>) => s.sent.flatMap((m) => m.task_bundle?.score_tasks?.map((t) => t.task_id) ?? [m.score_task!.task_id]);
+  {
+    const { b } = board(undefined, 'spread');
+    const [x, y, z] = [session('x', 'REWARD', 8, 8), session('y', 'REWARD', 8, 8), session('z', 'REWARD', 8, 8)];
+    for (const s of [x, y, z]) b.attach(s);
+    b.add(...Array.from({ length: 3 }, (_, i) => task(`a${i}`, 'REWARD')));
+    await tick();
+    assert.deepEqual([x, y, z].map(sizes), [[1], [1], [1]], 'spread: three tasks, three free workers: one each');
+    b.add(...Array.from({ length: 12 }, (_, i) => task(`b${i}`, 'REWARD')));
+    await tick();
+    assert.deepEqual([x, y, z].map(sizes), [[1, 4], [1, 4], [1, 4]], 'spread: twelve: a bundle of four each');
+    assert.deepEqual(b.sent, { messages: 6, tasks: 15 });
+  }
+  {
+    const { b } = board(undefined, 'pack');
+    const [x, y, z] = [session('x', 'REWARD', 8, 4), session('y', 'REWARD', 8, 4), session('z', 'REWARD', 8, 4)];
+    for (const s of [x, y, z]) b.attach(s);
+    b.add(...Array.from({ length: 3 }, (_, i) => task(`a${i}`, 'REWARD')));
+    await tick();
+    assert.deepEqual([x, y, z].map(sizes), [[3], [], []], 'pack: three tasks go to one worker in one message');
+    // the next ones go to the least-loaded workers first, each up to its ask (4), then to x's room (8)
+    b.add(...Array.from({ length: 12 }, (_, i) => task(`b${i}`, 'REWARD')));
+    await tick();
+    assert.deepEqual([x, y, z].map(sizes), [[3, 4], [4], [4]]);
+    assert.deepEqual([x, y, z].map(ids), [['a0', 'a1', 'a2', 'b8', 'b9', 'b10', 'b11'], ['b0', 'b1', 'b2', 'b3'], ['b4', 'b5', 'b6', 'b7']]);
+    assert.deepEqual(b.sent, { messages: 4, tasks: 15 });
+    // workers that ask for one per message get one per message, spread, under either policy
+    const [p, q] = [session('p', 'ROLLOUT', 4), session('q', 'ROLLOUT', 4)];
+    b.attach(p);
+    b.attach(q);
+    b.add(task('r0'), task('r1'), task('r2'));
+    await tick();
+    assert.deepEqual([p, q].map((s) => s.sent.map((m) => m.rollout_task!.task_id)), [['r0', 'r2'], ['r1']]);
+  }
+  assert.throws(() => new TaskBoard({ leaseMs: 1, maxAttempts: 1, metrics: createMetrics('tb-bad', 'orchestrator'), onGiveUp: () => {}, dispatch: 'even' as 'pack' }), /dispatch must be one of pack, spread, got "even"/);
+});
+
+test('pack with coalesceMs: a message the queue cannot fill waits until its oldest task is coalesceMs old; a full one goes at once', async () => {
+  let now = 0; // the board's clock; its coalescing timer is real, and pumps again when it fires
+  const b = new TaskBoard({ leaseMs: 1000, maxAttempts: 3, metrics: createMetrics('tb-co', 'orchestrator'), onGiveUp: () => {}, dispatch: 'pack', coalesceMs: 5, now: () => now });
+  const w = session('w', 'REWARD', 8, 4);
+  const one = session('one', 'ROLLOUT', 4); // asks for one per message: never held
+  b.attach(w);
+  b.attach(one);
+  b.add(task('s0', 'REWARD'), task('s1', 'REWARD'), task('r0'));
   await tick();
-  assert.deepEqual([x, y, z].map(sizes), [[1], [1], [1]], 'three tasks, three free workers: one each');
-  b.add(...Array.from({ length: 12 }, (_, i) => task(`b${i}`, 'REWARD')));
+  assert.equal(w.sent.length, 0, 'two tasks cannot fill an ask of four: held');
+  assert.equal(one.sent.length, 1, 'a worker that asks for one is not held');
+  now = 2;
+  b.add(task('s2', 'REWARD'), task('s3', 'REWARD'), task('s4', 'REWARD'));
   await tick();
-  assert.deepEqual([x, y, z].map(sizes), [[1, 4], [1, 4], [1, 4]], 'twelve: a bundle of four each');
+  assert.deepEqual(w.sent.map((m) => m.task_bundle!.score_tasks!.map((t) => t.task_id)), [['s0', 's1', 's2', 's3']], 'four fill the ask: sent at once');
+  now = 4;
+  await new Promise((r) => setTimeout(r, 20)); // the timer fires, but s4 (queued since 0) is 4 ms old: still held
+  assert.equal(w.sent.length, 1);
+  now = 5;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(w.sent.slice(1).map((m) => m.score_task?.task_id), ['s4'], 'at coalesceMs it goes alone');
+  assert.throws(() => new TaskBoard({ leaseMs: 1, maxAttempts: 1, metrics: createMetrics('tb-co2', 'orchestrator'), onGiveUp: () => {}, coalesceMs: -1 }), /coalesceMs must be in \[0, 1000\] ms, got -1/);
 });
 
 test('a re-queued task goes before newer ones; a result for a queued task counts as foreign, for an unknown id as a duplicate', async () => {
