@@ -24,6 +24,11 @@ export interface VelocitySpec {
    * the corrupted image, x0_hat = y + f, v = (x_t - x0_hat) / t (velocity-network.ts applies it).
    */
   predict?: 'velocity' | 'residual';
+  /**
+   * The state's space (flow.space): 'image' (default) 2 x - 1, where the corrupted image is y; 'residual'
+   * the scaled residual of y, where the corrupted image is 0 (the skip of predict 'residual').
+   */
+  space?: 'image' | 'residual';
 }
 
 const LEAK = 0.1;

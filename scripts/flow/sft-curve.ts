@@ -52,6 +52,20 @@ for (let e = 0; e < K; e++) for (let i = 0; i < held.size; i++) {
 }
 console.log(`training photographs: ${train.size} for training, ${held.size} held out (${samples.length} validation samples, whole at evalSize ${config.data.evalSize ?? '-'})`);
 
+// The size of what the residual space scales (flow.space=residual, flow.scale): the std of clean - corrupted
+// over the first 4 SFT batches (image units).
+{
+  let sum = 0, sq = 0, cnt = 0;
+  for (let s = 1; s <= 4; s++) {
+    const batch = [];
+    for (const c of sftCursors(config, s)) batch.push(await train.sample(c));
+    const { corrupted, clean } = stackPairs(batch);
+    for (let i = 0; i < clean.length; i++) { const d = clean[i]! - corrupted[i]!; sum += d; sq += d * d; cnt++; }
+  }
+  const m = sum / cnt;
+  console.log(`clean - corrupted over 4 training batches: mean ${m.toFixed(4)}, std ${Math.sqrt(sq / cnt - m * m).toFixed(4)} (image units)`);
+}
+
 const params = initialParamsOf(config);
 const trainer = FlowTrainer.create(config, params);
 const identity = (await evaluate(config, samples, { identity: { kind: 'identity' } })).reports.identity!;
