@@ -8,7 +8,7 @@
 // features of t at F frequencies, the built-in network's timeFeatures); its output is the velocity itself.
 
 import type { Graph, Value } from '../graph/graph.ts';
-import { div, sub, unsqueeze } from '../graph/ops.ts';
+import { div, mul, sub, unsqueeze } from '../graph/ops.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Resolution } from '../models/graphs.ts';
 import { frozenConstants, importedOutput, importedParamShapes, importedPolicy, initImportedParams, mergedImportedWeights, type NetworkSpec } from '../models/imported-policy.ts';
@@ -20,6 +20,7 @@ export interface ImportedVelocitySpec {
   network: NetworkSpec & { time: string; condition: string };
   predict?: VelocitySpec['predict'];
   space?: VelocitySpec['space'];
+  inputGate?: boolean;
 }
 
 export type FlowNetworkSpec = VelocitySpec | ImportedVelocitySpec;
@@ -31,7 +32,7 @@ export function flowNetworkSpecOf(builtIn: VelocitySpec, network: Omit<NetworkSp
   if (!network) return builtIn;
   const { time, condition } = network;
   if (!time || !condition) throw new Error(`model.network (${network.onnx}): the flow family needs model.network.time and model.network.condition (the inputs that receive t and the corrupted image)`);
-  return { kind: 'imported', network: { ...network, time, condition, height: r.height, width: r.width }, predict: builtIn.predict, space: builtIn.space };
+  return { kind: 'imported', network: { ...network, time, condition, height: r.height, width: r.width }, predict: builtIn.predict, space: builtIn.space, inputGate: builtIn.inputGate };
 }
 
 /** Names and shapes of what trains (what checkpoints carry), in a fixed order. */
@@ -67,7 +68,8 @@ export function bakeFlowNetworkParams(g: Graph, spec: FlowNetworkSpec, params: T
  * 0, so x0_hat = f there. t > 0 in every step and SFT draw.
  */
 export function flowVelocity(spec: FlowNetworkSpec, params: Map<string, Value>, x: Value, t: Value, y: Value): Value {
-  const out = networkOutput(spec, params, x, t, y);
+  // flow.inputGate: the body sees (1 - t) x; the step formulas below still use x itself.
+  const out = networkOutput(spec, params, spec.inputGate ? mul(x, unsqueeze(sub(1, t), [1, 2, 3])) : x, t, y);
   if (spec.predict !== 'residual') return out;
   // In the residual space the corrupted image is the state 0: x0_hat = f.
   return div(sub(spec.space === 'residual' ? x : sub(x, y), out), unsqueeze(t, [1, 2, 3]));

@@ -29,6 +29,11 @@ export interface VelocitySpec {
    * the scaled residual of y, where the corrupted image is 0 (the skip of predict 'residual').
    */
   space?: 'image' | 'residual';
+  /**
+   * flow.inputGate: the body sees (1 - t) x_t instead of x_t, so at t = 1 it sees no noise at all and the
+   * noise reaches it damped while the signal grows (a time-dependent input scale, as EDM's c_in).
+   */
+  inputGate?: boolean;
 }
 
 const LEAK = 0.1;

@@ -21,6 +21,9 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   assert.deepEqual(flowSpaceOf(flowConfigSchema.parse({ space: 'residual', scale: 0.5 })), { kind: 'residual', scale: 0.5 });
   assert.equal(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, flowConfigSchema.parse({ space: 'residual' })).space, 'residual');
   assert.equal('space' in velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), false, 'the image space leaves the spec as it was');
+  assert.equal(f.inputGate, false);
+  assert.equal('inputGate' in velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), false);
+  assert.equal(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, flowConfigSchema.parse({ inputGate: true })).inputGate, true);
 });
 
 test('flow config: a window reaching the last step, a random window past the first half and cps with a >= 1 are refused by name', () => {

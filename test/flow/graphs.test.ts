@@ -259,3 +259,25 @@ test('residual space: states round-trip, v = (x - f) / t (the corrupted image is
   }
   await Promise.all([body.release(), res.release()]);
 });
+
+test('inputGate: the body sees (1 - t) x (nothing of the noise at t = 1); the step still uses x itself', async () => {
+  const gated = { ...resnet, predict: 'residual' as const, space: 'residual' as const, inputGate: true };
+  const rand = testRandom(31);
+  const params = perturbed(resnet, 32);
+  const rows = rowsOf(3, rand, [[1, 0.9, 0.7], [0.6, 0.3, 0], [0.2, 0, 0]]);
+  const t = rows.t.data;
+  const damped = rows.x.data.map((v, j) => v * (1 - t[Math.floor(j / PIX)]));
+  const body = await stepSession('sde', resnet);
+  const res = await stepSession('sde', gated);
+  const f = (await body.run({ ...paramFeeds(params), ...rows, x: { data: damped, dims: rows.x.dims } }, ['v'])).v.data;
+  const v = (await res.run({ ...paramFeeds(params), ...rows }, ['v'])).v.data;
+  for (let j = 0; j < v.length; j++) {
+    const expected = (rows.x.data[j] - f[j]) / t[Math.floor(j / PIX)];
+    assert.ok(Math.abs(v[j] - expected) <= 1e-5 * Math.max(1, Math.abs(expected)), `v[${j}] ${v[j]} vs ${expected}`);
+  }
+  // At t = 1 the body's output f = x - t v does not depend on x.
+  const x2 = uniform(rows.x.data.length, rand, -2, 2);
+  const v2 = (await res.run({ ...paramFeeds(params), ...rows, x: { data: x2, dims: rows.x.dims } }, ['v'])).v.data;
+  for (let j = 0; j < PIX; j++) assert.ok(Math.abs((rows.x.data[j] - v[j]) - (x2[j] - v2[j])) < 1e-5, `t = 1, element ${j}: the body saw x`);
+  await Promise.all([body.release(), res.release()]);
+});
