@@ -281,3 +281,27 @@ test('inputGate: the body sees (1 - t) x (nothing of the noise at t = 1); the st
   for (let j = 0; j < PIX; j++) assert.ok(Math.abs((rows.x.data[j] - v[j]) - (x2[j] - v2[j])) < 1e-5, `t = 1, element ${j}: the body saw x`);
   await Promise.all([body.release(), res.release()]);
 });
+
+test('residual space with the input gate: the SFT loss is mean((x0_hat - x0)^2) with x0_hat = x_t - t v, and its gradients match finite differences', async () => {
+  const spec = { ...resnet, predict: 'residual' as const, space: 'residual' as const, inputGate: true };
+  const rand = testRandom(41);
+  const n = 3;
+  const dims = [n, 3, R.height, R.width];
+  const params = perturbed(resnet, 42);
+  const x0 = uniform(n * PIX, rand, -2, 2);
+  const y = uniform(n * PIX, rand);
+  const eps = uniform(n * PIX, rand, -2, 2);
+  const ts = Float32Array.of(1, 0.4, 0.03);
+  const xt = x0.map((u, j) => (1 - ts[Math.floor(j / PIX)]) * u + ts[Math.floor(j / PIX)] * eps[j]);
+  const res = await stepSession('sde', spec);
+  const vt = (await res.run({ ...paramFeeds(params), x: { data: xt, dims }, y: { data: y, dims }, eps: { data: eps, dims }, t: { data: ts, dims: [n] }, t_next: { data: ts.map((x) => x / 2), dims: [n] }, a: { data: new Float32Array(n), dims: [n] } }, ['v'])).v.data;
+  let expected = 0;
+  vt.forEach((vj, j) => (expected += (xt[j] - ts[Math.floor(j / PIX)] * vj - x0[j]) ** 2));
+  expected /= n * PIX;
+  const sft = await GraphSession.create(serialize(buildFlowSftGraph(spec, R)));
+  const feeds: Feeds = { x0: { data: x0, dims }, y: { data: y, dims }, eps: { data: eps, dims }, t: { data: ts, dims: [n] } };
+  const loss = (await sft.run({ ...paramFeeds(params), ...feeds }, ['loss'])).loss.data[0];
+  assert.ok(Math.abs(loss / expected - 1) < 1e-4, `loss ${loss} vs ${expected}`);
+  await checkGradients(sft, spec, params, feeds, { outputs: ['residual'], loss: (o) => meanOf(o.residual.data.map((r, j) => (r * ts[Math.floor(j / PIX)]) ** 2)) });
+  await Promise.all([res.release(), sft.release()]);
+});
