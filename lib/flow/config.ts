@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { windowStart, type FlowSamplerSpec } from './sampler.ts';
 import type { VelocitySpec } from './velocity.ts';
+import type { FlowSpace } from './rollout.ts';
 
 const int = () => z.number().int();
 
@@ -22,6 +23,12 @@ export const flowConfigSchema = z.strictObject({
     .describe('First timestep when start is corrupted.'),
   predict: z.enum(['velocity', 'residual']).default('velocity')
     .describe('What the network outputs. velocity: v itself. residual: a correction f of the corrupted image, x0_hat = y + f, v = (x_t - x0_hat) / t, so a fresh network samples the corrupted image (identity) from any start; its SFT loss is ||x0_hat - x0||^2 (t^2 times the rectified-flow loss).'),
+  space: z.enum(['image', 'residual']).default('image')
+    .describe('Where the flow runs. image: on 2 x - 1 of the image. residual: on the scaled residual (x - y) / scale of the corrupted image y (latent-diffusion-style data scaling), so the unit noise meets data of unit size; the image is y + scale x. Log-densities are in that space.'),
+  scale: z.number().gt(0).default(0.1)
+    .describe('space residual: the residual scale s (image units, [0, 1]); about the std of clean - corrupted over training pairs.'),
+  inputGate: z.boolean().default(false)
+    .describe('The network sees (1 - t) x_t instead of x_t: no noise at t = 1 (the first step regresses on the corrupted image alone), damped noise while the signal grows. The step formulas still use x_t.'),
   sde: z.strictObject({
     type: z.enum(['sde', 'cps']).default('sde')
       .describe("sde: Flow-GRPO's reverse SDE, std = a sqrt(t / (1 - t)) sqrt(-dt). cps: coefficients-preserving, std = t_next sin(a pi / 2)."),
@@ -54,5 +61,13 @@ export function samplerSpecOf(f: FlowConfig): FlowSamplerSpec {
 }
 
 export function velocitySpecOf(model: { arch: 'resnet' | 'unet'; width: number; depth: number }, f: FlowConfig): VelocitySpec {
-  return { arch: model.arch, width: model.width, depth: model.depth, timeFrequencies: f.timeFrequencies, timeWidth: f.timeWidth, ...(f.predict === 'residual' ? { predict: f.predict } : {}) };
+  return {
+    arch: model.arch, width: model.width, depth: model.depth, timeFrequencies: f.timeFrequencies, timeWidth: f.timeWidth,
+    ...(f.predict === 'residual' ? { predict: f.predict } : {}), ...(f.space === 'residual' ? { space: f.space } : {}), ...(f.inputGate ? { inputGate: true } : {}),
+  };
+}
+
+/** How images map to the flow's state and back (flow.space, flow.scale; rollout.ts's FlowSpace). */
+export function flowSpaceOf(f: Pick<FlowConfig, 'space' | 'scale'>): FlowSpace {
+  return f.space === 'residual' ? { kind: 'residual', scale: f.scale } : { kind: 'image' };
 }

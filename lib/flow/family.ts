@@ -17,9 +17,9 @@ import { stepFromOutputs, trainerOptimizer } from '../models/trainer.ts';
 import { policyModel, grpoModel, resolutionOf, sftModel } from '../models/bundle.ts';
 import { ssimMapSize } from '../models/ssim.ts';
 import type { GrpoHyper } from '../grpo/algorithm.ts';
-import { samplerSpecOf, velocitySpecOf } from './config.ts';
+import { flowSpaceOf, samplerSpecOf, velocitySpecOf } from './config.ts';
 import { metricsByStep, type StepMetrics } from './metrics.ts';
-import { flowNoiseSeed, hyperFeeds, rolloutFlow, toFlowSpace, windowDraw } from './rollout.ts';
+import { encodeState, flowNoiseSeed, hyperFeeds, rolloutFlow, toFlowSpace, windowDraw } from './rollout.ts';
 import { odePlan, rolloutPlan, type FlowSamplerSpec, type PlannedStep } from './sampler.ts';
 import type { VelocitySpec } from './velocity.ts';
 import type { Resolution } from '../models/graphs.ts';
@@ -47,7 +47,7 @@ export function flowEvalPlan(config: FlowRunConfig, steps = config.flow.evalStep
 export function flowSamplerName(config: FlowRunConfig, evalSteps = config.flow.evalSteps): string {
   const f = config.flow;
   const w = f.sde.window;
-  return `flow (ODE, ${evalSteps} steps; trained with ${f.sde.type} a=${f.sde.a}, ${f.steps} steps, window ${w.size} at ${w.start}; start ${f.start}${f.predict === 'residual' ? '; predicts a residual of the corrupted image' : ''})`;
+  return `flow (ODE, ${evalSteps} steps; trained with ${f.sde.type} a=${f.sde.a}, ${f.steps} steps, window ${w.size} at ${w.start}; start ${f.start}${f.predict === 'residual' ? '; predicts a residual of the corrupted image' : ''}${f.space === 'residual' ? `; runs on the residual scaled by 1/${f.scale}` : ''}${f.inputGate ? '; input gated by 1 - t' : ''})`;
 }
 
 /** One trained step of one trajectory, as the rollout worker returns it (flow space, [3,H,W] tensors). */
@@ -175,7 +175,7 @@ export class FlowRunner {
     const corrupted = new Float32Array(n * pix);
     for (let i = 0; i < n; i++) corrupted.set(image, i * pix);
     const plan = rolloutPlan(flowSamplerOf(this.config), windowDraw(this.config.run.seed, sampleId));
-    const roll = await rolloutFlow(this.session, params, { corrupted, n, resolution: r, seeds }, plan, { start: this.config.flow.start, keepLogpMap });
+    const roll = await rolloutFlow(this.session, params, { corrupted, n, resolution: r, seeds }, plan, { start: this.config.flow.start, keepLogpMap, space: flowSpaceOf(this.config.flow) });
     const steps = Array.from({ length: n }, (_, i) => roll.steps.map((s): FlowStepRecord => ({
       index: s.index, t: s.t, tNext: s.tNext, a: s.a,
       xBefore: s.xBefore.slice(i * pix, (i + 1) * pix), xAfter: s.xAfter.slice(i * pix, (i + 1) * pix),
@@ -187,7 +187,7 @@ export class FlowRunner {
   /** The deterministic ODE evaluation of `corrupted` [n,3,H,W] (noise from the run seed and each id). */
   async evaluate(params: TensorMap, corrupted: Float32Array, ids: readonly string[], steps = this.config.flow.evalSteps): Promise<Float32Array> {
     const seeds = ids.map((id) => flowNoiseSeed(this.config.run.seed, `eval:${id}`, 0));
-    const roll = await rolloutFlow(this.session, params, { corrupted, n: ids.length, resolution: this.resolution, seeds }, flowEvalPlan(this.config, steps), { start: this.config.flow.start });
+    const roll = await rolloutFlow(this.session, params, { corrupted, n: ids.length, resolution: this.resolution, seeds }, flowEvalPlan(this.config, steps), { start: this.config.flow.start, space: flowSpaceOf(this.config.flow) });
     return roll.image;
   }
 
@@ -243,7 +243,7 @@ export class FlowTrainer {
     const t = Float32Array.from({ length: n }, () => 1 - draw.float());
     const out = await this.sft.run({
       ...paramFeeds(this.params),
-      x0: { data: toFlowSpace(targets), dims },
+      x0: { data: encodeState(flowSpaceOf(this.config.flow), targets, images), dims },
       y: { data: toFlowSpace(images), dims },
       eps: { data: standardNormal(images.length, hashSeed(this.config.run.seed, 'flow-sft-noise', key)), dims },
       t: { data: t, dims: [n] },

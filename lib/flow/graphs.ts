@@ -9,6 +9,7 @@ import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { clippedSurrogate, gaussianLogDensity, grpoInputs, imageInput, type Resolution } from '../models/graphs.ts';
 import type { FlowSamplerType, PlannedStep } from './sampler.ts';
+import type { FlowSpace } from './rollout.ts';
 import { sin } from './velocity.ts';
 import { bakeFlowNetworkParams, checkFlowNetworkResolution, declareFlowNetworkParams, flowNetworkParams, flowVelocity, type FlowNetworkSpec } from './velocity-network.ts';
 
@@ -180,9 +181,10 @@ export function buildFlowSftGraph(spec: FlowNetworkSpec, r: Resolution): Graph {
  * A standalone deterministic sampler: the whole ODE loop of `plan` unrolled, weights baked in.
  * Flow space (default): y, x_start [N,3,H,W] -> x [N,3,H,W] (t = 0).
  * Image space (`imageSpace`, the export): image [N,3,H,W] in [0, 1], noise [N,3,H,W] ~ N(0, 1) -> restored
- * [N,3,H,W] = (x + 1) / 2, starting from the noise (start noise) or (1 - t0) y + t0 noise (start corrupted).
+ * [N,3,H,W] = (x + 1) / 2, starting from the noise (start noise) or (1 - t0) y + t0 noise (start corrupted);
+ * in the residual space restored = image + scale x, and the corrupted start is t0 noise.
  */
-export function buildFlowOdeSamplerGraph(spec: FlowNetworkSpec, r: Resolution, params: TensorMap, plan: readonly PlannedStep[], imageSpace?: { start: 'noise' | 'corrupted' }): Graph {
+export function buildFlowOdeSamplerGraph(spec: FlowNetworkSpec, r: Resolution, params: TensorMap, plan: readonly PlannedStep[], imageSpace?: { start: 'noise' | 'corrupted'; space?: FlowSpace }): Graph {
   checkFlowNetworkResolution(spec, r.height, r.width);
   if (plan.some((s) => s.a !== 0)) throw new Error('ODE sampler: every planned step must have a = 0');
   if (plan.length === 0) throw new Error('ODE sampler: the plan has no steps');
@@ -190,11 +192,15 @@ export function buildFlowOdeSamplerGraph(spec: FlowNetworkSpec, r: Resolution, p
   const baked = bakeFlowNetworkParams(g, spec, params);
   let y: Value;
   let x: Value;
+  let image: Value | undefined;
+  const space = imageSpace?.space ?? { kind: 'image' };
   if (imageSpace) {
-    y = sub(mul(imageInput(g, 'image', r), 2), 1);
+    image = imageInput(g, 'image', r);
+    y = sub(mul(image, 2), 1);
     const noise = imageInput(g, 'noise', r);
     const t0 = Math.fround(plan[0]!.t);
-    x = imageSpace.start === 'noise' ? noise : add(mul(y, Math.fround(1 - t0)), mul(noise, t0));
+    // The corrupted start from the corrupted image's state: y, or 0 in the residual space.
+    x = imageSpace.start === 'noise' ? noise : space.kind === 'residual' ? mul(noise, t0) : add(mul(y, Math.fround(1 - t0)), mul(noise, t0));
   } else {
     y = imageInput(g, 'y', r);
     x = imageInput(g, 'x_start', r);
@@ -204,7 +210,7 @@ export function buildFlowOdeSamplerGraph(spec: FlowNetworkSpec, r: Resolution, p
     const v = flowVelocity(spec, baked, x, add(zeroRow, s.t), y);
     x = add(x, mul(v, Math.fround(s.tNext - s.t)));
   }
-  if (imageSpace) g.output('restored', mul(add(x, 1), 0.5));
+  if (image) g.output('restored', space.kind === 'residual' ? add(image, mul(x, Math.fround(space.scale))) : mul(add(x, 1), 0.5));
   else g.output('x', x);
   return g;
 }

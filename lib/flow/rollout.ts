@@ -19,6 +19,29 @@ export function fromFlowSpace(x: Float32Array): Float32Array {
   return x.map((v) => (v + 1) / 2);
 }
 
+/**
+ * Where the flow's state lives. image: 2 x - 1 of the image (the corrupted image y is the state y).
+ * residual: the scaled residual (x - y) / scale of the corrupted image (latent diffusion's scale factor): the
+ * clean target is then about unit-sized like the noise, the corrupted image is the state 0, and the image is
+ * y + scale * state. The condition the network sees is 2 y - 1 in both.
+ */
+export type FlowSpace = { kind: 'image' } | { kind: 'residual'; scale: number };
+export const IMAGE_SPACE: FlowSpace = { kind: 'image' };
+
+/** Images [n,3,H,W] in [0, 1] -> states, given their corrupted images (same length). */
+export function encodeState(space: FlowSpace, images: Float32Array, corrupted: Float32Array): Float32Array {
+  if (space.kind === 'image') return toFlowSpace(images);
+  if (images.length !== corrupted.length) throw new Error(`flow space: ${images.length} image values against ${corrupted.length} corrupted ones`);
+  const inv = 1 / space.scale;
+  return images.map((v, i) => (v - corrupted[i]!) * inv);
+}
+/** States -> images (not clamped). */
+export function decodeState(space: FlowSpace, x: Float32Array, corrupted: Float32Array): Float32Array {
+  if (space.kind === 'image') return fromFlowSpace(x);
+  if (x.length !== corrupted.length) throw new Error(`flow space: ${x.length} state values against ${corrupted.length} corrupted ones`);
+  return x.map((v, i) => corrupted[i]! + space.scale * v);
+}
+
 /** The per-item noise seed: the same parts the Gaussian family's noise comes from. */
 export function flowNoiseSeed(runSeed: number, sampleId: string, groupIndex: number): number {
   return hashSeed(runSeed, sampleId, groupIndex);
@@ -78,7 +101,7 @@ export async function rolloutFlow(
   params: TensorMap,
   input: FlowRolloutInput,
   plan: readonly PlannedStep[],
-  opts: { start: FlowSamplerSpec['start']; keepLogpMap?: boolean },
+  opts: { start: FlowSamplerSpec['start']; keepLogpMap?: boolean; space?: FlowSpace },
 ): Promise<FlowRollout> {
   const { n, resolution: r } = input;
   const pix = 3 * r.height * r.width;
@@ -86,13 +109,16 @@ export async function rolloutFlow(
   if (input.seeds.length !== n) throw new Error(`flow rollout: ${input.seeds.length} noise seeds for ${n} items`);
   if (plan.length === 0) throw new Error('flow rollout: the plan has no steps');
   const dims = [n, 3, r.height, r.width];
+  const space = opts.space ?? IMAGE_SPACE;
   const y = toFlowSpace(input.corrupted);
+  // The corrupted image as a state: y itself, or 0 in the residual space.
+  const yState = encodeState(space, input.corrupted, input.corrupted);
   let x: Float32Array = new Float32Array(n * pix);
   const t0 = plan[0].t;
   input.seeds.forEach((seed, i) => {
     const eps = startNoise(seed, pix);
     if (opts.start === 'noise') x.set(eps, i * pix);
-    else for (let j = 0; j < pix; j++) x[i * pix + j] = (1 - t0) * y[i * pix + j] + t0 * eps[j];
+    else for (let j = 0; j < pix; j++) x[i * pix + j] = (1 - t0) * yState[i * pix + j] + t0 * eps[j];
   });
   const base: Feeds = { ...paramFeeds(params), y: { data: y, dims } };
   const steps: FlowTrainedStep[] = [];
@@ -110,7 +136,7 @@ export async function rolloutFlow(
     }
     x = next;
   }
-  return { image: fromFlowSpace(x), final: x, steps };
+  return { image: decodeState(space, x, input.corrupted), final: x, steps };
 }
 
 /** The rows a training graph consumes: one per (item, trained step), stacked step-major. */

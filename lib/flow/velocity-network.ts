@@ -8,7 +8,7 @@
 // features of t at F frequencies, the built-in network's timeFeatures); its output is the velocity itself.
 
 import type { Graph, Value } from '../graph/graph.ts';
-import { div, sub, unsqueeze } from '../graph/ops.ts';
+import { div, mul, sub, unsqueeze } from '../graph/ops.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Resolution } from '../models/graphs.ts';
 import { frozenConstants, importedOutput, importedParamShapes, importedPolicy, initImportedParams, mergedImportedWeights, type NetworkSpec } from '../models/imported-policy.ts';
@@ -19,6 +19,8 @@ export interface ImportedVelocitySpec {
   kind: 'imported';
   network: NetworkSpec & { time: string; condition: string };
   predict?: VelocitySpec['predict'];
+  space?: VelocitySpec['space'];
+  inputGate?: boolean;
 }
 
 export type FlowNetworkSpec = VelocitySpec | ImportedVelocitySpec;
@@ -30,7 +32,7 @@ export function flowNetworkSpecOf(builtIn: VelocitySpec, network: Omit<NetworkSp
   if (!network) return builtIn;
   const { time, condition } = network;
   if (!time || !condition) throw new Error(`model.network (${network.onnx}): the flow family needs model.network.time and model.network.condition (the inputs that receive t and the corrupted image)`);
-  return { kind: 'imported', network: { ...network, time, condition, height: r.height, width: r.width }, predict: builtIn.predict };
+  return { kind: 'imported', network: { ...network, time, condition, height: r.height, width: r.width }, predict: builtIn.predict, space: builtIn.space, inputGate: builtIn.inputGate };
 }
 
 /** Names and shapes of what trains (what checkpoints carry), in a fixed order. */
@@ -62,12 +64,15 @@ export function bakeFlowNetworkParams(g: Graph, spec: FlowNetworkSpec, params: T
  * v(x, t, y): x, y [N,3,H,W], t [N] -> [N,3,H,W]. With predict 'residual' the network's output f is a
  * correction of the corrupted image: x0_hat = y + f and v = (x - x0_hat) / t, the velocity that reaches
  * x0_hat at t = 0. A fresh network (zero head, f = 0) then samples y itself from any start: the generator
- * starts at identity instead of at noise. t > 0 in every step and SFT draw.
+ * starts at identity instead of at noise. In the residual space (spec.space) the corrupted image is the state
+ * 0, so x0_hat = f there. t > 0 in every step and SFT draw.
  */
 export function flowVelocity(spec: FlowNetworkSpec, params: Map<string, Value>, x: Value, t: Value, y: Value): Value {
-  const out = networkOutput(spec, params, x, t, y);
+  // flow.inputGate: the body sees (1 - t) x; the step formulas below still use x itself.
+  const out = networkOutput(spec, params, spec.inputGate ? mul(x, unsqueeze(sub(1, t), [1, 2, 3])) : x, t, y);
   if (spec.predict !== 'residual') return out;
-  return div(sub(sub(x, y), out), unsqueeze(t, [1, 2, 3]));
+  // In the residual space the corrupted image is the state 0: x0_hat = f.
+  return div(sub(spec.space === 'residual' ? x : sub(x, y), out), unsqueeze(t, [1, 2, 3]));
 }
 
 function networkOutput(spec: FlowNetworkSpec, params: Map<string, Value>, x: Value, t: Value, y: Value): Value {

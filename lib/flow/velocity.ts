@@ -24,6 +24,16 @@ export interface VelocitySpec {
    * the corrupted image, x0_hat = y + f, v = (x_t - x0_hat) / t (velocity-network.ts applies it).
    */
   predict?: 'velocity' | 'residual';
+  /**
+   * The state's space (flow.space): 'image' (default) 2 x - 1, where the corrupted image is y; 'residual'
+   * the scaled residual of y, where the corrupted image is 0 (the skip of predict 'residual').
+   */
+  space?: 'image' | 'residual';
+  /**
+   * flow.inputGate: the body sees (1 - t) x_t instead of x_t, so at t = 1 it sees no noise at all and the
+   * noise reaches it damped while the signal grows (a time-dependent input scale, as EDM's c_in).
+   */
+  inputGate?: boolean;
 }
 
 const LEAK = 0.1;

@@ -5,7 +5,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { modelOpset, serialize } from '../graph/onnx.ts';
 import { buildGrpoGraph, buildPolicyGraph, buildRewardBackpropGraph, buildRewardGraph, buildSftGraph, type Resolution } from './graphs.ts';
 import { initPolicyParams, policyParams, type PolicySpec } from './policy.ts';
-import { samplerSpecOf, velocitySpecOf } from '../flow/config.ts';
+import { flowSpaceOf, samplerSpecOf, velocitySpecOf } from '../flow/config.ts';
 import { buildFlowGrpoGraph, buildFlowOdeSamplerGraph, buildFlowSftGraph, buildFlowStepGraph } from '../flow/graphs.ts';
 import { odePlan } from '../flow/sampler.ts';
 import { flowNetworkParams, flowNetworkSpecOf, initFlowNetworkParams } from '../flow/velocity-network.ts';
@@ -65,7 +65,7 @@ export function standalonePolicyModel(config: RunConfig, params: TensorMap): Uin
   if (isFlow(config)) {
     const f = samplerSpecOf(config.flow);
     const plan = odePlan(config.flow.evalSteps, f.shift, f.start === 'noise' ? 1 : f.startT);
-    return serialize(buildFlowOdeSamplerGraph(flowSpec(config), resolutionOf(config), params, plan, { start: f.start }), {
+    return serialize(buildFlowOdeSamplerGraph(flowSpec(config), resolutionOf(config), params, plan, { start: f.start, space: flowSpaceOf(config.flow) }), {
       docString: `recovery-grpo flow sampler with baked weights (ODE, ${config.flow.evalSteps} steps): image [N,3,H,W] in [0,1], noise [N,3,H,W] ~ N(0,1) -> restored [N,3,H,W] in image space`,
     });
   }

@@ -8,7 +8,8 @@
 //   node --import tsx scripts/flow/sft-curve.ts STEPS EVERY OUT.json [key=value ...]
 //   e.g. nice -n 10 node --import tsx scripts/flow/sft-curve.ts 1200 200 runs/flow-val/noise.json \
 //          data.size=32 data.evalSize=48 flow.evalSteps=10 sft.lr=1e-3
-//   env VAL (default 2) held-out photographs at least, K (default 8) corruptions per photograph.
+//   env VAL (default 2) held-out photographs at least, K (default 8) corruptions per photograph;
+//   EVAL_STEPS (e.g. 1,4) also scores ODEs of these step counts at every point (reward only).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../../lib/config/index.ts';
@@ -30,6 +31,8 @@ if (!Number.isInteger(every) || every <= 0) throw new Error(`sft-curve: EVERY mu
 if (!outArg?.endsWith('.json')) throw new Error(`sft-curve: OUT must be a .json path, got ${JSON.stringify(outArg)}`);
 const val = Number(process.env.VAL ?? 2);
 const K = Number(process.env.K ?? 8);
+const extraEvalSteps = (process.env.EVAL_STEPS ?? '').split(',').filter(Boolean).map(Number);
+if (extraEvalSteps.some((k) => !Number.isInteger(k) || k < 1)) throw new Error(`sft-curve: EVAL_STEPS must be positive integers, got ${process.env.EVAL_STEPS}`);
 
 // The built-in split's training photographs (splitSeed 0, evalImages 64: the defaults every run uses).
 const text = readFileSync(PHOTO_MANIFEST, 'utf8');
@@ -52,17 +55,37 @@ for (let e = 0; e < K; e++) for (let i = 0; i < held.size; i++) {
 }
 console.log(`training photographs: ${train.size} for training, ${held.size} held out (${samples.length} validation samples, whole at evalSize ${config.data.evalSize ?? '-'})`);
 
+// The size of what the residual space scales (flow.space=residual, flow.scale): the std of clean - corrupted
+// over the first 4 SFT batches (image units).
+{
+  let sum = 0, sq = 0, cnt = 0;
+  for (let s = 1; s <= 4; s++) {
+    const batch = [];
+    for (const c of sftCursors(config, s)) batch.push(await train.sample(c));
+    const { corrupted, clean } = stackPairs(batch);
+    for (let i = 0; i < clean.length; i++) { const d = clean[i]! - corrupted[i]!; sum += d; sq += d * d; cnt++; }
+  }
+  const m = sum / cnt;
+  console.log(`clean - corrupted over 4 training batches: mean ${m.toFixed(4)}, std ${Math.sqrt(sq / cnt - m * m).toFixed(4)} (image units)`);
+}
+
 const params = initialParamsOf(config);
 const trainer = FlowTrainer.create(config, params);
 const identity = (await evaluate(config, samples, { identity: { kind: 'identity' } })).reports.identity!;
 const fmt = (s: Scores) => `reward ${s.reward.toFixed(4)} ssim ${s.ssim.toFixed(4)} psnr ${s.psnr.toFixed(2)}`;
 console.log(`identity: ${fmt(identity)}`);
-const points: Array<{ step: number; seconds: number; loss: number } & Scores> = [];
+const points: Array<{ step: number; seconds: number; loss: number; reward_by_eval_steps?: Record<string, number> } & Scores> = [];
 const evalAt = async (step: number, seconds: number, loss: number) => {
   const r = (await evaluate(config, samples, { policy: { kind: 'mean', params } })).reports.policy!;
   const { reward, ssim, clip_cos, psnr, count } = r;
-  points.push({ step, seconds, loss, reward, ssim, clip_cos, psnr, count });
-  console.log(`step ${step} (${seconds.toFixed(0)} s training) loss(last ${every}) ${loss.toFixed(4)}: ${fmt(r)}`);
+  const byEvalSteps: Record<string, number> = {};
+  for (const k of extraEvalSteps) {
+    const c = { ...config, flow: { ...config.flow, evalSteps: k } };
+    byEvalSteps[k] = (await evaluate(c, samples, { policy: { kind: 'mean', params } })).reports.policy!.reward;
+  }
+  points.push({ step, seconds, loss, reward, ssim, clip_cos, psnr, count, ...(extraEvalSteps.length ? { reward_by_eval_steps: byEvalSteps } : {}) });
+  const extra = extraEvalSteps.map((k) => ` | ${k}-step ODE reward ${byEvalSteps[k]!.toFixed(4)}`).join('');
+  console.log(`step ${step} (${seconds.toFixed(0)} s training) loss(last ${every}) ${loss.toFixed(4)}: ${fmt(r)}${extra}`);
   writeFileSync(outArg, JSON.stringify({ overrides, steps, every, val: held.size, samples: samples.length, identity, points }, null, 2));
 };
 await evalAt(0, 0, NaN);

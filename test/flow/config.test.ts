@@ -2,7 +2,7 @@
 // load time, naming the field.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { flowConfigSchema, samplerSpecOf, velocitySpecOf } from '../../lib/flow/config.ts';
+import { flowConfigSchema, flowSpaceOf, samplerSpecOf, velocitySpecOf } from '../../lib/flow/config.ts';
 import { rolloutPlan } from '../../lib/flow/sampler.ts';
 
 test('flow config: defaults give a valid plan; the specs carry every field', () => {
@@ -16,6 +16,14 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   assert.deepEqual(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), { arch: 'unet', width: 8, depth: 2, timeFrequencies: 8, timeWidth: 32 });
   assert.equal(f.predict, 'velocity');
   assert.equal(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, flowConfigSchema.parse({ predict: 'residual' })).predict, 'residual');
+  assert.equal(f.space, 'image');
+  assert.deepEqual(flowSpaceOf(f), { kind: 'image' });
+  assert.deepEqual(flowSpaceOf(flowConfigSchema.parse({ space: 'residual', scale: 0.5 })), { kind: 'residual', scale: 0.5 });
+  assert.equal(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, flowConfigSchema.parse({ space: 'residual' })).space, 'residual');
+  assert.equal('space' in velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), false, 'the image space leaves the spec as it was');
+  assert.equal(f.inputGate, false);
+  assert.equal('inputGate' in velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), false);
+  assert.equal(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, flowConfigSchema.parse({ inputGate: true })).inputGate, true);
 });
 
 test('flow config: a window reaching the last step, a random window past the first half and cps with a >= 1 are refused by name', () => {
@@ -29,4 +37,6 @@ test('flow config: a window reaching the last step, a random window past the fir
   assert.match(issues({ sde: { type: 'cps', a: 1.3 } })[0], /^sde\.a: must be < 1/);
   assert.match(issues({ sde: { window: { start: 'middle' } } })[0], /^sde\.window\.start/);
   assert.match(issues({ predict: 'x0' })[0], /^predict: /);
+  assert.match(issues({ space: 'latent' })[0], /^space: /);
+  assert.match(issues({ scale: 0 })[0], /^scale: /);
 });

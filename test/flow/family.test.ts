@@ -36,9 +36,13 @@ test('config: model.family flow mounts the flow section; a bad window is refused
   assert.deepEqual([...paramShapesOf(c).keys()], velocityParams({ arch: 'resnet', width: 4, depth: 1, timeFrequencies: 2, timeWidth: 4 }).map((p) => p.name));
 });
 
-for (const mode of ['scalar', 'dense'] as const) {
-  test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode})`, async () => {
-    const c = tiny({}, mode);
+// The residual space: the flow's states (and log-densities) are the scaled residual of the corrupted image.
+const RESIDUAL_SPACE = { space: 'residual', scale: 0.1, predict: 'residual' };
+const withFlow = (flow: Record<string, unknown>) => ({ flow: { ...(tiny().flow as unknown as Record<string, unknown>), ...flow } });
+
+for (const [mode, space] of [['scalar', 'image'], ['dense', 'image'], ['scalar', 'residual']] as const) {
+  test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode}, ${space} space)`, async () => {
+    const c = tiny(space === 'residual' ? withFlow(RESIDUAL_SPACE) : {}, mode);
     const H = c.data.size;
     const pix = 3 * H * H;
     const G = c.grpo.groupSize;
@@ -95,8 +99,9 @@ test('the single-process specification trains the flow family: SFT, Flow-GRPO ov
   for (const [k, t] of r.params) assert.deepEqual(again.params.get(k)!.data, t.data, k);
 });
 
-test('the standalone export is the ODE sampler in image space, equal to FlowRunner.evaluate', async () => {
-  const c = tiny();
+for (const [space, start] of [['image', 'noise'], ['residual', 'noise'], ['residual', 'corrupted']] as const) test(`the standalone export is the ODE sampler in image space, equal to FlowRunner.evaluate (${space} space, start ${start})`, async () => {
+  const c = tiny(space === 'residual' ? withFlow({ ...RESIDUAL_SPACE, start }) : {});
+  if (space === 'residual') assert.match(flowSamplerName(c), /runs on the residual scaled by 1\/0\.1/);
   const H = c.data.size;
   const pix = 3 * H * H;
   const params = initialParamsOf(c);
@@ -118,4 +123,19 @@ test('the standalone export is the ODE sampler in image space, equal to FlowRunn
   assert.ok(toFlowSpace(image).length === image.length);
   await session.release();
   await runner.release();
+});
+
+test('residual space SFT: the target is (clean - corrupted) / scale (a fresh network, x0_hat = 0, has loss mean(target^2))', async () => {
+  const c = tiny(withFlow(RESIDUAL_SPACE));
+  const H = c.data.size;
+  const n = 2;
+  const images = Float32Array.from({ length: n * 3 * H * H }, (_, i) => (i % 13) / 13);
+  const targets = images.map((v, i) => Math.min(1, Math.max(0, v + 0.05 * Math.sin(i))));
+  const trainer = FlowTrainer.create(c, initialParamsOf(c));
+  const { loss } = await trainer.sftStep(images, targets, n, 0);
+  let expected = 0;
+  targets.forEach((v, i) => (expected += ((v - images[i]!) / 0.1) ** 2));
+  expected /= targets.length;
+  assert.ok(Math.abs(loss / expected - 1) < 1e-4, `loss ${loss} vs ${expected}`);
+  await trainer.release();
 });

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildFlowGrpoGraph, buildFlowSftGraph, buildFlowStepGraph } from '../../lib/flow/graphs.ts';
 import { gaussianLogpMean, odePlan, stepCoefficients, stepMean, type FlowSamplerType } from '../../lib/flow/sampler.ts';
-import { rolloutFlow } from '../../lib/flow/rollout.ts';
+import { decodeState, encodeState, rolloutFlow } from '../../lib/flow/rollout.ts';
 import { initVelocityParams } from '../../lib/flow/velocity.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
@@ -220,4 +220,88 @@ test('predict residual: v = (x - y - f) / t from the body f, a fresh network sam
   assert.ok(Math.abs(loss / expected - 1) < 1e-4, `loss ${loss} vs ${expected}`);
   await checkGradients(sft, residual, params, sftFeeds, { outputs: ['residual'], loss: (o) => meanOf(o.residual.data.map((r, j) => (r * ts[Math.floor(j / PIX)]) ** 2)) });
   await Promise.all([body.release(), res.release(), sft.release()]);
+});
+
+test('residual space: states round-trip, v = (x - f) / t (the corrupted image is the state 0), a fresh network samples the corrupted image, a = 0 is still the Euler step', async () => {
+  const space = { kind: 'residual' as const, scale: 0.1 };
+  const spec = { ...resnet, predict: 'residual' as const, space: 'residual' as const };
+  const rand = testRandom(21);
+  const n = 2;
+  const corrupted = uniform(n * PIX, rand, 0, 1);
+  const clean = uniform(n * PIX, rand, 0, 1);
+  // x = (clean - y) / s and back; the corrupted image is the state 0.
+  const x0 = encodeState(space, clean, corrupted);
+  x0.forEach((v, j) => assert.ok(Math.abs(v - (clean[j] - corrupted[j]) / 0.1) < 1e-4, `state ${j}`));
+  decodeState(space, x0, corrupted).forEach((v, j) => assert.ok(Math.abs(v - clean[j]) < 1e-6, `round trip ${j}`));
+  encodeState(space, corrupted, corrupted).forEach((v) => assert.equal(v, 0));
+  assert.throws(() => encodeState(space, clean, corrupted.subarray(1)), /flow space/);
+  // The same parameters read as a velocity network give the body's f.
+  const params = perturbed(resnet, 22);
+  const rows = rowsOf(3, rand, [[1, 0.9, 0], [0.6, 0.3, 0], [0.05, 0, 0]]);
+  const body = await stepSession('sde', resnet);
+  const res = await stepSession('sde', spec);
+  const f = (await body.run({ ...paramFeeds(params), ...rows }, ['v'])).v.data;
+  const out = await res.run({ ...paramFeeds(params), ...rows });
+  rows.t.data.forEach((t, i) => {
+    const dt = Math.fround(Math.fround(rows.t_next.data[i]) - Math.fround(t));
+    for (let j = i * PIX; j < (i + 1) * PIX; j++) {
+      const expected = (rows.x.data[j] - f[j]) / t;
+      assert.ok(Math.abs(out.v.data[j] - expected) <= 1e-5 * Math.max(1, Math.abs(expected)), `v[${j}] ${out.v.data[j]} vs ${expected}`);
+      assert.equal(out.x_next.data[j], Math.fround(rows.x.data[j] + Math.fround(out.v.data[j] * dt)), `a = 0: Euler, element ${j}`);
+    }
+  });
+  // A fresh network: the ODE from noise (and from the corrupted start) ends on the corrupted image.
+  const fresh = initVelocityParams(spec, 23);
+  for (const start of ['noise', 'corrupted'] as const) {
+    const plan = odePlan(5, 3, start === 'noise' ? 1 : 0.6);
+    const roll = await rolloutFlow(res, fresh, { corrupted, n, resolution: R, seeds: [4, 5] }, plan, { start, space });
+    roll.image.forEach((p, j) => assert.ok(Math.abs(p - corrupted[j]) < 1e-5, `${start}: pixel ${j} ${p} vs the corrupted ${corrupted[j]}`));
+  }
+  await Promise.all([body.release(), res.release()]);
+});
+
+test('inputGate: the body sees (1 - t) x (nothing of the noise at t = 1); the step still uses x itself', async () => {
+  const gated = { ...resnet, predict: 'residual' as const, space: 'residual' as const, inputGate: true };
+  const rand = testRandom(31);
+  const params = perturbed(resnet, 32);
+  const rows = rowsOf(3, rand, [[1, 0.9, 0.7], [0.6, 0.3, 0], [0.2, 0, 0]]);
+  const t = rows.t.data;
+  const damped = rows.x.data.map((v, j) => v * (1 - t[Math.floor(j / PIX)]));
+  const body = await stepSession('sde', resnet);
+  const res = await stepSession('sde', gated);
+  const f = (await body.run({ ...paramFeeds(params), ...rows, x: { data: damped, dims: rows.x.dims } }, ['v'])).v.data;
+  const v = (await res.run({ ...paramFeeds(params), ...rows }, ['v'])).v.data;
+  for (let j = 0; j < v.length; j++) {
+    const expected = (rows.x.data[j] - f[j]) / t[Math.floor(j / PIX)];
+    assert.ok(Math.abs(v[j] - expected) <= 1e-5 * Math.max(1, Math.abs(expected)), `v[${j}] ${v[j]} vs ${expected}`);
+  }
+  // At t = 1 the body's output f = x - t v does not depend on x.
+  const x2 = uniform(rows.x.data.length, rand, -2, 2);
+  const v2 = (await res.run({ ...paramFeeds(params), ...rows, x: { data: x2, dims: rows.x.dims } }, ['v'])).v.data;
+  for (let j = 0; j < PIX; j++) assert.ok(Math.abs((rows.x.data[j] - v[j]) - (x2[j] - v2[j])) < 1e-5, `t = 1, element ${j}: the body saw x`);
+  await Promise.all([body.release(), res.release()]);
+});
+
+test('residual space with the input gate: the SFT loss is mean((x0_hat - x0)^2) with x0_hat = x_t - t v, and its gradients match finite differences', async () => {
+  const spec = { ...resnet, predict: 'residual' as const, space: 'residual' as const, inputGate: true };
+  const rand = testRandom(41);
+  const n = 3;
+  const dims = [n, 3, R.height, R.width];
+  const params = perturbed(resnet, 42);
+  const x0 = uniform(n * PIX, rand, -2, 2);
+  const y = uniform(n * PIX, rand);
+  const eps = uniform(n * PIX, rand, -2, 2);
+  const ts = Float32Array.of(1, 0.4, 0.03);
+  const xt = x0.map((u, j) => (1 - ts[Math.floor(j / PIX)]) * u + ts[Math.floor(j / PIX)] * eps[j]);
+  const res = await stepSession('sde', spec);
+  const vt = (await res.run({ ...paramFeeds(params), x: { data: xt, dims }, y: { data: y, dims }, eps: { data: eps, dims }, t: { data: ts, dims: [n] }, t_next: { data: ts.map((x) => x / 2), dims: [n] }, a: { data: new Float32Array(n), dims: [n] } }, ['v'])).v.data;
+  let expected = 0;
+  vt.forEach((vj, j) => (expected += (xt[j] - ts[Math.floor(j / PIX)] * vj - x0[j]) ** 2));
+  expected /= n * PIX;
+  const sft = await GraphSession.create(serialize(buildFlowSftGraph(spec, R)));
+  const feeds: Feeds = { x0: { data: x0, dims }, y: { data: y, dims }, eps: { data: eps, dims }, t: { data: ts, dims: [n] } };
+  const loss = (await sft.run({ ...paramFeeds(params), ...feeds }, ['loss'])).loss.data[0];
+  assert.ok(Math.abs(loss / expected - 1) < 1e-4, `loss ${loss} vs ${expected}`);
+  await checkGradients(sft, spec, params, feeds, { outputs: ['residual'], loss: (o) => meanOf(o.residual.data.map((r, j) => (r * ts[Math.floor(j / PIX)]) ** 2)) });
+  await Promise.all([res.release(), sft.release()]);
 });
