@@ -23,6 +23,8 @@ import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
 import type { Progress, RunEvent, RunState } from './run-state.ts';
 
+import { trace } from '../lib/local/trace.ts';
+
 const SFT_WINDOW = 2;
 
 /** The one result kind each role may send. */
@@ -215,6 +217,7 @@ export class Coordinator {
     if (acked < this.sftSteps) return; // GRPO starts from the finished warm start
     while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), acked, this.cfg.grpo.maxStaleness)) {
       const k = this.nextK++;
+      trace('open_batch', { k, seq: this.seqOf(k) });
       this.progress.started('grpo');
       void this.groups.openBatch(k).catch((e: Error) => this.fail(e));
     }
@@ -253,8 +256,10 @@ export class Coordinator {
       this.persisting = next;
       this.advance();
     }
+    trace('persist_start', { seq });
     try {
       await this.o.persist(next);
+      trace('persist_end', { seq });
     } finally {
       this.persisting = undefined;
     }

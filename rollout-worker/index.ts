@@ -37,6 +37,7 @@ import {
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { PolicyFollower } from './policy-follower.ts';
+import { trace } from '../lib/local/trace.ts';
 
 const IDLE_SWAP_EVERY_MS = 1000;
 
@@ -316,6 +317,7 @@ class RolloutRole implements WorkerRoleImpl {
       noise.set(standardNormal(per, t.seeds[i]!), k * per);
     });
     const t0 = performance.now();
+    trace('policy_start', { n, version: policy.version });
     let out;
     try {
       out = this.flowRunner ? await this.flowSlots(policy.params, slots) : await this.runner!.run(policy.params, images, noise, n);
@@ -326,6 +328,7 @@ class RolloutRole implements WorkerRoleImpl {
       return;
     }
     const ms = performance.now() - t0;
+    trace('policy_end', { n });
     for (const t of new Set(slots.map((s) => s.t))) t.computeMs += ms;
     slots.forEach(({ t, i }, k) => {
       t.actions[i] = out.action.slice(k * per, (k + 1) * per);
