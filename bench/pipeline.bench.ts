@@ -24,7 +24,11 @@ const GRPO = Number(process.env.BENCH_GRPO ?? 40);
 const REPS = Number(process.env.BENCH_PIPELINE_REPS ?? 2);
 const TRACE = process.env.BENCH_TRACE;
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 
 interface Arm {
   name: string;
