@@ -182,8 +182,8 @@ export async function runSingleProcess(
       const roll = runner
         ? await runner.run(params, images, noise, G)
         : await flowRunner!.rollout(params, sampleId, image, seeds, dense).then((f) => ({ action: f.images, logp: new Float32Array(G), logpMap: new Float32Array(0), flowSteps: f.steps }));
-      // reward worker: the clamped actions scored against the clean image; the maps travel as float16
       trace('policy_end', { n: G });
+      // reward worker: the clamped actions scored against the clean image; the maps travel as float16
       trace('score_start', { n: G });
       const sc = await scorer.score({ candidates: clamp01(roll.action), references, n: G, height: H, width: H }, dense);
       trace('score_end', { n: G });
@@ -232,7 +232,7 @@ export async function runSingleProcess(
       : await grpoUpdate(trainer, { params: ref.params, runner: async () => runner! }, batch, hyper);
     handled(res.step.applied);
     trace('train_end', { seq });
-    trace('persist_end', { seq });
+    trace('persist_end', { seq }); // the batch is done: bench/pipeline-trace.ts ends the phase at the last one
     const n = stepComponents.length;
     const stepReward = rewards.slice(-n).reduce((s, x) => s + x, 0) / n;
     const meanOf = (f: (c: Record<string, number>) => number) => stepComponents.reduce((s, c) => s + f(c), 0) / n;
