@@ -1,34 +1,103 @@
-// Pipeline figure (issue: the distributed pipeline), measured side by side in one run: the local pipeline's GRPO
-// throughput (actions/s) against a single-process loop running the same graphs back to back with no gRPC or NATS.
+// Pipeline figure (issue #15), measured side by side in one run: the local pipeline's GRPO throughput
+// (actions/s) against a single-process loop running the same graphs back to back with no gRPC or NATS.
 // (Checkpoint broadcast is bench/broadcast.bench.ts; the orchestrator's dispatch rate is bench/load.bench.ts.)
-import { mkdtempSync, rmSync } from 'node:fs';
+//
+// Both arms time the same span, the GRPO phase (from the last SFT batch's acknowledgement to the last GRPO
+// batch's), and both run without periodic evaluation (the single-process loop has none). The arms alternate,
+// BENCH_PIPELINE_REPS rounds per staleness (the order flips each round), and each prints wall time and the CPU
+// time (user + system) of all its processes over that span, so that load from elsewhere on a shared machine
+// shows up as a gap between the two.
+//
+//   BENCH_STALENESS=0,1 BENCH_PIPELINE_REPS=2 BENCH_SFT=30 BENCH_GRPO=40 node --import tsx bench/index.ts pipeline
+//   BENCH_PIPELINE_THREADS=auto,1   pipeline arms with these onnxruntime threads per role (auto: runLocal's default)
+//   BENCH_TRACE=DIR                 writes each pipeline run's event timeline there (bench/pipeline-trace.ts reads it)
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg, tmpdir } from 'node:os';
 import { loadConfig } from '../lib/config/index.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
-import { runLocal } from '../lib/local/local-run.ts';
+import { runLocal, type LocalRunOptions } from '../lib/local/local-run.ts';
+import { TRACE_ENV } from '../lib/local/trace.ts';
 
 const SFT = Number(process.env.BENCH_SFT ?? 30);
 const GRPO = Number(process.env.BENCH_GRPO ?? 40);
+const REPS = Number(process.env.BENCH_PIPELINE_REPS ?? 2);
+const TRACE = process.env.BENCH_TRACE;
+const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+interface Arm {
+  name: string;
+  run: (staleness: number, round: number) => Promise<{ actionsPerSecond: number; cpuMsPerAction: number | undefined }>;
+}
+
+function armsFor(): Arm[] {
+  const overridesOf = (staleness: number) => [`grpo.maxStaleness=${staleness}`, 'eval.samples=8', 'eval.everyVersions=0'];
+  const single: Arm = {
+    name: 'single process',
+    run: async (staleness) => {
+      const config = loadConfig(undefined, [...overridesOf(staleness), `sft.steps=${SFT}`, `grpo.steps=${GRPO}`]);
+      const r = await runSingleProcess(config);
+      const actions = r.grpoSteps * config.grpo.samplesPerBatch * config.grpo.groupSize;
+      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: (r.grpoCpuSeconds * 1000) / actions };
+    },
+  };
+  const variants = (process.env.BENCH_PIPELINE_THREADS ?? 'auto').split(',');
+  const pipelines = variants.map((v): Arm => ({
+    name: v === 'auto' ? 'pipeline' : `pipeline, ${v} thread(s) per role`,
+    run: async (staleness, round) => {
+      const dir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
+      const threads: LocalRunOptions['threads'] = v === 'auto' ? undefined : { learner: Number(v), 'rollout-worker': Number(v), 'reward-worker': Number(v) };
+      if (TRACE) {
+        mkdirSync(TRACE, { recursive: true });
+        process.env[TRACE_ENV] = join(TRACE, `pipeline-s${staleness}-${v}-r${round}.jsonl`);
+        rmSync(process.env[TRACE_ENV], { force: true });
+      }
+      try {
+        const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined, ...(threads ? { threads } : {}) });
+        const actions = s.samples_per_second * s.grpo_seconds;
+        const by = Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([name, c]) => `${name} ${((c * 1000) / actions).toFixed(2)}`).join(', ');
+        if (by) console.log(`    CPU ms per action by process: ${by}`);
+        return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined };
+      } finally {
+        delete process.env[TRACE_ENV];
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  }));
+  return [single, ...pipelines];
+}
 
 async function throughput(): Promise<void> {
-  console.log(`GRPO throughput, default model and group (G=8, 4 samples per batch), ${GRPO} steps after a ${SFT}-step warm start; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}:`);
-  const rows: Array<[string, number]> = [];
+  console.log(`GRPO throughput, default model and group (G=8, 4 samples per batch), ${GRPO} steps after a ${SFT}-step warm start, ${REPS} alternating round(s); load average ${load()}:`);
   const target: Record<number, number> = { 0: 1.0, 1: 1.2 }; // issue #15
   const stalenesses = (process.env.BENCH_STALENESS ?? '0,1').split(',').map(Number);
+  const arms = armsFor();
   for (const staleness of stalenesses) {
-    const overrides = [`grpo.maxStaleness=${staleness}`, 'eval.samples=8'];
-    const config = loadConfig(undefined, [...overrides, `sft.steps=${SFT}`, `grpo.steps=${GRPO}`]);
-    const single = await runSingleProcess(config);
-    const dir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
-    try {
-      const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides, log: () => undefined });
-      rows.push([`maxStaleness ${staleness}`, s.samples_per_second / single.actionsPerSecond]);
+    const results = new Map<string, Array<{ actionsPerSecond: number; cpuMsPerAction: number | undefined }>>();
+    const ratios = new Map<string, number[]>();
+    for (let round = 0; round < REPS; round++) {
+      const order = round % 2 === 0 ? arms : [...arms].reverse();
+      const got = new Map<string, number>();
+      for (const arm of order) {
+        const r = await arm.run(staleness, round);
+        results.set(arm.name, [...(results.get(arm.name) ?? []), r]);
+        got.set(arm.name, r.actionsPerSecond);
+        console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${arm.name.padEnd(32)} ${r.actionsPerSecond.toFixed(1).padStart(6)} actions/s, CPU ${r.cpuMsPerAction?.toFixed(2) ?? '?'} ms per action; load average ${load()}`);
+      }
+      for (const arm of arms.slice(1)) ratios.set(arm.name, [...(ratios.get(arm.name) ?? []), got.get(arm.name)! / got.get(arms[0]!.name)!]);
+    }
+    for (const arm of arms.slice(1)) {
+      const rs = ratios.get(arm.name)!;
+      const cpu = (name: string) => median(results.get(name)!.map((r) => r.cpuMsPerAction ?? NaN));
       console.log(
-        `  maxStaleness ${staleness}: pipeline ${s.samples_per_second.toFixed(1)} actions/s, single process ${single.actionsPerSecond.toFixed(1)} actions/s: ratio ${(s.samples_per_second / single.actionsPerSecond).toFixed(2)} (target >= ${target[staleness]?.toFixed(1) ?? '?'}); load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`,
+        `  maxStaleness ${staleness}: ${arm.name} / single process actions/s: ${rs.map((x) => x.toFixed(2)).join(', ')} (median ${median(rs).toFixed(2)}; target >= ${target[staleness]?.toFixed(1) ?? '?'}); ` +
+          `CPU per action ${cpu(arm.name).toFixed(2)} against ${cpu(arms[0]!.name).toFixed(2)} ms (medians)`,
       );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   }
 }

@@ -68,6 +68,7 @@ import {
   type WorkerOptions,
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
+import { trace } from '../lib/local/trace.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
@@ -420,6 +421,7 @@ class LearnerRole implements WorkerRoleImpl {
     if (batch.nonFinite) return this.skipNonFinite(b, kind, `input ${batch.nonFinite}`, {}, t0);
 
     const versionBefore = st.version;
+    trace('train_start', { seq: b.batch_seq });
     let fields: StepFields;
     let applied: boolean;
     let reason = '';
@@ -460,6 +462,7 @@ class LearnerRole implements WorkerRoleImpl {
         for (const v of batch.behaviourVersions) m.get('staleness').observe(versionBefore - v);
       }
     }
+    trace('train_end', { seq: b.batch_seq });
     if (!applied) return this.skipNonFinite(b, kind, reason, fields, t0);
 
     const next: LearnerState = {
@@ -470,6 +473,7 @@ class LearnerRole implements WorkerRoleImpl {
       step: st.step + 1,
     };
     next.latest = await this.publish(next);
+    trace('published', { seq: b.batch_seq, version: next.version });
     this.st = next;
     m.get('policy_version').set(next.version);
     m.get('train_steps_total').inc({ kind });
@@ -483,7 +487,9 @@ class LearnerRole implements WorkerRoleImpl {
     this.pruning ??= (async () => {
       for (let s = this.pruneFor; s; s = this.pruneFor) {
         this.pruneFor = undefined;
+        trace('prune_start', { version: s.version });
         await this.prune(s);
+        trace('prune_end', { version: s.version });
       }
     })().finally(() => (this.pruning = undefined));
   }
@@ -557,7 +563,9 @@ class LearnerRole implements WorkerRoleImpl {
     const restore = () => this.restoreStore(false);
     // the moments first, so that every published checkpoint has them (learner-state.ts)
     const state = { version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState() };
+    trace('encoded', { version: s.version });
     await this.retrying(`storing the optimizer state of v${s.version}`, () => recreatingOnLoss(() => this.learnerState.put(state), restore));
+    trace('moments_stored', { version: s.version });
     return this.retrying(`publishing checkpoint v${s.version}`, () => recreatingOnLoss(() => publishCheckpoint(this.store, ckpt, {}, encoded), restore));
   }
 

@@ -22,6 +22,7 @@ import { SampleCache } from './sample-cache.ts';
 import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
 import type { Progress, RunEvent, RunState } from './run-state.ts';
+import { trace } from '../lib/local/trace.ts';
 
 const SFT_WINDOW = 2;
 
@@ -217,6 +218,7 @@ export class Coordinator {
     if (acked < this.sftSteps) return; // GRPO starts from the finished warm start
     while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), acked, this.cfg.grpo.maxStaleness)) {
       const k = this.nextK++;
+      trace('open_batch', { k, seq: this.seqOf(k) });
       this.progress.started('grpo');
       void this.groups.openBatch(k).catch((e: Error) => this.fail(e));
     }
@@ -255,8 +257,10 @@ export class Coordinator {
       this.persisting = next;
       this.advance();
     }
+    trace('persist_start', { seq });
     try {
       await this.o.persist(next);
+      trace('persist_end', { seq });
     } finally {
       this.persisting = undefined;
     }

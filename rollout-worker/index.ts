@@ -37,8 +37,11 @@ import {
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { PolicyFollower } from './policy-follower.ts';
+import { trace } from '../lib/local/trace.ts';
 
 const IDLE_SWAP_EVERY_MS = 1000;
+/** A worker that had a rollout task this recently is in the GRPO phase (see loop's idle branch). */
+const RECENT_TASK_MS = 5000;
 
 export interface RolloutWorkerOptions extends WorkerOptions {
   /** How long a task may wait for the policy version it needs (or for any policy). Default 30 s. */
@@ -189,6 +192,7 @@ class RolloutRole implements WorkerRoleImpl {
       flowSteps: this.flowRunner ? new Array(items.length) : undefined,
       version: undefined, received: Date.now(), computeMs: 0, cancelled: false,
     });
+    this.lastTaskAt = Date.now();
     this.kick();
   }
 
@@ -251,14 +255,19 @@ class RolloutRole implements WorkerRoleImpl {
   }
 
   private lastIdleSwap = 0;
+  private lastTaskAt = 0;
 
   private async loop(): Promise<void> {
     const follower = this.follower!;
     while (!this.closed) {
       if (this.queue.length === 0) {
         // Idle: keep up with the learner so the next task starts on fresh weights, but at most once a
-        // second: during the warm start the learner publishes a version per step and nobody rolls out.
-        if (follower.hasCandidate() && Date.now() - this.lastIdleSwap >= IDLE_SWAP_EVERY_MS) {
+        // second: during the warm start the learner publishes a version per step and nobody rolls out. At
+        // maxStaleness 0 during GRPO (a task came recently), every next task needs the newest version: swap to it
+        // as soon as it is announced, while the orchestrator is still acknowledging it and dispatching the next
+        // batch, instead of after that batch's tasks arrive (the same fetch, off the critical path).
+        const eager = this.ctx.config.grpo.maxStaleness === 0 && Date.now() - this.lastTaskAt < RECENT_TASK_MS;
+        if (follower.hasCandidate() && (eager || Date.now() - this.lastIdleSwap >= IDLE_SWAP_EVERY_MS)) {
           this.lastIdleSwap = Date.now();
           await follower.swapToNewest();
         } else await this.sleep(follower.hasCandidate() ? IDLE_SWAP_EVERY_MS : 1000);
@@ -316,6 +325,7 @@ class RolloutRole implements WorkerRoleImpl {
       noise.set(standardNormal(per, t.seeds[i]!), k * per);
     });
     const t0 = performance.now();
+    trace('policy_start', { n, version: policy.version });
     let out;
     try {
       out = this.flowRunner ? await this.flowSlots(policy.params, slots) : await this.runner!.run(policy.params, images, noise, n);
@@ -326,6 +336,7 @@ class RolloutRole implements WorkerRoleImpl {
       return;
     }
     const ms = performance.now() - t0;
+    trace('policy_end', { n });
     for (const t of new Set(slots.map((s) => s.t))) t.computeMs += ms;
     slots.forEach(({ t, i }, k) => {
       t.actions[i] = out.action.slice(k * per, (k + 1) * per);

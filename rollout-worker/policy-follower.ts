@@ -4,6 +4,7 @@
 // version) is refused for good, counted, and the worker keeps the weights it has.
 import { CheckpointError, type TensorMap } from '../lib/checkpoint/index.ts';
 import { CheckpointIntegrityError, type Announcement, type CheckpointStore, type CheckpointWatch } from '../lib/transport/index.ts';
+import { trace } from '../lib/local/trace.ts';
 import { BASE_DIGEST_KEY, fetchCheckpoint, type RoleContext } from '../lib/worker/index.ts';
 
 export interface HeldPolicy {
@@ -47,7 +48,10 @@ export class PolicyFollower {
     const w = this.watch;
     this.watching = (async () => {
       try {
-        for await (const ann of w) if (this.note(ann)) this.onAnnouncement();
+        for await (const ann of w) {
+          trace('announced', { version: ann.version });
+          if (this.note(ann)) this.onAnnouncement();
+        }
       } catch (e) {
         if (!this.ctx.stopping) this.ctx.log.warn(`checkpoint watch ended: ${(e as Error).message}`);
       }
@@ -92,9 +96,11 @@ export class PolicyFollower {
   private async doSwap(): Promise<boolean> {
     if (!this.hasCandidate()) return false;
     const ann = this.newest!;
+    trace('swap_start', { version: ann.version });
     try {
       const ckpt = await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes: this.shapes, baseDigest: this.baseDigest });
       this.current = { version: ann.version, params: ckpt.params, digest: ann.digest };
+      trace('swap_end', { version: ann.version });
       this.ctx.metrics.get('policy_version').set(ann.version);
       this.ctx.log.info(`now at policy version ${ann.version}`, { digest: ann.digest });
       return true;

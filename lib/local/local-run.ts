@@ -2,6 +2,7 @@
 // loopback, supervised (any of them restarted if it dies), SFT warm start then GRPO on the built-in
 // dataset; then an evaluation of the warm start, the final policy and the identity baseline.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -41,6 +42,8 @@ export interface LocalRunOptions {
   /** Reuse a reachable NATS server instead of starting one (its credentials, if any, come from the environment). */
   natsUrl?: string;
   log?: (line: string) => void;
+  /** Node options for every role's process, before the script (profiling: ['--cpu-prof', '--cpu-prof-dir=DIR']). */
+  nodeArgs?: string[];
   /** Called once every process is up (fault tests inject faults from here). */
   onStarted?: (s: Supervisor, info: { grpcPort: number; natsPort: number; metricsPort: number; metricsPorts: Record<string, number>; config: RunConfig }) => void;
 }
@@ -67,7 +70,19 @@ export interface Summary {
   before: EvalReport;
   after: EvalReport;
   identity: EvalReport;
+  /** GRPO actions per second over grpo_seconds. */
   samples_per_second: number;
+  /**
+   * The GRPO phase: from the acknowledgement of the last SFT batch to that of the last GRPO batch, as the
+   * orchestrator reports them (the single-process loop times the same span).
+   */
+  grpo_seconds: number;
+  /**
+   * CPU time (user + system) of every process of the run (nats-server included) over grpo_seconds, in all and
+   * per process; absent where /proc is not readable.
+   */
+  grpo_cpu_seconds?: number;
+  grpo_cpu_seconds_by_process?: Record<string, number>;
   wall_seconds: number;
   final_checkpoint: string;
   standalone_policy: string;
@@ -78,6 +93,25 @@ export interface Summary {
   sampler: string;
   restarts: Record<string, number>;
 }
+
+/** CPU seconds (user + system, all threads) each process has used so far; undefined where /proc cannot tell. */
+export function cpuSecondsOf(pids: Record<string, number>): Record<string, number> | undefined {
+  const out: Record<string, number> = {};
+  try {
+    for (const [name, pid] of Object.entries(pids)) {
+      // fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[name] = (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    }
+  } catch {
+    return undefined;
+  }
+  return out;
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -144,18 +178,26 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   }
   const natsEnv = (role: NatsRole) => natsUsers?.env(role) ?? {};
   const orchestratorAddr = `127.0.0.1:${grpcPort}`;
-  let sftEnd = 0;
+  // The GRPO phase's bounds: the acknowledgements of the last SFT batch and of the last batch (progress lines
+  // `[phase] batch SEQ/TOTAL`), each with the CPU time every process had used by then.
+  let grpoStart: { at: number; cpu: Record<string, number> | undefined } | undefined;
+  let grpoEnd: { at: number; cpu: Record<string, number> | undefined } | undefined;
   let lastLine = '';
   try {
     sup.start({
       name: 'orchestrator',
       command: process.execPath,
-      args: [BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort), '--events', join(out, 'events.jsonl')],
+      args: [...(o.nodeArgs ?? []), BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort), '--events', join(out, 'events.jsonl')],
       doneOnExitCode: 0,
       env: { RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator') }, // the lines below are parsed (lib/log)
       onLine: (line) => {
-        if (line.startsWith('[sft]')) sftEnd = Date.now();
-        if (line.startsWith('[sft]') || line.startsWith('[grpo]')) lastLine = line;
+        const progress = /^\[(?:sft|grpo)\] batch (\d+)\/(\d+) /.exec(line);
+        if (progress) {
+          lastLine = line;
+          const seq = Number(progress[1]);
+          if (seq === config.sft.steps) grpoStart = { at: Date.now(), cpu: cpuSecondsOf(sup.pids()) };
+          if (seq === Number(progress[2])) grpoEnd = { at: Date.now(), cpu: cpuSecondsOf(sup.pids()) };
+        }
         // Show every GRPO step, every 50th SFT step, and everything that is not progress.
         const m = /^\[sft\] batch (\d+)\//.exec(line);
         if (!m || Number(m[1]) % 50 === 0 || Number(m[1]) === config.sft.steps) log(line);
@@ -170,7 +212,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       sup.start({
         name,
         command: process.execPath,
-        args: [BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : [])],
+        args: [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : [])],
         doneOnExitCode: 0,
         env: { RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
@@ -184,7 +226,10 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     for (let i = 0; i < (o.rewardWorkers ?? 1); i++) await worker('reward-worker', `reward-${i}`);
     o.onStarted?.(sup, { grpcPort, natsPort, metricsPort, metricsPorts, config });
     await sup.whenDone('orchestrator');
-    const grpoSeconds = (Date.now() - (sftEnd || t0)) / 1000;
+    const grpoSeconds = ((grpoEnd?.at ?? Date.now()) - (grpoStart?.at ?? t0)) / 1000;
+    const [cpu0, cpu1] = [grpoStart?.cpu, grpoEnd?.cpu];
+    const grpoCpuBy = cpu0 && cpu1 ? Object.fromEntries(Object.keys(cpu1).filter((k) => k in cpu0).map((k) => [k, cpu1[k]! - cpu0[k]!])) : undefined;
+    const grpoCpu = grpoCpuBy ? Object.values(grpoCpuBy).reduce((a, b) => a + b, 0) : undefined;
     log(`[local] training finished: ${lastLine}`);
 
     // Evaluation: the warm start (GRPO's reference), the final policy, and identity.
@@ -236,6 +281,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       after: ev.reports.after,
       identity: ev.reports.identity,
       samples_per_second: grpoSeconds > 0 ? grpoActions / grpoSeconds : 0,
+      grpo_seconds: grpoSeconds,
+      ...(grpoCpu !== undefined ? { grpo_cpu_seconds: grpoCpu, grpo_cpu_seconds_by_process: grpoCpuBy } : {}),
       wall_seconds: (Date.now() - t0) / 1000,
       final_checkpoint: finalPath,
       standalone_policy: standalone,

@@ -46,6 +46,7 @@ import { PolicyTrainer } from '../models/trainer.ts';
 import { RewardScorer } from '../models/scorer.ts';
 import { roundToFloat16 } from '../transport/tensor.ts';
 import { trainingCheckpoint } from '../worker/checkpoints.ts';
+import { trace, traceRole } from './trace.ts';
 
 export interface SingleProcessResult {
   params: TensorMap;
@@ -56,6 +57,8 @@ export interface SingleProcessResult {
   sftParams: TensorMap;
   sftSeconds: number;
   grpoSeconds: number;
+  /** CPU time (user + system, onnxruntime's threads included) of this process over grpoSeconds. */
+  grpoCpuSeconds: number;
   /** GRPO actions (rollout + score + train) per second. */
   actionsPerSecond: number;
   rewards: number[];
@@ -152,9 +155,12 @@ export async function runSingleProcess(
   const scorer = new RewardScorer(config.reward, config.reward.device);
   let reference: { params: TensorMap; version: number; digest: string } | undefined;
   const rewards: number[] = [];
+  traceRole('single');
   const t1 = performance.now();
+  const cpu1 = process.cpuUsage();
   let grpoSteps = 0;
   for (let k = 0; k < g.steps && performance.now() - t1 < budgetMs; k++, grpoSteps++) {
+    trace('open_batch', { k, seq: seq + 1 });
     const kept: TrainableGroup[] = [];
     const stepComponents: Array<Record<string, number>> = [];
     for (const cursor of grpoCursors(config, k)) {
@@ -172,11 +178,15 @@ export async function runSingleProcess(
         references.set(clean, a * pix);
         if (runner) noise.set(standardNormal(pix, seeds[a]!), a * pix);
       }
+      trace('policy_start', { n: G });
       const roll = runner
         ? await runner.run(params, images, noise, G)
         : await flowRunner!.rollout(params, sampleId, image, seeds, dense).then((f) => ({ action: f.images, logp: new Float32Array(G), logpMap: new Float32Array(0), flowSteps: f.steps }));
+      trace('policy_end', { n: G });
       // reward worker: the clamped actions scored against the clean image; the maps travel as float16
+      trace('score_start', { n: G });
       const sc = await scorer.score({ candidates: clamp01(roll.action), references, n: G, height: H, width: H }, dense);
+      trace('score_end', { n: G });
       const components = range(0, G).map((a) => ({ ssim: sc.ssim[a]!, clip_cos: sc.clip_cos[a]! }));
       stepComponents.push(...components);
       // coordinator: rewards, advantages, the group kept or dropped
@@ -215,11 +225,14 @@ export async function runSingleProcess(
     }
     // learner
     const batch = assembleGrpoBatch(kept, H, dense);
+    trace('train_start', { seq: seq + 1 });
     const ref = reference;
     const res = trainer instanceof FlowTrainer
       ? await flowGrpoUpdate(trainer, { params: ref.params, runner: async () => flowRunner! }, { ...batch, flow: batch.flow! }, hyper)
       : await grpoUpdate(trainer, { params: ref.params, runner: async () => runner! }, batch, hyper);
     handled(res.step.applied);
+    trace('train_end', { seq });
+    trace('persist_end', { seq }); // the batch is done: bench/pipeline-trace.ts ends the phase at the last one
     const n = stepComponents.length;
     const stepReward = rewards.slice(-n).reduce((s, x) => s + x, 0) / n;
     const meanOf = (f: (c: Record<string, number>) => number) => stepComponents.reduce((s, c) => s + f(c), 0) / n;
@@ -227,13 +240,15 @@ export async function runSingleProcess(
     if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
   }
   const grpoSeconds = (performance.now() - t1) / 1000;
+  const cpu = process.cpuUsage(cpu1);
+  const grpoCpuSeconds = (cpu.user + cpu.system) / 1e6;
   const checkpoint = checkpointNow(reference);
   await runner?.release();
   await flowRunner?.release();
   await scorer.close();
   await trainer.release();
   const actions = grpoSteps * g.samplesPerBatch * G;
-  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, actionsPerSecond: grpoSeconds > 0 ? actions / grpoSeconds : 0, rewards: perStep(rewards, g.samplesPerBatch * G), checkpoint };
+  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, grpoCpuSeconds, actionsPerSecond: grpoSeconds > 0 ? actions / grpoSeconds : 0, rewards: perStep(rewards, g.samplesPerBatch * G), checkpoint };
 }
 
 /** Mean reward per GRPO step (rewards holds every action's, samplesPerBatch x groupSize per step). */

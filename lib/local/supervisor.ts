@@ -78,6 +78,11 @@ export class Supervisor {
     return this.children.get(name)?.proc?.pid;
   }
 
+  /** The running children's process ids, by name. */
+  pids(): Record<string, number> {
+    return Object.fromEntries([...this.children].flatMap(([name, c]) => (c.proc?.pid !== undefined && c.proc.exitCode === null ? [[name, c.proc.pid]] : [])));
+  }
+
   /** Stops every child: SIGTERM, then SIGKILL after `graceMs`. */
   async stopAll(graceMs = 3000): Promise<void> {
     this.stopping = true;

@@ -3,9 +3,14 @@
 // written BEFORE the checkpoint of that version is published, so every published checkpoint has its moments
 // (a kill -9 between the two leaves moments for an unpublished version, which the re-applied batch
 // overwrites). Only the newest two are kept.
+// The bytes are written by ObjectChunks (Node's sha256, 1 MiB chunks in a window) rather than nats.js's putBlob
+// (a JavaScript SHA-256 over the moments, twice the parameters' size, and 128 KiB chunks in sequence): the
+// learner writes them on every version, before it answers (docs/performance.md "Pipeline").
+import { createHash } from 'node:crypto';
 import type { NatsConnection, ObjectStore } from 'nats';
 import { StorageType } from 'nats';
 import { ensureStream } from '../transport/index.ts';
+import { ObjectChunks } from '../transport/object-chunks.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 
@@ -13,9 +18,13 @@ const objectName = (version: number) => `optim-v${String(version).padStart(10, '
 const KEEP = 2;
 
 export class LearnerStateStore {
+  /** Versions this store wrote and has not deleted; undefined until the bucket was listed once (by prune). */
+  private known: Set<number> | undefined;
+
   private constructor(
     private readonly nc: NatsConnection,
     private readonly os: ObjectStore,
+    private readonly chunks: ObjectChunks,
     readonly bucket: string,
     private readonly options: { storage: StorageType; description: string },
   ) {}
@@ -23,18 +32,25 @@ export class LearnerStateStore {
   static async open(nc: NatsConnection, runId: string): Promise<LearnerStateStore> {
     const bucket = `learner-${runId}`;
     const options = { storage: StorageType.File, description: `recovery-grpo learner optimizer state of run ${runId}` };
-    return new LearnerStateStore(nc, await nc.jetstream().views.os(bucket, options), bucket, options);
+    const os = await nc.jetstream().views.os(bucket, options);
+    return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), await nc.jetstreamManager(), bucket), bucket, options);
   }
 
   /** Re-creates the bucket when the server lost it (lib/transport/store-loss.ts); true when it did. */
   async recreate(): Promise<boolean> {
+    this.known = undefined;
     return ensureStream(await this.nc.jetstreamManager(), `OBJ_${this.bucket}`, () => this.nc.jetstream().views.os(this.bucket, this.options));
   }
 
   /** Stores the moments of `f.version` (replacing any earlier attempt at that version); returns the bytes written. */
   async put(f: OptimizerStateFile): Promise<number> {
     const { bytes } = encodeOptimizerState(f);
-    await this.os.putBlob({ name: objectName(f.version) }, bytes);
+    const name = objectName(f.version);
+    const earlier = await this.os.info(name);
+    const written = await this.chunks.writeChunks(bytes);
+    await this.chunks.commit(name, written, bytes.length, createHash('sha256').update(bytes).digest(), { description: `AdamW state of version ${f.version}`, metadata: {} });
+    if (earlier && !earlier.deleted) await this.chunks.purgeChunks(earlier.nuid).catch(() => {});
+    this.known?.add(f.version);
     return bytes.length;
   }
 
@@ -46,11 +62,23 @@ export class LearnerStateStore {
     return decodeOptimizerState(bytes, { checkpointDigest, params, source: `${this.bucket}/${name}` });
   }
 
-  /** Deletes all but the newest KEEP versions at or below `latest`. */
+  /**
+   * Deletes all but the newest KEEP versions at or below `latest`. The bucket is listed once (leftovers of earlier
+   * processes); after that this store deletes what it wrote, without listing the bucket on every version.
+   */
   async prune(latest: number): Promise<void> {
-    for (const info of await this.os.list()) {
-      const v = /^optim-v(\d+)$/.exec(info.name)?.[1];
-      if (v !== undefined && !info.deleted && Number(v) <= latest - KEEP) await this.os.delete(info.name);
+    if (!this.known) {
+      const listed = new Set<number>();
+      for (const info of await this.os.list()) {
+        const v = /^optim-v(\d+)$/.exec(info.name)?.[1];
+        if (v !== undefined && !info.deleted) listed.add(Number(v));
+      }
+      this.known = listed;
+    }
+    for (const v of [...this.known].sort((a, b) => a - b)) {
+      if (v > latest - KEEP) break;
+      await this.os.delete(objectName(v));
+      this.known.delete(v);
     }
   }
 }

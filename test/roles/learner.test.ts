@@ -133,6 +133,10 @@ test('version 0 from the seed; SFT batches applied once, published before the ac
   // K = 2; pruning runs right after the acknowledgement, off the critical path
   await waitFor(async () => JSON.stringify(await store.versions()) === '[2,3]', 'old versions pruned');
   assert.equal((await store.latest())!.version, 3);
+  // the AdamW moments too: the newest two, written chunk by chunk as nats.js's object store reads them
+  const optimNames = async () => (await (await nc.jetstream().views.os(`learner-${RUN}`)).list()).filter((i) => !i.deleted).map((i) => i.name).sort();
+  await waitFor(async () => JSON.stringify(await optimNames()) === '["optim-v0000000002","optim-v0000000003"]', 'old optimizer states pruned');
+  assert.equal((await optimizerAt(3)).step, 3);
   // a dense batch sent to a run configured for scalar advantages: refused, seq not consumed
   const d = await grpoData((await paramsAt(3)).params, 3, 1);
   const dense = { ...grpoBatch(4, d), advantage_map: f32([N, 3, 6, 6], new Float32Array(N * 108)) };

@@ -1,0 +1,24 @@
+// Per-process event timeline for finding where the pipeline's time goes (bench/pipeline.bench.ts with
+// BENCH_TRACE=1; docs/performance.md "Pipeline"). Off unless $RECOVERY_GRPO_TRACE names a file: then each call
+// appends one JSON line {t (ms, comparable across processes on one machine), cpu (the process's CPU ms so far), pid, role, ev, ...fields}.
+import { appendFileSync } from 'node:fs';
+
+export const TRACE_ENV = 'RECOVERY_GRPO_TRACE';
+let role = '';
+
+/** Names this process in its trace lines. */
+export function traceRole(name: string): void {
+  role = name;
+}
+
+/** This process's CPU time so far (user + system, every thread), ms. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return Math.round((u.user + u.system) / 1000);
+}
+
+export function trace(ev: string, fields?: Record<string, string | number | boolean | undefined>): void {
+  const file = process.env[TRACE_ENV];
+  if (!file) return;
+  appendFileSync(file, JSON.stringify({ t: +(performance.timeOrigin + performance.now()).toFixed(2), cpu: cpuMs(), pid: process.pid, role, ev, ...fields }) + '\n');
+}
