@@ -1,4 +1,4 @@
-// Reads a pipeline trace (lib/local/trace.ts: `BENCH_TRACE=FILE` on bench/pipeline.bench.ts) and prints where the
+// Reads a pipeline trace (lib/log/trace.ts: `BENCH_TRACE=FILE` on bench/pipeline.bench.ts) and prints where the
 // GRPO phase's time went: per batch, the time from its dispatch (open_batch) to each hop, and over the phase,
 // each process's busy time (graph calls, checkpoint work) and the critical path's idle gaps.
 //   node --import tsx bench/pipeline-trace.ts FILE [--batches]

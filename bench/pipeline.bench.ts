@@ -17,7 +17,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { loadConfig } from '../lib/config/index.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 import { runLocal, type LocalRunOptions } from '../lib/local/local-run.ts';
-import { TRACE_ENV } from '../lib/local/trace.ts';
+import { TRACE_ENV } from '../lib/log/trace.ts';
 
 const SFT = Number(process.env.BENCH_SFT ?? 30);
 const GRPO = Number(process.env.BENCH_GRPO ?? 40);

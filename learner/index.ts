@@ -68,7 +68,7 @@ import {
   type WorkerOptions,
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
-import { trace } from '../lib/local/trace.ts';
+import { trace } from '../lib/log/trace.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {

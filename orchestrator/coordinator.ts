@@ -22,7 +22,7 @@ import { SampleCache } from './sample-cache.ts';
 import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
 import type { Progress, RunEvent, RunState } from './run-state.ts';
-import { trace } from '../lib/local/trace.ts';
+import { trace } from '../lib/log/trace.ts';
 
 const SFT_WINDOW = 2;
 

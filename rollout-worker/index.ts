@@ -37,7 +37,7 @@ import {
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { PolicyFollower } from './policy-follower.ts';
-import { trace } from '../lib/local/trace.ts';
+import { trace } from '../lib/log/trace.ts';
 
 const IDLE_SWAP_EVERY_MS = 1000;
 /** A worker that had a rollout task this recently is in the GRPO phase (see loop's idle branch). */

@@ -4,7 +4,7 @@
 // version) is refused for good, counted, and the worker keeps the weights it has.
 import { CheckpointError, type TensorMap } from '../lib/checkpoint/index.ts';
 import { CheckpointIntegrityError, type Announcement, type CheckpointStore, type CheckpointWatch } from '../lib/transport/index.ts';
-import { trace } from '../lib/local/trace.ts';
+import { trace } from '../lib/log/trace.ts';
 import { BASE_DIGEST_KEY, fetchCheckpoint, type RoleContext } from '../lib/worker/index.ts';
 
 export interface HeldPolicy {

@@ -46,7 +46,7 @@ import { PolicyTrainer } from '../models/trainer.ts';
 import { RewardScorer } from '../models/scorer.ts';
 import { roundToFloat16 } from '../transport/tensor.ts';
 import { trainingCheckpoint } from '../worker/checkpoints.ts';
-import { trace, traceRole } from './trace.ts';
+import { trace, traceRole } from '../log/trace.ts';
 
 export interface SingleProcessResult {
   params: TensorMap;
