@@ -17,6 +17,7 @@ interface Args {
   report?: string;
   methods?: string;
   budget: number;
+  'budget-clock': 'wall' | 'cpu';
   seeds: number;
   'sft-steps'?: number;
   from?: string;
@@ -41,10 +42,11 @@ const command: CommandModule<object, Args> = {
       .option('force', { type: 'boolean', default: false, describe: 'with --k8s: replace an ablation already rendered in --out' })
       .option('report', { type: 'string', describe: 'only (re)build the report of a sweep folder whose runs have finished (e.g. on a cluster)' })
       .option('methods', { type: 'string', describe: 'compare training methods instead of config values: a list among dense,scalar,sft,backprop, each optionally of a family (flow:scalar, gaussian:dense) (compare.md, compare.json, grid.png)' })
-      .option('budget', { type: 'number', default: 90, describe: 'with --methods: wall-clock seconds of training per method and seed' })
+      .option('budget', { type: 'number', default: 90, describe: 'with --methods: seconds of training per method and seed (on --budget-clock)' })
+      .option('budget-clock', { type: 'string', choices: ['wall', 'cpu'], default: 'wall', describe: "with --methods: what --budget counts: wall-clock seconds, or this process's CPU seconds (all threads; fair on a shared machine)" })
       .option('seeds', { type: 'number', default: 3, describe: 'with --methods: seeds 0..N-1 (each its own warm start, noise and data order)' })
       .option('sft-steps', { type: 'number', describe: 'with --methods: SFT steps of each warm start (default: sft.steps)' })
-      .option('from', { type: 'string', describe: 'with --methods: a warm-start checkpoint (.safetensors) shared by every seed, instead of training one per seed; per family: flow=PATH,gaussian=PATH' })
+      .option('from', { type: 'string', describe: 'with --methods: a warm-start checkpoint (.safetensors) instead of training one per seed; {seed} in the path names one per seed (runs/demo-s{seed}/reference.safetensors), else every seed shares it; per family: flow=PATH,gaussian=PATH' })
       .option('shared-warm-start', { type: 'boolean', default: false, describe: 'with --methods: train one warm start per family (seed 0) and start every seed from it' })
       .option('set-for', { type: 'string', array: true, describe: "with --methods: FAMILY:key=value, an override for one family's runs only (e.g. flow:sft.lr=2e-3; repeatable)" })
       .option('samples', { type: 'number', describe: 'with --methods: evaluation images (default: eval.samples)' })
@@ -67,7 +69,7 @@ const command: CommandModule<object, Args> = {
         const { axes, fixed } = sweep.parseSets(args.set ?? []);
         if (axes.length) throw new Error('--methods compares methods under one configuration: give --set key=value (one value), not a list');
         const r = await compareMethods({
-          configFile: args.config, overrides: fixed, methods, seeds: args.seeds, budgetSeconds: args.budget,
+          configFile: args.config, overrides: fixed, methods, seeds: args.seeds, budgetSeconds: args.budget, budgetClock: args['budget-clock'],
           familyOverrides: parseFamilyOverrides(args['set-for'] ?? []), sharedWarmStart: args['shared-warm-start'],
           sftSteps: args['sft-steps'], from: args.from ? parseFrom(args.from) : undefined, samples: args.samples, out: args.out, log: (l) => console.log(l),
         });

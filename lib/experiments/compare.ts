@@ -22,7 +22,7 @@ import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
 import { paramShapesOf } from '../models/bundle.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
-import { runRewardBackprop, runSingleProcess } from '../local/single-process.ts';
+import { runRewardBackprop, runSingleProcess, type BudgetClock } from '../local/single-process.ts';
 import { evaluate, firstSamples, type EvalReport } from '../eval/evaluate.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { formatCI, meanCI, type MeanCI } from '../eval/stats.ts';
@@ -79,11 +79,21 @@ export interface CompareOptions {
   familyOverrides?: Partial<Record<Family, string[]>>;
   /** Seeds 0..seeds-1: each its own warm start (unless `from` or sharedWarmStart), training noise and data order. */
   seeds: number;
-  /** Wall-clock seconds of training per arm and seed. */
+  /** Seconds of training per arm and seed, on budgetClock. */
   budgetSeconds: number;
+  /**
+   * What the budget counts: 'wall' (default) elapsed seconds, or 'cpu' seconds of this process (all its
+   * threads, onnxruntime's included): on a machine shared with other work, CPU time does not charge an arm for
+   * the others' load.
+   */
+  budgetClock?: BudgetClock;
   /** SFT steps of each warm start (default: sft.steps of the family's configuration). */
   sftSteps?: number;
-  /** A warm-start checkpoint shared by every seed, instead of training one per seed: per family, or one file for the configuration's family. */
+  /**
+   * A warm-start checkpoint instead of training one per seed: per family, or one file for the configuration's
+   * family. A path holding `{seed}` names one checkpoint per seed (`runs/demo-s{seed}/reference.safetensors`);
+   * otherwise every seed starts from the same file.
+   */
   from?: string | Partial<Record<Family, string>>;
   /** Train one warm start per family (with seed 0) and start every seed from it; the seeds then differ in training noise and data order only. */
   sharedWarmStart?: boolean;
@@ -99,7 +109,8 @@ export interface SeedResult {
   /** Each family's warm start, evaluated. */
   start: Partial<Record<Family, EvalReport>>;
   identity: EvalReport;
-  runs: Array<{ method: string; family: Family; steps: number; seconds: number; final: EvalReport; gain: Gains }>;
+  /** seconds: on the budget clock; wallSeconds: elapsed. */
+  runs: Array<{ method: string; family: Family; steps: number; seconds: number; wallSeconds: number; final: EvalReport; gain: Gains }>;
 }
 
 export interface CompareResult {
@@ -172,10 +183,15 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   for (const f of Object.keys(fromFiles)) {
     if (!families.includes(f as Family)) throw new Error(`compare: a warm start was given for the ${f} family, which no arm uses`);
   }
-  const given = new Map<Family, TensorMap>();
+  const given = new Map<string, TensorMap>();
+  const givenFile = (f: Family, seed: number) => fromFiles[f]?.replaceAll('{seed}', String(seed));
+  // Every given checkpoint is read before any training, so a missing seed's file fails the run at once.
   for (const f of families) {
-    const file = fromFiles[f];
-    if (file) given.set(f, (await loadCheckpoint(file, { expectedShapes: paramShapesOf(configFor(0, f)) })).params);
+    for (let seed = 0; seed < o.seeds; seed++) {
+      const file = givenFile(f, seed);
+      if (!file || given.has(file)) continue;
+      given.set(file, (await loadCheckpoint(file, { expectedShapes: paramShapesOf(configFor(seed, f)) })).params);
+    }
   }
   await mkdir(o.out, { recursive: true });
 
@@ -184,22 +200,28 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   // more over the budget: with the default cosine, a warm restart from sft.lr down to sft.lr/10 (a pilot found
   // constant rates noisy: 1e-4, 3e-4 and 1e-3 gave +0.006, +0.000 and +0.009 in 60 s).
   const budget = o.budgetSeconds;
+  const budgetClock = o.budgetClock ?? 'wall';
   const UNBOUNDED = 1_000_000;
-  const train = async (seed: number, a: Arm & { family: Family }, start: TensorMap): Promise<{ params: TensorMap; steps: number; seconds: number }> => {
+  type Trained = { params: TensorMap; steps: number; seconds: number; wallSeconds: number };
+  const train = async (seed: number, a: Arm & { family: Family }, start: TensorMap): Promise<Trained> => {
     const params = cloneTensorMap(start);
-    if (a.method === 'backprop') return runRewardBackprop(configFor(seed, a.family, ['sft.steps=0']), { params, steps: UNBOUNDED, budgetSeconds: budget });
-    if (a.method === 'sft') {
-      const r = await runSingleProcess(configFor(seed, a.family, [`sft.steps=${UNBOUNDED}`, 'grpo.steps=0']), { params, budgetSeconds: budget });
-      return { params: r.params, steps: r.sftSteps, seconds: r.sftSeconds };
+    const opts = { params, budgetSeconds: budget, budgetClock };
+    if (a.method === 'backprop') {
+      const r = await runRewardBackprop(configFor(seed, a.family, ['sft.steps=0']), { ...opts, steps: UNBOUNDED });
+      return { params: r.params, steps: r.steps, seconds: r.clockSeconds, wallSeconds: r.seconds };
     }
-    const r = await runSingleProcess(configFor(seed, a.family, ['sft.steps=0', `grpo.steps=${UNBOUNDED}`, `grpo.advantageMode=${a.method}`]), { params, budgetSeconds: budget });
-    return { params: r.params, steps: r.grpoSteps, seconds: r.grpoSeconds };
+    if (a.method === 'sft') {
+      const r = await runSingleProcess(configFor(seed, a.family, [`sft.steps=${UNBOUNDED}`, 'grpo.steps=0']), opts);
+      return { params: r.params, steps: r.sftSteps, seconds: r.sftClockSeconds, wallSeconds: r.sftSeconds };
+    }
+    const r = await runSingleProcess(configFor(seed, a.family, ['sft.steps=0', `grpo.steps=${UNBOUNDED}`, `grpo.advantageMode=${a.method}`]), opts);
+    return { params: r.params, steps: r.grpoSteps, seconds: r.grpoClockSeconds, wallSeconds: r.grpoSeconds };
   };
   // A family's warm start for a seed: given, or trained once and kept in OUT (an interrupted comparison, or a
   // larger --seeds, does not train it again).
   const warmStart = async (seed: number, family: Family): Promise<TensorMap> => {
-    const g = given.get(family);
-    if (g) return g;
+    const file0 = givenFile(family, seed);
+    if (file0) return given.get(file0)!;
     const warmSeed = o.sharedWarmStart ? 0 : seed;
     const config = configFor(warmSeed, family, [`sft.steps=${sftStepsOf(family)}`, 'grpo.steps=0']);
     const file = join(o.out, `warm-${family}-seed${warmSeed}-sft${sftStepsOf(family)}.safetensors`);
@@ -218,7 +240,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   // Each seed's result is kept in OUT/seed-<k>.json with the settings that produced it, so an interrupted
   // comparison resumes, and a larger --seeds adds seeds without re-running the others.
   const settings = JSON.stringify({
-    methods: o.methods, budget, sftSteps: o.sftSteps ?? null, from: o.from ?? null, shared: o.sharedWarmStart ?? false,
+    methods: o.methods, budget, ...(budgetClock === 'cpu' ? { budgetClock } : {}), sftSteps: o.sftSteps ?? null, from: o.from ?? null, shared: o.sharedWarmStart ?? false,
     samples: o.samples ?? null, configFile: o.configFile ?? null, overrides: o.overrides ?? [], familyOverrides: o.familyOverrides ?? {},
   });
   for (let seed = 0; seed < o.seeds; seed++) {
@@ -249,9 +271,9 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       const final = ev.reports.final;
       const start = result.start[a.family]!;
       const gain = Object.fromEntries(METRICS.map((k) => [k, final[k] - start[k]])) as Gains;
-      result.runs.push({ method: a.name, family: a.family, steps: run.steps, seconds: run.seconds, final, gain });
+      result.runs.push({ method: a.name, family: a.family, steps: run.steps, seconds: run.seconds, wallSeconds: run.wallSeconds, final, gain });
       outputs[a.name] = ev.outputs.final;
-      log(`[compare] seed ${seed} ${armLabel(a)}: ${run.steps} steps in ${run.seconds.toFixed(0)} s, reward ${start.reward.toFixed(4)} -> ${final.reward.toFixed(4)} (${signed(gain.reward, 4)})`);
+      log(`[compare] seed ${seed} ${armLabel(a)}: ${run.steps} steps in ${run.seconds.toFixed(0)} s${budgetClock === 'cpu' ? ` of CPU (${run.wallSeconds.toFixed(0)} s wall)` : ''}, reward ${start.reward.toFixed(4)} -> ${final.reward.toFixed(4)} (${signed(gain.reward, 4)})`);
     }
     if (seed === 0) {
       // Sample i's recovery by one arm; samples may differ in size (whole photographs).
@@ -288,9 +310,9 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   const json = join(o.out, 'compare.json');
   const minutes = (Date.now() - t0) / 60000;
   const sftSteps = Object.fromEntries(families.map((f) => [f, fromFiles[f] ? null : sftStepsOf(f)]));
-  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, seeds, summary, finals, reference, pairedAgainstReference, minutes));
+  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, fromFiles, seeds, summary, finals, reference, pairedAgainstReference, minutes));
   await writeFile(json, JSON.stringify({
-    methods: o.methods, families, budget_seconds: o.budgetSeconds, sft_steps: sftSteps, shared_warm_start: o.sharedWarmStart ?? false,
+    methods: o.methods, families, budget_seconds: o.budgetSeconds, budget_clock: budgetClock, sft_steps: sftSteps, shared_warm_start: o.sharedWarmStart ?? false,
     seeds, summary, finals, reference, paired_against_reference: pairedAgainstReference,
   }, null, 2));
   return { seeds, summary, finals, reference, pairedAgainstReference, md, json, grid: gridPath };
@@ -308,6 +330,7 @@ function renderMarkdown(
   arms: ReadonlyArray<Arm & { family: Family }>,
   families: readonly Family[],
   sftSteps: Record<string, number | null>,
+  fromFiles: Partial<Record<Family, string>>,
   seeds: SeedResult[],
   summary: CompareResult['summary'],
   finals: CompareResult['finals'],
@@ -321,12 +344,12 @@ function renderMarkdown(
   const label = (name: string) => armLabel(arms.find((a) => a.name === name)!);
   const starts = families.map((f) => {
     const n = sftSteps[f];
-    return `${families.length > 1 ? `${f}: ` : ''}${n === null ? 'one given warm-start checkpoint' : `a ${n}-step SFT warm start ${o.sharedWarmStart ? 'shared by every seed' : 'per seed'}`}`;
+    return `${families.length > 1 ? `${f}: ` : ''}${n === null ? (fromFiles[f]?.includes('{seed}') ? `the given warm-start checkpoint of each seed (${fromFiles[f]})` : 'one given warm-start checkpoint') : `a ${n}-step SFT warm start ${o.sharedWarmStart ? 'shared by every seed' : 'per seed'}`}`;
   });
   const lines = [
-    `# Method comparison at equal wall-clock compute`,
+    `# Method comparison at equal ${o.budgetClock === 'cpu' ? 'CPU-time' : 'wall-clock'} compute`,
     '',
-    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s); ${o.budgetSeconds} s of training per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(0)} minutes in all.`,
+    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s); ${o.budgetSeconds} s of training${o.budgetClock === 'cpu' ? ' (process CPU time, all threads)' : ''} per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(0)} minutes in all.`,
     'Gains of the policy mean over its warm start: mean ± 95% half-width (t over seeds) [interval].',
     '',
     '| method | reward gain | SSIM gain | embedding-cosine gain | PSNR gain (dB) |',
@@ -355,9 +378,9 @@ function renderMarkdown(
     '',
     'Per seed:',
     '',
-    '| seed | method | steps | seconds | warm-start reward | final reward | reward gain | SSIM gain | cosine gain | PSNR gain |',
+    `| seed | method | steps | ${o.budgetClock === 'cpu' ? 'CPU s (wall s)' : 'seconds'} | warm-start reward | final reward | reward gain | SSIM gain | cosine gain | PSNR gain |`,
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...seeds.flatMap((s) => s.runs.map((r) => `| ${s.seed} | ${label(r.method)} | ${r.steps} | ${r.seconds.toFixed(0)} | ${s.start[r.family]!.reward.toFixed(4)} | ${r.final.reward.toFixed(4)} | ${signed(r.gain.reward, 4)} | ${signed(r.gain.ssim, 4)} | ${signed(r.gain.clip_cos, 4)} | ${signed(r.gain.psnr, 2)} |`)),
+    ...seeds.flatMap((s) => s.runs.map((r) => `| ${s.seed} | ${label(r.method)} | ${r.steps} | ${r.seconds.toFixed(0)}${o.budgetClock === 'cpu' ? ` (${r.wallSeconds.toFixed(0)})` : ''} | ${s.start[r.family]!.reward.toFixed(4)} | ${r.final.reward.toFixed(4)} | ${signed(r.gain.reward, 4)} | ${signed(r.gain.ssim, 4)} | ${signed(r.gain.clip_cos, 4)} | ${signed(r.gain.psnr, 2)} |`)),
     '',
   );
   return lines.join('\n');

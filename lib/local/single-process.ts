@@ -61,9 +61,30 @@ export interface SingleProcessResult {
   grpoCpuSeconds: number;
   /** GRPO actions (rollout + score + train) per second. */
   actionsPerSecond: number;
+  /** Seconds of each phase on the budget clock (opts.budgetClock; equal to the wall seconds for 'wall'). */
+  sftClockSeconds: number;
+  grpoClockSeconds: number;
   rewards: number[];
   /** The last checkpoint, exactly as the learner would publish it after the same batches. */
   checkpoint: Checkpoint;
+}
+
+/**
+ * The clock a training budget is measured on. 'wall': elapsed time. 'cpu': the process's CPU time (user +
+ * system, process.cpuUsage, which counts onnxruntime's worker threads too): on a machine shared with other
+ * work, wall time charges an arm for the others' load, CPU time charges it for its own work only.
+ */
+export type BudgetClock = 'wall' | 'cpu';
+
+/** Milliseconds on `clock` since this call. */
+export function startClock(clock: BudgetClock = 'wall'): () => number {
+  if (clock === 'cpu') {
+    const c0 = process.cpuUsage();
+    return () => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1000; };
+  }
+  if (clock !== 'wall') throw new Error(`budget clock: '${String(clock)}' is neither 'wall' nor 'cpu'`);
+  const t0 = performance.now();
+  return () => performance.now() - t0;
 }
 
 /** One GRPO step of the single-process loop, for callers that record curves (sweeps, experiments). */
@@ -97,6 +118,8 @@ export async function runSingleProcess(
      * cosine SFT schedule then runs over those seconds.
      */
     budgetSeconds?: number;
+    /** What budgetSeconds counts: wall time (default) or this process's CPU time. */
+    budgetClock?: BudgetClock;
   } = {},
 ): Promise<SingleProcessResult> {
   const algo = compileAlgorithm(config);
@@ -131,18 +154,20 @@ export async function runSingleProcess(
 
   const budgetMs = (opts.budgetSeconds ?? Infinity) * 1000;
   const t0 = performance.now();
+  const sftClock = startClock(opts.budgetClock);
   let sftSteps = 0;
-  for (let s = 1; s <= config.sft.steps && performance.now() - t0 < budgetMs; s++, sftSteps++) {
+  for (let s = 1; s <= config.sft.steps && sftClock() < budgetMs; s++, sftSteps++) {
     const { corrupted: images, clean: targets } = await pairsAt(dataset, sftCursors(config, s));
     // Under a time budget the cosine schedule runs over the budget's seconds instead of a step count.
     const lr = budgetMs < Infinity && config.sft.schedule === 'cosine'
-      ? cosineLearningRate(config.sft.lr, (performance.now() - t0) / budgetMs)
+      ? cosineLearningRate(config.sft.lr, sftClock() / budgetMs)
       : sftLearningRate(config.sft, s);
     const r = await trainer.sftStep(images, targets, config.sft.batchSize, lr);
     handled(r.step.applied);
     if (s % 100 === 0) log(`[sft] ${s}/${config.sft.steps} loss ${r.loss.toFixed(5)}`);
   }
   const sftSeconds = (performance.now() - t0) / 1000;
+  const sftClockSeconds = sftClock() / 1000;
   const sftParams = cloneTensorMap(params);
 
   const g = config.grpo;
@@ -157,9 +182,10 @@ export async function runSingleProcess(
   const rewards: number[] = [];
   traceRole('single');
   const t1 = performance.now();
-  const cpu1 = process.cpuUsage();
+  const grpoClock = startClock(opts.budgetClock);
+  const grpoCpu = startClock('cpu');
   let grpoSteps = 0;
-  for (let k = 0; k < g.steps && performance.now() - t1 < budgetMs; k++, grpoSteps++) {
+  for (let k = 0; k < g.steps && grpoClock() < budgetMs; k++, grpoSteps++) {
     trace('open_batch', { k, seq: seq + 1 });
     const kept: TrainableGroup[] = [];
     const stepComponents: Array<Record<string, number>> = [];
@@ -240,15 +266,15 @@ export async function runSingleProcess(
     if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
   }
   const grpoSeconds = (performance.now() - t1) / 1000;
-  const cpu = process.cpuUsage(cpu1);
-  const grpoCpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const grpoCpuSeconds = grpoCpu() / 1000;
+  const grpoClockSeconds = grpoClock() / 1000;
   const checkpoint = checkpointNow(reference);
   await runner?.release();
   await flowRunner?.release();
   await scorer.close();
   await trainer.release();
   const actions = grpoSteps * g.samplesPerBatch * G;
-  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, grpoCpuSeconds, actionsPerSecond: grpoSeconds > 0 ? actions / grpoSeconds : 0, rewards: perStep(rewards, g.samplesPerBatch * G), checkpoint };
+  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, grpoCpuSeconds, actionsPerSecond: grpoSeconds > 0 ? actions / grpoSeconds : 0, sftClockSeconds, grpoClockSeconds, rewards: perStep(rewards, g.samplesPerBatch * G), checkpoint };
 }
 
 /** Mean reward per GRPO step (rewards holds every action's, samplesPerBatch x groupSize per step). */
@@ -269,8 +295,8 @@ function perStep(rewards: number[], perBatch: number): number[] {
  */
 export async function runRewardBackprop(
   config: RunConfig,
-  opts: { params: TensorMap; steps: number; log?: (l: string) => void; budgetSeconds?: number },
-): Promise<{ params: TensorMap; steps: number; seconds: number; rewards: number[] }> {
+  opts: { params: TensorMap; steps: number; log?: (l: string) => void; budgetSeconds?: number; budgetClock?: BudgetClock },
+): Promise<{ params: TensorMap; steps: number; seconds: number; clockSeconds: number; rewards: number[] }> {
   if (isFlowFamily(config)) throw new Error('reward backprop: defined for model.family gaussian only (the flow family samples through T steps)');
   const H = config.data.size;
   const pix = 3 * H * H;
@@ -285,8 +311,9 @@ export async function runRewardBackprop(
   const rewards: number[] = [];
   const budgetMs = (opts.budgetSeconds ?? Infinity) * 1000;
   const t0 = performance.now();
+  const clock = startClock(opts.budgetClock);
   let k = 0;
-  for (; k < opts.steps && performance.now() - t0 < budgetMs; k++) {
+  for (; k < opts.steps && clock() < budgetMs; k++) {
     const { corrupted: images, clean } = await pairsAt(dataset, range(config.sft.steps * B + k * B, B));
     const { mean } = await runner.run(params, images, zeros, B);
     const candidates = clamp01(mean);
@@ -306,8 +333,9 @@ export async function runRewardBackprop(
     if ((k + 1) % 10 === 0) opts.log?.(`[backprop] ${k + 1}/${opts.steps} reward ${rewards[rewards.length - 1]!.toFixed(4)}`);
   }
   const seconds = (performance.now() - t0) / 1000;
+  const clockSeconds = clock() / 1000;
   await runner.release();
   await scorer.close();
   await trainer.release();
-  return { params, steps: k, seconds, rewards };
+  return { params, steps: k, seconds, clockSeconds, rewards };
 }

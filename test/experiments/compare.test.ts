@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
 import { parseFamilyOverrides, parseFrom, parseMethods, separated } from '../../lib/experiments/compare.ts';
+import { startClock } from '../../lib/local/single-process.ts';
 import { meanCI } from '../../lib/eval/stats.ts';
 import { cli } from '../helpers/cli.ts';
 
@@ -38,6 +39,19 @@ test('method lists: known names, at least two, none repeated; disjoint intervals
   assert.throws(() => parseFamilyOverrides(['sft.lr=2e-3']), /'sft.lr=2e-3' is not FAMILY:key=value/);
   assert.equal(separated(meanCI([1, 1.1, 0.9]), meanCI([0, 0.1, -0.1])), true);
   assert.equal(separated(meanCI([1, 2, 0]), meanCI([0, 0.1, -0.1])), false);
+});
+
+test('budget clocks: CPU time advances with work and not while the process sleeps; an unknown clock is refused', async () => {
+  const cpu = startClock('cpu');
+  const wall = startClock('wall');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(wall() >= 290, `wall ${wall()} ms`);
+  assert.ok(cpu() < 150, `sleeping for 300 ms cost ${cpu()} ms of CPU`);
+  let x = 0;
+  const spin = startClock('cpu');
+  while (spin() < 50) x += Math.sqrt(x + 1);
+  assert.ok(x > 0 && spin() >= 50);
+  assert.throws(() => startClock('gpu' as never), /'gpu' is neither 'wall' nor 'cpu'/);
 });
 
 test('sweep --methods: dense, scalar, continued SFT and direct backprop from one warm start per seed, at equal budget', { timeout: 300_000 }, async () => {
@@ -84,6 +98,24 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     const r3 = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(r3.seeds.slice(0, 2), r.seeds);
     assert.equal(r3.seeds.length, 3);
+
+    // Per-seed warm starts given with {seed} (here the ones kept above), on a CPU-time budget: each seed
+    // starts from its own file, so its warm-start evaluation is that seed's above.
+    const out2 = join(dir, 'out-from');
+    await cli('sweep', '--config', cfg, '--methods', 'sft,dense', '--seeds', '2', '--budget', '0.5', '--budget-clock', 'cpu',
+      '--from', join(out, 'warm-gaussian-seed{seed}-sft4.safetensors'), '--out', out2);
+    const rf = JSON.parse(readFileSync(join(out2, 'compare.json'), 'utf8'));
+    assert.equal(rf.budget_clock, 'cpu');
+    assert.deepEqual(rf.sft_steps, { gaussian: null });
+    for (const [i, s] of rf.seeds.entries()) {
+      assert.equal(s.start.gaussian.reward, r.seeds[i].start.gaussian.reward, `seed ${i}: its own warm start`);
+      for (const x of s.runs) assert.ok(x.seconds >= 0.5 && x.wallSeconds > 0, `${x.method}: ${x.seconds} CPU s, ${x.wallSeconds} s`);
+    }
+    assert.notEqual(rf.seeds[0].start.gaussian.reward, rf.seeds[1].start.gaussian.reward);
+    const mdf = readFileSync(join(out2, 'compare.md'), 'utf8');
+    assert.match(mdf, /equal CPU-time compute/);
+    assert.match(mdf, /the given warm-start checkpoint of each seed/);
+    await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'sft,dense', '--seeds', '3', '--from', join(out, 'warm-gaussian-seed{seed}-sft9.safetensors'), '--out', out2), /seed0-sft9/);
 
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,sft', '--set', 'grpo.beta=0,0.1', '--out', out), /compares methods under one configuration/);
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,bogus', '--out', out), /unknown 'bogus'/);
