@@ -14,6 +14,13 @@ const session = await ort.InferenceSession.create(workerData.model, {
 
 // Messages are handled one at a time (each run is synchronous), so the main thread can queue the next one.
 parentPort.on('message', async (msg) => {
+  if (msg.kind === 'close') {
+    // Release the session here, on its own thread, and let the thread end by itself: terminating a thread
+    // that still holds an onnxruntime session aborts the process (Napi::Error at teardown).
+    await session.release();
+    parentPort.close();
+    return;
+  }
   try {
     const feeds = {};
     for (const [name, f] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', new Float32Array(msg.buffer, f.offset, f.length), f.dims);

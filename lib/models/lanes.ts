@@ -87,7 +87,10 @@ class WorkerLane {
   async close(): Promise<void> {
     if (this.failure) return;
     this.worker.removeAllListeners('exit');
-    await this.worker.terminate();
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.ref();
+    this.worker.postMessage({ kind: 'close' });
+    await exited;
   }
 }
 
