@@ -13,7 +13,10 @@ export type Trained = Extract<Logged, { type: 'trained' }>;
 export function events(dir: string): Logged[] {
   const f = join(dir, 'events.jsonl');
   if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Logged);
+  // Read while the orchestrator appends: a last line without its newline is still being written, not an event.
+  const lines = readFileSync(f, 'utf8').split('\n');
+  lines.pop(); // '' after the last complete line, or the line still being written
+  return lines.filter(Boolean).map((l) => JSON.parse(l) as Logged);
 }
 
 /** The highest batch seq the event log shows acknowledged (applied or not). */
