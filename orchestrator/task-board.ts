@@ -76,9 +76,11 @@ export interface TaskBoardOptions {
   /** Most tasks one worker holds at once, whatever its Hello asks (orchestrator.maxInFlightPerWorker). Default 1024. */
   maxInFlight?: number;
   /**
-   * 'pack' (default): the least-loaded worker with room gets as many queued tasks as its ask and its room allow, in
-   * one message, before the next worker gets any. 'spread': each worker with room gets its even share of the queue
-   * first (ceil(queued / workers with room)), so below capacity most get one task per message.
+   * 'spread' (default): each worker with room gets its even share of the queue first (ceil(queued / workers with
+   * room)), so below capacity most get one task per message and every idle worker starts at once. 'pack': the
+   * least-loaded worker with room gets as many queued tasks as its ask and its room allow, in one message, before
+   * the next worker gets any: fewest messages, but a batch smaller than one worker's ask lands on one worker while
+   * the others idle (a batch's 4 score tasks, two reward workers asking for 4), so it suits many cheap tasks.
    */
   dispatch?: DispatchPolicy;
   /**
@@ -147,11 +149,12 @@ export class TaskBoard {
     this.now = o.now ?? (() => performance.now());
     this.maxTaskMs = o.maxTaskMs ?? 10 * o.leaseMs;
     this.maxInFlight = o.maxInFlight ?? 1024;
-    const policy = o.dispatch ?? 'pack';
+    const policy = o.dispatch ?? 'spread';
     if (!(DISPATCH_POLICIES as readonly string[]).includes(policy)) throw new Error(`TaskBoard: dispatch must be one of ${DISPATCH_POLICIES.join(', ')}, got ${JSON.stringify(policy)}`);
     this.spread = policy === 'spread';
-    this.coalesceMs = this.spread ? 0 : (o.coalesceMs ?? 0);
-    if (!(this.coalesceMs >= 0 && this.coalesceMs <= 1000)) throw new Error(`TaskBoard: coalesceMs must be in [0, 1000] ms, got ${o.coalesceMs}`);
+    const coalesceMs = o.coalesceMs ?? 0;
+    if (!(coalesceMs >= 0 && coalesceMs <= 1000)) throw new Error(`TaskBoard: coalesceMs must be in [0, 1000] ms, got ${o.coalesceMs}`);
+    this.coalesceMs = this.spread ? 0 : coalesceMs; // spread sends each turn's share at once
     const depth = o.metrics.get('queue_depth');
     this.queueDepth = { rollout: depth.labels({ queue: 'rollout' }), score: depth.labels({ queue: 'score' }) };
   }

@@ -245,8 +245,8 @@ export const orchestratorSchema = z.strictObject({
     .describe('A task\'s total time with one worker, whatever its heartbeats: past it the task is taken back and handed to another worker (a worker that heart-beats forever cannot hold it). Must be >= leaseSeconds.'),
   maxInFlightPerWorker: int().gte(1).lte(1024).default(16)
     .describe('Upper bound on the tasks one worker holds at once, whatever its Hello asks for (Capabilities.max_in_flight).'),
-  dispatch: z.enum(['pack', 'spread']).default('pack')
-    .describe('For workers that ask for several tasks per message: pack fills the least-loaded worker\'s ask in one message before the next worker gets any (fewest messages, least orchestrator CPU); spread gives each worker with room its even share first (one task per message below capacity). Workers that ask for one get one either way (docs/performance.md, "Orchestrator dispatch").'),
+  dispatch: z.enum(['pack', 'spread']).default('spread')
+    .describe('For workers that ask for several tasks per message: spread gives each worker with room its even share first (one task per message below capacity, every idle worker busy at once); pack fills the least-loaded worker\'s ask in one message before the next worker gets any (fewest messages, least orchestrator CPU, for many cheap tasks; a batch smaller than one worker\'s ask then lands on one worker). Workers that ask for one get one either way (docs/performance.md, "Orchestrator dispatch").'),
   coalesceMs: z.number().gte(0).lte(1000).default(0)
     .describe('With dispatch pack: how long queued tasks may wait for more to fill a worker\'s ask (from the oldest queued task); 0 sends what each turn of the event loop has.'),
 }).superRefine((o, ctx) => {
