@@ -8,6 +8,7 @@
 // (r - mean) / std removes; this measures how often that is.
 //
 //   node --import tsx scripts/demo-harm-probe.ts [--seed N] [--groups 200] [key=value ...]
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
@@ -20,17 +21,17 @@ import { PolicyRunner } from '../lib/models/runner.ts';
 import { RewardScorer } from '../lib/models/scorer.ts';
 import { DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../lib/local/demo-defaults.ts';
 
-const args = process.argv.slice(2);
-let seed = 0;
-let groups = 200;
-const overrides: string[] = [];
-for (let i = 0; i < args.length; i++) {
-  const a = args[i]!;
-  if (a === '--seed') seed = Number(args[++i]);
-  else if (a === '--groups') groups = Number(args[++i]);
-  else if (a.includes('=')) overrides.push(a);
-  else throw new Error(`demo-harm-probe: unknown argument ${JSON.stringify(a)}`);
-}
+// Node's own argument parser; key=value overrides are the positionals (an unknown --flag is refused by name).
+const { values, positionals } = parseArgs({
+  options: { seed: { type: 'string', default: '0' }, groups: { type: 'string', default: '200' } },
+  allowPositionals: true,
+});
+const seed = Number(values.seed);
+const groups = Number(values.groups);
+const overrides = positionals.map((a) => {
+  if (!a.includes('=')) throw new Error(`demo-harm-probe: unknown argument ${JSON.stringify(a)}`);
+  return a;
+});
 const config = loadConfig(undefined, [...DEMO_OVERRIDES, `sft.steps=${DEMO_SFT_STEPS}`, 'grpo.steps=0', ...overrides, `run.seed=${seed}`]);
 const warm = await runSingleProcess(config);
 const algo = compileAlgorithm(config);

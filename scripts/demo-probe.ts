@@ -7,6 +7,7 @@
 //   node --import tsx scripts/demo-probe.ts [--seed N] [--eval] [--val-draws 6] [--every K] [--json out.json] [key=value ...]
 //   (the data.valImages=... override sets the validation split; e.g. data.valImages=8)
 import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { evaluate, firstSamples, type EvalReport } from '../lib/eval/evaluate.ts';
@@ -15,23 +16,26 @@ import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
 import { initialParamsOf } from '../lib/models/bundle.ts';
 import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../lib/local/demo-defaults.ts';
 
-const args = process.argv.slice(2);
-let seed = 0;
-let withEval = false;
-let jsonOut: string | undefined;
-let valDraws = 6;
-let every = 0;
-const overrides: string[] = [];
-for (let i = 0; i < args.length; i++) {
-  const a = args[i]!;
-  if (a === '--seed') seed = Number(args[++i]);
-  else if (a === '--eval') withEval = true;
-  else if (a === '--json') jsonOut = args[++i];
-  else if (a === '--val-draws') valDraws = Number(args[++i]);
-  else if (a === '--every') every = Number(args[++i]);
-  else if (a.includes('=')) overrides.push(a);
-  else throw new Error(`demo-probe: unknown argument ${JSON.stringify(a)}`);
-}
+// Node's own argument parser; key=value overrides are the positionals (an unknown --flag is refused by name).
+const { values, positionals } = parseArgs({
+  options: {
+    seed: { type: 'string', default: '0' },
+    eval: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    'val-draws': { type: 'string', default: '6' },
+    every: { type: 'string', default: '0' },
+  },
+  allowPositionals: true,
+});
+const seed = Number(values.seed);
+const withEval = values.eval;
+const jsonOut = values.json;
+const valDraws = Number(values['val-draws']);
+const every = Number(values.every);
+const overrides = positionals.map((a) => {
+  if (!a.includes('=')) throw new Error(`demo-probe: unknown argument ${JSON.stringify(a)}`);
+  return a;
+});
 if (!Number.isInteger(seed)) throw new Error('demo-probe: --seed takes an integer');
 
 const config = loadConfig(undefined, [...DEMO_OVERRIDES, `sft.steps=${DEMO_SFT_STEPS}`, `grpo.steps=${DEMO_GRPO_STEPS}`, ...overrides, `run.seed=${seed}`]);
