@@ -355,20 +355,36 @@ const meanShift: Impl = (img, { i, s }) => {
   for (let x = 0; x < w; x++) xs0[x] = Math.min(cw - 2, Math.max(0, Math.floor((x + 0.5) / f - 0.5)));
   const xa = new Int32Array(w), xb = new Int32Array(w);
   for (let x = 0; x < w; x++) { xa[x] = Math.max(0, xs0[x]); xb[x] = Math.min(cw - 1, xs0[x] + 1); }
+  // Each coarse mode's bytes packed into one integer: when the candidates' bytes all agree, which one is the
+  // closest cannot change the output (most pixels away from region edges), so no distance is computed.
+  const packed = new Int32Array(cw * chh);
+  for (let p = 0, q = 0; p < packed.length; p++, q += 3) packed[p] = (modeBytes[q] << 16) | (modeBytes[q + 1] << 8) | modeBytes[q + 2];
   const src = img.data, o = out.data;
   for (let y = 0; y < h; y++) {
     const cy = Math.min(chh - 2, Math.max(0, Math.floor((y + 0.5) / f - 0.5)));
-    const ya = Math.max(0, cy), yb = Math.min(chh - 1, cy + 1);
+    const ra = Math.max(0, cy) * cw, rb = Math.min(chh - 1, cy + 1) * cw;
     for (let x = 0, k = y * w * 3; x < w; x++, k += 3) {
-      const p0 = src[k], p1 = src[k + 1], p2 = src[k + 2];
-      let best = -1, bd = Infinity;
-      for (let yy = ya; yy <= yb; yy++) {
-        for (let xx = xa[x], q = (yy * cw + xx) * 3; xx <= xb[x]; xx++, q += 3) {
-          const d0 = modes[q] - p0, d1 = modes[q + 1] - p1, d2 = modes[q + 2] - p2;
-          const d = d0 * d0 + d1 * d1 + d2 * d2;
-          if (d < bd) { bd = d; best = q; }
-        }
+      // The candidates in the order of a scan (rows ya, yb; columns xa, xb). With one coarse row or column a
+      // candidate repeats; a repeat has the same distance and never wins the strict comparison below.
+      const a = ra + xa[x], b = ra + xb[x], c = rb + xa[x], d = rb + xb[x];
+      const pa = packed[a];
+      if (pa === packed[b] && pa === packed[c] && pa === packed[d]) {
+        o[k] = pa >> 16; o[k + 1] = (pa >> 8) & 255; o[k + 2] = pa & 255;
+        continue;
       }
+      const p0 = src[k], p1 = src[k + 1], p2 = src[k + 2];
+      let best = a * 3;
+      let q = best, d0 = modes[q] - p0, d1 = modes[q + 1] - p1, d2 = modes[q + 2] - p2;
+      let bd = d0 * d0 + d1 * d1 + d2 * d2;
+      q = b * 3; d0 = modes[q] - p0; d1 = modes[q + 1] - p1; d2 = modes[q + 2] - p2;
+      let dd = d0 * d0 + d1 * d1 + d2 * d2;
+      if (dd < bd) { bd = dd; best = q; }
+      q = c * 3; d0 = modes[q] - p0; d1 = modes[q + 1] - p1; d2 = modes[q + 2] - p2;
+      dd = d0 * d0 + d1 * d1 + d2 * d2;
+      if (dd < bd) { bd = dd; best = q; }
+      q = d * 3; d0 = modes[q] - p0; d1 = modes[q + 1] - p1; d2 = modes[q + 2] - p2;
+      dd = d0 * d0 + d1 * d1 + d2 * d2;
+      if (dd < bd) best = q;
       o[k] = modeBytes[best]; o[k + 1] = modeBytes[best + 1]; o[k + 2] = modeBytes[best + 2];
     }
   }

@@ -86,6 +86,7 @@ export function convolveSeparable(
 export function downsampleArea(
   source: ArrayLike<number>, width: number, height: number, channels: number, f: number,
 ): { data: Float32Array; width: number; height: number } {
+  if (source instanceof Uint8Array && f * f * 255 < 2 ** 24) return downsampleBytes(source, width, height, channels, f);
   const src = asFloat32(source);
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
   const out = new Float32Array(cw * chh * channels);
@@ -104,6 +105,38 @@ export function downsampleArea(
     for (let cx = 0; cx < cw; cx++) {
       const inv = 1 / ((y1 - y0) * (Math.min(width, cx * f + f) - cx * f));
       for (let c = 0; c < channels; c++) out[orow + cx * channels + c] *= inv;
+    }
+  }
+  return { data: out, width: cw, height: chh };
+}
+
+/**
+ * downsampleArea of bytes, with the same result: a block's float32 running sum of bytes is an integer below
+ * 2^24 (exact), so integer sums scaled by the same reciprocal round to the same float32 values.
+ */
+function downsampleBytes(
+  src: Uint8Array, width: number, height: number, channels: number, f: number,
+): { data: Float32Array; width: number; height: number } {
+  const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
+  const out = new Float32Array(cw * chh * channels);
+  const acc = new Int32Array(cw * channels);
+  const rowLen = width * channels;
+  for (let cy = 0; cy < chh; cy++) {
+    const y0 = cy * f, y1 = Math.min(height, y0 + f);
+    acc.fill(0);
+    for (let y = y0; y < y1; y++) {
+      const row = y * rowLen;
+      for (let cx = 0; cx < cw; cx++) {
+        const a = cx * channels;
+        for (let k = row + cx * f * channels, e = row + Math.min(width, cx * f + f) * channels; k < e; k += channels) {
+          for (let c = 0; c < channels; c++) acc[a + c] += src[k + c];
+        }
+      }
+    }
+    const orow = cy * cw * channels;
+    for (let cx = 0; cx < cw; cx++) {
+      const inv = 1 / ((y1 - y0) * (Math.min(width, cx * f + f) - cx * f));
+      for (let c = 0; c < channels; c++) out[orow + cx * channels + c] = acc[cx * channels + c] * inv;
     }
   }
   return { data: out, width: cw, height: chh };
