@@ -271,6 +271,16 @@ test('bad images: unreadable, truncated, CMYK and enormous are skipped and named
   const grey = await decodeImage(join(dir, 'grey.png'));
   for (let p = 0; p < 60 * 40; p++) for (let ch = 0; ch < 3; ch++) assert.equal(grey.data[p * 3 + ch], greyValues[p]);
 
+  // decodeImage on its own (a PNG takes one sharp call, without the header read): the same refusals.
+  for (const size of [undefined, 16]) {
+    await assert.rejects(decodeImage(join(dir, 'enormous.png'), size), /enormous image: 30000x30000/);
+    await assert.rejects(decodeImage(readFileSync(join(dir, 'enormous.png')), size), /enormous image: 30000x30000/);
+    await assert.rejects(decodeImage(join(dir, 'cmyk.jpg'), size), /CMYK/);
+    await assert.rejects(decodeImage(join(dir, 'unreadable.png'), size), /unsupported image format/i);
+  }
+  const cutPng = readFileSync(join(dir, 'good.png'));
+  await assert.rejects(decodeImage(cutPng.subarray(0, cutPng.length >> 1), 16));
+
   for (const [split, evalFraction] of [['train', 0], ['eval', 1]] as const) {
     const skipped = new Map<string, string>();
     const ds = await openDataset({ kind: 'folder', path: dir, size: 16, crop: 'random', evalSize: 32 }, {
