@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, fillStandardNormalFast, type Rng } from './random.ts';
-import { asFloat32, blurRgb, boxBlur, convolveRgb, downsampleArea, gaussianBlur, lineBlur, u8, upsampleBilinear } from './filters.ts';
+import { asFloat32, blurRgb, boxBlur, convolveRgb, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -194,7 +194,7 @@ const motionBlur: Impl = async (img, { i, s, stream }) => {
     return { width: img.width, height: img.height, data: await convolveRgb(img, kernel, side) };
   }
   const out = newImage(img.width, img.height);
-  clamped(out.data).set(lineBlur(img.data, img.width, img.height, len, angle));
+  lineBlurInto(img.data, img.width, img.height, len, angle, clamped(out.data));
   return out;
 };
 

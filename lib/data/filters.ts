@@ -356,13 +356,41 @@ export function u8(v: number): number {
  * sums along rows, and the columns are shifted back. Edges replicate. Float output.
  */
 export function lineBlur(source: ArrayLike<number>, width: number, height: number, length: number, angle: number): Float32Array {
-  const cs = Math.cos(angle), sn = Math.sin(angle);
-  if (Math.abs(cs) < Math.abs(sn)) {
-    // Mostly vertical: blur the transposed image with the mirrored angle.
-    const t = lineBlur(transpose3(source, width, height), height, width, length, Math.atan2(cs, sn));
-    return transpose3(t, height, width);
+  const out = new Float32Array(width * height * 3);
+  lineBlurInto(source instanceof Uint8Array ? source : asFloat32(source), width, height, length, angle, out);
+  return out;
+}
+
+/**
+ * lineBlur into `out`: floats, or bytes rounded and clamped on store from the same float32 values (as
+ * storing lineBlur's result into a Uint8ClampedArray). Mostly vertical lines are blurred as the transposed
+ * image with the mirrored angle; the transpose is only a choice of strides here, no copy.
+ */
+export function lineBlurInto(
+  src: Uint8Array | Float32Array, width: number, height: number, length: number, angle: number, out: Float32Array | Uint8ClampedArray,
+): void {
+  if (out.length !== width * height * 3) throw new Error(`lineBlurInto: out has ${out.length} elements, expected ${width * height * 3}`);
+  let w = width, h = height, a = angle, sx = 3, sy = width * 3;
+  // (Re-checked after each mirroring, as the angle computed for the transposed image decides again.)
+  for (;;) {
+    const cs = Math.cos(a), sn = Math.sin(a);
+    if (!(Math.abs(cs) < Math.abs(sn))) break;
+    [w, h, a, sx, sy] = [h, w, Math.atan2(cs, sn), sy, sx];
   }
-  const src = asFloat32(source);
+  if (out instanceof Float32Array) lineRows(src, w, h, length, a, sx, sy, out);
+  else lineRows(src, w, h, length, a, sx, sy, out);
+}
+
+/**
+ * The blur of a w x h image whose pixel (x, y) channel c is at x * sx + y * sy + c in `src` and `out`, for
+ * |cos| >= |sin|. The arithmetic (values, operations and their order) is that of the original row-major
+ * implementation; J is computed one row at a time and B only as far along each row as an output reads it.
+ */
+function lineRows(
+  src: Uint8Array | Float32Array, width: number, height: number, length: number, angle: number, sx: number, sy: number,
+  out: Float32Array | Uint8ClampedArray,
+): void {
+  const cs = Math.cos(angle), sn = Math.sin(angle);
   const m = sn / cs; // rows per column along the line, |m| <= 1
   const lx = Math.max(1, length * Math.abs(cs)); // extent along x
   const half = (lx - 1) / 2;
@@ -374,8 +402,6 @@ export function lineBlur(source: ArrayLike<number>, width: number, height: numbe
   const span = Math.abs(m) * (width - 1 + 2 * reach);
   const jmin = -Math.ceil(Math.max(0, m) * (width - 1 + reach)) - 1;
   const H = height + Math.ceil(span) + 3;
-  // J(u, j) = I(u, j + jmin + m u): per column a constant fractional shift.
-  const J = new Float32Array(W * H * 3);
   const rowLen = width * 3;
   // Sheared rows each output column x reads: [rowBase[x], rowBase[x] + height].
   const rowBase = new Int32Array(width), rowF = new Float32Array(width);
@@ -384,7 +410,21 @@ export function lineBlur(source: ArrayLike<number>, width: number, height: numbe
     rowBase[x] = Math.floor(r);
     rowF[x] = r - rowBase[x];
   }
-  // Rows of J column ui that any output reads (outputs x within `reach` of it): skip the rest.
+  // The last column x whose output reads sheared row jj (-1: none). rowBase is monotone and steps by at most 1,
+  // so the rows read by columns x..width-1 form one interval [have0, have1]; each column adds its new rows.
+  const lastX = new Int32Array(H).fill(-1);
+  for (let x = width - 1, have0 = 1, have1 = 0; x >= 0; x--) {
+    const r0 = rowBase[x], r1 = r0 + height;
+    if (have0 > have1) {
+      for (let jj = r0; jj <= r1; jj++) lastX[jj] = x;
+      have0 = r0; have1 = r1;
+    } else {
+      for (let jj = r0; jj <= r1 && jj < have0; jj++) lastX[jj] = x;
+      for (let jj = Math.max(r0, have1 + 1); jj <= r1; jj++) lastX[jj] = x;
+      have0 = Math.min(have0, r0); have1 = Math.max(have1, r1);
+    }
+  }
+  // Rows of J column ui that any output reads (outputs x within `reach` of it): the rest stays 0.
   const lo = new Int32Array(W), hi = new Int32Array(W);
   for (let ui = 0; ui < W; ui++) {
     const xa = Math.min(width - 1, Math.max(0, ui - 2 * reach)), xb = Math.min(width - 1, Math.max(0, ui));
@@ -394,74 +434,63 @@ export function lineBlur(source: ArrayLike<number>, width: number, height: numbe
   const colOf = new Int32Array(W), baseOf = new Int32Array(W), fOf = new Float32Array(W);
   for (let ui = 0; ui < W; ui++) {
     const u = ui - reach;
-    colOf[ui] = (u < 0 ? 0 : u >= width ? width - 1 : u) * 3;
+    colOf[ui] = (u < 0 ? 0 : u >= width ? width - 1 : u) * sx;
     const shift = jmin + m * u;
     baseOf[ui] = Math.floor(shift);
     fOf[ui] = shift - baseOf[ui];
   }
   let minBase = Infinity, maxBase = -Infinity;
   for (let ui = 0; ui < W; ui++) { minBase = Math.min(minBase, baseOf[ui]); maxBase = Math.max(maxBase, baseOf[ui]); }
-  const offOf = new Int32Array(W);
+  // J(u, j) = I(u, j + jmin + m u): per column a constant fractional shift. One row at a time.
+  const J = new Float32Array(W * 3);
+  // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones.
+  const B = new Float32Array(width * H * 3);
   for (let jj = 0; jj < H; jj++) {
-    const o0 = jj * W * 3;
+    const xe = lastX[jj];
+    if (xe < 0) continue; // no output reads this row of B
+    // J columns the running sum reads up to column xe of B.
+    const ue = Math.min(W - 1, xe + reach + a + 1);
     if (jj + minBase >= 0 && jj + maxBase + 1 <= height - 1) {
       // Every column's two source rows are inside the image: no clamping.
-      for (let ui = 0; ui < W; ui++) offOf[ui] = (jj + baseOf[ui]) * rowLen + colOf[ui];
-      for (let ui = 0, o = o0; ui < W; ui++, o += 3) {
-        const p = offOf[ui], q = p + rowLen, f = fOf[ui];
+      for (let ui = 0, o = 0; ui <= ue; ui++, o += 3) {
+        const p = (jj + baseOf[ui]) * sy + colOf[ui], q = p + sy, f = fOf[ui];
         J[o] = src[p] + (src[q] - src[p]) * f;
         J[o + 1] = src[p + 1] + (src[q + 1] - src[p + 1]) * f;
         J[o + 2] = src[p + 2] + (src[q + 2] - src[p + 2]) * f;
       }
-      continue;
+    } else {
+      for (let ui = 0, o = 0; ui <= ue; ui++, o += 3) {
+        if (jj < lo[ui] || jj > hi[ui]) { J[o] = 0; J[o + 1] = 0; J[o + 2] = 0; continue; }
+        const cu = colOf[ui], f = fOf[ui];
+        let y0 = jj + baseOf[ui], y1 = y0 + 1;
+        y0 = y0 < 0 ? 0 : y0 >= height ? height - 1 : y0;
+        y1 = y1 < 0 ? 0 : y1 >= height ? height - 1 : y1;
+        const p = y0 * sy + cu, q = y1 * sy + cu;
+        J[o] = src[p] + (src[q] - src[p]) * f;
+        J[o + 1] = src[p + 1] + (src[q + 1] - src[p + 1]) * f;
+        J[o + 2] = src[p + 2] + (src[q + 2] - src[p + 2]) * f;
+      }
     }
-    for (let ui = 0, o = o0; ui < W; ui++, o += 3) {
-      if (jj < lo[ui] || jj > hi[ui]) continue;
-      const cu = colOf[ui], f = fOf[ui];
-      let y0 = jj + baseOf[ui], y1 = y0 + 1;
-      y0 = y0 < 0 ? 0 : y0 >= height ? height - 1 : y0;
-      y1 = y1 < 0 ? 0 : y1 >= height ? height - 1 : y1;
-      const p = y0 * rowLen + cu, q = y1 * rowLen + cu;
-      J[o] = src[p] + (src[q] - src[p]) * f;
-      J[o + 1] = src[p + 1] + (src[q + 1] - src[p + 1]) * f;
-      J[o + 2] = src[p + 2] + (src[q + 2] - src[p + 2]) * f;
-    }
-  }
-  // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones.
-  const B = new Float32Array(width * H * 3);
-  for (let jj = 0; jj < H; jj++) {
-    const row = jj * W * 3, brow = jj * rowLen;
+    const brow = jj * rowLen;
     // The three channels' running sums side by side (each in the same order as a per-channel pass).
     let acc0 = 0, acc1 = 0, acc2 = 0;
-    for (let u = reach - a, q = row + u * 3; u <= reach + a; u++, q += 3) { acc0 += J[q]; acc1 += J[q + 1]; acc2 += J[q + 2]; }
-    for (let x = 0, b = brow, l = row + (reach - a - 1) * 3, r = row + (reach + a + 1) * 3; x < width; x++, b += 3, l += 3, r += 3) {
+    for (let u = reach - a, q = u * 3; u <= reach + a; u++, q += 3) { acc0 += J[q]; acc1 += J[q + 1]; acc2 += J[q + 2]; }
+    for (let x = 0, b = brow, l = (reach - a - 1) * 3, r = (reach + a + 1) * 3; x <= xe; x++, b += 3, l += 3, r += 3) {
       B[b] = (acc0 + e * (J[l] + J[r])) * norm;
       B[b + 1] = (acc1 + e * (J[l + 1] + J[r + 1])) * norm;
       B[b + 2] = (acc2 + e * (J[l + 2] + J[r + 2])) * norm;
       if (x + 1 < width) { acc0 += J[r] - J[l + 3]; acc1 += J[r + 1] - J[l + 4]; acc2 += J[r + 2] - J[l + 5]; }
     }
   }
-  // out(x, y) = B(x, y - jmin - m x), again a constant fractional shift per column.
-  const out = new Float32Array(width * height * 3);
+  // out(x, y) = B(x, y - jmin - m x), again a constant fractional shift per column. Math.fround: the float32
+  // rounding of a Float32Array result happens before a byte store as well.
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
+    for (let x = 0, o = y * sy; x < width; x++, o += sx) {
       const f = rowF[x];
-      const p = (y + rowBase[x]) * rowLen + x * 3, q = p + rowLen, o = y * rowLen + x * 3;
-      out[o] = B[p] + (B[q] - B[p]) * f;
-      out[o + 1] = B[p + 1] + (B[q + 1] - B[p + 1]) * f;
-      out[o + 2] = B[p + 2] + (B[q + 2] - B[p + 2]) * f;
+      const p = (y + rowBase[x]) * rowLen + x * 3, q = p + rowLen;
+      out[o] = Math.fround(B[p] + (B[q] - B[p]) * f);
+      out[o + 1] = Math.fround(B[p + 1] + (B[q + 1] - B[p + 1]) * f);
+      out[o + 2] = Math.fround(B[p + 2] + (B[q + 2] - B[p + 2]) * f);
     }
   }
-  return out;
-}
-
-function transpose3(src: ArrayLike<number>, width: number, height: number): Float32Array {
-  const out = new Float32Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const a = (y * width + x) * 3, b = (x * height + y) * 3;
-      out[b] = src[a]; out[b + 1] = src[a + 1]; out[b + 2] = src[a + 2];
-    }
-  }
-  return out;
 }
