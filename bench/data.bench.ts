@@ -3,8 +3,8 @@
 // 256, centre crop). Levels cycle low / mid / high. Reported: wall-clock images/s, and images per CPU-second
 // of this process (sharp's worker thread included). Other load only ever slows a run down, so every figure
 // is the best of ROUNDS rounds (env DATA_BENCH_ROUNDS, default 3) taken at different moments.
-// DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode and
-// the frozen pre-#15 corruptions (test/data/reference/, the same bytes) side by side: interleaved short blocks,
+// DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode (a
+// header read, the pipeline and a copy) and the frozen pre-#15 corruptions (test/data/reference/, the same bytes) side by side: interleaved short blocks,
 // wall-clock and CPU, medians of ROUNDS rounds (default 9 in that mode), for the types named in
 // DATA_BENCH_TYPES (comma-separated; default all).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -47,13 +47,17 @@ async function measure(fn: (k: number) => Promise<unknown>): Promise<{ wall: num
 
 type CorruptFn = typeof corrupt;
 
-/** decodeImage's path (a header read, then sharp's pipeline), frozen here so that "before" keeps it if decodeImage changes. */
+/**
+ * decodeImage's previous path, frozen here as "before": a header read (imageSize), then sharp's pipeline, then
+ * a copy of sharp's buffer (main at 74a6b65 did all three; decodeImage now takes one sharp call for a PNG and
+ * returns a view of sharp's buffer).
+ */
 async function decodeViaSharp(path: string, size: number): Promise<RgbImage> {
   await imageSize(path);
   const { data, info } = await sharp(path, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).autoOrient()
     .resize(size, size, { fit: 'cover', position: 'centre' }).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  return { width: info.width, height: info.height, data: new Uint8Array(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
 }
 
 /**
@@ -100,7 +104,7 @@ async function compareWithV1(square: string[]): Promise<void> {
   const ms = (v: Array<{ wall: number; cpu: number }>) => `${median(v.map((x) => x.wall)).toFixed(2)} ms wall, ${median(v.map((x) => x.cpu)).toFixed(2)} ms CPU`;
   console.log(`decode of a 256x256 PNG at 256, per image (medians of ${rounds} interleaved blocks of 24): before ${ms(dec.before)}; now ${ms(dec.after)}`);
   console.log(`images/s, median of ${rounds} interleaved blocks of 12 (levels low/mid/high), wall-clock / per CPU-second;`);
-  console.log('before = the frozen decode (sharp header read + pipeline; today decodeImage is the same) and test/data/reference/corruptions-v1.ts');
+  console.log('before = the frozen previous decode (sharp header read + pipeline + copy) and test/data/reference/corruptions-v1.ts; after = decodeImage and corrupt as they are');
   console.log('type                     decode+corrupt: before   after   ratio (wall; CPU)   | corrupt only: before   after   ratio (wall; CPU)');
   for (const type of types) {
     const cols: string[] = [];
