@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { blurRgb, boxBlur, convolveRgb, gaussianBlur, gaussianKernel1D, convolveSeparable, lineBlur, reflect101, SHARP_THRESHOLD } from '../../lib/data/filters.ts';
+import { blurRgb, boxBlur, convolveRgb, downsampleArea, gaussianBlur, gaussianKernel1D, convolveSeparable, lineBlur, lineBlurInto, reflect101, SHARP_THRESHOLD } from '../../lib/data/filters.ts';
 import { scene } from './helpers.ts';
 
 test('reflect101 mirrors without repeating the edge', () => {
@@ -78,5 +78,27 @@ test('lineBlur: an impulse becomes a centred segment of the asked length and ang
     assert.ok(Math.abs(axis - expected) < 0.06, `axis ${axis} vs ${expected}`);
     const major = Math.sqrt(12 * ((cxx + cyy) / 2 + Math.sqrt(((cxx - cyy) / 2) ** 2 + cxy ** 2)));
     assert.ok(Math.abs(major - len) < 1, `length ${major} vs ${len}`);
+  }
+});
+
+test('downsampleArea: bytes (integer block sums) give the same float32 values as the same bytes as floats', () => {
+  for (const [w, h, f] of [[13, 9, 2], [17, 11, 4], [8, 8, 3], [5, 3, 7]]) {
+    const img = scene(f, w, h);
+    const a = downsampleArea(img.data, w, h, 3, f), b = downsampleArea(new Float32Array(img.data), w, h, 3, f);
+    assert.deepEqual([a.width, a.height], [b.width, b.height]);
+    assert.ok(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer)), `${w}x${h} f ${f}`);
+  }
+});
+
+test('lineBlurInto: bytes are lineBlur\'s float32 values rounded, steep and shallow lines, byte or float input', () => {
+  const img = scene(4, 23, 17);
+  for (const angle of [0.3, 1.2, Math.PI / 4, -2.0]) {
+    const f = lineBlur(img.data, 23, 17, 9.5, angle);
+    assert.ok(Buffer.from(f.buffer).equals(Buffer.from(lineBlur(new Float32Array(img.data), 23, 17, 9.5, angle).buffer)));
+    const bytes = new Uint8ClampedArray(f.length);
+    lineBlurInto(img.data, 23, 17, 9.5, angle, bytes);
+    const ref = new Uint8ClampedArray(f.length);
+    ref.set(f);
+    assert.deepEqual(bytes, ref, `angle ${angle}`);
   }
 });
