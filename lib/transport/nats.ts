@@ -29,8 +29,9 @@ import {
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
 import { ObjectChunks } from './object-chunks.ts';
-import { CheckpointPushReceiver, pushCheckpoint } from './checkpoint-push.ts';
+import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
+import { trace } from '../log/trace.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function checkRunId(runId: string): string {
@@ -241,7 +242,9 @@ export class CheckpointStore {
     const name = objectName(version);
     const t0 = performance.now();
     // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
+    trace('put.start', { version });
     const found = await this.os.info(name);
+    trace('put.info', { version });
     const stored = found && !found.deleted ? found : null;
     const same = stored?.metadata?.['digest'] === digest;
     if (stored && !same) {
@@ -253,22 +256,27 @@ export class CheckpointStore {
         throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${stored.metadata?.['digest']}, refusing to replace it with ${digest}`);
       }
     }
-    // watchers get the bytes straight away; the JetStream copy below is what late joiners and a missed push read
-    if (this.opts.push !== false) pushCheckpoint(this.nc, this.runId, version, bytes, digest, meta);
     // a retried put of the same bytes only repeats the announcement
     if (!same) {
-      const written = await this.chunks.writeChunks(bytes);
+      // the chunks carry headers naming the checkpoint: watchers subscribed to the chunk subjects assemble them as
+      // they are stored (checkpoint-push.ts), so the bytes travel once; late joiners and a missed push read the store
+      const metaJson = JSON.stringify(meta);
+      const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
+      const written = await this.chunks.writeChunks(bytes, push);
+      trace('put.chunks', { version });
       await this.chunks.commit(name, written, bytes.length, sha, {
         description: `checkpoint v${version} of run ${this.runId}`,
         metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
       });
       if (stored) await this.chunks.purgeChunks(stored.nuid).catch(() => {});
+      trace('put.commit', { version });
     }
     const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
     const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };
     const h = headers();
     h.set('Nats-Msg-Id', `${name}-${digest.slice(7, 23)}`);
     await this.js.publish(this.subject, jc.encode(ann), { headers: h });
+    trace('put.announced', { version });
     this.opts.onPut?.({ version, bytes: bytes.length, seconds: (performance.now() - t0) / 1000 });
     return ann;
   }
@@ -282,7 +290,9 @@ export class CheckpointStore {
     checkVersion(version);
     const name = objectName(version);
     const t0 = performance.now();
+    trace('get.start', { version });
     const pushed = opts.expectDigest !== undefined ? await this.pushes?.take(version, opts.expectDigest, PUSH_WAIT_MS) : undefined;
+    trace('get.push', { version, held: !!pushed });
     if (pushed) {
       // verified on arrival: its sha256 is the expected (announced) digest
       this.opts.onGet?.({ version, bytes: pushed.bytes.length, seconds: (performance.now() - t0) / 1000 });
@@ -397,7 +407,7 @@ export class CheckpointStore {
    */
   async watch(opts: { onInvalid?: (err: Error) => void; onSuperseded?: (ann: Announcement) => void } = {}): Promise<CheckpointWatch> {
     // subscribed before the consumer starts, so that a checkpoint announced from now on is pushed to this store
-    const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.runId));
+    const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.bucket));
     this.pushWatchers++;
     let stopped = false;
     const consumer = await this.js.consumers.get(this.stream, {
@@ -413,6 +423,7 @@ export class CheckpointStore {
       try {
         for await (const m of messages) {
           let ann: Announcement;
+          trace('watch.msg', { seq: m.seq });
           try {
             ann = parseAnnouncement(m.data, subject);
           } catch (e) {
@@ -429,6 +440,7 @@ export class CheckpointStore {
             continue;
           }
           last = ann.version;
+          trace('watch.backed', { version: ann.version });
           yield ann;
         }
       } finally {
