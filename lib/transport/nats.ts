@@ -241,50 +241,32 @@ export class CheckpointStore {
     if (actual !== digest) throw new CheckpointIntegrityError(`checkpoint v${version}: given digest ${digest} is not the digest of the bytes (${actual})`);
     const name = objectName(version);
     const t0 = performance.now();
+    // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
     trace('put.start', { version });
-    // The lookup goes out first and the chunks right behind it, without waiting for its answer: a new version (the
-    // usual case) loses no round trip. Chunks written for nothing (a retry of stored bytes, a refused replacement)
-    // are purged; watchers that assembled them hold a push that no announcement names (checkpoint-push.ts).
-    const lookup = this.os.info(name);
-    const metaJson = JSON.stringify(meta);
-    // the chunks carry headers naming the checkpoint: watchers subscribed to the chunk subjects assemble them as
-    // they are stored (checkpoint-push.ts), so the bytes travel once; late joiners and a missed push read the store
-    const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
-    const writing = this.chunks.writeChunks(bytes, push);
-    writing.catch(() => {}); // its failure is reported where it is awaited below, not as an unhandled rejection meanwhile
-    const discard = () => writing.then((w) => this.chunks.purgeChunks(w.nuid)).catch(() => {});
-    let stored: Awaited<typeof lookup> = null;
-    try {
-      const found = await lookup;
-      stored = found && !found.deleted ? found : null;
-    } catch (e) {
-      await discard();
-      throw e;
-    }
+    const found = await this.os.info(name);
     trace('put.info', { version });
+    const stored = found && !found.deleted ? found : null;
     const same = stored?.metadata?.['digest'] === digest;
     if (stored && !same) {
       // An object that was never announced is a writer's leftover (it died between storing and announcing);
       // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
       // version is never replaced.
-      const latest = await this.latest().catch(async (e: unknown) => {
-        await discard();
-        throw e;
-      });
+      const latest = await this.latest();
       if (latest && latest.version >= version) {
-        await discard();
         throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${stored.metadata?.['digest']}, refusing to replace it with ${digest}`);
       }
     }
-    if (same) {
-      // a retried put of the same bytes only repeats the announcement
-      await discard();
-    } else {
-      const written = await writing;
+    // a retried put of the same bytes only repeats the announcement
+    if (!same) {
+      // the chunks carry headers naming the checkpoint: watchers subscribed to the chunk subjects assemble them as
+      // they are stored (checkpoint-push.ts), so the bytes travel once; late joiners and a missed push read the store
+      const metaJson = JSON.stringify(meta);
+      const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
+      const written = await this.chunks.writeChunks(bytes, push);
       trace('put.chunks', { version });
       await this.chunks.commit(name, written, bytes.length, sha, {
         description: `checkpoint v${version} of run ${this.runId}`,
-        metadata: { version: String(version), digest, size: String(bytes.length), meta: metaJson },
+        metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
       });
       if (stored) await this.chunks.purgeChunks(stored.nuid).catch(() => {});
       trace('put.commit', { version });

@@ -51,9 +51,6 @@ test('checkpoint put/get round-trip, digest verified, idempotent re-put, latest,
   await store.put(1, c1.bytes, c1.digest);
   const other = ckpt(10);
   await assert.rejects(store.put(1, other.bytes, other.digest), /v1 already exists .* refusing to replace/);
-  // put() writes the chunks before its lookup answers: the ones written for nothing by these two puts are purged,
-  // leaving v1's one chunk and its info
-  assert.equal((await (await nc.jetstreamManager()).streams.info(`OBJ_${store.bucket}`)).state.messages, 2);
   await assert.rejects(store.put(2, other.bytes, c1.digest), CheckpointIntegrityError);
   await assert.rejects(store.put(2, other.bytes, 'md5:abc'), /digest must look like sha256:<64 hex>/);
   await assert.rejects(store.get(1, { expectDigest: other.digest }), /stored digest .* differs from the expected/);
