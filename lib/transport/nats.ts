@@ -5,8 +5,9 @@
 // - stream              `recovery-ckpt-<runId>` on subject `recovery.<runId>.checkpoint` (announcements, JSON)
 // - KV bucket           `runstate-<runId>`      key `state` by default
 //
-// The object bytes are written and read by object-chunks.ts (Node's sha256, large chunks) and also pushed over core
-// NATS to watchers (checkpoint-push.ts). The announcement stream is the source of truth for "published": put()
+// The object bytes are written and read by object-chunks.ts (Node's sha256, large chunks); the chunks carry headers
+// naming the checkpoint, and watchers subscribed to the chunk subjects assemble them as they are stored
+// (checkpoint-push.ts), so the bytes travel once. The announcement stream is the source of truth for "published": put()
 // stores the object, then publishes the announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated
 // by JetStream). watch() is an ordered consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject),
 // so a worker that joins late gets the newest checkpoint first and then every later one; versions are yielded
@@ -131,8 +132,9 @@ export interface CheckpointStoreOptions {
   /** The learner's ed25519 public key: latest() and watch() accept only announcements it signed (lib/checkpoint/sign.ts). */
   verifyKey?: KeyObject;
   /**
-   * put() also pushes the bytes over core NATS (checkpoint-push.ts) for the stores that watch(); default true.
-   * Watchers use a push only when its sha256 is the announced digest, and fetch from the store otherwise.
+   * put() writes the chunks with headers naming the checkpoint, so that the stores that watch() assemble them as
+   * they are stored (checkpoint-push.ts); default true. Watchers use a push only when its sha256 is the announced
+   * digest, and fetch from the store otherwise.
    */
   push?: boolean;
 }
