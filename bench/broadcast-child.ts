@@ -3,14 +3,24 @@
 //                                          verify and decode each; sends { version } per checkpoint held
 //   tcp <port>                             reads length-prefixed frames from a loopback TCP socket and hashes
 //                                          each with Node's sha256; sends { version: frame index, digest }
+// Every report carries the process's CPU time so far (ms), so the bench can print CPU per round and arm.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { connectNats, CheckpointStore } from '../lib/transport/index.ts';
 import { fetchCheckpoint } from '../lib/worker/checkpoints.ts';
+import { trace, traceRole } from '../lib/log/trace.ts';
 
 const [mode, ...args] = process.argv.slice(2);
 const send = (m: object) => process.send!(m);
+/** This process's CPU time so far (user + system, every thread), ms: reported with each version. */
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+traceRole(`follower-${mode}-${process.pid}`);
+// stopped with SIGTERM: exit normally, so that --cpu-prof (BENCH_CHILD_ARGS) writes its profile
+process.once('SIGTERM', () => process.exit(0));
 
 if (mode === 'nats') {
   const [url, runId, shapesFile] = args as [string, string, string];
@@ -19,17 +29,18 @@ if (mode === 'nats') {
   const store = await CheckpointStore.open(nc, { runId });
   const watch = await store.watch({});
   process.once('disconnect', () => void watch.stop());
-  send({ ready: true });
+  send({ ready: true, cpu: cpuMs() });
   for await (const ann of watch) {
     const ck = await fetchCheckpoint(store, ann, { runId, shapes });
-    send({ version: ann.version, digest: ck.digest });
+    trace('decoded', { version: ann.version });
+    send({ version: ann.version, digest: ck.digest, cpu: cpuMs() });
   }
   await nc.close();
 } else if (mode === 'tcp') {
   const port = Number(args[0]);
   const sock = connect(port, '127.0.0.1');
   process.once('disconnect', () => sock.destroy());
-  sock.once('connect', () => send({ ready: true }));
+  sock.once('connect', () => send({ ready: true, cpu: cpuMs() }));
   sock.setNoDelay(true);
   // frames: an 8-byte little-endian length, then that many bytes, hashed as they arrive
   let head = Buffer.alloc(0);
@@ -54,7 +65,7 @@ if (mode === 'nats') {
       left -= take;
       if (left === 0) {
         left = -1;
-        send({ version: ++frame, digest: hash.digest('hex') });
+        send({ version: ++frame, digest: hash.digest('hex'), cpu: cpuMs() });
       }
     }
   });

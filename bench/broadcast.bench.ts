@@ -1,16 +1,21 @@
 // Checkpoint broadcast (issue #15): from the learner's put until 4 followers, each in its own process, hold the
 // checkpoint (fetched, sha256-verified, decoded, shapes checked), against loopback TCP moving and hashing the
 // same bytes to 4 receiver processes (the sender hashes once, each receiver hashes what it reads). Measured
-// side by side in one run, interleaved, medians; the ratio is TCP time / broadcast time (target >= 0.5).
-//   BENCH_BROADCAST_REPS (default 5), BENCH_BROADCAST_SIZES (MB, default "1.2,50")
+// side by side in one run, interleaved, medians; the ratio is TCP time / broadcast time (target >= 0.5). Beside the
+// wall times it prints the CPU time per round of each arm's processes (means over the rounds): the sender (this
+// process: the learner's put, or the TCP writes), the 4 receivers together, and nats-server.
+//   BENCH_BROADCAST_REPS (default 5), BENCH_BROADCAST_SIZES (MB, default "1.2,50"),
+//   BENCH_CHILD_ARGS (extra node flags for the follower processes, e.g. "--cpu-prof --cpu-prof-dir=DIR"),
+//   RECOVERY_GRPO_TRACE=FILE (lib/log/trace.ts: the put's, the followers' and the watch's steps, one JSON line each)
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
+import { trace, traceRole } from '../lib/log/trace.ts';
 import { freePort } from '../lib/local/local-run.ts';
 import { CheckpointStore, connectNats, spawnNatsServer } from '../lib/transport/index.ts';
 
@@ -23,16 +28,21 @@ interface Follower {
   proc: ChildProcess;
   /** Resolves when the follower reports `version`. */
   reached(version: number): Promise<string>;
+  /** The follower's CPU time (ms) at its last report. */
+  cpu(): number;
 }
 
 function startFollower(args: string[]): Promise<Follower> {
-  const proc = fork(CHILD, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const extra = process.env.BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? [];
+  const proc = fork(CHILD, args, { execArgv: ['--import', 'tsx', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const seen = new Map<number, string>();
   const waiting = new Map<number, (d: string) => void>();
+  let cpu = 0;
   return new Promise((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`broadcast follower ${args[0]} exited with ${code}`)));
-    proc.on('message', (m: { ready?: boolean; version?: number; digest?: string }) => {
-      if (m.ready) resolve({ proc, reached: (v) => (seen.has(v) ? Promise.resolve(seen.get(v)!) : new Promise((r) => waiting.set(v, r))) });
+    proc.on('message', (m: { ready?: boolean; version?: number; digest?: string; cpu?: number }) => {
+      if (m.cpu !== undefined) cpu = m.cpu;
+      if (m.ready) resolve({ proc, cpu: () => cpu, reached: (v) => (seen.has(v) ? Promise.resolve(seen.get(v)!) : new Promise((r) => waiting.set(v, r))) });
       if (m.version !== undefined) {
         seen.set(m.version, m.digest!);
         waiting.get(m.version)?.(m.digest!);
@@ -40,6 +50,24 @@ function startFollower(args: string[]): Promise<Follower> {
     });
   });
 }
+
+/** CPU time (ms) of this process so far. */
+function ownCpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** CPU time (ms) of another process so far, from /proc (clock ticks of 10 ms: meaningful summed over rounds). */
+function procCpu(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 function stopAll(fs: Follower[]): void {
   for (const f of fs) if (f.proc.exitCode === null) f.proc.kill('SIGTERM');
@@ -63,6 +91,7 @@ function syntheticParams(mb: number): TensorMap {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function run(): Promise<void> {
+  traceRole('learner');
   const dir = mkdtempSync(join(tmpdir(), 'bench-broadcast-'));
   const nats = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'nats') });
   const tcp = createServer();
@@ -88,17 +117,27 @@ export async function run(): Promise<void> {
       followers.push(...receivers);
       const natsMs: number[] = [];
       const tcpMs: number[] = [];
+      // CPU ms summed over the rounds: [sender, receivers, nats-server]
+      const natsCpu = [0, 0, 0];
+      const tcpCpu = [0, 0];
+      const fCpu = (fs: Follower[]) => sum(fs.map((f) => f.cpu()));
       let bytes = 0;
       for (let v = 1; v <= REPS; v++) {
         const enc = encodeCheckpoint({ meta: { runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
         bytes = enc.bytes.length;
+        let c0 = [ownCpu(), fCpu(followers.slice(0, FOLLOWERS)), procCpu(nats.pid)];
         let t0 = performance.now();
+        trace('bench.put', { version: v });
         await store.put(v, enc.bytes, `sha256:${enc.digest}`);
         const natsDigests = await Promise.all(followers.slice(0, FOLLOWERS).map((f) => f.reached(v)));
         natsMs.push(performance.now() - t0);
+        trace('bench.all_held', { version: v });
+        const c1 = [ownCpu(), fCpu(followers.slice(0, FOLLOWERS)), procCpu(nats.pid)];
+        for (let i = 0; i < 3; i++) natsCpu[i]! += c1[i]! - c0[i]!;
         if (natsDigests.some((d) => d !== enc.digest)) throw new Error(`v${v}: a follower holds another digest`);
         await store.prune(2);
 
+        c0 = [ownCpu(), fCpu(receivers)];
         t0 = performance.now();
         const digest = createHash('sha256').update(enc.bytes).digest('hex');
         const head = Buffer.alloc(8);
@@ -109,6 +148,8 @@ export async function run(): Promise<void> {
         }
         const tcpDigests = await Promise.all(receivers.map((f) => f.reached(v)));
         tcpMs.push(performance.now() - t0);
+        tcpCpu[0]! += ownCpu() - c0[0]!;
+        tcpCpu[1]! += fCpu(receivers) - c0[1]!;
         if (tcpDigests.some((d) => d !== digest)) throw new Error(`v${v}: a TCP receiver hashed other bytes`);
       }
       stopAll(followers);
@@ -122,6 +163,11 @@ export async function run(): Promise<void> {
         `  ${(bytes / 1e6).toFixed(2)} MB: broadcast ${n.toFixed(1)} ms (${(moved / (n / 1000)).toFixed(0)} MB/s delivered), ` +
           `loopback TCP + sha256 ${t.toFixed(1)} ms (${(moved / (t / 1000)).toFixed(0)} MB/s): ratio ${(t / n).toFixed(2)} (target >= 0.5)` +
           `  [broadcast ms: ${natsMs.map((x) => x.toFixed(0)).join(' ')}; tcp ms: ${tcpMs.map((x) => x.toFixed(0)).join(' ')}]`,
+      );
+      const per = (x: number) => (x / REPS).toFixed(1);
+      console.log(
+        `    CPU ms per round (means): broadcast: learner ${per(natsCpu[0]!)}, followers ${per(natsCpu[1]!)}, nats-server ${per(natsCpu[2]!)}, ` +
+          `all ${per(sum(natsCpu))}; TCP: sender ${per(tcpCpu[0]!)}, receivers ${per(tcpCpu[1]!)}, all ${per(sum(tcpCpu))}`,
       );
     }
   } finally {

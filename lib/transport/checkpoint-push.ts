@@ -1,13 +1,19 @@
-// Checkpoint bytes pushed over core NATS (subject `recovery.<runId>.push`) while the JetStream copy is written:
-// followers that are subscribed assemble them in memory and skip the store's round trips and disk. A push is only
-// a faster path: bytes are used only when their sha256 (Node's, computed as they arrive) equals the announced
-// digest, and a follower that missed a push (not yet subscribed, a dropped message, a slow consumer) fetches the
-// checkpoint from the store as before.
+// Checkpoint bytes pushed to the followers as the learner stores them: the object chunks that CheckpointStore.put
+// publishes into JetStream (object-chunks.ts, subject `$O.<bucket>.C.<nuid>`) carry headers naming the checkpoint,
+// and a store that watch()es subscribes to those subjects over core NATS. So the learner sends the bytes once, the
+// server stores them and hands them to the subscribed followers as they arrive, and the followers hold them
+// before the announcement (published only after the object is committed) reaches them.
 //
-// Each message carries one chunk and headers naming the checkpoint: version, digest, total size, offset, and the
-// stored metadata (JSON). Chunks of one push arrive in order (one publisher connection, one subject).
+// A push is only a faster path: bytes are used only when their sha256 (Node's, computed as they arrive) equals
+// the announced digest, and a follower that missed a push (not yet subscribed, a dropped message, a slow consumer)
+// fetches the checkpoint from the store as before. Chunks without these headers (objects written by anyone else,
+// e.g. nats.js's own object store) are ignored.
+//
+// Headers of each chunk: version, digest, total size, offset, and on the first chunk the stored metadata (JSON).
+// Chunks of one object arrive in order (one publisher connection, one subject).
 import { createHash, type Hash } from 'node:crypto';
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+import { trace } from '../log/trace.ts';
 
 const H_VERSION = 'Ckpt-Version';
 const H_DIGEST = 'Ckpt-Digest';
@@ -20,8 +26,9 @@ const MAX_PUSH_BYTES = 2 ** 31 - 1;
 /** Pushes assembled at once; an older one is dropped for a newer. */
 const MAX_IN_PROGRESS = 2;
 
-export function pushSubject(runId: string): string {
-  return `recovery.${runId}.push`;
+/** The subjects a bucket's object chunks are published on (object-chunks.ts): what followers subscribe to. */
+export function chunkSubjects(bucket: string): string {
+  return `$O.${bucket}.C.>`;
 }
 
 export interface PushedCheckpoint {
@@ -34,22 +41,15 @@ export interface PushedCheckpoint {
   receivedUnixMs: number;
 }
 
-/** Publishes `bytes` as checkpoint `version` (fire and forget: nobody acknowledges a push). */
-export function pushCheckpoint(nc: NatsConnection, runId: string, version: number, bytes: Uint8Array, digest: string, meta: Record<string, unknown>): void {
-  const max = nc.info?.max_payload ?? 1024 * 1024;
-  const metaJson = JSON.stringify(meta);
-  const chunk = Math.max(1024, max - 4096 - Buffer.byteLength(metaJson));
-  const subject = pushSubject(runId);
-  for (let o = 0; o < bytes.length || o === 0; o += chunk) {
-    const h = headers();
-    h.set(H_VERSION, String(version));
-    h.set(H_DIGEST, digest);
-    h.set(H_SIZE, String(bytes.length));
-    h.set(H_OFFSET, String(o));
-    if (o === 0) h.set(H_META, metaJson);
-    nc.publish(subject, bytes.subarray(o, Math.min(bytes.length, o + chunk)), { headers: h });
-    if (bytes.length === 0) break;
-  }
+/** The headers of the chunk at `offset` of checkpoint `version` (`size` bytes, sha256 `digest`). */
+export function pushHeaders(version: number, size: number, offset: number, digest: string, metaJson: string): MsgHdrs {
+  const h = headers();
+  h.set(H_VERSION, String(version));
+  h.set(H_DIGEST, digest);
+  h.set(H_SIZE, String(size));
+  h.set(H_OFFSET, String(offset));
+  if (offset === 0) h.set(H_META, metaJson);
+  return h;
 }
 
 interface Assembly {
@@ -68,15 +68,15 @@ function intHeader(h: MsgHdrs, key: string): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-/** A follower's subscription to a run's pushes: keeps the newest complete, verified checkpoint. */
+/** A follower's subscription to a bucket's chunks: keeps the newest complete, verified checkpoint. */
 export class CheckpointPushReceiver {
   private readonly sub: Subscription;
   private readonly assembling = new Map<string, Assembly>();
   private held: PushedCheckpoint | undefined;
   private readonly waiters = new Map<string, Array<() => void>>();
 
-  constructor(nc: NatsConnection, runId: string) {
-    this.sub = nc.subscribe(pushSubject(runId), { callback: (err, msg) => { if (!err && msg.headers) this.onChunk(msg.headers, msg.data); } });
+  constructor(nc: NatsConnection, bucket: string) {
+    this.sub = nc.subscribe(chunkSubjects(bucket), { callback: (err, msg) => { if (!err && msg.headers) this.onChunk(msg.headers, msg.data); } });
   }
 
   private onChunk(h: MsgHdrs, data: Uint8Array): void {
@@ -88,6 +88,7 @@ export class CheckpointPushReceiver {
     if (this.held && version <= this.held.version) return;
     let a = this.assembling.get(digest);
     if (offset === 0) {
+      trace('push.first', { version });
       let meta: Record<string, unknown> = {};
       try {
         const parsed: unknown = JSON.parse(h.get(H_META) || '{}');
@@ -111,6 +112,7 @@ export class CheckpointPushReceiver {
     this.assembling.delete(digest);
     if (`sha256:${a.hash.digest('hex')}` !== digest) return this.wake(digest);
     this.held = { version, digest, bytes: a.buf, meta: a.meta, receivedUnixMs: Date.now() };
+    trace('push.held', { version });
     for (const [d, other] of this.assembling) if (other.version <= version) this.drop(d);
     this.wake(digest);
   }

@@ -43,10 +43,14 @@ const CREATE_API = ['$JS.API.STREAM.CREATE.*', '$JS.API.STREAM.UPDATE.*'];
 /** Removing whole streams or messages: nobody's grant includes these (an operator uses the system account). */
 const DESTROY_API = ['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.MSG.DELETE.>'];
 
-/** Subjects that write checkpoints, push their bytes (checkpoint-push.ts) or announce them: the learner's alone. */
-export const CHECKPOINT_WRITE_SUBJECTS = ['$O.>', 'recovery.*.checkpoint', 'recovery.*.push'];
-/** What every role may subscribe to: its replies (JetStream consumers deliver there) and the checkpoint push. */
-const SUBSCRIBE = ['_INBOX.>', 'recovery.*.push'];
+/** Subjects that write checkpoints or announce them: the learner's alone. */
+export const CHECKPOINT_WRITE_SUBJECTS = ['$O.>', 'recovery.*.checkpoint'];
+/**
+ * What every role may subscribe to: its replies (JetStream consumers deliver there) and the object chunks as they
+ * are stored (checkpoint-push.ts: a watching store assembles a checkpoint from them; reading them is what any
+ * reader's consumer on the bucket may do already).
+ */
+const SUBSCRIBE = ['_INBOX.>', '$O.*.C.>'];
 /** Subjects that write the run state: the orchestrator's (the learner's skip record excepted). */
 export const RUN_STATE_WRITE_SUBJECTS = ['$KV.>'];
 

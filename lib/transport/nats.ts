@@ -5,8 +5,9 @@
 // - stream              `recovery-ckpt-<runId>` on subject `recovery.<runId>.checkpoint` (announcements, JSON)
 // - KV bucket           `runstate-<runId>`      key `state` by default
 //
-// The object bytes are written and read by object-chunks.ts (Node's sha256, large chunks) and also pushed over core
-// NATS to watchers (checkpoint-push.ts). The announcement stream is the source of truth for "published": put()
+// The object bytes are written and read by object-chunks.ts (Node's sha256, large chunks); the chunks carry headers
+// naming the checkpoint, and watchers subscribed to the chunk subjects assemble them as they are stored
+// (checkpoint-push.ts), so the bytes travel once. The announcement stream is the source of truth for "published": put()
 // stores the object, then publishes the announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated
 // by JetStream). watch() is an ordered consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject),
 // so a worker that joins late gets the newest checkpoint first and then every later one; versions are yielded
@@ -29,8 +30,9 @@ import {
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
 import { ObjectChunks } from './object-chunks.ts';
-import { CheckpointPushReceiver, pushCheckpoint } from './checkpoint-push.ts';
+import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
+import { trace } from '../log/trace.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function checkRunId(runId: string): string {
@@ -130,8 +132,9 @@ export interface CheckpointStoreOptions {
   /** The learner's ed25519 public key: latest() and watch() accept only announcements it signed (lib/checkpoint/sign.ts). */
   verifyKey?: KeyObject;
   /**
-   * put() also pushes the bytes over core NATS (checkpoint-push.ts) for the stores that watch(); default true.
-   * Watchers use a push only when its sha256 is the announced digest, and fetch from the store otherwise.
+   * put() writes the chunks with headers naming the checkpoint, so that the stores that watch() assemble them as
+   * they are stored (checkpoint-push.ts); default true. Watchers use a push only when its sha256 is the announced
+   * digest, and fetch from the store otherwise.
    */
   push?: boolean;
 }
@@ -241,7 +244,9 @@ export class CheckpointStore {
     const name = objectName(version);
     const t0 = performance.now();
     // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
+    trace('put.start', { version });
     const found = await this.os.info(name);
+    trace('put.info', { version });
     const stored = found && !found.deleted ? found : null;
     const same = stored?.metadata?.['digest'] === digest;
     if (stored && !same) {
@@ -253,22 +258,27 @@ export class CheckpointStore {
         throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${stored.metadata?.['digest']}, refusing to replace it with ${digest}`);
       }
     }
-    // watchers get the bytes straight away; the JetStream copy below is what late joiners and a missed push read
-    if (this.opts.push !== false) pushCheckpoint(this.nc, this.runId, version, bytes, digest, meta);
     // a retried put of the same bytes only repeats the announcement
     if (!same) {
-      const written = await this.chunks.writeChunks(bytes);
+      // the chunks carry headers naming the checkpoint: watchers subscribed to the chunk subjects assemble them as
+      // they are stored (checkpoint-push.ts), so the bytes travel once; late joiners and a missed push read the store
+      const metaJson = JSON.stringify(meta);
+      const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
+      const written = await this.chunks.writeChunks(bytes, push);
+      trace('put.chunks', { version });
       await this.chunks.commit(name, written, bytes.length, sha, {
         description: `checkpoint v${version} of run ${this.runId}`,
         metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
       });
       if (stored) await this.chunks.purgeChunks(stored.nuid).catch(() => {});
+      trace('put.commit', { version });
     }
     const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
     const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };
     const h = headers();
     h.set('Nats-Msg-Id', `${name}-${digest.slice(7, 23)}`);
     await this.js.publish(this.subject, jc.encode(ann), { headers: h });
+    trace('put.announced', { version });
     this.opts.onPut?.({ version, bytes: bytes.length, seconds: (performance.now() - t0) / 1000 });
     return ann;
   }
@@ -282,7 +292,9 @@ export class CheckpointStore {
     checkVersion(version);
     const name = objectName(version);
     const t0 = performance.now();
+    trace('get.start', { version });
     const pushed = opts.expectDigest !== undefined ? await this.pushes?.take(version, opts.expectDigest, PUSH_WAIT_MS) : undefined;
+    trace('get.push', { version, held: !!pushed });
     if (pushed) {
       // verified on arrival: its sha256 is the expected (announced) digest
       this.opts.onGet?.({ version, bytes: pushed.bytes.length, seconds: (performance.now() - t0) / 1000 });
@@ -397,7 +409,7 @@ export class CheckpointStore {
    */
   async watch(opts: { onInvalid?: (err: Error) => void; onSuperseded?: (ann: Announcement) => void } = {}): Promise<CheckpointWatch> {
     // subscribed before the consumer starts, so that a checkpoint announced from now on is pushed to this store
-    const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.runId));
+    const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.bucket));
     this.pushWatchers++;
     let stopped = false;
     const consumer = await this.js.consumers.get(this.stream, {
@@ -413,6 +425,7 @@ export class CheckpointStore {
       try {
         for await (const m of messages) {
           let ann: Announcement;
+          trace('watch.msg', { seq: m.seq });
           try {
             ann = parseAnnouncement(m.data, subject);
           } catch (e) {
@@ -429,6 +442,7 @@ export class CheckpointStore {
             continue;
           }
           last = ann.version;
+          trace('watch.backed', { version: ann.version });
           yield ann;
         }
       } finally {

@@ -4,7 +4,7 @@
 // Why: nats.js hashes every byte with a JavaScript SHA-256 on both sides and writes 128 KiB chunks; here the caller
 // hashes once with Node's crypto, chunks are as large as the server accepts, and a window of them is in flight at once.
 import { randomBytes } from 'node:crypto';
-import { consumerOpts, headers, JSONCodec, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectInfo } from 'nats';
+import { consumerOpts, headers, JSONCodec, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection, type ObjectInfo } from 'nats';
 
 const jc = JSONCodec();
 
@@ -41,10 +41,11 @@ export class ObjectChunks {
   }
 
   /**
-   * Writes the bytes as chunks under a fresh id, every chunk published at once; returns the id. On a failure
-   * the chunks written so far are purged.
+   * Writes the bytes as chunks under a fresh id, a window of them awaiting acknowledgement at once; returns the id.
+   * `chunkHeaders(offset)` gives each chunk's headers (checkpoint-push.ts: subscribed followers assemble the chunks
+   * as they are stored). On a failure the chunks written so far are purged.
    */
-  async writeChunks(bytes: Uint8Array): Promise<{ nuid: string; chunks: number }> {
+  async writeChunks(bytes: Uint8Array, chunkHeaders?: (offset: number) => MsgHdrs): Promise<{ nuid: string; chunks: number }> {
     const nuid = randomBytes(16).toString('hex');
     const subject = this.chunkSubject(nuid);
     const size = this.chunkSize();
@@ -54,7 +55,8 @@ export class ObjectChunks {
     let nextChunk = 0;
     const writer = async () => {
       for (let i = nextChunk++; i < count; i = nextChunk++) {
-        await this.js.publish(subject, bytes.subarray(i * size, Math.min(bytes.length, (i + 1) * size)), { timeout: PUBLISH_TIMEOUT_MS });
+        const h = chunkHeaders?.(i * size);
+        await this.js.publish(subject, bytes.subarray(i * size, Math.min(bytes.length, (i + 1) * size)), { timeout: PUBLISH_TIMEOUT_MS, ...(h ? { headers: h } : {}) });
       }
     };
     const settled = await Promise.allSettled(Array.from({ length: Math.min(WINDOW, count) }, writer));

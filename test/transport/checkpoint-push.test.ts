@@ -4,10 +4,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { headers, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, sha256Digest, type Announcement } from '../../lib/transport/nats.ts';
-import { pushSubject } from '../../lib/transport/checkpoint-push.ts';
+import { pushHeaders } from '../../lib/transport/checkpoint-push.ts';
 
 let nats: TestNatsServer;
 let learnerNc: NatsConnection;
@@ -73,13 +73,8 @@ test('a forged push (bytes that do not hash to their digest) is ignored: the wat
   const watch = await follower.watch();
   const it = watch[Symbol.asyncIterator]();
   const c = ckpt();
-  // someone who may publish on the push subject sends other bytes under the real digest, before the learner's put
-  const h = headers();
-  h.set('Ckpt-Version', '1');
-  h.set('Ckpt-Digest', c.digest);
-  h.set('Ckpt-Size', '64');
-  h.set('Ckpt-Offset', '0');
-  learnerNc.publish(pushSubject(runId), randomBytes(64), { headers: h });
+  // someone who may publish object chunks sends other bytes under the real digest, before the learner's put
+  learnerNc.publish(`$O.${learner.bucket}.C.forged`, randomBytes(64), { headers: pushHeaders(1, 64, 0, c.digest, '{}') });
   await learnerNc.flush();
   await learner.put(1, c.bytes, c.digest);
   const ann = await nextAnnouncement(it);

@@ -82,15 +82,17 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   await watch.stop();
   assert.deepEqual((await RunStateStore.open(rollout, { runId: RUN, schema }).then((s) => s.get()))?.value, { phase: 'sft', seq: 0 });
 
-  // ... receives the learner's checkpoint push (a subscription the server refused would never deliver it)
-  const pushes = rollout.subscribe(`recovery.${RUN}.push`, { max: 1 });
+  // ... receives the object chunks as the learner stores them (checkpoint-push.ts; a subscription the server
+  // refused would never deliver them)
+  const pushes = rollout.subscribe(`$O.checkpoints-${RUN}.C.>`, { max: 1 });
   await rollout.flush();
-  learner.publish(`recovery.${RUN}.push`, new Uint8Array([7]));
-  for await (const m of pushes) assert.deepEqual([...m.data], [7]);
+  const pushed = ckpt();
+  await learnerStore.put(3, pushed.bytes, pushed.digest);
+  for await (const m of pushes) assert.deepEqual(Buffer.from(m.data), Buffer.from(pushed.bytes).subarray(0, m.data.length));
 
   // ... and every write it tries is refused by the server
   const forged = ckpt();
-  await assert.rejects(rolloutStore.put(3, forged.bytes, forged.digest), refused, 'rollout stores a checkpoint');
+  await assert.rejects(rolloutStore.put(4, forged.bytes, forged.digest), refused, 'rollout stores a checkpoint');
   const jc = JSONCodec();
   const announcement = { run_id: RUN, version: 999, name: 'v0000000999', digest: forged.digest, size: 3000, meta: {}, published_unix_ms: Date.now() };
   await assert.rejects(rollout.jetstream().publish(`recovery.${RUN}.checkpoint`, jc.encode(announcement)), refused, 'rollout announces a checkpoint');
@@ -103,14 +105,14 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
 
   // the orchestrator writes the run state but cannot write checkpoints
   await state.update({ phase: 'grpo', seq: 1 }, rev);
-  await assert.rejects(orchStore.put(3, forged.bytes, forged.digest), refused, 'orchestrator stores a checkpoint');
+  await assert.rejects(orchStore.put(4, forged.bytes, forged.digest), refused, 'orchestrator stores a checkpoint');
   // the learner cannot write the run state itself (only its skip record)
   const learnerState = await RunStateStore.open(learner, { runId: RUN, schema });
   const cur = await learnerState.get();
   await assert.rejects(learnerState.update({ phase: 'done', seq: 9 }, cur!.revision), refused, 'learner writes the run state');
 
   // nothing refused changed anything
-  assert.equal((await rolloutStore.latest())?.version, 2);
+  assert.equal((await rolloutStore.latest())?.version, 3);
   assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 });
   // the connections survive their refusals
   assert.equal(rollout.isClosed(), false);

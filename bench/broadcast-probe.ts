@@ -1,0 +1,156 @@
+// Where a follower's CPU goes on this kind of machine (docs/performance.md "Checkpoint broadcast"): two probes
+// behind the broadcast benchmark's figures, each printing CPU time (user + system) per megabyte.
+//   node --import tsx bench/broadcast-probe.ts memory    in one process: a fresh 1 MiB buffer written once, the
+//                                                        same buffer reused, sha256, decodeCheckpoint of 1.2 MB
+//   node --import tsx bench/broadcast-probe.ts receive   4 receiver processes taking 1.2 MB per round: over core
+//                                                        NATS (nats.js, 1 MiB and 64 KB messages, nothing done with
+//                                                        the bytes) and over loopback TCP (nothing done, and sha256)
+// PROBE_REPS (default 10) rounds per contender.
+import { fork, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as tcpConnect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect as natsConnect } from 'nats';
+import { decodeCheckpoint, encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
+import { freePort } from '../lib/local/local-run.ts';
+import { spawnNatsServer } from '../lib/transport/index.ts';
+
+const REPS = Number(process.env.PROBE_REPS ?? 10);
+const SIZE = 1.2e6;
+const SELF = fileURLToPath(import.meta.url);
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+function perMb(label: string, mb: number, f: () => void): void {
+  const n = 100;
+  f();
+  const c0 = cpuMs();
+  for (let i = 0; i < n; i++) f();
+  console.log(`  ${label}: ${((cpuMs() - c0) / n / mb).toFixed(2)} ms CPU per MB`);
+}
+
+function memory(): void {
+  const src = new Uint8Array(1 << 20).fill(3);
+  const reused = new Uint8Array(1 << 20);
+  const params: TensorMap = new Map([['w', { shape: [SIZE / 4], data: new Float32Array(SIZE / 4).fill(0.5) }]]);
+  const enc = encodeCheckpoint({ meta: { runId: 'probe', version: 1, step: 1, lastBatchId: null, configHash: 'probe' }, params });
+  const shapes = new Map([['w', [SIZE / 4]]]);
+  console.log('memory (one process):');
+  perMb('fresh 1 MiB Uint8Array, written once', 1.048576, () => new Uint8Array(1 << 20).set(src));
+  perMb('the same 1 MiB buffer, written again', 1.048576, () => reused.set(src));
+  perMb('sha256 (Node)', 1.048576, () => createHash('sha256').update(src).digest());
+  perMb('decodeCheckpoint (digest given)', enc.bytes.length / 1e6, () => decodeCheckpoint(enc.bytes, { expectedShapes: shapes, computedDigest: enc.digest }));
+}
+
+interface Receiver {
+  proc: ChildProcess;
+  rounds: number;
+  cpu: number;
+  cpu0: number;
+  wake?: () => void;
+}
+
+function startReceiver(args: string[]): Promise<Receiver> {
+  const proc = fork(SELF, ['child', ...args], { execArgv: ['--import', 'tsx'] });
+  return new Promise((resolve) => {
+    const r: Receiver = { proc, rounds: 0, cpu: 0, cpu0: 0 };
+    proc.on('message', (m: { ready?: boolean; rounds?: number; cpu: number }) => {
+      r.cpu = m.cpu;
+      if (m.ready) resolve(r);
+      if (m.rounds !== undefined) {
+        r.rounds = m.rounds;
+        if (m.rounds === 1) r.cpu0 = m.cpu;
+        r.wake?.();
+      }
+    });
+  });
+}
+
+async function rounds(label: string, rs: Receiver[], send: () => void): Promise<void> {
+  for (let k = 1; k <= REPS + 1; k++) {
+    send();
+    await Promise.all(rs.map((r) => new Promise<void>((res) => {
+      const check = () => (r.rounds >= k ? res() : (r.wake = check));
+      check();
+    })));
+  }
+  // the first round is a warm-up
+  const per = rs.map((r) => (r.cpu - r.cpu0) / REPS / (SIZE / 1e6));
+  console.log(`  ${label}: ${per.map((x) => x.toFixed(1)).join(', ')} ms CPU per MB (each receiver)`);
+  for (const r of rs) r.proc.kill();
+}
+
+async function receive(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'probe-'));
+  const nats = await spawnNatsServer({ port: await freePort(), storeDir: dir });
+  const bytes = Buffer.alloc(SIZE, 7);
+  console.log('receive (4 receiver processes, 1.2 MB per round):');
+  try {
+    for (const chunk of [1 << 20, 65_000]) {
+      const rs = await Promise.all([0, 1, 2, 3].map(() => startReceiver(['nats', nats.url])));
+      const nc = await natsConnect({ servers: nats.url });
+      await rounds(`core NATS, ${chunk} B messages, nothing done`, rs, () => {
+        for (let o = 0; o < SIZE; o += chunk) nc.publish('probe', bytes.subarray(o, Math.min(SIZE, o + chunk)));
+      });
+      await nc.close();
+    }
+    for (const hash of [false, true]) {
+      const sockets: Socket[] = [];
+      const server = createServer((s) => sockets.push(s.setNoDelay(true)));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = String((server.address() as { port: number }).port);
+      const rs = await Promise.all([0, 1, 2, 3].map(() => startReceiver(['tcp', port, hash ? 'hash' : 'none'])));
+      while (sockets.length < rs.length) await new Promise((r) => setTimeout(r, 10));
+      await rounds(`loopback TCP, ${hash ? 'sha256' : 'nothing done'}`, rs, () => {
+        for (const s of sockets) s.write(bytes);
+      });
+      server.close();
+      for (const s of sockets) s.destroy();
+    }
+  } finally {
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function child(mode: string, target: string, what?: string): Promise<void> {
+  let got = 0;
+  let done = 0;
+  const report = (ready = false) => process.send!({ ...(ready ? { ready } : { rounds: done }), cpu: cpuMs() });
+  const take = (n: number) => {
+    for (got += n; got >= SIZE; got -= SIZE) {
+      done++;
+      report();
+    }
+  };
+  if (mode === 'nats') {
+    const nc = await natsConnect({ servers: target });
+    nc.subscribe('probe', { callback: (_e, m) => take(m.data.length) });
+    await nc.flush();
+    report(true);
+  } else {
+    let h = createHash('sha256');
+    const sock = tcpConnect(Number(target), '127.0.0.1');
+    sock.on('data', (d: Buffer) => {
+      if (what === 'hash') h.update(d);
+      const before = done;
+      take(d.length);
+      if (what === 'hash' && done > before) {
+        h.digest();
+        h = createHash('sha256');
+      }
+    });
+    sock.once('connect', () => report(true));
+  }
+}
+
+const [mode, ...rest] = process.argv.slice(2);
+if (mode === 'memory') memory();
+else if (mode === 'receive') await receive();
+else if (mode === 'child') await child(rest[0]!, rest[1]!, rest[2]);
+else throw new Error(`bench/broadcast-probe.ts: mode must be memory or receive, got ${JSON.stringify(mode)}`);
