@@ -10,6 +10,8 @@
 //          data.size=32 data.evalSize=48 flow.evalSteps=10 sft.lr=1e-3
 //   env VAL (default 2) held-out photographs at least, K (default 8) corruptions per photograph;
 //   EVAL_STEPS (e.g. 1,4) also scores ODEs of these step counts at every point (reward only).
+//   With sft.ema=D every point scores the weights' moving average (the published warm start) and also the
+//   trained weights themselves ("without EMA").
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../../lib/config/index.ts';
@@ -74,17 +76,20 @@ const trainer = FlowTrainer.create(config, params);
 const identity = (await evaluate(config, samples, { identity: { kind: 'identity' } })).reports.identity!;
 const fmt = (s: Scores) => `reward ${s.reward.toFixed(4)} ssim ${s.ssim.toFixed(4)} psnr ${s.psnr.toFixed(2)}`;
 console.log(`identity: ${fmt(identity)}`);
-const points: Array<{ step: number; seconds: number; loss: number; reward_by_eval_steps?: Record<string, number> } & Scores> = [];
+const points: Array<{ step: number; seconds: number; loss: number; reward_by_eval_steps?: Record<string, number>; raw?: Scores } & Scores> = [];
+// With sft.ema the point scores the moving average (what SFT publishes) and, as `raw`, the trained weights.
+const scored = trainer.sftEma?.shadow ?? params;
 const evalAt = async (step: number, seconds: number, loss: number) => {
-  const r = (await evaluate(config, samples, { policy: { kind: 'mean', params } })).reports.policy!;
+  const r = (await evaluate(config, samples, { policy: { kind: 'mean', params: scored } })).reports.policy!;
+  const raw = trainer.sftEma ? (await evaluate(config, samples, { policy: { kind: 'mean', params } })).reports.policy! : undefined;
   const { reward, ssim, clip_cos, psnr, count } = r;
   const byEvalSteps: Record<string, number> = {};
   for (const k of extraEvalSteps) {
     const c = { ...config, flow: { ...config.flow, evalSteps: k } };
-    byEvalSteps[k] = (await evaluate(c, samples, { policy: { kind: 'mean', params } })).reports.policy!.reward;
+    byEvalSteps[k] = (await evaluate(c, samples, { policy: { kind: 'mean', params: scored } })).reports.policy!.reward;
   }
-  points.push({ step, seconds, loss, reward, ssim, clip_cos, psnr, count, ...(extraEvalSteps.length ? { reward_by_eval_steps: byEvalSteps } : {}) });
-  const extra = extraEvalSteps.map((k) => ` | ${k}-step ODE reward ${byEvalSteps[k]!.toFixed(4)}`).join('');
+  points.push({ step, seconds, loss, reward, ssim, clip_cos, psnr, count, ...(extraEvalSteps.length ? { reward_by_eval_steps: byEvalSteps } : {}), ...(raw ? { raw } : {}) });
+  const extra = extraEvalSteps.map((k) => ` | ${k}-step ODE reward ${byEvalSteps[k]!.toFixed(4)}`).join('') + (raw ? ` | without EMA: ${fmt(raw)}` : '');
   console.log(`step ${step} (${seconds.toFixed(0)} s training) loss(last ${every}) ${loss.toFixed(4)}: ${fmt(r)}${extra}`);
   writeFileSync(outArg, JSON.stringify({ overrides, steps, every, val: held.size, samples: samples.length, identity, points }, null, 2));
 };
