@@ -96,9 +96,10 @@ export interface CompareOptions {
    */
   from?: string | Partial<Record<Family, string>>;
   /**
-   * Run seeds firstSeed..seeds-1 only (default 0): several processes given different first seeds and the same
-   * OUT run the seeds side by side (each seed's files are its own); a last run from 0, finding every
-   * seed-<k>.json, writes the report over all of them. Not part of the settings a kept seed is matched by.
+   * Run seeds firstSeed..seeds-1 only (default 0). With seeds = firstSeed + 1 a process runs that one seed, so
+   * processes given different first seeds and the same OUT run the seeds side by side (each seed's files are
+   * its own); a last run from 0 with the full seeds, finding every seed-<k>.json, writes the report over all
+   * of them. Neither is part of the settings a kept seed is matched by.
    */
   firstSeed?: number;
   /** Train one warm start per family (with seed 0) and start every seed from it; the seeds then differ in training noise and data order only. */
