@@ -183,6 +183,7 @@ class LearnerRole implements WorkerRoleImpl {
 
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
+    if (ctx.config.sft.ema > 0) throw new WorkerFatalError(`sft.ema=${ctx.config.sft.ema}: the SFT weight average is not carried in the learner's checkpoints; it is for single-process runs (sweep, compare); set sft.ema=0`);
     this.hyper = grpoHyper(ctx.config);
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const shapes = paramShapesOf(ctx.config);

@@ -22,6 +22,7 @@ interface Args {
   'sft-steps'?: number;
   from?: string;
   'shared-warm-start': boolean;
+  'first-seed'?: number;
   'set-for'?: string[];
   samples?: number;
 }
@@ -45,6 +46,7 @@ const command: CommandModule<object, Args> = {
       .option('budget', { type: 'number', default: 90, describe: 'with --methods: seconds of training per method and seed (on --budget-clock)' })
       .option('budget-clock', { type: 'string', choices: ['wall', 'cpu'], default: 'wall', describe: "with --methods: what --budget counts: wall-clock seconds, or this process's CPU seconds (all threads; fair on a shared machine)" })
       .option('seeds', { type: 'number', default: 3, describe: 'with --methods: seeds 0..N-1 (each its own warm start, noise and data order)' })
+      .option('first-seed', { type: 'number', describe: 'with --methods: run seeds K..N-1 only; --first-seed K --seeds K+1 runs seed K alone, so processes given different K and the same --out run seeds side by side (a last run with the full --seeds and no --first-seed reports over every kept seed)' })
       .option('sft-steps', { type: 'number', describe: 'with --methods: SFT steps of each warm start (default: sft.steps)' })
       .option('from', { type: 'string', describe: 'with --methods: a warm-start checkpoint (.safetensors) instead of training one per seed; {seed} in the path names one per seed (runs/demo-s{seed}/reference.safetensors), else every seed shares it; per family: flow=PATH,gaussian=PATH' })
       .option('shared-warm-start', { type: 'boolean', default: false, describe: 'with --methods: train one warm start per family (seed 0) and start every seed from it' })
@@ -70,7 +72,7 @@ const command: CommandModule<object, Args> = {
         if (axes.length) throw new Error('--methods compares methods under one configuration: give --set key=value (one value), not a list');
         const r = await compareMethods({
           configFile: args.config, overrides: fixed, methods, seeds: args.seeds, budgetSeconds: args.budget, budgetClock: args['budget-clock'],
-          familyOverrides: parseFamilyOverrides(args['set-for'] ?? []), sharedWarmStart: args['shared-warm-start'],
+          familyOverrides: parseFamilyOverrides(args['set-for'] ?? []), sharedWarmStart: args['shared-warm-start'], firstSeed: args['first-seed'],
           sftSteps: args['sft-steps'], from: args.from ? parseFrom(args.from) : undefined, samples: args.samples, out: args.out, log: (l) => console.log(l),
         });
         console.log(`[sweep] compared ${methods.join(', ')} over ${r.seeds.length} seed(s): ${r.md}, ${r.json}, ${r.grid}`);

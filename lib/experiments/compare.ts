@@ -95,6 +95,13 @@ export interface CompareOptions {
    * otherwise every seed starts from the same file.
    */
   from?: string | Partial<Record<Family, string>>;
+  /**
+   * Run seeds firstSeed..seeds-1 only (default 0). With seeds = firstSeed + 1 a process runs that one seed, so
+   * processes given different first seeds and the same OUT run the seeds side by side (each seed's files are
+   * its own); a last run from 0 with the full seeds, finding every seed-<k>.json, writes the report over all
+   * of them. Neither is part of the settings a kept seed is matched by.
+   */
+  firstSeed?: number;
   /** Train one warm start per family (with seed 0) and start every seed from it; the seeds then differ in training noise and data order only. */
   sharedWarmStart?: boolean;
   /** Evaluation images (default: eval.samples). */
@@ -169,6 +176,8 @@ export function parseFamilyOverrides(values: readonly string[]): Partial<Record<
 export async function compareMethods(o: CompareOptions): Promise<CompareResult> {
   if (!(o.budgetSeconds > 0)) throw new Error(`compare: the budget must be a positive number of seconds, got ${o.budgetSeconds}`);
   if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new Error(`compare: seeds must be a positive integer, got ${o.seeds}`);
+  const firstSeed = o.firstSeed ?? 0;
+  if (!Number.isInteger(firstSeed) || firstSeed < 0 || firstSeed >= o.seeds) throw new Error(`compare: the first seed must be an integer in [0, seeds = ${o.seeds}), got ${o.firstSeed}`);
   const log = o.log ?? (() => undefined);
   const baseFamily = loadConfig(o.configFile, o.overrides ?? []).model.family as Family;
   const arms = o.methods.map(armOf).map((a) => ({ ...a, family: a.family ?? baseFamily }));
@@ -243,7 +252,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     methods: o.methods, budget, ...(budgetClock === 'cpu' ? { budgetClock } : {}), sftSteps: o.sftSteps ?? null, from: o.from ?? null, shared: o.sharedWarmStart ?? false,
     samples: o.samples ?? null, configFile: o.configFile ?? null, overrides: o.overrides ?? [], familyOverrides: o.familyOverrides ?? {},
   });
-  for (let seed = 0; seed < o.seeds; seed++) {
+  for (let seed = firstSeed; seed < o.seeds; seed++) {
     const kept = join(o.out, `seed-${seed}.json`);
     const done = await readFile(kept, 'utf8').then((t) => JSON.parse(t) as { settings: string; result: SeedResult }, () => null);
     if (done && done.settings === settings) {

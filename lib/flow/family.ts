@@ -12,6 +12,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { hashSeed, rng, standardNormal, type SeedPart } from '../data/random.ts';
 import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
 import type { AdamW, AdamWState, StepResult } from '../optim/adamw.ts';
+import { ParamEma } from '../optim/ema.ts';
 import { paramFeeds } from '../models/feeds.ts';
 import { stepFromOutputs, trainerOptimizer } from '../models/trainer.ts';
 import { policyModel, grpoModel, resolutionOf, sftModel } from '../models/bundle.ts';
@@ -220,9 +221,12 @@ export class FlowTrainer {
   private sft?: GraphSession;
   private grpo?: GraphSession;
   readonly optimizer: AdamW;
+  /** The SFT weights' moving average (sft.ema > 0), started from the parameters the trainer was given. */
+  readonly sftEma?: ParamEma;
 
   private constructor(private readonly config: RunConfig, readonly params: TensorMap, private readonly device: Device, optimizerState?: AdamWState) {
     this.optimizer = trainerOptimizer(config, params, optimizerState);
+    if (config.sft.ema > 0) this.sftEma = new ParamEma(params, config.sft.ema);
   }
 
   static create(config: RunConfig, params: TensorMap, opts: { device?: Device; optimizerState?: AdamWState } = {}): FlowTrainer {
@@ -248,7 +252,18 @@ export class FlowTrainer {
       eps: { data: standardNormal(images.length, hashSeed(this.config.run.seed, 'flow-sft-noise', key)), dims },
       t: { data: t, dims: [n] },
     });
-    return stepFromOutputs(this.optimizer, out, lr);
+    const result = stepFromOutputs(this.optimizer, out, lr);
+    if (result.step.applied) this.sftEma?.update(this.params);
+    return result;
+  }
+
+  /**
+   * SFT is over: with sft.ema the parameters become the moving average (in place), the weights published as
+   * the warm start; without it nothing changes. The optimizer's moments are left as they are (GRPO restarts
+   * them: startGrpoPhase).
+   */
+  finishSft(): void {
+    this.sftEma?.copyTo(this.params);
   }
 
   /** The Flow-GRPO graph over the batch's rows (gradients accumulated: the loss is their mean), without updating. */

@@ -168,6 +168,8 @@ export async function runSingleProcess(
   }
   const sftSeconds = (performance.now() - t0) / 1000;
   const sftClockSeconds = sftClock() / 1000;
+  // sft.ema (flow family): the warm start is the weights' moving average
+  if (trainer instanceof FlowTrainer && sftSteps > 0) trainer.finishSft();
   const sftParams = cloneTensorMap(params);
 
   const g = config.grpo;

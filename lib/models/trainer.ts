@@ -58,6 +58,7 @@ export class PolicyTrainer {
     private readonly device: Device,
     optimizerState?: AdamWState,
   ) {
+    if (config.sft.ema > 0) throw new Error(`sft.ema=${config.sft.ema}: the SFT weight average is implemented for model.family=flow only; set sft.ema=0`);
     this.optimizer = trainerOptimizer(config, params, optimizerState);
   }
 

@@ -10,6 +10,10 @@
 //          data.size=32 data.evalSize=48 flow.evalSteps=10 sft.lr=1e-3
 //   env VAL (default 2) held-out photographs at least, K (default 8) corruptions per photograph;
 //   EVAL_STEPS (e.g. 1,4) also scores ODEs of these step counts at every point (reward only).
+//   EVAL_CORRUPTED (e.g. 0.3,0.5) also scores the SDEdit-style sampler from the corrupted image at these start
+//   levels (flow.start=corrupted, flow.startT; the same network: the start changes only the sampler).
+//   With sft.ema=D every point scores the weights' moving average (the published warm start) and also the
+//   trained weights themselves ("without EMA").
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../../lib/config/index.ts';
@@ -33,6 +37,8 @@ const val = Number(process.env.VAL ?? 2);
 const K = Number(process.env.K ?? 8);
 const extraEvalSteps = (process.env.EVAL_STEPS ?? '').split(',').filter(Boolean).map(Number);
 if (extraEvalSteps.some((k) => !Number.isInteger(k) || k < 1)) throw new Error(`sft-curve: EVAL_STEPS must be positive integers, got ${process.env.EVAL_STEPS}`);
+const extraStartT = (process.env.EVAL_CORRUPTED ?? '').split(',').filter(Boolean).map(Number);
+if (extraStartT.some((t) => !(t > 0 && t < 1))) throw new Error(`sft-curve: EVAL_CORRUPTED must be start levels in (0, 1), got ${process.env.EVAL_CORRUPTED}`);
 
 // The built-in split's training photographs (splitSeed 0, evalImages 64: the defaults every run uses).
 const text = readFileSync(PHOTO_MANIFEST, 'utf8');
@@ -74,17 +80,25 @@ const trainer = FlowTrainer.create(config, params);
 const identity = (await evaluate(config, samples, { identity: { kind: 'identity' } })).reports.identity!;
 const fmt = (s: Scores) => `reward ${s.reward.toFixed(4)} ssim ${s.ssim.toFixed(4)} psnr ${s.psnr.toFixed(2)}`;
 console.log(`identity: ${fmt(identity)}`);
-const points: Array<{ step: number; seconds: number; loss: number; reward_by_eval_steps?: Record<string, number> } & Scores> = [];
+const points: Array<{ step: number; seconds: number; loss: number; reward_by_eval_steps?: Record<string, number>; corrupted_start?: Record<string, Scores>; raw?: Scores } & Scores> = [];
+// With sft.ema the point scores the moving average (what SFT publishes) and, as `raw`, the trained weights.
+const scored = trainer.sftEma?.shadow ?? params;
 const evalAt = async (step: number, seconds: number, loss: number) => {
-  const r = (await evaluate(config, samples, { policy: { kind: 'mean', params } })).reports.policy!;
+  const r = (await evaluate(config, samples, { policy: { kind: 'mean', params: scored } })).reports.policy!;
+  const raw = trainer.sftEma ? (await evaluate(config, samples, { policy: { kind: 'mean', params } })).reports.policy! : undefined;
   const { reward, ssim, clip_cos, psnr, count } = r;
   const byEvalSteps: Record<string, number> = {};
   for (const k of extraEvalSteps) {
     const c = { ...config, flow: { ...config.flow, evalSteps: k } };
-    byEvalSteps[k] = (await evaluate(c, samples, { policy: { kind: 'mean', params } })).reports.policy!.reward;
+    byEvalSteps[k] = (await evaluate(c, samples, { policy: { kind: 'mean', params: scored } })).reports.policy!.reward;
   }
-  points.push({ step, seconds, loss, reward, ssim, clip_cos, psnr, count, ...(extraEvalSteps.length ? { reward_by_eval_steps: byEvalSteps } : {}) });
-  const extra = extraEvalSteps.map((k) => ` | ${k}-step ODE reward ${byEvalSteps[k]!.toFixed(4)}`).join('');
+  const byStart: Record<string, Scores> = {};
+  for (const t0 of extraStartT) {
+    const c = { ...config, flow: { ...config.flow, start: 'corrupted' as const, startT: t0 } };
+    byStart[t0] = (await evaluate(c, samples, { policy: { kind: 'mean', params: scored } })).reports.policy!;
+  }
+  points.push({ step, seconds, loss, reward, ssim, clip_cos, psnr, count, ...(extraEvalSteps.length ? { reward_by_eval_steps: byEvalSteps } : {}), ...(extraStartT.length ? { corrupted_start: byStart } : {}), ...(raw ? { raw } : {}) });
+  const extra = extraEvalSteps.map((k) => ` | ${k}-step ODE reward ${byEvalSteps[k]!.toFixed(4)}`).join('') + extraStartT.map((t0) => ` | from corrupted at t ${t0}: ${fmt(byStart[t0]!)}`).join('') + (raw ? ` | without EMA: ${fmt(raw)}` : '');
   console.log(`step ${step} (${seconds.toFixed(0)} s training) loss(last ${every}) ${loss.toFixed(4)}: ${fmt(r)}${extra}`);
   writeFileSync(outArg, JSON.stringify({ overrides, steps, every, val: held.size, samples: samples.length, identity, points }, null, 2));
 };

@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
-import { parseFamilyOverrides, parseFrom, parseMethods, separated } from '../../lib/experiments/compare.ts';
+import { compareMethods, parseFamilyOverrides, parseFrom, parseMethods, separated } from '../../lib/experiments/compare.ts';
 import { startClock } from '../../lib/local/single-process.ts';
 import { meanCI } from '../../lib/eval/stats.ts';
 import { cli } from '../helpers/cli.ts';
@@ -39,6 +39,12 @@ test('method lists: known names, at least two, none repeated; disjoint intervals
   assert.throws(() => parseFamilyOverrides(['sft.lr=2e-3']), /'sft.lr=2e-3' is not FAMILY:key=value/);
   assert.equal(separated(meanCI([1, 1.1, 0.9]), meanCI([0, 0.1, -0.1])), true);
   assert.equal(separated(meanCI([1, 2, 0]), meanCI([0, 0.1, -0.1])), false);
+});
+
+test('a first seed outside [0, seeds) is refused before any work, naming it', async () => {
+  const base = { methods: ['dense', 'sft'], seeds: 3, budgetSeconds: 1, out: '/nonexistent/never-written' };
+  await assert.rejects(compareMethods({ ...base, firstSeed: 3 }), /the first seed must be an integer in \[0, seeds = 3\), got 3/);
+  await assert.rejects(compareMethods({ ...base, firstSeed: -1 }), /got -1/);
 });
 
 test('budget clocks: CPU time advances with work and not while the process sleeps; an unknown clock is refused', async () => {

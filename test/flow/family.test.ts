@@ -139,3 +139,48 @@ test('residual space SFT: the target is (clean - corrupted) / scale (a fresh net
   assert.ok(Math.abs(loss / expected - 1) < 1e-4, `loss ${loss} vs ${expected}`);
   await trainer.release();
 });
+
+test('sft.ema: the trained weights are untouched, the average follows them by hand, finishSft publishes it; off (default) changes nothing', async () => {
+  const off = tiny();
+  const on = tiny({ sft: { steps: 2, batchSize: 2, ema: 0.15 } });
+  assert.equal(off.sft.ema, 0);
+  const H = off.data.size;
+  const n = 2;
+  const a = FlowTrainer.create(off, initialParamsOf(off));
+  const b = FlowTrainer.create(on, initialParamsOf(on));
+  assert.equal(a.sftEma, undefined);
+  const ref = new Map([...b.params].map(([k, t]) => [k, Array.from(t.data)]));
+  for (let s = 0; s < 3; s++) {
+    const images = Float32Array.from({ length: n * 3 * H * H }, (_, i) => ((i * (s + 3)) % 17) / 17);
+    const targets = images.map((v, i) => Math.min(1, Math.max(0, v + 0.1 * Math.sin(i + s))));
+    await a.sftStep(images, targets, n, 1e-2);
+    await b.sftStep(images, targets, n, 1e-2);
+    const d = [0.1, 0.15, 0.15][s]!; // min(0.15, k/(k+9)): 1/10, then the cap
+    for (const [k, t] of a.params) {
+      assert.deepEqual(b.params.get(k)!.data, t.data, `${k}: the average does not touch the trained weights`);
+      const r = ref.get(k)!;
+      for (let i = 0; i < r.length; i++) r[i] = d * r[i]! + (1 - d) * t.data[i]!;
+    }
+  }
+  let worst = 0;
+  let moved = 0;
+  for (const [k, r] of ref) {
+    const sh = b.sftEma!.shadow.get(k)!.data;
+    r.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - sh[i]!)); moved = Math.max(moved, Math.abs(sh[i]! - b.params.get(k)!.data[i]!)); });
+  }
+  assert.ok(worst < 1e-6, `average vs by hand: max |diff| ${worst}`);
+  assert.ok(moved > 1e-4, 'the average differs from the trained weights');
+  const before = new Map([...a.params].map(([k, t]) => [k, new Float32Array(t.data)]));
+  a.finishSft();
+  for (const [k, t] of a.params) assert.deepEqual(t.data, before.get(k), `${k}: off, finishSft changes nothing`);
+  b.finishSft();
+  for (const [k, t] of b.params) assert.deepEqual(t.data, b.sftEma!.shadow.get(k)!.data, k);
+  await a.release();
+  await b.release();
+  // single-process publishes the average as the warm start; the Gaussian family refuses the key
+  const ra = await runSingleProcess(tiny({ grpo: { groupSize: 3, samplesPerBatch: 2, steps: 0 } }));
+  const rb = await runSingleProcess(tiny({ grpo: { groupSize: 3, samplesPerBatch: 2, steps: 0 }, sft: { steps: 2, batchSize: 2, ema: 0.5 } }));
+  assert.ok([...ra.params].some(([k, t]) => t.data.some((v, i) => v !== rb.params.get(k)!.data[i])), 'the published weights are the average');
+  for (const [k, t] of rb.checkpoint.params) assert.deepEqual(t.data, rb.sftParams.get(k)!.data, k);
+  await assert.rejects(runSingleProcess(parseConfig({ data: { size: 12, source: { kind: 'procedural', count: 16 } }, sft: { steps: 1, batchSize: 2, ema: 0.5 }, grpo: { steps: 0 } })), /sft\.ema=0\.5: the SFT weight average is implemented for model\.family=flow only/);
+});
