@@ -208,8 +208,8 @@ export const sftSchema = z.strictObject({
     .describe('SFT learning-rate schedule: cosine decays from lr to lr/10 over the steps; constant keeps lr. Measured on the built-in dataset: with a constant 1e-3 the evaluation reward of consecutive checkpoints still swings by about +-0.02 after 1000 steps, so the warm start GRPO begins from would be a matter of luck; the decay settles it.'),
   ema: z.number().gte(0).lt(1).default(0)
     .describe('Decay of an exponential moving average of the weights over the SFT steps (lib/optim/ema.ts, with diffusers\' warm-up min(ema, k/(k+9)) at update k); the weights published when SFT ends (the warm start GRPO starts from, its checkpoint) are the average. 0 (default) turns it off. model.family=flow only, single-process runs (sweep, compare, scripts/flow/sft-curve.ts); the learner refuses it (the average is not in its checkpoints). Measured in docs/flow.md ("Round 5").'),
-  loss: z.enum(['l2', 'l1']).default('l1')
-    .describe('Pixel loss between the policy mean and the clean image. l1 (default): measured on the built-in photographs at 300 steps, it harms the training photographs less than l2 (reward 0.941 against 0.924, identity 0.933) and its corrections are sparser (docs/data.md).'),
+  loss: z.enum(['l2', 'l1', 'psnr']).default('l1')
+    .describe('Pixel loss between the policy mean and the clean image. l1 (default): measured on the built-in photographs at 300 steps, it harms the training photographs less than l2 (reward 0.941 against 0.924, identity 0.933) and its corrections are sparser (docs/data.md). l2: the mean squared error over the batch. psnr: minus the mean per-image PSNR, mean_i 10 log10(mse_i + 1e-5), as the evaluation averages PSNR per image, so a change to a mildly corrupted image costs more than the same change to a badly corrupted one.'),
 }).describe('Supervised warm start (stage I) before GRPO.');
 
 export const optimSchema = z.strictObject({

@@ -2,7 +2,7 @@
 // exactly the log-probabilities the rollout workers produced. Contracts: docs/graphs.md.
 
 import { Graph, type Value } from '../graph/graph.ts';
-import { abs, add, cast, clip, convTranspose, exp, greater, less, max, mul, neg, or, reduceMean, square, sub, unsqueeze } from '../graph/ops.ts';
+import { abs, add, cast, clip, convTranspose, exp, greater, less, log, max, mul, neg, or, reduceMean, square, sub, unsqueeze } from '../graph/ops.ts';
 import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { bakeParams, checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
@@ -167,15 +167,31 @@ export function spreadSsimMap(map: Value, r: Resolution): Value {
   return mul(spread, (r.height * r.width) / (h * wd));
 }
 
-/** SFT (warm start toward the clean image): param.*, image, target -> loss (mean L2 or L1), grad.*. */
-export function buildSftGraph(spec: PolicySpec, r: Resolution, lossKind: 'l2' | 'l1'): Graph {
+export type SftLoss = 'l2' | 'l1' | 'psnr';
+
+/**
+ * The `psnr` loss's floor on each image's mean squared error: 1e-5, a 50 dB ceiling on the PSNR it rewards
+ * (finer than 8-bit quantisation's 59 dB), so that an image the corruption left untouched (MSE 0) gives a
+ * finite loss and gradient.
+ */
+export const PSNR_LOSS_MSE_FLOOR = 1e-5;
+
+/**
+ * SFT (warm start toward the clean image): param.*, image, target -> loss, grad.*. The loss: l2 or l1, the
+ * mean squared or absolute error over every pixel of the batch; psnr, minus the mean per-image PSNR,
+ * mean_i 10 log10(mse_i + PSNR_LOSS_MSE_FLOOR), the evaluation's PSNR averaged per image as it is there, so a
+ * change to a mildly corrupted image (small mse_i) costs more than the same change to a badly corrupted one.
+ */
+export function buildSftGraph(spec: PolicySpec, r: Resolution, lossKind: SftLoss): Graph {
   checkResolution(spec, r.height, r.width);
   const g = new Graph();
   const params = declareParams(g, spec);
   const image = imageInput(g, 'image', r);
   const target = imageInput(g, 'target', r);
   const diff = sub(policyMean(spec, params, image), target);
-  const loss = reduceMean(lossKind === 'l2' ? square(diff) : abs(diff));
+  const loss = lossKind === 'psnr'
+    ? mul(reduceMean(log(add(reduceMean(square(diff), [1, 2, 3]), PSNR_LOSS_MSE_FLOOR))), 10 / Math.LN10)
+    : reduceMean(lossKind === 'l2' ? square(diff) : abs(diff));
   g.output('loss', loss);
   outputGradients(g, spec, params, loss);
   return g;

@@ -2,7 +2,7 @@
 // training graphs, and whole-graph gradients against finite differences over all parameters at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildGrpoGraph, buildPolicyGraph, buildSftGraph } from '../../lib/models/graphs.ts';
+import { buildGrpoGraph, buildPolicyGraph, buildSftGraph, PSNR_LOSS_MSE_FLOOR } from '../../lib/models/graphs.ts';
 import { initPolicyParams, trainableParams, type PolicySpec } from '../../lib/models/policy.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
@@ -126,19 +126,41 @@ for (const spec of specs) {
     await checkWholeGraph(grpo, spec, params, rest, 1e-3);
   });
 
-  test(`${spec.arch}: SFT graph gradients (L2 and L1) match finite differences`, async () => {
+  test(`${spec.arch}: SFT graph gradients (L2, L1 and PSNR) match finite differences`, async () => {
     const rand = testRandom(13);
     const params = perturbed(spec, 9);
     // Targets well away from the mean, so that |mean - target| has no kink within the difference step.
     const image = uniform(PIX, rand);
     const target = image.map((v) => v + (rand() < 0.5 ? -1 : 1) * (0.3 + 0.4 * rand()));
     const rest: Feeds = { image: { data: image, dims }, target: { data: target, dims } };
-    for (const kind of ['l2', 'l1'] as const) {
+    for (const kind of ['l2', 'l1', 'psnr'] as const) {
       const sft = await GraphSession.create(serialize(buildSftGraph({ ...spec, learnLogStd: false }, R, kind)));
       await checkWholeGraph(sft, { ...spec, learnLogStd: false }, params, rest, 3e-4);
     }
   });
 }
+
+test('SFT psnr loss: minus the mean per-image PSNR (floor 1e-5 on each MSE), computed independently', async () => {
+  const spec: PolicySpec = { arch: 'resnet', width: 4, depth: 1, logStd: Math.log(0.05), learnLogStd: false };
+  // A fresh policy returns its input (zero head), so the loss is that of the image itself against the target.
+  const params = initPolicyParams(spec, 5);
+  const rand = testRandom(31);
+  const image = uniform(PIX, rand);
+  // Image 0 badly off, image 1 mildly, image 2 untouched (its MSE is 0: the floor keeps the loss finite).
+  const per = PIX / N;
+  const target = image.map((v, i) => (i < per ? v + 0.3 * (rand() - 0.5) : i < 2 * per ? v + 0.01 * (rand() - 0.5) : v));
+  const sft = await GraphSession.create(serialize(buildSftGraph(spec, R, 'psnr')));
+  const out = await sft.run({ ...paramFeeds(params), image: { data: image, dims }, target: { data: target, dims } });
+  let expected = 0;
+  for (let n = 0; n < N; n++) {
+    let se = 0;
+    for (let i = n * per; i < (n + 1) * per; i++) se += (image[i] - target[i]) ** 2;
+    expected += (10 * Math.log10(se / per + PSNR_LOSS_MSE_FLOOR)) / N;
+  }
+  assert.ok(Number.isFinite(out.loss.data[0]) && Math.abs(out.loss.data[0] - expected) < 1e-3, `loss ${out.loss.data[0]} vs ${expected}`);
+  // The untouched image contributes -50 dB: the loss is below what images 0 and 1 alone would give.
+  assert.ok(expected < -20, `expected ${expected}`);
+});
 
 test('dense GRPO graph: finite differences, agreement with the scalar graph at zero map, spreading as the reference', async () => {
   const spec: PolicySpec = { arch: 'resnet', width: 4, depth: 1, logStd: Math.log(0.05), learnLogStd: true };
