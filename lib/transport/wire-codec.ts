@@ -36,8 +36,8 @@ interface Field {
   readonly packed: boolean;
   /** The oneof (real, or the synthetic one of a proto3 optional field) this field is a member of. */
   readonly oneof: string | undefined;
-  /** What the field reads as when absent (not for oneof members, which stay absent). */
-  readonly absent: () => unknown;
+  /** What the field reads as when absent, as JavaScript source (not for oneof members, which stay absent). */
+  readonly absent: string;
   /** Full name for errors: .recovery.v1.Type.field */
   readonly path: string;
 }
@@ -47,7 +47,11 @@ export interface Schema {
   /** Fields by ascending id (the order protobufjs writes them). */
   readonly fields: Field[];
   readonly byId: Map<number, Field>;
+  /** The same, as an array indexed by field number (a lookup per decoded field). */
+  readonly byNumber: Array<Field | undefined>;
   readonly oneofs: { name: string; members: Field[] }[];
+  /** A new decoded object with every non-oneof field at its absent value (one literal: one hidden class). */
+  fresh: () => Record<string, unknown>;
   /** False when an enum or map field lies anywhere below (such messages go through proto-loader). */
   handled: boolean;
 }
@@ -61,7 +65,7 @@ const schemas = new Map<protobuf.Type, Schema>();
 function schemaOf(type: protobuf.Type): Schema {
   const known = schemas.get(type);
   if (known) return known;
-  const s: Schema = { name: type.fullName, fields: [], byId: new Map(), oneofs: [], handled: true };
+  const s: Schema = { name: type.fullName, fields: [], byId: new Map(), byNumber: [], oneofs: [], fresh: () => ({}), handled: true };
   schemas.set(type, s); // before the fields: a recursive type sees itself (handled unless shown otherwise)
   for (const f of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
     f.resolve();
@@ -94,21 +98,34 @@ function schemaOf(type: protobuf.Type): Schema {
     };
     s.fields.push(field);
     s.byId.set(f.id, field);
+    if (f.id < 1024) s.byNumber[f.id] = field;
   }
   for (const o of type.oneofsArray) s.oneofs.push({ name: o.name, members: s.fields.filter((f) => f.oneof === o.name) });
+  s.fresh = freshOf(s.fields);
   return s;
 }
 
-function absentValue(repeated: boolean, scalar: Scalar | undefined): () => unknown {
-  if (repeated) return () => [];
+const EMPTY_BYTES = Buffer.alloc(0);
+/**
+ * The factory of decoded objects: an object literal made by generated code (as protobufjs makes its decoders), so
+ * that every decoded message of a type shares one hidden class instead of growing one property at a time.
+ */
+function freshOf(fields: readonly Field[]): () => Record<string, unknown> {
+  const body = fields.filter((f) => f.oneof === undefined).map((f) => `${JSON.stringify(f.name)}: ${f.absent}`).join(', ');
+  return new Function('EMPTY_BYTES', `return () => ({ ${body} });`)(EMPTY_BYTES) as () => Record<string, unknown>;
+}
+
+/** Source text of the value an absent field reads as (proto-loader's defaults; empty bytes: one shared empty Buffer). */
+function absentValue(repeated: boolean, scalar: Scalar | undefined): string {
+  if (repeated) return '[]';
   switch (scalar) {
-    case undefined: return () => null;
-    case 'string': return () => '';
-    case 'bool': return () => false;
+    case undefined: return 'null';
+    case 'string': return "''";
+    case 'bool': return 'false';
     case 'int64':
-    case 'uint64': return () => '0';
-    case 'bytes': return () => Buffer.alloc(0);
-    default: return () => 0;
+    case 'uint64': return "'0'";
+    case 'bytes': return 'EMPTY_BYTES';
+    default: return '0';
   }
 }
 
@@ -439,7 +456,7 @@ function readScalar(r: In, f: Field): unknown {
       const n = r.varint();
       const end = r.pos + n;
       if (end > r.end) r.fail(`${f.path} past the end`);
-      const v = n === 0 ? Buffer.alloc(0) : r.buf.subarray(r.pos, end);
+      const v = n === 0 ? EMPTY_BYTES : r.buf.subarray(r.pos, end);
       r.pos = end;
       return v;
     }
@@ -451,12 +468,12 @@ function wireOf(f: Field): number {
 }
 
 function readMessage(r: In, s: Schema, end: number): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const f of s.fields) if (f.oneof === undefined) out[f.name] = f.absent();
+  const out = s.fresh();
   let members = false;
   while (r.pos < end) {
     const key = r.varint();
-    const f = s.byId.get(key >>> 3);
+    const id = key >>> 3;
+    const f = id < 1024 ? s.byNumber[id] : s.byId.get(id);
     const wire = key & 7;
     if (!f) {
       r.skip(wire);
@@ -553,7 +570,9 @@ export function envelopeCodec(
     name: fullName,
     fields: [...members.values()],
     byId: new Map([...members.values()].map((f) => [f.id, f])),
+    byNumber: Object.assign([], Object.fromEntries([...members.values()].map((f) => [f.id, f]))) as Array<Field | undefined>,
     oneofs: [{ name: oneof.name, members: [...members.values()] }],
+    fresh: () => ({}),
     handled: true,
   };
   const names = [...members.keys()];
