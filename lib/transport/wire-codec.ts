@@ -336,10 +336,13 @@ function writeMessage(o: Out, s: Schema, obj: object): void {
   }
 }
 
+const scratch: Lengths = [];
+
 /** `obj` (a plain object shaped like proto-loader's input) as the bytes of message `s`. */
 export function encodeMessage(s: Schema, obj: object): Buffer {
   if (!s.handled) throw new Error(`wire codec: ${s.name} has an enum or map field; it is not handled here`);
-  const lens: Lengths = [];
+  const lens = scratch;
+  lens.length = 0; // encoding is synchronous: one array serves every call
   const size = messageLen(s, obj, lens);
   const o = new Out(Buffer.allocUnsafe(size), lens);
   writeMessage(o, s, obj);
