@@ -297,7 +297,9 @@ export function formatLoad(f: LoadFigures): string {
 
 export async function run(): Promise<void> {
   const workerCounts = (process.env.LOAD_WORKERS ?? '200,500').split(',').map(Number);
-  const rates = (process.env.LOAD_RATES ?? '2000,5000,10000').split(',').map(Number);
+  // LOAD_RATES= (empty): no fixed rates (with LOAD_FIND_MAX=1: only the stepping)
+  const rates = process.env.LOAD_RATES === '' ? [] : (process.env.LOAD_RATES ?? '2000,5000,10000').split(',').map(Number);
+  for (const r of rates) if (!(r > 0)) throw new Error(`LOAD_RATES: ${r} is not a positive rate`);
   const seconds = Number(process.env.LOAD_SECONDS ?? 10);
   const inFlight = Number(process.env.LOAD_IN_FLIGHT ?? 16);
   const perMessages = (process.env.LOAD_PER_MESSAGE ?? '1,16').split(',').map(Number);
@@ -361,7 +363,7 @@ export async function run(): Promise<void> {
             if (ok(await line(workers, mid, perMessage, a))) lo = mid;
             else hi = mid;
           }
-          found.push(`  highest offered rate with p99 <= 20 ms, ${keyOf(workers, perMessage, a)}: ${lo ? `${lo}/s` : `none (${findFrom}/s failed)`}${hi ? `; ${hi}/s failed` : ` (up to ${findTo}/s)`}`);
+          found.push(`  highest offered rate with p99 <= 20 ms, ${keyOf(workers, perMessage, a)}: ${lo ? `${lo}/s${hi ? ` (${hi}/s failed)` : ` (the highest tried)`}` : `none (${findFrom}/s, the lowest tried, failed)`}`);
         }
       }
     }
