@@ -131,8 +131,21 @@ function absentValue(repeated: boolean, scalar: Scalar | undefined): string {
 
 // ---------------------------------------------------------------------------------------------------- encode
 
-/** Byte lengths of nested messages and strings, in the order the writer meets them (sizes are computed once). */
-type Lengths = number[];
+/**
+ * Byte lengths of nested messages and strings, in the order the writer meets them (sizes are computed once). One
+ * instance serves every encode (encoding is synchronous); `n` counts the entries of the current one, so the array
+ * keeps its storage between calls (setting an array's length to 0 would free it).
+ */
+class Lengths {
+  readonly a: number[] = [];
+  n = 0;
+  /** Appends v; returns its index. */
+  push(v: number): number {
+    if (this.n < this.a.length) this.a[this.n] = v;
+    else this.a.push(v);
+    return this.n++;
+  }
+}
 
 const INT64_DIGITS = /^-?\d+$/;
 /** An int64/uint64 value as a non-negative number below 2^53, or as its 64-bit two's complement BigInt. */
@@ -212,28 +225,25 @@ function messageLen(s: Schema, obj: object, lens: Lengths): number {
       if (!Array.isArray(v)) throw new TypeError(`${f.path}: array expected`);
       if (v.length === 0) continue;
       if (f.packed) {
-        const at = lens.length;
-        lens.push(0);
+        const at = lens.push(0);
         let n = 0;
         for (const x of v) n += scalarLen(f, x, lens);
-        lens[at] = n;
+        lens.a[at] = n;
         size += f.keyLen + varintLen(n) + n;
       } else if (f.message) {
         for (const x of v) {
-          const at = lens.length;
-          lens.push(0);
+          const at = lens.push(0);
           const n = messageLen(f.message, checkMessage(x, f), lens);
-          lens[at] = n;
+          lens.a[at] = n;
           size += f.keyLen + varintLen(n) + n;
         }
       } else {
         for (const x of v) size += f.keyLen + scalarLen(f, x, lens);
       }
     } else if (f.message) {
-      const at = lens.length;
-      lens.push(0);
+      const at = lens.push(0);
       const n = messageLen(f.message, checkMessage(v, f), lens);
-      lens[at] = n;
+      lens.a[at] = n;
       size += f.keyLen + varintLen(n) + n;
     } else {
       size += f.keyLen + scalarLen(f, v, lens);
@@ -287,7 +297,7 @@ function writeScalar(o: Out, f: Field, v: unknown): void {
       o.varint64(int64Of(v, f));
       return;
     case 'string': {
-      const n = o.lens[o.li++]!;
+      const n = o.lens.a[o.li++]!;
       o.varint(n);
       if (n > 0) o.pos += o.buf.write(String(v), o.pos, n, 'utf8');
       return;
@@ -311,12 +321,12 @@ function writeMessage(o: Out, s: Schema, obj: object): void {
       if (!v || (v as unknown[]).length === 0) continue;
       if (f.packed) {
         o.varint(f.key);
-        o.varint(o.lens[o.li++]!);
+        o.varint(o.lens.a[o.li++]!);
         for (const x of v as unknown[]) writeScalar(o, f, x);
       } else if (f.message) {
         for (const x of v as object[]) {
           o.varint(f.key);
-          o.varint(o.lens[o.li++]!);
+          o.varint(o.lens.a[o.li++]!);
           writeMessage(o, f.message, x);
         }
       } else {
@@ -327,7 +337,7 @@ function writeMessage(o: Out, s: Schema, obj: object): void {
       }
     } else if (f.message) {
       o.varint(f.key);
-      o.varint(o.lens[o.li++]!);
+      o.varint(o.lens.a[o.li++]!);
       writeMessage(o, f.message, v as object);
     } else {
       o.varint(f.key);
@@ -336,13 +346,13 @@ function writeMessage(o: Out, s: Schema, obj: object): void {
   }
 }
 
-const scratch: Lengths = [];
+const scratch = new Lengths();
 
 /** `obj` (a plain object shaped like proto-loader's input) as the bytes of message `s`. */
 export function encodeMessage(s: Schema, obj: object): Buffer {
   if (!s.handled) throw new Error(`wire codec: ${s.name} has an enum or map field; it is not handled here`);
   const lens = scratch;
-  lens.length = 0; // encoding is synchronous: one array serves every call
+  lens.n = 0;
   const size = messageLen(s, obj, lens);
   const o = new Out(Buffer.allocUnsafe(size), lens);
   writeMessage(o, s, obj);
