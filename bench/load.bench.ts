@@ -1,7 +1,8 @@
 // Load: the orchestrator's dispatch path (its gRPC server and TaskBoard, the code that hands RolloutTasks to
 // workers and takes their results) with many simulated workers on tiny tasks, at fixed offered rates.
 //
-//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 LOAD_DISPATCH=pack,spread LOAD_COALESCE_MS=0,2 npm run bench load
+//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 LOAD_DISPATCH=pack,spread LOAD_COALESCE_MS=0,2 LOAD_CODEC=direct,proto-loader npm run bench load
+//   LOAD_FIND_MAX=1 LOAD_FIND_FROM=500 ...  (then steps the offered rate to the highest with p99 <= 20 ms)
 //
 // Open loop: tasks are offered at a fixed rate whatever the workers do (a timer adds them every millisecond),
 // so latency is not queueing manufactured by a fixed number of outstanding tasks. This process holds only the
@@ -15,15 +16,24 @@
 // older worker; several: TaskBundles down, ResultBundles up). LOAD_DISPATCH: the board's dispatch policies to run
 // (pack, spread: orchestrator/task-board.ts; with 1 per message they are the same, so only the first runs there).
 // Each value runs side by side with the others. The board's lease check runs every second, as in the orchestrator.
-// LOAD_COALESCE_MS: the board's coalescing delays to run with pack (a list; default 0). LOAD_CPU_PROFILE=<dir>: a CPU
-// profile (node:inspector) of each measured window, written there (the figures then include the profiler's cost).
+// LOAD_COALESCE_MS: the board's coalescing delays to run with pack (a list; default 0). LOAD_CODEC: the wire codecs
+// to run (direct, proto-loader: lib/transport/grpc-common.ts useWireCodec; both sides of a run use the same one;
+// default direct). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
+// figures then include the profiler's cost); with LOAD_ALLOC_PROFILE=1 also an allocation profile (sampling heap
+// profiler, collected objects included). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
+// against V8's helper threads: concurrent GC). LOAD_FIND_MAX=1: after the fixed rates, for each line, steps the
+// offered rate from LOAD_FIND_FROM (default 500/s) doubling while the line keeps up with p99 <= 20 ms (up to
+// LOAD_FIND_TO, default 64000/s), then halves the gap LOAD_FIND_REFINE times (default 2) between the highest rate
+// that passed and the lowest that failed, and prints the highest that passed (one run per rate: on a loaded machine
+// a passing rate may fail on another run).
 import { execFileSync, fork } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../lib/metrics/index.ts';
 import { encodeTensor, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
+import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
 /**
@@ -40,6 +50,19 @@ function pinOrchestrator(): { workerCpus: string; unpin: () => void } | undefine
   } catch {
     return undefined;
   }
+}
+
+/** CPU time (clock ticks) of this process's threads, by name ('main' for the main thread). */
+function threadTimes(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const name = tid === String(process.pid) ? 'main' : readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const f = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      out.set(name, (out.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
+    }
+  } catch { /* not Linux */ }
+  return out;
 }
 
 /** Latency histogram: buckets 1% wide from 10 us to ~100 s. */
@@ -71,6 +94,8 @@ export interface LoadFigures {
   dispatch: DispatchPolicy;
   /** The board's coalescing delay (pack only). */
   coalesceMs: number;
+  /** The wire codec both sides used. */
+  codec: WireCodecName;
   /** Tasks per TaskBundle or task message sent in the measured window. */
   tasksPerSend: number;
   offeredPerSecond: number;
@@ -89,13 +114,17 @@ export interface LoadFigures {
   serverCpu: number;
   /** Orchestrator CPU microseconds per completed task. */
   cpuUsPerTask: number;
+  /** The part of it on the main thread (the rest: V8's helper threads, mostly concurrent GC); NaN without /proc. */
+  mainThreadUsPerTask: number;
   /** Core lists the orchestrator / workers ran on ('any' without taskset). */
   pinned: string;
   errors: number;
 }
 
-export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; log?: (l: string) => void }): Promise<LoadFigures> {
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; codec?: WireCodecName; log?: (l: string) => void }): Promise<LoadFigures> {
   const inFlight = o.inFlight ?? 2;
+  const codec = o.codec ?? 'direct';
+  useWireCodec(codec);
   const perMessage = o.perMessage ?? 1;
   const log = o.log ?? (() => {});
   const pin = pinOrchestrator();
@@ -148,7 +177,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       }
     },
   });
-  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage)];
+  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec];
   const script = fileURLToPath(new URL('./load-workers.ts', import.meta.url));
   const child = workerCpus
     ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...process.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -188,15 +217,29 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       await profiler.post('Profiler.enable');
       await profiler.post('Profiler.start');
     }
+    if (profiler && process.env.LOAD_ALLOC_PROFILE) {
+      await profiler.post('HeapProfiler.enable');
+      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
+    }
     const m0 = process.memoryUsage();
     const sent0 = { ...board.sent };
     measuring = true;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
+    const th0 = threadTimes();
     await new Promise((r) => setTimeout(r, o.seconds * 1000));
     measuring = false;
     const cpu = process.cpuUsage(cpu0);
+    const th1 = threadTimes();
+    const mainMs = th1.has('main') ? ((th1.get('main') ?? 0) - (th0.get('main') ?? 0)) * 10 : NaN;
+    if (process.env.LOAD_THREADS) log(`  threads (CPU ms, 10 ms ticks): ${[...th1].map(([k, v]) => `${k} ${(v - (th0.get(k) ?? 0)) * 10}`).join(', ')}; process: user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms`);
     const wall = (performance.now() - t0) / 1000;
+    if (profiler && process.env.LOAD_ALLOC_PROFILE) {
+      const { profile } = await profiler.post('HeapProfiler.stopSampling');
+      const file = `${process.env.LOAD_CPU_PROFILE}/load-${o.workers}x${perMessage}-${dispatch}-${o.rate}.heapprofile`;
+      writeFileSync(file, JSON.stringify(profile));
+      log(`  allocation profile of the measured window: ${file} (${completed} tasks)`);
+    }
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
       const file = `${process.env.LOAD_CPU_PROFILE}/load-${o.workers}x${perMessage}-${dispatch}-${o.rate}.cpuprofile`;
@@ -217,6 +260,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       perMessage,
       dispatch,
       coalesceMs,
+      codec,
       tasksPerSend,
       offeredPerSecond: o.rate,
       seconds: wall,
@@ -231,6 +275,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       heapEndMiB: m1.heapUsed / 2 ** 20,
       serverCpu,
       cpuUsPerTask: (cpu.user + cpu.system) / Math.max(1, completed),
+      mainThreadUsPerTask: (mainMs * 1000) / Math.max(1, completed),
       pinned: workerCpus ? `0 / ${workerCpus}` : 'any',
       errors,
     };
@@ -244,35 +289,52 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
 }
 
 export function formatLoad(f: LoadFigures): string {
-  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` ${f.coalesceMs} ms` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
+  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` ${f.coalesceMs} ms` : ''}, ${f.codec} codec: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms; ` +
-    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task (cores ${f.pinned}); ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`} (cores ${f.pinned}); ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}`;
 }
 
 export async function run(): Promise<void> {
   const workerCounts = (process.env.LOAD_WORKERS ?? '200,500').split(',').map(Number);
-  const rates = (process.env.LOAD_RATES ?? '2000,5000,10000').split(',').map(Number);
+  // LOAD_RATES= (empty): no fixed rates (with LOAD_FIND_MAX=1: only the stepping)
+  const rates = process.env.LOAD_RATES === '' ? [] : (process.env.LOAD_RATES ?? '2000,5000,10000').split(',').map(Number);
+  for (const r of rates) if (!(r > 0)) throw new Error(`LOAD_RATES: ${r} is not a positive rate`);
   const seconds = Number(process.env.LOAD_SECONDS ?? 10);
   const inFlight = Number(process.env.LOAD_IN_FLIGHT ?? 16);
   const perMessages = (process.env.LOAD_PER_MESSAGE ?? '1,16').split(',').map(Number);
   const policies = (process.env.LOAD_DISPATCH ?? 'pack,spread').split(',') as DispatchPolicy[];
   const coalesces = (process.env.LOAD_COALESCE_MS ?? '0').split(',').map(Number);
+  const codecs = (process.env.LOAD_CODEC ?? 'direct').split(',') as WireCodecName[];
+  const findMax = process.env.LOAD_FIND_MAX === '1';
+  const findFrom = Number(process.env.LOAD_FIND_FROM ?? 500);
+  const findTo = Number(process.env.LOAD_FIND_TO ?? 64000);
+  const refine = Number(process.env.LOAD_FIND_REFINE ?? 2);
   for (const c of coalesces) if (!(c >= 0 && c <= 1000)) throw new Error(`LOAD_COALESCE_MS: ${c} is not a number of ms in [0, 1000]`);
-  // The arms of one (workers, rate, per-message) line: each policy, and pack with each coalescing delay.
-  const arms = policies.flatMap((dispatch) => (dispatch === 'pack' ? coalesces : [0]).map((coalesceMs) => ({ dispatch, coalesceMs })));
+  for (const c of codecs) if (c !== 'direct' && c !== 'proto-loader') throw new Error(`LOAD_CODEC: ${JSON.stringify(c)} is not direct or proto-loader`);
+  if (findMax && !(findFrom > 0 && findTo >= findFrom && Number.isInteger(refine) && refine >= 0)) throw new Error('LOAD_FIND_FROM, LOAD_FIND_TO, LOAD_FIND_REFINE: need 0 < from <= to and a whole number of refinements');
   for (const p of policies) if (!(DISPATCH_POLICIES as readonly string[]).includes(p)) throw new Error(`LOAD_DISPATCH: ${JSON.stringify(p)} is not one of ${DISPATCH_POLICIES.join(', ')}`);
+  // The arms of one (workers, rate, per-message) line: each policy (pack with each coalescing delay), each codec.
+  const policyArms = policies.flatMap((dispatch) => (dispatch === 'pack' ? coalesces : [0]).map((coalesceMs) => ({ dispatch, coalesceMs })));
+  const armsFor = (perMessage: number) =>
+    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0 }]).flatMap((a) => codecs.map((codec) => ({ ...a, codec })));
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
   console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (other process, one connection each, max_in_flight ${inFlight}), tiny tasks, open loop, ${seconds} s each:`);
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
   const best = new Map<string, number>();
+  const keyOf = (workers: number, perMessage: number, a: { dispatch: DispatchPolicy; coalesceMs: number; codec: WireCodecName }) =>
+    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` ${a.coalesceMs} ms` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}`;
+  const line = async (workers: number, rate: number, perMessage: number, a: { dispatch: DispatchPolicy; coalesceMs: number; codec: WireCodecName }) => {
+    const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, log: (l) => console.log(l) });
+    console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);
+    return f;
+  };
   for (const workers of workerCounts) {
     for (const rate of rates) {
       for (const perMessage of perMessages) {
-        for (const { dispatch, coalesceMs } of perMessage > 1 ? arms : [{ dispatch: policies[0]!, coalesceMs: 0 }]) {
-          const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, dispatch, coalesceMs, log: (l) => console.log(l) });
-          console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);
-          const key = `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${dispatch}${coalesceMs ? ` ${coalesceMs} ms` : ''})` : ''}`;
+        for (const a of armsFor(perMessage)) {
+          const f = await line(workers, rate, perMessage, a);
+          const key = keyOf(workers, perMessage, a);
           if (ok(f)) best.set(key, Math.max(best.get(key) ?? 0, rate));
           else if (!best.has(key)) best.set(key, 0);
         }
@@ -280,5 +342,32 @@ export async function run(): Promise<void> {
     }
   }
   for (const [key, rate] of best) console.log(`  highest offered rate kept up with at p99 <= 20 ms, ${key}: ${rate ? `${rate}/s` : 'none of those run'}`);
+  if (findMax) {
+    console.log(`stepping the offered rate (from ${findFrom}/s, doubling, then ${refine} halvings of the gap; kept up = completed >= 98% of offered):`);
+    const found: string[] = [];
+    for (const workers of workerCounts) {
+      for (const perMessage of perMessages) {
+        for (const a of armsFor(perMessage)) {
+          let lo = 0;
+          let hi = 0;
+          for (let rate = findFrom; rate <= findTo; rate *= 2) {
+            if (ok(await line(workers, rate, perMessage, a))) lo = rate;
+            else {
+              hi = rate;
+              break;
+            }
+          }
+          for (let k = 0; k < refine && lo > 0 && hi > 0; k++) {
+            const mid = Math.round((lo + hi) / 2 / 100) * 100;
+            if (mid <= lo || mid >= hi) break;
+            if (ok(await line(workers, mid, perMessage, a))) lo = mid;
+            else hi = mid;
+          }
+          found.push(`  highest offered rate with p99 <= 20 ms, ${keyOf(workers, perMessage, a)}: ${lo ? `${lo}/s${hi ? ` (${hi}/s failed)` : ` (the highest tried)`}` : `none (${findFrom}/s, the lowest tried, failed)`}`);
+        }
+      }
+    }
+    for (const l of found) console.log(l);
+  }
   console.log(`(issue #15 targets: <= 25 us orchestrator CPU per task; p99 <= 20 ms at 10,000 tasks/s offered; load average now ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
 }

@@ -102,7 +102,10 @@ export interface TaskBoardOptions {
 interface Slot {
   readonly session: WorkerSession;
   /** Its role's free levels (TaskBoard.free). */
-  readonly levels: Array<Set<Slot> | undefined>;
+  readonly levels: Array<Level | undefined>;
+  /** Its neighbours in the level it is filed under (a list threaded through the slots: no allocation per move). */
+  prev: Slot | undefined;
+  next: Slot | undefined;
   /** Most tasks it may hold: its max_in_flight, capped by maxInFlight. */
   readonly room: number;
   /** Most tasks per message: its max_tasks_per_message, capped by maxInFlight. */
@@ -131,11 +134,13 @@ export class TaskBoard {
    * (n < room). pick() takes from the lowest level, so choosing the least-loaded worker costs
    * O(max_in_flight), not O(workers) (hundreds of workers at thousands of tasks per second).
    */
-  private readonly free = new Map<WorkerRole, Array<Set<Slot> | undefined>>();
+  private readonly free = new Map<WorkerRole, Array<Level | undefined>>();
 
   /** Metric children bound once per role label (a dispatch and a result then update them without label lookups). */
   private readonly bound = new Map<WorkerRole, BoundMetrics>();
   private readonly queueDepth: { rollout: { set(v: number): void }; score: { set(v: number): void } };
+  /** The queue depths last written to queueDepth (NaN: never). */
+  private readonly depthSet = { rollout: NaN, score: NaN };
 
   private readonly now: () => number;
   private readonly maxTaskMs: number;
@@ -186,7 +191,7 @@ export class TaskBoard {
     return q;
   }
 
-  private levelsOf(role: WorkerRole): Array<Set<Slot> | undefined> {
+  private levelsOf(role: WorkerRole): Array<Level | undefined> {
     let l = this.free.get(role);
     if (!l) this.free.set(role, (l = []));
     return l;
@@ -213,6 +218,8 @@ export class TaskBoard {
         ask: Math.min(this.maxInFlight, tasksPerMessage(caps ?? {})),
         load: 0,
         level: -1,
+        prev: undefined,
+        next: undefined,
         attached: true,
       };
       this.slots.set(session, slot);
@@ -239,8 +246,8 @@ export class TaskBoard {
     slot.load = load;
     const level = slot.attached && load < slot.room && slot.session.isOpen ? load : -1;
     if (level === slot.level) return;
-    if (slot.level >= 0) slot.levels[slot.level]?.delete(slot);
-    if (level >= 0) (slot.levels[level] ??= new Set()).add(slot);
+    if (slot.level >= 0) slot.levels[slot.level]?.remove(slot);
+    if (level >= 0) (slot.levels[level] ??= new Level()).append(slot);
     slot.level = level;
   }
 
@@ -419,17 +426,20 @@ export class TaskBoard {
       }, Math.max(0, holdUntil - this.now()));
       this.coalesceTimer.unref();
     }
-    this.queueDepth.rollout.set(this.queues.get('ROLLOUT')?.length ?? 0);
-    this.queueDepth.score.set(this.queues.get('REWARD')?.length ?? 0);
+    // Set only when changed: a gauge update hashes its labels (prom-client), and pumps run every turn.
+    const rollout = this.queues.get('ROLLOUT')?.length ?? 0;
+    const score = this.queues.get('REWARD')?.length ?? 0;
+    if (rollout !== this.depthSet.rollout) this.queueDepth.rollout.set((this.depthSet.rollout = rollout));
+    if (score !== this.depthSet.score) this.queueDepth.score.set((this.depthSet.score = score));
   }
 
   /** The least-loaded open worker of a role with room (ties: the one that waited longest at that load). */
-  private pick(levels: Array<Set<Slot> | undefined>): Slot | undefined {
+  private pick(levels: Array<Level | undefined>): Slot | undefined {
     for (const level of levels) {
       if (!level) continue;
-      for (const slot of level) {
+      for (let slot = level.head; slot; slot = level.head) {
         if (slot.session.isOpen) return slot;
-        level.delete(slot); // closed, detach follows
+        level.remove(slot); // closed, detach follows
         slot.level = -1;
       }
     }
@@ -446,6 +456,34 @@ export class TaskBoard {
   cancelWhere(pred: (t: Task) => boolean): void {
     for (const q of this.queues.values()) q.removeWhere(pred);
     for (const t of [...this.active.values()]) if (pred(t)) this.deactivate(t);
+  }
+}
+
+/**
+ * The workers filed under one load level, oldest first: a list threaded through the slots (Slot.prev/next), so that
+ * moving a worker between levels on every dispatch and result allocates nothing (a Set per level shrank and grew).
+ */
+class Level {
+  head: Slot | undefined;
+  tail: Slot | undefined;
+  size = 0;
+
+  append(slot: Slot): void {
+    slot.prev = this.tail;
+    slot.next = undefined;
+    if (this.tail) this.tail.next = slot;
+    else this.head = slot;
+    this.tail = slot;
+    this.size++;
+  }
+
+  remove(slot: Slot): void {
+    if (slot.prev) slot.prev.next = slot.next;
+    else this.head = slot.next;
+    if (slot.next) slot.next.prev = slot.prev;
+    else this.tail = slot.prev;
+    slot.prev = slot.next = undefined;
+    this.size--;
   }
 }
 
