@@ -55,8 +55,9 @@ function leBytesToF32(src: Uint8Array, begin: number, count: number): Float32Arr
  */
 export function encodeSafetensors(tensors: TensorMap, metadata: Record<string, string> = {}): Uint8Array {
   const names = [...tensors.keys()].sort();
-  const header: Record<string, unknown> = {};
-  const meta: Record<string, string> = {};
+  // Null-prototype objects: a tensor or metadata key named "__proto__" must become a key, not a prototype.
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const meta: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const key of Object.keys(metadata).sort()) {
     const value = metadata[key];
     if (typeof value !== 'string') throw new SafetensorsError(`metadata "${key}" must be a string, got ${typeof value}`, key);

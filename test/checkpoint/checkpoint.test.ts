@@ -125,6 +125,14 @@ test('layout follows safetensors: LE u64 length, 8-aligned "{" header, F32 entri
   assert.ok(header['adam.m.conv1.weight'] && header['adam.v.log_std']);
 });
 
+test('a tensor or metadata key named "__proto__" is kept as a key (fast-check found the tensor case)', () => {
+  const t: TensorMap = new Map([['__proto__', { shape: [2], data: new Float32Array([1, -2]) }], ['w', { shape: [1], data: new Float32Array([3]) }]]);
+  const back = decodeSafetensors(encodeSafetensors(t, { __proto__x: 'a' }));
+  assertBitEqual(back.tensors, t);
+  const raw = new TextDecoder().decode(encodeSafetensors(t, JSON.parse('{"__proto__": "m"}') as Record<string, string>));
+  assert.match(raw, /"__metadata__":\{"__proto__":"m"\}/);
+});
+
 test('encoding is deterministic whatever the insertion order', () => {
   const a = sample();
   const b: Checkpoint = { ...a, params: new Map([...a.params].reverse()), meta: { ...a.meta, extra: { note: '', clip_encoder: 'random-features' } } };

@@ -44,7 +44,7 @@ test('defaults validate and carry the design values', () => {
   assert.equal(c.grpo.multiRewardMode, 'sum');
   assert.equal(c.grpo.maxStaleness, 0);
   assert.deepEqual(c.optim, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-4, maxGradNorm: 1.0, excludeFromWeightDecay: [] });
-  assert.deepEqual(c.sft, { steps: 400, batchSize: 32, lr: 3e-4, schedule: 'cosine', loss: 'l1' });
+  assert.deepEqual(c.sft, { steps: 400, batchSize: 32, lr: 3e-4, schedule: 'cosine', ema: 0, loss: 'l1' });
   assert.equal(c.orchestrator.listen, '127.0.0.1:50051');
   assert.equal(c.nats.url, 'nats://127.0.0.1:4222');
   // An empty file, an empty JSON object and explicit empty sections give the same.
