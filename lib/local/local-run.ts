@@ -163,14 +163,26 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const [grpcPort, metricsPort] = [await freePort(), await freePort()];
+  // Ports this run hands out are distinct: freePort() releases its probe, so two calls can return the same port,
+  // and a metrics port is kept across restarts (a collision made one worker restart forever).
+  const taken = new Set<number>();
+  const distinctPort = async (): Promise<number> => {
+    for (;;) {
+      const p = await freePort();
+      if (!taken.has(p)) {
+        taken.add(p);
+        return p;
+      }
+    }
+  };
+  const [grpcPort, metricsPort] = [await distinctPort(), await distinctPort()];
   let natsUrl = o.natsUrl;
   let natsPort = 0;
   // The NATS this run starts has one user per role, with least privilege (lib/local/nats-config.ts).
   let natsUsers: LocalNatsUsers | undefined;
   if (!natsUrl) {
     ensureNatsBinary();
-    natsPort = await freePort();
+    natsPort = await distinctPort();
     natsUrl = `nats://127.0.0.1:${natsPort}`;
     natsUsers = writeLocalNatsUsers(out);
     sup.start({ name: 'nats', command: 'nats-server', args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
@@ -207,7 +219,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     const metricsPorts: Record<string, number> = { orchestrator: metricsPort };
     const threads = roleThreads(o);
     const worker = async (role: OrtRole, name: string) => {
-      metricsPorts[name] = await freePort();
+      metricsPorts[name] = await distinctPort();
       const t = threads[role];
       sup.start({
         name,
