@@ -3,10 +3,11 @@
 // proto-loader's serializer turns a plain object into protobufjs message instances (fromObject), encodes them
 // through a Writer that allocates an operation object per field, and its deserializer decodes into instances
 // (int64 as Long objects) that toObject then copies into a second set of plain objects. Per task that is a few
-// microseconds and most of the orchestrator's garbage. This codec does the same mapping in one step each way:
+// microseconds and most of the orchestrator's garbage. This codec:
 //
-// - encode: the plain object straight to bytes, sizes first, then one Buffer written in place;
-// - decode: bytes straight to the plain object proto-loader produces with LOADER_OPTIONS (lib/transport/proto.ts:
+// - encode: protobufjs's own generated encoder on the plain object (a keepCase root; no fromObject copy): the
+//   library's bytes, the same as proto-loader's;
+// - decode (hand-written, one pass): bytes straight to the plain object proto-loader produces with LOADER_OPTIONS (lib/transport/proto.ts:
 //   keepCase, longs String, enums String, defaults, oneofs: every field present with its zero value when absent,
 //   messages null, int64 as decimal strings, `kind` naming the oneof member set, and proto3 `optional` fields
 //   absent when unset, with the synthetic `_<name>` oneof key when set), bytes as views into the received buffer.
@@ -16,8 +17,8 @@
 // a map anywhere below them (Hello, TrainBatch) are not handled: their envelopes go through proto-loader as
 // before (envelopeCodec decides per oneof member). Bytes are identical to proto-loader's for every message it can
 // encode, and decoded objects deep-equal its output (test/transport/wire-codec.test.ts, on random messages of
-// every handled type); input proto-loader would silently coerce into something else (an int64 that is not a
-// decimal integer, bytes that are neither bytes, an array nor base64) is refused here with an error naming the field.
+// every handled type). protobufjs has no decoder that yields proto-loader's object shape without the toObject copy,
+// which is why the decode side is written here; a truncated or malformed message is refused with a RangeError.
 import protobuf from 'protobufjs';
 
 type Scalar = 'double' | 'float' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string' | 'bytes';
@@ -27,9 +28,6 @@ const WIRE: Record<Scalar, number> = { double: 1, float: 5, uint32: 0, int64: 0,
 interface Field {
   readonly name: string;
   readonly id: number;
-  /** The key (id << 3 | wire type) as written; packed repeated scalars use wire type 2. */
-  readonly key: number;
-  readonly keyLen: number;
   readonly scalar: Scalar | undefined;
   readonly message: Schema | undefined;
   readonly repeated: boolean;
@@ -56,10 +54,6 @@ export interface Schema {
   handled: boolean;
 }
 
-function varintLen(v: number): number {
-  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
-}
-
 const schemas = new Map<protobuf.Type, Schema>();
 
 function schemaOf(type: protobuf.Type): Schema {
@@ -81,13 +75,9 @@ function schemaOf(type: protobuf.Type): Schema {
     }
     const scalar = message ? undefined : (f.type as Scalar);
     const packed = f.repeated && f.packed && scalar !== undefined && scalar !== 'string' && scalar !== 'bytes';
-    const wire = message ? 2 : packed ? 2 : WIRE[scalar!];
-    const key = (f.id << 3) | wire;
     const field: Field = {
       name: f.name,
       id: f.id,
-      key,
-      keyLen: varintLen(key),
       scalar,
       message,
       repeated: f.repeated,
@@ -127,237 +117,6 @@ function absentValue(repeated: boolean, scalar: Scalar | undefined): string {
     case 'bytes': return 'EMPTY_BYTES';
     default: return '0';
   }
-}
-
-// ---------------------------------------------------------------------------------------------------- encode
-
-/**
- * Byte lengths of nested messages and strings, in the order the writer meets them (sizes are computed once). One
- * instance serves every encode (encoding is synchronous); `n` counts the entries of the current one, so the array
- * keeps its storage between calls (setting an array's length to 0 would free it).
- */
-class Lengths {
-  readonly a: number[] = [];
-  n = 0;
-  /** Appends v; returns its index. */
-  push(v: number): number {
-    if (this.n < this.a.length) this.a[this.n] = v;
-    else this.a.push(v);
-    return this.n++;
-  }
-}
-
-const INT64_DIGITS = /^-?\d+$/;
-/** An int64/uint64 value as a non-negative number below 2^53, or as its 64-bit two's complement BigInt. */
-function int64Of(v: unknown, f: Field): number | bigint {
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new TypeError(`${f.path}: ${v} is not an integer`);
-    const t = Math.trunc(v); // as protobufjs (Long.fromNumber)
-    return t >= 0 && t <= Number.MAX_SAFE_INTEGER ? t : BigInt.asUintN(64, BigInt(t));
-  }
-  if (typeof v === 'string' && INT64_DIGITS.test(v)) {
-    if (v.length < 16 && v[0] !== '-') return Number(v);
-    return BigInt.asUintN(64, BigInt(v));
-  }
-  if (typeof v === 'bigint') return BigInt.asUintN(64, v);
-  throw new TypeError(`${f.path}: ${JSON.stringify(v)} is not a 64-bit integer (a decimal string or an integer number)`);
-}
-
-function varint64Len(v: number | bigint): number {
-  if (typeof v === 'number') {
-    if (v < 0x10000000) return varintLen(v);
-    let n = 1;
-    while (v >= 128) {
-      v = Math.floor(v / 128);
-      n++;
-    }
-    return n;
-  }
-  let n = 1;
-  while (v >= 128n) {
-    v >>= 7n;
-    n++;
-  }
-  return n;
-}
-
-function bytesOf(v: unknown, f: Field): Uint8Array | number[] {
-  if (v instanceof Uint8Array) return v;
-  if (typeof v === 'string') return Buffer.from(v, 'base64'); // as fromObject: a string is base64
-  if (Array.isArray(v)) return v as number[];
-  throw new TypeError(`${f.path}: bytes expected (a Uint8Array or Buffer), got ${v === null ? 'null' : typeof v}`);
-}
-
-/** Encoded size of one scalar value (without its key); pushes string lengths. */
-function scalarLen(f: Field, v: unknown, lens: Lengths): number {
-  switch (f.scalar!) {
-    case 'double': return 8;
-    case 'float': return 4;
-    case 'bool': return 1;
-    case 'uint32': return varintLen(((v as number) >>> 0));
-    case 'int64':
-    case 'uint64': return varint64Len(int64Of(v, f));
-    case 'string': {
-      const n = Buffer.byteLength(String(v), 'utf8');
-      lens.push(n);
-      return varintLen(n) + n;
-    }
-    case 'bytes': {
-      const n = bytesOf(v, f).length;
-      return varintLen(n) + n;
-    }
-  }
-}
-
-function checkMessage(v: unknown, f: Field): object {
-  if (typeof v !== 'object' || v === null) throw new TypeError(`${f.path}: object expected`);
-  return v;
-}
-
-/** Size of `obj` as schema `s` (without key and length); pushes nested lengths in writing order. */
-function messageLen(s: Schema, obj: object, lens: Lengths): number {
-  let size = 0;
-  for (const f of s.fields) {
-    const v = (obj as Record<string, unknown>)[f.name];
-    if (v === undefined || v === null) continue;
-    if (f.repeated) {
-      if (!v) continue;
-      if (!Array.isArray(v)) throw new TypeError(`${f.path}: array expected`);
-      if (v.length === 0) continue;
-      if (f.packed) {
-        const at = lens.push(0);
-        let n = 0;
-        for (const x of v) n += scalarLen(f, x, lens);
-        lens.a[at] = n;
-        size += f.keyLen + varintLen(n) + n;
-      } else if (f.message) {
-        for (const x of v) {
-          const at = lens.push(0);
-          const n = messageLen(f.message, checkMessage(x, f), lens);
-          lens.a[at] = n;
-          size += f.keyLen + varintLen(n) + n;
-        }
-      } else {
-        for (const x of v) size += f.keyLen + scalarLen(f, x, lens);
-      }
-    } else if (f.message) {
-      const at = lens.push(0);
-      const n = messageLen(f.message, checkMessage(v, f), lens);
-      lens.a[at] = n;
-      size += f.keyLen + varintLen(n) + n;
-    } else {
-      size += f.keyLen + scalarLen(f, v, lens);
-    }
-  }
-  return size;
-}
-
-class Out {
-  pos = 0;
-  li = 0;
-  constructor(readonly buf: Buffer, readonly lens: Lengths) {}
-  varint(v: number): void {
-    const b = this.buf;
-    while (v >= 128) {
-      b[this.pos++] = (v & 127) | 128;
-      v >>>= 7;
-    }
-    b[this.pos++] = v;
-  }
-  varint64(v: number | bigint): void {
-    if (typeof v === 'number' && v < 0x80000000) return this.varint(v);
-    let x = typeof v === 'number' ? BigInt(v) : v;
-    const b = this.buf;
-    while (x >= 128n) {
-      b[this.pos++] = Number(x & 127n) | 128;
-      x >>= 7n;
-    }
-    b[this.pos++] = Number(x);
-  }
-}
-
-function writeScalar(o: Out, f: Field, v: unknown): void {
-  switch (f.scalar!) {
-    case 'double':
-      o.buf.writeDoubleLE(Number(v), o.pos);
-      o.pos += 8;
-      return;
-    case 'float':
-      o.buf.writeFloatLE(Number(v), o.pos);
-      o.pos += 4;
-      return;
-    case 'bool':
-      o.buf[o.pos++] = v ? 1 : 0;
-      return;
-    case 'uint32':
-      o.varint((v as number) >>> 0);
-      return;
-    case 'int64':
-    case 'uint64':
-      o.varint64(int64Of(v, f));
-      return;
-    case 'string': {
-      const n = o.lens.a[o.li++]!;
-      o.varint(n);
-      if (n > 0) o.pos += o.buf.write(String(v), o.pos, n, 'utf8');
-      return;
-    }
-    case 'bytes': {
-      const b = bytesOf(v, f);
-      o.varint(b.length);
-      if (b instanceof Uint8Array) o.buf.set(b, o.pos);
-      else for (let i = 0; i < b.length; i++) o.buf[o.pos + i] = b[i]!;
-      o.pos += b.length;
-      return;
-    }
-  }
-}
-
-function writeMessage(o: Out, s: Schema, obj: object): void {
-  for (const f of s.fields) {
-    const v = (obj as Record<string, unknown>)[f.name];
-    if (v === undefined || v === null) continue;
-    if (f.repeated) {
-      if (!v || (v as unknown[]).length === 0) continue;
-      if (f.packed) {
-        o.varint(f.key);
-        o.varint(o.lens.a[o.li++]!);
-        for (const x of v as unknown[]) writeScalar(o, f, x);
-      } else if (f.message) {
-        for (const x of v as object[]) {
-          o.varint(f.key);
-          o.varint(o.lens.a[o.li++]!);
-          writeMessage(o, f.message, x);
-        }
-      } else {
-        for (const x of v as unknown[]) {
-          o.varint(f.key);
-          writeScalar(o, f, x);
-        }
-      }
-    } else if (f.message) {
-      o.varint(f.key);
-      o.varint(o.lens.a[o.li++]!);
-      writeMessage(o, f.message, v as object);
-    } else {
-      o.varint(f.key);
-      writeScalar(o, f, v);
-    }
-  }
-}
-
-const scratch = new Lengths();
-
-/** `obj` (a plain object shaped like proto-loader's input) as the bytes of message `s`. */
-export function encodeMessage(s: Schema, obj: object): Buffer {
-  if (!s.handled) throw new Error(`wire codec: ${s.name} has an enum or map field; it is not handled here`);
-  const lens = scratch;
-  lens.n = 0;
-  const size = messageLen(s, obj, lens);
-  const o = new Out(Buffer.allocUnsafe(size), lens);
-  writeMessage(o, s, obj);
-  if (o.pos !== size) throw new Error(`wire codec: wrote ${o.pos} bytes of ${s.name}, sized ${size}`);
-  return o.buf;
 }
 
 // ---------------------------------------------------------------------------------------------------- decode
@@ -597,7 +356,7 @@ export function envelopeCodec(
         const v = (msg as Record<string, unknown>)[n];
         if (v !== undefined && v !== null) return fallback.encode(msg);
       }
-      return encodeMessage(env, msg);
+      return type.encode(msg).finish() as Buffer;
     },
     decode(buf: Buffer): unknown {
       // Every top-level field must be a handled member; else (Hello, TrainBatch) the fallback decodes it all.

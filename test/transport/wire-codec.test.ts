@@ -109,24 +109,18 @@ test('wire codec: decodes unknown fields, unpacked repeated scalars and repeated
   assert.equal((got as { rollout_result: { task_id: string } }).rollout_result.task_id, 'u'); // the last one wins
 });
 
-test('wire codec: a lone surrogate in a string is written as U+FFFD, as Node and protobufjs (40+ characters) write it', () => {
-  // protobufjs writes a string under 40 characters with its own encoder, which emits a lone surrogate's 3-byte
-  // CESU form (not UTF-8: decoders read it as U+FFFD); from 40 characters it uses Node's, as this codec always does.
+test('wire codec: encoding is protobufjs\'s, byte for byte with proto-loader, lone surrogates included', () => {
   for (const s of ['a\ud800b', 'x'.repeat(45) + '\udc00']) {
     const bytes = codecs.orchestrator.encode({ cancel_task: { task_id: s } });
-    assert.equal((codecs.orchestrator.decode(bytes) as { cancel_task: { task_id: string } }).cancel_task.task_id, Buffer.from(s).toString());
-    if (s.length >= 40) assert.deepEqual(bytes, ref.orchestrator.encode({ cancel_task: { task_id: s } }));
+    assert.deepEqual(bytes, ref.orchestrator.encode({ cancel_task: { task_id: s } }));
+    assert.deepStrictEqual(codecs.orchestrator.decode(bytes), ref.orchestrator.decode(bytes));
   }
 });
 
-test('wire codec: a truncated message and a bad 64-bit integer are refused with errors naming them', () => {
+test('wire codec: a truncated or malformed message is refused', () => {
   const bytes = codecs.orchestrator.encode({ rollout_task: { task_id: 'abc', items: [{ sample_id: 's', noise_seed: '12' }] } });
   assert.throws(() => codecs.orchestrator.decode(bytes.subarray(0, bytes.length - 2)), RangeError);
-  assert.throws(
-    () => codecs.orchestrator.encode({ rollout_task: { task_id: 'abc', items: [{ sample_id: 's', noise_seed: 'twelve' }] } }),
-    /RolloutItem\.noise_seed: "twelve" is not a 64-bit integer/,
-  );
-  assert.throws(() => codecs.orchestrator.encode({ rollout_task: { task_id: 'abc', items: {} } }), /RolloutTask\.items: array expected/);
+  assert.throws(() => codecs.orchestrator.decode(Buffer.from([(2 << 3) | 2, 0x05, 0x0a])), RangeError);
 });
 
 test('wire codec: the transport uses it, and proto-loader when asked, with the same bytes', () => {
