@@ -94,7 +94,8 @@ function passThrough(ser: (v: unknown) => Buffer): (v: unknown) => Buffer {
  * maxBytes: gRPC would otherwise kill the whole stream with RESOURCE_EXHAUSTED.
  */
 export function preserialize(direction: 'request' | 'response', msg: unknown, kind: string, maxBytes: number): Preserialized {
-  const buf = (direction === 'request' ? serializeRequestFn : serializeResponseFn)()(msg);
+  const c = current();
+  const buf = direction === 'request' ? c.req(msg) : c.res(msg);
   if (buf.length > maxBytes) {
     throw new RangeError(`${kind} message is ${buf.length} bytes, over the ${maxBytes}-byte message limit (maxMessageBytes)`);
   }
@@ -107,8 +108,6 @@ function current(): NonNullable<typeof made> {
   if (!made || made.name !== codecName) made = { name: codecName, req: serializer('request'), res: serializer('response'), dres: deserializer('response') };
   return made;
 }
-const serializeRequestFn = () => current().req;
-const serializeResponseFn = () => current().res;
 
 export function deserializeResponse(buf: Buffer): unknown {
   return current().dres(buf);
