@@ -3,14 +3,25 @@
 // 256, centre crop). Levels cycle low / mid / high. Reported: wall-clock images/s, and images per CPU-second
 // of this process (sharp's worker thread included). Other load only ever slows a run down, so every figure
 // is the best of ROUNDS rounds (env DATA_BENCH_ROUNDS, default 3) taken at different moments.
+// The measurement runs in a child process with the product's glibc malloc settings (lib/deploy/allocator-env.ts:
+// glibc reads them at start-up only, so a process cannot set them for itself); DATA_BENCH_ALLOC=off measures in
+// this process with its own environment.
+// DATA_BENCH_COMPARE=<git revision> (e.g. main) times the code as it was at that revision ("before": lib/data
+// extracted with git archive under .tmp/, run without the malloc settings unless DATA_BENCH_BEFORE_ALLOC=1) against
+// the working tree ("after": with them), each arm in its own child processes, alternating, DATA_BENCH_ROUNDS
+// (default 5) of each; per child: decode alone, then per type decode + corrupt and corrupt alone, 12 images a block;
+// medians over the children. Types: DATA_BENCH_TYPES (default all).
 // DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode (a
 // header read, the pipeline and a copy) and the frozen pre-#15 corruptions (test/data/reference/, the same bytes) side by side: interleaved short blocks,
 // wall-clock and CPU, medians of ROUNDS rounds (default 9 in that mode), for the types named in
 // DATA_BENCH_TYPES (comma-separated; default all).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { ALLOCATOR_ENV, allocatorEnvFor } from '../lib/deploy/allocator-env.ts';
 import { CORRUPTION_TYPES, LEVELS, corrupt } from '../lib/data/corruptions.ts';
 import { decodeImage, imageSize, MAX_INPUT_PIXELS, writeImage, type RgbImage } from '../lib/data/image.ts';
 import { renderScene } from '../lib/data/procedural.ts';
@@ -125,8 +136,104 @@ async function compareWithV1(square: string[]): Promise<void> {
   }
 }
 
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const loads = () => loadavg().map((v) => v.toFixed(1)).join(' ');
+
+/** Runs `node --import tsx bench/index.ts data` with `env` added; resolves with its stdout (stderr passes through). */
+function child(env: Record<string, string | undefined>, capture: boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...process.execArgv, join(ROOT, 'bench/index.ts'), 'data'], {
+      cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'],
+    });
+    let out = '';
+    p.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`data bench child exited with ${code}`))));
+  });
+}
+
+/** One arm's figures from one process: decode alone (ms CPU) and, per type, images per CPU-second. */
+type ArmResult = { decodeMs: number; types: Record<string, { dc: number; c: number }> };
+
+/** In a child: decode + corrupt with the lib/data under `codeDir`, as in compareWithV1's blocks; prints one JSON line. */
+async function runArm(codeDir: string, square: string[]): Promise<void> {
+  const { corrupt: corruptArm } = (await import(join(codeDir, 'lib/data/corruptions.ts'))) as { corrupt: CorruptFn };
+  const { decodeImage: decodeArm } = (await import(join(codeDir, 'lib/data/image.ts'))) as { decodeImage: typeof decodeImage };
+  const types = process.env.DATA_BENCH_TYPES ? process.env.DATA_BENCH_TYPES.split(',') : [...CORRUPTION_TYPES];
+  const decoded = await Promise.all(square.map((p) => decodeArm(p, SIZE)));
+  const cpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
+  // Warm up (the JIT, and the allocator's heap: a fresh process's first few hundred images fault its pages in).
+  for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
+  for (const type of types) for (let k = 0; k < 6; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
+  let t0 = cpuMs();
+  for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
+  const res: ArmResult = { decodeMs: (cpuMs() - t0) / 48, types: {} };
+  for (const type of types) {
+    t0 = cpuMs();
+    for (let k = 0; k < 12; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
+    const dc = 12_000 / (cpuMs() - t0);
+    t0 = cpuMs();
+    for (let k = 0; k < 12; k++) await corruptArm(decoded[k % 8], type, LEVEL_CYCLE[k % 3], k);
+    res.types[type] = { dc, c: 12_000 / (cpuMs() - t0) };
+  }
+  console.log(`ARM ${JSON.stringify(res)}`);
+}
+
+/** DATA_BENCH_COMPARE=<revision>: that revision's lib/data (no malloc settings) against the working tree (with them). */
+async function compareWithRevision(rev: string): Promise<void> {
+  const sha = execFileSync('git', ['rev-parse', '--short', rev], { cwd: ROOT, encoding: 'utf8' }).trim();
+  // Under the repository (.tmp/ is ignored), so its imports of sharp and zod resolve to the same node_modules.
+  const before = join(ROOT, '.tmp', `data-bench-${sha}`);
+  if (!existsSync(join(before, 'lib/data/corruptions.ts'))) {
+    mkdirSync(before, { recursive: true });
+    execFileSync('bash', ['-c', `git archive ${sha} lib/data | tar -x -C '${before}'`], { cwd: ROOT });
+  }
+  const rounds = Math.max(1, Number(process.env.DATA_BENCH_ROUNDS ?? 5));
+  const noAlloc = Object.fromEntries(Object.keys(ALLOCATOR_ENV).map((k) => [k, undefined]));
+  const arms = {
+    before: { DATA_BENCH_ARM: before, ...(process.env.DATA_BENCH_BEFORE_ALLOC === '1' ? ALLOCATOR_ENV : noAlloc) },
+    after: { DATA_BENCH_ARM: ROOT, ...ALLOCATOR_ENV },
+  };
+  console.log(`before = lib/data at ${sha}${process.env.DATA_BENCH_BEFORE_ALLOC === '1' ? ' with' : ' without'} the malloc settings; after = the working tree with ${Object.entries(ALLOCATOR_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  console.log(`${rounds} child processes per arm, alternating; load average at the start ${loads()}`);
+  const got: { before: ArmResult[]; after: ArmResult[] } = { before: [], after: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (const arm of (r % 2 === 0 ? ['before', 'after'] : ['after', 'before']) as Array<'before' | 'after'>) {
+      const line = (await child(arms[arm], true)).split('\n').find((l) => l.startsWith('ARM '));
+      if (!line) throw new Error(`the ${arm} child printed no result`);
+      got[arm].push(JSON.parse(line.slice(4)) as ArmResult);
+    }
+  }
+  const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1]; };
+  const dB = median(got.before.map((x) => x.decodeMs)), dA = median(got.after.map((x) => x.decodeMs));
+  console.log(`decode of a 256x256 PNG, ms CPU (median of ${rounds} processes, 48 decodes each): before ${dB.toFixed(2)}, after ${dA.toFixed(2)} (${(dB / dA).toFixed(2)}x)`);
+  console.log('images per CPU-second (medians):');
+  console.log('type                     decode+corrupt: before -> after (ratio)   | corrupt only: before -> after (ratio)   | >= 200/s after');
+  const below: string[] = [];
+  for (const type of Object.keys(got.after[0]!.types)) {
+    const col = (key: 'dc' | 'c') => {
+      const b = median(got.before.map((x) => x.types[type]![key])), a = median(got.after.map((x) => x.types[type]![key]));
+      return { b, a, text: `${b.toFixed(0).padStart(5)} -> ${a.toFixed(0).padStart(5)} (${(a / b).toFixed(2)}x)` };
+    };
+    const dc = col('dc'), c = col('c');
+    if (dc.a < GOAL) below.push(`${type} (${dc.a.toFixed(0)})`);
+    console.log(`${type.padEnd(24)} ${dc.text.padStart(30)}           | ${c.text.padStart(30)}         | ${dc.a >= GOAL ? 'yes' : 'no'}`);
+  }
+  console.log(`below ${GOAL}/s after (decode + corrupt): ${below.length ? below.join(', ') : 'none'}; load average at the end ${loads()}`);
+}
+
 export async function run(): Promise<void> {
   sharp.concurrency(1); // one libvips thread: the figures are per core
+  const compare = process.env.DATA_BENCH_COMPARE;
+  const arm = process.env.DATA_BENCH_ARM;
+  // Measure with the malloc settings the product runs with: in a child process that starts with them.
+  if (!arm && compare !== undefined && compare !== 'v1' && compare !== '') return compareWithRevision(compare);
+  const missing = allocatorEnvFor(process.env);
+  if (!arm && process.env.DATA_BENCH_ALLOC !== 'off' && Object.keys(missing).length > 0) {
+    console.log(`(measuring in a child process with ${Object.entries(missing).map(([k, v]) => `${k}=${v}`).join(' ')}; DATA_BENCH_ALLOC=off measures here)`);
+    await child(missing, false);
+    return;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'data-bench-'));
   try {
     const square: string[] = [];
@@ -137,7 +244,11 @@ export async function run(): Promise<void> {
       wide.push(join(dir, `w${k}.png`));
       await writeImage(renderScene(k + 100, 384, 288), wide[k]);
     }
-    if (process.env.DATA_BENCH_COMPARE === 'v1') {
+    if (arm) {
+      await runArm(arm, square);
+      return;
+    }
+    if (compare === 'v1') {
       console.log(`one core (sharp concurrency ${sharp.concurrency()}), ${SIZE}x${SIZE}, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
       await compareWithV1(square);
       return;

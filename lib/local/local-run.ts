@@ -17,6 +17,7 @@ import { evaluate, firstSamples, outputImage, type EvalReport } from '../eval/ev
 import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
 import { Supervisor } from './supervisor.ts';
+import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
@@ -201,7 +202,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       command: process.execPath,
       args: [...(o.nodeArgs ?? []), BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort), '--events', join(out, 'events.jsonl')],
       doneOnExitCode: 0,
-      env: { RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator') }, // the lines below are parsed (lib/log)
+      env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator') }, // the lines below are parsed (lib/log)
       onLine: (line) => {
         const progress = /^\[(?:sft|grpo)\] batch (\d+)\/(\d+) /.exec(line);
         if (progress) {
@@ -226,7 +227,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         command: process.execPath,
         args: [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : [])],
         doneOnExitCode: 0,
-        env: { RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]) },
+        env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
         onLine: (line) => {
           if (!/ info /.test(line)) log(`[${name}] ${line}`);

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { containersOf, renderKustomization } from './kustomize.ts';
+import { ALLOCATOR_ENV } from '../../lib/deploy/allocator-env.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const at = (p: string) => join(ROOT, p);
@@ -102,6 +103,8 @@ for (const [name, df] of [['docker/Dockerfile', cpu], ['docker/Dockerfile.cuda',
     const pkg = JSON.parse(readFileSync(at('package.json'), 'utf8'));
     assert.ok(pkg.dependencies.tsx, 'tsx is a dependency, not a devDependency');
     assert.match(runtime.lines.find((l) => l.startsWith('ENV '))!, /HOME=\/tmp/, 'HOME on the writable /tmp');
+    const env = runtime.lines.filter((l) => l.startsWith('ENV ')).join(' ');
+    for (const [k, v] of Object.entries(ALLOCATOR_ENV)) assert.match(env, new RegExp(`\\b${k}=${v}\\b`), `ENV ${k}=${v} (lib/deploy/allocator-env.ts)`);
   });
 
   test(`${name}: a failing npm ci fails the build; a proxy's CA comes in as a build secret, never as a layer`, () => {
