@@ -333,6 +333,8 @@ export async function convolveRgb(img: RgbImage, kernel: Float32Array, side: num
   const idx: number[] = [];
   for (let k = 0; k < kernel.length; k++) if (kernel[k] !== 0) idx.push(k);
   if (w * h * 3 * idx.length > SHARP_THRESHOLD && side >= 3) {
+    // Note (round 6): sharp replaces a fractional offset by 0, so this 0.5 has no effect and the cast truncates the
+    // float sums (floor), where the JS path below rounds. Kept: every checkpoint so far was trained on these bytes.
     return viaSharpRaw(img, (p) => p.convolve({ width: side, height: side, kernel: Array.from(kernel), scale: 1, offset: 0.5 }));
   }
   const n = idx.length;
