@@ -10,7 +10,8 @@
 // extracted with git archive under .tmp/, run without the malloc settings unless DATA_BENCH_BEFORE_ALLOC=1) against
 // the working tree ("after": with them), each arm in its own child processes, alternating, DATA_BENCH_ROUNDS
 // (default 5) of each; per child: decode alone, then per type decode + corrupt and corrupt alone, 12 images a block;
-// medians over the children. Types: DATA_BENCH_TYPES (default all).
+// medians over the children. Types: DATA_BENCH_TYPES (default all). With DATA_BENCH_SAME_PROCESS=1 both arms run
+// in one child (the malloc settings for both), interleaved as in the v1 mode below: the code alone compared.
 // DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode (a
 // header read, the pipeline and a copy) and the frozen pre-#15 corruptions (test/data/reference/, the same bytes) side by side: interleaved short blocks,
 // wall-clock and CPU, medians of ROUNDS rounds (default 9 in that mode), for the types named in
@@ -63,7 +64,7 @@ type CorruptFn = typeof corrupt;
  * a copy of sharp's buffer (main at 74a6b65 did all three; decodeImage now takes one sharp call for a PNG and
  * returns a view of sharp's buffer).
  */
-async function decodeViaSharp(path: string, size: number): Promise<RgbImage> {
+async function decodeViaSharpV1(path: string, size: number): Promise<RgbImage> {
   await imageSize(path);
   const { data, info } = await sharp(path, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).autoOrient()
     .resize(size, size, { fit: 'cover', position: 'centre' }).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' })
@@ -77,8 +78,10 @@ async function decodeViaSharp(path: string, size: number): Promise<RgbImage> {
  * "after" is decodeImage and corrupt as they are. Wall-clock and CPU images/s (process CPU, sharp's thread
  * included), medians of the blocks.
  */
-async function compareWithV1(square: string[]): Promise<void> {
-  const { corrupt: corruptV1 } = (await import('../test/data/reference/corruptions-v1.ts')) as { corrupt: CorruptFn };
+async function compareWithV1(square: string[], before?: { corrupt: CorruptFn; decode: (path: string, size: number) => Promise<RgbImage> }): Promise<void> {
+  // `before` (DATA_BENCH_COMPARE=<revision> with DATA_BENCH_SAME_PROCESS=1): that revision's corrupt and decodeImage.
+  const corruptV1 = before?.corrupt ?? ((await import('../test/data/reference/corruptions-v1.ts')) as { corrupt: CorruptFn }).corrupt;
+  const decodeViaSharp = before?.decode ?? decodeViaSharpV1;
   const rounds = Math.max(1, Number(process.env.DATA_BENCH_ROUNDS ?? 9));
   const types = process.env.DATA_BENCH_TYPES ? process.env.DATA_BENCH_TYPES.split(',') : [...CORRUPTION_TYPES];
   const decoded = await Promise.all(square.map((p) => decodeImage(p)));
@@ -115,7 +118,7 @@ async function compareWithV1(square: string[]): Promise<void> {
   const ms = (v: Array<{ wall: number; cpu: number }>) => `${median(v.map((x) => x.wall)).toFixed(2)} ms wall, ${median(v.map((x) => x.cpu)).toFixed(2)} ms CPU`;
   console.log(`decode of a 256x256 PNG at 256, per image (medians of ${rounds} interleaved blocks of 24): before ${ms(dec.before)}; now ${ms(dec.after)}`);
   console.log(`images/s, median of ${rounds} interleaved blocks of 12 (levels low/mid/high), wall-clock / per CPU-second;`);
-  console.log('before = the frozen previous decode (sharp header read + pipeline + copy) and test/data/reference/corruptions-v1.ts; after = decodeImage and corrupt as they are');
+  console.log(before ? 'before = the revision above; after = decodeImage and corrupt as they are' : 'before = the frozen previous decode (sharp header read + pipeline + copy) and test/data/reference/corruptions-v1.ts; after = decodeImage and corrupt as they are');
   console.log('type                     decode+corrupt: before   after   ratio (wall; CPU)   | corrupt only: before   after   ratio (wall; CPU)');
   for (const type of types) {
     const cols: string[] = [];
@@ -183,14 +186,19 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
 }
 
 /** DATA_BENCH_COMPARE=<revision>: that revision's lib/data (no malloc settings) against the working tree (with them). */
-async function compareWithRevision(rev: string): Promise<void> {
+/** lib/data as at `rev`, extracted once under .tmp/ (ignored; its imports of sharp and zod resolve to the same node_modules). */
+function revisionDir(rev: string): { sha: string; dir: string } {
   const sha = execFileSync('git', ['rev-parse', '--short', rev], { cwd: ROOT, encoding: 'utf8' }).trim();
-  // Under the repository (.tmp/ is ignored), so its imports of sharp and zod resolve to the same node_modules.
-  const before = join(ROOT, '.tmp', `data-bench-${sha}`);
-  if (!existsSync(join(before, 'lib/data/corruptions.ts'))) {
-    mkdirSync(before, { recursive: true });
-    execFileSync('bash', ['-c', `git archive ${sha} lib/data | tar -x -C '${before}'`], { cwd: ROOT });
+  const dir = join(ROOT, '.tmp', `data-bench-${sha}`);
+  if (!existsSync(join(dir, 'lib/data/corruptions.ts'))) {
+    mkdirSync(dir, { recursive: true });
+    execFileSync('bash', ['-c', `git archive ${sha} lib/data | tar -x -C '${dir}'`], { cwd: ROOT });
   }
+  return { sha, dir };
+}
+
+async function compareWithRevision(rev: string): Promise<void> {
+  const { sha, dir: before } = revisionDir(rev);
   const rounds = Math.max(1, Number(process.env.DATA_BENCH_ROUNDS ?? 5));
   const noAlloc = Object.fromEntries(Object.keys(ALLOCATOR_ENV).map((k) => [k, undefined]));
   const arms = {
@@ -233,7 +241,8 @@ export async function run(): Promise<void> {
   const compare = process.env.DATA_BENCH_COMPARE;
   const arm = process.env.DATA_BENCH_ARM;
   // Measure with the malloc settings the product runs with: in a child process that starts with them.
-  if (!arm && compare !== undefined && compare !== 'v1' && compare !== '') return compareWithRevision(compare);
+  const sameProcess = process.env.DATA_BENCH_SAME_PROCESS === '1';
+  if (!arm && compare !== undefined && compare !== 'v1' && compare !== '' && !sameProcess) return compareWithRevision(compare);
   const missing = allocatorEnvFor(process.env);
   if (!arm && process.env.DATA_BENCH_ALLOC !== 'off' && Object.keys(missing).length > 0) {
     console.log(`(measuring in a child process with ${Object.entries(missing).map(([k, v]) => `${k}=${v}`).join(' ')}; DATA_BENCH_ALLOC=off measures here)`);
@@ -254,9 +263,18 @@ export async function run(): Promise<void> {
       await runArm(arm, square);
       return;
     }
-    if (compare === 'v1') {
+    if (compare === 'v1' || (compare && sameProcess)) {
       console.log(`one core (sharp concurrency ${sharp.concurrency()}), ${SIZE}x${SIZE}, load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
-      await compareWithV1(square);
+      let before: Parameters<typeof compareWithV1>[1];
+      if (compare !== 'v1') {
+        const { sha, dir } = revisionDir(compare);
+        console.log(`before = lib/data at ${sha} (its corrupt and decodeImage), in this process: the same malloc settings for both arms`);
+        const c = (await import(join(dir, 'lib/data/corruptions.ts'))) as { corrupt: CorruptFn };
+        const d = (await import(join(dir, 'lib/data/image.ts'))) as { decodeImage: typeof decodeImage };
+        before = { corrupt: c.corrupt, decode: (path, size) => d.decodeImage(path, size) };
+      }
+      await compareWithV1(square, before);
+      console.log(`load average at the end ${loads()}`);
       return;
     }
     const decoded: RgbImage[] = await Promise.all(square.map((p) => decodeImage(p)));
