@@ -55,7 +55,12 @@ for (let i = 0; i < workers; i += 50) {
   await Promise.all(Array.from({ length: Math.min(50, workers - i) }, (_, k) => worker(i + k).catch((e) => process.send!({ error: (e as Error).message }))));
 }
 process.send!({ connected: conns.length });
-process.on('message', async (m: { stop?: boolean }) => {
+process.on('message', async (m: { stop?: boolean; cpu?: boolean }) => {
+  if (m.cpu) {
+    const c = process.cpuUsage();
+    process.send!({ cpuNow: c.user + c.system });
+    return;
+  }
   if (!m.stop) return;
   await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
   process.send!({ answered, failed, cpu: process.cpuUsage() });

@@ -226,6 +226,41 @@ test('dispatch policies: spread gives each worker with room its share first; pac
   assert.throws(() => new TaskBoard({ leaseMs: 1, maxAttempts: 1, metrics: createMetrics('tb-bad', 'orchestrator'), onGiveUp: () => {}, dispatch: 'even' as 'pack' }), /dispatch must be one of pack, spread, got "even"/);
 });
 
+test('spread with bundleMs: cheap tasks go several per message, up to what a worker finishes within bundleMs; slow ones spread', async () => {
+  let now = 0; // the board's clock: it alone decides how long tasks took
+  const b = new TaskBoard({ leaseMs: 60_000, maxAttempts: 3, metrics: createMetrics('tb-bundle', 'orchestrator'), onGiveUp: () => {}, dispatch: 'spread', bundleMs: 2, now: () => now });
+  const [x, y, z] = [session('x', 'REWARD', 8, 8), session('y', 'REWARD', 8, 8), session('z', 'REWARD', 8, 8)];
+  for (const s of [x, y, z]) b.attach(s);
+  const sizes = (s: ReturnType<typeof session>) => s.sent.map((m) => m.task_bundle?.score_tasks?.length ?? (m.score_task ? 1 : 0));
+  const ids = (s: ReturnType<typeof session>) => s.sent.flatMap((m) => m.task_bundle?.score_tasks?.map((t) => t.task_id!) ?? [m.score_task!.task_id!]);
+  const finish = (...ws: ReturnType<typeof session>[]) => {
+    for (const w of ws) for (const id of ids(w)) b.complete(w, id);
+  };
+  const add = async (prefix: string, n: number) => {
+    b.add(...Array.from({ length: n }, (_, i) => task(`${prefix}${i}`, 'REWARD')));
+    await tick();
+  };
+  await add('a', 3);
+  assert.deepEqual([x, y, z].map(sizes), [[1], [1], [1]], 'no result seen yet: the even share');
+  now = 10;
+  finish(x, y, z); // 10 ms per task: slower than bundleMs
+  await add('b', 3);
+  assert.deepEqual([x, y, z].map(sizes), [[1, 1], [1, 1], [1, 1]], 'slow tasks: spread');
+  now = 10.5;
+  finish(x, y, z); // the b tasks took 0.5 ms each: four fit in 2 ms
+  await add('c', 6);
+  assert.deepEqual([x, y, z].map(sizes), [[1, 1, 4], [1, 1, 2], [1, 1]], 'cheap tasks: four per message, the least-loaded worker first');
+  now = 2010.5;
+  finish(x, y); // 500 ms per task, in a new window: the cheap ones of the last window still count
+  await add('d', 3);
+  assert.deepEqual([x, y, z].map(sizes), [[1, 1, 4], [1, 1, 2], [1, 1, 3]], 'still bundled (z waited longest at load 0)');
+  now = 3100;
+  finish(z); // the next window sees only slow tasks: the cheap pace is forgotten, spread again
+  await add('e', 3);
+  assert.deepEqual([x, y, z].map(sizes), [[1, 1, 4, 1], [1, 1, 2, 1], [1, 1, 3, 1]]);
+  assert.throws(() => new TaskBoard({ leaseMs: 1, maxAttempts: 1, metrics: createMetrics('tb-bad-b', 'orchestrator'), onGiveUp: () => {}, bundleMs: -1 }), /bundleMs must be in \[0, 1000\] ms, got -1/);
+});
+
 test('pack with coalesceMs: a message the queue cannot fill waits until its oldest task is coalesceMs old; a full one goes at once', async () => {
   let now = 0; // the board's clock; its coalescing timer is real, and pumps again when it fires
   const b = new TaskBoard({ leaseMs: 1000, maxAttempts: 3, metrics: createMetrics('tb-co', 'orchestrator'), onGiveUp: () => {}, dispatch: 'pack', coalesceMs: 5, now: () => now });
