@@ -92,7 +92,8 @@ export interface TaskBoardOptions {
   maxInFlight?: number;
   /**
    * 'spread' (default): each worker with room gets its even share of the queue first (ceil(queued / workers with
-   * room)), so below capacity most get one task per message and every idle worker starts at once. 'pack': the
+   * room)), or bundleMs's floor if larger, so below capacity slow tasks go one per message and every idle worker
+   * starts at once. 'pack': the
    * least-loaded worker with room gets as many queued tasks as its ask and its room allow, in one message, before
    * the next worker gets any: fewest messages, but a batch smaller than one worker's ask lands on one worker while
    * the others idle (a batch's 4 score tasks, two reward workers asking for 4), so it suits many cheap tasks.
@@ -392,7 +393,8 @@ export class TaskBoard {
   /**
    * Hands queued tasks to the least-loaded workers of their role that have room, each message up to the worker's
    * room and its max_tasks_per_message (a TaskBundle when more than one). With 'spread', each worker's message is
-   * also capped at its even share, ceil(queued / workers with room), so tasks are spread while workers are free and
+   * also capped at its even share, ceil(queued / workers with room), or at the bundle floor if that is larger (as many
+   * as a worker of the role is seen to finish within bundleMs), so slow tasks are spread while workers are free and
    * bundled only when there are more tasks than free workers; with 'pack' the share is not capped.
    */
   pump(): void {
