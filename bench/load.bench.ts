@@ -16,7 +16,7 @@
 // older worker; several: TaskBundles down, ResultBundles up). LOAD_DISPATCH: the board's dispatch policies to run
 // (pack, spread: orchestrator/task-board.ts; with 1 per message they are the same, so only the first runs there).
 // Each value runs side by side with the others. The board's lease check runs every second, as in the orchestrator.
-// LOAD_COALESCE_MS: the board's coalescing delays to run with pack (a list; default 0). LOAD_BUNDLE_MS: spread's
+// LOAD_COALESCE_MS: the board's coalescing delays to run (a list; default 0; with spread it holds only cheap tasks). LOAD_BUNDLE_MS: spread's
 // bundle floors to run (TaskBoardOptions.bundleMs, a list; default 2, the orchestrator's default; 0 = the even share
 // only, round 5's spread). The simulated workers' process reports its CPU share of the window (a saturated worker
 // core shows up as latency that is not the orchestrator's). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
@@ -92,7 +92,7 @@ export interface LoadFigures {
   /** Tasks per message the workers asked for. */
   perMessage: number;
   dispatch: DispatchPolicy;
-  /** The board's coalescing delay (pack only). */
+  /** The board's coalescing delay. */
   coalesceMs: number;
   /** The board's bundle floor (spread only). */
   bundleMs: number;
@@ -131,7 +131,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   const workerCpus = pin?.workerCpus;
   const metrics = createMetrics('load-bench', 'orchestrator');
   const dispatch = o.dispatch ?? 'pack';
-  const coalesceMs = dispatch === 'pack' ? (o.coalesceMs ?? 0) : 0;
+  const coalesceMs = o.coalesceMs ?? 0;
   const bundleMs = dispatch === 'spread' ? (o.bundleMs ?? 2) : 0;
   const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {}, dispatch, coalesceMs, bundleMs });
   const leaseCheck = setInterval(() => board.expireLeases(), 1000); // as orchestrator/sessions.ts
@@ -297,7 +297,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
 type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number };
 
 export function formatLoad(f: LoadFigures): string {
-  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
+  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms; ` +
     `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`} (cores ${f.pinned}); workers' process CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}`;
@@ -324,7 +324,7 @@ export async function run(): Promise<void> {
   for (const p of policies) if (!(DISPATCH_POLICIES as readonly string[]).includes(p)) throw new Error(`LOAD_DISPATCH: ${JSON.stringify(p)} is not one of ${DISPATCH_POLICIES.join(', ')}`);
   // The arms of one (workers, rate, per-message) line: each policy (pack with each coalescing delay, spread with each bundle floor).
   const policyArms = policies.flatMap((dispatch): Arm[] =>
-    dispatch === 'pack' ? coalesces.map((coalesceMs) => ({ dispatch, coalesceMs, bundleMs: 0 })) : bundles.map((bundleMs) => ({ dispatch, coalesceMs: 0, bundleMs })));
+    (dispatch === 'pack' ? [0] : bundles).flatMap((bundleMs) => coalesces.map((coalesceMs) => ({ dispatch, coalesceMs, bundleMs }))));
   const armsFor = (perMessage: number) =>
     perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }];
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
@@ -332,7 +332,7 @@ export async function run(): Promise<void> {
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
   const best = new Map<string, number>();
   const keyOf = (workers: number, perMessage: number, a: Arm) =>
-    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}`;
+    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}`;
   const line = async (workers: number, rate: number, perMessage: number, a: Arm) => {
     const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, log: (l) => console.log(l) });
     console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);

@@ -107,9 +107,11 @@ export interface TaskBoardOptions {
    */
   bundleMs?: number;
   /**
-   * With 'pack': how long queued tasks may wait for more to fill a worker's ask before they go in a smaller
-   * message (ms, measured from the oldest queued task; default 0: every turn of the event loop dispatches what is
-   * queued). Tasks that fill a message, or find no worker with room, are not held by it.
+   * How long queued tasks may wait for more to fill a worker's message before they go in a smaller one (ms, measured
+   * from the oldest queued task; default 0: every turn of the event loop dispatches what is queued). A full message
+   * is the worker's ask and room with 'pack'; with 'spread' also capped at its share, so only tasks cheap enough for
+   * a bundle floor above the even share are ever held (slow tasks never are). Tasks that fill a message, or find no
+   * worker with room, are not held by it.
    */
   coalesceMs?: number;
   /** Monotonic clock in ms (default performance.now); a test may drive its own. */
@@ -183,7 +185,7 @@ export class TaskBoard {
     this.spread = policy === 'spread';
     const coalesceMs = o.coalesceMs ?? 0;
     if (!(coalesceMs >= 0 && coalesceMs <= 1000)) throw new Error(`TaskBoard: coalesceMs must be in [0, 1000] ms, got ${o.coalesceMs}`);
-    this.coalesceMs = this.spread ? 0 : coalesceMs; // spread sends each turn's share at once
+    this.coalesceMs = coalesceMs;
     const bundleMs = o.bundleMs ?? 2;
     if (!(bundleMs >= 0 && bundleMs <= 1000)) throw new Error(`TaskBoard: bundleMs must be in [0, 1000] ms, got ${o.bundleMs}`);
     this.bundleMs = this.spread ? bundleMs : 0;
@@ -429,7 +431,7 @@ export class TaskBoard {
         if (!slot) break; // no room left for this role: its other queued tasks wait
         const worker = slot.session;
         const most = Math.min(queue.length, share, slot.room - slot.load, slot.ask);
-        if (most < Math.min(slot.room - slot.load, slot.ask) && now < fillBy) {
+        if (most < Math.min(slot.room - slot.load, slot.ask, share) && now < fillBy) {
           holdUntil = Math.min(holdUntil, fillBy);
           break;
         }

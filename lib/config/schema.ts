@@ -252,7 +252,7 @@ export const orchestratorSchema = z.strictObject({
   bundleMs: z.number().gte(0).lte(1000).default(2)
     .describe('With dispatch spread: a worker\'s share is at least as many tasks as a worker of its role is seen to finish within bundleMs (the least time per task over the last 1-2 s; up to its ask and room): cheap tasks go several per message, tasks slower than bundleMs are spread as before. 0: the even share only.'),
   coalesceMs: z.number().gte(0).lte(1000).default(0)
-    .describe('With dispatch pack: how long queued tasks may wait for more to fill a worker\'s ask (from the oldest queued task); 0 sends what each turn of the event loop has.'),
+    .describe('How long queued tasks may wait for more to fill a worker\'s message (from the oldest queued task): its ask and room with pack; with spread also its share, so only cheap tasks (a bundle floor above the even share, see bundleMs) are held. 0 sends what each turn of the event loop has.'),
 }).superRefine((o, ctx) => {
   if (o.heartbeatSeconds >= o.leaseSeconds) {
     ctx.addIssue({ code: 'custom', path: ['heartbeatSeconds'], message: `must be < leaseSeconds (${o.leaseSeconds}) (got ${o.heartbeatSeconds})` });
