@@ -1,13 +1,13 @@
 // One line of the load bench from the source tree given (for before/after runs: export an older commit, copy this
 // file and bench/load.bench.ts into it, and run lines from each tree in turn). Prints the figures as one JSON line.
-//   node --import tsx bench/load-one.ts <tree> <workers> <rate> <seconds> <perMessage> <pack|spread> [coalesceMs]
+//   node --import tsx bench/load-one.ts <tree> <workers> <rate> <seconds> <perMessage> <pack|spread> [coalesceMs] [bundleMs]
 // With LOAD_THREADS=1 the line's per-thread CPU goes to stderr.
-const [tree, workers, rate, seconds, perMessage, dispatch, coalesce] = process.argv.slice(2);
-if (!tree || !dispatch) throw new Error('usage: load-one.ts <tree> <workers> <rate> <seconds> <perMessage> <pack|spread> [coalesceMs]');
+const [tree, workers, rate, seconds, perMessage, dispatch, coalesce, bundle] = process.argv.slice(2);
+if (!tree || !dispatch) throw new Error('usage: load-one.ts <tree> <workers> <rate> <seconds> <perMessage> <pack|spread> [coalesceMs] [bundleMs]');
 const { runLoad } = (await import(`${tree}/bench/load.bench.ts`)) as typeof import('./load.bench.ts');
 const f = await runLoad({
   workers: Number(workers), rate: Number(rate), seconds: Number(seconds), inFlight: 16, perMessage: Number(perMessage),
-  dispatch: dispatch as 'pack' | 'spread', coalesceMs: Number(coalesce ?? 0),
+  dispatch: dispatch as 'pack' | 'spread', coalesceMs: Number(coalesce ?? 0), bundleMs: Number(bundle ?? 2),
   log: (l: string) => { if (l.includes('threads')) console.error(l); },
 });
 console.log(JSON.stringify({ tree, ...f }));

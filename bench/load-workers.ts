@@ -3,13 +3,10 @@
 // with a tiny result and heart-beating the tasks they hold. Started with fork(); told when to stop over IPC.
 // A worker asks for up to <perMessage> tasks per message (TaskBundle); the answers to the tasks of one bundle are
 // sent in the same turn, so the connection bundles them into one ResultBundle.
-// The workers use the same wire codec as the orchestrator side of the run (lib/transport/grpc-common.ts).
-//   argv: <address> <workers> <maxInFlight> [perMessage] [codec]
+//   argv: <address> <workers> <maxInFlight> [perMessage]
 import { connectToOrchestrator, encodeTensor, type OrchestratorConnection } from '../lib/transport/index.ts';
-import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 
-const [address, workersArg, inFlightArg, perMessageArg, codecArg] = process.argv.slice(2);
-useWireCodec((codecArg ?? 'direct') as WireCodecName);
+const [address, workersArg, inFlightArg, perMessageArg] = process.argv.slice(2);
 const workers = Number(workersArg);
 const maxInFlight = Number(inFlightArg);
 const perMessage = Number(perMessageArg ?? 1);
@@ -55,7 +52,12 @@ for (let i = 0; i < workers; i += 50) {
   await Promise.all(Array.from({ length: Math.min(50, workers - i) }, (_, k) => worker(i + k).catch((e) => process.send!({ error: (e as Error).message }))));
 }
 process.send!({ connected: conns.length });
-process.on('message', async (m: { stop?: boolean }) => {
+process.on('message', async (m: { stop?: boolean; cpu?: boolean }) => {
+  if (m.cpu) {
+    const c = process.cpuUsage();
+    process.send!({ cpuNow: c.user + c.system });
+    return;
+  }
   if (!m.stop) return;
   await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
   process.send!({ answered, failed, cpu: process.cpuUsage() });

@@ -1,7 +1,7 @@
 // Load: the orchestrator's dispatch path (its gRPC server and TaskBoard, the code that hands RolloutTasks to
 // workers and takes their results) with many simulated workers on tiny tasks, at fixed offered rates.
 //
-//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 LOAD_DISPATCH=pack,spread LOAD_COALESCE_MS=0,2 LOAD_CODEC=direct,proto-loader npm run bench load
+//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 LOAD_DISPATCH=pack,spread LOAD_COALESCE_MS=0,2 LOAD_BUNDLE_MS=0,2 npm run bench load
 //   LOAD_FIND_MAX=1 LOAD_FIND_FROM=500 ...  (then steps the offered rate to the highest with p99 <= 20 ms)
 //
 // Open loop: tasks are offered at a fixed rate whatever the workers do (a timer adds them every millisecond),
@@ -16,9 +16,10 @@
 // older worker; several: TaskBundles down, ResultBundles up). LOAD_DISPATCH: the board's dispatch policies to run
 // (pack, spread: orchestrator/task-board.ts; with 1 per message they are the same, so only the first runs there).
 // Each value runs side by side with the others. The board's lease check runs every second, as in the orchestrator.
-// LOAD_COALESCE_MS: the board's coalescing delays to run with pack (a list; default 0). LOAD_CODEC: the wire codecs
-// to run (direct, proto-loader: lib/transport/grpc-common.ts useWireCodec; both sides of a run use the same one;
-// default direct). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
+// LOAD_COALESCE_MS: the board's coalescing delays to run (a list; default 0; with spread it holds only cheap tasks). LOAD_BUNDLE_MS: spread's
+// bundle floors to run (TaskBoardOptions.bundleMs, a list; default 2, the orchestrator's default; 0 = the even share
+// only, round 5's spread). The simulated workers' process reports its CPU share of the window (a saturated worker
+// core shows up as latency that is not the orchestrator's). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
 // figures then include the profiler's cost); with LOAD_ALLOC_PROFILE=1 also an allocation profile (sampling heap
 // profiler, collected objects included). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
 // against V8's helper threads: concurrent GC). LOAD_FIND_MAX=1: after the fixed rates, for each line, steps the
@@ -33,7 +34,6 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../lib/metrics/index.ts';
 import { encodeTensor, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
-import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
 /**
@@ -92,10 +92,10 @@ export interface LoadFigures {
   /** Tasks per message the workers asked for. */
   perMessage: number;
   dispatch: DispatchPolicy;
-  /** The board's coalescing delay (pack only). */
+  /** The board's coalescing delay. */
   coalesceMs: number;
-  /** The wire codec both sides used. */
-  codec: WireCodecName;
+  /** The board's bundle floor (spread only). */
+  bundleMs: number;
   /** Tasks per TaskBundle or task message sent in the measured window. */
   tasksPerSend: number;
   offeredPerSecond: number;
@@ -116,23 +116,24 @@ export interface LoadFigures {
   cpuUsPerTask: number;
   /** The part of it on the main thread (the rest: V8's helper threads, mostly concurrent GC); NaN without /proc. */
   mainThreadUsPerTask: number;
+  /** The simulated workers' process: CPU seconds per wall second over the measured window (NaN if not reported). */
+  workersCpu: number;
   /** Core lists the orchestrator / workers ran on ('any' without taskset). */
   pinned: string;
   errors: number;
 }
 
-export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; codec?: WireCodecName; log?: (l: string) => void }): Promise<LoadFigures> {
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; log?: (l: string) => void }): Promise<LoadFigures> {
   const inFlight = o.inFlight ?? 2;
-  const codec = o.codec ?? 'direct';
-  useWireCodec(codec);
   const perMessage = o.perMessage ?? 1;
   const log = o.log ?? (() => {});
   const pin = pinOrchestrator();
   const workerCpus = pin?.workerCpus;
   const metrics = createMetrics('load-bench', 'orchestrator');
   const dispatch = o.dispatch ?? 'pack';
-  const coalesceMs = dispatch === 'pack' ? (o.coalesceMs ?? 0) : 0;
-  const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {}, dispatch, coalesceMs });
+  const coalesceMs = o.coalesceMs ?? 0;
+  const bundleMs = dispatch === 'spread' ? (o.bundleMs ?? 2) : 0;
+  const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {}, dispatch, coalesceMs, bundleMs });
   const leaseCheck = setInterval(() => board.expireLeases(), 1000); // as orchestrator/sessions.ts
   const image = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.25) });
   let next = 0;
@@ -177,7 +178,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       }
     },
   });
-  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec];
+  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage)];
   const script = fileURLToPath(new URL('./load-workers.ts', import.meta.url));
   const child = workerCpus
     ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...process.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -223,6 +224,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     }
     const m0 = process.memoryUsage();
     const sent0 = { ...board.sent };
+    child.send({ cpu: true });
+    const wcpu0 = await fromChild<{ cpuNow: number }>('cpuNow');
     measuring = true;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
@@ -230,6 +233,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     await new Promise((r) => setTimeout(r, o.seconds * 1000));
     measuring = false;
     const cpu = process.cpuUsage(cpu0);
+    child.send({ cpu: true });
+    const wcpu1 = await fromChild<{ cpuNow: number }>('cpuNow');
     const th1 = threadTimes();
     const mainMs = th1.has('main') ? ((th1.get('main') ?? 0) - (th0.get('main') ?? 0)) * 10 : NaN;
     if (process.env.LOAD_THREADS) log(`  threads (CPU ms, 10 ms ticks): ${[...th1].map(([k, v]) => `${k} ${(v - (th0.get(k) ?? 0)) * 10}`).join(', ')}; process: user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms`);
@@ -260,7 +265,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       perMessage,
       dispatch,
       coalesceMs,
-      codec,
+      bundleMs,
       tasksPerSend,
       offeredPerSecond: o.rate,
       seconds: wall,
@@ -276,6 +281,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       serverCpu,
       cpuUsPerTask: (cpu.user + cpu.system) / Math.max(1, completed),
       mainThreadUsPerTask: (mainMs * 1000) / Math.max(1, completed),
+      workersCpu: (wcpu1.cpuNow - wcpu0.cpuNow) / 1e6 / wall,
       pinned: workerCpus ? `0 / ${workerCpus}` : 'any',
       errors,
     };
@@ -288,10 +294,12 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   }
 }
 
+type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number };
+
 export function formatLoad(f: LoadFigures): string {
-  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` ${f.coalesceMs} ms` : ''}, ${f.codec} codec: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
+  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms; ` +
-    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`} (cores ${f.pinned}); ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`} (cores ${f.pinned}); workers' process CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}`;
 }
 
@@ -305,26 +313,27 @@ export async function run(): Promise<void> {
   const perMessages = (process.env.LOAD_PER_MESSAGE ?? '1,16').split(',').map(Number);
   const policies = (process.env.LOAD_DISPATCH ?? 'pack,spread').split(',') as DispatchPolicy[];
   const coalesces = (process.env.LOAD_COALESCE_MS ?? '0').split(',').map(Number);
-  const codecs = (process.env.LOAD_CODEC ?? 'direct').split(',') as WireCodecName[];
+  const bundles = (process.env.LOAD_BUNDLE_MS ?? '2').split(',').map(Number);
+  for (const c of bundles) if (!(c >= 0 && c <= 1000)) throw new Error(`LOAD_BUNDLE_MS: ${c} is not a number of ms in [0, 1000]`);
   const findMax = process.env.LOAD_FIND_MAX === '1';
   const findFrom = Number(process.env.LOAD_FIND_FROM ?? 500);
   const findTo = Number(process.env.LOAD_FIND_TO ?? 64000);
   const refine = Number(process.env.LOAD_FIND_REFINE ?? 2);
   for (const c of coalesces) if (!(c >= 0 && c <= 1000)) throw new Error(`LOAD_COALESCE_MS: ${c} is not a number of ms in [0, 1000]`);
-  for (const c of codecs) if (c !== 'direct' && c !== 'proto-loader') throw new Error(`LOAD_CODEC: ${JSON.stringify(c)} is not direct or proto-loader`);
   if (findMax && !(findFrom > 0 && findTo >= findFrom && Number.isInteger(refine) && refine >= 0)) throw new Error('LOAD_FIND_FROM, LOAD_FIND_TO, LOAD_FIND_REFINE: need 0 < from <= to and a whole number of refinements');
   for (const p of policies) if (!(DISPATCH_POLICIES as readonly string[]).includes(p)) throw new Error(`LOAD_DISPATCH: ${JSON.stringify(p)} is not one of ${DISPATCH_POLICIES.join(', ')}`);
-  // The arms of one (workers, rate, per-message) line: each policy (pack with each coalescing delay), each codec.
-  const policyArms = policies.flatMap((dispatch) => (dispatch === 'pack' ? coalesces : [0]).map((coalesceMs) => ({ dispatch, coalesceMs })));
+  // The arms of one (workers, rate, per-message) line: each policy (pack with each coalescing delay, spread with each bundle floor).
+  const policyArms = policies.flatMap((dispatch): Arm[] =>
+    (dispatch === 'pack' ? [0] : bundles).flatMap((bundleMs) => coalesces.map((coalesceMs) => ({ dispatch, coalesceMs, bundleMs }))));
   const armsFor = (perMessage: number) =>
-    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0 }]).flatMap((a) => codecs.map((codec) => ({ ...a, codec })));
+    perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }];
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
   console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (other process, one connection each, max_in_flight ${inFlight}), tiny tasks, open loop, ${seconds} s each:`);
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
   const best = new Map<string, number>();
-  const keyOf = (workers: number, perMessage: number, a: { dispatch: DispatchPolicy; coalesceMs: number; codec: WireCodecName }) =>
-    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` ${a.coalesceMs} ms` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}`;
-  const line = async (workers: number, rate: number, perMessage: number, a: { dispatch: DispatchPolicy; coalesceMs: number; codec: WireCodecName }) => {
+  const keyOf = (workers: number, perMessage: number, a: Arm) =>
+    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}`;
+  const line = async (workers: number, rate: number, perMessage: number, a: Arm) => {
     const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, log: (l) => console.log(l) });
     console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);
     return f;

@@ -93,6 +93,7 @@ export class Coordinator {
       maxInFlight: o.config.orchestrator.maxInFlightPerWorker,
       dispatch: o.config.orchestrator.dispatch,
       coalesceMs: o.config.orchestrator.coalesceMs,
+      bundleMs: o.config.orchestrator.bundleMs,
       maxAttempts: 5,
       metrics: o.metrics,
       onGiveUp: (task, reason) => this.groups.dropTask(task, reason),

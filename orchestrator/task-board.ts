@@ -9,7 +9,9 @@
 // TaskBundle, also when its results arrived together in one ResultBundle. Which worker gets how many is the
 // dispatch policy (TaskBoardOptions.dispatch): 'pack' fills the least-loaded worker's ask before the next one gets
 // any (fewest messages: the orchestrator's CPU per task), 'spread' gives every worker with room its even share
-// first (most workers busy at once). Workers that ask for one per message get one per message either way.
+// first (most workers busy at once), but at least as many tasks as a worker of that role has been seen to finish
+// within bundleMs (cheap tasks bundle, slow ones spread). Workers that ask for one per message get one per message
+// either way.
 
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -30,6 +32,8 @@ export interface Task {
   dispatchedAt?: number;
   /** Sent on its own from now on: a bundle holding it was over the message size limit. */
   alone?: boolean;
+  /** How many tasks went in the message of its current dispatch (its result's time is shared among them). */
+  sentWith?: number;
 }
 
 /** The error codes task_errors_total counts by name; any other code a worker sends is counted as `other`. */
@@ -63,7 +67,18 @@ interface BoundMetrics {
   duplicate: { inc(): void };
   /** Results accepted since the last pump, added to completedOk there (one counter update per turn, not per result). */
   okPending: number;
+  /**
+   * The role's pace for spread's bundle floor: the least dispatch-to-result time per task (a result's time over
+   * the tasks of its message) seen in the current window of PACE_WINDOW_MS and in the one before. A minimum, not a
+   * mean: the orchestrator's own queueing delays (GC, a busy turn) only ever add to a result's time.
+   */
+  paceMin: number;
+  pacePrevMin: number;
+  paceSince: number;
 }
+
+/** How long one window of the pace minimum lasts (ms): the estimate follows a change of task cost within 1-2 s. */
+const PACE_WINDOW_MS = 1000;
 
 /** How the queued tasks of a role are shared out among its workers with room (see the top of this file). */
 export const DISPATCH_POLICIES = ['pack', 'spread'] as const;
@@ -77,16 +92,26 @@ export interface TaskBoardOptions {
   maxInFlight?: number;
   /**
    * 'spread' (default): each worker with room gets its even share of the queue first (ceil(queued / workers with
-   * room)), so below capacity most get one task per message and every idle worker starts at once. 'pack': the
+   * room)), or bundleMs's floor if larger, so below capacity slow tasks go one per message and every idle worker
+   * starts at once. 'pack': the
    * least-loaded worker with room gets as many queued tasks as its ask and its room allow, in one message, before
    * the next worker gets any: fewest messages, but a batch smaller than one worker's ask lands on one worker while
    * the others idle (a batch's 4 score tasks, two reward workers asking for 4), so it suits many cheap tasks.
    */
   dispatch?: DispatchPolicy;
   /**
-   * With 'pack': how long queued tasks may wait for more to fill a worker's ask before they go in a smaller
-   * message (ms, measured from the oldest queued task; default 0: every turn of the event loop dispatches what is
-   * queued). Tasks that fill a message, or find no worker with room, are not held by it.
+   * With 'spread': a worker's share is at least as many tasks as a worker of that role finishes within bundleMs
+   * (from the least time per task seen in the last 1-2 s; up to its ask and room). Tasks that take longer than
+   * bundleMs are spread as before; cheap ones (thousands a second) go several per message. Default 2 ms; 0: the
+   * even share only. The bound is the time one bundle may add to its last task against spreading it.
+   */
+  bundleMs?: number;
+  /**
+   * How long queued tasks may wait for more to fill a worker's message before they go in a smaller one (ms, measured
+   * from the oldest queued task; default 0: every turn of the event loop dispatches what is queued). A full message
+   * is the worker's ask and room with 'pack'; with 'spread' also capped at its share, so only tasks cheap enough for
+   * a bundle floor above the even share are ever held (slow tasks never are). Tasks that fill a message, or find no
+   * worker with room, are not held by it.
    */
   coalesceMs?: number;
   /** Monotonic clock in ms (default performance.now); a test may drive its own. */
@@ -147,6 +172,7 @@ export class TaskBoard {
   private readonly maxInFlight: number;
   private readonly spread: boolean;
   private readonly coalesceMs: number;
+  private readonly bundleMs: number;
   /** Messages and tasks dispatched so far (the load bench reports tasks per message). */
   readonly sent = { messages: 0, tasks: 0 };
 
@@ -159,7 +185,10 @@ export class TaskBoard {
     this.spread = policy === 'spread';
     const coalesceMs = o.coalesceMs ?? 0;
     if (!(coalesceMs >= 0 && coalesceMs <= 1000)) throw new Error(`TaskBoard: coalesceMs must be in [0, 1000] ms, got ${o.coalesceMs}`);
-    this.coalesceMs = this.spread ? 0 : coalesceMs; // spread sends each turn's share at once
+    this.coalesceMs = coalesceMs;
+    const bundleMs = o.bundleMs ?? 2;
+    if (!(bundleMs >= 0 && bundleMs <= 1000)) throw new Error(`TaskBoard: bundleMs must be in [0, 1000] ms, got ${o.bundleMs}`);
+    this.bundleMs = this.spread ? bundleMs : 0;
     const depth = o.metrics.get('queue_depth');
     this.queueDepth = { rollout: depth.labels({ queue: 'rollout' }), score: depth.labels({ queue: 'score' }) };
   }
@@ -179,6 +208,9 @@ export class TaskBoard {
         foreign: mm.get('foreign_results_total').labels({ worker_role }),
         duplicate: mm.get('duplicate_results_total').labels({ worker_role }),
         okPending: 0,
+        paceMin: Infinity,
+        pacePrevMin: Infinity,
+        paceSince: this.now(),
       };
       this.bound.set(role, b);
     }
@@ -266,7 +298,19 @@ export class TaskBoard {
     }
     this.deactivate(t);
     const tm = this.m(t.role);
-    if (t.dispatchedAt !== undefined) tm.latency.observe((this.now() - t.dispatchedAt) / 1000);
+    if (t.dispatchedAt !== undefined) {
+      const now = this.now();
+      const ms = now - t.dispatchedAt;
+      tm.latency.observe(ms / 1000);
+      if (this.bundleMs > 0) {
+        if (now - tm.paceSince >= PACE_WINDOW_MS) {
+          tm.pacePrevMin = tm.paceMin;
+          tm.paceMin = Infinity;
+          tm.paceSince = now;
+        }
+        tm.paceMin = Math.min(tm.paceMin, ms / (t.sentWith ?? 1));
+      }
+    }
     tm.okPending++; // counted by the pump this result schedules, before any other I/O (a scrape) is handled
     this.schedulePump();
     return t;
@@ -351,7 +395,8 @@ export class TaskBoard {
   /**
    * Hands queued tasks to the least-loaded workers of their role that have room, each message up to the worker's
    * room and its max_tasks_per_message (a TaskBundle when more than one). With 'spread', each worker's message is
-   * also capped at its even share, ceil(queued / workers with room), so tasks are spread while workers are free and
+   * also capped at its even share, ceil(queued / workers with room), or at the bundle floor if that is larger (as many
+   * as a worker of the role is seen to finish within bundleMs), so slow tasks are spread while workers are free and
    * bundled only when there are more tasks than free workers; with 'pack' the share is not capped.
    */
   pump(): void {
@@ -369,13 +414,16 @@ export class TaskBoard {
       if (!levels) continue;
       // Coalescing: a message that the queue cannot fill waits, until the oldest queued task is coalesceMs old.
       const fillBy = this.coalesceMs > 0 ? (this.queuedSince.get(role) ?? -Infinity) + this.coalesceMs : -Infinity;
+      const bm = this.m(role);
       let share = Infinity;
       if (this.spread) {
         let withRoom = 0;
         for (const level of levels) withRoom += level?.size ?? 0;
         share = Math.ceil(queue.length / Math.max(1, withRoom));
+        // The bundle floor: as many as one worker of this role is seen to finish within bundleMs (1 if unknown).
+        const pace = Math.min(bm.paceMin, bm.pacePrevMin);
+        if (this.bundleMs > 0 && pace < Infinity) share = Math.max(share, Math.floor(this.bundleMs / Math.max(pace, 1e-3)));
       }
-      const bm = this.m(role);
       const now = this.now();
       const deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
       while (queue.length > 0) {
@@ -383,7 +431,7 @@ export class TaskBoard {
         if (!slot) break; // no room left for this role: its other queued tasks wait
         const worker = slot.session;
         const most = Math.min(queue.length, share, slot.room - slot.load, slot.ask);
-        if (most < Math.min(slot.room - slot.load, slot.ask) && now < fillBy) {
+        if (most < Math.min(slot.room - slot.load, slot.ask, share) && now < fillBy) {
           holdUntil = Math.min(holdUntil, fillBy);
           break;
         }
@@ -398,6 +446,7 @@ export class TaskBoard {
           tasks.push(t);
         }
         const n = tasks.length;
+        for (const t of tasks) t.sentWith = n;
         bm.dispatched.inc(n);
         this.file(slot, slot.load + n);
         this.sent.messages++;

@@ -50,7 +50,7 @@ function canon(v: unknown, path: string): string {
  * configHash() leaves them out, so the same training under another output folder or on other ports has the
  * same hash (and, the run id and seed being equal, byte-identical checkpoints).
  */
-export const CONFIG_HASH_IGNORES = ['run.outDir', 'orchestrator.listen', 'nats.url', 'metrics.port', 'orchestrator.dispatch', 'orchestrator.coalesceMs'] as const;
+export const CONFIG_HASH_IGNORES = ['run.outDir', 'orchestrator.listen', 'nats.url', 'metrics.port', 'orchestrator.dispatch', 'orchestrator.coalesceMs', 'orchestrator.bundleMs'] as const;
 
 function withoutIgnored(config: unknown): unknown {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) return config;

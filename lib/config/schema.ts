@@ -248,9 +248,11 @@ export const orchestratorSchema = z.strictObject({
   maxInFlightPerWorker: int().gte(1).lte(1024).default(16)
     .describe('Upper bound on the tasks one worker holds at once, whatever its Hello asks for (Capabilities.max_in_flight).'),
   dispatch: z.enum(['pack', 'spread']).default('spread')
-    .describe('For workers that ask for several tasks per message: spread gives each worker with room its even share first (one task per message below capacity, every idle worker busy at once); pack fills the least-loaded worker\'s ask in one message before the next worker gets any (fewest messages, least orchestrator CPU, for many cheap tasks; a batch smaller than one worker\'s ask then lands on one worker). Workers that ask for one get one either way (docs/performance.md, "Orchestrator dispatch").'),
+    .describe('For workers that ask for several tasks per message: spread gives each worker with room its even share first (every idle worker busy at once; below capacity one task per message, unless the tasks are cheap: see bundleMs); pack fills the least-loaded worker\'s ask in one message before the next worker gets any (fewest messages, least orchestrator CPU, for many cheap tasks; a batch smaller than one worker\'s ask then lands on one worker). Workers that ask for one get one either way (docs/performance.md, "Orchestrator dispatch").'),
+  bundleMs: z.number().gte(0).lte(1000).default(2)
+    .describe('With dispatch spread: a worker\'s share is at least as many tasks as a worker of its role is seen to finish within bundleMs (the least time per task over the last 1-2 s; up to its ask and room): cheap tasks go several per message, tasks slower than bundleMs are spread as before. 0: the even share only.'),
   coalesceMs: z.number().gte(0).lte(1000).default(0)
-    .describe('With dispatch pack: how long queued tasks may wait for more to fill a worker\'s ask (from the oldest queued task); 0 sends what each turn of the event loop has.'),
+    .describe('How long queued tasks may wait for more to fill a worker\'s message (from the oldest queued task): its ask and room with pack; with spread also its share, so only cheap tasks (a bundle floor above the even share, see bundleMs) are held. 0 sends what each turn of the event loop has.'),
 }).superRefine((o, ctx) => {
   if (o.heartbeatSeconds >= o.leaseSeconds) {
     ctx.addIssue({ code: 'custom', path: ['heartbeatSeconds'], message: `must be < leaseSeconds (${o.leaseSeconds}) (got ${o.heartbeatSeconds})` });

@@ -283,7 +283,7 @@ test('configHash: canonical JSON with sorted keys at every level', () => {
   assert.equal(configHash({ a: 1 }), createHash('sha256').update('{"a":1}').digest('hex'));
   // task routing cannot change what is trained: a configuration from before these keys hashes the same
   const before = { orchestrator: { leaseSeconds: 60 } };
-  assert.equal(configHash({ orchestrator: { leaseSeconds: 60, dispatch: 'spread', coalesceMs: 2 } }), configHash(before));
+  assert.equal(configHash({ orchestrator: { leaseSeconds: 60, dispatch: 'spread', coalesceMs: 2, bundleMs: 0 } }), configHash(before));
   assert.notEqual(configHash({ orchestrator: { leaseSeconds: 61, dispatch: 'pack' } }), configHash(before));
   assert.throws(() => canonicalJson({ a: NaN }), /non-finite number NaN at \$\.a/);
   assert.throws(() => canonicalJson({ m: new Map() }), /Map at \$\.m/);

@@ -226,6 +226,75 @@ test('dispatch policies: spread gives each worker with room its share first; pac
   assert.throws(() => new TaskBoard({ leaseMs: 1, maxAttempts: 1, metrics: createMetrics('tb-bad', 'orchestrator'), onGiveUp: () => {}, dispatch: 'even' as 'pack' }), /dispatch must be one of pack, spread, got "even"/);
 });
 
+test('spread with bundleMs: cheap tasks go several per message, up to what a worker finishes within bundleMs; slow ones spread', async () => {
+  let now = 0; // the board's clock: it alone decides how long tasks took
+  const b = new TaskBoard({ leaseMs: 60_000, maxAttempts: 3, metrics: createMetrics('tb-bundle', 'orchestrator'), onGiveUp: () => {}, dispatch: 'spread', bundleMs: 2, now: () => now });
+  const [x, y, z] = [session('x', 'REWARD', 8, 8), session('y', 'REWARD', 8, 8), session('z', 'REWARD', 8, 8)];
+  for (const s of [x, y, z]) b.attach(s);
+  const sizes = (s: ReturnType<typeof session>) => s.sent.map((m) => m.task_bundle?.score_tasks?.length ?? (m.score_task ? 1 : 0));
+  const ids = (s: ReturnType<typeof session>) => s.sent.flatMap((m) => m.task_bundle?.score_tasks?.map((t) => t.task_id!) ?? [m.score_task!.task_id!]);
+  const finish = (...ws: ReturnType<typeof session>[]) => {
+    for (const w of ws) for (const id of ids(w)) b.complete(w, id);
+  };
+  const add = async (prefix: string, n: number) => {
+    b.add(...Array.from({ length: n }, (_, i) => task(`${prefix}${i}`, 'REWARD')));
+    await tick();
+  };
+  await add('a', 3);
+  assert.deepEqual([x, y, z].map(sizes), [[1], [1], [1]], 'no result seen yet: the even share');
+  now = 10;
+  finish(x, y, z); // 10 ms per task: slower than bundleMs
+  await add('b', 3);
+  assert.deepEqual([x, y, z].map(sizes), [[1, 1], [1, 1], [1, 1]], 'slow tasks: spread');
+  now = 10.5;
+  finish(x, y, z); // the b tasks took 0.5 ms each: four fit in 2 ms
+  await add('c', 6);
+  assert.deepEqual([x, y, z].map(sizes), [[1, 1, 4], [1, 1, 2], [1, 1]], 'cheap tasks: four per message, the least-loaded worker first');
+  now = 2010.5;
+  finish(x, y); // 500 ms per task, in a new window: the cheap ones of the last window still count
+  await add('d', 3);
+  assert.deepEqual([x, y, z].map(sizes), [[1, 1, 4], [1, 1, 2], [1, 1, 3]], 'still bundled (z waited longest at load 0)');
+  now = 3100;
+  finish(z); // the next window sees only slow tasks: the cheap pace is forgotten, spread again
+  await add('e', 3);
+  assert.deepEqual([x, y, z].map(sizes), [[1, 1, 4, 1], [1, 1, 2, 1], [1, 1, 3, 1]]);
+  assert.throws(() => new TaskBoard({ leaseMs: 1, maxAttempts: 1, metrics: createMetrics('tb-bad-b', 'orchestrator'), onGiveUp: () => {}, bundleMs: -1 }), /bundleMs must be in \[0, 1000\] ms, got -1/);
+});
+
+test('spread with coalesceMs holds only cheap tasks (a bundle floor above the even share); slow ones go at once', async () => {
+  let now = 0;
+  const b = new TaskBoard({ leaseMs: 60_000, maxAttempts: 3, metrics: createMetrics('tb-sco', 'orchestrator'), onGiveUp: () => {}, dispatch: 'spread', bundleMs: 2, coalesceMs: 5, now: () => now });
+  const [x, y] = [session('x', 'ROLLOUT', 8, 8), session('y', 'ROLLOUT', 8, 8)];
+  b.attach(x);
+  b.attach(y);
+  const sizes = (s: ReturnType<typeof session>) => s.sent.map((m) => m.task_bundle?.rollout_tasks?.length ?? (m.rollout_task ? 1 : 0));
+  b.add(task('a0'), task('a1'));
+  await tick();
+  assert.deepEqual([x, y].map(sizes), [[1], [1]], 'pace unknown: the even share goes at once');
+  now = 10;
+  assert.ok(b.complete(x, 'a0'));
+  assert.ok(b.complete(y, 'a1')); // 10 ms per task: no floor
+  b.add(task('b0'));
+  await tick();
+  assert.deepEqual([x, y].map(sizes), [[1, 1], [1]], 'slow tasks are not held');
+  now = 10.25;
+  assert.ok(b.complete(x, 'b0')); // 0.25 ms: a floor of 8
+  b.add(task('c0'), task('c1'), task('c2'));
+  await tick();
+  assert.deepEqual([x, y].map(sizes), [[1, 1], [1]], 'cheap tasks wait for more (3 of a floor of 8)');
+  now = 12;
+  b.add(...Array.from({ length: 5 }, (_, i) => task(`d${i}`)));
+  await tick();
+  assert.deepEqual([x, y].map(sizes), [[1, 1], [1, 8]], 'eight fill the message: it goes at once, to y (waited longest at its level)');
+  b.add(task('e0'));
+  await tick();
+  assert.equal(sizes(x).length + sizes(y).length, 4, 'one cheap task is held');
+  now = 17.5;
+  b.add(); // any event pumps again (as the board's own coalescing timer would); by its clock e0 is 5.5 ms old
+  await tick();
+  assert.deepEqual([x, y].map(sizes), [[1, 1, 1], [1, 8]], 'held no longer than coalesceMs');
+});
+
 test('pack with coalesceMs: a message the queue cannot fill waits until its oldest task is coalesceMs old; a full one goes at once', async () => {
   let now = 0; // the board's clock; its coalescing timer is real, and pumps again when it fires
   const b = new TaskBoard({ leaseMs: 1000, maxAttempts: 3, metrics: createMetrics('tb-co', 'orchestrator'), onGiveUp: () => {}, dispatch: 'pack', coalesceMs: 5, now: () => now });
