@@ -4,7 +4,8 @@
 //                                                        same buffer reused, sha256, decodeCheckpoint of 1.2 MB
 //   node --import tsx bench/broadcast-probe.ts receive   4 receiver processes taking 1.2 MB per round: over core
 //                                                        NATS (nats.js, 1 MiB and 64 KB messages, nothing done with
-//                                                        the bytes) and over loopback TCP (nothing done, and sha256)
+//                                                        the bytes; two receivers with nats-payload.ts's presizing)
+//                                                        and over loopback TCP (nothing done, and sha256)
 // PROBE_REPS (default 10) rounds per contender.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,8 +18,11 @@ import { connect as natsConnect } from 'nats';
 import { decodeCheckpoint, encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { freePort } from '../lib/local/local-run.ts';
 import { spawnNatsServer } from '../lib/transport/index.ts';
+import { presizePayloads } from '../lib/transport/nats-payload.ts';
 
 const REPS = Number(process.env.PROBE_REPS ?? 10);
+/** glibc malloc settings that keep freed memory for reuse instead of returning it to the kernel. */
+const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=134217728:glibc.malloc.trim_threshold=1073741824';
 const SIZE = 1.2e6;
 const SELF = fileURLToPath(import.meta.url);
 const cpuMs = () => {
@@ -55,8 +59,8 @@ interface Receiver {
   wake?: () => void;
 }
 
-function startReceiver(args: string[]): Promise<Receiver> {
-  const proc = fork(SELF, ['child', ...args], { execArgv: ['--import', 'tsx'] });
+function startReceiver(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Receiver> {
+  const proc = fork(SELF, ['child', ...args], { execArgv: ['--import', 'tsx'], env });
   return new Promise((resolve) => {
     const r: Receiver = { proc, rounds: 0, cpu: 0, cpu0: 0 };
     proc.on('message', (m: { ready?: boolean; rounds?: number; cpu: number }) => {
@@ -85,21 +89,33 @@ async function rounds(label: string, rs: Receiver[], send: () => void): Promise<
   for (const r of rs) r.proc.kill();
 }
 
-async function receive(): Promise<void> {
+async function receive(only?: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'probe-'));
   const nats = await spawnNatsServer({ port: await freePort(), storeDir: dir });
   const bytes = Buffer.alloc(SIZE, 7);
   console.log('receive (4 receiver processes, 1.2 MB per round):');
   try {
-    for (const chunk of [1 << 20, 65_000]) {
-      const rs = await Promise.all([0, 1, 2, 3].map(() => startReceiver(['nats', nats.url])));
+    for (const chunk of only === 'malloc' ? [] : [1 << 20, 65_000]) {
+      // two receivers as nats.js is, two with the payload buffer sized once (lib/transport/nats-payload.ts), side by side
+      const rs = await Promise.all(['none', 'none', 'presize', 'presize'].map((w) => startReceiver(['nats', nats.url, w])));
       const nc = await natsConnect({ servers: nats.url });
-      await rounds(`core NATS, ${chunk} B messages, nothing done`, rs, () => {
+      await rounds(`core NATS, ${chunk} B messages, nothing done (2 as nats.js is, 2 presized)`, rs, () => {
         for (let o = 0; o < SIZE; o += chunk) nc.publish('probe', bytes.subarray(o, Math.min(SIZE, o + chunk)));
       });
       await nc.close();
     }
-    for (const hash of [false, true]) {
+    if (only === 'malloc') {
+      // the follower's own work on top (a fresh buffer per checkpoint, the chunks copied in and hashed), with and
+      // without glibc's malloc keeping freed memory (no page faults on reuse), side by side
+      const tunables = { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES };
+      const rs = await Promise.all([process.env, process.env, tunables, tunables].map((env) => startReceiver(['nats', nats.url, 'assemble'], env)));
+      const nc = await natsConnect({ servers: nats.url });
+      await rounds(`core NATS, 1 MiB messages, presized, assembled + sha256 (2 plain, 2 with GLIBC_TUNABLES=${MALLOC_TUNABLES})`, rs, () => {
+        for (let o = 0; o < SIZE; o += 1 << 20) nc.publish('probe', bytes.subarray(o, Math.min(SIZE, o + (1 << 20))));
+      });
+      await nc.close();
+    }
+    for (const hash of only === 'nats' || only === 'malloc' ? [] : [false, true]) {
       const sockets: Socket[] = [];
       const server = createServer((s) => sockets.push(s.setNoDelay(true)));
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -130,7 +146,28 @@ async function child(mode: string, target: string, what?: string): Promise<void>
   };
   if (mode === 'nats') {
     const nc = await natsConnect({ servers: target });
-    nc.subscribe('probe', { callback: (_e, m) => take(m.data.length) });
+    if ((what === 'presize' || what === 'assemble') && !presizePayloads(nc)) throw new Error('presizePayloads: nats.js internals not found');
+    let buf = Buffer.alloc(0);
+    let at = 0;
+    let h = createHash('sha256');
+    nc.subscribe('probe', {
+      callback: (_e, m) => {
+        if (what === 'assemble') {
+          if (at === 0) {
+            buf = Buffer.allocUnsafe(SIZE);
+            h = createHash('sha256');
+          }
+          buf.set(m.data, at);
+          h.update(m.data);
+          at += m.data.length;
+          if (at >= SIZE) {
+            at = 0;
+            h.digest();
+          }
+        }
+        take(m.data.length);
+      },
+    });
     await nc.flush();
     report(true);
   } else {
@@ -151,6 +188,6 @@ async function child(mode: string, target: string, what?: string): Promise<void>
 
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === 'memory') memory();
-else if (mode === 'receive') await receive();
+else if (mode === 'receive') await receive(process.env.PROBE_ONLY);
 else if (mode === 'child') await child(rest[0]!, rest[1]!, rest[2]);
 else throw new Error(`bench/broadcast-probe.ts: mode must be memory or receive, got ${JSON.stringify(mode)}`);

@@ -5,6 +5,8 @@
 // wall times it prints the CPU time per round of each arm's processes (means over the rounds): the sender (this
 // process: the learner's put, or the TCP writes), the 4 receivers together, and nats-server.
 //   BENCH_BROADCAST_REPS (default 5), BENCH_BROADCAST_SIZES (MB, default "1.2,50"),
+//   BENCH_BROADCAST_BEFORE (a checkout of other code, e.g. a worktree of main with node_modules: a second broadcast
+//   arm, "before", with its CheckpointStore and broadcast-child.ts, interleaved round by round with this one),
 //   BENCH_CHILD_ARGS (extra node flags for the follower processes, e.g. "--cpu-prof --cpu-prof-dir=DIR"),
 //   RECOVERY_GRPO_TRACE=FILE (lib/log/trace.ts: the put's, the followers' and the watch's steps, one JSON line each)
 import { fork, type ChildProcess } from 'node:child_process';
@@ -32,9 +34,9 @@ interface Follower {
   cpu(): number;
 }
 
-function startFollower(args: string[]): Promise<Follower> {
+function startFollower(child: string, args: string[]): Promise<Follower> {
   const extra = process.env.BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? [];
-  const proc = fork(CHILD, args, { execArgv: ['--import', 'tsx', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(child, args, { execArgv: ['--import', 'tsx', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const seen = new Map<number, string>();
   const waiting = new Map<number, (d: string) => void>();
   let cpu = 0;
@@ -90,6 +92,18 @@ function syntheticParams(mb: number): TensorMap {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** One broadcast arm: a learner store and its followers, from this checkout or from BENCH_BROADCAST_BEFORE's. */
+interface Arm {
+  label: string;
+  runId: string;
+  store: { put(version: number, bytes: Uint8Array, digest: string): Promise<unknown>; prune(keepLast: number): Promise<unknown> };
+  close(): Promise<void>;
+  followers: Follower[];
+  ms: number[];
+  /** CPU ms summed over the rounds: learner (this process), followers, nats-server. */
+  cpu: number[];
+}
+
 export async function run(): Promise<void> {
   traceRole('learner');
   const dir = mkdtempSync(join(tmpdir(), 'bench-broadcast-'));
@@ -102,43 +116,58 @@ export async function run(): Promise<void> {
   });
   await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
   const tcpPort = (tcp.address() as { port: number }).port;
-  let followers: Follower[] = [];
-  console.log(`checkpoint broadcast to ${FOLLOWERS} followers in separate processes, ${REPS} interleaved rounds, medians:`);
+  let all: Follower[] = [];
+  // BENCH_BROADCAST_BEFORE=<checkout>: a second broadcast arm with that checkout's CheckpointStore and
+  // broadcast-child.ts (its own node_modules), interleaved with this one round by round
+  const beforeDir = process.env.BENCH_BROADCAST_BEFORE;
+  const before = beforeDir
+    ? { store: (await import(join(beforeDir, 'lib/transport/index.ts'))) as { CheckpointStore: typeof CheckpointStore; connectNats: typeof connectNats }, child: join(beforeDir, 'bench/broadcast-child.ts') }
+    : undefined;
+  console.log(`checkpoint broadcast to ${FOLLOWERS} followers in separate processes, ${REPS} interleaved rounds, medians${before ? ` (arm "before": ${beforeDir})` : ''}:`);
   try {
     for (const mb of SIZES_MB) {
-      const runId = `bench-${String(mb).replace('.', '_')}`;
       const params = syntheticParams(mb);
-      const shapesFile = join(dir, `${runId}-shapes.json`);
+      const shapesFile = join(dir, `bench-shapes-${mb}.json`);
       writeFileSync(shapesFile, JSON.stringify([...params].map(([k, t]) => [k, t.shape])));
-      const nc = await connectNats({ url: nats.url, name: 'bench-learner' });
-      const store = await CheckpointStore.open(nc, { runId });
-      followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(['nats', nats.url, runId, shapesFile])));
-      const receivers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(['tcp', String(tcpPort)])));
-      followers.push(...receivers);
-      const natsMs: number[] = [];
+      const arms: Arm[] = [];
+      for (const [label, lib, child] of [
+        ...(before ? [['before', before.store, before.child] as const] : []),
+        [before ? 'after' : 'broadcast', { CheckpointStore, connectNats }, CHILD] as const,
+      ]) {
+        const runId = `bench-${label}-${String(mb).replace('.', '_')}`;
+        const nc = await lib.connectNats({ url: nats.url, name: `bench-learner-${label}` });
+        const store = await lib.CheckpointStore.open(nc, { runId });
+        const followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(child, ['nats', nats.url, runId, shapesFile])));
+        all.push(...followers);
+        arms.push({ label, runId, store, close: () => nc.close(), followers, ms: [], cpu: [0, 0, 0] });
+      }
+      const receivers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(CHILD, ['tcp', String(tcpPort)])));
+      all.push(...receivers);
       const tcpMs: number[] = [];
-      // CPU ms summed over the rounds: [sender, receivers, nats-server]
-      const natsCpu = [0, 0, 0];
       const tcpCpu = [0, 0];
       const fCpu = (fs: Follower[]) => sum(fs.map((f) => f.cpu()));
       let bytes = 0;
       for (let v = 1; v <= REPS; v++) {
-        const enc = encodeCheckpoint({ meta: { runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
-        bytes = enc.bytes.length;
-        let c0 = [ownCpu(), fCpu(followers.slice(0, FOLLOWERS)), procCpu(nats.pid)];
-        let t0 = performance.now();
-        trace('bench.put', { version: v });
-        await store.put(v, enc.bytes, `sha256:${enc.digest}`);
-        const natsDigests = await Promise.all(followers.slice(0, FOLLOWERS).map((f) => f.reached(v)));
-        natsMs.push(performance.now() - t0);
-        trace('bench.all_held', { version: v });
-        const c1 = [ownCpu(), fCpu(followers.slice(0, FOLLOWERS)), procCpu(nats.pid)];
-        for (let i = 0; i < 3; i++) natsCpu[i]! += c1[i]! - c0[i]!;
-        if (natsDigests.some((d) => d !== enc.digest)) throw new Error(`v${v}: a follower holds another digest`);
-        await store.prune(2);
+        let enc = encodeCheckpoint({ meta: { runId: 'bench', version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
+        // the arms take turns going first, so that neither always follows the TCP arm
+        for (const arm of v % 2 === 0 ? [...arms].reverse() : arms) {
+          enc = encodeCheckpoint({ meta: { runId: arm.runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
+          bytes = enc.bytes.length;
+          const c0 = [ownCpu(), fCpu(arm.followers), procCpu(nats.pid)];
+          const t0 = performance.now();
+          trace('bench.put', { version: v, arm: arm.label });
+          await arm.store.put(v, enc.bytes, `sha256:${enc.digest}`);
+          const digests = await Promise.all(arm.followers.map((f) => f.reached(v)));
+          arm.ms.push(performance.now() - t0);
+          trace('bench.all_held', { version: v, arm: arm.label });
+          const c1 = [ownCpu(), fCpu(arm.followers), procCpu(nats.pid)];
+          for (let i = 0; i < 3; i++) arm.cpu[i]! += c1[i]! - c0[i]!;
+          if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
+          await arm.store.prune(2);
+        }
 
-        c0 = [ownCpu(), fCpu(receivers)];
-        t0 = performance.now();
+        const c0 = [ownCpu(), fCpu(receivers)];
+        const t0 = performance.now();
         const digest = createHash('sha256').update(enc.bytes).digest('hex');
         const head = Buffer.alloc(8);
         head.writeBigUInt64LE(BigInt(enc.bytes.length));
@@ -152,26 +181,26 @@ export async function run(): Promise<void> {
         tcpCpu[1]! += fCpu(receivers) - c0[1]!;
         if (tcpDigests.some((d) => d !== digest)) throw new Error(`v${v}: a TCP receiver hashed other bytes`);
       }
-      stopAll(followers);
-      followers = [];
+      stopAll(all);
+      all = [];
       sockets.length = 0;
-      await nc.close();
-      const n = median(natsMs);
+      for (const arm of arms) await arm.close();
       const t = median(tcpMs);
       const moved = (bytes * FOLLOWERS) / 1e6;
-      console.log(
-        `  ${(bytes / 1e6).toFixed(2)} MB: broadcast ${n.toFixed(1)} ms (${(moved / (n / 1000)).toFixed(0)} MB/s delivered), ` +
-          `loopback TCP + sha256 ${t.toFixed(1)} ms (${(moved / (t / 1000)).toFixed(0)} MB/s): ratio ${(t / n).toFixed(2)} (target >= 0.5)` +
-          `  [broadcast ms: ${natsMs.map((x) => x.toFixed(0)).join(' ')}; tcp ms: ${tcpMs.map((x) => x.toFixed(0)).join(' ')}]`,
-      );
       const per = (x: number) => (x / REPS).toFixed(1);
-      console.log(
-        `    CPU ms per round (means): broadcast: learner ${per(natsCpu[0]!)}, followers ${per(natsCpu[1]!)}, nats-server ${per(natsCpu[2]!)}, ` +
-          `all ${per(sum(natsCpu))}; TCP: sender ${per(tcpCpu[0]!)}, receivers ${per(tcpCpu[1]!)}, all ${per(sum(tcpCpu))}`,
-      );
+      console.log(`  ${(bytes / 1e6).toFixed(2)} MB: loopback TCP + sha256 ${t.toFixed(1)} ms (${(moved / (t / 1000)).toFixed(0)} MB/s)  [tcp ms: ${tcpMs.map((x) => x.toFixed(0)).join(' ')}]; ` +
+        `CPU ms per round: sender ${per(tcpCpu[0]!)}, receivers ${per(tcpCpu[1]!)}, all ${per(sum(tcpCpu))}`);
+      for (const arm of arms) {
+        const n = median(arm.ms);
+        console.log(
+          `    ${arm.label}: broadcast ${n.toFixed(1)} ms (${(moved / (n / 1000)).toFixed(0)} MB/s delivered): ratio ${(t / n).toFixed(2)} (target >= 0.5)` +
+            `  [broadcast ms: ${arm.ms.map((x) => x.toFixed(0)).join(' ')}]; CPU ms per round (means): learner ${per(arm.cpu[0]!)}, ` +
+            `followers ${per(arm.cpu[1]!)}, nats-server ${per(arm.cpu[2]!)}, all ${per(sum(arm.cpu))}`,
+        );
+      }
     }
   } finally {
-    stopAll(followers);
+    stopAll(all);
     tcp.close();
     await nats.stop();
     rmSync(dir, { recursive: true, force: true });

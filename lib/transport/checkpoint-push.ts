@@ -1,5 +1,5 @@
 // Checkpoint bytes pushed to the followers as the learner stores them: the object chunks that CheckpointStore.put
-// publishes into JetStream (object-chunks.ts, subject `$O.<bucket>.C.<nuid>`) carry headers naming the checkpoint,
+// publishes into JetStream (object-chunks.ts, subject `$O.<bucket>.C.push.<nuid>`) carry headers naming the checkpoint,
 // and a store that watch()es subscribes to those subjects over core NATS. So the learner sends the bytes once, the
 // server stores them and hands them to the subscribed followers as they arrive, and the followers hold them
 // before the announcement (published only after the object is committed) reaches them.
@@ -26,9 +26,17 @@ const MAX_PUSH_BYTES = 2 ** 31 - 1;
 /** Pushes assembled at once; an older one is dropped for a newer. */
 const MAX_IN_PROGRESS = 2;
 
-/** The subjects a bucket's object chunks are published on (object-chunks.ts): what followers subscribe to. */
+/**
+ * The first token of the id of chunks written for followers (object-chunks.ts: `$O.<bucket>.C.push.<hex>`): the NATS
+ * permissions let every role subscribe to these and to no other object's chunks (nats-permissions.ts).
+ */
+export const PUSH_ID_PREFIX = 'push.';
+/** Every bucket's pushed chunks: what the NATS permissions let any role subscribe to. */
+export const PUSHED_CHUNKS = `$O.*.C.${PUSH_ID_PREFIX}>`;
+
+/** The subjects a bucket's pushed chunks are published on (object-chunks.ts): what followers subscribe to. */
 export function chunkSubjects(bucket: string): string {
-  return `$O.${bucket}.C.>`;
+  return `$O.${bucket}.C.${PUSH_ID_PREFIX}>`;
 }
 
 export interface PushedCheckpoint {

@@ -1,10 +1,11 @@
 // Least privilege in NATS: one NATS user per role, each allowed only the subjects its role needs (issue #16).
 //
 //   learner       writes checkpoints (object store `checkpoints-<run>`), their announcements
-//                 (`recovery.<run>.checkpoint`), its optimizer state (`learner-<run>`) and its skip record
-//                 (key `learner-skips` of `runstate-<run>`); reads everything.
-//   orchestrator  writes the run state (KV `runstate-<run>`); creates the run's buckets; reads checkpoints.
-//   rollout       reads checkpoints and announcements; writes nothing.
+//                 (`recovery.<run>.checkpoint`), its optimizer state (`learner-state`, objects `<run>/...`) and its
+//                 skip record (key `learner-skips` of `runstate-<run>`); reads everything.
+//   orchestrator  writes the run state (KV `runstate-<run>`); creates the run's buckets; reads checkpoints, never
+//                 the learner's optimizer state.
+//   rollout       reads checkpoints and announcements (not the optimizer state); writes nothing.
 //   reward        same as rollout (it reads nothing today; the grant stays read-only).
 //
 // Publishing is what writing is in JetStream (a KV put is a publish on `$KV.<bucket>.<key>`, an object chunk one
@@ -13,6 +14,8 @@
 // wildcards match whole tokens only (`checkpoints-<run>` is one token), so the rules are per role, not per run.
 // The same rules go into the local run's generated nats.conf (lib/local/local-run.ts) and into the Kubernetes
 // one (k8s/base/nats.conf, checked against natsAuthorizationBlock by test/k8s/manifests.test.ts).
+
+import { PUSHED_CHUNKS } from './checkpoint-push.ts';
 
 export const NATS_ROLES = ['orchestrator', 'learner', 'rollout', 'reward'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
@@ -46,11 +49,38 @@ const DESTROY_API = ['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.MSG.DELETE.>'];
 /** Subjects that write checkpoints or announce them: the learner's alone. */
 export const CHECKPOINT_WRITE_SUBJECTS = ['$O.>', 'recovery.*.checkpoint'];
 /**
- * What every role may subscribe to: its replies (JetStream consumers deliver there) and the object chunks as they
- * are stored (checkpoint-push.ts: a watching store assembles a checkpoint from them; reading them is what any
- * reader's consumer on the bucket may do already).
+ * What every role may subscribe to: its replies (JetStream consumers deliver there) and the checkpoint chunks as they
+ * are stored (checkpoint-push.ts: a watching store assembles a checkpoint from them). Only chunks written for
+ * followers carry the `push` token in their id (`$O.<bucket>.C.push.<id>`), so no other object's chunks (the
+ * learner's optimizer state) are delivered to a subscription this allows: a subscribe deny would not do, as
+ * nats-server 2.9 delivers what a wildcard subscription matches whatever deny overlaps it (measured).
  */
-const SUBSCRIBE = ['_INBOX.>', '$O.*.C.>'];
+const SUBSCRIBE = ['_INBOX.>', PUSHED_CHUNKS];
+/**
+ * The learner's optimizer state (lib/worker/learner-state.ts): one object-store bucket for every run, so that its
+ * name can be denied here (a per-run name sits inside a token no wildcard can pick out).
+ */
+export const LEARNER_STATE_BUCKET = 'learner-state';
+const LEARNER_STATE_STREAM = `OBJ_${LEARNER_STATE_BUCKET}`;
+/**
+ * Every way the read API reaches a stream's messages, for the learner's state: denied to every role but the learner
+ * (deny wins over allow in NATS), so the AdamW moments never leave it. CONSUMER.CREATE has two forms (with and
+ * without the consumer name and filter in the subject).
+ */
+const LEARNER_STATE_READ = [
+  `$JS.API.CONSUMER.CREATE.${LEARNER_STATE_STREAM}`,
+  `$JS.API.CONSUMER.CREATE.${LEARNER_STATE_STREAM}.>`,
+  `$JS.API.CONSUMER.DURABLE.CREATE.${LEARNER_STATE_STREAM}.>`,
+  `$JS.API.CONSUMER.MSG.NEXT.${LEARNER_STATE_STREAM}.>`,
+  `$JS.API.CONSUMER.DELETE.${LEARNER_STATE_STREAM}.>`,
+  `$JS.API.STREAM.MSG.GET.${LEARNER_STATE_STREAM}`,
+  `$JS.API.DIRECT.GET.${LEARNER_STATE_STREAM}`,
+  `$JS.API.DIRECT.GET.${LEARNER_STATE_STREAM}.>`,
+  // nor may it be created or changed by another role (e.g. made to republish what it stores)
+  `$JS.API.STREAM.CREATE.${LEARNER_STATE_STREAM}`,
+  `$JS.API.STREAM.UPDATE.${LEARNER_STATE_STREAM}`,
+];
+
 /** Subjects that write the run state: the orchestrator's (the learner's skip record excepted). */
 export const RUN_STATE_WRITE_SUBJECTS = ['$KV.>'];
 
@@ -64,11 +94,11 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
         subscribe,
       };
     case 'orchestrator':
-      return { publish: { allow: [...READ_API, ...CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS] }, subscribe };
+      return { publish: { allow: [...READ_API, ...CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
     case 'rollout':
     case 'reward':
       return {
-        publish: { allow: READ_API, deny: [...DESTROY_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_WRITE_SUBJECTS] },
+        publish: { allow: READ_API, deny: [...DESTROY_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
         subscribe,
       };
   }

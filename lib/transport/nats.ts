@@ -32,6 +32,7 @@ import { formatIssues } from './messages.ts';
 import { ObjectChunks } from './object-chunks.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
+import { presizePayloads } from './nats-payload.ts';
 import { trace } from '../log/trace.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -81,7 +82,10 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
   if (opts.token !== undefined) co.token = opts.token;
   if (opts.tls) co.tls = { ...opts.tls };
   try {
-    return await connect(co);
+    const nc = await connect(co);
+    // checkpoint chunks are up to 1 MiB: assemble each in one buffer of its size (nats-payload.ts)
+    presizePayloads(nc);
+    return nc;
   } catch (e) {
     // keep nats.js's code (AUTHORIZATION_VIOLATION, CONNECTION_REFUSED, ...): callers tell bad credentials from an outage
     throw Object.assign(new Error(`cannot connect to NATS at ${[opts.url].flat().join(', ')} as ${opts.name}: ${(e as Error).message}`), {
@@ -204,6 +208,7 @@ export class CheckpointStore {
   /** Opens (creating when missing) the bucket and announcement stream of a run. */
   static async open(nc: NatsConnection, opts: CheckpointStoreOptions): Promise<CheckpointStore> {
     const runId = checkRunId(opts.runId);
+    presizePayloads(nc);
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));

@@ -4,6 +4,7 @@
 // Why: nats.js hashes every byte with a JavaScript SHA-256 on both sides and writes 128 KiB chunks; here the caller
 // hashes once with Node's crypto, chunks are as large as the server accepts, and a window of them is in flight at once.
 import { randomBytes } from 'node:crypto';
+import { PUSH_ID_PREFIX } from './checkpoint-push.ts';
 import { consumerOpts, headers, JSONCodec, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection, type ObjectInfo } from 'nats';
 
 const jc = JSONCodec();
@@ -43,10 +44,12 @@ export class ObjectChunks {
   /**
    * Writes the bytes as chunks under a fresh id, a window of them awaiting acknowledgement at once; returns the id.
    * `chunkHeaders(offset)` gives each chunk's headers (checkpoint-push.ts: subscribed followers assemble the chunks
-   * as they are stored). On a failure the chunks written so far are purged.
+   * as they are stored); such chunks get an id starting `push.`, the only chunks the NATS permissions let followers
+   * subscribe to (nats.js reads the object all the same: it subscribes to `$O.<bucket>.C.<id>`). On a failure the
+   * chunks written so far are purged.
    */
   async writeChunks(bytes: Uint8Array, chunkHeaders?: (offset: number) => MsgHdrs): Promise<{ nuid: string; chunks: number }> {
-    const nuid = randomBytes(16).toString('hex');
+    const nuid = (chunkHeaders ? PUSH_ID_PREFIX : '') + randomBytes(16).toString('hex');
     const subject = this.chunkSubject(nuid);
     const size = this.chunkSize();
     const count = Math.ceil(bytes.length / size);

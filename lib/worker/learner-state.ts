@@ -1,5 +1,7 @@
-// Where the learner keeps its optimizer state: a JetStream object store of its own (`learner-<runId>`),
-// which no follower opens. One object per version (`optim-v0000000042`, lib/checkpoint/optimizer-state.ts),
+// Where the learner keeps its optimizer state: a JetStream object store of its own, `learner-state` (one bucket for
+// every run, objects `<runId>/optim-v0000000042`), which no follower opens and which no other role's NATS user may
+// read: its name is fixed so that lib/transport/nats-permissions.ts can deny it by name (a per-run bucket name is
+// one token NATS wildcards cannot pick out). One object per version (lib/checkpoint/optimizer-state.ts),
 // written BEFORE the checkpoint of that version is published, so every published checkpoint has its moments
 // (a kill -9 between the two leaves moments for an unpublished version, which the re-applied batch
 // overwrites). Only the newest two are kept.
@@ -9,12 +11,12 @@
 import { createHash } from 'node:crypto';
 import type { NatsConnection, ObjectStore } from 'nats';
 import { StorageType } from 'nats';
-import { ensureStream } from '../transport/index.ts';
+import { checkRunId, ensureStream } from '../transport/index.ts';
+import { LEARNER_STATE_BUCKET } from '../transport/nats-permissions.ts';
 import { ObjectChunks } from '../transport/object-chunks.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 
-const objectName = (version: number) => `optim-v${String(version).padStart(10, '0')}`;
 const KEEP = 2;
 
 export class LearnerStateStore {
@@ -27,13 +29,30 @@ export class LearnerStateStore {
     private readonly chunks: ObjectChunks,
     readonly bucket: string,
     private readonly options: { storage: StorageType; description: string },
+    private readonly runId: string,
   ) {}
 
   static async open(nc: NatsConnection, runId: string): Promise<LearnerStateStore> {
-    const bucket = `learner-${runId}`;
-    const options = { storage: StorageType.File, description: `recovery-grpo learner optimizer state of run ${runId}` };
+    checkRunId(runId);
+    const bucket = LEARNER_STATE_BUCKET;
+    const options = { storage: StorageType.File, description: 'recovery-grpo learner optimizer state (objects <run id>/optim-v<version>)' };
     const os = await nc.jetstream().views.os(bucket, options);
-    return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), await nc.jetstreamManager(), bucket), bucket, options);
+    return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), await nc.jetstreamManager(), bucket), bucket, options, runId);
+  }
+
+  private objectName(version: number): string {
+    return `${this.runId}/optim-v${String(version).padStart(10, '0')}`;
+  }
+
+  /**
+   * The moments a learner stored before this bucket existed, in its run's own bucket `learner-<runId>` (rounds <= 5):
+   * read so that a run resumed across the upgrade keeps its AdamW state; null when that bucket does not exist.
+   */
+  private async legacy(version: number): Promise<Uint8Array | null> {
+    const old = `learner-${this.runId}`;
+    const jsm = await this.nc.jetstreamManager();
+    if (!(await jsm.streams.info(`OBJ_${old}`).then(() => true, () => false))) return null;
+    return (await this.nc.jetstream().views.os(old)).getBlob(`optim-v${String(version).padStart(10, '0')}`);
   }
 
   /** Re-creates the bucket when the server lost it (lib/transport/store-loss.ts); true when it did. */
@@ -45,7 +64,7 @@ export class LearnerStateStore {
   /** Stores the moments of `f.version` (replacing any earlier attempt at that version); returns the bytes written. */
   async put(f: OptimizerStateFile): Promise<number> {
     const { bytes } = encodeOptimizerState(f);
-    const name = objectName(f.version);
+    const name = this.objectName(f.version);
     const earlier = await this.os.info(name);
     const written = await this.chunks.writeChunks(bytes);
     await this.chunks.commit(name, written, bytes.length, createHash('sha256').update(bytes).digest(), { description: `AdamW state of version ${f.version}`, metadata: {} });
@@ -56,8 +75,8 @@ export class LearnerStateStore {
 
   /** The moments of checkpoint `version` (digest `checkpointDigest`, parameters `params`), or null when none were stored. */
   async get(version: number, checkpointDigest: string, params: TensorMap): Promise<OptimizerStateFile | null> {
-    const name = objectName(version);
-    const bytes = await this.os.getBlob(name);
+    const name = this.objectName(version);
+    const bytes = (await this.os.getBlob(name)) ?? (await this.legacy(version));
     if (!bytes) return null;
     return decodeOptimizerState(bytes, { checkpointDigest, params, source: `${this.bucket}/${name}` });
   }
@@ -69,15 +88,16 @@ export class LearnerStateStore {
   async prune(latest: number): Promise<void> {
     if (!this.known) {
       const listed = new Set<number>();
+      const own = new RegExp(`^${this.runId}/optim-v(\\d+)$`);
       for (const info of await this.os.list()) {
-        const v = /^optim-v(\d+)$/.exec(info.name)?.[1];
+        const v = own.exec(info.name)?.[1];
         if (v !== undefined && !info.deleted) listed.add(Number(v));
       }
       this.known = listed;
     }
     for (const v of [...this.known].sort((a, b) => a - b)) {
       if (v > latest - KEEP) break;
-      await this.os.delete(objectName(v));
+      await this.os.delete(this.objectName(v));
       this.known.delete(v);
     }
   }

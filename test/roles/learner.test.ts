@@ -134,8 +134,8 @@ test('version 0 from the seed; SFT batches applied once, published before the ac
   await waitFor(async () => JSON.stringify(await store.versions()) === '[2,3]', 'old versions pruned');
   assert.equal((await store.latest())!.version, 3);
   // the AdamW moments too: the newest two, written chunk by chunk as nats.js's object store reads them
-  const optimNames = async () => (await (await nc.jetstream().views.os(`learner-${RUN}`)).list()).filter((i) => !i.deleted).map((i) => i.name).sort();
-  await waitFor(async () => JSON.stringify(await optimNames()) === '["optim-v0000000002","optim-v0000000003"]', 'old optimizer states pruned');
+  const optimNames = async () => (await (await nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted).map((i) => i.name).sort();
+  await waitFor(async () => JSON.stringify(await optimNames()) === `["${RUN}/optim-v0000000002","${RUN}/optim-v0000000003"]`, 'old optimizer states pruned');
   assert.equal((await optimizerAt(3)).step, 3);
   // a dense batch sent to a run configured for scalar advantages: refused, seq not consumed
   const d = await grpoData((await paramsAt(3)).params, 3, 1);

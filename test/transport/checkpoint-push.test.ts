@@ -74,7 +74,7 @@ test('a forged push (bytes that do not hash to their digest) is ignored: the wat
   const it = watch[Symbol.asyncIterator]();
   const c = ckpt();
   // someone who may publish object chunks sends other bytes under the real digest, before the learner's put
-  learnerNc.publish(`$O.${learner.bucket}.C.forged`, randomBytes(64), { headers: pushHeaders(1, 64, 0, c.digest, '{}') });
+  learnerNc.publish(`$O.${learner.bucket}.C.push.forged`, randomBytes(64), { headers: pushHeaders(1, 64, 0, c.digest, '{}') });
   await learnerNc.flush();
   await learner.put(1, c.bytes, c.digest);
   const ann = await nextAnnouncement(it);

@@ -13,7 +13,8 @@ import { z } from 'zod';
 import { freePort } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
-import { natsAuthorizationBlock, NATS_ROLES, type NatsRole } from '../../lib/transport/nats-permissions.ts';
+import { PUSHED_CHUNKS } from '../../lib/transport/checkpoint-push.ts';
+import { LEARNER_STATE_BUCKET, natsAuthorizationBlock, NATS_ROLES, type NatsRole } from '../../lib/transport/nats-permissions.ts';
 import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
 
 const RUN = 'perm-run';
@@ -62,7 +63,8 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   const v1 = ckpt();
   await learnerStore.put(1, v1.bytes, v1.digest);
   const optim = await LearnerStateStore.open(learner, RUN);
-  assert.ok(optim.bucket.startsWith('learner-'));
+  assert.equal(optim.bucket, LEARNER_STATE_BUCKET);
+  const moments = () => ({ version: 2, checkpointDigest: '0'.repeat(64), state: { step: 2, m: new Map([['w', { shape: [3], data: new Float32Array([1, 2, 3]) }]]), v: new Map([['w', { shape: [3], data: new Float32Array([4, 5, 6]) }]]) } });
   const skips = await RunStateStore.open(learner, { runId: RUN, key: 'learner-skips', schema });
   await skips.modify(() => ({ phase: 'skips', seq: 1 }));
   // ... and prunes (a purge of its object store)
@@ -84,11 +86,30 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
 
   // ... receives the object chunks as the learner stores them (checkpoint-push.ts; a subscription the server
   // refused would never deliver them)
-  const pushes = rollout.subscribe(`$O.checkpoints-${RUN}.C.>`, { max: 1 });
+  const pushes = rollout.subscribe(`$O.checkpoints-${RUN}.C.push.>`, { max: 1 });
   await rollout.flush();
   const pushed = ckpt();
   await learnerStore.put(3, pushed.bytes, pushed.digest);
   for await (const m of pushes) assert.deepEqual(Buffer.from(m.data), Buffer.from(pushed.bytes).subarray(0, m.data.length));
+
+  // ... but never the learner's optimizer state: not as its chunks are stored, not through the JetStream API
+  const leaked: Uint8Array[] = [];
+  rollout.subscribe(`$O.${LEARNER_STATE_BUCKET}.C.>`, { callback: (e, m) => { if (!e) leaked.push(m.data); } });
+  rollout.subscribe('$O.*.C.>', { callback: (e, m) => { if (!e) leaked.push(m.data); } });
+  rollout.subscribe(PUSHED_CHUNKS, { callback: (e, m) => { if (!e && m.subject.startsWith(`$O.${LEARNER_STATE_BUCKET}.`)) leaked.push(m.data); } });
+  await rollout.flush().catch(() => undefined);
+  await optim.put(moments());
+  assert.ok(await optim.get(2, '0'.repeat(64), new Map([['w', { shape: [3], data: new Float32Array(3) }]])), 'the learner reads its moments back');
+  await rollout.flush().catch(() => undefined);
+  await learner.flush();
+  assert.equal(leaked.length, 0, 'a rollout subscription received the learner\'s optimizer state');
+  const rjsm = await rollout.jetstreamManager();
+  await assert.rejects(rjsm.streams.getMessage(`OBJ_${LEARNER_STATE_BUCKET}`, { seq: 1 }), refused, 'rollout gets a message of the learner state');
+  await assert.rejects(rollout.jetstream().consumers.get(`OBJ_${LEARNER_STATE_BUCKET}`).then((c) => c.next({ expires: 2000 })), refused, 'rollout reads the learner state through a consumer');
+  await assert.rejects((await LearnerStateStore.open(rollout, RUN)).get(2, '0'.repeat(64), new Map()), refused, 'rollout reads the learner state through its store');
+  const ojsm = await orchestrator.jetstreamManager();
+  await assert.rejects(ojsm.streams.getMessage(`OBJ_${LEARNER_STATE_BUCKET}`, { seq: 1 }), refused, 'the orchestrator gets a message of the learner state');
+  await assert.rejects(ojsm.streams.update(`OBJ_${LEARNER_STATE_BUCKET}`, { republish: { src: '>', dest: '_INBOX.leak.>' } }), refused, 'the orchestrator makes the learner state republish');
 
   // ... and every write it tries is refused by the server
   const forged = ckpt();

@@ -1,0 +1,57 @@
+// lib/worker/learner-state.ts: the learner's AdamW moments in the one `learner-state` bucket shared by all runs
+// (objects `<run>/optim-v...`): each run reads and prunes only its own, and a run whose moments are still in its
+// pre-round-6 bucket `learner-<run>` resumes with them.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { NatsConnection } from 'nats';
+import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { connectNats } from '../../lib/transport/nats.ts';
+import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
+import { encodeOptimizerState } from '../../lib/checkpoint/optimizer-state.ts';
+import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
+
+let nats: TestNatsServer;
+let nc: NatsConnection;
+before(async () => {
+  nats = await startNatsServer();
+  nc = await connectNats({ url: nats.url, name: 'learner-state-test' });
+});
+after(async () => {
+  await nc?.close();
+  await nats?.stop();
+});
+
+const params: TensorMap = new Map([['w', { shape: [2], data: new Float32Array(2) }]]);
+const digest = (v: number) => String(v).repeat(64).slice(0, 64);
+const file = (version: number, step: number) => ({
+  version,
+  checkpointDigest: digest(version),
+  state: { step, m: new Map([['w', { shape: [2], data: new Float32Array([step, 1]) }]]), v: new Map([['w', { shape: [2], data: new Float32Array([step, 2]) }]]) },
+});
+
+test('two runs share the bucket: each reads and prunes only its own moments', async () => {
+  const a = await LearnerStateStore.open(nc, 'run-a');
+  const b = await LearnerStateStore.open(nc, 'run-b');
+  assert.equal(a.bucket, 'learner-state');
+  for (const v of [1, 2, 3]) await a.put(file(v, 10 + v));
+  await b.put(file(1, 99));
+  await a.prune(3);
+  assert.equal(await a.get(1, digest(1), params), null, 'run-a v1 pruned');
+  assert.equal((await a.get(3, digest(3), params))?.state.step, 13);
+  assert.equal((await b.get(1, digest(1), params))?.state.step, 99, 'run-b v1 kept when run-a prunes');
+  assert.equal(await b.get(2, digest(2), params), null);
+  const names = (await (await nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted).map((i) => i.name).sort();
+  assert.deepEqual(names, ['run-a/optim-v0000000002', 'run-a/optim-v0000000003', 'run-b/optim-v0000000001']);
+});
+
+test("a run's moments in its old learner-<run> bucket are read on resume", async () => {
+  const old = await nc.jetstream().views.os('learner-run-old');
+  await old.putBlob({ name: 'optim-v0000000007' }, encodeOptimizerState(file(7, 70)).bytes);
+  const s = await LearnerStateStore.open(nc, 'run-old');
+  assert.equal((await s.get(7, digest(7), params))?.state.step, 70);
+  assert.equal(await s.get(8, digest(8), params), null);
+  // a run that never had the old bucket does not get one made
+  assert.equal(await (await LearnerStateStore.open(nc, 'run-new')).get(1, digest(1), params), null);
+  const jsm = await nc.jetstreamManager();
+  await assert.rejects(jsm.streams.info('OBJ_learner-run-new'), /not found/i);
+});
