@@ -1,38 +1,30 @@
 // Paired differences of final values between arms of a `sweep --methods` report (same seed, same images and
-// corruptions), with the t interval over seeds from lib/eval/stats.ts, the interval compare.ts itself reports
-// against its first arm. Used for docs/flow.md's family comparisons (docs/results/flow-families{3,4}/compare.json).
+// corruptions), with the t interval over seeds from lib/eval/stats.ts (lib/experiments/paired.ts). Pairs are
+// A-B arguments; a side is an arm, `identity` or `start:FAMILY` (a warm start). Without pairs: the first arm
+// against each other arm. Then every arm and warm start against identity, and each seed's step counts.
 //
-//   node --import tsx scripts/compare-paired.ts docs/results/flow-families4/compare.json
+//   node --import tsx scripts/compare-paired.ts docs/results/method-compare-photos6/compare.json dense-sft dense-scalar
+//   node --import tsx scripts/compare-paired.ts docs/results/flow-families4/compare.json gaussian:dense-flow:scalar \
+//     gaussian:dense-flow:dense flow:scalar-flow:dense flow:scalar-flow:sft flow:dense-flow:sft gaussian:dense-gaussian:sft
 import { readFileSync } from 'node:fs';
-import { formatCI, meanCI } from '../lib/eval/stats.ts';
+import { formatCI } from '../lib/eval/stats.ts';
+import { pairedDifferences, parseCompareSeeds, parsePairs, type PairedDifference } from '../lib/experiments/paired.ts';
 
-interface Values { reward: number; ssim: number }
-interface SeedReport {
-  seed: number;
-  identity: Values;
-  start: Record<string, Values>;
-  runs: { method: string; steps: number; final: Values }[];
+const [file, ...pairArgs] = process.argv.slice(2);
+if (!file) throw new Error('usage: compare-paired.ts COMPARE_JSON [A-B ...] (a `sweep --methods` report; sides: arms, identity, start:FAMILY)');
+const seeds = parseCompareSeeds(readFileSync(file, 'utf8'), file);
+
+const digits = { reward: 4, ssim: 4, psnr: 2 } as const;
+const line = (label: string, d: PairedDifference) =>
+  console.log(`${label} ${d.metric}: ${formatCI(d.ci, digits[d.metric])} per seed ${d.perSeed.map((x) => (x >= 0 ? '+' : '') + x.toFixed(digits[d.metric])).join(', ')}`);
+
+for (const [a, b] of parsePairs(pairArgs, seeds)) {
+  for (const d of pairedDifferences(seeds, a, b, file)) line(`${a} - ${b}`, d);
 }
-
-const file = process.argv[2];
-if (!file) throw new Error('usage: compare-paired.ts COMPARE_JSON (a `sweep --methods` report)');
-const seeds = (JSON.parse(readFileSync(file, 'utf8')) as { seeds?: SeedReport[] }).seeds;
-if (!Array.isArray(seeds) || seeds.length === 0) throw new Error(`${file}: no "seeds" array (not a sweep --methods compare.json)`);
-
-const final = (s: SeedReport, method: string) => s.runs.find((r) => r.method === method)?.final;
-const line = (label: string, xs: number[]) => console.log(`${label}: ${formatCI(meanCI(xs))} per seed ${xs.map((x) => (x >= 0 ? '+' : '') + x.toFixed(4)).join(', ')}`);
-
-const PAIRS = [['gaussian:dense', 'flow:scalar'], ['gaussian:dense', 'flow:dense'], ['flow:scalar', 'flow:dense'],
-  ['flow:scalar', 'flow:sft'], ['flow:dense', 'flow:sft'], ['gaussian:dense', 'gaussian:sft']] as const;
-for (const [a, b] of PAIRS) {
-  for (const k of ['reward', 'ssim'] as const) {
-    line(`${a} - ${b} ${k}`, seeds.flatMap((s) => { const fa = final(s, a); const fb = final(s, b); return fa && fb ? [fa[k] - fb[k]] : []; }));
-  }
+for (const a of seeds[0]!.runs.map((r) => r.method)) {
+  for (const d of pairedDifferences(seeds, a, 'identity', file)) line(`${a} - identity`, d);
 }
-for (const a of ['flow:scalar', 'flow:dense', 'gaussian:dense', 'flow:sft', 'gaussian:sft']) {
-  line(`${a} - identity reward`, seeds.flatMap((s) => { const f = final(s, a); return f ? [f.reward - s.identity.reward] : []; }));
-}
-for (const family of ['flow', 'gaussian']) {
-  line(`${family} warm start - identity reward`, seeds.map((s) => s.start[family]!.reward - s.identity.reward));
+for (const family of Object.keys(seeds[0]!.start)) {
+  for (const d of pairedDifferences(seeds, `start:${family}`, 'identity', file)) line(`${family} warm start - identity`, d);
 }
 for (const s of seeds) console.log(`seed ${s.seed} steps ${JSON.stringify(Object.fromEntries(s.runs.map((r) => [r.method, r.steps])))}`);

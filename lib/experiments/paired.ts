@@ -1,0 +1,71 @@
+// Paired differences between the arms of a `sweep --methods` report (compare.json): per seed, one arm's final
+// value minus another's on the same images and corruption draws, then the t interval over seeds
+// (lib/eval/stats.ts, the interval compare.ts reports). Pairing removes what the seeds' draws share (an easy
+// draw lifts every arm), which the per-arm intervals keep. Besides arms, a side may be `identity` (the
+// corrupted input) or `start:FAMILY` (that family's warm start). scripts/compare-paired.ts prints it.
+import { meanCI, type MeanCI } from '../eval/stats.ts';
+
+export const PAIRED_METRICS = ['reward', 'ssim', 'psnr'] as const;
+export type PairedMetric = (typeof PAIRED_METRICS)[number];
+type Values = Record<PairedMetric, number>;
+
+/** The part of compare.json's per-seed results that pairing reads. */
+export interface PairedSeed {
+  seed: number;
+  identity: Values;
+  start: Record<string, Values>;
+  runs: Array<{ method: string; steps: number; final: Values }>;
+}
+
+export interface PairedDifference {
+  a: string;
+  b: string;
+  metric: PairedMetric;
+  /** a - b per seed, in the report's seed order. */
+  perSeed: number[];
+  ci: MeanCI;
+}
+
+/** The seeds of a compare.json text; `file` names it in errors. */
+export function parseCompareSeeds(text: string, file: string): PairedSeed[] {
+  const seeds = (JSON.parse(text) as { seeds?: PairedSeed[] }).seeds;
+  if (!Array.isArray(seeds) || seeds.length === 0) throw new Error(`${file}: no "seeds" array (not a sweep --methods compare.json)`);
+  return seeds;
+}
+
+/** Names a side may take in this report: its arms, then identity and each family's warm start. */
+export function sidesOf(seeds: readonly PairedSeed[]): string[] {
+  const arms = seeds[0]!.runs.map((r) => r.method);
+  return [...arms, 'identity', ...Object.keys(seeds[0]!.start).map((f) => `start:${f}`)];
+}
+
+function valueOf(s: PairedSeed, side: string, metric: PairedMetric, file: string): number {
+  let v: Values | undefined;
+  if (side === 'identity') v = s.identity;
+  else if (side.startsWith('start:')) v = s.start[side.slice('start:'.length)];
+  else v = s.runs.find((r) => r.method === side)?.final;
+  const x = v?.[metric];
+  if (typeof x !== 'number') throw new Error(`${file}: seed ${s.seed} has no '${side}' ${metric} (sides in this report: ${sidesOf([s]).join(', ')})`);
+  return x;
+}
+
+/** `a` minus `b` for each metric, paired by seed; every seed must hold both sides. */
+export function pairedDifferences(seeds: readonly PairedSeed[], a: string, b: string, file = 'compare.json'): PairedDifference[] {
+  return PAIRED_METRICS.map((metric) => {
+    const perSeed = seeds.map((s) => valueOf(s, a, metric, file) - valueOf(s, b, metric, file));
+    return { a, b, metric, perSeed, ci: meanCI(perSeed) };
+  });
+}
+
+/** `A-B` arguments (arm names hold no '-'); without any: the first arm against each other arm, as compare.md. */
+export function parsePairs(args: readonly string[], seeds: readonly PairedSeed[]): Array<[string, string]> {
+  if (args.length === 0) {
+    const arms = seeds[0]!.runs.map((r) => r.method);
+    return arms.slice(1).map((b) => [arms[0]!, b]);
+  }
+  return args.map((p) => {
+    const parts = p.split('-');
+    if (parts.length !== 2 || !parts[0] || !parts[1]) throw new Error(`pair '${p}' is not A-B (sides: ${sidesOf(seeds).join(', ')})`);
+    return [parts[0], parts[1]];
+  });
+}
