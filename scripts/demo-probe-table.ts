@@ -43,3 +43,33 @@ for (const arg of process.argv.slice(2)) {
   const triple = (k: 'reward' | 'ssim' | 'psnr', d: number) => `${f(mean('identity', k), d)} / ${f(mean('sft', k), d)} / ${f(mean('grpo', k), d)}`;
   console.log(`| ${label} | ${probes.map((p) => p.seed).join(', ')} | ${n} | ${triple('reward', 4)} | ${triple('ssim', 4)} | ${triple('psnr', 2)} | ${below('sft')}, ${below('grpo')} (${rows.length}) | ${ws.name} ${sign(ws.sft)} (${ws.count}), ${wg.name} ${sign(wg.grpo)} (${wg.count}) |`);
 }
+
+// Per seed and GRPO step (snapshots of --every, then the final step): GRPO - SFT and the worst type or level
+// row (GRPO - identity, that seed's draws), and their distance to failing either demo criterion on the seed
+// closest to it: min over seeds of min(GRPO - SFT, 0.01 + worst row) ("margin"; docs/data.md, "Round 6").
+interface Worst { key: string; d: number; n: number }
+interface Curved extends Probe { grpoSteps: number; curve?: Record<string, { reward: number; worst: Worst }>; val: Probe['val'] & { worstGrpo: Worst } }
+const curved = process.argv.slice(2).map((arg) => {
+  const at = arg.indexOf('=');
+  return { label: arg.slice(0, at), probes: arg.slice(at + 1).split(',').map((p) => JSON.parse(readFileSync(p, 'utf8')) as Curved) };
+});
+if (curved.some((c) => c.probes.some((p) => p.curve))) {
+  const seeds = [...new Set(curved.flatMap((c) => c.probes.map((p) => p.seed)))];
+  console.log(`\n| setting | GRPO steps | ${seeds.map((s) => `seed ${s}: GRPO - SFT, worst row (draws)`).join(' | ')} | margin |`);
+  console.log(`|---|---|${seeds.map(() => '---|').join('')}---|`);
+  for (const { label, probes } of curved) {
+    const steps = [...new Set(probes.flatMap((p) => [...Object.keys(p.curve ?? {}).map((k) => Number(k.split('@')[1])), p.grpoSteps]))].sort((a, b) => a - b);
+    for (const step of steps) {
+      let margin = Infinity;
+      const cells = seeds.map((s) => {
+        const p = probes.find((q) => q.seed === s);
+        const at = p && (step === p.grpoSteps ? { reward: p.val.grpo.reward, worst: p.val.worstGrpo } : p.curve?.[`grpo@${step}`]);
+        if (!p || !at) return '-';
+        const gain = at.reward - p.val.sft.reward;
+        margin = Math.min(margin, gain, 0.01 + at.worst.d);
+        return `${f(gain)}, ${at.worst.key} ${f(at.worst.d)} (${at.worst.n})`;
+      });
+      console.log(`| ${label} | ${step} | ${cells.join(' | ')} | ${f(margin)} |`);
+    }
+  }
+}

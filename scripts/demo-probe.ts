@@ -6,13 +6,18 @@
 //
 //   node --import tsx scripts/demo-probe.ts [--seed N] [--eval] [--val-draws 6] [--every K] [--json out.json] [key=value ...]
 //   (the data.valImages=... override sets the validation split; e.g. data.valImages=8)
-import { writeFile } from 'node:fs/promises';
+//   --save-warm-start F writes the warm start (safetensors, with the settings that made it); --warm-start F
+//   starts from it instead of repeating the SFT steps (refused unless seed, data, model and sft settings match):
+//   the GRPO phase is then the one the full probe trains, so GRPO settings are compared from one warm start.
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { evaluate, firstSamples, type EvalReport } from '../lib/eval/evaluate.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
+import { decodeSafetensors, encodeSafetensors } from '../lib/checkpoint/safetensors.ts';
+import { canonicalJson } from '../lib/checkpoint/digest.ts';
 import { initialParamsOf } from '../lib/models/bundle.ts';
 import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../lib/local/demo-defaults.ts';
 
@@ -24,6 +29,8 @@ const { values, positionals } = parseArgs({
     json: { type: 'string' },
     'val-draws': { type: 'string', default: '6' },
     every: { type: 'string', default: '0' },
+    'warm-start': { type: 'string' },
+    'save-warm-start': { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -41,13 +48,29 @@ if (!Number.isInteger(seed)) throw new Error('demo-probe: --seed takes an intege
 const config = loadConfig(undefined, [...DEMO_OVERRIDES, `sft.steps=${DEMO_SFT_STEPS}`, `grpo.steps=${DEMO_GRPO_STEPS}`, ...overrides, `run.seed=${seed}`]);
 const t0 = performance.now();
 // The loop trains `params` in place: snapshots every --every GRPO steps are evaluated on the validation split too.
-const params = initialParamsOf(config);
+// What made the warm start: a saved one is used only for the same seed, data, model and SFT settings.
+const warmKey = canonicalJson({ seed, data: config.data, model: config.model, sft: config.sft, reward: config.reward });
+let params = initialParamsOf(config);
+const warmFile = values['warm-start'];
+if (warmFile) {
+  const saved = decodeSafetensors(new Uint8Array(await readFile(warmFile)), warmFile);
+  if (saved.metadata.warm_start !== warmKey) {
+    throw new Error(`demo-probe: ${warmFile} was made with other settings than these (seed, data, model, sft, reward):\n  file: ${saved.metadata.warm_start}\n  now:  ${warmKey}`);
+  }
+  for (const [k, t] of params) {
+    const w = saved.tensors.get(k);
+    if (!w || w.data.length !== t.data.length) throw new Error(`demo-probe: ${warmFile} has no tensor ${k} of ${t.data.length} elements`);
+  }
+  params = new Map([...params].map(([k, t]) => [k, { shape: [...t.shape], data: saved.tensors.get(k)!.data }]));
+}
 const snapshots = new Map<number, TensorMap>();
 const run = await runSingleProcess(config, {
   params,
+  sftDone: warmFile !== undefined,
   onStep: (st) => { if (every > 0 && st.step % every === 0 && st.step < config.grpo.steps) snapshots.set(st.step, cloneTensorMap(params)); },
 });
 const seconds = (performance.now() - t0) / 1000;
+if (values['save-warm-start']) await writeFile(values['save-warm-start'], encodeSafetensors(run.sftParams, { warm_start: warmKey }));
 const policies = {
   identity: { kind: 'identity' as const },
   sft: { kind: 'mean' as const, params: run.sftParams },
@@ -65,7 +88,7 @@ const worst = (id: EvalReport, p: EvalReport) => {
   }
   return w;
 };
-const out: Record<string, unknown> = { seed, overrides, seconds, sftSteps: run.sftSteps, grpoSteps: run.grpoSteps };
+const out: Record<string, unknown> = { seed, overrides, ...(warmFile ? { warmStart: warmFile } : {}), seconds, sftSteps: run.sftSteps, grpoSteps: run.grpoSteps };
 const show = async (name: string, split: 'val' | 'eval') => {
   const ds = await openRunDataset(config, split);
   // The few validation photographs each get several corruption draws (epochs); evaluation is as the demo's.

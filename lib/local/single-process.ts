@@ -120,6 +120,12 @@ export async function runSingleProcess(
     budgetSeconds?: number;
     /** What budgetSeconds counts: wall time (default) or this process's CPU time. */
     budgetClock?: BudgetClock;
+    /**
+     * `params` already hold this config's warm start (saved from an earlier run with the same SFT settings and
+     * seed): the SFT steps are not repeated. The GRPO data cursors still count them, so the GRPO phase trains
+     * exactly what the full run trains (scripts/demo-probe.ts --warm-start; test/local/single-process.test.ts).
+     */
+    sftDone?: boolean;
   } = {},
 ): Promise<SingleProcessResult> {
   const algo = compileAlgorithm(config);
@@ -156,7 +162,11 @@ export async function runSingleProcess(
   const t0 = performance.now();
   const sftClock = startClock(opts.budgetClock);
   let sftSteps = 0;
-  for (let s = 1; s <= config.sft.steps && sftClock() < budgetMs; s++, sftSteps++) {
+  if (opts.sftDone) {
+    if (!opts.params) throw new Error('runSingleProcess: sftDone needs params (the saved warm start)');
+    for (; sftSteps < config.sft.steps; sftSteps++) handled(true);
+  }
+  for (let s = 1; !opts.sftDone && s <= config.sft.steps && sftClock() < budgetMs; s++, sftSteps++) {
     const { corrupted: images, clean: targets } = await pairsAt(dataset, sftCursors(config, s));
     // Under a time budget the cosine schedule runs over the budget's seconds instead of a step count.
     const lr = budgetMs < Infinity && config.sft.schedule === 'cosine'
@@ -169,7 +179,7 @@ export async function runSingleProcess(
   const sftSeconds = (performance.now() - t0) / 1000;
   const sftClockSeconds = sftClock() / 1000;
   // sft.ema (flow family): the warm start is the weights' moving average
-  if (trainer instanceof FlowTrainer && sftSteps > 0) trainer.finishSft();
+  if (trainer instanceof FlowTrainer && sftSteps > 0 && !opts.sftDone) trainer.finishSft();
   const sftParams = cloneTensorMap(params);
 
   const g = config.grpo;
