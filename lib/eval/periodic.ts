@@ -88,12 +88,27 @@ export class PeriodicEvaluator {
       });
   }
 
-  /** Waits for a running evaluation (at most `timeoutMs`), then releases the sessions. */
+  /**
+   * Waits for a running evaluation (at most `timeoutMs`), then releases the sessions. One still running then keeps
+   * its sessions until it ends: releasing them under it failed the final version's evaluation with "Session
+   * already disposed" whenever it outlasted the timeout (every demo of round 6).
+   */
   async close(timeoutMs = 10_000): Promise<void> {
     this.closed = true;
-    if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
-    await this.runner?.release().catch(() => undefined);
-    await this.scorer?.close().catch(() => undefined);
+    const release = async (): Promise<void> => {
+      await this.runner?.release().catch(() => undefined);
+      await this.scorer?.close().catch(() => undefined);
+    };
+    const running = this.running;
+    if (running) {
+      const ended = await Promise.race([running.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+      if (!ended) {
+        this.o.log(`evaluation still running after ${timeoutMs / 1000} s at shutdown: its sessions are released when it ends`);
+        void running.then(release);
+        return;
+      }
+    }
+    await release();
   }
 
   /** Evaluates the newest checkpoint now (tests and maybeRun). */

@@ -63,6 +63,33 @@ test('periodic evaluation: due every N versions, never two at once, a due one sk
   assert.equal(off.enabled, false);
 });
 
+test('periodic evaluation at shutdown: one outlasting close()\'s wait keeps its sessions until it ends', async () => {
+  const metrics = createMetrics('close', 'orchestrator', { processMetrics: false });
+  const logs: string[] = [];
+  const ev = new PeriodicEvaluator({ config, store: {} as CheckpointStore, metrics, log: (l) => logs.push(l) });
+  const released: string[] = [];
+  // The sessions a real run would hold (PolicyRunner, RewardScorer), reduced to what close() calls.
+  Object.assign(ev, { runner: { release: async () => void released.push('runner') }, scorer: { close: async () => void released.push('scorer') } });
+  let finish!: () => void;
+  ev.run = async () => {
+    await new Promise<void>((r) => (finish = r));
+    assert.deepEqual(released, [], 'sessions still held while the evaluation runs');
+    return null;
+  };
+  ev.maybeRun(10);
+  const alive = setTimeout(() => undefined, 5000); // close()'s own timer is unref'd
+  await ev.close(20);
+  clearTimeout(alive);
+  assert.deepEqual(released, [], 'close() returned without releasing under the running evaluation');
+  assert.match(logs.join('\n'), /still running after 0.02 s at shutdown/);
+  finish();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(released, ['runner', 'scorer'], 'released once it ended');
+  assert.match(await metrics.registry.metrics(), /recovery_grpo_evaluations_total\{outcome="ok",run_id="close",role="orchestrator"\} 1/);
+  ev.maybeRun(20);
+  assert.deepEqual(released, ['runner', 'scorer'], 'nothing starts after close');
+});
+
 test('history: the flow family\'s clip fraction and KL per trained step reach the page and the event log', async () => {
   const lines: Record<string, unknown>[] = [];
   const m = new RunMonitor({ config, state, appendEvent: (e) => lines.push(e) });
