@@ -9,7 +9,8 @@
 // shows up as a gap between the two.
 //
 //   BENCH_STALENESS=0,1 BENCH_PIPELINE_REPS=2 BENCH_SFT=30 BENCH_GRPO=40 node --import tsx bench/index.ts pipeline
-//   BENCH_PIPELINE_THREADS=auto,1   pipeline arms with these onnxruntime threads per role (auto: runLocal's default)
+//   BENCH_PIPELINE_THREADS=auto,1   pipeline arms with these onnxruntime threads per role (auto: runLocal's default;
+//                                   learner:2 is runLocal's default with the learner alone given 2)
 //   BENCH_TRACE=DIR                 writes each pipeline run's event timeline there (bench/pipeline-trace.ts reads it)
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,10 +49,13 @@ function armsFor(): Arm[] {
   };
   const variants = (process.env.BENCH_PIPELINE_THREADS ?? 'auto').split(',');
   const pipelines = variants.map((v): Arm => ({
-    name: v === 'auto' ? 'pipeline' : `pipeline, ${v} thread(s) per role`,
+    name: v === 'auto' ? 'pipeline' : /^\w[\w-]*:\d+$/.test(v) ? `pipeline, ${v.replace(':', ' ')} thread(s)` : `pipeline, ${v} thread(s) per role`,
     run: async (staleness, round) => {
       const dir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
-      const threads: LocalRunOptions['threads'] = v === 'auto' ? undefined : { learner: Number(v), 'rollout-worker': Number(v), 'reward-worker': Number(v) };
+      const one = /^(learner|rollout-worker|reward-worker):(\d+)$/.exec(v);
+      const threads: LocalRunOptions['threads'] = v === 'auto' ? undefined
+        : one ? { [one[1]!]: Number(one[2]) }
+        : { learner: Number(v), 'rollout-worker': Number(v), 'reward-worker': Number(v) };
       if (TRACE) {
         mkdirSync(TRACE, { recursive: true });
         process.env[TRACE_ENV] = join(TRACE, `pipeline-s${staleness}-${v}-r${round}.jsonl`);

@@ -45,8 +45,13 @@ export function isEmptyGrpoBatch(b: TrainBatch__Output): boolean {
 }
 
 function firstNonFinite(field: string, t: HostTensor): string | undefined {
-  const i = t.data.findIndex((v) => !Number.isFinite(v));
-  return i < 0 ? undefined : `${field}[flat ${i}] = ${t.data[i]}`;
+  // A plain loop: findIndex's callback per element was ~3% of the learner's CPU in the pipeline benchmark.
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i]!;
+    if (v - v !== 0) return `${field}[flat ${i}] = ${v}`; // NaN and +-Infinity give NaN
+  }
+  return undefined;
 }
 
 /**

@@ -2,14 +2,16 @@
 // lib/grpo/sampling.ts): SFT and GRPO TrainBatches, rollout and score tasks.
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Sample } from '../lib/data/dataset.ts';
-import { clamp01, stackPairs } from '../lib/data/image.ts';
+import { clamp01Into, stackPairs } from '../lib/data/image.ts';
 import type { GrpoBatch } from '../lib/grpo/batch.ts';
 import { rolloutNoiseSeed } from '../lib/grpo/sampling.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import { encodeFlowRows } from '../lib/flow/wire.ts';
 import { encodeTensor, type OrchestratorMessage, type TrainBatch } from '../lib/transport/index.ts';
 
-const tensor = (data: Float32Array, shape: number[]) => encodeTensor({ dtype: 'float32', shape, data });
+// Every array encoded here is made for its message and not changed afterwards, so the wire bytes are views of it
+// (share): no copy per tensor (docs/performance.md, "Pipeline", round 6).
+const tensor = (data: Float32Array, shape: number[]) => encodeTensor({ dtype: 'float32', shape, data }, { share: true });
 
 const batchId = (config: RunConfig, seq: number) => `${config.run.id}-b${seq}`;
 
@@ -91,7 +93,7 @@ export function scoreTaskMessage(
   const G = o.actions.length;
   const pix = o.clean.length;
   const candidates = new Float32Array(G * pix);
-  o.actions.forEach((a, g) => candidates.set(clamp01(a), g * pix));
+  o.actions.forEach((a, g) => clamp01Into(a, candidates, g * pix));
   // Encoded once per task, whatever the number of attempts.
   const candidatesTensor = tensor(candidates, [G, 3, H, H]);
   const references = tensor(o.clean, [1, 3, H, H]);

@@ -67,7 +67,17 @@ export function stackPairs(pairs: readonly { corrupted: RgbImage; clean: RgbImag
 
 /** Values clamped to [0, 1]: an action or mean as the reward sees it (images are 8-bit in the end). */
 export function clamp01(x: Float32Array): Float32Array {
-  return x.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
+  return clamp01Into(x, new Float32Array(x.length), 0);
+}
+
+/** clamp01 written into `out` at `offset` (no array of its own); NaN stays NaN, as in clamp01. Returns `out`. */
+export function clamp01Into(x: Float32Array, out: Float32Array, offset: number): Float32Array {
+  if (offset < 0 || offset + x.length > out.length) throw new Error(`clamp01Into: ${x.length} values at ${offset} do not fit in ${out.length}`);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    out[offset + i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+  return out;
 }
 
 /** Inverse of toCHWFloat: values are scaled by 255, rounded and clamped to 0..255 (NaN becomes 0). */

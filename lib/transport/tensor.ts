@@ -40,6 +40,15 @@ export interface TensorCheckOptions {
   allowNonFinite?: boolean;
 }
 
+export interface EncodeOptions extends TensorCheckOptions {
+  /**
+   * float32 only: the wire bytes are a view of `data` instead of a copy. For a caller that made `data` for this
+   * message and never changes it afterwards (the orchestrator's tasks and TrainBatches): one copy fewer per
+   * tensor, which in the pipeline is garbage the orchestrator would otherwise collect.
+   */
+  share?: boolean;
+}
+
 export interface DecodeOptions extends TensorCheckOptions {
   /** Expected shape; null entries are wildcards. The rank must match. */
   expectShape?: ReadonlyArray<number | null>;
@@ -163,7 +172,7 @@ export function roundToFloat16(data: Float32Array): Float32Array {
  * In-memory tensor -> proto Tensor. Validates dtype, shape, data length, size, finiteness (float16 overflow
  * counts as non-finite), and for uint8 that every value is an integer in 0..255.
  */
-export function encodeTensor(t: HostTensor, opts: TensorCheckOptions = {}): Tensor {
+export function encodeTensor(t: HostTensor, opts: EncodeOptions = {}): Tensor {
   const field = opts.field ?? 'tensor';
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (!isDType(t.dtype)) throw new TensorError(field, `dtype must be one of ${DTYPES.join(', ')}, got ${describe(t.dtype)}`);
@@ -176,7 +185,9 @@ export function encodeTensor(t: HostTensor, opts: TensorCheckOptions = {}): Tens
   const src = t.data;
   if (!opts.allowNonFinite) checkFinite(src, field);
   let buf: Buffer;
-  if (t.dtype === 'float32') {
+  if (t.dtype === 'float32' && opts.share && LITTLE_ENDIAN) {
+    buf = Buffer.from(src.buffer, src.byteOffset, n * 4);
+  } else if (t.dtype === 'float32') {
     buf = Buffer.allocUnsafe(n * 4);
     if (LITTLE_ENDIAN) buf.set(new Uint8Array(src.buffer, src.byteOffset, n * 4));
     else for (let i = 0; i < n; i++) buf.writeFloatLE(src[i]!, i * 4);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { decodeImage, encodePng, fromCHWFloat, toCHWFloat, type RgbImage } from '../../lib/data/image.ts';
+import { clamp01, clamp01Into, decodeImage, encodePng, fromCHWFloat, toCHWFloat, type RgbImage } from '../../lib/data/image.ts';
 import { scene, tempDir, writeFixture } from './helpers.ts';
 
 test('toCHWFloat / fromCHWFloat: layout [3,H,W], exact round trip', () => {
@@ -81,4 +81,15 @@ test('decodeImage throws on truncated and non-image input', async (t) => {
 test('encodePng round-trips', async () => {
   const img = scene(9, 31, 17);
   assert.deepEqual(await decodeImage(await encodePng(img)), img);
+});
+
+test('clamp01 / clamp01Into: the values Math.min(Math.max(v, 0), 1) gives, NaN kept, written at the offset', () => {
+  const x = new Float32Array([-1, -0, 0, 0.25, 1, 1.5, Infinity, -Infinity, NaN, 0.999]);
+  const reference = Array.from(x, (v) => (Number.isNaN(v) ? NaN : Math.min(Math.max(v, 0), 1)));
+  assert.deepEqual(Array.from(clamp01(x)).map((v) => (Object.is(v, -0) ? 0 : v)), reference);
+  const out = new Float32Array(14).fill(7);
+  clamp01Into(x, out, 2);
+  assert.deepEqual(Array.from(out.subarray(2, 12)), Array.from(clamp01(x)));
+  assert.deepEqual([...out.subarray(0, 2), ...out.subarray(12)], [7, 7, 7, 7]);
+  assert.throws(() => clamp01Into(x, out, 5), /10 values at 5 do not fit in 14/);
 });

@@ -160,3 +160,20 @@ test('expectations, missing and non-finite tensors', () => {
   assert.deepEqual(decodeTensor(encodeTensor({ dtype: 'float32', shape: [], data: Float32Array.of(7) })).data, Float32Array.of(7));
   assert.equal(decodeTensor(encodeTensor({ dtype: 'float16', shape: [0, 3], data: new Float32Array(0) })).data.length, 0);
 });
+
+test('encodeTensor share: float32 bytes are a view of the data (no copy), the same bytes as the copy', () => {
+  const data = new Float32Array([1.5, -2, 0, 3.25, 1e-30, -0]);
+  const sub = data.subarray(1, 5);
+  const copied = encodeTensor({ dtype: 'float32', shape: [4], data: sub });
+  const shared = encodeTensor({ dtype: 'float32', shape: [4], data: sub }, { share: true });
+  assert.deepEqual(Buffer.from(shared.data as Uint8Array), Buffer.from(copied.data as Uint8Array));
+  assert.equal((shared.data as Uint8Array).buffer, data.buffer); // a view of the caller's array
+  assert.notEqual((copied.data as Uint8Array).buffer, data.buffer);
+  // the validations still run
+  assert.throws(() => encodeTensor({ dtype: 'float32', shape: [2], data: new Float32Array([1, NaN]) }, { share: true }), /non-finite value NaN at flat index 1/);
+  assert.throws(() => encodeTensor({ dtype: 'float32', shape: [3], data: new Float32Array(2) }, { share: true }), /data has 2 elements/);
+  // float16 and uint8 are converted whatever share says
+  const h = encodeTensor({ dtype: 'float16', shape: [2], data: new Float32Array([0.5, 1]) }, { share: true });
+  assert.equal((h.data as Uint8Array).length, 4);
+  assert.deepEqual(Array.from(decodeTensor(throughWire(shared)).data), Array.from(sub));
+});
