@@ -3,10 +3,13 @@
 // with a tiny result and heart-beating the tasks they hold. Started with fork(); told when to stop over IPC.
 // A worker asks for up to <perMessage> tasks per message (TaskBundle); the answers to the tasks of one bundle are
 // sent in the same turn, so the connection bundles them into one ResultBundle.
-//   argv: <address> <workers> <maxInFlight> [perMessage]
+// The workers use the same wire codec as the orchestrator side of the run (lib/transport/grpc-common.ts).
+//   argv: <address> <workers> <maxInFlight> [perMessage] [codec]
 import { connectToOrchestrator, encodeTensor, type OrchestratorConnection } from '../lib/transport/index.ts';
+import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 
-const [address, workersArg, inFlightArg, perMessageArg] = process.argv.slice(2);
+const [address, workersArg, inFlightArg, perMessageArg, codecArg] = process.argv.slice(2);
+useWireCodec((codecArg ?? 'direct') as WireCodecName);
 const workers = Number(workersArg);
 const maxInFlight = Number(inFlightArg);
 const perMessage = Number(perMessageArg ?? 1);

@@ -1,7 +1,7 @@
 // Load: the orchestrator's dispatch path (its gRPC server and TaskBoard, the code that hands RolloutTasks to
 // workers and takes their results) with many simulated workers on tiny tasks, at fixed offered rates.
 //
-//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 LOAD_DISPATCH=pack,spread LOAD_COALESCE_MS=0,2 LOAD_BUNDLE_MS=0,2 npm run bench load
+//   LOAD_WORKERS=200,500 LOAD_RATES=2000,5000,10000 LOAD_SECONDS=10 LOAD_IN_FLIGHT=16 LOAD_PER_MESSAGE=1,16 LOAD_DISPATCH=pack,spread LOAD_COALESCE_MS=0,2 LOAD_CODEC=direct,proto-loader npm run bench load
 //   LOAD_FIND_MAX=1 LOAD_FIND_FROM=500 ...  (then steps the offered rate to the highest with p99 <= 20 ms)
 //
 // Open loop: tasks are offered at a fixed rate whatever the workers do (a timer adds them every millisecond),
@@ -19,7 +19,9 @@
 // LOAD_COALESCE_MS: the board's coalescing delays to run (a list; default 0; with spread it holds only cheap tasks). LOAD_BUNDLE_MS: spread's
 // bundle floors to run (TaskBoardOptions.bundleMs, a list; default 2, the orchestrator's default; 0 = the even share
 // only, round 5's spread). The simulated workers' process reports its CPU share of the window (a saturated worker
-// core shows up as latency that is not the orchestrator's). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
+// core shows up as latency that is not the orchestrator's). LOAD_CODEC: the wire codecs
+// to run (direct, proto-loader: lib/transport/grpc-common.ts useWireCodec; both sides of a run use the same one;
+// default direct). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
 // figures then include the profiler's cost); with LOAD_ALLOC_PROFILE=1 also an allocation profile (sampling heap
 // profiler, collected objects included). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
 // against V8's helper threads: concurrent GC). LOAD_FIND_MAX=1: after the fixed rates, for each line, steps the
@@ -34,6 +36,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../lib/metrics/index.ts';
 import { encodeTensor, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
+import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
 /**
@@ -96,6 +99,8 @@ export interface LoadFigures {
   coalesceMs: number;
   /** The board's bundle floor (spread only). */
   bundleMs: number;
+  /** The wire codec both sides used. */
+  codec: WireCodecName;
   /** Tasks per TaskBundle or task message sent in the measured window. */
   tasksPerSend: number;
   offeredPerSecond: number;
@@ -123,8 +128,10 @@ export interface LoadFigures {
   errors: number;
 }
 
-export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; log?: (l: string) => void }): Promise<LoadFigures> {
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; log?: (l: string) => void }): Promise<LoadFigures> {
   const inFlight = o.inFlight ?? 2;
+  const codec = o.codec ?? 'direct';
+  useWireCodec(codec);
   const perMessage = o.perMessage ?? 1;
   const log = o.log ?? (() => {});
   const pin = pinOrchestrator();
@@ -178,7 +185,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       }
     },
   });
-  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage)];
+  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec];
   const script = fileURLToPath(new URL('./load-workers.ts', import.meta.url));
   const child = workerCpus
     ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...process.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -266,6 +273,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       dispatch,
       coalesceMs,
       bundleMs,
+      codec,
       tasksPerSend,
       offeredPerSecond: o.rate,
       seconds: wall,
@@ -294,10 +302,10 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   }
 }
 
-type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number };
+type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number; codec: WireCodecName };
 
 export function formatLoad(f: LoadFigures): string {
-  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
+  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}, ${f.codec} codec: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms; ` +
     `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`} (cores ${f.pinned}); workers' process CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}`;
@@ -315,24 +323,26 @@ export async function run(): Promise<void> {
   const coalesces = (process.env.LOAD_COALESCE_MS ?? '0').split(',').map(Number);
   const bundles = (process.env.LOAD_BUNDLE_MS ?? '2').split(',').map(Number);
   for (const c of bundles) if (!(c >= 0 && c <= 1000)) throw new Error(`LOAD_BUNDLE_MS: ${c} is not a number of ms in [0, 1000]`);
+  const codecs = (process.env.LOAD_CODEC ?? 'direct').split(',') as WireCodecName[];
   const findMax = process.env.LOAD_FIND_MAX === '1';
   const findFrom = Number(process.env.LOAD_FIND_FROM ?? 500);
   const findTo = Number(process.env.LOAD_FIND_TO ?? 64000);
   const refine = Number(process.env.LOAD_FIND_REFINE ?? 2);
   for (const c of coalesces) if (!(c >= 0 && c <= 1000)) throw new Error(`LOAD_COALESCE_MS: ${c} is not a number of ms in [0, 1000]`);
+  for (const c of codecs) if (c !== 'direct' && c !== 'proto-loader') throw new Error(`LOAD_CODEC: ${JSON.stringify(c)} is not direct or proto-loader`);
   if (findMax && !(findFrom > 0 && findTo >= findFrom && Number.isInteger(refine) && refine >= 0)) throw new Error('LOAD_FIND_FROM, LOAD_FIND_TO, LOAD_FIND_REFINE: need 0 < from <= to and a whole number of refinements');
   for (const p of policies) if (!(DISPATCH_POLICIES as readonly string[]).includes(p)) throw new Error(`LOAD_DISPATCH: ${JSON.stringify(p)} is not one of ${DISPATCH_POLICIES.join(', ')}`);
   // The arms of one (workers, rate, per-message) line: each policy (pack with each coalescing delay, spread with each bundle floor).
-  const policyArms = policies.flatMap((dispatch): Arm[] =>
+  const policyArms = policies.flatMap((dispatch): Omit<Arm, 'codec'>[] =>
     (dispatch === 'pack' ? [0] : bundles).flatMap((bundleMs) => coalesces.map((coalesceMs) => ({ dispatch, coalesceMs, bundleMs }))));
   const armsFor = (perMessage: number) =>
-    perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }];
+    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }]).flatMap((a) => codecs.map((codec) => ({ ...a, codec })));
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
   console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (other process, one connection each, max_in_flight ${inFlight}), tiny tasks, open loop, ${seconds} s each:`);
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
   const best = new Map<string, number>();
   const keyOf = (workers: number, perMessage: number, a: Arm) =>
-    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}`;
+    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}`;
   const line = async (workers: number, rate: number, perMessage: number, a: Arm) => {
     const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, log: (l) => console.log(l) });
     console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);

@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
-import { loadProtocol } from './proto.ts';
+import { loadProtocol, PROTO_PATH } from './proto.ts';
+import { envelopeCodec, type EnvelopeCodec } from './wire-codec.ts';
 
 export const CONNECT_PATH = '/recovery.v1.Orchestrator/Connect';
 
@@ -26,14 +27,60 @@ function connectMethod(): MethodDef {
   return method;
 }
 
+/**
+ * Which codec turns messages into bytes and back: 'direct' (default; lib/transport/wire-codec.ts, for tasks,
+ * results and heartbeats, proto-loader for Hello and TrainBatch) or 'proto-loader' for every message. Both give
+ * the same bytes and the same decoded objects (test/transport/wire-codec.test.ts); the load bench runs both.
+ */
+export type WireCodecName = 'direct' | 'proto-loader';
+let codecName: WireCodecName = 'direct';
+let codecs: { request: EnvelopeCodec; response: EnvelopeCodec } | undefined;
+
+/** Chooses the codec for the serialisers made from now on (a process-wide switch, for the load bench). */
+export function useWireCodec(name: WireCodecName): void {
+  if (name !== 'direct' && name !== 'proto-loader') throw new Error(`wire codec must be direct or proto-loader, got ${JSON.stringify(name)}`);
+  codecName = name;
+}
+
+function codecsOf(): { request: EnvelopeCodec; response: EnvelopeCodec } {
+  if (!codecs) {
+    const m = connectMethod();
+    codecs = {
+      request: envelopeCodec(PROTO_PATH, 'recovery.v1.WorkerMessage', { encode: m.requestSerialize, decode: m.requestDeserialize }),
+      response: envelopeCodec(PROTO_PATH, 'recovery.v1.OrchestratorMessage', { encode: m.responseSerialize, decode: m.responseDeserialize }),
+    };
+  }
+  return codecs;
+}
+
+function serializer(direction: 'request' | 'response'): (v: unknown) => Buffer {
+  if (codecName === 'proto-loader') {
+    const m = connectMethod();
+    return direction === 'request' ? m.requestSerialize : m.responseSerialize;
+  }
+  const c = codecsOf()[direction];
+  return (v) => c.encode(v as object);
+}
+
+function deserializer(direction: 'request' | 'response'): (b: Buffer) => unknown {
+  if (codecName === 'proto-loader') {
+    const m = connectMethod();
+    return direction === 'request' ? m.requestDeserialize : m.responseDeserialize;
+  }
+  const c = codecsOf()[direction];
+  return (b) => c.decode(b);
+}
+
 /** Service definition whose serialisers accept Preserialized values. */
 export function orchestratorServiceDefinition(): grpc.ServiceDefinition {
   const m = connectMethod();
   return {
     Connect: {
       ...m,
-      requestSerialize: passThrough(m.requestSerialize),
-      responseSerialize: passThrough(m.responseSerialize),
+      requestSerialize: passThrough(serializer('request')),
+      requestDeserialize: deserializer('request'),
+      responseSerialize: passThrough(serializer('response')),
+      responseDeserialize: deserializer('response'),
     },
   } as unknown as grpc.ServiceDefinition;
 }
@@ -47,20 +94,27 @@ function passThrough(ser: (v: unknown) => Buffer): (v: unknown) => Buffer {
  * maxBytes: gRPC would otherwise kill the whole stream with RESOURCE_EXHAUSTED.
  */
 export function preserialize(direction: 'request' | 'response', msg: unknown, kind: string, maxBytes: number): Preserialized {
-  const m = connectMethod();
-  const buf = direction === 'request' ? m.requestSerialize(msg) : m.responseSerialize(msg);
+  const c = current();
+  const buf = direction === 'request' ? c.req(msg) : c.res(msg);
   if (buf.length > maxBytes) {
     throw new RangeError(`${kind} message is ${buf.length} bytes, over the ${maxBytes}-byte message limit (maxMessageBytes)`);
   }
   return { [PRESERIALIZED]: buf };
 }
 
+// The serialisers of the codec in use, made once per codec choice.
+let made: { name: WireCodecName; req: (v: unknown) => Buffer; res: (v: unknown) => Buffer; dres: (b: Buffer) => unknown } | undefined;
+function current(): NonNullable<typeof made> {
+  if (!made || made.name !== codecName) made = { name: codecName, req: serializer('request'), res: serializer('response'), dres: deserializer('response') };
+  return made;
+}
+
 export function deserializeResponse(buf: Buffer): unknown {
-  return connectMethod().responseDeserialize(buf);
+  return current().dres(buf);
 }
 
 export function serializeRequest(v: unknown): Buffer {
-  return (v as Preserialized | null)?.[PRESERIALIZED] ?? connectMethod().requestSerialize(v);
+  return (v as Preserialized | null)?.[PRESERIALIZED] ?? current().req(v);
 }
 
 /** Splits 'host:port' / '[v6]:port'. */

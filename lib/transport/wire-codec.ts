@@ -1,0 +1,373 @@
+// A direct codec for the hot messages of Orchestrator.Connect: tasks, results, heartbeats (issue #15).
+//
+// proto-loader's serializer turns a plain object into protobufjs message instances (fromObject), encodes them
+// through a Writer that allocates an operation object per field, and its deserializer decodes into instances
+// (int64 as Long objects) that toObject then copies into a second set of plain objects. Per task that is a few
+// microseconds and most of the orchestrator's garbage. This codec:
+//
+// - encode: protobufjs's own generated encoder on the plain object (a keepCase root; no fromObject copy): the
+//   library's bytes, the same as proto-loader's;
+// - decode (hand-written, one pass): bytes straight to the plain object proto-loader produces with LOADER_OPTIONS (lib/transport/proto.ts:
+//   keepCase, longs String, enums String, defaults, oneofs: every field present with its zero value when absent,
+//   messages null, int64 as decimal strings, `kind` naming the oneof member set, and proto3 `optional` fields
+//   absent when unset, with the synthetic `_<name>` oneof key when set), bytes as views into the received buffer.
+//
+// The schema is read from proto/recovery.proto through protobufjs's reflection (the same file and parser that
+// proto-loader uses), so a field added to the .proto is handled without code here. Message types with an enum or
+// a map anywhere below them (Hello, TrainBatch) are not handled: their envelopes go through proto-loader as
+// before (envelopeCodec decides per oneof member). Bytes are identical to proto-loader's for every message it can
+// encode, and decoded objects deep-equal its output (test/transport/wire-codec.test.ts, on random messages of
+// every handled type). protobufjs has no decoder that yields proto-loader's object shape without the toObject copy,
+// which is why the decode side is written here; a truncated or malformed message is refused with a RangeError.
+import protobuf from 'protobufjs';
+
+type Scalar = 'double' | 'float' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string' | 'bytes';
+const SCALARS: readonly string[] = ['double', 'float', 'uint32', 'int64', 'uint64', 'bool', 'string', 'bytes'];
+const WIRE: Record<Scalar, number> = { double: 1, float: 5, uint32: 0, int64: 0, uint64: 0, bool: 0, string: 2, bytes: 2 };
+
+interface Field {
+  readonly name: string;
+  readonly id: number;
+  readonly scalar: Scalar | undefined;
+  readonly message: Schema | undefined;
+  readonly repeated: boolean;
+  readonly packed: boolean;
+  /** The oneof (real, or the synthetic one of a proto3 optional field) this field is a member of. */
+  readonly oneof: string | undefined;
+  /** What the field reads as when absent, as JavaScript source (not for oneof members, which stay absent). */
+  readonly absent: string;
+  /** Full name for errors: .recovery.v1.Type.field */
+  readonly path: string;
+}
+
+export interface Schema {
+  readonly name: string;
+  /** Fields by ascending id (the order protobufjs writes them). */
+  readonly fields: Field[];
+  readonly byId: Map<number, Field>;
+  /** The same, as an array indexed by field number (a lookup per decoded field). */
+  readonly byNumber: Array<Field | undefined>;
+  readonly oneofs: { name: string; members: Field[] }[];
+  /** A new decoded object with every non-oneof field at its absent value (one literal: one hidden class). */
+  fresh: () => Record<string, unknown>;
+  /** False when an enum or map field lies anywhere below (such messages go through proto-loader). */
+  handled: boolean;
+}
+
+const schemas = new Map<protobuf.Type, Schema>();
+
+function schemaOf(type: protobuf.Type): Schema {
+  const known = schemas.get(type);
+  if (known) return known;
+  const s: Schema = { name: type.fullName, fields: [], byId: new Map(), byNumber: [], oneofs: [], fresh: () => ({}), handled: true };
+  schemas.set(type, s); // before the fields: a recursive type sees itself (handled unless shown otherwise)
+  for (const f of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
+    f.resolve();
+    if (f.map || f.resolvedType instanceof protobuf.Enum) {
+      s.handled = false;
+      continue;
+    }
+    const message = f.resolvedType instanceof protobuf.Type ? schemaOf(f.resolvedType) : undefined;
+    if (message && !message.handled) s.handled = false;
+    if (!message && !SCALARS.includes(f.type)) {
+      s.handled = false;
+      continue;
+    }
+    const scalar = message ? undefined : (f.type as Scalar);
+    const packed = f.repeated && f.packed && scalar !== undefined && scalar !== 'string' && scalar !== 'bytes';
+    const field: Field = {
+      name: f.name,
+      id: f.id,
+      scalar,
+      message,
+      repeated: f.repeated,
+      packed,
+      oneof: f.partOf?.name,
+      absent: absentValue(f.repeated, scalar),
+      path: `${type.fullName}.${f.name}`,
+    };
+    s.fields.push(field);
+    s.byId.set(f.id, field);
+    if (f.id < 1024) s.byNumber[f.id] = field;
+  }
+  for (const o of type.oneofsArray) s.oneofs.push({ name: o.name, members: s.fields.filter((f) => f.oneof === o.name) });
+  s.fresh = freshOf(s.fields);
+  return s;
+}
+
+const EMPTY_BYTES = Buffer.alloc(0);
+/**
+ * The factory of decoded objects: an object literal made by generated code (as protobufjs makes its decoders), so
+ * that every decoded message of a type shares one hidden class instead of growing one property at a time.
+ */
+function freshOf(fields: readonly Field[]): () => Record<string, unknown> {
+  const body = fields.filter((f) => f.oneof === undefined).map((f) => `${JSON.stringify(f.name)}: ${f.absent}`).join(', ');
+  return new Function('EMPTY_BYTES', `return () => ({ ${body} });`)(EMPTY_BYTES) as () => Record<string, unknown>;
+}
+
+/** Source text of the value an absent field reads as (proto-loader's defaults; empty bytes: one shared empty Buffer). */
+function absentValue(repeated: boolean, scalar: Scalar | undefined): string {
+  if (repeated) return '[]';
+  switch (scalar) {
+    case undefined: return 'null';
+    case 'string': return "''";
+    case 'bool': return 'false';
+    case 'int64':
+    case 'uint64': return "'0'";
+    case 'bytes': return 'EMPTY_BYTES';
+    default: return '0';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- decode
+
+class In {
+  pos: number;
+  constructor(readonly buf: Buffer, start: number, readonly end: number) {
+    this.pos = start;
+  }
+  fail(what: string): never {
+    throw new RangeError(`wire codec: ${what} at offset ${this.pos} (truncated or malformed message)`);
+  }
+  /** A varint's low 32 bits (unsigned); reads all of it (up to 10 bytes). */
+  varint(): number {
+    const b = this.buf;
+    let v = 0;
+    let shift = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) this.fail('varint past the end');
+      const c = b[this.pos++]!;
+      if (shift < 32) v |= (c & 127) << shift;
+      if (c < 128) return v >>> 0;
+      shift += 7;
+    }
+    this.fail('varint longer than 10 bytes');
+  }
+  /** A varint as a decimal string, as int64 (signed) or uint64. */
+  varint64(signed: boolean): string {
+    const b = this.buf;
+    let lo = 0;
+    let hi = 0;
+    let i = 0;
+    for (;; i++) {
+      if (i >= 10) this.fail('varint longer than 10 bytes');
+      if (this.pos >= this.end) this.fail('varint past the end');
+      const c = b[this.pos++]!;
+      if (i < 4) lo |= (c & 127) << (7 * i);
+      else if (i === 4) {
+        lo |= (c & 15) << 28;
+        hi |= (c & 127) >> 4;
+      } else hi |= (c & 127) << (7 * i - 32);
+      if (c < 128) break;
+    }
+    lo >>>= 0;
+    hi >>>= 0;
+    if (hi === 0) return String(lo);
+    if (hi < 0x200000) return String(hi * 0x100000000 + lo);
+    const big = (BigInt(hi) << 32n) | BigInt(lo);
+    return String(signed ? BigInt.asIntN(64, big) : big);
+  }
+  skip(wire: number, depth = 0): void {
+    switch (wire) {
+      case 0:
+        this.varint();
+        return;
+      case 1:
+        this.pos += 8;
+        break;
+      case 2: {
+        const n = this.varint(); // not `this.pos += this.varint()`: that adds to the position before the length
+        this.pos += n;
+        break;
+      }
+      case 3: {
+        if (depth > 64) this.fail('groups nested too deep');
+        for (;;) {
+          const key = this.varint();
+          if ((key & 7) === 4) return;
+          this.skip(key & 7, depth + 1);
+        }
+      }
+      case 5:
+        this.pos += 4;
+        break;
+      default:
+        this.fail(`invalid wire type ${wire}`);
+    }
+    if (this.pos > this.end) this.fail('field past the end');
+  }
+}
+
+function readScalar(r: In, f: Field): unknown {
+  switch (f.scalar!) {
+    case 'double': {
+      if (r.pos + 8 > r.end) r.fail(`${f.path} past the end`);
+      const v = r.buf.readDoubleLE(r.pos);
+      r.pos += 8;
+      return v;
+    }
+    case 'float': {
+      if (r.pos + 4 > r.end) r.fail(`${f.path} past the end`);
+      const v = r.buf.readFloatLE(r.pos);
+      r.pos += 4;
+      return v;
+    }
+    case 'bool': return r.varint() !== 0;
+    case 'uint32': return r.varint();
+    case 'int64': return r.varint64(true);
+    case 'uint64': return r.varint64(false);
+    case 'string': {
+      const n = r.varint();
+      const end = r.pos + n;
+      if (end > r.end) r.fail(`${f.path} past the end`);
+      const v = n === 0 ? '' : r.buf.toString('utf8', r.pos, end);
+      r.pos = end;
+      return v;
+    }
+    case 'bytes': {
+      const n = r.varint();
+      const end = r.pos + n;
+      if (end > r.end) r.fail(`${f.path} past the end`);
+      const v = n === 0 ? EMPTY_BYTES : r.buf.subarray(r.pos, end);
+      r.pos = end;
+      return v;
+    }
+  }
+}
+
+function wireOf(f: Field): number {
+  return f.message ? 2 : WIRE[f.scalar!];
+}
+
+function readMessage(r: In, s: Schema, end: number): Record<string, unknown> {
+  const out = s.fresh();
+  let members = false;
+  while (r.pos < end) {
+    const key = r.varint();
+    const id = key >>> 3;
+    const f = id < 1024 ? s.byNumber[id] : s.byId.get(id);
+    const wire = key & 7;
+    if (!f) {
+      r.skip(wire);
+      if (r.pos > end) r.fail('field past the end');
+      continue;
+    }
+    if (f.oneof !== undefined) members = true;
+    if (f.message) {
+      if (wire !== 2) r.fail(`${f.path}: wire type ${wire}, expected 2`);
+      const n = r.varint();
+      const stop = r.pos + n;
+      if (stop > end) r.fail(`${f.path} past the end`);
+      const v = readMessage(r, f.message, stop);
+      if (r.pos !== stop) r.fail(`${f.path} overruns its length`);
+      if (f.repeated) (out[f.name] as unknown[]).push(v);
+      else out[f.name] = v;
+    } else if (f.repeated) {
+      const list = out[f.name] as unknown[];
+      if (wire === 2 && f.scalar !== 'string' && f.scalar !== 'bytes') {
+        const n = r.varint();
+        const stop = r.pos + n;
+        if (stop > end) r.fail(`${f.path} past the end`);
+        while (r.pos < stop) list.push(readScalar(r, f));
+        if (r.pos !== stop) r.fail(`${f.path} overruns its length`);
+      } else {
+        if (wire !== wireOf(f)) r.fail(`${f.path}: wire type ${wire}, expected ${wireOf(f)}`);
+        list.push(readScalar(r, f));
+      }
+    } else {
+      if (wire !== wireOf(f)) r.fail(`${f.path}: wire type ${wire}, expected ${wireOf(f)}`);
+      out[f.name] = readScalar(r, f);
+    }
+    if (r.pos > end) r.fail(`${f.path} past the end`);
+  }
+  if (members) {
+    // As protobufjs's toObject: a oneof's key names its set member (the one with the highest id if several are).
+    for (const o of s.oneofs) for (const m of o.members) if (out[m.name] !== undefined) out[o.name] = m.name;
+  }
+  return out;
+}
+
+/** Bytes of message `s` as the plain object proto-loader's deserializer gives (LOADER_OPTIONS). */
+export function decodeMessage(s: Schema, buf: Buffer): Record<string, unknown> {
+  if (!s.handled) throw new Error(`wire codec: ${s.name} has an enum or map field; it is not handled here`);
+  return readMessage(new In(buf, 0, buf.length), s, buf.length);
+}
+
+// ---------------------------------------------------------------------------------------------------- envelopes
+
+/**
+ * The codec of a oneof envelope (WorkerMessage, OrchestratorMessage): messages whose member types are handled go
+ * through this codec, others (Hello, TrainBatch) through `fallback`.
+ */
+export interface EnvelopeCodec {
+  encode(msg: object): Buffer;
+  decode(buf: Buffer): unknown;
+  /** The member names handled here (the others use the fallback). */
+  readonly handled: readonly string[];
+}
+
+let root: protobuf.Root | undefined;
+function rootOf(protoPath: string): protobuf.Root {
+  if (!root) {
+    root = new protobuf.Root();
+    root.loadSync(protoPath, { keepCase: true });
+    root.resolveAll();
+  }
+  return root;
+}
+
+/** The schema of a message type of the .proto (for tests). */
+export function schemaFor(protoPath: string, fullName: string): Schema {
+  return schemaOf(rootOf(protoPath).lookupType(fullName));
+}
+
+export function envelopeCodec(
+  protoPath: string,
+  fullName: string,
+  fallback: { encode: (msg: unknown) => Buffer; decode: (buf: Buffer) => unknown },
+): EnvelopeCodec {
+  const type = rootOf(protoPath).lookupType(fullName);
+  const top = schemaOf(type);
+  const oneof = top.oneofs.find((o) => o.members.length === top.fields.length);
+  if (!oneof) throw new Error(`wire codec: ${fullName} must be a single oneof`);
+  // A schema for the envelope without the unhandled members: each handled member is encoded/decoded through it.
+  const members = new Map<string, Field>();
+  for (const f of type.fieldsArray) {
+    f.resolve();
+    const member = top.byId.get(f.id);
+    if (member && (!member.message || member.message.handled)) members.set(member.name, member);
+  }
+  const byIdHandled = new Set([...members.values()].map((f) => f.id));
+  const env: Schema = {
+    name: fullName,
+    fields: [...members.values()],
+    byId: new Map([...members.values()].map((f) => [f.id, f])),
+    byNumber: Object.assign([], Object.fromEntries([...members.values()].map((f) => [f.id, f]))) as Array<Field | undefined>,
+    oneofs: [{ name: oneof.name, members: [...members.values()] }],
+    fresh: () => ({}),
+    handled: true,
+  };
+  const names = [...members.keys()];
+  const unhandled = top.fields.filter((f) => !members.has(f.name)).map((f) => f.name);
+  return {
+    handled: names,
+    encode(msg: object): Buffer {
+      for (const n of unhandled) {
+        const v = (msg as Record<string, unknown>)[n];
+        if (v !== undefined && v !== null) return fallback.encode(msg);
+      }
+      return type.encode(msg).finish() as Buffer;
+    },
+    decode(buf: Buffer): unknown {
+      // Every top-level field must be a handled member; else (Hello, TrainBatch) the fallback decodes it all.
+      const r = new In(buf, 0, buf.length);
+      while (r.pos < buf.length) {
+        const key = r.varint();
+        const id = key >>> 3;
+        if (!byIdHandled.has(id) && top.byId.has(id)) return fallback.decode(buf);
+        r.skip(key & 7);
+      }
+      return readMessage(new In(buf, 0, buf.length), env, buf.length);
+    },
+  };
+}
