@@ -304,6 +304,14 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     log(`[compare] seed ${seed} done: warm start ${families.map((f) => `${f} ${result.start[f]!.reward.toFixed(4)}`).join(', ')}, identity ${result.identity.reward.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s so far)`);
   }
 
+  // The report covers every seed on file with these settings, also those other processes ran (--first-seed):
+  // a process that ran only seed 2 must not overwrite a three-seed report with a one-seed one.
+  for (let seed = firstSeed - 1; seed >= 0; seed--) {
+    const done = await readFile(join(o.out, `seed-${seed}.json`), 'utf8').then((t) => JSON.parse(t) as { settings: string; result: SeedResult }, () => null);
+    if (done && done.settings === settings) seeds.unshift(done.result);
+  }
+  const missing = Array.from({ length: o.seeds }, (_, k) => k).filter((k) => !seeds.some((s) => s.seed === k));
+  if (missing.length) log(`[compare] the report covers ${seeds.length} of ${o.seeds} seeds; not on file yet: ${missing.join(', ')}`);
   const runsOf = (name: string) => seeds.map((s) => s.runs.find((r) => r.method === name)!);
   const ciOf = (name: string, pick: (r: SeedResult['runs'][number]) => Gains | EvalReport) =>
     Object.fromEntries(METRICS.map((k) => [k, meanCI(runsOf(name).map((r) => pick(r)[k]))])) as Record<Metric, MeanCI>;
@@ -317,9 +325,10 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   }));
   const md = join(o.out, 'compare.md');
   const json = join(o.out, 'compare.json');
-  const minutes = (Date.now() - t0) / 60000;
+  // Training time from the results themselves, so a report rebuilt from kept seed files still says it.
+  const minutes = seeds.reduce((sum, s) => sum + s.runs.reduce((a, r) => a + r.wallSeconds, 0), 0) / 60;
   const sftSteps = Object.fromEntries(families.map((f) => [f, fromFiles[f] ? null : sftStepsOf(f)]));
-  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, fromFiles, seeds, summary, finals, reference, pairedAgainstReference, minutes));
+  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, fromFiles, seeds, summary, finals, reference, pairedAgainstReference, minutes, missing));
   await writeFile(json, JSON.stringify({
     methods: o.methods, families, budget_seconds: o.budgetSeconds, budget_clock: budgetClock, sft_steps: sftSteps, shared_warm_start: o.sharedWarmStart ?? false,
     seeds, summary, finals, reference, paired_against_reference: pairedAgainstReference,
@@ -346,6 +355,7 @@ function renderMarkdown(
   reference: string,
   paired: CompareResult['pairedAgainstReference'],
   minutes: number,
+  missing: readonly number[],
 ): string {
   const digits: Record<Metric, number> = { reward: 4, ssim: 4, clip_cos: 4, psnr: 2 };
   const ci = (c: MeanCI, k: Metric) => formatCI(c, digits[k]);
@@ -358,7 +368,7 @@ function renderMarkdown(
   const lines = [
     `# Method comparison at equal ${o.budgetClock === 'cpu' ? 'CPU-time' : 'wall-clock'} compute`,
     '',
-    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s); ${o.budgetSeconds} s of training${o.budgetClock === 'cpu' ? ' (process CPU time, all threads)' : ''} per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(0)} minutes in all.`,
+    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s)${missing.length ? ` of ${o.seeds} (seeds ${missing.join(', ')} not run yet)` : ''}; ${o.budgetSeconds} s of training${o.budgetClock === 'cpu' ? ' (process CPU time, all threads)' : ''} per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(0)} minutes of training (wall time, every method and seed).`,
     'Gains of the policy mean over its warm start: mean ± 95% half-width (t over seeds) [interval].',
     '',
     '| method | reward gain | SSIM gain | embedding-cosine gain | PSNR gain (dB) |',

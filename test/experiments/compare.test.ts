@@ -104,6 +104,15 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     const r3 = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(r3.seeds.slice(0, 2), r.seeds);
     assert.equal(r3.seeds.length, 3);
+    // A process that runs only the last seed (--first-seed) reports every seed on file, and its training
+    // minutes come from the kept results (not "0 minutes" for a run that reused them all).
+    rmSync(join(out, 'seed-1.json'));
+    const last = await cli('sweep', '--config', cfg, '--methods', 'dense,scalar,sft,backprop', '--seeds', '3', '--first-seed', '2', '--budget', '1.5', '--out', out);
+    assert.match(last.stderr + last.stdout, /covers 2 of 3 seeds; not on file yet: 1/);
+    const rl = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
+    assert.deepEqual(rl.seeds.map((x: { seed: number }) => x.seed), [0, 2]);
+    const trained = rl.seeds.flatMap((x: { runs: Array<{ wallSeconds: number }> }) => x.runs).reduce((a: number, x: { wallSeconds: number }) => a + x.wallSeconds, 0) / 60;
+    assert.match(readFileSync(join(out, 'compare.md'), 'utf8'), new RegExp(`2 seed\\(s\\) of 3 \\(seeds 1 not run yet\\);.* ${trained.toFixed(0)} minutes of training`));
 
     // Per-seed warm starts given with {seed} (here the ones kept above), on a CPU-time budget: each seed
     // starts from its own file, so its warm-start evaluation is that seed's above.
