@@ -307,6 +307,12 @@ export function decodeMessage(s: Schema, buf: Buffer): Record<string, unknown> {
 // given for a string, a non-array for a repeated field) makes encodeFast return undefined and the caller uses
 // protobufjs, so the output never differs from it.
 
+let fastEncoder = true;
+/** Turns the two-pass encoder off (protobufjs's for every message) or on, process-wide: the load bench's arm. */
+export function useFastEncoder(on: boolean): void {
+  fastEncoder = on;
+}
+
 /** Lengths of nested messages and packed fields, in first-meeting order (reused between messages). */
 let lens: number[] = [];
 let lenAt = 0;
@@ -587,7 +593,7 @@ function writeMessage(s: Schema, m: Record<string, unknown>, buf: Buffer, pos: n
  * (see above). Not reentrant (one shared length list), which it need not be: nothing it calls encodes.
  */
 export function encodeFast(s: Schema, msg: object): Buffer | undefined {
-  if (!s.handled) return undefined;
+  if (!s.handled || !fastEncoder) return undefined;
   lenAt = 0;
   const size = messageSize(s, msg);
   if (size < 0) return undefined;
