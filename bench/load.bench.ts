@@ -17,7 +17,7 @@
 // (pack, spread: orchestrator/task-board.ts; with 1 per message they are the same, so only the first runs there).
 // Each value runs side by side with the others. The board's lease check runs every second, as in the orchestrator.
 // LOAD_COALESCE_MS: the board's coalescing delays to run (a list; default 0; with spread it holds only cheap tasks). LOAD_BUNDLE_MS: spread's
-// bundle floors to run (TaskBoardOptions.bundleMs, a list; default 2, the orchestrator's default; 0 = the even share
+// bundle floors to run (TaskBoardOptions.bundleMs, a list; default 5, the orchestrator's default; 0 = the even share
 // only, round 5's spread). The simulated workers' process reports its CPU share of the window (a saturated worker
 // core shows up as latency that is not the orchestrator's). LOAD_CODEC: the wire codecs
 // to run (direct, proto-loader: lib/transport/grpc-common.ts useWireCodec; both sides of a run use the same one;
@@ -157,7 +157,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   const metrics = createMetrics('load-bench', 'orchestrator');
   const dispatch = o.dispatch ?? 'pack';
   const coalesceMs = o.coalesceMs ?? 0;
-  const bundleMs = dispatch === 'spread' ? (o.bundleMs ?? 2) : 0;
+  const bundleMs = dispatch === 'spread' ? (o.bundleMs ?? 5) : 0;
   const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {}, dispatch, coalesceMs, bundleMs });
   const leaseCheck = setInterval(() => board.expireLeases(), 1000); // as orchestrator/sessions.ts
   const image = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.25) });
@@ -354,7 +354,7 @@ export async function run(): Promise<void> {
   const perMessages = (process.env.LOAD_PER_MESSAGE ?? '1,16').split(',').map(Number);
   const policies = (process.env.LOAD_DISPATCH ?? 'pack,spread').split(',') as DispatchPolicy[];
   const coalesces = (process.env.LOAD_COALESCE_MS ?? '0').split(',').map(Number);
-  const bundles = (process.env.LOAD_BUNDLE_MS ?? '2').split(',').map(Number);
+  const bundles = (process.env.LOAD_BUNDLE_MS ?? '5').split(',').map(Number);
   for (const c of bundles) if (!(c >= 0 && c <= 1000)) throw new Error(`LOAD_BUNDLE_MS: ${c} is not a number of ms in [0, 1000]`);
   const codecs = (process.env.LOAD_CODEC ?? 'direct').split(',') as WireCodecName[];
   const encoders = (process.env.LOAD_ENCODER ?? 'two-pass').split(',') as Encoder[];
