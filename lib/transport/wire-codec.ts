@@ -282,7 +282,10 @@ function readMessage(r: In, s: Schema, end: number): Record<string, unknown> {
   }
   if (members) {
     // As protobufjs's toObject: a oneof's key names its set member (the one with the highest id if several are).
-    for (const o of s.oneofs) for (const m of o.members) if (out[m.name] !== undefined) out[o.name] = m.name;
+    for (let i = 0; i < s.oneofs.length; i++) {
+      const o = s.oneofs[i]!;
+      for (let j = 0; j < o.members.length; j++) if (out[o.members[j]!.name] !== undefined) out[o.name] = o.members[j]!.name;
+    }
   }
   return out;
 }
@@ -408,7 +411,10 @@ function messageSize(s: Schema, msg: unknown): number {
   if (typeof msg !== 'object' || msg === null) return -1;
   const m = msg as Record<string, unknown>;
   let size = 0;
-  for (const f of s.fields) {
+  const fields = s.fields;
+  for (let i = 0; i < fields.length; i++) {
+    // indexed loops: for-of allocated an iterator per list in the allocation profile
+    const f = fields[i]!;
     const v = m[f.name];
     if (v === undefined || v === null) continue;
     const key = varint32Size((f.id << 3) >>> 0);
@@ -416,9 +422,9 @@ function messageSize(s: Schema, msg: unknown): number {
       if (!Array.isArray(v)) return -1;
       if (v.length === 0) continue;
       if (f.message) {
-        for (const e of v) {
+        for (let j = 0; j < v.length; j++) {
           const at = lenAt++;
-          const n = messageSize(f.message, e);
+          const n = messageSize(f.message, v[j]);
           if (n < 0) return -1;
           lens[at] = n;
           size += key + varint32Size(n) + n;
@@ -426,16 +432,16 @@ function messageSize(s: Schema, msg: unknown): number {
       } else if (f.packed) {
         const at = lenAt++;
         let n = 0;
-        for (const e of v) {
-          const k = scalarSize(f, e);
+        for (let j = 0; j < v.length; j++) {
+          const k = scalarSize(f, v[j]);
           if (k < 0) return -1;
           n += k;
         }
         lens[at] = n;
         size += key + varint32Size(n) + n;
       } else {
-        for (const e of v) {
-          const k = scalarSize(f, e);
+        for (let j = 0; j < v.length; j++) {
+          const k = scalarSize(f, v[j]);
           if (k < 0) return -1;
           size += key + k;
         }
@@ -553,7 +559,9 @@ function writeScalar(f: Field, v: unknown, buf: Buffer, pos: number): number {
 }
 
 function writeMessage(s: Schema, m: Record<string, unknown>, buf: Buffer, pos: number): number {
-  for (const f of s.fields) {
+  const fields = s.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
     const v = m[f.name];
     if (v === undefined || v === null) continue;
     const key = (f.id << 3) >>> 0;
@@ -561,19 +569,19 @@ function writeMessage(s: Schema, m: Record<string, unknown>, buf: Buffer, pos: n
       const list = v as unknown[];
       if (list.length === 0) continue;
       if (f.message) {
-        for (const e of list) {
+        for (let j = 0; j < list.length; j++) {
           pos = writeVarint32(buf, pos, key | 2);
           pos = writeVarint32(buf, pos, lens[lenAt++]!);
-          pos = writeMessage(f.message, e as Record<string, unknown>, buf, pos);
+          pos = writeMessage(f.message, list[j] as Record<string, unknown>, buf, pos);
         }
       } else if (f.packed) {
         pos = writeVarint32(buf, pos, key | 2);
         pos = writeVarint32(buf, pos, lens[lenAt++]!);
-        for (const e of list) pos = writeScalar(f, e, buf, pos);
+        for (let j = 0; j < list.length; j++) pos = writeScalar(f, list[j], buf, pos);
       } else {
-        for (const e of list) {
+        for (let j = 0; j < list.length; j++) {
           pos = writeVarint32(buf, pos, key | WIRE[f.scalar!]);
-          pos = writeScalar(f, e, buf, pos);
+          pos = writeScalar(f, list[j], buf, pos);
         }
       }
     } else if (f.message) {
