@@ -7,7 +7,7 @@
 // It keeps a PauseMonitor (bench/load-pauses.ts) over the measured window: its event-loop delays and GC pauses
 // delay every simulated worker's answers, so they are part of the latency the bench reports.
 //   argv: <address> <workers> <maxInFlight> [perMessage] [codec] [encoder: two-pass|protobufjs]
-import { connectToOrchestrator, encodeTensor, type OrchestratorConnection } from '../lib/transport/index.ts';
+import { connectToOrchestrator, encodeTensor, forEachItem, type OrchestratorConnection } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
 import { PauseMonitor } from './load-pauses.ts';
@@ -42,15 +42,15 @@ async function worker(i: number): Promise<void> {
   conns.push(conn);
   void (async () => {
     try {
-      for await (const m of conn.messages) {
+      await forEachItem(conn.messages, (m) => {
         const t = m.rollout_task;
-        if (!t) continue;
+        if (!t) return;
         held.add(t.task_id);
         conn
           .send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: 0, items: [{ sample_id: t.items[0]?.sample_id ?? '', group_index: 0, action, logp: -1 }] } })
           .then(() => answered++, () => failed++)
           .finally(() => held.delete(t.task_id));
-      }
+      });
     } catch {
       /* the bench ended the stream */
     }

@@ -39,7 +39,7 @@ import { Session } from 'node:inspector/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../lib/metrics/index.ts';
-import { encodeTensor, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
+import { encodeTensor, forEachItem, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
 import { formatPauses, PauseMonitor, type PauseFigures } from './load-pauses.ts';
@@ -195,7 +195,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       await s.send({ welcome: { run_id: 'load-bench', config_json: '{}', heartbeat_interval_ms: 5000 } });
       board.attach(s);
       void s.closed.then(() => board.detach(s));
-      for await (const m of s.messages) {
+      // as orchestrator/main.ts: each message handled synchronously as it arrives
+      await forEachItem(s.messages, (m) => {
         if (m.heartbeat) board.renew(s, m.heartbeat.active_task_ids);
         else if (m.rollout_result) {
           const t = board.complete(s, m.rollout_result.task_id) as BenchTask | undefined;
@@ -207,7 +208,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
             rttHist.add(now - t.dispatchedAt!);
           }
         }
-      }
+      });
     },
   });
   const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec, encoder];
