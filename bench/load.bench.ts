@@ -25,7 +25,8 @@
 // the default; protobufjs: its generated encoder, round 6's; both sides of a run use the same one). Each line also
 // prints where its latency went: the p99 of offer-to-dispatch (the board's queue) and of dispatch-to-result (the
 // round trip), and per process (orchestrator, workers) the event-loop delays and main-thread GC pauses of the window
-// (bench/load-pauses.ts). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
+// (bench/load-pauses.ts), and the most of its CPU per task that is the bench's own 1 ms offer timer (an empty one's CPU
+// per second, measured in this process before each line). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
 // figures then include the profiler's cost); with LOAD_ALLOC_PROFILE=1 also an allocation profile (sampling heap
 // profiler, collected objects included). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
 // against V8's helper threads: concurrent GC). LOAD_FIND_MAX=1: after the fixed rates, for each line, steps the
@@ -72,6 +73,20 @@ function threadTimes(): Map<string, number> {
     }
   } catch { /* not Linux */ }
   return out;
+}
+
+/**
+ * CPU seconds per second of an empty 1 ms setInterval in this process (the offer timer's own cost: on a VM each
+ * wake-up of the loop is tens of microseconds of user and system time, paid 1,000 times a second).
+ */
+async function emptyTimerCpu(ms: number): Promise<number> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const tick = setInterval(() => {}, 1);
+  await new Promise((r) => setTimeout(r, ms));
+  clearInterval(tick);
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6 / ((performance.now() - t0) / 1000);
 }
 
 /** Latency histogram: buckets 1% wide from 10 us to ~100 s. */
@@ -133,6 +148,12 @@ export interface LoadFigures {
   serverCpu: number;
   /** Orchestrator CPU microseconds per completed task. */
   cpuUsPerTask: number;
+  /**
+   * The bench's own 1 ms offer timer, per completed task: its CPU per second measured empty in this process (pinned,
+   * before the workers connect) times the window over the tasks completed. An upper bound of what the load generator
+   * adds to cpuUsPerTask (ticks that land in a turn the loop was awake for anyway cost less than empty ones).
+   */
+  offerTimerUsPerTask: number;
   /** The part of it on the main thread (the rest: V8's helper threads, mostly concurrent GC); NaN without /proc. */
   mainThreadUsPerTask: number;
   /** The simulated workers' process: CPU seconds per wall second over the measured window (NaN if not reported). */
@@ -154,6 +175,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   const log = o.log ?? (() => {});
   const pin = pinOrchestrator();
   const workerCpus = pin?.workerCpus;
+  const timerCpuPerSecond = await emptyTimerCpu(500);
   const metrics = createMetrics('load-bench', 'orchestrator');
   const dispatch = o.dispatch ?? 'pack';
   const coalesceMs = o.coalesceMs ?? 0;
@@ -321,6 +343,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       heapEndMiB: m1.heapUsed / 2 ** 20,
       serverCpu,
       cpuUsPerTask: (cpu.user + cpu.system) / Math.max(1, completed),
+      offerTimerUsPerTask: (timerCpuPerSecond * wall * 1e6) / Math.max(1, completed),
       mainThreadUsPerTask: (mainMs * 1000) / Math.max(1, completed),
       workersCpu: (wcpu1.cpuNow - wcpu0.cpuNow) / 1e6 / wall,
       pinned: workerCpus ? `0 / ${workerCpus}` : 'any',
@@ -340,7 +363,7 @@ type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number; cod
 export function formatLoad(f: LoadFigures): string {
   return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}, ${f.codec} codec${f.codec === 'direct' && f.encoder !== 'two-pass' ? ` (${f.encoder} encoder)` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms (p99 in the queue ${f.queueP99Ms.toFixed(1)}, of the round trip ${f.roundTripP99Ms.toFixed(1)}); ` +
-    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`} (cores ${f.pinned}); workers' process CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}); workers' process CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}\n` +
     `      pauses: orchestrator ${formatPauses(f.pauses)}; workers' process ${formatPauses(f.workerPauses)}`;
 }
