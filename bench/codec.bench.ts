@@ -5,6 +5,8 @@
 // (process.cpuUsage), one process.
 //   CODEC_TASKS=10 CODEC_ROUNDS=5 npm run bench codec
 import { cpus, loadavg } from 'node:os';
+import protobuf from 'protobufjs';
+import { PROTO_PATH } from '../lib/transport/proto.ts';
 import { encodeTensor } from '../lib/transport/index.ts';
 import { orchestratorServiceDefinition, useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 
@@ -45,6 +47,13 @@ export async function run(): Promise<void> {
   const c = Object.fromEntries(codecs.map((k) => [k, connectOf(k)])) as Record<WireCodecName, Connect>;
   const resultBytes = c['proto-loader'].requestSerialize(results);
   const taskBytes = c['proto-loader'].responseSerialize(tasks);
+  // Round 7's two-pass encoder against protobufjs's generated encoder on the same plain objects (the direct codec's
+  // encoder before round 7), the same bytes.
+  const root = new protobuf.Root();
+  root.loadSync(PROTO_PATH, { keepCase: true });
+  root.resolveAll();
+  const orchestratorType = root.lookupType('recovery.v1.OrchestratorMessage');
+  const workerType = root.lookupType('recovery.v1.WorkerMessage');
   const reps = Math.max(200, Math.round(40000 / n));
   const t: Record<string, number[]> = {};
   for (let r = 0; r < rounds; r++) {
@@ -54,12 +63,19 @@ export async function run(): Promise<void> {
       (t[`${k} encode results`] ??= []).push(cpuPerCall(() => c[k].requestSerialize(results), reps) / n);
       (t[`${k} decode tasks`] ??= []).push(cpuPerCall(() => c[k].responseDeserialize(taskBytes), reps) / n);
     }
+    (t['protobufjs encode tasks'] ??= []).push(cpuPerCall(() => orchestratorType.encode(tasks).finish(), reps) / n);
+    (t['protobufjs encode results'] ??= []).push(cpuPerCall(() => workerType.encode(results).finish(), reps) / n);
   }
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores; ${n} tasks per bundle, ${rounds} rounds, CPU us per task (median):`);
   for (const what of ['encode tasks', 'decode results', 'encode results', 'decode tasks']) {
     const pl = median(t[`proto-loader ${what}`]!);
     const d = median(t[`direct ${what}`]!);
     console.log(`  ${what.padEnd(15)} proto-loader ${pl.toFixed(2)} us, direct ${d.toFixed(2)} us: ${(pl / d).toFixed(2)}x`);
+  }
+  for (const what of ['encode tasks', 'encode results']) {
+    const pb = median(t[`protobufjs ${what}`]!);
+    const d = median(t[`direct ${what}`]!);
+    console.log(`  ${what.padEnd(15)} protobufjs's generated encoder (round 6's direct codec) ${pb.toFixed(2)} us, two-pass encoder ${d.toFixed(2)} us: ${(pb / d).toFixed(2)}x`);
   }
   const side = (k: WireCodecName) => median(t[`${k} encode tasks`]!) + median(t[`${k} decode results`]!);
   console.log(`  orchestrator side (encode tasks + decode results): proto-loader ${side('proto-loader').toFixed(2)} us, direct ${side('direct').toFixed(2)} us per task`);

@@ -4,12 +4,19 @@
 // A worker asks for up to <perMessage> tasks per message (TaskBundle); the answers to the tasks of one bundle are
 // sent in the same turn, so the connection bundles them into one ResultBundle.
 // The workers use the same wire codec as the orchestrator side of the run (lib/transport/grpc-common.ts).
-//   argv: <address> <workers> <maxInFlight> [perMessage] [codec]
-import { connectToOrchestrator, encodeTensor, type OrchestratorConnection } from '../lib/transport/index.ts';
+// It keeps a PauseMonitor (bench/load-pauses.ts) over the measured window: its event-loop delays and GC pauses
+// delay every simulated worker's answers, so they are part of the latency the bench reports.
+//   argv: <address> <workers> <maxInFlight> [perMessage] [codec] [encoder: two-pass|protobufjs]
+import { connectToOrchestrator, encodeTensor, forEachItem, type OrchestratorConnection } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
+import { useFastEncoder } from '../lib/transport/wire-codec.ts';
+import { PauseMonitor } from './load-pauses.ts';
 
-const [address, workersArg, inFlightArg, perMessageArg, codecArg] = process.argv.slice(2);
+const [address, workersArg, inFlightArg, perMessageArg, codecArg, encoderArg] = process.argv.slice(2);
 useWireCodec((codecArg ?? 'direct') as WireCodecName);
+useFastEncoder(encoderArg !== 'protobufjs');
+const pauses = new PauseMonitor();
+let measuring = false;
 const workers = Number(workersArg);
 const maxInFlight = Number(inFlightArg);
 const perMessage = Number(perMessageArg ?? 1);
@@ -35,15 +42,15 @@ async function worker(i: number): Promise<void> {
   conns.push(conn);
   void (async () => {
     try {
-      for await (const m of conn.messages) {
+      await forEachItem(conn.messages, (m) => {
         const t = m.rollout_task;
-        if (!t) continue;
+        if (!t) return;
         held.add(t.task_id);
         conn
           .send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: 0, items: [{ sample_id: t.items[0]?.sample_id ?? '', group_index: 0, action, logp: -1 }] } })
           .then(() => answered++, () => failed++)
           .finally(() => held.delete(t.task_id));
-      }
+      });
     } catch {
       /* the bench ended the stream */
     }
@@ -57,8 +64,12 @@ for (let i = 0; i < workers; i += 50) {
 process.send!({ connected: conns.length });
 process.on('message', async (m: { stop?: boolean; cpu?: boolean }) => {
   if (m.cpu) {
+    // the first ask opens the measured window, the second closes it
     const c = process.cpuUsage();
-    process.send!({ cpuNow: c.user + c.system });
+    const p = measuring ? pauses.stop() : undefined;
+    if (!measuring) pauses.start();
+    measuring = !measuring;
+    process.send!({ cpuNow: c.user + c.system, pauses: p });
     return;
   }
   if (!m.stop) return;

@@ -17,11 +17,16 @@
 // (pack, spread: orchestrator/task-board.ts; with 1 per message they are the same, so only the first runs there).
 // Each value runs side by side with the others. The board's lease check runs every second, as in the orchestrator.
 // LOAD_COALESCE_MS: the board's coalescing delays to run (a list; default 0; with spread it holds only cheap tasks). LOAD_BUNDLE_MS: spread's
-// bundle floors to run (TaskBoardOptions.bundleMs, a list; default 2, the orchestrator's default; 0 = the even share
+// bundle floors to run (TaskBoardOptions.bundleMs, a list; default 5, the orchestrator's default; 0 = the even share
 // only, round 5's spread). The simulated workers' process reports its CPU share of the window (a saturated worker
 // core shows up as latency that is not the orchestrator's). LOAD_CODEC: the wire codecs
 // to run (direct, proto-loader: lib/transport/grpc-common.ts useWireCodec; both sides of a run use the same one;
-// default direct). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
+// default direct). LOAD_ENCODER: the direct codec's encoders to run (two-pass: lib/transport/wire-codec.ts encodeFast,
+// the default; protobufjs: its generated encoder, round 6's; both sides of a run use the same one). Each line also
+// prints where its latency went: the p99 of offer-to-dispatch (the board's queue) and of dispatch-to-result (the
+// round trip), and per process (orchestrator, workers) the event-loop delays and main-thread GC pauses of the window
+// (bench/load-pauses.ts), and the most of its CPU per task that is the bench's own 1 ms offer timer (an empty one's CPU
+// per second, measured in this process before each line). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
 // figures then include the profiler's cost); with LOAD_ALLOC_PROFILE=1 also an allocation profile (sampling heap
 // profiler, collected objects included). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
 // against V8's helper threads: concurrent GC). LOAD_FIND_MAX=1: after the fixed rates, for each line, steps the
@@ -35,8 +40,10 @@ import { Session } from 'node:inspector/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../lib/metrics/index.ts';
-import { encodeTensor, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
+import { encodeTensor, forEachItem, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
+import { useFastEncoder } from '../lib/transport/wire-codec.ts';
+import { formatPauses, PauseMonitor, type PauseFigures } from './load-pauses.ts';
 import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
 /**
@@ -66,6 +73,20 @@ function threadTimes(): Map<string, number> {
     }
   } catch { /* not Linux */ }
   return out;
+}
+
+/**
+ * CPU seconds per second of an empty 1 ms setInterval in this process (the offer timer's own cost: on a VM each
+ * wake-up of the loop is tens of microseconds of user and system time, paid 1,000 times a second).
+ */
+async function emptyTimerCpu(ms: number): Promise<number> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const tick = setInterval(() => {}, 1);
+  await new Promise((r) => setTimeout(r, ms));
+  clearInterval(tick);
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6 / ((performance.now() - t0) / 1000);
 }
 
 /** Latency histogram: buckets 1% wide from 10 us to ~100 s. */
@@ -101,6 +122,8 @@ export interface LoadFigures {
   bundleMs: number;
   /** The wire codec both sides used. */
   codec: WireCodecName;
+  /** The direct codec's encoder both sides used (two-pass: lib/transport/wire-codec.ts encodeFast; protobufjs: its generated encoder). */
+  encoder: Encoder;
   /** Tasks per TaskBundle or task message sent in the measured window. */
   tasksPerSend: number;
   offeredPerSecond: number;
@@ -109,6 +132,12 @@ export interface LoadFigures {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** The p99 of the two parts of the latency: offer to dispatch (waiting in the board's queue) and dispatch to result (the round trip). */
+  queueP99Ms: number;
+  roundTripP99Ms: number;
+  /** Event-loop delays and GC pauses of the orchestrator's process and of the workers' process over the window. */
+  pauses: PauseFigures;
+  workerPauses: PauseFigures | undefined;
   /** Tasks offered but not completed when the window closed. */
   backlog: number;
   rssStartMiB: number;
@@ -119,6 +148,12 @@ export interface LoadFigures {
   serverCpu: number;
   /** Orchestrator CPU microseconds per completed task. */
   cpuUsPerTask: number;
+  /**
+   * The bench's own 1 ms offer timer, per completed task: its CPU per second measured empty in this process (pinned,
+   * before the workers connect) times the window over the tasks completed. An upper bound of what the load generator
+   * adds to cpuUsPerTask (ticks that land in a turn the loop was awake for anyway cost less than empty ones).
+   */
+  offerTimerUsPerTask: number;
   /** The part of it on the main thread (the rest: V8's helper threads, mostly concurrent GC); NaN without /proc. */
   mainThreadUsPerTask: number;
   /** The simulated workers' process: CPU seconds per wall second over the measured window (NaN if not reported). */
@@ -128,18 +163,23 @@ export interface LoadFigures {
   errors: number;
 }
 
-export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; log?: (l: string) => void }): Promise<LoadFigures> {
+export type Encoder = 'two-pass' | 'protobufjs';
+
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; encoder?: Encoder; log?: (l: string) => void }): Promise<LoadFigures> {
   const inFlight = o.inFlight ?? 2;
   const codec = o.codec ?? 'direct';
   useWireCodec(codec);
+  const encoder = o.encoder ?? 'two-pass';
+  useFastEncoder(encoder === 'two-pass');
   const perMessage = o.perMessage ?? 1;
   const log = o.log ?? (() => {});
   const pin = pinOrchestrator();
   const workerCpus = pin?.workerCpus;
+  const timerCpuPerSecond = await emptyTimerCpu(500);
   const metrics = createMetrics('load-bench', 'orchestrator');
   const dispatch = o.dispatch ?? 'pack';
   const coalesceMs = o.coalesceMs ?? 0;
-  const bundleMs = dispatch === 'spread' ? (o.bundleMs ?? 2) : 0;
+  const bundleMs = dispatch === 'spread' ? (o.bundleMs ?? 5) : 0;
   const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {}, dispatch, coalesceMs, bundleMs });
   const leaseCheck = setInterval(() => board.expireLeases(), 1000); // as orchestrator/sessions.ts
   const image = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.25) });
@@ -149,6 +189,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   class BenchTask implements Task {
     readonly role = 'ROLLOUT' as const;
     attempt = 0;
+    dispatchedAt?: number;
     private readonly items: RolloutItem[];
     constructor(readonly id: string, readonly offeredAt: number, seed: string) {
       this.items = [{ sample_id: id, group_index: 0, noise_seed: seed, image }];
@@ -165,6 +206,9 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   let completed = 0;
   let errors = 0;
   const hist = new Histogram();
+  const queueHist = new Histogram();
+  const rttHist = new Histogram();
+  const pauses = new PauseMonitor();
   const server = await startOrchestratorServer({
     listen: '127.0.0.1:0',
     heartbeatTimeoutMs: 60_000,
@@ -173,19 +217,23 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       await s.send({ welcome: { run_id: 'load-bench', config_json: '{}', heartbeat_interval_ms: 5000 } });
       board.attach(s);
       void s.closed.then(() => board.detach(s));
-      for await (const m of s.messages) {
+      // as orchestrator/main.ts: each message handled synchronously as it arrives
+      await forEachItem(s.messages, (m) => {
         if (m.heartbeat) board.renew(s, m.heartbeat.active_task_ids);
         else if (m.rollout_result) {
           const t = board.complete(s, m.rollout_result.task_id) as BenchTask | undefined;
           if (t && measuring) {
             completed++;
-            hist.add(performance.now() - t.offeredAt);
+            const now = performance.now();
+            hist.add(now - t.offeredAt);
+            queueHist.add(t.dispatchedAt! - t.offeredAt);
+            rttHist.add(now - t.dispatchedAt!);
           }
         }
-      }
+      });
     },
   });
-  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec];
+  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec, encoder];
   const script = fileURLToPath(new URL('./load-workers.ts', import.meta.url));
   const child = workerCpus
     ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...process.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -233,6 +281,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     const sent0 = { ...board.sent };
     child.send({ cpu: true });
     const wcpu0 = await fromChild<{ cpuNow: number }>('cpuNow');
+    pauses.start();
     measuring = true;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
@@ -240,8 +289,9 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     await new Promise((r) => setTimeout(r, o.seconds * 1000));
     measuring = false;
     const cpu = process.cpuUsage(cpu0);
+    const pauseFigures = pauses.stop();
     child.send({ cpu: true });
-    const wcpu1 = await fromChild<{ cpuNow: number }>('cpuNow');
+    const wcpu1 = await fromChild<{ cpuNow: number; pauses?: PauseFigures }>('cpuNow');
     const th1 = threadTimes();
     const mainMs = th1.has('main') ? ((th1.get('main') ?? 0) - (th0.get('main') ?? 0)) * 10 : NaN;
     if (process.env.LOAD_THREADS) log(`  threads (CPU ms, 10 ms ticks): ${[...th1].map(([k, v]) => `${k} ${(v - (th0.get(k) ?? 0)) * 10}`).join(', ')}; process: user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms`);
@@ -274,6 +324,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       coalesceMs,
       bundleMs,
       codec,
+      encoder,
       tasksPerSend,
       offeredPerSecond: o.rate,
       seconds: wall,
@@ -281,6 +332,10 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       p50Ms: hist.quantile(0.5),
       p99Ms: hist.quantile(0.99),
       maxMs: hist.max,
+      queueP99Ms: queueHist.quantile(0.99),
+      roundTripP99Ms: rttHist.quantile(0.99),
+      pauses: pauseFigures,
+      workerPauses: wcpu1.pauses,
       backlog,
       rssStartMiB: m0.rss / 2 ** 20,
       rssEndMiB: m1.rss / 2 ** 20,
@@ -288,6 +343,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       heapEndMiB: m1.heapUsed / 2 ** 20,
       serverCpu,
       cpuUsPerTask: (cpu.user + cpu.system) / Math.max(1, completed),
+      offerTimerUsPerTask: (timerCpuPerSecond * wall * 1e6) / Math.max(1, completed),
       mainThreadUsPerTask: (mainMs * 1000) / Math.max(1, completed),
       workersCpu: (wcpu1.cpuNow - wcpu0.cpuNow) / 1e6 / wall,
       pinned: workerCpus ? `0 / ${workerCpus}` : 'any',
@@ -302,13 +358,14 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   }
 }
 
-type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number; codec: WireCodecName };
+type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number; codec: WireCodecName; encoder: Encoder };
 
 export function formatLoad(f: LoadFigures): string {
-  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}, ${f.codec} codec: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
-    `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms; ` +
-    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`} (cores ${f.pinned}); workers' process CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
-    `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}`;
+  return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}, ${f.codec} codec${f.codec === 'direct' && f.encoder !== 'two-pass' ? ` (${f.encoder} encoder)` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
+    `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms (p99 in the queue ${f.queueP99Ms.toFixed(1)}, of the round trip ${f.roundTripP99Ms.toFixed(1)}); ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}); workers' process CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
+    `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}\n` +
+    `      pauses: orchestrator ${formatPauses(f.pauses)}; workers' process ${formatPauses(f.workerPauses)}`;
 }
 
 export async function run(): Promise<void> {
@@ -321,9 +378,11 @@ export async function run(): Promise<void> {
   const perMessages = (process.env.LOAD_PER_MESSAGE ?? '1,16').split(',').map(Number);
   const policies = (process.env.LOAD_DISPATCH ?? 'pack,spread').split(',') as DispatchPolicy[];
   const coalesces = (process.env.LOAD_COALESCE_MS ?? '0').split(',').map(Number);
-  const bundles = (process.env.LOAD_BUNDLE_MS ?? '2').split(',').map(Number);
+  const bundles = (process.env.LOAD_BUNDLE_MS ?? '5').split(',').map(Number);
   for (const c of bundles) if (!(c >= 0 && c <= 1000)) throw new Error(`LOAD_BUNDLE_MS: ${c} is not a number of ms in [0, 1000]`);
   const codecs = (process.env.LOAD_CODEC ?? 'direct').split(',') as WireCodecName[];
+  const encoders = (process.env.LOAD_ENCODER ?? 'two-pass').split(',') as Encoder[];
+  for (const e of encoders) if (e !== 'two-pass' && e !== 'protobufjs') throw new Error(`LOAD_ENCODER: ${JSON.stringify(e)} is not two-pass or protobufjs`);
   const findMax = process.env.LOAD_FIND_MAX === '1';
   const findFrom = Number(process.env.LOAD_FIND_FROM ?? 500);
   const findTo = Number(process.env.LOAD_FIND_TO ?? 64000);
@@ -333,16 +392,16 @@ export async function run(): Promise<void> {
   if (findMax && !(findFrom > 0 && findTo >= findFrom && Number.isInteger(refine) && refine >= 0)) throw new Error('LOAD_FIND_FROM, LOAD_FIND_TO, LOAD_FIND_REFINE: need 0 < from <= to and a whole number of refinements');
   for (const p of policies) if (!(DISPATCH_POLICIES as readonly string[]).includes(p)) throw new Error(`LOAD_DISPATCH: ${JSON.stringify(p)} is not one of ${DISPATCH_POLICIES.join(', ')}`);
   // The arms of one (workers, rate, per-message) line: each policy (pack with each coalescing delay, spread with each bundle floor).
-  const policyArms = policies.flatMap((dispatch): Omit<Arm, 'codec'>[] =>
+  const policyArms = policies.flatMap((dispatch): Omit<Arm, 'codec' | 'encoder'>[] =>
     (dispatch === 'pack' ? [0] : bundles).flatMap((bundleMs) => coalesces.map((coalesceMs) => ({ dispatch, coalesceMs, bundleMs }))));
   const armsFor = (perMessage: number) =>
-    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }]).flatMap((a) => codecs.map((codec) => ({ ...a, codec })));
+    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }]).flatMap((a) => codecs.flatMap((codec) => (codec === 'direct' ? encoders : ['two-pass' as const]).map((encoder) => ({ ...a, codec, encoder }))));
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
   console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (other process, one connection each, max_in_flight ${inFlight}), tiny tasks, open loop, ${seconds} s each:`);
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
   const best = new Map<string, number>();
   const keyOf = (workers: number, perMessage: number, a: Arm) =>
-    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}`;
+    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}${encoders.length > 1 ? `, ${a.encoder} encoder` : ''}`;
   const line = async (workers: number, rate: number, perMessage: number, a: Arm) => {
     const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, log: (l) => console.log(l) });
     console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);

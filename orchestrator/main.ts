@@ -11,6 +11,7 @@ import {
   checkListenAuth,
   connectNats,
   describeNatsAuth,
+  forEachItem,
   isStoreLost,
   onNatsReconnect,
   RevisionConflictError,
@@ -188,9 +189,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       log(`${session.role.toLowerCase()} ${session.workerId} connected (${session.hello.capabilities.device})`);
       coordinator.track(session);
       coordinator.attach(session);
-      void (async () => {
-        for await (const msg of session.messages) coordinator.handle(session, msg);
-      })();
+      // synchronously per message (no Promise and microtask per result; lib/transport/queue.ts)
+      void forEachItem(session.messages, (msg) => coordinator.handle(session, msg));
       void session.closed.then((end) => log(`${session.role.toLowerCase()} ${session.workerId} left (${end.details || end.code})`));
     },
   });

@@ -102,7 +102,7 @@ export interface TaskBoardOptions {
   /**
    * With 'spread': a worker's share is at least as many tasks as a worker of that role finishes within bundleMs
    * (from the least time per task seen in the last 1-2 s; up to its ask and room). Tasks that take longer than
-   * bundleMs are spread as before; cheap ones (thousands a second) go several per message. Default 2 ms; 0: the
+   * bundleMs are spread as before; cheap ones (thousands a second) go several per message. Default 5 ms; 0: the
    * even share only. The bound is the time one bundle may add to its last task against spreading it.
    */
   bundleMs?: number;
@@ -186,7 +186,7 @@ export class TaskBoard {
     const coalesceMs = o.coalesceMs ?? 0;
     if (!(coalesceMs >= 0 && coalesceMs <= 1000)) throw new Error(`TaskBoard: coalesceMs must be in [0, 1000] ms, got ${o.coalesceMs}`);
     this.coalesceMs = coalesceMs;
-    const bundleMs = o.bundleMs ?? 2;
+    const bundleMs = o.bundleMs ?? 5;
     if (!(bundleMs >= 0 && bundleMs <= 1000)) throw new Error(`TaskBoard: bundleMs must be in [0, 1000] ms, got ${o.bundleMs}`);
     this.bundleMs = this.spread ? bundleMs : 0;
     const depth = o.metrics.get('queue_depth');

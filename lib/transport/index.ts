@@ -9,6 +9,7 @@ export type { OrchestratorServer, OrchestratorServerOptions, ServerAuth, ServerT
 export { backoffDelay, connectToOrchestrator, withReconnect } from './grpc-client.ts';
 export type { ClientTls, ConnectOptions, OrchestratorConnection, ReconnectOptions } from './grpc-client.ts';
 export { isLoopbackHost, parseHostPort } from './grpc-common.ts';
+export { forEachItem } from './queue.ts';
 export * from './nats.ts';
 export * from './nats-auth.ts';
 export * from './store-loss.ts';

@@ -282,7 +282,10 @@ function readMessage(r: In, s: Schema, end: number): Record<string, unknown> {
   }
   if (members) {
     // As protobufjs's toObject: a oneof's key names its set member (the one with the highest id if several are).
-    for (const o of s.oneofs) for (const m of o.members) if (out[m.name] !== undefined) out[o.name] = m.name;
+    for (let i = 0; i < s.oneofs.length; i++) {
+      const o = s.oneofs[i]!;
+      for (let j = 0; j < o.members.length; j++) if (out[o.members[j]!.name] !== undefined) out[o.name] = o.members[j]!.name;
+    }
   }
   return out;
 }
@@ -291,6 +294,323 @@ function readMessage(r: In, s: Schema, end: number): Record<string, unknown> {
 export function decodeMessage(s: Schema, buf: Buffer): Record<string, unknown> {
   if (!s.handled) throw new Error(`wire codec: ${s.name} has an enum or map field; it is not handled here`);
   return readMessage(new In(buf, 0, buf.length), s, buf.length);
+}
+
+// ---------------------------------------------------------------------------------------------------- encode
+
+// A two-pass encoder over the same schema: the first pass sizes every message (the lengths of nested messages and
+// packed fields are kept in `lens`, in the order the second pass meets them), the second writes into one Buffer of
+// exactly that size. No writer operations, no forks, no Long objects: protobufjs's Writer allocates an operation
+// object per field and a state per nested message (~3 KB per task of the load bench, the largest share of the
+// orchestrator's garbage). The bytes are protobufjs's own, rule for rule: a field is written when it is present (not
+// null or undefined), zero values included; repeated fields when non-empty, numeric ones packed; fields in id order;
+// int64 from a number as LongBits.fromNumber, from a decimal string as Long.fromString (modulo 2^64); strings of
+// fewer than 40 UTF-16 units by protobufjs's JavaScript UTF-8 writer, longer ones by Buffer's (they differ only on
+// lone surrogates), their length as Buffer.byteLength counts it. Anything else (a string for bytes, a Long object, a number
+// given for a string, a non-array for a repeated field) makes encodeFast return undefined and the caller uses
+// protobufjs, so the output never differs from it.
+
+let fastEncoder = true;
+/** Turns the two-pass encoder off (protobufjs's for every message) or on, process-wide: the load bench's arm. */
+export function useFastEncoder(on: boolean): void {
+  fastEncoder = on;
+}
+
+/** Lengths of nested messages and packed fields, in first-meeting order (reused between messages). */
+let lens: number[] = [];
+let lenAt = 0;
+/** A 64-bit value as two unsigned 32-bit halves (reused: no allocation per int64). */
+const bits = { lo: 0, hi: 0 };
+
+/** Sets `bits` from an int64/uint64 field value; false when it is not a number or a decimal string. */
+function toBits(v: unknown): boolean {
+  if (typeof v === 'number') {
+    // LongBits.fromNumber
+    let x = v;
+    const neg = x < 0;
+    if (neg) x = -x;
+    let lo = x >>> 0;
+    let hi = ((x - lo) / 4294967296) >>> 0;
+    if (x === 0) lo = hi = 0;
+    if (neg && x !== 0) {
+      hi = ~hi >>> 0;
+      lo = ~lo >>> 0;
+      if (++lo > 4294967295) {
+        lo = 0;
+        if (++hi > 4294967295) hi = 0;
+      }
+    }
+    bits.lo = lo;
+    bits.hi = hi;
+    return true;
+  }
+  if (typeof v !== 'string') return false;
+  // Long.fromString (radix 10): the decimal value modulo 2^64, negated for a leading '-'.
+  const neg = v.charCodeAt(0) === 45;
+  const start = neg ? 1 : 0;
+  if (v.length === start) return false;
+  let lo = 0;
+  let hi = 0;
+  for (let i = start; i < v.length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return false;
+    const l = lo * 10 + d;
+    const carry = Math.floor(l / 4294967296);
+    lo = l >>> 0;
+    hi = (hi * 10 + carry) >>> 0;
+  }
+  if (neg && (lo !== 0 || hi !== 0)) {
+    hi = ~hi >>> 0;
+    lo = ~lo >>> 0;
+    if (++lo > 4294967295) {
+      lo = 0;
+      if (++hi > 4294967295) hi = 0;
+    }
+  }
+  bits.lo = lo;
+  bits.hi = hi;
+  return true;
+}
+
+function varint32Size(v: number): number {
+  return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : v < 268435456 ? 4 : 5;
+}
+
+function varint64Size(lo: number, hi: number): number {
+  // LongBits.prototype.length
+  const p1 = ((lo >>> 28) | (hi << 4)) >>> 0;
+  const p2 = hi >>> 24;
+  if (p2 !== 0) return p2 < 128 ? 9 : 10;
+  if (p1 !== 0) return p1 < 16384 ? (p1 < 128 ? 5 : 6) : p1 < 2097152 ? 7 : 8;
+  return lo < 16384 ? (lo < 128 ? 1 : 2) : lo < 2097152 ? 3 : 4;
+}
+
+/** Size of one scalar value (without its key); -1 when this encoder does not take it. */
+function scalarSize(f: Field, v: unknown): number {
+  switch (f.scalar!) {
+    case 'double': return 8;
+    case 'float': return 4;
+    case 'bool': return 1;
+    case 'uint32': return varint32Size((v as number) >>> 0);
+    case 'int64':
+    case 'uint64': return toBits(v) ? varint64Size(bits.lo, bits.hi) : -1;
+    case 'string': {
+      if (typeof v !== 'string') return -1;
+      const n = utf8Length(v);
+      return varint32Size(n) + n;
+    }
+    case 'bytes': {
+      if (!(v instanceof Uint8Array)) return -1;
+      return varint32Size(v.length) + v.length;
+    }
+  }
+}
+
+/** Body size of message `s` (fields only), recording nested lengths; -1 when not taken. */
+function messageSize(s: Schema, msg: unknown): number {
+  if (typeof msg !== 'object' || msg === null) return -1;
+  const m = msg as Record<string, unknown>;
+  let size = 0;
+  const fields = s.fields;
+  for (let i = 0; i < fields.length; i++) {
+    // indexed loops: for-of allocated an iterator per list in the allocation profile
+    const f = fields[i]!;
+    const v = m[f.name];
+    if (v === undefined || v === null) continue;
+    const key = varint32Size((f.id << 3) >>> 0);
+    if (f.repeated) {
+      if (!Array.isArray(v)) return -1;
+      if (v.length === 0) continue;
+      if (f.message) {
+        for (let j = 0; j < v.length; j++) {
+          const at = lenAt++;
+          const n = messageSize(f.message, v[j]);
+          if (n < 0) return -1;
+          lens[at] = n;
+          size += key + varint32Size(n) + n;
+        }
+      } else if (f.packed) {
+        const at = lenAt++;
+        let n = 0;
+        for (let j = 0; j < v.length; j++) {
+          const k = scalarSize(f, v[j]);
+          if (k < 0) return -1;
+          n += k;
+        }
+        lens[at] = n;
+        size += key + varint32Size(n) + n;
+      } else {
+        for (let j = 0; j < v.length; j++) {
+          const k = scalarSize(f, v[j]);
+          if (k < 0) return -1;
+          size += key + k;
+        }
+      }
+    } else if (f.message) {
+      const at = lenAt++;
+      const n = messageSize(f.message, v);
+      if (n < 0) return -1;
+      lens[at] = n;
+      size += key + varint32Size(n) + n;
+    } else {
+      const k = scalarSize(f, v);
+      if (k < 0) return -1;
+      size += key + k;
+    }
+  }
+  return size;
+}
+
+function writeVarint32(buf: Buffer, pos: number, v: number): number {
+  while (v > 127) {
+    buf[pos++] = (v & 127) | 128;
+    v >>>= 7;
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+function writeVarint64(buf: Buffer, pos: number, lo: number, hi: number): number {
+  while (hi) {
+    buf[pos++] = (lo & 127) | 128;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  while (lo > 127) {
+    buf[pos++] = (lo & 127) | 128;
+    lo >>>= 7;
+  }
+  buf[pos++] = lo;
+  return pos;
+}
+
+/**
+ * UTF-8 length as Buffer.byteLength gives it (a lone surrogate counts 3: Node writes U+FFFD, protobufjs's short-string
+ * writer the surrogate's own 3 bytes); counted in JavaScript below 40 units (no call into C++ per field).
+ */
+function utf8Length(s: string): number {
+  if (s.length >= 40) return Buffer.byteLength(s);
+  let n = 0;
+  for (let i = 0; i < s.length; ++i) {
+    const c = s.charCodeAt(i);
+    if (c < 128) n += 1;
+    else if (c < 2048) n += 2;
+    else if ((c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      ++i;
+      n += 4;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** protobufjs's JavaScript UTF-8 writer (used by it for strings of fewer than 40 units). */
+function writeUtf8Short(s: string, buf: Buffer, pos: number): number {
+  for (let i = 0; i < s.length; ++i) {
+    let c1 = s.charCodeAt(i);
+    let c2: number;
+    if (c1 < 128) buf[pos++] = c1;
+    else if (c1 < 2048) {
+      buf[pos++] = (c1 >> 6) | 192;
+      buf[pos++] = (c1 & 63) | 128;
+    } else if ((c1 & 0xfc00) === 0xd800 && ((c2 = s.charCodeAt(i + 1)) & 0xfc00) === 0xdc00) {
+      c1 = 0x10000 + ((c1 & 0x03ff) << 10) + (c2 & 0x03ff);
+      ++i;
+      buf[pos++] = (c1 >> 18) | 240;
+      buf[pos++] = ((c1 >> 12) & 63) | 128;
+      buf[pos++] = ((c1 >> 6) & 63) | 128;
+      buf[pos++] = (c1 & 63) | 128;
+    } else {
+      buf[pos++] = (c1 >> 12) | 224;
+      buf[pos++] = ((c1 >> 6) & 63) | 128;
+      buf[pos++] = (c1 & 63) | 128;
+    }
+  }
+  return pos;
+}
+
+function writeScalar(f: Field, v: unknown, buf: Buffer, pos: number): number {
+  switch (f.scalar!) {
+    case 'double': return buf.writeDoubleLE(v as number, pos);
+    case 'float': return buf.writeFloatLE(v as number, pos);
+    case 'bool':
+      buf[pos] = v ? 1 : 0;
+      return pos + 1;
+    case 'uint32': return writeVarint32(buf, pos, (v as number) >>> 0);
+    case 'int64':
+    case 'uint64':
+      toBits(v);
+      return writeVarint64(buf, pos, bits.lo, bits.hi);
+    case 'string': {
+      const str = v as string;
+      const n = utf8Length(str);
+      pos = writeVarint32(buf, pos, n);
+      if (n === 0) return pos;
+      if (str.length < 40) writeUtf8Short(str, buf, pos);
+      else buf.write(str, pos);
+      return pos + n;
+    }
+    case 'bytes': {
+      const b = v as Uint8Array;
+      pos = writeVarint32(buf, pos, b.length);
+      buf.set(b, pos);
+      return pos + b.length;
+    }
+  }
+}
+
+function writeMessage(s: Schema, m: Record<string, unknown>, buf: Buffer, pos: number): number {
+  const fields = s.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    const v = m[f.name];
+    if (v === undefined || v === null) continue;
+    const key = (f.id << 3) >>> 0;
+    if (f.repeated) {
+      const list = v as unknown[];
+      if (list.length === 0) continue;
+      if (f.message) {
+        for (let j = 0; j < list.length; j++) {
+          pos = writeVarint32(buf, pos, key | 2);
+          pos = writeVarint32(buf, pos, lens[lenAt++]!);
+          pos = writeMessage(f.message, list[j] as Record<string, unknown>, buf, pos);
+        }
+      } else if (f.packed) {
+        pos = writeVarint32(buf, pos, key | 2);
+        pos = writeVarint32(buf, pos, lens[lenAt++]!);
+        for (let j = 0; j < list.length; j++) pos = writeScalar(f, list[j], buf, pos);
+      } else {
+        for (let j = 0; j < list.length; j++) {
+          pos = writeVarint32(buf, pos, key | WIRE[f.scalar!]);
+          pos = writeScalar(f, list[j], buf, pos);
+        }
+      }
+    } else if (f.message) {
+      pos = writeVarint32(buf, pos, key | 2);
+      pos = writeVarint32(buf, pos, lens[lenAt++]!);
+      pos = writeMessage(f.message, v as Record<string, unknown>, buf, pos);
+    } else {
+      pos = writeVarint32(buf, pos, key | WIRE[f.scalar!]);
+      pos = writeScalar(f, v, buf, pos);
+    }
+  }
+  return pos;
+}
+
+/**
+ * `msg` as message `s` in protobufjs's bytes, or undefined when it holds a value this encoder leaves to protobufjs
+ * (see above). Not reentrant (one shared length list), which it need not be: nothing it calls encodes.
+ */
+export function encodeFast(s: Schema, msg: object): Buffer | undefined {
+  if (!s.handled || !fastEncoder) return undefined;
+  lenAt = 0;
+  const size = messageSize(s, msg);
+  if (size < 0) return undefined;
+  if (lens.length > 4096) lens = lens.slice(0, lenAt); // a huge message once: do not keep its list
+  const buf = Buffer.allocUnsafe(size);
+  lenAt = 0;
+  const end = writeMessage(s, msg as Record<string, unknown>, buf, 0);
+  if (end !== size) throw new Error(`wire codec: encoded ${end} bytes of ${s.name}, sized ${size} (a value changed while encoding?)`);
+  return buf;
 }
 
 // ---------------------------------------------------------------------------------------------------- envelopes
@@ -340,7 +660,7 @@ export function envelopeCodec(
   const byIdHandled = new Set([...members.values()].map((f) => f.id));
   const env: Schema = {
     name: fullName,
-    fields: [...members.values()],
+    fields: [...members.values()].sort((a, b) => a.id - b.id),
     byId: new Map([...members.values()].map((f) => [f.id, f])),
     byNumber: Object.assign([], Object.fromEntries([...members.values()].map((f) => [f.id, f]))) as Array<Field | undefined>,
     oneofs: [{ name: oneof.name, members: [...members.values()] }],
@@ -356,7 +676,7 @@ export function envelopeCodec(
         const v = (msg as Record<string, unknown>)[n];
         if (v !== undefined && v !== null) return fallback.encode(msg);
       }
-      return type.encode(msg).finish() as Buffer;
+      return encodeFast(env, msg) ?? (type.encode(msg).finish() as Buffer);
     },
     decode(buf: Buffer): unknown {
       // Every top-level field must be a handled member; else (Hello, TrainBatch) the fallback decodes it all.

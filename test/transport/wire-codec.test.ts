@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import * as protoLoader from '@grpc/proto-loader';
 import { LOADER_OPTIONS, PROTO_PATH } from '../../lib/transport/proto.ts';
-import { envelopeCodec } from '../../lib/transport/wire-codec.ts';
+import { encodeFast, envelopeCodec, schemaFor } from '../../lib/transport/wire-codec.ts';
 import { deserializeResponse, serializeRequest, useWireCodec } from '../../lib/transport/grpc-common.ts';
 
 const def = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS);
@@ -79,6 +79,11 @@ for (const side of ['worker', 'orchestrator'] as const) {
           const want = ref[side].encode(msg);
           assert.deepEqual(bytes, want);
           assert.deepStrictEqual(codec.decode(bytes), ref[side].decode(want));
+          // The member itself through the two-pass encoder (not protobufjs's fallback): taken, and the same bytes.
+          const type = f.resolvedType as protobuf.Type;
+          const fast = encodeFast(schemaFor(PROTO_PATH, type.fullName.slice(1)), inner);
+          assert.ok(fast, `${type.name}: the fast encoder declined a valid message`);
+          assert.deepEqual(fast, Buffer.from(type.encode(inner).finish()));
         }),
         { numRuns: 60 },
       );
@@ -114,6 +119,34 @@ test('wire codec: encoding is protobufjs\'s, byte for byte with proto-loader, lo
     const bytes = codecs.orchestrator.encode({ cancel_task: { task_id: s } });
     assert.deepEqual(bytes, ref.orchestrator.encode({ cancel_task: { task_id: s } }));
     assert.deepStrictEqual(codecs.orchestrator.decode(bytes), ref.orchestrator.decode(bytes));
+  }
+});
+
+test('wire codec: values the fast encoder does not take are left to protobufjs, with its bytes', () => {
+  const s = schemaFor(PROTO_PATH, 'recovery.v1.RolloutTask');
+  const envelope = root.lookupType('recovery.v1.OrchestratorMessage');
+  const odd = [
+    { task_id: 'a', items: [{ noise_seed: '12x' }] }, // not a decimal string
+    { task_id: 'a', items: [{ image: { data: 'AAEC' } }] }, // bytes as base64 text
+    { task_id: 7 }, // a number for a string
+    { task_id: 'a', items: { length: 0 } }, // not an array
+  ];
+  for (const m of odd) {
+    assert.equal(encodeFast(s, m), undefined, JSON.stringify(m));
+    const msg = { rollout_task: m };
+    let want: Buffer | undefined;
+    try {
+      want = Buffer.from(envelope.encode(msg).finish());
+    } catch {
+      assert.throws(() => codecs.orchestrator.encode(msg)); // protobufjs refuses it: so does the codec, as before
+      continue;
+    }
+    assert.deepEqual(codecs.orchestrator.encode(msg), want);
+  }
+  // int64 edge cases: negative numbers and strings, 2^64 - 1, values past 2^64 (wrapped as Long.fromString does)
+  const tensor = root.lookupType('recovery.v1.Tensor');
+  for (const shape of [[-1, -4294967296, 2 ** 53], ['-1', '18446744073709551615', '18446744073709551616', '-9223372036854775808', '0', '-0']]) {
+    assert.deepEqual(encodeFast(schemaFor(PROTO_PATH, 'recovery.v1.Tensor'), { shape }), Buffer.from(tensor.encode({ shape }).finish()), JSON.stringify(shape));
   }
 });
 
