@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, fillStandardNormalFast, type Rng } from './random.ts';
-import { asFloat32, blurRgb, boxBlur, convolveRgb, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
+import { asFloat32, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -560,26 +560,33 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
   const radius = Math.max(1, Math.round(Math.floor(20 * i) * s));
   // sigma = 50i is 2.5x the kernel's half-width 20i: the truncated Gaussian is within 8% of flat, so a box
   // of the same width (running sums, O(1) per pixel) stands in for it.
-  const diffused = boxBlur(img.data, w, h, 3, radius, radius);
   const i2 = i * i;
-  if (i > 0.9) {
-    for (let k = 0; k < diffused.length; k++) diffused[k] = Math.floor(diffused[k] * i2);
-    const cv: Canvas = { width: w, height: h, channels: 3, data: diffused };
-    const r = stream('blots');
-    for (let k = 0, n = Math.floor(100 * i); k < n; k++) {
-      const x = r.int(0, w - 1), y = r.int(0, h - 1);
-      const rad = r.int(5, 19) * s;
-      const g = r.int(0, 254);
-      fillCircle(cv, x, y, Math.max(0.5, rad), { color: g });
-    }
-  }
   const out = newImage(w, h);
   const o = clamped(out.data), d = img.data;
   const a = Math.max(0.1, 1 - 0.9 * i), b = Math.min(0.9, 0.9 * i);
-  if (i > 0.9) for (let k = 0; k < o.length; k++) o[k] = d[k] * a + diffused[k] * b;
-  else for (let k = 0; k < o.length; k++) o[k] = d[k] * a + Math.floor(diffused[k] * i2) * b;
+  if (i <= 0.9) {
+    // Blended row by row as the blur produces them (no blurred image in between).
+    boxSumsRgbRows(d, w, h, radius, radius, (y, sums, count) => diffuseRow(d, sums, count, o, y * sums.length, a, b, i2));
+    return out;
+  }
+  const diffused = boxBlurRgbBytes(d, w, h, radius, radius);
+  for (let k = 0; k < diffused.length; k++) diffused[k] = Math.floor(diffused[k] * i2);
+  const cv: Canvas = { width: w, height: h, channels: 3, data: diffused };
+  const r = stream('blots');
+  for (let k = 0, n = Math.floor(100 * i); k < n; k++) {
+    const x = r.int(0, w - 1), y = r.int(0, h - 1);
+    const rad = r.int(5, 19) * s;
+    const g = r.int(0, 254);
+    fillCircle(cv, x, y, Math.max(0.5, rad), { color: g });
+  }
+  for (let k = 0; k < o.length; k++) o[k] = d[k] * a + diffused[k] * b;
   return out;
 };
+
+/** color_diffusion's blend of one row of the box blur's sums (the blur's value is their float32 mean). */
+function diffuseRow(d: Uint8Array, sums: Float64Array, count: number, o: Uint8ClampedArray, k0: number, a: number, b: number, i2: number): void {
+  for (let j = 0, k = k0; j < sums.length; j++, k++) o[k] = d[k] * a + Math.floor(Math.fround(sums[j] / count) * i2) * b;
+}
 
 /**
  * Over-sharpening with the pipeline's 3x3 kernel [0 -1 0; -1 5 -1; 0 -1 0] (identity plus the Laplacian

@@ -288,6 +288,81 @@ export function boxBlur(
   return out;
 }
 
+/** Scratch buffers reused across calls (the filters are synchronous, so no two calls share one at a time). */
+let scratchF32 = new Float32Array(0);
+let scratchF64 = new Float64Array(0);
+let scratchI32 = new Int32Array(0);
+let divLut = { n: 0, v: new Float32Array(0) };
+
+/**
+ * boxBlur(src, width, height, 3, rx, ry) of RGB bytes, the same float32 values (color_diffusion's blur above i 0.9).
+ * `out` (optional) receives the result.
+ */
+export function boxBlurRgbBytes(src: Uint8Array, width: number, height: number, rx: number, ry: number, out?: Float32Array): Float32Array {
+  const res = out ?? new Float32Array(width * height * 3);
+  if (res.length !== width * height * 3) throw new Error(`boxBlurRgbBytes: out has ${res.length} elements, expected ${width * height * 3}`);
+  boxSumsRgbRows(src, width, height, rx, ry, (y, sums, count) => meanRow(sums, count, res, y * sums.length));
+  return res;
+}
+
+function meanRow(sums: Float64Array, count: number, out: Float32Array, k0: number): void {
+  for (let j = 0; j < sums.length; j++) out[k0 + j] = sums[j] / count;
+}
+
+/**
+ * boxBlurRgbBytes one output row at a time, as sums: `onRow(y, sums, count)` gets row y's column sums (width * 3
+ * doubles, overwritten by the next row), and boxBlur's value is the float32 of sums[j] / count. A caller that only
+ * blends the blur into something needs no blurred image (color_diffusion).
+ * - rows: boxBlur's double running sum of bytes is an integer S, so each row value is fround(S / nx), read from a
+ *   table of those quotients; the three channels' sums run side by side in locals;
+ * - columns: boxBlur's own loop (double running sums of the float32 row values, in the same order), the row values
+ *   in a buffer reused across calls (no 786 KiB allocation and zeroing per 256x256 image).
+ */
+export function boxSumsRgbRows(
+  src: Uint8Array, width: number, height: number, rx: number, ry: number, onRow: (y: number, sums: Float64Array, count: number) => void,
+): void {
+  const rowLen = width * 3, n = rowLen * height;
+  if (src.length !== n) throw new Error(`boxSumsRgbRows: ${src.length} bytes for ${width}x${height}x3`);
+  const nx = 2 * rx + 1, ny = 2 * ry + 1;
+  if (scratchF32.length < n) scratchF32 = new Float32Array(n);
+  const tmp = scratchF32;
+  if (divLut.n !== nx) {
+    const v = new Float32Array(255 * nx + 1);
+    for (let S = 0; S < v.length; S++) v[S] = S / nx;
+    divLut = { n: nx, v };
+  }
+  const q = divLut.v;
+  // Source offsets of the reflect-101-padded row (boxBlur's pad, one extra element at the end).
+  const padLen = width + 2 * rx + 1;
+  if (scratchI32.length < padLen) scratchI32 = new Int32Array(padLen);
+  const idx = scratchI32;
+  for (let i = 0; i < padLen; i++) idx[i] = reflect101(i - rx, width) * 3;
+  for (let y = 0, row = 0; y < height; y++, row += rowLen) {
+    let s0 = 0, s1 = 0, s2 = 0;
+    for (let k = 0; k < nx; k++) { const p = row + idx[k]; s0 += src[p]; s1 += src[p + 1]; s2 += src[p + 2]; }
+    for (let x = 0, o = row; x < width; x++, o += 3) {
+      tmp[o] = q[s0]; tmp[o + 1] = q[s1]; tmp[o + 2] = q[s2];
+      const a = row + idx[x + nx], b = row + idx[x];
+      s0 += src[a] - src[b]; s1 += src[a + 1] - src[b + 1]; s2 += src[a + 2] - src[b + 2];
+    }
+  }
+  if (scratchF64.length !== rowLen) scratchF64 = new Float64Array(rowLen);
+  const acc = scratchF64;
+  acc.fill(0);
+  for (let k = -ry; k <= ry; k++) {
+    const r = reflect101(k, height) * rowLen;
+    for (let j = 0; j < rowLen; j++) acc[j] += tmp[r + j];
+  }
+  for (let y = 0; y < height; y++) {
+    onRow(y, acc, ny);
+    if (y + 1 < height) addRowDifference(acc, tmp, reflect101(y + ry + 1, height) * rowLen, reflect101(y - ry, height) * rowLen);
+  }
+}
+
+function addRowDifference(acc: Float64Array, tmp: Float32Array, add: number, sub: number): void {
+  for (let j = 0; j < acc.length; j++) acc[j] += tmp[add + j] - tmp[sub + j];
+}
+
 /** `src` as a Float32Array (itself if it already is one), so the hot loops see one element type. */
 export function asFloat32(src: ArrayLike<number>): Float32Array {
   // The constructor converts a typed array natively; Float32Array.from walks it through the iterator protocol.
