@@ -347,10 +347,15 @@ const meanShift: Impl = (img, { i, s }) => {
     for (let k = 0; k < modes.length; k++) out.data[k] = u8(modes[k]);
     return out;
   }
-  const small = downsampleArea(img.data, w, h, 3, f);
-  const modes = meanShiftModes(small.data, small.width, small.height, Math.max(1, Math.round(sp / f)), sr);
-  const cw = small.width, chh = small.height;
-  const modeBytes = new Uint8Array(modes.length);
+  // The coarse image, its modes and their bytes in buffers reused across calls (every element is written):
+  // allocating them per image cost GC time.
+  const cw = Math.ceil(w / f), chh = Math.ceil(h / f);
+  if (msScratch.small.length < cw * chh * 3) {
+    msScratch = { small: new Float32Array(cw * chh * 3), modes: new Float32Array(cw * chh * 3), bytes: new Uint8Array(cw * chh * 3), packed: new Int32Array(cw * chh) };
+  }
+  const small = downsampleArea(img.data, w, h, 3, f, msScratch.small.subarray(0, cw * chh * 3));
+  const modes = meanShiftModes(small.data, cw, chh, Math.max(1, Math.round(sp / f)), sr, msScratch.modes.subarray(0, cw * chh * 3));
+  const modeBytes = msScratch.bytes.subarray(0, cw * chh * 3);
   for (let k = 0; k < modes.length; k++) modeBytes[k] = u8(modes[k]);
   // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel (fewer at a 1-px edge).
   // Neighbouring columns share them: runs of columns with the same candidate columns (xa, xb), f wide inside.
@@ -363,7 +368,7 @@ const meanShift: Impl = (img, { i, s }) => {
   runStart.push(w);
   // Each coarse mode's bytes packed into one integer: when the candidates' bytes all agree, which one is the
   // closest cannot change the output (most pixels away from region edges), so no distance is computed.
-  const packed = new Int32Array(cw * chh);
+  const packed = msScratch.packed.subarray(0, cw * chh);
   for (let p = 0, q = 0; p < packed.length; p++, q += 3) packed[p] = (modeBytes[q] << 16) | (modeBytes[q + 1] << 8) | modeBytes[q + 2];
   const src = img.data, o = out.data;
   for (let y = 0; y < h; y++) {
@@ -413,13 +418,13 @@ const meanShift: Impl = (img, { i, s }) => {
  * pixel) it saved 10-11% of the search; with 5x5 windows it cost 0-4% (docs/performance.md, round 6).
  */
 const MEMO_BITS = 14;
+let msScratch = { small: new Float32Array(0), modes: new Float32Array(0), bytes: new Uint8Array(0), packed: new Int32Array(0) };
 let memo: { stamp: Int32Array; pos: Int32Array; step: Uint8Array; val: Float64Array; gen: number } | undefined;
 
 /** The mean-shift mode colour of every pixel of an interleaved RGB float image. */
-function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr: number): Float32Array {
+function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr: number, out = new Float32Array(w * h * 3)): Float32Array {
   const sr2 = sr * sr;
   const step = Math.max(1, Math.ceil(sp / 3));
-  const out = new Float32Array(w * h * 3);
   const rowStride = w * 3, colStride = 3 * step;
   const useMemo = Math.floor(sp / step) >= 3;
   if (useMemo && !memo) memo = { stamp: new Int32Array(1 << MEMO_BITS), pos: new Int32Array(1 << MEMO_BITS), step: new Uint8Array(1 << MEMO_BITS), val: new Float64Array(6 << MEMO_BITS), gen: 0 };

@@ -82,14 +82,15 @@ export function convolveSeparable(
   return out;
 }
 
-/** Area-average downsampling by an integer factor (partial blocks at the right and bottom edges). */
+/** Area-average downsampling by an integer factor (partial blocks at the right and bottom edges); `into` receives it. */
 export function downsampleArea(
-  source: ArrayLike<number>, width: number, height: number, channels: number, f: number,
+  source: ArrayLike<number>, width: number, height: number, channels: number, f: number, into?: Float32Array,
 ): { data: Float32Array; width: number; height: number } {
-  if (source instanceof Uint8Array && f * f * 255 < 2 ** 24) return downsampleBytes(source, width, height, channels, f);
-  const src = asFloat32(source);
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
-  const out = new Float32Array(cw * chh * channels);
+  if (into && into.length !== cw * chh * channels) throw new Error(`downsampleArea: out has ${into.length} elements, expected ${cw * chh * channels}`);
+  if (source instanceof Uint8Array && f * f * 255 < 2 ** 24) return downsampleBytes(source, width, height, channels, f, into);
+  const src = asFloat32(source);
+  const out = into ? into.fill(0) : new Float32Array(cw * chh * channels);
   const rowLen = width * channels;
   for (let cy = 0; cy < chh; cy++) {
     const y0 = cy * f, y1 = Math.min(height, y0 + f);
@@ -115,11 +116,11 @@ export function downsampleArea(
  * 2^24 (exact), so integer sums scaled by the same reciprocal round to the same float32 values.
  */
 function downsampleBytes(
-  src: Uint8Array, width: number, height: number, channels: number, f: number,
+  src: Uint8Array, width: number, height: number, channels: number, f: number, into?: Float32Array,
 ): { data: Float32Array; width: number; height: number } {
-  if (channels === 3) return downsampleRgbBytes(src, width, height, f);
+  if (channels === 3) return downsampleRgbBytes(src, width, height, f, into);
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
-  const out = new Float32Array(cw * chh * channels);
+  const out = into ?? new Float32Array(cw * chh * channels);
   const acc = new Int32Array(cw * channels);
   const rowLen = width * channels;
   for (let cy = 0; cy < chh; cy++) {
@@ -147,9 +148,9 @@ function downsampleBytes(
  * downsampleBytes for interleaved RGB (mean_shift's and lens_blur's case): the same integer sums, with the three
  * channels in locals and one pass per source row, so the same float32 results at a fraction of the loop overhead.
  */
-function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: number): { data: Float32Array; width: number; height: number } {
+function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: number, into?: Float32Array): { data: Float32Array; width: number; height: number } {
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
-  const out = new Float32Array(cw * chh * 3);
+  const out = into ?? new Float32Array(cw * chh * 3); // every element is written below
   const acc = new Int32Array(cw * 3);
   const rowLen = width * 3;
   for (let cy = 0; cy < chh; cy++) {
@@ -288,6 +289,7 @@ export function boxBlur(
   return out;
 }
 
+let lineScratch = new Float32Array(0);
 /** Scratch buffers reused across calls (the filters are synchronous, so no two calls share one at a time). */
 let scratchF32 = new Float32Array(0);
 let scratchF64 = new Float64Array(0);
@@ -552,7 +554,10 @@ function lineRows(
   // J(u, j) = I(u, j + jmin + m u): per column a constant fractional shift. One row at a time.
   const J = new Float32Array(W * 3);
   // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones.
-  const B = new Float32Array(width * H * 3);
+  // Every element of B that the last loop reads is written first (row jj up to column lastX[jj]), so B is a buffer
+  // reused across calls, not zeroed (880 KiB at 256x256 and 27 px: its allocation cost GC time).
+  if (lineScratch.length < width * H * 3) lineScratch = new Float32Array(width * H * 3);
+  const B = lineScratch;
   for (let jj = 0; jj < H; jj++) {
     const xe = lastX[jj];
     if (xe < 0) continue; // no output reads this row of B
