@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, fillStandardNormalFast, type Rng } from './random.ts';
-import { asFloat32, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
+import { asFloat32, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -350,12 +350,14 @@ const meanShift: Impl = (img, { i, s }) => {
   // The coarse image, its modes and their bytes in buffers reused across calls (every element is written):
   // allocating them per image cost GC time.
   const cw = Math.ceil(w / f), chh = Math.ceil(h / f);
-  if (msScratch.small.length < cw * chh * 3) {
-    msScratch = { small: new Float32Array(cw * chh * 3), modes: new Float32Array(cw * chh * 3), bytes: new Uint8Array(cw * chh * 3), packed: new Int32Array(cw * chh) };
+  let bufs = msScratch;
+  if (bufs.small.length < cw * chh * 3) {
+    bufs = { small: new Float32Array(cw * chh * 3), modes: new Float32Array(cw * chh * 3), bytes: new Uint8Array(cw * chh * 3), packed: new Int32Array(cw * chh) };
+    if (cw * chh * 3 <= KEEP_SCRATCH_ELEMENTS) msScratch = bufs;
   }
-  const small = downsampleArea(img.data, w, h, 3, f, msScratch.small.subarray(0, cw * chh * 3));
-  const modes = meanShiftModes(small.data, cw, chh, Math.max(1, Math.round(sp / f)), sr, msScratch.modes.subarray(0, cw * chh * 3));
-  const modeBytes = msScratch.bytes.subarray(0, cw * chh * 3);
+  const small = downsampleArea(img.data, w, h, 3, f, bufs.small.subarray(0, cw * chh * 3));
+  const modes = meanShiftModes(small.data, cw, chh, Math.max(1, Math.round(sp / f)), sr, bufs.modes.subarray(0, cw * chh * 3));
+  const modeBytes = bufs.bytes.subarray(0, cw * chh * 3);
   for (let k = 0; k < modes.length; k++) modeBytes[k] = u8(modes[k]);
   // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel (fewer at a 1-px edge).
   // Neighbouring columns share them: runs of columns with the same candidate columns (xa, xb), f wide inside.
@@ -368,7 +370,7 @@ const meanShift: Impl = (img, { i, s }) => {
   runStart.push(w);
   // Each coarse mode's bytes packed into one integer: when the candidates' bytes all agree, which one is the
   // closest cannot change the output (most pixels away from region edges), so no distance is computed.
-  const packed = msScratch.packed.subarray(0, cw * chh);
+  const packed = bufs.packed.subarray(0, cw * chh);
   for (let p = 0, q = 0; p < packed.length; p++, q += 3) packed[p] = (modeBytes[q] << 16) | (modeBytes[q + 1] << 8) | modeBytes[q + 2];
   const src = img.data, o = out.data;
   for (let y = 0; y < h; y++) {
@@ -689,8 +691,12 @@ function inpaintBlend(img: RgbImage, mask: Uint8Array, i: number, darken: boolea
   const cw = Math.ceil(W / 2), ch = Math.ceil(H / 2);
   // The first level in buffers reused across calls (every element is written below): allocating and zeroing
   // them was a tenth of the corruption.
-  if (inpaintScratch.wt.length < cw * ch) inpaintScratch = { c: new Float32Array(cw * ch * 3), wt: new Float32Array(cw * ch) };
-  const L1: PyramidLevel = { w: cw, h: ch, c: inpaintScratch.c.subarray(0, cw * ch * 3), wt: inpaintScratch.wt.subarray(0, cw * ch) };
+  let bufs = inpaintScratch;
+  if (bufs.wt.length < cw * ch) {
+    bufs = { c: new Float32Array(cw * ch * 3), wt: new Float32Array(cw * ch) };
+    if (cw * ch * 3 <= KEEP_SCRATCH_ELEMENTS) inpaintScratch = bufs;
+  }
+  const L1: PyramidLevel = { w: cw, h: ch, c: bufs.c.subarray(0, cw * ch * 3), wt: bufs.wt.subarray(0, cw * ch) };
   const c1 = L1.c, wt1 = L1.wt;
   for (let y = 0; y < ch; y++) {
     const y0 = 2 * y, y1 = Math.min(H - 1, y0 + 1);

@@ -289,6 +289,13 @@ export function boxBlur(
   return out;
 }
 
+/**
+ * The largest buffer (elements) kept for reuse across calls: 2^21 floats (8 MiB) holds a 256x256 image's buffers
+ * several times over; a larger image's buffers are allocated per call as before, so one large image does not pin
+ * them in memory.
+ */
+export const KEEP_SCRATCH_ELEMENTS = 1 << 21;
+
 let lineScratch = new Float32Array(0);
 /** Scratch buffers reused across calls (the filters are synchronous, so no two calls share one at a time). */
 let scratchF32 = new Float32Array(0);
@@ -326,8 +333,7 @@ export function boxSumsRgbRows(
   const rowLen = width * 3, n = rowLen * height;
   if (src.length !== n) throw new Error(`boxSumsRgbRows: ${src.length} bytes for ${width}x${height}x3`);
   const nx = 2 * rx + 1, ny = 2 * ry + 1;
-  if (scratchF32.length < n) scratchF32 = new Float32Array(n);
-  const tmp = scratchF32;
+  const tmp = n > KEEP_SCRATCH_ELEMENTS ? new Float32Array(n) : scratchF32.length >= n ? scratchF32 : (scratchF32 = new Float32Array(n));
   if (divLut.n !== nx) {
     const v = new Float32Array(255 * nx + 1);
     for (let S = 0; S < v.length; S++) v[S] = S / nx;
@@ -556,8 +562,8 @@ function lineRows(
   // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones.
   // Every element of B that the last loop reads is written first (row jj up to column lastX[jj]), so B is a buffer
   // reused across calls, not zeroed (880 KiB at 256x256 and 27 px: its allocation cost GC time).
-  if (lineScratch.length < width * H * 3) lineScratch = new Float32Array(width * H * 3);
-  const B = lineScratch;
+  const nb = width * H * 3;
+  const B = nb > KEEP_SCRATCH_ELEMENTS ? new Float32Array(nb) : lineScratch.length >= nb ? lineScratch : (lineScratch = new Float32Array(nb));
   for (let jj = 0; jj < H; jj++) {
     const xe = lastX[jj];
     if (xe < 0) continue; // no output reads this row of B
