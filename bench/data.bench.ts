@@ -9,7 +9,8 @@
 // DATA_BENCH_COMPARE=<git revision> (e.g. main) times the code as it was at that revision ("before": lib/data
 // extracted with git archive under .tmp/, run without the malloc settings unless DATA_BENCH_BEFORE_ALLOC=1) against
 // the working tree ("after": with them), each arm in its own child processes, alternating, DATA_BENCH_ROUNDS
-// (default 5) of each; per child: decode alone, then per type decode + corrupt and corrupt alone, 12 images a block;
+// (default 5) of each; per child: decode alone, then per type decode + corrupt and corrupt alone, 24 images a block
+// (DATA_BENCH_WARM=<n>: n untimed images of the type first);
 // medians over the children. Types: DATA_BENCH_TYPES (default all). With DATA_BENCH_SAME_PROCESS=1 both arms run
 // in one child (the malloc settings for both), interleaved as in the v1 mode below: the code alone compared.
 // DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode (a
@@ -174,7 +175,12 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   let t0 = cpuMs();
   for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
   const res: ArmResult = { decodeMs: (cpuMs() - t0) / 48, types: {} };
+  // DATA_BENCH_WARM=<n>: n untimed decode + corrupt images of each type right before its timed blocks (default 0, as
+  // before). The first block of a process costs more than later ones (one-time costs, Mark-Compact pauses): see
+  // docs/performance.md, round 7 (corr7).
+  const warm = Math.max(0, Number(process.env.DATA_BENCH_WARM ?? 0));
   for (const type of types) {
+    for (let k = 0; k < warm; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
     t0 = cpuMs();
     for (let k = 0; k < ARM_BLOCK; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
     const dc = (ARM_BLOCK * 1000) / (cpuMs() - t0);

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, fillStandardNormalFast, type Rng } from './random.ts';
-import { asFloat32, blurRgb, boxBlur, convolveRgb, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
+import { asFloat32, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -347,10 +347,17 @@ const meanShift: Impl = (img, { i, s }) => {
     for (let k = 0; k < modes.length; k++) out.data[k] = u8(modes[k]);
     return out;
   }
-  const small = downsampleArea(img.data, w, h, 3, f);
-  const modes = meanShiftModes(small.data, small.width, small.height, Math.max(1, Math.round(sp / f)), sr);
-  const cw = small.width, chh = small.height;
-  const modeBytes = new Uint8Array(modes.length);
+  // The coarse image, its modes and their bytes in buffers reused across calls (every element is written):
+  // allocating them per image cost GC time.
+  const cw = Math.ceil(w / f), chh = Math.ceil(h / f);
+  let bufs = msScratch;
+  if (bufs.small.length < cw * chh * 3) {
+    bufs = { small: new Float32Array(cw * chh * 3), modes: new Float32Array(cw * chh * 3), bytes: new Uint8Array(cw * chh * 3), packed: new Int32Array(cw * chh) };
+    if (cw * chh * 3 <= KEEP_SCRATCH_ELEMENTS) msScratch = bufs;
+  }
+  const small = downsampleArea(img.data, w, h, 3, f, bufs.small.subarray(0, cw * chh * 3));
+  const modes = meanShiftModes(small.data, cw, chh, Math.max(1, Math.round(sp / f)), sr, bufs.modes.subarray(0, cw * chh * 3));
+  const modeBytes = bufs.bytes.subarray(0, cw * chh * 3);
   for (let k = 0; k < modes.length; k++) modeBytes[k] = u8(modes[k]);
   // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel (fewer at a 1-px edge).
   // Neighbouring columns share them: runs of columns with the same candidate columns (xa, xb), f wide inside.
@@ -363,7 +370,7 @@ const meanShift: Impl = (img, { i, s }) => {
   runStart.push(w);
   // Each coarse mode's bytes packed into one integer: when the candidates' bytes all agree, which one is the
   // closest cannot change the output (most pixels away from region edges), so no distance is computed.
-  const packed = new Int32Array(cw * chh);
+  const packed = bufs.packed.subarray(0, cw * chh);
   for (let p = 0, q = 0; p < packed.length; p++, q += 3) packed[p] = (modeBytes[q] << 16) | (modeBytes[q + 1] << 8) | modeBytes[q + 2];
   const src = img.data, o = out.data;
   for (let y = 0; y < h; y++) {
@@ -413,13 +420,13 @@ const meanShift: Impl = (img, { i, s }) => {
  * pixel) it saved 10-11% of the search; with 5x5 windows it cost 0-4% (docs/performance.md, round 6).
  */
 const MEMO_BITS = 14;
+let msScratch = { small: new Float32Array(0), modes: new Float32Array(0), bytes: new Uint8Array(0), packed: new Int32Array(0) };
 let memo: { stamp: Int32Array; pos: Int32Array; step: Uint8Array; val: Float64Array; gen: number } | undefined;
 
 /** The mean-shift mode colour of every pixel of an interleaved RGB float image. */
-function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr: number): Float32Array {
+function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr: number, out = new Float32Array(w * h * 3)): Float32Array {
   const sr2 = sr * sr;
   const step = Math.max(1, Math.ceil(sp / 3));
-  const out = new Float32Array(w * h * 3);
   const rowStride = w * 3, colStride = 3 * step;
   const useMemo = Math.floor(sp / step) >= 3;
   if (useMemo && !memo) memo = { stamp: new Int32Array(1 << MEMO_BITS), pos: new Int32Array(1 << MEMO_BITS), step: new Uint8Array(1 << MEMO_BITS), val: new Float64Array(6 << MEMO_BITS), gen: 0 };
@@ -560,26 +567,33 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
   const radius = Math.max(1, Math.round(Math.floor(20 * i) * s));
   // sigma = 50i is 2.5x the kernel's half-width 20i: the truncated Gaussian is within 8% of flat, so a box
   // of the same width (running sums, O(1) per pixel) stands in for it.
-  const diffused = boxBlur(img.data, w, h, 3, radius, radius);
   const i2 = i * i;
-  if (i > 0.9) {
-    for (let k = 0; k < diffused.length; k++) diffused[k] = Math.floor(diffused[k] * i2);
-    const cv: Canvas = { width: w, height: h, channels: 3, data: diffused };
-    const r = stream('blots');
-    for (let k = 0, n = Math.floor(100 * i); k < n; k++) {
-      const x = r.int(0, w - 1), y = r.int(0, h - 1);
-      const rad = r.int(5, 19) * s;
-      const g = r.int(0, 254);
-      fillCircle(cv, x, y, Math.max(0.5, rad), { color: g });
-    }
-  }
   const out = newImage(w, h);
   const o = clamped(out.data), d = img.data;
   const a = Math.max(0.1, 1 - 0.9 * i), b = Math.min(0.9, 0.9 * i);
-  if (i > 0.9) for (let k = 0; k < o.length; k++) o[k] = d[k] * a + diffused[k] * b;
-  else for (let k = 0; k < o.length; k++) o[k] = d[k] * a + Math.floor(diffused[k] * i2) * b;
+  if (i <= 0.9) {
+    // Blended row by row as the blur produces them (no blurred image in between).
+    boxSumsRgbRows(d, w, h, radius, radius, (y, sums, count) => diffuseRow(d, sums, count, o, y * sums.length, a, b, i2));
+    return out;
+  }
+  const diffused = boxBlurRgbBytes(d, w, h, radius, radius);
+  for (let k = 0; k < diffused.length; k++) diffused[k] = Math.floor(diffused[k] * i2);
+  const cv: Canvas = { width: w, height: h, channels: 3, data: diffused };
+  const r = stream('blots');
+  for (let k = 0, n = Math.floor(100 * i); k < n; k++) {
+    const x = r.int(0, w - 1), y = r.int(0, h - 1);
+    const rad = r.int(5, 19) * s;
+    const g = r.int(0, 254);
+    fillCircle(cv, x, y, Math.max(0.5, rad), { color: g });
+  }
+  for (let k = 0; k < o.length; k++) o[k] = d[k] * a + diffused[k] * b;
   return out;
 };
+
+/** color_diffusion's blend of one row of the box blur's sums (the blur's value is their float32 mean). */
+function diffuseRow(d: Uint8Array, sums: Float64Array, count: number, o: Uint8ClampedArray, k0: number, a: number, b: number, i2: number): void {
+  for (let j = 0, k = k0; j < sums.length; j++, k++) o[k] = d[k] * a + Math.floor(Math.fround(sums[j] / count) * i2) * b;
+}
 
 /**
  * Over-sharpening with the pipeline's 3x3 kernel [0 -1 0; -1 5 -1; 0 -1 0] (identity plus the Laplacian
@@ -646,35 +660,108 @@ const watermarkDamage: Impl = (img, { i, s, stream }) => {
     const rh = Math.max(2, Math.round(r.int(20, 80) * s));
     for (let yy = y; yy <= Math.min(h - 1, y + rh); yy++) mask.fill(1, yy * w + x, yy * w + Math.min(w - 1, x + rw) + 1);
   }
-  const repaired = inpaint(img, mask);
-  const out = newImage(w, h);
-  addWeighted(img.data, 1 - i, repaired, i, out.data);
-  if (i > 0.5) {
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const p = y * w + x;
-        if (!mask[p]) continue;
-        const edge = (x > 0 && !mask[p - 1]) || (x < w - 1 && !mask[p + 1]) || (y > 0 && !mask[p - w]) || (y < h - 1 && !mask[p + w]);
-        if (edge) for (let c = 0; c < 3; c++) out.data[p * 3 + c] = Math.floor(out.data[p * 3 + c] * 0.8);
-      }
-    }
-  }
+  // out = addWeighted(img, 1 - i, inpainted, i). Outside the mask the inpainted image is the image itself, and
+  // v (1 - i) + v i is within 1e-13 of the byte v, so it rounds back to v: those pixels are copied, and only the
+  // masked ones are computed (inpaintBlend).
+  const out = cloneImage(img);
+  if (w > 1 || h > 1) inpaintBlend(img, mask, i, i > 0.5, out.data);
   return out;
 };
+
+type PyramidLevel = { w: number; h: number; c: Float32Array; wt: Float32Array };
+let inpaintScratch = { c: new Float32Array(0), wt: new Float32Array(0) };
 
 /**
  * Fills masked pixels smoothly from their surroundings (pull-push: a pyramid of mask-weighted 2x2 means,
  * then each level's holes take the bilinearly upsampled coarser colour), a fast stand-in for OpenCV's
- * Telea inpainting. Unmasked pixels keep their values. Returns float RGB.
+ * Telea inpainting, and blends the fill into `out` at the masked pixels only: out = img (1 - i) + fill i,
+ * rounded; with `darken`, masked pixels next to an unmasked one (the outlines) then x0.8, floored.
+ * The image is at least 2 px in one direction (the pyramid has a level above it).
+ *
+ * The same values as the full-image pull-push over float copies it replaces (frozen in
+ * test/data/reference/corruptions-v1.ts): the first level is computed from the bytes with integer sums (there
+ * every product and sum of the float formula is exact, and the quotient of the same rational rounds the same), the
+ * coarser levels with the original arithmetic in the original order, and at full resolution only the masked
+ * pixels (weight 0) are filled, with 0 * v + 1 * fill = fill.
  */
-function inpaint(img: RgbImage, mask: Uint8Array): Float32Array {
-  type Level = { w: number; h: number; c: Float32Array; wt: Float32Array };
-  const { width, height } = img;
-  const base: Level = { w: width, h: height, c: new Float32Array(img.data), wt: new Float32Array(width * height) };
-  for (let p = 0; p < width * height; p++) base.wt[p] = mask[p] ? 0 : 1;
-  const levels: Level[] = [base];
-  // Pull: colour = weighted mean of the 2x2 children, weight = min(1, sum of their weights).
-  for (let L = base; L.w > 1 || L.h > 1;) {
+function inpaintBlend(img: RgbImage, mask: Uint8Array, i: number, darken: boolean, o8: Uint8Array): void {
+  const { width: W, height: H, data: d } = img;
+  // Pull, first level: colour = mean of the unmasked children among the 2x2 (an odd last row or column repeats its
+  // pixel with half the weight: the same mean), weight = min(1, sum of the children's weights).
+  const cw = Math.ceil(W / 2), ch = Math.ceil(H / 2);
+  // The first level in buffers reused across calls (every element is written below): allocating and zeroing
+  // them was a tenth of the corruption.
+  let bufs = inpaintScratch;
+  if (bufs.wt.length < cw * ch) {
+    bufs = { c: new Float32Array(cw * ch * 3), wt: new Float32Array(cw * ch) };
+    if (cw * ch * 3 <= KEEP_SCRATCH_ELEMENTS) inpaintScratch = bufs;
+  }
+  const L1: PyramidLevel = { w: cw, h: ch, c: bufs.c.subarray(0, cw * ch * 3), wt: bufs.wt.subarray(0, cw * ch) };
+  const c1 = L1.c, wt1 = L1.wt;
+  for (let y = 0; y < ch; y++) {
+    const y0 = 2 * y, y1 = Math.min(H - 1, y0 + 1);
+    const sy = y1 === y0 ? 0.5 : 1;
+    for (let x = 0, p = y * cw; x < cw; x++, p++) {
+      const x0 = 2 * x, x1 = Math.min(W - 1, x0 + 1);
+      const q0 = y0 * W + x0, q1 = y0 * W + x1, q2 = y1 * W + x0, q3 = y1 * W + x1;
+      const m0 = 1 - mask[q0], m1 = 1 - mask[q1], m2 = 1 - mask[q2], m3 = 1 - mask[q3];
+      const n = m0 + m1 + m2 + m3;
+      if (n === 4) {
+        // x / 4 and x * 0.25 are the same double.
+        const a = q0 * 3, b = q1 * 3, c = q2 * 3, e = q3 * 3;
+        c1[p * 3] = (d[a] + d[b] + d[c] + d[e]) * 0.25;
+        c1[p * 3 + 1] = (d[a + 1] + d[b + 1] + d[c + 1] + d[e + 1]) * 0.25;
+        c1[p * 3 + 2] = (d[a + 2] + d[b + 2] + d[c + 2] + d[e + 2]) * 0.25;
+      } else if (n > 0) {
+        const a = q0 * 3, b = q1 * 3, c = q2 * 3, e = q3 * 3;
+        c1[p * 3] = (m0 * d[a] + m1 * d[b] + m2 * d[c] + m3 * d[e]) / n;
+        c1[p * 3 + 1] = (m0 * d[a + 1] + m1 * d[b + 1] + m2 * d[c + 1] + m3 * d[e + 1]) / n;
+        c1[p * 3 + 2] = (m0 * d[a + 2] + m1 * d[b + 2] + m2 * d[c + 2] + m3 * d[e + 2]) / n;
+      } else {
+        c1[p * 3] = 0; c1[p * 3 + 1] = 0; c1[p * 3 + 2] = 0; // as a fresh level's
+      }
+      wt1[p] = Math.min(1, n * (x1 === x0 ? 0.5 : 1) * sy);
+    }
+  }
+  const C = pullPush(L1)[0];
+  // Push into the full resolution: each masked pixel takes the bilinearly upsampled colour of the first level
+  // (the coarse columns and weights of each full-resolution column in tables), blended into `out` as it goes.
+  const xa = new Int32Array(W), xb = new Int32Array(W), fxs = new Float64Array(W);
+  for (let x = 0; x < W; x++) {
+    const u = Math.min(cw - 1, Math.max(0, (x + 0.5) / 2 - 0.5));
+    const x0 = Math.floor(u);
+    xa[x] = x0 * 3; xb[x] = Math.min(cw - 1, x0 + 1) * 3; fxs[x] = u - x0;
+  }
+  const o = clamped(o8), cc = C.c;
+  const wa = 1 - i, wb = i;
+  for (let y = 0; y < H; y++) {
+    const v = Math.min(ch - 1, Math.max(0, (y + 0.5) / 2 - 0.5));
+    const y0 = Math.floor(v), fy = v - y0;
+    const ra = y0 * cw * 3, rb = Math.min(ch - 1, y0 + 1) * cw * 3;
+    for (let x = 0, p = y * W; x < W; x++, p++) {
+      if (!mask[p]) continue;
+      const fx = fxs[x], ka = ra + xa[x], kb = ra + xb[x], kc = rb + xa[x], kd = rb + xb[x], k = p * 3;
+      let top = cc[ka] + (cc[kb] - cc[ka]) * fx, bot = cc[kc] + (cc[kd] - cc[kc]) * fx;
+      o[k] = d[k] * wa + Math.fround(top + (bot - top) * fy) * wb;
+      top = cc[ka + 1] + (cc[kb + 1] - cc[ka + 1]) * fx; bot = cc[kc + 1] + (cc[kd + 1] - cc[kc + 1]) * fx;
+      o[k + 1] = d[k + 1] * wa + Math.fround(top + (bot - top) * fy) * wb;
+      top = cc[ka + 2] + (cc[kb + 2] - cc[ka + 2]) * fx; bot = cc[kc + 2] + (cc[kd + 2] - cc[kc + 2]) * fx;
+      o[k + 2] = d[k + 2] * wa + Math.fround(top + (bot - top) * fy) * wb;
+      if (darken && ((x > 0 && !mask[p - 1]) || (x < W - 1 && !mask[p + 1]) || (y > 0 && !mask[p - W]) || (y < H - 1 && !mask[p + W]))) {
+        o8[k] = Math.floor(o8[k] * 0.8); o8[k + 1] = Math.floor(o8[k + 1] * 0.8); o8[k + 2] = Math.floor(o8[k + 2] * 0.8);
+      }
+    }
+  }
+}
+
+/**
+ * Pull-push from `first` up: the coarser levels are pulled (colour = weighted mean of the 2x2 children, weight =
+ * min(1, sum of their weights)), then each level's missing weight is filled from the (already filled) coarser one,
+ * down to `first`. Returns the levels, `first` at index 0, filled.
+ */
+function pullPush(first: PyramidLevel): PyramidLevel[] {
+  const levels: PyramidLevel[] = [first];
+  for (let L = first; L.w > 1 || L.h > 1;) {
     const w = Math.ceil(L.w / 2), h = Math.ceil(L.h / 2);
     const c = new Float32Array(w * h * 3), wt = new Float32Array(w * h);
     for (let y = 0; y < h; y++) {
@@ -699,7 +786,6 @@ function inpaint(img: RgbImage, mask: Uint8Array): Float32Array {
     L = { w, h, c, wt };
     levels.push(L);
   }
-  // Push: fill each level's missing weight from the (already filled) coarser level.
   for (let k = levels.length - 2; k >= 0; k--) {
     const F = levels[k], C = levels[k + 1];
     for (let y = 0; y < F.h; y++) {
@@ -721,7 +807,7 @@ function inpaint(img: RgbImage, mask: Uint8Array): Float32Array {
       }
     }
   }
-  return base.c;
+  return levels;
 }
 
 const IMPLS: Record<CorruptionType, Impl> = {

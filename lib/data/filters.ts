@@ -82,14 +82,15 @@ export function convolveSeparable(
   return out;
 }
 
-/** Area-average downsampling by an integer factor (partial blocks at the right and bottom edges). */
+/** Area-average downsampling by an integer factor (partial blocks at the right and bottom edges); `into` receives it. */
 export function downsampleArea(
-  source: ArrayLike<number>, width: number, height: number, channels: number, f: number,
+  source: ArrayLike<number>, width: number, height: number, channels: number, f: number, into?: Float32Array,
 ): { data: Float32Array; width: number; height: number } {
-  if (source instanceof Uint8Array && f * f * 255 < 2 ** 24) return downsampleBytes(source, width, height, channels, f);
-  const src = asFloat32(source);
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
-  const out = new Float32Array(cw * chh * channels);
+  if (into && into.length !== cw * chh * channels) throw new Error(`downsampleArea: out has ${into.length} elements, expected ${cw * chh * channels}`);
+  if (source instanceof Uint8Array && f * f * 255 < 2 ** 24) return downsampleBytes(source, width, height, channels, f, into);
+  const src = asFloat32(source);
+  const out = into ? into.fill(0) : new Float32Array(cw * chh * channels);
   const rowLen = width * channels;
   for (let cy = 0; cy < chh; cy++) {
     const y0 = cy * f, y1 = Math.min(height, y0 + f);
@@ -115,11 +116,11 @@ export function downsampleArea(
  * 2^24 (exact), so integer sums scaled by the same reciprocal round to the same float32 values.
  */
 function downsampleBytes(
-  src: Uint8Array, width: number, height: number, channels: number, f: number,
+  src: Uint8Array, width: number, height: number, channels: number, f: number, into?: Float32Array,
 ): { data: Float32Array; width: number; height: number } {
-  if (channels === 3) return downsampleRgbBytes(src, width, height, f);
+  if (channels === 3) return downsampleRgbBytes(src, width, height, f, into);
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
-  const out = new Float32Array(cw * chh * channels);
+  const out = into ?? new Float32Array(cw * chh * channels);
   const acc = new Int32Array(cw * channels);
   const rowLen = width * channels;
   for (let cy = 0; cy < chh; cy++) {
@@ -147,9 +148,9 @@ function downsampleBytes(
  * downsampleBytes for interleaved RGB (mean_shift's and lens_blur's case): the same integer sums, with the three
  * channels in locals and one pass per source row, so the same float32 results at a fraction of the loop overhead.
  */
-function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: number): { data: Float32Array; width: number; height: number } {
+function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: number, into?: Float32Array): { data: Float32Array; width: number; height: number } {
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
-  const out = new Float32Array(cw * chh * 3);
+  const out = into ?? new Float32Array(cw * chh * 3); // every element is written below
   const acc = new Int32Array(cw * 3);
   const rowLen = width * 3;
   for (let cy = 0; cy < chh; cy++) {
@@ -286,6 +287,88 @@ export function boxBlur(
     }
   }
   return out;
+}
+
+/**
+ * The largest buffer (elements) kept for reuse across calls: 2^21 floats (8 MiB) holds a 256x256 image's buffers
+ * several times over; a larger image's buffers are allocated per call as before, so one large image does not pin
+ * them in memory.
+ */
+export const KEEP_SCRATCH_ELEMENTS = 1 << 21;
+
+let lineScratch = new Float32Array(0);
+/** Scratch buffers reused across calls (the filters are synchronous, so no two calls share one at a time). */
+let scratchF32 = new Float32Array(0);
+let scratchF64 = new Float64Array(0);
+let scratchI32 = new Int32Array(0);
+let divLut = { n: 0, v: new Float32Array(0) };
+
+/**
+ * boxBlur(src, width, height, 3, rx, ry) of RGB bytes, the same float32 values (color_diffusion's blur above i 0.9).
+ * `out` (optional) receives the result.
+ */
+export function boxBlurRgbBytes(src: Uint8Array, width: number, height: number, rx: number, ry: number, out?: Float32Array): Float32Array {
+  const res = out ?? new Float32Array(width * height * 3);
+  if (res.length !== width * height * 3) throw new Error(`boxBlurRgbBytes: out has ${res.length} elements, expected ${width * height * 3}`);
+  boxSumsRgbRows(src, width, height, rx, ry, (y, sums, count) => meanRow(sums, count, res, y * sums.length));
+  return res;
+}
+
+function meanRow(sums: Float64Array, count: number, out: Float32Array, k0: number): void {
+  for (let j = 0; j < sums.length; j++) out[k0 + j] = sums[j] / count;
+}
+
+/**
+ * boxBlurRgbBytes one output row at a time, as sums: `onRow(y, sums, count)` gets row y's column sums (width * 3
+ * doubles, overwritten by the next row), and boxBlur's value is the float32 of sums[j] / count. A caller that only
+ * blends the blur into something needs no blurred image (color_diffusion).
+ * - rows: boxBlur's double running sum of bytes is an integer S, so each row value is fround(S / nx), read from a
+ *   table of those quotients; the three channels' sums run side by side in locals;
+ * - columns: boxBlur's own loop (double running sums of the float32 row values, in the same order), the row values
+ *   in a buffer reused across calls (no 786 KiB allocation and zeroing per 256x256 image).
+ */
+export function boxSumsRgbRows(
+  src: Uint8Array, width: number, height: number, rx: number, ry: number, onRow: (y: number, sums: Float64Array, count: number) => void,
+): void {
+  const rowLen = width * 3, n = rowLen * height;
+  if (src.length !== n) throw new Error(`boxSumsRgbRows: ${src.length} bytes for ${width}x${height}x3`);
+  const nx = 2 * rx + 1, ny = 2 * ry + 1;
+  const tmp = n > KEEP_SCRATCH_ELEMENTS ? new Float32Array(n) : scratchF32.length >= n ? scratchF32 : (scratchF32 = new Float32Array(n));
+  if (divLut.n !== nx) {
+    const v = new Float32Array(255 * nx + 1);
+    for (let S = 0; S < v.length; S++) v[S] = S / nx;
+    divLut = { n: nx, v };
+  }
+  const q = divLut.v;
+  // Source offsets of the reflect-101-padded row (boxBlur's pad, one extra element at the end).
+  const padLen = width + 2 * rx + 1;
+  if (scratchI32.length < padLen) scratchI32 = new Int32Array(padLen);
+  const idx = scratchI32;
+  for (let i = 0; i < padLen; i++) idx[i] = reflect101(i - rx, width) * 3;
+  for (let y = 0, row = 0; y < height; y++, row += rowLen) {
+    let s0 = 0, s1 = 0, s2 = 0;
+    for (let k = 0; k < nx; k++) { const p = row + idx[k]; s0 += src[p]; s1 += src[p + 1]; s2 += src[p + 2]; }
+    for (let x = 0, o = row; x < width; x++, o += 3) {
+      tmp[o] = q[s0]; tmp[o + 1] = q[s1]; tmp[o + 2] = q[s2];
+      const a = row + idx[x + nx], b = row + idx[x];
+      s0 += src[a] - src[b]; s1 += src[a + 1] - src[b + 1]; s2 += src[a + 2] - src[b + 2];
+    }
+  }
+  if (scratchF64.length !== rowLen) scratchF64 = new Float64Array(rowLen);
+  const acc = scratchF64;
+  acc.fill(0);
+  for (let k = -ry; k <= ry; k++) {
+    const r = reflect101(k, height) * rowLen;
+    for (let j = 0; j < rowLen; j++) acc[j] += tmp[r + j];
+  }
+  for (let y = 0; y < height; y++) {
+    onRow(y, acc, ny);
+    if (y + 1 < height) addRowDifference(acc, tmp, reflect101(y + ry + 1, height) * rowLen, reflect101(y - ry, height) * rowLen);
+  }
+}
+
+function addRowDifference(acc: Float64Array, tmp: Float32Array, add: number, sub: number): void {
+  for (let j = 0; j < acc.length; j++) acc[j] += tmp[add + j] - tmp[sub + j];
 }
 
 /** `src` as a Float32Array (itself if it already is one), so the hot loops see one element type. */
@@ -477,7 +560,10 @@ function lineRows(
   // J(u, j) = I(u, j + jmin + m u): per column a constant fractional shift. One row at a time.
   const J = new Float32Array(W * 3);
   // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones.
-  const B = new Float32Array(width * H * 3);
+  // Every element of B that the last loop reads is written first (row jj up to column lastX[jj]), so B is a buffer
+  // reused across calls, not zeroed (880 KiB at 256x256 and 27 px: its allocation cost GC time).
+  const nb = width * H * 3;
+  const B = nb > KEEP_SCRATCH_ELEMENTS ? new Float32Array(nb) : lineScratch.length >= nb ? lineScratch : (lineScratch = new Float32Array(nb));
   for (let jj = 0; jj < H; jj++) {
     const xe = lastX[jj];
     if (xe < 0) continue; // no output reads this row of B
