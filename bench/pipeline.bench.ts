@@ -92,8 +92,6 @@ function armsFor(): Arm[] {
         const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined, ...(threads ? { threads } : {}) });
         const actions = s.samples_per_second * s.grpo_seconds;
         const byProcess = Object.fromEntries(Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([name, c]) => [name, (c * 1000) / actions]));
-        const by = Object.entries(byProcess).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ');
-        if (by) console.log(`    CPU ms per action by process: ${by}`);
         return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined, byProcess };
       } finally {
         delete process.env[TRACE_ENV];
@@ -122,6 +120,8 @@ async function throughput(): Promise<void> {
         results.set(arm.name, [...(results.get(arm.name) ?? []), r]);
         got.set(arm.name, r.actionsPerSecond);
         console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${arm.name.padEnd(32)} ${r.actionsPerSecond.toFixed(1).padStart(6)} actions/s, CPU ${r.cpuMsPerAction?.toFixed(2) ?? '?'} ms per action; load average ${load()}`);
+        const by = Object.entries(r.byProcess ?? {}).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ');
+        if (by) console.log(`    (this run) CPU ms per action by process: ${by}`);
       }
       for (const arm of arms.slice(1)) ratios.set(arm.name, [...(ratios.get(arm.name) ?? []), got.get(arm.name)! / got.get(arms[0]!.name)!]);
     }
