@@ -9,8 +9,9 @@
 // shows up as a gap between the two.
 //
 //   BENCH_STALENESS=0,1 BENCH_PIPELINE_REPS=2 BENCH_SFT=30 BENCH_GRPO=40 node --import tsx bench/index.ts pipeline
-//   BENCH_PIPELINE_THREADS=auto,1   pipeline arms with these onnxruntime threads per role (auto: runLocal's default;
-//                                   learner:2 is runLocal's default with the learner alone given 2)
+//   BENCH_PIPELINE_THREADS=auto,1   pipeline arms with these settings (auto: runLocal's defaults; 1: one onnxruntime
+//                                   thread per role; learner:1 the learner alone on 1; heap:0 V8's own heap growth
+//                                   in every role; '+' joins them: learner:1+heap:0 is round 6's pipeline)
 //   BENCH_TRACE=DIR                 writes each pipeline run's event timeline there (bench/pipeline-trace.ts reads it)
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { loadConfig } from '../lib/config/index.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 import { runLocal, type LocalRunOptions } from '../lib/local/local-run.ts';
 import { TRACE_ENV } from '../lib/log/trace.ts';
+import { HEAP_GROWTH_ENV } from '../lib/deploy/heap-growth.ts';
 
 const SFT = Number(process.env.BENCH_SFT ?? 30);
 const GRPO = Number(process.env.BENCH_GRPO ?? 40);
@@ -31,9 +33,35 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
+interface RunFigures {
+  actionsPerSecond: number;
+  cpuMsPerAction: number | undefined;
+  /** Pipeline arms: CPU ms per action of each process. */
+  byProcess?: Record<string, number>;
+}
+
 interface Arm {
   name: string;
-  run: (staleness: number, round: number) => Promise<{ actionsPerSecond: number; cpuMsPerAction: number | undefined }>;
+  run: (staleness: number, round: number) => Promise<RunFigures>;
+}
+
+/**
+ * A pipeline arm's settings, '+'-joined: `auto` (runLocal's defaults), `N` (N onnxruntime threads per role),
+ * `ROLE:N` (that role N threads, the others runLocal's default), `heap:P` ($RECOVERY_GRPO_HEAP_GROWING_PERCENT=P
+ * for every role; 0: V8's own heap growth). Round 7's before/after: `learner:1+heap:0,auto`.
+ */
+function parseVariant(v: string): { threads?: LocalRunOptions['threads']; heap?: string } {
+  const out: { threads?: LocalRunOptions['threads']; heap?: string } = {};
+  for (const part of v.split('+')) {
+    const one = /^(learner|rollout-worker|reward-worker):(\d+)$/.exec(part);
+    const heap = /^heap:(\d+)$/.exec(part);
+    if (part === 'auto') continue;
+    if (one) out.threads = { ...out.threads, [one[1]!]: Number(one[2]) };
+    else if (heap) out.heap = heap[1]!;
+    else if (/^\d+$/.test(part)) out.threads = { ...out.threads, learner: Number(part), 'rollout-worker': Number(part), 'reward-worker': Number(part) };
+    else throw new Error(`BENCH_PIPELINE_THREADS: '${part}' is not auto, N, ROLE:N or heap:P`);
+  }
+  return out;
 }
 
 function armsFor(): Arm[] {
@@ -49,13 +77,12 @@ function armsFor(): Arm[] {
   };
   const variants = (process.env.BENCH_PIPELINE_THREADS ?? 'auto').split(',');
   const pipelines = variants.map((v): Arm => ({
-    name: v === 'auto' ? 'pipeline' : /^\w[\w-]*:\d+$/.test(v) ? `pipeline, ${v.replace(':', ' ')} thread(s)` : `pipeline, ${v} thread(s) per role`,
+    name: v === 'auto' ? 'pipeline' : `pipeline, ${v}`,
     run: async (staleness, round) => {
+      const { threads, heap } = parseVariant(v);
       const dir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
-      const one = /^(learner|rollout-worker|reward-worker):(\d+)$/.exec(v);
-      const threads: LocalRunOptions['threads'] = v === 'auto' ? undefined
-        : one ? { [one[1]!]: Number(one[2]) }
-        : { learner: Number(v), 'rollout-worker': Number(v), 'reward-worker': Number(v) };
+      const savedHeap = process.env[HEAP_GROWTH_ENV];
+      if (heap !== undefined) process.env[HEAP_GROWTH_ENV] = heap; // the roles inherit the environment
       if (TRACE) {
         mkdirSync(TRACE, { recursive: true });
         process.env[TRACE_ENV] = join(TRACE, `pipeline-s${staleness}-${v}-r${round}.jsonl`);
@@ -64,11 +91,12 @@ function armsFor(): Arm[] {
       try {
         const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined, ...(threads ? { threads } : {}) });
         const actions = s.samples_per_second * s.grpo_seconds;
-        const by = Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([name, c]) => `${name} ${((c * 1000) / actions).toFixed(2)}`).join(', ');
-        if (by) console.log(`    CPU ms per action by process: ${by}`);
-        return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined };
+        const byProcess = Object.fromEntries(Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([name, c]) => [name, (c * 1000) / actions]));
+        return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined, byProcess };
       } finally {
         delete process.env[TRACE_ENV];
+        if (savedHeap === undefined) delete process.env[HEAP_GROWTH_ENV];
+        else process.env[HEAP_GROWTH_ENV] = savedHeap;
         rmSync(dir, { recursive: true, force: true });
       }
     },
@@ -82,7 +110,7 @@ async function throughput(): Promise<void> {
   const stalenesses = (process.env.BENCH_STALENESS ?? '0,1').split(',').map(Number);
   const arms = armsFor();
   for (const staleness of stalenesses) {
-    const results = new Map<string, Array<{ actionsPerSecond: number; cpuMsPerAction: number | undefined }>>();
+    const results = new Map<string, RunFigures[]>();
     const ratios = new Map<string, number[]>();
     for (let round = 0; round < REPS; round++) {
       const order = round % 2 === 0 ? arms : [...arms].reverse();
@@ -92,6 +120,8 @@ async function throughput(): Promise<void> {
         results.set(arm.name, [...(results.get(arm.name) ?? []), r]);
         got.set(arm.name, r.actionsPerSecond);
         console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${arm.name.padEnd(32)} ${r.actionsPerSecond.toFixed(1).padStart(6)} actions/s, CPU ${r.cpuMsPerAction?.toFixed(2) ?? '?'} ms per action; load average ${load()}`);
+        const by = Object.entries(r.byProcess ?? {}).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ');
+        if (by) console.log(`    (this run) CPU ms per action by process: ${by}`);
       }
       for (const arm of arms.slice(1)) ratios.set(arm.name, [...(ratios.get(arm.name) ?? []), got.get(arm.name)! / got.get(arms[0]!.name)!]);
     }
@@ -102,6 +132,9 @@ async function throughput(): Promise<void> {
         `  maxStaleness ${staleness}: ${arm.name} / single process actions/s: ${rs.map((x) => x.toFixed(2)).join(', ')} (median ${median(rs).toFixed(2)}; target >= ${target[staleness]?.toFixed(1) ?? '?'}); ` +
           `CPU per action ${cpu(arm.name).toFixed(2)} against ${cpu(arms[0]!.name).toFixed(2)} ms (medians)`,
       );
+      const runs = results.get(arm.name)!;
+      const names = Object.keys(runs[0]?.byProcess ?? {});
+      if (names.length) console.log(`    ${arm.name}, CPU ms per action by process (medians): ${names.map((n) => `${n} ${median(runs.map((r) => r.byProcess?.[n] ?? NaN)).toFixed(2)}`).join(', ')}`);
     }
   }
 }

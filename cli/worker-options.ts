@@ -6,6 +6,7 @@ import { loadConfig } from '../lib/config/index.ts';
 import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
 import type { WorkerHandle } from '../lib/worker/runtime.ts';
 import { setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
+import { applyHeapGrowth } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
 
 export interface WorkerCliArgs {
@@ -129,6 +130,7 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
 
 /** Applies the process-wide settings among the flags (--threads) before the role creates its sessions. */
 export function applyProcessArgs(a: WorkerCliArgs): void {
+  applyHeapGrowth();
   if (a.threads !== undefined) setIntraOpThreads(a.threads);
 }
 

@@ -35,9 +35,9 @@ export interface LocalRunOptions {
   rolloutWorkers?: number;
   rewardWorkers?: number;
   /**
-   * onnxruntime threads per operator for each role's processes (--threads). Default: the cores shared
-   * evenly among the learner, rollout and reward processes (at least 1 each), unless
-   * $RECOVERY_GRPO_THREADS is set, which then applies to every role.
+   * onnxruntime threads per operator for each role's processes (--threads). Default (roleThreads): the cores
+   * shared evenly among the learner, rollout and reward processes (at least 1 each), the learner twice its share
+   * (at most every core), unless $RECOVERY_GRPO_THREADS is set, which then applies to every role.
    */
   threads?: Partial<Record<OrtRole, number>>;
   /** Reuse a reachable NATS server instead of starting one (its credentials, if any, come from the environment). */
@@ -52,11 +52,17 @@ export interface LocalRunOptions {
 type OrtRole = 'learner' | 'rollout-worker' | 'reward-worker';
 const NATS_ROLE_OF: Record<OrtRole, NatsRole> = { learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' };
 
-/** The --threads each role gets: explicit settings, else an even share of the cores (none when THREADS_ENV is set). */
+/**
+ * The --threads each role gets: explicit settings, else a share of the cores (none when THREADS_ENV is set): the
+ * workers an even share each, the learner twice that (at most every core). The learner's GRPO step is the serial
+ * part at maxStaleness 0 (the workers wait for its checkpoint) and the bottleneck at 1, so it gets the cores the
+ * waiting workers leave (docs/performance.md, "Round 7 (pipe7)"); results do not depend on the thread count.
+ */
 export function roleThreads(o: Pick<LocalRunOptions, 'threads' | 'rolloutWorkers' | 'rewardWorkers'>, cores = availableParallelism()): Partial<Record<OrtRole, number>> {
   const processes = 1 + (o.rolloutWorkers ?? 1) + (o.rewardWorkers ?? 1);
   const share = Math.max(1, Math.floor(cores / processes));
-  const even = process.env[THREADS_ENV] ? {} : { learner: share, 'rollout-worker': share, 'reward-worker': share };
+  const learner = Math.max(share, Math.min(cores, 2 * share));
+  const even = process.env[THREADS_ENV] ? {} : { learner, 'rollout-worker': share, 'reward-worker': share };
   return { ...even, ...o.threads };
 }
 

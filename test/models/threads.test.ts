@@ -76,12 +76,14 @@ test('threads per operator: bad values are refused by name; the process setting 
   }
 });
 
-test('local run: the cores are shared evenly among the roles, explicit settings win, the environment variable opts out', () => {
+test('local run: the cores are shared among the roles (the learner twice the workers\' share), explicit settings win, the environment variable opts out', () => {
   const saved = process.env[THREADS_ENV];
   delete process.env[THREADS_ENV];
   try {
-    assert.deepEqual(roleThreads({}, 2), { learner: 1, 'rollout-worker': 1, 'reward-worker': 1 });
-    assert.deepEqual(roleThreads({ rolloutWorkers: 2, rewardWorkers: 1 }, 16), { learner: 4, 'rollout-worker': 4, 'reward-worker': 4 });
+    assert.deepEqual(roleThreads({}, 2), { learner: 2, 'rollout-worker': 1, 'reward-worker': 1 });
+    assert.deepEqual(roleThreads({}, 1), { learner: 1, 'rollout-worker': 1, 'reward-worker': 1 });
+    assert.deepEqual(roleThreads({ rolloutWorkers: 2, rewardWorkers: 1 }, 16), { learner: 8, 'rollout-worker': 4, 'reward-worker': 4 });
+    assert.deepEqual(roleThreads({ threads: { learner: 1 } }, 2), { learner: 1, 'rollout-worker': 1, 'reward-worker': 1 });
     assert.deepEqual(roleThreads({ threads: { learner: 2 } }, 2), { learner: 2, 'rollout-worker': 1, 'reward-worker': 1 });
     process.env[THREADS_ENV] = '3';
     assert.deepEqual(roleThreads({}, 2), {});
