@@ -8,6 +8,9 @@ import type { NatsConnection } from 'nats';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, sha256Digest, type Announcement } from '../../lib/transport/nats.ts';
 import { pushHeaders } from '../../lib/transport/checkpoint-push.ts';
+import { CHECKPOINT_MAX_PAYLOAD } from '../../lib/transport/nats-server.ts';
+import { encodeCheckpoint, type TensorMap } from '../../lib/checkpoint/index.ts';
+import { fetchCheckpoint } from '../../lib/worker/checkpoints.ts';
 
 let nats: TestNatsServer;
 let learnerNc: NatsConnection;
@@ -81,4 +84,44 @@ test('a forged push (bytes that do not hash to their digest) is ignored: the wat
   const got = await follower.get(1, { expectDigest: ann.digest });
   assert.ok(Buffer.from(got.bytes).equals(c.bytes));
   await watch.stop();
+});
+
+test('a checkpoint in one chunk (max_payload 8 MiB) is held as received, aligned: its tensors decode as views of it', async () => {
+  const big = await startNatsServer({ maxPayload: CHECKPOINT_MAX_PAYLOAD });
+  const lnc = await connectNats({ url: big.url, name: 'one-chunk-learner' });
+  const fnc = await connectNats({ url: big.url, name: 'one-chunk-follower' });
+  let watch: Awaited<ReturnType<CheckpointStore['watch']>> | undefined;
+  try {
+    const runId = 'push-one';
+    const params: TensorMap = new Map([
+      ['a.weight', { shape: [300, 1000], data: Float32Array.from({ length: 300_000 }, (_, i) => Math.sin(i)) }],
+      ['b.bias', { shape: [3], data: new Float32Array([1, -2, 3.5]) }],
+    ]);
+    const enc = encodeCheckpoint({ meta: { runId, version: 1, step: 1, lastBatchId: null, configHash: 'h' }, params });
+    const shapes = new Map([...params].map(([k, t]) => [k, t.shape]));
+    const learner = await CheckpointStore.open(lnc, { runId });
+    const follower = await CheckpointStore.open(fnc, { runId });
+    watch = await follower.watch();
+    const it = watch[Symbol.asyncIterator]();
+    await learner.put(1, enc.bytes, `sha256:${enc.digest}`);
+    const ann = await nextAnnouncement(it);
+    const got = await follower.get(1, { expectDigest: ann.digest });
+    assert.ok(Buffer.from(got.bytes).equals(enc.bytes));
+    // the payload follows the (padded) headers in nats.js's buffer of the message: 8-aligned
+    assert.equal(got.bytes.byteOffset % 8, 0, `payload at offset ${got.bytes.byteOffset}`);
+    const ck = await fetchCheckpoint(follower, ann, { runId, shapes, views: true });
+    for (const [name, t] of params) {
+      assert.deepEqual(ck.params.get(name)!.data, t.data, name);
+      assert.equal(ck.params.get(name)!.data.buffer, got.bytes.buffer, `${name} is a view of the received message`);
+    }
+    // a store that missed the push reads the one stored chunk, verified the same way
+    const late = await CheckpointStore.open(fnc, { runId });
+    const read = await fetchCheckpoint(late, ann, { runId, shapes, views: true });
+    for (const [name, t] of params) assert.deepEqual(read.params.get(name)!.data, t.data, name);
+  } finally {
+    await watch?.stop();
+    await lnc.close();
+    await fnc.close();
+    await big.stop();
+  }
 });
