@@ -11,7 +11,8 @@
 // stores the object, then publishes the announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated
 // by JetStream). watch() is an ordered consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject),
 // so a worker that joins late gets the newest checkpoint first and then every later one; versions are yielded
-// strictly increasing.
+// strictly increasing; after a reconnect it also reads the newest announcement (one delivered while the connection
+// was down is otherwise lost until the next).
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
