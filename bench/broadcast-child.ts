@@ -1,6 +1,7 @@
 // Child processes of bench/broadcast.bench.ts, one follower each (started with fork, so they report over IPC):
 //   nats <natsUrl> <runId> <shapes.json>   follows the run's announcements as a rollout worker does: fetch,
-//                                          verify and decode each; sends { version } per checkpoint held
+//                                          verify and decode each (tensors as views of the fetched bytes, as
+//                                          the rollout worker's; BENCH_CHILD_COPY=1: copies); sends { version }
 //   tcp <port>                             reads length-prefixed frames from a loopback TCP socket and hashes
 //                                          each with Node's sha256; sends { version: frame index, digest }
 // Every report carries the process's CPU time so far (ms), so the bench can print CPU per round and arm.
@@ -31,7 +32,7 @@ if (mode === 'nats') {
   process.once('disconnect', () => void watch.stop());
   send({ ready: true, cpu: cpuMs() });
   for await (const ann of watch) {
-    const ck = await fetchCheckpoint(store, ann, { runId, shapes });
+    const ck = await fetchCheckpoint(store, ann, { runId, shapes, views: process.env.BENCH_CHILD_COPY !== '1' });
     trace('decoded', { version: ann.version });
     send({ version: ann.version, digest: ck.digest, cpu: cpuMs() });
   }

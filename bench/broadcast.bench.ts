@@ -7,6 +7,8 @@
 //   BENCH_BROADCAST_REPS (default 5), BENCH_BROADCAST_SIZES (MB, default "1.2,50"),
 //   BENCH_BROADCAST_BEFORE (a checkout of other code, e.g. a worktree of main with node_modules: a second broadcast
 //   arm, "before", with its CheckpointStore and broadcast-child.ts, interleaved round by round with this one),
+//   BENCH_BROADCAST_BEFORE_MAX_PAYLOAD (bytes: the "before" arm's nats-server max_payload; default nats-server's 1 MiB;
+//   each arm has its own server, this checkout's at CHECKPOINT_MAX_PAYLOAD),
 //   BENCH_CHILD_ARGS (extra node flags for the follower processes, e.g. "--cpu-prof --cpu-prof-dir=DIR"),
 //   RECOVERY_GRPO_TRACE=FILE (lib/log/trace.ts: the put's, the followers' and the watch's steps, one JSON line each)
 import { fork, type ChildProcess } from 'node:child_process';
@@ -19,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { trace, traceRole } from '../lib/log/trace.ts';
 import { freePort } from '../lib/local/local-run.ts';
-import { CheckpointStore, connectNats, spawnNatsServer } from '../lib/transport/index.ts';
+import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, spawnNatsServer } from '../lib/transport/index.ts';
 
 const FOLLOWERS = 4;
 const REPS = Number(process.env.BENCH_BROADCAST_REPS ?? 5);
@@ -99,6 +101,8 @@ interface Arm {
   store: { put(version: number, bytes: Uint8Array, digest: string): Promise<unknown>; prune(keepLast: number): Promise<unknown> };
   close(): Promise<void>;
   followers: Follower[];
+  /** This arm's nats-server. */
+  serverPid: number;
   ms: number[];
   /** CPU ms summed over the rounds: learner (this process), followers, nats-server. */
   cpu: number[];
@@ -107,7 +111,16 @@ interface Arm {
 export async function run(): Promise<void> {
   traceRole('learner');
   const dir = mkdtempSync(join(tmpdir(), 'bench-broadcast-'));
-  const nats = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'nats') });
+  // each broadcast arm has its own nats-server (so its CPU is the arm's): this checkout's with the max_payload the
+  // project configures (CHECKPOINT_MAX_PAYLOAD), "before"'s with BENCH_BROADCAST_BEFORE_MAX_PAYLOAD (bytes; default
+  // nats-server's own 1 MiB, what round 6 ran with)
+  const beforeMax = Number(process.env.BENCH_BROADCAST_BEFORE_MAX_PAYLOAD ?? 0) || undefined;
+  const servers = new Map<string, Awaited<ReturnType<typeof spawnNatsServer>>>();
+  const serverFor = async (label: string, maxPayload: number | undefined) => {
+    const s = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `nats-${label}`), ...(maxPayload ? { maxPayload } : {}) });
+    servers.set(label, s);
+    return s;
+  };
   const tcp = createServer();
   const sockets: Socket[] = [];
   tcp.on('connection', (s) => {
@@ -130,16 +143,17 @@ export async function run(): Promise<void> {
       const shapesFile = join(dir, `bench-shapes-${mb}.json`);
       writeFileSync(shapesFile, JSON.stringify([...params].map(([k, t]) => [k, t.shape])));
       const arms: Arm[] = [];
-      for (const [label, lib, child] of [
-        ...(before ? [['before', before.store, before.child] as const] : []),
-        [before ? 'after' : 'broadcast', { CheckpointStore, connectNats }, CHILD] as const,
+      for (const [label, lib, child, maxPayload] of [
+        ...(before ? [['before', before.store, before.child, beforeMax] as const] : []),
+        [before ? 'after' : 'broadcast', { CheckpointStore, connectNats }, CHILD, CHECKPOINT_MAX_PAYLOAD] as const,
       ]) {
+        const nats = servers.get(label) ?? (await serverFor(label, maxPayload));
         const runId = `bench-${label}-${String(mb).replace('.', '_')}`;
         const nc = await lib.connectNats({ url: nats.url, name: `bench-learner-${label}` });
         const store = await lib.CheckpointStore.open(nc, { runId });
         const followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(child, ['nats', nats.url, runId, shapesFile])));
         all.push(...followers);
-        arms.push({ label, runId, store, close: () => nc.close(), followers, ms: [], cpu: [0, 0, 0] });
+        arms.push({ label, runId, store, close: () => nc.close(), followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0] });
       }
       const receivers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(CHILD, ['tcp', String(tcpPort)])));
       all.push(...receivers);
@@ -153,14 +167,14 @@ export async function run(): Promise<void> {
         for (const arm of v % 2 === 0 ? [...arms].reverse() : arms) {
           enc = encodeCheckpoint({ meta: { runId: arm.runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
           bytes = enc.bytes.length;
-          const c0 = [ownCpu(), fCpu(arm.followers), procCpu(nats.pid)];
+          const c0 = [ownCpu(), fCpu(arm.followers), procCpu(arm.serverPid)];
           const t0 = performance.now();
           trace('bench.put', { version: v, arm: arm.label });
           await arm.store.put(v, enc.bytes, `sha256:${enc.digest}`);
           const digests = await Promise.all(arm.followers.map((f) => f.reached(v)));
           arm.ms.push(performance.now() - t0);
           trace('bench.all_held', { version: v, arm: arm.label });
-          const c1 = [ownCpu(), fCpu(arm.followers), procCpu(nats.pid)];
+          const c1 = [ownCpu(), fCpu(arm.followers), procCpu(arm.serverPid)];
           for (let i = 0; i < 3; i++) arm.cpu[i]! += c1[i]! - c0[i]!;
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
           await arm.store.prune(2);
@@ -202,7 +216,7 @@ export async function run(): Promise<void> {
   } finally {
     stopAll(all);
     tcp.close();
-    await nats.stop();
+    for (const s of servers.values()) await s.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

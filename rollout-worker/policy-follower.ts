@@ -98,7 +98,8 @@ export class PolicyFollower {
     const ann = this.newest!;
     trace('swap_start', { version: ann.version });
     try {
-      const ckpt = await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes: this.shapes, baseDigest: this.baseDigest });
+      // views of the fetched bytes: this worker never writes its parameters (they are graph feeds)
+      const ckpt = await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes: this.shapes, baseDigest: this.baseDigest, views: true });
       this.current = { version: ann.version, params: ckpt.params, digest: ann.digest };
       trace('swap_end', { version: ann.version });
       this.ctx.metrics.get('policy_version').set(ann.version);

@@ -77,6 +77,11 @@ export interface DecodeOptions {
    * does): it is used instead of hashing them a second time. Never pass a digest that was only claimed.
    */
   computedDigest?: string;
+  /**
+   * Tensors as views of `bytes` (where 4-byte aligned) instead of copies: for a reader that never writes its
+   * parameters and never reuses `bytes` (a rollout worker's policy). The learner trains in its tensors: default off.
+   */
+  views?: boolean;
 }
 
 export class CheckpointError extends Error {
@@ -175,7 +180,7 @@ export function decodeCheckpoint(bytes: Uint8Array, options: DecodeOptions = {})
   }
   let decoded;
   try {
-    decoded = decodeSafetensors(bytes, source);
+    decoded = decodeSafetensors(bytes, source, { views: options.views === true });
   } catch (e) {
     if (e instanceof SafetensorsError) throw new CheckpointError(e.message, e.field);
     throw e;

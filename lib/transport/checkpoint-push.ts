@@ -20,6 +20,7 @@ const H_DIGEST = 'Ckpt-Digest';
 const H_SIZE = 'Ckpt-Size';
 const H_OFFSET = 'Ckpt-Offset';
 const H_META = 'Ckpt-Meta';
+const H_PAD = 'Ckpt-Pad';
 
 /** Largest checkpoint a follower assembles from pushes (larger ones come from the store). */
 const MAX_PUSH_BYTES = 2 ** 31 - 1;
@@ -57,13 +58,18 @@ export function pushHeaders(version: number, size: number, offset: number, diges
   h.set(H_SIZE, String(size));
   h.set(H_OFFSET, String(offset));
   if (offset === 0) h.set(H_META, metaJson);
+  // Padded so the header block is a multiple of 8 bytes: a receiver assembles a large message in one buffer that
+  // starts with the headers (nats-payload.ts), so the payload, and the safetensors data section in it (8-aligned
+  // in the file), land aligned, and a checkpoint in one chunk decodes into views of it (decodeCheckpoint `views`).
+  const len = Buffer.byteLength(String(h)) + 2 + H_PAD.length + 2; // "\r\n" name ": " value
+  h.set(H_PAD, 'x'.repeat(((8 - (len % 8)) % 8) || 8));
   return h;
 }
 
 interface Assembly {
   version: number;
   digest: string;
-  buf: Buffer;
+  buf: Uint8Array;
   next: number;
   hash: Hash;
   meta: Record<string, unknown>;
@@ -104,6 +110,12 @@ export class CheckpointPushReceiver {
       } catch {
         /* meta is advisory */
       }
+      if (data.length === size) {
+        // the whole checkpoint in one chunk: held as nats.js delivered it (a buffer of its own), no assembly copy
+        this.assembling.delete(digest);
+        this.complete({ version, digest, buf: data, next: size, hash: createHash('sha256').update(data), meta });
+        return;
+      }
       a = { version, digest, buf: Buffer.allocUnsafe(size), next: 0, hash: createHash('sha256'), meta };
       this.assembling.set(digest, a);
       for (const [d, other] of this.assembling) if (this.assembling.size > MAX_IN_PROGRESS && other !== a) this.drop(d);
@@ -118,6 +130,12 @@ export class CheckpointPushReceiver {
     a.next += data.length;
     if (a.next < size) return;
     this.assembling.delete(digest);
+    this.complete(a);
+  }
+
+  /** A push fully received (and hashed): held when its sha256 is the digest its headers name. */
+  private complete(a: Assembly): void {
+    const { version, digest } = a;
     if (`sha256:${a.hash.digest('hex')}` !== digest) return this.wake(digest);
     this.held = { version, digest, bytes: a.buf, meta: a.meta, receivedUnixMs: Date.now() };
     trace('push.held', { version });

@@ -1,7 +1,7 @@
 // Starting a local nats-server (JetStream on) as a child process: used by the `demo` command
 // (ensureNatsServer) and by tests (test/helpers/nats.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +32,20 @@ export interface SpawnNatsOptions {
   binary?: string;
   /** How long to wait for "Server is ready". Default 15 s. */
   readyTimeoutMs?: number;
+  /**
+   * The server's max_payload in bytes (nats-server's default is 1 MiB): written to a config file in storeDir.
+   * Checkpoints travel in chunks of this size (CHECKPOINT_MAX_PAYLOAD); not with a `-c` of extraArgs.
+   */
+  maxPayload?: number;
   extraArgs?: string[];
 }
+
+/**
+ * max_payload for the servers this project configures (k8s/base/nats.conf, the local run's and the demo's): 8 MiB,
+ * the largest nats-server accepts without a warning. A checkpoint up to that size travels in one message, which a
+ * follower holds and decodes without assembling it (docs/performance.md, round 7).
+ */
+export const CHECKPOINT_MAX_PAYLOAD = 8 * 1024 * 1024;
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -50,6 +62,13 @@ export async function spawnNatsServer(opts: SpawnNatsOptions): Promise<NatsServe
   const host = opts.host ?? '127.0.0.1';
   mkdirSync(opts.storeDir, { recursive: true });
   const args = ['-js', '-a', host, '-p', String(opts.port), '-sd', opts.storeDir, ...(opts.extraArgs ?? [])];
+  if (opts.maxPayload !== undefined) {
+    if (!Number.isSafeInteger(opts.maxPayload) || opts.maxPayload < 1024) throw new Error(`spawnNatsServer: maxPayload must be an integer >= 1024 bytes, got ${opts.maxPayload}`);
+    if (args.includes('-c')) throw new Error('spawnNatsServer: maxPayload and a -c config file in extraArgs: put max_payload in that file');
+    const conf = join(opts.storeDir, 'max-payload.conf');
+    writeFileSync(conf, `max_payload: ${opts.maxPayload}\n`);
+    args.push('-c', conf);
+  }
   const child = spawn(opts.binary ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   killLeftoversOnExit();
@@ -167,6 +186,7 @@ export async function ensureNatsServer(opts: { url: string; storeDir?: string; b
     port,
     binary,
     storeDir: opts.storeDir ?? join(tmpdir(), `recovery-grpo-nats-${port}`),
+    maxPayload: CHECKPOINT_MAX_PAYLOAD,
   });
   return { url: opts.url, spawned: true, process: proc, stop: () => proc.stop() };
 }

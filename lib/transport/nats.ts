@@ -11,7 +11,8 @@
 // stores the object, then publishes the announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated
 // by JetStream). watch() is an ordered consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject),
 // so a worker that joins late gets the newest checkpoint first and then every later one; versions are yielded
-// strictly increasing.
+// strictly increasing; after a reconnect it also reads the newest announcement (one delivered while the connection
+// was down is otherwise lost until the next).
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
@@ -424,11 +425,40 @@ export class CheckpointStore {
     const messages = await consumer.consume();
     const subject = this.subject;
     const backed = (a: Announcement) => this.backed(a);
+    const latest = () => this.latest();
     const verifying = this.opts.verifyKey !== undefined;
+    // An announcement delivered while this connection was down is lost to the consumer until the next one arrives
+    // (nats.js's ordered pull consumer sees the gap only then): after each reconnect the newest announcement is read
+    // from the stream as well (latest(): backed and signed), so a follower that lost its connection mid-push catches
+    // up at once instead of waiting for the next checkpoint (docs/transport.md).
+    const status = this.nc.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
+    let reconnected!: Promise<'reconnected'>;
+    let signal!: () => void;
+    const rearm = () => (reconnected = new Promise((r) => (signal = () => r('reconnected'))));
+    rearm();
+    void (async () => {
+      for await (const s of status) if (s.type === 'reconnect') signal();
+    })().catch(() => {});
     let last = -1;
     async function* iterate(): AsyncGenerator<Announcement> {
+      const it = messages[Symbol.asyncIterator]();
+      let next = it.next();
       try {
-        for await (const m of messages) {
+        for (;;) {
+          const r = await Promise.race([next, reconnected]);
+          if (r === 'reconnected') {
+            rearm();
+            const ann = await latest().catch(() => null);
+            trace('watch.reconnected', { version: ann?.version ?? -1 });
+            if (ann && ann.version > last) {
+              last = ann.version;
+              yield ann;
+            }
+            continue;
+          }
+          if (r.done) break;
+          next = it.next();
+          const m = r.value;
           let ann: Announcement;
           trace('watch.msg', { seq: m.seq });
           try {
@@ -452,6 +482,7 @@ export class CheckpointStore {
         }
       } finally {
         messages.stop();
+        status.stop?.();
       }
     }
     const gen = iterate();
@@ -459,6 +490,7 @@ export class CheckpointStore {
       [Symbol.asyncIterator]: () => gen,
       stop: async () => {
         messages.stop();
+        status.stop?.();
         await gen.return(undefined);
         if (stopped) return;
         stopped = true;

@@ -11,8 +11,12 @@ const jc = JSONCodec();
 
 /** How long a read waits for the chunks before giving up (they were purged, or the server is unreachable). */
 const READ_EXPIRES_MS = 30_000;
-/** Chunks awaiting their acknowledgement at once, and how long each may take. */
+/**
+ * Chunks awaiting their acknowledgement at once: 8, and fewer for chunks above 2 MiB so that at most 16 MiB are in
+ * flight (the server holds what a slow follower has not read, up to its max_pending, 64 MiB by default).
+ */
 const WINDOW = 8;
+const WINDOW_BYTES = 16 * 1024 * 1024;
 const PUBLISH_TIMEOUT_MS = 30_000;
 
 export class ObjectChunks {
@@ -62,7 +66,8 @@ export class ObjectChunks {
         await this.js.publish(subject, bytes.subarray(i * size, Math.min(bytes.length, (i + 1) * size)), { timeout: PUBLISH_TIMEOUT_MS, ...(h ? { headers: h } : {}) });
       }
     };
-    const settled = await Promise.allSettled(Array.from({ length: Math.min(WINDOW, count) }, writer));
+    const window = Math.max(2, Math.min(WINDOW, Math.floor(WINDOW_BYTES / size)));
+    const settled = await Promise.allSettled(Array.from({ length: Math.min(window, count) }, writer));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       await this.purgeChunks(nuid);

@@ -40,12 +40,17 @@ export async function fetchCheckpoint(
     shapes: ReadonlyMap<string, readonly number[]>;
     /** The digest of the frozen base this role reads (baseDigestOf); the checkpoint must name the same. */
     baseDigest?: string | undefined;
+    /**
+     * Parameters as views of the fetched bytes (decodeCheckpoint's `views`): for a role that never writes them
+     * (rollout workers, evaluation); the learner trains in its tensors and takes copies.
+     */
+    views?: boolean;
   },
 ): Promise<FetchedCheckpoint> {
   const { bytes, announcement } = await store.get(ann.version, { expectDigest: ann.digest });
   const source = `${store.bucket}/${announcement.name}`;
   // store.get hashed the bytes (Node's sha256) and found announcement.digest, which equals ann.digest: no second pass
-  const ckpt = decodeCheckpoint(bytes, { expectedDigest: ann.digest.replace(/^sha256:/, ''), computedDigest: announcement.digest.replace(/^sha256:/, ''), expectedShapes: opts.shapes, source });
+  const ckpt = decodeCheckpoint(bytes, { expectedDigest: ann.digest.replace(/^sha256:/, ''), computedDigest: announcement.digest.replace(/^sha256:/, ''), expectedShapes: opts.shapes, source, views: opts.views === true });
   if (ckpt.meta.runId !== opts.runId) throw new CheckpointError(`${source}: belongs to run ${JSON.stringify(ckpt.meta.runId)}, not ${JSON.stringify(opts.runId)}`, 'run_id');
   if (ckpt.meta.version !== ann.version) throw new CheckpointError(`${source}: its metadata says version ${ckpt.meta.version}, announced as ${ann.version}`, 'version');
   checkBaseDigest(ckpt.meta.extra, opts.baseDigest, source);

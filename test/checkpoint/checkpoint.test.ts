@@ -99,6 +99,28 @@ test('round trip is bit-exact for params, specials, scalars, empty tensors, opti
   assert.deepEqual(encodeCheckpoint(back).bytes, bytes);
 });
 
+test('views: aligned tensors share the decoded bytes (bit-exact), misaligned ones are copies; default copies', () => {
+  const ck = sample();
+  const { bytes, digest } = encodeCheckpoint(ck);
+  const viewed = decodeCheckpoint(bytes, { expectedDigest: digest, views: true });
+  assertBitEqual(viewed.params, ck.params);
+  assertBitEqual(viewed.optimizer!.m, ck.optimizer!.m);
+  for (const t of viewed.params.values()) assert.equal(t.data.buffer, bytes.buffer, 'a view of the bytes');
+  for (const t of decodeCheckpoint(bytes).params.values()) assert.notEqual(t.data.buffer, bytes.buffer, 'a copy by default');
+  // the same bytes 1 byte into a buffer: no tensor can be an aligned view, so each is a copy with the same bits
+  const shifted = new Uint8Array(bytes.length + 1).subarray(1);
+  shifted.set(bytes);
+  const copied = decodeCheckpoint(shifted, { expectedDigest: digest, views: true });
+  assertBitEqual(copied.params, ck.params);
+  for (const t of copied.params.values()) assert.notEqual(t.data.buffer, shifted.buffer);
+  // a view sees a later write to the bytes (why the learner, which trains in its tensors, takes copies)
+  const w = viewed.params.get('conv1.bias')!;
+  const before = w.data[0];
+  new Float32Array(bytes.buffer, w.data.byteOffset, 1)[0] = 42;
+  assert.equal(w.data[0], 42);
+  assert.notEqual(before, 42);
+});
+
 test('layout follows safetensors: LE u64 length, 8-aligned "{" header, F32 entries, contiguous data', () => {
   const { bytes } = encodeCheckpoint(sample());
   const dv = new DataView(bytes.buffer, bytes.byteOffset);

@@ -31,15 +31,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startNatsServer(): Promise<TestNatsServer> {
+/** `maxPayload`: the server's max_payload in bytes (default nats-server's 1 MiB). */
+export async function startNatsServer(opts: { maxPayload?: number } = {}): Promise<TestNatsServer> {
   const storeDir = mkdtempSync(join(tmpdir(), 'nats-test-'));
   let port = await freePort();
   let proc: NatsServerProcess;
   try {
-    proc = await spawnNatsServer({ port, storeDir });
+    proc = await spawnNatsServer({ port, storeDir, ...opts });
   } catch {
     port = await freePort(); // the free port was taken in between: one more try
-    proc = await spawnNatsServer({ port, storeDir });
+    proc = await spawnNatsServer({ port, storeDir, ...opts });
   }
   let stopped = false;
   return {
@@ -54,7 +55,7 @@ export async function startNatsServer(): Promise<TestNatsServer> {
     async restart() {
       if (stopped) throw new Error('restart() after stop()');
       await proc.stop();
-      proc = await spawnNatsServer({ port, storeDir });
+      proc = await spawnNatsServer({ port, storeDir, ...opts });
     },
   };
 }

@@ -4,10 +4,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { NatsConnection } from 'nats';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, sha256Digest, type Announcement } from '../../lib/transport/nats.ts';
 import { pushHeaders } from '../../lib/transport/checkpoint-push.ts';
+import { CHECKPOINT_MAX_PAYLOAD } from '../../lib/transport/nats-server.ts';
+import { encodeCheckpoint, type TensorMap } from '../../lib/checkpoint/index.ts';
+import { fetchCheckpoint } from '../../lib/worker/checkpoints.ts';
 
 let nats: TestNatsServer;
 let learnerNc: NatsConnection;
@@ -81,4 +85,97 @@ test('a forged push (bytes that do not hash to their digest) is ignored: the wat
   const got = await follower.get(1, { expectDigest: ann.digest });
   assert.ok(Buffer.from(got.bytes).equals(c.bytes));
   await watch.stop();
+});
+
+test('a checkpoint in one chunk (max_payload 8 MiB) is held as received, aligned: its tensors decode as views of it', async () => {
+  const big = await startNatsServer({ maxPayload: CHECKPOINT_MAX_PAYLOAD });
+  const lnc = await connectNats({ url: big.url, name: 'one-chunk-learner' });
+  const fnc = await connectNats({ url: big.url, name: 'one-chunk-follower' });
+  let watch: Awaited<ReturnType<CheckpointStore['watch']>> | undefined;
+  try {
+    const runId = 'push-one';
+    const params: TensorMap = new Map([
+      ['a.weight', { shape: [300, 1000], data: Float32Array.from({ length: 300_000 }, (_, i) => Math.sin(i)) }],
+      ['b.bias', { shape: [3], data: new Float32Array([1, -2, 3.5]) }],
+    ]);
+    const enc = encodeCheckpoint({ meta: { runId, version: 1, step: 1, lastBatchId: null, configHash: 'h' }, params });
+    const shapes = new Map([...params].map(([k, t]) => [k, t.shape]));
+    const learner = await CheckpointStore.open(lnc, { runId });
+    const follower = await CheckpointStore.open(fnc, { runId });
+    watch = await follower.watch();
+    const it = watch[Symbol.asyncIterator]();
+    await learner.put(1, enc.bytes, `sha256:${enc.digest}`);
+    const ann = await nextAnnouncement(it);
+    const got = await follower.get(1, { expectDigest: ann.digest });
+    assert.ok(Buffer.from(got.bytes).equals(enc.bytes));
+    // the payload follows the (padded) headers in nats.js's buffer of the message: 8-aligned
+    assert.equal(got.bytes.byteOffset % 8, 0, `payload at offset ${got.bytes.byteOffset}`);
+    const ck = await fetchCheckpoint(follower, ann, { runId, shapes, views: true });
+    for (const [name, t] of params) {
+      assert.deepEqual(ck.params.get(name)!.data, t.data, name);
+      assert.equal(ck.params.get(name)!.data.buffer, got.bytes.buffer, `${name} is a view of the received message`);
+    }
+    // a store that missed the push reads the one stored chunk, verified the same way
+    const late = await CheckpointStore.open(fnc, { runId });
+    const read = await fetchCheckpoint(late, ann, { runId, shapes, views: true });
+    for (const [name, t] of params) assert.deepEqual(read.params.get(name)!.data, t.data, name);
+  } finally {
+    await watch?.stop();
+    await lnc.close();
+    await fnc.close();
+    await big.stop();
+  }
+});
+
+/** A loopback TCP proxy to `port`: hold() stops forwarding server -> client (buffering it), cut() drops every connection. */
+async function proxyTo(port: number): Promise<{ url: string; hold(): void; cut(): void; close(): void }> {
+  const pairs: Array<[Socket, Socket]> = [];
+  let holding = false;
+  const server = createServer((client) => {
+    const upstream = netConnect(port, '127.0.0.1');
+    pairs.push([client, upstream]);
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d) => { if (!holding) client.write(d); });
+    for (const s of [client, upstream]) s.on('error', () => {}).on('close', () => { client.destroy(); upstream.destroy(); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const cut = () => { for (const [a, b] of pairs.splice(0)) { a.destroy(); b.destroy(); } };
+  return {
+    url: `nats://127.0.0.1:${(server.address() as { port: number }).port}`,
+    hold: () => { holding = true; },
+    cut: () => { holding = false; cut(); },
+    close: () => { cut(); server.close(); },
+  };
+}
+
+test('a follower whose connection drops while a checkpoint and its announcement are sent catches up on reconnect (from the store)', async () => {
+  const proxy = await proxyTo(nats.port);
+  const fnc = await connect({ servers: proxy.url, name: 'cut-follower', reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  let watch: Awaited<ReturnType<CheckpointStore['watch']>> | undefined;
+  try {
+    const runId = 'push-cut';
+    const learner = await CheckpointStore.open(learnerNc, { runId });
+    const follower = await CheckpointStore.open(fnc, { runId });
+    watch = await follower.watch();
+    const it = watch[Symbol.asyncIterator]();
+    const c1 = ckpt();
+    await learner.put(1, c1.bytes, c1.digest);
+    assert.equal((await nextAnnouncement(it)).version, 1);
+    // v2's chunks and announcement reach the proxy but not the follower; then its connection drops
+    proxy.hold();
+    const c2 = ckpt();
+    await learner.put(2, c2.bytes, c2.digest);
+    await new Promise((r) => setTimeout(r, 200));
+    proxy.cut();
+    // no third announcement comes: only the watch's look at the stream after the reconnect can yield v2
+    const got = await Promise.race([nextAnnouncement(it), new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref())]);
+    assert.ok(got, 'v2 was not yielded within 15 s of the reconnect');
+    assert.equal(got.version, 2);
+    const back = await follower.get(2, { expectDigest: got.digest });
+    assert.ok(Buffer.from(back.bytes).equals(c2.bytes));
+  } finally {
+    await watch?.stop();
+    await fnc.close();
+    proxy.close();
+  }
 });
