@@ -195,6 +195,8 @@ export const grpoSchema = z.strictObject({
     .describe('GRPO updates (one policy version per training batch).'),
   advantageMode: z.enum(['scalar', 'dense']).default('dense')
     .describe('dense (default): per-pixel advantages from the group-centred SSIM maps plus the scalar embedding-reward part (docs/grpo.md); scalar: one advantage per action, as the paper. At equal compute from a converged warm start, dense GRPO gained about three times the reward of scalar GRPO or of continued SFT over 8 seeds (docs/dense-advantages.md).'),
+  identityAnchor: z.number().gte(0).lte(100).default(0)
+    .describe('Do no harm: the weight of the identity member of each group (0 = off). The corrupted image with the group\'s first noise is scored with the group; where it beats the group (positive advantage, per pixel in dense mode) a bounded term pulls the policy mean toward the corrupted image, weighted like this many sampled actions (docs/grpo.md, "Identity member"). Not with model.family flow, model.learnLogStd or grpo.multiRewardMode normalize-then-sum.'),
 }).describe('Group Relative Policy Optimisation (Flow-GRPO) settings.');
 
 export const sftSchema = z.strictObject({
@@ -303,8 +305,18 @@ export const configSchema = z.strictObject({
  * at load, so every entry point fails early and the same way (lib/grpo/algorithm.ts compileAlgorithm
  * then cannot fail on a loaded config).
  */
-function checkAlgorithm(c: { reward: { expression: string; weights: Record<string, number>; alpha: number }; grpo: { advantageMode: string; multiRewardMode: string } }, ctx: z.RefinementCtx): void {
+function checkAlgorithm(
+  c: { reward: { expression: string; weights: Record<string, number>; alpha: number }; grpo: { advantageMode: string; multiRewardMode: string; identityAnchor: number }; model: { family: string; learnLogStd: boolean } },
+  ctx: z.RefinementCtx,
+): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  if (c.grpo.identityAnchor > 0) {
+    // The identity member's action is the corrupted image plus the group's first noise at the configured sigma
+    // (lib/grpo/identity.ts): a Gaussian policy whose sigma is fixed, and one summed reward to compare.
+    if (c.model.family === 'flow') issue(['grpo', 'identityAnchor'], 'the identity member is implemented for the Gaussian policy only; set grpo.identityAnchor=0 with model.family flow');
+    if (c.model.learnLogStd) issue(['grpo', 'identityAnchor'], 'the identity member needs a fixed sigma (its action is the image plus sigma times the group\'s first noise); set model.learnLogStd=false or grpo.identityAnchor=0');
+    if (c.grpo.multiRewardMode === 'normalize-then-sum') issue(['grpo', 'identityAnchor'], 'the identity member compares one summed reward, which grpo.multiRewardMode normalize-then-sum does not have; set grpo.multiRewardMode=sum or grpo.identityAnchor=0');
+  }
   if (c.grpo.advantageMode === 'dense' && c.grpo.multiRewardMode === 'normalize-then-sum') {
     issue(['grpo', 'multiRewardMode'], 'normalize-then-sum cannot be combined with grpo.advantageMode dense (dense advantages split the summed reward; set grpo.advantageMode=scalar or grpo.multiRewardMode=sum)');
     return;
