@@ -15,6 +15,8 @@ import { gaussianWindow1d, ssimMapSize } from '../../lib/models/ssim.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
+import { decodeTrainBatch } from '../../learner/batch.ts';
+import { encodeTensor, type TrainBatch__Output } from '../../lib/transport/index.ts';
 
 const tiny = (grpo: Record<string, unknown> = {}, model: Record<string, unknown> = {}): RunConfig =>
   parseConfig({ run: { id: 't', seed: 1 }, data: { size: 16 }, model: { width: 4, depth: 1, ...model }, grpo: { groupSize: 3, ...grpo } });
@@ -191,3 +193,24 @@ for (const mode of ['scalar', 'dense'] as const) {
     }
   });
 }
+
+test('decodeTrainBatch: the identity fields are required exactly when the run has the identity member', () => {
+  const S = 11;
+  const n = 2;
+  const pix = 3 * S * S;
+  const t = (data: Float32Array, shape: number[]) => encodeTensor({ dtype: 'float32', shape, data });
+  const base = {
+    batch_id: 'b', batch_seq: 3, kind: 'GRPO', lease_ms: 1000,
+    images: t(new Float32Array(n * pix).fill(0.5), [n, 3, S, S]), actions: t(new Float32Array(n * pix), [n, 3, S, S]),
+    logp_old: t(new Float32Array(n), [n]), advantages: t(Float32Array.from([1, -1]), [n]),
+    behaviour_versions: [0, 0], sample_ids: ['a', 'a'], group_indices: [0, 1],
+  };
+  const withId = { ...base, identity_advantages: t(Float32Array.from([0.7, 0]), [n]) } as unknown as TrainBatch__Output;
+  const d = decodeTrainBatch(withId, S, S, 'scalar', 'gaussian', true);
+  assert.ok(d.kind === 'grpo');
+  assert.deepEqual([...d.identityAdvantages!], [Math.fround(0.7), 0]);
+  assert.throws(() => decodeTrainBatch(base as unknown as TrainBatch__Output, S, S, 'scalar', 'gaussian', true), /identity_advantages is missing/);
+  assert.throws(() => decodeTrainBatch(withId, S, S, 'scalar', 'gaussian', false), /without an identity member/);
+  const wrong = { ...base, identity_advantages: t(Float32Array.from([0.7, 0, 1]), [3]) } as unknown as TrainBatch__Output;
+  assert.throws(() => decodeTrainBatch(wrong, S, S, 'scalar', 'gaussian', true), /identity_advantages/);
+});
