@@ -6,6 +6,9 @@
 //
 //   node --import tsx scripts/demo-probe.ts [--seed N] [--eval] [--val-draws 6] [--every K] [--json out.json] [key=value ...]
 //   (the data.valImages=... override sets the validation split; e.g. data.valImages=8)
+//   Both splits are drawn as eval.draws says (default every-type: each photograph once per corruption type, levels
+//   from (seed, photograph, type)); with eval.draws=one each validation photograph gets --val-draws seeded draws
+//   (epochs 0..N-1, rounds 3-6) and each evaluation photograph one.
 //   --save-warm-start F writes the warm start (safetensors, with the settings that made it); --warm-start F
 //   starts from it instead of repeating the SFT steps (refused unless seed, data, model and sft settings match):
 //   the GRPO phase is then the one the full probe trains, so GRPO settings are compared from one warm start.
@@ -13,7 +16,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
-import { evaluate, firstSamples, type EvalReport } from '../lib/eval/evaluate.ts';
+import { evalSamples, evaluate, type EvalReport } from '../lib/eval/evaluate.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
 import { decodeSafetensors, encodeSafetensors } from '../lib/checkpoint/safetensors.ts';
@@ -91,15 +94,17 @@ const worst = (id: EvalReport, p: EvalReport) => {
 const out: Record<string, unknown> = { seed, overrides, ...(warmFile ? { warmStart: warmFile } : {}), seconds, sftSteps: run.sftSteps, grpoSteps: run.grpoSteps };
 const show = async (name: string, split: 'val' | 'eval') => {
   const ds = await openRunDataset(config, split);
-  // The few validation photographs each get several corruption draws (epochs); evaluation is as the demo's.
-  const samples = split === 'eval' ? await firstSamples(ds, ds.size) : [];
-  for (let epoch = 0; split === 'val' && epoch < valDraws; epoch++) {
+  // every-type: both splits as the demo's evaluation. one: the few validation photographs each get several
+  // corruption draws (epochs), the evaluation photographs one (rounds 3-6).
+  const everyType = config.eval.draws === 'every-type';
+  const samples = split === 'eval' || everyType ? await evalSamples(ds, ds.size, config.eval.draws) : [];
+  for (let epoch = 0; split === 'val' && !everyType && epoch < valDraws; epoch++) {
     for (let i = 0; i < ds.size; i++) {
       const s = await ds.get(i, epoch);
       if (s) samples.push(s);
     }
   }
-  const r = (await evaluate(config, samples, split === 'val' ? { ...policies, ...snapshotPolicies } : policies)).reports;
+  const r = (await evaluate(config, samples, split === 'val' ? { ...policies, ...snapshotPolicies } : policies, { keep: [] })).reports;
   const [id, sft, grpo] = [r.identity!, r.sft!, r.grpo!];
   if (split === 'val' && snapshots.size > 0) {
     const curve = Object.keys(snapshotPolicies).map((k) => `${k} ${f(r[k]!.reward)} (worst ${sign(worst(id, r[k]!).d)})`);
