@@ -50,10 +50,16 @@ test('eval: finds config and reference beside the checkpoint; writes eval.json (
     assert.equal(j.sources.reference.found, 'beside the checkpoint');
     assert.equal(j.sources.samples, 6);
     assert.match(j.sources.config, /config\.json \(beside the checkpoint\)/);
-    assert.equal(j.policy.count, 6);
+    // eval.draws every-type (the default): each of the 6 images once per corruption type of the mix (16).
+    assert.equal(j.sources.draws_mode, 'every-type');
+    assert.equal(j.sources.draws, 96);
+    assert.equal(j.policy.count, 96);
+    for (const row of Object.values(j.policy.byType) as Array<{ count: number }>) assert.equal(row.count, 6);
+    assert.equal(j.policy.perSample.reward.length, 96);
     const md = readFileSync(join(out, 'eval.md'), 'utf8');
     assert.match(md, /\| policy \| reward \| SSIM \| embedding cos \| PSNR \(dB\) \|/);
     assert.match(md, /## reward by corruption type/);
+    assert.match(md, /\| gaussian_noise \| 6 \| 6 \| .* \[[-+]\d\.\d{4}, [-+]\d\.\d{4}\] \|/);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'no external assets');
     assert.ok((html.match(/<svg /g) ?? []).length >= 6, 'bar charts inline');
