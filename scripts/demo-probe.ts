@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { evalSamples, evaluate, type EvalReport } from '../lib/eval/evaluate.ts';
+import { formatPaired, pairedRows } from '../lib/eval/paired.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
 import { decodeSafetensors, encodeSafetensors } from '../lib/checkpoint/safetensors.ts';
@@ -83,11 +84,14 @@ const snapshotPolicies = Object.fromEntries([...snapshots].map(([k, p]) => [`grp
 
 const f = (x: number) => x.toFixed(4);
 const sign = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(3);
+// The worst type or level row of p - identity: its draws (n), photographs and 95% paired interval over them.
 const worst = (id: EvalReport, p: EvalReport) => {
-  let w = { key: '', d: Infinity, n: 0 };
+  let w = { key: '', d: Infinity, n: 0, images: 0, ci: '' };
+  const paired = pairedRows(p, id);
   for (const [k, s] of [...Object.entries(id.byType), ...Object.entries(id.byLevel)]) {
     const d = ((p.byType[k] ?? p.byLevel[k])!.reward) - s.reward;
-    if (d < w.d) w = { key: k, d, n: s.count };
+    const row = paired.byType[k] ?? paired.byLevel[k]!;
+    if (d < w.d) w = { key: k, d, n: s.count, images: row.images, ci: formatPaired(row) };
   }
   return w;
 };
@@ -116,7 +120,7 @@ const show = async (name: string, split: 'val' | 'eval') => {
   console.log(`  per level: ${Object.entries(id.byLevel).map(([k, s]) => `${k} ${sign(grpo.byLevel[k]!.reward - s.reward)}`).join(', ')}`);
   const ws = worst(id, sft);
   const wg = worst(id, grpo);
-  console.log(`  worst row: SFT ${ws.key} ${sign(ws.d)} (${ws.n}), GRPO ${wg.key} ${sign(wg.d)} (${wg.n})`);
+  console.log(`  worst row: SFT ${ws.key} ${ws.ci} (${ws.images} photographs, ${ws.n} draws), GRPO ${wg.key} ${wg.ci} (${wg.images} photographs, ${wg.n} draws)`);
   out[split] = { identity: id, sft, grpo, worstSft: ws, worstGrpo: wg };
 };
 await show('validation photographs', 'val');
