@@ -86,9 +86,11 @@ test('eval: --data folder of clean images, explicit --config and --reference; a 
       await sharp(raw, { raw: { width: 24, height: 24, channels: 3 } }).png().toFile(join(imgs, `img${i}.png`));
     }
     const out = join(dir, 'r2');
-    await cli('eval', '--checkpoint', join(dir, 'final.safetensors'), '--config', join(dir, 'config.json'), '--reference', join(dir, 'reference.safetensors'), '--data', imgs, '--out', out);
+    // One draw per image: folder images are evaluated whole at 128 px, and every type would cost 16 times as much here.
+    await cli('eval', '--checkpoint', join(dir, 'final.safetensors'), '--config', join(dir, 'config.json'), '--reference', join(dir, 'reference.safetensors'), '--data', imgs, '--out', out, '--set', 'eval.draws=one');
     const j = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
     assert.equal(j.sources.samples, 3);
+    assert.equal(j.sources.draws, 3);
     assert.match(j.sources.data, /clean images of/);
     assert.equal(j.sources.reference.found, 'given');
     checkReport(j.reference, 'reference');
