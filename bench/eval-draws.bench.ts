@@ -3,7 +3,7 @@
 // with every type, in CPU seconds of this process (user + system, onnxruntime's threads included) and wall
 // seconds: preparing the samples (decode, corrupt) and evaluating them. The policies are the initial parameters
 // (the cost does not depend on them); no reward is printed.
-//   npm run bench -- eval-draws          (EVAL_DRAWS_IMAGES=16 for a shorter run)
+//   npm run bench -- eval-draws          (EVAL_DRAWS_IMAGES=16 for a shorter run; EVAL_DRAWS_MODES=one for one mode)
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { evalSamples, evaluate, gridIndices } from '../lib/eval/evaluate.ts';
@@ -18,7 +18,9 @@ export async function run(): Promise<void> {
   const cpu = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1e6;
   console.log(`| eval.draws | images | draws | prepare CPU s | evaluate CPU s (3 policies) | CPU ms per draw | wall s |`);
   console.log('|---|---|---|---|---|---|---|');
-  for (const mode of ['one', 'every-type', 'one'] as EvalDraws[]) {
+  // EVAL_DRAWS_MODES=one (or every-type) runs one mode alone, e.g. to read its peak memory from /usr/bin/time -v.
+  const modes = (process.env.EVAL_DRAWS_MODES?.split(',') ?? ['one', 'every-type', 'one']) as EvalDraws[];
+  for (const mode of modes) {
     const w0 = performance.now();
     const c0 = process.cpuUsage();
     // A fresh dataset each time: no decoded image is reused between modes.

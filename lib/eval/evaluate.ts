@@ -165,36 +165,65 @@ export async function evaluate(
   };
   const reports: Record<string, EvalReport> = {};
   const outputs: Record<string, Float32Array> = {};
+  type Row = Omit<Scores, 'count'> & { id: string; type: string; level: string; index: number };
+  const rowsOf: Record<string, Row[]> = {};
+  for (const name of Object.keys(policies)) {
+    outputs[name] = new Float32Array(total);
+    rowsOf[name] = [];
+  }
+  // One image size at a time, every policy on it, then that size's policy sessions are released: an onnxruntime
+  // session keeps an arena sized for its largest batch, and whole photographs come in a dozen sizes (every-type
+  // fills each size's batches). The batches and their noise are the same as size by size within each policy.
+  const sizes: Array<typeof batches> = [];
+  for (const b of batches) {
+    const last = sizes[sizes.length - 1];
+    if (last && last[0]!.height === b.height && last[0]!.width === b.width) last.push(b);
+    else sizes.push([b]);
+  }
   try {
-    for (const [name, policy] of Object.entries(policies)) {
-      const out = new Float32Array(total);
-      const rows: Array<Omit<Scores, 'count'> & { id: string; type: string; level: string; index: number }> = [];
-      for (const { idx, height, width } of batches) {
-        const pix = 3 * height * width;
-        const m = idx.length;
-        const { corrupted: images, clean } = stackPairs(idx.map((i) => samples[i]));
-        let recovered: Float32Array;
-        if (policy.kind === 'identity' || !needRunner) {
-          recovered = clamp01(images);
-        } else if (flow) {
-          recovered = clamp01(await (await flowRunnerFor(height, width)).evaluate(policy.params, images, idx.map((i) => samples[i].id)));
-        } else {
-          // Sampled actions use fixed noise per sample, so two evaluations of a policy agree.
-          const noise = policy.kind === 'sampled' ? standardNormal(m * pix, hashSeed(config.run.seed, 'eval', idx[0], height, width)) : new Float32Array(m * pix);
-          const r = await (await runnerFor(height, width)).run(policy.params, images, noise, m);
-          recovered = clamp01(policy.kind === 'sampled' ? r.action : r.mean);
+    for (const group of sizes) {
+      for (const [name, policy] of Object.entries(policies)) {
+        const out = outputs[name]!;
+        const rows = rowsOf[name]!;
+        for (const { idx, height, width } of group) {
+          const pix = 3 * height * width;
+          const m = idx.length;
+          const { corrupted: images, clean } = stackPairs(idx.map((i) => samples[i]));
+          let recovered: Float32Array;
+          if (policy.kind === 'identity' || !needRunner) {
+            recovered = clamp01(images);
+          } else if (flow) {
+            recovered = clamp01(await (await flowRunnerFor(height, width)).evaluate(policy.params, images, idx.map((i) => samples[i].id)));
+          } else {
+            // Sampled actions use fixed noise per sample, so two evaluations of a policy agree.
+            const noise = policy.kind === 'sampled' ? standardNormal(m * pix, hashSeed(config.run.seed, 'eval', idx[0], height, width)) : new Float32Array(m * pix);
+            const r = await (await runnerFor(height, width)).run(policy.params, images, noise, m);
+            recovered = clamp01(policy.kind === 'sampled' ? r.action : r.mean);
+          }
+          idx.forEach((i, k) => { if (offsets[i] >= 0) out.set(recovered.subarray(k * pix, (k + 1) * pix), offsets[i]); });
+          const s = await scorer.score({ candidates: recovered, references: clean, n: m, height, width });
+          idx.forEach((i, k) => {
+            const c = { ssim: s.ssim[k], clip_cos: s.clip_cos[k] };
+            const smp = samples[i];
+            rows.push({ ...c, reward: reward.evaluate(c), psnr: psnr(recovered, clean, k * pix, pix), id: smp.id, type: smp.corruption.type, level: String(smp.corruption.level ?? 'unknown'), index: i });
+          });
         }
-        idx.forEach((i, k) => { if (offsets[i] >= 0) out.set(recovered.subarray(k * pix, (k + 1) * pix), offsets[i]); });
-        const s = await scorer.score({ candidates: recovered, references: clean, n: m, height, width });
-        idx.forEach((i, k) => {
-          const c = { ssim: s.ssim[k], clip_cos: s.clip_cos[k] };
-          const smp = samples[i];
-          rows.push({ ...c, reward: reward.evaluate(c), psnr: psnr(recovered, clean, k * pix, pix), id: smp.id, type: smp.corruption.type, level: String(smp.corruption.level ?? 'unknown'), index: i });
-        });
       }
+      const key = `${group[0]!.height}x${group[0]!.width}`;
+      const r = runners.get(key);
+      if (r && r !== opts.runner) {
+        runners.delete(key);
+        await r.release();
+      }
+      const fr = flowRunners.get(key);
+      if (fr) {
+        flowRunners.delete(key);
+        await fr.release();
+      }
+    }
+    for (const [name, rows] of Object.entries(rowsOf)) {
       rows.sort((a, b) => a.index - b.index);
       reports[name] = summarise(rows);
-      outputs[name] = out;
     }
   } finally {
     for (const r of runners.values()) if (r !== opts.runner) await r.release();
