@@ -2,6 +2,10 @@
 // against a case computed by hand, and the report tables that show them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { EvalReport, PerSample } from '../../lib/eval/evaluate.ts';
 import { formatPaired, pairedRows } from '../../lib/eval/paired.ts';
 import { renderMarkdown, type EvalJson } from '../../lib/eval/report.ts';
@@ -73,4 +77,23 @@ test('renderMarkdown: type and level rows show images, draws and policy - identi
   assert.match(md, /\| y \| 2 \| 2 \|/);
   assert.match(md, /5 draws: each image once per corruption type/);
   assert.match(md, /reward policy - identity \+0\.0167 \[/);
+});
+
+test('scripts/demo-table.ts: photographs and intervals per run and pooled over runs (each run\'s photograph a unit)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'demo-table-'));
+  try {
+    const summary = { identity, before: identity, after: policy, wall_seconds: 1, sft_steps: 4, steps: 2, eval_draws: 'every-type', eval_images: 3, eval_samples: 5 };
+    const files = ['a', 'b'].map((n) => join(dir, `${n}.json`));
+    for (const f of files) writeFileSync(f, JSON.stringify(summary));
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'scripts/demo-table.ts', ...files], { encoding: 'utf8' });
+    // Pooled t1: (run, photograph) units +0.01, -0.02, +0.04 twice: mean 0.01, sd sqrt(4 * 0.0009 / 5), t(5) 2.571.
+    const half = (2.571 * Math.sqrt((4 * 0.0009) / 5)) / Math.sqrt(6);
+    assert.match(out, new RegExp(`\\| t1 \\| 6 \\| 0\\.700 \\| 0\\.700 \\| 0\\.710 \\| \\+0\\.010 \\[${(0.01 - half).toFixed(3)}, \\+${(0.01 + half).toFixed(3)}\\] \\| ok \\|`));
+    // Per run: the 3 photographs of t1; level y holds 2 photographs in 2 draws, the overall 3 in 5.
+    assert.match(out, /\| t1 \| \+0\.010 \[-0\.065, \+0\.085\] \(3\) \| \+0\.010 \[-0\.065, \+0\.085\] \(3\) \|/);
+    assert.match(out, /\| every-type, 3 photographs, 5 draws \| 4 \/ 2 \|/);
+    assert.match(out, /\+0\.0167 \[/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
