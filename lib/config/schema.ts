@@ -8,6 +8,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
+import { EVAL_DRAWS } from '../data/eval-draws.ts';
 import { flowConfigSchema } from '../flow/config.ts';
 import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms } from '../grpo/reward-expression.ts';
 
@@ -280,8 +281,12 @@ export const evalSchema = z.strictObject({
   everyVersions: int().gte(0).lte(MAX_STEPS).default(20)
     .describe('Evaluate the policy every this many versions on the held-out images. 0: never.'),
   samples: int().gt(0).lte(100_000).default(64)
-    .describe('Held-out corrupted images per evaluation.'),
-}).describe('Periodic evaluation.');
+    .describe('Held-out images per evaluation (the first of the evaluation split); each is corrupted as eval.draws says.'),
+  draws: z.enum(EVAL_DRAWS).default('every-type')
+    .describe("Corruption draws per evaluation image in the final evaluation (demo summary), recovery-grpo eval, sweep, sweep --methods, scripts/experiment.ts and scripts/demo-probe.ts's validation split. every-type: once per corruption type of the mix, each at a level drawn from (seed, image, type), so every per-type row holds every image (64 photographs per seed with the defaults) and levels are balanced; costs types x the images. one: one (type, level) per image as training draws it (rounds 1-6; a per-type row then holds 1-7 of 64 photographs). docs/evaluation.md."),
+  periodicDraws: z.enum(EVAL_DRAWS).default('one')
+    .describe('Corruption draws per image in the evaluation during training (eval.everyVersions): one keeps it cheap beside training (it draws the progress curve); every-type as eval.draws.'),
+}).describe('Evaluation: the periodic one during training, and the draws of every evaluation.');
 
 export const configSchema = z.strictObject({
   run: runSchema.prefault({}),

@@ -16,7 +16,7 @@ const SFT = 3;
 const GRPO = 5;
 const TINY = [
   'data.size=16', 'data.source.count=32', 'model.width=4', 'model.depth=1', 'sft.batchSize=2', 'grpo.groupSize=3',
-  'grpo.samplesPerBatch=2', 'grpo.maxStaleness=0', 'eval.samples=2', 'eval.everyVersions=0',
+  'grpo.samplesPerBatch=2', 'grpo.maxStaleness=0', 'eval.samples=2', 'eval.draws=one', 'eval.everyVersions=0',
   'orchestrator.leaseSeconds=30', 'orchestrator.heartbeatSeconds=1',
 ];
 
