@@ -58,9 +58,11 @@ function firstNonFinite(field: string, t: HostTensor): string | undefined {
  * Decodes a TrainBatch for a policy of `height` x `width` trained in `mode` (the run's grpo.advantageMode);
  * BatchError (bad_input / unsupported) when it cannot be used.
  */
-export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: number, mode: 'scalar' | 'dense' = 'scalar', family: 'gaussian' | 'flow' = 'gaussian'): DecodedBatch {
+export function decodeTrainBatch(
+  b: TrainBatch__Output, height: number, width: number, mode: 'scalar' | 'dense' = 'scalar', family: 'gaussian' | 'flow' = 'gaussian', identity = false,
+): DecodedBatch {
   const img = [null, 3, height, width] as const;
-  const tensor = (name: 'images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
+  const tensor = (name: 'images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map' | 'identity_advantages' | 'identity_advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
     try {
       return decodeTensor(b[name], { field: `train_batch.${name}`, expectShape: shape, allowNonFinite: true });
     } catch (e) {
@@ -102,17 +104,30 @@ export function decodeTrainBatch(b: TrainBatch__Output, height: number, width: n
   const logpOld = flow ? { shape: [flow.rows.logpOld.length], data: flow.rows.logpOld } : tensor('logp_old', dense ? [n, 3, height, width] : [n]);
   const advantages = tensor('advantages', [n]);
   const advantageMap = dense ? tensor('advantage_map', [n, 3, ssimMapSize(height), ssimMapSize(width)]) : undefined;
+  // grpo.identityAnchor > 0: the identity member's advantages (lib/grpo/batch.ts), present exactly when configured
+  if (!identity && (b.identity_advantages || b.identity_advantage_map)) {
+    throw new BatchError('unsupported', 'train_batch.identity_advantages: this run trains without an identity member (grpo.identityAnchor 0)');
+  }
+  if (identity && (!b.identity_advantages || (dense && !b.identity_advantage_map))) {
+    throw new BatchError('bad_input', `train_batch.identity_advantages: ${b.identity_advantages ? 'identity_advantage_map' : 'identity_advantages'} is missing; this run trains with grpo.identityAnchor > 0`);
+  }
+  const idAdvantages = identity ? tensor('identity_advantages', [n]) : undefined;
+  const idMap = identity && dense ? tensor('identity_advantage_map', [n, 3, ssimMapSize(height), ssimMapSize(width)]) : undefined;
   if (b.behaviour_versions.length !== 0 && b.behaviour_versions.length !== n) {
     throw new BatchError('bad_input', `train_batch.behaviour_versions: has ${b.behaviour_versions.length} entries, expected ${n} (one per sample) or none`);
   }
   return {
     kind: 'grpo', n, images: images.data, actions: actions.data, logpOld: logpOld.data, advantages: advantages.data,
     ...(advantageMap ? { advantageMap: advantageMap.data } : {}),
+    ...(idAdvantages ? { identityAdvantages: idAdvantages.data } : {}),
+    ...(idMap ? { identityAdvantageMap: idMap.data } : {}),
     ...(flow ? { flow: flow.rows } : {}),
     behaviourVersions: [...b.behaviour_versions],
     nonFinite: firstNonFinite('train_batch.images', images) ?? firstNonFinite('train_batch.actions', actions)
       ?? flow?.nonFinite ?? (flow ? undefined : firstNonFinite('train_batch.logp_old', logpOld as HostTensor)) ?? firstNonFinite('train_batch.advantages', advantages)
-      ?? (advantageMap ? firstNonFinite('train_batch.advantage_map', advantageMap) : undefined),
+      ?? (advantageMap ? firstNonFinite('train_batch.advantage_map', advantageMap) : undefined)
+      ?? (idAdvantages ? firstNonFinite('train_batch.identity_advantages', idAdvantages) : undefined)
+      ?? (idMap ? firstNonFinite('train_batch.identity_advantage_map', idMap) : undefined),
   };
 }
 

@@ -6,7 +6,7 @@ import { toCHWFloat } from '../lib/data/image.ts';
 import type { Components } from '../lib/grpo/reward-expression.ts';
 import { advantagesOf, rewardsOf, type GrpoAlgorithm } from '../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../lib/grpo/batch.ts';
-import { grpoCursors, groupSampleId } from '../lib/grpo/sampling.ts';
+import { grpoCursors, groupSampleId, identityAction } from '../lib/grpo/sampling.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import type { RolloutResult__Output, ScoreResult__Output, TrainBatch, WorkerSession } from '../lib/transport/index.ts';
 import { emptyGrpoTrainBatch, grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage } from './messages.ts';
@@ -33,6 +33,8 @@ interface Group {
   /** Dense mode: per action, the per-element behaviour log-density and the centred SSIM advantage map. */
   logpMaps?: Float32Array[];
   advantageMaps?: Float32Array[];
+  /** grpo.identityAnchor > 0: the identity member's advantage (lib/grpo/algorithm.ts advantagesOf). */
+  identity?: { advantage: number; map?: Float32Array };
   /** Flow family: per action, its trained steps. */
   flowSteps?: FlowStepRecord[][];
   state: 'rollout' | 'score' | 'done' | 'dropped';
@@ -136,17 +138,25 @@ export class GroupPipeline {
     this.o.metrics.get('rollouts_total').inc(G);
     this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt, compute_ms: r.compute_ms });
     const id = newTaskId(`${this.cfg.run.id}-s${group.cursor}`);
-    const message = scoreTaskMessage(this.cfg, { taskId: id, actions: group.actions, clean: group.clean, dense: this.dense });
+    // grpo.identityAnchor > 0: the identity member is scored in the same task, after the G actions
+    const candidates = this.algo.identityAnchor > 0 ? [...group.actions, identityAction(this.cfg, group.sampleId, group.image)] : group.actions;
+    const message = scoreTaskMessage(this.cfg, { taskId: id, actions: candidates, clean: group.clean, dense: this.dense });
     this.o.board.add({ id, role: 'REWARD', attempt: 0, group, message } as Task & { group: Group });
   }
 
   onScore(s: WorkerSession, r: ScoreResult__Output): void {
     const G = this.cfg.grpo.groupSize;
-    const { components, ssimMaps } = decodeScoreResult(r, G, this.cfg.data.size, this.dense);
+    const withIdentity = this.algo.identityAnchor > 0;
+    const scored = decodeScoreResult(r, withIdentity ? G + 1 : G, this.cfg.data.size, this.dense);
+    const components = scored.components.slice(0, G);
+    const ssimMaps = scored.ssimMaps?.slice(0, G);
     // The reward too is computed before the task is accepted: a non-finite reward refuses the result.
     let rewards: number[];
+    let identity: { components: Components; reward: number; ssimMap?: Float32Array } | undefined;
     try {
-      rewards = rewardsOf(this.algo, components);
+      rewards = rewardsOf(this.algo, scored.components);
+      if (withIdentity) identity = { components: scored.components[G]!, reward: rewards[G]!, ...(scored.ssimMaps ? { ssimMap: scored.ssimMaps[G]! } : {}) };
+      rewards = rewards.slice(0, G);
     } catch (e) {
       throw new Error(`score_result.${(e as Error).message}`);
     }
@@ -154,7 +164,7 @@ export class GroupPipeline {
     // refuse the result (and the task is retried) instead of failing after the holder gave it up.
     let outcome: ReturnType<typeof advantagesOf>;
     try {
-      outcome = advantagesOf(this.algo, { components, rewards, ...(ssimMaps ? { ssimMaps } : {}) });
+      outcome = advantagesOf(this.algo, { components, rewards, ...(ssimMaps ? { ssimMaps } : {}), ...(identity ? { identity } : {}) });
     } catch (e) {
       throw new Error(`score_result: ${(e as Error).message}`);
     }
@@ -174,6 +184,7 @@ export class GroupPipeline {
     }
     group.advantages = outcome.advantages;
     group.advantageMaps = outcome.advantageMaps;
+    if (outcome.identity) group.identity = outcome.identity;
     group.state = 'done';
     this.trySend();
   }

@@ -46,6 +46,8 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
     ...(t.flow ? { flow_rows: encodeFlowRows(t.flow, H) } : { logp_old: tensor(t.logpOld, t.advantageMap ? shape : [t.n]) }),
     advantages: tensor(t.advantages, [t.n]),
     advantage_map: t.advantageMap ? tensor(t.advantageMap, [t.n, 3, h, h]) : undefined,
+    ...(t.identityAdvantages ? { identity_advantages: tensor(t.identityAdvantages, [t.n]) } : {}),
+    ...(t.identityAdvantageMap ? { identity_advantage_map: tensor(t.identityAdvantageMap, [t.n, 3, h, h]) } : {}),
     behaviour_versions: t.behaviourVersions,
     sample_ids: t.sampleIds,
     group_indices: t.groupIndices,

@@ -6,6 +6,9 @@
 //
 //   node --import tsx scripts/demo-probe.ts [--seed N] [--eval] [--val-draws 6] [--every K] [--json out.json] [key=value ...]
 //   (the data.valImages=... override sets the validation split; e.g. data.valImages=8)
+//   Both splits are drawn as eval.draws says (default every-type: each photograph once per corruption type, levels
+//   from (seed, photograph, type)); with eval.draws=one each validation photograph gets --val-draws seeded draws
+//   (epochs 0..N-1, rounds 3-6) and each evaluation photograph one.
 //   --save-warm-start F writes the warm start (safetensors, with the settings that made it); --warm-start F
 //   starts from it instead of repeating the SFT steps (refused unless seed, data, model and sft settings match):
 //   the GRPO phase is then the one the full probe trains, so GRPO settings are compared from one warm start.
@@ -13,7 +16,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
-import { evaluate, firstSamples, type EvalReport } from '../lib/eval/evaluate.ts';
+import { evalSamples, evaluate, type EvalReport } from '../lib/eval/evaluate.ts';
+import { formatPaired, pairedRows } from '../lib/eval/paired.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
 import { decodeSafetensors, encodeSafetensors } from '../lib/checkpoint/safetensors.ts';
@@ -80,26 +84,31 @@ const snapshotPolicies = Object.fromEntries([...snapshots].map(([k, p]) => [`grp
 
 const f = (x: number) => x.toFixed(4);
 const sign = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(3);
+// The worst type or level row of p - identity: its draws (n), photographs and 95% paired interval over them.
 const worst = (id: EvalReport, p: EvalReport) => {
-  let w = { key: '', d: Infinity, n: 0 };
+  let w = { key: '', d: Infinity, n: 0, images: 0, ci: '' };
+  const paired = pairedRows(p, id);
   for (const [k, s] of [...Object.entries(id.byType), ...Object.entries(id.byLevel)]) {
     const d = ((p.byType[k] ?? p.byLevel[k])!.reward) - s.reward;
-    if (d < w.d) w = { key: k, d, n: s.count };
+    const row = paired.byType[k] ?? paired.byLevel[k]!;
+    if (d < w.d) w = { key: k, d, n: s.count, images: row.images, ci: formatPaired(row) };
   }
   return w;
 };
 const out: Record<string, unknown> = { seed, overrides, ...(warmFile ? { warmStart: warmFile } : {}), seconds, sftSteps: run.sftSteps, grpoSteps: run.grpoSteps };
 const show = async (name: string, split: 'val' | 'eval') => {
   const ds = await openRunDataset(config, split);
-  // The few validation photographs each get several corruption draws (epochs); evaluation is as the demo's.
-  const samples = split === 'eval' ? await firstSamples(ds, ds.size) : [];
-  for (let epoch = 0; split === 'val' && epoch < valDraws; epoch++) {
+  // every-type: both splits as the demo's evaluation. one: the few validation photographs each get several
+  // corruption draws (epochs), the evaluation photographs one (rounds 3-6).
+  const everyType = config.eval.draws === 'every-type';
+  const samples = split === 'eval' || everyType ? await evalSamples(ds, ds.size, config.eval.draws) : [];
+  for (let epoch = 0; split === 'val' && !everyType && epoch < valDraws; epoch++) {
     for (let i = 0; i < ds.size; i++) {
       const s = await ds.get(i, epoch);
       if (s) samples.push(s);
     }
   }
-  const r = (await evaluate(config, samples, split === 'val' ? { ...policies, ...snapshotPolicies } : policies)).reports;
+  const r = (await evaluate(config, samples, split === 'val' ? { ...policies, ...snapshotPolicies } : policies, { keep: [] })).reports;
   const [id, sft, grpo] = [r.identity!, r.sft!, r.grpo!];
   if (split === 'val' && snapshots.size > 0) {
     const curve = Object.keys(snapshotPolicies).map((k) => `${k} ${f(r[k]!.reward)} (worst ${sign(worst(id, r[k]!).d)})`);
@@ -111,7 +120,7 @@ const show = async (name: string, split: 'val' | 'eval') => {
   console.log(`  per level: ${Object.entries(id.byLevel).map(([k, s]) => `${k} ${sign(grpo.byLevel[k]!.reward - s.reward)}`).join(', ')}`);
   const ws = worst(id, sft);
   const wg = worst(id, grpo);
-  console.log(`  worst row: SFT ${ws.key} ${sign(ws.d)} (${ws.n}), GRPO ${wg.key} ${sign(wg.d)} (${wg.n})`);
+  console.log(`  worst row: SFT ${ws.key} ${ws.ci} (${ws.images} photographs, ${ws.n} draws), GRPO ${wg.key} ${wg.ci} (${wg.images} photographs, ${wg.n} draws)`);
   out[split] = { identity: id, sft, grpo, worstSft: ws, worstGrpo: wg };
 };
 await show('validation photographs', 'val');

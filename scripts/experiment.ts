@@ -21,7 +21,7 @@ import { cloneTensorMap } from '../lib/checkpoint/tensors.ts';
 import { canonicalJson, configHash, sha256Hex } from '../lib/checkpoint/digest.ts';
 import { loadCheckpoint, saveCheckpoint } from '../lib/checkpoint/index.ts';
 import { paramShapes, policySpecOf } from '../lib/models/bundle.ts';
-import { evaluate, firstSamples, type EvalReport } from '../lib/eval/evaluate.ts';
+import { evalSamples, evaluate, type EvalReport } from '../lib/eval/evaluate.ts';
 import { formatCI, meanCI, type MeanCI } from '../lib/eval/stats.ts';
 import { runSingleProcess, type SingleProcessStep } from '../lib/local/single-process.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
@@ -119,14 +119,14 @@ export async function runSeed(o: ExperimentOptions, seed: number): Promise<SeedR
   const g = await runSingleProcess(grpoConfig, { params: cloneTensorMap(sftParams), log: (l) => log(`[seed ${seed}] ${l}`), onStep: (s) => curve.push(s) });
   log(`[experiment] seed ${seed}: control, SFT continued ${o.grpoSteps} steps from the warm start`);
   const ctl = await runSingleProcess(controlConfig, { params: cloneTensorMap(sftParams) });
-  const samples = await firstSamples(await openRunDataset(grpoConfig, 'eval'), grpoConfig.eval.samples);
+  const samples = await evalSamples(await openRunDataset(grpoConfig, 'eval'), grpoConfig.eval.samples, grpoConfig.eval.draws);
   const ev = await evaluate(grpoConfig, samples, {
     identity: { kind: 'identity' },
     sft: { kind: 'mean', params: sftParams },
     grpo: { kind: 'mean', params: g.params },
     grpo_sampled: { kind: 'sampled', params: g.params },
     sft_continued: { kind: 'mean', params: ctl.params },
-  });
+  }, { keep: [] });
   const result: SeedResult = {
     seed,
     settings,

@@ -8,6 +8,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
+import { EVAL_DRAWS } from '../data/eval-draws.ts';
 import { flowConfigSchema } from '../flow/config.ts';
 import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms } from '../grpo/reward-expression.ts';
 
@@ -195,6 +196,8 @@ export const grpoSchema = z.strictObject({
     .describe('GRPO updates (one policy version per training batch).'),
   advantageMode: z.enum(['scalar', 'dense']).default('dense')
     .describe('dense (default): per-pixel advantages from the group-centred SSIM maps plus the scalar embedding-reward part (docs/grpo.md); scalar: one advantage per action, as the paper. At equal compute from a converged warm start, dense GRPO gained about three times the reward of scalar GRPO or of continued SFT over 8 seeds (docs/dense-advantages.md).'),
+  identityAnchor: z.number().gte(0).lte(100).default(0)
+    .describe('Do no harm: the weight of the identity member of each group (0 = off). The corrupted image with the group\'s first noise is scored with the group; where it beats the group (positive advantage, per pixel in dense mode) a bounded term pulls the policy mean toward the corrupted image, weighted like this many sampled actions (docs/grpo.md, "Identity member"). Not with model.family flow, model.learnLogStd or grpo.multiRewardMode normalize-then-sum.'),
 }).describe('Group Relative Policy Optimisation (Flow-GRPO) settings.');
 
 export const sftSchema = z.strictObject({
@@ -278,8 +281,12 @@ export const evalSchema = z.strictObject({
   everyVersions: int().gte(0).lte(MAX_STEPS).default(20)
     .describe('Evaluate the policy every this many versions on the held-out images. 0: never.'),
   samples: int().gt(0).lte(100_000).default(64)
-    .describe('Held-out corrupted images per evaluation.'),
-}).describe('Periodic evaluation.');
+    .describe('Held-out images per evaluation (the first of the evaluation split); each is corrupted as eval.draws says.'),
+  draws: z.enum(EVAL_DRAWS).default('every-type')
+    .describe("Corruption draws per evaluation image in the final evaluation (demo summary), recovery-grpo eval, sweep, sweep --methods, scripts/experiment.ts and scripts/demo-probe.ts's validation split. every-type: once per corruption type of the mix, each at a level drawn from (seed, image, type), so every per-type row holds every image (64 photographs per seed with the defaults) and levels are balanced; costs types x the images. one: one (type, level) per image as training draws it (rounds 1-6; a per-type row then holds 1-7 of 64 photographs). docs/evaluation.md."),
+  periodicDraws: z.enum(EVAL_DRAWS).default('one')
+    .describe('Corruption draws per image in the evaluation during training (eval.everyVersions): one keeps it cheap beside training (it draws the progress curve); every-type as eval.draws.'),
+}).describe('Evaluation: the periodic one during training, and the draws of every evaluation.');
 
 export const configSchema = z.strictObject({
   run: runSchema.prefault({}),
@@ -303,8 +310,18 @@ export const configSchema = z.strictObject({
  * at load, so every entry point fails early and the same way (lib/grpo/algorithm.ts compileAlgorithm
  * then cannot fail on a loaded config).
  */
-function checkAlgorithm(c: { reward: { expression: string; weights: Record<string, number>; alpha: number }; grpo: { advantageMode: string; multiRewardMode: string } }, ctx: z.RefinementCtx): void {
+function checkAlgorithm(
+  c: { reward: { expression: string; weights: Record<string, number>; alpha: number }; grpo: { advantageMode: string; multiRewardMode: string; identityAnchor: number }; model: { family: string; learnLogStd: boolean } },
+  ctx: z.RefinementCtx,
+): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  if (c.grpo.identityAnchor > 0) {
+    // The identity member's action is the corrupted image plus the group's first noise at the configured sigma
+    // (lib/grpo/identity.ts): a Gaussian policy whose sigma is fixed, and one summed reward to compare.
+    if (c.model.family === 'flow') issue(['grpo', 'identityAnchor'], 'the identity member is implemented for the Gaussian policy only; set grpo.identityAnchor=0 with model.family flow');
+    if (c.model.learnLogStd) issue(['grpo', 'identityAnchor'], 'the identity member needs a fixed sigma (its action is the image plus sigma times the group\'s first noise); set model.learnLogStd=false or grpo.identityAnchor=0');
+    if (c.grpo.multiRewardMode === 'normalize-then-sum') issue(['grpo', 'identityAnchor'], 'the identity member compares one summed reward, which grpo.multiRewardMode normalize-then-sum does not have; set grpo.multiRewardMode=sum or grpo.identityAnchor=0');
+  }
   if (c.grpo.advantageMode === 'dense' && c.grpo.multiRewardMode === 'normalize-then-sum') {
     issue(['grpo', 'multiRewardMode'], 'normalize-then-sum cannot be combined with grpo.advantageMode dense (dense advantages split the summed reward; set grpo.advantageMode=scalar or grpo.multiRewardMode=sum)');
     return;

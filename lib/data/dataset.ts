@@ -13,6 +13,7 @@ import {
   CORRUPTION_TYPES, corrupt, corruptionMixSchema, isCorruptionType, sampleCorruption,
   type CorruptionMix, type CorruptionMixInput, type CorruptionType,
 } from './corruptions.ts';
+import { everyTypeDraws } from './eval-draws.ts';
 
 /** train: seeded crops; eval: whole images, reported; val (photos, data.valImages): whole held-out training scenes to choose settings on. */
 export type Split = 'train' | 'val' | 'eval';
@@ -135,6 +136,12 @@ export interface Dataset {
    * Null when its image cannot be read (counted in `skipped`, reported through onSkip and a warning).
    */
   get(index: number, epoch?: number): Promise<Sample | null>;
+  /**
+   * Item `index` (its epoch-0 clean image) corrupted once per type of the mix, each at a level drawn from
+   * (seed, id, type): eval.draws 'every-type' (lib/data/eval-draws.ts). An item with its own corrupted image (a
+   * manifest pair) gives that one sample. Null when its image cannot be read, as get().
+   */
+  getEveryType(index: number): Promise<Sample[] | null>;
   /**
    * An endless deterministic stream for training: cursor c is in epoch floor(c / size), which visits the
    * split in its own seeded order and draws fresh corruptions. An unreadable item is replaced by the next
@@ -373,10 +380,18 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
     return decodeAs(it, same, epoch);
   };
 
-  const get = async (index: number, epoch = 0): Promise<Sample | null> => {
+  const checkIndex = (index: number): void => {
     if (!Number.isInteger(index) || index < 0 || index >= count) {
       throw new Error(`${where}: index ${index} outside the ${which} split (size ${count})`);
     }
+  };
+
+  // A training crop of a photograph scaled to evalSize is corrupted at that photograph's scale (pixel-sized
+  // parameters as on the whole evaluation image), not as if the crop were the whole picture.
+  const refSizeOf = (it: Item, clean: RgbImage): number => (evalSize !== undefined && !isWhole(it) ? (mix.refSize * clean.width) / evalSize : mix.refSize);
+
+  const get = async (index: number, epoch = 0): Promise<Sample | null> => {
+    checkIndex(index);
     const it = itemAt(index);
     if ((it.clean && bad.has(it.clean)) || (it.corrupted && bad.has(it.corrupted))) return null;
     let clean: RgbImage;
@@ -398,11 +413,34 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
       }
     }
     const choice = sampleCorruption(mix, hashSeed(seed, 'choice', it.id, epoch));
-    // A training crop of a photograph scaled to evalSize is corrupted at that photograph's scale (pixel-sized
-    // parameters as on the whole evaluation image), not as if the crop were the whole picture.
-    const refSize = evalSize !== undefined && !isWhole(it) ? (mix.refSize * clean.width) / evalSize : mix.refSize;
-    const corrupted = await corrupt(clean, choice.type, choice.level, hashSeed(seed, 'corrupt', it.id, epoch), { refSize });
+    const corrupted = await corrupt(clean, choice.type, choice.level, hashSeed(seed, 'corrupt', it.id, epoch), { refSize: refSizeOf(it, clean) });
     return { id: it.id, index, split, clean, corrupted, corruption: { type: choice.type, level: choice.level } };
+  };
+
+  const getEveryType = async (index: number): Promise<Sample[] | null> => {
+    checkIndex(index);
+    const it = itemAt(index);
+    if (it.corrupted) {
+      const s = await get(index);
+      return s ? [s] : null;
+    }
+    if (it.clean && bad.has(it.clean)) return null;
+    let clean: RgbImage;
+    try {
+      clean = await loadClean(it, 0);
+    } catch (e) {
+      skip(it.clean!, reasonOf(e));
+      return null;
+    }
+    const split = itemSplit(it);
+    const refSize = refSizeOf(it, clean);
+    const out: Sample[] = [];
+    // One clean image shared by every draw (read-only): 16 draws of a whole photograph cost one decode.
+    for (const d of everyTypeDraws(mix, seed, it.id)) {
+      const corrupted = await corrupt(clean, d.type, d.level, d.seed, { refSize });
+      out.push({ id: it.id, index, split, clean, corrupted, corruption: { type: d.type, level: d.level } });
+    }
+    return out;
   };
 
   const orders = new Map<number, Uint32Array>();
@@ -441,6 +479,7 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
       return itemAt(index).id;
     },
     get,
+    getEveryType,
     sample,
     async *[Symbol.asyncIterator]() {
       for (let k = 0; k < count; k++) {

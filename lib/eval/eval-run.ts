@@ -11,7 +11,7 @@ import { CheckpointError, loadCheckpoint, type DecodedCheckpoint } from '../chec
 import { dataConfigFrom, openDataset, type Sample } from '../data/dataset.ts';
 import { encodePng } from '../data/image.ts';
 import { paramShapes, policySpecOf } from '../models/bundle.ts';
-import { evaluate, firstSamples, outputImage, type EvalResult, type Policy } from './evaluate.ts';
+import { evalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalResult, type Policy } from './evaluate.ts';
 import { renderGrid } from './grid.ts';
 import { writeEvalReport, type EvalJson, type EvalSources } from './report.ts';
 
@@ -73,21 +73,28 @@ export async function findCheckpointBeside(dir: string, runId: string, version: 
 }
 
 async function openSamples(config: RunConfig, data: string | undefined, count: number): Promise<{ samples: Sample[]; label: string }> {
-  if (!data) return { samples: await firstSamples(await openRunDataset(config, 'eval'), count), label: `the eval split (${config.data.source.kind === 'photos' ? `at least ${config.data.evalImages} whole photographs` : `evalFraction ${config.data.evalFraction}`}, ${config.data.source.kind} source)` };
+  const draws = config.eval.draws;
+  if (!data) return { samples: await evalSamples(await openRunDataset(config, 'eval'), count, draws), label: `the eval split (${config.data.source.kind === 'photos' ? `at least ${config.data.evalImages} whole photographs` : `evalFraction ${config.data.evalFraction}`}, ${config.data.source.kind} source)` };
   if (!existsSync(data)) throw new Error(`--data ${data}: no such folder`);
   // Every image of the folder is evaluated whole, shorter side evalSize (as the photo set's eval split).
   const d = dataConfigFrom({ ...config.data, evalSize: config.data.evalSize ?? 128, source: { kind: 'folder', path: resolve(data) } }, config.run.seed);
   const ds = await openDataset(d.dataset, { split: 'eval', evalFraction: 1, mix: d.corruptions, seed: d.seed });
-  return { samples: await firstSamples(ds, count), label: `clean images of ${data}, corrupted with the configured mix (seed ${config.run.seed})` };
+  return { samples: await evalSamples(ds, count, draws), label: `clean images of ${data}, corrupted with the configured mix (seed ${config.run.seed})` };
 }
 
-/** The grid corrupted | reference | policy | clean for the first `rows` samples, as PNG bytes. */
+/**
+ * The grid corrupted | reference | policy | clean for `rows` images (gridIndices: distinct images, cycling through
+ * their draws; evaluate with `keep: gridIndices(samples, rows)` so their recoveries are kept), as PNG bytes.
+ */
 export async function evalGridPng(config: RunConfig, ev: EvalResult, columns: string[], rows: number): Promise<Uint8Array> {
   const img = (name: string, i: number) => outputImage(ev, name, i);
-  const gridRows = ev.samples.slice(0, rows).map((s, i) => ({
-    label: `${s.corruption.type.replace(/_/g, ' ')} ${s.corruption.level ?? ''}`.trim(),
-    images: columns.map((c) => (c === 'corrupted' ? s.corrupted : c === 'clean' ? s.clean : img(c, i))),
-  }));
+  const gridRows = gridIndices(ev.samples, rows).map((i) => {
+    const s = ev.samples[i]!;
+    return {
+      label: `${s.corruption.type.replace(/_/g, ' ')} ${s.corruption.level ?? ''}`.trim(),
+      images: columns.map((c) => (c === 'corrupted' ? s.corrupted : c === 'clean' ? s.clean : img(c, i))),
+    };
+  });
   return encodePng(renderGrid(columns, gridRows));
 }
 
@@ -116,14 +123,17 @@ export async function runEvalCommand(o: EvalCommandOptions): Promise<{ json: Eva
 
   const count = o.samples ?? config.eval.samples;
   const { samples, label } = await openSamples(config, o.data, count);
-  if (samples.length < count) notes.push(`${samples.length} images available (asked for ${count})`);
-  log(`[eval] ${basename(o.checkpoint)} v${ckpt.meta.version} on ${samples.length} images (${label})${reference ? `; reference v${reference.ckpt.meta.version}` : ''}`);
+  const images = imageCount(samples);
+  if (images < count) notes.push(`${images} images available (asked for ${count})`);
+  const drawsLabel = config.eval.draws === 'every-type' ? `${samples.length} draws, each image once per corruption type (eval.draws every-type)` : 'one corruption draw per image (eval.draws one)';
+  log(`[eval] ${basename(o.checkpoint)} v${ckpt.meta.version} on ${images} images, ${drawsLabel} (${label})${reference ? `; reference v${reference.ckpt.meta.version}` : ''}`);
 
   const policies: Record<string, Policy> = { identity: { kind: 'identity' } };
   if (reference) policies.reference = { kind: 'mean', params: reference.ckpt.params };
   policies.policy = { kind: 'mean', params: ckpt.params };
   policies.policy_sampled = { kind: 'sampled', params: ckpt.params };
-  const ev = await evaluate(config, samples, policies);
+  const gridRows = o.gridRows ?? 8;
+  const ev = await evaluate(config, samples, policies, { keep: gridIndices(samples, gridRows) });
 
   const sources: EvalSources = {
     checkpoint: { path: o.checkpoint, run_id: ckpt.meta.runId, version: ckpt.meta.version, digest: ckpt.digest },
@@ -131,13 +141,15 @@ export async function runEvalCommand(o: EvalCommandOptions): Promise<{ json: Eva
     config: source,
     config_hash: configHash(config),
     data: label,
-    samples: samples.length,
+    samples: images,
+    draws: samples.length,
+    draws_mode: config.eval.draws,
     encoder: ev.encoder,
     seed: config.run.seed,
     notes,
   };
   const json: EvalJson = { sources, policy: ev.reports.policy!, policy_sampled: ev.reports.policy_sampled!, reference: ev.reports.reference ?? null, identity: ev.reports.identity! };
-  const grid = await evalGridPng(config, ev, ['corrupted', ...(reference ? ['reference'] : []), 'policy', 'clean'], o.gridRows ?? 8);
+  const grid = await evalGridPng(config, ev, ['corrupted', ...(reference ? ['reference'] : []), 'policy', 'clean'], gridRows);
   const paths = await writeEvalReport(o.out, json, grid);
   const f = (x: number) => x.toFixed(4);
   log(`[eval] reward: identity ${f(json.identity.reward)}${json.reference ? ` | reference ${f(json.reference.reward)}` : ''} | policy ${f(json.policy.reward)} (sampled ${f(json.policy_sampled.reward)})`);

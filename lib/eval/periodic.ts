@@ -13,7 +13,7 @@ import { PolicyRunner } from '../models/runner.ts';
 import { RewardScorer } from '../models/scorer.ts';
 import type { CheckpointStore } from '../transport/index.ts';
 import { fetchCheckpoint } from '../worker/checkpoints.ts';
-import { evaluate, firstSamples, type EvalReport, type Scores } from './evaluate.ts';
+import { evalSamples, evaluate, gridIndices, type EvalReport, type Scores } from './evaluate.ts';
 import { evalGridPng } from './eval-run.ts';
 
 export interface PeriodicEvalResult {
@@ -120,10 +120,12 @@ export class PeriodicEvaluator {
     const shapes = paramShapesOf(config);
     const ck = await fetchCheckpoint(store, latest, { runId: config.run.id, shapes });
     if (this.closed) return null;
-    this.samples ??= await firstSamples(await openRunDataset(config, 'eval'), config.eval.samples);
+    // eval.periodicDraws (default one): a progress curve beside training, not the final evaluation's criteria.
+    this.samples ??= await evalSamples(await openRunDataset(config, 'eval'), config.eval.samples, config.eval.periodicDraws);
     if (config.model.family !== 'flow') this.runner ??= await PolicyRunner.create(config);
     this.scorer ??= new RewardScorer(config.reward, config.reward.device);
-    const reuse = { ...(this.runner ? { runner: this.runner } : {}), scorer: this.scorer };
+    const gridRows = this.o.gridRows ?? 6;
+    const reuse = { ...(this.runner ? { runner: this.runner } : {}), scorer: this.scorer, keep: gridIndices(this.samples, gridRows) };
     const policies: Parameters<typeof evaluate>[2] = { policy: { kind: 'mean', params: ck.params } };
     if (!this.identity) policies.identity = { kind: 'identity' };
     const refVersion = ck.meta.extra.ref_version !== undefined ? Number(ck.meta.extra.ref_version) : undefined;
@@ -142,7 +144,7 @@ export class PeriodicEvaluator {
     const useRef = refVersion !== undefined && this.ref?.version === refVersion;
     if (useRef) ev.outputs.reference = this.ref!.outputs;
     const columns = ['corrupted', ...(useRef ? ['reference'] : []), 'policy', 'clean'];
-    const gridPng = await evalGridPng(config, ev, columns, this.o.gridRows ?? 6);
+    const gridPng = await evalGridPng(config, ev, columns, gridRows);
     const result: PeriodicEvalResult = {
       version: ck.meta.version,
       t: Date.now(),

@@ -3,7 +3,9 @@
 // per-level bars as inline SVG; no external asset, no script).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { EvalDraws } from '../data/eval-draws.ts';
 import type { EvalReport, Scores } from './evaluate.ts';
+import { formatPaired, pairedRows, type PairedRows } from './paired.ts';
 import { barChart, esc } from './svg.ts';
 
 /** Where the numbers came from. */
@@ -15,7 +17,11 @@ export interface EvalSources {
   config_hash: string;
   /** 'eval split' or the folder of clean images given with --data. */
   data: string;
+  /** Images evaluated. */
   samples: number;
+  /** (image, corruption) draws scored: samples x the mix's types under eval.draws every-type (absent before round 7). */
+  draws?: number;
+  draws_mode?: EvalDraws;
   encoder: string;
   seed: number;
   notes: string[];
@@ -53,10 +59,39 @@ function mdTable(header: string[], rows: string[][]): string {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
+type PairedMetric = 'reward' | 'ssim' | 'psnr';
+const isPaired = (m: (typeof METRICS)[number]): m is PairedMetric => m !== 'clip_cos';
+
+/** policy - identity per row with its 95% interval over images, or null for reports without per-draw scores. */
+function paired(e: EvalJson, metric: PairedMetric): PairedRows | null {
+  return e.policy.perSample && e.identity.perSample ? pairedRows(e.policy, e.identity, metric) : null;
+}
+
+function groupHeader(e: EvalJson, title: string, metric: (typeof METRICS)[number]): string[] {
+  return [title, 'images', 'draws', ...columns(e).map(([n]) => n), ...(isPaired(metric) ? ['policy - identity [95% CI over images]'] : [])];
+}
+
+/** One row per type or level: images and draws in it, each policy's mean and (not for clip_cos) policy - identity with its interval. */
 function groupRows(e: EvalJson, key: 'byType' | 'byLevel', metric: (typeof METRICS)[number]): string[][] {
   const cols = columns(e);
   const names = Object.keys(e.policy[key]);
-  return names.map((n) => [n, String(e.policy[key][n]?.count ?? 0), ...cols.map(([, r]) => f(metric, r[key][n]?.[metric]))]);
+  const p = isPaired(metric) ? paired(e, metric) : null;
+  const digits = metric === 'psnr' ? 2 : 4;
+  return names.map((n) => {
+    const row = p?.[key][n];
+    const count = String(e.policy[key][n]?.count ?? 0);
+    return [n, row ? String(row.images) : '-', row ? String(row.draws) : count, ...cols.map(([, r]) => f(metric, r[key][n]?.[metric])),
+      ...(isPaired(metric) ? [row ? formatPaired(row, digits) : '-'] : [])];
+  });
+}
+
+/** A sentence on how the images were drawn, and policy - identity overall with its interval. */
+function drawsLine(e: EvalJson): string {
+  const s = e.sources;
+  const how = s.draws_mode === 'every-type' ? `${s.draws} draws: each image once per corruption type, levels drawn from (seed, image, type) (eval.draws every-type)`
+    : s.draws_mode === 'one' ? 'one corruption draw per image (eval.draws one)' : 'one corruption draw per image';
+  const p = paired(e, 'reward');
+  return `${how}${p ? `; reward policy - identity ${formatPaired(p.overall)} (95% paired t interval over ${p.overall.images} images)` : ''}`;
 }
 
 export function renderMarkdown(e: EvalJson): string {
@@ -67,6 +102,7 @@ export function renderMarkdown(e: EvalJson): string {
   out.push(`- checkpoint: run \`${s.checkpoint.run_id}\`, version ${s.checkpoint.version}, sha256 \`${s.checkpoint.digest.slice(0, 16)}…\``);
   out.push(s.reference ? `- reference (SFT): ${s.reference.path} (version ${s.reference.version}, ${s.reference.found})` : '- reference (SFT): none');
   out.push(`- data: ${s.data}, ${s.samples} images; seed ${s.seed}; config: ${s.config} (hash ${s.config_hash.slice(0, 12)})`);
+  out.push(`- draws: ${drawsLine(e)}`);
   out.push(`- semantic reward encoder: \`${s.encoder}\``);
   for (const n of s.notes) out.push(`- note: ${n}`);
   out.push('', '## Overall', '');
@@ -74,7 +110,7 @@ export function renderMarkdown(e: EvalJson): string {
   for (const [key, title] of [['byType', 'corruption type'], ['byLevel', 'corruption level']] as const) {
     for (const m of METRICS) {
       out.push('', `## ${LABEL[m]} by ${title}`, '');
-      out.push(mdTable([title, 'images', ...cols.map(([n]) => n)], groupRows(e, key, m)));
+      out.push(mdTable(groupHeader(e, title, m), groupRows(e, key, m)));
     }
   }
   return `${out.join('\n')}\n`;
@@ -108,6 +144,7 @@ export function renderHtml(e: EvalJson, gridPng: Uint8Array | null): string {
   parts.push(`<li>checkpoint: run <code>${esc(s.checkpoint.run_id)}</code>, version ${s.checkpoint.version}, sha256 <code>${esc(s.checkpoint.digest.slice(0, 16))}…</code></li>`);
   parts.push(`<li>reference (SFT): ${s.reference ? `${esc(s.reference.path)} (version ${s.reference.version}, ${esc(s.reference.found)})` : 'none'}</li>`);
   parts.push(`<li>data: ${esc(s.data)}, ${s.samples} images, seed ${s.seed}; config ${esc(s.config)}</li>`);
+  parts.push(`<li>draws: ${esc(drawsLine(e))}</li>`);
   parts.push(`<li>semantic reward encoder: <code>${esc(s.encoder)}</code></li>`);
   for (const n of s.notes) parts.push(`<li>note: ${esc(n)}</li>`);
   parts.push('</ul><h2>Overall</h2>');
@@ -124,7 +161,7 @@ export function renderHtml(e: EvalJson, gridPng: Uint8Array | null): string {
   for (const [key, title] of [['byType', 'corruption type'], ['byLevel', 'corruption level']] as const) {
     for (const m of METRICS) {
       parts.push(`<h3>${esc(LABEL[m])} by ${title}</h3>`);
-      parts.push(htmlTable([title, 'images', ...cols.map(([n]) => n)], groupRows(e, key, m)));
+      parts.push(htmlTable(groupHeader(e, title, m), groupRows(e, key, m)));
     }
   }
   parts.push('</body></html>');

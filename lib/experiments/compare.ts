@@ -23,7 +23,7 @@ import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
 import { paramShapesOf } from '../models/bundle.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
 import { runRewardBackprop, runSingleProcess, type BudgetClock } from '../local/single-process.ts';
-import { evaluate, firstSamples, type EvalReport } from '../eval/evaluate.ts';
+import { evalSamples, evaluate, gridIndices, type EvalReport } from '../eval/evaluate.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { formatCI, meanCI, type MeanCI } from '../eval/stats.ts';
 
@@ -264,19 +264,22 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     for (const f of families) warm.set(f, await warmStart(seed, f));
     const evalConfig = (f: Family) => configFor(seed, f);
     const first = evalConfig(families[0]!);
-    const samples = await firstSamples(await openRunDataset(first, 'eval'), first.eval.samples);
-    const result: SeedResult = { seed, start: {}, identity: (await evaluate(first, samples, { identity: { kind: 'identity' } })).reports.identity, runs: [] };
+    const samples = await evalSamples(await openRunDataset(first, 'eval'), first.eval.samples, first.eval.draws);
+    // Only the grid's recoveries are kept (seed 0): an every-type evaluation holds ~300 MB of pixels per policy.
+    const shown = gridIndices(samples, 6);
+    const keep = seed === 0 ? shown : [];
+    const result: SeedResult = { seed, start: {}, identity: (await evaluate(first, samples, { identity: { kind: 'identity' } }, { keep: [] })).reports.identity, runs: [] };
     const outputs: Record<string, Float32Array> = {};
     let offsets: number[] = [];
     for (const f of families) {
-      const ev = await evaluate(evalConfig(f), samples, { start: { kind: 'mean', params: warm.get(f)! } });
+      const ev = await evaluate(evalConfig(f), samples, { start: { kind: 'mean', params: warm.get(f)! } }, { keep });
       result.start[f] = ev.reports.start;
       outputs[`start:${f}`] = ev.outputs.start;
       offsets = ev.offsets;
     }
     for (const a of arms) {
       const run = await train(seed, a, warm.get(a.family)!);
-      const ev = await evaluate(evalConfig(a.family), samples, { final: { kind: 'mean', params: run.params } });
+      const ev = await evaluate(evalConfig(a.family), samples, { final: { kind: 'mean', params: run.params } }, { keep });
       const final = ev.reports.final;
       const start = result.start[a.family]!;
       const gain = Object.fromEntries(METRICS.map((k) => [k, final[k] - start[k]])) as Gains;
@@ -293,9 +296,9 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       const startCols = families.map((f) => `start:${f}`);
       const startTitle = (f: Family) => (families.length > 1 ? `${f} start` : 'warm start');
       const armTitle = (a: Arm & { family: Family }) => (families.length > 1 ? `${a.family} ${GRID_LABELS[a.method]}` : GRID_LABELS[a.method]);
-      const rows = samples.slice(0, 6).map((s, i) => ({
-        label: s.corruption.type.replace(/_/g, ' '),
-        images: [s.corrupted, ...startCols.map((c) => img(c, i)), ...arms.map((a) => img(a.name, i)), s.clean],
+      const rows = shown.map((i) => ({
+        label: samples[i]!.corruption.type.replace(/_/g, ' '),
+        images: [samples[i]!.corrupted, ...startCols.map((c) => img(c, i)), ...arms.map((a) => img(a.name, i)), samples[i]!.clean],
       }));
       await writeImage(renderGrid(['corrupted', ...families.map(startTitle), ...arms.map(armTitle), 'clean'], rows), gridPath);
     }

@@ -40,6 +40,8 @@ export interface GroupAdvantages {
   /** Mean and population std of the group's scalar rewards (for logging). */
   mean: number;
   std: number;
+  /** With an identity member: its advantage against the sampled actions' statistics. */
+  identity?: number;
 }
 
 export interface DroppedGroup {
@@ -83,14 +85,25 @@ function zeroVariance(mean: number, std: number, o: Resolved, G: number): GroupA
   return { advantages: new Float32Array(G), mean, std };
 }
 
-/** Advantages of one group from its scalar rewards (one per action, in group-index order). */
-export function groupAdvantages(rewards: readonly number[], opts: AdvantageOptions = {}): GroupAdvantages | DroppedGroup {
+/**
+ * Advantages of one group from its scalar rewards (one per action, in group-index order). With
+ * `identityReward` (the identity member, docs/grpo.md "Identity member") its advantage is measured against
+ * the SAMPLED actions' statistics, A_0 = clip((r_0 - mean_g r) / (std_g r + eps)), and the sampled actions'
+ * advantages are exactly those without it; a zero-variance group gives it 0 as it gives every action.
+ */
+export function groupAdvantages(rewards: readonly number[], opts: AdvantageOptions = {}, identityReward?: number): GroupAdvantages | DroppedGroup {
   const o = resolve(opts);
   checkRewards('rewards', rewards);
+  if (identityReward !== undefined) checkRewards('identityReward', [identityReward], 1);
   const { mean, std } = meanStd(rewards);
-  if (std < ZERO_VARIANCE_STD) return zeroVariance(mean, std, o, rewards.length);
+  if (std < ZERO_VARIANCE_STD) {
+    const z = zeroVariance(mean, std, o, rewards.length);
+    return identityReward !== undefined && !('dropped' in z) ? { ...z, identity: 0 } : z;
+  }
   const denom = o.stdNormalize ? std + o.stdEps : 1;
-  return { advantages: Float32Array.from(rewards, (r) => clip((r - mean) / denom, o.advClip)), mean, std };
+  const advantages = Float32Array.from(rewards, (r) => clip((r - mean) / denom, o.advClip));
+  if (identityReward === undefined) return { advantages, mean, std };
+  return { advantages, mean, std, identity: clip((identityReward - mean) / denom, o.advClip) };
 }
 
 /**
@@ -156,6 +169,15 @@ export interface DenseAdvantages {
   scalar: Float32Array;
   mean: number;
   std: number;
+  /** With an identity member: its map D_0 and scalar part T_0, centred on the sampled actions' statistics. */
+  identity?: { map: Float32Array; scalar: number };
+}
+
+/** The identity member of a dense group: its SSIM map, reward and rest of the reward, as an action's. */
+export interface DenseIdentity {
+  ssimMap: Float32Array;
+  reward: number;
+  otherTerm: number;
 }
 
 export interface DenseOptions extends AdvantageOptions {
@@ -168,7 +190,7 @@ export interface DenseOptions extends AdvantageOptions {
 
 export function denseAdvantages(
   ssimMaps: readonly Float32Array[], scalarRewards: readonly number[], otherTerms: readonly number[], ssimWeight: number,
-  opts: DenseOptions = {},
+  opts: DenseOptions = {}, identity?: DenseIdentity,
 ): DenseAdvantages | DroppedGroup {
   const o = resolve(opts);
   const G = ssimMaps.length;
@@ -195,27 +217,37 @@ export function denseAdvantages(
   for (let l = 0; l < L; l++) meanMap[l]! /= G;
 
   const tol = opts.consistencyTol ?? 1e-3;
-  for (let i = 0; i < G; i++) {
-    const r = ssimWeight * ssim[i]! + otherTerms[i]!;
-    if (!(Math.abs(r - scalarRewards[i]!) <= tol)) {
-      throw new Error(`dense advantages: action ${i}: reward ${scalarRewards[i]} != ${ssimWeight} * mean(SSIM map) ${ssim[i]} + other terms ${otherTerms[i]} = ${r} (tolerance ${tol})`);
+  const consistent = (what: string, map: Float32Array, reward: number, other: number) => {
+    let s = 0;
+    for (let l = 0; l < L; l++) s += map[l]!;
+    const r = ssimWeight * (s / L) + other;
+    if (!(Math.abs(r - reward) <= tol)) {
+      throw new Error(`dense advantages: ${what}: reward ${reward} != ${ssimWeight} * mean(SSIM map) ${s / L} + other terms ${other} = ${r} (tolerance ${tol})`);
     }
+  };
+  for (let i = 0; i < G; i++) consistent(`action ${i}`, ssimMaps[i]!, scalarRewards[i]!, otherTerms[i]!);
+  if (identity) {
+    if (identity.ssimMap.length !== L) throw new Error(`dense advantages: the identity's SSIM map has ${identity.ssimMap.length} values, map 0 has ${L}`);
+    checkRewards('identity reward and other term', [identity.reward, identity.otherTerm], 2);
+    consistent('identity', identity.ssimMap, identity.reward, identity.otherTerm);
   }
 
   const { mean, std } = meanStd(scalarRewards);
   if (std < ZERO_VARIANCE_STD) {
     if (o.dropZeroVarianceGroups) return zeroVariance(mean, std, o, G) as DroppedGroup;
-    return { maps: ssimMaps.map(() => new Float32Array(L)), scalar: new Float32Array(G), mean, std };
+    return { maps: ssimMaps.map(() => new Float32Array(L)), scalar: new Float32Array(G), mean, std, ...(identity ? { identity: { map: new Float32Array(L), scalar: 0 } } : {}) };
   }
   const denom = o.stdNormalize ? std + o.stdEps : 1;
-  const maps = ssimMaps.map((m) => {
+  const centre = (m: Float32Array) => {
     const d = new Float32Array(L);
     for (let l = 0; l < L; l++) d[l] = clip((ssimWeight * (m[l]! - meanMap[l]!)) / denom, o.advClip);
     return d;
-  });
+  };
+  const maps = ssimMaps.map(centre);
   const t = meanStd(otherTerms);
   const scalar = Float32Array.from(otherTerms, (x) => clip((x - t.mean) / denom, o.advClip));
-  return { maps, scalar, mean, std };
+  if (!identity) return { maps, scalar, mean, std };
+  return { maps, scalar, mean, std, identity: { map: centre(identity.ssimMap), scalar: clip((identity.otherTerm - t.mean) / denom, o.advClip) } };
 }
 
 /**

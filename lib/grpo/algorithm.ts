@@ -35,6 +35,8 @@ export interface GrpoAlgorithm {
   readonly dense: DenseDecomposition | null;
   readonly advantageOptions: Readonly<AdvantageOptions>;
   readonly groupSize: number;
+  /** grpo.identityAnchor: the identity member's weight (0: no identity member). */
+  readonly identityAnchor: number;
 }
 
 /**
@@ -64,6 +66,7 @@ export function compileAlgorithm(config: Pick<RunConfig, 'reward' | 'grpo'>): Gr
     dense,
     advantageOptions: Object.freeze({ stdNormalize: g.stdNormalize, stdEps: g.stdEps, advClip: g.advantageClip, dropZeroVarianceGroups: g.dropZeroVarianceGroups }),
     groupSize: g.groupSize,
+    identityAnchor: g.identityAnchor,
   };
 }
 
@@ -83,10 +86,18 @@ export interface ScoredGroup {
   rewards: readonly number[];
   /** Dense: the G SSIM maps [3, h, w] of the actions, in group order. */
   ssimMaps?: readonly Float32Array[];
+  /** The identity member (grpo.identityAnchor > 0): its components, reward and (dense) SSIM map. */
+  identity?: { components: Components; reward: number; ssimMap?: Float32Array };
+}
+
+/** The identity member's advantage: A_0 (scalar), or the scalar part T_0 and the map D_0 (dense). */
+export interface IdentityAdvantage {
+  advantage: number;
+  map?: Float32Array;
 }
 
 export type GroupOutcome =
-  | { kept: true; advantages: Float32Array; advantageMaps?: Float32Array[]; mean: number; std: number }
+  | { kept: true; advantages: Float32Array; advantageMaps?: Float32Array[]; identity?: IdentityAdvantage; mean: number; std: number }
   | { kept: false; reason: 'zero_variance'; detail: string; mean: number; std: number };
 
 /** A group's advantages under the run's variant, or why the group is dropped (DAPO). */
@@ -96,18 +107,24 @@ export function advantagesOf(algo: GrpoAlgorithm, group: ScoredGroup): GroupOutc
     throw new Error(`advantages: a group has ${group.components.length} components and ${group.rewards.length} rewards, expected ${G} each (grpo.groupSize)`);
   }
   const o = algo.advantageOptions;
+  const id = group.identity;
+  if ((algo.identityAnchor > 0) !== (id !== undefined)) {
+    throw new Error(`advantages: grpo.identityAnchor is ${algo.identityAnchor} but the group ${id ? 'has' : 'has no'} identity member`);
+  }
   if (algo.dense) {
     if (!group.ssimMaps || group.ssimMaps.length !== G) throw new Error(`dense advantages: ${group.ssimMaps?.length ?? 0} SSIM maps, expected ${G}`);
+    if (id && !id.ssimMap) throw new Error('dense advantages: the identity member has no SSIM map');
     const rest = group.components.map((c) => algo.dense!.rest.evaluate(c));
-    const d = denseAdvantages(group.ssimMaps, group.rewards, rest, algo.dense.ssimWeight, { ...o, consistencyTol: DENSE_MAP_TOLERANCE });
+    const identity = id ? { ssimMap: id.ssimMap!, reward: id.reward, otherTerm: algo.dense.rest.evaluate(id.components) } : undefined;
+    const d = denseAdvantages(group.ssimMaps, group.rewards, rest, algo.dense.ssimWeight, { ...o, consistencyTol: DENSE_MAP_TOLERANCE }, identity);
     if ('dropped' in d) return { kept: false, reason: 'zero_variance', detail: d.reason, mean: d.mean, std: d.std };
-    return { kept: true, advantages: d.scalar, advantageMaps: d.maps, mean: d.mean, std: d.std };
+    return { kept: true, advantages: d.scalar, advantageMaps: d.maps, ...(d.identity ? { identity: { advantage: d.identity.scalar, map: d.identity.map } } : {}), mean: d.mean, std: d.std };
   }
   const a = algo.terms
     ? multiRewardGroupAdvantages(group.components.map((c) => algo.terms!.terms.map((t) => t.evaluate(c))), algo.terms.terms.map((t) => t.weight), 'normalize-then-sum', o)
-    : groupAdvantages(group.rewards, o);
+    : groupAdvantages(group.rewards, o, id?.reward);
   if ('dropped' in a) return { kept: false, reason: 'zero_variance', detail: a.reason, mean: a.mean, std: a.std };
-  return { kept: true, advantages: a.advantages, mean: a.mean, std: a.std };
+  return { kept: true, advantages: a.advantages, ...(a.identity !== undefined ? { identity: { advantage: a.identity } } : {}), mean: a.mean, std: a.std };
 }
 
 /** The hyper-parameters of one GRPO step: explicit inputs of the training graph and of AdamW. */
@@ -116,11 +133,21 @@ export interface GrpoHyper {
   clipHigh: number;
   beta: number;
   lr: number;
+  /** grpo.identityAnchor, the identity term's weight (fed to the graph; absent: 0). */
+  identityAnchor?: number;
 }
 
 export function grpoHyper(config: Pick<RunConfig, 'grpo' | 'optim'>): GrpoHyper {
-  return { clipLow: config.grpo.clipLow, clipHigh: config.grpo.clipHigh, beta: config.grpo.beta, lr: config.optim.lr };
+  return { clipLow: config.grpo.clipLow, clipHigh: config.grpo.clipHigh, beta: config.grpo.beta, lr: config.optim.lr, identityAnchor: config.grpo.identityAnchor };
 }
+
+/**
+ * The identity term's Huber threshold, in units of sigma: within it the term is the identity's Gaussian
+ * log-density (its gradient on the mean is (x - mean) / sigma^2, as a sampled action's), beyond it the pull is
+ * constant (sigma^-1 per element), so a mean far from the corrupted image is never pulled harder than a
+ * sampled action one sigma away pushes it.
+ */
+export const IDENTITY_HUBER = 1;
 
 /** beta 0: the KL term is multiplied by 0, so the reference policy's forward pass is skipped. */
 export function needsReferenceForward(hyper: Pick<GrpoHyper, 'beta'>): boolean {
@@ -164,12 +191,20 @@ export interface LossReferenceInputs {
   /** Dense: the per-pixel advantage already spread onto the pixels, [n * P] (without the scalar part). */
   pixelAdvantages?: ArrayLike<number>;
   refMean: ArrayLike<number>;
-  hyper: Pick<GrpoHyper, 'clipLow' | 'clipHigh' | 'beta'>;
+  hyper: Pick<GrpoHyper, 'clipLow' | 'clipHigh' | 'beta' | 'identityAnchor'>;
+  /**
+   * The identity member: the corrupted images [n * P] (the batch's policy inputs) and its advantage per row,
+   * [n] (scalar, or dense's scalar part) plus, dense, [n * P] spread onto pixels; nonzero only on the first row
+   * of each group.
+   */
+  identity?: { images: ArrayLike<number>; advantages: ArrayLike<number>; pixelAdvantages?: ArrayLike<number> };
 }
 
 export interface LossReference {
   loss: number;
   kl: number;
+  /** The identity term before its weight (0 without an identity member). */
+  identityLoss: number;
   /** d loss / d mean, [n * P]. */
   dMean: Float64Array;
   /** d loss / d log sigma. */
@@ -235,5 +270,28 @@ export function grpoLossReference(x: LossReferenceInputs): LossReference {
   const beta = x.hyper.beta;
   for (let k = 0; k < n * P; k++) dMean[k]! += (beta * 2 * (x.mean[k]! - x.refMean[k]!) * inv2s2) / (n * P);
   dLogStd += beta * -2 * kl;
-  return { loss: policy + beta * kl, kl, dMean, dLogStd };
+  // The identity member: lambda * mean_e relu(A_e) h(z_e), z_e = (x_e - mu_e) / sigma, Huber h at IDENTITY_HUBER.
+  // dh/dz = clamp(z, -c, c); dz/dmu = -1/sigma; dz/dlogStd = -z.
+  let identityLoss = 0;
+  const id = x.identity;
+  if (id) {
+    const lambda = x.hyper.identityAnchor ?? 0;
+    const sigma = Math.exp(logStd);
+    const c = IDENTITY_HUBER;
+    for (let i = 0; i < n; i++) {
+      for (let e = 0; e < P; e++) {
+        const k = i * P + e;
+        const A = Math.max(0, id.advantages[i]! + (id.pixelAdvantages ? id.pixelAdvantages[k]! : 0));
+        if (A === 0) continue;
+        const z = (id.images[k]! - x.mean[k]!) / sigma;
+        const m = Math.min(Math.abs(z), c);
+        identityLoss += (A * m * (Math.abs(z) - m / 2)) / (n * P);
+        const dz = (lambda * A * Math.max(-c, Math.min(c, z))) / (n * P);
+        dMean[k]! += -dz / sigma;
+        dLogStd += -dz * z;
+      }
+    }
+    return { loss: policy + beta * kl + lambda * identityLoss, kl, identityLoss, dMean, dLogStd };
+  }
+  return { loss: policy + beta * kl, kl, identityLoss, dMean, dLogStd };
 }

@@ -21,6 +21,8 @@ export interface TrainableGroup {
   advantages: Float32Array;
   /** Dense: per action, the centred SSIM advantage map [3,h,w]. */
   advantageMaps?: readonly Float32Array[];
+  /** grpo.identityAnchor > 0: the identity member's advantage (dense: its scalar part and its map [3,h,w]). */
+  identity?: { advantage: number; map?: Float32Array };
   /** Flow family: per action, its trained steps (logps/logpMaps then hold nothing the batch uses). */
   flowSteps?: readonly (readonly FlowStepRecord[])[];
 }
@@ -34,6 +36,12 @@ export interface GrpoBatch {
   advantages: Float32Array;
   /** Dense: [n,3,h,w]. */
   advantageMap?: Float32Array;
+  /**
+   * The identity member's advantage [n] and (dense) map [n,3,h,w], on the first row of each group and zero on
+   * the others: a group's rows share the image and hence the policy mean, so one row carries the identity term.
+   */
+  identityAdvantages?: Float32Array;
+  identityAdvantageMap?: Float32Array;
   behaviourVersions: number[];
   sampleIds: string[];
   groupIndices: number[];
@@ -51,6 +59,9 @@ export function assembleGrpoBatch(groups: readonly TrainableGroup[], size: numbe
   const logpOld = new Float32Array(dense ? n * pix : n);
   const advantages = new Float32Array(n);
   const advantageMap = dense ? new Float32Array(n * mapLen) : undefined;
+  const withIdentity = groups.length > 0 && groups[0]!.identity !== undefined;
+  const identityAdvantages = withIdentity ? new Float32Array(n) : undefined;
+  const identityAdvantageMap = withIdentity && dense ? new Float32Array(n * mapLen) : undefined;
   const behaviourVersions: number[] = [];
   const sampleIds: string[] = [];
   const groupIndices: number[] = [];
@@ -60,6 +71,12 @@ export function assembleGrpoBatch(groups: readonly TrainableGroup[], size: numbe
     if (dense && !g.advantageMaps) throw new Error(`assembleGrpoBatch: dense batch, but group ${g.sampleId} has no advantage maps`);
     if (!!g.flowSteps !== !!groups[0]!.flowSteps) throw new Error(`assembleGrpoBatch: group ${g.sampleId} mixes policy families with the first group`);
     if (dense && !g.flowSteps && !g.logpMaps) throw new Error(`assembleGrpoBatch: dense batch, but group ${g.sampleId} has no log-density or advantage maps`);
+    if ((g.identity !== undefined) !== withIdentity) throw new Error(`assembleGrpoBatch: group ${g.sampleId} ${g.identity ? 'has' : 'has no'} identity member, the first group ${withIdentity ? 'has' : 'has none'}`);
+    if (g.identity) {
+      if (dense && !g.identity.map) throw new Error(`assembleGrpoBatch: dense batch, but group ${g.sampleId}'s identity member has no advantage map`);
+      identityAdvantages![i] = g.identity.advantage;
+      if (dense) identityAdvantageMap!.set(g.identity.map!, i * mapLen);
+    }
     for (let a = 0; a < G; a++, i++) {
       images.set(g.image, i * pix);
       actions.set(g.actions[a]!, i * pix);
@@ -76,5 +93,6 @@ export function assembleGrpoBatch(groups: readonly TrainableGroup[], size: numbe
   }
   const flow = groups[0]?.flowSteps ? flowRowsOf(groups.flatMap((g) => g.flowSteps!), pix, dense) : undefined;
   if (flow) return { n, images, actions, logpOld: flow.logpOld, advantages, ...(advantageMap ? { advantageMap } : {}), behaviourVersions, sampleIds, groupIndices, flow };
-  return { n, images, actions, logpOld, advantages, ...(advantageMap ? { advantageMap } : {}), behaviourVersions, sampleIds, groupIndices };
+  const identity = identityAdvantages ? { identityAdvantages, ...(identityAdvantageMap ? { identityAdvantageMap } : {}) } : {};
+  return { n, images, actions, logpOld, advantages, ...(advantageMap ? { advantageMap } : {}), ...identity, behaviourVersions, sampleIds, groupIndices };
 }

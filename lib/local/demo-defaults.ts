@@ -23,4 +23,6 @@ export const DEMO_GRPO_STEPS = 100;
 // block_exchange on the validation photographs as it did on the evaluation ones (round 3); 0.05 keeps every
 // per-seed validation row within 0.007 at 100 steps. Evaluating 64 whole photographs costs about as much as 15 SFT
 // steps: the periodic evaluation runs every 100 versions instead of every 20. A --set overrides any of them.
+// grpo.identityAnchor stays 0 (round 7, docs/data.md "Round 7: harm7"): the identity member shrank the validation
+// rows' harm but also GRPO's gain over the warm start, the criterion closest to failing (seed 1).
 export const DEMO_OVERRIDES: readonly string[] = ['eval.everyVersions=100', 'grpo.beta=0.05', 'sft.loss=psnr'];

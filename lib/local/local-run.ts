@@ -13,7 +13,8 @@ import { openRunDataset } from '../config/dataset.ts';
 import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { connectNats, CheckpointStore, isReachable } from '../transport/index.ts';
 import { paramShapesOf, standalonePolicyModel } from '../models/bundle.ts';
-import { evaluate, firstSamples, outputImage, type EvalReport } from '../eval/evaluate.ts';
+import { evalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalReport } from '../eval/evaluate.ts';
+import type { EvalDraws } from '../data/eval-draws.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
 import { Supervisor } from './supervisor.ts';
@@ -77,6 +78,13 @@ export interface Summary {
   before: EvalReport;
   after: EvalReport;
   identity: EvalReport;
+  /** How the final evaluation drew corruptions (eval.draws), on how many images, in how many draws. */
+  eval_draws: EvalDraws;
+  eval_images: number;
+  eval_samples: number;
+  /** The final evaluation's wall seconds and this process's CPU seconds (user + system, onnxruntime's threads included) during it, sample preparation included. */
+  eval_seconds: number;
+  eval_cpu_seconds: number;
   /** GRPO actions per second over grpo_seconds. */
   samples_per_second: number;
   /**
@@ -276,14 +284,20 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     const standalone = join(out, 'policy-standalone.onnx');
     await writeFile(standalone, standalonePolicyModel(config, finalCkpt.params));
 
-    const samples = await firstSamples(await openRunDataset(config, 'eval'), config.eval.samples);
+    // eval.draws (default every-type): each evaluation image once per corruption type (docs/evaluation.md).
+    const evalT0 = performance.now();
+    const evalCpu0 = process.cpuUsage();
+    const samples = await evalSamples(await openRunDataset(config, 'eval'), config.eval.samples, config.eval.draws);
+    const shown = gridIndices(samples, 6);
     const ev = await evaluate(config, samples, {
       identity: { kind: 'identity' },
       before: { kind: 'mean', params: refCkpt.params },
       after: { kind: 'mean', params: finalCkpt.params },
-    });
+    }, { keep: shown });
+    const evalCpu = process.cpuUsage(evalCpu0);
+    const evalSeconds = (performance.now() - evalT0) / 1000;
     const img = (name: string, i: number) => outputImage(ev, name, i);
-    const rows = samples.slice(0, 6).map((s, i) => ({ label: s.corruption.type.replace(/_/g, ' '), images: [s.corrupted, img('before', i), img('after', i), s.clean] }));
+    const rows = shown.map((i) => ({ label: samples[i]!.corruption.type.replace(/_/g, ' '), images: [samples[i]!.corrupted, img('before', i), img('after', i), samples[i]!.clean] }));
     const gridPath = join(out, 'grid.png');
     await writeImage(renderGrid(['corrupted', 'sft', 'grpo', 'clean'], rows), gridPath);
 
@@ -299,6 +313,11 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       before: ev.reports.before,
       after: ev.reports.after,
       identity: ev.reports.identity,
+      eval_draws: config.eval.draws,
+      eval_images: imageCount(samples),
+      eval_samples: samples.length,
+      eval_seconds: evalSeconds,
+      eval_cpu_seconds: (evalCpu.user + evalCpu.system) / 1e6,
       samples_per_second: grpoSeconds > 0 ? grpoActions / grpoSeconds : 0,
       grpo_seconds: grpoSeconds,
       ...(grpoCpu !== undefined ? { grpo_cpu_seconds: grpoCpu, grpo_cpu_seconds_by_process: grpoCpuBy } : {}),

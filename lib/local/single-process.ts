@@ -35,7 +35,7 @@ import { standardNormal } from '../data/random.ts';
 import { compileRewardExpression, rewardConstants, rewardPartials } from '../grpo/reward-expression.ts';
 import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, startGrpoPhase } from '../grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../grpo/batch.ts';
-import { groupSampleId, grpoCursors, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
+import { groupSampleId, grpoCursors, identityAction, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
 import { flowGrpoUpdate, grpoUpdate } from '../grpo/update.ts';
 import { initialParamsOf, policySpecOf } from '../models/bundle.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../flow/family.ts';
@@ -221,19 +221,31 @@ export async function runSingleProcess(
         ? await runner.run(params, images, noise, G)
         : await flowRunner!.rollout(params, sampleId, image, seeds, dense).then((f) => ({ action: f.images, logp: new Float32Array(G), logpMap: new Float32Array(0), flowSteps: f.steps }));
       trace('policy_end', { n: G });
-      // reward worker: the clamped actions scored against the clean image; the maps travel as float16
-      trace('score_start', { n: G });
-      const sc = await scorer.score({ candidates: clamp01(roll.action), references, n: G, height: H, width: H }, dense);
-      trace('score_end', { n: G });
+      // reward worker: the clamped actions (and, grpo.identityAnchor > 0, the identity member after them) scored
+      // against the clean image; the maps travel as float16
+      const withIdentity = algo.identityAnchor > 0;
+      const S = withIdentity ? G + 1 : G;
+      const candidates = withIdentity ? new Float32Array(S * pix) : roll.action;
+      if (withIdentity) {
+        candidates.set(roll.action);
+        candidates.set(identityAction(config, sampleId, image), G * pix);
+      }
+      const refs = withIdentity ? new Float32Array(S * pix) : references;
+      if (withIdentity) for (let a = 0; a < S; a++) refs.set(clean, a * pix);
+      trace('score_start', { n: S });
+      const sc = await scorer.score({ candidates: clamp01(candidates), references: refs, n: S, height: H, width: H }, dense);
+      trace('score_end', { n: S });
       const components = range(0, G).map((a) => ({ ssim: sc.ssim[a]!, clip_cos: sc.clip_cos[a]! }));
       stepComponents.push(...components);
       // coordinator: rewards, advantages, the group kept or dropped
       const groupRewards = rewardsOf(algo, components);
       rewards.push(...groupRewards);
       const maps = dense ? roundToFloat16(sc.ssim_map!) : undefined;
+      const idComponents = withIdentity ? { ssim: sc.ssim[G]!, clip_cos: sc.clip_cos[G]! } : undefined;
       const outcome = advantagesOf(algo, {
         components, rewards: groupRewards,
         ...(maps ? { ssimMaps: range(0, G).map((a) => maps.subarray(a * mapLen, (a + 1) * mapLen)) } : {}),
+        ...(idComponents ? { identity: { components: idComponents, reward: rewardsOf(algo, [idComponents])[0]!, ...(maps ? { ssimMap: maps.subarray(G * mapLen, S * mapLen) } : {}) } } : {}),
       });
       if (!outcome.kept) continue;
       const slice = (t: Float32Array, a: number) => t.slice(a * pix, (a + 1) * pix);
@@ -247,6 +259,7 @@ export async function runSingleProcess(
         rewards: groupRewards, components,
         advantages: outcome.advantages,
         ...(outcome.advantageMaps ? { advantageMaps: outcome.advantageMaps } : {}),
+        ...(outcome.identity ? { identity: outcome.identity } : {}),
       });
     }
     if (kept.length === 0) {
@@ -275,7 +288,10 @@ export async function runSingleProcess(
     const stepReward = rewards.slice(-n).reduce((s, x) => s + x, 0) / n;
     const meanOf = (f: (c: Record<string, number>) => number) => stepComponents.reduce((s, c) => s + f(c), 0) / n;
     onStep?.({ step: k + 1, reward: stepReward, components: { ssim: meanOf((c) => c.ssim!), clip_cos: meanOf((c) => c.clip_cos!) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction });
-    if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}`);
+    // with the identity member: the share of its (scalar part of the) advantages above 0, and their mean
+    const ids = kept.flatMap((gr) => (gr.identity ? [gr.identity.advantage + (gr.identity.map ? gr.identity.map.reduce((a, x) => a + x, 0) / gr.identity.map.length : 0)] : []));
+    const idNote = ids.length ? ` identity A>0 ${ids.filter((a) => a > 0).length}/${ids.length} mean ${(ids.reduce((a, x) => a + x, 0) / ids.length).toFixed(2)}` : '';
+    if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}${idNote}`);
   }
   const grpoSeconds = (performance.now() - t1) / 1000;
   const grpoCpuSeconds = grpoCpu() / 1000;

@@ -50,7 +50,7 @@ export const policyModel = (config: RunConfig, resolution: Resolution = resoluti
   : buildPolicyGraph(policySpecOf(config, resolution), resolution));
 export const grpoModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
   ? buildFlowGrpoGraph(flowSpec(config), resolutionOf(config), config.flow.sde.type, config.grpo.advantageMode)
-  : buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode));
+  : buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode, config.grpo.identityAnchor > 0));
 export const sftModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
   ? buildFlowSftGraph(flowSpec(config), resolutionOf(config))
   : buildSftGraph(policySpecOf(config), resolutionOf(config), config.sft.loss));

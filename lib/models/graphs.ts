@@ -2,7 +2,8 @@
 // exactly the log-probabilities the rollout workers produced. Contracts: docs/graphs.md.
 
 import { Graph, type Value } from '../graph/graph.ts';
-import { abs, add, cast, clip, convTranspose, exp, greater, less, log, max, mul, neg, or, reduceMean, square, sub, unsqueeze } from '../graph/ops.ts';
+import { abs, add, cast, clip, convTranspose, div, exp, greater, less, log, max, min, mul, neg, or, reduceMean, relu, square, sub, unsqueeze } from '../graph/ops.ts';
+import { IDENTITY_HUBER } from '../grpo/algorithm.ts';
 import { gradients } from '../graph/autodiff.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { bakeParams, checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
@@ -79,8 +80,16 @@ function outputGradients(g: Graph, spec: PolicySpec, params: Map<string, Value>,
  * as the embedding reward) is added; ratio and clipping are then per element:
  *   A_e = HW/(hw) * ConvTranspose(D, window)_e + a_i,  r_e = exp(l_e - l_old_e)
  *   loss = mean_e max(-A_e r_e, -A_e clamp(r_e, ...)) + beta * KL
+ *
+ * With `identity` (grpo.identityAnchor > 0; docs/grpo.md, "Identity member") three more inputs:
+ * `identity_advantage` [N] and, dense, `identity_advantage_map` [N,3,H-10,W-10] hold the identity member's
+ * advantage on the first row of its group (zeros elsewhere; a group's rows share image and mean), spread onto
+ * pixels as above, and `identity_weight` [] its weight lambda. The added term, ratio-free and bounded:
+ *   z_e = (image_e - mean_e) / sigma,  h(z) = m (|z| - m / 2) with m = min(|z|, IDENTITY_HUBER)   (Huber)
+ *   loss += lambda * mean_e relu(A^id_e) h(z_e)
+ * Output `identity_loss`: the term before lambda.
  */
-export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' | 'dense' = 'scalar'): Graph {
+export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' | 'dense' = 'scalar', identity = false): Graph {
   checkResolution(spec, r.height, r.width);
   const g = new Graph();
   const params = declareParams(g, spec);
@@ -96,7 +105,18 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' |
   const clippedFraction = reduceMean(clipped);
   const policyLoss = reduceMean(perElement);
   const kl = mul(reduceMean(square(sub(mean, refMean))), mul(exp(mul(logStd, -2)), 0.5));
-  const loss = add(policyLoss, mul(beta, kl));
+  let loss = add(policyLoss, mul(beta, kl));
+  if (identity) {
+    const idAdvantage = g.input('identity_advantage', ['N']);
+    const idMap = mode === 'dense' ? g.input('identity_advantage_map', ['N', 3, r.height - SSIM_WINDOW + 1, r.width - SSIM_WINDOW + 1]) : undefined;
+    const idWeight = g.input('identity_weight', []);
+    const idPixels = idMap ? add(spreadSsimMap(idMap, r), unsqueeze(idAdvantage, [1, 2, 3])) : unsqueeze(idAdvantage, [1, 2, 3]);
+    const z = abs(div(sub(image, mean), exp(logStd)));
+    const m = min(z, IDENTITY_HUBER);
+    const identityLoss = reduceMean(mul(relu(idPixels), mul(m, sub(z, mul(m, 0.5)))));
+    loss = add(loss, mul(idWeight, identityLoss));
+    g.output('identity_loss', identityLoss);
+  }
 
   g.output('loss', loss);
   outputGradients(g, spec, params, loss);

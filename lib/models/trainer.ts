@@ -20,6 +20,12 @@ export interface GrpoInputs {
   advantages: Float32Array;
   /** Dense mode: the group-centred SSIM advantage maps [n,3,H-10,W-10]. */
   advantageMap?: Float32Array;
+  /**
+   * grpo.identityAnchor > 0: the identity member's advantage per row [n] (dense: its scalar part) and, dense,
+   * its map [n,3,H-10,W-10]; nonzero only on the first row of each group (lib/grpo/batch.ts).
+   */
+  identityAdvantages?: Float32Array;
+  identityAdvantageMap?: Float32Array;
   refMean: Float32Array;
 }
 
@@ -100,6 +106,12 @@ export class PolicyTrainer {
     if (dense) {
       if (!b.advantageMap) throw new Error('dense GRPO batch without advantage maps');
       feeds.advantage_map = { data: b.advantageMap, dims: [b.n, 3, ssimMapSize(r.height), ssimMapSize(r.width)] };
+    }
+    if (this.config.grpo.identityAnchor > 0) {
+      if (!b.identityAdvantages || (dense && !b.identityAdvantageMap)) throw new Error(`GRPO batch without the identity member's advantages (grpo.identityAnchor is ${this.config.grpo.identityAnchor})`);
+      feeds.identity_advantage = { data: b.identityAdvantages, dims: [b.n] };
+      if (dense) feeds.identity_advantage_map = { data: b.identityAdvantageMap!, dims: [b.n, 3, ssimMapSize(r.height), ssimMapSize(r.width)] };
+      feeds.identity_weight = scalarFeed(hyper.identityAnchor ?? 0);
     }
     return this.grpo.run(feeds);
   }

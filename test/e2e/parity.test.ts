@@ -16,7 +16,7 @@ const SFT = 3;
 const GRPO = 5;
 const TINY = [
   'data.size=16', 'data.source.count=32', 'model.width=4', 'model.depth=1', 'sft.batchSize=2', 'grpo.groupSize=3',
-  'grpo.samplesPerBatch=2', 'grpo.maxStaleness=0', 'eval.samples=2', 'eval.everyVersions=0',
+  'grpo.samplesPerBatch=2', 'grpo.maxStaleness=0', 'eval.samples=2', 'eval.draws=one', 'eval.everyVersions=0',
   'orchestrator.leaseSeconds=30', 'orchestrator.heartbeatSeconds=1',
 ];
 
@@ -55,6 +55,9 @@ const cases = [
   // A zero reward makes every group's rewards equal: DAPO drops every group, and both loops record each GRPO
   // batch as a new version with the parameters unchanged (the learner's empty batch).
   { name: 'every group dropped', mode: 'scalar' as const, extra: ['reward.weights.ssim=0', 'reward.weights.clip=0', 'grpo.dropZeroVarianceGroups=true'] },
+  // The identity member (docs/grpo.md): scored by the reward worker in the group's task, its advantages on the
+  // TrainBatch, its term in the learner's graph; dense, which carries its map too.
+  { name: 'dense, identity member', mode: 'dense' as const, extra: ['grpo.identityAnchor=2'] },
 ];
 
 for (const { name, mode, extra } of cases) {

@@ -50,10 +50,16 @@ test('eval: finds config and reference beside the checkpoint; writes eval.json (
     assert.equal(j.sources.reference.found, 'beside the checkpoint');
     assert.equal(j.sources.samples, 6);
     assert.match(j.sources.config, /config\.json \(beside the checkpoint\)/);
-    assert.equal(j.policy.count, 6);
+    // eval.draws every-type (the default): each of the 6 images once per corruption type of the mix (16).
+    assert.equal(j.sources.draws_mode, 'every-type');
+    assert.equal(j.sources.draws, 96);
+    assert.equal(j.policy.count, 96);
+    for (const row of Object.values(j.policy.byType) as Array<{ count: number }>) assert.equal(row.count, 6);
+    assert.equal(j.policy.perSample.reward.length, 96);
     const md = readFileSync(join(out, 'eval.md'), 'utf8');
     assert.match(md, /\| policy \| reward \| SSIM \| embedding cos \| PSNR \(dB\) \|/);
     assert.match(md, /## reward by corruption type/);
+    assert.match(md, /\| gaussian_noise \| 6 \| 6 \| .* \[[-+]\d\.\d{4}, [-+]\d\.\d{4}\] \|/);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'no external assets');
     assert.ok((html.match(/<svg /g) ?? []).length >= 6, 'bar charts inline');
@@ -80,9 +86,11 @@ test('eval: --data folder of clean images, explicit --config and --reference; a 
       await sharp(raw, { raw: { width: 24, height: 24, channels: 3 } }).png().toFile(join(imgs, `img${i}.png`));
     }
     const out = join(dir, 'r2');
-    await cli('eval', '--checkpoint', join(dir, 'final.safetensors'), '--config', join(dir, 'config.json'), '--reference', join(dir, 'reference.safetensors'), '--data', imgs, '--out', out);
+    // One draw per image: folder images are evaluated whole at 128 px, and every type would cost 16 times as much here.
+    await cli('eval', '--checkpoint', join(dir, 'final.safetensors'), '--config', join(dir, 'config.json'), '--reference', join(dir, 'reference.safetensors'), '--data', imgs, '--out', out, '--set', 'eval.draws=one');
     const j = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
     assert.equal(j.sources.samples, 3);
+    assert.equal(j.sources.draws, 3);
     assert.match(j.sources.data, /clean images of/);
     assert.equal(j.sources.reference.found, 'given');
     checkReport(j.reference, 'reference');

@@ -18,7 +18,8 @@ data: { size: 16, source: { count: 64 } }
 model: { width: 4, depth: 1 }
 sft: { steps: 4, batchSize: 4 }
 grpo: { groupSize: 4, samplesPerBatch: 2 }
-eval: { samples: 6 }
+# one corruption draw per photograph: this test is about training, not eval.draws (every-type: test/eval/eval-cli.test.ts)
+eval: { samples: 6, draws: one }
 `;
 
 test('method lists: known names, at least two, none repeated; disjoint intervals', () => {

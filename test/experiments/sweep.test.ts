@@ -14,7 +14,8 @@ data: { size: 16, source: { count: 64 } }
 model: { width: 4, depth: 1 }
 sft: { steps: 3, batchSize: 4 }
 grpo: { steps: 4, groupSize: 4, samplesPerBatch: 2 }
-eval: { samples: 6 }
+# one corruption draw per photograph: this test is about training, not eval.draws (every-type: test/eval/eval-cli.test.ts)
+eval: { samples: 6, draws: one }
 `;
 
 test('sweep plan: several --set key=v1,v2 make a grid; single values are fixed overrides', () => {

@@ -59,6 +59,13 @@ export interface TrainBatch {
    * model.family = flow: the rows the Flow-GRPO graph trains on; `logp_old` above is then absent.
    */
   'flow_rows'?: (_recovery_v1_FlowRows | null);
+  /**
+   * grpo.identityAnchor > 0 (docs/grpo.md, "Identity member"): the identity member's advantage [N] (dense: its
+   * scalar part) and, dense, its SSIM advantage map [N,3,H-10,W-10], on the first row of each group, zeros on
+   * the others. Absent when the run has no identity member.
+   */
+  'identity_advantages'?: (_recovery_v1_Tensor | null);
+  'identity_advantage_map'?: (_recovery_v1_Tensor | null);
 }
 
 /**
@@ -116,4 +123,11 @@ export interface TrainBatch__Output {
    * model.family = flow: the rows the Flow-GRPO graph trains on; `logp_old` above is then absent.
    */
   'flow_rows': (_recovery_v1_FlowRows__Output | null);
+  /**
+   * grpo.identityAnchor > 0 (docs/grpo.md, "Identity member"): the identity member's advantage [N] (dense: its
+   * scalar part) and, dense, its SSIM advantage map [N,3,H-10,W-10], on the first row of each group, zeros on
+   * the others. Absent when the run has no identity member.
+   */
+  'identity_advantages': (_recovery_v1_Tensor__Output | null);
+  'identity_advantage_map': (_recovery_v1_Tensor__Output | null);
 }
