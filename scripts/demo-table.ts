@@ -82,7 +82,8 @@ if (runs.length > 1) {
         const d = r.after[key][n]!.reward - id.reward;
         const p = paired[k]?.[key][n];
         const mark = d < -0.01 ? (p && p.ci.hi < -0.01 ? ' **HARMS (resolved)**' : ' **HARMS**') : '';
-        return `${p ? formatPaired(p, 3) : sg(d)} (${count(p, id.count)})${mark}`;
+        const within = p ? (p.images === p.draws ? String(p.images) : `${p.images}; ${p.draws} draws`) : String(id.count);
+        return `${p ? formatPaired(p, 3) : sg(d)} (${within})${mark}`;
       });
       console.log(`| ${n} | ${cells.join(' | ')} |`);
     }
