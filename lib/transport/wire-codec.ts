@@ -332,16 +332,7 @@ function toBits(v: unknown): boolean {
     let lo = x >>> 0;
     let hi = ((x - lo) / 4294967296) >>> 0;
     if (x === 0) lo = hi = 0;
-    if (neg && x !== 0) {
-      hi = ~hi >>> 0;
-      lo = ~lo >>> 0;
-      if (++lo > 4294967295) {
-        lo = 0;
-        if (++hi > 4294967295) hi = 0;
-      }
-    }
-    bits.lo = lo;
-    bits.hi = hi;
+    setBits(lo, hi, neg && x !== 0);
     return true;
   }
   if (typeof v !== 'string') return false;
@@ -359,7 +350,13 @@ function toBits(v: unknown): boolean {
     lo = l >>> 0;
     hi = (hi * 10 + carry) >>> 0;
   }
-  if (neg && (lo !== 0 || hi !== 0)) {
+  setBits(lo, hi, neg && (lo !== 0 || hi !== 0));
+  return true;
+}
+
+/** bits = (hi, lo), or its two's complement negation (mod 2^64) with `negate`. */
+function setBits(lo: number, hi: number, negate: boolean): void {
+  if (negate) {
     hi = ~hi >>> 0;
     lo = ~lo >>> 0;
     if (++lo > 4294967295) {
@@ -369,7 +366,6 @@ function toBits(v: unknown): boolean {
   }
   bits.lo = lo;
   bits.hi = hi;
-  return true;
 }
 
 function varint32Size(v: number): number {
