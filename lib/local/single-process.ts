@@ -197,6 +197,9 @@ export async function runSingleProcess(
   const grpoClock = startClock(opts.budgetClock);
   const grpoCpu = startClock('cpu');
   let grpoSteps = 0;
+  // grpo.identityAnchor > 0: the identity member is scored after each group's G actions (S candidates)
+  const withIdentity = algo.identityAnchor > 0;
+  const S = withIdentity ? G + 1 : G;
   for (let k = 0; k < g.steps && grpoClock() < budgetMs; k++, grpoSteps++) {
     trace('open_batch', { k, seq: seq + 1 });
     const kept: TrainableGroup[] = [];
@@ -208,14 +211,15 @@ export async function runSingleProcess(
       const clean = toCHWFloat(smp.clean);
       // rollout worker: the group's G actions from their seeded noise
       const images = new Float32Array(G * pix);
-      const references = new Float32Array(G * pix);
       const noise = new Float32Array(G * pix);
       const seeds = range(0, G).map((a) => rolloutNoiseSeed(config.run.seed, sampleId, a));
       for (let a = 0; a < G; a++) {
         images.set(image, a * pix);
-        references.set(clean, a * pix);
         if (runner) noise.set(standardNormal(pix, seeds[a]!), a * pix);
       }
+      // the reward worker's references: the clean image once per candidate
+      const references = new Float32Array(S * pix);
+      for (let a = 0; a < S; a++) references.set(clean, a * pix);
       trace('policy_start', { n: G });
       const roll = runner
         ? await runner.run(params, images, noise, G)
@@ -223,17 +227,13 @@ export async function runSingleProcess(
       trace('policy_end', { n: G });
       // reward worker: the clamped actions (and, grpo.identityAnchor > 0, the identity member after them) scored
       // against the clean image; the maps travel as float16
-      const withIdentity = algo.identityAnchor > 0;
-      const S = withIdentity ? G + 1 : G;
       const candidates = withIdentity ? new Float32Array(S * pix) : roll.action;
       if (withIdentity) {
         candidates.set(roll.action);
         candidates.set(identityAction(config, sampleId, image), G * pix);
       }
-      const refs = withIdentity ? new Float32Array(S * pix) : references;
-      if (withIdentity) for (let a = 0; a < S; a++) refs.set(clean, a * pix);
       trace('score_start', { n: S });
-      const sc = await scorer.score({ candidates: clamp01(candidates), references: refs, n: S, height: H, width: H }, dense);
+      const sc = await scorer.score({ candidates: clamp01(candidates), references, n: S, height: H, width: H }, dense);
       trace('score_end', { n: S });
       const components = range(0, G).map((a) => ({ ssim: sc.ssim[a]!, clip_cos: sc.clip_cos[a]! }));
       stepComponents.push(...components);
