@@ -9,9 +9,9 @@ import { groupAdvantages, multiRewardGroupAdvantages, spreadToPixels } from '../
 import { initPolicyParams, LOG_STD } from '../../lib/models/policy.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
 import { gaussianWindow1d, ssimMapSize } from '../../lib/models/ssim.ts';
-import { PolicyRunner } from '../../lib/models/runner.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
+import { tinyRollout, TINY_H, TINY_N, TINY_PIX } from '../helpers/tiny-rollout.ts';
 
 const tiny = (grpo: Record<string, unknown> = {}, model: Record<string, unknown> = {}): RunConfig =>
   parseConfig({ run: { id: 't', seed: 1 }, data: { size: 16 }, model: { width: 4, depth: 1, ...model }, grpo: { groupSize: 4, ...grpo } });
@@ -102,16 +102,8 @@ test('reference loss: its mean-gradient matches finite differences', () => {
 for (const mode of ['scalar', 'dense'] as const) {
   test(`the training graph's loss and log-sigma gradient equal the reference (${mode})`, async () => {
     const config = tiny({ advantageMode: mode }, { learnLogStd: true, logStd: -1 });
-    const H = 16;
-    const pix = 3 * H * H;
-    const n = 4;
-    const params = initPolicyParams(policySpecOf(config), 7);
-    // a non-zero head, so the mean depends on the image
-    for (const [, t] of params) if (t.data.every((x) => x === 0) && t.data.length > 1) t.data.set(standardNormal(t.data.length, 9).map((x) => 0.05 * x));
-    const runner = await PolicyRunner.create(config);
-    const images = Float32Array.from(standardNormal(n * pix, 11), (x) => 0.5 + 0.1 * x);
-    const roll = await runner.run(params, images, standardNormal(n * pix, 12), n);
-    await runner.release();
+    const [H, pix, n] = [TINY_H, TINY_PIX, TINY_N];
+    const { params, images, roll } = await tinyRollout(config);
     // behaviour log-probs a little off the current ones, so ratios fall both inside and outside the clip range
     const logpOld = mode === 'dense'
       ? Float32Array.from(roll.logpMap, (v, i) => v + 0.3 * standardNormal(n * pix, 13)[i]!)

@@ -9,12 +9,11 @@ import { advantagesOf, compileAlgorithm, grpoLossReference, type LossReferenceIn
 import { denseAdvantages, groupAdvantages, spreadToPixels } from '../../lib/grpo/advantages.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
 import { identityAction, rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
-import { initPolicyParams, LOG_STD } from '../../lib/models/policy.ts';
-import { policySpecOf } from '../../lib/models/bundle.ts';
+import { LOG_STD } from '../../lib/models/policy.ts';
 import { gaussianWindow1d, ssimMapSize } from '../../lib/models/ssim.ts';
-import { PolicyRunner } from '../../lib/models/runner.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
+import { tinyRollout, TINY_H, TINY_N, TINY_PIX } from '../helpers/tiny-rollout.ts';
 import { decodeTrainBatch } from '../../learner/batch.ts';
 import { encodeTensor, type TrainBatch__Output } from '../../lib/transport/index.ts';
 
@@ -143,15 +142,8 @@ for (const mode of ['scalar', 'dense'] as const) {
     // (its action needs a fixed sigma), so the anchor is set after loading: this checks the graph, not a run.
     const loaded = tiny({ advantageMode: mode }, { learnLogStd: true, logStd: -4 });
     const config: RunConfig = { ...loaded, grpo: { ...loaded.grpo, identityAnchor: 1.5 } };
-    const H = 16;
-    const pix = 3 * H * H;
-    const n = 4;
-    const params = initPolicyParams(policySpecOf(config), 7);
-    for (const [, t] of params) if (t.data.every((x) => x === 0) && t.data.length > 1) t.data.set(standardNormal(t.data.length, 9).map((x) => 0.05 * x));
-    const runner = await PolicyRunner.create(config);
-    const images = Float32Array.from(standardNormal(n * pix, 11), (x) => 0.5 + 0.1 * x);
-    const roll = await runner.run(params, images, standardNormal(n * pix, 12), n);
-    await runner.release();
+    const [H, pix, n] = [TINY_H, TINY_PIX, TINY_N];
+    const { params, images, roll } = await tinyRollout(config);
     const logpOld = mode === 'dense' ? roll.logpMap : roll.logp;
     const advantages = Float32Array.from([1.2, -0.7, 0.4, -1.5]);
     const h = ssimMapSize(H);
