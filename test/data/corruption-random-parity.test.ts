@@ -1,5 +1,6 @@
 // Random cases beside corruption-parity.test.ts (fixed shapes and levels): the types and filters rewritten for
-// speed in round 7 (color_diffusion, watermark_damage, mean_shift's reused buffers, lineBlur's reused buffer)
+// speed in round 7 (color_diffusion, watermark_damage, mean_shift's reused buffers, lineBlur's reused buffer) and round 8
+// (gaussian_noise's noise without its array)
 // against the frozen implementation in test/data/reference/, on random sizes (1-300 px, odd and non-square), levels
 // and seeds, one after another in one process, so buffers reused across calls carry the previous call's contents.
 import { test } from 'node:test';
@@ -22,7 +23,7 @@ function randomSize(r: ReturnType<typeof rng>): [number, number] {
   return [side(), side()];
 }
 
-for (const type of ['color_diffusion', 'watermark_damage', 'mean_shift', 'motion_blur']) {
+for (const type of ['color_diffusion', 'watermark_damage', 'mean_shift', 'motion_blur', 'gaussian_noise']) {
   test(`${type}: random sizes, levels and seeds give the reference bytes`, async () => {
     const r = rng(0x5eed + type.length);
     for (let c = 0; c < 30; c++) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fillStandardNormal, fillStandardNormalFast, hashSeed, hashUnit, rng, standardNormal } from '../../lib/data/random.ts';
+import { addStandardNormalFast, fillStandardNormal, fillStandardNormalFast, hashSeed, hashUnit, rng, standardNormal } from '../../lib/data/random.ts';
 
 function moments(a: Float32Array): { mean: number; variance: number } {
   let s = 0, s2 = 0;
@@ -62,4 +62,21 @@ test('standard normals: deterministic, mean 0, variance 1', () => {
     assert.ok(a.every(Number.isFinite));
   }
   assert.deepEqual(standardNormal(10, rng(1)), fillStandardNormal(new Float32Array(10), 1));
+});
+
+test('addStandardNormalFast: the bytes of src + scale * fillStandardNormalFast(rng(seed)), odd and even lengths', () => {
+  const r = rng(9);
+  for (let c = 0; c < 40; c++) {
+    const n = c < 4 ? c : r.int(1, 5000);
+    const src = new Uint8Array(n);
+    for (let k = 0; k < n; k++) src[k] = r.int(0, 255);
+    const scale = c % 5 === 0 ? 75 * [0.23, 0.45, 0.9][c % 3] : 200 * r.float();
+    const seed = c % 7 === 0 ? `seed ${c}` : r.u32();
+    const noise = fillStandardNormalFast(new Float32Array(n), rng(seed));
+    const want = new Uint8ClampedArray(n);
+    for (let k = 0; k < n; k++) want[k] = src[k] + scale * noise[k];
+    const got = addStandardNormalFast(src, scale, seed, new Uint8ClampedArray(n));
+    assert.deepEqual(got, want, `length ${n} scale ${scale} seed ${seed}`);
+  }
+  assert.throws(() => addStandardNormalFast(new Uint8Array(3), 1, 1, new Uint8ClampedArray(2)), /out has 2 elements, src 3/);
 });
