@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, addStandardNormalFast, type Rng } from './random.ts';
-import { asFloat32, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
+import { asFloat32, blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -149,8 +149,11 @@ function floatCanvas(w: number, h: number, channels: 1 | 3): Canvas & { data: Fl
 
 /** Gaussian blur (sigma 20i) blended as img*(1-0.7i) + blur*0.9i (so it also brightens a little). */
 const lensBlur: Impl = async (img, { i, s }) => {
-  const blurred = await blurRgb(img, 20 * i * s);
-  return { width: img.width, height: img.height, data: addWeighted(img.data, 1 - 0.7 * i, blurred, 0.9 * i, new Uint8Array(img.data.length)) };
+  const sigma = 20 * i * s, wa = 1 - 0.7 * i, wb = 0.9 * i;
+  const out = new Uint8Array(img.data.length);
+  // Blur and blend in one pass where the blur is JS's downsampled path (the same bytes), else in two steps.
+  if (blurBlendRgb(img, sigma, wa, wb, clamped(out))) return { width: img.width, height: img.height, data: out };
+  return { width: img.width, height: img.height, data: addWeighted(img.data, wa, await blurRgb(img, sigma), wb, out) };
 };
 
 /**

@@ -233,14 +233,21 @@ export function gaussianBlur(
     const k = gaussianKernel1D(2 * Math.ceil(3 * sigma) + 1, sigma);
     return direct(convolveSeparable(src, width, height, channels, k, k));
   }
+  const { small, blurred } = coarseBlur(src, width, height, channels, sigma, f);
+  return out
+    ? upsampleBilinear(blurred, small.width, small.height, channels, f, width, height, out)
+    : upsampleBilinear(blurred, small.width, small.height, channels, f, width, height);
+}
+
+/** gaussianBlur's downsampled path up to the upsampling: the area-downsampled image (factor f >= 2) and its blur. */
+function coarseBlur(
+  src: ArrayLike<number>, width: number, height: number, channels: number, sigma: number, f: number,
+): { small: { data: Float32Array; width: number; height: number }; blurred: Float32Array } {
   const small = downsampleArea(src, width, height, channels, f);
   const rest = sigma * sigma - (f * f - 1) / 12 - (f * f) / 6;
   const sc = Math.sqrt(Math.max(rest, 0.25 * f * f)) / f;
   const k = gaussianKernel1D(2 * Math.ceil(3 * sc) + 1, sc);
-  const blurred = convolveSeparable(small.data, small.width, small.height, channels, k, k);
-  return out
-    ? upsampleBilinear(blurred, small.width, small.height, channels, f, width, height, out)
-    : upsampleBilinear(blurred, small.width, small.height, channels, f, width, height);
+  return { small, blurred: convolveSeparable(small.data, small.width, small.height, channels, k, k) };
 }
 
 /**
@@ -391,12 +398,7 @@ export const SHARP_THRESHOLD = 1_500_000;
  */
 export async function blurRgb(img: RgbImage, sigma: number): Promise<Uint8Array> {
   const { width: w, height: h } = img;
-  // Multiply-adds of the JS path (gaussianBlur: direct below sigma 4, else down/upsampled by floor(sigma/2)).
-  const n = w * h;
-  const f = sigma < 4 ? 1 : Math.floor(sigma / 2);
-  const tapsAt = (sg: number): number => 2 * Math.ceil(3 * sg) + 1;
-  const jsOps = f === 1 ? n * 6 * tapsAt(sigma) : n * 12 + (n / (f * f)) * 6 * tapsAt(sigma / f);
-  if (jsOps <= SHARP_THRESHOLD || sigma < 0.3) {
+  if (blurRgbInJs(w, h, sigma)) {
     const out = new Uint8Array(w * h * 3);
     gaussianBlur(img.data, w, h, 3, sigma, new Uint8ClampedArray(out.buffer));
     return out;
@@ -448,6 +450,73 @@ export async function convolveRgb(img: RgbImage, kernel: Float32Array, side: num
     }
   }
   return out;
+}
+
+/** Whether blurRgb takes its JS path (gaussianBlur) for this size and sigma, rather than libvips. */
+function blurRgbInJs(w: number, h: number, sigma: number): boolean {
+  // Multiply-adds of the JS path (gaussianBlur: direct below sigma 4, else down/upsampled by floor(sigma/2)).
+  const n = w * h;
+  const f = sigma < 4 ? 1 : Math.floor(sigma / 2);
+  const tapsAt = (sg: number): number => 2 * Math.ceil(3 * sg) + 1;
+  const jsOps = f === 1 ? n * 6 * tapsAt(sigma) : n * 12 + (n / (f * f)) * 6 * tapsAt(sigma / f);
+  return jsOps <= SHARP_THRESHOLD || sigma < 0.3;
+}
+
+/**
+ * out = addWeighted(img, wa, blurRgb(img, sigma), wb) (lens_blur's blend: clamp(round(a wa + b wb)) per byte) in one
+ * pass where blurRgb works on a downsampled copy in JS (sigma >= 4): each upsampled value is rounded to its byte
+ * (upsampleBilinear's float32 value, rounded half to even and clamped as a byte store does) and blended at once, with
+ * no blurred image in between. Returns false, writing nothing, where blurRgb takes another path (the caller then
+ * blurs and blends in two steps).
+ */
+export function blurBlendRgb(img: RgbImage, sigma: number, wa: number, wb: number, out: Uint8ClampedArray): boolean {
+  const { width, height, data: a } = img;
+  if (sigma < 4 || !blurRgbInJs(width, height, sigma)) return false;
+  if (out.length !== a.length) throw new Error(`blurBlendRgb: out has ${out.length} elements, expected ${a.length}`);
+  const f = Math.floor(sigma / 2);
+  const { small, blurred: src } = coarseBlur(a, width, height, 3, sigma, f);
+  const cw = small.width, chh = small.height;
+  // upsampleBilinear's tables and row interpolation, unchanged.
+  const x0 = new Int32Array(width), x1 = new Int32Array(width), fx = new Float32Array(width);
+  for (let x = 0; x < width; x++) {
+    const u = Math.min(cw - 1, Math.max(0, (x + 0.5) / f - 0.5));
+    const i0 = Math.floor(u);
+    x0[x] = i0 * 3; x1[x] = Math.min(cw - 1, i0 + 1) * 3; fx[x] = u - i0;
+  }
+  const rowLen = width * 3;
+  let rowA = new Float32Array(rowLen), rowB = new Float32Array(rowLen);
+  let haveA = -1, haveB = -1;
+  for (let y = 0; y < height; y++) {
+    const v = Math.min(chh - 1, Math.max(0, (y + 0.5) / f - 0.5));
+    const y0 = Math.floor(v), y1 = Math.min(chh - 1, y0 + 1), fy = v - y0;
+    if (haveA !== y0) {
+      if (haveB === y0) { const t = rowA; rowA = rowB; rowB = t; haveB = -1; } else interpolateRow(src, y0 * cw * 3, x0, x1, fx, rowA);
+      haveA = y0;
+    }
+    if (haveB !== y1) { interpolateRow(src, y1 * cw * 3, x0, x1, fx, rowB); haveB = y1; }
+    blendRow(a, y * rowLen, rowA, rowB, fy, wa, wb, out);
+  }
+  return true;
+}
+
+/** One coarse RGB row interpolated to full width (upsampleBilinear's `fill`, 3 channels). */
+function interpolateRow(src: Float32Array, r: number, x0: Int32Array, x1: Int32Array, fx: Float32Array, dst: Float32Array): void {
+  for (let x = 0, o = 0; x < x0.length; x++, o += 3) {
+    const p = r + x0[x], q = r + x1[x], t = fx[x];
+    dst[o] = src[p] + (src[q] - src[p]) * t;
+    dst[o + 1] = src[p + 1] + (src[q + 1] - src[p + 1]) * t;
+    dst[o + 2] = src[p + 2] + (src[q + 2] - src[p + 2]) * t;
+  }
+}
+
+/** out[k0 + j] = a[k0 + j] wa + byte(fround(rowA[j] + (rowB[j] - rowA[j]) fy)) wb, byte() as a Uint8ClampedArray store. */
+function blendRow(a: Uint8Array, k0: number, rowA: Float32Array, rowB: Float32Array, fy: number, wa: number, wb: number, out: Uint8ClampedArray): void {
+  for (let j = 0, k = k0; j < rowA.length; j++, k++) {
+    const v = Math.fround(rowA[j] + (rowB[j] - rowA[j]) * fy);
+    // Round half to even on [0, 255]: adding 2^52 leaves no fraction bits, so the sum is rounded (ties to even).
+    const b = v > 0 ? (v < 255 ? (v + 4503599627370496) - 4503599627370496 : 255) : 0;
+    out[k] = a[k] * wa + b * wb;
+  }
 }
 
 async function viaSharpRaw(img: RgbImage, build: (p: Sharp) => Sharp): Promise<Uint8Array> {

@@ -1,15 +1,15 @@
 // Random cases beside corruption-parity.test.ts (fixed shapes and levels): the types and filters rewritten for
 // speed in round 7 (color_diffusion, watermark_damage, mean_shift's reused buffers, lineBlur's reused buffer) and round 8
-// (gaussian_noise's noise without its array)
+// (gaussian_noise's noise without its array, lens_blur's blur and blend in one pass)
 // against the frozen implementation in test/data/reference/, on random sizes (1-300 px, odd and non-square), levels
 // and seeds, one after another in one process, so buffers reused across calls carry the previous call's contents.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { corrupt } from '../../lib/data/corruptions.ts';
-import { boxBlurRgbBytes, lineBlurInto } from '../../lib/data/filters.ts';
+import { blurBlendRgb, boxBlurRgbBytes, lineBlurInto } from '../../lib/data/filters.ts';
 import { rng } from '../../lib/data/random.ts';
 import { corrupt as corruptV1 } from './reference/corruptions-v1.ts';
-import { boxBlur as boxBlurV1, lineBlur as lineBlurV1 } from './reference/filters-v1.ts';
+import { blurRgb as blurRgbV1, boxBlur as boxBlurV1, lineBlur as lineBlurV1 } from './reference/filters-v1.ts';
 import { scene } from './helpers.ts';
 
 function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): string {
@@ -23,7 +23,7 @@ function randomSize(r: ReturnType<typeof rng>): [number, number] {
   return [side(), side()];
 }
 
-for (const type of ['color_diffusion', 'watermark_damage', 'mean_shift', 'motion_blur', 'gaussian_noise']) {
+for (const type of ['color_diffusion', 'watermark_damage', 'mean_shift', 'motion_blur', 'gaussian_noise', 'lens_blur']) {
   test(`${type}: random sizes, levels and seeds give the reference bytes`, async () => {
     const r = rng(0x5eed + type.length);
     for (let c = 0; c < 30; c++) {
@@ -64,4 +64,26 @@ test('lineBlurInto: the reference lineBlur\'s values rounded to bytes, random le
     lineBlurInto(img.data, w, h, len, angle, out);
     assert.ok(Buffer.from(out.buffer).equals(Buffer.from(bytes.buffer)), `${w}x${h} length ${len} angle ${angle}: ${firstDiff(out, bytes)}`);
   }
+});
+
+test('blurBlendRgb: addWeighted of the reference blurRgb where it takes the downsampled JS path, random sizes, sigmas and weights', async () => {
+  const r = rng(73);
+  let fused = 0;
+  for (let c = 0; c < 60; c++) {
+    const [w, h] = randomSize(r);
+    const sigma = c % 4 === 0 ? 0.2 + 4 * r.float() : 4 + 30 * r.float();
+    const wa = r.float() * 1.2, wb = r.float() * 1.2;
+    const img = scene(c + 300, w, h);
+    const out = new Uint8ClampedArray(w * h * 3);
+    if (!blurBlendRgb(img, sigma, wa, wb, out)) {
+      assert.ok(out.every((v) => v === 0), 'nothing written when it declines');
+      continue;
+    }
+    fused++;
+    const blurred = await blurRgbV1(img, sigma);
+    const want = new Uint8ClampedArray(w * h * 3);
+    for (let k = 0; k < want.length; k++) want[k] = img.data[k] * wa + blurred[k] * wb;
+    assert.ok(Buffer.from(out.buffer).equals(Buffer.from(want.buffer)), `${w}x${h} sigma ${sigma} weights ${wa}, ${wb}: ${firstDiff(out, want)}`);
+  }
+  assert.ok(fused >= 20, `only ${fused} cases took the fused path`);
 });
