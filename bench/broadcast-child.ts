@@ -3,7 +3,9 @@
 //                                          verify and decode each (tensors as views of the fetched bytes, as
 //                                          the rollout worker's; BENCH_CHILD_COPY=1: copies); sends { version }
 //   tcp <port>                             reads length-prefixed frames from a loopback TCP socket and hashes
-//                                          each with Node's sha256; sends { version: frame index, digest }
+//                                          each with Node's sha256; sends { version: frame index, digest };
+//                                          BENCH_TCP_HOLD=1: also copies each frame into a buffer of its own, as
+//                                          a follower holds the checkpoint it uses (same end event)
 // Every report carries the process's CPU time so far (ms), so the bench can print CPU per round and arm.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -48,6 +50,9 @@ if (mode === 'nats') {
   let left = -1;
   let hash = createHash('sha256');
   let frame = 0;
+  const hold = process.env.BENCH_TCP_HOLD === '1';
+  let held = Buffer.alloc(0);
+  let at = 0;
   sock.on('data', (chunk: Buffer) => {
     let d = chunk;
     while (d.length > 0) {
@@ -59,9 +64,14 @@ if (mode === 'nats') {
         left = Number(head.readBigUInt64LE(0));
         head = Buffer.alloc(0);
         hash = createHash('sha256');
+        if (hold) {
+          held = Buffer.allocUnsafeSlow(left);
+          at = 0;
+        }
       }
       const take = Math.min(left, d.length);
       hash.update(d.subarray(0, take));
+      if (hold) at += d.copy(held, at, 0, take);
       d = d.subarray(take);
       left -= take;
       if (left === 0) {

@@ -9,6 +9,8 @@
 //   arm, "before", with its CheckpointStore and broadcast-child.ts, interleaved round by round with this one),
 //   BENCH_BROADCAST_BEFORE_MAX_PAYLOAD (bytes: the "before" arm's nats-server max_payload; default nats-server's 1 MiB;
 //   each arm has its own server, this checkout's at CHECKPOINT_MAX_PAYLOAD),
+//   BENCH_TCP_HOLD=1 (the TCP receivers also copy each frame into a buffer of their own, as a follower holds what it
+//   received: the same end event; default off, the baseline of the issue's target),
 //   BENCH_CHILD_ARGS (extra node flags for the follower processes, e.g. "--cpu-prof --cpu-prof-dir=DIR"),
 //   RECOVERY_GRPO_TRACE=FILE (lib/log/trace.ts: the put's, the followers' and the watch's steps, one JSON line each)
 import { fork, type ChildProcess } from 'node:child_process';
@@ -202,7 +204,7 @@ export async function run(): Promise<void> {
       const t = median(tcpMs);
       const moved = (bytes * FOLLOWERS) / 1e6;
       const per = (x: number) => (x / REPS).toFixed(1);
-      console.log(`  ${(bytes / 1e6).toFixed(2)} MB: loopback TCP + sha256 ${t.toFixed(1)} ms (${(moved / (t / 1000)).toFixed(0)} MB/s)  [tcp ms: ${tcpMs.map((x) => x.toFixed(0)).join(' ')}]; ` +
+      console.log(`  ${(bytes / 1e6).toFixed(2)} MB: loopback TCP + sha256${process.env.BENCH_TCP_HOLD === '1' ? ' + held' : ''} ${t.toFixed(1)} ms (${(moved / (t / 1000)).toFixed(0)} MB/s)  [tcp ms: ${tcpMs.map((x) => x.toFixed(0)).join(' ')}]; ` +
         `CPU ms per round: sender ${per(tcpCpu[0]!)}, receivers ${per(tcpCpu[1]!)}, all ${per(sum(tcpCpu))}`);
       for (const arm of arms) {
         const n = median(arm.ms);

@@ -14,6 +14,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { trace } from '../log/trace.ts';
+import { isScratch, receiveInScratch, releaseScratch } from './nats-payload.ts';
 
 const H_VERSION = 'Ckpt-Version';
 const H_DIGEST = 'Ckpt-Digest';
@@ -75,6 +76,17 @@ interface Assembly {
   meta: Record<string, unknown>;
 }
 
+/**
+ * Whether a chunk, from its first bytes (nats-payload.ts receiveInScratch), is a whole checkpoint (kept as received,
+ * in a buffer of its own) rather than a part that is copied into the checkpoint's buffer (assembled in the
+ * connection's scratch buffer). Headers not all there: a buffer of its own, as any message.
+ */
+function wholeCheckpoint(head: Uint8Array, hdrLen: number, payloadLen: number): boolean {
+  if (hdrLen < 0 || head.length < hdrLen) return true;
+  const m = /\r\nCkpt-Size: *([0-9]{1,16})\r\n/i.exec(Buffer.from(head.buffer, head.byteOffset, hdrLen).toString('latin1'));
+  return !m || Number(m[1]) === payloadLen;
+}
+
 function intHeader(h: MsgHdrs, key: string): number | undefined {
   const s = h.get(key);
   if (!/^(0|[1-9][0-9]*)$/.test(s)) return undefined;
@@ -89,8 +101,11 @@ export class CheckpointPushReceiver {
   private held: PushedCheckpoint | undefined;
   private readonly waiters = new Map<string, Array<() => void>>();
 
-  constructor(nc: NatsConnection, bucket: string) {
+  constructor(private readonly nc: NatsConnection, bucket: string) {
     this.sub = nc.subscribe(chunkSubjects(bucket), { callback: (err, msg) => { if (!err && msg.headers) this.onChunk(msg.headers, msg.data); } });
+    // the parts of a checkpoint larger than one message are assembled in the connection's scratch buffer and copied
+    // into the checkpoint's (onChunk, synchronously): one copy into fresh memory per byte, not two
+    receiveInScratch(nc, this.sub, wholeCheckpoint);
   }
 
   private onChunk(h: MsgHdrs, data: Uint8Array): void {
@@ -111,12 +126,15 @@ export class CheckpointPushReceiver {
         /* meta is advisory */
       }
       if (data.length === size) {
-        // the whole checkpoint in one chunk: held as nats.js delivered it (a buffer of its own), no assembly copy
+        // the whole checkpoint in one chunk: held as nats.js delivered it (a buffer of its own), no assembly copy;
+        // copied only if it lies in the connection's scratch buffer, which the next message overwrites
+        const own = isScratch(data) ? Uint8Array.prototype.slice.call(data) : data;
         this.assembling.delete(digest);
-        this.complete({ version, digest, buf: data, next: size, hash: createHash('sha256').update(data), meta });
+        this.complete({ version, digest, buf: own, next: size, hash: createHash('sha256').update(own), meta });
         return;
       }
-      a = { version, digest, buf: Buffer.allocUnsafe(size), next: 0, hash: createHash('sha256'), meta };
+      // a buffer of its own at offset 0 (allocUnsafeSlow: not a slice of Node's pool), so the data section is aligned
+      a = { version, digest, buf: Buffer.allocUnsafeSlow(size), next: 0, hash: createHash('sha256'), meta };
       this.assembling.set(digest, a);
       for (const [d, other] of this.assembling) if (this.assembling.size > MAX_IN_PROGRESS && other !== a) this.drop(d);
     }
@@ -177,6 +195,7 @@ export class CheckpointPushReceiver {
   }
 
   stop(): void {
+    releaseScratch(this.nc, this.sub);
     this.sub.unsubscribe();
     for (const d of [...this.waiters.keys()]) this.wake(d);
     this.assembling.clear();

@@ -33,7 +33,7 @@ import { formatIssues } from './messages.ts';
 import { ObjectChunks } from './object-chunks.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
-import { presizePayloads } from './nats-payload.ts';
+import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
 import { trace } from '../log/trace.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -84,8 +84,10 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
   if (opts.tls) co.tls = { ...opts.tls };
   try {
     const nc = await connect(co);
-    // checkpoint chunks are up to 1 MiB: assemble each in one buffer of its size (nats-payload.ts)
+    // checkpoint chunks are up to 8 MiB: assemble each in one buffer of its size, and write them without a copy
+    // into a new buffer (nats-payload.ts)
     presizePayloads(nc);
+    sendLargeUncopied(nc);
     return nc;
   } catch (e) {
     // keep nats.js's code (AUTHORIZATION_VIOLATION, CONNECTION_REFUSED, ...): callers tell bad credentials from an outage
@@ -210,6 +212,7 @@ export class CheckpointStore {
   static async open(nc: NatsConnection, opts: CheckpointStoreOptions): Promise<CheckpointStore> {
     const runId = checkRunId(opts.runId);
     presizePayloads(nc);
+    sendLargeUncopied(nc);
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
