@@ -5,8 +5,7 @@
 // (the cost does not depend on them); no reward is printed.
 //   npm run bench -- eval-draws          (EVAL_DRAWS_IMAGES=16 for a shorter run; EVAL_DRAWS_MODES=one for one mode)
 import { loadConfig } from '../lib/config/index.ts';
-import { openRunDataset } from '../lib/config/dataset.ts';
-import { evalSamples, evaluate, gridIndices } from '../lib/eval/evaluate.ts';
+import { configEvalSamples, evaluate, gridIndices } from '../lib/eval/evaluate.ts';
 import { DEMO_OVERRIDES } from '../lib/local/demo-defaults.ts';
 import { initialParamsOf } from '../lib/models/bundle.ts';
 import type { EvalDraws } from '../lib/data/eval-draws.ts';
@@ -24,7 +23,7 @@ export async function run(): Promise<void> {
     const w0 = performance.now();
     const c0 = process.cpuUsage();
     // A fresh dataset each time: no decoded image is reused between modes.
-    const samples = await evalSamples(await openRunDataset(config, 'eval'), images, mode);
+    const samples = await configEvalSamples(config, { count: images, draws: mode });
     const prep = cpu(process.cpuUsage(c0));
     const c1 = process.cpuUsage();
     await evaluate(config, samples, {

@@ -16,12 +16,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadConfig, type RunConfig } from '../lib/config/index.ts';
-import { openRunDataset } from '../lib/config/dataset.ts';
 import { cloneTensorMap } from '../lib/checkpoint/tensors.ts';
 import { canonicalJson, configHash, sha256Hex } from '../lib/checkpoint/digest.ts';
 import { loadCheckpoint, saveCheckpoint } from '../lib/checkpoint/index.ts';
 import { paramShapes, policySpecOf } from '../lib/models/bundle.ts';
-import { evalSamples, evaluate, type EvalReport } from '../lib/eval/evaluate.ts';
+import { configEvalSamples, evaluate, type EvalReport } from '../lib/eval/evaluate.ts';
 import { formatCI, meanCI, type MeanCI } from '../lib/eval/stats.ts';
 import { runSingleProcess, type SingleProcessStep } from '../lib/local/single-process.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
@@ -119,7 +118,7 @@ export async function runSeed(o: ExperimentOptions, seed: number): Promise<SeedR
   const g = await runSingleProcess(grpoConfig, { params: cloneTensorMap(sftParams), log: (l) => log(`[seed ${seed}] ${l}`), onStep: (s) => curve.push(s) });
   log(`[experiment] seed ${seed}: control, SFT continued ${o.grpoSteps} steps from the warm start`);
   const ctl = await runSingleProcess(controlConfig, { params: cloneTensorMap(sftParams) });
-  const samples = await evalSamples(await openRunDataset(grpoConfig, 'eval'), grpoConfig.eval.samples, grpoConfig.eval.draws);
+  const samples = await configEvalSamples(grpoConfig);
   const ev = await evaluate(grpoConfig, samples, {
     identity: { kind: 'identity' },
     sft: { kind: 'mean', params: sftParams },

@@ -5,13 +5,12 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
-import { openRunDataset } from '../config/dataset.ts';
 import { configHash } from '../checkpoint/digest.ts';
 import { CheckpointError, loadCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { dataConfigFrom, openDataset, type Sample } from '../data/dataset.ts';
 import { encodePng } from '../data/image.ts';
 import { paramShapes, policySpecOf } from '../models/bundle.ts';
-import { evalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalResult, type Policy } from './evaluate.ts';
+import { configEvalSamples, evalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalResult, type Policy } from './evaluate.ts';
 import { renderGrid } from './grid.ts';
 import { writeEvalReport, type EvalJson, type EvalSources } from './report.ts';
 
@@ -74,7 +73,7 @@ export async function findCheckpointBeside(dir: string, runId: string, version: 
 
 async function openSamples(config: RunConfig, data: string | undefined, count: number): Promise<{ samples: Sample[]; label: string }> {
   const draws = config.eval.draws;
-  if (!data) return { samples: await evalSamples(await openRunDataset(config, 'eval'), count, draws), label: `the eval split (${config.data.source.kind === 'photos' ? `at least ${config.data.evalImages} whole photographs` : `evalFraction ${config.data.evalFraction}`}, ${config.data.source.kind} source)` };
+  if (!data) return { samples: await configEvalSamples(config, { count }), label: `the eval split (${config.data.source.kind === 'photos' ? `at least ${config.data.evalImages} whole photographs` : `evalFraction ${config.data.evalFraction}`}, ${config.data.source.kind} source)` };
   if (!existsSync(data)) throw new Error(`--data ${data}: no such folder`);
   // Every image of the folder is evaluated whole, shorter side evalSize (as the photo set's eval split).
   const d = dataConfigFrom({ ...config.data, evalSize: config.data.evalSize ?? 128, source: { kind: 'folder', path: resolve(data) } }, config.run.seed);

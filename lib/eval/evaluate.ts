@@ -5,6 +5,7 @@ import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Sample } from '../data/dataset.ts';
 import type { EvalDraws } from '../data/eval-draws.ts';
+import { openRunDataset } from '../config/dataset.ts';
 import { clamp01, fromCHWFloat, stackPairs, type RgbImage } from '../data/image.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
 import { compileRewardExpression, rewardConstants } from '../grpo/reward-expression.ts';
@@ -254,6 +255,15 @@ export async function evalSamples(
     }
   }
   return out;
+}
+
+/**
+ * The samples a run's config evaluates: the eval split's first eval.samples images with eval.draws draws each
+ * (evalSamples on openRunDataset). `count` and `draws` replace the config's where a caller has its own (the
+ * eval command's --samples, eval.periodicDraws); the samples and their order are evalSamples's.
+ */
+export async function configEvalSamples(config: RunConfig, o: { count?: number; draws?: EvalDraws } = {}): Promise<Sample[]> {
+  return evalSamples(await openRunDataset(config, 'eval'), o.count ?? config.eval.samples, o.draws ?? config.eval.draws);
 }
 
 /** How many distinct images (sample ids) `samples` hold. */

@@ -5,7 +5,6 @@
 // (numbers and a grid PNG) for the web page. It never blocks dispatch: one evaluation at a time, asynchronous;
 // a due evaluation while one is still running is skipped (counted in evaluations_total{outcome="skipped"}).
 import type { RunConfig } from '../config/index.ts';
-import { openRunDataset } from '../config/dataset.ts';
 import type { Sample } from '../data/dataset.ts';
 import type { Metrics } from '../metrics/index.ts';
 import { paramShapesOf } from '../models/bundle.ts';
@@ -13,7 +12,7 @@ import { PolicyRunner } from '../models/runner.ts';
 import { RewardScorer } from '../models/scorer.ts';
 import type { CheckpointStore } from '../transport/index.ts';
 import { fetchCheckpoint } from '../worker/checkpoints.ts';
-import { evalSamples, evaluate, gridIndices, type EvalReport, type Scores } from './evaluate.ts';
+import { configEvalSamples, evaluate, gridIndices, type EvalReport, type Scores } from './evaluate.ts';
 import { evalGridPng } from './eval-run.ts';
 
 export interface PeriodicEvalResult {
@@ -121,7 +120,7 @@ export class PeriodicEvaluator {
     const ck = await fetchCheckpoint(store, latest, { runId: config.run.id, shapes });
     if (this.closed) return null;
     // eval.periodicDraws (default one): a progress curve beside training, not the final evaluation's criteria.
-    this.samples ??= await evalSamples(await openRunDataset(config, 'eval'), config.eval.samples, config.eval.periodicDraws);
+    this.samples ??= await configEvalSamples(config, { draws: config.eval.periodicDraws });
     if (config.model.family !== 'flow') this.runner ??= await PolicyRunner.create(config);
     this.scorer ??= new RewardScorer(config.reward, config.reward.device);
     const gridRows = this.o.gridRows ?? 6;

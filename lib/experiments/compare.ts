@@ -17,13 +17,12 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
-import { openRunDataset } from '../config/dataset.ts';
 import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
 import { paramShapesOf } from '../models/bundle.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
 import { runRewardBackprop, runSingleProcess, type BudgetClock } from '../local/single-process.ts';
-import { evalSamples, evaluate, gridIndices, type EvalReport } from '../eval/evaluate.ts';
+import { configEvalSamples, evaluate, gridIndices, type EvalReport } from '../eval/evaluate.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { formatCI, meanCI, type MeanCI } from '../eval/stats.ts';
 
@@ -264,7 +263,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     for (const f of families) warm.set(f, await warmStart(seed, f));
     const evalConfig = (f: Family) => configFor(seed, f);
     const first = evalConfig(families[0]!);
-    const samples = await evalSamples(await openRunDataset(first, 'eval'), first.eval.samples, first.eval.draws);
+    const samples = await configEvalSamples(first);
     // Only the grid's recoveries are kept (seed 0): an every-type evaluation holds ~300 MB of pixels per policy.
     const shown = gridIndices(samples, 6);
     const keep = seed === 0 ? shown : [];

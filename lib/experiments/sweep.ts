@@ -12,8 +12,7 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import YAML from 'yaml';
 import { loadConfig } from '../config/index.ts';
-import { openRunDataset } from '../config/dataset.ts';
-import { evalSamples, evaluate } from '../eval/evaluate.ts';
+import { configEvalSamples, evaluate } from '../eval/evaluate.ts';
 import type { EvalJson } from '../eval/report.ts';
 import type { Summary } from '../local/local-run.ts';
 import { barChart, esc, lineChart, smooth } from '../eval/svg.ts';
@@ -153,7 +152,7 @@ async function runSingle(o: SweepOptions, run: PlannedSweepRun, dir: string, fix
     onStep: (s) => lines.push(JSON.stringify({ t: Date.now(), type: 'progress', seq: config.sft.steps + s.step, phase: 'grpo', version: config.sft.steps + s.step, loss: s.loss, reward: s.reward, components: s.components, kl: s.kl, clip_fraction: s.clipFraction })),
   });
   await appendFile(events, lines.map((l) => `${l}\n`).join(''));
-  const samples = await evalSamples(await openRunDataset(config, 'eval'), config.eval.samples, config.eval.draws);
+  const samples = await configEvalSamples(config);
   const ev = await evaluate(config, samples, { identity: { kind: 'identity' }, before: { kind: 'mean', params: r.sftParams }, after: { kind: 'mean', params: r.params } }, { keep: [] });
   const summary: SweepRunResult['summary'] = {
     run_id: config.run.id,

@@ -14,11 +14,15 @@
 // Constants (weights, alpha, ...) are named numbers folded in at compile time. Both config styles work:
 // `{ 'weights.ssim': 1 }` or `{ weights: { ssim: 1 } }` for `weights.ssim * ssim`, or `{ w_ssim: 1 }`.
 
-import {
-  all, create,
-  type AccessorNode, type ConditionalNode, type ConstantNode, type FunctionNode, type MathNode,
-  type OperatorNode, type ParenthesisNode, type SymbolNode,
+import { createRequire } from 'node:module';
+import type {
+  AccessorNode, ConditionalNode, ConstantNode, FunctionNode, MathNode,
+  OperatorNode, ParenthesisNode, SymbolNode,
 } from 'mathjs';
+// mathjs's own single-file build of the same version (its package exports it): loading it costs a
+// fraction of the ~1,300 ES modules behind `import 'mathjs'`, which every process that reads a config
+// paid at start-up (about 2 s of CPU plain, more through tsx's loader; see docs/testing.md).
+const { all, create } = createRequire(import.meta.url)('mathjs/lib/browser/math.js') as typeof import('mathjs');
 
 /** Components the reward workers compute (one number each per action). */
 export const DEFAULT_COMPONENTS = ['ssim', 'clip_cos'] as const;

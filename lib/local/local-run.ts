@@ -9,11 +9,10 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type RunConfig } from '../config/index.ts';
-import { openRunDataset } from '../config/dataset.ts';
 import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { connectNats, CheckpointStore, isReachable } from '../transport/index.ts';
 import { paramShapesOf, standalonePolicyModel } from '../models/bundle.ts';
-import { evalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalReport } from '../eval/evaluate.ts';
+import { configEvalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalReport } from '../eval/evaluate.ts';
 import type { EvalDraws } from '../data/eval-draws.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
@@ -287,7 +286,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     // eval.draws (default every-type): each evaluation image once per corruption type (docs/evaluation.md).
     const evalT0 = performance.now();
     const evalCpu0 = process.cpuUsage();
-    const samples = await evalSamples(await openRunDataset(config, 'eval'), config.eval.samples, config.eval.draws);
+    const samples = await configEvalSamples(config);
     const shown = gridIndices(samples, 6);
     const ev = await evaluate(config, samples, {
       identity: { kind: 'identity' },

@@ -40,12 +40,6 @@ test('export writes every graph; the standalone policy runs with image and noise
 test('score: SSIM through PNG decoding matches scikit-image; a reference of another size is resized; pairs files; bad files named', async () => {
   const cases = JSON.parse(readFileSync(join(FIX, 'cases.json'), 'utf8')) as { cases: Array<{ reference: string; distorted: string; ssim: number }> };
   const c = cases.cases.find((x) => x.distorted === 'synthetic0_64x48_blur_0.45.png')!;
-  const { stdout } = await cli('score', '--reference', join(FIX, c.reference), '--candidate', join(FIX, c.distorted));
-  const line = JSON.parse(stdout.trim()) as { ssim: number; clip_cos: number; reward: number };
-  assert.ok(Math.abs(line.ssim - c.ssim) < 1e-4, `ssim ${line.ssim} vs scikit-image ${c.ssim}`);
-  const expected = 1.0 * line.ssim + 0.2 * Math.exp(-5 * (1 - Math.min(1, Math.max(0, line.clip_cos))));
-  assert.ok(Math.abs(line.reward - expected) < 1e-9, 'the paper reward');
-
   const dir = mkdtempSync(join(tmpdir(), 'score-'));
   try {
     // A reference twice the candidate's size is resized to it (bilinear) before scoring.
@@ -55,15 +49,24 @@ test('score: SSIM through PNG decoding matches scikit-image; a reference of anot
       JSON.stringify({ reference: big, candidate: join(FIX, 'synthetic0_32x32.png') }),
       JSON.stringify({ reference: join(FIX, 'synthetic0_32x32.png'), candidate: join(FIX, 'synthetic0_32x32_dark_0.9.png') }),
     ].join('\n'));
-    const many = (await cli('score', '--pairs', join(dir, 'pairs.jsonl'))).stdout.trim().split('\n').map((l) => JSON.parse(l) as { ssim: number });
+    writeFileSync(join(dir, 'broken.png'), 'not an image');
+    writeFileSync(join(dir, 'bad.jsonl'), '{"reference": "a.png"}\n');
+    // The four commands are independent: run together, their start-ups (onnxruntime, the encoder) overlap.
+    const [single, pairs] = await Promise.all([
+      cli('score', '--reference', join(FIX, c.reference), '--candidate', join(FIX, c.distorted)),
+      cli('score', '--pairs', join(dir, 'pairs.jsonl')),
+      assert.rejects(cli('score', '--reference', join(dir, 'broken.png'), '--candidate', join(FIX, c.distorted)), (e: { stderr: string }) => /broken\.png/.test(e.stderr)),
+      assert.rejects(cli('score', '--pairs', join(dir, 'bad.jsonl')), (e: { stderr: string }) => /bad\.jsonl:1/.test(e.stderr)),
+    ]);
+    const line = JSON.parse(single.stdout.trim()) as { ssim: number; clip_cos: number; reward: number };
+    assert.ok(Math.abs(line.ssim - c.ssim) < 1e-4, `ssim ${line.ssim} vs scikit-image ${c.ssim}`);
+    const expected = 1.0 * line.ssim + 0.2 * Math.exp(-5 * (1 - Math.min(1, Math.max(0, line.clip_cos))));
+    assert.ok(Math.abs(line.reward - expected) < 1e-9, 'the paper reward');
+
+    const many = pairs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { ssim: number });
     assert.equal(many.length, 2);
     assert.ok(many[0].ssim > 0.9, `resized reference scores high against the original (${many[0].ssim})`);
     assert.ok(Math.abs(many[1].ssim - cases.cases.find((x) => x.distorted === 'synthetic0_32x32_dark_0.9.png')!.ssim) < 1e-4);
-
-    writeFileSync(join(dir, 'broken.png'), 'not an image');
-    await assert.rejects(cli('score', '--reference', join(dir, 'broken.png'), '--candidate', join(FIX, c.distorted)), (e: { stderr: string }) => /broken\.png/.test(e.stderr));
-    writeFileSync(join(dir, 'bad.jsonl'), '{"reference": "a.png"}\n');
-    await assert.rejects(cli('score', '--pairs', join(dir, 'bad.jsonl')), (e: { stderr: string }) => /bad\.jsonl:1/.test(e.stderr));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

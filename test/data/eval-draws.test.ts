@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { CORRUPTION_TYPES, corrupt, LEVELS } from '../../lib/data/corruptions.ts';
 import { openDataset } from '../../lib/data/dataset.ts';
 import { everyTypeDraws, mixTypes } from '../../lib/data/eval-draws.ts';
-import { evalSamples, firstSamples, gridIndices, imageCount } from '../../lib/eval/evaluate.ts';
+import { configEvalSamples, evalSamples, firstSamples, gridIndices, imageCount } from '../../lib/eval/evaluate.ts';
+import { loadConfig } from '../../lib/config/index.ts';
+import { openRunDataset } from '../../lib/config/dataset.ts';
 import { scene, tempDir, writeFixture } from './helpers.ts';
 
 const quiet = { warn: () => {} };
@@ -79,4 +81,16 @@ test('getEveryType: a manifest pair with its own corrupted image is one sample',
   const ds = await openDataset({ kind: 'manifest', path, size: 12 }, { ...quiet, mix: { types: { lens_blur: 1, mean_shift: 1 } } });
   assert.equal((await ds.getEveryType(0))!.length, 1);
   assert.deepEqual((await ds.getEveryType(1))!.map((s) => s.corruption.type), ['lens_blur', 'mean_shift']);
+});
+
+test('configEvalSamples: the config\'s eval.samples and eval.draws (or the caller\'s), the same samples in the same order as evalSamples', async () => {
+  const config = loadConfig(undefined, ['data.source.kind=procedural', 'data.size=16', 'data.source.count=40', 'eval.samples=3', 'eval.draws=every-type']);
+  const ids = (xs: Awaited<ReturnType<typeof evalSamples>>) => xs.map((x) => `${x.id}/${x.corruption.type}/${x.corruption.level}`);
+  const ds = await openRunDataset(config, 'eval');
+  const every = await configEvalSamples(config);
+  assert.equal(imageCount(every), 3);
+  assert.ok(every.length > 3, 'every-type: several draws per image');
+  assert.deepEqual(ids(every), ids(await evalSamples(ds, 3, 'every-type')));
+  assert.deepEqual(every.map((x) => [...x.corrupted.data.slice(0, 8)]), (await evalSamples(ds, 3, 'every-type')).map((x) => [...x.corrupted.data.slice(0, 8)]));
+  assert.deepEqual(ids(await configEvalSamples(config, { count: 2, draws: 'one' })), ids(await evalSamples(ds, 2, 'one')));
 });

@@ -21,6 +21,8 @@ grpo: { groupSize: 4, samplesPerBatch: 2 }
 # one corruption draw per photograph: this test is about training, not eval.draws (every-type: test/eval/eval-cli.test.ts)
 eval: { samples: 6, draws: one }
 `;
+/** Seconds of training per run: a step takes milliseconds, so this is still many steps (1.5 s cost the file ~12 s more). */
+const BUDGET = 0.5;
 
 test('method lists: known names, at least two, none repeated; disjoint intervals', () => {
   assert.deepEqual(parseMethods('dense, sft'), ['dense', 'sft']);
@@ -67,7 +69,7 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     const cfg = join(dir, 'tiny.yaml');
     writeFileSync(cfg, TINY_YAML);
     const out = join(dir, 'out');
-    const { stdout } = await cli('sweep', '--config', cfg, '--methods', 'dense,scalar,sft,backprop', '--seeds', '2', '--budget', '1.5', '--out', out);
+    const { stdout } = await cli('sweep', '--config', cfg, '--methods', 'dense,scalar,sft,backprop', '--seeds', '2', '--budget', String(BUDGET), '--out', out);
     assert.match(stdout, /compared dense, scalar, sft, backprop over 2 seed\(s\)/);
     const r = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(r.methods, ['dense', 'scalar', 'sft', 'backprop']);
@@ -80,7 +82,7 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
         assert.ok(x.steps >= 1 && Number.isInteger(x.steps));
         // Each trains until its clock reaches the budget: the last step crosses it. A step here takes
         // milliseconds, the first one (graph start-up) up to a few seconds on a slow machine.
-        assert.ok(x.seconds >= 1.5 && x.seconds < 1.5 + 10, `${x.method}: ${x.seconds} s for a 1.5 s budget`);
+        assert.ok(x.seconds >= BUDGET && x.seconds < BUDGET + 10, `${x.method}: ${x.seconds} s for a ${BUDGET} s budget`);
         assert.equal(x.family, 'gaussian');
         for (const k of ['reward', 'ssim', 'clip_cos', 'psnr']) assert.ok(Math.abs(x.gain[k] - (x.final[k] - s.start.gaussian[k])) < 1e-9, `${x.method} ${k} gain`);
       }
@@ -100,7 +102,7 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     assert.ok(meta.width! > meta.height!, `grid ${meta.width}x${meta.height}`);
 
     // Run again with one more seed: the two seeds done are reused, only the third trains.
-    const more = await cli('sweep', '--config', cfg, '--methods', 'dense,scalar,sft,backprop', '--seeds', '3', '--budget', '1.5', '--out', out);
+    const more = await cli('sweep', '--config', cfg, '--methods', 'dense,scalar,sft,backprop', '--seeds', '3', '--budget', String(BUDGET), '--out', out);
     assert.equal(more.stdout.match(/done before with the same settings, reusing/g)?.length, 2);
     const r3 = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(r3.seeds.slice(0, 2), r.seeds);
@@ -108,7 +110,7 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     // A process that runs only the last seed (--first-seed) reports every seed on file, and its training
     // minutes come from the kept results (not "0 minutes" for a run that reused them all).
     rmSync(join(out, 'seed-1.json'));
-    const last = await cli('sweep', '--config', cfg, '--methods', 'dense,scalar,sft,backprop', '--seeds', '3', '--first-seed', '2', '--budget', '1.5', '--out', out);
+    const last = await cli('sweep', '--config', cfg, '--methods', 'dense,scalar,sft,backprop', '--seeds', '3', '--first-seed', '2', '--budget', String(BUDGET), '--out', out);
     assert.match(last.stderr + last.stdout, /covers 2 of 3 seeds; not on file yet: 1/);
     const rl = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     assert.deepEqual(rl.seeds.map((x: { seed: number }) => x.seed), [0, 2]);
@@ -133,9 +135,12 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     assert.match(mdf, /the given warm-start checkpoint of each seed/);
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'sft,dense', '--seeds', '3', '--from', join(out, 'warm-gaussian-seed{seed}-sft9.safetensors'), '--out', out2), /seed0-sft9/);
 
-    await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,sft', '--set', 'grpo.beta=0,0.1', '--out', out), /compares methods under one configuration/);
-    await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,bogus', '--out', out), /unknown 'bogus'/);
-    await assert.rejects(cli('sweep', '--methods', 'dense,sft', '--k8s', '--out', out), /does not combine with --k8s/);
+    // Refused before any work; independent processes, so their start-ups overlap.
+    await Promise.all([
+      assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,sft', '--set', 'grpo.beta=0,0.1', '--out', out), /compares methods under one configuration/),
+      assert.rejects(cli('sweep', '--config', cfg, '--methods', 'dense,bogus', '--out', out), /unknown 'bogus'/),
+      assert.rejects(cli('sweep', '--methods', 'dense,sft', '--k8s', '--out', out), /does not combine with --k8s/),
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -147,7 +152,7 @@ test('sweep --methods with family arms: each family from its own warm start, sha
     const cfg = join(dir, 'tiny.yaml');
     writeFileSync(cfg, TINY_YAML);
     const out = join(dir, 'out');
-    const args = ['sweep', '--config', cfg, '--methods', 'flow:scalar,gaussian:dense,flow:sft', '--seeds', '2', '--budget', '1', '--shared-warm-start',
+    const args = ['sweep', '--config', cfg, '--methods', 'flow:scalar,gaussian:dense,flow:sft', '--seeds', '2', '--budget', String(BUDGET), '--shared-warm-start',
       '--set', 'flow.steps=3', '--set', 'flow.evalSteps=2', '--set', 'flow.sde.window.size=1', '--set', 'flow.timeFrequencies=2', '--set', 'flow.timeWidth=4',
       '--set-for', 'flow:sft.steps=3', '--set-for', 'gaussian:sft.steps=2', '--out', out];
     const { stdout } = await cli(...args);

@@ -2,13 +2,13 @@
 // no help text, no stack trace (issue #16: `score` on an unreadable image printed the help and a stack).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN } from '../helpers/cli.ts';
+import { BIN, inParallel } from '../helpers/cli.ts';
 
-test('bad input to a command: one line on stderr, exit status 1', { timeout: 120_000 }, () => {
+test('bad input to a command: one line on stderr, exit status 1', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cli-errors-'));
   const broken = join(dir, 'broken.png');
   writeFileSync(broken, 'not an image');
@@ -20,8 +20,14 @@ test('bad input to a command: one line on stderr, exit status 1', { timeout: 120
     { args: ['score', '--set', 'data.size=100000', '--reference', broken, '--candidate', broken], line: /^score: config error: data\.size: must be <= 1024 \(got 100000\)/ },
     { args: ['no-such-command'], line: /Unknown argument: no-such-command/ },
   ];
-  for (const c of cases) {
-    const r = spawnSync(process.execPath, [BIN, ...c.args], { encoding: 'utf8', timeout: 60_000 });
+  // The processes are independent: one per core at a time, so their start-ups overlap (one after another,
+  // the test was six start-ups in a row).
+  const run = (args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {
+    const child = execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 }, (_err, stdout, stderr) => done({ status: child.exitCode, stdout, stderr }));
+  });
+  const results = await inParallel(cases.map((c) => () => run(c.args)), availableParallelism());
+  for (const [i, c] of cases.entries()) {
+    const r = results[i]!;
     const what = `recovery-grpo ${c.args.join(' ')}`;
     assert.equal(r.status, 1, `${what}: status ${r.status}\n${r.stderr}`);
     const lines = r.stderr.trim().split('\n');
