@@ -370,7 +370,7 @@ function renderMarkdown(
   const lines = [
     `# Method comparison at equal ${o.budgetClock === 'cpu' ? 'CPU-time' : 'wall-clock'} compute`,
     '',
-    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s)${missing.length ? ` of ${o.seeds} (seeds ${missing.join(', ')} not run yet)` : ''}; ${o.budgetSeconds} s of training${o.budgetClock === 'cpu' ? ' (process CPU time, all threads)' : ''} per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(0)} minutes of training (wall time, every method and seed).`,
+    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s)${missing.length ? ` of ${o.seeds} (seeds ${missing.join(', ')} not run yet)` : ''}; ${o.budgetSeconds} s of training${o.budgetClock === 'cpu' ? ' (process CPU time, all threads)' : ''} per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(1)} minutes of training (wall time, every method and seed).`,
     'Gains of the policy mean over its warm start: mean ± 95% half-width (t over seeds) [interval].',
     '',
     '| method | reward gain | SSIM gain | embedding-cosine gain | PSNR gain (dB) |',
