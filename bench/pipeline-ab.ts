@@ -3,17 +3,18 @@
 // Each arm is runLocal from its own checkout (its roles run that checkout's code) with the settings of
 // bench/pipeline.bench.ts (seed 0, BENCH_SFT warm-start steps, BENCH_GRPO GRPO steps, periodic evaluation off);
 // the arms alternate (the order flips every round) and each run prints actions/s and the CPU time per action of
-// every process. On a loaded machine read the CPU per action; the ratios measure the scheduler there.
-//   AB_BASE=/work/base node --import tsx bench/pipeline-ab.ts     # BENCH_STALENESS=0,1 BENCH_PIPELINE_REPS=2
+// every process. On a loaded machine read the CPU per action; the ratios measure the scheduler there. Each pipeline
+// arm runs in a child process of its own (`--child CHECKOUT STALENESS`): two checkouts' onnxruntime bindings cannot
+// load into one process (the final evaluation runs in runLocal's process).
+//   AB_BASE=/work/base node --import tsx bench/pipeline-ab.ts     # BENCH_STALENESS=0,1 BENCH_PIPELINE_REPS=2 AB_SINGLE=0
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadavg, tmpdir } from 'node:os';
-import { loadConfig } from '../lib/config/index.ts';
-import { runSingleProcess } from '../lib/local/single-process.ts';
 import type { LocalRunOptions, Summary } from '../lib/local/local-run.ts';
 
-const BASE = process.env.AB_BASE;
-if (!BASE) throw new Error('AB_BASE: the other checkout (its node_modules installed)');
+const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SFT = Number(process.env.BENCH_SFT ?? 30);
 const GRPO = Number(process.env.BENCH_GRPO ?? 40);
 const REPS = Number(process.env.BENCH_PIPELINE_REPS ?? 2);
@@ -21,10 +22,10 @@ const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 const overridesOf = (staleness: number) => [`grpo.maxStaleness=${staleness}`, 'eval.samples=8', 'eval.everyVersions=0'];
 
 type RunLocal = (o: LocalRunOptions) => Promise<Summary>;
-const here = (await import('../lib/local/local-run.ts')).runLocal as RunLocal;
-const base = (await import(resolve(BASE, 'lib/local/local-run.ts'))).runLocal as RunLocal;
 
-async function pipeline(runLocal: RunLocal, staleness: number): Promise<string> {
+/** Child: one pipeline run of `checkout`'s runLocal; prints its line. */
+async function child(checkout: string, staleness: number): Promise<string> {
+  const runLocal = (await import(resolve(checkout, 'lib/local/local-run.ts'))).runLocal as RunLocal;
   const dir = mkdtempSync(join(tmpdir(), 'bench-pipeline-ab-'));
   try {
     const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined });
@@ -36,17 +37,30 @@ async function pipeline(runLocal: RunLocal, staleness: number): Promise<string> 
   }
 }
 
+function pipeline(checkout: string, staleness: number): string {
+  return execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', checkout, String(staleness)], { cwd: HERE, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1)!;
+}
+
 async function single(staleness: number): Promise<string> {
+  const { loadConfig } = await import('../lib/config/index.ts');
+  const { runSingleProcess } = await import('../lib/local/single-process.ts');
   const config = loadConfig(undefined, [...overridesOf(staleness), `sft.steps=${SFT}`, `grpo.steps=${GRPO}`]);
   const r = await runSingleProcess(config);
   const actions = r.grpoSteps * config.grpo.samplesPerBatch * config.grpo.groupSize;
   return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${((r.grpoCpuSeconds * 1000) / actions).toFixed(2)} ms per action`;
 }
 
-const arms: Array<[string, (s: number) => Promise<string>]> = [
-  ['single process', single],
-  [`pipeline, ${BASE}`, (s) => pipeline(base, s)],
-  ['pipeline, this checkout', (s) => pipeline(here, s)],
+const [flag, checkout, staleness] = process.argv.slice(2);
+if (flag === '--child') {
+  console.log(await child(checkout!, Number(staleness)));
+  process.exit(0);
+}
+const BASE = process.env.AB_BASE;
+if (!BASE) throw new Error('AB_BASE: the other checkout (its node_modules installed)');
+const arms: Array<[string, (s: number) => Promise<string> | string]> = [
+  ...(process.env.AB_SINGLE === '0' ? [] : [['single process', single] as [string, (s: number) => Promise<string>]]),
+  [`pipeline, ${BASE}`, (s) => pipeline(BASE, s)],
+  ['pipeline, this checkout', (s) => pipeline(HERE, s)],
 ];
 console.log(`pipeline A/B: ${GRPO} GRPO steps after ${SFT} SFT steps, ${REPS} alternating round(s); load average ${load()}`);
 for (const staleness of (process.env.BENCH_STALENESS ?? '0,1').split(',').map(Number)) {
