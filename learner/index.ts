@@ -562,12 +562,21 @@ class LearnerRole implements WorkerRoleImpl {
     const ckpt = trainingCheckpoint(this.position(s), this.params!);
     const encoded = encodeCheckpoint(ckpt);
     const restore = () => this.restoreStore(false);
-    // the moments first, so that every published checkpoint has them (learner-state.ts)
     const state = { version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState() };
     trace('encoded', { version: s.version });
-    await this.retrying(`storing the optimizer state of v${s.version}`, () => recreatingOnLoss(() => this.learnerState.put(state), restore));
-    trace('moments_stored', { version: s.version });
-    return this.retrying(`publishing checkpoint v${s.version}`, () => recreatingOnLoss(() => publishCheckpoint(this.store, ckpt, {}, encoded), restore));
+    // The moments are stored beside the checkpoint's bytes, and the checkpoint is announced only once both are, so
+    // every published checkpoint has them (learner-state.ts). In sequence they were on the critical path of every
+    // batch (docs/performance.md, "Round 8: pipe8").
+    const write = async () => {
+      const moments = this.learnerState.put(state).then(() => trace('moments_stored', { version: s.version }));
+      moments.catch(() => undefined); // handled: put awaits it before announcing, and finally below
+      try {
+        return await publishCheckpoint(this.store, ckpt, {}, encoded, { beforeAnnounce: moments });
+      } finally {
+        await moments.catch(() => undefined); // a retry never writes the moments beside an earlier attempt
+      }
+    };
+    return this.retrying(`publishing checkpoint v${s.version}`, () => recreatingOnLoss(write, restore));
   }
 
   /** Puts the checkpoint of `s` (the current parameters) and its optimizer state once, no retries. */

@@ -241,9 +241,10 @@ export class CheckpointStore {
   /**
    * Stores checkpoint `version` and announces it. `digest` ("sha256:<hex>", see sha256Digest) must be the digest
    * of `bytes`: it is recomputed and a mismatch is refused. Idempotent: putting an existing version with the same
-   * digest re-announces it; a different digest is refused.
+   * digest re-announces it; a different digest is refused. `opts.beforeAnnounce` is awaited after the bytes are
+   * stored and before the announcement (a rejection fails the put, nothing announced).
    */
-  async put(version: number, bytes: Uint8Array, digest: string, meta: Record<string, unknown> = {}): Promise<Announcement> {
+  async put(version: number, bytes: Uint8Array, digest: string, meta: Record<string, unknown> = {}, opts: { beforeAnnounce?: Promise<unknown> } = {}): Promise<Announcement> {
     checkVersion(version);
     if (!DIGEST_PATTERN.test(digest)) throw new Error(`digest must look like sha256:<64 hex>, got ${JSON.stringify(digest)}`);
     // the one pass over the bytes: Node's sha256, both the check of `digest` and the object's own digest
@@ -282,6 +283,8 @@ export class CheckpointStore {
       if (stored) await this.chunks.purgeChunks(stored.nuid).catch(() => {});
       trace('put.commit', { version });
     }
+    // a write that must be stored before anyone may use this version (the learner's AdamW moments), run beside the chunks
+    if (opts.beforeAnnounce) await opts.beforeAnnounce;
     const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
     const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };
     const h = headers();

@@ -63,6 +63,7 @@ export async function publishCheckpoint(
   ckpt: Checkpoint,
   announceMeta: Record<string, unknown> = {},
   encoded: { bytes: Uint8Array; digest: string } = encodeCheckpoint(ckpt),
+  opts: { beforeAnnounce?: Promise<unknown> } = {},
 ): Promise<Announcement> {
   const { bytes, digest } = encoded;
   return store.put(ckpt.meta.version, bytes, `sha256:${digest}`, {
@@ -71,7 +72,7 @@ export async function publishCheckpoint(
     config_hash: ckpt.meta.configHash,
     ...ckpt.meta.extra,
     ...announceMeta,
-  });
+  }, opts);
 }
 
 /** The wire form of an announcement. */

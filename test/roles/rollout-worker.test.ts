@@ -84,7 +84,7 @@ test('G actions per sample, batched across tasks, reproducible from noise seeds,
   assert.equal(health.status, 200);
   assert.equal((await health.json()).detail.policy_version, 1);
 
-  // two tasks at once (4 + 2 items, max_batch 3): three policy calls across both
+  // two tasks at once (4 + 2 items, max_batch 3; on CPU one task per call): three policy calls
   const [a, b] = await Promise.all([rollout(items(['s0', 's1'], 2)), rollout(items(['s2'], 2, 500))]);
   for (const [m, n] of [[a, 4], [b, 2]] as const) {
     const r = m.rollout_result!;
