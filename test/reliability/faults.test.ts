@@ -19,7 +19,10 @@ import { auditRun, lastTrainedSeq, prng } from './helpers.ts';
 
 const SEED = Number(process.env.RELIABILITY_SEED ?? 20240607);
 const SFT = 4;
-const GRPO = 40;
+// Long enough for all five faults with room to spare: each fault takes its gap plus whatever the run trains during
+// its delay and recovery (about 8 batches apiece once the pipeline ran at ~5 batches/s; 40 batches ran out before
+// nats-server's turn in round 8's CI).
+const GRPO = 72;
 const S = 2;
 const SFT_BATCH = 4;
 const KEEP = 3;
