@@ -252,7 +252,7 @@ export class Coordinator {
     const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
     // restarted in between): record them in the audit trail, inferred from its checkpoint.
-    const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version);
+    const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version, 'held by the learner at reconnect');
     if (r && this.nextSftSeq > this.sftSteps) {
       // open what this acknowledgement admits while it is written (the store round trip is off the critical path)
       this.persisting = next;
@@ -308,13 +308,26 @@ export class Coordinator {
     await this.applyAck(seq, published.version);
   }
 
-  /** The 'trained' events of batches first..last that the learner reports holding (versions inferred). */
-  private async inferTrained(first: number, last: number, lastVersion: number): Promise<RunEvent[]> {
+  /**
+   * Batches the stored state records as acknowledged that the event log `lastLogged` does not: this orchestrator
+   * was killed after persisting an acknowledgement and before logging it (applyAck persists first). Their
+   * 'trained' events, inferred, so the audit trail holds every acknowledged batch once. Call before start().
+   */
+  async recordUnlogged(lastLogged: number): Promise<number> {
+    const { ackedSeq, learnerVersion } = this.o.state;
+    if (lastLogged >= ackedSeq) return 0;
+    const events = await this.inferTrained(lastLogged + 1, ackedSeq, learnerVersion, 'acknowledged before the orchestrator restarted, not logged');
+    for (const e of events) this.o.onEvent?.(e);
+    return events.length;
+  }
+
+  /** The 'trained' events of batches first..last, acknowledged without a TrainResult at hand (versions inferred). */
+  private async inferTrained(first: number, last: number, lastVersion: number, reason: string): Promise<RunEvent[]> {
     const events: RunEvent[] = [];
     for (let seq = first; seq <= last; seq++) {
       const grpo = seq > this.sftSteps;
       const samples = grpo ? await Promise.all(grpoCursors(this.cfg, seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
-      events.push({ type: 'trained', seq, kind: grpo ? 'grpo' : 'sft', applied: true, reason: 'held by the learner at reconnect', version: lastVersion - (last - seq), samples, compute_ms: 0 });
+      events.push({ type: 'trained', seq, kind: grpo ? 'grpo' : 'sft', applied: true, reason, version: lastVersion - (last - seq), samples, compute_ms: 0 });
     }
     return events;
   }

@@ -23,7 +23,7 @@ import {
   type WorkerSession,
 } from '../lib/transport/index.ts';
 import { Coordinator } from './coordinator.ts';
-import type { Progress, RunState } from './run-state.ts';
+import { lastLoggedTrainedSeq, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor } from './monitor.ts';
 
 export interface OrchestratorOptions {
@@ -123,6 +123,13 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       return write;
     },
   });
+
+  // A kill between persisting an acknowledgement and logging it leaves the event log a batch short: log it now,
+  // before any worker connects (a learner's catch-up then starts after the stored state, as always).
+  if (stored && o.eventsFile) {
+    const n = await coordinator.recordUnlogged(lastLoggedTrainedSeq(o.eventsFile));
+    if (n) log(`the event log missed ${n} acknowledged batch(es) up to ${state.ackedSeq} (killed between storing and logging): recorded`);
+  }
 
   async function persistState(next: RunState): Promise<void> {
     // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.

@@ -1,5 +1,6 @@
 // What the orchestrator records about a run: the state that survives a restart, the progress line per
 // acknowledged batch, and the audit events (written as JSON lines by --events).
+import { existsSync, readFileSync } from 'node:fs';
 
 /** What survives a restart (stored in the JetStream key-value bucket). */
 export interface RunState {
@@ -30,3 +31,24 @@ export type RunEvent =
   | { type: 'scored'; sample: string; worker: string; reward: number; compute_ms: number }
   | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[]; compute_ms: number }
   | { type: 'dropped'; sample: string; reason: string };
+
+/**
+ * The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file). A last line without
+ * its newline (a write cut short by a kill) is not an event.
+ */
+export function lastLoggedTrainedSeq(file: string): number {
+  if (!existsSync(file)) return 0;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  lines.pop();
+  let last = 0;
+  for (const l of lines) {
+    if (!l.includes('"trained"')) continue;
+    try {
+      const e = JSON.parse(l) as { type?: unknown; seq?: unknown };
+      if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last) last = e.seq;
+    } catch {
+      // not an event line: the audit reads it as it is
+    }
+  }
+  return last;
+}

@@ -3,12 +3,13 @@
 // log (--events) to check that every sample is trained exactly once and versions only rise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { runLocal, type Summary } from '../../lib/local/local-run.ts';
 import type { Supervisor } from '../../lib/local/supervisor.ts';
-import type { RunEvent } from '../../orchestrator/run-state.ts';
+// the event log read while the orchestrator appends to it (a last line without its newline is not an event yet)
+import { events, type Logged } from '../reliability/helpers.ts';
 
 // Long enough a warm start for every worker process to connect before GRPO starts, even on a loaded machine.
 const SFT = 12;
@@ -19,13 +20,6 @@ const TINY = [
   `grpo.samplesPerBatch=${S}`, 'eval.samples=8', 'orchestrator.leaseSeconds=10', 'orchestrator.heartbeatSeconds=1',
 ];
 
-type Logged = RunEvent & { t: number };
-
-function events(dir: string): Logged[] {
-  const f = join(dir, 'events.jsonl');
-  if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Logged);
-}
 
 /** Calls `fault` once the event log shows `afterSeq` trained, then returns. */
 function when(dir: string, afterSeq: number, fault: () => void): void {
