@@ -1,7 +1,7 @@
 // The orchestrator persists an acknowledgement, then logs its 'trained' event: a kill -9 between the two left the
 // event log a batch short (round 8's CI: test/e2e/pipeline.test.ts saw batch 15 missing after the orchestrator's
 // kill). On resume it logs the acknowledged batches its event log lacks, once. Real orchestrator, real nats-server;
-// the kill's aftermath is set up directly (a stored state ahead of the log), since the window is microseconds.
+// the kill's aftermath is set up directly (a stored state ahead of the log), since the window (the store's answer in flight) is one round trip wide.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
