@@ -1,7 +1,7 @@
 // The orchestrator process: gRPC server for the workers, the run's Coordinator, run state in a NATS
 // JetStream key-value bucket (so a restarted orchestrator resumes where it stopped), /metrics and /health.
 
-import { appendFileSync } from 'node:fs';
+import { appendEventLine } from '../lib/log/event-log.ts';
 import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
@@ -116,7 +116,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       monitor.progress(p);
       o.onProgress?.(p);
     },
-    onEvent: o.eventsFile ? (e) => appendFileSync(o.eventsFile!, `${JSON.stringify({ t: Date.now(), ...e })}\n`) : undefined,
+    onEvent: o.eventsFile ? (e) => appendEventLine(o.eventsFile!, e) : undefined,
     persist: (next) => {
       const write = stateWrites.then(() => persistState(next));
       stateWrites = write.catch(() => undefined);

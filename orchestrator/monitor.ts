@@ -5,7 +5,7 @@
 // RunMonitor keeps the in-memory history (thinned to at most MAX_POINTS points, evenly over the whole run),
 // drives the periodic evaluator and, when the orchestrator keeps an event log, appends `progress` and `eval`
 // lines to it (the sweep report reads its curves from there).
-import { appendFileSync } from 'node:fs';
+import { appendEventLine } from '../lib/log/event-log.ts';
 import type { NatsConnection } from 'nats';
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Metrics, RouteHandler } from '../lib/metrics/index.ts';
@@ -165,7 +165,7 @@ export async function createRunMonitor(o: {
   monitor = new RunMonitor({
     config: o.config,
     evaluator,
-    appendEvent: o.eventsFile ? (e) => appendFileSync(o.eventsFile!, `${JSON.stringify({ t: Date.now(), ...e })}\n`) : undefined,
+    appendEvent: o.eventsFile ? (e) => appendEventLine(o.eventsFile!, e) : undefined,
     state: () => {
       const c = o.coordinator();
       return {

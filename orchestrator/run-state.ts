@@ -1,6 +1,6 @@
 // What the orchestrator records about a run: the state that survives a restart, the progress line per
 // acknowledged batch, and the audit events (written as JSON lines by --events).
-import { existsSync, readFileSync } from 'node:fs';
+import { readEvents } from '../lib/log/event-log.ts';
 
 /** What survives a restart (stored in the JetStream key-value bucket). */
 export interface RunState {
@@ -32,23 +32,9 @@ export type RunEvent =
   | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[]; compute_ms: number }
   | { type: 'dropped'; sample: string; reason: string };
 
-/**
- * The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file). A last line without
- * its newline (a write cut short by a kill) is not an event.
- */
+/** The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file). */
 export function lastLoggedTrainedSeq(file: string): number {
-  if (!existsSync(file)) return 0;
-  const lines = readFileSync(file, 'utf8').split('\n');
-  lines.pop();
   let last = 0;
-  for (const l of lines) {
-    if (!l.includes('"trained"')) continue;
-    try {
-      const e = JSON.parse(l) as { type?: unknown; seq?: unknown };
-      if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last) last = e.seq;
-    } catch {
-      // not an event line: the audit reads it as it is
-    }
-  }
+  for (const e of readEvents(file)) if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last) last = e.seq;
   return last;
 }

@@ -17,6 +17,7 @@ import type { EvalJson } from '../eval/report.ts';
 import type { Summary } from '../local/local-run.ts';
 import { barChart, esc, lineChart, smooth } from '../eval/svg.ts';
 import { slug, splitValues } from './sweep-values.ts';
+import { readEvents } from '../log/event-log.ts';
 
 export interface SweepAxis {
   key: string;
@@ -119,23 +120,16 @@ export function readSweepRun(dir: string, planned: Omit<PlannedSweepRun, 'name'>
   const summary = readSummary(dir);
   const curve: SweepRunResult['curve'] = [];
   const evals: SweepRunResult['evals'] = [];
-  const ev = join(dir, 'events.jsonl');
-  if (existsSync(ev)) {
-    const bySeq = new Map<number, SweepRunResult['curve'][number]>();
-    for (const line of readFileSync(ev, 'utf8').split('\n')) {
-      if (!line.trim()) continue;
-      let e: Record<string, any>;
-      try {
-        e = JSON.parse(line);
-      } catch {
-        continue; // a line cut by a crash
-      }
-      // A restarted orchestrator may report a batch twice: the last report wins.
-      if (e.type === 'progress' && e.phase === 'grpo' && Number.isFinite(e.reward)) bySeq.set(e.seq, { step: e.seq - summary.sft_steps, reward: e.reward, components: e.components ?? {} });
-      if (e.type === 'eval' && e.policy) evals.push({ version: e.version, reward: e.policy.reward });
+  // A restarted orchestrator may report a batch twice: the last report wins.
+  const bySeq = new Map<number, SweepRunResult['curve'][number]>();
+  for (const e of readEvents(join(dir, 'events.jsonl'))) {
+    if (e.type === 'progress' && e.phase === 'grpo' && typeof e.seq === 'number' && typeof e.reward === 'number' && Number.isFinite(e.reward)) {
+      bySeq.set(e.seq, { step: e.seq - summary.sft_steps, reward: e.reward, components: (e.components ?? {}) as Record<string, number> });
     }
-    curve.push(...[...bySeq.values()].sort((a, b) => a.step - b.step));
+    const policy = e.policy as { reward: number } | undefined;
+    if (e.type === 'eval' && policy && typeof e.version === 'number') evals.push({ version: e.version, reward: policy.reward });
   }
+  curve.push(...[...bySeq.values()].sort((a, b) => a.step - b.step));
   return { ...planned, summary, curve, evals };
 }
 

@@ -38,11 +38,16 @@ type Trained = { type: 'trained'; seq: number; kind: string; applied: boolean; r
 const trained = (file: string): Trained[] =>
   readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string }).filter((e): e is Trained => e.type === 'trained');
 
-test('lastLoggedTrainedSeq: the highest trained seq; a line cut short and other events do not count', () => {
+test('lastLoggedTrainedSeq: the highest trained seq; a line cut short (last, or run on by the next) and other events do not count', () => {
   const f = join(dir, 'scan.jsonl');
   assert.equal(lastLoggedTrainedSeq(f), 0, 'no file');
   writeFileSync(f, `${JSON.stringify({ type: 'trained', seq: 2 })}\n${JSON.stringify({ type: 'rollout', seq: 9 })}\n${JSON.stringify({ type: 'trained', seq: 1 })}\n{"type":"trained","seq":7`);
   assert.equal(lastLoggedTrainedSeq(f), 2);
+  // a line cut by a kill that the next append ran on is not an event either
+  appendFileSync(f, `${JSON.stringify({ type: 'trained', seq: 3 })}\n`);
+  assert.equal(lastLoggedTrainedSeq(f), 2);
+  appendFileSync(f, `${JSON.stringify({ type: 'trained', seq: 4 })}\n`);
+  assert.equal(lastLoggedTrainedSeq(f), 4);
 });
 
 test('a stored state ahead of the event log: the orchestrator logs the missing acknowledged batches at resume, once', { timeout: 60_000 }, async () => {
