@@ -6,7 +6,8 @@
 //                                          each with Node's sha256; sends { version: frame index, digest };
 //                                          BENCH_TCP_HOLD=1: also copies each frame into a buffer of its own, as
 //                                          a follower holds the checkpoint it uses (same end event)
-// Every report carries the process's CPU time so far (ms), so the bench can print CPU per round and arm.
+// Every report carries the process's CPU time so far (ms) and its minor page faults, so the bench can print both
+// per round and arm.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -21,6 +22,8 @@ const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
+/** This process's minor page faults so far (first touches of memory): reported beside the CPU time. */
+const faults = () => process.resourceUsage().minorPageFault;
 traceRole(`follower-${mode}-${process.pid}`);
 // stopped with SIGTERM: exit normally, so that --cpu-prof (BENCH_CHILD_ARGS) writes its profile
 process.once('SIGTERM', () => process.exit(0));
@@ -32,18 +35,18 @@ if (mode === 'nats') {
   const store = await CheckpointStore.open(nc, { runId });
   const watch = await store.watch({});
   process.once('disconnect', () => void watch.stop());
-  send({ ready: true, cpu: cpuMs() });
+  send({ ready: true, cpu: cpuMs(), faults: faults() });
   for await (const ann of watch) {
     const ck = await fetchCheckpoint(store, ann, { runId, shapes, views: process.env.BENCH_CHILD_COPY !== '1' });
     trace('decoded', { version: ann.version });
-    send({ version: ann.version, digest: ck.digest, cpu: cpuMs() });
+    send({ version: ann.version, digest: ck.digest, cpu: cpuMs(), faults: faults() });
   }
   await nc.close();
 } else if (mode === 'tcp') {
   const port = Number(args[0]);
   const sock = connect(port, '127.0.0.1');
   process.once('disconnect', () => sock.destroy());
-  sock.once('connect', () => send({ ready: true, cpu: cpuMs() }));
+  sock.once('connect', () => send({ ready: true, cpu: cpuMs(), faults: faults() }));
   sock.setNoDelay(true);
   // frames: an 8-byte little-endian length, then that many bytes, hashed as they arrive
   let head = Buffer.alloc(0);
@@ -76,7 +79,7 @@ if (mode === 'nats') {
       left -= take;
       if (left === 0) {
         left = -1;
-        send({ version: ++frame, digest: hash.digest('hex'), cpu: cpuMs() });
+        send({ version: ++frame, digest: hash.digest('hex'), cpu: cpuMs(), faults: faults() });
       }
     }
   });

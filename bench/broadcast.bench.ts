@@ -3,7 +3,8 @@
 // same bytes to 4 receiver processes (the sender hashes once, each receiver hashes what it reads). Measured
 // side by side in one run, interleaved, medians; the ratio is TCP time / broadcast time (target >= 0.5). Beside the
 // wall times it prints the CPU time per round of each arm's processes (means over the rounds): the sender (this
-// process: the learner's put, or the TCP writes), the 4 receivers together, and nats-server.
+// process: the learner's put, or the TCP writes), the 4 receivers together, and nats-server; and their minor page
+// faults per round (first touches of fresh memory, the dominant cost of receiving on this kind of VM).
 //   BENCH_BROADCAST_REPS (default 5), BENCH_BROADCAST_SIZES (MB, default "1.2,50"),
 //   BENCH_BROADCAST_BEFORE (a checkout of other code, e.g. a worktree of main with node_modules: a second broadcast
 //   arm, "before", with its CheckpointStore and broadcast-child.ts, interleaved round by round with this one),
@@ -36,6 +37,8 @@ interface Follower {
   reached(version: number): Promise<string>;
   /** The follower's CPU time (ms) at its last report. */
   cpu(): number;
+  /** Its minor page faults at its last report (NaN when its child does not report them: an older checkout's). */
+  faults(): number;
 }
 
 function startFollower(child: string, args: string[]): Promise<Follower> {
@@ -44,11 +47,13 @@ function startFollower(child: string, args: string[]): Promise<Follower> {
   const seen = new Map<number, string>();
   const waiting = new Map<number, (d: string) => void>();
   let cpu = 0;
+  let faults = NaN;
   return new Promise((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`broadcast follower ${args[0]} exited with ${code}`)));
-    proc.on('message', (m: { ready?: boolean; version?: number; digest?: string; cpu?: number }) => {
+    proc.on('message', (m: { ready?: boolean; version?: number; digest?: string; cpu?: number; faults?: number }) => {
       if (m.cpu !== undefined) cpu = m.cpu;
-      if (m.ready) resolve({ proc, cpu: () => cpu, reached: (v) => (seen.has(v) ? Promise.resolve(seen.get(v)!) : new Promise((r) => waiting.set(v, r))) });
+      if (m.faults !== undefined) faults = m.faults;
+      if (m.ready) resolve({ proc, cpu: () => cpu, faults: () => faults, reached: (v) => (seen.has(v) ? Promise.resolve(seen.get(v)!) : new Promise((r) => waiting.set(v, r))) });
       if (m.version !== undefined) {
         seen.set(m.version, m.digest!);
         waiting.get(m.version)?.(m.digest!);
@@ -63,14 +68,30 @@ function ownCpu(): number {
   return (u.user + u.system) / 1000;
 }
 
+/** Minor page faults of this process so far: first touches of memory, which cost ~1 µs each on this kind of VM. */
+function ownFaults(): number {
+  return process.resourceUsage().minorPageFault;
+}
+
+/** /proc/<pid>/stat's fields after the command name (state is [0]). */
+function procStat(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU time (ms) of another process so far, from /proc (clock ticks of 10 ms: meaningful summed over rounds). */
 function procCpu(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return NaN;
-  }
+  const f = procStat(pid);
+  return f ? (Number(f[11]) + Number(f[12])) * 10 : NaN;
+}
+
+/** Minor page faults of another process so far, from /proc. */
+function procFaults(pid: number): number {
+  const f = procStat(pid);
+  return f ? Number(f[7]) : NaN;
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -108,6 +129,8 @@ interface Arm {
   ms: number[];
   /** CPU ms summed over the rounds: learner (this process), followers, nats-server. */
   cpu: number[];
+  /** Minor page faults summed over the rounds, the same processes. */
+  faults: number[];
 }
 
 export async function run(): Promise<void> {
@@ -155,13 +178,15 @@ export async function run(): Promise<void> {
         const store = await lib.CheckpointStore.open(nc, { runId });
         const followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(child, ['nats', nats.url, runId, shapesFile])));
         all.push(...followers);
-        arms.push({ label, runId, store, close: () => nc.close(), followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0] });
+        arms.push({ label, runId, store, close: () => nc.close(), followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0], faults: [0, 0, 0] });
       }
       const receivers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(CHILD, ['tcp', String(tcpPort)])));
       all.push(...receivers);
       const tcpMs: number[] = [];
       const tcpCpu = [0, 0];
+      const tcpFaults = [0, 0];
       const fCpu = (fs: Follower[]) => sum(fs.map((f) => f.cpu()));
+      const fFaults = (fs: Follower[]) => sum(fs.map((f) => f.faults()));
       let bytes = 0;
       for (let v = 1; v <= REPS; v++) {
         let enc = encodeCheckpoint({ meta: { runId: 'bench', version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
@@ -170,6 +195,7 @@ export async function run(): Promise<void> {
           enc = encodeCheckpoint({ meta: { runId: arm.runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
           bytes = enc.bytes.length;
           const c0 = [ownCpu(), fCpu(arm.followers), procCpu(arm.serverPid)];
+          const p0 = [ownFaults(), fFaults(arm.followers), procFaults(arm.serverPid)];
           const t0 = performance.now();
           trace('bench.put', { version: v, arm: arm.label });
           await arm.store.put(v, enc.bytes, `sha256:${enc.digest}`);
@@ -177,12 +203,17 @@ export async function run(): Promise<void> {
           arm.ms.push(performance.now() - t0);
           trace('bench.all_held', { version: v, arm: arm.label });
           const c1 = [ownCpu(), fCpu(arm.followers), procCpu(arm.serverPid)];
-          for (let i = 0; i < 3; i++) arm.cpu[i]! += c1[i]! - c0[i]!;
+          const p1 = [ownFaults(), fFaults(arm.followers), procFaults(arm.serverPid)];
+          for (let i = 0; i < 3; i++) {
+            arm.cpu[i]! += c1[i]! - c0[i]!;
+            arm.faults[i]! += p1[i]! - p0[i]!;
+          }
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
           await arm.store.prune(2);
         }
 
         const c0 = [ownCpu(), fCpu(receivers)];
+        const p0 = [ownFaults(), fFaults(receivers)];
         const t0 = performance.now();
         const digest = createHash('sha256').update(enc.bytes).digest('hex');
         const head = Buffer.alloc(8);
@@ -195,6 +226,8 @@ export async function run(): Promise<void> {
         tcpMs.push(performance.now() - t0);
         tcpCpu[0]! += ownCpu() - c0[0]!;
         tcpCpu[1]! += fCpu(receivers) - c0[1]!;
+        tcpFaults[0]! += ownFaults() - p0[0]!;
+        tcpFaults[1]! += fFaults(receivers) - p0[1]!;
         if (tcpDigests.some((d) => d !== digest)) throw new Error(`v${v}: a TCP receiver hashed other bytes`);
       }
       stopAll(all);
@@ -204,14 +237,16 @@ export async function run(): Promise<void> {
       const t = median(tcpMs);
       const moved = (bytes * FOLLOWERS) / 1e6;
       const per = (x: number) => (x / REPS).toFixed(1);
+      const perN = (x: number) => (Number.isNaN(x) ? '-' : (x / REPS).toFixed(0));
       console.log(`  ${(bytes / 1e6).toFixed(2)} MB: loopback TCP + sha256${process.env.BENCH_TCP_HOLD === '1' ? ' + held' : ''} ${t.toFixed(1)} ms (${(moved / (t / 1000)).toFixed(0)} MB/s)  [tcp ms: ${tcpMs.map((x) => x.toFixed(0)).join(' ')}]; ` +
-        `CPU ms per round: sender ${per(tcpCpu[0]!)}, receivers ${per(tcpCpu[1]!)}, all ${per(sum(tcpCpu))}`);
+        `CPU ms per round: sender ${per(tcpCpu[0]!)}, receivers ${per(tcpCpu[1]!)}, all ${per(sum(tcpCpu))}; minor page faults per round: sender ${perN(tcpFaults[0]!)}, receivers ${perN(tcpFaults[1]!)}`);
       for (const arm of arms) {
         const n = median(arm.ms);
         console.log(
           `    ${arm.label}: broadcast ${n.toFixed(1)} ms (${(moved / (n / 1000)).toFixed(0)} MB/s delivered): ratio ${(t / n).toFixed(2)} (target >= 0.5)` +
             `  [broadcast ms: ${arm.ms.map((x) => x.toFixed(0)).join(' ')}]; CPU ms per round (means): learner ${per(arm.cpu[0]!)}, ` +
-            `followers ${per(arm.cpu[1]!)}, nats-server ${per(arm.cpu[2]!)}, all ${per(sum(arm.cpu))}`,
+            `followers ${per(arm.cpu[1]!)}, nats-server ${per(arm.cpu[2]!)}, all ${per(sum(arm.cpu))}; minor page faults per round: learner ${perN(arm.faults[0]!)}, ` +
+            `followers ${perN(arm.faults[1]!)}, nats-server ${perN(arm.faults[2]!)}`,
         );
       }
     }
