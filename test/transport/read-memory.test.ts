@@ -1,0 +1,32 @@
+// lib/transport/read-memory.ts: past SCAVENGE_EVERY bytes received, one minor GC is scheduled (not more while it is
+// pending), it frees dead young buffers (what a large message's socket reads are once parsed), and V8's gc is had
+// without exposing it to the program.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { noteReceived, SCAVENGE_EVERY, v8Gc } from '../../lib/transport/read-memory.ts';
+
+const nextMacrotask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+test('V8 gc is had without --expose-gc, and not left exposed', () => {
+  assert.equal(typeof v8Gc(), 'function');
+  assert.equal((globalThis as { gc?: unknown }).gc, undefined);
+});
+
+test('a scavenge is scheduled once past SCAVENGE_EVERY bytes, and it frees dead young buffers', async () => {
+  // 2 MiB in young buffers that nothing references once this job ends, as a large message's socket reads
+  const reads = (): number => Array.from({ length: 32 }, () => Buffer.allocUnsafeSlow(64 * 1024)).length;
+  assert.equal(reads(), 32);
+  const held = process.memoryUsage().arrayBuffers;
+  await nextMacrotask();
+  assert.equal(noteReceived(SCAVENGE_EVERY / 2), false, 'below the threshold nothing is scheduled');
+  assert.equal(noteReceived(SCAVENGE_EVERY / 2), true, 'at the threshold a scavenge is scheduled');
+  assert.equal(noteReceived(SCAVENGE_EVERY), false, 'not a second one while the first is pending');
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  // V8 frees the dead buffers' memory on a background thread after the scavenge
+  for (let i = 0; i < 100 && process.memoryUsage().arrayBuffers > held - 2 ** 20; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(process.memoryUsage().arrayBuffers <= held - 2 ** 20, `the scavenge freed the dead buffers (${held} -> ${process.memoryUsage().arrayBuffers} bytes)`);
+  // the count starts again after the scavenge
+  assert.equal(noteReceived(SCAVENGE_EVERY - 1), false);
+  assert.equal(noteReceived(1), true);
+  await new Promise<void>((resolve) => setImmediate(resolve));
+});
