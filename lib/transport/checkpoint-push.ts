@@ -15,7 +15,6 @@ import { createHash, type Hash } from 'node:crypto';
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { trace } from '../log/trace.ts';
 import { isScratch, receiveInScratch, releaseScratch } from './nats-payload.ts';
-import { noteReceived, v8Gc } from './read-memory.ts';
 
 const H_VERSION = 'Ckpt-Version';
 const H_DIGEST = 'Ckpt-Digest';
@@ -103,19 +102,10 @@ export class CheckpointPushReceiver {
   private readonly waiters = new Map<string, Array<() => void>>();
 
   constructor(private readonly nc: NatsConnection, bucket: string) {
-    this.sub = nc.subscribe(chunkSubjects(bucket), {
-      callback: (err, msg) => {
-        if (err || !msg.headers) return;
-        // the socket reads that carried the chunk are garbage now: a scavenge soon hands their memory back (read-memory.ts)
-        noteReceived(msg.data.length);
-        this.onChunk(msg.headers, msg.data);
-      },
-    });
+    this.sub = nc.subscribe(chunkSubjects(bucket), { callback: (err, msg) => { if (!err && msg.headers) this.onChunk(msg.headers, msg.data); } });
     // the parts of a checkpoint larger than one message are assembled in the connection's scratch buffer and copied
     // into the checkpoint's (onChunk, synchronously): one copy into fresh memory per byte, not two
     receiveInScratch(nc, this.sub, wholeCheckpoint);
-    // had now (it makes a context, ~1 ms) rather than when the first checkpoint arrives
-    v8Gc();
   }
 
   private onChunk(h: MsgHdrs, data: Uint8Array): void {

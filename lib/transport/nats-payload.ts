@@ -26,6 +26,7 @@
 // functions return false and change nothing when those internals are not where nats.js 2.29 keeps them
 // (test/transport/nats-payload.test.ts fails then, so an upgrade is noticed).
 import type { NatsConnection, Subscription } from 'nats';
+import { noteReceived, v8Gc } from './read-memory.ts';
 
 /** The parts of nats.js's DenoBuffer used here (public methods of that class). */
 interface PayloadBuffer {
@@ -129,7 +130,12 @@ export function presizePayloads(nc: NatsConnection): boolean {
   if (patched.has(proto)) return true;
   if (!Object.prototype.hasOwnProperty.call(proto, 'parse')) return false;
   const parse = proto.parse;
+  // had now (it makes a context, ~1 ms), not when the first large message arrives
+  v8Gc();
   proto.parse = function (this: ParserInternals, buf: Uint8Array): void {
+    // each socket read is garbage once parsed (its bytes copied into the message's buffer, or a small message's view
+    // kept): a scavenge every MiB read hands the dead ones' memory back for the next reads (read-memory.ts)
+    noteReceived(buf.length);
     parse.call(this, buf);
     const mb = this.msgBuf;
     const size = this.ma?.size;

@@ -5,7 +5,6 @@
 // hashes once with Node's crypto, chunks are as large as the server accepts, and a window of them is in flight at once.
 import { randomBytes } from 'node:crypto';
 import { PUSH_ID_PREFIX } from './checkpoint-push.ts';
-import { noteReceived } from './read-memory.ts';
 import { consumerOpts, headers, JSONCodec, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection, type ObjectInfo } from 'nats';
 
 const jc = JSONCodec();
@@ -128,7 +127,6 @@ export class ObjectChunks {
       for await (const m of sub) {
         parts.push(m.data);
         total += m.data.length;
-        noteReceived(m.data.length);
         if (m.info.pending === 0 || parts.length === info.chunks) break;
       }
     } finally {

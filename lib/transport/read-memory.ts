@@ -1,12 +1,12 @@
-// The memory of a large message's socket reads handed back at once: a minor GC (scavenge) after every few MiB that a
-// checkpoint reader takes in.
+// The memory of socket reads handed back at once: a minor GC (scavenge) after every MiB that the process's NATS
+// connections read (nats-payload.ts calls noteReceived from nats.js's parser).
 //
 // Why: Node reads a socket into a fresh buffer per read (up to 64 KiB, malloc'd), freed only when V8 collects the
 // Buffer object, at a scavenge. nats.js copies a large message's reads into the message's buffer and drops them, but
 // a process that allocates few JavaScript objects between checkpoints (a follower waiting for the next one) goes many
 // checkpoints without a scavenge, so its reads keep landing in memory the kernel must fault in: on this kind of VM
 // ~15 µs per 4 KiB page, ~4 ms per MB, against 0.6 ms per MB for sha256 (docs/performance.md "Round 9: bcast9"). A
-// scavenge after each few MiB received frees the dead reads, and the next ones reuse that memory (malloc keeps it).
+// scavenge after each MiB read frees the dead reads, and the next ones reuse that memory (malloc keeps it).
 //
 // A scavenge with little young and alive costs ~0.05 ms; it runs from setImmediate, after the reads in hand are
 // parsed, never inside nats.js's parser. V8 offers no GC call without --expose-gc: the flag is set for an instant to
@@ -46,8 +46,8 @@ export function v8Gc(): Gc | undefined {
 }
 
 /**
- * Notes `bytes` of a message taken in from a socket; past SCAVENGE_EVERY since the last scavenge, one is scheduled
- * (setImmediate, not keeping the process alive). True when one was scheduled by this call.
+ * Notes `bytes` read from a socket (and parsed: garbage unless a view of them is kept); past SCAVENGE_EVERY since the
+ * last scavenge, one is scheduled (setImmediate, not keeping the process alive). True when this call scheduled one.
  */
 export function noteReceived(bytes: number): boolean {
   received += bytes;
