@@ -75,23 +75,28 @@ export function decodePlainPng(input: string | Uint8Array, size?: number): RgbIm
     p += 12 + len;
   }
   if (!ended || !sawIdat || p !== b.length) return undefined;
-  const rowLen = width * channels, stride = rowLen + 1;
+  const rowLen = width * channels, stride = rowLen + 1, rawLen = stride * height;
   let raw: Uint8Array;
   try {
-    const z = zlib.inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat));
+    // One output chunk of the expected size (one allocation, no concatenation); a longer stream makes a second chunk
+    // and fails the length check below.
+    const z = zlib.inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat), { chunkSize: Math.max(64, rawLen) });
     raw = new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
   } catch { return undefined; }
-  if (raw.length !== stride * height) return undefined;
+  if (raw.length !== rawLen) return undefined;
   if (!unfilter(raw, rowLen, height, channels)) return undefined;
-  const out = new Uint8Array(width * height * 3);
+  // The pixels packed to RGB in place (each byte moves towards the start, never past one not yet read): the image is
+  // a view of the inflated buffer, no second 196 KiB array per 256x256 image.
   if (channels === 3) {
-    for (let y = 0; y < height; y++) out.set(raw.subarray(y * stride + 1, (y + 1) * stride), y * rowLen);
+    for (let y = 0; y < height; y++) raw.copyWithin(y * rowLen, y * stride + 1, (y + 1) * stride);
   } else {
     for (let y = 0, o = 0; y < height; y++) {
-      for (let k = y * stride + 1, e = (y + 1) * stride; k < e; k += 4, o += 3) { out[o] = raw[k]; out[o + 1] = raw[k + 1]; out[o + 2] = raw[k + 2]; }
+      for (let k = y * stride + 1, e = (y + 1) * stride; k < e; k += 4, o += 3) { raw[o] = raw[k]; raw[o + 1] = raw[k + 1]; raw[o + 2] = raw[k + 2]; }
     }
   }
-  return { width, height, data: out };
+  const pixels = raw.subarray(0, width * height * 3);
+  // A small output may sit in Node's shared Buffer pool: such an image gets its own copy, as sharp's do.
+  return { width, height, data: raw.byteOffset === 0 && raw.buffer.byteLength === rawLen ? pixels : new Uint8Array(pixels) };
 }
 
 /**

@@ -60,6 +60,7 @@ test('plain 8-bit RGB and RGBA PNGs: the fast path returns sharp\'s bytes (sizes
       const fast = decodePlainPng(png);
       assert.ok(fast, `${w}x${h} alpha ${alpha}: the fast path should take a plain PNG`);
       assert.deepEqual(fast.data, await viaSharp(png), `${w}x${h} alpha ${alpha} adaptive ${adaptive} level ${level}`);
+      assert.equal(fast.data.byteOffset, 0, 'its own buffer (never a slice of Node\'s shared Buffer pool)');
       assert.equal(fast.width, w);
       assert.equal(fast.height, h);
       // decodeImage at the image's own size (square) takes it too; at another size sharp resizes as before.
