@@ -29,9 +29,12 @@ function readAll(path: string): Uint8Array | undefined {
 }
 
 /** Files above this size take sharp's path (its streaming decode suits them; this path holds the whole file). */
-const MAX_FAST_BYTES = 16 << 20;
-/** Images above this many pixels take sharp's path (its pixel limit and message apply there). */
-const MAX_FAST_PIXELS = 1 << 24;
+const MAX_FAST_BYTES = 4 << 20;
+/**
+ * Images above this many pixels (1024x1024) take sharp's path: this one runs on the calling thread, ~0.2 ms at 256x256,
+ * so a large image would hold a role's event loop for tens of ms, where sharp decodes on its own threads.
+ */
+const MAX_FAST_PIXELS = 1 << 20;
 
 /**
  * The RGB pixels of a plain 8-bit RGB/RGBA PNG (see the header), or undefined where sharp must decode it. `input`:

@@ -107,6 +107,10 @@ test('PNGs the fast path must leave to sharp: palette, grey, 16-bit, interlaced,
     assert.equal(decodePlainPng(png), undefined, name);
     assert.deepEqual((await decodeImage(png)).data, await viaSharp(png), name);
   }
+  // Above 1024x1024 pixels the fast path steps aside (it runs on the calling thread); the same bytes through sharp.
+  const big = new Uint8Array(await sharp({ create: { width: 1025, height: 1024, channels: 3, background: { r: 10, g: 200, b: 30 } } }).png().toBuffer());
+  assert.equal(decodePlainPng(big), undefined, 'over 2^20 pixels');
+  assert.deepEqual((await decodeImage(big)).data, await viaSharp(big), 'over 2^20 pixels');
   // A tRNS or gAMA chunk spliced into a plain PNG (before IDAT, with a valid CRC): left to sharp.
   const plain = new Uint8Array(await raw().png().toBuffer());
   for (const [type, body] of [['tRNS', [0, 1, 0, 2, 0, 3]], ['gAMA', [0, 0, 177, 143]]] as const) {
