@@ -187,9 +187,8 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   // round 9; 0 before). The first block of a process costs more than later ones (corr7, round 7): with 6 warm-up images
   // per type, V8 compiled (and on-stack replaced, deoptimised and compiled again) the type's large functions during its
   // timed block, 30-320 ms per compile as --trace-opt reports it at load (meanShiftModes, lineRows: docs/performance.md,
-  // round 9), a
-  // one-time cost of the process that the per-image figure is not about. DATA_BENCH_WARM=0 DATA_BENCH_SETTLE_MS=0
-  // measures as round 8 did.
+  // round 9), a one-time cost of the process that the per-image figure is not about. DATA_BENCH_WARM=0
+  // DATA_BENCH_SETTLE_MS=0 measures as round 8 did.
   const warm = Math.max(0, Number(process.env.DATA_BENCH_WARM ?? 24));
   for (const type of types) {
     for (let k = 0; k < warm; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
