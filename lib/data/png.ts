@@ -83,7 +83,10 @@ export function decodePlainPng(input: string | Uint8Array, size?: number): RgbIm
   try {
     // One output chunk of the expected size (one allocation, no concatenation); a longer stream makes a second chunk
     // and fails the length check below.
-    const z = zlib.inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat), { chunkSize: Math.max(64, rawLen) });
+    const stream = idat.length === 1 ? idat[0] : Buffer.concat(idat);
+    // info: the engine tells how much input the stream took; bytes after the zlib stream's end go to sharp's judgement.
+    const { buffer: z, engine } = zlib.inflateSync(stream, { chunkSize: Math.max(64, rawLen), info: true } as zlib.ZlibOptions) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+    if (engine.bytesWritten !== stream.length) return undefined;
     raw = new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
   } catch { return undefined; }
   if (raw.length !== rawLen) return undefined;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { decodeImage, MAX_INPUT_PIXELS } from '../../lib/data/image.ts';
 import { decodePlainPng } from '../../lib/data/png.ts';
 import { rng } from '../../lib/data/random.ts';
@@ -107,6 +107,14 @@ test('PNGs the fast path must leave to sharp: palette, grey, 16-bit, interlaced,
     assert.equal(decodePlainPng(png), undefined, name);
     assert.deepEqual((await decodeImage(png)).data, await viaSharp(png), name);
   }
+  // Bytes after the end of the zlib stream inside IDAT (CRC valid): left to sharp, whatever sharp makes of them.
+  const one = await plainOf(raw);
+  const withTail = replaceIdat(one, new Uint8Array([...idatData(one, 0), 1, 2, 3]));
+  assert.ok(decodePlainPng(replaceIdat(one, idatData(one, 0))), 'the same PNG rebuilt without the tail takes the fast path');
+  assert.equal(decodePlainPng(withTail), undefined, 'trailing bytes after the zlib stream');
+  const tailWant = await viaSharp(withTail).catch((e: unknown) => e as Error);
+  if (tailWant instanceof Error) await assert.rejects(decodeImage(withTail));
+  else assert.deepEqual((await decodeImage(withTail)).data, tailWant);
   // Above 1024x1024 pixels the fast path steps aside (it runs on the calling thread); the same bytes through sharp.
   const big = new Uint8Array(await sharp({ create: { width: 1025, height: 1024, channels: 3, background: { r: 10, g: 200, b: 30 } } }).png().toBuffer());
   assert.equal(decodePlainPng(big), undefined, 'over 2^20 pixels');
@@ -140,6 +148,29 @@ test('damaged PNGs: the fast path steps aside and decodeImage refuses them as be
   }
   assert.ok(refused >= 3, `sharp refuses the truncated and bad-CRC files (${refused} of ${damaged.length} refused)`);
 });
+
+/** A plain single-IDAT PNG of `raw`'s pixels. */
+async function plainOf(raw: () => Sharp): Promise<Uint8Array> {
+  return new Uint8Array(await raw().png().toBuffer());
+}
+
+/** The data of the k-th IDAT chunk. */
+function idatData(b: Uint8Array, k: number): Uint8Array {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  for (let p = 8, seen = 0; p < b.length;) {
+    const len = dv.getUint32(p);
+    if (String.fromCharCode(...b.subarray(p + 4, p + 8)) === 'IDAT' && seen++ === k) return b.subarray(p + 8, p + 8 + len);
+    p += 12 + len;
+  }
+  throw new Error('no such IDAT');
+}
+
+/** The PNG with its first IDAT chunk's data replaced (CRC recomputed). */
+function replaceIdat(b: Uint8Array, data: Uint8Array): Uint8Array {
+  const at = indexOf(b, 'IDAT') - 4;
+  const len = new DataView(b.buffer, b.byteOffset).getUint32(at);
+  return new Uint8Array([...b.subarray(0, at), ...makeChunk('IDAT', data), ...b.subarray(at + 12 + len)]);
+}
 
 function flip(b: Uint8Array, at: number): Uint8Array {
   const c = new Uint8Array(b);
