@@ -10,7 +10,8 @@
 // extracted with git archive under .tmp/, run without the malloc settings unless DATA_BENCH_BEFORE_ALLOC=1) against
 // the working tree ("after": with them), each arm in its own child processes, alternating, DATA_BENCH_ROUNDS
 // (default 5) of each; per child: decode alone, then per type decode + corrupt and corrupt alone, 24 images a block
-// (DATA_BENCH_WARM=<n>: n untimed images of the type first);
+// (DATA_BENCH_WARM=<n>, default 24: n untimed images of the type first; DATA_BENCH_SETTLE_MS, default 300: an idle pause
+// before the decode block and each type's blocks, so background JIT compiles finish outside the timing; both 0: round 8);
 // medians over the children. Types: DATA_BENCH_TYPES (default all). With DATA_BENCH_SAME_PROCESS=1 both arms run
 // in one child (the malloc settings for both), interleaved as in the v1 mode below: the code alone compared.
 // DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode (a
@@ -172,15 +173,26 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   // Warm up (the JIT, and the allocator's heap: a fresh process's first few hundred images fault its pages in).
   for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
   for (const type of types) for (let k = 0; k < 6; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
+  // DATA_BENCH_SETTLE_MS (default 300; 0 before round 9): an idle pause after the warm-up and before each type's timed
+  // blocks, so TurboFan compiles that earlier images queued on V8's background thread finish outside the timing. Without
+  // it the first timed block paid for other types' compiles (watermark_damage's inpaintBlend, 30-180 ms, landed in
+  // lens_blur's block: docs/performance.md, round 9). The process's CPU time still counts everything done while timing.
+  const settle = Math.max(0, Number(process.env.DATA_BENCH_SETTLE_MS ?? 300));
+  const pause = () => (settle > 0 ? new Promise((r) => setTimeout(r, settle)) : Promise.resolve());
+  await pause();
   let t0 = cpuMs();
   for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
   const res: ArmResult = { decodeMs: (cpuMs() - t0) / 48, types: {} };
-  // DATA_BENCH_WARM=<n>: n untimed decode + corrupt images of each type right before its timed blocks (default 0, as
-  // before). The first block of a process costs more than later ones (one-time costs, Mark-Compact pauses): see
-  // docs/performance.md, round 7 (corr7).
-  const warm = Math.max(0, Number(process.env.DATA_BENCH_WARM ?? 0));
+  // DATA_BENCH_WARM=<n>: n untimed decode + corrupt images of each type right before its timed blocks (default 24 since
+  // round 9; 0 before). The first block of a process costs more than later ones (corr7, round 7): with 6 warm-up images
+  // per type, V8 compiled (and on-stack replaced, deoptimised and compiled again) the type's large functions during its
+  // timed block, 30-320 ms per compile as --trace-opt reports it at load (meanShiftModes, lineRows: docs/performance.md,
+  // round 9), a one-time cost of the process that the per-image figure is not about. DATA_BENCH_WARM=0
+  // DATA_BENCH_SETTLE_MS=0 measures as round 8 did.
+  const warm = Math.max(0, Number(process.env.DATA_BENCH_WARM ?? 24));
   for (const type of types) {
     for (let k = 0; k < warm; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
+    await pause();
     t0 = cpuMs();
     for (let k = 0; k < ARM_BLOCK; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
     const dc = (ARM_BLOCK * 1000) / (cpuMs() - t0);
