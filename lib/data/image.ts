@@ -3,7 +3,6 @@
 // PNG encoding, and the [3,H,W] float layout that the ONNX graphs take.
 import { closeSync, openSync, readSync } from 'node:fs';
 import sharp, { type Sharp } from 'sharp';
-import { decodePlainPng } from './png.ts';
 
 /** Interleaved 8-bit RGB, row-major (HWC): pixel (x, y) channel c is `data[(y * width + x) * 3 + c]`. */
 export type RgbImage = { width: number; height: number; data: Uint8Array };
@@ -183,9 +182,6 @@ function isPng(input: string | Uint8Array): boolean {
  * the header read that other formats take first (imageSize) is needed only to name an enormous image.
  */
 async function decodePng(input: string | Uint8Array, size: number | undefined): Promise<RgbImage> {
-  // A plain 8-bit RGB(A) PNG already at the size asked for: node:zlib and the row filters, the same pixels (png.ts).
-  const plain = decodePlainPng(input, size);
-  if (plain) return plain;
   try {
     const p = open(input);
     return await toRgb(size === undefined ? p : p.resize(size, size, { fit: 'cover', position: 'centre' }));
