@@ -303,6 +303,11 @@ class RolloutRole implements WorkerRoleImpl {
         await this.sleep(REFRESH_EVERY_MS);
         continue;
       }
+      // The results sent after the last call go out before the next call: a policy call holds this process's event
+      // loop, and a result larger than HTTP/2's flow-control window (a group's actions and log-density maps: ~200 KB at
+      // 32x32) only moves a window per turn of the loop, so without this wait it reached the orchestrator (and its
+      // score task the reward worker, the slower stage) two or three policy calls late (docs/performance.md, "Round 9").
+      if (this.sending.size > 0) await Promise.all(this.sending);
       await this.runBatch(runnable);
     }
   }
@@ -415,6 +420,7 @@ class RolloutRole implements WorkerRoleImpl {
     const sent = await this.ctx.send({
       rollout_result: { task_id: t.task.task_id, attempt: t.task.attempt, policy_version: t.version!, items, compute_ms: t.computeMs },
     });
+    trace('result_sent', { n: items.length });
     if (sent) this.ctx.metrics.get('rollouts_total').inc(items.length);
   }
 }
