@@ -255,6 +255,8 @@ class RolloutRole implements WorkerRoleImpl {
   }
 
   private lastIdleSwap = 0;
+  /** A result was handed to the connection since the last policy call (loop yields before the next one). */
+  private sentSinceCall = false;
   private lastTaskAt = 0;
 
   private async loop(): Promise<void> {
@@ -303,11 +305,17 @@ class RolloutRole implements WorkerRoleImpl {
         await this.sleep(REFRESH_EVERY_MS);
         continue;
       }
-      // The results sent after the last call go out before the next call: a policy call holds this process's event
-      // loop, and a result larger than HTTP/2's flow-control window (a group's actions and log-density maps: ~200 KB at
-      // 32x32) only moves a window per turn of the loop, so without this wait it reached the orchestrator (and its
-      // score task the reward worker, the slower stage) two or three policy calls late (docs/performance.md, "Round 9").
-      if (this.sending.size > 0) await Promise.all(this.sending);
+      // The results of the last call go out before the next call holds this process's event loop (onnxruntime-node
+      // runs a session synchronously): two turns of the loop, one for the connection's flush (queued by the send)
+      // and one for HTTP/2's write to the socket, which the 16 MiB windows (lib/transport/flow-window.ts) let take
+      // the whole result. Without them a result reached the orchestrator (and its score task the reward worker, the
+      // slower stage) one to three policy calls late (docs/performance.md, "Round 9: pipe9"). Waiting for the
+      // write's callback instead cost 6 ms more per call on a loaded machine.
+      if (this.sentSinceCall) {
+        this.sentSinceCall = false;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       await this.runBatch(runnable);
     }
   }
@@ -362,6 +370,7 @@ class RolloutRole implements WorkerRoleImpl {
       this.queue = this.queue.filter((x) => x !== t);
       const p = this.finish(t).finally(() => this.sending.delete(p));
       this.sending.add(p);
+      this.sentSinceCall = true;
     }
     this.settle();
   }
