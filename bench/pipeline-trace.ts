@@ -106,3 +106,12 @@ for (const [pid, es] of byPid) {
   console.log(`  ${es[0]!.role.padEnd(8)} pid ${pid}: ${ms(c)} ${ms(c / opens.length)}`);
 }
 console.log(`  all traced processes (nats-server not included): ${ms(cpuAll)} ${ms(cpuAll / opens.length)}; wall ${ms(wall)}: ${(cpuAll / wall).toFixed(2)} cores busy on average`);
+
+// How long a policy call's result takes to reach the orchestrator (round 9: HTTP/2 windows held it 2-3 calls).
+const ends = inPhase.filter((e) => e.role === 'rollout' && e.ev === 'policy_end').map((e) => e.t);
+const arrivals = inPhase.filter((e) => e.role === 'orch' && e.ev === 'orecv' && e.kind === 'rollout_result').map((e) => e.t);
+if (ends.length > 0 && ends.length === arrivals.length) {
+  const lags = ends.map((t, i) => arrivals[i]! - t).sort((a, b) => a - b);
+  const q = (p: number) => lags[Math.floor(p * (lags.length - 1))]!.toFixed(1);
+  console.log(`policy call ends -> its result at the orchestrator (one task per call): median ${q(0.5)} ms, p90 ${q(0.9)} ms over ${lags.length} calls`);
+}

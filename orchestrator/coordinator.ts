@@ -178,6 +178,7 @@ export class Coordinator {
       this.o.metrics.get('task_errors_total').inc({ worker_role: s.role.toLowerCase(), code: 'wrong_kind' });
       return;
     }
+    if (result) trace('orecv', { kind: result });
     try {
       if (msg.heartbeat) this.board.renew(s, msg.heartbeat.active_task_ids);
       else if (msg.rollout_result) this.groups.onRollout(s, msg.rollout_result);

@@ -16,6 +16,7 @@ import { decodeRolloutResult, decodeScoreResult } from './results.ts';
 import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
 import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
+import { trace } from '../lib/log/trace.ts';
 
 /** One GRPO group as it moves through rollout and scoring. */
 interface Group {
@@ -103,6 +104,7 @@ export class GroupPipeline {
       tasks.push({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
     }
     // added together: a rollout worker that asks for several gets the batch's groups in one message
+    trace('tasks_added', { k });
     this.o.board.add(...tasks);
   }
 

@@ -4,6 +4,7 @@
 // as its published checkpoint confirms (the coordinator checks the claim); acknowledgements are applied one at a time, because each persists with compare-and-set.
 import type { TrainBatch, WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
+import { trace } from '../lib/log/trace.ts';
 
 export interface LearnerLinkOptions {
   metrics: Metrics;
@@ -53,6 +54,7 @@ export class LearnerLink {
       if (!batch) return;
       this.unacked.set(batch.batch_seq!, batch);
       this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
+      trace('osend', { kind: 'train_batch' });
       if (this.learner?.isOpen) await this.learner.send({ train_batch: batch }).catch(() => undefined);
     }).catch((e: Error) => this.o.fail(e));
   }

@@ -2,6 +2,7 @@
 // JetStream key-value bucket (so a restarted orchestrator resumes where it stopped), /metrics and /health.
 
 import { appendEventLine } from '../lib/log/event-log.ts';
+import { traceRole } from '../lib/log/trace.ts';
 import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
@@ -60,6 +61,7 @@ const runStateSchema = z.object({ ackedSeq: z.number().int().nonnegative(), lear
 
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
   const config = o.config;
+  traceRole('orch');
   const log = o.log ?? ((l: string) => console.log(`[orchestrator] ${l}`));
   const listen = o.listen ?? config.orchestrator.listen;
   // Refusals that need nothing running come first: an unauthenticated public address. (The reward expression

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { tasksPerMessage, type OrchestratorMessage, type RolloutTask, type ScoreTask, type WorkerRole, type WorkerSession } from '../lib/transport/index.ts';
 import { TaskQueue } from './task-queue.ts';
+import { trace } from '../lib/log/trace.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 
 export interface Task {
@@ -452,6 +453,7 @@ export class TaskBoard {
         this.sent.messages++;
         this.sent.tasks += n;
         const msg = n === 1 ? tasks[0]!.message(tasks[0]!.attempt, this.o.leaseMs) : bundle(tasks, this.o.leaseMs);
+        trace('osend', { kind: role === 'ROLLOUT' ? 'rollout_task' : 'score_task', n });
         worker.send(msg).catch((e: Error) => {
           // A bundle over the message size limit is no fault of its tasks: each goes again on its own, this
           // attempt not counted (one alone over the limit is refused as before, and given up after maxAttempts).

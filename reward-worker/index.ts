@@ -12,6 +12,7 @@
 //   internal    the runtime failed (retryable: another worker may succeed)
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import { SerialQueue } from '../lib/worker/serial-queue.ts';
+import { trace } from '../lib/log/trace.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { RewardScorer, ScoreError } from '../lib/models/scorer.ts';
 import { resolutionOf } from '../lib/models/bundle.ts';
@@ -242,7 +243,9 @@ class RewardRole implements WorkerRoleImpl {
       return out;
     };
     try {
+      trace('score_start', { n });
       const s = await this.scorer!.score({ candidates: join((p) => p.candidates), references: join((p) => p.references), n, height, width }, wantMap);
+      trace('score_end', { n });
       return { ssim: s.ssim, clip: s.clip_cos, map: s.ssim_map };
     } catch (e) {
       // Scored alone (scoreTasks retries a failed group task by task), item i is the task's candidate i.

@@ -1,7 +1,7 @@
 // The rollout worker: samples G actions per corrupted image with the policy graph.
 //
 // - Items of the tasks it holds go to the policy in calls of at most max_batch (a task larger than max_batch
-//   spans several calls; on CPU a call carries one task, on a GPU as many as fit). noise per item =
+//   spans several calls; on CPU at maxStaleness 0 a call carries one task, otherwise as many as fit). noise per item =
 //   standardNormal(3*H*W, noise_seed): the same seed gives the same action, so a re-run task reproduces its result.
 // - One RolloutResult is produced by one policy version, stamped in policy_version: the worker swaps weights
 //   only between policy calls and never while a task is half done.
@@ -255,6 +255,8 @@ class RolloutRole implements WorkerRoleImpl {
   }
 
   private lastIdleSwap = 0;
+  /** A result was handed to the connection since the last policy call (loop yields before the next one). */
+  private sentSinceCall = false;
   private lastTaskAt = 0;
 
   private async loop(): Promise<void> {
@@ -303,6 +305,17 @@ class RolloutRole implements WorkerRoleImpl {
         await this.sleep(REFRESH_EVERY_MS);
         continue;
       }
+      // The results of the last call go out before the next call holds this process's event loop (onnxruntime-node
+      // runs a session synchronously): two turns of the loop, one for the connection's flush (queued by the send)
+      // and one for HTTP/2's write to the socket, which the 16 MiB windows (lib/transport/flow-window.ts) let take
+      // the whole result. Without them a result reached the orchestrator (and its score task the reward worker, the
+      // slower stage) one to three policy calls late (docs/performance.md, "Round 9: pipe9"). Waiting for the
+      // write's callback instead cost 6 ms more per call on a loaded machine.
+      if (this.sentSinceCall) {
+        this.sentSinceCall = false;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       await this.runBatch(runnable);
     }
   }
@@ -311,12 +324,14 @@ class RolloutRole implements WorkerRoleImpl {
     const policy = this.follower!.current!;
     const ordered = [...runnable.filter((t) => t.next > 0), ...runnable.filter((t) => t.next === 0)];
     const slots: Array<{ t: Pending; i: number }> = [];
+    // On CPU at maxStaleness 0 a call carries one task (one GRPO group): its result goes out, and is scored, while
+    // the next group's call runs. Packing the batch's queued groups into one call left the reward worker idle until
+    // all of them were done (docs/performance.md, "Round 8: pipe8"). At maxStaleness >= 1 the rollouts overlap the
+    // learner's step and the cores are the limit, so the queued groups share a call (fewer calls, less CPU per
+    // action: "Round 9: pipe9"); a GPU always packs them. The policy computes each row on its own either way.
+    const onePerCall = this.device === 'cpu' && this.ctx.config.grpo.maxStaleness === 0;
     for (const t of ordered) {
-      // On CPU a call carries one task (one GRPO group): its result goes out, and is scored, while the next
-      // group's call runs. Packing the batch's queued groups into one call left the reward worker idle until
-      // all of them were done (docs/performance.md, "Round 8: pipe8"); per action a call of 8 costs the same
-      // graph time as one of 32 with one onnxruntime thread (bench/pipeline-callsize.ts). A GPU packs them.
-      if (slots.length > 0 && this.device === 'cpu') break;
+      if (slots.length > 0 && onePerCall) break;
       if (t.next === 0) t.version = policy.version;
       while (t.next < t.items.length && slots.length < this.maxBatch) slots.push({ t, i: t.next++ });
       if (slots.length >= this.maxBatch) break;
@@ -355,6 +370,7 @@ class RolloutRole implements WorkerRoleImpl {
       this.queue = this.queue.filter((x) => x !== t);
       const p = this.finish(t).finally(() => this.sending.delete(p));
       this.sending.add(p);
+      this.sentSinceCall = true;
     }
     this.settle();
   }
@@ -415,6 +431,7 @@ class RolloutRole implements WorkerRoleImpl {
     const sent = await this.ctx.send({
       rollout_result: { task_id: t.task.task_id, attempt: t.task.attempt, policy_version: t.version!, items, compute_ms: t.computeMs },
     });
+    trace('result_sent', { n: items.length });
     if (sent) this.ctx.metrics.get('rollouts_total').inc(items.length);
   }
 }

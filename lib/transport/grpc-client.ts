@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AsyncQueue } from './queue.ts';
 import { TransportError, type StreamEnd } from './errors.ts';
+import { clientFlowOptions } from './flow-window.ts';
 import {
   CONNECT_PATH,
   deserializeResponse,
@@ -111,6 +112,7 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
   );
   const client = new grpc.Client(opts.address, channelCredentials(opts.tls), {
     ...messageSizeOptions(maxBytes),
+    ...clientFlowOptions(), // tasks and TrainBatches in one write (lib/transport/flow-window.ts)
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     ...(opts.tls?.serverName ? { 'grpc.ssl_target_name_override': opts.tls.serverName, 'grpc.default_authority': opts.tls.serverName } : {}),

@@ -9,6 +9,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { AsyncQueue } from './queue.ts';
+import { widenServerWindows } from './flow-window.ts';
 import { TransportError, type StreamEnd } from './errors.ts';
 import {
   isLoopbackHost,
@@ -172,6 +173,7 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   const onError = opts.onError ?? ((err, s) => console.error(`orchestrator: onConnect failed for ${s.role} ${s.workerId}:`, err));
 
   const server = new grpc.Server({ ...messageSizeOptions(maxBytes), ...opts.grpcOptions });
+  const widened = widenServerWindows(server, 'before-bind'); // results in one write (lib/transport/flow-window.ts)
   const open = new Set<SessionImpl>();
   let closing = false;
 
@@ -269,6 +271,7 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(listen, credentials, (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p))),
   );
+  if (widened) widenServerWindows(server, 'after-bind');
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 
   return {

@@ -34,6 +34,7 @@ import {
   type Welcome__Output,
   type WorkerMessage,
 } from '../transport/index.ts';
+import { trace, traceRole } from '../log/trace.ts';
 import { WIRE_ROLE, type Logger, type ResolvedWorkerOptions, type RoleName } from './options.ts';
 
 export const SOFTWARE_VERSION = (() => {
@@ -153,6 +154,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
 
 /** Starts a role on the runtime. Resolves once the metrics server listens and the connection loop runs. */
 export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions): Promise<WorkerHandle> {
+  traceRole(role.name);
   const log = o.logger;
   let metrics: Metrics | undefined;
   let ctx: RoleContext | undefined;
@@ -301,6 +303,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
           return;
         }
         taskStarted.set(id, performance.now());
+        trace('recv', { kind: msg.kind });
         role.handle(msg);
         return;
       }
