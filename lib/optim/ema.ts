@@ -8,6 +8,11 @@
 // 1 / (1 - decay) updates only once k / (k + 9) exceeds decay. The shadow starts as a copy of the parameters.
 // It is held apart from the parameters: the optimizer trains `params`, and `copyTo` puts the average in
 // their place when the weights are published (after SFT).
+//
+// With `warmup: false` every update uses `decay` itself (d_k = decay): the shadow starts at the parameters it
+// was given and forgets them at rate decay^k. The warm-up matters at GRPO's lengths: k / (k + 9) stays below
+// 0.99 until update 891, so with it a 400-step average is one over about the last 10% of the steps whatever
+// the decay (round 9, docs/data.md "Round 9: grpo9").
 
 import { cloneTensorMap, formatShape, sameShape, type TensorMap } from '../checkpoint/tensors.ts';
 
@@ -15,8 +20,11 @@ export class ParamEma {
   readonly shadow: TensorMap;
   private count = 0;
 
-  /** `decay` in (0, 1): the average's decay at full warm-up. */
-  constructor(params: TensorMap, readonly decay: number) {
+  readonly warmup: boolean;
+
+  /** `decay` in (0, 1): the average's decay at full warm-up (or from the start, with warmup false). */
+  constructor(params: TensorMap, readonly decay: number, opts: { warmup?: boolean } = {}) {
+    this.warmup = opts.warmup ?? true;
     if (!(decay > 0 && decay < 1)) throw new Error(`EMA decay must lie in (0, 1), got ${decay}`);
     this.shadow = cloneTensorMap(params);
   }
@@ -28,6 +36,7 @@ export class ParamEma {
 
   /** The decay the next update uses. */
   nextDecay(): number {
+    if (!this.warmup) return this.decay;
     const k = this.count + 1;
     return Math.min(this.decay, k / (k + 9));
   }
