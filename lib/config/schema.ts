@@ -198,6 +198,10 @@ export const grpoSchema = z.strictObject({
     .describe('dense (default): per-pixel advantages from the group-centred SSIM maps plus the scalar embedding-reward part (docs/grpo.md); scalar: one advantage per action, as the paper. At equal compute from a converged warm start, dense GRPO gained about three times the reward of scalar GRPO or of continued SFT over 8 seeds (docs/dense-advantages.md).'),
   identityAnchor: z.number().gte(0).lte(100).default(0)
     .describe('Do no harm: the weight of the identity member of each group (0 = off). The corrupted image with the group\'s first noise is scored with the group; where it beats the group (positive advantage, per pixel in dense mode) a bounded term pulls the policy mean toward the corrupted image, weighted like this many sampled actions (docs/grpo.md, "Identity member"). Not with model.family flow, model.learnLogStd or grpo.multiRewardMode normalize-then-sum.'),
+  ema: z.number().gte(0).lt(1).default(0)
+    .describe('Decay of a moving average of the weights over the GRPO steps (lib/optim/ema.ts), started at the warm start, one update per trained batch; the rollouts keep sampling from the trained weights, and the last GRPO version (batch seq sft.steps + grpo.steps, or the single-process loop\'s last step) publishes the average in their place: the "after GRPO" policy. The learner keeps it beside its AdamW moments, so a restarted learner continues it. 0 (default) turns it off. docs/grpo.md, "Weight average"; chosen in docs/data.md "Round 9: grpo9".'),
+  emaWarmup: z.boolean().default(false)
+    .describe('grpo.ema with the warm-up of sft.ema, decay min(ema, k / (k + 9)) at update k (about the last 10% of the steps until update 891); false (default): the decay from the first update.'),
 }).describe('Group Relative Policy Optimisation (Flow-GRPO) settings.');
 
 export const sftSchema = z.strictObject({

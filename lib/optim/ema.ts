@@ -16,17 +16,35 @@
 
 import { cloneTensorMap, formatShape, sameShape, type TensorMap } from '../checkpoint/tensors.ts';
 
+/** A moving average as saved beside the optimizer's moments (lib/checkpoint/optimizer-state.ts). */
+export interface AverageState {
+  updates: number;
+  shadow: TensorMap;
+}
+
 export class ParamEma {
   readonly shadow: TensorMap;
   private count = 0;
 
   readonly warmup: boolean;
 
-  /** `decay` in (0, 1): the average's decay at full warm-up (or from the start, with warmup false). */
-  constructor(params: TensorMap, readonly decay: number, opts: { warmup?: boolean } = {}) {
+  /**
+   * `decay` in (0, 1): the average's decay at full warm-up (or from the start, with warmup false). `updates`:
+   * the count of a saved average whose shadow `params` are (a resumed learner, exportState), so the warm-up
+   * continues where it was.
+   */
+  constructor(params: TensorMap, readonly decay: number, opts: { warmup?: boolean; updates?: number } = {}) {
     this.warmup = opts.warmup ?? true;
     if (!(decay > 0 && decay < 1)) throw new Error(`EMA decay must lie in (0, 1), got ${decay}`);
+    const updates = opts.updates ?? 0;
+    if (!(Number.isInteger(updates) && updates >= 0)) throw new Error(`EMA updates must be a non-negative integer, got ${updates}`);
     this.shadow = cloneTensorMap(params);
+    this.count = updates;
+  }
+
+  /** What a resume needs: the shadow (a copy) and the updates applied so far. */
+  exportState(): AverageState {
+    return { updates: this.count, shadow: cloneTensorMap(this.shadow) };
   }
 
   /** Updates applied so far. */
