@@ -26,6 +26,9 @@
 // - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
 //   counts as handled: it is recorded in the run-state KV (key learner-skips) before the acknowledgement, so a
 //   restarted learner resumes after it.
+// - grpo.ema > 0 (lib/grpo/weight-average.ts): a moving average of the weights from the GRPO start, updated after
+//   each applied GRPO batch and stored with the AdamW state of every version (so a restart continues it); the
+//   last GRPO batch (seq sft.steps + grpo.steps) publishes it in place of the trained weights.
 import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
