@@ -190,7 +190,6 @@ class LearnerRole implements WorkerRoleImpl {
 
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
-    if (ctx.config.sft.ema > 0) throw new WorkerFatalError(`sft.ema=${ctx.config.sft.ema}: the SFT weight average is not carried in the learner's checkpoints; it is for single-process runs (sweep, compare); set sft.ema=0`);
     this.hyper = grpoHyper(ctx.config);
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const shapes = paramShapesOf(ctx.config);
@@ -242,7 +241,9 @@ class LearnerRole implements WorkerRoleImpl {
         this.refParams = klReferenceParams(spec, ctx.config.run.seed, refCk.params);
       }
       this.params = ck.params;
-      this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(optimizer ? { optimizerState: optimizer } : {}) });
+      // sft.ema (flow family) inside the SFT phase: the average stored with the moments continues
+      const sftAverage = refVersion === undefined && ctx.config.sft.ema > 0 ? saved?.average : undefined;
+      this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(optimizer ? { optimizerState: optimizer } : {}), ...(sftAverage ? { sftAverage } : {}) });
       if (refVersion !== undefined) this.average = this.resumeAverage(saved?.average, source);
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
@@ -485,6 +486,8 @@ class LearnerRole implements WorkerRoleImpl {
     trace('train_end', { seq: b.batch_seq });
     if (!applied) return this.skipNonFinite(b, kind, reason, fields, t0);
     if (batch.kind !== 'sft') this.average?.update(this.params!);
+    // sft.ema (flow family): the last SFT batch publishes the SFT average, as the loop's finishSft
+    if (batch.kind === 'sft' && b.batch_seq === this.ctx.config.sft.steps && this.trainer instanceof FlowTrainer) this.trainer.finishSft();
     this.publishAverageAtEnd(b.batch_seq);
 
     const next: LearnerState = {
@@ -615,9 +618,14 @@ class LearnerRole implements WorkerRoleImpl {
     return publishCheckpoint(this.store, ckpt, {}, encoded);
   }
 
-  /** The GRPO average to store beside the moments (a copy: the next batch updates the live one). */
+  /**
+   * The weight average to store beside the moments (a copy: the next batch updates the live one): grpo.ema's in
+   * the GRPO phase, sft.ema's (flow family) before it; one slot, the phase says which.
+   */
   private averageState(): { average?: AverageState } {
-    return this.average ? { average: this.average.exportState() } : {};
+    const sftEma = this.st?.refVersion === undefined && this.trainer instanceof FlowTrainer ? this.trainer.sftEma : undefined;
+    const a = this.average ?? sftEma;
+    return a ? { average: a.exportState() } : {};
   }
 
   /** Runs `fn` until it succeeds; gives up (AbandonedError) only when the learner stops. */
