@@ -26,12 +26,17 @@
 // - A non-finite batch or step is never applied: applied=false, skipped_reason 'non_finite', counted; the seq
 //   counts as handled: it is recorded in the run-state KV (key learner-skips) before the acknowledgement, so a
 //   restarted learner resumes after it.
+// - grpo.ema > 0 (lib/grpo/weight-average.ts): a moving average of the weights from the GRPO start, updated after
+//   each applied GRPO batch and stored with the AdamW state of every version (so a restart continues it); the
+//   last GRPO batch (seq sft.steps + grpo.steps) publishes it in place of the trained weights.
 import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { CheckpointError, cloneTensorMap, encodeCheckpoint, type Checkpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { grpoHyper, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
+import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
+import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
@@ -134,6 +139,8 @@ class LearnerRole implements WorkerRoleImpl {
   private trainer: PolicyTrainer | FlowTrainer | undefined;
   private params: TensorMap | undefined;
   private refParams: TensorMap | undefined;
+  /** grpo.ema: the GRPO weights' moving average (lib/grpo/weight-average.ts), kept beside the AdamW moments. */
+  private average: ParamEma | undefined;
   private refRunner: PolicyRunner | undefined;
   private flowRefRunner: FlowRunner | undefined;
   private st: LearnerState | undefined;
@@ -183,7 +190,6 @@ class LearnerRole implements WorkerRoleImpl {
 
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
-    if (ctx.config.sft.ema > 0) throw new WorkerFatalError(`sft.ema=${ctx.config.sft.ema}: the SFT weight average is not carried in the learner's checkpoints; it is for single-process runs (sweep, compare); set sft.ema=0`);
     this.hyper = grpoHyper(ctx.config);
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const shapes = paramShapesOf(ctx.config);
@@ -217,7 +223,8 @@ class LearnerRole implements WorkerRoleImpl {
       if (ck.meta.configHash !== ctx.configHash) {
         ctx.log.warn(`${source} was written under another run configuration (hash ${ck.meta.configHash.slice(0, 12)}, now ${ctx.configHash.slice(0, 12)}); resuming anyway`);
       }
-      const optimizer = ck.optimizer ?? (await this.optimizerStateOf(latest, ck.params));
+      const saved = ck.optimizer ? { state: ck.optimizer } : await this.optimizerStateOf(latest, ck.params);
+      const optimizer = saved?.state ?? null;
       if (!optimizer) ctx.log.warn(`${source} has no optimizer state in ${this.learnerState.bucket}: resuming with a fresh AdamW`);
       let lastBatchSeq = uintExtra(ck.meta.extra, 'last_batch_seq', source) ?? Number(/-b(\d+)$/.exec(ck.meta.lastBatchId ?? '')?.[1] ?? 0);
       // batches skipped as non-finite after this checkpoint: recorded durably before they were acknowledged
@@ -234,7 +241,10 @@ class LearnerRole implements WorkerRoleImpl {
         this.refParams = klReferenceParams(spec, ctx.config.run.seed, refCk.params);
       }
       this.params = ck.params;
-      this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(optimizer ? { optimizerState: optimizer } : {}) });
+      // sft.ema (flow family) inside the SFT phase: the average stored with the moments continues
+      const sftAverage = refVersion === undefined && ctx.config.sft.ema > 0 ? saved?.average : undefined;
+      this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(optimizer ? { optimizerState: optimizer } : {}), ...(sftAverage ? { sftAverage } : {}) });
+      if (refVersion !== undefined) this.average = this.resumeAverage(saved?.average, source);
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
@@ -322,10 +332,20 @@ class LearnerRole implements WorkerRoleImpl {
     }
   }
 
-  /** The learner's own AdamW moments of checkpoint `ann` (null when none were stored). */
+  /**
+   * grpo.ema, resuming inside the GRPO phase: the average saved with the checkpoint's moments; without one (saved
+   * before the key was set, or with the moments lost) it starts again from the current parameters, with a warning.
+   */
+  private resumeAverage(saved: AverageState | undefined, source: string): ParamEma | undefined {
+    if (!saved && this.ctx.config.grpo.ema > 0) this.ctx.log.warn(`${source} has no saved GRPO weight average (grpo.ema): the average starts again from its parameters`);
+    return grpoAverage(this.ctx.config, this.params!, saved);
+  }
+
+  /** The learner's own AdamW moments of checkpoint `ann` and its GRPO weight average (null when none were stored). */
   private async optimizerStateOf(ann: Announcement, params: TensorMap) {
     try {
-      return (await this.learnerState.get(ann.version, ann.digest, params))?.state ?? null;
+      const f = await this.learnerState.get(ann.version, ann.digest, params);
+      return f ? { state: f.state, ...(f.average ? { average: f.average } : {}) } : null;
     } catch (e) {
       if (e instanceof CheckpointError) throw new WorkerFatalError(`cannot resume the optimizer of checkpoint v${ann.version}: ${e.message}`);
       throw new RetryableWorkerError(`cannot read the optimizer state of checkpoint v${ann.version}: ${(e as Error).message}`);
@@ -465,6 +485,10 @@ class LearnerRole implements WorkerRoleImpl {
     }
     trace('train_end', { seq: b.batch_seq });
     if (!applied) return this.skipNonFinite(b, kind, reason, fields, t0);
+    if (batch.kind !== 'sft') this.average?.update(this.params!);
+    // sft.ema (flow family): the last SFT batch publishes the SFT average, as the loop's finishSft
+    if (batch.kind === 'sft' && b.batch_seq === this.ctx.config.sft.steps && this.trainer instanceof FlowTrainer) this.trainer.finishSft();
+    this.publishAverageAtEnd(b.batch_seq);
 
     const next: LearnerState = {
       ...st,
@@ -503,6 +527,7 @@ class LearnerRole implements WorkerRoleImpl {
   private async recordEmpty(b: TrainBatch__Output, kind: 'sft' | 'grpo' | 'unknown', t0: number): Promise<void> {
     const st = this.st!;
     const next: LearnerState = { ...st, version: st.version + 1, lastBatchSeq: b.batch_seq, lastBatchId: b.batch_id || `${this.ctx.runId}-b${b.batch_seq}` };
+    this.publishAverageAtEnd(b.batch_seq);
     next.latest = await this.publish(next);
     this.st = next;
     this.ctx.metrics.get('policy_version').set(next.version);
@@ -517,10 +542,16 @@ class LearnerRole implements WorkerRoleImpl {
     st.refVersion = st.version;
     st.refDigest = st.latest!.digest;
     const atStart = startGrpoPhase(this.params!, this.trainer!.optimizer);
+    this.average = grpoAverage(this.ctx.config, this.params!);
     // the checkpoint of st.version as it was published (no reference yet), kept to put back after a store loss
     this.refCheckpoint = trainingCheckpoint({ ...this.position(st), refVersion: undefined, refDigest: undefined }, atStart);
     this.refParams = klReferenceParams(policySpecOf(this.ctx.config), this.ctx.config.run.seed, atStart);
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
+  }
+
+  /** grpo.ema: the run's last GRPO batch publishes the average in place of the trained weights. */
+  private publishAverageAtEnd(seq: number): void {
+    if (seq === lastGrpoSeq(this.ctx.config)) this.average?.copyTo(this.params!);
   }
 
   private reference(): ReferencePolicy {
@@ -562,7 +593,7 @@ class LearnerRole implements WorkerRoleImpl {
     const ckpt = trainingCheckpoint(this.position(s), this.params!);
     const encoded = encodeCheckpoint(ckpt);
     const restore = () => this.restoreStore(false);
-    const state = { version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState() };
+    const state = { version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() };
     trace('encoded', { version: s.version });
     // The moments are stored beside the checkpoint's bytes, and the checkpoint is announced only once both are, so
     // every published checkpoint has them (learner-state.ts). In sequence they were on the critical path of every
@@ -583,8 +614,18 @@ class LearnerRole implements WorkerRoleImpl {
   private async publishOnce(s: LearnerState): Promise<Announcement> {
     const ckpt = trainingCheckpoint(this.position(s), this.params!);
     const encoded = encodeCheckpoint(ckpt);
-    await this.learnerState.put({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState() });
+    await this.learnerState.put({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() });
     return publishCheckpoint(this.store, ckpt, {}, encoded);
+  }
+
+  /**
+   * The weight average to store beside the moments (a copy: the next batch updates the live one): grpo.ema's in
+   * the GRPO phase, sft.ema's (flow family) before it; one slot, the phase says which.
+   */
+  private averageState(): { average?: AverageState } {
+    const sftEma = this.st?.refVersion === undefined && this.trainer instanceof FlowTrainer ? this.trainer.sftEma : undefined;
+    const a = this.average ?? sftEma;
+    return a ? { average: a.exportState() } : {};
   }
 
   /** Runs `fn` until it succeeds; gives up (AbandonedError) only when the learner stops. */

@@ -12,6 +12,10 @@
 //   --save-warm-start F writes the warm start (safetensors, with the settings that made it); --warm-start F
 //   starts from it instead of repeating the SFT steps (refused unless seed, data, model and sft settings match):
 //   the GRPO phase is then the one the full probe trains, so GRPO settings are compared from one warm start.
+//   --ema D1,D2 (with --warm-start): also evaluates moving averages of the GRPO weights with these decays
+//   (lib/optim/ema.ts without its warm-up, started at the warm start, one update per trained GRPO batch), at
+//   every --every snapshot and at the end, as `emaD@K` in the curve; --ema-warmup D1,... the same with the
+//   warm-up min(D, k / (k + 9)) (as sft.ema), as `emawD@K` (round 9).
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config/index.ts';
@@ -23,6 +27,7 @@ import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
 import { decodeSafetensors, encodeSafetensors } from '../lib/checkpoint/safetensors.ts';
 import { canonicalJson } from '../lib/checkpoint/digest.ts';
 import { initialParamsOf } from '../lib/models/bundle.ts';
+import { ParamEma } from '../lib/optim/ema.ts';
 import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../lib/local/demo-defaults.ts';
 
 // Node's own argument parser; key=value overrides are the positionals (an unknown --flag is refused by name).
@@ -35,6 +40,8 @@ const { values, positionals } = parseArgs({
     every: { type: 'string', default: '0' },
     'warm-start': { type: 'string' },
     'save-warm-start': { type: 'string' },
+    ema: { type: 'string' },
+    'ema-warmup': { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -68,11 +75,27 @@ if (warmFile) {
   params = new Map([...params].map(([k, t]) => [k, { shape: [...t.shape], data: saved.tensors.get(k)!.data }]));
 }
 const snapshots = new Map<number, TensorMap>();
+// --ema: the averages start at the warm start and take one update per applied GRPO step (onStep is called
+// only after a trained batch, as grpo.ema's update).
+const decays = (v: string | undefined) => (v ? v.split(',').map(Number) : []);
+const emas = [
+  ...decays(values.ema).map((d) => ({ name: `ema${d}`, ema: new ParamEma(params, d, { warmup: false }) })),
+  ...decays(values['ema-warmup']).map((d) => ({ name: `emaw${d}`, ema: new ParamEma(params, d) })),
+];
+if (emas.length > 0 && !warmFile) throw new Error('demo-probe: --ema needs --warm-start (the averages start at the warm start)');
+const emaSnapshots = new Map<string, TensorMap>();
 const run = await runSingleProcess(config, {
   params,
   sftDone: warmFile !== undefined,
-  onStep: (st) => { if (every > 0 && st.step % every === 0 && st.step < config.grpo.steps) snapshots.set(st.step, cloneTensorMap(params)); },
+  onStep: (st) => {
+    for (const e of emas) e.ema.update(params);
+    if (every > 0 && st.step % every === 0 && st.step < config.grpo.steps) {
+      snapshots.set(st.step, cloneTensorMap(params));
+      for (const e of emas) emaSnapshots.set(`${e.name}@${st.step}`, cloneTensorMap(e.ema.shadow));
+    }
+  },
 });
+for (const e of emas) emaSnapshots.set(`${e.name}@${run.grpoSteps}`, cloneTensorMap(e.ema.shadow));
 const seconds = (performance.now() - t0) / 1000;
 if (values['save-warm-start']) await writeFile(values['save-warm-start'], encodeSafetensors(run.sftParams, { warm_start: warmKey }));
 const policies = {
@@ -80,7 +103,10 @@ const policies = {
   sft: { kind: 'mean' as const, params: run.sftParams },
   grpo: { kind: 'mean' as const, params: run.params },
 };
-const snapshotPolicies = Object.fromEntries([...snapshots].map(([k, p]) => [`grpo@${k}`, { kind: 'mean' as const, params: p }]));
+const snapshotPolicies = Object.fromEntries([
+  ...[...snapshots].map(([k, p]) => [`grpo@${k}`, { kind: 'mean' as const, params: p }] as const),
+  ...[...emaSnapshots].map(([k, p]) => [k, { kind: 'mean' as const, params: p }] as const),
+]);
 
 const f = (x: number) => x.toFixed(4);
 const sign = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(3);
@@ -110,7 +136,7 @@ const show = async (name: string, split: 'val' | 'eval') => {
   }
   const r = (await evaluate(config, samples, split === 'val' ? { ...policies, ...snapshotPolicies } : policies, { keep: [] })).reports;
   const [id, sft, grpo] = [r.identity!, r.sft!, r.grpo!];
-  if (split === 'val' && snapshots.size > 0) {
+  if (split === 'val' && Object.keys(snapshotPolicies).length > 0) {
     const curve = Object.keys(snapshotPolicies).map((k) => `${k} ${f(r[k]!.reward)} (worst ${sign(worst(id, r[k]!).d)})`);
     console.log(`  GRPO on the way: ${curve.join(', ')}`);
     out.curve = Object.fromEntries(Object.keys(snapshotPolicies).map((k) => [k, { reward: r[k]!.reward, ssim: r[k]!.ssim, psnr: r[k]!.psnr, worst: worst(id, r[k]!) }]));

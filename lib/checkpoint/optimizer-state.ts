@@ -4,31 +4,39 @@
 //   adam.m.<name>, adam.v.<name>   the moments of every parameter of the checkpoint
 //   __metadata__: format "recovery-grpo/optimizer@1", version, optimizer.step, checkpoint_digest (the sha256 of
 //   the parameter checkpoint these moments belong to: a resume pairs them only with that checkpoint)
+//   avg.<name>                     with grpo.ema: the GRPO weights' moving average (lib/optim/ema.ts), and
+//   __metadata__ average.updates   its update count; absent without one (round 9)
 
 import type { AdamWState } from '../optim/adamw.ts';
+import type { AverageState } from '../optim/ema.ts';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from './safetensors.ts';
 import { sha256Hex } from './digest.ts';
 import { CheckpointError, OPTIM_M_PREFIX, OPTIM_V_PREFIX } from './checkpoint.ts';
 import { formatShape, sameShape, type TensorMap } from './tensors.ts';
 
 export const OPTIMIZER_FORMAT = 'recovery-grpo/optimizer@1';
+const AVG_PREFIX = 'avg.';
 
 export interface OptimizerStateFile {
   version: number;
   /** sha256 (hex) of the parameter checkpoint of `version`. */
   checkpointDigest: string;
   state: AdamWState;
+  /** The learner's moving average of the weights at this version (grpo.ema), when it keeps one. */
+  average?: AverageState;
 }
 
 export function encodeOptimizerState(f: OptimizerStateFile): { bytes: Uint8Array; digest: string } {
   const all: TensorMap = new Map();
   for (const [name, t] of f.state.m) all.set(OPTIM_M_PREFIX + name, t);
   for (const [name, t] of f.state.v) all.set(OPTIM_V_PREFIX + name, t);
+  for (const [name, t] of f.average?.shadow ?? []) all.set(AVG_PREFIX + name, t);
   const bytes = encodeSafetensors(all, {
     format: OPTIMIZER_FORMAT,
     version: String(f.version),
     'optimizer.step': String(f.state.step),
     checkpoint_digest: f.checkpointDigest.replace(/^sha256:/, ''),
+    ...(f.average ? { 'average.updates': String(f.average.updates) } : {}),
   });
   return { bytes, digest: sha256Hex(bytes) };
 }
@@ -59,12 +67,17 @@ export function decodeOptimizerState(bytes: Uint8Array, expect: { checkpointDige
   };
   const m: TensorMap = new Map();
   const v: TensorMap = new Map();
+  const avg: TensorMap = new Map();
   for (const [name, t] of tensors) {
     if (name.startsWith(OPTIM_M_PREFIX)) m.set(name.slice(OPTIM_M_PREFIX.length), t);
     else if (name.startsWith(OPTIM_V_PREFIX)) v.set(name.slice(OPTIM_V_PREFIX.length), t);
+    else if (name.startsWith(AVG_PREFIX)) avg.set(name.slice(AVG_PREFIX.length), t);
     else fail(`tensor "${name}" is not an optimizer moment`, name);
   }
-  for (const [prefix, moments] of [[OPTIM_M_PREFIX, m], [OPTIM_V_PREFIX, v]] as const) {
+  const hasAverage = metadata['average.updates'] !== undefined;
+  if (avg.size > 0 && !hasAverage) fail('average tensors present but metadata "average.updates" is missing', 'average.updates');
+  const groups: Array<readonly [string, TensorMap]> = [[OPTIM_M_PREFIX, m], [OPTIM_V_PREFIX, v], ...(hasAverage ? [[AVG_PREFIX, avg] as const] : [])];
+  for (const [prefix, moments] of groups) {
     for (const name of moments.keys()) if (!expect.params.has(name)) fail(`tensor "${prefix}${name}": no parameter "${name}"`, prefix + name);
     for (const [name, p] of expect.params) {
       const x = moments.get(name);
@@ -72,5 +85,8 @@ export function decodeOptimizerState(bytes: Uint8Array, expect: { checkpointDige
       if (!sameShape(x!.shape, p.shape)) fail(`tensor "${prefix}${name}": shape ${formatShape(x!.shape)}, parameter has ${formatShape(p.shape)}`, prefix + name);
     }
   }
-  return { version: uint('version'), checkpointDigest: want, state: { step: uint('optimizer.step'), m, v } };
+  return {
+    version: uint('version'), checkpointDigest: want, state: { step: uint('optimizer.step'), m, v },
+    ...(hasAverage ? { average: { updates: uint('average.updates'), shadow: avg } } : {}),
+  };
 }

@@ -12,7 +12,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { hashSeed, rng, standardNormal, type SeedPart } from '../data/random.ts';
 import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
 import type { AdamW, AdamWState, StepResult } from '../optim/adamw.ts';
-import { ParamEma } from '../optim/ema.ts';
+import { ParamEma, type AverageState } from '../optim/ema.ts';
 import { paramFeeds } from '../models/feeds.ts';
 import { stepFromOutputs, trainerOptimizer } from '../models/trainer.ts';
 import { policyModel, grpoModel, resolutionOf, sftModel } from '../models/bundle.ts';
@@ -221,16 +221,19 @@ export class FlowTrainer {
   private sft?: GraphSession;
   private grpo?: GraphSession;
   readonly optimizer: AdamW;
-  /** The SFT weights' moving average (sft.ema > 0), started from the parameters the trainer was given. */
+  /**
+   * The SFT weights' moving average (sft.ema > 0), started from the parameters the trainer was given, or from
+   * `sftAverage` (a resumed learner: the average stored with its AdamW state, learner/index.ts).
+   */
   readonly sftEma?: ParamEma;
 
-  private constructor(private readonly config: RunConfig, readonly params: TensorMap, private readonly device: Device, optimizerState?: AdamWState) {
+  private constructor(private readonly config: RunConfig, readonly params: TensorMap, private readonly device: Device, optimizerState?: AdamWState, sftAverage?: AverageState) {
     this.optimizer = trainerOptimizer(config, params, optimizerState);
-    if (config.sft.ema > 0) this.sftEma = new ParamEma(params, config.sft.ema);
+    if (config.sft.ema > 0) this.sftEma = new ParamEma(sftAverage?.shadow ?? params, config.sft.ema, { updates: sftAverage?.updates ?? 0 });
   }
 
-  static create(config: RunConfig, params: TensorMap, opts: { device?: Device; optimizerState?: AdamWState } = {}): FlowTrainer {
-    return new FlowTrainer(config, params, opts.device ?? 'cpu', opts.optimizerState);
+  static create(config: RunConfig, params: TensorMap, opts: { device?: Device; optimizerState?: AdamWState; sftAverage?: AverageState } = {}): FlowTrainer {
+    return new FlowTrainer(config, params, opts.device ?? 'cpu', opts.optimizerState, opts.sftAverage);
   }
 
   /**

@@ -30,6 +30,8 @@ import { cloneTensorMap } from '../checkpoint/tensors.ts';
 import { configHash } from '../checkpoint/digest.ts';
 import { encodeCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { cosineLearningRate, sftLearningRate } from '../optim/schedule.ts';
+import type { ParamEma } from '../optim/ema.ts';
+import { grpoAverage } from '../grpo/weight-average.ts';
 import { clamp01, stackPairs, toCHWFloat } from '../data/image.ts';
 import { standardNormal } from '../data/random.ts';
 import { compileRewardExpression, rewardConstants, rewardPartials } from '../grpo/reward-expression.ts';
@@ -191,6 +193,7 @@ export async function runSingleProcess(
   const flowRunner = flow ? await FlowRunner.create(config) : undefined;
   const scorer = new RewardScorer(config.reward, config.reward.device);
   let reference: { params: TensorMap; version: number; digest: string } | undefined;
+  let average: ParamEma | undefined;
   const rewards: number[] = [];
   traceRole('single');
   const t1 = performance.now();
@@ -273,6 +276,7 @@ export async function runSingleProcess(
       // checkpoint was published before.
       const digest = `sha256:${encodeCheckpoint(checkpointNow()).digest}`;
       reference = { params: klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer)), version, digest };
+      average = grpoAverage(config, params);
     }
     // learner
     const batch = assembleGrpoBatch(kept, H, dense);
@@ -282,6 +286,7 @@ export async function runSingleProcess(
       ? await flowGrpoUpdate(trainer, { params: ref.params, runner: async () => flowRunner! }, { ...batch, flow: batch.flow! }, hyper)
       : await grpoUpdate(trainer, { params: ref.params, runner: async () => runner! }, batch, hyper);
     handled(res.step.applied);
+    if (res.step.applied) average?.update(params);
     trace('train_end', { seq });
     trace('persist_end', { seq }); // the batch is done: bench/pipeline-trace.ts ends the phase at the last one
     const n = stepComponents.length;
@@ -293,6 +298,9 @@ export async function runSingleProcess(
     const idNote = ids.length ? ` identity A>0 ${ids.filter((a) => a > 0).length}/${ids.length} mean ${(ids.reduce((a, x) => a + x, 0) / ids.length).toFixed(2)}` : '';
     if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}${idNote}`);
   }
+  // grpo.ema: the last GRPO version publishes the average (lib/grpo/weight-average.ts; the learner at seq
+  // sft.steps + grpo.steps, the last batch; here also when a time budget ends the phase early).
+  average?.copyTo(params);
   const grpoSeconds = (performance.now() - t1) / 1000;
   const grpoCpuSeconds = grpoCpu() / 1000;
   const grpoClockSeconds = grpoClock() / 1000;

@@ -8,17 +8,43 @@
 // 1 / (1 - decay) updates only once k / (k + 9) exceeds decay. The shadow starts as a copy of the parameters.
 // It is held apart from the parameters: the optimizer trains `params`, and `copyTo` puts the average in
 // their place when the weights are published (after SFT).
+//
+// With `warmup: false` every update uses `decay` itself (d_k = decay): the shadow starts at the parameters it
+// was given and forgets them at rate decay^k. The warm-up matters at GRPO's lengths: k / (k + 9) stays below
+// 0.99 until update 891, so with it a 400-step average is one over about the last 10% of the steps whatever
+// the decay (round 9, docs/data.md "Round 9: grpo9").
 
 import { cloneTensorMap, formatShape, sameShape, type TensorMap } from '../checkpoint/tensors.ts';
+
+/** A moving average as saved beside the optimizer's moments (lib/checkpoint/optimizer-state.ts). */
+export interface AverageState {
+  updates: number;
+  shadow: TensorMap;
+}
 
 export class ParamEma {
   readonly shadow: TensorMap;
   private count = 0;
 
-  /** `decay` in (0, 1): the average's decay at full warm-up. */
-  constructor(params: TensorMap, readonly decay: number) {
+  readonly warmup: boolean;
+
+  /**
+   * `decay` in (0, 1): the average's decay at full warm-up (or from the start, with warmup false). `updates`:
+   * the count of a saved average whose shadow `params` are (a resumed learner, exportState), so the warm-up
+   * continues where it was.
+   */
+  constructor(params: TensorMap, readonly decay: number, opts: { warmup?: boolean; updates?: number } = {}) {
+    this.warmup = opts.warmup ?? true;
     if (!(decay > 0 && decay < 1)) throw new Error(`EMA decay must lie in (0, 1), got ${decay}`);
+    const updates = opts.updates ?? 0;
+    if (!(Number.isInteger(updates) && updates >= 0)) throw new Error(`EMA updates must be a non-negative integer, got ${updates}`);
     this.shadow = cloneTensorMap(params);
+    this.count = updates;
+  }
+
+  /** What a resume needs: the shadow (a copy) and the updates applied so far. */
+  exportState(): AverageState {
+    return { updates: this.count, shadow: cloneTensorMap(this.shadow) };
   }
 
   /** Updates applied so far. */
@@ -28,6 +54,7 @@ export class ParamEma {
 
   /** The decay the next update uses. */
   nextDecay(): number {
+    if (!this.warmup) return this.decay;
     const k = this.count + 1;
     return Math.min(this.decay, k / (k + 9));
   }

@@ -1,7 +1,8 @@
 // The single-process loop is the pipeline's executable specification: with maxStaleness 0, one rollout and
 // one reward worker, the distributed pipeline (nats-server and the four roles as processes) ends on the same
 // checkpoint as runSingleProcess, byte for byte, after a short SFT and several GRPO steps, for scalar and
-// dense advantages, for the Gaussian and the flow family, and when every group is dropped.
+// dense advantages, for the Gaussian and the flow family, when every group is dropped, with the identity member
+// and with the weight averages (grpo.ema; sft.ema, flow family).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -58,6 +59,12 @@ const cases = [
   // The identity member (docs/grpo.md): scored by the reward worker in the group's task, its advantages on the
   // TrainBatch, its term in the learner's graph; dense, which carries its map too.
   { name: 'dense, identity member', mode: 'dense' as const, extra: ['grpo.identityAnchor=2'] },
+  // grpo.ema (lib/grpo/weight-average.ts): the learner keeps the GRPO weights' moving average beside its moments
+  // and publishes it at the last batch, as the loop does at its last step.
+  { name: 'dense, GRPO weight average', mode: 'dense' as const, extra: ['grpo.ema=0.5'] },
+  // sft.ema (flow family): the learner keeps the SFT average beside its moments and publishes it at the last SFT
+  // batch, as the loop's finishSft; GRPO then starts from it.
+  { name: 'flow, scalar, SFT weight average', mode: 'scalar' as const, extra: [...FLOW, 'sft.ema=0.5'] },
 ];
 
 for (const { name, mode, extra } of cases) {
@@ -76,6 +83,14 @@ for (const { name, mode, extra } of cases) {
       assert.equal(single.checkpoint.meta.version, SFT + GRPO);
       assert.equal(encodeCheckpoint(single.checkpoint).digest, pipeline, 'the two loops trained different weights (or recorded different checkpoints)');
       if (extra === FLOW) assertFlowStepMetrics(join(dir, 'events.jsonl'));
+      if (name === 'flow, scalar, SFT weight average') {
+        const plain = await runSingleProcess({ ...config!, sft: { ...config!.sft, ema: 0 } });
+        assert.notEqual(encodeCheckpoint(plain.checkpoint).digest, pipeline, 'the SFT average changed nothing');
+      }
+      if (name === 'dense, GRPO weight average') {
+        const plain = await runSingleProcess({ ...config!, grpo: { ...config!.grpo, ema: 0 } });
+        assert.notEqual(encodeCheckpoint(plain.checkpoint).digest, pipeline, 'the average changed nothing');
+      }
       if (name === 'every group dropped') {
         assert.deepEqual(single.params, single.sftParams, 'an empty batch trained something');
         assert.equal(single.checkpoint.meta.step, SFT, 'optimizer steps: the SFT batches only');

@@ -37,3 +37,23 @@ test('runSingleProcess sftDone: GRPO from the saved warm start equals the full r
 test('runSingleProcess sftDone without params is refused by name', async () => {
   await assert.rejects(runSingleProcess(loadConfig(undefined, TINY), { sftDone: true }), /sftDone needs params/);
 });
+
+test('grpo.ema: the same training, and the final parameters are the moving average of the GRPO trajectory', { timeout: 120_000 }, async () => {
+  const D = 0.6;
+  const raw = loadConfig(undefined, TINY);
+  const trajectory: TensorMap[] = [];
+  // the loop trains the params it is given in place: onStep sees each GRPO step's weights
+  const p0 = initialParamsOf(raw);
+  const plain = await runSingleProcess(raw, { params: p0, onStep: () => trajectory.push(cloneTensorMap(p0)) });
+  const averaged = await runSingleProcess(loadConfig(undefined, [...TINY, `grpo.ema=${D}`]), { params: initialParamsOf(raw) });
+  assert.deepEqual(averaged.rewards, plain.rewards, 'the average does not change what GRPO trains or samples');
+  sameTensors(averaged.sftParams, plain.sftParams, 'warm start');
+  assert.equal(trajectory.length, 3);
+  // by hand, in float32 as stored: start at the warm start, one update per GRPO step with decay D
+  for (const [k, t] of averaged.params) {
+    const a = Float32Array.from(plain.sftParams.get(k)!.data);
+    for (const p of trajectory) for (let i = 0; i < a.length; i++) a[i] = D * a[i]! + (1 - D) * p.get(k)!.data[i]!;
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(t.data[i]! - a[i]!) < 1e-6, `${k}[${i}]: ${t.data[i]} against ${a[i]}`);
+  }
+  assert.notDeepEqual([...averaged.params.values()].map((t) => [...t.data]), [...plain.params.values()].map((t) => [...t.data]), 'the average is not the trained weights');
+});

@@ -45,3 +45,28 @@ test('EMA: bad decay and mismatched parameters are refused, naming them', () => 
   assert.throws(() => ema.update(new Map([['a', tensor([2])], ['c', tensor([1])]])), /parameter b\.bias is missing/);
   assert.throws(() => ema.copyTo(new Map([['a', tensor([2])]])), /1 parameters given, the average holds 2/);
 });
+
+test('EMA without warm-up: every update uses the decay; a saved state resumed continues the same average', () => {
+  const p = map([1, -2], [4]);
+  const ema = new ParamEma(p, 0.5, { warmup: false });
+  assert.equal(ema.nextDecay(), 0.5);
+  ema.update(map([3, 0], [2]));
+  // by hand: 0.5*1 + 0.5*3 = 2; 0.5*-2 + 0.5*0 = -1; 0.5*4 + 0.5*2 = 3
+  assert.deepEqual([...ema.shadow.get('a')!.data], [2, -1]);
+  assert.deepEqual([...ema.shadow.get('b.bias')!.data], [3]);
+  const saved = ema.exportState();
+  assert.equal(saved.updates, 1);
+  ema.update(map([6, 1], [0]));
+  // 0.5*2 + 0.5*6 = 4; 0.5*-1 + 0.5*1 = 0; 0.5*3 + 0 = 1.5
+  assert.deepEqual([...ema.shadow.get('a')!.data], [4, 0]);
+  assert.deepEqual([...saved.shadow.get('a')!.data], [2, -1], 'the exported state is a copy');
+  const resumed = new ParamEma(saved.shadow, 0.5, { warmup: false, updates: saved.updates });
+  resumed.update(map([6, 1], [0]));
+  assert.deepEqual([...resumed.shadow.get('a')!.data], [4, 0]);
+  assert.deepEqual([...resumed.shadow.get('b.bias')!.data], [1.5]);
+  assert.equal(resumed.updates, 2);
+  // with the warm-up, the count carries the warm-up on: update 2 uses 2/11, not 1/10
+  const w = new ParamEma(map([0, 0], [0]), 0.9, { updates: 1 });
+  assert.ok(Math.abs(w.nextDecay() - 2 / 11) < 1e-15);
+  assert.throws(() => new ParamEma(p, 0.5, { updates: -1 }), /updates must be a non-negative integer, got -1/);
+});
