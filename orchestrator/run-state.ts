@@ -1,6 +1,6 @@
 // What the orchestrator records about a run: the state that survives a restart, the progress line per
 // acknowledged batch, and the audit events (written as JSON lines by --events).
-import { readEvents } from '../lib/log/event-log.ts';
+import { forEachEvent } from '../lib/log/event-log.ts';
 
 /** What survives a restart (stored in the JetStream key-value bucket). */
 export interface RunState {
@@ -35,6 +35,9 @@ export type RunEvent =
 /** The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file). */
 export function lastLoggedTrainedSeq(file: string): number {
   let last = 0;
-  for (const e of readEvents(file)) if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last) last = e.seq;
+  // one block at a time: a long run's log is never held whole (lib/log/event-log.ts)
+  forEachEvent(file, (e) => {
+    if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last) last = e.seq;
+  });
   return last;
 }

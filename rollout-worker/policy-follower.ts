@@ -43,6 +43,8 @@ export class PolicyFollower {
     this.watch = await this.store.watch({
       onInvalid: (e) => this.ctx.log.warn(`ignoring a checkpoint announcement: ${e.message}`),
       // announcements missed during a partition, whose checkpoints were pruned since: the newest follows
+      // a reconnect's catch-up read that failed: the worker follows from the next announcement
+      onCatchUpError: (e) => this.ctx.log.warn(e.message),
       onSuperseded: (ann) => this.ctx.log.debug?.(`skipping the announcement of v${ann.version}: its checkpoint was pruned and newer announcements follow`),
     });
     const w = this.watch;

@@ -1,7 +1,7 @@
 // A run's event log (`--events FILE`, events.jsonl): one JSON object per line, `{ t, type, ... }`, appended by the
 // orchestrator (audit events, progress and evaluation lines) and read by the orchestrator at resume and by the
 // sweep's report. One writer format and one reader, so all of them agree on what a line is.
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readSync } from 'node:fs';
 
 /** Appends `e` as one line, stamped with the time: one synchronous write, so a kill loses at most that line. */
 export function appendEventLine(file: string, e: object): void {
@@ -13,18 +13,47 @@ export function appendEventLine(file: string, e: object): void {
  * line without its newline (still being written, or cut by a kill) and a cut line that the next append ran on.
  */
 export function readEvents(file: string): Array<Record<string, unknown>> {
-  if (!existsSync(file)) return [];
-  const lines = readFileSync(file, 'utf8').split('\n');
-  lines.pop(); // '' after the last complete line, or the line still being written
   const out: Array<Record<string, unknown>> = [];
-  for (const l of lines) {
-    if (!l.trim()) continue;
-    try {
-      const e: unknown = JSON.parse(l);
-      if (e && typeof e === 'object' && !Array.isArray(e)) out.push(e as Record<string, unknown>);
-    } catch {
-      // a line cut by a crash
-    }
-  }
+  forEachEvent(file, (e) => out.push(e));
   return out;
+}
+
+/** Bytes read at a time by forEachEvent. */
+const BLOCK = 1 << 20;
+
+/**
+ * Calls `fn` with each event of `file` in order, as readEvents returns them, reading a block at a time: a long
+ * run's log (gigabytes) is never held whole, so scanning it at resume costs time, not memory (a string that large
+ * cannot even be made).
+ */
+export function forEachEvent(file: string, fn: (e: Record<string, unknown>) => void): void {
+  if (!existsSync(file)) return;
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(BLOCK);
+    let carry = Buffer.alloc(0); // the start of a line whose newline is in a later block
+    for (;;) {
+      const n = readSync(fd, buf, 0, BLOCK, null);
+      if (n === 0) break; // what is left in carry has no newline: still being written, or cut
+      const chunk = carry.length ? Buffer.concat([carry, buf.subarray(0, n)]) : buf.subarray(0, n);
+      let start = 0;
+      for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+        parseLine(chunk.toString('utf8', start, nl), fn);
+        start = nl + 1;
+      }
+      carry = Buffer.from(chunk.subarray(start));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseLine(l: string, fn: (e: Record<string, unknown>) => void): void {
+  if (!l.trim()) return;
+  try {
+    const e: unknown = JSON.parse(l);
+    if (e && typeof e === 'object' && !Array.isArray(e)) fn(e as Record<string, unknown>);
+  } catch {
+    // a line cut by a crash
+  }
 }

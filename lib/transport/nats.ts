@@ -14,6 +14,7 @@
 // strictly increasing; after a reconnect it also reads the newest announcement (one delivered while the connection
 // was down is otherwise lost until the next).
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
   connect,
@@ -419,7 +420,7 @@ export class CheckpointStore {
    * whose checkpoint is gone while newer ones wait behind it (pruned: a watcher catching up after a partition)
    * is skipped and reported to onSuperseded.
    */
-  async watch(opts: { onInvalid?: (err: Error) => void; onSuperseded?: (ann: Announcement) => void } = {}): Promise<CheckpointWatch> {
+  async watch(opts: { onInvalid?: (err: Error) => void; onSuperseded?: (ann: Announcement) => void; onCatchUpError?: (err: Error) => void } = {}): Promise<CheckpointWatch> {
     // subscribed before the consumer starts, so that a checkpoint announced from now on is pushed to this store
     const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.bucket));
     this.pushWatchers++;
@@ -454,7 +455,7 @@ export class CheckpointStore {
           const r = await Promise.race([next, reconnected]);
           if (r === 'reconnected') {
             rearm();
-            const ann = await latest().catch(() => null);
+            const ann = await catchUpLatest(latest, () => stopped, opts.onCatchUpError);
             trace('watch.reconnected', { version: ann?.version ?? -1 });
             if (ann && ann.version > last) {
               last = ann.version;
@@ -506,6 +507,31 @@ export class CheckpointStore {
         }
       },
     };
+  }
+}
+
+/** Delays between the tries of a watcher's catch-up read after a reconnect (the connection may still be settling). */
+export const CATCH_UP_RETRY_MS: readonly number[] = [200, 1000];
+
+/**
+ * A watcher's catch-up after a reconnect: the newest announcement (latest()), tried again after each delay in
+ * `retryMs` while it throws; when every try failed, the last error goes to onError (the watcher then waits for the
+ * next announcement, as it would without the catch-up) and null is returned. Stops trying once stopped() is true.
+ */
+export async function catchUpLatest(
+  latest: () => Promise<Announcement | null>, stopped: () => boolean, onError?: (err: Error) => void,
+  retryMs: readonly number[] = CATCH_UP_RETRY_MS,
+): Promise<Announcement | null> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await latest();
+    } catch (e) {
+      if (attempt >= retryMs.length || stopped()) {
+        onError?.(new Error(`catching up after a reconnect: reading the newest checkpoint announcement failed ${attempt + 1} time(s): ${(e as Error).message}; waiting for the next announcement`));
+        return null;
+      }
+      await sleep(retryMs[attempt]);
+    }
   }
 }
 

@@ -12,6 +12,7 @@ import { parseConfig } from '../../lib/config/index.ts';
 import { connectNats, RunStateStore } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { lastLoggedTrainedSeq } from '../../orchestrator/run-state.ts';
+import { readEvents } from '../../lib/log/event-log.ts';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 
 let nats: TestNatsServer;
@@ -48,6 +49,15 @@ test('lastLoggedTrainedSeq: the highest trained seq; a line cut short (last, or 
   assert.equal(lastLoggedTrainedSeq(f), 2);
   appendFileSync(f, `${JSON.stringify({ type: 'trained', seq: 4 })}\n`);
   assert.equal(lastLoggedTrainedSeq(f), 4);
+});
+
+test('readEvents reads a block at a time: lines that straddle its 1 MiB blocks (multi-byte characters too) are read whole', () => {
+  const f = join(dir, 'long.jsonl');
+  const events = Array.from({ length: 40_000 }, (_, k) => ({ type: k % 7 ? 'rollout' : 'trained', seq: k, note: 'é€'.repeat(k % 13) }));
+  writeFileSync(f, events.map((e) => JSON.stringify(e)).join('\n') + '\n{"type":"trained","seq":99999');
+  assert.ok(readFileSync(f).length > 2.5 * (1 << 20), 'the log spans several blocks');
+  assert.deepEqual(readEvents(f), events);
+  assert.equal(lastLoggedTrainedSeq(f), events.filter((e) => e.type === 'trained').at(-1)!.seq);
 });
 
 test('a stored state ahead of the event log: the orchestrator logs the missing acknowledged batches at resume, once', { timeout: 60_000 }, async () => {
