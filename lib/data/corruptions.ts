@@ -470,7 +470,35 @@ function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr
         let sx = 0;
         for (let yy = ys, kr = (ys * w + xs) * 3; yy <= yb; yy += step, kr += rowStride * step) {
           let nr = 0, ir = 0;
-          for (let j = 0, k = kr; j < nxs; j++, k += colStride) {
+          // Whole rows of the 5- and 7-sample windows (the levels' windows away from the image edges) unrolled: the
+          // same tests and sums in the same order as the loop below, without its counter (10% of the search at level low).
+          if (nxs === 5) {
+            let k = kr, v0 = data[k], v1 = data[k + 1], v2 = data[k + 2], t0 = v0 - c0, t1 = v1 - c1, t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 1; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 2; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 3; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 4; }
+          } else if (nxs === 7) {
+            let k = kr, v0 = data[k], v1 = data[k + 1], v2 = data[k + 2], t0 = v0 - c0, t1 = v1 - c1, t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 1; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 2; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 3; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 4; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 5; }
+            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
+            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 6; }
+          } else for (let j = 0, k = kr; j < nxs; j++, k += colStride) {
             const v0 = data[k], v1 = data[k + 1], v2 = data[k + 2];
             const t0 = v0 - c0, t1 = v1 - c1, t2 = v2 - c2;
             if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) {
