@@ -379,41 +379,53 @@ const meanShift: Impl = (img, { i, s }) => {
   const packed = bufs.packed.subarray(0, cw * chh);
   for (let p = 0, q = 0; p < packed.length; p++, q += 3) packed[p] = (modeBytes[q] << 16) | (modeBytes[q + 1] << 8) | modeBytes[q + 2];
   const src = img.data, o = out.data;
-  for (let y = 0; y < h; y++) {
-    const cy = Math.min(chh - 2, Math.max(0, Math.floor((y + 0.5) / f - 0.5)));
+  // Rows with the same candidate rows (ya, yb; f of them inside) in one band: each run's candidates are read and
+  // compared once per band, not once per row.
+  const rowOf = (y: number) => Math.min(chh - 2, Math.max(0, Math.floor((y + 0.5) / f - 0.5)));
+  for (let y = 0; y < h;) {
+    const cy = rowOf(y);
+    let ye = y + 1;
+    while (ye < h && rowOf(ye) === cy) ye++;
     const ra = Math.max(0, cy) * cw, rb = Math.min(chh - 1, cy + 1) * cw;
     for (let r = 0; r < runXa.length; r++) {
       // The candidates in the order of a scan (rows ya, yb; columns xa, xb). With one coarse row or column a
       // candidate repeats; a repeat has the same distance and never wins the strict comparison below.
       const a = ra + runXa[r], b = ra + runXb[r], c = rb + runXa[r], d = rb + runXb[r];
       const pa = packed[a];
-      const kb = (y * w + runStart[r]) * 3, ke = (y * w + runStart[r + 1]) * 3;
+      const span = (runStart[r + 1] - runStart[r]) * 3;
       if (pa === packed[b] && pa === packed[c] && pa === packed[d]) {
         const m0 = pa >> 16, m1 = (pa >> 8) & 255, m2 = pa & 255;
-        for (let k = kb; k < ke; k += 3) { o[k] = m0; o[k + 1] = m1; o[k + 2] = m2; }
+        for (let yy = y; yy < ye; yy++) {
+          const kb = (yy * w + runStart[r]) * 3, ke = kb + span;
+          for (let k = kb; k < ke; k += 3) { o[k] = m0; o[k + 1] = m1; o[k + 2] = m2; }
+        }
         continue;
       }
       // The four candidate modes (float32 values as doubles), the same for the whole run.
       const qa = a * 3, qb = b * 3, qc = c * 3, qd = d * 3;
       const a0 = modes[qa], a1 = modes[qa + 1], a2 = modes[qa + 2], b0 = modes[qb], b1 = modes[qb + 1], b2 = modes[qb + 2];
       const c0 = modes[qc], c1 = modes[qc + 1], c2 = modes[qc + 2], d0 = modes[qd], d1 = modes[qd + 1], d2 = modes[qd + 2];
-      for (let k = kb; k < ke; k += 3) {
-        const p0 = src[k], p1 = src[k + 1], p2 = src[k + 2];
-        let best = qa;
-        let e0 = a0 - p0, e1 = a1 - p1, e2 = a2 - p2;
-        let bd = e0 * e0 + e1 * e1 + e2 * e2;
-        e0 = b0 - p0; e1 = b1 - p1; e2 = b2 - p2;
-        let dd = e0 * e0 + e1 * e1 + e2 * e2;
-        if (dd < bd) { bd = dd; best = qb; }
-        e0 = c0 - p0; e1 = c1 - p1; e2 = c2 - p2;
-        dd = e0 * e0 + e1 * e1 + e2 * e2;
-        if (dd < bd) { bd = dd; best = qc; }
-        e0 = d0 - p0; e1 = d1 - p1; e2 = d2 - p2;
-        dd = e0 * e0 + e1 * e1 + e2 * e2;
-        if (dd < bd) best = qd;
-        o[k] = modeBytes[best]; o[k + 1] = modeBytes[best + 1]; o[k + 2] = modeBytes[best + 2];
+      for (let yy = y; yy < ye; yy++) {
+        const kb = (yy * w + runStart[r]) * 3, ke = kb + span;
+        for (let k = kb; k < ke; k += 3) {
+          const p0 = src[k], p1 = src[k + 1], p2 = src[k + 2];
+          let best = qa;
+          let e0 = a0 - p0, e1 = a1 - p1, e2 = a2 - p2;
+          let bd = e0 * e0 + e1 * e1 + e2 * e2;
+          e0 = b0 - p0; e1 = b1 - p1; e2 = b2 - p2;
+          let dd = e0 * e0 + e1 * e1 + e2 * e2;
+          if (dd < bd) { bd = dd; best = qb; }
+          e0 = c0 - p0; e1 = c1 - p1; e2 = c2 - p2;
+          dd = e0 * e0 + e1 * e1 + e2 * e2;
+          if (dd < bd) { bd = dd; best = qc; }
+          e0 = d0 - p0; e1 = d1 - p1; e2 = d2 - p2;
+          dd = e0 * e0 + e1 * e1 + e2 * e2;
+          if (dd < bd) best = qd;
+          o[k] = modeBytes[best]; o[k + 1] = modeBytes[best + 1]; o[k + 2] = modeBytes[best + 2];
+        }
       }
     }
+    y = ye;
   }
   return out;
 };
