@@ -447,6 +447,7 @@ function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr
   const step = Math.max(1, Math.ceil(sp / 3));
   const rowStride = w * 3, colStride = 3 * step;
   const useMemo = Math.floor(sp / step) >= 3;
+  const half = Math.floor(sp / step) * step, full = 2 * Math.floor(sp / step) + 1;
   if (useMemo && !memo) memo = { stamp: new Int32Array(1 << MEMO_BITS), pos: new Int32Array(1 << MEMO_BITS), step: new Uint8Array(1 << MEMO_BITS), val: new Float64Array(6 << MEMO_BITS), gen: 0 };
   const m = memo!;
   if (useMemo && ++m.gen > 0x3fffffff) { m.gen = 1; m.stamp.fill(0); }
@@ -474,9 +475,11 @@ function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr
         let n = 0, sy = 0, s0 = 0, s1 = 0, s2 = 0;
         const ya = y - sp < 0 ? 0 : y - sp, yb = y + sp > h - 1 ? h - 1 : y + sp;
         const xa = x - sp < 0 ? 0 : x - sp, xb = x + sp > w - 1 ? w - 1 : x + sp;
-        const ys = y - Math.floor((y - ya) / step) * step;
-        const xs = x - Math.floor((x - xa) / step) * step;
-        const nxs = Math.floor((xb - xs) / step) + 1;
+        // Away from the edges the first sample's offset and the row's sample count are the constants half and
+        // full (no divisions; 35k steps per image at level low).
+        const ys = y < sp ? y - Math.floor((y - ya) / step) * step : y - half;
+        const xs = x < sp ? x - Math.floor((x - xa) / step) * step : x - half;
+        const nxs = x >= sp && x + sp < w ? full : Math.floor((xb - xs) / step) + 1;
         // Positions are summed as per-row counts and column indices: integers, so the totals (and the
         // new centre) are exactly those of summing each accepted sample's x and y.
         let sx = 0;
