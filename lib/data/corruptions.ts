@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, addStandardNormalFast, type Rng } from './random.ts';
-import { asFloat32, blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
+import { blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, downsampleArea, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -348,8 +348,10 @@ const meanShift: Impl = (img, { i, s }) => {
   if (sr < 1) return cloneImage(img);
   const f = sp >= 8 ? Math.min(4, Math.floor(sp / 4)) : 1;
   const out = newImage(w, h);
+  // The search reads float64 copies (the same values: bytes, or the coarse image's float32s): no float32-to-double
+  // conversion on each of its ~1M sample reads per image (3-5% of the call).
   if (f === 1) {
-    const modes = meanShiftModes(asFloat32(img.data), w, h, sp, sr);
+    const modes = meanShiftModes(new Float64Array(img.data), w, h, sp, sr);
     for (let k = 0; k < modes.length; k++) out.data[k] = u8(modes[k]);
     return out;
   }
@@ -358,11 +360,13 @@ const meanShift: Impl = (img, { i, s }) => {
   const cw = Math.ceil(w / f), chh = Math.ceil(h / f);
   let bufs = msScratch;
   if (bufs.small.length < cw * chh * 3) {
-    bufs = { small: new Float32Array(cw * chh * 3), modes: new Float32Array(cw * chh * 3), bytes: new Uint8Array(cw * chh * 3), packed: new Int32Array(cw * chh) };
+    bufs = { small: new Float32Array(cw * chh * 3), wide: new Float64Array(cw * chh * 3), modes: new Float32Array(cw * chh * 3), bytes: new Uint8Array(cw * chh * 3), packed: new Int32Array(cw * chh) };
     if (cw * chh * 3 <= KEEP_SCRATCH_ELEMENTS) msScratch = bufs;
   }
   const small = downsampleArea(img.data, w, h, 3, f, bufs.small.subarray(0, cw * chh * 3));
-  const modes = meanShiftModes(small.data, cw, chh, Math.max(1, Math.round(sp / f)), sr, bufs.modes.subarray(0, cw * chh * 3));
+  const wide = bufs.wide.subarray(0, cw * chh * 3);
+  wide.set(small.data);
+  const modes = meanShiftModes(wide, cw, chh, Math.max(1, Math.round(sp / f)), sr, bufs.modes.subarray(0, cw * chh * 3));
   const modeBytes = bufs.bytes.subarray(0, cw * chh * 3);
   for (let k = 0; k < modes.length; k++) modeBytes[k] = u8(modes[k]);
   // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel (fewer at a 1-px edge).
@@ -438,11 +442,11 @@ const meanShift: Impl = (img, { i, s }) => {
  * pixel) it saved 10-11% of the search; with 5x5 windows it cost 0-4% (docs/performance.md, round 6).
  */
 const MEMO_BITS = 14;
-let msScratch = { small: new Float32Array(0), modes: new Float32Array(0), bytes: new Uint8Array(0), packed: new Int32Array(0) };
+let msScratch = { small: new Float32Array(0), wide: new Float64Array(0), modes: new Float32Array(0), bytes: new Uint8Array(0), packed: new Int32Array(0) };
 let memo: { stamp: Int32Array; pos: Int32Array; step: Uint8Array; val: Float64Array; gen: number } | undefined;
 
-/** The mean-shift mode colour of every pixel of an interleaved RGB float image. */
-function meanShiftModes(data: Float32Array, w: number, h: number, sp: number, sr: number, out = new Float32Array(w * h * 3)): Float32Array {
+/** The mean-shift mode colour of every pixel of an interleaved RGB image (float64 values). */
+function meanShiftModes(data: Float64Array, w: number, h: number, sp: number, sr: number, out = new Float32Array(w * h * 3)): Float32Array {
   const sr2 = sr * sr;
   const step = Math.max(1, Math.ceil(sp / 3));
   const rowStride = w * 3, colStride = 3 * step;
