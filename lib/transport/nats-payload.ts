@@ -121,7 +121,8 @@ function replaceBuffer(this: ParserInternals, mb: PayloadBuffer, size: number): 
 
 /**
  * Makes every nats.js connection of this process assemble a message that spans socket reads in one buffer of the
- * message's size (or the connection's scratch buffer, receiveInScratch). Idempotent; true when the patch is in place.
+ * message's size (or the connection's scratch buffer, receiveInScratch), and count the bytes each socket read brings for
+ * read-memory.ts's scavenge (the parser is where every read passes). Idempotent; true when the patch is in place.
  */
 export function presizePayloads(nc: NatsConnection): boolean {
   const parser = parserOf(nc);
