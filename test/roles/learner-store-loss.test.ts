@@ -8,36 +8,21 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NatsConnection } from 'nats';
 import { freePort } from '../helpers/nats.ts';
-import { CheckpointStore, connectNats, encodeTensor, spawnNatsServer, type NatsServerProcess, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { decodeCheckpoint, type TensorMap } from '../../lib/checkpoint/index.ts';
-import { paramShapes, policySpecOf } from '../../lib/models/bundle.ts';
-import { PolicyRunner } from '../../lib/models/runner.ts';
-import { standardNormal } from '../../lib/data/random.ts';
-import { LearnerStateStore, silentLogger } from '../../lib/worker/index.ts';
-import { runLearner, type LearnerHandle } from '../../learner/index.ts';
-import { noisy, parsed, sftBatch as sftTestBatch, stackImages, startFakeOrchestrator, tinyConfig, waitFor, type FakeOrchestrator } from './helpers.ts';
+import { spawnNatsServer, type NatsServerProcess, type TrainBatch } from '../../lib/transport/index.ts';
+import type { TensorMap } from '../../lib/checkpoint/index.ts';
+import { LearnerStateStore } from '../../lib/worker/index.ts';
+import { parsed, sftBatch as sftTestBatch, tinyConfig, waitFor } from './helpers.ts';
+import { grpoBatch as grpoTestBatch, rollOut, startLearnerRig, type LearnerRig } from './learner-harness.ts';
 
 const RUN = 'learn-loss';
 const input = tinyConfig(RUN, { nats: { keepCheckpoints: 2 }, sft: { lr: 0.003 }, optim: { lr: 0.001 }, grpo: { groupSize: 2, beta: 0.5 } });
 const config = parsed(input);
-const spec = policySpecOf(config);
-const PER = 3 * 16 * 16;
-const N = 4;
 
 let dir: string;
 let port: number;
 let server: NatsServerProcess;
-let nc: NatsConnection;
-let store: CheckpointStore;
-let orch: FakeOrchestrator;
-let learner: LearnerHandle;
-
-const learnerOptions = () => ({
-  orchestrator: orch.address, nats: server.url, workerId: 'learner-1', logger: silentLogger,
-  reconnect: { initialDelayMs: 50, maxDelayMs: 200 }, publishRetryMs: 200,
-});
+let rig: LearnerRig;
 
 /** kill -9 of nats-server, its store directory removed, started again on the same port. */
 async function loseStore(): Promise<void> {
@@ -50,49 +35,19 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'learner-loss-'));
   port = await freePort();
   server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
-  nc = await connectNats({ url: server.url, name: 'learner-loss-test' });
-  store = await CheckpointStore.open(nc, { runId: RUN });
-  orch = await startFakeOrchestrator({ runId: RUN, config: input });
-  learner = await runLearner(learnerOptions());
-  await learner.ready;
+  rig = await startLearnerRig({ runId: RUN, input, natsUrl: server.url, learner: { publishRetryMs: 200 } });
 });
 after(async () => {
-  await learner?.stop({ graceMs: 1000 });
-  await orch?.close();
-  await nc?.close();
+  await rig?.close();
   await server?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const f32 = (shape: number[], data: Float32Array) => encodeTensor({ dtype: 'float32', shape, data });
 const sftBatch = (seq: number): TrainBatch => sftTestBatch(RUN, seq);
-
 /** GRPO batch `seq`: 2 samples x G=2 rolled out with `params` (behaviour version `version`). */
-async function grpoBatch(seq: number, params: TensorMap, version: number): Promise<TrainBatch> {
-  const images = noisy(stackImages([seq, seq, seq + 1, seq + 1]));
-  const noise = new Float32Array(N * PER);
-  for (let i = 0; i < N; i++) noise.set(standardNormal(PER, seq * 10 + i), i * PER);
-  const runner = await PolicyRunner.create(config);
-  const out = await runner.run(params, images, noise, N);
-  await runner.release();
-  return {
-    batch_id: `${RUN}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 30_000,
-    images: f32([N, 3, 16, 16], images), actions: f32([N, 3, 16, 16], out.action),
-    logp_old: f32([N], out.logp), advantages: f32([N], Float32Array.of(1, -1, 0.5, -0.5)),
-    behaviour_versions: Array(N).fill(version), sample_ids: ['a', 'a', 'b', 'b'], group_indices: [0, 1, 0, 1],
-  };
-}
-
-async function train(b: TrainBatch): Promise<WorkerMessage__Output> {
-  const from = orch.received.length;
-  await orch.send('learner-1', { train_batch: b });
-  return orch.next((m) => (m.train_result?.batch_id ?? m.task_error?.task_id) === b.batch_id, { from, timeoutMs: 60_000 });
-}
-
-const checkpointAt = async (version: number, digest?: string) => {
-  const { bytes } = await store.get(version, digest ? { expectDigest: digest } : {});
-  return decodeCheckpoint(bytes, { expectedShapes: paramShapes(spec) });
-};
+const grpoBatch = async (seq: number, params: TensorMap, version: number): Promise<TrainBatch> => grpoTestBatch(RUN, seq, await rollOut(config, params, seq), version);
+const train = (b: TrainBatch) => rig.train(b);
+const checkpointAt = (version: number, digest?: string) => rig.checkpointAt(version, digest);
 const bytesOf = (p: TensorMap) => Buffer.concat([...p.keys()].sort().map((k) => Buffer.from(p.get(k)!.data.buffer, p.get(k)!.data.byteOffset, p.get(k)!.data.byteLength)));
 
 test('a lost store is put back by the learner: KL reference, newest checkpoint, AdamW state; an empty GRPO batch is recorded, not refused', async () => {
@@ -105,11 +60,11 @@ test('a lost store is put back by the learner: KL reference, newest checkpoint, 
 
   await loseStore();
   // after its reconnection the learner finds v2 gone and puts back v1 (the KL reference) and v2
-  await waitFor(async () => (await store.latest().catch(() => null))?.version === 2, 'v2 announced again', 30_000);
-  assert.equal((await store.latest())!.digest, v2, 'the same checkpoint, byte for byte');
+  await waitFor(async () => (await rig.store.latest().catch(() => null))?.version === 2, 'v2 announced again', 30_000);
+  assert.equal((await rig.store.latest())!.digest, v2, 'the same checkpoint, byte for byte');
   await checkpointAt(1, refDigest);
   const ck2 = await checkpointAt(2, v2);
-  const moments = await (await LearnerStateStore.open(nc, RUN)).get(2, v2.slice(7), ck2.params);
+  const moments = await (await LearnerStateStore.open(rig.nc, RUN)).get(2, v2.slice(7), ck2.params);
   assert.equal(moments?.state.step, 1, 'the AdamW state of v2 is back');
 
   // every group of batch 3 dropped: the orchestrator sends it without samples; recorded as v3, weights unchanged
@@ -127,14 +82,11 @@ test('a lost store is put back by the learner: KL reference, newest checkpoint, 
   await loseStore();
   const r4 = (await train(await grpoBatch(4, ck3.params, 3))).train_result!;
   assert.deepEqual([r4.applied, r4.version], [true, 4]);
-  await waitFor(async () => (await store.latest().catch(() => null))?.version === 4, 'v4 announced', 30_000);
+  await waitFor(async () => (await rig.store.latest().catch(() => null))?.version === 4, 'v4 announced', 30_000);
   await checkpointAt(1, refDigest);
 
   // a learner restarted now resumes from what was put back (v4 and its reference v1)
-  await learner.stop();
-  await learner.done;
-  learner = await runLearner(learnerOptions());
-  await learner.ready;
-  const now = learner.state()!;
+  await rig.restartLearner();
+  const now = rig.learner.state()!;
   assert.deepEqual([now.version, now.lastBatchSeq, now.refVersion, now.refDigest], [4, 4, 1, refDigest]);
 });

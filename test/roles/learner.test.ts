@@ -4,103 +4,48 @@
 // bit-exactly (parameters, AdamW state, reference), plus a reconnect that re-Hellos with its position.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NatsConnection } from 'nats';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
-import { CheckpointStore, connectNats, encodeTensor, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { decodeCheckpoint, type TensorMap } from '../../lib/checkpoint/index.ts';
-import { policySpecOf, paramShapes } from '../../lib/models/bundle.ts';
+import { encodeTensor, type TrainBatch } from '../../lib/transport/index.ts';
+import { decodeCheckpoint } from '../../lib/checkpoint/index.ts';
+import { policySpecOf } from '../../lib/models/bundle.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
-import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
-import { LearnerStateStore, silentLogger } from '../../lib/worker/index.ts';
-import { runLearner, type LearnerHandle } from '../../learner/index.ts';
-import { noisy, parsed, sftBatch as sftTestBatch, stackImages, startFakeOrchestrator, tinyConfig, waitFor, type FakeOrchestrator } from './helpers.ts';
+import { silentLogger } from '../../lib/worker/index.ts';
+import { runLearner } from '../../learner/index.ts';
+import { noisy, parsed, sftBatch as sftTestBatch, stackImages, startFakeOrchestrator, tinyConfig, waitFor } from './helpers.ts';
+import { assertSameParams as sameParams, grpoBatch as grpoTestBatch, grpoStepByHand, N, PER, rollOut, startLearnerRig, type GrpoSamples, type LearnerRig } from './learner-harness.ts';
 
 const RUN = 'learn-test';
 // K = max(keepCheckpoints 2, maxStaleness 0 + 1) = 2; a visible learning rate so steps change the weights
 const input = tinyConfig(RUN, { nats: { keepCheckpoints: 2 }, sft: { lr: 0.003 }, optim: { lr: 0.001 }, grpo: { groupSize: 2, clipLow: 0.2, clipHigh: 0.2, beta: 0.5 } });
 const config = parsed(input);
 const spec = policySpecOf(config);
-const PER = 3 * 16 * 16;
-const N = 4;
 
 let nats: TestNatsServer;
-let nc: NatsConnection;
-let store: CheckpointStore;
-let orch: FakeOrchestrator;
-let learner: LearnerHandle;
-
-const learnerOptions = () => ({
-  orchestrator: orch.address, nats: nats.url, workerId: 'learner-1', logger: silentLogger,
-  reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
-});
+let rig: LearnerRig;
 
 before(async () => {
   nats = await startNatsServer();
-  nc = await connectNats({ url: nats.url, name: 'learner-test' });
-  store = await CheckpointStore.open(nc, { runId: RUN });
-  orch = await startFakeOrchestrator({ runId: RUN, config: input });
-  learner = await runLearner(learnerOptions());
-  await learner.ready;
+  rig = await startLearnerRig({ runId: RUN, input, natsUrl: nats.url });
 });
 after(async () => {
-  await learner?.stop({ graceMs: 1000 });
-  await orch?.close();
-  await nc?.close();
+  await rig?.close();
   await nats?.stop();
 });
 
-const f32 = (shape: number[], data: Float32Array) => encodeTensor({ dtype: 'float32', shape, data }, { allowNonFinite: true });
+const f32 = (shape: number[], data: Float32Array) => encodeTensor({ dtype: 'float32', shape, data });
 const sftBatch = (seq: number): TrainBatch => sftTestBatch(RUN, seq);
-
-interface GrpoData { images: Float32Array; actions: Float32Array; logpOld: Float32Array; advantages: Float32Array; versions: number[] }
-
-/** Rolls out 2 samples x G=2 with `params` (behaviour version `version`), as rollout workers would. */
-async function grpoData(params: TensorMap, version: number, seed: number): Promise<GrpoData> {
-  const images = noisy(stackImages([seed, seed, seed + 1, seed + 1]));
-  const noise = new Float32Array(N * PER);
-  for (let i = 0; i < N; i++) noise.set(standardNormal(PER, seed * 10 + i), i * PER);
-  const runner = await PolicyRunner.create(config);
-  const out = await runner.run(params, images, noise, N);
-  await runner.release();
-  return { images, actions: out.action, logpOld: out.logp, advantages: Float32Array.of(1, -1, 0.5, -0.5), versions: Array(N).fill(version) };
-}
-
-function grpoBatch(seq: number, d: GrpoData): TrainBatch {
-  return {
-    batch_id: `${RUN}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 30_000,
-    images: f32([N, 3, 16, 16], d.images), actions: f32([N, 3, 16, 16], d.actions),
-    logp_old: f32([N], d.logpOld), advantages: f32([N], d.advantages),
-    behaviour_versions: d.versions, sample_ids: ['a', 'a', 'b', 'b'], group_indices: [0, 1, 0, 1],
-  };
-}
-
-async function train(b: TrainBatch): Promise<WorkerMessage__Output> {
-  const from = orch.received.length;
-  await orch.send('learner-1', { train_batch: b });
-  return orch.next((m) => (m.train_result?.batch_id ?? m.task_error?.task_id) === b.batch_id, { from });
-}
-
-const paramsAt = async (version: number) => {
-  const { bytes } = await store.get(version);
-  return decodeCheckpoint(bytes, { expectedShapes: paramShapes(spec) });
-};
-
+const grpoBatch = (seq: number, d: GrpoSamples & { version: number }): TrainBatch => grpoTestBatch(RUN, seq, d, d.version);
+/** Samples rolled out with `params` (behaviour version `version`), as rollout workers would. */
+const grpoData = async (params: Parameters<typeof rollOut>[1], version: number, seed: number) => ({ ...(await rollOut(config, params, seed)), version });
+const train = (b: TrainBatch) => rig.train(b);
+const paramsAt = (version: number) => rig.checkpointAt(version);
 /** The learner's own AdamW moments of `version` (never in the broadcast checkpoint). */
-const optimizerAt = async (version: number) => {
-  const { announcement } = await store.get(version);
-  const ck = await paramsAt(version);
-  return (await (await LearnerStateStore.open(nc, RUN)).get(version, announcement.digest, ck.params))!.state;
-};
-
-const sameParams = (a: TensorMap, b: TensorMap) => {
-  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
-  for (const [k, t] of a) assert.ok(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(b.get(k)!.data.buffer, b.get(k)!.data.byteOffset, b.get(k)!.data.byteLength)), `parameter ${k} differs`);
-};
+const optimizerAt = async (version: number) => (await rig.savedAt(version)).state;
 
 test('version 0 from the seed; SFT batches applied once, published before the ack; duplicate and gap answered', async () => {
-  assert.equal(learner.state()!.version, 0);
+  assert.equal(rig.learner.state()!.version, 0);
   const v0 = await paramsAt(0);
   sameParams(v0.params, initPolicyParams(spec, config.run.seed));
   assert.equal(v0.meta.extra.last_batch_seq, '0');
@@ -112,7 +57,7 @@ test('version 0 from the seed; SFT batches applied once, published before the ac
   assert.ok(Number.isFinite(t1.loss) && t1.loss > 0 && t1.grad_norm > 0);
   // the acknowledged version is already in the store, verified by its digest
   assert.equal(t1.checkpoint!.version, 1);
-  const c1 = await store.get(1, { expectDigest: t1.checkpoint!.digest });
+  const c1 = await rig.store.get(1, { expectDigest: t1.checkpoint!.digest });
   assert.equal(Number(t1.checkpoint!.size), c1.bytes.length);
   const ck1 = decodeCheckpoint(c1.bytes);
   assert.deepEqual([ck1.meta.version, ck1.meta.step, ck1.meta.lastBatchId, ck1.meta.extra.last_batch_seq, ck1.optimizer?.step], [1, 1, `${RUN}-b1`, '1', undefined]);
@@ -127,14 +72,14 @@ test('version 0 from the seed; SFT batches applied once, published before the ac
   const gap = (await train(sftBatch(3))).task_error!;
   assert.equal(gap.code, 'gap');
   assert.match(gap.message, /expected batch_seq 2 \(the last one handled is 1\), got 3/);
-  assert.equal(learner.state()!.version, 1);
+  assert.equal(rig.learner.state()!.version, 1);
 
   for (const seq of [2, 3]) assert.equal((await train(sftBatch(seq))).train_result!.version, seq);
   // K = 2; pruning runs right after the acknowledgement, off the critical path
-  await waitFor(async () => JSON.stringify(await store.versions()) === '[2,3]', 'old versions pruned');
-  assert.equal((await store.latest())!.version, 3);
+  await waitFor(async () => JSON.stringify(await rig.store.versions()) === '[2,3]', 'old versions pruned');
+  assert.equal((await rig.store.latest())!.version, 3);
   // the AdamW moments too: the newest two, written chunk by chunk as nats.js's object store reads them
-  const optimNames = async () => (await (await nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted).map((i) => i.name).sort();
+  const optimNames = async () => (await (await rig.nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted).map((i) => i.name).sort();
   await waitFor(async () => JSON.stringify(await optimNames()) === `["${RUN}/optim-v0000000002","${RUN}/optim-v0000000003"]`, 'old optimizer states pruned');
   assert.equal((await optimizerAt(3)).step, 3);
   // a dense batch sent to a run configured for scalar advantages: refused, seq not consumed
@@ -161,9 +106,9 @@ test('GRPO: the start version is the KL reference, kept through pruning; logp_mi
   assert.deepEqual([stale.applied, stale.version], [true, 5]);
   assert.ok(Number.isNaN(stale.logp_mismatch));
   assert.ok(stale.kl > 0, `kl ${stale.kl}`);
-  await waitFor(async () => JSON.stringify(await store.versions()) === '[3,4,5]', 'pruning to [3, 4, 5]: the reference v3 survives');
+  await waitFor(async () => JSON.stringify(await rig.store.versions()) === '[3,4,5]', 'pruning to [3, 4, 5]: the reference v3 survives');
 
-  const before5 = learner.params()!;
+  const before5 = rig.learner.params()!;
   // NaN in the inputs: skipped before any graph runs
   const d6 = await grpoData((await paramsAt(5)).params, 5, 3);
   d6.advantages[2] = NaN;
@@ -175,12 +120,12 @@ test('GRPO: the start version is the KL reference, kept through pruning; logp_mi
   d7.advantages.fill(-1);
   const r7 = (await train(grpoBatch(7, d7))).train_result!;
   assert.deepEqual([r7.applied, r7.skipped_reason, r7.version], [false, 'non_finite', 5]);
-  sameParams(learner.params()!, before5);
-  assert.equal((await store.latest())!.version, 5);
-  assert.equal(learner.state()!.lastBatchSeq, 7, 'a skipped seq counts as handled');
+  sameParams(rig.learner.params()!, before5);
+  assert.equal((await rig.store.latest())!.version, 5);
+  assert.equal(rig.learner.state()!.lastBatchSeq, 7, 'a skipped seq counts as handled');
   assert.equal((await train(grpoBatch(7, d7))).train_result!.skipped_reason, 'duplicate');
 
-  const text = await (await fetch(`${learner.metricsUrl}/metrics`)).text();
+  const text = await (await fetch(`${rig.learner.metricsUrl}/metrics`)).text();
   for (const re of [
     /recovery_grpo_policy_version\{run_id="learn-test",role="learner"\} 5/,
     /recovery_grpo_train_steps_total\{[^}]*kind="grpo"[^}]*\} 2/,
@@ -194,13 +139,10 @@ test('GRPO: the start version is the KL reference, kept through pruning; logp_mi
 });
 
 test('stop + restart resumes from the latest checkpoint bit-exactly and continues like an uninterrupted run', async () => {
-  const before = learner.state()!;
-  const params = learner.params()!;
-  await learner.stop();
-  await learner.done;
-  learner = await runLearner(learnerOptions());
-  await learner.ready;
-  const now = learner.state()!;
+  const before = rig.learner.state()!;
+  const params = rig.learner.params()!;
+  await rig.restartLearner();
+  const now = rig.learner.state()!;
   assert.deepEqual(
     [now.version, now.step, now.optimizerStep, now.refVersion, now.lastBatchId],
     [before.version, before.step, before.optimizerStep, before.refVersion, `${RUN}-b5`],
@@ -208,33 +150,26 @@ test('stop + restart resumes from the latest checkpoint bit-exactly and continue
   // the skipped seqs 6 and 7 changed no weights (checkpoint v5 says 5) but were recorded before their acks
   assert.equal(now.lastBatchSeq, 7);
   assert.equal((await train(sftBatch(6))).train_result!.skipped_reason, 'duplicate');
-  sameParams(learner.params()!, params);
-  const hello = (await orch.session('learner-1')).hello;
+  sameParams(rig.learner.params()!, params);
+  const hello = (await rig.orch.session('learner-1')).hello;
   assert.equal(hello.policy_version, undefined, 'a fresh process learns its state only after Welcome');
 
   // the next step equals one computed from checkpoint v5 (params + AdamW state) against reference v3
   const v5 = await paramsAt(5);
   const d = await grpoData(v5.params, 5, 8);
-  const trainer = PolicyTrainer.create(config, v5.params, { optimizerState: await optimizerAt(5) });
-  const runner = await PolicyRunner.create(config);
-  const refMean = (await runner.run((await paramsAt(3)).params, d.images, new Float32Array(N * PER), N)).mean;
-  await trainer.grpoStep({ n: N, images: d.images, actions: d.actions, logpOld: d.logpOld, advantages: d.advantages, refMean });
-  await runner.release();
-  await trainer.release();
+  const expected = await grpoStepByHand(config, v5.params, await optimizerAt(5), (await paramsAt(3)).params, d);
   const r = (await train(grpoBatch(8, d))).train_result!;
   assert.deepEqual([r.applied, r.version], [true, 6]);
-  sameParams(learner.params()!, v5.params);
+  sameParams(rig.learner.params()!, expected);
 });
 
 test('after the orchestrator restarts, the learner reconnects and says where it is in Hello', async () => {
-  const port = orch.server.port;
-  await orch.close();
-  orch = await startFakeOrchestrator({ runId: RUN, config: input, listen: `127.0.0.1:${port}` });
-  const s = await orch.session('learner-1');
+  await rig.restartOrchestrator();
+  const s = await rig.orch.session('learner-1');
   assert.equal(s.hello.policy_version, 6);
   assert.equal(s.hello.last_batch_seq, 8);
-  await waitFor(() => learner.isConnected(), 'the learner to be connected');
-  const health = await fetch(`${learner.metricsUrl}/health`);
+  await waitFor(() => rig.learner.isConnected(), 'the learner to be connected');
+  const health = await fetch(`${rig.learner.metricsUrl}/health`);
   assert.equal(health.status, 200);
   assert.equal((await train(sftBatch(6))).train_result!.skipped_reason, 'duplicate');
 });
