@@ -293,10 +293,13 @@ export async function runSingleProcess(
     const stepReward = rewards.slice(-n).reduce((s, x) => s + x, 0) / n;
     const meanOf = (f: (c: Record<string, number>) => number) => stepComponents.reduce((s, c) => s + f(c), 0) / n;
     onStep?.({ step: k + 1, reward: stepReward, components: { ssim: meanOf((c) => c.ssim!), clip_cos: meanOf((c) => c.clip_cos!) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction });
-    // with the identity member: the share of its (scalar part of the) advantages above 0, and their mean
-    const ids = kept.flatMap((gr) => (gr.identity ? [gr.identity.advantage + (gr.identity.map ? gr.identity.map.reduce((a, x) => a + x, 0) / gr.identity.map.length : 0)] : []));
-    const idNote = ids.length ? ` identity A>0 ${ids.filter((a) => a > 0).length}/${ids.length} mean ${(ids.reduce((a, x) => a + x, 0) / ids.length).toFixed(2)}` : '';
-    if ((k + 1) % 10 === 0) log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}${idNote}`);
+    if ((k + 1) % 10 === 0) {
+      // with the identity member: the share of its advantages (scalar part + map mean) above 0, and their mean;
+      // summed only for the steps that log it
+      const ids = kept.flatMap((gr) => (gr.identity ? [gr.identity.advantage + (gr.identity.map ? gr.identity.map.reduce((a, x) => a + x, 0) / gr.identity.map.length : 0)] : []));
+      const idNote = ids.length ? ` identity A>0 ${ids.filter((a) => a > 0).length}/${ids.length} mean ${(ids.reduce((a, x) => a + x, 0) / ids.length).toFixed(2)}` : '';
+      log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}${idNote}`);
+    }
   }
   // grpo.ema: the last GRPO version publishes the average (lib/grpo/weight-average.ts; the learner at seq
   // sft.steps + grpo.steps, the last batch; here also when a time budget ends the phase early).

@@ -57,3 +57,19 @@ test('grpo.ema: the same training, and the final parameters are the moving avera
   }
   assert.notDeepEqual([...averaged.params.values()].map((t) => [...t.data]), [...plain.params.values()].map((t) => [...t.data]), 'the average is not the trained weights');
 });
+
+test('with the identity member, every tenth GRPO step logs the share of its advantages above 0 over the kept groups', { timeout: 120_000 }, async () => {
+  const config = loadConfig(undefined, [...TINY, 'grpo.steps=10', 'grpo.identityAnchor=1']);
+  const lines: string[] = [];
+  await runSingleProcess(config, { params: initialParamsOf(config), log: (l) => lines.push(l) });
+  const step10 = lines.filter((l) => l.startsWith('[grpo] 10/10 '));
+  assert.equal(step10.length, 1, lines.join('\n'));
+  const m = /identity A>0 (\d+)\/(\d+) mean (-?\d+\.\d\d)$/.exec(step10[0]!);
+  assert.ok(m, step10[0]);
+  const [pos, n] = [Number(m[1]), Number(m[2])];
+  assert.ok(n >= 1 && n <= config.grpo.samplesPerBatch && pos <= n, step10[0]);
+  // without the identity member the line carries no such note
+  const plain: string[] = [];
+  await runSingleProcess(loadConfig(undefined, [...TINY, 'grpo.steps=10']), { params: initialParamsOf(config), log: (l) => plain.push(l) });
+  assert.ok(plain.some((l) => l.startsWith('[grpo] 10/10 ') && !l.includes('identity')), plain.join('\n'));
+});
