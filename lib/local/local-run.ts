@@ -4,7 +4,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +16,9 @@ import type { EvalDraws } from '../data/eval-draws.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
 import { Supervisor } from './supervisor.ts';
+import { RunPorts } from './ports.ts';
+
+export { freePort } from './ports.ts';
 import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
@@ -127,17 +129,6 @@ export function cpuSecondsOf(pids: Record<string, number>): Record<string, numbe
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
 function ensureNatsBinary(): void {
   try {
     execFileSync('nats-server', ['--version'], { stdio: 'ignore' });
@@ -177,19 +168,14 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  // Ports this run hands out are distinct: freePort() releases its probe, so two calls can return the same port,
-  // and a metrics port is kept across restarts (a collision made one worker restart forever).
-  const taken = new Set<number>();
-  const distinctPort = async (): Promise<number> => {
-    for (;;) {
-      const p = await freePort();
-      if (!taken.has(p)) {
-        taken.add(p);
-        return p;
-      }
-    }
-  };
-  const [grpcPort, metricsPort] = [await distinctPort(), await distinctPort()];
+  const ports = new RunPorts(log);
+  const distinctPort = () => ports.distinct();
+  const grpcPort = await distinctPort();
+  // Every process's metrics port is kept across its restarts, so a scraper finds it again, unless another process
+  // took it meanwhile (lib/local/ports.ts): metricsPorts says where each one is now.
+  const metricsPorts: Record<string, number> = { orchestrator: await distinctPort() };
+  const metricsPort = metricsPorts.orchestrator!;
+  const metricsArgs = async (name: string) => ['--metrics-port', String((metricsPorts[name] = await ports.keep(`${name}'s metrics port`, metricsPorts[name]!)))];
   let natsUrl = o.natsUrl;
   let natsPort = 0;
   // The NATS this run starts has one user per role, with least privilege (lib/local/nats-config.ts).
@@ -213,7 +199,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     sup.start({
       name: 'orchestrator',
       command: process.execPath,
-      args: [...(o.nodeArgs ?? []), BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, '--metrics-port', String(metricsPort), '--events', join(out, 'events.jsonl')],
+      args: async () => [...(o.nodeArgs ?? []), BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, ...(await metricsArgs('orchestrator')), '--events', join(out, 'events.jsonl')],
       doneOnExitCode: 0,
       env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator') }, // the lines below are parsed (lib/log)
       onLine: (line) => {
@@ -229,8 +215,6 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         if (!m || Number(m[1]) % 50 === 0 || Number(m[1]) === config.sft.steps) log(line);
       },
     });
-    // Every process gets a fixed metrics port (kept across restarts), so it can be scraped.
-    const metricsPorts: Record<string, number> = { orchestrator: metricsPort };
     const threads = roleThreads(o);
     const worker = async (role: OrtRole, name: string) => {
       metricsPorts[name] = await distinctPort();
@@ -238,7 +222,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       sup.start({
         name,
         command: process.execPath,
-        args: [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, '--metrics-port', String(metricsPorts[name]), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : [])],
+        args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : [])],
         doneOnExitCode: 0,
         env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
@@ -250,6 +234,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     await worker('learner', 'learner');
     for (let i = 0; i < (o.rolloutWorkers ?? 1); i++) await worker('rollout-worker', `rollout-${i}`);
     for (let i = 0; i < (o.rewardWorkers ?? 1); i++) await worker('reward-worker', `reward-${i}`);
+    log(`[local] /metrics and /health on 127.0.0.1: ${Object.entries(metricsPorts).map(([name, port]) => `${name} ${port}`).join(', ')}`);
     o.onStarted?.(sup, { grpcPort, natsPort, metricsPort, metricsPorts, config });
     await sup.whenDone('orchestrator');
     const grpoSeconds = ((grpoEnd?.at ?? Date.now()) - (grpoStart?.at ?? t0)) / 1000;

@@ -6,7 +6,8 @@ import { createInterface } from 'node:readline';
 export interface ChildSpec {
   name: string;
   command: string;
-  args: string[];
+  /** The arguments, or a function that makes them anew at every (re)start (e.g. a port that may have to move). */
+  args: string[] | (() => Promise<string[]>);
   env?: Record<string, string>;
   /** Exit code that means "finished, do not restart" (e.g. the orchestrator at the end of the run). */
   doneOnExitCode?: number;
@@ -37,7 +38,21 @@ export class Supervisor {
 
   private launch(child: Child): void {
     const { spec } = child;
-    const proc = spawn(spec.command, spec.args, { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (typeof spec.args !== 'function') return this.spawn(child, spec.args);
+    spec.args().then(
+      (args) => {
+        if (!this.stopping) this.spawn(child, args);
+      },
+      (e: unknown) => {
+        this.log(`[${spec.name}] could not start: ${e instanceof Error ? e.message : String(e)}`);
+        this.restartLater(child, 'could not start');
+      },
+    );
+  }
+
+  private spawn(child: Child, args: string[]): void {
+    const { spec } = child;
+    const proc = spawn(spec.command, args, { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.proc = proc;
     const onLine = spec.onLine ?? ((l: string) => this.log(`[${spec.name}] ${l}`));
     for (const stream of [proc.stdout!, proc.stderr!]) createInterface({ input: stream }).on('line', onLine);
@@ -50,14 +65,18 @@ export class Supervisor {
         child.done = true;
         return;
       }
-      child.restarts++;
-      this.restarts[spec.name] = child.restarts;
-      const delay = Math.min(5000, 250 * 2 ** Math.min(child.restarts, 4));
-      this.log(`[supervisor] ${spec.name} exited (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
-      setTimeout(() => {
-        if (!this.stopping) this.launch(child);
-      }, delay);
+      this.restartLater(child, `exited (${signal ?? `code ${code}`})`);
     });
+  }
+
+  private restartLater(child: Child, why: string): void {
+    child.restarts++;
+    this.restarts[child.spec.name] = child.restarts;
+    const delay = Math.min(5000, 250 * 2 ** Math.min(child.restarts, 4));
+    this.log(`[supervisor] ${child.spec.name} ${why}; restarting in ${delay} ms`);
+    setTimeout(() => {
+      if (!this.stopping) this.launch(child);
+    }, delay);
   }
 
   /** Resolves when the named child exits with its done code. */

@@ -8,10 +8,10 @@
 // starts it again on the same port with the same storage (JetStream data survives), for reconnect tests.
 // A process-exit hook kills any server a test forgot to stop.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
+import { freePort } from '../../lib/local/ports.ts';
 
 export interface TestNatsServer {
   url: string;
@@ -20,16 +20,7 @@ export interface TestNatsServer {
   restart(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** `maxPayload`: the server's max_payload in bytes (default nats-server's 1 MiB). */
 export async function startNatsServer(opts: { maxPayload?: number } = {}): Promise<TestNatsServer> {

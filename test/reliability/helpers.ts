@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../../lib/local/local-run.ts';
+import { freePort } from '../../lib/local/ports.ts';
 import { CheckpointStore, connectNats, spawnNatsServer, AnnouncementSchema, type Announcement } from '../../lib/transport/index.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
 
