@@ -1,13 +1,13 @@
 // Which draws' identity PSNR (the corrupted image against the clean one) is high: the draws that dominate a
 // mean of per-image PSNR, where the evaluation's cap (100 dB for MSE 0) sits when a corruption changes nothing
 // (hsv_saturation on a grayscale photograph). Validation draws as scripts/demo-probe.ts makes them (6 per
-// photograph), evaluation draws as the demo's.
+// photograph), evaluation draws as the demo's (eval.draws: every corruption type on each photograph).
 //
 //   node --import tsx scripts/identity-psnr.ts --seed N --split val|eval [--above 40] [key=value ...]
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
-import { firstSamples } from '../lib/eval/evaluate.ts';
+import { configEvalSamples } from '../lib/eval/evaluate.ts';
 import { DEMO_OVERRIDES } from '../lib/local/demo-defaults.ts';
 
 const { values, positionals } = parseArgs({
@@ -19,7 +19,7 @@ if (split !== 'val' && split !== 'eval') throw new Error(`identity-psnr: --split
 for (const a of positionals) if (!a.includes('=')) throw new Error(`identity-psnr: unknown argument ${JSON.stringify(a)}`);
 const config = loadConfig(undefined, [...DEMO_OVERRIDES, 'data.valImages=8', ...positionals, `run.seed=${Number(values.seed)}`]);
 const ds = await openRunDataset(config, split);
-const samples = split === 'eval' ? await firstSamples(ds, ds.size) : [];
+const samples = split === 'eval' ? await configEvalSamples(config, { count: ds.size }) : [];
 for (let epoch = 0; split === 'val' && epoch < 6; epoch++) {
   for (let i = 0; i < ds.size; i++) {
     const s = await ds.get(i, epoch);

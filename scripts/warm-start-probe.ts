@@ -1,14 +1,15 @@
 // How a warm start moves the policy away from identity, without the rest of the pipeline: SFT only (the
 // single-process loop, grpo.steps=0), then identity vs the warm start on (a) 128 px crops of the *training*
 // photographs with fresh corruptions (epochs 1000-1003, never trained on: the over-fitting check that needs no
-// evaluation photograph) and (b) the first 64 evaluation photographs, whole. Prints reward, SSIM, PSNR and the
+// evaluation photograph) and (b) the first 64 evaluation photographs, whole, drawn as the run's evaluation draws
+// (eval.draws: every corruption type on each photograph by default). Prints reward, SSIM, PSNR and the
 // per-type / per-level reward difference. docs/data.md ("Learning on photographs") lists what it measured.
 //
 //   node --import tsx scripts/warm-start-probe.ts STEPS [key=value ...]   e.g. 300 sft.loss=l2 sft.lr=1e-3
 import { loadConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import type { Sample } from '../lib/data/dataset.ts';
-import { evaluate, firstSamples, type EvalReport } from '../lib/eval/evaluate.ts';
+import { configEvalSamples, evaluate, imageCount, type EvalReport } from '../lib/eval/evaluate.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 
 const [stepsArg, ...overrides] = process.argv.slice(2);
@@ -29,7 +30,7 @@ for (let epoch = 1000; epoch < 1004; epoch++) {
     if (s) trainCrops.push(s);
   }
 }
-const evalSamples = await firstSamples(await openRunDataset(config, 'eval'), 64);
+const evalSamples = await configEvalSamples(config, { count: 64 });
 const policies = { identity: { kind: 'identity' as const }, sft: { kind: 'mean' as const, params: run.sftParams } };
 
 const f = (x: number) => x.toFixed(4);
@@ -43,5 +44,5 @@ const show = (name: string, id: EvalReport, sft: EvalReport) => {
 const onCrops = (await evaluate(cropConfig, trainCrops, policies)).reports;
 show(`training photographs, ${trainCrops.length} fresh 128 px crops`, onCrops.identity!, onCrops.sft!);
 const onEval = (await evaluate(config, evalSamples, policies)).reports;
-show(`evaluation photographs, ${evalSamples.length} whole`, onEval.identity!, onEval.sft!);
+show(`evaluation photographs, ${imageCount(evalSamples)} whole (${evalSamples.length} draws)`, onEval.identity!, onEval.sft!);
 console.log(`[${overrides.join(' ') || 'defaults'}] ${steps} SFT steps in ${seconds.toFixed(0)} s`);
