@@ -184,10 +184,11 @@ export function checkpointKeysFromEnv(opts: Pick<CheckpointStoreOptions, 'signin
 const PUSH_WAIT_MS = 2000;
 
 /**
- * Buffers a follower that releases its checkpoints keeps ready beside the one it holds (get's `reuse`): the next
- * push, and one more while the follower still holds the previous (checkpoint-buffers.ts).
+ * Buffers a follower that releases its checkpoints makes ready at its join beside the one it holds (get's `reuse`):
+ * one, for the next push; the pool grows to POOL_KEEP by itself when a follower still holds a version while two newer
+ * ones arrive (checkpoint-buffers.ts).
  */
-const RESERVED_BUFFERS = 2;
+const RESERVED_BUFFERS = 1;
 
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
