@@ -1,7 +1,9 @@
 // Child processes of bench/broadcast.bench.ts, one follower each (started with fork, so they report over IPC):
 //   nats <natsUrl> <runId> <shapes.json>   follows the run's announcements as a rollout worker does: fetch,
 //                                          verify and decode each (tensors as views of the fetched bytes, as
-//                                          the rollout worker's; BENCH_CHILD_COPY=1: copies); sends { version }
+//                                          the rollout worker's; BENCH_CHILD_COPY=1: copies); sends { version };
+//                                          holds one version at a time and releases the one it replaces, as the
+//                                          rollout worker's policy follower does (fetchCheckpoint `reuse`)
 //   tcp <port>                             reads length-prefixed frames from a loopback TCP socket and hashes
 //                                          each with Node's sha256; sends { version: frame index, digest };
 //                                          BENCH_TCP_HOLD=1: also copies each frame into a buffer of its own, as
@@ -36,8 +38,12 @@ if (mode === 'nats') {
   const watch = await store.watch({});
   process.once('disconnect', () => void watch.stop());
   send({ ready: true, cpu: cpuMs(), faults: faults() });
+  let held: { release(): void } | undefined;
   for await (const ann of watch) {
-    const ck = await fetchCheckpoint(store, ann, { runId, shapes, views: process.env.BENCH_CHILD_COPY !== '1' });
+    const ck = await fetchCheckpoint(store, ann, { runId, shapes, views: process.env.BENCH_CHILD_COPY !== '1', reuse: true });
+    // the policy follower's swap: the replaced version is released (no policy call reads it here)
+    held?.release();
+    held = ck;
     trace('decoded', { version: ann.version });
     send({ version: ann.version, digest: ck.digest, cpu: cpuMs(), faults: faults() });
   }

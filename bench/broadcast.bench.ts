@@ -6,6 +6,9 @@
 // process: the learner's put, or the TCP writes), the 4 receivers together, and nats-server; and their minor page
 // faults per round (first touches of fresh memory, the dominant cost of receiving on this kind of VM).
 //   BENCH_BROADCAST_REPS (default 5), BENCH_BROADCAST_SIZES (MB, default "1.2,50"),
+//   BENCH_BROADCAST_WARMUP (default 1): versions published to every arm (and frames sent to the TCP receivers) before
+//   the measured rounds, not measured: the checkpoint a follower finds when it joins a run (a follower lives for
+//   thousands of versions; 0 measures its very first ones, as before round 10),
 //   BENCH_BROADCAST_BEFORE (a checkout of other code, e.g. a worktree of main with node_modules: a second broadcast
 //   arm, "before", with its CheckpointStore and broadcast-child.ts, interleaved round by round with this one),
 //   BENCH_BROADCAST_BEFORE_MAX_PAYLOAD (bytes: the "before" arm's nats-server max_payload; default nats-server's 1 MiB;
@@ -28,6 +31,7 @@ import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, spawnNatsServer }
 
 const FOLLOWERS = 4;
 const REPS = Number(process.env.BENCH_BROADCAST_REPS ?? 5);
+const WARMUP = Number(process.env.BENCH_BROADCAST_WARMUP ?? 1);
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
 const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
 
@@ -161,7 +165,7 @@ export async function run(): Promise<void> {
   const before = beforeDir
     ? { store: (await import(join(beforeDir, 'lib/transport/index.ts'))) as { CheckpointStore: typeof CheckpointStore; connectNats: typeof connectNats }, child: join(beforeDir, 'bench/broadcast-child.ts') }
     : undefined;
-  console.log(`checkpoint broadcast to ${FOLLOWERS} followers in separate processes, ${REPS} interleaved rounds, medians${before ? ` (arm "before": ${beforeDir})` : ''}:`);
+  console.log(`checkpoint broadcast to ${FOLLOWERS} followers in separate processes, ${REPS} interleaved rounds after ${WARMUP} unmeasured (a follower's join), medians${before ? ` (arm "before": ${beforeDir})` : ''}:`);
   try {
     for (const mb of SIZES_MB) {
       const params = syntheticParams(mb);
@@ -188,7 +192,9 @@ export async function run(): Promise<void> {
       const fCpu = (fs: Follower[]) => sum(fs.map((f) => f.cpu()));
       const fFaults = (fs: Follower[]) => sum(fs.map((f) => f.faults()));
       let bytes = 0;
-      for (let v = 1; v <= REPS; v++) {
+      for (let v = 1; v <= WARMUP + REPS; v++) {
+        // the first WARMUP versions are the followers' join: delivered and checked, not measured
+        const measured = v > WARMUP;
         let enc = encodeCheckpoint({ meta: { runId: 'bench', version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
         // the arms take turns going first, so that neither always follows the TCP arm
         for (const arm of v % 2 === 0 ? [...arms].reverse() : arms) {
@@ -200,11 +206,12 @@ export async function run(): Promise<void> {
           trace('bench.put', { version: v, arm: arm.label });
           await arm.store.put(v, enc.bytes, `sha256:${enc.digest}`);
           const digests = await Promise.all(arm.followers.map((f) => f.reached(v)));
-          arm.ms.push(performance.now() - t0);
+          const ms = performance.now() - t0;
+          if (measured) arm.ms.push(ms);
           trace('bench.all_held', { version: v, arm: arm.label });
           const c1 = [ownCpu(), fCpu(arm.followers), procCpu(arm.serverPid)];
           const p1 = [ownFaults(), fFaults(arm.followers), procFaults(arm.serverPid)];
-          for (let i = 0; i < 3; i++) {
+          for (let i = 0; measured && i < 3; i++) {
             arm.cpu[i]! += c1[i]! - c0[i]!;
             arm.faults[i]! += p1[i]! - p0[i]!;
           }
@@ -223,12 +230,13 @@ export async function run(): Promise<void> {
           s.write(enc.bytes);
         }
         const tcpDigests = await Promise.all(receivers.map((f) => f.reached(v)));
+        if (tcpDigests.some((d) => d !== digest)) throw new Error(`v${v}: a TCP receiver hashed other bytes`);
+        if (!measured) continue;
         tcpMs.push(performance.now() - t0);
         tcpCpu[0]! += ownCpu() - c0[0]!;
         tcpCpu[1]! += fCpu(receivers) - c0[1]!;
         tcpFaults[0]! += ownFaults() - p0[0]!;
         tcpFaults[1]! += fFaults(receivers) - p0[1]!;
-        if (tcpDigests.some((d) => d !== digest)) throw new Error(`v${v}: a TCP receiver hashed other bytes`);
       }
       stopAll(all);
       all = [];

@@ -321,7 +321,9 @@ class RolloutRole implements WorkerRoleImpl {
   }
 
   private async runBatch(runnable: Pending[]): Promise<void> {
-    const policy = this.follower!.current!;
+    // the held policy's parameters stay valid until done(), even if a swap happens meanwhile (policy-follower.ts)
+    const use = this.follower!.use();
+    const policy = use.policy;
     const ordered = [...runnable.filter((t) => t.next > 0), ...runnable.filter((t) => t.next === 0)];
     const slots: Array<{ t: Pending; i: number }> = [];
     // On CPU at maxStaleness 0 a call carries one task (one GRPO group): its result goes out, and is scored, while
@@ -350,11 +352,13 @@ class RolloutRole implements WorkerRoleImpl {
     try {
       out = this.flowRunner ? await this.flowSlots(policy.params, slots) : await this.runner!.run(policy.params, images, noise, n);
     } catch (e) {
+      use.done();
       for (const t of new Set(slots.map((s) => s.t))) {
         if (!t.cancelled) this.fail(t, 'internal', `policy forward failed: ${(e as Error).message}`, true);
       }
       return;
     }
+    use.done();
     const ms = performance.now() - t0;
     trace('policy_end', { n });
     for (const t of new Set(slots.map((s) => s.t))) t.computeMs += ms;

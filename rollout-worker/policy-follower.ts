@@ -13,10 +13,28 @@ export interface HeldPolicy {
   digest: string;
 }
 
+/** The held policy lent to one policy call (use()): done() when the call no longer reads its parameters. */
+export interface PolicyUse {
+  policy: HeldPolicy;
+  done(): void;
+}
+
+/**
+ * A held policy's bookkeeping: its parameters are views of the fetched checkpoint's buffer, which goes back to the
+ * store (reused for a later checkpoint, the views detached: CheckpointStore.get) once it is replaced and no policy
+ * call uses it.
+ */
+interface Holding {
+  policy: HeldPolicy;
+  release: () => void;
+  users: number;
+  replaced: boolean;
+}
+
 const TRANSIENT_RETRY_MS = 1000;
 
 export class PolicyFollower {
-  current: HeldPolicy | undefined;
+  private holding: Holding | undefined;
   /** Set when a checkpoint was trained on another frozen base than this worker reads: the run is refused. */
   baseMismatch: string | undefined;
   private newest: Announcement | undefined;
@@ -35,6 +53,35 @@ export class PolicyFollower {
     /** The frozen base this worker reads (an imported network); checkpoints on another base are refused. */
     private readonly baseDigest?: string,
   ) {}
+
+  /** The policy held now (its parameters are valid while it is held; a policy call takes it with use()). */
+  get current(): HeldPolicy | undefined {
+    return this.holding?.policy;
+  }
+
+  /**
+   * The held policy for one policy call: its parameters stay valid until done(), even if a newer version is swapped
+   * in meanwhile. Throws when none is held.
+   */
+  use(): PolicyUse {
+    const h = this.holding;
+    if (!h) throw new Error('no policy version is held yet');
+    h.users++;
+    let done = false;
+    return {
+      policy: h.policy,
+      done: () => {
+        if (done) throw new Error(`policy v${h.policy.version}: done() called twice`);
+        done = true;
+        h.users--;
+        this.maybeRelease(h);
+      },
+    };
+  }
+
+  private maybeRelease(h: Holding): void {
+    if (h.replaced && h.users === 0) h.release();
+  }
 
   /** Starts following announcements; the newest existing one is noted first. */
   async start(): Promise<void> {
@@ -101,8 +148,14 @@ export class PolicyFollower {
     trace('swap_start', { version: ann.version });
     try {
       // views of the fetched bytes: this worker never writes its parameters (they are graph feeds)
-      const ckpt = await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes: this.shapes, baseDigest: this.baseDigest, views: true });
-      this.current = { version: ann.version, params: ckpt.params, digest: ann.digest };
+      // reuse: this follower releases each version it replaces, so the store receives the next ones in reused buffers
+      const ckpt = await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes: this.shapes, baseDigest: this.baseDigest, views: true, reuse: true });
+      const old = this.holding;
+      this.holding = { policy: { version: ann.version, params: ckpt.params, digest: ann.digest }, release: ckpt.release, users: 0, replaced: false };
+      if (old) {
+        old.replaced = true;
+        this.maybeRelease(old);
+      }
       trace('swap_end', { version: ann.version });
       this.ctx.metrics.get('policy_version').set(ann.version);
       this.ctx.log.info(`now at policy version ${ann.version}`, { digest: ann.digest });
@@ -136,6 +189,7 @@ export class PolicyFollower {
     await this.watch?.stop().catch(() => {});
     await this.watching;
     await this.fetching?.catch(() => {});
+    // the held version's buffer is not released: a policy call may still read it while the worker winds down
   }
 }
 

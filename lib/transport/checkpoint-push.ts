@@ -14,6 +14,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { trace } from '../log/trace.ts';
+import { CheckpointBuffers } from './checkpoint-buffers.ts';
 import { isScratch, receiveInScratch, releaseScratch } from './nats-payload.ts';
 
 const H_VERSION = 'Ckpt-Version';
@@ -49,6 +50,15 @@ export interface PushedCheckpoint {
   /** The metadata the learner stored with the checkpoint (JSON object). */
   meta: Record<string, unknown>;
   receivedUnixMs: number;
+}
+
+/**
+ * A pushed checkpoint handed to a consumer that gives it back: `release()` says that no view of `bytes` is used any
+ * more; once the receiver has moved on too, the buffer is detached and reused for a later checkpoint (checkpoint-
+ * buffers.ts). Calling it twice throws.
+ */
+export interface PushedLease extends PushedCheckpoint {
+  release(): void;
 }
 
 /** The headers of the chunk at `offset` of checkpoint `version` (`size` bytes, sha256 `digest`). */
@@ -100,21 +110,31 @@ export class CheckpointPushReceiver {
   private readonly assembling = new Map<string, Assembly>();
   private held: PushedCheckpoint | undefined;
   private readonly waiters = new Map<string, Array<() => void>>();
+  /** The buffers checkpoints are received into (one held per checkpoint in `assembling` and `held`). */
+  readonly buffers = new CheckpointBuffers();
 
   constructor(private readonly nc: NatsConnection, bucket: string) {
-    this.sub = nc.subscribe(chunkSubjects(bucket), { callback: (err, msg) => { if (!err && msg.headers) this.onChunk(msg.headers, msg.data); } });
+    this.sub = nc.subscribe(chunkSubjects(bucket), {
+      callback: (err, msg) => {
+        // a whole checkpoint's message is assembled in a pool buffer: back to the pool when it is not kept
+        if (!err && msg.headers && this.onChunk(msg.headers, msg.data)) return;
+        if (msg && this.buffers.owns(msg.data.buffer)) this.buffers.release(msg.data.buffer);
+      },
+    });
     // the parts of a checkpoint larger than one message are assembled in the connection's scratch buffer and copied
-    // into the checkpoint's (onChunk, synchronously): one copy into fresh memory per byte, not two
-    receiveInScratch(nc, this.sub, wholeCheckpoint);
+    // into the checkpoint's (onChunk, synchronously): one copy into fresh memory per byte, not two; a checkpoint in
+    // one message is assembled in a buffer of the pool
+    receiveInScratch(nc, this.sub, wholeCheckpoint, (size) => this.buffers.alloc(size));
   }
 
-  private onChunk(h: MsgHdrs, data: Uint8Array): void {
+  /** Handles a chunk; true when its buffer was kept (a whole checkpoint, as received). */
+  private onChunk(h: MsgHdrs, data: Uint8Array): boolean {
     const version = intHeader(h, H_VERSION);
     const size = intHeader(h, H_SIZE);
     const offset = intHeader(h, H_OFFSET);
     const digest = h.get(H_DIGEST);
-    if (version === undefined || size === undefined || offset === undefined || !/^sha256:[0-9a-f]{64}$/.test(digest) || size > MAX_PUSH_BYTES) return;
-    if (this.held && version <= this.held.version) return;
+    if (version === undefined || size === undefined || offset === undefined || !/^sha256:[0-9a-f]{64}$/.test(digest) || size > MAX_PUSH_BYTES) return false;
+    if (this.held && version <= this.held.version) return false;
     let a = this.assembling.get(digest);
     if (offset === 0) {
       trace('push.first', { version });
@@ -129,41 +149,56 @@ export class CheckpointPushReceiver {
         // the whole checkpoint in one chunk: held as nats.js delivered it (a buffer of its own), no assembly copy;
         // copied only if it lies in the connection's scratch buffer, which the next message overwrites
         const own = isScratch(data) ? Uint8Array.prototype.slice.call(data) : data;
-        this.assembling.delete(digest);
+        this.discard(digest);
         this.complete({ version, digest, buf: own, next: size, hash: createHash('sha256').update(own), meta });
-        return;
+        return own === data;
       }
-      // a buffer of its own at offset 0 (allocUnsafeSlow: not a slice of Node's pool), so the data section is aligned
-      a = { version, digest, buf: Buffer.allocUnsafeSlow(size), next: 0, hash: createHash('sha256'), meta };
+      // a buffer of the pool at offset 0, so the data section is aligned
+      this.discard(digest);
+      a = { version, digest, buf: new Uint8Array(this.buffers.alloc(size), 0, size), next: 0, hash: createHash('sha256'), meta };
       this.assembling.set(digest, a);
       for (const [d, other] of this.assembling) if (this.assembling.size > MAX_IN_PROGRESS && other !== a) this.drop(d);
     }
     // a chunk out of order means one was lost: this push is abandoned (the store has the checkpoint)
     if (!a || a.version !== version || a.buf.length !== size || offset !== a.next || offset + data.length > size) {
       if (a) this.drop(digest);
-      return;
+      return false;
     }
     a.buf.set(data, offset);
     a.hash.update(data);
     a.next += data.length;
-    if (a.next < size) return;
+    if (a.next < size) return false;
     this.assembling.delete(digest);
     this.complete(a);
+    return false;
   }
 
   /** A push fully received (and hashed): held when its sha256 is the digest its headers name. */
   private complete(a: Assembly): void {
     const { version, digest } = a;
-    if (`sha256:${a.hash.digest('hex')}` !== digest) return this.wake(digest);
+    if (`sha256:${a.hash.digest('hex')}` !== digest) {
+      this.buffers.release(a.buf.buffer);
+      return this.wake(digest);
+    }
+    // the receiver's hold on the previous one ends (a consumer that took it keeps its own)
+    if (this.held) this.buffers.release(this.held.bytes.buffer);
     this.held = { version, digest, bytes: a.buf, meta: a.meta, receivedUnixMs: Date.now() };
     trace('push.held', { version });
     for (const [d, other] of this.assembling) if (other.version <= version) this.drop(d);
     this.wake(digest);
   }
 
+  /** Abandons the assembly of `digest` (if any) and wakes whoever waits for it. */
   private drop(digest: string): void {
-    this.assembling.delete(digest);
+    this.discard(digest);
     this.wake(digest);
+  }
+
+  /** Forgets the assembly of `digest` (if any; a push of the same checkpoint starting again): its buffer goes back. */
+  private discard(digest: string): void {
+    const a = this.assembling.get(digest);
+    if (a) this.buffers.release(a.buf.buffer);
+    this.assembling.delete(digest);
   }
 
   private wake(digest: string): void {
@@ -173,9 +208,11 @@ export class CheckpointPushReceiver {
 
   /**
    * The pushed checkpoint `version` with `digest`, verified; when that push is still arriving, waits for it up to
-   * `waitMs`. Undefined when it was not received (the caller fetches it from the store).
+   * `waitMs`. Undefined when it was not received (the caller fetches it from the store). Its bytes stay valid until
+   * the lease is released, whatever the receiver receives meanwhile: a consumer that never calls release() keeps
+   * them for good (their buffer is then never reused).
    */
-  async take(version: number, digest: string, waitMs: number): Promise<PushedCheckpoint | undefined> {
+  async take(version: number, digest: string, waitMs: number): Promise<PushedLease | undefined> {
     const a = this.assembling.get(digest);
     if (a && a.version === version) {
       await new Promise<void>((resolve) => {
@@ -186,7 +223,19 @@ export class CheckpointPushReceiver {
       });
     }
     const held = this.held;
-    return held && held.version === version && held.digest === digest ? held : undefined;
+    if (!held || held.version !== version || held.digest !== digest) return undefined;
+    const ab = held.bytes.buffer;
+    const pooled = this.buffers.owns(ab);
+    if (pooled) this.buffers.acquire(ab);
+    let released = false;
+    return {
+      ...held,
+      release: () => {
+        if (released) throw new Error(`checkpoint v${version}: released twice`);
+        released = true;
+        if (pooled) this.buffers.release(ab);
+      },
+    };
   }
 
   /** True when a verified push with this digest is held (it backs its announcement as the stored object does). */
@@ -198,7 +247,10 @@ export class CheckpointPushReceiver {
     releaseScratch(this.nc, this.sub);
     this.sub.unsubscribe();
     for (const d of [...this.waiters.keys()]) this.wake(d);
+    for (const a of this.assembling.values()) this.buffers.release(a.buf.buffer);
     this.assembling.clear();
+    if (this.held) this.buffers.release(this.held.bytes.buffer);
     this.held = undefined;
+    this.buffers.close();
   }
 }

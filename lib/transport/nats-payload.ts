@@ -71,6 +71,8 @@ interface ProtocolInternals {
  */
 interface ScratchSub {
   whole: (head: Uint8Array, hdrLen: number, payloadLen: number) => boolean;
+  /** The buffer a whole message (of `size` bytes, headers included) is assembled in; default a new one. */
+  alloc: ((size: number) => ArrayBuffer) | undefined;
 }
 interface ScratchState {
   subs: Map<number, ScratchSub>;
@@ -111,7 +113,7 @@ function replaceBuffer(this: ParserInternals, mb: PayloadBuffer, size: number): 
     }
     ab = st.buf;
   } else {
-    ab = new ArrayBuffer(size);
+    ab = sub?.alloc?.(size) ?? new ArrayBuffer(size);
   }
   const full = new ctor(ab);
   full.reset();
@@ -152,15 +154,16 @@ export function presizePayloads(nc: NatsConnection): boolean {
  * that span socket reads are assembled in a scratch buffer of the connection, reused for the next such message:
  * their `data` is valid only until the callback returns (isScratch tells). `whole(head, hdrLen, payloadLen)` is asked
  * with the first bytes of each (headers first, when `hdrLen` >= 0 and they are all there): true gives that message a
- * buffer of its own, as every other message gets. True when in place (presizePayloads applied); stop with
- * releaseScratch.
+ * buffer of its own, as every other message gets: `alloc(size)` when given (e.g. a pool's buffer of at least `size`
+ * bytes; the message is its first `size` bytes), else a new one. True when in place (presizePayloads applied); stop
+ * with releaseScratch.
  */
-export function receiveInScratch(nc: NatsConnection, sub: Subscription, whole: ScratchSub['whole']): boolean {
+export function receiveInScratch(nc: NatsConnection, sub: Subscription, whole: ScratchSub['whole'], alloc?: (size: number) => ArrayBuffer): boolean {
   const protocol = protocolOf(nc);
   if (!protocol || !presizePayloads(nc)) return false;
   let st = scratch.get(protocol);
   if (!st) scratch.set(protocol, (st = { subs: new Map() }));
-  st.subs.set(sub.getID(), { whole });
+  st.subs.set(sub.getID(), { whole, alloc });
   return true;
 }
 

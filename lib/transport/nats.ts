@@ -183,6 +183,13 @@ export function checkpointKeysFromEnv(opts: Pick<CheckpointStoreOptions, 'signin
 /** How long get() waits for a push that is still arriving before it reads the store instead. */
 const PUSH_WAIT_MS = 2000;
 
+/**
+ * Buffers a follower that releases its checkpoints makes ready at its join beside the one it holds (get's `reuse`):
+ * one, for the next push; the pool grows to POOL_KEEP by itself when a follower still holds a version while two newer
+ * ones arrive (checkpoint-buffers.ts).
+ */
+const RESERVED_BUFFERS = 1;
+
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
 
@@ -300,8 +307,14 @@ export class CheckpointStore {
    * Fetches checkpoint `version` and verifies size and sha256 against what put() recorded (and `expectDigest`,
    * e.g. from an announcement or a CheckpointRef). Throws CheckpointIntegrityError on any mismatch, Error when the
    * version does not exist (never published, or pruned: fetch latest() instead).
+   *
+   * `release()` says that the caller holds no view of `bytes` any more: a pushed checkpoint's buffer is then reused for
+   * a later one once the push receiver has moved on too, and detached (every view of it reads as empty;
+   * checkpoint-buffers.ts). Without release() the bytes stay valid for good. `reuse: true` (a follower that releases
+   * every checkpoint it replaces): from this first call on, buffers of this checkpoint's size are kept ready
+   * (touched once) for the pushes that follow.
    */
-  async get(version: number, opts: { expectDigest?: string } = {}): Promise<{ bytes: Uint8Array; announcement: Announcement }> {
+  async get(version: number, opts: { expectDigest?: string; reuse?: boolean } = {}): Promise<{ bytes: Uint8Array; announcement: Announcement; release: () => void }> {
     checkVersion(version);
     const name = objectName(version);
     const t0 = performance.now();
@@ -310,9 +323,11 @@ export class CheckpointStore {
     trace('get.push', { version, held: !!pushed });
     if (pushed) {
       // verified on arrival: its sha256 is the expected (announced) digest
+      if (opts.reuse) this.pushes?.buffers.reserve(pushed.bytes.length, RESERVED_BUFFERS);
       this.opts.onGet?.({ version, bytes: pushed.bytes.length, seconds: (performance.now() - t0) / 1000 });
       return {
         bytes: pushed.bytes,
+        release: pushed.release,
         announcement: { run_id: this.runId, version, name, digest: pushed.digest, size: pushed.bytes.length, meta: pushed.meta, published_unix_ms: pushed.receivedUnixMs },
       };
     }
@@ -344,9 +359,16 @@ export class CheckpointStore {
     } catch {
       /* meta is advisory */
     }
+    if (opts.reuse) this.pushes?.buffers.reserve(bytes.length, RESERVED_BUFFERS);
     this.opts.onGet?.({ version, bytes: bytes.length, seconds: (performance.now() - t0) / 1000 });
+    let released = false;
     return {
       bytes,
+      // a buffer of its own, never reused (the garbage collector's once unreferenced)
+      release: () => {
+        if (released) throw new Error(`checkpoint v${version}: released twice`);
+        released = true;
+      },
       announcement: { run_id: this.runId, version, name, digest, size, meta, published_unix_ms: info.mtime ? Date.parse(info.mtime) : 0 },
     };
   }

@@ -25,6 +25,11 @@ export interface FetchedCheckpoint extends DecodedCheckpoint {
   announcement: Announcement;
   /** Bytes fetched. */
   size: number;
+  /**
+   * Says that no view of this checkpoint's parameters is used any more (views: true): its buffer may then hold a
+   * later checkpoint, and the views read as empty from now on (CheckpointStore.get). Optional to call; twice throws.
+   */
+  release(): void;
 }
 
 /**
@@ -45,16 +50,27 @@ export async function fetchCheckpoint(
      * (rollout workers, evaluation); the learner trains in its tensors and takes copies.
      */
     views?: boolean;
+    /**
+     * The caller release()s every checkpoint it replaces (a follower holding one policy at a time): the store keeps
+     * buffers ready for the next ones from this call on (CheckpointStore.get `reuse`).
+     */
+    reuse?: boolean;
   },
 ): Promise<FetchedCheckpoint> {
-  const { bytes, announcement } = await store.get(ann.version, { expectDigest: ann.digest });
-  const source = `${store.bucket}/${announcement.name}`;
-  // store.get hashed the bytes (Node's sha256) and found announcement.digest, which equals ann.digest: no second pass
-  const ckpt = decodeCheckpoint(bytes, { expectedDigest: ann.digest.replace(/^sha256:/, ''), computedDigest: announcement.digest.replace(/^sha256:/, ''), expectedShapes: opts.shapes, source, views: opts.views === true });
-  if (ckpt.meta.runId !== opts.runId) throw new CheckpointError(`${source}: belongs to run ${JSON.stringify(ckpt.meta.runId)}, not ${JSON.stringify(opts.runId)}`, 'run_id');
-  if (ckpt.meta.version !== ann.version) throw new CheckpointError(`${source}: its metadata says version ${ckpt.meta.version}, announced as ${ann.version}`, 'version');
-  checkBaseDigest(ckpt.meta.extra, opts.baseDigest, source);
-  return { ...ckpt, announcement, size: bytes.length };
+  const { bytes, announcement, release } = await store.get(ann.version, { expectDigest: ann.digest, reuse: opts.reuse === true });
+  try {
+    const source = `${store.bucket}/${announcement.name}`;
+    // store.get hashed the bytes (Node's sha256) and found announcement.digest, which equals ann.digest: no second pass
+    const ckpt = decodeCheckpoint(bytes, { expectedDigest: ann.digest.replace(/^sha256:/, ''), computedDigest: announcement.digest.replace(/^sha256:/, ''), expectedShapes: opts.shapes, source, views: opts.views === true });
+    if (ckpt.meta.runId !== opts.runId) throw new CheckpointError(`${source}: belongs to run ${JSON.stringify(ckpt.meta.runId)}, not ${JSON.stringify(opts.runId)}`, 'run_id');
+    if (ckpt.meta.version !== ann.version) throw new CheckpointError(`${source}: its metadata says version ${ckpt.meta.version}, announced as ${ann.version}`, 'version');
+    checkBaseDigest(ckpt.meta.extra, opts.baseDigest, source);
+    return { ...ckpt, announcement, size: bytes.length, release };
+  } catch (e) {
+    // refused: nobody holds a view of it
+    release();
+    throw e;
+  }
 }
 
 /** Encodes (unless `encoded` is given) and publishes a checkpoint as version meta.version; returns its announcement. */
