@@ -359,9 +359,11 @@ const meanShift: Impl = (img, { i, s }) => {
   // allocating them per image cost GC time.
   const cw = Math.ceil(w / f), chh = Math.ceil(h / f);
   let bufs = msScratch;
-  if (bufs.wide.length < cw * chh * 3) {
-    bufs = { wide: new Float64Array(cw * chh * 3), modes: new Float32Array(cw * chh * 3), packed: new Int32Array(cw * chh), acc: new Int32Array(cw * 3) };
-    if (cw * chh * 3 <= KEEP_SCRATCH_ELEMENTS) msScratch = bufs;
+  // (`acc`, one coarse row's sums, is sized by the width alone: a wide, short image needs a longer one.)
+  if (bufs.wide.length < cw * chh * 3 || bufs.acc.length < cw * 3) {
+    const n = Math.max(cw * chh * 3, bufs.wide.length);
+    bufs = { wide: new Float64Array(n), modes: new Float32Array(n), packed: new Int32Array(n / 3), acc: new Int32Array(Math.max(cw * 3, bufs.acc.length)) };
+    if (n <= KEEP_SCRATCH_ELEMENTS) msScratch = bufs;
   }
   const wide = coarseRgb(img.data, w, h, f, bufs.wide.subarray(0, cw * chh * 3), bufs.acc);
   const modes = meanShiftModes(wide, cw, chh, Math.max(1, Math.round(sp / f)), sr, bufs.modes.subarray(0, cw * chh * 3));
