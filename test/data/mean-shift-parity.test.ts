@@ -4,8 +4,8 @@
 // with the frozen reference on many 256x256 procedural scenes (the kind the data bench and training see), at the
 // named levels and at intensities chosen for each window shape the search specialises: full resolution with
 // 5- and 7-sample rows (0.1, 0.15, 0.19), coarse levels with 5- and 7-sample rows and the memo (0.23-1), and
-// sizes whose windows are clipped at the edges. One call after another, so the reused buffers and the memo carry
-// the previous call's contents.
+// sizes whose windows are clipped at the edges, and a wide, short one. One call after another, so the reused
+// buffers and the memo carry the previous call's contents.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { corrupt } from '../../lib/data/corruptions.ts';
@@ -22,6 +22,9 @@ const CASES: [number, number, number[]][] = [
   [256, 256, [0.23, 0.45, 0.9, 0.1, 0.15, 0.19, 0.6, 1]],
   [97, 203, [0.23, 0.9, 0.15]],
   [300, 41, [0.45, 0.19]],
+  // Wide and short after the 256x256 cases: a coarse row wider (500 at f = 2) than any before, in a coarse image
+  // smaller than theirs, so the reused buffers must grow by the row's length, not only by the image's (round 10).
+  [1000, 48, [1, 0.9]],
 ];
 
 test('mean_shift: many scenes, levels and sizes give the reference bytes', async () => {
@@ -39,7 +42,7 @@ test('mean_shift: many scenes, levels and sizes give the reference bytes', async
       }
     }
   }
-  assert.equal(n, 6 * 8 + 2 * 3 + 2 * 2);
+  assert.equal(n, 6 * 8 + 2 * 3 + 2 * 2 + 2 * 2);
   // The comparison means something only if the filter did change the images.
   assert.ok(changed >= n - 2, `only ${changed} of ${n} outputs differ from their input`);
 });
