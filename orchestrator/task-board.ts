@@ -35,6 +35,18 @@ export interface Task {
   alone?: boolean;
   /** How many tasks went in the message of its current dispatch (its result's time is shared among them). */
   sentWith?: number;
+  /** The probe its current dispatch was part of (spread's bundle floor, see Probe), or undefined. */
+  probe?: Probe;
+}
+
+/**
+ * A bundle sent to measure what one more task in a message costs (spread's floor under a slow consumer): its size
+ * and when its last result came. Only probe messages allocate one.
+ */
+interface Probe {
+  readonly n: number;
+  left: number;
+  lastMs: number;
 }
 
 /** The error codes task_errors_total counts by name; any other code a worker sends is counted as `other`. */
@@ -76,7 +88,32 @@ interface BoundMetrics {
   paceMin: number;
   pacePrevMin: number;
   paceSince: number;
+  /**
+   * A slow consumer's round trip is mostly waiting (a workers' host behind on messages), and time per task = round
+   * trip over tasks then says 'slow' whatever a task costs: the floor falls to one task per message, messages
+   * multiply, the host falls further behind, and the state sustains itself. So the role's best floor is kept, and
+   * while the floor is below half of it every PROBE_EVERY-th message is a bundle of that size (a probe): the
+   * per-task cost is then what a probe's round trip adds over a one-task message's (least of each in a window),
+   * slope = (probe - single) / (n - 1), which waiting does not inflate. A slope of cheap tasks lifts the floor
+   * (paceSlope, for the window after the one measured and the next); a slope of slow tasks sets bestFloor to 0 and
+   * probing stops. Slow tasks never seen cheap are never probed.
+   */
+  bestFloor: number;
+  /** The largest ask (tasks per message) of the role's workers so far: floors above it mean the same. */
+  maxAsk: number;
+  probeCount: number;
+  singleMin: number;
+  probeMin: number;
+  probeMinN: number;
+  paceSlope: number;
+  paceSlopePrev: number;
+  /** The floor the last pump used, and whether it was probing (read by bundleFloor()). */
+  floor: number;
+  probing: boolean;
 }
+
+/** While probing, one message in this many is a probe (a slow role's probes add to at most 1/8 of its messages). */
+const PROBE_EVERY = 8;
 
 /** How long one window of the pace minimum lasts (ms): the estimate follows a change of task cost within 1-2 s. */
 const PACE_WINDOW_MS = 1000;
@@ -212,6 +249,16 @@ export class TaskBoard {
         paceMin: Infinity,
         pacePrevMin: Infinity,
         paceSince: this.now(),
+        bestFloor: 0,
+        maxAsk: 1,
+        probeCount: 0,
+        singleMin: Infinity,
+        probeMin: Infinity,
+        probeMinN: 0,
+        paceSlope: Infinity,
+        paceSlopePrev: Infinity,
+        floor: 0,
+        probing: false,
       };
       this.bound.set(role, b);
     }
@@ -256,6 +303,8 @@ export class TaskBoard {
         attached: true,
       };
       this.slots.set(session, slot);
+      const bm = this.m(session.role);
+      bm.maxAsk = Math.max(bm.maxAsk, slot.ask);
     }
     slot.attached = true;
     this.file(slot, slot.load);
@@ -304,17 +353,48 @@ export class TaskBoard {
       const ms = now - t.dispatchedAt;
       tm.latency.observe(ms / 1000);
       if (this.bundleMs > 0) {
-        if (now - tm.paceSince >= PACE_WINDOW_MS) {
-          tm.pacePrevMin = tm.paceMin;
-          tm.paceMin = Infinity;
-          tm.paceSince = now;
+        if (now - tm.paceSince >= PACE_WINDOW_MS) this.rollPace(tm, now);
+        const n = t.sentWith ?? 1;
+        tm.paceMin = Math.min(tm.paceMin, ms / n);
+        if (n === 1) tm.singleMin = Math.min(tm.singleMin, ms);
+        const p = t.probe;
+        if (p) {
+          p.lastMs = Math.max(p.lastMs, ms);
+          if (--p.left === 0 && p.lastMs < tm.probeMin) {
+            tm.probeMin = p.lastMs;
+            tm.probeMinN = p.n;
+          }
         }
-        tm.paceMin = Math.min(tm.paceMin, ms / (t.sentWith ?? 1));
       }
     }
     tm.okPending++; // counted by the pump this result schedules, before any other I/O (a scrape) is handled
     this.schedulePump();
     return t;
+  }
+
+  /**
+   * Spread's bundle floor of a role as the pump last used it: floor (tasks), the role's best floor so far, and
+   * whether probes are being sent (the load bench prints it each second with LOAD_PER_SECOND=1).
+   */
+  bundleFloor(role: WorkerRole): { floor: number; best: number; probing: boolean } {
+    const bm = this.bound.get(role);
+    return { floor: bm?.floor ?? 0, best: bm?.bestFloor ?? 0, probing: bm?.probing ?? false };
+  }
+
+  /** Starts a new pace window; a probe window's slope (see BoundMetrics.bestFloor) is kept for two windows. */
+  private rollPace(tm: BoundMetrics, now: number): void {
+    tm.pacePrevMin = tm.paceMin;
+    tm.paceMin = Infinity;
+    tm.paceSince = now;
+    let slope = Infinity;
+    if (tm.probeMin < Infinity && tm.singleMin < Infinity) {
+      slope = Math.max(0, (tm.probeMin - tm.singleMin) / (tm.probeMinN - 1));
+      if (this.bundleMs / Math.max(slope, 1e-3) < 2) tm.bestFloor = 0; // slow tasks indeed: no more probes
+    }
+    tm.paceSlopePrev = tm.paceSlope;
+    tm.paceSlope = slope;
+    tm.singleMin = tm.probeMin = Infinity;
+    tm.probeMinN = 0;
   }
 
   /** A worker could not do a task: retry elsewhere, or give up after maxAttempts. */
@@ -417,13 +497,22 @@ export class TaskBoard {
       const fillBy = this.coalesceMs > 0 ? (this.queuedSince.get(role) ?? -Infinity) + this.coalesceMs : -Infinity;
       const bm = this.m(role);
       let share = Infinity;
+      let probeSize = 0;
       if (this.spread) {
         let withRoom = 0;
         for (const level of levels) withRoom += level?.size ?? 0;
         share = Math.ceil(queue.length / Math.max(1, withRoom));
-        // The bundle floor: as many as one worker of this role is seen to finish within bundleMs (1 if unknown).
-        const pace = Math.min(bm.paceMin, bm.pacePrevMin);
-        if (this.bundleMs > 0 && pace < Infinity) share = Math.max(share, Math.floor(this.bundleMs / Math.max(pace, 1e-3)));
+        // The bundle floor: as many as one worker of this role is seen to finish within bundleMs (1 if unknown),
+        // from the least time per task or, under a slow consumer, from the probes' slope (BoundMetrics.bestFloor).
+        const pace = Math.min(bm.paceMin, bm.pacePrevMin, bm.paceSlope, bm.paceSlopePrev);
+        if (this.bundleMs > 0 && pace < Infinity) {
+          const floor = Math.min(bm.maxAsk, Math.floor(this.bundleMs / Math.max(pace, 1e-3)));
+          if (floor > bm.bestFloor && floor >= 2) bm.bestFloor = floor;
+          share = Math.max(share, floor);
+          if (2 * floor < bm.bestFloor && share < bm.bestFloor) probeSize = bm.bestFloor;
+          bm.floor = floor;
+          bm.probing = probeSize > 0;
+        }
       }
       const now = this.now();
       const deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
@@ -431,8 +520,10 @@ export class TaskBoard {
         const slot = this.pick(levels);
         if (!slot) break; // no room left for this role: its other queued tasks wait
         const worker = slot.session;
-        const most = Math.min(queue.length, share, slot.room - slot.load, slot.ask);
-        if (most < Math.min(slot.room - slot.load, slot.ask, share) && now < fillBy) {
+        const probing = probeSize > 0 && ++bm.probeCount % PROBE_EVERY === 0;
+        const cap = probing ? probeSize : share;
+        const most = Math.min(queue.length, cap, slot.room - slot.load, slot.ask);
+        if (most < Math.min(slot.room - slot.load, slot.ask, cap) && now < fillBy) {
           holdUntil = Math.min(holdUntil, fillBy);
           break;
         }
@@ -447,7 +538,12 @@ export class TaskBoard {
           tasks.push(t);
         }
         const n = tasks.length;
-        for (const t of tasks) t.sentWith = n;
+        // A probe of one task says nothing about the next task's cost: counted as a one-task message.
+        const probe: Probe | undefined = probing && n > 1 ? { n, left: n, lastMs: 0 } : undefined;
+        for (const t of tasks) {
+          t.sentWith = n;
+          t.probe = probe;
+        }
         bm.dispatched.inc(n);
         this.file(slot, slot.load + n);
         this.sent.messages++;
