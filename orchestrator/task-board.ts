@@ -40,13 +40,16 @@ export interface Task {
 }
 
 /**
- * A bundle sent to measure what one more task in a message costs (spread's floor under a slow consumer): its size
- * and when its last result came. Only probe messages allocate one.
+ * A bundle sent to measure what one more task in a message costs (spread's floor under a slow consumer), paired
+ * with the one-task message sent just before it in the same turn (its companion, the same waiting ahead of it):
+ * the probe's size, its results still to come, its last result's round trip and the companion's (NaN until it
+ * comes). Only probes allocate one.
  */
 interface Probe {
   readonly n: number;
   left: number;
   lastMs: number;
+  singleMs: number;
 }
 
 /** The error codes task_errors_total counts by name; any other code a worker sends is counted as `other`. */
@@ -106,19 +109,24 @@ interface BoundMetrics {
    * A slow consumer's round trip is mostly waiting (a workers' host behind on messages), and time per task = round
    * trip over tasks then says 'slow' whatever a task costs: the floor falls to one task per message, messages
    * multiply, the host falls further behind, and the state sustains itself. So the role's best floor is kept, and
-   * while the floor is below half of it every PROBE_EVERY-th message is a bundle of that size (a probe): the
-   * per-task cost is then what a probe's round trip adds over a one-task message's (least of each in a window),
-   * slope = (probe - single) / (n - 1), which waiting does not inflate. A slope of cheap tasks lifts the floor
+   * while the floor is below half of it about every PROBE_EVERY-th message is a bundle of that size (a probe), sent
+   * right after a one-task message of the same turn (its companion): the per-task cost is then what the probe's
+   * round trip adds over its companion's, slope = mean over the window's probes of (probe - companion) / (n - 1),
+   * which waiting does not inflate (both wait alike; a minimum over a window would compare early and late waits
+   * while a backlog grows). A slope of cheap tasks lifts the floor
    * (paceSlope, for the window after the one measured and the next); a slope of slow tasks sets bestFloor to 0 and
-   * probing stops. Slow tasks never seen cheap are never probed.
+   * probing stops. A role whose first results already came back slow (a host behind from the start) and that has
+   * no probe verdict yet gets probes of 2 until it has one (`judged`): slow tasks pay that once, 1 message in 8.
    */
   bestFloor: number;
+  judged: boolean;
   /** The largest ask (tasks per message) of the role's workers so far: floors above it mean the same. */
   maxAsk: number;
   probeCount: number;
-  singleMin: number;
-  probeMin: number;
-  probeMinN: number;
+  probeDue: boolean;
+  /** Completed probes since the last verdict: how many, and the sum of their (probe - companion) / (n - 1). */
+  probes: number;
+  probeSum: number;
   paceSlope: number;
   paceSlopePrev: number;
   /** The floor the last pump used, and whether it was probing (read by bundleFloor()). */
@@ -128,6 +136,8 @@ interface BoundMetrics {
 
 /** While probing, one message in this many is a probe (a slow role's probes add to at most 1/8 of its messages). */
 const PROBE_EVERY = 8;
+/** Completed probes a verdict takes (fewer are carried into the next window). */
+const MIN_PROBES = 3;
 
 /** How long one window of the pace minimum lasts (ms): the estimate follows a change of task cost within 1-2 s. */
 const PACE_WINDOW_MS = 1000;
@@ -264,11 +274,12 @@ export class TaskBoard {
         pacePrevMin: Infinity,
         paceSince: this.now(),
         bestFloor: 0,
+        judged: false,
         maxAsk: 1,
         probeCount: 0,
-        singleMin: Infinity,
-        probeMin: Infinity,
-        probeMinN: 0,
+        probeDue: false,
+        probes: 0,
+        probeSum: 0,
         paceSlope: Infinity,
         paceSlopePrev: Infinity,
         floor: 0,
@@ -370,13 +381,16 @@ export class TaskBoard {
         if (now - tm.paceSince >= PACE_WINDOW_MS) this.rollPace(tm, now);
         const n = t.sentWith ?? 1;
         tm.paceMin = Math.min(tm.paceMin, ms / n);
-        if (n === 1) tm.singleMin = Math.min(tm.singleMin, ms);
         const p = t.probe;
         if (p) {
-          p.lastMs = Math.max(p.lastMs, ms);
-          if (--p.left === 0 && p.lastMs < tm.probeMin) {
-            tm.probeMin = p.lastMs;
-            tm.probeMinN = p.n;
+          if (n === 1) p.singleMs = ms; // the companion
+          else {
+            p.lastMs = Math.max(p.lastMs, ms);
+            p.left--;
+          }
+          if (p.left === 0 && p.singleMs === p.singleMs) {
+            tm.probes++;
+            tm.probeSum += (p.lastMs - p.singleMs) / (p.n - 1);
           }
         }
       }
@@ -401,14 +415,14 @@ export class TaskBoard {
     tm.paceMin = Infinity;
     tm.paceSince = now;
     let slope = Infinity;
-    if (tm.probeMin < Infinity && tm.singleMin < Infinity) {
-      slope = Math.max(0, (tm.probeMin - tm.singleMin) / (tm.probeMinN - 1));
+    if (tm.probes >= MIN_PROBES) {
+      slope = Math.max(0, tm.probeSum / tm.probes);
+      tm.judged = true;
       if (this.bundleMs / Math.max(slope, 1e-3) < 2) tm.bestFloor = 0; // slow tasks indeed: no more probes
+      tm.probes = tm.probeSum = 0;
     }
     tm.paceSlopePrev = tm.paceSlope;
     tm.paceSlope = slope;
-    tm.singleMin = tm.probeMin = Infinity;
-    tm.probeMinN = 0;
   }
 
   /** A worker could not do a task: retry elsewhere, or give up after maxAttempts. */
@@ -524,17 +538,21 @@ export class TaskBoard {
           if (floor > bm.bestFloor && floor >= 2) bm.bestFloor = floor;
           share = Math.max(share, floor);
           if (2 * floor < bm.bestFloor && share < bm.bestFloor) probeSize = bm.bestFloor;
+          else if (!bm.judged && share < 2 && bm.maxAsk >= 2) probeSize = 2;
           bm.floor = floor;
           bm.probing = probeSize > 0;
         }
       }
       const now = this.now();
       const deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
+      let companion: Task | undefined;
       while (queue.length > 0) {
         const slot = this.pick(levels);
         if (!slot) break; // no room left for this role: its other queued tasks wait
         const worker = slot.session;
-        const probing = probeSize > 0 && ++bm.probeCount % PROBE_EVERY === 0;
+        if (probeSize > 0 && ++bm.probeCount % PROBE_EVERY === 0) bm.probeDue = true;
+        // a probe goes only right after a one-task message of this turn (its companion)
+        const probing = bm.probeDue && companion !== undefined;
         const cap = probing ? probeSize : share;
         const most = Math.min(queue.length, cap, slot.room - slot.load, slot.ask);
         if (most < Math.min(slot.room - slot.load, slot.ask, cap) && now < fillBy) {
@@ -552,12 +570,18 @@ export class TaskBoard {
           tasks.push(t);
         }
         const n = tasks.length;
-        // A probe of one task says nothing about the next task's cost: counted as a one-task message.
-        const probe: Probe | undefined = probing && n > 1 ? { n, left: n, lastMs: 0 } : undefined;
+        // A probe of one task says nothing about the next task's cost: not a probe (the next may be).
+        let probe: Probe | undefined;
+        if (probing && n > 1) {
+          probe = { n, left: n, lastMs: 0, singleMs: NaN };
+          companion!.probe = probe;
+          bm.probeDue = false;
+        }
         for (const t of tasks) {
           t.sentWith = n;
           t.probe = probe;
         }
+        companion = n === 1 && !probe ? tasks[0] : undefined;
         bm.dispatched.inc(n);
         this.file(slot, slot.load + n);
         this.sent.messages++;

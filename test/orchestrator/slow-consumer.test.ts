@@ -13,7 +13,7 @@ type Sim = WorkerSession & { sent: OrchestratorMessage[]; seen: number };
 function session(id: string, ask: number): Sim {
   const s = {
     id, role: 'ROLLOUT', workerId: id, isOpen: true, sent: [] as OrchestratorMessage[], seen: 0,
-    hello: { capabilities: { device: 'cpu', max_batch: 1, max_in_flight: 64, max_tasks_per_message: ask } },
+    hello: { capabilities: { device: 'cpu', max_batch: 1, max_in_flight: 1024, max_tasks_per_message: ask } },
     send: async (m: OrchestratorMessage) => void s.sent.push(m),
   };
   return s as unknown as Sim;
@@ -79,6 +79,12 @@ test('spread under a slow consumer: after the host falls behind, cheap tasks go 
   assert.ok(perSend[1]! >= 2.5, `bundled before the stall: ${show(perSend)}`);
   assert.ok(perSend.slice(2, 7).some((s) => s < 2), `the stall drops it to one per message: ${show(perSend)}`);
   for (const s of perSend.slice(-2)) assert.ok(s >= 2.5, `bundled again in the last seconds: ${show(perSend)}`);
+});
+
+test('spread under a slow consumer: a host already behind when the first results come (never seen cheap) is probed too', async () => {
+  const { perSend } = await simulate({ shared: true, perMessageMs: 0.5, perTaskMs: 0.01, perMs: 3, seconds: 8, stallAt: 0, stallMs: 1500 });
+  assert.ok(perSend.slice(1, 4).some((s) => s < 2), `one per message while every result seen was slow: ${show(perSend)}`);
+  for (const s of perSend.slice(-2)) assert.ok(s >= 2.5, `bundled in the last seconds: ${show(perSend)}`);
 });
 
 test('spread under a slow consumer: tasks that became slow indeed stay one per message, and the probes stop', async () => {
