@@ -72,25 +72,28 @@ async function simulate(o: { shared: boolean; perMessageMs: number; perTaskMs: n
 }
 const show = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(' ');
 
-test('spread under a slow consumer: after the host falls behind, cheap tasks go back to several per message', async () => {
+test('spread under a slow consumer: after the host falls behind, cheap tasks go back to several per message', async (t) => {
   // 3 tasks a ms; the host pays 0.5 ms a message, 0.01 ms a task: one per message needs 1.5 ms of host time a ms
   // (it falls behind for good), bundles of 3 or more fit. A 1.5 s stall at 2 s puts every round trip past bundleMs.
   const { perSend } = await simulate({ shared: true, perMessageMs: 0.5, perTaskMs: 0.01, perMs: 3, seconds: 9, stallAt: 2000, stallMs: 1500 });
+  t.diagnostic(`tasks per message, second by second: ${show(perSend)}`);
   assert.ok(perSend[1]! >= 2.5, `bundled before the stall: ${show(perSend)}`);
   assert.ok(perSend.slice(2, 7).some((s) => s < 2), `the stall drops it to one per message: ${show(perSend)}`);
   for (const s of perSend.slice(-2)) assert.ok(s >= 2.5, `bundled again in the last seconds: ${show(perSend)}`);
 });
 
-test('spread under a slow consumer: a host already behind when the first results come (never seen cheap) is probed too', async () => {
+test('spread under a slow consumer: a host already behind when the first results come (never seen cheap) is probed too', async (t) => {
   const { perSend } = await simulate({ shared: true, perMessageMs: 0.5, perTaskMs: 0.01, perMs: 3, seconds: 8, stallAt: 0, stallMs: 1500 });
+  t.diagnostic(`tasks per message, second by second: ${show(perSend)}`);
   assert.ok(perSend.slice(1, 4).some((s) => s < 2), `one per message while every result seen was slow: ${show(perSend)}`);
   for (const s of perSend.slice(-2)) assert.ok(s >= 2.5, `bundled in the last seconds: ${show(perSend)}`);
 });
 
-test('spread under a slow consumer: tasks that became slow indeed stay one per message, and the probes stop', async () => {
+test('spread under a slow consumer: tasks that became slow indeed stay one per message, and the probes stop', async (t) => {
   // each worker its own host; cheap for the first 2 s (the role's best floor is high), then 10 ms a task, 2 tasks a
   // ms on twenty workers (every worker busy): spreading, not bundling, is what keeps their latency down
   const { perSend, lastBundles } = await simulate({ shared: false, perMessageMs: 0.05, perTaskMs: 10, perMs: 2, seconds: 7, cheapUntilMs: 2000 });
+  t.diagnostic(`tasks per message, second by second: ${show(perSend)}`);
   assert.ok(perSend[1]! >= 1.8, `bundled while cheap: ${show(perSend)}`);
   assert.equal(perSend.at(-1), 1, `slow tasks one per message: ${show(perSend)}`);
   assert.equal(lastBundles, 0, 'no probes once they showed the tasks slow');
