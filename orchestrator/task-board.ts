@@ -111,9 +111,9 @@ interface BoundMetrics {
    * multiply, the host falls further behind, and the state sustains itself. So the role's best floor is kept, and
    * while the floor is below half of it about every PROBE_EVERY-th message is a bundle of that size (a probe), sent
    * right after a one-task message of the same turn (its companion): the per-task cost is then what the probe's
-   * round trip adds over its companion's, slope = mean over the window's probes of (probe - companion) / (n - 1),
+   * round trip adds over its companion's, slope = median over the window's probes of (probe - companion) / (n - 1),
    * which waiting does not inflate (both wait alike; a minimum over a window would compare early and late waits
-   * while a backlog grows). A slope of cheap tasks lifts the floor
+   * while a backlog grows; a median, as a descheduled host sometimes parts a pair by tens of ms). A slope of cheap tasks lifts the floor
    * (paceSlope, for the window after the one measured and the next); a slope of slow tasks sets bestFloor to 0 and
    * probing stops. A role whose first results already came back slow (a host behind from the start) and that has
    * no probe verdict yet gets probes of 2 until it has one (`judged`): slow tasks pay that once, 1 message in 8.
@@ -124,9 +124,8 @@ interface BoundMetrics {
   maxAsk: number;
   probeCount: number;
   probeDue: boolean;
-  /** Completed probes since the last verdict: how many, and the sum of their (probe - companion) / (n - 1). */
-  probes: number;
-  probeSum: number;
+  /** (probe - companion) / (n - 1) of the probes completed since the last verdict (the first MAX_PROBES). */
+  probeCosts: number[];
   paceSlope: number;
   paceSlopePrev: number;
   /** The floor the last pump used, and whether it was probing (read by bundleFloor()). */
@@ -136,8 +135,9 @@ interface BoundMetrics {
 
 /** While probing, one message in this many is a probe (a slow role's probes add to at most 1/8 of its messages). */
 const PROBE_EVERY = 8;
-/** Completed probes a verdict takes (fewer are carried into the next window). */
+/** Completed probes a verdict takes (fewer are carried into the next window), and the most one verdict reads. */
 const MIN_PROBES = 3;
+const MAX_PROBES = 256;
 
 /** How long one window of the pace minimum lasts (ms): the estimate follows a change of task cost within 1-2 s. */
 const PACE_WINDOW_MS = 1000;
@@ -278,8 +278,7 @@ export class TaskBoard {
         maxAsk: 1,
         probeCount: 0,
         probeDue: false,
-        probes: 0,
-        probeSum: 0,
+        probeCosts: [],
         paceSlope: Infinity,
         paceSlopePrev: Infinity,
         floor: 0,
@@ -388,10 +387,7 @@ export class TaskBoard {
             p.lastMs = Math.max(p.lastMs, ms);
             p.left--;
           }
-          if (p.left === 0 && p.singleMs === p.singleMs) {
-            tm.probes++;
-            tm.probeSum += (p.lastMs - p.singleMs) / (p.n - 1);
-          }
+          if (p.left === 0 && p.singleMs === p.singleMs && tm.probeCosts.length < MAX_PROBES) tm.probeCosts.push((p.lastMs - p.singleMs) / (p.n - 1));
         }
       }
     }
@@ -415,11 +411,13 @@ export class TaskBoard {
     tm.paceMin = Infinity;
     tm.paceSince = now;
     let slope = Infinity;
-    if (tm.probes >= MIN_PROBES) {
-      slope = Math.max(0, tm.probeSum / tm.probes);
+    const costs = tm.probeCosts;
+    if (costs.length >= MIN_PROBES) {
+      costs.sort((a, b) => a - b);
+      slope = Math.max(0, costs[costs.length >> 1]!);
       tm.judged = true;
       if (this.bundleMs / Math.max(slope, 1e-3) < 2) tm.bestFloor = 0; // slow tasks indeed: no more probes
-      tm.probes = tm.probeSum = 0;
+      costs.length = 0;
     }
     tm.paceSlopePrev = tm.paceSlope;
     tm.paceSlope = slope;
