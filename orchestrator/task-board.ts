@@ -113,9 +113,9 @@ interface BoundMetrics {
    * right after a one-task message of the same turn (its companion): the per-task cost is then what the probe's
    * round trip adds over its companion's, slope = median over the window's probes of (probe - companion) / (n - 1),
    * which waiting does not inflate (both wait alike; a minimum over a window would compare early and late waits
-   * while a backlog grows; a median, as a descheduled host sometimes parts a pair by tens of ms). A slope of cheap tasks lifts the floor
-   * (paceSlope, for the window after the one measured and the next); a slope of slow tasks sets bestFloor to 0 and
-   * probing stops. A role whose first results already came back slow (a host behind from the start) and that has
+   * while a backlog grows; a median, as a descheduled host sometimes parts a pair by tens of ms). A slope of cheap
+   * tasks lifts the floor (paceSlope, for the window after the one measured and the next); a slope of slow tasks
+   * sets bestFloor to 0 and probing stops. A role whose first results already came back slow (a host behind from the start) and that has
    * no probe verdict yet gets probes of 2 until it has one (`judged`): slow tasks pay that once, 1 message in 8.
    */
   bestFloor: number;
@@ -550,7 +550,7 @@ export class TaskBoard {
         const worker = slot.session;
         if (probeSize > 0 && ++bm.probeCount % PROBE_EVERY === 0) bm.probeDue = true;
         // a probe goes only right after a one-task message of this turn (its companion)
-        const probing = bm.probeDue && companion !== undefined;
+        const probing = probeSize > 0 && bm.probeDue && companion !== undefined;
         const cap = probing ? probeSize : share;
         const most = Math.min(queue.length, cap, slot.room - slot.load, slot.ask);
         if (most < Math.min(slot.room - slot.load, slot.ask, cap) && now < fillBy) {
