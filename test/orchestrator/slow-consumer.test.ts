@@ -55,6 +55,7 @@ async function simulate(o: { shared: boolean; perMessageMs: number; perTaskMs: n
     for (const w of workers) {
       for (; w.seen < w.sent.length; w.seen++) {
         const ids = idsOf(w.sent[w.seen]!);
+        assert.ok(ids.length > 0, "no empty message");
         const perTask = o.cheapUntilMs !== undefined && ms < o.cheapUntilMs ? 0.01 : o.perTaskMs;
         const cost = o.perMessageMs + ids.length * perTask;
         let at: number;
