@@ -7,7 +7,7 @@ if (!tree || !dispatch) throw new Error('usage: load-one.ts <tree> <workers> <ra
 const { runLoad } = (await import(`${tree}/bench/load.bench.ts`)) as typeof import('./load.bench.ts');
 const f = await runLoad({
   workers: Number(workers), rate: Number(rate), seconds: Number(seconds), inFlight: 16, perMessage: Number(perMessage),
-  dispatch: dispatch as 'pack' | 'spread', coalesceMs: Number(coalesce ?? 0), bundleMs: Number(bundle ?? 5),
+  dispatch: dispatch as 'pack' | 'spread', coalesceMs: Number(coalesce ?? 0), bundleMs: Number(bundle ?? 5), stallMs: Number(process.env.LOAD_STALL_MS ?? 0), workerSpinUs: Number(process.env.LOAD_WORKER_SPIN_US ?? 0),
   log: (l: string) => { if (l.includes('threads')) console.error(l); },
 });
 console.log(JSON.stringify({ tree, ...f }));

@@ -6,13 +6,17 @@
 // The workers use the same wire codec as the orchestrator side of the run (lib/transport/grpc-common.ts).
 // It keeps a PauseMonitor (bench/load-pauses.ts) over the measured window: its event-loop delays and GC pauses
 // delay every simulated worker's answers, so they are part of the latency the bench reports.
-//   argv: <address> <workers> <maxInFlight> [perMessage] [codec] [encoder: two-pass|protobufjs]
+// spinUs > 0: each received message (a task or a TaskBundle: the tasks one connection delivers in one turn) first
+// costs that much CPU (a bounded busy loop), a workers'
+// host with a cost per message that falls behind when it gets one message per task (bench/load.bench.ts LOAD_WORKER_SPIN_US).
+//   argv: <address> <workers> <maxInFlight> [perMessage] [codec] [encoder: two-pass|protobufjs] [spinUs]
 import { connectToOrchestrator, encodeTensor, forEachItem, type OrchestratorConnection } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
 import { PauseMonitor } from './load-pauses.ts';
 
-const [address, workersArg, inFlightArg, perMessageArg, codecArg, encoderArg] = process.argv.slice(2);
+const [address, workersArg, inFlightArg, perMessageArg, codecArg, encoderArg, spinArg] = process.argv.slice(2);
+const spinMs = Number(spinArg ?? 0) / 1000;
 useWireCodec((codecArg ?? 'direct') as WireCodecName);
 useFastEncoder(encoderArg !== 'protobufjs');
 const pauses = new PauseMonitor();
@@ -28,6 +32,8 @@ let failed = 0;
 
 async function worker(i: number): Promise<void> {
   const held = new Set<string>();
+  let spun = false;
+  const unspin = () => { spun = false; };
   const conn = await connectToOrchestrator({
     address: address!,
     role: 'ROLLOUT',
@@ -43,6 +49,11 @@ async function worker(i: number): Promise<void> {
   void (async () => {
     try {
       await forEachItem(conn.messages, (m) => {
+        if (spinMs > 0 && !spun) {
+          spun = true;
+          setImmediate(unspin);
+          for (const end = performance.now() + spinMs; performance.now() < end;);
+        }
         const t = m.rollout_task;
         if (!t) return;
         held.add(t.task_id);

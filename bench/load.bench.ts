@@ -165,7 +165,7 @@ export interface LoadFigures {
 
 export type Encoder = 'two-pass' | 'protobufjs';
 
-export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; encoder?: Encoder; log?: (l: string) => void }): Promise<LoadFigures> {
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; encoder?: Encoder; stallMs?: number; workerSpinUs?: number; log?: (l: string) => void }): Promise<LoadFigures> {
   const inFlight = o.inFlight ?? 2;
   const codec = o.codec ?? 'direct';
   useWireCodec(codec);
@@ -204,6 +204,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   };
   let measuring = false;
   let completed = 0;
+  let results = 0;
   let errors = 0;
   const hist = new Histogram();
   const queueHist = new Histogram();
@@ -222,6 +223,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
         if (m.heartbeat) board.renew(s, m.heartbeat.active_task_ids);
         else if (m.rollout_result) {
           const t = board.complete(s, m.rollout_result.task_id) as BenchTask | undefined;
+          if (t) results++;
           if (t && measuring) {
             completed++;
             const now = performance.now();
@@ -233,7 +235,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       });
     },
   });
-  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec, encoder];
+  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec, encoder, String(o.workerSpinUs ?? 0)];
   const script = fileURLToPath(new URL('./load-workers.ts', import.meta.url));
   const child = workerCpus
     ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...process.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -266,7 +268,25 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       }
       for (const t of tasks) board.add(t); // one at a time: the board dispatches once per turn anyway
     }, 1);
+    // LOAD_PER_SECOND=1: tasks per send, completions and the board's backlog each second (to stderr), warm-up included
+    let perSecond: NodeJS.Timeout | undefined;
+    if (process.env.LOAD_PER_SECOND === '1') {
+      let last = { ...board.sent, done: 0, at: performance.now() };
+      perSecond = setInterval(() => {
+        const now = performance.now();
+        const done = results;
+        console.error(`    +${((now - offerStart) / 1000).toFixed(1)} s: ${((board.sent.tasks - last.tasks) / Math.max(1, board.sent.messages - last.messages)).toFixed(1)} tasks per send, ${(((board.sent.messages - last.messages) * 1000) / (now - last.at)).toFixed(0)} sends/s, ${(((done - last.done) * 1000) / (now - last.at)).toFixed(0)} results/s, pending ${board.pending}, bundle floor ${JSON.stringify(board.bundleFloor('ROLLOUT'))}`);
+        last = { ...board.sent, done, at: now };
+      }, 1000);
+    }
     await new Promise((r) => setTimeout(r, 2000)); // warm up at the same rate
+    if (o.stallMs) {
+      // A disturbance on purpose: the workers' process stopped (SIGSTOP) for stallMs while tasks keep being offered,
+      // then resumed, right before the measured window: does dispatch come back to bundling, or stay at one per send?
+      process.kill(child.pid!, 'SIGSTOP');
+      await new Promise((r) => setTimeout(r, o.stallMs));
+      process.kill(child.pid!, 'SIGCONT');
+    }
     const profiler = process.env.LOAD_CPU_PROFILE ? new Session() : undefined;
     if (profiler) {
       profiler.connect();
@@ -313,6 +333,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     const sends = board.sent.messages - sent0.messages;
     const tasksPerSend = (board.sent.tasks - sent0.tasks) / Math.max(1, sends);
     clearInterval(offer);
+    clearInterval(perSecond);
     const backlog = board.pending;
     child.send({ stop: true });
     await fromChild<{ answered: number }>('answered').catch(() => undefined);
@@ -383,6 +404,10 @@ export async function run(): Promise<void> {
   const codecs = (process.env.LOAD_CODEC ?? 'direct').split(',') as WireCodecName[];
   const encoders = (process.env.LOAD_ENCODER ?? 'two-pass').split(',') as Encoder[];
   for (const e of encoders) if (e !== 'two-pass' && e !== 'protobufjs') throw new Error(`LOAD_ENCODER: ${JSON.stringify(e)} is not two-pass or protobufjs`);
+  const stallMs = Number(process.env.LOAD_STALL_MS ?? 0);
+  if (!(stallMs >= 0 && stallMs <= 60_000)) throw new Error(`LOAD_STALL_MS: ${process.env.LOAD_STALL_MS} is not a number of ms in [0, 60000]`);
+  const workerSpinUs = Number(process.env.LOAD_WORKER_SPIN_US ?? 0);
+  if (!(workerSpinUs >= 0 && workerSpinUs <= 100_000)) throw new Error(`LOAD_WORKER_SPIN_US: ${process.env.LOAD_WORKER_SPIN_US} is not a number of us in [0, 100000]`);
   const findMax = process.env.LOAD_FIND_MAX === '1';
   const findFrom = Number(process.env.LOAD_FIND_FROM ?? 500);
   const findTo = Number(process.env.LOAD_FIND_TO ?? 64000);
@@ -403,7 +428,7 @@ export async function run(): Promise<void> {
   const keyOf = (workers: number, perMessage: number, a: Arm) =>
     `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}${encoders.length > 1 ? `, ${a.encoder} encoder` : ''}`;
   const line = async (workers: number, rate: number, perMessage: number, a: Arm) => {
-    const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, log: (l) => console.log(l) });
+    const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, stallMs, workerSpinUs, log: (l) => console.log(l) });
     console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);
     return f;
   };

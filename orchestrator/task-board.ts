@@ -35,6 +35,21 @@ export interface Task {
   alone?: boolean;
   /** How many tasks went in the message of its current dispatch (its result's time is shared among them). */
   sentWith?: number;
+  /** The probe its current dispatch was part of (spread's bundle floor, see Probe), or undefined. */
+  probe?: Probe;
+}
+
+/**
+ * A bundle sent to measure what one more task in a message costs (spread's floor under a slow consumer), paired
+ * with the one-task message sent just before it in the same turn (its companion, the same waiting ahead of it):
+ * the probe's size, its results still to come, its last result's round trip and the companion's (NaN until it
+ * comes). Only probes allocate one.
+ */
+interface Probe {
+  readonly n: number;
+  left: number;
+  lastMs: number;
+  singleMs: number;
 }
 
 /** The error codes task_errors_total counts by name; any other code a worker sends is counted as `other`. */
@@ -49,13 +64,27 @@ export function errorCodeLabel(code: string): string {
   return (TASK_ERROR_CODES as readonly string[]).includes(code) ? code : 'other';
 }
 
+// The ids' random bits come from one randomBytes call per 341 ids, each id its own bytes (a call per id cost
+// ~1.5-6 us, most of it the call's fixed cost: round 10, disp10). The same CSPRNG; nothing is reused.
+const ID_BYTES = 12;
+const ID_POOL_BYTES = 4092;
+let idPool = Buffer.alloc(0);
+let idPoolAt = 0;
+
 /**
  * A task id: readable prefix (run, kind, cursor) plus 96 random bits, the task's lease token. Ids are not
  * derived from the cursor alone, so a worker cannot address a task it was never sent.
  */
 export function newTaskId(prefix: string): string {
-  return `${prefix}-${randomBytes(12).toString('hex')}`;
+  if (idPoolAt + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_POOL_BYTES);
+    idPoolAt = 0;
+  }
+  const token = idPool.toString('hex', idPoolAt, idPoolAt + ID_BYTES);
+  idPoolAt += ID_BYTES;
+  return `${prefix}-${token}`;
 }
+
 
 interface BoundMetrics {
   dispatched: { inc(n?: number): void };
@@ -76,7 +105,39 @@ interface BoundMetrics {
   paceMin: number;
   pacePrevMin: number;
   paceSince: number;
+  /**
+   * A slow consumer's round trip is mostly waiting (a workers' host behind on messages), and time per task = round
+   * trip over tasks then says 'slow' whatever a task costs: the floor falls to one task per message, messages
+   * multiply, the host falls further behind, and the state sustains itself. So the role's best floor is kept, and
+   * while the floor is below half of it about every PROBE_EVERY-th message is a bundle of that size (a probe), sent
+   * right after a one-task message of the same turn (its companion): the per-task cost is then what the probe's
+   * round trip adds over its companion's, slope = median over the window's probes of (probe - companion) / (n - 1),
+   * which waiting does not inflate (both wait alike; a minimum over a window would compare early and late waits
+   * while a backlog grows; a median, as a descheduled host sometimes parts a pair by tens of ms). A slope of cheap
+   * tasks lifts the floor (paceSlope, for the window after the one measured and the next); a slope of slow tasks
+   * sets bestFloor to 0 and probing stops. A role whose first results already came back slow (a host behind from the start) and that has
+   * no probe verdict yet gets probes of 2 until it has one (`judged`): slow tasks pay that once, 1 message in 8.
+   */
+  bestFloor: number;
+  judged: boolean;
+  /** The largest ask (tasks per message) of the role's workers so far: floors above it mean the same. */
+  maxAsk: number;
+  probeCount: number;
+  probeDue: boolean;
+  /** (probe - companion) / (n - 1) of the probes completed since the last verdict (the first MAX_PROBES). */
+  probeCosts: number[];
+  paceSlope: number;
+  paceSlopePrev: number;
+  /** The floor the last pump used, and whether it was probing (read by bundleFloor()). */
+  floor: number;
+  probing: boolean;
 }
+
+/** While probing, one message in this many is a probe (a slow role's probes add to at most 1/8 of its messages). */
+const PROBE_EVERY = 8;
+/** Completed probes a verdict takes (fewer are carried into the next window), and the most one verdict reads. */
+const MIN_PROBES = 3;
+const MAX_PROBES = 256;
 
 /** How long one window of the pace minimum lasts (ms): the estimate follows a change of task cost within 1-2 s. */
 const PACE_WINDOW_MS = 1000;
@@ -212,6 +273,16 @@ export class TaskBoard {
         paceMin: Infinity,
         pacePrevMin: Infinity,
         paceSince: this.now(),
+        bestFloor: 0,
+        judged: false,
+        maxAsk: 1,
+        probeCount: 0,
+        probeDue: false,
+        probeCosts: [],
+        paceSlope: Infinity,
+        paceSlopePrev: Infinity,
+        floor: 0,
+        probing: false,
       };
       this.bound.set(role, b);
     }
@@ -256,6 +327,8 @@ export class TaskBoard {
         attached: true,
       };
       this.slots.set(session, slot);
+      const bm = this.m(session.role);
+      bm.maxAsk = Math.max(bm.maxAsk, slot.ask);
     }
     slot.attached = true;
     this.file(slot, slot.load);
@@ -304,17 +377,50 @@ export class TaskBoard {
       const ms = now - t.dispatchedAt;
       tm.latency.observe(ms / 1000);
       if (this.bundleMs > 0) {
-        if (now - tm.paceSince >= PACE_WINDOW_MS) {
-          tm.pacePrevMin = tm.paceMin;
-          tm.paceMin = Infinity;
-          tm.paceSince = now;
+        if (now - tm.paceSince >= PACE_WINDOW_MS) this.rollPace(tm, now);
+        const n = t.sentWith ?? 1;
+        tm.paceMin = Math.min(tm.paceMin, ms / n);
+        const p = t.probe;
+        if (p) {
+          if (n === 1) p.singleMs = ms; // the companion
+          else {
+            p.lastMs = Math.max(p.lastMs, ms);
+            p.left--;
+          }
+          if (p.left === 0 && p.singleMs === p.singleMs && tm.probeCosts.length < MAX_PROBES) tm.probeCosts.push((p.lastMs - p.singleMs) / (p.n - 1));
         }
-        tm.paceMin = Math.min(tm.paceMin, ms / (t.sentWith ?? 1));
       }
     }
     tm.okPending++; // counted by the pump this result schedules, before any other I/O (a scrape) is handled
     this.schedulePump();
     return t;
+  }
+
+  /**
+   * Spread's bundle floor of a role as the pump last used it: floor (tasks), the role's best floor so far, and
+   * whether probes are being sent (the load bench prints it each second with LOAD_PER_SECOND=1).
+   */
+  bundleFloor(role: WorkerRole): { floor: number; best: number; probing: boolean } {
+    const bm = this.bound.get(role);
+    return { floor: bm?.floor ?? 0, best: bm?.bestFloor ?? 0, probing: bm?.probing ?? false };
+  }
+
+  /** Starts a new pace window; a probe window's slope (see BoundMetrics.bestFloor) is kept for two windows. */
+  private rollPace(tm: BoundMetrics, now: number): void {
+    tm.pacePrevMin = tm.paceMin;
+    tm.paceMin = Infinity;
+    tm.paceSince = now;
+    let slope = Infinity;
+    const costs = tm.probeCosts;
+    if (costs.length >= MIN_PROBES) {
+      costs.sort((a, b) => a - b);
+      slope = Math.max(0, costs[costs.length >> 1]!);
+      tm.judged = true;
+      if (this.bundleMs / Math.max(slope, 1e-3) < 2) tm.bestFloor = 0; // slow tasks indeed: no more probes
+      costs.length = 0;
+    }
+    tm.paceSlopePrev = tm.paceSlope;
+    tm.paceSlope = slope;
   }
 
   /** A worker could not do a task: retry elsewhere, or give up after maxAttempts. */
@@ -417,22 +523,37 @@ export class TaskBoard {
       const fillBy = this.coalesceMs > 0 ? (this.queuedSince.get(role) ?? -Infinity) + this.coalesceMs : -Infinity;
       const bm = this.m(role);
       let share = Infinity;
+      let probeSize = 0;
       if (this.spread) {
         let withRoom = 0;
         for (const level of levels) withRoom += level?.size ?? 0;
         share = Math.ceil(queue.length / Math.max(1, withRoom));
-        // The bundle floor: as many as one worker of this role is seen to finish within bundleMs (1 if unknown).
-        const pace = Math.min(bm.paceMin, bm.pacePrevMin);
-        if (this.bundleMs > 0 && pace < Infinity) share = Math.max(share, Math.floor(this.bundleMs / Math.max(pace, 1e-3)));
+        // The bundle floor: as many as one worker of this role is seen to finish within bundleMs (1 if unknown),
+        // from the least time per task or, under a slow consumer, from the probes' slope (BoundMetrics.bestFloor).
+        const pace = Math.min(bm.paceMin, bm.pacePrevMin, bm.paceSlope, bm.paceSlopePrev);
+        if (this.bundleMs > 0 && pace < Infinity) {
+          const floor = Math.min(bm.maxAsk, Math.floor(this.bundleMs / Math.max(pace, 1e-3)));
+          if (floor > bm.bestFloor && floor >= 2) bm.bestFloor = floor;
+          share = Math.max(share, floor);
+          if (2 * floor < bm.bestFloor && share < bm.bestFloor) probeSize = bm.bestFloor;
+          else if (!bm.judged && share < 2 && bm.maxAsk >= 2) probeSize = 2;
+          bm.floor = floor;
+          bm.probing = probeSize > 0;
+        }
       }
       const now = this.now();
       const deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
+      let companion: Task | undefined;
       while (queue.length > 0) {
         const slot = this.pick(levels);
         if (!slot) break; // no room left for this role: its other queued tasks wait
         const worker = slot.session;
-        const most = Math.min(queue.length, share, slot.room - slot.load, slot.ask);
-        if (most < Math.min(slot.room - slot.load, slot.ask, share) && now < fillBy) {
+        if (probeSize > 0 && ++bm.probeCount % PROBE_EVERY === 0) bm.probeDue = true;
+        // a probe goes only right after a one-task message of this turn (its companion)
+        const probing = probeSize > 0 && bm.probeDue && companion !== undefined;
+        const cap = probing ? probeSize : share;
+        const most = Math.min(queue.length, cap, slot.room - slot.load, slot.ask);
+        if (most < Math.min(slot.room - slot.load, slot.ask, cap) && now < fillBy) {
           holdUntil = Math.min(holdUntil, fillBy);
           break;
         }
@@ -447,7 +568,18 @@ export class TaskBoard {
           tasks.push(t);
         }
         const n = tasks.length;
-        for (const t of tasks) t.sentWith = n;
+        // A probe of one task says nothing about the next task's cost: not a probe (the next may be).
+        let probe: Probe | undefined;
+        if (probing && n > 1) {
+          probe = { n, left: n, lastMs: 0, singleMs: NaN };
+          companion!.probe = probe;
+          bm.probeDue = false;
+        }
+        for (const t of tasks) {
+          t.sentWith = n;
+          t.probe = probe;
+        }
+        companion = n === 1 && !probe ? tasks[0] : undefined;
         bm.dispatched.inc(n);
         this.file(slot, slot.load + n);
         this.sent.messages++;

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMetrics } from '../../lib/metrics/index.ts';
 import type { OrchestratorMessage, WorkerSession } from '../../lib/transport/index.ts';
-import { TaskBoard, type Task } from '../../orchestrator/task-board.ts';
+import { newTaskId, TaskBoard, type Task } from '../../orchestrator/task-board.ts';
 import { TaskQueue } from '../../orchestrator/task-queue.ts';
 
 function session(id: string, role: 'ROLLOUT' | 'REWARD', maxInFlight: number, perMessage = 0) {
@@ -360,4 +360,11 @@ test('TaskQueue keeps the order of a plain array through wrap-around and growth;
   const drained: Array<{ id: string }> = [];
   for (let t = q.shift(); t; t = q.shift()) drained.push(t);
   assert.deepEqual(drained, kept);
+});
+
+test('task ids: the prefix and 24 hex digits (96 random bits), none repeated across refills of the random pool', () => {
+  const ids = Array.from({ length: 2000 }, () => newTaskId('run-r7'));
+  for (const id of ids) assert.match(id, /^run-r7-[0-9a-f]{24}$/);
+  assert.equal(new Set(ids).size, ids.length);
+  assert.equal(new Set(ids.map((id) => id.slice(-24))).size, ids.length, 'no token reused');
 });
