@@ -85,7 +85,6 @@ export function newTaskId(prefix: string): string {
   return `${prefix}-${token}`;
 }
 
-
 interface BoundMetrics {
   dispatched: { inc(n?: number): void };
   completedOk: { inc(n?: number): void };
@@ -387,7 +386,7 @@ export class TaskBoard {
             p.lastMs = Math.max(p.lastMs, ms);
             p.left--;
           }
-          if (p.left === 0 && p.singleMs === p.singleMs && tm.probeCosts.length < MAX_PROBES) tm.probeCosts.push((p.lastMs - p.singleMs) / (p.n - 1));
+          if (p.left === 0 && !Number.isNaN(p.singleMs) && tm.probeCosts.length < MAX_PROBES) tm.probeCosts.push((p.lastMs - p.singleMs) / (p.n - 1));
         }
       }
     }
