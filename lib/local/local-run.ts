@@ -37,7 +37,7 @@ export interface LocalRunOptions {
   /**
    * onnxruntime threads per operator for each role's processes (--threads). Default (roleThreads): the cores
    * shared evenly among the learner, rollout and reward processes (at least 1 each), the learner twice its share
-   * (at most every core) at grpo.maxStaleness 0, unless $RECOVERY_GRPO_THREADS is set, which then applies to every role.
+   * (at most every core), unless $RECOVERY_GRPO_THREADS is set, which then applies to every role.
    */
   threads?: Partial<Record<OrtRole, number>>;
   /** Reuse a reachable NATS server instead of starting one (its credentials, if any, come from the environment). */
@@ -54,16 +54,14 @@ const NATS_ROLE_OF: Record<OrtRole, NatsRole> = { learner: 'learner', 'rollout-w
 
 /**
  * The --threads each role gets: explicit settings, else a share of the cores (none when THREADS_ENV is set): the
- * workers an even share each, the learner twice that (at most every core) at maxStaleness 0 and the even share
- * otherwise. At 0 the learner's GRPO step is the serial part (the workers wait for its checkpoint), so it gets the
- * cores the waiting workers leave (docs/performance.md, "Round 7 (pipe7)"). At >= 1 the rollouts of the next batch
- * run beside the step and every core is busy: a second learner thread takes the workers' core and adds CPU without
- * shortening the step ("Round 10: pipe10"). Results do not depend on the thread count.
+ * workers an even share each, the learner twice that (at most every core). The learner's GRPO step is the serial
+ * part at maxStaleness 0 (the workers wait for its checkpoint) and the bottleneck at 1, so it gets the cores the
+ * waiting workers leave (docs/performance.md, "Round 7 (pipe7)"); results do not depend on the thread count.
  */
-export function roleThreads(o: Pick<LocalRunOptions, 'threads' | 'rolloutWorkers' | 'rewardWorkers'>, cores = availableParallelism(), maxStaleness = 0): Partial<Record<OrtRole, number>> {
+export function roleThreads(o: Pick<LocalRunOptions, 'threads' | 'rolloutWorkers' | 'rewardWorkers'>, cores = availableParallelism()): Partial<Record<OrtRole, number>> {
   const processes = 1 + (o.rolloutWorkers ?? 1) + (o.rewardWorkers ?? 1);
   const share = Math.max(1, Math.floor(cores / processes));
-  const learner = maxStaleness === 0 ? Math.max(share, Math.min(cores, 2 * share)) : share;
+  const learner = Math.max(share, Math.min(cores, 2 * share));
   const even = process.env[THREADS_ENV] ? {} : { learner, 'rollout-worker': share, 'reward-worker': share };
   return { ...even, ...o.threads };
 }
@@ -233,7 +231,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     });
     // Every process gets a fixed metrics port (kept across restarts), so it can be scraped.
     const metricsPorts: Record<string, number> = { orchestrator: metricsPort };
-    const threads = roleThreads(o, undefined, config.grpo.maxStaleness);
+    const threads = roleThreads(o);
     const worker = async (role: OrtRole, name: string) => {
       metricsPorts[name] = await distinctPort();
       const t = threads[role];

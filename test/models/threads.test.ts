@@ -76,7 +76,7 @@ test('threads per operator: bad values are refused by name; the process setting 
   }
 });
 
-test('local run: the cores are shared among the roles (the learner twice the workers\' share at maxStaleness 0), explicit settings win, the environment variable opts out', () => {
+test('local run: the cores are shared among the roles (the learner twice the workers\' share), explicit settings win, the environment variable opts out', () => {
   const saved = process.env[THREADS_ENV];
   delete process.env[THREADS_ENV];
   try {
@@ -84,12 +84,6 @@ test('local run: the cores are shared among the roles (the learner twice the wor
     assert.deepEqual(roleThreads({}, 1), { learner: 1, 'rollout-worker': 1, 'reward-worker': 1 });
     assert.deepEqual(roleThreads({ rolloutWorkers: 2, rewardWorkers: 1 }, 16), { learner: 8, 'rollout-worker': 4, 'reward-worker': 4 });
     assert.deepEqual(roleThreads({ threads: { learner: 1 } }, 2), { learner: 1, 'rollout-worker': 1, 'reward-worker': 1 });
-    // maxStaleness >= 1: the next batch's rollouts run beside the step, so the learner takes an even share
-    assert.deepEqual(roleThreads({}, 2, 0), { learner: 2, 'rollout-worker': 1, 'reward-worker': 1 });
-    assert.deepEqual(roleThreads({}, 2, 1), { learner: 1, 'rollout-worker': 1, 'reward-worker': 1 });
-    assert.deepEqual(roleThreads({}, 2, 3), { learner: 1, 'rollout-worker': 1, 'reward-worker': 1 });
-    assert.deepEqual(roleThreads({ rolloutWorkers: 2, rewardWorkers: 1 }, 16, 1), { learner: 4, 'rollout-worker': 4, 'reward-worker': 4 });
-    assert.deepEqual(roleThreads({ threads: { learner: 2 } }, 2, 1), { learner: 2, 'rollout-worker': 1, 'reward-worker': 1 });
     assert.deepEqual(roleThreads({ threads: { learner: 2 } }, 2), { learner: 2, 'rollout-worker': 1, 'reward-worker': 1 });
     process.env[THREADS_ENV] = '3';
     assert.deepEqual(roleThreads({}, 2), {});
