@@ -34,7 +34,7 @@ import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { CheckpointError, cloneTensorMap, encodeCheckpoint, type Checkpoint, type TensorMap } from '../lib/checkpoint/index.ts';
-import { grpoHyper, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
+import { grpoHyper, needsReferenceForward, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
 import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
@@ -141,7 +141,7 @@ class LearnerRole implements WorkerRoleImpl {
   private refParams: TensorMap | undefined;
   /** grpo.ema: the GRPO weights' moving average (lib/grpo/weight-average.ts), kept beside the AdamW moments. */
   private average: ParamEma | undefined;
-  private refRunner: PolicyRunner | undefined;
+  private refRunner: Promise<PolicyRunner> | undefined;
   private flowRefRunner: FlowRunner | undefined;
   private st: LearnerState | undefined;
   private work: SerialQueue<TrainBatch__Output> | undefined;
@@ -380,7 +380,7 @@ class LearnerRole implements WorkerRoleImpl {
     this.stopReconnectWatch?.();
     await this.exclusive;
     await this.trainer?.release();
-    await this.refRunner?.release();
+    await (await this.refRunner?.catch(() => undefined))?.release();
     await this.flowRefRunner?.release();
   }
 
@@ -506,6 +506,7 @@ class LearnerRole implements WorkerRoleImpl {
     m.get('loss').set({ kind }, fields.loss);
     m.get('grad_norm').set(fields.grad_norm);
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: true, compute_ms: performance.now() - t0 }) });
+    if (batch.kind === 'sft' && b.batch_seq === this.ctx.config.sft.steps) await this.prepareGrpo();
     // Pruning is housekeeping: after the acknowledgement, beside the next batch rather than before it. One runs at
     // a time; a batch that finds one running leaves its state for the next round of the same loop.
     this.pruneFor = next;
@@ -557,8 +558,36 @@ class LearnerRole implements WorkerRoleImpl {
   private reference(): ReferencePolicy {
     return {
       params: this.refParams!,
-      runner: async () => (this.refRunner ??= await PolicyRunner.create(this.ctx.config, this.device)),
+      runner: () => this.referenceRunner(),
     };
+  }
+
+  private referenceRunner(): Promise<PolicyRunner> {
+    if (!this.refRunner) {
+      this.refRunner = PolicyRunner.create(this.ctx.config, this.device);
+      this.refRunner.catch(() => (this.refRunner = undefined)); // tried again by the next step
+    }
+    return this.refRunner;
+  }
+
+  /**
+   * After the last SFT batch is acknowledged: the GRPO graph's session and the reference policy's, created while the
+   * first GRPO batch is rolled out and scored instead of inside its step, where they were on the critical path (~130
+   * ms; docs/performance.md "Round 10: pipe10"). The session's first run, and every value, are as before.
+   */
+  private async prepareGrpo(): Promise<void> {
+    const trainer = this.trainer;
+    if (!(trainer instanceof PolicyTrainer) || this.ctx.config.grpo.steps === 0) return;
+    // the acknowledgement leaves first: building the graph and loading the session hold the event loop
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      await trainer.prepareGrpo();
+      if (needsReferenceForward(this.hyper)) await this.referenceRunner();
+    } catch (e) {
+      // the first GRPO step creates them (and reports a failure) as before
+      this.ctx.log.warn(`preparing the GRPO sessions failed (the first GRPO step tries again): ${(e as Error).message}`);
+    }
   }
 
   private flowReference() {

@@ -44,6 +44,22 @@ export function intraOpThreads(): number {
   return env === undefined || env === '' ? 0 : checkThreads(Number(env), THREADS_ENV);
 }
 
+/** onnxruntime's options for every session of the project (lib/models/lane-worker.mjs repeats them for its lanes). */
+export function sessionOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: intraOpThreads,
+    // No memory pattern: with it, the second run of each input shape allocates the block it planned from the first
+    // and faults those pages in afresh, so the GRPO step's second run cost ~4x a later one (~270 ms more CPU at
+    // 32 px, in the learner and in the single-process loop alike; docs/performance.md "Round 10: pipe10"); the
+    // arena alone reuses the first run's memory. Where a tensor lives does not change its values.
+    enableMemPattern: false,
+    // Several processes share the cores (rollout, reward, learner): idle threads must not spin.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+}
+
 export class GraphSession {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -52,13 +68,7 @@ export class GraphSession {
 
   static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<GraphSession> {
     const device = opts.device ?? 'cpu';
-    const session = await ort.InferenceSession.create(model, {
-      executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: checkThreads(opts.intraOpThreads ?? intraOpThreads(), 'intraOpThreads'),
-      // Several processes share the cores (rollout, reward, learner): idle threads must not spin.
-      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-    });
+    const session = await ort.InferenceSession.create(model, sessionOptions(device, checkThreads(opts.intraOpThreads ?? intraOpThreads(), 'intraOpThreads')));
     return new GraphSession(session, device);
   }
 

@@ -54,7 +54,8 @@ export function stepFromOutputs(optimizer: AdamW, out: Fetches, lr?: number): { 
 
 export class PolicyTrainer {
   private sft?: GraphSession;
-  private grpo?: GraphSession;
+  /** Created by the first GRPO step, or ahead of it by prepareGrpo. */
+  private grpo?: Promise<GraphSession>;
   private backprop?: GraphSession;
   readonly optimizer: AdamW;
 
@@ -88,7 +89,7 @@ export class PolicyTrainer {
 
   /** Runs the GRPO graph without updating (diagnostics, tests). `hyper` defaults to the run's settings. */
   async grpoForward(b: GrpoInputs, hyper: Omit<GrpoHyper, 'lr'> = grpoHyper(this.config)): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
-    this.grpo ??= await GraphSession.create(grpoModel(this.config), { device: this.device });
+    const grpo = await this.grpoSession();
     const dims = this.dims(b.n);
     const dense = this.config.grpo.advantageMode === 'dense';
     const r = resolutionOf(this.config);
@@ -113,7 +114,23 @@ export class PolicyTrainer {
       if (dense) feeds.identity_advantage_map = { data: b.identityAdvantageMap!, dims: [b.n, 3, ssimMapSize(r.height), ssimMapSize(r.width)] };
       feeds.identity_weight = scalarFeed(hyper.identityAnchor ?? 0);
     }
-    return this.grpo.run(feeds);
+    return grpo.run(feeds);
+  }
+
+  private grpoSession(): Promise<GraphSession> {
+    if (!this.grpo) {
+      this.grpo = (async () => GraphSession.create(grpoModel(this.config), { device: this.device }))();
+      this.grpo.catch(() => (this.grpo = undefined)); // a failed creation is tried again by the next step
+    }
+    return this.grpo;
+  }
+
+  /**
+   * Builds the GRPO graph and creates its session now rather than in the first GRPO step (the learner does this
+   * after its last SFT batch, while the first GRPO batch is rolled out). Changes nothing the step computes.
+   */
+  async prepareGrpo(): Promise<void> {
+    await this.grpoSession();
   }
 
   /**
@@ -146,7 +163,7 @@ export class PolicyTrainer {
 
   async release(): Promise<void> {
     await this.sft?.release();
-    await this.grpo?.release();
+    await (await this.grpo?.catch(() => undefined))?.release();
     await this.backprop?.release();
   }
 }

@@ -1,0 +1,44 @@
+// The options every onnxruntime session gets (lib/graph/runtime.ts sessionOptions): no memory pattern (its
+// second run per shape faulted a fresh block in; docs/performance.md "Round 10: pipe10"), no spinning threads,
+// and the values of a graph's runs do not depend on where its tensors were allocated.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { loadConfig } from '../../lib/config/index.ts';
+import { GraphSession, sessionOptions } from '../../lib/graph/runtime.ts';
+import { policyModel, policySpecOf } from '../../lib/models/bundle.ts';
+import { initPolicyParams } from '../../lib/models/policy.ts';
+import { paramFeeds } from '../../lib/models/feeds.ts';
+import { standardNormal } from '../../lib/data/random.ts';
+
+test('sessions: no memory pattern, threads as asked, idle threads do not spin, CUDA falls back to the CPU', () => {
+  const cpu = sessionOptions('cpu', 3);
+  assert.equal(cpu.enableMemPattern, false);
+  assert.equal(cpu.intraOpNumThreads, 3);
+  assert.deepEqual(cpu.executionProviders, ['cpu']);
+  assert.deepEqual(cpu.extra, { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
+  assert.deepEqual(sessionOptions('cuda', 0).executionProviders, ['cuda', 'cpu']);
+});
+
+test('a session gives the same bytes on its first, second and later runs of a shape, and after another shape', async () => {
+  const config = loadConfig(undefined, ['data.size=16']);
+  const params = initPolicyParams(policySpecOf(config), 0);
+  for (const p of params.values()) if (p.shape.length) p.data.set(standardNormal(p.data.length, 3).map((v) => v * 0.05));
+  const session = await GraphSession.create(policyModel(config), { intraOpThreads: 1 });
+  const run = async (n: number) => {
+    const dims = [n, 3, 16, 16];
+    const pix = n * 3 * 16 * 16;
+    const out = await session.run({ ...paramFeeds(params), image: { data: Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v), dims }, noise: { data: standardNormal(pix, 2), dims } });
+    const h = createHash('sha256');
+    for (const k of Object.keys(out).sort()) h.update(out[k]!.data);
+    return h.digest('hex');
+  };
+  const first = await run(4);
+  assert.equal(await run(4), first);
+  assert.equal(await run(4), first);
+  const other = await run(6);
+  assert.notEqual(other, first);
+  assert.equal(await run(4), first);
+  assert.equal(await run(6), other);
+  await session.release();
+});
