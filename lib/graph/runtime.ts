@@ -44,7 +44,11 @@ export function intraOpThreads(): number {
   return env === undefined || env === '' ? 0 : checkThreads(Number(env), THREADS_ENV);
 }
 
-/** onnxruntime's options for every session of the project (lib/models/lane-worker.mjs repeats them for its lanes). */
+/**
+ * onnxruntime's options for every GraphSession of the project. lib/models/lane-worker.mjs sets its own (the SSIM lanes)
+ * and keeps the memory pattern: a lane runs one shape all run long, and its CPU in `npm run bench models` was not
+ * shown to gain without it (round 10's coordinator, docs/performance.md).
+ */
 export function sessionOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],

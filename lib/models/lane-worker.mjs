@@ -9,7 +9,6 @@ const session = await ort.InferenceSession.create(workerData.model, {
   executionProviders: ['cpu'],
   graphOptimizationLevel: 'all',
   intraOpNumThreads: 1,
-  enableMemPattern: false, // as lib/graph/runtime.ts sessionOptions (why there)
   extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
 });
 
