@@ -17,8 +17,6 @@ import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
 import { Supervisor } from './supervisor.ts';
 import { RunPorts } from './ports.ts';
-
-export { freePort } from './ports.ts';
 import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
@@ -129,6 +127,8 @@ export function cpuSecondsOf(pids: Record<string, number>): Record<string, numbe
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
 
+export { freePort } from './ports.ts';
+
 function ensureNatsBinary(): void {
   try {
     execFileSync('nats-server', ['--version'], { stdio: 'ignore' });
@@ -169,11 +169,10 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const ports = new RunPorts(log);
-  const distinctPort = () => ports.distinct();
-  const grpcPort = await distinctPort();
+  const grpcPort = await ports.distinct();
   // Every process's metrics port is kept across its restarts, so a scraper finds it again, unless another process
   // took it meanwhile (lib/local/ports.ts): metricsPorts says where each one is now.
-  const metricsPorts: Record<string, number> = { orchestrator: await distinctPort() };
+  const metricsPorts: Record<string, number> = { orchestrator: await ports.distinct() };
   const metricsPort = metricsPorts.orchestrator!;
   const metricsArgs = async (name: string) => ['--metrics-port', String((metricsPorts[name] = await ports.keep(`${name}'s metrics port`, metricsPorts[name]!)))];
   let natsUrl = o.natsUrl;
@@ -182,7 +181,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   let natsUsers: LocalNatsUsers | undefined;
   if (!natsUrl) {
     ensureNatsBinary();
-    natsPort = await distinctPort();
+    natsPort = await ports.distinct();
     natsUrl = `nats://127.0.0.1:${natsPort}`;
     natsUsers = writeLocalNatsUsers(out);
     sup.start({ name: 'nats', command: 'nats-server', args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
@@ -217,7 +216,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     });
     const threads = roleThreads(o);
     const worker = async (role: OrtRole, name: string) => {
-      metricsPorts[name] = await distinctPort();
+      metricsPorts[name] = await ports.distinct();
       const t = threads[role];
       sup.start({
         name,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type { NatsConnection } from 'nats';
 import { CheckpointStore, connectNats, encodeTensor, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { decodeCheckpoint, type DecodedCheckpoint, type Tensor, type TensorMap } from '../../lib/checkpoint/index.ts';
+import { cloneTensorMap, decodeCheckpoint, type DecodedCheckpoint, type Tensor, type TensorMap } from '../../lib/checkpoint/index.ts';
 import type { OptimizerStateFile } from '../../lib/checkpoint/optimizer-state.ts';
 import type { RunConfig, RunConfigInput } from '../../lib/config/index.ts';
 import { paramShapes, policySpecOf } from '../../lib/models/bundle.ts';
@@ -137,8 +137,7 @@ export function grpoBatch(runId: string, seq: number, s: GrpoSamples, version: n
 /** The weights one GRPO step on `s` gives from `params` + `optimizerState`, against KL reference `ref`, computed here. */
 export async function grpoStepByHand(config: RunConfig, params: TensorMap, optimizerState: OptimizerStateFile['state'], ref: TensorMap, s: GrpoSamples): Promise<TensorMap> {
   // the trainer updates the map it is given in place: give it a copy
-  const copy: TensorMap = new Map([...params].map(([k, t]) => [k, { ...t, data: Float32Array.from(t.data) }]));
-  const trainer = PolicyTrainer.create(config, copy, { optimizerState });
+  const trainer = PolicyTrainer.create(config, cloneTensorMap(params), { optimizerState });
   const runner = await PolicyRunner.create(config);
   try {
     const refMean = (await runner.run(ref, s.images, new Float32Array(N * PER), N)).mean;
