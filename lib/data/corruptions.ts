@@ -440,18 +440,39 @@ const meanShift: Impl = (img, { i, s }) => {
  */
 function coarseRgb(src: Uint8Array, w: number, h: number, f: number, out: Float64Array, acc: Int32Array): Float64Array {
   const cw = Math.ceil(w / f), chh = Math.ceil(h / f), rowLen = w * 3;
+  // Whole f x f blocks (every coarse pixel but the last row and column of a size not divisible by f) summed straight
+  // into locals, unrolled for the levels' factors 2 and 4: integer sums, so the same totals in any order.
+  const fullW = Math.floor(w / f), fullH = Math.floor(h / f);
+  if (f === 2 || f === 4) {
+    const inv = 1 / (f * f);
+    for (let cy = 0; cy < fullH; cy++) {
+      const r0 = cy * f * rowLen;
+      for (let cx = 0, k = r0, o = cy * cw * 3; cx < fullW; cx++, k += f * 3, o += 3) {
+        let r = 0, g = 0, b = 0;
+        for (let y = 0, q = k; y < f; y++, q += rowLen) {
+          r += src[q] + src[q + 3]; g += src[q + 1] + src[q + 4]; b += src[q + 2] + src[q + 5];
+          if (f === 4) { r += src[q + 6] + src[q + 9]; g += src[q + 7] + src[q + 10]; b += src[q + 8] + src[q + 11]; }
+        }
+        out[o] = Math.fround(r * inv); out[o + 1] = Math.fround(g * inv); out[o + 2] = Math.fround(b * inv);
+      }
+    }
+  }
+  const skipW = f === 2 || f === 4 ? fullW : 0, skipH = f === 2 || f === 4 ? fullH : 0;
+  // The rest (all of it for other factors): per coarse row, the row sums of each block accumulated in `acc`.
   for (let cy = 0; cy < chh; cy++) {
+    const cx0 = cy < skipH ? skipW : 0;
+    if (cx0 >= cw) continue;
     const y0 = cy * f, y1 = Math.min(h, y0 + f);
-    acc.fill(0, 0, cw * 3);
+    acc.fill(0, cx0 * 3, cw * 3);
     for (let y = y0; y < y1; y++) {
       const row = y * rowLen;
-      for (let cx = 0, a = 0, k = row; cx < cw; cx++, a += 3) {
+      for (let cx = cx0, a = cx0 * 3, k = row + cx0 * f * 3; cx < cw; cx++, a += 3) {
         let r = 0, g = 0, b = 0;
         for (const e = row + Math.min(w, cx * f + f) * 3; k < e; k += 3) { r += src[k]; g += src[k + 1]; b += src[k + 2]; }
         acc[a] += r; acc[a + 1] += g; acc[a + 2] += b;
       }
     }
-    for (let cx = 0, a = 0, o = cy * cw * 3; cx < cw; cx++, a += 3, o += 3) {
+    for (let cx = cx0, a = cx0 * 3, o = (cy * cw + cx0) * 3; cx < cw; cx++, a += 3, o += 3) {
       const inv = 1 / ((y1 - y0) * (Math.min(w, cx * f + f) - cx * f));
       out[o] = Math.fround(acc[a] * inv); out[o + 1] = Math.fround(acc[a + 1] * inv); out[o + 2] = Math.fround(acc[a + 2] * inv);
     }
