@@ -629,6 +629,19 @@ function lineRows(
       have0 = Math.min(have0, r0); have1 = Math.max(have1, r1);
     }
   }
+  // The first column x whose output reads sheared row jj (the same interval argument from the left).
+  const firstX = new Int32Array(H);
+  for (let x = 0, have0 = 1, have1 = 0; x < width; x++) {
+    const r0 = rowBase[x], r1 = r0 + height;
+    if (have0 > have1) {
+      for (let jj = r0; jj <= r1; jj++) firstX[jj] = x;
+      have0 = r0; have1 = r1;
+    } else {
+      for (let jj = r0; jj <= r1 && jj < have0; jj++) firstX[jj] = x;
+      for (let jj = Math.max(r0, have1 + 1); jj <= r1; jj++) firstX[jj] = x;
+      have0 = Math.min(have0, r0); have1 = Math.max(have1, r1);
+    }
+  }
   // Rows of J column ui that any output reads (outputs x within `reach` of it): the rest stays 0.
   const lo = new Int32Array(W), hi = new Int32Array(W);
   for (let ui = 0; ui < W; ui++) {
@@ -646,6 +659,14 @@ function lineRows(
   }
   let minBase = Infinity, maxBase = -Infinity;
   for (let ui = 0; ui < W; ui++) { minBase = Math.min(minBase, baseOf[ui]); maxBase = Math.max(maxBase, baseOf[ui]); }
+  // Whether a row's running sum may start at the first column that reads the row (`firstX`) instead of column 0. It
+  // may when every sum it takes is exact, so that its value does not depend on where it started: with byte input
+  // each J value is s0 (1 - f) + s1 f rounded to float32, so 0 or >= min(f, 1 - f) over the non-zero f; if that is
+  // >= 2^-17, every J is a multiple of 2^-40 (float32 ulp) at most 255, and a window of 2a + 1 <= 31 of them sums
+  // below 2^13: 53 bits, exact. Otherwise (a float input, a long window, a shift within 2^-17 of a whole row: rare)
+  // every row starts at column 0 as before.
+  let skip = src instanceof Uint8Array && 2 * a + 1 <= 31;
+  for (let ui = 0; ui < W && skip; ui++) { const f = fOf[ui]; if (f !== 0 && (f < 2 ** -17 || 1 - f < 2 ** -17)) skip = false; }
   // J(u, j) = I(u, j + jmin + m u): per column a constant fractional shift. One row at a time.
   const J = new Float32Array(W * 3);
   // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones. Output (x, y) reads B rows
@@ -658,18 +679,19 @@ function lineRows(
   for (let jj = 0; jj < H; jj++) {
     const xe = lastX[jj];
     if (xe < 0) continue; // no output reads this row of B
-    // J columns the running sum reads up to column xe of B.
-    const ue = Math.min(W - 1, xe + reach + a + 1);
+    // B from column xs on; J columns the running sum reads from column xs to column xe of B.
+    const xs = skip ? firstX[jj] : 0;
+    const us = xs + reach - a - 1, ue = Math.min(W - 1, xe + reach + a + 1);
     if (jj + minBase >= 0 && jj + maxBase + 1 <= height - 1) {
       // Every column's two source rows are inside the image: no clamping.
-      for (let ui = 0, o = 0; ui <= ue; ui++, o += 3) {
+      for (let ui = us, o = us * 3; ui <= ue; ui++, o += 3) {
         const p = (jj + baseOf[ui]) * sy + colOf[ui], q = p + sy, f = fOf[ui];
         J[o] = src[p] + (src[q] - src[p]) * f;
         J[o + 1] = src[p + 1] + (src[q + 1] - src[p + 1]) * f;
         J[o + 2] = src[p + 2] + (src[q + 2] - src[p + 2]) * f;
       }
     } else {
-      for (let ui = 0, o = 0; ui <= ue; ui++, o += 3) {
+      for (let ui = us, o = us * 3; ui <= ue; ui++, o += 3) {
         if (jj < lo[ui] || jj > hi[ui]) { J[o] = 0; J[o + 1] = 0; J[o + 2] = 0; continue; }
         const cu = colOf[ui], f = fOf[ui];
         let y0 = jj + baseOf[ui], y1 = y0 + 1;
@@ -683,8 +705,8 @@ function lineRows(
     }
     // The three channels' running sums side by side (each in the same order as a per-channel pass).
     let acc0 = 0, acc1 = 0, acc2 = 0;
-    for (let u = reach - a, q = u * 3; u <= reach + a; u++, q += 3) { acc0 += J[q]; acc1 += J[q + 1]; acc2 += J[q + 2]; }
-    for (let x = 0, b = 0, l = (reach - a - 1) * 3, r = (reach + a + 1) * 3; x <= xe; x++, b += 3, l += 3, r += 3) {
+    for (let u = xs + reach - a, q = u * 3; u <= xs + reach + a; u++, q += 3) { acc0 += J[q]; acc1 += J[q + 1]; acc2 += J[q + 2]; }
+    for (let x = xs, b = xs * 3, l = us * 3, r = (xs + reach + a + 1) * 3; x <= xe; x++, b += 3, l += 3, r += 3) {
       B[b] = (acc0 + e * (J[l] + J[r])) * norm;
       B[b + 1] = (acc1 + e * (J[l + 1] + J[r + 1])) * norm;
       B[b + 2] = (acc2 + e * (J[l + 2] + J[r + 2])) * norm;
@@ -693,7 +715,7 @@ function lineRows(
     // out(x, y) = B(x, y - jmin - m x), again a constant fractional shift per column: the outputs whose second row is
     // jj (y = jj - 1 - rowBase[x]). Math.fround: the float32 rounding of a Float32Array result happens before a byte
     // store as well.
-    for (let x = 0, p = 0; x <= xe; x++, p += 3) {
+    for (let x = xs, p = xs * 3; x <= xe; x++, p += 3) {
       const y = jj - 1 - rowBase[x];
       if (y < 0 || y >= height) continue;
       const f = rowF[x], o = y * sy + x * sx;
