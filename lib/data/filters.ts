@@ -589,7 +589,9 @@ export function lineBlurInto(
 /**
  * The blur of a w x h image whose pixel (x, y) channel c is at x * sx + y * sy + c in `src` and `out`, for
  * |cos| >= |sin|. The arithmetic (values, operations and their order) is that of the original row-major
- * implementation; J is computed one row at a time and B only as far along each row as an output reads it.
+ * implementation; J is computed one row at a time, B only over the columns whose outputs read the row (from column 0
+ * where a running sum's start could change its rounding), and two rows of B are kept: outputs are written as they
+ * become known.
  */
 function lineRows(
   src: Uint8Array | Float32Array, width: number, height: number, length: number, angle: number, sx: number, sy: number,
