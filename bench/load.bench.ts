@@ -169,12 +169,25 @@ export interface LoadFigures {
 
 export type Encoder = 'two-pass' | 'protobufjs';
 
-/** Processes the simulated workers are spread over unless LOAD_WORKER_PROCS says otherwise. */
-export const DEFAULT_WORKER_PROCS = 1;
+/**
+ * Processes the simulated workers are spread over unless LOAD_WORKER_PROCS says otherwise (round 11; rounds 4-10 ran
+ * them all in one process, LOAD_WORKER_PROCS=1: its scavenges and mark-compacts then delayed every worker's answers).
+ */
+export const DEFAULT_WORKER_PROCS = 2;
+
+/** The simulated workers of each process, as [first worker id, count]: an even split, every id once. */
+export function workerShares(workers: number, procs: number): [number, number][] {
+  if (!(Number.isInteger(workers) && workers >= 1)) throw new Error(`workers: ${workers} is not a positive whole number`);
+  if (!(Number.isInteger(procs) && procs >= 1 && procs <= workers)) throw new Error(`workerProcs: ${procs} is not a whole number in [1, ${workers}] (the workers)`);
+  return Array.from({ length: procs }, (_, k) => {
+    const first = Math.floor((workers * k) / procs);
+    return [first, Math.floor((workers * (k + 1)) / procs) - first];
+  });
+}
 
 export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; encoder?: Encoder; stallMs?: number; workerSpinUs?: number; workerProcs?: number; workerNodeFlags?: string[]; log?: (l: string) => void }): Promise<LoadFigures> {
   const workerProcs = o.workerProcs ?? DEFAULT_WORKER_PROCS;
-  if (!(Number.isInteger(workerProcs) && workerProcs >= 1 && workerProcs <= o.workers)) throw new Error(`workerProcs: ${workerProcs} is not a whole number in [1, ${o.workers}] (the workers)`);
+  const shares = workerShares(o.workers, workerProcs);
   const inFlight = o.inFlight ?? 2;
   const codec = o.codec ?? 'direct';
   useWireCodec(codec);
@@ -248,9 +261,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   // The simulated workers, spread evenly over workerProcs processes (all on the workers' cores): a process's GC pause
   // or busy turn then delays only its share of the workers, as one machine's would.
   const execArgv = [...process.execArgv, ...(o.workerNodeFlags ?? [])];
-  const children = Array.from({ length: workerProcs }, (_, k) => {
-    const idBase = Math.floor((o.workers * k) / workerProcs);
-    const count = Math.floor((o.workers * (k + 1)) / workerProcs) - idBase;
+  const children = shares.map(([idBase, count]) => {
     const args = [`127.0.0.1:${server.port}`, String(count), String(inFlight), String(perMessage), codec, encoder, String(o.workerSpinUs ?? 0), String(idBase)];
     return workerCpus
       ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
