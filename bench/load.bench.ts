@@ -7,8 +7,9 @@
 // Open loop: tasks are offered at a fixed rate whatever the workers do (a timer adds them every millisecond),
 // so latency is not queueing manufactured by a fixed number of outstanding tasks. This process holds only the
 // orchestrator side (gRPC server, TaskBoard, the offered-load timer, a histogram) and is pinned to core 0 when
-// `taskset` exists; the simulated workers (bench/load-workers.ts) run in their own process, pinned to the
-// other cores, each with its own gRPC connection on 127.0.0.1, answering every task at once. Figures per run:
+// `taskset` exists; the simulated workers (bench/load-workers.ts) run in other processes (LOAD_WORKER_PROCS, a list,
+// default 2; 1 = rounds 4-10's single workers' process), pinned to the other cores, each with its own gRPC connection
+// on 127.0.0.1, answering every task at once. LOAD_WORKER_NODE_FLAGS: node flags for the workers' processes only. Figures per run:
 // offered and completed tasks/s, the offer-to-result latency (p50 / p99 / max, from a fixed log-bucket
 // histogram, so recording costs no memory), this process's CPU time per completed task (process.cpuUsage over
 // the measured window; no gc() runs inside it), memory before and after (RSS, heap) and the backlog left.
