@@ -60,3 +60,19 @@ export function formatPauses(p: PauseFigures | undefined): string {
   return `loop delay p50 ${p.loopP50Ms.toFixed(1)} / p99 ${p.loopP99Ms.toFixed(1)} / max ${p.loopMaxMs.toFixed(0)} ms, ` +
     `GC ${p.minorCount} scavenges ${p.minorMs.toFixed(0)} ms (max ${p.minorMaxMs.toFixed(1)}), ${p.majorCount} other ${p.majorMs.toFixed(0)} ms (max ${p.majorMaxMs.toFixed(1)})`;
 }
+
+/**
+ * Several processes' figures as one: the worst event-loop delays (a process's p99 is not a percentile of the union,
+ * so the largest of them stands for it), the GC pauses summed, their maxima the largest.
+ */
+export function mergePauses(each: (PauseFigures | undefined)[]): PauseFigures | undefined {
+  const known = each.filter((p): p is PauseFigures => p !== undefined);
+  if (known.length === 0) return undefined;
+  const max = (k: keyof PauseFigures) => Math.max(...known.map((p) => p[k]));
+  const sum = (k: keyof PauseFigures) => known.reduce((a, p) => a + p[k], 0);
+  return {
+    loopP50Ms: max('loopP50Ms'), loopP99Ms: max('loopP99Ms'), loopMaxMs: max('loopMaxMs'),
+    minorCount: sum('minorCount'), minorMs: sum('minorMs'), minorMaxMs: max('minorMaxMs'),
+    majorCount: sum('majorCount'), majorMs: sum('majorMs'), majorMaxMs: max('majorMaxMs'),
+  };
+}

@@ -7,8 +7,9 @@
 // Open loop: tasks are offered at a fixed rate whatever the workers do (a timer adds them every millisecond),
 // so latency is not queueing manufactured by a fixed number of outstanding tasks. This process holds only the
 // orchestrator side (gRPC server, TaskBoard, the offered-load timer, a histogram) and is pinned to core 0 when
-// `taskset` exists; the simulated workers (bench/load-workers.ts) run in their own process, pinned to the
-// other cores, each with its own gRPC connection on 127.0.0.1, answering every task at once. Figures per run:
+// `taskset` exists; the simulated workers (bench/load-workers.ts) run in other processes (LOAD_WORKER_PROCS, a list,
+// default 2; 1 = rounds 4-10's single workers' process), pinned to the other cores, each with its own gRPC connection
+// on 127.0.0.1, answering every task at once. LOAD_WORKER_NODE_FLAGS: node flags for the workers' processes only. Figures per run:
 // offered and completed tasks/s, the offer-to-result latency (p50 / p99 / max, from a fixed log-bucket
 // histogram, so recording costs no memory), this process's CPU time per completed task (process.cpuUsage over
 // the measured window; no gc() runs inside it), memory before and after (RSS, heap) and the backlog left.
@@ -34,7 +35,7 @@
 // LOAD_FIND_TO, default 64000/s), then halves the gap LOAD_FIND_REFINE times (default 2) between the highest rate
 // that passed and the lowest that failed, and prints the highest that passed (one run per rate: on a loaded machine
 // a passing rate may fail on another run).
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg } from 'node:os';
@@ -43,7 +44,7 @@ import { createMetrics } from '../lib/metrics/index.ts';
 import { encodeTensor, forEachItem, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
-import { formatPauses, PauseMonitor, type PauseFigures } from './load-pauses.ts';
+import { formatPauses, mergePauses, PauseMonitor, type PauseFigures } from './load-pauses.ts';
 import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
 /**
@@ -138,6 +139,10 @@ export interface LoadFigures {
   /** Event-loop delays and GC pauses of the orchestrator's process and of the workers' process over the window. */
   pauses: PauseFigures;
   workerPauses: PauseFigures | undefined;
+  /** The same for each workers' process (workerPauses merges them: the worst delays, the summed pauses). */
+  workerPausesEach: (PauseFigures | undefined)[];
+  /** How many processes the simulated workers were spread over (LOAD_WORKER_PROCS; 1 = rounds 4-10's bench). */
+  workerProcs: number;
   /** Tasks offered but not completed when the window closed. */
   backlog: number;
   rssStartMiB: number;
@@ -156,7 +161,7 @@ export interface LoadFigures {
   offerTimerUsPerTask: number;
   /** The part of it on the main thread (the rest: V8's helper threads, mostly concurrent GC); NaN without /proc. */
   mainThreadUsPerTask: number;
-  /** The simulated workers' process: CPU seconds per wall second over the measured window (NaN if not reported). */
+  /** The simulated workers' processes together: CPU seconds per wall second over the measured window (NaN if not reported). */
   workersCpu: number;
   /** Core lists the orchestrator / workers ran on ('any' without taskset). */
   pinned: string;
@@ -165,7 +170,25 @@ export interface LoadFigures {
 
 export type Encoder = 'two-pass' | 'protobufjs';
 
-export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; encoder?: Encoder; stallMs?: number; workerSpinUs?: number; log?: (l: string) => void }): Promise<LoadFigures> {
+/**
+ * Processes the simulated workers are spread over unless LOAD_WORKER_PROCS says otherwise (round 11; rounds 4-10 ran
+ * them all in one process, LOAD_WORKER_PROCS=1: its scavenges and mark-compacts then delayed every worker's answers).
+ */
+export const DEFAULT_WORKER_PROCS = 2;
+
+/** The simulated workers of each process, as [first worker id, count]: an even split, every id once. */
+export function workerShares(workers: number, procs: number): [number, number][] {
+  if (!(Number.isInteger(workers) && workers >= 1)) throw new Error(`workers: ${workers} is not a positive whole number`);
+  if (!(Number.isInteger(procs) && procs >= 1 && procs <= workers)) throw new Error(`workerProcs: ${procs} is not a whole number in [1, ${workers}] (the workers)`);
+  return Array.from({ length: procs }, (_, k) => {
+    const first = Math.floor((workers * k) / procs);
+    return [first, Math.floor((workers * (k + 1)) / procs) - first];
+  });
+}
+
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; encoder?: Encoder; stallMs?: number; workerSpinUs?: number; workerProcs?: number; workerNodeFlags?: string[]; log?: (l: string) => void }): Promise<LoadFigures> {
+  const workerProcs = o.workerProcs ?? DEFAULT_WORKER_PROCS;
+  const shares = workerShares(o.workers, workerProcs);
   const inFlight = o.inFlight ?? 2;
   const codec = o.codec ?? 'direct';
   useWireCodec(codec);
@@ -235,12 +258,17 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       });
     },
   });
-  const args = [`127.0.0.1:${server.port}`, String(o.workers), String(inFlight), String(perMessage), codec, encoder, String(o.workerSpinUs ?? 0)];
   const script = fileURLToPath(new URL('./load-workers.ts', import.meta.url));
-  const child = workerCpus
-    ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...process.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    : fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const fromChild = <T>(key: string) => new Promise<T>((resolve, reject) => {
+  // The simulated workers, spread evenly over workerProcs processes (all on the workers' cores): a process's GC pause
+  // or busy turn then delays only its share of the workers, as one machine's would.
+  const execArgv = [...process.execArgv, ...(o.workerNodeFlags ?? [])];
+  const children = shares.map(([idBase, count]) => {
+    const args = [`127.0.0.1:${server.port}`, String(count), String(inFlight), String(perMessage), codec, encoder, String(o.workerSpinUs ?? 0), String(idBase)];
+    return workerCpus
+      ? fork(script, args, { execPath: 'taskset', execArgv: ['-c', workerCpus, process.execPath, ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      : fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  });
+  const fromChild = <T>(child: ChildProcess, key: string) => new Promise<T>((resolve, reject) => {
     const on = (m: Record<string, unknown>) => {
       if (m.error) errors++;
       if (key in m) {
@@ -251,10 +279,12 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     child.on('message', on);
     child.once('exit', (code) => reject(new Error(`load workers exited (${code})`)));
   });
+  const fromChildren = <T>(key: string) => Promise.all(children.map((c) => fromChild<T>(c, key)));
+  const sendChildren = (m: { cpu?: boolean; stop?: boolean }) => { for (const c of children) c.send(m); };
   let offer: NodeJS.Timeout | undefined;
   try {
-    const { connected } = await fromChild<{ connected: number }>('connected');
-    log(`  ${connected} workers connected`);
+    const connected = (await fromChildren<{ connected: number }>('connected')).reduce((a, m) => a + m.connected, 0);
+    log(`  ${connected} workers connected (${workerProcs} process${workerProcs > 1 ? 'es' : ''})`);
     // Open-loop offered load: every tick, add the tasks the rate owes since the start.
     const offerStart = performance.now();
     let offered = 0;
@@ -283,9 +313,9 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     if (o.stallMs) {
       // A disturbance on purpose: the workers' process stopped (SIGSTOP) for stallMs while tasks keep being offered,
       // then resumed, right before the measured window: does dispatch come back to bundling, or stay at one per send?
-      process.kill(child.pid!, 'SIGSTOP');
+      for (const c of children) process.kill(c.pid!, 'SIGSTOP');
       await new Promise((r) => setTimeout(r, o.stallMs));
-      process.kill(child.pid!, 'SIGCONT');
+      for (const c of children) process.kill(c.pid!, 'SIGCONT');
     }
     const profiler = process.env.LOAD_CPU_PROFILE ? new Session() : undefined;
     if (profiler) {
@@ -299,8 +329,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     }
     const m0 = process.memoryUsage();
     const sent0 = { ...board.sent };
-    child.send({ cpu: true });
-    const wcpu0 = await fromChild<{ cpuNow: number }>('cpuNow');
+    sendChildren({ cpu: true });
+    const wcpu0 = await fromChildren<{ cpuNow: number }>('cpuNow');
     pauses.start();
     measuring = true;
     const t0 = performance.now();
@@ -310,8 +340,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     measuring = false;
     const cpu = process.cpuUsage(cpu0);
     const pauseFigures = pauses.stop();
-    child.send({ cpu: true });
-    const wcpu1 = await fromChild<{ cpuNow: number; pauses?: PauseFigures }>('cpuNow');
+    sendChildren({ cpu: true });
+    const wcpu1 = await fromChildren<{ cpuNow: number; pauses?: PauseFigures }>('cpuNow');
     const th1 = threadTimes();
     const mainMs = th1.has('main') ? ((th1.get('main') ?? 0) - (th0.get('main') ?? 0)) * 10 : NaN;
     if (process.env.LOAD_THREADS) log(`  threads (CPU ms, 10 ms ticks): ${[...th1].map(([k, v]) => `${k} ${(v - (th0.get(k) ?? 0)) * 10}`).join(', ')}; process: user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms`);
@@ -335,8 +365,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     clearInterval(offer);
     clearInterval(perSecond);
     const backlog = board.pending;
-    child.send({ stop: true });
-    await fromChild<{ answered: number }>('answered').catch(() => undefined);
+    sendChildren({ stop: true });
+    await fromChildren<{ answered: number }>('answered').catch(() => undefined);
     const serverCpu = (cpu.user + cpu.system) / 1e6 / wall;
     return {
       workers: o.workers,
@@ -356,7 +386,9 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       queueP99Ms: queueHist.quantile(0.99),
       roundTripP99Ms: rttHist.quantile(0.99),
       pauses: pauseFigures,
-      workerPauses: wcpu1.pauses,
+      workerPauses: mergePauses(wcpu1.map((m) => m.pauses)),
+      workerPausesEach: wcpu1.map((m) => m.pauses),
+      workerProcs,
       backlog,
       rssStartMiB: m0.rss / 2 ** 20,
       rssEndMiB: m1.rss / 2 ** 20,
@@ -366,27 +398,34 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       cpuUsPerTask: (cpu.user + cpu.system) / Math.max(1, completed),
       offerTimerUsPerTask: (timerCpuPerSecond * wall * 1e6) / Math.max(1, completed),
       mainThreadUsPerTask: (mainMs * 1000) / Math.max(1, completed),
-      workersCpu: (wcpu1.cpuNow - wcpu0.cpuNow) / 1e6 / wall,
+      workersCpu: wcpu1.reduce((a, m, k) => a + m.cpuNow - wcpu0[k]!.cpuNow, 0) / 1e6 / wall,
       pinned: workerCpus ? `0 / ${workerCpus}` : 'any',
       errors,
     };
   } finally {
     if (offer) clearInterval(offer);
     clearInterval(leaseCheck);
-    if (child.exitCode === null) child.kill('SIGKILL');
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await server.close({ graceMs: 500 });
     pin?.unpin();
   }
 }
 
-type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number; codec: WireCodecName; encoder: Encoder };
+type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number; codec: WireCodecName; encoder: Encoder; workerProcs: number };
 
 export function formatLoad(f: LoadFigures): string {
   return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}, ${f.codec} codec${f.codec === 'direct' && f.encoder !== 'two-pass' ? ` (${f.encoder} encoder)` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms (p99 in the queue ${f.queueP99Ms.toFixed(1)}, of the round trip ${f.roundTripP99Ms.toFixed(1)}); ` +
-    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}); workers' process CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}); workers' ${f.workerProcs > 1 ? `${f.workerProcs} processes` : 'process'} CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}\n` +
-    `      pauses: orchestrator ${formatPauses(f.pauses)}; workers' process ${formatPauses(f.workerPauses)}`;
+    `      pauses: orchestrator ${formatPauses(f.pauses)}; ${f.workerProcs > 1 ? f.workerPausesEach.map((p, k) => `workers' process ${k + 1}/${f.workerProcs} ${formatPauses(p)}`).join('; ') : `workers' process ${formatPauses(f.workerPauses)}`}`;
+}
+
+/** LOAD_WORKER_NODE_FLAGS: extra node flags for the workers' processes (space-separated, e.g. --max-semi-space-size=4). */
+export function workerNodeFlagsFromEnv(): string[] {
+  const flags = (process.env.LOAD_WORKER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  for (const f of flags) if (!f.startsWith('--')) throw new Error(`LOAD_WORKER_NODE_FLAGS: ${JSON.stringify(f)} is not a node flag (--name[=value])`);
+  return flags;
 }
 
 export async function run(): Promise<void> {
@@ -408,6 +447,9 @@ export async function run(): Promise<void> {
   if (!(stallMs >= 0 && stallMs <= 60_000)) throw new Error(`LOAD_STALL_MS: ${process.env.LOAD_STALL_MS} is not a number of ms in [0, 60000]`);
   const workerSpinUs = Number(process.env.LOAD_WORKER_SPIN_US ?? 0);
   if (!(workerSpinUs >= 0 && workerSpinUs <= 100_000)) throw new Error(`LOAD_WORKER_SPIN_US: ${process.env.LOAD_WORKER_SPIN_US} is not a number of us in [0, 100000]`);
+  const procsList = (process.env.LOAD_WORKER_PROCS ?? String(DEFAULT_WORKER_PROCS)).split(',').map(Number);
+  for (const n of procsList) if (!(Number.isInteger(n) && n >= 1 && n <= 64)) throw new Error(`LOAD_WORKER_PROCS: ${n} is not a whole number of processes in [1, 64]`);
+  const workerNodeFlags = workerNodeFlagsFromEnv();
   const findMax = process.env.LOAD_FIND_MAX === '1';
   const findFrom = Number(process.env.LOAD_FIND_FROM ?? 500);
   const findTo = Number(process.env.LOAD_FIND_TO ?? 64000);
@@ -417,18 +459,18 @@ export async function run(): Promise<void> {
   if (findMax && !(findFrom > 0 && findTo >= findFrom && Number.isInteger(refine) && refine >= 0)) throw new Error('LOAD_FIND_FROM, LOAD_FIND_TO, LOAD_FIND_REFINE: need 0 < from <= to and a whole number of refinements');
   for (const p of policies) if (!(DISPATCH_POLICIES as readonly string[]).includes(p)) throw new Error(`LOAD_DISPATCH: ${JSON.stringify(p)} is not one of ${DISPATCH_POLICIES.join(', ')}`);
   // The arms of one (workers, rate, per-message) line: each policy (pack with each coalescing delay, spread with each bundle floor).
-  const policyArms = policies.flatMap((dispatch): Omit<Arm, 'codec' | 'encoder'>[] =>
+  const policyArms = policies.flatMap((dispatch): Omit<Arm, 'codec' | 'encoder' | 'workerProcs'>[] =>
     (dispatch === 'pack' ? [0] : bundles).flatMap((bundleMs) => coalesces.map((coalesceMs) => ({ dispatch, coalesceMs, bundleMs }))));
   const armsFor = (perMessage: number) =>
-    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }]).flatMap((a) => codecs.flatMap((codec) => (codec === 'direct' ? encoders : ['two-pass' as const]).map((encoder) => ({ ...a, codec, encoder }))));
+    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }]).flatMap((a) => codecs.flatMap((codec) => (codec === 'direct' ? encoders : ['two-pass' as const]).flatMap((encoder) => procsList.map((workerProcs) => ({ ...a, codec, encoder, workerProcs })))));
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
-  console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (other process, one connection each, max_in_flight ${inFlight}), tiny tasks, open loop, ${seconds} s each:`);
+  console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (spread over ${procsList.join(' or ')} other process(es), one connection each, max_in_flight ${inFlight}${workerNodeFlags.length ? `, node flags ${workerNodeFlags.join(' ')}` : ''}), tiny tasks, open loop, ${seconds} s each:`);
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
   const best = new Map<string, number>();
   const keyOf = (workers: number, perMessage: number, a: Arm) =>
-    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}${encoders.length > 1 ? `, ${a.encoder} encoder` : ''}`;
+    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}${encoders.length > 1 ? `, ${a.encoder} encoder` : ''}${procsList.length > 1 ? `, workers in ${a.workerProcs} process${a.workerProcs > 1 ? 'es' : ''}` : ''}`;
   const line = async (workers: number, rate: number, perMessage: number, a: Arm) => {
-    const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, stallMs, workerSpinUs, log: (l) => console.log(l) });
+    const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, stallMs, workerSpinUs, workerNodeFlags, log: (l) => console.log(l) });
     console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);
     return f;
   };
