@@ -1,0 +1,97 @@
+// onnxruntime's per-operator profile of train-grpo.onnx (or policy.onnx): per op type, the sum over its nodes of each
+// node's fastest run after the first (the first run also faults in the arena's memory), and optionally every node
+// slower than 0.8 ms with its input and output shapes, in execution order.
+//
+//   [GRPO_PROFILE_GRAPH=grpo|policy] [GRPO_PROFILE_SIZE=128] [GRPO_PROFILE_MODE=dense] [GRPO_PROFILE_THREADS=1]
+//   [GRPO_PROFILE_REPS=3] [GRPO_PROFILE_NODES=1] nice -n 10 node --import tsx bench/grpo-profile.ts
+//
+// The kernel times are wall times: on a loaded machine take them as shares, and compare minima of several reps.
+import * as ort from 'onnxruntime-node';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../lib/config/index.ts';
+import { grpoModel, policyModel, policySpecOf } from '../lib/models/bundle.ts';
+import { initPolicyParams } from '../lib/models/policy.ts';
+import { standardNormal } from '../lib/data/random.ts';
+import { sessionOptions } from '../lib/graph/runtime.ts';
+
+interface ProfileEvent {
+  cat: string;
+  name: string;
+  dur: number;
+  args: { op_name?: string; input_type_shape?: Array<Record<string, number[]>>; output_type_shape?: Array<Record<string, number[]>> };
+}
+
+const which = process.env.GRPO_PROFILE_GRAPH ?? 'grpo';
+const size = Number(process.env.GRPO_PROFILE_SIZE ?? 128);
+const mode = (process.env.GRPO_PROFILE_MODE ?? 'dense') as 'scalar' | 'dense';
+const threads = Number(process.env.GRPO_PROFILE_THREADS ?? 1);
+const reps = Number(process.env.GRPO_PROFILE_REPS ?? 3);
+const N = 32;
+const config = loadConfig(undefined, [`data.size=${size}`, `grpo.advantageMode=${mode}`]);
+const params = initPolicyParams(policySpecOf(config), 0);
+for (const p of params.values()) if (p.data.every((v) => v === 0) && p.shape.length) p.data.set(standardNormal(p.data.length, 3).map((v) => v * 0.01));
+const t = (d: Float32Array, s: readonly number[]) => new ort.Tensor('float32', d, [...s]);
+const pix = N * 3 * size * size;
+const dims = [N, 3, size, size];
+const feeds: Record<string, ort.Tensor> = {};
+for (const [k, v] of params) feeds[`param.${k}`] = t(v.data, v.shape);
+const image = Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v);
+const noise = standardNormal(pix, 2);
+feeds.image = t(image, dims);
+let model: Uint8Array;
+if (which === 'grpo') {
+  model = grpoModel(config);
+  const m = size - 10;
+  Object.assign(feeds, {
+    action: t(Float32Array.from(image, (v, i) => v + 0.05 * noise[i]), dims),
+    logp_old: mode === 'dense' ? t(new Float32Array(pix).fill(-1), dims) : t(new Float32Array(N).fill(-1), [N]),
+    advantage: t(standardNormal(N, 4), [N]),
+    ref_mean: t(image, dims),
+    clip_low: t(Float32Array.of(0.2), []),
+    clip_high: t(Float32Array.of(0.2), []),
+    beta: t(Float32Array.of(0.01), []),
+  });
+  if (mode === 'dense') feeds.advantage_map = t(standardNormal(N * 3 * m * m, 5), [N, 3, m, m]);
+} else {
+  model = policyModel(config);
+  feeds.noise = t(noise, dims);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'grpo-profile-'));
+const session = await ort.InferenceSession.create(model, { ...sessionOptions('cpu', threads), enableProfiling: true, profileFilePrefix: join(dir, which) });
+for (let i = 0; i < reps + 1; i++) await session.run(feeds);
+await session.release(); // writes the profile
+const file = readdirSync(dir).find((f) => f.endsWith('.json'));
+if (!file) throw new Error(`no profile written in ${dir}`);
+const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ProfileEvent[];
+rmSync(dir, { recursive: true });
+
+const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').map((e) => (e.dur / 1000).toFixed(0));
+console.log(`${which} ${size}px ${mode}, batch ${N}, ${threads} thread(s): model_run ${runs.join(', ')} ms`);
+const nodes = new Map<string, { op: string; durs: number[]; first: ProfileEvent }>();
+for (const e of events) {
+  if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+  const n = nodes.get(e.name) ?? { op: e.args.op_name ?? '?', durs: [], first: e };
+  n.durs.push(e.dur / 1000);
+  nodes.set(e.name, n);
+}
+const fastest = (durs: number[]) => Math.min(...(durs.length > 1 ? durs.slice(1) : durs));
+const byOp = new Map<string, { ms: number; count: number }>();
+for (const n of nodes.values()) {
+  const o = byOp.get(n.op) ?? { ms: 0, count: 0 };
+  o.ms += fastest(n.durs);
+  o.count++;
+  byOp.set(n.op, o);
+}
+const total = [...byOp.values()].reduce((s, o) => s + o.ms, 0);
+console.log(`sum of each node's fastest run: ${total.toFixed(0)} ms over ${nodes.size} nodes`);
+for (const [op, o] of [...byOp].sort((a, b) => b[1].ms - a[1].ms)) if (o.ms >= 0.1) console.log(`  ${op.padEnd(16)} ${o.ms.toFixed(1).padStart(7)} ms  ${o.count} nodes`);
+if (process.env.GRPO_PROFILE_NODES) {
+  const shapes = (s?: Array<Record<string, number[]>>) => (s ?? []).map((x) => `[${Object.values(x)[0]}]`).join(' ');
+  for (const [name, n] of nodes) {
+    const ms = fastest(n.durs);
+    if (ms > 0.8) console.log(`  ${ms.toFixed(1).padStart(7)} ${n.op.padEnd(14)} ${name.replace(/_kernel_time$/, '').padEnd(36)} ${shapes(n.first.args.input_type_shape)} -> ${shapes(n.first.args.output_type_shape)}`);
+  }
+}
