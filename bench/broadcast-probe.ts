@@ -6,6 +6,10 @@
 //                                                        NATS (nats.js, 1 MiB and 64 KB messages, nothing done with
 //                                                        the bytes; two receivers with nats-payload.ts's presizing)
 //                                                        and over loopback TCP (nothing done, and sha256)
+//   node --import tsx bench/broadcast-probe.ts server-allocs   nats-server's allocation sites (Go's pprof, `-profile`)
+//                                                        over PROBE_REPS 1.2 MB versions put to 4 watching stores
+//                                                        (in this process), pruned to 2 after each unless
+//                                                        PROBE_NO_PRUNE=1 (docs/performance.md, round 11)
 // PROBE_REPS (default 10) rounds per contender.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { connect as natsConnect } from 'nats';
 import { decodeCheckpoint, encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { freePort } from '../lib/local/local-run.ts';
-import { spawnNatsServer } from '../lib/transport/index.ts';
+import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, sha256Digest, spawnNatsServer } from '../lib/transport/index.ts';
 import { presizePayloads } from '../lib/transport/nats-payload.ts';
 
 const REPS = Number(process.env.PROBE_REPS ?? 10);
@@ -186,8 +190,55 @@ async function child(mode: string, target: string, what?: string): Promise<void>
   }
 }
 
+/** nats-server's allocations (MB, by call stack) while 1.2 MB checkpoints are put to 4 watching stores. */
+async function serverAllocs(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'probe-allocs-'));
+  const prof = await freePort();
+  const nats = await spawnNatsServer({ port: await freePort(), storeDir: dir, maxPayload: CHECKPOINT_MAX_PAYLOAD, extraArgs: ['-profile', String(prof)] });
+  try {
+    const nc = await connectNats({ url: nats.url, name: 'probe-learner' });
+    const store = await CheckpointStore.open(nc, { runId: 'probe' });
+    const followers = await Promise.all(Array.from({ length: 4 }, async (_, i) => {
+      const c = await connectNats({ url: nats.url, name: `probe-follower-${i}` });
+      const s = await CheckpointStore.open(c, { runId: 'probe' });
+      const w = await s.watch({});
+      return { c, s, w, it: w[Symbol.asyncIterator]() };
+    }));
+    for (let v = 1; v <= REPS; v++) {
+      const bytes = new Uint8Array(SIZE).map(() => (Math.random() * 256) | 0);
+      await store.put(v, bytes, sha256Digest(bytes));
+      await Promise.all(followers.map(async (f) => {
+        for (let a = (await f.it.next()).value; ; a = (await f.it.next()).value) {
+          if (a.version < v) continue;
+          (await f.s.get(a.version, { expectDigest: a.digest })).release?.();
+          break;
+        }
+      }));
+      if (process.env.PROBE_NO_PRUNE !== '1') await store.prune(2);
+    }
+    // debug=1: one record per call stack, "<live n>: <live bytes> [<allocated n>: <allocated bytes>] @ ...", then
+    // its frames as "#\t<pc>\t<function>+<offset>\t<file:line>"; sampled about once per MiB allocated
+    const text = await (await fetch(`http://127.0.0.1:${prof}/debug/pprof/allocs?debug=1`)).text();
+    const rows = text.split(/\n(?=\d+: \d+ \[)/).slice(1).map((r) => ({
+      mb: Number(/\[\d+: (\d+)\]/.exec(r)?.[1] ?? 0) / 1e6,
+      stack: r.split('\n').filter((l) => l.startsWith('#')).map((l) => (l.split('\t')[2] ?? '').replace(/^.*\/server\./, '')).slice(0, 5).join(' < '),
+    })).sort((a, b) => b.mb - a.mb);
+    console.log(`nats-server allocations over ${REPS} versions of 1.2 MB, 4 followers${process.env.PROBE_NO_PRUNE === '1' ? '' : ', pruned to 2 after each'}: ${rows.reduce((t, r) => t + r.mb, 0).toFixed(1)} MB`);
+    for (const r of rows.slice(0, 8)) console.log(`  ${r.mb.toFixed(1)} MB  ${r.stack}`);
+    for (const f of followers) {
+      await f.w.stop();
+      await f.c.close();
+    }
+    await nc.close();
+  } finally {
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === 'memory') memory();
+else if (mode === 'server-allocs') await serverAllocs();
 else if (mode === 'receive') await receive(process.env.PROBE_ONLY);
 else if (mode === 'child') await child(rest[0]!, rest[1]!, rest[2]);
-else throw new Error(`bench/broadcast-probe.ts: mode must be memory or receive, got ${JSON.stringify(mode)}`);
+else throw new Error(`bench/broadcast-probe.ts: mode must be memory, receive or server-allocs, got ${JSON.stringify(mode)}`);

@@ -146,7 +146,9 @@ export async function run(): Promise<void> {
   const beforeMax = Number(process.env.BENCH_BROADCAST_BEFORE_MAX_PAYLOAD ?? 0) || undefined;
   const servers = new Map<string, Awaited<ReturnType<typeof spawnNatsServer>>>();
   const serverFor = async (label: string, maxPayload: number | undefined) => {
-    const s = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `nats-${label}`), ...(maxPayload ? { maxPayload } : {}) });
+    // BENCH_NATS_ENV_<LABEL>="K=V K=V" (probes): extra environment for that arm's nats-server, e.g. Go runtime settings
+    const env = Object.fromEntries((process.env[`BENCH_NATS_ENV_${label.toUpperCase()}`] ?? '').split(' ').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+    const s = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `nats-${label}`), env, ...(maxPayload ? { maxPayload } : {}) });
     servers.set(label, s);
     return s;
   };

@@ -38,6 +38,8 @@ export interface SpawnNatsOptions {
    */
   maxPayload?: number;
   extraArgs?: string[];
+  /** Environment variables for the server, added to this process's (e.g. Go runtime settings). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -69,7 +71,7 @@ export async function spawnNatsServer(opts: SpawnNatsOptions): Promise<NatsServe
     writeFileSync(conf, `max_payload: ${opts.maxPayload}\n`);
     args.push('-c', conf);
   }
-  const child = spawn(opts.binary ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.binary ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   live.add(child);
   killLeftoversOnExit();
   const lines: string[] = [];

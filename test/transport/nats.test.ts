@@ -68,6 +68,31 @@ test('checkpoint put/get round-trip, digest verified, idempotent re-put, latest,
   await assert.rejects(store.prune(0), /keepLast must be an integer >= 1/);
 });
 
+test('a retried or refused put leaves only the stored object\'s chunks (the copy it wrote beside the lookup is purged)', async () => {
+  const store = await CheckpointStore.open(nc, { runId: 'run-retry' });
+  const jsm = await nc.jetstreamManager();
+  const chunkSubjects = async () => {
+    const si = await jsm.streams.info('OBJ_checkpoints-run-retry', { subjects_filter: '$O.checkpoints-run-retry.C.>' });
+    return Object.keys(si.state.subjects ?? {}).sort();
+  };
+  const c1 = ckpt(300_000);
+  await store.put(1, c1.bytes, c1.digest);
+  const first = await chunkSubjects();
+  assert.equal(first.length, 1);
+  // the same bytes again: re-announced, the chunks written while the lookup was pending are purged
+  await store.put(1, c1.bytes, c1.digest);
+  assert.deepEqual(await chunkSubjects(), first);
+  // other bytes for the announced version: refused, and its chunks purged too
+  const other = ckpt(1000);
+  await assert.rejects(store.put(1, other.bytes, other.digest), /v1 already exists .* refusing to replace/);
+  assert.deepEqual(await chunkSubjects(), first);
+  assert.ok(Buffer.from((await store.get(1, { expectDigest: c1.digest })).bytes).equals(c1.bytes));
+  // a new version adds its own chunks
+  const c2 = ckpt(2000);
+  await store.put(2, c2.bytes, c2.digest);
+  assert.equal((await chunkSubjects()).length, 2);
+});
+
 test('get refuses corrupted and truncated objects with a clear error', async () => {
   const store = await CheckpointStore.open(nc, { runId: 'run-b' });
   const good = ckpt(5000);
