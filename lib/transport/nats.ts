@@ -261,44 +261,32 @@ export class CheckpointStore {
     if (actual !== digest) throw new CheckpointIntegrityError(`checkpoint v${version}: given digest ${digest} is not the digest of the bytes (${actual})`);
     const name = objectName(version);
     const t0 = performance.now();
+    // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
     trace('put.start', { version });
-    // The lookup of an existing object is sent before the chunks (on this connection a request queued behind 50 MB of
-    // chunks can time out) but awaited only after them: its round trip no longer delays the push. The chunks go to a
-    // fresh id, so a put that turns out to be a retry (the same bytes stored) or refused (another digest announced)
-    // only purges them again; followers use a pushed checkpoint only when an announcement names its digest.
-    const found = this.os.info(name);
-    found.catch(() => {}); // awaited below; a rejection while the chunks are written is not unhandled
-    const metaJson = JSON.stringify(meta);
-    const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
-    const written = await this.chunks.writeChunks(bytes, push);
-    trace('put.chunks', { version });
-    let stored: Awaited<typeof found> | null;
-    let same: boolean;
-    try {
-      const info = await found;
-      trace('put.info', { version });
-      stored = info && !info.deleted ? info : null;
-      same = stored?.metadata?.['digest'] === digest;
-      if (stored && !same) {
-        // An object that was never announced is a writer's leftover (it died between storing and announcing);
-        // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
-        // version is never replaced.
-        const latest = await this.latest();
-        if (latest && latest.version >= version) {
-          throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${stored.metadata?.['digest']}, refusing to replace it with ${digest}`);
-        }
+    const found = await this.os.info(name);
+    trace('put.info', { version });
+    const stored = found && !found.deleted ? found : null;
+    const same = stored?.metadata?.['digest'] === digest;
+    if (stored && !same) {
+      // An object that was never announced is a writer's leftover (it died between storing and announcing);
+      // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
+      // version is never replaced.
+      const latest = await this.latest();
+      if (latest && latest.version >= version) {
+        throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${stored.metadata?.['digest']}, refusing to replace it with ${digest}`);
       }
-    } catch (err) {
-      await this.chunks.purgeChunks(written.nuid).catch(() => {});
-      throw err;
     }
-    if (same) {
-      // a retried put of the same bytes only repeats the announcement: the copy just written goes
-      await this.chunks.purgeChunks(written.nuid).catch(() => {});
-    } else {
+    // a retried put of the same bytes only repeats the announcement
+    if (!same) {
+      // the chunks carry headers naming the checkpoint: watchers subscribed to the chunk subjects assemble them as
+      // they are stored (checkpoint-push.ts), so the bytes travel once; late joiners and a missed push read the store
+      const metaJson = JSON.stringify(meta);
+      const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
+      const written = await this.chunks.writeChunks(bytes, push);
+      trace('put.chunks', { version });
       await this.chunks.commit(name, written, bytes.length, sha, {
         description: `checkpoint v${version} of run ${this.runId}`,
-        metadata: { version: String(version), digest, size: String(bytes.length), meta: metaJson },
+        metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
       });
       if (stored) await this.chunks.purgeChunks(stored.nuid).catch(() => {});
       trace('put.commit', { version });
