@@ -148,7 +148,9 @@ export async function run(): Promise<void> {
   const serverFor = async (label: string, maxPayload: number | undefined) => {
     // BENCH_NATS_ENV_<LABEL>="K=V K=V" (probes): extra environment for that arm's nats-server, e.g. Go runtime settings
     const env = Object.fromEntries((process.env[`BENCH_NATS_ENV_${label.toUpperCase()}`] ?? '').split(' ').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
-    const s = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `nats-${label}`), env, ...(maxPayload ? { maxPayload } : {}) });
+    // BENCH_NATS_BINARY_<LABEL>=<path>: that arm's nats-server binary (e.g. the version a deployment runs)
+    const binary = process.env[`BENCH_NATS_BINARY_${label.toUpperCase()}`];
+    const s = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `nats-${label}`), env, ...(binary ? { binary } : {}), ...(maxPayload ? { maxPayload } : {}) });
     servers.set(label, s);
     return s;
   };
