@@ -6,6 +6,8 @@
 // every process. On a loaded machine read the CPU per action; the ratios measure the scheduler there. Each pipeline
 // arm runs in a child process of its own (`--child CHECKOUT STALENESS`): two checkouts' onnxruntime bindings cannot
 // load into one process (the final evaluation runs in runLocal's process).
+// The single-process arms (AB_SINGLE, default fresh,process; 0 none): `fresh` in a new process with the roles'
+// environment (bench/pipeline-single.ts, the ratios' reference since round 11), `process` in this one (rounds <= 10).
 //   AB_BASE=/work/base node --import tsx bench/pipeline-ab.ts     # BENCH_STALENESS=0,1 BENCH_PIPELINE_REPS=2 AB_SINGLE=0
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,13 +15,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadavg, tmpdir } from 'node:os';
 import type { LocalRunOptions, Summary } from '../lib/local/local-run.ts';
+import { benchOverrides, singleInFreshProcess } from './pipeline-single.ts';
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SFT = Number(process.env.BENCH_SFT ?? 30);
 const GRPO = Number(process.env.BENCH_GRPO ?? 40);
 const REPS = Number(process.env.BENCH_PIPELINE_REPS ?? 2);
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
-const overridesOf = (staleness: number) => [`grpo.maxStaleness=${staleness}`, 'eval.samples=8', 'eval.everyVersions=0'];
+const overridesOf = benchOverrides;
 
 type RunLocal = (o: LocalRunOptions) => Promise<Summary>;
 
@@ -57,8 +60,17 @@ if (flag === '--child') {
 }
 const BASE = process.env.AB_BASE;
 if (!BASE) throw new Error('AB_BASE: the other checkout (its node_modules installed)');
+function fresh(staleness: number): string {
+  const r = singleInFreshProcess(staleness, SFT, GRPO);
+  return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${r.cpuMsPerAction.toFixed(2)} ms per action (first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, a later one ${r.medianStepCpuMs.toFixed(0)})`;
+}
+const singles = (process.env.AB_SINGLE ?? 'fresh,process').split(',').filter((k) => k !== '0').map((k): [string, (s: number) => Promise<string> | string] => {
+  if (k === 'fresh') return ['single process (fresh)', fresh];
+  if (k === 'process') return ['single process (this process)', single];
+  throw new Error(`AB_SINGLE: '${k}' is not fresh, process or 0`);
+});
 const arms: Array<[string, (s: number) => Promise<string> | string]> = [
-  ...(process.env.AB_SINGLE === '0' ? [] : [['single process', single] as [string, (s: number) => Promise<string>]]),
+  ...singles,
   [`pipeline, ${BASE}`, (s) => pipeline(BASE, s)],
   ['pipeline, this checkout', (s) => pipeline(HERE, s)],
 ];
