@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadavg, tmpdir } from 'node:os';
 import type { LocalRunOptions, Summary } from '../lib/local/local-run.ts';
-import { benchOverrides, singleInFreshProcess } from './pipeline-single.ts';
+import { benchOverrides, othersCores, singleInFreshProcess } from './pipeline-single.ts';
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SFT = Number(process.env.BENCH_SFT ?? 30);
@@ -34,7 +34,8 @@ async function child(checkout: string, staleness: number): Promise<string> {
     const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined });
     const actions = s.samples_per_second * s.grpo_seconds;
     const by = Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([n, c]) => `${n} ${((c * 1000) / actions).toFixed(2)}`).join(', ');
-    return `${s.samples_per_second.toFixed(1)} actions/s, CPU ${(((s.grpo_cpu_seconds ?? NaN) * 1000) / actions).toFixed(2)} ms per action (${by}); final v${s.final_version}`;
+    const others = othersCores(s.grpo_machine_cpu_seconds, s.grpo_cpu_seconds, s.grpo_seconds);
+    return `${s.samples_per_second.toFixed(1)} actions/s, CPU ${(((s.grpo_cpu_seconds ?? NaN) * 1000) / actions).toFixed(2)} ms per action (${by}); other processes ${others?.toFixed(2) ?? '?'} cores; final v${s.final_version}`;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -50,7 +51,7 @@ async function single(staleness: number): Promise<string> {
   const config = loadConfig(undefined, [...overridesOf(staleness), `sft.steps=${SFT}`, `grpo.steps=${GRPO}`]);
   const r = await runSingleProcess(config);
   const actions = r.grpoSteps * config.grpo.samplesPerBatch * config.grpo.groupSize;
-  return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${((r.grpoCpuSeconds * 1000) / actions).toFixed(2)} ms per action`;
+  return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${((r.grpoCpuSeconds * 1000) / actions).toFixed(2)} ms per action; other processes ${othersCores(r.grpoMachineCpuSeconds, r.grpoCpuSeconds, r.grpoSeconds)?.toFixed(2) ?? '?'} cores`;
 }
 
 const [flag, checkout, staleness] = process.argv.slice(2);
@@ -62,7 +63,7 @@ const BASE = process.env.AB_BASE;
 if (!BASE) throw new Error('AB_BASE: the other checkout (its node_modules installed)');
 function fresh(staleness: number): string {
   const r = singleInFreshProcess(staleness, SFT, GRPO);
-  return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${r.cpuMsPerAction.toFixed(2)} ms per action (first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, a later one ${r.medianStepCpuMs.toFixed(0)})`;
+  return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${r.cpuMsPerAction.toFixed(2)} ms per action (first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, a later one ${r.medianStepCpuMs.toFixed(0)}); other processes ${r.othersCores?.toFixed(2) ?? '?'} cores`;
 }
 const singles = (process.env.AB_SINGLE ?? 'fresh,process').split(',').filter((k) => k !== '0').map((k): [string, (s: number) => Promise<string> | string] => {
   if (k === 'fresh') return ['single process (fresh)', fresh];

@@ -19,6 +19,14 @@ export interface SingleFigures {
   /** CPU ms of the first GRPO step (its sessions are created there) and the median of the others. */
   firstStepCpuMs: number;
   medianStepCpuMs: number;
+  /** Cores that other processes took on average over the GRPO phase (the machine's busy CPU less this process's). */
+  othersCores?: number;
+}
+
+/** Cores other processes took over a phase of `seconds`: the machine's busy CPU less the arm's own. */
+export function othersCores(machineCpuSeconds: number | undefined, ownCpuSeconds: number | undefined, seconds: number): number | undefined {
+  if (machineCpuSeconds === undefined || ownCpuSeconds === undefined || !(seconds > 0)) return undefined;
+  return Math.max(0, machineCpuSeconds - ownCpuSeconds) / seconds;
 }
 
 /** The benchmarks' config overrides for one staleness (periodic evaluation off: the single process has none). */
@@ -61,6 +69,7 @@ async function child(staleness: number, sft: number, grpo: number): Promise<Sing
     // onStep runs after each step: the first step's CPU is the phase's minus the later steps'
     firstStepCpuMs: grpoCpuMs - stepCpu.reduce((a, b) => a + b, 0),
     medianStepCpuMs: others[Math.floor(others.length / 2)] ?? NaN,
+    ...(r.grpoMachineCpuSeconds !== undefined ? { othersCores: othersCores(r.grpoMachineCpuSeconds, r.grpoCpuSeconds, r.grpoSeconds) } : {}),
   };
 }
 

@@ -24,7 +24,7 @@ import { runSingleProcess } from '../lib/local/single-process.ts';
 import { runLocal, type LocalRunOptions } from '../lib/local/local-run.ts';
 import { TRACE_ENV } from '../lib/log/trace.ts';
 import { HEAP_GROWTH_ENV } from '../lib/deploy/heap-growth.ts';
-import { benchOverrides, singleInFreshProcess } from './pipeline-single.ts';
+import { benchOverrides, othersCores, singleInFreshProcess } from './pipeline-single.ts';
 
 const SFT = Number(process.env.BENCH_SFT ?? 30);
 const GRPO = Number(process.env.BENCH_GRPO ?? 40);
@@ -44,6 +44,8 @@ interface RunFigures {
   byProcess?: Record<string, number>;
   /** Anything else the run measured, printed under its line. */
   note?: string;
+  /** Cores other processes took on average during the run's GRPO phase (undefined without /proc/stat). */
+  othersCores?: number;
 }
 
 interface Arm {
@@ -76,7 +78,7 @@ function armsFor(): { singles: Arm[]; pipelines: Arm[] } {
     name: 'single process (fresh)',
     run: async (staleness) => {
       const r = singleInFreshProcess(staleness, SFT, GRPO);
-      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: r.cpuMsPerAction, note: `CPU of the first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, of a later one (median) ${r.medianStepCpuMs.toFixed(0)} ms` };
+      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: r.cpuMsPerAction, note: `CPU of the first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, of a later one (median) ${r.medianStepCpuMs.toFixed(0)} ms`, othersCores: r.othersCores };
     },
   };
   const single: Arm = {
@@ -85,7 +87,7 @@ function armsFor(): { singles: Arm[]; pipelines: Arm[] } {
       const config = loadConfig(undefined, [...overridesOf(staleness), `sft.steps=${SFT}`, `grpo.steps=${GRPO}`]);
       const r = await runSingleProcess(config);
       const actions = r.grpoSteps * config.grpo.samplesPerBatch * config.grpo.groupSize;
-      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: (r.grpoCpuSeconds * 1000) / actions };
+      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: (r.grpoCpuSeconds * 1000) / actions, othersCores: othersCores(r.grpoMachineCpuSeconds, r.grpoCpuSeconds, r.grpoSeconds) };
     },
   };
   const variants = (process.env.BENCH_PIPELINE_THREADS ?? 'auto').split(',');
@@ -105,7 +107,7 @@ function armsFor(): { singles: Arm[]; pipelines: Arm[] } {
         const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined, ...(threads ? { threads } : {}) });
         const actions = s.samples_per_second * s.grpo_seconds;
         const byProcess = Object.fromEntries(Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([name, c]) => [name, (c * 1000) / actions]));
-        return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined, byProcess };
+        return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined, byProcess, othersCores: othersCores(s.grpo_machine_cpu_seconds, s.grpo_cpu_seconds, s.grpo_seconds) };
       } finally {
         delete process.env[TRACE_ENV];
         if (savedHeap === undefined) delete process.env[HEAP_GROWTH_ENV];
@@ -139,7 +141,7 @@ async function throughput(): Promise<void> {
         const r = await arm.run(staleness, round);
         results.set(arm.name, [...(results.get(arm.name) ?? []), r]);
         got.set(arm.name, r.actionsPerSecond);
-        console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${arm.name.padEnd(32)} ${r.actionsPerSecond.toFixed(1).padStart(6)} actions/s, CPU ${r.cpuMsPerAction?.toFixed(2) ?? '?'} ms per action; load average ${load()}`);
+        console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${arm.name.padEnd(32)} ${r.actionsPerSecond.toFixed(1).padStart(6)} actions/s, CPU ${r.cpuMsPerAction?.toFixed(2) ?? '?'} ms per action; other processes ${r.othersCores?.toFixed(2) ?? '?'} cores; load average ${load()}`);
         const by = Object.entries(r.byProcess ?? {}).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ');
         if (by) console.log(`    (this run) CPU ms per action by process: ${by}`);
         if (r.note) console.log(`    (this run) ${r.note}`);
