@@ -78,9 +78,14 @@ const arms: Array<[string, (s: number) => Promise<string> | string]> = [
 console.log(`pipeline A/B: ${GRPO} GRPO steps after ${SFT} SFT steps, ${REPS} alternating round(s); load average ${load()}`);
 for (const staleness of (process.env.BENCH_STALENESS ?? '0,1').split(',').map(Number)) {
   for (let round = 0; round < REPS; round++) {
+    const rate = new Map<string, number>();
     for (const [name, run] of round % 2 ? [...arms].reverse() : arms) {
       const line = await run(staleness);
+      rate.set(name, Number.parseFloat(line)); // each line starts with its actions/s
       console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${name.padEnd(30)} ${line}; load average ${load()}`);
     }
+    // each pipeline against each single-process arm of the same round (the fresh one is the target's reference)
+    const ratios = arms.filter(([n]) => n.startsWith('pipeline')).flatMap(([p]) => singles.map(([s]) => `${p} / ${s} ${(rate.get(p)! / rate.get(s)!).toFixed(2)}`));
+    if (singles.length) console.log(`    round ${round + 1} ratios: ${ratios.join('; ')}`);
   }
 }
