@@ -6,6 +6,8 @@
 // every process. On a loaded machine read the CPU per action; the ratios measure the scheduler there. Each pipeline
 // arm runs in a child process of its own (`--child CHECKOUT STALENESS`): two checkouts' onnxruntime bindings cannot
 // load into one process (the final evaluation runs in runLocal's process).
+// The single-process arms (AB_SINGLE, default fresh,process; 0 none): `fresh` in a new process with the roles'
+// environment (bench/pipeline-single.ts, the ratios' reference since round 11), `process` in this one (rounds <= 10).
 //   AB_BASE=/work/base node --import tsx bench/pipeline-ab.ts     # BENCH_STALENESS=0,1 BENCH_PIPELINE_REPS=2 AB_SINGLE=0
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,13 +15,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadavg, tmpdir } from 'node:os';
 import type { LocalRunOptions, Summary } from '../lib/local/local-run.ts';
+import { benchOverrides, othersCores, singleInFreshProcess } from './pipeline-single.ts';
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SFT = Number(process.env.BENCH_SFT ?? 30);
 const GRPO = Number(process.env.BENCH_GRPO ?? 40);
 const REPS = Number(process.env.BENCH_PIPELINE_REPS ?? 2);
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
-const overridesOf = (staleness: number) => [`grpo.maxStaleness=${staleness}`, 'eval.samples=8', 'eval.everyVersions=0'];
+const overridesOf = benchOverrides;
 
 type RunLocal = (o: LocalRunOptions) => Promise<Summary>;
 
@@ -31,7 +34,8 @@ async function child(checkout: string, staleness: number): Promise<string> {
     const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined });
     const actions = s.samples_per_second * s.grpo_seconds;
     const by = Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([n, c]) => `${n} ${((c * 1000) / actions).toFixed(2)}`).join(', ');
-    return `${s.samples_per_second.toFixed(1)} actions/s, CPU ${(((s.grpo_cpu_seconds ?? NaN) * 1000) / actions).toFixed(2)} ms per action (${by}); final v${s.final_version}`;
+    const others = othersCores(s.grpo_machine_cpu_seconds, s.grpo_cpu_seconds, s.grpo_seconds);
+    return `${s.samples_per_second.toFixed(1)} actions/s, CPU ${(((s.grpo_cpu_seconds ?? NaN) * 1000) / actions).toFixed(2)} ms per action (${by}); other processes ${others?.toFixed(2) ?? '?'} cores; final v${s.final_version}`;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -47,7 +51,7 @@ async function single(staleness: number): Promise<string> {
   const config = loadConfig(undefined, [...overridesOf(staleness), `sft.steps=${SFT}`, `grpo.steps=${GRPO}`]);
   const r = await runSingleProcess(config);
   const actions = r.grpoSteps * config.grpo.samplesPerBatch * config.grpo.groupSize;
-  return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${((r.grpoCpuSeconds * 1000) / actions).toFixed(2)} ms per action`;
+  return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${((r.grpoCpuSeconds * 1000) / actions).toFixed(2)} ms per action; other processes ${othersCores(r.grpoMachineCpuSeconds, r.grpoCpuSeconds, r.grpoSeconds)?.toFixed(2) ?? '?'} cores`;
 }
 
 const [flag, checkout, staleness] = process.argv.slice(2);
@@ -57,17 +61,31 @@ if (flag === '--child') {
 }
 const BASE = process.env.AB_BASE;
 if (!BASE) throw new Error('AB_BASE: the other checkout (its node_modules installed)');
+function fresh(staleness: number): string {
+  const r = singleInFreshProcess(staleness, SFT, GRPO);
+  return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${r.cpuMsPerAction.toFixed(2)} ms per action (first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, a later one ${r.medianStepCpuMs.toFixed(0)}); other processes ${r.othersCores?.toFixed(2) ?? '?'} cores`;
+}
+const singles = (process.env.AB_SINGLE ?? 'fresh,process').split(',').filter((k) => k !== '0').map((k): [string, (s: number) => Promise<string> | string] => {
+  if (k === 'fresh') return ['single process (fresh)', fresh];
+  if (k === 'process') return ['single process (this process)', single];
+  throw new Error(`AB_SINGLE: '${k}' is not fresh, process or 0`);
+});
 const arms: Array<[string, (s: number) => Promise<string> | string]> = [
-  ...(process.env.AB_SINGLE === '0' ? [] : [['single process', single] as [string, (s: number) => Promise<string>]]),
+  ...singles,
   [`pipeline, ${BASE}`, (s) => pipeline(BASE, s)],
   ['pipeline, this checkout', (s) => pipeline(HERE, s)],
 ];
 console.log(`pipeline A/B: ${GRPO} GRPO steps after ${SFT} SFT steps, ${REPS} alternating round(s); load average ${load()}`);
 for (const staleness of (process.env.BENCH_STALENESS ?? '0,1').split(',').map(Number)) {
   for (let round = 0; round < REPS; round++) {
+    const rate = new Map<string, number>();
     for (const [name, run] of round % 2 ? [...arms].reverse() : arms) {
       const line = await run(staleness);
+      rate.set(name, Number.parseFloat(line)); // each line starts with its actions/s
       console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${name.padEnd(30)} ${line}; load average ${load()}`);
     }
+    // each pipeline against each single-process arm of the same round (the fresh one is the target's reference)
+    const ratios = arms.filter(([n]) => n.startsWith('pipeline')).flatMap(([p]) => singles.map(([s]) => `${p} / ${s} ${(rate.get(p)! / rate.get(s)!).toFixed(2)}`));
+    if (singles.length) console.log(`    round ${round + 1} ratios: ${ratios.join('; ')}`);
   }
 }

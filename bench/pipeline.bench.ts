@@ -13,6 +13,9 @@
 //                                   thread per role; learner:1 the learner alone on 1; heap:0 V8's own heap growth
 //                                   in every role; '+' joins them: learner:1+heap:0 is round 6's pipeline)
 //   BENCH_TRACE=DIR                 writes each pipeline run's event timeline there (bench/pipeline-trace.ts reads it)
+//   BENCH_SINGLE=fresh,process      the single-process arms: `fresh` a new process per run with the roles' environment
+//                                   (bench/pipeline-single.ts; the targets' reference since round 11), `process` this
+//                                   benchmark's own process (rounds <= 10's arm, printed beside it)
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg, tmpdir } from 'node:os';
@@ -21,6 +24,7 @@ import { runSingleProcess } from '../lib/local/single-process.ts';
 import { runLocal, type LocalRunOptions } from '../lib/local/local-run.ts';
 import { TRACE_ENV } from '../lib/log/trace.ts';
 import { HEAP_GROWTH_ENV } from '../lib/deploy/heap-growth.ts';
+import { benchOverrides, othersCores, singleInFreshProcess } from './pipeline-single.ts';
 
 const SFT = Number(process.env.BENCH_SFT ?? 30);
 const GRPO = Number(process.env.BENCH_GRPO ?? 40);
@@ -38,6 +42,10 @@ interface RunFigures {
   cpuMsPerAction: number | undefined;
   /** Pipeline arms: CPU ms per action of each process. */
   byProcess?: Record<string, number>;
+  /** Anything else the run measured, printed under its line. */
+  note?: string;
+  /** Cores other processes took on average during the run's GRPO phase (undefined without /proc/stat). */
+  othersCores?: number;
 }
 
 interface Arm {
@@ -64,15 +72,22 @@ function parseVariant(v: string): { threads?: LocalRunOptions['threads']; heap?:
   return out;
 }
 
-function armsFor(): Arm[] {
-  const overridesOf = (staleness: number) => [`grpo.maxStaleness=${staleness}`, 'eval.samples=8', 'eval.everyVersions=0'];
+function armsFor(): { singles: Arm[]; pipelines: Arm[] } {
+  const overridesOf = benchOverrides;
+  const fresh: Arm = {
+    name: 'single process (fresh)',
+    run: async (staleness) => {
+      const r = singleInFreshProcess(staleness, SFT, GRPO);
+      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: r.cpuMsPerAction, note: `CPU of the first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, of a later one (median) ${r.medianStepCpuMs.toFixed(0)} ms`, othersCores: r.othersCores };
+    },
+  };
   const single: Arm = {
-    name: 'single process',
+    name: 'single process (this process)',
     run: async (staleness) => {
       const config = loadConfig(undefined, [...overridesOf(staleness), `sft.steps=${SFT}`, `grpo.steps=${GRPO}`]);
       const r = await runSingleProcess(config);
       const actions = r.grpoSteps * config.grpo.samplesPerBatch * config.grpo.groupSize;
-      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: (r.grpoCpuSeconds * 1000) / actions };
+      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: (r.grpoCpuSeconds * 1000) / actions, othersCores: othersCores(r.grpoMachineCpuSeconds, r.grpoCpuSeconds, r.grpoSeconds) };
     },
   };
   const variants = (process.env.BENCH_PIPELINE_THREADS ?? 'auto').split(',');
@@ -92,7 +107,7 @@ function armsFor(): Arm[] {
         const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined, ...(threads ? { threads } : {}) });
         const actions = s.samples_per_second * s.grpo_seconds;
         const byProcess = Object.fromEntries(Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([name, c]) => [name, (c * 1000) / actions]));
-        return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined, byProcess };
+        return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined, byProcess, othersCores: othersCores(s.grpo_machine_cpu_seconds, s.grpo_cpu_seconds, s.grpo_seconds) };
       } finally {
         delete process.env[TRACE_ENV];
         if (savedHeap === undefined) delete process.env[HEAP_GROWTH_ENV];
@@ -101,17 +116,24 @@ function armsFor(): Arm[] {
       }
     },
   }));
-  return [single, ...pipelines];
+  const singles = (process.env.BENCH_SINGLE ?? 'fresh,process').split(',').map((k) => {
+    if (k === 'fresh') return fresh;
+    if (k === 'process') return single;
+    throw new Error(`BENCH_SINGLE: '${k}' is not fresh or process`);
+  });
+  if (singles.length === 0) throw new Error('BENCH_SINGLE: at least one single-process arm');
+  return { singles, pipelines };
 }
 
 async function throughput(): Promise<void> {
   console.log(`GRPO throughput, default model and group (G=8, 4 samples per batch), ${GRPO} steps after a ${SFT}-step warm start, ${REPS} alternating round(s); load average ${load()}:`);
   const target: Record<number, number> = { 0: 1.0, 1: 1.2 }; // issue #15
   const stalenesses = (process.env.BENCH_STALENESS ?? '0,1').split(',').map(Number);
-  const arms = armsFor();
+  const { singles, pipelines } = armsFor();
+  const arms = [...singles, ...pipelines];
   for (const staleness of stalenesses) {
     const results = new Map<string, RunFigures[]>();
-    const ratios = new Map<string, number[]>();
+    const ratios = new Map<string, number[]>(); // key: pipeline arm + '\0' + single arm
     for (let round = 0; round < REPS; round++) {
       const order = round % 2 === 0 ? arms : [...arms].reverse();
       const got = new Map<string, number>();
@@ -119,19 +141,22 @@ async function throughput(): Promise<void> {
         const r = await arm.run(staleness, round);
         results.set(arm.name, [...(results.get(arm.name) ?? []), r]);
         got.set(arm.name, r.actionsPerSecond);
-        console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${arm.name.padEnd(32)} ${r.actionsPerSecond.toFixed(1).padStart(6)} actions/s, CPU ${r.cpuMsPerAction?.toFixed(2) ?? '?'} ms per action; load average ${load()}`);
+        console.log(`  maxStaleness ${staleness}, round ${round + 1}: ${arm.name.padEnd(32)} ${r.actionsPerSecond.toFixed(1).padStart(6)} actions/s, CPU ${r.cpuMsPerAction?.toFixed(2) ?? '?'} ms per action; other processes ${r.othersCores?.toFixed(2) ?? '?'} cores; load average ${load()}`);
         const by = Object.entries(r.byProcess ?? {}).map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ');
         if (by) console.log(`    (this run) CPU ms per action by process: ${by}`);
+        if (r.note) console.log(`    (this run) ${r.note}`);
       }
-      for (const arm of arms.slice(1)) ratios.set(arm.name, [...(ratios.get(arm.name) ?? []), got.get(arm.name)! / got.get(arms[0]!.name)!]);
+      for (const p of pipelines) for (const s of singles) ratios.set(`${p.name}\0${s.name}`, [...(ratios.get(`${p.name}\0${s.name}`) ?? []), got.get(p.name)! / got.get(s.name)!]);
     }
-    for (const arm of arms.slice(1)) {
-      const rs = ratios.get(arm.name)!;
-      const cpu = (name: string) => median(results.get(name)!.map((r) => r.cpuMsPerAction ?? NaN));
-      console.log(
-        `  maxStaleness ${staleness}: ${arm.name} / single process actions/s: ${rs.map((x) => x.toFixed(2)).join(', ')} (median ${median(rs).toFixed(2)}; target >= ${target[staleness]?.toFixed(1) ?? '?'}); ` +
-          `CPU per action ${cpu(arm.name).toFixed(2)} against ${cpu(arms[0]!.name).toFixed(2)} ms (medians)`,
-      );
+    const cpu = (name: string) => median(results.get(name)!.map((r) => r.cpuMsPerAction ?? NaN));
+    for (const arm of pipelines) {
+      for (const [i, s] of singles.entries()) {
+        const rs = ratios.get(`${arm.name}\0${s.name}`)!;
+        console.log(
+          `  maxStaleness ${staleness}: ${arm.name} / ${s.name} actions/s: ${rs.map((x) => x.toFixed(2)).join(', ')} (median ${median(rs).toFixed(2)}; ${i === 0 ? `target >= ${target[staleness]?.toFixed(1) ?? '?'}` : 'beside it'}); ` +
+            `CPU per action ${cpu(arm.name).toFixed(2)} against ${cpu(s.name).toFixed(2)} ms (medians)`,
+        );
+      }
       const runs = results.get(arm.name)!;
       const names = Object.keys(runs[0]?.byProcess ?? {});
       if (names.length) console.log(`    ${arm.name}, CPU ms per action by process (medians): ${names.map((n) => `${n} ${median(runs.map((r) => r.byProcess?.[n] ?? NaN)).toFixed(2)}`).join(', ')}`);

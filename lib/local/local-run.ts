@@ -21,6 +21,7 @@ import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
+import { machineBusySeconds } from './machine-cpu.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
 const ENSURE_NATS = fileURLToPath(new URL('../../scripts/ensure-nats-server.sh', import.meta.url));
@@ -97,6 +98,11 @@ export interface Summary {
    */
   grpo_cpu_seconds?: number;
   grpo_cpu_seconds_by_process?: Record<string, number>;
+  /**
+   * Busy CPU time of the whole machine (every process, all cores) over grpo_seconds: less grpo_cpu_seconds, what
+   * other work took meanwhile (lib/local/machine-cpu.ts); absent where /proc/stat is not readable.
+   */
+  grpo_machine_cpu_seconds?: number;
   wall_seconds: number;
   final_checkpoint: string;
   standalone_policy: string;
@@ -191,8 +197,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   const orchestratorAddr = `127.0.0.1:${grpcPort}`;
   // The GRPO phase's bounds: the acknowledgements of the last SFT batch and of the last batch (progress lines
   // `[phase] batch SEQ/TOTAL`), each with the CPU time every process had used by then.
-  let grpoStart: { at: number; cpu: Record<string, number> | undefined } | undefined;
-  let grpoEnd: { at: number; cpu: Record<string, number> | undefined } | undefined;
+  let grpoStart: { at: number; cpu: Record<string, number> | undefined; machine: number | undefined } | undefined;
+  let grpoEnd: { at: number; cpu: Record<string, number> | undefined; machine: number | undefined } | undefined;
   let lastLine = '';
   try {
     sup.start({
@@ -206,8 +212,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         if (progress) {
           lastLine = line;
           const seq = Number(progress[1]);
-          if (seq === config.sft.steps) grpoStart = { at: Date.now(), cpu: cpuSecondsOf(sup.pids()) };
-          if (seq === Number(progress[2])) grpoEnd = { at: Date.now(), cpu: cpuSecondsOf(sup.pids()) };
+          if (seq === config.sft.steps) grpoStart = { at: Date.now(), cpu: cpuSecondsOf(sup.pids()), machine: machineBusySeconds() };
+          if (seq === Number(progress[2])) grpoEnd = { at: Date.now(), cpu: cpuSecondsOf(sup.pids()), machine: machineBusySeconds() };
         }
         // Show every GRPO step, every 50th SFT step, and everything that is not progress.
         const m = /^\[sft\] batch (\d+)\//.exec(line);
@@ -240,6 +246,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     const [cpu0, cpu1] = [grpoStart?.cpu, grpoEnd?.cpu];
     const grpoCpuBy = cpu0 && cpu1 ? Object.fromEntries(Object.keys(cpu1).filter((k) => k in cpu0).map((k) => [k, cpu1[k]! - cpu0[k]!])) : undefined;
     const grpoCpu = grpoCpuBy ? Object.values(grpoCpuBy).reduce((a, b) => a + b, 0) : undefined;
+    const grpoMachineCpu = grpoStart?.machine !== undefined && grpoEnd?.machine !== undefined ? grpoEnd.machine - grpoStart.machine : undefined;
     log(`[local] training finished: ${lastLine}`);
 
     // Evaluation: the warm start (GRPO's reference), the final policy, and identity.
@@ -304,6 +311,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       samples_per_second: grpoSeconds > 0 ? grpoActions / grpoSeconds : 0,
       grpo_seconds: grpoSeconds,
       ...(grpoCpu !== undefined ? { grpo_cpu_seconds: grpoCpu, grpo_cpu_seconds_by_process: grpoCpuBy } : {}),
+      ...(grpoMachineCpu !== undefined ? { grpo_machine_cpu_seconds: grpoMachineCpu } : {}),
       wall_seconds: (Date.now() - t0) / 1000,
       final_checkpoint: finalPath,
       standalone_policy: standalone,

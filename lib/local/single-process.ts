@@ -49,6 +49,7 @@ import { RewardScorer } from '../models/scorer.ts';
 import { roundToFloat16 } from '../transport/tensor.ts';
 import { trainingCheckpoint } from '../worker/checkpoints.ts';
 import { trace, traceRole } from '../log/trace.ts';
+import { machineBusySeconds } from './machine-cpu.ts';
 
 export interface SingleProcessResult {
   params: TensorMap;
@@ -61,6 +62,8 @@ export interface SingleProcessResult {
   grpoSeconds: number;
   /** CPU time (user + system, onnxruntime's threads included) of this process over grpoSeconds. */
   grpoCpuSeconds: number;
+  /** Busy CPU time of the whole machine over grpoSeconds (lib/local/machine-cpu.ts); undefined without /proc/stat. */
+  grpoMachineCpuSeconds?: number;
   /** GRPO actions (rollout + score + train) per second. */
   actionsPerSecond: number;
   /** Seconds of each phase on the budget clock (opts.budgetClock; equal to the wall seconds for 'wall'). */
@@ -199,6 +202,7 @@ export async function runSingleProcess(
   const t1 = performance.now();
   const grpoClock = startClock(opts.budgetClock);
   const grpoCpu = startClock('cpu');
+  const machine0 = machineBusySeconds();
   let grpoSteps = 0;
   // grpo.identityAnchor > 0: the identity member is scored after each group's G actions (S candidates)
   const withIdentity = algo.identityAnchor > 0;
@@ -306,6 +310,8 @@ export async function runSingleProcess(
   average?.copyTo(params);
   const grpoSeconds = (performance.now() - t1) / 1000;
   const grpoCpuSeconds = grpoCpu() / 1000;
+  const machine1 = machineBusySeconds();
+  const grpoMachineCpuSeconds = machine0 !== undefined && machine1 !== undefined ? machine1 - machine0 : undefined;
   const grpoClockSeconds = grpoClock() / 1000;
   const checkpoint = checkpointNow(reference);
   await runner?.release();
@@ -313,7 +319,7 @@ export async function runSingleProcess(
   await scorer.close();
   await trainer.release();
   const actions = grpoSteps * g.samplesPerBatch * G;
-  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, grpoCpuSeconds, actionsPerSecond: grpoSeconds > 0 ? actions / grpoSeconds : 0, sftClockSeconds, grpoClockSeconds, rewards: perStep(rewards, g.samplesPerBatch * G), checkpoint };
+  return { params, sftParams, sftSteps, grpoSteps, sftSeconds, grpoSeconds, grpoCpuSeconds, ...(grpoMachineCpuSeconds !== undefined ? { grpoMachineCpuSeconds } : {}), actionsPerSecond: grpoSeconds > 0 ? actions / grpoSeconds : 0, sftClockSeconds, grpoClockSeconds, rewards: perStep(rewards, g.samplesPerBatch * G), checkpoint };
 }
 
 /** Mean reward per GRPO step (rewards holds every action's, samplesPerBatch x groupSize per step). */
