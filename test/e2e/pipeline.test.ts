@@ -49,9 +49,11 @@ async function run(name: string, faults: (sup: Supervisor, dir: string) => void,
 }
 
 /** Every batch seq applied exactly once, in order, and every GRPO sample trained exactly once. */
-function checkExactlyOnce(ev: Logged[]): void {
+function checkExactlyOnce(ev: Logged[], log: string[]): void {
   const applied = ev.filter((e): e is Extract<Logged, { type: 'trained' }> => e.type === 'trained' && e.applied);
-  assert.deepEqual(applied.map((e) => e.seq), Array.from({ length: SFT + GRPO }, (_, i) => i + 1), 'each batch applied once, in order');
+  // on failure: every trained event and the run's log, so a rare interleaving can be read afterwards
+  const why = () => `each batch applied once, in order\n${ev.filter((e) => e.type === 'trained').map((e) => JSON.stringify(e)).join('\n')}\n--- log ---\n${log.join('\n')}`;
+  assert.deepEqual(applied.map((e) => e.seq), Array.from({ length: SFT + GRPO }, (_, i) => i + 1), why());
   for (let i = 1; i < applied.length; i++) assert.ok(applied[i].version > applied[i - 1].version, 'versions only rise');
   const grpoSamples = applied.filter((e) => e.kind === 'grpo').flatMap((e) => e.samples);
   const dropped = ev.filter((e) => e.type === 'dropped');
@@ -64,7 +66,7 @@ test('pipeline: versions advance, every rollout worker runs each new version, a 
   try {
     assert.equal(summary.final_version, SFT + GRPO, log.slice(-20).join('\n'));
     assert.ok((summary.restarts['rollout-0'] ?? 0) >= 1, 'the killed worker was restarted');
-    checkExactlyOnce(ev);
+    checkExactlyOnce(ev, log);
     // Before the fault, each GRPO version was rolled out by both workers (one sample each), and the
     // rollouts of batch seq s were made by version s - 1 (synchronous: maxStaleness 0).
     const rollouts = ev.filter((e): e is Extract<Logged, { type: 'rollout' }> => e.type === 'rollout');
@@ -96,7 +98,7 @@ test('pipeline: a killed orchestrator resumes from its key-value state; a killed
     assert.equal(summary.final_version, SFT + GRPO, log.slice(-20).join('\n'));
     assert.ok(log.some((l) => /resuming run .* after batch \d+/.test(l)), 'the restarted orchestrator resumed from its stored state');
     assert.ok((summary.restarts.orchestrator ?? 0) >= 1 && (summary.restarts.learner ?? 0) >= 1);
-    checkExactlyOnce(ev);
+    checkExactlyOnce(ev, log);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
