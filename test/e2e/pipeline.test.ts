@@ -52,7 +52,7 @@ async function run(name: string, faults: (sup: Supervisor, dir: string) => void,
 function checkExactlyOnce(ev: Logged[], log: string[]): void {
   const applied = ev.filter((e): e is Extract<Logged, { type: 'trained' }> => e.type === 'trained' && e.applied);
   // on failure: every trained event and the run's log, so a rare interleaving can be read afterwards
-  const why = () => `each batch applied once, in order\n${ev.filter((e) => e.type === 'trained').map((e) => JSON.stringify(e)).join('\n')}\n--- log ---\n${log.join('\n')}`;
+  const why = () => `each batch applied once, in order\n${ev.filter((e) => e.type === 'trained' || e.type === 'dropped').map((e) => JSON.stringify(e)).join('\n')}\n--- log ---\n${log.join('\n')}`;
   assert.deepEqual(applied.map((e) => e.seq), Array.from({ length: SFT + GRPO }, (_, i) => i + 1), why());
   for (let i = 1; i < applied.length; i++) assert.ok(applied[i].version > applied[i - 1].version, 'versions only rise');
   const grpoSamples = applied.filter((e) => e.kind === 'grpo').flatMap((e) => e.samples);
