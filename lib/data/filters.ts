@@ -587,6 +587,30 @@ export function lineBlurInto(
 }
 
 /**
+ * For each of the `rows` sheared rows, the first column met whose output reads it, walking the columns from the right
+ * (`fromRight`: the last such column) or from the left (-1: no output reads the row). Output x reads rows
+ * rowBase[x] .. rowBase[x] + height; rowBase is monotone and steps by at most 1, so the rows read by the columns
+ * walked so far form one interval [have0, have1], and each column adds only its new rows.
+ */
+function firstReader(rowBase: Int32Array, height: number, rows: number, fromRight: boolean): Int32Array {
+  const out = new Int32Array(rows).fill(-1);
+  const width = rowBase.length;
+  for (let i = 0, have0 = 1, have1 = 0; i < width; i++) {
+    const x = fromRight ? width - 1 - i : i;
+    const r0 = rowBase[x], r1 = r0 + height;
+    if (have0 > have1) {
+      for (let jj = r0; jj <= r1; jj++) out[jj] = x;
+      have0 = r0; have1 = r1;
+    } else {
+      for (let jj = r0; jj <= r1 && jj < have0; jj++) out[jj] = x;
+      for (let jj = Math.max(r0, have1 + 1); jj <= r1; jj++) out[jj] = x;
+      have0 = Math.min(have0, r0); have1 = Math.max(have1, r1);
+    }
+  }
+  return out;
+}
+
+/**
  * The blur of a w x h image whose pixel (x, y) channel c is at x * sx + y * sy + c in `src` and `out`, for
  * |cos| >= |sin|. The arithmetic (values, operations and their order) is that of the original row-major
  * implementation; J is computed one row at a time, B only over the columns whose outputs read the row (from column 0
@@ -617,33 +641,9 @@ function lineRows(
     rowBase[x] = Math.floor(r);
     rowF[x] = r - rowBase[x];
   }
-  // The last column x whose output reads sheared row jj (-1: none). rowBase is monotone and steps by at most 1,
-  // so the rows read by columns x..width-1 form one interval [have0, have1]; each column adds its new rows.
-  const lastX = new Int32Array(H).fill(-1);
-  for (let x = width - 1, have0 = 1, have1 = 0; x >= 0; x--) {
-    const r0 = rowBase[x], r1 = r0 + height;
-    if (have0 > have1) {
-      for (let jj = r0; jj <= r1; jj++) lastX[jj] = x;
-      have0 = r0; have1 = r1;
-    } else {
-      for (let jj = r0; jj <= r1 && jj < have0; jj++) lastX[jj] = x;
-      for (let jj = Math.max(r0, have1 + 1); jj <= r1; jj++) lastX[jj] = x;
-      have0 = Math.min(have0, r0); have1 = Math.max(have1, r1);
-    }
-  }
-  // The first column x whose output reads sheared row jj (the same interval argument from the left).
-  const firstX = new Int32Array(H);
-  for (let x = 0, have0 = 1, have1 = 0; x < width; x++) {
-    const r0 = rowBase[x], r1 = r0 + height;
-    if (have0 > have1) {
-      for (let jj = r0; jj <= r1; jj++) firstX[jj] = x;
-      have0 = r0; have1 = r1;
-    } else {
-      for (let jj = r0; jj <= r1 && jj < have0; jj++) firstX[jj] = x;
-      for (let jj = Math.max(r0, have1 + 1); jj <= r1; jj++) firstX[jj] = x;
-      have0 = Math.min(have0, r0); have1 = Math.max(have1, r1);
-    }
-  }
+  // The last and the first column x whose output reads sheared row jj (-1: none).
+  const lastX = firstReader(rowBase, height, H, true);
+  const firstX = firstReader(rowBase, height, H, false);
   // Rows of J column ui that any output reads (outputs x within `reach` of it): the rest stays 0.
   const lo = new Int32Array(W), hi = new Int32Array(W);
   for (let ui = 0; ui < W; ui++) {
