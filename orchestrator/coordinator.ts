@@ -243,8 +243,31 @@ export class Coordinator {
       this.o.metrics.get('duplicate_results_total').inc({ worker_role: 'learner' });
       return;
     }
+    if (!r.applied && r.skipped_reason === 'duplicate') {
+      await this.link.acknowledge(() => this.acknowledgeDuplicate(seq, r));
+      return;
+    }
     if (!r.applied) this.log(`batch ${seq} not applied: ${r.skipped_reason}`);
     await this.link.acknowledge(() => this.applyAck(seq, r.version, r));
+  }
+
+  /**
+   * The learner says it already holds batch `seq`, which was never acknowledged: a restarted learner resumed past it
+   * from its published checkpoint (the batch was applied and the learner killed before its TrainResult arrived; a new
+   * learner process says nothing of its progress in its Hello, so the Hello's catch-up cannot run). Recorded as that
+   * catch-up records it, as far as the newest published checkpoint confirms, so the audit trail shows the batch
+   * applied once; otherwise (e.g. a batch skipped as non-finite, then the learner restarted) as the learner answered.
+   */
+  private async acknowledgeDuplicate(seq: number, r: TrainResult__Output): Promise<void> {
+    if (seq <= this.o.state.ackedSeq) return;
+    const published = this.o.publishedProgress ? await this.o.publishedProgress() : null;
+    if (published && published.lastBatchSeq >= seq) {
+      const upTo = Math.min(published.lastBatchSeq, this.totalSeq);
+      this.log(`batch ${seq}: the learner already holds it (its published checkpoint v${published.version} records batch ${published.lastBatchSeq}): acknowledged up to batch ${upTo}`);
+      return this.applyAck(upTo, published.version);
+    }
+    this.log(`batch ${seq} not applied: duplicate`);
+    return this.applyAck(seq, r.version, r);
   }
 
   private async applyAck(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
