@@ -443,7 +443,8 @@ function coarseRgb(src: Uint8Array, w: number, h: number, f: number, out: Float6
   // Whole f x f blocks (every coarse pixel but the last row and column of a size not divisible by f) summed straight
   // into locals, unrolled for the levels' factors 2 and 4: integer sums, so the same totals in any order.
   const fullW = Math.floor(w / f), fullH = Math.floor(h / f);
-  if (f === 2 || f === 4) {
+  const fast = f === 2 || f === 4;
+  if (fast) {
     const inv = 1 / (f * f);
     for (let cy = 0; cy < fullH; cy++) {
       const r0 = cy * f * rowLen;
@@ -457,10 +458,9 @@ function coarseRgb(src: Uint8Array, w: number, h: number, f: number, out: Float6
       }
     }
   }
-  const skipW = f === 2 || f === 4 ? fullW : 0, skipH = f === 2 || f === 4 ? fullH : 0;
   // The rest (all of it for other factors): per coarse row, the row sums of each block accumulated in `acc`.
   for (let cy = 0; cy < chh; cy++) {
-    const cx0 = cy < skipH ? skipW : 0;
+    const cx0 = fast && cy < fullH ? fullW : 0;
     if (cx0 >= cw) continue;
     const y0 = cy * f, y1 = Math.min(h, y0 + f);
     acc.fill(0, cx0 * 3, cw * 3);
