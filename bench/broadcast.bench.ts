@@ -147,7 +147,11 @@ export async function run(): Promise<void> {
   const servers = new Map<string, Awaited<ReturnType<typeof spawnNatsServer>>>();
   const serverFor = async (label: string, maxPayload: number | undefined) => {
     // BENCH_NATS_ENV_<LABEL>="K=V K=V" (probes): extra environment for that arm's nats-server, e.g. Go runtime settings
-    const env = Object.fromEntries((process.env[`BENCH_NATS_ENV_${label.toUpperCase()}`] ?? '').split(' ').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+    const env = Object.fromEntries((process.env[`BENCH_NATS_ENV_${label.toUpperCase()}`] ?? '').split(' ').filter(Boolean).map((kv): [string, string] => {
+      const i = kv.indexOf('=');
+      if (i < 1) throw new Error(`BENCH_NATS_ENV_${label.toUpperCase()}: ${JSON.stringify(kv)} is not NAME=VALUE`);
+      return [kv.slice(0, i), kv.slice(i + 1)]; // a value may hold '=' itself (GODEBUG=a=1)
+    }));
     // BENCH_NATS_BINARY_<LABEL>=<path>: that arm's nats-server binary (e.g. the version a deployment runs)
     const binary = process.env[`BENCH_NATS_BINARY_${label.toUpperCase()}`];
     const s = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `nats-${label}`), env, ...(binary ? { binary } : {}), ...(maxPayload ? { maxPayload } : {}) });
