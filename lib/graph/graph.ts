@@ -136,6 +136,16 @@ export class Graph {
     this.outputs.set(name, v);
   }
 
+  /**
+   * Replaces the node list (a rewrite such as shared-rows.ts; `nodes` must be in topological order) and each
+   * output's value by `remap`'s. Nodes emitted afterwards are not merged with earlier identical ones.
+   */
+  replaceNodes(nodes: Node[], remap: (v: Value) => Value): void {
+    this.nodes.splice(0, this.nodes.length, ...nodes);
+    for (const [name, v] of this.outputs) this.outputs.set(name, remap(v));
+    this.cse.clear();
+  }
+
   get outputList(): Array<[string, Value]> {
     return [...this.outputs.entries()];
   }

@@ -3,7 +3,7 @@
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { modelOpset, serialize } from '../graph/onnx.ts';
-import { buildGrpoGraph, buildPolicyGraph, buildRewardBackpropGraph, buildRewardGraph, buildSftGraph, type Resolution } from './graphs.ts';
+import { buildGrpoGraph, buildPolicyGraph, buildRewardBackpropGraph, buildRewardGraph, buildSftGraph, type Resolution, type SharedRowsOption } from './graphs.ts';
 import { initPolicyParams, policyParams, type PolicySpec } from './policy.ts';
 import { flowSpaceOf, samplerSpecOf, velocitySpecOf } from '../flow/config.ts';
 import { buildFlowGrpoGraph, buildFlowOdeSamplerGraph, buildFlowSftGraph, buildFlowStepGraph } from '../flow/graphs.ts';
@@ -45,12 +45,14 @@ export function initialParamsOf(config: RunConfig): TensorMap {
   return isFlow(config) ? initFlowNetworkParams(flowSpec(config), config.run.seed) : initPolicyParams(policySpecOf(config), config.run.seed);
 }
 
-export const policyModel = (config: RunConfig, resolution: Resolution = resolutionOf(config)): Uint8Array => serialize(isFlow(config)
+// `sharedRows` (the gaussian family's own sessions, runner.ts and trainer.ts): the network runs once per distinct
+// image row; the exported graphs (cli export) keep the plain contract of docs/graphs.md.
+export const policyModel = (config: RunConfig, resolution: Resolution = resolutionOf(config), o: SharedRowsOption = {}): Uint8Array => serialize(isFlow(config)
   ? buildFlowStepGraph(flowSpec(config, resolution), resolution, config.flow.sde.type)
-  : buildPolicyGraph(policySpecOf(config, resolution), resolution));
-export const grpoModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
+  : buildPolicyGraph(policySpecOf(config, resolution), resolution, undefined, o));
+export const grpoModel = (config: RunConfig, o: SharedRowsOption = {}): Uint8Array => serialize(isFlow(config)
   ? buildFlowGrpoGraph(flowSpec(config), resolutionOf(config), config.flow.sde.type, config.grpo.advantageMode)
-  : buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode, config.grpo.identityAnchor > 0));
+  : buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode, config.grpo.identityAnchor > 0, o));
 export const sftModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
   ? buildFlowSftGraph(flowSpec(config), resolutionOf(config))
   : buildSftGraph(policySpecOf(config), resolutionOf(config), config.sft.loss));

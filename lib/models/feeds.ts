@@ -1,6 +1,7 @@
 // Conversions between parameter maps and graph feeds/fetches.
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Feeds, Fetches } from '../graph/runtime.ts';
+import { DISTINCT_ROWS, repeatedRows, ROW_SOURCE } from '../graph/shared-rows.ts';
 
 /** `param.<name>` feeds for every parameter. */
 export function paramFeeds(params: TensorMap): Feeds {
@@ -21,4 +22,10 @@ export function gradientsFrom(fetches: Fetches): TensorMap {
 /** A scalar feed (hyper-parameters such as clip_low). */
 export function scalarFeed(x: number): { data: Float32Array; dims: number[] } {
   return { data: Float32Array.of(x), dims: [] };
+}
+
+/** The row feeds of a graph built with `sharedRows` for `n` images [n,3,H,W] (graph/shared-rows.ts). */
+export function sharedRowFeeds(images: Float32Array, n: number): Feeds {
+  const { distinct, source } = repeatedRows(images, n);
+  return { [DISTINCT_ROWS]: { data: distinct, dims: [distinct.length] }, [ROW_SOURCE]: { data: source, dims: [n] } };
 }

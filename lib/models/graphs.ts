@@ -5,6 +5,7 @@ import { Graph, type Value } from '../graph/graph.ts';
 import { abs, add, cast, clip, convTranspose, div, exp, greater, less, log, max, min, mul, neg, or, reduceMean, relu, square, sub, unsqueeze } from '../graph/ops.ts';
 import { IDENTITY_HUBER } from '../grpo/algorithm.ts';
 import { gradients } from '../graph/autodiff.ts';
+import { shareRepeatedRows } from '../graph/shared-rows.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { bakeParams, checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
 import { gaussianWindow1d, ssim, ssimMap, SSIM_WINDOW } from './ssim.ts';
@@ -36,11 +37,16 @@ export function gaussianLogDensity(action: Value, mean: Value, logStd: Value): V
   return sub(neg(z2), add(logStd, HALF_LOG_2PI));
 }
 
+/** `sharedRows`: the network runs once per distinct image row (graph/shared-rows.ts; two more inputs). */
+export interface SharedRowsOption {
+  sharedRows?: boolean;
+}
+
 /**
  * policy: image, noise, param.* -> mean, action = mean + sigma * noise, logp.
  * With `baked` parameters the weights are constants instead of inputs (a standalone model).
  */
-export function buildPolicyGraph(spec: PolicySpec, r: Resolution, baked?: TensorMap): Graph {
+export function buildPolicyGraph(spec: PolicySpec, r: Resolution, baked?: TensorMap, o: SharedRowsOption = {}): Graph {
   checkResolution(spec, r.height, r.width);
   const g = new Graph();
   const image = imageInput(g, 'image', r);
@@ -54,6 +60,7 @@ export function buildPolicyGraph(spec: PolicySpec, r: Resolution, baked?: Tensor
   const density = gaussianLogDensity(action, mean, logStd);
   g.output('logp', reduceMean(density, [1, 2, 3]));
   g.output('logp_map', density);
+  if (o.sharedRows) shareRepeatedRows(g, image);
   return g;
 }
 
@@ -89,7 +96,7 @@ function outputGradients(g: Graph, spec: PolicySpec, params: Map<string, Value>,
  *   loss += lambda * mean_e relu(A^id_e) h(z_e)
  * Output `identity_loss`: the term before lambda.
  */
-export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' | 'dense' = 'scalar', identity = false): Graph {
+export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' | 'dense' = 'scalar', identity = false, o: SharedRowsOption = {}): Graph {
   checkResolution(spec, r.height, r.width);
   const g = new Graph();
   const params = declareParams(g, spec);
@@ -124,6 +131,7 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' |
   g.output('ratio', ratio);
   g.output('clip_fraction', clippedFraction);
   g.output('kl', kl);
+  if (o.sharedRows) shareRepeatedRows(g, image);
   return g;
 }
 

@@ -5,7 +5,7 @@ import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { GraphSession, type Device } from '../graph/runtime.ts';
 import { policyModel, resolutionOf } from './bundle.ts';
-import { paramFeeds } from './feeds.ts';
+import { paramFeeds, sharedRowFeeds } from './feeds.ts';
 import type { Resolution } from './graphs.ts';
 
 export interface PolicyOutputs {
@@ -26,13 +26,16 @@ export class PolicyRunner {
   /** `resolution`: another image size than the training one (the policy is fully convolutional). */
   static async create(config: RunConfig, device: Device = 'cpu', resolution: Resolution = resolutionOf(config)): Promise<PolicyRunner> {
     const r = resolution;
-    return new PolicyRunner(await GraphSession.create(policyModel(config, r), { device }), r.height, r.width);
+    return new PolicyRunner(await GraphSession.create(policyModel(config, r, { sharedRows: true }), { device }), r.height, r.width);
   }
 
-  /** Runs n images [n,3,H,W] with noise [n,3,H,W] under `params`. */
+  /**
+   * Runs n images [n,3,H,W] with noise [n,3,H,W] under `params`. The network runs once per run of equal
+   * consecutive images (a group's G actions): the same bytes as once per row.
+   */
   async run(params: TensorMap, images: Float32Array, noise: Float32Array, n: number): Promise<PolicyOutputs> {
     const dims = [n, 3, this.height, this.width];
-    const out = await this.session.run({ ...paramFeeds(params), image: { data: images, dims }, noise: { data: noise, dims } });
+    const out = await this.session.run({ ...paramFeeds(params), ...sharedRowFeeds(images, n), image: { data: images, dims }, noise: { data: noise, dims } });
     return { mean: out.mean.data, action: out.action.data, logp: out.logp.data, logpMap: out.logp_map.data };
   }
 

@@ -6,7 +6,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { GraphSession, type Device, type Feeds, type Fetches } from '../graph/runtime.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
 import { grpoModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
-import { gradientsFrom, paramFeeds, scalarFeed } from './feeds.ts';
+import { gradientsFrom, paramFeeds, scalarFeed, sharedRowFeeds } from './feeds.ts';
 import { ssimMapSize } from './ssim.ts';
 import { grpoHyper, type GrpoHyper } from '../grpo/algorithm.ts';
 
@@ -95,6 +95,7 @@ export class PolicyTrainer {
     const r = resolutionOf(this.config);
     const feeds: Feeds = {
       ...paramFeeds(this.params),
+      ...sharedRowFeeds(b.images, b.n),
       image: { data: b.images, dims },
       action: { data: b.actions, dims },
       logp_old: { data: b.logpOld, dims: dense ? dims : [b.n] },
@@ -119,7 +120,7 @@ export class PolicyTrainer {
 
   private grpoSession(): Promise<GraphSession> {
     if (!this.grpo) {
-      this.grpo = (async () => GraphSession.create(grpoModel(this.config), { device: this.device }))();
+      this.grpo = (async () => GraphSession.create(grpoModel(this.config, { sharedRows: true }), { device: this.device }))();
       this.grpo.catch(() => (this.grpo = undefined)); // a failed creation is tried again by the next step
     }
     return this.grpo;
