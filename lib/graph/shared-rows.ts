@@ -26,7 +26,7 @@ const ELEMENTWISE = new Set([
 /** Ops that read input 0's rows one by one (their other inputs are batch-free). */
 const PER_ROW = new Set(['Conv', 'ConvTranspose', 'AveragePool', 'MaxPool', 'GlobalAveragePool', 'InstanceNormalization']);
 
-const batchFree = (v: Value): boolean => v.name === '' || !v.shape.some((d) => typeof d === 'string');
+const batchFree = (v: Value): boolean => !v.shape.some((d) => typeof d === 'string');
 const constInts = (v: Value | undefined): number[] | undefined =>
   v?.constant?.dtype === 'int64' ? Array.from(v.constant.data as BigInt64Array, Number) : undefined;
 
@@ -90,9 +90,9 @@ export function shareRepeatedRows(g: Graph, input: Value): number {
     }
     return out;
   };
+  const shared = (v: Value): boolean => distinct.has(v);
   let moved = 0;
   for (const node of g.nodes) {
-    const shared = (v: Value): boolean => distinct.has(v);
     if (node.inputs.some(shared) && rowWise(node, shared)) {
       const m: Node = { ...node, inputs: node.inputs.map((v) => distinct.get(v) ?? v), outputs: [] };
       m.outputs = node.outputs.map((o) => new Value(g, g.fresh('m'), o.dtype, onDistinct(o.shape), m));
