@@ -24,7 +24,7 @@ export interface ListingOptions {
 const READ_CONCURRENCY = 32;
 
 /** The subjects in `stream` that hold records of `bucket` (one per object name, its last record), per the stream's state. */
-export async function recordSubjects(jsm: JetStreamManager, stream: string, bucket: string): Promise<string[]> {
+async function recordSubjects(jsm: JetStreamManager, stream: string, bucket: string): Promise<string[]> {
   const info = await jsm.streams.info(stream, { subjects_filter: `$O.${bucket}.M.>` });
   return Object.keys(info.state.subjects ?? {});
 }
