@@ -2,6 +2,7 @@
 # Fetches nats-server 2.10 (Debian trixie's package, the version the container image and k8s/base run) into a folder
 # of its own, for measuring against the 2.9.10 that Debian bookworm ships and the scripts install: e.g.
 #   bash scripts/fetch-nats-server-2.10.sh && BENCH_NATS_BINARY_AFTER=.tmp/nats-2.10/nats-server ... bench broadcast
+# or, for the tests, the local run and `npm run faults`: RECOVERY_GRPO_NATS_SERVER=.tmp/nats-2.10/nats-server
 # apt downloads the package with a list, state and cache of its own (checked against trixie's signed index); nothing
 # else on the system changes. Root and apt-get needed. Not the default: docs/performance.md, round 11.
 set -euo pipefail

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type RunConfig } from '../config/index.ts';
 import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
-import { connectNats, CheckpointStore, isReachable } from '../transport/index.ts';
+import { connectNats, CheckpointStore, isReachable, natsServerBinary } from '../transport/index.ts';
 import { paramShapesOf, standalonePolicyModel } from '../models/bundle.ts';
 import { configEvalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalReport } from '../eval/evaluate.ts';
 import type { EvalDraws } from '../data/eval-draws.ts';
@@ -137,8 +137,9 @@ export { freePort } from './ports.ts';
 
 function ensureNatsBinary(): void {
   try {
-    execFileSync('nats-server', ['--version'], { stdio: 'ignore' });
+    execFileSync(natsServerBinary(), ['--version'], { stdio: 'ignore' });
   } catch {
+    if (process.env['RECOVERY_GRPO_NATS_SERVER']) throw new Error(`RECOVERY_GRPO_NATS_SERVER=${natsServerBinary()} does not run: point it at a nats-server binary or unset it`);
     execFileSync('bash', [ENSURE_NATS], { stdio: 'inherit' });
   }
 }
@@ -190,7 +191,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     natsPort = await ports.distinct();
     natsUrl = `nats://127.0.0.1:${natsPort}`;
     natsUsers = writeLocalNatsUsers(out);
-    sup.start({ name: 'nats', command: 'nats-server', args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
+    sup.start({ name: 'nats', command: natsServerBinary(), args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
     await waitFor('nats-server', () => isReachable('127.0.0.1', natsPort));
   }
   const natsEnv = (role: NatsRole) => natsUsers?.env(role) ?? {};

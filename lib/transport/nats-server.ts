@@ -28,7 +28,7 @@ export interface SpawnNatsOptions {
   port: number;
   /** JetStream storage directory (created if missing). */
   storeDir: string;
-  /** Binary to run. Default 'nats-server' from PATH. */
+  /** Binary to run. Default natsServerBinary(): $RECOVERY_GRPO_NATS_SERVER, else 'nats-server' from PATH. */
   binary?: string;
   /** How long to wait for "Server is ready". Default 15 s. */
   readyTimeoutMs?: number;
@@ -48,6 +48,14 @@ export interface SpawnNatsOptions {
  * follower holds and decodes without assembling it (docs/performance.md, round 7).
  */
 export const CHECKPOINT_MAX_PAYLOAD = 8 * 1024 * 1024;
+
+/**
+ * The nats-server binary started when none is given: $RECOVERY_GRPO_NATS_SERVER (e.g. .tmp/nats-2.10/nats-server,
+ * the version the image and k8s/base run; scripts/fetch-nats-server-2.10.sh), else `nats-server` from PATH.
+ */
+export function natsServerBinary(): string {
+  return process.env['RECOVERY_GRPO_NATS_SERVER'] || 'nats-server';
+}
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -71,7 +79,7 @@ export async function spawnNatsServer(opts: SpawnNatsOptions): Promise<NatsServe
     writeFileSync(conf, `max_payload: ${opts.maxPayload}\n`);
     args.push('-c', conf);
   }
-  const child = spawn(opts.binary ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const child = spawn(opts.binary ?? natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   live.add(child);
   killLeftoversOnExit();
   const lines: string[] = [];
@@ -176,10 +184,11 @@ export async function ensureNatsServer(opts: { url: string; storeDir?: string; b
   if (!isLoopbackHost(host)) {
     throw new Error(`nothing answers at ${opts.url}, and it is not a local address where nats-server could be started: start NATS there or point the url elsewhere`);
   }
-  const binary = opts.binary ?? 'nats-server';
+  const binary = opts.binary ?? natsServerBinary();
   if (!haveBinary(binary)) {
     const r = spawnSync('bash', [ENSURE_SCRIPT], { stdio: ['ignore', 'inherit', 'inherit'] });
     if (r.status !== 0 || !haveBinary(binary)) {
+      if (process.env['RECOVERY_GRPO_NATS_SERVER'] && opts.binary === undefined) throw new Error(`RECOVERY_GRPO_NATS_SERVER=${binary} does not run (${binary} --version failed): point it at a nats-server binary or unset it`);
       throw new Error(`nats-server is not installed and ${ENSURE_SCRIPT} could not install it: install nats-server (apt-get install nats-server) and retry`);
     }
   }

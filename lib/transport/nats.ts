@@ -32,6 +32,7 @@ import {
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
 import { ObjectChunks } from './object-chunks.ts';
+import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
@@ -145,6 +146,8 @@ export interface CheckpointStoreOptions {
    * digest, and fetch from the store otherwise.
    */
   push?: boolean;
+  /** Told when the store worked around a server's wrong answer (e.g. an empty object listing); default process.emitWarning. */
+  onWarning?: (message: string) => void;
 }
 
 const jc = JSONCodec();
@@ -412,9 +415,14 @@ export class CheckpointStore {
     return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
 
-  /** Versions present in the bucket, ascending. */
+  /**
+   * Versions present in the bucket, ascending. An empty listing is not trusted while the bucket's stream holds
+   * records (object-listing.ts): asked again, then read record by record, or a clear error.
+   */
   async versions(): Promise<number[]> {
-    const list = await this.os.list();
+    const list = await listObjectRecords(this.os, this.jsm, this.chunks.stream, this.bucket, {
+      onEmpty: (why) => (this.opts.onWarning ?? ((m: string) => process.emitWarning(m, 'CheckpointStoreWarning')))(why),
+    });
     return list
       .filter((i) => !i.deleted && /^v\d{10}$/.test(i.name))
       .map((i) => Number(i.name.slice(1)))

@@ -9,9 +9,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type RunConfig } from '../../lib/config/index.ts';
+import { natsServerBinary } from '../../lib/transport/index.ts';
 import { Supervisor } from '../../lib/local/supervisor.ts';
 import { NetLab } from './netlab.ts';
 
@@ -76,7 +77,9 @@ export class Cluster {
     writeFileSync(configFile, JSON.stringify(this.config, null, 2));
     writeFileSync(this.learnerDelayFile, '0');
 
-    this.launch('nats', 'nats-server', this.natsArgs());
+    // $RECOVERY_GRPO_NATS_SERVER picks the binary (e.g. 2.10, what the image runs); absolute, for `ip netns exec`
+    const nats = natsServerBinary();
+    this.launch('nats', nats.includes('/') ? resolve(nats) : nats, this.natsArgs());
     this.launch('orchestrator', process.execPath, [BIN, 'orchestrator', ...this.roleArgs('orchestrator'), '--config', configFile, '--events', join(this.eventsDir, 'events.jsonl')], 0);
     if (!this.lab.netem) {
       this.launch('learner-relay', process.execPath, ['--import', TSX, RELAY, `127.0.0.1:${RELAY_PORT}`, `${this.addr('nats')}:${NATS_PORT}`, this.learnerDelayFile], undefined, 'learner');

@@ -78,6 +78,11 @@ export async function runNetFaultSuite(o: SuiteOptions): Promise<SuiteRun> {
     const limit = o.finishTimeoutMs ?? 180_000;
     await Promise.race([finished, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`the run did not finish within ${limit / 1000} s of the last fault's recovery`)), limit)))]).finally(() => clearTimeout(timer));
     const storeLost = run.faults.find((f) => f.id === 'e');
+    // The audit reads the store through a nats-server of its own: the cluster's must be gone first. When the
+    // orchestrator exits, that server still runs and the learner may still be pruning (appending to the store);
+    // a second server over a store directory in use saw an empty object listing on 2.10 (docs/reliability.md,
+    // "nats-server 2.10").
+    await cluster.stop();
     run.audit = await auditRun({ dir, runId: cluster.config.run.id, sftSteps: SFT, grpoSteps, samplesPerBatch: S, sftBatchSize: SFT_BATCH, keep: KEEP, storeLostAfter: storeLost?.seqAtStart });
   } catch (e) {
     run.failure = (e as Error).message;
