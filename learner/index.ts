@@ -75,6 +75,7 @@ import {
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { trace } from '../lib/log/trace.ts';
+import { warmUpGrpo } from './warm-up.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
@@ -582,7 +583,8 @@ class LearnerRole implements WorkerRoleImpl {
   /**
    * After the last SFT batch is acknowledged: the GRPO graph's session and the reference policy's, created while the
    * first GRPO batch is rolled out and scored instead of inside its step, where they were on the critical path (~130
-   * ms; docs/performance.md "Round 10: pipe10"). The session's first run, and every value, are as before.
+   * ms; docs/performance.md "Round 10: pipe10"), and their first runs on zeros (learner/warm-up.ts; "Round 12: pipe12").
+   * Every value the steps compute is as before.
    */
   private async prepareGrpo(): Promise<void> {
     const trainer = this.trainer;
@@ -592,7 +594,10 @@ class LearnerRole implements WorkerRoleImpl {
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       await trainer.prepareGrpo();
-      if (needsReferenceForward(this.hyper)) await this.referenceRunner();
+      const reference = needsReferenceForward(this.hyper) ? { runner: await this.referenceRunner(), params: this.params! } : undefined;
+      // the graphs' first runs too (~0.5 s on the critical path otherwise): the reference's parameters are not taken
+      // yet, the current ones have its shapes (klReferenceParams); nothing is trained, the outputs are dropped
+      await warmUpGrpo(this.ctx.config, trainer, this.hyper, reference);
     } catch (e) {
       // the first GRPO step creates them (and reports a failure) as before
       this.ctx.log.warn(`preparing the GRPO sessions failed (the first GRPO step tries again): ${(e as Error).message}`);
