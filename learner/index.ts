@@ -34,6 +34,7 @@ import { sftLearningRate } from '../lib/optim/schedule.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { CheckpointError, cloneTensorMap, encodeCheckpoint, type Checkpoint, type TensorMap } from '../lib/checkpoint/index.ts';
+import { encodeOptimizerState } from '../lib/checkpoint/optimizer-state.ts';
 import { grpoHyper, needsReferenceForward, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
 import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
@@ -74,6 +75,7 @@ import {
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { trace } from '../lib/log/trace.ts';
+import { warmUpGrpo } from './warm-up.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
@@ -148,6 +150,13 @@ class LearnerRole implements WorkerRoleImpl {
   private closed = false;
   private pruning: Promise<void> | undefined;
   private pruneFor: LearnerState | undefined;
+  /**
+   * The checkpoint versions the store holds, as this learner put and deleted them: pruning deletes from this record
+   * instead of listing the bucket on every version (docs/performance.md, "Round 12: pipe12"). Undefined until the
+   * bucket is listed once (the first prune: an earlier process's versions), and again after a store loss or a
+   * failed prune.
+   */
+  private stored: Set<number> | undefined;
   private height = 0;
   private width = 0;
   /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
@@ -298,6 +307,7 @@ class LearnerRole implements WorkerRoleImpl {
    * checkpoint with its AdamW state. Inside a batch the version being published supersedes the current one.
    */
   private async restoreStore(current: boolean): Promise<boolean> {
+    this.stored = undefined; // listed again by the next prune
     const checkpoints = await this.store.recreate();
     const optimizer = await this.learnerState.recreate();
     if (checkpoints || optimizer) this.ctx.log.warn(`re-created the lost ${[checkpoints && this.store.bucket, optimizer && this.learnerState.bucket].filter(Boolean).join(' and ')}`);
@@ -573,7 +583,8 @@ class LearnerRole implements WorkerRoleImpl {
   /**
    * After the last SFT batch is acknowledged: the GRPO graph's session and the reference policy's, created while the
    * first GRPO batch is rolled out and scored instead of inside its step, where they were on the critical path (~130
-   * ms; docs/performance.md "Round 10: pipe10"). The session's first run, and every value, are as before.
+   * ms; docs/performance.md "Round 10: pipe10"), and their first runs on zeros (learner/warm-up.ts; "Round 12: pipe12").
+   * Every value the steps compute is as before.
    */
   private async prepareGrpo(): Promise<void> {
     const trainer = this.trainer;
@@ -583,7 +594,10 @@ class LearnerRole implements WorkerRoleImpl {
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       await trainer.prepareGrpo();
-      if (needsReferenceForward(this.hyper)) await this.referenceRunner();
+      const reference = needsReferenceForward(this.hyper) ? { runner: await this.referenceRunner(), params: this.params! } : undefined;
+      // the graphs' first runs too (~0.5 s on the critical path otherwise): the reference's parameters are not taken
+      // yet, the current ones have its shapes (klReferenceParams); nothing is trained, the outputs are dropped
+      await warmUpGrpo(this.ctx.config, trainer, this.hyper, reference);
     } catch (e) {
       // the first GRPO step creates them (and reports a failure) as before
       this.ctx.log.warn(`preparing the GRPO sessions failed (the first GRPO step tries again): ${(e as Error).message}`);
@@ -622,21 +636,24 @@ class LearnerRole implements WorkerRoleImpl {
     const ckpt = trainingCheckpoint(this.position(s), this.params!);
     const encoded = encodeCheckpoint(ckpt);
     const restore = () => this.restoreStore(false);
-    const state = { version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() };
+    // encoded once from the optimizer's live moments (no copy of them first): every attempt writes these bytes
+    const moments = encodeOptimizerState({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.stateView(), ...this.averageState() });
     trace('encoded', { version: s.version });
     // The moments are stored beside the checkpoint's bytes, and the checkpoint is announced only once both are, so
     // every published checkpoint has them (learner-state.ts). In sequence they were on the critical path of every
     // batch (docs/performance.md, "Round 8: pipe8").
     const write = async () => {
-      const moments = this.learnerState.put(state).then(() => trace('moments_stored', { version: s.version }));
-      moments.catch(() => undefined); // handled: put awaits it before announcing, and finally below
+      const stored = this.learnerState.putEncoded(s.version, moments).then(() => trace('moments_stored', { version: s.version }));
+      stored.catch(() => undefined); // handled: put awaits it before announcing, and finally below
       try {
-        return await publishCheckpoint(this.store, ckpt, {}, encoded, { beforeAnnounce: moments });
+        return await publishCheckpoint(this.store, ckpt, {}, encoded, { beforeAnnounce: stored });
       } finally {
-        await moments.catch(() => undefined); // a retry never writes the moments beside an earlier attempt
+        await stored.catch(() => undefined); // a retry never writes the moments beside an earlier attempt
       }
     };
-    return this.retrying(`publishing checkpoint v${s.version}`, () => recreatingOnLoss(write, restore));
+    const ann = await this.retrying(`publishing checkpoint v${s.version}`, () => recreatingOnLoss(write, restore));
+    this.stored?.add(s.version);
+    return ann;
   }
 
   /** Puts the checkpoint of `s` (the current parameters) and its optimizer state once, no retries. */
@@ -672,9 +689,14 @@ class LearnerRole implements WorkerRoleImpl {
 
   private async prune(s: LearnerState): Promise<void> {
     try {
-      await this.store.prune(checkpointsToKeep(this.ctx.config), { keep: s.refVersion !== undefined ? [s.refVersion] : [] });
+      // a version published after this prune began is added to the same record; the record is only read here
+      const stored = (this.stored ??= new Set(await this.store.versions()));
+      stored.add(s.version);
+      const deleted = await this.store.prune(checkpointsToKeep(this.ctx.config), { keep: s.refVersion !== undefined ? [s.refVersion] : [], stored });
+      for (const v of deleted) stored.delete(v);
       await this.learnerState.prune(s.version);
     } catch (e) {
+      this.stored = undefined; // which deletes went through is not known: the next prune lists the bucket again
       this.ctx.log.warn(`pruning old checkpoints failed (they stay; next time): ${(e as Error).message}`);
     }
   }

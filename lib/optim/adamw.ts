@@ -201,6 +201,14 @@ export class AdamW {
   }
 
   /** A copy of the state (t, m, v) for a checkpoint. */
+  /**
+   * The state itself, not a copy (exportState copies): for a caller that encodes it at once, before the next step()
+   * changes it (the learner's moments, written every version: learner/index.ts publish).
+   */
+  stateView(): AdamWState {
+    return { step: this.t, m: this.m, v: this.v };
+  }
+
   exportState(): AdamWState {
     const copy = (src: TensorMap): TensorMap =>
       new Map([...src].map(([k, x]) => [k, { shape: [...x.shape], data: new Float32Array(x.data) }]));

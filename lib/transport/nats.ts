@@ -432,13 +432,15 @@ export class CheckpointStore {
   /**
    * Deletes all but the newest `keepLast` (>= 1) checkpoints, except the versions in `opts.keep` (e.g. the frozen
    * KL reference a learner still needs), which are never deleted whatever their age; versions in `keep` that are
-   * not stored are ignored. Returns the deleted versions, ascending.
+   * not stored are ignored. Returns the deleted versions, ascending. `opts.stored`: the versions the caller knows the
+   * bucket holds (the learner's own record of what it put and deleted), in place of listing the bucket, which costs
+   * the writer and nats-server more than the deletes themselves (docs/performance.md, "Round 12: pipe12").
    */
-  async prune(keepLast: number, opts: { keep?: Iterable<number> } = {}): Promise<number[]> {
+  async prune(keepLast: number, opts: { keep?: Iterable<number>; stored?: Iterable<number> } = {}): Promise<number[]> {
     if (!Number.isInteger(keepLast) || keepLast < 1) throw new Error(`prune: keepLast must be an integer >= 1, got ${keepLast}`);
     const keep = new Set<number>();
     for (const v of opts.keep ?? []) keep.add(checkVersion(v, 'prune: keep version'));
-    const all = await this.versions();
+    const all = opts.stored ? [...new Set(Array.from(opts.stored, (v) => checkVersion(v, 'prune: stored version')))].sort((a, b) => a - b) : await this.versions();
     const doomed = all.slice(0, Math.max(0, all.length - keepLast)).filter((v) => !keep.has(v));
     for (const v of doomed) await this.os.delete(objectName(v));
     return doomed;

@@ -8,7 +8,6 @@
 // The bytes are written by ObjectChunks (Node's sha256, 1 MiB chunks in a window) rather than nats.js's putBlob
 // (a JavaScript SHA-256 over the moments, twice the parameters' size, and 128 KiB chunks in sequence): the
 // learner writes them on every version, before it answers (docs/performance.md "Pipeline").
-import { createHash } from 'node:crypto';
 import type { NatsConnection, ObjectStore } from 'nats';
 import { StorageType } from 'nats';
 import { checkRunId, ensureStream } from '../transport/index.ts';
@@ -63,13 +62,34 @@ export class LearnerStateStore {
 
   /** Stores the moments of `f.version` (replacing any earlier attempt at that version); returns the bytes written. */
   async put(f: OptimizerStateFile): Promise<number> {
-    const { bytes } = encodeOptimizerState(f);
-    const name = this.objectName(f.version);
-    const earlier = await this.os.info(name);
-    const written = await this.chunks.writeChunks(bytes);
-    await this.chunks.commit(name, written, bytes.length, createHash('sha256').update(bytes).digest(), { description: `AdamW state of version ${f.version}`, metadata: {} });
+    return this.putEncoded(f.version, encodeOptimizerState(f));
+  }
+
+  /**
+   * Stores moments already encoded by encodeOptimizerState (its sha256 hex `digest` of `bytes`, computed once there):
+   * the learner encodes them from the optimizer's live state once per version and retries with the same bytes.
+   */
+  async putEncoded(version: number, { bytes, digest }: { bytes: Uint8Array; digest: string }): Promise<number> {
+    const name = this.objectName(version);
+    // an earlier attempt at this version (a retry, or a process killed before announcing it) is replaced: its info is
+    // looked up beside the new chunks (it is answered before they are committed), not before them, on the critical
+    // path at staleness 0 (docs/performance.md, "Round 12: pipe12")
+    const lookup = this.os.info(name);
+    lookup.catch(() => undefined); // handled below, after the chunks
+    let written: { nuid: string; chunks: number };
+    try {
+      written = await this.chunks.writeChunks(bytes);
+    } catch (e) {
+      await lookup.catch(() => undefined);
+      throw e;
+    }
+    const earlier = await lookup.catch(async (e) => {
+      await this.chunks.purgeChunks(written.nuid).catch(() => {});
+      throw e;
+    });
+    await this.chunks.commit(name, written, bytes.length, Buffer.from(digest, 'hex'), { description: `AdamW state of version ${version}`, metadata: {} });
     if (earlier && !earlier.deleted) await this.chunks.purgeChunks(earlier.nuid).catch(() => {});
-    this.known?.add(f.version);
+    this.known?.add(version);
     return bytes.length;
   }
 

@@ -1,4 +1,4 @@
-// CheckpointStore.prune(keepLast, { keep }): the newest keepLast versions and every version in `keep` survive
+// CheckpointStore.prune(keepLast, { keep, stored }): the newest keepLast versions and every version in `keep` survive
 // (a learner keeps its frozen KL reference this way); everything else older goes.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,4 +56,19 @@ test('prune keeps the newest keepLast plus the keep-set, ignores absent keep ver
   assert.deepEqual(await store.versions(), [7, 8]);
   // announcements are untouched: latest() still names the newest
   assert.equal((await store.latest())!.version, 8);
+});
+
+test('prune with the caller\'s record of stored versions deletes from that record without listing the bucket', async () => {
+  const store = await CheckpointStore.open(nc, { runId: 'prune-stored' });
+  await putVersions(store, [0, 1, 2, 3, 4, 5, 6]);
+  // a bad record entry is refused before anything is deleted
+  await assert.rejects(store.prune(2, { stored: [5, 6, -2] }), /prune: stored version must be a non-negative integer, got -2/);
+  assert.deepEqual(await store.versions(), [0, 1, 2, 3, 4, 5, 6]);
+  // the record (3 and 4 left out, 6 twice, unordered) decides: the newest two of it (5, 6) and the reference 1 stay;
+  // 3 and 4, which a listing would have deleted, are not the record's and stay too
+  assert.deepEqual(await store.prune(2, { keep: [1], stored: [6, 0, 5, 2, 1, 6] }), [0, 2]);
+  assert.deepEqual(await store.versions(), [1, 3, 4, 5, 6]);
+  // a recorded version that is no longer stored (deleted by someone else) is deleted again without an error
+  assert.deepEqual(await store.prune(1, { stored: [0, 6] }), [0]);
+  assert.deepEqual(await store.versions(), [1, 3, 4, 5, 6]);
 });

@@ -1,0 +1,48 @@
+// The GRPO graphs' first runs, done on zero inputs of a full batch's shapes before the first GRPO batch arrives.
+// Why: a session's first run of a shape faults in its arena's memory (docs/performance.md, "Round 10: pipe10"): the
+// learner's first GRPO step cost ~650 ms of wall time and ~415 ms of CPU against ~90 and ~80 for later ones, on the
+// critical path while the workers waited for its checkpoint. The learner runs this after acknowledging the last SFT
+// batch (learner/index.ts prepareGrpo), while the first GRPO batch is rolled out and scored. Outputs are discarded,
+// nothing is trained: the graphs are pure functions of their feeds, so every later step computes the same bytes
+// (test/e2e/parity.test.ts, test/reliability/determinism.test.ts).
+import type { RunConfig } from '../lib/config/index.ts';
+import type { TensorMap } from '../lib/checkpoint/index.ts';
+import { resolutionOf } from '../lib/models/bundle.ts';
+import { ssimMapSize } from '../lib/models/ssim.ts';
+import type { PolicyRunner } from '../lib/models/runner.ts';
+import type { GrpoInputs, PolicyTrainer } from '../lib/models/trainer.ts';
+import type { GrpoHyper } from '../lib/grpo/algorithm.ts';
+
+/** Zero inputs shaped as a GRPO batch with every group kept (n = samplesPerBatch x groupSize rows). */
+export function warmUpInputs(config: RunConfig): GrpoInputs {
+  const { height, width } = resolutionOf(config);
+  const n = config.grpo.samplesPerBatch * config.grpo.groupSize;
+  const px = 3 * height * width;
+  const dense = config.grpo.advantageMode === 'dense';
+  const map = 3 * ssimMapSize(height) * ssimMapSize(width);
+  const images = new Float32Array(n * px);
+  return {
+    n,
+    images,
+    actions: images,
+    logpOld: new Float32Array(dense ? n * px : n),
+    advantages: new Float32Array(n),
+    ...(dense ? { advantageMap: new Float32Array(n * map) } : {}),
+    ...(config.grpo.identityAnchor > 0 ? { identityAdvantages: new Float32Array(n), ...(dense ? { identityAdvantageMap: new Float32Array(n * map) } : {}) } : {}),
+    refMean: images,
+  };
+}
+
+/**
+ * One run of the GRPO training graph (the forward and gradients, no optimizer step) and, when the step needs it, one
+ * of the reference policy (on a batch's distinct images, as referenceMean runs it), both on zeros; results discarded.
+ */
+export async function warmUpGrpo(config: RunConfig, trainer: PolicyTrainer, hyper: GrpoHyper, reference: { runner: PolicyRunner; params: TensorMap } | undefined): Promise<void> {
+  const b = warmUpInputs(config);
+  if (reference) {
+    const rows = config.grpo.samplesPerBatch;
+    const zeros = new Float32Array(rows * (b.images.length / b.n));
+    await reference.runner.run(reference.params, zeros, zeros, rows);
+  }
+  await trainer.grpoForward(b, hyper);
+}
