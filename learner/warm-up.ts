@@ -13,14 +13,20 @@ import type { PolicyRunner } from '../lib/models/runner.ts';
 import type { GrpoInputs, PolicyTrainer } from '../lib/models/trainer.ts';
 import type { GrpoHyper } from '../lib/grpo/algorithm.ts';
 
-/** Zero inputs shaped as a GRPO batch with every group kept (n = samplesPerBatch x groupSize rows). */
+/**
+ * Inputs shaped as a GRPO batch with every group kept (n = samplesPerBatch x groupSize rows), zeros but for the
+ * images: each group's rows hold their own constant, so the graphs share rows as a real batch's do (one run per
+ * group's image, lib/graph/shared-rows.ts) and the first runs see the real shapes.
+ */
 export function warmUpInputs(config: RunConfig): GrpoInputs {
   const { height, width } = resolutionOf(config);
-  const n = config.grpo.samplesPerBatch * config.grpo.groupSize;
+  const G = config.grpo.groupSize;
+  const n = config.grpo.samplesPerBatch * G;
   const px = 3 * height * width;
   const dense = config.grpo.advantageMode === 'dense';
   const map = 3 * ssimMapSize(height) * ssimMapSize(width);
   const images = new Float32Array(n * px);
+  for (let i = 0; i < n; i++) images.fill(Math.floor(i / G) / config.grpo.samplesPerBatch, i * px, (i + 1) * px);
   return {
     n,
     images,
@@ -35,14 +41,10 @@ export function warmUpInputs(config: RunConfig): GrpoInputs {
 
 /**
  * One run of the GRPO training graph (the forward and gradients, no optimizer step) and, when the step needs it, one
- * of the reference policy (on a batch's distinct images, as referenceMean runs it), both on zeros; results discarded.
+ * of the reference policy (on the batch's rows, as grpoUpdate runs it), on the inputs above; results discarded.
  */
 export async function warmUpGrpo(config: RunConfig, trainer: PolicyTrainer, hyper: GrpoHyper, reference: { runner: PolicyRunner; params: TensorMap } | undefined): Promise<void> {
   const b = warmUpInputs(config);
-  if (reference) {
-    const rows = config.grpo.samplesPerBatch;
-    const zeros = new Float32Array(rows * (b.images.length / b.n));
-    await reference.runner.run(reference.params, zeros, zeros, rows);
-  }
+  if (reference) await reference.runner.run(reference.params, b.images, new Float32Array(b.images.length), b.n);
   await trainer.grpoForward(b, hyper);
 }
