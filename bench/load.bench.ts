@@ -29,7 +29,8 @@
 // (bench/load-pauses.ts), and the most of its CPU per task that is the bench's own 1 ms offer timer (an empty one's CPU
 // per second, measured in this process before each line). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
 // figures then include the profiler's cost); with LOAD_ALLOC_PROFILE=1 also an allocation profile (sampling heap
-// profiler, collected objects included). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
+// profiler, collected objects included; LOAD_ALLOC_PROFILE=survivors: only objects that outlived a scavenge, what the
+// orchestrator promotes to old space; bench/heap-top.ts sums a profile by allocating function). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
 // against V8's helper threads: concurrent GC). LOAD_FIND_MAX=1: after the fixed rates, for each line, steps the
 // offered rate from LOAD_FIND_FROM (default 500/s) doubling while the line keeps up with p99 <= 20 ms (up to
 // LOAD_FIND_TO, default 64000/s), then halves the gap LOAD_FIND_REFINE times (default 2) between the highest rate
@@ -325,7 +326,10 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     }
     if (profiler && process.env.LOAD_ALLOC_PROFILE) {
       await profiler.post('HeapProfiler.enable');
-      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
+      // LOAD_ALLOC_PROFILE=survivors: only what outlived a scavenge (promoted to old space, where its death costs a
+      // mark-compact), not the garbage the scavenges took; any other value: every allocation.
+      const all = process.env.LOAD_ALLOC_PROFILE !== 'survivors';
+      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: all, includeObjectsCollectedByMajorGC: true });
     }
     const m0 = process.memoryUsage();
     const sent0 = { ...board.sent };
