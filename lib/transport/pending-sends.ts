@@ -1,8 +1,8 @@
 // The sends a stream has handed to gRPC and not yet seen written, failed all at once if the stream ends.
 // A list threaded through its entries, not a Set (round 12, disp12): a Set that gains and loses an entry per message
-// rehashes into a new table every few messages, and a table that once lived through two scavenges stays in old space
-// pointing at its successor until a mark-compact, so every later table was promoted too (per connection: hundreds at
-// once on the orchestrator). A removed entry's links are cleared, so nothing dead points at a live one.
+// rehashes into a new table every few messages, in old space once the long-lived stream's table is there (V8's
+// OrderedHashTable::Rehash), so each is old-space garbage (per connection: hundreds of them on the orchestrator;
+// orchestrator/task-index.ts). A removed entry's links are cleared, so nothing dead points at a live one.
 
 export interface PendingEntry<T> {
   readonly value: T;
