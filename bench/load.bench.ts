@@ -10,8 +10,8 @@
 // `taskset` exists; the simulated workers (bench/load-workers.ts) run in other processes (LOAD_WORKER_PROCS, a list,
 // default 2; 1 = rounds 4-10's single workers' process), pinned to the other cores, each with its own gRPC connection
 // on 127.0.0.1, answering every task at once. LOAD_WORKER_NODE_FLAGS: node flags for the workers' processes only.
-// LOAD_WORKER_SEMI_SPACE_MB: their semi-space in MiB (a list, each value an arm; default 64; 0 = node's default, rounds
-// 4-11's bench: DEFAULT_WORKER_SEMI_SPACE_MB says why). Figures per run:
+// LOAD_WORKER_SEMI_SPACE_MB: their semi-space in MiB (a list, each value an arm; default 0 = node's default, as rounds
+// 4-11; DEFAULT_WORKER_SEMI_SPACE_MB says what 64 did). Figures per run:
 // offered and completed tasks/s, the offer-to-result latency (p50 / p99 / max, from a fixed log-bucket
 // histogram, so recording costs no memory), this process's CPU time per completed task (process.cpuUsage over
 // the measured window; no gc() runs inside it), memory before and after (RSS, heap) and the backlog left.
@@ -182,16 +182,14 @@ export type Encoder = 'two-pass' | 'protobufjs';
 export const DEFAULT_WORKER_PROCS = 2;
 
 /**
- * The simulated workers' processes' young generation unless LOAD_WORKER_SEMI_SPACE_MB says otherwise (round 12; 0 =
- * node's default, a 16 MiB semi-space on 64-bit node 20, rounds 4-11's bench). One such process stands for hundreds of
- * worker machines: it allocates what all of them would, in one heap, so with node's default it scavenges several
- * times a second, and the in-flight work of all its workers (tasks received, results not yet written) survives two
- * scavenges, is promoted, and dies in old space, which then needs mark-compacts that stop every one of its workers at
- * once. A worker machine allocates a few hundredth of that in a heap of its own: its young generation holds its
- * in-flight work many times over. A larger semi-space gives the simulated process some of the room its machines
- * would have together (64 MiB, against their hundreds x 16 MiB), so what it promotes is closer to what they would.
+ * The simulated workers' processes' semi-space (MiB) unless LOAD_WORKER_SEMI_SPACE_MB (a list of arms) says otherwise;
+ * 0 = node's default (16 MiB on 64-bit node 20), as in rounds 4-11. Round 12 (disp12) measured 64 MiB as an arm: one
+ * such process stands for hundreds of worker machines and allocates what all of them would in one heap, so a larger
+ * young generation gives it some of the room its machines have together (their hundreds x 16 MiB) and fewer of its
+ * in-flight tasks are promoted; but in every loaded run its scavenges took 1.0-2.5 s where node's default took
+ * 0.01-0.19 s (docs/performance.md, Round 12: disp12), so it is not the default until an idle run says otherwise.
  */
-export const DEFAULT_WORKER_SEMI_SPACE_MB = 64;
+export const DEFAULT_WORKER_SEMI_SPACE_MB = 0;
 
 /** The node flags that give a workers' process a semi-space of `mb` MiB from the start (none for 0: node's default). */
 export function semiSpaceFlags(mb: number): string[] {

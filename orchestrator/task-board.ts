@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { tasksPerMessage, type OrchestratorMessage, type RolloutTask, type ScoreTask, type WorkerRole, type WorkerSession } from '../lib/transport/index.ts';
 import { TaskQueue } from './task-queue.ts';
-import { TaskIndex } from './task-index.ts';
+import { hashOf, TaskIndex } from './task-index.ts';
 import { trace } from '../lib/log/trace.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 
@@ -38,6 +38,8 @@ export interface Task {
   sentWith?: number;
   /** The probe its current dispatch was part of (spread's bundle floor, see Probe), or undefined. */
   probe?: Probe;
+  /** The board's hash of id (task-index.ts hashOf), set by the board; not for the task's maker. */
+  idHash?: number;
 }
 
 /**
@@ -472,7 +474,7 @@ export class TaskBoard {
   }
 
   private deactivate(t: Task): void {
-    if (!this.active.deleteValue(t.id, t)) return;
+    if (!this.active.deleteValue(t.id, t, hashOf(t))) return;
     const slot = t.holder && this.slots.get(t.holder);
     if (slot) this.file(slot, Math.max(0, slot.load - 1));
   }
@@ -563,7 +565,7 @@ export class TaskBoard {
           t.holder = worker;
           t.dispatchedAt = now;
           t.deadline = deadline;
-          this.active.set(t.id, t);
+          this.active.set(t.id, t, hashOf(t));
           tasks.push(t);
         }
         const n = tasks.length;
