@@ -1,5 +1,5 @@
 // The task board's index of tasks by id (its active tasks; a queue's queued ids), as an open-addressing hash table
-// in three arrays that are allocated only when the table doubles or halves.
+// in four arrays that are allocated only when the table doubles or halves.
 //
 // Why not a Map or a Set (round 12, disp12): V8's Map and Set rehash into a new table every few hundred inserts when
 // entries are deleted as fast as they are added (deleted entries hold their place until a rehash), and a rehash
