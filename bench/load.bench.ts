@@ -9,7 +9,9 @@
 // orchestrator side (gRPC server, TaskBoard, the offered-load timer, a histogram) and is pinned to core 0 when
 // `taskset` exists; the simulated workers (bench/load-workers.ts) run in other processes (LOAD_WORKER_PROCS, a list,
 // default 2; 1 = rounds 4-10's single workers' process), pinned to the other cores, each with its own gRPC connection
-// on 127.0.0.1, answering every task at once. LOAD_WORKER_NODE_FLAGS: node flags for the workers' processes only. Figures per run:
+// on 127.0.0.1, answering every task at once. LOAD_WORKER_NODE_FLAGS: node flags for the workers' processes only.
+// LOAD_WORKER_SEMI_SPACE_MB: their semi-space in MiB (a list, each value an arm; default 0 = node's default, as rounds
+// 4-11; DEFAULT_WORKER_SEMI_SPACE_MB says what 64 did). Figures per run:
 // offered and completed tasks/s, the offer-to-result latency (p50 / p99 / max, from a fixed log-bucket
 // histogram, so recording costs no memory), this process's CPU time per completed task (process.cpuUsage over
 // the measured window; no gc() runs inside it), memory before and after (RSS, heap) and the backlog left.
@@ -29,7 +31,8 @@
 // (bench/load-pauses.ts), and the most of its CPU per task that is the bench's own 1 ms offer timer (an empty one's CPU
 // per second, measured in this process before each line). LOAD_CPU_PROFILE=<dir>: a CPU profile (node:inspector) of each measured window, written there (the
 // figures then include the profiler's cost); with LOAD_ALLOC_PROFILE=1 also an allocation profile (sampling heap
-// profiler, collected objects included). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
+// profiler, collected objects included; LOAD_ALLOC_PROFILE=survivors: only objects that outlived a scavenge, what the
+// orchestrator promotes to old space; bench/heap-top.ts sums a profile by allocating function). LOAD_THREADS=1 prints the orchestrator's CPU time per thread (main thread
 // against V8's helper threads: concurrent GC). LOAD_FIND_MAX=1: after the fixed rates, for each line, steps the
 // offered rate from LOAD_FIND_FROM (default 500/s) doubling while the line keeps up with p99 <= 20 ms (up to
 // LOAD_FIND_TO, default 64000/s), then halves the gap LOAD_FIND_REFINE times (default 2) between the highest rate
@@ -143,6 +146,8 @@ export interface LoadFigures {
   workerPausesEach: (PauseFigures | undefined)[];
   /** How many processes the simulated workers were spread over (LOAD_WORKER_PROCS; 1 = rounds 4-10's bench). */
   workerProcs: number;
+  /** The workers' processes' semi-space, MiB (--min/max-semi-space-size; 0 = node's default, rounds 4-11's bench). */
+  workerSemiSpaceMb: number;
   /** Tasks offered but not completed when the window closed. */
   backlog: number;
   rssStartMiB: number;
@@ -176,6 +181,22 @@ export type Encoder = 'two-pass' | 'protobufjs';
  */
 export const DEFAULT_WORKER_PROCS = 2;
 
+/**
+ * The simulated workers' processes' semi-space (MiB) unless LOAD_WORKER_SEMI_SPACE_MB (a list of arms) says otherwise;
+ * 0 = node's default (16 MiB on 64-bit node 20), as in rounds 4-11. Round 12 (disp12) measured 64 MiB as an arm: one
+ * such process stands for hundreds of worker machines and allocates what all of them would in one heap, so a larger
+ * young generation gives it some of the room its machines have together (their hundreds x 16 MiB) and fewer of its
+ * in-flight tasks are promoted; but in every loaded run its scavenges took 1.0-2.5 s where node's default took
+ * 0.01-0.19 s (docs/performance.md, Round 12: disp12), so it is not the default until an idle run says otherwise.
+ */
+export const DEFAULT_WORKER_SEMI_SPACE_MB = 0;
+
+/** The node flags that give a workers' process a semi-space of `mb` MiB from the start (none for 0: node's default). */
+export function semiSpaceFlags(mb: number): string[] {
+  if (!(Number.isInteger(mb) && mb >= 0 && mb <= 1024)) throw new Error(`workerSemiSpaceMb: ${mb} is not a whole number of MiB in [0, 1024]`);
+  return mb === 0 ? [] : [`--min-semi-space-size=${mb}`, `--max-semi-space-size=${mb}`];
+}
+
 /** The simulated workers of each process, as [first worker id, count]: an even split, every id once. */
 export function workerShares(workers: number, procs: number): [number, number][] {
   if (!(Number.isInteger(workers) && workers >= 1)) throw new Error(`workers: ${workers} is not a positive whole number`);
@@ -186,8 +207,10 @@ export function workerShares(workers: number, procs: number): [number, number][]
   });
 }
 
-export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; encoder?: Encoder; stallMs?: number; workerSpinUs?: number; workerProcs?: number; workerNodeFlags?: string[]; log?: (l: string) => void }): Promise<LoadFigures> {
+export async function runLoad(o: { workers: number; rate: number; seconds: number; inFlight?: number; perMessage?: number; dispatch?: DispatchPolicy; coalesceMs?: number; bundleMs?: number; codec?: WireCodecName; encoder?: Encoder; stallMs?: number; workerSpinUs?: number; workerProcs?: number; workerSemiSpaceMb?: number; workerNodeFlags?: string[]; log?: (l: string) => void }): Promise<LoadFigures> {
   const workerProcs = o.workerProcs ?? DEFAULT_WORKER_PROCS;
+  const workerSemiSpaceMb = o.workerSemiSpaceMb ?? DEFAULT_WORKER_SEMI_SPACE_MB;
+  const semiFlags = semiSpaceFlags(workerSemiSpaceMb);
   const shares = workerShares(o.workers, workerProcs);
   const inFlight = o.inFlight ?? 2;
   const codec = o.codec ?? 'direct';
@@ -261,7 +284,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   const script = fileURLToPath(new URL('./load-workers.ts', import.meta.url));
   // The simulated workers, spread evenly over workerProcs processes (all on the workers' cores): a process's GC pause
   // or busy turn then delays only its share of the workers, as one machine's would.
-  const execArgv = [...process.execArgv, ...(o.workerNodeFlags ?? [])];
+  // LOAD_WORKER_NODE_FLAGS come last: a semi-space given there overrides workerSemiSpaceMb's.
+  const execArgv = [...process.execArgv, ...semiFlags, ...(o.workerNodeFlags ?? [])];
   const children = shares.map(([idBase, count]) => {
     const args = [`127.0.0.1:${server.port}`, String(count), String(inFlight), String(perMessage), codec, encoder, String(o.workerSpinUs ?? 0), String(idBase)];
     return workerCpus
@@ -325,7 +349,10 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     }
     if (profiler && process.env.LOAD_ALLOC_PROFILE) {
       await profiler.post('HeapProfiler.enable');
-      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
+      // LOAD_ALLOC_PROFILE=survivors: only what outlived a scavenge (promoted to old space, where its death costs a
+      // mark-compact), not the garbage the scavenges took; any other value: every allocation.
+      const all = process.env.LOAD_ALLOC_PROFILE !== 'survivors';
+      await profiler.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMinorGC: all, includeObjectsCollectedByMajorGC: true });
     }
     const m0 = process.memoryUsage();
     const sent0 = { ...board.sent };
@@ -389,6 +416,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       workerPauses: mergePauses(wcpu1.map((m) => m.pauses)),
       workerPausesEach: wcpu1.map((m) => m.pauses),
       workerProcs,
+      workerSemiSpaceMb,
       backlog,
       rssStartMiB: m0.rss / 2 ** 20,
       rssEndMiB: m1.rss / 2 ** 20,
@@ -411,12 +439,17 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   }
 }
 
-type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number; codec: WireCodecName; encoder: Encoder; workerProcs: number };
+type Arm = { dispatch: DispatchPolicy; coalesceMs: number; bundleMs: number; codec: WireCodecName; encoder: Encoder; workerProcs: number; workerSemiSpaceMb: number };
+
+/** How a line names its workers' young generation. */
+export function semiSpaceLabel(mb: number | undefined): string {
+  return mb ? `semi-space ${mb} MiB` : "node's default semi-space";
+}
 
 export function formatLoad(f: LoadFigures): string {
   return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}, ${f.codec} codec${f.codec === 'direct' && f.encoder !== 'two-pass' ? ` (${f.encoder} encoder)` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms (p99 in the queue ${f.queueP99Ms.toFixed(1)}, of the round trip ${f.roundTripP99Ms.toFixed(1)}); ` +
-    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}); workers' ${f.workerProcs > 1 ? `${f.workerProcs} processes` : 'process'} CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}); workers' ${f.workerProcs > 1 ? `${f.workerProcs} processes` : 'process'} (${semiSpaceLabel(f.workerSemiSpaceMb)}) CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}\n` +
     `      pauses: orchestrator ${formatPauses(f.pauses)}; ${f.workerProcs > 1 ? f.workerPausesEach.map((p, k) => `workers' process ${k + 1}/${f.workerProcs} ${formatPauses(p)}`).join('; ') : `workers' process ${formatPauses(f.workerPauses)}`}`;
 }
@@ -450,6 +483,9 @@ export async function run(): Promise<void> {
   const procsList = (process.env.LOAD_WORKER_PROCS ?? String(DEFAULT_WORKER_PROCS)).split(',').map(Number);
   for (const n of procsList) if (!(Number.isInteger(n) && n >= 1 && n <= 64)) throw new Error(`LOAD_WORKER_PROCS: ${n} is not a whole number of processes in [1, 64]`);
   const workerNodeFlags = workerNodeFlagsFromEnv();
+  // LOAD_WORKER_SEMI_SPACE_MB: a list, each value an arm of every line (0 = node's default, rounds 4-11's bench)
+  const semiList = (process.env.LOAD_WORKER_SEMI_SPACE_MB ?? String(DEFAULT_WORKER_SEMI_SPACE_MB)).split(',').map(Number);
+  for (const mb of semiList) semiSpaceFlags(mb);
   const findMax = process.env.LOAD_FIND_MAX === '1';
   const findFrom = Number(process.env.LOAD_FIND_FROM ?? 500);
   const findTo = Number(process.env.LOAD_FIND_TO ?? 64000);
@@ -459,16 +495,16 @@ export async function run(): Promise<void> {
   if (findMax && !(findFrom > 0 && findTo >= findFrom && Number.isInteger(refine) && refine >= 0)) throw new Error('LOAD_FIND_FROM, LOAD_FIND_TO, LOAD_FIND_REFINE: need 0 < from <= to and a whole number of refinements');
   for (const p of policies) if (!(DISPATCH_POLICIES as readonly string[]).includes(p)) throw new Error(`LOAD_DISPATCH: ${JSON.stringify(p)} is not one of ${DISPATCH_POLICIES.join(', ')}`);
   // The arms of one (workers, rate, per-message) line: each policy (pack with each coalescing delay, spread with each bundle floor).
-  const policyArms = policies.flatMap((dispatch): Omit<Arm, 'codec' | 'encoder' | 'workerProcs'>[] =>
+  const policyArms = policies.flatMap((dispatch): Omit<Arm, 'codec' | 'encoder' | 'workerProcs' | 'workerSemiSpaceMb'>[] =>
     (dispatch === 'pack' ? [0] : bundles).flatMap((bundleMs) => coalesces.map((coalesceMs) => ({ dispatch, coalesceMs, bundleMs }))));
   const armsFor = (perMessage: number) =>
-    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }]).flatMap((a) => codecs.flatMap((codec) => (codec === 'direct' ? encoders : ['two-pass' as const]).flatMap((encoder) => procsList.map((workerProcs) => ({ ...a, codec, encoder, workerProcs })))));
+    (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }]).flatMap((a) => codecs.flatMap((codec) => (codec === 'direct' ? encoders : ['two-pass' as const]).flatMap((encoder) => procsList.flatMap((workerProcs) => semiList.map((workerSemiSpaceMb) => ({ ...a, codec, encoder, workerProcs, workerSemiSpaceMb }))))));
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
-  console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (spread over ${procsList.join(' or ')} other process(es), one connection each, max_in_flight ${inFlight}${workerNodeFlags.length ? `, node flags ${workerNodeFlags.join(' ')}` : ''}), tiny tasks, open loop, ${seconds} s each:`);
+  console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (spread over ${procsList.join(' or ')} other process(es), one connection each, max_in_flight ${inFlight}, ${semiList.map(semiSpaceLabel).join(' or ')} (LOAD_WORKER_SEMI_SPACE_MB)${workerNodeFlags.length ? `, node flags ${workerNodeFlags.join(' ')}` : ''}), tiny tasks, open loop, ${seconds} s each:`);
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
   const best = new Map<string, number>();
   const keyOf = (workers: number, perMessage: number, a: Arm) =>
-    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}${encoders.length > 1 ? `, ${a.encoder} encoder` : ''}${procsList.length > 1 ? `, workers in ${a.workerProcs} process${a.workerProcs > 1 ? 'es' : ''}` : ''}`;
+    `${workers} workers x ${perMessage} per message${perMessage > 1 ? ` (${a.dispatch}${a.coalesceMs ? ` coalesce ${a.coalesceMs} ms` : ''}${a.dispatch === 'spread' ? ` bundleMs ${a.bundleMs}` : ''})` : ''}${codecs.length > 1 ? `, ${a.codec} codec` : ''}${encoders.length > 1 ? `, ${a.encoder} encoder` : ''}${procsList.length > 1 ? `, workers in ${a.workerProcs} process${a.workerProcs > 1 ? 'es' : ''}` : ''}${semiList.length > 1 ? `, workers' ${semiSpaceLabel(a.workerSemiSpaceMb)}` : ''}`;
   const line = async (workers: number, rate: number, perMessage: number, a: Arm) => {
     const f = await runLoad({ workers, rate, seconds, inFlight, perMessage, ...a, stallMs, workerSpinUs, workerNodeFlags, log: (l) => console.log(l) });
     console.log(`  ${formatLoad(f)}  [targets: CPU <= 25 us per task: ${f.cpuUsPerTask <= 25 ? 'met' : 'not met'}; p99 <= 20 ms: ${ok(f) ? 'met' : 'not met'}]`);

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { tasksPerMessage, type OrchestratorMessage, type RolloutTask, type ScoreTask, type WorkerRole, type WorkerSession } from '../lib/transport/index.ts';
 import { TaskQueue } from './task-queue.ts';
+import { hashOf, TaskIndex } from './task-index.ts';
 import { trace } from '../lib/log/trace.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 
@@ -37,6 +38,8 @@ export interface Task {
   sentWith?: number;
   /** The probe its current dispatch was part of (spread's bundle floor, see Probe), or undefined. */
   probe?: Probe;
+  /** The board's hash of id (task-index.ts hashOf), set by the board; not for the task's maker. */
+  idHash?: number;
 }
 
 /**
@@ -212,7 +215,8 @@ export class TaskBoard {
   private readonly queuedSince = new Map<WorkerRole, number>();
   /** The timer that dispatches tasks held for coalescing once their time is up. */
   private coalesceTimer: NodeJS.Timeout | undefined;
-  private readonly active = new Map<string, Task>();
+  /** Tasks held by workers, by id (not a Map: a Map's churn promoted every task it held; see task-index.ts). */
+  private readonly active = new TaskIndex<Task>();
   /** Every worker the board knows (attached, or detached with tasks not yet taken back). */
   private readonly slots = new Map<WorkerSession, Slot>();
   /**
@@ -338,7 +342,7 @@ export class TaskBoard {
   detach(session: WorkerSession): void {
     const slot = this.slots.get(session);
     if (slot) slot.attached = false;
-    for (const t of [...this.active.values()]) if (t.holder === session) this.requeue(t, `worker ${session.workerId} disconnected`);
+    for (const t of this.active.collect((t) => t.holder === session)) this.requeue(t, `worker ${session.workerId} disconnected`);
     if (slot) {
       this.file(slot, 0);
       this.slots.delete(session);
@@ -454,9 +458,8 @@ export class TaskBoard {
 
   /** Re-dispatches tasks whose lease ran out; call periodically. */
   expireLeases(now = this.now()): void {
-    // Only the expired tasks are collected (requeue changes `active`); the others are read in place, not copied.
-    const expired: Task[] = [];
-    for (const t of this.active.values()) if (t.deadline !== undefined && t.deadline < now) expired.push(t);
+    // Only the expired tasks are collected, in dispatch order (requeue changes `active`); the others are read in place.
+    const expired = this.active.collect((t) => t.deadline !== undefined && t.deadline < now);
     for (const t of expired) {
       if (this.active.get(t.id) === t && t.deadline !== undefined && t.deadline < now) {
         const overTime = t.dispatchedAt !== undefined && now - t.dispatchedAt >= this.maxTaskMs;
@@ -471,8 +474,7 @@ export class TaskBoard {
   }
 
   private deactivate(t: Task): void {
-    if (this.active.get(t.id) !== t) return;
-    this.active.delete(t.id);
+    if (!this.active.deleteValue(t.id, t, hashOf(t))) return;
     const slot = t.holder && this.slots.get(t.holder);
     if (slot) this.file(slot, Math.max(0, slot.load - 1));
   }
@@ -563,7 +565,7 @@ export class TaskBoard {
           t.holder = worker;
           t.dispatchedAt = now;
           t.deadline = deadline;
-          this.active.set(t.id, t);
+          this.active.set(t.id, t, hashOf(t));
           tasks.push(t);
         }
         const n = tasks.length;
@@ -637,7 +639,7 @@ export class TaskBoard {
   /** Drops every task matching `pred` (queued or active), e.g. when its batch is abandoned. */
   cancelWhere(pred: (t: Task) => boolean): void {
     for (const q of this.queues.values()) q.removeWhere(pred);
-    for (const t of [...this.active.values()]) if (pred(t)) this.deactivate(t);
+    for (const t of this.active.collect(pred)) this.deactivate(t);
   }
 }
 

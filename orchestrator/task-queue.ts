@@ -1,12 +1,14 @@
 // The task board's queue: a ring buffer (O(1) at both ends, where Array.shift/unshift copy the whole queue
 // under overload) with an index of the queued ids (a result for a queued or unknown task is told apart without
-// scanning the queue).
+// scanning the queue). The ids are a TaskIndex, not a Set: a Set's churn promoted the tasks it held (task-index.ts).
 
-export class TaskQueue<T extends { readonly id: string }> {
+import { hashOf, TaskIndex } from './task-index.ts';
+
+export class TaskQueue<T extends { readonly id: string; idHash?: number }> {
   private buf: Array<T | undefined> = new Array(16);
   private head = 0;
   private n = 0;
-  private readonly ids = new Set<string>();
+  private readonly ids = new TaskIndex<T>();
 
   get length(): number {
     return this.n;
@@ -20,7 +22,7 @@ export class TaskQueue<T extends { readonly id: string }> {
     if (this.n === this.buf.length) this.grow();
     this.buf[(this.head + this.n) & (this.buf.length - 1)] = t;
     this.n++;
-    this.ids.add(t.id);
+    this.ids.set(t.id, t, hashOf(t));
   }
 
   /** Puts `t` first (a re-queued task goes before the new ones). */
@@ -29,7 +31,7 @@ export class TaskQueue<T extends { readonly id: string }> {
     this.head = (this.head - 1) & (this.buf.length - 1);
     this.buf[this.head] = t;
     this.n++;
-    this.ids.add(t.id);
+    this.ids.set(t.id, t, hashOf(t));
   }
 
   peek(): T | undefined {
@@ -42,7 +44,7 @@ export class TaskQueue<T extends { readonly id: string }> {
     this.buf[this.head] = undefined;
     this.head = (this.head + 1) & (this.buf.length - 1);
     this.n--;
-    this.ids.delete(t.id);
+    this.ids.delete(t.id, hashOf(t));
     return t;
   }
 

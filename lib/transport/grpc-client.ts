@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AsyncQueue } from './queue.ts';
+import { PendingSends } from './pending-sends.ts';
 import { TransportError, type StreamEnd } from './errors.ts';
 import { clientFlowOptions } from './flow-window.ts';
 import {
@@ -134,15 +135,14 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
     onLow: () => call.resume(),
   });
 
-  const pendingSends = new Set<(e: StreamEnd) => void>();
+  const pendingSends = new PendingSends<(e: StreamEnd) => void>();
   const finish = (end: StreamEnd, error?: TransportError) => {
     if (ended) return;
     ended = end;
     if (heartbeat) clearInterval(heartbeat);
     queue.end(error);
     resolveClosed(end);
-    for (const abort of [...pendingSends]) abort(end);
-    pendingSends.clear();
+    for (const abort of pendingSends.drain()) abort(end);
     client.close();
   };
 
@@ -213,9 +213,9 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
     // the sends still pending.
     return new Promise<void>((resolve, reject) => {
       const abort = (e: StreamEnd) => reject(new TransportError(grpc.status.UNAVAILABLE, `stream closed while sending (${e.details})`, `send ${kind} to ${context}`));
-      pendingSends.add(abort);
+      const pending = pendingSends.add(abort);
       call.write(wire, (err: unknown) => {
-        pendingSends.delete(abort);
+        pendingSends.delete(pending);
         if (err) reject(TransportError.fromServiceError(err, `send ${kind}`));
         else resolve();
       });

@@ -9,6 +9,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { AsyncQueue } from './queue.ts';
+import { PendingSends } from './pending-sends.ts';
 import { widenServerWindows } from './flow-window.ts';
 import { TransportError, type StreamEnd } from './errors.ts';
 import {
@@ -316,7 +317,7 @@ class SessionImpl implements WorkerSession {
   private welcomed = false;
   private paused = false;
   /** Sends handed to gRPC and not yet written: failed at once if the session ends. */
-  private readonly pendingSends = new Set<PendingSend>();
+  private readonly pendingSends = new PendingSends<PendingSend>();
   private readonly watchdog: NodeJS.Timeout | undefined;
 
   constructor(
@@ -395,10 +396,9 @@ class SessionImpl implements WorkerSession {
     if (this.watchdog) clearInterval(this.watchdog);
     this.messages.end();
     this.resolveClosed(end);
-    for (const p of [...this.pendingSends]) {
+    for (const p of this.pendingSends.drain()) {
       p.reject(new TransportError(grpc.status.UNAVAILABLE, `session closed while sending (${end.details})`, `send ${p.kind} to ${this.workerId}`));
     }
-    this.pendingSends.clear();
   }
 
   send(msg: OrchestratorMessage): Promise<void> {
@@ -430,8 +430,7 @@ class SessionImpl implements WorkerSession {
     // Not Promise.race with `closed`: that would leave one reaction per message on the session's long-lived
     // promise (memory growing with every message sent). Pending sends are failed by finish() instead.
     return new Promise<void>((resolve, reject) => {
-      const pending: PendingSend = { kind, reject };
-      this.pendingSends.add(pending);
+      const pending = this.pendingSends.add({ kind, reject });
       this.call.write(wire, (err: unknown) => {
         this.pendingSends.delete(pending);
         if (err) reject(TransportError.fromServiceError(err, `send ${kind}`));

@@ -3,7 +3,7 @@
 // worst delay kept.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { workerShares } from '../../bench/load.bench.ts';
+import { semiSpaceFlags, semiSpaceLabel, workerShares } from '../../bench/load.bench.ts';
 import { mergePauses, type PauseFigures } from '../../bench/load-pauses.ts';
 
 test('workerShares: every worker id once, shares differ by at most one', () => {
@@ -26,4 +26,12 @@ test('mergePauses: the worst delays, the pauses summed, unknown processes skippe
   assert.deepEqual(mergePauses([a, undefined, b]), { loopP50Ms: 2, loopP99Ms: 3, loopMaxMs: 20, minorCount: 7, minorMs: 16, minorMaxMs: 5, majorCount: 1, majorMs: 7, majorMaxMs: 7 });
   assert.deepEqual(mergePauses([a]), a);
   assert.equal(mergePauses([undefined]), undefined);
+});
+
+test('semiSpaceFlags: 0 is node\'s default (no flag, rounds 4-11), else min and max of the semi-space; bad sizes refused', () => {
+  assert.deepEqual(semiSpaceFlags(0), []);
+  assert.deepEqual(semiSpaceFlags(64), ['--min-semi-space-size=64', '--max-semi-space-size=64']);
+  assert.equal(semiSpaceLabel(0), "node's default semi-space");
+  assert.equal(semiSpaceLabel(64), 'semi-space 64 MiB');
+  for (const bad of [-1, 1.5, 2048, NaN]) assert.throws(() => semiSpaceFlags(bad), /workerSemiSpaceMb/);
 });
