@@ -25,6 +25,12 @@ import type { Progress, RunEvent, RunState } from './run-state.ts';
 import { trace } from '../lib/log/trace.ts';
 
 const SFT_WINDOW = 2;
+/**
+ * How long a batch opened early may wait for the acknowledgement it was opened for before it is withdrawn (its
+ * rollout tasks wait at a worker for the version they name; a worker gives up on a task after its versionWaitMs,
+ * 30 s by default, and the board gives the group up after 5 such attempts).
+ */
+const EARLY_LIMIT_MS = 5000;
 
 /** The one result kind each role may send. */
 const RESULT_OF: Record<string, string> = { ROLLOUT: 'rollout_result', REWARD: 'score_result', LEARNER: 'train_result' };
@@ -72,6 +78,16 @@ export class Coordinator {
    * Nothing else moves until the write succeeded; a failed write fails the run.
    */
   private persisting: RunState | undefined;
+  /**
+   * At maxStaleness 0, GRPO batch `k` (seq) opened while batch seq - 1 is at the learner, its rollouts asking for
+   * `minVersion`, the version that batch will produce: the rollout worker holds them and starts as soon as that
+   * checkpoint is announced, instead of after the acknowledgement reaches this process and the tasks reach the worker.
+   * It stands if the acknowledgement of seq - 1 names that version; otherwise (a skipped batch, a catch-up), or if the
+   * learner leaves or takes longer than EARLY_LIMIT_MS, it is withdrawn and opened again by the rule of staleness.ts.
+   */
+  private early: { k: number; seq: number; minVersion: number; timer: NodeJS.Timeout } | undefined;
+  /** A seq not to open early again (its early opening was withdrawn without an acknowledgement). */
+  private earlyRefused = 0;
   private finished!: () => void;
   private failed!: (e: Error) => void;
   readonly done: Promise<void>;
@@ -99,7 +115,7 @@ export class Coordinator {
       onGiveUp: (task, reason) => this.groups.dropTask(task, reason),
     });
     this.samples = new SampleCache(o.dataset);
-    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e) });
+    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly() });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({
@@ -159,7 +175,8 @@ export class Coordinator {
   }
 
   detach(s: WorkerSession): void {
-    if (!this.link.detach(s)) this.board.detach(s);
+    if (this.link.detach(s)) this.withdrawEarly('the learner disconnected', true);
+    else this.board.detach(s);
     this.sessions.updateGauge();
   }
 
@@ -186,6 +203,9 @@ export class Coordinator {
       else if (msg.train_result) void this.onTrain(msg.train_result).catch((e: Error) => this.fail(e));
       else if (msg.task_error) {
         const e = msg.task_error;
+        // a batch opened early whose rollout task failed (e.g. the worker gave up waiting for the version) is opened
+        // again after the acknowledgement, with the version it brings, not retried on a prediction
+        if (this.early && this.groups.isRolloutOf(this.early.k, e.task_id) && this.withdrawEarly(`its rollout task failed: ${e.code}`, true)) return;
         if (s.role === 'LEARNER') this.link.onError(e.task_id, e.code, e.message, e.retryable);
         else this.board.fail(s, e.task_id, e.code, e.message, e.retryable);
       }
@@ -225,6 +245,43 @@ export class Coordinator {
       void this.groups.openBatch(k).catch((e: Error) => this.fail(e));
     }
     if (this.nextK < this.cfg.grpo.steps) this.samples.preload(grpoCursors(this.cfg, this.nextK));
+  }
+
+  /**
+   * maxStaleness 0: opens the next GRPO batch as soon as the previous one is at the learner (see `early`). Called
+   * when a TrainBatch was handed to the learner. Results are those of the rule: at maxStaleness 0 the version the
+   * previous batch produces is the newest there will be until this batch is trained, and the rollouts use exactly it.
+   */
+  private openEarly(): void {
+    if (this.cfg.grpo.maxStaleness !== 0 || this.early || this.phase !== 'grpo' || this.nextK >= this.cfg.grpo.steps) return;
+    const acked = Math.max(this.o.state.ackedSeq, this.persisting?.ackedSeq ?? 0);
+    const seq = this.seqOf(this.nextK);
+    if (acked < this.sftSteps || seq !== acked + 2 || seq <= this.earlyRefused || !this.link.sent(seq - 1) || !this.link.connected) return;
+    const k = this.nextK++;
+    const minVersion = Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0) + 1;
+    const timer = setTimeout(() => this.withdrawEarly(`no acknowledgement of batch ${seq - 1} within ${EARLY_LIMIT_MS} ms`, true), EARLY_LIMIT_MS);
+    timer.unref();
+    this.early = { k, seq, minVersion, timer };
+    trace('open_batch', { k, seq, early: true });
+    this.progress.started('grpo');
+    void this.groups.openBatch(k, minVersion).catch((e: Error) => this.fail(e));
+    if (this.nextK < this.cfg.grpo.steps) this.samples.preload(grpoCursors(this.cfg, this.nextK));
+  }
+
+  /**
+   * Withdraws the batch opened early, so that `advance` opens it again by the rule; `refuse`: not early again. False
+   * if its TrainBatch was already handed out (every rollout then ran on the version it asked for): it stands.
+   */
+  private withdrawEarly(reason: string, refuse: boolean): boolean {
+    const e = this.early;
+    if (!e) return false;
+    clearTimeout(e.timer);
+    this.early = undefined;
+    if (!this.groups.withdraw(e.k, `batch ${e.seq} withdrawn: ${reason}`)) return false;
+    if (this.nextK > e.k) this.nextK = e.k;
+    if (refuse) this.earlyRefused = Math.max(this.earlyRefused, e.seq);
+    this.log(`GRPO batch ${e.seq}, opened before batch ${e.seq - 1} was acknowledged, withdrawn (${reason}); it opens again after the acknowledgement`);
+    return true;
   }
 
   private seqOf(k: number): number {
@@ -272,6 +329,14 @@ export class Coordinator {
 
   private async applyAck(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
     if (seq <= this.o.state.ackedSeq) return;
+    const e = this.early;
+    if (e) {
+      // the batch opened early stands if this acknowledgement is the one it was opened for, with the version it asked for
+      if (seq === e.seq - 1 && version === e.minVersion) {
+        clearTimeout(e.timer);
+        this.early = undefined;
+      } else this.withdrawEarly(`batch ${seq} was acknowledged at version ${version}; it asked for ${e.minVersion}`, false);
+    }
     const batch = this.link.sent(seq);
     const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we

@@ -45,6 +45,8 @@ interface OpenBatch {
   k: number;
   seq: number;
   groups: Group[];
+  /** Its rollout tasks' ids (first attempts; a retry keeps its task's id). */
+  rolloutIds: Set<string>;
 }
 
 export interface GroupPipelineOptions {
@@ -88,24 +90,58 @@ export class GroupPipeline {
     if (k > this.nextSendK) this.nextSendK = k;
   }
 
-  async openBatch(k: number): Promise<void> {
-    const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [] };
+  /**
+   * Opens GRPO batch `k`: its rollout tasks, with policy_version_min `minVersion` (default the learner's version
+   * now; the coordinator passes the version it expects when it opens a batch before the previous one is
+   * acknowledged, coordinator.ts `openEarly`).
+   */
+  async openBatch(k: number, minVersion?: number): Promise<void> {
+    const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [], rolloutIds: new Set() };
     this.open.set(k, batch);
     const tasks: Task[] = [];
-    for (const cursor of grpoCursors(this.cfg, k)) {
-      const s = await this.o.samples.load(cursor);
+    const cursors = grpoCursors(this.cfg, k);
+    const loaded = [];
+    for (const cursor of cursors) loaded.push(await this.o.samples.load(cursor));
+    // withdrawn (or reopened) while its samples loaded: nothing to add
+    if (this.open.get(k) !== batch) return;
+    const min = minVersion ?? this.o.learnerVersion();
+    for (const [i, cursor] of cursors.entries()) {
+      const s = loaded[i]!;
       const group: Group = {
         k, cursor, sampleId: groupSampleId(cursor, s.id), image: toCHWFloat(s.corrupted), clean: toCHWFloat(s.clean),
         actions: [], logps: [], versions: [], state: 'rollout',
       };
       batch.groups.push(group);
       const id = newTaskId(`${this.cfg.run.id}-r${cursor}`);
-      const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: this.o.learnerVersion(), dense: this.dense });
+      const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: min, dense: this.dense });
+      batch.rolloutIds.add(id);
       tasks.push({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
     }
     // added together: a rollout worker that asks for several gets the batch's groups in one message
     trace('tasks_added', { k });
     this.o.board.add(...tasks);
+  }
+
+  /** Is `taskId` one of open batch `k`'s rollout tasks? */
+  isRolloutOf(k: number, taskId: string): boolean {
+    return this.open.get(k)?.rolloutIds.has(taskId) === true;
+  }
+
+  /**
+   * Forgets open batch `k` as if it had never been opened, unless its TrainBatch was already handed out (false):
+   * its rollout and score tasks are cancelled at their holders, and a result for them is ignored from now on
+   * (the board no longer knows them). Reopening it makes the same tasks: a batch is a function of its number.
+   */
+  withdraw(k: number, reason: string): boolean {
+    const b = this.open.get(k);
+    if (!b) return true;
+    if (this.nextSendK > k) return false;
+    this.open.delete(k);
+    this.o.board.cancelWhere((t) => {
+      const g = this.groupOf(t);
+      return g !== undefined && b.groups.includes(g);
+    }, reason);
+    return true;
   }
 
   dropTask(task: Task, reason: string): void {

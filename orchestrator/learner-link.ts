@@ -11,6 +11,8 @@ export interface LearnerLinkOptions {
   log: (line: string) => void;
   /** The run cannot go on. */
   fail: (e: Error) => void;
+  /** A TrainBatch was handed to the connected learner (the coordinator may open the next batch early). */
+  onSent?: (seq: number) => void;
 }
 
 export class LearnerLink {
@@ -55,8 +57,16 @@ export class LearnerLink {
       this.unacked.set(batch.batch_seq!, batch);
       this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
       trace('osend', { kind: 'train_batch' });
-      if (this.learner?.isOpen) await this.learner.send({ train_batch: batch }).catch(() => undefined);
+      if (this.learner?.isOpen) {
+        await this.learner.send({ train_batch: batch }).catch(() => undefined);
+        this.o.onSent?.(batch.batch_seq!);
+      }
     }).catch((e: Error) => this.o.fail(e));
+  }
+
+  /** A learner is connected now. */
+  get connected(): boolean {
+    return this.learner?.isOpen === true;
   }
 
   sent(seq: number): TrainBatch | undefined {

@@ -636,10 +636,17 @@ export class TaskBoard {
     return n;
   }
 
-  /** Drops every task matching `pred` (queued or active), e.g. when its batch is abandoned. */
-  cancelWhere(pred: (t: Task) => boolean): void {
+  /**
+   * Drops every task matching `pred` (queued or active), e.g. when its batch is abandoned; the holder of an active
+   * one is told (cancel_task, `reason`), so it stops waiting for or working on it.
+   */
+  cancelWhere(pred: (t: Task) => boolean, reason = 'cancelled'): void {
     for (const q of this.queues.values()) q.removeWhere(pred);
-    for (const t of this.active.collect(pred)) this.deactivate(t);
+    for (const t of this.active.collect(pred)) {
+      const holder = t.holder;
+      this.deactivate(t);
+      holder?.send({ cancel_task: { task_id: t.id, reason } }).catch(() => undefined);
+    }
   }
 }
 

@@ -1,0 +1,149 @@
+// At maxStaleness 0 the coordinator opens GRPO batch seq once batch seq - 1 is at the learner, its rollout tasks
+// asking for the version seq - 1 will produce (coordinator.ts `openEarly`): the rollout worker starts as soon as
+// that version is announced. The batch stands when the acknowledgement names that version; otherwise (a skipped
+// batch) its tasks are cancelled at their holder and it opens again with the version the acknowledgement brought.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../lib/config/index.ts';
+import { openRunDataset } from '../../lib/config/dataset.ts';
+import { createMetrics } from '../../lib/metrics/index.ts';
+import { encodeTensor, type OrchestratorMessage, type WorkerMessage__Output, type WorkerSession } from '../../lib/transport/index.ts';
+import { Coordinator } from '../../orchestrator/coordinator.ts';
+import type { RunEvent } from '../../orchestrator/run-state.ts';
+
+type Fake = WorkerSession & { sent: OrchestratorMessage[] };
+
+function fakeSession(role: 'ROLLOUT' | 'REWARD' | 'LEARNER', workerId: string): Fake {
+  const sent: OrchestratorMessage[] = [];
+  return {
+    id: workerId, role, workerId, peer: 'fake', connectedAt: 0, lastSeen: 0, isOpen: true,
+    hello: { protocol_version: 1, role, worker_id: workerId, software_version: '', capabilities: { device: 'cpu', max_batch: 64, max_in_flight: 4, tensor_dtypes: [], labels: {} } },
+    messages: { [Symbol.asyncIterator]: () => ({ next: () => new Promise(() => {}) }) },
+    send: async (m: OrchestratorMessage) => void sent.push(m),
+    end() {}, fail() {},
+    closed: new Promise(() => {}),
+    sent,
+  } as unknown as Fake;
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(cond(), what);
+}
+
+const G = 2;
+const H = 16;
+
+async function setup(maxStaleness: number) {
+  const config = parseConfig({
+    run: { id: 'early', seed: 1 },
+    data: { size: H, source: { kind: 'procedural', count: 16 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 0 },
+    grpo: { steps: 3, groupSize: G, samplesPerBatch: 1, maxStaleness, advantageMode: 'scalar' },
+  });
+  const events: RunEvent[] = [];
+  const log: string[] = [];
+  const c = new Coordinator({
+    config, dataset: await openRunDataset(config, 'train'), metrics: createMetrics('early', 'orchestrator'),
+    state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => undefined, onEvent: (e) => events.push(e), log: (l) => log.push(l),
+  });
+  const roll = fakeSession('ROLLOUT', 'r');
+  const reward = fakeSession('REWARD', 's');
+  const learner = fakeSession('LEARNER', 'l');
+  c.attach(roll);
+  c.attach(reward);
+  c.attach(learner);
+  c.start();
+  const rollouts = () => roll.sent.filter((m) => m.rollout_task).map((m) => m.rollout_task!);
+  const cancels = () => roll.sent.filter((m) => m.cancel_task).map((m) => m.cancel_task!.task_id);
+  const batches = () => learner.sent.filter((m) => m.train_batch).map((m) => m.train_batch!);
+  /** Answers rollout task `i` (its version: `version`) and then its score task: the batch goes to the learner. */
+  const complete = async (i: number, version: number) => {
+    const t = rollouts()[i]!;
+    const scored = reward.sent.filter((m) => m.score_task).length;
+    const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
+    c.handle(roll, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: version, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
+    await until(() => reward.sent.filter((m) => m.score_task).length > scored, `the score task of rollout task ${i} dispatched`);
+    const s = reward.sent.filter((m) => m.score_task)[scored]!.score_task!;
+    c.handle(reward, { score_result: { task_id: s.task_id, attempt: s.attempt, components: Array.from({ length: G }, (_, g) => ({ ssim: 0.5 + 0.1 * g, clip_cos: 0.5 })), compute_ms: 1, clip_encoder: 'toy' } } as unknown as WorkerMessage__Output);
+  };
+  const ack = (seq: number, version: number, applied: boolean, reason = '') =>
+    c.handle(learner, { train_result: { batch_id: `early-b${seq}`, batch_seq: seq, applied, skipped_reason: reason, version, loss: 0, compute_ms: 1 } } as WorkerMessage__Output);
+  return { c, log, learner, rollouts, cancels, batches, complete, ack };
+}
+
+test('maxStaleness 0: the next batch opens once the previous one is at the learner, asking for the version it will produce; it stands when the acknowledgement names it', async () => {
+  const { c, log, rollouts, cancels, batches, complete, ack } = await setup(0);
+  await until(() => rollouts().length === 1, 'batch 1 dispatched');
+  assert.equal(rollouts()[0]!.policy_version_min, 0);
+  await complete(0, 0);
+  await until(() => batches().length === 1, 'batch 1 at the learner');
+  // batch 2 is out before batch 1 is acknowledged, for version 1
+  await until(() => rollouts().length === 2, `batch 2 opened before batch 1's acknowledgement\n${log.join('\n')}`);
+  assert.equal(rollouts()[1]!.policy_version_min, 1);
+  assert.equal(c.state.ackedSeq, 0);
+  ack(1, 1, true);
+  await until(() => c.state.ackedSeq === 1, 'batch 1 acknowledged');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(rollouts().length, 2, 'batch 2 was not dispatched again');
+  assert.deepEqual(cancels(), []);
+  await complete(1, 1);
+  await until(() => batches().length === 2, 'batch 2 at the learner');
+  assert.equal(batches()[1]!.batch_seq, 2);
+  assert.deepEqual(batches()[1]!.behaviour_versions, [1, 1]);
+  c.close();
+});
+
+test('maxStaleness 0: a batch opened early is withdrawn when the acknowledgement brings another version, and opens again with it', async () => {
+  const { c, log, rollouts, cancels, batches, complete, ack } = await setup(0);
+  await until(() => rollouts().length === 1, 'batch 1 dispatched');
+  await complete(0, 0);
+  await until(() => rollouts().length === 2, 'batch 2 opened early');
+  const early = rollouts()[1]!;
+  assert.equal(early.policy_version_min, 1);
+  // the learner skipped batch 1 (non-finite): still at version 0
+  ack(1, 0, false, 'non_finite');
+  await until(() => rollouts().length === 3, `batch 2 opened again\n${log.join('\n')}`);
+  assert.deepEqual(cancels(), [early.task_id], 'the early task was cancelled at its holder');
+  const again = rollouts()[2]!;
+  assert.equal(again.policy_version_min, 0);
+  assert.equal(again.items![0]!.sample_id, early.items![0]!.sample_id, 'the same sample');
+  assert.notEqual(again.task_id, early.task_id);
+  assert.ok(log.some((l) => /withdrawn/.test(l)), log.join('\n'));
+  // a late result for the withdrawn task is ignored; the new one completes the batch
+  await complete(2, 0);
+  await until(() => batches().length === 2, 'batch 2 at the learner');
+  assert.deepEqual(batches()[1]!.behaviour_versions, [0, 0]);
+  c.close();
+});
+
+test('maxStaleness 0: a batch opened early is withdrawn when the learner disconnects, and opens again after the acknowledgement', async () => {
+  const { c, log, learner, rollouts, cancels, complete } = await setup(0);
+  await until(() => rollouts().length === 1, 'batch 1 dispatched');
+  await complete(0, 0);
+  await until(() => rollouts().length === 2, 'batch 2 opened early');
+  const early = rollouts()[1]!;
+  c.detach(learner);
+  await until(() => cancels().length === 1, `the early task cancelled\n${log.join('\n')}`);
+  assert.deepEqual(cancels(), [early.task_id]);
+  const again = fakeSession('LEARNER', 'l2');
+  c.attach(again);
+  await until(() => again.sent.some((m) => m.train_batch?.batch_seq === 1), 'batch 1 sent again to the new learner');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(rollouts().length, 2, 'not opened early a second time');
+  c.handle(again, { train_result: { batch_id: 'early-b1', batch_seq: 1, applied: true, skipped_reason: '', version: 1, loss: 0, compute_ms: 1 } } as WorkerMessage__Output);
+  await until(() => rollouts().length === 3, 'batch 2 opened after the acknowledgement');
+  assert.equal(rollouts()[2]!.policy_version_min, 1);
+  c.close();
+});
+
+test('maxStaleness 1: nothing opens before the rule allows (the early opening is for maxStaleness 0 only)', async () => {
+  const { c, rollouts, batches, complete } = await setup(1);
+  await until(() => rollouts().length === 2, 'batches 1 and 2 dispatched (staleness 1)');
+  await complete(0, 0);
+  await until(() => batches().length === 1, 'batch 1 at the learner');
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(rollouts().length, 2, 'batch 3 waits for batch 1 to be acknowledged');
+  c.close();
+});
