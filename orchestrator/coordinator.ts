@@ -28,9 +28,12 @@ const SFT_WINDOW = 2;
 /**
  * How long a batch opened early may wait for the acknowledgement it was opened for before it is withdrawn (its
  * rollout tasks wait at a worker for the version they name; a worker gives up on a task after its versionWaitMs,
- * 30 s by default, and the board gives the group up after 5 such attempts).
+ * 30 s by default, and the board gives the group up after 5 such attempts): at least this, and at least
+ * EARLY_STEPS of the learner's last GRPO step, so a slow step (large images) does not withdraw every early batch.
  */
 const EARLY_LIMIT_MS = 5000;
+const EARLY_STEPS = 3;
+export const earlyLimitMs = (lastGrpoComputeMs: number): number => Math.max(EARLY_LIMIT_MS, EARLY_STEPS * lastGrpoComputeMs);
 
 /** The one result kind each role may send. */
 const RESULT_OF: Record<string, string> = { ROLLOUT: 'rollout_result', REWARD: 'score_result', LEARNER: 'train_result' };
@@ -88,6 +91,8 @@ export class Coordinator {
   private early: { k: number; seq: number; minVersion: number; timer: NodeJS.Timeout } | undefined;
   /** A seq not to open early again (its early opening was withdrawn without an acknowledgement). */
   private earlyRefused = 0;
+  /** The learner's compute time for its last GRPO batch (TrainResult.compute_ms). */
+  private lastGrpoComputeMs = 0;
   private finished!: () => void;
   private failed!: (e: Error) => void;
   readonly done: Promise<void>;
@@ -259,7 +264,8 @@ export class Coordinator {
     if (acked < this.sftSteps || seq !== acked + 2 || seq <= this.earlyRefused || !this.link.sent(seq - 1) || !this.link.connected) return;
     const k = this.nextK++;
     const minVersion = Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0) + 1;
-    const timer = setTimeout(() => this.withdrawEarly(`no acknowledgement of batch ${seq - 1} within ${EARLY_LIMIT_MS} ms`, true), EARLY_LIMIT_MS);
+    const limitMs = earlyLimitMs(this.lastGrpoComputeMs);
+    const timer = setTimeout(() => this.withdrawEarly(`no acknowledgement of batch ${seq - 1} within ${limitMs} ms`, true), limitMs);
     timer.unref();
     this.early = { k, seq, minVersion, timer };
     trace('open_batch', { k, seq, early: true });
@@ -367,6 +373,7 @@ export class Coordinator {
     this.o.metrics.get('policy_version').set(next.learnerVersion);
     const kind = batch?.kind === 'GRPO' || seq > this.sftSteps ? 'grpo' : 'sft';
     if (r) this.o.metrics.get('train_batches_total').inc({ kind, outcome: r.applied ? 'applied' : r.skipped_reason || 'skipped' });
+    if (r && kind === 'grpo' && r.applied) this.lastGrpoComputeMs = r.compute_ms;
     if (r && batch) {
       const samples = kind === 'grpo' ? [...new Set(batch.sample_ids ?? [])] : (batch.sample_ids ?? []);
       this.o.onEvent?.({ type: 'trained', seq, kind, applied: r.applied, reason: r.skipped_reason || undefined, version: r.version, samples, compute_ms: r.compute_ms });

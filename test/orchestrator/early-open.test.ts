@@ -8,7 +8,7 @@ import { parseConfig } from '../../lib/config/index.ts';
 import { openRunDataset } from '../../lib/config/dataset.ts';
 import { createMetrics } from '../../lib/metrics/index.ts';
 import { encodeTensor, type OrchestratorMessage, type WorkerMessage__Output, type WorkerSession } from '../../lib/transport/index.ts';
-import { Coordinator } from '../../orchestrator/coordinator.ts';
+import { Coordinator, earlyLimitMs } from '../../orchestrator/coordinator.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
 
 type Fake = WorkerSession & { sent: OrchestratorMessage[] };
@@ -146,4 +146,10 @@ test('maxStaleness 1: nothing opens before the rule allows (the early opening is
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(rollouts().length, 2, 'batch 3 waits for batch 1 to be acknowledged');
   c.close();
+});
+
+test('an early batch waits at least 5 s, and at least 3 of the learner\'s last GRPO steps (a slow step does not withdraw every early batch)', () => {
+  assert.equal(earlyLimitMs(0), 5000);
+  assert.equal(earlyLimitMs(1000), 5000);
+  assert.equal(earlyLimitMs(4000), 12000);
 });
