@@ -40,9 +40,11 @@ export interface SuiteOptions {
 export async function runNetFaultSuite(o: SuiteOptions): Promise<SuiteRun> {
   const gap = o.gap ?? 3;
   // Enough batches that the run outlasts every fault, so each fault's recovery is a batch acknowledged after it,
-  // not the run's end: the training goes on during a cut worker's 12 s, and on an idle 2-core machine a batch
-  // takes 0.1-0.17 s (70-123 batches passed during fault a), under load 0.25-1 s.
-  const grpoSteps = gap + o.faults.length * 250 + 10;
+  // not the run's end, and a cut worker has time to rejoin (its reconnect backoff reaches 10 s during a 12 s cut):
+  // the training goes on during the cut, and on an idle 2-core machine a batch takes 0.07-0.17 s (70-164 batches
+  // passed during fault a; 164 since round 12, whose remaining 86 of 250 batches ended the run before the cut
+  // worker was back), under load 0.25-1 s.
+  const grpoSteps = gap + o.faults.length * 400 + 10;
   const dir = mkdtempSync(join(tmpdir(), 'netfaults-'));
   const logFile = join(tmpdir(), `netfaults-${o.faults.join('')}-${Date.now().toString(36)}.log`);
   const lines: string[] = [];
