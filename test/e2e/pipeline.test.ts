@@ -18,6 +18,9 @@ const S = 2;
 const TINY = [
   'data.source.kind=procedural', 'data.size=16', 'data.source.count=64', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'grpo.groupSize=4',
   `grpo.samplesPerBatch=${S}`, 'eval.samples=8', 'orchestrator.leaseSeconds=10', 'orchestrator.heartbeatSeconds=1',
+  // each worker its even share of a batch's S tasks: this tiny policy's rollout tasks take under bundleMs since the
+  // network runs once per group (round 12), and spread would then bundle a batch onto one worker
+  'orchestrator.bundleMs=0',
 ];
 
 
