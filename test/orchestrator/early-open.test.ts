@@ -7,24 +7,12 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { openRunDataset } from '../../lib/config/dataset.ts';
 import { createMetrics } from '../../lib/metrics/index.ts';
-import { encodeTensor, type OrchestratorMessage, type WorkerMessage__Output, type WorkerSession } from '../../lib/transport/index.ts';
+import { encodeTensor, type WorkerMessage__Output } from '../../lib/transport/index.ts';
 import { Coordinator, earlyLimitMs } from '../../orchestrator/coordinator.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
+import { fakeSession } from '../helpers/fake-session.ts';
 
-type Fake = WorkerSession & { sent: OrchestratorMessage[] };
 
-function fakeSession(role: 'ROLLOUT' | 'REWARD' | 'LEARNER', workerId: string): Fake {
-  const sent: OrchestratorMessage[] = [];
-  return {
-    id: workerId, role, workerId, peer: 'fake', connectedAt: 0, lastSeen: 0, isOpen: true,
-    hello: { protocol_version: 1, role, worker_id: workerId, software_version: '', capabilities: { device: 'cpu', max_batch: 64, max_in_flight: 4, tensor_dtypes: [], labels: {} } },
-    messages: { [Symbol.asyncIterator]: () => ({ next: () => new Promise(() => {}) }) },
-    send: async (m: OrchestratorMessage) => void sent.push(m),
-    end() {}, fail() {},
-    closed: new Promise(() => {}),
-    sent,
-  } as unknown as Fake;
-}
 
 async function until(cond: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));

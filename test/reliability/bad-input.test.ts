@@ -34,7 +34,6 @@ import {
   type Tensor,
   type WorkerMessage,
   type WorkerMessage__Output,
-  type WorkerSession,
 } from '../../lib/transport/index.ts';
 import { CONNECT_PATH, deserializeResponse, serializeRequest } from '../../lib/transport/grpc-common.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
@@ -44,6 +43,7 @@ import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { startFakeOrchestrator, tinyConfig } from '../roles/helpers.ts';
+import { fakeSession } from '../helpers/fake-session.ts';
 
 const H = 16;
 const G = 2;
@@ -471,19 +471,6 @@ test('property: decodeScoreTask broadcasts a [1,3,H,W] reference to N or throws 
   );
 });
 
-/** A WorkerSession that records what is sent to it (the coordinator under test talks to these). */
-function fakeSession(role: 'ROLLOUT' | 'REWARD', workerId: string): WorkerSession & { sent: OrchestratorMessage[] } {
-  const sent: OrchestratorMessage[] = [];
-  return {
-    id: workerId, role, workerId, peer: 'fake', connectedAt: 0, lastSeen: 0, isOpen: true,
-    hello: { protocol_version: 1, role, worker_id: workerId, software_version: '', capabilities: { device: 'cpu', max_batch: 64, max_in_flight: 4, tensor_dtypes: [], labels: {} } },
-    messages: { [Symbol.asyncIterator]: () => ({ next: () => new Promise(() => {}) }) },
-    send: async (m: OrchestratorMessage) => void sent.push(m),
-    end() {}, fail() {},
-    closed: new Promise(() => {}),
-    sent,
-  } as unknown as WorkerSession & { sent: OrchestratorMessage[] };
-}
 
 test("property: the orchestrator's result validation accepts exactly the well-formed results, never throws, and retries the rest", { timeout: 60_000 }, async () => {
   const cfg = runConfig('prop', { grpo: { steps: 1, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar' } });

@@ -1,0 +1,18 @@
+// A WorkerSession that records what the coordinator under test sends it (the coordinator's unit tests talk to these
+// instead of gRPC streams).
+import type { OrchestratorMessage, WorkerSession } from '../../lib/transport/index.ts';
+
+export type FakeSession = WorkerSession & { sent: OrchestratorMessage[] };
+
+export function fakeSession(role: 'ROLLOUT' | 'REWARD' | 'LEARNER', workerId: string): FakeSession {
+  const sent: OrchestratorMessage[] = [];
+  return {
+    id: workerId, role, workerId, peer: 'fake', connectedAt: 0, lastSeen: 0, isOpen: true,
+    hello: { protocol_version: 1, role, worker_id: workerId, software_version: '', capabilities: { device: 'cpu', max_batch: 64, max_in_flight: 4, tensor_dtypes: [], labels: {} } },
+    messages: { [Symbol.asyncIterator]: () => ({ next: () => new Promise(() => {}) }) },
+    send: async (m: OrchestratorMessage) => void sent.push(m),
+    end() {}, fail() {},
+    closed: new Promise(() => {}),
+    sent,
+  } as unknown as FakeSession;
+}
