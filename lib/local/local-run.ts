@@ -1,7 +1,6 @@
 // The embedded local run (`recovery-grpo demo`): nats-server and the four roles as separate processes on
 // loopback, supervised (any of them restarted if it dies), SFT warm start then GRPO on the built-in
 // dataset; then an evaluation of the warm start, the final policy and the identity baseline.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -9,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type RunConfig } from '../config/index.ts';
 import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
-import { connectNats, CheckpointStore, isReachable, natsServerBinary } from '../transport/index.ts';
+import { connectNats, CheckpointStore, ensureNatsBinary, isReachable } from '../transport/index.ts';
 import { paramShapesOf, standalonePolicyModel } from '../models/bundle.ts';
 import { configEvalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalReport } from '../eval/evaluate.ts';
 import type { EvalDraws } from '../data/eval-draws.ts';
@@ -24,7 +23,6 @@ import { THREADS_ENV } from '../graph/runtime.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
-const ENSURE_NATS = fileURLToPath(new URL('../../scripts/ensure-nats-server.sh', import.meta.url));
 
 export interface LocalRunOptions {
   out: string;
@@ -135,15 +133,6 @@ const CLOCK_TICKS = 100;
 
 export { freePort } from './ports.ts';
 
-function ensureNatsBinary(): void {
-  try {
-    execFileSync(natsServerBinary(), ['--version'], { stdio: 'ignore' });
-  } catch {
-    if (process.env['RECOVERY_GRPO_NATS_SERVER']) throw new Error(`RECOVERY_GRPO_NATS_SERVER=${natsServerBinary()} does not run: point it at a nats-server binary or unset it`);
-    execFileSync('bash', [ENSURE_NATS], { stdio: 'inherit' });
-  }
-}
-
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -187,11 +176,11 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   // The NATS this run starts has one user per role, with least privilege (lib/local/nats-config.ts).
   let natsUsers: LocalNatsUsers | undefined;
   if (!natsUrl) {
-    ensureNatsBinary();
+    const natsBinary = ensureNatsBinary();
     natsPort = await ports.distinct();
     natsUrl = `nats://127.0.0.1:${natsPort}`;
     natsUsers = writeLocalNatsUsers(out);
-    sup.start({ name: 'nats', command: natsServerBinary(), args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
+    sup.start({ name: 'nats', command: natsBinary, args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
     await waitFor('nats-server', () => isReachable('127.0.0.1', natsPort));
   }
   const natsEnv = (role: NatsRole) => natsUsers?.env(role) ?? {};

@@ -200,7 +200,6 @@ export class AdamW {
     return { applied: true, gradNorm, clipped, step: t };
   }
 
-  /** A copy of the state (t, m, v) for a checkpoint. */
   /**
    * The state itself, not a copy (exportState copies): for a caller that encodes it at once, before the next step()
    * changes it (the learner's moments, written every version: learner/index.ts publish).
@@ -209,6 +208,7 @@ export class AdamW {
     return { step: this.t, m: this.m, v: this.v };
   }
 
+  /** A copy of the state (t, m, v) for a checkpoint. */
   exportState(): AdamWState {
     const copy = (src: TensorMap): TensorMap =>
       new Map([...src].map(([k, x]) => [k, { shape: [...x.shape], data: new Float32Array(x.data) }]));

@@ -15,5 +15,5 @@ export * from './nats-auth.ts';
 export * from './store-loss.ts';
 export * from './role-tokens.ts';
 export * from './cert-identity.ts';
-export { CHECKPOINT_MAX_PAYLOAD, ensureNatsServer, isReachable, natsServerBinary, spawnNatsServer } from './nats-server.ts';
+export { CHECKPOINT_MAX_PAYLOAD, ensureNatsBinary, ensureNatsServer, isReachable, natsServerBinary, spawnNatsServer } from './nats-server.ts';
 export type { EnsuredNats, NatsServerProcess, SpawnNatsOptions } from './nats-server.ts';

@@ -165,6 +165,19 @@ function haveBinary(binary: string): boolean {
   return !r.error && r.status === 0;
 }
 
+/**
+ * The nats-server binary to start (`binary`, else natsServerBinary()), installed by scripts/ensure-nats-server.sh
+ * when it does not run. A $RECOVERY_GRPO_NATS_SERVER that does not run is an error: the script installs PATH's.
+ */
+export function ensureNatsBinary(binary?: string): string {
+  const b = binary ?? natsServerBinary();
+  if (haveBinary(b)) return b;
+  if (binary === undefined && process.env['RECOVERY_GRPO_NATS_SERVER']) throw new Error(`RECOVERY_GRPO_NATS_SERVER=${b} does not run (${b} --version failed): point it at a nats-server binary or unset it`);
+  const r = spawnSync('bash', [ENSURE_SCRIPT], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0 || !haveBinary(b)) throw new Error(`nats-server is not installed and ${ENSURE_SCRIPT} could not install it: install nats-server (apt-get install nats-server) and retry`);
+  return b;
+}
+
 export interface EnsuredNats {
   url: string;
   /** True when this call started the server (and stop() will stop it). */
@@ -184,14 +197,7 @@ export async function ensureNatsServer(opts: { url: string; storeDir?: string; b
   if (!isLoopbackHost(host)) {
     throw new Error(`nothing answers at ${opts.url}, and it is not a local address where nats-server could be started: start NATS there or point the url elsewhere`);
   }
-  const binary = opts.binary ?? natsServerBinary();
-  if (!haveBinary(binary)) {
-    const r = spawnSync('bash', [ENSURE_SCRIPT], { stdio: ['ignore', 'inherit', 'inherit'] });
-    if (r.status !== 0 || !haveBinary(binary)) {
-      if (process.env['RECOVERY_GRPO_NATS_SERVER'] && opts.binary === undefined) throw new Error(`RECOVERY_GRPO_NATS_SERVER=${binary} does not run (${binary} --version failed): point it at a nats-server binary or unset it`);
-      throw new Error(`nats-server is not installed and ${ENSURE_SCRIPT} could not install it: install nats-server (apt-get install nats-server) and retry`);
-    }
-  }
+  const binary = ensureNatsBinary(opts.binary);
   const proc = await spawnNatsServer({
     host,
     port,

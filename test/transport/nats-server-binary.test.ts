@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { natsServerBinary, spawnNatsServer } from '../../lib/transport/nats-server.ts';
+import { ensureNatsBinary, natsServerBinary, spawnNatsServer } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../helpers/nats.ts';
 
 test('natsServerBinary: $RECOVERY_GRPO_NATS_SERVER, else nats-server; spawnNatsServer starts that one', async () => {
@@ -17,6 +17,10 @@ test('natsServerBinary: $RECOVERY_GRPO_NATS_SERVER, else nats-server; spawnNatsS
     process.env['RECOVERY_GRPO_NATS_SERVER'] = join(dir, 'no-such-nats-server');
     assert.equal(natsServerBinary(), join(dir, 'no-such-nats-server'));
     await assert.rejects(spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'js') }), /could not be started: spawn .*no-such-nats-server ENOENT/);
+    // the local run and ensureNatsServer check it the same way: named, not replaced by PATH's install
+    assert.throws(() => ensureNatsBinary(), /RECOVERY_GRPO_NATS_SERVER=.*no-such-nats-server does not run/);
+    delete process.env['RECOVERY_GRPO_NATS_SERVER'];
+    assert.equal(ensureNatsBinary(), 'nats-server');
   } finally {
     if (saved === undefined) delete process.env['RECOVERY_GRPO_NATS_SERVER'];
     else process.env['RECOVERY_GRPO_NATS_SERVER'] = saved;
