@@ -6,7 +6,8 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { GraphSession, type Device, type Feeds, type Fetches } from '../graph/runtime.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
 import { grpoModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
-import { gradientsFrom, paramFeeds, scalarFeed, sharedRowFeeds } from './feeds.ts';
+import { gradientsFrom, paramFeeds, scalarFeed } from './feeds.ts';
+import { RowForms } from './row-forms.ts';
 import { ssimMapSize } from './ssim.ts';
 import { grpoHyper, type GrpoHyper } from '../grpo/algorithm.ts';
 
@@ -54,8 +55,8 @@ export function stepFromOutputs(optimizer: AdamW, out: Fetches, lr?: number): { 
 
 export class PolicyTrainer {
   private sft?: GraphSession;
-  /** Created by the first GRPO step, or ahead of it by prepareGrpo. */
-  private grpo?: Promise<GraphSession>;
+  /** The GRPO graph's sessions (row-forms.ts), created by the first step of each form, or by prepareGrpo. */
+  readonly grpo: RowForms;
   private backprop?: GraphSession;
   readonly optimizer: AdamW;
 
@@ -67,6 +68,7 @@ export class PolicyTrainer {
   ) {
     if (config.sft.ema > 0) throw new Error(`sft.ema=${config.sft.ema}: the SFT weight average is implemented for model.family=flow only; set sft.ema=0`);
     this.optimizer = trainerOptimizer(config, params, optimizerState);
+    this.grpo = new RowForms((sharedRows) => grpoModel(config, { sharedRows }), device);
   }
 
   /** `params` is updated in place by every applied step. */
@@ -89,13 +91,11 @@ export class PolicyTrainer {
 
   /** Runs the GRPO graph without updating (diagnostics, tests). `hyper` defaults to the run's settings. */
   async grpoForward(b: GrpoInputs, hyper: Omit<GrpoHyper, 'lr'> = grpoHyper(this.config)): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
-    const grpo = await this.grpoSession();
     const dims = this.dims(b.n);
     const dense = this.config.grpo.advantageMode === 'dense';
     const r = resolutionOf(this.config);
     const feeds: Feeds = {
       ...paramFeeds(this.params),
-      ...sharedRowFeeds(b.images, b.n),
       image: { data: b.images, dims },
       action: { data: b.actions, dims },
       logp_old: { data: b.logpOld, dims: dense ? dims : [b.n] },
@@ -115,15 +115,7 @@ export class PolicyTrainer {
       if (dense) feeds.identity_advantage_map = { data: b.identityAdvantageMap!, dims: [b.n, 3, ssimMapSize(r.height), ssimMapSize(r.width)] };
       feeds.identity_weight = scalarFeed(hyper.identityAnchor ?? 0);
     }
-    return grpo.run(feeds);
-  }
-
-  private grpoSession(): Promise<GraphSession> {
-    if (!this.grpo) {
-      this.grpo = (async () => GraphSession.create(grpoModel(this.config, { sharedRows: true }), { device: this.device }))();
-      this.grpo.catch(() => (this.grpo = undefined)); // a failed creation is tried again by the next step
-    }
-    return this.grpo;
+    return this.grpo.run(b.images, b.n, feeds);
   }
 
   /**
@@ -131,7 +123,7 @@ export class PolicyTrainer {
    * after its last SFT batch, while the first GRPO batch is rolled out). Changes nothing the step computes.
    */
   async prepareGrpo(): Promise<void> {
-    await this.grpoSession();
+    await this.grpo.session('shared'); // a GRPO batch's groups repeat their image
   }
 
   /**
@@ -164,7 +156,7 @@ export class PolicyTrainer {
 
   async release(): Promise<void> {
     await this.sft?.release();
-    await (await this.grpo?.catch(() => undefined))?.release();
+    await this.grpo.release();
     await this.backprop?.release();
   }
 }
