@@ -161,7 +161,7 @@ function child(env: Record<string, string | undefined>, capture: boolean): Promi
 const ARM_BLOCK = 24;
 
 /** One arm's figures from one process: decode alone (ms CPU) and, per type, images per CPU-second. */
-type ArmResult = { decodeMs: number; types: Record<string, { dc: number; c: number }> };
+type ArmResult = { decodeMs: number; decodeFaults: number; types: Record<string, { dc: number; c: number; dcFaults: number; cFaults: number }> };
 
 /** In a child: decode + corrupt with the lib/data under `codeDir`, as in compareWithV1's blocks; prints one JSON line. */
 async function runArm(codeDir: string, square: string[]): Promise<void> {
@@ -170,6 +170,9 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   const types = process.env.DATA_BENCH_TYPES ? process.env.DATA_BENCH_TYPES.split(',') : [...CORRUPTION_TYPES];
   const decoded = await Promise.all(square.map((p) => decodeArm(p, SIZE)));
   const cpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
+  // Minor page faults per image: fresh memory the malloc heaps grow into (cost ~13 us each in this project's VMs;
+  // docs/performance.md, round 13). Printed beside the figures, which they do not change.
+  const faults = () => process.resourceUsage().minorPageFault;
   // Warm up (the JIT, and the allocator's heap: a fresh process's first few hundred images fault its pages in).
   for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
   for (const type of types) for (let k = 0; k < 6; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
@@ -180,9 +183,10 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   const settle = Math.max(0, Number(process.env.DATA_BENCH_SETTLE_MS ?? 300));
   const pause = () => (settle > 0 ? new Promise((r) => setTimeout(r, settle)) : Promise.resolve());
   await pause();
+  let f0 = faults();
   let t0 = cpuMs();
   for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
-  const res: ArmResult = { decodeMs: (cpuMs() - t0) / 48, types: {} };
+  const res: ArmResult = { decodeMs: (cpuMs() - t0) / 48, decodeFaults: (faults() - f0) / 48, types: {} };
   // DATA_BENCH_WARM=<n>: n untimed decode + corrupt images of each type right before its timed blocks (default 24 since
   // round 9; 0 before). The first block of a process costs more than later ones (corr7, round 7): with 6 warm-up images
   // per type, V8 compiled (and on-stack replaced, deoptimised and compiled again) the type's large functions during its
@@ -193,12 +197,15 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   for (const type of types) {
     for (let k = 0; k < warm; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
     await pause();
+    f0 = faults();
     t0 = cpuMs();
     for (let k = 0; k < ARM_BLOCK; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
     const dc = (ARM_BLOCK * 1000) / (cpuMs() - t0);
+    const dcFaults = (faults() - f0) / ARM_BLOCK;
+    f0 = faults();
     t0 = cpuMs();
     for (let k = 0; k < ARM_BLOCK; k++) await corruptArm(decoded[k % 8], type, LEVEL_CYCLE[k % 3], k);
-    res.types[type] = { dc, c: (ARM_BLOCK * 1000) / (cpuMs() - t0) };
+    res.types[type] = { dc, c: (ARM_BLOCK * 1000) / (cpuMs() - t0), dcFaults, cFaults: (faults() - f0) / ARM_BLOCK };
   }
   console.log(`ARM ${JSON.stringify(res)}`);
 }
@@ -236,9 +243,9 @@ async function compareWithRevision(rev: string): Promise<void> {
   const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1]; };
   const dB = median(got.before.map((x) => x.decodeMs)), dA = median(got.after.map((x) => x.decodeMs));
   const dBb = Math.min(...got.before.map((x) => x.decodeMs)), dAb = Math.min(...got.after.map((x) => x.decodeMs));
-  console.log(`decode of a 256x256 PNG, ms CPU (median of ${rounds} processes, 48 decodes each): before ${dB.toFixed(2)}, after ${dA.toFixed(2)} (${(dB / dA).toFixed(2)}x) [best ${dBb.toFixed(2)} -> ${dAb.toFixed(2)}]`);
+  console.log(`decode of a 256x256 PNG, ms CPU (median of ${rounds} processes, 48 decodes each): before ${dB.toFixed(2)}, after ${dA.toFixed(2)} (${(dB / dA).toFixed(2)}x) [best ${dBb.toFixed(2)} -> ${dAb.toFixed(2)}]; minor page faults per decode ${median(got.before.map((x) => x.decodeFaults)).toFixed(0)} -> ${median(got.after.map((x) => x.decodeFaults)).toFixed(0)}`);
   console.log(`images per CPU-second, medians of the ${rounds} processes per arm [best process before -> after], ${ARM_BLOCK} images a block:`);
-  console.log('type                     decode+corrupt: before -> after (ratio) [best]     | corrupt only: before -> after (ratio) [best]       | >= 200/s after (median; best)');
+  console.log('type                     decode+corrupt: before -> after (ratio) [best]     | corrupt only: before -> after (ratio) [best]       | >= 200/s after (median; best) | minor faults per image, decode+corrupt (corrupt only), medians: before -> after');
   const below: string[] = [];
   for (const type of Object.keys(got.after[0]!.types)) {
     // Medians, and in brackets the best process of each arm (other load only ever slows a process down).
@@ -249,7 +256,9 @@ async function compareWithRevision(rev: string): Promise<void> {
     };
     const dc = col('dc'), c = col('c');
     if (dc.a < GOAL) below.push(`${type} (${dc.a.toFixed(0)})`);
-    console.log(`${type.padEnd(24)} ${dc.text.padEnd(48)} | ${c.text.padEnd(50)} | ${dc.a >= GOAL ? 'yes' : 'no'}; ${dc.best >= GOAL ? 'yes' : 'no'}`);
+    const pf = (arm: ArmResult[], key: 'dcFaults' | 'cFaults') => median(arm.map((x) => x.types[type]![key])).toFixed(0);
+    const faultText = `${pf(got.before, 'dcFaults')} (${pf(got.before, 'cFaults')}) -> ${pf(got.after, 'dcFaults')} (${pf(got.after, 'cFaults')})`;
+    console.log(`${type.padEnd(24)} ${dc.text.padEnd(48)} | ${c.text.padEnd(50)} | ${(dc.a >= GOAL ? 'yes' : 'no') + '; ' + (dc.best >= GOAL ? 'yes' : 'no')}`.padEnd(152) + ` | ${faultText}`);
   }
   console.log(`below ${GOAL}/s after (decode + corrupt): ${below.length ? below.join(', ') : 'none'}; load average at the end ${loads()}`);
 }
