@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, addStandardNormalFast, type Rng } from './random.ts';
-import { blurBlendApplies, blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
+import { blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -150,18 +150,10 @@ function floatCanvas(w: number, h: number, channels: 1 | 3): Canvas & { data: Fl
 /** Gaussian blur (sigma 20i) blended as img*(1-0.7i) + blur*0.9i (so it also brightens a little). */
 const lensBlur: Impl = async (img, { i, s }) => {
   const sigma = 20 * i * s, wa = 1 - 0.7 * i, wb = 0.9 * i;
-  const { width, height } = img;
+  const out = new Uint8Array(img.data.length);
   // Blur and blend in one pass where the blur is JS's downsampled path (the same bytes), else in two steps.
-  if (blurBlendApplies(width, height, sigma)) {
-    const out = new Uint8Array(img.data.length);
-    blurBlendRgb(img, sigma, wa, wb, clamped(out));
-    return { width, height, data: out };
-  }
-  // The blurred image is this call's own buffer (libvips' output, or JS's), so the blend is written over it: each
-  // byte is read before its blend is stored. A second image-sized buffer per call was ~48 fresh pages to fault in
-  // whenever the heap grows (docs/performance.md, round 13).
-  const blurred = await blurRgb(img, sigma);
-  return { width, height, data: addWeighted(img.data, wa, blurred, wb, blurred) };
+  if (blurBlendRgb(img, sigma, wa, wb, clamped(out))) return { width: img.width, height: img.height, data: out };
+  return { width: img.width, height: img.height, data: addWeighted(img.data, wa, await blurRgb(img, sigma), wb, out) };
 };
 
 /**

@@ -36,16 +36,9 @@ export function convolveSeparable(
   source: ArrayLike<number>, width: number, height: number, channels: number,
   kx: Float32Array, ky: Float32Array,
 ): Float32Array {
-  const n = width * height * channels;
-  return convolveSeparableInto(asFloat32(source), width, height, channels, kx, ky, new Float32Array(n), new Float32Array(n));
-}
-
-/** convolveSeparable with its intermediate (`tmp`) and result (`out`, zeroed here) given: every element of both is written. */
-function convolveSeparableInto(
-  src: Float32Array, width: number, height: number, channels: number, kx: Float32Array, ky: Float32Array,
-  tmp: Float32Array, out: Float32Array,
-): Float32Array {
-  out.fill(0); // the vertical pass accumulates into it, as into a fresh array
+  const src = asFloat32(source);
+  const tmp = new Float32Array(width * height * channels);
+  const out = new Float32Array(width * height * channels);
   const rx = (kx.length - 1) >> 1;
   const ry = (ky.length - 1) >> 1;
   const nk = kx.length;
@@ -266,30 +259,16 @@ export function gaussianBlur(
     : upsampleBilinear(blurred, small.width, small.height, channels, f, width, height);
 }
 
-/**
- * gaussianBlur's downsampled path up to the upsampling: the area-downsampled image (factor f >= 2) and its blur, both
- * views of a buffer the next call reuses.
- */
+/** gaussianBlur's downsampled path up to the upsampling: the area-downsampled image (factor f >= 2) and its blur. */
 function coarseBlur(
   src: ArrayLike<number>, width: number, height: number, channels: number, sigma: number, f: number,
 ): { small: { data: Float32Array; width: number; height: number }; blurred: Float32Array } {
-  // The coarse image, the blur's row pass and its result in one reused buffer (every element is written; the callers
-  // read `small` and `blurred` before they return): per call they were ~150 KB of fresh memory at lens_blur mid.
-  const n = Math.ceil(width / f) * Math.ceil(height / f) * channels;
-  let buf = coarseScratch;
-  if (buf.length < 3 * n) {
-    buf = new Float32Array(3 * n);
-    if (buf.length <= KEEP_SCRATCH_ELEMENTS) coarseScratch = buf;
-  }
-  const small = downsampleArea(src, width, height, channels, f, buf.subarray(0, n));
+  const small = downsampleArea(src, width, height, channels, f);
   const rest = sigma * sigma - (f * f - 1) / 12 - (f * f) / 6;
   const sc = Math.sqrt(Math.max(rest, 0.25 * f * f)) / f;
   const k = gaussianKernel1D(2 * Math.ceil(3 * sc) + 1, sc);
-  const blurred = convolveSeparableInto(small.data, small.width, small.height, channels, k, k, buf.subarray(n, 2 * n), buf.subarray(2 * n, 3 * n));
-  return { small, blurred };
+  return { small, blurred: convolveSeparable(small.data, small.width, small.height, channels, k, k) };
 }
-
-let coarseScratch = new Float32Array(0);
 
 /**
  * Box filter (mean over a (2rx+1) x (2ry+1) window, reflect-101 borders), rows then columns, with running
@@ -503,11 +482,6 @@ function blurRgbInJs(w: number, h: number, sigma: number): boolean {
   return jsOps <= SHARP_THRESHOLD || sigma < 0.3;
 }
 
-/** Whether blurBlendRgb does the blur and blend for this size and sigma (blurRgb's downsampled JS path). */
-export function blurBlendApplies(width: number, height: number, sigma: number): boolean {
-  return sigma >= 4 && blurRgbInJs(width, height, sigma);
-}
-
 /**
  * out = addWeighted(img, wa, blurRgb(img, sigma), wb) (lens_blur's blend: clamp(round(a wa + b wb)) per byte) in one
  * pass where blurRgb works on a downsampled copy in JS (sigma >= 4): each upsampled value is rounded to its byte
@@ -517,7 +491,7 @@ export function blurBlendApplies(width: number, height: number, sigma: number): 
  */
 export function blurBlendRgb(img: RgbImage, sigma: number, wa: number, wb: number, out: Uint8ClampedArray): boolean {
   const { width, height, data: a } = img;
-  if (!blurBlendApplies(width, height, sigma)) return false;
+  if (sigma < 4 || !blurRgbInJs(width, height, sigma)) return false;
   if (out.length !== a.length) throw new Error(`blurBlendRgb: out has ${out.length} elements, expected ${a.length}`);
   const f = Math.floor(sigma / 2);
   const { small, blurred: src } = coarseBlur(a, width, height, 3, sigma, f);
