@@ -16,7 +16,7 @@
 // in one child (the malloc settings for both), interleaved as in the v1 mode below: the code alone compared.
 // Beside its figures, each child counts minor page faults and main-thread GC ms per image, and after every type's first
 // blocks it times a second pass (72 decode + corrupt images a type, printed as a second table): a fresh process's first
-// ~40 MiB of image buffers land in fresh pages (~13 us a fault in this project's VMs), which the first blocks include
+// ~32-40 MiB of image buffers land in fresh pages (~13 us a fault in this project's VMs), which the first blocks include
 // (docs/performance.md, round 13: data13).
 // DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode (a
 // header read, the pipeline and a copy) and the frozen pre-#15 corruptions (test/data/reference/, the same bytes) side by side: interleaved short blocks,
@@ -226,9 +226,9 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
     res.types[type] = { dc, c: (ARM_BLOCK * 1000) / (cpuMs() - t0), dcFaults, cFaults: (faults() - f0) / ARM_BLOCK, dcGcMs, steady: 0, steadyFaults: 0, steadyGcMs: 0 };
   }
   // Second pass, after every type's first blocks (so those are timed exactly as before round 13): decode + corrupt in a
-  // longer block, once the process's malloc heaps have grown. A fresh process's first ~40 MiB of image buffers are
+  // longer block, once the process's malloc heaps have grown. A fresh process's first ~32-40 MiB of image buffers are
   // fresh pages (buffers are freed only when V8 collects their objects), ~100-150 faults an image until then: a
-  // once-per-process cost that the first blocks above include and a long-running role does not pay per image.
+  // once-per-process cost that the first blocks above can include and a long-running role does not pay per image.
   for (const type of types) {
     await pause();
     f0 = faults();
@@ -295,8 +295,8 @@ async function compareWithRevision(rev: string): Promise<void> {
     const faultText = `${m(got.before, 'dcFaults').toFixed(0)} (${m(got.before, 'cFaults').toFixed(0)}) -> ${m(got.after, 'dcFaults').toFixed(0)} (${m(got.after, 'cFaults').toFixed(0)}); GC ${m(got.before, 'dcGcMs').toFixed(2)} -> ${m(got.after, 'dcGcMs').toFixed(2)} ms`;
     console.log(`${type.padEnd(24)} ${dc.text.padEnd(48)} | ${c.text.padEnd(50)} | ${(dc.a >= GOAL ? 'yes' : 'no') + '; ' + (dc.best >= GOAL ? 'yes' : 'no')}`.padEnd(152) + ` | ${faultText}`);
   }
-  console.log(`second pass, after every type's first blocks: decode + corrupt, ${STEADY_BLOCK} images a type (the process's heaps grown: the figure above, the`);
-  console.log('issue\'s, also holds its first ~40 MiB of fresh image-buffer pages); medians [best], minor faults and main-thread GC ms per image:');
+  console.log(`second pass, after every type's first blocks: decode + corrupt, ${STEADY_BLOCK} images a type (the process's heaps grown; the first blocks above,`);
+  console.log('the issue\'s figure, can hold its first ~32-40 MiB of fresh image-buffer pages: see their fault column); medians [best], minor faults and main-thread GC ms per image:');
   const steadyBelow: string[] = [];
   for (const type of Object.keys(got.after[0]!.types)) {
     const v = (arm: ArmResult[], key: 'steady' | 'steadyFaults' | 'steadyGcMs') => arm.map((x) => x.types[type]![key]);
