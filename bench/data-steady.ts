@@ -6,6 +6,7 @@
 //   for r in 1 2; do for a in /tmp/before $PWD; do DATA_STEADY_ARM=$a MALLOC_MMAP_THRESHOLD_=4194304 \
 //     MALLOC_TRIM_THRESHOLD_=33554432 taskset -c 1 node --import tsx bench/data-steady.ts; done; done
 // DATA_STEADY_ARM: a directory holding lib/data (default this checkout); DATA_STEADY_TYPES: comma-separated types.
+// Each figure has its minor page faults per image beside it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,19 +28,24 @@ try {
   const square: string[] = [];
   for (let k = 0; k < 8; k++) { square.push(join(dir, `s${k}.png`)); await writeImage(renderScene(k, 256), square[k]); }
   const cpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
+  // Minor page faults per image beside each figure: the first type's images include the process's heap growth (its
+  // first ~32 MiB of young ArrayBuffer memory lands in fresh pages; docs/performance.md, round 13: data13).
+  const faults = () => process.resourceUsage().minorPageFault;
   const cycle = [LEVELS.low, LEVELS.mid, LEVELS.high];
   const pause = () => new Promise((r) => setTimeout(r, 300));
   for (let k = 0; k < 48; k++) await decodeImage(square[k % 8], 256);
   await pause();
+  let f0 = faults();
   let t0 = cpuMs();
   for (let k = 0; k < 240; k++) await decodeImage(square[k % 8], 256);
-  const out = [`decode ${((cpuMs() - t0) / 240).toFixed(2)} ms`];
+  const out = [`decode ${((cpuMs() - t0) / 240).toFixed(2)} ms (${((faults() - f0) / 240).toFixed(0)} faults)`];
   for (const type of types) {
     for (let k = 0; k < 24; k++) await corrupt(await decodeImage(square[k % 8], 256), type, cycle[k % 3], k);
     await pause();
+    f0 = faults();
     t0 = cpuMs();
     for (let k = 0; k < n; k++) await corrupt(await decodeImage(square[k % 8], 256), type, cycle[k % 3], k);
-    out.push(`${type} ${((n * 1000) / (cpuMs() - t0)).toFixed(0)}/s`);
+    out.push(`${type} ${((n * 1000) / (cpuMs() - t0)).toFixed(0)}/s (${((faults() - f0) / n).toFixed(0)} faults)`);
   }
   console.log(`${arm}: decode + corrupt per CPU-second, ${n} images a type: ${out.join('  ')} (load ${loadavg()[0].toFixed(1)})`);
 } finally {

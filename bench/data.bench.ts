@@ -14,6 +14,10 @@
 // before the decode block and each type's blocks, so background JIT compiles finish outside the timing; both 0: round 8);
 // medians over the children. Types: DATA_BENCH_TYPES (default all). With DATA_BENCH_SAME_PROCESS=1 both arms run
 // in one child (the malloc settings for both), interleaved as in the v1 mode below: the code alone compared.
+// Beside its figures, each child counts minor page faults and main-thread GC ms per image, and after every type's first
+// blocks it times a second pass (72 decode + corrupt images a type, printed as a second table): a fresh process's first
+// ~32-40 MiB of image buffers land in fresh pages (~13 us a fault in this project's VMs), which the first blocks include
+// (docs/performance.md, round 13: data13).
 // DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode (a
 // header read, the pipeline and a copy) and the frozen pre-#15 corruptions (test/data/reference/, the same bytes) side by side: interleaved short blocks,
 // wall-clock and CPU, medians of ROUNDS rounds (default 9 in that mode), for the types named in
@@ -22,6 +26,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { ALLOCATOR_ENV, allocatorEnvFor } from '../lib/deploy/allocator-env.ts';
@@ -161,7 +166,13 @@ function child(env: Record<string, string | undefined>, capture: boolean): Promi
 const ARM_BLOCK = 24;
 
 /** One arm's figures from one process: decode alone (ms CPU) and, per type, images per CPU-second. */
-type ArmResult = { decodeMs: number; types: Record<string, { dc: number; c: number }> };
+type ArmResult = {
+  decodeMs: number; decodeFaults: number;
+  types: Record<string, { dc: number; c: number; dcFaults: number; cFaults: number; dcGcMs: number; steady: number; steadyFaults: number; steadyGcMs: number }>;
+};
+
+/** Images per type in the second pass (decode + corrupt once every type's first blocks are done). */
+const STEADY_BLOCK = 72;
 
 /** In a child: decode + corrupt with the lib/data under `codeDir`, as in compareWithV1's blocks; prints one JSON line. */
 async function runArm(codeDir: string, square: string[]): Promise<void> {
@@ -170,6 +181,13 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   const types = process.env.DATA_BENCH_TYPES ? process.env.DATA_BENCH_TYPES.split(',') : [...CORRUPTION_TYPES];
   const decoded = await Promise.all(square.map((p) => decodeArm(p, SIZE)));
   const cpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
+  // Minor page faults per image: fresh memory the malloc heaps grow into (cost ~13 us each in this project's VMs;
+  // docs/performance.md, round 13). Printed beside the figures, which they do not change.
+  const faults = () => process.resourceUsage().minorPageFault;
+  // Main-thread GC pauses (ms), likewise beside the figures.
+  let gcMs = 0;
+  const gcObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcMs += e.duration; });
+  gcObserver.observe({ entryTypes: ['gc'] });
   // Warm up (the JIT, and the allocator's heap: a fresh process's first few hundred images fault its pages in).
   for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
   for (const type of types) for (let k = 0; k < 6; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
@@ -180,9 +198,10 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   const settle = Math.max(0, Number(process.env.DATA_BENCH_SETTLE_MS ?? 300));
   const pause = () => (settle > 0 ? new Promise((r) => setTimeout(r, settle)) : Promise.resolve());
   await pause();
+  let f0 = faults();
   let t0 = cpuMs();
   for (let k = 0; k < 48; k++) await decodeArm(square[k % 8], SIZE);
-  const res: ArmResult = { decodeMs: (cpuMs() - t0) / 48, types: {} };
+  const res: ArmResult = { decodeMs: (cpuMs() - t0) / 48, decodeFaults: (faults() - f0) / 48, types: {} };
   // DATA_BENCH_WARM=<n>: n untimed decode + corrupt images of each type right before its timed blocks (default 24 since
   // round 9; 0 before). The first block of a process costs more than later ones (corr7, round 7): with 6 warm-up images
   // per type, V8 compiled (and on-stack replaced, deoptimised and compiled again) the type's large functions during its
@@ -193,13 +212,36 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   for (const type of types) {
     for (let k = 0; k < warm; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
     await pause();
+    f0 = faults();
+    const g0 = gcMs;
     t0 = cpuMs();
     for (let k = 0; k < ARM_BLOCK; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
     const dc = (ARM_BLOCK * 1000) / (cpuMs() - t0);
+    const dcFaults = (faults() - f0) / ARM_BLOCK;
+    await new Promise((r) => setImmediate(r)); // the observer's entries for the block
+    const dcGcMs = (gcMs - g0) / ARM_BLOCK;
+    f0 = faults();
     t0 = cpuMs();
     for (let k = 0; k < ARM_BLOCK; k++) await corruptArm(decoded[k % 8], type, LEVEL_CYCLE[k % 3], k);
-    res.types[type] = { dc, c: (ARM_BLOCK * 1000) / (cpuMs() - t0) };
+    res.types[type] = { dc, c: (ARM_BLOCK * 1000) / (cpuMs() - t0), dcFaults, cFaults: (faults() - f0) / ARM_BLOCK, dcGcMs, steady: 0, steadyFaults: 0, steadyGcMs: 0 };
   }
+  // Second pass, after every type's first blocks (so those are timed exactly as before round 13): decode + corrupt in a
+  // longer block, once the process's malloc heaps have grown. A fresh process's first ~32-40 MiB of image buffers are
+  // fresh pages (buffers are freed only when V8 collects their objects), ~100-150 faults an image until then: a
+  // once-per-process cost that the first blocks above can include and a long-running role does not pay per image.
+  for (const type of types) {
+    await pause();
+    f0 = faults();
+    const g0 = gcMs;
+    t0 = cpuMs();
+    for (let k = 0; k < STEADY_BLOCK; k++) await corruptArm(await decodeArm(square[k % 8], SIZE), type, LEVEL_CYCLE[k % 3], k);
+    const r = res.types[type]!;
+    r.steady = (STEADY_BLOCK * 1000) / (cpuMs() - t0);
+    r.steadyFaults = (faults() - f0) / STEADY_BLOCK;
+    await new Promise((resolve) => setImmediate(resolve));
+    r.steadyGcMs = (gcMs - g0) / STEADY_BLOCK;
+  }
+  gcObserver.disconnect();
   console.log(`ARM ${JSON.stringify(res)}`);
 }
 
@@ -236,9 +278,9 @@ async function compareWithRevision(rev: string): Promise<void> {
   const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s[s.length >> 1]; };
   const dB = median(got.before.map((x) => x.decodeMs)), dA = median(got.after.map((x) => x.decodeMs));
   const dBb = Math.min(...got.before.map((x) => x.decodeMs)), dAb = Math.min(...got.after.map((x) => x.decodeMs));
-  console.log(`decode of a 256x256 PNG, ms CPU (median of ${rounds} processes, 48 decodes each): before ${dB.toFixed(2)}, after ${dA.toFixed(2)} (${(dB / dA).toFixed(2)}x) [best ${dBb.toFixed(2)} -> ${dAb.toFixed(2)}]`);
+  console.log(`decode of a 256x256 PNG, ms CPU (median of ${rounds} processes, 48 decodes each): before ${dB.toFixed(2)}, after ${dA.toFixed(2)} (${(dB / dA).toFixed(2)}x) [best ${dBb.toFixed(2)} -> ${dAb.toFixed(2)}]; minor page faults per decode ${median(got.before.map((x) => x.decodeFaults)).toFixed(0)} -> ${median(got.after.map((x) => x.decodeFaults)).toFixed(0)}`);
   console.log(`images per CPU-second, medians of the ${rounds} processes per arm [best process before -> after], ${ARM_BLOCK} images a block:`);
-  console.log('type                     decode+corrupt: before -> after (ratio) [best]     | corrupt only: before -> after (ratio) [best]       | >= 200/s after (median; best)');
+  console.log('type                     decode+corrupt: before -> after (ratio) [best]     | corrupt only: before -> after (ratio) [best]       | >= 200/s after (median; best) | minor faults per image, decode+corrupt (corrupt only), medians: before -> after; main-thread GC ms per image of decode+corrupt');
   const below: string[] = [];
   for (const type of Object.keys(got.after[0]!.types)) {
     // Medians, and in brackets the best process of each arm (other load only ever slows a process down).
@@ -249,8 +291,21 @@ async function compareWithRevision(rev: string): Promise<void> {
     };
     const dc = col('dc'), c = col('c');
     if (dc.a < GOAL) below.push(`${type} (${dc.a.toFixed(0)})`);
-    console.log(`${type.padEnd(24)} ${dc.text.padEnd(48)} | ${c.text.padEnd(50)} | ${dc.a >= GOAL ? 'yes' : 'no'}; ${dc.best >= GOAL ? 'yes' : 'no'}`);
+    const m = (arm: ArmResult[], key: 'dcFaults' | 'cFaults' | 'dcGcMs') => median(arm.map((x) => x.types[type]![key]));
+    const faultText = `${m(got.before, 'dcFaults').toFixed(0)} (${m(got.before, 'cFaults').toFixed(0)}) -> ${m(got.after, 'dcFaults').toFixed(0)} (${m(got.after, 'cFaults').toFixed(0)}); GC ${m(got.before, 'dcGcMs').toFixed(2)} -> ${m(got.after, 'dcGcMs').toFixed(2)} ms`;
+    console.log(`${type.padEnd(24)} ${dc.text.padEnd(48)} | ${c.text.padEnd(50)} | ${(dc.a >= GOAL ? 'yes' : 'no') + '; ' + (dc.best >= GOAL ? 'yes' : 'no')}`.padEnd(152) + ` | ${faultText}`);
   }
+  console.log(`second pass, after every type's first blocks: decode + corrupt, ${STEADY_BLOCK} images a type (the process's heaps grown; the first blocks above,`);
+  console.log('the issue\'s figure, can hold its first ~32-40 MiB of fresh image-buffer pages: see their fault column); medians [best], minor faults and main-thread GC ms per image:');
+  const steadyBelow: string[] = [];
+  for (const type of Object.keys(got.after[0]!.types)) {
+    const v = (arm: ArmResult[], key: 'steady' | 'steadyFaults' | 'steadyGcMs') => arm.map((x) => x.types[type]![key]);
+    const b = median(v(got.before, 'steady')), a = median(v(got.after, 'steady'));
+    if (a < GOAL) steadyBelow.push(`${type} (${a.toFixed(0)})`);
+    console.log(`${type.padEnd(24)} ${b.toFixed(0).padStart(4)} -> ${a.toFixed(0).padStart(4)} (${(a / b).toFixed(2)}x) [${Math.max(...v(got.before, 'steady')).toFixed(0)} -> ${Math.max(...v(got.after, 'steady')).toFixed(0)}]` +
+      ` | faults ${median(v(got.before, 'steadyFaults')).toFixed(0)} -> ${median(v(got.after, 'steadyFaults')).toFixed(0)}; GC ${median(v(got.before, 'steadyGcMs')).toFixed(2)} -> ${median(v(got.after, 'steadyGcMs')).toFixed(2)} ms`);
+  }
+  console.log(`second pass below ${GOAL}/s after: ${steadyBelow.length ? steadyBelow.join(', ') : 'none'}`);
   console.log(`below ${GOAL}/s after (decode + corrupt): ${below.length ? below.join(', ') : 'none'}; load average at the end ${loads()}`);
 }
 
