@@ -3,7 +3,7 @@
 // dense), with the modules of this checkout and of a base tree (ORCH_AB_BASE, default /work/main) alternated
 // round by round, so that a loaded machine slows both arms alike. Per batch: 4 rollout results decoded (action and
 // log-density map of 8 actions), 4 score tasks built and encoded, 4 score results decoded (float16 SSIM maps),
-// 4 groups' dense advantages, the TrainBatch's tensors encoded, 9 event-log lines (4 rollout, 4 scored, 1 trained).
+// 4 groups' rewards and dense advantages (lib/grpo/algorithm.ts), the TrainBatch's tensors encoded, 9 event-log lines (4 rollout, 4 scored, 1 trained).
 //
 //   node --import tsx bench/orch-batch-ab.ts        # ORCH_AB_BASE=/work/main ORCH_AB_ROUNDS=6 ORCH_AB_BATCHES=300
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,14 +20,14 @@ interface Arm {
   name: string;
   results: typeof import('../orchestrator/results.ts');
   messages: typeof import('../orchestrator/messages.ts');
-  advantages: typeof import('../lib/grpo/advantages.ts');
+  algorithm: typeof import('../lib/grpo/algorithm.ts');
   tensor: typeof import('../lib/transport/tensor.ts');
   events: typeof import('../lib/log/event-log.ts');
 }
 
 async function arm(name: string, root: string): Promise<Arm> {
   const m = (p: string) => import(join(root, p));
-  return { name, results: await m('orchestrator/results.ts'), messages: await m('orchestrator/messages.ts'), advantages: await m('lib/grpo/advantages.ts'), tensor: await m('lib/transport/tensor.ts'), events: await m('lib/log/event-log.ts') };
+  return { name, results: await m('orchestrator/results.ts'), messages: await m('orchestrator/messages.ts'), algorithm: await m('lib/grpo/algorithm.ts'), tensor: await m('lib/transport/tensor.ts'), events: await m('lib/log/event-log.ts') };
 }
 
 let seed = 7;
@@ -74,6 +74,7 @@ async function main(): Promise<void> {
       for (const a of round % 2 ? [...arms].reverse() : arms) {
         const file = join(dir, `${round}-${a.name.length}.jsonl`);
         const log = 'openEventLog' in a.events ? a.events.openEventLog(file) : { append: (e: object) => a.events.appendEventLine(file, e), close: () => undefined };
+        const algo = a.algorithm.compileAlgorithm(config); // the default: dense
         const t0 = process.cpuUsage();
         for (let b = 0; b < BATCHES; b++) {
           const actions: Float32Array[] = [];
@@ -87,10 +88,10 @@ async function main(): Promise<void> {
             const task = a.messages.scoreTaskMessage(config, { taskId: `s${k}`, actions: d.actions, clean, dense: true })(0, 1000);
             if (!task.score_task) throw new Error('no score task');
             const s = a.results.decodeScoreResult(scores[k] as never, G, H, true);
-            const rewards = s.components.map((c) => c.ssim + 0.1 * c.clip_cos);
-            const r = a.advantages.denseAdvantages(s.ssimMaps!, rewards, s.components.map((c) => 0.1 * c.clip_cos), 1, { consistencyTol: 5e-3 });
-            if ('dropped' in r) throw new Error('dropped');
-            adv.push(...r.maps);
+            const rewards = a.algorithm.rewardsOf(algo, s.components);
+            const r = a.algorithm.advantagesOf(algo, { components: s.components, rewards, ssimMaps: s.ssimMaps! });
+            if (!r.kept) throw new Error('dropped');
+            adv.push(...r.advantageMaps!);
             log.append({ type: 'scored', sample: `s${k}`, worker: 'reward-0', reward: 0.5, compute_ms: 40.1 });
           }
           const n = GROUPS * G;
