@@ -1,7 +1,7 @@
 // The orchestrator process: gRPC server for the workers, the run's Coordinator, run state in a NATS
 // JetStream key-value bucket (so a restarted orchestrator resumes where it stopped), /metrics and /health.
 
-import { appendEventLine } from '../lib/log/event-log.ts';
+import { openEventLog } from '../lib/log/event-log.ts';
 import { traceRole } from '../lib/log/trace.ts';
 import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
@@ -106,7 +106,9 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
 
   // The web page's history and the periodic evaluation (eval.everyVersions), fed by the coordinator's progress.
   let coordinator: Coordinator | undefined;
-  const monitor = await createRunMonitor({ config, metrics, nc, coordinator: () => coordinator, totalBatches: config.sft.steps + config.grpo.steps, eventsFile: o.eventsFile, log });
+  // one open file for the coordinator's and the monitor's lines (lib/log/event-log.ts openEventLog), closed at stop
+  const events = o.eventsFile ? openEventLog(o.eventsFile) : undefined;
+  const monitor = await createRunMonitor({ config, metrics, nc, coordinator: () => coordinator, totalBatches: config.sft.steps + config.grpo.steps, events, log });
   coordinator = new Coordinator({
     config,
     dataset,
@@ -118,7 +120,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       monitor.progress(p);
       o.onProgress?.(p);
     },
-    onEvent: o.eventsFile ? (e) => appendEventLine(o.eventsFile!, e) : undefined,
+    onEvent: events ? (e) => events.append(e) : undefined,
     persist: (next) => {
       const write = stateWrites.then(() => persistState(next));
       stateWrites = write.catch(() => undefined);
@@ -239,6 +241,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       await server.close({ graceMs: 1000 });
       await metricsServer.close();
       await monitor.close();
+      events?.close();
       await nc.drain().catch(() => undefined);
     },
   };

@@ -5,7 +5,7 @@
 // RunMonitor keeps the in-memory history (thinned to at most MAX_POINTS points, evenly over the whole run),
 // drives the periodic evaluator and, when the orchestrator keeps an event log, appends `progress` and `eval`
 // lines to it (the sweep report reads its curves from there).
-import { appendEventLine } from '../lib/log/event-log.ts';
+import type { EventLog } from '../lib/log/event-log.ts';
 import type { NatsConnection } from 'nats';
 import type { RunConfig } from '../lib/config/index.ts';
 import type { Metrics, RouteHandler } from '../lib/metrics/index.ts';
@@ -146,7 +146,8 @@ export async function createRunMonitor(o: {
   nc: NatsConnection;
   coordinator: () => Coordinator | undefined;
   totalBatches: number;
-  eventsFile?: string;
+  /** The run's event log (--events), written by the orchestrator. */
+  events?: EventLog;
   log: (line: string) => void;
 }): Promise<RunMonitor & { close(): Promise<void> }> {
   let monitor: RunMonitor | undefined;
@@ -165,7 +166,7 @@ export async function createRunMonitor(o: {
   monitor = new RunMonitor({
     config: o.config,
     evaluator,
-    appendEvent: o.eventsFile ? (e) => appendEventLine(o.eventsFile!, e) : undefined,
+    appendEvent: o.events ? (e) => o.events!.append(e) : undefined,
     state: () => {
       const c = o.coordinator();
       return {

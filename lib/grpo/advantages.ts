@@ -207,29 +207,34 @@ export function denseAdvantages(
   });
 
   const meanMap = new Float64Array(L);
-  const ssim = new Float64Array(G);
-  ssimMaps.forEach((m, i) => {
+  // each map's sum, in index order: the consistency check below reads it (the same float64 sum it would redo)
+  const sums = new Float64Array(G);
+  for (let i = 0; i < G; i++) {
+    const m = ssimMaps[i]!;
     let s = 0;
     for (let l = 0; l < L; l++) { const v = m[l]!; meanMap[l]! += v; s += v; }
     if (!Number.isFinite(s)) throw new Error(`dense advantages: SSIM map ${i} holds a non-finite value`);
-    ssim[i] = s / L;
-  });
+    sums[i] = s;
+  }
   for (let l = 0; l < L; l++) meanMap[l]! /= G;
 
   const tol = opts.consistencyTol ?? 1e-3;
-  const consistent = (what: string, map: Float32Array, reward: number, other: number) => {
+  const sumOf = (map: Float32Array) => {
     let s = 0;
     for (let l = 0; l < L; l++) s += map[l]!;
+    return s;
+  };
+  const consistent = (what: string, s: number, reward: number, other: number) => {
     const r = ssimWeight * (s / L) + other;
     if (!(Math.abs(r - reward) <= tol)) {
       throw new Error(`dense advantages: ${what}: reward ${reward} != ${ssimWeight} * mean(SSIM map) ${s / L} + other terms ${other} = ${r} (tolerance ${tol})`);
     }
   };
-  for (let i = 0; i < G; i++) consistent(`action ${i}`, ssimMaps[i]!, scalarRewards[i]!, otherTerms[i]!);
+  for (let i = 0; i < G; i++) consistent(`action ${i}`, sums[i]!, scalarRewards[i]!, otherTerms[i]!);
   if (identity) {
     if (identity.ssimMap.length !== L) throw new Error(`dense advantages: the identity's SSIM map has ${identity.ssimMap.length} values, map 0 has ${L}`);
     checkRewards('identity reward and other term', [identity.reward, identity.otherTerm], 2);
-    consistent('identity', identity.ssimMap, identity.reward, identity.otherTerm);
+    consistent('identity', sumOf(identity.ssimMap), identity.reward, identity.otherTerm);
   }
 
   const { mean, std } = meanStd(scalarRewards);
@@ -238,9 +243,10 @@ export function denseAdvantages(
     return { maps: ssimMaps.map(() => new Float32Array(L)), scalar: new Float32Array(G), mean, std, ...(identity ? { identity: { map: new Float32Array(L), scalar: 0 } } : {}) };
   }
   const denom = o.stdNormalize ? std + o.stdEps : 1;
+  const c = o.advClip;
   const centre = (m: Float32Array) => {
     const d = new Float32Array(L);
-    for (let l = 0; l < L; l++) d[l] = clip((ssimWeight * (m[l]! - meanMap[l]!)) / denom, o.advClip);
+    for (let l = 0; l < L; l++) d[l] = Math.min(Math.max((ssimWeight * (m[l]! - meanMap[l]!)) / denom, -c), c); // clip, inlined
     return d;
   };
   const maps = ssimMaps.map(centre);

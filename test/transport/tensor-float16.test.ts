@@ -3,7 +3,7 @@
 // boundary, random bit patterns, and non-finite values when allowed; its overflow error names the first index.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeTensor, float16Bits, float16Value, TensorError } from '../../lib/transport/tensor.ts';
+import { decodeTensor, encodeTensor, float16Bits, float16Value, TensorError } from '../../lib/transport/tensor.ts';
 
 /** The bytes float16Bits gives, value by value, little-endian. */
 function reference(values: Float32Array): Buffer {
@@ -51,4 +51,17 @@ test('float16 encode: a value over 65504 is refused at its index unless non-fini
   const values = Float32Array.from([1, 2, 65504, 70000, 1e6]);
   assert.throws(() => encoded(values), (e: unknown) => e instanceof TensorError && /value 70000 at flat index 3 overflows float16/.test(e.message));
   assert.equal(encoded(values, true).readUInt16LE(6), 0x7c00);
+});
+
+test('float16 decode: every bit pattern gives float16Value, read at an even offset (16-bit reads) and an odd one (bytes); a non-finite one is refused at its index', () => {
+  const n = 0x10000;
+  for (const offset of [0, 1, 2, 3]) {
+    const bytes = Buffer.alloc(n * 2 + offset).subarray(offset);
+    for (let h = 0; h < n; h++) bytes.writeUInt16LE(h, h * 2);
+    const t = decodeTensor({ dtype: 'float16', shape: [n], data: bytes }, { allowNonFinite: true });
+    for (let h = 0; h < n; h++) assert.ok(Object.is(t.data[h], Math.fround(float16Value(h))) || (Number.isNaN(t.data[h]) && Number.isNaN(float16Value(h))), `bits ${h} at offset ${offset}`);
+    const some = Buffer.alloc(8 + offset).subarray(offset);
+    [0x3c00, 0xbc00, 0x7c00, 0x7e00].forEach((h, i) => some.writeUInt16LE(h, i * 2));
+    assert.throws(() => decodeTensor({ dtype: 'float16', shape: [4], data: some }, { field: 'ssim_map' }), /ssim_map: non-finite value Infinity at flat index 2/);
+  }
 });

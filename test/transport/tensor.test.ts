@@ -6,6 +6,7 @@ import {
   decodeOptionalTensor,
   encodeTensor,
   float16Bits,
+  firstNonFinite,
   float16Value,
   TensorError,
   type DType,
@@ -176,4 +177,28 @@ test('encodeTensor share: float32 bytes are a view of the data (no copy), the sa
   const h = encodeTensor({ dtype: 'float16', shape: [2], data: new Float32Array([0.5, 1]) }, { share: true });
   assert.equal((h.data as Uint8Array).length, 4);
   assert.deepEqual(Array.from(decodeTensor(throughWire(shared)).data), Array.from(sub));
+});
+
+test('firstNonFinite (the finiteness check read as bits, four values a test): the first infinity or NaN at every position and length, none in finite extremes', () => {
+  const finite = [0, -0, 1, -1, 3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, 1.1754943508222875e-38, 65504];
+  for (let n = 0; n <= 13; n++) {
+    const base = Float32Array.from({ length: n }, (_, i) => finite[i % finite.length]!);
+    assert.equal(firstNonFinite(base), -1, `finite, length ${n}`);
+    for (let at = 0; at < n; at++) {
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        const d = base.slice();
+        d[at] = bad;
+        if (at + 2 < n) d[at + 2] = bad; // a later one too: the first is named
+        assert.equal(firstNonFinite(d), at, `${bad} at ${at} of ${n}`);
+        assert.throws(() => encodeTensor({ dtype: 'float32', shape: [n], data: d }, { field: 'f' }), new RegExp(`f: non-finite value ${bad} at flat index ${at}$`));
+      }
+    }
+  }
+  // a view at an offset is read from its own start
+  const buf = new Float32Array([NaN, 1, 2, 3, 4, 5, Infinity]);
+  assert.equal(firstNonFinite(buf.subarray(1, 6)), -1);
+  assert.equal(firstNonFinite(buf.subarray(1)), 5);
+  // NaNs with payloads and either sign
+  const bits = new Uint32Array([0x7f800001, 0xffc00000, 0x7fffffff, 0xff800000]);
+  for (let i = 0; i < 4; i++) assert.equal(firstNonFinite(new Float32Array(bits.buffer, i * 4, 4 - i)), 0);
 });
