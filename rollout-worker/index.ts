@@ -348,9 +348,11 @@ class RolloutRole implements WorkerRoleImpl {
     });
     const t0 = performance.now();
     trace('policy_start', { n, version: policy.version });
-    let out;
+    let out: { action: Float32Array; logp: Float32Array; logpMap?: Float32Array; flowSteps?: FlowStepRecord[][] };
     try {
-      out = this.flowRunner ? await this.flowSlots(policy.params, slots) : await this.runner!.run(policy.params, images, noise, n);
+      out = this.flowRunner
+        ? await this.flowSlots(policy.params, slots)
+        : await this.runner!.sample(policy.params, images, noise, n, slots.some(({ t }) => t.logpMaps !== undefined));
     } catch (e) {
       use.done();
       for (const t of new Set(slots.map((s) => s.t))) {
@@ -366,8 +368,8 @@ class RolloutRole implements WorkerRoleImpl {
       // views of this call's outputs, which nothing writes again: finish() puts them on the wire without a copy
       t.actions[i] = out.action.subarray(k * per, (k + 1) * per);
       t.logps[i] = out.logp[k]!;
-      if (t.logpMaps) t.logpMaps[i] = out.logpMap.subarray(k * per, (k + 1) * per);
-      if (t.flowSteps) t.flowSteps[i] = ('flowSteps' in out ? out.flowSteps : [])[k]!;
+      if (t.logpMaps) t.logpMaps[i] = out.logpMap!.subarray(k * per, (k + 1) * per);
+      if (t.flowSteps) t.flowSteps[i] = (out.flowSteps ?? [])[k]!;
       t.done++;
     });
     for (const t of new Set(slots.map((s) => s.t))) {
@@ -399,7 +401,7 @@ class RolloutRole implements WorkerRoleImpl {
       flowSteps.push(...roll.steps);
       k = end;
     }
-    return { action, logp: new Float32Array(slots.length), logpMap: new Float32Array(0), flowSteps };
+    return { action, logp: new Float32Array(slots.length), logpMap: undefined, flowSteps };
   }
 
   private encodeFlowStep(s: FlowStepRecord, field: string) {
