@@ -12,7 +12,7 @@
 // - A task it cannot do is a TaskError (bad_input, internal, ...), never a made-up result.
 import type { SeedPart } from '../lib/data/random.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
-import { standardNormal } from '../lib/data/random.ts';
+import { fillStandardNormal } from '../lib/data/random.ts';
 import type { Device } from '../lib/graph/runtime.ts';
 import { paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
@@ -344,13 +344,15 @@ class RolloutRole implements WorkerRoleImpl {
     const noise = new Float32Array(n * per);
     slots.forEach(({ t, i }, k) => {
       images.set(t.items[i]!.image.data, k * per);
-      noise.set(standardNormal(per, t.seeds[i]!), k * per);
+      fillStandardNormal(noise.subarray(k * per, (k + 1) * per), t.seeds[i]!); // in place: standardNormal(per, seed)'s values
     });
     const t0 = performance.now();
     trace('policy_start', { n, version: policy.version });
-    let out;
+    let out: { action: Float32Array; logp: Float32Array; logpMap?: Float32Array; flowSteps?: FlowStepRecord[][] };
     try {
-      out = this.flowRunner ? await this.flowSlots(policy.params, slots) : await this.runner!.run(policy.params, images, noise, n);
+      out = this.flowRunner
+        ? await this.flowSlots(policy.params, slots)
+        : await this.runner!.sample(policy.params, images, noise, n, slots.some(({ t }) => t.logpMaps !== undefined));
     } catch (e) {
       use.done();
       for (const t of new Set(slots.map((s) => s.t))) {
@@ -363,10 +365,11 @@ class RolloutRole implements WorkerRoleImpl {
     trace('policy_end', { n });
     for (const t of new Set(slots.map((s) => s.t))) t.computeMs += ms;
     slots.forEach(({ t, i }, k) => {
-      t.actions[i] = out.action.slice(k * per, (k + 1) * per);
+      // views of this call's outputs, which nothing writes again: finish() puts them on the wire without a copy
+      t.actions[i] = out.action.subarray(k * per, (k + 1) * per);
       t.logps[i] = out.logp[k]!;
-      if (t.logpMaps) t.logpMaps[i] = out.logpMap.slice(k * per, (k + 1) * per);
-      if (t.flowSteps) t.flowSteps[i] = ('flowSteps' in out ? out.flowSteps : [])[k]!;
+      if (t.logpMaps) t.logpMaps[i] = out.logpMap!.subarray(k * per, (k + 1) * per);
+      if (t.flowSteps) t.flowSteps[i] = (out.flowSteps ?? [])[k]!;
       t.done++;
     });
     for (const t of new Set(slots.map((s) => s.t))) {
@@ -398,7 +401,7 @@ class RolloutRole implements WorkerRoleImpl {
       flowSteps.push(...roll.steps);
       k = end;
     }
-    return { action, logp: new Float32Array(slots.length), logpMap: new Float32Array(0), flowSteps };
+    return { action, logp: new Float32Array(slots.length), logpMap: undefined, flowSteps };
   }
 
   private encodeFlowStep(s: FlowStepRecord, field: string) {
@@ -421,10 +424,10 @@ class RolloutRole implements WorkerRoleImpl {
       items = t.items.map((it, i) => ({
         sample_id: it.sample_id,
         group_index: it.group_index,
-        action: encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data: t.actions[i]! }, { field: `rollout_result.items[${i}].action` }),
+        action: encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data: t.actions[i]! }, { field: `rollout_result.items[${i}].action`, share: true }),
         logp: t.logps[i]!,
         ...(t.logpMaps
-          ? { logp_map: encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data: t.logpMaps[i]! }, { field: `rollout_result.items[${i}].logp_map` }) }
+          ? { logp_map: encodeTensor({ dtype: 'float32', shape: [3, this.height, this.width], data: t.logpMaps[i]! }, { field: `rollout_result.items[${i}].logp_map`, share: true }) }
           : {}),
         ...(t.flowSteps ? { flow_steps: t.flowSteps[i]!.map((s, k) => this.encodeFlowStep(s, `rollout_result.items[${i}].flow_steps[${k}]`)) } : {}),
       }));

@@ -5,7 +5,7 @@
 // a stand-in with the same contract, not CLIP, and named so wherever it shows.
 
 import { Graph, type Value } from '../graph/graph.ts';
-import { add, avgPool, concat, conv, div, matmul, mul, reduceSum, relu, reshape, slice, sqrt, sub, transpose } from '../graph/ops.ts';
+import { add, avgPool, cast, concat, conv, div, matmul, mul, reduceSum, relu, reshape, slice, sqrt, sub, transpose } from '../graph/ops.ts';
 import { serialize, spliceModel } from '../graph/onnx.ts';
 import { fillStandardNormal, hashSeed } from '../data/random.ts';
 
@@ -130,6 +130,36 @@ export function embeddingCosine(candidate: Value, reference: Value, encoder: Ima
   if (!dims.every((d) => typeof d === 'number')) throw new Error(`${enc.name}: its output must have static non-batch dimensions, got [${embeds.shape}]`);
   const d = (dims as number[]).reduce((a, b) => a * b, 1);
   const e = reshape(l2normalize(reshape(embeds, ['M', d])), [n, 2, d]);
+  const half = (i: number) => reshape(slice(e, [i], [i + 1], [1]), [n, d]);
+  return reduceSum(mul(half(0), half(1)), [1]);
+}
+
+/** Input [R] of embeddingCosineSharedReference: the reference rows to encode (float32 row indices). */
+export const REFERENCE_ROWS = 'reference_rows';
+/** Input [N,2]: for candidate i, the rows of its own and its reference's embedding among the N + R encoded. */
+export const PAIR_ROWS = 'pair_rows';
+
+/**
+ * embeddingCosine with each distinct reference encoded once: a GRPO group's G candidates share one reference, so
+ * the encoder (most of the reward graph at small sizes) runs on N + R rows instead of 2N. The encoder takes the
+ * candidates and the references' rows REFERENCE_ROWS stacked ([N+R,...]), and PAIR_ROWS gathers each candidate's
+ * pair of normalised embeddings into embeddingCosine's [N,2,d], after which the ops are the same. Each image is
+ * encoded on its own (a batch of two or more rows; test/models/reward.test.ts compares the bytes with
+ * embeddingCosine's), so the cosines are the same bytes. Feeds: rewardRowFeeds (lib/models/feeds.ts).
+ */
+export function embeddingCosineSharedReference(candidate: Value, reference: Value, encoder: ImageEncoder): Value {
+  const g = candidate.graph;
+  const [n, c, h, w] = candidate.shape;
+  const rows = cast(g.input(REFERENCE_ROWS, ['R']), 'int64');
+  const pairs = cast(g.input(PAIR_ROWS, [n, 2]), 'int64');
+  const distinct = g.emit('Gather', [reference, rows], { axis: 0 }, [{ dtype: 'float32', shape: ['R', c, h, w] }])[0];
+  const stacked = g.emit('Concat', [candidate, distinct], { axis: 0 }, [{ dtype: 'float32', shape: ['K', c, h, w] }])[0];
+  const embeds = encoder.encode(encoder.preprocess(stacked));
+  const dims = embeds.shape.slice(1);
+  if (!dims.every((d) => typeof d === 'number')) throw new Error(`${encoder.name}: its output must have static non-batch dimensions, got [${embeds.shape}]`);
+  const d = (dims as number[]).reduce((a, b) => a * b, 1);
+  const normed = l2normalize(reshape(embeds, ['K', d]));
+  const e = g.emit('Gather', [normed, pairs], { axis: 0 }, [{ dtype: 'float32', shape: [n, 2, d] }])[0];
   const half = (i: number) => reshape(slice(e, [i], [i + 1], [1]), [n, d]);
   return reduceSum(mul(half(0), half(1)), [1]);
 }

@@ -2,6 +2,7 @@
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Feeds, Fetches } from '../graph/runtime.ts';
 import { DISTINCT_ROWS, repeatedRows, ROW_SOURCE } from '../graph/shared-rows.ts';
+import { PAIR_ROWS, REFERENCE_ROWS } from './encoder.ts';
 
 /** `param.<name>` feeds for every parameter. */
 export function paramFeeds(params: TensorMap): Feeds {
@@ -28,4 +29,25 @@ export function scalarFeed(x: number): { data: Float32Array; dims: number[] } {
 export function sharedRowFeeds(images: Float32Array, n: number): Feeds {
   const { distinct, source } = repeatedRows(images, n);
   return { [DISTINCT_ROWS]: { data: distinct, dims: [distinct.length] }, [ROW_SOURCE]: { data: source, dims: [n] } };
+}
+
+/**
+ * The row feeds of a reward graph built with `sharedReferences` (encoder.ts, embeddingCosineSharedReference) for
+ * `n` references [n,3,H,W]: each run of byte-equal consecutive references is encoded once (the N + R rows the
+ * encoder takes are never fewer than two, so no batch of one; see repeatedRows).
+ */
+export function rewardRowFeeds(references: Float32Array, n: number): Feeds {
+  if (!Number.isInteger(n) || n < 1 || references.length % n !== 0) throw new Error(`references: ${references.length} values do not split into n = ${n} rows`);
+  const bytes = Buffer.from(references.buffer, references.byteOffset, references.byteLength);
+  const rowBytes = (references.length / n) * 4;
+  const firsts = [0];
+  const pairs = new Float32Array(2 * n);
+  pairs[1] = n;
+  for (let i = 1; i < n; i++) {
+    const last = firsts.at(-1)!;
+    if (bytes.compare(bytes, i * rowBytes, (i + 1) * rowBytes, last * rowBytes, (last + 1) * rowBytes) !== 0) firsts.push(i);
+    pairs[2 * i] = i;
+    pairs[2 * i + 1] = n + firsts.length - 1;
+  }
+  return { [REFERENCE_ROWS]: { data: Float32Array.from(firsts), dims: [firsts.length] }, [PAIR_ROWS]: { data: pairs, dims: [n, 2] } };
 }

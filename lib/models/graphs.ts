@@ -9,7 +9,7 @@ import { shareRepeatedRows } from '../graph/shared-rows.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { bakeParams, checkResolution, declareParams, LOG_STD, policyMean, trainableParams, type PolicySpec } from './policy.ts';
 import { gaussianWindow1d, ssim, ssimMap, SSIM_WINDOW } from './ssim.ts';
-import { BUILTIN_ENCODER_NAME, builtinEncoder, clipPreprocess, embeddingCosine, splicedEncoder, type ImageEncoder } from './encoder.ts';
+import { BUILTIN_ENCODER_NAME, builtinEncoder, clipPreprocess, embeddingCosine, embeddingCosineSharedReference, splicedEncoder, type ImageEncoder } from './encoder.ts';
 
 export interface Resolution {
   height: number;
@@ -231,6 +231,12 @@ export interface RewardGraphOptions {
   encoderName: string;
   /** The encoder's own preprocessing of [N,3,H,W] images in [0,1] (default: CLIP's). */
   preprocess?: ImageEncoder['preprocess'];
+  /**
+   * Each distinct reference through the encoder once (embeddingCosineSharedReference; two more inputs,
+   * REFERENCE_ROWS and PAIR_ROWS): the same values. The scorer's own sessions; the exported graph keeps the plain
+   * contract of docs/graphs.md.
+   */
+  sharedReferences?: boolean;
 }
 
 /** reward: candidate, reference [N,3,H,W] in [0,1] -> ssim [N], clip_cos [N], ssim_map [N,3,H-10,W-10]. */
@@ -241,7 +247,7 @@ export function buildRewardGraph(r: Resolution, opts: RewardGraphOptions, opset 
   g.output('ssim', ssim(candidate, reference));
   g.output('ssim_map', ssimMap(candidate, reference));
   const encoder = { name: opts.encoderName, preprocess: opts.preprocess ?? clipPreprocess, encode: splicedEncoder(opts.encoder, opts.encoderName) };
-  g.output('clip_cos', embeddingCosine(candidate, reference, encoder));
+  g.output('clip_cos', opts.sharedReferences ? embeddingCosineSharedReference(candidate, reference, encoder) : embeddingCosine(candidate, reference, encoder));
   return g;
 }
 

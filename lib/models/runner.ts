@@ -39,6 +39,19 @@ export class PolicyRunner {
     return { mean: out.mean.data, action: out.action.data, logp: out.logp.data, logpMap: out.logp_map.data };
   }
 
+  /**
+   * run() fetching only what a rollout sends: action and logp, and logpMap when `withLogpMap` (dense advantages).
+   * The unfetched outputs are not copied out of the session ([n,3,H,W] each); the values are run()'s.
+   */
+  async sample(params: TensorMap, images: Float32Array, noise: Float32Array, n: number, withLogpMap: boolean): Promise<Pick<PolicyOutputs, 'action' | 'logp'> & { logpMap?: Float32Array }> {
+    const dims = [n, 3, this.height, this.width];
+    const out = await this.session.run(
+      { ...paramFeeds(params), ...sharedRowFeeds(images, n), image: { data: images, dims }, noise: { data: noise, dims } },
+      withLogpMap ? ['action', 'logp', 'logp_map'] : ['action', 'logp'],
+    );
+    return { action: out.action!.data, logp: out.logp!.data, ...(withLogpMap ? { logpMap: out.logp_map!.data } : {}) };
+  }
+
   release(): Promise<void> {
     return this.session.release();
   }

@@ -6,6 +6,7 @@
 import type { Device, Fetches } from '../graph/runtime.ts';
 import { GraphSession } from '../graph/runtime.ts';
 import { rewardModel } from './bundle.ts';
+import { rewardRowFeeds } from './feeds.ts';
 import { lanesFor, SessionLanes } from './lanes.ts';
 import type { EncoderChoice } from './reward.ts';
 import { SSIM_RUN_BATCH, SSIM_WINDOW } from './ssim.ts';
@@ -60,6 +61,37 @@ interface Runner {
   release(): Promise<void>;
 }
 
+/**
+ * Items per graph run below LANE_MIN_PIXELS on one lane: one default GRPO group (G = 8), whose candidates share a
+ * reference that the shared-reference graph then encodes once per run (9 encoder rows for 8 candidates; slices of
+ * SSIM_RUN_BATCH took 5 for 4). At 32 px the encoder, which resizes every image to 224x224, is most of the graph.
+ */
+export const SMALL_RUN_BATCH = 8;
+
+/**
+ * One lane on the main thread (as SessionLanes with one lane: a session with the process's threads per operator)
+ * running `g`, the reward graph built with `sharedReferences`: each slice's run of equal references goes through the
+ * encoder once (encoder.ts, embeddingCosineSharedReference), the same values as the plain graph.
+ */
+function sharedReferenceRunner(g: GraphSession, step: number): Runner {
+  return {
+    runSlices: async (feeds, n, outputs) => {
+      const out: Fetches[] = [];
+      for (let start = 0; start < n; start += step) {
+        const m = Math.min(step, n - start);
+        const part: Record<string, { data: Float32Array; dims: number[] }> = {};
+        for (const [name, f] of Object.entries(feeds)) {
+          const per = f.data.length / n;
+          part[name] = { data: m === n ? f.data : f.data.subarray(start * per, (start + m) * per), dims: [m, ...f.dims.slice(1)] };
+        }
+        out.push(await g.run({ ...part, ...rewardRowFeeds(part.reference!.data, m) }, outputs));
+      }
+      return out;
+    },
+    release: () => g.release(),
+  };
+}
+
 export class RewardScorer {
   private readonly sessions = new Map<string, Promise<Runner>>();
   encoderName = '';
@@ -75,19 +107,22 @@ export class RewardScorer {
     const key = `${height}x${width}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = rewardModel({ height, width }, this.encoder).then(async ({ bytes, encoder }): Promise<Runner> => {
+      // On the CPU the batch runs in slices of SSIM_RUN_BATCH items: the SSIM filter's intermediate tensors
+      // then stay in cache (docs/performance.md), and the slices of a large image spread over the lanes.
+      // Every item is scored on its own, so slicing changes no value. On one lane (every image below
+      // LANE_MIN_PIXELS), the graph encodes each slice's distinct references once (sharedReferenceRunner).
+      const big = height * width >= (this.opts.laneMinPixels ?? LANE_MIN_PIXELS);
+      const lanes = this.device !== 'cpu' ? 0 : big ? (this.opts.lanes ?? lanesFor()) : 1;
+      s = rewardModel({ height, width }, this.encoder, { sharedReferences: lanes === 1 }).then(async ({ bytes, encoder }): Promise<Runner> => {
         this.encoderName = encoder.name;
         if (this.device !== 'cpu') {
           // On CUDA the whole batch is one run.
           const g = await GraphSession.create(bytes, { device: this.device });
           return { runSlices: async (feeds, _n, outputs) => [await g.run(feeds, outputs)], release: () => g.release() };
         }
-        // On the CPU the batch runs in slices of SSIM_RUN_BATCH items: the SSIM filter's intermediate tensors
-        // then stay in cache (docs/performance.md), and the slices of a large image spread over the lanes.
-        // Every item is scored on its own, so slicing changes no value.
-        const big = height * width >= (this.opts.laneMinPixels ?? LANE_MIN_PIXELS);
-        const lanes = await SessionLanes.create(bytes, big ? (this.opts.lanes ?? lanesFor()) : 1);
-        return { runSlices: (feeds, n, outputs) => lanes.runSlices(feeds, n, SSIM_RUN_BATCH, outputs), release: () => lanes.release() };
+        if (lanes === 1) return sharedReferenceRunner(await GraphSession.create(bytes, { device: 'cpu' }), big ? SSIM_RUN_BATCH : SMALL_RUN_BATCH);
+        const l = await SessionLanes.create(bytes, lanes);
+        return { runSlices: (feeds, n, outputs) => l.runSlices(feeds, n, SSIM_RUN_BATCH, outputs), release: () => l.release() };
       });
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addStandardNormalFast, fillStandardNormal, fillStandardNormalFast, hashSeed, hashUnit, rng, standardNormal } from '../../lib/data/random.ts';
+import { addStandardNormalFast, fillStandardNormal, fillStandardNormalFast, hashSeed, hashUnit, rng, standardNormal, type SeedPart } from '../../lib/data/random.ts';
 
 function moments(a: Float32Array): { mean: number; variance: number } {
   let s = 0, s2 = 0;
@@ -62,6 +62,24 @@ test('standard normals: deterministic, mean 0, variance 1', () => {
     assert.ok(a.every(Number.isFinite));
   }
   assert.deepEqual(standardNormal(10, rng(1)), fillStandardNormal(new Float32Array(10), 1));
+});
+
+test('fillStandardNormal from a seed: the bytes of fillStandardNormal from rng(seed) (its inlined generator), all seed kinds and lengths', () => {
+  const r = rng(11);
+  const seeds: SeedPart[] = [0, 1, 0xffffffff, 2 ** 40 + 3, -5, 0.5, 'noise', 2n ** 63n + 7n, 18446744073709551615n];
+  for (let c = 0; c < 40; c++) seeds.push(r.u32());
+  for (const [k, seed] of seeds.entries()) {
+    for (const n of [0, 1, 2, 3, 3072 + (k % 3)]) {
+      const fromSeed = fillStandardNormal(new Float32Array(n), seed);
+      const fromRng = fillStandardNormal(new Float32Array(n), rng(seed));
+      assert.deepEqual(new Uint8Array(fromSeed.buffer), new Uint8Array(fromRng.buffer), `seed ${String(seed)}, n ${n}`);
+    }
+  }
+  // a subarray is filled in place, its neighbours untouched
+  const buf = new Float32Array(10).fill(7);
+  fillStandardNormal(buf.subarray(3, 8), 4);
+  assert.deepEqual(Array.from(buf.subarray(3, 8)), Array.from(standardNormal(5, 4)));
+  assert.deepEqual([...buf.subarray(0, 3), ...buf.subarray(8)], [7, 7, 7, 7, 7]);
 });
 
 test('addStandardNormalFast: the bytes of src + scale * fillStandardNormalFast(rng(seed)), odd and even lengths', () => {

@@ -130,3 +130,50 @@ test('RewardScorer: a batch scored in slices of SSIM_RUN_BATCH, on one lane or t
     await twoLanes.close();
   }
 });
+
+test('RewardScorer on one lane: candidates sharing a reference (encoded once per graph run) get the bytes of the plain reward graph', async () => {
+  const { RewardScorer, SMALL_RUN_BATCH } = await import('../../lib/models/scorer.ts');
+  const { rewardModel } = await import('../../lib/models/bundle.ts');
+  const { rewardRowFeeds } = await import('../../lib/models/feeds.ts');
+  const { REFERENCE_ROWS, PAIR_ROWS } = await import('../../lib/models/encoder.ts');
+  const rand = testRandom(21);
+  const [h, w] = [24, 20];
+  const per = 3 * h * w;
+  // groups of 3, 8, 1 and 6 candidates (slices of SMALL_RUN_BATCH cut through groups), and two neighbouring
+  // groups whose references are equal (one run)
+  const groups = [3, 8, 1, 6, 2];
+  const n = groups.reduce((a, b) => a + b, 0);
+  assert.ok(n > 2 * SMALL_RUN_BATCH);
+  const candidates = Float32Array.from({ length: n * per }, () => rand());
+  const references = new Float32Array(n * per);
+  let at = 0;
+  let image = Float32Array.from({ length: per }, () => rand());
+  for (const [k, g] of groups.entries()) {
+    if (k !== 4) image = Float32Array.from({ length: per }, () => rand()); // group 4 repeats group 3's reference
+    for (let i = 0; i < g; i++) references.set(image, (at + i) * per);
+    at += g;
+  }
+  assert.deepEqual(rewardRowFeeds(references.subarray(0, 12 * per), 12), {
+    [REFERENCE_ROWS]: { data: Float32Array.of(0, 3, 11), dims: [3] },
+    [PAIR_ROWS]: { data: Float32Array.from([0, 12, 1, 12, 2, 12, 3, 13, 4, 13, 5, 13, 6, 13, 7, 13, 8, 13, 9, 13, 10, 13, 11, 14]), dims: [12, 2] },
+  });
+  const plain = await GraphSession.create((await rewardModel({ height: h, width: w }, { encoder: 'random-features' })).bytes, { device: 'cpu' });
+  const scorer = new RewardScorer({ encoder: 'random-features' });
+  const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  try {
+    const want = await plain.run({ candidate: { data: candidates, dims: [n, 3, h, w] }, reference: { data: references, dims: [n, 3, h, w] } });
+    const got = await scorer.score({ candidates, references, n, height: h, width: w }, true);
+    assert.ok(bytes(got.clip_cos).equals(bytes(want.clip_cos!.data)), 'clip_cos');
+    assert.ok(bytes(got.ssim).equals(bytes(want.ssim!.data)), 'ssim');
+    assert.ok(bytes(got.ssim_map!).equals(bytes(want.ssim_map!.data)), 'ssim_map');
+    // a non-finite value in a shared reference is still named, for the first candidate of its group
+    const r = references.slice();
+    r[11 * per + 7] = NaN; // group 2's one candidate, item 11
+    r[12 * per + 7] = NaN; // group 3's first candidate, item 12: now unequal to its neighbours
+    await assert.rejects(scorer.score({ candidates, references: r, n, height: h, width: w }),
+      (e: Error & { code?: string; item?: number }) => e.code === 'non_finite' && e.item === 11 && e.message === 'references[11]: value NaN at flat index 7 is not finite');
+  } finally {
+    await plain.release();
+    await scorer.close();
+  }
+});
