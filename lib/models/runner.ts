@@ -3,7 +3,7 @@
 // session is rebuilt.
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import { GraphSession, type Device } from '../graph/runtime.ts';
+import { GraphSession, type Device, type Fetches } from '../graph/runtime.ts';
 import { policyModel, resolutionOf } from './bundle.ts';
 import { paramFeeds, sharedRowFeeds } from './feeds.ts';
 import type { Resolution } from './graphs.ts';
@@ -34,9 +34,8 @@ export class PolicyRunner {
    * consecutive images (a group's G actions): the same bytes as once per row.
    */
   async run(params: TensorMap, images: Float32Array, noise: Float32Array, n: number): Promise<PolicyOutputs> {
-    const dims = [n, 3, this.height, this.width];
-    const out = await this.session.run({ ...paramFeeds(params), ...sharedRowFeeds(images, n), image: { data: images, dims }, noise: { data: noise, dims } });
-    return { mean: out.mean.data, action: out.action.data, logp: out.logp.data, logpMap: out.logp_map.data };
+    const out = await this.fetch(params, images, noise, n);
+    return { mean: out.mean!.data, action: out.action!.data, logp: out.logp!.data, logpMap: out.logp_map!.data };
   }
 
   /**
@@ -44,12 +43,14 @@ export class PolicyRunner {
    * The unfetched outputs are not copied out of the session ([n,3,H,W] each); the values are run()'s.
    */
   async sample(params: TensorMap, images: Float32Array, noise: Float32Array, n: number, withLogpMap: boolean): Promise<Pick<PolicyOutputs, 'action' | 'logp'> & { logpMap?: Float32Array }> {
-    const dims = [n, 3, this.height, this.width];
-    const out = await this.session.run(
-      { ...paramFeeds(params), ...sharedRowFeeds(images, n), image: { data: images, dims }, noise: { data: noise, dims } },
-      withLogpMap ? ['action', 'logp', 'logp_map'] : ['action', 'logp'],
-    );
+    const out = await this.fetch(params, images, noise, n, withLogpMap ? ['action', 'logp', 'logp_map'] : ['action', 'logp']);
     return { action: out.action!.data, logp: out.logp!.data, ...(withLogpMap ? { logpMap: out.logp_map!.data } : {}) };
+  }
+
+  /** The policy graph's `outputs` (default all) for n images with their noise. */
+  private fetch(params: TensorMap, images: Float32Array, noise: Float32Array, n: number, outputs?: readonly string[]): Promise<Fetches> {
+    const dims = [n, 3, this.height, this.width];
+    return this.session.run({ ...paramFeeds(params), ...sharedRowFeeds(images, n), image: { data: images, dims }, noise: { data: noise, dims } }, outputs);
   }
 
   release(): Promise<void> {
