@@ -114,19 +114,28 @@ export function shareRepeatedRows(g: Graph, input: Value): number {
  * only slower).
  */
 export function repeatedRows(data: Float32Array, n: number, field = 'image'): { distinct: Float32Array; source: Float32Array } {
-  if (!Number.isInteger(n) || n < 1 || data.length % n !== 0) throw new Error(`${field}: ${data.length} values do not split into n = ${n} rows`);
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const rowBytes = (data.length / n) * 4;
-  const row = (i: number): Buffer => bytes.subarray(i * rowBytes, (i + 1) * rowBytes);
-  const firsts = [0];
-  const source = new Float32Array(n);
-  for (let i = 1; i < n; i++) {
-    if (!row(i).equals(row(firsts.at(-1)!))) firsts.push(i);
-    source[i] = firsts.length - 1;
-  }
+  const { firsts, source } = equalRuns(data, n, field);
   // Never one row for several: onnxruntime's Conv (MLAS) threads a batch of one image differently from a larger
   // batch, and at 2 or more threads some of the U-Net's layers then give other bits (bench/shared-rows.ts's
   // check, test/models/shared-rows.test.ts). A batch of two or more takes the same path whatever its size.
   if (firsts.length === 1 && n > 1) firsts.push(1);
   return { distinct: Float32Array.from(firsts), source };
+}
+
+/**
+ * The runs of byte-equal consecutive rows of `data` [n, ...]: the first row of each run, and each row's run
+ * (repeatedRows; the reward graph's shared references, lib/models/feeds.ts rewardRowFeeds).
+ */
+export function equalRuns(data: Float32Array, n: number, field: string): { firsts: number[]; source: Float32Array } {
+  if (!Number.isInteger(n) || n < 1 || data.length % n !== 0) throw new Error(`${field}: ${data.length} values do not split into n = ${n} rows`);
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const rowBytes = (data.length / n) * 4;
+  const firsts = [0];
+  const source = new Float32Array(n);
+  for (let i = 1; i < n; i++) {
+    const last = firsts.at(-1)!;
+    if (bytes.compare(bytes, i * rowBytes, (i + 1) * rowBytes, last * rowBytes, (last + 1) * rowBytes) !== 0) firsts.push(i);
+    source[i] = firsts.length - 1;
+  }
+  return { firsts, source };
 }

@@ -1,7 +1,7 @@
 // Conversions between parameter maps and graph feeds/fetches.
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Feeds, Fetches } from '../graph/runtime.ts';
-import { DISTINCT_ROWS, repeatedRows, ROW_SOURCE } from '../graph/shared-rows.ts';
+import { DISTINCT_ROWS, equalRuns, repeatedRows, ROW_SOURCE } from '../graph/shared-rows.ts';
 import { PAIR_ROWS, REFERENCE_ROWS } from './encoder.ts';
 
 /** `param.<name>` feeds for every parameter. */
@@ -37,17 +37,11 @@ export function sharedRowFeeds(images: Float32Array, n: number): Feeds {
  * encoder takes are never fewer than two, so no batch of one; see repeatedRows).
  */
 export function rewardRowFeeds(references: Float32Array, n: number): Feeds {
-  if (!Number.isInteger(n) || n < 1 || references.length % n !== 0) throw new Error(`references: ${references.length} values do not split into n = ${n} rows`);
-  const bytes = Buffer.from(references.buffer, references.byteOffset, references.byteLength);
-  const rowBytes = (references.length / n) * 4;
-  const firsts = [0];
+  const { firsts, source } = equalRuns(references, n, 'references');
   const pairs = new Float32Array(2 * n);
-  pairs[1] = n;
-  for (let i = 1; i < n; i++) {
-    const last = firsts.at(-1)!;
-    if (bytes.compare(bytes, i * rowBytes, (i + 1) * rowBytes, last * rowBytes, (last + 1) * rowBytes) !== 0) firsts.push(i);
+  for (let i = 0; i < n; i++) {
     pairs[2 * i] = i;
-    pairs[2 * i + 1] = n + firsts.length - 1;
+    pairs[2 * i + 1] = n + source[i]!;
   }
   return { [REFERENCE_ROWS]: { data: Float32Array.from(firsts), dims: [firsts.length] }, [PAIR_ROWS]: { data: pairs, dims: [n, 2] } };
 }
