@@ -2,7 +2,7 @@
 // GRPO batch's training rows (TrainBatch.flow_rows), encoded and decoded with the same validation as every
 // tensor (shape, dtype, finite values, size limits). The states travel as float32 only: the learner must
 // reproduce the rollout's log-probabilities within 1e-6 (docs/flow.md).
-import { decodeTensor, encodeTensor, type FlowRows__Output, type FlowStep__Output, type FlowRows as FlowRowsMessage } from '../transport/index.ts';
+import { decodeTensor, encodeTensor, firstNonFinite, type FlowRows__Output, type FlowStep__Output, type FlowRows as FlowRowsMessage } from '../transport/index.ts';
 import type { FlowRows, FlowStepRecord } from './family.ts';
 
 const F32 = { expectDtype: 'float32' as const };
@@ -60,7 +60,7 @@ export function decodeFlowRows(m: FlowRows__Output | null | undefined, n: number
   };
   let nonFinite: string | undefined;
   for (const [name, v] of Object.entries({ t: rows.t, t_next: rows.tNext, a: rows.a, x: rows.x, x_next: rows.xNext, logp_old: rows.logpOld })) {
-    const i = v.findIndex((x) => !Number.isFinite(x));
+    const i = firstNonFinite(v);
     if (i >= 0) { nonFinite = `train_batch.flow_rows.${name}[flat ${i}] = ${v[i]}`; break; }
   }
   return { rows, nonFinite };
