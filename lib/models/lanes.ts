@@ -99,6 +99,16 @@ export function lanesFor(threads = intraOpThreads()): number {
   return threads === 0 ? availableParallelism() : threads;
 }
 
+/** Items [start, start + m) of `feeds`, each [n, ...]: views, no copies (the whole feeds when m = n). */
+export function sliceFeeds(feeds: Record<string, Feed>, n: number, start: number, m: number): Record<string, Feed> {
+  const part: Record<string, Feed> = {};
+  for (const [name, f] of Object.entries(feeds)) {
+    const per = f.data.length / n;
+    part[name] = { data: m === n ? f.data : f.data.subarray(start * per, (start + m) * per), dims: [m, ...f.dims.slice(1)] };
+  }
+  return part;
+}
+
 export class SessionLanes {
   private constructor(
     private readonly main: GraphSession,
@@ -136,14 +146,7 @@ export class SessionLanes {
         results[k] = await run(starts[k]!, Math.min(step, n - starts[k]!));
       }
     };
-    const mainRun = (start: number, m: number) => {
-      const part: Record<string, Feed> = {};
-      for (const [name, f] of Object.entries(feeds)) {
-        const per = f.data.length / n;
-        part[name] = { data: m === n ? f.data : f.data.subarray(start * per, (start + m) * per), dims: [m, ...f.dims.slice(1)] };
-      }
-      return this.main.run(part, outputs);
-    };
+    const mainRun = (start: number, m: number) => this.main.run(sliceFeeds(feeds, n, start, m), outputs);
     const loops = [loop(mainRun)];
     // Each worker gets two loops (two slots), so it has its next slice queued while the main thread is
     // inside a (synchronous) run of its own and cannot hand one over.

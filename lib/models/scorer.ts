@@ -7,7 +7,7 @@ import type { Device, Fetches } from '../graph/runtime.ts';
 import { GraphSession } from '../graph/runtime.ts';
 import { rewardModel } from './bundle.ts';
 import { rewardRowFeeds } from './feeds.ts';
-import { lanesFor, SessionLanes } from './lanes.ts';
+import { lanesFor, SessionLanes, sliceFeeds } from './lanes.ts';
 import type { EncoderChoice } from './reward.ts';
 import { SSIM_RUN_BATCH, SSIM_WINDOW } from './ssim.ts';
 
@@ -79,11 +79,7 @@ function sharedReferenceRunner(g: GraphSession, step: number): Runner {
       const out: Fetches[] = [];
       for (let start = 0; start < n; start += step) {
         const m = Math.min(step, n - start);
-        const part: Record<string, { data: Float32Array; dims: number[] }> = {};
-        for (const [name, f] of Object.entries(feeds)) {
-          const per = f.data.length / n;
-          part[name] = { data: m === n ? f.data : f.data.subarray(start * per, (start + m) * per), dims: [m, ...f.dims.slice(1)] };
-        }
+        const part = sliceFeeds(feeds, n, start, m);
         out.push(await g.run({ ...part, ...rewardRowFeeds(part.reference!.data, m) }, outputs));
       }
       return out;
