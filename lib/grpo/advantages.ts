@@ -243,10 +243,9 @@ export function denseAdvantages(
     return { maps: ssimMaps.map(() => new Float32Array(L)), scalar: new Float32Array(G), mean, std, ...(identity ? { identity: { map: new Float32Array(L), scalar: 0 } } : {}) };
   }
   const denom = o.stdNormalize ? std + o.stdEps : 1;
-  const c = o.advClip;
   const centre = (m: Float32Array) => {
     const d = new Float32Array(L);
-    for (let l = 0; l < L; l++) d[l] = Math.min(Math.max((ssimWeight * (m[l]! - meanMap[l]!)) / denom, -c), c); // clip, inlined
+    for (let l = 0; l < L; l++) d[l] = clip((ssimWeight * (m[l]! - meanMap[l]!)) / denom, o.advClip);
     return d;
   };
   const maps = ssimMaps.map(centre);
