@@ -125,11 +125,21 @@ export function embeddingCosine(candidate: Value, reference: Value, encoder: Ima
   const enc: ImageEncoder = typeof encoder === 'function' ? { name: encoderName ?? 'encoder', preprocess: clipPreprocess, encode: encoder } : encoder;
   const [n, c, h, w] = candidate.shape;
   const pair = concat([reshape(candidate, [n, 1, c, h, w]), reshape(reference, [n, 1, c, h, w])], 1);
-  const embeds = enc.encode(enc.preprocess(reshape(pair, ['M', c, h, w])));
+  const { normed, d } = normalizedEmbeddings(enc, reshape(pair, ['M', c, h, w]), 'M');
+  return pairCosine(reshape(normed, [n, 2, d]), n, d);
+}
+
+/** The encoder's embeddings of `images` [rows,...], flattened to [rows, d] and L2-normalised. */
+function normalizedEmbeddings(enc: ImageEncoder, images: Value, rows: string): { normed: Value; d: number } {
+  const embeds = enc.encode(enc.preprocess(images));
   const dims = embeds.shape.slice(1);
   if (!dims.every((d) => typeof d === 'number')) throw new Error(`${enc.name}: its output must have static non-batch dimensions, got [${embeds.shape}]`);
   const d = (dims as number[]).reduce((a, b) => a * b, 1);
-  const e = reshape(l2normalize(reshape(embeds, ['M', d])), [n, 2, d]);
+  return { normed: l2normalize(reshape(embeds, [rows, d])), d };
+}
+
+/** Cosine [n] of each pair of normalised embeddings in `e` [n,2,d]. */
+function pairCosine(e: Value, n: number | string, d: number): Value {
   const half = (i: number) => reshape(slice(e, [i], [i + 1], [1]), [n, d]);
   return reduceSum(mul(half(0), half(1)), [1]);
 }
@@ -154,12 +164,7 @@ export function embeddingCosineSharedReference(candidate: Value, reference: Valu
   const pairs = cast(g.input(PAIR_ROWS, [n, 2]), 'int64');
   const distinct = g.emit('Gather', [reference, rows], { axis: 0 }, [{ dtype: 'float32', shape: ['R', c, h, w] }])[0];
   const stacked = g.emit('Concat', [candidate, distinct], { axis: 0 }, [{ dtype: 'float32', shape: ['K', c, h, w] }])[0];
-  const embeds = encoder.encode(encoder.preprocess(stacked));
-  const dims = embeds.shape.slice(1);
-  if (!dims.every((d) => typeof d === 'number')) throw new Error(`${encoder.name}: its output must have static non-batch dimensions, got [${embeds.shape}]`);
-  const d = (dims as number[]).reduce((a, b) => a * b, 1);
-  const normed = l2normalize(reshape(embeds, ['K', d]));
+  const { normed, d } = normalizedEmbeddings(encoder, stacked, 'K');
   const e = g.emit('Gather', [normed, pairs], { axis: 0 }, [{ dtype: 'float32', shape: [n, 2, d] }])[0];
-  const half = (i: number) => reshape(slice(e, [i], [i + 1], [1]), [n, d]);
-  return reduceSum(mul(half(0), half(1)), [1]);
+  return pairCosine(e, n, d);
 }
