@@ -91,6 +91,13 @@ function baseOf(seed: SeedPart): number {
   return typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff ? seed >>> 0 : hashSeed(seed);
 }
 
+/** mulberry32's output (a uint32) for its state after the step `(state + 0x6d2b79f5) | 0`: rng's u32, and the inlined generators below. */
+function mulberry32(state: number): number {
+  let t = Math.imul(state ^ (state >>> 15), state | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return (t ^ (t >>> 14)) >>> 0;
+}
+
 /** rng(seed)'s mulberry32 state before its first draw. */
 function initialState(base: number): number {
   return mix32(base ^ 0x6d2b79f5);
@@ -101,14 +108,7 @@ export function rng(seed: SeedPart): Rng {
   const base = baseOf(seed);
   let state = initialState(base);
   let spare: number | null = null;
-  const u32 = (): number => {
-    // mulberry32
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const u32 = (): number => mulberry32((state = (state + 0x6d2b79f5) | 0));
   const float = (): number => u32() / 4294967296;
   const r: Rng = {
     u32,
@@ -164,41 +164,37 @@ export function fillStandardNormal(out: Float32Array, seed: SeedPart | Rng): Flo
   const g = seed;
   const n = out.length;
   let i = 0;
-  while (i < n) {
-    const u = 2 * (g.u32() / 4294967296) - 1;
-    const v = 2 * (g.u32() / 4294967296) - 1;
-    const s = u * u + v * v;
-    if (s >= 1 || s === 0) continue;
-    const m = Math.sqrt((-2 * Math.log(s)) / s);
-    out[i++] = u * m;
-    if (i < n) out[i++] = v * m;
-  }
+  while (i < n) i = polar(out, i, g.u32(), g.u32());
   return out;
 }
 
 /**
- * fillStandardNormal(out, rng(seed)) from rng's initial state: the same values, the generator inlined (rng's u32,
- * step for step) instead of two closure calls per pair; the rollout worker's noise, 3*H*W values per action.
+ * One Marsaglia polar draw from two uint32s: up to two standard-normal values written at out[i...]; returns the next
+ * index (i itself when the pair is rejected).
+ */
+function polar(out: Float32Array, i: number, a: number, b: number): number {
+  const u = 2 * (a / 4294967296) - 1;
+  const v = 2 * (b / 4294967296) - 1;
+  const s = u * u + v * v;
+  if (s >= 1 || s === 0) return i;
+  const m = Math.sqrt((-2 * Math.log(s)) / s);
+  out[i++] = u * m;
+  if (i < out.length) out[i++] = v * m;
+  return i;
+}
+
+/**
+ * fillStandardNormal(out, rng(seed)) from rng's initial state: the same values, the generator's state kept here
+ * (mulberry32, rng's u32 step for step) instead of two closure calls per pair; the rollout worker's noise, 3*H*W
+ * values per action.
  */
 function fillStandardNormalSeeded(out: Float32Array, state: number): Float32Array {
   const n = out.length;
   let i = 0;
   while (i < n) {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = 2 * (((t ^ (t >>> 14)) >>> 0) / 4294967296) - 1;
-    state = (state + 0x6d2b79f5) | 0;
-    t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const v = 2 * (((t ^ (t >>> 14)) >>> 0) / 4294967296) - 1;
-    const s = u * u + v * v;
-    if (s >= 1 || s === 0) continue;
-    const m = Math.sqrt((-2 * Math.log(s)) / s);
-    out[i++] = u * m;
-    if (i < n) out[i++] = v * m;
+    const a = mulberry32((state = (state + 0x6d2b79f5) | 0));
+    const b = mulberry32((state = (state + 0x6d2b79f5) | 0));
+    i = polar(out, i, a, b);
   }
   return out;
 }
@@ -257,8 +253,8 @@ export function fillStandardNormalFast(out: Float32Array, seed: SeedPart | Rng):
 /**
  * out[k] = src[k] + scale * z[k] for z = fillStandardNormalFast(new Float32Array(src.length), rng(seed)), stored
  * through `out` (a clamping view rounds half to even and clamps, as a store of the same doubles would): the same
- * values without the noise array, the generator inlined (rng's u32, step for step) and the table read directly
- * (a Float32Array element reads as the same double). Gaussian noise on bytes (gaussian_noise).
+ * values without the noise array, the generator's state kept here (mulberry32, rng's u32 step for step) and the
+ * table read directly (a Float32Array element reads as the same double). Gaussian noise on bytes (gaussian_noise).
  */
 export function addStandardNormalFast(src: Uint8Array, scale: number, seed: SeedPart, out: Uint8ClampedArray): Uint8ClampedArray {
   if (out.length !== src.length) throw new Error(`addStandardNormalFast: out has ${out.length} elements, src ${src.length}`);
@@ -267,20 +263,10 @@ export function addStandardNormalFast(src: Uint8Array, scale: number, seed: Seed
   const n = src.length;
   let i = 0;
   for (; i + 1 < n; i += 2) {
-    state = (state + 0x6d2b79f5) | 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    const u = x ^ (x >>> 14); // rng's u32 before its >>> 0: the same low and high halves
+    const u = mulberry32((state = (state + 0x6d2b79f5) | 0));
     out[i] = src[i] + scale * t[u & 0xffff];
     out[i + 1] = src[i + 1] + scale * t[u >>> 16];
   }
-  if (i < n) {
-    state = (state + 0x6d2b79f5) | 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    out[i] = src[i] + scale * t[(x ^ (x >>> 14)) & 0xffff];
-  }
+  if (i < n) out[i] = src[i] + scale * t[mulberry32((state = (state + 0x6d2b79f5) | 0)) & 0xffff];
   return out;
 }
