@@ -1,4 +1,4 @@
-// Micro-bench of the rollout noise: fillStandardNormal from a seed (its generator inlined) against the same
+// Micro-bench of the rollout noise: fillStandardNormal from a seed (the generator's state kept in the loop) against the same
 // function driven through rng(seed) (the closure route every fill took before round 13), with a byte-equality
 // check of the two. Usage: node --import tsx bench/standard-normal.ts [values per fill, default 3072] [fills, default 2000]
 import { fillStandardNormal, rng } from '../lib/data/random.ts';
@@ -17,10 +17,10 @@ const time = (fill: (seed: number) => void): number => {
   for (let s = 0; s < fills; s++) fill(s);
   return (performance.now() - t0) / fills;
 };
-const rows: Record<string, number[]> = { 'rng(seed) closure (before)': [], 'seed, inlined (now)': [] };
+const rows: Record<string, number[]> = { 'rng(seed) closure (before)': [], 'seed, no closure (now)': [] };
 for (let rep = 0; rep < 5; rep++) {
   rows['rng(seed) closure (before)']!.push(time((s) => fillStandardNormal(b, rng(s))));
-  rows['seed, inlined (now)']!.push(time((s) => fillStandardNormal(a, s)));
+  rows['seed, no closure (now)']!.push(time((s) => fillStandardNormal(a, s)));
 }
 const median = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)]!;
 for (const [name, ms] of Object.entries(rows)) console.log(`${name.padEnd(28)} ${(median(ms) * 1000).toFixed(1)} us per ${per} values (median of 5)`);
