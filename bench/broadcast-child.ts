@@ -11,6 +11,7 @@
 // Every report carries the process's CPU time so far (ms) and its minor page faults, so the bench can print both
 // per round and arm.
 import { createHash } from 'node:crypto';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { connectNats, CheckpointStore } from '../lib/transport/index.ts';
@@ -27,6 +28,16 @@ const cpuMs = () => {
 /** This process's minor page faults so far (first touches of memory): reported beside the CPU time. */
 const faults = () => process.resourceUsage().minorPageFault;
 traceRole(`follower-${mode}-${process.pid}`);
+// BENCH_CHILD_GC=1: the garbage collections (kind, wall ms) since the previous version are reported with each, and
+// printed by the bench (the observer's entries arrive asynchronously: one may be reported with the next version)
+const gcs: string[] = [];
+const GC_KINDS: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weak' };
+if (process.env.BENCH_CHILD_GC === '1') {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push(`${GC_KINDS[(e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0] ?? '?'} ${e.duration.toFixed(1)}`);
+  }).observe({ entryTypes: ['gc'] });
+}
+const gcSince = () => gcs.splice(0).join(', ');
 // stopped with SIGTERM: exit normally, so that --cpu-prof (BENCH_CHILD_ARGS) writes its profile
 process.once('SIGTERM', () => process.exit(0));
 
@@ -45,7 +56,7 @@ if (mode === 'nats') {
     held?.release();
     held = ck;
     trace('decoded', { version: ann.version });
-    send({ version: ann.version, digest: ck.digest, cpu: cpuMs(), faults: faults() });
+    send({ version: ann.version, digest: ck.digest, cpu: cpuMs(), faults: faults(), ...(process.env.BENCH_CHILD_GC === '1' ? { gc: gcSince() } : {}) });
   }
   await nc.close();
 } else if (mode === 'tcp') {

@@ -32,6 +32,12 @@ import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, spawnNatsServer }
 const FOLLOWERS = 4;
 const REPS = Number(process.env.BENCH_BROADCAST_REPS ?? 5);
 const WARMUP = Number(process.env.BENCH_BROADCAST_WARMUP ?? 1);
+// BENCH_BROADCAST_PER_ROUND=1: each measured round's time, CPU and faults by process group as well (the first rounds
+// after a join are the slow ones: docs/performance.md, round 14)
+const PER_ROUND = process.env.BENCH_BROADCAST_PER_ROUND === '1';
+// BENCH_BROADCAST_SERVER_WARMUP=N (a probe, default 0): each arm's nats-server first carries N versions of another run
+// (put and pruned to 2, no follower), as a deployment's long-running server has
+const SERVER_WARMUP = Number(process.env.BENCH_BROADCAST_SERVER_WARMUP ?? 0);
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
 const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
 
@@ -54,7 +60,8 @@ function startFollower(child: string, args: string[]): Promise<Follower> {
   let faults = NaN;
   return new Promise((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`broadcast follower ${args[0]} exited with ${code}`)));
-    proc.on('message', (m: { ready?: boolean; version?: number; digest?: string; cpu?: number; faults?: number }) => {
+    proc.on('message', (m: { ready?: boolean; version?: number; digest?: string; cpu?: number; faults?: number; gc?: string }) => {
+      if (m.gc !== undefined) console.log(`      follower ${proc.pid} v${m.version}: cpu ${m.cpu?.toFixed(0)} faults ${m.faults} gc [${m.gc}]`);
       if (m.cpu !== undefined) cpu = m.cpu;
       if (m.faults !== undefined) faults = m.faults;
       if (m.ready) resolve({ proc, cpu: () => cpu, faults: () => faults, reached: (v) => (seen.has(v) ? Promise.resolve(seen.get(v)!) : new Promise((r) => waiting.set(v, r))) });
@@ -135,6 +142,8 @@ interface Arm {
   cpu: number[];
   /** Minor page faults summed over the rounds, the same processes. */
   faults: number[];
+  /** Per measured round (BENCH_BROADCAST_PER_ROUND=1): CPU ms and faults of learner, followers, nats-server. */
+  rounds: string[];
 }
 
 export async function run(): Promise<void> {
@@ -185,12 +194,24 @@ export async function run(): Promise<void> {
         [before ? 'after' : 'broadcast', { CheckpointStore, connectNats }, CHILD, CHECKPOINT_MAX_PAYLOAD] as const,
       ]) {
         const nats = servers.get(label) ?? (await serverFor(label, maxPayload));
+        if (SERVER_WARMUP > 0) {
+          // a server that has carried checkpoints before (another run's, same size): what a follower joining a running
+          // deployment's server meets; no follower of this arm sees them
+          const nc = await lib.connectNats({ url: nats.url, name: `bench-server-warmup-${label}` });
+          const store = await lib.CheckpointStore.open(nc, { runId: `bench-serverwarm-${label}-${String(mb).replace('.', '_')}` });
+          for (let v = 1; v <= SERVER_WARMUP; v++) {
+            const enc = encodeCheckpoint({ meta: { runId: 'serverwarm', version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
+            await store.put(v, enc.bytes, `sha256:${enc.digest}`);
+            await store.prune(2);
+          }
+          await nc.close();
+        }
         const runId = `bench-${label}-${String(mb).replace('.', '_')}`;
         const nc = await lib.connectNats({ url: nats.url, name: `bench-learner-${label}` });
         const store = await lib.CheckpointStore.open(nc, { runId });
         const followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(child, ['nats', nats.url, runId, shapesFile])));
         all.push(...followers);
-        arms.push({ label, runId, store, close: () => nc.close(), followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0], faults: [0, 0, 0] });
+        arms.push({ label, runId, store, close: () => nc.close(), followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0], faults: [0, 0, 0], rounds: [] });
       }
       const receivers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(CHILD, ['tcp', String(tcpPort)])));
       all.push(...receivers);
@@ -223,6 +244,7 @@ export async function run(): Promise<void> {
             arm.cpu[i]! += c1[i]! - c0[i]!;
             arm.faults[i]! += p1[i]! - p0[i]!;
           }
+          if (measured) arm.rounds.push(`${ms.toFixed(0)} ms (CPU ${[0, 1, 2].map((i) => (c1[i]! - c0[i]!).toFixed(0)).join('/')}, faults ${[0, 1, 2].map((i) => p1[i]! - p0[i]!).join('/')})`);
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
           await arm.store.prune(2);
         }
@@ -264,6 +286,7 @@ export async function run(): Promise<void> {
             `followers ${per(arm.cpu[1]!)}, nats-server ${per(arm.cpu[2]!)}, all ${per(sum(arm.cpu))}; minor page faults per round: learner ${perN(arm.faults[0]!)}, ` +
             `followers ${perN(arm.faults[1]!)}, nats-server ${perN(arm.faults[2]!)}`,
         );
+        if (PER_ROUND) console.log(`      ${arm.label} by round, learner/followers/nats-server: ${arm.rounds.join('; ')}`);
       }
     }
   } finally {

@@ -36,6 +36,7 @@ import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
+import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -462,6 +463,8 @@ export class CheckpointStore {
       deliver_policy: DeliverPolicy.LastPerSubject,
     });
     const messages = await consumer.consume();
+    // the young generation's first scavenges at the join, not in the first checkpoints' path (read-memory.ts)
+    settleYoungGeneration();
     const subject = this.subject;
     const backed = (a: Announcement) => this.backed(a);
     const latest = () => this.latest();

@@ -3,7 +3,8 @@
 // without exposing it to the program.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noteReceived, SCAVENGE_EVERY, v8Gc } from '../../lib/transport/read-memory.ts';
+import { getHeapSpaceStatistics } from 'node:v8';
+import { noteReceived, SCAVENGE_EVERY, settleYoungGeneration, v8Gc } from '../../lib/transport/read-memory.ts';
 
 const nextMacrotask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
@@ -29,4 +30,18 @@ test('a scavenge is scheduled once past SCAVENGE_EVERY bytes, and it frees dead 
   assert.equal(noteReceived(SCAVENGE_EVERY - 1), false);
   assert.equal(noteReceived(1), true);
   await new Promise<void>((resolve) => setImmediate(resolve));
+});
+
+/** Bytes in V8's young generation (new space) now. */
+const youngBytes = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_used_size;
+
+test('settleYoungGeneration: once per process, what is alive in the young generation is promoted', () => {
+  // ~2 MB of small live objects in the young generation, as a process's start leaves
+  const alive = Array.from({ length: 20_000 }, (_, i) => ({ i, s: `object ${i}`, a: [i, i + 1] }));
+  assert.ok(youngBytes() > 1_000_000, `the objects are young (${youngBytes()} bytes in new space)`);
+  assert.equal(settleYoungGeneration(), true);
+  // one scavenge only copies them within the young generation; the second promotes them
+  assert.ok(youngBytes() < 200_000, `promoted: ${youngBytes()} bytes left in new space`);
+  assert.equal(alive.length, 20_000);
+  assert.equal(settleYoungGeneration(), false, 'not again');
 });
