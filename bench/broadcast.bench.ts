@@ -35,9 +35,11 @@ const WARMUP = Number(process.env.BENCH_BROADCAST_WARMUP ?? 1);
 // BENCH_BROADCAST_PER_ROUND=1: each measured round's time, CPU and faults by process group as well (the first rounds
 // after a join are the slow ones: docs/performance.md, round 14)
 const PER_ROUND = process.env.BENCH_BROADCAST_PER_ROUND === '1';
-// BENCH_BROADCAST_SERVER_WARMUP=N (a probe, default 0): each arm's nats-server first carries N versions of another run
-// (put and pruned to 2, no follower), as a deployment's long-running server has
-const SERVER_WARMUP = Number(process.env.BENCH_BROADCAST_SERVER_WARMUP ?? 0);
+// BENCH_BROADCAST_RUN_VERSIONS=K (default 0, the issue's figure): the run has published K versions (put, pruned to 2)
+// before the followers start, so they join a run in progress, as a follower that is restarted or added does: each
+// fetches version K from the store (a late joiner), then the WARMUP and measured versions follow (K+1, ...). K >= 6
+// takes the measured rounds past nats-server's growth in a run's first ~6 versions at 1.2 MB (round 14)
+const RUN_VERSIONS = Number(process.env.BENCH_BROADCAST_RUN_VERSIONS ?? 0);
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
 const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
 
@@ -194,22 +196,18 @@ export async function run(): Promise<void> {
         [before ? 'after' : 'broadcast', { CheckpointStore, connectNats }, CHILD, CHECKPOINT_MAX_PAYLOAD] as const,
       ]) {
         const nats = servers.get(label) ?? (await serverFor(label, maxPayload));
-        if (SERVER_WARMUP > 0) {
-          // a server that has carried checkpoints before (another run's, same size): what a follower joining a running
-          // deployment's server meets; no follower of this arm sees them
-          const nc = await lib.connectNats({ url: nats.url, name: `bench-server-warmup-${label}` });
-          const store = await lib.CheckpointStore.open(nc, { runId: `bench-serverwarm-${label}-${String(mb).replace('.', '_')}` });
-          for (let v = 1; v <= SERVER_WARMUP; v++) {
-            const enc = encodeCheckpoint({ meta: { runId: 'serverwarm', version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
-            await store.put(v, enc.bytes, `sha256:${enc.digest}`);
-            await store.prune(2);
-          }
-          await nc.close();
-        }
         const runId = `bench-${label}-${String(mb).replace('.', '_')}`;
         const nc = await lib.connectNats({ url: nats.url, name: `bench-learner-${label}` });
         const store = await lib.CheckpointStore.open(nc, { runId });
+        // BENCH_BROADCAST_RUN_VERSIONS: the run's first versions, published (and pruned) before the followers start
+        for (let v = 1; v <= RUN_VERSIONS; v++) {
+          const enc = encodeCheckpoint({ meta: { runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
+          await store.put(v, enc.bytes, `sha256:${enc.digest}`);
+          await store.prune(2);
+        }
         const followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(child, ['nats', nats.url, runId, shapesFile])));
+        // late joiners: each fetched the run's newest version from the store first
+        if (RUN_VERSIONS > 0) await Promise.all(followers.map((f) => f.reached(RUN_VERSIONS)));
         all.push(...followers);
         arms.push({ label, runId, store, close: () => nc.close(), followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0], faults: [0, 0, 0], rounds: [] });
       }
@@ -221,9 +219,10 @@ export async function run(): Promise<void> {
       const fCpu = (fs: Follower[]) => sum(fs.map((f) => f.cpu()));
       const fFaults = (fs: Follower[]) => sum(fs.map((f) => f.faults()));
       let bytes = 0;
-      for (let v = 1; v <= WARMUP + REPS; v++) {
+      for (let i = 1; i <= WARMUP + REPS; i++) {
         // the first WARMUP versions are the followers' join: delivered and checked, not measured
-        const measured = v > WARMUP;
+        const measured = i > WARMUP;
+        const v = RUN_VERSIONS + i;
         let enc = encodeCheckpoint({ meta: { runId: 'bench', version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
         // the arms take turns going first, so that neither always follows the TCP arm
         for (const arm of v % 2 === 0 ? [...arms].reverse() : arms) {
@@ -259,8 +258,8 @@ export async function run(): Promise<void> {
           s.write(head);
           s.write(enc.bytes);
         }
-        const tcpDigests = await Promise.all(receivers.map((f) => f.reached(v)));
-        if (tcpDigests.some((d) => d !== digest)) throw new Error(`v${v}: a TCP receiver hashed other bytes`);
+        const tcpDigests = await Promise.all(receivers.map((f) => f.reached(i)));
+        if (tcpDigests.some((d) => d !== digest)) throw new Error(`frame ${i}: a TCP receiver hashed other bytes`);
         if (!measured) continue;
         tcpMs.push(performance.now() - t0);
         tcpCpu[0]! += ownCpu() - c0[0]!;

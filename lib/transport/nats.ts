@@ -189,8 +189,8 @@ const PUSH_WAIT_MS = 2000;
 
 /**
  * Buffers a follower that releases its checkpoints makes ready at its join beside the one it holds (get's `reuse`):
- * one, for the next push; the pool grows to POOL_KEEP by itself when a follower still holds a version while two newer
- * ones arrive (checkpoint-buffers.ts).
+ * one, for the next push (and one more when the one it holds was read from the store, outside the pool); the pool
+ * grows to POOL_KEEP by itself when a follower still holds a version while two newer ones arrive (checkpoint-buffers.ts).
  */
 const RESERVED_BUFFERS = 1;
 
@@ -363,7 +363,10 @@ export class CheckpointStore {
     } catch {
       /* meta is advisory */
     }
-    if (opts.reuse) this.pushes?.buffers.reserve(bytes.length, RESERVED_BUFFERS);
+    // read from the store (a late joiner's first checkpoint): these bytes never return to the pool, so the two buffers
+    // a follower cycles through (the version it holds, the one arriving) are both made now; with one, the second push
+    // after the join landed in fresh memory (docs/performance.md, "Round 14: bcast14")
+    if (opts.reuse) this.pushes?.buffers.reserve(bytes.length, RESERVED_BUFFERS + 1);
     this.opts.onGet?.({ version, bytes: bytes.length, seconds: (performance.now() - t0) / 1000 });
     let released = false;
     return {

@@ -122,6 +122,39 @@ for (const [label, size] of [['in one message', 300 * 1024 + 5], ['in several me
   });
 }
 
+test('a late joiner (its first checkpoint from the store) has a buffer ready for each of the next two pushes', async () => {
+  const runId = 'pool-late';
+  const size = 300 * 1024 + 5;
+  const learner = await CheckpointStore.open(learnerNc, { runId });
+  const follower = await CheckpointStore.open(followerNc, { runId });
+  const versions = [1, 2, 3].map(() => {
+    const bytes = randomBytes(size);
+    return { bytes, digest: sha256Digest(bytes) };
+  });
+  await learner.put(1, versions[0]!.bytes, versions[0]!.digest);
+  const watch = await follower.watch();
+  const it = watch[Symbol.asyncIterator]();
+  try {
+    // v1 was announced before the watch: read from the store, outside the pool
+    const g1 = await follower.get(1, { expectDigest: (await nextAnnouncement(it)).digest, reuse: true });
+    assert.ok(Buffer.from(g1.bytes).equals(versions[0]!.bytes));
+    assert.equal(poolOf(follower).freeCount, 2, 'the join made a buffer for the held version\'s successor and the next push');
+    await learner.put(2, versions[1]!.bytes, versions[1]!.digest);
+    const g2 = await follower.get(2, { expectDigest: (await nextAnnouncement(it)).digest, reuse: true });
+    g1.release();
+    // v2 is held in a pool buffer; v1's bytes do not come back: v3 still finds one ready
+    assert.equal(poolOf(follower).freeCount, 1, 'no buffer ready for the push after the join\'s');
+    await learner.put(3, versions[2]!.bytes, versions[2]!.digest);
+    const g3 = await follower.get(3, { expectDigest: (await nextAnnouncement(it)).digest, reuse: true });
+    assert.ok(Buffer.from(g3.bytes).equals(versions[2]!.bytes));
+    g2.release();
+    assert.equal(poolOf(follower).freeCount, 1);
+    g3.release();
+  } finally {
+    await watch.stop();
+  }
+});
+
 /** Parameters of a small network (float32), different per seed. */
 function params(seed: number): TensorMap {
   const m: TensorMap = new Map();
