@@ -16,6 +16,9 @@
 //   BENCH_TCP_HOLD=1 (the TCP receivers also copy each frame into a buffer of their own, as a follower holds what it
 //   received: the same end event; default off, the baseline of the issue's target),
 //   BENCH_CHILD_ARGS (extra node flags for the follower processes, e.g. "--cpu-prof --cpu-prof-dir=DIR"),
+//   BENCH_BROADCAST_PER_ROUND=1 (each measured round's time, CPU and faults by process group as well),
+//   BENCH_BROADCAST_RUN_VERSIONS=K (the run has K versions before the followers start: late joiners; below),
+//   BENCH_CHILD_GC=1 (each follower prints its garbage collections per version),
 //   RECOVERY_GRPO_TRACE=FILE (lib/log/trace.ts: the put's, the followers' and the watch's steps, one JSON line each)
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
