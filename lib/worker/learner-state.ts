@@ -21,6 +21,13 @@ const KEEP = 2;
 export class LearnerStateStore {
   /** Versions this store wrote and has not deleted; undefined until the bucket was listed once (by prune). */
   private known: Set<number> | undefined;
+  /**
+   * The chunk id of each version this process committed and has not deleted: prune deletes those without nats.js's
+   * read-back of the object's info (ObjectChunks.remove). Versions of earlier processes are deleted as before.
+   */
+  private readonly committed = new Map<number, string>();
+  /** Versions this process has tried to write (a retry, or an attempt that failed, may have left an object). */
+  private readonly attempted = new Set<number>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -57,6 +64,7 @@ export class LearnerStateStore {
   /** Re-creates the bucket when the server lost it (lib/transport/store-loss.ts); true when it did. */
   async recreate(): Promise<boolean> {
     this.known = undefined;
+    this.committed.clear();
     return ensureStream(await this.nc.jetstreamManager(), `OBJ_${this.bucket}`, () => this.nc.jetstream().views.os(this.bucket, this.options));
   }
 
@@ -73,8 +81,12 @@ export class LearnerStateStore {
     const name = this.objectName(version);
     // an earlier attempt at this version (a retry, or a process killed before announcing it) is replaced: its info is
     // looked up beside the new chunks (it is answered before they are committed), not before them, on the critical
-    // path at staleness 0 (docs/performance.md, "Round 12: pipe12")
-    const lookup = this.os.info(name);
+    // path at staleness 0 (docs/performance.md, "Round 12: pipe12"). No lookup where none can exist: the bucket was
+    // listed (every earlier process's versions are in `known`), the version is not among them, and this process has
+    // not tried it before (docs/performance.md, "Round 14: lrn14").
+    const absent = this.known !== undefined && !this.known.has(version) && !this.attempted.has(version);
+    this.attempted.add(version);
+    const lookup = absent ? Promise.resolve(null) : this.os.info(name);
     lookup.catch(() => undefined); // handled below, after the chunks
     let written: { nuid: string; chunks: number };
     try {
@@ -87,7 +99,9 @@ export class LearnerStateStore {
       await this.chunks.purgeChunks(written.nuid).catch(() => {});
       throw e;
     });
+    this.committed.delete(version); // until committed: a failed commit leaves which object is there unknown
     await this.chunks.commit(name, written, bytes.length, Buffer.from(digest, 'hex'), { description: `AdamW state of version ${version}`, metadata: {} });
+    this.committed.set(version, written.nuid);
     if (earlier && !earlier.deleted) await this.chunks.purgeChunks(earlier.nuid).catch(() => {});
     this.known?.add(version);
     return bytes.length;
@@ -117,8 +131,14 @@ export class LearnerStateStore {
     }
     for (const v of [...this.known].sort((a, b) => a - b)) {
       if (v > latest - KEEP) break;
-      await this.os.delete(this.objectName(v));
+      const nuid = this.committed.get(v);
+      // an object this process committed: its info and chunks purged at once (sent before the next step blocks the
+      // event loop, so the server does them meanwhile, not during the next publication); an earlier process's: nats.js
+      if (nuid !== undefined) await this.chunks.remove(this.objectName(v), nuid);
+      else await this.os.delete(this.objectName(v));
       this.known.delete(v);
+      this.committed.delete(v);
+      this.attempted.delete(v);
     }
   }
 }

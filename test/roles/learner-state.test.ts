@@ -55,3 +55,40 @@ test("a run's moments in its old learner-<run> bucket are read on resume", async
   const jsm = await nc.jetstreamManager();
   await assert.rejects(jsm.streams.info('OBJ_learner-run-new'), /not found/i);
 });
+
+/** The messages of run `run` in the bucket's stream: its objects' infos and each object's chunks. */
+async function streamMessages(run: string): Promise<{ infos: number; chunks: number }> {
+  const jsm = await nc.jetstreamManager();
+  const os = await nc.jetstream().views.os('learner-state');
+  const live = (await os.list()).filter((i) => !i.deleted && i.name.startsWith(`${run}/`));
+  const subjects = (await jsm.streams.info('OBJ_learner-state', { subjects_filter: '$O.learner-state.C.>' })).state.subjects ?? {};
+  return { infos: live.length, chunks: live.reduce((n, i) => n + (subjects[`$O.learner-state.C.${i.nuid}`] ?? 0), 0) };
+}
+
+test("a learner's own moments are deleted without a read-back and leave nothing; a predecessor's leftover is still replaced", async () => {
+  const jsm = await nc.jetstreamManager();
+  const total = async () => (await jsm.streams.info('OBJ_learner-state')).state.messages;
+  // a learner killed after storing the moments of v5 without announcing it
+  const killed = await LearnerStateStore.open(nc, 'run-c');
+  await killed.put(file(5, 1));
+  const before = await total();
+  const s = await LearnerStateStore.open(nc, 'run-c');
+  await s.put(file(3, 3));
+  await s.prune(3); // the first prune lists the bucket: v3 and the leftover v5
+  await s.put(file(4, 4));
+  await s.put(file(5, 5)); // the re-applied batch: the leftover's chunks are purged, not leaked
+  await s.put(file(5, 55)); // a retry at the same version: the first attempt's chunks are purged too
+  assert.equal((await s.get(5, digest(5), params))?.state.step, 55);
+  await s.put(file(6, 6));
+  await s.prune(6); // deletes v3 and v4 (this process wrote them)
+  assert.equal(await s.get(3, digest(3), params), null);
+  assert.equal(await s.get(4, digest(4), params), null);
+  assert.equal((await s.get(6, digest(6), params))?.state.step, 6);
+  const os = await nc.jetstream().views.os('learner-state');
+  // no deleted-info record left behind for the deleted versions (nats.js's delete writes one)
+  assert.equal(await os.info('run-c/optim-v0000000003'), null);
+  assert.equal(await os.info('run-c/optim-v0000000004'), null);
+  // v5 and v6, one info and one chunk each: nothing else of this run is left in the stream
+  assert.deepEqual(await streamMessages('run-c'), { infos: 2, chunks: 2 });
+  assert.equal(await total(), before - 2 + 4, 'the stream holds v5 and v6 where it held the leftover v5');
+});
