@@ -21,11 +21,6 @@ const KEEP = 2;
 export class LearnerStateStore {
   /** Versions this store wrote and has not deleted; undefined until the bucket was listed once (by prune). */
   private known: Set<number> | undefined;
-  /**
-   * The chunk id of each version this process committed and has not deleted: prune deletes those without nats.js's
-   * read-back of the object's info (ObjectChunks.remove). Versions of earlier processes are deleted as before.
-   */
-  private readonly committed = new Map<number, string>();
   /** Versions this process has tried to write (a retry, or an attempt that failed, may have left an object). */
   private readonly attempted = new Set<number>();
 
@@ -64,7 +59,6 @@ export class LearnerStateStore {
   /** Re-creates the bucket when the server lost it (lib/transport/store-loss.ts); true when it did. */
   async recreate(): Promise<boolean> {
     this.known = undefined;
-    this.committed.clear();
     return ensureStream(await this.nc.jetstreamManager(), `OBJ_${this.bucket}`, () => this.nc.jetstream().views.os(this.bucket, this.options));
   }
 
@@ -99,9 +93,7 @@ export class LearnerStateStore {
       await this.chunks.purgeChunks(written.nuid).catch(() => {});
       throw e;
     });
-    this.committed.delete(version); // until committed: a failed commit leaves which object is there unknown
     await this.chunks.commit(name, written, bytes.length, Buffer.from(digest, 'hex'), { description: `AdamW state of version ${version}`, metadata: {} });
-    this.committed.set(version, written.nuid);
     if (earlier && !earlier.deleted) await this.chunks.purgeChunks(earlier.nuid).catch(() => {});
     this.known?.add(version);
     return bytes.length;
@@ -131,13 +123,8 @@ export class LearnerStateStore {
     }
     for (const v of [...this.known].sort((a, b) => a - b)) {
       if (v > latest - KEEP) break;
-      const nuid = this.committed.get(v);
-      // an object this process committed: its info and chunks purged at once (sent before the next step blocks the
-      // event loop, so the server does them meanwhile, not during the next publication); an earlier process's: nats.js
-      if (nuid !== undefined) await this.chunks.remove(this.objectName(v), nuid);
-      else await this.os.delete(this.objectName(v));
+      await this.os.delete(this.objectName(v));
       this.known.delete(v);
-      this.committed.delete(v);
       this.attempted.delete(v);
     }
   }
