@@ -70,8 +70,24 @@ test("writing a version looks up an earlier attempt only where one can exist: a 
   const s = await LearnerStateStore.open(nc, 'run-c');
   await s.put(file(3, 3)); // before the first listing: looked up
   await s.prune(3); // the first prune lists the bucket: v3 and the leftover v5
-  await s.put(file(4, 4)); // listed as absent: no lookup
-  await s.put(file(5, 5)); // the re-applied batch: the leftover is listed, looked up, and its chunks purged
+  // the lookups (an object's info read: a message get on the bucket's stream), seen by a second connection
+  const watcher = await connectNats({ url: nats.url, name: 'learner-state-lookups' });
+  const lookups = watcher.subscribe('$JS.API.STREAM.MSG.GET.OBJ_learner-state');
+  let seen = 0;
+  void (async () => {
+    for await (const _ of lookups) seen++;
+  })();
+  await watcher.flush();
+  const looked = async (put: () => Promise<unknown>) => {
+    const from = seen;
+    await put();
+    await watcher.flush();
+    return seen - from;
+  };
+  assert.equal(await looked(() => s.put(file(4, 4))), 0, 'listed as absent: not looked up');
+  // the re-applied batch: the leftover is listed, looked up, and its chunks purged
+  assert.equal(await looked(() => s.put(file(5, 5))), 1);
+  await watcher.close();
   await s.put(file(5, 55)); // a retry at the same version: the first attempt's chunks are purged too
   await s.put(file(6, 6));
   await s.prune(6); // deletes v3 and v4
