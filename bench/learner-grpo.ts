@@ -92,7 +92,7 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
   const nats = await spawnNatsServer({ port: await freePort(), storeDir, maxPayload: CHECKPOINT_MAX_PAYLOAD });
   const orch = await startFakeOrchestrator({ runId, config: configInput(runId) });
   const profile = process.env.LEARNER_GRPO_PROFILE;
-  const child = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), resolve(checkout, 'bin/recovery-grpo.mjs'), 'learner', '--orchestrator', orch.address, '--nats', nats.url, '--worker-id', 'learner-1'], {
+  const child = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), resolve(checkout, 'bin/recovery-grpo.mjs'), 'learner', '--orchestrator', orch.address, '--nats', nats.url, '--worker-id', 'learner-1', '--metrics-port', String(await freePort())], {
     cwd: checkout, stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, ...allocatorEnvFor(process.env), RECOVERY_GRPO_TRACE: traceFile, RECOVERY_GRPO_THREADS: THREADS, RECOVERY_GRPO_LOG_FORMAT: 'text' },
   });
