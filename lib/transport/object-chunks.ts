@@ -111,15 +111,6 @@ export class ObjectChunks {
   }
 
   /**
-   * Deletes object `name`, whose chunks the caller wrote under `nuid`: its info and its chunks purged, both requests at
-   * once. nats.js's delete reads the info back first (a server-side read of its block) and leaves a deleted-info
-   * record; here no record is left (readers find no object, as after a delete).
-   */
-  async remove(name: string, nuid: string): Promise<void> {
-    await Promise.all([this.jsm.streams.purge(this.stream, { filter: this.metaSubject(name) }), this.purgeChunks(nuid)]);
-  }
-
-  /**
    * Reads an object's chunks, in order, into one buffer. The caller checks the size and digest: a tampered object
    * reads as whatever bytes it holds.
    */
