@@ -21,6 +21,8 @@ const KEEP = 2;
 export class LearnerStateStore {
   /** Versions this store wrote and has not deleted; undefined until the bucket was listed once (by prune). */
   private known: Set<number> | undefined;
+  /** Versions this process has tried to write (a retry, or an attempt that failed, may have left an object). */
+  private readonly attempted = new Set<number>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -73,8 +75,12 @@ export class LearnerStateStore {
     const name = this.objectName(version);
     // an earlier attempt at this version (a retry, or a process killed before announcing it) is replaced: its info is
     // looked up beside the new chunks (it is answered before they are committed), not before them, on the critical
-    // path at staleness 0 (docs/performance.md, "Round 12: pipe12")
-    const lookup = this.os.info(name);
+    // path at staleness 0 (docs/performance.md, "Round 12: pipe12"). No lookup where none can exist: the bucket was
+    // listed (every earlier process's versions are in `known`), the version is not among them, and this process has
+    // not tried it before (docs/performance.md, "Round 14: lrn14").
+    const absent = this.known !== undefined && !this.known.has(version) && !this.attempted.has(version);
+    this.attempted.add(version);
+    const lookup = absent ? Promise.resolve(null) : this.os.info(name);
     lookup.catch(() => undefined); // handled below, after the chunks
     let written: { nuid: string; chunks: number };
     try {
@@ -119,6 +125,7 @@ export class LearnerStateStore {
       if (v > latest - KEEP) break;
       await this.os.delete(this.objectName(v));
       this.known.delete(v);
+      this.attempted.delete(v);
     }
   }
 }

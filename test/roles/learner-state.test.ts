@@ -55,3 +55,47 @@ test("a run's moments in its old learner-<run> bucket are read on resume", async
   const jsm = await nc.jetstreamManager();
   await assert.rejects(jsm.streams.info('OBJ_learner-run-new'), /not found/i);
 });
+
+/** Chunk messages in the bucket's stream, all runs together. */
+async function chunkMessages(): Promise<number> {
+  const jsm = await nc.jetstreamManager();
+  const subjects = (await jsm.streams.info('OBJ_learner-state', { subjects_filter: '$O.learner-state.C.>' })).state.subjects ?? {};
+  return Object.values(subjects).reduce((a, b) => a + b, 0);
+}
+
+test("writing a version looks up an earlier attempt only where one can exist: a predecessor's leftover and a retry are still replaced", async () => {
+  // a learner killed after storing the moments of v5 without announcing it
+  await (await LearnerStateStore.open(nc, 'run-c')).put(file(5, 1));
+  const before = await chunkMessages();
+  const s = await LearnerStateStore.open(nc, 'run-c');
+  await s.put(file(3, 3)); // before the first listing: looked up
+  await s.prune(3); // the first prune lists the bucket: v3 and the leftover v5
+  // the lookups (an object's info read: a message get on the bucket's stream), seen by a second connection
+  const watcher = await connectNats({ url: nats.url, name: 'learner-state-lookups' });
+  const lookups = watcher.subscribe('$JS.API.STREAM.MSG.GET.OBJ_learner-state');
+  let seen = 0;
+  void (async () => {
+    for await (const _ of lookups) seen++;
+  })();
+  await watcher.flush();
+  const looked = async (put: () => Promise<unknown>) => {
+    const from = seen;
+    await put();
+    await watcher.flush();
+    return seen - from;
+  };
+  assert.equal(await looked(() => s.put(file(4, 4))), 0, 'listed as absent: not looked up');
+  // the re-applied batch: the leftover is listed, looked up, and its chunks purged
+  assert.equal(await looked(() => s.put(file(5, 5))), 1);
+  await watcher.close();
+  await s.put(file(5, 55)); // a retry at the same version: the first attempt's chunks are purged too
+  await s.put(file(6, 6));
+  await s.prune(6); // deletes v3 and v4
+  assert.equal((await s.get(5, digest(5), params))?.state.step, 55);
+  assert.equal((await s.get(6, digest(6), params))?.state.step, 6);
+  assert.equal(await s.get(4, digest(4), params), null);
+  const names = (await (await nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted && i.name.startsWith('run-c/')).map((i) => i.name).sort();
+  assert.deepEqual(names, ['run-c/optim-v0000000005', 'run-c/optim-v0000000006']);
+  // one chunk per object: v5 and v6 are left where the leftover v5 was, and no earlier attempt's chunks
+  assert.equal(await chunkMessages(), before + 1);
+});

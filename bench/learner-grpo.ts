@@ -1,0 +1,224 @@
+// The learner alone on GRPO batches (docs/performance.md, "Round 14: lrn14"): where its CPU and its serial time go
+// beyond the GRPO step, measured without the rest of the pipeline on the cores. Each arm runs in a fresh child:
+//
+// - `learner`: the real learner of a checkout as its own process (bin/recovery-grpo.mjs learner, 2 onnxruntime
+//   threads as in a local run on 2 cores, the roles' allocator settings), its own nats-server, fed by the roles
+//   tests' fake orchestrator: 2 SFT batches, then GRPO batches of the default run (32 px, 4 groups x 8 = 32 actions,
+//   dense advantages) with one batch always queued behind the one being trained (maxStaleness 1, where the learner
+//   is the bottleneck). Per GRPO batch (the first WARM not counted): the learner process's CPU (/proc), the step's
+//   CPU (its trace: train_start -> train_end), the rest, the wall time per batch, the step's wall time, the
+//   publication's (train_end -> published, on its serial path), and nats-server's CPU.
+// - `loop`: the same batches through grpoUpdate in one process (2 threads), as the single-process loop trains: the
+//   step's CPU and wall time with nothing around it.
+//
+// Arms alternate (the order flips every round); the batches are the same in every arm (seeded).
+//
+//   AB_BASE=/work/main nice -n 10 node --import tsx bench/learner-grpo.ts     # LEARNER_GRPO_BATCHES=40 LEARNER_GRPO_REPS=2
+//   LEARNER_GRPO_TRACE_OUT=FILE ...  keeps the learner's trace (lib/log/trace.ts) of the last learner arm
+//   LEARNER_GRPO_PROFILE=DIR ...   the learner process under --cpu-prof (its .cpuprofile in DIR; pipeline-profile.ts --summarise)
+import { execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { allocatorEnvFor } from '../lib/deploy/allocator-env.ts';
+
+const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BATCHES = Number(process.env.LEARNER_GRPO_BATCHES ?? 40);
+const REPS = Number(process.env.LEARNER_GRPO_REPS ?? 2);
+const WARM = 5;
+const THREADS = '2';
+const DISTINCT = 4; // distinct batches, sent in turn
+const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
+
+interface LearnerFigures { kind: 'learner'; cpuMs: number; stepCpuMs: number; wallMs: number; stepWallMs: number; publishWallMs: number; natsCpuMs: number }
+interface LoopFigures { kind: 'loop'; stepCpuMs: number; stepWallMs: number }
+type Figures = LearnerFigures | LoopFigures;
+
+function procCpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+const configInput = (runId: string) => ({ run: { id: runId, seed: 0 }, sft: { steps: 2 }, grpo: { steps: BATCHES + 10 }, eval: { everyVersions: 0 } });
+
+/** DISTINCT GRPO batches of the default run, rolled out from the initial policy (seeded: the same in every arm). */
+async function makeBatches(checkout: string, runId: string) {
+  const { parseConfig } = await import(resolve(checkout, 'lib/config/index.ts'));
+  const { initialParamsOf } = await import(resolve(checkout, 'lib/models/bundle.ts'));
+  const { PolicyRunner } = await import(resolve(checkout, 'lib/models/runner.ts'));
+  const { ssimMapSize } = await import(resolve(checkout, 'lib/models/ssim.ts'));
+  const config = parseConfig(configInput(runId), { overrides: [], source: 'bench' });
+  const H = config.data.size as number;
+  const G = config.grpo.groupSize as number;
+  const groups = config.grpo.samplesPerBatch as number;
+  const n = G * groups;
+  const per = 3 * H * H;
+  const h = ssimMapSize(H) as number;
+  const params = initialParamsOf(config);
+  const runner = await PolicyRunner.create(config);
+  let s = 1;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const out = [];
+  for (let b = 0; b < DISTINCT; b++) {
+    const images = new Float32Array(n * per);
+    for (let g = 0; g < groups; g++) {
+      const img = Float32Array.from({ length: per }, (_, i) => 0.5 + 0.3 * Math.sin(i * (0.013 + 0.007 * (b * groups + g))) + 0.05 * normal());
+      for (let k = 0; k < G; k++) images.set(img, (g * G + k) * per);
+    }
+    const noise = Float32Array.from({ length: n * per }, normal);
+    const r = await runner.sample(params, images, noise, n, true);
+    const advantages = Float32Array.from({ length: n }, () => normal());
+    const advantageMap = Float32Array.from({ length: n * 3 * h * h }, () => 0.1 * normal());
+    out.push({ n, H, h, images, actions: r.action, logpOld: r.logpMap!, advantages, advantageMap });
+  }
+  await runner.release();
+  return { config, batches: out };
+}
+
+async function learnerChild(checkout: string): Promise<LearnerFigures> {
+  const runId = 'learner-grpo-bench';
+  const traceFile = join(mkdtempSync(join(tmpdir(), 'learner-grpo-')), 'trace.jsonl');
+  const { spawnNatsServer, CHECKPOINT_MAX_PAYLOAD } = await import(resolve(checkout, 'lib/transport/nats-server.ts'));
+  const { freePort } = await import(resolve(checkout, 'lib/local/ports.ts'));
+  const { startFakeOrchestrator } = await import(resolve(checkout, 'test/roles/helpers.ts'));
+  const { encodeTensor } = await import(resolve(checkout, 'lib/transport/index.ts'));
+  const { batches } = await makeBatches(checkout, runId);
+  const storeDir = mkdtempSync(join(tmpdir(), 'learner-grpo-nats-'));
+  const nats = await spawnNatsServer({ port: await freePort(), storeDir, maxPayload: CHECKPOINT_MAX_PAYLOAD });
+  const orch = await startFakeOrchestrator({ runId, config: configInput(runId) });
+  const profile = process.env.LEARNER_GRPO_PROFILE;
+  const child = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), resolve(checkout, 'bin/recovery-grpo.mjs'), 'learner', '--orchestrator', orch.address, '--nats', nats.url, '--worker-id', 'learner-1', '--metrics-port', String(await freePort())], {
+    cwd: checkout, stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, ...allocatorEnvFor(process.env), RECOVERY_GRPO_TRACE: traceFile, RECOVERY_GRPO_THREADS: THREADS, RECOVERY_GRPO_LOG_FORMAT: 'text' },
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    const f32 = (shape: number[], data: Float32Array) => encodeTensor({ dtype: 'float32', shape, data });
+    const b0 = batches[0]!;
+    const sftImg = f32([b0.n, 3, b0.H, b0.H], b0.images);
+    const resultOf = async (seq: number, from: number) => {
+      const m = await orch.next((x: { train_result?: { batch_id: string }; task_error?: unknown }) => x.train_result?.batch_id === `${runId}-b${seq}` || !!x.task_error, { from, timeoutMs: 120_000 });
+      if (!m.train_result?.applied) throw new Error(`batch ${seq}: ${JSON.stringify(m)}`);
+    };
+    for (let seq = 1; seq <= 2; seq++) {
+      const from = orch.received.length;
+      await orch.send('learner-1', { train_batch: { batch_id: `${runId}-b${seq}`, batch_seq: seq, kind: 'SFT', lease_ms: 60_000, images: sftImg, targets: f32([b0.n, 3, b0.H, b0.H], b0.images) } });
+      await resultOf(seq, from);
+    }
+    await new Promise((r) => setTimeout(r, 2000)); // prepareGrpo (sessions, warm-up) after the last SFT batch
+    const wire = batches.map((b) => ({
+      images: f32([b.n, 3, b.H, b.H], b.images), actions: f32([b.n, 3, b.H, b.H], b.actions), logp_old: f32([b.n, 3, b.H, b.H], b.logpOld),
+      advantages: f32([b.n], b.advantages), advantage_map: f32([b.n, 3, b.h, b.h], b.advantageMap),
+      sample_ids: Array.from({ length: b.n }, (_, i) => `s${Math.floor(i / 8)}`), group_indices: Array.from({ length: b.n }, (_, i) => i % 8),
+    }));
+    const send = (k: number) => {
+      const seq = 2 + k;
+      return orch.send('learner-1', { train_batch: { batch_id: `${runId}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 60_000, ...wire[(k - 1) % DISTINCT]!, behaviour_versions: Array(b0.n).fill(seq - 2) } });
+    };
+    const doneAt: number[] = [];
+    let cpu0 = 0;
+    let nats0 = 0;
+    let from = orch.received.length;
+    await send(1);
+    await send(2);
+    for (let k = 1; k <= BATCHES; k++) {
+      await resultOf(2 + k, from);
+      from = orch.received.length;
+      doneAt.push(performance.now());
+      if (k === WARM) [cpu0, nats0] = [procCpuMs(child.pid!), procCpuMs(nats.pid)];
+      if (k + 2 <= BATCHES) await send(k + 2);
+    }
+    await new Promise((r) => setTimeout(r, 100)); // the last prune
+    if (process.env.LEARNER_GRPO_TRACE_OUT) copyFileSync(traceFile, process.env.LEARNER_GRPO_TRACE_OUT);
+    const counted = BATCHES - WARM;
+    const cpuMs = (procCpuMs(child.pid!) - cpu0) / counted;
+    const natsCpuMs = (procCpuMs(nats.pid) - nats0) / counted;
+    const evs = readFileSync(traceFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { t: number; cpu: number; ev: string; seq?: number });
+    const at = (ev: string, seq: number) => evs.find((e) => e.ev === ev && e.seq === seq)!;
+    const step: number[] = [];
+    const stepWall: number[] = [];
+    const pub: number[] = [];
+    for (let k = WARM + 1; k <= BATCHES; k++) {
+      const s = at('train_start', 2 + k);
+      const e = at('train_end', 2 + k);
+      step.push(e.cpu - s.cpu);
+      stepWall.push(e.t - s.t);
+      pub.push(at('published', 2 + k).t - e.t);
+    }
+    return { kind: 'learner', cpuMs, stepCpuMs: mean(step), wallMs: (doneAt.at(-1)! - doneAt[WARM - 1]!) / counted, stepWallMs: median(stepWall), publishWallMs: median(pub), natsCpuMs };
+  } finally {
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await orch.close();
+    await nats.stop();
+    rmSync(storeDir, { recursive: true, force: true });
+    rmSync(dirname(traceFile), { recursive: true, force: true });
+  }
+}
+
+async function loopChild(checkout: string): Promise<LoopFigures> {
+  process.env.RECOVERY_GRPO_THREADS = THREADS;
+  const { config, batches } = await makeBatches(checkout, 'learner-grpo-bench');
+  const { initialParamsOf } = await import(resolve(checkout, 'lib/models/bundle.ts'));
+  const { PolicyRunner } = await import(resolve(checkout, 'lib/models/runner.ts'));
+  const { PolicyTrainer } = await import(resolve(checkout, 'lib/models/trainer.ts'));
+  const { grpoUpdate } = await import(resolve(checkout, 'lib/grpo/update.ts'));
+  const { grpoHyper, startGrpoPhase } = await import(resolve(checkout, 'lib/grpo/algorithm.ts'));
+  const { klReferenceParams, } = await import(resolve(checkout, 'lib/models/policy.ts'));
+  const { policySpecOf } = await import(resolve(checkout, 'lib/models/bundle.ts'));
+  const params = initialParamsOf(config);
+  const trainer = PolicyTrainer.create(config, params);
+  const refParams = klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer));
+  const runner = await PolicyRunner.create(config);
+  const reference = { params: refParams, runner: async () => runner };
+  const hyper = grpoHyper(config);
+  const cpu: number[] = [];
+  const wall: number[] = [];
+  for (let k = 1; k <= BATCHES; k++) {
+    const b = batches[(k - 1) % DISTINCT]!;
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const r = await grpoUpdate(trainer, reference, { n: b.n, images: b.images, actions: b.actions, logpOld: b.logpOld, advantages: b.advantages, advantageMap: b.advantageMap }, hyper);
+    const c = process.cpuUsage(c0);
+    if (!r.step.applied) throw new Error(`loop step ${k} not applied: ${r.step.reason}`);
+    if (k > WARM) {
+      cpu.push((c.user + c.system) / 1000);
+      wall.push(performance.now() - t0);
+    }
+  }
+  return { kind: 'loop', stepCpuMs: mean(cpu), stepWallMs: median(wall) };
+}
+
+function runChild(checkout: string, kind: 'learner' | 'loop'): Figures {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, checkout], {
+    cwd: HERE, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...allocatorEnvFor(process.env) },
+  });
+  return JSON.parse(out.trim().split('\n').at(-1)!) as Figures;
+}
+
+const f = (x: number) => x.toFixed(2).padStart(6);
+function line(name: string, r: Figures): string {
+  if (r.kind === 'loop') return `${name.padEnd(34)} loop: step CPU ${f(r.stepCpuMs)} ms, wall ${f(r.stepWallMs)} (median)`;
+  return `${name.padEnd(34)} learner: CPU ${f(r.cpuMs)} ms per batch (step ${f(r.stepCpuMs)}, rest ${f(r.cpuMs - r.stepCpuMs)}); wall ${f(r.wallMs)} per batch (step ${f(r.stepWallMs)}, publish ${f(r.publishWallMs)}, medians); nats-server CPU ${f(r.natsCpuMs)}`;
+}
+
+const [flag, kind, checkout] = process.argv.slice(2);
+if (flag === '--child') {
+  console.log(JSON.stringify(kind === 'loop' ? await loopChild(checkout!) : await learnerChild(checkout!)));
+  process.exit(0); // onnxruntime's threads would keep the process up
+}
+const arms: Array<[string, string]> = [['this checkout', HERE]];
+if (process.env.AB_BASE) arms.push([`base ${process.env.AB_BASE}`, resolve(process.env.AB_BASE)]);
+const kinds = (process.env.LEARNER_GRPO_KINDS ?? 'learner,loop').split(',') as Array<'learner' | 'loop'>;
+console.log(`learner on GRPO batches: ${BATCHES} batches (default run, one queued; first ${WARM} not counted), ${REPS} alternating round(s); load average ${load()}`);
+for (let round = 0; round < REPS; round++) {
+  for (const [name, dir] of round % 2 === 0 ? arms : [...arms].reverse()) {
+    for (const k of kinds) console.log(`round ${round + 1}: ${line(name, runChild(dir, k))}; load ${load()}`);
+  }
+}
