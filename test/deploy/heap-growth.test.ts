@@ -19,12 +19,12 @@ test('heap growth: a bad value is refused with the variable\'s name, before any 
   }
 });
 
-test('heap growth per role: the orchestrator and the rollout worker 300, the others 100; the variable wins for every role', () => {
+test('heap growth per role: the orchestrator 300, the others 100; the variable wins for every role', () => {
   assert.equal(heapGrowingPercent({}, 'orchestrator'), 300);
-  assert.equal(heapGrowingPercent({}, 'rollout'), 300);
+  assert.equal(heapGrowingPercent({}, 'rollout'), 100);
   assert.equal(heapGrowingPercent({}, 'reward'), 100);
   assert.equal(heapGrowingPercent({}, 'learner'), 100);
-  assert.deepEqual({ ...ROLE_HEAP_GROWING_PERCENT }, { orchestrator: 300, rollout: 300, reward: 100, learner: 100 });
+  assert.deepEqual({ ...ROLE_HEAP_GROWING_PERCENT }, { orchestrator: 300, rollout: 100, reward: 100, learner: 100 });
   for (const role of ['orchestrator', 'rollout', 'reward', 'learner'] as const) {
     assert.equal(heapGrowingPercent({ [HEAP_GROWTH_ENV]: '150' }, role), 150);
     assert.equal(heapGrowingPercent({ [HEAP_GROWTH_ENV]: '0' }, role), 0);
