@@ -10,7 +10,7 @@
 // ~60 MB live heap to ~120 MB). Results do not depend on it (only when garbage is collected).
 //
 // Per role (round 14, docs/performance.md "Round 14: roles14"): with a factor of 2 the orchestrator still ran 2-3
-// mark-compacts per 40 GRPO batches (each collecting ~3 MB of objects: the room is spent by relayed tensors' buffers),
+// mark-compacts per 40 GRPO batches (each collecting ~3 MB of objects: the room is spent by something else, most likely relayed tensors' buffers),
 // and they were a fifth of its CPU in a perf profile; with a factor of 4 it ran 1 (in 7 runs of 7). The orchestrator
 // gets 300; the other roles keep 100 (the rollout worker's 0-1 per 40 batches did not change measurably).
 import { setFlagsFromString } from 'node:v8';
