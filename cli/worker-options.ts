@@ -6,7 +6,7 @@ import { loadConfig } from '../lib/config/index.ts';
 import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
 import type { WorkerHandle } from '../lib/worker/runtime.ts';
 import { setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
-import { applyHeapGrowth } from '../lib/deploy/heap-growth.ts';
+import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
 
 export interface WorkerCliArgs {
@@ -128,9 +128,9 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
   };
 }
 
-/** Applies the process-wide settings among the flags (--threads) before the role creates its sessions. */
-export function applyProcessArgs(a: WorkerCliArgs): void {
-  applyHeapGrowth();
+/** Applies the process-wide settings among the flags (--threads) and `role`'s heap growth before the role creates its sessions. */
+export function applyProcessArgs(a: WorkerCliArgs, role?: HeapRole): void {
+  applyHeapGrowth(process.env, role);
   if (a.threads !== undefined) setIntraOpThreads(a.threads);
 }
 

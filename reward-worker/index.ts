@@ -216,7 +216,7 @@ class RewardRole implements WorkerRoleImpl {
   private prepare(task: ScoreTask__Output): Prepared {
     let decoded;
     try {
-      decoded = decodeScoreTask(task, { allowNonFinite: true });
+      decoded = decodeScoreTask(task, { allowNonFinite: true, broadcast: false }); // a [1,3,H,W] reference is repeated by run()
     } catch (e) {
       throw new TaskFailure('bad_input', (e as Error).message, false);
     }
@@ -232,19 +232,22 @@ class RewardRole implements WorkerRoleImpl {
     const { height, width, wantMap } = ps[0]!;
     const per = 3 * height * width;
     const n = ps.reduce((a, p) => a + p.n, 0);
-    const join = (get: (p: Prepared) => Float32Array) => {
-      if (ps.length === 1) return get(ps[0]!);
-      const out = new Float32Array(n * per);
-      let at = 0;
-      for (const p of ps) {
-        out.set(get(p), at);
-        at += p.n * per;
+    // One array of the tasks' candidates (or the one task's own), and one of their references, each task's single
+    // reference written once per candidate straight into it.
+    const candidates = ps.length === 1 ? ps[0]!.candidates : new Float32Array(n * per);
+    const references = ps.length === 1 && ps[0]!.references.length === n * per ? ps[0]!.references : new Float32Array(n * per);
+    let at = 0;
+    for (const p of ps) {
+      if (candidates !== p.candidates) candidates.set(p.candidates, at);
+      if (references !== p.references) {
+        if (p.references.length === p.n * per) references.set(p.references, at);
+        else for (let i = 0; i < p.n; i++) references.set(p.references, at + i * per);
       }
-      return out;
-    };
+      at += p.n * per;
+    }
     try {
       trace('score_start', { n });
-      const s = await this.scorer!.score({ candidates: join((p) => p.candidates), references: join((p) => p.references), n, height, width }, wantMap);
+      const s = await this.scorer!.score({ candidates, references, n, height, width }, wantMap);
       trace('score_end', { n });
       return { ssim: s.ssim, clip: s.clip_cos, map: s.ssim_map };
     } catch (e) {
@@ -258,6 +261,7 @@ class RewardRole implements WorkerRoleImpl {
 interface Prepared {
   task: ScoreTask__Output;
   candidates: Float32Array;
+  /** [n,3,H,W], or [1,3,H,W]: one reference for every candidate. */
   references: Float32Array;
   n: number;
   height: number;

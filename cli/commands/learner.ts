@@ -7,7 +7,7 @@ const command: CommandModule<object, WorkerCliArgs> = {
   describe: 'run the learner: SFT / GRPO steps on the batches the orchestrator sends, a checkpoint per version to NATS',
   builder: (y) => withWorkerOptions(y, { deviceDefault: 'cpu' }) as never,
   handler: async (args) => {
-    applyProcessArgs(args);
+    applyProcessArgs(args, 'learner');
     const { runLearner } = await import('../../learner/index.ts');
     await runUntilStopped(() => runLearner(workerOptionsFromArgs(args)));
   },

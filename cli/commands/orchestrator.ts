@@ -46,7 +46,7 @@ const command: CommandModule<object, Args> = {
       // Refusals (bad configuration, unreadable secrets, a public address without authentication, NATS
       // credentials refused) end the command with one line saying why, and exit code 1.
       const { applyHeapGrowth } = await import('../../lib/deploy/heap-growth.ts');
-      applyHeapGrowth(); // a bad $RECOVERY_GRPO_HEAP_GROWING_PERCENT is refused like a bad configuration
+      applyHeapGrowth(process.env, 'orchestrator'); // a bad $RECOVERY_GRPO_HEAP_GROWING_PERCENT is refused like a bad configuration
       const config = runConfigFrom(args);
       logger.setContext({ runId: config.run.id });
       const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');

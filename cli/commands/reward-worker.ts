@@ -7,7 +7,7 @@ const command: CommandModule<object, WorkerCliArgs> = {
   describe: 'run a reward worker: SSIM and CLIP-embedding cosine of candidates against clean references',
   builder: (y) => withWorkerOptions(y, { deviceDefault: "the run config's reward.device" }) as never,
   handler: async (args) => {
-    applyProcessArgs(args);
+    applyProcessArgs(args, 'reward');
     const { runRewardWorker } = await import('../../reward-worker/index.ts');
     await runUntilStopped(() => runRewardWorker(workerOptionsFromArgs(args)));
   },

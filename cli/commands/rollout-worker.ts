@@ -13,7 +13,7 @@ const command: CommandModule<object, Args> = {
     withWorkerOptions(y, { deviceDefault: 'cpu' })
       .option('version-wait-ms', { type: 'number', default: 30_000, describe: 'how long a task may wait for the policy version it needs before it fails (retryable)' }) as never,
   handler: async (args) => {
-    applyProcessArgs(args);
+    applyProcessArgs(args, 'rollout');
     const { runRolloutWorker } = await import('../../rollout-worker/index.ts');
     await runUntilStopped(() => runRolloutWorker({ ...workerOptionsFromArgs(args), versionWaitMs: args.versionWaitMs }));
   },

@@ -127,6 +127,33 @@ test('several tasks in one message (TaskBundle) are scored together, each answer
   assert.deepEqual(ok.score_result!.components, alone[0]!.components);
 });
 
+test('tasks of several candidates, each against its one [1,3,H,W] reference, scored in one call: each as if alone with its reference repeated', async () => {
+  // a second worker whose max_batch lets two tasks of 2 candidates share a call (rew-1's is 2)
+  const wide = await runRewardWorker({ orchestrator: orch.address, nats: nats.url, workerId: 'rew-wide', logger: silentLogger, maxBatch: 8 });
+  try {
+    await wide.ready;
+    const [refA, refB] = [testImage(5), testImage(6)];
+    const candA = stack(refA.map((v, i) => v + 0.1 * Math.sin(i)), refA.map((v, i) => v * 0.8 + 0.05 * Math.cos(i * 1.7)));
+    const candB = stack(refB.map((v, i) => v + 0.2 * Math.cos(i * 2.3)), refB.slice());
+    const task = (id: string, candidates: Float32Array, reference: Float32Array) => ({
+      task_id: id, attempt: 1, lease_ms: 30_000, want_ssim_map: true,
+      candidates: encodeTensor({ dtype: 'float32', shape: [2, 3, 16, 16], data: candidates }),
+      references: encodeTensor({ dtype: 'float32', shape: [1, 3, 16, 16], data: reference }),
+    });
+    const alone = [(await score(candA, 2, stack(refA, refA), 2, true)).score_result!, (await score(candB, 2, stack(refB, refB), 2, true)).score_result!];
+    const from = orch.received.length;
+    await orch.send('rew-wide', { task_bundle: { score_tasks: [task('w1', candA, refA), task('w2', candB, refB)] } });
+    const got = await Promise.all(['w1', 'w2'].map((id) => orch.next((m) => m.score_result?.task_id === id, { from })));
+    got.forEach((m, i) => {
+      assert.deepEqual(m.score_result!.components, alone[i]!.components);
+      assert.deepEqual(decodeTensor(m.score_result!.ssim_map).data, decodeTensor(alone[i]!.ssim_map).data);
+    });
+    assert.notDeepEqual(got[0]!.score_result!.components[0], got[0]!.score_result!.components[1], 'two different candidates');
+  } finally {
+    await wide.stop({ graceMs: 1000 });
+  }
+});
+
 test('a reward.clipModel that cannot be loaded ends the worker with an error naming the file', async () => {
   const run = 'reward-bad';
   const bad = await startFakeOrchestrator({ runId: run, config: tinyConfig(run, { reward: { clipModel: '/nonexistent/clip.onnx' } }) });

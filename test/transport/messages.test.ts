@@ -44,6 +44,23 @@ test('score task references broadcast from [1,3,H,W]; mismatches are refused', (
   assert.throws(() => decodeScoreTask(wire({ score_task: { task_id: 's', references: ref1 } }).score_task!), /score_task\.candidates: tensor is missing/);
 });
 
+test('score task with broadcast: false: a [1,3,H,W] reference comes back as it is, checked as with the broadcast', () => {
+  const cand = encodeTensor({ dtype: 'float32', shape: [4, 3, 2, 2], data: new Float32Array(48).fill(0.5) });
+  const ref1 = encodeTensor({ dtype: 'float32', shape: [1, 3, 2, 2], data: Float32Array.from({ length: 12 }, (_, i) => i / 12) });
+  const task = (references: ReturnType<typeof encodeTensor>) => wire({ score_task: { task_id: 's', candidates: cand, references } }).score_task!;
+  const one = decodeScoreTask(task(ref1), { broadcast: false });
+  assert.deepEqual(one.references.shape, [1, 3, 2, 2]);
+  assert.equal(one.references.data.length, 12);
+  assert.deepEqual([...one.references.data], [...decodeScoreTask(task(ref1)).references.data.subarray(36)]);
+  const ref4 = encodeTensor({ dtype: 'float32', shape: [4, 3, 2, 2], data: new Float32Array(48).fill(0.25) });
+  assert.deepEqual(decodeScoreTask(task(ref4), { broadcast: false }).references.shape, [4, 3, 2, 2]);
+  const ref3 = encodeTensor({ dtype: 'float32', shape: [3, 3, 2, 2], data: new Float32Array(36) });
+  assert.throws(() => decodeScoreTask(task(ref3), { broadcast: false }), /score_task\.references: has 3 images, expected 1 or 4/);
+  const nan = encodeTensor({ dtype: 'float32', shape: [1, 3, 2, 2], data: new Float32Array(12).fill(NaN) }, { allowNonFinite: true });
+  assert.throws(() => decodeScoreTask(task(nan), { broadcast: false }), /score_task\.references: non-finite value NaN at flat index 0/);
+  assert.equal(decodeScoreTask(task(nan), { broadcast: false, allowNonFinite: true }).references.data.length, 12);
+});
+
 test('envelope kinds and hello validation', () => {
   assert.equal(workerMessageKind({ heartbeat: { seq: 1 } }), 'heartbeat');
   assert.throws(() => workerMessageKind({ heartbeat: {}, task_error: {} }), /exactly one of .* got heartbeat, task_error/);
