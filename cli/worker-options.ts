@@ -129,7 +129,7 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
 }
 
 /** Applies the process-wide settings among the flags (--threads) and `role`'s heap growth before the role creates its sessions. */
-export function applyProcessArgs(a: WorkerCliArgs, role?: HeapRole): void {
+export function applyProcessArgs(a: WorkerCliArgs, role: HeapRole): void {
   applyHeapGrowth(process.env, role);
   if (a.threads !== undefined) setIntraOpThreads(a.threads);
 }
