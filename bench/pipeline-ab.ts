@@ -6,8 +6,10 @@
 // every process. On a loaded machine read the CPU per action; the ratios measure the scheduler there. Each pipeline
 // arm runs in a child process of its own (`--child CHECKOUT STALENESS`): two checkouts' onnxruntime bindings cannot
 // load into one process (the final evaluation runs in runLocal's process).
-// The single-process arms (AB_SINGLE, default fresh,process; 0 none): `fresh` in a new process with the roles'
-// environment (bench/pipeline-single.ts, the ratios' reference since round 11), `process` in this one (rounds <= 10).
+// The single-process arms (AB_SINGLE, default fresh,fresh1; 0 none): `fresh` in a new process with the roles'
+// environment (bench/pipeline-single.ts, the ratios' reference since round 11), `fresh1` the same on one onnxruntime
+// thread (rounds <= 14's `fresh`: onnxruntime's own thread count gave one on the 2-core VM), `process` in this one
+// (rounds <= 10).
 //   AB_BASE=/work/base node --import tsx bench/pipeline-ab.ts     # BENCH_STALENESS=0,1 BENCH_PIPELINE_REPS=2 AB_SINGLE=0
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -61,14 +63,15 @@ if (flag === '--child') {
 }
 const BASE = process.env.AB_BASE;
 if (!BASE) throw new Error('AB_BASE: the other checkout (its node_modules installed)');
-function fresh(staleness: number): string {
-  const r = singleInFreshProcess(staleness, SFT, GRPO);
+function fresh(staleness: number, threads?: number): string {
+  const r = singleInFreshProcess(staleness, SFT, GRPO, undefined, threads);
   return `${r.actionsPerSecond.toFixed(1)} actions/s, CPU ${r.cpuMsPerAction.toFixed(2)} ms per action (first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, a later one ${r.medianStepCpuMs.toFixed(0)}); other processes ${r.othersCores?.toFixed(2) ?? '?'} cores`;
 }
-const singles = (process.env.AB_SINGLE ?? 'fresh,process').split(',').filter((k) => k !== '0').map((k): [string, (s: number) => Promise<string> | string] => {
-  if (k === 'fresh') return ['single process (fresh)', fresh];
+const singles = (process.env.AB_SINGLE ?? 'fresh,fresh1').split(',').filter((k) => k !== '0').map((k): [string, (s: number) => Promise<string> | string] => {
+  if (k === 'fresh') return ['single process (fresh)', (s) => fresh(s)];
+  if (k === 'fresh1') return ['single process (fresh, 1 thread)', (s) => fresh(s, 1)];
   if (k === 'process') return ['single process (this process)', single];
-  throw new Error(`AB_SINGLE: '${k}' is not fresh, process or 0`);
+  throw new Error(`AB_SINGLE: '${k}' is not fresh, fresh1, process or 0`);
 });
 const arms: Array<[string, (s: number) => Promise<string> | string]> = [
   ...singles,

@@ -12,6 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { allocatorEnvFor } from '../lib/deploy/allocator-env.ts';
+import { THREADS_ENV } from '../lib/graph/runtime.ts';
 
 export interface SingleFigures {
   actionsPerSecond: number;
@@ -32,14 +33,18 @@ export function othersCores(machineCpuSeconds: number | undefined, ownCpuSeconds
 /** The benchmarks' config overrides for one staleness (periodic evaluation off: the single process has none). */
 export const benchOverrides = (staleness: number): string[] => [`grpo.maxStaleness=${staleness}`, 'eval.samples=8', 'eval.everyVersions=0'];
 
-/** One single-process run in a new process of `checkout` (default: this one), with a role's environment. */
-export function singleInFreshProcess(staleness: number, sft: number, grpo: number, checkout?: string): SingleFigures {
+/**
+ * One single-process run in a new process of `checkout` (default: this one), with a role's environment; `threads`
+ * sets its onnxruntime threads per operator ($RECOVERY_GRPO_THREADS; default: the project's, one per core). Rounds
+ * <= 14 measured it with onnxruntime's own count, which gave one thread on the 2-core VM: `threads` 1 is that arm.
+ */
+export function singleInFreshProcess(staleness: number, sft: number, grpo: number, checkout?: string, threads?: number): SingleFigures {
   const script = checkout ? `${checkout}/bench/pipeline-single.ts` : fileURLToPath(import.meta.url);
   const out = execFileSync(process.execPath, ['--import', 'tsx', script, String(staleness), String(sft), String(grpo)], {
     cwd: checkout ?? fileURLToPath(new URL('..', import.meta.url)),
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...allocatorEnvFor(process.env) },
+    env: { ...process.env, ...allocatorEnvFor(process.env), ...(threads !== undefined ? { [THREADS_ENV]: String(threads) } : {}) },
   });
   return JSON.parse(out.trim().split('\n').at(-1)!) as SingleFigures;
 }

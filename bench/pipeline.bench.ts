@@ -13,9 +13,11 @@
 //                                   thread per role; learner:1 the learner alone on 1; heap:0 V8's own heap growth
 //                                   in every role; '+' joins them: learner:1+heap:0 is round 6's pipeline)
 //   BENCH_TRACE=DIR                 writes each pipeline run's event timeline there (bench/pipeline-trace.ts reads it)
-//   BENCH_SINGLE=fresh,process      the single-process arms: `fresh` a new process per run with the roles' environment
-//                                   (bench/pipeline-single.ts; the targets' reference since round 11), `process` this
-//                                   benchmark's own process (rounds <= 10's arm, printed beside it)
+//   BENCH_SINGLE=fresh,fresh1       the single-process arms: `fresh` a new process per run with the roles' environment
+//                                   (bench/pipeline-single.ts; the targets' reference since round 11: one onnxruntime
+//                                   thread per core since round 15), `fresh1` the same on one thread (what rounds
+//                                   <= 14's `fresh` ran: onnxruntime's own count gave one thread on the 2-core VM),
+//                                   `process` this benchmark's own process (rounds <= 10's arm)
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg, tmpdir } from 'node:os';
@@ -81,6 +83,13 @@ function armsFor(): { singles: Arm[]; pipelines: Arm[] } {
       return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: r.cpuMsPerAction, note: `CPU of the first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, of a later one (median) ${r.medianStepCpuMs.toFixed(0)} ms`, othersCores: r.othersCores };
     },
   };
+  const fresh1: Arm = {
+    name: 'single process (fresh, 1 thread)',
+    run: async (staleness) => {
+      const r = singleInFreshProcess(staleness, SFT, GRPO, undefined, 1);
+      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: r.cpuMsPerAction, note: `CPU of the first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, of a later one (median) ${r.medianStepCpuMs.toFixed(0)} ms`, othersCores: r.othersCores };
+    },
+  };
   const single: Arm = {
     name: 'single process (this process)',
     run: async (staleness) => {
@@ -116,10 +125,11 @@ function armsFor(): { singles: Arm[]; pipelines: Arm[] } {
       }
     },
   }));
-  const singles = (process.env.BENCH_SINGLE ?? 'fresh,process').split(',').map((k) => {
+  const singles = (process.env.BENCH_SINGLE ?? 'fresh,fresh1').split(',').map((k) => {
     if (k === 'fresh') return fresh;
+    if (k === 'fresh1') return fresh1;
     if (k === 'process') return single;
-    throw new Error(`BENCH_SINGLE: '${k}' is not fresh or process`);
+    throw new Error(`BENCH_SINGLE: '${k}' is not fresh, fresh1 or process`);
   });
   if (singles.length === 0) throw new Error('BENCH_SINGLE: at least one single-process arm');
   return { singles, pipelines };

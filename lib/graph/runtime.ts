@@ -2,6 +2,7 @@
 // converts between plain typed arrays and ORT tensors.
 
 import * as ort from 'onnxruntime-node';
+import { availableParallelism } from 'node:os';
 
 export type Device = 'cpu' | 'cuda';
 
@@ -14,7 +15,7 @@ export type Fetches = Record<string, Feed>;
 
 export interface SessionOptions {
   device?: Device;
-  /** Threads for one operator; 0 lets ORT decide (one per core). Default: intraOpThreads(). */
+  /** Threads for one operator; 0: one per core (availableParallelism()). Default: intraOpThreads(). */
   intraOpThreads?: number;
 }
 
@@ -53,7 +54,10 @@ export function sessionOptions(device: Device, intraOpThreads: number): ort.Infe
   return {
     executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     graphOptimizationLevel: 'all',
-    intraOpNumThreads: intraOpThreads,
+    // 0 means one thread per core, counted here: onnxruntime's own count for 0 (its physical cores) gave ONE thread on
+    // the 2-core development VM, so every process that did not pass --threads ran its graphs on one core
+    // (docs/performance.md, "Round 15: threads15").
+    intraOpNumThreads: intraOpThreads === 0 ? availableParallelism() : intraOpThreads,
     // No memory pattern: with it, the second run of each input shape allocates the block it planned from the first
     // and faults those pages in afresh, so the GRPO step's second run cost ~4x a later one (~270 ms more CPU at
     // 32 px, in the learner and in the single-process loop alike; docs/performance.md "Round 10: pipe10"); the

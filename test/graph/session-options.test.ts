@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { loadConfig } from '../../lib/config/index.ts';
 import { GraphSession, sessionOptions } from '../../lib/graph/runtime.ts';
 import { policyModel, policySpecOf } from '../../lib/models/bundle.ts';
@@ -18,6 +19,11 @@ test('sessions: no memory pattern, threads as asked, idle threads do not spin, C
   assert.deepEqual(cpu.executionProviders, ['cpu']);
   assert.deepEqual(cpu.extra, { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
   assert.deepEqual(sessionOptions('cuda', 0).executionProviders, ['cuda', 'cpu']);
+});
+
+test('threads 0 means one per core, counted by us: onnxruntime\'s own count gave one thread on a 2-core VM', () => {
+  assert.equal(sessionOptions('cpu', 0).intraOpNumThreads, availableParallelism());
+  assert.equal(sessionOptions('cpu', 1).intraOpNumThreads, 1);
 });
 
 test('a session gives the same bytes on its first, second and later runs of a shape, and after another shape', async () => {
