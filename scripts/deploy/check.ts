@@ -4,6 +4,8 @@
 // orchestrator, the learner, a rollout worker and a reward worker. It checks, while the run goes on and after:
 //   - /health and /metrics answer on every pod (NATS: its /healthz), asked from this host at each pod's address;
 //   - every container runs as uid 10001 with a read-only root file system (asked inside it);
+//   - the learner and the workers see RECOVERY_GRPO_THREADS = their CPU limit rounded up (the Downward API as podman
+//     plays it; asked inside the container);
 //   - SIGTERM to the rollout worker's container during GRPO drains it: it logs the stop, finishes or hands back
 //     its tasks within the grace period (no "abandoned" warning), exits 0, and podman restarts it as the
 //     Deployment's ReplicaSet would replace the pod; the run loses no sample (samples_dropped_total 0);
@@ -23,6 +25,7 @@ import YAML from 'yaml';
 import { renderKustomization } from '../../test/k8s/kustomize.ts';
 import { podmanPodName, toPodmanKube, type K8sObject } from '../../lib/deploy/podman-kube.ts';
 import { parseLogLine } from '../../lib/log/index.ts';
+import { THREADS_ENV } from '../../lib/graph/runtime.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORK = join(ROOT, '.tmp/deploy-check');
@@ -92,6 +95,13 @@ interface Ctr {
   role: string;
   /** From a Job: restartPolicy Never. */
   neverRestarted: boolean;
+  /** The onnxruntime threads its manifest asks for from its CPU limit (Downward API), when it does: ceil(limits.cpu). */
+  threadsFromLimit?: number;
+}
+
+/** ceil of a CPU quantity ("500m" -> 1, "2" -> 2): what the Downward API gives for limits.cpu with divisor 1. */
+function cpuCeil(q: string): number {
+  return Math.ceil(q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q));
 }
 
 function inspect(ctr: string): { State: { Status: string; ExitCode: number; Running: boolean }; RestartCount: number; NetworkSettings: { Networks: Record<string, { IPAddress: string }> }; HostConfig: { ReadonlyRootfs: boolean }; Config: { User: string } } | undefined {
@@ -200,11 +210,16 @@ async function main(): Promise<void> {
   const workloads = all.filter((o) => o.kind === 'Pod' || o.kind === 'Deployment');
   podNames = workloads.map(podmanPodName);
   const containers: Ctr[] = workloads.flatMap((w) => {
-    const spec = (w.kind === 'Pod' ? w.spec : (w.spec as { template: { spec: unknown } }).template.spec) as { containers: { name: string }[] };
+    type EnvVar = { name: string; valueFrom?: { resourceFieldRef?: { resource: string } } };
+    const spec = (w.kind === 'Pod' ? w.spec : (w.spec as { template: { spec: unknown } }).template.spec) as { containers: { name: string; env?: EnvVar[]; resources?: { limits?: { cpu?: string } } }[] };
     const pod = podmanPodName(w);
     const role = (w.kind === 'Pod' ? w.metadata.labels : (w.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels)?.['app.kubernetes.io/component'] ?? w.metadata.name;
     const neverRestarted = w.kind === 'Pod' && (w.spec as { restartPolicy?: string }).restartPolicy === 'Never';
-    return spec.containers.map((c) => ({ pod, name: `${pod}-${c.name}`, role, neverRestarted }));
+    return spec.containers.map((c) => {
+      const fromLimit = c.env?.some((e) => e.name === THREADS_ENV && e.valueFrom?.resourceFieldRef?.resource === 'limits.cpu');
+      const limit = c.resources?.limits?.cpu;
+      return { pod, name: `${pod}-${c.name}`, role, neverRestarted, ...(fromLimit && limit !== undefined ? { threadsFromLimit: cpuCeil(String(limit)) } : {}) };
+    });
   });
   const byRole = (role: string) => {
     const c = containers.find((x) => x.role === role);
@@ -259,10 +274,12 @@ async function main(): Promise<void> {
       if (!ins?.State.Running) continue;
       if (!hardened.has(c.name)) {
         // Asked inside the container: its uid, and whether the root file system refuses a write.
-        const probe = sh('podman', ['exec', c.name, 'sh', '-c', 'id -u; if touch /probe-rootfs 2>/dev/null; then echo writable; else echo read-only; fi'], { allowFail: true }).trim().split('\n');
-        if (probe.length === 2) {
+        const probe = sh('podman', ['exec', c.name, 'sh', '-c', `id -u; if touch /probe-rootfs 2>/dev/null; then echo writable; else echo read-only; fi; echo "\${${THREADS_ENV}:-unset}"`], { allowFail: true }).trim().split('\n');
+        if (probe.length === 3) {
           hardened.add(c.name);
           check(`non-root, read-only root fs: ${c.name}`, probe[0] === String(UID) && probe[1] === 'read-only' && ins.HostConfig.ReadonlyRootfs, `uid ${probe[0]}, root fs ${probe[1]}`);
+          // The Downward API as podman plays it: the container's CPU limit, rounded up
+          if (c.threadsFromLimit !== undefined) check(`onnxruntime threads from the CPU limit: ${c.name}`, probe[2] === String(c.threadsFromLimit), `${THREADS_ENV}=${probe[2]}, limits.cpu rounded up ${c.threadsFromLimit}`);
         }
       }
       if (!healthy.has(c.name)) {
@@ -375,6 +392,7 @@ async function main(): Promise<void> {
   for (const c of containers) {
     if (!healthy.has(c.name)) check(`health and metrics: ${c.name}`, false, 'never answered while the run went on');
     if (!hardened.has(c.name)) check(`non-root, read-only root fs: ${c.name}`, false, 'never running when asked');
+    if (!hardened.has(c.name) && c.threadsFromLimit !== undefined) check(`onnxruntime threads from the CPU limit: ${c.name}`, false, 'never running when asked');
   }
   if (drainAt === undefined) check('SIGTERM drains the rollout worker', false, `the GRPO stage was never seen running (policy version ${orchVersion})`);
 
