@@ -20,7 +20,7 @@
 //                                   `process` this benchmark's own process (rounds <= 10's arm)
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { loadConfig } from '../lib/config/index.ts';
 import { runSingleProcess } from '../lib/local/single-process.ts';
 import { runLocal, type LocalRunOptions } from '../lib/local/local-run.ts';
@@ -167,6 +167,11 @@ async function throughput(): Promise<void> {
             `CPU per action ${cpu(arm.name).toFixed(2)} against ${cpu(s.name).toFixed(2)} ms (medians)`,
         );
       }
+      // The most a pipeline at this CPU per action can run with every core busy: at staleness 1 the rate sits near it,
+      // so only less CPU per action raises it (docs/performance.md, "Round 15: threads15")
+      const ceiling = (availableParallelism() * 1000) / cpu(arm.name);
+      const reference = median(results.get(singles[0]!.name)!.map((r) => r.actionsPerSecond));
+      console.log(`    ${arm.name}: ${availableParallelism()} cores fully busy at ${cpu(arm.name).toFixed(2)} ms per action would run ${ceiling.toFixed(0)} actions/s, ${(ceiling / reference).toFixed(2)}x the ${singles[0]!.name}'s median ${reference.toFixed(0)}`);
       const runs = results.get(arm.name)!;
       const names = Object.keys(runs[0]?.byProcess ?? {});
       if (names.length) console.log(`    ${arm.name}, CPU ms per action by process (medians): ${names.map((n) => `${n} ${median(runs.map((r) => r.byProcess?.[n] ?? NaN)).toFixed(2)}`).join(', ')}`);
