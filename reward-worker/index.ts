@@ -216,7 +216,7 @@ class RewardRole implements WorkerRoleImpl {
   private prepare(task: ScoreTask__Output): Prepared {
     let decoded;
     try {
-      decoded = decodeScoreTask(task, { allowNonFinite: true, broadcast: false }); // a [1,3,H,W] reference is repeated by run()
+      decoded = decodeScoreTask(task, { allowNonFinite: true }); // a [1,3,H,W] reference is repeated by run()
     } catch (e) {
       throw new TaskFailure('bad_input', (e as Error).message, false);
     }

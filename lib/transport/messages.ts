@@ -170,26 +170,15 @@ export function resolveRolloutItems(
 }
 
 /**
- * Decodes a ScoreTask's candidates [N,3,H,W] and references ([N,3,H,W] or [1,3,H,W], broadcast to N). With
- * `broadcast: false` a [1,3,H,W] reference comes back as it is (checked the same way): a caller that copies the
- * references into a larger array anyway (the reward worker's join of several tasks) repeats it there, without an N-copy
- * array per task in between.
+ * Decodes a ScoreTask's candidates [N,3,H,W] and references: [N,3,H,W], or [1,3,H,W] for one reference shared by every
+ * candidate, which comes back as it is. The caller repeats it where it copies the references anyway (the reward
+ * worker's join of several tasks into one call), so no N-copy array is made per task in between.
  */
-export function decodeScoreTask(
-  task: ScoreTask__Output,
-  opts: Omit<DecodeOptions, 'field' | 'expectShape'> & { broadcast?: boolean } = {},
-): { candidates: HostTensor; references: HostTensor } {
-  const { broadcast = true, ...decode } = opts;
-  const candidates = decodeTensor(task.candidates, { ...decode, field: 'score_task.candidates', expectShape: [null, 3, null, null] });
+export function decodeScoreTask(task: ScoreTask__Output, opts: Omit<DecodeOptions, 'field' | 'expectShape'> = {}): { candidates: HostTensor; references: HostTensor } {
+  const candidates = decodeTensor(task.candidates, { ...opts, field: 'score_task.candidates', expectShape: [null, 3, null, null] });
   const [n, , h, w] = candidates.shape as [number, number, number, number];
-  let references = decodeTensor(task.references, { ...decode, field: 'score_task.references', expectShape: [null, 3, h, w] });
-  if (references.shape[0] === 1 && n !== 1) {
-    if (!broadcast) return { candidates, references };
-    const one = references.data;
-    const data = new Float32Array(n * one.length);
-    for (let i = 0; i < n; i++) data.set(one, i * one.length);
-    references = { dtype: references.dtype, shape: [n, 3, h, w], data };
-  } else if (references.shape[0] !== n) {
+  const references = decodeTensor(task.references, { ...opts, field: 'score_task.references', expectShape: [null, 3, h, w] });
+  if (references.shape[0] !== 1 && references.shape[0] !== n) {
     throw new Error(`score_task.references: has ${references.shape[0]} images, expected 1 or ${n} (one per candidate)`);
   }
   return { candidates, references };

@@ -445,7 +445,7 @@ test('property: resolveRolloutItems returns items whose images are [3,H,W] of th
   );
 });
 
-test('property: decodeScoreTask broadcasts a [1,3,H,W] reference to N or throws an Error naming the field', () => {
+test('property: decodeScoreTask gives one reference per candidate or one shared [1,3,H,W], or throws an Error naming the field', () => {
   const arb = fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.boolean()).chain(([n, nRef, broken]) =>
     fc.tuple(
       broken ? tensorArb([n, 3, 4, 4]) : fc.constant(img(0.5, [n, 3, 4, 4])),
@@ -463,9 +463,11 @@ test('property: decodeScoreTask broadcasts a [1,3,H,W] reference to N or throws 
         assert.match(e.message, /^score_task\.(candidates|references): /);
         return;
       }
-      const [cn, , ch, cw] = out.candidates.shape;
-      assert.deepEqual(out.references.shape, [cn, 3, ch, cw]);
-      assert.equal(out.references.data.length, out.candidates.data.length);
+      const [cn, , ch, cw] = out.candidates.shape as number[];
+      const rn = out.references.shape[0]!;
+      assert.ok(rn === 1 || rn === cn, `references: ${rn} images for ${cn} candidates`);
+      assert.deepEqual(out.references.shape, [rn, 3, ch, cw]);
+      assert.equal(out.references.data.length, (out.candidates.data.length / cn!) * rn);
     }),
     { numRuns: 500 },
   );

@@ -30,35 +30,24 @@ test('rollout items share the image of their sample; a missing first image is an
   assert.throws(() => resolveRolloutItems(wrongShape), /rollout_task\.items\[0\]\.image: shape \[1,2,2\] does not match the expected \[3,\*,\*\]/);
 });
 
-test('score task references broadcast from [1,3,H,W]; mismatches are refused', () => {
+test('score task references: one per candidate, or one [1,3,H,W] shared, which comes back as it is; mismatches are refused', () => {
   const cand = encodeTensor({ dtype: 'float32', shape: [4, 3, 2, 2], data: new Float32Array(48).fill(0.5) });
   const ref1 = encodeTensor({ dtype: 'uint8', shape: [1, 3, 2, 2], data: Float32Array.from({ length: 12 }, (_, i) => i) });
-  const { candidates, references } = decodeScoreTask(wire({ score_task: { task_id: 's', candidates: cand, references: ref1 } }).score_task!);
-  assert.deepEqual(candidates.shape, [4, 3, 2, 2]);
-  assert.deepEqual(references.shape, [4, 3, 2, 2]);
-  assert.equal(references.data[36 + 5], 5);
-  const ref3 = encodeTensor({ dtype: 'float32', shape: [3, 3, 2, 2], data: new Float32Array(36) });
-  assert.throws(() => decodeScoreTask(wire({ score_task: { task_id: 's', candidates: cand, references: ref3 } }).score_task!), /score_task\.references: has 3 images, expected 1 or 4/);
-  const refHW = encodeTensor({ dtype: 'float32', shape: [1, 3, 4, 4], data: new Float32Array(48) });
-  assert.throws(() => decodeScoreTask(wire({ score_task: { task_id: 's', candidates: cand, references: refHW } }).score_task!), /score_task\.references: shape \[1,3,4,4\] does not match the expected \[\*,3,2,2\]/);
-  assert.throws(() => decodeScoreTask(wire({ score_task: { task_id: 's', references: ref1 } }).score_task!), /score_task\.candidates: tensor is missing/);
-});
-
-test('score task with broadcast: false: a [1,3,H,W] reference comes back as it is, checked as with the broadcast', () => {
-  const cand = encodeTensor({ dtype: 'float32', shape: [4, 3, 2, 2], data: new Float32Array(48).fill(0.5) });
-  const ref1 = encodeTensor({ dtype: 'float32', shape: [1, 3, 2, 2], data: Float32Array.from({ length: 12 }, (_, i) => i / 12) });
   const task = (references: ReturnType<typeof encodeTensor>) => wire({ score_task: { task_id: 's', candidates: cand, references } }).score_task!;
-  const one = decodeScoreTask(task(ref1), { broadcast: false });
+  const one = decodeScoreTask(task(ref1));
+  assert.deepEqual(one.candidates.shape, [4, 3, 2, 2]);
   assert.deepEqual(one.references.shape, [1, 3, 2, 2]);
-  assert.equal(one.references.data.length, 12);
-  assert.deepEqual([...one.references.data], [...decodeScoreTask(task(ref1)).references.data.subarray(36)]);
+  assert.deepEqual([...one.references.data], Array.from({ length: 12 }, (_, i) => i));
   const ref4 = encodeTensor({ dtype: 'float32', shape: [4, 3, 2, 2], data: new Float32Array(48).fill(0.25) });
-  assert.deepEqual(decodeScoreTask(task(ref4), { broadcast: false }).references.shape, [4, 3, 2, 2]);
+  assert.deepEqual(decodeScoreTask(task(ref4)).references.shape, [4, 3, 2, 2]);
   const ref3 = encodeTensor({ dtype: 'float32', shape: [3, 3, 2, 2], data: new Float32Array(36) });
-  assert.throws(() => decodeScoreTask(task(ref3), { broadcast: false }), /score_task\.references: has 3 images, expected 1 or 4/);
+  assert.throws(() => decodeScoreTask(task(ref3)), /score_task\.references: has 3 images, expected 1 or 4/);
+  const refHW = encodeTensor({ dtype: 'float32', shape: [1, 3, 4, 4], data: new Float32Array(48) });
+  assert.throws(() => decodeScoreTask(task(refHW)), /score_task\.references: shape \[1,3,4,4\] does not match the expected \[\*,3,2,2\]/);
+  assert.throws(() => decodeScoreTask(wire({ score_task: { task_id: 's', references: ref1 } }).score_task!), /score_task\.candidates: tensor is missing/);
   const nan = encodeTensor({ dtype: 'float32', shape: [1, 3, 2, 2], data: new Float32Array(12).fill(NaN) }, { allowNonFinite: true });
-  assert.throws(() => decodeScoreTask(task(nan), { broadcast: false }), /score_task\.references: non-finite value NaN at flat index 0/);
-  assert.equal(decodeScoreTask(task(nan), { broadcast: false, allowNonFinite: true }).references.data.length, 12);
+  assert.throws(() => decodeScoreTask(task(nan)), /score_task\.references: non-finite value NaN at flat index 0/);
+  assert.equal(decodeScoreTask(task(nan), { allowNonFinite: true }).references.data.length, 12);
 });
 
 test('envelope kinds and hello validation', () => {
