@@ -79,6 +79,7 @@ async function main(): Promise<void> {
   const sizes = (process.env.GRPO_AB_SIZES ?? '64,128').split(',').map(Number);
   const modes = (process.env.GRPO_AB_MODES ?? 'scalar,dense').split(',') as Array<'scalar' | 'dense'>;
   const threads = Number(process.env.GRPO_AB_THREADS ?? 0);
+  if (process.env.GRPO_AB_INTER) console.log(`this tree's GRPO graph: executionMode parallel, inter:intra = ${process.env.GRPO_AB_INTER}`);
   const reps = Number(process.env.GRPO_AB_REPS ?? 7);
   const n = Number(process.env.GRPO_AB_N ?? 32);
   console.log(`GRPO graph A/B: ${trees.map(([l, r]) => `${l} = ${r}`).join(', ')}; batch ${n}, ${threads || 'default'} threads, ${reps} interleaved rounds after 2 unmeasured; load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
@@ -88,8 +89,13 @@ async function main(): Promise<void> {
     const arms: Array<{ label: string; session: ort.InferenceSession; feeds: Feeds; wall: number[]; cpu: number[] }> = [];
     for (const [i, [label]] of trees.entries()) {
       const opts = mods[i].sessionOptions('cpu', threads);
+      // GRPO_AB_INTER=inter[:intra] runs this tree's GRPO graph with onnxruntime's parallel executor (the base's as its tree sets it).
+      const inter = label === 'this' ? process.env.GRPO_AB_INTER : undefined;
+      const grpoOpts: ort.InferenceSession.SessionOptions = inter
+        ? { ...opts, executionMode: 'parallel', interOpNumThreads: Number(inter.split(':')[0]), intraOpNumThreads: Number(inter.split(':')[1] ?? threads) }
+        : opts;
       arms.push({ label: `${label} policy forward`, session: await ort.InferenceSession.create(mods[i].policyModel(config), opts), feeds: feeds.policy, wall: [], cpu: [] });
-      arms.push({ label: `${label} GRPO graph`, session: await ort.InferenceSession.create(mods[i].grpoModel(config), opts), feeds: feeds.grpo, wall: [], cpu: [] });
+      arms.push({ label: `${label} GRPO graph`, session: await ort.InferenceSession.create(mods[i].grpoModel(config), grpoOpts), feeds: feeds.grpo, wall: [], cpu: [] });
     }
     const results: ort.InferenceSession.OnnxValueMapType[] = [];
     for (let r = 0; r < reps + 2; r++) {
