@@ -79,28 +79,37 @@ async function main(): Promise<void> {
   const sizes = (process.env.GRPO_AB_SIZES ?? '64,128').split(',').map(Number);
   const modes = (process.env.GRPO_AB_MODES ?? 'scalar,dense').split(',') as Array<'scalar' | 'dense'>;
   const threads = Number(process.env.GRPO_AB_THREADS ?? 0);
+  if (process.env.GRPO_AB_INTER) console.log(`this tree's GRPO graph: executionMode parallel, inter:intra = ${process.env.GRPO_AB_INTER}`);
   const reps = Number(process.env.GRPO_AB_REPS ?? 7);
   const n = Number(process.env.GRPO_AB_N ?? 32);
   console.log(`GRPO graph A/B: ${trees.map(([l, r]) => `${l} = ${r}`).join(', ')}; batch ${n}, ${threads || 'default'} threads, ${reps} interleaved rounds after 2 unmeasured; load average ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
   for (const size of sizes) for (const mode of modes) {
     const config = loadConfig(undefined, [`data.size=${size}`, `grpo.advantageMode=${mode}`]);
     const feeds = feedsFor(config, n, size, mode === 'dense');
-    const arms: Array<{ label: string; session: ort.InferenceSession; feeds: Feeds; wall: number[]; cpu: number[] }> = [];
+    const arms: Array<{ label: string; session: ort.InferenceSession; feeds: Feeds; wall: number[]; cpu: number[]; faults: number[] }> = [];
     for (const [i, [label]] of trees.entries()) {
       const opts = mods[i].sessionOptions('cpu', threads);
-      arms.push({ label: `${label} policy forward`, session: await ort.InferenceSession.create(mods[i].policyModel(config), opts), feeds: feeds.policy, wall: [], cpu: [] });
-      arms.push({ label: `${label} GRPO graph`, session: await ort.InferenceSession.create(mods[i].grpoModel(config), opts), feeds: feeds.grpo, wall: [], cpu: [] });
+      // GRPO_AB_INTER=inter[:intra] runs this tree's GRPO graph with onnxruntime's parallel executor (the base's as its tree sets it).
+      const inter = label === 'this' ? process.env.GRPO_AB_INTER : undefined;
+      const grpoOpts: ort.InferenceSession.SessionOptions = inter
+        ? { ...opts, executionMode: 'parallel', interOpNumThreads: Number(inter.split(':')[0]), intraOpNumThreads: Number(inter.split(':')[1] ?? threads) }
+        : opts;
+      arms.push({ label: `${label} policy forward`, session: await ort.InferenceSession.create(mods[i].policyModel(config), opts), feeds: feeds.policy, wall: [], cpu: [], faults: [] });
+      arms.push({ label: `${label} GRPO graph`, session: await ort.InferenceSession.create(mods[i].grpoModel(config), grpoOpts), feeds: feeds.grpo, wall: [], cpu: [], faults: [] });
     }
     const results: ort.InferenceSession.OnnxValueMapType[] = [];
     for (let r = 0; r < reps + 2; r++) {
       for (let j = 0; j < arms.length; j++) {
         const arm = arms[r % 2 ? arms.length - 1 - j : j];
         const c0 = process.cpuUsage();
+        const f0 = process.resourceUsage().minorPageFault;
         const t0 = performance.now();
         const out = await arm.session.run(arm.feeds);
         const wall = performance.now() - t0;
         const c = process.cpuUsage(c0);
+        const faults = process.resourceUsage().minorPageFault - f0;
         if (r >= 2) {
+          arm.faults.push(faults);
           arm.wall.push(wall);
           arm.cpu.push((c.user + c.system) / 1000);
         }
@@ -108,7 +117,7 @@ async function main(): Promise<void> {
       }
     }
     console.log(`${size}px ${mode}:`);
-    for (const a of arms) console.log(`  ${a.label.padEnd(20)} wall ${median(a.wall).toFixed(0).padStart(5)} ms (min ${Math.min(...a.wall).toFixed(0)}), CPU ${median(a.cpu).toFixed(0).padStart(5)} ms (min ${Math.min(...a.cpu).toFixed(0)})`);
+    for (const a of arms) console.log(`  ${a.label.padEnd(20)} wall ${median(a.wall).toFixed(0).padStart(5)} ms (min ${Math.min(...a.wall).toFixed(0)}), CPU ${median(a.cpu).toFixed(0).padStart(5)} ms (min ${Math.min(...a.cpu).toFixed(0)}), minor faults ${median(a.faults)}`);
     for (let i = 0; i < trees.length; i++) {
       const [p, g] = [arms[2 * i], arms[2 * i + 1]];
       console.log(`  ${trees[i][0]}: GRPO graph / policy forward ${(median(g.wall) / median(p.wall)).toFixed(2)}x wall, ${(median(g.cpu) / median(p.cpu)).toFixed(2)}x CPU`);
