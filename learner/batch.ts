@@ -41,7 +41,7 @@ export type DecodedBatch = (SftInputs | GrpoBatchInputs) & {
  * instead of refusing it, so a batch of failed samples never ends the run.
  */
 export function isEmptyGrpoBatch(b: TrainBatch__Output): boolean {
-  return b.kind === 'GRPO' && b.sample_ids.length === 0 && b.image_rows.length === 0 && (!b.images || b.images.shape.length === 0 || Number(b.images.shape[0]) === 0);
+  return b.kind === 'GRPO' && b.sample_ids.length === 0 && (b.image_rows ?? []).length === 0 && (!b.images || b.images.shape.length === 0 || Number(b.images.shape[0]) === 0);
 }
 
 /** The first non-finite value of `t` named by field and flat index (lib/transport/tensor.ts reads the bits). */
@@ -59,8 +59,10 @@ function policyInputs(
   b: TrainBatch__Output, height: number, width: number,
   tensor: (name: 'images' | 'distinct_images', shape: ReadonlyArray<number | null>) => HostTensor,
 ): { images: HostTensor; field: string; sent: HostTensor } {
+  // absent (not []) in a batch built in process rather than decoded (the orchestrator's own, tests)
+  const rows: readonly number[] = b.image_rows ?? [];
   if (!b.distinct_images) {
-    if (b.image_rows.length !== 0) throw new BatchError('bad_input', `train_batch.image_rows: has ${b.image_rows.length} entries but distinct_images is missing`);
+    if (rows.length !== 0) throw new BatchError('bad_input', `train_batch.image_rows: has ${rows.length} entries but distinct_images is missing`);
     const images = tensor('images', [null, 3, height, width]);
     return { images, field: 'train_batch.images', sent: images };
   }
@@ -68,10 +70,10 @@ function policyInputs(
   const distinct = tensor('distinct_images', [null, 3, height, width]);
   const k = distinct.shape[0]!;
   const per = 3 * height * width;
-  const n = b.image_rows.length;
+  const n = rows.length;
   const data = new Float32Array(n * per);
   for (let i = 0; i < n; i++) {
-    const r = b.image_rows[i]!;
+    const r = rows[i]!;
     if (r >= k) throw new BatchError('bad_input', `train_batch.image_rows[${i}]: ${r} is out of range (distinct_images has ${k} images)`);
     data.set(distinct.data.subarray(r * per, (r + 1) * per), i * per);
   }
