@@ -41,13 +41,44 @@ export type DecodedBatch = (SftInputs | GrpoBatchInputs) & {
  * instead of refusing it, so a batch of failed samples never ends the run.
  */
 export function isEmptyGrpoBatch(b: TrainBatch__Output): boolean {
-  return b.kind === 'GRPO' && b.sample_ids.length === 0 && (!b.images || b.images.shape.length === 0 || Number(b.images.shape[0]) === 0);
+  return b.kind === 'GRPO' && b.sample_ids.length === 0 && (b.image_rows ?? []).length === 0 && (!b.images || b.images.shape.length === 0 || Number(b.images.shape[0]) === 0);
 }
 
 /** The first non-finite value of `t` named by field and flat index (lib/transport/tensor.ts reads the bits). */
 function nonFiniteIn(field: string, t: HostTensor): string | undefined {
   const i = firstNonFinite(t.data);
   return i < 0 ? undefined : `${field}[flat ${i}] = ${t.data[i]}`;
+}
+
+/**
+ * The batch's policy inputs [n,3,H,W]: `images`, or `distinct_images` [K,3,H,W] with each row's image copied in by
+ * `image_rows` (what the orchestrator sends for GRPO: a group's rows share one image). `sent` is the tensor as it came
+ * and `field` its name, for the non-finite check (a bad value is named at its index in what was sent).
+ */
+function policyInputs(
+  b: TrainBatch__Output, height: number, width: number,
+  tensor: (name: 'images' | 'distinct_images', shape: ReadonlyArray<number | null>) => HostTensor,
+): { images: HostTensor; field: string; sent: HostTensor } {
+  // absent (not []) in a batch built in process rather than decoded (the orchestrator's own, tests)
+  const rows: readonly number[] = b.image_rows ?? [];
+  if (!b.distinct_images) {
+    if (rows.length !== 0) throw new BatchError('bad_input', `train_batch.image_rows: has ${rows.length} entries but distinct_images is missing`);
+    const images = tensor('images', [null, 3, height, width]);
+    return { images, field: 'train_batch.images', sent: images };
+  }
+  if (b.images) throw new BatchError('bad_input', 'train_batch.distinct_images: is set together with images; a batch carries one of them');
+  const distinct = tensor('distinct_images', [null, 3, height, width]);
+  const k = distinct.shape[0]!;
+  const per = 3 * height * width;
+  const n = rows.length;
+  const data = new Float32Array(n * per);
+  for (let i = 0; i < n; i++) {
+    const r = rows[i]!;
+    if (r >= k) throw new BatchError('bad_input', `train_batch.image_rows[${i}]: ${r} is out of range (distinct_images has ${k} images)`);
+    data.set(distinct.data.subarray(r * per, (r + 1) * per), i * per);
+  }
+  if (n === 0 && k !== 0) throw new BatchError('bad_input', `train_batch.image_rows: is empty; distinct_images (${k} images) needs one index per row`);
+  return { images: { dtype: distinct.dtype, shape: [n, 3, height, width], data }, field: 'train_batch.distinct_images', sent: distinct };
 }
 
 /**
@@ -58,7 +89,7 @@ export function decodeTrainBatch(
   b: TrainBatch__Output, height: number, width: number, mode: 'scalar' | 'dense' = 'scalar', family: 'gaussian' | 'flow' = 'gaussian', identity = false,
 ): DecodedBatch {
   const img = [null, 3, height, width] as const;
-  const tensor = (name: 'images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map' | 'identity_advantages' | 'identity_advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
+  const tensor = (name: 'images' | 'distinct_images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map' | 'identity_advantages' | 'identity_advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
     try {
       return decodeTensor(b[name], { field: `train_batch.${name}`, expectShape: shape, allowNonFinite: true });
     } catch (e) {
@@ -66,7 +97,7 @@ export function decodeTrainBatch(
     }
   };
   if (b.kind !== 'SFT' && b.kind !== 'GRPO') throw new BatchError('bad_input', `train_batch.kind: must be SFT or GRPO, got ${b.kind}`);
-  const images = tensor('images', img);
+  const { images, field: imagesField, sent: sentImages } = policyInputs(b, height, width, tensor);
   const n = images.shape[0]!;
   if (n === 0) throw new BatchError('bad_input', 'train_batch.images: the batch is empty');
   const sameN = (field: string, t: HostTensor) => {
@@ -77,7 +108,7 @@ export function decodeTrainBatch(
   }
   if (b.kind === 'SFT') {
     const targets = tensor('targets', [n, 3, height, width]);
-    return { kind: 'sft', n, images: images.data, targets: targets.data, nonFinite: nonFiniteIn('train_batch.images', images) ?? nonFiniteIn('train_batch.targets', targets) };
+    return { kind: 'sft', n, images: images.data, targets: targets.data, nonFinite: nonFiniteIn(imagesField, sentImages) ?? nonFiniteIn('train_batch.targets', targets) };
   }
   const actions = tensor('actions', img);
   sameN('actions', actions);
@@ -119,7 +150,7 @@ export function decodeTrainBatch(
     ...(idMap ? { identityAdvantageMap: idMap.data } : {}),
     ...(flow ? { flow: flow.rows } : {}),
     behaviourVersions: [...b.behaviour_versions],
-    nonFinite: nonFiniteIn('train_batch.images', images) ?? nonFiniteIn('train_batch.actions', actions)
+    nonFinite: nonFiniteIn(imagesField, sentImages) ?? nonFiniteIn('train_batch.actions', actions)
       ?? flow?.nonFinite ?? (flow ? undefined : nonFiniteIn('train_batch.logp_old', logpOld as HostTensor)) ?? nonFiniteIn('train_batch.advantages', advantages)
       ?? (advantageMap ? nonFiniteIn('train_batch.advantage_map', advantageMap) : undefined)
       ?? (idAdvantages ? nonFiniteIn('train_batch.identity_advantages', idAdvantages) : undefined)

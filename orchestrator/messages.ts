@@ -41,7 +41,7 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
     batch_seq: seq,
     kind: 'GRPO',
     lease_ms: config.orchestrator.leaseSeconds * 1000,
-    images: tensor(t.images, shape),
+    ...distinctImages(t, H),
     actions: tensor(t.actions, shape),
     ...(t.flow ? { flow_rows: encodeFlowRows(t.flow, H) } : { logp_old: tensor(t.logpOld, t.advantageMap ? shape : [t.n]) }),
     advantages: tensor(t.advantages, [t.n]),
@@ -52,6 +52,24 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
     sample_ids: t.sampleIds,
     group_indices: t.groupIndices,
   };
+}
+
+/**
+ * A GRPO batch's policy inputs as TrainBatch.distinct_images and image_rows: each group's image once instead of
+ * once per row (assembleGrpoBatch, lib/grpo/batch.ts, lays a group's G rows out consecutively with group indices
+ * 0..G-1, all of them its one image), so the batch carries (G-1)/G fewer image bytes.
+ */
+function distinctImages(t: GrpoBatch, H: number): Pick<TrainBatch, 'distinct_images' | 'image_rows'> {
+  const pix = 3 * H * H;
+  const starts: number[] = [];
+  const rows = new Array<number>(t.n);
+  for (let i = 0; i < t.n; i++) {
+    if (i === 0 || t.groupIndices[i] === 0) starts.push(i);
+    rows[i] = starts.length - 1;
+  }
+  const distinct = new Float32Array(starts.length * pix);
+  starts.forEach((row, k) => distinct.set(t.images.subarray(row * pix, (row + 1) * pix), k * pix));
+  return { distinct_images: tensor(distinct, [starts.length, 3, H, H]), image_rows: rows };
 }
 
 /**

@@ -18,7 +18,7 @@ export interface TrainBatch {
   'kind'?: (_recovery_v1_TrainKind);
   'lease_ms'?: (number);
   /**
-   * [N,3,H,W] policy inputs (corrupted)
+   * [N,3,H,W] policy inputs (corrupted); GRPO may send distinct_images instead
    */
   'images'?: (_recovery_v1_Tensor | null);
   /**
@@ -66,6 +66,13 @@ export interface TrainBatch {
    */
   'identity_advantages'?: (_recovery_v1_Tensor | null);
   'identity_advantage_map'?: (_recovery_v1_Tensor | null);
+  /**
+   * GRPO, in place of `images`: each distinct policy input once [K,3,H,W] (a group's G rows share one image)
+   * and, per row, the index of its image in it ([N], each < K). A writer sets `images` or these two, not both;
+   * a reader that predates them finds `images` missing and refuses the batch naming it.
+   */
+  'distinct_images'?: (_recovery_v1_Tensor | null);
+  'image_rows'?: (number)[];
 }
 
 /**
@@ -82,7 +89,7 @@ export interface TrainBatch__Output {
   'kind': (_recovery_v1_TrainKind__Output);
   'lease_ms': (number);
   /**
-   * [N,3,H,W] policy inputs (corrupted)
+   * [N,3,H,W] policy inputs (corrupted); GRPO may send distinct_images instead
    */
   'images': (_recovery_v1_Tensor__Output | null);
   /**
@@ -130,4 +137,11 @@ export interface TrainBatch__Output {
    */
   'identity_advantages': (_recovery_v1_Tensor__Output | null);
   'identity_advantage_map': (_recovery_v1_Tensor__Output | null);
+  /**
+   * GRPO, in place of `images`: each distinct policy input once [K,3,H,W] (a group's G rows share one image)
+   * and, per row, the index of its image in it ([N], each < K). A writer sets `images` or these two, not both;
+   * a reader that predates them finds `images` missing and refuses the batch naming it.
+   */
+  'distinct_images': (_recovery_v1_Tensor__Output | null);
+  'image_rows': (number)[];
 }
