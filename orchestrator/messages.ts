@@ -55,20 +55,23 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
 }
 
 /**
- * A GRPO batch's policy inputs as TrainBatch.distinct_images and image_rows: each group's image once instead of
- * once per row (assembleGrpoBatch, lib/grpo/batch.ts, lays a group's G rows out consecutively with group indices
- * 0..G-1, all of them its one image), so the batch carries (G-1)/G fewer image bytes.
+ * A GRPO batch's policy inputs as TrainBatch.distinct_images and image_rows: each run of equal rows once (a group's
+ * G rows are its one image, laid out together by assembleGrpoBatch, lib/grpo/batch.ts), so the batch carries (G-1)/G
+ * fewer image bytes. The rows are compared, not assumed from the layout: a batch laid out otherwise costs bytes,
+ * never a row its wrong image.
  */
 function distinctImages(t: GrpoBatch, H: number): Pick<TrainBatch, 'distinct_images' | 'image_rows'> {
   const pix = 3 * H * H;
+  const bytes = Buffer.from(t.images.buffer, t.images.byteOffset, t.images.byteLength);
+  const row = (i: number) => bytes.subarray(i * pix * 4, (i + 1) * pix * 4);
   const starts: number[] = [];
   const rows = new Array<number>(t.n);
   for (let i = 0; i < t.n; i++) {
-    if (i === 0 || t.groupIndices[i] === 0) starts.push(i);
+    if (i === 0 || !row(i).equals(row(starts.at(-1)!))) starts.push(i);
     rows[i] = starts.length - 1;
   }
   const distinct = new Float32Array(starts.length * pix);
-  starts.forEach((row, k) => distinct.set(t.images.subarray(row * pix, (row + 1) * pix), k * pix));
+  starts.forEach((r, k) => distinct.set(t.images.subarray(r * pix, (r + 1) * pix), k * pix));
   return { distinct_images: tensor(distinct, [starts.length, 3, H, H]), image_rows: rows };
 }
 

@@ -54,6 +54,17 @@ test('grpoTrainBatch sends each group image once; decodeTrainBatch gives back th
   assert.equal(isEmptyGrpoBatch(got), false);
 });
 
+test('rows are grouped by their bytes, not by the layout: two groups of one image share it, every row gets its own image back', () => {
+  const same = group(1, 's1');
+  const t = assembleGrpoBatch([group(0, 's0'), same, { ...same, image: same.image.slice() }], S, false);
+  const tb = grpoTrainBatch(config, 1, t);
+  assert.deepEqual(tb.image_rows, [0, 0, 0, 1, 1, 1, 1, 1, 1]);
+  assert.deepEqual(decodeTrainBatch(roundTrip(tb), S, S).images, t.images);
+  // a layout the group indices would misread (every row its own group 0) still maps each row to its image
+  const shuffled = { ...t, groupIndices: new Array(t.n).fill(0) };
+  assert.deepEqual(decodeTrainBatch(roundTrip(grpoTrainBatch(config, 2, shuffled)), S, S).images, t.images);
+});
+
 test('decodeTrainBatch refuses bad distinct_images / image_rows naming the field, and names a non-finite value where it was sent', () => {
   const t = assembleGrpoBatch([group(0, 's0'), group(1, 's1')], S, false);
   const tb = grpoTrainBatch(config, 1, t);
