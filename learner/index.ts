@@ -648,6 +648,7 @@ class LearnerRole implements WorkerRoleImpl {
     const write = async () => {
       let gate!: (p: Promise<unknown>) => void;
       const beforeAnnounce = new Promise<unknown>((r) => (gate = r));
+      beforeAnnounce.catch(() => undefined); // adopts the moments' outcome: a put that failed first never awaits it
       const published = publishCheckpoint(this.store, ckpt, {}, encoded, { beforeAnnounce });
       published.catch(() => undefined); // handled: awaited below
       await new Promise<void>((r) => setImmediate(r));
