@@ -4,14 +4,20 @@
 //   after(() => nats.stop());
 //   const nc = await connect({ servers: nats.url });
 //
+// or, for a whole test file with one connection: `const shared = natsForFile('name')`, then `shared.nc`, `shared.nats`
+// inside its tests.
+//
 // stop() kills the server (SIGTERM, SIGKILL after 3 s) and removes its storage dir; restart() stops it and
 // starts it again on the same port with the same storage (JetStream data survives), for reconnect tests.
 // A process-exit hook kills any server a test forgot to stop.
+import { after, before } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../../lib/local/ports.ts';
+import { connectNats } from '../../lib/transport/nats.ts';
+import type { NatsConnection } from 'nats';
 
 export interface TestNatsServer {
   url: string;
@@ -47,6 +53,34 @@ export async function startNatsServer(opts: { maxPayload?: number } = {}): Promi
       if (stopped) throw new Error('restart() after stop()');
       await proc.stop();
       proc = await spawnNatsServer({ port, storeDir, ...opts });
+    },
+  };
+}
+
+/**
+ * A nats-server and one connection to it for a whole test file: started in before(); the connection closed and the
+ * server stopped in after(). `nats` and `nc` are read inside the file's tests, once before() has run.
+ */
+export function natsForFile(name: string): { readonly nats: TestNatsServer; readonly nc: NatsConnection } {
+  let nats: TestNatsServer | undefined;
+  let nc: NatsConnection | undefined;
+  before(async () => {
+    nats = await startNatsServer();
+    nc = await connectNats({ url: nats.url, name });
+  });
+  after(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+  const early = (what: string) => new Error(`natsForFile: ${what} read before before() ran (read it inside a test)`);
+  return {
+    get nats() {
+      if (!nats) throw early('nats');
+      return nats;
+    },
+    get nc() {
+      if (!nc) throw early('nc');
+      return nc;
     },
   };
 }

@@ -1,25 +1,15 @@
 // lib/worker/learner-state.ts: the learner's AdamW moments in the one `learner-state` bucket shared by all runs
 // (objects `<run>/optim-v...`): each run reads and prunes only its own, and a run whose moments are still in its
 // pre-round-6 bucket `learner-<run>` resumes with them.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NatsConnection } from 'nats';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { natsForFile } from '../helpers/nats.ts';
 import { connectNats } from '../../lib/transport/nats.ts';
 import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
 import { encodeOptimizerState } from '../../lib/checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
 
-let nats: TestNatsServer;
-let nc: NatsConnection;
-before(async () => {
-  nats = await startNatsServer();
-  nc = await connectNats({ url: nats.url, name: 'learner-state-test' });
-});
-after(async () => {
-  await nc?.close();
-  await nats?.stop();
-});
+const shared = natsForFile('learner-state-test');
 
 const params: TensorMap = new Map([['w', { shape: [2], data: new Float32Array(2) }]]);
 const digest = (v: number) => String(v).repeat(64).slice(0, 64);
@@ -30,8 +20,8 @@ const file = (version: number, step: number) => ({
 });
 
 test('two runs share the bucket: each reads and prunes only its own moments', async () => {
-  const a = await LearnerStateStore.open(nc, 'run-a');
-  const b = await LearnerStateStore.open(nc, 'run-b');
+  const a = await LearnerStateStore.open(shared.nc, 'run-a');
+  const b = await LearnerStateStore.open(shared.nc, 'run-b');
   assert.equal(a.bucket, 'learner-state');
   for (const v of [1, 2, 3]) await a.put(file(v, 10 + v));
   await b.put(file(1, 99));
@@ -40,38 +30,38 @@ test('two runs share the bucket: each reads and prunes only its own moments', as
   assert.equal((await a.get(3, digest(3), params))?.state.step, 13);
   assert.equal((await b.get(1, digest(1), params))?.state.step, 99, 'run-b v1 kept when run-a prunes');
   assert.equal(await b.get(2, digest(2), params), null);
-  const names = (await (await nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted).map((i) => i.name).sort();
+  const names = (await (await shared.nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted).map((i) => i.name).sort();
   assert.deepEqual(names, ['run-a/optim-v0000000002', 'run-a/optim-v0000000003', 'run-b/optim-v0000000001']);
 });
 
 test("a run's moments in its old learner-<run> bucket are read on resume", async () => {
-  const old = await nc.jetstream().views.os('learner-run-old');
+  const old = await shared.nc.jetstream().views.os('learner-run-old');
   await old.putBlob({ name: 'optim-v0000000007' }, encodeOptimizerState(file(7, 70)).bytes);
-  const s = await LearnerStateStore.open(nc, 'run-old');
+  const s = await LearnerStateStore.open(shared.nc, 'run-old');
   assert.equal((await s.get(7, digest(7), params))?.state.step, 70);
   assert.equal(await s.get(8, digest(8), params), null);
   // a run that never had the old bucket does not get one made
-  assert.equal(await (await LearnerStateStore.open(nc, 'run-new')).get(1, digest(1), params), null);
-  const jsm = await nc.jetstreamManager();
+  assert.equal(await (await LearnerStateStore.open(shared.nc, 'run-new')).get(1, digest(1), params), null);
+  const jsm = await shared.nc.jetstreamManager();
   await assert.rejects(jsm.streams.info('OBJ_learner-run-new'), /not found/i);
 });
 
 /** Chunk messages in the bucket's stream, all runs together. */
 async function chunkMessages(): Promise<number> {
-  const jsm = await nc.jetstreamManager();
+  const jsm = await shared.nc.jetstreamManager();
   const subjects = (await jsm.streams.info('OBJ_learner-state', { subjects_filter: '$O.learner-state.C.>' })).state.subjects ?? {};
   return Object.values(subjects).reduce((a, b) => a + b, 0);
 }
 
 test("writing a version looks up an earlier attempt only where one can exist: a predecessor's leftover and a retry are still replaced", async () => {
   // a learner killed after storing the moments of v5 without announcing it
-  await (await LearnerStateStore.open(nc, 'run-c')).put(file(5, 1));
+  await (await LearnerStateStore.open(shared.nc, 'run-c')).put(file(5, 1));
   const before = await chunkMessages();
-  const s = await LearnerStateStore.open(nc, 'run-c');
+  const s = await LearnerStateStore.open(shared.nc, 'run-c');
   await s.put(file(3, 3)); // before the first listing: looked up
   await s.prune(3); // the first prune lists the bucket: v3 and the leftover v5
   // the lookups (an object's info read: a message get on the bucket's stream), seen by a second connection
-  const watcher = await connectNats({ url: nats.url, name: 'learner-state-lookups' });
+  const watcher = await connectNats({ url: shared.nats.url, name: 'learner-state-lookups' });
   const lookups = watcher.subscribe('$JS.API.STREAM.MSG.GET.OBJ_learner-state');
   let seen = 0;
   void (async () => {
@@ -94,7 +84,7 @@ test("writing a version looks up an earlier attempt only where one can exist: a 
   assert.equal((await s.get(5, digest(5), params))?.state.step, 55);
   assert.equal((await s.get(6, digest(6), params))?.state.step, 6);
   assert.equal(await s.get(4, digest(4), params), null);
-  const names = (await (await nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted && i.name.startsWith('run-c/')).map((i) => i.name).sort();
+  const names = (await (await shared.nc.jetstream().views.os('learner-state')).list()).filter((i) => !i.deleted && i.name.startsWith('run-c/')).map((i) => i.name).sort();
   assert.deepEqual(names, ['run-c/optim-v0000000005', 'run-c/optim-v0000000006']);
   // one chunk per object: v5 and v6 are left where the leftover v5 was, and no earlier attempt's chunks
   assert.equal(await chunkMessages(), before + 1);

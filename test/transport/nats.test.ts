@@ -1,12 +1,11 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { NatsConnection } from 'nats';
-import { startNatsServer, freePort, type TestNatsServer } from '../helpers/nats.ts';
+import { natsForFile, freePort } from '../helpers/nats.ts';
 import {
   CheckpointIntegrityError,
   CheckpointStore,
@@ -18,17 +17,7 @@ import {
 } from '../../lib/transport/nats.ts';
 import { ensureNatsServer, isReachable } from '../../lib/transport/nats-server.ts';
 
-let nats: TestNatsServer;
-let nc: NatsConnection;
-
-before(async () => {
-  nats = await startNatsServer();
-  nc = await connectNats({ url: nats.url, name: 'nats-test' });
-});
-after(async () => {
-  await nc?.close();
-  await nats?.stop();
-});
+const shared = natsForFile('nats-test');
 
 const ckpt = (n: number) => {
   const bytes = randomBytes(n);
@@ -37,7 +26,7 @@ const ckpt = (n: number) => {
 
 test('checkpoint put/get round-trip, digest verified, idempotent re-put, latest, prune', async () => {
   const seen: number[] = [];
-  const store = await CheckpointStore.open(nc, { runId: 'run-a', onGet: ({ bytes }) => seen.push(bytes) });
+  const store = await CheckpointStore.open(shared.nc, { runId: 'run-a', onGet: ({ bytes }) => seen.push(bytes) });
   assert.equal(await store.latest(), null);
   const c1 = ckpt(300_000); // several object-store chunks
   const ann = await store.put(1, c1.bytes, c1.digest, { step: 10, last_batch_seq: 4 });
@@ -69,8 +58,8 @@ test('checkpoint put/get round-trip, digest verified, idempotent re-put, latest,
 });
 
 test('a retried or refused put leaves only the stored object\'s chunks (the copy it wrote beside the lookup is purged)', async () => {
-  const store = await CheckpointStore.open(nc, { runId: 'run-retry' });
-  const jsm = await nc.jetstreamManager();
+  const store = await CheckpointStore.open(shared.nc, { runId: 'run-retry' });
+  const jsm = await shared.nc.jetstreamManager();
   const chunkSubjects = async () => {
     const si = await jsm.streams.info('OBJ_checkpoints-run-retry', { subjects_filter: '$O.checkpoints-run-retry.C.>' });
     return Object.keys(si.state.subjects ?? {}).sort();
@@ -94,10 +83,10 @@ test('a retried or refused put leaves only the stored object\'s chunks (the copy
 });
 
 test('get refuses corrupted and truncated objects with a clear error', async () => {
-  const store = await CheckpointStore.open(nc, { runId: 'run-b' });
+  const store = await CheckpointStore.open(shared.nc, { runId: 'run-b' });
   const good = ckpt(5000);
   await store.put(1, good.bytes, good.digest);
-  const os = await nc.jetstream().views.os('checkpoints-run-b');
+  const os = await shared.nc.jetstream().views.os('checkpoints-run-b');
   // someone overwrites the object's bytes, keeping the recorded digest/size
   const info = (await os.info('v0000000001'))!;
   const evil = Buffer.from(good.bytes);
@@ -113,7 +102,7 @@ test('get refuses corrupted and truncated objects with a clear error', async () 
 });
 
 test('watch yields the latest existing checkpoint first (late joiner), then new ones in order', async () => {
-  const store = await CheckpointStore.open(nc, { runId: 'run-c' });
+  const store = await CheckpointStore.open(shared.nc, { runId: 'run-c' });
   for (const v of [1, 2, 3]) {
     const c = ckpt(64);
     await store.put(v, c.bytes, c.digest);
@@ -129,10 +118,10 @@ test('watch yields the latest existing checkpoint first (late joiner), then new 
   await waitFor(() => got.length === 1);
   assert.equal(got[0]!.version, 3);
   // a second store handle (another process) publishes; a stale re-announce of v2 is skipped by the watcher
-  const other = await CheckpointStore.open(nc, { runId: 'run-c' });
+  const other = await CheckpointStore.open(shared.nc, { runId: 'run-c' });
   const c4 = ckpt(64);
   await other.put(4, c4.bytes, c4.digest);
-  await nc.jetstream().publish('recovery.run-c.checkpoint', new TextEncoder().encode('{"not":"an announcement"}'));
+  await shared.nc.jetstream().publish('recovery.run-c.checkpoint', new TextEncoder().encode('{"not":"an announcement"}'));
   const c5 = ckpt(64);
   await other.put(5, c5.bytes, c5.digest);
   await reader;
@@ -143,7 +132,7 @@ test('watch yields the latest existing checkpoint first (late joiner), then new 
   await watch.stop();
 
   // a watcher on an empty run waits for the first checkpoint
-  const empty = await CheckpointStore.open(nc, { runId: 'run-empty' });
+  const empty = await CheckpointStore.open(shared.nc, { runId: 'run-empty' });
   const w2 = await empty.watch();
   const first = (async () => {
     for await (const a of w2) return a.version;
@@ -158,7 +147,7 @@ test('watch yields the latest existing checkpoint first (late joiner), then new 
 const State = z.object({ learner_version: z.number().int(), next_batch_seq: z.number().int(), owner: z.string() });
 
 test('an announcement without its object (a forged version jump) is ignored by latest() and watch(): later genuine checkpoints still arrive', async () => {
-  const store = await CheckpointStore.open(nc, { runId: 'run-forged' });
+  const store = await CheckpointStore.open(shared.nc, { runId: 'run-forged' });
   const c1 = ckpt(64);
   await store.put(1, c1.bytes, c1.digest);
   const refusals: string[] = [];
@@ -173,7 +162,7 @@ test('an announcement without its object (a forged version jump) is ignored by l
   await waitFor(() => got.length === 1);
   // anyone who can publish on the subject announces v999999 with no object behind it
   const forged: Announcement = { run_id: 'run-forged', version: 999_999, name: 'v0000999999', digest: `sha256:${'ab'.repeat(32)}`, size: 10, meta: {}, published_unix_ms: Date.now() };
-  await nc.jetstream().publish('recovery.run-forged.checkpoint', new TextEncoder().encode(JSON.stringify(forged)));
+  await shared.nc.jetstream().publish('recovery.run-forged.checkpoint', new TextEncoder().encode(JSON.stringify(forged)));
   await waitFor(() => refusals.length === 1);
   assert.match(refusals[0]!, /announcement of v999999 has no checkpoint object .*: ignored/);
   assert.equal((await store.latest())!.version, 1, 'latest() skips the forged announcement');
@@ -187,8 +176,8 @@ test('an announcement without its object (a forged version jump) is ignored by l
 });
 
 test('run state: zod-validated, create-once, CAS update, concurrent modify never loses a write', async () => {
-  const a = await RunStateStore.open(nc, { runId: 'run-s', schema: State });
-  const b = await RunStateStore.open(nc, { runId: 'run-s', schema: State });
+  const a = await RunStateStore.open(shared.nc, { runId: 'run-s', schema: State });
+  const b = await RunStateStore.open(shared.nc, { runId: 'run-s', schema: State });
   assert.equal(await a.get(), null);
   const r1 = await a.create({ learner_version: 0, next_batch_seq: 1, owner: 'orch-a' });
   await assert.rejects(b.create({ learner_version: 0, next_batch_seq: 1, owner: 'orch-b' }), RevisionConflictError);
@@ -209,22 +198,22 @@ test('run state: zod-validated, create-once, CAS update, concurrent modify never
   );
   assert.equal((await a.get())!.value.next_batch_seq, 21);
   // a corrupt stored value is reported, not returned
-  await nc.jetstream().views.kv('runstate-run-s').then((kv) => kv.put('state', '{"learner_version":"oops"}'));
+  await shared.nc.jetstream().views.kv('runstate-run-s').then((kv) => kv.put('state', '{"learner_version":"oops"}'));
   await assert.rejects(a.get(), /run state runstate-run-s\/state \(revision \d+\)\.learner_version/);
-  await assert.rejects(RunStateStore.open(nc, { runId: 'bad.id', schema: State }), /runId "bad.id" must match/);
+  await assert.rejects(RunStateStore.open(shared.nc, { runId: 'bad.id', schema: State }), /runId "bad.id" must match/);
 });
 
 test('stores survive a server restart (JetStream file storage); client reconnects', async () => {
-  const store = await CheckpointStore.open(nc, { runId: 'run-r' });
+  const store = await CheckpointStore.open(shared.nc, { runId: 'run-r' });
   const c = ckpt(1000);
   await store.put(1, c.bytes, c.digest);
   const reconnected = (async () => {
-    for await (const s of nc.status()) if (s.type === 'reconnect') return;
+    for await (const s of shared.nc.status()) if (s.type === 'reconnect') return;
   })();
   const watch = await store.watch();
   const it = watch[Symbol.asyncIterator]();
   assert.equal((await it.next()).value?.version, 1);
-  await nats.restart();
+  await shared.nats.restart();
   await reconnected;
   assert.equal((await store.latest())?.version, 1);
   assert.ok(Buffer.from((await store.get(1)).bytes).equals(c.bytes));
@@ -236,7 +225,7 @@ test('stores survive a server restart (JetStream file storage); client reconnect
 });
 
 test('ensureNatsServer uses a running server, or starts one where nothing answers', async () => {
-  const existing = await ensureNatsServer({ url: nats.url });
+  const existing = await ensureNatsServer({ url: shared.nats.url });
   assert.equal(existing.spawned, false);
   await existing.stop(); // no-op
   const port = await freePort();

@@ -3,33 +3,23 @@
 // (last message on $O.<bucket>.M.>) 404; a nats-server 2.10.27 opened over a store directory still in use did
 // (docs/reliability.md). Here the store's ObjectStore answers list() [] as that server did, on a real nats-server
 // whose stream does hold the records: versions() must still name them (asked again, or read subject by subject).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { JetStreamManager, NatsConnection, ObjectInfo, ObjectStore } from 'nats';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { freePort, natsForFile } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { listObjectRecords } from '../../lib/transport/object-listing.ts';
 
-let nats: TestNatsServer;
-let nc: NatsConnection;
-
-before(async () => {
-  nats = await startNatsServer();
-  nc = await connectNats({ url: nats.url, name: 'listing-test' });
-});
-after(async () => {
-  await nc?.close();
-  await nats?.stop();
-});
+const shared = natsForFile('listing-test');
 
 /** A store whose object listing answers [] for its first `empties` calls (then the server's own answer); counts calls. */
 async function storeWithEmptyListings(runId: string, empties: number, warnings: string[]): Promise<{ store: CheckpointStore; calls: () => number }> {
-  const store = await CheckpointStore.open(nc, { runId, onWarning: (m) => warnings.push(m) });
+  const store = await CheckpointStore.open(shared.nc, { runId, onWarning: (m) => warnings.push(m) });
   const inner = store as unknown as { os: ObjectStore };
   const real = inner.os;
   let calls = 0;
