@@ -7,6 +7,7 @@ import type { GrpoBatch } from '../lib/grpo/batch.ts';
 import { rolloutNoiseSeed } from '../lib/grpo/sampling.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import { encodeFlowRows } from '../lib/flow/wire.ts';
+import { equalRuns } from '../lib/graph/shared-rows.ts';
 import { encodeTensor, type OrchestratorMessage, type TrainBatch } from '../lib/transport/index.ts';
 
 // Every array encoded here is made for its message and not changed afterwards, so the wire bytes are views of it
@@ -55,24 +56,17 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
 }
 
 /**
- * A GRPO batch's policy inputs as TrainBatch.distinct_images and image_rows: each run of equal rows once (a group's
- * G rows are its one image, laid out together by assembleGrpoBatch, lib/grpo/batch.ts), so the batch carries (G-1)/G
- * fewer image bytes. The rows are compared, not assumed from the layout: a batch laid out otherwise costs bytes,
- * never a row its wrong image.
+ * A GRPO batch's policy inputs as TrainBatch.distinct_images and image_rows: each run of byte-equal rows once
+ * (equalRuns, as the shared-rows graphs find them; a group's G rows are its one image, laid out together by
+ * assembleGrpoBatch), so the batch carries (G-1)/G fewer image bytes. Compared, not assumed from the layout: a batch
+ * laid out otherwise costs bytes, never a row its wrong image.
  */
 function distinctImages(t: GrpoBatch, H: number): Pick<TrainBatch, 'distinct_images' | 'image_rows'> {
   const pix = 3 * H * H;
-  const bytes = Buffer.from(t.images.buffer, t.images.byteOffset, t.images.byteLength);
-  const row = (i: number) => bytes.subarray(i * pix * 4, (i + 1) * pix * 4);
-  const starts: number[] = [];
-  const rows = new Array<number>(t.n);
-  for (let i = 0; i < t.n; i++) {
-    if (i === 0 || !row(i).equals(row(starts.at(-1)!))) starts.push(i);
-    rows[i] = starts.length - 1;
-  }
-  const distinct = new Float32Array(starts.length * pix);
-  starts.forEach((r, k) => distinct.set(t.images.subarray(r * pix, (r + 1) * pix), k * pix));
-  return { distinct_images: tensor(distinct, [starts.length, 3, H, H]), image_rows: rows };
+  const { firsts, source } = equalRuns(t.images, t.n, 'images');
+  const distinct = new Float32Array(firsts.length * pix);
+  firsts.forEach((r, k) => distinct.set(t.images.subarray(r * pix, (r + 1) * pix), k * pix));
+  return { distinct_images: tensor(distinct, [firsts.length, 3, H, H]), image_rows: Array.from(source) };
 }
 
 /**
