@@ -76,20 +76,16 @@ function parseVariant(v: string): { threads?: LocalRunOptions['threads']; heap?:
 
 function armsFor(): { singles: Arm[]; pipelines: Arm[] } {
   const overridesOf = benchOverrides;
-  const fresh: Arm = {
-    name: 'single process (fresh)',
+  // a new process per run; `threads` its onnxruntime threads (undefined: the project's default, one per core)
+  const freshArm = (name: string, threads?: number): Arm => ({
+    name,
     run: async (staleness) => {
-      const r = singleInFreshProcess(staleness, SFT, GRPO);
+      const r = singleInFreshProcess(staleness, SFT, GRPO, undefined, threads);
       return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: r.cpuMsPerAction, note: `CPU of the first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, of a later one (median) ${r.medianStepCpuMs.toFixed(0)} ms`, othersCores: r.othersCores };
     },
-  };
-  const fresh1: Arm = {
-    name: 'single process (fresh, 1 thread)',
-    run: async (staleness) => {
-      const r = singleInFreshProcess(staleness, SFT, GRPO, undefined, 1);
-      return { actionsPerSecond: r.actionsPerSecond, cpuMsPerAction: r.cpuMsPerAction, note: `CPU of the first GRPO step ${r.firstStepCpuMs.toFixed(0)} ms, of a later one (median) ${r.medianStepCpuMs.toFixed(0)} ms`, othersCores: r.othersCores };
-    },
-  };
+  });
+  const fresh = freshArm('single process (fresh)');
+  const fresh1 = freshArm('single process (fresh, 1 thread)', 1);
   const single: Arm = {
     name: 'single process (this process)',
     run: async (staleness) => {
