@@ -26,6 +26,7 @@ import { renderKustomization } from '../../test/k8s/kustomize.ts';
 import { podmanPodName, toPodmanKube, type K8sObject } from '../../lib/deploy/podman-kube.ts';
 import { parseLogLine } from '../../lib/log/index.ts';
 import { THREADS_ENV } from '../../lib/graph/runtime.ts';
+import { quantity } from '../../lib/deploy/quantity.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORK = join(ROOT, '.tmp/deploy-check');
@@ -99,10 +100,6 @@ interface Ctr {
   threadsFromLimit?: number;
 }
 
-/** ceil of a CPU quantity ("500m" -> 1, "2" -> 2): what the Downward API gives for limits.cpu with divisor 1. */
-function cpuCeil(q: string): number {
-  return Math.ceil(q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q));
-}
 
 function inspect(ctr: string): { State: { Status: string; ExitCode: number; Running: boolean }; RestartCount: number; NetworkSettings: { Networks: Record<string, { IPAddress: string }> }; HostConfig: { ReadonlyRootfs: boolean }; Config: { User: string } } | undefined {
   const out = podmanMaybe('inspect', '--type', 'container', ctr);
@@ -218,7 +215,7 @@ async function main(): Promise<void> {
     return spec.containers.map((c) => {
       const fromLimit = c.env?.some((e) => e.name === THREADS_ENV && e.valueFrom?.resourceFieldRef?.resource === 'limits.cpu');
       const limit = c.resources?.limits?.cpu;
-      return { pod, name: `${pod}-${c.name}`, role, neverRestarted, ...(fromLimit && limit !== undefined ? { threadsFromLimit: cpuCeil(String(limit)) } : {}) };
+      return { pod, name: `${pod}-${c.name}`, role, neverRestarted, ...(fromLimit && limit !== undefined ? { threadsFromLimit: Math.ceil(quantity(limit)) /* the Downward API's limits.cpu, divisor 1 */ } : {}) };
     });
   });
   const byRole = (role: string) => {

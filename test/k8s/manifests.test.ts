@@ -14,6 +14,7 @@ import { containersOf, parseK8sYaml, renderKustomization, type K8sObject } from 
 import { validateK8sObject } from './schemas.ts';
 import { ALLOCATOR_ENV } from '../../lib/deploy/allocator-env.ts';
 import { THREADS_ENV } from '../../lib/graph/runtime.ts';
+import { quantity } from '../../lib/deploy/quantity.ts';
 import { requireTool, run, which } from './tools.ts';
 import { makeTestCerts } from '../helpers/certs.ts';
 
@@ -44,13 +45,6 @@ function only(objs: K8sObject[], kind: string, comp: string): K8sObject {
   const hit = objs.filter((o) => o.kind === kind && component(o) === comp);
   assert.equal(hit.length, 1, `one ${kind} for ${comp}`);
   return hit[0]!;
-}
-/** Kubernetes quantity in base units (cores, bytes). */
-function quantity(q: string | number): number {
-  const m = /^([0-9.]+)(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/.exec(String(q));
-  assert.ok(m, `quantity ${q}`);
-  const mult: Record<string, number> = { m: 1e-3, k: 1e3, Ki: 1024, M: 1e6, Mi: 1024 ** 2, G: 1e9, Gi: 1024 ** 3, T: 1e12, Ti: 1024 ** 4 };
-  return Number(m[1]) * (m[2] ? mult[m[2]]! : 1);
 }
 function arg(container: Any, name: string): string | undefined {
   const prefix = `--${name}=`;
