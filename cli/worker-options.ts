@@ -6,6 +6,7 @@ import { loadConfig } from '../lib/config/index.ts';
 import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
 import type { WorkerHandle } from '../lib/worker/runtime.ts';
 import { setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
+import { DEVICES, type Device } from '../lib/graph/device.ts';
 import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
 
@@ -15,7 +16,7 @@ export interface WorkerCliArgs {
   metricsPort?: number;
   metricsHost?: string;
   workerId?: string;
-  device?: 'cpu' | 'cuda';
+  device?: Device;
   authTokenFile?: string;
   tlsCa?: string;
   tlsCert?: string;
@@ -42,7 +43,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('metrics-port', { type: 'number', describe: `port of /metrics and /health; 0 = any free port (default ${CLI_DEFAULTS.metricsPort}, or --config's metrics.port)` })
     .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'interface of /metrics and /health (0.0.0.0 in a pod)' })
     .option('worker-id', { type: 'string', describe: 'stable id of this process, [A-Za-z0-9._:-]{1,128} (default <role>-<hostname>-<pid>)' })
-    .option('device', { type: 'string', choices: ['cpu', 'cuda'], describe: `ONNX Runtime execution provider (default ${opts.deviceDefault})` })
+    .option('device', { type: 'string', choices: DEVICES, describe: `ONNX Runtime execution provider: webgpu and cuda are GPUs, docs/gpu.md (default ${opts.deviceDefault})` })
     .option('auth-token-file', { type: 'string', describe: `file holding the orchestrator's bearer token (default: the ${TOKEN_ENV} environment variable, if set)` })
     .option('tls-ca', { type: 'string', describe: "PEM file of the CA that signs the orchestrator's certificate (turns TLS on)" })
     .option('tls-cert', { type: 'string', describe: 'PEM client certificate, for mutual TLS (with --tls-key)' })

@@ -41,7 +41,7 @@ import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
-import type { Device } from '../lib/graph/runtime.ts';
+import { deviceLabel, type Device } from '../lib/graph/device.ts';
 import { initialParamsOf, paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { baseDigestOf, klReferenceParams } from '../lib/models/policy.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
@@ -174,7 +174,7 @@ class LearnerRole implements WorkerRoleImpl {
   ) {}
 
   capabilities() {
-    return { device: this.device === 'cuda' ? 'cuda:0' : 'cpu', max_batch: this.maxBatch, max_in_flight: 1, labels: {} };
+    return { device: deviceLabel(this.device), max_batch: this.maxBatch, max_in_flight: 1, labels: {} };
   }
 
   hello() {

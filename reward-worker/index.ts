@@ -13,7 +13,7 @@
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { trace } from '../lib/log/trace.ts';
-import type { Device } from '../lib/graph/runtime.ts';
+import { deviceLabel, type Device } from '../lib/graph/device.ts';
 import { RewardScorer, ScoreError } from '../lib/models/scorer.ts';
 import { resolutionOf } from '../lib/models/bundle.ts';
 import { decodeScoreTask, encodeTensor, type OrchestratorMessage__Output, type ScoreTask__Output } from '../lib/transport/index.ts';
@@ -61,7 +61,7 @@ class RewardRole implements WorkerRoleImpl {
 
   capabilities() {
     return {
-      device: this.device === 'cuda' ? 'cuda:0' : 'cpu',
+      device: deviceLabel(this.device),
       max_batch: this.maxBatch,
       max_in_flight: this.maxInFlight,
       // it takes as many tasks in one message as it holds at once (it scores them together)

@@ -13,7 +13,7 @@
 import type { SeedPart } from '../lib/data/random.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
 import { fillStandardNormal } from '../lib/data/random.ts';
-import type { Device } from '../lib/graph/runtime.ts';
+import { deviceLabel, type Device } from '../lib/graph/device.ts';
 import { paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { FlowRunner, isFlowFamily, type FlowStepRecord } from '../lib/flow/family.ts';
@@ -116,7 +116,7 @@ class RolloutRole implements WorkerRoleImpl {
     // One task per message: tasks arriving one by one let its first policy call carry one group, whose score task
     // then overlaps with the rest of the batch's rollouts (a bundle of the whole batch made one call of 32 and
     // left the reward worker idle meanwhile; pipeline runs on 2 cores were slower, docs/performance.md "Pipeline").
-    return { device: this.device === 'cuda' ? 'cuda:0' : 'cpu', max_batch: this.maxBatch, max_in_flight: this.maxInFlight, max_tasks_per_message: 1, labels: {} };
+    return { device: deviceLabel(this.device), max_batch: this.maxBatch, max_in_flight: this.maxInFlight, max_tasks_per_message: 1, labels: {} };
   }
 
   hello() {

@@ -7,6 +7,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { z } from 'zod';
+import { DEVICES } from '../graph/device.ts';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 import { EVAL_DRAWS } from '../data/eval-draws.ts';
 import { flowConfigSchema } from '../flow/config.ts';
@@ -157,8 +158,8 @@ export const rewardSchema = z.strictObject({
     .describe('The image encoder of the semantic term clip_cos (docs/encoders.md): `random-features`, the built-in fixed random convolutional features (not CLIP); `mobilenet-v2`, the pretrained MobileNetV2 (width 1.4) that the npm package nsfwjs (MIT) ships, converted from TensorFlow.js, its pooled penultimate features with its own preprocessing; `onnx`, a user\'s CLIP vision tower at reward.clipModel. Absent: onnx when reward.clipModel is set, else the default in docs/encoders.md. Reports name the encoder, its source package and version, and its licence.'),
   clipModel: z.string().min(1).optional()
     .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding), used with reward.encoder=onnx (implied when reward.encoder is absent).'),
-  device: z.enum(['cpu', 'cuda']).default('cpu')
-    .describe('Execution provider of the reward workers\' ONNX Runtime sessions.'),
+  device: z.enum(DEVICES).default('cpu')
+    .describe('Execution provider of the reward workers\' ONNX Runtime sessions: cpu, or a GPU through webgpu (onnxruntime-node\'s own WebGPU provider over Vulkan) or cuda (its CUDA provider, a separate download); docs/gpu.md. A worker\'s --device overrides it.'),
 }).superRefine((r, ctx) => {
   const used = new Set([...r.expression.matchAll(/\bweights\.([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!));
   for (const name of used) {

@@ -3,8 +3,24 @@
 
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 
-export type Device = 'cpu' | 'cuda';
+import type { Device } from './device.ts';
+export { DEVICES, deviceLabel, type Device } from './device.ts';
+
+/** What a GPU provider needs when it cannot start: appended to the error that names the device. */
+const DEVICE_NEEDS: Record<Exclude<Device, 'cpu'>, string> = {
+  webgpu: 'it needs a GPU with a Vulkan driver and the Vulkan loader libvulkan.so.1 (Debian: libvulkan1)',
+  cuda: "it needs onnxruntime-node's CUDA provider (npm ci --onnxruntime-node-install=cuda12), CUDA 12 and cuDNN 9",
+};
+
+/**
+ * $RECOVERY_GRPO_ORT_PROFILE=DIR: every session of the process writes onnxruntime's profile (each node's kernel time
+ * and the provider it ran on) into DIR when it is released. For diagnosis (`npm run gpu-check` reads it); it costs
+ * time on every run.
+ */
+export const PROFILE_ENV = 'RECOVERY_GRPO_ORT_PROFILE';
+let profiled = 0;
 
 export interface Feed {
   data: Float32Array;
@@ -52,7 +68,7 @@ export function intraOpThreads(): number {
  */
 export function sessionOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
     graphOptimizationLevel: 'all',
     // 0 means one thread per core, counted here: onnxruntime's own count for 0 (its physical cores) gave ONE thread on
     // the 2-core development VM, so every process that did not pass --threads ran its graphs on one core
@@ -72,12 +88,22 @@ export class GraphSession {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly device: Device,
+    private readonly profiling: boolean,
   ) {}
 
   static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<GraphSession> {
     const device = opts.device ?? 'cpu';
-    const session = await ort.InferenceSession.create(model, sessionOptions(device, checkThreads(opts.intraOpThreads ?? intraOpThreads(), 'intraOpThreads')));
-    return new GraphSession(session, device);
+    const options = sessionOptions(device, checkThreads(opts.intraOpThreads ?? intraOpThreads(), 'intraOpThreads'));
+    const profileDir = process.env[PROFILE_ENV];
+    if (profileDir) Object.assign(options, { enableProfiling: true, profileFilePrefix: join(profileDir, `graph-${process.pid}-${++profiled}`) });
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(model, options);
+    } catch (e) {
+      if (device === 'cpu') throw e;
+      throw new Error(`device ${device}: onnxruntime could not start its ${device} execution provider (${DEVICE_NEEDS[device]}; docs/gpu.md): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    return new GraphSession(session, device, !!profileDir);
   }
 
   get inputNames(): readonly string[] {
@@ -105,6 +131,7 @@ export class GraphSession {
   }
 
   async release(): Promise<void> {
+    if (this.profiling) this.session.endProfiling(); // writes the profile file
     await this.session.release();
   }
 }

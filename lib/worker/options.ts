@@ -4,6 +4,7 @@ import { readSecret } from '../transport/secrets.ts';
 import { createProcessLogger } from '../log/index.ts';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEVICES, type Device } from '../graph/device.ts';
 import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
 
 export type RoleName = 'rollout' | 'reward' | 'learner';
@@ -36,7 +37,7 @@ export interface WorkerOptions {
   /** Stable id of this process ([A-Za-z0-9._:-]{1,128}). Default `<role>-<hostname>-<pid>`. */
   workerId?: string;
   /** ONNX Runtime execution provider. Default cpu (the reward worker: the config's reward.device). */
-  device?: 'cpu' | 'cuda';
+  device?: Device;
   /** Bearer token for the orchestrator. Takes precedence over tokenFile and the environment. Never logged. */
   token?: string;
   /** File holding the token (trailing whitespace trimmed). Else the environment variable RECOVERY_GRPO_TOKEN. */
@@ -73,7 +74,7 @@ export interface ResolvedWorkerOptions {
   metricsPort: number;
   metricsHost: string;
   workerId: string;
-  device: 'cpu' | 'cuda' | undefined;
+  device: Device | undefined;
   token: string | undefined;
   tls: { ca?: string; cert?: string; key?: string; serverName?: string } | undefined;
   /** Spread into connectNats. */
@@ -94,7 +95,7 @@ const schema = z.strictObject({
   metricsPort: z.number().int().gte(0).lte(65535).default(0),
   metricsHost: z.string().min(1).default('127.0.0.1'),
   workerId: z.string().regex(WORKER_ID_PATTERN, 'must match [A-Za-z0-9._:-]{1,128}').optional(),
-  device: z.enum(['cpu', 'cuda']).optional(),
+  device: z.enum(DEVICES).optional(),
   token: z.string().optional(),
   tokenFile: z.string().min(1).optional(),
   tls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional(), serverName: z.string().optional() })
