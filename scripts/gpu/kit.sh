@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kit.sh DIR: packs `npm run gpu-check` for a GPU machine that has neither Node.js nor a network: this machine's
 # node binary and onnxruntime-node (linux x64 only), the check bundled into one file (esbuild, which tsx brings),
-# and Debian's Vulkan loader for the WebGPU provider. On that machine: `bash DIR/run.sh ARGS...` (ARGS: gpu-check's).
+# and Debian's Vulkan loader for the WebGPU provider. On that machine: `bash DIR/run.sh ARGS...` (ARGS: gpu-check's),
+# or `bash DIR/run.sh bisect ARGS...` (scripts/gpu/bisect.ts).
 # sharp is replaced by a stub that throws: the check decodes no image files. docs/gpu.md says how it was used.
 set -euo pipefail
 out=$1
@@ -21,10 +22,13 @@ mkdir -p "$out/nm/mathjs/lib/browser"
 cp "$root/node_modules/mathjs/package.json" "$out/nm/mathjs/"
 cp "$root/node_modules/mathjs/lib/browser/math.js" "$root/node_modules/mathjs/lib/browser/package.json" "$out/nm/mathjs/lib/browser/"
 echo 'export default function sharp() { throw new Error("sharp is not in the gpu-check kit (scripts/gpu/kit.sh)"); }' > "$out/stub/sharp.mjs"
-"$root/node_modules/.bin/esbuild" "$root/scripts/gpu-check.ts" --bundle --platform=node --format=esm --target=node20 \
-  --outfile="$out/gpu-check.mjs" --external:onnxruntime-node --alias:sharp="$out/stub/sharp.mjs" \
-  --external:nsfwjs '--external:@tensorflow/*' --log-level=warning \
-  --banner:js="import { createRequire as __kitRequire } from 'module'; const require = __kitRequire(import.meta.url);"
+bundle() {
+  "$root/node_modules/.bin/esbuild" "$1" --bundle --platform=node --format=esm --target=node20 --outfile="$2" \
+    --external:onnxruntime-node --alias:sharp="$out/stub/sharp.mjs" --external:nsfwjs '--external:@tensorflow/*' --log-level=warning \
+    --banner:js="import { createRequire as __kitRequire } from 'module'; const require = __kitRequire(import.meta.url);"
+}
+bundle "$root/scripts/gpu-check.ts" "$out/gpu-check.mjs"
+bundle "$root/scripts/gpu/bisect.ts" "$out/bisect.mjs"
 lists=$(mktemp -d); mkdir -p "$lists/partial"
 o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lists"
 apt-get $o update -qq >/dev/null 2>&1 || true

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run.sh ARGS...: unpacks the kit beside it (scripts/gpu/kit.sh) into /tmp and runs gpu-check with ARGS. On a machine
-# with an NVIDIA driver it installs the Vulkan loader from the kit's Debian packages (root) and points it at the NVIDIA driver's ICD where one exists.
+# run.sh [bisect] ARGS...: unpacks the kit beside it (scripts/gpu/kit.sh) into /tmp and runs gpu-check (or
+# scripts/gpu/bisect.ts) with ARGS. On a machine with an NVIDIA driver it installs the Vulkan loader from the kit's
+# Debian packages (root) and points it at the driver's ICD.
 set -euo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
 w=/tmp/gpu-check-kit
@@ -9,10 +10,12 @@ mkdir -p "$w/node_modules"
 cp -r "$kit/nm/." "$w/node_modules/"
 bin=$(cat "$kit/ort-bin")
 [ -f "$w/node_modules/onnxruntime-node/$bin/libonnxruntime.so.1" ] || xz -dc "$kit/libonnxruntime.so.1.xz" > "$w/node_modules/onnxruntime-node/$bin/libonnxruntime.so.1"
-cp "$kit/gpu-check.mjs" "$kit/lane-worker.mjs" "$w/"
+cp "$kit/gpu-check.mjs" "$kit/bisect.mjs" "$kit/lane-worker.mjs" "$w/"
 # only on a machine with an NVIDIA driver: elsewhere the CPU check needs no Vulkan
 if command -v nvidia-smi >/dev/null && ! ldconfig -p | grep -q libvulkan.so.1; then for f in "$kit"/deb/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
 for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json; do
   if [ -f "$icd" ]; then export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$icd}; break; fi
 done
-cd "$w" && exec ./node gpu-check.mjs "$@"
+cd "$w"
+if [ "${1:-}" = bisect ]; then shift; exec ./node bisect.mjs "$@"; fi
+exec ./node gpu-check.mjs "$@"

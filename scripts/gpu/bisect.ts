@@ -1,0 +1,148 @@
+// Where a GPU provider's result departs from the CPU's: runs one of the project's graphs with every float
+// intermediate value made an output, on the CPU and on the device, and lists the nodes whose output differs
+// while their inputs agree (the operators to suspect). For diagnosis after `npm run gpu-check` fails a case.
+//
+//   node --import tsx scripts/gpu/bisect.ts --device webgpu --graph grpo-dense|flow-step|time-features [--size 64]
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { loadConfig } from '../../lib/config/index.ts';
+import { DEVICES, type Device } from '../../lib/graph/device.ts';
+import { Graph, type Value } from '../../lib/graph/graph.ts';
+import { conv } from '../../lib/graph/ops.ts';
+import { serialize } from '../../lib/graph/onnx.ts';
+import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
+import { buildGrpoGraph } from '../../lib/models/graphs.ts';
+import { policySpecOf } from '../../lib/models/bundle.ts';
+import { paramsOf } from './inputs.ts';
+import { paramFeeds, scalarFeed } from '../../lib/models/feeds.ts';
+import { PolicyRunner } from '../../lib/models/runner.ts';
+import { ssimMapSize } from '../../lib/models/ssim.ts';
+import { buildFlowStepGraph } from '../../lib/flow/graphs.ts';
+import { flowNetworkSpecOf } from '../../lib/flow/velocity-network.ts';
+import { velocitySpecOf } from '../../lib/flow/config.ts';
+import { timeFeatures } from '../../lib/flow/velocity.ts';
+import { standardNormal } from '../../lib/data/random.ts';
+
+const GRAPHS = ['grpo-dense', 'flow-step', 'time-features', 'convs'] as const;
+/** Input channels of the `convs` graph's 3x3 convolutions (16 outputs each): the flow stem takes 6, the Gaussian one 3. */
+const CONV_CHANNELS = [3, 4, 5, 6, 7, 8, 12, 16];
+
+async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Graph; feeds: Feeds }> {
+  const r = { height: H, width: H };
+  const pix = 3 * H * H;
+  if (which === 'time-features') {
+    const g = new Graph();
+    const t = g.input('t', ['N']);
+    g.output('features', timeFeatures(t, velocitySpecOf(loadConfig().model, loadConfig().flow).timeFrequencies));
+    const n = 101;
+    return { g, feeds: { t: { data: Float32Array.from({ length: n }, (_, i) => i / (n - 1)), dims: [n] } } };
+  }
+  if (which === 'convs') {
+    const g = new Graph();
+    const feeds: Feeds = {};
+    const n = 8;
+    for (const c of CONV_CHANNELS) {
+      const x = g.input(`x${c}`, [n, c, H, H]);
+      const w = g.constant(standardNormal(16 * c * 9, c).map((v) => v * 0.2), [16, c, 3, 3]);
+      const b = g.constant(standardNormal(16, 100 + c), [16]);
+      g.output(`conv${c}`, conv(x, w, b, { pads: [1, 1, 1, 1] }));
+      feeds[`x${c}`] = { data: standardNormal(n * c * H * H, 200 + c), dims: [n, c, H, H] };
+    }
+    return { g, feeds };
+  }
+  if (which === 'flow-step') {
+    const config = loadConfig(undefined, [`data.size=${H}`, 'model.family=flow']);
+    const spec = flowNetworkSpecOf(velocitySpecOf(config.model, config.flow), config.model.network, r);
+    const g = buildFlowStepGraph(spec, r, config.flow.sde.type);
+    const n = 8;
+    const dims = [n, 3, H, H];
+    const img = (seed: number) => ({ data: Float32Array.from(standardNormal(n * pix, seed), (v) => 0.5 * v), dims });
+    const row = (v: number) => ({ data: new Float32Array(n).fill(v), dims: [n] });
+    return { g, feeds: { ...paramFeeds(paramsOf(config)), x: img(1), y: img(2), eps: img(3), t: row(0.9), t_next: row(0.8), a: row(0.7) } };
+  }
+  const config = loadConfig(undefined, [`data.size=${H}`, 'grpo.advantageMode=dense']);
+  const g = buildGrpoGraph(policySpecOf(config), r, 'dense');
+  const n = 32;
+  const dims = [n, 3, H, H];
+  const params = paramsOf(config);
+  const images = Float32Array.from(standardNormal(n * pix, 1), (v) => Math.min(1, Math.max(0, 0.5 + 0.15 * v)));
+  const runner = await PolicyRunner.create(config, 'cpu');
+  const out = await runner.run(params, images, standardNormal(n * pix, 2), n);
+  await runner.release();
+  const m = ssimMapSize(H);
+  return {
+    g,
+    feeds: {
+      ...paramFeeds(params),
+      image: { data: images, dims }, action: { data: out.action, dims }, logp_old: { data: out.logpMap, dims },
+      advantage: { data: standardNormal(n, 3), dims: [n] },
+      advantage_map: { data: Float32Array.from(standardNormal(n * 3 * m * m, 4), (v) => 0.1 * v), dims: [n, 3, m, m] },
+      ref_mean: { data: out.mean, dims }, clip_low: scalarFeed(0.2), clip_high: scalarFeed(0.2), beta: scalarFeed(0.01),
+    },
+  };
+}
+
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let s = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isFinite(a[i]!) !== Number.isFinite(b[i]!)) return Infinity;
+    if (!Number.isFinite(a[i]!)) continue;
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    s = Math.max(s, Math.abs(a[i]!));
+  }
+  return d === 0 ? 0 : d / Math.max(s, 1e-30);
+}
+
+async function main(): Promise<void> {
+  const a = await yargs(hideBin(process.argv))
+    .option('device', { type: 'string', choices: DEVICES, demandOption: true })
+    .option('graph', { type: 'string', choices: GRAPHS, demandOption: true })
+    .option('size', { type: 'number', default: 64 })
+    .option('origin', { type: 'number', default: 1e-4, describe: 'an output this far off (relative) with inputs within a tenth of it is an origin' })
+    .strict()
+    .parseAsync();
+  const { g, feeds } = await build(a.graph as (typeof GRAPHS)[number], a.size);
+  // every float value a node makes, as an output: d.<node index>.<output index>
+  const traced = new Map<Value, string>();
+  g.nodes.forEach((node, i) => node.outputs.forEach((v, j) => {
+    if (v.dtype === 'float32' && v.name !== '') {
+      traced.set(v, `d.${i}.${j}`);
+      g.output(`d.${i}.${j}`, v);
+    }
+  }));
+  const model = serialize(g);
+  const run = async (device: Device) => {
+    const s = await GraphSession.create(model, { device });
+    const out = await s.run(feeds);
+    await s.release();
+    return out;
+  };
+  const cpu = await run('cpu');
+  const dev = await run(a.device as Device);
+  const diff = new Map<Value, number>();
+  for (const [v, name] of traced) diff.set(v, relDiff(cpu[name]!.data, dev[name]!.data));
+  const origins: string[] = [];
+  const byOp = new Map<string, number>();
+  g.nodes.forEach((node, i) => {
+    const out = Math.max(0, ...node.outputs.map((v) => diff.get(v) ?? 0));
+    const inp = Math.max(0, ...node.inputs.map((v) => diff.get(v) ?? 0));
+    if (out > a.origin && inp <= out / 10) {
+      byOp.set(node.op, (byOp.get(node.op) ?? 0) + 1);
+      if (origins.length < 20) origins.push(`node ${i} ${node.op} ${node.outputs.map(String).join(' ')}: output ${out.toExponential(2)}, inputs ${inp.toExponential(2)}; inputs ${node.inputs.map(String).join(' ')} ${JSON.stringify(node.attrs).slice(0, 120)}`);
+    }
+  });
+  const worst = Math.max(...diff.values());
+  console.log(`bisect ${a.graph} at ${a.size} px on ${a.device}: ${g.nodes.length} nodes, ${traced.size} float values, worst relative difference ${worst.toExponential(2)}`);
+  console.log(`origins (output > ${a.origin}, inputs within a tenth of it): ${[...byOp].map(([op, n]) => `${op} x${n}`).join(', ') || 'none'}`);
+  for (const o of origins) console.log(`  ${o}`);
+  for (const name of g.outputList.map(([n]) => n).filter((n) => !n.startsWith('d.'))) {
+    const v = g.getOutput(name);
+    if (diff.has(v)) console.log(`  graph output ${name}: ${diff.get(v)!.toExponential(2)}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`bisect: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 2;
+});
