@@ -13,8 +13,8 @@ import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { buildGrpoGraph } from '../../lib/models/graphs.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
-import { paramsOf } from './inputs.ts';
-import { paramFeeds, scalarFeed } from '../../lib/models/feeds.ts';
+import { groupImages, paramsOf } from './inputs.ts';
+import { paramFeeds, scalarFeed, sharedRowFeeds } from '../../lib/models/feeds.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
 import { buildFlowStepGraph } from '../../lib/flow/graphs.ts';
@@ -23,7 +23,7 @@ import { velocitySpecOf } from '../../lib/flow/config.ts';
 import { timeFeatures } from '../../lib/flow/velocity.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 
-const GRAPHS = ['grpo-dense', 'flow-step', 'time-features', 'convs'] as const;
+const GRAPHS = ['grpo-dense', 'grpo-dense-shared', 'flow-step', 'time-features', 'convs'] as const;
 /** Input channels of the `convs` graph's 3x3 convolutions (16 outputs each): the flow stem takes 6, the Gaussian one 3. */
 const CONV_CHANNELS = [3, 4, 5, 6, 7, 8, 12, 16];
 
@@ -61,11 +61,13 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
     return { g, feeds: { ...paramFeeds(paramsOf(config)), x: img(1), y: img(2), eps: img(3), t: row(0.9), t_next: row(0.8), a: row(0.7) } };
   }
   const config = loadConfig(undefined, [`data.size=${H}`, 'grpo.advantageMode=dense']);
-  const g = buildGrpoGraph(policySpecOf(config), r, 'dense');
+  // grpo-dense-shared: the learner's form, 4 groups of 8 rows sharing an image (lib/graph/shared-rows.ts)
+  const shared = which === 'grpo-dense-shared';
+  const g = buildGrpoGraph(policySpecOf(config), r, 'dense', false, { sharedRows: shared });
   const n = 32;
   const dims = [n, 3, H, H];
   const params = paramsOf(config);
-  const images = Float32Array.from(standardNormal(n * pix, 1), (v) => Math.min(1, Math.max(0, 0.5 + 0.15 * v)));
+  const images = shared ? groupImages(4, 8, pix, 1) : Float32Array.from(standardNormal(n * pix, 1), (v) => Math.min(1, Math.max(0, 0.5 + 0.15 * v)));
   const runner = await PolicyRunner.create(config, 'cpu');
   const out = await runner.run(params, images, standardNormal(n * pix, 2), n);
   await runner.release();
@@ -78,6 +80,7 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
       advantage: { data: standardNormal(n, 3), dims: [n] },
       advantage_map: { data: Float32Array.from(standardNormal(n * 3 * m * m, 4), (v) => 0.1 * v), dims: [n, 3, m, m] },
       ref_mean: { data: out.mean, dims }, clip_low: scalarFeed(0.2), clip_high: scalarFeed(0.2), beta: scalarFeed(0.01),
+      ...(shared ? sharedRowFeeds(images, n) : {}),
     },
   };
 }
