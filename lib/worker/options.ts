@@ -4,7 +4,7 @@ import { readSecret } from '../transport/secrets.ts';
 import { createProcessLogger } from '../log/index.ts';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { DEVICES, type Device } from '../graph/device.ts';
+import { DEVICES, refusedOn, type Device } from '../graph/device.ts';
 import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
 
 export type RoleName = 'rollout' | 'reward' | 'learner';
@@ -143,6 +143,8 @@ export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env
   } catch (e) {
     throw new Error(`worker options.orchestrator: ${(e as Error).message}`);
   }
+  const refused = role === 'learner' && o.device ? refusedOn(o.device, { role }) : undefined;
+  if (refused) throw new Error(`worker options.device: ${o.device}: ${refused}`);
   const workerId = o.workerId ?? defaultWorkerId(role);
   let natsAuth: NatsAuth;
   try {

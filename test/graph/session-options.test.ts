@@ -12,13 +12,14 @@ import { initPolicyParams } from '../../lib/models/policy.ts';
 import { paramFeeds } from '../../lib/models/feeds.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 
-test('sessions: no memory pattern, threads as asked, idle threads do not spin, CUDA falls back to the CPU', () => {
+test('sessions: no memory pattern, threads as asked, idle threads do not spin, a GPU provider falls back to the CPU', () => {
   const cpu = sessionOptions('cpu', 3);
   assert.equal(cpu.enableMemPattern, false);
   assert.equal(cpu.intraOpNumThreads, 3);
   assert.deepEqual(cpu.executionProviders, ['cpu']);
   assert.deepEqual(cpu.extra, { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
   assert.deepEqual(sessionOptions('cuda', 0).executionProviders, ['cuda', 'cpu']);
+  assert.deepEqual(sessionOptions('webgpu', 0).executionProviders, ['webgpu', 'cpu']);
 });
 
 test('threads 0 means one per core, counted by us: onnxruntime\'s own count gave one thread on a 2-core VM', () => {
