@@ -4,8 +4,8 @@
 //   after(() => nats.stop());
 //   const nc = await connect({ servers: nats.url });
 //
-// or, for a whole test file with one connection: `const shared = natsForFile('name')`, then `shared.nc`, `shared.nats`
-// inside its tests.
+// or, for a whole test file: `const shared = natsForFile()` (a server) or `natsForFile('name')` (and one connection),
+// then `shared.nats`, `shared.nc` inside its tests.
 //
 // stop() kills the server (SIGTERM, SIGKILL after 3 s) and removes its storage dir; restart() stops it and
 // starts it again on the same port with the same storage (JetStream data survives), for reconnect tests.
@@ -58,15 +58,17 @@ export async function startNatsServer(opts: { maxPayload?: number } = {}): Promi
 }
 
 /**
- * A nats-server and one connection to it for a whole test file: started in before(); the connection closed and the
- * server stopped in after(). `nats` and `nc` are read inside the file's tests, once before() has run.
+ * A nats-server for a whole test file, and with `name` one connection to it: started in before(); the connection
+ * closed and the server stopped in after() (registered here, so it runs before after() hooks the file registers
+ * later: a file that must stop its own clients first keeps its own hooks). `nats` and `nc` are read inside the
+ * file's tests, once before() has run.
  */
-export function natsForFile(name: string): { readonly nats: TestNatsServer; readonly nc: NatsConnection } {
+export function natsForFile(name?: string): { readonly nats: TestNatsServer; readonly nc: NatsConnection } {
   let nats: TestNatsServer | undefined;
   let nc: NatsConnection | undefined;
   before(async () => {
     nats = await startNatsServer();
-    nc = await connectNats({ url: nats.url, name });
+    if (name !== undefined) nc = await connectNats({ url: nats.url, name });
   });
   after(async () => {
     await nc?.close();
@@ -79,7 +81,7 @@ export function natsForFile(name: string): { readonly nats: TestNatsServer; read
       return nats;
     },
     get nc() {
-      if (!nc) throw early('nc');
+      if (!nc) throw name === undefined ? new Error('natsForFile: no connection was asked for (pass a name)') : early('nc');
       return nc;
     },
   };

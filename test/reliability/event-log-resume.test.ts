@@ -2,7 +2,7 @@
 // event log a batch short (round 8's CI: test/e2e/pipeline.test.ts saw batch 15 missing after the orchestrator's
 // kill). On resume it logs the acknowledged batches its event log lacks, once. Real orchestrator, real nats-server;
 // the kill's aftermath is set up directly (a stored state ahead of the log), since the window (the store's answer in flight) is one round trip wide.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,19 +13,13 @@ import { connectNats, RunStateStore } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { lastLoggedTrainedSeq } from '../../orchestrator/run-state.ts';
 import { readEvents } from '../../lib/log/event-log.ts';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { natsForFile } from '../helpers/nats.ts';
 
-let nats: TestNatsServer;
+const shared = natsForFile();
 const dir = mkdtempSync(join(tmpdir(), 'event-log-resume-'));
 
-before(async () => {
-  nats = await startNatsServer();
-});
 
-after(async () => {
-  await nats?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 const config = parseConfig({
   run: { id: 'event-log-resume', seed: 1 },
@@ -62,7 +56,7 @@ test('readEvents reads a block at a time: lines that straddle its 1 MiB blocks (
 
 test('a stored state ahead of the event log: the orchestrator logs the missing acknowledged batches at resume, once', { timeout: 60_000 }, async () => {
   // the aftermath of a kill: batches 1..4 acknowledged and stored (4 = the first GRPO batch), only 1 and 2 logged
-  const nc = await connectNats({ url: nats.url, name: 'event-log-resume-test' });
+  const nc = await connectNats({ url: shared.nats.url, name: 'event-log-resume-test' });
   const schema = z.object({ ackedSeq: z.number().int().nonnegative(), learnerVersion: z.number().int().nonnegative() });
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema });
   await store.create({ ackedSeq: 4, learnerVersion: 4 });
@@ -71,7 +65,7 @@ test('a stored state ahead of the event log: the orchestrator logs the missing a
   for (const seq of [1, 2]) appendFileSync(events, `${JSON.stringify({ t: 0, type: 'trained', seq, kind: 'sft', applied: true, version: seq, samples: [], compute_ms: 1 })}\n`);
 
   const log: string[] = [];
-  const first = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, eventsFile: events, log: (l) => log.push(l) });
+  const first = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, eventsFile: events, log: (l) => log.push(l) });
   await first.stop();
   const after1 = trained(events);
   assert.deepEqual(after1.map((e) => e.seq), [1, 2, 3, 4], `each acknowledged batch logged once\n${log.join('\n')}`);
@@ -81,7 +75,7 @@ test('a stored state ahead of the event log: the orchestrator logs the missing a
   assert.ok(log.some((l) => /the event log missed 2 acknowledged batch\(es\) up to 4/.test(l)), log.join('\n'));
 
   // a log that holds every acknowledged batch: nothing more
-  const second = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, eventsFile: events, log: (l) => log.push(l) });
+  const second = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, eventsFile: events, log: (l) => log.push(l) });
   await second.stop();
   assert.deepEqual(trained(events).map((e) => e.seq), [1, 2, 3, 4]);
 });

@@ -1,13 +1,13 @@
 // The shared worker runtime with a stub role (no models): options at the edge, token auth, /health before and
 // after the orchestrator appears, heartbeats listing held tasks, fatal Welcomes, Shutdown with a grace period,
 // and the real CLI stopping cleanly on SIGTERM.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { freePort, natsForFile } from '../helpers/nats.ts';
 import type { OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import {
   resolveWorkerOptions,
@@ -20,13 +20,7 @@ import {
 import { dialAddress, workerOptionsFromArgs } from '../../cli/worker-options.ts';
 import { startFakeOrchestrator, tinyConfig, waitFor } from './helpers.ts';
 
-let nats: TestNatsServer;
-before(async () => {
-  nats = await startNatsServer();
-});
-after(async () => {
-  await nats?.stop();
-});
+const shared = natsForFile();
 
 /** Holds score tasks until the test answers them; drains when none is held. */
 class StubRole implements WorkerRoleImpl {
@@ -74,7 +68,7 @@ class StubRole implements WorkerRoleImpl {
 }
 
 const start = (role: StubRole, o: WorkerOptions) =>
-  startWorker(role, resolveWorkerOptions('reward', { nats: nats.url, logger: silentLogger, reconnect: { initialDelayMs: 50, maxDelayMs: 100 }, ...o }, {}));
+  startWorker(role, resolveWorkerOptions('reward', { nats: shared.nats.url, logger: silentLogger, reconnect: { initialDelayMs: 50, maxDelayMs: 100 }, ...o }, {}));
 
 test('options are validated at the edge; the token comes from the option, a file, or the environment', () => {
   const dir = mkdtempSync(join(tmpdir(), 'worker-opts-'));
@@ -170,7 +164,7 @@ test('a Welcome for another run after a reconnect is fatal', async () => {
 
 test('the CLI: reward-worker joins with the token from the environment and exits 0 on SIGTERM', async () => {
   const orch = await startFakeOrchestrator({ runId: 'rt-cli', config: tinyConfig('rt-cli'), token: 'tok-env' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'reward-worker', '--orchestrator', orch.address, '--nats', nats.url, '--metrics-port', '0', '--worker-id', 'cli-1'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'reward-worker', '--orchestrator', orch.address, '--nats', shared.nats.url, '--metrics-port', '0', '--worker-id', 'cli-1'], {
     env: { ...process.env, RECOVERY_GRPO_TOKEN: 'tok-env' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -1,25 +1,19 @@
 // lib/transport/nats-payload.ts: nats.js assembles a message that spans socket reads in one buffer of the message's
 // size (not by doubling) or, for a subscription that asks for it, in the connection's reused scratch buffer; it
 // writes a large payload without copying it; the bytes a subscriber gets are the ones published, headers included.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { headers, type Msg } from 'nats';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { natsForFile } from '../helpers/nats.ts';
 import { connectNats } from '../../lib/transport/nats.ts';
 import { isScratch, LARGE_WRITE, presizePayloads, receiveInScratch, releaseScratch, sendLargeUncopied } from '../../lib/transport/nats-payload.ts';
 
-let nats: TestNatsServer;
-before(async () => {
-  nats = await startNatsServer();
-});
-after(async () => {
-  await nats?.stop();
-});
+const shared = natsForFile();
 
 test('a message larger than a socket read arrives intact, in a buffer of exactly its size', async () => {
-  const pub = await connectNats({ url: nats.url, name: 'payload-pub' });
-  const sub = await connectNats({ url: nats.url, name: 'payload-sub' });
+  const pub = await connectNats({ url: shared.nats.url, name: 'payload-pub' });
+  const sub = await connectNats({ url: shared.nats.url, name: 'payload-sub' });
   try {
     // connectNats applies it; the internals it needs are where nats.js keeps them (false would mean an upgrade moved them)
     assert.equal(presizePayloads(sub), true);
@@ -56,8 +50,8 @@ test('a message larger than a socket read arrives intact, in a buffer of exactly
 });
 
 test('a subscription in scratch: spanning messages share one reused buffer (bytes right inside the callback), a message it calls whole gets its own', async () => {
-  const pub = await connectNats({ url: nats.url, name: 'scratch-pub' });
-  const sub = await connectNats({ url: nats.url, name: 'scratch-sub' });
+  const pub = await connectNats({ url: shared.nats.url, name: 'scratch-pub' });
+  const sub = await connectNats({ url: shared.nats.url, name: 'scratch-sub' });
   try {
     const max = pub.info!.max_payload;
     const parts = [randomBytes(max - 4096), randomBytes(max - 8192), randomBytes(max - 4096)];
@@ -95,8 +89,8 @@ test('a subscription in scratch: spanning messages share one reused buffer (byte
 });
 
 test('releaseScratch: the subscription\'s messages get buffers of their own again', async () => {
-  const pub = await connectNats({ url: nats.url, name: 'release-pub' });
-  const sub = await connectNats({ url: nats.url, name: 'release-sub' });
+  const pub = await connectNats({ url: shared.nats.url, name: 'release-pub' });
+  const sub = await connectNats({ url: shared.nats.url, name: 'release-sub' });
   try {
     const big = randomBytes(pub.info!.max_payload - 4096);
     let scratch: boolean | undefined;
@@ -116,8 +110,8 @@ test('releaseScratch: the subscription\'s messages get buffers of their own agai
 });
 
 test('a large payload is written as it is (no concatenated copy), small messages as before; the subscriber gets the same bytes', async () => {
-  const pub = await connectNats({ url: nats.url, name: 'send-pub' });
-  const sub = await connectNats({ url: nats.url, name: 'send-sub' });
+  const pub = await connectNats({ url: shared.nats.url, name: 'send-pub' });
+  const sub = await connectNats({ url: shared.nats.url, name: 'send-sub' });
   try {
     assert.equal(sendLargeUncopied(pub), true);
     // the frames handed to the socket, seen through the connection's own transport
