@@ -101,7 +101,8 @@ export class GraphSession {
       session = await ort.InferenceSession.create(model, options);
     } catch (e) {
       if (device === 'cpu') throw e;
-      throw new Error(`device ${device}: onnxruntime could not start its ${device} execution provider (${DEVICE_NEEDS[device]}; docs/gpu.md): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      // onnxruntime's message says whether the provider or the model failed; this names the device and what it needs
+      throw new Error(`device ${device}: onnxruntime could not create the session on its ${device} execution provider (${DEVICE_NEEDS[device]}; docs/gpu.md): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     return new GraphSession(session, device, !!profileDir);
   }

@@ -32,7 +32,8 @@ bundle "$root/scripts/gpu/bisect.ts" "$out/bisect.mjs"
 lists=$(mktemp -d); mkdir -p "$lists/partial"
 o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lists"
 apt-get $o update -qq >/dev/null 2>&1 || true
-(cd "$out/deb" && apt-get $o download libvulkan1 libglvnd0 libgl1 libglx0 libegl1 libopengl0 libgles2 2>/dev/null >/dev/null)
+(cd "$out/deb" && apt-get $o download libvulkan1 libglvnd0 libgl1 libglx0 libegl1 libopengl0 libgles2 2>/dev/null >/dev/null) ||
+  echo "kit.sh: Debian's Vulkan loader could not be downloaded; the kit needs libvulkan.so.1 on the GPU machine" >&2
 rm -rf "$lists"
 cp "$root/scripts/gpu/run.sh" "$out/run.sh"
 cp "$root/lib/models/lane-worker.mjs" "$out/" # the CPU scorer's worker threads, beside the bundle

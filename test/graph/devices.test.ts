@@ -49,7 +49,7 @@ test('devices: a GPU provider that cannot start is an error naming the device an
     try {
       session = await GraphSession.create(addGraph(), { device });
     } catch (e) {
-      assert.match((e as Error).message, new RegExp(`^device ${device}: onnxruntime could not start its ${device} execution provider \\(it needs .*docs/gpu\\.md\\): `));
+      assert.match((e as Error).message, new RegExp(`^device ${device}: onnxruntime could not create the session on its ${device} execution provider \\(it needs .*docs/gpu\\.md\\): `));
       continue;
     }
     // a machine with this GPU: the graph runs on it
