@@ -7,7 +7,10 @@
 //   dense advantages) with one batch always queued behind the one being trained (maxStaleness 1, where the learner
 //   is the bottleneck). Per GRPO batch (the first WARM not counted): the learner process's CPU (/proc), the step's
 //   CPU (its trace: train_start -> train_end), the rest, the wall time per batch, the step's wall time, the
-//   publication's (train_end -> published, on its serial path), and nats-server's CPU.
+//   publication's (train_end -> published, on its serial path: checkpoint and AdamW moments stored), the
+//   announcement's (train_end -> put.announced, what rollout workers wait for at staleness 0; the same event as
+//   published on main, which announces only after the moments; docs/performance.md "Round 16: announce16"), and
+//   nats-server's CPU.
 // - `loop`: the same batches through grpoUpdate in one process (2 threads), as the single-process loop trains: the
 //   step's CPU and wall time with nothing around it.
 //
@@ -31,7 +34,7 @@ const THREADS = '2';
 const DISTINCT = 4; // distinct batches, sent in turn
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 
-interface LearnerFigures { kind: 'learner'; cpuMs: number; stepCpuMs: number; wallMs: number; stepWallMs: number; publishWallMs: number; natsCpuMs: number }
+interface LearnerFigures { kind: 'learner'; cpuMs: number; stepCpuMs: number; wallMs: number; stepWallMs: number; publishWallMs: number; announceWallMs: number; natsCpuMs: number }
 interface LoopFigures { kind: 'loop'; stepCpuMs: number; stepWallMs: number }
 type Figures = LearnerFigures | LoopFigures;
 
@@ -140,17 +143,21 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
     const natsCpuMs = (procCpuMs(nats.pid) - nats0) / counted;
     const evs = readFileSync(traceFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { t: number; cpu: number; ev: string; seq?: number });
     const at = (ev: string, seq: number) => evs.find((e) => e.ev === ev && e.seq === seq)!;
+    // the checkpoint store's own trace names the version (= the batch seq here: v0, then one per batch)
+    const announcedAt = (version: number) => (evs as { t: number; ev: string; version?: number }[]).find((e) => e.ev === 'put.announced' && e.version === version)!;
     const step: number[] = [];
     const stepWall: number[] = [];
     const pub: number[] = [];
+    const ann: number[] = [];
     for (let k = WARM + 1; k <= BATCHES; k++) {
       const s = at('train_start', 2 + k);
       const e = at('train_end', 2 + k);
       step.push(e.cpu - s.cpu);
       stepWall.push(e.t - s.t);
       pub.push(at('published', 2 + k).t - e.t);
+      ann.push(announcedAt(2 + k).t - e.t);
     }
-    return { kind: 'learner', cpuMs, stepCpuMs: mean(step), wallMs: (doneAt.at(-1)! - doneAt[WARM - 1]!) / counted, stepWallMs: median(stepWall), publishWallMs: median(pub), natsCpuMs };
+    return { kind: 'learner', cpuMs, stepCpuMs: mean(step), wallMs: (doneAt.at(-1)! - doneAt[WARM - 1]!) / counted, stepWallMs: median(stepWall), publishWallMs: median(pub), announceWallMs: median(ann), natsCpuMs };
   } finally {
     child.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
@@ -205,7 +212,7 @@ function runChild(checkout: string, kind: 'learner' | 'loop'): Figures {
 const f = (x: number) => x.toFixed(2).padStart(6);
 function line(name: string, r: Figures): string {
   if (r.kind === 'loop') return `${name.padEnd(34)} loop: step CPU ${f(r.stepCpuMs)} ms, wall ${f(r.stepWallMs)} (median)`;
-  return `${name.padEnd(34)} learner: CPU ${f(r.cpuMs)} ms per batch (step ${f(r.stepCpuMs)}, rest ${f(r.cpuMs - r.stepCpuMs)}); wall ${f(r.wallMs)} per batch (step ${f(r.stepWallMs)}, publish ${f(r.publishWallMs)}, medians); nats-server CPU ${f(r.natsCpuMs)}`;
+  return `${name.padEnd(34)} learner: CPU ${f(r.cpuMs)} ms per batch (step ${f(r.stepCpuMs)}, rest ${f(r.cpuMs - r.stepCpuMs)}); wall ${f(r.wallMs)} per batch (step ${f(r.stepWallMs)}, publish ${f(r.publishWallMs)}, announced ${f(r.announceWallMs)}, medians); nats-server CPU ${f(r.natsCpuMs)}`;
 }
 
 const [flag, kind, checkout] = process.argv.slice(2);
