@@ -8,9 +8,9 @@
 //   is the bottleneck). Per GRPO batch (the first WARM not counted): the learner process's CPU (/proc), the step's
 //   CPU (its trace: train_start -> train_end), the rest, the wall time per batch, the step's wall time, the
 //   publication's (train_end -> published, on its serial path: checkpoint and AdamW moments stored), the
-//   announcement's (train_end -> put.announced, what rollout workers wait for at staleness 0; the same event as
-//   published on main, which announces only after the moments; docs/performance.md "Round 16: announce16"), and
-//   nats-server's CPU.
+//   announcement's (train_end -> put.announced, what rollout workers wait for at staleness 0; the learner announces
+//   only after the moments are stored, so it comes just before published; docs/performance.md "Round 16: announce16"
+//   measured a branch that announces earlier), and nats-server's CPU.
 // - `loop`: the same batches through grpoUpdate in one process (2 threads), as the single-process loop trains: the
 //   step's CPU and wall time with nothing around it.
 //
