@@ -20,7 +20,7 @@ export type DeviceUse = { role: 'learner' } | { role: 'rollout'; family: 'gaussi
 /**
  * Why `use` is refused on `device`, or undefined. `npm run gpu-check` on an H200 (docs/gpu.md) found onnxruntime-node
  * 1.30's WebGPU provider wrong for two of the project's graphs: its 3x3 Conv with 6 input channels (the flow velocity
- * network's first layer reads x_t beside the corrupted image) gives values 84% off, and the GRPO graph's clipped
+ * network's first layer reads x_t beside the corrupted image) gives values 71-102% off, and the GRPO graph's clipped
  * fraction differs from the CPU's by ~1e-4 for a cause not found. Training on numbers known to be wrong is refused;
  * the reward graph and the Gaussian policy's forward agreed (<= 2.6e-6) and run there.
  */

@@ -112,7 +112,7 @@ export class RewardScorer {
       s = rewardModel({ height, width }, this.encoder, { sharedReferences: lanes === 1 }).then(async ({ bytes, encoder }): Promise<Runner> => {
         this.encoderName = encoder.name;
         if (this.device !== 'cpu') {
-          // On CUDA the whole batch is one run.
+          // On a GPU the whole batch is one run.
           const g = await GraphSession.create(bytes, { device: this.device });
           return { runSlices: async (feeds, _n, outputs) => [await g.run(feeds, outputs)], release: () => g.release() };
         }
