@@ -115,7 +115,8 @@ function gaussianCases(base: RunConfig, K: number): Case[] {
 
 function rewardCase(base: RunConfig, name: string, n: number, H: number): Case {
   const pix = 3 * H * H;
-  const references = groupImages(Math.max(1, n / base.grpo.groupSize), Math.min(n, base.grpo.groupSize), pix, 5);
+  const G = Math.min(n, base.grpo.groupSize);
+  const references = groupImages(Math.ceil(n / G), G, pix, 5).subarray(0, n * pix); // groups of G sharing a reference
   const candidates = clamp01(Float32Array.from(references, (v, i) => v + 0.1 * Math.sin(i * 0.37)));
   return {
     name,
