@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # kit.sh DIR: packs `npm run gpu-check` for a GPU machine that has neither Node.js nor a network: this machine's
 # node binary and onnxruntime-node (linux x64 only), the check and scripts/gpu/bisect.ts bundled into a file each
-# (esbuild, which tsx brings),
-# and Debian's Vulkan loader for the WebGPU provider. On that machine: `bash DIR/run.sh ARGS...` (ARGS: gpu-check's),
+# (esbuild, which tsx brings), and Debian's Vulkan loader for the WebGPU provider. On that machine: `bash DIR/run.sh ARGS...` (ARGS: gpu-check's),
 # or `bash DIR/run.sh bisect ARGS...` (scripts/gpu/bisect.ts).
 # sharp is replaced by a stub that throws: the check decodes no image files. docs/gpu.md says how it was used.
 set -euo pipefail
