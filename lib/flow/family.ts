@@ -10,7 +10,8 @@
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { hashSeed, rng, standardNormal, type SeedPart } from '../data/random.ts';
-import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
+import { GraphSession, type Feeds } from '../graph/runtime.ts';
+import type { Device } from '../graph/device.ts';
 import type { AdamW, AdamWState, StepResult } from '../optim/adamw.ts';
 import { ParamEma, type AverageState } from '../optim/ema.ts';
 import { paramFeeds } from '../models/feeds.ts';

@@ -6,7 +6,6 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 import type { Device } from './device.ts';
-export { DEVICES, deviceLabel, type Device } from './device.ts';
 
 /** What a GPU provider needs when it cannot start: appended to the error that names the device. */
 const DEVICE_NEEDS: Record<Exclude<Device, 'cpu'>, string> = {

@@ -4,7 +4,8 @@
 // graph's CPU on 32 distinct images at 128 px (docs/performance.md, "Round 13: rows13"). Both forms give the same
 // bytes (test/models/shared-rows.test.ts), so the choice never changes a result. The policy forward keeps the
 // shared form alone (runner.ts): its only Gather back is the output's.
-import { GraphSession, type Device, type Feeds } from '../graph/runtime.ts';
+import { GraphSession, type Feeds } from '../graph/runtime.ts';
+import type { Device } from '../graph/device.ts';
 import { DISTINCT_ROWS } from '../graph/shared-rows.ts';
 import { sharedRowFeeds } from './feeds.ts';
 

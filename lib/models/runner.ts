@@ -3,7 +3,8 @@
 // session is rebuilt.
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import { GraphSession, type Device, type Fetches } from '../graph/runtime.ts';
+import { GraphSession, type Fetches } from '../graph/runtime.ts';
+import type { Device } from '../graph/device.ts';
 import { policyModel, resolutionOf } from './bundle.ts';
 import { paramFeeds, sharedRowFeeds } from './feeds.ts';
 import type { Resolution } from './graphs.ts';

@@ -3,7 +3,8 @@
 // use. This is the one place that slices a batch into graph runs and checks what it scores: callers (the
 // reward worker, the training and evaluation loops) hand it the whole batch. A batch that cannot be scored
 // is a ScoreError naming the item, never a number that looks like a reward.
-import type { Device, Fetches } from '../graph/runtime.ts';
+import type { Fetches } from '../graph/runtime.ts';
+import type { Device } from '../graph/device.ts';
 import { GraphSession } from '../graph/runtime.ts';
 import { rewardModel } from './bundle.ts';
 import { rewardRowFeeds } from './feeds.ts';

@@ -3,7 +3,8 @@
 // PolicyRunner's job (runner.ts).
 import type { RunConfig } from '../config/index.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
-import { GraphSession, type Device, type Feeds, type Fetches } from '../graph/runtime.ts';
+import { GraphSession, type Feeds, type Fetches } from '../graph/runtime.ts';
+import type { Device } from '../graph/device.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
 import { grpoModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
 import { gradientsFrom, paramFeeds, scalarFeed } from './feeds.ts';
