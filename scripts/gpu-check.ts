@@ -26,7 +26,8 @@ import { ssimMapSize } from '../lib/models/ssim.ts';
 import { grpoHyper } from '../lib/grpo/algorithm.ts';
 import { FlowRunner, FlowTrainer, flowRowsOf, type FlowStepRecord } from '../lib/flow/family.ts';
 import { standardNormal } from '../lib/data/random.ts';
-import { clamp01, groupImages, paramsOf } from './gpu/inputs.ts';
+import { groupImages, paramsOf } from './gpu/inputs.ts';
+import { clamp01 } from '../lib/data/image.ts';
 
 type Outputs = Record<string, Float32Array>;
 interface Instance {

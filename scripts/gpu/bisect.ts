@@ -22,6 +22,7 @@ import { flowNetworkSpecOf } from '../../lib/flow/velocity-network.ts';
 import { velocitySpecOf } from '../../lib/flow/config.ts';
 import { timeFeatures } from '../../lib/flow/velocity.ts';
 import { standardNormal } from '../../lib/data/random.ts';
+import { clamp01 } from '../../lib/data/image.ts';
 
 const GRAPHS = ['grpo-dense', 'grpo-dense-shared', 'flow-step', 'time-features', 'convs'] as const;
 /** Input channels of the `convs` graph's 3x3 convolutions (16 outputs each): the flow stem takes 6, the Gaussian one 3. */
@@ -67,7 +68,7 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
   const n = 32;
   const dims = [n, 3, H, H];
   const params = paramsOf(config);
-  const images = shared ? groupImages(4, 8, pix, 1) : Float32Array.from(standardNormal(n * pix, 1), (v) => Math.min(1, Math.max(0, 0.5 + 0.15 * v)));
+  const images = shared ? groupImages(4, 8, pix, 1) : clamp01(Float32Array.from(standardNormal(n * pix, 1), (v) => 0.5 + 0.15 * v));
   const runner = await PolicyRunner.create(config, 'cpu');
   const out = await runner.run(params, images, standardNormal(n * pix, 2), n);
   await runner.release();

@@ -4,8 +4,7 @@ import type { RunConfig } from '../../lib/config/index.ts';
 import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
 import { initialParamsOf } from '../../lib/models/bundle.ts';
 import { standardNormal } from '../../lib/data/random.ts';
-
-export const clamp01 = (a: Float32Array) => Float32Array.from(a, (v) => Math.min(1, Math.max(0, v)));
+import { clamp01 } from '../../lib/data/image.ts';
 
 /** Params of `config` with every all-zero tensor given small noise. */
 export function paramsOf(config: RunConfig): TensorMap {
