@@ -6,22 +6,14 @@
 //   [GRPO_PROFILE_REPS=3] [GRPO_PROFILE_NODES=1] nice -n 10 node --import tsx bench/grpo-profile.ts
 //
 // The kernel times are wall times: on a loaded machine take them as shares, and compare minima of several reps.
-import * as ort from 'onnxruntime-node';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../lib/config/index.ts';
 import { grpoModel, policyModel, policySpecOf } from '../lib/models/bundle.ts';
 import { initPolicyParams } from '../lib/models/policy.ts';
 import { standardNormal } from '../lib/data/random.ts';
-import { sessionOptions } from '../lib/graph/runtime.ts';
-
-interface ProfileEvent {
-  cat: string;
-  name: string;
-  dur: number;
-  args: { op_name?: string; input_type_shape?: Array<Record<string, number[]>>; output_type_shape?: Array<Record<string, number[]>> };
-}
+import { GraphSession, PROFILE_ENV, readProfiles, type Feed, type Feeds, type ProfileEvent } from '../lib/graph/runtime.ts';
 
 const which = process.env.GRPO_PROFILE_GRAPH ?? 'grpo';
 const size = Number(process.env.GRPO_PROFILE_SIZE ?? 128);
@@ -32,10 +24,10 @@ const N = 32;
 const config = loadConfig(undefined, [`data.size=${size}`, `grpo.advantageMode=${mode}`]);
 const params = initPolicyParams(policySpecOf(config), 0);
 for (const p of params.values()) if (p.data.every((v) => v === 0) && p.shape.length) p.data.set(standardNormal(p.data.length, 3).map((v) => v * 0.01));
-const t = (d: Float32Array, s: readonly number[]) => new ort.Tensor('float32', d, [...s]);
+const t = (d: Float32Array, s: readonly number[]): Feed => ({ data: d, dims: [...s] });
 const pix = N * 3 * size * size;
 const dims = [N, 3, size, size];
-const feeds: Record<string, ort.Tensor> = {};
+const feeds: Feeds = {};
 for (const [k, v] of params) feeds[`param.${k}`] = t(v.data, v.shape);
 const image = Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v);
 const noise = standardNormal(pix, 2);
@@ -60,12 +52,13 @@ if (which === 'grpo') {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'grpo-profile-'));
-const session = await ort.InferenceSession.create(model, { ...sessionOptions('cpu', threads), enableProfiling: true, profileFilePrefix: join(dir, which) });
+process.env[PROFILE_ENV] = dir; // the session below profiles itself into dir (lib/graph/runtime.ts)
+const session = await GraphSession.create(model, { intraOpThreads: threads });
+delete process.env[PROFILE_ENV];
 for (let i = 0; i < reps + 1; i++) await session.run(feeds);
 await session.release(); // writes the profile
-const file = readdirSync(dir).find((f) => f.endsWith('.json'));
-if (!file) throw new Error(`no profile written in ${dir}`);
-const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ProfileEvent[];
+const events = readProfiles(dir);
+if (!events.length) throw new Error(`no profile written in ${dir}`);
 rmSync(dir, { recursive: true });
 
 const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').map((e) => (e.dur / 1000).toFixed(0));
@@ -73,7 +66,7 @@ console.log(`${which} ${size}px ${mode}, batch ${N}, ${threads} thread(s): model
 const nodes = new Map<string, { op: string; durs: number[]; first: ProfileEvent }>();
 for (const e of events) {
   if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
-  const n = nodes.get(e.name) ?? { op: e.args.op_name ?? '?', durs: [], first: e };
+  const n = nodes.get(e.name) ?? { op: e.args?.op_name ?? '?', durs: [], first: e };
   n.durs.push(e.dur / 1000);
   nodes.set(e.name, n);
 }
@@ -92,6 +85,6 @@ if (process.env.GRPO_PROFILE_NODES) {
   const shapes = (s?: Array<Record<string, number[]>>) => (s ?? []).map((x) => `[${Object.values(x)[0]}]`).join(' ');
   for (const [name, n] of nodes) {
     const ms = fastest(n.durs);
-    if (ms > 0.8) console.log(`  ${ms.toFixed(1).padStart(7)} ${n.op.padEnd(14)} ${name.replace(/_kernel_time$/, '').padEnd(36)} ${shapes(n.first.args.input_type_shape)} -> ${shapes(n.first.args.output_type_shape)}`);
+    if (ms > 0.8) console.log(`  ${ms.toFixed(1).padStart(7)} ${n.op.padEnd(14)} ${name.replace(/_kernel_time$/, '').padEnd(36)} ${shapes(n.first.args?.input_type_shape)} -> ${shapes(n.first.args?.output_type_shape)}`);
   }
 }

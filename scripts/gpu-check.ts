@@ -8,14 +8,14 @@
 //
 // `--device cpu` runs the whole check against the CPU itself (what the test suite does: the machinery, not a GPU).
 // docs/gpu.md holds what it measured on an H200.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadConfig, type RunConfig } from '../lib/config/index.ts';
 import { DEVICES, type Device } from '../lib/graph/device.ts';
-import { GraphSession, PROFILE_ENV } from '../lib/graph/runtime.ts';
+import { GraphSession, PROFILE_ENV, readProfiles } from '../lib/graph/runtime.ts';
 import { sftModel } from '../lib/models/bundle.ts';
 import { paramFeeds } from '../lib/models/feeds.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
@@ -27,9 +27,9 @@ import { grpoHyper } from '../lib/grpo/algorithm.ts';
 import { FlowRunner, FlowTrainer, flowRowsOf, type FlowStepRecord } from '../lib/flow/family.ts';
 import { standardNormal } from '../lib/data/random.ts';
 import { groupImages, paramsOf } from './gpu/inputs.ts';
+import { compareOutputs, type Outputs, type OutputDiff } from './gpu/compare.ts';
 import { clamp01 } from '../lib/data/image.ts';
 
-type Outputs = Record<string, Float32Array>;
 interface Instance {
   run(): Promise<Outputs>;
   release(): Promise<void>;
@@ -41,15 +41,6 @@ interface Case {
   make(device: Device): Promise<Instance>;
 }
 
-export interface OutputDiff {
-  output: string;
-  /** Largest |device - cpu| over the output's values. */
-  maxAbs: number;
-  /** Largest |cpu|: the scale maxAbs is measured against. */
-  scale: number;
-  relative: number;
-  ok: boolean;
-}
 export interface CaseResult {
   name: string;
   what: string;
@@ -185,30 +176,6 @@ function dataOf(out: Record<string, { data: Float32Array }>): Outputs {
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data]));
 }
 
-/** The smallest scale a difference is measured against. */
-export const SCALE_FLOOR = 1e-6;
-
-/** Largest difference of each output of `b` against `a`, relative to a's largest magnitude (at least SCALE_FLOOR). */
-export function compareOutputs(a: Outputs, b: Outputs, tolerance: number): OutputDiff[] {
-  return Object.keys(a).sort().map((output) => {
-    const x = a[output]!;
-    const y = b[output];
-    if (!y || y.length !== x.length) return { output, maxAbs: Infinity, scale: 0, relative: Infinity, ok: false };
-    let maxAbs = 0;
-    let scale = 0;
-    let finite = true;
-    for (let i = 0; i < x.length; i++) {
-      if (Number.isFinite(x[i]!) !== Number.isFinite(y[i]!)) finite = false;
-      if (!Number.isFinite(x[i]!)) continue;
-      maxAbs = Math.max(maxAbs, Math.abs(x[i]! - y[i]!));
-      scale = Math.max(scale, Math.abs(x[i]!));
-    }
-    // values below SCALE_FLOOR count as zero: a KL of 0 on the CPU and 7e-11 on a GPU agree
-    const relative = finite ? maxAbs / Math.max(scale, SCALE_FLOOR) : Infinity;
-    return { output, maxAbs: finite ? maxAbs : Infinity, scale, relative, ok: relative <= tolerance };
-  });
-}
-
 const sameBits = (a: Outputs, b: Outputs) => Object.keys(a).every((k) => Buffer.from(a[k]!.buffer, a[k]!.byteOffset, a[k]!.byteLength).equals(Buffer.from(b[k]!.buffer, b[k]!.byteOffset, b[k]!.byteLength)));
 
 async function medianMs(inst: Instance, reps: number): Promise<number> {
@@ -221,23 +188,14 @@ async function medianMs(inst: Instance, reps: number): Promise<number> {
   return ms.sort((a, b) => a - b)[Math.floor(ms.length / 2)]!;
 }
 
-interface ProfileEvent {
-  cat: string;
-  name: string;
-  dur: number;
-  args?: { provider?: string };
-}
-
 /** Nodes and kernel time per provider in every profile file of `dir`. */
 export function placementOf(dir: string): Record<string, { nodes: number; ms: number }> {
   const out: Record<string, { nodes: number; ms: number }> = {};
-  for (const f of readdirSync(dir)) {
-    for (const e of JSON.parse(readFileSync(join(dir, f), 'utf8')) as ProfileEvent[]) {
-      if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
-      const p = (out[e.args?.provider ?? 'unknown'] ??= { nodes: 0, ms: 0 });
-      p.nodes++;
-      p.ms += e.dur / 1000;
-    }
+  for (const e of readProfiles(dir)) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    const p = (out[e.args?.provider ?? 'unknown'] ??= { nodes: 0, ms: 0 });
+    p.nodes++;
+    p.ms += e.dur / 1000;
   }
   return out;
 }

@@ -4,6 +4,7 @@
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 
 import type { Device } from './device.ts';
 
@@ -20,6 +21,20 @@ const DEVICE_NEEDS: Record<Exclude<Device, 'cpu'>, string> = {
  */
 export const PROFILE_ENV = 'RECOVERY_GRPO_ORT_PROFILE';
 let profiled = 0;
+
+/** An event of onnxruntime's profile: a node's kernel run is cat 'Node', name '<node>_kernel_time'. */
+export interface ProfileEvent {
+  cat: string;
+  name: string;
+  /** Microseconds. */
+  dur: number;
+  args?: { op_name?: string; provider?: string; input_type_shape?: Array<Record<string, number[]>>; output_type_shape?: Array<Record<string, number[]>> };
+}
+
+/** The events of every profile that sessions wrote into `dir` ($RECOVERY_GRPO_ORT_PROFILE), file after file. */
+export function readProfiles(dir: string): ProfileEvent[] {
+  return readdirSync(dir).filter((f) => f.endsWith('.json')).flatMap((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as ProfileEvent[]);
+}
 
 export interface Feed {
   data: Float32Array;

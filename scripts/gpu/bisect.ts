@@ -14,6 +14,7 @@ import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { buildGrpoGraph } from '../../lib/models/graphs.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
 import { groupImages, paramsOf } from './inputs.ts';
+import { difference } from './compare.ts';
 import { paramFeeds, scalarFeed, sharedRowFeeds } from '../../lib/models/feeds.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
@@ -86,16 +87,11 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
   };
 }
 
+/** |b - a| relative to a's largest magnitude: no floor, since an intermediate's scale is whatever it is. */
 function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (Number.isFinite(a[i]!) !== Number.isFinite(b[i]!)) return Infinity;
-    if (!Number.isFinite(a[i]!)) continue;
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    s = Math.max(s, Math.abs(a[i]!));
-  }
-  return d === 0 ? 0 : d / Math.max(s, 1e-30);
+  const { maxAbs, scale, finite } = difference(a, b);
+  if (!finite) return Infinity;
+  return maxAbs === 0 ? 0 : maxAbs / Math.max(scale, 1e-30);
 }
 
 async function main(): Promise<void> {

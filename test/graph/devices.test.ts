@@ -14,7 +14,8 @@ import { serialize } from '../../lib/graph/onnx.ts';
 import { add } from '../../lib/graph/ops.ts';
 import { loadConfig } from '../../lib/config/index.ts';
 import { resolveWorkerOptions, silentLogger } from '../../lib/worker/options.ts';
-import { compareOutputs, gpuCheck, placementOf, SCALE_FLOOR } from '../../scripts/gpu-check.ts';
+import { gpuCheck, placementOf } from '../../scripts/gpu-check.ts';
+import { compareOutputs, SCALE_FLOOR } from '../../scripts/gpu/compare.ts';
 
 function addGraph(): Uint8Array {
   const g = new Graph();
