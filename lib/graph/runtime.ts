@@ -82,7 +82,7 @@ export function intraOpThreads(): number {
  */
 export function sessionOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
+    executionProviders: device === 'cpu' ? ['cpu'] : [device === 'webgpu' ? { name: 'webgpu', ...webgpuOptions() } : device, 'cpu'],
     graphOptimizationLevel: 'all',
     // 0 means one thread per core, counted here: onnxruntime's own count for 0 (its physical cores) gave ONE thread on
     // the 2-core development VM, so every process that did not pass --threads ran its graphs on one core
@@ -96,6 +96,32 @@ export function sessionOptions(device: Device, intraOpThreads: number): ort.Infe
     // Several processes share the cores (rollout, reward, learner): idle threads must not spin.
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
+}
+
+/**
+ * $RECOVERY_GRPO_WEBGPU=key=value,...: options for onnxruntime-node's WebGPU provider, e.g.
+ * `preferredLayout=NCHW,storageBufferCacheMode=disabled` (the names onnxruntime-node's binding accepts:
+ * preferredLayout, validationMode, storageBufferCacheMode, uniformBufferCacheMode, queryResolveBufferCacheMode,
+ * defaultBufferCacheMode, enableRobustness). For diagnosis with `npm run gpu-check` (docs/gpu.md).
+ */
+export const WEBGPU_ENV = 'RECOVERY_GRPO_WEBGPU';
+const WEBGPU_KEYS = ['preferredLayout', 'validationMode', 'storageBufferCacheMode', 'uniformBufferCacheMode', 'queryResolveBufferCacheMode', 'defaultBufferCacheMode', 'enableRobustness'];
+
+/**
+ * The WebGPU provider's options: the project's defaults, then $RECOVERY_GRPO_WEBGPU's. preferredLayout NCHW: the
+ * provider's default, NHWC, runs a 3x3 Conv with 6 input channels 71-102% wrong (the flow velocity network's first
+ * layer); with NCHW it agrees with the CPU (docs/gpu.md, round 17).
+ */
+export function webgpuOptions(env = process.env[WEBGPU_ENV] ?? ''): Record<string, string | boolean> {
+  const out: Record<string, string | boolean> = { preferredLayout: 'NCHW' };
+  for (const item of env.split(',').filter((s) => s.trim() !== '')) {
+    const [key, value, extra] = item.split('=').map((s) => s.trim());
+    if (!WEBGPU_KEYS.includes(key) || value === undefined || value === '' || extra !== undefined) {
+      throw new Error(`${WEBGPU_ENV}: '${item}' is not key=value with key one of ${WEBGPU_KEYS.join(', ')}`);
+    }
+    out[key] = key === 'enableRobustness' ? value === 'true' : value;
+  }
+  return out;
 }
 
 export class GraphSession {

@@ -8,7 +8,7 @@ import { hideBin } from 'yargs/helpers';
 import { loadConfig } from '../../lib/config/index.ts';
 import { DEVICES, type Device } from '../../lib/graph/device.ts';
 import { Graph, type Value } from '../../lib/graph/graph.ts';
-import { conv } from '../../lib/graph/ops.ts';
+import { add, conv, pad, slice } from '../../lib/graph/ops.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { buildGrpoGraph } from '../../lib/models/graphs.ts';
@@ -27,7 +27,7 @@ import { clamp01 } from '../../lib/data/image.ts';
 
 const GRAPHS = ['grpo-dense', 'grpo-dense-shared', 'flow-step', 'time-features', 'convs'] as const;
 /** Input channels of the `convs` graph's 3x3 convolutions (16 outputs each): the flow stem takes 6, the Gaussian one 3. */
-const CONV_CHANNELS = [3, 4, 5, 6, 7, 8, 12, 16];
+const CONV_CHANNELS = [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16];
 
 async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Graph; feeds: Feeds }> {
   const r = { height: H, width: H };
@@ -49,6 +49,12 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
       const b = g.constant(standardNormal(16, 100 + c), [16]);
       g.output(`conv${c}`, conv(x, w, b, { pads: [1, 1, 1, 1] }));
       feeds[`x${c}`] = { data: standardNormal(n * c * H * H, 200 + c), dims: [n, c, H, H] };
+      if (c !== 6) continue;
+      // the same 6-channel convolution in two other forms (candidate workarounds): two 3-channel convolutions
+      // added, and the input and weights padded with zero channels to 8
+      const half = (t: Value, axis0: number, from: number) => slice(t, [from], [from + 3], [axis0]);
+      g.output('conv6-split', add(conv(half(x, 1, 0), half(w, 1, 0), b, { pads: [1, 1, 1, 1] }), conv(half(x, 1, 3), half(w, 1, 3), undefined, { pads: [1, 1, 1, 1] })));
+      g.output('conv6-pad8', conv(pad(x, [0, 0, 0, 0], [0, 2, 0, 0]), pad(w, [0, 0, 0, 0], [0, 2, 0, 0]), b, { pads: [1, 1, 1, 1] }));
     }
     return { g, feeds };
   }
@@ -100,9 +106,11 @@ async function main(): Promise<void> {
     .option('graph', { type: 'string', choices: GRAPHS, demandOption: true })
     .option('size', { type: 'number', default: 64 })
     .option('origin', { type: 'number', default: 1e-4, describe: 'an output this far off (relative) with inputs within a tenth of it is an origin' })
+    .option('probe', { type: 'boolean', default: false, describe: 'grpo-dense*: expose only the mean, density and per-element ratio, and list the elements whose ratio departs' })
     .strict()
     .parseAsync();
   const { g, feeds } = await build(a.graph as (typeof GRAPHS)[number], a.size);
+  if (a.probe) return probe(g, feeds, a.device as Device, a.size);
   // every float value a node makes, as an output: d.<node index>.<output index>
   const traced = new Map<Value, string>();
   g.nodes.forEach((node, i) => node.outputs.forEach((v, j) => {
@@ -140,6 +148,46 @@ async function main(): Promise<void> {
     const v = g.getOutput(name);
     if (diff.has(v)) console.log(`  graph output ${name}: ${diff.get(v)!.toExponential(2)}`);
   }
+}
+
+/**
+ * The dense GRPO graph as the learner runs it, with three more outputs only (exposing every intermediate hides the
+ * departure, docs/gpu.md): the policy mean, each element's log-density and its ratio. Lists the elements whose ratio
+ * departs, with where they are, so a wrong kernel shows by its pattern.
+ */
+async function probe(g: Graph, feeds: Feeds, device: Device, H: number): Promise<void> {
+  const consumers = (v: Value) => g.nodes.filter((n) => n.inputs.includes(v));
+  const ratioNode = g.nodes.find((n) => n.op === 'Exp' && consumers(n.outputs[0]!).some((c) => c.op === 'Clip'));
+  const meanNode = g.nodes.find((n) => n.op === 'Sub' && n.inputs[0] === g.getInput('action'));
+  if (!ratioNode || !meanNode) throw new Error('probe: no per-element ratio (Exp feeding Clip) or mean (action - mean) in this graph');
+  const densityNode = g.nodes.find((n) => n.outputs.includes(ratioNode.inputs[0]!));
+  g.output('probe.mean', meanNode.inputs[1]!);
+  g.output('probe.density', densityNode!.inputs[0]!);
+  g.output('probe.ratio', ratioNode.outputs[0]!);
+  const model = serialize(g);
+  const run = async (d: Device) => {
+    const s = await GraphSession.create(model, { device: d });
+    const out = await s.run(feeds);
+    await s.release();
+    return out;
+  };
+  const cpu = await run('cpu');
+  const dev = await run(device);
+  const [mc, md, dc, dd, rc, rd] = ['probe.mean', 'probe.mean', 'probe.density', 'probe.density', 'probe.ratio', 'probe.ratio'].map((k, i) => (i % 2 ? dev : cpu)[k]!.data);
+  const logpOld = feeds.logp_old!.data;
+  const at = (i: number) => `n${Math.floor(i / (3 * H * H))} c${Math.floor(i / (H * H)) % 3} y${Math.floor(i / H) % H} x${i % H}`;
+  const bad: number[] = [];
+  let meanBad = 0;
+  for (let i = 0; i < rc!.length; i++) {
+    if (Math.abs(rd![i]! - rc![i]!) > 0.05) bad.push(i);
+    if (Math.abs(md![i]! - mc![i]!) > 1e-4 * Math.max(1, Math.abs(mc![i]!))) meanBad++;
+  }
+  console.log(`probe at ${H} px on ${device}: ${bad.length} of ${rc!.length} elements with |ratio - cpu| > 0.05; ${meanBad} mean elements off by > 1e-4; clip_fraction cpu ${cpu.clip_fraction!.data[0]} ${device} ${dev.clip_fraction!.data[0]}`);
+  for (const i of bad.slice(0, 16)) console.log(`  ${at(i)}: mean ${mc![i]} / ${md![i]}; density ${dc![i]} / ${dd![i]}; logp_old ${logpOld[i]}; ratio ${rc![i]} / ${rd![i]}`);
+  const count = (f: (i: number) => number) => [...bad.reduce((m, i) => m.set(f(i), (m.get(f(i)) ?? 0) + 1), new Map<number, number>())].sort((p, q) => p[0] - q[0]).map(([k, v]) => `${k}:${v}`).join(' ');
+  console.log(`  by row y: ${count((i) => Math.floor(i / H) % H)}`);
+  console.log(`  by column x: ${count((i) => i % H)}`);
+  console.log(`  by image n: ${count((i) => Math.floor(i / (3 * H * H)))}; by channel: ${count((i) => Math.floor(i / (H * H)) % 3)}`);
 }
 
 main().catch((e: unknown) => {

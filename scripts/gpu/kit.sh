@@ -5,7 +5,7 @@
 # or `bash DIR/run.sh bisect ARGS...` (scripts/gpu/bisect.ts).
 # sharp is replaced by a stub that throws: the check decodes no image files. docs/gpu.md says how it was used.
 set -euo pipefail
-out=$1
+mkdir -p "$1"; out=$(cd "$1" && pwd) # absolute: esbuild resolves the sharp alias from its working directory
 root=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$out"; mkdir -p "$out/nm/onnxruntime-node" "$out/deb" "$out/stub"
 xz -T0 -6 -c "$(command -v node)" > "$out/node.xz"
