@@ -13,7 +13,7 @@
 import type { SeedPart } from '../lib/data/random.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
 import { fillStandardNormal } from '../lib/data/random.ts';
-import { deviceLabel, refusedOn, type Device } from '../lib/graph/device.ts';
+import { deviceLabel, type Device } from '../lib/graph/device.ts';
 import { paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { FlowRunner, isFlowFamily, type FlowStepRecord } from '../lib/flow/family.ts';
@@ -144,8 +144,6 @@ class RolloutRole implements WorkerRoleImpl {
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
-    const refused = refusedOn(this.device, { role: 'rollout', family: isFlowFamily(ctx.config) ? 'flow' : 'gaussian' });
-    if (refused) throw new WorkerFatalError(`--device ${this.device}: ${refused}`);
     if (isFlowFamily(ctx.config)) this.flowRunner ??= await FlowRunner.create(ctx.config, this.device);
     else this.runner ??= await PolicyRunner.create(ctx.config, this.device);
     try {

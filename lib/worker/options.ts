@@ -143,7 +143,7 @@ export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env
   } catch (e) {
     throw new Error(`worker options.orchestrator: ${(e as Error).message}`);
   }
-  const refused = role === 'learner' && o.device ? refusedOn(o.device, { role }) : undefined;
+  const refused = o.device ? refusedOn(o.device, role) : undefined;
   if (refused) throw new Error(`worker options.device: ${o.device}: ${refused}`);
   const workerId = o.workerId ?? defaultWorkerId(role);
   let natsAuth: NatsAuth;

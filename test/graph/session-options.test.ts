@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { loadConfig } from '../../lib/config/index.ts';
-import { GraphSession, sessionOptions } from '../../lib/graph/runtime.ts';
+import { GraphSession, sessionOptions, webgpuOptions } from '../../lib/graph/runtime.ts';
 import { policyModel, policySpecOf } from '../../lib/models/bundle.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
 import { paramFeeds } from '../../lib/models/feeds.ts';
@@ -19,7 +19,16 @@ test('sessions: no memory pattern, threads as asked, idle threads do not spin, a
   assert.deepEqual(cpu.executionProviders, ['cpu']);
   assert.deepEqual(cpu.extra, { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
   assert.deepEqual(sessionOptions('cuda', 0).executionProviders, ['cuda', 'cpu']);
-  assert.deepEqual(sessionOptions('webgpu', 0).executionProviders, ['webgpu', 'cpu']);
+  // WebGPU prefers NCHW: its NHWC Conv is wrong for 6 input channels (docs/gpu.md)
+  assert.deepEqual(sessionOptions('webgpu', 0).executionProviders, [{ name: 'webgpu', preferredLayout: 'NCHW' }, 'cpu']);
+});
+
+test('$RECOVERY_GRPO_WEBGPU sets the WebGPU provider\'s options over the defaults; a malformed item names itself', () => {
+  assert.deepEqual(webgpuOptions(''), { preferredLayout: 'NCHW' });
+  assert.deepEqual(webgpuOptions('preferredLayout=NHWC, storageBufferCacheMode=disabled,enableRobustness=true'), { preferredLayout: 'NHWC', storageBufferCacheMode: 'disabled', enableRobustness: true });
+  assert.throws(() => webgpuOptions('layout=NCHW'), /RECOVERY_GRPO_WEBGPU: 'layout=NCHW' is not key=value with key one of preferredLayout/);
+  assert.throws(() => webgpuOptions('preferredLayout'), /'preferredLayout' is not key=value/);
+  assert.throws(() => webgpuOptions('preferredLayout=NCHW=1'), /is not key=value/);
 });
 
 test('threads 0 means one per core, counted by us: onnxruntime\'s own count gave one thread on a 2-core VM', () => {
