@@ -24,6 +24,7 @@ import {
   type WorkerSession,
 } from '../lib/transport/index.ts';
 import { Coordinator } from './coordinator.ts';
+import { deviceOf } from './sessions.ts';
 import { lastLoggedTrainedSeq, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor } from './monitor.ts';
 
@@ -197,7 +198,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
           heartbeat_interval_ms: config.orchestrator.heartbeatSeconds * 1000,
         },
       });
-      log(`${session.role.toLowerCase()} ${session.workerId} connected (${session.hello.capabilities.device})`);
+      log(`${session.role.toLowerCase()} ${session.workerId} connected (${deviceOf(session, config.reward.device)})`);
       coordinator.track(session);
       coordinator.attach(session);
       // synchronously per message (no Promise and microtask per result; lib/transport/queue.ts)

@@ -13,7 +13,7 @@
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { trace } from '../lib/log/trace.ts';
-import { deviceLabel, type Device } from '../lib/graph/device.ts';
+import { DEVICE_FROM_RUN_CONFIG, deviceLabel, type Device } from '../lib/graph/device.ts';
 import { RewardScorer, ScoreError } from '../lib/models/scorer.ts';
 import { resolutionOf } from '../lib/models/bundle.ts';
 import { decodeScoreTask, encodeTensor, type OrchestratorMessage__Output, type ScoreTask__Output } from '../lib/transport/index.ts';
@@ -61,7 +61,9 @@ class RewardRole implements WorkerRoleImpl {
 
   capabilities() {
     return {
-      device: deviceLabel(this.device),
+      // without --device, the run config's reward.device decides, known at the Welcome: until then the Hello says
+      // so, and the orchestrator names the config's (orchestrator/sessions.ts deviceOf)
+      device: this.deviceOption ? deviceLabel(this.deviceOption) : this.scorer ? deviceLabel(this.device) : DEVICE_FROM_RUN_CONFIG,
       max_batch: this.maxBatch,
       max_in_flight: this.maxInFlight,
       // it takes as many tasks in one message as it holds at once (it scores them together)
