@@ -159,7 +159,7 @@ export const rewardSchema = z.strictObject({
   clipModel: z.string().min(1).optional()
     .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding), used with reward.encoder=onnx (implied when reward.encoder is absent).'),
   device: z.enum(DEVICES).default('cpu')
-    .describe('Execution provider of the reward workers\' ONNX Runtime sessions: cpu, or a GPU through webgpu (onnxruntime-node\'s own WebGPU provider over Vulkan) or cuda (its CUDA provider, a separate download); docs/gpu.md. A worker\'s --device overrides it.'),
+    .describe('Execution provider of the reward workers\' ONNX Runtime sessions: cpu, or a GPU through webgpu (onnxruntime-node\'s own WebGPU provider over Vulkan) or cuda (its CUDA provider, a separate download); docs/gpu.md. A worker\'s --device overrides it. The orchestrator\'s periodic evaluation scores on its own CPU.'),
 }).superRefine((r, ctx) => {
   const used = new Set([...r.expression.matchAll(/\bweights\.([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!));
   for (const name of used) {
