@@ -26,6 +26,7 @@ import {
 import { Coordinator } from './coordinator.ts';
 import { lastLoggedTrainedSeq, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor } from './monitor.ts';
+import { recordFromMeta } from './inferred-trained.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -103,6 +104,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     const seq = Number(ann.meta['last_batch_seq']);
     return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;
   };
+  // what each stored checkpoint records, for batches acknowledged without a TrainResult (inferred-trained.ts)
+  const checkpointRecord = async (version: number) => recordFromMeta(version, await checkpoints.storedMeta(version));
 
   // The web page's history and the periodic evaluation (eval.everyVersions), fed by the coordinator's progress.
   let coordinator: Coordinator | undefined;
@@ -116,6 +119,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     state,
     log,
     publishedProgress,
+    checkpointRecord,
     onProgress: (p) => {
       monitor.progress(p);
       o.onProgress?.(p);

@@ -29,7 +29,11 @@ export interface Progress {
 export type RunEvent =
   | { type: 'rollout'; sample: string; worker: string; version: number; attempt: number; compute_ms: number }
   | { type: 'scored'; sample: string; worker: string; reward: number; compute_ms: number }
-  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[]; compute_ms: number }
+  /**
+   * An acknowledged batch. applied and version are null when not known: a batch acknowledged without a TrainResult
+   * whose outcome the learner's checkpoints no longer record (its reason starts with 'unknown'; inferred-trained.ts).
+   */
+  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean | null; reason?: string; version: number | null; samples: string[]; compute_ms: number }
   | { type: 'dropped'; sample: string; reason: string };
 
 /** The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file). */
