@@ -353,7 +353,7 @@ export class Coordinator {
     const batch = this.link.sent(seq);
     const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
-    // restarted in between): record them in the audit trail, inferred from its checkpoint.
+    // restarted in between): record them in the audit trail, as its checkpoints record them.
     const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version, 'held by the learner at reconnect', this.o.state.learnerVersion);
     if (r && this.nextSftSeq > this.sftSteps) {
       // open what this acknowledgement admits while it is written (the store round trip is off the critical path)
@@ -436,7 +436,7 @@ export class Coordinator {
     for (const o of outcomes) {
       const grpo = o.seq > this.sftSteps;
       const samples = grpo ? await Promise.all(grpoCursors(this.cfg, o.seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
-      // an applied batch's reason says only how it was learnt (as before); any other starts with its outcome
+      // an applied batch's reason starts with how it was learnt (as before); any other with its outcome
       const reason = o.kind === 'applied' ? `${context} (${o.evidence})` : `${o.kind}: ${context} (${o.evidence})`;
       events.push({ type: 'trained', seq: o.seq, kind: grpo ? 'grpo' : 'sft', applied: o.applied, reason, version: o.version, samples, compute_ms: 0 });
     }

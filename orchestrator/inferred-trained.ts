@@ -40,7 +40,7 @@ export interface InferOptions {
   versionBefore?: number;
   /** Batches 1..sftSteps are SFT batches, which are never empty. */
   sftSteps: number;
-  /** Checkpoint `version`'s record; null when the store no longer holds it. */
+  /** Checkpoint `version`'s record; null when the store no longer holds it. A throw counts as a record not read. */
   record: (version: number) => Promise<CheckpointRecord | null>;
 }
 
@@ -49,8 +49,7 @@ export async function inferOutcomes(o: InferOptions): Promise<InferredOutcome[]>
   const out: InferredOutcome[] = [];
   let upper = o.last; // the batches not settled yet are first..upper, and the version after `upper` is v
   let v = o.lastVersion;
-  let rec = await recordOf(o, v);
-  let missing = rec ? '' : `checkpoint v${v} is not in the store`;
+  let { rec, why: missing } = await recordOf(o, v);
   while (upper >= o.first && rec) {
     const s = rec.lastBatchSeq;
     if (s > upper) {
@@ -62,17 +61,17 @@ export async function inferOutcomes(o: InferOptions): Promise<InferredOutcome[]>
     }
     if (upper < o.first) break;
     // batch s produced version v: applied, unless the step stayed where the version before left it (empty)
-    const prev = v > 0 ? await recordOf(o, v - 1) : null;
+    const { rec: prev, why } = v > 0 ? await recordOf(o, v - 1) : { rec: null, why: 'no version before v0' };
     const usable = prev && prev.lastBatchSeq < s ? prev : null;
     const steps = usable ? rec.step - usable.step : undefined;
     if (steps === 1) out.push({ seq: s, kind: 'applied', applied: true, version: v, evidence: `checkpoints v${v - 1}..v${v} record batches ${usable!.lastBatchSeq}..${s}, step ${usable!.step}..${rec.step}` });
     else if (steps === 0) out.push({ seq: s, kind: 'empty', applied: false, version: v, evidence: `checkpoints v${v - 1}..v${v} record batches ${usable!.lastBatchSeq}..${s} at step ${rec.step}` });
     else if (s <= o.sftSteps) out.push({ seq: s, kind: 'applied', applied: true, version: v, evidence: `checkpoint v${v} records batch ${s}, an SFT batch (never empty)` });
-    else out.push({ seq: s, kind: 'unknown', applied: null, version: v, evidence: `checkpoint v${v} records batch ${s}; whether it was trained or empty is not recorded (${usable ? `step ${usable.step}..${rec.step}` : `checkpoint v${v - 1} is not in the store`})` });
+    else out.push({ seq: s, kind: 'unknown', applied: null, version: v, evidence: `checkpoint v${v} records batch ${s}; whether it was trained or empty is not recorded (${usable ? `step ${usable.step}..${rec.step}` : why})` });
     upper = s - 1;
     v -= 1;
     rec = usable;
-    if (!rec) missing = prev ? `checkpoint v${v} records batch ${prev.lastBatchSeq}, not before batch ${s}` : `checkpoint v${v} is not in the store`;
+    if (!rec) missing = prev ? `checkpoint v${v} records batch ${prev.lastBatchSeq}, not before batch ${s}` : why;
   }
   if (upper >= o.first) out.push(...byCount(o, upper, v, missing));
   return out.sort((a, b) => a.seq - b.seq);
@@ -99,10 +98,16 @@ function byCount(o: InferOptions, upper: number, v: number, missing: string): In
   });
 }
 
-/** The record of `version`, refused (null) unless it names that version. */
-async function recordOf(o: InferOptions, version: number): Promise<CheckpointRecord | null> {
-  const r = await o.record(version);
-  return r && r.version === version ? r : null;
+/** The record of `version` (refused unless it names that version), or why there is none. */
+async function recordOf(o: InferOptions, version: number): Promise<{ rec: CheckpointRecord | null; why: string }> {
+  let r: CheckpointRecord | null;
+  try {
+    r = await o.record(version);
+  } catch (e) {
+    return { rec: null, why: `checkpoint v${version} could not be read (${(e as Error).message})` };
+  }
+  if (!r) return { rec: null, why: `checkpoint v${version} is not in the store` };
+  return r.version === version ? { rec: r, why: '' } : { rec: null, why: `the record read for checkpoint v${version} names v${r.version}` };
 }
 
 /** A checkpoint's record from the meta its announcement carries (CheckpointStore.storedMeta); null if malformed. */

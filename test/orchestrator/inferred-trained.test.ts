@@ -52,6 +52,17 @@ test('records that contradict the acknowledgement or each other are not believed
   assert.deepEqual(await brief({ first: 1, last: 1, lastVersion: 1, sftSteps: 5, record: async () => ({ version: 7, lastBatchSeq: 1, step: 1 }) }), [[1, 'unknown', null, null]]);
 });
 
+test('a record that cannot be read (the store unreachable) counts as missing, and the reason says so', async () => {
+  const record: InferOptions['record'] = async (v) => {
+    if (v === 2) throw new Error('TIMEOUT');
+    return { version: v, lastBatchSeq: v + 1, step: v };
+  };
+  const got = await inferOutcomes({ first: 3, last: 4, lastVersion: 3, sftSteps: 1, record });
+  assert.deepEqual(got.map((x) => [x.seq, x.kind, x.applied, x.version]), [[3, 'unknown', null, null], [4, 'unknown', null, 3]]);
+  assert.match(got[1]!.evidence, /checkpoint v2 could not be read \(TIMEOUT\)/);
+  assert.match(got[0]!.evidence, /^checkpoint v2 could not be read \(TIMEOUT\); the version before them is not known$/);
+});
+
 test('recordFromMeta: last_batch_seq a decimal string, step a non-negative integer; anything else is no record', () => {
   assert.deepEqual(recordFromMeta(3, { last_batch_seq: '5', step: 2, config_hash: 'x' }), { version: 3, lastBatchSeq: 5, step: 2 });
   for (const bad of [null, {}, { last_batch_seq: 5, step: 2 }, { last_batch_seq: '05', step: 2 }, { last_batch_seq: '5' }, { last_batch_seq: '5', step: -1 }, { last_batch_seq: '5', step: 1.5 }]) {
