@@ -415,11 +415,14 @@ export class Coordinator {
    * Batches the stored state records as acknowledged that the event log `lastLogged` does not: this orchestrator
    * was killed after persisting an acknowledgement and before logging it (applyAck persists first). Their
    * 'trained' events, inferred, so the audit trail holds every acknowledged batch once. Call before start().
+   * `appliedVersion`: the version the log's batch `lastLogged` produced, where the log records it applied.
    */
-  async recordUnlogged(lastLogged: number): Promise<number> {
+  async recordUnlogged(lastLogged: number, appliedVersion?: number): Promise<number> {
     const { ackedSeq, learnerVersion } = this.o.state;
     if (lastLogged >= ackedSeq) return 0;
-    const events = await this.inferTrained(lastLogged + 1, ackedSeq, learnerVersion, 'acknowledged before the orchestrator restarted, not logged');
+    // the version before batch lastLogged + 1: v0 before the first batch (the learner's initial version)
+    const before = lastLogged === 0 ? 0 : appliedVersion;
+    const events = await this.inferTrained(lastLogged + 1, ackedSeq, learnerVersion, 'acknowledged before the orchestrator restarted, not logged', before);
     for (const e of events) this.o.onEvent?.(e);
     return events.length;
   }

@@ -24,7 +24,7 @@ import {
   type WorkerSession,
 } from '../lib/transport/index.ts';
 import { Coordinator } from './coordinator.ts';
-import { lastLoggedTrainedSeq, type Progress, type RunState } from './run-state.ts';
+import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
 
@@ -135,7 +135,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // A kill between persisting an acknowledgement and logging it leaves the event log a batch short: log it now,
   // before any worker connects (a learner's catch-up then starts after the stored state, as always).
   if (stored && o.eventsFile) {
-    const n = await coordinator.recordUnlogged(lastLoggedTrainedSeq(o.eventsFile));
+    const last = lastLoggedTrained(o.eventsFile);
+    const n = await coordinator.recordUnlogged(last.seq, last.appliedVersion);
     if (n) log(`the event log missed ${n} acknowledged batch(es) up to ${state.ackedSeq} (killed between storing and logging): recorded`);
   }
 

@@ -38,10 +38,20 @@ export type RunEvent =
 
 /** The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file). */
 export function lastLoggedTrainedSeq(file: string): number {
-  let last = 0;
+  return lastLoggedTrained(file).seq;
+}
+
+/**
+ * The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file) and, when that event
+ * records the batch applied, the version it produced (from the learner's TrainResult, or read from its checkpoints).
+ */
+export function lastLoggedTrained(file: string): { seq: number; appliedVersion?: number } {
+  let last: { seq: number; appliedVersion?: number } = { seq: 0 };
   // one block at a time: a long run's log is never held whole (lib/log/event-log.ts)
   forEachEvent(file, (e) => {
-    if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last) last = e.seq;
+    if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last.seq) {
+      last = e.applied === true && typeof e.version === 'number' && Number.isSafeInteger(e.version) ? { seq: e.seq, appliedVersion: e.version } : { seq: e.seq };
+    }
   });
   return last;
 }

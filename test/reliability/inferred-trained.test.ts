@@ -141,5 +141,15 @@ test('where no checkpoint records them (none published), the outcomes are unknow
   await (await orchestrator('none', log, `${RUN}-none`)).stop();
   assert.deepEqual(trail('none'), [[1, null, null, 'unknown'], [2, null, null, 'unknown']], log.join('\n'));
   const reason = events(join(dir, 'none')).flatMap((e) => (e.type === 'trained' ? [e.reason ?? ''] : []))[0]!;
-  assert.match(reason, /^unknown: acknowledged before the orchestrator restarted, not logged \(checkpoint v1 is not in the store; the version before them is not known\)$/);
+  assert.match(reason, /^unknown: acknowledged before the orchestrator restarted, not logged \(checkpoint v1 is not in the store; 1 version\(s\) over 2 batches\)$/);
+});
+
+test('no checkpoint records them, but the version moved once per batch since the log\'s last applied batch: versions known', { timeout: 60_000 }, async () => {
+  // batches 2 and 3 (SFT: never empty) took the version from the logged batch 1's v1 to the stored v3
+  await storeState(3, 3, `${RUN}-count`);
+  mkdirSync(join(dir, 'count'));
+  appendFileSync(join(dir, 'count', 'events.jsonl'), `${JSON.stringify({ t: 0, type: 'trained', seq: 1, kind: 'sft', applied: true, version: 1, samples: [], compute_ms: 1 })}\n`);
+  const log: string[] = [];
+  await (await orchestrator('count', log, `${RUN}-count`)).stop();
+  assert.deepEqual(trail('count'), [[1, true, 1], [2, true, 2], [3, true, 3]], log.join('\n'));
 });
