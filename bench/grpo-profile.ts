@@ -10,8 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../lib/config/index.ts';
-import { grpoModel, policyModel, policySpecOf } from '../lib/models/bundle.ts';
-import { initPolicyParams } from '../lib/models/policy.ts';
+import { grpoModel, initialParamsWithNoiseOf, policyModel } from '../lib/models/bundle.ts';
 import { standardNormal } from '../lib/data/random.ts';
 import { GraphSession, PROFILE_ENV, readProfiles, type Feed, type Feeds, type ProfileEvent } from '../lib/graph/runtime.ts';
 
@@ -22,8 +21,8 @@ const threads = Number(process.env.GRPO_PROFILE_THREADS ?? 1);
 const reps = Number(process.env.GRPO_PROFILE_REPS ?? 3);
 const N = 32;
 const config = loadConfig(undefined, [`data.size=${size}`, `grpo.advantageMode=${mode}`]);
-const params = initPolicyParams(policySpecOf(config), 0);
-for (const p of params.values()) if (p.data.every((v) => v === 0) && p.shape.length) p.data.set(standardNormal(p.data.length, 3).map((v) => v * 0.01));
+// run.seed 0 (the default), the zero tensors noised as gpu-check's inputs are (before round 17: one seed, 3, for all)
+const params = initialParamsWithNoiseOf(config);
 const t = (d: Float32Array, s: readonly number[]): Feed => ({ data: d, dims: [...s] });
 const pix = N * 3 * size * size;
 const dims = [N, 3, size, size];

@@ -23,6 +23,7 @@ import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
 import type { Progress, RunEvent, RunState } from './run-state.ts';
 import { trace } from '../lib/log/trace.ts';
+import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
 
 const SFT_WINDOW = 2;
 /**
@@ -54,6 +55,12 @@ export interface CoordinatorOptions {
    * without it no catch-up happens (the batches are re-sent, and the learner answers those it holds).
    */
   publishedProgress?: () => Promise<PublishedProgress | null>;
+  /**
+   * What checkpoint `version` records (the batch that produced it, the step), or null when the store no longer holds
+   * it: the outcome of each batch acknowledged without a TrainResult is read from these (inferred-trained.ts).
+   * Without it those outcomes are known only where the count of versions settles them.
+   */
+  checkpointRecord?: (version: number) => Promise<CheckpointRecord | null>;
 }
 
 /** What the newest announced checkpoint says the learner holds. */
@@ -346,8 +353,8 @@ export class Coordinator {
     const batch = this.link.sent(seq);
     const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
-    // restarted in between): record them in the audit trail, inferred from its checkpoint.
-    const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version, 'held by the learner at reconnect');
+    // restarted in between): record them in the audit trail, as its checkpoints record them.
+    const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version, 'held by the learner at reconnect', this.o.state.learnerVersion);
     if (r && this.nextSftSeq > this.sftSteps) {
       // open what this acknowledgement admits while it is written (the store round trip is off the critical path)
       this.persisting = next;
@@ -408,22 +415,33 @@ export class Coordinator {
    * Batches the stored state records as acknowledged that the event log `lastLogged` does not: this orchestrator
    * was killed after persisting an acknowledgement and before logging it (applyAck persists first). Their
    * 'trained' events, inferred, so the audit trail holds every acknowledged batch once. Call before start().
+   * `appliedVersion`: the version the log's batch `lastLogged` produced, where the log records it applied.
    */
-  async recordUnlogged(lastLogged: number): Promise<number> {
+  async recordUnlogged(lastLogged: number, appliedVersion?: number): Promise<number> {
     const { ackedSeq, learnerVersion } = this.o.state;
     if (lastLogged >= ackedSeq) return 0;
-    const events = await this.inferTrained(lastLogged + 1, ackedSeq, learnerVersion, 'acknowledged before the orchestrator restarted, not logged');
+    // the version before batch lastLogged + 1: v0 before the first batch (the learner's initial version)
+    const before = lastLogged === 0 ? 0 : appliedVersion;
+    const events = await this.inferTrained(lastLogged + 1, ackedSeq, learnerVersion, 'acknowledged before the orchestrator restarted, not logged', before);
     for (const e of events) this.o.onEvent?.(e);
     return events.length;
   }
 
-  /** The 'trained' events of batches first..last, acknowledged without a TrainResult at hand (versions inferred). */
-  private async inferTrained(first: number, last: number, lastVersion: number, reason: string): Promise<RunEvent[]> {
+  /**
+   * The 'trained' events of batches first..last, acknowledged without a TrainResult at hand: each one's outcome and
+   * version as the learner's checkpoints record them (inferred-trained.ts); where they do not, applied and version
+   * are null and the reason starts with 'unknown'. `versionBefore`: the stored version after batch first - 1.
+   */
+  private async inferTrained(first: number, last: number, lastVersion: number, context: string, versionBefore?: number): Promise<RunEvent[]> {
+    const record = this.o.checkpointRecord ?? (async () => null);
+    const outcomes = await inferOutcomes({ first, last, lastVersion, sftSteps: this.sftSteps, record, ...(versionBefore !== undefined ? { versionBefore } : {}) });
     const events: RunEvent[] = [];
-    for (let seq = first; seq <= last; seq++) {
-      const grpo = seq > this.sftSteps;
-      const samples = grpo ? await Promise.all(grpoCursors(this.cfg, seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
-      events.push({ type: 'trained', seq, kind: grpo ? 'grpo' : 'sft', applied: true, reason, version: lastVersion - (last - seq), samples, compute_ms: 0 });
+    for (const o of outcomes) {
+      const grpo = o.seq > this.sftSteps;
+      const samples = grpo ? await Promise.all(grpoCursors(this.cfg, o.seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
+      // an applied batch's reason starts with how it was learnt (as before); any other with its outcome
+      const reason = o.kind === 'applied' ? `${context} (${o.evidence})` : `${o.kind}: ${context} (${o.evidence})`;
+      events.push({ type: 'trained', seq: o.seq, kind: grpo ? 'grpo' : 'sft', applied: o.applied, reason, version: o.version, samples, compute_ms: 0 });
     }
     return events;
   }

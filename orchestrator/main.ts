@@ -25,8 +25,9 @@ import {
 } from '../lib/transport/index.ts';
 import { Coordinator } from './coordinator.ts';
 import { deviceOf } from './sessions.ts';
-import { lastLoggedTrainedSeq, type Progress, type RunState } from './run-state.ts';
+import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor } from './monitor.ts';
+import { recordFromMeta } from './inferred-trained.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -104,6 +105,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     const seq = Number(ann.meta['last_batch_seq']);
     return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;
   };
+  // what each stored checkpoint records, for batches acknowledged without a TrainResult (inferred-trained.ts)
+  const checkpointRecord = async (version: number) => recordFromMeta(version, await checkpoints.storedMeta(version));
 
   // The web page's history and the periodic evaluation (eval.everyVersions), fed by the coordinator's progress.
   let coordinator: Coordinator | undefined;
@@ -117,6 +120,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     state,
     log,
     publishedProgress,
+    checkpointRecord,
     onProgress: (p) => {
       monitor.progress(p);
       o.onProgress?.(p);
@@ -132,7 +136,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // A kill between persisting an acknowledgement and logging it leaves the event log a batch short: log it now,
   // before any worker connects (a learner's catch-up then starts after the stored state, as always).
   if (stored && o.eventsFile) {
-    const n = await coordinator.recordUnlogged(lastLoggedTrainedSeq(o.eventsFile));
+    const last = lastLoggedTrained(o.eventsFile);
+    const n = await coordinator.recordUnlogged(last.seq, last.appliedVersion);
     if (n) log(`the event log missed ${n} acknowledged batch(es) up to ${state.ackedSeq} (killed between storing and logging): recorded`);
   }
 

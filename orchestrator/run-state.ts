@@ -29,15 +29,29 @@ export interface Progress {
 export type RunEvent =
   | { type: 'rollout'; sample: string; worker: string; version: number; attempt: number; compute_ms: number }
   | { type: 'scored'; sample: string; worker: string; reward: number; compute_ms: number }
-  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean; reason?: string; version: number; samples: string[]; compute_ms: number }
+  /**
+   * An acknowledged batch. applied and version are null when not known: a batch acknowledged without a TrainResult
+   * whose outcome the learner's checkpoints no longer record (its reason starts with 'unknown'; inferred-trained.ts).
+   */
+  | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean | null; reason?: string; version: number | null; samples: string[]; compute_ms: number }
   | { type: 'dropped'; sample: string; reason: string };
 
 /** The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file). */
 export function lastLoggedTrainedSeq(file: string): number {
-  let last = 0;
+  return lastLoggedTrained(file).seq;
+}
+
+/**
+ * The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file) and, when that event
+ * records the batch applied, the version it produced (from the learner's TrainResult, or read from its checkpoints).
+ */
+export function lastLoggedTrained(file: string): { seq: number; appliedVersion?: number } {
+  let last: { seq: number; appliedVersion?: number } = { seq: 0 };
   // one block at a time: a long run's log is never held whole (lib/log/event-log.ts)
   forEachEvent(file, (e) => {
-    if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last) last = e.seq;
+    if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last.seq) {
+      last = e.applied === true && typeof e.version === 'number' && Number.isSafeInteger(e.version) ? { seq: e.seq, appliedVersion: e.version } : { seq: e.seq };
+    }
   });
   return last;
 }

@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { tasksPerMessage, type OrchestratorMessage, type RolloutTask, type ScoreTask, type WorkerRole, type WorkerSession } from '../lib/transport/index.ts';
+import { ThreadedList } from '../lib/transport/threaded-list.ts';
 import { TaskQueue } from './task-queue.ts';
 import { hashOf, TaskIndex } from './task-index.ts';
 import { trace } from '../lib/log/trace.ts';
@@ -356,7 +357,7 @@ export class TaskBoard {
     const level = slot.attached && load < slot.room && slot.session.isOpen ? load : -1;
     if (level === slot.level) return;
     if (slot.level >= 0) slot.levels[slot.level]?.remove(slot);
-    if (level >= 0) (slot.levels[level] ??= new Level()).append(slot);
+    if (level >= 0) (slot.levels[level] ??= new ThreadedList<Slot>()).append(slot);
     slot.level = level;
   }
 
@@ -654,29 +655,7 @@ export class TaskBoard {
  * The workers filed under one load level, oldest first: a list threaded through the slots (Slot.prev/next), so that
  * moving a worker between levels on every dispatch and result allocates nothing (a Set per level shrank and grew).
  */
-class Level {
-  head: Slot | undefined;
-  tail: Slot | undefined;
-  size = 0;
-
-  append(slot: Slot): void {
-    slot.prev = this.tail;
-    slot.next = undefined;
-    if (this.tail) this.tail.next = slot;
-    else this.head = slot;
-    this.tail = slot;
-    this.size++;
-  }
-
-  remove(slot: Slot): void {
-    if (slot.prev) slot.prev.next = slot.next;
-    else this.head = slot.next;
-    if (slot.next) slot.next.prev = slot.prev;
-    else this.tail = slot.prev;
-    slot.prev = slot.next = undefined;
-    this.size--;
-  }
-}
+type Level = ThreadedList<Slot>;
 
 /** Several tasks as one TaskBundle (rollout and score tasks; a board queue holds one role's tasks). */
 function bundle(tasks: readonly Task[], leaseMs: number): OrchestratorMessage {

@@ -5,6 +5,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { modelOpset, serialize } from '../graph/onnx.ts';
 import { buildGrpoGraph, buildPolicyGraph, buildRewardBackpropGraph, buildRewardGraph, buildSftGraph, type Resolution, type SharedRowsOption } from './graphs.ts';
 import { initPolicyParams, policyParams, type PolicySpec } from './policy.ts';
+import { standardNormal } from '../data/random.ts';
 import { flowSpaceOf, samplerSpecOf, velocitySpecOf } from '../flow/config.ts';
 import { buildFlowGrpoGraph, buildFlowOdeSamplerGraph, buildFlowSftGraph, buildFlowStepGraph } from '../flow/graphs.ts';
 import { odePlan } from '../flow/sampler.ts';
@@ -43,6 +44,18 @@ export function paramShapesOf(config: RunConfig): Map<string, number[]> {
 /** The run's initial parameters (seeded by run.seed). */
 export function initialParamsOf(config: RunConfig): TensorMap {
   return isFlow(config) ? initFlowNetworkParams(flowSpec(config), config.run.seed) : initPolicyParams(policySpecOf(config), config.run.seed);
+}
+
+/**
+ * The run's initial parameters with every all-zero tensor (biases, zero-initialised last layers) given small noise,
+ * 0.01 x standard normal, the k-th such tensor drawn with seed `seed + k`: inputs for device checks and profiles, whose
+ * graphs would otherwise see exact zeros there (trivially zero outputs and gradients). Never a training start.
+ */
+export function initialParamsWithNoiseOf(config: RunConfig, seed = 100): TensorMap {
+  const params = initialParamsOf(config);
+  let k = seed;
+  for (const p of params.values()) if (p.data.length && p.data.every((v) => v === 0)) p.data.set(standardNormal(p.data.length, k++).map((v) => v * 0.01));
+  return params;
 }
 
 // `sharedRows` (the gaussian family's own sessions, runner.ts and trainer.ts): the network runs once per distinct

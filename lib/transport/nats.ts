@@ -420,6 +420,22 @@ export class CheckpointStore {
   }
 
   /**
+   * The meta put() stored with checkpoint `version` (what its announcement carried, without the signature), read from
+   * the object's metadata without its bytes; null when the version is not stored (never published, or pruned) or its
+   * meta is not a JSON object.
+   */
+  async storedMeta(version: number): Promise<Record<string, unknown> | null> {
+    const info = await this.os.info(objectName(checkVersion(version)));
+    if (!info || info.deleted) return null;
+    try {
+      const meta: unknown = JSON.parse(info.metadata?.['meta'] ?? '');
+      return meta && typeof meta === 'object' && !Array.isArray(meta) ? (meta as Record<string, unknown>) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * Versions present in the bucket, ascending. An empty listing is not trusted while the bucket's stream holds
    * records (object-listing.ts): asked again, then read record by record, or a clear error.
    */

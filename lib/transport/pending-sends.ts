@@ -1,8 +1,9 @@
 // The sends a stream has handed to gRPC and not yet seen written, failed all at once if the stream ends.
-// A list threaded through its entries, not a Set (round 12, disp12): a Set that gains and loses an entry per message
-// rehashes into a new table every few messages, in old space once the long-lived stream's table is there (V8's
-// OrderedHashTable::Rehash), so each is old-space garbage (per connection: hundreds of them on the orchestrator;
-// orchestrator/task-index.ts). A removed entry's links are cleared, so nothing dead points at a live one.
+// A list threaded through its entries (threaded-list.ts), not a Set (round 12, disp12): a Set that gains and loses an
+// entry per message rehashes into a new table every few messages, in old space once the long-lived stream's table is
+// there (V8's OrderedHashTable::Rehash), so each is old-space garbage (per connection: hundreds of them on the
+// orchestrator; orchestrator/task-index.ts).
+import { ThreadedList } from './threaded-list.ts';
 
 export interface PendingEntry<T> {
   readonly value: T;
@@ -12,20 +13,15 @@ export interface PendingEntry<T> {
 }
 
 export class PendingSends<T> {
-  private head: PendingEntry<T> | undefined;
-  private tail: PendingEntry<T> | undefined;
-  private n = 0;
+  private readonly list = new ThreadedList<PendingEntry<T>>();
 
   get size(): number {
-    return this.n;
+    return this.list.size;
   }
 
   add(value: T): PendingEntry<T> {
-    const e: PendingEntry<T> = { value, prev: this.tail, next: undefined, listed: true };
-    if (this.tail) this.tail.next = e;
-    else this.head = e;
-    this.tail = e;
-    this.n++;
+    const e: PendingEntry<T> = { value, prev: undefined, next: undefined, listed: true };
+    this.list.append(e);
     return e;
   }
 
@@ -33,20 +29,15 @@ export class PendingSends<T> {
   delete(e: PendingEntry<T>): void {
     if (!e.listed) return;
     e.listed = false;
-    if (e.prev) e.prev.next = e.next;
-    else this.head = e.next;
-    if (e.next) e.next.prev = e.prev;
-    else this.tail = e.prev;
-    e.prev = e.next = undefined;
-    this.n--;
+    this.list.remove(e);
   }
 
   /** Empties the list and returns its values, oldest first. */
   drain(): T[] {
     const out: T[] = [];
-    while (this.head) {
-      out.push(this.head.value);
-      this.delete(this.head);
+    while (this.list.head) {
+      out.push(this.list.head.value);
+      this.delete(this.list.head);
     }
     return out;
   }

@@ -2,16 +2,13 @@
 // (a zero-initialised head would make every gradient before it zero, and a comparison of zeros proves nothing).
 import type { RunConfig } from '../../lib/config/index.ts';
 import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
-import { initialParamsOf } from '../../lib/models/bundle.ts';
+import { initialParamsWithNoiseOf } from '../../lib/models/bundle.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 import { clamp01 } from '../../lib/data/image.ts';
 
-/** Params of `config` with every all-zero tensor given small noise. */
+/** Params of `config` with every all-zero tensor given small noise (lib/models/bundle.ts initialParamsWithNoiseOf). */
 export function paramsOf(config: RunConfig): TensorMap {
-  const params = initialParamsOf(config);
-  let seed = 100;
-  for (const p of params.values()) if (p.data.length && p.data.every((v) => v === 0)) p.data.set(standardNormal(p.data.length, seed++).map((v) => v * 0.01));
-  return params;
+  return initialParamsWithNoiseOf(config);
 }
 
 /** K distinct images, each repeated G times (a GRPO batch's layout), values in [0, 1]. */

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { runLocal, type Summary } from '../../lib/local/local-run.ts';
 import type { Supervisor } from '../../lib/local/supervisor.ts';
 // the event log read while the orchestrator appends to it (a last line without its newline is not an event yet)
-import { events, type Logged } from '../reliability/helpers.ts';
+import { events, isApplied, type Logged } from '../reliability/helpers.ts';
 
 // Long enough a warm start for every worker process to connect before GRPO starts, even on a loaded machine.
 const SFT = 12;
@@ -53,7 +53,7 @@ async function run(name: string, faults: (sup: Supervisor, dir: string) => void,
 
 /** Every batch seq applied exactly once, in order, and every GRPO sample trained exactly once. */
 function checkExactlyOnce(ev: Logged[], log: string[]): void {
-  const applied = ev.filter((e): e is Extract<Logged, { type: 'trained' }> => e.type === 'trained' && e.applied);
+  const applied = ev.filter(isApplied);
   // on failure: every trained event and the run's log, so a rare interleaving can be read afterwards
   const why = () => `each batch applied once, in order\n${ev.filter((e) => e.type === 'trained' || e.type === 'dropped').map((e) => JSON.stringify(e)).join('\n')}\n--- log ---\n${log.join('\n')}`;
   assert.deepEqual(applied.map((e) => e.seq), Array.from({ length: SFT + GRPO }, (_, i) => i + 1), why());
@@ -77,7 +77,7 @@ test('pipeline: versions advance, every rollout worker runs each new version, a 
     const first = Array.from({ length: 3 }, (_, i) => SFT + i).find(both);
     assert.ok(first !== undefined, 'both rollout workers rolled out one of the first GRPO versions');
     for (let v = first; v < SFT + 3; v++) assert.ok(both(v), `version ${v} rolled out by both workers`);
-    const trained = ev.filter((e): e is Extract<Logged, { type: 'trained' }> => e.type === 'trained' && e.kind === 'grpo' && e.applied);
+    const trained = ev.filter(isApplied).filter((e) => e.kind === 'grpo');
     for (const t of trained) {
       for (const s of t.samples) {
         const r = rollouts.filter((x) => x.sample === s).at(-1)!;

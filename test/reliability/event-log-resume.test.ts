@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { z } from 'zod';
 import { parseConfig } from '../../lib/config/index.ts';
-import { connectNats, RunStateStore } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { lastLoggedTrainedSeq } from '../../orchestrator/run-state.ts';
 import { readEvents } from '../../lib/log/event-log.ts';
@@ -60,6 +60,12 @@ test('a stored state ahead of the event log: the orchestrator logs the missing a
   const schema = z.object({ ackedSeq: z.number().int().nonnegative(), learnerVersion: z.number().int().nonnegative() });
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema });
   await store.create({ ackedSeq: 4, learnerVersion: 4 });
+  // the checkpoints the learner published for those batches: what the missing events are read from (inferred-trained.ts)
+  const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id });
+  for (const v of [2, 3, 4]) {
+    const bytes = new TextEncoder().encode(`checkpoint v${v}`);
+    await checkpoints.put(v, bytes, sha256Digest(bytes), { step: v, last_batch_seq: String(v) });
+  }
   await nc.close();
   const events = join(dir, 'events.jsonl');
   for (const seq of [1, 2]) appendFileSync(events, `${JSON.stringify({ t: 0, type: 'trained', seq, kind: 'sft', applied: true, version: seq, samples: [], compute_ms: 1 })}\n`);

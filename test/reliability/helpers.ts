@@ -9,6 +9,9 @@ import type { RunEvent } from '../../orchestrator/run-state.ts';
 
 export type Logged = RunEvent & { t: number };
 export type Trained = Extract<Logged, { type: 'trained' }>;
+/** A batch the trail records as applied (its version is then known; null only where the outcome is unknown). */
+export type Applied = Trained & { applied: true; version: number };
+export const isApplied = (e: Logged): e is Applied => e.type === 'trained' && e.applied === true;
 
 export function events(dir: string): Logged[] {
   const f = join(dir, 'events.jsonl');
@@ -140,7 +143,7 @@ export async function auditRun(o: AuditOptions): Promise<Audit> {
   // ---- the orchestrator's audit trail: applied batches rise, every sample trained once or dropped with a reason
   const ev = events(o.dir);
   const trained = ev.filter((e): e is Trained => e.type === 'trained');
-  const applied = trained.filter((e) => e.applied);
+  const applied = trained.filter(isApplied);
   assert.equal(new Set(applied.map((e) => e.seq)).size, applied.length, 'no batch acknowledged as applied twice');
   for (let i = 1; i < applied.length; i++) assert.ok(applied[i].seq > applied[i - 1].seq && applied[i].version > applied[i - 1].version, 'applied batches and versions only rise');
   const dropped = ev.filter((e): e is Extract<Logged, { type: 'dropped' }> => e.type === 'dropped');
