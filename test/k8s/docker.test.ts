@@ -84,6 +84,9 @@ function runtimeFiles(entry: string): Set<string> {
   return seen;
 }
 
+/** Debian packages the CPU image installs for the WebGPU reward worker (docker/Dockerfile says why each). */
+const WEBGPU_PACKAGES = ['libvulkan1', 'libxext6', 'libegl1'];
+
 const cpu = parseDockerfile(at('docker/Dockerfile'));
 const cuda = parseDockerfile(at('docker/Dockerfile.cuda'));
 
@@ -149,6 +152,17 @@ test('docker/Dockerfile.cuda installs onnxruntime-node with its CUDA 12 provider
   assert.match(readFileSync(at('.npmrc'), 'utf8'), /onnxruntime-node-install=skip/, 'plain npm ci skips it (.npmrc)');
 });
 
+test('docker/Dockerfile carries the Vulkan loader and what the NVIDIA Vulkan driver loads, for --device webgpu', () => {
+  // onnxruntime-node's WebGPU provider (Dawn) dlopens libvulkan.so.1; the NVIDIA container toolkit mounts the driver
+  // (libGLX_nvidia.so.0, its ICD) but not the distribution's libraries it links (docs/kubernetes.md, "WebGPU").
+  // The image itself is checked by npm run deploy-check (the loader found, onnxruntime's "no adapter" error).
+  const runtime = cpu.stages[cpu.stages.length - 1]!;
+  const arg = runtime.lines.find((l) => l.startsWith('ARG WEBGPU_PACKAGES='));
+  const packages = JSON.parse(arg?.slice('ARG WEBGPU_PACKAGES='.length) ?? '""') as string;
+  assert.deepEqual(packages.split(/\s+/).sort(), [...WEBGPU_PACKAGES].sort(), 'ARG WEBGPU_PACKAGES in the runtime stage, by default the packages WebGPU needs');
+  assert.ok(runtime.lines.some((l) => /apt-get install [^&]*\$\{WEBGPU_PACKAGES\}/.test(l)), 'apt-get install ${WEBGPU_PACKAGES}');
+});
+
 test('the overlays use the tags the docs build: X for CPU roles, X-cuda12 for GPU roles', () => {
   for (const overlay of ['gpu', 'gpu-all']) {
     const images = renderKustomization(at(`k8s/overlays/${overlay}`)).flatMap((o) => containersOf(o).map((c) => String(c.image))).filter((i) => /recovery-grpo/.test(i));
@@ -159,4 +173,9 @@ test('the overlays use the tags the docs build: X for CPU roles, X-cuda12 for GP
     assert.equal(tags.size, 1, `${overlay}: one CPU tag`);
     for (const g of gpu) assert.equal(g, `${plain[0]}-cuda12`, `${overlay}: the CUDA image is the CPU image's tag + -cuda12`);
   }
+  // webgpu: the WebGPU provider is in the npm package as shipped, so every role runs the CPU image
+  const webgpu = renderKustomization(at('k8s/overlays/webgpu')).flatMap((o) => containersOf(o).map((c) => String(c.image))).filter((i) => /recovery-grpo/.test(i));
+  assert.ok(webgpu.length > 0);
+  assert.equal(new Set(webgpu).size, 1, 'webgpu: one image');
+  assert.doesNotMatch(webgpu[0]!, /cuda/, 'webgpu: the CPU image');
 });
