@@ -15,12 +15,13 @@
 //     worker, worker id and policy version);
 //   - before the stack, the WebGPU reward scorer in the image (`recovery-grpo score` with reward.device webgpu, as
 //     a reward worker of k8s/overlays/webgpu runs it): on a machine without a GPU it must end with onnxruntime's
-//     "no adapter" error, i.e. Dawn found the Vulkan loader libvulkan.so.1 in the image, not that it is missing.
+//     "no adapter" error, i.e. Dawn found the Vulkan loader libvulkan.so.1 in the image, not that it is missing;
+//     and the libraries NVIDIA's Vulkan driver loads are in the image's linker cache (libEGL.so.1 in an X-webgpu tag).
 // Everything it started (pods, containers, the network, the secret, the NATS volume) is removed at the end, also
 // when a check fails or it is interrupted. Logs and the converted manifests stay in .tmp/deploy-check/.
 //
 //   node --import tsx scripts/deploy/check.ts [--tag 0.1.0] [--keep] [--webgpu-only]
-// --webgpu-only: only the WebGPU check (seconds), no stack.
+// --webgpu-only: only the WebGPU checks (seconds), no stack; with --tag 0.1.0-webgpu, the reward workers' variant.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -154,6 +155,21 @@ const NO_LOADER = /libvulkan\.so\.1: cannot open shared object file/;
 const NO_ADAPTER = /device webgpu: onnxruntime could not create the session on its webgpu execution provider[^]*Failed to get a WebGPU adapter/;
 
 /**
+ * The distribution's libraries NVIDIA's Vulkan driver (libGLX_nvidia.so.0, mounted from the node) needs in the image
+ * (docker/Dockerfile): every image, and an X-webgpu tag (WEBGPU_PACKAGES with libegl1) also glvnd's EGL.
+ */
+const VULKAN_LIBS = ['libvulkan.so.1', 'libX11.so.6', 'libXext.so.6'];
+const VULKAN_LIBS_WEBGPU_TAG = [...VULKAN_LIBS, 'libEGL.so.1', 'libGLdispatch.so.0'];
+
+function checkVulkanLibs(): void {
+  const cache = sh('podman', ['run', '--rm', '--network', 'none', '--entrypoint', 'ldconfig', image, '-p'], { allowFail: true });
+  const want = tag.endsWith('-webgpu') ? VULKAN_LIBS_WEBGPU_TAG : VULKAN_LIBS;
+  const missing = want.filter((l) => !cache.includes(`${l} `));
+  const egl = cache.includes('libEGL.so.1 ') ? 'libEGL.so.1 there' : 'no libEGL.so.1 (the X-webgpu tag has it)';
+  check('WebGPU in the image: the libraries the NVIDIA Vulkan driver loads', missing.length === 0, missing.length === 0 ? `${want.join(', ')} in the linker cache; ${egl}` : `MISSING from the linker cache: ${missing.join(', ')}`);
+}
+
+/**
  * Scores one image pair in the image with reward.device webgpu, as the reward workers of k8s/overlays/webgpu score
  * (same RewardScorer, same provider), in a container shaped like their pod (uid 10001, read-only root, /tmp a tmpfs).
  * Here, with no GPU, the expected end is onnxruntime's "no adapter" error; on a machine whose GPU podman exposes, a
@@ -222,6 +238,7 @@ async function main(): Promise<void> {
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(join(WORK, 'logs'), { recursive: true });
   await checkWebgpuScorer();
+  checkVulkanLibs();
   if (flag('webgpu-only')) {
     tornDown = true; // nothing of the stack was started (and another check's network is not this one's to remove)
     return;

@@ -325,6 +325,7 @@ for (const overlay of RUN_OVERLAYS) {
       const gpu = !!c.resources.limits['nvidia.com/gpu'];
       const device = plan.devices[comp];
       assert.equal(/cuda/.test(c.image), device === 'cuda', `${w.metadata.name}: CUDA image exactly when it runs on CUDA (${c.image})`);
+      assert.equal(/-webgpu$/.test(c.image), device === 'webgpu', `${w.metadata.name}: the -webgpu image (docker/Dockerfile) exactly when it runs on WebGPU (${c.image})`);
       const capabilities = (c.env ?? []).find((e: Any) => e.name === 'NVIDIA_DRIVER_CAPABILITIES')?.value as string | undefined;
       if (device === 'webgpu') {
         // The Vulkan ICD comes into the container only with the graphics capability; compute and utility are kept
