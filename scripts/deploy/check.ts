@@ -12,16 +12,22 @@
 //   - the orchestrator exits 0 at the final policy version (SFT + GRPO steps), and its last evaluation with the
 //     warm start beside it has a higher reward than the warm start;
 //   - the orchestrator's and the rollout worker's logs are JSON lines with role, run id, level (and, on the
-//     worker, worker id and policy version).
+//     worker, worker id and policy version);
+//   - before the stack, the WebGPU reward scorer in the image (`recovery-grpo score` with reward.device webgpu, as
+//     a reward worker of k8s/overlays/webgpu runs it): on a machine without a GPU it must end with onnxruntime's
+//     "no adapter" error, i.e. Dawn found the Vulkan loader libvulkan.so.1 in the image, not that it is missing;
+//     and the libraries NVIDIA's Vulkan driver loads are in the image's linker cache (libEGL.so.1 in an X-webgpu tag).
 // Everything it started (pods, containers, the network, the secret, the NATS volume) is removed at the end, also
 // when a check fails or it is interrupted. Logs and the converted manifests stay in .tmp/deploy-check/.
 //
-//   node --import tsx scripts/deploy/check.ts [--tag 0.1.0] [--keep]
+//   node --import tsx scripts/deploy/check.ts [--tag 0.1.0] [--keep] [--webgpu-only]
+// --webgpu-only: only the WebGPU checks (seconds), no stack; with --tag 0.1.0-webgpu, the reward workers' variant.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import sharp from 'sharp';
 import { renderKustomization } from '../../test/k8s/kustomize.ts';
 import { podmanPodName, toPodmanKube, type K8sObject } from '../../lib/deploy/podman-kube.ts';
 import { parseLogLine } from '../../lib/log/index.ts';
@@ -142,6 +148,55 @@ function jsonLines(ctr: string): { lines: ReturnType<typeof parseLogLine>[]; bad
   return { lines, bad };
 }
 
+// ---- the WebGPU reward scorer in the image ---------------------------------------------------------------------
+/** Dawn's warning when it cannot dlopen the Vulkan loader (onnxruntime-node 1.30); any other wording still fails below. */
+const NO_LOADER = /libvulkan\.so\.1: cannot open shared object file/;
+/** onnxruntime's error when Dawn has a Vulkan loader but no GPU behind it. */
+const NO_ADAPTER = /device webgpu: onnxruntime could not create the session on its webgpu execution provider[^]*Failed to get a WebGPU adapter/;
+
+/**
+ * The distribution's libraries NVIDIA's Vulkan driver (libGLX_nvidia.so.0, mounted from the node) needs in the image
+ * (docker/Dockerfile): every image, and an X-webgpu tag (WEBGPU_PACKAGES with libegl1) also glvnd's EGL.
+ */
+const VULKAN_LIBS = ['libvulkan.so.1', 'libX11.so.6', 'libXext.so.6'];
+const VULKAN_LIBS_WEBGPU_TAG = [...VULKAN_LIBS, 'libEGL.so.1', 'libGLdispatch.so.0'];
+
+function checkVulkanLibs(): void {
+  const cache = sh('podman', ['run', '--rm', '--network', 'none', '--entrypoint', 'ldconfig', image, '-p'], { allowFail: true });
+  const want = tag.endsWith('-webgpu') ? VULKAN_LIBS_WEBGPU_TAG : VULKAN_LIBS;
+  const missing = want.filter((l) => !cache.includes(`${l} `));
+  const egl = cache.includes('libEGL.so.1 ') ? 'libEGL.so.1 there' : 'no libEGL.so.1 (the X-webgpu tag has it)';
+  check('WebGPU in the image: the libraries the NVIDIA Vulkan driver loads', missing.length === 0, missing.length === 0 ? `${want.join(', ')} in the linker cache; ${egl}` : `MISSING from the linker cache: ${missing.join(', ')}`);
+}
+
+/**
+ * Scores one image pair in the image with reward.device webgpu, as the reward workers of k8s/overlays/webgpu score
+ * (same RewardScorer, same provider), in a container shaped like their pod (uid 10001, read-only root, /tmp a tmpfs).
+ * Here, with no GPU, the expected end is onnxruntime's "no adapter" error; on a machine whose GPU podman exposes, a
+ * score.
+ */
+async function checkWebgpuScorer(): Promise<void> {
+  const dir = join(WORK, 'webgpu');
+  mkdirSync(dir, { recursive: true });
+  await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 90, g: 140, b: 200 } } }).png().toFile(join(dir, 'a.png'));
+  const r = spawnSync('podman', [
+    'run', '--rm', '--network', 'none', '--read-only', '--tmpfs', '/tmp', '--user', `${UID}:${UID}`, '-v', `${dir}:/in:ro`,
+    image, 'score', '--reference', '/in/a.png', '--candidate', '/in/a.png', '--set', 'reward.device=webgpu',
+  ], { encoding: 'utf8', timeout: 120_000 });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  writeFileSync(join(WORK, 'logs', 'webgpu-score.log'), out);
+  const scored = r.status === 0 && /"ssim":1\b/.test(out);
+  const noAdapter = r.status !== 0 && NO_ADAPTER.test(out) && !NO_LOADER.test(out);
+  const last = out.trim().split('\n').pop() ?? '';
+  check(
+    'WebGPU in the image: the Vulkan loader is there',
+    scored || noAdapter,
+    scored ? 'scored on a GPU (ssim 1 for an image against itself)'
+      : noAdapter ? `no GPU here: onnxruntime's "no adapter" error, exit ${r.status} (Dawn loaded libvulkan.so.1)`
+        : `exit ${r.status}: ${NO_LOADER.test(out) ? 'the Vulkan loader libvulkan.so.1 is MISSING from the image' : 'neither a score nor the "no adapter" error'}: ${last.slice(-600)} (.tmp/deploy-check/logs/webgpu-score.log)`,
+  );
+}
+
 // ---- teardown -----------------------------------------------------------------------------------------------
 let stageFiles: string[] = [];
 let secretNames: string[] = [];
@@ -182,6 +237,12 @@ async function main(): Promise<void> {
   }
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(join(WORK, 'logs'), { recursive: true });
+  await checkWebgpuScorer();
+  checkVulkanLibs();
+  if (flag('webgpu-only')) {
+    tornDown = true; // nothing of the stack was started (and another check's network is not this one's to remove)
+    return;
+  }
 
   const { objects, run } = render();
   const natsImage = objects

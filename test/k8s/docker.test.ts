@@ -84,6 +84,10 @@ function runtimeFiles(entry: string): Set<string> {
   return seen;
 }
 
+/** Debian packages for WebGPU (docker/Dockerfile says why each): in every image, and in the X-webgpu variant. */
+const WEBGPU_PACKAGES = ['libvulkan1', 'libxext6'];
+const WEBGPU_VARIANT_PACKAGES = [...WEBGPU_PACKAGES, 'libegl1'];
+
 const cpu = parseDockerfile(at('docker/Dockerfile'));
 const cuda = parseDockerfile(at('docker/Dockerfile.cuda'));
 
@@ -149,6 +153,23 @@ test('docker/Dockerfile.cuda installs onnxruntime-node with its CUDA 12 provider
   assert.match(readFileSync(at('.npmrc'), 'utf8'), /onnxruntime-node-install=skip/, 'plain npm ci skips it (.npmrc)');
 });
 
+test('docker/Dockerfile carries the Vulkan loader, and its X-webgpu variant what the NVIDIA Vulkan driver loads', () => {
+  // onnxruntime-node's WebGPU provider (Dawn) dlopens libvulkan.so.1; the NVIDIA container toolkit mounts the driver
+  // (libGLX_nvidia.so.0, its ICD) but not the distribution's libraries it links (docs/kubernetes.md, "WebGPU").
+  // The image itself is checked by npm run deploy-check (the loader found, onnxruntime's "no adapter" error).
+  const runtime = cpu.stages[cpu.stages.length - 1]!;
+  const arg = runtime.lines.find((l) => l.startsWith('ARG WEBGPU_PACKAGES='));
+  const packages = JSON.parse(arg?.slice('ARG WEBGPU_PACKAGES='.length) ?? '""') as string;
+  assert.deepEqual(packages.split(/\s+/).sort(), [...WEBGPU_PACKAGES].sort(), 'ARG WEBGPU_PACKAGES in the runtime stage, by default the packages WebGPU needs');
+  assert.ok(runtime.lines.some((l) => /apt-get install [^&]*\$\{WEBGPU_PACKAGES\}/.test(l)), 'apt-get install ${WEBGPU_PACKAGES}');
+  // the variant's build command, as the Dockerfile and docs/kubernetes.md give it
+  for (const file of ['docker/Dockerfile', 'docs/kubernetes.md']) {
+    const m = /--build-arg WEBGPU_PACKAGES="([^"]*)" -t \S+-webgpu /.exec(readFileSync(at(file), 'utf8'));
+    assert.ok(m, `${file} gives the X-webgpu build command`);
+    assert.deepEqual(m[1]!.split(/\s+/).sort(), [...WEBGPU_VARIANT_PACKAGES].sort(), `${file}: the X-webgpu variant's packages`);
+  }
+});
+
 test('the overlays use the tags the docs build: X for CPU roles, X-cuda12 for GPU roles', () => {
   for (const overlay of ['gpu', 'gpu-all']) {
     const images = renderKustomization(at(`k8s/overlays/${overlay}`)).flatMap((o) => containersOf(o).map((c) => String(c.image))).filter((i) => /recovery-grpo/.test(i));
@@ -159,4 +180,12 @@ test('the overlays use the tags the docs build: X for CPU roles, X-cuda12 for GP
     assert.equal(tags.size, 1, `${overlay}: one CPU tag`);
     for (const g of gpu) assert.equal(g, `${plain[0]}-cuda12`, `${overlay}: the CUDA image is the CPU image's tag + -cuda12`);
   }
+  // webgpu: the WebGPU provider is in the npm package as shipped; the reward workers run the CPU image's X-webgpu variant
+  const webgpu = renderKustomization(at('k8s/overlays/webgpu')).flatMap((o) => containersOf(o).map((c) => String(c.image))).filter((i) => /recovery-grpo/.test(i));
+  const variant = webgpu.filter((i) => i.endsWith('-webgpu'));
+  const plain = [...new Set(webgpu.filter((i) => !i.endsWith('-webgpu')))];
+  assert.equal(variant.length, 1, 'webgpu: one container (the reward worker) on the -webgpu image');
+  assert.equal(plain.length, 1, 'webgpu: one CPU image for the rest');
+  assert.doesNotMatch(plain[0]!, /cuda/, 'webgpu: no CUDA image');
+  assert.equal(variant[0], `${plain[0]}-webgpu`, 'webgpu: the variant is the CPU image\'s tag + -webgpu');
 });

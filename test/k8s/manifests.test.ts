@@ -15,15 +15,25 @@ import { validateK8sObject } from './schemas.ts';
 import { ALLOCATOR_ENV } from '../../lib/deploy/allocator-env.ts';
 import { THREADS_ENV } from '../../lib/graph/runtime.ts';
 import { quantity } from '../../lib/deploy/quantity.ts';
+import { refusedOn, type Device } from '../../lib/graph/device.ts';
 import { requireTool, run, which } from './tools.ts';
 import { makeTestCerts } from '../helpers/certs.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const at = (p: string) => join(ROOT, p);
 
-const KUSTOMIZATIONS = ['k8s/base', 'k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/monitoring'];
-const RUN_OVERLAYS = ['k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all'];
-const GPU_OVERLAYS = new Set(['k8s/overlays/gpu', 'k8s/overlays/gpu-all']);
+const KUSTOMIZATIONS = ['k8s/base', 'k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/overlays/webgpu', 'k8s/monitoring'];
+const RUN_OVERLAYS = ['k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/overlays/webgpu'];
+/** Where each run overlay puts GPUs: the device of each role that has one, the run config's reward.device, KEDA. */
+const GPU_PLAN: Record<string, { devices: Record<string, Device>; rewardDevice: Device; keda: boolean }> = {
+  'k8s/overlays/cpu-dev': { devices: {}, rewardDevice: 'cpu', keda: false },
+  'k8s/overlays/gpu': { devices: { 'reward-worker': 'cuda' }, rewardDevice: 'cuda', keda: true },
+  'k8s/overlays/gpu-all': { devices: { learner: 'cuda', 'reward-worker': 'cuda', 'rollout-worker': 'cuda' }, rewardDevice: 'cuda', keda: true },
+  // The reward workers by --device=webgpu; reward.device stays cpu for the orchestrator's evaluation (no GPU there).
+  'k8s/overlays/webgpu': { devices: { 'reward-worker': 'webgpu' }, rewardDevice: 'cpu', keda: false },
+};
+/** The NVIDIA container toolkit mounts the driver's Vulkan ICD (what WebGPU runs on) only for this capability. */
+const WEBGPU_CAPABILITIES = ['compute', 'utility', 'graphics'];
 /** The project's roles: component label -> CLI verb. */
 const ROLES: Record<string, string> = { orchestrator: 'orchestrator', 'rollout-worker': 'rollout-worker', 'reward-worker': 'reward-worker', learner: 'learner' };
 /** Secrets created out of band by scripts/k8s-secrets.sh (never in a kustomization). */
@@ -304,25 +314,41 @@ for (const overlay of RUN_OVERLAYS) {
       if (singleton) assert.equal((hit[0]!.spec as Any).minAvailable, 1, `${w.metadata.name}: minAvailable 1`);
       else assert.ok((hit[0]!.spec as Any).maxUnavailable, `${w.metadata.name}: maxUnavailable`);
     }
-    // GPUs: exactly where the overlay says, with the CUDA image, a GPU node selector and the toleration.
+    // GPUs: exactly where the overlay says, on the device it says, with the image that device needs, a GPU node
+    // selector and the toleration.
+    const plan = GPU_PLAN[overlay]!;
     const gpuComps = workloads(objs).filter((w) => containersOf(w).some((c: Any) => c.resources?.limits?.['nvidia.com/gpu'])).map((w) => component(w)).sort();
-    const expected = overlay === 'k8s/overlays/gpu-all' ? ['learner', 'reward-worker', 'rollout-worker'] : overlay === 'k8s/overlays/gpu' ? ['reward-worker'] : [];
-    assert.deepEqual(gpuComps, expected, 'which roles get a GPU');
+    assert.deepEqual(gpuComps, Object.keys(plan.devices).sort(), 'which roles get a GPU');
     for (const w of workloads(objs)) {
       const c = podSpec(w).containers[0] as Any;
+      const comp = component(w)!;
       const gpu = !!c.resources.limits['nvidia.com/gpu'];
-      assert.equal(/cuda/.test(c.image), gpu, `${w.metadata.name}: CUDA image exactly when it has a GPU (${c.image})`);
+      const device = plan.devices[comp];
+      assert.equal(/cuda/.test(c.image), device === 'cuda', `${w.metadata.name}: CUDA image exactly when it runs on CUDA (${c.image})`);
+      assert.equal(/-webgpu$/.test(c.image), device === 'webgpu', `${w.metadata.name}: the -webgpu image (docker/Dockerfile) exactly when it runs on WebGPU (${c.image})`);
+      const capabilities = (c.env ?? []).find((e: Any) => e.name === 'NVIDIA_DRIVER_CAPABILITIES')?.value as string | undefined;
+      if (device === 'webgpu') {
+        // The Vulkan ICD comes into the container only with the graphics capability; compute and utility are kept
+        assert.deepEqual(capabilities?.split(',').sort(), [...WEBGPU_CAPABILITIES].sort(), `${w.metadata.name}: NVIDIA_DRIVER_CAPABILITIES for WebGPU`);
+        assert.ok(!(c.env as Any[]).some((e) => e.name === 'NVIDIA_VISIBLE_DEVICES'), `${w.metadata.name}: NVIDIA_VISIBLE_DEVICES left to the device plugin`);
+      } else assert.equal(capabilities, undefined, `${w.metadata.name}: NVIDIA_DRIVER_CAPABILITIES only where WebGPU runs`);
+      if (comp in ROLES && comp !== 'orchestrator') {
+        // --device, else the run config's reward.device (reward workers) or cpu
+        const effective = (arg(c, 'device') ?? (comp === 'reward-worker' ? cfg.reward.device : 'cpu')) as Device;
+        assert.equal(effective, device ?? 'cpu', `${w.metadata.name}: runs its graphs on ${device ?? 'cpu'}`);
+        if (comp === 'learner') assert.equal(refusedOn(effective, { role: 'learner' }), undefined, `${w.metadata.name}: not on a device the learner is refused on`);
+        if (comp === 'rollout-worker') assert.equal(refusedOn(effective, { role: 'rollout', family: cfg.model.family }), undefined, `${w.metadata.name}: not on a device this family is refused on`);
+      }
       if (!gpu) continue;
       assert.equal(c.resources.requests['nvidia.com/gpu'], c.resources.limits['nvidia.com/gpu'], `${w.metadata.name}: GPU request = limit`);
       assert.equal(podSpec(w).nodeSelector?.['nvidia.com/gpu.present'], 'true', `${w.metadata.name}: GPU nodes`);
       assert.ok(podSpec(w).tolerations?.some((t: Any) => t.key === 'nvidia.com/gpu' && t.operator === 'Exists'), `${w.metadata.name}: tolerates the GPU taint`);
-      if (component(w) !== 'reward-worker') assert.equal(arg(c, 'device'), 'cuda', `${w.metadata.name}: --device=cuda`);
     }
-    assert.equal(cfg.reward.device, GPU_OVERLAYS.has(overlay) ? 'cuda' : 'cpu', 'reward.device follows the reward workers\' GPU');
+    assert.equal(cfg.reward.device, plan.rewardDevice, 'reward.device');
     // KEDA: in the gpu overlays, on the rollout workers, on this run's queue; the Deployment leaves replicas to it.
     const sos = objs.filter((o) => o.kind === 'ScaledObject');
     const rollout = only(objs, 'Deployment', 'rollout-worker');
-    if (GPU_OVERLAYS.has(overlay)) {
+    if (plan.keda) {
       assert.equal(sos.length, 1);
       const so = sos[0]!.spec as Any;
       assert.equal(so.scaleTargetRef.name, rollout.metadata.name);
@@ -332,7 +358,7 @@ for (const overlay of RUN_OVERLAYS) {
       const q = so.triggers[0].metadata.query as string;
       assert.match(q, new RegExp(`run_id="${cfg.run.id}"`), 'the KEDA query filters on this run');
       assert.match(q, /queue="rollout"/);
-    } else assert.equal(sos.length, 0, 'cpu-dev needs no KEDA');
+    } else assert.equal(sos.length, 0, `${overlay} needs no KEDA`);
     // NATS: JetStream's file store limit below the volume.
     const nats = only(objs, 'StatefulSet', 'nats');
     const env = Object.fromEntries(podSpec(nats).containers[0].env.filter((e: Any) => 'value' in e).map((e: Any) => [e.name, e.value]));
@@ -396,7 +422,8 @@ test('scripts/k8s-secrets.sh --print: valid Secrets with the keys every pod moun
 });
 
 test('the container arguments are accepted by the real CLI commands (yargs strict)', async (t) => {
-  const objs = rendered.get('k8s/overlays/gpu-all')!;
+  // gpu-all passes --device=cuda to three roles, webgpu --device=webgpu to the reward workers
+  const objs = ['k8s/overlays/gpu-all', 'k8s/overlays/webgpu'].flatMap((k) => rendered.get(k)!);
   const { default: yargs } = await import('yargs');
   for (const w of workloads(objs).filter((o) => component(o)! in ROLES)) {
     const c = podSpec(w).containers[0] as Any;

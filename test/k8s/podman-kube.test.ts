@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { renderKustomization, type K8sObject } from './kustomize.ts';
+import { RUN_OVERLAYS } from './overlays.ts';
 import { podmanPodName, toPodmanKube } from '../../lib/deploy/podman-kube.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -121,8 +122,8 @@ test('podman conversion refuses what it cannot stand in for, naming it', () => {
 });
 
 test('every secret volume in every overlay spells out optional (podman kube play 4.3 crashes without it)', () => {
-  for (const overlay of ['cpu-dev', 'gpu', 'gpu-all']) {
-    for (const o of renderKustomization(`${ROOT}k8s/overlays/${overlay}`).filter((x) => ['Job', 'Deployment', 'StatefulSet'].includes(x.kind))) {
+  for (const overlay of RUN_OVERLAYS) {
+    for (const o of renderKustomization(`${ROOT}${overlay}`).filter((x) => ['Job', 'Deployment', 'StatefulSet'].includes(x.kind))) {
       for (const v of specOf(o).volumes ?? []) {
         if (v.secret) assert.equal(typeof (v.secret as { optional?: unknown }).optional, 'boolean', `${overlay}: ${o.kind} ${o.metadata.name} volume ${v.name}`);
       }

@@ -20,9 +20,9 @@ import { certificateGrant, roleUri } from '../../lib/transport/cert-identity.ts'
 import { CheckpointStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../helpers/nats.ts';
+import { RUN_OVERLAYS } from './overlays.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const RUN_OVERLAYS = ['k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all'];
 /** component label -> the role its certificate names (and its Secret's suffix). */
 const ROLE_OF: Record<string, NatsRole> = { orchestrator: 'orchestrator', learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' };
 /** Which checkpoint-key Secret each component mounts. */
