@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, addStandardNormalFast, type Rng } from './random.ts';
-import { blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
+import { blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveBlendRgb, convolveRgb, KEEP_SCRATCH_ELEMENTS, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -704,9 +704,9 @@ function diffuseRow(d: Uint8Array, sums: Float64Array, count: number, o: Uint8Cl
 const sharpnessChange: Impl = async (img, { i }) => {
   const g = 10 * i;
   const kernel = Float32Array.from([0, -g, 0, -g, 1 + 4 * g, -g, 0, -g, 0]);
-  const sharp = await convolveRgb(img, kernel, 3);
   const out = new Uint8Array(img.data.length);
-  addWeighted(img.data, 0.7, sharp, 0.3, out);
+  // Convolve and blend in one pass where the convolution is JS's (the same bytes), else in two steps.
+  if (!convolveBlendRgb(img, kernel, 3, 0.7, 0.3, clamped(out))) addWeighted(img.data, 0.7, await convolveRgb(img, kernel, 3), 0.3, out);
   return { width: img.width, height: img.height, data: out };
 };
 

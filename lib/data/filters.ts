@@ -432,44 +432,150 @@ export async function blurRgb(img: RgbImage, sigma: number): Promise<Uint8Array>
  * and clamped to 8 bits, edges replicated. Sparse JS loops when cheap, libvips (sharp) otherwise.
  */
 export async function convolveRgb(img: RgbImage, kernel: Float32Array, side: number): Promise<Uint8Array> {
-  if (side % 2 !== 1 || kernel.length !== side * side) throw new Error(`convolveRgb: kernel must be side x side with odd side, got ${kernel.length} for ${side}`);
-  const { width: w, height: h, data } = img;
-  const R = (side - 1) >> 1;
-  const idx: number[] = [];
-  for (let k = 0; k < kernel.length; k++) if (kernel[k] !== 0) idx.push(k);
-  if (w * h * 3 * idx.length > SHARP_THRESHOLD && side >= 3) {
+  const taps = sparseTaps(img, kernel, side);
+  if (!taps) {
     // Note (round 6): sharp replaces a fractional offset by 0, so this 0.5 has no effect and the cast truncates the
     // float sums (floor), where the JS path below rounds. Kept: every checkpoint so far was trained on these bytes.
     return viaSharpRaw(img, (p) => p.convolve({ width: side, height: side, kernel: Array.from(kernel), scale: 1, offset: 0.5 }));
   }
-  const n = idx.length;
+  const { width: w, height: h } = img;
+  const out = new Uint8Array(w * h * 3);
+  const o = new Uint8ClampedArray(out.buffer);
+  for (let y = 0; y < h; y++) convolveRowRgb(img, taps, y, o, y * w * 3);
+  return out;
+}
+
+/**
+ * out = addWeighted(img, wa, convolveRgb(img, kernel, side), wb) (sharpness_change's blend: clamp(round(a wa + b wb))
+ * per byte) where convolveRgb takes its JS path: each row's convolved bytes (the same values, in a reused row) are
+ * blended at once, with no convolved image in between. Returns false, writing nothing, where convolveRgb goes to
+ * libvips (the caller then convolves and blends in two steps).
+ */
+export function convolveBlendRgb(img: RgbImage, kernel: Float32Array, side: number, wa: number, wb: number, out: Uint8ClampedArray): boolean {
+  const taps = sparseTaps(img, kernel, side);
+  if (!taps) return false;
+  const { width: w, height: h, data: a } = img;
+  if (out.length !== a.length) throw new Error(`convolveBlendRgb: out has ${out.length} elements, expected ${a.length}`);
+  const rowLen = w * 3;
+  if (convRow.length < rowLen) convRow = new Uint8ClampedArray(rowLen);
+  const row = convRow;
+  const cross = isExactCross(taps);
+  for (let y = 0, k0 = 0; y < h; y++, k0 += rowLen) {
+    if (cross && y >= 1 && y < h - 1 && w >= 3) {
+      // Inside the image: the same sums grouped (exact, see isExactCross), rounded and blended in one pass; the first
+      // and last pixels through the tap loop.
+      crossBlendRow(a, k0 + 3, k0 + rowLen - 3, w * 3, taps.wt[2], taps.wt[0], wa, wb, out);
+      convolveRowRgb(img, taps, y, row, 0, 0, 1);
+      convolveRowRgb(img, taps, y, row, 0, w - 1, w);
+      out[k0] = a[k0] * wa + row[0] * wb; out[k0 + 1] = a[k0 + 1] * wa + row[1] * wb; out[k0 + 2] = a[k0 + 2] * wa + row[2] * wb;
+      const e = k0 + rowLen - 3, j = rowLen - 3;
+      out[e] = a[e] * wa + row[j] * wb; out[e + 1] = a[e + 1] * wa + row[j + 1] * wb; out[e + 2] = a[e + 2] * wa + row[j + 2] * wb;
+      continue;
+    }
+    convolveRowRgb(img, taps, y, row, 0);
+    for (let j = 0, k = k0; j < rowLen; j++, k++) out[k] = a[k] * wa + row[j] * wb;
+  }
+  return true;
+}
+
+/**
+ * Whether the taps are a 3x3 cross (up, left, centre, right, down) with the four arms' weights equal, and every sum of
+ * weight x byte exact in float64 whatever the order: then the arms' bytes can be added as integers first. Each
+ * product of a float32 weight and a byte is a multiple of q, the smallest weight's ulp / 2 (or finer), and every
+ * partial sum is below 255 * sum(|w|) < 2^52 q, so all of them are exact doubles.
+ */
+function isExactCross(t: Taps): boolean {
+  if (t.n !== 5 || t.dx[2] !== 0 || t.dy[2] !== 0) return false;
+  const arms = [[0, -1], [-1, 0], [1, 0], [0, 1]];
+  for (let k = 0, j = 0; k < 5; k++) {
+    if (k === 2) continue;
+    if (t.dx[k] !== arms[j][0] || t.dy[k] !== arms[j][1] || t.wt[k] !== t.wt[0]) return false;
+    j++;
+  }
+  let q = Infinity, total = 0;
+  for (let k = 0; k < 5; k++) {
+    const c = Math.abs(t.wt[k]);
+    if (!(c >= 2 ** -126)) return false; // a float32 subnormal: leave it to the tap loop
+    q = Math.min(q, 2 ** (Math.floor(Math.log2(c)) - 24));
+    total += c;
+  }
+  return 255 * total < 2 ** 52 * q;
+}
+
+/**
+ * out[k] = a[k] wa + byte(centre w_c + (up + left + right + down) w_n) wb for k in [k0, k1): the interior of one row
+ * of the cross's convolution blended; byte() rounds half to even and clamps, as a Uint8ClampedArray store does.
+ */
+function crossBlendRow(a: Uint8Array, k0: number, k1: number, rowLen: number, wc: number, wn: number, wa: number, wb: number, out: Uint8ClampedArray): void {
+  for (let k = k0; k < k1; k++) {
+    const v = a[k] * wc + (a[k - rowLen] + a[k - 3] + a[k + 3] + a[k + rowLen]) * wn;
+    const b = v > 0 ? (v < 255 ? (v + 4503599627370496) - 4503599627370496 : 255) : 0;
+    out[k] = a[k] * wa + b * wb;
+  }
+}
+
+let convRow = new Uint8ClampedArray(0);
+
+/** convolveRgb's non-zero taps (offsets and weights, in kernel order), or undefined where it goes to libvips. */
+type Taps = { n: number; R: number; dx: Int32Array; dy: Int32Array; wt: Float32Array; off: Int32Array };
+function sparseTaps(img: RgbImage, kernel: Float32Array, side: number): Taps | undefined {
+  if (side % 2 !== 1 || kernel.length !== side * side) throw new Error(`convolveRgb: kernel must be side x side with odd side, got ${kernel.length} for ${side}`);
+  const { width: w, height: h } = img;
+  const R = (side - 1) >> 1;
+  const idx: number[] = [];
+  for (let k = 0; k < kernel.length; k++) if (kernel[k] !== 0) idx.push(k);
+  if (w * h * 3 * idx.length > SHARP_THRESHOLD && side >= 3) return undefined;
   const dx = Int32Array.from(idx, (k) => (k % side) - R);
   const dy = Int32Array.from(idx, (k) => Math.floor(k / side) - R);
   const wt = Float32Array.from(idx, (k) => kernel[k]);
   const off = Int32Array.from(idx, (_, t) => (dy[t] * w + dx[t]) * 3);
-  const out = new Uint8Array(w * h * 3);
-  const o = new Uint8ClampedArray(out.buffer);
-  for (let y = 0; y < h; y++) {
-    const inside = y >= R && y < h - R;
-    for (let x = 0; x < w; x++) {
-      let r = 0, g = 0, b = 0;
-      const k = (y * w + x) * 3;
-      if (inside && x >= R && x < w - R) {
-        for (let t = 0; t < n; t++) {
-          const q = k + off[t], c = wt[t];
-          r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
+  return { n: idx.length, R, dx, dy, wt, off };
+}
+
+/**
+ * Row y of the sparse convolution into `o` from `o0`: per pixel and channel the float64 sum of weight x byte over the
+ * taps in kernel order, rounded and clamped by the store. Five taps (sharpness_change's 3x3 cross) are written out
+ * inside the image: the same products added in the same order, without the tap loop.
+ */
+function convolveRowRgb(img: RgbImage, taps: Taps, y: number, o: Uint8ClampedArray, o0: number, xa = 0, xb = img.width): void {
+  const { width: w, height: h, data } = img;
+  const { n, R, dx, dy, wt, off } = taps;
+  const inside = y >= R && y < h - R;
+  const k0 = y * w * 3 - o0;
+  for (let x = xa; x < xb; x++) {
+    let r = 0, g = 0, b = 0;
+    const k = (y * w + x) * 3;
+    if (inside && x >= R && x < w - R) {
+      if (n === 5) {
+        // Interior pixels of the five-tap kernel, one per iteration up to the last interior column.
+        const c0 = wt[0], c1 = wt[1], c2 = wt[2], c3 = wt[3], c4 = wt[4];
+        const f0 = off[0], f1 = off[1], f2 = off[2], f3 = off[3], f4 = off[4];
+        const xe = Math.min(xb, w - R);
+        for (let q = k, e = (y * w + xe) * 3; q < e; q += 3) {
+          r = 0; g = 0; b = 0;
+          r += c0 * data[q + f0]; g += c0 * data[q + f0 + 1]; b += c0 * data[q + f0 + 2];
+          r += c1 * data[q + f1]; g += c1 * data[q + f1 + 1]; b += c1 * data[q + f1 + 2];
+          r += c2 * data[q + f2]; g += c2 * data[q + f2 + 1]; b += c2 * data[q + f2 + 2];
+          r += c3 * data[q + f3]; g += c3 * data[q + f3 + 1]; b += c3 * data[q + f3 + 2];
+          r += c4 * data[q + f4]; g += c4 * data[q + f4 + 1]; b += c4 * data[q + f4 + 2];
+          o[q - k0] = r; o[q - k0 + 1] = g; o[q - k0 + 2] = b;
         }
-      } else {
-        for (let t = 0; t < n; t++) {
-          const yy = Math.min(h - 1, Math.max(0, y + dy[t])), xx = Math.min(w - 1, Math.max(0, x + dx[t]));
-          const q = (yy * w + xx) * 3, c = wt[t];
-          r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
-        }
+        x = xe - 1;
+        continue;
       }
-      o[k] = r; o[k + 1] = g; o[k + 2] = b;
+      for (let t = 0; t < n; t++) {
+        const q = k + off[t], c = wt[t];
+        r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
+      }
+    } else {
+      for (let t = 0; t < n; t++) {
+        const yy = Math.min(h - 1, Math.max(0, y + dy[t])), xx = Math.min(w - 1, Math.max(0, x + dx[t]));
+        const q = (yy * w + xx) * 3, c = wt[t];
+        r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
+      }
     }
+    o[k - k0] = r; o[k - k0 + 1] = g; o[k - k0 + 2] = b;
   }
-  return out;
 }
 
 /** Whether blurRgb takes its JS path (gaussianBlur) for this size and sigma, rather than libvips. */
