@@ -144,16 +144,25 @@ function downsampleBytes(
   return { data: out, width: cw, height: chh };
 }
 
-/**
- * downsampleBytes for interleaved RGB (mean_shift's and lens_blur's case): the same integer sums, with the three
- * channels in locals and one pass per source row, so the same float32 results at a fraction of the loop overhead.
- */
+/** downsampleBytes for interleaved RGB: blockMeansRgb into a new or given float32 image. */
 function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: number, into?: Float32Array): { data: Float32Array; width: number; height: number } {
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
-  const out = into ?? new Float32Array(cw * chh * 3); // every element is written below
+  const out = into ?? new Float32Array(cw * chh * 3); // every element is written
+  return { data: blockMeansRgb(src, width, height, f, out, new Int32Array(cw * 3)), width: cw, height: chh };
+}
+
+/**
+ * downsampleBytes for interleaved RGB (lens_blur's and mean_shift's case) into `out`: float32 values, stored as float32
+ * or (mean_shift's search reads doubles) as the same values in a Float64Array, with no float32 image and copy in
+ * between. The same integer sums with the three channels in locals and one pass per source row, so the same results
+ * at a fraction of the loop overhead. `acc` holds at least ceil(width / f) * 3 sums; every element of `out` is written.
+ */
+export function blockMeansRgb<T extends Float32Array | Float64Array>(src: Uint8Array, width: number, height: number, f: number, out: T, acc: Int32Array): T {
+  const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
+  if (out.length < cw * chh * 3 || acc.length < cw * 3) throw new Error(`blockMeansRgb: buffers of ${out.length} and ${acc.length} elements for ${cw}x${chh}`);
   const rowLen = width * 3;
-  // Whole f x f blocks summed straight into locals, unrolled for factors 2 and 4 (lens_blur mid at 256 px is 4):
-  // integer sums, so the same totals in any order. (mean_shift's coarseRgb does the same into float64.)
+  // Whole f x f blocks summed straight into locals, unrolled for factors 2 and 4 (mean_shift at 256 px, lens_blur mid):
+  // integer sums, so the same totals in any order.
   const fullW = Math.floor(width / f), fullH = Math.floor(height / f);
   const fast = f === 2 || f === 4;
   if (fast) {
@@ -165,17 +174,16 @@ function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: n
           r += src[q] + src[q + 3]; g += src[q + 1] + src[q + 4]; b += src[q + 2] + src[q + 5];
           if (f === 4) { r += src[q + 6] + src[q + 9]; g += src[q + 7] + src[q + 10]; b += src[q + 8] + src[q + 11]; }
         }
-        out[o] = r * inv; out[o + 1] = g * inv; out[o + 2] = b * inv;
+        out[o] = Math.fround(r * inv); out[o + 1] = Math.fround(g * inv); out[o + 2] = Math.fround(b * inv);
       }
     }
   }
   // The rest (all of it for other factors): per coarse row, each block's row sums accumulated in `acc`.
-  const acc = new Int32Array(cw * 3);
   for (let cy = 0; cy < chh; cy++) {
     const cx0 = fast && cy < fullH ? fullW : 0;
     if (cx0 >= cw) continue;
     const y0 = cy * f, y1 = Math.min(height, y0 + f);
-    acc.fill(0);
+    acc.fill(0, cx0 * 3, cw * 3);
     for (let y = y0; y < y1; y++) {
       const row = y * rowLen;
       for (let cx = cx0, a = cx0 * 3, k = row + cx0 * f * 3; cx < cw; cx++, a += 3) {
@@ -184,14 +192,12 @@ function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: n
         acc[a] += r; acc[a + 1] += g; acc[a + 2] += b;
       }
     }
-    const orow = cy * cw * 3;
-    for (let cx = cx0; cx < cw; cx++) {
+    for (let cx = cx0, a = cx0 * 3, o = (cy * cw + cx0) * 3; cx < cw; cx++, a += 3, o += 3) {
       const inv = 1 / ((y1 - y0) * (Math.min(width, cx * f + f) - cx * f));
-      const a = cx * 3, o = orow + a;
-      out[o] = acc[a] * inv; out[o + 1] = acc[a + 1] * inv; out[o + 2] = acc[a + 2] * inv;
+      out[o] = Math.fround(acc[a] * inv); out[o + 1] = Math.fround(acc[a + 1] * inv); out[o + 2] = Math.fround(acc[a + 2] * inv);
     }
   }
-  return { data: out, width: cw, height: chh };
+  return out;
 }
 
 /** Bilinear upsampling of a grid made by downsampleArea(…, f) back to width x height. */
