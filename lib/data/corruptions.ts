@@ -625,7 +625,7 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
   const a = Math.max(0.1, 1 - 0.9 * i), b = Math.min(0.9, 0.9 * i);
   if (i <= 0.9) {
     // Blended row by row as the blur produces them (no blurred image in between).
-    boxSumsRgbRows(d, w, h, radius, radius, (y, sums, count) => diffuseRow(d, sums, count, o, y * sums.length, a, b, i2));
+    boxSumsRgbRows(d, w, h, radius, radius, (y, sums, count, tmp, add, sub) => diffuseRow(d, sums, count, o, y * sums.length, a, b, i2, tmp, add, sub));
     return out;
   }
   const diffused = boxBlurRgbBytes(d, w, h, radius, radius);
@@ -643,8 +643,14 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
 };
 
 /** color_diffusion's blend of one row of the box blur's sums (the blur's value is their float32 mean). */
-function diffuseRow(d: Uint8Array, sums: Float64Array, count: number, o: Uint8ClampedArray, k0: number, a: number, b: number, i2: number): void {
-  for (let j = 0, k = k0; j < sums.length; j++, k++) o[k] = d[k] * a + Math.floor(Math.fround(sums[j] / count) * i2) * b;
+function diffuseRow(d: Uint8Array, sums: Float64Array, count: number, o: Uint8ClampedArray, k0: number, a: number, b: number, i2: number, tmp: Float32Array, add: number, sub: number): void {
+  if (add < 0) { for (let j = 0, k = k0; j < sums.length; j++, k++) o[k] = d[k] * a + Math.floor(Math.fround(sums[j] / count) * i2) * b; return; }
+  // The sums moved on to the next row in the same loop (boxSumsRgbRows' contract).
+  for (let j = 0, k = k0; j < sums.length; j++, k++) {
+    const s = sums[j];
+    o[k] = d[k] * a + Math.floor(Math.fround(s / count) * i2) * b;
+    sums[j] = s + (tmp[add + j] - tmp[sub + j]);
+  }
 }
 
 /**

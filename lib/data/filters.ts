@@ -343,13 +343,21 @@ let divLut = { n: 0, v: new Float32Array(0) };
 export function boxBlurRgbBytes(src: Uint8Array, width: number, height: number, rx: number, ry: number, out?: Float32Array): Float32Array {
   const res = out ?? new Float32Array(width * height * 3);
   if (res.length !== width * height * 3) throw new Error(`boxBlurRgbBytes: out has ${res.length} elements, expected ${width * height * 3}`);
-  boxSumsRgbRows(src, width, height, rx, ry, (y, sums, count) => meanRow(sums, count, res, y * sums.length));
+  boxSumsRgbRows(src, width, height, rx, ry, (y, sums, count, tmp, add, sub) => meanRow(sums, count, res, y * sums.length, tmp, add, sub));
   return res;
 }
 
-function meanRow(sums: Float64Array, count: number, out: Float32Array, k0: number): void {
-  for (let j = 0; j < sums.length; j++) out[k0 + j] = sums[j] / count;
+function meanRow(sums: Float64Array, count: number, out: Float32Array, k0: number, tmp: Float32Array, add: number, sub: number): void {
+  if (add < 0) { for (let j = 0; j < sums.length; j++) out[k0 + j] = sums[j] / count; return; }
+  for (let j = 0; j < sums.length; j++) { const v = sums[j]; out[k0 + j] = v / count; sums[j] = v + (tmp[add + j] - tmp[sub + j]); }
 }
+
+/**
+ * boxSumsRgbRows' row handler: row y's column sums (width * 3 doubles; boxBlur's value is the float32 of sums[j] /
+ * count), which the handler then moves on to row y + 1 in the same loop: after reading sums[j], sums[j] += tmp[add + j]
+ * - tmp[sub + j] (in that order: the running sums' arithmetic). add < 0 on the last row: no update.
+ */
+export type BoxRow = (y: number, sums: Float64Array, count: number, tmp: Float32Array, add: number, sub: number) => void;
 
 /**
  * boxBlurRgbBytes one output row at a time, as sums: `onRow(y, sums, count)` gets row y's column sums (width * 3
@@ -361,7 +369,7 @@ function meanRow(sums: Float64Array, count: number, out: Float32Array, k0: numbe
  *   in a buffer reused across calls (no 786 KiB allocation and zeroing per 256x256 image).
  */
 export function boxSumsRgbRows(
-  src: Uint8Array, width: number, height: number, rx: number, ry: number, onRow: (y: number, sums: Float64Array, count: number) => void,
+  src: Uint8Array, width: number, height: number, rx: number, ry: number, onRow: BoxRow,
 ): void {
   const rowLen = width * 3, n = rowLen * height;
   if (src.length !== n) throw new Error(`boxSumsRgbRows: ${src.length} bytes for ${width}x${height}x3`);
@@ -395,13 +403,9 @@ export function boxSumsRgbRows(
     for (let j = 0; j < rowLen; j++) acc[j] += tmp[r + j];
   }
   for (let y = 0; y < height; y++) {
-    onRow(y, acc, ny);
-    if (y + 1 < height) addRowDifference(acc, tmp, reflect101(y + ry + 1, height) * rowLen, reflect101(y - ry, height) * rowLen);
+    if (y + 1 < height) onRow(y, acc, ny, tmp, reflect101(y + ry + 1, height) * rowLen, reflect101(y - ry, height) * rowLen);
+    else onRow(y, acc, ny, tmp, -1, -1);
   }
-}
-
-function addRowDifference(acc: Float64Array, tmp: Float32Array, add: number, sub: number): void {
-  for (let j = 0; j < acc.length; j++) acc[j] += tmp[add + j] - tmp[sub + j];
 }
 
 /** `src` as a Float32Array (itself if it already is one), so the hot loops see one element type. */
