@@ -543,9 +543,8 @@ function sparseTaps(img: RgbImage, kernel: Float32Array, side: number): Taps | u
 }
 
 /**
- * Row y of the sparse convolution into `o` from `o0`: per pixel and channel the float64 sum of weight x byte over the
- * taps in kernel order, rounded and clamped by the store. Five taps (sharpness_change's 3x3 cross) are written out
- * inside the image: the same products added in the same order, without the tap loop.
+ * Row y of the sparse convolution (columns xa to xb - 1) into `o` from `o0`: per pixel and channel the float64 sum of
+ * weight x byte over the taps in kernel order, rounded and clamped by the store.
  */
 function convolveRowRgb(img: RgbImage, taps: Taps, y: number, o: Uint8ClampedArray, o0: number, xa = 0, xb = img.width): void {
   const { width: w, height: h, data } = img;
@@ -556,23 +555,6 @@ function convolveRowRgb(img: RgbImage, taps: Taps, y: number, o: Uint8ClampedArr
     let r = 0, g = 0, b = 0;
     const k = (y * w + x) * 3;
     if (inside && x >= R && x < w - R) {
-      if (n === 5) {
-        // Interior pixels of the five-tap kernel, one per iteration up to the last interior column.
-        const c0 = wt[0], c1 = wt[1], c2 = wt[2], c3 = wt[3], c4 = wt[4];
-        const f0 = off[0], f1 = off[1], f2 = off[2], f3 = off[3], f4 = off[4];
-        const xe = Math.min(xb, w - R);
-        for (let q = k, e = (y * w + xe) * 3; q < e; q += 3) {
-          r = 0; g = 0; b = 0;
-          r += c0 * data[q + f0]; g += c0 * data[q + f0 + 1]; b += c0 * data[q + f0 + 2];
-          r += c1 * data[q + f1]; g += c1 * data[q + f1 + 1]; b += c1 * data[q + f1 + 2];
-          r += c2 * data[q + f2]; g += c2 * data[q + f2 + 1]; b += c2 * data[q + f2 + 2];
-          r += c3 * data[q + f3]; g += c3 * data[q + f3 + 1]; b += c3 * data[q + f3 + 2];
-          r += c4 * data[q + f4]; g += c4 * data[q + f4 + 1]; b += c4 * data[q + f4 + 2];
-          o[q - k0] = r; o[q - k0 + 1] = g; o[q - k0 + 2] = b;
-        }
-        x = xe - 1;
-        continue;
-      }
       for (let t = 0; t < n; t++) {
         const q = k + off[t], c = wt[t];
         r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
