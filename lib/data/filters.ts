@@ -360,13 +360,14 @@ function meanRow(sums: Float64Array, count: number, out: Float32Array, k0: numbe
 export type BoxRow = (y: number, sums: Float64Array, count: number, tmp: Float32Array, add: number, sub: number) => void;
 
 /**
- * boxBlurRgbBytes one output row at a time, as sums: `onRow(y, sums, count)` gets row y's column sums (width * 3
- * doubles, overwritten by the next row), and boxBlur's value is the float32 of sums[j] / count. A caller that only
- * blends the blur into something needs no blurred image (color_diffusion).
+ * boxBlurRgbBytes one output row at a time, as sums: `onRow` gets row y's column sums (width * 3 doubles) and moves
+ * them on to the next row as it reads them (BoxRow), and boxBlur's value is the float32 of sums[j] / count. A caller
+ * that only blends the blur into something needs no blurred image (color_diffusion).
  * - rows: boxBlur's double running sum of bytes is an integer S, so each row value is fround(S / nx), read from a
  *   table of those quotients; the three channels' sums run side by side in locals;
  * - columns: boxBlur's own loop (double running sums of the float32 row values, in the same order), the row values
- *   in a buffer reused across calls (no 786 KiB allocation and zeroing per 256x256 image).
+ *   in a buffer reused across calls (no 786 KiB allocation and zeroing per 256x256 image); each step of the running
+ *   sums is made by the row handler in the loop that reads the row (one pass over the sums a row, not two).
  */
 export function boxSumsRgbRows(
   src: Uint8Array, width: number, height: number, rx: number, ry: number, onRow: BoxRow,
