@@ -12,7 +12,7 @@ import { z } from 'zod';
 import sharp from 'sharp';
 import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './image.ts';
 import { hashSeed, rng, addStandardNormalFast, type Rng } from './random.ts';
-import { blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveRgb, KEEP_SCRATCH_ELEMENTS, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
+import { blockMeansRgb, blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveBlendRgb, convolveRgb, KEEP_SCRATCH_ELEMENTS, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
 
 export const FAMILIES = {
@@ -365,7 +365,7 @@ const meanShift: Impl = (img, { i, s }) => {
     bufs = { wide: new Float64Array(n), modes: new Float32Array(n), packed: new Int32Array(n / 3), acc: new Int32Array(Math.max(cw * 3, bufs.acc.length)) };
     if (n <= KEEP_SCRATCH_ELEMENTS) msScratch = bufs;
   }
-  const wide = coarseRgb(img.data, w, h, f, bufs.wide.subarray(0, cw * chh * 3), bufs.acc);
+  const wide = blockMeansRgb(img.data, w, h, f, bufs.wide.subarray(0, cw * chh * 3), bufs.acc);
   const modes = meanShiftModes(wide, cw, chh, Math.max(1, Math.round(sp / f)), sr, bufs.modes.subarray(0, cw * chh * 3));
   // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel (fewer at a 1-px edge).
   // Neighbouring columns share them: runs of columns with the same candidate columns (xa, xb), f wide inside.
@@ -432,53 +432,6 @@ const meanShift: Impl = (img, { i, s }) => {
   }
   return out;
 };
-
-/**
- * downsampleArea(src, w, h, 3, f) of RGB bytes, written as float64: each value is Math.fround of the same product
- * (a block's integer sum times the reciprocal of its pixel count) that downsampleArea stores as float32, so the
- * search reads the same numbers without a float32 image and a copy in between. `acc` holds cw * 3 sums.
- */
-function coarseRgb(src: Uint8Array, w: number, h: number, f: number, out: Float64Array, acc: Int32Array): Float64Array {
-  const cw = Math.ceil(w / f), chh = Math.ceil(h / f), rowLen = w * 3;
-  // Whole f x f blocks (every coarse pixel but the last row and column of a size not divisible by f) summed straight
-  // into locals, unrolled for the levels' factors 2 and 4: integer sums, so the same totals in any order.
-  const fullW = Math.floor(w / f), fullH = Math.floor(h / f);
-  const fast = f === 2 || f === 4;
-  if (fast) {
-    const inv = 1 / (f * f);
-    for (let cy = 0; cy < fullH; cy++) {
-      const r0 = cy * f * rowLen;
-      for (let cx = 0, k = r0, o = cy * cw * 3; cx < fullW; cx++, k += f * 3, o += 3) {
-        let r = 0, g = 0, b = 0;
-        for (let y = 0, q = k; y < f; y++, q += rowLen) {
-          r += src[q] + src[q + 3]; g += src[q + 1] + src[q + 4]; b += src[q + 2] + src[q + 5];
-          if (f === 4) { r += src[q + 6] + src[q + 9]; g += src[q + 7] + src[q + 10]; b += src[q + 8] + src[q + 11]; }
-        }
-        out[o] = Math.fround(r * inv); out[o + 1] = Math.fround(g * inv); out[o + 2] = Math.fround(b * inv);
-      }
-    }
-  }
-  // The rest (all of it for other factors): per coarse row, the row sums of each block accumulated in `acc`.
-  for (let cy = 0; cy < chh; cy++) {
-    const cx0 = fast && cy < fullH ? fullW : 0;
-    if (cx0 >= cw) continue;
-    const y0 = cy * f, y1 = Math.min(h, y0 + f);
-    acc.fill(0, cx0 * 3, cw * 3);
-    for (let y = y0; y < y1; y++) {
-      const row = y * rowLen;
-      for (let cx = cx0, a = cx0 * 3, k = row + cx0 * f * 3; cx < cw; cx++, a += 3) {
-        let r = 0, g = 0, b = 0;
-        for (const e = row + Math.min(w, cx * f + f) * 3; k < e; k += 3) { r += src[k]; g += src[k + 1]; b += src[k + 2]; }
-        acc[a] += r; acc[a + 1] += g; acc[a + 2] += b;
-      }
-    }
-    for (let cx = cx0, a = cx0 * 3, o = (cy * cw + cx0) * 3; cx < cw; cx++, a += 3, o += 3) {
-      const inv = 1 / ((y1 - y0) * (Math.min(w, cx * f + f) - cx * f));
-      out[o] = Math.fround(acc[a] * inv); out[o + 1] = Math.fround(acc[a + 1] * inv); out[o + 2] = Math.fround(acc[a + 2] * inv);
-    }
-  }
-  return out;
-}
 
 /**
  * A memo of climbing states for meanShiftModes: the state at the start of a step (step index, x, y, colour)
@@ -672,7 +625,7 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
   const a = Math.max(0.1, 1 - 0.9 * i), b = Math.min(0.9, 0.9 * i);
   if (i <= 0.9) {
     // Blended row by row as the blur produces them (no blurred image in between).
-    boxSumsRgbRows(d, w, h, radius, radius, (y, sums, count) => diffuseRow(d, sums, count, o, y * sums.length, a, b, i2));
+    boxSumsRgbRows(d, w, h, radius, radius, (y, sums, count, tmp, add, sub) => diffuseRow(d, sums, count, o, y * sums.length, a, b, i2, tmp, add, sub));
     return out;
   }
   const diffused = boxBlurRgbBytes(d, w, h, radius, radius);
@@ -690,8 +643,14 @@ const colorDiffusion: Impl = (img, { i, s, stream }) => {
 };
 
 /** color_diffusion's blend of one row of the box blur's sums (the blur's value is their float32 mean). */
-function diffuseRow(d: Uint8Array, sums: Float64Array, count: number, o: Uint8ClampedArray, k0: number, a: number, b: number, i2: number): void {
-  for (let j = 0, k = k0; j < sums.length; j++, k++) o[k] = d[k] * a + Math.floor(Math.fround(sums[j] / count) * i2) * b;
+function diffuseRow(d: Uint8Array, sums: Float64Array, count: number, o: Uint8ClampedArray, k0: number, a: number, b: number, i2: number, tmp: Float32Array, add: number, sub: number): void {
+  if (add < 0) { for (let j = 0, k = k0; j < sums.length; j++, k++) o[k] = d[k] * a + Math.floor(Math.fround(sums[j] / count) * i2) * b; return; }
+  // The sums moved on to the next row in the same loop (boxSumsRgbRows' contract).
+  for (let j = 0, k = k0; j < sums.length; j++, k++) {
+    const s = sums[j];
+    o[k] = d[k] * a + Math.floor(Math.fround(s / count) * i2) * b;
+    sums[j] = s + (tmp[add + j] - tmp[sub + j]);
+  }
 }
 
 /**
@@ -704,9 +663,9 @@ function diffuseRow(d: Uint8Array, sums: Float64Array, count: number, o: Uint8Cl
 const sharpnessChange: Impl = async (img, { i }) => {
   const g = 10 * i;
   const kernel = Float32Array.from([0, -g, 0, -g, 1 + 4 * g, -g, 0, -g, 0]);
-  const sharp = await convolveRgb(img, kernel, 3);
   const out = new Uint8Array(img.data.length);
-  addWeighted(img.data, 0.7, sharp, 0.3, out);
+  // Convolve and blend in one pass where the convolution is JS's (the same bytes), else in two steps.
+  if (!convolveBlendRgb(img, kernel, 3, 0.7, 0.3, clamped(out))) addWeighted(img.data, 0.7, await convolveRgb(img, kernel, 3), 0.3, out);
   return { width: img.width, height: img.height, data: out };
 };
 

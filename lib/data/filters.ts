@@ -144,16 +144,25 @@ function downsampleBytes(
   return { data: out, width: cw, height: chh };
 }
 
-/**
- * downsampleBytes for interleaved RGB (mean_shift's and lens_blur's case): the same integer sums, with the three
- * channels in locals and one pass per source row, so the same float32 results at a fraction of the loop overhead.
- */
+/** downsampleBytes for interleaved RGB: blockMeansRgb into a new or given float32 image. */
 function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: number, into?: Float32Array): { data: Float32Array; width: number; height: number } {
   const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
-  const out = into ?? new Float32Array(cw * chh * 3); // every element is written below
+  const out = into ?? new Float32Array(cw * chh * 3); // every element is written
+  return { data: blockMeansRgb(src, width, height, f, out, new Int32Array(cw * 3)), width: cw, height: chh };
+}
+
+/**
+ * downsampleBytes for interleaved RGB (lens_blur's and mean_shift's case) into `out`: float32 values, stored as float32
+ * or (mean_shift's search reads doubles) as the same values in a Float64Array, with no float32 image and copy in
+ * between. The same integer sums with the three channels in locals and one pass per source row, so the same results
+ * at a fraction of the loop overhead. `acc` holds at least ceil(width / f) * 3 sums; every element of `out` is written.
+ */
+export function blockMeansRgb<T extends Float32Array | Float64Array>(src: Uint8Array, width: number, height: number, f: number, out: T, acc: Int32Array): T {
+  const cw = Math.ceil(width / f), chh = Math.ceil(height / f);
+  if (out.length < cw * chh * 3 || acc.length < cw * 3) throw new Error(`blockMeansRgb: buffers of ${out.length} and ${acc.length} elements for ${cw}x${chh}`);
   const rowLen = width * 3;
-  // Whole f x f blocks summed straight into locals, unrolled for factors 2 and 4 (lens_blur mid at 256 px is 4):
-  // integer sums, so the same totals in any order. (mean_shift's coarseRgb does the same into float64.)
+  // Whole f x f blocks summed straight into locals, unrolled for factors 2 and 4 (mean_shift at 256 px, lens_blur mid):
+  // integer sums, so the same totals in any order.
   const fullW = Math.floor(width / f), fullH = Math.floor(height / f);
   const fast = f === 2 || f === 4;
   if (fast) {
@@ -165,17 +174,16 @@ function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: n
           r += src[q] + src[q + 3]; g += src[q + 1] + src[q + 4]; b += src[q + 2] + src[q + 5];
           if (f === 4) { r += src[q + 6] + src[q + 9]; g += src[q + 7] + src[q + 10]; b += src[q + 8] + src[q + 11]; }
         }
-        out[o] = r * inv; out[o + 1] = g * inv; out[o + 2] = b * inv;
+        out[o] = Math.fround(r * inv); out[o + 1] = Math.fround(g * inv); out[o + 2] = Math.fround(b * inv);
       }
     }
   }
   // The rest (all of it for other factors): per coarse row, each block's row sums accumulated in `acc`.
-  const acc = new Int32Array(cw * 3);
   for (let cy = 0; cy < chh; cy++) {
     const cx0 = fast && cy < fullH ? fullW : 0;
     if (cx0 >= cw) continue;
     const y0 = cy * f, y1 = Math.min(height, y0 + f);
-    acc.fill(0);
+    acc.fill(0, cx0 * 3, cw * 3);
     for (let y = y0; y < y1; y++) {
       const row = y * rowLen;
       for (let cx = cx0, a = cx0 * 3, k = row + cx0 * f * 3; cx < cw; cx++, a += 3) {
@@ -184,14 +192,12 @@ function downsampleRgbBytes(src: Uint8Array, width: number, height: number, f: n
         acc[a] += r; acc[a + 1] += g; acc[a + 2] += b;
       }
     }
-    const orow = cy * cw * 3;
-    for (let cx = cx0; cx < cw; cx++) {
+    for (let cx = cx0, a = cx0 * 3, o = (cy * cw + cx0) * 3; cx < cw; cx++, a += 3, o += 3) {
       const inv = 1 / ((y1 - y0) * (Math.min(width, cx * f + f) - cx * f));
-      const a = cx * 3, o = orow + a;
-      out[o] = acc[a] * inv; out[o + 1] = acc[a + 1] * inv; out[o + 2] = acc[a + 2] * inv;
+      out[o] = Math.fround(acc[a] * inv); out[o + 1] = Math.fround(acc[a + 1] * inv); out[o + 2] = Math.fround(acc[a + 2] * inv);
     }
   }
-  return { data: out, width: cw, height: chh };
+  return out;
 }
 
 /** Bilinear upsampling of a grid made by downsampleArea(…, f) back to width x height. */
@@ -337,25 +343,34 @@ let divLut = { n: 0, v: new Float32Array(0) };
 export function boxBlurRgbBytes(src: Uint8Array, width: number, height: number, rx: number, ry: number, out?: Float32Array): Float32Array {
   const res = out ?? new Float32Array(width * height * 3);
   if (res.length !== width * height * 3) throw new Error(`boxBlurRgbBytes: out has ${res.length} elements, expected ${width * height * 3}`);
-  boxSumsRgbRows(src, width, height, rx, ry, (y, sums, count) => meanRow(sums, count, res, y * sums.length));
+  boxSumsRgbRows(src, width, height, rx, ry, (y, sums, count, tmp, add, sub) => meanRow(sums, count, res, y * sums.length, tmp, add, sub));
   return res;
 }
 
-function meanRow(sums: Float64Array, count: number, out: Float32Array, k0: number): void {
-  for (let j = 0; j < sums.length; j++) out[k0 + j] = sums[j] / count;
+function meanRow(sums: Float64Array, count: number, out: Float32Array, k0: number, tmp: Float32Array, add: number, sub: number): void {
+  if (add < 0) { for (let j = 0; j < sums.length; j++) out[k0 + j] = sums[j] / count; return; }
+  for (let j = 0; j < sums.length; j++) { const v = sums[j]; out[k0 + j] = v / count; sums[j] = v + (tmp[add + j] - tmp[sub + j]); }
 }
 
 /**
- * boxBlurRgbBytes one output row at a time, as sums: `onRow(y, sums, count)` gets row y's column sums (width * 3
- * doubles, overwritten by the next row), and boxBlur's value is the float32 of sums[j] / count. A caller that only
- * blends the blur into something needs no blurred image (color_diffusion).
+ * boxSumsRgbRows' row handler: row y's column sums (width * 3 doubles; boxBlur's value is the float32 of sums[j] /
+ * count), which the handler then moves on to row y + 1 in the same loop: after reading sums[j], sums[j] += tmp[add + j]
+ * - tmp[sub + j] (in that order: the running sums' arithmetic). add < 0 on the last row: no update.
+ */
+export type BoxRow = (y: number, sums: Float64Array, count: number, tmp: Float32Array, add: number, sub: number) => void;
+
+/**
+ * boxBlurRgbBytes one output row at a time, as sums: `onRow` gets row y's column sums (width * 3 doubles) and moves
+ * them on to the next row as it reads them (BoxRow), and boxBlur's value is the float32 of sums[j] / count. A caller
+ * that only blends the blur into something needs no blurred image (color_diffusion).
  * - rows: boxBlur's double running sum of bytes is an integer S, so each row value is fround(S / nx), read from a
  *   table of those quotients; the three channels' sums run side by side in locals;
  * - columns: boxBlur's own loop (double running sums of the float32 row values, in the same order), the row values
- *   in a buffer reused across calls (no 786 KiB allocation and zeroing per 256x256 image).
+ *   in a buffer reused across calls (no 786 KiB allocation and zeroing per 256x256 image); each step of the running
+ *   sums is made by the row handler in the loop that reads the row (one pass over the sums a row, not two).
  */
 export function boxSumsRgbRows(
-  src: Uint8Array, width: number, height: number, rx: number, ry: number, onRow: (y: number, sums: Float64Array, count: number) => void,
+  src: Uint8Array, width: number, height: number, rx: number, ry: number, onRow: BoxRow,
 ): void {
   const rowLen = width * 3, n = rowLen * height;
   if (src.length !== n) throw new Error(`boxSumsRgbRows: ${src.length} bytes for ${width}x${height}x3`);
@@ -389,13 +404,9 @@ export function boxSumsRgbRows(
     for (let j = 0; j < rowLen; j++) acc[j] += tmp[r + j];
   }
   for (let y = 0; y < height; y++) {
-    onRow(y, acc, ny);
-    if (y + 1 < height) addRowDifference(acc, tmp, reflect101(y + ry + 1, height) * rowLen, reflect101(y - ry, height) * rowLen);
+    if (y + 1 < height) onRow(y, acc, ny, tmp, reflect101(y + ry + 1, height) * rowLen, reflect101(y - ry, height) * rowLen);
+    else onRow(y, acc, ny, tmp, -1, -1);
   }
-}
-
-function addRowDifference(acc: Float64Array, tmp: Float32Array, add: number, sub: number): void {
-  for (let j = 0; j < acc.length; j++) acc[j] += tmp[add + j] - tmp[sub + j];
 }
 
 /** `src` as a Float32Array (itself if it already is one), so the hot loops see one element type. */
@@ -432,44 +443,132 @@ export async function blurRgb(img: RgbImage, sigma: number): Promise<Uint8Array>
  * and clamped to 8 bits, edges replicated. Sparse JS loops when cheap, libvips (sharp) otherwise.
  */
 export async function convolveRgb(img: RgbImage, kernel: Float32Array, side: number): Promise<Uint8Array> {
-  if (side % 2 !== 1 || kernel.length !== side * side) throw new Error(`convolveRgb: kernel must be side x side with odd side, got ${kernel.length} for ${side}`);
-  const { width: w, height: h, data } = img;
-  const R = (side - 1) >> 1;
-  const idx: number[] = [];
-  for (let k = 0; k < kernel.length; k++) if (kernel[k] !== 0) idx.push(k);
-  if (w * h * 3 * idx.length > SHARP_THRESHOLD && side >= 3) {
+  const taps = sparseTaps(img, kernel, side);
+  if (!taps) {
     // Note (round 6): sharp replaces a fractional offset by 0, so this 0.5 has no effect and the cast truncates the
     // float sums (floor), where the JS path below rounds. Kept: every checkpoint so far was trained on these bytes.
     return viaSharpRaw(img, (p) => p.convolve({ width: side, height: side, kernel: Array.from(kernel), scale: 1, offset: 0.5 }));
   }
-  const n = idx.length;
+  const { width: w, height: h } = img;
+  const out = new Uint8Array(w * h * 3);
+  const o = new Uint8ClampedArray(out.buffer);
+  for (let y = 0; y < h; y++) convolveRowRgb(img, taps, y, o, y * w * 3);
+  return out;
+}
+
+/**
+ * out = addWeighted(img, wa, convolveRgb(img, kernel, side), wb) (sharpness_change's blend: clamp(round(a wa + b wb))
+ * per byte) where convolveRgb takes its JS path: each row's convolved bytes (the same values, in a reused row) are
+ * blended at once, with no convolved image in between. Returns false, writing nothing, where convolveRgb goes to
+ * libvips (the caller then convolves and blends in two steps).
+ */
+export function convolveBlendRgb(img: RgbImage, kernel: Float32Array, side: number, wa: number, wb: number, out: Uint8ClampedArray): boolean {
+  const taps = sparseTaps(img, kernel, side);
+  if (!taps) return false;
+  const { width: w, height: h, data: a } = img;
+  if (out.length !== a.length) throw new Error(`convolveBlendRgb: out has ${out.length} elements, expected ${a.length}`);
+  const rowLen = w * 3;
+  if (convRow.length < rowLen) convRow = new Uint8ClampedArray(rowLen);
+  const row = convRow;
+  const cross = isExactCross(taps);
+  for (let y = 0, k0 = 0; y < h; y++, k0 += rowLen) {
+    if (cross && y >= 1 && y < h - 1 && w >= 3) {
+      // Inside the image: the same sums grouped (exact, see isExactCross), rounded and blended in one pass; the first
+      // and last pixels through the tap loop.
+      crossBlendRow(a, k0 + 3, k0 + rowLen - 3, w * 3, taps.wt[2], taps.wt[0], wa, wb, out);
+      convolveRowRgb(img, taps, y, row, 0, 0, 1);
+      convolveRowRgb(img, taps, y, row, 0, w - 1, w);
+      out[k0] = a[k0] * wa + row[0] * wb; out[k0 + 1] = a[k0 + 1] * wa + row[1] * wb; out[k0 + 2] = a[k0 + 2] * wa + row[2] * wb;
+      const e = k0 + rowLen - 3, j = rowLen - 3;
+      out[e] = a[e] * wa + row[j] * wb; out[e + 1] = a[e + 1] * wa + row[j + 1] * wb; out[e + 2] = a[e + 2] * wa + row[j + 2] * wb;
+      continue;
+    }
+    convolveRowRgb(img, taps, y, row, 0);
+    for (let j = 0, k = k0; j < rowLen; j++, k++) out[k] = a[k] * wa + row[j] * wb;
+  }
+  return true;
+}
+
+/**
+ * Whether the taps are a 3x3 cross (up, left, centre, right, down) with the four arms' weights equal, and every sum of
+ * weight x byte exact in float64 whatever the order: then the arms' bytes can be added as integers first. Each
+ * product of a float32 weight and a byte is a multiple of q, the smallest weight's ulp / 2 (or finer), and every
+ * partial sum is below 255 * sum(|w|) < 2^52 q, so all of them are exact doubles.
+ */
+function isExactCross(t: Taps): boolean {
+  if (t.n !== 5 || t.dx[2] !== 0 || t.dy[2] !== 0) return false;
+  const arms = [[0, -1], [-1, 0], [1, 0], [0, 1]];
+  for (let k = 0, j = 0; k < 5; k++) {
+    if (k === 2) continue;
+    if (t.dx[k] !== arms[j][0] || t.dy[k] !== arms[j][1] || t.wt[k] !== t.wt[0]) return false;
+    j++;
+  }
+  let q = Infinity, total = 0;
+  for (let k = 0; k < 5; k++) {
+    const c = Math.abs(t.wt[k]);
+    if (!(c >= 2 ** -126)) return false; // a float32 subnormal: leave it to the tap loop
+    q = Math.min(q, 2 ** (Math.floor(Math.log2(c)) - 24));
+    total += c;
+  }
+  return 255 * total < 2 ** 52 * q;
+}
+
+/**
+ * out[k] = a[k] wa + byte(centre w_c + (up + left + right + down) w_n) wb for k in [k0, k1): the interior of one row
+ * of the cross's convolution blended; byte() rounds half to even and clamps, as a Uint8ClampedArray store does.
+ */
+function crossBlendRow(a: Uint8Array, k0: number, k1: number, rowLen: number, wc: number, wn: number, wa: number, wb: number, out: Uint8ClampedArray): void {
+  for (let k = k0; k < k1; k++) {
+    const v = a[k] * wc + (a[k - rowLen] + a[k - 3] + a[k + 3] + a[k + rowLen]) * wn;
+    const b = v > 0 ? (v < 255 ? (v + 4503599627370496) - 4503599627370496 : 255) : 0;
+    out[k] = a[k] * wa + b * wb;
+  }
+}
+
+let convRow = new Uint8ClampedArray(0);
+
+/** convolveRgb's non-zero taps (offsets and weights, in kernel order), or undefined where it goes to libvips. */
+type Taps = { n: number; R: number; dx: Int32Array; dy: Int32Array; wt: Float32Array; off: Int32Array };
+function sparseTaps(img: RgbImage, kernel: Float32Array, side: number): Taps | undefined {
+  if (side % 2 !== 1 || kernel.length !== side * side) throw new Error(`convolveRgb: kernel must be side x side with odd side, got ${kernel.length} for ${side}`);
+  const { width: w, height: h } = img;
+  const R = (side - 1) >> 1;
+  const idx: number[] = [];
+  for (let k = 0; k < kernel.length; k++) if (kernel[k] !== 0) idx.push(k);
+  if (w * h * 3 * idx.length > SHARP_THRESHOLD && side >= 3) return undefined;
   const dx = Int32Array.from(idx, (k) => (k % side) - R);
   const dy = Int32Array.from(idx, (k) => Math.floor(k / side) - R);
   const wt = Float32Array.from(idx, (k) => kernel[k]);
   const off = Int32Array.from(idx, (_, t) => (dy[t] * w + dx[t]) * 3);
-  const out = new Uint8Array(w * h * 3);
-  const o = new Uint8ClampedArray(out.buffer);
-  for (let y = 0; y < h; y++) {
-    const inside = y >= R && y < h - R;
-    for (let x = 0; x < w; x++) {
-      let r = 0, g = 0, b = 0;
-      const k = (y * w + x) * 3;
-      if (inside && x >= R && x < w - R) {
-        for (let t = 0; t < n; t++) {
-          const q = k + off[t], c = wt[t];
-          r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
-        }
-      } else {
-        for (let t = 0; t < n; t++) {
-          const yy = Math.min(h - 1, Math.max(0, y + dy[t])), xx = Math.min(w - 1, Math.max(0, x + dx[t]));
-          const q = (yy * w + xx) * 3, c = wt[t];
-          r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
-        }
+  return { n: idx.length, R, dx, dy, wt, off };
+}
+
+/**
+ * Row y of the sparse convolution (columns xa to xb - 1) into `o` from `o0`: per pixel and channel the float64 sum of
+ * weight x byte over the taps in kernel order, rounded and clamped by the store.
+ */
+function convolveRowRgb(img: RgbImage, taps: Taps, y: number, o: Uint8ClampedArray, o0: number, xa = 0, xb = img.width): void {
+  const { width: w, height: h, data } = img;
+  const { n, R, dx, dy, wt, off } = taps;
+  const inside = y >= R && y < h - R;
+  const k0 = y * w * 3 - o0;
+  for (let x = xa; x < xb; x++) {
+    let r = 0, g = 0, b = 0;
+    const k = (y * w + x) * 3;
+    if (inside && x >= R && x < w - R) {
+      for (let t = 0; t < n; t++) {
+        const q = k + off[t], c = wt[t];
+        r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
       }
-      o[k] = r; o[k + 1] = g; o[k + 2] = b;
+    } else {
+      for (let t = 0; t < n; t++) {
+        const yy = Math.min(h - 1, Math.max(0, y + dy[t])), xx = Math.min(w - 1, Math.max(0, x + dx[t]));
+        const q = (yy * w + xx) * 3, c = wt[t];
+        r += c * data[q]; g += c * data[q + 1]; b += c * data[q + 2];
+      }
     }
+    o[k - k0] = r; o[k - k0 + 1] = g; o[k - k0 + 2] = b;
   }
-  return out;
 }
 
 /** Whether blurRgb takes its JS path (gaussianBlur) for this size and sigma, rather than libvips. */
@@ -506,17 +605,55 @@ export function blurBlendRgb(img: RgbImage, sigma: number, wa: number, wb: numbe
   const rowLen = width * 3;
   let rowA = new Float32Array(rowLen), rowB = new Float32Array(rowLen);
   let haveA = -1, haveB = -1;
+  const rowsOf = (y: number): number => Math.min(chh - 1, Math.max(0, (y + 0.5) / f - 0.5));
   for (let y = 0; y < height; y++) {
-    const v = Math.min(chh - 1, Math.max(0, (y + 0.5) / f - 0.5));
+    const v = rowsOf(y);
     const y0 = Math.floor(v), y1 = Math.min(chh - 1, y0 + 1), fy = v - y0;
     if (haveA !== y0) {
       if (haveB === y0) { const t = rowA; rowA = rowB; rowB = t; haveB = -1; } else interpolateRow(src, y0 * cw * 3, x0, x1, fx, rowA);
       haveA = y0;
     }
     if (haveB !== y1) { interpolateRow(src, y1 * cw * 3, x0, x1, fx, rowB); haveB = y1; }
-    blendRow(a, y * rowLen, rowA, rowB, fy, wa, wb, out);
+    // The next output rows between the same two coarse rows (each pair serves about f rows) are blended in the same
+    // pass, up to four: their rowA and rowB reads and differences are shared (mid 1.28x, high 1.34x at 256 px).
+    let m = 1;
+    while (m < 4 && y + m < height && Math.floor(rowsOf(y + m)) === y0) m++;
+    if (m === 4) blendRows4(a, y * rowLen, rowA, rowB, fy, rowsOf(y + 1) - y0, rowsOf(y + 2) - y0, rowsOf(y + 3) - y0, wa, wb, out);
+    else if (m >= 2) { m = 2; blendRows2(a, y * rowLen, rowA, rowB, fy, rowsOf(y + 1) - y0, wa, wb, out); }
+    else blendRow(a, y * rowLen, rowA, rowB, fy, wa, wb, out);
+    y += m - 1;
   }
   return true;
+}
+
+/** blendRow for four consecutive output rows (from k0, a row apart) with the same rowA and rowB. */
+function blendRows4(a: Uint8Array, k0: number, rowA: Float32Array, rowB: Float32Array, fy: number, fy2: number, fy3: number, fy4: number, wa: number, wb: number, out: Uint8ClampedArray): void {
+  const n = rowA.length;
+  for (let j = 0, k = k0; j < n; j++, k++) {
+    const ra = rowA[j], d = rowB[j] - ra;
+    const v = Math.fround(ra + d * fy), v2 = Math.fround(ra + d * fy2), v3 = Math.fround(ra + d * fy3), v4 = Math.fround(ra + d * fy4);
+    const b = v > 0 ? (v < 255 ? (v + 4503599627370496) - 4503599627370496 : 255) : 0;
+    const b2 = v2 > 0 ? (v2 < 255 ? (v2 + 4503599627370496) - 4503599627370496 : 255) : 0;
+    const b3 = v3 > 0 ? (v3 < 255 ? (v3 + 4503599627370496) - 4503599627370496 : 255) : 0;
+    const b4 = v4 > 0 ? (v4 < 255 ? (v4 + 4503599627370496) - 4503599627370496 : 255) : 0;
+    out[k] = a[k] * wa + b * wb;
+    out[k + n] = a[k + n] * wa + b2 * wb;
+    out[k + 2 * n] = a[k + 2 * n] * wa + b3 * wb;
+    out[k + 3 * n] = a[k + 3 * n] * wa + b4 * wb;
+  }
+}
+
+/** blendRow for two consecutive output rows (from k0, and a row later) with the same rowA and rowB. */
+function blendRows2(a: Uint8Array, k0: number, rowA: Float32Array, rowB: Float32Array, fy: number, fy2: number, wa: number, wb: number, out: Uint8ClampedArray): void {
+  const n = rowA.length;
+  for (let j = 0, k = k0; j < n; j++, k++) {
+    const ra = rowA[j], d = rowB[j] - ra;
+    const v = Math.fround(ra + d * fy), v2 = Math.fround(ra + d * fy2);
+    const b = v > 0 ? (v < 255 ? (v + 4503599627370496) - 4503599627370496 : 255) : 0;
+    const b2 = v2 > 0 ? (v2 < 255 ? (v2 + 4503599627370496) - 4503599627370496 : 255) : 0;
+    out[k] = a[k] * wa + b * wb;
+    out[k + n] = a[k + n] * wa + b2 * wb;
+  }
 }
 
 /** One coarse RGB row interpolated to full width (upsampleBilinear's `fill`, 3 channels). */

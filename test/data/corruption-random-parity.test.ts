@@ -1,15 +1,16 @@
 // Random cases beside corruption-parity.test.ts (fixed shapes and levels): the types and filters rewritten for
 // speed in round 7 (color_diffusion, watermark_damage, mean_shift's reused buffers, lineBlur's reused buffer) and round 8
-// (gaussian_noise's noise without its array, lens_blur's blur and blend in one pass)
+// (gaussian_noise's noise without its array, lens_blur's blur and blend in one pass) and round 17 (sharpness_change's
+// convolution and blend in one pass, the cross's arms summed as integers)
 // against the frozen implementation in test/data/reference/, on random sizes (1-300 px, odd and non-square), levels
 // and seeds, one after another in one process, so buffers reused across calls carry the previous call's contents.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { corrupt } from '../../lib/data/corruptions.ts';
-import { blurBlendRgb, boxBlurRgbBytes, lineBlurInto } from '../../lib/data/filters.ts';
+import { blurBlendRgb, boxBlurRgbBytes, convolveBlendRgb, lineBlurInto } from '../../lib/data/filters.ts';
 import { rng } from '../../lib/data/random.ts';
 import { corrupt as corruptV1 } from './reference/corruptions-v1.ts';
-import { blurRgb as blurRgbV1, boxBlur as boxBlurV1, lineBlur as lineBlurV1 } from './reference/filters-v1.ts';
+import { blurRgb as blurRgbV1, boxBlur as boxBlurV1, convolveRgb as convolveRgbV1, lineBlur as lineBlurV1 } from './reference/filters-v1.ts';
 import { scene } from './helpers.ts';
 
 function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): string {
@@ -23,7 +24,7 @@ function randomSize(r: ReturnType<typeof rng>): [number, number] {
   return [side(), side()];
 }
 
-for (const type of ['color_diffusion', 'watermark_damage', 'mean_shift', 'motion_blur', 'gaussian_noise', 'lens_blur']) {
+for (const type of ['color_diffusion', 'watermark_damage', 'mean_shift', 'motion_blur', 'gaussian_noise', 'lens_blur', 'sharpness_change']) {
   test(`${type}: random sizes, levels and seeds give the reference bytes`, async () => {
     const r = rng(0x5eed + type.length);
     for (let c = 0; c < 30; c++) {
@@ -101,4 +102,62 @@ test('blurBlendRgb: addWeighted of the reference blurRgb where it takes the down
     assert.ok(Buffer.from(out.buffer).equals(Buffer.from(want.buffer)), `${w}x${h} sigma ${sigma} weights ${wa}, ${wb}: ${firstDiff(out, want)}`);
   }
   assert.ok(fused >= 20, `only ${fused} cases took the fused path`);
+});
+
+test('sharpness_change at 256x256: the named levels, and levels whose cross sums are not exact (the tap loop) or barely are', async () => {
+  // 1e-8: the arm weight's ulp is too fine for 255 x the weights to stay exact, so convolveBlendRgb keeps the tap loop;
+  // 1e-6 and up: the arms are summed as integers. 1e-40: the arm weight is a float32 subnormal.
+  for (let k = 0; k < 4; k++) {
+    const img = scene(k + 400, 256, 256);
+    for (const level of [0.23, 0.45, 0.9, 1, 0.37, 1e-6, 1e-8, 1e-40]) {
+      const a = await corrupt(img, 'sharpness_change', level, k);
+      const b = await corruptV1(img, 'sharpness_change', level, k);
+      assert.ok(Buffer.from(a.data).equals(Buffer.from(b.data)), `scene ${k} level ${level}: ${firstDiff(a.data, b.data)}`);
+    }
+  }
+});
+
+test('convolveBlendRgb: addWeighted of the reference convolveRgb where it takes the JS path, random kernels, sizes and weights', async () => {
+  const r = rng(75);
+  let fused = 0;
+  for (let c = 0; c < 60; c++) {
+    const [w, h] = randomSize(r);
+    // Crosses with equal arms (the integer sums), with one arm different, and random sparse 3x3 / 5x5 kernels.
+    const side = c % 5 === 4 ? 5 : 3;
+    const kernel = new Float32Array(side * side);
+    if (side === 3) {
+      const g = c % 7 === 0 ? 1e-9 : 20 * r.float();
+      kernel.set([0, -g, 0, -g, 1 + 4 * g, -g, 0, -g, 0]);
+      if (c % 3 === 1) kernel[7] = -g * (0.5 + r.float());
+      if (c % 6 === 2) kernel[0] = r.float() - 0.5;
+    } else for (let k = 0; k < kernel.length; k++) if (r.float() < 0.3) kernel[k] = 4 * r.float() - 2;
+    const wa = r.float() * 1.2, wb = r.float() * 1.2;
+    const img = scene(c + 500, w, h);
+    const out = new Uint8ClampedArray(w * h * 3);
+    if (!convolveBlendRgb(img, kernel, side, wa, wb, out)) {
+      assert.ok(out.every((v) => v === 0), 'nothing written when it declines');
+      continue;
+    }
+    fused++;
+    const conv = await convolveRgbV1(img, kernel, side);
+    const want = new Uint8ClampedArray(w * h * 3);
+    for (let k = 0; k < want.length; k++) want[k] = img.data[k] * wa + conv[k] * wb;
+    assert.ok(Buffer.from(out.buffer).equals(Buffer.from(want.buffer)), `${w}x${h} kernel ${Array.from(kernel)} weights ${wa}, ${wb}: ${firstDiff(out, want)}`);
+  }
+  assert.ok(fused >= 50, `only ${fused} cases took the fused path`);
+});
+
+test('convolveBlendRgb: a cross whose arm products are each lost in the tap order but not in their sum keeps the tap order', async () => {
+  // Centre 201 x 0.5 = 100.5; arms 0, 0, 102, 102 x 2^-54: each product is under half an ulp of 100.5, so the tap order
+  // (up, left, centre, right, down) stays at 100.5 and rounds to 100 (half to even); the arms summed first would
+  // reach 100.5 + 1 ulp and give 101. isExactCross must refuse this kernel (255 x its weights need 78 bits).
+  const img = { width: 3, height: 3, data: new Uint8Array(27) };
+  img.data[(1 * 3 + 1) * 3] = 201; img.data[(1 * 3 + 2) * 3] = 102; img.data[(2 * 3 + 1) * 3] = 102;
+  const wn = 2 ** -54;
+  const kernel = Float32Array.from([0, wn, 0, wn, 0.5, wn, 0, wn, 0]);
+  const out = new Uint8ClampedArray(27);
+  assert.ok(convolveBlendRgb(img, kernel, 3, 0, 1, out));
+  const conv = await convolveRgbV1(img, kernel, 3);
+  assert.equal(conv[(1 * 3 + 1) * 3], 100);
+  assert.ok(Buffer.from(out.buffer).equals(Buffer.from(conv.buffer)), firstDiff(out, conv));
 });
