@@ -336,8 +336,8 @@ for (const overlay of RUN_OVERLAYS) {
         // --device, else the run config's reward.device (reward workers) or cpu
         const effective = (arg(c, 'device') ?? (comp === 'reward-worker' ? cfg.reward.device : 'cpu')) as Device;
         assert.equal(effective, device ?? 'cpu', `${w.metadata.name}: runs its graphs on ${device ?? 'cpu'}`);
-        if (comp === 'learner') assert.equal(refusedOn(effective, { role: 'learner' }), undefined, `${w.metadata.name}: not on a device the learner is refused on`);
-        if (comp === 'rollout-worker') assert.equal(refusedOn(effective, { role: 'rollout', family: cfg.model.family }), undefined, `${w.metadata.name}: not on a device this family is refused on`);
+        const role = ({ learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' } as const)[comp as 'learner' | 'rollout-worker' | 'reward-worker'];
+        assert.equal(refusedOn(effective, role), undefined, `${w.metadata.name}: not on a device its role is refused on`);
       }
       if (!gpu) continue;
       assert.equal(c.resources.requests['nvidia.com/gpu'], c.resources.limits['nvidia.com/gpu'], `${w.metadata.name}: GPU request = limit`);
