@@ -2,6 +2,8 @@
 import type { CommandModule } from 'yargs';
 import { demoSelectsFlow, FLOW_DEMO_GRPO_STEPS, FLOW_DEMO_OVERRIDES, FLOW_DEMO_SFT_STEPS } from '../../lib/flow/demo.ts';
 import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../../lib/local/demo-defaults.ts';
+import { DEVICES, refusedOn, type Device } from '../../lib/graph/device.ts';
+import type { OrtRole } from '../../lib/local/local-run.ts';
 
 interface Args {
   steps?: number;
@@ -13,6 +15,29 @@ interface Args {
   rolloutWorkers: number;
   rewardWorkers: number;
   nats?: string;
+  device?: string[];
+}
+
+const ROLE_OF: Record<string, { role: OrtRole; name: 'rollout' | 'reward' | 'learner' }> = {
+  rollout: { role: 'rollout-worker', name: 'rollout' },
+  reward: { role: 'reward-worker', name: 'reward' },
+  learner: { role: 'learner', name: 'learner' },
+};
+
+/** `--device rollout=webgpu` (repeatable) as each role's --device; an unknown role or device, or a refused use, is an error naming it. */
+export function parseDevices(items: readonly string[]): Partial<Record<OrtRole, Device>> {
+  const out: Partial<Record<OrtRole, Device>> = {};
+  for (const item of items) {
+    const [role, device, extra] = item.split('=');
+    const r = ROLE_OF[role ?? ''];
+    if (!r || !(DEVICES as readonly string[]).includes(device ?? '') || extra !== undefined) {
+      throw new Error(`--device ${item}: expected ROLE=DEVICE with ROLE one of ${Object.keys(ROLE_OF).join(', ')} and DEVICE one of ${DEVICES.join(', ')}`);
+    }
+    const refused = refusedOn(device as Device, r.name);
+    if (refused) throw new Error(`--device ${item}: ${refused}`);
+    out[r.role] = device as Device;
+  }
+  return out;
 }
 
 const command: CommandModule<object, Args> = {
@@ -28,8 +53,10 @@ const command: CommandModule<object, Args> = {
       .option('set', { type: 'string', array: true, describe: 'override a field: --set grpo.groupSize=8 (repeatable)' })
       .option('rollout-workers', { type: 'number', default: 1 })
       .option('reward-workers', { type: 'number', default: 1 })
-      .option('nats', { type: 'string', describe: 'use this running NATS server instead of starting one' }) as never,
+      .option('nats', { type: 'string', describe: 'use this running NATS server instead of starting one' })
+      .option('device', { type: 'string', array: true, describe: "a role's device: --device rollout=webgpu (repeatable; roles rollout, reward, learner; docs/gpu.md). Reward workers default to the run config's reward.device" }) as never,
   handler: async (args) => {
+    const devices = parseDevices(args.device ?? []);
     const { runLocal } = await import('../../lib/local/local-run.ts');
     // The flow family has its own demo settings (lib/flow/demo.ts); what the user sets still wins.
     const flow = demoSelectsFlow(args.config, args.set ?? []);
@@ -43,6 +70,7 @@ const command: CommandModule<object, Args> = {
       rolloutWorkers: args.rolloutWorkers,
       rewardWorkers: args.rewardWorkers,
       natsUrl: args.nats,
+      devices,
     });
     const f = (x: number) => x.toFixed(4);
     console.log(

@@ -20,6 +20,7 @@ import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
+import type { Device } from '../graph/device.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
@@ -39,6 +40,8 @@ export interface LocalRunOptions {
    * (at most every core), unless $RECOVERY_GRPO_THREADS is set, which then applies to every role.
    */
   threads?: Partial<Record<OrtRole, number>>;
+  /** --device for each role's processes (docs/gpu.md); the reward workers' default is the run config's reward.device. */
+  devices?: Partial<Record<OrtRole, Device>>;
   /** Reuse a reachable NATS server instead of starting one (its credentials, if any, come from the environment). */
   natsUrl?: string;
   log?: (line: string) => void;
@@ -48,7 +51,7 @@ export interface LocalRunOptions {
   onStarted?: (s: Supervisor, info: { grpcPort: number; natsPort: number; metricsPort: number; metricsPorts: Record<string, number>; config: RunConfig }) => void;
 }
 
-type OrtRole = 'learner' | 'rollout-worker' | 'reward-worker';
+export type OrtRole = 'learner' | 'rollout-worker' | 'reward-worker';
 const NATS_ROLE_OF: Record<OrtRole, NatsRole> = { learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' };
 
 /**
@@ -214,10 +217,11 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     const worker = async (role: OrtRole, name: string) => {
       metricsPorts[name] = await ports.distinct();
       const t = threads[role];
+      const device = o.devices?.[role];
       sup.start({
         name,
         command: process.execPath,
-        args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : [])],
+        args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : []), ...(device ? ['--device', device] : [])],
         doneOnExitCode: 0,
         env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
