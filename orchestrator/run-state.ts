@@ -36,11 +36,6 @@ export type RunEvent =
   | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean | null; reason?: string; version: number | null; samples: string[]; compute_ms: number }
   | { type: 'dropped'; sample: string; reason: string };
 
-/** The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file). */
-export function lastLoggedTrainedSeq(file: string): number {
-  return lastLoggedTrained(file).seq;
-}
-
 /**
  * The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file) and, when that event
  * records the batch applied, the version it produced (from the learner's TrainResult, or read from its checkpoints).

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { parseConfig } from '../../lib/config/index.ts';
 import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
-import { lastLoggedTrainedSeq } from '../../orchestrator/run-state.ts';
+import { lastLoggedTrained } from '../../orchestrator/run-state.ts';
 import { readEvents } from '../../lib/log/event-log.ts';
 import { natsForFile } from '../helpers/nats.ts';
 
@@ -33,16 +33,16 @@ type Trained = { type: 'trained'; seq: number; kind: string; applied: boolean; r
 const trained = (file: string): Trained[] =>
   readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string }).filter((e): e is Trained => e.type === 'trained');
 
-test('lastLoggedTrainedSeq: the highest trained seq; a line cut short (last, or run on by the next) and other events do not count', () => {
+test('lastLoggedTrained: the highest trained seq; a line cut short (last, or run on by the next) and other events do not count', () => {
   const f = join(dir, 'scan.jsonl');
-  assert.equal(lastLoggedTrainedSeq(f), 0, 'no file');
+  assert.equal(lastLoggedTrained(f).seq, 0, 'no file');
   writeFileSync(f, `${JSON.stringify({ type: 'trained', seq: 2 })}\n${JSON.stringify({ type: 'rollout', seq: 9 })}\n${JSON.stringify({ type: 'trained', seq: 1 })}\n{"type":"trained","seq":7`);
-  assert.equal(lastLoggedTrainedSeq(f), 2);
+  assert.equal(lastLoggedTrained(f).seq, 2);
   // a line cut by a kill that the next append ran on is not an event either
   appendFileSync(f, `${JSON.stringify({ type: 'trained', seq: 3 })}\n`);
-  assert.equal(lastLoggedTrainedSeq(f), 2);
+  assert.equal(lastLoggedTrained(f).seq, 2);
   appendFileSync(f, `${JSON.stringify({ type: 'trained', seq: 4 })}\n`);
-  assert.equal(lastLoggedTrainedSeq(f), 4);
+  assert.equal(lastLoggedTrained(f).seq, 4);
 });
 
 test('readEvents reads a block at a time: lines that straddle its 1 MiB blocks (multi-byte characters too) are read whole', () => {
@@ -51,7 +51,7 @@ test('readEvents reads a block at a time: lines that straddle its 1 MiB blocks (
   writeFileSync(f, events.map((e) => JSON.stringify(e)).join('\n') + '\n{"type":"trained","seq":99999');
   assert.ok(readFileSync(f).length > 2.5 * (1 << 20), 'the log spans several blocks');
   assert.deepEqual(readEvents(f), events);
-  assert.equal(lastLoggedTrainedSeq(f), events.filter((e) => e.type === 'trained').at(-1)!.seq);
+  assert.equal(lastLoggedTrained(f).seq, events.filter((e) => e.type === 'trained').at(-1)!.seq);
 });
 
 test('a stored state ahead of the event log: the orchestrator logs the missing acknowledged batches at resume, once', { timeout: 60_000 }, async () => {
