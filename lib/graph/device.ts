@@ -21,12 +21,14 @@ export function deviceLabel(device: Device): string {
 }
 
 /**
- * Why `role` is refused on `device`, or undefined. `npm run gpu-check` on an H200 (docs/gpu.md) found onnxruntime-node
- * 1.30's WebGPU provider giving the dense GRPO graph, as the learner runs it, a clipped fraction the CPU does not
- * (~1e-4 of the elements, for a cause not found): training on numbers known to be wrong is refused. The reward graph,
- * the Gaussian policy and the flow family's rollout and ODE sampler agree with the CPU there (<= 2.6e-6) and run.
+ * Why `role` is refused on `device`, or undefined. `npm run gpu-check` on an H200 (docs/gpu.md) found the learner's
+ * GRPO graph on onnxruntime-node 1.30's WebGPU provider outside its criteria: gradients 5-70x what a one-ulp nudge
+ * moves them on the CPU, and a dense clipped fraction of ~1e-4 where the CPU's is 0 (float noise in the log-density
+ * against the 1e-4 clip range, round 17). Until a training run there and a criterion for such statistics say
+ * otherwise, the learner is refused. The reward graph, the Gaussian policy and the flow family's rollout and ODE
+ * sampler agree with the CPU there (<= 2.6e-6) and run.
  */
 export function refusedOn(device: Device, role: 'rollout' | 'reward' | 'learner'): string | undefined {
-  if (device === 'webgpu' && role === 'learner') return "the learner's GRPO graph differs from the CPU's on onnxruntime-node's WebGPU provider (its clipped fraction, docs/gpu.md); use --device cpu or cuda for the learner";
+  if (device === 'webgpu' && role === 'learner') return "the learner's GRPO graph differs from the CPU's on onnxruntime-node's WebGPU provider beyond gpu-check's criteria (its gradients and clipped fraction, docs/gpu.md); use --device cpu or cuda for the learner";
   return undefined;
 }

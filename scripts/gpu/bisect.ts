@@ -18,6 +18,7 @@ import { difference } from './compare.ts';
 import { paramFeeds, scalarFeed, sharedRowFeeds } from '../../lib/models/feeds.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
+import { grpoHyper } from '../../lib/grpo/algorithm.ts';
 import { buildFlowStepGraph } from '../../lib/flow/graphs.ts';
 import { flowNetworkSpecOf } from '../../lib/flow/velocity-network.ts';
 import { velocitySpecOf } from '../../lib/flow/config.ts';
@@ -80,6 +81,7 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
   const out = await runner.run(params, images, standardNormal(n * pix, 2), n);
   await runner.release();
   const m = ssimMapSize(H);
+  const hyper = grpoHyper(config);
   return {
     g,
     feeds: {
@@ -87,7 +89,9 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
       image: { data: images, dims }, action: { data: out.action, dims }, logp_old: { data: out.logpMap, dims },
       advantage: { data: standardNormal(n, 3), dims: [n] },
       advantage_map: { data: Float32Array.from(standardNormal(n * 3 * m * m, 4), (v) => 0.1 * v), dims: [n, 3, m, m] },
-      ref_mean: { data: out.mean, dims }, clip_low: scalarFeed(0.2), clip_high: scalarFeed(0.2), beta: scalarFeed(0.01),
+      // the run config's clip range and KL weight, as the learner feeds them (round 16 fed 0.2 here, where float noise
+      // in the ratio never reaches the clip: docs/gpu.md)
+      ref_mean: { data: out.mean, dims }, clip_low: scalarFeed(hyper.clipLow), clip_high: scalarFeed(hyper.clipHigh), beta: scalarFeed(hyper.beta),
       ...(shared ? sharedRowFeeds(images, n) : {}),
     },
   };
@@ -161,18 +165,23 @@ async function probe(g: Graph, feeds: Feeds, device: Device, H: number): Promise
   const meanNode = g.nodes.find((n) => n.op === 'Sub' && n.inputs[0] === g.getInput('action'));
   if (!ratioNode || !meanNode) throw new Error('probe: no per-element ratio (Exp feeding Clip) or mean (action - mean) in this graph');
   const densityNode = g.nodes.find((n) => n.outputs.includes(ratioNode.inputs[0]!));
-  g.output('probe.mean', meanNode.inputs[1]!);
-  g.output('probe.density', densityNode!.inputs[0]!);
-  g.output('probe.ratio', ratioNode.outputs[0]!);
-  const model = serialize(g);
-  const run = async (d: Device) => {
+  const run = async (model: Uint8Array, d: Device) => {
     const s = await GraphSession.create(model, { device: d });
     const out = await s.run(feeds);
     await s.release();
     return out;
   };
-  const cpu = await run('cpu');
-  const dev = await run(device);
+  // the graph as the learner runs it, on the device, before the probe's outputs are added
+  const plain = await run(serialize(g), device);
+  g.output('probe.mean', meanNode.inputs[1]!);
+  g.output('probe.density', densityNode!.inputs[0]!);
+  g.output('probe.ratio', ratioNode.outputs[0]!);
+  const model = serialize(g);
+  const cpu = await run(model, 'cpu');
+  const dev = await run(model, device);
+  // what the three extra outputs changed on the device, output by output (same bits, or how far)
+  const changed = Object.keys(plain).filter((k) => !Buffer.from(plain[k]!.data.buffer).equals(Buffer.from(dev[k]!.data.buffer)));
+  console.log(`probe: with the three outputs added, ${Object.keys(plain).length - changed.length} of ${Object.keys(plain).length} outputs keep their bits on ${device}; changed: ${changed.map((k) => `${k} ${relDiff(dev[k]!.data, plain[k]!.data).toExponential(2)}`).join(', ') || 'none'}`);
   const [mc, md, dc, dd, rc, rd] = ['probe.mean', 'probe.mean', 'probe.density', 'probe.density', 'probe.ratio', 'probe.ratio'].map((k, i) => (i % 2 ? dev : cpu)[k]!.data);
   const logpOld = feeds.logp_old!.data;
   const at = (i: number) => `n${Math.floor(i / (3 * H * H))} c${Math.floor(i / (H * H)) % 3} y${Math.floor(i / H) % H} x${i % H}`;
@@ -182,7 +191,9 @@ async function probe(g: Graph, feeds: Feeds, device: Device, H: number): Promise
     if (Math.abs(rd![i]! - rc![i]!) > 0.05) bad.push(i);
     if (Math.abs(md![i]! - mc![i]!) > 1e-4 * Math.max(1, Math.abs(mc![i]!))) meanBad++;
   }
-  console.log(`probe at ${H} px on ${device}: ${bad.length} of ${rc!.length} elements with |ratio - cpu| > 0.05; ${meanBad} mean elements off by > 1e-4; clip_fraction cpu ${cpu.clip_fraction!.data[0]} ${device} ${dev.clip_fraction!.data[0]}`);
+  let ratioDev = 0;
+  for (let i = 0; i < rc!.length; i++) ratioDev = Math.max(ratioDev, Math.abs(rd![i]! - rc![i]!));
+  console.log(`probe at ${H} px on ${device}: ${bad.length} of ${rc!.length} elements with |ratio - cpu| > 0.05; ${meanBad} mean elements off by > 1e-4; largest |ratio - cpu| ${ratioDev.toExponential(2)} (clip range ${feeds.clip_low!.data[0]!.toExponential(1)}); clip_fraction cpu ${cpu.clip_fraction!.data[0]} ${device} ${dev.clip_fraction!.data[0]}`);
   for (const i of bad.slice(0, 16)) console.log(`  ${at(i)}: mean ${mc![i]} / ${md![i]}; density ${dc![i]} / ${dd![i]}; logp_old ${logpOld[i]}; ratio ${rc![i]} / ${rd![i]}`);
   const count = (f: (i: number) => number) => [...bad.reduce((m, i) => m.set(f(i), (m.get(f(i)) ?? 0) + 1), new Map<number, number>())].sort((p, q) => p[0] - q[0]).map(([k, v]) => `${k}:${v}`).join(' ');
   console.log(`  by row y: ${count((i) => Math.floor(i / H) % H)}`);
