@@ -4,7 +4,8 @@
 # (esbuild, which tsx brings), and Debian's Vulkan loader for the WebGPU provider; and the command line with sharp
 # and nats-server, to run the roles there. On that machine: `bash DIR/run.sh ARGS...` (ARGS: gpu-check's),
 # `bash DIR/run.sh bisect ARGS...` (scripts/gpu/bisect.ts) or `bash DIR/run.sh cli ARGS...` (recovery-grpo ARGS).
-# In the two scripts' bundles sharp is replaced by a stub that throws: they decode no image files. docs/gpu.md says how it was used.
+# In the two scripts' bundles sharp is replaced by a stub that throws: they decode no image files. docs/gpu.md says
+# how it was used.
 set -euo pipefail
 mkdir -p "$1"; out=$(cd "$1" && pwd) # absolute: esbuild resolves the sharp alias from its working directory
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +31,7 @@ bundle() {
 }
 bundle "$root/scripts/gpu-check.ts" "$out/gpu-check.mjs"
 bundle "$root/scripts/gpu/bisect.ts" "$out/bisect.mjs"
-# The command line itself, to run the roles as processes (`run.sh demo ...`): laid out as the clone is, since the
+# The command line itself, to run the roles as processes (`run.sh cli demo ...`): laid out as the clone is, since the
 # code finds bin/, proto/ and package.json two folders above itself, with real sharp (it decodes the photographs)
 # and nats-server. The pretrained encoders (nsfwjs, TensorFlow.js) are left out.
 app=$out/app; mkdir -p "$app/bin" "$app/dist/cli" "$app/proto"
@@ -42,7 +43,9 @@ cp "$root/package.json" "$app/"; cp "$root/proto/recovery.proto" "$app/proto/"
 cp "$root/lib/models/lane-worker.mjs" "$root/lib/data/photos.jsonl" "$app/dist/cli/"
 for m in sharp @img/colour @img/sharp-linux-x64 detect-libc semver; do mkdir -p "$out/nm/$(dirname "$m")"; cp -r "$root/node_modules/$m" "$out/nm/$m"; done
 tar -C "$root/node_modules" -cf - @img/sharp-libvips-linux-x64 | xz -T0 -6 > "$out/libvips.tar.xz"
-xz -T0 -6 -c "$(command -v nats-server)" > "$out/nats-server.xz"
+nats=${RECOVERY_GRPO_NATS_SERVER:-$(command -v nats-server || true)}
+[ -n "$nats" ] || { bash "$root/scripts/ensure-nats-server.sh"; nats=$(command -v nats-server); }
+xz -T0 -6 -c "$nats" > "$out/nats-server.xz"
 lists=$(mktemp -d); mkdir -p "$lists/partial"
 o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lists"
 apt-get $o update -qq >/dev/null 2>&1 || true

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh [bisect|cli] ARGS...: unpacks the kit beside it (scripts/gpu/kit.sh) into /tmp and runs gpu-check (or
-# scripts/gpu/bisect.ts, or the recovery-grpo command line with node and nats-server on PATH) with ARGS. On a machine with an NVIDIA driver it installs the Vulkan loader from the kit's
-# Debian packages (root) and points it at the driver's ICD.
+# scripts/gpu/bisect.ts, or the recovery-grpo command line with node and nats-server on PATH) with ARGS. On a
+# machine with an NVIDIA driver it installs the Vulkan loader from the kit's Debian packages (root) and points it at
+# the driver's ICD.
 set -euo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
 w=/tmp/gpu-check-kit
