@@ -26,7 +26,8 @@ import { ssimMapSize } from '../lib/models/ssim.ts';
 import { grpoHyper } from '../lib/grpo/algorithm.ts';
 import { FlowRunner, FlowTrainer, flowRowsOf, type FlowStepRecord } from '../lib/flow/family.ts';
 import { standardNormal } from '../lib/data/random.ts';
-import { groupImages, paramsOf } from './gpu/inputs.ts';
+import { groupImages } from './gpu/inputs.ts';
+import { initialParamsWithNoiseOf } from '../lib/models/bundle.ts';
 import { compareOutputs, nudged, NOISE_FACTOR, type Outputs, type OutputDiff } from './gpu/compare.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
 import { clamp01 } from '../lib/data/image.ts';
@@ -57,7 +58,7 @@ export interface CaseResult {
 
 /** `params` with every value nudged by one ulp (`nudge`), or as they are. */
 function paramsFor(config: RunConfig, nudge: boolean): TensorMap {
-  const params = paramsOf(config);
+  const params = initialParamsWithNoiseOf(config);
   if (nudge) for (const p of params.values()) p.data = nudged(p.data);
   return params;
 }

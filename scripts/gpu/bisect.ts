@@ -13,7 +13,8 @@ import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { buildGrpoGraph } from '../../lib/models/graphs.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
-import { groupImages, paramsOf } from './inputs.ts';
+import { groupImages } from './inputs.ts';
+import { initialParamsWithNoiseOf } from '../../lib/models/bundle.ts';
 import { difference } from './compare.ts';
 import { paramFeeds, scalarFeed, sharedRowFeeds } from '../../lib/models/feeds.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
@@ -67,7 +68,7 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
     const dims = [n, 3, H, H];
     const img = (seed: number) => ({ data: Float32Array.from(standardNormal(n * pix, seed), (v) => 0.5 * v), dims });
     const row = (v: number) => ({ data: new Float32Array(n).fill(v), dims: [n] });
-    return { g, feeds: { ...paramFeeds(paramsOf(config)), x: img(1), y: img(2), eps: img(3), t: row(0.9), t_next: row(0.8), a: row(0.7) } };
+    return { g, feeds: { ...paramFeeds(initialParamsWithNoiseOf(config)), x: img(1), y: img(2), eps: img(3), t: row(0.9), t_next: row(0.8), a: row(0.7) } };
   }
   const config = loadConfig(undefined, [`data.size=${H}`, 'grpo.advantageMode=dense']);
   // grpo-dense-shared: the learner's form, 4 groups of 8 rows sharing an image (lib/graph/shared-rows.ts)
@@ -75,7 +76,7 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
   const g = buildGrpoGraph(policySpecOf(config), r, 'dense', false, { sharedRows: shared });
   const n = 32;
   const dims = [n, 3, H, H];
-  const params = paramsOf(config);
+  const params = initialParamsWithNoiseOf(config);
   const images = shared ? groupImages(4, 8, pix, 1) : clamp01(Float32Array.from(standardNormal(n * pix, 1), (v) => 0.5 + 0.15 * v));
   const runner = await PolicyRunner.create(config, 'cpu');
   const out = await runner.run(params, images, standardNormal(n * pix, 2), n);

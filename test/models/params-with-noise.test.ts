@@ -1,4 +1,4 @@
-// initialParamsWithNoiseOf (lib/models/bundle.ts): the inputs of gpu-check (scripts/gpu/inputs.ts paramsOf) and
+// initialParamsWithNoiseOf (lib/models/bundle.ts): the inputs of gpu-check and bisect (scripts/gpu) and
 // bench/grpo-profile.ts, one definition. Every all-zero tensor of the initial parameters gets 0.01 x standard normal,
 // the k-th drawn with seed + k; every other tensor is the initial one.
 import { test } from 'node:test';
@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { initialParamsOf, initialParamsWithNoiseOf } from '../../lib/models/bundle.ts';
 import { standardNormal } from '../../lib/data/random.ts';
-import { paramsOf } from '../../scripts/gpu/inputs.ts';
 
 for (const family of ['gaussian', 'flow'] as const) {
   test(`initialParamsWithNoiseOf (${family}): no all-zero tensor left, zero tensors drawn seed, seed + 1, ...; the rest untouched`, () => {
@@ -22,8 +21,8 @@ for (const family of ['gaussian', 'flow'] as const) {
       assert.deepEqual(p.shape, init.get(name)!.shape);
       assert.ok(Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength)), name);
     }
-    // gpu-check's inputs: the same function at its default seed (100, the seed paramsOf used before it was shared)
-    const check = paramsOf(config);
+    // gpu-check's inputs: the function at its default seed (100, the seed gpu-check's own loop used before it was shared)
+    const check = initialParamsWithNoiseOf(config);
     const def = initialParamsWithNoiseOf(config, 100);
     for (const [name, p] of check) assert.deepEqual(p.data, def.get(name)!.data, name);
   });
