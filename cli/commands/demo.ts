@@ -18,24 +18,21 @@ interface Args {
   device?: string[];
 }
 
-const ROLE_OF: Record<string, { role: OrtRole; name: 'rollout' | 'reward' | 'learner' }> = {
-  rollout: { role: 'rollout-worker', name: 'rollout' },
-  reward: { role: 'reward-worker', name: 'reward' },
-  learner: { role: 'learner', name: 'learner' },
-};
+/** The roles `--device` names (as refusedOn does), and their processes in the local run. */
+const ROLE_OF = { rollout: 'rollout-worker', reward: 'reward-worker', learner: 'learner' } as const satisfies Record<string, OrtRole>;
 
 /** `--device rollout=webgpu` (repeatable) as each role's --device; an unknown role or device, or a refused use, is an error naming it. */
 export function parseDevices(items: readonly string[]): Partial<Record<OrtRole, Device>> {
   const out: Partial<Record<OrtRole, Device>> = {};
   for (const item of items) {
     const [role, device, extra] = item.split('=');
-    const r = ROLE_OF[role ?? ''];
-    if (!r || !(DEVICES as readonly string[]).includes(device ?? '') || extra !== undefined) {
+    if (!Object.hasOwn(ROLE_OF, role ?? '') || !(DEVICES as readonly string[]).includes(device ?? '') || extra !== undefined) {
       throw new Error(`--device ${item}: expected ROLE=DEVICE with ROLE one of ${Object.keys(ROLE_OF).join(', ')} and DEVICE one of ${DEVICES.join(', ')}`);
     }
-    const refused = refusedOn(device as Device, r.name);
+    const r = role as keyof typeof ROLE_OF;
+    const refused = refusedOn(device as Device, r);
     if (refused) throw new Error(`--device ${item}: ${refused}`);
-    out[r.role] = device as Device;
+    out[ROLE_OF[r]] = device as Device;
   }
   return out;
 }
