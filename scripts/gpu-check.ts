@@ -28,7 +28,7 @@ import { FlowRunner, FlowTrainer, flowRowsOf, type FlowStepRecord } from '../lib
 import { standardNormal } from '../lib/data/random.ts';
 import { groupImages } from './gpu/inputs.ts';
 import { initialParamsWithNoiseOf } from '../lib/models/bundle.ts';
-import { compareOutputs, nudged, NOISE_FACTOR, type Outputs, type OutputDiff } from './gpu/compare.ts';
+import { compareOutputs, nudged, NOISE_FACTOR, sameBits, type Outputs, type OutputDiff } from './gpu/compare.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
 import { clamp01 } from '../lib/data/image.ts';
 
@@ -186,7 +186,7 @@ function dataOf(out: Record<string, { data: Float32Array }>): Outputs {
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data]));
 }
 
-const sameBits = (a: Outputs, b: Outputs) => Object.keys(a).every((k) => Buffer.from(a[k]!.buffer, a[k]!.byteOffset, a[k]!.byteLength).equals(Buffer.from(b[k]!.buffer, b[k]!.byteOffset, b[k]!.byteLength)));
+const sameOutputs = (a: Outputs, b: Outputs) => Object.keys(a).every((k) => sameBits(a[k]!, b[k]!));
 
 async function medianMs(inst: Instance, reps: number): Promise<number> {
   const ms: number[] = [];
@@ -242,7 +242,7 @@ async function runCase(c: Case, nudgedCase: Case, device: Device, reps: number, 
     rmSync(dir, { recursive: true, force: true });
   }
   const outputs = compareOutputs(expected, got, tolerance, noise);
-  return { name: c.name, what: c.what, outputs, deterministic: sameBits(got, again), placement, cpuMs, deviceMs, ok: outputs.every((o) => o.ok) };
+  return { name: c.name, what: c.what, outputs, deterministic: sameOutputs(got, again), placement, cpuMs, deviceMs, ok: outputs.every((o) => o.ok) };
 }
 
 export interface CheckOptions {

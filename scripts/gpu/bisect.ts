@@ -10,12 +10,12 @@ import { DEVICES, type Device } from '../../lib/graph/device.ts';
 import { Graph, type Value } from '../../lib/graph/graph.ts';
 import { add, conv, pad, slice } from '../../lib/graph/ops.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
-import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
+import { GraphSession, type Feeds, type Fetches } from '../../lib/graph/runtime.ts';
 import { buildGrpoGraph } from '../../lib/models/graphs.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
 import { groupImages } from './inputs.ts';
 import { initialParamsWithNoiseOf } from '../../lib/models/bundle.ts';
-import { difference } from './compare.ts';
+import { difference, sameBits } from './compare.ts';
 import { paramFeeds, scalarFeed, sharedRowFeeds } from '../../lib/models/feeds.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     .option('graph', { type: 'string', choices: GRAPHS, demandOption: true })
     .option('size', { type: 'number', default: 64 })
     .option('origin', { type: 'number', default: 1e-4, describe: 'an output this far off (relative) with inputs within a tenth of it is an origin' })
-    .option('probe', { type: 'boolean', default: false, describe: 'grpo-dense*: expose only the mean, density and per-element ratio, and list the elements whose ratio departs' })
+    .option('probe', { type: 'boolean', default: false, describe: 'grpo-dense*: run the graph as it is, then with only the mean, density and per-element ratio exposed; compare the two, and list the elements whose ratio departs' })
     .strict()
     .parseAsync();
   const { g, feeds } = await build(a.graph as (typeof GRAPHS)[number], a.size);
@@ -125,14 +125,8 @@ async function main(): Promise<void> {
     }
   }));
   const model = serialize(g);
-  const run = async (device: Device) => {
-    const s = await GraphSession.create(model, { device });
-    const out = await s.run(feeds);
-    await s.release();
-    return out;
-  };
-  const cpu = await run('cpu');
-  const dev = await run(a.device as Device);
+  const cpu = await runOn(model, 'cpu', feeds);
+  const dev = await runOn(model, a.device as Device, feeds);
   const diff = new Map<Value, number>();
   for (const [v, name] of traced) diff.set(v, relDiff(cpu[name]!.data, dev[name]!.data));
   const origins: string[] = [];
@@ -155,10 +149,19 @@ async function main(): Promise<void> {
   }
 }
 
+/** One run of `model` on `device`, in a session of its own. */
+async function runOn(model: Uint8Array, device: Device, feeds: Feeds): Promise<Fetches> {
+  const s = await GraphSession.create(model, { device });
+  const out = await s.run(feeds);
+  await s.release();
+  return out;
+}
+
 /**
- * The dense GRPO graph as the learner runs it, with three more outputs only (exposing every intermediate hides the
- * departure, docs/gpu.md): the policy mean, each element's log-density and its ratio. Lists the elements whose ratio
- * departs, with where they are, so a wrong kernel shows by its pattern.
+ * The dense GRPO graph as the learner runs it (the config's clip range), then with three more outputs: the policy
+ * mean, each element's log-density and its ratio. Says whether the outputs changed any bit, how far the ratios are
+ * from the CPU's against the clip range, and lists the elements whose ratio departs by more than 0.05, with where
+ * they are, so a wrong kernel shows by its pattern (docs/gpu.md).
  */
 async function probe(g: Graph, feeds: Feeds, device: Device, H: number): Promise<void> {
   const consumers = (v: Value) => g.nodes.filter((n) => n.inputs.includes(v));
@@ -166,34 +169,29 @@ async function probe(g: Graph, feeds: Feeds, device: Device, H: number): Promise
   const meanNode = g.nodes.find((n) => n.op === 'Sub' && n.inputs[0] === g.getInput('action'));
   if (!ratioNode || !meanNode) throw new Error('probe: no per-element ratio (Exp feeding Clip) or mean (action - mean) in this graph');
   const densityNode = g.nodes.find((n) => n.outputs.includes(ratioNode.inputs[0]!));
-  const run = async (model: Uint8Array, d: Device) => {
-    const s = await GraphSession.create(model, { device: d });
-    const out = await s.run(feeds);
-    await s.release();
-    return out;
-  };
   // the graph as the learner runs it, on the device, before the probe's outputs are added
-  const plain = await run(serialize(g), device);
+  const plain = await runOn(serialize(g), device, feeds);
   g.output('probe.mean', meanNode.inputs[1]!);
   g.output('probe.density', densityNode!.inputs[0]!);
   g.output('probe.ratio', ratioNode.outputs[0]!);
   const model = serialize(g);
-  const cpu = await run(model, 'cpu');
-  const dev = await run(model, device);
+  const cpu = await runOn(model, 'cpu', feeds);
+  const dev = await runOn(model, device, feeds);
   // what the three extra outputs changed on the device, output by output (same bits, or how far)
-  const changed = Object.keys(plain).filter((k) => !Buffer.from(plain[k]!.data.buffer).equals(Buffer.from(dev[k]!.data.buffer)));
+  const changed = Object.keys(plain).filter((k) => !sameBits(plain[k]!.data, dev[k]!.data));
   console.log(`probe: with the three outputs added, ${Object.keys(plain).length - changed.length} of ${Object.keys(plain).length} outputs keep their bits on ${device}; changed: ${changed.map((k) => `${k} ${relDiff(dev[k]!.data, plain[k]!.data).toExponential(2)}`).join(', ') || 'none'}`);
   const [mc, md, dc, dd, rc, rd] = ['probe.mean', 'probe.mean', 'probe.density', 'probe.density', 'probe.ratio', 'probe.ratio'].map((k, i) => (i % 2 ? dev : cpu)[k]!.data);
   const logpOld = feeds.logp_old!.data;
   const at = (i: number) => `n${Math.floor(i / (3 * H * H))} c${Math.floor(i / (H * H)) % 3} y${Math.floor(i / H) % H} x${i % H}`;
   const bad: number[] = [];
   let meanBad = 0;
+  let ratioDev = 0;
   for (let i = 0; i < rc!.length; i++) {
-    if (Math.abs(rd![i]! - rc![i]!) > 0.05) bad.push(i);
+    const dr = Math.abs(rd![i]! - rc![i]!);
+    ratioDev = Math.max(ratioDev, dr);
+    if (dr > 0.05) bad.push(i);
     if (Math.abs(md![i]! - mc![i]!) > 1e-4 * Math.max(1, Math.abs(mc![i]!))) meanBad++;
   }
-  let ratioDev = 0;
-  for (let i = 0; i < rc!.length; i++) ratioDev = Math.max(ratioDev, Math.abs(rd![i]! - rc![i]!));
   console.log(`probe at ${H} px on ${device}: ${bad.length} of ${rc!.length} elements with |ratio - cpu| > 0.05; ${meanBad} mean elements off by > 1e-4; largest |ratio - cpu| ${ratioDev.toExponential(2)} (clip range ${feeds.clip_low!.data[0]!.toExponential(1)}); clip_fraction cpu ${cpu.clip_fraction!.data[0]} ${device} ${dev.clip_fraction!.data[0]}`);
   for (const i of bad.slice(0, 16)) console.log(`  ${at(i)}: mean ${mc![i]} / ${md![i]}; density ${dc![i]} / ${dd![i]}; logp_old ${logpOld[i]}; ratio ${rc![i]} / ${rd![i]}`);
   const count = (f: (i: number) => number) => [...bad.reduce((m, i) => m.set(f(i), (m.get(f(i)) ?? 0) + 1), new Map<number, number>())].sort((p, q) => p[0] - q[0]).map(([k, v]) => `${k}:${v}`).join(' ');

@@ -29,6 +29,11 @@ export function nudged(x: Float32Array): Float32Array {
 /** How many times the CPU's own one-ulp sensitivity a device may differ by (gpu-check's noise allowance). */
 export const NOISE_FACTOR = 10;
 
+/** Whether two arrays hold the same bits (a device's two runs; bisect's graph with and without more outputs). */
+export function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
 /** The smallest scale a difference is measured against in gpu-check. */
 export const SCALE_FLOOR = 1e-6;
 
