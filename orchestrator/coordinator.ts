@@ -18,6 +18,7 @@ import { TaskBoard } from './task-board.ts';
 import { LearnerLink } from './learner-link.ts';
 import { sftTrainBatch } from './messages.ts';
 import { GroupPipeline } from './grpo-groups.ts';
+import { missingWorkers, type AwaitWorkers } from './await-workers.ts';
 import { SampleCache } from './sample-cache.ts';
 import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
@@ -61,6 +62,8 @@ export interface CoordinatorOptions {
    * Without it those outcomes are known only where the count of versions settles them.
    */
   checkpointRecord?: (version: number) => Promise<CheckpointRecord | null>;
+  /** The run's first GRPO batch waits for this many workers per role, at most `ms` (await-workers.ts). */
+  awaitWorkers?: AwaitWorkers;
 }
 
 /** What the newest announced checkpoint says the learner holds. */
@@ -98,6 +101,11 @@ export class Coordinator {
   private early: { k: number; seq: number; minVersion: number; timer: NodeJS.Timeout } | undefined;
   /** A seq not to open early again (its early opening was withdrawn without an acknowledgement). */
   private earlyRefused = 0;
+  /**
+   * While GRPO's first batch waits for the awaited workers (CoordinatorOptions.awaitWorkers): the deadline's timer,
+   * set when the batch could first have opened. Undefined before then; null once GRPO may start.
+   */
+  private fleetTimer: NodeJS.Timeout | undefined | null;
   /** The learner's compute time for its last GRPO batch (TrainResult.compute_ms). */
   private lastGrpoComputeMs = 0;
   private finished!: () => void;
@@ -110,6 +118,8 @@ export class Coordinator {
     this.totalSeq = this.sftSteps + o.config.grpo.steps;
     this.nextSftSeq = o.state.ackedSeq + 1;
     this.nextK = Math.max(0, o.state.ackedSeq - this.sftSteps);
+    // only the run's first GRPO batch waits (an orchestrator resumed later in GRPO does not hold the run again)
+    this.fleetTimer = o.awaitWorkers && this.nextK === 0 ? undefined : null;
     this.done = new Promise((resolve, reject) => {
       this.finished = resolve;
       this.failed = reject;
@@ -164,8 +174,39 @@ export class Coordinator {
 
   /** Stops the lease timer; sessions and the server are closed by their owner (orchestrator/main.ts). */
   close(): void {
+    if (this.fleetTimer) clearTimeout(this.fleetTimer);
     this.sessions.close();
   }
+
+  /**
+   * Whether GRPO's first batch may open: every awaited worker is connected, or the wait is over. The first call that
+   * finds one missing starts the deadline; each worker that attaches meanwhile calls advance(), so this again.
+   */
+  private fleetReady(): boolean {
+    if (this.fleetTimer === null) return true;
+    const a = this.o.awaitWorkers!;
+    const missing = missingWorkers(a, (role) => this.board.attachedCount(role));
+    if (missing.length > 0 && a.ms > 0) {
+      if (this.fleetTimer === undefined) {
+        this.log(`GRPO waits for its workers (${missing.join(', ')} connected), at most ${a.ms / 1000} s`);
+        this.fleetTimer = setTimeout(() => {
+          const still = missingWorkers(a, (role) => this.board.attachedCount(role));
+          this.log(`GRPO starts after ${a.ms / 1000} s without every awaited worker (${still.join(', ')} connected)`);
+          this.fleetTimer = null;
+          this.advance();
+        }, a.ms);
+        this.fleetTimer.unref();
+      }
+      return false;
+    }
+    if (this.fleetTimer) {
+      clearTimeout(this.fleetTimer);
+      this.log('GRPO starts: every awaited worker is connected');
+    }
+    this.fleetTimer = null;
+    return true;
+  }
+
 
   // ---------------------------------------------------------------------------------------------
   // Sessions
@@ -250,6 +291,7 @@ export class Coordinator {
     }
     const acked = Math.max(this.o.state.ackedSeq, this.persisting?.ackedSeq ?? 0);
     if (acked < this.sftSteps) return; // GRPO starts from the finished warm start
+    if (!this.fleetReady()) return;
     while (this.nextK < this.cfg.grpo.steps && mayDispatch(this.seqOf(this.nextK), acked, this.cfg.grpo.maxStaleness)) {
       const k = this.nextK++;
       trace('open_batch', { k, seq: this.seqOf(k) });

@@ -23,6 +23,7 @@ import {
   type ServerAuth,
   type WorkerSession,
 } from '../lib/transport/index.ts';
+import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
 import { deviceOf } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
@@ -42,6 +43,8 @@ export interface OrchestratorOptions {
   onProgress?: (p: Progress) => void;
   /** Appends every RunEvent as a JSON line to this file. */
   eventsFile?: string;
+  /** The run's first GRPO batch waits for these workers (--await-workers; await-workers.ts). */
+  awaitWorkers?: AwaitWorkers;
   log?: (line: string) => void;
 }
 
@@ -121,6 +124,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     log,
     publishedProgress,
     checkpointRecord,
+    ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
     onProgress: (p) => {
       monitor.progress(p);
       o.onProgress?.(p);

@@ -339,6 +339,13 @@ export class TaskBoard {
     this.schedulePump();
   }
 
+  /** Workers of `role` attached now, their streams open. */
+  attachedCount(role: WorkerRole): number {
+    let n = 0;
+    for (const slot of this.slots.values()) if (slot.attached && slot.session.role === role && slot.session.isOpen) n++;
+    return n;
+  }
+
   /** A worker left: everything it held goes back to the queue. */
   detach(session: WorkerSession): void {
     const slot = this.slots.get(session);

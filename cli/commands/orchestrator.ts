@@ -15,6 +15,8 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   tlsCa?: string;
   requireClientCert?: boolean;
   events?: string;
+  awaitWorkers?: string;
+  awaitSeconds: number;
 }
 
 const command: CommandModule<object, Args> = {
@@ -32,6 +34,8 @@ const command: CommandModule<object, Args> = {
       .option('tls-key', { type: 'string', describe: 'server key (PEM file)' })
       .option('tls-ca', { type: 'string', describe: 'CA for client certificates (mutual TLS)' })
       .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail)' })
+      .option('await-workers', { type: 'string', describe: 'the first GRPO batch waits until this many workers of each role are connected, e.g. rollout=2,reward=1 (at most --await-seconds)' })
+      .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' }) as never,
   handler: async (args) => {
     const { runOrchestrator } = await import('../../orchestrator/main.ts');
@@ -53,6 +57,8 @@ const command: CommandModule<object, Args> = {
       const { readRoleTokens } = await import('../../lib/transport/index.ts');
       const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
       if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+      const { parseAwaitWorkers } = await import('../../orchestrator/await-workers.ts');
+      const awaitWorkers = args.awaitWorkers !== undefined ? parseAwaitWorkers(args.awaitWorkers, args.awaitSeconds) : undefined;
       const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
       orch = await runOrchestrator({
         config,
@@ -66,6 +72,7 @@ const command: CommandModule<object, Args> = {
         ...(logger.format === 'json' ? { log: (l: string) => logger.info(l) } : {}),
         onProgress: (p) => (logger.format === 'json' ? logger.info(formatProgress(p)) : console.log(formatProgress(p))),
         eventsFile: args.events,
+        ...(awaitWorkers ? { awaitWorkers } : {}),
       });
     } catch (e) {
       const msg = (e as Error).message;

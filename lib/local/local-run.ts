@@ -197,7 +197,9 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     sup.start({
       name: 'orchestrator',
       command: process.execPath,
-      args: async () => [...(o.nodeArgs ?? []), BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, ...(await metricsArgs('orchestrator')), '--events', join(out, 'events.jsonl')],
+      args: async () => [...(o.nodeArgs ?? []), BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, ...(await metricsArgs('orchestrator')), '--events', join(out, 'events.jsonl'),
+        // GRPO starts once every worker started here is connected (at most the flag's default 60 s), not with the first
+        '--await-workers', `rollout=${o.rolloutWorkers ?? 1},reward=${o.rewardWorkers ?? 1}`],
       doneOnExitCode: 0,
       env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator') }, // the lines below are parsed (lib/log)
       onLine: (line) => {
