@@ -46,7 +46,7 @@ export function modes(src: usize, out: usize, lay: usize, memo: usize, w: i32, h
   const stamp = memo, mpos = memo + (<usize>MEMO_SLOTS << 2), mstep = memo + (<usize>MEMO_SLOTS << 3), mval = memo + (<usize>MEMO_SLOTS * 9);
   const cOff = <usize>chStride << 3;
   const pRow = <usize>(step * rowStride) << 3;
-  const J01 = i64x2(0, 1), TWO = i64x2.splat(2);
+  const J01 = i64x2(0, 1), TWO = i64x2.splat(2), LANE0 = i64x2(-1, 0);
   const slots = memory.data(4 * 5);
   for (let y0 = 0; y0 < h; y0++) {
     for (let x0 = 0; x0 < w; x0++) {
@@ -75,27 +75,34 @@ export function modes(src: usize, out: usize, lay: usize, memo: usize, w: i32, h
         const ys = y < sp ? y - ((y - ya) / step) * step : y - half;
         const xs = x < sp ? x - ((x - xa) / step) * step : x - half;
         const nxs = x >= sp && x + sp < w ? full : (xb - xs) / step + 1;
-        const npairs = (nxs + 1) >> 1;
-        const NXS = i64x2.splat(<i64>nxs);
+        const npairs = nxs >> 1, odd = nxs & 1;
         const C0 = f64x2.splat(c0), C1 = f64x2.splat(c1), C2 = f64x2.splat(c2);
         let S0 = f64x2.splat(0), S1 = f64x2.splat(0), S2 = f64x2.splat(0), E = i64x2.splat(0);
         let p = lay + (<usize>(ys * rowStride + (xs % step) * L + xs / step) << 3);
         // Per accepted sample, E adds (yy << 16) + (1 << 10) + j: the sums of rows, the count and the column
         // indices in one integer (j sums to < 1024, the count to < 64).
         for (let yy = ys; yy <= yb; yy += step, p += pRow) {
-          let J = J01;
-          const ROW = i64x2.splat((<i64>yy << 16) | 1024);
+          let EJ = i64x2.add(i64x2.splat((<i64>yy << 16) | 1024), J01);
           let q = p;
           for (let k = 0; k < npairs; k++, q += 16) {
             const v0 = v128.load(q), v1 = v128.load(q + cOff), v2 = v128.load(q + 2 * cOff);
             const t0 = f64x2.sub(v0, C0), t1 = f64x2.sub(v1, C1), t2 = f64x2.sub(v2, C2);
-            const d = f64x2.add(f64x2.add(f64x2.mul(t0, t0), f64x2.mul(t1, t1)), f64x2.mul(t2, t2));
-            const m = v128.and(f64x2.le(d, SR2), i64x2.lt_s(J, NXS));
+            const m = f64x2.le(f64x2.add(f64x2.add(f64x2.mul(t0, t0), f64x2.mul(t1, t1)), f64x2.mul(t2, t2)), SR2);
             S0 = f64x2.add(S0, v128.and(v0, m));
             S1 = f64x2.add(S1, v128.and(v1, m));
             S2 = f64x2.add(S2, v128.and(v2, m));
-            E = i64x2.add(E, v128.and(i64x2.add(ROW, J), m));
-            J = i64x2.add(J, TWO);
+            E = i64x2.add(E, v128.and(EJ, m));
+            EJ = i64x2.add(EJ, TWO);
+          }
+          // An odd row's last sample in lane 0; lane 1 (the next residue's value, or padding) masked out.
+          if (odd) {
+            const v0 = v128.load(q), v1 = v128.load(q + cOff), v2 = v128.load(q + 2 * cOff);
+            const t0 = f64x2.sub(v0, C0), t1 = f64x2.sub(v1, C1), t2 = f64x2.sub(v2, C2);
+            const m = v128.and(f64x2.le(f64x2.add(f64x2.add(f64x2.mul(t0, t0), f64x2.mul(t1, t1)), f64x2.mul(t2, t2)), SR2), LANE0);
+            S0 = f64x2.add(S0, v128.and(v0, m));
+            S1 = f64x2.add(S1, v128.and(v1, m));
+            S2 = f64x2.add(S2, v128.and(v2, m));
+            E = i64x2.add(E, v128.and(EJ, m));
           }
         }
         const tot = i64x2.extract_lane(E, 0) + i64x2.extract_lane(E, 1);
