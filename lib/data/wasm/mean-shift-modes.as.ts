@@ -78,6 +78,7 @@ export function modes(src: usize, out: usize, lay: usize, memo: usize, w: i32, h
         const npairs = nxs >> 1, odd = nxs & 1;
         const C0 = f64x2.splat(c0), C1 = f64x2.splat(c1), C2 = f64x2.splat(c2);
         let S0 = f64x2.splat(0), S1 = f64x2.splat(0), S2 = f64x2.splat(0), E = i64x2.splat(0);
+        let tq: usize = 0, tenc: i64 = 0;
         let p = lay + (<usize>(ys * rowStride + (xs % step) * L + xs / step) << 3);
         // Per accepted sample, E adds (yy << 16) + (1 << 10) + j: the sums of rows, the count and the column
         // indices in one integer (j sums to < 1024, the count to < 64).
@@ -94,16 +95,31 @@ export function modes(src: usize, out: usize, lay: usize, memo: usize, w: i32, h
             E = i64x2.add(E, v128.and(EJ, m));
             EJ = i64x2.add(EJ, TWO);
           }
-          // An odd row's last sample in lane 0; lane 1 (the next residue's value, or padding) masked out.
+          // An odd row's last sample waits for the next row's: the two in one vector.
           if (odd) {
-            const v0 = v128.load(q), v1 = v128.load(q + cOff), v2 = v128.load(q + 2 * cOff);
+            const enc = ((<i64>yy << 16) | 1024) + <i64>(nxs - 1);
+            if (tq == 0) { tq = q; tenc = enc; continue; }
+            const v0 = v128.load64_lane(q, v128.load64_zero(tq), 1);
+            const v1 = v128.load64_lane(q + cOff, v128.load64_zero(tq + cOff), 1);
+            const v2 = v128.load64_lane(q + 2 * cOff, v128.load64_zero(tq + 2 * cOff), 1);
             const t0 = f64x2.sub(v0, C0), t1 = f64x2.sub(v1, C1), t2 = f64x2.sub(v2, C2);
-            const m = v128.and(f64x2.le(f64x2.add(f64x2.add(f64x2.mul(t0, t0), f64x2.mul(t1, t1)), f64x2.mul(t2, t2)), SR2), LANE0);
+            const m = f64x2.le(f64x2.add(f64x2.add(f64x2.mul(t0, t0), f64x2.mul(t1, t1)), f64x2.mul(t2, t2)), SR2);
             S0 = f64x2.add(S0, v128.and(v0, m));
             S1 = f64x2.add(S1, v128.and(v1, m));
             S2 = f64x2.add(S2, v128.and(v2, m));
-            E = i64x2.add(E, v128.and(EJ, m));
+            E = i64x2.add(E, v128.and(i64x2(tenc, enc), m));
+            tq = 0;
           }
+        }
+        // The last odd row's last sample alone, in lane 0.
+        if (tq != 0) {
+          const v0 = v128.load64_zero(tq), v1 = v128.load64_zero(tq + cOff), v2 = v128.load64_zero(tq + 2 * cOff);
+          const t0 = f64x2.sub(v0, C0), t1 = f64x2.sub(v1, C1), t2 = f64x2.sub(v2, C2);
+          const m = v128.and(f64x2.le(f64x2.add(f64x2.add(f64x2.mul(t0, t0), f64x2.mul(t1, t1)), f64x2.mul(t2, t2)), SR2), LANE0);
+          S0 = f64x2.add(S0, v128.and(v0, m));
+          S1 = f64x2.add(S1, v128.and(v1, m));
+          S2 = f64x2.add(S2, v128.and(v2, m));
+          E = i64x2.add(E, v128.and(i64x2.splat(tenc), m));
         }
         const tot = i64x2.extract_lane(E, 0) + i64x2.extract_lane(E, 1);
         const n = <i32>((tot >> 10) & 63);
