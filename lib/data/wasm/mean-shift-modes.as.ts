@@ -1,7 +1,17 @@
-// AssemblyScript: mean_shift's mode search (lib/data/mean-shift-modes.ts loads the module; scripts/build-wasm.ts
-// compiles this into mean-shift-modes.wasm beside it). Two window samples a 128-bit vector; the arithmetic of each
-// sample as the scalar search did it, in the same order.
+// AssemblyScript: mean_shift's mode search, each pixel's climb to the mode of its joint space-colour window (at most
+// 5 steps; lib/data/corruptions.ts describes the filter). lib/data/mean-shift-modes.ts loads the module;
+// scripts/build-wasm.ts compiles this into mean-shift-modes.wasm beside it.
+//
+// Two window samples a 128-bit vector (f64x2): each sample's distance is the scalar search's arithmetic in its order
+// (no fused multiply-add in wasm SIMD), and an accepted sample is masked in rather than branched on. The colour sums
+// are kept in two lanes, which is exact only for the inputs this search gets: every value a multiple of 2^-27 below
+// 256 (bytes, or float32 means of at most 16 bytes, which are >= 1/16 when not 0), so a window's sum of at most 49
+// samples stays below 2^14 and every partial sum, in any order, is an exact double (41 bits).
 
+// A memo of climbing states: the state at the start of a step (step index, x, y, colour) decides the rest of the
+// climb, so a climb that reaches a state an earlier climb passed through ends where that one ended. A direct-mapped
+// table (a newer state takes the slot), stale by a generation stamp per call; used for 7x7 sample windows only
+// (level high at 256 px: ~12% of the call here, as in the JS search before; round 6 found it a cost for 5x5 windows).
 const MEMO_BITS: i32 = 14;
 const MEMO_SLOTS: i32 = 1 << MEMO_BITS;
 
