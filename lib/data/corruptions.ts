@@ -349,8 +349,8 @@ const meanShift: Impl = (img, { i, s }) => {
   if (sr < 1) return cloneImage(img);
   const f = sp >= 8 ? Math.min(4, Math.floor(sp / 4)) : 1;
   const out = newImage(w, h);
-  // The search reads float64 copies (the same values: bytes, or the coarse image's float32s): no float32-to-double
-  // conversion on each of its ~1M sample reads per image (3-5% of the call).
+  // The search (WebAssembly, lib/data/mean-shift-modes.ts) reads float64 values: bytes, or the coarse image's float32
+  // means, which its exact two-lane sums require.
   if (f === 1) {
     const modes = meanShiftModes(new Float64Array(img.data), w, h, sp, sr);
     for (let k = 0; k < modes.length; k++) out.data[k] = u8(modes[k]);
