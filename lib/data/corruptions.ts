@@ -14,6 +14,7 @@ import { cloneImage, newImage, assertRgbImage, sharpOf, type RgbImage } from './
 import { hashSeed, rng, addStandardNormalFast, type Rng } from './random.ts';
 import { blockMeansRgb, blurBlendRgb, blurRgb, boxBlurRgbBytes, boxSumsRgbRows, convolveBlendRgb, convolveRgb, KEEP_SCRATCH_ELEMENTS, gaussianBlur, lineBlurInto, u8, upsampleBilinear } from './filters.ts';
 import { fillCircle, fillEllipse, strokeLine, drawText, textWidth, type Canvas } from './draw.ts';
+import { meanShiftModes } from './mean-shift-modes.ts';
 
 export const FAMILIES = {
   capture: ['lens_blur', 'lens_flare', 'motion_blur', 'dirty_lens', 'hsv_saturation'],
@@ -348,8 +349,8 @@ const meanShift: Impl = (img, { i, s }) => {
   if (sr < 1) return cloneImage(img);
   const f = sp >= 8 ? Math.min(4, Math.floor(sp / 4)) : 1;
   const out = newImage(w, h);
-  // The search reads float64 copies (the same values: bytes, or the coarse image's float32s): no float32-to-double
-  // conversion on each of its ~1M sample reads per image (3-5% of the call).
+  // The search (WebAssembly, lib/data/mean-shift-modes.ts) reads float64 values: bytes, or the coarse image's float32
+  // means, which its exact two-lane sums require.
   if (f === 1) {
     const modes = meanShiftModes(new Float64Array(img.data), w, h, sp, sr);
     for (let k = 0; k < modes.length; k++) out.data[k] = u8(modes[k]);
@@ -433,117 +434,7 @@ const meanShift: Impl = (img, { i, s }) => {
   return out;
 };
 
-/**
- * A memo of climbing states for meanShiftModes: the state at the start of a step (step index, x, y, colour)
- * decides the rest of the climb, so a climb that reaches a state an earlier climb passed through ends where that one
- * ended. A direct-mapped table (a newer state takes the slot), cleared per call by a generation stamp; bounded
- * memory whatever the image size. Used for 7x7 sample windows only: there (level high at 256 px, 4.3 steps per
- * pixel) it saved 10-11% of the search; with 5x5 windows it cost 0-4% (docs/performance.md, round 6).
- */
-const MEMO_BITS = 14;
 let msScratch = { wide: new Float64Array(0), modes: new Float32Array(0), packed: new Int32Array(0), acc: new Int32Array(0) };
-let memo: { stamp: Int32Array; pos: Int32Array; step: Uint8Array; val: Float64Array; gen: number } | undefined;
-
-/** The mean-shift mode colour of every pixel of an interleaved RGB image (float64 values). */
-function meanShiftModes(data: Float64Array, w: number, h: number, sp: number, sr: number, out = new Float32Array(w * h * 3)): Float32Array {
-  const sr2 = sr * sr;
-  const step = Math.max(1, Math.ceil(sp / 3));
-  const rowStride = w * 3, colStride = 3 * step;
-  const useMemo = Math.floor(sp / step) >= 3;
-  const half = Math.floor(sp / step) * step, full = 2 * Math.floor(sp / step) + 1;
-  if (useMemo && !memo) memo = { stamp: new Int32Array(1 << MEMO_BITS), pos: new Int32Array(1 << MEMO_BITS), step: new Uint8Array(1 << MEMO_BITS), val: new Float64Array(6 << MEMO_BITS), gen: 0 };
-  const m = memo!;
-  if (useMemo && ++m.gen > 0x3fffffff) { m.gen = 1; m.stamp.fill(0); }
-  const gen = useMemo ? m.gen : 0;
-  const slots = new Int32Array(5);
-  for (let y0 = 0; y0 < h; y0++) {
-    for (let x0 = 0; x0 < w; x0++) {
-      let x = x0, y = y0;
-      const k0 = (y0 * w + x0) * 3;
-      let c0 = data[k0], c1 = data[k0 + 1], c2 = data[k0 + 2];
-      let nslots = 0;
-      for (let it = 0; it < 5; it++) {
-        if (useMemo && it > 0) {
-          const pos = y * w + x;
-          const slot = (Math.imul(pos * 5 + it, 0x9e3779b1) >>> (32 - MEMO_BITS));
-          const v = slot * 6, val = m.val;
-          if (m.stamp[slot] === gen && m.pos[slot] === pos && m.step[slot] === it && val[v] === c0 && val[v + 1] === c1 && val[v + 2] === c2) {
-            c0 = val[v + 3]; c1 = val[v + 4]; c2 = val[v + 5];
-            break;
-          }
-          m.stamp[slot] = gen; m.pos[slot] = pos; m.step[slot] = it;
-          val[v] = c0; val[v + 1] = c1; val[v + 2] = c2; val[v + 3] = NaN; // the end colour follows when the climb ends
-          slots[nslots++] = slot;
-        }
-        let n = 0, sy = 0, s0 = 0, s1 = 0, s2 = 0;
-        const ya = y - sp < 0 ? 0 : y - sp, yb = y + sp > h - 1 ? h - 1 : y + sp;
-        const xa = x - sp < 0 ? 0 : x - sp, xb = x + sp > w - 1 ? w - 1 : x + sp;
-        // Away from the edges the first sample's offset and the row's sample count are the constants half and
-        // full (no divisions; 35k steps per image at level low).
-        const ys = y < sp ? y - Math.floor((y - ya) / step) * step : y - half;
-        const xs = x < sp ? x - Math.floor((x - xa) / step) * step : x - half;
-        const nxs = x >= sp && x + sp < w ? full : Math.floor((xb - xs) / step) + 1;
-        // Positions are summed as per-row counts and column indices: integers, so the totals (and the
-        // new centre) are exactly those of summing each accepted sample's x and y.
-        let sx = 0;
-        for (let yy = ys, kr = (ys * w + xs) * 3; yy <= yb; yy += step, kr += rowStride * step) {
-          let nr = 0, ir = 0;
-          // Whole rows of the 5- and 7-sample windows (the levels' windows away from the image edges) unrolled: the
-          // same tests and sums in the same order as the loop below, without its counter (10% of the search at level low).
-          // The 7-sample branch repeats the 5-sample one on purpose: folded into one branch with an `if (nxs === 7)` tail
-          // it cost ~9% more CPU at level low (256 px, one core, both orders, at review).
-          if (nxs === 5) {
-            let k = kr, v0 = data[k], v1 = data[k + 1], v2 = data[k + 2], t0 = v0 - c0, t1 = v1 - c1, t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 1; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 2; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 3; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 4; }
-          } else if (nxs === 7) {
-            let k = kr, v0 = data[k], v1 = data[k + 1], v2 = data[k + 2], t0 = v0 - c0, t1 = v1 - c1, t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 1; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 2; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 3; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 4; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 5; }
-            k += colStride; v0 = data[k]; v1 = data[k + 1]; v2 = data[k + 2]; t0 = v0 - c0; t1 = v1 - c1; t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) { s0 += v0; s1 += v1; s2 += v2; nr++; ir += 6; }
-          } else for (let j = 0, k = kr; j < nxs; j++, k += colStride) {
-            const v0 = data[k], v1 = data[k + 1], v2 = data[k + 2];
-            const t0 = v0 - c0, t1 = v1 - c1, t2 = v2 - c2;
-            if (t0 * t0 + t1 * t1 + t2 * t2 <= sr2) {
-              ir += j; s0 += v0; s1 += v1; s2 += v2; nr++;
-            }
-          }
-          sy += yy * nr; sx += nr * xs + step * ir; n += nr;
-        }
-        if (n === 0) break;
-        const nx = Math.round(sx / n), ny = Math.round(sy / n);
-        const n0 = s0 / n, n1 = s1 / n, n2 = s2 / n;
-        const moved = Math.abs(nx - x) + Math.abs(ny - y) + Math.abs(n0 - c0) + Math.abs(n1 - c1) + Math.abs(n2 - c2);
-        x = nx; y = ny; c0 = n0; c1 = n1; c2 = n2;
-        if (moved <= 1) break;
-      }
-      // Every state this climb recorded ends where it ended (a slot a later state of this climb took keeps the latter).
-      for (let q = 0; q < nslots; q++) {
-        const v = slots[q] * 6;
-        if (Number.isNaN(m.val[v + 3])) { m.val[v + 3] = c0; m.val[v + 4] = c1; m.val[v + 5] = c2; }
-      }
-      out[k0] = c0; out[k0 + 1] = c1; out[k0 + 2] = c2;
-    }
-  }
-  return out;
-}
 
 /** Dark horizontal lines (x0.01) every max(3, 20 / (i + 0.1)) px, max(5, 7i) px thick; seeded phase. */
 const scanLines: Impl = (img, { i, s, stream }) => {
