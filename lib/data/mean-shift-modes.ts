@@ -12,8 +12,13 @@ interface Search {
   modes(src: number, out: number, lay: number, memo: number, w: number, h: number, sp: number, sr: number, gen: number): void;
 }
 
-const wasmModule = new WebAssembly.Module(readFileSync(new URL('./wasm/mean-shift-modes.wasm', import.meta.url)));
-const instantiate = () => new WebAssembly.Instance(wasmModule, {}).exports as unknown as Search;
+// Compiled at the first search, not at import: a process (or a bundle without the file beside it) that never runs
+// mean_shift never reads it.
+let wasmModule: WebAssembly.Module | undefined;
+const instantiate = () => {
+  wasmModule ??= new WebAssembly.Module(readFileSync(new URL('./wasm/mean-shift-modes.wasm', import.meta.url)));
+  return new WebAssembly.Instance(wasmModule, {}).exports as unknown as Search;
+};
 // One instance kept for images up to KEEP_SCRATCH_ELEMENTS values (its memory, which never shrinks, holds the memo,
 // the image and its modes); a larger image gets an instance of its own, dropped after the call.
 let kept: Search | undefined;
