@@ -37,7 +37,7 @@ export interface WorkerOptions {
   metricsHost?: string;
   /** Stable id of this process ([A-Za-z0-9._:-]{1,128}). Default `<role>-<hostname>-<pid>`. */
   workerId?: string;
-  /** ONNX Runtime execution provider. Default cpu (the reward worker: the config's reward.device). */
+  /** ONNX Runtime execution provider: where this machine runs the role's graphs (docs/gpu.md). Default cpu. */
   device?: Device;
   /** Bearer token for the orchestrator. Takes precedence over tokenFile and the environment. Never logged. */
   token?: string;
