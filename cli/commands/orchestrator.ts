@@ -43,11 +43,11 @@ const command: CommandModule<object, Args> = {
     // JSON lines on stdout when it is not a terminal (lib/log), with the run id and the policy version.
     const logger = createProcessLogger({ role: 'orchestrator', policyVersion: () => orch?.coordinator.state.learnerVersion }, { fd: 1 });
     const { SetupError, CONFIG_EXIT_CODE } = await import('../../lib/config/setup-error.ts');
-    const { checkListenAuth, isNatsAuthError } = await import('../../lib/transport/index.ts');
+    const { checkListenAuth } = await import('../../lib/transport/index.ts');
     try {
-      // Refusals (bad configuration, unreadable secrets, a public address without authentication, NATS
-      // credentials refused) end the command with one line saying why, and exit code CONFIG_EXIT_CODE: no restart
-      // cures them (lib/config/setup-error.ts). Other failures to start (NATS unreachable, a port taken): exit code 1.
+      // Refusals (bad configuration, unreadable secrets, a public address without authentication) end the command
+      // with one line saying why, and exit code CONFIG_EXIT_CODE: no restart cures them (lib/config/setup-error.ts).
+      // Other failures to start (NATS unreachable or refusing the credentials, a port taken): one line, exit code 1.
       let settings;
       try {
         const { applyHeapGrowth } = await import('../../lib/deploy/heap-growth.ts');
@@ -84,7 +84,7 @@ const command: CommandModule<object, Args> = {
       const hint = /^refusing to listen/.test(msg) ? ' (flags: --auth-token-file FILE or --role-tokens-file FILE, or --tls-cert --tls-key --tls-ca --require-client-cert)' : '';
       // A refusal to start stays one plain line on stderr (the exit reason), as for the worker roles.
       console.error(`orchestrator: ${msg}${hint}`);
-      process.exit(e instanceof SetupError || isNatsAuthError(e) ? CONFIG_EXIT_CODE : 1);
+      process.exit(e instanceof SetupError ? CONFIG_EXIT_CODE : 1);
     }
     const running = orch;
     const stop = async () => {
