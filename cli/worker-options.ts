@@ -9,6 +9,7 @@ import { setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
 import { DEVICES, type Device } from '../lib/graph/device.ts';
 import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
+import { exitCodeFor } from '../lib/config/setup-error.ts';
 
 export interface WorkerCliArgs {
   orchestrator?: string;
@@ -135,20 +136,24 @@ export function applyProcessArgs(a: WorkerCliArgs, role: HeapRole): void {
   if (a.threads !== undefined) setIntraOpThreads(a.threads);
 }
 
-/** Runs a role until it stops: exit code 0 after a clean stop (SIGTERM, SIGINT, Shutdown), 1 on a fatal error. */
+/**
+ * Runs a role until it stops: exit code 0 after a clean stop (SIGTERM, SIGINT, Shutdown); on a fatal error,
+ * CONFIG_EXIT_CODE where no restart can cure it (a refused option or run configuration, a device the machine lacks:
+ * lib/config/setup-error.ts), else 1.
+ */
 export async function runUntilStopped(start: () => Promise<WorkerHandle>): Promise<never> {
   let handle: WorkerHandle;
   try {
     handle = await start();
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n`);
-    process.exit(1);
+    process.exit(exitCodeFor(e));
   }
   try {
     await handle.done;
     process.exit(0);
-  } catch {
+  } catch (e) {
     // the runtime logged the reason
-    process.exit(1);
+    process.exit(exitCodeFor(e));
   }
 }

@@ -138,7 +138,7 @@ export class Coordinator {
     });
     this.samples = new SampleCache(o.dataset);
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly() });
-    this.sessions = new WorkerSessions(o.metrics, this.board, o.config.reward.device);
+    this.sessions = new WorkerSessions(o.metrics, this.board);
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({
       config: o.config, algo: compileAlgorithm(o.config), board: this.board, samples: this.samples, metrics: o.metrics, progress: this.progress,

@@ -207,7 +207,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
           heartbeat_interval_ms: config.orchestrator.heartbeatSeconds * 1000,
         },
       });
-      log(`${session.role.toLowerCase()} ${session.workerId} connected (${deviceOf(session, config.reward.device)})`);
+      log(`${session.role.toLowerCase()} ${session.workerId} connected (${deviceOf(session)})`);
       coordinator.track(session);
       coordinator.attach(session);
       // synchronously per message (no Promise and microtask per result; lib/transport/queue.ts)

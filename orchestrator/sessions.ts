@@ -3,25 +3,19 @@
 import type { Metrics } from '../lib/metrics/index.ts';
 import type { WorkerSession } from '../lib/transport/index.ts';
 import type { TaskBoard } from './task-board.ts';
-import { DEVICE_FROM_RUN_CONFIG, deviceLabel, type Device } from '../lib/graph/device.ts';
 
 const ROLES = ['ROLLOUT', 'REWARD', 'LEARNER'] as const;
 
-/**
- * The device a worker runs its graphs on, as its Capabilities name it; a reward worker started without --device names
- * DEVICE_FROM_RUN_CONFIG in its first Hello (the config's reward.device decides, and arrives in the Welcome), which is
- * `rewardDevice`, the config's.
- */
-export function deviceOf(s: WorkerSession, rewardDevice: Device): string {
-  const d = s.hello.capabilities.device;
-  return d === DEVICE_FROM_RUN_CONFIG ? deviceLabel(rewardDevice) : d;
+/** The device a worker runs its graphs on, as its Capabilities name it (its --device: docs/gpu.md). */
+export function deviceOf(s: WorkerSession): string {
+  return s.hello.capabilities.device;
 }
 
 export class WorkerSessions {
   private readonly open = new Set<WorkerSession>();
   private readonly leaseTimer: NodeJS.Timeout;
 
-  constructor(private readonly metrics: Metrics, board: TaskBoard, private readonly rewardDevice: Device, leaseCheckMs = 1000) {
+  constructor(private readonly metrics: Metrics, board: TaskBoard, leaseCheckMs = 1000) {
     this.leaseTimer = setInterval(() => board.expireLeases(), leaseCheckMs);
     this.leaseTimer.unref();
     this.updateGauge(); // zero for every role until one connects, so "no workers" alerts can fire
@@ -39,7 +33,7 @@ export class WorkerSessions {
   }
 
   get workers(): Array<{ role: string; workerId: string; device: string }> {
-    return [...this.open].map((s) => ({ role: s.role, workerId: s.workerId, device: deviceOf(s, this.rewardDevice) }));
+    return [...this.open].map((s) => ({ role: s.role, workerId: s.workerId, device: deviceOf(s) }));
   }
 
   updateGauge(): void {

@@ -13,7 +13,7 @@
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import { SerialQueue } from '../lib/worker/serial-queue.ts';
 import { trace } from '../lib/log/trace.ts';
-import { DEVICE_FROM_RUN_CONFIG, deviceLabel, type Device } from '../lib/graph/device.ts';
+import { deviceLabel, type Device } from '../lib/graph/device.ts';
 import { RewardScorer, ScoreError } from '../lib/models/scorer.ts';
 import { resolutionOf } from '../lib/models/bundle.ts';
 import { decodeScoreTask, encodeTensor, type OrchestratorMessage__Output, type ScoreTask__Output } from '../lib/transport/index.ts';
@@ -49,21 +49,19 @@ class RewardRole implements WorkerRoleImpl {
   private ctx!: RoleContext;
   private scorer: RewardScorer | undefined;
   private encoder: string | undefined;
-  private device: Device = 'cpu';
   private work: SerialQueue<ScoreTask__Output> | undefined;
   private readonly cancelled = new Set<string>();
 
   constructor(
-    private readonly deviceOption: Device | undefined,
+    /** Its --device (default cpu): where this machine runs the reward graph, whatever the run. */
+    private readonly device: Device,
     private readonly maxBatch: number,
     private readonly maxInFlight: number,
   ) {}
 
   capabilities() {
     return {
-      // without --device, the run config's reward.device decides, known at the Welcome: until then the Hello says
-      // so, and the orchestrator names the config's (orchestrator/sessions.ts deviceOf)
-      device: this.deviceOption ? deviceLabel(this.deviceOption) : this.scorer ? deviceLabel(this.device) : DEVICE_FROM_RUN_CONFIG,
+      device: deviceLabel(this.device),
       max_batch: this.maxBatch,
       max_in_flight: this.maxInFlight,
       // it takes as many tasks in one message as it holds at once (it scores them together)
@@ -90,7 +88,6 @@ class RewardRole implements WorkerRoleImpl {
 
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
-    this.device = this.deviceOption ?? ctx.config.reward.device;
     this.scorer = new RewardScorer(ctx.config.reward, this.device);
     // Warm up at the run's resolution: loads the encoder (a bad reward.clipModel ends the worker here, by name)
     // and learns its name for capabilities and results.
@@ -287,7 +284,7 @@ function slice(s: Scored, at: number, n: number, mapPer: number): Scored {
 /** Starts a reward worker (see the module comment); resolves once it is dialling the orchestrator. */
 export async function runRewardWorker(options: RewardWorkerOptions = {}): Promise<RewardWorkerHandle> {
   const o = resolveWorkerOptions('reward', options);
-  const role = new RewardRole(o.device, o.maxBatch ?? REWARD_DEFAULT_MAX_BATCH, o.maxInFlight ?? REWARD_DEFAULT_MAX_IN_FLIGHT);
+  const role = new RewardRole(o.device ?? 'cpu', o.maxBatch ?? REWARD_DEFAULT_MAX_BATCH, o.maxInFlight ?? REWARD_DEFAULT_MAX_IN_FLIGHT);
   const handle = await startWorker(role, o);
   return { ...handle, encoderName: () => role.encoderName() };
 }

@@ -40,7 +40,7 @@ const pix = 3 * H * H;
 const G = config.grpo.groupSize;
 const dataset = await openRunDataset(config, 'train');
 const runner = await PolicyRunner.create(config);
-const scorer = new RewardScorer(config.reward, config.reward.device);
+const scorer = new RewardScorer(config.reward);
 type Row = { n: number; allBelow: number; allAbove: number; inside: number; idMinusGroup: number; idMinusMean: number; std: number };
 const rows = new Map<string, Row>();
 for (let k = 0, done = 0; done < groups; k++) {

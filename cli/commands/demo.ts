@@ -51,7 +51,7 @@ const command: CommandModule<object, Args> = {
       .option('rollout-workers', { type: 'number', default: 1 })
       .option('reward-workers', { type: 'number', default: 1 })
       .option('nats', { type: 'string', describe: 'use this running NATS server instead of starting one' })
-      .option('device', { type: 'string', array: true, describe: "a role's device: --device rollout=webgpu (repeatable; roles rollout, reward, learner; docs/gpu.md). Reward workers default to the run config's reward.device" }) as never,
+      .option('device', { type: 'string', array: true, describe: "a role's device: --device rollout=webgpu (repeatable; roles rollout, reward, learner; docs/gpu.md). Every role defaults to cpu; the final evaluation scores on the reward workers' device" }) as never,
   handler: async (args) => {
     const devices = parseDevices(args.device ?? []);
     const { runLocal } = await import('../../lib/local/local-run.ts');

@@ -46,20 +46,32 @@ const command: CommandModule<object, Args> = {
     let orch: Awaited<ReturnType<typeof runOrchestrator>> | undefined;
     // JSON lines on stdout when it is not a terminal (lib/log), with the run id and the policy version.
     const logger = createProcessLogger({ role: 'orchestrator', policyVersion: () => orch?.coordinator.state.learnerVersion }, { fd: 1 });
+    const { SetupError, CONFIG_EXIT_CODE } = await import('../../lib/config/setup-error.ts');
+    const { checkListenAuth } = await import('../../lib/transport/index.ts');
     try {
-      // Refusals (bad configuration, unreadable secrets, a public address without authentication, NATS
-      // credentials refused) end the command with one line saying why, and exit code 1.
-      const { applyHeapGrowth } = await import('../../lib/deploy/heap-growth.ts');
-      applyHeapGrowth(process.env, 'orchestrator'); // a bad $RECOVERY_GRPO_HEAP_GROWING_PERCENT is refused like a bad configuration
-      const config = runConfigFrom(args);
-      logger.setContext({ runId: config.run.id });
-      const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
-      const { readRoleTokens } = await import('../../lib/transport/index.ts');
-      const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
-      if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
-      const { parseAwaitWorkers } = await import('../../orchestrator/await-workers.ts');
-      const awaitWorkers = args.awaitWorkers !== undefined ? parseAwaitWorkers(args.awaitWorkers, args.awaitSeconds) : undefined;
-      const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
+      // Refusals (bad configuration, unreadable secrets, a public address without authentication) end the command
+      // with one line saying why, and exit code CONFIG_EXIT_CODE: no restart cures them (lib/config/setup-error.ts).
+      // Other failures to start (NATS unreachable or refusing the credentials, a port taken): one line, exit code 1.
+      let settings;
+      try {
+        const { applyHeapGrowth } = await import('../../lib/deploy/heap-growth.ts');
+        applyHeapGrowth(process.env, 'orchestrator'); // a bad $RECOVERY_GRPO_HEAP_GROWING_PERCENT is refused like a bad configuration
+        const config = runConfigFrom(args);
+        logger.setContext({ runId: config.run.id });
+        const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
+        const { readRoleTokens } = await import('../../lib/transport/index.ts');
+        const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
+        if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+        const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
+        const auth = token || tls || roleTokens ? { token, tls, roleTokens } : undefined;
+        checkListenAuth(args.listen ?? config.orchestrator.listen, auth);
+        const { parseAwaitWorkers } = await import('../../orchestrator/await-workers.ts');
+        const awaitWorkers = args.awaitWorkers !== undefined ? parseAwaitWorkers(args.awaitWorkers, args.awaitSeconds) : undefined;
+        settings = { config, auth, awaitWorkers };
+      } catch (e) {
+        throw new SetupError((e as Error).message, { cause: e });
+      }
+      const { config, auth, awaitWorkers } = settings;
       orch = await runOrchestrator({
         config,
         listen: args.listen,
@@ -67,7 +79,7 @@ const command: CommandModule<object, Args> = {
         natsAuth: resolveNatsAuth(natsAuthFromArgs(args)),
         metricsPort: args.metricsPort,
         metricsHost: args.metricsHost,
-        auth: token || tls || roleTokens ? { token, tls, roleTokens } : undefined,
+        auth,
         // At a terminal: today's lines (`[orchestrator] ...`, progress as is); else JSON (lib/log).
         ...(logger.format === 'json' ? { log: (l: string) => logger.info(l) } : {}),
         onProgress: (p) => (logger.format === 'json' ? logger.info(formatProgress(p)) : console.log(formatProgress(p))),
@@ -79,7 +91,7 @@ const command: CommandModule<object, Args> = {
       const hint = /^refusing to listen/.test(msg) ? ' (flags: --auth-token-file FILE or --role-tokens-file FILE, or --tls-cert --tls-key --tls-ca --require-client-cert)' : '';
       // A refusal to start stays one plain line on stderr (the exit reason), as for the worker roles.
       console.error(`orchestrator: ${msg}${hint}`);
-      process.exit(1);
+      process.exit(e instanceof SetupError ? CONFIG_EXIT_CODE : 1);
     }
     const running = orch;
     const stop = async () => {

@@ -5,7 +5,7 @@ import { applyProcessArgs, runUntilStopped, withWorkerOptions, workerOptionsFrom
 const command: CommandModule<object, WorkerCliArgs> = {
   command: 'reward-worker',
   describe: 'run a reward worker: SSIM and CLIP-embedding cosine of candidates against clean references',
-  builder: (y) => withWorkerOptions(y, { deviceDefault: "the run config's reward.device" }) as never,
+  builder: (y) => withWorkerOptions(y, { deviceDefault: 'cpu' }) as never,
   handler: async (args) => {
     applyProcessArgs(args, 'reward');
     const { runRewardWorker } = await import('../../reward-worker/index.ts');

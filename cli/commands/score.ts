@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
+import { DEVICES, type Device } from '../../lib/graph/device.ts';
 
 interface Args extends ConfigArgs {
   reference?: string;
@@ -13,6 +14,7 @@ interface Args extends ConfigArgs {
   clipModel?: string;
   encoder?: 'random-features' | 'mobilenet-v2' | 'onnx';
   json: boolean;
+  device: Device;
 }
 
 const pairSchema = z.strictObject({ reference: z.string().min(1), candidate: z.string().min(1) });
@@ -47,6 +49,7 @@ const command: CommandModule<object, Args> = {
       .option('encoder', { choices: ['random-features', 'mobilenet-v2', 'onnx'] as const, describe: 'image encoder of clip_cos (overrides reward.encoder; docs/encoders.md)' })
       .option('clip-model', { type: 'string', describe: 'ONNX CLIP vision tower (pixel_values [N,3,224,224] -> embedding), implies --encoder onnx; default: reward.encoder of the config' })
       .option('json', { type: 'boolean', default: true, describe: 'print JSON lines' })
+      .option('device', { choices: DEVICES, default: 'cpu' as Device, describe: "where the reward graph runs: this machine's cpu, or a GPU (cuda, webgpu; docs/gpu.md)" })
       .check((a) => {
         if (a.pairs ? a.reference || a.candidate : !(a.reference && a.candidate)) throw new Error('give either --reference and --candidate, or --pairs');
         return true;
@@ -58,7 +61,7 @@ const command: CommandModule<object, Args> = {
     const config = runConfigFrom(args);
     const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
     const encoder = args.clipModel ? { encoder: 'onnx' as const, clipModel: args.clipModel } : args.encoder ? { ...config.reward, encoder: args.encoder } : config.reward;
-    const scorer = new RewardScorer(encoder, config.reward.device);
+    const scorer = new RewardScorer(encoder, args.device);
     const pairs = args.pairs ? await readPairs(args.pairs) : [{ reference: args.reference!, candidate: args.candidate! }];
     const read = async (path: string, size?: { width: number; height: number }) => {
       try {

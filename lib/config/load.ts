@@ -8,6 +8,7 @@ import YAML from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type RunConfig } from './schema.ts';
 import { kind, objectShape, renderType, schemaAt } from './introspect.ts';
+import { SetupError } from './setup-error.ts';
 
 export interface ConfigIssue {
   /** Dotted field path ('' for the whole file). */
@@ -17,7 +18,8 @@ export interface ConfigIssue {
   source: string;
 }
 
-export class ConfigError extends Error {
+/** A refused run configuration: a SetupError (a role exits CONFIG_EXIT_CODE on it, and is not restarted as it is). */
+export class ConfigError extends SetupError {
   readonly issues: ConfigIssue[];
   constructor(issues: ConfigIssue[]) {
     super(issues.map((i) => `config error: ${i.path ? `${i.path}: ` : ''}${i.message} in ${i.source}`).join('\n'));

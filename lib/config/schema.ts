@@ -146,6 +146,10 @@ export const modelSchema = z.strictObject({
   }
 }).describe('The restoration policy.');
 
+/** Why reward.device is refused: where a worker runs its graphs is its own --device (docs/gpu.md). */
+export const REWARD_DEVICE_RETIRED =
+  "no longer a run setting: a worker's device is a property of its machine, so each worker takes its own --device (recovery-grpo reward-worker --device cuda; npm run demo -- --device reward=cuda; recovery-grpo score/eval --device cuda; docs/gpu.md)";
+
 export const rewardSchema = z.strictObject({
   expression: z.string().min(1).default(DEFAULT_REWARD_EXPRESSION)
     .describe('Scalar reward (a mathjs expression) over the components `ssim` and `clip_cos`, the constants of `weights` (written `weights.<name>`) and `alpha`. Default: Robust-U1\'s `1.0 * ssim + 0.2 * exp(-5 * (1 - clamp(clip_cos, 0, 1)))`. Applied by the orchestrator, so changing it never needs a re-score; its syntax is checked when the orchestrator compiles it.'),
@@ -158,9 +162,12 @@ export const rewardSchema = z.strictObject({
     .describe('The image encoder of the semantic term clip_cos (docs/encoders.md): `random-features`, the built-in fixed random convolutional features (not CLIP); `mobilenet-v2`, the pretrained MobileNetV2 (width 1.4) that the npm package nsfwjs (MIT) ships, converted from TensorFlow.js, its pooled penultimate features with its own preprocessing; `onnx`, a user\'s CLIP vision tower at reward.clipModel. Absent: onnx when reward.clipModel is set, else the default in docs/encoders.md. Reports name the encoder, its source package and version, and its licence.'),
   clipModel: z.string().min(1).optional()
     .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding), used with reward.encoder=onnx (implied when reward.encoder is absent).'),
-  device: z.enum(DEVICES).default('cpu')
-    .describe('Execution provider of the reward workers\' ONNX Runtime sessions: cpu, or a GPU through webgpu (onnxruntime-node\'s own WebGPU provider over Vulkan) or cuda (its CUDA provider, a separate download); docs/gpu.md. A worker\'s --device overrides it. The orchestrator\'s periodic evaluation scores on its own CPU.'),
+  // Retired in round 18: the device is a property of each worker's machine, not of the run (one run config serves a
+  // cluster of mixed machines). `cpu`, what every config.json written before says, still loads and means nothing.
+  device: z.enum(DEVICES).optional()
+    .describe(`Retired (round 18): ${REWARD_DEVICE_RETIRED}. Only \`cpu\`, which configuration files written before say, is still accepted, and changes nothing.`),
 }).superRefine((r, ctx) => {
+  if (r.device !== undefined && r.device !== 'cpu') ctx.addIssue({ code: 'custom', path: ['device'], message: `${REWARD_DEVICE_RETIRED} (got ${JSON.stringify(r.device)})` });
   const used = new Set([...r.expression.matchAll(/\bweights\.([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!));
   for (const name of used) {
     if (!(name in r.weights)) ctx.addIssue({ code: 'custom', path: ['expression'], message: `uses weights.${name}, which reward.weights does not define` });

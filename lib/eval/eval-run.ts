@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
+import type { Device } from '../graph/device.ts';
 import { configHash } from '../checkpoint/digest.ts';
 import { CheckpointError, loadCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { dataConfigFrom, openDataset, type Sample } from '../data/dataset.ts';
@@ -26,6 +27,8 @@ export interface EvalCommandOptions {
   out: string;
   /** Images to evaluate (default eval.samples). */
   samples?: number;
+  /** Where the reward graph runs (the CLI's --device; default cpu): this machine's, not the run's (docs/gpu.md). */
+  device?: Device;
   /** Rows in the image grid (default 8). */
   gridRows?: number;
   log?: (line: string) => void;
@@ -132,7 +135,7 @@ export async function runEvalCommand(o: EvalCommandOptions): Promise<{ json: Eva
   policies.policy = { kind: 'mean', params: ckpt.params };
   policies.policy_sampled = { kind: 'sampled', params: ckpt.params };
   const gridRows = o.gridRows ?? 8;
-  const ev = await evaluate(config, samples, policies, { keep: gridIndices(samples, gridRows) });
+  const ev = await evaluate(config, samples, policies, { device: o.device ?? 'cpu', keep: gridIndices(samples, gridRows) });
 
   const sources: EvalSources = {
     checkpoint: { path: o.checkpoint, run_id: ckpt.meta.runId, version: ckpt.meta.version, digest: ckpt.digest },

@@ -12,6 +12,7 @@ import { compileRewardExpression, rewardConstants } from '../grpo/reward-express
 import { PolicyRunner } from '../models/runner.ts';
 import { FlowRunner, flowSamplerName, isFlowFamily } from '../flow/family.ts';
 import { RewardScorer } from '../models/scorer.ts';
+import type { Device } from '../graph/device.ts';
 
 export interface Scores {
   reward: number;
@@ -104,11 +105,13 @@ export async function evaluate(
   samples: Sample[],
   policies: Record<string, Policy>,
   /**
-   * runner / scorer: sessions to reuse (a periodic evaluator keeps them); the caller releases them. keep: the
-   * samples whose recovered images are kept in `outputs` (default all; an every-type evaluation of 64 whole
-   * photographs holds about 300 MB of float pixels per policy, and a grid needs a few).
+   * device: where this process scores (the reward graph; the policy runs on the CPU), default cpu: the caller's
+   * choice, as a worker's --device is, never the run config's (the eval CLI's --device, the demo's reward workers'
+   * device; the orchestrator's periodic evaluation passes its CPU scorer). runner / scorer: sessions to reuse (a periodic evaluator keeps them); the caller releases
+   * them. keep: the samples whose recovered images are kept in `outputs` (default all; an every-type evaluation of 64
+   * whole photographs holds about 300 MB of float pixels per policy, and a grid needs a few).
    */
-  opts: { clipModel?: string; runner?: PolicyRunner; scorer?: RewardScorer; keep?: readonly number[] } = {},
+  opts: { device?: Device; clipModel?: string; runner?: PolicyRunner; scorer?: RewardScorer; keep?: readonly number[] } = {},
 ): Promise<EvalResult> {
   if (samples.length === 0) throw new Error('evaluate: no samples (is the eval split empty?)');
   const kept = opts.keep ? new Set(opts.keep) : null;
@@ -139,7 +142,7 @@ export async function evaluate(
     for (let b = 0; b < idx.length; b += BATCH) batches.push({ idx: idx.slice(b, b + BATCH), height, width });
   }
   const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
-  const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ? { encoder: 'onnx', clipModel: opts.clipModel } : config.reward, config.reward.device);
+  const scorer = opts.scorer ?? new RewardScorer(opts.clipModel ? { encoder: 'onnx', clipModel: opts.clipModel } : config.reward, opts.device ?? 'cpu');
   const needRunner = Object.values(policies).some((p) => p.kind !== 'identity');
   // The flow family evaluates with the deterministic ODE sampler (flow.evalSteps), 'mean' and 'sampled' alike.
   const flow = isFlowFamily(config);

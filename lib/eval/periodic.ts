@@ -122,7 +122,7 @@ export class PeriodicEvaluator {
     // eval.periodicDraws (default one): a progress curve beside training, not the final evaluation's criteria.
     this.samples ??= await configEvalSamples(config, { draws: config.eval.periodicDraws });
     if (config.model.family !== 'flow') this.runner ??= await PolicyRunner.create(config);
-    // on this process's CPU: reward.device names where the reward workers score, and the orchestrator has no GPU
+    // on this process's CPU: the reward workers' --device says where they score, and the orchestrator has no GPU
     this.scorer ??= new RewardScorer(config.reward, 'cpu');
     const gridRows = this.o.gridRows ?? 6;
     const reuse = { ...(this.runner ? { runner: this.runner } : {}), scorer: this.scorer, keep: gridIndices(this.samples, gridRows) };

@@ -84,7 +84,7 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
   const seed = config.run.seed;
   const train = await openRunDataset(config, 'train');
   const evalSet = await openRunDataset(config, 'eval');
-  const scorer = new RewardScorer(config.reward, config.reward.device);
+  const scorer = new RewardScorer(config.reward);
   const step = await GraphSession.create(serialize(buildFlowStepGraph(s.model, r, s.sampler.type)));
   const sft = await GraphSession.create(serialize(buildFlowSftGraph(s.model, r)));
   const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(s.model, r, s.sampler.type, config.grpo.advantageMode)));

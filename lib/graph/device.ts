@@ -9,12 +9,6 @@
 export const DEVICES = ['cpu', 'cuda', 'webgpu'] as const;
 export type Device = (typeof DEVICES)[number];
 
-/**
- * What a reward worker started without --device names as its device in its first Hello: the run config's
- * reward.device decides, and the config arrives only in the Welcome (the orchestrator resolves it, deviceOf).
- */
-export const DEVICE_FROM_RUN_CONFIG = 'reward.device';
-
 /** The device as a worker's Capabilities name it: `cpu`, `cuda:0`, `webgpu:0`. */
 export function deviceLabel(device: Device): string {
   return device === 'cpu' ? 'cpu' : `${device}:0`;

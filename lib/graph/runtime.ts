@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { readdirSync, readFileSync } from 'node:fs';
 
 import type { Device } from './device.ts';
+import { SetupError } from '../config/setup-error.ts';
 
 /** What a GPU provider needs when it cannot start: appended to the error that names the device. */
 const DEVICE_NEEDS: Record<Exclude<Device, 'cpu'>, string> = {
@@ -141,8 +142,9 @@ export class GraphSession {
       session = await ort.InferenceSession.create(model, options);
     } catch (e) {
       if (device === 'cpu') throw e;
-      // onnxruntime's message says whether the provider or the model failed; this names the device and what it needs
-      throw new Error(`device ${device}: onnxruntime could not create the session on its ${device} execution provider (${DEVICE_NEEDS[device]}; docs/gpu.md): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      // onnxruntime's message says whether the provider or the model failed; this names the device and what it needs.
+      // A SetupError: the same graph on the same machine fails the same way, so a role ends rather than restarts.
+      throw new SetupError(`device ${device}: onnxruntime could not create the session on its ${device} execution provider (${DEVICE_NEEDS[device]}; docs/gpu.md): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     return new GraphSession(session, device, !!profileDir);
   }

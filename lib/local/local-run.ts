@@ -40,7 +40,7 @@ export interface LocalRunOptions {
    * (at most every core), unless $RECOVERY_GRPO_THREADS is set, which then applies to every role.
    */
   threads?: Partial<Record<OrtRole, number>>;
-  /** --device for each role's processes (docs/gpu.md); the reward workers' default is the run config's reward.device. */
+  /** --device for each role's processes (docs/gpu.md; default cpu); the final evaluation scores on the reward workers'. */
   devices?: Partial<Record<OrtRole, Device>>;
   /** Reuse a reachable NATS server instead of starting one (its credentials, if any, come from the environment). */
   natsUrl?: string;
@@ -279,7 +279,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       identity: { kind: 'identity' },
       before: { kind: 'mean', params: refCkpt.params },
       after: { kind: 'mean', params: finalCkpt.params },
-    }, { keep: shown });
+    }, { device: o.devices?.['reward-worker'] ?? 'cpu', keep: shown });
     const evalCpu = process.cpuUsage(evalCpu0);
     const evalSeconds = (performance.now() - evalT0) / 1000;
     const img = (name: string, i: number) => outputImage(ev, name, i);

@@ -194,7 +194,7 @@ export async function runSingleProcess(
   const hyper = grpoHyper(config);
   const runner = flow ? undefined : await PolicyRunner.create(config);
   const flowRunner = flow ? await FlowRunner.create(config) : undefined;
-  const scorer = new RewardScorer(config.reward, config.reward.device);
+  const scorer = new RewardScorer(config.reward);
   let reference: { params: TensorMap; version: number; digest: string } | undefined;
   let average: ParamEma | undefined;
   const rewards: number[] = [];
@@ -349,7 +349,7 @@ export async function runRewardBackprop(
   const params = opts.params;
   const trainer = PolicyTrainer.create(config, params);
   const runner = await PolicyRunner.create(config);
-  const scorer = new RewardScorer(config.reward, config.reward.device);
+  const scorer = new RewardScorer(config.reward);
   const reward = compileRewardExpression(config.reward.expression, rewardConstants(config.reward));
   const B = config.sft.batchSize;
   const zeros = new Float32Array(B * pix);

@@ -1,7 +1,13 @@
 // Runs a set of child processes the way a cluster would: each one is restarted when it dies (after a
-// short back-off), until the supervisor is told to stop. Used by the local run and the fault tests.
+// short back-off), until the supervisor is told to stop. Used by the local run and the fault tests. A child that
+// exits with CONFIG_EXIT_CODE (a refused option or configuration, a device its machine lacks) is not restarted: no
+// restart cures that, so the supervisor stops every child and whenDone rejects with the child's last error lines.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { CONFIG_EXIT_CODE } from '../config/setup-error.ts';
+
+/** Output lines kept per child, for the error that names why it could not run. */
+const KEPT_LINES = 20;
 
 export interface ChildSpec {
   name: string;
@@ -20,18 +26,22 @@ interface Child {
   proc?: ChildProcess;
   restarts: number;
   done: boolean;
+  /** Its last KEPT_LINES output lines (stdout and stderr), ANSI colours removed. */
+  lastLines: string[];
 }
 
 export class Supervisor {
   private readonly children = new Map<string, Child>();
   private stopping = false;
+  /** Why the run cannot go on: a child exited with CONFIG_EXIT_CODE. */
+  private failure: Error | undefined;
   /** Restarts performed, per child name. */
   readonly restarts: Record<string, number> = {};
 
   constructor(private readonly log: (line: string) => void = (l) => console.log(l)) {}
 
   start(spec: ChildSpec): void {
-    const child: Child = { spec, restarts: 0, done: false };
+    const child: Child = { spec, restarts: 0, done: false, lastLines: [] };
     this.children.set(spec.name, child);
     this.launch(child);
   }
@@ -54,7 +64,12 @@ export class Supervisor {
     const { spec } = child;
     const proc = spawn(spec.command, args, { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.proc = proc;
-    const onLine = spec.onLine ?? ((l: string) => this.log(`[${spec.name}] ${l}`));
+    const show = spec.onLine ?? ((l: string) => this.log(`[${spec.name}] ${l}`));
+    const onLine = (line: string) => {
+      child.lastLines.push(line.replace(/\x1b\[[0-9;]*m/g, ''));
+      if (child.lastLines.length > KEPT_LINES) child.lastLines.shift();
+      show(line);
+    };
     for (const stream of [proc.stdout!, proc.stderr!]) createInterface({ input: stream }).on('line', onLine);
     proc.on('error', (e) => this.log(`[${spec.name}] could not start: ${e.message}`));
     proc.on('exit', (code, signal) => {
@@ -65,8 +80,25 @@ export class Supervisor {
         child.done = true;
         return;
       }
+      if (code === CONFIG_EXIT_CODE) {
+        // its readline interfaces may still hold the last lines: read them once the streams have ended
+        void Promise.all([proc.stdout, proc.stderr].map((st) => (st && !st.readableEnded ? new Promise((r) => st.once('close', r)) : undefined))).then(() => this.fail(child));
+        return;
+      }
       this.restartLater(child, `exited (${signal ?? `code ${code}`})`);
     });
+  }
+
+  /** Stops the run: `child` cannot run as it is set up (it exited with CONFIG_EXIT_CODE). */
+  private fail(child: Child): void {
+    if (this.stopping) return;
+    const errors = child.lastLines.filter((l) => /error/i.test(l));
+    const why = (errors.length > 0 ? errors : child.lastLines).slice(-3);
+    this.failure = new Error(
+      `${child.spec.name} cannot run as it is set up (exit code ${CONFIG_EXIT_CODE}, not restarted; see docs/roles.md): ${why.length > 0 ? why.join('\n') : 'it printed nothing'}`,
+    );
+    this.log(`[supervisor] ${child.spec.name} exited with code ${CONFIG_EXIT_CODE} (a configuration or device error no restart cures): stopping every process`);
+    void this.stopAll();
   }
 
   private restartLater(child: Child, why: string): void {
@@ -79,9 +111,13 @@ export class Supervisor {
     }, delay);
   }
 
-  /** Resolves when the named child exits with its done code. */
+  /**
+   * Resolves when the named child exits with its done code; rejects when the run stopped before, with the error
+   * naming the child and its last error lines where one exited with CONFIG_EXIT_CODE.
+   */
   async whenDone(name: string, pollMs = 200): Promise<void> {
     while (!this.children.get(name)?.done) {
+      if (this.failure) throw this.failure;
       if (this.stopping) throw new Error(`stopped before ${name} finished`);
       await new Promise((r) => setTimeout(r, pollMs));
     }

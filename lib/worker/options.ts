@@ -5,6 +5,7 @@ import { createProcessLogger } from '../log/index.ts';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEVICES, refusedOn, type Device } from '../graph/device.ts';
+import { SetupError } from '../config/setup-error.ts';
 import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
 
 export type RoleName = 'rollout' | 'reward' | 'learner';
@@ -36,7 +37,7 @@ export interface WorkerOptions {
   metricsHost?: string;
   /** Stable id of this process ([A-Za-z0-9._:-]{1,128}). Default `<role>-<hostname>-<pid>`. */
   workerId?: string;
-  /** ONNX Runtime execution provider. Default cpu (the reward worker: the config's reward.device). */
+  /** ONNX Runtime execution provider: where this machine runs the role's graphs (docs/gpu.md). Default cpu. */
   device?: Device;
   /** Bearer token for the orchestrator. Takes precedence over tokenFile and the environment. Never logged. */
   token?: string;
@@ -133,24 +134,24 @@ function readToken(opts: { token?: string; tokenFile?: string }, env: NodeJS.Pro
   return readSecret(opts.token, opts.tokenFile, TOKEN_ENV, 'worker options: the auth token', env);
 }
 
-/** Validates and completes a role's options. Errors name the option (`worker options.metricsPort: ...`). */
+/** Validates and completes a role's options. Errors (SetupErrors) name the option (`worker options.metricsPort: ...`). */
 export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env: NodeJS.ProcessEnv = process.env): ResolvedWorkerOptions {
   const r = schema.safeParse(options);
-  if (!r.success) throw new Error(formatIssues('worker options', r.error));
+  if (!r.success) throw new SetupError(formatIssues('worker options', r.error));
   const o = r.data;
   try {
     parseHostPort(o.orchestrator, 'orchestrator');
   } catch (e) {
-    throw new Error(`worker options.orchestrator: ${(e as Error).message}`);
+    throw new SetupError(`worker options.orchestrator: ${(e as Error).message}`);
   }
   const refused = o.device ? refusedOn(o.device, role) : undefined;
-  if (refused) throw new Error(`worker options.device: ${o.device}: ${refused}`);
+  if (refused) throw new SetupError(`worker options.device: ${o.device}: ${refused}`);
   const workerId = o.workerId ?? defaultWorkerId(role);
   let natsAuth: NatsAuth;
   try {
     natsAuth = resolveNatsAuth(o.natsAuth ?? {}, env);
   } catch (e) {
-    throw new Error(`worker options.natsAuth: ${(e as Error).message}`);
+    throw new SetupError(`worker options.natsAuth: ${(e as Error).message}`);
   }
   return {
     role,

@@ -8,7 +8,8 @@
 //   failure: a retryable stream failure (orchestrator gone, heartbeat timeout, a clean close without Shutdown)
 //            -> withReconnect backoff -> Hello again with the current policy version / last batch seq.
 //            Non-retryable (bad token, refused Hello, invalid run config, a Welcome for another run): the worker
-//            stops and `done` rejects with the reason.
+//            stops and `done` rejects with the reason; a SetupError (a run config it refuses, and at start a
+//            device this machine cannot give: lib/graph/device-check.ts) makes the CLI exit CONFIG_EXIT_CODE.
 //   stop:    stop() / SIGTERM / SIGINT / Shutdown: the role stops taking tasks and finishes in-flight work
 //            within the grace period (then abandons it: the orchestrator re-dispatches on lease expiry), the
 //            stream is half-closed, the role releases its sessions, NATS is drained, the metrics server closes.
@@ -35,6 +36,8 @@ import {
   type WorkerMessage,
 } from '../transport/index.ts';
 import { trace, traceRole } from '../log/trace.ts';
+import { checkDevice } from '../graph/device-check.ts';
+import { SetupError } from '../config/setup-error.ts';
 import { WIRE_ROLE, type Logger, type ResolvedWorkerOptions, type RoleName } from './options.ts';
 
 export const SOFTWARE_VERSION = (() => {
@@ -198,6 +201,8 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
       },
     };
   };
+  // A device this machine cannot give ends the role here, before it joins (a SetupError: no restart cures it).
+  if (o.device) await checkDevice(o.device);
   const server: MetricsServer = await startMetricsServer({ port: o.metricsPort, host: o.metricsHost, registry: registryShim, health });
   log.info(`metrics and health on ${server.url}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}; NATS ${o.nats} (${describeNatsAuth(o.natsAuth)})`);
 
@@ -451,11 +456,12 @@ function parseWelcomeConfig(w: Welcome__Output): RunConfig {
   try {
     json = JSON.parse(w.config_json || '{}');
   } catch (e) {
-    throw new WorkerFatalError(`Welcome.config_json is not JSON: ${(e as Error).message}`);
+    throw new SetupError(`Welcome.config_json is not JSON: ${(e as Error).message}`);
   }
   try {
     return parseConfig(json, { source: 'Welcome.config_json' });
   } catch (e) {
-    throw new WorkerFatalError(`Welcome.config_json: ${(e as Error).message}`);
+    // a run configuration this role refuses: restarting it gets the same one (a SetupError)
+    throw new SetupError(`Welcome.config_json: ${(e as Error).message}`);
   }
 }

@@ -13,7 +13,7 @@
 //     warm start beside it has a higher reward than the warm start;
 //   - the orchestrator's and the rollout worker's logs are JSON lines with role, run id, level (and, on the
 //     worker, worker id and policy version);
-//   - before the stack, the WebGPU reward scorer in the image (`recovery-grpo score` with reward.device webgpu, as
+//   - before the stack, the WebGPU reward scorer in the image (`recovery-grpo score --device webgpu`, as
 //     a reward worker of k8s/overlays/webgpu runs it): on a machine without a GPU it must end with onnxruntime's
 //     "no adapter" error, i.e. Dawn found the Vulkan loader libvulkan.so.1 in the image, not that it is missing;
 //     and the libraries NVIDIA's Vulkan driver loads are in the image's linker cache (libEGL.so.1 in an X-webgpu tag).
@@ -170,7 +170,7 @@ function checkVulkanLibs(): void {
 }
 
 /**
- * Scores one image pair in the image with reward.device webgpu, as the reward workers of k8s/overlays/webgpu score
+ * Scores one image pair in the image with --device webgpu, as the reward workers of k8s/overlays/webgpu score
  * (same RewardScorer, same provider), in a container shaped like their pod (uid 10001, read-only root, /tmp a tmpfs).
  * Here, with no GPU, the expected end is onnxruntime's "no adapter" error; on a machine whose GPU podman exposes, a
  * score.
@@ -181,7 +181,7 @@ async function checkWebgpuScorer(): Promise<void> {
   await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 90, g: 140, b: 200 } } }).png().toFile(join(dir, 'a.png'));
   const r = spawnSync('podman', [
     'run', '--rm', '--network', 'none', '--read-only', '--tmpfs', '/tmp', '--user', `${UID}:${UID}`, '-v', `${dir}:/in:ro`,
-    image, 'score', '--reference', '/in/a.png', '--candidate', '/in/a.png', '--set', 'reward.device=webgpu',
+    image, 'score', '--reference', '/in/a.png', '--candidate', '/in/a.png', '--device', 'webgpu',
   ], { encoding: 'utf8', timeout: 120_000 });
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   writeFileSync(join(WORK, 'logs', 'webgpu-score.log'), out);

@@ -35,7 +35,7 @@ test('defaults validate and carry the design values', () => {
     corruptions: { types: 'all', levels: [0.23, 0.45, 0.9] },
   });
   assert.deepEqual(c.model, { arch: 'resnet', family: 'gaussian', width: 16, depth: 4, logStd: Math.log(0.01), learnLogStd: false });
-  assert.deepEqual(c.reward, { expression: DEFAULT_REWARD_EXPRESSION, weights: { ssim: 1.0, clip: 0.2 }, alpha: 5, device: 'cpu' });
+  assert.deepEqual(c.reward, { expression: DEFAULT_REWARD_EXPRESSION, weights: { ssim: 1.0, clip: 0.2 }, alpha: 5 });
   assert.equal(c.grpo.groupSize, 8);
   assert.equal(c.grpo.clipLow, 1e-4);
   assert.equal(c.grpo.beta, 0.004);
@@ -215,7 +215,7 @@ test('the reference lists every field, with its type, default and description', 
     }
   };
   walk(loadConfig() as unknown as Record<string, unknown>, '');
-  leaves.push('data.source.path', 'data.evalSize', 'data.corruptions.weights', 'reward.clipModel', 'reward.encoder');
+  leaves.push('data.source.path', 'data.evalSize', 'data.corruptions.weights', 'reward.clipModel', 'reward.encoder', 'reward.device');
   // the optional sections of an imported network (issue #14)
   leaves.push(...['onnx', 'weights', 'image', 'frozen', 'time', 'condition'].map((k) => `model.network.${k}`), ...['kind', 'rank', 'alpha', 'targets', 'trainBiases'].map((k) => `model.adapter.${k}`));
   assert.deepEqual([...configFieldPaths()].sort(), leaves.sort());

@@ -101,6 +101,16 @@ test('eval: --data folder of clean images, explicit --config and --reference; a 
     );
     assert.ok(bad, 'refused');
     assert.match(bad.stderr, /does not fit the policy of this configuration.*--config/);
+    // --device: where the reward graph runs, the caller's (default cpu), never the run config's. A config.json written
+    // before round 18 (reward.device cpu) still loads; a device this machine lacks ends in the device's error.
+    const old = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { reward: Record<string, unknown> };
+    old.reward.device = 'cpu';
+    writeFileSync(join(dir, 'old-config.json'), JSON.stringify(old));
+    const onCuda = await cli('eval', '--checkpoint', join(dir, 'final.safetensors'), '--config', join(dir, 'old-config.json'), '--device', 'cuda', '--samples', '2', '--out', join(dir, 'r4')).then(
+      () => null,
+      (e: { stderr: string }) => e,
+    );
+    if (onCuda) assert.match(onCuda.stderr, /^eval: device cuda: onnxruntime could not create the session on its cuda execution provider/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

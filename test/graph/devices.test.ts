@@ -12,7 +12,7 @@ import { GraphSession, PROFILE_ENV } from '../../lib/graph/runtime.ts';
 import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { add } from '../../lib/graph/ops.ts';
-import { loadConfig } from '../../lib/config/index.ts';
+import { ConfigError, loadConfig, SetupError } from '../../lib/config/index.ts';
 import { resolveWorkerOptions, silentLogger } from '../../lib/worker/options.ts';
 import { gpuCheck, placementOf } from '../../scripts/gpu-check.ts';
 import { compareOutputs, NOISE_FACTOR, nudged, SCALE_FLOOR } from '../../scripts/gpu/compare.ts';
@@ -24,9 +24,14 @@ function addGraph(): Uint8Array {
   return serialize(g);
 }
 
-test('devices: Capabilities name a GPU by provider and index; the config and worker options take webgpu', () => {
+test('devices: Capabilities name a GPU by provider and index; worker options take webgpu; the run config names no device', () => {
   assert.deepEqual(['cpu', 'cuda', 'webgpu'].map((d) => deviceLabel(d as 'cpu')), ['cpu', 'cuda:0', 'webgpu:0']);
-  assert.equal(loadConfig(undefined, ['reward.device=webgpu']).reward.device, 'webgpu');
+  // reward.device is retired (round 18): a GPU there is refused, pointing to --device; cpu (old config.json files) loads
+  for (const d of ['webgpu', 'cuda']) {
+    assert.throws(() => loadConfig(undefined, [`reward.device=${d}`]), (e: Error) => e instanceof ConfigError && new RegExp(`^config error: reward\\.device: no longer a run setting: a worker's device is a property of its machine, so each worker takes its own --device .*\\(got "${d}"\\)`).test(e.message));
+  }
+  assert.equal(loadConfig(undefined, ['reward.device=cpu']).reward.device, 'cpu');
+  assert.equal(loadConfig().reward.device, undefined);
   assert.throws(() => loadConfig(undefined, ['reward.device=tpu']), /reward\.device/);
   assert.equal(resolveWorkerOptions('reward', { device: 'webgpu', logger: silentLogger }).device, 'webgpu');
   assert.throws(() => resolveWorkerOptions('reward', { device: 'tpu' as 'cpu', logger: silentLogger }), /worker options\.device/);
@@ -48,6 +53,7 @@ test('devices: a GPU provider that cannot start is an error naming the device an
     try {
       session = await GraphSession.create(addGraph(), { device });
     } catch (e) {
+      assert.ok(e instanceof SetupError, 'a SetupError: the role exits CONFIG_EXIT_CODE, not to be restarted');
       assert.match((e as Error).message, new RegExp(`^device ${device}: onnxruntime could not create the session on its ${device} execution provider \\(it needs .*docs/gpu\\.md\\): `));
       continue;
     }

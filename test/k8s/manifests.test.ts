@@ -24,13 +24,15 @@ const at = (p: string) => join(ROOT, p);
 
 const KUSTOMIZATIONS = ['k8s/base', 'k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/overlays/webgpu', 'k8s/monitoring'];
 const RUN_OVERLAYS = ['k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/overlays/webgpu'];
-/** Where each run overlay puts GPUs: the device of each role that has one, the run config's reward.device, KEDA. */
-const GPU_PLAN: Record<string, { devices: Record<string, Device>; rewardDevice: Device; keda: boolean }> = {
-  'k8s/overlays/cpu-dev': { devices: {}, rewardDevice: 'cpu', keda: false },
-  'k8s/overlays/gpu': { devices: { 'reward-worker': 'cuda' }, rewardDevice: 'cuda', keda: true },
-  'k8s/overlays/gpu-all': { devices: { learner: 'cuda', 'reward-worker': 'cuda', 'rollout-worker': 'cuda' }, rewardDevice: 'cuda', keda: true },
-  // The reward workers by --device=webgpu; reward.device stays cpu for the orchestrator's evaluation (no GPU there).
-  'k8s/overlays/webgpu': { devices: { 'reward-worker': 'webgpu' }, rewardDevice: 'cpu', keda: false },
+/**
+ * Where each run overlay puts GPUs: the device of each role that has one (its --device: one form in every overlay; the
+ * run config names no device, round 18), KEDA.
+ */
+const GPU_PLAN: Record<string, { devices: Record<string, Device>; keda: boolean }> = {
+  'k8s/overlays/cpu-dev': { devices: {}, keda: false },
+  'k8s/overlays/gpu': { devices: { 'reward-worker': 'cuda' }, keda: true },
+  'k8s/overlays/gpu-all': { devices: { learner: 'cuda', 'reward-worker': 'cuda', 'rollout-worker': 'cuda' }, keda: true },
+  'k8s/overlays/webgpu': { devices: { 'reward-worker': 'webgpu' }, keda: false },
 };
 /** The NVIDIA container toolkit mounts the driver's Vulkan ICD (what WebGPU runs on) only for this capability. */
 const WEBGPU_CAPABILITIES = ['compute', 'utility', 'graphics'];
@@ -333,8 +335,8 @@ for (const overlay of RUN_OVERLAYS) {
         assert.ok(!(c.env as Any[]).some((e) => e.name === 'NVIDIA_VISIBLE_DEVICES'), `${w.metadata.name}: NVIDIA_VISIBLE_DEVICES left to the device plugin`);
       } else assert.equal(capabilities, undefined, `${w.metadata.name}: NVIDIA_DRIVER_CAPABILITIES only where WebGPU runs`);
       if (comp in ROLES && comp !== 'orchestrator') {
-        // --device, else the run config's reward.device (reward workers) or cpu
-        const effective = (arg(c, 'device') ?? (comp === 'reward-worker' ? cfg.reward.device : 'cpu')) as Device;
+        // its --device, else cpu
+        const effective = (arg(c, 'device') ?? 'cpu') as Device;
         assert.equal(effective, device ?? 'cpu', `${w.metadata.name}: runs its graphs on ${device ?? 'cpu'}`);
         const role = ({ learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' } as const)[comp as 'learner' | 'rollout-worker' | 'reward-worker'];
         assert.equal(refusedOn(effective, role), undefined, `${w.metadata.name}: not on a device its role is refused on`);
@@ -344,7 +346,7 @@ for (const overlay of RUN_OVERLAYS) {
       assert.equal(podSpec(w).nodeSelector?.['nvidia.com/gpu.present'], 'true', `${w.metadata.name}: GPU nodes`);
       assert.ok(podSpec(w).tolerations?.some((t: Any) => t.key === 'nvidia.com/gpu' && t.operator === 'Exists'), `${w.metadata.name}: tolerates the GPU taint`);
     }
-    assert.equal(cfg.reward.device, plan.rewardDevice, 'reward.device');
+    assert.equal(cfg.reward.device, undefined, 'reward.device: retired, the device is each worker\'s --device');
     // KEDA: in the gpu overlays, on the rollout workers, on this run's queue; the Deployment leaves replicas to it.
     const sos = objs.filter((o) => o.kind === 'ScaledObject');
     const rollout = only(objs, 'Deployment', 'rollout-worker');

@@ -17,6 +17,7 @@ import { connectToOrchestrator, spawnNatsServer, TransportError, type ConnectOpt
 import { runRewardWorker } from '../../reward-worker/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { freePort } from '../helpers/nats.ts';
+import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
 const TOKEN = 'grpc-token-7f3a9c1e';
@@ -93,7 +94,7 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
     try {
       // refused before anything starts: a public address without authentication
       const pub = spawnSync(process.execPath, [BIN, 'orchestrator', '--config', f('config.json'), '--listen', '0.0.0.0:0', ...natsFlags, '--nats-pass-file', f('natspass')], { encoding: 'utf8', timeout: 60_000 });
-      assert.equal(pub.status, 1, pub.stderr);
+      assert.equal(pub.status, CONFIG_EXIT_CODE, pub.stderr);
       assert.match(pub.stderr, /^orchestrator: refusing to listen on 0\.0\.0\.0:0 without authentication: it is not a loopback address, so any host that can reach it could join the run/);
 
       const port = await freePort();

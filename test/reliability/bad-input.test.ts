@@ -44,6 +44,7 @@ import { silentLogger } from '../../lib/worker/index.ts';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { startFakeOrchestrator, tinyConfig } from '../roles/helpers.ts';
 import { fakeSession } from '../helpers/fake-session.ts';
+import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
 
 const H = 16;
 const G = 2;
@@ -385,9 +386,9 @@ test('invalid configuration values and reward expressions are refused before any
       return true;
     });
   }
-  // through the CLI: one line naming the field, exit code 1, no stack trace
+  // through the CLI: one line naming the field, exit code CONFIG_EXIT_CODE (not to be restarted as it is), no stack trace
   const r = spawnSync(process.execPath, [BIN, 'orchestrator', '--set', 'grpo.groupSize=0', '--nats', 'nats://127.0.0.1:1'], { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.status, CONFIG_EXIT_CODE, r.stderr);
   assert.match(r.stderr, /^orchestrator: config error: grpo\.groupSize: must be >= 2 \(got 0\)/);
   assert.doesNotMatch(r.stderr + r.stdout, /\n\s+at /, 'no stack trace');
   refused('recovery-grpo orchestrator --set grpo.groupSize=0', r.stderr.trim());

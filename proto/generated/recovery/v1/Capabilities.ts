@@ -3,7 +3,7 @@
 
 export interface Capabilities {
   /**
-   * "cpu", "cuda:0", "webgpu:0"; a reward worker without --device: "reward.device" (the run config's, resolved by the orchestrator)
+   * "cpu", "cuda:0", "webgpu:0": the worker's --device
    */
   'device'?: (string);
   /**
@@ -31,7 +31,7 @@ export interface Capabilities {
 
 export interface Capabilities__Output {
   /**
-   * "cpu", "cuda:0", "webgpu:0"; a reward worker without --device: "reward.device" (the run config's, resolved by the orchestrator)
+   * "cpu", "cuda:0", "webgpu:0": the worker's --device
    */
   'device': (string);
   /**

@@ -1,0 +1,68 @@
+// The supervisor restarts a child that crashes or is killed, but not one that exits with CONFIG_EXIT_CODE (a refused
+// option or configuration, a device its machine lacks): then it stops every child and whenDone rejects with the
+// child's name and its last error lines. Real child processes (node -e).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Supervisor } from '../../lib/local/supervisor.ts';
+import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test(`supervisor: a child that exits with ${CONFIG_EXIT_CODE} is not restarted; the run stops and whenDone names it and its last error lines`, { timeout: 60_000 }, async () => {
+  const logged: string[] = [];
+  const sup = new Supervisor((l) => logged.push(l));
+  // the one whenDone waits for: runs until stopped
+  sup.start({ name: 'main', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'], doneOnExitCode: 0 });
+  const mainPid = sup.pid('main')!;
+  // as a role that cannot use its device: its reason on stderr (with an ANSI colour), then CONFIG_EXIT_CODE
+  const refuses = `console.log('starting'); console.error('\\x1b[31merror: device cuda: onnxruntime could not create the session\\x1b[0m'); console.log('bye'); process.exit(${CONFIG_EXIT_CODE})`;
+  sup.start({ name: 'worker-0', command: process.execPath, args: ['-e', refuses], onLine: () => undefined });
+  try {
+    await assert.rejects(sup.whenDone('main', 20), (e: Error) => {
+      assert.match(e.message, new RegExp(`^worker-0 cannot run as it is set up \\(exit code ${CONFIG_EXIT_CODE}, not restarted; see docs/roles\\.md\\): error: device cuda: onnxruntime could not create the session$`));
+      return true;
+    });
+    assert.equal(sup.restarts['worker-0'], undefined, `not restarted:\n${logged.join('\n')}`);
+    assert.ok(logged.some((l) => l.startsWith(`[supervisor] worker-0 exited with code ${CONFIG_EXIT_CODE}`)), logged.join('\n'));
+    // every other child is stopped too
+    for (let i = 0; i < 100 && alive(mainPid); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alive(mainPid), false, 'the other child was stopped');
+  } finally {
+    await sup.stopAll();
+  }
+});
+
+test('supervisor: a child that crashes (exit 1) or is killed (SIGKILL) is restarted', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'supervisor-'));
+  const marker = join(dir, 'crashed-once');
+  const logged: string[] = [];
+  const sup = new Supervisor((l) => logged.push(l));
+  // the first start crashes, the second finishes (done code 0)
+  const crashOnce = "const fs = require('fs'); const f = process.argv[1]; if (!fs.existsSync(f)) { fs.writeFileSync(f, ''); console.error('Error: boom'); process.exit(1); } process.exit(0)";
+  sup.start({ name: 'crashy', command: process.execPath, args: ['-e', crashOnce, marker], doneOnExitCode: 0, onLine: () => undefined });
+  sup.start({ name: 'killed', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] });
+  try {
+    await sup.whenDone('crashy', 20);
+    assert.equal(existsSync(marker), true);
+    assert.equal(sup.restarts.crashy, 1, logged.join('\n'));
+    const first = sup.pid('killed')!;
+    assert.equal(sup.kill('killed'), true);
+    for (let i = 0; i < 200 && (sup.pid('killed') === undefined || sup.pid('killed') === first); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.notEqual(sup.pid('killed'), undefined, logged.join('\n'));
+    assert.notEqual(sup.pid('killed'), first);
+    assert.equal(sup.restarts.killed, 1);
+  } finally {
+    await sup.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
