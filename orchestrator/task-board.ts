@@ -361,6 +361,12 @@ export class TaskBoard {
     slot.level = level;
   }
 
+  /** The task `taskId` if `session` holds its current lease (nothing changes: a result is checked before complete()). */
+  heldBy(session: WorkerSession, taskId: string): Task | undefined {
+    const t = this.active.get(taskId);
+    return t && t.holder === session ? t : undefined;
+  }
+
   /**
    * The task for a result from `session`, or undefined when `session` does not hold its current lease: a
    * duplicate, an unknown id, or a result from another worker (each counted; the holder's lease stands).
