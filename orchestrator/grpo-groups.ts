@@ -17,6 +17,7 @@ import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
 import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
 import { trace } from '../lib/log/trace.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 
 /** One GRPO group as it moves through rollout and scoring. */
 interface Group {
@@ -172,7 +173,7 @@ export class GroupPipeline {
     // asked for: a worker that says it used one is refused like any bad result (the task is retried elsewhere).
     const held = this.o.board.heldBy(s, r.task_id) as RolloutTask | undefined;
     if (held && d.version < held.minVersion) {
-      throw new Error(`rollout_result ${r.task_id}: policy_version ${d.version} is below the task's policy_version_min ${held.minVersion}`);
+      throw new Error(`rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is below the task's policy_version_min ${held.minVersion}`);
     }
     const group = this.groupOf(this.o.board.complete(s, r.task_id));
     if (!group || group.state !== 'rollout') return;
