@@ -17,6 +17,7 @@ import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
 import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
 import { trace } from '../lib/log/trace.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 
 /** One GRPO group as it moves through rollout and scoring. */
 interface Group {
@@ -40,6 +41,9 @@ interface Group {
   flowSteps?: FlowStepRecord[][];
   state: 'rollout' | 'score' | 'done' | 'dropped';
 }
+
+/** A rollout task: its group, and the oldest policy version its result may come from (policy_version_min). */
+type RolloutTask = Task & { group: Group; minVersion: number };
 
 interface OpenBatch {
   k: number;
@@ -115,7 +119,7 @@ export class GroupPipeline {
       const id = newTaskId(`${this.cfg.run.id}-r${cursor}`);
       const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: min, dense: this.dense });
       batch.rolloutIds.add(id);
-      tasks.push({ id, role: 'ROLLOUT', attempt: 0, group, message } as Task & { group: Group });
+      tasks.push({ id, role: 'ROLLOUT', attempt: 0, group, message, minVersion: min } as RolloutTask);
     }
     // added together: a rollout worker that asks for several gets the batch's groups in one message
     trace('tasks_added', { k });
@@ -165,6 +169,12 @@ export class GroupPipeline {
     const G = this.cfg.grpo.groupSize;
     const flowWindow = this.cfg.model.family === 'flow' ? this.cfg.flow.sde.window.size : undefined;
     const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense, flowWindow); // throws before the task is accepted
+    // The staleness bound (lib/grpo/staleness.ts) holds only if no result comes from a policy older than its task
+    // asked for: a worker that says it used one is refused like any bad result (the task is retried elsewhere).
+    const held = this.o.board.heldBy(s, r.task_id) as RolloutTask | undefined;
+    if (held && d.version < held.minVersion) {
+      throw new Error(`rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is below the task's policy_version_min ${held.minVersion}`);
+    }
     const group = this.groupOf(this.o.board.complete(s, r.task_id));
     if (!group || group.state !== 'rollout') return;
     group.actions = d.actions;

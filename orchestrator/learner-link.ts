@@ -5,6 +5,8 @@
 import type { TrainBatch, WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import { trace } from '../lib/log/trace.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
+import { errorCodeText } from './task-board.ts';
 
 export interface LearnerLinkOptions {
   metrics: Metrics;
@@ -88,14 +90,16 @@ export class LearnerLink {
 
   /** A TaskError from the learner: re-send on 'gap' (now) or a retryable error (after a pause); otherwise the run fails. */
   onError(taskId: string, code: string, message: string, retryable: boolean): void {
+    // the learner's words, quoted and cut short (lib/log/quote.ts): they go to the log, and a fatal one ends the run
+    const said = `${errorCodeText(code)}: ${quoteForLog(message)}`;
     if (![...this.unacked.values()].some((b) => b.batch_id === taskId)) {
-      this.o.log(`ignoring a learner error for ${JSON.stringify(taskId)}, which is not an unacknowledged batch: ${code}: ${message}`);
+      this.o.log(`ignoring a learner error for ${quoteForLog(taskId)}, which is not an unacknowledged batch: ${said}`);
       return;
     }
-    this.o.log(`learner error on ${taskId}: ${code}: ${message}`);
+    this.o.log(`learner error on ${taskId}: ${said}`);
     if (code === 'gap') this.resend();
     else if (retryable) setTimeout(() => this.resend(), 1000).unref();
-    else this.o.fail(new Error(`learner cannot train batch ${taskId}: ${code}: ${message}`));
+    else this.o.fail(new Error(`learner cannot train batch ${taskId}: ${said}`));
   }
 
   private resend(): void {

@@ -1,9 +1,11 @@
 // Results from workers, decoded and checked before the coordinator accepts them: a malformed result throws
-// (naming the field) and its task is retried elsewhere.
+// (naming the field) and its task is retried elsewhere. The worker's own text (its task id) is quoted and cut short in
+// the error (lib/log/quote.ts): the coordinator logs it, for whoever sent it.
 import type { Components } from '../lib/grpo/reward-expression.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import type { FlowStepRecord } from '../lib/flow/family.ts';
 import { decodeFlowSteps } from '../lib/flow/wire.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 import { decodeTensor, type RolloutResult__Output, type ScoreResult__Output } from '../lib/transport/index.ts';
 
 export interface DecodedRollout {
@@ -19,7 +21,7 @@ export interface DecodedRollout {
 
 /** `flowWindow`: the flow family's trained steps per action (flow.sde.window.size); absent for the Gaussian family. */
 export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean, flowWindow?: number): DecodedRollout {
-  if (r.items.length !== groupSize) throw new Error(`rollout_result ${r.task_id}: ${r.items.length} actions, expected ${groupSize}`);
+  if (r.items.length !== groupSize) throw new Error(`rollout_result ${quoteForLog(r.task_id)}: ${r.items.length} actions, expected ${groupSize}`);
   const shape = [3, size, size];
   const actions = r.items.map((it, i) => {
     const t = decodeTensor(it.action, { field: `rollout_result.items[${i}].action`, expectShape: shape });
@@ -44,7 +46,7 @@ export interface DecodedScore {
 }
 
 export function decodeScoreResult(r: ScoreResult__Output, groupSize: number, size: number, dense: boolean): DecodedScore {
-  if (r.components.length !== groupSize) throw new Error(`score_result ${r.task_id}: ${r.components.length} components, expected ${groupSize}`);
+  if (r.components.length !== groupSize) throw new Error(`score_result ${quoteForLog(r.task_id)}: ${r.components.length} components, expected ${groupSize}`);
   const components = r.components.map((c, i) => {
     if (!Number.isFinite(c.ssim) || !Number.isFinite(c.clip_cos)) throw new Error(`score_result.components[${i}] is not finite (ssim ${c.ssim}, clip_cos ${c.clip_cos})`);
     // SSIM and a cosine lie in [-1, 1]: anything else is a made-up score, refused before it can pick a winner.

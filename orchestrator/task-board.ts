@@ -20,6 +20,7 @@ import { ThreadedList } from '../lib/transport/threaded-list.ts';
 import { TaskQueue } from './task-queue.ts';
 import { hashOf, TaskIndex } from './task-index.ts';
 import { trace } from '../lib/log/trace.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 
 export interface Task {
@@ -66,6 +67,11 @@ export const TASK_ERROR_CODES = [
 export function errorCodeLabel(code: string): string {
   if (!code) return 'unknown';
   return (TASK_ERROR_CODES as readonly string[]).includes(code) ? code : 'other';
+}
+
+/** A worker's error code for a log line: one of TASK_ERROR_CODES as it is, any other quoted and cut short. */
+export function errorCodeText(code: string): string {
+  return (TASK_ERROR_CODES as readonly string[]).includes(code) ? code : quoteForLog(code, 64);
 }
 
 // The ids' random bits come from one randomBytes call per 341 ids, each id its own bytes (a call per id cost
@@ -368,6 +374,12 @@ export class TaskBoard {
     slot.level = level;
   }
 
+  /** The task `taskId` if `session` holds its current lease (nothing changes: a result is checked before complete()). */
+  heldBy(session: WorkerSession, taskId: string): Task | undefined {
+    const t = this.active.get(taskId);
+    return t && t.holder === session ? t : undefined;
+  }
+
   /**
    * The task for a result from `session`, or undefined when `session` does not hold its current lease: a
    * duplicate, an unknown id, or a result from another worker (each counted; the holder's lease stands).
@@ -445,13 +457,15 @@ export class TaskBoard {
     }
     this.o.metrics.get('task_errors_total').inc({ worker_role: session.role.toLowerCase(), code: errorCodeLabel(code) });
     this.m(t.role).completedError.inc();
+    // the worker's words, quoted and cut short: the reason is logged where the task is given up
+    const reason = `${errorCodeText(code)}: ${quoteForLog(message)}`;
     if (!retryable || t.attempt >= this.o.maxAttempts) {
       this.deactivate(t);
-      this.o.onGiveUp(t, `${code}: ${message}`);
+      this.o.onGiveUp(t, reason);
       this.schedulePump();
       return;
     }
-    this.requeue(t, `${code}: ${message}`);
+    this.requeue(t, reason);
     this.schedulePump();
   }
 

@@ -1,29 +1,37 @@
-// Checkpoint announcements signed by the learner's key: an ed25519 signature over (run id, version, digest),
-// so a reader can tell that the learner, not just anyone with write access to NATS, published a checkpoint.
-// The digest already binds the bytes (lib/transport CheckpointStore verifies it on every fetch); the signature
-// binds the digest to the run and the version. Keys are PEM (PKCS#8 private, SPKI public).
+// Checkpoint announcements signed by the learner's key: an ed25519 signature over (run id, version, digest, meta),
+// so a reader can tell that the learner, not just anyone with write access to NATS, published a checkpoint and what it
+// says of it. The digest already binds the bytes (lib/transport CheckpointStore verifies it on every fetch); the
+// signature binds the digest to the run and the version, and the meta readers act on (its last_batch_seq: how far the
+// orchestrator catches a learner up) to both. Keys are PEM (PKCS#8 private, SPKI public).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { canonicalJson } from './digest.ts';
 
-/** The bytes signed: a fixed context string and the three fields, as canonical JSON. */
-export function signedPayload(runId: string, version: number, digest: string): Buffer {
+/**
+ * The bytes signed: a fixed context string, the three fields and the announcement's meta (without its signature) as
+ * canonical JSON, as a reader sees it after the JSON round trip of the wire. v1 signed no meta: anyone who could
+ * publish an announcement could copy a signed one and change its last_batch_seq (round 18).
+ */
+export function signedPayload(runId: string, version: number, digest: string, meta: Record<string, unknown>): Buffer {
   if (!Number.isSafeInteger(version) || version < 0) throw new Error(`checkpoint signature: version must be a non-negative integer, got ${version}`);
-  return Buffer.from(JSON.stringify(['recovery-grpo checkpoint announcement v1', runId, version, digest]), 'utf8');
+  const { signature: _signature, ...rest } = meta;
+  const wire: unknown = JSON.parse(JSON.stringify(rest));
+  return Buffer.from(JSON.stringify(['recovery-grpo checkpoint announcement v2', runId, version, digest, canonicalJson(wire)]), 'utf8');
 }
 
-/** Signs (run id, version, digest) with the learner's ed25519 private key; base64. */
-export function signCheckpoint(key: KeyObject, runId: string, version: number, digest: string): string {
+/** Signs (run id, version, digest, meta) with the learner's ed25519 private key; base64. */
+export function signCheckpoint(key: KeyObject, runId: string, version: number, digest: string, meta: Record<string, unknown>): string {
   if (key.asymmetricKeyType !== 'ed25519' || key.type !== 'private') throw new Error('checkpoint signature: the signing key must be an ed25519 private key');
-  return sign(null, signedPayload(runId, version, digest), key).toString('base64');
+  return sign(null, signedPayload(runId, version, digest, meta), key).toString('base64');
 }
 
-/** True when `signature` (base64) is the learner's signature of (run id, version, digest). */
-export function verifyCheckpoint(key: KeyObject, runId: string, version: number, digest: string, signature: unknown): boolean {
+/** True when `signature` (base64) is the learner's signature of (run id, version, digest, meta); meta's own `signature` is left out. */
+export function verifyCheckpoint(key: KeyObject, runId: string, version: number, digest: string, meta: Record<string, unknown>, signature: unknown): boolean {
   if (typeof signature !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(signature)) return false;
   const sig = Buffer.from(signature, 'base64');
   if (sig.length !== 64) return false;
   try {
-    return verify(null, signedPayload(runId, version, digest), key, sig);
+    return verify(null, signedPayload(runId, version, digest, meta), key, sig);
   } catch {
     return false;
   }

@@ -137,7 +137,7 @@ export interface CheckpointStoreOptions {
   /** Observers for metrics: bytes moved and seconds taken. */
   onPut?: (info: { version: number; bytes: number; seconds: number }) => void;
   onGet?: (info: { version: number; bytes: number; seconds: number }) => void;
-  /** The learner's ed25519 private key: put() signs (run id, version, digest) into the announcement's meta.signature. */
+  /** The learner's ed25519 private key: put() signs (run id, version, digest, meta) into the announcement's meta.signature. */
   signingKey?: KeyObject;
   /** The learner's ed25519 public key: latest() and watch() accept only announcements it signed (lib/checkpoint/sign.ts). */
   verifyKey?: KeyObject;
@@ -297,7 +297,7 @@ export class CheckpointStore {
     }
     // a write that must be stored before anyone may use this version (the learner's AdamW moments), run beside the chunks
     if (opts.beforeAnnounce) await opts.beforeAnnounce;
-    const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest) } : meta;
+    const signed = this.opts.signingKey ? { ...meta, signature: signCheckpoint(this.opts.signingKey, this.runId, version, digest, meta) } : meta;
     const ann: Announcement = { run_id: this.runId, version, name, digest, size: bytes.length, meta: signed, published_unix_ms: Date.now() };
     const h = headers();
     h.set('Nats-Msg-Id', `${name}-${digest.slice(7, 23)}`);
@@ -412,7 +412,7 @@ export class CheckpointStore {
    */
   private async backed(ann: Announcement): Promise<boolean> {
     if (ann.name !== objectName(ann.version) || ann.run_id !== this.runId) return false;
-    if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta['signature'])) return false;
+    if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta, ann.meta['signature'])) return false;
     // bytes in hand whose sha256 is the announced digest back it as well as the stored object would
     if (this.pushes?.holds(ann.version, ann.digest)) return true;
     const info = await this.os.info(ann.name).catch(() => null);

@@ -9,6 +9,7 @@
 // Validation is strict both ways and every error names the field (e.g. `rollout_task.items[2].image`).
 import type { Tensor, Tensor__Output } from './proto.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './proto.ts';
+import { quoteForLog } from '../log/quote.ts';
 
 export const DTYPES = ['float32', 'float16', 'uint8'] as const;
 export type DType = (typeof DTYPES)[number];
@@ -63,7 +64,7 @@ function isDType(x: unknown): x is DType {
 }
 
 function describe(x: unknown): string {
-  if (typeof x === 'string') return JSON.stringify(x.length > 40 ? x.slice(0, 40) + '...' : x);
+  if (typeof x === 'string') return quoteForLog(x, 40);
   return String(x);
 }
 

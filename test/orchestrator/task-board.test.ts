@@ -80,7 +80,7 @@ test('a worker that leaves: its tasks go to others (attempt + 1); after maxAttem
   assert.equal(e.sent[0]!.rollout_task!.attempt, 3);
   b.fail(e, 't0', 'internal', 'boom', true);
   await tick();
-  assert.deepEqual(given, ['t0: internal: boom']);
+  assert.deepEqual(given, ['t0: internal: "boom"']);
   assert.equal(b.pending, 0);
   // a closed session is never picked, even before its detach arrives
   const f = session('f', 'ROLLOUT', 4);

@@ -7,7 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { connectToOrchestrator, encodeTensor, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { z } from 'zod';
+import { connectNats, connectToOrchestrator, encodeTensor, RunStateStore, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 
@@ -103,8 +104,8 @@ async function worker(orch: RunningOrchestrator, role: 'ROLLOUT' | 'REWARD', id:
 }
 
 const img = (v: number) => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(v) });
-const rolloutResult = (taskId: string) => ({
-  rollout_result: { task_id: taskId, attempt: 1, policy_version: 0, items: Array.from({ length: G }, (_, g) => ({ sample_id: 's', group_index: g, action: img(0.5), logp: -1 })) },
+const rolloutResult = (taskId: string, policyVersion = 0) => ({
+  rollout_result: { task_id: taskId, attempt: 1, policy_version: policyVersion, items: Array.from({ length: G }, (_, g) => ({ sample_id: 's', group_index: g, action: img(0.5), logp: -1 })) },
 });
 
 test('only the holder of a task\'s lease can finish or fail it; task ids carry an unguessable token', { timeout: 60_000 }, async () => {
@@ -196,4 +197,24 @@ test('orchestrator.maxInFlightPerWorker caps what a Hello asks for; error codes 
   await waitFor(async () => (await metric(orch, 'task_errors_total', { code: 'other' })) === 1, 'the holder\'s error counted as other', log);
   const codes = (await series(orch, 'task_errors_total')).map((l) => /code="([^"]*)"/.exec(l)?.[1]);
   assert.deepEqual(codes, ['other']);
+});
+
+test('a rollout result made with a policy older than its task\'s policy_version_min is refused (the staleness bound)', { timeout: 60_000 }, async () => {
+  // the run resumes at policy version 3: its rollout tasks ask for at least v3
+  const nc = await connectNats({ url: nats.url, name: 'seed-state' });
+  const state = await RunStateStore.open(nc, { runId: 'stale', schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await state.create({ ackedSeq: 0, learnerVersion: 3 });
+  await nc.drain();
+  const { orch, log } = await orchestrator(runConfig('stale'));
+  const w = await worker(orch, 'ROLLOUT', 'behind');
+  const task = (await waitFor(() => w.tasks()[0], 'a rollout task', log)).rollout_task!;
+  assert.equal(task.policy_version_min, 3);
+  // rolled out with v0: three versions staler than the bound allows; refused and retried like any bad result
+  await w.conn.send(rolloutResult(task.task_id, 0));
+  await waitFor(() => log.some((l) => /policy_version 0 is below the task's policy_version_min 3/.test(l)), 'the refusal', log);
+  const again = (await waitFor(() => w.tasks().find((m) => m.rollout_task!.task_id === task.task_id && m.rollout_task!.attempt === 2), 'the task again', log)).rollout_task!;
+  assert.equal(await metric(orch, 'rollouts_total'), 0, 'the stale result was not accepted');
+  // the same task rolled out with v3 is accepted
+  await w.conn.send(rolloutResult(again.task_id, 3));
+  await waitFor(async () => (await metric(orch, 'rollouts_total')) === G, 'the result at v3 accepted', log);
 });

@@ -1,0 +1,102 @@
+// Text a peer chooses (a task id, an error code and message) reaches the orchestrator's log quoted and cut short,
+// against a real orchestrator (gRPC on 127.0.0.1, run state in a real nats-server): a newline in it cannot forge a log
+// line, and a message of megabytes cannot fill the log. Before round 18 a rollout worker that held nothing could write
+// both into the log through the task id of a malformed result, and a learner through an error for an unknown batch.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../lib/config/index.ts';
+import { connectToOrchestrator, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
+import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+
+/** The longest log line a peer's text may make (the text itself is cut at a few hundred characters). */
+const MAX_LINE = 2000;
+const FORGED = '[orchestrator] run forged complete at policy version 999';
+const HUGE = 'A'.repeat(200_000);
+
+let nats: TestNatsServer;
+let orch: RunningOrchestrator;
+const log: string[] = [];
+const conns: OrchestratorConnection[] = [];
+
+before(async () => {
+  nats = await startNatsServer();
+  const config = parseConfig({
+    run: { id: 'peer-text', seed: 1 },
+    data: { size: 16, source: { kind: 'procedural', count: 48 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 0 },
+    grpo: { steps: 20, groupSize: 2, samplesPerBatch: 2, maxStaleness: 4, advantageMode: 'scalar' },
+    orchestrator: { leaseSeconds: 30, heartbeatSeconds: 1 },
+  });
+  orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
+});
+
+after(async () => {
+  for (const c of conns) await c.close().catch(() => undefined);
+  await orch?.stop();
+  await nats?.stop();
+});
+
+async function waitFor<T>(probe: () => T | undefined | false, what: string): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() - t0 > 15_000) throw new Error(`timed out waiting for ${what}\n${log.slice(-10).map((l) => l.slice(0, 300)).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function connect(role: 'ROLLOUT' | 'LEARNER', id: string) {
+  const got: OrchestratorMessage__Output[] = [];
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role, workerId: id, capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
+  conns.push(conn);
+  void (async () => {
+    try {
+      for await (const m of conn.messages) got.push(m);
+    } catch {
+      // the stream ended
+    }
+  })();
+  return { conn, got };
+}
+
+/** The log lines from index `from` on: none holds a line break, none is over MAX_LINE; the one matching `pattern`. */
+async function loggedSafely(from: number, pattern: RegExp): Promise<string> {
+  const line = await waitFor(() => log.slice(from).find((l) => pattern.test(l)), `a log line matching ${pattern}`);
+  for (const l of log.slice(from)) {
+    assert.ok(!/[\n\r\u2028\u2029]/.test(l), `a log line holds a line break: ${JSON.stringify(l.slice(0, 300))}`);
+    assert.ok(l.length <= MAX_LINE, `a log line of ${l.length} characters: ${JSON.stringify(l.slice(0, 300))}`);
+  }
+  return line;
+}
+
+test('a malformed result\'s task id is quoted and cut short in the refusal, whoever sends it', { timeout: 60_000 }, async () => {
+  const w = await connect('ROLLOUT', 'forger');
+  const from = log.length;
+  // no task held, no items: refused (1 action of 2 expected) before anything else is looked at
+  await w.conn.send({ rollout_result: { task_id: `x\n${FORGED}\n${HUGE}`, attempt: 1, policy_version: 0, items: [] } });
+  const line = await loggedSafely(from, /rejected a message from forger/);
+  // the refusal still names the input and what is wrong
+  assert.match(line, /rollout_result "x\\n\[orchestrator\] run forged/);
+  assert.match(line, /\(200\d+ characters\): 0 actions, expected 2/);
+});
+
+test('a task error\'s code and message are quoted and cut short where the task is given up', { timeout: 60_000 }, async () => {
+  const w = await connect('ROLLOUT', 'giver-up');
+  const task = (await waitFor(() => w.got.find((m) => m.rollout_task), 'a rollout task')).rollout_task!;
+  const from = log.length;
+  await w.conn.send({ task_error: { task_id: task.task_id, attempt: task.attempt, code: `internal\n${FORGED}`, message: `${HUGE}\n${FORGED}`, retryable: false } });
+  const line = await loggedSafely(from, /giving up task/);
+  assert.match(line, new RegExp(`giving up task ${task.task_id} after 1 attempts: "internal\\\\n\\[orchestrator\\] run forged`));
+});
+
+test('a learner\'s error for an unknown batch is quoted and cut short where it is ignored', { timeout: 60_000 }, async () => {
+  const l = await connect('LEARNER', 'learner-forger');
+  const from = log.length;
+  await l.conn.send({ task_error: { task_id: `nope\n${FORGED}${HUGE}`, attempt: 0, code: `bad_input\n${FORGED}`, message: `${HUGE}\n${FORGED}`, retryable: false } });
+  const line = await loggedSafely(from, /ignoring a learner error/);
+  assert.match(line, /^ignoring a learner error for "nope\\n\[orchestrator\] run forged/);
+  assert.equal(orch.coordinator.state.ackedSeq, 0, 'nothing changed');
+});
