@@ -24,8 +24,11 @@ import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
 import type { Progress, RunEvent, RunState } from './run-state.ts';
 import { trace } from '../lib/log/trace.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
 
+/** The reasons a learner gives for a batch it did not apply (learner/index.ts): the train_batches_total outcomes besides applied and skipped. */
+const SKIPPED_REASONS = new Set(['duplicate', 'non_finite', 'empty']);
 const SFT_WINDOW = 2;
 /**
  * How long a batch opened early may wait for the acknowledgement it was opened for before it is withdrawn (its
@@ -258,7 +261,8 @@ export class Coordinator {
         const e = msg.task_error;
         // a batch opened early whose rollout task failed (e.g. the worker gave up waiting for the version) is opened
         // again after the acknowledgement, with the version it brings, not retried on a prediction
-        if (this.early && this.groups.isRolloutOf(this.early.k, e.task_id) && this.withdrawEarly(`its rollout task failed: ${e.code}`, true)) return;
+        // (only from the task's holder: any other worker's error names a task it does not hold, refused below)
+        if (this.early && this.groups.isRolloutOf(this.early.k, e.task_id) && this.board.heldBy(s, e.task_id) && this.withdrawEarly(`its rollout task failed: ${quoteForLog(e.code, 64)}`, true)) return;
         if (s.role === 'LEARNER') this.link.onError(e.task_id, e.code, e.message, e.retryable);
         else this.board.fail(s, e.task_id, e.code, e.message, e.retryable);
       }
@@ -359,7 +363,7 @@ export class Coordinator {
       await this.link.acknowledge(() => this.acknowledgeDuplicate(seq, r));
       return;
     }
-    if (!r.applied) this.log(`batch ${seq} not applied: ${r.skipped_reason}`);
+    if (!r.applied) this.log(`batch ${seq} not applied: ${quoteForLog(r.skipped_reason, 64)}`);
     await this.link.acknowledge(() => this.applyAck(seq, r.version, r));
   }
 
@@ -421,7 +425,8 @@ export class Coordinator {
     }
     this.o.metrics.get('policy_version').set(next.learnerVersion);
     const kind = batch?.kind === 'GRPO' || seq > this.sftSteps ? 'grpo' : 'sft';
-    if (r) this.o.metrics.get('train_batches_total').inc({ kind, outcome: r.applied ? 'applied' : r.skipped_reason || 'skipped' });
+    // the learner's reason names the label only where it is one of the learner's own (a label per string it chose would be a series each)
+    if (r) this.o.metrics.get('train_batches_total').inc({ kind, outcome: r.applied ? 'applied' : SKIPPED_REASONS.has(r.skipped_reason) ? r.skipped_reason : 'skipped' });
     if (r && kind === 'grpo' && r.applied) this.lastGrpoComputeMs = r.compute_ms;
     if (r && batch) {
       const samples = kind === 'grpo' ? [...new Set(batch.sample_ids ?? [])] : (batch.sample_ids ?? []);

@@ -32,8 +32,9 @@ async function setup(maxStaleness: number) {
   });
   const events: RunEvent[] = [];
   const log: string[] = [];
+  const metrics = createMetrics('early', 'orchestrator');
   const c = new Coordinator({
-    config, dataset: await openRunDataset(config, 'train'), metrics: createMetrics('early', 'orchestrator'),
+    config, dataset: await openRunDataset(config, 'train'), metrics,
     state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => undefined, onEvent: (e) => events.push(e), log: (l) => log.push(l),
   });
   const roll = fakeSession('ROLLOUT', 'r');
@@ -58,7 +59,7 @@ async function setup(maxStaleness: number) {
   };
   const ack = (seq: number, version: number, applied: boolean, reason = '') =>
     c.handle(learner, { train_result: { batch_id: `early-b${seq}`, batch_seq: seq, applied, skipped_reason: reason, version, loss: 0, compute_ms: 1 } } as WorkerMessage__Output);
-  return { c, log, learner, rollouts, cancels, batches, complete, ack };
+  return { c, log, learner, rollouts, cancels, batches, complete, ack, metrics };
 }
 
 test('maxStaleness 0: the next batch opens once the previous one is at the learner, asking for the version it will produce; it stands when the acknowledgement names it', async () => {
@@ -103,6 +104,37 @@ test('maxStaleness 0: a batch opened early is withdrawn when the acknowledgement
   await complete(2, 0);
   await until(() => batches().length === 2, 'batch 2 at the learner');
   assert.deepEqual(batches()[1]!.behaviour_versions, [0, 0]);
+  c.close();
+});
+
+test('maxStaleness 0: a task error naming the early batch\'s rollout task withdraws it only from the task\'s holder', async () => {
+  const { c, log, rollouts, cancels, complete } = await setup(0);
+  await until(() => rollouts().length === 1, 'batch 1 dispatched');
+  await complete(0, 0);
+  await until(() => rollouts().length === 2, 'batch 2 opened early');
+  const early = rollouts()[1]!;
+  // another rollout worker names the early task, which it does not hold: refused, the batch stands
+  const other = fakeSession('ROLLOUT', 'r2');
+  c.attach(other);
+  c.handle(other, { task_error: { task_id: early.task_id, attempt: early.attempt, code: 'policy_unavailable', message: 'x', retryable: true } } as WorkerMessage__Output);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(cancels(), [], `not withdrawn\n${log.join('\n')}`);
+  assert.ok(!log.some((l) => /withdrawn/.test(l)), log.join('\n'));
+  c.close();
+});
+
+test('a learner\'s skipped_reason reaches the log quoted and the metric as a known outcome only', async () => {
+  const { c, log, rollouts, batches, complete, ack, metrics } = await setup(0);
+  await until(() => rollouts().length === 1, 'batch 1 dispatched');
+  await complete(0, 0);
+  await until(() => batches().length === 1, 'batch 1 at the learner');
+  ack(1, 0, false, 'made up\n[orchestrator] forged line');
+  await until(() => c.state.ackedSeq === 1, 'batch 1 acknowledged');
+  assert.ok(log.every((l) => !l.includes('\n')), `one line each\n${log.join('\n')}`);
+  assert.ok(log.some((l) => l.includes('batch 1 not applied: "made up\\n[orchestrator] forged line"')), log.join('\n'));
+  const text = await metrics.registry.metrics();
+  assert.match(text, /train_batches_total\{[^}]*outcome="skipped"[^}]*\} 1/);
+  assert.doesNotMatch(text, /forged/);
   c.close();
 });
 
