@@ -34,7 +34,7 @@ function when(dir: string, afterSeq: number, fault: () => void): void {
   timer.unref();
 }
 
-async function run(name: string, faults: (sup: Supervisor, dir: string) => void, rolloutWorkers = 2): Promise<{ summary: Summary; ev: Logged[]; log: string[]; dir: string }> {
+async function run(name: string, faults: (sup: Supervisor, dir: string) => void, rolloutWorkers = 2, onLine?: (line: string) => void): Promise<{ summary: Summary; ev: Logged[]; log: string[]; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), `e2e-${name}-`));
   const log: string[] = [];
   const summary = await runLocal({
@@ -44,7 +44,10 @@ async function run(name: string, faults: (sup: Supervisor, dir: string) => void,
     steps: GRPO,
     overrides: TINY,
     rolloutWorkers,
-    log: (l) => log.push(l),
+    log: (l) => {
+      log.push(l);
+      onLine?.(l);
+    },
     onStarted: (sup) => faults(sup, dir),
   });
   return { summary, ev: events(dir), log, dir };
@@ -64,11 +67,16 @@ function checkExactlyOnce(ev: Logged[], log: string[]): void {
 }
 
 test('pipeline: versions advance, every rollout worker runs each new version, a killed rollout worker loses no sample', { timeout: 240_000 }, async () => {
-  // rollout-1 killed in the warm start, so it is back seconds after GRPO could start: GRPO waits for it (the local
-  // run's --await-workers), where it would start with rollout-0 alone and could end before rollout-1 was back
-  const { summary, ev, log, dir } = await run('rollout', (sup, d) => {
-    when(d, 1, () => sup.kill('rollout-1'));
-    when(d, SFT + 3, () => sup.kill('rollout-0'));
+  // rollout-1 killed as soon as it first connects, so it is back seconds after GRPO could start (the warm start takes
+  // a fraction of a second): GRPO waits for it (the local run's --await-workers), where it would start with rollout-0
+  // alone and could end before rollout-1 was back
+  let sup: Supervisor | undefined;
+  let late = false;
+  const { summary, ev, log, dir } = await run('rollout', (s, d) => {
+    sup = s;
+    when(d, SFT + 3, () => s.kill('rollout-0'));
+  }, 2, (line) => {
+    if (!late && /rollout rollout-1 connected/.test(line)) late = sup?.kill('rollout-1') ?? false;
   });
   try {
     assert.equal(summary.final_version, SFT + GRPO, log.slice(-20).join('\n'));
