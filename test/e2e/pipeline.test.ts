@@ -67,16 +67,16 @@ function checkExactlyOnce(ev: Logged[], log: string[]): void {
 }
 
 test('pipeline: versions advance, every rollout worker runs each new version, a killed rollout worker loses no sample', { timeout: 240_000 }, async () => {
-  // rollout-1 killed as soon as it first connects, so it is back seconds after GRPO could start (the warm start takes
-  // a fraction of a second): GRPO waits for it (the local run's --await-workers), where it would start with rollout-0
-  // alone and could end before rollout-1 was back
+  // rollout-1 killed when the learner connects (the warm start begins; it has no rollout tasks), so it is back seconds
+  // after GRPO could start (the warm start takes a fraction of a second): GRPO waits for it (the local run's
+  // --await-workers), where it would start with rollout-0 alone and could end before rollout-1 was back
   let sup: Supervisor | undefined;
   let late = false;
   const { summary, ev, log, dir } = await run('rollout', (s, d) => {
     sup = s;
     when(d, SFT + 3, () => s.kill('rollout-0'));
   }, 2, (line) => {
-    if (!late && /rollout rollout-1 connected/.test(line)) late = sup?.kill('rollout-1') ?? false;
+    if (!late && /learner learner connected/.test(line)) late = sup?.kill('rollout-1') ?? false;
   });
   try {
     assert.equal(summary.final_version, SFT + GRPO, log.slice(-20).join('\n'));
