@@ -9,10 +9,11 @@ import asc from 'assemblyscript/asc';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 
-/** Each module: its source and the committed binary (mean_shift's mode search; libvips' exact convolution). */
+/** Each module: its source and the committed binary (mean_shift's mode search; libvips' exact convolution; lineBlur's rows). */
 export const WASM_MODULES = [
   { source: 'lib/data/wasm/mean-shift-modes.as.ts', wasm: 'lib/data/wasm/mean-shift-modes.wasm' },
   { source: 'lib/data/wasm/convolve-exact.as.ts', wasm: 'lib/data/wasm/convolve-exact.wasm' },
+  { source: 'lib/data/wasm/line-blur.as.ts', wasm: 'lib/data/wasm/line-blur.wasm' },
 ] as const;
 
 /** A module's bytes as its source compiles now (speed-optimised, no runtime beyond a stub, SIMD on). */

@@ -4,6 +4,7 @@
 import sharp, { type Sharp } from 'sharp';
 import type { RgbImage } from './image.ts';
 import { convolveExactRgb, isExactConvolution } from './convolve-exact.ts';
+import { lineRowsBytes } from './line-blur.ts';
 
 /** Reflect-101 index into [0, n). */
 export function reflect101(i: number, n: number): number {
@@ -810,6 +811,11 @@ function lineRows(
   // every row starts at column 0 as before.
   let skip = src instanceof Uint8Array && 2 * a + 1 <= 31;
   for (let ui = 0; ui < W && skip; ui++) { const f = fOf[ui]; if (f !== 0 && (f < 2 ** -17 || 1 - f < 2 ** -17)) skip = false; }
+  if (skip && src instanceof Uint8Array && out instanceof Uint8ClampedArray) {
+    // Bytes to bytes with exact running sums (motion_blur high): the same values from WebAssembly (round 18).
+    lineRowsBytes(src, out, { width, height, sx, sy, a, e, norm, reach, W, H, minBase, maxBase, rowBase, rowF, lastX, firstX, lo, hi, colOf, baseOf, fOf });
+    return;
+  }
   // J(u, j) = I(u, j + jmin + m u): per column a constant fractional shift. One row at a time.
   const J = new Float32Array(W * 3);
   // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones. Output (x, y) reads B rows
