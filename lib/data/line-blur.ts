@@ -7,6 +7,8 @@ import { KEEP_SCRATCH_ELEMENTS } from './filters.ts';
 interface LineBlur {
   memory: WebAssembly.Memory;
   heapBase(): number;
+  jRowValues(W: number): number;
+  bRowStride(width: number): number;
   lineRows(
     src: number, out: number, width: number, height: number, sx: number, sy: number, a: number, e: number, norm: number, reach: number,
     W: number, H: number, minBase: number, maxBase: number, rowBase: number, rowF: number, lastX: number, firstX: number, lo: number,
@@ -40,8 +42,8 @@ export function lineRowsBytes(src: Uint8Array, out: Uint8ClampedArray, plan: Lin
   const large = n > KEEP_SCRATCH_ELEMENTS;
   const m = large ? instantiate() : (kept ??= instantiate());
   // Doubles first (8-byte aligned), then the ints and the bytes.
-  const rowF = align(m.heapBase()), fOf = align(rowF + 8 * width), jRow = align(fOf + 8 * W), bRows = align(jRow + 24 * W);
-  const rowBase = align(bRows + 48 * width), lastX = align(rowBase + 4 * width), firstX = align(lastX + 4 * H);
+  const rowF = align(m.heapBase()), fOf = align(rowF + 8 * width), jRow = align(fOf + 8 * W), bRows = align(jRow + 8 * m.jRowValues(W));
+  const rowBase = align(bRows + 16 * m.bRowStride(width) + 4 * W), lastX = align(rowBase + 4 * width), firstX = align(lastX + 4 * H);
   const lo = align(firstX + 4 * H), hi = align(lo + 4 * W), colOf = align(hi + 4 * W), baseOf = align(colOf + 4 * W);
   const srcAt = align(baseOf + 4 * W), outAt = align(srcAt + n), end = outAt + n, have = m.memory.buffer.byteLength;
   if (end > have) m.memory.grow(Math.ceil((end - have) / 65536));

@@ -4,58 +4,82 @@
 // The per-column and per-row tables (rowBase ... fOf) are lineRows', computed in JS and passed in; J and the two B
 // rows are doubles here holding float32 values (the JS holds them in Float32Arrays: the same rounding, by demote).
 
+/** Doubles of the J row scratch: 3 a sheared column, and slack for B's last step. */
+export function jRowValues(W: i32): i32 {
+  return 3 * W + 24;
+}
+
+/** Doubles a row of B takes: 3 a column, and slack for its last step. */
+export function bRowStride(width: i32): i32 {
+  return 3 * width + 8;
+}
+
 /**
  * out (bytes, pixel (x, y) channel c at x sx + y sy + c) = the line blur of src (bytes, the same layout). Tables:
- * rowBase, lastX, firstX, lo, hi, colOf, baseOf: i32; rowF, fOf: f64 holding float32 values; jRow: 3W doubles;
- * bRows: 2 x 3 width doubles.
+ * rowBase, lastX, firstX, lo, hi, colOf, baseOf: i32; rowF, fOf: f64 holding float32 values; jRow: jRowValues(W)
+ * doubles; bRows: 2 bRowStride(width) doubles, then 4W bytes of scratch. src is followed by at least a byte of memory.
  */
 export function lineRows(
   src: usize, out: usize, width: i32, height: i32, sx: i32, sy: i32, a: i32, e: f64, norm: f64, reach: i32, W: i32, H: i32,
   minBase: i32, maxBase: i32, rowBase: usize, rowF: usize, lastX: usize, firstX: usize, lo: usize, hi: usize,
   colOf: usize, baseOf: usize, fOf: usize, jRow: usize, bRows: usize,
 ): void {
-  const rowLen = width * 3;
-  let prevB = bRows, B = bRows + (<usize>rowLen << 3);
+  let prevB = bRows, B = bRows + (<usize>bRowStride(width) << 3);
   const J = jRow;
+  // Column ui's first source row's offset, less the row's: baseOf sy + colOf.
+  const offs = bRows + (<usize>(2 * bRowStride(width)) << 3);
+  for (let ui = 0; ui < W; ui++) {
+    store<i32>(offs + (<usize>ui << 2), load<i32>(baseOf + (<usize>ui << 2)) * sy + load<i32>(colOf + (<usize>ui << 2)));
+  }
   for (let jj = 0; jj < H; jj++) {
     const xe = load<i32>(lastX + (<usize>jj << 2));
     if (xe < 0) continue;
     const xs = load<i32>(firstX + (<usize>jj << 2));
     const us = xs + reach - a - 1, ue = min(W - 1, xe + reach + a + 1);
-    const inside = jj + minBase >= 0 && jj + maxBase + 1 <= height - 1;
-    for (let ui = us; ui <= ue; ui++) {
-      const o = J + (<usize>(ui * 3) << 3);
-      const cu = load<i32>(colOf + (<usize>ui << 2)), f = load<f64>(fOf + (<usize>ui << 3));
-      let y0 = jj + load<i32>(baseOf + (<usize>ui << 2)), y1 = y0 + 1;
-      if (!inside) {
+    if (jj + minBase >= 0 && jj + maxBase + 1 <= height - 1) {
+      // Every column's two source rows are inside the image: no clamping.
+      const row = src + <usize>(jj * sy);
+      for (let ui = us; ui <= ue; ui++) {
+        const p = row + <usize>load<i32>(offs + (<usize>ui << 2));
+        jPixel(J + <usize>(ui * 24), p, p + <usize>sy, load<f64>(fOf + (<usize>ui << 3)));
+      }
+    } else {
+      for (let ui = us; ui <= ue; ui++) {
+        const o = J + <usize>(ui * 24);
         if (jj < load<i32>(lo + (<usize>ui << 2)) || jj > load<i32>(hi + (<usize>ui << 2))) {
           store<f64>(o, 0); store<f64>(o, 0, 8); store<f64>(o, 0, 16);
           continue;
         }
+        let y0 = jj + load<i32>(baseOf + (<usize>ui << 2)), y1 = y0 + 1;
         y0 = y0 < 0 ? 0 : y0 >= height ? height - 1 : y0;
         y1 = y1 < 0 ? 0 : y1 >= height ? height - 1 : y1;
+        const cu = load<i32>(colOf + (<usize>ui << 2));
+        jPixel(o, src + <usize>(y0 * sy + cu), src + <usize>(y1 * sy + cu), load<f64>(fOf + (<usize>ui << 3)));
       }
-      const p = src + <usize>(y0 * sy + cu), q = src + <usize>(y1 * sy + cu);
-      const p0 = <f64>load<u8>(p), p1 = <f64>load<u8>(p, 1), p2 = <f64>load<u8>(p, 2);
-      store<f64>(o, <f64><f32>(p0 + (<f64>load<u8>(q) - p0) * f));
-      store<f64>(o, <f64><f32>(p1 + (<f64>load<u8>(q, 1) - p1) * f), 8);
-      store<f64>(o, <f64><f32>(p2 + (<f64>load<u8>(q, 2) - p2) * f), 16);
     }
-    let acc0: f64 = 0, acc1: f64 = 0, acc2: f64 = 0;
+    // B two pixels a step: the running sums of pixels x and x + 1's six values in three vectors (value k of the row
+    // sums J[k + 3 (reach + i)], i = -a .. a), stepped by two pixels. The sums are exact (the caller's condition), so
+    // they equal the JS's one-pixel steps (a step adds its two differences' sum, also exact: one add on the sums'
+    // dependency chain per two pixels); B itself is the JS's expression, lane by lane. A step past xe writes B and
+    // reads J into the rows' slack.
+    let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0, s4: f64 = 0, s5: f64 = 0;
     for (let u = xs + reach - a; u <= xs + reach + a; u++) {
       const q = J + (<usize>(u * 3) << 3);
-      acc0 += load<f64>(q); acc1 += load<f64>(q, 8); acc2 += load<f64>(q, 16);
+      s0 += load<f64>(q); s1 += load<f64>(q, 8); s2 += load<f64>(q, 16);
+      s3 += load<f64>(q, 24); s4 += load<f64>(q, 32); s5 += load<f64>(q, 40);
     }
-    for (let x = xs; x <= xe; x++) {
+    let A0 = f64x2(s0, s1), A1 = f64x2(s2, s3), A2 = f64x2(s4, s5);
+    const E = f64x2.splat(e), NORM = f64x2.splat(norm);
+    for (let x = xs; x <= xe; x += 2) {
       const b = B + (<usize>(x * 3) << 3), l = J + (<usize>((x + reach - a - 1) * 3) << 3), r = J + (<usize>((x + reach + a + 1) * 3) << 3);
-      store<f64>(b, <f64><f32>((acc0 + e * (load<f64>(l) + load<f64>(r))) * norm));
-      store<f64>(b, <f64><f32>((acc1 + e * (load<f64>(l, 8) + load<f64>(r, 8))) * norm), 8);
-      store<f64>(b, <f64><f32>((acc2 + e * (load<f64>(l, 16) + load<f64>(r, 16))) * norm), 16);
-      if (x + 1 < width) {
-        acc0 += load<f64>(r) - load<f64>(l, 24);
-        acc1 += load<f64>(r, 8) - load<f64>(l, 32);
-        acc2 += load<f64>(r, 16) - load<f64>(l, 40);
-      }
+      const l0 = v128.load(l), l1 = v128.load(l, 16), l2 = v128.load(l, 32);
+      const r0 = v128.load(r), r1 = v128.load(r, 16), r2 = v128.load(r, 32);
+      v128.store(b, toF32(f64x2.mul(f64x2.add(A0, f64x2.mul(E, f64x2.add(l0, r0))), NORM)));
+      v128.store(b, toF32(f64x2.mul(f64x2.add(A1, f64x2.mul(E, f64x2.add(l1, r1))), NORM)), 16);
+      v128.store(b, toF32(f64x2.mul(f64x2.add(A2, f64x2.mul(E, f64x2.add(l2, r2))), NORM)), 32);
+      A0 = f64x2.add(A0, f64x2.add(f64x2.sub(r0, v128.load(l, 24)), f64x2.sub(v128.load(r, 24), v128.load(l, 48))));
+      A1 = f64x2.add(A1, f64x2.add(f64x2.sub(r1, v128.load(l, 40)), f64x2.sub(v128.load(r, 40), v128.load(l, 64))));
+      A2 = f64x2.add(A2, f64x2.add(f64x2.sub(r2, v128.load(l, 56)), f64x2.sub(v128.load(r, 56), v128.load(l, 80))));
     }
     for (let x = xs; x <= xe; x++) {
       const y = jj - 1 - load<i32>(rowBase + (<usize>x << 2));
@@ -70,6 +94,27 @@ export function lineRows(
     }
     const t = prevB; prevB = B; B = t;
   }
+}
+
+/**
+ * J's three values of one sheared pixel, p + (q - p) f per channel rounded to float32 (the JS's expression: exact in
+ * doubles, so one rounding), from the bytes at p and q; four doubles stored (the fourth lands on the next pixel's
+ * first value, written after it, or in the slack).
+ */
+// @ts-ignore: decorator
+@inline function jPixel(o: usize, p: usize, q: usize, f: f64): void {
+  const P = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(p)));
+  const D = i32x4.sub(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(q))), P);
+  const F = f64x2.splat(f);
+  const Ph = v128.shuffle<i32>(P, P, 2, 3, 2, 3), Dh = v128.shuffle<i32>(D, D, 2, 3, 2, 3);
+  v128.store(o, toF32(f64x2.add(f64x2.convert_low_i32x4_s(P), f64x2.mul(f64x2.convert_low_i32x4_s(D), F))));
+  v128.store(o, toF32(f64x2.add(f64x2.convert_low_i32x4_s(Ph), f64x2.mul(f64x2.convert_low_i32x4_s(Dh), F))), 16);
+}
+
+/** Both lanes rounded to float32 (a Float32Array store). */
+// @ts-ignore: decorator
+@inline function toF32(v: v128): v128 {
+  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(v));
 }
 
 /** A Uint8ClampedArray store: clamped to 0..255, rounded half to even. */
