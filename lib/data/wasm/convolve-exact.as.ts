@@ -73,7 +73,18 @@ function fillRow(src: usize, d: usize, sy: i32, w: i32, h: i32, r: i32): void {
   const r1 = <f64>load<u8>(e), g1 = <f64>load<u8>(e, 1), b1 = <f64>load<u8>(e, 2);
   let q = d;
   for (let k = 0; k < r; k++, q += 24) { store<f64>(q, r0); store<f64>(q, g0, 8); store<f64>(q, b0, 16); }
-  for (let k = 0, n = w * 3; k < n; k++, q += 8) store<f64>(q, <f64>load<u8>(s + <usize>k));
+  // Eight bytes a step (widened to i32, converted two at a time), the rest one by one: a step never writes past the row.
+  const n = w * 3;
+  let k = 0;
+  for (; k + 8 <= n; k += 8, q += 64) {
+    const b = i16x8.extend_low_i8x16_u(v128.load64_zero(s + <usize>k));
+    const lo = i32x4.extend_low_i16x8_u(b), hi = i32x4.extend_high_i16x8_u(b);
+    v128.store(q, f64x2.convert_low_i32x4_u(lo));
+    v128.store(q, f64x2.convert_low_i32x4_u(v128.shuffle<i32>(lo, lo, 2, 3, 2, 3)), 16);
+    v128.store(q, f64x2.convert_low_i32x4_u(hi), 32);
+    v128.store(q, f64x2.convert_low_i32x4_u(v128.shuffle<i32>(hi, hi, 2, 3, 2, 3)), 48);
+  }
+  for (; k < n; k++, q += 8) store<f64>(q, <f64>load<u8>(s + <usize>k));
   for (let k = 0; k < r; k++, q += 24) { store<f64>(q, r1); store<f64>(q, g1, 8); store<f64>(q, b1, 16); }
 }
 
