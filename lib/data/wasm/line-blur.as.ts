@@ -87,10 +87,15 @@ export function lineRows(
       const f = load<f64>(rowF + (<usize>x << 3));
       const pb = prevB + (<usize>(x * 3) << 3), nb = B + (<usize>(x * 3) << 3);
       const o = out + <usize>(y * sy + x * sx);
-      const v0 = load<f64>(pb), v1 = load<f64>(pb, 8), v2 = load<f64>(pb, 16);
-      store<u8>(o, toByte(<f64><f32>(v0 + (load<f64>(nb) - v0) * f)));
-      store<u8>(o, toByte(<f64><f32>(v1 + (load<f64>(nb, 8) - v1) * f)), 1);
-      store<u8>(o, toByte(<f64><f32>(v2 + (load<f64>(nb, 16) - v2) * f)), 2);
+      // The three channels in two vectors (the fourth lane is the next pixel's, unused): the JS's expression rounded
+      // to float32, then stored as a Uint8ClampedArray does (rounded half to even, clamped).
+      const F = f64x2.splat(f);
+      const p01 = v128.load(pb), p2 = v128.load(pb, 16);
+      const c01 = toByte2(toF32(f64x2.add(p01, f64x2.mul(f64x2.sub(v128.load(nb), p01), F))));
+      const c2 = toByte2(toF32(f64x2.add(p2, f64x2.mul(f64x2.sub(v128.load(nb, 16), p2), F))));
+      const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(v128.shuffle<i32>(c01, c2, 0, 1, 4, 5), c01), c01);
+      v128.store16_lane(o, bytes, 0);
+      v128.store8_lane(o, bytes, 2, 2);
     }
     const t = prevB; prevB = B; B = t;
   }
@@ -117,10 +122,10 @@ export function lineRows(
   return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(v));
 }
 
-/** A Uint8ClampedArray store: clamped to 0..255, rounded half to even. */
+/** Both lanes as a Uint8ClampedArray stores them (rounded half to even, clamped to 0..255), as i32 in lanes 0 and 1. */
 // @ts-ignore: decorator
-@inline function toByte(v: f64): u8 {
-  return v <= 0 ? 0 : v >= 255 ? 255 : <u8>nearest(v);
+@inline function toByte2(v: v128): v128 {
+  return i32x4.trunc_sat_f64x2_u_zero(f64x2.pmin(f64x2.splat(255), f64x2.pmax(f64x2.splat(0), f64x2.nearest(v))));
 }
 
 /** The first byte the caller may use. */
