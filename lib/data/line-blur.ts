@@ -1,6 +1,7 @@
-// lineBlurInto's sheared rows for byte input and output where every running sum is exact, in WebAssembly (motion_blur's
-// high level; round 18 mb18): the JS lineRows' values in its operations and order. Source: lib/data/wasm/line-blur.as.ts
-// (AssemblyScript), compiled into the committed lib/data/wasm/line-blur.wasm by scripts/build-wasm.ts.
+// lineBlurInto's sheared rows for byte input and output where every running sum is exact, in WebAssembly SIMD
+// (motion_blur's high level; round 18 mb18): the JS lineRows' bytes (its values, rounded where it rounds; the running
+// sums, exact, two pixels a step). Source: lib/data/wasm/line-blur.as.ts (AssemblyScript), compiled into the committed
+// lib/data/wasm/line-blur.wasm by scripts/build-wasm.ts.
 import { readFileSync } from 'node:fs';
 import { KEEP_SCRATCH_ELEMENTS } from './filters.ts';
 

@@ -1,8 +1,9 @@
 // AssemblyScript: lineBlurInto's sheared rows (lib/data/filters.ts, lineRows) for byte input and byte output where
-// every running sum is exact (lineRows' `skip` condition), the same values in the same operations and order as the JS;
-// lib/data/line-blur.ts loads the module; scripts/build-wasm.ts compiles this into line-blur.wasm beside it.
-// The per-column and per-row tables (rowBase ... fOf) are lineRows', computed in JS and passed in; J and the two B
-// rows are doubles here holding float32 values (the JS holds them in Float32Arrays: the same rounding, by demote).
+// every running sum is exact (lineRows' `skip` condition): the JS's values, each rounded where the JS rounds (its
+// Float32Array and Uint8ClampedArray stores); lib/data/line-blur.ts loads the module; scripts/build-wasm.ts compiles
+// this into line-blur.wasm beside it. The per-column and per-row tables (rowBase ... fOf) are lineRows', computed in
+// JS and passed in; J and the two B rows are doubles here holding float32 values. The only operations in another order
+// are the running sums', exact in any order under that condition.
 
 /** Doubles of the J row scratch: 3 a sheared column, and slack for B's last step. */
 export function jRowValues(W: i32): i32 {
