@@ -75,7 +75,21 @@ test('convolveExactRgb: sums just below an integer that float32 rounds up trunca
   assert.ok(Buffer.from(a).equals(Buffer.from(b)), firstDiff(a, b));
 });
 
-test('isExactConvolution accepts weights 0 or >= 2^-14 summing below 256/255, and nothing else', () => {
+test('convolveExactRgb at its largest chunk sums: 1024 taps whose low chunks are all but 2^13, on bytes of 255', async () => {
+  // The float32 below 2^-11 is (2^26 - 4) 2^-37: chunks 0, 8191, 8188. 1024 of them on 255s sum each chunk to just
+  // below 2^31, the module's 32-bit lanes' limit.
+  const side = 33, kernel = new Float32Array(side * side);
+  const wt = Math.fround(2 ** -11 * (1 - 2 ** -24));
+  for (let k = 0; k < 1024; k++) kernel[k] = wt;
+  assert.ok(wt < 2 ** -11 && isExactConvolution(kernel));
+  for (const img of [{ width: 40, height: 36, data: new Uint8Array(40 * 36 * 3).fill(255) }, scene(9, 40, 36)]) {
+    const a = convolveExactRgb(img, kernel, side);
+    const b = await viaSharp(img, kernel, side);
+    assert.ok(Buffer.from(a).equals(Buffer.from(b)), firstDiff(a, b));
+  }
+});
+
+test('isExactConvolution accepts weights 0 or >= 2^-14 summing below 256/255, at most 1024 taps, and nothing else', () => {
   const k = (...v: number[]) => Float32Array.from(v);
   assert.equal(isExactConvolution(k(0, 0.5, 0, 0.5, 0, 0, 0, 0, 0)), true);
   assert.equal(isExactConvolution(k(2 ** -14, 0.5)), true);
@@ -83,11 +97,13 @@ test('isExactConvolution accepts weights 0 or >= 2^-14 summing below 256/255, an
   assert.equal(isExactConvolution(k(-0.1, 1)), false, 'a negative weight');
   assert.equal(isExactConvolution(k(0.5, 0.5, 256 / 255 - 1)), false, 'a sum of 256/255');
   assert.equal(isExactConvolution(k(Number.NaN)), false, 'NaN');
+  assert.equal(isExactConvolution(new Float32Array(1024).fill(2 ** -11)), true, '1024 taps');
+  assert.equal(isExactConvolution(new Float32Array(1025).fill(2 ** -11)), false, '1025 taps');
 });
 
 test('convolveExactRgb names a kernel or image it cannot take', () => {
   const img = scene(1, 4, 3);
   assert.throws(() => convolveExactRgb(img, new Float32Array(4), 2), /convolveExactRgb: kernel must be side x side with odd side, got 4 for 2/);
-  assert.throws(() => convolveExactRgb(img, Float32Array.from([0, 0, 0, 0, 2, 0, 0, 0, 0]), 3), /convolveExactRgb: the kernel needs weights 0 or >= 2\^-14/);
+  assert.throws(() => convolveExactRgb(img, Float32Array.from([0, 0, 0, 0, 2, 0, 0, 0, 0]), 3), /convolveExactRgb: the kernel needs weights 0 or >= 2\^-14 summing to less than 256\/255, at most 1024 of them non-zero/);
   assert.throws(() => convolveExactRgb({ ...img, data: img.data.subarray(1) }, new Float32Array(9), 3), /image data has 35 bytes, expected 36 for 4x3/);
 });
