@@ -1,28 +1,18 @@
 // libvips' float convolution (sharp `convolve`: edges replicated, the float result cast to bytes) replicated exactly in
-// WebAssembly SIMD (integer sums of the weights' 13-bit chunks), for the kernels where that is provable (motion_blur's line kernels; round 18 mb18). Source:
-// lib/data/wasm/convolve-exact.as.ts (AssemblyScript), compiled into the committed lib/data/wasm/convolve-exact.wasm
-// by scripts/build-wasm.ts.
-import { readFileSync } from 'node:fs';
+// WebAssembly SIMD (integer sums of the weights' 13-bit chunks), for the kernels where that is provable (motion_blur's
+// line kernels; round 18 mb18). Source: lib/data/wasm/convolve-exact.as.ts (AssemblyScript), compiled into the
+// committed lib/data/wasm/convolve-exact.wasm by scripts/build-wasm.ts.
 import type { RgbImage } from './image.ts';
 import { KEEP_SCRATCH_ELEMENTS } from './filters.ts';
+import { align16 as align, memoryUpTo, wasmInstances, type WasmExports } from './wasm-instances.ts';
 
-interface Convolution {
-  memory: WebAssembly.Memory;
-  heapBase(): number;
+interface Convolution extends WasmExports {
   ringBytes(w: number, r: number): number;
-  convolve(src: number, out: number, ring: number, ptrs: number, taps: number, n: number, w: number, h: number, r: number): void;
+  convolve(src: number, out: number, ring: number, ptrs: number, pairs: number, n: number, w: number, h: number, r: number): void;
 }
 
-// Compiled at the first call, not at import (a process that never convolves this way never reads the file).
-let wasmModule: WebAssembly.Module | undefined;
-const instantiate = () => {
-  wasmModule ??= new WebAssembly.Module(readFileSync(new URL('./wasm/convolve-exact.wasm', import.meta.url)));
-  return new WebAssembly.Instance(wasmModule, {}).exports as unknown as Convolution;
-};
-// One instance kept for images up to KEEP_SCRATCH_ELEMENTS values (wasm memory never shrinks); a larger image gets an
-// instance of its own, dropped after the call.
-let kept: Convolution | undefined;
-const align = (n: number) => (n + 15) & ~15;
+// One instance kept for images up to KEEP_SCRATCH_ELEMENTS values, a larger image's own (wasm-instances.ts).
+const instanceFor = wasmInstances<Convolution>(new URL('./wasm/convolve-exact.wasm', import.meta.url));
 
 /**
  * Whether convolveExactRgb gives libvips' bytes for this kernel. libvips sums weight x byte in doubles and rounds the
@@ -59,12 +49,10 @@ export function convolveExactRgb(img: RgbImage, kernel: Float32Array, side: numb
   if (taps.length % 2) taps.push(-1); // a zero tap pairs the last one
   const n = taps.length / 2;
   const size = w * h * 3;
-  const large = size > KEEP_SCRATCH_ELEMENTS;
-  const conv = large ? instantiate() : (kept ??= instantiate());
+  const conv = instanceFor(size > KEEP_SCRATCH_ELEMENTS);
   const pairs = align(conv.heapBase()), ptrs = align(pairs + 64 * n), src = align(ptrs + 8 * n), out = align(src + size);
-  const ring = align(out + size + 8), end = ring + conv.ringBytes(w, r), have = conv.memory.buffer.byteLength;
-  if (end > have) conv.memory.grow(Math.ceil((end - have) / 65536));
-  const mem = conv.memory.buffer;
+  const ring = align(out + size + 8);
+  const mem = memoryUpTo(conv, ring + conv.ringBytes(w, r));
   const ints = new Int32Array(mem, pairs, 16 * n), chunks = new Int16Array(mem, pairs, 32 * n);
   for (let t = 0; t < 2 * n; t++) {
     const k = taps[t], pair = t >> 1, lane = t & 1;

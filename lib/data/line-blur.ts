@@ -2,12 +2,10 @@
 // (motion_blur's high level; round 18 mb18): the JS lineRows' bytes (its values, rounded where it rounds; the running
 // sums, exact, two pixels a step). Source: lib/data/wasm/line-blur.as.ts (AssemblyScript), compiled into the committed
 // lib/data/wasm/line-blur.wasm by scripts/build-wasm.ts.
-import { readFileSync } from 'node:fs';
 import { KEEP_SCRATCH_ELEMENTS } from './filters.ts';
+import { align16 as align, memoryUpTo, wasmInstances, type WasmExports } from './wasm-instances.ts';
 
-interface LineBlur {
-  memory: WebAssembly.Memory;
-  heapBase(): number;
+interface LineBlur extends WasmExports {
   jRowValues(W: number): number;
   bRowStride(width: number): number;
   lineRows(
@@ -17,16 +15,8 @@ interface LineBlur {
   ): void;
 }
 
-// Compiled at the first call, not at import (a process that never blurs this way never reads the file).
-let wasmModule: WebAssembly.Module | undefined;
-const instantiate = () => {
-  wasmModule ??= new WebAssembly.Module(readFileSync(new URL('./wasm/line-blur.wasm', import.meta.url)));
-  return new WebAssembly.Instance(wasmModule, {}).exports as unknown as LineBlur;
-};
-// One instance kept for images up to KEEP_SCRATCH_ELEMENTS values (wasm memory never shrinks); a larger image gets an
-// instance of its own, dropped after the call.
-let kept: LineBlur | undefined;
-const align = (n: number) => (n + 15) & ~15;
+// One instance kept for images up to KEEP_SCRATCH_ELEMENTS values, a larger image's own (wasm-instances.ts).
+const instanceFor = wasmInstances<LineBlur>(new URL('./wasm/line-blur.wasm', import.meta.url));
 
 /** lineRows' geometry and per-column / per-row tables (see lib/data/filters.ts). */
 export interface LineRowsPlan {
@@ -40,15 +30,13 @@ export function lineRowsBytes(src: Uint8Array, out: Uint8ClampedArray, plan: Lin
   const { width, height, W, H } = plan;
   const n = width * height * 3;
   if (src.length !== n || out.length !== n) throw new Error(`lineRowsBytes: buffers of ${src.length} and ${out.length} bytes for ${width}x${height}`);
-  const large = n > KEEP_SCRATCH_ELEMENTS;
-  const m = large ? instantiate() : (kept ??= instantiate());
+  const m = instanceFor(n > KEEP_SCRATCH_ELEMENTS);
   // Doubles first (8-byte aligned), then the ints and the bytes.
   const rowF = align(m.heapBase()), fOf = align(rowF + 8 * width), jRow = align(fOf + 8 * W), bRows = align(jRow + 8 * m.jRowValues(W));
   const rowBase = align(bRows + 16 * m.bRowStride(width) + 4 * W), lastX = align(rowBase + 4 * width), firstX = align(lastX + 4 * H);
   const lo = align(firstX + 4 * H), hi = align(lo + 4 * W), colOf = align(hi + 4 * W), baseOf = align(colOf + 4 * W);
-  const srcAt = align(baseOf + 4 * W), outAt = align(srcAt + n), end = outAt + n, have = m.memory.buffer.byteLength;
-  if (end > have) m.memory.grow(Math.ceil((end - have) / 65536));
-  const mem = m.memory.buffer;
+  const srcAt = align(baseOf + 4 * W), outAt = align(srcAt + n);
+  const mem = memoryUpTo(m, outAt + n);
   new Float64Array(mem, rowF, width).set(plan.rowF);
   new Float64Array(mem, fOf, W).set(plan.fOf);
   new Int32Array(mem, rowBase, width).set(plan.rowBase);
