@@ -3,6 +3,8 @@
 // interleaved RGB (see image.ts). Borders follow OpenCV's default (BORDER_REFLECT_101: ...cba|abcd|dcb...).
 import sharp, { type Sharp } from 'sharp';
 import type { RgbImage } from './image.ts';
+import { convolveExactRgb, isExactConvolution } from './convolve-exact.ts';
+import { lineRowsBytes } from './line-blur.ts';
 
 /** Reflect-101 index into [0, n). */
 export function reflect101(i: number, n: number): number {
@@ -440,10 +442,13 @@ export async function blurRgb(img: RgbImage, sigma: number): Promise<Uint8Array>
 
 /**
  * Convolution of an RGB image with a square kernel (odd side, weights as given, no normalisation), rounded
- * and clamped to 8 bits, edges replicated. Sparse JS loops when cheap, libvips (sharp) otherwise.
+ * and clamped to 8 bits, edges replicated. Sparse JS loops when cheap, libvips (sharp) otherwise, or libvips' bytes
+ * from convolveExactRgb (WebAssembly) where they are exact.
  */
 export async function convolveRgb(img: RgbImage, kernel: Float32Array, side: number): Promise<Uint8Array> {
   const taps = sparseTaps(img, kernel, side);
+  // libvips' bytes without libvips where the sums are exact (motion_blur's line kernels): ~5x at 256 px (round 18).
+  if (!taps && isExactConvolution(kernel)) return convolveExactRgb(img, kernel, side);
   if (!taps) {
     // Note (round 6): sharp replaces a fractional offset by 0, so this 0.5 has no effect and the cast truncates the
     // float sums (floor), where the JS path below rounds. Kept: every checkpoint so far was trained on these bytes.
@@ -806,6 +811,11 @@ function lineRows(
   // every row starts at column 0 as before.
   let skip = src instanceof Uint8Array && 2 * a + 1 <= 31;
   for (let ui = 0; ui < W && skip; ui++) { const f = fOf[ui]; if (f !== 0 && (f < 2 ** -17 || 1 - f < 2 ** -17)) skip = false; }
+  if (skip && src instanceof Uint8Array && out instanceof Uint8ClampedArray) {
+    // Bytes to bytes with exact running sums (motion_blur high): the same values from WebAssembly (round 18).
+    lineRowsBytes(src, out, { width, height, sx, sy, a, e, norm, reach, W, H, minBase, maxBase, rowBase, rowF, lastX, firstX, lo, hi, colOf, baseOf, fOf });
+    return;
+  }
   // J(u, j) = I(u, j + jmin + m u): per column a constant fractional shift. One row at a time.
   const J = new Float32Array(W * 3);
   // B(x, j) = sum of J(u, j) for u in [x - a, x + a], plus e times the two next ones. Output (x, y) reads B rows

@@ -1,29 +1,19 @@
 // mean_shift's mode search in WebAssembly with 128-bit SIMD, two window samples a vector (the search 1.7-2.4x the JS one's,
 // the corruption 1.5-1.8x: docs/performance.md, round 18). Source: lib/data/wasm/mean-shift-modes.as.ts (AssemblyScript),
 // compiled into the committed lib/data/wasm/mean-shift-modes.wasm by scripts/build-wasm.ts.
-import { readFileSync } from 'node:fs';
 import { KEEP_SCRATCH_ELEMENTS } from './filters.ts';
+import { align16 as align, memoryUpTo, wasmInstances, type WasmExports } from './wasm-instances.ts';
 
-interface Search {
-  memory: WebAssembly.Memory;
-  heapBase(): number;
+interface Search extends WasmExports {
   memoBytes(): number;
   layoutBytes(w: number, h: number, sp: number): number;
   modes(src: number, out: number, lay: number, memo: number, w: number, h: number, sp: number, sr: number, gen: number): void;
 }
 
-// Compiled at the first search, not at import: a process (or a bundle without the file beside it) that never runs
-// mean_shift never reads it.
-let wasmModule: WebAssembly.Module | undefined;
-const instantiate = () => {
-  wasmModule ??= new WebAssembly.Module(readFileSync(new URL('./wasm/mean-shift-modes.wasm', import.meta.url)));
-  return new WebAssembly.Instance(wasmModule, {}).exports as unknown as Search;
-};
 // One instance kept for images up to KEEP_SCRATCH_ELEMENTS values (its memory, which never shrinks, holds the memo,
-// the image and its modes); a larger image gets an instance of its own, dropped after the call.
-let kept: Search | undefined;
+// the image and its modes); a larger image gets an instance of its own (wasm-instances.ts).
+const instanceFor = wasmInstances<Search>(new URL('./wasm/mean-shift-modes.wasm', import.meta.url));
 let gen = 0;
-const align = (n: number) => (n + 15) & ~15;
 
 /**
  * The mean-shift mode colour of every pixel of an interleaved RGB image (float64 values), into `out` (float32).
@@ -35,10 +25,9 @@ export function meanShiftModes(data: Float64Array, w: number, h: number, sp: num
   const n = w * h * 3;
   if (data.length < n || out.length < n) throw new Error(`meanShiftModes: buffers of ${data.length} and ${out.length} values for ${w}x${h}`);
   const large = n > KEEP_SCRATCH_ELEMENTS;
-  const search = large ? instantiate() : (kept ??= instantiate());
+  const search = instanceFor(large);
   const memo = align(search.heapBase()), src = align(memo + search.memoBytes()), dst = align(src + n * 8), lay = align(dst + n * 4);
-  const end = lay + search.layoutBytes(w, h, sp), have = search.memory.buffer.byteLength;
-  if (end > have) search.memory.grow(Math.ceil((end - have) / 65536));
+  memoryUpTo(search, lay + search.layoutBytes(w, h, sp));
   // A new stamp per call on the kept instance: the memo's slots from earlier calls are stale (the memo zeroed when
   // the stamps wrap). A new instance's memory is zeros: stamp 1.
   let stamp = 1;

@@ -41,7 +41,7 @@ app=$out/app; mkdir -p "$app/bin" "$app/dist/cli" "$app/proto"
 echo "await import('../dist/cli/main.mjs');" > "$app/bin/recovery-grpo.mjs"
 cp "$root/package.json" "$app/"; cp "$root/proto/recovery.proto" "$app/proto/"
 cp "$root/lib/models/lane-worker.mjs" "$root/lib/data/photos.jsonl" "$app/dist/cli/"
-mkdir -p "$app/dist/cli/wasm"; cp "$root/lib/data/wasm/mean-shift-modes.wasm" "$app/dist/cli/wasm/" # mean_shift's search
+mkdir -p "$app/dist/cli/wasm"; cp "$root/lib/data/wasm/mean-shift-modes.wasm" "$root/lib/data/wasm/convolve-exact.wasm" "$root/lib/data/wasm/line-blur.wasm" "$app/dist/cli/wasm/" # mean_shift's search, motion_blur's convolution and line blur
 for m in sharp @img/colour @img/sharp-linux-x64 detect-libc semver; do mkdir -p "$out/nm/$(dirname "$m")"; cp -r "$root/node_modules/$m" "$out/nm/$m"; done
 tar -C "$root/node_modules" -cf - @img/sharp-libvips-linux-x64 | xz -T0 -6 > "$out/libvips.tar.xz"
 nats=${RECOVERY_GRPO_NATS_SERVER:-$(command -v nats-server || true)}

@@ -1,7 +1,8 @@
 // Random cases beside corruption-parity.test.ts (fixed shapes and levels): the types and filters rewritten for
 // speed in round 7 (color_diffusion, watermark_damage, mean_shift's reused buffers, lineBlur's reused buffer) and round 8
 // (gaussian_noise's noise without its array, lens_blur's blur and blend in one pass) and round 17 (sharpness_change's
-// convolution and blend in one pass, the cross's arms summed as integers)
+// convolution and blend in one pass, the cross's arms summed as integers) and round 18 (motion_blur's libvips convolution
+// in WebAssembly)
 // against the frozen implementation in test/data/reference/, on random sizes (1-300 px, odd and non-square), levels
 // and seeds, one after another in one process, so buffers reused across calls carry the previous call's contents.
 import { test } from 'node:test';
@@ -79,6 +80,40 @@ test('lineBlurInto at motion_blur high\'s size: rows whose running sums start at
     const out = new Uint8ClampedArray(256 * 256 * 3);
     lineBlurInto(img.data, 256, 256, len, angle, out);
     assert.ok(Buffer.from(out.buffer).equals(Buffer.from(bytes.buffer)), `length ${len} angle ${angle}: ${firstDiff(out, bytes)}`);
+  }
+});
+
+test('lineBlurInto on noise: the reference bytes where a float32 rounding changes one byte in ~10^5', () => {
+  // Random bytes put B and the outputs anywhere in their range, so the rare byte that one rounding less or more would
+  // change (B kept in double instead of float32: ~1 in 10^5 values) turns up among the ~3M values here; the smooth
+  // scenes above show it about once in 24 images.
+  const r = rng(76);
+  for (let c = 0; c < 64; c++) {
+    const w = r.int(96, 160), h = r.int(96, 160);
+    const len = 3 + 28 * r.float(), angle = 2 * Math.PI * r.float();
+    const data = new Uint8Array(w * h * 3);
+    for (let k = 0; k < data.length; k++) data[k] = r.int(0, 255);
+    const bytes = new Uint8ClampedArray(w * h * 3);
+    bytes.set(lineBlurV1(data, w, h, len, angle));
+    const out = new Uint8ClampedArray(w * h * 3);
+    lineBlurInto(data, w, h, len, angle, out);
+    assert.ok(Buffer.from(out.buffer).equals(Buffer.from(bytes.buffer)), `${w}x${h} length ${len} angle ${angle}: ${firstDiff(out, bytes)}`);
+  }
+});
+
+test('motion_blur where its line kernel went to libvips (now WebAssembly): the reference bytes over levels, angles and sizes', async () => {
+  // Images of at least 128x128 with lines of at most 16 px: libvips' convolution in the reference, convolveExactRgb
+  // now (round 18) unless the JS sparse path takes it (few taps on a small image: both arms' JS). Levels low and mid
+  // at 256 px and random levels up to 0.55 (line lengths 5 to 16 px) at random sizes; each seed its own angle.
+  const r = rng(75);
+  for (let c = 0; c < 40; c++) {
+    const [w, h] = c < 24 ? [256, 256] : [r.int(128, 400), r.int(128, 300)];
+    const level = c < 24 ? [0.23, 0.45][c % 2] : 0.01 + 0.54 * r.float();
+    const seed = r.int(0, 1e6);
+    const img = scene(c + 400, w, h);
+    const a = await corrupt(img, 'motion_blur', level, seed);
+    const b = await corruptV1(img, 'motion_blur', level, seed);
+    assert.ok(Buffer.from(a.data).equals(Buffer.from(b.data)), `${w}x${h} level ${level} seed ${seed}: ${firstDiff(a.data, b.data)}`);
   }
 });
 

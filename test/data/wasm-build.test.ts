@@ -1,0 +1,21 @@
+// The WebAssembly modules run from committed binaries (lib/data/wasm/*.wasm: mean_shift's mode search, round 18 ms18;
+// libvips' exact convolution, round 18 mb18): each must be what its AssemblyScript source compiles to, or a change to
+// the source would not reach the product (their behaviour is pinned by the parity tests against the frozen reference).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { buildWasm, WASM_MODULES } from '../../scripts/build-wasm.ts';
+import { meanShiftModes } from '../../lib/data/mean-shift-modes.ts';
+
+for (const { source, wasm } of WASM_MODULES) {
+  test(`the committed ${wasm} is what its source builds`, async () => {
+    const committed = readFileSync(new URL(`../../${wasm}`, import.meta.url));
+    const built = await buildWasm(source);
+    assert.ok(Buffer.from(built).equals(committed), `${wasm} differs from what ${source} builds: run node --import tsx scripts/build-wasm.ts`);
+  });
+}
+
+test('meanShiftModes names buffers too short for the image', () => {
+  assert.throws(() => meanShiftModes(new Float64Array(11), 2, 2, 1, 1), /meanShiftModes: buffers of 11 and 12 values for 2x2/);
+  assert.throws(() => meanShiftModes(new Float64Array(12), 2, 2, 1, 1, new Float32Array(6)), /buffers of 12 and 6 values/);
+});
