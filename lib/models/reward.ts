@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
+import { SetupError } from '../config/setup-error.ts';
 import { Graph } from '../graph/graph.ts';
 import { decodeModel, serialize, spliceModel } from '../graph/onnx.ts';
 import { builtinEncoder, builtinEncoderModel, clipPreprocess, BUILTIN_ENCODER_NAME, type ImageEncoder } from './encoder.ts';
@@ -87,10 +88,16 @@ export async function loadEncoder(choice?: EncoderChoice | string): Promise<Enco
   try {
     bytes = new Uint8Array(await readFile(path));
   } catch (e) {
-    throw new Error(`reward.clipModel: cannot read ${path}: ${(e as Error).message}`);
+    throw new SetupError(`reward.clipModel: cannot read ${path}: ${(e as Error).message}`);
   }
-  const model = decodeModel(bytes, path);
-  if (!model.graph?.node?.length) throw new Error(`reward.clipModel: ${path} is not an ONNX model with a graph`);
+  // (a SetupError, as is a file that is not a model: the same file fails a restart the same way)
+  let model: ReturnType<typeof decodeModel>;
+  try {
+    model = decodeModel(bytes, path);
+  } catch (e) {
+    throw new SetupError(`reward.clipModel: ${(e as Error).message}`, { cause: e });
+  }
+  if (!model.graph?.node?.length) throw new SetupError(`reward.clipModel: ${path} is not an ONNX model with a graph`);
   return { name: basename(path), kind, bytes, preprocess: 'clip' };
 }
 

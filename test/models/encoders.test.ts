@@ -2,7 +2,7 @@
 // against TensorFlow.js end to end (preprocessing, network, cosine), and its gradients (direct reward backprop).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -16,6 +16,7 @@ import { differentiableEncoder, encoderKindOf, loadEncoder } from '../../lib/mod
 import { rewardModel } from '../../lib/models/bundle.ts';
 import { buildRewardBackpropGraph } from '../../lib/models/graphs.ts';
 import { BUILTIN_ENCODER_NAME } from '../../lib/models/encoder.ts';
+import { SetupError } from '../../lib/config/setup-error.ts';
 import { gradCheck, testRandom } from '../graph/gradcheck.ts';
 
 process.env.RECOVERY_GRPO_CACHE_DIR = mkdtempSync(join(tmpdir(), 'encoder-cache-'));
@@ -162,4 +163,12 @@ test('a reward scorer with reward.encoder mobilenet-v2 reports the encoder with 
   await scorer.close();
   assert.ok(Math.abs(s.clip_cos[0] - 1) < 1e-5);
   assert.equal(scorer.encoderName, 'mobilenet-v2-1.4-pooled (nsfwjs@4.4.0 mobilenet_v2_mid, MIT)');
+});
+
+test('a reward.clipModel that cannot be read or is not a model is a SetupError naming it (a role ends with exit 78, not restarted)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clip-model-'));
+  const notModel = join(dir, 'not-a-model.onnx');
+  writeFileSync(notModel, 'not protobuf at all \xff\xff');
+  await assert.rejects(loadEncoder(join(dir, 'missing.onnx')), (e: unknown) => e instanceof SetupError && /^reward\.clipModel: cannot read .*missing\.onnx/.test(e.message));
+  await assert.rejects(loadEncoder(notModel), (e: unknown) => e instanceof SetupError && /^reward\.clipModel: .*not-a-model\.onnx/.test(e.message));
 });
