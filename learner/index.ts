@@ -60,6 +60,7 @@ import {
   type TrainResult,
 } from '../lib/transport/index.ts';
 import {
+  BASE_DIGEST_KEY,
   checkpointRef,
   fetchCheckpoint,
   LearnerStateStore,
@@ -75,6 +76,7 @@ import {
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { trace } from '../lib/log/trace.ts';
+import { SetupError } from '../lib/config/setup-error.ts';
 import { warmUpGrpo } from './warm-up.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
 
@@ -336,7 +338,10 @@ class LearnerRole implements WorkerRoleImpl {
       return await fetchCheckpoint(this.store, ann, { runId: this.ctx.runId, shapes, baseDigest: this.baseDigest });
     } catch (e) {
       if (e instanceof CheckpointIntegrityError || e instanceof CheckpointError) {
-        throw new WorkerFatalError(`cannot resume from ${what} (v${ann.version}): ${(e as Error).message}. Refusing to start rather than train from unverified weights.`);
+        const msg = `cannot resume from ${what} (v${ann.version}): ${(e as Error).message}. Refusing to start rather than train from unverified weights.`;
+        // its own model.network files differ from the run's: a restart reads the same files (a SetupError, exit 78)
+        if (e instanceof CheckpointError && e.field === BASE_DIGEST_KEY) throw new SetupError(msg, { cause: e });
+        throw new WorkerFatalError(msg);
       }
       throw new RetryableWorkerError(`cannot fetch ${what} (v${ann.version}): ${(e as Error).message}`);
     }

@@ -30,13 +30,13 @@ import {
   resolveWorkerOptions,
   RetryableWorkerError,
   startWorker,
-  WorkerFatalError,
   type RoleContext,
   type WorkerHandle,
   type WorkerOptions,
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { PolicyFollower } from './policy-follower.ts';
+import { SetupError } from '../lib/config/setup-error.ts';
 import { trace } from '../lib/log/trace.ts';
 
 const IDLE_SWAP_EVERY_MS = 1000;
@@ -162,7 +162,8 @@ class RolloutRole implements WorkerRoleImpl {
       throw new RetryableWorkerError(`cannot follow the checkpoints of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
     }
     await this.follower.swapToNewest();
-    if (this.follower.baseMismatch) throw new WorkerFatalError(this.follower.baseMismatch);
+    // its own model.network files differ from the run's: a restart reads the same files (a SetupError, exit 78)
+    if (this.follower.baseMismatch) throw new SetupError(this.follower.baseMismatch);
     this.loopDone = this.loop();
   }
 

@@ -11,8 +11,10 @@ import { CheckpointStore, connectNats } from '../../lib/transport/index.ts';
 import { configHash } from '../../lib/checkpoint/index.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
-import { publishCheckpoint, silentLogger, WorkerFatalError } from '../../lib/worker/index.ts';
+import { publishCheckpoint, silentLogger } from '../../lib/worker/index.ts';
+import { SetupError } from '../../lib/config/setup-error.ts';
 import { runRolloutWorker, type RolloutWorkerHandle } from '../../rollout-worker/index.ts';
+import { runLearner } from '../../learner/index.ts';
 import { parsed, startFakeOrchestrator, tinyConfig, type FakeOrchestrator } from '../roles/helpers.ts';
 import { projectUnetOnnx } from './models.ts';
 
@@ -44,5 +46,24 @@ test('a rollout worker refuses a run whose checkpoints were trained on another b
   await publishCheckpoint(store, { meta: { runId: RUN, version: 0, step: 0, lastBatchId: null, configHash: configHash(config), extra: { base_digest: other } }, params });
   orch = await startFakeOrchestrator({ runId: RUN, config: input, policyVersion: 0 });
   worker = await runRolloutWorker({ orchestrator: orch.address, nats: nats.url, workerId: 'roll-base', logger: silentLogger });
-  await assert.rejects(worker.done, (e: Error) => e instanceof WorkerFatalError && new RegExp(`was trained on base sha256 ${other}, but this role's model\\.network files give base sha256 [0-9a-f]{64}: every role must read the same base files; refusing the run`).test(e.message));
+  await assert.rejects(worker.done, (e: Error) => e instanceof SetupError && new RegExp(`was trained on base sha256 ${other}, but this role's model\\.network files give base sha256 [0-9a-f]{64}: every role must read the same base files; refusing the run`).test(e.message));
+});
+
+test('a learner refuses to resume from a checkpoint trained on another base: a SetupError (exit 78), not a restart', { timeout: 120_000 }, async () => {
+  const runId = 'base-test-learner';
+  const learnerInput = tinyConfig(runId, { model: { network: { onnx } } });
+  nats ??= await startNatsServer();
+  const lnc = await connectNats({ url: nats.url, name: 'base-test-learner' });
+  const fake = await startFakeOrchestrator({ runId, config: learnerInput, policyVersion: 0 });
+  try {
+    const store = await CheckpointStore.open(lnc, { runId });
+    const cfg = parsed(learnerInput);
+    const other = 'e'.repeat(64);
+    await publishCheckpoint(store, { meta: { runId, version: 0, step: 0, lastBatchId: null, configHash: configHash(cfg), extra: { base_digest: other } }, params: initPolicyParams(policySpecOf(cfg), 1) });
+    const learner = await runLearner({ orchestrator: fake.address, nats: nats.url, workerId: 'learner-base', logger: silentLogger });
+    await assert.rejects(learner.done, (e: Error) => e instanceof SetupError && /cannot resume from .*was trained on base sha256 e{64}, but this role's model\.network files give base sha256 [0-9a-f]{64}/.test(e.message));
+  } finally {
+    await fake.close();
+    await lnc.close();
+  }
 });
