@@ -14,6 +14,8 @@ import { faultTable } from './report.ts';
 
 /** Generous: a bound that catches a run that stalls, not a benchmark (the figures are in docs/reliability.md). */
 const RECOVERY_BOUND_MS = 90_000;
+/** A run that went on this long after the link came back must show the cut worker rolling out again. */
+const REJOIN_WINDOW_MS = 10_000;
 
 test('a rollout worker cut off for longer than its lease, on namespaced hosts: the run finishes, every batch once, no sample lost', { timeout: 480_000 }, async (t) => {
   const why = netnsUnavailable();
@@ -32,5 +34,13 @@ test('a rollout worker cut off for longer than its lease, on namespaced hosts: t
   assert.ok(a.recoveryMs !== undefined && a.recoveryMs < RECOVERY_BOUND_MS, `recovery after the link came back: ${a.recoveryMs} ms`);
   assert.ok(a.stallMs !== undefined && a.stallMs < RECOVERY_BOUND_MS, `longest time without a batch: ${a.stallMs} ms`);
   assert.ok(a.batchesDuring >= 1, 'the run went on while the worker was cut off (its tasks were re-dispatched after the lease)');
-  assert.ok(a.rejoinMs !== undefined && a.rejoinMs < RECOVERY_BOUND_MS, `the cut-off worker rolled out again after the link came back: ${a.rejoinMs} ms`);
+  // The cut worker learns that its stream died only when TCP's retransmissions, backed off during the 12 s cut, reach
+  // the orchestrator again: 2-4 s after the link is back here. On a fast machine the run's remaining batches can all be
+  // acknowledged before that (ci75: 2.7 s), and then there is no rejoin to see. A run that went on REJOIN_WINDOW_MS
+  // after the link came back must show it.
+  if (a.rejoinMs === undefined && a.endedBeforeRejoinMs !== undefined && a.endedBeforeRejoinMs < REJOIN_WINDOW_MS) {
+    t.diagnostic(`the run ended ${a.endedBeforeRejoinMs} ms after the link came back, before the cut worker was back: its rejoin was not observable`);
+  } else {
+    assert.ok(a.rejoinMs !== undefined && a.rejoinMs < RECOVERY_BOUND_MS, `the cut-off worker rolled out again after the link came back: ${a.rejoinMs} ms`);
+  }
 });

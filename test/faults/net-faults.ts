@@ -42,6 +42,8 @@ export interface FaultRecord {
   /** The worker the fault cut off (a, d), and the time from the end of the fault to its next rollout result. */
   cutWorker?: string;
   rejoinMs?: number;
+  /** Where the cut worker had not rolled out again when the run ended: the end of the fault -> the run's last batch (ms). */
+  endedBeforeRejoinMs?: number;
   /** What happened, in words (e.g. how the lab injected the latency). */
   note: string;
 }
@@ -162,7 +164,11 @@ export async function driveFaults(c: Cluster, o: DriveOptions): Promise<FaultRec
       const around = [startedAt, ...acks.filter((t) => t > startedAt && t <= next)];
       rec.stallMs = Math.max(...around.slice(1).map((t, i) => t - around[i]));
     }
-    if (rec.cutWorker) rec.rejoinMs = await rejoined(c, rec.cutWorker, endedAt, limit);
+    if (rec.cutWorker) {
+      rec.rejoinMs = await rejoined(c, rec.cutWorker, endedAt, limit);
+      const last = events(c.eventsDir).filter((e) => e.type === 'trained').at(-1)?.t;
+      if (rec.rejoinMs === undefined && c.finished && last !== undefined) rec.endedBeforeRejoinMs = last - endedAt;
+    }
     records.push(rec);
     o.onRecord?.(rec);
     if (rec.recoveryMs === undefined && !done()) throw new Error(`fault ${id} (${FAULT_TITLES[id]}): no batch acknowledged within ${limit / 1000} s of its end`);
