@@ -14,7 +14,7 @@ import { grpoCursors, groupSampleId, sftCursors } from '../lib/grpo/sampling.ts'
 import { mayDispatch } from '../lib/grpo/staleness.ts';
 import type { TrainResult__Output, WorkerMessage__Output, WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
-import { TaskBoard } from './task-board.ts';
+import { errorCodeText, TaskBoard } from './task-board.ts';
 import { LearnerLink } from './learner-link.ts';
 import { sftTrainBatch } from './messages.ts';
 import { GroupPipeline } from './grpo-groups.ts';
@@ -28,7 +28,9 @@ import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
 
 /** The reasons a learner gives for a batch it did not apply (learner/index.ts): the train_batches_total outcomes besides applied and skipped. */
-const SKIPPED_REASONS = new Set(['duplicate', 'non_finite', 'empty']);
+const SKIPPED_REASONS: ReadonlySet<string> = new Set(['duplicate', 'non_finite', 'empty']);
+/** A learner's skipped_reason for a log line: one of SKIPPED_REASONS as it is, any other quoted and cut short (as errorCodeText). */
+const skippedReasonText = (reason: string): string => (SKIPPED_REASONS.has(reason) ? reason : quoteForLog(reason, 64));
 const SFT_WINDOW = 2;
 /**
  * How long a batch opened early may wait for the acknowledgement it was opened for before it is withdrawn (its
@@ -210,7 +212,6 @@ export class Coordinator {
     return true;
   }
 
-
   // ---------------------------------------------------------------------------------------------
   // Sessions
 
@@ -262,7 +263,7 @@ export class Coordinator {
         // a batch opened early whose rollout task failed (e.g. the worker gave up waiting for the version) is opened
         // again after the acknowledgement, with the version it brings, not retried on a prediction
         // (only from the task's holder: any other worker's error names a task it does not hold, refused below)
-        if (this.early && this.groups.isRolloutOf(this.early.k, e.task_id) && this.board.heldBy(s, e.task_id) && this.withdrawEarly(`its rollout task failed: ${quoteForLog(e.code, 64)}`, true)) return;
+        if (this.early && this.groups.isRolloutOf(this.early.k, e.task_id) && this.board.heldBy(s, e.task_id) && this.withdrawEarly(`its rollout task failed: ${errorCodeText(e.code)}`, true)) return;
         if (s.role === 'LEARNER') this.link.onError(e.task_id, e.code, e.message, e.retryable);
         else this.board.fail(s, e.task_id, e.code, e.message, e.retryable);
       }
@@ -363,7 +364,7 @@ export class Coordinator {
       await this.link.acknowledge(() => this.acknowledgeDuplicate(seq, r));
       return;
     }
-    if (!r.applied) this.log(`batch ${seq} not applied: ${quoteForLog(r.skipped_reason, 64)}`);
+    if (!r.applied) this.log(`batch ${seq} not applied: ${skippedReasonText(r.skipped_reason)}`);
     await this.link.acknowledge(() => this.applyAck(seq, r.version, r));
   }
 

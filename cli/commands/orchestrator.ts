@@ -46,7 +46,7 @@ const command: CommandModule<object, Args> = {
     let orch: Awaited<ReturnType<typeof runOrchestrator>> | undefined;
     // JSON lines on stdout when it is not a terminal (lib/log), with the run id and the policy version.
     const logger = createProcessLogger({ role: 'orchestrator', policyVersion: () => orch?.coordinator.state.learnerVersion }, { fd: 1 });
-    const { SetupError, CONFIG_EXIT_CODE } = await import('../../lib/config/setup-error.ts');
+    const { SetupError, exitCodeFor } = await import('../../lib/config/setup-error.ts');
     const { checkListenAuth } = await import('../../lib/transport/index.ts');
     try {
       // Refusals (bad configuration, unreadable secrets, a public address without authentication) end the command
@@ -91,7 +91,7 @@ const command: CommandModule<object, Args> = {
       const hint = /^refusing to listen/.test(msg) ? ' (flags: --auth-token-file FILE or --role-tokens-file FILE, or --tls-cert --tls-key --tls-ca --require-client-cert)' : '';
       // A refusal to start stays one plain line on stderr (the exit reason), as for the worker roles.
       console.error(`orchestrator: ${msg}${hint}`);
-      process.exit(e instanceof SetupError ? CONFIG_EXIT_CODE : 1);
+      process.exit(exitCodeFor(e));
     }
     const running = orch;
     const stop = async () => {

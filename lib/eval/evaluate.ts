@@ -107,9 +107,10 @@ export async function evaluate(
   /**
    * device: where this process scores (the reward graph; the policy runs on the CPU), default cpu: the caller's
    * choice, as a worker's --device is, never the run config's (the eval CLI's --device, the demo's reward workers'
-   * device; the orchestrator's periodic evaluation passes its CPU scorer). runner / scorer: sessions to reuse (a periodic evaluator keeps them); the caller releases
-   * them. keep: the samples whose recovered images are kept in `outputs` (default all; an every-type evaluation of 64
-   * whole photographs holds about 300 MB of float pixels per policy, and a grid needs a few).
+   * device; the orchestrator's periodic evaluation passes its CPU scorer). runner / scorer: sessions to reuse (a
+   * periodic evaluator keeps them); the caller releases them. keep: the samples whose recovered images are kept in
+   * `outputs` (default all; an every-type evaluation of 64 whole photographs holds about 300 MB of float pixels per
+   * policy, and a grid needs a few).
    */
   opts: { device?: Device; clipModel?: string; runner?: PolicyRunner; scorer?: RewardScorer; keep?: readonly number[] } = {},
 ): Promise<EvalResult> {
