@@ -4,6 +4,7 @@
 // restart cures that, so the supervisor stops every child and whenDone rejects with the child's last error lines.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { stripVTControlCharacters } from 'node:util';
 import { CONFIG_EXIT_CODE } from '../config/setup-error.ts';
 
 /** Output lines kept per child, for the error that names why it could not run. */
@@ -26,7 +27,7 @@ interface Child {
   proc?: ChildProcess;
   restarts: number;
   done: boolean;
-  /** Its last KEPT_LINES output lines (stdout and stderr), ANSI colours removed. */
+  /** Its last KEPT_LINES output lines (stdout and stderr), terminal escape codes (colours) removed. */
   lastLines: string[];
 }
 
@@ -66,7 +67,7 @@ export class Supervisor {
     child.proc = proc;
     const show = spec.onLine ?? ((l: string) => this.log(`[${spec.name}] ${l}`));
     const onLine = (line: string) => {
-      child.lastLines.push(line.replace(/\x1b\[[0-9;]*m/g, ''));
+      child.lastLines.push(stripVTControlCharacters(line));
       if (child.lastLines.length > KEPT_LINES) child.lastLines.shift();
       show(line);
     };
