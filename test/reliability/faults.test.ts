@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { runLocal } from '../../lib/local/local-run.ts';
 import type { Supervisor } from '../../lib/local/supervisor.ts';
-import { auditRun, lastTrainedSeq, prng } from './helpers.ts';
+import { auditRun, events, lastTrainedSeq, prng } from './helpers.ts';
 
 const SEED = Number(process.env.RELIABILITY_SEED ?? 20240607);
 const SFT = 4;
@@ -36,9 +36,14 @@ interface Fault {
   target: (typeof TARGETS)[number];
   /** Batches to let through after the previous fault recovered (or after the warm start, for the first). */
   gap: number;
-  /** Then wait this long: a random stage of the next batch's rollout, scoring or training. */
-  delayMs: number;
+  /**
+   * Then wait this fraction of a batch's period (measured from the event log at that moment): a random stage of
+   * the next batch's rollout, scoring or training. A fixed wait in ms ran out the run when batches got fast: at
+   * ~45 batches/s, 575 ms let 26 batches through, and nats-server's turn never came (CI of round 18).
+   */
+  stage: number;
   /** Filled in when injected. */
+  delayMs?: number;
   at?: number;
   pid?: number;
   seqAtKill?: number;
@@ -47,11 +52,20 @@ interface Fault {
 
 function schedule(seed: number): Fault[] {
   const r = prng(seed);
-  return TARGETS.map((target) => ({ target, gap: 1 + Math.floor(r() * 3), delayMs: Math.floor(r() * 600) }));
+  return TARGETS.map((target) => ({ target, gap: 1 + Math.floor(r() * 3), stage: r() }));
+}
+
+/** The median time between the last few batches the event log shows acknowledged, in ms (at least 1). */
+function batchPeriodMs(dir: string): number {
+  const t = new Map<number, number>();
+  for (const e of events(dir)) if (e.type === 'trained' && !t.has(e.seq)) t.set(e.seq, e.t);
+  const times = [...t.entries()].sort((a, b) => a[0] - b[0]).slice(-6).map(([, at]) => at);
+  const gaps = times.slice(1).map((at, i) => at - times[i]).sort((a, b) => a - b);
+  return gaps.length ? Math.max(1, gaps[gaps.length >> 1]) : 100;
 }
 
 /**
- * Fault i fires `delayMs` after the event log shows `gap` more batches than when fault i-1 recovered (the first
+ * Fault i fires `stage` of a batch period after the event log shows `gap` more batches than when fault i-1 recovered (the first
  * batch acknowledged after its kill). One fault at a time: each must be recovered from before the next.
  */
 function inject(sup: Supervisor, dir: string, faults: Fault[], log: (l: string) => void): void {
@@ -72,6 +86,7 @@ function inject(sup: Supervisor, dir: string, faults: Fault[], log: (l: string) 
     }
     if (armed || seq < base + f.gap) return;
     armed = true;
+    f.delayMs = Math.round(f.stage * batchPeriodMs(dir));
     setTimeout(() => {
       f.seqAtKill = lastTrainedSeq(dir);
       f.pid = sup.pid(f.target);
