@@ -8,7 +8,10 @@ import { TransportError, type StreamEnd } from './errors.ts';
 import { clientFlowOptions } from './flow-window.ts';
 import {
   CONNECT_PATH,
+  DEFAULT_KEEPALIVE_MS,
+  DEFAULT_KEEPALIVE_TIMEOUT_MS,
   deserializeResponse,
+  keepaliveOptions,
   loadPem,
   messageSizeOptions,
   parseHostPort,
@@ -58,6 +61,16 @@ export interface ConnectOptions {
   heartbeatMs?: number;
   /** What each heartbeat reports (active task ids, policy version). seq and sent_unix_ms are filled in. */
   heartbeat?: () => Omit<Heartbeat, 'seq' | 'sent_unix_ms'>;
+  /**
+   * HTTP/2 keepalive ping interval on the connection; 0 = none. With the timeout below it bounds how long a dead
+   * stream (a cut link, a silent peer) goes unnoticed: the stream then ends with UNAVAILABLE. Default 5000 ms.
+   */
+  keepaliveMs?: number;
+  /**
+   * A ping unanswered this long drops the connection. Must outlast the longest hold of this process's event loop
+   * (a synchronous graph call), or a healthy stream is dropped. Default 10 000 ms.
+   */
+  keepaliveTimeoutMs?: number;
   /** Time allowed from dialling to Welcome. Default 10 s. */
   connectTimeoutMs?: number;
   /** Messages buffered before reading from the orchestrator pauses. Default 64. */
@@ -114,8 +127,7 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
   const client = new grpc.Client(opts.address, channelCredentials(opts.tls), {
     ...messageSizeOptions(maxBytes),
     ...clientFlowOptions(), // tasks and TrainBatches in one write (lib/transport/flow-window.ts)
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
+    ...keepaliveOptions(opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, opts.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS),
     ...(opts.tls?.serverName ? { 'grpc.ssl_target_name_override': opts.tls.serverName, 'grpc.default_authority': opts.tls.serverName } : {}),
     ...opts.grpcOptions,
   });

@@ -145,6 +145,27 @@ export function loadPem(value: string | Buffer, field: string): Buffer {
   }
 }
 
+/**
+ * Keepalive pings on a worker's connection to the orchestrator (docs/reliability.md, "Dead streams"): the only
+ * thing that tells a worker its stream died while the link is silent (the orchestrator sends nothing periodic).
+ * The timeout must outlast the longest time the worker's event loop is held (a synchronous graph call): an answer
+ * read late counts as none.
+ */
+export const DEFAULT_KEEPALIVE_MS = 5000;
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
+
+/**
+ * grpc-js channel options for an HTTP/2 PING every `intervalMs` while a call is open (0: none) and dropping the
+ * connection (its calls end with UNAVAILABLE) when one goes unanswered for `timeoutMs`. The orchestrator's grpc-js
+ * server answers pings at any rate (it enforces no minimum interval, sends no GOAWAY too_many_pings).
+ */
+export function keepaliveOptions(intervalMs: number, timeoutMs: number): grpc.ChannelOptions {
+  if (!Number.isInteger(intervalMs) || intervalMs < 0) throw new Error(`keepaliveMs must be an integer >= 0 (0: no pings), got ${intervalMs}`);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error(`keepaliveTimeoutMs must be a positive integer, got ${timeoutMs}`);
+  if (intervalMs === 0) return {};
+  return { 'grpc.keepalive_time_ms': intervalMs, 'grpc.keepalive_timeout_ms': timeoutMs };
+}
+
 export function messageSizeOptions(maxBytes: number): grpc.ChannelOptions {
   if (!Number.isInteger(maxBytes) || maxBytes <= 0) throw new Error(`maxMessageBytes must be a positive integer, got ${maxBytes}`);
   return { 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes };

@@ -4,15 +4,11 @@
 // overtake earlier ones.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { freePort } from '../helpers/nats.ts';
-
-const RELAY = fileURLToPath(new URL('./delay-relay.ts', import.meta.url));
+import { startDelayRelay, type RelayProcess } from './relay-process.ts';
 
 test('the delay relay forwards bytes in order, each no earlier than the delay set when it was sent', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'relay-'));
@@ -21,15 +17,11 @@ test('the delay relay forwards bytes in order, each no earlier than the delay se
   // the target: echoes every byte back
   const echo = createServer((s) => s.pipe(s));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  const port = await freePort();
-  const relay = spawn(process.execPath, ['--import', 'tsx', RELAY, `127.0.0.1:${port}`, `127.0.0.1:${(echo.address() as AddressInfo).port}`, delayFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let relay: RelayProcess | undefined;
   let client: Socket | undefined;
   try {
-    await new Promise<void>((resolve, reject) => {
-      relay.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-      relay.once('exit', (code) => reject(new Error(`relay exited ${code}`)));
-    });
-    const c = connect(port, '127.0.0.1');
+    relay = await startDelayRelay((echo.address() as AddressInfo).port, delayFile);
+    const c = connect(relay.port, '127.0.0.1');
     client = c;
     await new Promise<void>((r) => c.once('connect', r));
     const got: { text: string; at: number }[] = [];
@@ -63,7 +55,7 @@ test('the delay relay forwards bytes in order, each no earlier than the delay se
     assert.equal(all, 'plain|slow|first|second|', 'every byte, in the order sent');
   } finally {
     client?.destroy();
-    relay.kill('SIGKILL');
+    relay?.stop();
     echo.close();
     rmSync(dir, { recursive: true, force: true });
   }
