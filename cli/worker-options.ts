@@ -9,6 +9,7 @@ import { setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
 import { DEVICES, type Device } from '../lib/graph/device.ts';
 import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
+import { DEFAULT_KEEPALIVE_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS } from '../lib/transport/grpc-common.ts';
 import { exitCodeFor } from '../lib/config/setup-error.ts';
 
 export interface WorkerCliArgs {
@@ -31,6 +32,8 @@ export interface WorkerCliArgs {
   natsTlsKey?: string;
   maxBatch?: number;
   maxInFlight?: number;
+  keepaliveMs?: number;
+  keepaliveTimeoutMs?: number;
   threads?: number;
   config?: string;
 }
@@ -52,13 +55,22 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('tls-server-name', { type: 'string', describe: "name expected in the orchestrator's certificate when it differs from the dialled host" })
     .option('max-batch', { type: 'number', describe: 'most items / candidates / samples per task (Capabilities.max_batch)' })
     .option('max-in-flight', { type: 'number', describe: 'tasks held at once (Capabilities.max_in_flight)' })
+    .option('keepalive-ms', { type: 'number', describe: `keepalive ping interval on the orchestrator's stream, ms; 0 = none (default ${DEFAULT_KEEPALIVE_MS}). A dead stream (cut link, silent orchestrator) is noticed within this plus --keepalive-timeout-ms` })
+    .option('keepalive-timeout-ms', { type: 'number', describe: `a ping unanswered this long ends the stream and the worker reconnects (default ${DEFAULT_KEEPALIVE_TIMEOUT_MS}); must outlast this role's longest graph call` })
     .option('threads', { type: 'number', describe: `onnxruntime threads per operator for this process's graphs; 0 = one per core (default: the ${THREADS_ENV} environment variable, else 0). Give each role on a shared machine its share of the cores` })
     .option('config', { type: 'string', describe: 'a run configuration file: only its orchestrator / nats / metrics sections are used, as defaults for the flags above' })
     .check((a) => {
       if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together (mutual TLS needs both)');
+      checkIntegerFlag(a.keepaliveMs, '--keepalive-ms', 0, ' (0: no pings)');
+      checkIntegerFlag(a.keepaliveTimeoutMs, '--keepalive-timeout-ms', 1);
       if (a.threads !== undefined && (!Number.isInteger(a.threads) || a.threads < 0)) throw new Error(`--threads must be an integer >= 0 (0: one per core), got ${a.threads}`);
       return true;
     }) as unknown as Argv<T & WorkerCliArgs>;
+}
+
+function checkIntegerFlag(value: unknown, flag: string, min: number, note = ''): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new Error(`${flag} must be an integer >= ${min}${note}, got ${String(value)}`);
 }
 
 export interface NatsAuthCliArgs {
@@ -126,6 +138,8 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
     natsAuth: natsAuthFromArgs(a),
     ...(a.maxBatch !== undefined ? { maxBatch: a.maxBatch } : {}),
     ...(a.maxInFlight !== undefined ? { maxInFlight: a.maxInFlight } : {}),
+    ...(a.keepaliveMs !== undefined ? { keepaliveMs: a.keepaliveMs } : {}),
+    ...(a.keepaliveTimeoutMs !== undefined ? { keepaliveTimeoutMs: a.keepaliveTimeoutMs } : {}),
     handleSignals: true,
   };
 }

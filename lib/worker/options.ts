@@ -4,6 +4,7 @@ import { readSecret } from '../transport/secrets.ts';
 import { createProcessLogger } from '../log/index.ts';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_KEEPALIVE_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS } from '../transport/grpc-common.ts';
 import { DEVICES, refusedOn, type Device } from '../graph/device.ts';
 import { SetupError } from '../config/setup-error.ts';
 import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
@@ -56,6 +57,14 @@ export interface WorkerOptions {
   maxInFlight?: number;
   /** Heartbeat period when the Welcome gives none. Default 5000 ms. */
   heartbeatMs?: number;
+  /**
+   * Keepalive pings on the orchestrator's stream, ms apart; 0 = none. A ping unanswered for keepaliveTimeoutMs
+   * ends the stream (UNAVAILABLE) and the worker reconnects: the bound on how long a dead stream goes unnoticed.
+   * Default 5000 (docs/reliability.md, "Dead streams").
+   */
+  keepaliveMs?: number;
+  /** Must outlast the longest synchronous graph call of this role (an answer read late counts as none). Default 10 000. */
+  keepaliveTimeoutMs?: number;
   /** Reconnect backoff (withReconnect). Default: 200 ms doubling to 10 s, forever. */
   reconnect?: Omit<ReconnectOptions, 'signal' | 'onRetry' | 'isRetryable'>;
   /** Grace for in-flight work on stop() / SIGTERM (a Shutdown message brings its own). Default 10 s. */
@@ -83,6 +92,8 @@ export interface ResolvedWorkerOptions {
   maxBatch: number | undefined;
   maxInFlight: number | undefined;
   heartbeatMs: number;
+  keepaliveMs: number;
+  keepaliveTimeoutMs: number;
   reconnect: Omit<ReconnectOptions, 'signal' | 'onRetry' | 'isRetryable'>;
   stopGraceMs: number;
   handleSignals: boolean;
@@ -110,6 +121,8 @@ const schema = z.strictObject({
   maxBatch: z.number().int().gte(1).optional(),
   maxInFlight: z.number().int().gte(1).optional(),
   heartbeatMs: z.number().int().gte(10).default(5000),
+  keepaliveMs: z.number().int().gte(0).default(DEFAULT_KEEPALIVE_MS),
+  keepaliveTimeoutMs: z.number().int().gte(1).default(DEFAULT_KEEPALIVE_TIMEOUT_MS),
   reconnect: z.record(z.string(), z.unknown()).default({}),
   stopGraceMs: z.number().int().gte(0).default(10_000),
   handleSignals: z.boolean().default(false),
@@ -167,6 +180,8 @@ export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env
     maxBatch: o.maxBatch,
     maxInFlight: o.maxInFlight,
     heartbeatMs: o.heartbeatMs,
+    keepaliveMs: o.keepaliveMs,
+    keepaliveTimeoutMs: o.keepaliveTimeoutMs,
     reconnect: o.reconnect as ResolvedWorkerOptions['reconnect'],
     stopGraceMs: o.stopGraceMs,
     handleSignals: o.handleSignals,

@@ -345,6 +345,8 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
       ...(o.tls ? { tls: o.tls } : {}),
       ...(o.maxMessageBytes !== undefined ? { maxMessageBytes: o.maxMessageBytes } : {}),
       heartbeatMs: o.heartbeatMs,
+      keepaliveMs: o.keepaliveMs,
+      keepaliveTimeoutMs: o.keepaliveTimeoutMs,
       heartbeat: () => {
         const v = role.policyVersion();
         return { active_task_ids: role.activeTaskIds(), ...(v !== undefined ? { policy_version: v } : {}) };
