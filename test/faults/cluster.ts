@@ -111,7 +111,11 @@ export class Cluster {
       return [...nats, '--listen', `${this.addr('orchestrator')}:${GRPC_PORT}`, '--role-tokens-file', s('role-tokens'), '--tls-cert', s('server.crt'), '--tls-key', s('server.key')];
     }
     const role = ROLE_OF[h];
-    return [...nats, '--orchestrator', `${this.addr('orchestrator')}:${GRPC_PORT}`, '--auth-token-file', s(`${role}.token`), '--tls-ca', s('ca.crt'), '--worker-id', h, '--threads', '1'];
+    // Keepalive matched to the run's 1 s heartbeats (the orchestrator drops a worker silent for 3 s): a cut worker
+    // notices its dead stream 1-4 s into the cut instead of when TCP gets through after it (docs/reliability.md,
+    // "Dead streams").
+    const keepalive = ['--keepalive-ms', '1000', '--keepalive-timeout-ms', '3000'];
+    return [...nats, '--orchestrator', `${this.addr('orchestrator')}:${GRPC_PORT}`, '--auth-token-file', s(`${role}.token`), '--tls-ca', s('ca.crt'), '--worker-id', h, '--threads', '1', ...keepalive];
   }
 
   private launch(name: string, command: string, args: string[], doneOnExitCode?: number, host: HostName = name as HostName): void {
