@@ -49,7 +49,6 @@ import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
   CheckpointIntegrityError,
   CheckpointStore,
-  DIGEST_PATTERN,
   onNatsReconnect,
   recreatingOnLoss,
   RunStateStore,
@@ -63,6 +62,7 @@ import {
   BASE_DIGEST_KEY,
   checkpointRef,
   fetchCheckpoint,
+  klReferenceOf,
   LearnerStateStore,
   publishCheckpoint,
   resolveWorkerOptions,
@@ -243,10 +243,15 @@ class LearnerRole implements WorkerRoleImpl {
         ctx.log.info(`batches ${lastBatchSeq + 1}..${skipRecord.last_batch_seq} were skipped as non-finite after v${latest.version}: resuming after them`);
         lastBatchSeq = skipRecord.last_batch_seq;
       }
-      const refVersion = uintExtra(ck.meta.extra, 'ref_version', source);
-      const refDigest = ck.meta.extra.ref_digest;
-      if (refVersion !== undefined) {
-        if (!refDigest || !DIGEST_PATTERN.test(refDigest)) throw new WorkerFatalError(`${source}: extra.ref_version is set but extra.ref_digest is missing or malformed`);
+      let klRef: { version: number; digest: string } | undefined;
+      try {
+        klRef = klReferenceOf(ck.meta.extra, source);
+      } catch (e) {
+        throw new WorkerFatalError((e as Error).message);
+      }
+      const refVersion = klRef?.version;
+      const refDigest = klRef?.digest;
+      if (refVersion !== undefined && refDigest !== undefined) {
         const refCk = await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`);
         this.refCheckpoint = { meta: refCk.meta, params: refCk.params };
         this.refParams = klReferenceParams(spec, ctx.config.run.seed, refCk.params);
