@@ -2,8 +2,9 @@
 // version to the checkpoint store before acknowledging it.
 //
 // - Start (after Welcome): resume from the store's latest checkpoint (parameters, last batch seq, KL reference
-//   version; all verified) and its AdamW state from the learner's own store, or, when the store is empty, initialise with
-//   initPolicyParams(spec, run.seed) and publish version 0.
+//   version; all verified) and its AdamW state from the learner's own store (in a signed run only the state whose
+//   sha256 the signed announcement records; any other is refused and the learner resumes with a fresh AdamW), or,
+//   when the store is empty, initialise with initPolicyParams(spec, run.seed) and publish version 0.
 // - Exactly once by batch_seq: applied only if batch_seq == last handled + 1; a seq already handled is answered
 //   applied=false, skipped_reason 'duplicate' with the current version; a gap is TaskError 'gap' naming the
 //   expected seq (nothing changes).
@@ -14,7 +15,8 @@
 //   first GRPO batch also starts a fresh AdamW state (stage II is a new optimisation): lib/grpo/algorithm.ts
 //   startGrpoPhase. The step itself is lib/grpo/update.ts grpoUpdate, the one the single-process loop runs.
 // - Applied: version + 1 -> AdamW state to the learner's own store (LearnerStateStore, never broadcast) ->
-//   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put -> prune to the newest
+//   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put (its announcement
+//   records the AdamW state's sha256, optimizer_digest, signed with it in a signed run) -> prune to the newest
 //   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
 //   retried until it succeeds (the batch stays unacknowledged meanwhile; its lease is renewed by heartbeats).
 // - An empty GRPO batch (every group dropped): nothing to train; recorded as version + 1 with the same
