@@ -2,8 +2,9 @@
 // version to the checkpoint store before acknowledging it.
 //
 // - Start (after Welcome): resume from the store's latest checkpoint (parameters, last batch seq, KL reference
-//   version; all verified) and its AdamW state from the learner's own store, or, when the store is empty, initialise with
-//   initPolicyParams(spec, run.seed) and publish version 0.
+//   version; all verified) and its AdamW state from the learner's own store (in a signed run only the state whose
+//   sha256 the signed announcement records; any other is refused and the learner resumes with a fresh AdamW), or,
+//   when the store is empty, initialise with initPolicyParams(spec, run.seed) and publish version 0.
 // - Exactly once by batch_seq: applied only if batch_seq == last handled + 1; a seq already handled is answered
 //   applied=false, skipped_reason 'duplicate' with the current version; a gap is TaskError 'gap' naming the
 //   expected seq (nothing changes).
@@ -14,7 +15,8 @@
 //   first GRPO batch also starts a fresh AdamW state (stage II is a new optimisation): lib/grpo/algorithm.ts
 //   startGrpoPhase. The step itself is lib/grpo/update.ts grpoUpdate, the one the single-process loop runs.
 // - Applied: version + 1 -> AdamW state to the learner's own store (LearnerStateStore, never broadcast) ->
-//   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put -> prune to the newest
+//   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put (its announcement
+//   records the AdamW state's sha256, optimizer_digest, signed with it in a signed run) -> prune to the newest
 //   K = max(nats.keepCheckpoints, grpo.maxStaleness + 1) plus the reference -> TrainResult. A publish failure is
 //   retried until it succeeds (the batch stays unacknowledged meanwhile; its lease is renewed by heartbeats).
 // - An empty GRPO batch (every group dropped): nothing to train; recorded as version + 1 with the same
@@ -49,6 +51,7 @@ import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
   CheckpointIntegrityError,
   CheckpointStore,
+  checkpointKeysFromEnv,
   DIGEST_PATTERN,
   onNatsReconnect,
   recreatingOnLoss,
@@ -63,12 +66,15 @@ import {
   BASE_DIGEST_KEY,
   checkpointRef,
   fetchCheckpoint,
+  klReferenceOf,
   LearnerStateStore,
   publishCheckpoint,
   resolveWorkerOptions,
   RetryableWorkerError,
   startWorker,
+  STATE_DIGEST_KEY,
   trainingCheckpoint,
+  UnverifiedStateError,
   WorkerFatalError,
   type RoleContext,
   type WorkerHandle,
@@ -123,6 +129,11 @@ export function checkpointsToKeep(config: RunConfig): number {
   return Math.max(config.nats.keepCheckpoints, config.grpo.maxStaleness + 1);
 }
 
+/** The announcement meta that records the digest of a version's optimizer state (signed with it in a signed run). */
+function stateDigestMeta(moments: { digest: string }): Record<string, string> {
+  return { [STATE_DIGEST_KEY]: `sha256:${moments.digest}` };
+}
+
 function uintExtra(extra: Record<string, string>, key: string, source: string): number | undefined {
   const s = extra[key];
   if (s === undefined) return undefined;
@@ -137,6 +148,8 @@ class LearnerRole implements WorkerRoleImpl {
   private store!: CheckpointStore;
   /** The optimizer state, the learner's alone (never broadcast). */
   private learnerState!: LearnerStateStore;
+  /** Announcements are verified with the learner's public key (a signed run): the optimizer state must match too. */
+  private verifying = false;
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
   /** The GRPO step's hyper-parameters: the run's settings, fed to the training graph explicitly. */
   private hyper!: GrpoHyper;
@@ -212,8 +225,13 @@ class LearnerRole implements WorkerRoleImpl {
     try {
       this.skips = await RunStateStore.open(ctx.nc, { runId: ctx.runId, key: SKIP_KEY, schema: skipRecordSchema });
       skipRecord = (await this.skips.get())?.value ?? null;
+      // the keys read here rather than inside open(): whether announcements are verified decides whether the
+      // optimizer state must match the digest its announcement records (optimizerStateOf)
+      const keys = checkpointKeysFromEnv({});
+      this.verifying = keys.verifyKey !== undefined;
       this.store = await CheckpointStore.open(ctx.nc, {
         runId: ctx.runId,
+        ...keys,
         onPut: ({ bytes, seconds }) => {
           ctx.metrics.get('checkpoint_publish_bytes_total').inc(bytes);
           ctx.metrics.get('checkpoint_publish_seconds').observe(seconds);
@@ -234,19 +252,25 @@ class LearnerRole implements WorkerRoleImpl {
       if (ck.meta.configHash !== ctx.configHash) {
         ctx.log.warn(`${source} was written under another run configuration (hash ${ck.meta.configHash.slice(0, 12)}, now ${ctx.configHash.slice(0, 12)}); resuming anyway`);
       }
-      const saved = ck.optimizer ? { state: ck.optimizer } : await this.optimizerStateOf(latest, ck.params);
+      const found = ck.optimizer ? { state: ck.optimizer } : await this.optimizerStateOf(latest, ck.params);
+      const saved = found === 'refused' ? null : found;
       const optimizer = saved?.state ?? null;
-      if (!optimizer) ctx.log.warn(`${source} has no optimizer state in ${this.learnerState.bucket}: resuming with a fresh AdamW`);
+      if (found === null) ctx.log.warn(`${source} has no optimizer state in ${this.learnerState.bucket}: resuming with a fresh AdamW`);
       let lastBatchSeq = uintExtra(ck.meta.extra, 'last_batch_seq', source) ?? Number(/-b(\d+)$/.exec(ck.meta.lastBatchId ?? '')?.[1] ?? 0);
       // batches skipped as non-finite after this checkpoint: recorded durably before they were acknowledged
       if (skipRecord && skipRecord.version === latest.version && skipRecord.digest === latest.digest && skipRecord.last_batch_seq > lastBatchSeq) {
         ctx.log.info(`batches ${lastBatchSeq + 1}..${skipRecord.last_batch_seq} were skipped as non-finite after v${latest.version}: resuming after them`);
         lastBatchSeq = skipRecord.last_batch_seq;
       }
-      const refVersion = uintExtra(ck.meta.extra, 'ref_version', source);
-      const refDigest = ck.meta.extra.ref_digest;
-      if (refVersion !== undefined) {
-        if (!refDigest || !DIGEST_PATTERN.test(refDigest)) throw new WorkerFatalError(`${source}: extra.ref_version is set but extra.ref_digest is missing or malformed`);
+      let klRef: { version: number; digest: string } | undefined;
+      try {
+        klRef = klReferenceOf(ck.meta.extra, source);
+      } catch (e) {
+        throw new WorkerFatalError((e as Error).message);
+      }
+      const refVersion = klRef?.version;
+      const refDigest = klRef?.digest;
+      if (refVersion !== undefined && refDigest !== undefined) {
         const refCk = await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`);
         this.refCheckpoint = { meta: refCk.meta, params: refCk.params };
         this.refParams = klReferenceParams(spec, ctx.config.run.seed, refCk.params);
@@ -356,12 +380,31 @@ class LearnerRole implements WorkerRoleImpl {
     return grpoAverage(this.ctx.config, this.params!, saved);
   }
 
-  /** The learner's own AdamW moments of checkpoint `ann` and its GRPO weight average (null when none were stored). */
+  /**
+   * The learner's own AdamW moments of checkpoint `ann` and its GRPO weight average (null when none were stored).
+   * Where announcements are verified (a signed run), only a state whose sha256 is the one `ann` records
+   * (STATE_DIGEST_KEY, under the learner's signature) is used; any other is 'refused' and logged as an error, and the
+   * learner resumes with a fresh AdamW as if the state were lost: the run goes on, on the signed parameters, with
+   * nothing from an unverified writer (docs/security.md).
+   */
   private async optimizerStateOf(ann: Announcement, params: TensorMap) {
+    const refuse = (why: string): 'refused' => {
+      this.ctx.log.error(`${why}. The optimizer state is not used: resuming checkpoint v${ann.version} with a fresh AdamW (moments and step count from zero; grpo.ema's average from its parameters)`);
+      return 'refused';
+    };
+    let expectDigest: string | undefined;
+    if (this.verifying) {
+      const d = ann.meta[STATE_DIGEST_KEY];
+      if (typeof d !== 'string' || !DIGEST_PATTERN.test(d)) {
+        return refuse(`${this.learnerState.bucket}: the signed announcement of checkpoint v${ann.version} records no ${STATE_DIGEST_KEY} (${d === undefined ? 'published by a learner before round 19' : `malformed: ${JSON.stringify(String(d).slice(0, 80))}`}), so its optimizer state cannot be verified`);
+      }
+      expectDigest = d;
+    }
     try {
-      const f = await this.learnerState.get(ann.version, ann.digest, params);
+      const f = await this.learnerState.get(ann.version, ann.digest, params, expectDigest !== undefined ? { expectDigest } : {});
       return f ? { state: f.state, ...(f.average ? { average: f.average } : {}) } : null;
     } catch (e) {
+      if (e instanceof UnverifiedStateError) return refuse(e.message);
       if (e instanceof CheckpointError) throw new WorkerFatalError(`cannot resume the optimizer of checkpoint v${ann.version}: ${e.message}`);
       throw new RetryableWorkerError(`cannot read the optimizer state of checkpoint v${ann.version}: ${(e as Error).message}`);
     }
@@ -654,7 +697,7 @@ class LearnerRole implements WorkerRoleImpl {
       let gate!: (p: Promise<unknown>) => void;
       const beforeAnnounce = new Promise<unknown>((r) => (gate = r));
       beforeAnnounce.catch(() => undefined); // adopts the moments' outcome: a put that failed first never awaits it
-      const published = publishCheckpoint(this.store, ckpt, {}, encoded, { beforeAnnounce });
+      const published = publishCheckpoint(this.store, ckpt, stateDigestMeta(moments), encoded, { beforeAnnounce });
       published.catch(() => undefined); // handled: awaited below
       await new Promise<void>((r) => setImmediate(r));
       const stored = this.learnerState.putEncoded(s.version, moments).then(() => trace('moments_stored', { version: s.version }));
@@ -675,8 +718,9 @@ class LearnerRole implements WorkerRoleImpl {
   private async publishOnce(s: LearnerState): Promise<Announcement> {
     const ckpt = trainingCheckpoint(this.position(s), this.params!);
     const encoded = encodeCheckpoint(ckpt);
-    await this.learnerState.put({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() });
-    return publishCheckpoint(this.store, ckpt, {}, encoded);
+    const moments = encodeOptimizerState({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() });
+    await this.learnerState.putEncoded(s.version, moments);
+    return publishCheckpoint(this.store, ckpt, stateDigestMeta(moments), encoded);
   }
 
   /**

@@ -1,17 +1,18 @@
 // Evaluation during training (eval.everyVersions): the orchestrator calls `maybeRun(version)` as versions are
 // acknowledged; every N versions it fetches the newest checkpoint from the CheckpointStore (verified: digest,
-// names, shapes, run id, version), evaluates its policy mean on the first eval.samples held-out images beside
+// names, shapes, run id, version, frozen base; the reference by the digest the checkpoint records), evaluates its policy mean on the first eval.samples held-out images beside
 // identity and the reference (SFT) checkpoint (both computed once), exports eval_* gauges and keeps the result
 // (numbers and a grid PNG) for the web page. It never blocks dispatch: one evaluation at a time, asynchronous;
 // a due evaluation while one is still running is skipped (counted in evaluations_total{outcome="skipped"}).
 import type { RunConfig } from '../config/index.ts';
 import type { Sample } from '../data/dataset.ts';
 import type { Metrics } from '../metrics/index.ts';
-import { paramShapesOf } from '../models/bundle.ts';
+import { paramShapesOf, policySpecOf } from '../models/bundle.ts';
+import { baseDigestOf } from '../models/policy.ts';
 import { PolicyRunner } from '../models/runner.ts';
 import { RewardScorer } from '../models/scorer.ts';
 import type { CheckpointStore } from '../transport/index.ts';
-import { fetchCheckpoint } from '../worker/checkpoints.ts';
+import { fetchCheckpoint, klReferenceOf } from '../worker/checkpoints.ts';
 import { configEvalSamples, evaluate, gridIndices, type EvalReport, type Scores } from './evaluate.ts';
 import { evalGridPng } from './eval-run.ts';
 
@@ -52,7 +53,7 @@ export class PeriodicEvaluator {
   private runner?: PolicyRunner;
   private scorer?: RewardScorer;
   private identity?: EvalReport;
-  private ref?: { version: number; report: EvalReport; outputs: Float32Array };
+  private ref?: { version: number; digest: string; report: EvalReport; outputs: Float32Array };
   private closed = false;
   latest: PeriodicEvalResult | null = null;
 
@@ -117,7 +118,10 @@ export class PeriodicEvaluator {
     const latest = await store.latest();
     if (!latest) return null;
     const shapes = paramShapesOf(config);
-    const ck = await fetchCheckpoint(store, latest, { runId: config.run.id, shapes });
+    // the frozen base this orchestrator's model.network files give (undefined for a built-in network): a checkpoint
+    // trained on another base is refused, as by the learner and the rollout workers
+    const pinned = { runId: config.run.id, shapes, baseDigest: baseDigestOf(policySpecOf(config)) };
+    const ck = await fetchCheckpoint(store, latest, pinned);
     if (this.closed) return null;
     // eval.periodicDraws (default one): a progress curve beside training, not the final evaluation's criteria.
     this.samples ??= await configEvalSamples(config, { draws: config.eval.periodicDraws });
@@ -128,20 +132,21 @@ export class PeriodicEvaluator {
     const reuse = { ...(this.runner ? { runner: this.runner } : {}), scorer: this.scorer, keep: gridIndices(this.samples, gridRows) };
     const policies: Parameters<typeof evaluate>[2] = { policy: { kind: 'mean', params: ck.params } };
     if (!this.identity) policies.identity = { kind: 'identity' };
-    const refVersion = ck.meta.extra.ref_version !== undefined ? Number(ck.meta.extra.ref_version) : undefined;
-    if (refVersion !== undefined && this.ref?.version !== refVersion) {
-      // The KL reference (the SFT warm start) is kept in the store for the whole GRPO stage.
-      const refAnn = { version: refVersion, digest: ck.meta.extra.ref_digest ?? (await store.get(refVersion)).announcement.digest };
-      const ref = await fetchCheckpoint(store, refAnn, { runId: config.run.id, shapes });
+    // The KL reference (the SFT warm start) is kept in the store for the whole GRPO stage. Its digest is the one the
+    // checkpoint records (bound by the checkpoint's digest, which the learner signs in a signed run): the stored
+    // object must match it, and a checkpoint naming a version without a digest is refused (klReferenceOf).
+    const klRef = klReferenceOf(ck.meta.extra, `${store.bucket}/${ck.announcement.name}`);
+    if (klRef && (this.ref?.version !== klRef.version || this.ref.digest !== klRef.digest)) {
+      const ref = await fetchCheckpoint(store, klRef, pinned);
       policies.reference = { kind: 'mean', params: ref.params };
     }
     const ev = await evaluate(config, this.samples, policies, reuse);
     this.identity ??= ev.reports.identity;
-    if (policies.reference && refVersion !== undefined) {
+    if (policies.reference && klRef) {
       // Kept only once evaluated: a failed evaluation retries the reference next time.
-      this.ref = { version: refVersion, report: ev.reports.reference!, outputs: ev.outputs.reference! };
+      this.ref = { ...klRef, report: ev.reports.reference!, outputs: ev.outputs.reference! };
     }
-    const useRef = refVersion !== undefined && this.ref?.version === refVersion;
+    const useRef = klRef !== undefined && this.ref?.version === klRef.version && this.ref.digest === klRef.digest;
     if (useRef) ev.outputs.reference = this.ref!.outputs;
     const columns = ['corrupted', ...(useRef ? ['reference'] : []), 'policy', 'clean'];
     const gridPng = await evalGridPng(config, ev, columns, gridRows);

@@ -2,7 +2,7 @@
 // parameter names and shapes, run id, version) and publish (encode, digest, put). Every refusal is an Error
 // naming the checkpoint and the problem; nothing half-verified is ever returned.
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type DecodedCheckpoint, type TensorMap } from '../checkpoint/index.ts';
-import type { Announcement, CheckpointRef, CheckpointStore } from '../transport/index.ts';
+import { DIGEST_PATTERN, type Announcement, type CheckpointRef, type CheckpointStore } from '../transport/index.ts';
 
 /** Metadata key of the frozen base's digest (checkpoints of an imported network carry only what trains). */
 export const BASE_DIGEST_KEY = 'base_digest';
@@ -19,6 +19,28 @@ export function checkBaseDigest(extra: Record<string, string>, mine: string | un
     `${source}: was trained on ${what(theirs)}, but this role's model.network files give ${what(mine)}: every role must read the same base files; refusing the run`,
     BASE_DIGEST_KEY,
   );
+}
+
+/**
+ * The KL reference a checkpoint names: extra.ref_version and extra.ref_digest, written by the learner from its first
+ * GRPO batch on (undefined before). Both are inside the checkpoint's bytes, so its digest binds them (and, in a
+ * signed run, the learner's signature on that digest): the reference is fetched by this digest only. A version
+ * without a well-formed digest is refused, never completed from what the store says of that version.
+ */
+export function klReferenceOf(extra: Record<string, string>, source: string): { version: number; digest: string } | undefined {
+  const v = extra.ref_version;
+  if (v === undefined) return undefined;
+  if (!/^(0|[1-9][0-9]*)$/.test(v) || !Number.isSafeInteger(Number(v))) {
+    throw new CheckpointError(`${source}: metadata extra.ref_version must be a non-negative integer, got ${JSON.stringify(v)}`, 'ref_version');
+  }
+  const digest = extra.ref_digest;
+  if (digest === undefined || !DIGEST_PATTERN.test(digest)) {
+    throw new CheckpointError(
+      `${source}: extra.ref_version is ${v} but extra.ref_digest is ${digest === undefined ? 'missing' : `malformed (${JSON.stringify(digest.slice(0, 80))})`}: the KL reference is taken only from the digest the learner recorded in the checkpoint, never from the store`,
+      'ref_digest',
+    );
+  }
+  return { version: Number(v), digest };
 }
 
 export interface FetchedCheckpoint extends DecodedCheckpoint {

@@ -5,18 +5,36 @@
 // written BEFORE the checkpoint of that version is published, so every published checkpoint has its moments
 // (a kill -9 between the two leaves moments for an unpublished version, which the re-applied batch
 // overwrites). Only the newest two are kept.
+// In a signed run the state is verified like the checkpoint it belongs to: the learner records its sha256 in the
+// checkpoint's announcement (meta.optimizer_digest, STATE_DIGEST_KEY), which the learner's ed25519 signature covers
+// (lib/checkpoint/sign.ts, v2 signs the meta), and a restarted learner reads the state only when its bytes have that
+// digest (get's expectDigest; docs/security.md). Other NATS writers are kept out by permissions alone otherwise.
 // The bytes are written by ObjectChunks (Node's sha256, 1 MiB chunks in a window) rather than nats.js's putBlob
 // (a JavaScript SHA-256 over the moments, twice the parameters' size, and 128 KiB chunks in sequence): the
 // learner writes them on every version, before it answers (docs/performance.md "Pipeline").
 import type { NatsConnection, ObjectStore } from 'nats';
 import { StorageType } from 'nats';
-import { checkRunId, ensureStream } from '../transport/index.ts';
+import { checkRunId, ensureStream, sha256Digest } from '../transport/index.ts';
 import { LEARNER_STATE_BUCKET } from '../transport/nats-permissions.ts';
 import { ObjectChunks } from '../transport/object-chunks.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 
 const KEEP = 2;
+
+/**
+ * Announcement meta key of the sha256 ("sha256:<hex>") of the learner's state of that version, as
+ * encodeOptimizerState wrote it: signed with the announcement in a signed run.
+ */
+export const STATE_DIGEST_KEY = 'optimizer_digest';
+
+/** A stored state whose bytes are not the ones the learner's (signed) announcement records: never used. */
+export class UnverifiedStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnverifiedStateError';
+  }
+}
 
 export class LearnerStateStore {
   /** Versions this store wrote and has not deleted; undefined until the bucket was listed once (by prune). */
@@ -99,12 +117,27 @@ export class LearnerStateStore {
     return bytes.length;
   }
 
-  /** The moments of checkpoint `version` (digest `checkpointDigest`, parameters `params`), or null when none were stored. */
-  async get(version: number, checkpointDigest: string, params: TensorMap): Promise<OptimizerStateFile | null> {
+  /**
+   * The moments of checkpoint `version` (digest `checkpointDigest`, parameters `params`), or null when none were
+   * stored. With `expectDigest` (the announcement's STATE_DIGEST_KEY, in a signed run), bytes with another sha256
+   * are refused (UnverifiedStateError naming the object and both digests) before they are decoded.
+   */
+  async get(version: number, checkpointDigest: string, params: TensorMap, opts: { expectDigest?: string } = {}): Promise<OptimizerStateFile | null> {
     const name = this.objectName(version);
-    const bytes = (await this.os.getBlob(name)) ?? (await this.legacy(version));
+    let source = `${this.bucket}/${name}`;
+    let bytes = await this.os.getBlob(name);
+    if (!bytes) {
+      bytes = await this.legacy(version);
+      source = `learner-${this.runId}/optim-v${String(version).padStart(10, '0')}`;
+    }
     if (!bytes) return null;
-    return decodeOptimizerState(bytes, { checkpointDigest, params, source: `${this.bucket}/${name}` });
+    if (opts.expectDigest !== undefined) {
+      const actual = sha256Digest(bytes);
+      if (actual !== opts.expectDigest) {
+        throw new UnverifiedStateError(`${source}: its sha256 is ${actual}, but the learner's announcement of checkpoint v${version} records ${STATE_DIGEST_KEY} ${opts.expectDigest}: not the state the learner stored`);
+      }
+    }
+    return decodeOptimizerState(bytes, { checkpointDigest, params, source });
   }
 
   /**

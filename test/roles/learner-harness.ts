@@ -45,7 +45,7 @@ export async function startLearnerRig(opts: {
   runId: string;
   input: RunConfigInput;
   natsUrl: string;
-  learner?: Pick<LearnerOptions, 'publishRetryMs'>;
+  learner?: Pick<LearnerOptions, 'publishRetryMs' | 'logger'>;
 }): Promise<LearnerRig> {
   const { runId, input, natsUrl } = opts;
   const config = parsed(input);

@@ -1,11 +1,11 @@
 // lib/worker/learner-state.ts: the learner's AdamW moments in the one `learner-state` bucket shared by all runs
 // (objects `<run>/optim-v...`): each run reads and prunes only its own, and a run whose moments are still in its
-// pre-round-6 bucket `learner-<run>` resumes with them.
+// pre-round-6 bucket `learner-<run>` resumes with them; in a signed run only the bytes its announcement records are read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { natsForFile } from '../helpers/nats.ts';
 import { connectNats } from '../../lib/transport/nats.ts';
-import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
+import { LearnerStateStore, UnverifiedStateError } from '../../lib/worker/learner-state.ts';
 import { encodeOptimizerState } from '../../lib/checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
 
@@ -88,4 +88,17 @@ test("writing a version looks up an earlier attempt only where one can exist: a 
   assert.deepEqual(names, ['run-c/optim-v0000000005', 'run-c/optim-v0000000006']);
   // one chunk per object: v5 and v6 are left where the leftover v5 was, and no earlier attempt's chunks
   assert.equal(await chunkMessages(), before + 1);
+});
+
+test("with expectDigest (a signed run's announcement), only the bytes of that sha256 are read; others are refused naming the object", async () => {
+  const s = await LearnerStateStore.open(shared.nc, 'run-d');
+  const genuine = encodeOptimizerState(file(1, 1));
+  await s.putEncoded(1, genuine);
+  assert.equal((await s.get(1, digest(1), params, { expectDigest: `sha256:${genuine.digest}` }))?.state.step, 1);
+  await s.put(file(1, 777)); // another writer's moments for the same checkpoint
+  await assert.rejects(
+    s.get(1, digest(1), params, { expectDigest: `sha256:${genuine.digest}` }),
+    (e: Error) => e instanceof UnverifiedStateError && e.message === `learner-state/run-d/optim-v0000000001: its sha256 is sha256:${encodeOptimizerState(file(1, 777)).digest}, but the learner's announcement of checkpoint v1 records optimizer_digest sha256:${genuine.digest}: not the state the learner stored`,
+  );
+  assert.equal((await s.get(1, digest(1), params))?.state.step, 777, 'without expectDigest (an unsigned run) nothing is compared, as before');
 });
