@@ -3,7 +3,7 @@
 
 import type { Dim, Value } from './graph.ts';
 import {
-  concat, conv, convAttrs, convOutSize, convTranspose, matmul, pad, reduceSum, reshape, slice, staticDim, transpose,
+  concat, conv, convAttrs, convOutSize, convTranspose, matmul, pad, reduceSum, reshape, shapeOf, slice, staticDim, transpose,
   unsqueeze, where,
   type ConvAttrs, type ConvOptions,
 } from './ops.ts';
@@ -125,6 +125,54 @@ function shiftedCopies(x: Value, k: number, vertical: boolean, tap: (t: number) 
  * The extra terms are zero products, so the sums equal im2col's up to the order of float additions.
  */
 function kernelGradientShifted(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
+  const cin = staticDim(x.shape[1], 'conv weight gradient');
+  const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
+  const w2 = wo + (kw - 1) * a.dilations[1];
+  const [m, k] = [cin * kh, cout * kw];
+  const perImage = (m + k) * ho * w2 * 4;
+  // The rows of the MatMul's first operand may be split among threads, its columns must not be (see batchChunks).
+  const prod = CHUNKS.count > 1 && perImage >= CHUNKS.minBytes && k <= m
+    ? concatBatch(batchChunks([x, dy], CHUNKS.count).map(([xc, dyc]) => shiftedProduct(xc, dyc, [kh, kw], a)), [x.shape[0], m, k])
+    : shiftedProduct(x, dy, [kh, kw], a);
+  const dwT = reduceSum(prod, [0]); // [(i,ky), (o,kx)]
+  return transpose(reshape(dwT, [cin, kh, cout, kw]), [2, 0, 1, 3]);
+}
+
+/**
+ * Above `minBytes` of shifted operands per image (both together), the weight gradient's shifted copies and their
+ * MatMul run on the batch in `count` chunks, each chunk's operands read by its MatMul while they are still in cache
+ * (a chunk's buffers are reused by the next). At 128 px a 16->16 layer's operands are 6.4 MB per image, 205 MB for a
+ * batch of 32, which otherwise go to memory and back. The same bytes: the copies are exact, each image's matrix
+ * product is computed alone either way, and the per-image products are summed over the whole batch in the same
+ * order (docs/performance.md, "Round 19: grpo19").
+ */
+export const CHUNKS = { count: 16, minBytes: 1 << 20 };
+
+/**
+ * `xs` (each [N, ...], the same N) cut into `count` consecutive chunks of ceil(N / count) rows along axis 0; the last
+ * chunks are empty where N < count * size. Each chunk has at least ceil(N / count) >= 1 rows or none: onnxruntime's
+ * MatMul then never splits one image's product over threads by its columns (only by its rows, which keeps each
+ * element's sum), as long as the caller keeps columns <= rows.
+ */
+function batchChunks(xs: Value[], count: number): Value[][] {
+  const g = xs[0]!.graph;
+  const n = g.emit('Slice', [shapeOf(xs[0]!), g.ints([0]), g.ints([1]), g.ints([0])], {}, [{ dtype: 'int64', shape: [1] }])[0];
+  const size = g.emit('Div', [g.emit('Add', [n, g.ints([count - 1])], {}, [{ dtype: 'int64', shape: [1] }])[0], g.ints([count])], {}, [{ dtype: 'int64', shape: [1] }])[0];
+  const bound = (i: number) => (i === 0 ? g.ints([0]) : g.emit('Mul', [size, g.ints([i])], {}, [{ dtype: 'int64', shape: [1] }])[0]);
+  const chunks: Value[][] = [];
+  for (let i = 0; i < count; i++) {
+    const rows = g.fresh('chunk');
+    chunks.push(xs.map((x) => g.emit('Slice', [x, bound(i), bound(i + 1), g.ints([0])], {}, [{ dtype: x.dtype, shape: [rows, ...x.shape.slice(1)] }])[0]));
+  }
+  return chunks;
+}
+
+function concatBatch(parts: Value[], shape: Dim[]): Value {
+  return parts[0]!.graph.emit('Concat', parts, { axis: 0 }, [{ dtype: parts[0]!.dtype, shape }])[0];
+}
+
+/** [n, Cin*kh, Cout*kw]: each image's product of its shifted operands (kernelGradientShifted). */
+function shiftedProduct(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
   const [n, cin] = x.shape;
   const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
   const [dh, dw] = a.dilations;
@@ -136,9 +184,7 @@ function kernelGradientShifted(x: Value, dy: Value, [kh, kw]: [number, number], 
   const shifted = shiftedCopies(dy, kw, false, (t) => kw - 1 - t, { pads: [0, p, 0, p], dilations: [1, dw] });
   if (rows.shape[3] !== w2 || shifted.shape[3] !== w2) throw new Error(`conv weight gradient: shifted widths ${rows.shape[3]} and ${shifted.shape[3]}, expected ${w2}`);
   const c = cin as number;
-  const prod = matmul(reshape(rows, [n, c * kh, ho * w2]), transpose(reshape(shifted, [n, cout * kw, ho * w2]), [0, 2, 1]));
-  const dwT = reduceSum(prod, [0]); // [(i,ky), (o,kx)]
-  return transpose(reshape(dwT, [c, kh, cout, kw]), [2, 0, 1, 3]);
+  return matmul(reshape(rows, [n, c * kh, ho * w2]), transpose(reshape(shifted, [n, cout * kw, ho * w2]), [0, 2, 1]));
 }
 
 /** A convolution whose weight has a run-time dimension (used only inside gradients). */
