@@ -35,48 +35,48 @@ function gaussianFilter(x: Value): Value {
 }
 
 /**
- * Channels per folded Conv: onnxruntime's NCHWc depthwise kernel works on blocks of 8 (AVX2) or 16
- * (AVX-512) channels and pads any other count up to a block, so 12 stacked channels cost 16. 48 is a
- * multiple of both blocks and of 3 and 12.
+ * Planes per folded Conv group: onnxruntime's NCHWc depthwise kernel works on blocks of 8 (AVX2) or 16
+ * (AVX-512) channels and pads any other count up to a block. The folded filter stacks the planes of all
+ * statistics of all images (4 statistics x N images x 3 channels) and pads the count with zero planes to a
+ * multiple of 16, so every Conv group is whole blocks: 12 planes (one pair) cost 16, 48 (four pairs) 48.
+ * Before round 19 the fold stacked whole images into 48 channels, so one pair cost 48 planes.
  */
-export const SSIM_FOLD_CHANNELS = 48;
+export const SSIM_FOLD_PLANES = 16;
 
 /**
  * Images per graph run on the CPU (RewardScorer slices larger batches): 4 pairs stack exactly
  * 4 statistics x 4 images x 3 channels = 48 planes, one folded Conv with no padding, and the working set
  * (~12 MB per tensor at 256x256) stays in cache. Measured on the 2-core machine at 256x256, 64 pairs:
- * 1 or 2 per run pay for padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
+ * 1 or 2 per run paid for padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
  */
 export const SSIM_RUN_BATCH = 4;
 
 /**
- * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 48, H, W]: the tensors are
- * stacked along the batch (zero images pad the count of planes to a multiple of 48, computed at run time
- * from N), so the channel count needs no padding and the kernel runs on whole blocks. Each plane is
- * filtered on its own with the same taps in the same order, so every value equals gaussianFilter's.
- * Forward only: the run-time padding and split are not differentiable graph ops.
+ * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 16, H, W]: the tensors' planes are
+ * stacked (zero planes pad the count to a multiple of SSIM_FOLD_PLANES, computed at run time from N), so
+ * the kernel runs on whole channel blocks. Each plane is filtered on its own with the same taps in the same
+ * order, so every value equals gaussianFilter's. Forward only: the run-time padding and split are not
+ * differentiable graph ops.
  */
 function foldedGaussianFilter(xs: Value[]): Value[] {
   const g = xs[0].graph;
   const [, cDim, h, w] = xs[0].shape;
   const c = cDim as number;
-  const F = SSIM_FOLD_CHANNELS;
-  if (F % c !== 0) throw new Error(`ssim: ${c} channels do not divide the fold of ${F}`);
-  const perGroup = F / c; // images of c channels per folded Conv input
+  const B = SSIM_FOLD_PLANES;
   const int = (op: string, a: Value, b: number) => g.emit(op, [a, g.ints([b])], {}, [{ dtype: 'int64', shape: [1] }])[0];
-  // padding = (perGroup - (len(xs) * N) mod perGroup) mod perGroup zero images
-  const n = slice(shapeOf(xs[0]), [0], [1], [0]);
-  const rest = int('Mod', int('Mul', n, xs.length), perGroup);
-  const padding = int('Mod', g.emit('Sub', [g.ints([perGroup]), rest], {}, [{ dtype: 'int64', shape: [1] }])[0], perGroup);
-  const zeroShape = g.emit('Concat', [padding, g.ints([c, h as number, w as number])], { axis: 0 }, [{ dtype: 'int64', shape: [4] }])[0];
-  const zeros = g.emit('Expand', [g.scalar(0), zeroShape], {}, [{ dtype: 'float32', shape: ['P', c, h, w] }])[0];
-  const stacked = g.emit('Concat', [...xs, zeros], { axis: 0 }, [{ dtype: 'float32', shape: ['S', c, h, w] }])[0];
-  const filtered = gaussianFilter(reshape(stacked, ['G', F, h, w]));
+  // planes of each tensor = N * c; padding = (B - (len(xs) * N * c) mod B) mod B zero planes
+  const planes = int('Mul', slice(shapeOf(xs[0]), [0], [1], [0]), c);
+  const rest = int('Mod', int('Mul', planes, xs.length), B);
+  const padding = int('Mod', g.emit('Sub', [g.ints([B]), rest], {}, [{ dtype: 'int64', shape: [1] }])[0], B);
+  const zeroShape = g.emit('Concat', [padding, g.ints([h as number, w as number])], { axis: 0 }, [{ dtype: 'int64', shape: [3] }])[0];
+  const zeros = g.emit('Expand', [g.scalar(0), zeroShape], {}, [{ dtype: 'float32', shape: ['P', h, w] }])[0];
+  const flat = xs.map((x) => reshape(x, ['T', h, w]));
+  const stacked = g.emit('Concat', [...flat, zeros], { axis: 0 }, [{ dtype: 'float32', shape: ['S', h, w] }])[0];
+  const filtered = gaussianFilter(reshape(stacked, ['G', B, h, w]));
   const [, , fh, fw] = filtered.shape;
-  const planes = reshape(filtered, ['S', c, fh, fw]);
-  const sizes = g.emit('Concat', [...xs.map(() => n), padding], { axis: 0 }, [{ dtype: 'int64', shape: [xs.length + 1] }])[0];
-  const parts = g.emit('Split', [planes, sizes], { axis: 0 }, [...xs, zeros].map((x) => ({ dtype: 'float32' as const, shape: [x.shape[0], c, fh, fw] })));
-  return parts.slice(0, xs.length);
+  const sizes = g.emit('Concat', [...xs.map(() => planes), padding], { axis: 0 }, [{ dtype: 'int64', shape: [xs.length + 1] }])[0];
+  const parts = g.emit('Split', [reshape(filtered, ['S', fh, fw]), sizes], { axis: 0 }, [...xs, zeros].map(() => ({ dtype: 'float32' as const, shape: ['T', fh, fw] })));
+  return parts.slice(0, xs.length).map((p, i) => reshape(p, [xs[i].shape[0], c, fh, fw]));
 }
 
 export interface SsimOptions {
