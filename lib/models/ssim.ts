@@ -44,12 +44,20 @@ function gaussianFilter(x: Value): Value {
 export const SSIM_FOLD_PLANES = 16;
 
 /**
- * Images per graph run on the CPU (RewardScorer slices larger batches): 4 pairs stack exactly
- * 4 statistics x 4 images x 3 channels = 48 planes, one folded Conv with no padding, and the working set
- * (~12 MB per tensor at 256x256) stays in cache. Measured on the 2-core machine at 256x256, 64 pairs:
- * 1 or 2 per run paid for padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
+ * Images per graph run on one lane (RewardScorer's sharedReferenceRunner, whose runs encode the distinct
+ * references of a slice once): 4 pairs stack exactly 4 statistics x 4 images x 3 channels = 48 planes, whole
+ * channel blocks with no padding. 8 or more per run fall out of cache (docs/performance.md).
  */
 export const SSIM_RUN_BATCH = 4;
+
+/**
+ * Images per graph run on several lanes (RewardScorer at >= LANE_MIN_PIXELS, the `bench models` SSIM figure):
+ * one pair, whose SSIM intermediates (~0.7 MB a tensor at 256x256) stay in a core's L2 cache while two lanes
+ * share the last-level cache. 64 pairs of 256x256 took less CPU in runs of 1 than in runs of 4 (docs/performance.md,
+ * "Round 19: ssim19"); the encoder of the reward graph too. Every item is scored on its own, so the values are
+ * the same at any slice size.
+ */
+export const SSIM_LANE_RUN_BATCH = 1;
 
 /**
  * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 16, H, W]: the tensors' planes are
