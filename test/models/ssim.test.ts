@@ -1,13 +1,13 @@
-// The folded SSIM filter (batch stacked into 48-channel Convs, zero images padding the count at run time)
-// against the plain one over stacked channels: the same values, bit for bit, at every batch size, including
-// those that need padding, and an SSIM of exactly 1 for identical images.
+// The folded SSIM filter (the planes of all statistics and images stacked into Conv groups of 16 planes, zero
+// planes padding the count at run time) against the plain one over stacked channels: the same values, bit for
+// bit, at every batch size, including those that need padding, and an SSIM of exactly 1 for identical images.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { reduceMean } from '../../lib/graph/ops.ts';
-import { ssimMap } from '../../lib/models/ssim.ts';
+import { ssimMap, SSIM_FOLD_PLANES } from '../../lib/models/ssim.ts';
 import { testRandom } from '../../lib/graph/gradcheck.ts';
 
 async function ssimSession(h: number, w: number, fold: boolean): Promise<GraphSession> {
@@ -43,4 +43,16 @@ test('folded SSIM filter: bit-identical to the plain filter for batch sizes 1-7 
     await plain.release();
     await folded.release();
   }
+});
+
+test('folded SSIM filter: Conv groups of 16 planes, so a single pair (12 planes) is filtered as 16, not 48', () => {
+  const g = new Graph();
+  ssimMap(g.input('x', ['N', 3, 32, 32]), g.input('y', ['N', 3, 32, 32]));
+  const convs = g.nodes.filter((n) => n.op === 'Conv');
+  assert.equal(convs.length, 2, 'one vertical and one horizontal Conv');
+  for (const c of convs) {
+    assert.deepEqual(c.inputs[1]!.shape, [SSIM_FOLD_PLANES, 1, ...(c === convs[0] ? [11, 1] : [1, 11])]);
+    assert.equal(c.attrs.group, SSIM_FOLD_PLANES);
+  }
+  assert.equal(SSIM_FOLD_PLANES, 16);
 });
