@@ -111,7 +111,8 @@ export class RewardScorer {
       // LANE_MIN_PIXELS), the graph encodes each slice's distinct references once (sharedReferenceRunner).
       const big = height * width >= (this.opts.laneMinPixels ?? LANE_MIN_PIXELS);
       const lanes = this.device !== 'cpu' ? 0 : big ? (this.opts.lanes ?? lanesFor()) : 1;
-      s = rewardModel({ height, width }, this.encoder, { sharedReferences: lanes === 1 }).then(async ({ bytes, encoder }): Promise<Runner> => {
+      // Several lanes run one pair at a time, for which SSIM's plain filter is the faster one (ssim.ts).
+      s = rewardModel({ height, width }, this.encoder, { sharedReferences: lanes === 1, ssimFold: lanes <= 1 }).then(async ({ bytes, encoder }): Promise<Runner> => {
         this.encoderName = encoder.name;
         if (this.device !== 'cpu') {
           // On a GPU the whole batch is one run.

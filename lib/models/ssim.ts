@@ -2,7 +2,7 @@
 // use_sample_covariance=False, data_range=1: an 11x11 Gaussian window (truncated at 3.5 sigma), valid
 // windows only, per-channel population statistics, and the mean over channels and windows.
 
-import type { Value } from '../graph/graph.ts';
+import type { Graph, Value } from '../graph/graph.ts';
 import { add, concat, conv, div, mul, reduceMean, reshape, shapeOf, slice, sub } from '../graph/ops.ts';
 
 export const SSIM_WINDOW = 11;
@@ -22,75 +22,93 @@ export function gaussianWindow1d(sigma = SIGMA, radius = Math.floor(3.5 * sigma 
   return Float32Array.from(w, (x) => x / s);
 }
 
+/**
+ * The Gaussian taps of `c` channels as a [c,1,11,1] (vertical) or [c,1,1,11] (horizontal) constant, one per graph:
+ * so ssim() and ssimMap() of the same images in one graph (the reward graph outputs both) emit identical nodes,
+ * which the graph merges, and the filter and the SSIM formula run once, not twice.
+ */
+const windows = new WeakMap<Graph, Map<string, Value>>();
+function gaussianTaps(g: Graph, c: number, vertical: boolean): Value {
+  let mine = windows.get(g);
+  if (!mine) windows.set(g, (mine = new Map()));
+  const key = `${c}:${vertical ? 'v' : 'h'}`;
+  let v = mine.get(key);
+  if (!v) {
+    const k = gaussianWindow1d();
+    const rows = new Float32Array(c * SSIM_WINDOW);
+    for (let i = 0; i < c; i++) rows.set(k, i * SSIM_WINDOW);
+    v = g.constant(rows, vertical ? [c, 1, SSIM_WINDOW, 1] : [c, 1, 1, SSIM_WINDOW]);
+    mine.set(key, v);
+  }
+  return v;
+}
+
 /** Depthwise separable Gaussian filtering of every channel, valid windows only. */
 function gaussianFilter(x: Value): Value {
-  const g = x.graph;
   const c = x.shape[1] as number;
-  const k = gaussianWindow1d();
-  const rows = new Float32Array(c * SSIM_WINDOW);
-  for (let i = 0; i < c; i++) rows.set(k, i * SSIM_WINDOW);
-  const vertical = g.constant(rows, [c, 1, SSIM_WINDOW, 1]);
-  const horizontal = g.constant(rows, [c, 1, 1, SSIM_WINDOW]);
-  return conv(conv(x, vertical, undefined, { group: c }), horizontal, undefined, { group: c });
+  return conv(conv(x, gaussianTaps(x.graph, c, true), undefined, { group: c }), gaussianTaps(x.graph, c, false), undefined, { group: c });
 }
 
 /**
- * Planes per folded Conv group: onnxruntime's NCHWc depthwise kernel works on blocks of 8 (AVX2) or 16
- * (AVX-512) channels and pads any other count up to a block. The folded filter stacks the planes of all
- * statistics of all images (4 statistics x N images x 3 channels) and pads the count with zero planes to a
- * multiple of 16, so every Conv group is whole blocks: 12 planes (one pair) cost 16, 48 (four pairs) 48.
- * Before round 19 the fold stacked whole images into 48 channels, so one pair cost 48 planes.
+ * Channels per folded Conv: onnxruntime's NCHWc depthwise kernel works on blocks of 8 (AVX2) or 16
+ * (AVX-512) channels and pads any other count up to a block, so 12 stacked channels cost 16. 48 is a
+ * multiple of both blocks and of 3 and 12.
  */
-export const SSIM_FOLD_PLANES = 16;
+export const SSIM_FOLD_CHANNELS = 48;
 
 /**
  * Images per graph run on one lane (RewardScorer's sharedReferenceRunner, whose runs encode the distinct
- * references of a slice once): 4 pairs stack exactly 4 statistics x 4 images x 3 channels = 48 planes, whole
- * channel blocks with no padding. 8 or more per run fall out of cache (docs/performance.md).
+ * references of a slice once): 4 pairs stack exactly 4 statistics x 4 images x 3 channels = 48 planes, one
+ * folded Conv with no padding. Measured on the 2-core machine at 256x256, 64 pairs: 1 or 2 per run pay for
+ * padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
  */
 export const SSIM_RUN_BATCH = 4;
 
 /**
- * Images per graph run on several lanes (RewardScorer at >= LANE_MIN_PIXELS, the `bench models` SSIM figure):
- * one pair, whose SSIM intermediates (~0.7 MB a tensor at 256x256) stay in a core's L2 cache while two lanes
- * share the last-level cache. 64 pairs of 256x256 took less CPU in runs of 1 than in runs of 4 (docs/performance.md,
- * "Round 19: ssim19"); the encoder of the reward graph too. Every item is scored on its own, so the values are
- * the same at any slice size.
+ * Images per graph run on several lanes (RewardScorer at >= LANE_MIN_PIXELS, the `bench models` SSIM figure),
+ * with the plain filter (`fold: false`): one pair is 12 stacked channels, the 12 planes of its statistics, with
+ * no zero planes, and its intermediates (~0.7 MB a tensor at 256x256) stay in a core's own cache while two
+ * lanes share the last-level one. 64 pairs of 256x256 on two lanes took ~25% less CPU and wall time than runs
+ * of 4 with the folded filter (docs/performance.md, "Round 19: ssim19"). Every item is scored on its own and
+ * both filters give the same values, so the values are unchanged.
  */
 export const SSIM_LANE_RUN_BATCH = 1;
 
 /**
- * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 16, H, W]: the tensors' planes are
- * stacked (zero planes pad the count to a multiple of SSIM_FOLD_PLANES, computed at run time from N), so
- * the kernel runs on whole channel blocks. Each plane is filtered on its own with the same taps in the same
- * order, so every value equals gaussianFilter's. Forward only: the run-time padding and split are not
- * differentiable graph ops.
+ * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 48, H, W]: the tensors are
+ * stacked along the batch (zero images pad the count of planes to a multiple of 48, computed at run time
+ * from N), so the channel count needs no padding and the kernel runs on whole blocks. Each plane is
+ * filtered on its own with the same taps in the same order, so every value equals gaussianFilter's.
+ * Forward only: the run-time padding and split are not differentiable graph ops.
  */
 function foldedGaussianFilter(xs: Value[]): Value[] {
   const g = xs[0].graph;
   const [, cDim, h, w] = xs[0].shape;
   const c = cDim as number;
-  const B = SSIM_FOLD_PLANES;
+  const F = SSIM_FOLD_CHANNELS;
+  if (F % c !== 0) throw new Error(`ssim: ${c} channels do not divide the fold of ${F}`);
+  const perGroup = F / c; // images of c channels per folded Conv input
   const int = (op: string, a: Value, b: number) => g.emit(op, [a, g.ints([b])], {}, [{ dtype: 'int64', shape: [1] }])[0];
-  // planes of each tensor = N * c; padding = (B - (len(xs) * N * c) mod B) mod B zero planes
-  const planes = int('Mul', slice(shapeOf(xs[0]), [0], [1], [0]), c);
-  const rest = int('Mod', int('Mul', planes, xs.length), B);
-  const padding = int('Mod', g.emit('Sub', [g.ints([B]), rest], {}, [{ dtype: 'int64', shape: [1] }])[0], B);
-  const zeroShape = g.emit('Concat', [padding, g.ints([h as number, w as number])], { axis: 0 }, [{ dtype: 'int64', shape: [3] }])[0];
-  const zeros = g.emit('Expand', [g.scalar(0), zeroShape], {}, [{ dtype: 'float32', shape: ['P', h, w] }])[0];
-  const flat = xs.map((x) => reshape(x, ['T', h, w]));
-  const stacked = g.emit('Concat', [...flat, zeros], { axis: 0 }, [{ dtype: 'float32', shape: ['S', h, w] }])[0];
-  const filtered = gaussianFilter(reshape(stacked, ['G', B, h, w]));
+  // padding = (perGroup - (len(xs) * N) mod perGroup) mod perGroup zero images
+  const n = slice(shapeOf(xs[0]), [0], [1], [0]);
+  const rest = int('Mod', int('Mul', n, xs.length), perGroup);
+  const padding = int('Mod', g.emit('Sub', [g.ints([perGroup]), rest], {}, [{ dtype: 'int64', shape: [1] }])[0], perGroup);
+  const zeroShape = g.emit('Concat', [padding, g.ints([c, h as number, w as number])], { axis: 0 }, [{ dtype: 'int64', shape: [4] }])[0];
+  const zeros = g.emit('Expand', [g.scalar(0), zeroShape], {}, [{ dtype: 'float32', shape: ['P', c, h, w] }])[0];
+  const stacked = g.emit('Concat', [...xs, zeros], { axis: 0 }, [{ dtype: 'float32', shape: ['S', c, h, w] }])[0];
+  const filtered = gaussianFilter(reshape(stacked, ['G', F, h, w]));
   const [, , fh, fw] = filtered.shape;
-  const sizes = g.emit('Concat', [...xs.map(() => planes), padding], { axis: 0 }, [{ dtype: 'int64', shape: [xs.length + 1] }])[0];
-  const parts = g.emit('Split', [reshape(filtered, ['S', fh, fw]), sizes], { axis: 0 }, [...xs, zeros].map(() => ({ dtype: 'float32' as const, shape: ['T', fh, fw] })));
-  return parts.slice(0, xs.length).map((p, i) => reshape(p, [xs[i].shape[0], c, fh, fw]));
+  const planes = reshape(filtered, ['S', c, fh, fw]);
+  const sizes = g.emit('Concat', [...xs.map(() => n), padding], { axis: 0 }, [{ dtype: 'int64', shape: [xs.length + 1] }])[0];
+  const parts = g.emit('Split', [planes, sizes], { axis: 0 }, [...xs, zeros].map((x) => ({ dtype: 'float32' as const, shape: [x.shape[0], c, fh, fw] })));
+  return parts.slice(0, xs.length);
 }
 
 export interface SsimOptions {
   /**
-   * true (default): the fast folded filter (forward only). false: one Conv over the stacked channels,
-   * built from differentiable ops (graphs that take gradients through SSIM). Both give the same values.
+   * true (default): the folded filter (forward only), fastest at SSIM_RUN_BATCH pairs a run. false: one Conv
+   * over the 12 stacked channels of each pair, built from differentiable ops (graphs that take gradients through
+   * SSIM), and the faster one at one pair a run (SSIM_LANE_RUN_BATCH). Both give the same values.
    */
   fold?: boolean;
 }

@@ -1,13 +1,13 @@
-// The folded SSIM filter (the planes of all statistics and images stacked into Conv groups of 16 planes, zero
-// planes padding the count at run time) against the plain one over stacked channels: the same values, bit for
-// bit, at every batch size, including those that need padding, and an SSIM of exactly 1 for identical images.
+// The folded SSIM filter (batch stacked into 48-channel Convs, zero images padding the count at run time)
+// against the plain one over stacked channels: the same values, bit for bit, at every batch size, including
+// those that need padding, and an SSIM of exactly 1 for identical images.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { reduceMean } from '../../lib/graph/ops.ts';
-import { ssimMap, SSIM_FOLD_PLANES } from '../../lib/models/ssim.ts';
+import { ssimMap } from '../../lib/models/ssim.ts';
 import { testRandom } from '../../lib/graph/gradcheck.ts';
 
 async function ssimSession(h: number, w: number, fold: boolean): Promise<GraphSession> {
@@ -45,14 +45,14 @@ test('folded SSIM filter: bit-identical to the plain filter for batch sizes 1-7 
   }
 });
 
-test('folded SSIM filter: Conv groups of 16 planes, so a single pair (12 planes) is filtered as 16, not 48', () => {
-  const g = new Graph();
-  ssimMap(g.input('x', ['N', 3, 32, 32]), g.input('y', ['N', 3, 32, 32]));
-  const convs = g.nodes.filter((n) => n.op === 'Conv');
-  assert.equal(convs.length, 2, 'one vertical and one horizontal Conv');
-  for (const c of convs) {
-    assert.deepEqual(c.inputs[1]!.shape, [SSIM_FOLD_PLANES, 1, ...(c === convs[0] ? [11, 1] : [1, 11])]);
-    assert.equal(c.attrs.group, SSIM_FOLD_PLANES);
-  }
-  assert.equal(SSIM_FOLD_PLANES, 16);
+test('reward graph: ssimFold false (the scorer on several lanes) filters a pair over its 12 stacked channels, the default folds into 48', async () => {
+  const { buildRewardGraph } = await import('../../lib/models/graphs.ts');
+  const { builtinEncoderModel, BUILTIN_ENCODER_NAME } = await import('../../lib/models/encoder.ts');
+  const ssimConvChannels = (ssimFold: boolean | undefined) => {
+    const g = buildRewardGraph({ height: 24, width: 20 }, { encoder: builtinEncoderModel(), encoderName: BUILTIN_ENCODER_NAME, ssimFold });
+    // SSIM's vertical Gaussian pass: the only Conv with an 11x1 kernel
+    return g.nodes.filter((n) => n.op === 'Conv' && String(n.attrs.kernel_shape) === '11,1').map((n) => n.inputs[1]!.shape[0]);
+  };
+  assert.deepEqual(ssimConvChannels(false), [12]);
+  assert.deepEqual(ssimConvChannels(undefined), [48]);
 });
