@@ -3,7 +3,7 @@
 import { Graph } from '../lib/graph/graph.ts';
 import { serialize } from '../lib/graph/onnx.ts';
 import { GraphSession } from '../lib/graph/runtime.ts';
-import { ssim, SSIM_RUN_BATCH } from '../lib/models/ssim.ts';
+import { ssim, SSIM_LANE_RUN_BATCH, SSIM_RUN_BATCH } from '../lib/models/ssim.ts';
 import { lanesFor, SessionLanes } from '../lib/models/lanes.ts';
 import { loadConfig } from '../lib/config/index.ts';
 import { initPolicyParams } from '../lib/models/policy.ts';
@@ -83,11 +83,18 @@ async function ssimThroughput(): Promise<void> {
     return { data: d, width: S, height: S } as unknown as ImageData;
   };
   const pairs = Array.from({ length: N }, (_, n) => [rgba(a8, n), rgba(b8, n)] as const);
-  const g = new Graph();
-  g.output('ssim', ssim(g.input('x', ['N', 3, S, S]), g.input('y', ['N', 3, S, S])));
-  const lanes = await SessionLanes.create(serialize(g), lanesFor());
+  // The scorer's lanes run one pair at a time with SSIM's plain filter (ssim.ts SSIM_LANE_RUN_BATCH); round 18's ran
+  // runs of 4 with the folded one.
+  const laneGraph = (fold: boolean) => {
+    const g = new Graph();
+    g.output('ssim', ssim(g.input('x', ['N', 3, S, S]), g.input('y', ['N', 3, S, S]), { fold }));
+    return serialize(g);
+  };
+  const lanes = await SessionLanes.create(laneGraph(false), lanesFor());
+  const foldedLanes = await SessionLanes.create(laneGraph(true), lanesFor());
   console.log(`SSIM, ${N} image pairs of ${S}x${S} RGB (same images for all; onnxruntime with its default threads, one per core):`);
   const K = SSIM_RUN_BATCH;
+  const L = SSIM_LANE_RUN_BATCH;
   const per = 3 * S * S;
   const inRuns = async (session: GraphSession) => {
     const out = new Float32Array(N);
@@ -97,14 +104,15 @@ async function ssimThroughput(): Promise<void> {
     }
     return out;
   };
-  const inLanes = async () => {
+  const inLanes = async (l = lanes, step = L) => {
     const out = new Float32Array(N);
-    (await lanes.runSlices(feeds, N, K)).forEach((f, i) => out.set(f.ssim!.data, i * K));
+    (await l.runSlices(feeds, N, step)).forEach((f, i) => out.set(f.ssim!.data, i * step));
     return out;
   };
   const withJs = process.env.BENCH_SSIM_JS !== '0';
   const contenders: Array<[string, () => Promise<unknown> | unknown]> = [
-    [`SSIM graph, runs of ${K} pairs on ${lanes.lanes} lanes (what RewardScorer runs on the CPU at >= 128x128)`, inLanes],
+    [`SSIM graph (plain filter), runs of ${L} pair(s) on ${lanes.lanes} lanes (what RewardScorer runs on the CPU at >= 128x128)`, () => inLanes()],
+    [`SSIM graph (folded filter), runs of ${K} pairs on ${lanes.lanes} lanes (round 18's scoring)`, () => inLanes(foldedLanes, K)],
     [`SSIM graph, runs of ${K} pairs one after another on one session (the previous round's scoring)`, () => inRuns(current)],
     ['SSIM graph, all 64 pairs in one run (the issue\'s figure)', () => current.run(feeds)],
   ];
@@ -113,15 +121,16 @@ async function ssimThroughput(): Promise<void> {
       for (const [p, q] of pairs) ssimJs(p, q, { ssim: 'weber', downsample: false });
     }]);
   }
-  const [fast, seq, whole, weber] = await timeSideBySide(Number(process.env.BENCH_SSIM_REPS ?? 5), contenders);
+  const [fast, lanes4, seq, whole, weber] = await timeSideBySide(Number(process.env.BENCH_SSIM_REPS ?? 5), contenders);
   const values = (await inLanes()).join();
-  const same = values === (await inRuns(current)).join() && values === (await current.run(feeds)).ssim.data.join();
+  const same = values === (await inLanes(foldedLanes, K)).join() && values === (await inRuns(current)).join() && values === (await current.run(feeds)).ssim.data.join();
   const met = fast.wall <= 100;
-  console.log(`  RESULT ssim: ${fast.wall.toFixed(0)} ms wall, ${fast.cpu.toFixed(0)} ms CPU for ${N} pairs in runs of ${K} on ${lanes.lanes} lanes (target <= 100 ms wall): ${met ? 'MET' : 'NOT MET'} on this machine at this load (load average ${loadavg().map((v) => v.toFixed(1)).join(' ')})`);
-  console.log(`  against runs of ${K} one after another: ${(seq.wall / fast.wall).toFixed(2)}x (wall), ${(seq.cpu / fast.cpu).toFixed(2)}x (CPU); against all 64 in one run: ${(whole.wall / fast.wall).toFixed(2)}x (wall), ${(whole.cpu / fast.cpu).toFixed(2)}x (CPU); values identical: ${same}`);
+  console.log(`  RESULT ssim: ${fast.wall.toFixed(0)} ms wall, ${fast.cpu.toFixed(0)} ms CPU for ${N} pairs in runs of ${L} on ${lanes.lanes} lanes (target <= 100 ms wall): ${met ? 'MET' : 'NOT MET'} on this machine at this load (load average ${loadavg().map((v) => v.toFixed(1)).join(' ')})`);
+  console.log(`  against runs of ${K} on the lanes: ${(lanes4.wall / fast.wall).toFixed(2)}x (wall), ${(lanes4.cpu / fast.cpu).toFixed(2)}x (CPU); against runs of ${K} one after another: ${(seq.wall / fast.wall).toFixed(2)}x (wall), ${(seq.cpu / fast.cpu).toFixed(2)}x (CPU); against all 64 in one run: ${(whole.wall / fast.wall).toFixed(2)}x (wall), ${(whole.cpu / fast.cpu).toFixed(2)}x (CPU); values identical: ${same}`);
   if (weber) console.log(`  ${(weber.wall / fast.wall).toFixed(1)}x ssim.js 'weber' in wall time (which computes one channel)`);
   await current.release();
   await lanes.release();
+  await foldedLanes.release();
 }
 
 async function grpoStepRatio(): Promise<void> {

@@ -90,9 +90,9 @@ export function standalonePolicyModel(config: RunConfig, params: TensorMap): Uin
 }
 
 /** The reward graph with the encoder a config asks for (`choice`: the reward config, or a clipModel path). */
-export async function rewardModel(resolution: Resolution, choice?: EncoderChoice | string, o: { sharedReferences?: boolean } = {}): Promise<{ bytes: Uint8Array; encoder: EncoderModel }> {
+export async function rewardModel(resolution: Resolution, choice?: EncoderChoice | string, o: { sharedReferences?: boolean; ssimFold?: boolean } = {}): Promise<{ bytes: Uint8Array; encoder: EncoderModel }> {
   const encoder = await loadEncoder(choice);
   const opset = Math.max(17, modelOpset(encoder.bytes, encoder.name));
-  const graph = buildRewardGraph(resolution, { encoder: encoder.bytes, encoderName: encoder.name, preprocess: PREPROCESS[encoder.preprocess], sharedReferences: o.sharedReferences }, opset);
+  const graph = buildRewardGraph(resolution, { encoder: encoder.bytes, encoderName: encoder.name, preprocess: PREPROCESS[encoder.preprocess], sharedReferences: o.sharedReferences, ssimFold: o.ssimFold }, opset);
   return { bytes: serialize(graph, { metadata: { encoder: encoder.name } }), encoder };
 }

@@ -237,6 +237,11 @@ export interface RewardGraphOptions {
    * contract of docs/graphs.md.
    */
   sharedReferences?: boolean;
+  /**
+   * SSIM's filter (ssim.ts SsimOptions.fold): true (default), the folded one, fastest at several pairs a run;
+   * false, the plain one, fastest at one pair a run (the scorer's lanes: SSIM_LANE_RUN_BATCH). The same values.
+   */
+  ssimFold?: boolean;
 }
 
 /** reward: candidate, reference [N,3,H,W] in [0,1] -> ssim [N], clip_cos [N], ssim_map [N,3,H-10,W-10]. */
@@ -244,8 +249,9 @@ export function buildRewardGraph(r: Resolution, opts: RewardGraphOptions, opset 
   const g = new Graph(opset);
   const candidate = imageInput(g, 'candidate', r);
   const reference = imageInput(g, 'reference', r);
-  g.output('ssim', ssim(candidate, reference));
-  g.output('ssim_map', ssimMap(candidate, reference));
+  const fold = { fold: opts.ssimFold ?? true };
+  g.output('ssim', ssim(candidate, reference, fold));
+  g.output('ssim_map', ssimMap(candidate, reference, fold));
   const encoder = { name: opts.encoderName, preprocess: opts.preprocess ?? clipPreprocess, encode: splicedEncoder(opts.encoder, opts.encoderName) };
   g.output('clip_cos', opts.sharedReferences ? embeddingCosineSharedReference(candidate, reference, encoder) : embeddingCosine(candidate, reference, encoder));
   return g;

@@ -10,7 +10,7 @@ import { rewardModel } from './bundle.ts';
 import { rewardRowFeeds } from './feeds.ts';
 import { lanesFor, SessionLanes, sliceFeeds } from './lanes.ts';
 import type { EncoderChoice } from './reward.ts';
-import { SSIM_RUN_BATCH, SSIM_WINDOW } from './ssim.ts';
+import { SSIM_LANE_RUN_BATCH, SSIM_RUN_BATCH, SSIM_WINDOW } from './ssim.ts';
 
 export interface ScoreBatch {
   /** [n,3,h,w] candidates and references, values in [0,1]. */
@@ -104,13 +104,15 @@ export class RewardScorer {
     const key = `${height}x${width}`;
     let s = this.sessions.get(key);
     if (!s) {
-      // On the CPU the batch runs in slices of SSIM_RUN_BATCH items: the SSIM filter's intermediate tensors
-      // then stay in cache (docs/performance.md), and the slices of a large image spread over the lanes.
+      // On the CPU the batch runs in slices (SSIM_LANE_RUN_BATCH items on several lanes, SSIM_RUN_BATCH on one): the
+      // SSIM filter's intermediate tensors then stay in cache (docs/performance.md), and the slices of a large image
+      // spread over the lanes.
       // Every item is scored on its own, so slicing changes no value. On one lane (every image below
       // LANE_MIN_PIXELS), the graph encodes each slice's distinct references once (sharedReferenceRunner).
       const big = height * width >= (this.opts.laneMinPixels ?? LANE_MIN_PIXELS);
       const lanes = this.device !== 'cpu' ? 0 : big ? (this.opts.lanes ?? lanesFor()) : 1;
-      s = rewardModel({ height, width }, this.encoder, { sharedReferences: lanes === 1 }).then(async ({ bytes, encoder }): Promise<Runner> => {
+      // Several lanes run one pair at a time, for which SSIM's plain filter is the faster one (ssim.ts).
+      s = rewardModel({ height, width }, this.encoder, { sharedReferences: lanes === 1, ssimFold: lanes <= 1 }).then(async ({ bytes, encoder }): Promise<Runner> => {
         this.encoderName = encoder.name;
         if (this.device !== 'cpu') {
           // On a GPU the whole batch is one run.
@@ -119,7 +121,7 @@ export class RewardScorer {
         }
         if (lanes === 1) return sharedReferenceRunner(await GraphSession.create(bytes, { device: 'cpu' }), big ? SSIM_RUN_BATCH : SMALL_RUN_BATCH);
         const l = await SessionLanes.create(bytes, lanes);
-        return { runSlices: (feeds, n, outputs) => l.runSlices(feeds, n, SSIM_RUN_BATCH, outputs), release: () => l.release() };
+        return { runSlices: (feeds, n, outputs) => l.runSlices(feeds, n, SSIM_LANE_RUN_BATCH, outputs), release: () => l.release() };
       });
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));

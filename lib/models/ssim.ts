@@ -2,7 +2,7 @@
 // use_sample_covariance=False, data_range=1: an 11x11 Gaussian window (truncated at 3.5 sigma), valid
 // windows only, per-channel population statistics, and the mean over channels and windows.
 
-import type { Value } from '../graph/graph.ts';
+import type { Graph, Value } from '../graph/graph.ts';
 import { add, concat, conv, div, mul, reduceMean, reshape, shapeOf, slice, sub } from '../graph/ops.ts';
 
 export const SSIM_WINDOW = 11;
@@ -22,16 +22,31 @@ export function gaussianWindow1d(sigma = SIGMA, radius = Math.floor(3.5 * sigma 
   return Float32Array.from(w, (x) => x / s);
 }
 
+/**
+ * The Gaussian taps of `c` channels as a [c,1,11,1] (vertical) or [c,1,1,11] (horizontal) constant, one per graph:
+ * so ssim() and ssimMap() of the same images in one graph (the reward graph outputs both) emit identical nodes,
+ * which the graph merges, and the filter and the SSIM formula run once, not twice.
+ */
+const windows = new WeakMap<Graph, Map<string, Value>>();
+function gaussianTaps(g: Graph, c: number, vertical: boolean): Value {
+  let mine = windows.get(g);
+  if (!mine) windows.set(g, (mine = new Map()));
+  const key = `${c}:${vertical ? 'v' : 'h'}`;
+  let v = mine.get(key);
+  if (!v) {
+    const k = gaussianWindow1d();
+    const rows = new Float32Array(c * SSIM_WINDOW);
+    for (let i = 0; i < c; i++) rows.set(k, i * SSIM_WINDOW);
+    v = g.constant(rows, vertical ? [c, 1, SSIM_WINDOW, 1] : [c, 1, 1, SSIM_WINDOW]);
+    mine.set(key, v);
+  }
+  return v;
+}
+
 /** Depthwise separable Gaussian filtering of every channel, valid windows only. */
 function gaussianFilter(x: Value): Value {
-  const g = x.graph;
   const c = x.shape[1] as number;
-  const k = gaussianWindow1d();
-  const rows = new Float32Array(c * SSIM_WINDOW);
-  for (let i = 0; i < c; i++) rows.set(k, i * SSIM_WINDOW);
-  const vertical = g.constant(rows, [c, 1, SSIM_WINDOW, 1]);
-  const horizontal = g.constant(rows, [c, 1, 1, SSIM_WINDOW]);
-  return conv(conv(x, vertical, undefined, { group: c }), horizontal, undefined, { group: c });
+  return conv(conv(x, gaussianTaps(x.graph, c, true), undefined, { group: c }), gaussianTaps(x.graph, c, false), undefined, { group: c });
 }
 
 /**
@@ -42,12 +57,22 @@ function gaussianFilter(x: Value): Value {
 export const SSIM_FOLD_CHANNELS = 48;
 
 /**
- * Images per graph run on the CPU (RewardScorer slices larger batches): 4 pairs stack exactly
- * 4 statistics x 4 images x 3 channels = 48 planes, one folded Conv with no padding, and the working set
- * (~12 MB per tensor at 256x256) stays in cache. Measured on the 2-core machine at 256x256, 64 pairs:
- * 1 or 2 per run pay for padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
+ * Images per graph run on one lane (RewardScorer's sharedReferenceRunner, whose runs encode the distinct
+ * references of a slice once): 4 pairs stack exactly 4 statistics x 4 images x 3 channels = 48 planes, one
+ * folded Conv with no padding. Measured on the 2-core machine at 256x256, 64 pairs: 1 or 2 per run pay for
+ * padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
  */
 export const SSIM_RUN_BATCH = 4;
+
+/**
+ * Images per graph run on several lanes (RewardScorer at >= LANE_MIN_PIXELS, the `bench models` SSIM figure),
+ * with the plain filter (`fold: false`): one pair is 12 stacked channels, the 12 planes of its statistics, with
+ * no zero planes, and its intermediates (~0.7 MB a tensor at 256x256) stay in a core's own cache while two
+ * lanes share the last-level one. 64 pairs of 256x256 on two lanes took ~25% less CPU and wall time than runs
+ * of 4 with the folded filter (docs/performance.md, "Round 19: ssim19"). Every item is scored on its own and
+ * both filters give the same values, so the values are unchanged.
+ */
+export const SSIM_LANE_RUN_BATCH = 1;
 
 /**
  * The same filtering of several [N,C,H,W] tensors as one Conv over [*, 48, H, W]: the tensors are
@@ -81,8 +106,9 @@ function foldedGaussianFilter(xs: Value[]): Value[] {
 
 export interface SsimOptions {
   /**
-   * true (default): the fast folded filter (forward only). false: one Conv over the stacked channels,
-   * built from differentiable ops (graphs that take gradients through SSIM). Both give the same values.
+   * true (default): the folded filter (forward only), fastest at SSIM_RUN_BATCH pairs a run. false: one Conv
+   * over the 12 stacked channels of each pair, built from differentiable ops (graphs that take gradients through
+   * SSIM), and the faster one at one pair a run (SSIM_LANE_RUN_BATCH). Both give the same values.
    */
   fold?: boolean;
 }

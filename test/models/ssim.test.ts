@@ -44,3 +44,15 @@ test('folded SSIM filter: bit-identical to the plain filter for batch sizes 1-7 
     await folded.release();
   }
 });
+
+test('reward graph: ssimFold false (the scorer on several lanes) filters a pair over its 12 stacked channels, the default folds into 48', async () => {
+  const { buildRewardGraph } = await import('../../lib/models/graphs.ts');
+  const { builtinEncoderModel, BUILTIN_ENCODER_NAME } = await import('../../lib/models/encoder.ts');
+  const ssimConvChannels = (ssimFold: boolean | undefined) => {
+    const g = buildRewardGraph({ height: 24, width: 20 }, { encoder: builtinEncoderModel(), encoderName: BUILTIN_ENCODER_NAME, ssimFold });
+    // SSIM's vertical Gaussian pass: the only Conv with an 11x1 kernel
+    return g.nodes.filter((n) => n.op === 'Conv' && String(n.attrs.kernel_shape) === '11,1').map((n) => n.inputs[1]!.shape[0]);
+  };
+  assert.deepEqual(ssimConvChannels(false), [12]);
+  assert.deepEqual(ssimConvChannels(undefined), [48]);
+});
