@@ -90,7 +90,7 @@ test('resize matrices: rows sum to 1, identity at equal size', () => {
   for (let r = 0; r < 5; r++) for (let c = 0; c < 5; c++) assert.ok(id[r * 5 + c] === (r === c ? 1 : 0), `identity resize at (${r}, ${c})`);
 });
 
-test('RewardScorer: a batch scored in slices of SSIM_RUN_BATCH, on one lane or two, gives each item the values it gets alone', async () => {
+test('RewardScorer: a batch scored in slices (SSIM_RUN_BATCH items on one lane, SSIM_LANE_RUN_BATCH on two) gives each item the values it gets alone', async () => {
   const { RewardScorer } = await import('../../lib/models/scorer.ts');
   const { SSIM_RUN_BATCH } = await import('../../lib/models/ssim.ts');
   const rand = testRandom(9);
