@@ -14,13 +14,15 @@
 // follower's catch-up) then run on the new connection at once. What was in flight may or may not have been applied:
 // callers retry idempotently (CheckpointStore.put: a stored object of the same digest is only re-announced, and the
 // announcement carries a Nats-Msg-Id, so JetStream keeps one).
-import type { Msg, NatsConnection, Payload, RequestOptions } from 'nats';
+import { NatsError, type Msg, type NatsConnection, type Payload, type RequestOptions } from 'nats';
 
-/** An in-flight request lost to a dropped connection (code 'DISCONNECT', as nats.js's own disconnect errors). */
-export class NatsDisconnectedError extends Error {
-  readonly code = 'DISCONNECT';
+/**
+ * An in-flight request lost to a dropped connection: code 'DISCONNECT', as nats.js's own disconnect errors. A NatsError,
+ * since nats.js's callers of nc.request use its methods on what it rejects with (KV's put: isJetStreamError()).
+ */
+export class NatsDisconnectedError extends NatsError {
   constructor(readonly subject: string, why: string) {
-    super(`NATS request on ${subject}: ${why} (what was sent may or may not have been applied; retry once reconnected)`);
+    super(`NATS request on ${subject}: ${why} (what was sent may or may not have been applied; retry once reconnected)`, 'DISCONNECT');
     this.name = 'NatsDisconnectedError';
   }
 }

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import { natsForFile } from '../helpers/nats.ts';
-import { CheckpointStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { z } from 'zod';
+import { CheckpointStore, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { chunkSubjects } from '../../lib/transport/checkpoint-push.ts';
 import { NatsDisconnectedError } from '../../lib/transport/nats-disconnect.ts';
 
@@ -77,4 +78,26 @@ test('a request made while nats-server is down is sent once the connection is ba
   const latest = store.latest();
   await shared.nats.restart();
   assert.equal((await latest)?.version, 3);
+});
+
+// With the old code the write waited out its 5 s timeout (TIMEOUT); and nats.js's KV calls isJetStreamError() on what a
+// request rejects with, so the error must be a NatsError (a plain Error made that a TypeError in the faults test).
+test('a run-state write in flight when nats-server is killed -9 fails at the drop; the next write goes through', { timeout: 20_000 }, async () => {
+  const nc = shared.nc;
+  const state = await RunStateStore.open(nc, { runId: 'run-s', schema: z.object({ n: z.number() }) });
+  const rev = await state.create({ n: 1 });
+  shared.nats.pause();
+  const update = state.update({ n: 2 }, rev);
+  update.catch(() => {});
+  const reconnected = nextStatus(nc, 'reconnect');
+  await shared.nats.kill();
+  await shared.nats.restart();
+  await assert.rejects(update, (e: unknown) => {
+    assert.ok(e instanceof NatsDisconnectedError, `expected a NatsDisconnectedError, got ${String(e)}`);
+    assert.match(e.message, /^NATS request on \$KV\.runstate-run-s\.state: the connection to .* dropped before the reply came/);
+    return true;
+  });
+  await reconnected;
+  // the update never reached the frozen server: the revision is still current
+  assert.equal((await state.modify((v) => ({ n: v!.n + 1 }))).value.n, 2);
 });
