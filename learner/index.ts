@@ -82,6 +82,7 @@ import {
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { trace } from '../lib/log/trace.ts';
+import { NatsDisconnectedError } from '../lib/transport/nats-disconnect.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { warmUpGrpo } from './warm-up.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
@@ -741,7 +742,9 @@ class LearnerRole implements WorkerRoleImpl {
       } catch (e) {
         if (this.ctx.stopping || this.closed) throw new AbandonedError(`${what} abandoned: stopping`);
         this.ctx.log.warn(`${what} failed (attempt ${attempt}), retrying: ${(e as Error).message}`);
-        await sleep(this.publishRetryMs);
+        // a request lost to a dropped NATS connection is tried again at once: the retry's requests wait for the
+        // reconnect themselves (lib/transport/nats-disconnect.ts); the pause is for a server that answered with an error
+        if (!(e instanceof NatsDisconnectedError)) await sleep(this.publishRetryMs);
       }
     }
   }

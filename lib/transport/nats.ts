@@ -36,6 +36,7 @@ import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
+import { failRequestsOnDisconnect } from './nats-disconnect.ts';
 import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
 
@@ -91,6 +92,8 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     // into a new buffer (nats-payload.ts)
     presizePayloads(nc);
     sendLargeUncopied(nc);
+    // a request the server cannot answer any more (the connection dropped) fails then, not at its timeout
+    failRequestsOnDisconnect(nc);
     return nc;
   } catch (e) {
     // keep nats.js's code (AUTHORIZATION_VIOLATION, CONNECTION_REFUSED, ...): callers tell bad credentials from an outage
@@ -225,6 +228,7 @@ export class CheckpointStore {
     const runId = checkRunId(opts.runId);
     presizePayloads(nc);
     sendLargeUncopied(nc);
+    failRequestsOnDisconnect(nc);
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
@@ -673,6 +677,7 @@ export class RunStateStore<S extends z.ZodType> {
     if (!/^[-/=.\w]+$/.test(key)) throw new Error(`run state key ${JSON.stringify(key)} has characters NATS KV does not allow`);
     const bucket = `runstate-${runId}`;
     const bucketOpts = kvOptions(opts);
+    failRequestsOnDisconnect(nc);
     const kv = await nc.jetstream().views.kv(bucket, bucketOpts);
     return new RunStateStore(nc, kv, opts.schema, bucket, key, bucketOpts);
   }

@@ -70,7 +70,9 @@ export class ObjectChunks {
     const settled = await Promise.allSettled(Array.from({ length: Math.min(window, count) }, writer));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
-      await this.purgeChunks(nuid);
+      // the write's own error is what the caller needs (e.g. the connection dropped: retry); chunks a failed purge
+      // leaves are never committed, so never read
+      await this.purgeChunks(nuid).catch(() => {});
       throw failed.reason;
     }
     return { nuid, chunks: count };

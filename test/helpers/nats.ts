@@ -8,7 +8,9 @@
 // then `shared.nats`, `shared.nc` inside its tests.
 //
 // stop() kills the server (SIGTERM, SIGKILL after 3 s) and removes its storage dir; restart() stops it and
-// starts it again on the same port with the same storage (JetStream data survives), for reconnect tests.
+// starts it again on the same port with the same storage (JetStream data survives), for reconnect tests;
+// kill() is a crash (SIGKILL, as `kill -9`; restart() brings it back) and pause() freezes it (SIGSTOP: it reads and
+// answers nothing until killed).
 // A process-exit hook kills any server a test forgot to stop.
 import { after, before } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,6 +26,10 @@ export interface TestNatsServer {
   port: number;
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** SIGKILL (as `kill -9`); resolves when the process is gone. restart() starts it again. */
+  kill(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections open and answers nothing (kill() or stop() it afterwards). */
+  pause(): void;
 }
 
 export { freePort };
@@ -53,6 +59,13 @@ export async function startNatsServer(opts: { maxPayload?: number } = {}): Promi
       if (stopped) throw new Error('restart() after stop()');
       await proc.stop();
       proc = await spawnNatsServer({ port, storeDir, ...opts });
+    },
+    async kill() {
+      process.kill(proc.pid, 'SIGKILL');
+      await proc.exited;
+    },
+    pause() {
+      process.kill(proc.pid, 'SIGSTOP');
     },
   };
 }

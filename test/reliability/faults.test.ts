@@ -74,7 +74,6 @@ function inject(sup: Supervisor, dir: string, faults: Fault[], log: (l: string) 
   let armed = false;
   const timer = setInterval(() => {
     const f = faults[i];
-    if (!f) return clearInterval(timer);
     const seq = lastTrainedSeq(dir);
     const prev = faults[i - 1];
     if (prev && prev.recoveredMs === undefined) {
@@ -84,6 +83,9 @@ function inject(sup: Supervisor, dir: string, faults: Fault[], log: (l: string) 
       }
       return;
     }
+    // stopped once the last fault's recovery is measured (before round 19 at its kill: its row showed the time to the
+    // end of the run)
+    if (!f) return clearInterval(timer);
     if (armed || seq < base + f.gap) return;
     armed = true;
     f.delayMs = Math.round(f.stage * batchPeriodMs(dir));

@@ -1,0 +1,103 @@
+// A nats-server killed -9 and restarted on the same port and store while requests are in flight (as the faults test's
+// supervisor does): the requests fail at the drop (NatsDisconnectedError), not at their timeout (30 s for a chunk), and
+// a request made while the server is down is sent once it is back (lib/transport/nats-disconnect.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection } from 'nats';
+import { natsForFile } from '../helpers/nats.ts';
+import { z } from 'zod';
+import { CheckpointStore, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { chunkSubjects } from '../../lib/transport/checkpoint-push.ts';
+import { NatsDisconnectedError } from '../../lib/transport/nats-disconnect.ts';
+
+const shared = natsForFile('nats-disconnect-test');
+
+/** Resolves at the connection's next status event of `type`. */
+function nextStatus(nc: NatsConnection, type: 'disconnect' | 'reconnect'): Promise<void> {
+  const it = nc.status();
+  return (async () => {
+    for await (const s of it) if (s.type === type) break;
+  })();
+}
+
+// With the old code the put waited out its chunks' 30 s acknowledgement timeout and rejected with TIMEOUT: the test's
+// timeout (well under 30 s) and the error's kind both fail it.
+test('a put whose chunks are in flight when nats-server is killed -9 fails at the drop; its retry stores and announces it once', { timeout: 20_000 }, async () => {
+  const nc = shared.nc;
+  const store = await CheckpointStore.open(nc, { runId: 'run-k' });
+  const bytes = randomBytes(24 * 1024 * 1024); // ~24 chunks of the test server's 1 MiB max_payload: a window in flight
+  const digest = sha256Digest(bytes);
+  // the server freezes as the first chunk reaches a subscriber: the acknowledgements of the chunks behind it never come
+  let paused = false;
+  const sub = nc.subscribe(chunkSubjects(store.bucket), {
+    callback: () => {
+      if (paused) return;
+      paused = true;
+      shared.nats.pause();
+    },
+  });
+  const put = store.put(7, bytes, digest);
+  put.catch(() => {});
+  while (!paused) await new Promise((r) => setTimeout(r, 5));
+  sub.unsubscribe();
+  const reconnected = nextStatus(nc, 'reconnect');
+  await shared.nats.kill();
+  await shared.nats.restart();
+  await assert.rejects(put, (e: unknown) => {
+    assert.ok(e instanceof NatsDisconnectedError, `expected a NatsDisconnectedError, got ${String(e)}`);
+    assert.equal(e.code, 'DISCONNECT');
+    assert.match(e.message, /^NATS request on \$O\.checkpoints-run-k\.C\.push\.[0-9a-f]+: the connection to .* dropped before the reply came/);
+    return true;
+  });
+  await reconnected;
+  // the retry after the reconnect stores it; a second retry only re-announces (de-duplicated by JetStream)
+  const ann = await store.put(7, bytes, digest);
+  assert.equal(ann.version, 7);
+  await store.put(7, bytes, digest);
+  const jsm = await nc.jetstreamManager();
+  assert.equal((await jsm.streams.info(store.stream)).state.messages, 1, 'one announcement of v7');
+  assert.equal((await store.latest())?.version, 7);
+  const got = await store.get(7, { expectDigest: digest });
+  assert.ok(Buffer.from(got.bytes).equals(bytes));
+  // the failed attempt's chunks were purged: the bucket holds the stored object's chunks and its info only
+  const info = await jsm.streams.info(`OBJ_${store.bucket}`);
+  assert.equal(info.state.messages, Math.ceil(bytes.length / ((nc.info?.max_payload ?? 0) - 4096)) + 1);
+});
+
+// With the old code the request was queued while the connection was down and dropped when the client dialled again
+// (nats.js resets its outbound buffer at each dial): TIMEOUT after the JetStream API's 5 s.
+test('a request made while nats-server is down is sent once the connection is back', { timeout: 20_000 }, async () => {
+  const nc = shared.nc;
+  const store = await CheckpointStore.open(nc, { runId: 'run-d' });
+  const bytes = randomBytes(1000);
+  await store.put(3, bytes, sha256Digest(bytes));
+  const dropped = nextStatus(nc, 'disconnect');
+  await shared.nats.kill();
+  await dropped;
+  const latest = store.latest();
+  await shared.nats.restart();
+  assert.equal((await latest)?.version, 3);
+});
+
+// With the old code the write waited out its 5 s timeout (TIMEOUT); and nats.js's KV calls isJetStreamError() on what a
+// request rejects with, so the error must be a NatsError (a plain Error made that a TypeError in the faults test).
+test('a run-state write in flight when nats-server is killed -9 fails at the drop; the next write goes through', { timeout: 20_000 }, async () => {
+  const nc = shared.nc;
+  const state = await RunStateStore.open(nc, { runId: 'run-s', schema: z.object({ n: z.number() }) });
+  const rev = await state.create({ n: 1 });
+  shared.nats.pause();
+  const update = state.update({ n: 2 }, rev);
+  update.catch(() => {});
+  const reconnected = nextStatus(nc, 'reconnect');
+  await shared.nats.kill();
+  await shared.nats.restart();
+  await assert.rejects(update, (e: unknown) => {
+    assert.ok(e instanceof NatsDisconnectedError, `expected a NatsDisconnectedError, got ${String(e)}`);
+    assert.match(e.message, /^NATS request on \$KV\.runstate-run-s\.state: the connection to .* dropped before the reply came/);
+    return true;
+  });
+  await reconnected;
+  // the update never reached the frozen server: the revision is still current
+  assert.equal((await state.modify((v) => ({ n: v!.n + 1 }))).value.n, 2);
+});
