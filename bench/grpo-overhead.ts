@@ -2,33 +2,16 @@
 // the policy forward, the trainer's GRPO graph run, the full step, the raw session run with prebuilt feeds,
 // the raw run fetching only loss + gradients, AdamW alone. Prints wall, CPU and minor page faults (medians).
 //   OVH_SIZE=128 OVH_MODE=dense OVH_REPS=5 node --import tsx bench/grpo-overhead.ts
-import { loadConfig } from '../lib/config/index.ts';
-import { initPolicyParams } from '../lib/models/policy.ts';
-import { policySpecOf } from '../lib/models/bundle.ts';
-import { PolicyRunner } from '../lib/models/runner.ts';
-import { PolicyTrainer } from '../lib/models/trainer.ts';
 import { gradientsFrom, paramFeeds, scalarFeed } from '../lib/models/feeds.ts';
-import { standardNormal } from '../lib/data/random.ts';
 import { loadavg } from 'node:os';
+import { grpoBenchCase } from './grpo-setup.ts';
 
 const size = Number(process.env.OVH_SIZE ?? 128);
 const mode = (process.env.OVH_MODE ?? 'dense') as 'scalar' | 'dense';
 const reps = Number(process.env.OVH_REPS ?? 5);
 const N = 32;
-const config = loadConfig(undefined, [`data.size=${size}`, `grpo.advantageMode=${mode}`]);
-const pix = N * 3 * size * size;
-const params = initPolicyParams(policySpecOf(config), 0);
-for (const p of params.values()) if (p.data.every((v) => v === 0) && p.shape.length) p.data.set(standardNormal(p.data.length, 3).map((v) => v * 0.01));
-const runner = await PolicyRunner.create(config);
-const trainer = PolicyTrainer.create(config, params);
-const images = Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v);
-const noise = standardNormal(pix, 2);
-const roll = await runner.run(params, images, noise, N);
+const { params, runner, trainer, images, noise, batch } = await grpoBenchCase(size, mode, N);
 const dense = mode === 'dense';
-const batch = {
-  n: N, images, actions: roll.action, logpOld: dense ? roll.logpMap : roll.logp, advantages: standardNormal(N, 4),
-  advantageMap: dense ? standardNormal(N * 3 * (size - 10) * (size - 10), 5) : undefined, refMean: roll.mean,
-};
 const session = await trainer.grpo.session('plain');
 const dims = [N, 3, size, size];
 const m = size - 10;

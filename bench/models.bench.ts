@@ -5,12 +5,8 @@ import { serialize } from '../lib/graph/onnx.ts';
 import { GraphSession } from '../lib/graph/runtime.ts';
 import { ssim, SSIM_LANE_RUN_BATCH, SSIM_RUN_BATCH } from '../lib/models/ssim.ts';
 import { lanesFor, SessionLanes } from '../lib/models/lanes.ts';
-import { loadConfig } from '../lib/config/index.ts';
-import { initPolicyParams } from '../lib/models/policy.ts';
-import { policySpecOf } from '../lib/models/bundle.ts';
-import { PolicyRunner } from '../lib/models/runner.ts';
-import { PolicyTrainer } from '../lib/models/trainer.ts';
-import { standardNormal, rng } from '../lib/data/random.ts';
+import { rng } from '../lib/data/random.ts';
+import { grpoBenchCase } from './grpo-setup.ts';
 import { ssim as ssimJs } from 'ssim.js';
 import { loadavg } from 'node:os';
 
@@ -137,25 +133,7 @@ async function grpoStepRatio(): Promise<void> {
   const sizes = (process.env.BENCH_GRPO_SIZES ?? '64,128').split(',').map(Number);
   const N = 32;
   for (const size of sizes) for (const mode of ['scalar', 'dense'] as const) {
-    const config = loadConfig(undefined, [`data.size=${size}`, `grpo.advantageMode=${mode}`]);
-    const pix = N * 3 * size * size;
-    const params = initPolicyParams(policySpecOf(config), 0);
-    for (const p of params.values()) if (p.data.every((v) => v === 0) && p.shape.length) p.data.set(standardNormal(p.data.length, 3).map((v) => v * 0.01));
-    const runner = await PolicyRunner.create(config);
-    const trainer = PolicyTrainer.create(config, params);
-    const images = Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v);
-    const noise = standardNormal(pix, 2);
-    const roll = await runner.run(params, images, noise, N);
-    const dense = mode === 'dense';
-    const batch = {
-      n: N,
-      images,
-      actions: roll.action,
-      logpOld: dense ? roll.logpMap : roll.logp,
-      advantages: standardNormal(N, 4),
-      advantageMap: dense ? standardNormal(N * 3 * (size - 10) * (size - 10), 5) : undefined,
-      refMean: roll.mean,
-    };
+    const { config, params, runner, trainer, images, noise, batch } = await grpoBenchCase(size, mode, N);
     console.log(`GRPO step (${mode} advantages) vs policy forward, ${config.model.arch} width ${config.model.width} depth ${config.model.depth}, batch ${N} at ${size}x${size}:`);
     const [fwd, graph, step] = await timeSideBySide(Number(process.env.BENCH_GRPO_REPS ?? 7), [
       ['policy forward (policy.onnx)', () => runner.run(params, images, noise, N)],

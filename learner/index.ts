@@ -53,6 +53,7 @@ import {
   CheckpointStore,
   checkpointKeysFromEnv,
   DIGEST_PATTERN,
+  NatsDisconnectedError,
   onNatsReconnect,
   recreatingOnLoss,
   RunStateStore,
@@ -82,7 +83,6 @@ import {
   type WorkerRoleImpl,
 } from '../lib/worker/index.ts';
 import { trace } from '../lib/log/trace.ts';
-import { NatsDisconnectedError } from '../lib/transport/nats-disconnect.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { warmUpGrpo } from './warm-up.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';

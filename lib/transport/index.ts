@@ -11,6 +11,7 @@ export type { ClientTls, ConnectOptions, OrchestratorConnection, ReconnectOption
 export { isLoopbackHost, parseHostPort } from './grpc-common.ts';
 export { forEachItem } from './queue.ts';
 export * from './nats.ts';
+export { NatsDisconnectedError } from './nats-disconnect.ts';
 export * from './nats-auth.ts';
 export * from './store-loss.ts';
 export * from './role-tokens.ts';
