@@ -271,7 +271,8 @@ export class CheckpointStore {
     const t0 = performance.now();
     // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
     trace('put.start', { version });
-    const found = await this.os.info(name);
+    // a missing stream is an error here (a lost store: the caller re-creates it), not "no such object"
+    const found = await this.chunks.info(name);
     trace('put.info', { version });
     const stored = found && !found.deleted ? found : null;
     const same = stored?.metadata?.['digest'] === digest;

@@ -18,6 +18,11 @@ const READ_EXPIRES_MS = 30_000;
 const WINDOW = 8;
 const WINDOW_BYTES = 16 * 1024 * 1024;
 const PUBLISH_TIMEOUT_MS = 30_000;
+/** JetStream's error code for a stream that holds no message on the subject asked for. */
+const NO_MESSAGE_FOUND = 10037;
+
+/** The fields of an object's info that the checkpoint store reads (commit() writes them all). */
+export type StoredObjectInfo = Pick<ObjectInfo, 'name' | 'nuid' | 'size' | 'chunks' | 'deleted' | 'metadata'>;
 
 export class ObjectChunks {
   readonly stream: string;
@@ -76,6 +81,23 @@ export class ObjectChunks {
       throw failed.reason;
     }
     return { nuid, chunks: count };
+  }
+
+  /**
+   * The info object `name`'s last commit published (what nats.js's ObjectStore.info reads), null when none was.
+   * Unlike nats.js's, a missing stream is not "no such object": its error goes to the caller (a lost store,
+   * store-loss.ts isStoreLost). nats.js reads both as null, and a put then wrote its chunks into the void: where
+   * followers watch the chunk subjects (checkpoint pushes) a publish there is answered by nobody, not refused
+   * (no 503), so the lost store showed only at the chunks' 30 s acknowledgement timeout (fault e).
+   */
+  async info(name: string): Promise<StoredObjectInfo | null> {
+    try {
+      const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.metaSubject(name) });
+      return jc.decode(m.data) as StoredObjectInfo;
+    } catch (e) {
+      if ((e as { api_error?: { err_code?: number } }).api_error?.err_code === NO_MESSAGE_FOUND) return null;
+      throw e;
+    }
   }
 
   /**

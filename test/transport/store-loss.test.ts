@@ -104,3 +104,29 @@ test('after the server restarts empty, owners re-create their stores on the fail
     /stream not found/,
   );
 });
+
+test('a lost store with followers watching: the owner\'s put fails at once as a lost store, not at the chunks\' acknowledgement timeout', { timeout: 20_000 }, async () => {
+  // Followers subscribe to the chunk subjects (checkpoint pushes), so a chunk published where no stream stores it
+  // is delivered to them and answered by nobody: no 503, only the 30 s acknowledgement timeout (fault e took 30 s).
+  const run = `${RUN}-watched`;
+  const owner = await CheckpointStore.open(nc, { runId: run });
+  const follower = await CheckpointStore.open(nc, { runId: run });
+  const watch = await follower.watch();
+  try {
+    const c1 = ckpt(50_000);
+    await owner.put(1, c1.bytes, c1.digest);
+    let reconnects = 0;
+    const stopWatching = onNatsReconnect(nc, () => reconnects++);
+    await server.stop();
+    rmSync(join(dir, 'nats'), { recursive: true, force: true });
+    server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
+    while (reconnects === 0) await new Promise((r) => setTimeout(r, 50));
+    stopWatching();
+    const c2 = ckpt(50_000);
+    await assert.rejects(owner.put(2, c2.bytes, c2.digest), isStoreLost);
+    assert.equal(await owner.recreate(), true);
+    assert.equal((await owner.put(2, c2.bytes, c2.digest)).version, 2);
+  } finally {
+    await watch.stop();
+  }
+});
