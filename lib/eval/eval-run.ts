@@ -53,25 +53,35 @@ async function loadPolicyCheckpoint(path: string, config: RunConfig, what: strin
   }
 }
 
-/** The checkpoint of `runId` at `version` among the .safetensors files of `dir`, or null. */
-export async function findCheckpointBeside(dir: string, runId: string, version: number, config: RunConfig, except: string): Promise<{ path: string; ckpt: DecodedCheckpoint } | null> {
+/**
+ * The checkpoint of `runId` at `version` among the .safetensors files of `dir` (hit, or null). With `digest` (hex
+ * sha256, what the evaluated checkpoint records as extra.ref_digest) only a file of those bytes is it: another
+ * file of the same run and version (a run started again under the same id) is listed in `mismatched`, not used.
+ */
+export async function findCheckpointBeside(
+  dir: string, runId: string, version: number, config: RunConfig, except: string, digest?: string,
+): Promise<{ hit: { path: string; ckpt: DecodedCheckpoint } | null; mismatched: string[] }> {
+  const mismatched: string[] = [];
   let names: string[];
   try {
     names = (await readdir(dir)).filter((n) => n.endsWith('.safetensors')).sort();
   } catch {
-    return null;
+    return { hit: null, mismatched };
   }
   for (const n of names) {
     const path = join(dir, n);
     if (resolve(path) === resolve(except)) continue;
+    let ck: DecodedCheckpoint;
     try {
-      const ck = await loadCheckpoint(path, { expectedShapes: paramShapes(policySpecOf(config)) });
-      if (ck.meta.runId === runId && ck.meta.version === version) return { path, ckpt: ck };
+      ck = await loadCheckpoint(path, { expectedShapes: paramShapes(policySpecOf(config)) });
     } catch {
-      /* not a checkpoint of this policy: skip */
+      continue; // not a checkpoint of this policy
     }
+    if (ck.meta.runId !== runId || ck.meta.version !== version) continue;
+    if (digest === undefined || ck.digest === digest.toLowerCase()) return { hit: { path, ckpt: ck }, mismatched };
+    mismatched.push(path);
   }
-  return null;
+  return { hit: null, mismatched };
 }
 
 async function openSamples(config: RunConfig, data: string | undefined, count: number): Promise<{ samples: Sample[]; label: string }> {
@@ -117,8 +127,12 @@ export async function runEvalCommand(o: EvalCommandOptions): Promise<{ json: Eva
     if (refVersion === undefined) {
       notes.push('no reference: --reference was not given and the checkpoint records no extra.ref_version (an SFT checkpoint, or one from before GRPO)');
     } else {
-      const hit = await findCheckpointBeside(dirname(resolve(o.checkpoint)), ckpt.meta.runId, Number(refVersion), config, o.checkpoint);
+      // the KL reference the learner recorded by digest (extra.ref_digest, "sha256:<hex>"; absent in hand-made files)
+      const refDigest = ckpt.meta.extra.ref_digest;
+      const digest = refDigest !== undefined && /^sha256:[0-9a-f]{64}$/i.test(refDigest) ? refDigest.slice('sha256:'.length) : undefined;
+      const { hit, mismatched } = await findCheckpointBeside(dirname(resolve(o.checkpoint)), ckpt.meta.runId, Number(refVersion), config, o.checkpoint, digest);
       if (hit) reference = { ...hit, found: 'beside the checkpoint' };
+      else if (mismatched.length) notes.push(`no reference: ${mismatched.join(', ')} is version ${refVersion} of run ${ckpt.meta.runId}, but not the checkpoint this one was trained against (its sha256 is not extra.ref_digest ${refDigest}); pass --reference`);
       else notes.push(`no reference: the checkpoint's extra.ref_version is ${refVersion}, and no checkpoint of run ${ckpt.meta.runId} at version ${refVersion} is beside it; pass --reference`);
     }
   }
