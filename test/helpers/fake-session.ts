@@ -1,5 +1,6 @@
 // A WorkerSession that records what the coordinator under test sends it (the coordinator's unit tests talk to these
-// instead of gRPC streams).
+// instead of gRPC streams), and `until`, their wait for what the coordinator does next.
+import assert from 'node:assert/strict';
 import type { OrchestratorMessage, WorkerSession } from '../../lib/transport/index.ts';
 
 export type FakeSession = WorkerSession & { sent: OrchestratorMessage[] };
@@ -15,4 +16,10 @@ export function fakeSession(role: 'ROLLOUT' | 'REWARD' | 'LEARNER', workerId: st
     closed: new Promise(() => {}),
     sent,
   } as unknown as FakeSession;
+}
+
+/** Waits (up to ~5 s, in 5 ms steps) until `cond()` holds, then asserts it, naming `what`. */
+export async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(cond(), what);
 }

@@ -8,12 +8,8 @@ import { openRunDataset } from '../../lib/config/dataset.ts';
 import { createMetrics } from '../../lib/metrics/index.ts';
 import { Coordinator } from '../../orchestrator/coordinator.ts';
 import { parseAwaitWorkers, type AwaitWorkers } from '../../orchestrator/await-workers.ts';
-import { fakeSession, type FakeSession } from '../helpers/fake-session.ts';
+import { fakeSession, type FakeSession, until } from '../helpers/fake-session.ts';
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(cond(), what);
-}
 const rolloutTasks = (s: FakeSession) => s.sent.filter((m) => m.rollout_task !== undefined).length;
 
 async function coordinator(awaitWorkers: AwaitWorkers | undefined, log: string[]): Promise<Coordinator> {

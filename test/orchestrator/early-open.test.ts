@@ -10,14 +10,7 @@ import { createMetrics } from '../../lib/metrics/index.ts';
 import { encodeTensor, type WorkerMessage__Output } from '../../lib/transport/index.ts';
 import { Coordinator, earlyLimitMs } from '../../orchestrator/coordinator.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
-import { fakeSession } from '../helpers/fake-session.ts';
-
-
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(cond(), what);
-}
+import { fakeSession, until } from '../helpers/fake-session.ts';
 
 const G = 2;
 const H = 16;

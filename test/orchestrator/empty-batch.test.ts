@@ -11,13 +11,7 @@ import type { WorkerMessage__Output } from '../../lib/transport/index.ts';
 import { Coordinator } from '../../orchestrator/coordinator.ts';
 import type { RunEvent, RunState } from '../../orchestrator/run-state.ts';
 import { decodeTrainBatch, isEmptyGrpoBatch } from '../../learner/batch.ts';
-import { fakeSession } from '../helpers/fake-session.ts';
-
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(cond(), what);
-}
+import { fakeSession, until } from '../helpers/fake-session.ts';
 
 test('a GRPO batch whose groups were all dropped is sent without samples, acknowledged as empty once, and the run goes on', async () => {
   const config = parseConfig({
