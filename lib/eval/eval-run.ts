@@ -9,6 +9,7 @@ import type { Device } from '../graph/device.ts';
 import { configHash } from '../checkpoint/digest.ts';
 import { CheckpointError, loadCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
 import { dataConfigFrom, openDataset, type Sample } from '../data/dataset.ts';
+import { DIGEST_PATTERN } from '../transport/nats.ts';
 import { encodePng } from '../data/image.ts';
 import { paramShapes, policySpecOf } from '../models/bundle.ts';
 import { configEvalSamples, evalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalResult, type Policy } from './evaluate.ts';
@@ -128,8 +129,8 @@ export async function runEvalCommand(o: EvalCommandOptions): Promise<{ json: Eva
       notes.push('no reference: --reference was not given and the checkpoint records no extra.ref_version (an SFT checkpoint, or one from before GRPO)');
     } else {
       // the KL reference the learner recorded by digest (extra.ref_digest, "sha256:<hex>"; absent in hand-made files)
-      const refDigest = ckpt.meta.extra.ref_digest;
-      const digest = refDigest !== undefined && /^sha256:[0-9a-f]{64}$/i.test(refDigest) ? refDigest.slice('sha256:'.length) : undefined;
+      const refDigest = ckpt.meta.extra.ref_digest?.toLowerCase();
+      const digest = refDigest !== undefined && DIGEST_PATTERN.test(refDigest) ? refDigest.slice('sha256:'.length) : undefined;
       const { hit, mismatched } = await findCheckpointBeside(dirname(resolve(o.checkpoint)), ckpt.meta.runId, Number(refVersion), config, o.checkpoint, digest);
       if (hit) reference = { ...hit, found: 'beside the checkpoint' };
       else if (mismatched.length) notes.push(`no reference: ${mismatched.join(', ')} is version ${refVersion} of run ${ckpt.meta.runId}, but not the checkpoint this one was trained against (its sha256 is not extra.ref_digest ${refDigest}); pass --reference`);
