@@ -12,6 +12,7 @@ import { grpoModel, initialParamsWithNoiseOf, policyModel } from '../lib/models/
 import { CHUNKS } from '../lib/graph/conv-gradients.ts';
 import { GraphSession, type Feeds } from '../lib/graph/runtime.ts';
 import { standardNormal } from '../lib/data/random.ts';
+import { paramFeeds } from '../lib/models/feeds.ts';
 
 const counts = (process.env.CHUNKS_COUNTS ?? '1,16,32').split(',').map(Number);
 const sizes = (process.env.CHUNKS_SIZES ?? '64,128').split(',').map(Number);
@@ -37,8 +38,7 @@ for (const size of sizes) for (const mode of modes) {
   const image = Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v);
   const noise = standardNormal(pix, 2);
   const action = Float32Array.from(image, (v, i) => v + 0.05 * noise[i]!);
-  const feeds: Feeds = {};
-  for (const [k, v] of params) feeds[`param.${k}`] = { data: v.data, dims: v.shape };
+  const feeds: Feeds = paramFeeds(params);
   const policyFeeds: Feeds = { ...feeds, image: { data: image, dims }, noise: { data: noise, dims } };
   Object.assign(feeds, {
     image: { data: image, dims }, action: { data: action, dims },
