@@ -384,12 +384,13 @@ class LearnerRole implements WorkerRoleImpl {
   /**
    * The learner's own AdamW moments of checkpoint `ann` and its GRPO weight average (null when none were stored).
    * Where announcements are verified (a signed run), only a state whose sha256 is the one `ann` records
-   * (STATE_DIGEST_KEY, under the learner's signature) is used; any other is 'refused' and logged as an error, and the
-   * learner resumes with a fresh AdamW as if the state were lost: the run goes on, on the signed parameters, with
-   * nothing from an unverified writer (docs/security.md).
+   * (STATE_DIGEST_KEY, under the learner's signature) is used; any other is 'refused', logged as an error and counted
+   * (optimizer_state_refused_total{reason}), and the learner resumes with a fresh AdamW as if the state were lost:
+   * the run goes on, on the signed parameters, with nothing from an unverified writer (docs/security.md).
    */
   private async optimizerStateOf(ann: Announcement, params: TensorMap) {
-    const refuse = (why: string): 'refused' => {
+    const refuse = (reason: 'missing' | 'malformed' | 'mismatch', why: string): 'refused' => {
+      this.ctx.metrics.get('optimizer_state_refused_total').inc({ reason });
       this.ctx.log.error(`${why}. The optimizer state is not used: resuming checkpoint v${ann.version} with a fresh AdamW (moments and step count from zero; grpo.ema's average from its parameters)`);
       return 'refused';
     };
@@ -397,7 +398,7 @@ class LearnerRole implements WorkerRoleImpl {
     if (this.verifying) {
       const d = ann.meta[STATE_DIGEST_KEY];
       if (typeof d !== 'string' || !DIGEST_PATTERN.test(d)) {
-        return refuse(`${this.learnerState.bucket}: the signed announcement of checkpoint v${ann.version} records no ${STATE_DIGEST_KEY} (${d === undefined ? 'published by a learner before round 19' : `malformed: ${JSON.stringify(String(d).slice(0, 80))}`}), so its optimizer state cannot be verified`);
+        return refuse(d === undefined ? 'missing' : 'malformed', `${this.learnerState.bucket}: the signed announcement of checkpoint v${ann.version} records no ${STATE_DIGEST_KEY} (${d === undefined ? 'published by a learner before round 19' : `malformed: ${JSON.stringify(String(d).slice(0, 80))}`}), so its optimizer state cannot be verified`);
       }
       expectDigest = d;
     }
@@ -405,7 +406,7 @@ class LearnerRole implements WorkerRoleImpl {
       const f = await this.learnerState.get(ann.version, ann.digest, params, expectDigest !== undefined ? { expectDigest } : {});
       return f ? { state: f.state, ...(f.average ? { average: f.average } : {}) } : null;
     } catch (e) {
-      if (e instanceof UnverifiedStateError) return refuse(e.message);
+      if (e instanceof UnverifiedStateError) return refuse('mismatch', e.message);
       if (e instanceof CheckpointError) throw new WorkerFatalError(`cannot resume the optimizer of checkpoint v${ann.version}: ${e.message}`);
       throw new RetryableWorkerError(`cannot read the optimizer state of checkpoint v${ann.version}: ${(e as Error).message}`);
     }

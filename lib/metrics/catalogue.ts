@@ -69,6 +69,11 @@ export const CATALOGUE = {
     buckets: [0, 1, 2, 3, 4, 6, 8, 12, 16, 32],
   },
   nonfinite_steps_skipped_total: { type: 'counter', help: 'Learner steps skipped because the loss or a gradient was not finite', labels: [] },
+  optimizer_state_refused_total: {
+    type: 'counter',
+    help: 'Signed run: optimizer states a restarted learner refused (resuming with a fresh AdamW), by reason: missing (the signed announcement records no optimizer_digest), malformed (it records one that is not a sha256 digest), mismatch (the stored state has another sha256)',
+    labels: ['reason'],
+  },
 
   // orchestration
   queue_depth: { type: 'gauge', help: 'Items waiting in an orchestrator queue', labels: ['queue'] },

@@ -45,6 +45,12 @@ const trainSft = async (seq: number) => {
   return r.train_result!;
 };
 const optimizerStep = () => rig.learner.state()!.optimizerStep;
+/** The restarted learner's count of refused states for `reason` (0 where it has no such series). */
+const refusals = async (reason: string) => {
+  const text = await (await fetch(`${rig.learner.metricsUrl}/metrics`)).text();
+  const m = new RegExp(`^recovery_grpo_optimizer_state_refused_total\\{reason="${reason}",run_id="${RUN}",role="learner"\\} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+};
 
 test("the signed announcement records the optimizer state's digest; a restart resumes that state", { timeout: 120_000 }, async () => {
   await trainSft(1);
@@ -56,6 +62,7 @@ test("the signed announcement records the optimizer state's digest; a restart re
   await rig.restartLearner();
   assert.equal(optimizerStep(), 1, 'the verified moments are resumed');
   assert.deepEqual(errors, []);
+  assert.equal(await refusals('mismatch'), 0);
 });
 
 test('a state that is not the one the learner signed is refused, naming it; the learner resumes with a fresh AdamW and the run goes on', { timeout: 120_000 }, async () => {
@@ -68,6 +75,7 @@ test('a state that is not the one the learner signed is refused, naming it; the 
   assert.equal(optimizerStep(), 0, 'not the forged step count 777');
   assert.equal(errors.length, 1, errors.join('\n'));
   assert.match(errors[0]!, new RegExp(`^learner-state/${RUN}/optim-v0000000001: its sha256 is sha256:[0-9a-f]{64}, but the learner's announcement of checkpoint v1 records optimizer_digest sha256:[0-9a-f]{64}: not the state the learner stored\\. The optimizer state is not used: resuming checkpoint v1 with a fresh AdamW`));
+  assert.equal(await refusals('mismatch'), 1, 'the refusal is counted');
   // training goes on, and what the learner stores next is its own again
   assert.equal((await trainSft(2)).version, 2);
   await rig.restartLearner();
@@ -84,4 +92,17 @@ test('a signed announcement that records no state digest (a learner before round
   await rig.restartLearner();
   assert.equal(optimizerStep(), 0);
   assert.match(errors.at(-1)!, /^learner-state: the signed announcement of checkpoint v3 records no optimizer_digest \(published by a learner before round 19\), so its optimizer state cannot be verified\. The optimizer state is not used/);
+  assert.equal(await refusals('missing'), 1, 'the refusal is counted');
+});
+
+test('a signed announcement whose state digest is malformed leaves its state unused, and is counted as such', { timeout: 120_000 }, async () => {
+  const v3 = await rig.checkpointAt(3);
+  const v4 = await publishCheckpoint(rig.store, { meta: { ...v3.meta, version: 4 }, params: v3.params }, { [STATE_DIGEST_KEY]: 'sha256:not-hex' });
+  await (await LearnerStateStore.open(rig.nc, RUN)).put({ ...(await rig.savedAt(2)), version: 4, checkpointDigest: v4.digest });
+  await rig.restartLearner();
+  assert.equal(rig.learner.state()!.version, 4);
+  assert.equal(optimizerStep(), 0);
+  assert.match(errors.at(-1)!, /^learner-state: the signed announcement of checkpoint v4 records no optimizer_digest \(malformed: "sha256:not-hex"\)/);
+  assert.equal(await refusals('malformed'), 1);
+  assert.equal(await refusals('missing'), 0, 'a new process counts from zero');
 });
