@@ -20,10 +20,22 @@
 // every handled type). protobufjs has no decoder that yields proto-loader's object shape without the toObject copy,
 // which is why the decode side is written here; a truncated or malformed message is refused with a RangeError.
 import protobuf from 'protobufjs';
+import { MAX_RANK } from './tensor.ts';
 
 type Scalar = 'double' | 'float' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string' | 'bytes';
 const SCALARS: readonly string[] = ['double', 'float', 'uint32', 'int64', 'uint64', 'bool', 'string', 'bytes'];
 const WIRE: Record<Scalar, number> = { double: 1, float: 5, uint32: 0, int64: 0, uint64: 0, bool: 0, string: 2, bytes: 2 };
+/** The most bytes one entry of a packed field takes (a varint: 10). */
+const ENTRY_BYTES: Record<Scalar, number> = { double: 8, float: 4, uint32: 10, int64: 10, uint64: 10, bool: 10, string: 0, bytes: 0 };
+
+/**
+ * Repeated scalar fields whose entries the validation after decoding limits, by full name: the limit and where it
+ * comes from. A packed run is otherwise bounded only by maxMessageBytes (a 64 MiB shape is 64 Mi entries decoded
+ * before checkShape refuses its rank), so readMessage refuses one that surely holds more before decoding it.
+ */
+const ENTRY_LIMITS: ReadonlyMap<string, { max: number; source: string }> = new Map([
+  ['.recovery.v1.Tensor.shape', { max: MAX_RANK, source: "a tensor's rank, MAX_RANK in lib/transport/tensor.ts" }],
+]);
 
 interface Field {
   readonly name: string;
@@ -38,6 +50,8 @@ interface Field {
   readonly absent: string;
   /** Full name for errors: .recovery.v1.Type.field */
   readonly path: string;
+  /** The most entries a repeated scalar field may hold (ENTRY_LIMITS), if limited. */
+  readonly limit: { max: number; source: string } | undefined;
 }
 
 export interface Schema {
@@ -85,6 +99,7 @@ function schemaOf(type: protobuf.Type): Schema {
       oneof: f.partOf?.name,
       absent: absentValue(f.repeated, scalar),
       path: `${type.fullName}.${f.name}`,
+      limit: ENTRY_LIMITS.get(`${type.fullName}.${f.name}`),
     };
     s.fields.push(field);
     s.byId.set(f.id, field);
@@ -235,6 +250,17 @@ function readScalar(r: In, f: Field): unknown {
   }
 }
 
+/**
+ * A packed run of `n` bytes holds at least n / ENTRY_BYTES entries: with the `before` already read, more than the
+ * field's limit, so the validation would refuse it; refused here instead of decoding them all first.
+ */
+function tooMany(r: In, f: Field, n: number, before: number): never {
+  const least = before + Math.ceil(n / ENTRY_BYTES[f.scalar!]);
+  throw new RangeError(
+    `wire codec: ${f.path}: a packed run of ${n} bytes${before ? ` after ${before} entries` : ''} at offset ${r.pos} holds at least ${least} entries, over the limit of ${f.limit!.max} (${f.limit!.source})`,
+  );
+}
+
 function wireOf(f: Field): number {
   return f.message ? 2 : WIRE[f.scalar!];
 }
@@ -268,6 +294,7 @@ function readMessage(r: In, s: Schema, end: number): Record<string, unknown> {
         const n = r.varint();
         const stop = r.pos + n;
         if (stop > end) r.fail(`${f.path} past the end`);
+        if (f.limit && list.length + Math.ceil(n / ENTRY_BYTES[f.scalar!]) > f.limit.max) tooMany(r, f, n, list.length);
         while (r.pos < stop) list.push(readScalar(r, f));
         if (r.pos !== stop) r.fail(`${f.path} overruns its length`);
       } else {

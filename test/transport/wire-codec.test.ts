@@ -156,6 +156,37 @@ test('wire codec: a truncated or malformed message is refused', () => {
   assert.throws(() => codecs.orchestrator.decode(Buffer.from([(2 << 3) | 2, 0x05, 0x0a])), RangeError);
 });
 
+test('wire codec: a packed shape longer than a tensor may be is refused before it is decoded, naming the field and the limit', () => {
+  const W = protobuf.Writer;
+  // rollout_result { items { action: Tensor { shape (packed) } } }: shape runs given as raw bytes
+  const envelope = (...runs: Buffer[]) => {
+    const tensor = W.create();
+    for (const run of runs) tensor.uint32((2 << 3) | 2).bytes(run);
+    const action = W.create().uint32((3 << 3) | 2).bytes(tensor.finish()).finish();
+    const result = W.create().uint32((1 << 3) | 2).string('t').uint32((4 << 3) | 2).bytes(action).finish();
+    return Buffer.from(W.create().uint32((3 << 3) | 2).bytes(result).finish());
+  };
+  const tooMany = (bytes: number, least: number, after = '') => new RegExp(
+    `^RangeError: wire codec: \\.recovery\\.v1\\.Tensor\\.shape: a packed run of ${bytes} bytes${after} at offset \\d+ holds at least ${least} entries, over the limit of 8 \\(a tensor's rank, MAX_RANK in lib/transport/tensor\\.ts\\)$`,
+  );
+  // 81 one-byte entries: more than 8 whatever their encoding (a varint takes at most 10 bytes); and 1 MiB of them
+  assert.throws(() => codecs.worker.decode(envelope(Buffer.alloc(81))), tooMany(81, 9));
+  assert.throws(() => codecs.worker.decode(envelope(Buffer.alloc(1 << 20))), tooMany(1 << 20, 104858));
+  // runs of one field add up: 8 entries, then one more byte
+  const eight = Buffer.alloc(8);
+  assert.throws(() => codecs.worker.decode(envelope(eight, Buffer.alloc(1))), tooMany(1, 9, ' after 8 entries'));
+  // what might hold 8 entries or fewer decodes as before, as proto-loader does: 8 ten-byte varints (-1), and 9
+  // one-byte ones in 9 bytes (rank 9: left to the validation, checkShape, as before)
+  const minusOnes = Buffer.from(W.create().int64(-1).int64(-1).int64(-1).int64(-1).int64(-1).int64(-1).int64(-1).int64(-1).finish());
+  assert.equal(minusOnes.length, 80);
+  for (const ok of [envelope(minusOnes), envelope(Buffer.alloc(9)), envelope(eight), envelope(Buffer.alloc(4), Buffer.alloc(4))]) {
+    assert.deepStrictEqual(codecs.worker.decode(ok), ref.worker.decode(ok));
+  }
+  // a truncated one is still refused as truncated
+  const cut = envelope(Buffer.alloc(200));
+  assert.throws(() => codecs.worker.decode(cut.subarray(0, cut.length - 1)), /past the end/);
+});
+
 test('wire codec: the transport uses it, and proto-loader when asked, with the same bytes', () => {
   const msg = { result_bundle: { rollout_results: [{ task_id: 't', attempt: 2, items: [{ sample_id: 's', action: { dtype: 'float32', shape: ['3', '1', '1'], data: Buffer.alloc(12, 1) } }] }] } };
   const direct = serializeRequest(msg);
