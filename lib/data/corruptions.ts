@@ -350,24 +350,24 @@ const meanShift: Impl = (img, { i, s }) => {
   const f = sp >= 8 ? Math.min(4, Math.floor(sp / 4)) : 1;
   const out = newImage(w, h);
   // The search (WebAssembly, lib/data/mean-shift-modes.ts) reads float64 values: bytes, or the coarse image's float32
-  // means, which its exact two-lane sums require.
+  // means, which its exact two-lane sums require. Both are written straight into its input in WebAssembly memory.
   if (f === 1) {
-    const modes = meanShiftModes(new Float64Array(img.data), w, h, sp, sr);
+    const modes = meanShiftModes(img.data, w, h, sp, sr);
     for (let k = 0; k < modes.length; k++) out.data[k] = u8(modes[k]);
     return out;
   }
-  // The coarse image, its modes and their packed bytes in buffers reused across calls (every element is written):
+  // The coarse image's modes and their packed bytes in buffers reused across calls (every element is written):
   // allocating them per image cost GC time.
   const cw = Math.ceil(w / f), chh = Math.ceil(h / f);
   let bufs = msScratch;
   // (`acc`, one coarse row's sums, is sized by the width alone: a wide, short image needs a longer one.)
-  if (bufs.wide.length < cw * chh * 3 || bufs.acc.length < cw * 3) {
-    const n = Math.max(cw * chh * 3, bufs.wide.length);
-    bufs = { wide: new Float64Array(n), modes: new Float32Array(n), packed: new Int32Array(n / 3), acc: new Int32Array(Math.max(cw * 3, bufs.acc.length)) };
+  if (bufs.modes.length < cw * chh * 3 || bufs.acc.length < cw * 3) {
+    const n = Math.max(cw * chh * 3, bufs.modes.length);
+    bufs = { modes: new Float32Array(n), packed: new Int32Array(n / 3), acc: new Int32Array(Math.max(cw * 3, bufs.acc.length)) };
     if (n <= KEEP_SCRATCH_ELEMENTS) msScratch = bufs;
   }
-  const wide = blockMeansRgb(img.data, w, h, f, bufs.wide.subarray(0, cw * chh * 3), bufs.acc);
-  const modes = meanShiftModes(wide, cw, chh, Math.max(1, Math.round(sp / f)), sr, bufs.modes.subarray(0, cw * chh * 3));
+  const acc = bufs.acc;
+  const modes = meanShiftModes((into) => blockMeansRgb(img.data, w, h, f, into, acc), cw, chh, Math.max(1, Math.round(sp / f)), sr, bufs.modes.subarray(0, cw * chh * 3));
   // Candidates: the 2x2 coarse pixels whose centres surround the full-resolution pixel (fewer at a 1-px edge).
   // Neighbouring columns share them: runs of columns with the same candidate columns (xa, xb), f wide inside.
   const runStart: number[] = [], runXa: number[] = [], runXb: number[] = [];
@@ -434,7 +434,7 @@ const meanShift: Impl = (img, { i, s }) => {
   return out;
 };
 
-let msScratch = { wide: new Float64Array(0), modes: new Float32Array(0), packed: new Int32Array(0), acc: new Int32Array(0) };
+let msScratch = { modes: new Float32Array(0), packed: new Int32Array(0), acc: new Int32Array(0) };
 
 /** Dark horizontal lines (x0.01) every max(3, 20 / (i + 0.1)) px, max(5, 7i) px thick; seeded phase. */
 const scanLines: Impl = (img, { i, s, stream }) => {

@@ -16,14 +16,22 @@ const instanceFor = wasmInstances<Search>(new URL('./wasm/mean-shift-modes.wasm'
 let gen = 0;
 
 /**
- * The mean-shift mode colour of every pixel of an interleaved RGB image (float64 values), into `out` (float32).
+ * The searched image: its values (bytes are converted exactly), or a function that writes them into the search's
+ * own float64 input in WebAssembly memory (w * h * 3 values), so that they are not first made in an array of their
+ * own and then copied there.
+ */
+export type SearchInput = Uint8Array | Float64Array | ((into: Float64Array) => void);
+
+/**
+ * The mean-shift mode colour of every pixel of an interleaved RGB image, into `out` (float32).
  * The values must be multiples of 2^-27 below 256 (bytes, or blockMeansRgb's float32 means of at most 16 bytes):
  * the search sums a window's samples in two lanes, which gives the sample-by-sample sum only because every partial
  * sum (at most 49 samples, below 2^14) is then exact.
  */
-export function meanShiftModes(data: Float64Array, w: number, h: number, sp: number, sr: number, out = new Float32Array(w * h * 3)): Float32Array {
+export function meanShiftModes(data: SearchInput, w: number, h: number, sp: number, sr: number, out = new Float32Array(w * h * 3)): Float32Array {
   const n = w * h * 3;
-  if (data.length < n || out.length < n) throw new Error(`meanShiftModes: buffers of ${data.length} and ${out.length} values for ${w}x${h}`);
+  const given = typeof data === 'function' ? n : data.length;
+  if (given < n || out.length < n) throw new Error(`meanShiftModes: buffers of ${given} and ${out.length} values for ${w}x${h}`);
   const large = n > KEEP_SCRATCH_ELEMENTS;
   const search = instanceFor(large);
   const memo = align(search.heapBase()), src = align(memo + search.memoBytes()), dst = align(src + n * 8), lay = align(dst + n * 4);
@@ -35,7 +43,9 @@ export function meanShiftModes(data: Float64Array, w: number, h: number, sp: num
     if (++gen > 0x3fffffff) { gen = 1; new Uint8Array(search.memory.buffer, memo, search.memoBytes()).fill(0); }
     stamp = gen;
   }
-  new Float64Array(search.memory.buffer, src, n).set(data.subarray(0, n));
+  const into = new Float64Array(search.memory.buffer, src, n);
+  if (typeof data === 'function') data(into);
+  else into.set(data.subarray(0, n));
   search.modes(src, dst, lay, memo, w, h, sp, sr, stamp);
   out.set(new Float32Array(search.memory.buffer, dst, n));
   return out;
