@@ -5,7 +5,7 @@ import type { Argv } from 'yargs';
 import { loadConfig } from '../lib/config/index.ts';
 import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
 import type { WorkerHandle } from '../lib/worker/runtime.ts';
-import { setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
+import { setGraphThreads, setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
 import { DEVICES, type Device } from '../lib/graph/device.ts';
 import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
@@ -35,8 +35,16 @@ export interface WorkerCliArgs {
   keepaliveMs?: number;
   keepaliveTimeoutMs?: number;
   threads?: number;
+  graphThread?: boolean;
   config?: string;
 }
+
+/** --graph-thread, of every role (the orchestrator runs the periodic evaluation's graphs). */
+export const GRAPH_THREAD_OPTION = {
+  type: 'boolean',
+  default: true,
+  describe: 'run the graphs in worker threads, so a long graph call never holds the event loop that answers keepalive pings, heartbeats, NATS pings and /metrics (--no-graph-thread: on the main thread)',
+} as const;
 
 export const CLI_DEFAULTS = { orchestrator: '127.0.0.1:50051', nats: 'nats://127.0.0.1:4222', metricsPort: 9464 } as const;
 
@@ -58,6 +66,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('keepalive-ms', { type: 'number', describe: `keepalive ping interval on the orchestrator's stream, ms; 0 = none (default ${DEFAULT_KEEPALIVE_MS}). A dead stream (cut link, silent orchestrator) is noticed within this plus --keepalive-timeout-ms` })
     .option('keepalive-timeout-ms', { type: 'number', describe: `a ping unanswered this long ends the stream and the worker reconnects (default ${DEFAULT_KEEPALIVE_TIMEOUT_MS}); must outlast this role's longest graph call` })
     .option('threads', { type: 'number', describe: `onnxruntime threads per operator for this process's graphs; 0 = one per core (default: the ${THREADS_ENV} environment variable, else 0). Give each role on a shared machine its share of the cores` })
+    .option('graph-thread', GRAPH_THREAD_OPTION)
     .option('config', { type: 'string', describe: 'a run configuration file: only its orchestrator / nats / metrics sections are used, as defaults for the flags above' })
     .check((a) => {
       if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together (mutual TLS needs both)');
@@ -144,10 +153,11 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
   };
 }
 
-/** Applies the process-wide settings among the flags (--threads) and `role`'s heap growth before the role creates its sessions. */
+/** Applies the process-wide settings among the flags (--threads, --graph-thread) and `role`'s heap growth before the role creates its sessions. */
 export function applyProcessArgs(a: WorkerCliArgs, role: HeapRole): void {
   applyHeapGrowth(process.env, role);
   if (a.threads !== undefined) setIntraOpThreads(a.threads);
+  setGraphThreads(a.graphThread ?? true);
 }
 
 /**

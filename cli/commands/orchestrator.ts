@@ -1,7 +1,7 @@
 // `recovery-grpo orchestrator`: the gRPC server that drives a run.
 import type { CommandModule } from 'yargs';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
-import { natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
+import { GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
@@ -17,6 +17,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   events?: string;
   awaitWorkers?: string;
   awaitSeconds: number;
+  graphThread: boolean;
 }
 
 const command: CommandModule<object, Args> = {
@@ -36,7 +37,8 @@ const command: CommandModule<object, Args> = {
       .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail)' })
       .option('await-workers', { type: 'string', describe: 'the first GRPO batch waits until this many workers of each role are connected, e.g. rollout=2,reward=1 (at most --await-seconds)' })
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
-      .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' }) as never,
+      .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
+      .option('graph-thread', GRAPH_THREAD_OPTION) as never,
   handler: async (args) => {
     const { runOrchestrator } = await import('../../orchestrator/main.ts');
     const { formatProgress } = await import('../../orchestrator/progress.ts');
@@ -56,6 +58,8 @@ const command: CommandModule<object, Args> = {
       try {
         const { applyHeapGrowth } = await import('../../lib/deploy/heap-growth.ts');
         applyHeapGrowth(process.env, 'orchestrator'); // a bad $RECOVERY_GRPO_HEAP_GROWING_PERCENT is refused like a bad configuration
+        const { setGraphThreads } = await import('../../lib/graph/runtime.ts');
+        setGraphThreads(args.graphThread); // the periodic evaluation's graphs run beside dispatch, not in its way
         const config = runConfigFrom(args);
         logger.setContext({ runId: config.run.id });
         const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');

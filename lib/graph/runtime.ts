@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 import type { Device } from './device.ts';
 import { SetupError } from '../config/setup-error.ts';
+import { GraphThread } from './graph-thread.ts';
 
 /** What a GPU provider needs when it cannot start: appended to the error that names the device. */
 const DEVICE_NEEDS: Record<Exclude<Device, 'cpu'>, string> = {
@@ -48,6 +49,8 @@ export interface SessionOptions {
   device?: Device;
   /** Threads for one operator; 0: one per core (availableParallelism()). Default: intraOpThreads(). */
   intraOpThreads?: number;
+  /** Run the graph in a worker thread (lib/graph/graph-thread.ts). Default: graphThreads(). */
+  thread?: boolean;
 }
 
 export const THREADS_ENV = 'RECOVERY_GRPO_THREADS';
@@ -69,6 +72,28 @@ export function setIntraOpThreads(n: number): void {
   processThreads = checkThreads(n, '--threads');
 }
 
+export const GRAPH_THREAD_ENV = 'RECOVERY_GRPO_GRAPH_THREAD';
+let processGraphThread: boolean | undefined;
+
+/**
+ * Whether the sessions this process creates from now on run their graphs in worker threads. The roles do (their
+ * --graph-thread, default on), so a long graph call never holds the event loop that answers keepalive pings,
+ * heartbeats, NATS pings and /metrics; a library user or test runs them on the calling thread unless it asks.
+ * undefined: back to $RECOVERY_GRPO_GRAPH_THREAD.
+ */
+export function setGraphThreads(on: boolean | undefined): void {
+  processGraphThread = on;
+}
+
+/** setGraphThreads, else $RECOVERY_GRPO_GRAPH_THREAD (1 or 0), else off. */
+export function graphThreads(): boolean {
+  if (processGraphThread !== undefined) return processGraphThread;
+  const env = process.env[GRAPH_THREAD_ENV];
+  if (env === undefined || env === '') return false;
+  if (env !== '0' && env !== '1') throw new Error(`${GRAPH_THREAD_ENV}: expected 1 or 0, got '${env}'`);
+  return env === '1';
+}
+
 /** The process's threads per operator: setIntraOpThreads, else $RECOVERY_GRPO_THREADS, else 0 (ORT: one per core). */
 export function intraOpThreads(): number {
   if (processThreads !== undefined) return processThreads;
@@ -77,7 +102,7 @@ export function intraOpThreads(): number {
 }
 
 /**
- * onnxruntime's options for every GraphSession of the project. lib/models/lane-worker.mjs sets its own (the SSIM lanes)
+ * onnxruntime's options for every GraphSession of the project. lib/models/lanes.ts sets its own for the SSIM lanes
  * and keeps the memory pattern: a lane runs one shape all run long, and its CPU in `npm run bench models` was not
  * shown to gain without it (round 10's coordinator, docs/performance.md).
  */
@@ -127,7 +152,8 @@ export function webgpuOptions(env = process.env[WEBGPU_ENV] ?? ''): Record<strin
 
 export class GraphSession {
   private constructor(
-    private readonly session: ort.InferenceSession,
+    /** The session on this thread, or in a worker thread (exactly one of the two). */
+    private readonly session: ort.InferenceSession | GraphThread,
     readonly device: Device,
     private readonly profiling: boolean,
   ) {}
@@ -137,9 +163,9 @@ export class GraphSession {
     const options = sessionOptions(device, checkThreads(opts.intraOpThreads ?? intraOpThreads(), 'intraOpThreads'));
     const profileDir = process.env[PROFILE_ENV];
     if (profileDir) Object.assign(options, { enableProfiling: true, profileFilePrefix: join(profileDir, `graph-${process.pid}-${++profiled}`) });
-    let session: ort.InferenceSession;
+    let session: ort.InferenceSession | GraphThread;
     try {
-      session = await ort.InferenceSession.create(model, options);
+      session = opts.thread ?? graphThreads() ? await GraphThread.create(model, options) : await ort.InferenceSession.create(model, options);
     } catch (e) {
       if (device === 'cpu') throw e;
       // onnxruntime's message says whether the provider or the model failed; this names the device and what it needs.
@@ -156,14 +182,20 @@ export class GraphSession {
     return this.session.outputNames;
   }
 
+  /** Whether the graph runs in a worker thread. */
+  get threaded(): boolean {
+    return this.session instanceof GraphThread;
+  }
+
   /** Runs the graph; `outputs` restricts what is fetched (all outputs by default). */
   async run(feeds: Feeds, outputs?: readonly string[]): Promise<Fetches> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, f] of Object.entries(feeds)) {
       const n = f.dims.reduce((a, b) => a * b, 1);
       if (f.data.length !== n) throw new Error(`input ${name}: ${f.data.length} values do not fill shape [${f.dims.join(',')}]`);
-      ortFeeds[name] = new ort.Tensor('float32', f.data, f.dims as number[]);
     }
+    if (this.session instanceof GraphThread) return this.session.run(feeds, outputs);
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, f] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor('float32', f.data, f.dims as number[]);
     const result = outputs ? await this.session.run(ortFeeds, outputs as string[]) : await this.session.run(ortFeeds);
     const out: Fetches = {};
     for (const [name, t] of Object.entries(result)) {
@@ -174,6 +206,7 @@ export class GraphSession {
   }
 
   async release(): Promise<void> {
+    if (this.session instanceof GraphThread) return this.session.release(); // the thread writes its profile
     if (this.profiling) this.session.endProfiling(); // writes the profile file
     await this.session.release();
   }

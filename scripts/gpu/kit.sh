@@ -40,7 +40,7 @@ app=$out/app; mkdir -p "$app/bin" "$app/dist/cli" "$app/proto"
   --banner:js="import { createRequire as __kitRequire } from 'module'; const require = __kitRequire(import.meta.url);"
 echo "await import('../dist/cli/main.mjs');" > "$app/bin/recovery-grpo.mjs"
 cp "$root/package.json" "$app/"; cp "$root/proto/recovery.proto" "$app/proto/"
-cp "$root/lib/models/lane-worker.mjs" "$root/lib/data/photos.jsonl" "$app/dist/cli/"
+cp "$root/lib/graph/graph-thread-worker.mjs" "$root/lib/data/photos.jsonl" "$app/dist/cli/"
 mkdir -p "$app/dist/cli/wasm"; cp "$root/lib/data/wasm/mean-shift-modes.wasm" "$root/lib/data/wasm/convolve-exact.wasm" "$root/lib/data/wasm/line-blur.wasm" "$app/dist/cli/wasm/" # mean_shift's search, motion_blur's convolution and line blur
 for m in sharp @img/colour @img/sharp-linux-x64 detect-libc semver; do mkdir -p "$out/nm/$(dirname "$m")"; cp -r "$root/node_modules/$m" "$out/nm/$m"; done
 tar -C "$root/node_modules" -cf - @img/sharp-libvips-linux-x64 | xz -T0 -6 > "$out/libvips.tar.xz"
@@ -53,9 +53,9 @@ apt-get $o update -qq >/dev/null 2>&1 || true
 (cd "$out/deb" && apt-get $o download libvulkan1 libglvnd0 libgl1 libglx0 libegl1 libopengl0 libgles2 2>/dev/null >/dev/null) ||
   echo "kit.sh: Debian's Vulkan loader could not be downloaded; the kit needs libvulkan.so.1 on the GPU machine" >&2
 rm -rf "$lists"
-cp "$root/lib/models/lane-worker.mjs" "$out/" # the CPU scorer's worker threads, beside the bundle
+cp "$root/lib/graph/graph-thread-worker.mjs" "$out/" # the graph threads (the CPU scorer's lanes, the roles' sessions), beside the bundle
 # the JavaScript in one xz archive (a GPU machine's carry is small: the kit is ~50 MB, the node binary half of it)
-tar -C "$out" -cf - nm app stub gpu-check.mjs bisect.mjs lane-worker.mjs | xz -T0 -6 > "$out/js.tar.xz"
-rm -rf "$out/nm" "$out/app" "$out/stub" "$out/gpu-check.mjs" "$out/bisect.mjs" "$out/lane-worker.mjs"
+tar -C "$out" -cf - nm app stub gpu-check.mjs bisect.mjs graph-thread-worker.mjs | xz -T0 -6 > "$out/js.tar.xz"
+rm -rf "$out/nm" "$out/app" "$out/stub" "$out/gpu-check.mjs" "$out/bisect.mjs" "$out/graph-thread-worker.mjs"
 cp "$root/scripts/gpu/run.sh" "$out/run.sh"
 du -sh "$out"

@@ -1,0 +1,109 @@
+// An onnxruntime session in a worker thread (lib/graph/graph-thread-worker.mjs). onnxruntime-node runs a graph
+// synchronously on the thread that calls it, so a session on the main thread holds the event loop for the whole
+// call: no gRPC keepalive answer, heartbeat, NATS ping or /metrics scrape is read until it returns, and a call
+// longer than the keepalive timeout drops a healthy stream (docs/reliability.md). In a worker thread the call runs
+// beside the event loop, and several sessions run at once (the SSIM lanes, lib/models/lanes.ts). The values are the
+// same: the same onnxruntime, options and inputs (test/graph/graph-thread.test.ts).
+import { Worker } from 'node:worker_threads';
+import type * as ort from 'onnxruntime-node';
+import type { Feeds, Fetches } from './runtime.ts';
+
+interface Reply {
+  id?: number;
+  ready?: boolean;
+  inputNames?: string[];
+  outputNames?: string[];
+  out?: Fetches;
+  error?: string;
+  /** The call's input buffer, back from the worker. */
+  buffer?: ArrayBuffer;
+}
+
+export class GraphThread {
+  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  private failure: Error | undefined;
+  private closed = false;
+  /** Input buffers back from the worker, reused by later calls (one memcpy into pages already mapped). */
+  private readonly buffers: ArrayBuffer[] = [];
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {}
+
+  /** Starts the thread and creates the session there; rejects with onnxruntime's message if it cannot. */
+  static async create(model: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<GraphThread> {
+    const worker = new Worker(new URL('./graph-thread-worker.mjs', import.meta.url), { workerData: { model, options } });
+    const ready = await new Promise<Reply>((resolve, reject) => {
+      const exited = (code: number) => reject(new Error(`graph thread exited (code ${code}) before its session was created`));
+      worker.once('error', reject);
+      worker.once('exit', exited);
+      worker.once('message', (m: Reply) => {
+        worker.off('error', reject);
+        worker.off('exit', exited);
+        resolve(m);
+      });
+    });
+    if (ready.error !== undefined) throw new Error(ready.error);
+    const thread = new GraphThread(worker, ready.inputNames!, ready.outputNames!);
+    thread.listen();
+    return thread;
+  }
+
+  private listen(): void {
+    this.worker.unref(); // referenced only while a call is pending
+    this.worker.on('message', (m: Reply) => {
+      const p = this.pending.get(m.id!);
+      if (!p) return;
+      this.pending.delete(m.id!);
+      if (this.pending.size === 0 && !this.closed) this.worker.unref(); // a release holds it until the thread ends
+      p.resolve(m);
+    });
+    const fail = (e: Error) => {
+      this.failure ??= e;
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`graph thread exited (code ${code})`)));
+  }
+
+  /** Runs the graph in the thread: the feeds are copied there, the outputs come back (transferred, not copied). */
+  async run(feeds: Feeds, outputs?: readonly string[]): Promise<Fetches> {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new Error('graph thread: run after release');
+    const entries = Object.entries(feeds);
+    const need = entries.reduce((a, [, f]) => a + f.data.length, 0) * 4;
+    const i = this.buffers.findIndex((b) => b.byteLength >= need);
+    const buffer = i >= 0 ? this.buffers.splice(i, 1)[0]! : new ArrayBuffer(need);
+    const placed: Record<string, { offset: number; length: number; dims: readonly number[] }> = {};
+    let offset = 0;
+    for (const [name, f] of entries) {
+      new Float32Array(buffer, offset, f.data.length).set(f.data);
+      placed[name] = { offset, length: f.data.length, dims: f.dims };
+      offset += f.data.length * 4;
+    }
+    const id = this.nextId++;
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ kind: 'run', id, buffer, feeds: placed, outputs }, [buffer]);
+    });
+    this.buffers.push(reply.buffer!);
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply.out!;
+  }
+
+  /** Releases the session on its thread and waits for the thread to end (terminating it would abort the process). */
+  async release(): Promise<void> {
+    if (this.failure || this.closed) return;
+    this.closed = true;
+    this.worker.removeAllListeners('exit');
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.ref();
+    this.worker.postMessage({ kind: 'close' });
+    await exited;
+  }
+}

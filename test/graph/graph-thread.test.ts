@@ -1,0 +1,138 @@
+// Graphs in worker threads (lib/graph/graph-thread.ts, the roles' --graph-thread): the same bits as on the calling
+// thread, the event loop free while a graph runs (on the calling thread it is held for the whole call), errors
+// carried back by name, and a release that waits for the runs queued before it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { loadConfig } from '../../lib/config/index.ts';
+import { GRAPH_THREAD_ENV, GraphSession, graphThreads, setGraphThreads, type Feeds, type Fetches } from '../../lib/graph/runtime.ts';
+import { grpoModel, policyModel, policySpecOf } from '../../lib/models/bundle.ts';
+import { initPolicyParams } from '../../lib/models/policy.ts';
+import { paramFeeds } from '../../lib/models/feeds.ts';
+import { standardNormal } from '../../lib/data/random.ts';
+
+function digest(f: Fetches): string {
+  const h = createHash('sha256');
+  for (const k of Object.keys(f).sort()) h.update(`${k}:${f[k]!.dims.join('x')}:`).update(f[k]!.data);
+  return h.digest('hex');
+}
+
+function policyCase(size: number, n: number) {
+  const config = loadConfig(undefined, [`data.size=${size}`, 'grpo.advantageMode=scalar']);
+  const params = initPolicyParams(policySpecOf(config), 0);
+  for (const p of params.values()) if (p.shape.length) p.data.set(standardNormal(p.data.length, 3).map((v) => v * 0.05));
+  const dims = [n, 3, size, size];
+  const pix = n * 3 * size * size;
+  const feeds: Feeds = {
+    ...paramFeeds(params),
+    image: { data: Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v), dims },
+    noise: { data: standardNormal(pix, 2), dims },
+  };
+  return { config, feeds };
+}
+
+test('a graph in a worker thread gives the same bits as on the calling thread (policy and GRPO graphs, all outputs and a chosen one)', async () => {
+  const { config, feeds } = policyCase(32, 4);
+  const here = await GraphSession.create(policyModel(config), { thread: false });
+  const there = await GraphSession.create(policyModel(config), { thread: true });
+  assert.equal(here.threaded, false);
+  assert.equal(there.threaded, true);
+  assert.deepEqual(there.inputNames, here.inputNames);
+  assert.deepEqual(there.outputNames, here.outputNames);
+  const a = await here.run(feeds);
+  const b = await there.run(feeds);
+  assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
+  assert.equal(digest(b), digest(a));
+  // twice more, the second reusing the input buffer the first brought back
+  assert.equal(digest(await there.run(feeds)), digest(a));
+  const only = await there.run(feeds, ['action']);
+  assert.deepEqual(Object.keys(only), ['action']);
+  assert.equal(digest(only), digest({ action: a.action! }));
+  // the GRPO graph's forward and backward: the learner's call
+  const grpoHere = await GraphSession.create(grpoModel(config), { thread: false });
+  const grpoThere = await GraphSession.create(grpoModel(config), { thread: true });
+  const n = 4;
+  const dims = feeds.image!.dims;
+  const step: Feeds = {
+    ...feeds,
+    action: a.action!,
+    logp_old: { data: a.logp!.data, dims: [n] },
+    advantage: { data: standardNormal(n, 4), dims: [n] },
+    ref_mean: { data: a.mean!.data, dims },
+    clip_low: { data: Float32Array.of(0.2), dims: [] },
+    clip_high: { data: Float32Array.of(0.28), dims: [] },
+    beta: { data: Float32Array.of(0.01), dims: [] },
+  };
+  delete step.noise;
+  assert.equal(digest(await grpoThere.run(step)), digest(await grpoHere.run(step)));
+  for (const s of [here, there, grpoHere, grpoThere]) await s.release();
+});
+
+/** Turns of the event loop (setImmediate callbacks) while `work` runs. */
+async function loopTurnsDuring(work: () => Promise<unknown>): Promise<number> {
+  let turns = 0;
+  let running = true;
+  const spin = () => {
+    if (!running) return;
+    turns++;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  await work();
+  running = false;
+  return turns;
+}
+
+test('the event loop keeps turning while a graph runs in a worker thread; on the calling thread it is held for the call', async () => {
+  const { config, feeds } = policyCase(96, 8); // a call of ~0.1-0.5 s here
+  const here = await GraphSession.create(policyModel(config), { thread: false });
+  const there = await GraphSession.create(policyModel(config), { thread: true });
+  await here.run(feeds); // warm both (the first run sets up the arena)
+  await there.run(feeds);
+  const held = await loopTurnsDuring(() => here.run(feeds));
+  const free = await loopTurnsDuring(() => there.run(feeds));
+  // On the calling thread the run is one synchronous call: the loop turns once before it and at most once after.
+  assert.ok(held <= 2, `calling thread: ${held} turns of the loop during the run`);
+  assert.ok(free > 20, `worker thread: only ${free} turns of the loop during the run`);
+  await here.release();
+  await there.release();
+});
+
+test('a worker thread carries errors back: a refused model at creation, a missing input at a run (and runs on after it)', async () => {
+  await assert.rejects(GraphSession.create(Uint8Array.of(1, 2, 3), { thread: true }), /protobuf|parse|model/i);
+  const { config, feeds } = policyCase(32, 2);
+  const s = await GraphSession.create(policyModel(config), { thread: true });
+  const { image: _image, ...noImage } = feeds;
+  await assert.rejects(s.run(noImage), /image/);
+  await assert.rejects(s.run({ ...feeds, image: { data: new Float32Array(5), dims: [2, 3, 32, 32] } }), /input image: 5 values do not fill shape \[2,3,32,32\]/);
+  assert.ok((await s.run(feeds)).action, 'the session runs on after a failed call');
+  await s.release();
+  await assert.rejects(s.run(feeds), /run after release/);
+});
+
+test('a release waits for the runs queued before it, which complete', async () => {
+  const { config, feeds } = policyCase(32, 2);
+  const s = await GraphSession.create(policyModel(config), { thread: true });
+  const runs = [s.run(feeds), s.run(feeds), s.run(feeds)];
+  await s.release();
+  const done = await Promise.all(runs);
+  assert.equal(new Set(done.map(digest)).size, 1);
+});
+
+test('graph threads: the process setting wins over the environment; a bad value is refused by name', () => {
+  const saved = process.env[GRAPH_THREAD_ENV];
+  try {
+    delete process.env[GRAPH_THREAD_ENV];
+    assert.equal(graphThreads(), false, 'off unless asked (library users, tests)');
+    process.env[GRAPH_THREAD_ENV] = 'yes';
+    assert.throws(() => graphThreads(), new RegExp(`${GRAPH_THREAD_ENV}: expected 1 or 0, got 'yes'`));
+    process.env[GRAPH_THREAD_ENV] = '1';
+    assert.equal(graphThreads(), true);
+    setGraphThreads(false);
+    assert.equal(graphThreads(), false);
+  } finally {
+    setGraphThreads(undefined);
+    if (saved === undefined) delete process.env[GRAPH_THREAD_ENV];
+    else process.env[GRAPH_THREAD_ENV] = saved;
+  }
+});
