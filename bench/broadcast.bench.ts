@@ -45,8 +45,7 @@ const PER_ROUND = process.env.BENCH_BROADCAST_PER_ROUND === '1';
 // fetches version K from the store (a late joiner), then the WARMUP and measured versions follow (K+1, ...). K >= 6
 // takes the measured rounds past nats-server's growth in a run's first ~6 versions at 1.2 MB (round 14)
 const RUN_VERSIONS = Number(process.env.BENCH_BROADCAST_RUN_VERSIONS ?? 0);
-const CHUNK_CONN = process.env.BENCH_BROADCAST_CHUNK_CONN !== '0';
-// BENCH_BROADCAST_STORAGE=memory|file (a probe): this checkout's checkpoint bucket and announcement stream in that
+// BENCH_BROADCAST_STORAGE=memory (a probe): this checkout's checkpoint bucket and announcement stream in that
 // JetStream storage (default: the product's, file)
 const STORAGE = process.env.BENCH_BROADCAST_STORAGE === 'memory' ? ('memory' as const) : undefined;
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
@@ -207,10 +206,7 @@ export async function run(): Promise<void> {
         const nats = servers.get(label) ?? (await serverFor(label, maxPayload));
         const runId = `bench-${label}-${String(mb).replace('.', '_')}`;
         const nc = await lib.connectNats({ url: nats.url, name: `bench-learner-${label}` });
-        // BENCH_BROADCAST_CHUNK_CONN=1: this checkout's learner writes the chunks on a second connection (the product's
-        // learner does: CheckpointStoreOptions.chunkConnection); 0: on its one connection, as before round 20
-        const chunkNc = label !== 'before' && CHUNK_CONN ? await lib.connectNats({ url: nats.url, name: `bench-learner-${label}/chunks` }) : undefined;
-        const store = await lib.CheckpointStore.open(nc, { runId, ...(chunkNc ? { chunkConnection: chunkNc } : {}), ...(label !== 'before' && STORAGE ? { storage: STORAGE } : {}) });
+        const store = await lib.CheckpointStore.open(nc, { runId, ...(label !== 'before' && STORAGE ? { storage: STORAGE } : {}) });
         // BENCH_BROADCAST_RUN_VERSIONS: the run's first versions, published (and pruned) before the followers start
         for (let v = 1; v <= RUN_VERSIONS; v++) {
           const enc = encodeCheckpoint({ meta: { runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
@@ -221,7 +217,7 @@ export async function run(): Promise<void> {
         // late joiners: each fetched the run's newest version from the store first
         if (RUN_VERSIONS > 0) await Promise.all(followers.map((f) => f.reached(RUN_VERSIONS)));
         all.push(...followers);
-        arms.push({ label, runId, store, close: async () => { await chunkNc?.close(); await nc.close(); }, followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0], faults: [0, 0, 0], rounds: [] });
+        arms.push({ label, runId, store, close: () => nc.close(), followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0], faults: [0, 0, 0], rounds: [] });
       }
       const receivers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(CHILD, ['tcp', String(tcpPort)])));
       all.push(...receivers);

@@ -152,14 +152,6 @@ export interface CheckpointStoreOptions {
   push?: boolean;
   /** Told when the store worked around a server's wrong answer (e.g. an empty object listing); default process.emitWarning. */
   onWarning?: (message: string) => void;
-  /**
-   * The writer's (learner's) second connection to the same server, for put()'s chunks only. nats-server copies a chunk
-   * to the subscribed followers in the read loop of the connection that published it, and reads that connection's next
-   * message (the commit, then the announcement) only once those writes are done: with the chunks on a connection of
-   * their own, the commit and announcement are read at once (docs/performance.md, "Round 20: broadcast20"). The caller
-   * owns it (closes it). Same bytes, same order of writes: chunks acknowledged, then commit, then announcement.
-   */
-  chunkConnection?: NatsConnection;
 }
 
 const jc = JSONCodec();
@@ -224,8 +216,6 @@ export class CheckpointStore {
     private readonly os: ObjectStore,
     private readonly chunks: ObjectChunks,
     private readonly opts: CheckpointStoreOptions,
-    /** put()'s chunk writer: on opts.chunkConnection when given, else `chunks`. */
-    private readonly chunkWriter: ObjectChunks = chunks,
   ) {
     this.runId = opts.runId;
     this.bucket = `checkpoints-${opts.runId}`;
@@ -242,15 +232,7 @@ export class CheckpointStore {
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
-    const chunks = new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`);
-    const cc = opts.chunkConnection;
-    if (cc) {
-      presizePayloads(cc);
-      sendLargeUncopied(cc);
-      failRequestsOnDisconnect(cc);
-    }
-    const chunkWriter = cc ? new ObjectChunks(cc, cc.jetstream(), await cc.jetstreamManager(), `checkpoints-${runId}`) : chunks;
-    const store = new CheckpointStore(nc, js, jsm, os, chunks, { ...opts, ...checkpointKeysFromEnv(opts), runId }, chunkWriter);
+    const store = new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
     await store.ensureAnnouncements();
     return store;
   }
@@ -309,7 +291,7 @@ export class CheckpointStore {
       // they are stored (checkpoint-push.ts), so the bytes travel once; late joiners and a missed push read the store
       const metaJson = JSON.stringify(meta);
       const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
-      const written = await this.chunkWriter.writeChunks(bytes, push);
+      const written = await this.chunks.writeChunks(bytes, push);
       trace('put.chunks', { version });
       await this.chunks.commit(name, written, bytes.length, sha, {
         description: `checkpoint v${version} of run ${this.runId}`,
