@@ -3,16 +3,18 @@
 //   node --import tsx bench/broadcast-phases.ts /tmp/bc.jsonl
 // Per measured version (one arm: run without BENCH_BROADCAST_BEFORE), ms from the bench's put(): the learner's steps
 // (put.start after its sha256, the lookup's reply, the chunks' acknowledgement, the commit's, the announcement's) and
-// the followers' (push held, announcement backed, decoded; first and last of the 4), then medians and ranges.
+// the followers' (push held, announcement backed, decoded; first and last of the 4), then medians and ranges; and how
+// many followers per version fetched the checkpoint from the store because they did not hold its push.
 import { readFileSync } from 'node:fs';
 
-interface Ev { t: number; role: string; ev: string; version?: number }
+interface Ev { t: number; role: string; ev: string; version?: number; held?: boolean }
 const file = process.argv[2];
 if (!file) throw new Error('usage: broadcast-phases.ts <trace.jsonl> (a trace of bench/index.ts broadcast)');
 const events = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Ev);
 const byVersion = new Map<number, Ev[]>();
 for (const e of events) if (e.version !== undefined) byVersion.set(e.version, [...(byVersion.get(e.version) ?? []), e]);
 const rows = new Map<string, number[]>();
+const MISSED = 'pushes missed (store reads)';
 const add = (k: string, x: number | undefined) => x !== undefined && Number.isFinite(x) && rows.set(k, [...(rows.get(k) ?? []), x]);
 const versions = [...byVersion.keys()].sort((a, b) => a - b);
 // the first two versions are the followers' join and the bench's warm-up
@@ -36,6 +38,12 @@ for (const v of versions.slice(2)) {
     }
   }
   add('all held (bench)', all! - t0);
+  // a follower that did not hold the push when the announcement was backed read the checkpoint from the store (round
+  // 20: an announcement overtaking the push)
+  add(MISSED, es.filter((e) => e.ev === 'get.push' && e.held === false).length);
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-for (const [k, xs] of rows) console.log(`${k.padEnd(28)} median ${median(xs).toFixed(1).padStart(6)} ms  [${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}] n ${xs.length}`);
+for (const [k, xs] of rows) {
+  if (k === MISSED) console.log(`${k.padEnd(28)} ${xs.reduce((a, b) => a + b, 0)} in ${xs.filter((x) => x > 0).length} of ${xs.length} versions`);
+  else console.log(`${k.padEnd(28)} median ${median(xs).toFixed(1).padStart(6)} ms  [${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}] n ${xs.length}`);
+}

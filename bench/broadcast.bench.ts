@@ -19,7 +19,11 @@
 //   BENCH_BROADCAST_PER_ROUND=1 (each measured round's time, CPU and faults by process group as well),
 //   BENCH_BROADCAST_RUN_VERSIONS=K (the run has K versions before the followers start: late joiners; below),
 //   BENCH_CHILD_GC=1 (each follower prints its garbage collections per version),
-//   RECOVERY_GRPO_TRACE=FILE (lib/log/trace.ts: the put's, the followers' and the watch's steps, one JSON line each)
+//   RECOVERY_GRPO_TRACE=FILE (lib/log/trace.ts: the put's, the followers' and the watch's steps, one JSON line each),
+//   BENCH_BROADCAST_STORAGE=memory (a probe, round 20: this checkout's checkpoint bucket and announcement stream in
+//   JetStream memory storage instead of the product's file storage),
+//   BENCH_BROADCAST_PRUNE=N (a probe, round 20: this checkout's arm prunes to 2 after every Nth round, 0: never,
+//   instead of after each round as the learner does; "before" still prunes after each)
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +47,12 @@ const PER_ROUND = process.env.BENCH_BROADCAST_PER_ROUND === '1';
 // fetches version K from the store (a late joiner), then the WARMUP and measured versions follow (K+1, ...). K >= 6
 // takes the measured rounds past nats-server's growth in a run's first ~6 versions at 1.2 MB (round 14)
 const RUN_VERSIONS = Number(process.env.BENCH_BROADCAST_RUN_VERSIONS ?? 0);
+// BENCH_BROADCAST_STORAGE=memory (a probe): this checkout's checkpoint bucket and announcement stream in that
+// JetStream storage (default: the product's, file)
+const STORAGE = process.env.BENCH_BROADCAST_STORAGE === 'memory' ? ('memory' as const) : undefined;
+// BENCH_BROADCAST_PRUNE=N (a probe): this checkout's arm prunes to 2 after every Nth round only, 0: never (default 1,
+// every round, as the learner does): the file store's cost of deleting (docs/performance.md, "Round 20: broadcast20")
+const PRUNE_EVERY = Number(process.env.BENCH_BROADCAST_PRUNE ?? 1);
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
 const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
 
@@ -201,7 +211,7 @@ export async function run(): Promise<void> {
         const nats = servers.get(label) ?? (await serverFor(label, maxPayload));
         const runId = `bench-${label}-${String(mb).replace('.', '_')}`;
         const nc = await lib.connectNats({ url: nats.url, name: `bench-learner-${label}` });
-        const store = await lib.CheckpointStore.open(nc, { runId });
+        const store = await lib.CheckpointStore.open(nc, { runId, ...(label !== 'before' && STORAGE ? { storage: STORAGE } : {}) });
         // BENCH_BROADCAST_RUN_VERSIONS: the run's first versions, published (and pruned) before the followers start
         for (let v = 1; v <= RUN_VERSIONS; v++) {
           const enc = encodeCheckpoint({ meta: { runId, version: v, step: v, lastBatchId: null, configHash: 'bench' }, params });
@@ -248,7 +258,7 @@ export async function run(): Promise<void> {
           }
           if (measured) arm.rounds.push(`${ms.toFixed(0)} ms (CPU ${[0, 1, 2].map((i) => (c1[i]! - c0[i]!).toFixed(0)).join('/')}, faults ${[0, 1, 2].map((i) => p1[i]! - p0[i]!).join('/')})`);
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
-          await arm.store.prune(2);
+          if (arm.label === 'before' || (PRUNE_EVERY > 0 && v % PRUNE_EVERY === 0)) await arm.store.prune(2);
         }
 
         const c0 = [ownCpu(), fCpu(receivers)];
