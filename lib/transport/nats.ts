@@ -62,7 +62,18 @@ export interface NatsConnectOptions {
   timeoutMs?: number;
   /** Reconnect attempts after a lost connection; -1 = forever (default). */
   maxReconnectAttempts?: number;
+  /**
+   * PING the server this often; NATS_MAX_PINGS_OUT unanswered ones drop the connection (and the client reconnects).
+   * Default NATS_PING_INTERVAL_MS (nats.js's own is 2 min): the bound on how long a silent server (a cut link, a
+   * hung process) goes unnoticed. A long synchronous graph call cannot trip it: every turn of the event loop reads
+   * the socket before the next PING timer can fire.
+   */
+  pingIntervalMs?: number;
 }
+
+/** The NATS connection's PING interval (NatsConnectOptions.pingIntervalMs): a silent server is dropped in 10-15 s. */
+export const NATS_PING_INTERVAL_MS = 5000;
+export const NATS_MAX_PINGS_OUT = 2;
 
 /**
  * Connects to NATS. The caller owns the connection: `await nc.drain()` (flush, stop subscriptions, close) or
@@ -81,6 +92,8 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     timeout: opts.timeoutMs ?? 5000,
     maxReconnectAttempts: opts.maxReconnectAttempts ?? -1,
     reconnectTimeWait: 500,
+    pingInterval: opts.pingIntervalMs ?? NATS_PING_INTERVAL_MS,
+    maxPingOut: NATS_MAX_PINGS_OUT,
   };
   if (opts.user !== undefined) co.user = opts.user;
   if (opts.pass !== undefined) co.pass = opts.pass;

@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
-import { natsForFile } from '../helpers/nats.ts';
+import { natsForFile, startNatsServer } from '../helpers/nats.ts';
 import { z } from 'zod';
-import { CheckpointStore, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { chunkSubjects } from '../../lib/transport/checkpoint-push.ts';
 import { NatsDisconnectedError } from '../../lib/transport/nats-disconnect.ts';
 
@@ -100,4 +100,28 @@ test('a run-state write in flight when nats-server is killed -9 fails at the dro
   await reconnected;
   // the update never reached the frozen server: the revision is still current
   assert.equal((await state.modify((v) => ({ n: v!.n + 1 }))).value.n, 2);
+});
+
+// A silent server (SIGSTOP: its TCP connections stay up, as over a cut link) is noticed by the PINGs: with nats.js's
+// own 2 min interval the connection would wait minutes (the test's timeout fails it), and the requests on it their
+// timeouts. Here the connection drops (disconnect), and reconnects once the server answers again.
+test('a silent nats-server is noticed by the connection\'s PINGs: it drops and reconnects once the server is back', { timeout: 20_000 }, async () => {
+  const nats = await startNatsServer();
+  try {
+    const nc = await connectNats({ url: nats.url, name: 'ping-test', pingIntervalMs: 200 });
+    try {
+      const dropped = nextStatus(nc, 'disconnect');
+      nats.pause();
+      await dropped;
+      const back = nextStatus(nc, 'reconnect');
+      await nats.kill();
+      await nats.restart();
+      await back;
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    await nats.stop();
+  }
 });
