@@ -27,6 +27,7 @@ import {
   type JetStreamManager,
   type KV,
   type NatsConnection,
+  type ObjectInfo,
   type ObjectStore,
 } from 'nats';
 import { z } from 'zod';
@@ -36,7 +37,7 @@ import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
-import { failRequestsOnDisconnect } from './nats-disconnect.ts';
+import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
 import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
 
@@ -210,6 +211,9 @@ const PUSH_WAIT_MS = 2000;
  */
 const RESERVED_BUFFERS = 1;
 
+/** Reads of an object's chunks get() tries when a dropped connection cuts them short (readChunks). */
+const READ_ATTEMPTS = 3;
+
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
 
@@ -364,12 +368,7 @@ export class CheckpointStore {
     if (opts.expectDigest !== undefined && opts.expectDigest !== digest) {
       throw new CheckpointIntegrityError(`checkpoint v${version}: stored digest ${digest} differs from the expected ${opts.expectDigest}`);
     }
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.chunks.read(info);
-    } catch (e) {
-      throw new CheckpointIntegrityError(`checkpoint v${version}: reading ${this.bucket}/${name} failed: ${(e as Error)?.message ?? e}`);
-    }
+    const bytes = await this.readChunks(version, name, info);
     if (bytes.length !== size) {
       throw new CheckpointIntegrityError(`checkpoint v${version} is truncated or padded: got ${bytes.length} bytes, its announcement says ${size}`);
     }
@@ -396,6 +395,27 @@ export class CheckpointStore {
       },
       announcement: { run_id: this.runId, version, name, digest, size, meta, published_unix_ms: info.mtime ? Date.parse(info.mtime) : 0 },
     };
+  }
+
+  /**
+   * The object's bytes, read again on the new connection when a drop cut a read short (READ_ATTEMPTS in all: its
+   * requests wait for the reconnect themselves). A read that fails is not a CheckpointIntegrityError (which says the
+   * bytes are wrong, and makes a follower refuse the version and a learner refuse to resume) but an Error naming the
+   * checkpoint: unavailable for now, the callers retry (docs/reliability.md, "A read the connection drops under").
+   */
+  private async readChunks(version: number, name: string, info: Pick<ObjectInfo, 'nuid' | 'chunks' | 'size'>): Promise<Uint8Array> {
+    const what = `${this.bucket}/${name}`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.chunks.read(info, what);
+      } catch (e) {
+        if (e instanceof NatsDisconnectedError && attempt < READ_ATTEMPTS) {
+          trace('get.reread', { version, attempt });
+          continue;
+        }
+        throw new Error(`checkpoint v${version}: reading ${what} failed${attempt > 1 ? ` (${attempt} attempts)` : ''}: ${(e as Error)?.message ?? e}`, { cause: e });
+      }
+    }
   }
 
   /** The newest announcement, or null before the first checkpoint. */
