@@ -33,6 +33,21 @@ type Request = (subject: string, payload?: Payload, opts?: RequestOptions) => Pr
 const DEFAULT_TIMEOUT_MS = 1000;
 
 const guarded = new WeakSet<NatsConnection>();
+/** Per guarded connection: who is told at its next 'disconnect' (onDisconnect). */
+const dropListeners = new WeakMap<NatsConnection, Set<(why: string) => void>>();
+
+/**
+ * Calls `fn` (once) when `nc` next drops, with why; returns the function that stops listening. For work that is not
+ * a request (a subscription awaiting the chunks of an object: object-chunks.ts) and so is not failed by the guard
+ * below. One status listener per connection: nats.js keeps every status iterator until the connection closes, so
+ * one per read would pile up over a long run. Installs the guard when it is not yet installed.
+ */
+export function onDisconnect(nc: NatsConnection, fn: (why: string) => void): () => void {
+  failRequestsOnDisconnect(nc);
+  const set = dropListeners.get(nc)!;
+  set.add(fn);
+  return () => set.delete(fn);
+}
 
 /**
  * Makes every request of `nc` fail with NatsDisconnectedError when the connection drops before its reply, and wait
@@ -46,6 +61,8 @@ export function failRequestsOnDisconnect(nc: NatsConnection): void {
   // the rejecters of the requests awaiting their reply: a Set, not a shared promise, so that a long run's requests
   // leave nothing behind once answered
   const inFlight = new Set<(why: string) => void>();
+  const listeners = new Set<(why: string) => void>();
+  dropListeners.set(nc, listeners);
   let up = true;
   const waiters = new Set<() => void>();
   const release = () => {
@@ -59,6 +76,8 @@ export function failRequestsOnDisconnect(nc: NatsConnection): void {
         const why = `the connection to ${String(s.data)} dropped before the reply came`;
         for (const fail of inFlight) fail(why);
         inFlight.clear();
+        for (const tell of listeners) tell(why);
+        listeners.clear();
       } else if (s.type === 'reconnect') {
         up = true;
         release();

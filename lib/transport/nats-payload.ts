@@ -61,7 +61,7 @@ interface ProtocolInternals {
   infoReceived?: boolean;
   connected?: boolean;
   outbound?: OutboundInternals;
-  transport?: { send(frame: Uint8Array): void; socket?: { cork(): void; uncork(): void } };
+  transport?: { send(frame: Uint8Array): void; close?(err?: Error): Promise<void>; socket?: { cork(): void; uncork(): void } };
 }
 
 /**
@@ -122,6 +122,21 @@ function replaceBuffer(this: ParserInternals, mb: PayloadBuffer, size: number): 
 }
 
 /**
+ * A parse error leaves a connection that nothing reads any more: nats.js's reader loop logs "reader closed" and ends,
+ * but keeps the socket, so the connection stays "connected", answers no request and misses every message until its
+ * PINGs go unanswered (maxPingOut of them, minutes with nats.js's defaults). Round 19's fault c (a NATS link cut for
+ * 20 s, with 5 s PINGs) showed such errors after the reconnect in the learner and the orchestrator (`parse error [0]:
+ * {"type":"io.nats.jetstream.api.v1.stream_msg_get_response",...`, and replies that were not JSON): the bytes being
+ * parsed were not the stream the parser had been following. Here the connection's transport is closed with the
+ * error, so nats.js reconnects at once with a new parser, and the requests in flight fail at the drop (nats-disconnect.ts).
+ */
+function dropAfterParseError(parser: ParserInternals, e: unknown): void {
+  const transport = (parser.dispatcher as ProtocolInternals | undefined)?.transport;
+  const err = e instanceof Error ? e : new Error(String(e));
+  transport?.close?.(err).catch(() => {});
+}
+
+/**
  * Makes every nats.js connection of this process assemble a message that spans socket reads in one buffer of the
  * message's size (or the connection's scratch buffer, receiveInScratch), and count the bytes each socket read brings for
  * read-memory.ts's scavenge (the parser is where every read passes). Idempotent; true when the patch is in place.
@@ -139,7 +154,12 @@ export function presizePayloads(nc: NatsConnection): boolean {
     // each socket read is garbage once parsed (its bytes copied into the message's buffer, or a small message's view
     // kept): a scavenge every MiB read hands the dead ones' memory back for the next reads (read-memory.ts)
     noteReceived(buf.length);
-    parse.call(this, buf);
+    try {
+      parse.call(this, buf);
+    } catch (e) {
+      dropAfterParseError(this, e);
+      throw e;
+    }
     const mb = this.msgBuf;
     const size = this.ma?.size;
     if (mb === undefined || size === undefined || mb.capacity >= size) return;

@@ -50,6 +50,16 @@ export interface SpawnNatsOptions {
 export const CHECKPOINT_MAX_PAYLOAD = 8 * 1024 * 1024;
 
 /**
+ * nats-server's PINGs to its clients, for the servers this project configures (k8s/base/nats.conf, the local run's,
+ * the demo's and the tests', the faults suite's): every 10 s, a client that leaves 2 unanswered is dropped, so a client
+ * gone without a word (a cut link, a frozen host) is let go within 20-30 s instead of 4-6 min (nats-server's defaults:
+ * 2 min, 2). What it held goes with it: its subscriptions (a push consumer delivering to it, checkpoint pushes that
+ * the server would otherwise keep writing into a dead socket until its write deadline) and its connection count.
+ * The clients PING too (NatsConnectOptions.pingIntervalMs, 5 s): each side notices a silent peer on its own.
+ */
+export const SERVER_PING_CONF = 'ping_interval: "10s"\nping_max: 2';
+
+/**
  * The nats-server binary started when none is given: $RECOVERY_GRPO_NATS_SERVER (e.g. .tmp/nats-2.10/nats-server,
  * the version the image and k8s/base run; scripts/fetch-nats-server-2.10.sh), else `nats-server` from PATH.
  */
@@ -72,11 +82,16 @@ export async function spawnNatsServer(opts: SpawnNatsOptions): Promise<NatsServe
   const host = opts.host ?? '127.0.0.1';
   mkdirSync(opts.storeDir, { recursive: true });
   const args = ['-js', '-a', host, '-p', String(opts.port), '-sd', opts.storeDir, ...(opts.extraArgs ?? [])];
+  // nats-server's own configuration: max_payload and the PINGs to clients (SERVER_PING_CONF); with a -c of extraArgs,
+  // that file's
+  const own = !args.includes('-c');
   if (opts.maxPayload !== undefined) {
     if (!Number.isSafeInteger(opts.maxPayload) || opts.maxPayload < 1024) throw new Error(`spawnNatsServer: maxPayload must be an integer >= 1024 bytes, got ${opts.maxPayload}`);
-    if (args.includes('-c')) throw new Error('spawnNatsServer: maxPayload and a -c config file in extraArgs: put max_payload in that file');
-    const conf = join(opts.storeDir, 'max-payload.conf');
-    writeFileSync(conf, `max_payload: ${opts.maxPayload}\n`);
+    if (!own) throw new Error('spawnNatsServer: maxPayload and a -c config file in extraArgs: put max_payload in that file');
+  }
+  if (own) {
+    const conf = join(opts.storeDir, 'server.conf');
+    writeFileSync(conf, `${opts.maxPayload !== undefined ? `max_payload: ${opts.maxPayload}\n` : ''}${SERVER_PING_CONF}\n`);
     args.push('-c', conf);
   }
   const child = spawn(opts.binary ?? natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });

@@ -27,6 +27,7 @@ import {
   type JetStreamManager,
   type KV,
   type NatsConnection,
+  type ObjectInfo,
   type ObjectStore,
 } from 'nats';
 import { z } from 'zod';
@@ -36,7 +37,8 @@ import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
-import { failRequestsOnDisconnect } from './nats-disconnect.ts';
+import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
+import { dropLeftoverReads } from './nats-reader.ts';
 import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
 
@@ -62,7 +64,18 @@ export interface NatsConnectOptions {
   timeoutMs?: number;
   /** Reconnect attempts after a lost connection; -1 = forever (default). */
   maxReconnectAttempts?: number;
+  /**
+   * PING the server this often; NATS_MAX_PINGS_OUT unanswered ones drop the connection (and the client reconnects).
+   * Default NATS_PING_INTERVAL_MS (nats.js's own is 2 min): the bound on how long a silent server (a cut link, a
+   * hung process) goes unnoticed. A long synchronous graph call cannot trip it: every turn of the event loop reads
+   * the socket before the next PING timer can fire.
+   */
+  pingIntervalMs?: number;
 }
+
+/** The NATS connection's PING interval (NatsConnectOptions.pingIntervalMs): a silent server is dropped in 10-15 s. */
+export const NATS_PING_INTERVAL_MS = 5000;
+export const NATS_MAX_PINGS_OUT = 2;
 
 /**
  * Connects to NATS. The caller owns the connection: `await nc.drain()` (flush, stop subscriptions, close) or
@@ -81,6 +94,8 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     timeout: opts.timeoutMs ?? 5000,
     maxReconnectAttempts: opts.maxReconnectAttempts ?? -1,
     reconnectTimeWait: 500,
+    pingInterval: opts.pingIntervalMs ?? NATS_PING_INTERVAL_MS,
+    maxPingOut: NATS_MAX_PINGS_OUT,
   };
   if (opts.user !== undefined) co.user = opts.user;
   if (opts.pass !== undefined) co.pass = opts.pass;
@@ -94,6 +109,8 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     sendLargeUncopied(nc);
     // a request the server cannot answer any more (the connection dropped) fails then, not at its timeout
     failRequestsOnDisconnect(nc);
+    // what a dropped connection had read but not parsed is not parsed as the next connection's (nats-reader.ts)
+    dropLeftoverReads(nc);
     return nc;
   } catch (e) {
     // keep nats.js's code (AUTHORIZATION_VIOLATION, CONNECTION_REFUSED, ...): callers tell bad credentials from an outage
@@ -197,6 +214,9 @@ const PUSH_WAIT_MS = 2000;
  */
 const RESERVED_BUFFERS = 1;
 
+/** Reads of an object's chunks get() tries when a dropped connection cuts them short (readChunks). */
+const READ_ATTEMPTS = 3;
+
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
 
@@ -229,6 +249,7 @@ export class CheckpointStore {
     presizePayloads(nc);
     sendLargeUncopied(nc);
     failRequestsOnDisconnect(nc);
+    dropLeftoverReads(nc);
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
@@ -351,12 +372,7 @@ export class CheckpointStore {
     if (opts.expectDigest !== undefined && opts.expectDigest !== digest) {
       throw new CheckpointIntegrityError(`checkpoint v${version}: stored digest ${digest} differs from the expected ${opts.expectDigest}`);
     }
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.chunks.read(info);
-    } catch (e) {
-      throw new CheckpointIntegrityError(`checkpoint v${version}: reading ${this.bucket}/${name} failed: ${(e as Error)?.message ?? e}`);
-    }
+    const bytes = await this.readChunks(version, name, info);
     if (bytes.length !== size) {
       throw new CheckpointIntegrityError(`checkpoint v${version} is truncated or padded: got ${bytes.length} bytes, its announcement says ${size}`);
     }
@@ -383,6 +399,27 @@ export class CheckpointStore {
       },
       announcement: { run_id: this.runId, version, name, digest, size, meta, published_unix_ms: info.mtime ? Date.parse(info.mtime) : 0 },
     };
+  }
+
+  /**
+   * The object's bytes, read again on the new connection when a drop cut a read short (READ_ATTEMPTS in all: its
+   * requests wait for the reconnect themselves). A read that fails is not a CheckpointIntegrityError (which says the
+   * bytes are wrong, and makes a follower refuse the version and a learner refuse to resume) but an Error naming the
+   * checkpoint: unavailable for now, the callers retry (docs/reliability.md, "A read the connection drops under").
+   */
+  private async readChunks(version: number, name: string, info: Pick<ObjectInfo, 'nuid' | 'chunks' | 'size'>): Promise<Uint8Array> {
+    const what = `${this.bucket}/${name}`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.chunks.read(info, what);
+      } catch (e) {
+        if (e instanceof NatsDisconnectedError && attempt < READ_ATTEMPTS) {
+          trace('get.reread', { version, attempt });
+          continue;
+        }
+        throw new Error(`checkpoint v${version}: reading ${what} failed${attempt > 1 ? ` (${attempt} attempts)` : ''}: ${(e as Error)?.message ?? e}`, { cause: e });
+      }
+    }
   }
 
   /** The newest announcement, or null before the first checkpoint. */

@@ -5,6 +5,7 @@
 // hashes once with Node's crypto, chunks are as large as the server accepts, and a window of them is in flight at once.
 import { randomBytes } from 'node:crypto';
 import { PUSH_ID_PREFIX } from './checkpoint-push.ts';
+import { NatsDisconnectedError, onDisconnect } from './nats-disconnect.ts';
 import { consumerOpts, headers, JSONCodec, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection, type ObjectInfo } from 'nats';
 
 const jc = JSONCodec();
@@ -136,28 +137,48 @@ export class ObjectChunks {
 
   /**
    * Reads an object's chunks, in order, into one buffer. The caller checks the size and digest: a tampered object
-   * reads as whatever bytes it holds.
+   * reads as whatever bytes it holds. `what` names the object in errors (e.g. `checkpoints-run/v0000000042`).
+   *
+   * A read the connection drops under rejects at the drop with a NatsDisconnectedError naming the object (the caller
+   * reads again on the new connection), instead of waiting for nats.js's ordered consumer to notice: it re-creates
+   * its consumer only after two of its 5 s idle heartbeats went missing, 10-15 s after the reconnect (a nats-server
+   * restarted under a read: 14 s), or not before READ_EXPIRES_MS ends the read when the drop came first.
    */
-  async read(info: Pick<ObjectInfo, 'nuid' | 'chunks' | 'size'>): Promise<Uint8Array> {
+  async read(info: Pick<ObjectInfo, 'nuid' | 'chunks' | 'size'>, what = info.nuid): Promise<Uint8Array> {
     if (info.chunks === 0) return new Uint8Array(0);
-    const opts = consumerOpts();
-    opts.orderedConsumer();
-    const sub = await this.js.subscribe(this.chunkSubject(info.nuid), opts);
-    // the chunks may be gone (purged meanwhile): give up after READ_EXPIRES_MS without all of them
-    const timer = setTimeout(() => sub.unsubscribe(), READ_EXPIRES_MS);
+    const subject = this.chunkSubject(info.nuid);
     const parts: Uint8Array[] = [];
     let total = 0;
+    // listening before the consumer is made: a drop while it is made is a drop of this read too
+    let dropped: NatsDisconnectedError | undefined;
+    let stop = () => {};
+    const stopListening = onDisconnect(this.nc, (why) => {
+      dropped = new NatsDisconnectedError(subject, `reading ${what}: ${why} after ${parts.length} of ${info.chunks} chunks`);
+      stop();
+    });
     try {
-      for await (const m of sub) {
-        parts.push(m.data);
-        total += m.data.length;
-        if (m.info.pending === 0 || parts.length === info.chunks) break;
+      const opts = consumerOpts();
+      opts.orderedConsumer();
+      const sub = await this.js.subscribe(subject, opts);
+      stop = () => sub.unsubscribe();
+      if (dropped) stop();
+      // the chunks may be gone (purged meanwhile): give up after READ_EXPIRES_MS without all of them
+      const timer = setTimeout(stop, READ_EXPIRES_MS);
+      try {
+        for await (const m of sub) {
+          parts.push(m.data);
+          total += m.data.length;
+          if (m.info.pending === 0 || parts.length === info.chunks) break;
+        }
+      } finally {
+        clearTimeout(timer);
+        sub.unsubscribe();
       }
     } finally {
-      clearTimeout(timer);
-      sub.unsubscribe();
+      stopListening();
     }
-    if (parts.length < info.chunks) throw new Error(`object chunks ${this.chunkSubject(info.nuid)}: got ${parts.length} of ${info.chunks} chunks`);
+    if (dropped && parts.length < info.chunks) throw dropped;
+    if (parts.length < info.chunks) throw new Error(`object chunks ${subject} of ${what}: got ${parts.length} of ${info.chunks} chunks (given up after ${READ_EXPIRES_MS / 1000} s, or the subscription closed: purged meanwhile, or the connection closing?)`);
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
   }
 }

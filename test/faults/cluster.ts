@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type RunConfig } from '../../lib/config/index.ts';
 import { natsServerBinary } from '../../lib/transport/index.ts';
+import { SERVER_PING_CONF } from '../../lib/transport/nats-server.ts';
 import { Supervisor } from '../../lib/local/supervisor.ts';
 import { NetLab } from './netlab.ts';
 
@@ -98,6 +99,7 @@ export class Cluster {
       `jetstream { store_dir: ${JSON.stringify(this.storeDir)} }`,
       `tls { cert_file: ${JSON.stringify(s('server.crt'))}, key_file: ${JSON.stringify(s('server.key'))} }`,
       `authorization { user: "grpo", password: ${JSON.stringify(readFileSync(s('nats.pass'), 'utf8'))} }`,
+      SERVER_PING_CONF,
     ].join('\n') + '\n', { mode: 0o600 });
     return ['-c', conf];
   }

@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
-import { natsForFile } from '../helpers/nats.ts';
+import { natsForFile, startNatsServer } from '../helpers/nats.ts';
 import { z } from 'zod';
-import { CheckpointStore, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { CheckpointIntegrityError, CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { chunkSubjects } from '../../lib/transport/checkpoint-push.ts';
 import { NatsDisconnectedError } from '../../lib/transport/nats-disconnect.ts';
 
@@ -100,4 +100,102 @@ test('a run-state write in flight when nats-server is killed -9 fails at the dro
   await reconnected;
   // the update never reached the frozen server: the revision is still current
   assert.equal((await state.modify((v) => ({ n: v!.n + 1 }))).value.n, 2);
+});
+
+// A silent server (SIGSTOP: its TCP connections stay up, as over a cut link) is noticed by the PINGs: with nats.js's
+// own 2 min interval the connection would wait minutes (the test's timeout fails it), and the requests on it their
+// timeouts. Here the connection drops (disconnect), and reconnects once the server answers again.
+test('a silent nats-server is noticed by the connection\'s PINGs: it drops and reconnects once the server is back', { timeout: 20_000 }, async () => {
+  const nats = await startNatsServer();
+  try {
+    const nc = await connectNats({ url: nats.url, name: 'ping-test', pingIntervalMs: 200 });
+    try {
+      const dropped = nextStatus(nc, 'disconnect');
+      nats.pause();
+      await dropped;
+      const back = nextStatus(nc, 'reconnect');
+      await nats.kill();
+      await nats.restart();
+      await back;
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    await nats.stop();
+  }
+});
+
+/**
+ * Freezes (SIGSTOP) the server as the next read of `store`'s objects makes its consumer (seen by a second connection):
+ * whatever of the read is under way then is lost. Resolves once frozen.
+ */
+async function freezeAtNextRead(nats: { url: string; pause(): void }, bucket: string): Promise<{ frozen: Promise<void> }> {
+  const spy = await connectNats({ url: nats.url, name: 'freeze-spy' });
+  let froze!: () => void;
+  const frozen = new Promise<void>((r) => (froze = r));
+  const freeze = () => {
+    nats.pause();
+    froze();
+  };
+  // (nats.js names an ephemeral consumer's stream only, or also its name and filter, by server version)
+  for (const s of [`$JS.API.CONSUMER.CREATE.OBJ_${bucket}`, `$JS.API.CONSUMER.CREATE.OBJ_${bucket}.>`]) spy.subscribe(s, { callback: freeze, max: 1 });
+  await spy.flush();
+  return { frozen: frozen.then(() => spy.close().catch(() => {})) };
+}
+
+// A checkpoint read (CheckpointStore.get from the store: an ordered consumer delivering its chunks) in flight when
+// nats-server is frozen, killed -9 and restarted. The read must complete on the new connection. With the old code the
+// ordered consumer re-created itself only after two of its 5 s idle heartbeats went missing (14 s after the restart:
+// the test's 10 s timeout fails it), or, when the drop caught its consumer's creation, get() rejected with a
+// CheckpointIntegrityError (a rollout worker then refused the version for good, a learner refused to resume).
+test('a checkpoint read in flight when nats-server is killed -9 and restarted completes on the new connection', { timeout: 10_000 }, async () => {
+  const nats = await startNatsServer();
+  const nc = await connectNats({ url: nats.url, name: 'read-test' });
+  try {
+    const store = await CheckpointStore.open(nc, { runId: 'run-r', push: false });
+    const bytes = randomBytes(16 * 1024 * 1024); // 16 chunks of the test server's 1 MiB max_payload
+    const digest = sha256Digest(bytes);
+    await store.put(5, bytes, digest);
+    const { frozen } = await freezeAtNextRead(nats, store.bucket);
+    const read = store.get(5, { expectDigest: digest });
+    read.catch(() => {});
+    await frozen;
+    const reconnected = nextStatus(nc, 'reconnect');
+    await nats.kill();
+    await nats.restart();
+    await reconnected;
+    const got = await read;
+    assert.ok(Buffer.from(got.bytes).equals(bytes), 'the bytes read are the checkpoint');
+  } finally {
+    await nc.close();
+    await nats.stop();
+  }
+});
+
+// A read that cannot complete (here the connection does not come back) says which checkpoint and why, and is not an
+// integrity error: callers take that for "the bytes are wrong" (a follower refuses the version, a learner refuses to
+// resume). With the old code it was a CheckpointIntegrityError.
+test('a checkpoint read whose connection is lost fails naming the checkpoint, not as an integrity error', { timeout: 20_000 }, async () => {
+  const nats = await startNatsServer();
+  const nc = await connectNats({ url: nats.url, name: 'read-fail-test', maxReconnectAttempts: 0 });
+  try {
+    const store = await CheckpointStore.open(nc, { runId: 'run-f', push: false });
+    const bytes = randomBytes(4 * 1024 * 1024);
+    const digest = sha256Digest(bytes);
+    await store.put(2, bytes, digest);
+    const { frozen } = await freezeAtNextRead(nats, store.bucket);
+    const read = store.get(2, { expectDigest: digest });
+    read.catch(() => {});
+    await frozen;
+    await nats.kill();
+    await assert.rejects(read, (e: unknown) => {
+      assert.ok(!(e instanceof CheckpointIntegrityError), `not an integrity error: ${String(e)}`);
+      assert.match((e as Error).message, /^checkpoint v2: reading checkpoints-run-f\/v0000000002 failed/);
+      return true;
+    });
+  } finally {
+    await nc.close().catch(() => {});
+    await nats.stop();
+  }
 });

@@ -141,3 +141,29 @@ test('a large payload is written as it is (no concatenated copy), small messages
     await sub.close();
   }
 });
+
+// nats.js's reader loop ends at a parse error but keeps the socket: the connection stayed "connected" and deaf until
+// its PINGs went unanswered (the test's timeout fails the old code). Now it drops and reconnects at once.
+test('a parse error drops the connection and it reconnects, instead of staying connected with nothing reading it', { timeout: 10_000 }, async () => {
+  const nc = await connectNats({ url: shared.nats.url, name: 'parse-error-test', pingIntervalMs: 120_000 });
+  try {
+    const statuses: string[] = [];
+    const reconnected = (async () => {
+      for await (const s of nc.status()) {
+        statuses.push(s.type);
+        if (s.type === 'reconnect') break;
+      }
+    })();
+    const parser = (nc as unknown as { protocol: { parser: { parse(b: Uint8Array): void } } }).protocol.parser;
+    // bytes where the parser expects an operation: what a reply's payload looks like when the stream is out of step
+    assert.throws(() => parser.parse(new TextEncoder().encode('{"type":"io.nats.jetstream.api.v1.stream_msg_get_response"}\r\n')), /parse error/);
+    await reconnected;
+    assert.ok(statuses.includes('disconnect'), `statuses: ${statuses.join(', ')}`);
+    // the new connection works: a request-reply round trip
+    const sub = nc.subscribe('parse-error.echo', { callback: (_e, m) => m.respond(m.data) });
+    assert.equal(new TextDecoder().decode((await nc.request('parse-error.echo', new TextEncoder().encode('hi'), { timeout: 2000 })).data), 'hi');
+    sub.unsubscribe();
+  } finally {
+    await nc.close();
+  }
+});
