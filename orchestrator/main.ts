@@ -10,6 +10,7 @@ import { createMetrics, startMetricsServer, type MetricsServer } from '../lib/me
 import {
   CheckpointStore,
   checkListenAuth,
+  closeNats,
   connectNats,
   describeNatsAuth,
   forEachItem,
@@ -252,7 +253,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       await metricsServer.close();
       await monitor.close();
       events?.close();
-      await nc.drain().catch(() => undefined);
+      await closeNats(nc); // bounded: a connection that reads nothing must not hold the orchestrator's exit
     },
   };
 }

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type RunConfig } from '../config/index.ts';
 import { decodeCheckpoint, type DecodedCheckpoint } from '../checkpoint/index.ts';
-import { connectNats, CheckpointStore, ensureNatsBinary, isReachable } from '../transport/index.ts';
+import { closeNats, connectNats, CheckpointStore, ensureNatsBinary, isReachable } from '../transport/index.ts';
 import { paramShapesOf, standalonePolicyModel } from '../models/bundle.ts';
 import { configEvalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalReport } from '../eval/evaluate.ts';
 import type { EvalDraws } from '../data/eval-draws.ts';
@@ -260,7 +260,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       const refVersion = Number(finalCkpt.meta.extra.ref_version ?? latest.version);
       refCkpt = refVersion === latest.version ? finalCkpt : await fetch(refVersion);
     } finally {
-      await nc.drain().catch(() => undefined);
+      await closeNats(nc);
     }
     const finalPath = join(out, 'final.safetensors');
     const { saveCheckpoint } = await import('../checkpoint/index.ts');

@@ -77,16 +77,29 @@ export interface NatsConnectOptions {
 export const NATS_PING_INTERVAL_MS = 5000;
 export const NATS_MAX_PINGS_OUT = 2;
 
-/**
- * Connects to NATS. The caller owns the connection: `await nc.drain()` (flush, stop subscriptions, close) or
- * `await nc.close()`; `nc.closed()` resolves when it is gone.
- */
 /** True for a connectNats failure caused by refused credentials (not worth retrying). */
 export function isNatsAuthError(e: unknown): boolean {
   const code = (e as { code?: string } | null)?.code ?? '';
   return /AUTHORIZATION_VIOLATION|AUTHENTICATION/i.test(code) || /authorization violation|authentication (timeout|expired)/i.test((e as Error)?.message ?? '');
 }
 
+/**
+ * Drains `nc` (flush, stop subscriptions, close), and closes it if that has not finished within `ms`: a drain waits
+ * for the server, so a connection that reads nothing (a cut link, a server gone) would hold a role's exit for ever.
+ */
+export async function closeNats(nc: NatsConnection, ms = 5000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const drained = nc.drain().then(() => true, () => false);
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const ok = await Promise.race([drained, late]);
+  clearTimeout(timer);
+  if (!ok) await nc.close().catch(() => undefined);
+}
+
+/**
+ * Connects to NATS. The caller owns the connection: `await closeNats(nc)` (a drain, bounded), `await nc.drain()` or
+ * `await nc.close()`; `nc.closed()` resolves when it is gone.
+ */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
   const co: ConnectionOptions = {
     servers: opts.url,

@@ -22,6 +22,7 @@ import { parseConfig, type RunConfig } from '../config/index.ts';
 import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from '../metrics/index.ts';
 import {
   checkRunId,
+  closeNats,
   connectNats,
   connectToOrchestrator,
   describeNatsAuth,
@@ -387,7 +388,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
   const releaseResources = () =>
     (closedResources ??= (async () => {
       await role.close().catch((e) => log.warn(`closing the role failed: ${(e as Error).message}`));
-      if (nc) await withTimeout(nc.drain().catch(() => nc!.close()), 5000);
+      if (nc) await closeNats(nc);
       await server.close();
       removeSignals();
     })());

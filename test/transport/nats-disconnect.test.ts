@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import { natsForFile, startNatsServer } from '../helpers/nats.ts';
 import { z } from 'zod';
-import { CheckpointIntegrityError, CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { CheckpointIntegrityError, CheckpointStore, closeNats, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { chunkSubjects } from '../../lib/transport/checkpoint-push.ts';
 import { NatsDisconnectedError } from '../../lib/transport/nats-disconnect.ts';
 
@@ -197,5 +197,32 @@ test('a checkpoint read whose connection is lost fails naming the checkpoint, no
   } finally {
     await nc.close().catch(() => {});
     await nats.stop();
+  }
+});
+
+// A role's exit drains its NATS connection; a drain waits for the server, so against a silent server (SIGSTOP) it
+// would never finish (the orchestrator's exit hung so before round 20). closeNats bounds it and closes.
+test('closeNats ends a connection whose server is silent: the drain is cut at its bound and the connection closed', { timeout: 20_000 }, async () => {
+  const nats = await startNatsServer();
+  try {
+    const [a, b] = await Promise.all(['close-a', 'close-b'].map((name) => connectNats({ url: nats.url, name })));
+    for (const nc of [a!, b!]) {
+      const sub = nc.subscribe(`${nc.info?.client_id ?? 'x'}.close-test`);
+      void (async () => {
+        for await (const _ of sub) void _;
+      })();
+    }
+    nats.pause();
+    // b: a plain drain, what the orchestrator awaited before, is still waiting after a second
+    const plain = await Promise.race([b!.drain().then(() => 'drained', () => 'failed'), new Promise((r) => setTimeout(() => r('waiting'), 1000))]);
+    assert.equal(plain, 'waiting', 'a plain drain must wait on the silent server, or this test shows nothing');
+    // a: closeNats returns (else the test's timeout fails it) with the connection closed
+    await closeNats(a!, 300);
+    await a!.closed();
+    assert.equal(a!.isClosed(), true);
+    await b!.close();
+  } finally {
+    await nats.kill();
+    await nats.stop().catch(() => undefined);
   }
 });
