@@ -14,7 +14,7 @@
 // transport). A discarded transport's reader yields nothing more, and a read it had already handed out is not parsed
 // (the check in the parser: a read can be in the hands of the loop when the new dial starts). Nothing of it is lost
 // that could have been used: what was in flight on that connection fails at the drop (nats-disconnect.ts).
-import type { NatsConnection } from 'nats';
+import { createRequire } from 'node:module';
 
 interface TransportInternals {
   discard(): void;
@@ -28,7 +28,6 @@ interface ParserInternals {
 const discarded = new WeakSet<object>();
 /** The transport each read handed to the reader loop came from (reads are Buffers: objects). */
 const sourceOf = new WeakMap<Uint8Array, object>();
-const patched = new WeakSet<object>();
 
 /** True when `buf` was read by a connection a dial has since replaced: the current parser must not see it. */
 export function isLeftover(buf: Uint8Array): boolean {
@@ -36,26 +35,24 @@ export function isLeftover(buf: Uint8Array): boolean {
   return t !== undefined && discarded.has(t);
 }
 
-function internalsOf(nc: NatsConnection): { transport: TransportInternals; parser: ParserInternals } | undefined {
-  const protocol = (nc as unknown as { protocol?: { transport?: unknown; parser?: unknown } }).protocol;
-  const transport = protocol?.transport as TransportInternals | undefined;
-  const parser = protocol?.parser as ParserInternals | undefined;
-  if (typeof transport?.discard !== 'function' || typeof transport.iterate !== 'function' || typeof parser?.parse !== 'function') return undefined;
-  return { transport, parser };
-}
-
 /**
- * Makes every nats.js connection of this process drop the unparsed reads of a connection it replaced (above).
- * Idempotent; true when in place, false (nothing changed) where nats.js's internals are not where 2.29 keeps them
- * (test/transport/nats-reader.test.ts fails then, so an upgrade is noticed).
+ * Patches nats.js's Node transport and parser classes (nats 2.29 keeps them in lib/src/node_transport.js and
+ * lib/nats-base-client/parser.js; the package has no exports map, so they can be required). It must happen before any
+ * connection dials: a dial makes the transport's iterator at once, so a patch made after connect() would leave every
+ * process's first connection (the only one most roles ever make) unguarded. False, and nothing changed, where the
+ * classes are not what 2.29 has (test/transport/nats-reader.test.ts fails then, so an upgrade is noticed).
  */
-export function dropLeftoverReads(nc: NatsConnection): boolean {
-  const found = internalsOf(nc);
-  if (!found) return false;
-  const tproto = Object.getPrototypeOf(found.transport) as TransportInternals;
-  const pproto = Object.getPrototypeOf(found.parser) as ParserInternals;
-  if (patched.has(tproto) && patched.has(pproto)) return true;
-  if (!Object.prototype.hasOwnProperty.call(tproto, 'iterate') || !Object.prototype.hasOwnProperty.call(pproto, 'parse')) return false;
+function install(): boolean {
+  let tproto: TransportInternals;
+  let pproto: ParserInternals;
+  try {
+    const require = createRequire(import.meta.url);
+    tproto = (require('nats/lib/src/node_transport.js') as { NodeTransport: { prototype: TransportInternals } }).NodeTransport.prototype;
+    pproto = (require('nats/lib/nats-base-client/parser.js') as { Parser: { prototype: ParserInternals } }).Parser.prototype;
+  } catch {
+    return false;
+  }
+  if (typeof tproto.discard !== 'function' || typeof tproto.iterate !== 'function' || typeof pproto.parse !== 'function') return false;
   const discard = tproto.discard;
   const iterate = tproto.iterate;
   tproto.discard = function (this: TransportInternals): void {
@@ -76,7 +73,11 @@ export function dropLeftoverReads(nc: NatsConnection): boolean {
     if (isLeftover(buf)) return;
     parse.call(this, buf);
   };
-  patched.add(tproto);
-  patched.add(pproto);
   return true;
 }
+
+/**
+ * Whether every nats.js connection of this process drops the unparsed reads of a connection it replaced (above):
+ * installed once, when this module is first imported (lib/transport/nats.ts imports it before it connects anything).
+ */
+export const leftoverReadsDropped: boolean = install();

@@ -38,7 +38,7 @@ import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
 import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
-import { dropLeftoverReads } from './nats-reader.ts';
+import './nats-reader.ts'; // what a dropped connection had read but not parsed is not parsed as the next one's
 import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
 
@@ -122,8 +122,6 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     sendLargeUncopied(nc);
     // a request the server cannot answer any more (the connection dropped) fails then, not at its timeout
     failRequestsOnDisconnect(nc);
-    // what a dropped connection had read but not parsed is not parsed as the next connection's (nats-reader.ts)
-    dropLeftoverReads(nc);
     return nc;
   } catch (e) {
     // keep nats.js's code (AUTHORIZATION_VIOLATION, CONNECTION_REFUSED, ...): callers tell bad credentials from an outage
@@ -262,7 +260,6 @@ export class CheckpointStore {
     presizePayloads(nc);
     sendLargeUncopied(nc);
     failRequestsOnDisconnect(nc);
-    dropLeftoverReads(nc);
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
