@@ -261,6 +261,15 @@ function tooMany(r: In, f: Field, n: number, before: number): never {
   );
 }
 
+/**
+ * Unpacked entries (a key each) are counted exactly. Refused here past `max * ENTRY_BYTES` of them, the count a packed
+ * run of that many bytes may hold (80 for a shape), so that a shape of rank 9 to 80 is left to the validation as a
+ * packed one of up to 80 bytes is, and a field of millions of entries is not decoded first.
+ */
+function tooManyUnpacked(r: In, f: Field, before: number): never {
+  throw new RangeError(`wire codec: ${f.path}: more than ${before} unpacked entries at offset ${r.pos}, over the limit of ${f.limit!.max} (${f.limit!.source})`);
+}
+
 function wireOf(f: Field): number {
   return f.message ? 2 : WIRE[f.scalar!];
 }
@@ -299,6 +308,7 @@ function readMessage(r: In, s: Schema, end: number): Record<string, unknown> {
         if (r.pos !== stop) r.fail(`${f.path} overruns its length`);
       } else {
         if (wire !== wireOf(f)) r.fail(`${f.path}: wire type ${wire}, expected ${wireOf(f)}`);
+        if (f.limit && list.length >= f.limit.max * ENTRY_BYTES[f.scalar!]) tooManyUnpacked(r, f, list.length);
         list.push(readScalar(r, f));
       }
     } else {

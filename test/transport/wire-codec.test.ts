@@ -182,6 +182,19 @@ test('wire codec: a packed shape longer than a tensor may be is refused before i
   for (const ok of [envelope(minusOnes), envelope(Buffer.alloc(9)), envelope(eight), envelope(Buffer.alloc(4), Buffer.alloc(4))]) {
     assert.deepStrictEqual(codecs.worker.decode(ok), ref.worker.decode(ok));
   }
+  // unpacked entries (a key each): 80 decode as proto-loader does (rank 9-80 is the validation's to refuse, as for a
+  // packed run of up to 80 bytes); the 81st is refused before it is read, and so are a million
+  const unpacked = (count: number) => {
+    const tensor = W.create();
+    for (let i = 0; i < count; i++) tensor.uint32(2 << 3).int64(1);
+    const action = W.create().uint32((3 << 3) | 2).bytes(tensor.finish()).finish();
+    const result = W.create().uint32((1 << 3) | 2).string('t').uint32((4 << 3) | 2).bytes(action).finish();
+    return Buffer.from(W.create().uint32((3 << 3) | 2).bytes(result).finish());
+  };
+  assert.deepStrictEqual(codecs.worker.decode(unpacked(80)), ref.worker.decode(unpacked(80)));
+  const overUnpacked = /^RangeError: wire codec: \.recovery\.v1\.Tensor\.shape: more than 80 unpacked entries at offset \d+, over the limit of 8 \(a tensor's rank, MAX_RANK in lib\/transport\/tensor\.ts\)$/;
+  assert.throws(() => codecs.worker.decode(unpacked(81)), overUnpacked);
+  assert.throws(() => codecs.worker.decode(unpacked(1_000_000)), overUnpacked);
   // a truncated one is still refused as truncated
   const cut = envelope(Buffer.alloc(200));
   assert.throws(() => codecs.worker.decode(cut.subarray(0, cut.length - 1)), /past the end/);
