@@ -5,7 +5,8 @@ import type { Argv } from 'yargs';
 import { loadConfig } from '../lib/config/index.ts';
 import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
 import type { WorkerHandle } from '../lib/worker/runtime.ts';
-import { setGraphThreads, setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
+import { GRAPH_THREAD_ENV, graphThreads, setGraphThreads, setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
+import { releaseGraphThreads } from '../lib/graph/graph-thread.ts';
 import { DEVICES, type Device } from '../lib/graph/device.ts';
 import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
@@ -42,9 +43,27 @@ export interface WorkerCliArgs {
 /** --graph-thread, of every role (the orchestrator runs the periodic evaluation's graphs). */
 export const GRAPH_THREAD_OPTION = {
   type: 'boolean',
-  default: true,
-  describe: 'run the graphs in worker threads, so a long graph call never holds the event loop that answers keepalive pings, heartbeats, NATS pings and /metrics (--no-graph-thread: on the main thread)',
+  describe: `run the graphs in worker threads, so a long graph call never holds the event loop that answers keepalive pings, heartbeats, NATS pings and /metrics (default: on, or the ${GRAPH_THREAD_ENV} environment variable, 1 or 0; --no-graph-thread: on the main thread)`,
 } as const;
+
+/**
+ * The role's --graph-thread: the flag, else $RECOVERY_GRPO_GRAPH_THREAD, else on. A bad value of the variable is
+ * refused here, naming it, before any session is made.
+ */
+export function applyGraphThread(flag: boolean | undefined): void {
+  if (flag !== undefined) setGraphThreads(flag);
+  else if ((process.env[GRAPH_THREAD_ENV] ?? '') === '') setGraphThreads(true);
+  graphThreads();
+}
+
+/**
+ * Ends the process with `code` once its graph threads have ended (at most 30 s): exiting while one is inside an
+ * onnxruntime run aborts the process with 134 instead of `code` (lib/graph/graph-thread.ts).
+ */
+export async function exitAfterGraphs(code: number): Promise<never> {
+  await releaseGraphThreads();
+  process.exit(code);
+}
 
 export const CLI_DEFAULTS = { orchestrator: '127.0.0.1:50051', nats: 'nats://127.0.0.1:4222', metricsPort: 9464 } as const;
 
@@ -64,7 +83,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('max-batch', { type: 'number', describe: 'most items / candidates / samples per task (Capabilities.max_batch)' })
     .option('max-in-flight', { type: 'number', describe: 'tasks held at once (Capabilities.max_in_flight)' })
     .option('keepalive-ms', { type: 'number', describe: `keepalive ping interval on the orchestrator's stream, ms; 0 = none (default ${DEFAULT_KEEPALIVE_MS}). A dead stream (cut link, silent orchestrator) is noticed within this plus --keepalive-timeout-ms` })
-    .option('keepalive-timeout-ms', { type: 'number', describe: `a ping unanswered this long ends the stream and the worker reconnects (default ${DEFAULT_KEEPALIVE_TIMEOUT_MS}); must outlast this role's longest graph call` })
+    .option('keepalive-timeout-ms', { type: 'number', describe: `a ping unanswered this long ends the stream and the worker reconnects (default ${DEFAULT_KEEPALIVE_TIMEOUT_MS}); with --no-graph-thread it must outlast this role's longest graph call` })
     .option('threads', { type: 'number', describe: `onnxruntime threads per operator for this process's graphs; 0 = one per core (default: the ${THREADS_ENV} environment variable, else 0). Give each role on a shared machine its share of the cores` })
     .option('graph-thread', GRAPH_THREAD_OPTION)
     .option('config', { type: 'string', describe: 'a run configuration file: only its orchestrator / nats / metrics sections are used, as defaults for the flags above' })
@@ -157,7 +176,7 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
 export function applyProcessArgs(a: WorkerCliArgs, role: HeapRole): void {
   applyHeapGrowth(process.env, role);
   if (a.threads !== undefined) setIntraOpThreads(a.threads);
-  setGraphThreads(a.graphThread ?? true);
+  applyGraphThread(a.graphThread);
 }
 
 /**
@@ -171,13 +190,13 @@ export async function runUntilStopped(start: () => Promise<WorkerHandle>): Promi
     handle = await start();
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n`);
-    process.exit(exitCodeFor(e));
+    return exitAfterGraphs(exitCodeFor(e));
   }
   try {
     await handle.done;
-    process.exit(0);
+    return exitAfterGraphs(0);
   } catch (e) {
     // the runtime logged the reason
-    process.exit(exitCodeFor(e));
+    return exitAfterGraphs(exitCodeFor(e));
   }
 }

@@ -1,7 +1,7 @@
 // `recovery-grpo orchestrator`: the gRPC server that drives a run.
 import type { CommandModule } from 'yargs';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
-import { GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
+import { applyGraphThread, exitAfterGraphs, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
@@ -17,7 +17,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   events?: string;
   awaitWorkers?: string;
   awaitSeconds: number;
-  graphThread: boolean;
+  graphThread?: boolean;
 }
 
 const command: CommandModule<object, Args> = {
@@ -58,8 +58,7 @@ const command: CommandModule<object, Args> = {
       try {
         const { applyHeapGrowth } = await import('../../lib/deploy/heap-growth.ts');
         applyHeapGrowth(process.env, 'orchestrator'); // a bad $RECOVERY_GRPO_HEAP_GROWING_PERCENT is refused like a bad configuration
-        const { setGraphThreads } = await import('../../lib/graph/runtime.ts');
-        setGraphThreads(args.graphThread); // the periodic evaluation's graphs run beside dispatch, not in its way
+        applyGraphThread(args.graphThread); // the periodic evaluation's graphs run beside dispatch, not in its way
         const config = runConfigFrom(args);
         logger.setContext({ runId: config.run.id });
         const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
@@ -95,12 +94,12 @@ const command: CommandModule<object, Args> = {
       const hint = /^refusing to listen/.test(msg) ? ' (flags: --auth-token-file FILE or --role-tokens-file FILE, or --tls-cert --tls-key --tls-ca --require-client-cert)' : '';
       // A refusal to start stays one plain line on stderr (the exit reason), as for the worker roles.
       console.error(`orchestrator: ${msg}${hint}`);
-      process.exit(exitCodeFor(e));
+      return exitAfterGraphs(exitCodeFor(e));
     }
     const running = orch;
     const stop = async () => {
       await running.stop();
-      process.exit(0);
+      await exitAfterGraphs(0); // the periodic evaluation may be inside a graph call
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
@@ -109,7 +108,7 @@ const command: CommandModule<object, Args> = {
     } catch (e) {
       logger.error(`orchestrator: ${(e as Error).message}`);
       await running.stop();
-      process.exit(1);
+      return exitAfterGraphs(1);
     }
     await new Promise((r) => setTimeout(r, 500)); // let Shutdown messages reach the workers
     await running.stop();

@@ -19,11 +19,30 @@ interface Reply {
   buffer?: ArrayBuffer;
 }
 
+/** Every thread not yet ended: a process must not exit while one is inside a run (releaseGraphThreads). */
+const live = new Set<GraphThread>();
+
+/**
+ * Releases every graph thread of the process (each after the runs queued before its release) and waits for them to
+ * end, at most `timeoutMs`; true when all ended. Call it before process.exit: exiting while a thread is inside an
+ * onnxruntime run aborts the process (Napi::Error, exit code 134), which on the calling thread could not happen (the
+ * run held the event loop). The roles' exits go through it (cli/worker-options.ts exitAfterGraphs).
+ */
+export async function releaseGraphThreads(timeoutMs = 30_000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const all = Promise.all([...live].map((t) => t.release())).then(() => true);
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  const ended = await Promise.race([all, late]);
+  clearTimeout(timer);
+  return ended;
+}
+
 export class GraphThread {
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | undefined;
   private closed = false;
+  private exited: Promise<void> | undefined;
   /** Input buffers back from the worker, reused by later calls (one memcpy into pages already mapped). */
   private readonly buffers: ArrayBuffer[] = [];
 
@@ -49,6 +68,7 @@ export class GraphThread {
     if (ready.error !== undefined) throw new Error(ready.error);
     const thread = new GraphThread(worker, ready.inputNames!, ready.outputNames!);
     thread.listen();
+    live.add(thread);
     return thread;
   }
 
@@ -61,13 +81,20 @@ export class GraphThread {
       if (this.pending.size === 0 && !this.closed) this.worker.unref(); // a release holds it until the thread ends
       p.resolve(m);
     });
+    // A thread that ends or fails unasked (a native fault, out of memory) ends the process as the same fault on the
+    // calling thread did: a role left running without its graphs would fail every task for ever.
     const fail = (e: Error) => {
-      this.failure ??= e;
-      for (const p of this.pending.values()) p.reject(this.failure);
+      live.delete(this);
+      if (this.failure) return; // 'error', then 'exit'
+      this.failure = e;
+      for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
+      setImmediate(() => {
+        throw e;
+      });
     };
     this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`graph thread exited (code ${code})`)));
+    this.worker.on('exit', (code) => fail(new Error(`graph thread exited unexpectedly (code ${code})`)));
   }
 
   /** Runs the graph in the thread: the feeds are copied there, the outputs come back (transferred, not copied). */
@@ -96,14 +123,21 @@ export class GraphThread {
     return reply.out!;
   }
 
-  /** Releases the session on its thread and waits for the thread to end (terminating it would abort the process). */
-  async release(): Promise<void> {
-    if (this.failure || this.closed) return;
-    this.closed = true;
-    this.worker.removeAllListeners('exit');
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.ref();
-    this.worker.postMessage({ kind: 'close' });
-    await exited;
+  /**
+   * Releases the session on its thread, after the runs queued before this call, and waits for the thread to end
+   * (terminating it would abort the process). Later runs are refused; a second call waits for the same end.
+   */
+  release(): Promise<void> {
+    if (this.failure) return Promise.resolve();
+    this.exited ??= (async () => {
+      this.closed = true;
+      this.worker.removeAllListeners('exit');
+      const ended = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+      this.worker.ref();
+      this.worker.postMessage({ kind: 'close' });
+      await ended;
+      live.delete(this);
+    })();
+    return this.exited;
   }
 }

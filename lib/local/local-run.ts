@@ -20,6 +20,7 @@ import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
+import { releaseGraphThreads } from '../graph/graph-thread.ts';
 import type { Device } from '../graph/device.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
 
@@ -163,7 +164,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   // Ctrl-C or a SIGTERM stops the children too: a local run never leaves processes behind.
   const onSignal = (signal: NodeJS.Signals) => {
     log(`[local] ${signal}: stopping every process`);
-    void sup.stopAll().then(() => process.exit(130));
+    // the final evaluation may be inside a graph call in a worker thread: exiting then would abort (graph-thread.ts)
+    void sup.stopAll().then(() => releaseGraphThreads()).then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

@@ -1,8 +1,8 @@
 // Several graph calls of one model at once, one per core: onnxruntime-node runs a graph synchronously on the
 // calling thread, so two Runs on one session never overlap, and one session's thread pool left the SSIM
-// graph on one core in practice (docs/performance.md, "SSIM"). A SessionLanes holds one session on the main
-// thread and `lanes - 1` more in worker threads (lib/graph/graph-thread.ts), each with one thread per
-// operator, and runs the slices of a batch on whichever lane is free. Every slice is the same slice of the
+// graph on one core in practice (docs/performance.md, "SSIM"). A SessionLanes holds one GraphSession (on the
+// calling thread, or in a worker thread where the process runs its graphs there: the roles' --graph-thread) and
+// `lanes - 1` more sessions in worker threads (lib/graph/graph-thread.ts), each with one thread per operator, and runs the slices of a batch on whichever lane is free. Every slice is the same slice of the
 // batch whichever lane runs it, and results do not depend on the thread count (test/models/threads.test.ts),
 // so the values are those of running the slices one after another.
 import { availableParallelism } from 'node:os';
@@ -39,15 +39,22 @@ export class SessionLanes {
 
   /**
    * `lanes` sessions of `model` on the CPU (default lanesFor(): the process's --threads, one per core when
-   * 0), one thread per operator each. One lane is a single session on the main thread with the process's
-   * threads per operator, and no worker thread.
+   * 0), one thread per operator each. One lane is a single GraphSession with the process's
+   * threads per operator, and no worker thread of its own (the GraphSession may be one: --graph-thread).
    */
   static async create(model: Uint8Array, lanes = lanesFor()): Promise<SessionLanes> {
     if (!Number.isInteger(lanes) || lanes < 1) throw new Error(`SessionLanes: lanes must be an integer >= 1, got ${lanes}`);
-    const [main, ...workers] = await Promise.all([
+    const started = await Promise.allSettled([
       GraphSession.create(model, { device: 'cpu', ...(lanes > 1 ? { intraOpThreads: 1 } : {}) }),
       ...Array.from({ length: lanes - 1 }, () => GraphThread.create(model, LANE_OPTIONS)),
     ]);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) {
+      // the lanes that did start are released, not left holding their sessions and threads
+      await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined)));
+      throw failed.reason;
+    }
+    const [main, ...workers] = started.map((r) => (r as PromiseFulfilledResult<GraphSession | GraphThread>).value);
     return new SessionLanes(main as GraphSession, workers as GraphThread[]);
   }
 
@@ -70,9 +77,11 @@ export class SessionLanes {
         results[k] = await run(starts[k]!, Math.min(step, n - starts[k]!));
       }
     };
-    const loops = [loop((start, m) => this.main.run(sliceFeeds(feeds, n, start, m), outputs))];
-    // Each worker gets two loops, so it has its next slice queued while the main thread is inside a (synchronous)
-    // run of its own and cannot hand one over.
+    // A lane in a worker thread gets two loops, so it has its next slice queued while the main thread is inside a
+    // (synchronous) run of its own and cannot hand one over; so does the main lane when it is a thread too.
+    const mainRun = (start: number, m: number) => this.main.run(sliceFeeds(feeds, n, start, m), outputs);
+    const loops = [loop(mainRun)];
+    if (starts.length > 1 && this.main.threaded) loops.push(loop(mainRun));
     if (starts.length > 1) {
       for (const w of this.workers) for (let twice = 0; twice < 2; twice++) loops.push(loop((start, m) => w.run(sliceFeeds(feeds, n, start, m), outputs)));
     }

@@ -70,7 +70,7 @@ interface Runner {
 export const SMALL_RUN_BATCH = 8;
 
 /**
- * One lane on the main thread (as SessionLanes with one lane: a session with the process's threads per operator)
+ * One lane (as SessionLanes with one lane: a GraphSession with the process's threads per operator)
  * running `g`, the reward graph built with `sharedReferences`: each slice's run of equal references goes through the
  * encoder once (encoder.ts, embeddingCosineSharedReference), the same values as the plain graph.
  */

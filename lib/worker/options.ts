@@ -63,7 +63,10 @@ export interface WorkerOptions {
    * Default 5000 (docs/reliability.md, "Dead streams").
    */
   keepaliveMs?: number;
-  /** Must outlast the longest synchronous graph call of this role (an answer read late counts as none). Default 10 000. */
+  /**
+   * Where the role's graphs run on the calling thread (not the roles' default, --graph-thread), it must outlast the
+   * role's longest graph call: an answer read late counts as none. Default 10 000.
+   */
   keepaliveTimeoutMs?: number;
   /** Reconnect backoff (withReconnect). Default: 200 ms doubling to 10 s, forever. */
   reconnect?: Omit<ReconnectOptions, 'signal' | 'onRetry' | 'isRetryable'>;

@@ -4,12 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../lib/config/index.ts';
 import { GRAPH_THREAD_ENV, GraphSession, graphThreads, setGraphThreads, type Feeds, type Fetches } from '../../lib/graph/runtime.ts';
 import { grpoModel, policyModel, policySpecOf } from '../../lib/models/bundle.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
 import { paramFeeds } from '../../lib/models/feeds.ts';
 import { standardNormal } from '../../lib/data/random.ts';
+import { applyGraphThread } from '../../cli/worker-options.ts';
 
 function digest(f: Fetches): string {
   const h = createHash('sha256');
@@ -130,6 +133,43 @@ test('graph threads: the process setting wins over the environment; a bad value 
     assert.equal(graphThreads(), true);
     setGraphThreads(false);
     assert.equal(graphThreads(), false);
+  } finally {
+    setGraphThreads(undefined);
+    if (saved === undefined) delete process.env[GRAPH_THREAD_ENV];
+    else process.env[GRAPH_THREAD_ENV] = saved;
+  }
+});
+
+test('a process that exits while a graph runs in a worker thread: process.exit aborts it (134), exitAfterGraphs exits with its code', { timeout: 120_000 }, async () => {
+  const child = fileURLToPath(new URL('./graph-exit-child.ts', import.meta.url));
+  const run = (mode: string) => spawnSync(process.execPath, ['--import', 'tsx', child, mode], { encoding: 'utf8', timeout: 60_000 });
+  const plain = run('plain');
+  assert.ok(plain.status === 134 || plain.signal === 'SIGABRT', `process.exit mid-run: status ${plain.status}, signal ${plain.signal} (the hazard exitAfterGraphs exists for; if onnxruntime stops aborting, this documents nothing any more)`);
+  const after = run('after');
+  assert.equal(after.status, 0, `exitAfterGraphs: status ${after.status}, signal ${after.signal}, stderr ${after.stderr.slice(-400)}`);
+});
+
+test('a second release waits for the same end; the roles\' --graph-thread: the flag, else the variable, else on; a bad variable refused by name', async () => {
+  const { config, feeds } = policyCase(32, 2);
+  const s = await GraphSession.create(policyModel(config), { thread: true });
+  const run = s.run(feeds);
+  const [first, second] = [s.release(), s.release()];
+  await second;
+  assert.ok((await run).action, 'the run queued before the release completed');
+  await first;
+  const saved = process.env[GRAPH_THREAD_ENV];
+  try {
+    delete process.env[GRAPH_THREAD_ENV];
+    applyGraphThread(undefined);
+    assert.equal(graphThreads(), true, 'on by default in a role');
+    applyGraphThread(false);
+    assert.equal(graphThreads(), false);
+    setGraphThreads(undefined);
+    process.env[GRAPH_THREAD_ENV] = '0';
+    applyGraphThread(undefined);
+    assert.equal(graphThreads(), false, 'the variable, when the flag is not given');
+    process.env[GRAPH_THREAD_ENV] = 'on';
+    assert.throws(() => applyGraphThread(undefined), new RegExp(`${GRAPH_THREAD_ENV}: expected 1 or 0, got 'on'`));
   } finally {
     setGraphThreads(undefined);
     if (saved === undefined) delete process.env[GRAPH_THREAD_ENV];
