@@ -31,8 +31,8 @@ for (const size of sizes) {
   };
   for (const [graph, model, feeds] of [['policy forward', policyModel(config), forward], ['GRPO graph', grpoModel(config), step]] as const) {
     const arms = [
-      { label: 'calling thread', session: await GraphSession.create(model, { thread: false }), wall: [] as number[], cpu: [] as number[] },
-      { label: 'worker thread', session: await GraphSession.create(model, { thread: true }), wall: [] as number[], cpu: [] as number[] },
+      { label: 'calling thread', session: await GraphSession.create(model, { thread: 'off' }), wall: [] as number[], cpu: [] as number[] },
+      { label: 'worker thread', session: await GraphSession.create(model, { thread: 'on' }), wall: [] as number[], cpu: [] as number[] },
     ];
     for (const a of arms) await a.session.run(feeds); // warm-up: the arena
     for (let r = 0; r < reps; r++) {

@@ -5,7 +5,7 @@ import type { Argv } from 'yargs';
 import { loadConfig } from '../lib/config/index.ts';
 import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
 import type { WorkerHandle } from '../lib/worker/runtime.ts';
-import { GRAPH_THREAD_ENV, graphThreads, setGraphThreads, setIntraOpThreads, THREADS_ENV } from '../lib/graph/runtime.ts';
+import { GRAPH_THREAD_AFTER_MS, GRAPH_THREAD_ENV, GRAPH_THREAD_MODES, graphThreads, setGraphThreads, setIntraOpThreads, THREADS_ENV, type GraphThreadMode } from '../lib/graph/runtime.ts';
 import { releaseGraphThreads } from '../lib/graph/graph-thread.ts';
 import { DEVICES, type Device } from '../lib/graph/device.ts';
 import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
@@ -36,23 +36,24 @@ export interface WorkerCliArgs {
   keepaliveMs?: number;
   keepaliveTimeoutMs?: number;
   threads?: number;
-  graphThread?: boolean;
+  graphThread?: string;
   config?: string;
 }
 
 /** --graph-thread, of every role (the orchestrator runs the periodic evaluation's graphs). */
 export const GRAPH_THREAD_OPTION = {
-  type: 'boolean',
-  describe: `run the graphs in worker threads, so a long graph call never holds the event loop that answers keepalive pings, heartbeats, NATS pings and /metrics (default: on, or the ${GRAPH_THREAD_ENV} environment variable, 1 or 0; --no-graph-thread: on the main thread)`,
+  type: 'string',
+  choices: GRAPH_THREAD_MODES,
+  describe: `where the graphs run: auto (default) = on this thread until a call holds the event loop over ${GRAPH_THREAD_AFTER_MS} ms, in a worker thread from then on; on = always in worker threads (a graph call never holds the loop that answers keepalive pings, heartbeats, NATS pings and /metrics; ~1 ms of hand-off per call); off = always on this thread. Default: auto, or the ${GRAPH_THREAD_ENV} environment variable`,
 } as const;
 
 /**
- * The role's --graph-thread: the flag, else $RECOVERY_GRPO_GRAPH_THREAD, else on. A bad value of the variable is
+ * The role's --graph-thread: the flag, else $RECOVERY_GRPO_GRAPH_THREAD, else auto. A bad value of the variable is
  * refused here, naming it, before any session is made.
  */
-export function applyGraphThread(flag: boolean | undefined): void {
-  if (flag !== undefined) setGraphThreads(flag);
-  else if ((process.env[GRAPH_THREAD_ENV] ?? '') === '') setGraphThreads(true);
+export function applyGraphThread(flag: string | undefined): void {
+  if (flag !== undefined) setGraphThreads(flag as GraphThreadMode);
+  else if ((process.env[GRAPH_THREAD_ENV] ?? '') === '') setGraphThreads('auto');
   graphThreads();
 }
 
@@ -83,7 +84,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('max-batch', { type: 'number', describe: 'most items / candidates / samples per task (Capabilities.max_batch)' })
     .option('max-in-flight', { type: 'number', describe: 'tasks held at once (Capabilities.max_in_flight)' })
     .option('keepalive-ms', { type: 'number', describe: `keepalive ping interval on the orchestrator's stream, ms; 0 = none (default ${DEFAULT_KEEPALIVE_MS}). A dead stream (cut link, silent orchestrator) is noticed within this plus --keepalive-timeout-ms` })
-    .option('keepalive-timeout-ms', { type: 'number', describe: `a ping unanswered this long ends the stream and the worker reconnects (default ${DEFAULT_KEEPALIVE_TIMEOUT_MS}); with --no-graph-thread it must outlast this role's longest graph call` })
+    .option('keepalive-timeout-ms', { type: 'number', describe: `a ping unanswered this long ends the stream and the worker reconnects (default ${DEFAULT_KEEPALIVE_TIMEOUT_MS}); with --graph-thread off it must outlast this role's longest graph call, with auto its first long one` })
     .option('threads', { type: 'number', describe: `onnxruntime threads per operator for this process's graphs; 0 = one per core (default: the ${THREADS_ENV} environment variable, else 0). Give each role on a shared machine its share of the cores` })
     .option('graph-thread', GRAPH_THREAD_OPTION)
     .option('config', { type: 'string', describe: 'a run configuration file: only its orchestrator / nats / metrics sections are used, as defaults for the flags above' })

@@ -17,7 +17,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   events?: string;
   awaitWorkers?: string;
   awaitSeconds: number;
-  graphThread?: boolean;
+  graphThread?: string;
 }
 
 const command: CommandModule<object, Args> = {

@@ -49,8 +49,10 @@ export interface SessionOptions {
   device?: Device;
   /** Threads for one operator; 0: one per core (availableParallelism()). Default: intraOpThreads(). */
   intraOpThreads?: number;
-  /** Run the graph in a worker thread (lib/graph/graph-thread.ts). Default: graphThreads(). */
-  thread?: boolean;
+  /** Where the graph runs: a worker thread (lib/graph/graph-thread.ts), the calling thread, or 'auto'. Default: graphThreads(). */
+  thread?: GraphThreadMode;
+  /** auto's bound on a call on the calling thread, ms. Default GRAPH_THREAD_AFTER_MS. */
+  threadAfterMs?: number;
 }
 
 export const THREADS_ENV = 'RECOVERY_GRPO_THREADS';
@@ -73,25 +75,35 @@ export function setIntraOpThreads(n: number): void {
 }
 
 export const GRAPH_THREAD_ENV = 'RECOVERY_GRPO_GRAPH_THREAD';
-let processGraphThread: boolean | undefined;
+/**
+ * Where a session runs its graph. on: a worker thread (lib/graph/graph-thread.ts), so a call never holds the event
+ * loop that answers keepalive pings, heartbeats, NATS pings and /metrics, at ~1 ms of hand-off per call on a busy
+ * 2-core machine. off: the calling thread. auto: the calling thread until a call holds the event loop longer than
+ * GRAPH_THREAD_AFTER_MS, a worker thread from then on (the roles' default: short calls pay nothing, long ones stop
+ * holding the loop after their first).
+ */
+export type GraphThreadMode = 'on' | 'off' | 'auto';
+export const GRAPH_THREAD_MODES: readonly GraphThreadMode[] = ['on', 'off', 'auto'];
+/** auto's bound: a tenth of the keepalive timeout (10 s), where a hand-off costs ~0.1% of the call. */
+export const GRAPH_THREAD_AFTER_MS = 1000;
+let processGraphThread: GraphThreadMode | undefined;
 
 /**
- * Whether the sessions this process creates from now on run their graphs in worker threads. The roles do (their
- * --graph-thread, default on), so a long graph call never holds the event loop that answers keepalive pings,
- * heartbeats, NATS pings and /metrics; a library user or test runs them on the calling thread unless it asks.
- * undefined: back to $RECOVERY_GRPO_GRAPH_THREAD.
+ * The graph thread mode of the sessions this process creates from now on (the roles' --graph-thread, default auto;
+ * a library user or test runs them on the calling thread unless it asks). undefined: back to $RECOVERY_GRPO_GRAPH_THREAD.
  */
-export function setGraphThreads(on: boolean | undefined): void {
-  processGraphThread = on;
+export function setGraphThreads(mode: GraphThreadMode | undefined): void {
+  if (mode !== undefined && !GRAPH_THREAD_MODES.includes(mode)) throw new Error(`--graph-thread: expected one of ${GRAPH_THREAD_MODES.join(', ')}, got '${mode}'`);
+  processGraphThread = mode;
 }
 
-/** setGraphThreads, else $RECOVERY_GRPO_GRAPH_THREAD (1 or 0), else off. */
-export function graphThreads(): boolean {
+/** setGraphThreads, else $RECOVERY_GRPO_GRAPH_THREAD (on, off or auto), else off. */
+export function graphThreads(): GraphThreadMode {
   if (processGraphThread !== undefined) return processGraphThread;
   const env = process.env[GRAPH_THREAD_ENV];
-  if (env === undefined || env === '') return false;
-  if (env !== '0' && env !== '1') throw new Error(`${GRAPH_THREAD_ENV}: expected 1 or 0, got '${env}'`);
-  return env === '1';
+  if (env === undefined || env === '') return 'off';
+  if (!(GRAPH_THREAD_MODES as readonly string[]).includes(env)) throw new Error(`${GRAPH_THREAD_ENV}: expected one of ${GRAPH_THREAD_MODES.join(', ')}, got '${env}'`);
+  return env as GraphThreadMode;
 }
 
 /** The process's threads per operator: setIntraOpThreads, else $RECOVERY_GRPO_THREADS, else 0 (ORT: one per core). */
@@ -151,11 +163,19 @@ export function webgpuOptions(env = process.env[WEBGPU_ENV] ?? ''): Record<strin
 }
 
 export class GraphSession {
+  /** Calls in flight on the calling thread's session (auto: it is released only when none is). */
+  private readonly onThisThread = new Set<Promise<unknown>>();
+  /** auto: the move to a worker thread, once a call held the event loop too long. */
+  private moving: Promise<void> | undefined;
+  private released = false;
+
   private constructor(
     /** The session on this thread, or in a worker thread (exactly one of the two). */
-    private readonly session: ort.InferenceSession | GraphThread,
+    private session: ort.InferenceSession | GraphThread,
     readonly device: Device,
     private readonly profiling: boolean,
+    /** auto: what a worker thread needs to make the same session. */
+    private auto: { model: Uint8Array; options: ort.InferenceSession.SessionOptions; afterMs: number } | undefined,
   ) {}
 
   static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<GraphSession> {
@@ -163,16 +183,17 @@ export class GraphSession {
     const options = sessionOptions(device, checkThreads(opts.intraOpThreads ?? intraOpThreads(), 'intraOpThreads'));
     const profileDir = process.env[PROFILE_ENV];
     if (profileDir) Object.assign(options, { enableProfiling: true, profileFilePrefix: join(profileDir, `graph-${process.pid}-${++profiled}`) });
+    const mode = opts.thread ?? graphThreads();
     let session: ort.InferenceSession | GraphThread;
     try {
-      session = opts.thread ?? graphThreads() ? await GraphThread.create(model, options) : await ort.InferenceSession.create(model, options);
+      session = mode === 'on' ? await GraphThread.create(model, options) : await ort.InferenceSession.create(model, options);
     } catch (e) {
       if (device === 'cpu') throw e;
       // onnxruntime's message says whether the provider or the model failed; this names the device and what it needs.
       // A SetupError: the same graph on the same machine fails the same way, so a role ends rather than restarts.
       throw new SetupError(`device ${device}: onnxruntime could not create the session on its ${device} execution provider (${DEVICE_NEEDS[device]}; docs/gpu.md): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
-    return new GraphSession(session, device, !!profileDir);
+    return new GraphSession(session, device, !!profileDir, mode === 'auto' ? { model, options, afterMs: opts.threadAfterMs ?? GRAPH_THREAD_AFTER_MS } : undefined);
   }
 
   get inputNames(): readonly string[] {
@@ -182,7 +203,7 @@ export class GraphSession {
     return this.session.outputNames;
   }
 
-  /** Whether the graph runs in a worker thread. */
+  /** Whether the graph runs in a worker thread (with auto: from the call after the first that held the loop too long). */
   get threaded(): boolean {
     return this.session instanceof GraphThread;
   }
@@ -194,9 +215,19 @@ export class GraphSession {
       if (f.data.length !== n) throw new Error(`input ${name}: ${f.data.length} values do not fill shape [${f.dims.join(',')}]`);
     }
     if (this.session instanceof GraphThread) return this.session.run(feeds, outputs);
+    const session = this.session;
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, f] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor('float32', f.data, f.dims as number[]);
-    const result = outputs ? await this.session.run(ortFeeds, outputs as string[]) : await this.session.run(ortFeeds);
+    const t0 = performance.now();
+    const call = outputs ? session.run(ortFeeds, outputs as string[]) : session.run(ortFeeds);
+    this.onThisThread.add(call);
+    let result: ort.InferenceSession.ReturnType;
+    try {
+      result = await call;
+    } finally {
+      this.onThisThread.delete(call);
+    }
+    if (this.auto && !this.moving && performance.now() - t0 > this.auto.afterMs) this.moving = this.moveToThread(this.auto);
     const out: Fetches = {};
     for (const [name, t] of Object.entries(result)) {
       if (!(t.data instanceof Float32Array)) throw new Error(`output ${name}: expected float32, got ${t.type}`);
@@ -205,8 +236,31 @@ export class GraphSession {
     return out;
   }
 
+  /**
+   * auto: the same session in a worker thread takes the calls from now on (the values are the same); the calling
+   * thread's is released once the calls already on it have returned. Should the thread not start, the calls stay here.
+   */
+  private async moveToThread(auto: { model: Uint8Array; options: ort.InferenceSession.SessionOptions }): Promise<void> {
+    this.auto = undefined;
+    let thread: GraphThread;
+    try {
+      thread = await GraphThread.create(auto.model, auto.options);
+    } catch {
+      return;
+    }
+    if (this.released) return thread.release();
+    const old = this.session as ort.InferenceSession;
+    this.session = thread;
+    await Promise.allSettled([...this.onThisThread]);
+    if (this.profiling) old.endProfiling();
+    await old.release();
+  }
+
   async release(): Promise<void> {
+    this.released = true;
+    await this.moving;
     if (this.session instanceof GraphThread) return this.session.release(); // the thread writes its profile
+    await Promise.allSettled([...this.onThisThread]);
     if (this.profiling) this.session.endProfiling(); // writes the profile file
     await this.session.release();
   }

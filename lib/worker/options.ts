@@ -64,8 +64,9 @@ export interface WorkerOptions {
    */
   keepaliveMs?: number;
   /**
-   * Where the role's graphs run on the calling thread (not the roles' default, --graph-thread), it must outlast the
-   * role's longest graph call: an answer read late counts as none. Default 10 000.
+   * A graph call on the calling thread holds the event loop, and an answer read late counts as none: with
+   * --graph-thread off it must outlast the role's longest graph call, with auto (the default) its first long one.
+   * Default 10 000.
    */
   keepaliveTimeoutMs?: number;
   /** Reconnect backoff (withReconnect). Default: 200 ms doubling to 10 s, forever. */

@@ -16,7 +16,7 @@ const feeds = {
   image: { data: new Float32Array(n * 3 * size * size), dims },
   noise: { data: new Float32Array(n * 3 * size * size), dims },
 };
-const session = await GraphSession.create(policyModel(config), { thread: true, intraOpThreads: 1 });
+const session = await GraphSession.create(policyModel(config), { thread: 'on', intraOpThreads: 1 });
 void session.run(feeds).catch(() => undefined);
 await new Promise((r) => setTimeout(r, 30)); // inside the run
 if (process.argv[2] === 'after') await exitAfterGraphs(0);

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../lib/config/index.ts';
-import { GRAPH_THREAD_ENV, GraphSession, graphThreads, setGraphThreads, type Feeds, type Fetches } from '../../lib/graph/runtime.ts';
+import { GRAPH_THREAD_AFTER_MS, GRAPH_THREAD_ENV, GraphSession, graphThreads, setGraphThreads, type Feeds, type Fetches } from '../../lib/graph/runtime.ts';
 import { grpoModel, policyModel, policySpecOf } from '../../lib/models/bundle.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
 import { paramFeeds } from '../../lib/models/feeds.ts';
@@ -36,8 +36,8 @@ function policyCase(size: number, n: number) {
 
 test('a graph in a worker thread gives the same bits as on the calling thread (policy and GRPO graphs, all outputs and a chosen one)', async () => {
   const { config, feeds } = policyCase(32, 4);
-  const here = await GraphSession.create(policyModel(config), { thread: false });
-  const there = await GraphSession.create(policyModel(config), { thread: true });
+  const here = await GraphSession.create(policyModel(config), { thread: 'off' });
+  const there = await GraphSession.create(policyModel(config), { thread: 'on' });
   assert.equal(here.threaded, false);
   assert.equal(there.threaded, true);
   assert.deepEqual(there.inputNames, here.inputNames);
@@ -52,8 +52,8 @@ test('a graph in a worker thread gives the same bits as on the calling thread (p
   assert.deepEqual(Object.keys(only), ['action']);
   assert.equal(digest(only), digest({ action: a.action! }));
   // the GRPO graph's forward and backward: the learner's call
-  const grpoHere = await GraphSession.create(grpoModel(config), { thread: false });
-  const grpoThere = await GraphSession.create(grpoModel(config), { thread: true });
+  const grpoHere = await GraphSession.create(grpoModel(config), { thread: 'off' });
+  const grpoThere = await GraphSession.create(grpoModel(config), { thread: 'on' });
   const n = 4;
   const dims = feeds.image!.dims;
   const step: Feeds = {
@@ -88,8 +88,8 @@ async function loopTurnsDuring(work: () => Promise<unknown>): Promise<number> {
 
 test('the event loop keeps turning while a graph runs in a worker thread; on the calling thread it is held for the call', async () => {
   const { config, feeds } = policyCase(96, 8); // a call of ~0.1-0.5 s here
-  const here = await GraphSession.create(policyModel(config), { thread: false });
-  const there = await GraphSession.create(policyModel(config), { thread: true });
+  const here = await GraphSession.create(policyModel(config), { thread: 'off' });
+  const there = await GraphSession.create(policyModel(config), { thread: 'on' });
   await here.run(feeds); // warm both (the first run sets up the arena)
   await there.run(feeds);
   const held = await loopTurnsDuring(() => here.run(feeds));
@@ -102,9 +102,9 @@ test('the event loop keeps turning while a graph runs in a worker thread; on the
 });
 
 test('a worker thread carries errors back: a refused model at creation, a missing input at a run (and runs on after it)', async () => {
-  await assert.rejects(GraphSession.create(Uint8Array.of(1, 2, 3), { thread: true }), /protobuf|parse|model/i);
+  await assert.rejects(GraphSession.create(Uint8Array.of(1, 2, 3), { thread: 'on' }), /protobuf|parse|model/i);
   const { config, feeds } = policyCase(32, 2);
-  const s = await GraphSession.create(policyModel(config), { thread: true });
+  const s = await GraphSession.create(policyModel(config), { thread: 'on' });
   const { image: _image, ...noImage } = feeds;
   await assert.rejects(s.run(noImage), /image/);
   await assert.rejects(s.run({ ...feeds, image: { data: new Float32Array(5), dims: [2, 3, 32, 32] } }), /input image: 5 values do not fill shape \[2,3,32,32\]/);
@@ -115,29 +115,56 @@ test('a worker thread carries errors back: a refused model at creation, a missin
 
 test('a release waits for the runs queued before it, which complete', async () => {
   const { config, feeds } = policyCase(32, 2);
-  const s = await GraphSession.create(policyModel(config), { thread: true });
+  const s = await GraphSession.create(policyModel(config), { thread: 'on' });
   const runs = [s.run(feeds), s.run(feeds), s.run(feeds)];
   await s.release();
   const done = await Promise.all(runs);
   assert.equal(new Set(done.map(digest)).size, 1);
 });
 
-test('graph threads: the process setting wins over the environment; a bad value is refused by name', () => {
+test('graph threads: the process setting wins over the environment; bad values are refused by name', () => {
   const saved = process.env[GRAPH_THREAD_ENV];
   try {
     delete process.env[GRAPH_THREAD_ENV];
-    assert.equal(graphThreads(), false, 'off unless asked (library users, tests)');
+    assert.equal(graphThreads(), 'off', 'off unless asked (library users, tests)');
     process.env[GRAPH_THREAD_ENV] = 'yes';
-    assert.throws(() => graphThreads(), new RegExp(`${GRAPH_THREAD_ENV}: expected 1 or 0, got 'yes'`));
-    process.env[GRAPH_THREAD_ENV] = '1';
-    assert.equal(graphThreads(), true);
-    setGraphThreads(false);
-    assert.equal(graphThreads(), false);
+    assert.throws(() => graphThreads(), new RegExp(`${GRAPH_THREAD_ENV}: expected one of on, off, auto, got 'yes'`));
+    process.env[GRAPH_THREAD_ENV] = 'on';
+    assert.equal(graphThreads(), 'on');
+    setGraphThreads('off');
+    assert.equal(graphThreads(), 'off');
+    assert.throws(() => setGraphThreads('always' as 'on'), /--graph-thread: expected one of on, off, auto, got 'always'/);
   } finally {
     setGraphThreads(undefined);
     if (saved === undefined) delete process.env[GRAPH_THREAD_ENV];
     else process.env[GRAPH_THREAD_ENV] = saved;
   }
+});
+
+test(`auto: a session runs on the calling thread until a call holds the event loop over its bound (${GRAPH_THREAD_AFTER_MS} ms by default), then in a worker thread, with the same bits`, { timeout: 120_000 }, async () => {
+  const short = policyCase(32, 2);
+  const quick = await GraphSession.create(policyModel(short.config), { thread: 'auto' });
+  const reference = await GraphSession.create(policyModel(short.config), { thread: 'off' });
+  for (let i = 0; i < 3; i++) await quick.run(short.feeds);
+  assert.equal(quick.threaded, false, 'short calls stay on the calling thread');
+  assert.equal(digest(await quick.run(short.feeds)), digest(await reference.run(short.feeds)));
+  // one thread per operator at 160 px, batch 32: a call of several hundred ms here, against a bound of 20 ms
+  const long = policyCase(160, 32);
+  const afterMs = 20;
+  const slow = await GraphSession.create(policyModel(long.config), { thread: 'auto', intraOpThreads: 1, threadAfterMs: afterMs });
+  const t0 = performance.now();
+  const first = await slow.run(long.feeds);
+  const firstMs = performance.now() - t0;
+  assert.ok(firstMs > afterMs, `the first call must hold the loop over ${afterMs} ms to test anything; it took ${firstMs.toFixed(0)} ms`);
+  const second = await slow.run(long.feeds); // may still be on the calling thread while the worker thread starts
+  for (let i = 0; i < 50 && !slow.threaded; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(slow.threaded, true, 'moved to a worker thread');
+  const free = await loopTurnsDuring(() => slow.run(long.feeds));
+  assert.ok(free > 20, `in the worker thread the loop turns during the call (${free} turns)`);
+  const third = await slow.run(long.feeds);
+  assert.equal(digest(second), digest(first));
+  assert.equal(digest(third), digest(first), 'the same bits in the worker thread');
+  for (const s of [quick, reference, slow]) await s.release();
 });
 
 test('a process that exits while a graph runs in a worker thread: process.exit aborts it (134), exitAfterGraphs exits with its code', { timeout: 120_000 }, async () => {
@@ -149,9 +176,9 @@ test('a process that exits while a graph runs in a worker thread: process.exit a
   assert.equal(after.status, 0, `exitAfterGraphs: status ${after.status}, signal ${after.signal}, stderr ${after.stderr.slice(-400)}`);
 });
 
-test('a second release waits for the same end; the roles\' --graph-thread: the flag, else the variable, else on; a bad variable refused by name', async () => {
+test('a second release waits for the same end; the roles\' --graph-thread: the flag, else the variable, else auto; a bad variable refused by name', async () => {
   const { config, feeds } = policyCase(32, 2);
-  const s = await GraphSession.create(policyModel(config), { thread: true });
+  const s = await GraphSession.create(policyModel(config), { thread: 'on' });
   const run = s.run(feeds);
   const [first, second] = [s.release(), s.release()];
   await second;
@@ -161,15 +188,15 @@ test('a second release waits for the same end; the roles\' --graph-thread: the f
   try {
     delete process.env[GRAPH_THREAD_ENV];
     applyGraphThread(undefined);
-    assert.equal(graphThreads(), true, 'on by default in a role');
-    applyGraphThread(false);
-    assert.equal(graphThreads(), false);
+    assert.equal(graphThreads(), 'auto', 'auto by default in a role');
+    applyGraphThread('on');
+    assert.equal(graphThreads(), 'on');
     setGraphThreads(undefined);
-    process.env[GRAPH_THREAD_ENV] = '0';
+    process.env[GRAPH_THREAD_ENV] = 'off';
     applyGraphThread(undefined);
-    assert.equal(graphThreads(), false, 'the variable, when the flag is not given');
-    process.env[GRAPH_THREAD_ENV] = 'on';
-    assert.throws(() => applyGraphThread(undefined), new RegExp(`${GRAPH_THREAD_ENV}: expected 1 or 0, got 'on'`));
+    assert.equal(graphThreads(), 'off', 'the variable, when the flag is not given');
+    process.env[GRAPH_THREAD_ENV] = '1';
+    assert.throws(() => applyGraphThread(undefined), new RegExp(`${GRAPH_THREAD_ENV}: expected one of on, off, auto, got '1'`));
   } finally {
     setGraphThreads(undefined);
     if (saved === undefined) delete process.env[GRAPH_THREAD_ENV];

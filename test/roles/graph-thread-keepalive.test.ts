@@ -20,7 +20,7 @@ const CALLS = 3;
  * Back-to-back policy calls of several hundred ms each (144 px, batch 32, one thread per operator, so that the other
  * core keeps the event loop running), as a busy rollout worker makes them.
  */
-async function longCalls(thread: boolean): Promise<{ dropped: boolean; slowestMs: number }> {
+async function longCalls(thread: 'on' | 'off' | 'auto'): Promise<{ dropped: boolean; slowestMs: number }> {
   const size = 144;
   const n = 32;
   const config = loadConfig(undefined, [`data.size=${size}`]);
@@ -73,13 +73,13 @@ async function longCalls(thread: boolean): Promise<{ dropped: boolean; slowestMs
 }
 
 test('graph calls in a worker thread, each longer than the keepalive timeout, leave the stream up', { timeout: 60_000 }, async () => {
-  const r = await longCalls(true);
+  const r = await longCalls('on');
   assert.ok(r.slowestMs > KEEPALIVE.keepaliveTimeoutMs, `the calls must outlast the keepalive timeout (${KEEPALIVE.keepaliveTimeoutMs} ms) to test anything; the slowest took ${r.slowestMs.toFixed(0)} ms`);
   assert.equal(r.dropped, false, 'the stream was dropped during graph calls in a worker thread');
 });
 
 test('the same calls on the calling thread drop the healthy stream (what --no-graph-thread risks)', { timeout: 60_000 }, async () => {
-  const r = await longCalls(false);
+  const r = await longCalls('off');
   assert.ok(r.slowestMs > KEEPALIVE.keepaliveTimeoutMs, `the slowest call took ${r.slowestMs.toFixed(0)} ms`);
   assert.equal(r.dropped, true, 'the stream lived through calls that held the event loop past the keepalive timeout');
 });
