@@ -80,7 +80,7 @@ export const GRAPH_THREAD_ENV = 'RECOVERY_GRPO_GRAPH_THREAD';
  * loop that answers keepalive pings, heartbeats, NATS pings and /metrics, at ~1 ms of hand-off per call on a busy
  * 2-core machine. off: the calling thread. auto: the calling thread until a call holds the event loop longer than
  * GRAPH_THREAD_AFTER_MS, a worker thread from then on (the roles' default: short calls pay nothing, long ones stop
- * holding the loop after their first).
+ * holding the loop after their first); CPU sessions only, a GPU session stays where it is.
  */
 export type GraphThreadMode = 'on' | 'off' | 'auto';
 export const GRAPH_THREAD_MODES: readonly GraphThreadMode[] = ['on', 'off', 'auto'];
@@ -193,7 +193,10 @@ export class GraphSession {
       // A SetupError: the same graph on the same machine fails the same way, so a role ends rather than restarts.
       throw new SetupError(`device ${device}: onnxruntime could not create the session on its ${device} execution provider (${DEVICE_NEEDS[device]}; docs/gpu.md): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
-    return new GraphSession(session, device, !!profileDir, mode === 'auto' ? { model, options, afterMs: opts.threadAfterMs ?? GRAPH_THREAD_AFTER_MS } : undefined);
+    // auto moves CPU sessions only: a GPU provider's session in a worker thread has not been run on a GPU (no GPU was
+    // lent in round 20), and a GPU call is rarely long; `on` puts one there when asked.
+    const auto = mode === 'auto' && device === 'cpu' ? { model, options, afterMs: opts.threadAfterMs ?? GRAPH_THREAD_AFTER_MS } : undefined;
+    return new GraphSession(session, device, !!profileDir, auto);
   }
 
   get inputNames(): readonly string[] {
