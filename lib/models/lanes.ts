@@ -1,10 +1,11 @@
 // Several graph calls of one model at once, one per core: onnxruntime-node runs a graph synchronously on the
 // calling thread, so two Runs on one session never overlap, and one session's thread pool left the SSIM
 // graph on one core in practice (docs/performance.md, "SSIM"). A SessionLanes holds one GraphSession (on the
-// calling thread, or in a worker thread where the process runs its graphs there: the roles' --graph-thread) and
-// `lanes - 1` more sessions in worker threads (lib/graph/graph-thread.ts), each with one thread per operator, and runs the slices of a batch on whichever lane is free. Every slice is the same slice of the
-// batch whichever lane runs it, and results do not depend on the thread count (test/models/threads.test.ts),
-// so the values are those of running the slices one after another.
+// calling thread, or in a worker thread as its thread mode says: the roles' --graph-thread) and `lanes - 1` more
+// sessions in worker threads (lib/graph/graph-thread.ts), each with one thread per operator, and runs the slices of
+// a batch on whichever lane is free. Every slice is the same slice of the batch whichever lane runs it, and results
+// do not depend on the thread count (test/models/threads.test.ts), so the values are those of running the slices one
+// after another.
 import { availableParallelism } from 'node:os';
 import type { Feed, Fetches } from '../graph/runtime.ts';
 import { GraphSession, intraOpThreads, sessionOptions } from '../graph/runtime.ts';
