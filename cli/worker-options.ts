@@ -44,7 +44,7 @@ export interface WorkerCliArgs {
 export const GRAPH_THREAD_OPTION = {
   type: 'string',
   choices: GRAPH_THREAD_MODES,
-  describe: `where the graphs run: auto (default) = on this thread until a call holds the event loop over ${GRAPH_THREAD_AFTER_MS} ms, in a worker thread from then on; on = always in worker threads (a graph call never holds the loop that answers keepalive pings, heartbeats, NATS pings and /metrics; ~1 ms of hand-off per call); off = always on this thread. Default: auto, or the ${GRAPH_THREAD_ENV} environment variable`,
+  describe: `where the graphs run: auto (default) = on this thread until a call holds the event loop over ${GRAPH_THREAD_AFTER_MS} ms, in a worker thread from then on (CPU sessions; a GPU session stays); on = always in worker threads (a graph call never holds the loop that answers keepalive pings, heartbeats, NATS pings and /metrics; ~1 ms of hand-off per call); off = always on this thread. Default: auto, or the ${GRAPH_THREAD_ENV} environment variable`,
 } as const;
 
 /**
