@@ -15,6 +15,7 @@ import type { CheckpointStore } from '../transport/index.ts';
 import { fetchCheckpoint, klReferenceOf } from '../worker/checkpoints.ts';
 import { configEvalSamples, evaluate, gridIndices, type EvalReport, type Scores } from './evaluate.ts';
 import { evalGridPng } from './eval-run.ts';
+import { withTimeout } from '../async/with-timeout.ts';
 
 export interface PeriodicEvalResult {
   version: number;
@@ -101,8 +102,7 @@ export class PeriodicEvaluator {
     };
     const running = this.running;
     if (running) {
-      const ended = await Promise.race([running.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
-      if (!ended) {
+      if ((await withTimeout(running, timeoutMs)) === 'timeout') {
         this.o.log(`evaluation still running after ${timeoutMs / 1000} s at shutdown: its sessions are released when it ends`);
         void running.then(release);
         return;

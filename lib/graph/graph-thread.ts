@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import type { Feeds, Fetches } from './runtime.ts';
+import { withTimeout } from '../async/with-timeout.ts';
 
 interface Reply {
   id?: number;
@@ -29,12 +30,7 @@ const live = new Set<GraphThread>();
  * run held the event loop). The roles' exits go through it (cli/worker-options.ts exitAfterGraphs).
  */
 export async function releaseGraphThreads(timeoutMs = 30_000): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const all = Promise.all([...live].map((t) => t.release())).then(() => true);
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-  const ended = await Promise.race([all, late]);
-  clearTimeout(timer);
-  return ended;
+  return (await withTimeout(Promise.all([...live].map((t) => t.release())), timeoutMs)) !== 'timeout';
 }
 
 export class GraphThread {

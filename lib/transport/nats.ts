@@ -41,6 +41,7 @@ import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconne
 import './nats-reader.ts'; // what a dropped connection had read but not parsed is not parsed as the next one's
 import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
+import { withTimeout } from '../async/with-timeout.ts';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function checkRunId(runId: string): string {
@@ -88,12 +89,8 @@ export function isNatsAuthError(e: unknown): boolean {
  * for the server, so a connection that reads nothing (a cut link, a server gone) would hold a role's exit for ever.
  */
 export async function closeNats(nc: NatsConnection, ms = 5000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const drained = nc.drain().then(() => true, () => false);
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  const ok = await Promise.race([drained, late]);
-  clearTimeout(timer);
-  if (!ok) await nc.close().catch(() => undefined);
+  const drained = await withTimeout(nc.drain().then(() => true, () => false), ms);
+  if (drained !== true) await nc.close().catch(() => undefined);
 }
 
 /**

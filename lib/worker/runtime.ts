@@ -40,6 +40,7 @@ import { trace, traceRole } from '../log/trace.ts';
 import { checkDevice } from '../graph/device-check.ts';
 import { SetupError } from '../config/setup-error.ts';
 import { WIRE_ROLE, type Logger, type ResolvedWorkerOptions, type RoleName } from './options.ts';
+import { withTimeout } from '../async/with-timeout.ts';
 
 export const SOFTWARE_VERSION = (() => {
   try {
@@ -145,16 +146,6 @@ function resultTaskId(msg: WorkerMessage): string | undefined {
   return msg.rollout_result?.task_id ?? msg.score_result?.task_id ?? msg.train_result?.batch_id ?? msg.task_error?.task_id ?? undefined;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<'timeout'>((resolve) => {
-      t = setTimeout(() => resolve('timeout'), ms);
-      t.unref();
-    }),
-  ]);
-}
 
 /** Starts a role on the runtime. Resolves once the metrics server listens and the connection loop runs. */
 export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions): Promise<WorkerHandle> {
