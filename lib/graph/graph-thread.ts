@@ -37,7 +37,7 @@ export class GraphThread {
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | undefined;
-  private closed = false;
+  /** Set by release: the thread's end (later runs are refused). */
   private exited: Promise<void> | undefined;
   /** Input buffers back from the worker, reused by later calls (one memcpy into pages already mapped). */
   private readonly buffers: ArrayBuffer[] = [];
@@ -74,7 +74,7 @@ export class GraphThread {
       const p = this.pending.get(m.id!);
       if (!p) return;
       this.pending.delete(m.id!);
-      if (this.pending.size === 0 && !this.closed) this.worker.unref(); // a release holds it until the thread ends
+      if (this.pending.size === 0 && !this.exited) this.worker.unref(); // a release holds it until the thread ends
       p.resolve(m);
     });
     // A thread that ends or fails unasked (a native fault, out of memory) ends the process as the same fault on the
@@ -96,7 +96,7 @@ export class GraphThread {
   /** Runs the graph in the thread: the feeds are copied there, the outputs come back (transferred, not copied). */
   async run(feeds: Feeds, outputs?: readonly string[]): Promise<Fetches> {
     if (this.failure) throw this.failure;
-    if (this.closed) throw new Error('graph thread: run after release');
+    if (this.exited) throw new Error('graph thread: run after release');
     const entries = Object.entries(feeds);
     const need = entries.reduce((a, [, f]) => a + f.data.length, 0) * 4;
     const i = this.buffers.findIndex((b) => b.byteLength >= need);
@@ -126,7 +126,6 @@ export class GraphThread {
   release(): Promise<void> {
     if (this.failure) return Promise.resolve();
     this.exited ??= (async () => {
-      this.closed = true;
       this.worker.removeAllListeners('exit');
       const ended = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
       this.worker.ref();
