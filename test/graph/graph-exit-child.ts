@@ -1,21 +1,11 @@
 // A child process that ends while a graph runs in a worker thread (test/graph/graph-thread.test.ts): `plain` calls
 // process.exit at once, `after` goes through the roles' exitAfterGraphs.
 import { GraphSession } from '../../lib/graph/runtime.ts';
-import { loadConfig } from '../../lib/config/index.ts';
-import { policyModel, policySpecOf } from '../../lib/models/bundle.ts';
-import { initPolicyParams } from '../../lib/models/policy.ts';
-import { paramFeeds } from '../../lib/models/feeds.ts';
+import { policyModel } from '../../lib/models/bundle.ts';
 import { exitAfterGraphs } from '../../cli/worker-options.ts';
+import { policyCase } from '../helpers/policy-case.ts';
 
-const size = 128;
-const n = 16;
-const config = loadConfig(undefined, [`data.size=${size}`]);
-const dims = [n, 3, size, size];
-const feeds = {
-  ...paramFeeds(initPolicyParams(policySpecOf(config), 0)),
-  image: { data: new Float32Array(n * 3 * size * size), dims },
-  noise: { data: new Float32Array(n * 3 * size * size), dims },
-};
+const { config, feeds } = policyCase(128, 16);
 const session = await GraphSession.create(policyModel(config), { thread: 'on', intraOpThreads: 1 });
 void session.run(feeds).catch(() => undefined);
 await new Promise((r) => setTimeout(r, 30)); // inside the run

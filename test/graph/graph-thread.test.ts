@@ -6,13 +6,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../lib/config/index.ts';
 import { GRAPH_THREAD_AFTER_MS, GRAPH_THREAD_ENV, GraphSession, graphThreads, setGraphThreads, type Feeds, type Fetches } from '../../lib/graph/runtime.ts';
-import { grpoModel, policyModel, policySpecOf } from '../../lib/models/bundle.ts';
-import { initPolicyParams } from '../../lib/models/policy.ts';
-import { paramFeeds } from '../../lib/models/feeds.ts';
+import { grpoModel, policyModel } from '../../lib/models/bundle.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 import { applyGraphThread } from '../../cli/worker-options.ts';
+import { policyCase } from '../helpers/policy-case.ts';
 
 function digest(f: Fetches): string {
   const h = createHash('sha256');
@@ -20,19 +18,6 @@ function digest(f: Fetches): string {
   return h.digest('hex');
 }
 
-function policyCase(size: number, n: number) {
-  const config = loadConfig(undefined, [`data.size=${size}`, 'grpo.advantageMode=scalar']);
-  const params = initPolicyParams(policySpecOf(config), 0);
-  for (const p of params.values()) if (p.shape.length) p.data.set(standardNormal(p.data.length, 3).map((v) => v * 0.05));
-  const dims = [n, 3, size, size];
-  const pix = n * 3 * size * size;
-  const feeds: Feeds = {
-    ...paramFeeds(params),
-    image: { data: Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v), dims },
-    noise: { data: standardNormal(pix, 2), dims },
-  };
-  return { config, feeds };
-}
 
 test('a graph in a worker thread gives the same bits as on the calling thread (policy and GRPO graphs, all outputs and a chosen one)', async () => {
   const { config, feeds } = policyCase(32, 4);

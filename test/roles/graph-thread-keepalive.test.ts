@@ -1,15 +1,12 @@
 // A role's long graph calls and its keepalive (docs/reliability.md, "Dead streams"): on the calling thread a graph
 // call holds the event loop, so a keepalive ping sent just before it is answered only after it, and a call longer
-// than the keepalive timeout drops a healthy stream. In a worker thread (the roles' --graph-thread, the default) the
-// loop reads the answer while the graph runs, and the stream lives through calls far longer than the timeout.
+// than the keepalive timeout drops a healthy stream. In a worker thread (--graph-thread on; auto from a session's
+// first long call on) the loop reads the answer while the graph runs, and the stream lives through calls far longer than the timeout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../../lib/config/index.ts';
-import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
-import { policyModel, policySpecOf } from '../../lib/models/bundle.ts';
-import { initPolicyParams } from '../../lib/models/policy.ts';
-import { paramFeeds } from '../../lib/models/feeds.ts';
-import { standardNormal } from '../../lib/data/random.ts';
+import { GraphSession } from '../../lib/graph/runtime.ts';
+import { policyModel } from '../../lib/models/bundle.ts';
+import { policyCase } from '../helpers/policy-case.ts';
 import { startOrchestratorServer } from '../../lib/transport/grpc-server.ts';
 import { connectToOrchestrator } from '../../lib/transport/grpc-client.ts';
 
@@ -21,13 +18,7 @@ const CALLS = 3;
  * core keeps the event loop running), as a busy rollout worker makes them.
  */
 async function longCalls(thread: 'on' | 'off' | 'auto'): Promise<{ dropped: boolean; slowestMs: number }> {
-  const size = 144;
-  const n = 32;
-  const config = loadConfig(undefined, [`data.size=${size}`]);
-  const params = initPolicyParams(policySpecOf(config), 0);
-  const dims = [n, 3, size, size];
-  const pix = n * 3 * size * size;
-  const feeds: Feeds = { ...paramFeeds(params), image: { data: Float32Array.from(standardNormal(pix, 1), (v) => 0.5 + 0.1 * v), dims }, noise: { data: standardNormal(pix, 2), dims } };
+  const { config, feeds } = policyCase(144, 32);
   const session = await GraphSession.create(policyModel(config), { thread, intraOpThreads: 1 });
   const server = await startOrchestratorServer({
     heartbeatTimeoutMs: 0, // only the worker's keepalive may end the stream
