@@ -15,7 +15,7 @@ import type { Device } from '../graph/device.ts';
 import type { AdamW, AdamWState, StepResult } from '../optim/adamw.ts';
 import { ParamEma, type AverageState } from '../optim/ema.ts';
 import { paramFeeds } from '../models/feeds.ts';
-import { stepFromOutputs, trainerOptimizer } from '../models/trainer.ts';
+import { stepFromOutputs, trainerOptimizer, type GrpoStepResult } from '../models/trainer.ts';
 import { policyModel, grpoModel, resolutionOf, sftModel } from '../models/bundle.ts';
 import { ssimMapSize } from '../models/ssim.ts';
 import type { GrpoHyper } from '../grpo/algorithm.ts';
@@ -206,14 +206,8 @@ export class FlowRunner {
   }
 }
 
-export interface FlowGrpoStepResult {
-  step: StepResult;
-  loss: number;
-  kl: number;
-  clipFraction: number;
-  /** Per row. */
-  logp: Float32Array;
-  ratio: Float32Array;
+/** The plain step's result (logp and ratio per training row) and the same per trained step index. */
+export interface FlowGrpoStepResult extends GrpoStepResult {
   /** Ratio, clip fraction and KL per trained step index. */
   perStep: StepMetrics[];
 }

@@ -4,6 +4,7 @@
 import { ssimMapSize } from '../models/ssim.ts';
 import type { Components } from './reward-expression.ts';
 import { flowRowsOf, type FlowRows, type FlowStepRecord } from '../flow/family.ts';
+import type { GrpoInputs } from '../models/trainer.ts';
 
 /** A group whose actions were rolled out and scored, and kept by `advantagesOf`. */
 export interface TrainableGroup {
@@ -27,21 +28,11 @@ export interface TrainableGroup {
   flowSteps?: readonly (readonly FlowStepRecord[])[];
 }
 
-export interface GrpoBatch {
-  n: number;
-  images: Float32Array;
-  actions: Float32Array;
-  /** [n] (scalar) or [n,3,H,W] (dense). */
-  logpOld: Float32Array;
-  advantages: Float32Array;
-  /** Dense: [n,3,h,w]. */
-  advantageMap?: Float32Array;
-  /**
-   * The identity member's advantage [n] and (dense) map [n,3,h,w], on the first row of each group and zero on
-   * the others: a group's rows share the image and hence the policy mean, so one row carries the identity term.
-   */
-  identityAdvantages?: Float32Array;
-  identityAdvantageMap?: Float32Array;
+/**
+ * The trainer's inputs (lib/models/trainer.ts GrpoInputs: images, actions, logpOld, advantages, the dense and
+ * identity maps) without the reference mean, which the learner computes, and where each row came from.
+ */
+export interface GrpoBatch extends Omit<GrpoInputs, 'refMean'> {
   behaviourVersions: number[];
   sampleIds: string[];
   groupIndices: number[];
