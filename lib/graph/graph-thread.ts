@@ -44,9 +44,12 @@ export function exitNow(code: number, signal: NodeJS.Signals): never {
   if (!graphThreadsBusy()) process.exit(code);
   process.removeAllListeners(signal); // back to the default action: this process's own handler would stop it again
   process.kill(process.pid, signal);
-  // The signal is delivered asynchronously (normally before kill returns); a thread that stays in a run meanwhile
-  // keeps the process from any exit path that would abort it.
-  for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+  // Normally delivered before kill returns. This thread waits (no exit path runs meanwhile, none that would abort);
+  // should the signal not end the process within a second, SIGKILL does.
+  for (;;) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    process.kill(process.pid, 'SIGKILL');
+  }
 }
 
 /** 128 + the signal's number: the exit code a shell gives a process that `signal` ended (130 for SIGINT). */
