@@ -99,8 +99,10 @@ export class GraphThread {
     return this.pending.size > 0 || this.exited !== undefined;
   }
 
-  /** Starts the thread and creates the session there; rejects with onnxruntime's message if it cannot. */
-  /** `name` says which graph it is in messages (SessionOptions.name); default: its outputs. */
+  /**
+   * Starts the thread and creates the session there; rejects with onnxruntime's message if it cannot. `name` says
+   * which graph it is in messages (SessionOptions.name); default: its outputs.
+   */
   static async create(model: Uint8Array, options: ort.InferenceSession.SessionOptions, name?: string): Promise<GraphThread> {
     const worker = new Worker(new URL('./graph-thread-worker.mjs', import.meta.url), { workerData: { model, options } });
     starting++;
