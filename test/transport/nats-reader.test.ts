@@ -10,6 +10,7 @@ import { freePort, natsForFile } from '../helpers/nats.ts';
 import { connectNats } from '../../lib/transport/nats.ts';
 import { SERVER_PING_CONF, spawnNatsServer } from '../../lib/transport/nats-server.ts';
 import { leftoverReadsDropped } from '../../lib/transport/nats-reader.ts';
+import { waitFor } from '../roles/helpers.ts';
 
 const shared = natsForFile();
 
@@ -99,9 +100,6 @@ async function cuttableProxy(port: number) {
 /** The test server's wait for a connection's CONNECT (nats-server's default: 2 s). */
 const AUTH_TIMEOUT_S = 0.5;
 
-const until = async (what: string, cond: () => boolean, ms = 15_000) => {
-  for (const end = Date.now() + ms; !cond(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() > end) throw new Error(`waited ${ms} ms for ${what}`);
-};
 
 // A dial during a cut times out (no INFO) and the next one replaces it, but nats.js ignored the close of a transport
 // that had not connected: once the link was back its socket connected unused, the server closed it (no CONNECT within
@@ -120,9 +118,9 @@ test('dials abandoned during a cut that get through after it do not drop the con
       for await (const s of nc.status()) statuses.push(s.type);
     })();
     proxy.cut();
-    await until('the drop (unanswered PINGs) and two dials held by the cut', () => statuses.includes('disconnect') && proxy.held() >= 2);
+    await waitFor(() => statuses.includes('disconnect') && proxy.held() >= 2, 'the drop (unanswered PINGs) and two dials held by the cut');
     proxy.heal();
-    await until('the reconnect', () => statuses.includes('reconnect'));
+    await waitFor(() => statuses.includes('reconnect'), 'the reconnect');
     const after = statuses.length;
     // the abandoned dials get through now: before, the server ended each one after its authorization timeout
     await new Promise((r) => setTimeout(r, 3 * AUTH_TIMEOUT_S * 1000));
