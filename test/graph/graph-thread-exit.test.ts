@@ -35,9 +35,14 @@ const twoSignals = (first: NodeJS.Signals, second: NodeJS.Signals) => (line: str
 
 const aborted = (e: Ended) => e.status === 134 || e.signal === 'SIGABRT';
 
+// The children start together (each loads onnxruntime and builds its graph); each test awaits its own.
+const busyTwice = (['SIGINT', 'SIGTERM'] as const).map((signal) => ({ signal, ended: runChild('./graph-signal-child.ts', ['busy'], twoSignals(signal, signal)) }));
+const idleTwice = runChild('./graph-signal-child.ts', ['idle'], twoSignals('SIGTERM', 'SIGINT'));
+const death = runChild('./graph-death-child.ts', []);
+
 test('a second signal while a graph thread is inside a run ends the process by that signal, not by an abort (134)', { timeout: 120_000 }, async () => {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    const e = await runChild('./graph-signal-child.ts', ['busy'], twoSignals(signal, signal));
+  for (const { signal, ended } of busyTwice) {
+    const e = await ended;
     assert.ok(!aborted(e), `${signal} twice mid-run aborted the process: status ${e.status}, signal ${e.signal}, stderr ${e.stderr.slice(-300)}`);
     assert.equal(e.signal, signal, `${signal} twice mid-run: ended by the signal (a shell reports 128 + its number); status ${e.status}, stderr ${e.stderr.slice(-300)}`);
     assert.match(e.stdout, new RegExp(`stopping \\(${signal}\\)`), 'the first signal started the stop');
@@ -45,12 +50,12 @@ test('a second signal while a graph thread is inside a run ends the process by t
 });
 
 test('a second signal with the graph threads idle exits with 128 + its number (130 for SIGINT)', { timeout: 120_000 }, async () => {
-  const e = await runChild('./graph-signal-child.ts', ['idle'], twoSignals('SIGTERM', 'SIGINT'));
+  const e = await idleTwice;
   assert.equal(e.status, 130, `status ${e.status}, signal ${e.signal}, stderr ${e.stderr.slice(-300)}`);
 });
 
 test('a graph thread that ends unasked ends the process (1) with an error naming the graph; its calls fail, the main thread\'s session keeps its values', { timeout: 120_000 }, async () => {
-  const e = await runChild('./graph-death-child.ts', []);
+  const e = await death;
   assert.ok(!aborted(e), `aborted (another thread was inside a run): status ${e.status}, signal ${e.signal}, stderr ${e.stderr.slice(-300)}`);
   assert.equal(e.status, 1, `status ${e.status}, signal ${e.signal}, stderr ${e.stderr.slice(-300)}`);
   assert.match(e.stderr, /graph thread of doomed graph exited unexpectedly \(code 1\)/, `stderr: ${e.stderr.slice(-300)}`);
