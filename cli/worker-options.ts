@@ -6,7 +6,7 @@ import { loadConfig } from '../lib/config/index.ts';
 import { NATS_ENV, parseHostPort, type NatsAuthOptions } from '../lib/transport/index.ts';
 import type { WorkerHandle } from '../lib/worker/runtime.ts';
 import { GRAPH_THREAD_AFTER_MS, GRAPH_THREAD_ENV, GRAPH_THREAD_MODES, graphThreads, setGraphThreads, setIntraOpThreads, THREADS_ENV, type GraphThreadMode } from '../lib/graph/runtime.ts';
-import { releaseGraphThreads } from '../lib/graph/graph-thread.ts';
+import { exitAfterGraphs } from '../lib/graph/graph-thread.ts';
 import { DEVICES, type Device } from '../lib/graph/device.ts';
 import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
@@ -55,15 +55,6 @@ export function applyGraphThread(flag: string | undefined): void {
   if (flag !== undefined) setGraphThreads(flag as GraphThreadMode);
   else if ((process.env[GRAPH_THREAD_ENV] ?? '') === '') setGraphThreads('auto');
   graphThreads();
-}
-
-/**
- * Ends the process with `code` once its graph threads have ended (at most 30 s): exiting while one is inside an
- * onnxruntime run aborts the process with 134 instead of `code` (lib/graph/graph-thread.ts).
- */
-export async function exitAfterGraphs(code: number): Promise<never> {
-  await releaseGraphThreads();
-  process.exit(code);
 }
 
 export const CLI_DEFAULTS = { orchestrator: '127.0.0.1:50051', nats: 'nats://127.0.0.1:4222', metricsPort: 9464 } as const;

@@ -1,7 +1,9 @@
 // `recovery-grpo orchestrator`: the gRPC server that drives a run.
 import type { CommandModule } from 'yargs';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
-import { applyGraphThread, exitAfterGraphs, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
+import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
+import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
+import { onStopSignals } from '../../lib/worker/stop-signals.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
@@ -97,12 +99,10 @@ const command: CommandModule<object, Args> = {
       return exitAfterGraphs(exitCodeFor(e));
     }
     const running = orch;
-    const stop = async () => {
-      await running.stop();
-      await exitAfterGraphs(0); // the periodic evaluation may be inside a graph call
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    // the first signal stops the run; a second ends the process at once (lib/worker/stop-signals.ts)
+    onStopSignals(() => {
+      void running.stop().then(() => exitAfterGraphs(0)); // the periodic evaluation may be inside a graph call
+    }, (line) => logger.warn(`orchestrator: ${line}`));
     try {
       await running.done;
     } catch (e) {

@@ -163,7 +163,7 @@ export class FlowRunner {
 
   /** `resolution`: another image size than the training one (whole photographs; the network is fully convolutional). */
   static async create(config: RunConfig, device: Device = 'cpu', resolution: Resolution = resolutionOf(config)): Promise<FlowRunner> {
-    return new FlowRunner(config, await GraphSession.create(policyModel(config, resolution), { device }), resolution);
+    return new FlowRunner(config, await GraphSession.create(policyModel(config, resolution), { device, name: 'flow policy' }), resolution);
   }
 
   /**
@@ -237,7 +237,7 @@ export class FlowTrainer {
    * single-process loop draw the same ones.
    */
   async sftStep(images: Float32Array, targets: Float32Array, n: number, lr = this.config.sft.lr): Promise<{ loss: number; step: StepResult }> {
-    this.sft ??= await GraphSession.create(sftModel(this.config), { device: this.device });
+    this.sft ??= await GraphSession.create(sftModel(this.config), { device: this.device, name: 'flow SFT step' });
     const r = resolutionOf(this.config);
     const dims = [n, 3, r.height, r.width];
     const key = this.optimizer.stepCount;
@@ -266,7 +266,7 @@ export class FlowTrainer {
 
   /** The Flow-GRPO graph over the batch's rows (gradients accumulated: the loss is their mean), without updating. */
   async grpoForward(b: FlowGrpoInputs & { refMean: Float32Array }, hyper: Omit<GrpoHyper, 'lr'>): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
-    this.grpo ??= await GraphSession.create(grpoModel(this.config), { device: this.device });
+    this.grpo ??= await GraphSession.create(grpoModel(this.config), { device: this.device, name: 'flow GRPO step' });
     const r = resolutionOf(this.config);
     const feeds = rowFeeds(b, r.height, r.width);
     return this.grpo.run({ ...paramFeeds(this.params), ...feeds, ref_mean: { data: b.refMean, dims: feeds.x!.dims }, ...hyperFeeds(hyper) });

@@ -5,6 +5,7 @@
 // beside the event loop, and several sessions run at once (the SSIM lanes, lib/models/lanes.ts). The values are the
 // same: the same onnxruntime, options and inputs (test/graph/graph-thread.test.ts).
 import { Worker } from 'node:worker_threads';
+import { constants } from 'node:os';
 import type * as ort from 'onnxruntime-node';
 import type { Feeds, Fetches } from './runtime.ts';
 import { withTimeout } from '../async/with-timeout.ts';
@@ -22,6 +23,49 @@ interface Reply {
 
 /** Every thread not yet ended: a process must not exit while one is inside a run (releaseGraphThreads). */
 const live = new Set<GraphThread>();
+/** Threads whose session is being created (not yet in `live`). */
+let starting = 0;
+
+/**
+ * Whether some graph thread may be inside onnxruntime now: a run, its session's creation or its release. Exiting
+ * then aborts the process (134); with every thread idle (or none), process.exit is safe.
+ */
+export function graphThreadsBusy(): boolean {
+  return starting > 0 || [...live].some((t) => t.busy);
+}
+
+/**
+ * Ends the process at once, without waiting for a graph thread: process.exit(code) when none is inside onnxruntime;
+ * else exiting would abort (134), so the process ends by `signal`'s default action, which runs no exit handlers and
+ * tears nothing down (a shell or container runtime reports 128 + the signal's number: 130 for SIGINT, 143 for
+ * SIGTERM). A second SIGINT / SIGTERM ends a role this way (lib/worker/stop-signals.ts).
+ */
+export function exitNow(code: number, signal: NodeJS.Signals): never {
+  if (!graphThreadsBusy()) process.exit(code);
+  process.removeAllListeners(signal); // back to the default action: this process's own handler would stop it again
+  process.kill(process.pid, signal);
+  // Normally delivered before kill returns. This thread waits (no exit path runs meanwhile, none that would abort);
+  // should the signal not end the process within a second, SIGKILL does.
+  for (;;) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    process.kill(process.pid, 'SIGKILL');
+  }
+}
+
+/** 128 + the signal's number: the exit code a shell gives a process that `signal` ended (130 for SIGINT). */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + constants.signals[signal];
+}
+
+/**
+ * Ends the process with `code` once its graph threads have ended (at most `timeoutMs`): exiting while one is inside
+ * an onnxruntime run aborts the process with 134 instead of `code`. Should a thread still be inside a run after the
+ * bound, the process ends by SIGKILL rather than abort (exitNow). The roles' exits go through it.
+ */
+export async function exitAfterGraphs(code: number, timeoutMs = 30_000): Promise<never> {
+  if (!(await releaseGraphThreads(timeoutMs))) process.stderr.write(`graph threads still running ${timeoutMs} ms after their release: ending the process\n`);
+  return exitNow(code, 'SIGKILL');
+}
 
 /**
  * Releases every graph thread of the process (each after the runs queued before its release) and waits for them to
@@ -46,23 +90,39 @@ export class GraphThread {
     private readonly worker: Worker,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
+    /** Which graph, for messages. */
+    readonly name: string,
   ) {}
 
-  /** Starts the thread and creates the session there; rejects with onnxruntime's message if it cannot. */
-  static async create(model: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<GraphThread> {
+  /** Inside onnxruntime now or soon: a run pending, or the session's release under way (graphThreadsBusy). */
+  get busy(): boolean {
+    return this.pending.size > 0 || this.exited !== undefined;
+  }
+
+  /**
+   * Starts the thread and creates the session there; rejects with onnxruntime's message if it cannot. `name` says
+   * which graph it is in messages (SessionOptions.name); default: its outputs.
+   */
+  static async create(model: Uint8Array, options: ort.InferenceSession.SessionOptions, name?: string): Promise<GraphThread> {
     const worker = new Worker(new URL('./graph-thread-worker.mjs', import.meta.url), { workerData: { model, options } });
-    const ready = await new Promise<Reply>((resolve, reject) => {
-      const exited = (code: number) => reject(new Error(`graph thread exited (code ${code}) before its session was created`));
-      worker.once('error', reject);
-      worker.once('exit', exited);
-      worker.once('message', (m: Reply) => {
-        worker.off('error', reject);
-        worker.off('exit', exited);
-        resolve(m);
+    starting++;
+    let ready: Reply;
+    try {
+      ready = await new Promise<Reply>((resolve, reject) => {
+        const exited = (code: number) => reject(new Error(`graph thread${name ? ` of ${name}` : ''} exited (code ${code}) before its session was created`));
+        worker.once('error', reject);
+        worker.once('exit', exited);
+        worker.once('message', (m: Reply) => {
+          worker.off('error', reject);
+          worker.off('exit', exited);
+          resolve(m);
+        });
       });
-    });
+    } finally {
+      starting--;
+    }
     if (ready.error !== undefined) throw new Error(ready.error);
-    const thread = new GraphThread(worker, ready.inputNames!, ready.outputNames!);
+    const thread = new GraphThread(worker, ready.inputNames!, ready.outputNames!, name ?? `the graph with outputs ${ready.outputNames!.join(', ')}`);
     thread.listen();
     live.add(thread);
     return thread;
@@ -77,20 +137,21 @@ export class GraphThread {
       if (this.pending.size === 0 && !this.exited) this.worker.unref(); // a release holds it until the thread ends
       p.resolve(m);
     });
-    // A thread that ends or fails unasked (a native fault, out of memory) ends the process as the same fault on the
-    // calling thread did: a role left running without its graphs would fail every task for ever.
+    // A thread that ends or fails unasked (a native fault, out of memory) ends the process, as the same fault on the
+    // calling thread did: a role left running without its graphs would fail every task for ever. Its calls fail with
+    // the reason; the process ends with 1 once the other threads have ended (exiting while one is inside a run
+    // would abort it, 134, and hide the reason).
     const fail = (e: Error) => {
       live.delete(this);
       if (this.failure) return; // 'error', then 'exit'
       this.failure = e;
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
-      setImmediate(() => {
-        throw e;
-      });
+      process.stderr.write(`error: ${e.message}; ending the process\n`);
+      void exitAfterGraphs(1);
     };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`graph thread exited unexpectedly (code ${code})`)));
+    this.worker.on('error', (e) => fail(new Error(`graph thread of ${this.name} failed: ${e.message}`, { cause: e })));
+    this.worker.on('exit', (code) => fail(new Error(`graph thread of ${this.name} exited unexpectedly (code ${code})`)));
   }
 
   /** Runs the graph in the thread: the feeds are copied there, the outputs come back (transferred, not copied). */

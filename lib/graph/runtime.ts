@@ -53,6 +53,8 @@ export interface SessionOptions {
   thread?: GraphThreadMode;
   /** auto's bound on a call on the calling thread, ms. Default GRAPH_THREAD_AFTER_MS. */
   threadAfterMs?: number;
+  /** Which graph this is ('policy', 'reward backprop'), for messages such as a graph thread's unasked end. Default: its outputs. */
+  name?: string;
 }
 
 export const THREADS_ENV = 'RECOVERY_GRPO_THREADS';
@@ -175,7 +177,7 @@ export class GraphSession {
     readonly device: Device,
     private readonly profiling: boolean,
     /** auto: what a worker thread needs to make the same session. */
-    private auto: { model: Uint8Array; options: ort.InferenceSession.SessionOptions; afterMs: number } | undefined,
+    private auto: { model: Uint8Array; options: ort.InferenceSession.SessionOptions; afterMs: number; name: string | undefined } | undefined,
   ) {}
 
   static async create(model: Uint8Array, opts: SessionOptions = {}): Promise<GraphSession> {
@@ -186,7 +188,7 @@ export class GraphSession {
     const mode = opts.thread ?? graphThreads();
     let session: ort.InferenceSession | GraphThread;
     try {
-      session = mode === 'on' ? await GraphThread.create(model, options) : await ort.InferenceSession.create(model, options);
+      session = mode === 'on' ? await GraphThread.create(model, options, opts.name) : await ort.InferenceSession.create(model, options);
     } catch (e) {
       if (device === 'cpu') throw e;
       // onnxruntime's message says whether the provider or the model failed; this names the device and what it needs.
@@ -195,7 +197,7 @@ export class GraphSession {
     }
     // auto moves CPU sessions only: a GPU provider's session in a worker thread has not been run on a GPU (no GPU was
     // lent in round 20), and a GPU call is rarely long; `on` puts one there when asked.
-    const auto = mode === 'auto' && device === 'cpu' ? { model, options, afterMs: opts.threadAfterMs ?? GRAPH_THREAD_AFTER_MS } : undefined;
+    const auto = mode === 'auto' && device === 'cpu' ? { model, options, afterMs: opts.threadAfterMs ?? GRAPH_THREAD_AFTER_MS, name: opts.name } : undefined;
     return new GraphSession(session, device, !!profileDir, auto);
   }
 
@@ -243,11 +245,11 @@ export class GraphSession {
    * auto: the same session in a worker thread takes the calls from now on (the values are the same); the calling
    * thread's is released once the calls already on it have returned. Should the thread not start, the calls stay here.
    */
-  private async moveToThread(auto: { model: Uint8Array; options: ort.InferenceSession.SessionOptions }): Promise<void> {
+  private async moveToThread(auto: { model: Uint8Array; options: ort.InferenceSession.SessionOptions; name: string | undefined }): Promise<void> {
     this.auto = undefined;
     let thread: GraphThread;
     try {
-      thread = await GraphThread.create(auto.model, auto.options);
+      thread = await GraphThread.create(auto.model, auto.options, auto.name);
     } catch {
       return;
     }

@@ -20,7 +20,8 @@ import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
-import { releaseGraphThreads } from '../graph/graph-thread.ts';
+import { exitAfterGraphs, signalExitCode } from '../graph/graph-thread.ts';
+import { onStopSignals } from '../worker/stop-signals.ts';
 import type { Device } from '../graph/device.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
 
@@ -162,13 +163,12 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
 
   const sup = new Supervisor(log);
   // Ctrl-C or a SIGTERM stops the children too: a local run never leaves processes behind.
-  const onSignal = (signal: NodeJS.Signals) => {
+  // A second signal ends this process at once (lib/worker/stop-signals.ts), its children getting the signal or not.
+  const offSignals = onStopSignals((signal) => {
     log(`[local] ${signal}: stopping every process`);
     // the final evaluation may be inside a graph call in a worker thread: exiting then would abort (graph-thread.ts)
-    void sup.stopAll().then(() => releaseGraphThreads()).then(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+    void sup.stopAll().then(() => exitAfterGraphs(signalExitCode(signal)));
+  }, (line) => log(`[local] ${line}`));
   const ports = new RunPorts(log);
   const grpcPort = await ports.distinct();
   // Every process's metrics port is kept across its restarts, so a scraper finds it again, unless another process
@@ -322,8 +322,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     await writeFile(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
     return summary;
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    offSignals();
     await sup.stopAll();
   }
 }

@@ -43,11 +43,11 @@ export class SessionLanes {
    * 0), one thread per operator each. One lane is a single GraphSession with the process's
    * threads per operator, and no worker thread of its own (the GraphSession may be one: --graph-thread).
    */
-  static async create(model: Uint8Array, lanes = lanesFor()): Promise<SessionLanes> {
+  static async create(model: Uint8Array, lanes = lanesFor(), name?: string): Promise<SessionLanes> {
     if (!Number.isInteger(lanes) || lanes < 1) throw new Error(`SessionLanes: lanes must be an integer >= 1, got ${lanes}`);
     const started = await Promise.allSettled([
-      GraphSession.create(model, { device: 'cpu', ...(lanes > 1 ? { intraOpThreads: 1 } : {}) }),
-      ...Array.from({ length: lanes - 1 }, () => GraphThread.create(model, LANE_OPTIONS)),
+      GraphSession.create(model, { device: 'cpu', ...(lanes > 1 ? { intraOpThreads: 1 } : {}), ...(name !== undefined ? { name } : {}) }),
+      ...Array.from({ length: lanes - 1 }, () => GraphThread.create(model, LANE_OPTIONS, name)),
     ]);
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) {

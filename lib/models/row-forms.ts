@@ -31,7 +31,7 @@ export class RowForms {
   session(form: RowForm): Promise<GraphSession> {
     let s = this.sessions[form];
     if (!s) {
-      s = GraphSession.create(this.build(form === 'shared'), { device: this.device });
+      s = GraphSession.create(this.build(form === 'shared'), { device: this.device, name: `GRPO step (${form} rows)` });
       this.sessions[form] = s;
       s.catch(() => delete this.sessions[form]);
     }

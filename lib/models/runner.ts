@@ -27,7 +27,7 @@ export class PolicyRunner {
   /** `resolution`: another image size than the training one (the policy is fully convolutional). */
   static async create(config: RunConfig, device: Device = 'cpu', resolution: Resolution = resolutionOf(config)): Promise<PolicyRunner> {
     const r = resolution;
-    return new PolicyRunner(await GraphSession.create(policyModel(config, r, { sharedRows: true }), { device }), r.height, r.width);
+    return new PolicyRunner(await GraphSession.create(policyModel(config, r, { sharedRows: true }), { device, name: 'policy' }), r.height, r.width);
   }
 
   /**

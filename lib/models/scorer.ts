@@ -116,11 +116,11 @@ export class RewardScorer {
         this.encoderName = encoder.name;
         if (this.device !== 'cpu') {
           // On a GPU the whole batch is one run.
-          const g = await GraphSession.create(bytes, { device: this.device });
+          const g = await GraphSession.create(bytes, { device: this.device, name: 'reward' });
           return { runSlices: async (feeds, _n, outputs) => [await g.run(feeds, outputs)], release: () => g.release() };
         }
-        if (lanes === 1) return sharedReferenceRunner(await GraphSession.create(bytes, { device: 'cpu' }), big ? SSIM_RUN_BATCH : SMALL_RUN_BATCH);
-        const l = await SessionLanes.create(bytes, lanes);
+        if (lanes === 1) return sharedReferenceRunner(await GraphSession.create(bytes, { device: 'cpu', name: 'reward' }), big ? SSIM_RUN_BATCH : SMALL_RUN_BATCH);
+        const l = await SessionLanes.create(bytes, lanes, 'reward');
         return { runSlices: (feeds, n, outputs) => l.runSlices(feeds, n, SSIM_LANE_RUN_BATCH, outputs), release: () => l.release() };
       });
       this.sessions.set(key, s);

@@ -84,7 +84,7 @@ export class PolicyTrainer {
 
   /** One supervised step toward the clean images (the warm start). */
   async sftStep(images: Float32Array, targets: Float32Array, n: number, lr = this.config.sft.lr): Promise<{ loss: number; step: StepResult }> {
-    this.sft ??= await GraphSession.create(sftModel(this.config), { device: this.device });
+    this.sft ??= await GraphSession.create(sftModel(this.config), { device: this.device, name: 'SFT step' });
     const dims = this.dims(n);
     const out = await this.sft.run({ ...paramFeeds(this.params), image: { data: images, dims }, target: { data: targets, dims } });
     return stepFromOutputs(this.optimizer, out, lr);
@@ -142,7 +142,7 @@ export class PolicyTrainer {
    * partial derivatives at each image's current components (rewardPartials), so the step ascends the reward.
    */
   async rewardBackpropStep(images: Float32Array, references: Float32Array, n: number, dSsim: Float32Array, dClipCos: Float32Array): Promise<{ loss: number; step: StepResult; ssim: Float32Array; clipCos: Float32Array }> {
-    this.backprop ??= await GraphSession.create(rewardBackpropModel(this.config), { device: this.device });
+    this.backprop ??= await GraphSession.create(rewardBackpropModel(this.config), { device: this.device, name: 'reward backprop' });
     const dims = this.dims(n);
     const out = await this.backprop.run({
       ...paramFeeds(this.params),

@@ -14,11 +14,25 @@
 // transport). A discarded transport's reader yields nothing more, and a read it had already handed out is not parsed
 // (the check in the parser: a read can be in the hands of the loop when the new dial starts). Nothing of it is lost
 // that could have been used: what was in flight on that connection fails at the drop (nats-disconnect.ts).
+//
+// Nor does a replaced transport's end drop the connection (round 21). A dial that times out (5 s: no INFO from the
+// server, as during a cut) is abandoned, but nats.js's Node transport ignores close() until it has connected, so its
+// socket stays open; when the link is back, its TCP handshake and the server's INFO get through and it connects
+// unused; the server closes it ~3 s later (no CONNECT within its authorization timeout), and that end resolved the
+// transport's closed(), to which nats.js had attached "the connection dropped" at its dial: the connection in use
+// then, healthy, was dropped and dialled again. Round 20's fault c runs saw it in every role, 3-4 s after the
+// recovery (the learner's `publishing checkpoint ... failed (attempt 1)`). Now a replaced transport's socket is
+// destroyed when it is replaced, or when it connects after that, and its end resolves nothing.
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 
 interface TransportInternals {
   discard(): void;
   iterate(): AsyncGenerator<Uint8Array>;
+  connect(hp: unknown, options: unknown): Promise<void>;
+  _closed(err?: Error, internal?: boolean): Promise<void>;
+  socket?: Socket;
+  done: boolean;
 }
 interface ParserInternals {
   parse(buf: Uint8Array): void;
@@ -52,12 +66,28 @@ function install(): boolean {
   } catch {
     return false;
   }
-  if (typeof tproto.discard !== 'function' || typeof tproto.iterate !== 'function' || typeof pproto.parse !== 'function') return false;
-  const discard = tproto.discard;
-  const iterate = tproto.iterate;
+  if ([tproto.discard, tproto.iterate, tproto.connect, tproto._closed, pproto.parse].some((f) => typeof f !== 'function')) return false;
+  const { discard, iterate, connect, _closed: closed } = tproto;
+  // a replaced transport's socket (an abandoned dial's, still connecting) is destroyed, and its end signals nothing
+  const destroy = (t: TransportInternals) => {
+    t.socket?.removeAllListeners();
+    t.socket?.destroy();
+    t.socket = undefined;
+    t.done = true;
+  };
   tproto.discard = function (this: TransportInternals): void {
     discarded.add(this);
     discard.call(this);
+    destroy(this);
+  };
+  tproto.connect = async function (this: TransportInternals, hp: unknown, options: unknown): Promise<void> {
+    await connect.call(this, hp, options);
+    if (discarded.has(this)) destroy(this); // connected after its dial was given up and replaced
+  };
+  tproto._closed = function (this: TransportInternals, err?: Error, internal?: boolean): Promise<void> {
+    if (!discarded.has(this)) return closed.call(this, err, internal);
+    destroy(this);
+    return Promise.resolve();
   };
   tproto.iterate = async function* (this: TransportInternals): AsyncGenerator<Uint8Array> {
     const inner = iterate.call(this);
@@ -77,7 +107,8 @@ function install(): boolean {
 }
 
 /**
- * Whether every nats.js connection of this process drops the unparsed reads of a connection it replaced (above):
+ * Whether every nats.js connection of this process drops the unparsed reads of a connection it replaced, and ignores
+ * that connection's end (above):
  * installed once, when this module is first imported (lib/transport/nats.ts imports it before it connects anything).
  */
 export const leftoverReadsDropped: boolean = install();

@@ -32,7 +32,7 @@ import {
 } from 'nats';
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
-import { ObjectChunks } from './object-chunks.ts';
+import { ObjectChunks, ObjectTruncatedError } from './object-chunks.ts';
 import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream } from './store-loss.ts';
@@ -150,8 +150,8 @@ export const AnnouncementSchema = z.object({
 export type Announcement = z.infer<typeof AnnouncementSchema>;
 
 export class CheckpointIntegrityError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'CheckpointIntegrityError';
   }
 }
@@ -413,6 +413,8 @@ export class CheckpointStore {
    * requests wait for the reconnect themselves). A read that fails is not a CheckpointIntegrityError (which says the
    * bytes are wrong, and makes a follower refuse the version and a learner refuse to resume) but an Error naming the
    * checkpoint: unavailable for now, the callers retry (docs/reliability.md, "A read the connection drops under").
+   * Except an object that holds fewer chunks than its info announces, found on a live connection and still the
+   * stored object: that one is damaged, a CheckpointIntegrityError naming the object and version.
    */
   private async readChunks(version: number, name: string, info: Pick<ObjectInfo, 'nuid' | 'chunks' | 'size'>): Promise<Uint8Array> {
     const what = `${this.bucket}/${name}`;
@@ -423,6 +425,12 @@ export class CheckpointStore {
         if (e instanceof NatsDisconnectedError && attempt < READ_ATTEMPTS) {
           trace('get.reread', { version, attempt });
           continue;
+        }
+        if (e instanceof ObjectTruncatedError) {
+          // damaged, unless the object was pruned or replaced under the read (its chunks purged: read the latest)
+          const now = await this.chunks.info(name).catch(() => undefined);
+          if (now && !now.deleted && now.nuid === info.nuid) throw new CheckpointIntegrityError(`checkpoint v${version}: ${what} is truncated: ${e.message} (read on a live connection)`, { cause: e });
+          throw new Error(`checkpoint v${version}: reading ${what} failed: ${now === undefined ? 'its info cannot be read' : 'pruned or replaced during the read'} (${e.message})`, { cause: e });
         }
         throw new Error(`checkpoint v${version}: reading ${what} failed${attempt > 1 ? ` (${attempt} attempts)` : ''}: ${(e as Error)?.message ?? e}`, { cause: e });
       }

@@ -25,6 +25,21 @@ const NO_MESSAGE_FOUND = 10037;
 /** The fields of an object's info that the checkpoint store reads (commit() writes them all). */
 export type StoredObjectInfo = Pick<ObjectInfo, 'name' | 'nuid' | 'size' | 'chunks' | 'deleted' | 'metadata'>;
 
+/**
+ * A read that got fewer chunks than the object's info announces while the connection stayed up, and the stream
+ * holds only `held` of them: the object is truncated (a chunk deleted or lost), not unavailable for now.
+ */
+export class ObjectTruncatedError extends Error {
+  constructor(
+    readonly subject: string,
+    readonly held: number,
+    readonly chunks: number,
+  ) {
+    super(`its chunks ${subject} hold ${held} of the ${chunks} chunks its info announces`);
+    this.name = 'ObjectTruncatedError';
+  }
+}
+
 export class ObjectChunks {
   readonly stream: string;
 
@@ -130,6 +145,13 @@ export class ObjectChunks {
     await this.js.publish(this.metaSubject(name), jc.encode(info), { headers: h });
   }
 
+  /** How many chunks of id `nuid` the stream holds (the server counts them). */
+  async countChunks(nuid: string): Promise<number> {
+    const subject = this.chunkSubject(nuid);
+    const si = await this.jsm.streams.info(this.stream, { subjects_filter: subject });
+    return si.state.subjects?.[subject] ?? 0;
+  }
+
   /** Deletes the chunks of id `nuid` (an object's old or abandoned bytes). */
   async purgeChunks(nuid: string): Promise<void> {
     await this.jsm.streams.purge(this.stream, { filter: this.chunkSubject(nuid) });
@@ -138,6 +160,9 @@ export class ObjectChunks {
   /**
    * Reads an object's chunks, in order, into one buffer. The caller checks the size and digest: a tampered object
    * reads as whatever bytes it holds. `what` names the object in errors (e.g. `checkpoints-run/v0000000042`).
+   *
+   * A read that ends short on a live connection while the stream holds fewer chunks than `info.chunks` rejects with
+   * an ObjectTruncatedError (the object is damaged: reading again gets the same).
    *
    * A read the connection drops under rejects at the drop with a NatsDisconnectedError naming the object (the caller
    * reads again on the new connection), instead of waiting for nats.js's ordered consumer to notice: it re-creates
@@ -178,6 +203,11 @@ export class ObjectChunks {
       stopListening();
     }
     if (dropped && parts.length < info.chunks) throw dropped;
+    if (parts.length < info.chunks && !dropped) {
+      // on a live connection: does the stream hold them all? (a failed count leaves the plain error below)
+      const held = await this.countChunks(info.nuid).catch(() => undefined);
+      if (held !== undefined && held < info.chunks && !dropped) throw new ObjectTruncatedError(subject, held, info.chunks);
+    }
     if (parts.length < info.chunks) throw new Error(`object chunks ${subject} of ${what}: got ${parts.length} of ${info.chunks} chunks (given up after ${READ_EXPIRES_MS / 1000} s, or the subscription closed: purged meanwhile, or the connection closing?)`);
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
   }

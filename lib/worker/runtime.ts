@@ -38,6 +38,7 @@ import {
 } from '../transport/index.ts';
 import { trace, traceRole } from '../log/trace.ts';
 import { checkDevice } from '../graph/device-check.ts';
+import { onStopSignals } from './stop-signals.ts';
 import { SetupError } from '../config/setup-error.ts';
 import { WIRE_ROLE, type Logger, type ResolvedWorkerOptions, type RoleName } from './options.ts';
 import { withTimeout } from '../async/with-timeout.ts';
@@ -381,7 +382,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
       await role.close().catch((e) => log.warn(`closing the role failed: ${(e as Error).message}`));
       if (nc) await closeNats(nc);
       await server.close();
-      removeSignals();
+      offSignals?.();
     })());
 
   const done = loop.then(
@@ -415,24 +416,8 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     })());
   }
 
-  let signalCount = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signalCount++;
-    if (signalCount > 1) {
-      log.warn(`${sig} again: exiting now`);
-      process.exit(130);
-    }
-    void stop({ reason: sig });
-  };
-  function removeSignals() {
-    if (!o.handleSignals) return;
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
-  if (o.handleSignals) {
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  }
+  // The first signal stops the role gracefully; a second ends the process at once (without aborting it mid-graph)
+  const offSignals = o.handleSignals ? onStopSignals((sig) => void stop({ reason: sig }), (l) => log.warn(l)) : undefined;
 
   return {
     role: role.name,

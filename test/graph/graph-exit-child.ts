@@ -2,7 +2,7 @@
 // process.exit at once, `after` goes through the roles' exitAfterGraphs.
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { policyModel } from '../../lib/models/bundle.ts';
-import { exitAfterGraphs } from '../../cli/worker-options.ts';
+import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
 import { policyCase } from '../helpers/policy-case.ts';
 
 const { config, feeds } = policyCase(128, 16);

@@ -1,0 +1,28 @@
+// SIGINT / SIGTERM for a process that stops gracefully: the first signal starts the stop (a worker role's drain, the
+// orchestrator's stop, a local run stopping its children); a second one of either ends the process at once. "At once"
+// must not mean process.exit while a graph thread is inside a run: that aborts the process (Napi::Error, exit code
+// 134) instead of ending it, so the second signal goes through exitNow (lib/graph/graph-thread.ts).
+import { exitNow, signalExitCode } from '../graph/graph-thread.ts';
+
+/**
+ * Calls `first` at the first SIGINT or SIGTERM; a later one ends the process at once with 128 + its number (130 for
+ * SIGINT, 143 for SIGTERM), by that signal itself while a graph thread is inside a run. `warn` is told first.
+ * Returns the function that removes the handlers (a signal after it has the default action).
+ */
+export function onStopSignals(first: (signal: NodeJS.Signals) => void, warn: (line: string) => void = () => {}): () => void {
+  let seen = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (seen) {
+      warn(`${signal} again: exiting now`);
+      exitNow(signalExitCode(signal), signal);
+    }
+    seen = true;
+    first(signal);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
