@@ -101,8 +101,15 @@ const command: CommandModule<object, Args> = {
     const running = orch;
     // the first signal stops the run; a second ends the process at once (lib/worker/stop-signals.ts)
     onStopSignals(() => {
-      void running.stop().then(() => exitAfterGraphs(0)); // the periodic evaluation may be inside a graph call
-    }, (line) => logger.warn(`orchestrator: ${line}`));
+      // exitAfterGraphs: the periodic evaluation may be inside a graph call
+      void running.stop().then(
+        () => exitAfterGraphs(0),
+        (e: unknown) => {
+          logger.error(`orchestrator: stopping failed: ${(e as Error)?.message ?? e}`);
+          return exitAfterGraphs(1);
+        },
+      );
+    }, { warn: (line) => logger.warn(`orchestrator: ${line}`) });
     try {
       await running.done;
     } catch (e) {

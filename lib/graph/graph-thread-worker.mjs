@@ -15,8 +15,8 @@ try {
 
 async function handle(msg) {
   if (msg.kind === 'close') {
-    // Release the session here, on its own thread, and let the thread end by itself: terminating a thread that
-    // still holds an onnxruntime session aborts the process (Napi::Error at teardown).
+    // Release the session here, on its own thread, and let the thread end by itself: terminating a thread while it
+    // is inside an onnxruntime run aborts the process (Napi::Error at teardown).
     if (workerData.options.enableProfiling) session.endProfiling();
     await session.release();
     parentPort.close();

@@ -23,15 +23,17 @@ interface Reply {
 
 /** Every thread not yet ended: a process must not exit while one is inside a run (releaseGraphThreads). */
 const live = new Set<GraphThread>();
-/** Threads whose session is being created (not yet in `live`). */
-let starting = 0;
+/** Threads whose session is being created (not yet in `live`): releaseGraphThreads waits for them too. */
+const starting = new Set<Promise<unknown>>();
+/** Set by exitAfterGraphs: the process is ending, so no new thread starts (it would only hold the exit up). */
+let exiting = false;
 
 /**
  * Whether some graph thread may be inside onnxruntime now: a run, its session's creation or its release. Exiting
  * then aborts the process (134); with every thread idle (or none), process.exit is safe.
  */
 export function graphThreadsBusy(): boolean {
-  return starting > 0 || [...live].some((t) => t.busy);
+  return starting.size > 0 || [...live].some((t) => t.busy);
 }
 
 /**
@@ -45,11 +47,17 @@ export function exitNow(code: number, signal: NodeJS.Signals): never {
   process.removeAllListeners(signal); // back to the default action: this process's own handler would stop it again
   process.kill(process.pid, signal);
   // Normally delivered before kill returns. This thread waits (no exit path runs meanwhile, none that would abort);
-  // should the signal not end the process within a second, SIGKILL does.
-  for (;;) {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+  // should the signal not end the process within a second, SIGKILL does. As PID 1 of a PID namespace (a container
+  // without an init) the kernel drops both, so after another second it exits after all: an abort beats a hang.
+  const pause = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+  pause();
+  if (signal !== 'SIGKILL') {
+    process.stderr.write(`${signal} did not end the process: SIGKILL\n`);
     process.kill(process.pid, 'SIGKILL');
+    pause();
   }
+  process.stderr.write(`${signal === 'SIGKILL' ? 'SIGKILL' : 'neither signal'} ended the process (PID 1 of a namespace?): exiting with ${code}\n`);
+  process.exit(code);
 }
 
 /** 128 + the signal's number: the exit code a shell gives a process that `signal` ended (130 for SIGINT). */
@@ -63,7 +71,8 @@ export function signalExitCode(signal: NodeJS.Signals): number {
  * bound, the process ends by SIGKILL rather than abort (exitNow). The roles' exits go through it.
  */
 export async function exitAfterGraphs(code: number, timeoutMs = 30_000): Promise<never> {
-  if (!(await releaseGraphThreads(timeoutMs))) process.stderr.write(`graph threads still running ${timeoutMs} ms after their release: ending the process\n`);
+  exiting = true;
+  if (!(await releaseGraphThreads(timeoutMs))) process.stderr.write(`graph threads still running ${timeoutMs} ms after their release: ending the process by SIGKILL (exit code ${code} lost)\n`);
   return exitNow(code, 'SIGKILL');
 }
 
@@ -71,10 +80,17 @@ export async function exitAfterGraphs(code: number, timeoutMs = 30_000): Promise
  * Releases every graph thread of the process (each after the runs queued before its release) and waits for them to
  * end, at most `timeoutMs`; true when all ended. Call it before process.exit: exiting while a thread is inside an
  * onnxruntime run aborts the process (Napi::Error, exit code 134), which on the calling thread could not happen (the
- * run held the event loop). The roles' exits go through it (cli/worker-options.ts exitAfterGraphs).
+ * run held the event loop). The roles' exits go through it (exitAfterGraphs).
  */
 export async function releaseGraphThreads(timeoutMs = 30_000): Promise<boolean> {
-  return (await withTimeout(Promise.all([...live].map((t) => t.release())), timeoutMs)) !== 'timeout';
+  // threads still creating their session join `live` when created: wait for them, then release again
+  const all = async () => {
+    while (starting.size > 0 || live.size > 0) {
+      await Promise.allSettled([...starting]);
+      await Promise.all([...live].map((t) => t.release()));
+    }
+  };
+  return (await withTimeout(all(), timeoutMs)) !== 'timeout';
 }
 
 export class GraphThread {
@@ -104,22 +120,24 @@ export class GraphThread {
    * which graph it is in messages (SessionOptions.name); default: its outputs.
    */
   static async create(model: Uint8Array, options: ort.InferenceSession.SessionOptions, name?: string): Promise<GraphThread> {
+    if (exiting) throw new Error(`graph thread${name ? ` of ${name}` : ''}: not started, the process is exiting`);
     const worker = new Worker(new URL('./graph-thread-worker.mjs', import.meta.url), { workerData: { model, options } });
-    starting++;
+    const created = new Promise<Reply>((resolve, reject) => {
+      const exited = (code: number) => reject(new Error(`graph thread${name ? ` of ${name}` : ''} exited (code ${code}) before its session was created`));
+      worker.once('error', reject);
+      worker.once('exit', exited);
+      worker.once('message', (m: Reply) => {
+        worker.off('error', reject);
+        worker.off('exit', exited);
+        resolve(m);
+      });
+    });
+    starting.add(created);
     let ready: Reply;
     try {
-      ready = await new Promise<Reply>((resolve, reject) => {
-        const exited = (code: number) => reject(new Error(`graph thread${name ? ` of ${name}` : ''} exited (code ${code}) before its session was created`));
-        worker.once('error', reject);
-        worker.once('exit', exited);
-        worker.once('message', (m: Reply) => {
-          worker.off('error', reject);
-          worker.off('exit', exited);
-          resolve(m);
-        });
-      });
+      ready = await created;
     } finally {
-      starting--;
+      starting.delete(created);
     }
     if (ready.error !== undefined) throw new Error(ready.error);
     const thread = new GraphThread(worker, ready.inputNames!, ready.outputNames!, name ?? `the graph with outputs ${ready.outputNames!.join(', ')}`);

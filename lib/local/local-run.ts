@@ -162,13 +162,14 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   await writeFile(configPath, JSON.stringify(config, null, 2));
 
   const sup = new Supervisor(log);
-  // Ctrl-C or a SIGTERM stops the children too: a local run never leaves processes behind.
-  // A second signal ends this process at once (lib/worker/stop-signals.ts), its children getting the signal or not.
+  // Ctrl-C or a SIGTERM stops the children too: a local run never leaves processes behind. A second signal ends
+  // this process at once (lib/worker/stop-signals.ts) and SIGKILLs the children first (the first signal's SIGKILL
+  // timers would die with it).
   const offSignals = onStopSignals((signal) => {
     log(`[local] ${signal}: stopping every process`);
     // the final evaluation may be inside a graph call in a worker thread: exiting then would abort (graph-thread.ts)
     void sup.stopAll().then(() => exitAfterGraphs(signalExitCode(signal)));
-  }, (line) => log(`[local] ${line}`));
+  }, { warn: (line) => log(`[local] ${line}`), again: () => sup.killAll() });
   const ports = new RunPorts(log);
   const grpcPort = await ports.distinct();
   // Every process's metrics port is kept across its restarts, so a scraper finds it again, unless another process

@@ -139,6 +139,12 @@ export class Supervisor {
     return Object.fromEntries([...this.children].flatMap(([name, c]) => (c.proc?.pid !== undefined && c.proc.exitCode === null ? [[name, c.proc.pid]] : [])));
   }
 
+  /** SIGKILLs every running child at once, synchronously (a local run ending at a second signal). */
+  killAll(): void {
+    this.stopping = true;
+    for (const c of this.children.values()) if (c.proc && c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  }
+
   /** Stops every child: SIGTERM, then SIGKILL after `graceMs`. */
   async stopAll(graceMs = 3000): Promise<void> {
     this.stopping = true;

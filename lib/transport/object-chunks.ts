@@ -206,7 +206,7 @@ export class ObjectChunks {
     if (parts.length < info.chunks && !dropped) {
       // on a live connection: does the stream hold them all? (a failed count leaves the plain error below)
       const held = await this.countChunks(info.nuid).catch(() => undefined);
-      if (held !== undefined && held < info.chunks && !dropped) throw new ObjectTruncatedError(subject, held, info.chunks);
+      if (held !== undefined && held < info.chunks) throw new ObjectTruncatedError(subject, held, info.chunks);
     }
     if (parts.length < info.chunks) throw new Error(`object chunks ${subject} of ${what}: got ${parts.length} of ${info.chunks} chunks (given up after ${READ_EXPIRES_MS / 1000} s, or the subscription closed: purged meanwhile, or the connection closing?)`);
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);

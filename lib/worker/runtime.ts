@@ -417,7 +417,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
   }
 
   // The first signal stops the role gracefully; a second ends the process at once (without aborting it mid-graph)
-  const offSignals = o.handleSignals ? onStopSignals((sig) => void stop({ reason: sig }), (l) => log.warn(l)) : undefined;
+  const offSignals = o.handleSignals ? onStopSignals((sig) => void stop({ reason: sig }), { warn: (l) => log.warn(l) }) : undefined;
 
   return {
     role: role.name,

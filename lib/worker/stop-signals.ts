@@ -4,16 +4,24 @@
 // 134) instead of ending it, so the second signal goes through exitNow (lib/graph/graph-thread.ts).
 import { exitNow, signalExitCode } from '../graph/graph-thread.ts';
 
+export interface StopSignalOptions {
+  /** Told before a second signal ends the process. */
+  warn?: (line: string) => void;
+  /** Runs (synchronously) before a second signal ends the process: e.g. a local run kills its children. */
+  again?: (signal: NodeJS.Signals) => void;
+}
+
 /**
  * Calls `first` at the first SIGINT or SIGTERM; a later one ends the process at once with 128 + its number (130 for
- * SIGINT, 143 for SIGTERM), by that signal itself while a graph thread is inside a run. `warn` is told first.
- * Returns the function that removes the handlers (a signal after it has the default action).
+ * SIGINT, 143 for SIGTERM), by that signal itself while a graph thread is inside a run. Returns the function that
+ * removes the handlers (a signal after it has the default action).
  */
-export function onStopSignals(first: (signal: NodeJS.Signals) => void, warn: (line: string) => void = () => {}): () => void {
+export function onStopSignals(first: (signal: NodeJS.Signals) => void, o: StopSignalOptions = {}): () => void {
   let seen = false;
   const handler = (signal: NodeJS.Signals) => {
     if (seen) {
-      warn(`${signal} again: exiting now`);
+      o.warn?.(`${signal} again: exiting now`);
+      o.again?.(signal);
       exitNow(signalExitCode(signal), signal);
     }
     seen = true;

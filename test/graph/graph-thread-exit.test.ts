@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 interface Ended {
@@ -16,12 +17,13 @@ interface Ended {
 
 /** Runs a child of this folder; `onLine` sees each stdout line (to signal it). Resolves when it has ended. */
 function runChild(file: string, args: string[], onLine: (line: string, kill: (s: NodeJS.Signals) => void) => void = () => {}): Promise<Ended> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(file, import.meta.url)), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // killed after 100 s should it never end (a regression): a child left running graphs would stall the suite
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(file, import.meta.url)), ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 100_000, killSignal: 'SIGKILL' });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    for (const line of d.split('\n').filter(Boolean)) onLine(line, (s) => child.kill(s));
-    stdout += d;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    stdout += `${line}\n`;
+    if (line) onLine(line, (s) => child.kill(s));
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((resolve) => child.on('exit', (status, signal) => resolve({ status, signal, stdout, stderr })));

@@ -152,13 +152,26 @@ test(`auto: a session runs on the calling thread until a call holds the event lo
   for (const s of [quick, reference, slow]) await s.release();
 });
 
-test('a process that exits while a graph runs in a worker thread: process.exit aborts it (134), exitAfterGraphs exits with its code', { timeout: 120_000 }, async () => {
+test('a process that exits while a graph runs in a worker thread: process.exit aborts it (134), exitAfterGraphs exits with its code, a thread still starting included', { timeout: 120_000 }, async () => {
   const child = fileURLToPath(new URL('./graph-exit-child.ts', import.meta.url));
   const run = (mode: string) => spawnSync(process.execPath, ['--import', 'tsx', child, mode], { encoding: 'utf8', timeout: 60_000 });
   const plain = run('plain');
   assert.ok(plain.status === 134 || plain.signal === 'SIGABRT', `process.exit mid-run: status ${plain.status}, signal ${plain.signal} (the hazard exitAfterGraphs exists for; if onnxruntime stops aborting, this documents nothing any more)`);
   const after = run('after');
   assert.equal(after.status, 0, `exitAfterGraphs: status ${after.status}, signal ${after.signal}, stderr ${after.stderr.slice(-400)}`);
+  // a thread still creating its session is waited for and released too: its code, not a SIGKILL (137)
+  const starting = run('starting');
+  assert.equal(starting.status, 7, `exitAfterGraphs while a thread starts: status ${starting.status}, signal ${starting.signal}, stderr ${starting.stderr.slice(-400)}`);
+});
+
+test('exitNow as PID 1 of a PID namespace (no init: it cannot signal itself) still ends the process, with its code', { timeout: 120_000 }, async (t) => {
+  const child = fileURLToPath(new URL('./graph-exit-child.ts', import.meta.url));
+  // --kill-child: should the process hang (the old code), the timeout's SIGKILL to unshare ends it too
+  const probe = spawnSync('unshare', ['--pid', '--fork', '--kill-child', 'true'], { encoding: 'utf8' });
+  if (probe.status !== 0) return t.skip(`unshare --pid is not available here: ${probe.error?.message ?? probe.stderr.trim()}`);
+  const r = spawnSync('unshare', ['--pid', '--fork', '--kill-child', process.execPath, '--import', 'tsx', child, 'now'], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+  assert.equal(r.status, 9, `status ${r.status}, signal ${r.signal} (SIGKILL: it hung), stderr ${r.stderr.slice(-400)}`);
+  assert.match(r.stderr, /neither signal ended the process/);
 });
 
 test('a second release waits for the same end; the roles\' --graph-thread: the flag, else the variable, else auto; a bad variable refused by name', async () => {

@@ -66,3 +66,23 @@ test('supervisor: a child that crashes (exit 1) or is killed (SIGKILL) is restar
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('supervisor: killAll SIGKILLs every child at once, one that ignores SIGTERM included, and restarts none (a local run\'s second signal)', { timeout: 60_000 }, async () => {
+  const logged: string[] = [];
+  const sup = new Supervisor((l) => logged.push(l));
+  const deaf = "process.on('SIGTERM', () => console.log('ignored')); console.log('up'); setInterval(() => {}, 1000)";
+  const up = (name: string) => new Promise<void>((resolve) => sup.start({ name, command: process.execPath, args: ['-e', deaf], onLine: (l) => void (l === 'up' && resolve()) }));
+  await Promise.all([up('a'), up('b')]);
+  const pids = Object.values(sup.pids());
+  assert.equal(pids.length, 2);
+  try {
+    void sup.stopAll(60_000); // the first signal's stop: SIGTERM, which these ignore; its SIGKILL a minute away
+    sup.killAll();
+    for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(pids.filter(alive), [], 'every child is gone');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(sup.pids(), {}, `none restarted:\n${logged.join('\n')}`);
+  } finally {
+    sup.killAll();
+  }
+});

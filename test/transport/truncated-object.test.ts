@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import { CheckpointIntegrityError, CheckpointStore, connectNats, sha256Digest } from '../../lib/transport/index.ts';
 import { parseConfig } from '../../lib/config/index.ts';
+import { withTimeout } from '../../lib/async/with-timeout.ts';
 import { encodeCheckpoint } from '../../lib/checkpoint/index.ts';
 import { configHash } from '../../lib/checkpoint/digest.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
@@ -68,10 +69,15 @@ test('a learner whose latest checkpoint is missing a chunk refuses to resume (it
   const shapes = new Map([...params].map(([k, t]) => [k, t.shape] as const));
   await assert.rejects(fetchCheckpoint(store, { version: 0, digest: `sha256:${digest}` }, { runId, shapes, views: true }), (e: unknown) => e instanceof CheckpointIntegrityError && /checkpoint v0: checkpoints-trunc-learner\/v0000000000 is truncated/.test(e.message));
   const fake = await startFakeOrchestrator({ runId, config: tinyConfig(runId) });
+  let l: Awaited<ReturnType<typeof runLearner>> | undefined;
   try {
-    const l = await runLearner({ orchestrator: fake.address, nats: nats.url, workerId: 'learner-trunc', logger: silentLogger });
-    await assert.rejects(l.done, /cannot resume from the latest checkpoint \(v0\): checkpoint v0: checkpoints-trunc-learner\/v0000000000 is truncated.*Refusing to start/);
+    l = await runLearner({ orchestrator: fake.address, nats: nats.url, workerId: 'learner-trunc', logger: silentLogger });
+    // bounded: a learner that retries for ever (the old code) fails the test instead of holding the file's process
+    const ended = await withTimeout(l.done.then(() => new Error('the learner ended cleanly'), (e: unknown) => e), 30_000);
+    assert.ok(ended instanceof Error, 'the learner did not end within 30 s (it keeps retrying)');
+    assert.match(ended.message, /cannot resume from the latest checkpoint \(v0\): checkpoint v0: checkpoints-trunc-learner\/v0000000000 is truncated.*Refusing to start/);
   } finally {
+    await l?.stop({ graceMs: 0 });
     await fake.close();
   }
 });
