@@ -23,7 +23,8 @@
 //   BENCH_BROADCAST_STORAGE=memory (a probe, round 20: this checkout's checkpoint bucket and announcement stream in
 //   JetStream memory storage instead of the product's file storage),
 //   BENCH_BROADCAST_PRUNE=N (a probe, round 20: this checkout's arm prunes to 2 after every Nth round, 0: never,
-//   instead of after each round as the learner does; "before" still prunes after each)
+//   instead of after each round as the learner does; "before" still prunes after each),
+//   BENCH_BROADCAST_KEEP=K (a probe, round 21: this checkout's arm prunes to K instead of 2; the learner's default is 5)
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -53,6 +54,9 @@ const STORAGE = process.env.BENCH_BROADCAST_STORAGE === 'memory' ? ('memory' as 
 // BENCH_BROADCAST_PRUNE=N (a probe): this checkout's arm prunes to 2 after every Nth round only, 0: never (default 1,
 // every round, as the learner does): the file store's cost of deleting (docs/performance.md, "Round 20: broadcast20")
 const PRUNE_EVERY = Number(process.env.BENCH_BROADCAST_PRUNE ?? 1);
+// BENCH_BROADCAST_KEEP=K (a probe, round 21): this checkout's arm prunes to K versions instead of 2 ("before" keeps 2);
+// the learner keeps max(nats.keepCheckpoints, grpo.maxStaleness + 1), 5 by default (learner/index.ts checkpointsToKeep)
+const KEEP = Number(process.env.BENCH_BROADCAST_KEEP ?? 2);
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
 const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
 
@@ -258,7 +262,8 @@ export async function run(): Promise<void> {
           }
           if (measured) arm.rounds.push(`${ms.toFixed(0)} ms (CPU ${[0, 1, 2].map((i) => (c1[i]! - c0[i]!).toFixed(0)).join('/')}, faults ${[0, 1, 2].map((i) => p1[i]! - p0[i]!).join('/')})`);
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
-          if (arm.label === 'before' || (PRUNE_EVERY > 0 && v % PRUNE_EVERY === 0)) await arm.store.prune(2);
+          if (arm.label === 'before') await arm.store.prune(2);
+          else if (PRUNE_EVERY > 0 && v % PRUNE_EVERY === 0) await arm.store.prune(KEEP);
         }
 
         const c0 = [ownCpu(), fCpu(receivers)];
