@@ -14,12 +14,13 @@
 //   nice -n 10 node --import tsx bench/prune-modes.ts
 //   PRUNE_MODES=delete,none,every4,every8 PRUNE_BLOCKS=8 PRUNE_BLOCK=24 PRUNE_MB=1.2 PRUNE_KEEP=2 (the defaults)
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHECKPOINT_MAX_PAYLOAD, spawnNatsServer } from '../lib/transport/nats-server.ts';
 import { freePort } from '../lib/local/ports.ts';
 import { CheckpointStore, connectNats } from '../lib/transport/index.ts';
+import { procCpuMs } from './proc-cpu.ts';
 
 const MODES = (process.env.PRUNE_MODES ?? 'delete,none,every4,every8').split(',');
 const BLOCKS = Number(process.env.PRUNE_BLOCKS ?? 8);
@@ -30,12 +31,6 @@ for (const m of MODES) if (!/^(delete|none|compact|every[1-9]\d*|msg[1-9]\d*)$/.
 /** The object store's chunk size at the project's max_payload (object-chunks.ts chunkSize). */
 const CHUNKS = Math.ceil(BYTES / (Math.min(8 * 1024 * 1024, CHECKPOINT_MAX_PAYLOAD - 4096)));
 const STREAM = 'OBJ_checkpoints-prune';
-
-function procCpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const r = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return ((Number(r[11]) + Number(r[12])) * 1000) / 100;
-}
 
 const every = (mode: string) => Number(/\d+$/.exec(mode)?.[0] ?? 1);
 const dir = mkdtempSync(join(tmpdir(), 'prune-modes-'));
