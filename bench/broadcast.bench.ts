@@ -273,7 +273,7 @@ export async function run(): Promise<void> {
           if (measured) arm.rounds.push(`${ms.toFixed(0)} ms (CPU ${[0, 1, 2].map((i) => (c1[i]! - c0[i]!).toFixed(0)).join('/')}, faults ${[0, 1, 2].map((i) => p1[i]! - p0[i]!).join('/')})`);
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
           if (arm.label === 'before') await arm.store.prune(2);
-          else if (PRUNE_MODE === 'sealed') {
+          else if (PRUNE_MODE === 'sealed' || PRUNE_MODE === 'sealed-purge') {
             const stream = `OBJ_checkpoints-${arm.runId}`;
             const jsm = await arm.nc.jetstreamManager();
             const st = (await jsm.streams.info(stream)).state;
@@ -283,7 +283,14 @@ export async function run(): Promise<void> {
             arm.seqs.set(v, { first: st.last_seq - chunks, last: st.last_seq, end: written });
             for (const [old, r] of arm.seqs) {
               if (old > v - KEEP || written - r.end < 8 * 1024 * 1024 + 65536) continue;
-              for (let q = r.first; q <= r.last; q++) await jsm.streams.deleteMessage(stream, q, false);
+              if (PRUNE_MODE === 'sealed-purge') {
+                // the info's subject and the chunks' id from the info message (in the old block), then both subjects
+                // purged whole: no message deleted by sequence, no "deleted" info written
+                const m = await jsm.streams.getMessage(stream, { seq: r.last });
+                const nuid = (JSON.parse(new TextDecoder().decode(m.data)) as { nuid: string }).nuid;
+                await jsm.streams.purge(stream, { filter: m.subject.replace(/\.M\..*$/, `.C.${nuid}`) });
+                await jsm.streams.purge(stream, { filter: m.subject });
+              } else for (let q = r.first; q <= r.last; q++) await jsm.streams.deleteMessage(stream, q, false);
               arm.seqs.delete(old);
             }
             arm.deletedBytes = written - (await jsm.streams.info(stream)).state.bytes;
