@@ -26,7 +26,8 @@
 //   instead of after each round as the learner does; "before" still prunes after each),
 //   BENCH_BROADCAST_KEEP=K (a probe, round 21: this checkout's arm prunes to K instead of 2; the learner's default is 5),
 //   BENCH_BROADCAST_PRUNE_MODE=sealed (a probe, round 21: this checkout's arm deletes an old version by its stream
-//   sequences once 8 MiB of newer versions follow it, out of the file-store block being written)
+//   sequences once 8 MiB of newer versions follow it, out of the file-store block being written; sealed-purge: the same,
+//   its chunk and info subjects purged instead; seq: by its stream sequences as soon as it is not among the newest KEEP)
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -273,7 +274,7 @@ export async function run(): Promise<void> {
           if (measured) arm.rounds.push(`${ms.toFixed(0)} ms (CPU ${[0, 1, 2].map((i) => (c1[i]! - c0[i]!).toFixed(0)).join('/')}, faults ${[0, 1, 2].map((i) => p1[i]! - p0[i]!).join('/')})`);
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
           if (arm.label === 'before') await arm.store.prune(2);
-          else if (PRUNE_MODE === 'sealed' || PRUNE_MODE === 'sealed-purge') {
+          else if (PRUNE_MODE === 'sealed' || PRUNE_MODE === 'sealed-purge' || PRUNE_MODE === 'seq') {
             const stream = `OBJ_checkpoints-${arm.runId}`;
             const jsm = await arm.nc.jetstreamManager();
             const st = (await jsm.streams.info(stream)).state;
@@ -282,7 +283,7 @@ export async function run(): Promise<void> {
             const written = st.bytes + arm.deletedBytes;
             arm.seqs.set(v, { first: st.last_seq - chunks, last: st.last_seq, end: written });
             for (const [old, r] of arm.seqs) {
-              if (old > v - KEEP || written - r.end < 8 * 1024 * 1024 + 65536) continue;
+              if (old > v - KEEP || (PRUNE_MODE !== 'seq' && written - r.end < 8 * 1024 * 1024 + 65536)) continue;
               if (PRUNE_MODE === 'sealed-purge') {
                 // the info's subject and the chunks' id from the info message (in the old block), then both subjects
                 // purged whole: no message deleted by sequence, no "deleted" info written
