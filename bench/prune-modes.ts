@@ -10,6 +10,8 @@
 //   compact    the object stream purged below the first chunk of the oldest version kept (JetStream purge by sequence:
 //              the file store drops whole blocks, but loads and rewrites the block the sequence falls in)
 //   msgN       every Nth put, each old version's chunks and info deleted by stream sequence (no subject purge)
+//   sealed     as msg1, but a version only once 8 MiB + 64 KiB of newer versions follow it (out of the file-store block
+//              being written)
 // The stream sequences are read from the stream's last_seq after each put (one writer).
 //   nice -n 10 node --import tsx bench/prune-modes.ts
 //   PRUNE_MODES=delete,none,every4,every8 PRUNE_BLOCKS=8 PRUNE_BLOCK=24 PRUNE_MB=1.2 PRUNE_KEEP=2 (the defaults)
@@ -27,7 +29,7 @@ const BLOCKS = Number(process.env.PRUNE_BLOCKS ?? 8);
 const BLOCK = Number(process.env.PRUNE_BLOCK ?? 24);
 const BYTES = Math.round(Number(process.env.PRUNE_MB ?? 1.2) * 1e6);
 const KEEP = Number(process.env.PRUNE_KEEP ?? 2);
-for (const m of MODES) if (!/^(delete|none|compact|every[1-9]\d*|msg[1-9]\d*)$/.test(m)) throw new Error(`PRUNE_MODES: unknown mode ${JSON.stringify(m)} (delete, none, compact, everyN, msgN)`);
+for (const m of MODES) if (!/^(delete|none|compact|sealed|every[1-9]\d*|msg[1-9]\d*)$/.test(m)) throw new Error(`PRUNE_MODES: unknown mode ${JSON.stringify(m)} (delete, none, compact, sealed, everyN, msgN)`);
 /** The object store's chunk size at the project's max_payload (object-chunks.ts chunkSize). */
 const CHUNKS = Math.ceil(BYTES / (Math.min(8 * 1024 * 1024, CHECKPOINT_MAX_PAYLOAD - 4096)));
 const STREAM = 'OBJ_checkpoints-prune';
@@ -48,9 +50,10 @@ async function prune(arm: Arm, v: number): Promise<void> {
     const info = arm.infoSeq.get(v - KEEP + 1);
     // a purge below sequence 1 or 2 is a purge of everything (JetStream's purge request)
     if (info !== undefined && info - CHUNKS > 1) await arm.jsm.streams.purge(STREAM, { seq: info - CHUNKS });
-  } else if (arm.mode.startsWith('msg')) {
+  } else if (arm.mode.startsWith('msg') || arm.mode === 'sealed') {
+    const behind = arm.mode === 'sealed' ? Math.ceil((8 * 1024 * 1024 + 65536) / BYTES) : 0;
     for (const [old, info] of arm.infoSeq) {
-      if (old > v - KEEP) continue;
+      if (old > v - Math.max(KEEP, behind)) continue;
       for (let s = info - CHUNKS; s <= info; s++) await arm.jsm.streams.deleteMessage(STREAM, s, false);
       arm.infoSeq.delete(old);
     }
@@ -75,7 +78,7 @@ try {
         arm.walls.push(performance.now() - t0);
         arm.putMs += procCpuMs(arm.nats.pid) - n0;
         arm.stored.add(v);
-        if (arm.mode === 'compact' || arm.mode.startsWith('msg')) arm.infoSeq.set(v, (await arm.jsm.streams.info(STREAM)).state.last_seq);
+        if (arm.mode === 'compact' || arm.mode === 'sealed' || arm.mode.startsWith('msg')) arm.infoSeq.set(v, (await arm.jsm.streams.info(STREAM)).state.last_seq);
         await prune(arm, v);
         arm.serverMs += procCpuMs(arm.nats.pid) - n0;
       }
