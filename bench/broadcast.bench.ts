@@ -23,7 +23,11 @@
 //   BENCH_BROADCAST_STORAGE=memory (a probe, round 20: this checkout's checkpoint bucket and announcement stream in
 //   JetStream memory storage instead of the product's file storage),
 //   BENCH_BROADCAST_PRUNE=N (a probe, round 20: this checkout's arm prunes to 2 after every Nth round, 0: never,
-//   instead of after each round as the learner does; "before" still prunes after each)
+//   instead of after each round as the learner does; "before" still prunes after each),
+//   BENCH_BROADCAST_KEEP=K (a probe, round 21: this checkout's arm prunes to K instead of 2; the learner's default is 5),
+//   BENCH_BROADCAST_PRUNE_MODE=sealed (a probe, round 21: this checkout's arm deletes an old version by its stream
+//   sequences once 8 MiB of newer versions follow it, out of the file-store block being written; sealed-purge: the same,
+//   its chunk and info subjects purged instead; seq: by its stream sequences as soon as it is not among the newest KEEP)
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -53,6 +57,13 @@ const STORAGE = process.env.BENCH_BROADCAST_STORAGE === 'memory' ? ('memory' as 
 // BENCH_BROADCAST_PRUNE=N (a probe): this checkout's arm prunes to 2 after every Nth round only, 0: never (default 1,
 // every round, as the learner does): the file store's cost of deleting (docs/performance.md, "Round 20: broadcast20")
 const PRUNE_EVERY = Number(process.env.BENCH_BROADCAST_PRUNE ?? 1);
+// BENCH_BROADCAST_KEEP=K (a probe, round 21): this checkout's arm prunes to K versions instead of 2 ("before" keeps 2);
+// the learner keeps max(nats.keepCheckpoints, grpo.maxStaleness + 1), 5 by default (learner/index.ts checkpointsToKeep)
+const KEEP = Number(process.env.BENCH_BROADCAST_KEEP ?? 2);
+// BENCH_BROADCAST_PRUNE_MODE=sealed (a probe, round 21): this checkout's arm deletes a version by its stream sequences
+// (chunks and info) once 8 MiB + 64 KiB of newer stream bytes follow it (so it lies in a file-store block no longer
+// written), never a version among the newest KEEP
+const PRUNE_MODE = process.env.BENCH_BROADCAST_PRUNE_MODE ?? 'delete';
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
 const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
 
@@ -149,6 +160,10 @@ interface Arm {
   runId: string;
   store: { put(version: number, bytes: Uint8Array, digest: string): Promise<unknown>; prune(keepLast: number): Promise<unknown> };
   close(): Promise<void>;
+  nc: import('nats').NatsConnection;
+  /** BENCH_BROADCAST_PRUNE_MODE=sealed: each stored version's stream sequences and the stream's bytes written at its end. */
+  seqs: Map<number, { first: number; last: number; end: number }>;
+  deletedBytes: number;
   followers: Follower[];
   /** This arm's nats-server. */
   serverPid: number;
@@ -222,7 +237,7 @@ export async function run(): Promise<void> {
         // late joiners: each fetched the run's newest version from the store first
         if (RUN_VERSIONS > 0) await Promise.all(followers.map((f) => f.reached(RUN_VERSIONS)));
         all.push(...followers);
-        arms.push({ label, runId, store, close: () => nc.close(), followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0], faults: [0, 0, 0], rounds: [] });
+        arms.push({ label, runId, store, close: () => nc.close(), nc: nc as import('nats').NatsConnection, seqs: new Map(), deletedBytes: 0, followers, serverPid: nats.pid, ms: [], cpu: [0, 0, 0], faults: [0, 0, 0], rounds: [] });
       }
       const receivers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(CHILD, ['tcp', String(tcpPort)])));
       all.push(...receivers);
@@ -258,7 +273,29 @@ export async function run(): Promise<void> {
           }
           if (measured) arm.rounds.push(`${ms.toFixed(0)} ms (CPU ${[0, 1, 2].map((i) => (c1[i]! - c0[i]!).toFixed(0)).join('/')}, faults ${[0, 1, 2].map((i) => p1[i]! - p0[i]!).join('/')})`);
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
-          if (arm.label === 'before' || (PRUNE_EVERY > 0 && v % PRUNE_EVERY === 0)) await arm.store.prune(2);
+          if (arm.label === 'before') await arm.store.prune(2);
+          else if (PRUNE_MODE === 'sealed' || PRUNE_MODE === 'sealed-purge' || PRUNE_MODE === 'seq') {
+            const stream = `OBJ_checkpoints-${arm.runId}`;
+            const jsm = await arm.nc.jetstreamManager();
+            const st = (await jsm.streams.info(stream)).state;
+            const chunks = Math.ceil(bytes / (8 * 1024 * 1024 - 4096));
+            // one writer: this version's chunks and info are the stream's last messages; `written`: bytes ever stored
+            const written = st.bytes + arm.deletedBytes;
+            arm.seqs.set(v, { first: st.last_seq - chunks, last: st.last_seq, end: written });
+            for (const [old, r] of arm.seqs) {
+              if (old > v - KEEP || (PRUNE_MODE !== 'seq' && written - r.end < 8 * 1024 * 1024 + 65536)) continue;
+              if (PRUNE_MODE === 'sealed-purge') {
+                // the info's subject and the chunks' id from the info message (in the old block), then both subjects
+                // purged whole: no message deleted by sequence, no "deleted" info written
+                const m = await jsm.streams.getMessage(stream, { seq: r.last });
+                const nuid = (JSON.parse(new TextDecoder().decode(m.data)) as { nuid: string }).nuid;
+                await jsm.streams.purge(stream, { filter: m.subject.replace(/\.M\..*$/, `.C.${nuid}`) });
+                await jsm.streams.purge(stream, { filter: m.subject });
+              } else for (let q = r.first; q <= r.last; q++) await jsm.streams.deleteMessage(stream, q, false);
+              arm.seqs.delete(old);
+            }
+            arm.deletedBytes = written - (await jsm.streams.info(stream)).state.bytes;
+          } else if (PRUNE_EVERY > 0 && v % PRUNE_EVERY === 0) await arm.store.prune(KEEP);
         }
 
         const c0 = [ownCpu(), fCpu(receivers)];

@@ -25,6 +25,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allocatorEnvFor } from '../lib/deploy/allocator-env.ts';
+import { procCpuMs } from './proc-cpu.ts';
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BATCHES = Number(process.env.LEARNER_GRPO_BATCHES ?? 40);
@@ -38,11 +39,6 @@ interface LearnerFigures { kind: 'learner'; cpuMs: number; stepCpuMs: number; wa
 interface LoopFigures { kind: 'loop'; stepCpuMs: number; stepWallMs: number }
 type Figures = LearnerFigures | LoopFigures;
 
-function procCpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
-}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 

@@ -15,6 +15,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allocatorEnvFor } from '../lib/deploy/allocator-env.ts';
+import { procCpuMs } from './proc-cpu.ts';
 
 const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BATCHES = Number(process.env.PUBLISH_BATCHES ?? 60);
@@ -33,12 +34,6 @@ interface Figures {
 }
 
 /** Total CPU (user + system) of process `pid` so far, ms. */
-function procCpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
-}
-
 interface Ev { t: number; cpu: number; ev: string; seq?: number; version?: number }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 

@@ -6,23 +6,18 @@
 //
 //   AB_BASE=/work/main nice -n 10 node --import tsx bench/moments-store.ts     # STORE_ROUNDS=8 STORE_VERSIONS=30
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CHECKPOINT_MAX_PAYLOAD, spawnNatsServer } from '../lib/transport/nats-server.ts';
 import { freePort } from '../lib/local/ports.ts';
 import { connectNats } from '../lib/transport/index.ts';
 import { LearnerStateStore } from '../lib/worker/learner-state.ts';
+import { procCpuMs } from './proc-cpu.ts';
 
 const ROUNDS = Number(process.env.STORE_ROUNDS ?? 8);
 const VERSIONS = Number(process.env.STORE_VERSIONS ?? 30);
 const BYTES = 2_400_000;
-
-function procCpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const r = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return ((Number(r[11]) + Number(r[12])) * 1000) / 100;
-}
 
 type Store = Pick<LearnerStateStore, 'putEncoded' | 'prune'>;
 const arms: Array<[string, (nc: Parameters<typeof LearnerStateStore.open>[0], run: string) => Promise<Store>]> = [['this checkout', (nc, run) => LearnerStateStore.open(nc, run)]];
