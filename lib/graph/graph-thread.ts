@@ -32,7 +32,7 @@ let exiting = false;
  * Whether some graph thread may be inside onnxruntime now: a run, its session's creation or its release. Exiting
  * then aborts the process (134); with every thread idle (or none), process.exit is safe.
  */
-export function graphThreadsBusy(): boolean {
+function graphThreadsBusy(): boolean {
   return starting.size > 0 || [...live].some((t) => t.busy);
 }
 
@@ -56,7 +56,7 @@ export function exitNow(code: number, signal: NodeJS.Signals): never {
     process.kill(process.pid, 'SIGKILL');
     pause();
   }
-  process.stderr.write(`${signal === 'SIGKILL' ? 'SIGKILL' : 'neither signal'} ended the process (PID 1 of a namespace?): exiting with ${code}\n`);
+  process.stderr.write(`${signal === 'SIGKILL' ? 'SIGKILL did not end' : 'neither signal ended'} the process (PID 1 of a namespace?): exiting with ${code}\n`);
   process.exit(code);
 }
 
@@ -72,7 +72,7 @@ export function signalExitCode(signal: NodeJS.Signals): number {
  */
 export async function exitAfterGraphs(code: number, timeoutMs = 30_000): Promise<never> {
   exiting = true;
-  if (!(await releaseGraphThreads(timeoutMs))) process.stderr.write(`graph threads still running ${timeoutMs} ms after their release: ending the process by SIGKILL (exit code ${code} lost)\n`);
+  if (!(await releaseGraphThreads(timeoutMs))) process.stderr.write(`graph threads still running ${timeoutMs} ms after their release: ending the process by SIGKILL\n`);
   return exitNow(code, 'SIGKILL');
 }
 
@@ -82,7 +82,7 @@ export async function exitAfterGraphs(code: number, timeoutMs = 30_000): Promise
  * onnxruntime run aborts the process (Napi::Error, exit code 134), which on the calling thread could not happen (the
  * run held the event loop). The roles' exits go through it (exitAfterGraphs).
  */
-export async function releaseGraphThreads(timeoutMs = 30_000): Promise<boolean> {
+async function releaseGraphThreads(timeoutMs = 30_000): Promise<boolean> {
   // threads still creating their session join `live` when created: wait for them, then release again
   const all = async () => {
     while (starting.size > 0 || live.size > 0) {

@@ -18,7 +18,8 @@ test('the LeakyReLU gradient is where(x > 0, dy, alpha * dy) bit for bit, specia
   const x = Float32Array.from([...specials, ...standardNormal(N - specials.length, 1)]);
   const dy = Float32Array.from(standardNormal(N, 2));
   dy[0] = -0.5; // -0 times alpha: the sign of zero products is kept
-  for (const alpha of [0, 0.01, 0.2, 1]) {
+  // 0 to 1: the Clip form; -0, 1.5 and -0.5: the Where form (the rule's branch condition is checked too)
+  for (const alpha of [0, 0.01, 0.2, 1, -0, 1.5, -0.5]) {
     const g = new Graph();
     const xIn = g.input('x', [N]);
     const dyIn = g.input('dy', [N]);
