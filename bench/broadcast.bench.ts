@@ -60,10 +60,12 @@ const PRUNE_EVERY = Number(process.env.BENCH_BROADCAST_PRUNE ?? 1);
 // BENCH_BROADCAST_KEEP=K (a probe, round 21): this checkout's arm prunes to K versions instead of 2 ("before" keeps 2);
 // the learner keeps max(nats.keepCheckpoints, grpo.maxStaleness + 1), 5 by default (learner/index.ts checkpointsToKeep)
 const KEEP = Number(process.env.BENCH_BROADCAST_KEEP ?? 2);
+if (!Number.isInteger(KEEP) || KEEP < 1) throw new Error(`BENCH_BROADCAST_KEEP=${process.env.BENCH_BROADCAST_KEEP}: a whole number of versions >= 1`);
 // BENCH_BROADCAST_PRUNE_MODE=sealed (a probe, round 21): this checkout's arm deletes a version by its stream sequences
 // (chunks and info) once 8 MiB + 64 KiB of newer stream bytes follow it (so it lies in a file-store block no longer
 // written), never a version among the newest KEEP
 const PRUNE_MODE = process.env.BENCH_BROADCAST_PRUNE_MODE ?? 'delete';
+if (!['delete', 'sealed', 'sealed-purge', 'seq'].includes(PRUNE_MODE)) throw new Error(`BENCH_BROADCAST_PRUNE_MODE=${PRUNE_MODE}: delete, sealed, sealed-purge or seq`);
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
 const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
 

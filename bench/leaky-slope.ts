@@ -1,6 +1,8 @@
 // The LeakyReLU gradient's forms, dx = dy * slope(y) on [32, 16, S, S] (one layer of the GRPO graph at S px), side by
 // side: onnxruntime's kernel time per op (each node's fastest run after the first, from its profile), on 1 and 2
-// threads, and a hash of dx (sum over all but the batch axis: a form that differs anywhere differs there too). The
+// threads, and a hash of dx's per-row sums (a form that changes values changes them; a sign of zero or a difference
+// below a sum's rounding can vanish: test/graph/leaky-relu-gradient.test.ts compares dx element by element). Each form
+// runs its repetitions back to back, not interleaved: take the minima as the figure. The
 // special values +-0, denormals, +-inf and, with LEAKY_NAN=1, a NaN sit at the start of y (docs/performance.md,
 // "Round 21: grpo21").
 //

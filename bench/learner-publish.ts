@@ -33,7 +33,6 @@ interface Figures {
   natsCpuMs: number;
 }
 
-/** Total CPU (user + system) of process `pid` so far, ms. */
 interface Ev { t: number; cpu: number; ev: string; seq?: number; version?: number }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
