@@ -20,6 +20,9 @@ const which = process.env.GRPO_PROFILE_GRAPH ?? 'grpo';
 const size = Number(process.env.GRPO_PROFILE_SIZE ?? 128);
 const mode = (process.env.GRPO_PROFILE_MODE ?? 'dense') as 'scalar' | 'dense';
 const threadCounts = (process.env.GRPO_PROFILE_THREADS ?? '1').split(',').map(Number);
+if (threadCounts.some((n) => !Number.isInteger(n) || n < 1) || new Set(threadCounts).size !== threadCounts.length) {
+  throw new Error(`GRPO_PROFILE_THREADS=${process.env.GRPO_PROFILE_THREADS}: distinct whole numbers >= 1, comma-separated`);
+}
 const reps = Number(process.env.GRPO_PROFILE_REPS ?? 3);
 const N = 32;
 const config = loadConfig(undefined, [`data.size=${size}`, `grpo.advantageMode=${mode}`]);
