@@ -11,7 +11,13 @@ const { config, feeds } = policyCase(128, 16);
 if (process.argv[2] === 'starting') {
   void GraphThread.create(policyModel(config), { intraOpNumThreads: 1 }, 'late graph').catch(() => undefined);
   await new Promise((r) => setTimeout(r, 20)); // the thread is loading onnxruntime and creating the session
-  await exitAfterGraphs(7);
+  const exiting = exitAfterGraphs(7);
+  // a thread asked for once the exit has begun is refused (it would only hold the exit up)
+  await GraphThread.create(policyModel(config), { intraOpNumThreads: 1 }, 'too late').then(
+    () => process.stdout.write('too late: started\n'),
+    (e: Error) => process.stdout.write(`too late: ${e.message}\n`),
+  );
+  await exiting;
 }
 const session = await GraphSession.create(policyModel(config), { thread: 'on', intraOpThreads: 1 });
 void session.run(feeds).catch(() => undefined);

@@ -162,6 +162,7 @@ test('a process that exits while a graph runs in a worker thread: process.exit a
   // a thread still creating its session is waited for and released too: its code, not a SIGKILL (137)
   const starting = run('starting');
   assert.equal(starting.status, 7, `exitAfterGraphs while a thread starts: status ${starting.status}, signal ${starting.signal}, stderr ${starting.stderr.slice(-400)}`);
+  assert.match(starting.stdout, /too late: graph thread of too late: not started, the process is exiting/);
 });
 
 test('exitNow as PID 1 of a PID namespace (no init: it cannot signal itself) still ends the process, with its code', { timeout: 120_000 }, async (t) => {
