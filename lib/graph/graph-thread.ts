@@ -5,7 +5,6 @@
 // beside the event loop, and several sessions run at once (the SSIM lanes, lib/models/lanes.ts). The values are the
 // same: the same onnxruntime, options and inputs (test/graph/graph-thread.test.ts).
 import { Worker } from 'node:worker_threads';
-import { constants } from 'node:os';
 import type * as ort from 'onnxruntime-node';
 import type { Feeds, Fetches } from './runtime.ts';
 import { withTimeout } from '../async/with-timeout.ts';
@@ -60,11 +59,6 @@ export function exitNow(code: number, signal: NodeJS.Signals): never {
   process.exit(code);
 }
 
-/** 128 + the signal's number: the exit code a shell gives a process that `signal` ended (130 for SIGINT). */
-export function signalExitCode(signal: NodeJS.Signals): number {
-  return 128 + constants.signals[signal];
-}
-
 /**
  * Ends the process with `code` once its graph threads have ended (at most `timeoutMs`): exiting while one is inside
  * an onnxruntime run aborts the process with 134 instead of `code`. Should a thread still be inside a run after the
@@ -82,7 +76,7 @@ export async function exitAfterGraphs(code: number, timeoutMs = 30_000): Promise
  * onnxruntime run aborts the process (Napi::Error, exit code 134), which on the calling thread could not happen (the
  * run held the event loop). The roles' exits go through it (exitAfterGraphs).
  */
-async function releaseGraphThreads(timeoutMs = 30_000): Promise<boolean> {
+async function releaseGraphThreads(timeoutMs: number): Promise<boolean> {
   // threads still creating their session join `live` when created: wait for them, then release again
   const all = async () => {
     while (starting.size > 0 || live.size > 0) {

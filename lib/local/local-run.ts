@@ -20,8 +20,8 @@ import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
-import { exitAfterGraphs, signalExitCode } from '../graph/graph-thread.ts';
-import { onStopSignals } from '../worker/stop-signals.ts';
+import { exitAfterGraphs } from '../graph/graph-thread.ts';
+import { onStopSignals, signalExitCode } from '../worker/stop-signals.ts';
 import type { Device } from '../graph/device.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
 

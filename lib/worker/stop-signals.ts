@@ -2,7 +2,13 @@
 // orchestrator's stop, a local run stopping its children); a second one of either ends the process at once. "At once"
 // must not mean process.exit while a graph thread is inside a run: that aborts the process (Napi::Error, exit code
 // 134) instead of ending it, so the second signal goes through exitNow (lib/graph/graph-thread.ts).
-import { exitNow, signalExitCode } from '../graph/graph-thread.ts';
+import { constants } from 'node:os';
+import { exitNow } from '../graph/graph-thread.ts';
+
+/** 128 + the signal's number: the exit code a shell gives a process that `signal` ended (130 for SIGINT). */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + constants.signals[signal];
+}
 
 export interface StopSignalOptions {
   /** Told before a second signal ends the process. */
