@@ -30,7 +30,7 @@
 //   its chunk and info subjects purged instead; seq: by its stream sequences as soon as it is not among the newest KEEP)
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { trace, traceRole } from '../lib/log/trace.ts';
 import { freePort } from '../lib/local/local-run.ts';
+import { procStat, statCpuMs } from './proc-cpu.ts';
 import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, spawnNatsServer } from '../lib/transport/index.ts';
 
 const FOLLOWERS = 4;
@@ -112,19 +113,10 @@ function ownFaults(): number {
   return process.resourceUsage().minorPageFault;
 }
 
-/** /proc/<pid>/stat's fields after the command name (state is [0]). */
-function procStat(pid: number): string[] | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPU time (ms) of another process so far, from /proc (clock ticks of 10 ms: meaningful summed over rounds). */
+/** CPU time (ms) of another process so far, NaN once it is gone (clock ticks of 10 ms: meaningful summed over rounds). */
 function procCpu(pid: number): number {
   const f = procStat(pid);
-  return f ? (Number(f[11]) + Number(f[12])) * 10 : NaN;
+  return f ? statCpuMs(f) : NaN;
 }
 
 /** Minor page faults of another process so far, from /proc. */
