@@ -45,7 +45,7 @@ import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import { deviceLabel, type Device } from '../lib/graph/device.ts';
 import { initialParamsOf, paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
-import { baseDigestOf, klReferenceParams } from '../lib/models/policy.ts';
+import { baseDigestOf } from '../lib/models/policy.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
@@ -274,7 +274,7 @@ class LearnerRole implements WorkerRoleImpl {
       if (refVersion !== undefined && refDigest !== undefined) {
         const refCk = await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`);
         this.refCheckpoint = { meta: refCk.meta, params: refCk.params };
-        this.refParams = klReferenceParams(spec, ctx.config.run.seed, refCk.params);
+        this.refParams = refCk.params;
       }
       this.params = ck.params;
       // sft.ema (flow family) inside the SFT phase: the average stored with the moments continues
@@ -606,7 +606,7 @@ class LearnerRole implements WorkerRoleImpl {
     this.average = grpoAverage(this.ctx.config, this.params!);
     // the checkpoint of st.version as it was published (no reference yet), kept to put back after a store loss
     this.refCheckpoint = trainingCheckpoint({ ...this.position(st), refVersion: undefined, refDigest: undefined }, atStart);
-    this.refParams = klReferenceParams(policySpecOf(this.ctx.config), this.ctx.config.run.seed, atStart);
+    this.refParams = atStart;
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
   }
 
@@ -646,7 +646,7 @@ class LearnerRole implements WorkerRoleImpl {
       await trainer.prepareGrpo();
       const reference = needsReferenceForward(this.hyper) ? { runner: await this.referenceRunner(), params: this.params! } : undefined;
       // the graphs' first runs too (~0.5 s on the critical path otherwise): the reference's parameters are not taken
-      // yet, the current ones have its shapes (klReferenceParams); nothing is trained, the outputs are dropped
+      // yet, the current ones have its shapes; nothing is trained, the outputs are dropped
       await warmUpGrpo(this.ctx.config, trainer, this.hyper, reference);
     } catch (e) {
       // the first GRPO step creates them (and reports a failure) as before
