@@ -284,6 +284,7 @@ class LearnerRole implements WorkerRoleImpl {
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
+      await this.refuseToStartOver();
       this.params = initialParamsOf(ctx.config);
       this.trainer = Trainer.create(ctx.config, this.params, { device: this.device });
       this.st = { version: 0, lastBatchSeq: 0, lastBatchId: null, step: 0, optimizerStep: 0, refVersion: undefined, refDigest: undefined, latest: undefined };
@@ -595,6 +596,27 @@ class LearnerRole implements WorkerRoleImpl {
     this.ctx.metrics.get('train_batches_total').inc({ kind, outcome: 'empty' });
     this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) has no samples (every group was dropped): recorded as v${next.version} with the parameters unchanged`);
     await this.ctx.send({ train_result: this.result(b, { applied: false, skipped_reason: 'empty', compute_ms: performance.now() - t0 }) });
+  }
+
+  /**
+   * No announcement, yet the store holds versions past 0: the announcements were lost (purged, or evicted by a
+   * credential that could flood the stream: docs/security.md), not a new run. Starting over from version 0 would
+   * replace announced checkpoints and answer `gap` to every batch the orchestrator re-sends, so refuse instead (the
+   * same start fails the same way). Version 0 alone is a learner killed between storing v0 and announcing it: the
+   * seed gives the same bytes again.
+   */
+  private async refuseToStartOver(): Promise<void> {
+    let stored: number[];
+    try {
+      stored = await this.store!.versions();
+    } catch (e) {
+      throw new RetryableWorkerError(`cannot list the checkpoints of run ${this.ctx!.runId}: ${(e as Error).message}`, { cause: e });
+    }
+    const past = stored.filter((v) => v > 0);
+    if (past.length === 0) return;
+    throw new SetupError(
+      `run ${this.ctx!.runId}: the checkpoint store holds ${past.length} version(s) up to v${past[past.length - 1]} but no announcement of any: the announcements were lost; refusing to start the run over from version 0 (it would replace announced checkpoints). Restore the announcement stream, or start a new run id`,
+    );
   }
 
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */
