@@ -16,11 +16,10 @@ async function child(threads: number): Promise<void> {
   const { setIntraOpThreads } = await import('../lib/graph/runtime.ts');
   setIntraOpThreads(threads);
   const { parseConfig } = await import('../lib/config/index.ts');
-  const { initialParamsOf, policySpecOf } = await import('../lib/models/bundle.ts');
+  const { initialParamsOf } = await import('../lib/models/bundle.ts');
   const { PolicyRunner } = await import('../lib/models/runner.ts');
   const { PolicyTrainer } = await import('../lib/models/trainer.ts');
   const { grpoHyper, startGrpoPhase } = await import('../lib/grpo/algorithm.ts');
-  const { klReferenceParams } = await import('../lib/models/policy.ts');
   const { gradientsFrom } = await import('../lib/models/feeds.ts');
   const { ssimMapSize } = await import('../lib/models/ssim.ts');
   const config = parseConfig({ run: { id: 'parts', seed: 0 } }, { overrides: [], source: 'bench' });
@@ -31,7 +30,7 @@ async function child(threads: number): Promise<void> {
   const h = ssimMapSize(H);
   const params = initialParamsOf(config);
   const trainer = PolicyTrainer.create(config, params);
-  const ref = klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer));
+  const ref = startGrpoPhase(params, trainer.optimizer);
   const runner = await PolicyRunner.create(config);
   const images = new Float32Array(n * per);
   for (let g = 0; g < n / G; g++) {

@@ -173,11 +173,9 @@ async function loopChild(checkout: string): Promise<LoopFigures> {
   const { PolicyTrainer } = await import(resolve(checkout, 'lib/models/trainer.ts'));
   const { grpoUpdate } = await import(resolve(checkout, 'lib/grpo/update.ts'));
   const { grpoHyper, startGrpoPhase } = await import(resolve(checkout, 'lib/grpo/algorithm.ts'));
-  const { klReferenceParams, } = await import(resolve(checkout, 'lib/models/policy.ts'));
-  const { policySpecOf } = await import(resolve(checkout, 'lib/models/bundle.ts'));
   const params = initialParamsOf(config);
   const trainer = PolicyTrainer.create(config, params);
-  const refParams = klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer));
+  const refParams = startGrpoPhase(params, trainer.optimizer);
   const runner = await PolicyRunner.create(config);
   const reference = { params: refParams, runner: async () => runner };
   const hyper = grpoHyper(config);

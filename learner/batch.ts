@@ -53,11 +53,14 @@ function nonFiniteIn(field: string, t: HostTensor): string | undefined {
 /**
  * The batch's policy inputs [n,3,H,W]: `images`, or `distinct_images` [K,3,H,W] with each row's image copied in by
  * `image_rows` (what the orchestrator sends for GRPO: a group's rows share one image). `sent` is the tensor as it came
- * and `field` its name, for the non-finite check (a bad value is named at its index in what was sent).
+ * and `field` its name, for the non-finite check (a bad value is named at its index in what was sent). `rowsOf` is
+ * the batch's row count from a tensor already decoded (`targets` or `actions`, whose data arrived): image_rows is
+ * checked against it, and every index against distinct_images, before n rows are allocated.
  */
 function policyInputs(
   b: TrainBatch__Output, height: number, width: number,
   tensor: (name: 'images' | 'distinct_images', shape: ReadonlyArray<number | null>) => HostTensor,
+  rowsOf: { field: string; n: number },
 ): { images: HostTensor; field: string; sent: HostTensor } {
   // absent (not []) in a batch built in process rather than decoded (the orchestrator's own, tests)
   const rows: readonly number[] = b.image_rows ?? [];
@@ -71,13 +74,13 @@ function policyInputs(
   const k = distinct.shape[0]!;
   const per = 3 * height * width;
   const n = rows.length;
-  const data = new Float32Array(n * per);
-  for (let i = 0; i < n; i++) {
-    const r = rows[i]!;
-    if (r >= k) throw new BatchError('bad_input', `train_batch.image_rows[${i}]: ${r} is out of range (distinct_images has ${k} images)`);
-    data.set(distinct.data.subarray(r * per, (r + 1) * per), i * per);
-  }
   if (n === 0 && k !== 0) throw new BatchError('bad_input', `train_batch.image_rows: is empty; distinct_images (${k} images) needs one index per row`);
+  if (n !== rowsOf.n) throw new BatchError('bad_input', `train_batch.image_rows: has ${n} entries, ${rowsOf.field} has ${rowsOf.n} samples`);
+  rows.forEach((r, i) => {
+    if (r >= k) throw new BatchError('bad_input', `train_batch.image_rows[${i}]: ${r} is out of range (distinct_images has ${k} images)`);
+  });
+  const data = new Float32Array(n * per);
+  for (let i = 0; i < n; i++) data.set(distinct.data.subarray(rows[i]! * per, (rows[i]! + 1) * per), i * per);
   return { images: { dtype: distinct.dtype, shape: [n, 3, height, width], data }, field: 'train_batch.distinct_images', sent: distinct };
 }
 
@@ -97,7 +100,10 @@ export function decodeTrainBatch(
     }
   };
   if (b.kind !== 'SFT' && b.kind !== 'GRPO') throw new BatchError('bad_input', `train_batch.kind: must be SFT or GRPO, got ${b.kind}`);
-  const { images, field: imagesField, sent: sentImages } = policyInputs(b, height, width, tensor);
+  // the rows' own tensor first: its data arrived, so it bounds what image_rows may make the learner allocate
+  const perRow = b.kind === 'SFT' ? tensor('targets', img) : tensor('actions', img);
+  const perRowField = b.kind === 'SFT' ? 'targets' : 'actions';
+  const { images, field: imagesField, sent: sentImages } = policyInputs(b, height, width, tensor, { field: `train_batch.${perRowField}`, n: perRow.shape[0]! });
   const n = images.shape[0]!;
   if (n === 0) throw new BatchError('bad_input', 'train_batch.images: the batch is empty');
   const sameN = (field: string, t: HostTensor) => {
@@ -107,10 +113,11 @@ export function decodeTrainBatch(
     throw new BatchError('bad_input', `train_batch.sample_ids: has ${b.sample_ids.length} entries, expected ${n} (one per sample) or none`);
   }
   if (b.kind === 'SFT') {
-    const targets = tensor('targets', [n, 3, height, width]);
+    const targets = perRow;
+    sameN('targets', targets);
     return { kind: 'sft', n, images: images.data, targets: targets.data, nonFinite: nonFiniteIn(imagesField, sentImages) ?? nonFiniteIn('train_batch.targets', targets) };
   }
-  const actions = tensor('actions', img);
+  const actions = perRow;
   sameN('actions', actions);
   const dense = mode === 'dense';
   if (!dense && b.advantage_map) {

@@ -45,7 +45,7 @@ import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import { deviceLabel, type Device } from '../lib/graph/device.ts';
 import { initialParamsOf, paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
-import { baseDigestOf, klReferenceParams } from '../lib/models/policy.ts';
+import { baseDigestOf } from '../lib/models/policy.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
@@ -274,7 +274,7 @@ class LearnerRole implements WorkerRoleImpl {
       if (refVersion !== undefined && refDigest !== undefined) {
         const refCk = await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`);
         this.refCheckpoint = { meta: refCk.meta, params: refCk.params };
-        this.refParams = klReferenceParams(spec, ctx.config.run.seed, refCk.params);
+        this.refParams = refCk.params;
       }
       this.params = ck.params;
       // sft.ema (flow family) inside the SFT phase: the average stored with the moments continues
@@ -284,6 +284,7 @@ class LearnerRole implements WorkerRoleImpl {
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
+      await this.refuseToStartOver();
       this.params = initialParamsOf(ctx.config);
       this.trainer = Trainer.create(ctx.config, this.params, { device: this.device });
       this.st = { version: 0, lastBatchSeq: 0, lastBatchId: null, step: 0, optimizerStep: 0, refVersion: undefined, refDigest: undefined, latest: undefined };
@@ -597,6 +598,27 @@ class LearnerRole implements WorkerRoleImpl {
     await this.ctx.send({ train_result: this.result(b, { applied: false, skipped_reason: 'empty', compute_ms: performance.now() - t0 }) });
   }
 
+  /**
+   * No announcement, yet the store holds versions past 0: the announcements were lost (purged, or evicted by a
+   * credential that could flood the stream: docs/security.md), not a new run. Starting over from version 0 would
+   * replace announced checkpoints and answer `gap` to every batch the orchestrator re-sends, so refuse instead (the
+   * same start fails the same way). Version 0 alone is a learner killed between storing v0 and announcing it: the
+   * seed gives the same bytes again.
+   */
+  private async refuseToStartOver(): Promise<void> {
+    let stored: number[];
+    try {
+      stored = await this.store!.versions();
+    } catch (e) {
+      throw new RetryableWorkerError(`cannot list the checkpoints of run ${this.ctx!.runId}: ${(e as Error).message}`, { cause: e });
+    }
+    const past = stored.filter((v) => v > 0);
+    if (past.length === 0) return;
+    throw new SetupError(
+      `run ${this.ctx!.runId}: the checkpoint store holds ${past.length} version(s) up to v${past[past.length - 1]} but no announcement of any: the announcements were lost; refusing to start the run over from version 0 (it would replace announced checkpoints). Restore the announcement stream, or start a new run id`,
+    );
+  }
+
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */
   private startGrpo(): void {
     const st = this.st!;
@@ -606,7 +628,7 @@ class LearnerRole implements WorkerRoleImpl {
     this.average = grpoAverage(this.ctx.config, this.params!);
     // the checkpoint of st.version as it was published (no reference yet), kept to put back after a store loss
     this.refCheckpoint = trainingCheckpoint({ ...this.position(st), refVersion: undefined, refDigest: undefined }, atStart);
-    this.refParams = klReferenceParams(policySpecOf(this.ctx.config), this.ctx.config.run.seed, atStart);
+    this.refParams = atStart;
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
   }
 
@@ -646,7 +668,7 @@ class LearnerRole implements WorkerRoleImpl {
       await trainer.prepareGrpo();
       const reference = needsReferenceForward(this.hyper) ? { runner: await this.referenceRunner(), params: this.params! } : undefined;
       // the graphs' first runs too (~0.5 s on the critical path otherwise): the reference's parameters are not taken
-      // yet, the current ones have its shapes (klReferenceParams); nothing is trained, the outputs are dropped
+      // yet, the current ones have its shapes; nothing is trained, the outputs are dropped
       await warmUpGrpo(this.ctx.config, trainer, this.hyper, reference);
     } catch (e) {
       // the first GRPO step creates them (and reports a failure) as before

@@ -139,7 +139,7 @@ export const modelSchema = z.strictObject({
   if (m.adapter && !m.network) ctx.addIssue({ code: 'custom', path: ['adapter'], message: 'needs model.network (adapters go on an imported network)' });
   if (m.network && m.family === 'flow') {
     for (const k of ['time', 'condition'] as const) if (!m.network[k]) ctx.addIssue({ code: 'custom', path: ['network', k], message: `the flow family needs model.network.${k} (the input of the velocity network that receives ${k === 'time' ? 't' : 'the corrupted image'})` });
-    if (m.adapter) ctx.addIssue({ code: 'custom', path: ['adapter'], message: 'adapters on a flow velocity network are not supported (its KL reference would be the base without adapters); fine-tune it fully' });
+    if (m.adapter) ctx.addIssue({ code: 'custom', path: ['adapter'], message: 'adapters on a flow velocity network are not supported (not built for the flow graphs); fine-tune it fully' });
   }
   if (m.network && m.family !== 'flow') {
     for (const k of ['time', 'condition'] as const) if (m.network[k]) ctx.addIssue({ code: 'custom', path: ['network', k], message: 'only the flow family feeds a time or condition input (model.family=flow)' });

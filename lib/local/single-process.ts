@@ -41,7 +41,7 @@ import { groupSampleId, grpoCursors, identityAction, rolloutNoiseSeed, sftCursor
 import { flowGrpoUpdate, grpoUpdate } from '../grpo/update.ts';
 import { initialParamsOf, policySpecOf } from '../models/bundle.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../flow/family.ts';
-import { baseDigestOf, klReferenceParams } from '../models/policy.ts';
+import { baseDigestOf } from '../models/policy.ts';
 import { ssimMapSize } from '../models/ssim.ts';
 import { PolicyRunner } from '../models/runner.ts';
 import { PolicyTrainer } from '../models/trainer.ts';
@@ -279,7 +279,7 @@ export async function runSingleProcess(
       // The version GRPO starts from is the reference (the learner takes it at the first batch it trains); its
       // checkpoint was published before.
       const digest = `sha256:${encodeCheckpoint(checkpointNow()).digest}`;
-      reference = { params: klReferenceParams(policySpecOf(config), config.run.seed, startGrpoPhase(params, trainer.optimizer)), version, digest };
+      reference = { params: startGrpoPhase(params, trainer.optimizer), version, digest };
       average = grpoAverage(config, params);
     }
     // learner

@@ -169,10 +169,3 @@ export function baseDigestOf(spec: PolicySpec): string | undefined {
   return spec.network ? importedPolicy(spec.network, spec.adapter).baseDigest : undefined;
 }
 
-/**
- * The KL reference's parameters once GRPO starts from `grpoStart`: with adapters, the base without them
- * (fresh factors, B = 0: what Flow-GRPO gets by disabling LoRA), else the policy GRPO started from.
- */
-export function klReferenceParams(spec: PolicySpec, seed: number, grpoStart: TensorMap): TensorMap {
-  return spec.adapter ? initPolicyParams(spec, seed) : grpoStart;
-}

@@ -74,7 +74,12 @@ test('decodeTrainBatch refuses bad distinct_images / image_rows naming the field
   );
   bad({ image_rows: [0, 0, 0, 1, 1, 2] }, /^train_batch\.image_rows\[5\]: 2 is out of range \(distinct_images has 2 images\)/);
   bad({ image_rows: [] }, /^train_batch\.image_rows: is empty/);
-  bad({ image_rows: [0, 0, 0, 1, 1] }, /^train_batch\.sample_ids: has 6 entries, expected 5/);
+  bad({ image_rows: [0, 0, 0, 1, 1] }, /^train_batch\.image_rows: has 5 entries, train_batch\.actions has 6 samples/);
+  // checked before n rows are allocated (round 22's review: 100,000 entries allocated 1.2 GB first, 2,000,000 threw a
+  // RangeError the learner retried for ever)
+  const before = process.memoryUsage().arrayBuffers;
+  bad({ image_rows: new Array(2_000_000).fill(0) }, /^train_batch\.image_rows: has 2000000 entries, train_batch\.actions has 6 samples/);
+  assert.ok(process.memoryUsage().arrayBuffers - before < 64 << 20, 'image_rows allocated before it was checked');
   bad({ images: roundTrip(tb).distinct_images }, /^train_batch\.distinct_images: is set together with images/);
   bad({ distinct_images: null }, /^train_batch\.image_rows: has 6 entries but distinct_images is missing/);
   const nan = new Float32Array(2 * pix).fill(0.5);
