@@ -66,10 +66,12 @@ export const rules: Record<string, VJP> = {
     // dx = dy * slope, the slope read from the output (so ORT can fuse the forward Conv with the activation): 1 where
     // x > 0 (y > 0 there), alpha elsewhere, which gives where(x > 0, dy, alpha * dy) bit for bit.
     // For 0 < alpha <= 1 the slope is clip(ceil(y), alpha, 1): ceil(y) >= 1 where y > 0 (denormals and +inf too) and
-    // ceil(y) <= 0 elsewhere (-0 for -1 < y <= 0), both outside (0, 1), so the Clip gives exactly 1 or alpha. Ceil +
-    // Clip cost ~2/3 of Greater + Cast + Clip (round 22). Except where y is NaN: ceil(NaN) is NaN, so dx is NaN there
-    // where the where() form has alpha * dy. Such a step is never applied: the loss is NaN and, in either form, a
-    // gradient too (lib/models/trainer.ts refuses both; test/models/trainer.test.ts), so checkpoints are unchanged.
+    // ceil(y) <= 0 elsewhere (-0 for -1 < y <= 0), both outside (0, 1), so the Clip gives exactly 1 or alpha. Ceil
+    // costs ~3/4 of Greater + Cast (round 22: 2.7-2.9 against 3.8-3.9 ms on [32,16,128,128], one thread). Except where
+    // y is NaN: ceil(NaN) is NaN, so dx is NaN there where the where() form has alpha * dy. Such a step is never
+    // applied: the loss, a forward output (the same in either form), is NaN, and a non-finite loss is never applied
+    // (lib/models/trainer.ts; test/models/trainer.test.ts, test/flow/family.test.ts), so checkpoints are unchanged.
+    // (An imported network whose forward drops a NaN, e.g. by a MaxPool, is the exception: docs/graphs.md.)
     if (a > 0 && a <= 1) return [mul(dy!, clip(ceil(y), a, 1))];
     // alpha +0: ceil would keep y's -0 (x = -0) and flip a zero product's sign; clip(y > 0 as 0/1, 0, 1) is exact,
     // NaN included (NaN > 0 is false). Greater, Cast, Clip and Mul cost a third of ORT's three-tensor Where.
