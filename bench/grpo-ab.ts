@@ -4,7 +4,7 @@
 // are the graphs' own, without the trainer's feeds and AdamW (bench/models.bench.ts times those too).
 //
 //   GRPO_AB_BASE=/work/main [GRPO_AB_SIZES=64,128] [GRPO_AB_MODES=scalar,dense] [GRPO_AB_THREADS=0] [GRPO_AB_REPS=7]
-//   [GRPO_AB_N=32] nice -n 10 node --import tsx bench/grpo-ab.ts
+//   [GRPO_AB_N=32] [GRPO_AB_CONFIG=session.dynamic_block_base=4,...] nice -n 10 node --import tsx bench/grpo-ab.ts
 //
 // Without GRPO_AB_BASE it times this tree alone. The base tree needs its own node_modules (a hardlinked copy will do).
 import * as ort from 'onnxruntime-node';
@@ -69,6 +69,24 @@ function differing(a: ort.InferenceSession.OnnxValueMapType, b: ort.InferenceSes
   });
 }
 
+/**
+ * GRPO_AB_CONFIG=key=value,...: onnxruntime session config entries (e.g. session.dynamic_block_base=4) added to this
+ * tree's GRPO session, beside those its tree sets (round 22).
+ */
+function withConfig(opts: ort.InferenceSession.SessionOptions, entries: string | undefined): ort.InferenceSession.SessionOptions {
+  if (!entries) return opts;
+  const extra = structuredClone((opts.extra ?? {}) as Record<string, unknown>);
+  for (const entry of entries.split(',')) {
+    const [key, value] = entry.split('=');
+    if (!key || value === undefined) throw new Error(`GRPO_AB_CONFIG: '${entry}' is not key=value`);
+    const path = key.split('.');
+    let at = extra;
+    for (const part of path.slice(0, -1)) at = (at[part] ??= {}) as Record<string, unknown>;
+    at[path.at(-1)!] = value;
+  }
+  return { ...opts, extra };
+}
+
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 async function main(): Promise<void> {
@@ -79,6 +97,7 @@ async function main(): Promise<void> {
   const sizes = (process.env.GRPO_AB_SIZES ?? '64,128').split(',').map(Number);
   const modes = (process.env.GRPO_AB_MODES ?? 'scalar,dense').split(',') as Array<'scalar' | 'dense'>;
   const threads = Number(process.env.GRPO_AB_THREADS ?? 0);
+  if (process.env.GRPO_AB_CONFIG) console.log(`this tree's GRPO graph: session config ${process.env.GRPO_AB_CONFIG}`);
   if (process.env.GRPO_AB_INTER) console.log(`this tree's GRPO graph: executionMode parallel, inter:intra = ${process.env.GRPO_AB_INTER}`);
   const reps = Number(process.env.GRPO_AB_REPS ?? 7);
   const n = Number(process.env.GRPO_AB_N ?? 32);
@@ -91,9 +110,9 @@ async function main(): Promise<void> {
       const opts = mods[i].sessionOptions('cpu', threads);
       // GRPO_AB_INTER=inter[:intra] runs this tree's GRPO graph with onnxruntime's parallel executor (the base's as its tree sets it).
       const inter = label === 'this' ? process.env.GRPO_AB_INTER : undefined;
-      const grpoOpts: ort.InferenceSession.SessionOptions = inter
+      const grpoOpts: ort.InferenceSession.SessionOptions = withConfig(inter
         ? { ...opts, executionMode: 'parallel', interOpNumThreads: Number(inter.split(':')[0]), intraOpNumThreads: Number(inter.split(':')[1] ?? threads) }
-        : opts;
+        : opts, label === 'this' ? process.env.GRPO_AB_CONFIG : undefined);
       arms.push({ label: `${label} policy forward`, session: await ort.InferenceSession.create(mods[i].policyModel(config), opts), feeds: feeds.policy, wall: [], cpu: [], faults: [] });
       arms.push({ label: `${label} GRPO graph`, session: await ort.InferenceSession.create(mods[i].grpoModel(config), grpoOpts), feeds: feeds.grpo, wall: [], cpu: [], faults: [] });
     }

@@ -93,6 +93,18 @@ function report(events: ProfileEvent[], threads: number): Map<string, { ms: numb
   const later = runs.slice(1).sort((a, b) => a - b);
   medianRun.set(threads, later[Math.floor(later.length / 2)] ?? runs[0]!);
   console.log(`${which} ${size}px ${mode}, batch ${N}, ${threads} thread(s): model_run ${runs.map((r) => r.toFixed(0)).join(', ')} ms`);
+  // Outside the kernels, per run: model_run (written after its nodes' events) less the sum of its nodes' kernel times.
+  const outside: number[] = [];
+  let kernels = 0;
+  for (const e of events) {
+    if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) kernels += e.dur / 1000;
+    if (e.cat === 'Session' && e.name === 'model_run') {
+      outside.push(e.dur / 1000 - kernels);
+      kernels = 0;
+    }
+  }
+  const kernelCount = new Set(events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time')).map((e) => e.name)).size;
+  console.log(`  outside the kernels (model_run less its nodes' kernel times): ${outside.map((r) => r.toFixed(1)).join(', ')} ms (${kernelCount} nodes)`);
   const nodes = new Map<string, { op: string; durs: number[]; first: ProfileEvent }>();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;

@@ -184,3 +184,45 @@ test('sft.ema: the trained weights are untouched, the average follows them by ha
   for (const [k, t] of rb.checkpoint.params) assert.deepEqual(t.data, rb.sftParams.get(k)!.data, k);
   await assert.rejects(runSingleProcess(parseConfig({ data: { size: 12, source: { kind: 'procedural', count: 16 } }, sft: { steps: 1, batchSize: 2, ema: 0.5 }, grpo: { steps: 0 } })), /sft\.ema=0\.5: the SFT weight average is implemented for model\.family=flow only/);
 });
+
+// The flow network's LeakyReLU gradients take the Ceil form too (lib/graph/gradient.ts): dx is NaN where an activation
+// is NaN. As for the policy (test/models/trainer.test.ts), such a step must never be applied: the loss is NaN.
+test('a NaN activation (from x_t or a parameter) makes the Flow-GRPO loss NaN and the step is never applied', async () => {
+  for (const mode of ['scalar', 'dense'] as const) {
+    const c = tiny({}, mode);
+    const params = initialParamsOf(c);
+    const trainer = FlowTrainer.create(c, params);
+    const pix = 3 * 12 * 12;
+    const R = 2;
+    const noise = (seed: number, n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
+    const x = noise(1, R * pix);
+    const flow = {
+      rows: R, actionIndex: Int32Array.of(0, 1), stepIndex: Int32Array.of(0, 0),
+      t: Float32Array.of(0.8, 0.6), tNext: Float32Array.of(0.55, 0.35), a: Float32Array.of(0.7, 0.7),
+      x, xNext: x.map((v, i) => 0.9 * v + 0.05 * Math.cos(i)), logpOld: new Float32Array(mode === 'dense' ? R * pix : R).fill(-1),
+    };
+    const m = 12 - 10;
+    const inputs = {
+      n: 2, images: noise(2, 2 * pix).map((v) => 0.5 + v * 0.5), advantages: Float32Array.of(1, -1), flow, refMean: noise(3, R * pix),
+      advantageMap: mode === 'dense' ? noise(4, 2 * 3 * m * m) : undefined,
+    };
+    const hyper = grpoHyper(c);
+    assert.ok((await trainer.grpoStep(inputs, hyper)).step.applied, `${mode}: the finite batch is applied`);
+    const cases: Array<[string, () => () => void]> = [
+      ['a NaN in x_t', () => { const v = x[100]!; x[100] = NaN; return () => { x[100] = v; }; }],
+      ['a NaN hidden bias', () => { const b = params.get('block0.conv1.bias')!.data; const v = b[1]!; b[1] = NaN; return () => { b[1] = v; }; }],
+    ];
+    for (const [what, inject] of cases) {
+      const undo = inject();
+      const before = new Map([...params].map(([k, v]) => [k, Float32Array.from(v.data)]));
+      const steps = trainer.optimizer.stepCount;
+      const r = await trainer.grpoStep(inputs, hyper);
+      assert.ok(Number.isNaN(r.loss), `${mode}, ${what}: loss ${r.loss}`);
+      assert.equal(r.step.applied, false, `${mode}, ${what}`);
+      for (const [k, v] of params) assert.deepEqual(v.data, before.get(k), `${mode}, ${what}: ${k} untouched`);
+      assert.equal(trainer.optimizer.stepCount, steps);
+      undo();
+    }
+    await trainer.release();
+  }
+});

@@ -8,6 +8,7 @@ import { policySpecOf } from '../../lib/models/bundle.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { cloneTensorMap } from '../../lib/checkpoint/tensors.ts';
+import { ssimMapSize } from '../../lib/models/ssim.ts';
 import { testRandom } from '../graph/gradcheck.ts';
 
 const config = loadConfig(undefined, ['data.size=16', 'model.width=8', 'model.depth=2', 'sft.lr=0.003', 'sft.loss=l2', 'model.logStd=-1', 'grpo.advantageMode=scalar']);
@@ -69,4 +70,48 @@ test('a GRPO step raises the advantage-weighted log-probability; NaN never reach
   assert.deepEqual(params, before, 'parameters untouched by a non-finite step');
   await runner.release();
   await trainer.release();
+});
+
+// The LeakyReLU gradient's Ceil form (lib/graph/gradient.ts) gives dx = NaN where an activation is NaN, where the
+// exact rule gives alpha * dy: the only outputs of the GRPO graph it changes. Such a step must never be applied, so
+// checkpoints cannot differ. The loss is a forward output (the same in either gradient form), so it is enough that a
+// NaN activation makes the loss NaN and the trainer refuses a non-finite loss; the gradients are NaN too.
+test('a NaN activation (from the image or a parameter) makes the GRPO loss NaN and the step is never applied (resnet, unet)', async () => {
+  const rand = testRandom(11);
+  const { noisy } = batch(3);
+  const actions = noisy.map((v) => v + (rand() - 0.5) * 0.1);
+  const m = ssimMapSize(16);
+  for (const [arch, mode] of [['resnet', 'scalar'], ['resnet', 'dense'], ['unet', 'dense']] as const) {
+    const cfg = loadConfig(undefined, ['data.size=16', `model.arch=${arch}`, 'model.width=8', 'model.depth=2', 'model.logStd=-1', 'optim.lr=0.0001', `grpo.advantageMode=${mode}`]);
+    const params = initPolicyParams(policySpecOf(cfg), 2);
+    const trainer = PolicyTrainer.create(cfg, params);
+    const inputs = {
+      n: N, images: noisy, actions, refMean: noisy,
+      logpOld: new Float32Array(mode === 'dense' ? PIX : N).fill(-1),
+      advantages: Float32Array.from({ length: N }, (_, i) => (i % 2 ? 1 : -1)),
+      advantageMap: mode === 'dense' ? Float32Array.from({ length: N * 3 * m * m }, () => rand() - 0.5) : undefined,
+    };
+    assert.ok((await trainer.grpoStep(inputs)).step.applied, `${arch} ${mode}: the finite batch is applied`);
+    const [first, hidden] = arch === 'resnet' ? ['stem', 'block0.conv1'] : ['enc0', 'enc1'];
+    const cases: Array<[string, () => () => void]> = [
+      ['a NaN pixel', () => { const i = inputs.images; inputs.images = i.map((v, k) => (k === 5 * 256 + 7 * 16 + 9 ? NaN : v)); return () => { inputs.images = i; }; }],
+      ['a NaN hidden bias', () => { const b = params.get(`${hidden}.bias`)!.data; const v = b[1]!; b[1] = NaN; return () => { b[1] = v; }; }],
+      ['an infinite first-layer weight (inf * 0 at the padding)', () => { const w = params.get(`${first}.weight`)!.data; const v = w[4]!; w[4] = Infinity; return () => { w[4] = v; }; }],
+    ];
+    for (const [what, inject] of cases) {
+      const undo = inject();
+      const before = cloneTensorMap(params);
+      const state = trainer.optimizer.exportState();
+      const out = await trainer.grpoForward(inputs);
+      assert.ok(Number.isNaN(out.loss!.data[0]), `${arch} ${mode}, ${what}: loss ${out.loss!.data[0]}`);
+      assert.ok(Object.keys(out).some((k) => k.startsWith('grad.') && out[k]!.data.some((v) => !Number.isFinite(v))), `${arch} ${mode}, ${what}: a gradient is non-finite too`);
+      const r = await trainer.grpoStep(inputs);
+      assert.equal(r.step.applied, false, `${arch} ${mode}, ${what}`);
+      assert.match((r.step as { reason: string }).reason, /^non-finite loss NaN/);
+      assert.deepEqual(params, before, `${arch} ${mode}, ${what}: parameters untouched`);
+      assert.deepEqual(trainer.optimizer.exportState(), state, `${arch} ${mode}, ${what}: AdamW's moments and step count untouched`);
+      undo();
+    }
+    await trainer.release();
+  }
 });
