@@ -5,7 +5,7 @@
 
 import type { Node, Value } from './graph.ts';
 import {
-  add, and, cast, ceil, clip, countOf, div, expandTo, greater, greaterOrEqual, lessOrEqual, log, matmul, mul, neg, pad,
+  add, and, cast, clip, countOf, div, expandTo, greater, greaterOrEqual, lessOrEqual, log, matmul, mul, neg, pad,
   pow, reduceSum, reshape, sign, sigmoid, slice, sub, sumTo, transpose, unsqueeze, upsampleNearest, where, exp,
 } from './ops.ts';
 import { convRule, convTransposeRule, maxPoolRule } from './conv-gradients.ts';
@@ -62,21 +62,14 @@ export const rules: Record<string, VJP> = {
   Relu: ({ inputs: [x] }, [dy]) => [where(greater(x, 0), dy!, 0)],
   LeakyRelu: ({ inputs: [x], outputs: [y], attrs }, [dy]) => {
     const alpha = (attrs.alpha as { float: number }).float;
-    const a = Math.fround(alpha); // the attribute and the Clip bound are float32
-    // dx = dy * slope, the slope read from the output (so ORT can fuse the forward Conv with the activation): 1 where
-    // x > 0 (y > 0 there), alpha elsewhere, which gives where(x > 0, dy, alpha * dy) bit for bit.
-    // For 0 < alpha <= 1 the slope is clip(ceil(y), alpha, 1): ceil(y) >= 1 where y > 0 (denormals and +inf too) and
-    // ceil(y) <= 0 elsewhere (-0 for -1 < y <= 0), both outside (0, 1), so the Clip gives exactly 1 or alpha. Ceil
-    // costs ~3/4 of Greater + Cast (round 22: 2.7-2.9 against 3.8-3.9 ms on [32,16,128,128], one thread). Except where
-    // y is NaN: ceil(NaN) is NaN, so dx is NaN there where the where() form has alpha * dy. Such a step is never
-    // applied: the loss, a forward output (the same in either form), is NaN, and a non-finite loss is never applied
-    // (lib/models/trainer.ts; test/models/trainer.test.ts, test/flow/family.test.ts), so checkpoints are unchanged.
-    // (An imported network whose forward drops a NaN, e.g. by a MaxPool, is the exception: docs/graphs.md.)
-    if (a > 0 && a <= 1) return [mul(dy!, clip(ceil(y), a, 1))];
-    // alpha +0: ceil would keep y's -0 (x = -0) and flip a zero product's sign; clip(y > 0 as 0/1, 0, 1) is exact,
-    // NaN included (NaN > 0 is false). Greater, Cast, Clip and Mul cost a third of ORT's three-tensor Where.
-    if (Object.is(a, 0)) return [mul(dy!, clip(cast(greater(y, 0), 'float32'), a, 1))];
-    // alpha -0 (its products' zeros have the other sign), < 0 or > 1
+    // For 0 <= alpha <= 1 the slope is clip(y > 0 as 0/1, alpha, 1): 1 where x > 0 (y has x's sign), alpha
+    // elsewhere (NaN too, as where() has it), so dx = dy * slope gives where()'s values bit for bit. Reading the output
+    // instead of x lets ORT fuse the forward Conv with the activation. Greater, Cast, Clip and Mul together cost a
+    // third of ORT's three-tensor Where (and Sign is as slow as Where); Clip is ~half of Max with a scalar
+    // (round 21: 1.4 against 2.75 ms for [32,16,128,128] on one thread). Clip(Ceil(y), alpha, 1) would save the
+    // Greater and Cast too, but gives NaN where y is NaN (docs/performance.md, "Round 21: grpo21").
+    // (alpha -0 passes `>= 0` but its products' zeros have the other sign: the Where path below)
+    if (alpha >= 0 && alpha <= 1 && !Object.is(alpha, -0)) return [mul(dy!, clip(cast(greater(y, 0), 'float32'), alpha, 1))];
     return [where(greater(x, 0), dy!, mul(dy!, alpha))];
   },
   Sigmoid: ({ outputs: [y] }, [dy]) => [mul(dy!, mul(y, sub(1, y)))],

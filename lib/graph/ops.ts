@@ -263,8 +263,6 @@ export const abs = (x: Value): Value => unary('Abs', x, {}, Math.abs);
 
 export const sign = (x: Value): Value => unary('Sign', x, {}, Math.sign);
 
-export const ceil = (x: Value): Value => unary('Ceil', x, {}, Math.ceil);
-
 export const square = (x: Value): Value => mul(x, x);
 
 /** Clip with bounds that may be tensors (hyper-parameters fed at run time). */

@@ -185,8 +185,9 @@ test('sft.ema: the trained weights are untouched, the average follows them by ha
   await assert.rejects(runSingleProcess(parseConfig({ data: { size: 12, source: { kind: 'procedural', count: 16 } }, sft: { steps: 1, batchSize: 2, ema: 0.5 }, grpo: { steps: 0 } })), /sft\.ema=0\.5: the SFT weight average is implemented for model\.family=flow only/);
 });
 
-// The flow network's LeakyReLU gradients take the Ceil form too (lib/graph/gradient.ts): dx is NaN where an activation
-// is NaN. As for the policy (test/models/trainer.test.ts), such a step must never be applied: the loss is NaN.
+// As for the policy (test/models/trainer.test.ts): a NaN activation inside the flow network makes the loss NaN, and such a
+// step must never be applied (what lets a gradient rule differ only where an activation is NaN: docs/performance.md,
+// "Round 22: grpo22").
 test('a NaN activation (from x_t or a parameter) makes the Flow-GRPO loss NaN and the step is never applied', async () => {
   for (const mode of ['scalar', 'dense'] as const) {
     const c = tiny({}, mode);

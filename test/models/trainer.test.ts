@@ -72,10 +72,9 @@ test('a GRPO step raises the advantage-weighted log-probability; NaN never reach
   await trainer.release();
 });
 
-// The LeakyReLU gradient's Ceil form (lib/graph/gradient.ts) gives dx = NaN where an activation is NaN, where the
-// exact rule gives alpha * dy: the only outputs of the GRPO graph it changes. Such a step must never be applied, so
-// checkpoints cannot differ. The loss is a forward output (the same in either gradient form), so it is enough that a
-// NaN activation makes the loss NaN and the trainer refuses a non-finite loss; the gradients are NaN too.
+// A NaN activation must never reach the parameters: the loss is a forward output, so it is enough that a NaN
+// activation makes the loss NaN and the trainer refuses a non-finite loss (a gradient rule that differs only where an
+// activation is NaN, like round 22's Ceil slope, then cannot change a checkpoint: docs/performance.md, "Round 22: grpo22").
 test('a NaN activation (from the image or a parameter) makes the GRPO loss NaN and the step is never applied (resnet, unet)', async () => {
   const rand = testRandom(11);
   const { noisy } = batch(3);
