@@ -19,6 +19,7 @@ import { connectToOrchestrator, encodeTensor, forEachItem, type OrchestratorConn
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
 import { PauseMonitor } from './load-pauses.ts';
+import { StallRecorder } from './load-timeline.ts';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 
@@ -28,6 +29,8 @@ const spinMs = Number(spinArg ?? 0) / 1000;
 useWireCodec((codecArg ?? 'direct') as WireCodecName);
 useFastEncoder(encoderArg !== 'protobufjs');
 const pauses = new PauseMonitor();
+// LOAD_TIMELINE=1 (inherited from the bench): this process's GC pauses and loop gaps with their times (bench/load-timeline.ts)
+const stalls = process.env.LOAD_TIMELINE === '1' ? new StallRecorder() : undefined;
 let measuring = false;
 const workers = Number(workersArg);
 const maxInFlight = Number(inFlightArg);
@@ -112,10 +115,15 @@ process.on('message', async (m: { stop?: boolean; cpu?: boolean }) => {
     // the first ask opens the measured window, the second closes it
     const c = process.cpuUsage();
     const p = measuring ? pauses.stop() : undefined;
-    if (!measuring) pauses.start();
+    const q = measuring ? stalls?.runQueueSinceStart() : undefined;
+    const s = measuring ? stalls?.stop() : undefined;
+    if (!measuring) {
+      pauses.start();
+      stalls?.start();
+    }
     if (heapDir) await heapProfile(!measuring);
     measuring = !measuring;
-    process.send!({ cpuNow: c.user + c.system, pauses: p });
+    process.send!({ cpuNow: c.user + c.system, pauses: p, stalls: s, runQueueMs: q });
     return;
   }
   if (!m.stop) return;

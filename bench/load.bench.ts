@@ -48,6 +48,7 @@ import { encodeTensor, forEachItem, startOrchestratorServer, type OrchestratorMe
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
 import { formatPauses, mergePauses, PauseMonitor, type PauseFigures } from './load-pauses.ts';
+import { epochNow, StallRecorder, TaskTimeline, type Stall } from './load-timeline.ts';
 import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
 /**
@@ -227,7 +228,14 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   const coalesceMs = o.coalesceMs ?? 0;
   const bundleMs = dispatch === 'spread' ? (o.bundleMs ?? 5) : 0;
   const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {}, dispatch, coalesceMs, bundleMs });
-  const leaseCheck = setInterval(() => board.expireLeases(), 1000); // as orchestrator/sessions.ts
+  // LOAD_TIMELINE=1: when the window's slow tasks happened and what each process was doing then (bench/load-timeline.ts)
+  const timeline = process.env.LOAD_TIMELINE === '1' ? new TaskTimeline(Math.ceil(o.rate * o.seconds * 1.2) + 1000) : undefined;
+  const stalls = timeline ? new StallRecorder() : undefined;
+  const instants = new Map<string, number[]>([['heartbeats', []], ['lease sweeps', []]]);
+  const leaseCheck = setInterval(() => {
+    if (timeline && measuring) instants.get('lease sweeps')!.push(epochNow());
+    board.expireLeases();
+  }, 1000); // as orchestrator/sessions.ts
   const image = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.25) });
   let next = 0;
   // The offer time rides on the task (no side map per task: this process's CPU is the figure).
@@ -266,7 +274,10 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       void s.closed.then(() => board.detach(s));
       // as orchestrator/main.ts: each message handled synchronously as it arrives
       await forEachItem(s.messages, (m) => {
-        if (m.heartbeat) board.renew(s, m.heartbeat.active_task_ids);
+        if (m.heartbeat) {
+          if (timeline && measuring) instants.get('heartbeats')!.push(epochNow());
+          board.renew(s, m.heartbeat.active_task_ids);
+        }
         else if (m.rollout_result) {
           const t = board.complete(s, m.rollout_result.task_id) as BenchTask | undefined;
           if (t) results++;
@@ -276,6 +287,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
             hist.add(now - t.offeredAt);
             queueHist.add(t.dispatchedAt! - t.offeredAt);
             rttHist.add(now - t.dispatchedAt!);
+            timeline?.add(t.offeredAt, t.dispatchedAt!, now, Number(s.workerId.slice(4)));
           }
         }
       });
@@ -359,6 +371,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     sendChildren({ cpu: true });
     const wcpu0 = await fromChildren<{ cpuNow: number }>('cpuNow');
     pauses.start();
+    stalls?.start();
     measuring = true;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
@@ -367,8 +380,16 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     measuring = false;
     const cpu = process.cpuUsage(cpu0);
     const pauseFigures = pauses.stop();
+    const ownQueued = stalls?.runQueueSinceStart();
+    const ownStalls = stalls?.stop();
     sendChildren({ cpu: true });
-    const wcpu1 = await fromChildren<{ cpuNow: number; pauses?: PauseFigures }>('cpuNow');
+    const wcpu1 = await fromChildren<{ cpuNow: number; pauses?: PauseFigures; stalls?: Stall[]; runQueueMs?: number }>('cpuNow');
+    if (timeline) {
+      const procOf = (w: number) => shares.findIndex(([first, count]) => w >= first && w < first + count);
+      const byProcess = new Map<string, Stall[]>([['orchestrator', ownStalls ?? []], ...wcpu1.map((m, k): [string, Stall[]] => [`workers ${k + 1}`, m.stalls ?? []])]);
+      log(`    main threads' run-queue wait over the window (runnable, not running): orchestrator ${ownQueued?.toFixed(0)} ms, ${wcpu1.map((m, k) => `workers ${k + 1} ${m.runQueueMs?.toFixed(0)} ms`).join(', ')}`);
+      for (const l of timeline.report({ startMs: t0, binMs: 100, slowMs: 20, procOf, stalls: byProcess, instants })) log(l);
+    }
     const th1 = threadTimes();
     const mainMs = th1.has('main') ? ((th1.get('main') ?? 0) - (th0.get('main') ?? 0)) * 10 : NaN;
     if (process.env.LOAD_THREADS) log(`  threads (CPU ms, 10 ms ticks): ${[...th1].map(([k, v]) => `${k} ${(v - (th0.get(k) ?? 0)) * 10}`).join(', ')}; process: user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms`);
