@@ -43,6 +43,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { applyHeapGrowth } from '../lib/deploy/heap-growth.ts';
 import { createMetrics } from '../lib/metrics/index.ts';
 import { encodeTensor, forEachItem, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
@@ -65,6 +67,18 @@ function pinOrchestrator(): { workerCpus: string; unpin: () => void } | undefine
   } catch {
     return undefined;
   }
+}
+
+/**
+ * This process's V8 heap growth as the orchestrator role's (`recovery-grpo orchestrator` applies it at its start:
+ * lib/deploy/heap-growth.ts, 300% unless $RECOVERY_GRPO_HEAP_GROWING_PERCENT says otherwise; 0 = V8's own heuristic,
+ * what rounds 4-21's bench ran the orchestrator side with). Returns the percent and a function that puts back this
+ * process's own setting (its node flag, else V8's heuristic): bench/index.ts runs other benches in this process.
+ */
+function orchestratorHeapGrowth(): { percent: number; restore: () => void } {
+  const percent = applyHeapGrowth(process.env, 'orchestrator');
+  const own = process.execArgv.find((a) => a.startsWith('--heap-growing-percent='))?.split('=')[1] ?? '0';
+  return { percent, restore: () => { if (percent > 0) setFlagsFromString(`--heap-growing-percent=${own}`); } };
 }
 
 /** CPU time (clock ticks) of this process's threads, by name ('main' for the main thread). */
@@ -169,6 +183,12 @@ export interface LoadFigures {
   mainThreadUsPerTask: number;
   /** The simulated workers' processes together: CPU seconds per wall second over the measured window (NaN if not reported). */
   workersCpu: number;
+  /**
+   * V8 heap growth (lib/deploy/heap-growth.ts) of the orchestrator side and of the workers' processes, percent: the
+   * orchestrator and rollout roles' own (300, 100) unless $RECOVERY_GRPO_HEAP_GROWING_PERCENT sets both (0: V8's own
+   * heuristic, rounds 4-21's bench).
+   */
+  heapGrowingPercent: { orchestrator: number; workers: number };
   /** Core lists the orchestrator / workers ran on ('any' without taskset). */
   pinned: string;
   errors: number;
@@ -220,6 +240,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   useFastEncoder(encoder === 'two-pass');
   const perMessage = o.perMessage ?? 1;
   const log = o.log ?? (() => {});
+  const heap = orchestratorHeapGrowth();
   const pin = pinOrchestrator();
   const workerCpus = pin?.workerCpus;
   const timerCpuPerSecond = await emptyTimerCpu(500);
@@ -319,7 +340,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   const sendChildren = (m: { cpu?: boolean; stop?: boolean }) => { for (const c of children) c.send(m); };
   let offer: NodeJS.Timeout | undefined;
   try {
-    const connected = (await fromChildren<{ connected: number }>('connected')).reduce((a, m) => a + m.connected, 0);
+    const hello = await fromChildren<{ connected: number; heapGrowingPercent: number }>('connected');
+    const connected = hello.reduce((a, m) => a + m.connected, 0);
     log(`  ${connected} workers connected (${workerProcs} process${workerProcs > 1 ? 'es' : ''})`);
     // Open-loop offered load: every tick, add the tasks the rate owes since the start.
     const offerStart = performance.now();
@@ -448,6 +470,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       offerTimerUsPerTask: (timerCpuPerSecond * wall * 1e6) / Math.max(1, completed),
       mainThreadUsPerTask: (mainMs * 1000) / Math.max(1, completed),
       workersCpu: wcpu1.reduce((a, m, k) => a + m.cpuNow - wcpu0[k]!.cpuNow, 0) / 1e6 / wall,
+      heapGrowingPercent: { orchestrator: heap.percent, workers: hello[0]!.heapGrowingPercent },
       pinned: workerCpus ? `0 / ${workerCpus}` : 'any',
       errors,
     };
@@ -457,6 +480,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await server.close({ graceMs: 500 });
     pin?.unpin();
+    heap.restore();
   }
 }
 
@@ -470,7 +494,7 @@ export function semiSpaceLabel(mb: number | undefined): string {
 export function formatLoad(f: LoadFigures): string {
   return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}, ${f.codec} codec${f.codec === 'direct' && f.encoder !== 'two-pass' ? ` (${f.encoder} encoder)` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms (p99 in the queue ${f.queueP99Ms.toFixed(1)}, of the round trip ${f.roundTripP99Ms.toFixed(1)}); ` +
-    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}); workers' ${f.workerProcs > 1 ? `${f.workerProcs} processes` : 'process'} (${semiSpaceLabel(f.workerSemiSpaceMb)}) CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}; heap growth ${f.heapGrowingPercent.orchestrator}%); workers' ${f.workerProcs > 1 ? `${f.workerProcs} processes` : 'process'} (${semiSpaceLabel(f.workerSemiSpaceMb)}, heap growth ${f.heapGrowingPercent.workers}%) CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}\n` +
     `      pauses: orchestrator ${formatPauses(f.pauses)}; ${f.workerProcs > 1 ? f.workerPausesEach.map((p, k) => `workers' process ${k + 1}/${f.workerProcs} ${formatPauses(p)}`).join('; ') : `workers' process ${formatPauses(f.workerPauses)}`}`;
 }
