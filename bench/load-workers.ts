@@ -18,15 +18,14 @@
 import { connectToOrchestrator, encodeTensor, forEachItem, type OrchestratorConnection } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
-import { applyHeapGrowth } from '../lib/deploy/heap-growth.ts';
+import { roleHeapGrowth } from './load-heap.ts';
 import { PauseMonitor } from './load-pauses.ts';
 import { StallRecorder } from './load-timeline.ts';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 
-// The rollout role's V8 heap growth, as `recovery-grpo rollout-worker` applies it at its start (lib/deploy/heap-growth.ts;
-// $RECOVERY_GRPO_HEAP_GROWING_PERCENT, inherited from the bench, sets it; 0: V8's own heuristic, rounds 4-21's bench).
-const heapGrowingPercent = applyHeapGrowth(process.env, 'rollout');
+// The rollout role's V8 heap growth, as `recovery-grpo rollout-worker` applies it at its start (bench/load-heap.ts).
+const heapGrowingPercent = roleHeapGrowth('rollout').percent;
 const [address, workersArg, inFlightArg, perMessageArg, codecArg, encoderArg, spinArg, idBaseArg] = process.argv.slice(2);
 const idBase = Number(idBaseArg ?? 0);
 const spinMs = Number(spinArg ?? 0) / 1000;

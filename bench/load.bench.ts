@@ -38,18 +38,24 @@
 // LOAD_FIND_TO, default 64000/s), then halves the gap LOAD_FIND_REFINE times (default 2) between the highest rate
 // that passed and the lowest that failed, and prints the highest that passed (one run per rate: on a loaded machine
 // a passing rate may fail on another run).
+// V8 heap growth (round 22): the orchestrator side runs with the orchestrator role's (300%) and the workers' processes
+// with the rollout role's (100%), as recovery-grpo's roles set it at their start (bench/load-heap.ts,
+// lib/deploy/heap-growth.ts); RECOVERY_GRPO_HEAP_GROWING_PERCENT=0 runs both on V8's own heuristic, as rounds 4-21's
+// bench did (at 500 workers every process then ran a full mark-compact every 1.2-2 s); a --heap-growing-percent node
+// flag (LOAD_WORKER_NODE_FLAGS for the workers) wins over the role's. LOAD_TIMELINE=1: when the window's slow tasks
+// happened and what each process was doing then (bench/load-timeline.ts: p99 per 100 ms, the slow tasks' episodes,
+// each process's GC pauses and loop gaps with the main thread's run-queue wait).
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { applyHeapGrowth } from '../lib/deploy/heap-growth.ts';
 import { createMetrics } from '../lib/metrics/index.ts';
 import { encodeTensor, forEachItem, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
 import { formatPauses, mergePauses, PauseMonitor, type PauseFigures } from './load-pauses.ts';
+import { roleHeapGrowth } from './load-heap.ts';
 import { epochNow, StallRecorder, TaskTimeline, type Stall } from './load-timeline.ts';
 import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
@@ -67,18 +73,6 @@ function pinOrchestrator(): { workerCpus: string; unpin: () => void } | undefine
   } catch {
     return undefined;
   }
-}
-
-/**
- * This process's V8 heap growth as the orchestrator role's (`recovery-grpo orchestrator` applies it at its start:
- * lib/deploy/heap-growth.ts, 300% unless $RECOVERY_GRPO_HEAP_GROWING_PERCENT says otherwise; 0 = V8's own heuristic,
- * what rounds 4-21's bench ran the orchestrator side with). Returns the percent and a function that puts back this
- * process's own setting (its node flag, else V8's heuristic): bench/index.ts runs other benches in this process.
- */
-function orchestratorHeapGrowth(): { percent: number; restore: () => void } {
-  const percent = applyHeapGrowth(process.env, 'orchestrator');
-  const own = process.execArgv.find((a) => a.startsWith('--heap-growing-percent='))?.split('=')[1] ?? '0';
-  return { percent, restore: () => { if (percent > 0) setFlagsFromString(`--heap-growing-percent=${own}`); } };
 }
 
 /** CPU time (clock ticks) of this process's threads, by name ('main' for the main thread). */
@@ -240,7 +234,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   useFastEncoder(encoder === 'two-pass');
   const perMessage = o.perMessage ?? 1;
   const log = o.log ?? (() => {});
-  const heap = orchestratorHeapGrowth();
+  const heap = roleHeapGrowth('orchestrator'); // as `recovery-grpo orchestrator` at its start (bench/load-heap.ts)
   const pin = pinOrchestrator();
   const workerCpus = pin?.workerCpus;
   const timerCpuPerSecond = await emptyTimerCpu(500);
