@@ -44,7 +44,10 @@
 // bench did (at 500 workers every process then ran a full mark-compact every 1.2-2 s); a --heap-growing-percent node
 // flag (LOAD_WORKER_NODE_FLAGS for the workers) wins over the role's. LOAD_TIMELINE=1: when the window's slow tasks
 // happened and what each process was doing then (bench/load-timeline.ts: p99 per 100 ms, the slow tasks' episodes,
-// each process's GC pauses and loop gaps with the main thread's run-queue wait).
+// each process's GC pauses and loop gaps with the main thread's run-queue wait). The pinning moves only this process's
+// main thread to core 0 (its V8 helper threads, concurrent marking and parallel scavenging among them, stay free to
+// run on the workers' core); LOAD_PIN_ALL=1 pins every thread of it (round 22: no measurable difference on the shared
+// machine; an arm for the idle run).
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -68,8 +71,9 @@ function pinOrchestrator(): { workerCpus: string; unpin: () => void } | undefine
   if (n < 2) return undefined;
   try {
     const before = execFileSync('taskset', ['-cp', String(process.pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
-    execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
-    return { workerCpus: n === 2 ? '1' : `1-${n - 1}`, unpin: () => execFileSync('taskset', ['-cp', before, String(process.pid)], { stdio: 'ignore' }) };
+    const scope = process.env.LOAD_PIN_ALL === '1' ? ['-a'] : [];
+    execFileSync('taskset', [...scope, '-cp', '0', String(process.pid)], { stdio: 'ignore' });
+    return { workerCpus: n === 2 ? '1' : `1-${n - 1}`, unpin: () => execFileSync('taskset', [...scope, '-cp', before, String(process.pid)], { stdio: 'ignore' }) };
   } catch {
     return undefined;
   }
