@@ -37,8 +37,8 @@ for (let p = 1; p <= pairs; p++) {
     const w = f.workerPauses;
     const wEach = (f.workerPausesEach ?? [w]).map((x) => (x ? `${f1(x.minorMaxMs)}` : 'n/a')).join('/');
     console.log(`pair ${p} ${arm.label}: load ${load}; ${f1(f.tasksPerSend)} per send, completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
-      `p50 ${f1(f.p50Ms)} p99 ${f1(f.p99Ms)} max ${f.maxMs.toFixed(0)} ms (queue p99 ${f1(f.queueP99Ms)}); CPU ${(f.serverCpu * 100).toFixed(0)}% ${f1(f.cpuUsPerTask)} us/task; ` +
-      `orch loop p99 ${f1(f.pauses.loopP99Ms)} max ${f.pauses.loopMaxMs.toFixed(0)}, scav max ${f1(f.pauses.minorMaxMs)}, other GC ${f.pauses.majorCount} max ${f1(f.pauses.majorMaxMs)}; ` +
-      `workers (${f.workerProcs ?? 1} proc, ${f.workerSemiSpaceMb ? `semi ${f.workerSemiSpaceMb} MiB` : 'default semi'}) CPU ${(f.workersCpu * 100).toFixed(0)}% ${f1((f.workersCpu * 1e6) / Math.max(1, f.completedPerSecond))} us/task, loop p99 ${f1(w?.loopP99Ms)} max ${w ? w.loopMaxMs.toFixed(0) : 'n/a'}, scav ${w?.minorCount ?? 'n/a'} max ${wEach} ms, other GC max ${f1(w?.majorMaxMs)}`);
+      `p50 ${f1(f.p50Ms)} p99 ${f1(f.p99Ms)} max ${f.maxMs.toFixed(0)} ms (queue p99 ${f1(f.queueP99Ms)}); CPU ${(f.serverCpu * 100).toFixed(0)}% ${f1(f.cpuUsPerTask)} us/task; heap growth ${f.heapGrowingPercent ? `${f.heapGrowingPercent.orchestrator}/${f.heapGrowingPercent.workers}%` : 'V8 (bench before round 22)'}; ` +
+      `orch loop p99 ${f1(f.pauses.loopP99Ms)} max ${f.pauses.loopMaxMs.toFixed(0)}, scav max ${f1(f.pauses.minorMaxMs)}, other GC ${f.pauses.majorCount} (${f.pauses.majorMs.toFixed(0)} ms) max ${f1(f.pauses.majorMaxMs)}; ` +
+      `workers (${f.workerProcs ?? 1} proc, ${f.workerSemiSpaceMb ? `semi ${f.workerSemiSpaceMb} MiB` : 'default semi'}) CPU ${(f.workersCpu * 100).toFixed(0)}% ${f1((f.workersCpu * 1e6) / Math.max(1, f.completedPerSecond))} us/task, loop p99 ${f1(w?.loopP99Ms)} max ${w ? w.loopMaxMs.toFixed(0) : 'n/a'}, scav ${w?.minorCount ?? 'n/a'} max ${wEach} ms, other GC ${w?.majorCount ?? 'n/a'} (${w ? w.majorMs.toFixed(0) : 'n/a'} ms) max ${f1(w?.majorMaxMs)}`);
   }
 }

@@ -13,7 +13,7 @@ const f = await runLoad({
   ...(process.env.LOAD_WORKER_PROCS ? { workerProcs: Number(process.env.LOAD_WORKER_PROCS) } : {}),
   ...(process.env.LOAD_WORKER_SEMI_SPACE_MB ? { workerSemiSpaceMb: Number(process.env.LOAD_WORKER_SEMI_SPACE_MB) } : {}),
   ...(process.env.LOAD_WORKER_NODE_FLAGS ? { workerNodeFlags: process.env.LOAD_WORKER_NODE_FLAGS.split(' ').filter((f) => f !== '') } : {}),
-  log: (l: string) => { if (l.includes('threads')) console.error(l); },
+  log: (l: string) => { if (l.includes('threads') || process.env.LOAD_TIMELINE === '1') console.error(l); },
 });
 console.log(JSON.stringify({ tree, ...f }));
 process.exit(0);

@@ -18,16 +18,22 @@
 import { connectToOrchestrator, encodeTensor, forEachItem, type OrchestratorConnection } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
+import { roleHeapGrowth } from './load-heap.ts';
 import { PauseMonitor } from './load-pauses.ts';
+import { StallRecorder } from './load-timeline.ts';
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 
+// The rollout role's V8 heap growth, as `recovery-grpo rollout-worker` applies it at its start (bench/load-heap.ts).
+const heapGrowingPercent = roleHeapGrowth('rollout').percent;
 const [address, workersArg, inFlightArg, perMessageArg, codecArg, encoderArg, spinArg, idBaseArg] = process.argv.slice(2);
 const idBase = Number(idBaseArg ?? 0);
 const spinMs = Number(spinArg ?? 0) / 1000;
 useWireCodec((codecArg ?? 'direct') as WireCodecName);
 useFastEncoder(encoderArg !== 'protobufjs');
 const pauses = new PauseMonitor();
+// LOAD_TIMELINE=1 (inherited from the bench): this process's GC pauses and loop gaps with their times (bench/load-timeline.ts)
+const stalls = process.env.LOAD_TIMELINE === '1' ? new StallRecorder() : undefined;
 let measuring = false;
 const workers = Number(workersArg);
 const maxInFlight = Number(inFlightArg);
@@ -106,16 +112,21 @@ async function worker(i: number): Promise<void> {
 for (let i = 0; i < workers; i += 50) {
   await Promise.all(Array.from({ length: Math.min(50, workers - i) }, (_, k) => worker(i + k).catch((e) => process.send!({ error: (e as Error).message }))));
 }
-process.send!({ connected: conns.length });
+process.send!({ connected: conns.length, heapGrowingPercent });
 process.on('message', async (m: { stop?: boolean; cpu?: boolean }) => {
   if (m.cpu) {
     // the first ask opens the measured window, the second closes it
     const c = process.cpuUsage();
     const p = measuring ? pauses.stop() : undefined;
-    if (!measuring) pauses.start();
+    const q = measuring ? stalls?.runQueueSinceStart() : undefined;
+    const s = measuring ? stalls?.stop() : undefined;
+    if (!measuring) {
+      pauses.start();
+      stalls?.start();
+    }
     if (heapDir) await heapProfile(!measuring);
     measuring = !measuring;
-    process.send!({ cpuNow: c.user + c.system, pauses: p });
+    process.send!({ cpuNow: c.user + c.system, pauses: p, stalls: s, runQueueMs: q });
     return;
   }
   if (!m.stop) return;

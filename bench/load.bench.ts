@@ -38,6 +38,16 @@
 // LOAD_FIND_TO, default 64000/s), then halves the gap LOAD_FIND_REFINE times (default 2) between the highest rate
 // that passed and the lowest that failed, and prints the highest that passed (one run per rate: on a loaded machine
 // a passing rate may fail on another run).
+// V8 heap growth (round 22): the orchestrator side runs with the orchestrator role's (300%) and the workers' processes
+// with the rollout role's (100%), as recovery-grpo's roles set it at their start (bench/load-heap.ts,
+// lib/deploy/heap-growth.ts); RECOVERY_GRPO_HEAP_GROWING_PERCENT=0 runs both on V8's own heuristic, as rounds 4-21's
+// bench did (at 500 workers every process then ran a full mark-compact every 1.2-2 s); a --heap-growing-percent node
+// flag (LOAD_WORKER_NODE_FLAGS for the workers) wins over the role's. LOAD_TIMELINE=1: when the window's slow tasks
+// happened and what each process was doing then (bench/load-timeline.ts: p99 per 100 ms, the slow tasks' episodes,
+// each process's GC pauses and loop gaps with the main thread's run-queue wait). The pinning moves only this process's
+// main thread to core 0 (its V8 helper threads, concurrent marking and parallel scavenging among them, stay free to
+// run on the workers' core); LOAD_PIN_ALL=1 pins every thread of it (round 22: no measurable difference on the shared
+// machine; an arm for the idle run).
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -48,6 +58,8 @@ import { encodeTensor, forEachItem, startOrchestratorServer, type OrchestratorMe
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
 import { formatPauses, mergePauses, PauseMonitor, type PauseFigures } from './load-pauses.ts';
+import { roleHeapGrowth } from './load-heap.ts';
+import { epochNow, StallRecorder, TaskTimeline, type Stall } from './load-timeline.ts';
 import { DISPATCH_POLICIES, TaskBoard, type DispatchPolicy, type Task } from '../orchestrator/task-board.ts';
 
 /**
@@ -59,8 +71,9 @@ function pinOrchestrator(): { workerCpus: string; unpin: () => void } | undefine
   if (n < 2) return undefined;
   try {
     const before = execFileSync('taskset', ['-cp', String(process.pid)], { encoding: 'utf8' }).split(':').pop()!.trim();
-    execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
-    return { workerCpus: n === 2 ? '1' : `1-${n - 1}`, unpin: () => execFileSync('taskset', ['-cp', before, String(process.pid)], { stdio: 'ignore' }) };
+    const scope = process.env.LOAD_PIN_ALL === '1' ? ['-a'] : [];
+    execFileSync('taskset', [...scope, '-cp', '0', String(process.pid)], { stdio: 'ignore' });
+    return { workerCpus: n === 2 ? '1' : `1-${n - 1}`, unpin: () => execFileSync('taskset', [...scope, '-cp', before, String(process.pid)], { stdio: 'ignore' }) };
   } catch {
     return undefined;
   }
@@ -168,6 +181,12 @@ export interface LoadFigures {
   mainThreadUsPerTask: number;
   /** The simulated workers' processes together: CPU seconds per wall second over the measured window (NaN if not reported). */
   workersCpu: number;
+  /**
+   * V8 heap growth (lib/deploy/heap-growth.ts) of the orchestrator side and of the workers' processes, percent: the
+   * orchestrator and rollout roles' own (300, 100) unless $RECOVERY_GRPO_HEAP_GROWING_PERCENT sets both (0: V8's own
+   * heuristic, rounds 4-21's bench).
+   */
+  heapGrowingPercent: { orchestrator: number; workers: number };
   /** Core lists the orchestrator / workers ran on ('any' without taskset). */
   pinned: string;
   errors: number;
@@ -219,6 +238,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   useFastEncoder(encoder === 'two-pass');
   const perMessage = o.perMessage ?? 1;
   const log = o.log ?? (() => {});
+  const heap = roleHeapGrowth('orchestrator'); // as `recovery-grpo orchestrator` at its start (bench/load-heap.ts)
   const pin = pinOrchestrator();
   const workerCpus = pin?.workerCpus;
   const timerCpuPerSecond = await emptyTimerCpu(500);
@@ -227,7 +247,14 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   const coalesceMs = o.coalesceMs ?? 0;
   const bundleMs = dispatch === 'spread' ? (o.bundleMs ?? 5) : 0;
   const board = new TaskBoard({ leaseMs: 60_000, maxAttempts: 5, metrics, onGiveUp: () => {}, dispatch, coalesceMs, bundleMs });
-  const leaseCheck = setInterval(() => board.expireLeases(), 1000); // as orchestrator/sessions.ts
+  // LOAD_TIMELINE=1: when the window's slow tasks happened and what each process was doing then (bench/load-timeline.ts)
+  const timeline = process.env.LOAD_TIMELINE === '1' ? new TaskTimeline(Math.ceil(o.rate * o.seconds * 1.2) + 1000) : undefined;
+  const stalls = timeline ? new StallRecorder() : undefined;
+  const instants = new Map<string, number[]>([['heartbeats', []], ['lease sweeps', []]]);
+  const leaseCheck = setInterval(() => {
+    if (timeline && measuring) instants.get('lease sweeps')!.push(epochNow());
+    board.expireLeases();
+  }, 1000); // as orchestrator/sessions.ts
   const image = encodeTensor({ dtype: 'float32', shape: [3, 4, 4], data: new Float32Array(48).fill(0.25) });
   let next = 0;
   // The offer time rides on the task (no side map per task: this process's CPU is the figure).
@@ -266,7 +293,10 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       void s.closed.then(() => board.detach(s));
       // as orchestrator/main.ts: each message handled synchronously as it arrives
       await forEachItem(s.messages, (m) => {
-        if (m.heartbeat) board.renew(s, m.heartbeat.active_task_ids);
+        if (m.heartbeat) {
+          if (timeline && measuring) instants.get('heartbeats')!.push(epochNow());
+          board.renew(s, m.heartbeat.active_task_ids);
+        }
         else if (m.rollout_result) {
           const t = board.complete(s, m.rollout_result.task_id) as BenchTask | undefined;
           if (t) results++;
@@ -276,6 +306,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
             hist.add(now - t.offeredAt);
             queueHist.add(t.dispatchedAt! - t.offeredAt);
             rttHist.add(now - t.dispatchedAt!);
+            timeline?.add(t.offeredAt, t.dispatchedAt!, now, Number(s.workerId.slice(4)));
           }
         }
       });
@@ -307,7 +338,8 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   const sendChildren = (m: { cpu?: boolean; stop?: boolean }) => { for (const c of children) c.send(m); };
   let offer: NodeJS.Timeout | undefined;
   try {
-    const connected = (await fromChildren<{ connected: number }>('connected')).reduce((a, m) => a + m.connected, 0);
+    const hello = await fromChildren<{ connected: number; heapGrowingPercent: number }>('connected');
+    const connected = hello.reduce((a, m) => a + m.connected, 0);
     log(`  ${connected} workers connected (${workerProcs} process${workerProcs > 1 ? 'es' : ''})`);
     // Open-loop offered load: every tick, add the tasks the rate owes since the start.
     const offerStart = performance.now();
@@ -359,6 +391,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     sendChildren({ cpu: true });
     const wcpu0 = await fromChildren<{ cpuNow: number }>('cpuNow');
     pauses.start();
+    stalls?.start();
     measuring = true;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
@@ -367,8 +400,16 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     measuring = false;
     const cpu = process.cpuUsage(cpu0);
     const pauseFigures = pauses.stop();
+    const ownQueued = stalls?.runQueueSinceStart();
+    const ownStalls = stalls?.stop();
     sendChildren({ cpu: true });
-    const wcpu1 = await fromChildren<{ cpuNow: number; pauses?: PauseFigures }>('cpuNow');
+    const wcpu1 = await fromChildren<{ cpuNow: number; pauses?: PauseFigures; stalls?: Stall[]; runQueueMs?: number }>('cpuNow');
+    if (timeline) {
+      const procOf = (w: number) => shares.findIndex(([first, count]) => w >= first && w < first + count);
+      const byProcess = new Map<string, Stall[]>([['orchestrator', ownStalls ?? []], ...wcpu1.map((m, k): [string, Stall[]] => [`workers ${k + 1}`, m.stalls ?? []])]);
+      log(`    main threads' run-queue wait over the window (runnable, not running): orchestrator ${ownQueued?.toFixed(0)} ms, ${wcpu1.map((m, k) => `workers ${k + 1} ${m.runQueueMs?.toFixed(0)} ms`).join(', ')}`);
+      for (const l of timeline.report({ startMs: t0, binMs: 100, slowMs: 20, procOf, stalls: byProcess, instants })) log(l);
+    }
     const th1 = threadTimes();
     const mainMs = th1.has('main') ? ((th1.get('main') ?? 0) - (th0.get('main') ?? 0)) * 10 : NaN;
     if (process.env.LOAD_THREADS) log(`  threads (CPU ms, 10 ms ticks): ${[...th1].map(([k, v]) => `${k} ${(v - (th0.get(k) ?? 0)) * 10}`).join(', ')}; process: user ${(cpu.user / 1000).toFixed(0)} ms, system ${(cpu.system / 1000).toFixed(0)} ms`);
@@ -427,6 +468,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
       offerTimerUsPerTask: (timerCpuPerSecond * wall * 1e6) / Math.max(1, completed),
       mainThreadUsPerTask: (mainMs * 1000) / Math.max(1, completed),
       workersCpu: wcpu1.reduce((a, m, k) => a + m.cpuNow - wcpu0[k]!.cpuNow, 0) / 1e6 / wall,
+      heapGrowingPercent: { orchestrator: heap.percent, workers: hello[0]!.heapGrowingPercent },
       pinned: workerCpus ? `0 / ${workerCpus}` : 'any',
       errors,
     };
@@ -436,6 +478,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await server.close({ graceMs: 500 });
     pin?.unpin();
+    heap.restore();
   }
 }
 
@@ -449,7 +492,7 @@ export function semiSpaceLabel(mb: number | undefined): string {
 export function formatLoad(f: LoadFigures): string {
   return `${String(f.workers).padStart(4)} workers x ${String(f.perMessage).padStart(2)} per message (${f.dispatch}${f.coalesceMs ? ` coalesce ${f.coalesceMs} ms` : ''}${f.dispatch === 'spread' ? ` bundleMs ${f.bundleMs}` : ''}, ${f.codec} codec${f.codec === 'direct' && f.encoder !== 'two-pass' ? ` (${f.encoder} encoder)` : ''}: ${f.tasksPerSend.toFixed(1)} tasks per send), offered ${f.offeredPerSecond}/s for ${f.seconds.toFixed(0)} s: completed ${f.completedPerSecond.toFixed(0)}/s, backlog ${f.backlog}; ` +
     `offer-to-result p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, max ${f.maxMs.toFixed(0)} ms (p99 in the queue ${f.queueP99Ms.toFixed(1)}, of the round trip ${f.roundTripP99Ms.toFixed(1)}); ` +
-    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}); workers' ${f.workerProcs > 1 ? `${f.workerProcs} processes` : 'process'} (${semiSpaceLabel(f.workerSemiSpaceMb)}) CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
+    `orchestrator CPU ${(f.serverCpu * 100).toFixed(0)}% = ${f.cpuUsPerTask.toFixed(1)} us per task${Number.isNaN(f.mainThreadUsPerTask) ? '' : ` (main thread ${f.mainThreadUsPerTask.toFixed(1)})`}, of which at most ${f.offerTimerUsPerTask.toFixed(1)} the bench's offer timer (cores ${f.pinned}; heap growth ${f.heapGrowingPercent.orchestrator}%); workers' ${f.workerProcs > 1 ? `${f.workerProcs} processes` : 'process'} (${semiSpaceLabel(f.workerSemiSpaceMb)}, heap growth ${f.heapGrowingPercent.workers}%) CPU ${(f.workersCpu * 100).toFixed(0)}%; ` +
     `RSS ${f.rssStartMiB.toFixed(0)} -> ${f.rssEndMiB.toFixed(0)} MiB, heap ${f.heapStartMiB.toFixed(0)} -> ${f.heapEndMiB.toFixed(0)} MiB${f.errors ? `; ${f.errors} errors` : ''}\n` +
     `      pauses: orchestrator ${formatPauses(f.pauses)}; ${f.workerProcs > 1 ? f.workerPausesEach.map((p, k) => `workers' process ${k + 1}/${f.workerProcs} ${formatPauses(p)}`).join('; ') : `workers' process ${formatPauses(f.workerPauses)}`}`;
 }

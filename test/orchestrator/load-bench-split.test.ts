@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { semiSpaceFlags, semiSpaceLabel, workerShares } from '../../bench/load.bench.ts';
 import { mergePauses, type PauseFigures } from '../../bench/load-pauses.ts';
+import { heapGrowthFlag } from '../../bench/load-heap.ts';
 
 test('workerShares: every worker id once, shares differ by at most one', () => {
   for (const [workers, procs] of [[200, 1], [200, 2], [500, 3], [7, 7], [5, 2]] as const) {
@@ -34,4 +35,10 @@ test('semiSpaceFlags: 0 is node\'s default (no flag, rounds 4-11), else min and 
   assert.equal(semiSpaceLabel(0), "node's default semi-space");
   assert.equal(semiSpaceLabel(64), 'semi-space 64 MiB');
   for (const bad of [-1, 1.5, 2048, NaN]) assert.throws(() => semiSpaceFlags(bad), /workerSemiSpaceMb/);
+});
+
+test('heapGrowthFlag: the last --heap-growing-percent on a command line wins over the role\'s; none, none', () => {
+  assert.equal(heapGrowthFlag(['--import', 'tsx']), undefined);
+  assert.equal(heapGrowthFlag(['--heap-growing-percent=0']), 0);
+  assert.equal(heapGrowthFlag(['--heap-growing-percent=100', '--max-semi-space-size=16', '--heap-growing-percent=300']), 300);
 });
