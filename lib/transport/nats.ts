@@ -36,7 +36,7 @@ import { formatIssues } from './messages.ts';
 import { ObjectChunks, ObjectTruncatedError } from './object-chunks.ts';
 import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
-import { ensureStream } from './store-loss.ts';
+import { ensureStream, isStoreLost } from './store-loss.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
 import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
 import './nats-reader.ts'; // what a dropped connection had read but not parsed is not parsed as the next one's
@@ -290,7 +290,10 @@ export class CheckpointStore {
   private async upgradeStreams(): Promise<void> {
     const wanted: Array<[string, Partial<StreamConfig>]> = [[this.chunks.stream, { allow_direct: true }], [this.stream, ANNOUNCEMENT_LIMITS]];
     for (const [name, settings] of wanted) {
-      const config = (await this.jsm.streams.info(name)).config;
+      // a missing stream (a lost store) is the owner's to re-create, with these settings (recreate())
+      const info = await this.jsm.streams.info(name).catch((e: unknown) => { if (isStoreLost(e)) return null; throw e; });
+      if (!info) continue;
+      const config = info.config;
       if (Object.entries(settings).every(([k, v]) => config[k as keyof StreamConfig] === v)) continue;
       try {
         await this.jsm.streams.update(name, { ...config, ...settings });
