@@ -105,7 +105,9 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id });
   const publishedProgress = async () => {
     const ann = await checkpoints.latest();
-    if (!ann || !(await checkpoints.versions()).includes(ann.version)) return null;
+    // the object's own record (a direct read), not a listing of the bucket: listing takes a consumer, which the
+    // orchestrator's NATS user may not make (docs/security.md)
+    if (!ann || (await checkpoints.storedMeta(ann.version)) === null) return null;
     const seq = Number(ann.meta['last_batch_seq']);
     return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;
   };

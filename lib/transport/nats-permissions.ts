@@ -10,7 +10,8 @@
 //
 // Publishing is what writing is in JetStream (a KV put is a publish on `$KV.<bucket>.<key>`, an object chunk one
 // on `$O.<bucket>.C.<id>`), so the write rules are publish rules; the JetStream API (`$JS.API.>`) is granted per
-// verb: readers may look at streams and make consumers, not create, change, purge or delete streams. NATS
+// verb: readers may look at streams and read stored messages (direct gets), not make consumers (only the learner
+// may: READ_API below) nor create, change, purge or delete streams. NATS
 // wildcards match whole tokens only (`checkpoints-<run>` is one token), so the rules are per role, not per run.
 // The same rules go into the local run's generated nats.conf (lib/local/local-run.ts) and into the Kubernetes
 // one (k8s/base/nats.conf, checked against natsAuthorizationBlock by test/k8s/manifests.test.ts).
@@ -25,7 +26,12 @@ export interface NatsPermissions {
   subscribe: { allow: string[] };
 }
 
-/** What any role may do to read: look at streams and messages, make and drop its consumers, answer flow control. */
+/**
+ * What any role may do to read: look at streams, read stored messages one at a time (direct gets, stream message
+ * gets). No consumers: a push consumer's deliver_subject is not checked against its creator's publish permissions
+ * (nats-server 2.9/2.10, nats-io/nats-server#8274), so whoever may create a consumer may have any stream's messages
+ * delivered into any subject, the announcement subject included (docs/security.md, "Readers make no consumers").
+ */
 const READ_API = [
   '$JS.API.INFO',
   '$JS.API.STREAM.INFO.*',
@@ -33,6 +39,14 @@ const READ_API = [
   '$JS.API.STREAM.LIST',
   '$JS.API.STREAM.MSG.GET.*',
   '$JS.API.DIRECT.GET.>',
+];
+/**
+ * Making, reading through and dropping consumers, acknowledging, answering flow control: the learner's alone (nats.js's
+ * object store reads its optimizer state through consumers, lib/worker/learner-state.ts, and lists its checkpoints).
+ * It is the role that already writes checkpoints and announcements, so a consumer delivering into them gives it
+ * nothing it does not have.
+ */
+const CONSUMER_API = [
   '$JS.API.CONSUMER.CREATE.>',
   '$JS.API.CONSUMER.DURABLE.CREATE.>',
   '$JS.API.CONSUMER.INFO.>',
@@ -41,21 +55,26 @@ const READ_API = [
   '$JS.ACK.>',
   '$JS.FC.>',
 ];
+/** Denied to every role but the learner (deny wins over allow in NATS). */
+const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
 /** Creating (and updating the settings of) the run's buckets and streams, never deleting them. */
 const CREATE_API = ['$JS.API.STREAM.CREATE.*', '$JS.API.STREAM.UPDATE.*'];
 /** Removing whole streams or messages: nobody's grant includes these (an operator uses the system account). */
 const DESTROY_API = ['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.MSG.DELETE.>'];
 
+/** Every run's announcement subject (nats.ts: `recovery.<run>.checkpoint`). */
+const ANNOUNCEMENT_SUBJECTS = 'recovery.*.checkpoint';
 /** Subjects that write checkpoints or announce them: the learner's alone. */
-export const CHECKPOINT_WRITE_SUBJECTS = ['$O.>', 'recovery.*.checkpoint'];
+export const CHECKPOINT_WRITE_SUBJECTS = ['$O.>', ANNOUNCEMENT_SUBJECTS];
 /**
- * What every role may subscribe to: its replies (JetStream consumers deliver there) and the checkpoint chunks as they
- * are stored (checkpoint-push.ts: a watching store assembles a checkpoint from them). Only chunks written for
+ * What every role may subscribe to: its replies (direct gets and the JetStream API answer there; the learner's
+ * consumers deliver there), the checkpoint announcements (a watching store follows them: nats.ts watch()) and the
+ * checkpoint chunks as they are stored (checkpoint-push.ts: a watching store assembles a checkpoint from them). Only chunks written for
  * followers carry the `push` token in their id (`$O.<bucket>.C.push.<id>`), so no other object's chunks (the
  * learner's optimizer state) are delivered to a subscription this allows: a subscribe deny would not do, as
  * nats-server 2.9 delivers what a wildcard subscription matches whatever deny overlaps it (measured).
  */
-const SUBSCRIBE = ['_INBOX.>', PUSHED_CHUNKS];
+const SUBSCRIBE = ['_INBOX.>', PUSHED_CHUNKS, ANNOUNCEMENT_SUBJECTS];
 /**
  * The learner's optimizer state (lib/worker/learner-state.ts): one object-store bucket for every run, so that its
  * name can be denied here (a per-run name sits inside a token no wildcard can pick out).
@@ -90,15 +109,16 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
     case 'learner':
       return {
         // Purge replaces an object (put of an existing name) and prunes old checkpoints (delete is a purge).
-        publish: { allow: [...READ_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, '$KV.*.learner-skips'], deny: DESTROY_API },
+        publish: { allow: [...READ_API, ...CONSUMER_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, '$KV.*.learner-skips'], deny: DESTROY_API },
         subscribe,
       };
     case 'orchestrator':
-      return { publish: { allow: [...READ_API, ...CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
+      // its run state (nats.js KV: get is a direct get, create/update a publish) and checkpoint reads need no consumer
+      return { publish: { allow: [...READ_API, ...CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
     case 'rollout':
     case 'reward':
       return {
-        publish: { allow: READ_API, deny: [...DESTROY_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
+        publish: { allow: READ_API, deny: [...DESTROY_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
         subscribe,
       };
   }

@@ -9,16 +9,15 @@
 // naming the checkpoint, and watchers subscribed to the chunk subjects assemble them as they are stored
 // (checkpoint-push.ts), so the bytes travel once. The announcement stream is the source of truth for "published": put()
 // stores the object, then publishes the announcement (Nats-Msg-Id `v<version>` so a retried put is de-duplicated
-// by JetStream). watch() is an ordered consumer starting at the LAST announcement (DeliverPolicy.LastPerSubject),
-// so a worker that joins late gets the newest checkpoint first and then every later one; versions are yielded
-// strictly increasing; after a reconnect it also reads the newest announcement (one delivered while the connection
-// was down is otherwise lost until the next).
+// by JetStream). watch() is a core subscription to the announcement subject plus a direct read of the newest
+// announcement at the join and after every reconnect (no JetStream consumer: the roles that read checkpoints may not
+// make consumers, docs/security.md), so a worker that joins late gets the newest checkpoint first and then every
+// later one; versions are yielded strictly increasing.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
   connect,
-  DeliverPolicy,
   headers,
   JSONCodec,
   StorageType,
@@ -29,13 +28,15 @@ import {
   type NatsConnection,
   type ObjectInfo,
   type ObjectStore,
+  type StreamConfig,
+  type Subscription,
 } from 'nats';
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
 import { ObjectChunks, ObjectTruncatedError } from './object-chunks.ts';
 import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
-import { ensureStream } from './store-loss.ts';
+import { ensureStream, isStoreLost } from './store-loss.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
 import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
 import './nats-reader.ts'; // what a dropped connection had read but not parsed is not parsed as the next one's
@@ -225,6 +226,14 @@ const RESERVED_BUFFERS = 1;
 /** Reads of an object's chunks get() tries when a dropped connection cuts them short (readChunks). */
 const READ_ATTEMPTS = 3;
 
+/**
+ * The announcement stream's limits: 10 000 announcements on the announcement subject, and no stream-wide count. With
+ * a stream-wide `max_msgs` (before round 22, discard old) whatever the stream captured under other subjects (a push
+ * consumer of another stream delivering into the announcement subject: such messages keep their own subject,
+ * measured on nats-server 2.9.10) evicted the genuine announcements (docs/security.md).
+ */
+const ANNOUNCEMENT_LIMITS = { allow_direct: true, max_msgs: -1, max_msgs_per_subject: 10_000 } as const;
+
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
 
@@ -262,13 +271,37 @@ export class CheckpointStore {
     const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
     const store = new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
     await store.ensureAnnouncements();
+    await store.upgradeStreams();
     return store;
   }
 
   private ensureAnnouncements(): Promise<boolean> {
     const storage = this.opts.storage === 'memory' ? StorageType.Memory : StorageType.File;
     return ensureStream(this.jsm, this.stream, () =>
-      this.jsm.streams.add({ name: this.stream, subjects: [this.subject], storage, num_replicas: this.opts.replicas ?? 1, max_msgs: 10_000, description: `checkpoint announcements of run ${this.runId}` }));
+      this.jsm.streams.add({ name: this.stream, subjects: [this.subject], storage, num_replicas: this.opts.replicas ?? 1, ...ANNOUNCEMENT_LIMITS, description: `checkpoint announcements of run ${this.runId}` }));
+  }
+
+  /**
+   * Streams made before round 22 get the settings readers now rely on: direct gets on the object bucket's stream
+   * (chunk reads, direct-get.ts) and the announcement limits (ANNOUNCEMENT_LIMITS). Only a credential that may update
+   * the streams (the learner's, the orchestrator's) can: a reader's refused update is told to onWarning, and its
+   * reads work once the learner has opened the store.
+   */
+  private async upgradeStreams(): Promise<void> {
+    const wanted: Array<[string, Partial<StreamConfig>]> = [[this.chunks.stream, { allow_direct: true }], [this.stream, ANNOUNCEMENT_LIMITS]];
+    for (const [name, settings] of wanted) {
+      // a missing stream (a lost store) is the owner's to re-create, with these settings (recreate())
+      const info = await this.jsm.streams.info(name).catch((e: unknown) => { if (isStoreLost(e)) return null; throw e; });
+      if (!info) continue;
+      const config = info.config;
+      if (Object.entries(settings).every(([k, v]) => config[k as keyof StreamConfig] === v)) continue;
+      try {
+        await this.jsm.streams.update(name, { ...config, ...settings });
+      } catch (e) {
+        (this.opts.onWarning ?? ((m: string) => process.emitWarning(m, 'CheckpointStoreWarning')))(
+          `stream ${name} predates round 22 and could not be updated to ${JSON.stringify(settings)} with this credential (the learner's does it when it opens the store): ${(e as Error).message}`);
+      }
+    }
   }
 
   /**
@@ -307,10 +340,15 @@ export class CheckpointStore {
     if (stored && !same) {
       // An object that was never announced is a writer's leftover (it died between storing and announcing);
       // its retry may carry other bytes (e.g. a GPU step is not bit-reproducible): replace it. An announced
-      // version is never replaced.
+      // version is never replaced. A leftover is the newest thing stored: beyond the newest announcement, or, with
+      // no announcement readable at all, the bucket's only object. Without announcements (lost, or evicted: docs/
+      // security.md) an object beside others is taken to have been announced: replacing it would change the bytes
+      // behind a version readers may hold.
       const latest = await this.latest();
-      if (latest && latest.version >= version) {
-        throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${stored.metadata?.['digest']}, refusing to replace it with ${digest}`);
+      const leftover = latest ? latest.version < version : (await this.versions()).every((v) => v === version);
+      if (!leftover) {
+        throw new Error(`checkpoint v${version} already exists in ${this.bucket} with digest ${stored.metadata?.['digest']}, refusing to replace it with ${digest}` +
+          (latest ? '' : ' (no announcement is readable, but the bucket holds other checkpoints: it was announced)'));
       }
     }
     // a retried put of the same bytes only repeats the announcement
@@ -526,46 +564,83 @@ export class CheckpointStore {
   /**
    * Announcements, newest existing one first, then each new one; versions strictly increase (older or repeated
    * announcements are skipped). Malformed announcements are skipped and reported to onInvalid; an announcement
-   * whose checkpoint is gone while newer ones wait behind it (pruned: a watcher catching up after a partition)
-   * is skipped and reported to onSuperseded.
+   * whose checkpoint is gone while newer ones wait behind it (pruned: a watcher that fell behind) is skipped and
+   * reported to onSuperseded.
+   *
+   * No consumer (the roles that read checkpoints may not make one: docs/security.md): a core subscription to the
+   * announcement subject, made first, then the newest stored announcement (latest(), read once the subscription is
+   * in place, so nothing announced in between is missed), and latest() again after each reconnect (what was
+   * announced while the connection was down never reaches a core subscription). If the join fails (the
+   * subscription, the first latest()), everything it set up is undone before the error is thrown.
    */
   async watch(opts: { onInvalid?: (err: Error) => void; onSuperseded?: (ann: Announcement) => void; onCatchUpError?: (err: Error) => void } = {}): Promise<CheckpointWatch> {
-    // subscribed before the consumer starts, so that a checkpoint announced from now on is pushed to this store
+    // subscribed before the first read, so that a checkpoint announced from now on is pushed to this store
     const pushes = (this.pushes ??= new CheckpointPushReceiver(this.nc, this.bucket));
     this.pushWatchers++;
     let stopped = false;
-    const consumer = await this.js.consumers.get(this.stream, {
-      filterSubjects: this.subject,
-      deliver_policy: DeliverPolicy.LastPerSubject,
-    });
-    const messages = await consumer.consume();
+    const unwatch = () => {
+      if (stopped) return;
+      stopped = true;
+      if (--this.pushWatchers === 0) {
+        pushes.stop();
+        if (this.pushes === pushes) this.pushes = undefined;
+      }
+    };
+    const subject = this.subject;
+    // An announcement published while this connection was down never reaches the subscription: after each reconnect
+    // the newest announcement is read from the stream (latest(): backed and signed), so a follower that lost its
+    // connection mid-push catches up at once instead of waiting for the next checkpoint (docs/transport.md).
+    const status = this.nc.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
+    // the announcements received, in order; wake() tells the iteration that something happened
+    const queue: Uint8Array[] = [];
+    let wake = () => {};
+    let closed = false;
+    let caughtUp = true;
+    let sub: Subscription | undefined;
+    let first: Announcement | null;
+    try {
+      sub = this.nc.subscribe(subject, {
+        callback: (err, m) => {
+          if (!err) queue.push(m.data);
+          wake();
+        },
+      });
+      void sub.closed.then(() => {
+        closed = true;
+        wake();
+      });
+      await this.nc.flush();
+      first = await this.latest();
+    } catch (e) {
+      sub?.unsubscribe();
+      status.stop?.();
+      unwatch();
+      throw e;
+    }
+    const messages = sub;
     // the young generation's first scavenges at the join, not in the first checkpoints' path (read-memory.ts)
     settleYoungGeneration();
-    const subject = this.subject;
     const backed = (a: Announcement) => this.backed(a);
     const latest = () => this.latest();
     const verifying = this.opts.verifyKey !== undefined;
-    // An announcement delivered while this connection was down is lost to the consumer until the next one arrives
-    // (nats.js's ordered pull consumer sees the gap only then): after each reconnect the newest announcement is read
-    // from the stream as well (latest(): backed and signed), so a follower that lost its connection mid-push catches
-    // up at once instead of waiting for the next checkpoint (docs/transport.md).
-    const status = this.nc.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
-    let reconnected!: Promise<'reconnected'>;
-    let signal!: () => void;
-    const rearm = () => (reconnected = new Promise((r) => (signal = () => r('reconnected'))));
-    rearm();
     void (async () => {
-      for await (const s of status) if (s.type === 'reconnect') signal();
+      for await (const s of status) {
+        if (s.type !== 'reconnect') continue;
+        caughtUp = false;
+        wake();
+      }
     })().catch(() => {});
     let last = -1;
     async function* iterate(): AsyncGenerator<Announcement> {
-      const it = messages[Symbol.asyncIterator]();
-      let next = it.next();
       try {
+        if (first && first.version > last) {
+          last = first.version;
+          trace('watch.backed', { version: first.version });
+          yield first;
+        }
         for (;;) {
-          const r = await Promise.race([next, reconnected]);
-          if (r === 'reconnected') {
-            rearm();
+          if (!caughtUp) {
+            caughtUp = true;
             const ann = await catchUpLatest(latest, () => stopped, opts.onCatchUpError);
             trace('watch.reconnected', { version: ann?.version ?? -1 });
             if (ann && ann.version > last) {
@@ -574,20 +649,24 @@ export class CheckpointStore {
             }
             continue;
           }
-          if (r.done) break;
-          next = it.next();
-          const m = r.value;
+          const data = queue.shift();
+          if (data === undefined) {
+            if (closed || stopped) break;
+            await new Promise<void>((r) => (wake = r));
+            continue;
+          }
           let ann: Announcement;
-          trace('watch.msg', { seq: m.seq });
+          trace('watch.msg', { queued: queue.length });
           try {
-            ann = parseAnnouncement(m.data, subject);
+            ann = parseAnnouncement(data, subject);
           } catch (e) {
             opts.onInvalid?.(e as Error);
             continue;
           }
           if (ann.version <= last) continue;
           if (!(await backed(ann))) {
-            if (m.info.pending > 0) {
+            // more announcements queued behind this one: its checkpoint was pruned while this watcher lagged
+            if (queue.length > 0) {
               opts.onSuperseded?.(ann);
               continue;
             }
@@ -599,7 +678,7 @@ export class CheckpointStore {
           yield ann;
         }
       } finally {
-        messages.stop();
+        messages.unsubscribe();
         status.stop?.();
       }
     }
@@ -607,15 +686,11 @@ export class CheckpointStore {
     return {
       [Symbol.asyncIterator]: () => gen,
       stop: async () => {
-        messages.stop();
+        messages.unsubscribe();
         status.stop?.();
+        wake();
         await gen.return(undefined);
-        if (stopped) return;
-        stopped = true;
-        if (--this.pushWatchers === 0) {
-          pushes.stop();
-          this.pushes = undefined;
-        }
+        unwatch();
       },
     };
   }

@@ -5,13 +5,12 @@
 // hashes once with Node's crypto, chunks are as large as the server accepts, and a window of them is in flight at once.
 import { randomBytes } from 'node:crypto';
 import { PUSH_ID_PREFIX } from './checkpoint-push.ts';
-import { NatsDisconnectedError, onDisconnect } from './nats-disconnect.ts';
-import { consumerOpts, headers, JSONCodec, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection, type ObjectInfo } from 'nats';
+import { NatsDisconnectedError } from './nats-disconnect.ts';
+import { directGet } from './direct-get.ts';
+import { headers, JSONCodec, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection, type ObjectInfo } from 'nats';
 
 const jc = JSONCodec();
 
-/** How long a read waits for the chunks before giving up (they were purged, or the server is unreachable). */
-const READ_EXPIRES_MS = 30_000;
 /**
  * Chunks awaiting their acknowledgement at once: 8, and fewer for chunks above 2 MiB so that at most 16 MiB are in
  * flight (the server holds what a slow follower has not read, up to its max_pending, 64 MiB by default).
@@ -161,54 +160,37 @@ export class ObjectChunks {
    * Reads an object's chunks, in order, into one buffer. The caller checks the size and digest: a tampered object
    * reads as whatever bytes it holds. `what` names the object in errors (e.g. `checkpoints-run/v0000000042`).
    *
-   * A read that ends short on a live connection while the stream holds fewer chunks than `info.chunks` rejects with
-   * an ObjectTruncatedError (the object is damaged: reading again gets the same).
+   * Each chunk is one direct get (direct-get.ts: the first message on the chunks' subject after the previous one's
+   * sequence), not a consumer: the roles that read checkpoints may not make consumers (docs/security.md). A read
+   * that ends short on a live connection while the stream holds fewer chunks than `info.chunks` rejects with an
+   * ObjectTruncatedError (the object is damaged: reading again gets the same).
    *
-   * A read the connection drops under rejects at the drop with a NatsDisconnectedError naming the object (the caller
-   * reads again on the new connection), instead of waiting for nats.js's ordered consumer to notice: it re-creates
-   * its consumer only after two of its 5 s idle heartbeats went missing, 10-15 s after the reconnect (a nats-server
-   * restarted under a read: 14 s), or not before READ_EXPIRES_MS ends the read when the drop came first.
+   * A read the connection drops under rejects at the drop with a NatsDisconnectedError naming the object (the
+   * request in flight fails then: nats-disconnect.ts), and the caller reads again on the new connection.
    */
   async read(info: Pick<ObjectInfo, 'nuid' | 'chunks' | 'size'>, what = info.nuid): Promise<Uint8Array> {
     if (info.chunks === 0) return new Uint8Array(0);
     const subject = this.chunkSubject(info.nuid);
     const parts: Uint8Array[] = [];
     let total = 0;
-    // listening before the consumer is made: a drop while it is made is a drop of this read too
-    let dropped: NatsDisconnectedError | undefined;
-    let stop = () => {};
-    const stopListening = onDisconnect(this.nc, (why) => {
-      dropped = new NatsDisconnectedError(subject, `reading ${what}: ${why} after ${parts.length} of ${info.chunks} chunks`);
-      stop();
-    });
     try {
-      const opts = consumerOpts();
-      opts.orderedConsumer();
-      const sub = await this.js.subscribe(subject, opts);
-      stop = () => sub.unsubscribe();
-      if (dropped) stop();
-      // the chunks may be gone (purged meanwhile): give up after READ_EXPIRES_MS without all of them
-      const timer = setTimeout(stop, READ_EXPIRES_MS);
-      try {
-        for await (const m of sub) {
-          parts.push(m.data);
-          total += m.data.length;
-          if (m.info.pending === 0 || parts.length === info.chunks) break;
-        }
-      } finally {
-        clearTimeout(timer);
-        sub.unsubscribe();
+      for (let seq = 1; parts.length < info.chunks; ) {
+        const m = await directGet(this.nc, this.stream, { seq, next_by_subj: subject });
+        if (!m) break;
+        parts.push(m.data);
+        total += m.data.length;
+        seq = m.seq + 1;
       }
-    } finally {
-      stopListening();
+    } catch (e) {
+      if (e instanceof NatsDisconnectedError) throw new NatsDisconnectedError(subject, `reading ${what}: ${e.message} after ${parts.length} of ${info.chunks} chunks`);
+      throw new Error(`object chunks ${subject} of ${what}: reading chunk ${parts.length + 1} of ${info.chunks} failed: ${(e as Error).message}`, { cause: e });
     }
-    if (dropped && parts.length < info.chunks) throw dropped;
-    if (parts.length < info.chunks && !dropped) {
-      // on a live connection: does the stream hold them all? (a failed count leaves the plain error below)
+    if (parts.length < info.chunks) {
+      // the stream holds no further chunk: does it hold them all? (a failed count leaves the plain error below)
       const held = await this.countChunks(info.nuid).catch(() => undefined);
       if (held !== undefined && held < info.chunks) throw new ObjectTruncatedError(subject, held, info.chunks);
+      throw new Error(`object chunks ${subject} of ${what}: got ${parts.length} of ${info.chunks} chunks (purged meanwhile?)`);
     }
-    if (parts.length < info.chunks) throw new Error(`object chunks ${subject} of ${what}: got ${parts.length} of ${info.chunks} chunks (given up after ${READ_EXPIRES_MS / 1000} s, or the subscription closed: purged meanwhile, or the connection closing?)`);
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
   }
 }

@@ -138,13 +138,13 @@ async function freezeAtNextRead(nats: { url: string; pause(): void }, bucket: st
     nats.pause();
     froze();
   };
-  // (nats.js names an ephemeral consumer's stream only, or also its name and filter, by server version)
-  for (const s of [`$JS.API.CONSUMER.CREATE.OBJ_${bucket}`, `$JS.API.CONSUMER.CREATE.OBJ_${bucket}.>`]) spy.subscribe(s, { callback: freeze, max: 1 });
+  // a read of the chunks is a direct get per chunk (object-chunks.ts): frozen at the first
+  spy.subscribe(`$JS.API.DIRECT.GET.OBJ_${bucket}`, { callback: freeze, max: 1 });
   await spy.flush();
   return { frozen: frozen.then(() => spy.close().catch(() => {})) };
 }
 
-// A checkpoint read (CheckpointStore.get from the store: an ordered consumer delivering its chunks) in flight when
+// A checkpoint read (CheckpointStore.get from the store: a direct get per chunk; an ordered consumer before round 22) in flight when
 // nats-server is frozen, killed -9 and restarted. The read must complete on the new connection. With the old code the
 // ordered consumer re-created itself only after two of its 5 s idle heartbeats went missing (14 s after the restart:
 // the test's 10 s timeout fails it), or, when the drop caught its consumer's creation, get() rejected with a

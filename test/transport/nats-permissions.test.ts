@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AckPolicy, JSONCodec, type NatsConnection } from 'nats';
+import { AckPolicy, DeliverPolicy, JSONCodec, type NatsConnection } from 'nats';
 import { z } from 'zod';
 import { freePort } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
@@ -138,6 +138,61 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 });
   // the connections survive their refusals
   assert.equal(rollout.isClosed(), false);
+});
+
+// The round-22 review's attack (docs/security.md, "Readers make no consumers"): with CONSUMER.CREATE in its grant, a
+// rollout credential made push consumers of the object store delivering into the announcement subject; the
+// announcement stream stored those deliveries, and a few thousand consumers evicted every genuine announcement
+// (latest() null for every role; a restarted learner then started over at v0). Now no reader may make a consumer,
+// on any stream, and its reads (latest, watch, get from the store) still work.
+test('readers make no consumers: the eviction attack is refused, announcements survive, reads still work', { timeout: 60_000 }, async () => {
+  const run = 'evict-run';
+  const learner = await as('learner');
+  const learnerStore = await CheckpointStore.open(learner, { runId: run });
+  const stored = [ckpt(), ckpt(), ckpt()];
+  for (const [v, c] of stored.entries()) await learnerStore.put(v, c.bytes, c.digest);
+  for (const role of ['rollout', 'reward', 'orchestrator'] as const) {
+    const nc = await as(role);
+    const jsm = await nc.jetstreamManager();
+    for (const stream of [`OBJ_checkpoints-${run}`, `recovery-ckpt-${run}`, `KV_runstate-${RUN}`]) {
+      await assert.rejects(
+        jsm.consumers.add(stream, { ack_policy: AckPolicy.None, deliver_subject: `recovery.${run}.checkpoint`, deliver_policy: DeliverPolicy.All }),
+        refused, `${role} makes a push consumer of ${stream} delivering into the announcement subject`);
+      await assert.rejects(jsm.consumers.add(stream, { durable_name: 'd', ack_policy: AckPolicy.Explicit }), refused, `${role} makes a durable consumer of ${stream}`);
+    }
+    // ... and still reads: the newest announcement, the watch (core subscription + direct reads), the bytes from the
+    // store (direct gets of each chunk: a join's fetch, no push involved)
+    const store = await CheckpointStore.open(nc, { runId: run });
+    assert.equal((await store.latest())?.version, 2, `${role} reads the newest announcement`);
+    const watch = await store.watch();
+    for await (const a of watch) {
+      assert.equal(a.version, 2);
+      break;
+    }
+    await watch.stop();
+    assert.deepEqual(Buffer.from((await store.get(1)).bytes), stored[1]!.bytes, `${role} reads v1 from the store`);
+    assert.equal(nc.isClosed(), false);
+  }
+  const si = await (await learner.jetstreamManager()).streams.info(`recovery-ckpt-${run}`);
+  assert.equal(si.state.messages, 3, 'the announcement stream holds the 3 genuine announcements and nothing else');
+  assert.equal((await learnerStore.latest())?.version, 2);
+});
+
+// OPEN (docs/security.md, "Not yet enforced"): a JetStream API request's reply subject is the requester's choice and
+// is not checked against its publish permissions, and the server's answer is stored by any stream whose subjects it
+// matches (nats-server 2.9.10, measured round 22). So a rollout credential, with only the read API it keeps, writes a
+// JSON API answer as the newest run state. Marked todo: it fails until the readers' JetStream API goes through an
+// account import (whose replies the server maps to its own subjects).
+test('a reader cannot make the server store an API answer as the run state (reply-subject injection)', { todo: 'open: JetStream API replies are stored by the stream their reply subject names', timeout: 30_000 }, async () => {
+  const run = 'reply-run';
+  const orchestrator = await as('orchestrator');
+  const rollout = await as('rollout');
+  const state = await RunStateStore.open(orchestrator, { runId: run, schema });
+  await state.create({ phase: 'sft', seq: 0 });
+  rollout.publish('$JS.API.INFO', new Uint8Array(0), { reply: `$KV.runstate-${run}.state` });
+  await rollout.flush();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual((await state.get())?.value, { phase: 'sft', seq: 0 });
 });
 
 test('a wrong password is refused', async () => {

@@ -1,0 +1,113 @@
+// The announcement stream as the record of what was published (docs/security.md, "Readers make no consumers", round
+// 22): what it stores can no longer push genuine announcements out, a put never replaces a stored checkpoint the
+// announcements may have lost track of, streams made before round 22 are brought up to date by the owner, and a
+// watch whose join fails leaves nothing behind.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { AckPolicy, DeliverPolicy, StorageType, type NatsConnection } from 'nats';
+import { natsForFile, startNatsServer } from '../helpers/nats.ts';
+import { CheckpointStore, connectNats, sha256Digest } from '../../lib/transport/nats.ts';
+
+const shared = natsForFile('announcement-trust');
+
+const ckpt = (n = 2000) => {
+  const bytes = randomBytes(n);
+  return { bytes, digest: sha256Digest(bytes) };
+};
+
+test('put refuses to replace a stored checkpoint with other bytes when no announcement is left (evicted or lost), and still replaces a leftover', async () => {
+  const store = await CheckpointStore.open(shared.nc, { runId: 'no-ann' });
+  for (let v = 0; v < 3; v++) {
+    const c = ckpt();
+    await store.put(v, c.bytes, c.digest);
+  }
+  // every announcement gone, the objects still there (what the eviction attack left)
+  const jsm = await shared.nc.jetstreamManager();
+  await jsm.streams.purge(store.stream);
+  assert.equal(await store.latest(), null);
+  const fresh = ckpt();
+  await assert.rejects(store.put(0, fresh.bytes, fresh.digest), /v0 already exists .* refusing to replace .*no announcement is readable, but the bucket holds other checkpoints/);
+  await assert.rejects(store.put(2, fresh.bytes, fresh.digest), /v2 already exists .* refusing to replace/);
+
+  // a writer that died between storing its first checkpoint and announcing it: its retry (other bytes) replaces it
+  const first = await CheckpointStore.open(shared.nc, { runId: 'leftover' });
+  const a = ckpt();
+  await first.put(0, a.bytes, a.digest);
+  await jsm.streams.purge(first.stream);
+  const b = ckpt();
+  assert.equal((await first.put(0, b.bytes, b.digest)).digest, b.digest);
+  assert.deepEqual(Buffer.from((await first.get(0)).bytes), b.bytes);
+});
+
+test('messages a push consumer delivers into the announcement subject keep their own subject, and count only against it: the genuine announcements stay', async () => {
+  const store = await CheckpointStore.open(shared.nc, { runId: 'captured' });
+  const c = ckpt();
+  await store.put(0, c.bytes, c.digest);
+  const jsm = await shared.nc.jetstreamManager();
+  const si = await jsm.streams.info(store.stream);
+  assert.equal(si.config.max_msgs, -1, 'no stream-wide message count: captured messages could evict announcements');
+  assert.equal(si.config.max_msgs_per_subject, 10_000);
+  assert.equal(si.config.allow_direct, true);
+  // (only the learner's credential may still do this: nats-permissions.test.ts)
+  await jsm.consumers.add(`OBJ_${store.bucket}`, { ack_policy: AckPolicy.None, deliver_subject: store.subject, deliver_policy: DeliverPolicy.All });
+  for (let i = 0; i < 50; i++) {
+    const after = await jsm.streams.info(store.stream, { subjects_filter: '>' });
+    if (after.state.messages > 1) {
+      assert.deepEqual(Object.keys(after.state.subjects ?? {}).filter((s) => s !== store.subject).map((s) => s.startsWith(`$O.${store.bucket}.C.`)), [true],
+        'the captured chunk is stored under its own (chunk) subject');
+      assert.equal(after.state.subjects?.[store.subject], 1);
+      assert.equal((await store.latest())?.version, 0);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail('the announcement stream never captured the delivery (nats-server changed: re-measure docs/security.md)');
+});
+
+test('opening a store brings streams made before round 22 up to date (direct gets on the bucket, per-subject announcement limit)', async () => {
+  const run = 'old-streams';
+  const jsm = await shared.nc.jetstreamManager();
+  // as round 21 made them
+  await jsm.streams.add({ name: `recovery-ckpt-${run}`, subjects: [`recovery.${run}.checkpoint`], storage: StorageType.File, max_msgs: 10_000 });
+  await jsm.streams.add({ name: `OBJ_checkpoints-${run}`, subjects: [`$O.checkpoints-${run}.C.>`, `$O.checkpoints-${run}.M.>`], allow_rollup_hdrs: true, allow_direct: false });
+  const store = await CheckpointStore.open(shared.nc, { runId: run });
+  const ann = (await jsm.streams.info(store.stream)).config;
+  assert.deepEqual({ max: ann.max_msgs, perSubject: ann.max_msgs_per_subject, direct: ann.allow_direct }, { max: -1, perSubject: 10_000, direct: true });
+  assert.equal((await jsm.streams.info(`OBJ_${store.bucket}`)).config.allow_direct, true);
+  const c = ckpt(300_000);
+  await store.put(1, c.bytes, c.digest);
+  assert.deepEqual(Buffer.from((await store.get(1)).bytes), c.bytes);
+});
+
+test('a watch whose join fails (the server stops answering) leaves no push subscription behind', { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  after(() => nats.stop());
+  const conns: NatsConnection[] = [];
+  after(async () => { for (const nc of conns) await nc.close().catch(() => undefined); });
+  const fnc = await connectNats({ url: nats.url, name: 'follower' });
+  conns.push(fnc);
+  const follower = await CheckpointStore.open(fnc, { runId: 'leak' });
+  const subscriptions = () => (fnc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size();
+  const before = subscriptions();
+  nats.pause();
+  await assert.rejects(follower.watch());
+  await nats.kill();
+  await nats.restart();
+  // the follower's connection comes back
+  for (let i = 0; i < 100 && (await fnc.flush().then(() => false, () => true)); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(subscriptions(), before, 'the failed join left its subscriptions (the push receiver assembling every later checkpoint)');
+  // a later join and stop leave nothing either (the count of watchers was not left one too high)
+  const lnc = await connectNats({ url: nats.url, name: 'learner' });
+  conns.push(lnc);
+  const learner = await CheckpointStore.open(lnc, { runId: 'leak' });
+  const c = ckpt();
+  await learner.put(1, c.bytes, c.digest);
+  const watch = await follower.watch();
+  for await (const a of watch) {
+    assert.equal(a.version, 1);
+    break;
+  }
+  await watch.stop();
+  assert.equal(subscriptions(), before, 'a watch stopped after a failed join left its push receiver');
+});
