@@ -232,7 +232,11 @@ const READ_ATTEMPTS = 3;
  * consumer of another stream delivering into the announcement subject: such messages keep their own subject,
  * measured on nats-server 2.9.10) evicted the genuine announcements (docs/security.md).
  */
-const ANNOUNCEMENT_LIMITS = { allow_direct: true, max_msgs: -1, max_msgs_per_subject: 10_000 } as const;
+// No direct gets: nobody reads announcements that way, and a direct get's reply subject is unchecked, so with them a
+// reader could have a stored (signed) announcement republished onto the announcement subject as the newest one
+// (round 22's review of this round: a replayed v0 became latest() for every role). A message get's reply is a JSON
+// wrapper, which never parses as an announcement.
+const ANNOUNCEMENT_LIMITS = { allow_direct: false, max_msgs: -1, max_msgs_per_subject: 10_000 } as const;
 
 /** How many announcements latest() looks back past ones without an object. */
 const LATEST_LOOKBACK = 64;
@@ -294,7 +298,7 @@ export class CheckpointStore {
       const info = await this.jsm.streams.info(name).catch((e: unknown) => { if (isStoreLost(e)) return null; throw e; });
       if (!info) continue;
       const config = info.config;
-      if (Object.entries(settings).every(([k, v]) => config[k as keyof StreamConfig] === v)) continue;
+      if (Object.entries(settings).every(([k, v]) => (config[k as keyof StreamConfig] ?? (v === false ? false : undefined)) === v)) continue;
       try {
         await this.jsm.streams.update(name, { ...config, ...settings });
       } catch (e) {
@@ -334,6 +338,7 @@ export class CheckpointStore {
     trace('put.start', { version });
     // a missing stream is an error here (a lost store: the caller re-creates it), not "no such object"
     const found = await this.chunks.info(name);
+    if (found && found.name !== name) throw new CheckpointIntegrityError(`checkpoint v${version}: the record stored under ${this.bucket}/${name} names ${JSON.stringify(found.name)} (replayed or tampered): refusing to write over it`);
     trace('put.info', { version });
     const stored = found && !found.deleted ? found : null;
     const same = stored?.metadata?.['digest'] === digest;
@@ -406,7 +411,7 @@ export class CheckpointStore {
         announcement: { run_id: this.runId, version, name, digest: pushed.digest, size: pushed.bytes.length, meta: pushed.meta, published_unix_ms: pushed.receivedUnixMs },
       };
     }
-    const info = await this.os.info(name);
+    const info = await this.record(name);
     if (!info || info.deleted) throw new Error(`checkpoint v${version} is not in ${this.bucket} (never published, or pruned: fetch the latest instead)`);
     const md = info.metadata ?? {};
     const digest = md['digest'];
@@ -505,12 +510,23 @@ export class CheckpointStore {
    * announcement without one (written by anyone who can publish on the subject) must not make readers wait
    * for a version that never comes.
    */
+  /**
+   * The object record stored under `name`, or null. A record that names another object was replayed there (a direct
+   * get's reply subject is unchecked, docs/security.md): a CheckpointIntegrityError, never "not stored", so that no
+   * caller takes an older version for the newest or replaces the one under attack.
+   */
+  private async record(name: string) {
+    const info = await this.os.info(name);
+    if (info && info.name !== name) throw new CheckpointIntegrityError(`${this.bucket}/${name}: the record stored under it names ${JSON.stringify(info.name)} (replayed or tampered)`);
+    return info;
+  }
+
   private async backed(ann: Announcement): Promise<boolean> {
     if (ann.name !== objectName(ann.version) || ann.run_id !== this.runId) return false;
     if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta, ann.meta['signature'])) return false;
     // bytes in hand whose sha256 is the announced digest back it as well as the stored object would
     if (this.pushes?.holds(ann.version, ann.digest)) return true;
-    const info = await this.os.info(ann.name).catch(() => null);
+    const info = await this.record(ann.name).catch((e: unknown) => { if (e instanceof CheckpointIntegrityError) throw e; return null; });
     return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
 
@@ -520,7 +536,7 @@ export class CheckpointStore {
    * meta is not a JSON object.
    */
   async storedMeta(version: number): Promise<Record<string, unknown> | null> {
-    const info = await this.os.info(objectName(checkVersion(version)));
+    const info = await this.record(objectName(checkVersion(version)));
     if (!info || info.deleted) return null;
     try {
       const meta: unknown = JSON.parse(info.metadata?.['meta'] ?? '');
@@ -664,7 +680,15 @@ export class CheckpointStore {
             continue;
           }
           if (ann.version <= last) continue;
-          if (!(await backed(ann))) {
+          let isBacked: boolean;
+          try {
+            isBacked = await backed(ann);
+          } catch (e) {
+            // a replayed or tampered record: said, and this announcement skipped (latest() refuses it outright)
+            opts.onInvalid?.(e as Error);
+            continue;
+          }
+          if (!isBacked) {
             // more announcements queued behind this one: its checkpoint was pruned while this watcher lagged
             if (queue.length > 0) {
               opts.onSuperseded?.(ann);
