@@ -6,10 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { PUSH_ID_PREFIX } from './checkpoint-push.ts';
 import { NatsDisconnectedError } from './nats-disconnect.ts';
-import { directGet } from './direct-get.ts';
+import { directGet, DIRECT_GET_TIMEOUT_MS } from './direct-get.ts';
 import { headers, JSONCodec, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection, type ObjectInfo } from 'nats';
 
 const jc = JSONCodec();
+
+/** The slowest a checkpoint reader's link is expected to deliver a chunk: 512 KiB/s (an 8 MiB chunk: 16 s). */
+export const MIN_READ_BYTES_PER_MS = 512 * 1024 / 1000;
 
 /**
  * Chunks awaiting their acknowledgement at once: 8, and fewer for chunks above 2 MiB so that at most 16 MiB are in
@@ -173,9 +176,13 @@ export class ObjectChunks {
     const subject = this.chunkSubject(info.nuid);
     const parts: Uint8Array[] = [];
     let total = 0;
+    // a chunk of up to 8 MiB on a slow or shared link takes seconds: each direct get waits for its chunk at the
+    // slowest rate a reader is expected to get (a flat 5 s failed 10 readers of 7.5 MB sharing 100 Mbit/s: round 22's
+    // review); a request made while the connection is down still gives up at DIRECT_GET_TIMEOUT_MS for small chunks
+    const timeoutMs = Math.max(DIRECT_GET_TIMEOUT_MS, info.size / info.chunks / MIN_READ_BYTES_PER_MS);
     try {
       for (let seq = 1; parts.length < info.chunks; ) {
-        const m = await directGet(this.nc, this.stream, { seq, next_by_subj: subject });
+        const m = await directGet(this.nc, this.stream, { seq, next_by_subj: subject }, timeoutMs);
         if (!m) break;
         parts.push(m.data);
         total += m.data.length;
