@@ -607,13 +607,22 @@ class LearnerRole implements WorkerRoleImpl {
    */
   private async refuseToStartOver(): Promise<void> {
     let stored: number[];
+    let announcements: number;
     try {
       stored = await this.store!.versions();
+      announcements = await this.store!.announcementCount();
     } catch (e) {
       throw new RetryableWorkerError(`cannot list the checkpoints of run ${this.ctx!.runId}: ${(e as Error).message}`, { cause: e });
     }
     const past = stored.filter((v) => v > 0);
     if (past.length === 0) return;
+    // announcements there but none read as backed: a read that failed on the way (latest() takes an unreadable object
+    // for an unbacked one), or ones not signed by this learner's key; not a reason to stop the run for good
+    if (announcements > 0) {
+      throw new RetryableWorkerError(
+        `run ${this.ctx!.runId}: the announcement stream holds ${announcements} announcement(s) but none read as backed by its checkpoint${this.verifying ? ' and signed by the learner\'s key' : ''} (a failed read, or tampering); not starting over, trying again`,
+      );
+    }
     throw new SetupError(
       `run ${this.ctx!.runId}: the checkpoint store holds ${past.length} version(s) up to v${past[past.length - 1]} but no announcement of any: the announcements were lost; refusing to start the run over from version 0 (it would replace announced checkpoints). Restore the announcement stream, or start a new run id`,
     );

@@ -530,6 +530,12 @@ export class CheckpointStore {
     return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
 
+  /** How many messages the announcement stream holds on the announcement subject (backed or not). */
+  async announcementCount(): Promise<number> {
+    const si = await this.jsm.streams.info(this.stream, { subjects_filter: this.subject });
+    return si.state.subjects?.[this.subject] ?? 0;
+  }
+
   /**
    * The meta put() stored with checkpoint `version` (what its announcement carried, without the signature), read from
    * the object's metadata without its bytes; null when the version is not stored (never published, or pruned) or its

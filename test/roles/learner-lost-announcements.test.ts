@@ -82,3 +82,36 @@ test('v0 stored but never announced (killed between the two): the learner starts
     await fake.close();
   }
 });
+
+test('announcements there but none readable as backed (a failed read, junk on the subject): the learner retries, neither starting over nor stopping', { timeout: 40_000 }, async () => {
+  nats ??= await startNatsServer();
+  nc ??= await connectNats({ url: nats.url, name: 'lost-announcements' });
+  const runId = 'lost-ann-junk';
+  const input = tinyConfig(runId);
+  const cfg = parsed(input);
+  const store = await CheckpointStore.open(nc, { runId });
+  const params = initPolicyParams(policySpecOf(cfg), 1);
+  for (let v = 0; v <= 1; v++) {
+    await publishCheckpoint(store, { meta: { runId, version: v, step: v, lastBatchId: v ? `b-${v}` : null, configHash: configHash(cfg), extra: { last_batch_seq: String(v) } }, params });
+  }
+  await purgeAnnouncements(store);
+  nc.publish(store.subject, new TextEncoder().encode('not an announcement'));
+  await nc.flush();
+  assert.equal(await store.announcementCount(), 1);
+  const lines: string[] = [];
+  const logger = { info() {}, warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) };
+  const fake = await startFakeOrchestrator({ runId, config: input, policyVersion: 1 });
+  const learner = await runLearner({ orchestrator: fake.address, nats: nats.url, workerId: 'learner-junk', logger, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  let ended = false;
+  learner.done.then(() => (ended = true), () => (ended = true));
+  try {
+    for (let i = 0; i < 100 && !lines.some((l) => /holds 1 announcement\(s\) but none read as backed by its checkpoint .*not starting over, trying again/.test(l)); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(lines.some((l) => /not starting over, trying again/.test(l)), lines.join('\n'));
+    assert.equal(ended, false, 'the learner stopped instead of trying again');
+    assert.deepEqual(await store.versions(), [0, 1]);
+    assert.equal(await store.announcementCount(), 1, 'nothing announced');
+  } finally {
+    await learner.stop();
+    await fake.close();
+  }
+});
