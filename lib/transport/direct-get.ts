@@ -5,7 +5,8 @@
 // messages delivered into the announcement subject (docs/security.md, "Readers make no consumers").
 //
 // Needs `allow_direct: true` on the stream: nats.js's object stores set it; CheckpointStore.open turns it on where an
-// older stream lacks it (the owner's credential may update the stream, a reader's may not).
+// older bucket lacks it (the owner's credential may update the stream, a reader's may not). The announcement stream
+// answers none: a direct get's reply subject is unchecked (docs/security.md).
 import type { NatsConnection } from 'nats';
 
 export interface DirectMessage {
@@ -18,9 +19,9 @@ export interface DirectMessage {
 export type DirectQuery = { last_by_subj: string } | { seq: number; next_by_subj: string };
 
 /**
- * How long one direct get waits for its message (a chunk is up to 8 MiB: tens of ms on loopback, under a second on
- * 100 Mbit/s), and, made while the connection is down, for the reconnect (nats-disconnect.ts): nats.js's JetStream
- * API default, which the consumer-creating read before round 22 waited as well.
+ * How long one direct get waits for its message by default, and, made while the connection is down, for the
+ * reconnect (nats-disconnect.ts): nats.js's JetStream API default. A chunk read waits longer for a large chunk
+ * (object-chunks.ts MIN_READ_BYTES_PER_MS).
  */
 export const DIRECT_GET_TIMEOUT_MS = 5000;
 

@@ -22,6 +22,22 @@ after(async () => {
   await nats?.stop();
 });
 
+/** A run `runId` on the test's server: its config, its store, and checkpoints v0..`upTo` stored and announced. */
+async function runWithVersions(runId: string, upTo: number) {
+  nats ??= await startNatsServer();
+  nc ??= await connectNats({ url: nats.url, name: 'lost-announcements' });
+  const input = tinyConfig(runId);
+  const cfg = parsed(input);
+  const store = await CheckpointStore.open(nc, { runId });
+  const params = initPolicyParams(policySpecOf(cfg), 1);
+  const digests: string[] = [];
+  for (let v = 0; v <= upTo; v++) {
+    const a = await publishCheckpoint(store, { meta: { runId, version: v, step: v, lastBatchId: v ? `b-${v}` : null, configHash: configHash(cfg), extra: { last_batch_seq: String(v) } }, params });
+    digests.push(a.digest);
+  }
+  return { input, cfg, store, digests };
+}
+
 async function purgeAnnouncements(store: CheckpointStore): Promise<void> {
   const jsm = await nc!.jetstreamManager();
   await jsm.streams.purge(store.stream);
@@ -29,22 +45,12 @@ async function purgeAnnouncements(store: CheckpointStore): Promise<void> {
 }
 
 test('no announcement but versions up to v2 in the store: the learner refuses to start over (SetupError), v0 untouched', { timeout: 40_000 }, async () => {
-  nats = await startNatsServer();
-  nc = await connectNats({ url: nats.url, name: 'lost-announcements' });
   const runId = 'lost-ann';
-  const input = tinyConfig(runId);
-  const cfg = parsed(input);
-  const store = await CheckpointStore.open(nc, { runId });
-  const params = initPolicyParams(policySpecOf(cfg), 1);
-  const digests: string[] = [];
-  for (let v = 0; v <= 2; v++) {
-    const a = await publishCheckpoint(store, { meta: { runId, version: v, step: v, lastBatchId: v ? `b-${v}` : null, configHash: configHash(cfg), extra: { last_batch_seq: String(v) } }, params });
-    digests.push(a.digest);
-  }
+  const { input, store, digests } = await runWithVersions(runId, 2);
   await purgeAnnouncements(store);
   const fake = await startFakeOrchestrator({ runId, config: input, policyVersion: 2 });
   try {
-    const learner = await runLearner({ orchestrator: fake.address, nats: nats.url, workerId: 'learner-lost', logger: silentLogger });
+    const learner = await runLearner({ orchestrator: fake.address, nats: nats!.url, workerId: 'learner-lost', logger: silentLogger });
     await assert.rejects(learner.done, (e: Error) => e instanceof SetupError
       && /run lost-ann: the checkpoint store holds 2 version\(s\) up to v2 but no announcement of any: the announcements were lost; refusing to start the run over from version 0/.test(e.message));
     // nothing was replaced or announced
@@ -71,7 +77,7 @@ test('v0 stored but never announced (killed between the two): the learner starts
   assert.deepEqual(await store.versions(), [0]);
   assert.equal(await store.latest(), null);
   const fake = await startFakeOrchestrator({ runId, config: input, policyVersion: 0 });
-  const learner = await runLearner({ orchestrator: fake.address, nats: nats.url, workerId: 'learner-v0', logger: silentLogger });
+  const learner = await runLearner({ orchestrator: fake.address, nats: nats!.url, workerId: 'learner-v0', logger: silentLogger });
   try {
     await learner.ready;
     const now = await store.latest();
@@ -84,24 +90,16 @@ test('v0 stored but never announced (killed between the two): the learner starts
 });
 
 test('announcements there but none readable as backed (a failed read, junk on the subject): the learner retries, neither starting over nor stopping', { timeout: 40_000 }, async () => {
-  nats ??= await startNatsServer();
-  nc ??= await connectNats({ url: nats.url, name: 'lost-announcements' });
   const runId = 'lost-ann-junk';
-  const input = tinyConfig(runId);
-  const cfg = parsed(input);
-  const store = await CheckpointStore.open(nc, { runId });
-  const params = initPolicyParams(policySpecOf(cfg), 1);
-  for (let v = 0; v <= 1; v++) {
-    await publishCheckpoint(store, { meta: { runId, version: v, step: v, lastBatchId: v ? `b-${v}` : null, configHash: configHash(cfg), extra: { last_batch_seq: String(v) } }, params });
-  }
+  const { input, store } = await runWithVersions(runId, 1);
   await purgeAnnouncements(store);
-  nc.publish(store.subject, new TextEncoder().encode('not an announcement'));
-  await nc.flush();
+  nc!.publish(store.subject, new TextEncoder().encode('not an announcement'));
+  await nc!.flush();
   assert.equal(await store.announcementCount(), 1);
   const lines: string[] = [];
   const logger = { info() {}, warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) };
   const fake = await startFakeOrchestrator({ runId, config: input, policyVersion: 1 });
-  const learner = await runLearner({ orchestrator: fake.address, nats: nats.url, workerId: 'learner-junk', logger, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  const learner = await runLearner({ orchestrator: fake.address, nats: nats!.url, workerId: 'learner-junk', logger, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
   let ended = false;
   learner.done.then(() => (ended = true), () => (ended = true));
   try {
