@@ -101,8 +101,8 @@ export function decodeTrainBatch(
   };
   if (b.kind !== 'SFT' && b.kind !== 'GRPO') throw new BatchError('bad_input', `train_batch.kind: must be SFT or GRPO, got ${b.kind}`);
   // the rows' own tensor first: its data arrived, so it bounds what image_rows may make the learner allocate
-  const perRow = b.kind === 'SFT' ? tensor('targets', img) : tensor('actions', img);
   const perRowField = b.kind === 'SFT' ? 'targets' : 'actions';
+  const perRow = tensor(perRowField, img);
   const { images, field: imagesField, sent: sentImages } = policyInputs(b, height, width, tensor, { field: `train_batch.${perRowField}`, n: perRow.shape[0]! });
   const n = images.shape[0]!;
   if (n === 0) throw new BatchError('bad_input', 'train_batch.images: the batch is empty');

@@ -606,15 +606,14 @@ class LearnerRole implements WorkerRoleImpl {
    * seed gives the same bytes again.
    */
   private async refuseToStartOver(): Promise<void> {
-    let stored: number[];
-    let announcements: number;
+    let past: number[];
+    let announcements = 0;
     try {
-      stored = await this.store!.versions();
-      announcements = await this.store!.announcementCount();
+      past = (await this.store!.versions()).filter((v) => v > 0);
+      if (past.length > 0) announcements = await this.store!.announcementCount();
     } catch (e) {
-      throw new RetryableWorkerError(`cannot list the checkpoints of run ${this.ctx!.runId}: ${(e as Error).message}`, { cause: e });
+      throw new RetryableWorkerError(`cannot list the checkpoints or announcements of run ${this.ctx!.runId}: ${(e as Error).message}`, { cause: e });
     }
-    const past = stored.filter((v) => v > 0);
     if (past.length === 0) return;
     // announcements there but none read as backed: a read that failed on the way (latest() takes an unreadable object
     // for an unbacked one), or ones not signed by this learner's key; not a reason to stop the run for good

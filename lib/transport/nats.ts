@@ -230,12 +230,11 @@ const READ_ATTEMPTS = 3;
  * The announcement stream's limits: 10 000 announcements on the announcement subject, and no stream-wide count. With
  * a stream-wide `max_msgs` (before round 22, discard old) whatever the stream captured under other subjects (a push
  * consumer of another stream delivering into the announcement subject: such messages keep their own subject,
- * measured on nats-server 2.9.10) evicted the genuine announcements (docs/security.md).
+ * measured on nats-server 2.9.10) evicted the genuine announcements (docs/security.md). No direct gets: nobody reads
+ * announcements that way, and a direct get's reply subject is unchecked, so with them a reader could have a stored
+ * (signed) announcement republished onto the announcement subject as the newest one (round 22's review: a replayed
+ * v0 became latest() for every role). A message get's reply is a JSON wrapper, which never parses as an announcement.
  */
-// No direct gets: nobody reads announcements that way, and a direct get's reply subject is unchecked, so with them a
-// reader could have a stored (signed) announcement republished onto the announcement subject as the newest one
-// (round 22's review of this round: a replayed v0 became latest() for every role). A message get's reply is a JSON
-// wrapper, which never parses as an announcement.
 const ANNOUNCEMENT_LIMITS = { allow_direct: false, max_msgs: -1, max_msgs_per_subject: 10_000 } as const;
 
 /** How many announcements latest() looks back past ones without an object. */
@@ -298,7 +297,8 @@ export class CheckpointStore {
       const info = await this.jsm.streams.info(name).catch((e: unknown) => { if (isStoreLost(e)) return null; throw e; });
       if (!info) continue;
       const config = info.config;
-      if (Object.entries(settings).every(([k, v]) => (config[k as keyof StreamConfig] ?? (v === false ? false : undefined)) === v)) continue;
+      // an unset setting is off (allow_direct is absent from older streams' configs)
+      if (Object.entries(settings).every(([k, v]) => (config[k as keyof StreamConfig] ?? false) === v)) continue;
       try {
         await this.jsm.streams.update(name, { ...config, ...settings });
       } catch (e) {
@@ -506,11 +506,6 @@ export class CheckpointStore {
   }
 
   /**
-   * True when the announcement's object exists under its version's name with the announced digest. An
-   * announcement without one (written by anyone who can publish on the subject) must not make readers wait
-   * for a version that never comes.
-   */
-  /**
    * The object record stored under `name`, or null. A record that names another object was replayed there (a direct
    * get's reply subject is unchecked, docs/security.md): a CheckpointIntegrityError, never "not stored", so that no
    * caller takes an older version for the newest or replaces the one under attack.
@@ -521,6 +516,11 @@ export class CheckpointStore {
     return info;
   }
 
+  /**
+   * True when the announcement's object exists under its version's name with the announced digest. An
+   * announcement without one (written by anyone who can publish on the subject) must not make readers wait
+   * for a version that never comes.
+   */
   private async backed(ann: Announcement): Promise<boolean> {
     if (ann.name !== objectName(ann.version) || ann.run_id !== this.runId) return false;
     if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta, ann.meta['signature'])) return false;
