@@ -10,8 +10,8 @@
 //
 // Publishing is what writing is in JetStream (a KV put is a publish on `$KV.<bucket>.<key>`, an object chunk one
 // on `$O.<bucket>.C.<id>`), so the write rules are publish rules; the JetStream API (`$JS.API.>`) is granted per
-// verb: readers may look at streams and read stored messages (direct gets), not make consumers (only the learner
-// may: READ_API below) nor create, change, purge or delete streams. NATS
+// verb: readers may look at streams and read stored messages (direct gets), not make consumers (nobody may: READ_API
+// below) nor create, change, purge or delete streams. NATS
 // wildcards match whole tokens only (`checkpoints-<run>` is one token), so the rules are per role, not per run.
 // The same rules go into the local run's generated nats.conf (lib/local/local-run.ts) and into the Kubernetes
 // one (k8s/base/nats.conf, checked against natsAuthorizationBlock by test/k8s/manifests.test.ts).
@@ -41,21 +41,11 @@ const READ_API = [
   '$JS.API.DIRECT.GET.>',
 ];
 /**
- * Making, reading through and dropping consumers, acknowledging, answering flow control: the learner's alone (nats.js's
- * object store reads its optimizer state through consumers, lib/worker/learner-state.ts, and lists its checkpoints).
- * It is the role that already writes checkpoints and announcements, so a consumer delivering into them gives it
- * nothing it does not have.
+ * Making, reading through and dropping consumers, acknowledging, answering flow control: denied to every role (deny
+ * wins over allow in NATS). Round 23: the learner too; its object reads and listings are direct and message gets
+ * (lib/worker/learner-state.ts, object-listing.ts), so every JetStream request of every role is a request whose answer
+ * comes back through the account import (natsAccountsBlock), never a push delivery.
  */
-const CONSUMER_API = [
-  '$JS.API.CONSUMER.CREATE.>',
-  '$JS.API.CONSUMER.DURABLE.CREATE.>',
-  '$JS.API.CONSUMER.INFO.>',
-  '$JS.API.CONSUMER.DELETE.>',
-  '$JS.API.CONSUMER.MSG.NEXT.>',
-  '$JS.ACK.>',
-  '$JS.FC.>',
-];
-/** Denied to every role but the learner (deny wins over allow in NATS). */
 const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
 /** Creating (and updating the settings of) the run's buckets and streams, never deleting them. */
 const CREATE_API = ['$JS.API.STREAM.CREATE.*', '$JS.API.STREAM.UPDATE.*'];
@@ -67,8 +57,7 @@ const ANNOUNCEMENT_SUBJECTS = 'recovery.*.checkpoint';
 /** Subjects that write checkpoints or announce them: the learner's alone. */
 export const CHECKPOINT_WRITE_SUBJECTS = ['$O.>', ANNOUNCEMENT_SUBJECTS];
 /**
- * What every role may subscribe to: its replies (direct gets and the JetStream API answer there; the learner's
- * consumers deliver there), the checkpoint announcements (a watching store follows them: nats.ts watch()) and the
+ * What every role may subscribe to: its replies (direct gets and the JetStream API answer there), the checkpoint announcements (a watching store follows them: nats.ts watch()) and the
  * checkpoint chunks as they are stored (checkpoint-push.ts: a watching store assembles a checkpoint from them). Only chunks written for
  * followers carry the `push` token in their id (`$O.<bucket>.C.push.<id>`), so no other object's chunks (the
  * learner's optimizer state) are delivered to a subscription this allows: a subscribe deny would not do, as
@@ -109,7 +98,7 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
     case 'learner':
       return {
         // Purge replaces an object (put of an existing name) and prunes old checkpoints (delete is a purge).
-        publish: { allow: [...READ_API, ...CONSUMER_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, '$KV.*.learner-skips'], deny: DESTROY_API },
+        publish: { allow: [...READ_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, '$KV.*.learner-skips'], deny: [...DESTROY_API, ...NO_CONSUMERS] },
         subscribe,
       };
     case 'orchestrator':
@@ -133,20 +122,80 @@ export interface NatsUser {
 }
 
 const quote = (s: string) => JSON.stringify(s);
-const list = (xs: string[]) => `[${xs.map(quote).join(', ')}]`;
+const list = (xs: readonly string[]) => `[${xs.map(quote).join(', ')}]`;
 
-/** The `authorization { users = [...] }` block of a nats.conf granting each user its role's permissions. */
-export function natsAuthorizationBlock(users: readonly NatsUser[]): string {
-  const lines = users.map((u) => {
-    const p = natsPermissions(u.role);
-    const pass = u.password !== undefined ? `, password: ${quote(u.password)}` : '';
+/**
+ * The account that holds every stream (checkpoints, announcements, run state, the learner's state): the only one with
+ * JetStream, and no user belongs to it (an operator reaches it through the system account).
+ */
+export const STREAMS_ACCOUNT = 'STREAMS';
+/** Each role's own account (no JetStream): it reaches the streams only through what it imports from STREAMS_ACCOUNT. */
+export const roleAccount = (role: NatsRole): string => role.toUpperCase();
+
+/**
+ * What `role` imports from the streams' account. Services: every subject its publish permissions allow (the JetStream
+ * API subjects of its grant; for the writers, the subjects their writes are stored from). The server maps an imported
+ * service's reply subject to one of its own (`_R_...`) and delivers the answer back in the requester's account, where
+ * no stream is, so an API answer can no longer be stored by a stream its reply subject names (docs/security.md,
+ * "JetStream API replies stay in the requester's account"). Streams: what it follows besides its replies (the
+ * announcements, the pushed chunks: SUBSCRIBE).
+ */
+export function natsImports(role: NatsRole): { services: string[]; streams: string[] } {
+  const p = natsPermissions(role);
+  return { services: p.publish.allow, streams: p.subscribe.allow.filter((s) => s !== '_INBOX.>') };
+}
+
+/**
+ * The `accounts { ... }` block of a nats.conf: STREAMS_ACCOUNT with JetStream, exporting each subject only to the
+ * accounts that import it, and one account per role holding that role's users, each user with its role's
+ * permissions (a refused write is a PERMISSIONS_VIOLATION at once; the accounts are the containment). Start
+ * nats-server with `-js` or a `jetstream {}` block: JetStream is then on in STREAMS_ACCOUNT only (measured on 2.9.10).
+ */
+export function natsAccountsBlock(users: readonly NatsUser[]): string {
+  const services = new Map<string, string[]>();
+  const streams = new Map<string, string[]>();
+  for (const role of NATS_ROLES) {
+    const imp = natsImports(role);
+    for (const s of imp.services) services.set(s, [...(services.get(s) ?? []), roleAccount(role)]);
+    for (const s of imp.streams) streams.set(s, [...(streams.get(s) ?? []), roleAccount(role)]);
+  }
+  const exports = [
+    ...[...services].map(([s, to]) => `      { service: ${quote(s)}, accounts: ${list(to)} }`),
+    ...[...streams].map(([s, to]) => `      { stream: ${quote(s)}, accounts: ${list(to)} }`),
+  ];
+  const accounts = NATS_ROLES.map((role) => {
+    const imp = natsImports(role);
+    const own = users.filter((u) => u.role === role).map((u) => {
+      const p = natsPermissions(u.role);
+      const pass = u.password !== undefined ? `, password: ${quote(u.password)}` : '';
+      return [
+        `      { user: ${quote(u.user)}${pass}, permissions: {`,
+        `          publish: { allow: ${list(p.publish.allow)},`,
+        `                     deny: ${list(p.publish.deny)} },`,
+        `          subscribe: { allow: ${list(p.subscribe.allow)} } } }`,
+      ].join('\n');
+    });
+    const imports = [
+      ...imp.services.map((s) => `      { service: { account: ${STREAMS_ACCOUNT}, subject: ${quote(s)} } }`),
+      ...imp.streams.map((s) => `      { stream: { account: ${STREAMS_ACCOUNT}, subject: ${quote(s)} } }`),
+    ];
     return [
-      `    # ${u.role}`,
-      `    { user: ${quote(u.user)}${pass}, permissions: {`,
-      `        publish: { allow: ${list(p.publish.allow)},`,
-      `                   deny: ${list(p.publish.deny)} },`,
-      `        subscribe: { allow: ${list(p.subscribe.allow)} } } }`,
+      `  # ${role}`,
+      `  ${roleAccount(role)} {`,
+      `    users = [\n${own.join(',\n')}\n    ]`,
+      `    imports = [\n${imports.join('\n')}\n    ]`,
+      '  }',
     ].join('\n');
   });
-  return `authorization {\n  users = [\n${lines.join(',\n')}\n  ]\n}\n`;
+  return [
+    'accounts {',
+    `  # the streams: JetStream here only; no user`,
+    `  ${STREAMS_ACCOUNT} {`,
+    '    jetstream: enabled',
+    `    exports = [\n${exports.join('\n')}\n    ]`,
+    '  }',
+    ...accounts,
+    '}',
+    '',
+  ].join('\n');
 }

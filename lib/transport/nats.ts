@@ -553,13 +553,11 @@ export class CheckpointStore {
   }
 
   /**
-   * Versions present in the bucket, ascending. An empty listing is not trusted while the bucket's stream holds
-   * records (object-listing.ts): asked again, then read record by record, or a clear error.
+   * Versions present in the bucket, ascending: the records the stream holds, read one subject at a time
+   * (object-listing.ts: no consumer, and no empty answer while the stream holds records).
    */
   async versions(): Promise<number[]> {
-    const list = await listObjectRecords(this.os, this.jsm, this.chunks.stream, this.bucket, {
-      onEmpty: (why) => (this.opts.onWarning ?? ((m: string) => process.emitWarning(m, 'CheckpointStoreWarning')))(why),
-    });
+    const list = await listObjectRecords(this.jsm, this.chunks.stream, this.bucket);
     return list
       .filter((i) => !i.deleted && /^v\d{10}$/.test(i.name))
       .map((i) => Number(i.name.slice(1)))

@@ -25,7 +25,7 @@ const PUBLISH_TIMEOUT_MS = 30_000;
 const NO_MESSAGE_FOUND = 10037;
 
 /** The fields of an object's info that the checkpoint store reads (commit() writes them all). */
-export type StoredObjectInfo = Pick<ObjectInfo, 'name' | 'nuid' | 'size' | 'chunks' | 'deleted' | 'metadata'>;
+export type StoredObjectInfo = Pick<ObjectInfo, 'name' | 'nuid' | 'size' | 'chunks' | 'deleted' | 'metadata' | 'digest'>;
 
 /**
  * A read that got fewer chunks than the object's info announces while the connection stayed up, and the stream
@@ -48,7 +48,7 @@ export class ObjectChunks {
   constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
-    private readonly jsm: JetStreamManager,
+    readonly jsm: JetStreamManager,
     readonly bucket: string,
   ) {
     this.stream = `OBJ_${bucket}`;

@@ -12,11 +12,13 @@
 // The bytes are written by ObjectChunks (Node's sha256, 1 MiB chunks in a window) rather than nats.js's putBlob
 // (a JavaScript SHA-256 over the moments, twice the parameters' size, and 128 KiB chunks in sequence): the
 // learner writes them on every version, before it answers (docs/performance.md "Pipeline").
-import type { NatsConnection, ObjectStore } from 'nats';
+import type { JetStreamManager, NatsConnection, ObjectStore } from 'nats';
+import { createHash } from 'node:crypto';
 import { StorageType } from 'nats';
 import { checkRunId, ensureStream, sha256Digest } from '../transport/index.ts';
 import { LEARNER_STATE_BUCKET } from '../transport/nats-permissions.ts';
 import { ObjectChunks } from '../transport/object-chunks.ts';
+import { listObjectRecords } from '../transport/object-listing.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 
@@ -34,6 +36,28 @@ export class UnverifiedStateError extends Error {
     super(message);
     this.name = 'UnverifiedStateError';
   }
+}
+
+/**
+ * The bytes of object `name` (null when none is stored, or it was deleted), read by direct gets (ObjectChunks.read), not
+ * by nats.js's getBlob (an ordered consumer: no role makes consumers, docs/security.md); its size and SHA-256 are checked
+ * against its info, as getBlob checks them.
+ */
+async function readObject(chunks: ObjectChunks, name: string): Promise<Uint8Array | null> {
+  const info = await chunks.info(name);
+  if (!info || info.deleted) return null;
+  const bytes = await chunks.read(info, `${chunks.bucket}/${name}`);
+  const digest = `SHA-256=${createHash('sha256').update(bytes).digest('base64url')}=`;
+  if (bytes.length !== info.size || digest !== info.digest) {
+    throw new Error(`${chunks.bucket}/${name}: read ${bytes.length} bytes with ${digest}, but its info records ${info.size} bytes with ${String(info.digest)}`);
+  }
+  return bytes;
+}
+
+/** Turns on direct gets for `stream` where they are off (the learner owns its buckets and may update them). */
+async function allowDirect(jsm: JetStreamManager, stream: string): Promise<void> {
+  const { config } = await jsm.streams.info(stream);
+  if (!config.allow_direct) await jsm.streams.update(stream, { ...config, allow_direct: true });
 }
 
 export class LearnerStateStore {
@@ -56,7 +80,10 @@ export class LearnerStateStore {
     const bucket = LEARNER_STATE_BUCKET;
     const options = { storage: StorageType.File, description: 'recovery-grpo learner optimizer state (objects <run id>/optim-v<version>)' };
     const os = await nc.jetstream().views.os(bucket, options);
-    return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), await nc.jetstreamManager(), bucket), bucket, options, runId);
+    const jsm = await nc.jetstreamManager();
+    // its reads are direct gets (no consumer: docs/security.md); a bucket made before round 23 may lack them
+    await allowDirect(jsm, `OBJ_${bucket}`);
+    return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), jsm, bucket), bucket, options, runId);
   }
 
   private objectName(version: number): string {
@@ -71,7 +98,8 @@ export class LearnerStateStore {
     const old = `learner-${this.runId}`;
     const jsm = await this.nc.jetstreamManager();
     if (!(await jsm.streams.info(`OBJ_${old}`).then(() => true, () => false))) return null;
-    return (await this.nc.jetstream().views.os(old)).getBlob(`optim-v${String(version).padStart(10, '0')}`);
+    await allowDirect(jsm, `OBJ_${old}`);
+    return readObject(new ObjectChunks(this.nc, this.nc.jetstream(), jsm, old), `optim-v${String(version).padStart(10, '0')}`);
   }
 
   /** Re-creates the bucket when the server lost it (lib/transport/store-loss.ts); true when it did. */
@@ -125,7 +153,7 @@ export class LearnerStateStore {
   async get(version: number, checkpointDigest: string, params: TensorMap, opts: { expectDigest?: string } = {}): Promise<OptimizerStateFile | null> {
     const name = this.objectName(version);
     let source = `${this.bucket}/${name}`;
-    let bytes = await this.os.getBlob(name);
+    let bytes = await readObject(this.chunks, name);
     if (!bytes) {
       bytes = await this.legacy(version);
       source = `learner-${this.runId}/optim-v${String(version).padStart(10, '0')}`;
@@ -148,7 +176,7 @@ export class LearnerStateStore {
     if (!this.known) {
       const listed = new Set<number>();
       const own = new RegExp(`^${this.runId}/optim-v(\\d+)$`);
-      for (const info of await this.os.list()) {
+      for (const info of await listObjectRecords(this.chunks.jsm, this.chunks.stream, this.bucket)) {
         const v = own.exec(info.name)?.[1];
         if (v !== undefined && !info.deleted) listed.add(Number(v));
       }

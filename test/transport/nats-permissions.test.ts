@@ -151,7 +151,8 @@ test('readers make no consumers: the eviction attack is refused, announcements s
   const learnerStore = await CheckpointStore.open(learner, { runId: run });
   const stored = [ckpt(), ckpt(), ckpt()];
   for (const [v, c] of stored.entries()) await learnerStore.put(v, c.bytes, c.digest);
-  for (const role of ['rollout', 'reward', 'orchestrator'] as const) {
+  // round 23: the learner neither (its reads are direct gets, so that they cross the NATS account import as requests)
+  for (const role of ['rollout', 'reward', 'orchestrator', 'learner'] as const) {
     const nc = await as(role);
     const jsm = await nc.jetstreamManager();
     for (const stream of [`OBJ_checkpoints-${run}`, `recovery-ckpt-${run}`, `KV_runstate-${RUN}`]) {

@@ -1,12 +1,11 @@
-// CheckpointStore.versions() does not trust an empty object listing while the bucket's stream holds records
-// (lib/transport/object-listing.ts). nats.js's os.list() answers [] whenever the server answers its first lookup
-// (last message on $O.<bucket>.M.>) 404; a nats-server 2.10.27 opened over a store directory still in use did
-// (docs/reliability.md). Here the store's ObjectStore answers list() [] as that server did, on a real nats-server
-// whose stream does hold the records: versions() must still name them (asked again, or read subject by subject).
+// CheckpointStore.versions() lists a bucket by its stream's record subjects, each read on its own (literal) subject
+// (lib/transport/object-listing.ts): no consumer (round 23: no role makes one), and no empty answer while the stream
+// holds records. nats.js's os.list() answered [] whenever the server answered its first lookup (last message on
+// $O.<bucket>.M.>) 404, which a nats-server 2.10.27 opened over a store directory still in use did (docs/reliability.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { JetStreamManager, NatsConnection, ObjectInfo, ObjectStore } from 'nats';
+import type { JetStreamManager, NatsConnection } from 'nats';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,22 +16,6 @@ import { listObjectRecords } from '../../lib/transport/object-listing.ts';
 
 const shared = natsForFile('listing-test');
 
-/** A store whose object listing answers [] for its first `empties` calls (then the server's own answer); counts calls. */
-async function storeWithEmptyListings(runId: string, empties: number, warnings: string[]): Promise<{ store: CheckpointStore; calls: () => number }> {
-  const store = await CheckpointStore.open(shared.nc, { runId, onWarning: (m) => warnings.push(m) });
-  const inner = store as unknown as { os: ObjectStore };
-  const real = inner.os;
-  let calls = 0;
-  inner.os = new Proxy(real, {
-    get(target, prop, receiver) {
-      if (prop === 'list') return async () => (++calls <= empties ? [] : target.list());
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-  return { store, calls: () => calls };
-}
-
 async function putVersions(store: CheckpointStore, versions: number[]): Promise<void> {
   for (const v of versions) {
     const b = randomBytes(64 + v);
@@ -40,37 +23,20 @@ async function putVersions(store: CheckpointStore, versions: number[]): Promise<
   }
 }
 
-test('an empty listing while the stream holds records is asked again', async () => {
-  const warnings: string[] = [];
-  const { store, calls } = await storeWithEmptyListings('listing-retry', 1, warnings);
-  await putVersions(store, [0, 1, 2, 3]);
-  assert.deepEqual(await store.versions(), [0, 1, 2, 3]);
-  assert.equal(calls(), 2);
-  assert.match(warnings.join('\n'), /came back empty while its stream holds 4 record subjects; listed 4 on retry 1/);
-});
-
-test('a listing that stays empty: the records are read subject by subject (deleted ones left out), and prune works', async () => {
-  const warnings: string[] = [];
-  const { store, calls } = await storeWithEmptyListings('listing-empty', Infinity, warnings);
+test('versions() names every stored record, read subject by subject (deleted ones left out), and prune works', async () => {
+  const store = await CheckpointStore.open(shared.nc, { runId: 'listing-subjects' });
   await putVersions(store, [0, 1, 2, 3, 4, 5]);
   assert.deepEqual(await store.versions(), [0, 1, 2, 3, 4, 5]);
-  assert.equal(calls(), 3, 'the listing asked 3 times (2 retries) before reading the records one by one');
-  assert.match(warnings.at(-1)!, /empty 3 times while its stream holds 6 record subjects; read 6 records one subject at a time/);
-  // the learner's prune: with an empty listing it would delete nothing
   assert.deepEqual(await store.prune(2, { keep: [1] }), [0, 2, 3]);
   assert.deepEqual(await store.versions(), [1, 4, 5]);
 });
 
-test('an empty bucket lists empty, without retries or warnings', async () => {
-  const warnings: string[] = [];
-  const { store, calls } = await storeWithEmptyListings('listing-none', Infinity, warnings);
+test('an empty bucket lists empty', async () => {
+  const store = await CheckpointStore.open(shared.nc, { runId: 'listing-none' });
   assert.deepEqual(await store.versions(), []);
-  assert.equal(calls(), 1);
-  assert.deepEqual(warnings, []);
 });
 
 test('records the stream counts but the server cannot read: a clear error, not an empty listing', async () => {
-  const os = { list: async () => [] as ObjectInfo[] } as unknown as ObjectStore;
   const notFound = Object.assign(new Error('no message found'), { code: '404' });
   const jsm = {
     streams: {
@@ -78,10 +44,10 @@ test('records the stream counts but the server cannot read: a clear error, not a
       getMessage: async () => { throw notFound; },
     },
   } as unknown as JetStreamManager;
-  await assert.rejects(listObjectRecords(os, jsm, 'OBJ_b', 'b', { retryMs: 1 }), /object listing of b: empty 3 times, and none of the 1 record subjects stream OBJ_b says it holds could be read/);
+  await assert.rejects(listObjectRecords(jsm, 'OBJ_b', 'b'), /object listing of b: none of the 1 record subjects stream OBJ_b says it holds could be read/);
   // another failure of a read is not taken for "no record"
   const jsm503 = { streams: { ...jsm.streams, getMessage: async () => { throw Object.assign(new Error('503'), { code: '503' }); } } } as unknown as JetStreamManager;
-  await assert.rejects(listObjectRecords(os, jsm503, 'OBJ_b', 'b', { retryMs: 1 }), /503/);
+  await assert.rejects(listObjectRecords(jsm503, 'OBJ_b', 'b'), /503/);
 });
 
 // The fault suite's audit did this (test/faults/suite.ts, until round 12): a second nats-server started over the
