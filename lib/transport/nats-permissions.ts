@@ -14,7 +14,7 @@
 // below) nor create, change, purge or delete streams. NATS
 // wildcards match whole tokens only (`checkpoints-<run>` is one token), so the rules are per role, not per run.
 // The same rules go into the local run's generated nats.conf (lib/local/local-run.ts) and into the Kubernetes
-// one (k8s/base/nats.conf, checked against natsAuthorizationBlock by test/k8s/manifests.test.ts).
+// one (k8s/base/nats.conf, checked against natsAccountsBlock by test/k8s/manifests.test.ts).
 
 import { PUSHED_CHUNKS } from './checkpoint-push.ts';
 
@@ -64,6 +64,8 @@ export const CHECKPOINT_WRITE_SUBJECTS = ['$O.>', ANNOUNCEMENT_SUBJECTS];
  * nats-server 2.9 delivers what a wildcard subscription matches whatever deny overlaps it (measured).
  */
 const SUBSCRIBE = ['_INBOX.>', PUSHED_CHUNKS, ANNOUNCEMENT_SUBJECTS];
+/** What the followers receive as it is published (SUBSCRIBE but the replies). */
+const FOLLOWED = [PUSHED_CHUNKS, ANNOUNCEMENT_SUBJECTS];
 /**
  * The learner's optimizer state (lib/worker/learner-state.ts): one object-store bucket for every run, so that its
  * name can be denied here (a per-run name sits inside a token no wildcard can pick out).
@@ -142,7 +144,7 @@ export const roleAccount = (role: NatsRole): string => role.toUpperCase();
  */
 export function natsImports(role: NatsRole): { services: string[]; streams: string[] } {
   const p = natsPermissions(role);
-  return { services: p.publish.allow, streams: p.subscribe.allow.filter((s) => s !== '_INBOX.>') };
+  return { services: p.publish.allow, streams: role === 'learner' ? [] : FOLLOWED };
 }
 
 /**
@@ -153,16 +155,11 @@ export function natsImports(role: NatsRole): { services: string[]; streams: stri
  */
 export function natsAccountsBlock(users: readonly NatsUser[]): string {
   const services = new Map<string, string[]>();
-  const streams = new Map<string, string[]>();
   for (const role of NATS_ROLES) {
     const imp = natsImports(role);
     for (const s of imp.services) services.set(s, [...(services.get(s) ?? []), roleAccount(role)]);
-    for (const s of imp.streams) streams.set(s, [...(streams.get(s) ?? []), roleAccount(role)]);
   }
-  const exports = [
-    ...[...services].map(([s, to]) => `      { service: ${quote(s)}, accounts: ${list(to)} }`),
-    ...[...streams].map(([s, to]) => `      { stream: ${quote(s)}, accounts: ${list(to)} }`),
-  ];
+  const exports = [...services].map(([s, to]) => `      { service: ${quote(s)}, accounts: ${list(to)} }`);
   const accounts = NATS_ROLES.map((role) => {
     const imp = natsImports(role);
     const own = users.filter((u) => u.role === role).map((u) => {
@@ -177,13 +174,17 @@ export function natsAccountsBlock(users: readonly NatsUser[]): string {
     });
     const imports = [
       ...imp.services.map((s) => `      { service: { account: ${STREAMS_ACCOUNT}, subject: ${quote(s)} } }`),
-      ...imp.streams.map((s) => `      { stream: { account: ${STREAMS_ACCOUNT}, subject: ${quote(s)} } }`),
+      ...imp.streams.map((s) => `      { stream: { account: ${roleAccount('learner')}, subject: ${quote(s)} } }`),
     ];
+    // what the learner publishes for followers (announcements, pushed chunks), exported from its own account: a
+    // message that reached the streams' account through a service import is not delivered to stream imports from there
+    const exports = role === 'learner' ? FOLLOWED.map((s) => `      { stream: ${quote(s)}, accounts: ${list(NATS_ROLES.filter((r) => r !== 'learner').map(roleAccount))} }`) : [];
     return [
       `  # ${role}`,
       `  ${roleAccount(role)} {`,
       `    users = [\n${own.join(',\n')}\n    ]`,
       `    imports = [\n${imports.join('\n')}\n    ]`,
+      ...(exports.length ? [`    exports = [\n${exports.join('\n')}\n    ]`] : []),
       '  }',
     ].join('\n');
   });

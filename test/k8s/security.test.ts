@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { parseK8sYaml, renderKustomization, type K8sObject } from './kustomize.ts';
 import { requireTool, run } from './tools.ts';
-import { natsAuthorizationBlock, NATS_ROLES, type NatsRole } from '../../lib/transport/nats-permissions.ts';
+import { natsAccountsBlock, NATS_ROLES, type NatsRole } from '../../lib/transport/nats-permissions.ts';
 import { certificateGrant, roleUri } from '../../lib/transport/cert-identity.ts';
 import { CheckpointStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
@@ -92,8 +92,8 @@ for (const overlay of RUN_OVERLAYS) {
   });
 
   test(`${overlay}: NATS users are the roles' certificates with exactly the generated permissions`, () => {
-    const expected = natsAuthorizationBlock(NATS_ROLES.map((role) => ({ role, user: roleUri(role) })));
-    assert.ok(natsConfOf(objs).includes(expected), 'k8s/base/nats.conf holds natsAuthorizationBlock(...) verbatim (regenerate it from lib/transport/nats-permissions.ts)');
+    const expected = natsAccountsBlock(NATS_ROLES.map((role) => ({ role, user: roleUri(role) })));
+    assert.ok(natsConfOf(objs).includes(expected), 'k8s/base/nats.conf holds natsAccountsBlock(...) verbatim (regenerate it from lib/transport/nats-permissions.ts)');
     assert.doesNotMatch(natsConfOf(objs), /password\s*:/, 'no NATS password anywhere');
   });
 

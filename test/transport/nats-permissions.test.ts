@@ -14,7 +14,7 @@ import { freePort } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { PUSHED_CHUNKS } from '../../lib/transport/checkpoint-push.ts';
-import { LEARNER_STATE_BUCKET, natsAuthorizationBlock, NATS_ROLES, type NatsRole } from '../../lib/transport/nats-permissions.ts';
+import { LEARNER_STATE_BUCKET, natsAccountsBlock, NATS_ROLES, type NatsRole } from '../../lib/transport/nats-permissions.ts';
 import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
 
 const RUN = 'perm-run';
@@ -26,7 +26,7 @@ const conns: NatsConnection[] = [];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nats-perm-'));
-  writeFileSync(join(dir, 'nats.conf'), natsAuthorizationBlock(NATS_ROLES.map((role) => ({ role, user: role, password: pass(role) }))));
+  writeFileSync(join(dir, 'nats.conf'), natsAccountsBlock(NATS_ROLES.map((role) => ({ role, user: role, password: pass(role) }))));
   server = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'js'), extraArgs: ['-c', join(dir, 'nats.conf')] });
 });
 after(async () => {
@@ -179,21 +179,52 @@ test('readers make no consumers: the eviction attack is refused, announcements s
   assert.equal((await learnerStore.latest())?.version, 2);
 });
 
-// OPEN (docs/security.md, "Not yet enforced"): a JetStream API request's reply subject is the requester's choice and
-// is not checked against its publish permissions, and the server's answer is stored by any stream whose subjects it
-// matches (nats-server 2.9.10, measured round 22). So a rollout credential, with only the read API it keeps, writes a
-// JSON API answer as the newest run state. Marked todo: it fails until the readers' JetStream API goes through an
-// account import (whose replies the server maps to its own subjects).
-test('a reader cannot make the server store an API answer as the run state (reply-subject injection)', { todo: 'open: JetStream API replies are stored by the stream their reply subject names', timeout: 30_000 }, async () => {
+// Round 22's review found (docs/security.md, "JetStream API replies stay in the requester's account"): a JetStream API
+// request's reply subject is the requester's choice and is not checked against its publish permissions, and the
+// server's answer was stored by any stream whose subjects it matched (nats-server 2.9.10). So a rollout credential,
+// with only the read API it keeps, wrote a JSON API answer as the newest run state, as an object's info record, or as
+// announcements. Now every role is a user of its own account, which reaches the streams only through service imports:
+// the server maps an imported request's reply subject to one of its own, and the answer goes back to the requester's
+// account, where no stream is. Each request below is one the rollout user's grant allows.
+const injected = async (reply: string) => {
+  const rollout = await as('rollout');
+  // the read API its grant keeps: answers of different kinds (account info, a stream's info, a message get)
+  for (const request of ['$JS.API.INFO', `$JS.API.STREAM.INFO.KV_runstate-${RUN}`, `$JS.API.STREAM.MSG.GET.KV_runstate-${RUN}`]) {
+    rollout.publish(request, new TextEncoder().encode(request.includes('MSG.GET') ? JSON.stringify({ seq: 1 }) : ''), { reply });
+  }
+  await rollout.flush();
+  // the answers are on their way back within a round trip; give the server time to store any
+  await new Promise((r) => setTimeout(r, 300));
+  await rollout.flush();
+};
+
+test('a reader cannot make the server store an API answer as the run state (reply-subject injection)', { timeout: 30_000 }, async () => {
   const run = 'reply-run';
   const orchestrator = await as('orchestrator');
-  const rollout = await as('rollout');
   const state = await RunStateStore.open(orchestrator, { runId: run, schema });
   await state.create({ phase: 'sft', seq: 0 });
-  rollout.publish('$JS.API.INFO', new Uint8Array(0), { reply: `$KV.runstate-${run}.state` });
-  await rollout.flush();
-  await new Promise((r) => setTimeout(r, 300));
+  await injected(`$KV.runstate-${run}.state`);
   assert.deepEqual((await state.get())?.value, { phase: 'sft', seq: 0 });
+  const si = await (await orchestrator.jetstreamManager()).streams.info(`KV_runstate-${run}`);
+  assert.equal(si.state.messages, 1, 'the run state stream holds the orchestrator\'s one write and nothing else');
+});
+
+test('a reader cannot make the server store an API answer as an announcement or an object\'s info record', { timeout: 30_000 }, async () => {
+  const run = 'reply-ann-run';
+  const learner = await as('learner');
+  const store = await CheckpointStore.open(learner, { runId: run });
+  const v0 = ckpt();
+  await store.put(0, v0.bytes, v0.digest);
+  const jsm = await learner.jetstreamManager();
+  const before = { ann: (await jsm.streams.info(`recovery-ckpt-${run}`)).state.messages, obj: (await jsm.streams.info(`OBJ_checkpoints-${run}`)).state.messages };
+  await injected(`recovery.${run}.checkpoint`);
+  await injected(`$O.checkpoints-${run}.M.${Buffer.from('v0000000000').toString('base64url')}`);
+  await injected(`$O.checkpoints-${run}.M.${Buffer.from('v0000000001').toString('base64url')}`);
+  const now = { ann: (await jsm.streams.info(`recovery-ckpt-${run}`)).state.messages, obj: (await jsm.streams.info(`OBJ_checkpoints-${run}`)).state.messages };
+  assert.deepEqual(now, before, 'the announcement stream (ann) or the object store (obj) stored an API answer');
+  assert.equal((await store.latest())?.version, 0);
+  assert.deepEqual(await store.versions(), [0]);
+  assert.deepEqual(Buffer.from((await store.get(0)).bytes), v0.bytes);
 });
 
 test('a wrong password is refused', async () => {
