@@ -47,8 +47,14 @@ const READ_API = [
  * comes back through the account import (natsAccountsBlock), never a push delivery.
  */
 const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
-/** Creating (and updating the settings of) the run's buckets and streams, never deleting them. */
-const CREATE_API = ['$JS.API.STREAM.CREATE.*', '$JS.API.STREAM.UPDATE.*'];
+/** Creating the run's buckets and streams, never deleting them. */
+const CREATE_API = ['$JS.API.STREAM.CREATE.*'];
+/**
+ * Changing a stream's settings: the learner's alone (it owns the buckets it writes and brings older ones up to date,
+ * CheckpointStore.upgradeStreams, learner-state.ts). Round 23: no longer the orchestrator's, whose stolen credential
+ * could otherwise turn direct gets back on for the announcement stream (docs/security.md).
+ */
+const UPDATE_API = ['$JS.API.STREAM.UPDATE.*'];
 /** Removing whole streams or messages: nobody's grant includes these (an operator uses the system account). */
 const DESTROY_API = ['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.MSG.DELETE.>'];
 
@@ -100,16 +106,16 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
     case 'learner':
       return {
         // Purge replaces an object (put of an existing name) and prunes old checkpoints (delete is a purge).
-        publish: { allow: [...READ_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, '$KV.*.learner-skips'], deny: [...DESTROY_API, ...NO_CONSUMERS] },
+        publish: { allow: [...READ_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, '$KV.*.learner-skips'], deny: [...DESTROY_API, ...NO_CONSUMERS] },
         subscribe,
       };
     case 'orchestrator':
       // its run state (nats.js KV: get is a direct get, create/update a publish) and checkpoint reads need no consumer
-      return { publish: { allow: [...READ_API, ...CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
+      return { publish: { allow: [...READ_API, ...CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
     case 'rollout':
     case 'reward':
       return {
-        publish: { allow: READ_API, deny: [...DESTROY_API, ...CREATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
+        publish: { allow: READ_API, deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
         subscribe,
       };
   }

@@ -287,7 +287,8 @@ export class CheckpointStore {
   /**
    * Streams made before round 22 get the settings readers now rely on: direct gets on the object bucket's stream
    * (chunk reads, direct-get.ts) and the announcement limits (ANNOUNCEMENT_LIMITS). Only a credential that may update
-   * the streams (the learner's, the orchestrator's) can: a reader's refused update is told to onWarning, and its
+   * the streams (the learner's; round 23: no longer the orchestrator's) can: another role's refused update is told to
+   * onWarning, and its
    * reads work once the learner has opened the store.
    */
   private async upgradeStreams(): Promise<void> {

@@ -111,6 +111,9 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   const ojsm = await orchestrator.jetstreamManager();
   await assert.rejects(ojsm.streams.getMessage(`OBJ_${LEARNER_STATE_BUCKET}`, { seq: 1 }), refused, 'the orchestrator gets a message of the learner state');
   await assert.rejects(ojsm.streams.update(`OBJ_${LEARNER_STATE_BUCKET}`, { republish: { src: '>', dest: '_INBOX.leak.>' } }), refused, 'the orchestrator makes the learner state republish');
+  // round 23: the orchestrator updates no stream (it could turn direct gets back on for the announcement stream)
+  const annConfig = (await ojsm.streams.info(`recovery-ckpt-${RUN}`)).config;
+  await assert.rejects(ojsm.streams.update(annConfig.name, { ...annConfig, allow_direct: true }), refused, 'the orchestrator turns on direct gets of the announcement stream');
 
   // ... and every write it tries is refused by the server
   const forged = ckpt();
@@ -225,6 +228,21 @@ test('a reader cannot make the server store an API answer as an announcement or 
   assert.equal((await store.latest())?.version, 0);
   assert.deepEqual(await store.versions(), [0]);
   assert.deepEqual(Buffer.from((await store.get(0)).bytes), v0.bytes);
+});
+
+// Round 23: the orchestrator may no longer update streams, so opening a store whose streams predate round 22 (no direct
+// gets on the bucket) is a warning for it, as for the readers; the learner's open brings them up to date.
+test('the orchestrator opens a store whose streams predate round 22: a warning, not a failure', { timeout: 30_000 }, async () => {
+  const run = 'old-streams-run';
+  const learner = await as('learner');
+  const ljsm = await learner.jetstreamManager();
+  await ljsm.streams.add({ name: `OBJ_checkpoints-${run}`, subjects: [`$O.checkpoints-${run}.C.>`, `$O.checkpoints-${run}.M.>`], allow_rollup_hdrs: true, allow_direct: false });
+  const warnings: string[] = [];
+  await CheckpointStore.open(await as('orchestrator'), { runId: run, onWarning: (m) => warnings.push(m) });
+  assert.match(warnings.join('\n'), new RegExp(`stream OBJ_checkpoints-${run} predates round 22 and could not be updated .*allow_direct.*Permissions Violation`, 'i'));
+  assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config.allow_direct, false);
+  await CheckpointStore.open(learner, { runId: run });
+  assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config.allow_direct, true);
 });
 
 test('a wrong password is refused', async () => {
