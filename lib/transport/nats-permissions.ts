@@ -3,8 +3,8 @@
 //   learner       writes checkpoints (object store `checkpoints-<run>`), their announcements
 //                 (`recovery.<run>.checkpoint`), its optimizer state (`learner-state`, objects `<run>/...`) and its
 //                 skip record (key `learner-skips` of `runstate-<run>`); reads everything.
-//   orchestrator  writes the run state (KV `runstate-<run>`); creates the run's buckets; reads checkpoints, never
-//                 the learner's optimizer state.
+//   orchestrator  writes the run state (KV `runstate-<run>`); creates the run's buckets (never updates a stream);
+//                 reads checkpoints, never the learner's optimizer state.
 //   rollout       reads checkpoints and announcements (not the optimizer state); writes nothing.
 //   reward        same as rollout (it reads nothing today; the grant stays read-only).
 //
@@ -13,8 +13,11 @@
 // verb: readers may look at streams and read stored messages (direct gets), not make consumers (nobody may: READ_API
 // below) nor create, change, purge or delete streams. NATS
 // wildcards match whole tokens only (`checkpoints-<run>` is one token), so the rules are per role, not per run.
-// The same rules go into the local run's generated nats.conf (lib/local/local-run.ts) and into the Kubernetes
-// one (k8s/base/nats.conf, checked against natsAccountsBlock by test/k8s/manifests.test.ts).
+// Each role's users live in the role's own NATS account, which reaches the streams (in STREAMS_ACCOUNT) only through
+// imports of what those rules allow (natsAccountsBlock): a JetStream API request's reply subject, which nats-server
+// checks against nothing, can then no longer make a stream store the answer (docs/security.md).
+// The same block goes into the local run's generated nats.conf (lib/local/nats-config.ts) and into the Kubernetes
+// one (k8s/base/nats.conf, checked against natsAccountsBlock by test/k8s/security.test.ts; scripts/gen-nats-conf.ts).
 
 import { PUSHED_CHUNKS } from './checkpoint-push.ts';
 
