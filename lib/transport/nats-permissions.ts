@@ -144,12 +144,13 @@ export const STREAMS_ACCOUNT = 'STREAMS';
 export const roleAccount = (role: NatsRole): string => role.toUpperCase();
 
 /**
- * What `role` imports from the streams' account. Services: every subject its publish permissions allow (the JetStream
- * API subjects of its grant; for the writers, the subjects their writes are stored from). The server maps an imported
- * service's reply subject to one of its own (`_R_...`) and delivers the answer back in the requester's account, where
- * no stream is, so an API answer can no longer be stored by a stream its reply subject names (docs/security.md,
- * "JetStream API replies stay in the requester's account"). Streams: what it follows besides its replies (the
- * announcements, the pushed chunks: SUBSCRIBE).
+ * What `role`'s account imports. Services, from the streams' account: every subject its publish permissions allow
+ * (the JetStream API subjects of its grant; for the writers, the subjects their writes are stored from). The server
+ * maps an imported service's reply subject to one of its own (`_R_...`) and delivers the answer back in the
+ * requester's account, where no stream is, so an API answer can no longer be stored by a stream its reply subject
+ * names (docs/security.md, "JetStream API replies stay in the requester's account"). Streams: what it follows besides
+ * its replies (the announcements, the pushed chunks: SUBSCRIBE), from the learner's account, where they are published
+ * (none for the learner itself, which gets its own publications there).
  */
 export function natsImports(role: NatsRole): { services: string[]; streams: string[] } {
   const p = natsPermissions(role);
@@ -160,7 +161,8 @@ export function natsImports(role: NatsRole): { services: string[]; streams: stri
  * The `accounts { ... }` block of a nats.conf: STREAMS_ACCOUNT with JetStream, exporting each subject only to the
  * accounts that import it, and one account per role holding that role's users, each user with its role's
  * permissions (a refused write is a PERMISSIONS_VIOLATION at once; the accounts are the containment). Start
- * nats-server with `-js` or a `jetstream {}` block: JetStream is then on in STREAMS_ACCOUNT only (measured on 2.9.10).
+ * nats-server with `-js` or a `jetstream {}` block: JetStream is then on in STREAMS_ACCOUNT only (measured on 2.9.10 and
+ * 2.10.27).
  */
 export function natsAccountsBlock(users: readonly NatsUser[]): string {
   const services = new Map<string, string[]>();
