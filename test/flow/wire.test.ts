@@ -54,7 +54,7 @@ test('training rows round-trip through a TrainBatch to the learner; a row past t
     targets: null, logp_old: null, advantage_map: null,
   };
   const batch = { ...base, flow_rows: encodeFlowRows(rows, S) } as unknown as TrainBatch__Output;
-  const d = decodeTrainBatch(batch, S, S, 'scalar', 'flow');
+  const d = decodeTrainBatch(batch, { height: S, width: S, family: 'flow' });
   assert.equal(d.kind, 'grpo');
   if (d.kind !== 'grpo') return;
   assert.equal(d.nonFinite, undefined);
@@ -62,9 +62,9 @@ test('training rows round-trip through a TrainBatch to the learner; a row past t
   assert.deepEqual(d.flow!.logpOld, rows.logpOld);
   assert.deepEqual([...d.flow!.actionIndex], [0, 1, 2]);
   const past = { ...rows, actionIndex: Int32Array.of(0, 1, 3) };
-  assert.throws(() => decodeTrainBatch({ ...base, flow_rows: encodeFlowRows(past, S) } as unknown as TrainBatch__Output, S, S, 'scalar', 'flow'), /action_index\[2\]/);
-  assert.throws(() => decodeTrainBatch({ ...base, flow_rows: null } as unknown as TrainBatch__Output, S, S, 'scalar', 'flow'), /flow_rows: is missing/);
-  assert.throws(() => decodeTrainBatch(batch, S, S, 'scalar', 'gaussian'), /model\.family gaussian/);
+  assert.throws(() => decodeTrainBatch({ ...base, flow_rows: encodeFlowRows(past, S) } as unknown as TrainBatch__Output, { height: S, width: S, family: 'flow' }), /action_index\[2\]/);
+  assert.throws(() => decodeTrainBatch({ ...base, flow_rows: null } as unknown as TrainBatch__Output, { height: S, width: S, family: 'flow' }), /flow_rows: is missing/);
+  assert.throws(() => decodeTrainBatch(batch, { height: S, width: S, family: 'gaussian' }), /model\.family gaussian/);
   assert.throws(() => encodeFlowRows({ ...rows, xNext: rows.xNext.slice().fill(NaN, 7, 8) }, S), /train_batch\.flow_rows\.x_next/);
   assert.equal(decodeFlowRows(encodeFlowRows(rows, S) as never, n, S, false).rows.rows, 3);
 });
