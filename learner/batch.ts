@@ -94,6 +94,8 @@ export interface BatchShape {
   width: number;
   mode?: 'scalar' | 'dense';
   family?: 'gaussian' | 'flow';
+  /** flow.steps, for family flow: a row's step index must lie in [0, flowSteps). */
+  flowSteps?: number;
   /** grpo.identityAnchor > 0: the batch carries the identity member's advantages. */
   identity?: boolean;
   /** The most samples a batch may hold: the learner's max_batch (Capabilities), which it advertises. */
@@ -101,7 +103,7 @@ export interface BatchShape {
 }
 
 export function decodeTrainBatch(b: TrainBatch__Output, shape: BatchShape): DecodedBatch {
-  const { height, width, mode = 'scalar', family = 'gaussian', identity = false, maxBatch = Infinity } = shape;
+  const { height, width, mode = 'scalar', family = 'gaussian', flowSteps, identity = false, maxBatch = Infinity } = shape;
   const img = [null, 3, height, width] as const;
   const tensor = (name: 'images' | 'distinct_images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map' | 'identity_advantages' | 'identity_advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
     try {
@@ -144,9 +146,10 @@ export function decodeTrainBatch(b: TrainBatch__Output, shape: BatchShape): Deco
   }
   let flow: { rows: FlowRows; nonFinite: string | undefined } | undefined;
   if (family === 'flow') {
+    if (flowSteps === undefined) throw new Error('decodeTrainBatch: a flow run must give flowSteps (flow.steps)');
     if (b.logp_old) throw new BatchError('bad_input', 'train_batch.logp_old: must be absent in a flow batch (its behaviour log-probs are train_batch.flow_rows.logp_old)');
     try {
-      flow = decodeFlowRows(b.flow_rows, n, height, dense);
+      flow = decodeFlowRows(b.flow_rows, n, height, dense, flowSteps);
     } catch (e) {
       throw new BatchError('bad_input', (e as Error).message);
     }

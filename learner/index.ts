@@ -496,7 +496,7 @@ class LearnerRole implements WorkerRoleImpl {
     try {
       batch = decodeTrainBatch(b, {
         height: this.height, width: this.width, mode: this.ctx.config.grpo.advantageMode, family: this.ctx.config.model.family,
-        identity: this.ctx.config.grpo.identityAnchor > 0, maxBatch: this.maxBatch,
+        flowSteps: this.ctx.config.flow.steps, identity: this.ctx.config.grpo.identityAnchor > 0, maxBatch: this.maxBatch,
       });
     } catch (e) {
       if (!(e instanceof BatchError)) throw e;
