@@ -88,9 +88,22 @@ function policyInputs(
  * Decodes a TrainBatch for a policy of `height` x `width` trained in `mode` (the run's grpo.advantageMode);
  * BatchError (bad_input / unsupported) when it cannot be used.
  */
-export function decodeTrainBatch(
-  b: TrainBatch__Output, height: number, width: number, mode: 'scalar' | 'dense' = 'scalar', family: 'gaussian' | 'flow' = 'gaussian', identity = false,
-): DecodedBatch {
+/** What the run trains, which decides what a TrainBatch must hold. */
+export interface BatchShape {
+  height: number;
+  width: number;
+  mode?: 'scalar' | 'dense';
+  family?: 'gaussian' | 'flow';
+  /** flow.steps, for family flow: a row's step index must lie in [0, flowSteps). */
+  flowSteps?: number;
+  /** grpo.identityAnchor > 0: the batch carries the identity member's advantages. */
+  identity?: boolean;
+  /** The most samples a batch may hold: the learner's max_batch (Capabilities), which it advertises. */
+  maxBatch?: number;
+}
+
+export function decodeTrainBatch(b: TrainBatch__Output, shape: BatchShape): DecodedBatch {
+  const { height, width, mode = 'scalar', family = 'gaussian', flowSteps, identity = false, maxBatch = Infinity } = shape;
   const img = [null, 3, height, width] as const;
   const tensor = (name: 'images' | 'distinct_images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map' | 'identity_advantages' | 'identity_advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
     try {
@@ -103,6 +116,11 @@ export function decodeTrainBatch(
   // the rows' own tensor first: its data arrived, so it bounds what image_rows may make the learner allocate
   const perRowField = b.kind === 'SFT' ? 'targets' : 'actions';
   const perRow = tensor(perRowField, img);
+  // a batch bigger than the learner said it takes is a configuration mismatch (--max-batch), refused before its
+  // images are copied per row
+  if (perRow.shape[0]! > maxBatch) {
+    throw new BatchError('bad_input', `train_batch.${perRowField}: has ${perRow.shape[0]} samples, more than this learner's max_batch ${maxBatch} (start it with --max-batch ${perRow.shape[0]} or more, or make the run's batches smaller)`);
+  }
   const { images, field: imagesField, sent: sentImages } = policyInputs(b, height, width, tensor, { field: `train_batch.${perRowField}`, n: perRow.shape[0]! });
   const n = images.shape[0]!;
   if (n === 0) throw new BatchError('bad_input', 'train_batch.images: the batch is empty');
@@ -128,9 +146,10 @@ export function decodeTrainBatch(
   }
   let flow: { rows: FlowRows; nonFinite: string | undefined } | undefined;
   if (family === 'flow') {
+    if (flowSteps === undefined) throw new Error('decodeTrainBatch: a flow run must give flowSteps (flow.steps)');
     if (b.logp_old) throw new BatchError('bad_input', 'train_batch.logp_old: must be absent in a flow batch (its behaviour log-probs are train_batch.flow_rows.logp_old)');
     try {
-      flow = decodeFlowRows(b.flow_rows, n, height, dense);
+      flow = decodeFlowRows(b.flow_rows, n, height, dense, flowSteps);
     } catch (e) {
       throw new BatchError('bad_input', (e as Error).message);
     }

@@ -494,7 +494,10 @@ class LearnerRole implements WorkerRoleImpl {
     if (isEmptyGrpoBatch(b)) return this.recordEmpty(b, kind, t0);
     let batch: DecodedBatch;
     try {
-      batch = decodeTrainBatch(b, this.height, this.width, this.ctx.config.grpo.advantageMode, this.ctx.config.model.family, this.ctx.config.grpo.identityAnchor > 0);
+      batch = decodeTrainBatch(b, {
+        height: this.height, width: this.width, mode: this.ctx.config.grpo.advantageMode, family: this.ctx.config.model.family,
+        flowSteps: this.ctx.config.flow.steps, identity: this.ctx.config.grpo.identityAnchor > 0, maxBatch: this.maxBatch,
+      });
     } catch (e) {
       if (!(e instanceof BatchError)) throw e;
       await this.ctx.taskError(b.batch_id, 0, e.code, e.message, false);

@@ -12,7 +12,8 @@ import type { RolloutResult__Output, ScoreResult__Output, TrainBatch, WorkerSess
 import { emptyGrpoTrainBatch, grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage } from './messages.ts';
 import type { ProgressMeter } from './progress.ts';
 import type { FlowStepRecord } from '../lib/flow/family.ts';
-import { decodeRolloutResult, decodeScoreResult } from './results.ts';
+import type { PlannedStep } from '../lib/flow/sampler.ts';
+import { decodeRolloutResult, decodeScoreResult, trainedFlowSteps } from './results.ts';
 import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
 import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
@@ -167,11 +168,20 @@ export class GroupPipeline {
 
   onRollout(s: WorkerSession, r: RolloutResult__Output): void {
     const G = this.cfg.grpo.groupSize;
-    const flowWindow = this.cfg.model.family === 'flow' ? this.cfg.flow.sde.window.size : undefined;
-    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense, flowWindow); // throws before the task is accepted
+    const held = this.o.board.heldBy(s, r.task_id) as RolloutTask | undefined;
+    let flowTrained: PlannedStep[] | undefined;
+    if (this.cfg.model.family === 'flow') {
+      // A flow result's trained steps must be its sample's plan (index, t, t_next, a), which only the task names:
+      // one for a task the sender does not hold is counted (foreign or duplicate) and dropped undecoded.
+      if (!held) {
+        this.o.board.complete(s, r.task_id);
+        return;
+      }
+      flowTrained = trainedFlowSteps(this.cfg, held.group.sampleId);
+    }
+    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense, flowTrained); // throws before the task is accepted
     // The staleness bound (lib/grpo/staleness.ts) holds only if no result comes from a policy older than its task
     // asked for: a worker that says it used one is refused like any bad result (the task is retried elsewhere).
-    const held = this.o.board.heldBy(s, r.task_id) as RolloutTask | undefined;
     if (held && d.version < held.minVersion) {
       throw new Error(`rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is below the task's policy_version_min ${held.minVersion}`);
     }

@@ -17,12 +17,21 @@ export interface LearnerLinkOptions {
   onSent?: (seq: number) => void;
 }
 
+/** A retryable learner error re-sends the unacknowledged batches after this pause. */
+const RETRY_MS = 1000;
+
 export class LearnerLink {
   private learner?: WorkerSession;
   /** TrainBatches sent and not yet acknowledged, by seq. */
   private readonly unacked = new Map<number, TrainBatch>();
   private sending = Promise.resolve();
   private acking: Promise<void> = Promise.resolve();
+  /**
+   * The one pending re-send, if any. Every error asks for a re-send of all unacknowledged batches, and the learner
+   * answers `gap` for each batch queued behind a failed one: re-sending on every answer doubled the batches in flight
+   * each round (review23b: 1,800 batches a second queued at a learner whose first batch kept failing).
+   */
+  private resendTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: LearnerLinkOptions) {}
 
@@ -60,10 +69,22 @@ export class LearnerLink {
       this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
       trace('osend', { kind: 'train_batch' });
       if (this.learner?.isOpen) {
-        await this.learner.send({ train_batch: batch }).catch(() => undefined);
+        await this.send(this.learner, batch);
         this.o.onSent?.(batch.batch_seq!);
       }
     }).catch((e: Error) => this.o.fail(e));
+  }
+
+  /**
+   * Sends one batch. A closed session is no loss (the batch stays unacknowledged and is re-sent to the next
+   * learner); a batch over the message limit never gets through, so the run fails naming it rather than stalling.
+   */
+  private send(learner: WorkerSession, batch: TrainBatch): Promise<void> {
+    return learner.send({ train_batch: batch }).catch((e: unknown) => {
+      if (e instanceof RangeError) {
+        this.o.fail(new Error(`cannot send train batch ${batch.batch_seq} (${batch.batch_id}) to the learner: ${e.message}; raise orchestrator.maxMessageBytes or make the run's batches smaller`));
+      }
+    });
   }
 
   /** A learner is connected now. */
@@ -97,12 +118,27 @@ export class LearnerLink {
       return;
     }
     this.o.log(`learner error on ${taskId}: ${said}`);
-    if (code === 'gap') this.resend();
-    else if (retryable) setTimeout(() => this.resend(), 1000).unref();
+    if (code === 'gap') this.resendAfter(0);
+    else if (retryable) this.resendAfter(RETRY_MS);
     else this.o.fail(new Error(`learner cannot train batch ${taskId}: ${said}`));
   }
 
+  /**
+   * Re-sends every unacknowledged batch after `ms`, unless a re-send is pending already: errors that arrive together
+   * (a failed batch's, then `gap` for each batch behind it) make one re-send, and a `gap` never hastens the pause a
+   * failed batch waits before its retry.
+   */
+  private resendAfter(ms: number): void {
+    if (this.resendTimer) return;
+    this.resendTimer = setTimeout(() => {
+      this.resendTimer = undefined;
+      this.resend();
+    }, ms).unref();
+  }
+
   private resend(): void {
-    for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) void this.learner?.send({ train_batch: this.unacked.get(seq)! }).catch(() => undefined);
+    const learner = this.learner;
+    if (!learner?.isOpen) return;
+    for (const seq of [...this.unacked.keys()].sort((a, b) => a - b)) void this.send(learner, this.unacked.get(seq)!);
   }
 }

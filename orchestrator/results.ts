@@ -1,9 +1,11 @@
 // Results from workers, decoded and checked before the coordinator accepts them: a malformed result throws
 // (naming the field) and its task is retried elsewhere. The worker's own text (its task id) is quoted and cut short in
 // the error (lib/log/quote.ts): the coordinator logs it, for whoever sent it.
+import type { RunConfig } from '../lib/config/index.ts';
 import type { Components } from '../lib/grpo/reward-expression.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
-import type { FlowStepRecord } from '../lib/flow/family.ts';
+import { flowRolloutPlan, type FlowStepRecord } from '../lib/flow/family.ts';
+import type { PlannedStep } from '../lib/flow/sampler.ts';
 import { decodeFlowSteps } from '../lib/flow/wire.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { decodeTensor, type RolloutResult__Output, type ScoreResult__Output } from '../lib/transport/index.ts';
@@ -19,8 +21,11 @@ export interface DecodedRollout {
   version: number;
 }
 
-/** `flowWindow`: the flow family's trained steps per action (flow.sde.window.size); absent for the Gaussian family. */
-export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean, flowWindow?: number): DecodedRollout {
+/**
+ * `flowTrained`: the flow family's trained steps of the task's sample (trainedFlowSteps), which every action's
+ * flow_steps must equal in index, t, t_next and a; absent for the Gaussian family.
+ */
+export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean, flowTrained?: readonly PlannedStep[]): DecodedRollout {
   if (r.items.length !== groupSize) throw new Error(`rollout_result ${quoteForLog(r.task_id)}: ${r.items.length} actions, expected ${groupSize}`);
   const shape = [3, size, size];
   const actions = r.items.map((it, i) => {
@@ -29,14 +34,19 @@ export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number,
     if (it.group_index !== i) throw new Error(`rollout_result.items[${i}].group_index is ${it.group_index}`);
     return t.data;
   });
-  if (flowWindow !== undefined) {
-    const flowSteps = r.items.map((it, i) => decodeFlowSteps(it.flow_steps, `rollout_result.items[${i}].flow_steps`, size, dense, flowWindow));
+  if (flowTrained !== undefined) {
+    const flowSteps = r.items.map((it, i) => decodeFlowSteps(it.flow_steps, `rollout_result.items[${i}].flow_steps`, size, dense, flowTrained));
     return { actions, logps: r.items.map(() => 0), flowSteps, version: r.policy_version };
   }
   const logpMaps = dense
     ? r.items.map((it, i) => decodeTensor(it.logp_map, { field: `rollout_result.items[${i}].logp_map`, expectShape: shape }).data)
     : undefined;
   return { actions, logps: r.items.map((it) => it.logp), ...(logpMaps ? { logpMaps } : {}), version: r.policy_version };
+}
+
+/** The steps a flow rollout of `sampleId` trains: its plan's SDE window (lib/flow/family.ts flowRolloutPlan). */
+export function trainedFlowSteps(config: RunConfig, sampleId: string): PlannedStep[] {
+  return flowRolloutPlan(config, sampleId).filter((s) => s.trained);
 }
 
 export interface DecodedScore {

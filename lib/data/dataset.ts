@@ -2,7 +2,7 @@
 // they are brought to the training resolution, which split each belongs to (a stable hash of its id), and
 // how each is corrupted (the seeded mix). Every sample is a pure function of (dataset, seed, index, epoch).
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import { dirname, extname, join, posix, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { cropSquare, decodeImage, dihedral, decodeWhole, imageSize, type CropMode, type RgbImage } from './image.ts';
@@ -83,6 +83,8 @@ export const manifestEntrySchema = z.object({
   /** Optional label of a given corrupted image (a corruption type, or any other name). */
   type: z.string().optional(),
   level: z.number().min(0).max(1).optional(),
+  /** The scene the line shows: lines of one group are on one side of the train/eval split. Default: `clean`. */
+  group: z.string().min(1).optional(),
 }).strict();
 export type ManifestEntry = z.output<typeof manifestEntrySchema>;
 
@@ -161,8 +163,10 @@ interface Item {
   corrupted?: string;
   label?: CorruptionLabel;
   proceduralSeed?: number;
-  /** The split, where the source decides it (photos: seeded by scene); otherwise a hash of the id. */
+  /** The split, where the source decides it (photos: seeded by scene); otherwise a hash of `splitKey`. */
   split?: Split;
+  /** What the split hashes (default: the id): a manifest line's scene, so that one scene is never on both sides. */
+  splitKey?: string;
 }
 
 /** Lists image files under `root` recursively, sorted by their path relative to root (posix separators). */
@@ -259,6 +263,9 @@ async function listItems(spec: DatasetSpec): Promise<{ list: ItemList; where: st
   const base = dirname(path);
   const items = parseManifest(text, spec.path).map((e): Item => ({
     id: e.id,
+    // split by image, never by line: a paired set holds many corrupted versions of one clean image, one line each
+    // (as written in the manifest, not resolved: the split must not depend on where the dataset is mounted)
+    splitKey: e.group ?? posix.normalize(e.clean),
     clean: resolve(base, e.clean),
     corrupted: e.corrupted === undefined ? undefined : resolve(base, e.corrupted),
     label: e.corrupted === undefined ? undefined : {
@@ -269,9 +276,9 @@ async function listItems(spec: DatasetSpec): Promise<{ list: ItemList; where: st
   return { list: arrayList(items.slice(0, spec.limit ?? items.length)), where: spec.path };
 }
 
-/** Which split an id belongs to: a stable hash, independent of the run seed. */
-export function splitOf(id: string, evalFraction: number): Split {
-  return hashUnit('split', id) < evalFraction ? 'eval' : 'train';
+/** Which split an item (its id, or a manifest line's scene) belongs to: a stable hash, independent of the run seed. */
+export function splitOf(key: string, evalFraction: number): Split {
+  return hashUnit('split', key) < evalFraction ? 'eval' : 'train';
 }
 
 /** Opens a dataset. Throws for an empty or missing source or a manifest line that does not parse. */
@@ -286,7 +293,7 @@ export async function openDataset(specInput: DatasetSpecInput | DatasetSpec, opt
   const evalFraction = opts.evalFraction ?? 0.1;
   if (!(evalFraction >= 0 && evalFraction <= 1)) throw new Error(`evalFraction must be in [0, 1], got ${evalFraction}`);
   const which = opts.split ?? 'all';
-  const itemSplit = (it: Item): Split => it.split ?? splitOf(it.id, evalFraction);
+  const itemSplit = (it: Item): Split => it.split ?? splitOf(it.splitKey ?? it.id, evalFraction);
   const warn = opts.warn ?? ((m: string) => console.warn(m));
   const { list, where } = await listItems(spec);
   // Positions of the split's items in the source (all of them for 'all').

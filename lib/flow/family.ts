@@ -41,6 +41,13 @@ export function flowSamplerOf(config: FlowRunConfig): FlowSamplerSpec {
 export function flowStartT(config: FlowRunConfig): number {
   return config.flow.start === 'noise' ? 1 : config.flow.startT;
 }
+/**
+ * The training rollout's plan for one sample id: its SDE window drawn from (run seed, sample id). The rollout worker
+ * follows it, and the orchestrator checks a result's trained steps against it (orchestrator/results.ts).
+ */
+export function flowRolloutPlan(config: FlowRunConfig & Pick<RunConfig, 'run'>, sampleId: string): PlannedStep[] {
+  return rolloutPlan(flowSamplerOf(config), windowDraw(config.run.seed, sampleId));
+}
 /** The deterministic evaluation (and export) plan: flow.evalSteps Euler steps. */
 export function flowEvalPlan(config: FlowRunConfig, steps = config.flow.evalSteps): PlannedStep[] {
   return odePlan(steps, config.flow.shift, flowStartT(config));
@@ -176,7 +183,7 @@ export class FlowRunner {
     const n = seeds.length;
     const corrupted = new Float32Array(n * pix);
     for (let i = 0; i < n; i++) corrupted.set(image, i * pix);
-    const plan = rolloutPlan(flowSamplerOf(this.config), windowDraw(this.config.run.seed, sampleId));
+    const plan = flowRolloutPlan(this.config, sampleId);
     const roll = await rolloutFlow(this.session, params, { corrupted, n, resolution: r, seeds }, plan, { start: this.config.flow.start, keepLogpMap, space: flowSpaceOf(this.config.flow) });
     const steps = Array.from({ length: n }, (_, i) => roll.steps.map((s): FlowStepRecord => ({
       index: s.index, t: s.t, tNext: s.tNext, a: s.a,

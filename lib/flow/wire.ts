@@ -4,23 +4,28 @@
 // reproduce the rollout's log-probabilities within 1e-6 (docs/flow.md).
 import { decodeTensor, encodeTensor, firstNonFinite, type FlowRows__Output, type FlowStep__Output, type FlowRows as FlowRowsMessage } from '../transport/index.ts';
 import type { FlowRows, FlowStepRecord } from './family.ts';
+import type { PlannedStep } from './sampler.ts';
 
 const F32 = { expectDtype: 'float32' as const };
 
-/** One action's trained steps; throws naming the field when one is malformed. */
-export function decodeFlowSteps(steps: readonly FlowStep__Output[], field: string, size: number, dense: boolean, expected: number): FlowStepRecord[] {
-  if (steps.length !== expected) throw new Error(`${field}: ${steps.length} trained steps, expected ${expected} (flow.sde.window.size)`);
+/**
+ * One action's trained steps; throws naming the field when one is malformed. `trained`: the trained steps of the
+ * task's plan (flowRolloutPlan of its sample id, filtered to `trained`): each step's index, t, t_next and a must be
+ * the plan's (compared as float32, as they travel), so a worker cannot choose which steps the learner trains, nor
+ * the labels of its per-step metrics (docs/security.md).
+ */
+export function decodeFlowSteps(steps: readonly FlowStep__Output[], field: string, size: number, dense: boolean, trained: readonly PlannedStep[]): FlowStepRecord[] {
+  if (steps.length !== trained.length) throw new Error(`${field}: ${steps.length} trained steps, expected ${trained.length} (flow.sde.window.size)`);
   const shape = [3, size, size];
-  let last = -1;
+  const window = `the sample's window is steps ${trained[0]?.index}..${trained.at(-1)?.index}`;
   return steps.map((s, k) => {
     const f = `${field}[${k}]`;
-    if (!(s.index > last)) throw new Error(`${f}.index: ${s.index} does not follow step ${last}`);
-    last = s.index;
-    for (const [name, v] of [['t', s.t], ['t_next', s.t_next], ['a', s.a], ['logp', s.logp]] as const) {
-      if (!Number.isFinite(v)) throw new Error(`${f}.${name} is ${v}`);
+    const p = trained[k]!;
+    if (s.index !== p.index) throw new Error(`${f}.index: ${s.index} is not the plan's step ${p.index} (${window})`);
+    for (const [name, v, want] of [['t', s.t, p.t], ['t_next', s.t_next, p.tNext], ['a', s.a, p.a]] as const) {
+      if (Math.fround(v) !== Math.fround(want)) throw new Error(`${f}.${name}: ${v} is not the plan's ${Math.fround(want)} at step ${p.index}`);
     }
-    if (!(s.t > s.t_next && s.t <= 1 && s.t_next >= 0)) throw new Error(`${f}: t ${s.t} -> t_next ${s.t_next} is not a step from t to a smaller t_next in [0, 1]`);
-    if (!(s.a > 0)) throw new Error(`${f}.a: a trained step has a > 0, got ${s.a}`);
+    if (!Number.isFinite(s.logp)) throw new Error(`${f}.logp is ${s.logp}`);
     return {
       index: s.index, t: s.t, tNext: s.t_next, a: s.a, logp: s.logp,
       xBefore: decodeTensor(s.x_before, { field: `${f}.x_before`, expectShape: shape, ...F32 }).data,
@@ -43,14 +48,20 @@ export function encodeFlowRows(r: FlowRows, size: number): FlowRowsMessage {
   };
 }
 
-/** A TrainBatch's flow rows for `n` actions; throws naming the field (non-finite values are let through and reported by the caller). */
-export function decodeFlowRows(m: FlowRows__Output | null | undefined, n: number, size: number, dense: boolean): { rows: FlowRows; nonFinite: string | undefined } {
+/**
+ * A TrainBatch's flow rows for `n` actions of a `steps`-step sampler (flow.steps); throws naming the field (non-finite
+ * values are let through and reported by the caller). A step index must be one of the plan's [0, steps): the learner
+ * sets one flow_step_* series per index it trains, so an unchecked index would let a peer add metric series.
+ */
+export function decodeFlowRows(m: FlowRows__Output | null | undefined, n: number, size: number, dense: boolean, steps: number): { rows: FlowRows; nonFinite: string | undefined } {
   if (!m) throw new Error('train_batch.flow_rows: is missing; this run trains model.family flow');
   const R = m.action_index.length;
   if (R === 0) throw new Error('train_batch.flow_rows: no rows');
   if (m.step_index.length !== R) throw new Error(`train_batch.flow_rows.step_index: ${m.step_index.length} entries, action_index has ${R}`);
   const bad = m.action_index.findIndex((i) => !(i < n));
   if (bad >= 0) throw new Error(`train_batch.flow_rows.action_index[${bad}]: ${m.action_index[bad]} is not one of the batch's ${n} actions`);
+  const badStep = m.step_index.findIndex((k) => !(Number.isInteger(k) && k >= 0 && k < steps));
+  if (badStep >= 0) throw new Error(`train_batch.flow_rows.step_index[${badStep}]: ${m.step_index[badStep]} is not a step of the ${steps}-step sampler (flow.steps; an index lies in [0, ${steps}))`);
   const img = [R, 3, size, size];
   const t = (name: 't' | 't_next' | 'a' | 'x' | 'x_next' | 'logp_old', shape: number[]) =>
     decodeTensor(m[name], { field: `train_batch.flow_rows.${name}`, expectShape: shape, allowNonFinite: true, ...F32 }).data;

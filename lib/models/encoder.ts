@@ -49,6 +49,15 @@ export function resizeMatrix(inSize: number, outSize: number, cropStart = 0, cro
 }
 
 /**
+ * The size an h x w image is resized to before CLIP's centre crop: the shorter side to 224, the longer one
+ * `int(224 * long / short)`, truncated as torchvision's Resize(224) and HF's CLIPImageProcessor compute it (in
+ * that order, so that an exact quotient stays exact). Rounding gave 299 columns for 48x64 where CLIP sees 298.
+ */
+export function clipResizedSize(h: number, w: number): [number, number] {
+  return h <= w ? [CLIP_SIZE, Math.trunc((CLIP_SIZE * w) / h)] : [Math.trunc((CLIP_SIZE * h) / w), CLIP_SIZE];
+}
+
+/**
  * CLIP's preprocessing on [N,3,H,W] images in [0,1]: bicubic resize of the shorter side to 224, centre
  * crop to 224x224, normalisation by CLIP's mean and std. The resize is two matrix products, so it is
  * differentiable like everything else.
@@ -57,8 +66,7 @@ export function clipPreprocess(x: Value): Value {
   const g = x.graph;
   const h = x.shape[2] as number;
   const w = x.shape[3] as number;
-  const s = CLIP_SIZE / Math.min(h, w);
-  const [nh, nw] = h <= w ? [CLIP_SIZE, Math.round(w * s)] : [Math.round(h * s), CLIP_SIZE];
+  const [nh, nw] = clipResizedSize(h, w);
   const rows = g.constant(resizeMatrix(h, nh, Math.floor((nh - CLIP_SIZE) / 2), CLIP_SIZE), [CLIP_SIZE, h]);
   const colsT = g.constant(resizeMatrix(w, nw, Math.floor((nw - CLIP_SIZE) / 2), CLIP_SIZE), [CLIP_SIZE, w]);
   const resized = matmul(matmul(rows, x), transpose(colsT, [1, 0]));

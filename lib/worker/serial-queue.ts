@@ -23,7 +23,13 @@ export class SerialQueue<T> {
     this.done = this.loop();
   }
 
+  /**
+   * Queues `item`, unless an item with its id is queued already: a sender that re-sends what it has not heard back
+   * about (the orchestrator's unacknowledged batches) must not pile copies up behind a slow or failing item.
+   */
   push(item: T): void {
+    const id = this.idOf(item);
+    if (this.items.some((x) => this.idOf(x) === id)) return;
     this.items.push(item);
     this.kick();
   }

@@ -196,3 +196,27 @@ test('specs and configs are validated by the exported zod schemas', async () => 
   const s = await ds.get(0);
   assert.equal(s?.corruption.type, 'graffiti');
 });
+
+test('manifest: the lines of one scene are on one side of the split (by clean image, or by group)', async (t) => {
+  const dir = tempDir(t);
+  await writeFixture(dir, 'scene.png', scene(1, 20, 20));
+  await writeFixture(dir, 'other.png', scene(2, 20, 20));
+  // a paired set: one clean image, a corrupted version per type and level, one line each (review23a: split by id, 4
+  // of 12 lines of one clean image were evaluated and 8 trained on)
+  const lines = Array.from({ length: 12 }, (_, k) => ({ id: `scene-${k}`, clean: k % 2 ? 'scene.png' : './scene.png' }));
+  lines.push(...Array.from({ length: 12 }, (_, k) => ({ id: `grouped-${k}`, clean: k % 2 ? 'scene.png' : 'other.png', group: 'g1' })));
+  const path = join(dir, 'pairs.jsonl');
+  writeFileSync(path, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const ids = async (split: 'train' | 'eval', evalFraction: number) => {
+    const ds = await openDataset({ kind: 'manifest', path, size: 8 }, { ...quiet, split, evalFraction }).catch(() => null);
+    return ds ? Array.from({ length: ds.size }, (_, k) => ds.id(k)) : [];
+  };
+  for (const f of [0.1, 0.3, 0.5, 0.7, 0.9]) {
+    const [train, evals] = [await ids('train', f), await ids('eval', f)];
+    assert.equal(train.length + evals.length, 24);
+    for (const prefix of ['scene-', 'grouped-']) {
+      const sides = [train, evals].filter((s) => s.some((id) => id.startsWith(prefix))).length;
+      assert.equal(sides, 1, `evalFraction ${f}: the lines of ${prefix}* are on both sides`);
+    }
+  }
+});

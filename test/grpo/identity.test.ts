@@ -198,11 +198,11 @@ test('decodeTrainBatch: the identity fields are required exactly when the run ha
     behaviour_versions: [0, 0], sample_ids: ['a', 'a'], group_indices: [0, 1],
   };
   const withId = { ...base, identity_advantages: t(Float32Array.from([0.7, 0]), [n]) } as unknown as TrainBatch__Output;
-  const d = decodeTrainBatch(withId, S, S, 'scalar', 'gaussian', true);
+  const d = decodeTrainBatch(withId, { height: S, width: S, identity: true });
   assert.ok(d.kind === 'grpo');
   assert.deepEqual([...d.identityAdvantages!], [Math.fround(0.7), 0]);
-  assert.throws(() => decodeTrainBatch(base as unknown as TrainBatch__Output, S, S, 'scalar', 'gaussian', true), /identity_advantages is missing/);
-  assert.throws(() => decodeTrainBatch(withId, S, S, 'scalar', 'gaussian', false), /without an identity member/);
+  assert.throws(() => decodeTrainBatch(base as unknown as TrainBatch__Output, { height: S, width: S, identity: true }), /identity_advantages is missing/);
+  assert.throws(() => decodeTrainBatch(withId, { height: S, width: S, identity: false }), /without an identity member/);
   const wrong = { ...base, identity_advantages: t(Float32Array.from([0.7, 0, 1]), [3]) } as unknown as TrainBatch__Output;
-  assert.throws(() => decodeTrainBatch(wrong, S, S, 'scalar', 'gaussian', true), /identity_advantages/);
+  assert.throws(() => decodeTrainBatch(wrong, { height: S, width: S, identity: true }), /identity_advantages/);
 });

@@ -20,10 +20,10 @@ function batch(poke?: { field: 'images' | 'actions' | 'logp_old' | 'advantages';
 }
 
 test('decodeTrainBatch: nonFinite names the first NaN or Infinity (the reference: findIndex of !Number.isFinite)', () => {
-  assert.equal(decodeTrainBatch(batch(), S, S).nonFinite, undefined);
+  assert.equal(decodeTrainBatch(batch(), { height: S, width: S }).nonFinite, undefined);
   for (const value of [NaN, Infinity, -Infinity]) {
     for (const [field, at] of [['images', 0], ['images', n * pix - 1], ['actions', 17], ['logp_old', 1], ['advantages', 0]] as const) {
-      const got = decodeTrainBatch(batch({ field, at, value }), S, S).nonFinite;
+      const got = decodeTrainBatch(batch({ field, at, value }), { height: S, width: S }).nonFinite;
       assert.equal(got, `train_batch.${field}[flat ${at}] = ${value}`);
     }
   }
@@ -33,5 +33,5 @@ test('decodeTrainBatch: nonFinite names the first NaN or Infinity (the reference
   images[9] = Infinity;
   images[3] = -Infinity;
   b.images = t(images, [n, 3, S, S]) as unknown as TrainBatch__Output['images'];
-  assert.equal(decodeTrainBatch(b, S, S).nonFinite, 'train_batch.images[flat 3] = -Infinity');
+  assert.equal(decodeTrainBatch(b, { height: S, width: S }).nonFinite, 'train_batch.images[flat 3] = -Infinity');
 });

@@ -15,7 +15,7 @@ import { loadNsfwjsModel } from '../../lib/encoders/nsfwjs.ts';
 import { differentiableEncoder, encoderKindOf, loadEncoder } from '../../lib/models/reward.ts';
 import { rewardModel } from '../../lib/models/bundle.ts';
 import { buildRewardBackpropGraph } from '../../lib/models/graphs.ts';
-import { BUILTIN_ENCODER_NAME } from '../../lib/models/encoder.ts';
+import { BUILTIN_ENCODER_NAME, clipResizedSize } from '../../lib/models/encoder.ts';
 import { SetupError } from '../../lib/config/setup-error.ts';
 import { gradCheck, testRandom } from '../graph/gradcheck.ts';
 
@@ -171,4 +171,14 @@ test('a reward.clipModel that cannot be read or is not a model is a SetupError n
   writeFileSync(notModel, 'not protobuf at all \xff\xff');
   await assert.rejects(loadEncoder(join(dir, 'missing.onnx')), (e: unknown) => e instanceof SetupError && /^reward\.clipModel: cannot read .*missing\.onnx/.test(e.message));
   await assert.rejects(loadEncoder(notModel), (e: unknown) => e instanceof SetupError && /^reward\.clipModel: .*not-a-model\.onnx/.test(e.message));
+});
+
+test("clipResizedSize: the longer side is int(224 * long / short), as torchvision's Resize(224) and HF's CLIPImageProcessor", () => {
+  // hand-computed with Python's int(224 * long / short); rounding gave 299 and 298 for the first two (review23a)
+  assert.deepEqual(clipResizedSize(48, 64), [224, 298]);
+  assert.deepEqual(clipResizedSize(128, 170), [224, 297]);
+  assert.deepEqual(clipResizedSize(170, 128), [297, 224]);
+  assert.deepEqual(clipResizedSize(48, 96), [224, 448]); // an exact quotient stays exact
+  assert.deepEqual(clipResizedSize(300, 500), [224, 373]);
+  assert.deepEqual(clipResizedSize(64, 64), [224, 224]);
 });

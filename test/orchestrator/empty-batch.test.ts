@@ -49,7 +49,7 @@ test('a GRPO batch whose groups were all dropped is sent without samples, acknow
   const tb = learner.sent[0]!.train_batch!;
   assert.deepEqual([tb.batch_seq, tb.kind, tb.sample_ids, tb.images, tb.actions, tb.advantages], [1, 'GRPO', [], undefined, undefined, undefined]);
   assert.ok(isEmptyGrpoBatch(tb as never), 'the learner recognises it as empty');
-  assert.throws(() => decodeTrainBatch(tb as never, 16, 16), /train_batch\.actions: tensor is missing/, 'and would refuse it as a batch to train');
+  assert.throws(() => decodeTrainBatch(tb as never, { height: 16, width: 16 }), /train_batch\.actions: tensor is missing/, 'and would refuse it as a batch to train');
 
   // the learner records it (version + 1, nothing trained): acknowledged once, no samples trained
   const ack = (seq: number, version: number, applied: boolean, reason: string) =>

@@ -47,7 +47,7 @@ test('grpoTrainBatch sends each group image once; decodeTrainBatch gives back th
   const got = roundTrip(tb);
   assert.deepEqual(got.distinct_images!.shape.map(Number), [3, 3, S, S]);
   assert.equal(got.distinct_images!.data.length, 3 * pix * 4, 'K images on the wire, not N');
-  const d = decodeTrainBatch(got, S, S);
+  const d = decodeTrainBatch(got, { height: S, width: S });
   assert.equal(d.n, 9);
   assert.deepEqual(d.images, t.images, 'the learner sees the same [N,3,H,W] images as before');
   assert.equal(d.nonFinite, undefined);
@@ -59,17 +59,17 @@ test('rows are grouped by their bytes, not by the layout: two groups of one imag
   const t = assembleGrpoBatch([group(0, 's0'), same, { ...same, image: same.image.slice() }], S, false);
   const tb = grpoTrainBatch(config, 1, t);
   assert.deepEqual(tb.image_rows, [0, 0, 0, 1, 1, 1, 1, 1, 1]);
-  assert.deepEqual(decodeTrainBatch(roundTrip(tb), S, S).images, t.images);
+  assert.deepEqual(decodeTrainBatch(roundTrip(tb), { height: S, width: S }).images, t.images);
   // a layout the group indices would misread (every row its own group 0) still maps each row to its image
   const shuffled = { ...t, groupIndices: new Array(t.n).fill(0) };
-  assert.deepEqual(decodeTrainBatch(roundTrip(grpoTrainBatch(config, 2, shuffled)), S, S).images, t.images);
+  assert.deepEqual(decodeTrainBatch(roundTrip(grpoTrainBatch(config, 2, shuffled)), { height: S, width: S }).images, t.images);
 });
 
 test('decodeTrainBatch refuses bad distinct_images / image_rows naming the field, and names a non-finite value where it was sent', () => {
   const t = assembleGrpoBatch([group(0, 's0'), group(1, 's1')], S, false);
   const tb = grpoTrainBatch(config, 1, t);
   const bad = (patch: Partial<TrainBatch__Output>, re: RegExp) => assert.throws(
-    () => decodeTrainBatch({ ...roundTrip(tb), ...patch } as TrainBatch__Output, S, S),
+    () => decodeTrainBatch({ ...roundTrip(tb), ...patch } as TrainBatch__Output, { height: S, width: S }),
     (e: unknown) => e instanceof BatchError && e.code === 'bad_input' && re.test(e.message),
   );
   bad({ image_rows: [0, 0, 0, 1, 1, 2] }, /^train_batch\.image_rows\[5\]: 2 is out of range \(distinct_images has 2 images\)/);
@@ -85,5 +85,15 @@ test('decodeTrainBatch refuses bad distinct_images / image_rows naming the field
   const nan = new Float32Array(2 * pix).fill(0.5);
   nan[pix + 4] = NaN;
   const withNaN = { ...roundTrip(tb), distinct_images: encodeTensor({ dtype: 'float32', shape: [2, 3, S, S], data: nan }, { allowNonFinite: true }) } as unknown as TrainBatch__Output;
-  assert.equal(decodeTrainBatch(withNaN, S, S).nonFinite, `train_batch.distinct_images[flat ${pix + 4}] = NaN`);
+  assert.equal(decodeTrainBatch(withNaN, { height: S, width: S }).nonFinite, `train_batch.distinct_images[flat ${pix + 4}] = NaN`);
+});
+
+test("decodeTrainBatch refuses a batch with more samples than the learner's max_batch, naming both", () => {
+  const t = assembleGrpoBatch([group(0, 's0'), group(1, 's1')], S, false);
+  const tb = roundTrip(grpoTrainBatch(config, 1, t));
+  assert.equal(decodeTrainBatch(tb, { height: S, width: S, maxBatch: 6 }).n, 6);
+  assert.throws(
+    () => decodeTrainBatch(tb, { height: S, width: S, maxBatch: 5 }),
+    (e: unknown) => e instanceof BatchError && e.code === 'bad_input' && /^train_batch\.actions: has 6 samples, more than this learner's max_batch 5 \(start it with --max-batch 6 or more/.test(e.message),
+  );
 });

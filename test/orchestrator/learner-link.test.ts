@@ -1,0 +1,82 @@
+// The orchestrator's side of the learner protocol under failure (orchestrator/learner-link.ts), with a real
+// nats-server, orchestrator and learner over gRPC on 127.0.0.1 (round 23's review, review23b):
+// - a batch that keeps failing with a retryable error, while another batch is queued behind it, is retried about once
+//   a second: before, the learner's `gap` for the batch behind re-sent everything at once, every re-send doubled the
+//   batches in flight, and the learner queued ~1,800 copies a second;
+// - a batch over orchestrator.maxMessageBytes fails the run naming the batch and the limit: before, the send's error was
+//   swallowed and the run waited for ever, logging nothing.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../lib/config/index.ts';
+import { runOrchestrator } from '../../orchestrator/main.ts';
+import { runLearner } from '../../learner/index.ts';
+import { PolicyTrainer } from '../../lib/models/trainer.ts';
+import { silentLogger } from '../../lib/worker/index.ts';
+import { startNatsServer } from '../helpers/nats.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+const configOf = (id: string, extra: object = {}) => parseConfig({
+  run: { id, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } },
+  model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 }, ...extra,
+});
+
+test('a batch that keeps failing (retryable) with another queued behind it is retried about once a second, not in a storm', { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config: configOf('gap-storm'), listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
+  cleanups.push(() => orch.stop());
+  // every SFT step fails as an onnxruntime error would (a retryable `internal` at the learner)
+  let attempts = 0;
+  const step = PolicyTrainer.prototype.sftStep;
+  PolicyTrainer.prototype.sftStep = async function () {
+    attempts++;
+    throw new Error('simulated onnxruntime failure');
+  };
+  cleanups.push(async () => {
+    PolicyTrainer.prototype.sftStep = step;
+  });
+  const learner = await runLearner({ orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, metricsPort: 0, logger: silentLogger, handleSignals: false });
+  cleanups.push(() => learner.stop({ graceMs: 500 }));
+  await learner.ready;
+  let mostQueued = 0;
+  // bounded: 30 looks 100 ms apart (3 s; about 3 retries by design, thousands before the fix)
+  for (let i = 0; i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const health = (await (await fetch(`${learner.metricsUrl}/health`)).json()) as { detail?: { queued_batches?: number } };
+    mostQueued = Math.max(mostQueued, health.detail?.queued_batches ?? 0);
+  }
+  const gaps = log.filter((l) => /learner error on .*gap/.test(l)).length;
+  assert.ok(attempts >= 1, 'the failing batch was tried');
+  // a slower machine makes fewer attempts, never more: the bound holds on any machine
+  assert.ok(attempts <= 8, `the failing batch was attempted ${attempts} times in 3 s (gap answers: ${gaps})`);
+  // SFT keeps 2 batches unacknowledged: the learner never holds more than those, whatever is re-sent
+  assert.ok(mostQueued <= 2, `the learner queued ${mostQueued} batches`);
+});
+
+test('a batch over orchestrator.maxMessageBytes fails the run naming the batch and the limit', { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  // the limit passes the load-time bound (the batch's images and targets: 2 x 2 x 3 x 16 x 16 float32 = 12,288 bytes)
+  // by 16 bytes, less than the message's other fields take
+  const limit = 2 * 2 * 3 * 16 * 16 * 4 + 16;
+  const config = configOf('oversize', { orchestrator: { maxMessageBytes: limit } });
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: () => {} });
+  cleanups.push(() => orch.stop());
+  const learner = await runLearner({ orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, metricsPort: 0, logger: silentLogger, handleSignals: false });
+  cleanups.push(() => learner.stop({ graceMs: 500 }));
+  await assert.rejects(orch.done, new RegExp(`cannot send train batch 1 \\(.*\\) to the learner: .*over the ${limit}-byte message limit \\(maxMessageBytes\\); raise orchestrator\\.maxMessageBytes`));
+});
+
+test('a run whose batches cannot fit orchestrator.maxMessageBytes is refused at load, naming the setting', () => {
+  assert.throws(() => configOf('too-big', { data: { size: 64, source: { kind: 'procedural', count: 16 } }, sft: { steps: 2, batchSize: 4 }, orchestrator: { maxMessageBytes: 128 * 1024 } }),
+    /sft\.batchSize: SFT batches of 4 images and targets at data\.size 64 need at least 393216 bytes in one message, over orchestrator\.maxMessageBytes \(131072\)/);
+  assert.throws(() => configOf('too-big', { data: { size: 256, source: { kind: 'procedural', count: 16 } }, sft: { steps: 0 }, grpo: { steps: 1, samplesPerBatch: 8, groupSize: 16, advantageMode: 'dense' } }),
+    /grpo\.samplesPerBatch: GRPO batches of 8 images x 16 actions \(with their dense log-densities\) at data\.size 256 need at least 207618048 bytes/);
+  // the defaults fit
+  configOf('fits', { sft: { steps: 2, batchSize: 4 } });
+});
