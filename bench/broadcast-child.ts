@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { connectNats, CheckpointStore } from '../lib/transport/index.ts';
+import { connectNats, CheckpointStore, resolveNatsAuth } from '../lib/transport/index.ts';
 import { fetchCheckpoint } from '../lib/worker/checkpoints.ts';
 import { trace, traceRole } from '../lib/log/trace.ts';
 
@@ -44,7 +44,8 @@ process.once('SIGTERM', () => process.exit(0));
 if (mode === 'nats') {
   const [url, runId, shapesFile] = args as [string, string, string];
   const shapes = new Map<string, number[]>(JSON.parse(readFileSync(shapesFile, 'utf8')));
-  const nc = await connectNats({ url, name: 'bench-follower' });
+  // the users arm's rollout credentials come through the environment, as a rollout worker's do (none: an open server)
+  const nc = await connectNats({ url, name: 'bench-follower', ...resolveNatsAuth() });
   const store = await CheckpointStore.open(nc, { runId });
   const watch = await store.watch({});
   process.once('disconnect', () => void watch.stop());

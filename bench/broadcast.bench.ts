@@ -28,6 +28,9 @@
 //   BENCH_BROADCAST_PRUNE_MODE=sealed (a probe, round 21: this checkout's arm deletes an old version by its stream
 //   sequences once 8 MiB of newer versions follow it, out of the file-store block being written; sealed-purge: the same,
 //   its chunk and info subjects purged instead; seq: by its stream sequences as soon as it is not among the newest KEEP)
+//   BENCH_BROADCAST_USERS=1 (round 23): a third arm, "users", this checkout's code on a nats-server started with the local
+//   run's nats.conf (lib/local/nats-config.ts: one user per role with its permissions), the learner connected as the
+//   learner and the followers as rollout workers, as in a run: what the NATS authorization costs the broadcast
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { trace, traceRole } from '../lib/log/trace.ts';
 import { freePort } from '../lib/local/local-run.ts';
+import { writeLocalNatsUsers, type LocalNatsUsers } from '../lib/local/nats-config.ts';
 import { procStat, statCpuMs } from './proc-cpu.ts';
 import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, spawnNatsServer } from '../lib/transport/index.ts';
 
@@ -67,6 +71,8 @@ if (!Number.isInteger(KEEP) || KEEP < 1) throw new Error(`BENCH_BROADCAST_KEEP=$
 // written), never a version among the newest KEEP
 const PRUNE_MODE = process.env.BENCH_BROADCAST_PRUNE_MODE ?? 'delete';
 if (!['delete', 'sealed', 'sealed-purge', 'seq'].includes(PRUNE_MODE)) throw new Error(`BENCH_BROADCAST_PRUNE_MODE=${PRUNE_MODE}: delete, sealed, sealed-purge or seq`);
+// BENCH_BROADCAST_USERS=1: the "users" arm (the product's NATS users and permissions) beside the open one(s)
+const USERS = process.env.BENCH_BROADCAST_USERS === '1';
 const SIZES_MB = (process.env.BENCH_BROADCAST_SIZES ?? '1.2,50').split(',').map(Number);
 const CHILD = fileURLToPath(new URL('./broadcast-child.ts', import.meta.url));
 
@@ -80,9 +86,10 @@ interface Follower {
   faults(): number;
 }
 
-function startFollower(child: string, args: string[]): Promise<Follower> {
+/** `env`: extra environment for the follower (the "users" arm's rollout credentials, read by the child). */
+function startFollower(child: string, args: string[], env: Record<string, string> = {}): Promise<Follower> {
   const extra = process.env.BENCH_CHILD_ARGS?.split(' ').filter(Boolean) ?? [];
-  const proc = fork(child, args, { execArgv: ['--import', 'tsx', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(child, args, { execArgv: ['--import', 'tsx', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
   const seen = new Map<number, string>();
   const waiting = new Map<number, (d: string) => void>();
   let cpu = 0;
@@ -178,7 +185,7 @@ export async function run(): Promise<void> {
   // nats-server's own 1 MiB, what round 6 ran with)
   const beforeMax = Number(process.env.BENCH_BROADCAST_BEFORE_MAX_PAYLOAD ?? 0) || undefined;
   const servers = new Map<string, Awaited<ReturnType<typeof spawnNatsServer>>>();
-  const serverFor = async (label: string, maxPayload: number | undefined) => {
+  const serverFor = async (label: string, maxPayload: number | undefined, users: LocalNatsUsers | undefined) => {
     // BENCH_NATS_ENV_<LABEL>="K=V K=V" (probes): extra environment for that arm's nats-server, e.g. Go runtime settings
     const env = Object.fromEntries((process.env[`BENCH_NATS_ENV_${label.toUpperCase()}`] ?? '').split(' ').filter(Boolean).map((kv): [string, string] => {
       const i = kv.indexOf('=');
@@ -187,7 +194,9 @@ export async function run(): Promise<void> {
     }));
     // BENCH_NATS_BINARY_<LABEL>=<path>: that arm's nats-server binary (e.g. the version a deployment runs)
     const binary = process.env[`BENCH_NATS_BINARY_${label.toUpperCase()}`];
-    const s = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `nats-${label}`), env, ...(binary ? { binary } : {}), ...(maxPayload ? { maxPayload } : {}) });
+    // the users arm's max_payload is in its nats.conf (the local run's, CHECKPOINT_MAX_PAYLOAD)
+    const config = users ? { extraArgs: ['-c', users.configFile] } : maxPayload ? { maxPayload } : {};
+    const s = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `nats-${label}`), env, ...(binary ? { binary } : {}), ...config });
     servers.set(label, s);
     return s;
   };
@@ -200,6 +209,8 @@ export async function run(): Promise<void> {
   await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
   const tcpPort = (tcp.address() as { port: number }).port;
   let all: Follower[] = [];
+  // BENCH_BROADCAST_USERS: the local run's nats.conf and credentials, made once for the users arm's server
+  let usersConf: LocalNatsUsers | undefined;
   // BENCH_BROADCAST_BEFORE=<checkout>: a second broadcast arm with that checkout's CheckpointStore and
   // broadcast-child.ts (its own node_modules), interleaved with this one round by round
   const beforeDir = process.env.BENCH_BROADCAST_BEFORE;
@@ -213,13 +224,14 @@ export async function run(): Promise<void> {
       const shapesFile = join(dir, `bench-shapes-${mb}.json`);
       writeFileSync(shapesFile, JSON.stringify([...params].map(([k, t]) => [k, t.shape])));
       const arms: Arm[] = [];
-      for (const [label, lib, child, maxPayload] of [
-        ...(before ? [['before', before.store, before.child, beforeMax] as const] : []),
-        [before ? 'after' : 'broadcast', { CheckpointStore, connectNats }, CHILD, CHECKPOINT_MAX_PAYLOAD] as const,
+      for (const [label, lib, child, maxPayload, users] of [
+        ...(before ? [['before', before.store, before.child, beforeMax, undefined] as const] : []),
+        [before ? 'after' : 'broadcast', { CheckpointStore, connectNats }, CHILD, CHECKPOINT_MAX_PAYLOAD, undefined] as const,
+        ...(USERS ? [['users', { CheckpointStore, connectNats }, CHILD, CHECKPOINT_MAX_PAYLOAD, usersConf ??= writeLocalNatsUsers(dir)] as const] : []),
       ]) {
-        const nats = servers.get(label) ?? (await serverFor(label, maxPayload));
+        const nats = servers.get(label) ?? (await serverFor(label, maxPayload, users));
         const runId = `bench-${label}-${String(mb).replace('.', '_')}`;
-        const nc = await lib.connectNats({ url: nats.url, name: `bench-learner-${label}` });
+        const nc = await lib.connectNats({ url: nats.url, name: `bench-learner-${label}`, ...(users ? users.credentials('learner') : {}) });
         const store = await lib.CheckpointStore.open(nc, { runId, ...(label !== 'before' && STORAGE ? { storage: STORAGE } : {}) });
         // BENCH_BROADCAST_RUN_VERSIONS: the run's first versions, published (and pruned) before the followers start
         for (let v = 1; v <= RUN_VERSIONS; v++) {
@@ -227,7 +239,7 @@ export async function run(): Promise<void> {
           await store.put(v, enc.bytes, `sha256:${enc.digest}`);
           await store.prune(2);
         }
-        const followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(child, ['nats', nats.url, runId, shapesFile])));
+        const followers = await Promise.all(Array.from({ length: FOLLOWERS }, () => startFollower(child, ['nats', nats.url, runId, shapesFile], users?.env('rollout'))));
         // late joiners: each fetched the run's newest version from the store first
         if (RUN_VERSIONS > 0) await Promise.all(followers.map((f) => f.reached(RUN_VERSIONS)));
         all.push(...followers);
