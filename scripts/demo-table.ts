@@ -2,12 +2,16 @@
 // GRPO (reward, SSIM, PSNR) per run with GRPO - SFT and its 95% paired interval over photographs, then per
 // corruption type and per level pooled over the runs, then per run, with the "do no harm" check (a policy below
 // identity by more than 0.01 is marked). Every type/level row gives its photographs (and draws where they differ)
-// and the 95% paired t interval of GRPO - identity over them (lib/eval/paired.ts; pooled rows count each run's
-// photograph as its own unit). Summaries written before round 7 have no per-draw scores: no intervals then.
+// and the 95% interval of GRPO - identity: per run the paired t interval over its photographs (lib/eval/paired.ts);
+// pooled over runs evaluated on the same photographs, the crossed runs x photographs interval (lib/eval/crossed.ts:
+// a photograph seen by three runs is one photograph, and the spread between runs counts), else the t interval over
+// the runs' row means. Summaries written before round 7 have no per-draw scores: no intervals then.
 // node --import tsx scripts/demo-table.ts runs/demo-s0/summary.json [runs/demo-s1/summary.json ...]
 import { readFileSync } from 'node:fs';
 import type { EvalReport } from '../lib/eval/evaluate.ts';
-import { formatPaired, pairedRow, pairedRows, type PairedRow } from '../lib/eval/paired.ts';
+import { crossedMeanCI } from '../lib/eval/crossed.ts';
+import { formatPaired, pairedRows } from '../lib/eval/paired.ts';
+import { meanCI } from '../lib/eval/stats.ts';
 
 interface Summary {
   identity: EvalReport; before: EvalReport; after: EvalReport; wall_seconds: number; sft_steps: number; steps: number;
@@ -29,30 +33,64 @@ runs.forEach((r, i) => {
   console.log(`| ${paths[i]} | ${drawsOf(r)} | ${r.sft_steps} / ${r.steps} | ${r.wall_seconds.toFixed(0)} | ${f(r.identity.reward)} / ${f(r.before.reward)} / ${f(r.after.reward)} | ${gain} | ${f(r.identity.ssim)} / ${f(r.before.ssim)} / ${f(r.after.ssim)} | ${f(r.identity.psnr, 2)} / ${f(r.before.psnr, 2)} / ${f(r.after.psnr, 2)} |`);
 });
 
-/** GRPO - identity for row `name` pooled over the runs: each (run, photograph) one unit. */
-function pooled(key: 'type' | 'level', name: string): PairedRow | null {
+/** A pooled row: GRPO - identity with its 95% interval, and what the interval counts as its units. */
+interface Pooled { ci: { mean: number; half: number; lo: number; hi: number }; units: string }
+
+// The crossed interval (lib/eval/crossed.ts) needs a runs x photographs table; a row whose photographs differ a
+// little between runs (a level one photograph drew in no type in one run) uses the photographs common to all
+// runs when they are at least this share of each run's; otherwise (another split per run, eval.draws one) the
+// runs' photographs are independent samples and the t interval over the runs' row means is the right one.
+const COMMON_SHARE = 0.9;
+
+/**
+ * GRPO - identity for row `name` pooled over the runs. One run: its t interval over photographs. Several runs on
+ * the same photographs: runs and photographs both random (a run's photograph is not a unit of its own: the same
+ * photograph in three runs is one photograph, and the spread between seeds must count).
+ */
+function pooled(key: 'type' | 'level', name: string): Pooled | null {
   if (!withDraws) return null;
-  const units: string[] = [];
-  const diff: number[] = [];
-  const idx: number[] = [];
-  runs.forEach((r, k) => {
+  // Per run: each photograph's mean difference over its draws in the row, and its draws.
+  const perRun = runs.map((r) => {
     const a = r.after.perSample!, b = r.identity.perSample!;
+    const sum = new Map<string, { s: number; n: number }>();
     a.id.forEach((id, i) => {
       if (a[key][i] !== name) return;
-      idx.push(units.length);
-      units.push(`${k}\u0000${id}`);
-      diff.push(a.reward[i]! - b.reward[i]!);
+      const e = sum.get(id) ?? { s: 0, n: 0 };
+      e.s += a.reward[i]! - b.reward[i]!;
+      e.n++;
+      sum.set(id, e);
     });
-  });
-  return pairedRow(units, diff, idx);
+    return new Map([...sum].map(([id, e]) => [id, { mean: e.s / e.n, n: e.n }]));
+  }).filter((m) => m.size > 0);
+  const drawsIn = (ids: Iterable<string>) => perRun.reduce((s, m) => s + [...ids].reduce((t, id) => t + (m.get(id)?.n ?? 0), 0), 0);
+  const all = new Set(perRun.flatMap((m) => [...m.keys()]));
+  const photosMean = (m: Map<string, { mean: number }>) => [...m.values()].reduce((s, x) => s + x.mean, 0) / m.size;
+  if (perRun.length === 1) {
+    const draws = drawsIn(all);
+    return { ci: meanCI([...perRun[0]!.values()].map((x) => x.mean)), units: draws === all.size ? `${all.size}` : `${all.size} (${draws} draws)` };
+  }
+  const common = [...all].filter((id) => perRun.every((m) => m.has(id))).sort();
+  if (common.length >= 2 && perRun.every((m) => common.length >= COMMON_SHARE * m.size)) {
+    const draws = drawsIn(common);
+    const notes = [...(draws === common.length * perRun.length ? [] : [`${draws} draws`]), ...(all.size > common.length ? [`${all.size - common.length} not in every run left out`] : [])];
+    return {
+      ci: crossedMeanCI(perRun.map((m) => common.map((id) => m.get(id)!.mean))),
+      units: `${common.length} photographs x ${perRun.length} runs${notes.length ? ` (${notes.join('; ')})` : ''}`,
+    };
+  }
+  return {
+    ci: meanCI(perRun.map(photosMean)),
+    units: `t over ${perRun.length} runs' means (photographs differ between runs: ${common.length} of ${all.size} in every run; ${drawsIn(all)} draws)`,
+  };
 }
-
-const count = (row: PairedRow | null | undefined, draws: number) => (row ? (row.images === row.draws ? String(row.images) : `${row.images} (${row.draws} draws)`) : String(draws));
 
 for (const key of ['byType', 'byLevel'] as const) {
   // Every type or level any run drew (under eval.draws one a type can be missing from a run); rows average the
   // draws of all runs, each run weighted by its count.
   const names = [...new Set(runs.flatMap((r) => Object.keys(r.identity[key])))].sort();
+  if (withDraws && runs.length > 1 && key === 'byType') {
+    console.log('\nPooled rows: the 95% interval takes runs and photographs both as samples (crossed, lib/eval/crossed.ts) where the runs share the row\'s photographs; "t over N runs\' means" where they do not.');
+  }
   console.log(`\n| ${key === 'byType' ? 'corruption type' : 'level'} | photographs | identity | after SFT | after GRPO | GRPO - identity [95% CI] | do no harm |`);
   console.log('|---|---|---|---|---|---|---|');
   for (const n of names) {
@@ -63,7 +101,7 @@ for (const key of ['byType', 'byLevel'] as const) {
     }, 0) / draws;
     const d = mean('after') - mean('identity');
     const p = pooled(key === 'byType' ? 'type' : 'level', n);
-    console.log(`| ${n} | ${count(p, draws)} | ${f(mean('identity'), 3)} | ${f(mean('before'), 3)} | ${f(mean('after'), 3)} | ${p ? formatPaired(p, 3) : sg(d)} | ${d < -0.01 ? 'HARMS' : 'ok'} |`);
+    console.log(`| ${n} | ${p ? p.units : String(draws)} | ${f(mean('identity'), 3)} | ${f(mean('before'), 3)} | ${f(mean('after'), 3)} | ${p ? formatPaired(p, 3) : sg(d)} | ${d < -0.01 ? 'HARMS' : 'ok'} |`);
   }
 }
 

@@ -65,8 +65,8 @@ export function pairedRows(a: EvalReport, b: EvalReport, metric: 'reward' | 'ssi
   return { overall: pairedRow(pa.id, diff, all), byType: group('type'), byLevel: group('level') };
 }
 
-/** "-0.0128 [-0.0200, -0.0056]" (mean and 95% interval; "-0.0128 [-]" for one image). */
-export function formatPaired(r: PairedRow, digits = 4): string {
+/** "-0.0128 [-0.0200, -0.0056]" (mean and 95% interval; "-0.0128 [-]" for one image); any row with such an interval. */
+export function formatPaired(r: { ci: Pick<MeanCI, 'mean' | 'half' | 'lo' | 'hi'> }, digits = 4): string {
   const f = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(digits)}` : '-');
   return Number.isFinite(r.ci.half) ? `${f(r.ci.mean)} [${f(r.ci.lo)}, ${f(r.ci.hi)}]` : `${f(r.ci.mean)} [-]`;
 }

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EvalReport, PerSample } from '../../lib/eval/evaluate.ts';
-import { formatPaired, pairedRows } from '../../lib/eval/paired.ts';
+import { crossedMeanCI } from '../../lib/eval/crossed.ts';
+import { formatPaired, pairedRows, type PairedRow } from '../../lib/eval/paired.ts';
 import { renderMarkdown, type EvalJson } from '../../lib/eval/report.ts';
 
 // Five draws of three images: a (t1 x, t2 y), b (t1 y, t2 x), c (t1 x). Differences policy - identity:
@@ -50,7 +51,8 @@ test('pairedRows: per row, image means of policy - identity and the 95% t interv
   const sd = Math.sqrt(((0.02 - m) ** 2 + (-0.01 - m) ** 2 + (0.04 - m) ** 2) / 2);
   close(p.overall.ci.half, (4.303 * sd) / Math.sqrt(3), 'overall half');
   // One image: no interval.
-  assert.equal(formatPaired({ images: 1, draws: 1, ci: { n: 1, mean: -0.0128, sd: 0, half: NaN, lo: NaN, hi: NaN } }), '-0.0128 [-]');
+  const one: PairedRow = { images: 1, draws: 1, ci: { n: 1, mean: -0.0128, sd: 0, half: NaN, lo: NaN, hi: NaN } };
+  assert.equal(formatPaired(one), '-0.0128 [-]');
   assert.equal(formatPaired(p.byType.t1!, 3), '+0.010 [-0.065, +0.085]');
 });
 
@@ -79,21 +81,59 @@ test('renderMarkdown: type and level rows show images, draws and policy - identi
   assert.match(md, /reward policy - identity \+0\.0167 \[/);
 });
 
-test('scripts/demo-table.ts: photographs and intervals per run and pooled over runs (each run\'s photograph a unit)', () => {
+/** scripts/demo-table.ts's output for summaries whose GRPO policies are `policies` (identity and SFT: `identity`). */
+function demoTable(policies: EvalReport[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'demo-table-'));
   try {
-    const summary = { identity, before: identity, after: policy, wall_seconds: 1, sft_steps: 4, steps: 2, eval_draws: 'every-type', eval_images: 3, eval_samples: 5 };
-    const files = ['a', 'b'].map((n) => join(dir, `${n}.json`));
-    for (const f of files) writeFileSync(f, JSON.stringify(summary));
-    const out = execFileSync(process.execPath, ['--import', 'tsx', 'scripts/demo-table.ts', ...files], { encoding: 'utf8' });
-    // Pooled t1: (run, photograph) units +0.01, -0.02, +0.04 twice: mean 0.01, sd sqrt(4 * 0.0009 / 5), t(5) 2.571.
-    const half = (2.571 * Math.sqrt((4 * 0.0009) / 5)) / Math.sqrt(6);
-    assert.match(out, new RegExp(`\\| t1 \\| 6 \\| 0\\.700 \\| 0\\.700 \\| 0\\.710 \\| \\+0\\.010 \\[${(0.01 - half).toFixed(3)}, \\+${(0.01 + half).toFixed(3)}\\] \\| ok \\|`));
-    // Per run: the 3 photographs of t1; level y holds 2 photographs in 2 draws, the overall 3 in 5.
-    assert.match(out, /\| t1 \| \+0\.010 \[-0\.065, \+0\.085\] \(3\) \| \+0\.010 \[-0\.065, \+0\.085\] \(3\) \|/);
-    assert.match(out, /\| every-type, 3 photographs, 5 draws \| 4 \/ 2 \|/);
-    assert.match(out, /\+0\.0167 \[/);
+    const files = policies.map((after, k) => {
+      const file = join(dir, `run${k}.json`);
+      const ids = after.perSample!.id;
+      const id = { ...identity, perSample: { ...identity.perSample!, id: ids } };
+      writeFileSync(file, JSON.stringify({ identity: id, before: id, after, wall_seconds: 1, sft_steps: 4, steps: 2, eval_draws: 'every-type', eval_images: 3, eval_samples: 5 }));
+      return file;
+    });
+    return execFileSync(process.execPath, ['--import', 'tsx', 'scripts/demo-table.ts', ...files], { encoding: 'utf8' });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const pooledRow = (out: string, name: string) => {
+  const line = out.split('\n').find((l) => l.startsWith(`| ${name} | `) && !l.includes('(3) |'));
+  assert.ok(line, `no pooled row ${name} in\n${out}`);
+  const m = /\| ([+-][0-9.]+) \[([+-][0-9.]+), ([+-][0-9.]+)\] \| (ok|HARMS) \|$/.exec(line);
+  assert.ok(m, `no interval in ${line}`);
+  return { line, mean: Number(m[1]), lo: Number(m[2]), hi: Number(m[3]), half: (Number(m[3]) - Number(m[2])) / 2 };
+};
+
+test('scripts/demo-table.ts: copies of one run do not narrow the pooled interval (the photograph is the unit, not the run\'s photograph)', () => {
+  const out = demoTable([policy, policy, policy]);
+  // Per run: t1 over its 3 photographs +0.01, -0.02, +0.04: +0.010 [-0.065, +0.085]; level y holds 2 photographs in
+  // 2 draws, the overall 3 in 5.
+  assert.match(out, /\| t1 \| \+0\.010 \[-0\.065, \+0\.085\] \(3\) \| \+0\.010 \[-0\.065, \+0\.085\] \(3\) \| \+0\.010 \[-0\.065, \+0\.085\] \(3\) \|/);
+  assert.match(out, /\| every-type, 3 photographs, 5 draws \| 4 \/ 2 \|/);
+  assert.match(out, /\+0\.0167 \[/);
+  // Pooled: three copies carry no more information than one run, so the interval is at least the run's (it was
+  // 1/sqrt(3) of it with each run's photograph a unit of its own).
+  const t1 = pooledRow(out, 't1');
+  assert.ok(t1.half >= 0.075 - 0.0005, `pooled half ${t1.half} narrower than one run's 0.075`);
+  assert.match(t1.line, /\| t1 \| 3 photographs x 3 runs \| 0\.700 \| 0\.700 \| 0\.710 \|/);
+  assert.match(t1.line, /\+0\.010 \[-0\.065, \+0\.085\] \| ok \|$/);
+  assert.match(pooledRow(out, 'x').line, /\| x \| 3 photographs x 3 runs \|/);
+});
+
+test('scripts/demo-table.ts: pooled rows of runs on the same photographs use the crossed interval; other photographs, the t over runs', () => {
+  const doubled = report(idReward.map((r, i) => r + 2 * diff[i]!));
+  // Same photographs, run 2's differences twice run 1's: t1 cells +0.01, -0.02, +0.04 and +0.02, -0.04, +0.08.
+  const c = crossedMeanCI([[0.01, -0.02, 0.04], [0.02, -0.04, 0.08]]);
+  const crossed = pooledRow(demoTable([policy, doubled]), 't1');
+  assert.match(crossed.line, /\| t1 \| 3 photographs x 2 runs \|/);
+  assert.ok(crossed.line.endsWith(`${formatPaired({ ci: c }, 3)} | ok |`), crossed.line);
+  // Run 2 on other photographs (d, e, f): independent samples, so the t interval over the 2 runs' row means
+  // 0.01 and 0.02: mean 0.015, sd 0.01 / sqrt(2), half 12.706 * sd / sqrt(2) = 0.0635.
+  const other = report(idReward.map((r, i) => r + 2 * diff[i]!));
+  other.perSample = { ...other.perSample!, id: ['d', 'd', 'e', 'e', 'f'] };
+  const t = pooledRow(demoTable([policy, other]), 't1');
+  assert.match(t.line, /\| t1 \| t over 2 runs' means \(photographs differ between runs: 0 of 6 in every run; 6 draws\) \|/);
+  assert.ok(t.line.endsWith('| +0.015 [-0.049, +0.079] | ok |'), t.line);
 });
