@@ -190,20 +190,8 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   const metricsPorts: Record<string, number> = { orchestrator: await ports.distinct() };
   const metricsPort = metricsPorts.orchestrator!;
   const metricsArgs = async (name: string) => ['--metrics-port', String((metricsPorts[name] = await ports.keep(`${name}'s metrics port`, metricsPorts[name]!)))];
-  let natsUrl = o.natsUrl;
-  let natsPort = 0;
-  // The NATS this run starts has one user per role, with least privilege (lib/local/nats-config.ts).
-  let natsUsers: LocalNatsUsers | undefined;
-  if (!natsUrl) {
-    const natsBinary = ensureNatsBinary();
-    natsPort = await ports.distinct();
-    natsUrl = `nats://127.0.0.1:${natsPort}`;
-    natsUsers = writeLocalNatsUsers(out);
-    sup.start({ name: 'nats', command: natsBinary, args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
-    await waitFor('nats-server', () => isReachable('127.0.0.1', natsPort));
-  }
-  const natsEnv = (role: NatsRole) => natsUsers?.env(role) ?? {};
-  // Each worker process's role and stable id (its --worker-id, kept across restarts, so is its token).
+  // The run's gRPC tokens and signing keys, written before any process starts (a failure leaves none behind). Each
+  // worker process's role and stable id (its --worker-id, kept across restarts, and so is its token):
   const workers: Array<{ role: OrtRole; name: string }> = [
     { role: 'learner', name: 'learner' },
     ...Array.from({ length: o.rolloutWorkers ?? 1 }, (_, i) => ({ role: 'rollout-worker' as const, name: `rollout-${i}` })),
@@ -218,6 +206,19 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     'rollout-worker': ['--checkpoint-pubkey-file', checkpointKeys.pubkeyFile],
     'reward-worker': [], // reads no checkpoint
   };
+  let natsUrl = o.natsUrl;
+  let natsPort = 0;
+  // The NATS this run starts has one user per role, with least privilege (lib/local/nats-config.ts).
+  let natsUsers: LocalNatsUsers | undefined;
+  if (!natsUrl) {
+    const natsBinary = ensureNatsBinary();
+    natsPort = await ports.distinct();
+    natsUrl = `nats://127.0.0.1:${natsPort}`;
+    natsUsers = writeLocalNatsUsers(out);
+    sup.start({ name: 'nats', command: natsBinary, args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
+    await waitFor('nats-server', () => isReachable('127.0.0.1', natsPort));
+  }
+  const natsEnv = (role: NatsRole) => natsUsers?.env(role) ?? {};
   const orchestratorAddr = `127.0.0.1:${grpcPort}`;
   // The GRPO phase's bounds: the acknowledgements of the last SFT batch and of the last batch (progress lines
   // `[phase] batch SEQ/TOTAL`), each with the CPU time every process had used by then.
@@ -284,7 +285,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       // only what the run's learner signed
       const store = await CheckpointStore.open(nc, { runId: config.run.id, verifyKey: loadVerifyKey(checkpointKeys.pubkeyFile) });
       const latest = await store.latest();
-      if (!latest) throw new Error('no checkpoint was published');
+      if (!latest) throw new Error(`no checkpoint signed by the run's key (${checkpointKeys.pubkeyFile}) was published`);
       const shapes = paramShapesOf(config);
       const fetch = async (v: number) => decodeCheckpoint((await store.get(v)).bytes, { expectedShapes: shapes, source: `checkpoint v${v}` });
       finalCkpt = await fetch(latest.version);
