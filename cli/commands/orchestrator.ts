@@ -4,6 +4,7 @@ import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
 import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
 import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
 import { onStopSignals } from '../../lib/worker/stop-signals.ts';
+import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
@@ -20,6 +21,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   awaitWorkers?: string;
   awaitSeconds: number;
   graphThread?: string;
+  checkpointPubkeyFile?: string;
 }
 
 const command: CommandModule<object, Args> = {
@@ -40,6 +42,7 @@ const command: CommandModule<object, Args> = {
       .option('await-workers', { type: 'string', describe: 'the first GRPO batch waits until this many workers of each role are connected, e.g. rollout=2,reward=1 (at most --await-seconds)' })
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
+      .option('checkpoint-pubkey-file', CHECKPOINT_PUBKEY_OPTION)
       .option('graph-thread', GRAPH_THREAD_OPTION) as never,
   handler: async (args) => {
     const { runOrchestrator } = await import('../../orchestrator/main.ts');
@@ -62,6 +65,7 @@ const command: CommandModule<object, Args> = {
         applyHeapGrowth(process.env, 'orchestrator'); // a bad $RECOVERY_GRPO_HEAP_GROWING_PERCENT is refused like a bad configuration
         applyGraphThread(args.graphThread); // the periodic evaluation's graphs run beside dispatch, not in its way
         const config = runConfigFrom(args);
+        applyCheckpointKeyArgs({ checkpointPubkeyFile: args.checkpointPubkeyFile }); // its stores verify every announcement
         logger.setContext({ runId: config.run.id });
         const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
         const { readRoleTokens } = await import('../../lib/transport/index.ts');

@@ -8,6 +8,12 @@ import { readFileSync } from 'node:fs';
 import { canonicalJson } from './digest.ts';
 
 /**
+ * The environment variables naming the key files, read by every process that opens a CheckpointStore
+ * (checkpointKeysFromEnv); the CLI's --checkpoint-key-file / --checkpoint-pubkey-file override them.
+ */
+export const CHECKPOINT_KEY_ENV = { key: 'RECOVERY_GRPO_CHECKPOINT_KEY_FILE', pubkey: 'RECOVERY_GRPO_CHECKPOINT_PUBKEY_FILE' } as const;
+
+/**
  * The bytes signed: a fixed context string, the three fields and the announcement's meta (without its signature) as
  * canonical JSON, as a reader sees it after the JSON round trip of the wire. v1 signed no meta: anyone who could
  * publish an announcement could copy a signed one and change its last_batch_seq (round 18).

@@ -1,6 +1,9 @@
 // The embedded local run (`recovery-grpo demo`): nats-server and the four roles as separate processes on
 // loopback, supervised (any of them restarted if it dies), SFT warm start then GRPO on the built-in
-// dataset; then an evaluation of the warm start, the final policy and the identity baseline.
+// dataset; then an evaluation of the warm start, the final policy and the identity baseline. It trusts as a
+// cluster does (docs/security.md): a NATS user per role, a gRPC token per process (role-tokens.ts) and signed
+// checkpoints (checkpoint-keys.ts), every secret fresh per run, in a 0600 file of the run folder or a process's
+// environment, never on a command line.
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -18,6 +21,11 @@ import { Supervisor } from './supervisor.ts';
 import { RunPorts } from './ports.ts';
 import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
+import { writeLocalRoleTokens, type LocalRoleTokens } from './role-tokens.ts';
+import { writeLocalCheckpointKeys, type LocalCheckpointKeys } from './checkpoint-keys.ts';
+import { CHECKPOINT_KEY_ENV, loadVerifyKey } from '../checkpoint/sign.ts';
+import { TOKEN_ENV } from '../worker/options.ts';
+import type { WorkerRole } from '../transport/proto.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
 import { exitAfterGraphs } from '../graph/graph-thread.ts';
@@ -50,11 +58,16 @@ export interface LocalRunOptions {
   /** Node options for every role's process, before the script (profiling: ['--cpu-prof', '--cpu-prof-dir=DIR']). */
   nodeArgs?: string[];
   /** Called once every process is up (fault tests inject faults from here). */
-  onStarted?: (s: Supervisor, info: { grpcPort: number; natsPort: number; metricsPort: number; metricsPorts: Record<string, number>; config: RunConfig }) => void;
+  onStarted?: (s: Supervisor, info: {
+    grpcPort: number; natsPort: number; metricsPort: number; metricsPorts: Record<string, number>; config: RunConfig;
+    /** The orchestrator's role-token file and each worker's token; the checkpoint key files. */
+    roleTokens: LocalRoleTokens; checkpointKeys: LocalCheckpointKeys;
+  }) => void;
 }
 
 export type OrtRole = 'learner' | 'rollout-worker' | 'reward-worker';
 const NATS_ROLE_OF: Record<OrtRole, NatsRole> = { learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' };
+const WIRE_ROLE_OF: Record<OrtRole, WorkerRole> = { learner: 'LEARNER', 'rollout-worker': 'ROLLOUT', 'reward-worker': 'REWARD' };
 
 /**
  * The --threads each role gets: explicit settings, else a share of the cores (none when THREADS_ENV is set): the
@@ -177,6 +190,22 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   const metricsPorts: Record<string, number> = { orchestrator: await ports.distinct() };
   const metricsPort = metricsPorts.orchestrator!;
   const metricsArgs = async (name: string) => ['--metrics-port', String((metricsPorts[name] = await ports.keep(`${name}'s metrics port`, metricsPorts[name]!)))];
+  // The run's gRPC tokens and signing keys, written before any process starts (a failure leaves none behind). Each
+  // worker process's role and stable id (its --worker-id, kept across restarts, and so is its token):
+  const workers: Array<{ role: OrtRole; name: string }> = [
+    { role: 'learner', name: 'learner' },
+    ...Array.from({ length: o.rolloutWorkers ?? 1 }, (_, i) => ({ role: 'rollout-worker' as const, name: `rollout-${i}` })),
+    ...Array.from({ length: o.rewardWorkers ?? 1 }, (_, i) => ({ role: 'reward-worker' as const, name: `reward-${i}` })),
+  ];
+  const roleTokens = writeLocalRoleTokens(out, workers.map((w) => ({ workerId: w.name, role: WIRE_ROLE_OF[w.role] })));
+  const checkpointKeys = writeLocalCheckpointKeys(out);
+  // Only what the run gives each process: no shared token or key file a caller's environment may hold.
+  const noInheritedSecrets = { [TOKEN_ENV]: '', [CHECKPOINT_KEY_ENV.key]: '', [CHECKPOINT_KEY_ENV.pubkey]: '' };
+  const keyArgs: Record<OrtRole, string[]> = {
+    learner: ['--checkpoint-key-file', checkpointKeys.keyFile],
+    'rollout-worker': ['--checkpoint-pubkey-file', checkpointKeys.pubkeyFile],
+    'reward-worker': [], // reads no checkpoint
+  };
   let natsUrl = o.natsUrl;
   let natsPort = 0;
   // The NATS this run starts has one user per role, with least privilege (lib/local/nats-config.ts).
@@ -202,9 +231,10 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       command: process.execPath,
       args: async () => [...(o.nodeArgs ?? []), BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, ...(await metricsArgs('orchestrator')), '--events', join(out, 'events.jsonl'),
         // GRPO starts once every worker started here is connected (at most the flag's default 60 s), not with the first
-        '--await-workers', `rollout=${o.rolloutWorkers ?? 1},reward=${o.rewardWorkers ?? 1}`],
+        '--await-workers', `rollout=${o.rolloutWorkers ?? 1},reward=${o.rewardWorkers ?? 1}`,
+        '--role-tokens-file', roleTokens.file, '--checkpoint-pubkey-file', checkpointKeys.pubkeyFile],
       doneOnExitCode: 0,
-      env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator') }, // the lines below are parsed (lib/log)
+      env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator'), ...noInheritedSecrets }, // the lines below are parsed (lib/log)
       onLine: (line) => {
         const progress = /^\[(?:sft|grpo)\] batch (\d+)\/(\d+) /.exec(line);
         if (progress) {
@@ -226,20 +256,18 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       sup.start({
         name,
         command: process.execPath,
-        args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : []), ...(device ? ['--device', device] : [])],
+        args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : []), ...(device ? ['--device', device] : []), ...keyArgs[role]],
         doneOnExitCode: 0,
-        env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]) },
+        env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]), ...noInheritedSecrets, ...roleTokens.env(name) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
         onLine: (line) => {
           if (!/ info /.test(line)) log(`[${name}] ${line}`);
         },
       });
     };
-    await worker('learner', 'learner');
-    for (let i = 0; i < (o.rolloutWorkers ?? 1); i++) await worker('rollout-worker', `rollout-${i}`);
-    for (let i = 0; i < (o.rewardWorkers ?? 1); i++) await worker('reward-worker', `reward-${i}`);
+    for (const w of workers) await worker(w.role, w.name);
     log(`[local] /metrics and /health on 127.0.0.1: ${Object.entries(metricsPorts).map(([name, port]) => `${name} ${port}`).join(', ')}`);
-    o.onStarted?.(sup, { grpcPort, natsPort, metricsPort, metricsPorts, config });
+    o.onStarted?.(sup, { grpcPort, natsPort, metricsPort, metricsPorts, config, roleTokens, checkpointKeys });
     await sup.whenDone('orchestrator');
     const grpoSeconds = ((grpoEnd?.at ?? Date.now()) - (grpoStart?.at ?? t0)) / 1000;
     const [cpu0, cpu1] = [grpoStart?.cpu, grpoEnd?.cpu];
@@ -254,9 +282,10 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     let finalCkpt: DecodedCheckpoint;
     let refCkpt: DecodedCheckpoint;
     try {
-      const store = await CheckpointStore.open(nc, { runId: config.run.id });
+      // only what the run's learner signed
+      const store = await CheckpointStore.open(nc, { runId: config.run.id, verifyKey: loadVerifyKey(checkpointKeys.pubkeyFile) });
       const latest = await store.latest();
-      if (!latest) throw new Error('no checkpoint was published');
+      if (!latest) throw new Error(`no checkpoint signed by the run's key (${checkpointKeys.pubkeyFile}) was published`);
       const shapes = paramShapesOf(config);
       const fetch = async (v: number) => decodeCheckpoint((await store.get(v)).bytes, { expectedShapes: shapes, source: `checkpoint v${v}` });
       finalCkpt = await fetch(latest.version);

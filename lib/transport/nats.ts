@@ -15,7 +15,7 @@
 // later one; versions are yielded strictly increasing.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
+import { CHECKPOINT_KEY_ENV, loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
   connect,
   headers,
@@ -206,8 +206,8 @@ export interface CheckpointWatch extends AsyncIterable<Announcement> {
  * public key every reader verifies with.
  */
 export function checkpointKeysFromEnv(opts: Pick<CheckpointStoreOptions, 'signingKey' | 'verifyKey'>, env: NodeJS.ProcessEnv = process.env): Pick<CheckpointStoreOptions, 'signingKey' | 'verifyKey'> {
-  const privFile = env['RECOVERY_GRPO_CHECKPOINT_KEY_FILE']?.trim();
-  const pubFile = env['RECOVERY_GRPO_CHECKPOINT_PUBKEY_FILE']?.trim();
+  const privFile = env[CHECKPOINT_KEY_ENV.key]?.trim();
+  const pubFile = env[CHECKPOINT_KEY_ENV.pubkey]?.trim();
   const signingKey = opts.signingKey ?? (privFile ? loadSigningKey(privFile) : undefined);
   const verifyKey = opts.verifyKey ?? (pubFile ? loadVerifyKey(pubFile) : signingKey ? createPublicKey(signingKey) : undefined);
   return { ...(signingKey ? { signingKey } : {}), ...(verifyKey ? { verifyKey } : {}) };

@@ -55,6 +55,12 @@ export function parseRoleTokens(text: string, source: string): RoleGrant[] {
   return grants;
 }
 
+/** A role-token file's text for `grants` (parseRoleTokens reads it back). */
+export function formatRoleTokens(grants: readonly RoleGrant[], header = ''): string {
+  const name = (role: WorkerRole) => ROLE_NAMES.find((n) => ROLES[n] === role)!;
+  return header + grants.map((g) => `${name(g.role)} ${g.workerId ?? '*'} ${g.token}\n`).join('');
+}
+
 /** Reads and parses a role-token file. */
 export function readRoleTokens(file: string): RoleGrant[] {
   let text: string;
