@@ -75,6 +75,16 @@ const cases: Case[] = [
     f: (_g, [x, w]) => op.conv(x, w, undefined, { pads: [0, 2, 1, 1], dilations: [1, 2] }),
   },
   {
+    name: 'Conv (stride 1, 3x3 kernel, pad 3 on top: a pad beyond the kernel extent)',
+    inputs: [{ name: 'x', shape: ['N', 2, 5, 6] }, { name: 'w', shape: [3, 2, 3, 3] }],
+    f: (_g, [x, w]) => op.conv(x, w, undefined, { pads: [3, 0, 0, 0] }),
+  },
+  {
+    name: 'Conv (1x1, pad 1: every pad beyond the kernel extent)',
+    inputs: [{ name: 'x', shape: ['N', 2, 4, 5] }, { name: 'w', shape: [3, 2, 1, 1] }, { name: 'b', shape: [3] }],
+    f: (_g, [x, w, b]) => op.conv(x, w, b, { pads: [1, 1, 1, 1] }),
+  },
+  {
     name: 'Conv (groups)',
     inputs: [{ name: 'x', shape: ['N', 4, 7, 7] }, { name: 'w', shape: [6, 2, 3, 3] }],
     f: (_g, [x, w]) => op.conv(x, w, undefined, { group: 2, pads: [1, 1, 1, 1] }),
