@@ -22,6 +22,8 @@ const cases: Case[] = [
   { name: 'Mul (broadcast)', inputs: [{ name: 'a', shape: [2, 3, 1] }, { name: 'b', shape: [1, 5] }], f: (_g, [a, b]) => op.mul(a, b) },
   { name: 'Div', inputs: [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [2, 3], init: positive }], f: (_g, [a, b]) => op.div(a, b) },
   { name: 'Pow (both)', inputs: [{ name: 'a', shape: [2, 3], init: positive }, { name: 'p', shape: [1], init: positive }], f: (_g, [a, p]) => op.pow(a, p) },
+  // An int64 exponent (valid ONNX; torch exports x ** 3 this way): the rule must not mix int64 and float.
+  { name: 'Pow (int64 exponent)', inputs: [{ name: 'a', shape: [2, 3] }], f: (g, [a]) => op.pow(a, g.constant([3], [1], 'int64')) },
   { name: 'Min', inputs: [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [4] }], f: (_g, [a, b]) => op.min(a, b) },
   { name: 'Max', inputs: [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [3, 4] }], f: (_g, [a, b]) => op.max(a, b) },
   { name: 'Where', inputs: [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [4] }], f: (_g, [a, b]) => op.where(op.greater(a, 0), a, b) },

@@ -6,7 +6,7 @@ import onnxProto from 'onnx-proto';
 import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
-import { testRandom } from '../../lib/graph/gradcheck.ts';
+import { gradCheck, testRandom } from '../../lib/graph/gradcheck.ts';
 import { importOnnx } from '../../lib/import/onnx-import.ts';
 import { float, int, ints, str, type Attr } from './models.ts';
 
@@ -160,6 +160,13 @@ for (const c of refused) {
     assert.throws(() => importOnnx(model(c), { source: c.name }), c.message);
   });
 }
+
+test('Pow with an int64 exponent imports with a gradient onnxruntime accepts', async () => {
+  const net = importOnnx(model({ name: 'cube', op: 'Pow', opset: 13, x: [2, 3], extra: [i64('e', [3])] }));
+  assert.deepEqual(net.params, []);
+  const r = await gradCheck([{ name: 'x', shape: [2, 3] }], (_g, [x]) => net.build(x.graph, { x }, () => { throw new Error('no parameters'); })[0]);
+  assert.ok(r.relError < 1e-2, `analytic ${r.analytic} vs numeric ${r.numeric}`);
+});
 
 test("a one-element initializer torch named itself ('onnx::...') is a constant, a named one a parameter", () => {
   const traced = importOnnx(model({ name: 'pow', op: 'Pow', opset: 13, x: X, extra: [f('onnx::Pow_3', [], [2])] }));
