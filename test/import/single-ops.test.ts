@@ -81,6 +81,8 @@ const cases: Case[] = [
         attrs: [str('mode', 'nearest'), str('coordinate_transformation_mode', m), str('nearest_mode', nm)], extra: ['', f('sc', [4], [1, 1, 0.6, 2.5])],
       },
     ])),
+  // floor(0.7f * 10) is 7 in onnxruntime's float32 product, 6 in exact arithmetic: onnxruntime's size is taken.
+  { name: 'Resize bilinear x0.7 on 10 (float32 output size)', op: 'Resize', opset: 13, x: [1, 2, 10, 10], attrs: [str('mode', 'linear')], extra: ['', f('sc', [4], [1, 1, 0.7, 0.7])] },
   { name: 'Resize nearest (sizes 8x3)', op: 'Resize', opset: 13, x: [1, 2, 5, 7], attrs: [str('mode', 'nearest')], extra: ['', '', i64('sz', [1, 2, 8, 3])] },
   { name: 'Resize-10 nearest x3', op: 'Resize', opset: 10, x: [1, 2, 4, 3], attrs: [str('mode', 'nearest')], extra: [f('sc', [4], [1, 1, 3, 3])] },
   { name: 'Resize-10 nearest x0.6 x1.7', op: 'Resize', opset: 10, x: [1, 2, 5, 7], attrs: [str('mode', 'nearest')], extra: [f('sc', [4], [1, 1, 0.6, 1.7])] },
