@@ -89,20 +89,19 @@ function reverseAxis(x: Value, axis: number): Value {
 /**
  * The input gradient of a stride-1 convolution is a convolution of dY with the kernel flipped in space
  * and transposed in channels, padded by (k - 1) * dilation - pad; ORT runs a Conv faster than the
- * equivalent ConvTranspose.
+ * equivalent ConvTranspose. Where the layer's pad exceeds the dilated kernel extent (a 1x1 kernel with
+ * pad 1), that pad is negative: those rows/columns of dY only saw padding, so they are cropped instead.
  */
 function inputGradientStride1(dy: Value, w: Value, a: ConvAttrs): Value {
   const [, , kh, kw] = w.shape as number[];
   const flipped = transpose(reverseAxis(reverseAxis(w, 2), 3), [1, 0, 2, 3]);
   const [dh, dw] = a.dilations;
-  const pads: [number, number, number, number] = [
-    (kh - 1) * dh - a.pads[0],
-    (kw - 1) * dw - a.pads[1],
-    (kh - 1) * dh - a.pads[2],
-    (kw - 1) * dw - a.pads[3],
-  ];
-  if (pads.some((p) => p < 0)) throw new Error(`conv gradient: padding larger than the dilated kernel is not supported (pads [${a.pads}])`);
-  return conv(dy, flipped, undefined, { pads, dilations: a.dilations as [number, number] });
+  const full = [(kh - 1) * dh - a.pads[0], (kw - 1) * dw - a.pads[1], (kh - 1) * dh - a.pads[2], (kw - 1) * dw - a.pads[3]];
+  const pads = full.map((p) => Math.max(p, 0)) as [number, number, number, number];
+  const crop = full.map((p) => Math.max(-p, 0));
+  const [ho, wo] = [staticDim(dy.shape[2], 'conv gradient'), staticDim(dy.shape[3], 'conv gradient')];
+  const kept = crop.some((c) => c > 0) ? slice(dy, [crop[0], crop[1]], [ho - crop[2], wo - crop[3]], [2, 3]) : dy;
+  return conv(kept, flipped, undefined, { pads, dilations: a.dilations as [number, number] });
 }
 
 /** A grouped Conv with constant one-hot kernels: output channel c*k + t copies tap t of input channel c (exactly: x*1 plus zeros). */

@@ -33,10 +33,14 @@ export const rules: Record<string, VJP> = {
     needs[0] ? sumTo(div(dy!, b), a.shape) : null,
     needs[1] ? sumTo(neg(div(mul(dy!, y), b)), b.shape) : null,
   ],
-  Pow: ({ inputs: [x, p], outputs: [y] }, [dy], needs) => [
-    needs[0] ? sumTo(mul(dy!, mul(p, pow(x, sub(p, 1)))), x.shape) : null,
-    needs[1] ? sumTo(mul(dy!, mul(y, log(x))), p.shape) : null,
-  ],
+  Pow: ({ inputs: [x, p0], outputs: [y] }, [dy], needs) => {
+    // ONNX lets the exponent be an integer tensor (x ** 3 exported with an int64 3): float arithmetic on it.
+    const p = p0.dtype === x.dtype ? p0 : cast(p0, x.dtype);
+    return [
+      needs[0] ? sumTo(mul(dy!, mul(p, pow(x, sub(p, 1)))), x.shape) : null,
+      needs[1] ? sumTo(mul(dy!, mul(y, log(x))), p.shape) : null,
+    ];
+  },
   Min: ({ inputs: [a, b] }, [dy], needs) => {
     const pickA = lessOrEqual(a, b); // ties send the gradient to the first operand
     return [

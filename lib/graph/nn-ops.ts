@@ -233,7 +233,35 @@ export const globalAveragePool = (x: Value): Value => reduceMean(x, x.shape.map(
 // ---------------------------------------------------------------------------------------------------
 // Resampling
 
-export type CoordinateMode = 'half_pixel' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric';
+export type CoordinateMode = 'half_pixel' | 'half_pixel_symmetric' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric' | 'tf_half_pixel_for_nn';
+/** ONNX's nearest_mode, plus 'simple': Resize-10 and Upsample (floor up-sampling, ceil down-sampling, as onnxruntime). */
+export type NearestMode = 'round_prefer_floor' | 'round_prefer_ceil' | 'floor' | 'ceil' | 'simple';
+
+/**
+ * The source coordinate of output index `o` under an ONNX coordinate transformation; `scale` is the scale
+ * the graph states (or out / in). `r` rounds each step: Math.fround follows onnxruntime's float32
+ * arithmetic, which decides the ties nearest rounding meets.
+ */
+export function sourceCoordinate(o: number, inSize: number, outSize: number, scale: number, mode: CoordinateMode, r = (v: number): number => v): number {
+  switch (mode) {
+    case 'align_corners':
+      return outSize === 1 ? 0 : r(r(o * (inSize - 1)) / (outSize - 1));
+    case 'asymmetric':
+      return r(o / scale);
+    case 'tf_half_pixel_for_nn':
+      return r(r(o + 0.5) / scale);
+    case 'half_pixel_symmetric': {
+      // onnxruntime computes the offset in float32 and the rest in double.
+      const offset = r(r(inSize / 2) * r(1 - r(outSize / r(scale * inSize))));
+      return r(offset + (o + 0.5) / scale - 0.5);
+    }
+    case 'pytorch_half_pixel':
+      if (outSize === 1) return 0;
+    // falls through: otherwise half_pixel
+    case 'half_pixel':
+      return r(r(r(o + 0.5) / scale) - 0.5);
+  }
+}
 
 /** Nearest-neighbour resize by integer factors (what nn.Upsample(scale_factor=k) exports). */
 export function resizeNearest(x: Value, fh: number, fw: number): Value {
@@ -246,6 +274,55 @@ export function resizeNearest(x: Value, fh: number, fw: number): Value {
   return reshape(spread, [n, c, hh * fh, ww * fw]);
 }
 
+/** The source index of each output index of a 1-D nearest resize, as onnxruntime computes it. */
+export function nearestIndices(inSize: number, outSize: number, scale: number, coord: CoordinateMode, mode: NearestMode): Int32Array {
+  const at = new Int32Array(outSize);
+  for (let o = 0; o < outSize; o++) {
+    const x = sourceCoordinate(o, inSize, outSize, scale, coord, Math.fround);
+    const tie = x - Math.floor(x) === 0.5;
+    let i: number;
+    if (mode === 'floor') i = Math.floor(x);
+    else if (mode === 'ceil') i = Math.ceil(x);
+    else if (mode === 'simple') i = scale < 1 ? Math.ceil(x) : Math.floor(x);
+    else if (mode === 'round_prefer_floor') i = tie ? Math.floor(x) : Math.round(x);
+    else i = tie ? Math.ceil(x) : Math.round(x);
+    at[o] = Math.min(Math.max(i, 0), inSize - 1);
+  }
+  return at;
+}
+
+/** The integer factor f when `at` repeats each input index f times in order (o -> floor(o / f)), else 0. */
+function repeatFactor(at: Int32Array, inSize: number): number {
+  const f = at.length / inSize;
+  return Number.isInteger(f) && at.every((i, o) => i === Math.floor(o / f)) ? f : 0;
+}
+
+/** The [out, in] one-hot matrix that picks input `at[o]` for output o. */
+function oneHot(at: Int32Array, inSize: number): Float32Array {
+  const m = new Float32Array(at.length * inSize);
+  at.forEach((i, o) => (m[o * inSize + i] = 1));
+  return m;
+}
+
+/**
+ * Nearest resize of NCHW to [outH, outW] under any coordinate transformation and rounding: the index map
+ * is computed here; an integer repetition (PyTorch's nn.Upsample) takes the expand path, any other map
+ * two products with constant one-hot matrices (exact for finite inputs, differentiable).
+ */
+export function resizeNearestTo(x: Value, outH: number, outW: number, coord: CoordinateMode, mode: NearestMode, scales?: [number, number]): Value {
+  const g = x.graph;
+  const h = staticDim(x.shape[2], 'resize');
+  const w = staticDim(x.shape[3], 'resize');
+  const [sh, sw] = scales ?? [Math.fround(outH / h), Math.fround(outW / w)];
+  const ih = nearestIndices(h, outH, sh, coord, mode);
+  const iw = nearestIndices(w, outW, sw, coord, mode);
+  const [fh, fw] = [repeatFactor(ih, h), repeatFactor(iw, w)];
+  if (fh && fw) return resizeNearest(x, fh, fw);
+  const ah = g.constant(oneHot(ih, h), [outH, h]);
+  const awT = g.constant(transposed(oneHot(iw, w), outW, w), [w, outW]);
+  return matmul(ah, matmul(x, awT));
+}
+
 /**
  * The [out, in] matrix of 1-D linear interpolation under an ONNX coordinate transformation; `scale` is
  * out / in (or the scale the graph states).
@@ -253,12 +330,7 @@ export function resizeNearest(x: Value, fh: number, fw: number): Value {
 export function linearWeights(inSize: number, outSize: number, scale: number, mode: CoordinateMode): Float32Array {
   const m = new Float32Array(outSize * inSize);
   for (let o = 0; o < outSize; o++) {
-    let x: number;
-    if (mode === 'align_corners') x = outSize === 1 ? 0 : (o * (inSize - 1)) / (outSize - 1);
-    else if (mode === 'asymmetric') x = o / scale;
-    else if (mode === 'pytorch_half_pixel' && outSize === 1) x = 0;
-    else x = (o + 0.5) / scale - 0.5;
-    x = Math.min(Math.max(x, 0), inSize - 1);
+    const x = Math.min(Math.max(sourceCoordinate(o, inSize, outSize, scale, mode), 0), inSize - 1);
     const i0 = Math.floor(x);
     const i1 = Math.min(i0 + 1, inSize - 1);
     const t = x - i0;

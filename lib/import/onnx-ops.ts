@@ -7,7 +7,7 @@
 import type { Graph, Shape, Value } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import * as nn from '../graph/nn-ops.ts';
-import { hostValue, numbersOf, scalarOf, type HostValue } from './host-values.ts';
+import { hostValue, numbersOf, scalarOf, type HostScalar, type HostValue } from './host-values.ts';
 
 export interface NodeContext {
   g: Graph;
@@ -210,41 +210,72 @@ function splitNode(c: NodeContext): Value[] {
   return nn.split(x, sizes, a);
 }
 
+const NEAREST_MODES = ['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil'];
+const COORDINATE_MODES = ['half_pixel', 'half_pixel_symmetric', 'pytorch_half_pixel', 'align_corners', 'asymmetric', 'tf_half_pixel_for_nn'];
+
+/**
+ * Resize/Upsample of the spatial axes. The output size and the scale the coordinate transformation divides
+ * by follow onnxruntime (float32 scales; floor(scale * in) from scales, round under a keep_aspect_ratio_policy).
+ * `roi`, `extrapolation_value` (tf_crop_and_resize only) and `exclude_outside` (cubic and antialiased
+ * filters only) cannot matter for what is accepted here.
+ */
 function resizeNode(c: NodeContext): Value {
   const x = c.tensor(0);
   require2d(c, x);
   const mode = str(c, 'mode', 'nearest');
   const [h, w] = [x.shape[2], x.shape[3]];
   if (typeof h !== 'number' || typeof w !== 'number') fail(c, 'resize needs static spatial sizes');
-  // Upsample (opset 7: attribute, 9: input), Resize 10 (X, scales), Resize 11+ (X, roi, scales, sizes).
+  const legacy = c.opType === 'Upsample' || c.opset === 10;
+  // Upsample (opset 7: attribute, 9: input), Resize 10 (X, scales), Resize 11+ (X, roi, scales, sizes);
+  // from opset 18 `axes` names the axes scales/sizes list. Both are spread over all four axes here.
   let scales: number[] | undefined;
-  let sizes: number[] | undefined;
+  let sizes: HostScalar[] | undefined;
+  const axes = c.opset >= 18 && ints(c, 'axes') ? ints(c, 'axes')!.map((a) => (a < 0 ? a + 4 : a)) : [0, 1, 2, 3];
+  if (axes.some((a) => a < 0 || a > 3) || new Set(axes).size !== axes.length) fail(c, `axes [${ints(c, 'axes')}] must be distinct axes of the 4-D input`);
+  const spread = <T,>(given: T[], rest: T[], what: string): T[] => {
+    if (given.length !== axes.length) fail(c, `${what} [${given}] must give one value per axis in [${axes}]`);
+    const all = [...rest];
+    axes.forEach((a, i) => (all[a] = given[i]));
+    return all;
+  };
   if (c.opType === 'Upsample') scales = c.opset >= 9 ? numbersOf(c.host(1), 'scales') : (c.attr('scales') as number[]);
   else if (c.opset === 10) scales = numbersOf(c.host(1), 'scales');
-  else {
-    if (c.has(3) && c.host(3).data.length) {
-      // The batch entry may be the run-time symbol (sizes computed from Shape); it must stay the batch.
-      const raw = c.host(3).data;
-      if (raw[0] !== x.shape[0] || typeof raw[1] !== 'number' || typeof raw[2] !== 'number' || typeof raw[3] !== 'number') fail(c, `sizes [${raw}] must keep the batch and give static channels, height and width`);
-      sizes = [1, ...(raw.slice(1) as number[])];
-    }
-    else if (c.has(2) && c.host(2).data.length) scales = numbersOf(c.host(2), 'scales');
+  else if (c.has(3) && c.host(3).data.length) sizes = spread(c.host(3).data, x.shape, 'sizes');
+  else if (c.has(2) && c.host(2).data.length) scales = spread(numbersOf(c.host(2), 'scales'), [1, 1, 1, 1], 'scales');
+  else fail(c, 'needs scales or sizes');
+  // The batch entry may be the run-time symbol (sizes computed from Shape); it must stay the batch.
+  if (sizes && (sizes[0] !== x.shape[0] || sizes[1] !== x.shape[1])) fail(c, `resizing the batch or channel axes (sizes [${sizes}]) is not supported`);
+  if (sizes && (typeof sizes[2] !== 'number' || typeof sizes[3] !== 'number')) fail(c, `sizes [${sizes}] must give static height and width`);
+  const policy = c.opset >= 18 ? str(c, 'keep_aspect_ratio_policy', 'stretch') : 'stretch';
+  if (sizes && policy !== 'stretch') {
+    // One scale for every listed axis (an unchanged batch or channel axis counts as 1, so a policy over
+    // all four axes that moves the scale from 1 resizes them too, which the check below refuses).
+    if (policy !== 'not_larger' && policy !== 'not_smaller') fail(c, `keep_aspect_ratio_policy '${policy}' is not one of stretch, not_larger, not_smaller`);
+    // onnxruntime leaves an axis given as negative unresized under a policy (the spec resizes it): refused.
+    if (ints(c, 'axes')?.some((a) => a < 0)) fail(c, `keep_aspect_ratio_policy '${policy}' with negative axes [${ints(c, 'axes')}] is not supported`);
+    const ratios = axes.map((a) => (a < 2 ? 1 : Math.fround((sizes![a] as number) / (x.shape[a] as number))));
+    const s = policy === 'not_larger' ? Math.min(...ratios) : Math.max(...ratios);
+    scales = x.shape.map((_, a) => (axes.includes(a) ? s : 1));
+    sizes = undefined;
   }
   if (scales && (scales[0] !== 1 || scales[1] !== 1)) fail(c, `resizing the batch or channel axes (scales [${scales}]) is not supported`);
-  if (sizes && sizes[1] !== x.shape[1]) fail(c, `resizing the channel axis (sizes [${sizes}]) is not supported`);
-  const [outH, outW] = sizes ? [sizes[2], sizes[3]] : [Math.floor(h * scales![2]), Math.floor(w * scales![3])];
-  const legacy = c.opType === 'Upsample' || c.opset === 10;
+  const fromScale = (n: number, s: number) => (policy === 'stretch' ? Math.floor(Math.fround(s * n)) : Math.round(Math.fround(s * n)));
+  const [outH, outW] = sizes ? [sizes[2] as number, sizes[3] as number] : [fromScale(h, scales![2]), fromScale(w, scales![3])];
+  if (outH < 1 || outW < 1) fail(c, `the output would be empty (${outH} x ${outW})`);
+  const stated: [number, number] | undefined = scales ? [scales[2], scales[3]] : undefined;
   const coord = legacy ? 'asymmetric' : str(c, 'coordinate_transformation_mode', 'half_pixel');
   if (mode === 'nearest') {
-    const [fh, fw] = [outH / h, outW / w];
-    const nearestMode = legacy ? 'floor' : str(c, 'nearest_mode', 'round_prefer_floor');
-    if (coord === 'align_corners' || coord === 'tf_crop_and_resize' || nearestMode === 'ceil') fail(c, `nearest resize with ${coord}/${nearestMode} is not supported`);
-    if (!Number.isInteger(fh) || !Number.isInteger(fw)) fail(c, `nearest resize by a non-integer factor (${fh} x ${fw}) is not supported`);
-    return nn.resizeNearest(x, fh, fw);
+    const nearestMode = legacy ? 'simple' : str(c, 'nearest_mode', 'round_prefer_floor');
+    if (!COORDINATE_MODES.includes(coord)) fail(c, `nearest resize with coordinate_transformation_mode '${coord}' is not supported`);
+    if (nearestMode !== 'simple' && !NEAREST_MODES.includes(nearestMode)) fail(c, `nearest_mode '${nearestMode}' is not one of ${NEAREST_MODES.join(', ')}`);
+    return nn.resizeNearestTo(x, outH, outW, coord as nn.CoordinateMode, nearestMode as nn.NearestMode, stated);
   }
   if (mode === 'linear' || mode === 'bilinear') {
-    if (!['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric'].includes(coord)) fail(c, `linear resize with coordinate mode '${coord}' is not supported`);
-    return nn.resizeBilinear(x, outH, outW, coord as nn.CoordinateMode, scales ? [scales[2], scales[3]] : undefined);
+    if (!COORDINATE_MODES.includes(coord)) fail(c, `linear resize with coordinate_transformation_mode '${coord}' is not supported`);
+    // Antialiasing widens the filter only when down-sampling.
+    const [sh, sw] = stated ?? [outH / h, outW / w];
+    if (c.opset >= 18 && int(c, 'antialias', 0) !== 0 && (sh < 1 || sw < 1)) fail(c, 'antialias=1 when down-sampling is not supported');
+    return nn.resizeBilinear(x, outH, outW, coord as nn.CoordinateMode, stated);
   }
   return fail(c, `resize mode '${mode}' is not supported (nearest, linear)`);
 }

@@ -87,6 +87,7 @@ const cases: Case[] = [
   },
   { name: 'GlobalAveragePool', inputs: [{ name: 'x', shape: ['N', 3, 4, 5] }], f: (_g, [x]) => sq(nn.globalAveragePool(x)) },
   { name: 'Resize (nearest x2)', inputs: [{ name: 'x', shape: ['N', 2, 3, 2] }], f: (_g, [x]) => sq(nn.resizeNearest(x, 2, 3)) },
+  { name: 'Resize (nearest, one-hot, half_pixel x5/3 x7/4)', inputs: [{ name: 'x', shape: ['N', 2, 3, 4] }], f: (_g, [x]) => sq(nn.resizeNearestTo(x, 5, 7, 'half_pixel', 'round_prefer_floor')) },
   { name: 'Resize (bilinear, half_pixel)', inputs: [{ name: 'x', shape: ['N', 2, 3, 4] }], f: (_g, [x]) => sq(nn.resizeBilinear(x, 6, 7, 'half_pixel')) },
   { name: 'Resize (bilinear, align_corners)', inputs: [{ name: 'x', shape: ['N', 2, 3, 4] }], f: (_g, [x]) => sq(nn.resizeBilinear(x, 5, 8, 'align_corners')) },
 ];

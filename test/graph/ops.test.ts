@@ -22,6 +22,8 @@ const cases: Case[] = [
   { name: 'Mul (broadcast)', inputs: [{ name: 'a', shape: [2, 3, 1] }, { name: 'b', shape: [1, 5] }], f: (_g, [a, b]) => op.mul(a, b) },
   { name: 'Div', inputs: [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [2, 3], init: positive }], f: (_g, [a, b]) => op.div(a, b) },
   { name: 'Pow (both)', inputs: [{ name: 'a', shape: [2, 3], init: positive }, { name: 'p', shape: [1], init: positive }], f: (_g, [a, p]) => op.pow(a, p) },
+  // An int64 exponent (valid ONNX; torch exports x ** 3 this way): the rule must not mix int64 and float.
+  { name: 'Pow (int64 exponent)', inputs: [{ name: 'a', shape: [2, 3] }], f: (g, [a]) => op.pow(a, g.constant([3], [1], 'int64')) },
   { name: 'Min', inputs: [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [4] }], f: (_g, [a, b]) => op.min(a, b) },
   { name: 'Max', inputs: [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [3, 4] }], f: (_g, [a, b]) => op.max(a, b) },
   { name: 'Where', inputs: [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [4] }], f: (_g, [a, b]) => op.where(op.greater(a, 0), a, b) },
@@ -73,6 +75,16 @@ const cases: Case[] = [
     name: 'Conv (stride 1, 2x3 kernel dilated along the width, uneven padding)',
     inputs: [{ name: 'x', shape: ['N', 2, 5, 9] }, { name: 'w', shape: [3, 2, 2, 3] }],
     f: (_g, [x, w]) => op.conv(x, w, undefined, { pads: [0, 2, 1, 1], dilations: [1, 2] }),
+  },
+  {
+    name: 'Conv (stride 1, 3x3 kernel, pad 3 on top: a pad beyond the kernel extent)',
+    inputs: [{ name: 'x', shape: ['N', 2, 5, 6] }, { name: 'w', shape: [3, 2, 3, 3] }],
+    f: (_g, [x, w]) => op.conv(x, w, undefined, { pads: [3, 0, 0, 0] }),
+  },
+  {
+    name: 'Conv (1x1, pad 1: every pad beyond the kernel extent)',
+    inputs: [{ name: 'x', shape: ['N', 2, 4, 5] }, { name: 'w', shape: [3, 2, 1, 1] }, { name: 'b', shape: [3] }],
+    f: (_g, [x, w, b]) => op.conv(x, w, b, { pads: [1, 1, 1, 1] }),
   },
   {
     name: 'Conv (groups)',
