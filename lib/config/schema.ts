@@ -329,6 +329,8 @@ function checkBatchesFit(
   c: { data: { size: number }; sft: { steps: number; batchSize: number }; grpo: { steps: number; samplesPerBatch: number; groupSize: number; advantageMode: string }; orchestrator: { maxMessageBytes: number } },
   ctx: z.RefinementCtx,
 ): void {
+  // only for settings valid one by one (each has been refused with its own message otherwise)
+  if (!(c.data.size >= 11 && c.data.size <= MAX_IMAGE_SIZE)) return;
   const image = 3 * c.data.size * c.data.size * 4;
   const limit = c.orchestrator.maxMessageBytes;
   const refuse = (path: string[], what: string, bytes: number) => ctx.addIssue({

@@ -1,9 +1,11 @@
 // Shared by the reliability tests: the orchestrator's event log, fault timing, and a look into a finished
 // local run's JetStream store (nats-server started again on the run's store directory).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../lib/local/ports.ts';
+import { writeLocalNatsUsers } from '../../lib/local/nats-config.ts';
 import { CheckpointStore, connectNats, spawnNatsServer, AnnouncementSchema, type Announcement } from '../../lib/transport/index.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
 
@@ -49,11 +51,18 @@ export interface StoreView {
   latestFetchedDigest: string | null;
 }
 
-/** Opens the JetStream store a local run left in `<out>/nats` and reads its checkpoint records. */
+/**
+ * Opens the JetStream store a local run left in `<out>/nats` and reads its checkpoint records. The run's streams live
+ * in the accounts' streams account (lib/transport/nats-permissions.ts), so the server starts with the same accounts
+ * (fresh passwords of its own) and the audit reads as the learner, whose grant reads every stream.
+ */
 export async function readRunStore(out: string, runId: string): Promise<StoreView> {
   const port = await freePort();
-  const server = await spawnNatsServer({ port, storeDir: join(out, 'nats') });
-  const nc = await connectNats({ url: server.url, name: 'reliability-audit' });
+  const conf = mkdtempSync(join(tmpdir(), 'reliability-audit-'));
+  const users = writeLocalNatsUsers(conf);
+  const server = await spawnNatsServer({ port, storeDir: join(out, 'nats'), extraArgs: ['-c', users.configFile] });
+  rmSync(conf, { recursive: true, force: true }); // read at start
+  const nc = await connectNats({ url: server.url, name: 'reliability-audit', ...users.credentials('learner') });
   try {
     const store = await CheckpointStore.open(nc, { runId });
     const jsm = await nc.jetstreamManager();
