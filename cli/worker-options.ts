@@ -33,6 +33,7 @@ export interface WorkerCliArgs {
   natsTlsKey?: string;
   maxBatch?: number;
   maxInFlight?: number;
+  maxMessageBytes?: number;
   keepaliveMs?: number;
   keepaliveTimeoutMs?: number;
   threads?: number;
@@ -74,6 +75,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('tls-server-name', { type: 'string', describe: "name expected in the orchestrator's certificate when it differs from the dialled host" })
     .option('max-batch', { type: 'number', describe: 'most items / candidates / samples per task (Capabilities.max_batch)' })
     .option('max-in-flight', { type: 'number', describe: 'tasks held at once (Capabilities.max_in_flight)' })
+    .option('max-message-bytes', { type: 'number', describe: "largest gRPC message this worker receives; at least the run's orchestrator.maxMessageBytes, or the worker stops at the Welcome saying so (default 64 MiB, or --config's orchestrator.maxMessageBytes)" })
     .option('keepalive-ms', { type: 'number', describe: `keepalive ping interval on the orchestrator's stream, ms; 0 = none (default ${DEFAULT_KEEPALIVE_MS}). A dead stream (cut link, silent orchestrator) is noticed within this plus --keepalive-timeout-ms` })
     .option('keepalive-timeout-ms', { type: 'number', describe: `a ping unanswered this long ends the stream and the worker reconnects (default ${DEFAULT_KEEPALIVE_TIMEOUT_MS}); with --graph-thread off it must outlast this role's longest graph call, with auto its first long one` })
     .option('threads', { type: 'number', describe: `onnxruntime threads per operator for this process's graphs; 0 = one per core (default: the ${THREADS_ENV} environment variable, else 0). Give each role on a shared machine its share of the cores` })
@@ -82,6 +84,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .check((a) => {
       if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together (mutual TLS needs both)');
       checkIntegerFlag(a.keepaliveMs, '--keepalive-ms', 0, ' (0: no pings)');
+      checkIntegerFlag(a.maxMessageBytes, '--max-message-bytes', 1024);
       checkIntegerFlag(a.keepaliveTimeoutMs, '--keepalive-timeout-ms', 1);
       if (a.threads !== undefined && (!Number.isInteger(a.threads) || a.threads < 0)) throw new Error(`--threads must be an integer >= 0 (0: one per core), got ${a.threads}`);
       return true;
@@ -158,6 +161,7 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
     natsAuth: natsAuthFromArgs(a),
     ...(a.maxBatch !== undefined ? { maxBatch: a.maxBatch } : {}),
     ...(a.maxInFlight !== undefined ? { maxInFlight: a.maxInFlight } : {}),
+    ...((a.maxMessageBytes ?? fromConfig?.orchestrator.maxMessageBytes) !== undefined ? { maxMessageBytes: a.maxMessageBytes ?? fromConfig!.orchestrator.maxMessageBytes } : {}),
     ...(a.keepaliveMs !== undefined ? { keepaliveMs: a.keepaliveMs } : {}),
     ...(a.keepaliveTimeoutMs !== undefined ? { keepaliveTimeoutMs: a.keepaliveTimeoutMs } : {}),
     handleSignals: true,

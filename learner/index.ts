@@ -215,6 +215,13 @@ class LearnerRole implements WorkerRoleImpl {
 
   async init(ctx: RoleContext): Promise<void> {
     this.ctx = ctx;
+    // the run's batches against the most this learner takes (--max-batch), at the start rather than at the first
+    // batch too big: a GRPO batch over it would otherwise end the run after the whole warm start
+    const { sft, grpo } = ctx.config;
+    const largest = Math.max(sft.steps > 0 ? sft.batchSize : 0, grpo.steps > 0 ? grpo.samplesPerBatch * grpo.groupSize : 0);
+    if (largest > this.maxBatch) {
+      throw new SetupError(`run ${ctx.runId}: its batches hold up to ${largest} samples (sft.batchSize ${sft.batchSize}, grpo.samplesPerBatch ${grpo.samplesPerBatch} x grpo.groupSize ${grpo.groupSize}), more than this learner's max_batch ${this.maxBatch}: start it with --max-batch ${largest}`);
+    }
     this.hyper = grpoHyper(ctx.config);
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const shapes = paramShapesOf(ctx.config);

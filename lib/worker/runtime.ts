@@ -23,6 +23,7 @@ import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } f
 import {
   checkRunId,
   closeNats,
+  DEFAULT_MAX_MESSAGE_BYTES,
   connectNats,
   connectToOrchestrator,
   describeNatsAuth,
@@ -248,6 +249,12 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
       throw new WorkerFatalError(`Welcome.run_id: ${(e as Error).message}`);
     }
     const config = parseWelcomeConfig(w);
+    // the orchestrator sends messages up to its limit, and one this worker's gRPC cannot take ends the stream; the
+    // reconnect gets it again: a run that never moves and never says why
+    const receives = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (config.orchestrator.maxMessageBytes > receives) {
+      throw new WorkerFatalError(`the run's orchestrator.maxMessageBytes is ${config.orchestrator.maxMessageBytes} bytes, but this worker receives messages of at most ${receives}: start it with --max-message-bytes ${config.orchestrator.maxMessageBytes}`);
+    }
     const hash = configHash(config);
     firstWelcome = { runId, configHash: hash };
     metrics ??= createMetrics(runId, role.name);
