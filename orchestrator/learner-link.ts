@@ -82,7 +82,7 @@ export class LearnerLink {
   private send(learner: WorkerSession, batch: TrainBatch): Promise<void> {
     return learner.send({ train_batch: batch }).catch((e: unknown) => {
       if (e instanceof RangeError) {
-        this.o.fail(new Error(`cannot send train batch ${batch.batch_seq} (${batch.batch_id}) to the learner: ${e.message}; raise orchestrator.maxMessageBytes or make the run's batches smaller`));
+        this.o.fail(new Error(`cannot send train batch ${batch.batch_seq} (${batch.batch_id}) to the learner: ${e.message}; raise orchestrator.maxMessageBytes (and the workers' --max-message-bytes) or make the run's batches smaller`));
       }
     });
   }

@@ -6,6 +6,7 @@ import { traceRole } from '../lib/log/trace.ts';
 import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
+import { assertBatchesFit } from '../lib/config/batch-fit.ts';
 import { createMetrics, startMetricsServer, type MetricsServer } from '../lib/metrics/index.ts';
 import {
   CheckpointStore,
@@ -73,6 +74,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // Refusals that need nothing running come first: an unauthenticated public address. (The reward expression
   // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
   checkListenAuth(listen, o.auth);
+  assertBatchesFit(config);
   const metrics = createMetrics(config.run.id, 'orchestrator');
   const natsUrl = o.natsUrl ?? config.nats.url;
   const nc = await connectNats({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth });

@@ -313,36 +313,8 @@ export const configSchema = z.strictObject({
   metrics: metricsSchema.prefault({}),
   eval: evalSchema.prefault({}),
   flow: flowConfigSchema.prefault({}),
-}).superRefine((c, ctx) => {
-  checkAlgorithm(c, ctx);
-  checkBatchesFit(c, ctx);
-});
+}).superRefine((c, ctx) => checkAlgorithm(c, ctx));
 
-/**
- * A training batch travels to the learner as one gRPC message, so it must fit orchestrator.maxMessageBytes. Refused at
- * load when even its images alone cannot (a lower bound: float32 tensors of size x size x 3, leaving out the smaller
- * per-sample fields): SFT sends images and targets; GRPO each group's image once, each action, and in dense mode the
- * behaviour log-density per element too. The orchestrator still fails the run naming the batch when a batch that
- * passes this bound is over the limit (orchestrator/learner-link.ts).
- */
-function checkBatchesFit(
-  c: { data: { size: number }; sft: { steps: number; batchSize: number }; grpo: { steps: number; samplesPerBatch: number; groupSize: number; advantageMode: string }; orchestrator: { maxMessageBytes: number } },
-  ctx: z.RefinementCtx,
-): void {
-  // only for settings valid one by one (each has been refused with its own message otherwise)
-  if (!(c.data.size >= 11 && c.data.size <= MAX_IMAGE_SIZE)) return;
-  const image = 3 * c.data.size * c.data.size * 4;
-  const limit = c.orchestrator.maxMessageBytes;
-  const refuse = (path: string[], what: string, bytes: number) => ctx.addIssue({
-    code: 'custom', path,
-    message: `${what} at data.size ${c.data.size} need at least ${bytes} bytes in one message, over orchestrator.maxMessageBytes (${limit}): raise orchestrator.maxMessageBytes or make the batch smaller`,
-  });
-  const sft = 2 * c.sft.batchSize * image;
-  if (c.sft.steps > 0 && sft > limit) refuse(['sft', 'batchSize'], `SFT batches of ${c.sft.batchSize} images and targets`, sft);
-  const { samplesPerBatch: p, groupSize: g } = c.grpo;
-  const grpo = (p + p * g * (c.grpo.advantageMode === 'dense' ? 2 : 1)) * image;
-  if (c.grpo.steps > 0 && grpo > limit) refuse(['grpo', 'samplesPerBatch'], `GRPO batches of ${p} images x ${g} actions${c.grpo.advantageMode === 'dense' ? ' (with their dense log-densities)' : ''}`, grpo);
-}
 
 /**
  * Settings that are valid one by one but not together: the reward expression must compile, serve dense

@@ -8,6 +8,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
+import { assertBatchesFit } from '../../lib/config/batch-fit.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
@@ -72,11 +73,12 @@ test('a batch over orchestrator.maxMessageBytes fails the run naming the batch a
   await assert.rejects(orch.done, new RegExp(`cannot send train batch 1 \\(.*\\) to the learner: .*over the ${limit}-byte message limit \\(maxMessageBytes\\); raise orchestrator\\.maxMessageBytes`));
 });
 
-test('a run whose batches cannot fit orchestrator.maxMessageBytes is refused at load, naming the setting', () => {
-  assert.throws(() => configOf('too-big', { data: { size: 64, source: { kind: 'procedural', count: 16 } }, sft: { steps: 2, batchSize: 4 }, orchestrator: { maxMessageBytes: 128 * 1024 } }),
-    /sft\.batchSize: SFT batches of 4 images and targets at data\.size 64 need at least 393216 bytes in one message, over orchestrator\.maxMessageBytes \(131072\)/);
-  assert.throws(() => configOf('too-big', { data: { size: 256, source: { kind: 'procedural', count: 16 } }, sft: { steps: 0 }, grpo: { steps: 1, samplesPerBatch: 8, groupSize: 16, advantageMode: 'dense' } }),
+test('a run whose batches cannot fit orchestrator.maxMessageBytes is refused when the orchestrator starts, naming the setting; loading it for a tool is not', async () => {
+  const tooBig = configOf('too-big', { data: { size: 64, source: { kind: 'procedural', count: 16 } }, sft: { steps: 2, batchSize: 4 }, orchestrator: { maxMessageBytes: 128 * 1024 } });
+  await assert.rejects(runOrchestrator({ config: tooBig, listen: '127.0.0.1:0', natsUrl: 'nats://127.0.0.1:1', metricsPort: 0, log: () => {} }),
+    /sft\.batchSize: SFT batches of 4 images and targets at data\.size 64 need at least 393216 bytes in one message, over orchestrator\.maxMessageBytes \(131072\): raise orchestrator\.maxMessageBytes \(and the workers' --max-message-bytes\)/);
+  assert.throws(() => assertBatchesFit(configOf('too-big', { data: { size: 256, source: { kind: 'procedural', count: 16 } }, sft: { steps: 0 }, grpo: { steps: 1, samplesPerBatch: 8, groupSize: 16, advantageMode: 'dense' } })),
     /grpo\.samplesPerBatch: GRPO batches of 8 images x 16 actions \(with their dense log-densities\) at data\.size 256 need at least 207618048 bytes/);
   // the defaults fit
-  configOf('fits', { sft: { steps: 2, batchSize: 4 } });
+  assertBatchesFit(configOf('fits', { sft: { steps: 2, batchSize: 4 } }));
 });
