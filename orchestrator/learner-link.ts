@@ -2,7 +2,7 @@
 // acknowledged, are re-sent to a reconnecting learner and after a 'gap' or retryable error; a learner that
 // holds batches newer than the stored state (acknowledged while the orchestrator was down) is caught up as far
 // as its published checkpoint confirms (the coordinator checks the claim); acknowledgements are applied one at a time, because each persists with compare-and-set.
-import type { TrainBatch, WorkerSession } from '../lib/transport/index.ts';
+import { MessageTooLargeError, type TrainBatch, type WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
@@ -81,7 +81,7 @@ export class LearnerLink {
    */
   private send(learner: WorkerSession, batch: TrainBatch): Promise<void> {
     return learner.send({ train_batch: batch }).catch((e: unknown) => {
-      if (e instanceof RangeError) {
+      if (e instanceof MessageTooLargeError) {
         this.o.fail(new Error(`cannot send train batch ${batch.batch_seq} (${batch.batch_id}) to the learner: ${e.message}; raise orchestrator.maxMessageBytes (and the workers' --max-message-bytes) or make the run's batches smaller`));
       }
     });

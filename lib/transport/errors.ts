@@ -39,3 +39,15 @@ export interface StreamEnd {
   /** 'local': this side ended it (close(), fail(), server shutdown); 'remote': the other side did. */
   by: 'local' | 'remote';
 }
+
+/**
+ * A message over the gRPC message limit (maxMessageBytes), refused before it was written: the stream stays open. A
+ * RangeError, as the other refusals of a send are (a task bundle larger than the worker asked for), so that dispatch
+ * splits either; the learner link fails the run only for this one (a train batch cannot be split).
+ */
+export class MessageTooLargeError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MessageTooLargeError';
+  }
+}

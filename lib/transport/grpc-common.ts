@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import { loadProtocol, PROTO_PATH } from './proto.ts';
 import { envelopeCodec, type EnvelopeCodec } from './wire-codec.ts';
+import { MessageTooLargeError } from './errors.ts';
 
 export const CONNECT_PATH = '/recovery.v1.Orchestrator/Connect';
 
@@ -97,7 +98,7 @@ export function preserialize(direction: 'request' | 'response', msg: unknown, ki
   const c = current();
   const buf = direction === 'request' ? c.req(msg) : c.res(msg);
   if (buf.length > maxBytes) {
-    throw new RangeError(`${kind} message is ${buf.length} bytes, over the ${maxBytes}-byte message limit (maxMessageBytes)`);
+    throw new MessageTooLargeError(`${kind} message is ${buf.length} bytes, over the ${maxBytes}-byte message limit (maxMessageBytes)`);
   }
   return { [PRESERIALIZED]: buf };
 }

@@ -9,6 +9,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { assertBatchesFit } from '../../lib/config/batch-fit.ts';
+import { createMetrics } from '../../lib/metrics/index.ts';
+import { MessageTooLargeError, type TrainBatch, type WorkerSession } from '../../lib/transport/index.ts';
+import { LearnerLink } from '../../orchestrator/learner-link.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
@@ -81,4 +84,20 @@ test('a run whose batches cannot fit orchestrator.maxMessageBytes is refused whe
     /grpo\.samplesPerBatch: GRPO batches of 8 images x 16 actions \(with their dense log-densities\) at data\.size 256 need at least 207618048 bytes/);
   // the defaults fit
   assertBatchesFit(configOf('fits', { sft: { steps: 2, batchSize: 4 } }));
+});
+
+test('only a message over the limit fails the run: another RangeError of a send (an allocation failure) leaves the batch to be re-sent', async () => {
+  const failures: Error[] = [];
+  const sendWith = async (err: Error) => {
+    const link = new LearnerLink({ metrics: createMetrics('link-test', 'orchestrator'), log: () => {}, fail: (e) => failures.push(e) });
+    const session = { isOpen: true, hello: {}, workerId: 'l', send: () => Promise.reject(err) } as unknown as WorkerSession;
+    link.attach(session, 0, async () => {});
+    link.enqueue(() => ({ batch_seq: 1, batch_id: 'b-1' }) as TrainBatch);
+    await new Promise((r) => setTimeout(r, 20));
+  };
+  await sendWith(new RangeError('Array buffer allocation failed'));
+  assert.equal(failures.length, 0);
+  await sendWith(new MessageTooLargeError('train_batch message is 2000 bytes, over the 1024-byte message limit (maxMessageBytes)'));
+  assert.equal(failures.length, 1);
+  assert.match(failures[0]!.message, /cannot send train batch 1 \(b-1\) to the learner: train_batch message is 2000 bytes/);
 });
