@@ -2,7 +2,7 @@
 // they are brought to the training resolution, which split each belongs to (a stable hash of its id), and
 // how each is corrupted (the seeded mix). Every sample is a pure function of (dataset, seed, index, epoch).
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, extname, join, posix, relative, resolve, sep } from 'node:path';
+import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { cropSquare, decodeImage, dihedral, decodeWhole, imageSize, type CropMode, type RgbImage } from './image.ts';
@@ -264,8 +264,10 @@ async function listItems(spec: DatasetSpec): Promise<{ list: ItemList; where: st
   const items = parseManifest(text, spec.path).map((e): Item => ({
     id: e.id,
     // split by image, never by line: a paired set holds many corrupted versions of one clean image, one line each
-    // (as written in the manifest, not resolved: the split must not depend on where the dataset is mounted)
-    splitKey: e.group ?? posix.normalize(e.clean),
+    // (the clean path relative to the manifest, not resolved: the split must not depend on where the dataset is
+    // mounted). A line without its own corrupted image is one image, corrupted on the fly: keyed by its id as before
+    // round 23, so that such manifests keep their split
+    splitKey: e.group ?? (e.corrupted !== undefined ? relative(base, resolve(base, e.clean)).split(sep).join('/') : e.id),
     clean: resolve(base, e.clean),
     corrupted: e.corrupted === undefined ? undefined : resolve(base, e.corrupted),
     label: e.corrupted === undefined ? undefined : {

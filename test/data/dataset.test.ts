@@ -203,8 +203,12 @@ test('manifest: the lines of one scene are on one side of the split (by clean im
   await writeFixture(dir, 'other.png', scene(2, 20, 20));
   // a paired set: one clean image, a corrupted version per type and level, one line each (review23a: split by id, 4
   // of 12 lines of one clean image were evaluated and 8 trained on)
-  const lines = Array.from({ length: 12 }, (_, k) => ({ id: `scene-${k}`, clean: k % 2 ? 'scene.png' : './scene.png' }));
-  lines.push(...Array.from({ length: 12 }, (_, k) => ({ id: `grouped-${k}`, clean: k % 2 ? 'scene.png' : 'other.png', group: 'g1' })));
+  // (the clean path written three ways: one file, one key)
+  const forms = ['scene.png', './scene.png', join(dir, 'scene.png')];
+  const lines: object[] = Array.from({ length: 12 }, (_, k) => ({ id: `scene-${k}`, clean: forms[k % 3], corrupted: 'other.png' }));
+  lines.push(...Array.from({ length: 12 }, (_, k) => ({ id: `grouped-${k}`, clean: k % 2 ? 'scene.png' : 'other.png', corrupted: 'scene.png', group: 'g1' })));
+  // lines without a corrupted image of their own keep the split by id they had before round 23
+  lines.push(...Array.from({ length: 12 }, (_, k) => ({ id: `plain-${k}`, clean: 'scene.png' })));
   const path = join(dir, 'pairs.jsonl');
   writeFileSync(path, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   const ids = async (split: 'train' | 'eval', evalFraction: number) => {
@@ -213,7 +217,9 @@ test('manifest: the lines of one scene are on one side of the split (by clean im
   };
   for (const f of [0.1, 0.3, 0.5, 0.7, 0.9]) {
     const [train, evals] = [await ids('train', f), await ids('eval', f)];
-    assert.equal(train.length + evals.length, 24);
+    assert.equal(train.length + evals.length, 36);
+    for (const id of evals.filter((x) => x.startsWith('plain-'))) assert.equal(splitOf(id, f), 'eval');
+    for (const id of train.filter((x) => x.startsWith('plain-'))) assert.equal(splitOf(id, f), 'train');
     for (const prefix of ['scene-', 'grouped-']) {
       const sides = [train, evals].filter((s) => s.some((id) => id.startsWith(prefix))).length;
       assert.equal(sides, 1, `evalFraction ${f}: the lines of ${prefix}* are on both sides`);
