@@ -2,9 +2,10 @@
 //
 //   learner       writes checkpoints (object store `checkpoints-<run>`), their announcements
 //                 (`recovery.<run>.checkpoint`), its optimizer state (`learner-state`, objects `<run>/...`) and its
-//                 skip record (key `learner-skips` of `runstate-<run>`); reads everything.
-//   orchestrator  writes the run state (KV `runstate-<run>`); creates the run's buckets (never updates a stream);
-//                 reads checkpoints, never the learner's optimizer state.
+//                 skip record (key `learner-skips` of `runstate-<run>`); reads everything; the only role that
+//                 creates (or updates) streams where the checkpoints are.
+//   orchestrator  writes the run state (KV `runstate-<run>`, in its own account: RUN_STATE_ACCOUNT), creates streams
+//                 there only, never updates one; reads checkpoints, never the learner's optimizer state.
 //   rollout       reads checkpoints and announcements (not the optimizer state); writes nothing.
 //   reward        same as rollout (it reads nothing today; the grant stays read-only).
 //
