@@ -52,6 +52,9 @@ export async function conformOwnedStream(jsm: JetStreamManager, name: string, ex
   if (before.length === 0) return;
   const fixed: Config = { ...(info.config as unknown as Config), ...COMMON, ...expected };
   for (const k of FORBIDDEN) delete fixed[k];
+  // nats-server 2.10 keeps a stream's sources when an update leaves them out (measured): an empty list removes them
+  if (!isAbsent(info.config.sources)) fixed['sources'] = [];
+  if (!isAbsent(info.config.republish)) fixed['republish'] = null;
   let after: string[];
   try {
     const updated = await jsm.streams.update(name, fixed as unknown as StreamConfig);

@@ -307,15 +307,23 @@ test('the learner corrects, or refuses, a checkpoint stream made by someone else
   const ljsm = await learner.jetstreamManager();
   const run = 'premade-run';
   await ljsm.streams.add({ name: `recovery-ckpt-${run}`, subjects: [`recovery.${run}.checkpoint`, 'evil.>'], max_age: 2e9, max_msgs_per_subject: 10_000 });
-  await ljsm.streams.add({ name: `OBJ_checkpoints-${run}`, subjects: [`$O.checkpoints-${run}.C.>`, `$O.checkpoints-${run}.M.>`], max_age: 2e9, allow_rollup_hdrs: true, allow_direct: true });
+  await ljsm.streams.add({ name: `OBJ_checkpoints-${run}`, subjects: [`$O.checkpoints-${run}.C.>`, `$O.checkpoints-${run}.M.>`], max_age: 2e9, allow_rollup_hdrs: true, allow_direct: true, sources: [{ name: `recovery-ckpt-${run}` }] });
   const store = await CheckpointStore.open(learner, { runId: run });
   const ann = (await ljsm.streams.info(`recovery-ckpt-${run}`)).config;
-  assert.deepEqual({ maxAge: ann.max_age, subjects: ann.subjects }, { maxAge: 0, subjects: [`recovery.${run}.checkpoint`] });
-  assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config.max_age, 0);
+  assert.deepEqual({ maxAge: ann.max_age, subjects: ann.subjects, republish: ann.republish ?? null }, { maxAge: 0, subjects: [`recovery.${run}.checkpoint`], republish: null });
+  const obj = (await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config;
+  assert.deepEqual({ maxAge: obj.max_age, sources: obj.sources ?? [] }, { maxAge: 0, sources: [] });
   const c = ckpt();
   await store.put(0, c.bytes, c.digest);
   await new Promise((r) => setTimeout(r, 2500));
   assert.equal((await store.latest())?.version, 0, 'the announcement expired');
+  // a republish: removed (nats-server 2.10.27), or refused where the server cannot change it (2.9.10: "stream
+  // configuration update can not change republish"), naming the stream and the setting
+  const rp = 'premade-rp-run';
+  await ljsm.streams.add({ name: `recovery-ckpt-${rp}`, subjects: [`recovery.${rp}.checkpoint`], max_msgs_per_subject: 10_000, republish: { src: '>', dest: 'copied.>' } });
+  const opened = await CheckpointStore.open(learner, { runId: rp }).then(() => null, (e: Error) => e);
+  if (opened) assert.match(opened.message, new RegExp(`stream recovery-ckpt-${rp} has settings .*republish`));
+  else assert.equal((await ljsm.streams.info(`recovery-ckpt-${rp}`)).config.republish ?? null, null);
   // what nats-server cannot change (the storage): refused, naming the stream and the setting
   const mem = 'premade-mem-run';
   await ljsm.streams.add({ name: `recovery-ckpt-${mem}`, subjects: [`recovery.${mem}.checkpoint`], storage: StorageType.Memory, max_msgs_per_subject: 10_000 });
