@@ -60,7 +60,7 @@ const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
 const CREATE_API = ['$JS.API.STREAM.CREATE.*'];
 /**
  * Changing a stream's settings: the learner's alone (it owns the buckets it writes and brings older ones up to date,
- * CheckpointStore.upgradeStreams, learner-state.ts). Round 23: no longer the orchestrator's, whose stolen credential
+ * owned-stream.ts conformOwnedStream at CheckpointStore.open and LearnerStateStore.open). Round 23: no longer the orchestrator's, whose stolen credential
  * could otherwise turn direct gets back on for the announcement stream (docs/security.md).
  */
 const UPDATE_API = ['$JS.API.STREAM.UPDATE.*'];
