@@ -104,7 +104,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
 
   // A reconnecting learner's claimed progress is checked against its newest announced checkpoint whose
   // object exists (orchestrator/coordinator.ts catchUp).
-  const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id });
+  const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   const publishedProgress = async () => {
     const ann = await checkpoints.latest();
     // the object's own record (a direct read), not a listing of the bucket: listing takes a consumer, which the

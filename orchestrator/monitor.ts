@@ -154,7 +154,7 @@ export async function createRunMonitor(o: {
   const evaluator = o.config.eval.everyVersions > 0
     ? new PeriodicEvaluator({
       config: o.config,
-      store: await CheckpointStore.open(o.nc, { runId: o.config.run.id }),
+      store: await CheckpointStore.open(o.nc, { runId: o.config.run.id, readOnly: true }),
       metrics: o.metrics,
       log: o.log,
       onResult: (r) => {

@@ -149,6 +149,7 @@ class RolloutRole implements WorkerRoleImpl {
     try {
       const store = await CheckpointStore.open(ctx.nc, {
         runId: ctx.runId,
+        readOnly: true,
         onGet: ({ bytes, seconds }) => {
           ctx.metrics.get('checkpoint_fetch_bytes_total').inc(bytes);
           ctx.metrics.get('checkpoint_fetch_seconds').observe(seconds);

@@ -283,7 +283,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     let refCkpt: DecodedCheckpoint;
     try {
       // only what the run's learner signed
-      const store = await CheckpointStore.open(nc, { runId: config.run.id, verifyKey: loadVerifyKey(checkpointKeys.pubkeyFile) });
+      const store = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true, verifyKey: loadVerifyKey(checkpointKeys.pubkeyFile) });
       const latest = await store.latest();
       if (!latest) throw new Error(`no checkpoint signed by the run's key (${checkpointKeys.pubkeyFile}) was published`);
       const shapes = paramShapesOf(config);

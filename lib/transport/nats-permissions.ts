@@ -2,9 +2,10 @@
 //
 //   learner       writes checkpoints (object store `checkpoints-<run>`), their announcements
 //                 (`recovery.<run>.checkpoint`), its optimizer state (`learner-state`, objects `<run>/...`) and its
-//                 skip record (key `learner-skips` of `runstate-<run>`); reads everything.
-//   orchestrator  writes the run state (KV `runstate-<run>`); creates the run's buckets (never updates a stream);
-//                 reads checkpoints, never the learner's optimizer state.
+//                 skip record (key `learner-skips` of `runstate-<run>`); reads everything; the only role that
+//                 creates (or updates) streams where the checkpoints are.
+//   orchestrator  writes the run state (KV `runstate-<run>`, in its own account: RUN_STATE_ACCOUNT), creates streams
+//                 there only, never updates one; reads checkpoints, never the learner's optimizer state.
 //   rollout       reads checkpoints and announcements (not the optimizer state); writes nothing.
 //   reward        same as rollout (it reads nothing today; the grant stays read-only).
 //
@@ -50,11 +51,16 @@ const READ_API = [
  * comes back through the account import (natsAccountsBlock), never a push delivery.
  */
 const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
-/** Creating the run's buckets and streams, never deleting them. */
+/**
+ * Creating streams in STREAMS_ACCOUNT: the learner's alone (round 23, review23d): whoever may create a stream there
+ * can make it republish into the announcement subject or an object's info record, source the learner's optimizer
+ * state, or capture every JetStream answer passing through (`_R_.>`), and nats-server checks none of that against the
+ * creator's permissions. The orchestrator creates only its run state, in RUN_STATE_ACCOUNT (RUN_STATE_API).
+ */
 const CREATE_API = ['$JS.API.STREAM.CREATE.*'];
 /**
  * Changing a stream's settings: the learner's alone (it owns the buckets it writes and brings older ones up to date,
- * CheckpointStore.upgradeStreams, learner-state.ts). Round 23: no longer the orchestrator's, whose stolen credential
+ * owned-stream.ts conformOwnedStream at CheckpointStore.open and LearnerStateStore.open). Round 23: no longer the orchestrator's, whose stolen credential
  * could otherwise turn direct gets back on for the announcement stream (docs/security.md).
  */
 const UPDATE_API = ['$JS.API.STREAM.UPDATE.*'];
@@ -100,8 +106,20 @@ const LEARNER_STATE_READ = [
   `$JS.API.STREAM.UPDATE.${LEARNER_STATE_STREAM}`,
 ];
 
+/**
+ * The run state (KV `runstate-<run>`, RunStateStore) lives in its own JetStream account, RUN_STATE_ACCOUNT, whose API
+ * every role imports under this prefix (one account cannot import `$JS.API...` from two accounts): a client opens
+ * the run state with nats.js's `apiPrefix: RUN_STATE_API`, and its KV writes go to `RS.API.$KV.<bucket>.<key>`
+ * (nats.js prefixes a KV's edit subjects with a custom API prefix), mapped to `$KV.<bucket>.<key>` there.
+ */
+export const RUN_STATE_API = 'RS.API';
+const RUN_STATE_READ_API = READ_API.map((s) => s.replace('$JS.API', RUN_STATE_API));
+/** Creating the run-state bucket: streams made in RUN_STATE_ACCOUNT reach nothing else (it imports nothing). */
+const RUN_STATE_CREATE_API = [`${RUN_STATE_API}.STREAM.CREATE.*`];
 /** Subjects that write the run state: the orchestrator's (the learner's skip record excepted). */
-export const RUN_STATE_WRITE_SUBJECTS = ['$KV.>'];
+export const RUN_STATE_WRITE_SUBJECTS = [`${RUN_STATE_API}.$KV.>`];
+/** The learner's skip record (learner/index.ts SKIP_KEY) in the run state of any run. */
+const LEARNER_SKIPS = `${RUN_STATE_API}.$KV.*.learner-skips`;
 
 export function natsPermissions(role: NatsRole): NatsPermissions {
   const subscribe = { allow: SUBSCRIBE };
@@ -109,16 +127,17 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
     case 'learner':
       return {
         // Purge replaces an object (put of an existing name) and prunes old checkpoints (delete is a purge).
-        publish: { allow: [...READ_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, '$KV.*.learner-skips'], deny: [...DESTROY_API, ...NO_CONSUMERS] },
+        publish: { allow: [...READ_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_READ_API, ...RUN_STATE_CREATE_API, LEARNER_SKIPS], deny: [...DESTROY_API, ...NO_CONSUMERS] },
         subscribe,
       };
     case 'orchestrator':
-      // its run state (nats.js KV: get is a direct get, create/update a publish) and checkpoint reads need no consumer
-      return { publish: { allow: [...READ_API, ...CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
+      // its run state (nats.js KV: get is a direct get, create/update a publish) and checkpoint reads need no consumer;
+      // it creates streams in RUN_STATE_ACCOUNT only (round 23, review23d: no longer in STREAMS_ACCOUNT)
+      return { publish: { allow: [...READ_API, ...RUN_STATE_READ_API, ...RUN_STATE_CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
     case 'rollout':
     case 'reward':
       return {
-        publish: { allow: READ_API, deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
+        publish: { allow: [...READ_API, ...RUN_STATE_READ_API], deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_CREATE_API, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
         subscribe,
       };
   }
@@ -136,41 +155,68 @@ const quote = (s: string) => JSON.stringify(s);
 const list = (xs: readonly string[]) => `[${xs.map(quote).join(', ')}]`;
 
 /**
- * The account that holds every stream (checkpoints, announcements, run state, the learner's state): the only one with
- * JetStream, and no user belongs to it (an operator reaches it through the system account).
+ * The account that holds the checkpoints, their announcements and the learner's state: JetStream on, no user (an
+ * operator reaches it through the system account). Only the learner may create or change streams in it.
  */
 export const STREAMS_ACCOUNT = 'STREAMS';
-/** Each role's own account (no JetStream): it reaches the streams only through what it imports from STREAMS_ACCOUNT. */
+/**
+ * The account that holds the run state (`runstate-<run>`): JetStream on, no user, and it imports nothing, so a stream
+ * created there (the orchestrator may) cannot source, republish into or capture anything of STREAMS_ACCOUNT's.
+ */
+export const RUN_STATE_ACCOUNT = 'RUNSTATE';
+/**
+ * RUN_STATE_ACCOUNT's JetStream limits: a stream the orchestrator's credential makes there (capturing the answers that
+ * pass through it, `_R_.>`) fills at most this much (the run state is a few KiB).
+ */
+const RUN_STATE_LIMITS = '{ max_file: 256M, max_mem: 64M }';
+/** Each role's own account (no JetStream): it reaches the streams only through what it imports. */
 export const roleAccount = (role: NatsRole): string => role.toUpperCase();
 
-/**
- * What `role`'s account imports. Services, from the streams' account: every subject its publish permissions allow
- * (the JetStream API subjects of its grant; for the writers, the subjects their writes are stored from). The server
- * maps an imported service's reply subject to one of its own (`_R_...`) and delivers the answer back in the
- * requester's account, where no stream is, so an API answer can no longer be stored by a stream its reply subject
- * names (docs/security.md, "JetStream API replies stay in the requester's account"). Streams: what it follows besides
- * its replies (the announcements, the pushed chunks: SUBSCRIBE), from the learner's account, where they are published
- * (none for the learner itself, which gets its own publications there).
- */
-export function natsImports(role: NatsRole): { services: string[]; streams: string[] } {
-  const p = natsPermissions(role);
-  return { services: p.publish.allow, streams: role === 'learner' ? [] : FOLLOWED };
+/** A service a role's account imports: `subject` of `account`, seen as `to` in the role's account. */
+export interface NatsServiceImport {
+  account: string;
+  subject: string;
+  to: string;
+}
+
+/** Where a subject of a role's grant is served: RUN_STATE_API subjects in RUN_STATE_ACCOUNT, the rest in STREAMS_ACCOUNT. */
+function serviceOf(local: string): NatsServiceImport {
+  if (!local.startsWith(`${RUN_STATE_API}.`)) return { account: STREAMS_ACCOUNT, subject: local, to: local };
+  const rest = local.slice(RUN_STATE_API.length + 1);
+  // KV writes (nats.js: `<apiPrefix>.$KV.<bucket>.<key>`) are the stored subjects themselves; the rest is the API
+  return { account: RUN_STATE_ACCOUNT, subject: rest.startsWith('$KV.') ? rest : `$JS.API.${rest}`, to: local };
 }
 
 /**
- * The `accounts { ... }` block of a nats.conf: STREAMS_ACCOUNT with JetStream, exporting each subject only to the
- * accounts that import it, and one account per role holding that role's users, each user with its role's
- * permissions (a refused write is a PERMISSIONS_VIOLATION at once; the accounts are the containment). Start
- * nats-server with `-js` or a `jetstream {}` block: JetStream is then on in STREAMS_ACCOUNT only (measured on 2.9.10 and
- * 2.10.27).
+ * What `role`'s account imports. Services: every subject its publish permissions allow (the JetStream API subjects
+ * of its grant; for the writers, the subjects their writes are stored from), from STREAMS_ACCOUNT, or mapped from
+ * RUN_STATE_ACCOUNT for the RUN_STATE_API ones. The server maps an imported service's reply subject to one of its own
+ * (`_R_...`) and delivers the answer back in the requester's account, where no stream is, so an API answer can no
+ * longer be stored by a stream its reply subject names (docs/security.md, "JetStream API replies stay in the
+ * requester's account"). Streams: what it follows besides its replies (the announcements, the pushed chunks:
+ * SUBSCRIBE), from the learner's account, where they are published (none for the learner itself, which gets its own
+ * publications there).
+ */
+export function natsImports(role: NatsRole): { services: NatsServiceImport[]; streams: string[] } {
+  const p = natsPermissions(role);
+  return { services: p.publish.allow.map(serviceOf), streams: role === 'learner' ? [] : FOLLOWED };
+}
+
+/**
+ * The `accounts { ... }` block of a nats.conf: STREAMS_ACCOUNT and RUN_STATE_ACCOUNT with JetStream, each exporting
+ * each subject only to the accounts that import it, and one account per role holding that role's users, each user with
+ * its role's permissions (a refused write is a PERMISSIONS_VIOLATION at once; the accounts are the containment). Start
+ * nats-server with `-js` or a `jetstream {}` block: JetStream is then on in those two accounts only (measured on 2.9.10
+ * and 2.10.27).
  */
 export function natsAccountsBlock(users: readonly NatsUser[]): string {
-  const services = new Map<string, string[]>();
-  for (const role of NATS_ROLES) {
-    const imp = natsImports(role);
-    for (const s of imp.services) services.set(s, [...(services.get(s) ?? []), roleAccount(role)]);
-  }
-  const exports = [...services].map(([s, to]) => `      { service: ${quote(s)}, accounts: ${list(to)} }`);
+  const exportsOf = (account: string) => {
+    const to = new Map<string, string[]>();
+    for (const role of NATS_ROLES) {
+      for (const s of natsImports(role).services) if (s.account === account) to.set(s.subject, [...(to.get(s.subject) ?? []), roleAccount(role)]);
+    }
+    return [...to].map(([s, accounts]) => `      { service: ${quote(s)}, accounts: ${list(accounts)} }`);
+  };
   const accounts = NATS_ROLES.map((role) => {
     const imp = natsImports(role);
     const own = users.filter((u) => u.role === role).map((u) => {
@@ -184,7 +230,7 @@ export function natsAccountsBlock(users: readonly NatsUser[]): string {
       ].join('\n');
     });
     const imports = [
-      ...imp.services.map((s) => `      { service: { account: ${STREAMS_ACCOUNT}, subject: ${quote(s)} } }`),
+      ...imp.services.map((s) => `      { service: { account: ${s.account}, subject: ${quote(s.subject)} }${s.to !== s.subject ? `, to: ${quote(s.to)}` : ''} }`),
       ...imp.streams.map((s) => `      { stream: { account: ${roleAccount('learner')}, subject: ${quote(s)} } }`),
     ];
     // what the learner publishes for followers (announcements, pushed chunks), exported from its own account: a
@@ -201,10 +247,15 @@ export function natsAccountsBlock(users: readonly NatsUser[]): string {
   });
   return [
     'accounts {',
-    `  # the streams: JetStream here only; no user`,
+    `  # the checkpoints, announcements and the learner's state: JetStream here; no user; only the learner creates streams`,
     `  ${STREAMS_ACCOUNT} {`,
     '    jetstream: enabled',
-    `    exports = [\n${exports.join('\n')}\n    ]`,
+    `    exports = [\n${exportsOf(STREAMS_ACCOUNT).join('\n')}\n    ]`,
+    '  }',
+    `  # the run state: JetStream here, limited; no user; imports nothing (a stream made here reaches nothing else)`,
+    `  ${RUN_STATE_ACCOUNT} {`,
+    `    jetstream: ${RUN_STATE_LIMITS}`,
+    `    exports = [\n${exportsOf(RUN_STATE_ACCOUNT).join('\n')}\n    ]`,
     '  }',
     ...accounts,
     '}',

@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CHECKPOINT_KEY_ENV, loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
   connect,
+  DiscardPolicy,
   headers,
   JSONCodec,
   StorageType,
@@ -28,7 +29,6 @@ import {
   type NatsConnection,
   type ObjectInfo,
   type ObjectStore,
-  type StreamConfig,
   type Subscription,
 } from 'nats';
 import { z } from 'zod';
@@ -37,6 +37,8 @@ import { ObjectChunks, ObjectTruncatedError } from './object-chunks.ts';
 import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
 import { ensureStream, isStoreLost } from './store-loss.ts';
+import { RUN_STATE_API } from './nats-permissions.ts';
+import { conformOwnedStream, objectBucketSettings, type OwnedStreamSettings } from './owned-stream.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
 import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
 import './nats-reader.ts'; // what a dropped connection had read but not parsed is not parsed as the next one's
@@ -178,6 +180,13 @@ export interface CheckpointStoreOptions {
   push?: boolean;
   /** Told when the store worked around a server's wrong answer (e.g. an empty object listing); default process.emitWarning. */
   onWarning?: (message: string) => void;
+  /**
+   * A reader's store (orchestrator, rollout workers, evaluation): creates nothing and changes no stream's settings
+   * (only the learner may, docs/security.md); reads as "nothing stored" while the learner has not made the bucket.
+   * Default false: the owner's (learner's) store, which creates the bucket and announcement stream where missing and
+   * checks the settings of both (conformOwnedStream: corrected, or refused with an error naming them).
+   */
+  readOnly?: boolean;
 }
 
 const jc = JSONCodec();
@@ -186,6 +195,7 @@ const bucketOptions = (runId: string, opts: Pick<CheckpointStoreOptions, 'storag
   replicas: opts.replicas ?? 1,
   description: `recovery-grpo checkpoints of run ${runId}`,
 });
+const storageOf = (opts: Pick<CheckpointStoreOptions, 'storage'>) => (opts.storage === 'memory' ? StorageType.Memory : StorageType.File);
 const objectName = (version: number) => `v${String(version).padStart(10, '0')}`;
 
 function checkVersion(version: number, field = 'version'): number {
@@ -253,7 +263,7 @@ export class CheckpointStore {
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
-    private readonly os: ObjectStore,
+    private os: ObjectStore | undefined,
     private readonly chunks: ObjectChunks,
     private readonly opts: CheckpointStoreOptions,
   ) {
@@ -271,42 +281,33 @@ export class CheckpointStore {
     failRequestsOnDisconnect(nc);
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
-    const os = await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
+    // the owner checks (and corrects) an existing bucket's settings before nats.js opens it
+    if (!opts.readOnly) await conformOwnedStream(jsm, `OBJ_checkpoints-${runId}`, objectBucketSettings(`checkpoints-${runId}`, storageOf(opts)));
+    const os = opts.readOnly ? undefined : await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
     const store = new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
-    await store.ensureAnnouncements();
-    await store.upgradeStreams();
+    if (!opts.readOnly) {
+      await store.ensureAnnouncements();
+      await conformOwnedStream(jsm, store.stream, store.announcementSettings());
+    }
     return store;
   }
 
-  private ensureAnnouncements(): Promise<boolean> {
-    const storage = this.opts.storage === 'memory' ? StorageType.Memory : StorageType.File;
-    return ensureStream(this.jsm, this.stream, () =>
-      this.jsm.streams.add({ name: this.stream, subjects: [this.subject], storage, num_replicas: this.opts.replicas ?? 1, ...ANNOUNCEMENT_LIMITS, description: `checkpoint announcements of run ${this.runId}` }));
+  private announcementSettings(): OwnedStreamSettings {
+    return { subjects: [this.subject], storage: storageOf(this.opts), discard: DiscardPolicy.Old, ...ANNOUNCEMENT_LIMITS };
   }
 
-  /**
-   * Streams made before round 22 get the settings readers now rely on: direct gets on the object bucket's stream
-   * (chunk reads, direct-get.ts) and the announcement limits (ANNOUNCEMENT_LIMITS). Only a credential that may update
-   * the streams (the learner's; round 23: no longer the orchestrator's) can: another role's refused update is told to
-   * onWarning, and its
-   * reads work once the learner has opened the store.
-   */
-  private async upgradeStreams(): Promise<void> {
-    const wanted: Array<[string, Partial<StreamConfig>]> = [[this.chunks.stream, { allow_direct: true }], [this.stream, ANNOUNCEMENT_LIMITS]];
-    for (const [name, settings] of wanted) {
-      // a missing stream (a lost store) is the owner's to re-create, with these settings (recreate())
-      const info = await this.jsm.streams.info(name).catch((e: unknown) => { if (isStoreLost(e)) return null; throw e; });
-      if (!info) continue;
-      const config = info.config;
-      // an unset setting is off (allow_direct is absent from older streams' configs)
-      if (Object.entries(settings).every(([k, v]) => (config[k as keyof StreamConfig] ?? false) === v)) continue;
-      try {
-        await this.jsm.streams.update(name, { ...config, ...settings });
-      } catch (e) {
-        (this.opts.onWarning ?? ((m: string) => process.emitWarning(m, 'CheckpointStoreWarning')))(
-          `stream ${name} predates round 22 and could not be updated to ${JSON.stringify(settings)} with this credential (the learner's does it when it opens the store): ${(e as Error).message}`);
-      }
-    }
+  /** The object store; null while a read-only store's bucket does not exist yet (the learner makes it). */
+  private async objectStore(): Promise<ObjectStore | null> {
+    if (this.os) return this.os;
+    const exists = await this.jsm.streams.info(this.chunks.stream).then(() => true, (e: unknown) => { if (isStoreLost(e)) return false; throw e; });
+    // views.os only looks at an existing bucket (it creates a missing one, which a reader may not)
+    return exists ? (this.os = await this.js.views.os(this.bucket, bucketOptions(this.runId, this.opts))) : null;
+  }
+
+  private ensureAnnouncements(): Promise<boolean> {
+    const storage = storageOf(this.opts);
+    return ensureStream(this.jsm, this.stream, () =>
+      this.jsm.streams.add({ name: this.stream, subjects: [this.subject], storage, num_replicas: this.opts.replicas ?? 1, ...ANNOUNCEMENT_LIMITS, description: `checkpoint announcements of run ${this.runId}` }));
   }
 
   /**
@@ -512,7 +513,8 @@ export class CheckpointStore {
    * caller takes an older version for the newest or replaces the one under attack.
    */
   private async record(name: string) {
-    const info = await this.os.info(name);
+    const os = await this.objectStore();
+    const info = os ? await os.info(name) : null;
     if (info && info.name !== name) throw new CheckpointIntegrityError(`${this.bucket}/${name}: the record stored under it names ${JSON.stringify(info.name)} (replayed or tampered)`);
     return info;
   }
@@ -578,7 +580,9 @@ export class CheckpointStore {
     for (const v of opts.keep ?? []) keep.add(checkVersion(v, 'prune: keep version'));
     const all = opts.stored ? [...new Set(Array.from(opts.stored, (v) => checkVersion(v, 'prune: stored version')))].sort((a, b) => a - b) : await this.versions();
     const doomed = all.slice(0, Math.max(0, all.length - keepLast)).filter((v) => !keep.has(v));
-    for (const v of doomed) await this.os.delete(objectName(v));
+    const os = await this.objectStore();
+    if (this.opts.readOnly || !os) throw new Error(`prune: the read-only store of run ${this.runId} deletes nothing`);
+    for (const v of doomed) await os.delete(objectName(v));
     return doomed;
   }
 
@@ -807,6 +811,25 @@ function isWrongLastSequence(e: unknown): boolean {
   return /wrong last sequence|key exists/i.test(msg) || (e as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
 }
 
+const runStateApis = new WeakMap<NatsConnection, Promise<string>>();
+/**
+ * The JetStream API prefix the run state is reached at on `nc`'s server: RUN_STATE_API where the server runs the
+ * accounts of natsAccountsBlock (the run state in its own account, lib/transport/nats-permissions.ts), the default
+ * `$JS.API` on a server without them (nothing answers RUN_STATE_API there: no responders).
+ */
+export function runStateApiPrefix(nc: NatsConnection): Promise<string> {
+  let p = runStateApis.get(nc);
+  if (!p) {
+    p = nc.request(`${RUN_STATE_API}.INFO`, undefined, { timeout: 10_000 }).then(() => RUN_STATE_API, (e: unknown) => {
+      if ((e as { code?: unknown })?.code === '503') return '$JS.API';
+      runStateApis.delete(nc);
+      throw new Error(`cannot tell where the run state's JetStream API is (${RUN_STATE_API}.INFO): ${(e as Error).message}`, { cause: e });
+    });
+    runStateApis.set(nc, p);
+  }
+  return p;
+}
+
 /**
  * A zod-validated JSON document in a JetStream KV bucket (`runstate-<runId>`), with revision-checked writes:
  * create() fails if it exists, update() fails if someone else wrote since `revision`, modify() retries
@@ -823,6 +846,7 @@ export class RunStateStore<S extends z.ZodType> {
     bucket: string,
     key: string,
     private readonly bucketOpts: ReturnType<typeof kvOptions>,
+    private readonly apiPrefix: string,
   ) {
     this.bucket = bucket;
     this.key = key;
@@ -835,8 +859,9 @@ export class RunStateStore<S extends z.ZodType> {
     const bucket = `runstate-${runId}`;
     const bucketOpts = kvOptions(opts);
     failRequestsOnDisconnect(nc);
-    const kv = await nc.jetstream().views.kv(bucket, bucketOpts);
-    return new RunStateStore(nc, kv, opts.schema, bucket, key, bucketOpts);
+    const apiPrefix = await runStateApiPrefix(nc);
+    const kv = await nc.jetstream({ apiPrefix }).views.kv(bucket, bucketOpts);
+    return new RunStateStore(nc, kv, opts.schema, bucket, key, bucketOpts, apiPrefix);
   }
 
   /**
@@ -844,8 +869,8 @@ export class RunStateStore<S extends z.ZodType> {
    * when it did (the value is gone: create() it again from what the owner holds). Readers never call this.
    */
   async recreate(): Promise<boolean> {
-    const jsm = await this.nc.jetstreamManager();
-    return ensureStream(jsm, `KV_${this.bucket}`, () => this.nc.jetstream().views.kv(this.bucket, this.bucketOpts));
+    const jsm = await this.nc.jetstreamManager({ apiPrefix: this.apiPrefix });
+    return ensureStream(jsm, `KV_${this.bucket}`, () => this.nc.jetstream({ apiPrefix: this.apiPrefix }).views.kv(this.bucket, this.bucketOpts));
   }
 
   private encode(value: z.infer<S>, what: string): Uint8Array {

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { StorageType } from 'nats';
 import { checkRunId, ensureStream, sha256Digest } from '../transport/index.ts';
 import { LEARNER_STATE_BUCKET } from '../transport/nats-permissions.ts';
+import { conformOwnedStream, objectBucketSettings } from '../transport/owned-stream.ts';
 import { ObjectChunks } from '../transport/object-chunks.ts';
 import { listObjectRecords } from '../transport/object-listing.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
@@ -79,10 +80,11 @@ export class LearnerStateStore {
     checkRunId(runId);
     const bucket = LEARNER_STATE_BUCKET;
     const options = { storage: StorageType.File, description: 'recovery-grpo learner optimizer state (objects <run id>/optim-v<version>)' };
-    const os = await nc.jetstream().views.os(bucket, options);
     const jsm = await nc.jetstreamManager();
-    // its reads are direct gets (no consumer: docs/security.md); a bucket made before round 23 may lack them
-    await allowDirect(jsm, `OBJ_${bucket}`);
+    // its reads are direct gets (no consumer: docs/security.md; a bucket made before round 23 may lack them), and no
+    // stream made by another with settings of its own (a republish, sources, an expiry) is used: corrected or refused
+    await conformOwnedStream(jsm, `OBJ_${bucket}`, objectBucketSettings(bucket, options.storage));
+    const os = await nc.jetstream().views.os(bucket, options);
     return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), jsm, bucket), bucket, options, runId);
   }
 

@@ -64,7 +64,7 @@ export async function readRunStore(out: string, runId: string): Promise<StoreVie
   rmSync(conf, { recursive: true, force: true }); // read at start
   const nc = await connectNats({ url: server.url, name: 'reliability-audit', ...users.credentials('learner') });
   try {
-    const store = await CheckpointStore.open(nc, { runId });
+    const store = await CheckpointStore.open(nc, { runId, readOnly: true });
     const jsm = await nc.jetstreamManager();
     const info = await jsm.streams.info(store.stream);
     const announcements: Announcement[] = [];

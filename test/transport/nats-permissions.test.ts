@@ -8,13 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AckPolicy, DeliverPolicy, JSONCodec, type NatsConnection } from 'nats';
+import { AckPolicy, DeliverPolicy, JSONCodec, StorageType, type NatsConnection } from 'nats';
 import { z } from 'zod';
 import { freePort } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { PUSHED_CHUNKS } from '../../lib/transport/checkpoint-push.ts';
-import { LEARNER_STATE_BUCKET, natsAccountsBlock, NATS_ROLES, type NatsRole } from '../../lib/transport/nats-permissions.ts';
+import { LEARNER_STATE_BUCKET, natsAccountsBlock, NATS_ROLES, RUN_STATE_API, type NatsRole } from '../../lib/transport/nats-permissions.ts';
 import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
 
 const RUN = 'perm-run';
@@ -53,10 +53,12 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   const learner = await as('learner');
   const rollout = await as('rollout');
 
-  // the orchestrator creates the run's state and buckets, as at start
+  // the orchestrator creates the run's state and opens the checkpoints read-only before the learner made them, as at start
   const state = await RunStateStore.open(orchestrator, { runId: RUN, schema });
   const rev = await state.create({ phase: 'sft', seq: 0 });
-  const orchStore = await CheckpointStore.open(orchestrator, { runId: RUN });
+  const orchStore = await CheckpointStore.open(orchestrator, { runId: RUN, readOnly: true });
+  assert.equal(await orchStore.latest(), null);
+  assert.equal(await orchStore.storedMeta(1), null);
 
   // the learner publishes v1 (object + announcement), its optimizer state and its skip record
   const learnerStore = await CheckpointStore.open(learner, { runId: RUN });
@@ -124,7 +126,7 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   const rolloutState = await RunStateStore.open(rollout, { runId: RUN, schema });
   await assert.rejects(rolloutState.update({ phase: 'done', seq: 3 }, rev), refused, 'rollout writes the run state');
   const jsm = await rollout.jetstreamManager();
-  await assert.rejects(jsm.streams.purge(`KV_runstate-${RUN}`), refused, 'rollout purges the run state');
+  await assert.rejects((await rollout.jetstreamManager({ apiPrefix: RUN_STATE_API })).streams.purge(`KV_runstate-${RUN}`), refused, 'rollout purges the run state');
   await assert.rejects(jsm.streams.delete(`OBJ_checkpoints-${RUN}`), refused, 'rollout deletes the checkpoints');
   await assert.rejects(jsm.streams.add({ name: 'rogue', subjects: ['rogue.>'] }), refused, 'rollout creates a stream');
 
@@ -138,6 +140,7 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
 
   // nothing refused changed anything
   assert.equal((await rolloutStore.latest())?.version, 3);
+  assert.equal((await orchStore.latest())?.version, 3, 'the orchestrator\'s read-only store reads what the learner made since');
   assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 });
   // the connections survive their refusals
   assert.equal(rollout.isClosed(), false);
@@ -192,7 +195,8 @@ test('readers make no consumers: the eviction attack is refused, announcements s
 const injected = async (reply: string) => {
   const rollout = await as('rollout');
   // the read API its grant keeps: answers of different kinds (account info, a stream's info, a message get)
-  for (const request of ['$JS.API.INFO', `$JS.API.STREAM.INFO.KV_runstate-${RUN}`, `$JS.API.STREAM.MSG.GET.KV_runstate-${RUN}`]) {
+  for (const request of ['$JS.API.INFO', `$JS.API.STREAM.INFO.OBJ_checkpoints-${RUN}`, `$JS.API.STREAM.MSG.GET.OBJ_checkpoints-${RUN}`,
+    `${RUN_STATE_API}.INFO`, `${RUN_STATE_API}.STREAM.INFO.KV_runstate-${RUN}`, `${RUN_STATE_API}.STREAM.MSG.GET.KV_runstate-${RUN}`]) {
     rollout.publish(request, new TextEncoder().encode(request.includes('MSG.GET') ? JSON.stringify({ seq: 1 }) : ''), { reply });
   }
   await rollout.flush();
@@ -208,7 +212,7 @@ test('a reader cannot make the server store an API answer as the run state (repl
   await state.create({ phase: 'sft', seq: 0 });
   await injected(`$KV.runstate-${run}.state`);
   assert.deepEqual((await state.get())?.value, { phase: 'sft', seq: 0 });
-  const si = await (await orchestrator.jetstreamManager()).streams.info(`KV_runstate-${run}`);
+  const si = await (await orchestrator.jetstreamManager({ apiPrefix: RUN_STATE_API })).streams.info(`KV_runstate-${run}`);
   assert.equal(si.state.messages, 1, 'the run state stream holds the orchestrator\'s one write and nothing else');
 });
 
@@ -230,19 +234,100 @@ test('a reader cannot make the server store an API answer as an announcement or 
   assert.deepEqual(Buffer.from((await store.get(0)).bytes), v0.bytes);
 });
 
-// Round 23: the orchestrator may no longer update streams, so opening a store whose streams predate round 22 (no direct
-// gets on the bucket) is a warning for it, as for the readers; the learner's open brings them up to date.
-test('the orchestrator opens a store whose streams predate round 22: a warning, not a failure', { timeout: 30_000 }, async () => {
+// Round 23: the orchestrator may no longer update streams, so it opens the checkpoints read-only: a store whose streams
+// predate round 22 (no direct gets on the bucket) is left as it is; the learner's open brings them up to date.
+test('the orchestrator opens a store whose streams predate round 22 read-only; the learner\'s open corrects them', { timeout: 30_000 }, async () => {
   const run = 'old-streams-run';
   const learner = await as('learner');
   const ljsm = await learner.jetstreamManager();
   await ljsm.streams.add({ name: `OBJ_checkpoints-${run}`, subjects: [`$O.checkpoints-${run}.C.>`, `$O.checkpoints-${run}.M.>`], allow_rollup_hdrs: true, allow_direct: false });
-  const warnings: string[] = [];
-  await CheckpointStore.open(await as('orchestrator'), { runId: run, onWarning: (m) => warnings.push(m) });
-  assert.match(warnings.join('\n'), new RegExp(`stream OBJ_checkpoints-${run} predates round 22 and could not be updated .*allow_direct.*Permissions Violation`, 'i'));
+  const orchStore = await CheckpointStore.open(await as('orchestrator'), { runId: run, readOnly: true });
+  assert.equal(await orchStore.latest(), null);
   assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config.allow_direct, false);
   await CheckpointStore.open(learner, { runId: run });
   assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config.allow_direct, true);
+});
+
+// review23d findings 1 and 2 (HIGH): with `$JS.API.STREAM.CREATE.*` in the streams' account, the orchestrator's
+// credential made a stream republishing into the announcement subject (a replayed signed v1 became latest() for every
+// role; 10,050 junk announcements evicted every genuine one; a deletion record made the learner lose its AdamW state),
+// one capturing every JetStream answer (`_R_.>`: the learner's direct gets of its optimizer state), and one sourcing
+// OBJ_learner-state (a copy of the moments). Now it creates streams only in the run state's account, which imports
+// nothing: there the same streams are accepted and reach nothing.
+test('the orchestrator creates no stream beside the checkpoints; those it makes beside the run state reach nothing', { timeout: 60_000 }, async () => {
+  const run = 'create-run';
+  const learner = await as('learner');
+  const orchestrator = await as('orchestrator');
+  const store = await CheckpointStore.open(learner, { runId: run });
+  for (let v = 0; v < 3; v++) { const c = ckpt(); await store.put(v, c.bytes, c.digest); }
+  const count = await store.announcementCount();
+  const ojsm = await orchestrator.jetstreamManager();
+  const v1 = await ojsm.streams.getMessage(`recovery-ckpt-${run}`, { seq: 2 });
+  const subject = `recovery.${run}.checkpoint`;
+  const infoRecord = `$O.${LEARNER_STATE_BUCKET}.M.${Buffer.from(`${run}/optim-v0000000002`).toString('base64url')}`;
+  const streams = [
+    { name: 'rp', subjects: ['$KV.rp.x'], republish: { src: '$KV.rp.x', dest: subject } },
+    { name: 'rp2', subjects: ['$KV.rp2.x'], republish: { src: '$KV.rp2.x', dest: infoRecord } },
+    { name: 'capr', subjects: ['_R_.>'], no_ack: true },
+    { name: 'src', sources: [{ name: `OBJ_${LEARNER_STATE_BUCKET}` }] },
+  ];
+  for (const config of streams) await assert.rejects(ojsm.streams.add(config), refused, `the orchestrator creates ${config.name} in the streams' account`);
+  // in the run state's account: accepted, and fed
+  const rjsm = await orchestrator.jetstreamManager({ apiPrefix: RUN_STATE_API });
+  for (const config of streams) await rjsm.streams.add(config);
+  await orchestrator.publish(`${RUN_STATE_API}.$KV.rp.x`, v1.data);
+  await orchestrator.publish(`${RUN_STATE_API}.$KV.rp2.x`, new TextEncoder().encode(JSON.stringify({ name: `${run}/optim-v0000000002`, bucket: LEARNER_STATE_BUCKET, deleted: true })));
+  await assert.rejects(orchestrator.jetstream().publish('$KV.rp.x', v1.data), refused);
+  // the learner stores and reads back its moments (direct gets, whose answers cross `_R_` subjects)
+  const optim = await LearnerStateStore.open(learner, run);
+  const marker = new Float32Array([1234.5, 6789.25, 42.125]);
+  await optim.put({ version: 2, checkpointDigest: '0'.repeat(64), state: { step: 2, m: new Map([['w', { shape: [3], data: marker }]]), v: new Map([['w', { shape: [3], data: marker }]]) } });
+  const params = new Map([['w', { shape: [3], data: new Float32Array(3) }]]);
+  assert.ok(await optim.get(2, '0'.repeat(64), params));
+  await orchestrator.flush();
+  await new Promise((r) => setTimeout(r, 300));
+  // nothing reached the checkpoints, the announcements or the learner's state
+  assert.equal(await store.announcementCount(), count);
+  assert.equal((await store.latest())?.version, 2);
+  assert.ok(await optim.get(2, '0'.repeat(64), params), 'the learner\'s moments are still there');
+  for (const name of ['capr', 'src']) {
+    const info = await rjsm.streams.info(name);
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const m = await rjsm.streams.getMessage(name, { seq }).catch(() => null);
+      assert.ok(!m || !Buffer.from(m.data).includes(Buffer.from(marker.buffer)), `${name} holds the learner's moments`);
+    }
+  }
+  assert.equal((await rjsm.streams.info('src')).state.messages, 0, 'a stream of the run state\'s account sourced the learner\'s state');
+});
+
+// review23d finding 3 (MEDIUM): a stream that already exists was trusted but for three settings; one pre-made by whoever
+// had create rights (with an expiry, an extra subject, ...) was kept. The learner's open now checks every setting.
+test('the learner corrects, or refuses, a checkpoint stream made by someone else with settings of its own', { timeout: 30_000 }, async () => {
+  const learner = await as('learner');
+  const ljsm = await learner.jetstreamManager();
+  const run = 'premade-run';
+  await ljsm.streams.add({ name: `recovery-ckpt-${run}`, subjects: [`recovery.${run}.checkpoint`, 'evil.>'], max_age: 2e9, max_msgs_per_subject: 10_000 });
+  await ljsm.streams.add({ name: `OBJ_checkpoints-${run}`, subjects: [`$O.checkpoints-${run}.C.>`, `$O.checkpoints-${run}.M.>`], max_age: 2e9, allow_rollup_hdrs: true, allow_direct: true, sources: [{ name: `recovery-ckpt-${run}` }] });
+  const store = await CheckpointStore.open(learner, { runId: run });
+  const ann = (await ljsm.streams.info(`recovery-ckpt-${run}`)).config;
+  assert.deepEqual({ maxAge: ann.max_age, subjects: ann.subjects, republish: ann.republish ?? null }, { maxAge: 0, subjects: [`recovery.${run}.checkpoint`], republish: null });
+  const obj = (await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config;
+  assert.deepEqual({ maxAge: obj.max_age, sources: obj.sources ?? [] }, { maxAge: 0, sources: [] });
+  const c = ckpt();
+  await store.put(0, c.bytes, c.digest);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal((await store.latest())?.version, 0, 'the announcement expired');
+  // a republish: removed (nats-server 2.10.27), or refused where the server cannot change it (2.9.10: "stream
+  // configuration update can not change republish"), naming the stream and the setting
+  const rp = 'premade-rp-run';
+  await ljsm.streams.add({ name: `recovery-ckpt-${rp}`, subjects: [`recovery.${rp}.checkpoint`], max_msgs_per_subject: 10_000, republish: { src: '>', dest: 'copied.>' } });
+  const opened = await CheckpointStore.open(learner, { runId: rp }).then(() => null, (e: Error) => e);
+  if (opened) assert.match(opened.message, new RegExp(`stream recovery-ckpt-${rp} has settings .*republish`));
+  else assert.equal((await ljsm.streams.info(`recovery-ckpt-${rp}`)).config.republish ?? null, null);
+  // what nats-server cannot change (the storage): refused, naming the stream and the setting
+  const mem = 'premade-mem-run';
+  await ljsm.streams.add({ name: `recovery-ckpt-${mem}`, subjects: [`recovery.${mem}.checkpoint`], storage: StorageType.Memory, max_msgs_per_subject: 10_000 });
+  await assert.rejects(CheckpointStore.open(learner, { runId: mem }), new RegExp(`stream recovery-ckpt-${mem} has settings .*storage`));
 });
 
 test('a wrong password is refused', async () => {
