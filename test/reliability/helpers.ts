@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../lib/local/ports.ts';
 import { writeLocalNatsUsers } from '../../lib/local/nats-config.ts';
+import { STREAMS_ACCOUNT } from '../../lib/transport/nats-permissions.ts';
 import { CheckpointStore, connectNats, spawnNatsServer, AnnouncementSchema, type Announcement } from '../../lib/transport/index.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
 
@@ -58,11 +59,15 @@ export interface StoreView {
  */
 export async function readRunStore(out: string, runId: string): Promise<StoreView> {
   const port = await freePort();
+  const storeDir = join(out, 'nats');
+  // a store written under the accounts has an account folder for the streams; the network-fault cluster's (one user,
+  // no accounts: test/faults/cluster.ts) keeps them in the global account
+  const accounts = existsSync(join(storeDir, 'jetstream', STREAMS_ACCOUNT));
   const conf = mkdtempSync(join(tmpdir(), 'reliability-audit-'));
   const users = writeLocalNatsUsers(conf);
-  const server = await spawnNatsServer({ port, storeDir: join(out, 'nats'), extraArgs: ['-c', users.configFile] });
+  const server = await spawnNatsServer({ port, storeDir, ...(accounts ? { extraArgs: ['-c', users.configFile] } : {}) });
   rmSync(conf, { recursive: true, force: true }); // read at start
-  const nc = await connectNats({ url: server.url, name: 'reliability-audit', ...users.credentials('learner') });
+  const nc = await connectNats({ url: server.url, name: 'reliability-audit', ...(accounts ? users.credentials('learner') : {}) });
   try {
     const store = await CheckpointStore.open(nc, { runId, readOnly: true });
     const jsm = await nc.jetstreamManager();
