@@ -277,6 +277,8 @@ export function resizeNearest(x: Value, fh: number, fw: number): Value {
 /** The source index of each output index of a 1-D nearest resize, as onnxruntime computes it. */
 export function nearestIndices(inSize: number, outSize: number, scale: number, coord: CoordinateMode, mode: NearestMode): Int32Array {
   const at = new Int32Array(outSize);
+  // an axis of scale 1 is left as it is (onnxruntime), where tf_half_pixel_for_nn's shift would move it by one
+  if (scale === 1 && outSize === inSize) return at.map((_, o) => o);
   for (let o = 0; o < outSize; o++) {
     const x = sourceCoordinate(o, inSize, outSize, scale, coord, Math.fround);
     const tie = x - Math.floor(x) === 0.5;

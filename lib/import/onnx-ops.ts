@@ -262,6 +262,8 @@ function resizeNode(c: NodeContext): Value {
   const fromScale = (n: number, s: number) => (policy === 'stretch' ? Math.floor(Math.fround(s * n)) : Math.round(Math.fround(s * n)));
   const [outH, outW] = sizes ? [sizes[2] as number, sizes[3] as number] : [fromScale(h, scales![2]), fromScale(w, scales![3])];
   if (outH < 1 || outW < 1) fail(c, `the output would be empty (${outH} x ${outW})`);
+  // a resize to the input's own size copies it, whatever its scales say (onnxruntime)
+  if (outH === h && outW === w) return x;
   const stated: [number, number] | undefined = scales ? [scales[2], scales[3]] : undefined;
   const coord = legacy ? 'asymmetric' : str(c, 'coordinate_transformation_mode', 'half_pixel');
   if (mode === 'nearest') {

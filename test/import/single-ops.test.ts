@@ -91,6 +91,11 @@ const cases: Case[] = [
     name: `Resize bilinear ${m} (x0.6 x2.5)`, op: 'Resize', opset: 19, x: [1, 2, 5, 7], attrs: [str('mode', 'linear'), str('coordinate_transformation_mode', m)],
     extra: ['', f('sc', [4], [1, 1, 0.6, 2.5])],
   })),
+  // An axis of scale exactly 1 is left as it is, and a resize to the input's own size copies it, whatever its scales
+  // say (review23e: tf_half_pixel_for_nn + round_prefer_ceil shifted the first by one; 1.3 on 3x3 resampled the second)
+  { name: 'Resize nearest tf_half_pixel_for_nn round_prefer_ceil 4x4 -> 4x8', op: 'Resize', opset: 19, x: [1, 2, 4, 4], attrs: [str('mode', 'nearest'), str('coordinate_transformation_mode', 'tf_half_pixel_for_nn'), str('nearest_mode', 'round_prefer_ceil')], extra: ['', '', i64('sz', [1, 2, 4, 8])] },
+  { name: 'Resize nearest x1.3 on 3x3 (the same size)', op: 'Resize', opset: 19, x: [1, 2, 3, 3], attrs: [str('mode', 'nearest')], extra: ['', f('sc', [4], [1, 1, 1.3, 1.3])] },
+  { name: 'Resize linear x1.3 on 3x3 (the same size)', op: 'Resize', opset: 19, x: [1, 2, 3, 3], attrs: [str('mode', 'linear')], extra: ['', f('sc', [4], [1, 1, 1.3, 1.3])] },
   // Opset 18: axes, keep_aspect_ratio_policy, antialias where it changes nothing.
   { name: 'Resize-18 axes [2,3] scales', op: 'Resize', opset: 18, x: [1, 2, 4, 4], attrs: [str('mode', 'linear'), ints('axes', [2, 3])], extra: ['', f('sc', [2], [2, 1.5])] },
   { name: 'Resize-18 axes [-1] sizes', op: 'Resize', opset: 18, x: [1, 2, 4, 8], attrs: [str('mode', 'nearest'), ints('axes', [-1])], extra: ['', '', i64('sz', [11])] },
