@@ -84,6 +84,7 @@ import {
 } from '../lib/worker/index.ts';
 import { trace } from '../lib/log/trace.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
+import { largestBatch } from '../lib/config/batch-fit.ts';
 import { warmUpGrpo } from './warm-up.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
 
@@ -218,7 +219,7 @@ class LearnerRole implements WorkerRoleImpl {
     // the run's batches against the most this learner takes (--max-batch), at the start rather than at the first
     // batch too big: a GRPO batch over it would otherwise end the run after the whole warm start
     const { sft, grpo } = ctx.config;
-    const largest = Math.max(sft.steps > 0 ? sft.batchSize : 0, grpo.steps > 0 ? grpo.samplesPerBatch * grpo.groupSize : 0);
+    const largest = largestBatch(ctx.config);
     if (largest > this.maxBatch) {
       throw new SetupError(`run ${ctx.runId}: its batches hold up to ${largest} samples (sft.batchSize ${sft.batchSize}, grpo.samplesPerBatch ${grpo.samplesPerBatch} x grpo.groupSize ${grpo.groupSize}), more than this learner's max_batch ${this.maxBatch}: start it with --max-batch ${largest}`);
     }

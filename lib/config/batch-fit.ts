@@ -26,3 +26,8 @@ export function assertBatchesFit(c: RunConfig): void {
   if (c.grpo.steps > 0 && grpo > limit) refuse('grpo.samplesPerBatch', `GRPO batches of ${p} images x ${g} actions${dense ? ' (with their dense log-densities)' : ''}`, grpo);
   if (issues.length) throw new ConfigError(issues);
 }
+
+/** The most samples a training batch of the run holds (SFT images, or GRPO actions): what its learner must take. */
+export function largestBatch(c: RunConfig): number {
+  return Math.max(c.sft.steps > 0 ? c.sft.batchSize : 0, c.grpo.steps > 0 ? c.grpo.samplesPerBatch * c.grpo.groupSize : 0);
+}

@@ -20,6 +20,7 @@ import { writeImage } from '../data/image.ts';
 import { Supervisor } from './supervisor.ts';
 import { RunPorts } from './ports.ts';
 import { allocatorEnvFor } from '../deploy/allocator-env.ts';
+import { largestBatch } from '../config/batch-fit.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import { writeLocalRoleTokens, type LocalRoleTokens } from './role-tokens.ts';
 import { writeLocalCheckpointKeys, type LocalCheckpointKeys } from './checkpoint-keys.ts';
@@ -201,8 +202,11 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   const checkpointKeys = writeLocalCheckpointKeys(out);
   // Only what the run gives each process: no shared token or key file a caller's environment may hold.
   const noInheritedSecrets = { [TOKEN_ENV]: '', [CHECKPOINT_KEY_ENV.key]: '', [CHECKPOINT_KEY_ENV.pubkey]: '' };
-  const keyArgs: Record<OrtRole, string[]> = {
-    learner: ['--checkpoint-key-file', checkpointKeys.keyFile],
+  // the run's own limits, which the workers' defaults (64 MiB, 4096 samples) may be below: each worker receives the
+  // run's messages, and the learner takes the run's largest batch
+  const limitArgs = ['--max-message-bytes', String(config.orchestrator.maxMessageBytes)];
+  const roleArgs: Record<OrtRole, string[]> = {
+    learner: ['--checkpoint-key-file', checkpointKeys.keyFile, '--max-batch', String(largestBatch(config))],
     'rollout-worker': ['--checkpoint-pubkey-file', checkpointKeys.pubkeyFile],
     'reward-worker': [], // reads no checkpoint
   };
@@ -256,7 +260,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       sup.start({
         name,
         command: process.execPath,
-        args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : []), ...(device ? ['--device', device] : []), ...keyArgs[role]],
+        args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : []), ...(device ? ['--device', device] : []), ...limitArgs, ...roleArgs[role]],
         doneOnExitCode: 0,
         env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]), ...noInheritedSecrets, ...roleTokens.env(name) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.

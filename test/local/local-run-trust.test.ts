@@ -20,6 +20,9 @@ const GRPO = 3;
 const TINY = [
   'data.source.kind=procedural', 'data.size=16', 'data.source.count=32', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'grpo.groupSize=4',
   'grpo.samplesPerBatch=2', 'eval.samples=4', 'orchestrator.leaseSeconds=10', 'orchestrator.heartbeatSeconds=1',
+  // above the workers' default receive limit (64 MiB): the local run passes its own to every worker (review23f: its
+  // workers stopped at the Welcome)
+  `orchestrator.maxMessageBytes=${128 * 1024 * 1024}`,
 ];
 
 /** What a gRPC client that is not one of the run's processes gets: the refusals, as error messages. */
