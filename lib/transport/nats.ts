@@ -817,14 +817,27 @@ const runStateApis = new WeakMap<NatsConnection, Promise<string>>();
  * accounts of natsAccountsBlock (the run state in its own account, lib/transport/nats-permissions.ts), the default
  * `$JS.API` on a server without them (nothing answers RUN_STATE_API there: no responders).
  */
+function isAccountInfo(data: Uint8Array): boolean {
+  try {
+    return (JSON.parse(new TextDecoder().decode(data)) as { type?: unknown }).type === 'io.nats.jetstream.api.v1.account_info_response';
+  } catch {
+    return false;
+  }
+}
+
 export function runStateApiPrefix(nc: NatsConnection): Promise<string> {
   let p = runStateApis.get(nc);
   if (!p) {
-    p = nc.request(`${RUN_STATE_API}.INFO`, undefined, { timeout: 10_000 }).then(() => RUN_STATE_API, (e: unknown) => {
-      if ((e as { code?: unknown })?.code === '503') return '$JS.API';
-      runStateApis.delete(nc);
-      throw new Error(`cannot tell where the run state's JetStream API is (${RUN_STATE_API}.INFO): ${(e as Error).message}`, { cause: e });
-    });
+    p = nc.request(`${RUN_STATE_API}.INFO`, undefined, { timeout: 10_000 }).then(
+      // only JetStream's own answer says the account is there: on a server without the accounts, a stream whose
+      // subjects cover RS.> answers with a publish ack (review23f)
+      (m) => (isAccountInfo(m.data) ? RUN_STATE_API : '$JS.API'),
+      (e: unknown) => {
+        if ((e as { code?: unknown })?.code === '503') return '$JS.API';
+        runStateApis.delete(nc);
+        throw new Error(`cannot tell where the run state's JetStream API is (${RUN_STATE_API}.INFO; on a server without the accounts, a subscriber to it that never answers delays this): ${(e as Error).message}`, { cause: e });
+      },
+    );
     runStateApis.set(nc, p);
   }
   return p;

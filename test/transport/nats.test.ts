@@ -12,6 +12,7 @@ import {
   connectNats,
   RevisionConflictError,
   RunStateStore,
+  runStateApiPrefix,
   sha256Digest,
   type Announcement,
 } from '../../lib/transport/nats.ts';
@@ -173,6 +174,22 @@ test('an announcement without its object (a forged version jump) is ignored by l
   assert.deepEqual(got, [1, 2]);
   assert.equal((await store.latest())!.version, 2);
   await watch.stop();
+});
+
+test('run state on a server without the accounts: a stream that captures RS.> is not taken for the run-state account', async () => {
+  // its publish ack answers RS.API.INFO; before (review23f), the store then used the RS.API prefix and failed to open
+  const nc = await connectNats({ url: shared.nats.url, name: 'rs-capture' });
+  try {
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.add({ name: 'rs-capture', subjects: ['RS.>'] });
+    assert.equal(await runStateApiPrefix(nc), '$JS.API');
+    const st = await RunStateStore.open(nc, { runId: 'run-rs', schema: State });
+    await st.create({ learner_version: 0, next_batch_seq: 1, owner: 'o' });
+    assert.equal((await st.get())!.value.owner, 'o');
+    await jsm.streams.delete('rs-capture');
+  } finally {
+    await nc.close();
+  }
 });
 
 test('run state: zod-validated, create-once, CAS update, concurrent modify never loses a write', async () => {
