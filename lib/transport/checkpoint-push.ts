@@ -61,6 +61,9 @@ export interface PushedLease extends PushedCheckpoint {
   release(): void;
 }
 
+/** Set by the server on a message it answers a direct get with (the stream it came from), never on a publish. */
+export const STREAM_HEADER = 'Nats-Stream';
+
 /** The headers of the chunk at `offset` of checkpoint `version` (`size` bytes, sha256 `digest`). */
 export function pushHeaders(version: number, size: number, offset: number, digest: string, metaJson: string): MsgHdrs {
   const h = headers();
@@ -134,6 +137,10 @@ export class CheckpointPushReceiver {
     const offset = intHeader(h, H_OFFSET);
     const digest = h.get(H_DIGEST);
     if (version === undefined || size === undefined || offset === undefined || !/^sha256:[0-9a-f]{64}$/.test(digest) || size > MAX_PUSH_BYTES) return false;
+    // a stored chunk replayed by a direct get whose reply subject is the push subject (a reader may pick it: the
+    // answer reaches its own account's followers) carries the stream's headers; the learner's push never does, and
+    // a replayed first chunk would restart the assembly of the one being pushed (review23f)
+    if (h.has(STREAM_HEADER)) return false;
     if (this.held && version <= this.held.version) return false;
     let a = this.assembling.get(digest);
     if (offset === 0) {

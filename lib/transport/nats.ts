@@ -35,7 +35,7 @@ import { z } from 'zod';
 import { formatIssues } from './messages.ts';
 import { ObjectChunks, ObjectTruncatedError } from './object-chunks.ts';
 import { listObjectRecords } from './object-listing.ts';
-import { CheckpointPushReceiver, pushHeaders } from './checkpoint-push.ts';
+import { CheckpointPushReceiver, pushHeaders, STREAM_HEADER } from './checkpoint-push.ts';
 import { ensureStream, isStoreLost } from './store-loss.ts';
 import { RUN_STATE_API } from './nats-permissions.ts';
 import { conformOwnedStream, objectBucketSettings, type OwnedStreamSettings } from './owned-stream.ts';
@@ -626,7 +626,8 @@ export class CheckpointStore {
     try {
       sub = this.nc.subscribe(subject, {
         callback: (err, m) => {
-          if (!err) queue.push(m.data);
+          // a stored message replayed into the subject by a direct get's reply is not an announcement (STREAM_HEADER)
+          if (!err && !m.headers?.has(STREAM_HEADER)) queue.push(m.data);
           wake();
         },
       });

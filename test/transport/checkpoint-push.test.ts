@@ -87,6 +87,34 @@ test('a forged push (bytes that do not hash to their digest) is ignored: the wat
   await watch.stop();
 });
 
+test("a stored chunk replayed into the push subject (the stream's headers on it) is not taken as a push", async () => {
+  // a reader may send a direct get of the bucket with the push subject as its reply: the server's answer, the stored
+  // chunk with its Ckpt-* headers and the stream's own, reaches its account's followers. Before (review23f), a replayed
+  // first chunk restarted the assembly of the checkpoint being pushed; here a whole replayed checkpoint would be held
+  const runId = 'push-replay';
+  const learner = await CheckpointStore.open(learnerNc, { runId, push: false });
+  const follower = await CheckpointStore.open(followerNc, { runId });
+  const watch = await follower.watch();
+  const it = watch[Symbol.asyncIterator]();
+  const bytes = randomBytes(64 * 1024);
+  const digest = sha256Digest(bytes);
+  const h = pushHeaders(1, bytes.length, 0, digest, '{}');
+  h.set('Nats-Stream', `OBJ_${learner.bucket}`);
+  h.set('Nats-Sequence', '7');
+  learnerNc.publish(`$O.${learner.bucket}.C.push.replayed`, bytes, { headers: h });
+  await learnerNc.flush();
+  await learner.put(1, bytes, digest);
+  const ann = await nextAnnouncement(it);
+  // the stored copy is replaced behind the store's back: a watcher that took the replay would still hold the bytes
+  const os = await learnerNc.jetstream().views.os(learner.bucket);
+  const info = (await os.info('v0000000001'))!;
+  const evil = Buffer.from(bytes);
+  evil[100]! ^= 0xff;
+  await os.putBlob({ name: info.name, metadata: info.metadata }, evil);
+  await assert.rejects(follower.get(1, { expectDigest: ann.digest }), /digest mismatch/);
+  await watch.stop();
+});
+
 test('a checkpoint in one chunk (max_payload 8 MiB) is held as received, aligned: its tensors decode as views of it', async () => {
   const big = await startNatsServer({ maxPayload: CHECKPOINT_MAX_PAYLOAD });
   const lnc = await connectNats({ url: big.url, name: 'one-chunk-learner' });
