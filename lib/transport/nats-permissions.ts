@@ -166,9 +166,12 @@ export const STREAMS_ACCOUNT = 'STREAMS';
 export const RUN_STATE_ACCOUNT = 'RUNSTATE';
 /**
  * RUN_STATE_ACCOUNT's JetStream limits: a stream the orchestrator's credential makes there (capturing the answers that
- * pass through it, `_R_.>`) fills at most this much (the run state is a few KiB).
+ * pass through it, `_R_.>`) fills at most this much (the run state is a few KiB). They are reserved against the
+ * server's own limits, so its `max_file_store` / `max_memory_store` must be at least these, or JetStream does not
+ * start (`insufficient memory resources`, review23f; test/k8s/manifests.test.ts checks the manifests).
  */
-const RUN_STATE_LIMITS = '{ max_file: 256M, max_mem: 64M }';
+export const RUN_STATE_LIMIT_BYTES = { file: 256 * 1024 * 1024, memory: 64 * 1024 * 1024 };
+const RUN_STATE_LIMITS = `{ max_file: ${RUN_STATE_LIMIT_BYTES.file / 1024 / 1024}M, max_mem: ${RUN_STATE_LIMIT_BYTES.memory / 1024 / 1024}M }`;
 /** Each role's own account (no JetStream): it reaches the streams only through what it imports. */
 export const roleAccount = (role: NatsRole): string => role.toUpperCase();
 

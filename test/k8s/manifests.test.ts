@@ -18,6 +18,7 @@ import { quantity } from '../../lib/deploy/quantity.ts';
 import { refusedOn, type Device } from '../../lib/graph/device.ts';
 import { requireTool, run, which } from './tools.ts';
 import { makeTestCerts } from '../helpers/certs.ts';
+import { RUN_STATE_LIMIT_BYTES } from '../../lib/transport/nats-permissions.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const at = (p: string) => join(ROOT, p);
@@ -366,6 +367,8 @@ for (const overlay of RUN_OVERLAYS) {
     const env = Object.fromEntries(podSpec(nats).containers[0].env.filter((e: Any) => 'value' in e).map((e: Any) => [e.name, e.value]));
     const storage = quantity((nats.spec as Any).volumeClaimTemplates[0].spec.resources.requests.storage);
     assert.ok(quantity(env.NATS_JS_MAX_FILE_STORE.replace(/B$/, '')) < storage, `max_file_store ${env.NATS_JS_MAX_FILE_STORE} below the volume`);
+    // and above what the run-state account reserves (nats-server refuses to start JetStream otherwise)
+    assert.ok(quantity(env.NATS_JS_MAX_FILE_STORE.replace(/B$/, '')) >= RUN_STATE_LIMIT_BYTES.file, `max_file_store ${env.NATS_JS_MAX_FILE_STORE} below the run-state account's ${RUN_STATE_LIMIT_BYTES.file} bytes`);
   });
 }
 
