@@ -813,11 +813,7 @@ function isWrongLastSequence(e: unknown): boolean {
 }
 
 const runStateApis = new WeakMap<NatsConnection, Promise<string>>();
-/**
- * The JetStream API prefix the run state is reached at on `nc`'s server: RUN_STATE_API where the server runs the
- * accounts of natsAccountsBlock (the run state in its own account, lib/transport/nats-permissions.ts), the default
- * `$JS.API` on a server without them (nothing answers RUN_STATE_API there: no responders).
- */
+/** Whether `data` is JetStream's answer to an account-info request (what the run state's account answers). */
 function isAccountInfo(data: Uint8Array): boolean {
   try {
     return (JSON.parse(new TextDecoder().decode(data)) as { type?: unknown }).type === 'io.nats.jetstream.api.v1.account_info_response';
@@ -826,6 +822,11 @@ function isAccountInfo(data: Uint8Array): boolean {
   }
 }
 
+/**
+ * The JetStream API prefix the run state is reached at on `nc`'s server: RUN_STATE_API where the server runs the
+ * accounts of natsAccountsBlock (the run state in its own account, lib/transport/nats-permissions.ts), the default
+ * `$JS.API` on a server without them (nothing answers RUN_STATE_API there, or something that is not JetStream does).
+ */
 export function runStateApiPrefix(nc: NatsConnection): Promise<string> {
   let p = runStateApis.get(nc);
   if (!p) {

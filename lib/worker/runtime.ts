@@ -250,10 +250,11 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     }
     const config = parseWelcomeConfig(w);
     // the orchestrator sends messages up to its limit, and one this worker's gRPC cannot take ends the stream; the
-    // reconnect gets it again: a run that never moves and never says why
+    // reconnect gets it again: a run that never moves and never says why. A SetupError: no restart cures it (a
+    // supervisor stops the run instead of restarting the worker, lib/local/supervisor.ts)
     const receives = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     if (config.orchestrator.maxMessageBytes > receives) {
-      throw new WorkerFatalError(`the run's orchestrator.maxMessageBytes is ${config.orchestrator.maxMessageBytes} bytes, but this worker receives messages of at most ${receives}: start it with --max-message-bytes ${config.orchestrator.maxMessageBytes}`);
+      throw new SetupError(`the run's orchestrator.maxMessageBytes is ${config.orchestrator.maxMessageBytes} bytes, but this worker receives messages of at most ${receives}: start it with --max-message-bytes ${config.orchestrator.maxMessageBytes}`);
     }
     const hash = configHash(config);
     firstWelcome = { runId, configHash: hash };
