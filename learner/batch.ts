@@ -84,10 +84,6 @@ function policyInputs(
   return { images: { dtype: distinct.dtype, shape: [n, 3, height, width], data }, field: 'train_batch.distinct_images', sent: distinct };
 }
 
-/**
- * Decodes a TrainBatch for a policy of `height` x `width` trained in `mode` (the run's grpo.advantageMode);
- * BatchError (bad_input / unsupported) when it cannot be used.
- */
 /** What the run trains, which decides what a TrainBatch must hold. */
 export interface BatchShape {
   height: number;
@@ -102,8 +98,12 @@ export interface BatchShape {
   maxBatch?: number;
 }
 
-export function decodeTrainBatch(b: TrainBatch__Output, shape: BatchShape): DecodedBatch {
-  const { height, width, mode = 'scalar', family = 'gaussian', flowSteps, identity = false, maxBatch = Infinity } = shape;
+/**
+ * Decodes a TrainBatch for the run's policy and batch shape (`run`: its resolution, grpo.advantageMode and
+ * family, and the learner's max_batch); BatchError (bad_input / unsupported) when it cannot be used.
+ */
+export function decodeTrainBatch(b: TrainBatch__Output, run: BatchShape): DecodedBatch {
+  const { height, width, mode = 'scalar', family = 'gaussian', flowSteps, identity = false, maxBatch = Infinity } = run;
   const img = [null, 3, height, width] as const;
   const tensor = (name: 'images' | 'distinct_images' | 'targets' | 'actions' | 'logp_old' | 'advantages' | 'advantage_map' | 'identity_advantages' | 'identity_advantage_map', shape: ReadonlyArray<number | null>): HostTensor => {
     try {
