@@ -25,8 +25,7 @@ import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import { writeLocalRoleTokens, type LocalRoleTokens } from './role-tokens.ts';
 import { writeLocalCheckpointKeys, type LocalCheckpointKeys } from './checkpoint-keys.ts';
 import { CHECKPOINT_KEY_ENV, loadVerifyKey } from '../checkpoint/sign.ts';
-import { TOKEN_ENV } from '../worker/options.ts';
-import type { WorkerRole } from '../transport/proto.ts';
+import { TOKEN_ENV, WIRE_ROLE, type RoleName } from '../worker/options.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
 import { exitAfterGraphs } from '../graph/graph-thread.ts';
@@ -67,8 +66,8 @@ export interface LocalRunOptions {
 }
 
 export type OrtRole = 'learner' | 'rollout-worker' | 'reward-worker';
-const NATS_ROLE_OF: Record<OrtRole, NatsRole> = { learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' };
-const WIRE_ROLE_OF: Record<OrtRole, WorkerRole> = { learner: 'LEARNER', 'rollout-worker': 'ROLLOUT', 'reward-worker': 'REWARD' };
+/** Each process's role by name: its NATS user, and (WIRE_ROLE) the role its gRPC token grants. */
+const ROLE_OF: Record<OrtRole, RoleName> = { learner: 'learner', 'rollout-worker': 'rollout', 'reward-worker': 'reward' };
 
 /**
  * The --threads each role gets: explicit settings, else a share of the cores (none when THREADS_ENV is set): the
@@ -198,7 +197,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     ...Array.from({ length: o.rolloutWorkers ?? 1 }, (_, i) => ({ role: 'rollout-worker' as const, name: `rollout-${i}` })),
     ...Array.from({ length: o.rewardWorkers ?? 1 }, (_, i) => ({ role: 'reward-worker' as const, name: `reward-${i}` })),
   ];
-  const roleTokens = writeLocalRoleTokens(out, workers.map((w) => ({ workerId: w.name, role: WIRE_ROLE_OF[w.role] })));
+  const roleTokens = writeLocalRoleTokens(out, workers.map((w) => ({ workerId: w.name, role: WIRE_ROLE[ROLE_OF[w.role]] })));
   const checkpointKeys = writeLocalCheckpointKeys(out);
   // Only what the run gives each process: no shared token or key file a caller's environment may hold.
   const noInheritedSecrets = { [TOKEN_ENV]: '', [CHECKPOINT_KEY_ENV.key]: '', [CHECKPOINT_KEY_ENV.pubkey]: '' };
@@ -262,7 +261,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         command: process.execPath,
         args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : []), ...(device ? ['--device', device] : []), ...limitArgs, ...roleArgs[role]],
         doneOnExitCode: 0,
-        env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(NATS_ROLE_OF[role]), ...noInheritedSecrets, ...roleTokens.env(name) },
+        env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(ROLE_OF[role]), ...noInheritedSecrets, ...roleTokens.env(name) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
         onLine: (line) => {
           if (!/ info /.test(line)) log(`[${name}] ${line}`);
