@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { freePort } from '../../lib/local/ports.ts';
-import { writeLocalNatsUsers } from '../../lib/local/nats-config.ts';
+import { writeLocalNatsUsers, type LocalNatsUsers } from '../../lib/local/nats-config.ts';
 import { STREAMS_ACCOUNT } from '../../lib/transport/nats-permissions.ts';
 import { CheckpointStore, connectNats, spawnNatsServer, AnnouncementSchema, type Announcement } from '../../lib/transport/index.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
@@ -62,12 +62,11 @@ export async function readRunStore(out: string, runId: string): Promise<StoreVie
   const storeDir = join(out, 'nats');
   // a store written under the accounts has an account folder for the streams; the network-fault cluster's (one user,
   // no accounts: test/faults/cluster.ts) keeps them in the global account
-  const accounts = existsSync(join(storeDir, 'jetstream', STREAMS_ACCOUNT));
-  const conf = mkdtempSync(join(tmpdir(), 'reliability-audit-'));
-  const users = writeLocalNatsUsers(conf);
-  const server = await spawnNatsServer({ port, storeDir, ...(accounts ? { extraArgs: ['-c', users.configFile] } : {}) });
-  rmSync(conf, { recursive: true, force: true }); // read at start
-  const nc = await connectNats({ url: server.url, name: 'reliability-audit', ...(accounts ? users.credentials('learner') : {}) });
+  let users: LocalNatsUsers | undefined;
+  if (existsSync(join(storeDir, 'jetstream', STREAMS_ACCOUNT))) users = writeLocalNatsUsers(mkdtempSync(join(tmpdir(), 'reliability-audit-')));
+  const server = await spawnNatsServer({ port, storeDir, ...(users ? { extraArgs: ['-c', users.configFile] } : {}) });
+  if (users) rmSync(dirname(users.configFile), { recursive: true, force: true }); // read at start
+  const nc = await connectNats({ url: server.url, name: 'reliability-audit', ...(users ? users.credentials('learner') : {}) });
   try {
     const store = await CheckpointStore.open(nc, { runId, readOnly: true });
     const jsm = await nc.jetstreamManager();
