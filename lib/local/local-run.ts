@@ -217,7 +217,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
     const natsBinary = ensureNatsBinary();
     natsPort = await ports.distinct();
     natsUrl = `nats://127.0.0.1:${natsPort}`;
-    natsUsers = writeLocalNatsUsers(out);
+    natsUsers = writeLocalNatsUsers(out, config.run.id);
     sup.start({ name: 'nats', command: natsBinary, args: ['-c', natsUsers.configFile, '-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(out, 'nats')], onLine: () => undefined });
     await waitFor('nats-server', () => isReachable('127.0.0.1', natsPort));
   }

@@ -3,17 +3,21 @@
 //   learner       writes checkpoints (object store `checkpoints-<run>`), their announcements
 //                 (`recovery.<run>.checkpoint`), its optimizer state (`learner-state`, objects `<run>/...`) and its
 //                 skip record (key `learner-skips` of `runstate-<run>`); reads everything; the only role that
-//                 creates (or updates) streams where the checkpoints are.
+//                 creates (or updates) streams where the checkpoints are: its run's three streams only, where the
+//                 config names the run.
 //   orchestrator  writes the run state (KV `runstate-<run>`, in its own account: RUN_STATE_ACCOUNT), creates streams
-//                 there only, never updates one; reads checkpoints, never the learner's optimizer state.
+//                 there only (its run's bucket only, where the config names the run), never updates one; reads
+//                 checkpoints, never the learner's optimizer state.
 //   rollout       reads checkpoints and announcements (not the optimizer state); writes nothing.
 //   reward        same as rollout (it reads nothing today; the grant stays read-only).
 //
 // Publishing is what writing is in JetStream (a KV put is a publish on `$KV.<bucket>.<key>`, an object chunk one
 // on `$O.<bucket>.C.<id>`), so the write rules are publish rules; the JetStream API (`$JS.API.>`) is granted per
 // verb: readers may look at streams and read stored messages (direct gets), not make consumers (nobody may: READ_API
-// below) nor create, change, purge or delete streams. NATS
-// wildcards match whole tokens only (`checkpoints-<run>` is one token), so the rules are per role, not per run.
+// below) nor create, change, purge or delete streams. NATS wildcards match whole tokens only (`checkpoints-<run>` is
+// one token), so a grant for any run says `$JS.API.STREAM.CREATE.*`; a user given its run (NatsUser.run: the local
+// run, Kubernetes with the run id of k8s/base/run.yaml) gets instead the exact names of that run's streams and
+// subjects (runScope), so its credential creates, changes and writes nothing of another run's or of any other name.
 // Each role's users live in the role's own NATS account, which reaches the streams (in STREAMS_ACCOUNT) only through
 // imports of what those rules allow (natsAccountsBlock): a JetStream API request's reply subject, which nats-server
 // checks against nothing, can then no longer make a stream store the answer (docs/security.md).
@@ -21,6 +25,7 @@
 // one (k8s/base/nats.conf, checked against natsAccountsBlock by test/k8s/security.test.ts; scripts/gen-nats-conf.ts).
 
 import { PUSHED_CHUNKS } from './checkpoint-push.ts';
+import { announcementStream, announcementSubject, checkpointBucket, checkRunId, kvStream, objectStream, runStateBucket } from './run-names.ts';
 
 export const NATS_ROLES = ['orchestrator', 'learner', 'rollout', 'reward'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
@@ -57,13 +62,18 @@ const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
  * state, or capture every JetStream answer passing through (`_R_.>`), and nats-server checks none of that against the
  * creator's permissions. The orchestrator creates only its run state, in RUN_STATE_ACCOUNT (RUN_STATE_API).
  */
-const CREATE_API = ['$JS.API.STREAM.CREATE.*'];
+const createApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.CREATE.${s}`);
+const CREATE_API = createApi(['*']);
 /**
  * Changing a stream's settings: the learner's alone (it owns the buckets it writes and brings older ones up to date,
  * owned-stream.ts conformOwnedStream at CheckpointStore.open and LearnerStateStore.open). Round 23: no longer the orchestrator's, whose stolen credential
  * could otherwise turn direct gets back on for the announcement stream (docs/security.md).
  */
-const UPDATE_API = ['$JS.API.STREAM.UPDATE.*'];
+const updateApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.UPDATE.${s}`);
+const UPDATE_API = updateApi(['*']);
+/** Purging (a filtered purge replaces or deletes an object): the learner's alone. */
+const purgeApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.PURGE.${s}`);
+const PURGE_API = purgeApi(['*']);
 /** Removing whole streams or messages: nobody's grant includes these (an operator uses the system account). */
 const DESTROY_API = ['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.MSG.DELETE.>'];
 
@@ -115,29 +125,64 @@ const LEARNER_STATE_READ = [
 export const RUN_STATE_API = 'RS.API';
 const RUN_STATE_READ_API = READ_API.map((s) => s.replace('$JS.API', RUN_STATE_API));
 /** Creating the run-state bucket: streams made in RUN_STATE_ACCOUNT reach nothing else (it imports nothing). */
-const RUN_STATE_CREATE_API = [`${RUN_STATE_API}.STREAM.CREATE.*`];
+const runStateCreateApi = (streams: readonly string[]) => streams.map((s) => `${RUN_STATE_API}.STREAM.CREATE.${s}`);
+const RUN_STATE_CREATE_API = runStateCreateApi(['*']);
 /** Subjects that write the run state: the orchestrator's (the learner's skip record excepted). */
 export const RUN_STATE_WRITE_SUBJECTS = [`${RUN_STATE_API}.$KV.>`];
-/** The learner's skip record (learner/index.ts SKIP_KEY) in the run state of any run. */
-const LEARNER_SKIPS = `${RUN_STATE_API}.$KV.*.learner-skips`;
 
-export function natsPermissions(role: NatsRole): NatsPermissions {
+/**
+ * What the writers' grants name for one run, or for every run (`run` undefined): the streams the learner creates and
+ * changes in STREAMS_ACCOUNT and those it purges, the subjects it writes there, the run-state stream created in
+ * RUN_STATE_ACCOUNT and the run-state subjects written. A stream name is one subject token, so "every run" is `*`
+ * (any stream at all); a known run gets the exact names (run-names.ts), so a stream of another name or another run's
+ * is refused. The learner's state is one bucket for every run (LEARNER_STATE_BUCKET): a learner writes it whichever
+ * run it is given.
+ */
+interface RunScope {
+  learnerStreams: string[];
+  purged: string[];
+  checkpointWrites: string[];
+  runStateStreams: string[];
+  runStateWrites: string[];
+  learnerSkips: string;
+}
+
+function runScope(run: string | undefined): RunScope {
+  if (run === undefined) {
+    return { learnerStreams: ['*'], purged: ['*'], checkpointWrites: CHECKPOINT_WRITE_SUBJECTS, runStateStreams: ['*'], runStateWrites: RUN_STATE_WRITE_SUBJECTS, learnerSkips: `${RUN_STATE_API}.$KV.*.learner-skips` };
+  }
+  const bucket = checkpointBucket(checkRunId(run));
+  const state = runStateBucket(run);
+  return {
+    learnerStreams: [objectStream(bucket), announcementStream(run), LEARNER_STATE_STREAM],
+    purged: [objectStream(bucket), LEARNER_STATE_STREAM],
+    checkpointWrites: [`$O.${bucket}.>`, `$O.${LEARNER_STATE_BUCKET}.>`, announcementSubject(run)],
+    runStateStreams: [kvStream(state)],
+    runStateWrites: [`${RUN_STATE_API}.$KV.${state}.>`],
+    // the learner's skip record (learner/index.ts SKIP_KEY)
+    learnerSkips: `${RUN_STATE_API}.$KV.${state}.learner-skips`,
+  };
+}
+
+/** `role`'s grant, for run `run` only, or for every run (`run` undefined: runScope). Denies name every run. */
+export function natsPermissions(role: NatsRole, run?: string): NatsPermissions {
   const subscribe = { allow: SUBSCRIBE };
+  const r = runScope(run);
   switch (role) {
     case 'learner':
       return {
         // Purge replaces an object (put of an existing name) and prunes old checkpoints (delete is a purge).
-        publish: { allow: [...READ_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_READ_API, ...RUN_STATE_CREATE_API, LEARNER_SKIPS], deny: [...DESTROY_API, ...NO_CONSUMERS] },
+        publish: { allow: [...READ_API, ...createApi(r.learnerStreams), ...updateApi(r.learnerStreams), ...purgeApi(r.purged), ...r.checkpointWrites, ...RUN_STATE_READ_API, ...runStateCreateApi(r.runStateStreams), r.learnerSkips], deny: [...DESTROY_API, ...NO_CONSUMERS] },
         subscribe,
       };
     case 'orchestrator':
       // its run state (nats.js KV: get is a direct get, create/update a publish) and checkpoint reads need no consumer;
       // it creates streams in RUN_STATE_ACCOUNT only (round 23, review23d: no longer in STREAMS_ACCOUNT)
-      return { publish: { allow: [...READ_API, ...RUN_STATE_READ_API, ...RUN_STATE_CREATE_API, ...RUN_STATE_WRITE_SUBJECTS], deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
+      return { publish: { allow: [...READ_API, ...RUN_STATE_READ_API, ...runStateCreateApi(r.runStateStreams), ...r.runStateWrites], deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, ...PURGE_API, ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...LEARNER_STATE_READ] }, subscribe };
     case 'rollout':
     case 'reward':
       return {
-        publish: { allow: [...READ_API, ...RUN_STATE_READ_API], deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, '$JS.API.STREAM.PURGE.*', ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_CREATE_API, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
+        publish: { allow: [...READ_API, ...RUN_STATE_READ_API], deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, ...PURGE_API, ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_CREATE_API, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
         subscribe,
       };
   }
@@ -149,6 +194,11 @@ export interface NatsUser {
   user: string;
   /** Absent: the user is identified by its client certificate (nats.conf `tls { verify_and_map: true }`). */
   password?: string;
+  /**
+   * The run whose streams this user's grant names (runScope); absent: every run (wildcards). A config names runs for
+   * all its users or for none (natsAccountsBlock).
+   */
+  run?: string;
 }
 
 const quote = (s: string) => JSON.stringify(s);
@@ -200,9 +250,18 @@ function serviceOf(local: string): NatsServiceImport {
  * SUBSCRIBE), from the learner's account, where they are published (none for the learner itself, which gets its own
  * publications there).
  */
-export function natsImports(role: NatsRole): { services: NatsServiceImport[]; streams: string[] } {
-  const p = natsPermissions(role);
-  return { services: p.publish.allow.map(serviceOf), streams: role === 'learner' ? [] : FOLLOWED };
+export function natsImports(role: NatsRole, runs: readonly (string | undefined)[] = [undefined]): { services: NatsServiceImport[]; streams: string[] } {
+  const allowed = [...new Set(runs.flatMap((run) => natsPermissions(role, run).publish.allow))];
+  return { services: allowed.map(serviceOf), streams: role === 'learner' ? [] : FOLLOWED };
+}
+
+/** The runs `users` are given (NatsUser.run): [undefined] (every run) when none is; mixing both is refused. */
+function runsOf(users: readonly NatsUser[]): (string | undefined)[] {
+  const given = users.filter((u) => u.run !== undefined);
+  if (given.length > 0 && given.length < users.length) {
+    throw new Error(`NATS users: ${users.filter((u) => u.run === undefined).map((u) => u.user).join(', ')} name no run while ${given.map((u) => u.user).join(', ')} do: give every user its run, or none (a grant for every run)`);
+  }
+  return given.length === 0 ? [undefined] : [...new Set(given.map((u) => checkRunId(u.run!)))];
 }
 
 /**
@@ -213,17 +272,18 @@ export function natsImports(role: NatsRole): { services: NatsServiceImport[]; st
  * and 2.10.27).
  */
 export function natsAccountsBlock(users: readonly NatsUser[]): string {
+  const runs = runsOf(users);
   const exportsOf = (account: string) => {
     const to = new Map<string, string[]>();
     for (const role of NATS_ROLES) {
-      for (const s of natsImports(role).services) if (s.account === account) to.set(s.subject, [...(to.get(s.subject) ?? []), roleAccount(role)]);
+      for (const s of natsImports(role, runs).services) if (s.account === account) to.set(s.subject, [...(to.get(s.subject) ?? []), roleAccount(role)]);
     }
     return [...to].map(([s, accounts]) => `      { service: ${quote(s)}, accounts: ${list(accounts)} }`);
   };
   const accounts = NATS_ROLES.map((role) => {
-    const imp = natsImports(role);
+    const imp = natsImports(role, runs);
     const own = users.filter((u) => u.role === role).map((u) => {
-      const p = natsPermissions(u.role);
+      const p = natsPermissions(u.role, u.run);
       const pass = u.password !== undefined ? `, password: ${quote(u.password)}` : '';
       return [
         `      { user: ${quote(u.user)}${pass}, permissions: {`,

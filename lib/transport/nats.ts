@@ -38,6 +38,7 @@ import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders, STREAM_HEADER } from './checkpoint-push.ts';
 import { ensureStream, isStoreLost } from './store-loss.ts';
 import { RUN_STATE_API } from './nats-permissions.ts';
+import { announcementStream, announcementSubject, checkpointBucket, checkRunId, objectStream, runStateBucket } from './run-names.ts';
 import { conformOwnedStream, objectBucketSettings, type OwnedStreamSettings } from './owned-stream.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
 import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
@@ -46,11 +47,7 @@ import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
 import { withTimeout } from '../async/with-timeout.ts';
 
-const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
-export function checkRunId(runId: string): string {
-  if (!RUN_ID.test(runId)) throw new Error(`runId ${JSON.stringify(runId)} must match [A-Za-z0-9_-]{1,64} (it becomes part of NATS subjects and bucket names)`);
-  return runId;
-}
+export { checkRunId };
 
 // ---------------------------------------------------------------------------------------------------
 // connection
@@ -268,9 +265,9 @@ export class CheckpointStore {
     private readonly opts: CheckpointStoreOptions,
   ) {
     this.runId = opts.runId;
-    this.bucket = `checkpoints-${opts.runId}`;
-    this.stream = `recovery-ckpt-${opts.runId}`;
-    this.subject = `recovery.${opts.runId}.checkpoint`;
+    this.bucket = checkpointBucket(opts.runId);
+    this.stream = announcementStream(opts.runId);
+    this.subject = announcementSubject(opts.runId);
   }
 
   /** Opens (creating when missing) the bucket and announcement stream of a run. */
@@ -282,9 +279,10 @@ export class CheckpointStore {
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     // the owner checks (and corrects) an existing bucket's settings before nats.js opens it
-    if (!opts.readOnly) await conformOwnedStream(jsm, `OBJ_checkpoints-${runId}`, objectBucketSettings(`checkpoints-${runId}`, storageOf(opts)));
-    const os = opts.readOnly ? undefined : await js.views.os(`checkpoints-${runId}`, bucketOptions(runId, opts));
-    const store = new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, `checkpoints-${runId}`), { ...opts, ...checkpointKeysFromEnv(opts), runId });
+    const bucket = checkpointBucket(runId);
+    if (!opts.readOnly) await conformOwnedStream(jsm, objectStream(bucket), objectBucketSettings(bucket, storageOf(opts)));
+    const os = opts.readOnly ? undefined : await js.views.os(bucket, bucketOptions(runId, opts));
+    const store = new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, bucket), { ...opts, ...checkpointKeysFromEnv(opts), runId });
     if (!opts.readOnly) {
       await store.ensureAnnouncements();
       await conformOwnedStream(jsm, store.stream, store.announcementSettings());
@@ -871,7 +869,7 @@ export class RunStateStore<S extends z.ZodType> {
     const runId = checkRunId(opts.runId);
     const key = opts.key ?? 'state';
     if (!/^[-/=.\w]+$/.test(key)) throw new Error(`run state key ${JSON.stringify(key)} has characters NATS KV does not allow`);
-    const bucket = `runstate-${runId}`;
+    const bucket = runStateBucket(runId);
     const bucketOpts = kvOptions(opts);
     failRequestsOnDisconnect(nc);
     const apiPrefix = await runStateApiPrefix(nc);

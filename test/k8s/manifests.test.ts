@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { parseConfig, parseConfigText, type RunConfig } from '../../lib/config/index.ts';
 import { containersOf, parseK8sYaml, renderKustomization, type K8sObject } from './kustomize.ts';
 import { validateK8sObject } from './schemas.ts';
+import { runConfigOf } from './overlays.ts';
 import { ALLOCATOR_ENV } from '../../lib/deploy/allocator-env.ts';
 import { THREADS_ENV } from '../../lib/graph/runtime.ts';
 import { quantity } from '../../lib/deploy/quantity.ts';
@@ -76,12 +76,6 @@ function labelsMatch(selector: Any | undefined, labels: Record<string, string>):
     if (e.operator === 'DoesNotExist' && has) return false;
   }
   return true;
-}
-function runConfigOf(objs: K8sObject[]): RunConfig {
-  const cms = objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('recovery-grpo-config'));
-  assert.equal(cms.length, 1, 'one run configuration ConfigMap');
-  const text = (cms[0]!.data as Record<string, string>)['run.yaml']!;
-  return parseConfig(parseConfigText(text, 'run.yaml'), { source: `ConfigMap ${cms[0]!.metadata.name}` });
 }
 
 function filesUnder(dir: string): string[] {

@@ -20,7 +20,7 @@ import { certificateGrant, roleUri } from '../../lib/transport/cert-identity.ts'
 import { CheckpointStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../helpers/nats.ts';
-import { RUN_OVERLAYS } from './overlays.ts';
+import { RUN_OVERLAYS, runConfigOf } from './overlays.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** component label -> the role its certificate names (and its Secret's suffix). */
@@ -91,9 +91,11 @@ for (const overlay of RUN_OVERLAYS) {
     }
   });
 
-  test(`${overlay}: NATS users are the roles' certificates with exactly the generated permissions`, () => {
-    const expected = natsAccountsBlock(NATS_ROLES.map((role) => ({ role, user: roleUri(role) })));
-    assert.ok(natsConfOf(objs).includes(expected), 'k8s/base/nats.conf holds natsAccountsBlock(...) verbatim (regenerate it from lib/transport/nats-permissions.ts)');
+  test(`${overlay}: NATS users are the roles' certificates with exactly the generated permissions, for the overlay's run`, () => {
+    // the grants name the run the overlay configures (scripts/gen-nats-conf.ts reads it from k8s/base/run.yaml)
+    const run = runConfigOf(objs).run.id;
+    const expected = natsAccountsBlock(NATS_ROLES.map((role) => ({ role, user: roleUri(role), run })));
+    assert.ok(natsConfOf(objs).includes(expected), `k8s/base/nats.conf holds natsAccountsBlock(...) for run ${run} verbatim (regenerate it: node --import tsx scripts/gen-nats-conf.ts)`);
     assert.doesNotMatch(natsConfOf(objs), /password\s*:/, 'no NATS password anywhere');
   });
 
@@ -184,13 +186,17 @@ test('scripts/k8s-secrets.sh --print makes certificates that name their roles, a
       return nc;
     };
     await assert.rejects(connect({ servers: server.url, maxReconnectAttempts: 0 }), 'a client without TLS is refused');
-    const learner = await CheckpointStore.open(await as('learner'), { runId: 'k8s-sec' });
-    const rollout = await CheckpointStore.open(await as('rollout'), { runId: 'k8s-sec' });
+    const runId = runConfigOf(renderKustomization(join(ROOT, 'k8s/overlays/cpu-dev'))).run.id;
+    const learnerNc = await as('learner');
+    const learner = await CheckpointStore.open(learnerNc, { runId });
+    const rollout = await CheckpointStore.open(await as('rollout'), { runId });
     const bytes = randomBytes(2000);
     await learner.put(1, bytes, sha256Digest(bytes));
     assert.equal((await rollout.latest())?.version, 1, 'the rollout worker reads the learner\'s checkpoint');
     await assert.rejects(rollout.put(2, bytes, sha256Digest(bytes)), /Permissions Violation/, 'the rollout worker\'s certificate cannot store a checkpoint');
     assert.equal((await learner.latest())?.version, 1);
+    // the grants name the overlay's run: the learner's certificate makes no stream of another run
+    await assert.rejects(CheckpointStore.open(learnerNc, { runId: 'k8s-other-run' }), /Permissions Violation/, 'the learner\'s certificate creates another run\'s streams');
   } finally {
     for (const nc of conns) await nc.close().catch(() => undefined);
     await server?.stop();

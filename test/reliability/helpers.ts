@@ -63,7 +63,7 @@ export async function readRunStore(out: string, runId: string): Promise<StoreVie
   // a store written under the accounts has an account folder for the streams; the network-fault cluster's (one user,
   // no accounts: test/faults/cluster.ts) keeps them in the global account
   let users: LocalNatsUsers | undefined;
-  if (existsSync(join(storeDir, 'jetstream', STREAMS_ACCOUNT))) users = writeLocalNatsUsers(mkdtempSync(join(tmpdir(), 'reliability-audit-')));
+  if (existsSync(join(storeDir, 'jetstream', STREAMS_ACCOUNT))) users = writeLocalNatsUsers(mkdtempSync(join(tmpdir(), 'reliability-audit-')), runId);
   const server = await spawnNatsServer({ port, storeDir, ...(users ? { extraArgs: ['-c', users.configFile] } : {}) });
   if (users) rmSync(dirname(users.configFile), { recursive: true, force: true }); // read at start
   const nc = await connectNats({ url: server.url, name: 'reliability-audit', ...(users ? users.credentials('learner') : {}) });

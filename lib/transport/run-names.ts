@@ -1,0 +1,20 @@
+// The names of a run's NATS streams, buckets and subjects, in one place: the stores make them (nats.ts) and the
+// NATS grants name them (nats-permissions.ts, where the run is known when the config is written).
+
+const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
+export function checkRunId(runId: string): string {
+  if (!RUN_ID.test(runId)) throw new Error(`runId ${JSON.stringify(runId)} must match [A-Za-z0-9_-]{1,64} (it becomes part of NATS subjects and bucket names)`);
+  return runId;
+}
+
+/** The run's checkpoint object store (nats.js bucket; its stream is objectStream(...)). */
+export const checkpointBucket = (runId: string): string => `checkpoints-${runId}`;
+/** The run's announcement stream and the one subject it stores. */
+export const announcementStream = (runId: string): string => `recovery-ckpt-${runId}`;
+export const announcementSubject = (runId: string): string => `recovery.${runId}.checkpoint`;
+/** The run state's KV bucket (nats.js; its stream is kvStream(...)). */
+export const runStateBucket = (runId: string): string => `runstate-${runId}`;
+/** The stream nats.js keeps an object store's bucket in. */
+export const objectStream = (bucket: string): string => `OBJ_${bucket}`;
+/** The stream nats.js keeps a KV bucket in. */
+export const kvStream = (bucket: string): string => `KV_${bucket}`;

@@ -1,0 +1,146 @@
+// Grants that name the run (NatsUser.run, lib/transport/nats-permissions.ts runScope), against a real nats-server whose
+// config names two runs, each with its own four users: a learner's credential creates, changes, purges and writes only
+// its own run's streams (and the learner state), never a stream of another name (one capturing every JetStream answer,
+// `_R_.>`, or republishing into the announcement subject) nor another run's; an orchestrator's creates only its run's
+// state bucket; and each still does everything its role does.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NatsConnection } from 'nats';
+import { z } from 'zod';
+import { freePort } from '../helpers/nats.ts';
+import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
+import { natsAccountsBlock, NATS_ROLES, RUN_STATE_API, type NatsRole } from '../../lib/transport/nats-permissions.ts';
+import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
+
+const RUNS = ['run-a', 'run-b'] as const;
+type Run = (typeof RUNS)[number];
+const pass = (role: NatsRole, run: Run) => `${role}-${run}-pass-0123456789`;
+const schema = z.object({ phase: z.string(), seq: z.number() });
+let dir: string;
+let server: NatsServerProcess;
+const conns: NatsConnection[] = [];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nats-run-grants-'));
+  const users = RUNS.flatMap((run) => NATS_ROLES.map((role) => ({ role, user: `${role}-${run}`, password: pass(role, run), run })));
+  writeFileSync(join(dir, 'nats.conf'), natsAccountsBlock(users));
+  server = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'js'), extraArgs: ['-c', join(dir, 'nats.conf')] });
+});
+after(async () => {
+  for (const nc of conns) await nc.close().catch(() => undefined);
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function as(role: NatsRole, run: Run): Promise<NatsConnection> {
+  const nc = await connectNats({ url: server.url, name: `run-grants/${role}-${run}`, user: `${role}-${run}`, pass: pass(role, run), maxReconnectAttempts: 0 });
+  conns.push(nc);
+  return nc;
+}
+
+const refused = /permission|Permissions Violation/i;
+const ckpt = () => {
+  const bytes = randomBytes(3000);
+  return { bytes, digest: sha256Digest(bytes) };
+};
+const moments = (version: number) => ({ version, checkpointDigest: '0'.repeat(64), state: { step: version, m: new Map([['w', { shape: [3], data: new Float32Array([1, 2, 3]) }]]), v: new Map([['w', { shape: [3], data: new Float32Array([4, 5, 6]) }]]) } });
+const params = () => new Map([['w', { shape: [3], data: new Float32Array(3) }]]);
+
+test('a learner whose grant names its run does all it does there, and creates no stream of another name', { timeout: 60_000 }, async () => {
+  const learner = await as('learner', 'run-a');
+  const ljsm = await learner.jetstreamManager();
+  // a bucket made before round 22 (no direct gets): the learner's open brings it up to date (a stream update)
+  await ljsm.streams.add({ name: 'OBJ_checkpoints-run-a', subjects: ['$O.checkpoints-run-a.C.>', '$O.checkpoints-run-a.M.>'], allow_rollup_hdrs: true, allow_direct: false });
+  const store = await CheckpointStore.open(learner, { runId: 'run-a' });
+  assert.equal((await ljsm.streams.info('OBJ_checkpoints-run-a')).config.allow_direct, true, 'the learner updated its bucket');
+  for (let v = 0; v < 3; v++) { const c = ckpt(); await store.put(v, c.bytes, c.digest); }
+  assert.deepEqual(await store.prune(1), [0, 1]);
+  const optim = await LearnerStateStore.open(learner, 'run-a');
+  await optim.put(moments(2));
+  await optim.put(moments(2)); // a replaced object: a purge of the old chunks
+  assert.ok(await optim.get(2, '0'.repeat(64), params()));
+  const skips = await RunStateStore.open(learner, { runId: 'run-a', key: 'learner-skips', schema });
+  await skips.modify(() => ({ phase: 'skips', seq: 1 }));
+  // a reader of the run sees it all
+  assert.equal((await CheckpointStore.open(await as('rollout', 'run-a'), { runId: 'run-a', readOnly: true }).then((s) => s.latest()))?.version, 2);
+
+  // streams of any other name: refused, in the streams' account and the run state's
+  const streams = [
+    { name: 'capr', subjects: ['_R_.>'], no_ack: true },
+    { name: 'rp', subjects: ['$KV.rp.x'], republish: { src: '$KV.rp.x', dest: 'recovery.run-a.checkpoint' } },
+    { name: 'src', sources: [{ name: 'OBJ_learner-state' }] },
+  ];
+  const rjsm = await learner.jetstreamManager({ apiPrefix: RUN_STATE_API });
+  for (const config of streams) {
+    await assert.rejects(ljsm.streams.add(config), refused, `the learner creates ${config.name} in the streams' account`);
+    await assert.rejects(rjsm.streams.add(config), refused, `the learner creates ${config.name} in the run state's account`);
+  }
+  // nor may it change a stream of another name (made here by run-b's learner, in its own run's name)
+  await CheckpointStore.open(await as('learner', 'run-b'), { runId: 'run-b' });
+  const other = (await ljsm.streams.info('recovery-ckpt-run-b')).config;
+  await assert.rejects(ljsm.streams.update('recovery-ckpt-run-b', { ...other, subjects: ['recovery.run-b.checkpoint', '_R_.>'] }), refused, 'the learner changes run-b\'s announcement stream');
+  assert.equal(learner.isClosed(), false);
+});
+
+test('one run\'s learner cannot create, write, purge or change another run\'s checkpoints, nor its skip record', { timeout: 60_000 }, async () => {
+  const learnerB = await as('learner', 'run-b');
+  const storeB = await CheckpointStore.open(learnerB, { runId: 'run-b' });
+  const c = ckpt();
+  await storeB.put(0, c.bytes, c.digest);
+  const c1 = ckpt();
+  await storeB.put(1, c1.bytes, c1.digest);
+  await (await RunStateStore.open(await as('orchestrator', 'run-b'), { runId: 'run-b', schema })).create({ phase: 'sft', seq: 0 });
+
+  const learnerA = await as('learner', 'run-a');
+  // its writer's open of run-b succeeds (the streams exist and conform: nothing to write), its writes do not
+  const rogue = await CheckpointStore.open(learnerA, { runId: 'run-b' });
+  const evil = ckpt();
+  await assert.rejects(rogue.put(2, evil.bytes, evil.digest), refused, 'run-a\'s learner stores a checkpoint of run-b');
+  await assert.rejects(rogue.prune(1), refused, 'run-a\'s learner prunes run-b\'s checkpoints');
+  const js = learnerA.jetstream();
+  await assert.rejects(js.publish('recovery.run-b.checkpoint', new TextEncoder().encode('{}')), refused, 'run-a\'s learner announces in run-b');
+  await assert.rejects(js.publish('$O.checkpoints-run-b.C.x', new Uint8Array(8)), refused, 'run-a\'s learner writes a chunk of run-b');
+  const jsm = await learnerA.jetstreamManager();
+  await assert.rejects(jsm.streams.purge('OBJ_checkpoints-run-b'), refused, 'run-a\'s learner purges run-b\'s bucket');
+  const si = await jsm.streams.info('OBJ_checkpoints-run-b');
+  await assert.rejects(jsm.streams.update('OBJ_checkpoints-run-b', { ...si.config, max_age: 1e9 }), refused, 'run-a\'s learner changes run-b\'s bucket');
+  await assert.rejects(jsm.streams.add({ name: 'recovery-ckpt-run-c', subjects: ['recovery.run-c.checkpoint'] }), refused, 'run-a\'s learner creates a stream of a run the config does not name');
+  const skipsB = await RunStateStore.open(learnerA, { runId: 'run-b', key: 'learner-skips', schema });
+  await assert.rejects(skipsB.modify(() => ({ phase: 'skips', seq: 9 })), refused, 'run-a\'s learner writes run-b\'s skip record');
+
+  // run-b is as its learner left it
+  assert.equal((await storeB.latest())?.version, 1);
+  assert.deepEqual(await storeB.versions(), [0, 1]);
+  assert.deepEqual(Buffer.from((await storeB.get(0)).bytes), c.bytes);
+  assert.equal((await jsm.streams.info('OBJ_checkpoints-run-b')).config.max_age, 0);
+});
+
+test('an orchestrator whose grant names its run creates only that run\'s state', { timeout: 60_000 }, async () => {
+  const orchestrator = await as('orchestrator', 'run-a');
+  const state = await RunStateStore.open(orchestrator, { runId: 'run-a', schema });
+  const rev = await state.create({ phase: 'sft', seq: 0 });
+  await state.update({ phase: 'grpo', seq: 1 }, rev);
+  const rjsm = await orchestrator.jetstreamManager({ apiPrefix: RUN_STATE_API });
+  for (const config of [{ name: 'capr', subjects: ['_R_.>'], no_ack: true }, { name: 'KV_runstate-run-c', subjects: ['$KV.runstate-run-c.>'] }]) {
+    await assert.rejects(rjsm.streams.add(config), refused, `the orchestrator creates ${config.name} in the run state's account`);
+  }
+  await assert.rejects(RunStateStore.open(orchestrator, { runId: 'run-c', schema }), refused, 'run-a\'s orchestrator creates run-c\'s state');
+  // run-b's state (made by its own orchestrator): read, not written
+  const other = await as('orchestrator', 'run-b');
+  await (await RunStateStore.open(other, { runId: 'run-b', schema })).modify(() => ({ phase: 'sft', seq: 5 }));
+  const b = await RunStateStore.open(orchestrator, { runId: 'run-b', schema });
+  const cur = await b.get();
+  assert.ok(cur);
+  await assert.rejects(b.update({ phase: 'done', seq: 9 }, cur.revision), refused, 'run-a\'s orchestrator writes run-b\'s state');
+  assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 });
+});
+
+test('a config names runs for all its users or for none', () => {
+  assert.throws(() => natsAccountsBlock([{ role: 'learner', user: 'l', password: 'p', run: 'run-a' }, { role: 'rollout', user: 'r', password: 'p' }]), /r name no run while l do/);
+  assert.throws(() => natsAccountsBlock([{ role: 'learner', user: 'l', password: 'p', run: 'run.a' }]), /runId "run.a" must match/);
+});
