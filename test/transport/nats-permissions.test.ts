@@ -330,6 +330,32 @@ test('the learner corrects, or refuses, a checkpoint stream made by someone else
   await assert.rejects(CheckpointStore.open(learner, { runId: mem }), new RegExp(`stream recovery-ckpt-${mem} has settings .*storage`));
 });
 
+// Round 24 (trust24): the settings conformOwnedStream leaves alone, and the one it cannot fix. deny_purge: the learner
+// purges (prune, a replaced object; an info record is a roll-up, which nats-server refuses on such a stream: "roll-ups
+// require the purge permission"), and nats-server cannot cancel it ("can not cancel deny purge", 2.9.10), so such a
+// bucket is refused, naming it. deny_delete (it cannot be cancelled either) blocks only message deletes, which no role
+// makes; the duplicate window only spares a retried announcement its copy (a duplicate is harmless: watch() yields
+// versions strictly increasing, latest() reads the newest); on one server every stream has one replica. Those are
+// kept, and the learner's put, re-put and prune work on such streams.
+test('the learner refuses a bucket that denies purges, and keeps deny_delete, a short duplicate window and a description', { timeout: 30_000 }, async () => {
+  const learner = await as('learner');
+  const ljsm = await learner.jetstreamManager();
+  const dp = 'premade-dp-run';
+  await ljsm.streams.add({ name: `OBJ_checkpoints-${dp}`, subjects: [`$O.checkpoints-${dp}.C.>`, `$O.checkpoints-${dp}.M.>`], allow_direct: true, deny_purge: true });
+  await assert.rejects(CheckpointStore.open(learner, { runId: dp }), new RegExp(`stream OBJ_checkpoints-${dp} has settings .*deny_purge: has true`));
+  const kept = 'premade-kept-run';
+  const odd = { deny_delete: true, duplicate_window: 1e8, description: 'made by someone else' };
+  await ljsm.streams.add({ name: `OBJ_checkpoints-${kept}`, subjects: [`$O.checkpoints-${kept}.C.>`, `$O.checkpoints-${kept}.M.>`], allow_rollup_hdrs: true, allow_direct: true, ...odd });
+  await ljsm.streams.add({ name: `recovery-ckpt-${kept}`, subjects: [`recovery.${kept}.checkpoint`], max_msgs_per_subject: 10_000, ...odd });
+  const store = await CheckpointStore.open(learner, { runId: kept });
+  const cs = [ckpt(), ckpt(), ckpt()];
+  for (const [v, c] of cs.entries()) { await store.put(v, c.bytes, c.digest); await store.put(v, c.bytes, c.digest); }
+  assert.deepEqual(await store.prune(1), [0, 1]);
+  assert.equal((await store.latest())?.version, 2);
+  assert.deepEqual(Buffer.from((await store.get(2)).bytes), cs[2]!.bytes);
+  assert.equal((await ljsm.streams.info(`recovery-ckpt-${kept}`)).config.deny_delete, true);
+});
+
 test('a wrong password is refused', async () => {
   await assert.rejects(connectNats({ url: server.url, name: 'perm-test/bad', user: 'rollout', pass: 'nope', maxReconnectAttempts: 0 }), /Authorization Violation|AUTHORIZATION/i);
 });
