@@ -1,5 +1,5 @@
-// Rewrites the accounts block of k8s/base/nats.conf from lib/transport/nats-permissions.ts (natsAccountsBlock, with
-// the users the role certificates map to): `node --import tsx scripts/gen-nats-conf.ts`. test/k8s/security.test.ts
+// Rewrites the accounts block of k8s/base/nats.conf from lib/transport/nats-permissions.ts (lib/deploy/k8s-nats-conf.ts:
+// natsAccountsBlock with the users the role certificates map to): `node --import tsx scripts/gen-nats-conf.ts`. test/k8s/security.test.ts
 // fails while the file holds anything else.
 //
 // The grants name the run of k8s/base/run.yaml (`run.id`, which every overlay keeps: test/k8s/manifests.test.ts), so a
@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../lib/config/index.ts';
-import { natsAccountsBlock, NATS_ROLES } from '../lib/transport/nats-permissions.ts';
+import { withNatsAccounts } from '../lib/deploy/k8s-nats-conf.ts';
 
 const args = process.argv.slice(2);
 for (const a of args) if (a !== '--any-run' && !a.startsWith('--run=')) throw new Error(`gen-nats-conf: unknown argument ${JSON.stringify(a)} (use --run=<id> or --any-run)`);
@@ -18,10 +18,5 @@ if (named !== undefined && args.includes('--any-run')) throw new Error('gen-nats
 const run = args.includes('--any-run') ? undefined : named ?? loadConfig(fileURLToPath(new URL('../k8s/base/run.yaml', import.meta.url)), []).run.id;
 
 const file = fileURLToPath(new URL('../k8s/base/nats.conf', import.meta.url));
-const conf = readFileSync(file, 'utf8');
-const start = conf.indexOf('accounts {\n');
-const end = conf.indexOf('\n}\n', start);
-if (start < 0 || end < 0) throw new Error(`${file}: no "accounts {" block ending in a "}" line to replace`);
-const block = natsAccountsBlock(NATS_ROLES.map((role) => ({ role, user: `spiffe://recovery-grpo/role/${role}`, ...(run !== undefined ? { run } : {}) })));
-writeFileSync(file, conf.slice(0, start) + block + conf.slice(end + 3));
+writeFileSync(file, withNatsAccounts(readFileSync(file, 'utf8'), run, file));
 console.log(`${file}: accounts for ${run !== undefined ? `run ${run}` : 'every run'}`);

@@ -8,7 +8,8 @@
 // namespace; dots become "p", minus signs "m": clip=0.1 -> clip-0p1), its own run.yaml (the overlay's, with the
 // overrides applied and validated by lib/config), and a KEDA query rewritten to its run_id. Writes:
 //   OUT/kustomization.yaml        every run (kubectl apply -k OUT)
-//   OUT/<run-id>/kustomization.yaml, OUT/<run-id>/run.yaml
+//   OUT/<run-id>/kustomization.yaml, OUT/<run-id>/run.yaml, OUT/<run-id>/nats.conf (k8s/base/nats.conf with its
+//                                 NATS grants naming this run: lib/deploy/k8s-nats-conf.ts)
 //   OUT/runs.tsv                  run id, namespace, overrides
 // and prints the commands that deploy them. It does not call kubectl itself.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,9 +17,13 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import { applyOverrides, ConfigError, parseConfig, parseConfigText } from '../lib/config/index.ts';
+import { withNatsAccounts } from '../lib/deploy/k8s-nats-conf.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CONFIG_MAP = 'recovery-grpo-config';
+const NATS_CONFIG_MAP = 'recovery-grpo-nats-config';
+/** The NATS configuration every overlay mounts (k8s/base's recovery-grpo-nats-config). */
+const BASE_NATS_CONF = join(ROOT, 'k8s/base/nats.conf');
 
 export interface AblationOptions {
   /** An overlay name under k8s/overlays (cpu-dev, gpu) or a path to a kustomization folder. Default gpu. */
@@ -41,6 +46,8 @@ export interface PlannedRun {
   config: string;
   /** The run's kustomization.yaml text (paths relative to OUT/<run-id>). */
   kustomization: string;
+  /** The run's nats.conf text: the base's, its grants naming this run (a run's credentials touch its streams only). */
+  natsConf: string;
 }
 
 export interface AblationPlan {
@@ -161,13 +168,14 @@ export function planAblation(opts: AblationOptions): AblationPlan {
           kind: 'Kustomization',
           namespace: runId,
           resources: [relative(runDir, overlayDir)],
-          configMapGenerator: [{ name: CONFIG_MAP, behavior: 'replace', files: ['run.yaml'] }],
+          configMapGenerator: [{ name: CONFIG_MAP, behavior: 'replace', files: ['run.yaml'] }, { name: NATS_CONFIG_MAP, behavior: 'replace', files: ['nats.conf'] }],
           ...(patches.length ? { patches } : {}),
         },
         { lineWidth: 0 },
       ),
     ].join('\n');
-    runs.push({ runId, namespace: runId, overrides, config, kustomization });
+    const natsConf = withNatsAccounts(readFileSync(BASE_NATS_CONF, 'utf8'), runId, BASE_NATS_CONF);
+    runs.push({ runId, namespace: runId, overrides, config, kustomization, natsConf });
   }
   return { out, overlayDir, runs };
 }
@@ -183,6 +191,7 @@ export function writeAblation(plan: AblationPlan, opts: { force?: boolean } = {}
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'run.yaml'), r.config);
     writeFileSync(join(dir, 'kustomization.yaml'), r.kustomization);
+    writeFileSync(join(dir, 'nats.conf'), r.natsConf);
   }
   writeFileSync(
     join(plan.out, 'kustomization.yaml'),

@@ -10,6 +10,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { loadConfig, parseConfig, parseConfigText, type RunConfig } from '../../lib/config/index.ts';
 import { parseArgs, planAblation, slug, splitValues, writeAblation } from '../../scripts/k8s-ablation.ts';
 import { parseK8sYaml, renderKustomization, type K8sObject } from './kustomize.ts';
+import { k8sNatsAccounts } from '../../lib/deploy/k8s-nats-conf.ts';
 import { validateK8sObject } from './schemas.ts';
 import { run, which } from './tools.ts';
 
@@ -55,6 +56,9 @@ test('reward.weights.clip=0,0.1,0.2: three runs, each in its namespace, with its
       assert.deepEqual(rest(cfg), rest(base), 'everything else as in the overlay');
       const so = objs.find((o) => o.kind === 'ScaledObject' && o.metadata.namespace === ns)!;
       assert.match((so.spec as any).triggers[0].metadata.query, new RegExp(`run_id="${ns}"`), 'KEDA follows this run\'s queue');
+      // its NATS grants name this run (the base's name recovery-grpo, whose streams this run's learner does not make)
+      const nats = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.namespace === ns && o.metadata.name.startsWith('recovery-grpo-nats-config'))!;
+      assert.ok((nats.data as Record<string, string>)['nats.conf']!.includes(k8sNatsAccounts(ns)), `${ns}: nats.conf's grants name run ${ns}`);
       const workloads = objs.filter((o) => o.metadata.namespace === ns && ['Job', 'Deployment', 'StatefulSet'].includes(o.kind));
       assert.equal(workloads.length, 5, `${ns}: orchestrator, learner, two worker kinds, NATS`);
       for (const w of workloads) {

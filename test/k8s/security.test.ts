@@ -21,6 +21,7 @@ import { CheckpointStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../helpers/nats.ts';
 import { RUN_OVERLAYS, runConfigOf } from './overlays.ts';
+import { k8sNatsAccounts } from '../../lib/deploy/k8s-nats-conf.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** component label -> the role its certificate names (and its Secret's suffix). */
@@ -95,6 +96,7 @@ for (const overlay of RUN_OVERLAYS) {
     // the grants name the run the overlay configures (scripts/gen-nats-conf.ts reads it from k8s/base/run.yaml)
     const run = runConfigOf(objs).run.id;
     const expected = natsAccountsBlock(NATS_ROLES.map((role) => ({ role, user: roleUri(role), run })));
+    assert.equal(k8sNatsAccounts(run), expected);
     assert.ok(natsConfOf(objs).includes(expected), `k8s/base/nats.conf holds natsAccountsBlock(...) for run ${run} verbatim (regenerate it: node --import tsx scripts/gen-nats-conf.ts)`);
     assert.doesNotMatch(natsConfOf(objs), /password\s*:/, 'no NATS password anywhere');
   });
