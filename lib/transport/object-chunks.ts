@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { PUSH_ID_PREFIX } from './checkpoint-push.ts';
 import { NatsDisconnectedError } from './nats-disconnect.ts';
 import { directGet, DIRECT_GET_TIMEOUT_MS } from './direct-get.ts';
+import { objectDigest } from './object-digest.ts';
 import { headers, JSONCodec, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection, type ObjectInfo } from 'nats';
 
 const jc = JSONCodec();
@@ -120,7 +121,7 @@ export class ObjectChunks {
 
   /**
    * Makes chunks `nuid` the object `name` by publishing its info (a subject roll-up, as nats.js does). `sha256`
-   * is the raw digest of the bytes: nats.js records it as "SHA-256=<base64url>".
+   * is the raw digest of the bytes, recorded as nats.js does (object-digest.ts).
    */
   async commit(
     name: string,
@@ -139,7 +140,7 @@ export class ObjectChunks {
       size,
       chunks: written.chunks,
       mtime: new Date().toISOString(),
-      digest: `SHA-256=${Buffer.from(sha256).toString('base64url')}=`,
+      digest: objectDigest(sha256),
       deleted: false,
     };
     const h = headers();

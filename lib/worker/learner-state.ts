@@ -19,6 +19,7 @@ import { checkRunId, ensureStream, sha256Digest } from '../transport/index.ts';
 import { LEARNER_STATE_BUCKET } from '../transport/nats-permissions.ts';
 import { conformOwnedStream, objectBucketSettings } from '../transport/owned-stream.ts';
 import { ObjectChunks } from '../transport/object-chunks.ts';
+import { objectDigest, objectDigestMatches } from '../transport/object-digest.ts';
 import { listObjectRecords } from '../transport/object-listing.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
@@ -48,9 +49,10 @@ async function readObject(chunks: ObjectChunks, name: string): Promise<Uint8Arra
   const info = await chunks.info(name);
   if (!info || info.deleted) return null;
   const bytes = await chunks.read(info, `${chunks.bucket}/${name}`);
-  const digest = `SHA-256=${createHash('sha256').update(bytes).digest('base64url')}=`;
-  if (bytes.length !== info.size || digest !== info.digest) {
-    throw new Error(`${chunks.bucket}/${name}: read ${bytes.length} bytes with ${digest}, but its info records ${info.size} bytes with ${String(info.digest)}`);
+  const sha = createHash('sha256').update(bytes).digest();
+  // compared by the bytes the record names, in any form nats.js reads (object-digest.ts)
+  if (bytes.length !== info.size || !objectDigestMatches(info.digest, sha)) {
+    throw new Error(`${chunks.bucket}/${name}: read ${bytes.length} bytes with ${objectDigest(sha)}, but its info records ${info.size} bytes with ${String(info.digest)}`);
   }
   return bytes;
 }

@@ -8,6 +8,8 @@ import { connectNats } from '../../lib/transport/nats.ts';
 import { LearnerStateStore, UnverifiedStateError } from '../../lib/worker/learner-state.ts';
 import { encodeOptimizerState } from '../../lib/checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
+import { headers } from 'nats';
+import { objectDigest, objectDigestMatches, parseObjectDigest } from '../../lib/transport/object-digest.ts';
 
 const shared = natsForFile('learner-state-test');
 
@@ -101,4 +103,47 @@ test("with expectDigest (a signed run's announcement), only the bytes of that sh
     (e: Error) => e instanceof UnverifiedStateError && e.message === `learner-state/run-d/optim-v0000000001: its sha256 is sha256:${encodeOptimizerState(file(1, 777)).digest}, but the learner's announcement of checkpoint v1 records optimizer_digest sha256:${genuine.digest}: not the state the learner stored`,
   );
   assert.equal((await s.get(1, digest(1), params))?.state.step, 777, 'without expectDigest (an unsigned run) nothing is compared, as before');
+});
+
+// Round 24 (trust24): the object's info record names its SHA-256 in any form nats.js reads (object-digest.ts), compared
+// by the bytes: a record in hex or standard base64 (another client's) is read, one naming other bytes refused.
+test('the moments are read whatever form of their SHA-256 the info record holds, and refused when it names other bytes', async () => {
+  const s = await LearnerStateStore.open(shared.nc, 'run-e');
+  await s.put(file(1, 5));
+  const name = 'run-e/optim-v0000000001';
+  const subject = `$O.learner-state.M.${Buffer.from(name).toString('base64url')}${'='.repeat((3 - (Buffer.byteLength(name) % 3)) % 3)}`;
+  const jsm = await shared.nc.jetstreamManager();
+  const info = (await jsm.streams.getMessage('OBJ_learner-state', { last_by_subj: subject })).json<Record<string, unknown>>();
+  const sha = parseObjectDigest(info['digest'])!;
+  assert.equal(info['digest'], objectDigest(sha), 'the learner writes the form nats.js writes');
+  const rewrite = async (digest: string) => {
+    const h = headers();
+    h.set('Nats-Rollup', 'sub');
+    await shared.nc.jetstream().publish(subject, new TextEncoder().encode(JSON.stringify({ ...info, digest })), { headers: h });
+  };
+  for (const form of [`SHA-256=${sha.toString('hex')}`, `SHA-256=${sha.toString('hex').toUpperCase()}`, `SHA-256=${sha.toString('base64')}`, `SHA-256=${sha.toString('base64url')}`]) {
+    await rewrite(form);
+    assert.equal((await s.get(1, digest(1), params))?.state.step, 5, `read with ${form}`);
+  }
+  const other = Buffer.from(sha);
+  other[0]! ^= 1;
+  for (const bad of [objectDigest(other), `SHA-256=${other.toString('hex')}`, `SHA-512=${sha.toString('base64url')}=`, 'SHA-256=not a digest']) {
+    await rewrite(bad);
+    await assert.rejects(s.get(1, digest(1), params), /learner-state\/run-e\/optim-v0000000001: read \d+ bytes with SHA-256=.*, but its info records \d+ bytes with/, `read with ${bad}`);
+  }
+});
+
+test('object digests: the forms nats.js reads name the same 32 bytes; anything else names none', () => {
+  const sha = Buffer.from(Array.from({ length: 32 }, (_, i) => i * 7 + 3));
+  for (const form of [objectDigest(sha), `SHA-256=${sha.toString('base64url')}`, `SHA-256=${sha.toString('base64')}`, `SHA-256=${sha.toString('hex')}`, `SHA-256=${sha.toString('hex').toUpperCase()}`]) {
+    assert.ok(objectDigestMatches(form, sha), form);
+    assert.deepEqual(parseObjectDigest(form), sha, form);
+  }
+  const mixedCase = `SHA-256=${sha.toString('hex').slice(0, 32)}${sha.toString('hex').slice(32).toUpperCase()}`;
+  for (const bad of [undefined, 42, '', 'SHA-256=', `sha-256=${sha.toString('hex')}`, `SHA-512=${sha.toString('hex')}`, `SHA-256=${sha.toString('hex').slice(2)}`, `SHA-256=${sha.subarray(1).toString('base64url')}`, `SHA-256=${sha.toString('base64url')}==`]) {
+    assert.equal(parseObjectDigest(bad), null, String(bad));
+    assert.equal(objectDigestMatches(bad, sha), false, String(bad));
+  }
+  // a mixed-case hex string is not hex to nats.js either; as base64 it is 64 characters, no SHA-256
+  assert.equal(parseObjectDigest(mixedCase), null);
 });
