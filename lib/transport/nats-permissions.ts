@@ -60,7 +60,9 @@ const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
  * Creating streams in STREAMS_ACCOUNT: the learner's alone (round 23, review23d): whoever may create a stream there
  * can make it republish into the announcement subject or an object's info record, source the learner's optimizer
  * state, or capture every JetStream answer passing through (`_R_.>`), and nats-server checks none of that against the
- * creator's permissions. The orchestrator creates only its run state, in RUN_STATE_ACCOUNT (RUN_STATE_API).
+ * creator's permissions. The orchestrator creates only its run state, in RUN_STATE_ACCOUNT (RUN_STATE_API). Round 24:
+ * where the config names the run, the learner creates only that run's streams (runScope); CREATE_API (any stream) is
+ * the grant for every run, and what the other roles are denied.
  */
 const createApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.CREATE.${s}`);
 const CREATE_API = createApi(['*']);
