@@ -69,6 +69,12 @@ export interface CoordinatorOptions {
   checkpointRecord?: (version: number) => Promise<CheckpointRecord | null>;
   /** The run's first GRPO batch waits for this many workers per role, at most `ms` (await-workers.ts). */
   awaitWorkers?: AwaitWorkers;
+  /**
+   * The newest version announced in the checkpoint store (backed by its object), or null: a rollout result claiming a
+   * version newer than the learner can hold as far as this process knows is accepted only if the store announced it
+   * (grpo-groups.ts). Without it such a result is refused.
+   */
+  announcedVersion?: () => Promise<number | null>;
 }
 
 /** What the newest announced checkpoint says the learner holds. */
@@ -147,9 +153,18 @@ export class Coordinator {
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({
       config: o.config, algo: compileAlgorithm(o.config), board: this.board, samples: this.samples, metrics: o.metrics, progress: this.progress,
-      learnerVersion: () => Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0), send: (build) => this.link.enqueue(build), onEvent: o.onEvent, log: (l) => this.log(l),
+      learnerVersion: () => this.learnerVersion(),
+      newestKnownVersion: () => this.learnerVersion() + this.link.unackedCount,
+      ...(o.announcedVersion ? { announcedVersion: o.announcedVersion } : {}),
+      refuse: (s, taskId, message) => this.refuse(s, taskId, message),
+      send: (build) => this.link.enqueue(build), onEvent: o.onEvent, log: (l) => this.log(l),
     }, this.nextK);
     o.metrics.get('policy_version').set(o.state.learnerVersion);
+  }
+
+  /** The learner's version: the acknowledged one, or the one being stored. */
+  private learnerVersion(): number {
+    return Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0);
   }
 
   get state(): RunState {
@@ -269,10 +284,14 @@ export class Coordinator {
       }
     } catch (e) {
       // A malformed result is the worker's fault: refuse it and retry the task elsewhere.
-      const id = msg.rollout_result?.task_id ?? msg.score_result?.task_id ?? '';
-      this.log(`rejected a message from ${s.workerId}: ${(e as Error).message}`);
-      if (id) this.board.fail(s, id, 'bad_result', (e as Error).message, true);
+      this.refuse(s, msg.rollout_result?.task_id ?? msg.score_result?.task_id ?? '', (e as Error).message);
     }
+  }
+
+  /** Refuses a bad result (or message) of `s`'s: logged, and its task (if it names one) retried elsewhere. */
+  private refuse(s: WorkerSession, taskId: string, message: string): void {
+    this.log(`rejected a message from ${s.workerId}: ${message}`);
+    if (taskId) this.board.fail(s, taskId, 'bad_result', message, true);
   }
 
   private fail(e: Error): void {
@@ -317,7 +336,7 @@ export class Coordinator {
     const seq = this.seqOf(this.nextK);
     if (acked < this.sftSteps || seq !== acked + 2 || seq <= this.earlyRefused || !this.link.sent(seq - 1) || !this.link.connected) return;
     const k = this.nextK++;
-    const minVersion = Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0) + 1;
+    const minVersion = this.learnerVersion() + 1;
     const limitMs = earlyLimitMs(this.lastGrpoComputeMs);
     const timer = setTimeout(() => this.withdrawEarly(`no acknowledgement of batch ${seq - 1} within ${limitMs} ms`, true), limitMs);
     timer.unref();

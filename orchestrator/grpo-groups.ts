@@ -13,7 +13,7 @@ import { emptyGrpoTrainBatch, grpoTrainBatch, rolloutTaskMessage, scoreTaskMessa
 import type { ProgressMeter } from './progress.ts';
 import type { FlowStepRecord } from '../lib/flow/family.ts';
 import type { PlannedStep } from '../lib/flow/sampler.ts';
-import { decodeRolloutResult, decodeScoreResult, trainedFlowSteps } from './results.ts';
+import { decodeRolloutResult, decodeScoreResult, trainedFlowSteps, type DecodedRollout } from './results.ts';
 import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
 import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
@@ -63,6 +63,19 @@ export interface GroupPipelineOptions {
   progress: ProgressMeter;
   /** The learner's version now: rollouts must use at least this one. */
   learnerVersion: () => number;
+  /**
+   * The newest version the learner can hold as far as this process knows: its acknowledged version plus one per batch
+   * sent and not yet acknowledged (each applied batch makes one version). A rollout result's policy_version above it
+   * is checked against the checkpoint store (`announcedVersion`) before it is accepted.
+   */
+  newestKnownVersion: () => number;
+  /**
+   * The newest version announced in the checkpoint store (backed by its object), or null: a rollout worker uses only
+   * announced checkpoints, so a result claiming a newer one made it up. Absent: no store to ask, such a result is refused.
+   */
+  announcedVersion?: () => Promise<number | null>;
+  /** Refuses a result of `session`'s for `taskId` as a bad result (logged; the task is retried elsewhere). */
+  refuse: (session: WorkerSession, taskId: string, message: string) => void;
   /** Hands a finished batch to the learner link (called in batch order). */
   send: (build: () => TrainBatch) => void;
   onEvent?: (e: RunEvent) => void;
@@ -185,6 +198,38 @@ export class GroupPipeline {
     if (held && d.version < held.minVersion) {
       throw new Error(`rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is below the task's policy_version_min ${held.minVersion}`);
     }
+    // Nor from a policy the learner has not published: a made-up future version would pass the staleness bound and
+    // reach the learner as a negative staleness and an on-policy row (learner/batch.ts logpMismatch). Above what this
+    // process knows (a restarted orchestrator knows less than the learner holds), the checkpoint store decides; the
+    // task stays held meanwhile (a lease that runs out in between re-dispatches it, and this result is then ignored).
+    if (held && d.version > this.o.newestKnownVersion()) {
+      this.checkAnnounced(s, r, d);
+      return;
+    }
+    this.accept(s, r, d);
+  }
+
+  /** Accepts `d` if the store announced its version by now and `s` still holds the task; refuses it otherwise. */
+  private checkAnnounced(s: WorkerSession, r: RolloutResult__Output, d: DecodedRollout): void {
+    const known = this.o.newestKnownVersion();
+    const ask = this.o.announcedVersion?.() ?? Promise.resolve(null);
+    void ask.then(
+      (announced) => {
+        if (!this.o.board.heldBy(s, r.task_id)) {
+          this.o.board.complete(s, r.task_id); // no longer its task (its lease ran out meanwhile): counted, as any late result
+          return;
+        }
+        if (announced !== null && d.version <= announced) return this.accept(s, r, d);
+        this.o.refuse(s, r.task_id, `rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is newer than the learner's newest version ${Math.max(known, announced ?? 0)} (acknowledged or announced): no such policy was published`);
+      },
+      (e: Error) => {
+        if (this.o.board.heldBy(s, r.task_id)) this.o.refuse(s, r.task_id, `rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is newer than the learner's newest known version ${known}, and the checkpoint store could not be read to check it: ${e.message}`);
+      },
+    );
+  }
+
+  private accept(s: WorkerSession, r: RolloutResult__Output, d: DecodedRollout): void {
+    const G = this.cfg.grpo.groupSize;
     const group = this.groupOf(this.o.board.complete(s, r.task_id));
     if (!group || group.state !== 'rollout') return;
     group.actions = d.actions;

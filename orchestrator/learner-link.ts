@@ -92,6 +92,11 @@ export class LearnerLink {
     return this.learner?.isOpen === true;
   }
 
+  /** How many batches were handed out and not yet acknowledged (each one applied makes the learner one version newer). */
+  get unackedCount(): number {
+    return this.unacked.size;
+  }
+
   sent(seq: number): TrainBatch | undefined {
     return this.unacked.get(seq);
   }

@@ -115,6 +115,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   };
   // what each stored checkpoint records, for batches acknowledged without a TrainResult (inferred-trained.ts)
   const checkpointRecord = async (version: number) => recordFromMeta(version, await checkpoints.storedMeta(version));
+  // the newest checkpoint a rollout worker can have used: a result claiming a newer one is refused (grpo-groups.ts)
+  const announcedVersion = async () => (await checkpoints.latest())?.version ?? null;
 
   // The web page's history and the periodic evaluation (eval.everyVersions), fed by the coordinator's progress.
   let coordinator: Coordinator | undefined;
@@ -129,6 +131,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     log,
     publishedProgress,
     checkpointRecord,
+    announcedVersion,
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
     onProgress: (p) => {
       monitor.progress(p);

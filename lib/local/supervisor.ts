@@ -2,6 +2,10 @@
 // short back-off), until the supervisor is told to stop. Used by the local run and the fault tests. A child that
 // exits with CONFIG_EXIT_CODE (a refused option or configuration, a device its machine lacks) is not restarted: no
 // restart cures that, so the supervisor stops every child and whenDone rejects with the child's last error lines.
+// Neither is a child that crash-loops: one that exits with a failure code (1-127) CrashLoop.exits times in a row,
+// each time within CrashLoop.withinMs of its start. Kubernetes would keep restarting it (CrashLoopBackOff); a local
+// run stops, naming it, its exit code and its last error lines, instead of restarting it silently for ever. A child
+// killed by a signal (kill -9, an exit code of 128 + n) never counts, and one that ran longer starts the count again.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { stripVTControlCharacters } from 'node:util';
@@ -9,6 +13,20 @@ import { CONFIG_EXIT_CODE } from '../config/setup-error.ts';
 
 /** Output lines kept per child, for the error that names why it could not run. */
 const KEPT_LINES = 20;
+
+/** When a child's failures stop the run (see the top of this file). */
+export interface CrashLoop {
+  /** Failures in a row, each within `withinMs` of the child's start, that stop the run. */
+  exits: number;
+  withinMs: number;
+}
+
+/**
+ * 5 failures within 30 s of their starts: the back-off (0.5, 1, 2, 4, 4 s) puts the fifth about 12 s plus five
+ * start-ups after the first. A role that joined its run and later crashes (a lost connection it cannot retry, the
+ * run state's write given up after 60 s of NATS down) ran longer than 30 s, so it is restarted as before.
+ */
+export const DEFAULT_CRASH_LOOP: CrashLoop = { exits: 5, withinMs: 30_000 };
 
 export interface ChildSpec {
   name: string;
@@ -27,22 +45,29 @@ interface Child {
   proc?: ChildProcess;
   restarts: number;
   done: boolean;
-  /** Its last KEPT_LINES output lines (stdout and stderr), terminal escape codes (colours) removed. */
+  /** When its current process started (monotonic ms). */
+  startedAt: number;
+  /** Its failures in a row, each within CrashLoop.withinMs of its start. */
+  quickFailures: number;
+  /** Its current (or last) process's last KEPT_LINES output lines (stdout and stderr), terminal escape codes (colours) removed. */
   lastLines: string[];
 }
 
 export class Supervisor {
   private readonly children = new Map<string, Child>();
   private stopping = false;
-  /** Why the run cannot go on: a child exited with CONFIG_EXIT_CODE. */
+  /** Why the run cannot go on: a child exited with CONFIG_EXIT_CODE, or crash-looped. */
   private failure: Error | undefined;
   /** Restarts performed, per child name. */
   readonly restarts: Record<string, number> = {};
 
-  constructor(private readonly log: (line: string) => void = (l) => console.log(l)) {}
+  constructor(
+    private readonly log: (line: string) => void = (l) => console.log(l),
+    private readonly crashLoop: CrashLoop = DEFAULT_CRASH_LOOP,
+  ) {}
 
   start(spec: ChildSpec): void {
-    const child: Child = { spec, restarts: 0, done: false, lastLines: [] };
+    const child: Child = { spec, restarts: 0, done: false, startedAt: 0, quickFailures: 0, lastLines: [] };
     this.children.set(spec.name, child);
     this.launch(child);
   }
@@ -65,6 +90,8 @@ export class Supervisor {
     const { spec } = child;
     const proc = spawn(spec.command, args, { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.proc = proc;
+    child.startedAt = performance.now();
+    child.lastLines = []; // the error names the last run's lines, not the same line from each of a crash loop's runs
     const show = spec.onLine ?? ((l: string) => this.log(`[${spec.name}] ${l}`));
     const onLine = (line: string) => {
       child.lastLines.push(stripVTControlCharacters(line));
@@ -81,24 +108,34 @@ export class Supervisor {
         child.done = true;
         return;
       }
+      // its readline interfaces may still hold the last lines: fail once the streams have ended
+      const failAfterOutput = (why: string, logged: string) =>
+        void Promise.all([proc.stdout, proc.stderr].map((st) => (st && !st.readableEnded ? new Promise((r) => st.once('close', r)) : undefined))).then(() => this.fail(child, why, logged));
       if (code === CONFIG_EXIT_CODE) {
-        // its readline interfaces may still hold the last lines: read them once the streams have ended
-        void Promise.all([proc.stdout, proc.stderr].map((st) => (st && !st.readableEnded ? new Promise((r) => st.once('close', r)) : undefined))).then(() => this.fail(child));
+        failAfterOutput(`cannot run as it is set up (exit code ${CONFIG_EXIT_CODE}, not restarted; see docs/roles.md)`, `exited with code ${CONFIG_EXIT_CODE} (a configuration or device error no restart cures)`);
         return;
+      }
+      // a failure code (not a signal's death, 128 + n): counted while each one comes soon after its start
+      if (code !== null && code > 0 && code < 128) {
+        const ranMs = performance.now() - child.startedAt;
+        child.quickFailures = ranMs < this.crashLoop.withinMs ? child.quickFailures + 1 : 0;
+        if (child.quickFailures >= this.crashLoop.exits) {
+          const loop = `exited with code ${code} ${child.quickFailures} times in a row, each within ${this.crashLoop.withinMs / 1000} s of its start`;
+          failAfterOutput(`crash-looped: ${loop} (not restarted again; see docs/roles.md)`, `${loop} (a crash loop)`);
+          return;
+        }
       }
       this.restartLater(child, `exited (${signal ?? `code ${code}`})`);
     });
   }
 
-  /** Stops the run: `child` cannot run as it is set up (it exited with CONFIG_EXIT_CODE). */
-  private fail(child: Child): void {
+  /** Stops the run: `child` cannot run (`why`, for the error; `logged`, for the log: it exited with CONFIG_EXIT_CODE, or crash-looped). */
+  private fail(child: Child, why: string, logged: string): void {
     if (this.stopping) return;
     const errors = child.lastLines.filter((l) => /error/i.test(l));
-    const why = (errors.length > 0 ? errors : child.lastLines).slice(-3);
-    this.failure = new Error(
-      `${child.spec.name} cannot run as it is set up (exit code ${CONFIG_EXIT_CODE}, not restarted; see docs/roles.md): ${why.length > 0 ? why.join('\n') : 'it printed nothing'}`,
-    );
-    this.log(`[supervisor] ${child.spec.name} exited with code ${CONFIG_EXIT_CODE} (a configuration or device error no restart cures): stopping every process`);
+    const last = (errors.length > 0 ? errors : child.lastLines).slice(-3);
+    this.failure = new Error(`${child.spec.name} ${why}: ${last.length > 0 ? last.join('\n') : 'it printed nothing'}`);
+    this.log(`[supervisor] ${child.spec.name} ${logged}: stopping every process`);
     void this.stopAll();
   }
 
@@ -114,7 +151,7 @@ export class Supervisor {
 
   /**
    * Resolves when the named child exits with its done code; rejects when the run stopped before, with the error
-   * naming the child and its last error lines where one exited with CONFIG_EXIT_CODE.
+   * naming the child and its last error lines where one exited with CONFIG_EXIT_CODE or crash-looped.
    */
   async whenDone(name: string, pollMs = 200): Promise<void> {
     while (!this.children.get(name)?.done) {

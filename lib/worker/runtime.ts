@@ -134,6 +134,11 @@ export interface WorkerHandle {
   /** Resolves once the worker stopped cleanly; rejects with the fatal error that ended it. */
   readonly done: Promise<void>;
   isConnected(): boolean;
+  /**
+   * The role's metrics as /metrics serves them (empty before the first Welcome). Read from memory: also after the
+   * worker stopped and its metrics server closed (a run's end sends every worker Shutdown).
+   */
+  metricsText(): Promise<string>;
   /** Graceful stop (in-flight work gets `graceMs`, default options.stopGraceMs). Idempotent; never rejects. */
   stop(opts?: { graceMs?: number; reason?: string }): Promise<void>;
 }
@@ -434,6 +439,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     ready,
     done,
     isConnected: () => connected,
+    metricsText: () => registryShim.metrics(),
     stop,
   };
 }

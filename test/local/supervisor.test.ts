@@ -1,6 +1,8 @@
 // The supervisor restarts a child that crashes or is killed, but not one that exits with CONFIG_EXIT_CODE (a refused
-// option or configuration, a device its machine lacks): then it stops every child and whenDone rejects with the
-// child's name and its last error lines. Real child processes (node -e).
+// option or configuration, a device its machine lacks) nor one that crash-loops (exits 1 each time soon after its
+// start): then it stops every child and whenDone rejects with the child's name and its last error lines. A child
+// killed by a signal, or one that ran a while before it failed, is restarted however often. Real child processes
+// (node -e).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -8,6 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor } from '../../lib/local/supervisor.ts';
 import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
+import { withTimeout } from '../../lib/async/with-timeout.ts';
+
+/** Polls `done` every 25 ms for at most 40 s (a loaded machine starts node slowly). */
+const until = async (done: () => boolean) => {
+  for (let i = 0; i < 1600 && !done(); i++) await new Promise((r) => setTimeout(r, 25));
+};
 
 const alive = (pid: number) => {
   try {
@@ -84,5 +92,51 @@ test('supervisor: killAll SIGKILLs every child at once, one that ignores SIGTERM
     assert.equal(logged.some((l) => /restart/i.test(l)), false, logged.join('\n'));
   } finally {
     await sup.stopAll(500); // whatever killAll left (a restarted child ignores the SIGTERM: SIGKILL after 0.5 s)
+  }
+});
+
+test('supervisor: a child that exits 1 soon after each start is restarted only until its crash loop is plain; the run stops naming it, its exit code and its last error lines', { timeout: 60_000 }, async () => {
+  const logged: string[] = [];
+  const sup = new Supervisor((l) => logged.push(l), { exits: 3, withinMs: 10_000 });
+  sup.start({ name: 'main', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'], doneOnExitCode: 0 });
+  const mainPid = sup.pid('main')!;
+  // as a role whose NATS refuses its credentials, every time
+  const fatal = "console.log('starting'); console.error('\\x1b[31merror: nats: Authorization Violation\\x1b[0m'); process.exit(1)";
+  sup.start({ name: 'learner', command: process.execPath, args: ['-e', fatal], onLine: () => undefined });
+  try {
+    // bounded: before, the child was restarted for ever and whenDone never settled (a test hung 240 s)
+    const outcome = await withTimeout(sup.whenDone('main', 20).then(() => 'done', (e: Error) => e), 30_000);
+    assert.ok(outcome instanceof Error, `whenDone rejects (got ${String(outcome)}):\n${logged.join('\n')}`);
+    assert.match(outcome.message, /^learner crash-looped: exited with code 1 3 times in a row, each within 10 s of its start \(not restarted again; see docs\/roles\.md\): error: nats: Authorization Violation$/);
+    assert.equal(sup.restarts.learner, 2, `restarted twice, then stopped:\n${logged.join('\n')}`);
+    assert.ok(logged.some((l) => l.startsWith('[supervisor] learner exited with code 1 3 times in a row')), logged.join('\n'));
+    for (let i = 0; i < 100 && alive(mainPid); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alive(mainPid), false, 'the other child was stopped');
+  } finally {
+    await sup.stopAll();
+  }
+});
+
+test('supervisor: a child killed by a signal soon after each start, or one that failed after running a while, is restarted however often', { timeout: 120_000 }, async () => {
+  const logged: string[] = [];
+  const sup = new Supervisor((l) => logged.push(l), { exits: 2, withinMs: 300 });
+  // fails (exit 1) after running longer than withinMs: its failures never count
+  sup.start({ name: 'slow-fail', command: process.execPath, args: ['-e', "setTimeout(() => { console.error('Error: late'); process.exit(1); }, 600)"], onLine: () => undefined });
+  const started: number[] = [];
+  sup.start({ name: 'killed', command: process.execPath, args: ['-e', "console.log('up'); setInterval(() => {}, 1000)"], onLine: (l) => void (l === 'up' && started.push(sup.pid('killed')!)) });
+  try {
+    // kill -9 three times (more than exits), each soon after its start
+    for (let n = 1; n <= 3; n++) {
+      await until(() => started.length >= n);
+      assert.equal(started.length, n, `start ${n}:\n${logged.join('\n')}`);
+      assert.equal(sup.kill('killed'), true);
+    }
+    await until(() => started.length >= 4);
+    assert.equal(started.length, 4, `restarted after every kill:\n${logged.join('\n')}`);
+    await until(() => (sup.restarts['slow-fail'] ?? 0) >= 3);
+    assert.ok((sup.restarts['slow-fail'] ?? 0) >= 3, `a late failure is restarted each time:\n${logged.join('\n')}`);
+    assert.equal(logged.some((l) => /crash loop|stopping every process/.test(l)), false, logged.join('\n'));
+  } finally {
+    await sup.stopAll();
   }
 });

@@ -52,7 +52,9 @@ test('a rollout result with step indices outside the sample plan is refused; the
   }, 60_000);
   await orch.done.finally(() => clearTimeout(stalled));
 
-  const text = await (await fetch(`${learner.metricsUrl}/metrics`)).text();
+  // from memory: the run's end sent the learner Shutdown, and its metrics server may be closed by now (a fetch of
+  // /metrics here failed under load)
+  const text = await learner.metricsText();
   const labels = text.split('\n').filter((l) => l.startsWith('recovery_grpo_flow_step_ratio')).map((l) => /step="(-?\d+)"/.exec(l)?.[1]);
   assert.ok(labels.length > 0, 'the learner trained flow steps');
   assert.ok(labels.every((s) => Number(s) >= 0 && Number(s) < 4), `learner series only for steps of the plan (flow.steps 4): ${labels.join(', ')}`);

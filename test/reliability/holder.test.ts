@@ -3,12 +3,13 @@
 // it does not hold; task ids carry a random lease token; made-up scores outside [-1, 1] are refused; a lease
 // that is not renewed expires and the task goes to another worker; heartbeats renew a lease but not past
 // orchestrator.maxTaskSeconds; orchestrator.maxInFlightPerWorker caps what a worker's Hello asks for; and
-// task error codes outside the fixed set are counted as `other`, only for the task's holder.
+// task error codes outside the fixed set are counted as `other`, only for the task's holder; a rollout result's
+// policy_version lies between its task's policy_version_min and the newest version the learner published.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { z } from 'zod';
-import { connectNats, connectToOrchestrator, encodeTensor, RunStateStore, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, encodeTensor, RunStateStore, sha256Digest, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 
@@ -219,4 +220,33 @@ test('a rollout result made with a policy older than its task\'s policy_version_
   // the same task rolled out with v3 is accepted
   await w.conn.send(rolloutResult(again.task_id, 3));
   await waitFor(async () => (await metric(orch, 'rollouts_total')) === G, 'the result at v3 accepted', log);
+});
+
+test('a rollout result claiming a policy version the learner has not published is refused, naming the task and both versions; one the checkpoint store announced is accepted', { timeout: 60_000 }, async () => {
+  // the run resumes at policy version 3 (no batch sent yet: the learner can hold v3 as far as the orchestrator knows)
+  const nc = await connectNats({ url: nats.url, name: 'seed-future' });
+  const state = await RunStateStore.open(nc, { runId: 'future', schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await state.create({ ackedSeq: 0, learnerVersion: 3 });
+  const { orch, log } = await orchestrator(runConfig('future'));
+  const w = await worker(orch, 'ROLLOUT', 'ahead');
+  try {
+    const task = (await waitFor(() => w.tasks()[0], 'a rollout task', log)).rollout_task!;
+    // v424242 was never published: refused like any bad result, and the task retried
+    await w.conn.send(rolloutResult(task.task_id, 424242));
+    const refusal = await waitFor(() => log.find((l) => /policy_version 424242 is newer than/.test(l)), 'the refusal', log);
+    assert.ok(refusal.includes(task.task_id), refusal);
+    assert.match(refusal, /policy_version 424242 is newer than the learner's newest version 3 \(acknowledged or announced\): no such policy was published/);
+    const again = (await waitFor(() => w.tasks().find((m) => m.rollout_task!.task_id === task.task_id && m.rollout_task!.attempt === 2), 'the task again', log)).rollout_task!;
+    assert.equal(await metric(orch, 'rollouts_total'), 0, 'the made-up version was not accepted');
+    // the learner published v5, which this orchestrator has not heard of (e.g. it restarted before the
+    // acknowledgements): the store announces it, so a result made with it is accepted
+    const store = await CheckpointStore.open(nc, { runId: 'future' });
+    const bytes = new TextEncoder().encode('checkpoint v5 bytes');
+    await store.put(5, bytes, sha256Digest(bytes), { last_batch_seq: '0' });
+    await w.conn.send(rolloutResult(again.task_id, 5));
+    await waitFor(async () => (await metric(orch, 'rollouts_total')) === G, 'the result at v5 accepted', log);
+    assert.equal(log.filter((l) => /is newer than/.test(l)).length, 1, log.join('\n'));
+  } finally {
+    await nc.drain();
+  }
 });

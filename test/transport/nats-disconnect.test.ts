@@ -226,3 +226,27 @@ test('closeNats ends a connection whose server is silent: the drain is cut at it
     await nats.stop().catch(() => undefined);
   }
 });
+
+// A stop after nats-server is gone (an in-process run whose server was stopped first): nats.js's drain swallows its
+// flush's failure and resolves without closing, and the connection redialled for ever (maxReconnectAttempts -1), its
+// reconnect timer holding the process alive after every stop() (round 24; seen as a process alive ~90 s after a run).
+test('closeNats closes a connection whose server is gone: nothing of it keeps the process alive', { timeout: 30_000 }, async () => {
+  const nats = await startNatsServer();
+  const resources = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'TCPSocketWrap' || r === 'TCPWRAP' || r === 'ConnectWrap').length;
+  const before = resources();
+  const nc = await connectNats({ url: nats.url, name: 'gone' });
+  const dropped = nextStatus(nc, 'disconnect');
+  try {
+    await nats.stop();
+    await dropped; // reconnecting now
+    await closeNats(nc, 2000);
+    assert.equal(nc.isClosed(), true, 'the connection is closed, not left redialling');
+    await nc.closed();
+    // its redial timer and sockets go with it (the dial loop sees the close within a reconnect wait, 0.5 s)
+    for (let i = 0; i < 200 && resources() > before; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(resources() <= before, `no timer or socket of the connection left: ${JSON.stringify(process.getActiveResourcesInfo())}`);
+  } finally {
+    await nc.close().catch(() => undefined);
+    await nats.stop();
+  }
+});
