@@ -161,7 +161,7 @@ export const rewardSchema = z.strictObject({
   encoder: z.enum(['random-features', 'mobilenet-v2', 'onnx']).optional()
     .describe('The image encoder of the semantic term clip_cos (docs/encoders.md): `random-features`, the built-in fixed random convolutional features (not CLIP); `mobilenet-v2`, the pretrained MobileNetV2 (width 1.4) that the npm package nsfwjs (MIT) ships, converted from TensorFlow.js, its pooled penultimate features with its own preprocessing; `onnx`, a user\'s CLIP vision tower at reward.clipModel. Absent: onnx when reward.clipModel is set, else the default in docs/encoders.md. Reports name the encoder, its source package and version, and its licence.'),
   clipModel: z.string().min(1).optional()
-    .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding), used with reward.encoder=onnx (implied when reward.encoder is absent).'),
+    .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding [N,D]), used with reward.encoder=onnx (implied when reward.encoder is absent). With several outputs the embedding is the one named image_embeds, else pooler_output, else the only one of rank 2; any other model is refused at load, naming its outputs (docs/encoders.md).'),
   // Retired in round 18: the device is a property of each worker's machine, not of the run (one run config serves a
   // cluster of mixed machines). `cpu`, what every config.json written before says, still loads and means nothing.
   device: z.enum(DEVICES).optional()
