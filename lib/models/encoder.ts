@@ -5,7 +5,7 @@
 // a stand-in with the same contract, not CLIP, and named so wherever it shows.
 
 import { Graph, type Value } from '../graph/graph.ts';
-import { add, avgPool, cast, concat, conv, div, matmul, mul, reduceSum, relu, reshape, slice, sqrt, sub, transpose } from '../graph/ops.ts';
+import { add, avgPool, cast, clip, concat, conv, div, matmul, mul, reduceSum, relu, reshape, slice, sqrt, sub, transpose } from '../graph/ops.ts';
 import { decodeModel, serialize, spliceModel } from '../graph/onnx.ts';
 import { fillStandardNormal, hashSeed } from '../data/random.ts';
 
@@ -61,6 +61,12 @@ export function clipResizedSize(h: number, w: number): [number, number] {
  * CLIP's preprocessing on [N,3,H,W] images in [0,1]: bicubic resize of the shorter side to 224, centre
  * crop to 224x224, normalisation by CLIP's mean and std. The resize is two matrix products, so it is
  * differentiable like everything else.
+ *
+ * As PIL resizes (OpenAI's clip.py and HF's CLIPImageProcessor both hand it a uint8 image): the horizontal pass
+ * first, each pass's output clipped to [0,1] (Pillow's Resample.c clip8s each pass into a uint8 image), so the
+ * bicubic overshoot at edges (up to 7% of the step when upsampling 32 -> 224) never reaches the encoder. Not
+ * modelled: PIL's rounding to 1/255 after each pass. The crop takes floor((size - 224) / 2) as HF's
+ * CLIPImageProcessor does (torchvision's CenterCrop rounds: one pixel further for an odd excess).
  */
 export function clipPreprocess(x: Value): Value {
   const g = x.graph;
@@ -69,7 +75,8 @@ export function clipPreprocess(x: Value): Value {
   const [nh, nw] = clipResizedSize(h, w);
   const rows = g.constant(resizeMatrix(h, nh, Math.floor((nh - CLIP_SIZE) / 2), CLIP_SIZE), [CLIP_SIZE, h]);
   const colsT = g.constant(resizeMatrix(w, nw, Math.floor((nw - CLIP_SIZE) / 2), CLIP_SIZE), [CLIP_SIZE, w]);
-  const resized = matmul(matmul(rows, x), transpose(colsT, [1, 0]));
+  const across = clip(matmul(x, transpose(colsT, [1, 0])), 0, 1);
+  const resized = clip(matmul(rows, across), 0, 1);
   const mean = g.constant(CLIP_MEAN, [1, 3, 1, 1]);
   const std = g.constant(CLIP_STD, [1, 3, 1, 1]);
   return div(sub(resized, mean), std);
