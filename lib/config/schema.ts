@@ -11,7 +11,7 @@ import { DEVICES } from '../graph/device.ts';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 import { EVAL_DRAWS } from '../data/eval-draws.ts';
 import { flowConfigSchema } from '../flow/config.ts';
-import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms } from '../grpo/reward-expression.ts';
+import { compileRewardExpression, constantReward, decomposeForDense, rewardConstants, rewardTerms, type RewardFunction } from '../grpo/reward-expression.ts';
 
 const int = () => z.number().int();
 // Upper bounds: a value past them is a typo or an attack (data.size=100000 would allocate 30 GB per image
@@ -24,6 +24,8 @@ const fraction = () => z.number().gte(0).lt(1);
 /** The reward components the reward workers compute, as the expression names them. */
 export const REWARD_COMPONENTS = ['ssim', 'clip_cos'] as const;
 
+/** The largest magnitude of a reward weight: components are in [-1, 1], so rewards stay far from overflowing the group statistics. */
+export const MAX_REWARD_WEIGHT = 1e6;
 export const DEFAULT_REWARD_EXPRESSION = 'weights.ssim * ssim + weights.clip * exp(-alpha * (1 - clamp(clip_cos, 0, 1)))';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -153,15 +155,17 @@ export const REWARD_DEVICE_RETIRED =
 export const rewardSchema = z.strictObject({
   expression: z.string().min(1).default(DEFAULT_REWARD_EXPRESSION)
     .describe('Scalar reward (a mathjs expression) over the components `ssim` and `clip_cos`, the constants of `weights` (written `weights.<name>`) and `alpha`. Default: Robust-U1\'s `1.0 * ssim + 0.2 * exp(-5 * (1 - clamp(clip_cos, 0, 1)))`. Applied by the orchestrator, so changing it never needs a re-score; its syntax is checked when the orchestrator compiles it.'),
-  weights: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an identifier'), z.number().finite())
+  weights: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an identifier'), z.number().finite().gte(-MAX_REWARD_WEIGHT).lte(MAX_REWARD_WEIGHT))
     .default({ ssim: 1.0, clip: 0.2 })
-    .describe('Named weights the expression uses (Robust-U1: restoration 1.0, tinyclip 0.2). Every weight must appear in the expression as `weights.<name>` and every `weights.<name>` there must exist, so an ablation override such as `reward.weights.clip=0.5` cannot silently miss. With `multiRewardMode: normalize-then-sum` they weigh the normalised terms.'),
+    .describe(`Named weights the expression uses (Robust-U1: restoration 1.0, tinyclip 0.2). Every weight must appear in the expression as \`weights.<name>\` and every \`weights.<name>\` there must exist, so an ablation override such as \`reward.weights.clip=0.5\` cannot silently miss. With \`multiRewardMode: normalize-then-sum\` they weigh the normalised terms. Each is finite, at most ${MAX_REWARD_WEIGHT} in magnitude (larger ones can overflow the group statistics), and not negative unless reward.allowNegativeWeights is true; weights that make the reward the same for every ssim and clip_cos (all 0) are refused, since no group could train.`),
+  allowNegativeWeights: z.boolean().optional()
+    .describe('Accept negative reward.weights (default: refused). A negative weight pays for lowering what it weighs: a negative ssim weight trains toward worse restorations. For an ablation that means it.'),
   alpha: z.number().gt(0).default(5)
     .describe('Sharpness of the CLIP term exp(-alpha * (1 - cos)) (Robust-U1: 5).'),
   encoder: z.enum(['random-features', 'mobilenet-v2', 'onnx']).optional()
     .describe('The image encoder of the semantic term clip_cos (docs/encoders.md): `random-features`, the built-in fixed random convolutional features (not CLIP); `mobilenet-v2`, the pretrained MobileNetV2 (width 1.4) that the npm package nsfwjs (MIT) ships, converted from TensorFlow.js, its pooled penultimate features with its own preprocessing; `onnx`, a user\'s CLIP vision tower at reward.clipModel. Absent: onnx when reward.clipModel is set, else the default in docs/encoders.md. Reports name the encoder, its source package and version, and its licence.'),
   clipModel: z.string().min(1).optional()
-    .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding), used with reward.encoder=onnx (implied when reward.encoder is absent).'),
+    .describe('Path to an ONNX CLIP vision tower (input [N,3,224,224] CLIP-normalised, output an embedding [N,D]), used with reward.encoder=onnx (implied when reward.encoder is absent). With several outputs the embedding is the one named image_embeds, else pooler_output, else the only one of rank 2; any other model is refused at load, naming its outputs (docs/encoders.md).'),
   // Retired in round 18: the device is a property of each worker's machine, not of the run (one run config serves a
   // cluster of mixed machines). `cpu`, what every config.json written before says, still loads and means nothing.
   device: z.enum(DEVICES).optional()
@@ -174,6 +178,10 @@ export const rewardSchema = z.strictObject({
   }
   for (const name of Object.keys(r.weights)) {
     if (!used.has(name)) ctx.addIssue({ code: 'custom', path: ['weights', name], message: `is not used by reward.expression (write weights.${name} there, or remove it)` });
+    const w = r.weights[name]!;
+    if (w < 0 && !r.allowNegativeWeights) {
+      ctx.addIssue({ code: 'custom', path: ['weights', name], message: `is negative (${w}): the reward would pay for lowering what weights.${name} weighs (a negative ssim weight trains toward worse restorations); set reward.allowNegativeWeights=true if the ablation means it` });
+    }
   }
 }).describe('How reward components combine into one scalar reward.');
 
@@ -349,7 +357,15 @@ function checkAlgorithm(
       return false;
     }
   };
-  if (!attempt(['reward', 'expression'], 'does not compile', () => compileRewardExpression(c.reward.expression, constants))) return;
+  let reward: RewardFunction | undefined;
+  if (!attempt(['reward', 'expression'], 'does not compile', () => (reward = compileRewardExpression(c.reward.expression, constants)))) return;
+  const constant = constantReward(reward!);
+  if (constant !== undefined) {
+    const weights = reward!.constantsUsed.filter((n) => n.startsWith('weights.')).map((n) => `reward.${n}=${c.reward.weights[n.slice('weights.'.length)]}`);
+    const why = `is the constant ${constant} for every ${reward!.variables.join(' and ') || 'component'} in [-1, 1]: every group's rewards would be equal (zero variance), so nothing trains`;
+    issue(['reward', weights.length ? 'weights' : 'expression'], weights.length ? `with ${weights.join(', ')}, reward.expression ${why}` : why);
+    return;
+  }
   if (c.grpo.advantageMode === 'dense') attempt(['reward', 'expression'], 'cannot serve grpo.advantageMode dense', () => decomposeForDense(c.reward.expression, constants));
   if (c.grpo.multiRewardMode === 'normalize-then-sum') attempt(['reward', 'expression'], 'cannot serve grpo.multiRewardMode normalize-then-sum', () => rewardTerms(c.reward.expression, constants));
 }

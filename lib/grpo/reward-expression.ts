@@ -273,6 +273,41 @@ export function compileRewardExpression(expr: string, constants: Constants = {},
 }
 
 // ---------------------------------------------------------------------------------------------------
+// A reward that cannot train: the same value whatever the components.
+
+/** Where constantReward samples each component it reads: its range [-1, 1], ends, zero and irregular points. */
+const COMPONENT_SAMPLES = [-1, -0.61, -0.2, 0, 0.13, 0.37, 0.5, 0.71, 0.89, 0.97, 1];
+/** The most evaluations constantReward makes: the full grid for up to 3 components (11^3), a part of it beyond. */
+const MAX_SAMPLES = 1500;
+
+/**
+ * The reward's value if it is the same at every sampled point of the components' range [-1, 1] (a grid of
+ * COMPONENT_SAMPLES over the components it reads; points where it is not finite are skipped), else undefined.
+ * Such a reward gives every group zero variance, so nothing trains: the default expression with weights.ssim
+ * and weights.clip both 0, say.
+ */
+export function constantReward(reward: RewardFunction): number | undefined {
+  const names = reward.variables;
+  const m = COMPONENT_SAMPLES.length;
+  const total = Math.min(m ** names.length, MAX_SAMPLES);
+  let first: number | undefined;
+  for (let t = 0; t < total; t++) {
+    // point t's digits in base m, component j shifted by j * t: the whole grid when total = m^k (a triangular,
+    // invertible map of the digits), points spread over every axis when it is cut short.
+    const c = Object.fromEntries(names.map((name, j) => [name, COMPONENT_SAMPLES[(Math.floor(t / m ** j) + j * t) % m]!]));
+    let v: number;
+    try {
+      v = reward.evaluate(c);
+    } catch {
+      continue;
+    }
+    if (first === undefined) first = v;
+    else if (v !== first) return undefined;
+  }
+  return first;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Dense advantages need reward = w * ssim + rest(other components).
 
 export interface DenseDecomposition {

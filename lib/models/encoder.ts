@@ -5,8 +5,8 @@
 // a stand-in with the same contract, not CLIP, and named so wherever it shows.
 
 import { Graph, type Value } from '../graph/graph.ts';
-import { add, avgPool, cast, concat, conv, div, matmul, mul, reduceSum, relu, reshape, slice, sqrt, sub, transpose } from '../graph/ops.ts';
-import { serialize, spliceModel } from '../graph/onnx.ts';
+import { add, avgPool, cast, clip, concat, conv, div, matmul, mul, reduceSum, relu, reshape, slice, sqrt, sub, transpose } from '../graph/ops.ts';
+import { decodeModel, serialize, spliceModel } from '../graph/onnx.ts';
 import { fillStandardNormal, hashSeed } from '../data/random.ts';
 
 export const CLIP_SIZE = 224;
@@ -61,6 +61,12 @@ export function clipResizedSize(h: number, w: number): [number, number] {
  * CLIP's preprocessing on [N,3,H,W] images in [0,1]: bicubic resize of the shorter side to 224, centre
  * crop to 224x224, normalisation by CLIP's mean and std. The resize is two matrix products, so it is
  * differentiable like everything else.
+ *
+ * As PIL resizes (OpenAI's clip.py and HF's CLIPImageProcessor both hand it a uint8 image): the horizontal pass
+ * first, each pass's output clipped to [0,1] (Pillow's Resample.c clip8s each pass into a uint8 image), so the
+ * bicubic overshoot at edges (up to 7% of the step when upsampling 32 -> 224) never reaches the encoder. Not
+ * modelled: PIL's rounding to 1/255 after each pass. The crop takes floor((size - 224) / 2) as HF's
+ * CLIPImageProcessor does (torchvision's CenterCrop rounds: one pixel further for an odd excess).
  */
 export function clipPreprocess(x: Value): Value {
   const g = x.graph;
@@ -69,7 +75,8 @@ export function clipPreprocess(x: Value): Value {
   const [nh, nw] = clipResizedSize(h, w);
   const rows = g.constant(resizeMatrix(h, nh, Math.floor((nh - CLIP_SIZE) / 2), CLIP_SIZE), [CLIP_SIZE, h]);
   const colsT = g.constant(resizeMatrix(w, nw, Math.floor((nw - CLIP_SIZE) / 2), CLIP_SIZE), [CLIP_SIZE, w]);
-  const resized = matmul(matmul(rows, x), transpose(colsT, [1, 0]));
+  const across = clip(matmul(x, transpose(colsT, [1, 0])), 0, 1);
+  const resized = clip(matmul(rows, across), 0, 1);
   const mean = g.constant(CLIP_MEAN, [1, 3, 1, 1]);
   const std = g.constant(CLIP_STD, [1, 3, 1, 1]);
   return div(sub(resized, mean), std);
@@ -105,9 +112,44 @@ export function builtinEncoderModel(): Uint8Array {
   return serialize(g, { docString: `${BUILTIN_ENCODER_NAME}: fixed random convolutional features (not CLIP)` });
 }
 
-/** An encoder given as ONNX bytes, spliced into the graph (forward only: spliced ops are not differentiated). */
+/** The output names a model's embedding may have, in order of preference (HF CLIPVisionModelWithProjection, CLIPVisionModel). */
+export const EMBEDDING_OUTPUT_NAMES = ['image_embeds', 'pooler_output'] as const;
+
+/**
+ * Which of an encoder model's outputs is its embedding (docs/encoders.md, "Which output is the embedding"): its only
+ * output; else the one named image_embeds, else pooler_output; else its only output of rank 2 ([N,D]). Anything
+ * else is ambiguous and refused, naming `what` (the model file), its outputs and their shapes: an HF vision tower
+ * lists last_hidden_state [N,50,768] first, and its flattened tokens are no image embedding.
+ */
+export function embeddingOutputIndex(bytes: Uint8Array, what: string): number {
+  const outputs = decodeModel(bytes, what).graph?.output ?? [];
+  if (outputs.length === 1) return 0;
+  const dimsOf = (o: (typeof outputs)[number]) => o.type?.tensorType?.shape?.dim;
+  const shown = outputs.map((o) => {
+    const dims = dimsOf(o);
+    return `${o.name} ${dims ? `[${dims.map((d) => (d.dimValue != null ? String(d.dimValue) : d.dimParam || '?')).join(',')}]` : '(shape not declared)'}`;
+  });
+  if (outputs.length === 0) throw new Error(`${what}: has no outputs; an image encoder needs one embedding output [N,D]`);
+  for (const name of EMBEDDING_OUTPUT_NAMES) {
+    const i = outputs.findIndex((o) => o.name === name);
+    if (i >= 0) return i;
+  }
+  const rank2 = outputs.flatMap((o, i) => (dimsOf(o)?.length === 2 ? [i] : []));
+  if (rank2.length === 1) return rank2[0]!;
+  throw new Error(
+    `${what}: has ${outputs.length} outputs (${shown.join(', ')}) and none is the embedding by the rule: an output named ` +
+      `${EMBEDDING_OUTPUT_NAMES.join(' or ')}, else the only one of rank 2 [N,D] (${rank2.length} here); export the model with ` +
+      'its embedding as its only output, or name that output image_embeds',
+  );
+}
+
+/**
+ * An encoder given as ONNX bytes, spliced into the graph (forward only: spliced ops are not differentiated); its
+ * embedding is the output embeddingOutputIndex picks. `name` names the model in errors.
+ */
 export function splicedEncoder(bytes: Uint8Array, name: string): (pixels: Value) => Value {
-  return (pixels) => spliceModel(pixels.graph, bytes, pixels, 'encoder/', name)[0];
+  const index = embeddingOutputIndex(bytes, name);
+  return (pixels) => spliceModel(pixels.graph, bytes, pixels, 'encoder/', name)[index]!;
 }
 
 function l2normalize(e: Value): Value {

@@ -9,8 +9,8 @@ import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { SetupError } from '../config/setup-error.ts';
 import { Graph } from '../graph/graph.ts';
-import { decodeModel, serialize, spliceModel } from '../graph/onnx.ts';
-import { builtinEncoder, builtinEncoderModel, clipPreprocess, BUILTIN_ENCODER_NAME, type ImageEncoder } from './encoder.ts';
+import { decodeModel, serialize } from '../graph/onnx.ts';
+import { builtinEncoder, builtinEncoderModel, clipPreprocess, embeddingOutputIndex, splicedEncoder, BUILTIN_ENCODER_NAME, type ImageEncoder } from './encoder.ts';
 import { loadNsfwjsModel, nsfwjsFeatures, nsfwjsPreprocess, sourceLabel, NSFWJS_INPUT_SIZE, type EncoderSource } from '../encoders/nsfwjs.ts';
 
 export const ENCODER_KINDS = ['random-features', 'mobilenet-v2', 'onnx'] as const;
@@ -98,6 +98,12 @@ export async function loadEncoder(choice?: EncoderChoice | string): Promise<Enco
     throw new SetupError(`reward.clipModel: ${(e as Error).message}`, { cause: e });
   }
   if (!model.graph?.node?.length) throw new SetupError(`reward.clipModel: ${path} is not an ONNX model with a graph`);
+  // Which output is the embedding is settled here, at load, so an ambiguous model ends the role by name.
+  try {
+    embeddingOutputIndex(bytes, path);
+  } catch (e) {
+    throw new SetupError(`reward.clipModel: ${(e as Error).message}`, { cause: e });
+  }
   return { name: basename(path), kind, bytes, preprocess: 'clip' };
 }
 
@@ -106,7 +112,7 @@ export function splicedImageEncoder(m: EncoderModel): ImageEncoder {
   return {
     name: m.name,
     preprocess: PREPROCESS[m.preprocess],
-    encode: (pixels) => spliceModel(pixels.graph, m.bytes, pixels, 'encoder/', m.name)[0],
+    encode: splicedEncoder(m.bytes, m.name),
   };
 }
 

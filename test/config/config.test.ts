@@ -109,8 +109,22 @@ test('a bad value names the field, the problem, the value and the file', () => {
     ['optim: { excludeFromWeightDecay: ["(" ] }', /^config error: optim\.excludeFromWeightDecay\.0: must be a valid regular expression/],
     ['reward: { expression: "weights.ssim * ssim + weights.pix * ssim" }', /reward\.expression: uses weights\.pix, which reward\.weights does not define/],
     ['reward: { weights: { ssim: 1, clip: 0.2, extra: 3 } }', /reward\.weights\.extra: is not used by reward\.expression/],
+    // weights that can never train (review24b): all zero, negative without the flag, large enough to overflow
+    ['reward: { weights: { ssim: 0, clip: 0 } }', /^config error: reward\.weights: with reward\.weights\.clip=0, reward\.weights\.ssim=0, reward\.expression is the constant 0 for every clip_cos and ssim in \[-1, 1\]: every group's rewards would be equal/],
+    ['reward: { expression: "2 + 0 * ssim", weights: {} }', /^config error: reward\.expression: is the constant 2 for every ssim in \[-1, 1\]/],
+    ['reward: { weights: { ssim: -1, clip: 0.2 } }', /^config error: reward\.weights\.ssim: is negative \(-1\): .*worse restorations.*reward\.allowNegativeWeights=true/],
+    ['reward: { weights: { ssim: 1e308, clip: 0.2 } }', /^config error: reward\.weights\.ssim: must be <= 1000000 \(got 1e\+308\)/],
+    ['reward: { weights: { ssim: 1, clip: -1e7 } }', /^config error: reward\.weights\.clip: must be >= -1000000 \(got -10000000\)/],
   ];
   for (const [yaml, re] of cases) assert.match(configError(() => loadConfig(file('bad.yaml', yaml))).message, re, yaml);
+});
+
+test('reward.allowNegativeWeights admits a negative weight (an ablation that trains toward what it weighs less)', () => {
+  const c = parseConfig({ reward: { weights: { ssim: -1, clip: 0.2 }, allowNegativeWeights: true } });
+  assert.deepEqual(c.reward.weights, { ssim: -1, clip: 0.2 });
+  assert.match(configError(() => parseConfig({ reward: { weights: { ssim: -1, clip: 0.2 }, allowNegativeWeights: false } })).message, /reward\.weights\.ssim: is negative/);
+  // the flag does not admit weights that cannot train
+  assert.match(configError(() => parseConfig({ reward: { weights: { ssim: -0, clip: 0 }, allowNegativeWeights: true } })).message, /reward\.expression is the constant 0/);
 });
 
 test('several problems are all reported, one line each', () => {
@@ -215,7 +229,7 @@ test('the reference lists every field, with its type, default and description', 
     }
   };
   walk(loadConfig() as unknown as Record<string, unknown>, '');
-  leaves.push('data.source.path', 'data.evalSize', 'data.corruptions.weights', 'reward.clipModel', 'reward.encoder', 'reward.device');
+  leaves.push('data.source.path', 'data.evalSize', 'data.corruptions.weights', 'reward.clipModel', 'reward.encoder', 'reward.device', 'reward.allowNegativeWeights');
   // the optional sections of an imported network (issue #14)
   leaves.push(...['onnx', 'weights', 'image', 'frozen', 'time', 'condition'].map((k) => `model.network.${k}`), ...['kind', 'rank', 'alpha', 'targets', 'trainBiases'].map((k) => `model.adapter.${k}`));
   assert.deepEqual([...configFieldPaths()].sort(), leaves.sort());
@@ -226,5 +240,5 @@ test('the reference lists every field, with its type, default and description', 
     assert.ok(s.description, `section ${s.path} needs a description`);
   }
   assert.match(ref, /\| `grpo\.clipLow` \| number in \(0, 1\) \| `0\.0001` \| /);
-  assert.match(ref, /\| `reward\.weights` \| record<string, number> \| `\{ ssim: 1, clip: 0\.2 \}` \| /);
+  assert.match(ref, /\| `reward\.weights` \| record<string, number in \[-1000000, 1000000\]> \| `\{ ssim: 1, clip: 0\.2 \}` \| /);
 });

@@ -53,9 +53,11 @@ function assertFlowStepMetrics(eventsFile: string): void {
 const cases = [
   ...(['scalar', 'dense'] as const).map((mode) => ({ name: mode, mode, extra: [] as string[] })),
   ...(['scalar', 'dense'] as const).map((mode) => ({ name: `flow, ${mode}`, mode, extra: FLOW })),
-  // A zero reward makes every group's rewards equal: DAPO drops every group, and both loops record each GRPO
-  // batch as a new version with the parameters unchanged (the learner's empty batch).
-  { name: 'every group dropped', mode: 'scalar' as const, extra: ['reward.weights.ssim=0', 'reward.weights.clip=0', 'grpo.dropZeroVarianceGroups=true'] },
+  // A reward that pays only for a perfect restoration, which no noisy action reaches, makes every group's rewards
+  // equal (0): DAPO drops every group, and both loops record each GRPO batch as a new version with the parameters
+  // unchanged (the learner's empty batch). (Zero weights, which did this before round 24, are refused at load: a
+  // reward constant over the components' range never trains.)
+  { name: 'every group dropped', mode: 'scalar' as const, extra: ['reward.expression="ssim >= 1 ? 1 : 0"', 'reward.weights={}', 'grpo.dropZeroVarianceGroups=true'] },
   // The identity member (docs/grpo.md): scored by the reward worker in the group's task, its advantages on the
   // TrainBatch, its term in the learner's graph; dense, which carries its map too.
   { name: 'dense, identity member', mode: 'dense' as const, extra: ['grpo.identityAnchor=2'] },

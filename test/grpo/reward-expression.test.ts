@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  compileRewardExpression, decomposeForDense, rewardPartials, rewardTerms, MAX_EXPRESSION_LENGTH,
+  compileRewardExpression, constantReward, decomposeForDense, rewardPartials, rewardTerms, MAX_EXPRESSION_LENGTH,
 } from '../../lib/grpo/reward-expression.ts';
 
 // The expression runs use by default (the schema's), and the paper's reward written out with its numbers.
@@ -198,6 +198,22 @@ test('rewardTerms splits the weighted sum (for normalize-then-sum)', () => {
   const full = compileRewardExpression('1 + 2 * ssim * 3 - clip_cos / 4 - (-(ssim * clip_cos))', {});
   const c = { ssim: 0.3, clip_cos: 0.7 };
   close(odd.offset + odd.terms.reduce((s, t) => s + t.weight * t.evaluate(c), 0), full.evaluate(c));
+});
+
+test('constantReward: the value of a reward that is the same over the components\' range, undefined for one that varies', () => {
+  const at = (expr: string, constants = {}, components?: string[]) => constantReward(compileRewardExpression(expr, constants, components ? { components } : {}));
+  assert.equal(at(WEIGHTED, { weights: { ssim: 0, clip: 0 }, alpha: 5 }), 0);
+  assert.equal(at('2'), 2);
+  assert.equal(at('ssim - ssim + 0.5 * 2'), 1);
+  assert.equal(at('clip_cos > 2 ? ssim : 3'), 3, 'a branch never taken in [-1, 1]');
+  assert.equal(at(WEIGHTED, PAPER), undefined);
+  assert.equal(at(WEIGHTED, { weights: { ssim: 0, clip: 0.2 }, alpha: 5 }), undefined, 'the CLIP term alone');
+  assert.equal(at(WEIGHTED, { weights: { ssim: 1, clip: 0 }, alpha: 5 }), undefined, 'SSIM alone');
+  assert.equal(at('clamp(ssim, 0.95, 1)'), undefined, 'varies only above 0.95');
+  assert.equal(at('log(ssim)'), undefined, 'not finite for ssim <= 0 (skipped), varies above');
+  // four components: a part of the grid, still over every axis
+  assert.equal(at('0 * (a + b + c) + 0.01 * d', {}, ['a', 'b', 'c', 'd']), undefined);
+  assert.equal(at('0 * (a + b + c + d) + 7', {}, ['a', 'b', 'c', 'd']), 7);
 });
 
 test('rewardPartials: the paper reward differentiated by hand, and components it does not read', () => {

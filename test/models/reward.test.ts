@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { buildRewardGraph } from '../../lib/models/graphs.ts';
-import { builtinEncoderModel, resizeMatrix, BUILTIN_ENCODER_NAME } from '../../lib/models/encoder.ts';
+import { builtinEncoderModel, clipPreprocess, resizeMatrix, BUILTIN_ENCODER_NAME } from '../../lib/models/encoder.ts';
+import { Graph } from '../../lib/graph/graph.ts';
+import { avgPool, conv, reduceMean, reshape, transpose } from '../../lib/graph/ops.ts';
+import { SetupError } from '../../lib/config/setup-error.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { loadEncoder } from '../../lib/models/reward.ts';
@@ -75,6 +78,64 @@ test('an encoder loaded from a file is spliced the same way, and a bad file is r
   writeFileSync(bad, 'not a model');
   await assert.rejects(loadEncoder(bad), /bad\.onnx/);
   await assert.rejects(loadEncoder(join(dir, 'missing.onnx')), /missing\.onnx/);
+});
+
+/**
+ * A toy vision tower with HF CLIPVisionModel's output layout: `tokens` [N,49,8] listed first (last_hidden_state),
+ * then `embeds` [N,8] (their mean), under the names given. `extra`: a second [N,8] output.
+ */
+function twoOutputTower(tokensName: string, embedsName: string, extra?: string): Uint8Array {
+  const g = new Graph(17);
+  const x = g.input('pixel_values', ['N', 3, 224, 224]);
+  const w = g.constant(Float32Array.from({ length: 8 * 3 }, (_, i) => Math.sin(i + 1)), [8, 3, 1, 1]);
+  const tokens = transpose(reshape(conv(avgPool(x, 32), w), ['N', 8, 49]), [0, 2, 1]);
+  g.output(tokensName, tokens);
+  g.output(embedsName, reduceMean(tokens, [1]));
+  if (extra) g.output(extra, reduceMean(tokens, [1]));
+  return serialize(g);
+}
+
+test('an encoder with several outputs: the embedding is image_embeds, else pooler_output, else the only [N,D]; anything else is refused by name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'enc-outputs-'));
+  const r = { height: 32, width: 32 };
+  const rand = testRandom(9);
+  const ref = Float32Array.from({ length: 3 * 32 * 32 }, () => rand());
+  const cand = Float32Array.from(ref, (v, i) => (i % 7 === 0 ? 1 - v : v));
+  const dims = [1, 3, r.height, r.width];
+  // each output's cosine, outside the reward graph (clipPreprocess, then the tower on its own)
+  const towerBytes = twoOutputTower('last_hidden_state', 'image_embeds');
+  const pg = new Graph(17);
+  pg.output('p', clipPreprocess(pg.input('x', dims)));
+  const pre = await GraphSession.create(serialize(pg));
+  const tower = await GraphSession.create(towerBytes);
+  const features = async (img: Float32Array) => tower.run({ pixel_values: (await pre.run({ x: { data: img, dims } })).p! });
+  const [a, b] = [await features(cand), await features(ref)];
+  await pre.release();
+  await tower.release();
+  const cosine = (u: Float32Array, v: Float32Array) => {
+    let d = 0, nu = 0, nv = 0;
+    for (let i = 0; i < u.length; i++) { d += u[i]! * v[i]!; nu += u[i]! ** 2; nv += v[i]! ** 2; }
+    return d / Math.sqrt(nu * nv);
+  };
+  const embedsCos = cosine(a.image_embeds!.data, b.image_embeds!.data);
+  const tokensCos = cosine(a.last_hidden_state!.data, b.last_hidden_state!.data);
+  assert.ok(Math.abs(embedsCos - tokensCos) > 1e-2, `the two outputs must tell apart: ${embedsCos} vs ${tokensCos}`);
+
+  for (const [tokensName, embedsName] of [['last_hidden_state', 'image_embeds'], ['last_hidden_state', 'pooler_output'], ['tokens', 'embedding']]) {
+    const path = join(dir, `${embedsName}.onnx`);
+    writeFileSync(path, twoOutputTower(tokensName!, embedsName!));
+    const m = await loadEncoder(path);
+    const s = await GraphSession.create(serialize(buildRewardGraph(r, { encoder: m.bytes, encoderName: m.name })));
+    const out = await s.run({ candidate: { data: cand, dims }, reference: { data: ref, dims } }, ['clip_cos']);
+    await s.release();
+    assert.ok(Math.abs(out.clip_cos.data[0]! - embedsCos) < 1e-5, `${embedsName}: clip_cos ${out.clip_cos.data[0]} is the cosine of ${embedsName} (${embedsCos}), not of the flattened tokens (${tokensCos})`);
+  }
+  // two [N,D] outputs and neither name: ambiguous, refused at load naming the file, the outputs and their shapes
+  const ambiguous = join(dir, 'ambiguous.onnx');
+  writeFileSync(ambiguous, twoOutputTower('tokens', 'mean_a', 'mean_b'));
+  await assert.rejects(loadEncoder(ambiguous), (e: unknown) => e instanceof SetupError
+    && /ambiguous\.onnx: has 3 outputs \(tokens \[N,49,8\], mean_a \[N,8\], mean_b \[N,8\]\)/.test(e.message) && /image_embeds or pooler_output/.test(e.message));
+  assert.throws(() => buildRewardGraph(r, { encoder: twoOutputTower('tokens', 'mean_a', 'mean_b'), encoderName: 'given.onnx' }), /given\.onnx: has 3 outputs/);
 });
 
 test('resize matrices: rows sum to 1, identity at equal size', () => {
