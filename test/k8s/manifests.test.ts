@@ -19,6 +19,7 @@ import { refusedOn, type Device } from '../../lib/graph/device.ts';
 import { requireTool, run, which } from './tools.ts';
 import { makeTestCerts } from '../helpers/certs.ts';
 import { RUN_STATE_LIMIT_BYTES } from '../../lib/transport/nats-permissions.ts';
+import { ROLLOUT_DEFAULT_MAX_IN_FLIGHT } from '../../rollout-worker/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const at = (p: string) => join(ROOT, p);
@@ -64,6 +65,29 @@ function arg(container: Any, name: string): string | undefined {
   const hit = (container.args as string[]).filter((a) => a.startsWith(prefix));
   assert.ok(hit.length <= 1, `--${name} given twice`);
   return hit[0]?.slice(prefix.length);
+}
+/**
+ * The rollout workers KEDA settles at, from its minimum: the HPA's desired count for an AverageValue trigger is
+ * ceil(query / threshold). The query's value for n workers each holding up to `maxInFlight` of `outstanding` tasks:
+ * the tasks left waiting (queue_depth{queue="rollout"}), plus `perWorker` x workers_connected if the query adds them.
+ */
+function kedaSettles(so: Any, maxInFlight: number, outstanding: number): number {
+  const q = so.triggers[0].metadata.query as string;
+  const threshold = Number(so.triggers[0].metadata.threshold);
+  assert.equal(so.triggers[0].metadata.metricType ?? 'AverageValue', 'AverageValue');
+  const queue = /recovery_grpo_queue_depth\{[^}]*queue="rollout"[^}]*\}/.test(q);
+  const workers = /(?:\+\s*(?:(\d+)\s*\*\s*)?)sum\(recovery_grpo_workers_connected\{[^}]*worker_role="rollout"[^}]*\}\)/.exec(q);
+  assert.ok(queue, `KEDA query counts the rollout queue: ${q}`);
+  const perWorker = workers ? Number(workers[1] ?? 1) : 0;
+  let n = so.minReplicaCount as number;
+  for (let i = 0; i < 100; i++) {
+    const value = Math.max(0, outstanding - n * maxInFlight) + perWorker * n;
+    const next = Math.min(so.maxReplicaCount, Math.max(so.minReplicaCount, Math.ceil(value / threshold)));
+    // scale-down is stabilised over 5 minutes: a lower count wins only if it persists; the model keeps the highest
+    if (next <= n) return n;
+    n = next;
+  }
+  return n;
 }
 function labelsMatch(selector: Any | undefined, labels: Record<string, string>): boolean {
   if (!selector) return false;
@@ -355,6 +379,12 @@ for (const overlay of RUN_OVERLAYS) {
       const q = so.triggers[0].metadata.query as string;
       assert.match(q, new RegExp(`run_id="${cfg.run.id}"`), 'the KEDA query filters on this run');
       assert.match(q, /queue="rollout"/);
+      // Where KEDA settles for this run.yaml: a worker per rollout task outstanding (the tasks one policy version's
+      // batches hold: one per group), not stuck at its minimum (round 24: the queue alone, threshold 8, never
+      // passed 4 tasks).
+      const outstanding = cfg.grpo.samplesPerBatch * (cfg.grpo.maxStaleness + 1);
+      const settled = kedaSettles(so, Number(arg(containersOf(rollout)[0] as Any, 'max-in-flight') ?? ROLLOUT_DEFAULT_MAX_IN_FLIGHT), outstanding);
+      assert.equal(settled, Math.min(so.maxReplicaCount, outstanding), `${overlay}: KEDA settles at ${settled} rollout workers for ${outstanding} outstanding rollout tasks`);
     } else assert.equal(sos.length, 0, `${overlay} needs no KEDA`);
     // NATS: JetStream's file store limit below the volume.
     const nats = only(objs, 'StatefulSet', 'nats');
