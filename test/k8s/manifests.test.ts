@@ -378,6 +378,14 @@ for (const overlay of RUN_OVERLAYS) {
       assert.ok(so.minReplicaCount >= 1, 'at least one rollout worker');
       const q = so.triggers[0].metadata.query as string;
       assert.match(q, new RegExp(`run_id="${cfg.run.id}"`), 'the KEDA query filters on this run');
+      // ... and on this namespace's series: namespace and role are Prometheus's (the PodMonitor), not the pods'
+      const namespaces = [...q.matchAll(/namespace="([^"]*)"/g)].map((m) => m[1]);
+      const selectors = [...q.matchAll(/recovery_grpo_\w+\{[^}]*\}/g)].map((m) => m[0]);
+      for (const sel of selectors) {
+        assert.match(sel, new RegExp(`namespace="${rollout.metadata.namespace}"`), `KEDA selector ${sel}: this run's namespace`);
+        assert.match(sel, /role="orchestrator"/, `KEDA selector ${sel}: the orchestrator's series`);
+      }
+      assert.ok(namespaces.length === selectors.length, 'one namespace matcher per selector');
       assert.match(q, /queue="rollout"/);
       // Where KEDA settles for this run.yaml: a worker per rollout task outstanding (the tasks one policy version's
       // batches hold: one per group), not stuck at its minimum (round 24: the queue alone, threshold 8, never
