@@ -252,12 +252,11 @@ for (const overlay of RUN_OVERLAYS) {
       assert.ok(writable.some((m) => cfg.run.outDir.startsWith(`${m.mountPath}/`)), `${id}: run.outDir ${cfg.run.outDir} is writable`);
       assert.equal(c.env.find((e: Any) => e.name === 'HOME')?.value, '/tmp', `${id}: HOME on the writable /tmp`);
       for (const [k, v] of Object.entries(ALLOCATOR_ENV)) assert.equal(c.env.find((e: Any) => e.name === k)?.value, v, `${id}: ${k} as lib/deploy/allocator-env.ts`);
-      if (comp !== 'orchestrator') {
-        // onnxruntime's threads: the container's CPU limit, which every graph-running pod must set
-        const threads = c.env.find((e: Any) => e.name === THREADS_ENV);
-        assert.deepEqual(threads?.valueFrom, { resourceFieldRef: { resource: 'limits.cpu', divisor: '1' } }, `${id}: ${THREADS_ENV} from limits.cpu`);
-        assert.ok(c.resources?.limits?.cpu, `${id}: a CPU limit for ${THREADS_ENV} to read`);
-      }
+      // onnxruntime's threads: the container's CPU limit, which every graph-running pod must set (the orchestrator
+      // too: it runs the periodic evaluation's graphs, in one lane per thread)
+      const threads = c.env.find((e: Any) => e.name === THREADS_ENV);
+      assert.deepEqual(threads?.valueFrom, { resourceFieldRef: { resource: 'limits.cpu', divisor: '1' } }, `${id}: ${THREADS_ENV} from limits.cpu`);
+      assert.ok(c.resources?.limits?.cpu, `${id}: a CPU limit for ${THREADS_ENV} to read`);
       if (comp === 'orchestrator') {
         assert.equal(arg(c, 'listen'), cfg.orchestrator.listen, 'orchestrator --listen is orchestrator.listen');
         assert.equal(c.ports.find((p: Any) => p.name === 'grpc').containerPort, Number(cfg.orchestrator.listen.split(':')[1]), 'container port grpc');
