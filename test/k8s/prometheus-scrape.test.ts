@@ -294,7 +294,7 @@ test('the PodMonitor takes role from the pod: a worker pod posing as the orchest
     { ns, pod: 'recovery-grpo-rollout-worker-xyz', component: 'rollout-worker', queue: 1000, workers: 16 },
     { ns: 'someone-else', pod: 'recovery-grpo-orchestrator-def', component: 'orchestrator', queue: 500, workers: 16 },
   ];
-  const servers = [];
+  const servers: Awaited<ReturnType<typeof startMetricsServer>>[] = [];
   for (const e of exporters) {
     const m = createMetrics('recovery-grpo', 'orchestrator', { processMetrics: false });
     m.get('queue_depth').set({ queue: 'rollout' }, e.queue);
