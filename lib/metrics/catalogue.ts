@@ -6,7 +6,7 @@
 // Label values by convention:
 //   worker_role: rollout | reward | learner      kind: sft | grpo
 //   component:   ssim | clip_cos | clip_term      outcome (tasks): ok | error | duplicate | expired | cancelled
-//   queue:       samples | rollout | score | train (orchestrator queues of pending work)
+//   queue:       rollout | score (tasks waiting for a worker) | train (batches sent, not yet acknowledged)
 //   reason:      snake_case words, per metric (samples_dropped_total: task_failed | zero_variance; a non-finite
 //                reward is no drop reason: the orchestrator refuses the result, task_errors_total code bad_result)
 //   policy:      policy | reference | identity (periodic evaluation)

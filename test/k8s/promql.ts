@@ -156,7 +156,7 @@ export const LABEL_VALUES: Record<string, readonly string[]> = {
   worker_role: ['rollout', 'reward', 'learner'],
   kind: ['sft', 'grpo'],
   component: ['ssim', 'clip_cos', 'clip_term'],
-  queue: ['samples', 'rollout', 'score', 'train'],
+  queue: ['rollout', 'score', 'train'],
 };
 /**
  * Label values one metric takes, where the label name alone says too little (`reason` means something else on
