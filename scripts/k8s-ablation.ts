@@ -155,7 +155,10 @@ export function planAblation(opts: AblationOptions): AblationPlan {
         so.queries.flatMap((q, i) => {
           if (!q) return [];
           if (!/run_id="[^"]*"/.test(q)) fail(`ScaledObject ${so.name}: its query does not filter on run_id="...": ${q}`);
-          return [{ op: 'replace', path: `/spec/triggers/${i}/metadata/query`, value: q.replace(/run_id="[^"]*"/g, `run_id="${runId}"`) }];
+          if (!/namespace="[^"]*"/.test(q)) fail(`ScaledObject ${so.name}: its query does not filter on namespace="...": ${q}`);
+          // each run's namespace is its run id
+          const value = q.replace(/run_id="[^"]*"/g, `run_id="${runId}"`).replace(/namespace="[^"]*"/g, `namespace="${runId}"`);
+          return [{ op: 'replace', path: `/spec/triggers/${i}/metadata/query`, value }];
         }),
         { lineWidth: 0 },
       ),

@@ -158,7 +158,7 @@ export const ROWS: Row[] = [
     panels: [
       {
         title: 'Queue depths',
-        description: 'Items waiting in each orchestrator queue (samples, rollout, score, train). KEDA scales rollout workers on the rollout queue.',
+        description: 'Items waiting in each orchestrator queue: rollout and score tasks waiting for a worker, train batches sent and not yet acknowledged. KEDA scales rollout workers on the rollout queue.',
         targets: [q(`recovery_grpo_queue_depth{${R}, role="orchestrator"}`, '{{queue}}')],
       },
       {

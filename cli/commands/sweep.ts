@@ -88,7 +88,8 @@ const command: CommandModule<object, Args> = {
         for (const r of plan.runs) console.log(`  ${r.runId}  ${r.overrides.filter((o) => !carried.includes(o)).join(' ')}`);
         console.log('deploy:');
         for (const c of deployCommands(plan)) console.log(`  ${c}`);
-        console.log(`report: when the runs are done, put each run's eval.json (recovery-grpo eval of its final checkpoint) and orchestrator event log (events.jsonl, --events) in ${plan.out}/<run-id>/, then: recovery-grpo sweep --report ${plan.out}`);
+        // The rendered runs keep no files: no --events, and run.outDir is an emptyDir that goes with its pod.
+        console.log(`report: the runs write no event log and no command copies a checkpoint out of NATS yet; when they are done, put each run's eval.json (recovery-grpo eval --checkpoint of its final policy, fetched from its NATS object store checkpoints-<run-id> with a NATS client) in ${plan.out}/<run-id>/, then: recovery-grpo sweep --report ${plan.out} (final evaluations; the reward curves are in Prometheus: recovery_grpo_reward_mean by run_id)`);
         return;
       }
       const r = await sweep.runSweep({ configFile: args.config, sets: args.set ?? [], out: args.out, engine: args.engine, seed: args.seed });

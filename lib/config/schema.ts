@@ -37,7 +37,7 @@ export const runSchema = z.strictObject({
   seed: int().gte(0).default(0)
     .describe('Root seed. Corruptions, initialisation and policy noise derive from it (noise from (seed, sample id, group index)), so a re-run task reproduces its result.'),
   outDir: z.string().min(1).default('runs/local')
-    .describe('Folder for local outputs (checkpoints, logs, eval images).'),
+    .describe('Where the run\'s outputs were put, for the record: the demo and sweep set it to their output folder. No role reads it: a role writes files only where its flags say (the orchestrator\'s --events); on Kubernetes nothing is written there.'),
 }).describe('Identity and reproducibility of the run.');
 
 // The user-facing data section. lib/data has its own internal spec (datasetSpecSchema, corruptionMixSchema);

@@ -6,8 +6,9 @@
 // Label values by convention:
 //   worker_role: rollout | reward | learner      kind: sft | grpo
 //   component:   ssim | clip_cos | clip_term      outcome (tasks): ok | error | duplicate | expired | cancelled
-//   queue:       samples | rollout | score | train (orchestrator queues of pending work)
-//   reason:      free snake_case words (e.g. stale, zero_variance, non_finite_reward, decode_failed)
+//   queue:       rollout | score (tasks waiting for a worker) | train (batches sent, not yet acknowledged)
+//   reason:      snake_case words, per metric (samples_dropped_total: task_failed | zero_variance; a non-finite
+//                reward is no drop reason: the orchestrator refuses the result, task_errors_total code bad_result)
 //   policy:      policy | reference | identity (periodic evaluation)
 //   step:        a trained step's index in the flow family's sampling trajectory (0 = the first, noisiest)
 

@@ -56,6 +56,8 @@ test('reward.weights.clip=0,0.1,0.2: three runs, each in its namespace, with its
       assert.deepEqual(rest(cfg), rest(base), 'everything else as in the overlay');
       const so = objs.find((o) => o.kind === 'ScaledObject' && o.metadata.namespace === ns)!;
       assert.match((so.spec as any).triggers[0].metadata.query, new RegExp(`run_id="${ns}"`), 'KEDA follows this run\'s queue');
+      const namespaces = [...((so.spec as any).triggers[0].metadata.query as string).matchAll(/namespace="([^"]*)"/g)].map((m) => m[1]);
+      assert.ok(namespaces.length > 0 && namespaces.every((n) => n === ns), `KEDA counts only namespace ${ns}: ${namespaces.join(', ')}`);
       // its NATS grants name this run (the base's name recovery-grpo, whose streams this run's learner does not make)
       const nats = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.namespace === ns && o.metadata.name.startsWith('recovery-grpo-nats-config'))!;
       assert.ok((nats.data as Record<string, string>)['nats.conf']!.includes(k8sNatsAccounts(ns)), `${ns}: nats.conf's grants name run ${ns}`);

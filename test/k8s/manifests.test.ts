@@ -19,6 +19,7 @@ import { refusedOn, type Device } from '../../lib/graph/device.ts';
 import { requireTool, run, which } from './tools.ts';
 import { makeTestCerts } from '../helpers/certs.ts';
 import { RUN_STATE_LIMIT_BYTES } from '../../lib/transport/nats-permissions.ts';
+import { ROLLOUT_DEFAULT_MAX_IN_FLIGHT } from '../../rollout-worker/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const at = (p: string) => join(ROOT, p);
@@ -64,6 +65,29 @@ function arg(container: Any, name: string): string | undefined {
   const hit = (container.args as string[]).filter((a) => a.startsWith(prefix));
   assert.ok(hit.length <= 1, `--${name} given twice`);
   return hit[0]?.slice(prefix.length);
+}
+/**
+ * The rollout workers KEDA settles at, from its minimum: the HPA's desired count for an AverageValue trigger is
+ * ceil(query / threshold). The query's value for n workers each holding up to `maxInFlight` of `outstanding` tasks:
+ * the tasks left waiting (queue_depth{queue="rollout"}), plus `perWorker` x workers_connected if the query adds them.
+ */
+function kedaSettles(so: Any, maxInFlight: number, outstanding: number): number {
+  const q = so.triggers[0].metadata.query as string;
+  const threshold = Number(so.triggers[0].metadata.threshold);
+  assert.equal(so.triggers[0].metadata.metricType ?? 'AverageValue', 'AverageValue');
+  const queue = /recovery_grpo_queue_depth\{[^}]*queue="rollout"[^}]*\}/.test(q);
+  const workers = /(?:\+\s*(?:(\d+)\s*\*\s*)?)sum\(recovery_grpo_workers_connected\{[^}]*worker_role="rollout"[^}]*\}\)/.exec(q);
+  assert.ok(queue, `KEDA query counts the rollout queue: ${q}`);
+  const perWorker = workers ? Number(workers[1] ?? 1) : 0;
+  let n = so.minReplicaCount as number;
+  for (let i = 0; i < 100; i++) {
+    const value = Math.max(0, outstanding - n * maxInFlight) + perWorker * n;
+    const next = Math.min(so.maxReplicaCount, Math.max(so.minReplicaCount, Math.ceil(value / threshold)));
+    // scale-down is stabilised over 5 minutes: a lower count wins only if it persists; the model keeps the highest
+    if (next <= n) return n;
+    n = next;
+  }
+  return n;
 }
 function labelsMatch(selector: Any | undefined, labels: Record<string, string>): boolean {
   if (!selector) return false;
@@ -228,12 +252,11 @@ for (const overlay of RUN_OVERLAYS) {
       assert.ok(writable.some((m) => cfg.run.outDir.startsWith(`${m.mountPath}/`)), `${id}: run.outDir ${cfg.run.outDir} is writable`);
       assert.equal(c.env.find((e: Any) => e.name === 'HOME')?.value, '/tmp', `${id}: HOME on the writable /tmp`);
       for (const [k, v] of Object.entries(ALLOCATOR_ENV)) assert.equal(c.env.find((e: Any) => e.name === k)?.value, v, `${id}: ${k} as lib/deploy/allocator-env.ts`);
-      if (comp !== 'orchestrator') {
-        // onnxruntime's threads: the container's CPU limit, which every graph-running pod must set
-        const threads = c.env.find((e: Any) => e.name === THREADS_ENV);
-        assert.deepEqual(threads?.valueFrom, { resourceFieldRef: { resource: 'limits.cpu', divisor: '1' } }, `${id}: ${THREADS_ENV} from limits.cpu`);
-        assert.ok(c.resources?.limits?.cpu, `${id}: a CPU limit for ${THREADS_ENV} to read`);
-      }
+      // onnxruntime's threads: the container's CPU limit, which every graph-running pod must set (the orchestrator
+      // too: it runs the periodic evaluation's graphs, in one lane per thread)
+      const threads = c.env.find((e: Any) => e.name === THREADS_ENV);
+      assert.deepEqual(threads?.valueFrom, { resourceFieldRef: { resource: 'limits.cpu', divisor: '1' } }, `${id}: ${THREADS_ENV} from limits.cpu`);
+      assert.ok(c.resources?.limits?.cpu, `${id}: a CPU limit for ${THREADS_ENV} to read`);
       if (comp === 'orchestrator') {
         assert.equal(arg(c, 'listen'), cfg.orchestrator.listen, 'orchestrator --listen is orchestrator.listen');
         assert.equal(c.ports.find((p: Any) => p.name === 'grpc').containerPort, Number(cfg.orchestrator.listen.split(':')[1]), 'container port grpc');
@@ -354,7 +377,21 @@ for (const overlay of RUN_OVERLAYS) {
       assert.ok(so.minReplicaCount >= 1, 'at least one rollout worker');
       const q = so.triggers[0].metadata.query as string;
       assert.match(q, new RegExp(`run_id="${cfg.run.id}"`), 'the KEDA query filters on this run');
+      // ... and on this namespace's series: namespace and role are Prometheus's (the PodMonitor), not the pods'
+      const namespaces = [...q.matchAll(/namespace="([^"]*)"/g)].map((m) => m[1]);
+      const selectors = [...q.matchAll(/recovery_grpo_\w+\{[^}]*\}/g)].map((m) => m[0]);
+      for (const sel of selectors) {
+        assert.match(sel, new RegExp(`namespace="${rollout.metadata.namespace}"`), `KEDA selector ${sel}: this run's namespace`);
+        assert.match(sel, /role="orchestrator"/, `KEDA selector ${sel}: the orchestrator's series`);
+      }
+      assert.ok(namespaces.length === selectors.length, 'one namespace matcher per selector');
       assert.match(q, /queue="rollout"/);
+      // Where KEDA settles for this run.yaml: a worker per rollout task outstanding (the tasks one policy version's
+      // batches hold: one per group), not stuck at its minimum (round 24: the queue alone, threshold 8, never
+      // passed 4 tasks).
+      const outstanding = cfg.grpo.samplesPerBatch * (cfg.grpo.maxStaleness + 1);
+      const settled = kedaSettles(so, Number(arg(containersOf(rollout)[0] as Any, 'max-in-flight') ?? ROLLOUT_DEFAULT_MAX_IN_FLIGHT), outstanding);
+      assert.equal(settled, Math.min(so.maxReplicaCount, outstanding), `${overlay}: KEDA settles at ${settled} rollout workers for ${outstanding} outstanding rollout tasks`);
     } else assert.equal(sos.length, 0, `${overlay} needs no KEDA`);
     // NATS: JetStream's file store limit below the volume.
     const nats = only(objs, 'StatefulSet', 'nats');

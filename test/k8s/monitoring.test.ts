@@ -119,6 +119,11 @@ test('the reference checker catches what it should (not vacuous)', () => {
     ['sum by (queue) (recovery_grpo_policy_version)', /groups or matches on queue/],
     ['rates(recovery_grpo_train_steps_total[5m])', /unknown function rates/],
     ['recovery_grpo_policy_version{run_id="$run_id"}', /unsubstituted variable/],
+    // reasons and codes the code never emits (a NaN reward is refused as a TaskError, not dropped as a sample)
+    ['recovery_grpo_samples_dropped_total{reason="non_finite_reward"}', /reason is one of task_failed, zero_variance/],
+    ['recovery_grpo_task_errors_total{code=~"bad_result|nan_reward"}', /code is one of/],
+    // no queue of that name is ever set (orchestrator/task-board.ts: rollout, score; learner-link.ts: train)
+    ['recovery_grpo_queue_depth{queue="samples"}', /queue is one of rollout, score, train/],
   ];
   for (const [expr, re] of cases) assert.match(checkPromql(expr).join('\n'), re, expr);
   assert.deepEqual(checkPromql('recovery_grpo_queue_depth{queue="rollout"}', ['queue', 'pod']), []);

@@ -92,14 +92,15 @@ interface Prometheus {
   log(): string;
 }
 
-async function startPrometheus(bin: string, targets: Target[], rulesFile: string): Promise<Prometheus> {
+/** `scrapeConfigs`: instead of one job over `targets` with namespace "local" and each target's pod label. */
+async function startPrometheus(bin: string, targets: Target[], rulesFile?: string, scrapeConfigs?: unknown[]): Promise<Prometheus> {
   const dir = mkdtempSync(join(tmpdir(), 'rg-prometheus-'));
   const port = await freePort();
   const config = {
     global: { scrape_interval: '1s', scrape_timeout: '800ms', evaluation_interval: '1s' },
-    rule_files: [rulesFile],
+    rule_files: rulesFile ? [rulesFile] : [],
     // As the PodMonitor does it: job "recovery-grpo", namespace and pod target labels.
-    scrape_configs: [{ job_name: 'recovery-grpo', static_configs: targets.map((t) => ({ targets: [t.address], labels: { namespace: 'local', pod: t.pod } })) }],
+    scrape_configs: scrapeConfigs ?? [{ job_name: 'recovery-grpo', static_configs: targets.map((t) => ({ targets: [t.address], labels: { namespace: 'local', pod: t.pod } })) }],
   };
   writeFileSync(join(dir, 'prometheus.yml'), YAML.stringify(config));
   let out = '';
@@ -268,5 +269,67 @@ test('Prometheus scrapes a run: series there with run_id and role, the policy ve
     await run.stop();
     await nan.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A relabelling rule of a PodMonitor (camelCase) as Prometheus's scrape configuration writes it (snake_case). */
+function relabelRule(rule: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(rule).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
+}
+
+test('the PodMonitor takes role from the pod: a worker pod posing as the orchestrator, or another namespace, moves no KEDA count', { timeout: 60_000 }, async (t) => {
+  const bin = requireTool(t, 'prometheus');
+  if (!bin) return;
+  const monitor = renderKustomization(join(ROOT, 'k8s/monitoring')).find((o) => o.kind === 'PodMonitor')!;
+  const endpoint = (monitor.spec as { podMetricsEndpoints: { relabelings?: Record<string, unknown>[]; metricRelabelings?: Record<string, unknown>[]; honorLabels?: boolean }[] }).podMetricsEndpoints[0]!;
+  assert.notEqual(endpoint.honorLabels, true, 'a pod cannot set its own namespace or pod label');
+  const scaled = renderKustomization(join(ROOT, 'k8s/overlays/gpu')).find((o) => o.kind === 'ScaledObject')!;
+  const kedaQuery = (scaled.spec as { triggers: { metadata: { query: string } }[] }).triggers[0]!.metadata.query;
+  const ns = scaled.metadata.namespace!;
+
+  // This run's orchestrator (3 tasks waiting, 2 rollout workers); a rollout worker pod of the same run whose process
+  // claims to be the orchestrator with 1000 waiting; another namespace's orchestrator under the same run id.
+  const exporters = [
+    { ns, pod: 'recovery-grpo-orchestrator-abc', component: 'orchestrator', queue: 3, workers: 2 },
+    { ns, pod: 'recovery-grpo-rollout-worker-xyz', component: 'rollout-worker', queue: 1000, workers: 16 },
+    { ns: 'someone-else', pod: 'recovery-grpo-orchestrator-def', component: 'orchestrator', queue: 500, workers: 16 },
+  ];
+  const servers: Awaited<ReturnType<typeof startMetricsServer>>[] = [];
+  for (const e of exporters) {
+    const m = createMetrics('recovery-grpo', 'orchestrator', { processMetrics: false });
+    m.get('queue_depth').set({ queue: 'rollout' }, e.queue);
+    m.get('workers_connected').set({ worker_role: 'rollout' }, e.workers);
+    servers.push(await startMetricsServer({ port: 0, registry: m.registry }));
+  }
+  let prom: Prometheus | undefined;
+  try {
+    // One job as prometheus-operator renders the PodMonitor: target labels namespace and pod, the pod's labels as
+    // __meta_kubernetes_pod_label_*, then the endpoint's relabelings and metricRelabelings.
+    prom = await startPrometheus(bin, [], undefined, [{
+      job_name: 'recovery-grpo',
+      static_configs: exporters.map((e, i) => ({
+        targets: [servers[i]!.url.replace(/^http:\/\//, '')],
+        labels: { namespace: e.ns, pod: e.pod, __meta_kubernetes_pod_label_app_kubernetes_io_component: e.component },
+      })),
+      relabel_configs: (endpoint.relabelings ?? []).map(relabelRule),
+      metric_relabel_configs: (endpoint.metricRelabelings ?? []).map(relabelRule),
+    }]);
+    const p = prom;
+    await until('every exporter scraped', async () => {
+      const r = await query(p, 'recovery_grpo_queue_depth');
+      return r.length === exporters.length ? r : undefined;
+    });
+    const roles = Object.fromEntries((await query(p, 'recovery_grpo_queue_depth')).map((s) => [s.metric.pod!, s.metric.role]));
+    assert.deepEqual(roles, { 'recovery-grpo-orchestrator-abc': 'orchestrator', 'recovery-grpo-rollout-worker-xyz': 'rollout', 'recovery-grpo-orchestrator-def': 'orchestrator' });
+    assert.deepEqual(await query(p, '{exported_role!=""}'), [], 'the role the process wrote is not kept');
+    const value = await query(p, kedaQuery);
+    assert.equal(value.length, 1, kedaQuery);
+    assert.equal(Number(value[0]!.value[1]), 3 + 2, `the KEDA query counts only this namespace's orchestrator: ${kedaQuery}`);
+  } catch (e) {
+    if (prom) t.diagnostic(`prometheus log:\n${prom.log()}`);
+    throw e;
+  } finally {
+    await prom?.stop();
+    for (const s of servers) await s.close();
   }
 });

@@ -2,6 +2,7 @@
 // matches on, and the functions it calls. A small lexer, not a full parser: enough to check references against the
 // metric catalogue (syntax itself is checked by promtool in test/k8s/monitoring.test.ts).
 import { CATALOGUE, METRIC_PREFIX } from '../../lib/metrics/catalogue.ts';
+import { TASK_ERROR_CODES } from '../../orchestrator/task-board.ts';
 
 export interface Selector {
   metric: string;
@@ -155,8 +156,24 @@ export const LABEL_VALUES: Record<string, readonly string[]> = {
   worker_role: ['rollout', 'reward', 'learner'],
   kind: ['sft', 'grpo'],
   component: ['ssim', 'clip_cos', 'clip_term'],
-  queue: ['samples', 'rollout', 'score', 'train'],
+  queue: ['rollout', 'score', 'train'],
 };
+/**
+ * Label values one metric takes, where the label name alone says too little (`reason` means something else on
+ * each metric). samples_dropped_total: orchestrator/grpo-groups.ts dropGroup ('task_failed', and the advantage
+ * outcome's reason of lib/grpo/algorithm.ts); task_errors_total: orchestrator/task-board.ts errorCodeLabel.
+ */
+export const METRIC_LABEL_VALUES: Record<string, Record<string, readonly string[]>> = {
+  samples_dropped_total: { reason: ['task_failed', 'zero_variance'] },
+  task_errors_total: { code: [...TASK_ERROR_CODES, 'other'] },
+};
+
+/** The values a matcher names: its value for `=`, each alternative of a plain `a|b` regex for `=~`. */
+function matchedValues(op: string, value: string): string[] {
+  if (op === '=') return [value];
+  if (op === '=~' && /^[A-Za-z0-9_]+(\|[A-Za-z0-9_]+)*$/.test(value)) return value.split('|');
+  return [];
+}
 
 export interface MetricInfo {
   /** Label names a series of this name can carry. */
@@ -206,9 +223,12 @@ export function checkPromql(expr: string, legendLabels: string[] = []): string[]
       continue;
     }
     for (const l of info.labels) allLabels.add(l);
+    const perMetric = METRIC_LABEL_VALUES[s.metric.slice(METRIC_PREFIX.length)] ?? {};
     for (const m of s.matchers) {
+      const allowed = perMetric[m.label] ?? LABEL_VALUES[m.label];
+      const unknown = allowed ? matchedValues(m.op, m.value).filter((v) => !allowed.includes(v)) : [];
       if (!info.labels.has(m.label)) problems.push(`${s.metric} has no label ${m.label} (it has ${[...info.labels].sort().join(', ')})`);
-      else if (m.op === '=' && LABEL_VALUES[m.label] && !LABEL_VALUES[m.label]!.includes(m.value)) problems.push(`${s.metric}{${m.label}="${m.value}"}: ${m.label} is one of ${LABEL_VALUES[m.label]!.join(', ')}`);
+      else if (unknown.length > 0) problems.push(`${s.metric}{${m.label}${m.op}"${m.value}"}: ${m.label} is one of ${allowed!.join(', ')}`);
       else if (m.label === 'le' && m.op === '=' && !info.buckets?.has(m.value)) problems.push(`${s.metric}{le="${m.value}"}: not a bucket bound (${[...(info.buckets ?? [])].join(', ')})`);
     }
   }
