@@ -4,8 +4,9 @@
 // identity by more than 0.01 is marked). Every type/level row gives its photographs (and draws where they differ)
 // and the 95% interval of GRPO - identity: per run the paired t interval over its photographs (lib/eval/paired.ts);
 // pooled over runs evaluated on the same photographs, the crossed runs x photographs interval (lib/eval/crossed.ts:
-// a photograph seen by three runs is one photograph, and the spread between runs counts), else the t interval over
-// the runs' row means. Summaries written before round 7 have no per-draw scores: no intervals then.
+// a photograph seen by three runs is one photograph, and the spread between runs counts; its Satterthwaite df in the
+// photographs cell), else the t interval over the runs' row means. Summaries written before round 7 have no
+// per-draw scores: no intervals then.
 // node --import tsx scripts/demo-table.ts runs/demo-s0/summary.json [runs/demo-s1/summary.json ...]
 import { readFileSync } from 'node:fs';
 import type { EvalReport } from '../lib/eval/evaluate.ts';
@@ -72,11 +73,10 @@ function pooled(key: 'type' | 'level', name: string): Pooled | null {
   const common = [...all].filter((id) => perRun.every((m) => m.has(id))).sort();
   if (common.length >= 2 && perRun.every((m) => common.length >= COMMON_SHARE * m.size)) {
     const draws = drawsIn(common);
-    const notes = [...(draws === common.length * perRun.length ? [] : [`${draws} draws`]), ...(all.size > common.length ? [`${all.size - common.length} not in every run left out`] : [])];
-    return {
-      ci: crossedMeanCI(perRun.map((m) => common.map((id) => m.get(id)!.mean))),
-      units: `${common.length} photographs x ${perRun.length} runs${notes.length ? ` (${notes.join('; ')})` : ''}`,
-    };
+    const ci = crossedMeanCI(perRun.map((m) => common.map((id) => m.get(id)!.mean)));
+    // The degrees of freedom say how far the interval rests on the few runs (2 where the runs' spread dominates).
+    const notes = [...(draws === common.length * perRun.length ? [] : [`${draws} draws`]), ...(all.size > common.length ? [`${all.size - common.length} not in every run left out`] : []), `df ${ci.df}`];
+    return { ci, units: `${common.length} photographs x ${perRun.length} runs (${notes.join('; ')})` };
   }
   return {
     ci: meanCI(perRun.map(photosMean)),

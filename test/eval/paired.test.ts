@@ -117,9 +117,10 @@ test('scripts/demo-table.ts: copies of one run do not narrow the pooled interval
   // 1/sqrt(3) of it with each run's photograph a unit of its own).
   const t1 = pooledRow(out, 't1');
   assert.ok(t1.half >= 0.075 - 0.0005, `pooled half ${t1.half} narrower than one run's 0.075`);
-  assert.match(t1.line, /\| t1 \| 3 photographs x 3 runs \| 0\.700 \| 0\.700 \| 0\.710 \|/);
+  // Copies: no run spread, no residual, so the photographs' 2 df.
+  assert.match(t1.line, /\| t1 \| 3 photographs x 3 runs \(df 2\) \| 0\.700 \| 0\.700 \| 0\.710 \|/);
   assert.match(t1.line, /\+0\.010 \[-0\.065, \+0\.085\] \| ok \|$/);
-  assert.match(pooledRow(out, 'x').line, /\| x \| 3 photographs x 3 runs \|/);
+  assert.match(pooledRow(out, 'x').line, /\| x \| 3 photographs x 3 runs \(df 2\) \|/);
 });
 
 test('scripts/demo-table.ts: pooled rows of runs on the same photographs use the crossed interval; other photographs, the t over runs', () => {
@@ -127,7 +128,7 @@ test('scripts/demo-table.ts: pooled rows of runs on the same photographs use the
   // Same photographs, run 2's differences twice run 1's: t1 cells +0.01, -0.02, +0.04 and +0.02, -0.04, +0.08.
   const c = crossedMeanCI([[0.01, -0.02, 0.04], [0.02, -0.04, 0.08]]);
   const crossed = pooledRow(demoTable([policy, doubled]), 't1');
-  assert.match(crossed.line, /\| t1 \| 3 photographs x 2 runs \|/);
+  assert.match(crossed.line, new RegExp(`\\| t1 \\| 3 photographs x 2 runs \\(df ${c.df}\\) \\|`));
   assert.ok(crossed.line.endsWith(`${formatPaired({ ci: c }, 3)} | ok |`), crossed.line);
   // Run 2 on other photographs (d, e, f): independent samples, so the t interval over the 2 runs' row means
   // 0.01 and 0.02: mean 0.015, sd 0.01 / sqrt(2), half 12.706 * sd / sqrt(2) = 0.0635.
