@@ -142,7 +142,7 @@ export class Coordinator {
       onGiveUp: (task, reason) => this.groups.dropTask(task, reason),
     });
     this.samples = new SampleCache(o.dataset);
-    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly() });
+    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({

@@ -15,6 +15,8 @@ export interface LearnerLinkOptions {
   fail: (e: Error) => void;
   /** A TrainBatch was handed to the connected learner (the coordinator may open the next batch early). */
   onSent?: (seq: number) => void;
+  /** The last batch seq acknowledged (the run state). */
+  ackedSeq: () => number;
 }
 
 /** A retryable learner error re-sends the unacknowledged batches after this pause. */
@@ -109,15 +111,27 @@ export class LearnerLink {
     this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
   }
 
-  /** A TaskError from the learner: re-send on 'gap' (now) or a retryable error (after a pause); otherwise the run fails. */
+  /**
+   * A TaskError from the learner: re-send on 'gap' (now) or a retryable error (after a pause); otherwise the run fails.
+   * A `gap` for the first batch after the acknowledged one says the learner has not handled a batch it acknowledged
+   * (it expects that one or an older one: it resumed from an older checkpoint, or its store was rolled back): trained
+   * work is lost, and no re-send cures it (review24d: 6,300 re-sends in 8 s, the run stalled for good). The run fails,
+   * naming both batches.
+   */
   onError(taskId: string, code: string, message: string, retryable: boolean): void {
     // the learner's words, quoted and cut short (lib/log/quote.ts): they go to the log, and a fatal one ends the run
     const said = `${errorCodeText(code)}: ${quoteForLog(message)}`;
-    if (![...this.unacked.values()].some((b) => b.batch_id === taskId)) {
+    const batch = [...this.unacked.values()].find((b) => b.batch_id === taskId);
+    if (!batch) {
       this.o.log(`ignoring a learner error for ${quoteForLog(taskId)}, which is not an unacknowledged batch: ${said}`);
       return;
     }
     this.o.log(`learner error on ${taskId}: ${said}`);
+    const acked = this.o.ackedSeq();
+    if (code === 'gap' && batch.batch_seq === acked + 1) {
+      this.o.fail(new Error(`the learner answered gap to batch ${batch.batch_seq} (${said}): it has not handled batch ${acked}, which it acknowledged; it lost trained work (resumed from an older checkpoint, or its checkpoint store was rolled back) and re-sending cannot cure that: restore the learner's newest checkpoint and restart it`));
+      return;
+    }
     if (code === 'gap') this.resendAfter(0);
     else if (retryable) this.resendAfter(RETRY_MS);
     else this.o.fail(new Error(`learner cannot train batch ${taskId}: ${said}`));

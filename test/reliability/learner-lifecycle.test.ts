@@ -1,0 +1,98 @@
+// The orchestrator/learner lifecycle under small faults (round 24's review, review24d), with a real nats-server,
+// orchestrator and learner over gRPC on 127.0.0.1. Each case failed on the code before its fix:
+// - one failed read of the newest checkpoint's record made a restarting learner resume from the version before it
+//   (CheckpointStore.latest() took the unreadable object for a missing one); the orchestrator had acknowledged the
+//   newer batch, the learner answered `gap` to every batch re-sent (thousands a second) and the run never moved again.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../lib/config/index.ts';
+import { CheckpointStore, connectNats, sha256Digest } from '../../lib/transport/index.ts';
+import { runOrchestrator } from '../../orchestrator/main.ts';
+import { runLearner } from '../../learner/index.ts';
+import { silentLogger } from '../../lib/worker/index.ts';
+import { startNatsServer } from '../helpers/nats.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `probe` holds, at most `ms` (then returns false). */
+async function until(probe: () => boolean, ms: number): Promise<boolean> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(20)) if (probe()) return true;
+  return probe();
+}
+
+/** Makes the next read of checkpoint object `name`'s record fail as a timed-out request would (once). */
+function failNextRecordRead(name: string): { restore: () => void; failed: () => number } {
+  const proto = CheckpointStore.prototype as unknown as { record(name: string): Promise<unknown> };
+  const real = proto.record;
+  let failed = 0;
+  proto.record = function (this: unknown, n: string) {
+    if (n === name && failed === 0) {
+      failed++;
+      return Promise.reject(Object.assign(new Error('TIMEOUT'), { code: 'TIMEOUT' }));
+    }
+    return real.call(this, n);
+  };
+  return { restore: () => (proto.record = real), failed: () => failed };
+}
+
+test('CheckpointStore.latest(): a record that cannot be read is an error, not an older version', { timeout: 30_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const nc = await connectNats({ url: nats.url, name: 'latest-read-error' });
+  cleanups.push(() => nc.close());
+  const store = await CheckpointStore.open(nc, { runId: 'latest-read-error' });
+  for (const v of [1, 2]) {
+    const bytes = new TextEncoder().encode(`checkpoint v${v}`);
+    await store.put(v, bytes, sha256Digest(bytes), { last_batch_seq: String(v) });
+  }
+  const inject = failNextRecordRead('v0000000002');
+  try {
+    await assert.rejects(store.latest(), /TIMEOUT/);
+  } finally {
+    inject.restore();
+  }
+  assert.equal(inject.failed(), 1);
+  assert.equal((await store.latest())?.version, 2);
+});
+
+test('a learner restarting while the newest checkpoint record cannot be read resumes from it (after a retry), and the run goes on', { timeout: 120_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const config = parseConfig({
+    run: { id: 'latest-fallback', seed: 1 },
+    data: { size: 16, source: { kind: 'procedural', count: 64 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 400, batchSize: 2 }, grpo: { steps: 0 },
+  });
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
+  cleanups.push(() => orch.stop());
+  let failed: Error | undefined;
+  orch.done.catch((e: Error) => (failed = e));
+  const opts = { orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, workerId: 'learner-1', metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } };
+  const first = await runLearner(opts);
+  assert.ok(await until(() => orch.coordinator.state.ackedSeq >= 6, 60_000), 'the first learner trained 6 batches');
+  await first.stop();
+  await sleep(300);
+  const acked = orch.coordinator.state;
+  const inject = failNextRecordRead(`v${String(acked.learnerVersion).padStart(10, '0')}`);
+  let second: Awaited<ReturnType<typeof runLearner>>;
+  try {
+    second = await runLearner(opts);
+    cleanups.push(() => second.stop({ graceMs: 500 }));
+    await second.ready;
+  } finally {
+    inject.restore();
+  }
+  assert.equal(inject.failed(), 1, 'the newest record read failed once');
+  assert.ok(second.state()!.version >= acked.learnerVersion, `the learner resumed at v${second.state()!.version}, behind the acknowledged v${acked.learnerVersion}`);
+  // before the fix the orchestrator logged thousands of gaps and never acknowledged another batch
+  const moved = await until(() => orch.coordinator.state.ackedSeq > acked.ackedSeq || failed !== undefined, 60_000);
+  assert.equal(failed, undefined);
+  assert.ok(moved, `no batch acknowledged after ${acked.ackedSeq}; gaps logged: ${log.filter((l) => /: gap: /.test(l)).length}`);
+});
