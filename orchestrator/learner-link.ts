@@ -40,10 +40,15 @@ export class LearnerLink {
   /**
    * A learner connected. Refused if one is already connected; otherwise `catchUp(seq, version)` runs when its
    * Hello says it holds a batch newer than `ackedSeq`, and everything unacknowledged is re-sent in order.
+   *
+   * The refusal is ABORTED, which a worker retries: the connected session may be a dead one not yet noticed (a cut
+   * link: its heartbeats stop, and it ends after the heartbeat timeout), and the learner reconnecting in its place must
+   * keep trying until then (review24d: FAILED_PRECONDITION, which no worker retries, stopped it for good). The old
+   * session is never ended for the new one: if it is a live learner, two would then train and publish side by side.
    */
   attach(s: WorkerSession, ackedSeq: number, catchUp: (seq: number) => Promise<void>): boolean {
     if (this.learner?.isOpen) {
-      s.fail(9 /* FAILED_PRECONDITION */, `a learner (${this.learner.workerId}) is already connected`);
+      s.fail(10 /* ABORTED */, `a learner (${this.learner.workerId}) is already connected: try again once its session ends (a dead one ends after the heartbeat timeout)`);
       return false;
     }
     this.learner = s;

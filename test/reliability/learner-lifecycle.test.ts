@@ -2,11 +2,13 @@
 // orchestrator and learner over gRPC on 127.0.0.1. Each case failed on the code before its fix:
 // - one failed read of the newest checkpoint's record made a restarting learner resume from the version before it
 //   (CheckpointStore.latest() took the unreadable object for a missing one); the orchestrator had acknowledged the
-//   newer batch, the learner answered `gap` to every batch re-sent (thousands a second) and the run never moved again.
+//   newer batch, the learner answered `gap` to every batch re-sent (thousands a second) and the run never moved again;
+// - a learner reconnecting while its old session still looked open was refused with FAILED_PRECONDITION, which no
+//   worker retries: it stopped for good.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
-import { CheckpointStore, connectNats, sha256Digest } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
@@ -95,4 +97,41 @@ test('a learner restarting while the newest checkpoint record cannot be read res
   const moved = await until(() => orch.coordinator.state.ackedSeq > acked.ackedSeq || failed !== undefined, 60_000);
   assert.equal(failed, undefined);
   assert.ok(moved, `no batch acknowledged after ${acked.ackedSeq}; gaps logged: ${log.filter((l) => /: gap: /.test(l)).length}`);
+});
+
+test('a learner reconnecting while its old session is still open keeps trying, and joins once that session ends', { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const config = parseConfig({
+    run: { id: 'learner-refused', seed: 1 },
+    data: { size: 16, source: { kind: 'procedural', count: 16 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 },
+  });
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
+  cleanups.push(() => orch.stop());
+  // the old session (a cut link not yet noticed: it ends at the heartbeat timeout; here, closed 2 s after the learner starts)
+  const old = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
+  cleanups.push(() => old.close());
+  void (async () => {
+    try {
+      for await (const _ of old.messages) { /* drained */ }
+    } catch {
+      /* ended */
+    }
+  })();
+  await sleep(300);
+  // the learner process (same worker id) reconnects in its place
+  const learner = await runLearner({ orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, workerId: 'learner-1', metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  cleanups.push(() => learner.stop({ graceMs: 500 }));
+  let ended: string | undefined;
+  learner.done.then(() => (ended = 'stopped'), (e: Error) => (ended = e.message));
+  await sleep(2000);
+  assert.ok(log.some((l) => /is already connected/.test(l)), 'the learner was refused while the old session was open');
+  await old.close();
+  // before the fix it stopped at the first refusal (FAILED_PRECONDITION is not retried) and nothing was trained
+  const trained = await until(() => orch.coordinator.state.ackedSeq >= 1 || ended !== undefined, 30_000);
+  assert.equal(ended, undefined, 'the learner stopped instead of trying again');
+  assert.ok(trained, `no batch acknowledged:\n${log.join('\n')}`);
 });
