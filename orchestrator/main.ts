@@ -127,7 +127,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     metrics,
     state,
     log,
-    publishedProgress,
+    publishedProgress: () => retryingNats('reading the newest checkpoint announcement', publishedProgress),
     checkpointRecord,
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
     onProgress: (p) => {
@@ -150,21 +150,40 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     if (n) log(`the event log missed ${n} acknowledged batch(es) up to ${state.ackedSeq} (killed between storing and logging): recorded`);
   }
 
-  async function persistState(next: RunState): Promise<void> {
-    // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
-    // NATS unreachable (nats-server restarting): retry for a while. A conflict right after such a failure
-    // may be our own write whose answer was lost: if the stored value is ours, take its revision.
+  /**
+   * Runs `op` until it succeeds, as long as NATS may come back (nats-server restarting, a stalled connection):
+   * PERSIST_ATTEMPTS tries, PERSIST_RETRY_MS apart; an error `final` names, or any once the connection is closed for
+   * good, is thrown at once. Every NATS read or write an acknowledgement waits for goes through it: the run-state write,
+   * and the newest checkpoint's progress a `duplicate` answer or a Hello's catch-up is checked against (review24d: a
+   * short stall there failed the whole run, where the write beside it was retried).
+   */
+  async function retryingNats<T>(what: string, op: (attempt: number) => Promise<T>, final: (e: unknown) => boolean = () => false): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      try {
+        return await op(attempt);
+      } catch (e) {
+        if (final(e) || attempt >= PERSIST_ATTEMPTS || nc.isClosed()) throw e;
+        log(`${what} failed (attempt ${attempt}; NATS down?), retrying: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, PERSIST_RETRY_MS));
+      }
+    }
+  }
+
+  function persistState(next: RunState): Promise<void> {
+    // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
+    // NATS unreachable (nats-server restarting): retried (retryingNats). A conflict right after such a failure
+    // may be our own write whose answer was lost: if the stored value is ours, take its revision.
+    return retryingNats('storing the run state', async (attempt) => {
       try {
         revision = await store.update(next, revision);
         return;
       } catch (err) {
         let e = err;
         if (isStoreLost(e) && !nc.isClosed()) {
-          // the bucket is gone (the store lost): re-created, and this state created in it
+          // the bucket is gone (the store lost): re-created, and this state created in it; if it was there after all
+          // (re-created by another writer), the compare-and-set again on the next try
           try {
             if (await restoreState(next)) return;
-            continue; // it was there after all (re-created by another writer): the compare-and-set again
           } catch (again) {
             e = again;
           }
@@ -175,13 +194,10 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
             revision = cur.revision;
             return;
           }
-          throw e;
         }
-        if (attempt >= PERSIST_ATTEMPTS || nc.isClosed()) throw e;
-        log(`storing the run state failed (attempt ${attempt}; NATS down?), retrying: ${(e as Error).message}`);
-        await new Promise((r) => setTimeout(r, PERSIST_RETRY_MS));
+        throw e;
       }
-    }
+    }, (e) => e instanceof RevisionConflictError);
   }
   const stopReconnectWatch = onNatsReconnect(nc, () => {
     const check = stateWrites.then(async () => {

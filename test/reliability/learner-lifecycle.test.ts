@@ -4,11 +4,13 @@
 //   (CheckpointStore.latest() took the unreadable object for a missing one); the orchestrator had acknowledged the
 //   newer batch, the learner answered `gap` to every batch re-sent (thousands a second) and the run never moved again;
 // - a learner reconnecting while its old session still looked open was refused with FAILED_PRECONDITION, which no
-//   worker retries: it stopped for good.
+//   worker retries: it stopped for good;
+// - a NATS stall while the orchestrator checked a learner's `duplicate` answer (or a Hello's catch-up) against the
+//   newest checkpoint failed the whole run: that read had no retry, where the run-state write beside it had one.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
-import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
@@ -134,4 +136,48 @@ test('a learner reconnecting while its old session is still open keeps trying, a
   const trained = await until(() => orch.coordinator.state.ackedSeq >= 1 || ended !== undefined, 30_000);
   assert.equal(ended, undefined, 'the learner stopped instead of trying again');
   assert.ok(trained, `no batch acknowledged:\n${log.join('\n')}`);
+});
+
+test('a NATS stall while a duplicate answer is checked against the newest checkpoint is waited out, not a failed run', { timeout: 90_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const runId = 'dup-nats-stall';
+  // the learner published v2 (batch 2) before it was killed; the orchestrator acknowledged nothing
+  const nc = await connectNats({ url: nats.url, name: 'dup-nats-stall' });
+  const bytes = new TextEncoder().encode('checkpoint v2 bytes');
+  await (await CheckpointStore.open(nc, { runId })).put(2, bytes, sha256Digest(bytes), { last_batch_seq: '2' });
+  await nc.drain();
+  const config = parseConfig({
+    run: { id: runId, seed: 1 },
+    data: { size: 16, source: { kind: 'procedural', count: 16 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 },
+  });
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
+  cleanups.push(() => orch.stop());
+  let failed: string | undefined;
+  orch.done.catch((e: Error) => (failed = e.message));
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
+  cleanups.push(() => conn.close());
+  const got: OrchestratorMessage__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages) got.push(m);
+    } catch {
+      /* ended */
+    }
+  })();
+  assert.ok(await until(() => got.some((m) => m.train_batch?.batch_seq === 1), 20_000), 'batch 1 sent');
+  const b1 = got.find((m) => m.train_batch?.batch_seq === 1)!.train_batch!;
+  // nats-server stalls (SIGSTOP) as the restarted learner answers `duplicate`, then is killed and restarted on its store
+  nats.pause();
+  await conn.send({ train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: false, skipped_reason: 'duplicate', version: 2 } });
+  await sleep(7000);
+  await nats.kill();
+  await nats.restart();
+  await until(() => failed !== undefined || orch.coordinator.state.ackedSeq >= 2, 60_000);
+  assert.equal(failed, undefined, 'a short NATS outage failed the run');
+  // acknowledged as far as the published checkpoint records, as without the stall
+  assert.deepEqual(orch.coordinator.state, { ackedSeq: 2, learnerVersion: 2 }, log.join('\n'));
 });
