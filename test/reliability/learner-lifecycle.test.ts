@@ -6,15 +6,21 @@
 // - a learner reconnecting while its old session still looked open was refused with FAILED_PRECONDITION, which no
 //   worker retries: it stopped for good;
 // - a NATS stall while the orchestrator checked a learner's `duplicate` answer (or a Hello's catch-up) against the
-//   newest checkpoint failed the whole run: that read had no retry, where the run-state write beside it had one.
+//   newest checkpoint failed the whole run: that read had no retry, where the run-state write beside it had one;
+// - a Hello's catch-up forgot the open batches it acknowledged but left their tasks on the board: they ran ahead of
+//   live work, and one that failed logged its sample `dropped` although its batch was recorded trained.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConfig } from '../../lib/config/index.ts';
 import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { startNatsServer } from '../helpers/nats.ts';
+import { events } from './helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -180,4 +186,71 @@ test('a NATS stall while a duplicate answer is checked against the newest checkp
   assert.equal(failed, undefined, 'a short NATS outage failed the run');
   // acknowledged as far as the published checkpoint records, as without the stall
   assert.deepEqual(orch.coordinator.state, { ackedSeq: 2, learnerVersion: 2 }, log.join('\n'));
+});
+
+test("a Hello's catch-up cancels the tasks of the open batches it acknowledges", { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const runId = 'catchup-orphans';
+  const dir = mkdtempSync(join(tmpdir(), 'catchup-orphans-'));
+  // the learner applied GRPO batch 1 while the orchestrator was down
+  const nc = await connectNats({ url: nats.url, name: 'catchup-orphans' });
+  const bytes = new TextEncoder().encode('checkpoint v1 bytes');
+  await (await CheckpointStore.open(nc, { runId })).put(1, bytes, sha256Digest(bytes), { last_batch_seq: '1' });
+  await nc.drain();
+  const config = parseConfig({
+    run: { id: runId, seed: 1 },
+    data: { size: 16, source: { kind: 'procedural', count: 48 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 0 },
+    grpo: { steps: 6, groupSize: 2, samplesPerBatch: 2, maxStaleness: 2, advantageMode: 'scalar' },
+    orchestrator: { leaseSeconds: 30, heartbeatSeconds: 1 },
+  });
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l), eventsFile: join(dir, 'events.jsonl') });
+  cleanups.push(() => orch.stop());
+  // a rollout worker that holds what it is given and answers nothing
+  const got: OrchestratorMessage__Output[] = [];
+  const held = new Set<string>();
+  const rollout = await connectToOrchestrator({
+    address: `127.0.0.1:${orch.port}`, role: 'ROLLOUT', workerId: 'r1',
+    capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 16 }, heartbeat: () => ({ active_task_ids: [...held] }),
+  });
+  cleanups.push(() => rollout.close());
+  void (async () => {
+    try {
+      for await (const m of rollout.messages) {
+        if (m.rollout_task) held.add(m.rollout_task.task_id);
+        if (m.cancel_task) held.delete(m.cancel_task.task_id);
+        got.push(m);
+      }
+    } catch {
+      /* ended */
+    }
+  })();
+  // batches 1..3 open (stored state 0, maxStaleness 2): 6 rollout tasks, batch 1's for cursors 0 and 1
+  assert.ok(await until(() => got.filter((m) => m.rollout_task).length >= 6, 20_000), '6 rollout tasks');
+  const batch1 = got.flatMap((m) => (m.rollout_task && /-r[01]-/.test(m.rollout_task.task_id) ? [m.rollout_task.task_id] : []));
+  assert.equal(batch1.length, 2);
+  // the learner reconnects: its Hello says it holds batch 1, which its published v1 confirms
+  const learner = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 }, hello: { last_batch_seq: 1, policy_version: 1 } });
+  cleanups.push(() => learner.close());
+  void (async () => {
+    try {
+      for await (const _ of learner.messages) { /* drained */ }
+    } catch {
+      /* ended */
+    }
+  })();
+  assert.ok(await until(() => orch.coordinator.state.ackedSeq === 1, 20_000), 'batch 1 caught up');
+  const cancelled = () => got.flatMap((m) => (m.cancel_task ? [m.cancel_task.task_id] : []));
+  // before the fix no cancel came, and the failure below logged batch 1's sample dropped
+  const allCancelled = await until(() => batch1.every((id) => cancelled().includes(id)), 5000);
+  await rollout.send({ task_error: { task_id: batch1[0]!, attempt: 1, code: 'bad_input', message: 'gave up', retryable: false } });
+  await sleep(500);
+  const ev = events(dir);
+  const trainedSamples = new Set(ev.flatMap((e) => (e.type === 'trained' ? e.samples : [])));
+  const droppedTrained = ev.filter((e) => e.type === 'dropped' && trainedSamples.has(e.sample));
+  assert.deepEqual(droppedTrained, [], 'a sample of a batch recorded trained is also logged dropped');
+  assert.ok(allCancelled, `batch 1's tasks were not cancelled at their holder (cancelled: ${cancelled().join(', ') || 'none'})`);
 });
