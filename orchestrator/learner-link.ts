@@ -72,6 +72,9 @@ export class LearnerLink {
     this.sending = this.sending.then(async () => {
       const batch = await build();
       if (!batch) return;
+      // acknowledged while it was built (a Hello's catch-up): nothing to send, and kept it would stay unacknowledged
+      // for good (the queue_depth gauge never back to 0)
+      if (batch.batch_seq! <= this.o.ackedSeq()) return;
       this.unacked.set(batch.batch_seq!, batch);
       this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
       trace('osend', { kind: 'train_batch' });

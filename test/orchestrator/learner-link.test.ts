@@ -6,7 +6,8 @@
 // - a batch over orchestrator.maxMessageBytes fails the run naming the batch and the limit: before, the send's error was
 //   swallowed and the run waited for ever, logging nothing;
 // - (round 24, review24d) a `gap` for the first batch after the acknowledged one (the learner has lost a batch it
-//   acknowledged) fails the run naming both batches: before, every such answer re-sent the batches at once, for ever.
+//   acknowledged) fails the run naming both batches: before, every such answer re-sent the batches at once, for ever;
+//   and a batch built after its acknowledgement is dropped: before, it stayed unacknowledged for good.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
@@ -147,4 +148,27 @@ test('a gap for the first batch after the acknowledged one (the learner lost tra
     new Promise<string>((r) => setTimeout(() => r('still running 10 s later'), 10_000)),
   ]);
   assert.match(outcome, /the learner answered gap to batch 3 .*expected batch_seq 2.*: it has not handled batch 2, which it acknowledged; it lost trained work/);
+});
+
+test('a batch acknowledged while it was being built (a catch-up) is neither kept nor sent', async () => {
+  let acked = 1;
+  const sent: number[] = [];
+  const metrics = createMetrics('link-built-late', 'orchestrator');
+  const link = new LearnerLink({ metrics, log: () => {}, fail: (e) => assert.fail(e), ackedSeq: () => acked });
+  const session = { isOpen: true, hello: {}, workerId: 'l', send: async (m: { train_batch: TrainBatch }) => void sent.push(m.train_batch.batch_seq!) } as unknown as WorkerSession;
+  link.attach(session, acked, async () => {});
+  let built!: () => void;
+  const loading = new Promise<void>((r) => (built = r));
+  link.enqueue(async () => {
+    await loading; // its samples load while the catch-up acknowledges it
+    return { batch_seq: 2, batch_id: 'b-2' } as TrainBatch;
+  });
+  acked = 2;
+  link.acknowledged(2);
+  built();
+  link.enqueue(() => ({ batch_seq: 3, batch_id: 'b-3' }) as TrainBatch);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(link.sent(2), undefined, 'batch 2 stays unacknowledged');
+  assert.deepEqual(sent, [3]);
+  assert.match(await metrics.registry.metrics(), /queue_depth\{[^}]*queue="train"[^}]*\} 1\n/);
 });
