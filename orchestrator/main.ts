@@ -27,7 +27,7 @@ import {
 } from '../lib/transport/index.ts';
 import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
-import { deviceOf } from './sessions.ts';
+import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
@@ -63,6 +63,8 @@ export interface RunningOrchestrator {
 /** The run state is retried this many times, PERSIST_RETRY_MS apart, before the orchestrator gives up (and is restarted). */
 const PERSIST_ATTEMPTS = 60;
 const PERSIST_RETRY_MS = 1000;
+/** The Shutdown's reason when the run is over. */
+const RUN_COMPLETE = 'run complete';
 
 const runStateSchema = z.object({ ackedSeq: z.number().int().nonnegative(), learnerVersion: z.number().int().nonnegative() });
 
@@ -214,6 +216,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     stateWrites = check.catch(() => undefined);
   });
 
+  /** Set when the run completed and every connected worker was told to shut down (`done`, below). */
+  let completed = false;
   const server: OrchestratorServer = await startOrchestratorServer({
     listen,
     maxMessageBytes: config.orchestrator.maxMessageBytes,
@@ -230,7 +234,11 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       });
       log(`${session.role.toLowerCase()} ${session.workerId} connected (${deviceOf(session)})`);
       coordinator.track(session);
-      coordinator.attach(session);
+      // a worker that was not connected when the run completed (reconnecting, or this orchestrator restarted after
+      // storing the last acknowledgement) is told at once: otherwise it waits for work, and reconnects for ever once
+      // this process stops (a Kubernetes learner Job never completes: review24d)
+      if (completed) shutdown(session, RUN_COMPLETE);
+      else coordinator.attach(session);
       // synchronously per message (no Promise and microtask per result; lib/transport/queue.ts)
       void forEachItem(session.messages, (msg) => coordinator.handle(session, msg));
       void session.closed.then((end) => log(`${session.role.toLowerCase()} ${session.workerId} left (${end.details || end.code})`));
@@ -254,7 +262,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   coordinator.start();
   const done = coordinator.done.then(() => {
     log(`run ${config.run.id} complete at policy version ${coordinator.state.learnerVersion}`);
-    coordinator.shutdownAll('run complete');
+    completed = true;
+    coordinator.shutdownAll(RUN_COMPLETE);
   });
 
   let stopped = false;

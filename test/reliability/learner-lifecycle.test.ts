@@ -8,14 +8,16 @@
 // - a NATS stall while the orchestrator checked a learner's `duplicate` answer (or a Hello's catch-up) against the
 //   newest checkpoint failed the whole run: that read had no retry, where the run-state write beside it had one;
 // - a Hello's catch-up forgot the open batches it acknowledged but left their tasks on the board: they ran ahead of
-//   live work, and one that failed logged its sample `dropped` although its batch was recorded trained.
+//   live work, and one that failed logged its sample `dropped` although its batch was recorded trained;
+// - a worker not connected when the run completed never got a Shutdown (a Kubernetes learner Job never completed).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { parseConfig } from '../../lib/config/index.ts';
-import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, RunStateStore, sha256Digest, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
@@ -253,4 +255,33 @@ test("a Hello's catch-up cancels the tasks of the open batches it acknowledges",
   const droppedTrained = ev.filter((e) => e.type === 'dropped' && trainedSamples.has(e.sample));
   assert.deepEqual(droppedTrained, [], 'a sample of a batch recorded trained is also logged dropped');
   assert.ok(allCancelled, `batch 1's tasks were not cancelled at their holder (cancelled: ${cancelled().join(', ') || 'none'})`);
+});
+
+test('a worker connecting after the run completed is told to shut down', { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const runId = 'end-shutdown';
+  // the final acknowledgement was stored, then the orchestrator was killed: restarted, it is complete at once
+  const nc = await connectNats({ url: nats.url, name: 'end-shutdown' });
+  const state = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await state.create({ ackedSeq: 3, learnerVersion: 3 });
+  await nc.drain();
+  const config = parseConfig({ run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 } });
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: () => {} });
+  cleanups.push(() => orch.stop());
+  await orch.done;
+  // the learner reconnects (from its backoff)
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
+  cleanups.push(() => conn.close());
+  const got: OrchestratorMessage__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages) got.push(m);
+    } catch {
+      /* ended */
+    }
+  })();
+  // before the fix it got nothing, and reconnected for ever once the orchestrator stopped
+  assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
+  assert.equal(got.find((m) => m.shutdown)!.shutdown!.reason, 'run complete');
 });
