@@ -252,6 +252,13 @@ export class Coordinator {
       this.o.metrics.get('task_errors_total').inc({ worker_role: s.role.toLowerCase(), code: 'wrong_kind' });
       return;
     }
+    if (s.role === 'LEARNER' && (msg.train_result || msg.task_error) && !this.link.isCurrent(s)) {
+      // a learner session refused at attach (another was connected) or replaced since: its answers are not the
+      // learner's (review24d); the batches stay unacknowledged and go to the current learner
+      this.log(`ignoring a ${msg.train_result ? 'train_result' : 'task_error'} from learner ${s.workerId}: not the current learner session`);
+      this.o.metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'not_current_session' });
+      return;
+    }
     if (result) trace('orecv', { kind: result });
     try {
       if (msg.heartbeat) this.board.renew(s, msg.heartbeat.active_task_ids);

@@ -24,6 +24,8 @@ const RETRY_MS = 1000;
 
 export class LearnerLink {
   private learner?: WorkerSession;
+  /** The session attached last: its results count until another attaches, even if they are read after it closed. */
+  private lastAttached?: WorkerSession;
   /** TrainBatches sent and not yet acknowledged, by seq. */
   private readonly unacked = new Map<number, TrainBatch>();
   private sending = Promise.resolve();
@@ -52,6 +54,7 @@ export class LearnerLink {
       return false;
     }
     this.learner = s;
+    this.lastAttached = s;
     const held = s.hello.last_batch_seq;
     if (held !== undefined && held > ackedSeq) {
       this.o.log(`learner says it holds batch ${held}, newer than the stored ${ackedSeq}: checking its published checkpoint`);
@@ -95,6 +98,15 @@ export class LearnerLink {
         this.o.fail(new Error(`cannot send train batch ${batch.batch_seq} (${batch.batch_id}) to the learner: ${e.message}; raise orchestrator.maxMessageBytes (and the workers' --max-message-bytes) or make the run's batches smaller`));
       }
     });
+  }
+
+  /**
+   * Whether `s` is the learner session whose answers count: the one attached last. A session refused at attach (another
+   * was open) or replaced since may still have messages buffered; its TrainResults and TaskErrors are not this
+   * learner's answers.
+   */
+  isCurrent(s: WorkerSession): boolean {
+    return s === this.lastAttached;
   }
 
   /** A learner is connected now. */

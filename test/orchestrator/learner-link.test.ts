@@ -7,19 +7,23 @@
 //   swallowed and the run waited for ever, logging nothing;
 // - (round 24, review24d) a `gap` for the first batch after the acknowledged one (the learner has lost a batch it
 //   acknowledged) fails the run naming both batches: before, every such answer re-sent the batches at once, for ever;
-//   and a batch built after its acknowledgement is dropped: before, it stayed unacknowledged for good.
+//   a batch built after its acknowledgement is dropped: before, it stayed unacknowledged for good; and only the
+//   current learner session's answers count: before, a refused session's train_result acknowledged a batch.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { assertBatchesFit } from '../../lib/config/batch-fit.ts';
 import { createMetrics } from '../../lib/metrics/index.ts';
-import { connectToOrchestrator, MessageTooLargeError, type OrchestratorMessage__Output, type TrainBatch, type WorkerSession } from '../../lib/transport/index.ts';
+import { connectToOrchestrator, MessageTooLargeError, type OrchestratorMessage__Output, type TrainBatch, type WorkerMessage, type WorkerMessage__Output, type WorkerSession } from '../../lib/transport/index.ts';
 import { LearnerLink } from '../../orchestrator/learner-link.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { startNatsServer } from '../helpers/nats.ts';
+import { fakeSession, until } from '../helpers/fake-session.ts';
+import { Coordinator } from '../../orchestrator/coordinator.ts';
+import { openRunDataset } from '../../lib/config/dataset.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -171,4 +175,36 @@ test('a batch acknowledged while it was being built (a catch-up) is neither kept
   assert.equal(link.sent(2), undefined, 'batch 2 stays unacknowledged');
   assert.deepEqual(sent, [3]);
   assert.match(await metrics.registry.metrics(), /queue_depth\{[^}]*queue="train"[^}]*\} 1\n/);
+});
+
+/** A worker message as the session's reader hands it over (the fields a test leaves out are absent, as from a worker that sends only these). */
+const message = (m: WorkerMessage) => m as WorkerMessage__Output;
+
+test("a learner session refused at attach (another is connected) is not heard: its train_result and task_error are ignored", async () => {
+  const config = configOf('not-current');
+  const log: string[] = [];
+  const failures: Error[] = [];
+  const c = new Coordinator({
+    config, dataset: await openRunDataset(config, 'train'), metrics: createMetrics('not-current', 'orchestrator'),
+    state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => {}, log: (l) => log.push(l),
+  });
+  c.done.catch((e: Error) => failures.push(e));
+  const learner = fakeSession('LEARNER', 'learner-1');
+  c.attach(learner);
+  c.start();
+  await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 1), 'batch 1 sent');
+  const b1 = learner.sent.find((m) => m.train_batch?.batch_seq === 1)!.train_batch!;
+  // a second session with the same worker id: refused (the first is open), its messages still read
+  const refused = fakeSession('LEARNER', 'learner-1');
+  c.attach(refused);
+  c.handle(refused, message({ train_result: { batch_id: b1.batch_id!, batch_seq: 1, applied: true, skipped_reason: '', version: 1, compute_ms: 0 } }));
+  c.handle(refused, message({ task_error: { task_id: b1.batch_id!, attempt: 0, code: 'bad_input', message: 'refused session', retryable: false } }));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(c.state.ackedSeq, 0, "the refused session's train_result acknowledged batch 1");
+  assert.deepEqual(failures, [], "the refused session's task_error failed the run");
+  assert.ok(log.some((l) => /ignoring a train_result from learner learner-1: not the current learner session/.test(l)));
+  // the current learner's answer counts
+  c.handle(learner, message({ train_result: { batch_id: b1.batch_id!, batch_seq: 1, applied: true, skipped_reason: '', version: 1, compute_ms: 0 } }));
+  await until(() => c.state.ackedSeq === 1, 'batch 1 acknowledged by the current learner');
+  c.close();
 });
