@@ -16,12 +16,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parseConfig } from '../../lib/config/index.ts';
-import { CheckpointStore, connectNats, connectToOrchestrator, RunStateStore, sha256Digest, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
-import { runOrchestrator } from '../../orchestrator/main.ts';
+import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, RunStateStore, sha256Digest, type ConnectOptions, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
-import { startNatsServer } from '../helpers/nats.ts';
+import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { events } from './helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -35,6 +35,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(probe: () => boolean, ms: number): Promise<boolean> {
   for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(20)) if (probe()) return true;
   return probe();
+}
+
+/** Stores checkpoint `version` (bytes of its own) recording `lastBatchSeq`, as a learner would have published it. */
+async function published(nats: TestNatsServer, runId: string, version: number, lastBatchSeq: number): Promise<void> {
+  const nc = await connectNats({ url: nats.url, name: `${runId}-setup` });
+  const bytes = new TextEncoder().encode(`checkpoint v${version} bytes`);
+  await (await CheckpointStore.open(nc, { runId })).put(version, bytes, sha256Digest(bytes), { last_batch_seq: String(lastBatchSeq) });
+  await nc.drain();
 }
 
 /** Makes the next read of checkpoint object `name`'s record fail as a timed-out request would (once). */
@@ -52,16 +60,52 @@ function failNextRecordRead(name: string): { restore: () => void; failed: () => 
   return { restore: () => (proto.record = real), failed: () => failed };
 }
 
-test('CheckpointStore.latest(): a record that cannot be read is an error, not an older version', { timeout: 30_000 }, async () => {
+/** A nats-server for one test, stopped after the file. */
+async function natsServer(): Promise<TestNatsServer> {
   const nats = await startNatsServer();
   cleanups.push(() => nats.stop());
+  return nats;
+}
+
+/** A small run: `sft` SFT batches of 2 and no GRPO unless `extra` says otherwise. */
+const runConfig = (id: string, sft: number, extra: object = {}) => parseConfig({
+  run: { id, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } },
+  model: { width: 4, depth: 1 }, sft: { steps: sft, batchSize: 2 }, grpo: { steps: 0 }, ...extra,
+});
+
+/** An orchestrator on `nats`, stopped after the file; `log` collects its lines. */
+async function orchestrator(nats: TestNatsServer, config: RunConfig, eventsFile?: string) {
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l), ...(eventsFile ? { eventsFile } : {}) });
+  cleanups.push(() => orch.stop());
+  return { orch, log };
+}
+
+/** A worker played by the test (closed after the file), and what the orchestrator sends it, as it arrives. */
+async function rawWorker(orch: RunningOrchestrator, o: Partial<ConnectOptions> & Pick<ConnectOptions, 'role' | 'workerId'>, onMessage?: (m: OrchestratorMessage__Output) => void) {
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 }, ...o });
+  cleanups.push(() => conn.close());
+  const got: OrchestratorMessage__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages) {
+        onMessage?.(m);
+        got.push(m);
+      }
+    } catch {
+      /* the stream ended */
+    }
+  })();
+  return { conn, got };
+}
+
+test('CheckpointStore.latest(): a record that cannot be read is an error, not an older version', { timeout: 30_000 }, async () => {
+  const nats = await natsServer();
+  await published(nats, 'latest-read-error', 1, 1);
+  await published(nats, 'latest-read-error', 2, 2);
   const nc = await connectNats({ url: nats.url, name: 'latest-read-error' });
   cleanups.push(() => nc.close());
-  const store = await CheckpointStore.open(nc, { runId: 'latest-read-error' });
-  for (const v of [1, 2]) {
-    const bytes = new TextEncoder().encode(`checkpoint v${v}`);
-    await store.put(v, bytes, sha256Digest(bytes), { last_batch_seq: String(v) });
-  }
+  const store = await CheckpointStore.open(nc, { runId: 'latest-read-error', readOnly: true });
   const inject = failNextRecordRead('v0000000002');
   try {
     await assert.rejects(store.latest(), /TIMEOUT/);
@@ -73,17 +117,8 @@ test('CheckpointStore.latest(): a record that cannot be read is an error, not an
 });
 
 test('a learner restarting while the newest checkpoint record cannot be read resumes from it (after a retry), and the run goes on', { timeout: 120_000 }, async () => {
-  const nats = await startNatsServer();
-  cleanups.push(() => nats.stop());
-  const config = parseConfig({
-    run: { id: 'latest-fallback', seed: 1 },
-    data: { size: 16, source: { kind: 'procedural', count: 64 } },
-    model: { width: 4, depth: 1 },
-    sft: { steps: 400, batchSize: 2 }, grpo: { steps: 0 },
-  });
-  const log: string[] = [];
-  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
-  cleanups.push(() => orch.stop());
+  const nats = await natsServer();
+  const { orch, log } = await orchestrator(nats, runConfig('latest-fallback', 400));
   let failed: Error | undefined;
   orch.done.catch((e: Error) => (failed = e));
   const opts = { orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, workerId: 'learner-1', metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } };
@@ -110,27 +145,10 @@ test('a learner restarting while the newest checkpoint record cannot be read res
 });
 
 test('a learner reconnecting while its old session is still open keeps trying, and joins once that session ends', { timeout: 60_000 }, async () => {
-  const nats = await startNatsServer();
-  cleanups.push(() => nats.stop());
-  const config = parseConfig({
-    run: { id: 'learner-refused', seed: 1 },
-    data: { size: 16, source: { kind: 'procedural', count: 16 } },
-    model: { width: 4, depth: 1 },
-    sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 },
-  });
-  const log: string[] = [];
-  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
-  cleanups.push(() => orch.stop());
+  const nats = await natsServer();
+  const { orch, log } = await orchestrator(nats, runConfig('learner-refused', 3));
   // the old session (a cut link not yet noticed: it ends at the heartbeat timeout; here, closed 2 s after the learner starts)
-  const old = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
-  cleanups.push(() => old.close());
-  void (async () => {
-    try {
-      for await (const _ of old.messages) { /* drained */ }
-    } catch {
-      /* ended */
-    }
-  })();
+  const old = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
   await sleep(300);
   // the learner process (same worker id) reconnects in its place
   const learner = await runLearner({ orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, workerId: 'learner-1', metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
@@ -139,7 +157,7 @@ test('a learner reconnecting while its old session is still open keeps trying, a
   learner.done.then(() => (ended = 'stopped'), (e: Error) => (ended = e.message));
   await sleep(2000);
   assert.ok(log.some((l) => /is already connected/.test(l)), 'the learner was refused while the old session was open');
-  await old.close();
+  await old.conn.close();
   // before the fix it stopped at the first refusal (FAILED_PRECONDITION is not retried) and nothing was trained
   const trained = await until(() => orch.coordinator.state.ackedSeq >= 1 || ended !== undefined, 30_000);
   assert.equal(ended, undefined, 'the learner stopped instead of trying again');
@@ -147,35 +165,13 @@ test('a learner reconnecting while its old session is still open keeps trying, a
 });
 
 test('a NATS stall while a duplicate answer is checked against the newest checkpoint is waited out, not a failed run', { timeout: 90_000 }, async () => {
-  const nats = await startNatsServer();
-  cleanups.push(() => nats.stop());
-  const runId = 'dup-nats-stall';
+  const nats = await natsServer();
   // the learner published v2 (batch 2) before it was killed; the orchestrator acknowledged nothing
-  const nc = await connectNats({ url: nats.url, name: 'dup-nats-stall' });
-  const bytes = new TextEncoder().encode('checkpoint v2 bytes');
-  await (await CheckpointStore.open(nc, { runId })).put(2, bytes, sha256Digest(bytes), { last_batch_seq: '2' });
-  await nc.drain();
-  const config = parseConfig({
-    run: { id: runId, seed: 1 },
-    data: { size: 16, source: { kind: 'procedural', count: 16 } },
-    model: { width: 4, depth: 1 },
-    sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 },
-  });
-  const log: string[] = [];
-  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
-  cleanups.push(() => orch.stop());
+  await published(nats, 'dup-nats-stall', 2, 2);
+  const { orch, log } = await orchestrator(nats, runConfig('dup-nats-stall', 3));
   let failed: string | undefined;
   orch.done.catch((e: Error) => (failed = e.message));
-  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
-  cleanups.push(() => conn.close());
-  const got: OrchestratorMessage__Output[] = [];
-  void (async () => {
-    try {
-      for await (const m of conn.messages) got.push(m);
-    } catch {
-      /* ended */
-    }
-  })();
+  const { conn, got } = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
   assert.ok(await until(() => got.some((m) => m.train_batch?.batch_seq === 1), 20_000), 'batch 1 sent');
   const b1 = got.find((m) => m.train_batch?.batch_seq === 1)!.train_batch!;
   // nats-server stalls (SIGSTOP) as the restarted learner answers `duplicate`, then is killed and restarted on its store
@@ -191,59 +187,29 @@ test('a NATS stall while a duplicate answer is checked against the newest checkp
 });
 
 test("a Hello's catch-up cancels the tasks of the open batches it acknowledges", { timeout: 60_000 }, async () => {
-  const nats = await startNatsServer();
-  cleanups.push(() => nats.stop());
-  const runId = 'catchup-orphans';
-  const dir = mkdtempSync(join(tmpdir(), 'catchup-orphans-'));
+  const nats = await natsServer();
   // the learner applied GRPO batch 1 while the orchestrator was down
-  const nc = await connectNats({ url: nats.url, name: 'catchup-orphans' });
-  const bytes = new TextEncoder().encode('checkpoint v1 bytes');
-  await (await CheckpointStore.open(nc, { runId })).put(1, bytes, sha256Digest(bytes), { last_batch_seq: '1' });
-  await nc.drain();
-  const config = parseConfig({
-    run: { id: runId, seed: 1 },
-    data: { size: 16, source: { kind: 'procedural', count: 48 } },
-    model: { width: 4, depth: 1 },
-    sft: { steps: 0 },
+  await published(nats, 'catchup-orphans', 1, 1);
+  const dir = mkdtempSync(join(tmpdir(), 'catchup-orphans-'));
+  const config = runConfig('catchup-orphans', 0, {
     grpo: { steps: 6, groupSize: 2, samplesPerBatch: 2, maxStaleness: 2, advantageMode: 'scalar' },
     orchestrator: { leaseSeconds: 30, heartbeatSeconds: 1 },
   });
-  const log: string[] = [];
-  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l), eventsFile: join(dir, 'events.jsonl') });
-  cleanups.push(() => orch.stop());
+  const { orch } = await orchestrator(nats, config, join(dir, 'events.jsonl'));
   // a rollout worker that holds what it is given and answers nothing
-  const got: OrchestratorMessage__Output[] = [];
   const held = new Set<string>();
-  const rollout = await connectToOrchestrator({
-    address: `127.0.0.1:${orch.port}`, role: 'ROLLOUT', workerId: 'r1',
-    capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 16 }, heartbeat: () => ({ active_task_ids: [...held] }),
+  const { conn: rollout, got } = await rawWorker(orch, {
+    role: 'ROLLOUT', workerId: 'r1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 16 }, heartbeat: () => ({ active_task_ids: [...held] }),
+  }, (m) => {
+    if (m.rollout_task) held.add(m.rollout_task.task_id);
+    if (m.cancel_task) held.delete(m.cancel_task.task_id);
   });
-  cleanups.push(() => rollout.close());
-  void (async () => {
-    try {
-      for await (const m of rollout.messages) {
-        if (m.rollout_task) held.add(m.rollout_task.task_id);
-        if (m.cancel_task) held.delete(m.cancel_task.task_id);
-        got.push(m);
-      }
-    } catch {
-      /* ended */
-    }
-  })();
   // batches 1..3 open (stored state 0, maxStaleness 2): 6 rollout tasks, batch 1's for cursors 0 and 1
   assert.ok(await until(() => got.filter((m) => m.rollout_task).length >= 6, 20_000), '6 rollout tasks');
   const batch1 = got.flatMap((m) => (m.rollout_task && /-r[01]-/.test(m.rollout_task.task_id) ? [m.rollout_task.task_id] : []));
   assert.equal(batch1.length, 2);
   // the learner reconnects: its Hello says it holds batch 1, which its published v1 confirms
-  const learner = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 }, hello: { last_batch_seq: 1, policy_version: 1 } });
-  cleanups.push(() => learner.close());
-  void (async () => {
-    try {
-      for await (const _ of learner.messages) { /* drained */ }
-    } catch {
-      /* ended */
-    }
-  })();
+  await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1', hello: { last_batch_seq: 1, policy_version: 1 } });
   assert.ok(await until(() => orch.coordinator.state.ackedSeq === 1, 20_000), 'batch 1 caught up');
   const cancelled = () => got.flatMap((m) => (m.cancel_task ? [m.cancel_task.task_id] : []));
   // before the fix no cancel came, and the failure below logged batch 1's sample dropped
@@ -258,30 +224,18 @@ test("a Hello's catch-up cancels the tasks of the open batches it acknowledges",
 });
 
 test('a worker connecting after the run completed is told to shut down', { timeout: 60_000 }, async () => {
-  const nats = await startNatsServer();
-  cleanups.push(() => nats.stop());
+  const nats = await natsServer();
   const runId = 'end-shutdown';
   // the final acknowledgement was stored, then the orchestrator was killed: restarted, it is complete at once
   const nc = await connectNats({ url: nats.url, name: 'end-shutdown' });
   const state = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
   await state.create({ ackedSeq: 3, learnerVersion: 3 });
   await nc.drain();
-  const config = parseConfig({ run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 } });
-  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: () => {} });
-  cleanups.push(() => orch.stop());
+  const { orch } = await orchestrator(nats, runConfig(runId, 3));
   await orch.done;
-  // the learner reconnects (from its backoff)
-  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
-  cleanups.push(() => conn.close());
-  const got: OrchestratorMessage__Output[] = [];
-  void (async () => {
-    try {
-      for await (const m of conn.messages) got.push(m);
-    } catch {
-      /* ended */
-    }
-  })();
-  // before the fix it got nothing, and reconnected for ever once the orchestrator stopped
+  // the learner reconnects (from its backoff); before the fix it got nothing, and reconnected for ever once the
+  // orchestrator stopped
+  const { got } = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
   assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
   assert.equal(got.find((m) => m.shutdown)!.shutdown!.reason, 'run complete');
 });
