@@ -256,6 +256,7 @@ class LearnerRole implements WorkerRoleImpl {
       throw new RetryableWorkerError(`cannot read the latest checkpoint of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
     }
     if (latest) {
+      this.refuseToResumeBehind(latest.version);
       const ck = await this.fetchOrFail(latest, shapes, 'the latest checkpoint');
       const source = `checkpoint v${latest.version}`;
       if (ck.meta.configHash !== ctx.configHash) {
@@ -293,6 +294,7 @@ class LearnerRole implements WorkerRoleImpl {
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
       await this.refuseToStartOver();
+      this.refuseToResumeBehind(undefined);
       this.params = initialParamsOf(ctx.config);
       this.trainer = Trainer.create(ctx.config, this.params, { device: this.device });
       this.st = { version: 0, lastBatchSeq: 0, lastBatchId: null, step: 0, optimizerStep: 0, refVersion: undefined, refDigest: undefined, latest: undefined };
@@ -626,8 +628,8 @@ class LearnerRole implements WorkerRoleImpl {
       throw new RetryableWorkerError(`cannot list the checkpoints or announcements of run ${this.ctx!.runId}: ${(e as Error).message}`, { cause: e });
     }
     if (past.length === 0) return;
-    // announcements there but none read as backed: a read that failed on the way (latest() takes an unreadable object
-    // for an unbacked one), or ones not signed by this learner's key; not a reason to stop the run for good
+    // announcements there but none read as backed: junk or announcements whose objects are gone, or ones not signed by
+    // this learner's key (a read that fails makes latest() throw); not a reason to stop the run for good
     if (announcements > 0) {
       throw new RetryableWorkerError(
         `run ${this.ctx!.runId}: the announcement stream holds ${announcements} announcement(s) but none read as backed by its checkpoint${this.verifying ? ' and signed by the learner\'s key' : ''} (a failed read, or tampering); not starting over, trying again`,
@@ -636,6 +638,18 @@ class LearnerRole implements WorkerRoleImpl {
     throw new SetupError(
       `run ${this.ctx!.runId}: the checkpoint store holds ${past.length} version(s) up to v${past[past.length - 1]} but no announcement of any: the announcements were lost; refusing to start the run over from version 0 (it would replace announced checkpoints). Restore the announcement stream, or start a new run id`,
     );
+  }
+
+  /**
+   * The orchestrator acknowledged version Welcome.policy_version, and every version it acknowledges was announced
+   * first: a learner that would resume below it (from version `found`, undefined: none announced) has not found its newest checkpoint (a read that
+   * failed, a store rolled back), and would answer `gap` to every batch the orchestrator re-sends, for ever
+   * (review24d). Tried again on the next connection instead, saying so.
+   */
+  private refuseToResumeBehind(found: number | undefined): void {
+    const acked = this.ctx.welcome.policy_version;
+    if (acked <= (found ?? 0)) return;
+    throw new RetryableWorkerError(`run ${this.ctx.runId}: the orchestrator acknowledged policy version ${acked}, but the newest checkpoint this learner finds is ${found !== undefined ? `v${found}` : 'none (no announcement)'}: not resuming behind the run; trying again`);
   }
 
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */

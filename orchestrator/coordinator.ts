@@ -148,7 +148,7 @@ export class Coordinator {
       onGiveUp: (task, reason) => this.groups.dropTask(task, reason),
     });
     this.samples = new SampleCache(o.dataset);
-    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly() });
+    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({
@@ -265,6 +265,13 @@ export class Coordinator {
       // A result of another role's kind (e.g. a rollout worker sending a train_result) is refused outright.
       this.log(`refused a ${result} from ${s.role.toLowerCase()} ${s.workerId}: that role sends only ${RESULT_OF[s.role]}`);
       this.o.metrics.get('task_errors_total').inc({ worker_role: s.role.toLowerCase(), code: 'wrong_kind' });
+      return;
+    }
+    if (s.role === 'LEARNER' && (msg.train_result || msg.task_error) && !this.link.isCurrent(s)) {
+      // a learner session refused at attach (another was connected) or replaced since: its answers are not the
+      // learner's (review24d); the batches stay unacknowledged and go to the current learner
+      this.log(`ignoring a ${msg.train_result ? 'train_result' : 'task_error'} from learner ${s.workerId}: not the current learner session`);
+      this.o.metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'not_current_session' });
       return;
     }
     if (result) trace('orecv', { kind: result });

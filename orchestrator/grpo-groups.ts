@@ -101,9 +101,18 @@ export class GroupPipeline {
     return this.cfg.sft.steps + k + 1;
   }
 
-  /** Batches up to `seq` are acknowledged: forget them; GRPO batches 0..k-1 are done. */
+  /**
+   * Batches up to `seq` are acknowledged: forget them; GRPO batches 0..k-1 are done. One still open (a Hello's
+   * catch-up acknowledges batches this process had opened again) has its tasks cancelled, as a withdrawn batch's:
+   * left on the board they ran ahead of live work, and a failed one logged its sample dropped although its batch was
+   * trained (review24d).
+   */
   acknowledged(seq: number): void {
-    for (const [k, b] of this.open) if (b.seq <= seq) this.open.delete(k);
+    for (const [k, b] of this.open) {
+      if (b.seq > seq) continue;
+      this.open.delete(k);
+      if (b.groups.some((g) => g.state === 'rollout' || g.state === 'score')) this.cancelTasks(b, `batch ${b.seq} acknowledged: the learner holds it`);
+    }
     const k = seq - this.cfg.sft.steps;
     if (k > this.nextSendK) this.nextSendK = k;
   }
@@ -155,11 +164,16 @@ export class GroupPipeline {
     if (!b) return true;
     if (this.nextSendK > k) return false;
     this.open.delete(k);
+    this.cancelTasks(b, reason);
+    return true;
+  }
+
+  /** Cancels open batch `b`'s rollout and score tasks, queued or at their holders. */
+  private cancelTasks(b: OpenBatch, reason: string): void {
     this.o.board.cancelWhere((t) => {
       const g = this.groupOf(t);
       return g !== undefined && b.groups.includes(g);
     }, reason);
-    return true;
   }
 
   dropTask(task: Task, reason: string): void {

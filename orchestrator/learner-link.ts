@@ -15,6 +15,8 @@ export interface LearnerLinkOptions {
   fail: (e: Error) => void;
   /** A TrainBatch was handed to the connected learner (the coordinator may open the next batch early). */
   onSent?: (seq: number) => void;
+  /** The last batch seq acknowledged (the run state). */
+  ackedSeq: () => number;
 }
 
 /** A retryable learner error re-sends the unacknowledged batches after this pause. */
@@ -22,6 +24,8 @@ const RETRY_MS = 1000;
 
 export class LearnerLink {
   private learner?: WorkerSession;
+  /** The session attached last: its results count until another attaches, even if they are read after it closed. */
+  private lastAttached?: WorkerSession;
   /** TrainBatches sent and not yet acknowledged, by seq. */
   private readonly unacked = new Map<number, TrainBatch>();
   private sending = Promise.resolve();
@@ -38,13 +42,19 @@ export class LearnerLink {
   /**
    * A learner connected. Refused if one is already connected; otherwise `catchUp(seq, version)` runs when its
    * Hello says it holds a batch newer than `ackedSeq`, and everything unacknowledged is re-sent in order.
+   *
+   * The refusal is ABORTED, which a worker retries: the connected session may be a dead one not yet noticed (a cut
+   * link: its heartbeats stop, and it ends after the heartbeat timeout), and the learner reconnecting in its place must
+   * keep trying until then (review24d: FAILED_PRECONDITION, which no worker retries, stopped it for good). The old
+   * session is never ended for the new one: if it is a live learner, two would then train and publish side by side.
    */
   attach(s: WorkerSession, ackedSeq: number, catchUp: (seq: number) => Promise<void>): boolean {
     if (this.learner?.isOpen) {
-      s.fail(9 /* FAILED_PRECONDITION */, `a learner (${this.learner.workerId}) is already connected`);
+      s.fail(10 /* ABORTED */, `a learner (${this.learner.workerId}) is already connected: try again once its session ends (a dead one ends after the heartbeat timeout)`);
       return false;
     }
     this.learner = s;
+    this.lastAttached = s;
     const held = s.hello.last_batch_seq;
     if (held !== undefined && held > ackedSeq) {
       this.o.log(`learner says it holds batch ${held}, newer than the stored ${ackedSeq}: checking its published checkpoint`);
@@ -65,6 +75,9 @@ export class LearnerLink {
     this.sending = this.sending.then(async () => {
       const batch = await build();
       if (!batch) return;
+      // acknowledged while it was built (a Hello's catch-up): nothing to send, and kept it would stay unacknowledged
+      // for good (the queue_depth gauge never back to 0)
+      if (batch.batch_seq! <= this.o.ackedSeq()) return;
       this.unacked.set(batch.batch_seq!, batch);
       this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
       trace('osend', { kind: 'train_batch' });
@@ -85,6 +98,15 @@ export class LearnerLink {
         this.o.fail(new Error(`cannot send train batch ${batch.batch_seq} (${batch.batch_id}) to the learner: ${e.message}; raise orchestrator.maxMessageBytes (and the workers' --max-message-bytes) or make the run's batches smaller`));
       }
     });
+  }
+
+  /**
+   * Whether `s` is the learner session whose answers count: the one attached last. A session refused at attach (another
+   * was open) or replaced since may still have messages buffered; its TrainResults and TaskErrors are not this
+   * learner's answers.
+   */
+  isCurrent(s: WorkerSession): boolean {
+    return s === this.lastAttached;
   }
 
   /** A learner is connected now. */
@@ -114,15 +136,27 @@ export class LearnerLink {
     this.o.metrics.get('queue_depth').set({ queue: 'train' }, this.unacked.size);
   }
 
-  /** A TaskError from the learner: re-send on 'gap' (now) or a retryable error (after a pause); otherwise the run fails. */
+  /**
+   * A TaskError from the learner: re-send on 'gap' (now) or a retryable error (after a pause); otherwise the run fails.
+   * A `gap` for the first batch after the acknowledged one says the learner has not handled a batch it acknowledged
+   * (it expects that one or an older one: it resumed from an older checkpoint, or its store was rolled back): trained
+   * work is lost, and no re-send cures it (review24d: 6,300 re-sends in 8 s, the run stalled for good). The run fails,
+   * naming both batches.
+   */
   onError(taskId: string, code: string, message: string, retryable: boolean): void {
     // the learner's words, quoted and cut short (lib/log/quote.ts): they go to the log, and a fatal one ends the run
     const said = `${errorCodeText(code)}: ${quoteForLog(message)}`;
-    if (![...this.unacked.values()].some((b) => b.batch_id === taskId)) {
+    const batch = [...this.unacked.values()].find((b) => b.batch_id === taskId);
+    if (!batch) {
       this.o.log(`ignoring a learner error for ${quoteForLog(taskId)}, which is not an unacknowledged batch: ${said}`);
       return;
     }
     this.o.log(`learner error on ${taskId}: ${said}`);
+    const acked = this.o.ackedSeq();
+    if (code === 'gap' && batch.batch_seq === acked + 1) {
+      this.o.fail(new Error(`the learner answered gap to batch ${batch.batch_seq} (${said}): it has not handled batch ${acked}, which it acknowledged; it lost trained work (resumed from an older checkpoint, or its checkpoint store was rolled back) and re-sending cannot cure that: restore the learner's newest checkpoint and restart it`));
+      return;
+    }
     if (code === 'gap') this.resendAfter(0);
     else if (retryable) this.resendAfter(RETRY_MS);
     else this.o.fail(new Error(`learner cannot train batch ${taskId}: ${said}`));

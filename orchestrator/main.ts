@@ -27,7 +27,7 @@ import {
 } from '../lib/transport/index.ts';
 import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
-import { deviceOf } from './sessions.ts';
+import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
@@ -63,6 +63,8 @@ export interface RunningOrchestrator {
 /** The run state is retried this many times, PERSIST_RETRY_MS apart, before the orchestrator gives up (and is restarted). */
 const PERSIST_ATTEMPTS = 60;
 const PERSIST_RETRY_MS = 1000;
+/** The Shutdown's reason when the run is over. */
+const RUN_COMPLETE = 'run complete';
 
 const runStateSchema = z.object({ ackedSeq: z.number().int().nonnegative(), learnerVersion: z.number().int().nonnegative() });
 
@@ -129,7 +131,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     metrics,
     state,
     log,
-    publishedProgress,
+    publishedProgress: () => retryingNats('reading the newest checkpoint announcement', publishedProgress),
     checkpointRecord,
     announcedVersion,
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
@@ -153,21 +155,40 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     if (n) log(`the event log missed ${n} acknowledged batch(es) up to ${state.ackedSeq} (killed between storing and logging): recorded`);
   }
 
-  async function persistState(next: RunState): Promise<void> {
-    // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
-    // NATS unreachable (nats-server restarting): retry for a while. A conflict right after such a failure
-    // may be our own write whose answer was lost: if the stored value is ours, take its revision.
+  /**
+   * Runs `op` until it succeeds, as long as NATS may come back (nats-server restarting, a stalled connection):
+   * PERSIST_ATTEMPTS tries, PERSIST_RETRY_MS apart; an error `final` names, or any once the connection is closed for
+   * good, is thrown at once. Every NATS read or write an acknowledgement waits for goes through it: the run-state write,
+   * and the newest checkpoint's progress a `duplicate` answer or a Hello's catch-up is checked against (review24d: a
+   * short stall there failed the whole run, where the write beside it was retried).
+   */
+  async function retryingNats<T>(what: string, op: (attempt: number) => Promise<T>, final: (e: unknown) => boolean = () => false): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      try {
+        return await op(attempt);
+      } catch (e) {
+        if (final(e) || attempt >= PERSIST_ATTEMPTS || nc.isClosed()) throw e;
+        log(`${what} failed (attempt ${attempt}; NATS down?), retrying: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, PERSIST_RETRY_MS));
+      }
+    }
+  }
+
+  function persistState(next: RunState): Promise<void> {
+    // Compare-and-set: a second orchestrator on the same run would fail here instead of clobbering.
+    // NATS unreachable (nats-server restarting): retried (retryingNats). A conflict right after such a failure
+    // may be our own write whose answer was lost: if the stored value is ours, take its revision.
+    return retryingNats('storing the run state', async (attempt) => {
       try {
         revision = await store.update(next, revision);
         return;
       } catch (err) {
         let e = err;
         if (isStoreLost(e) && !nc.isClosed()) {
-          // the bucket is gone (the store lost): re-created, and this state created in it
+          // the bucket is gone (the store lost): re-created, and this state created in it; if it was there after all
+          // (re-created by another writer), the compare-and-set again on the next try
           try {
             if (await restoreState(next)) return;
-            continue; // it was there after all (re-created by another writer): the compare-and-set again
           } catch (again) {
             e = again;
           }
@@ -178,13 +199,10 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
             revision = cur.revision;
             return;
           }
-          throw e;
         }
-        if (attempt >= PERSIST_ATTEMPTS || nc.isClosed()) throw e;
-        log(`storing the run state failed (attempt ${attempt}; NATS down?), retrying: ${(e as Error).message}`);
-        await new Promise((r) => setTimeout(r, PERSIST_RETRY_MS));
+        throw e;
       }
-    }
+    }, (e) => e instanceof RevisionConflictError);
   }
   const stopReconnectWatch = onNatsReconnect(nc, () => {
     const check = stateWrites.then(async () => {
@@ -201,6 +219,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     stateWrites = check.catch(() => undefined);
   });
 
+  /** Set when the run completed and every connected worker was told to shut down (`done`, below). */
+  let completed = false;
   const server: OrchestratorServer = await startOrchestratorServer({
     listen,
     maxMessageBytes: config.orchestrator.maxMessageBytes,
@@ -217,7 +237,11 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       });
       log(`${session.role.toLowerCase()} ${session.workerId} connected (${deviceOf(session)})`);
       coordinator.track(session);
-      coordinator.attach(session);
+      // a worker that was not connected when the run completed (reconnecting, or this orchestrator restarted after
+      // storing the last acknowledgement) is told at once: otherwise it waits for work, and reconnects for ever once
+      // this process stops (a Kubernetes learner Job never completes: review24d)
+      if (completed) shutdown(session, RUN_COMPLETE);
+      else coordinator.attach(session);
       // synchronously per message (no Promise and microtask per result; lib/transport/queue.ts)
       void forEachItem(session.messages, (msg) => coordinator.handle(session, msg));
       void session.closed.then((end) => log(`${session.role.toLowerCase()} ${session.workerId} left (${end.details || end.code})`));
@@ -241,7 +265,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   coordinator.start();
   const done = coordinator.done.then(() => {
     log(`run ${config.run.id} complete at policy version ${coordinator.state.learnerVersion}`);
-    coordinator.shutdownAll('run complete');
+    completed = true;
+    coordinator.shutdownAll(RUN_COMPLETE);
   });
 
   let stopped = false;

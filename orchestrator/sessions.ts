@@ -11,6 +11,11 @@ export function deviceOf(s: WorkerSession): string {
   return s.hello.capabilities.device;
 }
 
+/** Tells a worker to stop (Shutdown, with the grace it has to finish): the run is over. */
+export function shutdown(s: WorkerSession, reason: string): void {
+  void s.send({ shutdown: { reason, grace_ms: 2000 } }).catch(() => undefined);
+}
+
 export class WorkerSessions {
   private readonly open = new Set<WorkerSession>();
   private readonly leaseTimer: NodeJS.Timeout;
@@ -44,7 +49,7 @@ export class WorkerSessions {
   }
 
   shutdownAll(reason: string): void {
-    for (const s of this.open) void s.send({ shutdown: { reason, grace_ms: 2000 } }).catch(() => undefined);
+    for (const s of this.open) shutdown(s, reason);
   }
 
   close(): void {

@@ -493,9 +493,14 @@ export class CheckpointStore {
       throw e;
     }
     // The newest announcement backed by its object: a forged or stray one (a huge version, no object) is
-    // skipped, looking back at most LATEST_LOOKBACK announcements.
+    // skipped, looking back at most LATEST_LOOKBACK announcements. Only a confirmed absence skips one: a read that
+    // fails (a timeout, a dropped connection) throws, or a learner restarting at that moment would resume from an
+    // older version than the one the orchestrator acknowledged, and the run would stall (review24d).
     for (let seq = m.seq, n = 0; seq > 0 && n < LATEST_LOOKBACK; seq--, n++) {
-      const raw = seq === m.seq ? m.data : await this.jsm.streams.getMessage(this.stream, { seq }).then((x) => (x.subject === this.subject ? x.data : null)).catch(() => null);
+      const raw = seq === m.seq ? m.data : await this.jsm.streams.getMessage(this.stream, { seq }).then(
+        (x) => (x.subject === this.subject ? x.data : null),
+        (e: unknown) => { if (/no message found|not found/i.test((e as Error).message)) return null; throw e; },
+      );
       if (!raw) continue;
       let ann: Announcement;
       try {
@@ -523,14 +528,15 @@ export class CheckpointStore {
   /**
    * True when the announcement's object exists under its version's name with the announced digest. An
    * announcement without one (written by anyone who can publish on the subject) must not make readers wait
-   * for a version that never comes.
+   * for a version that never comes. False only when the store answered: a record that cannot be read (a timeout, a
+   * dropped connection) is an error, never "not stored".
    */
   private async backed(ann: Announcement): Promise<boolean> {
     if (ann.name !== objectName(ann.version) || ann.run_id !== this.runId) return false;
     if (this.opts.verifyKey && !verifyCheckpoint(this.opts.verifyKey, this.runId, ann.version, ann.digest, ann.meta, ann.meta['signature'])) return false;
     // bytes in hand whose sha256 is the announced digest back it as well as the stored object would
     if (this.pushes?.holds(ann.version, ann.digest)) return true;
-    const info = await this.record(ann.name).catch((e: unknown) => { if (e instanceof CheckpointIntegrityError) throw e; return null; });
+    const info = await this.record(ann.name);
     return !!info && !info.deleted && info.metadata?.['digest'] === ann.digest;
   }
 

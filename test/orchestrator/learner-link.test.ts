@@ -4,19 +4,26 @@
 //   a second: before, the learner's `gap` for the batch behind re-sent everything at once, every re-send doubled the
 //   batches in flight, and the learner queued ~1,800 copies a second;
 // - a batch over orchestrator.maxMessageBytes fails the run naming the batch and the limit: before, the send's error was
-//   swallowed and the run waited for ever, logging nothing.
+//   swallowed and the run waited for ever, logging nothing;
+// - (round 24, review24d) a `gap` for the first batch after the acknowledged one (the learner has lost a batch it
+//   acknowledged) fails the run naming both batches: before, every such answer re-sent the batches at once, for ever;
+//   a batch built after its acknowledgement is dropped: before, it stayed unacknowledged for good; and only the
+//   current learner session's answers count: before, a refused session's train_result acknowledged a batch.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { assertBatchesFit } from '../../lib/config/batch-fit.ts';
 import { createMetrics } from '../../lib/metrics/index.ts';
-import { MessageTooLargeError, type TrainBatch, type WorkerSession } from '../../lib/transport/index.ts';
+import { connectToOrchestrator, MessageTooLargeError, type OrchestratorMessage__Output, type TrainBatch, type WorkerMessage, type WorkerMessage__Output, type WorkerSession } from '../../lib/transport/index.ts';
 import { LearnerLink } from '../../orchestrator/learner-link.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { startNatsServer } from '../helpers/nats.ts';
+import { fakeSession, until } from '../helpers/fake-session.ts';
+import { Coordinator } from '../../orchestrator/coordinator.ts';
+import { openRunDataset } from '../../lib/config/dataset.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -89,7 +96,7 @@ test('a run whose batches cannot fit orchestrator.maxMessageBytes is refused whe
 test('only a message over the limit fails the run: another RangeError of a send (an allocation failure) leaves the batch to be re-sent', async () => {
   const failures: Error[] = [];
   const sendWith = async (err: Error) => {
-    const link = new LearnerLink({ metrics: createMetrics('link-test', 'orchestrator'), log: () => {}, fail: (e) => failures.push(e) });
+    const link = new LearnerLink({ metrics: createMetrics('link-test', 'orchestrator'), log: () => {}, fail: (e) => failures.push(e), ackedSeq: () => 0 });
     const session = { isOpen: true, hello: {}, workerId: 'l', send: () => Promise.reject(err) } as unknown as WorkerSession;
     link.attach(session, 0, async () => {});
     link.enqueue(() => ({ batch_seq: 1, batch_id: 'b-1' }) as TrainBatch);
@@ -100,4 +107,104 @@ test('only a message over the limit fails the run: another RangeError of a send 
   await sendWith(new MessageTooLargeError('train_batch message is 2000 bytes, over the 1024-byte message limit (maxMessageBytes)'));
   assert.equal(failures.length, 1);
   assert.match(failures[0]!.message, /cannot send train batch 1 \(b-1\) to the learner: train_batch message is 2000 bytes/);
+});
+
+/** A learner played by the test over gRPC: what the orchestrator sends it, and a way to answer. */
+async function rawLearner(port: number, workerId = 'learner-1') {
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${port}`, role: 'LEARNER', workerId, capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
+  cleanups.push(() => conn.close());
+  const got: OrchestratorMessage__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages) got.push(m);
+    } catch {
+      /* the stream ended */
+    }
+  })();
+  return { conn, got };
+}
+
+async function waitFor<T>(probe: () => T | undefined, what: string, ms = 20_000): Promise<T> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) {
+    const v = probe();
+    if (v !== undefined) return v;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('a gap for the first batch after the acknowledged one (the learner lost trained work) fails the run naming both batches', { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config: configOf('gap-behind'), listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
+  cleanups.push(() => orch.stop());
+  const { conn, got } = await rawLearner(orch.port);
+  for (const seq of [1, 2]) {
+    const b = await waitFor(() => got.find((m) => m.train_batch?.batch_seq === seq)?.train_batch ?? undefined, `batch ${seq}`);
+    await conn.send({ train_result: { batch_id: b.batch_id, batch_seq: seq, applied: true, skipped_reason: '', version: seq } });
+  }
+  const b3 = await waitFor(() => got.find((m) => m.train_batch?.batch_seq === 3)?.train_batch ?? undefined, 'batch 3');
+  await waitFor(() => (orch.coordinator.state.ackedSeq === 2 ? true : undefined), 'batch 2 acknowledged');
+  // the learner restarted from v1 (as a learner that missed its newest checkpoint would): it expects batch 2
+  await conn.send({ task_error: { task_id: b3.batch_id, attempt: 0, code: 'gap', message: 'expected batch_seq 2 (the last one handled is 1), got 3; nothing changed', retryable: true } });
+  const outcome = await Promise.race([
+    orch.done.then(() => 'completed', (e: Error) => e.message),
+    new Promise<string>((r) => setTimeout(() => r('still running 10 s later'), 10_000)),
+  ]);
+  assert.match(outcome, /the learner answered gap to batch 3 .*expected batch_seq 2.*: it has not handled batch 2, which it acknowledged; it lost trained work/);
+});
+
+test('a batch acknowledged while it was being built (a catch-up) is neither kept nor sent', async () => {
+  let acked = 1;
+  const sent: number[] = [];
+  const metrics = createMetrics('link-built-late', 'orchestrator');
+  const link = new LearnerLink({ metrics, log: () => {}, fail: (e) => assert.fail(e), ackedSeq: () => acked });
+  const session = { isOpen: true, hello: {}, workerId: 'l', send: async (m: { train_batch: TrainBatch }) => void sent.push(m.train_batch.batch_seq!) } as unknown as WorkerSession;
+  link.attach(session, acked, async () => {});
+  let built!: () => void;
+  const loading = new Promise<void>((r) => (built = r));
+  link.enqueue(async () => {
+    await loading; // its samples load while the catch-up acknowledges it
+    return { batch_seq: 2, batch_id: 'b-2' } as TrainBatch;
+  });
+  acked = 2;
+  link.acknowledged(2);
+  built();
+  link.enqueue(() => ({ batch_seq: 3, batch_id: 'b-3' }) as TrainBatch);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(link.sent(2), undefined, 'batch 2 stays unacknowledged');
+  assert.deepEqual(sent, [3]);
+  assert.match(await metrics.registry.metrics(), /queue_depth\{[^}]*queue="train"[^}]*\} 1\n/);
+});
+
+/** A worker message as the session's reader hands it over (the fields a test leaves out are absent, as from a worker that sends only these). */
+const message = (m: WorkerMessage) => m as WorkerMessage__Output;
+
+test("a learner session refused at attach (another is connected) is not heard: its train_result and task_error are ignored", async () => {
+  const config = configOf('not-current');
+  const log: string[] = [];
+  const failures: Error[] = [];
+  const c = new Coordinator({
+    config, dataset: await openRunDataset(config, 'train'), metrics: createMetrics('not-current', 'orchestrator'),
+    state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => {}, log: (l) => log.push(l),
+  });
+  c.done.catch((e: Error) => failures.push(e));
+  const learner = fakeSession('LEARNER', 'learner-1');
+  c.attach(learner);
+  c.start();
+  await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 1), 'batch 1 sent');
+  const b1 = learner.sent.find((m) => m.train_batch?.batch_seq === 1)!.train_batch!;
+  // a second session with the same worker id: refused (the first is open), its messages still read
+  const refused = fakeSession('LEARNER', 'learner-1');
+  c.attach(refused);
+  c.handle(refused, message({ train_result: { batch_id: b1.batch_id!, batch_seq: 1, applied: true, skipped_reason: '', version: 1, compute_ms: 0 } }));
+  c.handle(refused, message({ task_error: { task_id: b1.batch_id!, attempt: 0, code: 'bad_input', message: 'refused session', retryable: false } }));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(c.state.ackedSeq, 0, "the refused session's train_result acknowledged batch 1");
+  assert.deepEqual(failures, [], "the refused session's task_error failed the run");
+  assert.ok(log.some((l) => /ignoring a train_result from learner learner-1: not the current learner session/.test(l)));
+  // the current learner's answer counts
+  c.handle(learner, message({ train_result: { batch_id: b1.batch_id!, batch_seq: 1, applied: true, skipped_reason: '', version: 1, compute_ms: 0 } }));
+  await until(() => c.state.ackedSeq === 1, 'batch 1 acknowledged by the current learner');
+  c.close();
 });

@@ -1,0 +1,241 @@
+// The orchestrator/learner lifecycle under small faults (round 24's review, review24d), with a real nats-server,
+// orchestrator and learner over gRPC on 127.0.0.1. Each case failed on the code before its fix:
+// - one failed read of the newest checkpoint's record made a restarting learner resume from the version before it
+//   (CheckpointStore.latest() took the unreadable object for a missing one); the orchestrator had acknowledged the
+//   newer batch, the learner answered `gap` to every batch re-sent (thousands a second) and the run never moved again;
+// - a learner reconnecting while its old session still looked open was refused with FAILED_PRECONDITION, which no
+//   worker retries: it stopped for good;
+// - a NATS stall while the orchestrator checked a learner's `duplicate` answer (or a Hello's catch-up) against the
+//   newest checkpoint failed the whole run: that read had no retry, where the run-state write beside it had one;
+// - a Hello's catch-up forgot the open batches it acknowledged but left their tasks on the board: they ran ahead of
+//   live work, and one that failed logged its sample `dropped` although its batch was recorded trained;
+// - a worker not connected when the run completed never got a Shutdown (a Kubernetes learner Job never completed).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, RunStateStore, sha256Digest, type ConnectOptions, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
+import { runLearner } from '../../learner/index.ts';
+import { silentLogger } from '../../lib/worker/index.ts';
+import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { events } from './helpers.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `probe` holds, at most `ms` (then returns false). */
+async function until(probe: () => boolean, ms: number): Promise<boolean> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(20)) if (probe()) return true;
+  return probe();
+}
+
+/** Stores checkpoint `version` (bytes of its own) recording `lastBatchSeq`, as a learner would have published it. */
+async function published(nats: TestNatsServer, runId: string, version: number, lastBatchSeq: number): Promise<void> {
+  const nc = await connectNats({ url: nats.url, name: `${runId}-setup` });
+  const bytes = new TextEncoder().encode(`checkpoint v${version} bytes`);
+  await (await CheckpointStore.open(nc, { runId })).put(version, bytes, sha256Digest(bytes), { last_batch_seq: String(lastBatchSeq) });
+  await nc.drain();
+}
+
+/** Makes the next read of checkpoint object `name`'s record fail as a timed-out request would (once). */
+function failNextRecordRead(name: string): { restore: () => void; failed: () => number } {
+  const proto = CheckpointStore.prototype as unknown as { record(name: string): Promise<unknown> };
+  const real = proto.record;
+  let failed = 0;
+  proto.record = function (this: unknown, n: string) {
+    if (n === name && failed === 0) {
+      failed++;
+      return Promise.reject(Object.assign(new Error('TIMEOUT'), { code: 'TIMEOUT' }));
+    }
+    return real.call(this, n);
+  };
+  return { restore: () => (proto.record = real), failed: () => failed };
+}
+
+/** A nats-server for one test, stopped after the file. */
+async function natsServer(): Promise<TestNatsServer> {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  return nats;
+}
+
+/** A small run: `sft` SFT batches of 2 and no GRPO unless `extra` says otherwise. */
+const runConfig = (id: string, sft: number, extra: object = {}) => parseConfig({
+  run: { id, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } },
+  model: { width: 4, depth: 1 }, sft: { steps: sft, batchSize: 2 }, grpo: { steps: 0 }, ...extra,
+});
+
+/** An orchestrator on `nats`, stopped after the file; `log` collects its lines. */
+async function orchestrator(nats: TestNatsServer, config: RunConfig, eventsFile?: string) {
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l), ...(eventsFile ? { eventsFile } : {}) });
+  cleanups.push(() => orch.stop());
+  return { orch, log };
+}
+
+/** A worker played by the test (closed after the file), and what the orchestrator sends it, as it arrives. */
+async function rawWorker(orch: RunningOrchestrator, o: Partial<ConnectOptions> & Pick<ConnectOptions, 'role' | 'workerId'>, onMessage?: (m: OrchestratorMessage__Output) => void) {
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 }, ...o });
+  cleanups.push(() => conn.close());
+  const got: OrchestratorMessage__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages) {
+        onMessage?.(m);
+        got.push(m);
+      }
+    } catch {
+      /* the stream ended */
+    }
+  })();
+  return { conn, got };
+}
+
+test('CheckpointStore.latest(): a record that cannot be read is an error, not an older version', { timeout: 30_000 }, async () => {
+  const nats = await natsServer();
+  await published(nats, 'latest-read-error', 1, 1);
+  await published(nats, 'latest-read-error', 2, 2);
+  const nc = await connectNats({ url: nats.url, name: 'latest-read-error' });
+  cleanups.push(() => nc.close());
+  const store = await CheckpointStore.open(nc, { runId: 'latest-read-error', readOnly: true });
+  const inject = failNextRecordRead('v0000000002');
+  try {
+    await assert.rejects(store.latest(), /TIMEOUT/);
+  } finally {
+    inject.restore();
+  }
+  assert.equal(inject.failed(), 1);
+  assert.equal((await store.latest())?.version, 2);
+});
+
+test('a learner restarting while the newest checkpoint record cannot be read resumes from it (after a retry), and the run goes on', { timeout: 120_000 }, async () => {
+  const nats = await natsServer();
+  const { orch, log } = await orchestrator(nats, runConfig('latest-fallback', 400));
+  let failed: Error | undefined;
+  orch.done.catch((e: Error) => (failed = e));
+  const opts = { orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, workerId: 'learner-1', metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } };
+  const first = await runLearner(opts);
+  assert.ok(await until(() => orch.coordinator.state.ackedSeq >= 6, 60_000), 'the first learner trained 6 batches');
+  await first.stop();
+  await sleep(300);
+  const acked = orch.coordinator.state;
+  const inject = failNextRecordRead(`v${String(acked.learnerVersion).padStart(10, '0')}`);
+  let second: Awaited<ReturnType<typeof runLearner>>;
+  try {
+    second = await runLearner(opts);
+    cleanups.push(() => second.stop({ graceMs: 500 }));
+    await second.ready;
+  } finally {
+    inject.restore();
+  }
+  assert.equal(inject.failed(), 1, 'the newest record read failed once');
+  assert.ok(second.state()!.version >= acked.learnerVersion, `the learner resumed at v${second.state()!.version}, behind the acknowledged v${acked.learnerVersion}`);
+  // before the fix the orchestrator logged thousands of gaps and never acknowledged another batch
+  const moved = await until(() => orch.coordinator.state.ackedSeq > acked.ackedSeq || failed !== undefined, 60_000);
+  assert.equal(failed, undefined);
+  assert.ok(moved, `no batch acknowledged after ${acked.ackedSeq}; gaps logged: ${log.filter((l) => /: gap: /.test(l)).length}`);
+});
+
+test('a learner reconnecting while its old session is still open keeps trying, and joins once that session ends', { timeout: 60_000 }, async () => {
+  const nats = await natsServer();
+  const { orch, log } = await orchestrator(nats, runConfig('learner-refused', 3));
+  // the old session (a cut link not yet noticed: it ends at the heartbeat timeout; here, closed 2 s after the learner starts)
+  const old = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
+  await sleep(300);
+  // the learner process (same worker id) reconnects in its place
+  const learner = await runLearner({ orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, workerId: 'learner-1', metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  cleanups.push(() => learner.stop({ graceMs: 500 }));
+  let ended: string | undefined;
+  learner.done.then(() => (ended = 'stopped'), (e: Error) => (ended = e.message));
+  await sleep(2000);
+  assert.ok(log.some((l) => /is already connected/.test(l)), 'the learner was refused while the old session was open');
+  await old.conn.close();
+  // before the fix it stopped at the first refusal (FAILED_PRECONDITION is not retried) and nothing was trained
+  const trained = await until(() => orch.coordinator.state.ackedSeq >= 1 || ended !== undefined, 30_000);
+  assert.equal(ended, undefined, 'the learner stopped instead of trying again');
+  assert.ok(trained, `no batch acknowledged:\n${log.join('\n')}`);
+});
+
+test('a NATS stall while a duplicate answer is checked against the newest checkpoint is waited out, not a failed run', { timeout: 90_000 }, async () => {
+  const nats = await natsServer();
+  // the learner published v2 (batch 2) before it was killed; the orchestrator acknowledged nothing
+  await published(nats, 'dup-nats-stall', 2, 2);
+  const { orch, log } = await orchestrator(nats, runConfig('dup-nats-stall', 3));
+  let failed: string | undefined;
+  orch.done.catch((e: Error) => (failed = e.message));
+  const { conn, got } = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
+  assert.ok(await until(() => got.some((m) => m.train_batch?.batch_seq === 1), 20_000), 'batch 1 sent');
+  const b1 = got.find((m) => m.train_batch?.batch_seq === 1)!.train_batch!;
+  // nats-server stalls (SIGSTOP) as the restarted learner answers `duplicate`, then is killed and restarted on its store
+  nats.pause();
+  await conn.send({ train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: false, skipped_reason: 'duplicate', version: 2 } });
+  await sleep(7000);
+  await nats.kill();
+  await nats.restart();
+  await until(() => failed !== undefined || orch.coordinator.state.ackedSeq >= 2, 60_000);
+  assert.equal(failed, undefined, 'a short NATS outage failed the run');
+  // acknowledged as far as the published checkpoint records, as without the stall
+  assert.deepEqual(orch.coordinator.state, { ackedSeq: 2, learnerVersion: 2 }, log.join('\n'));
+});
+
+test("a Hello's catch-up cancels the tasks of the open batches it acknowledges", { timeout: 60_000 }, async () => {
+  const nats = await natsServer();
+  // the learner applied GRPO batch 1 while the orchestrator was down
+  await published(nats, 'catchup-orphans', 1, 1);
+  const dir = mkdtempSync(join(tmpdir(), 'catchup-orphans-'));
+  const config = runConfig('catchup-orphans', 0, {
+    grpo: { steps: 6, groupSize: 2, samplesPerBatch: 2, maxStaleness: 2, advantageMode: 'scalar' },
+    orchestrator: { leaseSeconds: 30, heartbeatSeconds: 1 },
+  });
+  const { orch } = await orchestrator(nats, config, join(dir, 'events.jsonl'));
+  // a rollout worker that holds what it is given and answers nothing
+  const held = new Set<string>();
+  const { conn: rollout, got } = await rawWorker(orch, {
+    role: 'ROLLOUT', workerId: 'r1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 16 }, heartbeat: () => ({ active_task_ids: [...held] }),
+  }, (m) => {
+    if (m.rollout_task) held.add(m.rollout_task.task_id);
+    if (m.cancel_task) held.delete(m.cancel_task.task_id);
+  });
+  // batches 1..3 open (stored state 0, maxStaleness 2): 6 rollout tasks, batch 1's for cursors 0 and 1
+  assert.ok(await until(() => got.filter((m) => m.rollout_task).length >= 6, 20_000), '6 rollout tasks');
+  const batch1 = got.flatMap((m) => (m.rollout_task && /-r[01]-/.test(m.rollout_task.task_id) ? [m.rollout_task.task_id] : []));
+  assert.equal(batch1.length, 2);
+  // the learner reconnects: its Hello says it holds batch 1, which its published v1 confirms
+  await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1', hello: { last_batch_seq: 1, policy_version: 1 } });
+  assert.ok(await until(() => orch.coordinator.state.ackedSeq === 1, 20_000), 'batch 1 caught up');
+  const cancelled = () => got.flatMap((m) => (m.cancel_task ? [m.cancel_task.task_id] : []));
+  // before the fix no cancel came, and the failure below logged batch 1's sample dropped
+  const allCancelled = await until(() => batch1.every((id) => cancelled().includes(id)), 5000);
+  await rollout.send({ task_error: { task_id: batch1[0]!, attempt: 1, code: 'bad_input', message: 'gave up', retryable: false } });
+  await sleep(500);
+  const ev = events(dir);
+  const trainedSamples = new Set(ev.flatMap((e) => (e.type === 'trained' ? e.samples : [])));
+  const droppedTrained = ev.filter((e) => e.type === 'dropped' && trainedSamples.has(e.sample));
+  assert.deepEqual(droppedTrained, [], 'a sample of a batch recorded trained is also logged dropped');
+  assert.ok(allCancelled, `batch 1's tasks were not cancelled at their holder (cancelled: ${cancelled().join(', ') || 'none'})`);
+});
+
+test('a worker connecting after the run completed is told to shut down', { timeout: 60_000 }, async () => {
+  const nats = await natsServer();
+  const runId = 'end-shutdown';
+  // the final acknowledgement was stored, then the orchestrator was killed: restarted, it is complete at once
+  const nc = await connectNats({ url: nats.url, name: 'end-shutdown' });
+  const state = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await state.create({ ackedSeq: 3, learnerVersion: 3 });
+  await nc.drain();
+  const { orch } = await orchestrator(nats, runConfig(runId, 3));
+  await orch.done;
+  // the learner reconnects (from its backoff); before the fix it got nothing, and reconnected for ever once the
+  // orchestrator stopped
+  const { got } = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
+  assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
+  assert.equal(got.find((m) => m.shutdown)!.shutdown!.reason, 'run complete');
+});
