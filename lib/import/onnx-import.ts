@@ -159,6 +159,14 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
       env.set(io.name, v);
     }
     for (const [name, h] of hostInits) env.set(name, h);
+    // Each run-time dimension ('N') is read, where a node needs it at run time, from the first input holding it.
+    const dimSources = new Map<string, { value: Value; axis: number }>();
+    for (const io of inputs) {
+      const v = feeds[io.name];
+      v.shape.forEach((d, axis) => {
+        if (typeof d === 'string' && !dimSources.has(d)) dimSources.set(d, { value: v, axis });
+      });
+    }
     const lookup = (name: string, what: string): Value | HostValue | undefined => {
       const v = env.get(name);
       if (v || !floats.has(name)) {
@@ -218,7 +226,7 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
       };
       const ctx: NodeContext = {
         g, opType: n.opType!, opset, what, inputCount: names.length, outputCount: (n.output ?? []).filter((o) => o !== '').length,
-        has, isHost, isInitializer, tensor, host, attr,
+        has, isHost, isInitializer, tensor, host, attr, runtimeDim: (d) => dimSources.get(d),
       };
       const outs = translateNode(ctx, n, names, env, floats);
       (n.output ?? []).forEach((name, i) => {

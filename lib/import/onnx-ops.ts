@@ -24,6 +24,8 @@ export interface NodeContext {
   tensor(i: number): Value;
   host(i: number): HostValue;
   attr(name: string): unknown;
+  /** Which graph input holds a run-time dimension, and at which axis (to read it while the graph runs). */
+  runtimeDim: op.DimSource;
 }
 
 export type Translated = Value | HostValue;
@@ -450,7 +452,8 @@ export const translators: Record<string, Translator> = {
   Expand: (c) => {
     const x = c.tensor(0);
     const shape = c.host(1).data as Shape;
-    return [op.expandTo(x, op.broadcastShapes(x.shape, shape, 'Expand'), x)];
+    // A run-time batch in the target (pos_embed.expand(B, -1, -1)) is read from the input that carries it.
+    return [op.expandTo(x, op.broadcastShapes(x.shape, shape, 'Expand'), c.runtimeDim)];
   },
   Tile: (c) => [nn.tile(c.tensor(0), staticInts(c, 1, 'repeats'))],
   Gather: (c) => [gatherNode(c)],

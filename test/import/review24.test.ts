@@ -1,0 +1,67 @@
+// Whole small graphs that once imported wrongly (review 24): each against onnxruntime running the file
+// itself, or refused with the file and the node named.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Graph } from '../../lib/graph/graph.ts';
+import { serialize } from '../../lib/graph/onnx.ts';
+import { expandTo } from '../../lib/graph/ops.ts';
+import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
+import { testRandom } from '../../lib/graph/gradcheck.ts';
+import { importOnnx, type ImportOptions } from '../../lib/import/onnx-import.ts';
+import { int, onnxModel, type ModelTensor } from './models.ts';
+
+const rand = testRandom(24);
+const randoms = (n: number) => Array.from({ length: n }, () => rand() * 2 - 1);
+const f = (name: string, dims: number[]): ModelTensor => ({ name, dims, values: randoms(dims.reduce((a, b) => a * b, 1)) });
+const i64 = (name: string, values: number[], dims = [values.length]): ModelTensor => ({ name, dims, values, dtype: 'int64' });
+
+/** Max |imported - onnxruntime(file)| of the first output, for random inputs of the given sizes. */
+async function maxError(bytes: Uint8Array, dims: Record<string, number[]>, opts: ImportOptions = {}): Promise<{ err: number; got: number[]; want: number[] }> {
+  const net = importOnnx(bytes, { source: 'case.onnx', ...opts });
+  const g = new Graph();
+  const ins = Object.fromEntries(net.inputs.map((io) => [io.name, g.input(io.name, io.shape)]));
+  const [y] = net.build(g, ins, (p) => g.input(`param.${p.name}`, p.shape));
+  g.output('y', y);
+  const feeds: Feeds = Object.fromEntries(Object.entries(dims).map(([k, d]) => [k, { dims: d, data: Float32Array.from(randoms(d.reduce((a, b) => a * b, 1))) }]));
+  const params: Feeds = Object.fromEntries([...net.weights].map(([n, t]) => [`param.${n}`, { data: t.data, dims: t.shape }]));
+  const ours = await GraphSession.create(serialize(g));
+  const ref = await GraphSession.create(bytes);
+  try {
+    const got = (await ours.run({ ...feeds, ...params })).y;
+    const want = Object.values(await ref.run(feeds))[0];
+    assert.deepEqual(got.dims, want.dims, 'output shape');
+    return { err: want.data.reduce((m, v, j) => Math.max(m, Math.abs(v - got.data[j])), 0), got: got.dims, want: want.dims };
+  } finally {
+    await ours.release();
+    await ref.release();
+  }
+}
+
+test('Expand to a shape holding the run-time batch expands the batch (pos_embed.expand(B, ...))', async () => {
+  // e = pos_embed.expand(shape(conv(image))); y = conv(image) + e.sum(0): B * pos_embed, so the batch counts.
+  const bytes = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'image', dims: ['batch', 3, 4, 4] }],
+    nodes: [
+      { op: 'Conv', inputs: ['image', 'conv.weight'], outputs: ['c'], attrs: [{ name: 'pads', type: 7, ints: [1, 1, 1, 1] }] },
+      { op: 'Shape', inputs: ['c'], outputs: ['s'] },
+      { op: 'Expand', inputs: ['pos_embed', 's'], outputs: ['e'] },
+      { op: 'ReduceSum', inputs: ['e', 'ax0'], outputs: ['m'], attrs: [int('keepdims', 1)] },
+      { op: 'Add', inputs: ['c', 'm'], outputs: ['y'] },
+    ],
+    inits: [f('conv.weight', [3, 3, 3, 3]), f('pos_embed', [1, 3, 4, 4]), i64('ax0', [0])],
+    outputs: ['y'],
+  });
+  for (const batch of [1, 3]) {
+    const { err } = await maxError(bytes, { image: [batch, 3, 4, 4] }, { symbolicBatch: true });
+    assert.ok(err < 1e-5, `batch ${batch}: max error ${err}`);
+  }
+});
+
+test('expandTo reads a run-time dimension only from a tensor that holds it', () => {
+  const g = new Graph();
+  const x = g.input('x', [1, 3]);
+  const other = g.input('other', ['M', 3]);
+  assert.throws(() => expandTo(x, ['N', 3], other), /nothing holds the run-time dimension 'N'/);
+  assert.deepEqual(expandTo(x, ['M', 3], other).shape, ['M', 3]);
+});
