@@ -425,7 +425,10 @@ export const translators: Record<string, Translator> = {
   ConvTranspose: (c) => [convLike(c, true)],
   BatchNormalization: (c) => {
     if (c.opset < 9 && int(c, 'spatial', 1) !== 1) fail(c, 'spatial=0 batch normalisation is not supported');
-    if (int(c, 'training_mode', 0)) fail(c, 'training-mode batch normalisation is not supported (export in eval mode)');
+    // Training form (the batch's own statistics), in each opset's spelling: is_test=0 (opset 6, its
+    // default), the running-statistics outputs (7-13: only a training-mode node has them), training_mode=1.
+    const training = c.opset < 7 ? int(c, 'is_test', 0) === 0 : c.opset < 14 ? c.outputCount > 1 : int(c, 'training_mode', 0) === 1;
+    if (training) fail(c, `training-mode batch normalisation is not supported (${c.opset < 7 ? 'is_test=0' : c.opset < 14 ? `${c.outputCount} outputs` : 'training_mode=1'}): export the network in eval mode (model.eval() before torch.onnx.export)`);
     return [nn.batchNorm(c.tensor(0), c.tensor(1), c.tensor(2), c.tensor(3), c.tensor(4), float(c, 'epsilon', 1e-5))];
   },
   InstanceNormalization: (c) => [nn.instanceNorm(c.tensor(0), c.tensor(1), c.tensor(2), float(c, 'epsilon', 1e-5))],

@@ -65,3 +65,26 @@ test('expandTo reads a run-time dimension only from a tensor that holds it', () 
   assert.throws(() => expandTo(x, ['N', 3], other), /nothing holds the run-time dimension 'N'/);
   assert.deepEqual(expandTo(x, ['M', 3], other).shape, ['M', 3]);
 });
+
+const bnModel = (opset: number, outputs: number, attrs = [] as ReturnType<typeof int>[]) => onnxModel({
+  opset,
+  inputs: [{ name: 'x', dims: [2, 3, 5, 6] }],
+  nodes: [{ op: 'BatchNormalization', name: '/bn/BatchNormalization', inputs: ['x', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'], outputs: ['y', 'rm', 'rv', 'sm', 'sv'].slice(0, outputs), attrs }],
+  inits: [f('bn.weight', [3]), f('bn.bias', [3]), { name: 'bn.running_mean', dims: [3], values: [0.5, -0.5, 0.2] }, { name: 'bn.running_var', dims: [3], values: [4, 2, 3] }],
+  outputs: ['y'],
+});
+
+test('BatchNormalization in training form is refused in every opset spelling, naming the node', async () => {
+  // opsets 7-13: a node with the running-statistics outputs is the training form (PyTorch's train-mode export)
+  for (const opset of [7, 9, 13]) {
+    assert.throws(() => importOnnx(bnModel(opset, 5), { source: 'bn.onnx' }), /bn\.onnx: node '\/bn\/BatchNormalization' \(BatchNormalization\): training-mode batch normalisation .*5 outputs.*eval mode/);
+  }
+  assert.throws(() => importOnnx(bnModel(6, 1), { source: 'bn.onnx' }), /training-mode batch normalisation .*is_test=0/);
+  assert.throws(() => importOnnx(bnModel(15, 3, [int('training_mode', 1)]), { source: 'bn.onnx' }), /training_mode=1/);
+  // the inference forms still import and match onnxruntime (which has no opset-6 BatchNormalization)
+  assert.equal(importOnnx(bnModel(6, 1, [int('is_test', 1)])).params.length, 4);
+  for (const opset of [9, 15]) {
+    const err = await maxError(bnModel(opset, 1), { x: [2, 3, 5, 6] });
+    assert.ok(err < 1e-5, `opset ${opset}: max error ${err}`);
+  }
+});
