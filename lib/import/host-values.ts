@@ -7,7 +7,8 @@ export type HostScalar = number | string;
 
 export interface HostValue {
   kind: 'host';
-  dtype: 'float' | 'int' | 'bool';
+  /** 'float' is float32 (every result rounded to it, as onnxruntime computes), 'double' float64 (a Cast to it). */
+  dtype: 'float' | 'double' | 'int' | 'bool';
   dims: number[];
   data: HostScalar[];
 }
@@ -32,11 +33,13 @@ export function numbersOf(v: HostValue, what: string): number[] {
 
 function arith(op: string, a: HostScalar, b: HostScalar, dtype: HostValue['dtype']): HostScalar {
   if (typeof a === 'number' && typeof b === 'number') {
+    // float32 results rounded as onnxruntime's float32 kernels round them: floor(10 * 0.7f) is 7, not 6.
+    const round = dtype === 'float' ? Math.fround : (x: number) => x;
     switch (op) {
-      case 'Add': return a + b;
-      case 'Sub': return a - b;
-      case 'Mul': return a * b;
-      case 'Div': return dtype === 'int' ? Math.trunc(a / b) : a / b;
+      case 'Add': return round(a + b);
+      case 'Sub': return round(a - b);
+      case 'Mul': return round(a * b);
+      case 'Div': return dtype === 'int' ? Math.trunc(a / b) : round(a / b);
       case 'Equal': return a === b ? 1 : 0;
     }
   }
@@ -100,6 +103,41 @@ function slice1d(x: HostValue, start: number, end: number, step: number): HostVa
   return hostValue(x.dtype, [out.length], out);
 }
 
+/** A float rounded to the nearest value with `mantissa` bits after the point (ties to even), exponent >= `minExp`. */
+function roundToFormat(x: number, mantissa: number, minExp: number, max: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const a = Math.abs(x);
+  let e = Math.max(minExp, Math.floor(Math.log2(a)));
+  if (e > minExp && 2 ** e > a) e--;
+  if (2 ** (e + 1) <= a) e++;
+  const q = 2 ** (e - mantissa);
+  const v = a / q;
+  let r = Math.round(v);
+  if (r - v === 0.5 && r % 2 !== 0) r--;
+  const out = r * q;
+  return Math.sign(x) * (out > max ? Infinity : out);
+}
+
+/** float16 and bfloat16 values as a float32 Cast to them rounds (to nearest, ties to even). */
+export const toFloat16 = (x: number): number => roundToFormat(Math.fround(x), 10, -14, 65504);
+export const toBfloat16 = (x: number): number => roundToFormat(Math.fround(x), 7, -126, 3.3895313892515355e38);
+
+/** ONNX Cast of a static value: float types rounded to their precision, integer types truncated. */
+function castHost(a: HostValue, to: number): HostValue {
+  const each = (f: (x: number) => number) => a.data.map((x) => (typeof x === 'number' ? f(x) : x));
+  switch (to) {
+    case 1: return hostValue('float', a.dims, each(Math.fround));
+    case 11: return hostValue('double', a.dims, a.data);
+    // float16 / bfloat16 values are float32 values too; the arithmetic after them is float32 in this graph
+    case 10: return hostValue('float', a.dims, each(toFloat16));
+    case 16: return hostValue('float', a.dims, each(toBfloat16));
+    case 9: return hostValue('bool', a.dims, each((x) => (x !== 0 ? 1 : 0)));
+    case 2: case 3: case 4: case 5: case 6: case 7: case 12: case 13:
+      return hostValue('int', a.dims, each(Math.trunc));
+    default: throw new Error(`Cast of a static value to ONNX type ${to} is not supported`);
+  }
+}
+
 export interface HostArgs {
   op: string;
   inputs: Array<HostValue | null>;
@@ -119,11 +157,8 @@ export function evalHost({ op, inputs, attr, opset }: HostArgs): HostValue | nul
     case 'Div':
     case 'Equal':
       return binary(op, a!, b!);
-    case 'Cast': {
-      const to = Number(attr('to'));
-      const dtype = to === 1 || to === 11 ? 'float' : to === 9 ? 'bool' : 'int';
-      return hostValue(dtype, a!.dims, dtype === 'int' ? a!.data.map((x) => (typeof x === 'number' ? Math.trunc(x) : x)) : a!.data);
-    }
+    case 'Cast':
+      return castHost(a!, Number(attr('to')));
     case 'Floor':
     case 'Ceil':
     case 'Neg': {

@@ -301,6 +301,7 @@ function materialise(g: Graph, v: HostValue, what: string): Value {
     if (typeof x !== 'number') throw new Error(`${what}: a value depends on the run-time dimension '${x}' and cannot be a constant`);
     return x;
   });
-  if (v.dtype === 'float' && v.dims.length === 0) return g.scalar(data[0]);
-  return g.constant(data, v.dims, v.dtype === 'float' ? 'float32' : v.dtype === 'int' ? 'int64' : 'bool');
+  const float = v.dtype === 'float' || v.dtype === 'double';
+  if (float && v.dims.length === 0) return g.scalar(data[0]);
+  return g.constant(data, v.dims, float ? 'float32' : v.dtype === 'int' ? 'int64' : 'bool');
 }

@@ -8,11 +8,13 @@ import { expandTo } from '../../lib/graph/ops.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { testRandom } from '../../lib/graph/gradcheck.ts';
 import { importOnnx, type ImportOptions } from '../../lib/import/onnx-import.ts';
-import { int, onnxModel, type ModelTensor } from './models.ts';
+import { int, modelTensor, onnxModel, type ModelTensor } from './models.ts';
 
 const rand = testRandom(24);
 const randoms = (n: number) => Array.from({ length: n }, () => rand() * 2 - 1);
 const f = (name: string, dims: number[]): ModelTensor => ({ name, dims, values: randoms(dims.reduce((a, b) => a * b, 1)) });
+/** A Constant node (what torch.onnx.export writes for a traced float). */
+const constant = (out: string, dims: number[], values: number[]) => ({ op: 'Constant', inputs: [], outputs: [out], attrs: [{ name: 'value', type: 4, t: modelTensor({ name: out, dims, values }) }] });
 const i64 = (name: string, values: number[], dims = [values.length]): ModelTensor => ({ name, dims, values, dtype: 'int64' });
 
 /** Max |imported - onnxruntime(file)| of the first output, for random inputs of the given sizes. */
@@ -86,5 +88,47 @@ test('BatchNormalization in training form is refused in every opset spelling, na
   for (const opset of [9, 15]) {
     const err = await maxError(bnModel(opset, 1), { x: [2, 3, 5, 6] });
     assert.ok(err < 1e-5, `opset ${opset}: max error ${err}`);
+  }
+});
+
+test("host shape arithmetic is float32, as onnxruntime's: interpolate(scale_factor=0.7) on 10 gives 7", async () => {
+  // sizes = Cast(Floor(Cast(shape[2:4], float) * 0.7f), int64), as torch writes F.interpolate(scale_factor=0.7)
+  const bytes = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'x', dims: ['N', 3, 10, 10] }],
+    nodes: [
+      constant('scale', [], [0.7]),
+      { op: 'Shape', inputs: ['x'], outputs: ['s'] },
+      { op: 'Slice', inputs: ['s', 'two', 'four'], outputs: ['hw'] },
+      { op: 'Cast', inputs: ['hw'], outputs: ['hwf'], attrs: [int('to', 1)] },
+      { op: 'Mul', inputs: ['hwf', 'scale'], outputs: ['m'] },
+      { op: 'Floor', inputs: ['m'], outputs: ['fl'] },
+      { op: 'Cast', inputs: ['fl'], outputs: ['hwi'], attrs: [int('to', 7)] },
+      { op: 'Slice', inputs: ['s', 'zero', 'two'], outputs: ['nc'] },
+      { op: 'Concat', inputs: ['nc', 'hwi'], outputs: ['sizes'], attrs: [int('axis', 0)] },
+      { op: 'Resize', inputs: ['x', '', '', 'sizes'], outputs: ['y'], attrs: [{ name: 'mode', type: 3, s: new TextEncoder().encode('linear') }] },
+    ],
+    inits: [i64('two', [2]), i64('four', [4]), i64('zero', [0])],
+    outputs: ['y'],
+  });
+  assert.deepEqual(importOnnx(bytes, { symbolicBatch: true }).outputs[0].shape, ['N', 3, 7, 7]);
+  assert.ok((await maxError(bytes, { x: [2, 3, 10, 10] }, { symbolicBatch: true })) < 1e-5);
+});
+
+test('a static Cast to float16 or bfloat16 rounds to that precision (it truncated to an integer)', async () => {
+  for (const to of [10, 16]) {
+    const bytes = onnxModel({
+      opset: 13,
+      inputs: [{ name: 'x', dims: [1, 4] }],
+      nodes: [
+        constant('k', [4], [0.5, 1.7, -3.14159, 1000.3]),
+        { op: 'Cast', inputs: ['k'], outputs: ['k16'], attrs: [int('to', to)] },
+        { op: 'Cast', inputs: ['k16'], outputs: ['k32'], attrs: [int('to', 1)] },
+        { op: 'Mul', inputs: ['x', 'k32'], outputs: ['y'] },
+      ],
+      outputs: ['y'],
+    });
+    const err = await maxError(bytes, { x: [1, 4] });
+    assert.equal(err, 0, `to=${to}: max error ${err}`);
   }
 });
