@@ -2,13 +2,18 @@
 // itself, or refused with the file and the node named.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { expandTo } from '../../lib/graph/ops.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { testRandom } from '../../lib/graph/gradcheck.ts';
 import { importOnnx, type ImportOptions } from '../../lib/import/onnx-import.ts';
-import { int, modelTensor, onnxModel, type ModelTensor } from './models.ts';
+import { importedPolicy } from '../../lib/models/imported-policy.ts';
+import { importReport } from '../../lib/import/report.ts';
+import { int, modelTensor, onnxModel, str, type ModelTensor } from './models.ts';
 
 const rand = testRandom(24);
 const randoms = (n: number) => Array.from({ length: n }, () => rand() * 2 - 1);
@@ -106,7 +111,7 @@ test("host shape arithmetic is float32, as onnxruntime's: interpolate(scale_fact
       { op: 'Cast', inputs: ['fl'], outputs: ['hwi'], attrs: [int('to', 7)] },
       { op: 'Slice', inputs: ['s', 'zero', 'two'], outputs: ['nc'] },
       { op: 'Concat', inputs: ['nc', 'hwi'], outputs: ['sizes'], attrs: [int('axis', 0)] },
-      { op: 'Resize', inputs: ['x', '', '', 'sizes'], outputs: ['y'], attrs: [{ name: 'mode', type: 3, s: new TextEncoder().encode('linear') }] },
+      { op: 'Resize', inputs: ['x', '', '', 'sizes'], outputs: ['y'], attrs: [str('mode', 'linear')] },
     ],
     inits: [i64('two', [2]), i64('four', [4]), i64('zero', [0])],
     outputs: ['y'],
@@ -130,5 +135,34 @@ test('a static Cast to float16 or bfloat16 rounds to that precision (it truncate
     });
     const err = await maxError(bytes, { x: [1, 4] });
     assert.equal(err, 0, `to=${to}: max error ${err}`);
+  }
+});
+
+test('a network the importer translates wrongly is refused when a policy loads it, naming the file and the difference', async () => {
+  // nearest 7 -> 2 (asymmetric, round_prefer_ceil): one of the documented float32 ties where the importer's index
+  // differs from onnxruntime's (docs/import.md), standing for any mistranslation the import command would catch.
+  const bytes = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'image', dims: ['batch', 3, 7, 7] }],
+    nodes: [
+      { op: 'Shape', inputs: ['image'], outputs: ['s'] },
+      { op: 'Slice', inputs: ['s', 'zero', 'two'], outputs: ['nc'] },
+      { op: 'Concat', inputs: ['nc', 'small'], outputs: ['sz'], attrs: [int('axis', 0)] },
+      { op: 'Resize', inputs: ['image', '', '', 'sz'], outputs: ['d'], attrs: [str('mode', 'nearest'), str('coordinate_transformation_mode', 'asymmetric'), str('nearest_mode', 'round_prefer_ceil')] },
+      { op: 'Resize', inputs: ['d', '', '', 's'], outputs: ['y'], attrs: [str('mode', 'nearest')] },
+    ],
+    inits: [i64('zero', [0]), i64('two', [2]), i64('small', [2, 2])],
+    outputs: ['y'],
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'review24-'));
+  try {
+    const file = join(dir, 'tie.onnx');
+    writeFileSync(file, bytes);
+    assert.throws(() => importedPolicy({ onnx: file, height: 7, width: 7 }), new RegExp(`${file.replace(/[.]/g, '\\.')}: the imported network does not compute what onnxruntime computes .*batch 2.*max \\|difference\\| \\d`));
+    // the same check through the import command
+    const r = await importReport(file);
+    assert.equal(r.forward?.ok, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
