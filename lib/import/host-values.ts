@@ -52,14 +52,15 @@ function arith(op: string, a: HostScalar, b: HostScalar, dtype: HostValue['dtype
   throw new Error(`${op} of '${a}' and '${b}' depends on a run-time dimension`);
 }
 
-/** Elementwise binary op with numpy broadcasting on host values. */
-function binary(op: string, a: HostValue, b: HostValue): HostValue {
-  const r = Math.max(a.dims.length, b.dims.length);
-  const pad = (d: number[]) => [...new Array<number>(r - d.length).fill(1), ...d];
-  const [da, db] = [pad(a.dims), pad(b.dims)];
-  const dims = da.map((x, i) => (x === 1 ? db[i] : x));
-  const n = dims.reduce((p, q) => p * q, 1);
-  const index = (d: number[], flat: number): number => {
+/** The numpy broadcast of several shapes, and for each operand a map from an output flat index to its own. */
+function broadcast(shapes: number[][], what: string): { dims: number[]; at: Array<(flat: number) => number> } {
+  const r = Math.max(...shapes.map((d) => d.length));
+  const padded = shapes.map((d) => [...new Array<number>(r - d.length).fill(1), ...d]);
+  const dims = Array.from({ length: r }, (_, i) => Math.max(...padded.map((d) => d[i])));
+  for (const d of padded) {
+    if (d.some((x, i) => x !== 1 && x !== dims[i])) throw new Error(`${what}: static shapes [${shapes.map((s) => `[${s}]`).join(', ')}] do not broadcast`);
+  }
+  const at = padded.map((d) => (flat: number): number => {
     let idx = 0;
     let stride = 1;
     let rem = flat;
@@ -70,9 +71,16 @@ function binary(op: string, a: HostValue, b: HostValue): HostValue {
       stride *= d[i];
     }
     return idx;
-  };
+  });
+  return { dims, at };
+}
+
+/** Elementwise binary op with numpy broadcasting on host values. */
+function binary(op: string, a: HostValue, b: HostValue): HostValue {
+  const { dims, at } = broadcast([a.dims, b.dims], op);
+  const n = dims.reduce((p, q) => p * q, 1);
   const dtype = op === 'Equal' ? 'bool' : a.dtype;
-  const data = Array.from({ length: n }, (_, i) => arith(op, a.data[index(da, i)], b.data[index(db, i)], a.dtype));
+  const data = Array.from({ length: n }, (_, i) => arith(op, a.data[at[0](i)], b.data[at[1](i)], a.dtype));
   return hostValue(dtype, dims, data);
 }
 
@@ -212,8 +220,9 @@ export function evalHost({ op, inputs, attr, opset }: HostArgs): HostValue | nul
     }
     case 'Where': {
       const [c, x, y] = inputs as HostValue[];
-      if (c.data.length !== x.data.length || x.data.length !== y.data.length) throw new Error('Where on static values needs equal shapes');
-      return hostValue(x.dtype, x.dims, c.data.map((k, i) => (k ? x.data[i] : y.data[i])));
+      const { dims, at } = broadcast([c.dims, x.dims, y.dims], 'Where');
+      const n = dims.reduce((p, q) => p * q, 1);
+      return hostValue(x.dtype, dims, Array.from({ length: n }, (_, i) => (c.data[at[0](i)] ? x.data[at[1](i)] : y.data[at[2](i)])));
     }
     default:
       return null;

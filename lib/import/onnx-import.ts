@@ -228,7 +228,14 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
         g, opType: n.opType!, opset, what, inputCount: names.length, outputCount: (n.output ?? []).filter((o) => o !== '').length,
         has, isHost, isInitializer, tensor, host, attr, runtimeDim: (d) => dimSources.get(d),
       };
-      const outs = translateNode(ctx, n, names, env, floats);
+      let outs: Translated[];
+      try {
+        outs = translateNode(ctx, n, names, env, floats);
+      } catch (e) {
+        // Every error names the file and the node (a builder's own message names neither).
+        const message = (e as Error).message;
+        throw message.startsWith(what) ? e : new Error(`${what}: ${message}`, { cause: e });
+      }
       (n.output ?? []).forEach((name, i) => {
         if (name !== '' && outs[i] !== undefined) env.set(name, outs[i]);
       });
@@ -274,12 +281,26 @@ function translateNode(c: NodeContext, n: NodeProto, names: string[], env: Map<s
   // Static whenever every input is: folded on the host (shape arithmetic, constants).
   const present = names.map((_, i) => c.has(i));
   const staticInputs = present.every((p, i) => !p || c.isHost(i));
+  // Where folding cannot (a float constant gathered along axis 1), an op with a tensor builder is built on
+  // constants instead; if that fails too, the folding's reason is the one given. Integer values are shapes
+  // and indices, which later nodes need static: for them the folding's reason stands at once.
+  let unfolded: unknown;
   if (op !== 'Constant' && staticInputs) {
-    const folded = evalHost({ op, inputs: names.map((_, i) => (c.has(i) ? c.host(i) : null)), attr: c.attr, opset: c.opset });
-    if (folded) return [folded];
+    try {
+      const folded = evalHost({ op, inputs: names.map((_, i) => (c.has(i) ? c.host(i) : null)), attr: c.attr, opset: c.opset });
+      if (folded) return [folded];
+    } catch (e) {
+      const data = c.has(0) ? c.host(0).dtype : 'int';
+      if (HOST_ONLY.has(op) || (data !== 'float' && data !== 'double')) throw e;
+      unfolded = e;
+    }
   }
   if (HOST_ONLY.has(op)) throw new Error(`${c.what}: only supported on static values (shapes and constants), but an input is computed at run time`);
-  return translators[op](c);
+  try {
+    return translators[op](c);
+  } catch (e) {
+    throw unfolded ?? e;
+  }
 }
 
 /** The model with the named initializers replaced (merged adapters, a state dict's weights). */

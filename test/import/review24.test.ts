@@ -166,3 +166,53 @@ test('a network the importer translates wrongly is refused when a policy loads i
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a float constant gathered along axis 1 is built on constants where folding cannot (it was refused)', async () => {
+  const bytes = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'x', dims: [2, 2] }],
+    nodes: [constant('k', [2, 3], [1, 2, 3, 4, 5, 6]), { op: 'Gather', inputs: ['k', 'i'], outputs: ['g'], attrs: [int('axis', 1)] }, { op: 'Mul', inputs: ['x', 'g'], outputs: ['y'] }],
+    inits: [i64('i', [2, 0])],
+    outputs: ['y'],
+  });
+  assert.ok((await maxError(bytes, { x: [2, 2] })) < 1e-6);
+});
+
+test('Where on static values broadcasts (it needed equal shapes)', async () => {
+  // mask [2,1] against values [1,3] and a scalar: the [2,3] result, as onnxruntime
+  const bytes = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'x', dims: [2, 3] }],
+    nodes: [
+      constant('v', [1, 3], [1, 2, 3]), constant('zero', [], [0]), constant('cut', [2, 1], [0.5, -0.5]),
+      constant('half', [2, 1], [0.5, 7]),
+      { op: 'Equal', inputs: ['cut', 'half'], outputs: ['mask'] },
+      { op: 'Where', inputs: ['mask', 'v', 'zero'], outputs: ['w'] },
+      { op: 'Mul', inputs: ['x', 'w'], outputs: ['y'] },
+    ],
+    outputs: ['y'],
+  });
+  assert.ok((await maxError(bytes, { x: [2, 3] })) < 1e-6);
+});
+
+test('an error from a builder or from folding names the file and the node', () => {
+  // x.view(B * C, H, W): a product with the run-time batch, which the importer does not represent
+  const bytes = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'x', dims: ['batch', 3, 4, 4] }],
+    nodes: [
+      { op: 'Shape', inputs: ['x'], outputs: ['s'] },
+      { op: 'Gather', inputs: ['s', 'zero0'], outputs: ['n'], attrs: [int('axis', 0)] },
+      { op: 'Mul', inputs: ['n', 'three'], outputs: ['n3'], name: '/Mul_bc' },
+      { op: 'Unsqueeze', inputs: ['n3', 'zero'], outputs: ['n3u'] },
+      { op: 'Concat', inputs: ['n3u', 'hw'], outputs: ['shape'], attrs: [int('axis', 0)] },
+      { op: 'Reshape', inputs: ['x', 'shape'], outputs: ['y'] },
+    ],
+    inits: [i64('zero', [0]), i64('zero0', [0], []), i64('three', [3], []), i64('hw', [4, 4])],
+    outputs: ['y'],
+  });
+  assert.throws(() => importOnnx(bytes, { source: 'view.onnx', symbolicBatch: true }), /^Error: view\.onnx: node '\/Mul_bc' \(Mul\): Mul of 'N' and '3' depends on a run-time dimension/);
+  // a builder's own message (broadcasting) gets the node too
+  const add = onnxModel({ opset: 13, inputs: [{ name: 'x', dims: [1, 3, 6, 6] }], nodes: [{ op: 'Add', inputs: ['x', 'b'], outputs: ['y'], name: '/up/Add' }], inits: [f('b', [1, 3, 8, 8])], outputs: ['y'] });
+  assert.throws(() => importOnnx(add, { source: 'add.onnx' }), /^Error: add\.onnx: node '\/up\/Add' \(Add\): Add: shapes \[1,3,6,6\] and \[1,3,8,8\] do not broadcast/);
+});
