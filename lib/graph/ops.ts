@@ -336,6 +336,12 @@ export function shapeOf(x: Value): Value {
  * (emitted as 0, "copy") or are inferred (-1, at most one).
  */
 export function reshape(x: Value, shape: Shape): Value {
+  // The element counts must agree: the static parts where both hold the same run-time symbols.
+  const symbols = (s: Shape) => (s.filter((d) => typeof d === 'string') as string[]).sort().join();
+  const known = (s: Shape) => s.reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
+  if (symbols(x.shape) === symbols(shape) && known(x.shape) !== known(shape)) {
+    throw new Error(`reshape [${x.shape}] -> [${shape}]: ${known(x.shape)} elements${symbols(x.shape) ? ' per run-time size' : ''} cannot become ${known(shape)}`);
+  }
   const spec = shape.map((d, i) => {
     if (typeof d === 'number') return d;
     return x.shape[i] === d ? 0 : -1;
@@ -371,6 +377,11 @@ export function concat(xs: Value[], axis: number): Value {
   const g = xs[0].graph;
   const a = normAxis(axis, xs[0].rank);
   const shape = [...xs[0].shape];
+  for (const x of xs) {
+    if (x.rank !== shape.length || x.shape.some((d, i) => i !== a && d !== shape[i])) {
+      throw new Error(`concat along axis ${a}: [${x.shape}] does not match [${shape}] off that axis`);
+    }
+  }
   shape[a] = xs.reduce((s, x) => s + staticDim(x.shape[a], 'concat'), 0);
   return g.emit('Concat', xs, { axis: a }, [{ dtype: xs[0].dtype, shape }])[0];
 }

@@ -216,3 +216,22 @@ test('an error from a builder or from folding names the file and the node', () =
   const add = onnxModel({ opset: 13, inputs: [{ name: 'x', dims: [1, 3, 6, 6] }], nodes: [{ op: 'Add', inputs: ['x', 'b'], outputs: ['y'], name: '/up/Add' }], inits: [f('b', [1, 3, 8, 8])], outputs: ['y'] });
   assert.throws(() => importOnnx(add, { source: 'add.onnx' }), /^Error: add\.onnx: node '\/up\/Add' \(Add\): Add: shapes \[1,3,6,6\] and \[1,3,8,8\] do not broadcast/);
 });
+
+test('Concat off-axis sizes and Reshape element counts are checked at import, naming the node', () => {
+  // a U-Net skip at an odd size: 15 -> pool 7 -> up 14, concatenated with the 15x15 input (onnxruntime's shape
+  // inference failed later, naming no node of the user's)
+  const unet = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'image', dims: ['batch', 3, 15, 15] }],
+    nodes: [
+      { op: 'MaxPool', inputs: ['image'], outputs: ['p'], attrs: [{ name: 'kernel_shape', type: 7, ints: [2, 2] }, { name: 'strides', type: 7, ints: [2, 2] }] },
+      { op: 'Resize', inputs: ['p', '', 'up'], outputs: ['u'], attrs: [str('mode', 'nearest')] },
+      { op: 'Concat', inputs: ['u', 'image'], outputs: ['y'], attrs: [int('axis', 1)], name: '/skip/Concat' },
+    ],
+    inits: [{ name: 'up', dims: [4], values: [1, 1, 2, 2] }],
+    outputs: ['y'],
+  });
+  assert.throws(() => importOnnx(unet, { source: 'unet.onnx', symbolicBatch: true }), /unet\.onnx: node '\/skip\/Concat' \(Concat\): concat along axis 1: \[N,3,15,15\] does not match \[N,3,14,14\]/);
+  const reshape = onnxModel({ opset: 13, inputs: [{ name: 'x', dims: ['batch', 3, 4, 4] }], nodes: [{ op: 'Reshape', inputs: ['x', 'to'], outputs: ['y'], name: '/view' }], inits: [i64('to', [0, 3, 5, 3])], outputs: ['y'] });
+  assert.throws(() => importOnnx(reshape, { source: 'view.onnx', symbolicBatch: true }), /view\.onnx: node '\/view' \(Reshape\): reshape \[N,3,4,4\] -> \[N,3,5,3\]: 48 elements per run-time size cannot become 45/);
+});
