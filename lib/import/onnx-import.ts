@@ -130,7 +130,13 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
   const inputs: ImportedIO[] = (graph.input ?? [])
     .filter((i) => !initializers.has(i.name!))
     .map((i) => {
-      let shape = opts.inputShapes?.[i.name!] ?? shapeOfValueInfo(i);
+      const declared = shapeOfValueInfo(i);
+      // torch.onnx.export without dynamic_axes fixes the batch (to the example's) and folds sizes computed
+      // from it into constants; nothing here or in onnxruntime can run such a file at another batch.
+      if (opts.symbolicBatch && typeof declared[0] === 'number') {
+        throw new Error(`${source}: input '${i.name}' declares a fixed batch of ${declared[0]} (shape [${declared}]): the file was exported without dynamic axes, so sizes computed from the batch may be baked in and onnxruntime accepts no other batch; re-export with torch.onnx.export(..., dynamic_axes={'${i.name}': {0: 'batch'}})`);
+      }
+      let shape = opts.inputShapes?.[i.name!] ?? declared;
       if (opts.symbolicBatch) shape = ['N', ...shape.slice(1)];
       const loose = shape.slice(opts.symbolicBatch ? 1 : 0).find((d) => typeof d === 'string');
       if (loose !== undefined) throw new Error(`${source}: input '${i.name}' has the dynamic dimension '${loose}' (shape [${shape}]); give its size (for example the run's image height and width)`);

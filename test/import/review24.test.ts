@@ -235,3 +235,22 @@ test('Concat off-axis sizes and Reshape element counts are checked at import, na
   const reshape = onnxModel({ opset: 13, inputs: [{ name: 'x', dims: ['batch', 3, 4, 4] }], nodes: [{ op: 'Reshape', inputs: ['x', 'to'], outputs: ['y'], name: '/view' }], inits: [i64('to', [0, 3, 5, 3])], outputs: ['y'] });
   assert.throws(() => importOnnx(reshape, { source: 'view.onnx', symbolicBatch: true }), /view\.onnx: node '\/view' \(Reshape\): reshape \[N,3,4,4\] -> \[N,3,5,3\]: 48 elements per run-time size cannot become 45/);
 });
+
+test('a file exported with a fixed batch (no dynamic_axes) is refused, saying to re-export with dynamic axes', () => {
+  // x.view(1, 3, -1) ... view(1, 3, 8, 8) as torch.onnx.export folds them for the example's batch of 1: it
+  // imported with output [1,3,8,8] for a batch of N
+  const view = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'image', dims: [1, 3, 8, 8] }],
+    nodes: [
+      { op: 'Reshape', inputs: ['image', 'onnx::Reshape_5'], outputs: ['r'] },
+      { op: 'Softmax', inputs: ['r'], outputs: ['s'], attrs: [int('axis', -1)] },
+      { op: 'Reshape', inputs: ['s', 'onnx::Reshape_7'], outputs: ['y'] },
+    ],
+    inits: [i64('onnx::Reshape_5', [1, 3, 64]), i64('onnx::Reshape_7', [1, 3, 8, 8])],
+    outputs: ['y'],
+  });
+  assert.throws(() => importOnnx(view, { source: 'static.onnx', symbolicBatch: true }), /static\.onnx: input 'image' declares a fixed batch of 1 .*re-export with torch\.onnx\.export\(\.\.\., dynamic_axes=\{'image': \{0: 'batch'\}\}\)/);
+  // without a run-time batch asked for, the file imports as it is
+  assert.deepEqual(importOnnx(view).outputs[0].shape, [1, 3, 8, 8]);
+});
