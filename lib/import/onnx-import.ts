@@ -6,7 +6,7 @@
 
 import onnxProto from 'onnx-proto';
 import { Graph, type Shape, type Value } from '../graph/graph.ts';
-import { decodeModel, decodeTensor } from '../graph/onnx.ts';
+import { decodeModel, decodeTensor, graphInputs } from '../graph/onnx.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { evalHost, hostValue, type HostValue } from './host-values.ts';
 import { HOST_ONLY, SUPPORTED_OPS, translators, type NodeContext, type Translated } from './onnx-ops.ts';
@@ -104,6 +104,9 @@ function shapeOfValueInfo(v: onnxProto.onnx.IValueInfoProto): Shape {
   return (v.type?.tensorType?.shape?.dim ?? []).map((d, i) => (d.dimValue != null && String(d.dimValue) !== '0' ? Number(String(d.dimValue)) : d.dimParam || `d${i}`));
 }
 
+export const MIN_OPSET = 6;
+export const MAX_OPSET = 20;
+
 /** Loads an ONNX model (bytes of a file) and checks that every node can be built and differentiated. */
 export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): ImportedNetwork {
   const source = opts.source ?? 'ONNX model';
@@ -113,6 +116,8 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
   if (!graph || !(graph.node ?? []).length) throw new Error(`${source}: not an ONNX model with a graph (truncated or not ONNX?)`);
   const opsetEntry = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
   const opset = Number(String(opsetEntry?.version ?? 1));
+  // The opsets whose forms the translators normalise (docs/import.md); another may define an op differently.
+  if (opset < MIN_OPSET || opset > MAX_OPSET) throw new Error(`${source}: uses opset ${opset}; opsets ${MIN_OPSET}-${MAX_OPSET} are supported (torch.onnx.export(..., opset_version=17) writes one)`);
   const nodes = graph.node ?? [];
 
   // Refuse what cannot be built before building anything.
@@ -127,9 +132,16 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
 
   const initializers = new Map<string, TensorProto>();
   for (const t of graph.initializer ?? []) initializers.set(t.name!, t);
-  const inputs: ImportedIO[] = (graph.input ?? [])
-    .filter((i) => !initializers.has(i.name!))
+  const inputs: ImportedIO[] = graphInputs(graph)
     .map((i) => {
+      // The graph is built in float32 and fed float32: an integer or half input would compute something else.
+      // A double input is computed in float32 (the conformance data's float64 models), but not as a policy,
+      // whose file onnxruntime must run on the float32 images the policy feeds (the forward check).
+      const T = onnx.TensorProto.DataType;
+      const elemType = i.type?.tensorType?.elemType ?? 0;
+      if (elemType !== 0 && elemType !== T.FLOAT && (elemType !== T.DOUBLE || opts.symbolicBatch)) {
+        throw new Error(`${source}: input '${i.name}' is ${onnx.TensorProto.DataType[elemType] ?? `ONNX type ${elemType}`}; only float32 inputs are supported (export with float32 example inputs)`);
+      }
       const declared = shapeOfValueInfo(i);
       // torch.onnx.export without dynamic_axes fixes the batch (to the example's) and folds sizes computed
       // from it into constants; nothing here or in onnxruntime can run such a file at another batch.

@@ -1,5 +1,5 @@
 // ONNX op -> the graph builders, for the ops restoration networks exported by torch.onnx.export use
-// (opsets 6-18). Older opsets' attribute forms (Pad/Slice/Split/Squeeze attributes, Upsample, coerced
+// (opsets 6-20, enforced at import). Older opsets' attribute forms (Pad/Slice/Split/Squeeze attributes, Upsample, coerced
 // Softmax, limited broadcasting) are normalised here, so every graph is built with opset-17 semantics.
 // Each translator reads static arguments (shapes, pads, axes, scales) as host values and refuses, naming
 // the attribute, what it does not implement; nothing is approximated.

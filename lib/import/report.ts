@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { Graph, type Shape, type Value } from '../graph/graph.ts';
-import { decodeModel, serialize } from '../graph/onnx.ts';
+import { decodeModel, graphInputs, serialize } from '../graph/onnx.ts';
 import { GraphSession, type Feeds, type Fetches } from '../graph/runtime.ts';
 import { gradCheck, testRandom, type CheckInput } from '../graph/gradcheck.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
@@ -148,17 +148,16 @@ export async function importReport(file: string, opts: ReportOptions = {}): Prom
   };
   try {
     report.ops = opsOf(bytes, file);
-    const declared = decodeModel(bytes, file).graph?.input ?? [];
+    const declared = graphInputs(decodeModel(bytes, file).graph);
     const inputShapes: Record<string, Shape> = {};
     if (opts.height && opts.width) {
-      const inits = new Set((decodeModel(bytes, file).graph?.initializer ?? []).map((t) => t.name));
-      const image = opts.image ?? declared.find((i) => !inits.has(i.name))?.name;
+      const image = opts.image ?? declared[0]?.name;
       if (image) inputShapes[image] = ['N', 3, opts.height, opts.width];
       // other image-like inputs (a flow velocity network's condition [N,C,H,W]) take the same size
       for (const i of declared) {
         const dims = i.type?.tensorType?.shape?.dim ?? [];
         const channels = Number(dims[1]?.dimValue ?? NaN);
-        if (i.name !== image && !inits.has(i.name) && dims.length === 4 && Number.isInteger(channels)) inputShapes[i.name!] = ['N', channels, opts.height, opts.width];
+        if (i.name !== image && dims.length === 4 && Number.isInteger(channels)) inputShapes[i.name!] = ['N', channels, opts.height, opts.width];
       }
     }
     const net = importOnnx(bytes, { source: file, symbolicBatch: true, inputShapes });

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Graph, Value } from '../graph/graph.ts';
 import { add } from '../graph/ops.ts';
-import { decodeModel } from '../graph/onnx.ts';
+import { decodeModel, graphInputs } from '../graph/onnx.ts';
 import { initLora, mergeLora, namePattern, type Adapter } from '../graph/lora.ts';
 import { importOnnx, withInitializers, type ImportedNetwork, type ImportedParam } from '../import/onnx-import.ts';
 import { forwardCheckSync } from '../import/forward-check-sync.ts';
@@ -70,7 +70,8 @@ export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): Imp
   const hit = cache.get(key);
   if (hit) return hit;
   const bytes = readOrFail(network.onnx, 'model.network.onnx');
-  const imageName = network.image ?? decodeModel(bytes, network.onnx).graph?.input?.[0]?.name ?? 'image';
+  // the first input that is not an initializer (keep_initializers_as_inputs lists the weights as inputs too)
+  const imageName = network.image ?? graphInputs(decodeModel(bytes, network.onnx).graph)[0]?.name ?? 'image';
   const imageShape = ['N', 3, network.height, network.width];
   const inputShapes = { [imageName]: imageShape, ...(network.condition ? { [network.condition]: imageShape } : {}) };
   const extraInputs = [network.time, network.condition].filter((n): n is string => !!n);

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Graph } from '../../lib/graph/graph.ts';
-import { serialize } from '../../lib/graph/onnx.ts';
+import { decodeTensor, serialize } from '../../lib/graph/onnx.ts';
 import { expandTo } from '../../lib/graph/ops.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { testRandom } from '../../lib/graph/gradcheck.ts';
@@ -253,4 +253,39 @@ test('a file exported with a fixed batch (no dynamic_axes) is refused, saying to
   assert.throws(() => importOnnx(view, { source: 'static.onnx', symbolicBatch: true }), /static\.onnx: input 'image' declares a fixed batch of 1 .*re-export with torch\.onnx\.export\(\.\.\., dynamic_axes=\{'image': \{0: 'batch'\}\}\)/);
   // without a run-time batch asked for, the file imports as it is
   assert.deepEqual(importOnnx(view).outputs[0].shape, [1, 3, 8, 8]);
+});
+
+test('inputs of other element types, short float_data and opsets outside 6-20 are refused by name', () => {
+  const relu = (elemType: number, opset = 13) => onnxModel({ opset, inputs: [{ name: 'image', dims: [1, 3, 4, 4], elemType }], nodes: [{ op: 'Relu', inputs: ['image'], outputs: ['y'] }], outputs: ['y'] });
+  for (const [code, name] of [[10, 'FLOAT16'], [7, 'INT64']] as const) {
+    assert.throws(() => importOnnx(relu(code), { source: 'typed.onnx' }), new RegExp(`typed\\.onnx: input 'image' is ${name}; only float32 inputs`));
+  }
+  // a double input is computed in float32 on its own, but not as a policy (onnxruntime must run the file on float32 images)
+  assert.equal(importOnnx(relu(11)).inputs.length, 1);
+  assert.throws(() => importOnnx(relu(11), { source: 'typed.onnx', symbolicBatch: true }), /input 'image' is DOUBLE/);
+  assert.throws(() => importOnnx(relu(1, 21), { source: 'new.onnx' }), /new\.onnx: uses opset 21; opsets 6-20 are supported/);
+  assert.throws(() => importOnnx(relu(1, 5), { source: 'old.onnx' }), /old\.onnx: uses opset 5/);
+  // float_data shorter than the dims read the missing values as zeros
+  const short = modelTensor({ name: 'w', dims: [3], values: [] });
+  short.rawData = new Uint8Array();
+  short.floatData = [0.5, 2];
+  assert.throws(() => decodeTensor(short, 'short.onnx'), /short\.onnx: tensor w holds 2 values, its shape \[3\] needs 3/);
+});
+
+test("a policy's image is the first input that is not an initializer (keep_initializers_as_inputs)", () => {
+  const bytes = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'conv.weight', dims: [3, 3, 1, 1] }, { name: 'image', dims: ['batch', 3, 4, 4] }],
+    nodes: [{ op: 'Conv', inputs: ['image', 'conv.weight'], outputs: ['y'] }],
+    inits: [f('conv.weight', [3, 3, 1, 1])],
+    outputs: ['y'],
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'review24-'));
+  try {
+    const file = join(dir, 'kept.onnx');
+    writeFileSync(file, bytes);
+    assert.equal(importedPolicy({ onnx: file, height: 4, width: 4 }).contract.image, 'image');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
