@@ -207,6 +207,8 @@ export function evalHost({ op, inputs, attr, opset }: HostArgs): HostValue | nul
       return hostValue(a!.dtype, shape.map((d, i) => (d === -1 ? n / known : d === 0 ? a!.dims[i] : d)), a!.data);
     }
     case 'ConstantOfShape': {
+      // a shape holding the run-time batch (torch.zeros_like(x)) is built as a tensor instead
+      if (a!.data.some((d) => typeof d !== 'number')) return null;
       const dims = numbersOf(a!, 'ConstantOfShape shape');
       const t = attr('value') as HostValue | undefined;
       const fill = t ? t.data[0] : 0;

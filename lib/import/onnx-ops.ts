@@ -466,9 +466,15 @@ export const translators: Record<string, Translator> = {
   DepthToSpace: (c) => [nn.depthToSpace(c.tensor(0), int(c, 'blocksize', 0), str(c, 'mode', 'DCR') as 'DCR' | 'CRD')],
   SpaceToDepth: (c) => [nn.spaceToDepth(c.tensor(0), int(c, 'blocksize', 0))],
   Constant: (c) => [constantNode(c)],
+  // Only reached for a shape holding a run-time size (a static one is folded): the fill expanded to it.
+  ConstantOfShape: (c) => {
+    const t = c.attr('value') as HostValue | undefined;
+    if (t && t.dtype !== 'float') fail(c, `a ${t.dtype} ConstantOfShape of a run-time size is not supported (float only)`);
+    return [op.expandTo(c.g.scalar(t ? Number(t.data[0]) : 0), c.host(0).data as Shape, c.runtimeDim)];
+  },
 };
 
 /** Ops that only ever produce static values (their inputs must be static too). */
-export const HOST_ONLY = new Set(['Shape', 'ConstantOfShape', 'Range', 'Equal', 'Where', 'Floor', 'Ceil']);
+export const HOST_ONLY = new Set(['Shape', 'Range', 'Equal', 'Where', 'Floor', 'Ceil']);
 
 export const SUPPORTED_OPS: readonly string[] = [...new Set([...Object.keys(translators), ...HOST_ONLY])].sort();

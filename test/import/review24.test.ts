@@ -289,3 +289,20 @@ test("a policy's image is the first input that is not an initializer (keep_initi
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('ConstantOfShape of a shape holding the run-time batch (torch.zeros_like / full_like) is built as a tensor', async () => {
+  const bytes = onnxModel({
+    opset: 13,
+    inputs: [{ name: 'image', dims: ['batch', 3, 4, 4] }],
+    nodes: [
+      { op: 'Shape', inputs: ['image'], outputs: ['s'] },
+      { op: 'ConstantOfShape', inputs: ['s'], outputs: ['half'], attrs: [{ name: 'value', type: 4, t: modelTensor({ name: 'v', dims: [1], values: [0.5] }) }] },
+      { op: 'Mul', inputs: ['image', 'half'], outputs: ['y'] },
+    ],
+    outputs: ['y'],
+  });
+  for (const batch of [1, 3]) {
+    const err = await maxError(bytes, { image: [batch, 3, 4, 4] }, { symbolicBatch: true });
+    assert.ok(err < 1e-6, `batch ${batch}: max error ${err}`);
+  }
+});
