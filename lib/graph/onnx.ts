@@ -136,26 +136,28 @@ export function decodeTensor(t: TensorProto, what: string): ConstData {
   const raw = t.rawData && t.rawData.length ? new Uint8Array(t.rawData) : null;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) throw new Error(`${what}: initializer ${t.name} uses external data, which is not supported; save the model with weights inside`);
   const T = onnx.TensorProto.DataType;
-  const need = (bytes: number): void => {
+  const need = (bytes: number, typed: ArrayLike<unknown> | null | undefined): void => {
     if (raw && raw.length < n * bytes) throw new Error(`${what}: tensor ${t.name} holds ${raw.length} bytes, its shape [${dims}] needs ${n * bytes}`);
+    // the typed field (float_data, ...) must hold exactly the shape's values: a short one read as zeros
+    if (!raw && (typed?.length ?? 0) !== n) throw new Error(`${what}: tensor ${t.name} holds ${typed?.length ?? 0} values, its shape [${dims}] needs ${n}`);
   };
   if (t.dataType === T.FLOAT) {
-    need(4);
+    need(4, t.floatData);
     const data = raw ? new Float32Array(raw.buffer, 0, n) : Float32Array.from(t.floatData ?? []);
     return { dtype: 'float32', dims, data };
   }
   if (t.dataType === T.DOUBLE) {
-    need(8);
+    need(8, t.doubleData);
     const data = raw ? Float32Array.from(new Float64Array(raw.buffer, 0, n)) : Float32Array.from(t.doubleData ?? []);
     return { dtype: 'float32', dims, data };
   }
   if (t.dataType === T.INT64) {
-    need(8);
+    need(8, t.int64Data);
     const data = raw ? new BigInt64Array(raw.buffer, 0, n) : BigInt64Array.from((t.int64Data ?? []).map((x) => BigInt(x.toString())));
     return { dtype: 'int64', dims, data };
   }
   if (t.dataType === T.INT32) {
-    need(4);
+    need(4, t.int32Data);
     const ints = raw ? Array.from(new Int32Array(raw.buffer, 0, n)) : (t.int32Data ?? []);
     return { dtype: 'int64', dims, data: BigInt64Array.from(ints, (x) => BigInt(x)) };
   }
@@ -167,14 +169,19 @@ export function decodeTensor(t: TensorProto, what: string): ConstData {
  * `input`. Every name is prefixed, so several models can be spliced into one graph. Returns the model's
  * outputs with their declared shapes (the first dimension is taken to be the batch, as `input`'s).
  */
+/** The graph's inputs that are not initializers (an export with keep_initializers_as_inputs lists both). */
+export function graphInputs(graph: onnxProto.onnx.IGraphProto | null | undefined): onnxProto.onnx.IValueInfoProto[] {
+  const inits = new Set((graph?.initializer ?? []).map((t) => t.name!));
+  return (graph?.input ?? []).filter((i) => !inits.has(i.name!));
+}
+
 export function spliceModel(g: Graph, bytes: Uint8Array, input: Value, prefix: string, what = 'ONNX model'): Value[] {
   const m = decodeModel(bytes, what);
   const opset = modelOpset(bytes, what);
   if (opset > g.opset) throw new Error(`${what}: uses opset ${opset}, newer than this graph's ${g.opset}`);
   const graph = m.graph;
   if (!graph) throw new Error(`${what}: has no graph`);
-  const initNames = new Set((graph.initializer ?? []).map((t) => t.name!));
-  const realInputs = (graph.input ?? []).filter((i) => !initNames.has(i.name!));
+  const realInputs = graphInputs(graph);
   if (realInputs.length !== 1) throw new Error(`${what}: expected exactly one input (pixel_values), found ${realInputs.map((i) => i.name).join(', ') || 'none'}`);
   const values = new Map<string, Value>([[realInputs[0].name!, input]]);
   for (const t of graph.initializer ?? []) {

@@ -60,20 +60,49 @@ export function sumTo(dy: Value, shape: Shape): Value {
   return out;
 }
 
-/** Broadcasts x to a static shape; where that shape has a run-time dimension, `like` supplies it. */
-export function expandTo(x: Value, shape: Shape, like?: Value): Value {
+/** Where a run-time dimension can be read while the graph runs: a value and the axis that holds it. */
+export type DimSource = (d: string) => { value: Value; axis: number } | undefined;
+
+/**
+ * Broadcasts x to `shape`. A run-time dimension that x does not hold at the same (right-aligned) axis is
+ * read at run time from `dims`: a tensor that holds it at some axis, or a lookup from symbol to tensor and
+ * axis. Nothing is assumed: a dimension no source holds is refused.
+ */
+export function expandTo(x: Value, shape: Shape, dims?: Value | DimSource): Value {
   const g = x.graph;
   const lead = shape.length - x.rank;
-  const dims: number[] = [];
+  const fixed: number[] = [];
   let needsRuntime = false;
   shape.forEach((d, i) => {
-    if (typeof d === 'number') dims.push(d);
-    else if (i >= lead && x.shape[i - lead] === d) dims.push(1);
+    if (typeof d === 'number') fixed.push(d);
+    else if (i >= lead && x.shape[i - lead] === d) fixed.push(1);
     else needsRuntime = true;
   });
-  if (!needsRuntime) return g.emit('Expand', [x, g.ints(dims)], {}, [{ dtype: x.dtype, shape }])[0];
-  if (!like) throw new Error(`expandTo: shape [${shape}] has run-time dimensions and no tensor to take them from`);
-  return g.emit('Expand', [x, shapeOf(like)], {}, [{ dtype: x.dtype, shape }])[0];
+  if (!needsRuntime) return g.emit('Expand', [x, g.ints(fixed)], {}, [{ dtype: x.dtype, shape }])[0];
+  // A tensor of exactly the target shape: its Shape is the target (the gradient rules' case).
+  if (dims instanceof Value && sameAs(dims, shape)) return g.emit('Expand', [x, shapeOf(dims)], {}, [{ dtype: x.dtype, shape }])[0];
+  const like = dims instanceof Value ? dims : undefined;
+  const source: DimSource = typeof dims === 'function' ? dims : (d) => {
+    const axis = like ? like.shape.indexOf(d) : -1;
+    return like && axis >= 0 ? { value: like, axis } : undefined;
+  };
+  // The shape tensor: runs of static sizes as constants, each run-time size sliced from a Shape.
+  const pieces: Value[] = [];
+  let run: number[] = [];
+  shape.forEach((d, i) => {
+    if (typeof d === 'number' || (i >= lead && x.shape[i - lead] === d)) {
+      run.push(typeof d === 'number' ? d : 1);
+      return;
+    }
+    const from = source(d);
+    if (!from) throw new Error(`expandTo: [${x.shape}] -> [${shape}]: nothing holds the run-time dimension '${d}' to read it from`);
+    if (run.length) pieces.push(g.ints(run));
+    run = [];
+    pieces.push(slice(shapeOf(from.value), [from.axis], [from.axis + 1], [0]));
+  });
+  if (run.length) pieces.push(g.ints(run));
+  const target = pieces.length === 1 ? pieces[0] : concat(pieces, 0);
+  return g.emit('Expand', [x, target], {}, [{ dtype: x.dtype, shape }])[0];
 }
 
 /** Number of elements over `axes` (all axes if omitted), as a float scalar; static when it can be. */
@@ -307,6 +336,12 @@ export function shapeOf(x: Value): Value {
  * (emitted as 0, "copy") or are inferred (-1, at most one).
  */
 export function reshape(x: Value, shape: Shape): Value {
+  // The element counts must agree: the static parts where both hold the same run-time symbols.
+  const symbols = (s: Shape) => (s.filter((d) => typeof d === 'string') as string[]).sort().join();
+  const known = (s: Shape) => s.reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
+  if (symbols(x.shape) === symbols(shape) && known(x.shape) !== known(shape)) {
+    throw new Error(`reshape [${x.shape}] -> [${shape}]: ${known(x.shape)} elements${symbols(x.shape) ? ' per run-time size' : ''} cannot become ${known(shape)}`);
+  }
   const spec = shape.map((d, i) => {
     if (typeof d === 'number') return d;
     return x.shape[i] === d ? 0 : -1;
@@ -342,6 +377,11 @@ export function concat(xs: Value[], axis: number): Value {
   const g = xs[0].graph;
   const a = normAxis(axis, xs[0].rank);
   const shape = [...xs[0].shape];
+  for (const x of xs) {
+    if (x.rank !== shape.length || x.shape.some((d, i) => i !== a && d !== shape[i])) {
+      throw new Error(`concat along axis ${a}: [${x.shape}] does not match [${shape}] off that axis`);
+    }
+  }
   shape[a] = xs.reduce((s, x) => s + staticDim(x.shape[a], 'concat'), 0);
   return g.emit('Concat', xs, { axis: a }, [{ dtype: xs[0].dtype, shape }])[0];
 }

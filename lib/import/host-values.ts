@@ -7,7 +7,8 @@ export type HostScalar = number | string;
 
 export interface HostValue {
   kind: 'host';
-  dtype: 'float' | 'int' | 'bool';
+  /** 'float' is float32 (every result rounded to it, as onnxruntime computes), 'double' float64 (a Cast to it). */
+  dtype: 'float' | 'double' | 'int' | 'bool';
   dims: number[];
   data: HostScalar[];
 }
@@ -32,11 +33,13 @@ export function numbersOf(v: HostValue, what: string): number[] {
 
 function arith(op: string, a: HostScalar, b: HostScalar, dtype: HostValue['dtype']): HostScalar {
   if (typeof a === 'number' && typeof b === 'number') {
+    // float32 results rounded as onnxruntime's float32 kernels round them: floor(10 * 0.7f) is 7, not 6.
+    const round = dtype === 'float' ? Math.fround : (x: number) => x;
     switch (op) {
-      case 'Add': return a + b;
-      case 'Sub': return a - b;
-      case 'Mul': return a * b;
-      case 'Div': return dtype === 'int' ? Math.trunc(a / b) : a / b;
+      case 'Add': return round(a + b);
+      case 'Sub': return round(a - b);
+      case 'Mul': return round(a * b);
+      case 'Div': return dtype === 'int' ? Math.trunc(a / b) : round(a / b);
       case 'Equal': return a === b ? 1 : 0;
     }
   }
@@ -49,14 +52,15 @@ function arith(op: string, a: HostScalar, b: HostScalar, dtype: HostValue['dtype
   throw new Error(`${op} of '${a}' and '${b}' depends on a run-time dimension`);
 }
 
-/** Elementwise binary op with numpy broadcasting on host values. */
-function binary(op: string, a: HostValue, b: HostValue): HostValue {
-  const r = Math.max(a.dims.length, b.dims.length);
-  const pad = (d: number[]) => [...new Array<number>(r - d.length).fill(1), ...d];
-  const [da, db] = [pad(a.dims), pad(b.dims)];
-  const dims = da.map((x, i) => (x === 1 ? db[i] : x));
-  const n = dims.reduce((p, q) => p * q, 1);
-  const index = (d: number[], flat: number): number => {
+/** The numpy broadcast of several shapes, and for each operand a map from an output flat index to its own. */
+function broadcast(shapes: number[][], what: string): { dims: number[]; at: Array<(flat: number) => number> } {
+  const r = Math.max(...shapes.map((d) => d.length));
+  const padded = shapes.map((d) => [...new Array<number>(r - d.length).fill(1), ...d]);
+  const dims = Array.from({ length: r }, (_, i) => Math.max(...padded.map((d) => d[i])));
+  for (const d of padded) {
+    if (d.some((x, i) => x !== 1 && x !== dims[i])) throw new Error(`${what}: static shapes [${shapes.map((s) => `[${s}]`).join(', ')}] do not broadcast`);
+  }
+  const at = padded.map((d) => (flat: number): number => {
     let idx = 0;
     let stride = 1;
     let rem = flat;
@@ -67,9 +71,16 @@ function binary(op: string, a: HostValue, b: HostValue): HostValue {
       stride *= d[i];
     }
     return idx;
-  };
+  });
+  return { dims, at };
+}
+
+/** Elementwise binary op with numpy broadcasting on host values. */
+function binary(op: string, a: HostValue, b: HostValue): HostValue {
+  const { dims, at } = broadcast([a.dims, b.dims], op);
+  const n = dims.reduce((p, q) => p * q, 1);
   const dtype = op === 'Equal' ? 'bool' : a.dtype;
-  const data = Array.from({ length: n }, (_, i) => arith(op, a.data[index(da, i)], b.data[index(db, i)], a.dtype));
+  const data = Array.from({ length: n }, (_, i) => arith(op, a.data[at[0](i)], b.data[at[1](i)], a.dtype));
   return hostValue(dtype, dims, data);
 }
 
@@ -100,6 +111,41 @@ function slice1d(x: HostValue, start: number, end: number, step: number): HostVa
   return hostValue(x.dtype, [out.length], out);
 }
 
+/** A float rounded to the nearest value with `mantissa` bits after the point (ties to even), exponent >= `minExp`. */
+function roundToFormat(x: number, mantissa: number, minExp: number, max: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const a = Math.abs(x);
+  let e = Math.max(minExp, Math.floor(Math.log2(a)));
+  if (e > minExp && 2 ** e > a) e--;
+  if (2 ** (e + 1) <= a) e++;
+  const q = 2 ** (e - mantissa);
+  const v = a / q;
+  let r = Math.round(v);
+  if (r - v === 0.5 && r % 2 !== 0) r--;
+  const out = r * q;
+  return Math.sign(x) * (out > max ? Infinity : out);
+}
+
+/** float16 and bfloat16 values as a float32 Cast to them rounds (to nearest, ties to even). */
+export const toFloat16 = (x: number): number => roundToFormat(Math.fround(x), 10, -14, 65504);
+export const toBfloat16 = (x: number): number => roundToFormat(Math.fround(x), 7, -126, 3.3895313892515355e38);
+
+/** ONNX Cast of a static value: float types rounded to their precision, integer types truncated. */
+function castHost(a: HostValue, to: number): HostValue {
+  const each = (f: (x: number) => number) => a.data.map((x) => (typeof x === 'number' ? f(x) : x));
+  switch (to) {
+    case 1: return hostValue('float', a.dims, each(Math.fround));
+    case 11: return hostValue('double', a.dims, a.data);
+    // float16 / bfloat16 values are float32 values too; the arithmetic after them is float32 in this graph
+    case 10: return hostValue('float', a.dims, each(toFloat16));
+    case 16: return hostValue('float', a.dims, each(toBfloat16));
+    case 9: return hostValue('bool', a.dims, each((x) => (x !== 0 ? 1 : 0)));
+    case 2: case 3: case 4: case 5: case 6: case 7: case 12: case 13:
+      return hostValue('int', a.dims, each(Math.trunc));
+    default: throw new Error(`Cast of a static value to ONNX type ${to} is not supported`);
+  }
+}
+
 export interface HostArgs {
   op: string;
   inputs: Array<HostValue | null>;
@@ -119,11 +165,8 @@ export function evalHost({ op, inputs, attr, opset }: HostArgs): HostValue | nul
     case 'Div':
     case 'Equal':
       return binary(op, a!, b!);
-    case 'Cast': {
-      const to = Number(attr('to'));
-      const dtype = to === 1 || to === 11 ? 'float' : to === 9 ? 'bool' : 'int';
-      return hostValue(dtype, a!.dims, dtype === 'int' ? a!.data.map((x) => (typeof x === 'number' ? Math.trunc(x) : x)) : a!.data);
-    }
+    case 'Cast':
+      return castHost(a!, Number(attr('to')));
     case 'Floor':
     case 'Ceil':
     case 'Neg': {
@@ -164,6 +207,8 @@ export function evalHost({ op, inputs, attr, opset }: HostArgs): HostValue | nul
       return hostValue(a!.dtype, shape.map((d, i) => (d === -1 ? n / known : d === 0 ? a!.dims[i] : d)), a!.data);
     }
     case 'ConstantOfShape': {
+      // a shape holding the run-time batch (torch.zeros_like(x)) is built as a tensor instead
+      if (a!.data.some((d) => typeof d !== 'number')) return null;
       const dims = numbersOf(a!, 'ConstantOfShape shape');
       const t = attr('value') as HostValue | undefined;
       const fill = t ? t.data[0] : 0;
@@ -177,8 +222,9 @@ export function evalHost({ op, inputs, attr, opset }: HostArgs): HostValue | nul
     }
     case 'Where': {
       const [c, x, y] = inputs as HostValue[];
-      if (c.data.length !== x.data.length || x.data.length !== y.data.length) throw new Error('Where on static values needs equal shapes');
-      return hostValue(x.dtype, x.dims, c.data.map((k, i) => (k ? x.data[i] : y.data[i])));
+      const { dims, at } = broadcast([c.dims, x.dims, y.dims], 'Where');
+      const n = dims.reduce((p, q) => p * q, 1);
+      return hostValue(x.dtype, dims, Array.from({ length: n }, (_, i) => (c.data[at[0](i)] ? x.data[at[1](i)] : y.data[at[2](i)])));
     }
     default:
       return null;

@@ -6,7 +6,7 @@
 
 import onnxProto from 'onnx-proto';
 import { Graph, type Shape, type Value } from '../graph/graph.ts';
-import { decodeModel, decodeTensor } from '../graph/onnx.ts';
+import { decodeModel, decodeTensor, graphInputs } from '../graph/onnx.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { evalHost, hostValue, type HostValue } from './host-values.ts';
 import { HOST_ONLY, SUPPORTED_OPS, translators, type NodeContext, type Translated } from './onnx-ops.ts';
@@ -104,6 +104,9 @@ function shapeOfValueInfo(v: onnxProto.onnx.IValueInfoProto): Shape {
   return (v.type?.tensorType?.shape?.dim ?? []).map((d, i) => (d.dimValue != null && String(d.dimValue) !== '0' ? Number(String(d.dimValue)) : d.dimParam || `d${i}`));
 }
 
+export const MIN_OPSET = 6;
+export const MAX_OPSET = 20;
+
 /** Loads an ONNX model (bytes of a file) and checks that every node can be built and differentiated. */
 export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): ImportedNetwork {
   const source = opts.source ?? 'ONNX model';
@@ -113,6 +116,8 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
   if (!graph || !(graph.node ?? []).length) throw new Error(`${source}: not an ONNX model with a graph (truncated or not ONNX?)`);
   const opsetEntry = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
   const opset = Number(String(opsetEntry?.version ?? 1));
+  // The opsets whose forms the translators normalise (docs/import.md); another may define an op differently.
+  if (opset < MIN_OPSET || opset > MAX_OPSET) throw new Error(`${source}: uses opset ${opset}; opsets ${MIN_OPSET}-${MAX_OPSET} are supported (torch.onnx.export(..., opset_version=17) writes one)`);
   const nodes = graph.node ?? [];
 
   // Refuse what cannot be built before building anything.
@@ -127,10 +132,23 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
 
   const initializers = new Map<string, TensorProto>();
   for (const t of graph.initializer ?? []) initializers.set(t.name!, t);
-  const inputs: ImportedIO[] = (graph.input ?? [])
-    .filter((i) => !initializers.has(i.name!))
+  const inputs: ImportedIO[] = graphInputs(graph)
     .map((i) => {
-      let shape = opts.inputShapes?.[i.name!] ?? shapeOfValueInfo(i);
+      // The graph is built in float32 and fed float32: an integer or half input would compute something else.
+      // A double input is computed in float32 (the conformance data's float64 models), but not as a policy,
+      // whose file onnxruntime must run on the float32 images the policy feeds (the forward check).
+      const T = onnx.TensorProto.DataType;
+      const elemType = i.type?.tensorType?.elemType ?? 0;
+      if (elemType !== 0 && elemType !== T.FLOAT && (elemType !== T.DOUBLE || opts.symbolicBatch)) {
+        throw new Error(`${source}: input '${i.name}' is ${onnx.TensorProto.DataType[elemType] ?? `ONNX type ${elemType}`}; only float32 inputs are supported (export with float32 example inputs)`);
+      }
+      const declared = shapeOfValueInfo(i);
+      // torch.onnx.export without dynamic_axes fixes the batch (to the example's) and folds sizes computed
+      // from it into constants; nothing here or in onnxruntime can run such a file at another batch.
+      if (opts.symbolicBatch && typeof declared[0] === 'number') {
+        throw new Error(`${source}: input '${i.name}' declares a fixed batch of ${declared[0]} (shape [${declared}]): the file was exported without dynamic axes, so sizes computed from the batch may be baked in and onnxruntime accepts no other batch; re-export with torch.onnx.export(..., dynamic_axes={'${i.name}': {0: 'batch'}})`);
+      }
+      let shape = opts.inputShapes?.[i.name!] ?? declared;
       if (opts.symbolicBatch) shape = ['N', ...shape.slice(1)];
       const loose = shape.slice(opts.symbolicBatch ? 1 : 0).find((d) => typeof d === 'string');
       if (loose !== undefined) throw new Error(`${source}: input '${i.name}' has the dynamic dimension '${loose}' (shape [${shape}]); give its size (for example the run's image height and width)`);
@@ -159,6 +177,14 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
       env.set(io.name, v);
     }
     for (const [name, h] of hostInits) env.set(name, h);
+    // Each run-time dimension ('N') is read, where a node needs it at run time, from the first input holding it.
+    const dimSources = new Map<string, { value: Value; axis: number }>();
+    for (const io of inputs) {
+      const v = feeds[io.name];
+      v.shape.forEach((d, axis) => {
+        if (typeof d === 'string' && !dimSources.has(d)) dimSources.set(d, { value: v, axis });
+      });
+    }
     const lookup = (name: string, what: string): Value | HostValue | undefined => {
       const v = env.get(name);
       if (v || !floats.has(name)) {
@@ -218,9 +244,16 @@ export function importOnnx(bytes: Uint8Array, opts: ImportOptions = {}): Importe
       };
       const ctx: NodeContext = {
         g, opType: n.opType!, opset, what, inputCount: names.length, outputCount: (n.output ?? []).filter((o) => o !== '').length,
-        has, isHost, isInitializer, tensor, host, attr,
+        has, isHost, isInitializer, tensor, host, attr, runtimeDim: (d) => dimSources.get(d),
       };
-      const outs = translateNode(ctx, n, names, env, floats);
+      let outs: Translated[];
+      try {
+        outs = translateNode(ctx, n, names, env, floats);
+      } catch (e) {
+        // Every error names the file and the node (a builder's own message names neither).
+        const message = (e as Error).message;
+        throw message.startsWith(what) ? e : new Error(`${what}: ${message}`, { cause: e });
+      }
       (n.output ?? []).forEach((name, i) => {
         if (name !== '' && outs[i] !== undefined) env.set(name, outs[i]);
       });
@@ -266,12 +299,26 @@ function translateNode(c: NodeContext, n: NodeProto, names: string[], env: Map<s
   // Static whenever every input is: folded on the host (shape arithmetic, constants).
   const present = names.map((_, i) => c.has(i));
   const staticInputs = present.every((p, i) => !p || c.isHost(i));
+  // Where folding cannot (a float constant gathered along axis 1), an op with a tensor builder is built on
+  // constants instead; if that fails too, the folding's reason is the one given. Integer values are shapes
+  // and indices, which later nodes need static: for them the folding's reason stands at once.
+  let unfolded: unknown;
   if (op !== 'Constant' && staticInputs) {
-    const folded = evalHost({ op, inputs: names.map((_, i) => (c.has(i) ? c.host(i) : null)), attr: c.attr, opset: c.opset });
-    if (folded) return [folded];
+    try {
+      const folded = evalHost({ op, inputs: names.map((_, i) => (c.has(i) ? c.host(i) : null)), attr: c.attr, opset: c.opset });
+      if (folded) return [folded];
+    } catch (e) {
+      const data = c.has(0) ? c.host(0).dtype : 'int';
+      if (HOST_ONLY.has(op) || (data !== 'float' && data !== 'double')) throw e;
+      unfolded = e;
+    }
   }
   if (HOST_ONLY.has(op)) throw new Error(`${c.what}: only supported on static values (shapes and constants), but an input is computed at run time`);
-  return translators[op](c);
+  try {
+    return translators[op](c);
+  } catch (e) {
+    throw unfolded ?? e;
+  }
 }
 
 /** The model with the named initializers replaced (merged adapters, a state dict's weights). */
@@ -293,6 +340,7 @@ function materialise(g: Graph, v: HostValue, what: string): Value {
     if (typeof x !== 'number') throw new Error(`${what}: a value depends on the run-time dimension '${x}' and cannot be a constant`);
     return x;
   });
-  if (v.dtype === 'float' && v.dims.length === 0) return g.scalar(data[0]);
-  return g.constant(data, v.dims, v.dtype === 'float' ? 'float32' : v.dtype === 'int' ? 'int64' : 'bool');
+  const float = v.dtype === 'float' || v.dtype === 'double';
+  if (float && v.dims.length === 0) return g.scalar(data[0]);
+  return g.constant(data, v.dims, float ? 'float32' : v.dtype === 'int' ? 'int64' : 'bool');
 }

@@ -1,5 +1,5 @@
 // ONNX op -> the graph builders, for the ops restoration networks exported by torch.onnx.export use
-// (opsets 6-18). Older opsets' attribute forms (Pad/Slice/Split/Squeeze attributes, Upsample, coerced
+// (opsets 6-20, enforced at import). Older opsets' attribute forms (Pad/Slice/Split/Squeeze attributes, Upsample, coerced
 // Softmax, limited broadcasting) are normalised here, so every graph is built with opset-17 semantics.
 // Each translator reads static arguments (shapes, pads, axes, scales) as host values and refuses, naming
 // the attribute, what it does not implement; nothing is approximated.
@@ -24,6 +24,8 @@ export interface NodeContext {
   tensor(i: number): Value;
   host(i: number): HostValue;
   attr(name: string): unknown;
+  /** Which graph input holds a run-time dimension, and at which axis (to read it while the graph runs). */
+  runtimeDim: op.DimSource;
 }
 
 export type Translated = Value | HostValue;
@@ -423,7 +425,10 @@ export const translators: Record<string, Translator> = {
   ConvTranspose: (c) => [convLike(c, true)],
   BatchNormalization: (c) => {
     if (c.opset < 9 && int(c, 'spatial', 1) !== 1) fail(c, 'spatial=0 batch normalisation is not supported');
-    if (int(c, 'training_mode', 0)) fail(c, 'training-mode batch normalisation is not supported (export in eval mode)');
+    // Training form (the batch's own statistics), in each opset's spelling: is_test=0 (opset 6, its
+    // default), the running-statistics outputs (7-13: only a training-mode node has them), training_mode=1.
+    const training = c.opset < 7 ? int(c, 'is_test', 0) === 0 : c.opset < 14 ? c.outputCount > 1 : int(c, 'training_mode', 0) === 1;
+    if (training) fail(c, `training-mode batch normalisation is not supported (${c.opset < 7 ? 'is_test=0' : c.opset < 14 ? `${c.outputCount} outputs` : 'training_mode=1'}): export the network in eval mode (model.eval() before torch.onnx.export)`);
     return [nn.batchNorm(c.tensor(0), c.tensor(1), c.tensor(2), c.tensor(3), c.tensor(4), float(c, 'epsilon', 1e-5))];
   },
   InstanceNormalization: (c) => [nn.instanceNorm(c.tensor(0), c.tensor(1), c.tensor(2), float(c, 'epsilon', 1e-5))],
@@ -450,7 +455,8 @@ export const translators: Record<string, Translator> = {
   Expand: (c) => {
     const x = c.tensor(0);
     const shape = c.host(1).data as Shape;
-    return [op.expandTo(x, op.broadcastShapes(x.shape, shape, 'Expand'), x)];
+    // A run-time batch in the target (pos_embed.expand(B, -1, -1)) is read from the input that carries it.
+    return [op.expandTo(x, op.broadcastShapes(x.shape, shape, 'Expand'), c.runtimeDim)];
   },
   Tile: (c) => [nn.tile(c.tensor(0), staticInts(c, 1, 'repeats'))],
   Gather: (c) => [gatherNode(c)],
@@ -460,9 +466,15 @@ export const translators: Record<string, Translator> = {
   DepthToSpace: (c) => [nn.depthToSpace(c.tensor(0), int(c, 'blocksize', 0), str(c, 'mode', 'DCR') as 'DCR' | 'CRD')],
   SpaceToDepth: (c) => [nn.spaceToDepth(c.tensor(0), int(c, 'blocksize', 0))],
   Constant: (c) => [constantNode(c)],
+  // Only reached for a shape holding a run-time size (a static one is folded): the fill expanded to it.
+  ConstantOfShape: (c) => {
+    const t = c.attr('value') as HostValue | undefined;
+    if (t && t.dtype !== 'float') fail(c, `a ${t.dtype} ConstantOfShape of a run-time size is not supported (float only)`);
+    return [op.expandTo(c.g.scalar(t ? Number(t.data[0]) : 0), c.host(0).data as Shape, c.runtimeDim)];
+  },
 };
 
 /** Ops that only ever produce static values (their inputs must be static too). */
-export const HOST_ONLY = new Set(['Shape', 'ConstantOfShape', 'Range', 'Equal', 'Where', 'Floor', 'Ceil']);
+export const HOST_ONLY = new Set(['Shape', 'Range', 'Equal', 'Where', 'Floor', 'Ceil']);
 
 export const SUPPORTED_OPS: readonly string[] = [...new Set([...Object.keys(translators), ...HOST_ONLY])].sort();

@@ -4,8 +4,8 @@
 
 import { readFile } from 'node:fs/promises';
 import { Graph, type Shape, type Value } from '../graph/graph.ts';
-import { decodeModel, serialize } from '../graph/onnx.ts';
-import { GraphSession, type Feeds } from '../graph/runtime.ts';
+import { decodeModel, graphInputs, serialize } from '../graph/onnx.ts';
+import { GraphSession, type Feeds, type Fetches } from '../graph/runtime.ts';
 import { gradCheck, testRandom, type CheckInput } from '../graph/gradcheck.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 import { importOnnx, withInitializers, type ImportedNetwork } from './onnx-import.ts';
@@ -63,31 +63,53 @@ function randomFeeds(net: ImportedNetwork, batch: number, seed: number): Feeds {
   );
 }
 
-async function forwardCheck(net: ImportedNetwork, original: Uint8Array, weights: TensorMap, batch: number, seed: number): Promise<NonNullable<ImportReport['forward']>> {
+export type ForwardResult = NonNullable<ImportReport['forward']>;
+
+/** The forward check's two models and feeds: the imported graph (parameters fed) and the original file. */
+export interface ForwardPlan {
+  ours: { model: Uint8Array; feeds: Feeds };
+  reference: { model: Uint8Array; feeds: Feeds };
+  batch: number;
+}
+
+export function forwardPlan(net: ImportedNetwork, original: Uint8Array, weights: TensorMap, batch: number, seed: number): ForwardPlan {
   const g = new Graph();
   const inputs = Object.fromEntries(net.inputs.map((io) => [io.name, g.input(io.name, io.shape)]));
   const outs = net.build(g, inputs, (p) => g.input(`param.${p.name}`, p.shape));
   outs.forEach((v, i) => g.output(`out${i}`, v));
   const feeds = randomFeeds(net, batch, seed);
-  const ours = await GraphSession.create(serialize(g));
   const paramFeeds: Feeds = Object.fromEntries([...weights].map(([name, t]) => [`param.${name}`, { data: t.data, dims: t.shape }]));
-  const got = await ours.run({ ...feeds, ...paramFeeds });
-  await ours.release();
-  const reference = await GraphSession.create(original);
-  const want = await reference.run(feeds);
-  await reference.release();
+  return { ours: { model: serialize(g), feeds: { ...feeds, ...paramFeeds } }, reference: { model: original, feeds }, batch };
+}
+
+/** Max and relative difference over every output (ours are named out<i>, the file's by their names). */
+export function compareForward(net: ImportedNetwork, plan: ForwardPlan, got: Fetches, want: Fetches): ForwardResult {
   let maxAbs = 0;
   let scale = 0;
   net.outputs.forEach((o, i) => {
-    const a = got[`out${i}`].data;
-    const b = want[o.name].data;
-    b.forEach((v, j) => {
+    const a = got[`out${i}`];
+    const b = want[o.name];
+    if (a.dims.join() !== b.dims.join()) throw new Error(`${net.source}: output '${o.name}' has shape [${a.dims}] here and [${b.dims}] in onnxruntime (batch ${plan.batch})`);
+    b.data.forEach((v, j) => {
       scale = Math.max(scale, Math.abs(v));
-      maxAbs = Math.max(maxAbs, Math.abs(v - a[j]));
+      maxAbs = Math.max(maxAbs, Math.abs(v - a.data[j]));
     });
   });
   const relError = maxAbs / Math.max(scale, 1e-12);
-  return { batch, maxAbsError: maxAbs, relError, ok: relError <= 1e-4 };
+  return { batch: plan.batch, maxAbsError: maxAbs, relError, ok: relError <= 1e-4 };
+}
+
+async function forwardCheck(net: ImportedNetwork, original: Uint8Array, weights: TensorMap, batch: number, seed: number): Promise<ForwardResult> {
+  const plan = forwardPlan(net, original, weights, batch, seed);
+  const run = async ({ model, feeds }: ForwardPlan['ours']): Promise<Fetches> => {
+    const session = await GraphSession.create(model);
+    try {
+      return await session.run(feeds);
+    } finally {
+      await session.release();
+    }
+  };
+  return compareForward(net, plan, await run(plan.ours), await run(plan.reference));
 }
 
 /**
@@ -126,17 +148,16 @@ export async function importReport(file: string, opts: ReportOptions = {}): Prom
   };
   try {
     report.ops = opsOf(bytes, file);
-    const declared = decodeModel(bytes, file).graph?.input ?? [];
+    const declared = graphInputs(decodeModel(bytes, file).graph);
     const inputShapes: Record<string, Shape> = {};
     if (opts.height && opts.width) {
-      const inits = new Set((decodeModel(bytes, file).graph?.initializer ?? []).map((t) => t.name));
-      const image = opts.image ?? declared.find((i) => !inits.has(i.name))?.name;
+      const image = opts.image ?? declared[0]?.name;
       if (image) inputShapes[image] = ['N', 3, opts.height, opts.width];
       // other image-like inputs (a flow velocity network's condition [N,C,H,W]) take the same size
       for (const i of declared) {
         const dims = i.type?.tensorType?.shape?.dim ?? [];
         const channels = Number(dims[1]?.dimValue ?? NaN);
-        if (i.name !== image && !inits.has(i.name) && dims.length === 4 && Number.isInteger(channels)) inputShapes[i.name!] = ['N', channels, opts.height, opts.width];
+        if (i.name !== image && dims.length === 4 && Number.isInteger(channels)) inputShapes[i.name!] = ['N', channels, opts.height, opts.width];
       }
     }
     const net = importOnnx(bytes, { source: file, symbolicBatch: true, inputShapes });

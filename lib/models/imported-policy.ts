@@ -7,9 +7,10 @@
 import { readFileSync } from 'node:fs';
 import type { Graph, Value } from '../graph/graph.ts';
 import { add } from '../graph/ops.ts';
-import { decodeModel } from '../graph/onnx.ts';
+import { decodeModel, graphInputs } from '../graph/onnx.ts';
 import { initLora, mergeLora, namePattern, type Adapter } from '../graph/lora.ts';
-import { importOnnx, type ImportedNetwork, type ImportedParam } from '../import/onnx-import.ts';
+import { importOnnx, withInitializers, type ImportedNetwork, type ImportedParam } from '../import/onnx-import.ts';
+import { forwardCheckSync } from '../import/forward-check-sync.ts';
 import { checkPolicyContract, type PolicyContract } from '../import/policy-contract.ts';
 import { weightsFromStateDict } from '../import/state-dict.ts';
 import { withLora, type LoraNetwork } from '../import/lora-network.ts';
@@ -69,7 +70,8 @@ export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): Imp
   const hit = cache.get(key);
   if (hit) return hit;
   const bytes = readOrFail(network.onnx, 'model.network.onnx');
-  const imageName = network.image ?? decodeModel(bytes, network.onnx).graph?.input?.[0]?.name ?? 'image';
+  // the first input that is not an initializer (keep_initializers_as_inputs lists the weights as inputs too)
+  const imageName = network.image ?? graphInputs(decodeModel(bytes, network.onnx).graph)[0]?.name ?? 'image';
   const imageShape = ['N', 3, network.height, network.width];
   const inputShapes = { [imageName]: imageShape, ...(network.condition ? { [network.condition]: imageShape } : {}) };
   const extraInputs = [network.time, network.condition].filter((n): n is string => !!n);
@@ -81,6 +83,12 @@ export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): Imp
     const w = readOrFail(network.weights, 'model.network.weights');
     base = weightsFromStateDict(net, w, network.weights);
     baseDigest = sha256Hex(`${baseDigest}:${sha256Hex(w)}`);
+  }
+  // The import command's forward check, once per process and file: a graph the importer translates wrongly
+  // is refused here rather than trained (the training path runs no other comparison with onnxruntime).
+  const check = forwardCheckSync(net, network.weights ? withInitializers(bytes, base) : bytes, base);
+  if (!check.ok) {
+    throw new Error(`${network.onnx}: the imported network does not compute what onnxruntime computes on the file (random input, batch ${check.batch}): max |difference| ${check.maxAbsError.toExponential(2)}, relative ${check.relError.toExponential(2)} (limit 1e-4); \`recovery-grpo import ${network.onnx}\` reports it`);
   }
   const frozenBy = (network.frozen ?? []).map((f) => ({ f, re: namePattern(f) }));
   for (const { f, re } of frozenBy) {

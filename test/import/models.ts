@@ -144,3 +144,40 @@ export function torchGroupNormOnnx(): Uint8Array {
   const graph = onnx.GraphProto.create({ name: 'main_graph', node: nodes, initializer, input: [dyn('input', 3)], output: [dyn('output', 3)] });
   return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 7, producerName: 'pytorch', producerVersion: '2.1.0', opsetImport: [{ domain: '', version: 13 }], graph })).finish();
 }
+
+/** A tensor for `onnxModel`: float32 unless said (int64 for shapes and indices). */
+export interface ModelTensor {
+  name: string;
+  dims: number[];
+  values: number[];
+  dtype?: 'float' | 'int64' | 'double';
+}
+
+/** A small ONNX graph from a node list (the review cases: a few nodes around the op in question). */
+export interface ModelSpec {
+  opset: number;
+  inputs: Array<{ name: string; dims: Array<number | string>; elemType?: number }>;
+  nodes: Array<{ op: string; inputs: string[]; outputs: string[]; attrs?: Attr[]; name?: string }>;
+  inits?: ModelTensor[];
+  outputs: string[];
+}
+
+export function modelTensor(t: ModelTensor): onnxProto.onnx.ITensorProto {
+  const dtype = t.dtype ?? 'float';
+  const raw = dtype === 'int64' ? BigInt64Array.from(t.values.map(BigInt)) : dtype === 'double' ? Float64Array.from(t.values) : Float32Array.from(t.values);
+  return onnx.TensorProto.create({ name: t.name, dims: t.dims, dataType: { float: 1, int64: 7, double: 11 }[dtype], rawData: new Uint8Array(raw.buffer) });
+}
+
+export function onnxModel(m: ModelSpec): Uint8Array {
+  const vi = (name: string, dims?: Array<number | string>, elemType = 1) => onnx.ValueInfoProto.create({
+    name, type: { tensorType: { elemType, ...(dims ? { shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } : {}) } },
+  });
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: m.nodes.map((n, k) => onnx.NodeProto.create({ opType: n.op, name: n.name ?? `/${n.op}_${k}`, input: n.inputs, output: n.outputs, attribute: n.attrs ?? [] })),
+    initializer: (m.inits ?? []).map(modelTensor),
+    input: m.inputs.map((i) => vi(i.name, i.dims, i.elemType)),
+    output: m.outputs.map((o) => vi(o)),
+  });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: m.opset }], graph })).finish();
+}
