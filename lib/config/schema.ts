@@ -11,6 +11,7 @@ import { DEVICES } from '../graph/device.ts';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 import { EVAL_DRAWS } from '../data/eval-draws.ts';
 import { flowConfigSchema } from '../flow/config.ts';
+import { RUN_ID_PATTERN, RUN_ID_RULE } from '../transport/run-id.ts';
 import { compileRewardExpression, decomposeForDense, rewardConstants, rewardTerms } from '../grpo/reward-expression.ts';
 
 const int = () => z.number().int();
@@ -29,9 +30,9 @@ export const DEFAULT_REWARD_EXPRESSION = 'weights.ssim * ssim + weights.clip * e
 // ---------------------------------------------------------------------------------------------------------
 
 export const runSchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-", starting with a letter or digit')
+  id: z.string().regex(RUN_ID_PATTERN, RUN_ID_RULE)
     .default('local')
-    .describe('Run id: names the run in checkpoints, object-store keys, metrics labels and logs.'),
+    .describe('Run id: names the run in checkpoints, object-store keys, NATS subjects, metrics labels and logs. 1 to 64 letters, digits, "_" or "-", starting with a letter or digit.'),
   seed: int().gte(0).default(0)
     .describe('Root seed. Corruptions, initialisation and policy noise derive from it (noise from (seed, sample id, group index)), so a re-run task reproduces its result.'),
   outDir: z.string().min(1).default('runs/local')

@@ -45,12 +45,9 @@ import './nats-reader.ts'; // what a dropped connection had read but not parsed 
 import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
 import { withTimeout } from '../async/with-timeout.ts';
+import { checkRunId } from './run-id.ts';
 
-const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
-export function checkRunId(runId: string): string {
-  if (!RUN_ID.test(runId)) throw new Error(`runId ${JSON.stringify(runId)} must match [A-Za-z0-9_-]{1,64} (it becomes part of NATS subjects and bucket names)`);
-  return runId;
-}
+export { checkRunId } from './run-id.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // connection

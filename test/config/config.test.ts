@@ -105,7 +105,7 @@ test('a bad value names the field, the problem, the value and the file', () => {
     ['orchestrator: { leaseSeconds: 5, heartbeatSeconds: 10 }', /^config error: orchestrator\.heartbeatSeconds: must be < leaseSeconds \(5\) \(got 10\)/],
     ['orchestrator: { listen: "50051" }', /^config error: orchestrator\.listen: must be host:port \(got "50051"\)/],
     ['nats: { url: "http://x" }', /^config error: nats\.url: must be a nats:\/\//],
-    ['run: { id: "" }', /^config error: run\.id: must be at least 1 character long|run\.id: must be letters/],
+    ['run: { id: "" }', /^config error: run\.id: must be 1 to 64 letters/],
     ['optim: { excludeFromWeightDecay: ["(" ] }', /^config error: optim\.excludeFromWeightDecay\.0: must be a valid regular expression/],
     ['reward: { expression: "weights.ssim * ssim + weights.pix * ssim" }', /reward\.expression: uses weights\.pix, which reward\.weights does not define/],
     ['reward: { weights: { ssim: 1, clip: 0.2, extra: 3 } }', /reward\.weights\.extra: is not used by reward\.expression/],
@@ -179,6 +179,18 @@ test('a bad override is reported as coming from the override', () => {
   }
   assert.equal(({} as Record<string, unknown>).x, undefined);
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+test('run.id is refused at load unless the transport accepts it (one pattern, shared)', async () => {
+  const { checkRunId } = await import('../../lib/transport/run-id.ts');
+  for (const id of ['a.b', 'x'.repeat(65), '-lead', 'sp ace', '']) {
+    assert.match(configError(() => loadConfig(undefined, [`run.id=${id}`])).message, /run\.id: must be 1 to 64 letters, digits, "_" or "-"/, id);
+    assert.throws(() => checkRunId(id), /must be 1 to 64/, id);
+  }
+  for (const id of ['a', 'A-b_9', 'x'.repeat(64)]) {
+    assert.equal(loadConfig(undefined, [`run.id=${id}`]).run.id, id);
+    assert.equal(checkRunId(id), id);
+  }
 });
 
 test('sizes and counts have upper bounds: data.size=100000 and the like are refused at load', () => {
