@@ -176,6 +176,13 @@ export const rewardSchema = z.strictObject({
   for (const name of Object.keys(r.weights)) {
     if (!used.has(name)) ctx.addIssue({ code: 'custom', path: ['weights', name], message: `is not used by reward.expression (write weights.${name} there, or remove it)` });
   }
+}).superRefine((r, ctx) => {
+  // The pair lib/models/reward.ts's encoderKindOf refuses, refused at load: a worker would otherwise exit on it
+  // after the orchestrator had started, once per restart.
+  if (r.encoder === 'onnx' && r.clipModel === undefined) ctx.addIssue({ code: 'custom', path: ['clipModel'], message: 'is required when reward.encoder is onnx (the path of the ONNX vision tower)' });
+  if (r.encoder !== undefined && r.encoder !== 'onnx' && r.clipModel !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['clipModel'], message: `conflicts with reward.encoder ${r.encoder}; set reward.encoder=onnx to use the file, or remove reward.clipModel` });
+  }
 }).describe('How reward components combine into one scalar reward.');
 
 export const grpoSchema = z.strictObject({

@@ -193,6 +193,15 @@ test('run.id is refused at load unless the transport accepts it (one pattern, sh
   }
 });
 
+test('reward.encoder onnx without reward.clipModel, or another encoder with one, is refused at load', () => {
+  assert.equal(configError(() => loadConfig(undefined, ['reward.encoder=onnx'])).message,
+    'config error: reward.clipModel: is required when reward.encoder is onnx (the path of the ONNX vision tower) in defaults with override reward.encoder=onnx');
+  assert.match(configError(() => loadConfig(undefined, ['reward.encoder=mobilenet-v2', 'reward.clipModel=c.onnx'])).message,
+    /reward\.clipModel: conflicts with reward\.encoder mobilenet-v2/);
+  assert.equal(loadConfig(undefined, ['reward.clipModel=c.onnx']).reward.clipModel, 'c.onnx');
+  assert.equal(loadConfig(undefined, ['reward.encoder=onnx', 'reward.clipModel=c.onnx']).reward.encoder, 'onnx');
+});
+
 test('sizes and counts have upper bounds: data.size=100000 and the like are refused at load', () => {
   const cases: Array<[string, RegExp]> = [
     ['data.size=100000', /data\.size: must be <= 1024 \(got 100000\)/],
