@@ -12,6 +12,7 @@ import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
 import { DEFAULT_KEEPALIVE_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS } from '../lib/transport/grpc-common.ts';
 import { exitCodeFor } from '../lib/config/setup-error.ts';
+import { checkRoleFlags } from './role-flags.ts';
 
 export interface WorkerCliArgs {
   orchestrator?: string;
@@ -82,6 +83,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('graph-thread', GRAPH_THREAD_OPTION)
     .option('config', { type: 'string', describe: 'a run configuration file: only its orchestrator / nats / metrics sections are used, as defaults for the flags above' })
     .check((a) => {
+      checkRoleFlags(a);
       if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together (mutual TLS needs both)');
       checkIntegerFlag(a.keepaliveMs, '--keepalive-ms', 0, ' (0: no pings)');
       checkIntegerFlag(a.maxMessageBytes, '--max-message-bytes', 1024);

@@ -5,6 +5,7 @@ import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOp
 import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
 import { onStopSignals } from '../../lib/worker/stop-signals.ts';
 import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
+import { checkRoleFlags } from '../role-flags.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
@@ -43,7 +44,18 @@ const command: CommandModule<object, Args> = {
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
       .option('checkpoint-pubkey-file', CHECKPOINT_PUBKEY_OPTION)
-      .option('graph-thread', GRAPH_THREAD_OPTION) as never,
+      .option('graph-thread', GRAPH_THREAD_OPTION)
+      .check((a) => {
+        checkRoleFlags(a);
+        // Server TLS needs its certificate and key; a CA or --require-client-cert without them would be ignored
+        // and the server would listen in plaintext, without the authentication asked for.
+        if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+        if (!a.tlsCert && (a.tlsCa !== undefined || a.requireClientCert)) {
+          throw new Error(`${a.requireClientCert ? '--require-client-cert' : '--tls-ca'} needs --tls-cert and --tls-key (the server's TLS); without them the server would listen in plaintext`);
+        }
+        if (a.requireClientCert && a.tlsCa === undefined) throw new Error('--require-client-cert needs --tls-ca (the CA that signs client certificates)');
+        return true;
+      }) as never,
   handler: async (args) => {
     const { runOrchestrator } = await import('../../orchestrator/main.ts');
     const { formatProgress } = await import('../../orchestrator/progress.ts');
@@ -70,7 +82,6 @@ const command: CommandModule<object, Args> = {
         const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
         const { readRoleTokens } = await import('../../lib/transport/index.ts');
         const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
-        if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
         const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
         const auth = token || tls || roleTokens ? { token, tls, roleTokens } : undefined;
         checkListenAuth(args.listen ?? config.orchestrator.listen, auth);

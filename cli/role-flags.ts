@@ -1,0 +1,65 @@
+// The role flags that name a port or a file, checked when the command line is parsed, the same way for every role
+// (orchestrator, learner, rollout-worker, reward-worker): a bad one is refused naming the flag, with
+// CONFIG_EXIT_CODE (cli/main.ts's .fail), before the role binds a port, dials NATS or creates its run state. Left
+// to the role, a missing TLS file surfaced after the run state was created (exit 1, restarted for ever), and a
+// negative port as Node's error.
+import { closeSync, openSync, readFileSync } from 'node:fs';
+
+/** Flags holding a TCP port (0: any free port). */
+const PORT_FLAGS = ['metricsPort'] as const;
+
+/** Flags naming a file the role reads at start (secrets, PEM material). TLS flags may hold inline PEM instead. */
+const READ_FLAGS = [
+  'authTokenFile', 'roleTokensFile', 'tlsCert', 'tlsKey', 'tlsCa',
+  'natsPassFile', 'natsTokenFile', 'natsTlsCa', 'natsTlsCert', 'natsTlsKey',
+] as const;
+
+/** Flags holding a count of at least 1. */
+const COUNT_FLAGS = ['maxBatch', 'maxInFlight'] as const;
+
+const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** Throws an Error naming the first role flag of `a` (yargs' camel-case keys) that is not a port, count or readable file. */
+export function checkRoleFlags(a: Record<string, unknown>): true {
+  for (const key of PORT_FLAGS) {
+    const v = a[key];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535)) {
+      throw new Error(`${flagName(key)} must be a port, an integer from 0 to 65535 (0: any free port), got ${String(v)}`);
+    }
+  }
+  for (const key of COUNT_FLAGS) {
+    const v = a[key];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw new Error(`${flagName(key)} must be an integer >= 1, got ${String(v)}`);
+  }
+  for (const key of READ_FLAGS) {
+    const v = a[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || v.trim() === '') throw new Error(`${flagName(key)}: the file name is empty`);
+    if (key.startsWith('tls') || key.startsWith('natsTls')) {
+      if (v.trimStart().startsWith('-----BEGIN')) continue; // inline PEM (lib/transport/grpc-common.ts loadPem)
+    }
+    checkReadable(v, flagName(key));
+  }
+  return true;
+}
+
+function checkReadable(file: string, flag: string): void {
+  try {
+    readFileSync(file);
+  } catch (e) {
+    throw new Error(`${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/**
+ * Opens `file` for appending, creating it, and closes it: a file a role will write (the orchestrator's --events)
+ * is known to be writable before anything else happens, not after the first trained batch.
+ */
+export function checkAppendable(file: string, flag: string): void {
+  if (file.trim() === '') throw new Error(`${flag}: the file name is empty`);
+  try {
+    closeSync(openSync(file, 'a'));
+  } catch (e) {
+    throw new Error(`${flag} ${file}: cannot open it for appending (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
