@@ -5,7 +5,7 @@ import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOp
 import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
 import { onStopSignals } from '../../lib/worker/stop-signals.ts';
 import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
-import { checkRoleFlags } from '../role-flags.ts';
+import { checkAppendable, checkRoleFlags } from '../role-flags.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
@@ -39,7 +39,7 @@ const command: CommandModule<object, Args> = {
       .option('tls-cert', { type: 'string', describe: 'server certificate (PEM file)' })
       .option('tls-key', { type: 'string', describe: 'server key (PEM file)' })
       .option('tls-ca', { type: 'string', describe: 'CA for client certificates (mutual TLS)' })
-      .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail)' })
+      .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail); opened (created) at start, so a path that cannot be written is refused before anything else' })
       .option('await-workers', { type: 'string', describe: 'the first GRPO batch waits until this many workers of each role are connected, e.g. rollout=2,reward=1 (at most --await-seconds)' })
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
@@ -87,6 +87,8 @@ const command: CommandModule<object, Args> = {
         checkListenAuth(args.listen ?? config.orchestrator.listen, auth);
         const { parseAwaitWorkers } = await import('../../orchestrator/await-workers.ts');
         const awaitWorkers = args.awaitWorkers !== undefined ? parseAwaitWorkers(args.awaitWorkers, args.awaitSeconds) : undefined;
+        // last, after every other refusal: it creates the file (the run would append to it after its first batch)
+        if (args.events !== undefined) checkAppendable(args.events, '--events');
         settings = { config, auth, awaitWorkers };
       } catch (e) {
         throw new SetupError((e as Error).message, { cause: e });

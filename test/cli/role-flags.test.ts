@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, inParallel } from '../helpers/cli.ts';
@@ -31,11 +31,13 @@ test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM a
 test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the flag, before anything starts', { timeout: 180_000 }, async () => {
   const orch = ['orchestrator', '--nats', 'nats://127.0.0.1:1'];
   const worker = (role: string) => [role, '--nats', 'nats://127.0.0.1:1', '--orchestrator', '127.0.0.1:1', '--metrics-port', '0'];
+  const events = join(dir, 'no-such-dir', 'events.jsonl');
   const cases: Array<{ args: string[]; line: RegExp }> = [
     { args: [...orch, '--metrics-port', '-5'], line: /^orchestrator: --metrics-port must be a port/ },
     { args: [...orch, '--tls-cert', missing, '--tls-key', pem], line: /^orchestrator: --tls-cert .*nonexistent\.pem: cannot read it \(ENOENT\)$/ },
     { args: [...orch, '--require-client-cert', '--tls-ca', pem], line: /^orchestrator: --require-client-cert needs --tls-cert and --tls-key .*plaintext$/ },
     { args: [...orch, '--tls-ca', pem], line: /^orchestrator: --tls-ca needs --tls-cert and --tls-key/ },
+    { args: [...orch, '--events', events], line: /^orchestrator: --events .*events\.jsonl: cannot open it for appending \(ENOENT\)$/ },
     { args: [...worker('rollout-worker'), '--tls-ca', missing], line: /^rollout-worker: --tls-ca .*: cannot read it \(ENOENT\)$/ },
     { args: [...worker('reward-worker'), '--auth-token-file', missing], line: /^reward-worker: --auth-token-file .*: cannot read it \(ENOENT\)$/ },
     { args: [...worker('learner'), '--nats-pass-file', missing, '--nats-user', 'u'], line: /^learner: --nats-pass-file .*: cannot read it \(ENOENT\)$/ },
@@ -54,4 +56,5 @@ test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the
     assert.equal(lines.length, 1, `${what}: one line, got\n${r.stderr}`);
     assert.match(lines[0]!, c.line, what);
   }
+  assert.equal(existsSync(join(dir, 'no-such-dir')), false);
 });
