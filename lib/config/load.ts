@@ -237,24 +237,38 @@ export function parseConfigText(text: string, label: string, format: 'yaml' | 'j
   return doc.toJS();
 }
 
-/** Validate an already-parsed config object (after applying overrides). */
-export function parseConfig(data: unknown, options: { overrides?: Overrides; source?: string } = {}): RunConfig {
+/** `under` with `over` laid on it: objects merge key by key, anything else `over` sets replaces what `under` has. */
+function layer(under: unknown, over: unknown): unknown {
+  if (!isPlainObject(under) || !isPlainObject(over)) return over === undefined ? under : over;
+  const out: Record<string, unknown> = { ...under };
+  for (const [k, v] of Object.entries(over)) out[k] = layer(under[k], v);
+  return out;
+}
+
+/**
+ * Validate an already-parsed config object (after applying overrides). `defaults`: dotted-key settings laid
+ * underneath `data`, so they apply only where it leaves a field unset (a program's own defaults, such as the
+ * demo's: lib/local/demo-defaults.ts); `overrides` still win over both.
+ */
+export function parseConfig(data: unknown, options: { overrides?: Overrides; defaults?: Overrides; source?: string } = {}): RunConfig {
   const parsed = parseOverrides(options.overrides);
   const label = options.source ?? 'config';
   if (data !== undefined && data !== null && !isPlainObject(data)) {
     throw new ConfigError([{ path: '', message: `the configuration must be a mapping of sections (got ${got(data)})`, source: label }]);
   }
-  return validate(applyParsed(data ?? {}, parsed), parsed, label);
+  const base = options.defaults ? layer(applyParsed({}, parseOverrides(options.defaults)), data ?? {}) : data ?? {};
+  return validate(applyParsed(base, parsed), parsed, label);
 }
 
 /**
  * Load the run configuration. `path`: a .yaml/.yml/.json file (other extensions are read as YAML); absent:
  * every default. `overrides`: dotted keys, `{ 'reward.weights.clip': '0.5' }` or `['reward.weights.clip=0.5']`,
  * applied before validation; values are JSON where they parse as JSON (numbers, booleans, arrays, objects),
- * else strings. Throws ConfigError naming each bad field, the problem and its source.
+ * else strings. `defaults`: settings in the same form laid underneath the file (they apply only where the file
+ * leaves a field unset; overrides win over both). Throws ConfigError naming each bad field, the problem and its source.
  */
-export function loadConfig(path?: string, overrides?: Overrides): RunConfig {
-  if (path === undefined) return parseConfig({}, { overrides: overrides ?? [], source: 'defaults' });
+export function loadConfig(path?: string, overrides?: Overrides, defaults?: Overrides): RunConfig {
+  if (path === undefined) return parseConfig({}, { overrides: overrides ?? [], ...(defaults ? { defaults } : {}), source: 'defaults' });
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -262,5 +276,5 @@ export function loadConfig(path?: string, overrides?: Overrides): RunConfig {
     throw new ConfigError([{ path: '', message: `cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, source: path }]);
   }
   const data = parseConfigText(text, path, extname(path).toLowerCase() === '.json' ? 'json' : 'yaml');
-  return parseConfig(data, { overrides: overrides ?? [], source: path });
+  return parseConfig(data, { overrides: overrides ?? [], ...(defaults ? { defaults } : {}), source: path });
 }
