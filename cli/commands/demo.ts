@@ -77,10 +77,19 @@ const command: CommandModule<object, DemoArgs> = {
       .option('out', { type: 'string', default: 'runs/demo', describe: 'output folder (summary.json, grid.png, final checkpoint, standalone policy)' })
       .option('config', { type: 'string', describe: "run configuration file; the demo's settings (README, lib/local/demo-defaults.ts) and then the schema's defaults apply where it leaves a field unset, --set wins over it" })
       .option('set', { type: 'string', array: true, describe: 'override a field: --set grpo.groupSize=8 (repeatable)' })
-      .option('rollout-workers', { type: 'number', default: 1 })
-      .option('reward-workers', { type: 'number', default: 1 })
+      .option('rollout-workers', { type: 'number', default: 1, describe: 'rollout worker processes (at least 1)' })
+      .option('reward-workers', { type: 'number', default: 1, describe: 'reward worker processes (at least 1)' })
       .option('nats', { type: 'string', describe: 'use this running NATS server instead of starting one' })
-      .option('device', { type: 'string', array: true, describe: "a role's device: --device rollout=webgpu (repeatable; roles rollout, reward, learner; docs/gpu.md). Every role defaults to cpu; the final evaluation scores on the reward workers' device" }) as never,
+      .option('device', { type: 'string', array: true, describe: "a role's device: --device rollout=webgpu (repeatable; roles rollout, reward, learner; docs/gpu.md). Every role defaults to cpu; the final evaluation scores on the reward workers' device" })
+      // before anything is written or started: 0 workers left GRPO waiting in silence, -1 or 1.5 reached the roles
+      // as an --await-workers the user never passed
+      .check((a) => {
+        for (const [flag, v] of [['--rollout-workers', a.rolloutWorkers], ['--reward-workers', a.rewardWorkers]] as const) {
+          if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${flag} must be an integer >= 1, got ${String(v)}`);
+        }
+        if (a.out.trim() === '') throw new Error('--out must name a folder for the run (got "")');
+        return true;
+      }) as never,
   handler: async (args) => {
     const devices = parseDevices(args.device ?? []);
     const { runLocal } = await import('../../lib/local/local-run.ts');

@@ -3,12 +3,14 @@
 // overrides, which beat the file).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoRunOptions, type DemoArgs } from '../../cli/commands/demo.ts';
 import { localRunConfig } from '../../lib/local/local-run.ts';
 import { DEMO_GRPO_STEPS, DEMO_SFT_STEPS } from '../../lib/local/demo-defaults.ts';
+import { BIN, inParallel } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'demo-config-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,4 +44,26 @@ test('demo without --config, or with a file silent on them, gets the demo settin
     );
   }
   assert.equal(localRunConfig(demoRunOptions(args({ config: partial }))).grpo.groupSize, 4);
+});
+
+test('demo: bad worker counts, an empty --out or a refused setting are refused before anything is written', { timeout: 120_000 }, async () => {
+  const cases: Array<{ args: string[]; line: RegExp }> = [
+    { args: ['--rollout-workers', '0'], line: /^demo: --rollout-workers must be an integer >= 1, got 0$/ },
+    { args: ['--rollout-workers', '-1'], line: /^demo: --rollout-workers must be an integer >= 1, got -1$/ },
+    { args: ['--reward-workers', '1.5'], line: /^demo: --reward-workers must be an integer >= 1, got 1\.5$/ },
+    { args: ['--steps', '-1'], line: /^demo: config error: grpo\.steps: must be >= 0 \(got -1\)/ },
+  ];
+  const run = (args: string[]) => new Promise<{ status: number | null; stderr: string }>((done) => {
+    const child = execFile(process.execPath, [BIN, 'demo', ...args], { encoding: 'utf8', timeout: 60_000, cwd: dir }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
+  });
+  const results = await inParallel(cases.map((c, i) => () => run([...c.args, '--out', join(dir, `refused-${i}`)])), availableParallelism());
+  for (const [i, c] of cases.entries()) {
+    const r = results[i]!;
+    assert.equal(r.status, 1, `demo ${c.args.join(' ')}: status ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr.trim(), c.line);
+    assert.equal(existsSync(join(dir, `refused-${i}`)), false, `demo ${c.args.join(' ')} left its --out folder`);
+  }
+  const empty = await run(['--out', '']);
+  assert.equal(empty.status, 1);
+  assert.match(empty.stderr.trim(), /^demo: --out must name a folder for the run \(got ""\)$/);
 });
