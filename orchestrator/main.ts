@@ -3,6 +3,7 @@
 
 import { openEventLog } from '../lib/log/event-log.ts';
 import { traceRole } from '../lib/log/trace.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
@@ -212,7 +213,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
           heartbeat_interval_ms: config.orchestrator.heartbeatSeconds * 1000,
         },
       });
-      log(`${session.role.toLowerCase()} ${session.workerId} connected (${deviceOf(session)})`);
+      log(`${session.role.toLowerCase()} ${session.workerId} connected (${quoteForLog(deviceOf(session), 64)})`); // the worker's own text: quoted (docs/security.md)
       coordinator.track(session);
       coordinator.attach(session);
       // synchronously per message (no Promise and microtask per result; lib/transport/queue.ts)
