@@ -5,7 +5,7 @@ import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOp
 import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
 import { onStopSignals } from '../../lib/worker/stop-signals.ts';
 import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
-import { checkAppendable, checkRoleFlags } from '../role-flags.ts';
+import { checkAppendable, checkRoleFlags } from '../flag-checks.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;

@@ -1,5 +1,5 @@
 // Every role refuses a bad port, count or file flag when the command line is parsed: one line naming the flag and
-// exit status CONFIG_EXIT_CODE, before it binds a port, dials NATS or writes anything (cli/role-flags.ts). NATS and
+// exit status CONFIG_EXIT_CODE, before it binds a port, dials NATS or writes anything (cli/flag-checks.ts). NATS and
 // the orchestrator are unreachable addresses here, so a flag that got past the check would end otherwise (exit 1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, inParallel } from '../helpers/cli.ts';
 import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
-import { checkRoleFlags } from '../../cli/role-flags.ts';
+import { checkRoleFlags } from '../../cli/flag-checks.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'role-flags-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));

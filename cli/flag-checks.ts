@@ -1,3 +1,5 @@
+// Checks of command-line flags, shared by the commands, each error naming the flag.
+//
 // The role flags that name a port or a file, checked when the command line is parsed, the same way for every role
 // (orchestrator, learner, rollout-worker, reward-worker): a bad one is refused naming the flag, with
 // CONFIG_EXIT_CODE (cli/main.ts's .fail), before the role binds a port, dials NATS or creates its run state. Left
@@ -62,4 +64,10 @@ export function checkAppendable(file: string, flag: string): void {
   } catch (e) {
     throw new Error(`${flag} ${file}: cannot open it for appending (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+}
+
+/** A whole-number flag of at least `min` (undefined: not given). yargs gives NaN for `--flag abc`. */
+export function checkIntegerFlag(value: unknown, flag: string, min: number, note = ''): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new Error(`${flag} must be an integer >= ${min}${note}, got ${String(value)}`);
 }
