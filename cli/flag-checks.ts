@@ -6,6 +6,7 @@
 // to the role, a missing TLS file surfaced after the run state was created (exit 1, restarted for ever), and a
 // negative port as Node's error.
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { imageFormatOf } from '../lib/data/image-format.ts';
 
 /** Flags holding a TCP port (0: any free port). */
 const PORT_FLAGS = ['metricsPort'] as const;
@@ -70,4 +71,13 @@ export function checkAppendable(file: string, flag: string): void {
 export function checkIntegerFlag(value: unknown, flag: string, min: number, note = ''): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new Error(`${flag} must be an integer >= ${min}${note}, got ${String(value)}`);
+}
+
+/** An image output flag whose extension names a format writeImage writes (lib/data/image-format.ts). */
+export function checkImageExtension(path: string, flag: string): void {
+  try {
+    imageFormatOf(path);
+  } catch (e) {
+    throw new Error(`${flag} ${(e as Error).message}`);
+  }
 }
