@@ -142,6 +142,7 @@ function defaultOf(s: z.ZodType): unknown {
 
 function got(input: unknown): string {
   if (input === undefined) return 'nothing';
+  if (typeof input === 'number' && !Number.isFinite(input)) return String(input); // YAML's .nan and .inf (JSON says null)
   let s: string;
   try {
     s = JSON.stringify(input);
@@ -221,14 +222,30 @@ function validate(data: unknown, overrides: ParsedOverride[], fileLabel: string)
   throw new ConfigError(issues);
 }
 
+/** The JSON string literal that starts at `at` in `text` (a key the parser points at). */
+function jsonStringAt(text: string, at: number): string {
+  const re = /"(?:[^"\\]|\\.)*"/y;
+  re.lastIndex = at;
+  return re.exec(text)?.[0] ?? `at offset ${at}`;
+}
+
 /** Parse config text (YAML, which includes JSON; `format: 'json'` for strict JSON). `label` names it in errors. */
 export function parseConfigText(text: string, label: string, format: 'yaml' | 'json' = 'yaml'): unknown {
   if (format === 'json') {
+    let data: unknown;
     try {
-      return JSON.parse(text);
+      data = JSON.parse(text);
     } catch (e) {
       throw new ConfigError([{ path: '', message: `invalid JSON: ${(e as Error).message}`, source: label }]);
     }
+    // JSON.parse keeps the last of two equal keys; refused, as in YAML (the yaml parser reads JSON too)
+    const duplicates = YAML.parseDocument(text, { uniqueKeys: true, schema: 'json' }).errors.filter((e) => e.code === 'DUPLICATE_KEY');
+    if (duplicates.length > 0) {
+      throw new ConfigError(duplicates.map((e) => ({
+        path: '', message: `invalid JSON: duplicate key ${jsonStringAt(text, e.pos[0])} at line ${e.linePos?.[0].line ?? '?'}`, source: label,
+      })));
+    }
+    return data;
   }
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {

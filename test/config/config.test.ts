@@ -221,6 +221,13 @@ test('unreadable and unparsable files name the file', () => {
   assert.match(configError(() => loadConfig(file('bad.json', '{"run": '))).message, /invalid JSON.* in .*bad\.json$/);
   assert.match(configError(() => loadConfig(file('bad.yaml', 'run: [\n'))).message, /invalid YAML/);
   assert.match(configError(() => loadConfig(file('dup.yaml', 'run: {}\nrun: {}\n'))).message, /invalid YAML.*[Dd]uplicate|invalid YAML.*unique/);
+  // JSON too (JSON.parse kept the last): the key and its line named
+  assert.equal(configError(() => loadConfig(file('dup.json', '{"run": {"seed": 1},\n "grpo": {"beta": 0.1, "beta": 0.2}}'))).message.replace(/ in .*$/, ''),
+    'config error: invalid JSON: duplicate key "beta" at line 2');
+  assert.equal(loadConfig(file('ok.json', '{"run": {"seed": 1}, "grpo": {"beta": 0.1}}')).grpo.beta, 0.1);
+  // YAML's .nan and .inf are named as such, not as JSON's null
+  assert.match(configError(() => loadConfig(file('nan.yaml', 'grpo: { beta: .nan }\n'))).message, /grpo\.beta: .*\(got NaN\)/);
+  assert.match(configError(() => loadConfig(file('inf.yaml', 'grpo: { clipLow: .inf }\n'))).message, /grpo\.clipLow: .*\(got Infinity\)/);
   assert.match(configError(() => loadConfig(file('list.yaml', '- 1\n- 2\n'))).message, /must be a mapping of sections/);
 });
 
