@@ -30,10 +30,7 @@ export function checkRoleFlags(a: Record<string, unknown>): true {
       throw new Error(`${flagName(key)} must be a port, an integer from 0 to 65535 (0: any free port), got ${String(v)}`);
     }
   }
-  for (const key of COUNT_FLAGS) {
-    const v = a[key];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw new Error(`${flagName(key)} must be an integer >= 1, got ${String(v)}`);
-  }
+  for (const key of COUNT_FLAGS) checkIntegerFlag(a[key], flagName(key), 1);
   for (const key of READ_FLAGS) {
     const v = a[key];
     if (v === undefined) continue;
