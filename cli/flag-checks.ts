@@ -5,7 +5,7 @@
 // CONFIG_EXIT_CODE (cli/main.ts's .fail), before the role binds a port, dials NATS or creates its run state. Left
 // to the role, a missing TLS file surfaced after the run state was created (exit 1, restarted for ever), and a
 // negative port as Node's error.
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { imageFormatOf } from '../lib/data/image-format.ts';
 
 /** Flags holding a TCP port (0: any free port). */
@@ -48,19 +48,6 @@ function checkReadable(file: string, flag: string): void {
     readFileSync(file);
   } catch (e) {
     throw new Error(`${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-}
-
-/**
- * Opens `file` for appending, creating it, and closes it: a file a role will write (the orchestrator's --events)
- * is known to be writable before anything else happens, not after the first trained batch.
- */
-export function checkAppendable(file: string, flag: string): void {
-  if (file.trim() === '') throw new Error(`${flag}: the file name is empty`);
-  try {
-    closeSync(openSync(file, 'a'));
-  } catch (e) {
-    throw new Error(`${flag} ${file}: cannot open it for appending (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }
 

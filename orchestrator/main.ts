@@ -1,7 +1,7 @@
 // The orchestrator process: gRPC server for the workers, the run's Coordinator, run state in a NATS
 // JetStream key-value bucket (so a restarted orchestrator resumes where it stopped), /metrics and /health.
 
-import { openEventLog } from '../lib/log/event-log.ts';
+import { checkEventLogWritable, openEventLog } from '../lib/log/event-log.ts';
 import { traceRole } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { z } from 'zod';
@@ -76,6 +76,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
   checkListenAuth(listen, o.auth);
   assertBatchesFit(config);
+  if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
   const metrics = createMetrics(config.run.id, 'orchestrator');
   const natsUrl = o.natsUrl ?? config.nats.url;
   const nc = await connectNats({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth });

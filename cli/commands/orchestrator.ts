@@ -5,7 +5,8 @@ import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOp
 import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
 import { onStopSignals } from '../../lib/worker/stop-signals.ts';
 import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
-import { checkAppendable, checkRoleFlags } from '../flag-checks.ts';
+import { checkRoleFlags } from '../flag-checks.ts';
+import { checkEventLogWritable } from '../../lib/log/event-log.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
@@ -88,7 +89,7 @@ const command: CommandModule<object, Args> = {
         const { parseAwaitWorkers } = await import('../../orchestrator/await-workers.ts');
         const awaitWorkers = args.awaitWorkers !== undefined ? parseAwaitWorkers(args.awaitWorkers, args.awaitSeconds) : undefined;
         // last, after every other refusal: it creates the file (the run would append to it after its first batch)
-        if (args.events !== undefined) checkAppendable(args.events, '--events');
+        if (args.events !== undefined) checkEventLogWritable(args.events, '--events');
         settings = { config, auth, awaitWorkers };
       } catch (e) {
         throw new SetupError((e as Error).message, { cause: e });
