@@ -12,6 +12,7 @@ import { applyHeapGrowth, type HeapRole } from '../lib/deploy/heap-growth.ts';
 import { TOKEN_ENV, type WorkerOptions } from '../lib/worker/options.ts';
 import { DEFAULT_KEEPALIVE_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS } from '../lib/transport/grpc-common.ts';
 import { exitCodeFor } from '../lib/config/setup-error.ts';
+import { checkIntegerFlag, checkRoleFlags } from './flag-checks.ts';
 
 export interface WorkerCliArgs {
   orchestrator?: string;
@@ -82,6 +83,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('graph-thread', GRAPH_THREAD_OPTION)
     .option('config', { type: 'string', describe: 'a run configuration file: only its orchestrator / nats / metrics sections are used, as defaults for the flags above' })
     .check((a) => {
+      checkRoleFlags(a);
       if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together (mutual TLS needs both)');
       checkIntegerFlag(a.keepaliveMs, '--keepalive-ms', 0, ' (0: no pings)');
       checkIntegerFlag(a.maxMessageBytes, '--max-message-bytes', 1024);
@@ -89,11 +91,6 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
       if (a.threads !== undefined && (!Number.isInteger(a.threads) || a.threads < 0)) throw new Error(`--threads must be an integer >= 0 (0: one per core), got ${a.threads}`);
       return true;
     }) as unknown as Argv<T & WorkerCliArgs>;
-}
-
-function checkIntegerFlag(value: unknown, flag: string, min: number, note = ''): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new Error(`${flag} must be an integer >= ${min}${note}, got ${String(value)}`);
 }
 
 export interface NatsAuthCliArgs {

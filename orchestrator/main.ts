@@ -1,8 +1,9 @@
 // The orchestrator process: gRPC server for the workers, the run's Coordinator, run state in a NATS
 // JetStream key-value bucket (so a restarted orchestrator resumes where it stopped), /metrics and /health.
 
-import { openEventLog } from '../lib/log/event-log.ts';
+import { checkEventLogWritable, openEventLog } from '../lib/log/event-log.ts';
 import { traceRole } from '../lib/log/trace.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
@@ -77,6 +78,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
   checkListenAuth(listen, o.auth);
   assertBatchesFit(config);
+  if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
   const metrics = createMetrics(config.run.id, 'orchestrator');
   const natsUrl = o.natsUrl ?? config.nats.url;
   const nc = await connectNats({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth });
@@ -235,7 +237,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
           heartbeat_interval_ms: config.orchestrator.heartbeatSeconds * 1000,
         },
       });
-      log(`${session.role.toLowerCase()} ${session.workerId} connected (${deviceOf(session)})`);
+      log(`${session.role.toLowerCase()} ${session.workerId} connected (${quoteForLog(deviceOf(session), 64)})`); // the worker's own text: quoted (docs/security.md)
       coordinator.track(session);
       // a worker that was not connected when the run completed (reconnecting, or this orchestrator restarted after
       // storing the last acknowledgement) is told at once: otherwise it waits for work, and reconnects for ever once

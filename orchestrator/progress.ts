@@ -46,14 +46,18 @@ export class ProgressMeter {
     m.get('zero_variance_group_fraction').set(zeroVar / all.length);
   }
 
-  /** Batch `seq` was acknowledged (`actions`: the GRPO actions it trained). */
+  /**
+   * Batch `seq` was acknowledged (`actions`: the GRPO actions it trained); `phase` is the run's phase now. The
+   * progress carries the batch's own phase (its `kind`), or 'done' after the run's last batch: the last SFT batch's
+   * acknowledgement finds the run already in GRPO, and its line was labelled `[grpo]`.
+   */
   acknowledged(phase: Progress['phase'], seq: number, kind: 'sft' | 'grpo', version: number, actions: number, r?: TrainResult__Output): Progress {
     const grpo = kind === 'grpo';
     if (grpo) this.grpoActions += actions;
     const elapsed = (Date.now() - (grpo ? this.grpoStart : this.sftStart)) / 1000;
     const samples = grpo ? this.grpoActions : seq * this.sftBatchSize;
     return {
-      phase, seq, totalSeq: this.totalSeq, version, loss: r?.loss ?? NaN,
+      phase: phase === 'done' ? 'done' : kind, seq, totalSeq: this.totalSeq, version, loss: r?.loss ?? NaN,
       kl: grpo ? r?.kl : undefined,
       clipFraction: grpo ? r?.clip_fraction : undefined,
       ...(grpo && r?.flow_steps.length ? { flowSteps: r.flow_steps.map((s) => ({ step: s.index, clipFraction: s.clip_fraction, kl: s.kl })) } : {}),

@@ -11,6 +11,7 @@ export interface RunState {
 }
 
 export interface Progress {
+  /** The acknowledged batch's phase; 'done' for the run's last batch. */
   phase: 'sft' | 'grpo' | 'done';
   seq: number;
   totalSeq: number;

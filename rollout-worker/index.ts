@@ -448,6 +448,8 @@ class RolloutRole implements WorkerRoleImpl {
 /** Starts a rollout worker (see the module comment); resolves once it is dialling the orchestrator. */
 export async function runRolloutWorker(options: RolloutWorkerOptions = {}): Promise<RolloutWorkerHandle> {
   const { versionWaitMs = 30_000, ...rest } = options;
+  // NaN would never time out: a task waiting for a version that never comes would be held for ever
+  if (!Number.isInteger(versionWaitMs) || versionWaitMs < 0) throw new SetupError(`rollout worker options.versionWaitMs: must be an integer >= 0 (got ${versionWaitMs})`);
   const o = resolveWorkerOptions('rollout', rest);
   const role = new RolloutRole(o.device ?? 'cpu', o.maxBatch ?? ROLLOUT_DEFAULT_MAX_BATCH, o.maxInFlight ?? ROLLOUT_DEFAULT_MAX_IN_FLIGHT, versionWaitMs);
   const handle = await startWorker(role, o);

@@ -2,6 +2,7 @@
 //   recovery-grpo corrupt --list
 //   recovery-grpo corrupt --input IMG --type T --level L --seed S --out OUT [--size N]
 import type { CommandModule } from 'yargs';
+import { checkImageExtension, checkIntegerFlag } from '../flag-checks.ts';
 
 interface Args {
   list?: boolean;
@@ -31,6 +32,9 @@ const command: CommandModule<object, Args> = {
         if (a.list) return true;
         const missing = (['input', 'type', 'out'] as const).filter((k) => a[k] === undefined);
         if (missing.length) throw new Error(`missing ${missing.map((k) => `--${k}`).join(', ')} (or use --list)`);
+        checkIntegerFlag(a.size, '--size', 1);
+        checkIntegerFlag(a.refSize, '--ref-size', 1);
+        checkImageExtension(a.out!, '--out');
         return true;
       }) as never,
   handler: async (args) => {

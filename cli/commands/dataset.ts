@@ -3,6 +3,7 @@
 //   recovery-grpo dataset info [--config FILE]                     sizes of the source and its splits (JSON)
 import type { Argv, CommandModule } from 'yargs';
 import { runConfigFrom, withConfig, type ConfigArgs } from '../options.ts';
+import { checkImageExtension, checkIntegerFlag } from '../flag-checks.ts';
 
 interface PreviewArgs extends ConfigArgs {
   out: string;
@@ -29,7 +30,13 @@ const preview: CommandModule<ConfigArgs, PreviewArgs> = {
       .option('samples', { type: 'number', default: 1, describe: 'images per row (each: clean, then every level)' })
       .option('cell', { type: 'number', default: 96, describe: 'approximate cell size in pixels (images are enlarged by a whole factor)' })
       .option('types', { type: 'string', describe: 'comma-separated types (default: those the mix can draw)' })
-      .option('levels', { type: 'string', describe: 'comma-separated levels, names or numbers (default: the mix levels, else low,mid,high)' }) as never,
+      .option('levels', { type: 'string', describe: 'comma-separated levels, names or numbers (default: the mix levels, else low,mid,high)' })
+      .check((a) => {
+        checkIntegerFlag(a.samples, '--samples', 1);
+        checkIntegerFlag(a.cell, '--cell', 1);
+        checkImageExtension(a.out, '--out');
+        return true;
+      }) as never,
   handler: async (args) => {
     try {
       const { CORRUPTION_TYPES, LEVELS, corrupt, parseCorruptionType, parseLevel, typeWeights } = await import('../../lib/data/corruptions.ts');
@@ -47,7 +54,7 @@ const preview: CommandModule<ConfigArgs, PreviewArgs> = {
         : Array.isArray(mix.levels)
           ? mix.levels.map((l) => (typeof l === 'string' ? LEVELS[l] : l))
           : [LEVELS.low, LEVELS.mid, LEVELS.high];
-      const samples = Math.max(1, Math.floor(args.samples));
+      const samples = args.samples;
       const res = ds.resolution;
       const k = Math.max(1, Math.round(args.cell / res));
       const cell = res * k;

@@ -3,9 +3,9 @@ import type { CommandModule } from 'yargs';
 import { demoSelectsFlow, FLOW_DEMO_GRPO_STEPS, FLOW_DEMO_OVERRIDES, FLOW_DEMO_SFT_STEPS } from '../../lib/flow/demo.ts';
 import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../../lib/local/demo-defaults.ts';
 import { DEVICES, refusedOn, type Device } from '../../lib/graph/device.ts';
-import type { OrtRole } from '../../lib/local/local-run.ts';
+import type { LocalRunOptions, OrtRole } from '../../lib/local/local-run.ts';
 
-interface Args {
+export interface DemoArgs {
   steps?: number;
   sftSteps?: number;
   seed: number;
@@ -37,7 +37,36 @@ export function parseDevices(items: readonly string[]): Partial<Record<OrtRole, 
   return out;
 }
 
-const command: CommandModule<object, Args> = {
+/**
+ * The demo's settings (lib/local/demo-defaults.ts, lib/flow/demo.ts): laid underneath --config's file, so they
+ * apply only where it leaves a field unset; --set, --steps and --sft-steps still win over both.
+ */
+export function demoDefaults(flow: boolean): string[] {
+  return [
+    ...DEMO_OVERRIDES, ...(flow ? FLOW_DEMO_OVERRIDES : []),
+    `grpo.steps=${flow ? FLOW_DEMO_GRPO_STEPS : DEMO_GRPO_STEPS}`, `sft.steps=${flow ? FLOW_DEMO_SFT_STEPS : DEMO_SFT_STEPS}`,
+  ];
+}
+
+/** The local run the demo's flags ask for (its devices aside). */
+export function demoRunOptions(args: DemoArgs): LocalRunOptions {
+  // The flow family has its own demo settings (lib/flow/demo.ts); what the user sets still wins.
+  const flow = demoSelectsFlow(args.config, args.set ?? []);
+  return {
+    out: args.out,
+    seed: args.seed,
+    ...(args.steps !== undefined ? { steps: args.steps } : {}),
+    ...(args.sftSteps !== undefined ? { sftSteps: args.sftSteps } : {}),
+    ...(args.config !== undefined ? { configFile: args.config } : {}),
+    defaults: demoDefaults(flow),
+    overrides: args.set ?? [],
+    rolloutWorkers: args.rolloutWorkers,
+    rewardWorkers: args.rewardWorkers,
+    ...(args.nats !== undefined ? { natsUrl: args.nats } : {}),
+  };
+}
+
+const command: CommandModule<object, DemoArgs> = {
   command: 'demo',
   describe: 'local run: nats-server and the four roles as processes on loopback, SFT warm start then GRPO, evaluation and summary',
   builder: (y) =>
@@ -46,29 +75,25 @@ const command: CommandModule<object, Args> = {
       .option('sft-steps', { type: 'number', describe: `SFT warm-start steps (default ${DEMO_SFT_STEPS}; flow family: ${FLOW_DEMO_SFT_STEPS})` })
       .option('seed', { type: 'number', default: 0, describe: 'run seed' })
       .option('out', { type: 'string', default: 'runs/demo', describe: 'output folder (summary.json, grid.png, final checkpoint, standalone policy)' })
-      .option('config', { type: 'string', describe: 'run configuration file (defaults apply where absent)' })
+      .option('config', { type: 'string', describe: "run configuration file; the demo's settings (README, lib/local/demo-defaults.ts) and then the schema's defaults apply where it leaves a field unset, --set wins over it" })
       .option('set', { type: 'string', array: true, describe: 'override a field: --set grpo.groupSize=8 (repeatable)' })
-      .option('rollout-workers', { type: 'number', default: 1 })
-      .option('reward-workers', { type: 'number', default: 1 })
+      .option('rollout-workers', { type: 'number', default: 1, describe: 'rollout worker processes (at least 1)' })
+      .option('reward-workers', { type: 'number', default: 1, describe: 'reward worker processes (at least 1)' })
       .option('nats', { type: 'string', describe: 'use this running NATS server instead of starting one' })
-      .option('device', { type: 'string', array: true, describe: "a role's device: --device rollout=webgpu (repeatable; roles rollout, reward, learner; docs/gpu.md). Every role defaults to cpu; the final evaluation scores on the reward workers' device" }) as never,
+      .option('device', { type: 'string', array: true, describe: "a role's device: --device rollout=webgpu (repeatable; roles rollout, reward, learner; docs/gpu.md). Every role defaults to cpu; the final evaluation scores on the reward workers' device" })
+      // before anything is written or started: 0 workers left GRPO waiting in silence, -1 or 1.5 reached the roles
+      // as an --await-workers the user never passed
+      .check((a) => {
+        for (const [flag, v] of [['--rollout-workers', a.rolloutWorkers], ['--reward-workers', a.rewardWorkers]] as const) {
+          if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${flag} must be an integer >= 1, got ${String(v)}`);
+        }
+        if (a.out.trim() === '') throw new Error('--out must name a folder for the run (got "")');
+        return true;
+      }) as never,
   handler: async (args) => {
     const devices = parseDevices(args.device ?? []);
     const { runLocal } = await import('../../lib/local/local-run.ts');
-    // The flow family has its own demo settings (lib/flow/demo.ts); what the user sets still wins.
-    const flow = demoSelectsFlow(args.config, args.set ?? []);
-    const s = await runLocal({
-      out: args.out,
-      seed: args.seed,
-      steps: args.steps ?? (flow ? FLOW_DEMO_GRPO_STEPS : DEMO_GRPO_STEPS),
-      sftSteps: args.sftSteps ?? (flow ? FLOW_DEMO_SFT_STEPS : DEMO_SFT_STEPS),
-      configFile: args.config,
-      overrides: [...DEMO_OVERRIDES, ...(flow ? FLOW_DEMO_OVERRIDES : []), ...(args.set ?? [])],
-      rolloutWorkers: args.rolloutWorkers,
-      rewardWorkers: args.rewardWorkers,
-      natsUrl: args.nats,
-      devices,
-    });
+    const s = await runLocal({ ...demoRunOptions(args), devices });
     const f = (x: number) => x.toFixed(4);
     console.log(
       `\nreward: identity ${f(s.identity_reward)} | after SFT ${f(s.reward_before)} | after GRPO ${f(s.reward_after)} ` +

@@ -2,6 +2,7 @@
 // checkpoint; writes eval.json, eval.md, report.html and grid.png.
 import type { CommandModule } from 'yargs';
 import type { ConfigArgs } from '../options.ts';
+import { checkIntegerFlag } from '../flag-checks.ts';
 import { DEVICES, type Device } from '../../lib/graph/device.ts';
 
 interface Args extends ConfigArgs {
@@ -25,6 +26,10 @@ const command: CommandModule<object, Args> = {
       .option('data', { type: 'string', describe: 'a folder of clean images, corrupted with the configured mix and seed (default: the eval split)' })
       .option('out', { type: 'string', default: 'runs/eval', describe: 'output folder' })
       .option('samples', { type: 'number', describe: 'images to evaluate (default: eval.samples)' })
+      .check((a) => {
+        checkIntegerFlag(a.samples, '--samples', 1);
+        return true;
+      })
       .option('device', { choices: DEVICES, default: 'cpu' as Device, describe: "where the reward graph runs: this machine's cpu, or a GPU (cuda, webgpu; docs/gpu.md); the policy runs on the CPU" }) as never,
   handler: async (args) => {
     const { runEvalCommand } = await import('../../lib/eval/eval-run.ts');

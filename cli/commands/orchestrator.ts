@@ -5,6 +5,8 @@ import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOp
 import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
 import { onStopSignals } from '../../lib/worker/stop-signals.ts';
 import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
+import { checkRoleFlags } from '../flag-checks.ts';
+import { checkEventLogWritable } from '../../lib/log/event-log.ts';
 
 interface Args extends ConfigArgs, NatsAuthCliArgs {
   listen?: string;
@@ -38,12 +40,23 @@ const command: CommandModule<object, Args> = {
       .option('tls-cert', { type: 'string', describe: 'server certificate (PEM file)' })
       .option('tls-key', { type: 'string', describe: 'server key (PEM file)' })
       .option('tls-ca', { type: 'string', describe: 'CA for client certificates (mutual TLS)' })
-      .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail)' })
+      .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail); opened (created) at start, so a path that cannot be written is refused before anything else' })
       .option('await-workers', { type: 'string', describe: 'the first GRPO batch waits until this many workers of each role are connected, e.g. rollout=2,reward=1 (at most --await-seconds)' })
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
       .option('checkpoint-pubkey-file', CHECKPOINT_PUBKEY_OPTION)
-      .option('graph-thread', GRAPH_THREAD_OPTION) as never,
+      .option('graph-thread', GRAPH_THREAD_OPTION)
+      .check((a) => {
+        checkRoleFlags(a);
+        // Server TLS needs its certificate and key; a CA or --require-client-cert without them would be ignored
+        // and the server would listen in plaintext, without the authentication asked for.
+        if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+        if (!a.tlsCert && (a.tlsCa !== undefined || a.requireClientCert)) {
+          throw new Error(`${a.requireClientCert ? '--require-client-cert' : '--tls-ca'} needs --tls-cert and --tls-key (the server's TLS); without them the server would listen in plaintext`);
+        }
+        if (a.requireClientCert && a.tlsCa === undefined) throw new Error('--require-client-cert needs --tls-ca (the CA that signs client certificates)');
+        return true;
+      }) as never,
   handler: async (args) => {
     const { runOrchestrator } = await import('../../orchestrator/main.ts');
     const { formatProgress } = await import('../../orchestrator/progress.ts');
@@ -70,12 +83,13 @@ const command: CommandModule<object, Args> = {
         const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
         const { readRoleTokens } = await import('../../lib/transport/index.ts');
         const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
-        if ((args.tlsCert || args.tlsKey) && !(args.tlsCert && args.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
         const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
         const auth = token || tls || roleTokens ? { token, tls, roleTokens } : undefined;
         checkListenAuth(args.listen ?? config.orchestrator.listen, auth);
         const { parseAwaitWorkers } = await import('../../orchestrator/await-workers.ts');
         const awaitWorkers = args.awaitWorkers !== undefined ? parseAwaitWorkers(args.awaitWorkers, args.awaitSeconds) : undefined;
+        // last, after every other refusal: it creates the file (the run would append to it after its first batch)
+        if (args.events !== undefined) checkEventLogWritable(args.events, '--events');
         settings = { config, auth, awaitWorkers };
       } catch (e) {
         throw new SetupError((e as Error).message, { cause: e });

@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { applyProcessArgs, runUntilStopped, withWorkerOptions, workerOptionsFromArgs, type WorkerCliArgs } from '../worker-options.ts';
 import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
+import { checkIntegerFlag } from '../flag-checks.ts';
 
 interface Args extends WorkerCliArgs {
   versionWaitMs: number;
@@ -14,6 +15,10 @@ const command: CommandModule<object, Args> = {
   builder: (y) =>
     withWorkerOptions(y, { deviceDefault: 'cpu' })
       .option('version-wait-ms', { type: 'number', default: 30_000, describe: 'how long a task may wait for the policy version it needs before it fails (retryable)' })
+      .check((a) => {
+        checkIntegerFlag(a.versionWaitMs, '--version-wait-ms', 0); // NaN (`abc`) waited for ever
+        return true;
+      })
       .option('checkpoint-pubkey-file', CHECKPOINT_PUBKEY_OPTION) as never,
   handler: async (args) => {
     applyProcessArgs(args, 'rollout');

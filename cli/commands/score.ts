@@ -1,5 +1,5 @@
 // `recovery-grpo score`: SSIM, embedding cosine and the configured reward of candidate images against
-// references, one JSON line per pair.
+// references, one JSON line per pair (--no-json: a line of text).
 import type { CommandModule } from 'yargs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -48,7 +48,7 @@ const command: CommandModule<object, Args> = {
       .option('pairs', { type: 'string', describe: 'JSONL file of {"reference", "candidate"} (paths relative to it)' })
       .option('encoder', { choices: ['random-features', 'mobilenet-v2', 'onnx'] as const, describe: 'image encoder of clip_cos (overrides reward.encoder; docs/encoders.md)' })
       .option('clip-model', { type: 'string', describe: 'ONNX CLIP vision tower (pixel_values [N,3,224,224] -> embedding), implies --encoder onnx; default: reward.encoder of the config' })
-      .option('json', { type: 'boolean', default: true, describe: 'print JSON lines' })
+      .option('json', { type: 'boolean', default: true, describe: 'print one JSON line per pair; --no-json: one line of text per pair' })
       .option('device', { choices: DEVICES, default: 'cpu' as Device, describe: "where the reward graph runs: this machine's cpu, or a GPU (cuda, webgpu; docs/gpu.md)" })
       .check((a) => {
         if (a.pairs ? a.reference || a.candidate : !(a.reference && a.candidate)) throw new Error('give either --reference and --candidate, or --pairs');
@@ -80,7 +80,9 @@ const command: CommandModule<object, Args> = {
         const reference = await read(p.reference, candidate);
         const s = await scorer.score({ candidates: toCHWFloat(candidate), references: toCHWFloat(reference), n: 1, height: candidate.height, width: candidate.width });
         const components = { ssim: s.ssim[0], clip_cos: s.clip_cos[0] };
-        console.log(JSON.stringify({ reference: p.reference, candidate: p.candidate, ...components, reward: reward.evaluate(components), encoder: scorer.encoderName }));
+        const line = { reference: p.reference, candidate: p.candidate, ...components, reward: reward.evaluate(components), encoder: scorer.encoderName };
+        console.log(args.json ? JSON.stringify(line)
+          : `${line.candidate} against ${line.reference}: reward ${line.reward.toFixed(4)} (ssim ${line.ssim!.toFixed(4)}, clip_cos ${line.clip_cos!.toFixed(4)}; encoder ${line.encoder})`);
       }
     } finally {
       await scorer.close();

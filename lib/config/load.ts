@@ -142,6 +142,7 @@ function defaultOf(s: z.ZodType): unknown {
 
 function got(input: unknown): string {
   if (input === undefined) return 'nothing';
+  if (typeof input === 'number' && !Number.isFinite(input)) return String(input); // YAML's .nan and .inf (JSON says null)
   let s: string;
   try {
     s = JSON.stringify(input);
@@ -221,14 +222,30 @@ function validate(data: unknown, overrides: ParsedOverride[], fileLabel: string)
   throw new ConfigError(issues);
 }
 
+/** The JSON string literal that starts at `at` in `text` (a key the parser points at). */
+function jsonStringAt(text: string, at: number): string {
+  const re = /"(?:[^"\\]|\\.)*"/y;
+  re.lastIndex = at;
+  return re.exec(text)?.[0] ?? `at offset ${at}`;
+}
+
 /** Parse config text (YAML, which includes JSON; `format: 'json'` for strict JSON). `label` names it in errors. */
 export function parseConfigText(text: string, label: string, format: 'yaml' | 'json' = 'yaml'): unknown {
   if (format === 'json') {
+    let data: unknown;
     try {
-      return JSON.parse(text);
+      data = JSON.parse(text);
     } catch (e) {
       throw new ConfigError([{ path: '', message: `invalid JSON: ${(e as Error).message}`, source: label }]);
     }
+    // JSON.parse keeps the last of two equal keys; refused, as in YAML (the yaml parser reads JSON too)
+    const duplicates = YAML.parseDocument(text, { uniqueKeys: true, schema: 'json' }).errors.filter((e) => e.code === 'DUPLICATE_KEY');
+    if (duplicates.length > 0) {
+      throw new ConfigError(duplicates.map((e) => ({
+        path: '', message: `invalid JSON: duplicate key ${jsonStringAt(text, e.pos[0])} at line ${e.linePos?.[0].line ?? '?'}`, source: label,
+      })));
+    }
+    return data;
   }
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -237,24 +254,38 @@ export function parseConfigText(text: string, label: string, format: 'yaml' | 'j
   return doc.toJS();
 }
 
-/** Validate an already-parsed config object (after applying overrides). */
-export function parseConfig(data: unknown, options: { overrides?: Overrides; source?: string } = {}): RunConfig {
+/** `under` with `over` laid on it: objects merge key by key, anything else `over` sets replaces what `under` has. */
+function layer(under: unknown, over: unknown): unknown {
+  if (!isPlainObject(under) || !isPlainObject(over)) return over === undefined ? under : over;
+  const out: Record<string, unknown> = { ...under };
+  for (const [k, v] of Object.entries(over)) out[k] = layer(under[k], v);
+  return out;
+}
+
+/**
+ * Validate an already-parsed config object (after applying overrides). `defaults`: dotted-key settings laid
+ * underneath `data`, so they apply only where it leaves a field unset (a program's own defaults, such as the
+ * demo's: lib/local/demo-defaults.ts); `overrides` still win over both.
+ */
+export function parseConfig(data: unknown, options: { overrides?: Overrides; defaults?: Overrides; source?: string } = {}): RunConfig {
   const parsed = parseOverrides(options.overrides);
   const label = options.source ?? 'config';
   if (data !== undefined && data !== null && !isPlainObject(data)) {
     throw new ConfigError([{ path: '', message: `the configuration must be a mapping of sections (got ${got(data)})`, source: label }]);
   }
-  return validate(applyParsed(data ?? {}, parsed), parsed, label);
+  const base = options.defaults ? layer(applyParsed({}, parseOverrides(options.defaults)), data ?? {}) : data ?? {};
+  return validate(applyParsed(base, parsed), parsed, label);
 }
 
 /**
  * Load the run configuration. `path`: a .yaml/.yml/.json file (other extensions are read as YAML); absent:
  * every default. `overrides`: dotted keys, `{ 'reward.weights.clip': '0.5' }` or `['reward.weights.clip=0.5']`,
  * applied before validation; values are JSON where they parse as JSON (numbers, booleans, arrays, objects),
- * else strings. Throws ConfigError naming each bad field, the problem and its source.
+ * else strings. `defaults`: settings in the same form laid underneath the file (they apply only where the file
+ * leaves a field unset; overrides win over both). Throws ConfigError naming each bad field, the problem and its source.
  */
-export function loadConfig(path?: string, overrides?: Overrides): RunConfig {
-  if (path === undefined) return parseConfig({}, { overrides: overrides ?? [], source: 'defaults' });
+export function loadConfig(path?: string, overrides?: Overrides, defaults?: Overrides): RunConfig {
+  if (path === undefined) return parseConfig({}, { overrides: overrides ?? [], ...(defaults ? { defaults } : {}), source: 'defaults' });
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -262,5 +293,5 @@ export function loadConfig(path?: string, overrides?: Overrides): RunConfig {
     throw new ConfigError([{ path: '', message: `cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, source: path }]);
   }
   const data = parseConfigText(text, path, extname(path).toLowerCase() === '.json' ? 'json' : 'yaml');
-  return parseConfig(data, { overrides: overrides ?? [], source: path });
+  return parseConfig(data, { overrides: overrides ?? [], ...(defaults ? { defaults } : {}), source: path });
 }

@@ -11,6 +11,7 @@ import { DEVICES } from '../graph/device.ts';
 import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 import { EVAL_DRAWS } from '../data/eval-draws.ts';
 import { flowConfigSchema } from '../flow/config.ts';
+import { RUN_ID_PATTERN, RUN_ID_RULE } from '../transport/run-id.ts';
 import { compileRewardExpression, constantReward, decomposeForDense, rewardConstants, rewardTerms, type RewardFunction } from '../grpo/reward-expression.ts';
 
 const int = () => z.number().int();
@@ -31,9 +32,9 @@ export const DEFAULT_REWARD_EXPRESSION = 'weights.ssim * ssim + weights.clip * e
 // ---------------------------------------------------------------------------------------------------------
 
 export const runSchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-", starting with a letter or digit')
+  id: z.string().regex(RUN_ID_PATTERN, RUN_ID_RULE)
     .default('local')
-    .describe('Run id: names the run in checkpoints, object-store keys, metrics labels and logs.'),
+    .describe('Run id: names the run in checkpoints, object-store keys, NATS subjects, metrics labels and logs. 1 to 64 letters, digits, "_" or "-", starting with a letter or digit.'),
   seed: int().gte(0).default(0)
     .describe('Root seed. Corruptions, initialisation and policy noise derive from it (noise from (seed, sample id, group index)), so a re-run task reproduces its result.'),
   outDir: z.string().min(1).default('runs/local')
@@ -182,6 +183,13 @@ export const rewardSchema = z.strictObject({
     if (w < 0 && !r.allowNegativeWeights) {
       ctx.addIssue({ code: 'custom', path: ['weights', name], message: `is negative (${w}): the reward would pay for lowering what weights.${name} weighs (a negative ssim weight trains toward worse restorations); set reward.allowNegativeWeights=true if the ablation means it` });
     }
+  }
+}).superRefine((r, ctx) => {
+  // The pair lib/models/reward.ts's encoderKindOf refuses, refused at load: a worker would otherwise exit on it
+  // after the orchestrator had started, once per restart.
+  if (r.encoder === 'onnx' && r.clipModel === undefined) ctx.addIssue({ code: 'custom', path: ['clipModel'], message: 'is required when reward.encoder is onnx (the path of the ONNX vision tower)' });
+  if (r.encoder !== undefined && r.encoder !== 'onnx' && r.clipModel !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['clipModel'], message: `conflicts with reward.encoder ${r.encoder}; set reward.encoder=onnx to use the file, or remove reward.clipModel` });
   }
 }).describe('How reward components combine into one scalar reward.');
 

@@ -85,7 +85,13 @@ export const manifestEntrySchema = z.object({
   level: z.number().min(0).max(1).optional(),
   /** The scene the line shows: lines of one group are on one side of the train/eval split. Default: `clean`. */
   group: z.string().min(1).optional(),
-}).strict();
+}).strict().superRefine((e, ctx) => {
+  // type and level label the line's own corrupted image; without one the mix corrupts the clean image and a label
+  // would be ignored in silence
+  for (const key of ['type', 'level'] as const) {
+    if (e[key] !== undefined && e.corrupted === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'labels a given corrupted image: set "corrupted" too, or leave it out (the mix corrupts the clean image)' });
+  }
+});
 export type ManifestEntry = z.output<typeof manifestEntrySchema>;
 
 export interface CorruptionLabel {

@@ -3,6 +3,7 @@
 // PNG encoding, and the [3,H,W] float layout that the ONNX graphs take.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import sharp, { type Sharp } from 'sharp';
+import { imageFormatOf } from './image-format.ts';
 
 /** Interleaved 8-bit RGB, row-major (HWC): pixel (x, y) channel c is `data[(y * width + x) * 3 + c]`. */
 export type RgbImage = { width: number; height: number; data: Uint8Array };
@@ -304,10 +305,10 @@ export async function encodePng(img: RgbImage): Promise<Uint8Array> {
 
 /** Writes `img` to `path`; the format follows the extension (.png, .jpg/.jpeg, .webp). */
 export async function writeImage(img: RgbImage, path: string): Promise<void> {
-  const lower = path.toLowerCase();
+  const format = imageFormatOf(path); // an unknown extension is refused before anything is written
   let s = sharpOf(img);
-  if (lower.endsWith('.jpg') || lower.endsWith('.jpeg')) s = s.jpeg({ quality: 95 });
-  else if (lower.endsWith('.webp')) s = s.webp({ lossless: true });
+  if (format === 'jpeg') s = s.jpeg({ quality: 95 });
+  else if (format === 'webp') s = s.webp({ lossless: true });
   else s = s.png();
   await s.toFile(path);
 }

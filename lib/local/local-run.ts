@@ -41,6 +41,8 @@ export interface LocalRunOptions {
   steps?: number;
   sftSteps?: number;
   configFile?: string;
+  /** Dotted-key settings laid underneath configFile: they apply only where it leaves a field unset (the demo's own defaults). */
+  defaults?: readonly string[];
   overrides?: string[];
   rolloutWorkers?: number;
   rewardWorkers?: number;
@@ -159,18 +161,28 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   }
 }
 
-export async function runLocal(o: LocalRunOptions): Promise<Summary> {
-  const log = o.log ?? ((l: string) => console.log(l));
-  const t0 = Date.now();
+/**
+ * The local run's configuration: o.configFile over o.defaults, under o.overrides, the seed, the step counts, a fresh
+ * run id (unless the overrides fix one: determinism tests) and `out` as run.outDir. Throws a ConfigError, before
+ * anything is written.
+ */
+export function localRunConfig(o: LocalRunOptions): RunConfig {
   const out = resolve(o.out);
-  await mkdir(out, { recursive: true });
   const seed = o.seed ?? 0;
-  // A fresh run id per run, unless the caller fixed one (`run.id=...` in overrides: determinism tests).
   const fixedId = (o.overrides ?? []).some((x) => x.startsWith('run.id='));
   const overrides = [...(o.overrides ?? []), `run.seed=${seed}`, ...(fixedId ? [] : [`run.id=local-${seed}-${Date.now().toString(36)}`]), `run.outDir=${out}`];
   if (o.steps !== undefined) overrides.push(`grpo.steps=${o.steps}`);
   if (o.sftSteps !== undefined) overrides.push(`sft.steps=${o.sftSteps}`);
-  const config = loadConfig(o.configFile, overrides);
+  return loadConfig(o.configFile, overrides, o.defaults);
+}
+
+export async function runLocal(o: LocalRunOptions): Promise<Summary> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const t0 = Date.now();
+  const out = resolve(o.out);
+  // validated before the output folder is made: a refused configuration leaves nothing behind
+  const config = localRunConfig(o);
+  await mkdir(out, { recursive: true });
   const configPath = join(out, 'config.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
 

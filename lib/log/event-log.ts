@@ -2,12 +2,26 @@
 // orchestrator (audit events, progress and evaluation lines) and read by the orchestrator at resume and by the
 // sweep's report. One writer format and one reader, so all of them agree on what a line is.
 import { appendFileSync, closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
+import { SetupError } from '../config/setup-error.ts';
 
 const line = (e: object) => `${JSON.stringify({ t: Date.now(), ...e })}\n`;
 
 /** Appends `e` as one line, stamped with the time: one synchronous write, so a kill loses at most that line. */
 export function appendEventLine(file: string, e: object): void {
   appendFileSync(file, line(e));
+}
+
+/**
+ * Opens `file` for appending, creating it, and closes it: a run's event log that cannot be written is refused at
+ * start (a SetupError naming `name`, the flag or option), not after the first trained batch was persisted.
+ */
+export function checkEventLogWritable(file: string, name: string): void {
+  try {
+    if (file.trim() === '') throw new Error('the file name is empty');
+    closeSync(openSync(file, 'a'));
+  } catch (e) {
+    throw new SetupError(`${name} ${file}: cannot open it for appending (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
 }
 
 /** A run's event log held open by its one writer (the orchestrator). */

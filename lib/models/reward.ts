@@ -39,13 +39,16 @@ export interface EncoderModel {
 
 export const PREPROCESS: Record<Preprocessing, ImageEncoder['preprocess']> = { clip: clipPreprocess, nsfwjs: nsfwjsPreprocess };
 
-/** Which encoder a config asks for; an inconsistent pair of fields is an error naming both. */
+/**
+ * Which encoder a config asks for; an inconsistent pair of fields is an error naming both, a SetupError (a worker
+ * exits CONFIG_EXIT_CODE on it: no restart cures it). lib/config/schema.ts refuses the same pairs at load.
+ */
 export function encoderKindOf(choice: EncoderChoice | string | undefined): EncoderKind {
   const c: EncoderChoice = typeof choice === 'string' ? { encoder: 'onnx', clipModel: choice } : (choice ?? {});
   const kind = c.encoder ?? (c.clipModel ? 'onnx' : DEFAULT_ENCODER);
-  if (!ENCODER_KINDS.includes(kind)) throw new Error(`reward.encoder: '${kind}' is not one of ${ENCODER_KINDS.join(', ')}`);
-  if (kind === 'onnx' && !c.clipModel) throw new Error('reward.encoder: onnx needs reward.clipModel (the path of the ONNX vision tower)');
-  if (kind !== 'onnx' && c.clipModel) throw new Error(`reward.encoder: ${kind} and reward.clipModel (${c.clipModel}) conflict; set reward.encoder=onnx to use the file`);
+  if (!ENCODER_KINDS.includes(kind)) throw new SetupError(`reward.encoder: '${kind}' is not one of ${ENCODER_KINDS.join(', ')}`);
+  if (kind === 'onnx' && !c.clipModel) throw new SetupError('reward.encoder: onnx needs reward.clipModel (the path of the ONNX vision tower)');
+  if (kind !== 'onnx' && c.clipModel) throw new SetupError(`reward.encoder: ${kind} and reward.clipModel (${c.clipModel}) conflict; set reward.encoder=onnx to use the file`);
   return kind;
 }
 

@@ -1,11 +1,7 @@
 // The names of a run's NATS streams, buckets and subjects, in one place: the stores make them (nats.ts) and the
 // NATS grants name them (nats-permissions.ts, where the run is known when the config is written).
 
-const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
-export function checkRunId(runId: string): string {
-  if (!RUN_ID.test(runId)) throw new Error(`runId ${JSON.stringify(runId)} must match [A-Za-z0-9_-]{1,64} (it becomes part of NATS subjects and bucket names)`);
-  return runId;
-}
+export { checkRunId } from './run-id.ts';
 
 /** The run's checkpoint object store (nats.js bucket; its stream is objectStream(...)). */
 export const checkpointBucket = (runId: string): string => `checkpoints-${runId}`;

@@ -148,7 +148,11 @@ export function stderrLogger(role: string, workerId?: string): Logger {
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 
 function readToken(opts: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv): string | undefined {
-  return readSecret(opts.token, opts.tokenFile, TOKEN_ENV, 'worker options: the auth token', env);
+  try {
+    return readSecret(opts.token, opts.tokenFile, TOKEN_ENV, 'worker options: the auth token', env);
+  } catch (e) {
+    throw new SetupError((e as Error).message, { cause: e }); // an unreadable secret file: no restart cures it
+  }
 }
 
 /** Validates and completes a role's options. Errors (SetupErrors) name the option (`worker options.metricsPort: ...`). */

@@ -105,7 +105,7 @@ test('a bad value names the field, the problem, the value and the file', () => {
     ['orchestrator: { leaseSeconds: 5, heartbeatSeconds: 10 }', /^config error: orchestrator\.heartbeatSeconds: must be < leaseSeconds \(5\) \(got 10\)/],
     ['orchestrator: { listen: "50051" }', /^config error: orchestrator\.listen: must be host:port \(got "50051"\)/],
     ['nats: { url: "http://x" }', /^config error: nats\.url: must be a nats:\/\//],
-    ['run: { id: "" }', /^config error: run\.id: must be at least 1 character long|run\.id: must be letters/],
+    ['run: { id: "" }', /^config error: run\.id: must be 1 to 64 letters/],
     ['optim: { excludeFromWeightDecay: ["(" ] }', /^config error: optim\.excludeFromWeightDecay\.0: must be a valid regular expression/],
     ['reward: { expression: "weights.ssim * ssim + weights.pix * ssim" }', /reward\.expression: uses weights\.pix, which reward\.weights does not define/],
     ['reward: { weights: { ssim: 1, clip: 0.2, extra: 3 } }', /reward\.weights\.extra: is not used by reward\.expression/],
@@ -195,6 +195,27 @@ test('a bad override is reported as coming from the override', () => {
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });
 
+test('run.id is refused at load unless the transport accepts it (one pattern, shared)', async () => {
+  const { checkRunId } = await import('../../lib/transport/run-id.ts');
+  for (const id of ['a.b', 'x'.repeat(65), '-lead', 'sp ace', '']) {
+    assert.match(configError(() => loadConfig(undefined, [`run.id=${id}`])).message, /run\.id: must be 1 to 64 letters, digits, "_" or "-"/, id);
+    assert.throws(() => checkRunId(id), /must be 1 to 64/, id);
+  }
+  for (const id of ['a', 'A-b_9', 'x'.repeat(64)]) {
+    assert.equal(loadConfig(undefined, [`run.id=${id}`]).run.id, id);
+    assert.equal(checkRunId(id), id);
+  }
+});
+
+test('reward.encoder onnx without reward.clipModel, or another encoder with one, is refused at load', () => {
+  assert.equal(configError(() => loadConfig(undefined, ['reward.encoder=onnx'])).message,
+    'config error: reward.clipModel: is required when reward.encoder is onnx (the path of the ONNX vision tower) in defaults with override reward.encoder=onnx');
+  assert.match(configError(() => loadConfig(undefined, ['reward.encoder=mobilenet-v2', 'reward.clipModel=c.onnx'])).message,
+    /reward\.clipModel: conflicts with reward\.encoder mobilenet-v2/);
+  assert.equal(loadConfig(undefined, ['reward.clipModel=c.onnx']).reward.clipModel, 'c.onnx');
+  assert.equal(loadConfig(undefined, ['reward.encoder=onnx', 'reward.clipModel=c.onnx']).reward.encoder, 'onnx');
+});
+
 test('sizes and counts have upper bounds: data.size=100000 and the like are refused at load', () => {
   const cases: Array<[string, RegExp]> = [
     ['data.size=100000', /data\.size: must be <= 1024 \(got 100000\)/],
@@ -214,6 +235,13 @@ test('unreadable and unparsable files name the file', () => {
   assert.match(configError(() => loadConfig(file('bad.json', '{"run": '))).message, /invalid JSON.* in .*bad\.json$/);
   assert.match(configError(() => loadConfig(file('bad.yaml', 'run: [\n'))).message, /invalid YAML/);
   assert.match(configError(() => loadConfig(file('dup.yaml', 'run: {}\nrun: {}\n'))).message, /invalid YAML.*[Dd]uplicate|invalid YAML.*unique/);
+  // JSON too (JSON.parse kept the last): the key and its line named
+  assert.equal(configError(() => loadConfig(file('dup.json', '{"run": {"seed": 1},\n "grpo": {"beta": 0.1, "beta": 0.2}}'))).message.replace(/ in .*$/, ''),
+    'config error: invalid JSON: duplicate key "beta" at line 2');
+  assert.equal(loadConfig(file('ok.json', '{"run": {"seed": 1}, "grpo": {"beta": 0.1}}')).grpo.beta, 0.1);
+  // YAML's .nan and .inf are named as such, not as JSON's null
+  assert.match(configError(() => loadConfig(file('nan.yaml', 'grpo: { beta: .nan }\n'))).message, /grpo\.beta: .*\(got NaN\)/);
+  assert.match(configError(() => loadConfig(file('inf.yaml', 'grpo: { clipLow: .inf }\n'))).message, /grpo\.clipLow: .*\(got Infinity\)/);
   assert.match(configError(() => loadConfig(file('list.yaml', '- 1\n- 2\n'))).message, /must be a mapping of sections/);
 });
 

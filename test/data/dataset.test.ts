@@ -181,6 +181,10 @@ test('manifest: a bad line is an error naming the file and line', async (t) => {
   await assert.rejects(openDataset({ kind: 'manifest', path: write('m4.jsonl', '\n\n'), size: 8 }), /m4\.jsonl: the manifest has no entries/);
   await assert.rejects(openDataset({ kind: 'manifest', path: join(dir, 'none.jsonl'), size: 8 }), /none\.jsonl: cannot read manifest \(ENOENT\)/);
   assert.equal(parseManifest(`${ok}\r\n`, 'x').length, 1);
+  // a label without the image it labels
+  assert.throws(() => parseManifest('{"id": "a", "clean": "a.png", "type": "gaussian_noise", "level": 0.5}', 'm5.jsonl'),
+    /^Error: m5\.jsonl:1: bad manifest entry \(type: labels a given corrupted image: set "corrupted" too.*; level: labels a given corrupted image/);
+  assert.equal(parseManifest('{"id": "a", "clean": "a.png", "corrupted": "b.png", "type": "gaussian_noise", "level": 0.5}', 'x')[0]!.level, 0.5);
 });
 
 test('specs and configs are validated by the exported zod schemas', async () => {

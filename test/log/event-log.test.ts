@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { appendEventLine, openEventLog, readEvents } from '../../lib/log/event-log.ts';
+import { appendEventLine, checkEventLogWritable, openEventLog, readEvents } from '../../lib/log/event-log.ts';
+import { SetupError } from '../../lib/config/setup-error.ts';
+import { parseConfig } from '../../lib/config/index.ts';
+import { runOrchestrator } from '../../orchestrator/main.ts';
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
@@ -48,6 +51,23 @@ test('openEventLog: the file is opened once for all its lines (not opened and cl
     log.close();
     assert.equal(openFds(), before);
     assert.equal(readEvents(join(dir, 'events.jsonl')).length, 51);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an event log that cannot be written is refused at start, naming it, before the orchestrator dials NATS', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'event-log-'));
+  try {
+    const f = join(dir, 'events.jsonl');
+    checkEventLogWritable(f, '--events');
+    assert.equal(readFileSync(f, 'utf8'), '', 'created, empty');
+    const bad = join(dir, 'missing', 'events.jsonl');
+    assert.throws(() => checkEventLogWritable(bad, '--events'), (e: unknown) => e instanceof SetupError && /^--events .*missing\/events\.jsonl: cannot open it for appending \(ENOENT\)$/.test(e.message));
+    // NATS at an address nothing listens on: a refusal after dialling would be a connection error instead
+    const config = parseConfig({ run: { id: 'events-check' }, data: { source: { kind: 'procedural', count: 8 }, size: 16 }, model: { width: 4, depth: 1 } });
+    await assert.rejects(runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: 'nats://127.0.0.1:1', metricsPort: 0, eventsFile: bad, log: () => undefined }),
+      (e: unknown) => e instanceof SetupError && /^eventsFile .*: cannot open it for appending \(ENOENT\)$/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

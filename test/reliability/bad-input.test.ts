@@ -354,7 +354,7 @@ test('invalid configuration values and reward expressions are refused before any
     ['grpo.groupSize=1', /grpo\.groupSize: must be >= 2/],
     ['data.size=8', /data\.size: must be >= 11/],
     ['orchestrator.heartbeatSeconds=90', /orchestrator\.heartbeatSeconds: must be < leaseSeconds/],
-    ['run.id=has space', /run\.id: must be letters, digits/],
+    ['run.id=has space', /run\.id: must be 1 to 64 letters, digits/],
     ['grpo.clipLow=-1', /grpo\.clipLow/],
     ['reward.weights.nope=1', /reward\.weights\.nope: is not used by reward\.expression/],
     ['grpo.notAField=1', /notAField/],

@@ -48,9 +48,9 @@ async function waitFor<T>(probe: () => T | undefined | false, what: string): Pro
   }
 }
 
-async function connect(role: 'ROLLOUT' | 'LEARNER', id: string) {
+async function connect(role: 'ROLLOUT' | 'LEARNER', id: string, device = 'cpu') {
   const got: OrchestratorMessage__Output[] = [];
-  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role, workerId: id, capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role, workerId: id, capabilities: { device, max_batch: 8, max_in_flight: 1 } });
   conns.push(conn);
   void (async () => {
     try {
@@ -99,4 +99,11 @@ test('a learner\'s error for an unknown batch is quoted and cut short where it i
   const line = await loggedSafely(from, /ignoring a learner error/);
   assert.match(line, /^ignoring a learner error for "nope\\n\[orchestrator\] run forged/);
   assert.equal(orch.coordinator.state.ackedSeq, 0, 'nothing changed');
+});
+
+test("a Hello's capabilities.device is quoted where the connection is logged", { timeout: 60_000 }, async () => {
+  const from = log.length;
+  await connect('ROLLOUT', 'device-forger', `cpu\n${FORGED}`); // the transport refuses more than 64 characters
+  const line = await loggedSafely(from, /device-forger connected/);
+  assert.equal(line, `rollout device-forger connected (${JSON.stringify(`cpu\n${FORGED}`)})`);
 });

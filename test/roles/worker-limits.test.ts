@@ -10,6 +10,7 @@ import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { SetupError } from '../../lib/config/setup-error.ts';
 import { runLearner } from '../../learner/index.ts';
+import { runRolloutWorker } from '../../rollout-worker/index.ts';
 import { startFakeOrchestrator, tinyConfig } from './helpers.ts';
 
 let nats: TestNatsServer | undefined;
@@ -41,5 +42,12 @@ test("a worker whose receive limit is below the run's orchestrator.maxMessageByt
       && /the run's orchestrator\.maxMessageBytes is 4194304 bytes, but this worker receives messages of at most 65536: start it with --max-message-bytes 4194304/.test(e.message));
   } finally {
     await fake.close();
+  }
+});
+
+test('a rollout worker refuses a versionWaitMs that is not a whole number of ms (NaN waited for ever), before it dials', async () => {
+  for (const versionWaitMs of [Number.NaN, -1, 1.5]) {
+    await assert.rejects(runRolloutWorker({ orchestrator: '127.0.0.1:1', nats: 'nats://127.0.0.1:1', logger: silentLogger, versionWaitMs }),
+      (e: unknown) => e instanceof SetupError && /^rollout worker options\.versionWaitMs: must be an integer >= 0/.test(e.message), String(versionWaitMs));
   }
 });

@@ -217,7 +217,7 @@ test('run state: zod-validated, create-once, CAS update, concurrent modify never
   // a corrupt stored value is reported, not returned
   await shared.nc.jetstream().views.kv('runstate-run-s').then((kv) => kv.put('state', '{"learner_version":"oops"}'));
   await assert.rejects(a.get(), /run state runstate-run-s\/state \(revision \d+\)\.learner_version/);
-  await assert.rejects(RunStateStore.open(shared.nc, { runId: 'bad.id', schema: State }), /runId "bad.id" must match/);
+  await assert.rejects(RunStateStore.open(shared.nc, { runId: 'bad.id', schema: State }), /runId "bad.id" must be 1 to 64 letters, digits/);
 });
 
 test('stores survive a server restart (JetStream file storage); client reconnects', async () => {

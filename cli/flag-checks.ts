@@ -1,0 +1,67 @@
+// Checks of command-line flags, shared by the commands, each error naming the flag.
+//
+// The role flags that name a port or a file, checked when the command line is parsed, the same way for every role
+// (orchestrator, learner, rollout-worker, reward-worker): a bad one is refused naming the flag, with
+// CONFIG_EXIT_CODE (cli/main.ts's .fail), before the role binds a port, dials NATS or creates its run state. Left
+// to the role, a missing TLS file surfaced after the run state was created (exit 1, restarted for ever), and a
+// negative port as Node's error.
+import { readFileSync } from 'node:fs';
+import { imageFormatOf } from '../lib/data/image-format.ts';
+
+/** Flags holding a TCP port (0: any free port). */
+const PORT_FLAGS = ['metricsPort'] as const;
+
+/** Flags naming a file the role reads at start (secrets, PEM material). TLS flags may hold inline PEM instead. */
+const READ_FLAGS = [
+  'authTokenFile', 'roleTokensFile', 'tlsCert', 'tlsKey', 'tlsCa',
+  'natsPassFile', 'natsTokenFile', 'natsTlsCa', 'natsTlsCert', 'natsTlsKey',
+] as const;
+
+/** Flags holding a count of at least 1. */
+const COUNT_FLAGS = ['maxBatch', 'maxInFlight'] as const;
+
+const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** Throws an Error naming the first role flag of `a` (yargs' camel-case keys) that is not a port, count or readable file. */
+export function checkRoleFlags(a: Record<string, unknown>): true {
+  for (const key of PORT_FLAGS) {
+    const v = a[key];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535)) {
+      throw new Error(`${flagName(key)} must be a port, an integer from 0 to 65535 (0: any free port), got ${String(v)}`);
+    }
+  }
+  for (const key of COUNT_FLAGS) checkIntegerFlag(a[key], flagName(key), 1);
+  for (const key of READ_FLAGS) {
+    const v = a[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || v.trim() === '') throw new Error(`${flagName(key)}: the file name is empty`);
+    if (key.startsWith('tls') || key.startsWith('natsTls')) {
+      if (v.trimStart().startsWith('-----BEGIN')) continue; // inline PEM (lib/transport/grpc-common.ts loadPem)
+    }
+    checkReadable(v, flagName(key));
+  }
+  return true;
+}
+
+function checkReadable(file: string, flag: string): void {
+  try {
+    readFileSync(file);
+  } catch (e) {
+    throw new Error(`${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** A whole-number flag of at least `min` (undefined: not given). yargs gives NaN for `--flag abc`. */
+export function checkIntegerFlag(value: unknown, flag: string, min: number, note = ''): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new Error(`${flag} must be an integer >= ${min}${note}, got ${String(value)}`);
+}
+
+/** An image output flag whose extension names a format writeImage writes (lib/data/image-format.ts). */
+export function checkImageExtension(path: string, flag: string): void {
+  try {
+    imageFormatOf(path);
+  } catch (e) {
+    throw new Error(`${flag} ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,69 @@
+// `recovery-grpo demo --config FILE`: the demo's settings (lib/local/demo-defaults.ts) apply only where the file
+// leaves a field unset; --set, --steps and --sft-steps win over the file (review24c M8: they used to be passed as
+// overrides, which beat the file).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { demoRunOptions, type DemoArgs } from '../../cli/commands/demo.ts';
+import { localRunConfig } from '../../lib/local/local-run.ts';
+import { DEMO_GRPO_STEPS, DEMO_SFT_STEPS } from '../../lib/local/demo-defaults.ts';
+import { BIN, inParallel } from '../helpers/cli.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'demo-config-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+const args = (extra: Partial<DemoArgs>): DemoArgs => ({ seed: 0, out: join(dir, 'out'), rolloutWorkers: 1, rewardWorkers: 1, ...extra });
+
+test('demo --config FILE: the file beats the demo settings, --set and the step flags beat the file', () => {
+  const file = join(dir, 'run.yaml');
+  writeFileSync(file, [
+    'eval: { everyVersions: 7 }',
+    'grpo: { beta: 0.01, ema: 0.5, emaWarmup: false, steps: 12 }',
+    'sft: { loss: l2, steps: 34 }',
+  ].join('\n'));
+  const c = localRunConfig(demoRunOptions(args({ config: file })));
+  assert.deepEqual(
+    [c.eval.everyVersions, c.grpo.beta, c.grpo.ema, c.grpo.emaWarmup, c.sft.loss, c.grpo.steps, c.sft.steps],
+    [7, 0.01, 0.5, false, 'l2', 12, 34],
+  );
+  const set = localRunConfig(demoRunOptions(args({ config: file, set: ['grpo.beta=0.2', 'sft.loss=l1'], steps: 3, sftSteps: 4 })));
+  assert.deepEqual([set.grpo.beta, set.sft.loss, set.grpo.steps, set.sft.steps, set.grpo.ema], [0.2, 'l1', 3, 4, 0.5]);
+});
+
+test('demo without --config, or with a file silent on them, gets the demo settings', () => {
+  const partial = join(dir, 'partial.yaml');
+  writeFileSync(partial, 'grpo: { groupSize: 4 }\n');
+  for (const config of [undefined, partial]) {
+    const c = localRunConfig(demoRunOptions(args(config ? { config } : {})));
+    assert.deepEqual(
+      [c.eval.everyVersions, c.grpo.beta, c.grpo.ema, c.grpo.emaWarmup, c.sft.loss, c.grpo.steps, c.sft.steps],
+      [100, 0.05, 0.999, true, 'psnr', DEMO_GRPO_STEPS, DEMO_SFT_STEPS],
+      String(config),
+    );
+  }
+  assert.equal(localRunConfig(demoRunOptions(args({ config: partial }))).grpo.groupSize, 4);
+});
+
+test('demo: bad worker counts, an empty --out or a refused setting are refused before anything is written', { timeout: 120_000 }, async () => {
+  const cases: Array<{ args: string[]; line: RegExp }> = [
+    { args: ['--rollout-workers', '0'], line: /^demo: --rollout-workers must be an integer >= 1, got 0$/ },
+    { args: ['--rollout-workers', '-1'], line: /^demo: --rollout-workers must be an integer >= 1, got -1$/ },
+    { args: ['--reward-workers', '1.5'], line: /^demo: --reward-workers must be an integer >= 1, got 1\.5$/ },
+    { args: ['--steps', '-1'], line: /^demo: config error: grpo\.steps: must be >= 0 \(got -1\)/ },
+  ];
+  const run = (args: string[]) => new Promise<{ status: number | null; stderr: string }>((done) => {
+    const child = execFile(process.execPath, [BIN, 'demo', ...args], { encoding: 'utf8', timeout: 60_000, cwd: dir }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
+  });
+  const results = await inParallel(cases.map((c, i) => () => run([...c.args, '--out', join(dir, `refused-${i}`)])), availableParallelism());
+  for (const [i, c] of cases.entries()) {
+    const r = results[i]!;
+    assert.equal(r.status, 1, `demo ${c.args.join(' ')}: status ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr.trim(), c.line);
+    assert.equal(existsSync(join(dir, `refused-${i}`)), false, `demo ${c.args.join(' ')} left its --out folder`);
+  }
+  const empty = await run(['--out', '']);
+  assert.equal(empty.status, 1);
+  assert.match(empty.stderr.trim(), /^demo: --out must name a folder for the run \(got ""\)$/);
+});

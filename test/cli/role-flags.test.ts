@@ -1,0 +1,60 @@
+// Every role refuses a bad port, count or file flag when the command line is parsed: one line naming the flag and
+// exit status CONFIG_EXIT_CODE, before it binds a port, dials NATS or writes anything (cli/flag-checks.ts). NATS and
+// the orchestrator are unreachable addresses here, so a flag that got past the check would end otherwise (exit 1).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, inParallel } from '../helpers/cli.ts';
+import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
+import { checkRoleFlags } from '../../cli/flag-checks.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'role-flags-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+const missing = join(dir, 'nonexistent.pem');
+const pem = join(dir, 'x.pem');
+writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
+
+test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM allowed for TLS)', () => {
+  assert.equal(checkRoleFlags({ metricsPort: 0, maxBatch: 4, tlsCa: pem, tlsCert: '-----BEGIN CERTIFICATE-----' }), true);
+  assert.throws(() => checkRoleFlags({ metricsPort: -5 }), /^Error: --metrics-port must be a port, an integer from 0 to 65535/);
+  assert.throws(() => checkRoleFlags({ metricsPort: 70000 }), /--metrics-port/);
+  assert.throws(() => checkRoleFlags({ metricsPort: Number.NaN }), /--metrics-port .*got NaN/);
+  assert.throws(() => checkRoleFlags({ maxInFlight: 0 }), /--max-in-flight must be an integer >= 1, got 0/);
+  assert.throws(() => checkRoleFlags({ authTokenFile: missing }), /--auth-token-file .*nonexistent\.pem: cannot read it \(ENOENT\)/);
+  assert.throws(() => checkRoleFlags({ natsTlsKey: dir }), /--nats-tls-key .*: cannot read it \(EISDIR\)/);
+  assert.throws(() => checkRoleFlags({ roleTokensFile: '' }), /--role-tokens-file: the file name is empty/);
+});
+
+test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the flag, before anything starts', { timeout: 180_000 }, async () => {
+  const orch = ['orchestrator', '--nats', 'nats://127.0.0.1:1'];
+  const worker = (role: string) => [role, '--nats', 'nats://127.0.0.1:1', '--orchestrator', '127.0.0.1:1', '--metrics-port', '0'];
+  const events = join(dir, 'no-such-dir', 'events.jsonl');
+  const cases: Array<{ args: string[]; line: RegExp }> = [
+    { args: [...orch, '--metrics-port', '-5'], line: /^orchestrator: --metrics-port must be a port/ },
+    { args: [...orch, '--tls-cert', missing, '--tls-key', pem], line: /^orchestrator: --tls-cert .*nonexistent\.pem: cannot read it \(ENOENT\)$/ },
+    { args: [...orch, '--require-client-cert', '--tls-ca', pem], line: /^orchestrator: --require-client-cert needs --tls-cert and --tls-key .*plaintext$/ },
+    { args: [...orch, '--tls-ca', pem], line: /^orchestrator: --tls-ca needs --tls-cert and --tls-key/ },
+    { args: [...orch, '--events', events], line: /^orchestrator: --events .*events\.jsonl: cannot open it for appending \(ENOENT\)$/ },
+    { args: [...worker('rollout-worker'), '--tls-ca', missing], line: /^rollout-worker: --tls-ca .*: cannot read it \(ENOENT\)$/ },
+    { args: [...worker('reward-worker'), '--auth-token-file', missing], line: /^reward-worker: --auth-token-file .*: cannot read it \(ENOENT\)$/ },
+    { args: [...worker('learner'), '--nats-pass-file', missing, '--nats-user', 'u'], line: /^learner: --nats-pass-file .*: cannot read it \(ENOENT\)$/ },
+    { args: [...worker('rollout-worker'), '--max-batch', '0'], line: /^rollout-worker: --max-batch must be an integer >= 1, got 0$/ },
+    { args: [...worker('reward-worker').slice(0, -2), '--metrics-port', '99999'], line: /^reward-worker: --metrics-port must be a port/ },
+  ];
+  const run = (args: string[]) => new Promise<{ status: number | null; stderr: string }>((done) => {
+    const child = execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
+  });
+  const results = await inParallel(cases.map((c) => () => run(c.args)), availableParallelism());
+  for (const [i, c] of cases.entries()) {
+    const r = results[i]!;
+    const what = `recovery-grpo ${c.args.join(' ')}`;
+    assert.equal(r.status, CONFIG_EXIT_CODE, `${what}: status ${r.status}\n${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `${what}: one line, got\n${r.stderr}`);
+    assert.match(lines[0]!, c.line, what);
+  }
+  assert.equal(existsSync(join(dir, 'no-such-dir')), false);
+});
