@@ -4,9 +4,9 @@
 // that admit exactly the project's pods, PDBs, GPUs where the gpu overlays say, KEDA on the right run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { containersOf, parseK8sYaml, renderKustomization, type K8sObject } from './kustomize.ts';
@@ -461,9 +461,20 @@ test('the container arguments are accepted by the real CLI commands (yargs stric
   // gpu-all passes --device=cuda to three roles, webgpu --device=webgpu to the reward workers
   const objs = ['k8s/overlays/gpu-all', 'k8s/overlays/webgpu'].flatMap((k) => rendered.get(k)!);
   const { default: yargs } = await import('yargs');
+  // The commands read their secret files when they parse (cli/flag-checks.ts): each path under one of the
+  // container's volume mounts gets an empty file under a scratch root, the argument pointing there.
+  const root = mkdtempSync(join(tmpdir(), 'k8s-args-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const mounted = (c: Any) => (c.args as string[]).map((a) => a.replace(/^(--[\w-]+=)(\/\S+)$/, (all, flag: string, path: string) => {
+    if (!(c.volumeMounts as Any[] ?? []).some((m) => path.startsWith(`${m.mountPath}/`))) return all;
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), '');
+    return `${flag}${join(root, path)}`;
+  }));
   for (const w of workloads(objs).filter((o) => component(o)! in ROLES)) {
     const c = podSpec(w).containers[0] as Any;
     const verb = c.args[0] as string;
+    const args = mounted(c);
     let mod: { default: Any };
     try {
       mod = await import(`../../cli/commands/${verb}.ts`);
@@ -480,7 +491,7 @@ test('the container arguments are accepted by the real CLI commands (yargs stric
         throw err ?? new Error(msg);
       })
       .command({ ...mod.default, handler: () => { handled = true; } });
-    await assert.doesNotReject(async () => parser.parseAsync(c.args), `${verb} ${c.args.slice(1).join(' ')}`);
+    await assert.doesNotReject(async () => parser.parseAsync(args), `${verb} ${args.slice(1).join(' ')}`);
     assert.ok(handled, `${verb}: the command matched`);
   }
   // Not vacuous: an unknown flag is refused.

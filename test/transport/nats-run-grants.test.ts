@@ -142,5 +142,5 @@ test('an orchestrator whose grant names its run creates only that run\'s state',
 
 test('a config names runs for all its users or for none', () => {
   assert.throws(() => natsAccountsBlock([{ role: 'learner', user: 'l', password: 'p', run: 'run-a' }, { role: 'rollout', user: 'r', password: 'p' }]), /r name no run while l do/);
-  assert.throws(() => natsAccountsBlock([{ role: 'learner', user: 'l', password: 'p', run: 'run.a' }]), /runId "run.a" must match/);
+  assert.throws(() => natsAccountsBlock([{ role: 'learner', user: 'l', password: 'p', run: 'run.a' }]), /runId "run.a" must be/);
 });
