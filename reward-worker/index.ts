@@ -196,7 +196,7 @@ class RewardRole implements WorkerRoleImpl {
     let ssimMap;
     // The map is finite: the scorer refused any candidate whose SSIM, the map's mean, is not.
     if (s.map) {
-      ssimMap = encodeTensor({ dtype: 'float16', shape: [n, 3, ssimMapSize(p.height), ssimMapSize(p.width)], data: s.map }, { field: 'score_result.ssim_map' });
+      ssimMap = encodeTensor({ dtype: 'float32', shape: [n, 3, ssimMapSize(p.height), ssimMapSize(p.width)], data: s.map }, { field: 'score_result.ssim_map' });
     }
     const sent = await this.ctx.send({
       score_result: {

@@ -156,11 +156,17 @@ export function multiRewardGroupAdvantages(
 //
 //     T_i = (t_i - mean_g t_g) / (std_g r_g + eps)
 //
-// so mean_p D_i + T_i is exactly the scalar advantage A_i (before clipping). The GRPO graph spreads D_i
+// so mean_p D_i + T_i is exactly the scalar advantage A_i (clipped as below). The GRPO graph spreads D_i
 // back onto pixels with the transpose of the 11x11 Gaussian SSIM window (a ConvTranspose), scaled by
 // (H W) / (h w) so that the pixel advantages average to mean_p D_i (`spreadToPixels` is the reference),
 // adds T_i to every pixel, and weights each pixel's log-density by its own advantage.
-// Clipping to +-advClip applies elementwise to D_i and to T_i.
+//
+// Clipping acts on each action's total, as it does on a scalar advantage: where |mean_p D_i + T_i| > advClip,
+// D_i and T_i are scaled together by advClip / |mean_p D_i + T_i|, so the action's mean advantage is exactly the
+// clipped scalar one and its map keeps its shape. Windows are not clipped one by one: a window's SSIM differs
+// between actions far more than the image's mean does, while s is the std of the whole-image rewards, so per
+// window values of 3-5 s are common and a per-window clip bit 30-80% of windows on photographs, breaking
+// mean_p D_i + T_i = A_i (docs/grpo.md section 3, round 24).
 
 export interface DenseAdvantages {
   /** Per action, the centred SSIM map D_i, same layout as the input maps ([3, h, w]). */
@@ -182,8 +188,9 @@ export interface DenseIdentity {
 
 export interface DenseOptions extends AdvantageOptions {
   /**
-   * |r_i - (w * mean(S_i) + t_i)| must stay within this, or the maps, rewards and split disagree
-   * (maps of other images, a wrong weight). Default 1e-3; Infinity disables the check.
+   * Each map's mean must equal the SSIM its reward was made of within this: |r_i - (w * mean(S_i) + t_i)| <=
+   * consistencyTol * |w| (+ 1e-9 for float64 rounding), or the maps, rewards and split disagree (maps of other
+   * images, a wrong weight). Default 1e-3; Infinity disables the check.
    */
   consistencyTol?: number;
 }
@@ -226,8 +233,9 @@ export function denseAdvantages(
   };
   const consistent = (what: string, s: number, reward: number, other: number) => {
     const r = ssimWeight * (s / L) + other;
-    if (!(Math.abs(r - reward) <= tol)) {
-      throw new Error(`dense advantages: ${what}: reward ${reward} != ${ssimWeight} * mean(SSIM map) ${s / L} + other terms ${other} = ${r} (tolerance ${tol})`);
+    // tol bounds the map mean's error, so the reward's allows |w| times it
+    if (!(Math.abs(r - reward) <= tol * Math.abs(ssimWeight) + 1e-9)) {
+      throw new Error(`dense advantages: ${what}: reward ${reward} != ${ssimWeight} * mean(SSIM map) ${s / L} + other terms ${other} = ${r} (tolerance ${tol} on the map mean)`);
     }
   };
   for (let i = 0; i < G; i++) consistent(`action ${i}`, sums[i]!, scalarRewards[i]!, otherTerms[i]!);
@@ -243,16 +251,22 @@ export function denseAdvantages(
     return { maps: ssimMaps.map(() => new Float32Array(L)), scalar: new Float32Array(G), mean, std, ...(identity ? { identity: { map: new Float32Array(L), scalar: 0 } } : {}) };
   }
   const denom = o.stdNormalize ? std + o.stdEps : 1;
-  const centre = (m: Float32Array) => {
-    const d = new Float32Array(L);
-    for (let l = 0; l < L; l++) d[l] = clip((ssimWeight * (m[l]! - meanMap[l]!)) / denom, o.advClip);
-    return d;
-  };
-  const maps = ssimMaps.map(centre);
   const t = meanStd(otherTerms);
-  const scalar = Float32Array.from(otherTerms, (x) => clip((x - t.mean) / denom, o.advClip));
+  // One action's D and T, both scaled by the factor that clips their total mean_p D + T to +-advClip.
+  const centre = (m: Float32Array, other: number): { map: Float32Array; scalar: number } => {
+    const d = new Float64Array(L);
+    let sum = 0;
+    for (let l = 0; l < L; l++) { d[l] = (ssimWeight * (m[l]! - meanMap[l]!)) / denom; sum += d[l]!; }
+    const T = (other - t.mean) / denom;
+    const total = sum / L + T;
+    const f = Math.abs(total) > o.advClip ? o.advClip / Math.abs(total) : 1;
+    return { map: Float32Array.from(d, (x) => x * f), scalar: T * f };
+  };
+  const parts = ssimMaps.map((m, i) => centre(m, otherTerms[i]!));
+  const maps = parts.map((p) => p.map);
+  const scalar = Float32Array.from(parts, (p) => p.scalar);
   if (!identity) return { maps, scalar, mean, std };
-  return { maps, scalar, mean, std, identity: { map: centre(identity.ssimMap), scalar: clip((identity.otherTerm - t.mean) / denom, o.advClip) } };
+  return { maps, scalar, mean, std, identity: centre(identity.ssimMap, identity.otherTerm) };
 }
 
 /**

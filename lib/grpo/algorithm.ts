@@ -40,10 +40,11 @@ export interface GrpoAlgorithm {
 }
 
 /**
- * The SSIM maps travel from the reward worker as float16, so the dense consistency check
- * (reward == w * mean(map) + rest) allows for their rounding.
+ * How far an SSIM map's mean may lie from the `ssim` its reward was made of (reward == w * mean(map) + rest
+ * within |w| times this). The maps travel as float32, as computed, so the two differ by float32 summation only
+ * (about 1e-6); a map of another image or a wrong weight misses by 1e-2 or more.
  */
-export const DENSE_MAP_TOLERANCE = 5e-3;
+export const DENSE_MAP_TOLERANCE = 1e-3;
 
 /**
  * The algorithm the run's settings select. Throws, naming the expression and the problem, when the reward

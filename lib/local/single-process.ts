@@ -8,7 +8,7 @@
 //   GRPO start        startGrpoPhase: frozen KL reference, fresh AdamW                     (learner)
 //   GRPO batch k      grpoCursors, groupSampleId                                           (coordinator)
 //     per group       rolloutNoiseSeed -> PolicyRunner.run (G actions)                      (rollout worker)
-//                     clamp01 -> RewardScorer.score; SSIM maps rounded to float16           (reward worker)
+//                     clamp01 -> RewardScorer.score (SSIM maps float32, as sent)          (reward worker)
 //                     rewardsOf -> advantagesOf (variant, DAPO drop)                        (coordinator)
 //                     assembleGrpoBatch                                                     (coordinator)
 //                     grpoUpdate with grpoHyper (reference forward skipped at beta 0)       (learner)
@@ -46,7 +46,6 @@ import { ssimMapSize } from '../models/ssim.ts';
 import { PolicyRunner } from '../models/runner.ts';
 import { PolicyTrainer } from '../models/trainer.ts';
 import { RewardScorer } from '../models/scorer.ts';
-import { roundToFloat16 } from '../transport/tensor.ts';
 import { trainingCheckpoint } from '../worker/checkpoints.ts';
 import { trace, traceRole } from '../log/trace.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
@@ -233,7 +232,7 @@ export async function runSingleProcess(
         : await flowRunner!.rollout(params, sampleId, image, seeds, dense).then((f) => ({ action: f.images, logp: new Float32Array(G), logpMap: new Float32Array(0), flowSteps: f.steps }));
       trace('policy_end', { n: G });
       // reward worker: the clamped actions (and, grpo.identityAnchor > 0, the identity member after them) scored
-      // against the clean image; the maps travel as float16
+      // against the clean image (the maps travel as float32, as computed)
       const candidates = withIdentity ? new Float32Array(S * pix) : roll.action;
       if (withIdentity) {
         candidates.set(roll.action);
@@ -247,7 +246,7 @@ export async function runSingleProcess(
       // coordinator: rewards, advantages, the group kept or dropped
       const groupRewards = rewardsOf(algo, components);
       rewards.push(...groupRewards);
-      const maps = dense ? roundToFloat16(sc.ssim_map!) : undefined;
+      const maps = dense ? sc.ssim_map! : undefined;
       const idComponents = withIdentity ? { ssim: sc.ssim[G]!, clip_cos: sc.clip_cos[G]! } : undefined;
       const outcome = advantagesOf(algo, {
         components, rewards: groupRewards,

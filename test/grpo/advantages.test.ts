@@ -124,6 +124,34 @@ test('dense: hand-computed group of two', () => {
   closeAll(d.maps[1]!, [0.2 / den, -0.2 / den], 1e-6, 'D1');
   closeAll(d.scalar, [-0.1 / den, 0.1 / den], 1e-6, 'T');
   closeAll(kept(groupAdvantages(rewards)).advantages, [-0.1 / den, 0.1 / den], 1e-6, 'scalar A');
+  // advClip 0.5: each action's total mean_p D_i + T_i = -+0.999 is scaled to -+0.5, D_i with it (factor 0.5 den / 0.1):
+  // D_0 = [-1, 1], not the windows clipped one by one to [-0.5, 0.5].
+  const c = keptDense(denseAdvantages(maps, rewards, other, 1, { advClip: 0.5 }));
+  closeAll(c.maps[0]!, [-1, 1], 1e-6, 'clipped D0');
+  closeAll(c.maps[1]!, [1, -1], 1e-6, 'clipped D1');
+  closeAll(c.scalar, [-0.5, 0.5], 1e-6, 'clipped T');
+});
+
+test('dense: windows that differ far more than the image means are not clipped one by one', () => {
+  // As on photographs: each window's SSIM varies between actions by ~0.06 while the whole-image means differ by
+  // ~0.003, so per window |D| is ~15 (the reward std is that of the means). Clipping each window at 5 (the old
+  // code) cut most windows, and the per-action means no longer summed to 0 or matched the scalar advantages.
+  const G = 8; const L = 3 * 12 * 12;
+  const rand = rng(24);
+  const maps = Array.from({ length: G }, () => Float32Array.from({ length: L }, () => 0.8 + 0.2 * (rand() - 0.5)));
+  const other = Array.from({ length: G }, () => 0.2 * rand() * 1e-3);
+  const rewards = maps.map((m, i) => m.reduce((s, x) => s + x, 0) / L + other[i]!);
+  const d = keptDense(denseAdvantages(maps, rewards, other, 1));
+  const A = kept(groupAdvantages(rewards)).advantages;
+  let sum = 0;
+  for (let i = 0; i < G; i++) {
+    const meanD = d.maps[i]!.reduce((s, x) => s + x, 0) / L;
+    assert.ok(Math.abs(meanD + d.scalar[i]! - A[i]!) < 1e-4, `action ${i}: mean D ${meanD} + T ${d.scalar[i]} vs scalar A ${A[i]}`);
+    sum += meanD + d.scalar[i]!;
+  }
+  assert.ok(Math.abs(sum) < 1e-4, `the group's advantages sum to ${sum}`);
+  const big = d.maps.reduce((n, m) => n + m.filter((x) => Math.abs(x) > 5).length, 0);
+  assert.ok(big > 0.5 * G * L, `${big} of ${G * L} windows beyond +-5 (the case the old per-window clip cut)`);
 });
 
 function randomGroup(seed: number, G: number, L: number, w: number) {
@@ -175,9 +203,18 @@ test('dense: with the paper reward split by decomposeForDense', () => {
 test('dense: clipping, Dr. GRPO, zero variance, consistency check', () => {
   const G = 4; const L = 12;
   const { maps, other, rewards } = randomGroup(11, G, L, 1);
+  // The clip acts on each action's total mean_p D_i + T_i (= the clipped scalar advantage), scaling D_i and T_i
+  // together: the map keeps its shape.
   const clipped = keptDense(denseAdvantages(maps, rewards, other, 1, { advClip: 0.5 }));
-  assert.ok(clipped.maps.every((m) => m.every((x) => Math.abs(x) <= 0.5)) && clipped.scalar.every((x) => Math.abs(x) <= 0.5));
-  assert.ok(clipped.maps.some((m) => m.some((x) => Math.abs(x) === 0.5)), 'some values hit the clip');
+  const free = keptDense(denseAdvantages(maps, rewards, other, 1, { advClip: Infinity }));
+  const clippedA = kept(groupAdvantages(rewards, { advClip: 0.5 })).advantages;
+  assert.ok(clippedA.some((a) => Math.abs(a) === 0.5), 'some scalar advantage hits the clip');
+  for (let i = 0; i < G; i++) {
+    const meanD = clipped.maps[i]!.reduce((s, x) => s + x, 0) / L;
+    assert.ok(Math.abs(meanD + clipped.scalar[i]! - clippedA[i]!) < 1e-5, `action ${i}: ${meanD} + ${clipped.scalar[i]} vs ${clippedA[i]}`);
+    const f = clipped.scalar[i]! / free.scalar[i]!;
+    closeAll(clipped.maps[i]!, [...free.maps[i]!].map((x) => x * f), 1e-5, `action ${i}: the map scaled by ${f}`);
+  }
   const dr = keptDense(denseAdvantages(maps, rewards, other, 1, { stdNormalize: false }));
   const meanT = meanStd(other).mean;
   closeAll(dr.scalar, other.map((t) => t - meanT), 1e-6, 'Dr. GRPO T');
@@ -191,6 +228,12 @@ test('dense: clipping, Dr. GRPO, zero variance, consistency check', () => {
   // rewards that do not match the maps
   assert.throws(() => denseAdvantages(maps, rewards.map((r) => r + 0.1), other, 1), /action 0: reward .* != 1 \* mean\(SSIM map\)/);
   assert.throws(() => denseAdvantages(maps, rewards, other, 2), /tolerance/);
+  // the tolerance bounds the map mean's error whatever the weight: maps 0.3 off under w = 1e-3 move the reward by
+  // only 3e-4, yet are refused
+  const w3 = 1e-3;
+  const r3 = maps.map((m, i) => w3 * (m.reduce((s, x) => s + x, 0) / L) + other[i]!);
+  keptDense(denseAdvantages(maps, r3, other, w3));
+  assert.throws(() => denseAdvantages(maps.map((m) => m.map((x) => x - 0.3)), r3, other, w3), /action 0: .*tolerance 0\.001 on the map mean/);
   assert.throws(() => denseAdvantages([maps[0]!, maps[1]!.slice(1)], rewards.slice(0, 2), other.slice(0, 2), 1), /SSIM map 1 has 11 values, map 0 has 12/);
   assert.throws(() => denseAdvantages(maps, rewards.slice(1), other, 1), /4 SSIM maps, 3 rewards/);
 });

@@ -55,6 +55,13 @@ test('identity advantage (dense): its map and scalar part centred on the sampled
   assert.deepEqual(d.maps.map((m) => [...m]), plain.maps.map((m) => [...m]), 'sampled maps unchanged');
   assert.deepEqual([...d.scalar], [...plain.scalar]);
   assert.throws(() => denseAdvantages(maps, rewards, other, 2, { consistencyTol: 1e-6 }, { ssimMap: idMap, reward: 9, otherTerm: 0.2 }), /identity: reward 9/);
+  // advClip: the identity's total mean_p D_0 + T_0 is clipped like its scalar advantage, D_0 and T_0 scaled together
+  const c = denseAdvantages(maps, rewards, other, 2, { consistencyTol: 1e-6, advClip: 0.05 }, { ssimMap: idMap, reward: 2 * 0.25 + 0.2, otherTerm: 0.2 });
+  assert.ok(!('dropped' in c));
+  const A0 = (groupAdvantages(rewards, { advClip: 0.05 }, 2 * 0.25 + 0.2) as { identity: number }).identity;
+  assert.equal(Math.abs(A0), 0.05, 'the scalar identity advantage hits the clip');
+  close((c.identity!.map[0]! + c.identity!.map[1]!) / 2 + c.identity!.scalar, A0, 1e-6, 'clipped identity total');
+  close(c.identity!.map[0]! / c.identity!.scalar, d.identity!.map[0]! / d.identity!.scalar, 1e-4, 'D_0 / T_0 kept');
 });
 
 test('advantagesOf: the identity member exactly when grpo.identityAnchor > 0; the schema refuses what it cannot serve', () => {
