@@ -2,8 +2,9 @@
 //
 // In memory a tensor is `{ dtype, shape, data: Float32Array }`: dtype is the WIRE type it was / will be sent as.
 // - float32: exact.
-// - float16: IEEE binary16, round-to-nearest-even on encode (used for SSIM maps: 2x smaller, ~3 significant
-//   digits, plenty for maps in [-1, 1]).
+// - float16: IEEE binary16, round-to-nearest-even on encode (~3 significant digits). The reward workers sent
+//   SSIM maps in it until round 24; they send float32 now (docs/grpo.md section 3: float16 put 2-10% error on the
+//   dense advantages). It is still decoded.
 // - uint8: raw integers 0..255 (NOT scaled: an image in [0,1] must be multiplied by 255 by the caller, who
 //   then owns the quantisation). Encode refuses values that are not integers in range.
 // Validation is strict both ways and every error names the field (e.g. `rollout_task.items[2].image`).
