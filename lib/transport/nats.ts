@@ -38,13 +38,14 @@ import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders, STREAM_HEADER } from './checkpoint-push.ts';
 import { ensureStream, isStoreLost } from './store-loss.ts';
 import { RUN_STATE_API } from './nats-permissions.ts';
-import { announcementStream, announcementSubject, checkpointBucket, checkRunId, objectStream, runStateBucket } from './run-names.ts';
+import { announcementStream, announcementSubject, checkpointBucket, checkRunId, kvStream, objectStream, runStateBucket } from './run-names.ts';
 import { conformOwnedStream, objectBucketSettings, type OwnedStreamSettings } from './owned-stream.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
 import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
 import './nats-reader.ts'; // what a dropped connection had read but not parsed is not parsed as the next one's
 import { settleYoungGeneration } from './read-memory.ts';
 import { trace } from '../log/trace.ts';
+import { SetupError } from '../config/setup-error.ts';
 import { withTimeout } from '../async/with-timeout.ts';
 
 export { checkRunId };
@@ -281,14 +282,18 @@ export class CheckpointStore {
     failRequestsOnDisconnect(nc);
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
-    // the owner checks (and corrects) an existing bucket's settings before nats.js opens it
     const bucket = checkpointBucket(runId);
-    if (!opts.readOnly) await conformOwnedStream(jsm, objectStream(bucket), objectBucketSettings(bucket, storageOf(opts)));
-    const os = opts.readOnly ? undefined : await js.views.os(bucket, bucketOptions(runId, opts));
-    const store = new CheckpointStore(nc, js, jsm, os, new ObjectChunks(nc, js, jsm, bucket), { ...opts, ...checkpointKeysFromEnv(opts), runId });
+    const store = new CheckpointStore(nc, js, jsm, undefined, new ObjectChunks(nc, js, jsm, bucket), { ...opts, ...checkpointKeysFromEnv(opts), runId });
     if (!opts.readOnly) {
-      await store.ensureAnnouncements();
-      await conformOwnedStream(jsm, store.stream, store.announcementSettings());
+      try {
+        // the owner checks (and corrects) an existing bucket's settings before nats.js opens it
+        await conformOwnedStream(jsm, objectStream(bucket), objectBucketSettings(bucket, storageOf(opts)));
+        store.os = await js.views.os(bucket, bucketOptions(runId, opts));
+        await store.ensureAnnouncements();
+        await conformOwnedStream(jsm, store.stream, store.announcementSettings());
+      } catch (e) {
+        throw grantsNameAnotherRun(e, runId, [objectStream(bucket), store.stream]);
+      }
     }
     return store;
   }
@@ -853,6 +858,21 @@ export function runStateApiPrefix(nc: NatsConnection): Promise<string> {
 }
 
 /**
+ * `e`, or a SetupError where it is the server refusing this connection the creation, look-up or update of one of
+ * the run's own `streams` at open: the grants of its user (nats.conf, lib/transport/nats-permissions.ts) name
+ * another run, as when `run.id` changed without the config being regenerated. A restart gets the same refusal, so
+ * the role ends (exit 78) saying how to regenerate the grants, rather than being restarted for ever.
+ */
+function grantsNameAnotherRun(e: unknown, runId: string, streams: readonly string[]): unknown {
+  const subject = (e as { permissionContext?: { operation?: string; subject?: string } } | null)?.permissionContext;
+  const api = subject?.operation === 'publish' ? /\.STREAM\.(?:CREATE|INFO|UPDATE)\.([^.]+)$/.exec(subject.subject ?? '') : null;
+  if (!api || !streams.includes(api[1]!)) return e;
+  return new SetupError(`run ${runId}: the NATS grants of this connection's user do not name run ${runId} (${(e as Error).message}): `
+    + `was run.id changed without regenerating the server's config? Write its grants for this run with \`node --import tsx scripts/gen-nats-conf.ts --run=${runId}\``
+    + ` (Kubernetes: \`--overlay <dir>\` reads the overlay's run.yaml; then re-apply nats.conf and restart NATS; docs/security.md)`, { cause: e });
+}
+
+/**
  * A zod-validated JSON document in a JetStream KV bucket (`runstate-<runId>`), with revision-checked writes:
  * create() fails if it exists, update() fails if someone else wrote since `revision`, modify() retries
  * read-change-write until it wins. Two orchestrators therefore can never silently overwrite each other.
@@ -882,7 +902,7 @@ export class RunStateStore<S extends z.ZodType> {
     const bucketOpts = kvOptions(opts);
     failRequestsOnDisconnect(nc);
     const apiPrefix = await runStateApiPrefix(nc);
-    const kv = await nc.jetstream({ apiPrefix }).views.kv(bucket, bucketOpts);
+    const kv = await nc.jetstream({ apiPrefix }).views.kv(bucket, bucketOpts).catch((e: unknown) => { throw grantsNameAnotherRun(e, runId, [kvStream(bucket)]); });
     return new RunStateStore(nc, kv, opts.schema, bucket, key, bucketOpts, apiPrefix);
   }
 

@@ -16,6 +16,7 @@ import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../..
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { natsAccountsBlock, NATS_ROLES, RUN_STATE_API, type NatsRole } from '../../lib/transport/nats-permissions.ts';
 import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
+import { CONFIG_EXIT_CODE, exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 
 const RUNS = ['run-a', 'run-b'] as const;
 type Run = (typeof RUNS)[number];
@@ -138,6 +139,22 @@ test('an orchestrator whose grant names its run creates only that run\'s state',
   assert.ok(cur);
   await assert.rejects(b.update({ phase: 'done', seq: 9 }, cur.revision), refused, 'run-a\'s orchestrator writes run-b\'s state');
   assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 });
+});
+
+test('a store opened for a run the grants do not name ends with a SetupError that says how to regenerate them', { timeout: 60_000 }, async () => {
+  // a run id changed in the run configuration, nats.conf not regenerated: no restart cures it (exit 78), and the
+  // message says which run the grants lack and how to write them
+  const notNamed = (e: unknown): boolean => {
+    assert.ok(e instanceof SetupError, `a SetupError, not ${String(e)}`);
+    assert.equal(exitCodeFor(e), CONFIG_EXIT_CODE);
+    assert.match(e.message, /NATS grants of this connection's user do not name run run-c/);
+    assert.match(e.message, /scripts\/gen-nats-conf\.ts --run=run-c/);
+    assert.match(e.message, refused, 'the server\'s words kept');
+    return true;
+  };
+  await assert.rejects(RunStateStore.open(await as('orchestrator', 'run-a'), { runId: 'run-c', schema }), notNamed, 'the orchestrator\'s run state');
+  await assert.rejects(RunStateStore.open(await as('learner', 'run-a'), { runId: 'run-c', key: 'learner-skips', schema }), notNamed, 'the learner\'s skip record');
+  await assert.rejects(CheckpointStore.open(await as('learner', 'run-a'), { runId: 'run-c' }), notNamed, 'the learner\'s checkpoints');
 });
 
 test('a config names runs for all its users or for none', () => {
