@@ -370,7 +370,7 @@ function checkAlgorithm(
   const constant = constantReward(reward!);
   if (constant !== undefined) {
     const weights = reward!.constantsUsed.filter((n) => n.startsWith('weights.')).map((n) => `reward.${n}=${c.reward.weights[n.slice('weights.'.length)]}`);
-    const why = `is the constant ${constant} for every ${reward!.variables.join(' and ') || 'component'} in [-1, 1]: every group's rewards would be equal (zero variance), so nothing trains`;
+    const why = `is the constant ${constant} at every sampled point of ${reward!.variables.join(' and ') || 'its components'} in [-1, 1] (the range's grid, the expression's numbers and their midpoints): every group's rewards would be equal (zero variance), so nothing trains`;
     issue(['reward', weights.length ? 'weights' : 'expression'], weights.length ? `with ${weights.join(', ')}, reward.expression ${why}` : why);
     return;
   }

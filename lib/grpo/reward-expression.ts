@@ -39,6 +39,8 @@ export interface RewardFunction {
   variables: string[];
   /** The constants the expression reads (sorted). */
   constantsUsed: string[];
+  /** The numbers it holds, its literals and the values of the constants it reads (sorted): its likely thresholds. */
+  literals: number[];
   expression: string;
 }
 
@@ -110,6 +112,7 @@ interface Context {
   constants: Map<string, number>;
   components: Set<string>;
   constantsUsed: Set<string>;
+  literals: Set<number>;
 }
 
 function fail(expr: string, problem: string): never {
@@ -151,6 +154,7 @@ function compileNode(node: MathNode, ctx: Context, depth: number, inCondition = 
       const v = (node as ConstantNode).value;
       if (typeof v !== 'number') fail(ctx.expr, `only numbers are allowed as literals, got ${typeof v} ${part()}`);
       if (!Number.isFinite(v)) fail(ctx.expr, `the number ${part()} is not finite`);
+      ctx.literals.add(v);
       return constant(v);
     }
     case 'ParenthesisNode':
@@ -159,7 +163,7 @@ function compileNode(node: MathNode, ctx: Context, depth: number, inCondition = 
     case 'AccessorNode': {
       const name = dottedName(node);
       if (name === null) fail(ctx.expr, `indexing or property access is not allowed: ${part()}`);
-      if (ctx.constants.has(name)) { ctx.constantsUsed.add(name); return constant(ctx.constants.get(name)!); }
+      if (ctx.constants.has(name)) { ctx.constantsUsed.add(name); ctx.literals.add(ctx.constants.get(name)!); return constant(ctx.constants.get(name)!); }
       if (ctx.components.has(name)) return { fn: (c) => c[name] as number, deps: new Set([name]) };
       if (Object.hasOwn(FUNCTIONS, name)) fail(ctx.expr, `'${name}' is a function and must be called, e.g. ${name}(x)`);
       fail(ctx.expr, `unknown name '${name}' (components: ${[...ctx.components].join(', ')}; constants: ${[...ctx.constants.keys()].join(', ') || 'none'})`);
@@ -230,7 +234,7 @@ function parseAndCompile(expr: string, constants: Constants, opts: CompileOption
   if (expr.trim() === '') fail(expr, 'is empty');
   const components = new Set<string>(opts.components ?? DEFAULT_COMPONENTS);
   for (const c of components) if (!IDENT.test(c)) throw new Error(`reward component '${c}': not an identifier`);
-  const ctx: Context = { expr, constants: flattenConstants(constants, components), components, constantsUsed: new Set() };
+  const ctx: Context = { expr, constants: flattenConstants(constants, components), components, constantsUsed: new Set(), literals: new Set() };
   let tree: MathNode;
   try {
     tree = parse(expr);
@@ -268,6 +272,7 @@ export function compileRewardExpression(expr: string, constants: Constants = {},
     evaluate: checkedEvaluator(expr, compiled.fn, compiled.deps),
     variables: [...compiled.deps].sort(),
     constantsUsed: [...ctx.constantsUsed].sort(),
+    literals: [...ctx.literals].sort((a, b) => a - b),
     expression: expr,
   };
 }
@@ -275,26 +280,42 @@ export function compileRewardExpression(expr: string, constants: Constants = {},
 // ---------------------------------------------------------------------------------------------------
 // A reward that cannot train: the same value whatever the components.
 
-/** Where constantReward samples each component it reads: its range [-1, 1], ends, zero and irregular points. */
+/** Where constantReward samples each component it reads, whatever the expression: its range [-1, 1], ends, zero and irregular points. */
 const COMPONENT_SAMPLES = [-1, -0.61, -0.2, 0, 0.13, 0.37, 0.5, 0.71, 0.89, 0.97, 1];
-/** The most evaluations constantReward makes: the full grid for up to 3 components (11^3), a part of it beyond. */
-const MAX_SAMPLES = 1500;
+/** How far either side of a literal constantReward looks: a threshold `ssim > 0.6` is crossed between 0.6 ± this. */
+const LITERAL_EPSILON = 1e-6;
+/** The most evaluations constantReward makes: the full grid for up to 3 components of about 27 points each, a part of it beyond. */
+const MAX_SAMPLES = 20_000;
+
+/**
+ * Where constantReward samples a component of `reward`: COMPONENT_SAMPLES, and for each of the expression's numbers
+ * (`literals`) and their negatives, the number itself, the number ± LITERAL_EPSILON, and the midpoints between
+ * neighbouring ones, all within [-1, 1]. So a band narrower than the fixed grid's spacing, `ssim > 0.6 ? (ssim <
+ * 0.7 ? 1 : 0) : 0`, is sampled inside (0.65) as well as outside.
+ */
+function componentSamples(reward: RewardFunction): number[] {
+  const marks = [...new Set(reward.literals.flatMap((x) => [x, -x]))].filter((x) => x >= -1 && x <= 1).sort((a, b) => a - b);
+  const points = [...COMPONENT_SAMPLES, ...marks.flatMap((x) => [x - LITERAL_EPSILON, x, x + LITERAL_EPSILON])];
+  for (let i = 1; i < marks.length; i++) points.push((marks[i - 1]! + marks[i]!) / 2);
+  return [...new Set(points.filter((x) => x >= -1 && x <= 1))].sort((a, b) => a - b);
+}
 
 /**
  * The reward's value if it is the same at every sampled point of the components' range [-1, 1] (a grid of
- * COMPONENT_SAMPLES over the components it reads; points where it is not finite are skipped), else undefined.
+ * componentSamples over the components it reads; points where it is not finite are skipped), else undefined.
  * Such a reward gives every group zero variance, so nothing trains: the default expression with weights.ssim
- * and weights.clip both 0, say.
+ * and weights.clip both 0, say. A sampled check: a reward that differs only between samples is taken as constant.
  */
 export function constantReward(reward: RewardFunction): number | undefined {
   const names = reward.variables;
-  const m = COMPONENT_SAMPLES.length;
+  const samples = componentSamples(reward);
+  const m = samples.length;
   const total = Math.min(m ** names.length, MAX_SAMPLES);
   let first: number | undefined;
   for (let t = 0; t < total; t++) {
     // point t's digits in base m, component j shifted by j * t: the whole grid when total = m^k (a triangular,
     // invertible map of the digits), points spread over every axis when it is cut short.
-    const c = Object.fromEntries(names.map((name, j) => [name, COMPONENT_SAMPLES[(Math.floor(t / m ** j) + j * t) % m]!]));
+    const c = Object.fromEntries(names.map((name, j) => [name, samples[(Math.floor(t / m ** j) + j * t) % m]!]));
     let v: number;
     try {
       v = reward.evaluate(c);
@@ -394,6 +415,7 @@ export function decomposeForDense(expr: string, constants: Constants = {}, opts:
     evaluate: checkedEvaluator(`${expr} - (${w}) * ${variable}`, restFn, restDeps),
     variables: [...restDeps].sort(),
     constantsUsed: [...ctx.constantsUsed].sort(),
+    literals: [...ctx.literals].sort((a, b) => a - b),
     expression: `${expr} - (${w}) * ${variable}`,
   };
 

@@ -110,8 +110,9 @@ test('a bad value names the field, the problem, the value and the file', () => {
     ['reward: { expression: "weights.ssim * ssim + weights.pix * ssim" }', /reward\.expression: uses weights\.pix, which reward\.weights does not define/],
     ['reward: { weights: { ssim: 1, clip: 0.2, extra: 3 } }', /reward\.weights\.extra: is not used by reward\.expression/],
     // weights that can never train (review24b): all zero, negative without the flag, large enough to overflow
-    ['reward: { weights: { ssim: 0, clip: 0 } }', /^config error: reward\.weights: with reward\.weights\.clip=0, reward\.weights\.ssim=0, reward\.expression is the constant 0 for every clip_cos and ssim in \[-1, 1\]: every group's rewards would be equal/],
-    ['reward: { expression: "2 + 0 * ssim", weights: {} }', /^config error: reward\.expression: is the constant 2 for every ssim in \[-1, 1\]/],
+    ['reward: { weights: { ssim: 0, clip: 0 } }', /^config error: reward\.weights: with reward\.weights\.clip=0, reward\.weights\.ssim=0, reward\.expression is the constant 0 at every sampled point of clip_cos and ssim in \[-1, 1\] \(the range's grid, the expression's numbers and their midpoints\): every group's rewards would be equal/],
+    ['reward: { expression: "2 + 0 * ssim", weights: {} }', /^config error: reward\.expression: is the constant 2 at every sampled point of ssim in \[-1, 1\]/],
+    ['reward: { expression: "ssim > 0.6 ? 0.5 : 0.5", weights: {} }', /^config error: reward\.expression: is the constant 0\.5 at every sampled point of ssim/],
     ['reward: { weights: { ssim: -1, clip: 0.2 } }', /^config error: reward\.weights\.ssim: is negative \(-1\): .*worse restorations.*reward\.allowNegativeWeights=true/],
     ['reward: { weights: { ssim: 1e308, clip: 0.2 } }', /^config error: reward\.weights\.ssim: must be <= 1000000 \(got 1e\+308\)/],
     ['reward: { weights: { ssim: 1, clip: -1e7 } }', /^config error: reward\.weights\.clip: must be >= -1000000 \(got -10000000\)/],
@@ -125,6 +126,12 @@ test('reward.allowNegativeWeights admits a negative weight (an ablation that tra
   assert.match(configError(() => parseConfig({ reward: { weights: { ssim: -1, clip: 0.2 }, allowNegativeWeights: false } })).message, /reward\.weights\.ssim: is negative/);
   // the flag does not admit weights that cannot train
   assert.match(configError(() => parseConfig({ reward: { weights: { ssim: -0, clip: 0 }, allowNegativeWeights: true } })).message, /reward\.expression is the constant 0/);
+});
+
+test('reward.expression: a band narrower than the constant check\'s fixed grid is accepted (review24f)', () => {
+  for (const expression of ['ssim > 0.6 ? (ssim < 0.7 ? 1 : 0) : 0', 'abs(ssim - 0.8) < 0.05 ? 1 : 0', 'ssim > 0.55 ? (clip_cos > 0.25 ? (clip_cos < 0.3 ? 1 : 0) : 0) : 0']) {
+    assert.equal(parseConfig({ reward: { expression, weights: {} }, grpo: { advantageMode: 'scalar' } }).reward.expression, expression);
+  }
 });
 
 test('several problems are all reported, one line each', () => {

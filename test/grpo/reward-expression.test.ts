@@ -216,6 +216,18 @@ test('constantReward: the value of a reward that is the same over the components
   assert.equal(at('0 * (a + b + c + d) + 7', {}, ['a', 'b', 'c', 'd']), 7);
 });
 
+test('constantReward samples the expression\'s own numbers: a band narrower than the fixed grid varies (review24f)', () => {
+  const at = (expr: string, constants = {}) => constantReward(compileRewardExpression(expr, constants));
+  // each was refused as constant 0 by the 11 fixed points per component (none falls inside the band)
+  assert.equal(at('ssim > 0.6 ? (ssim < 0.7 ? 1 : 0) : 0'), undefined, 'a band between two samples');
+  assert.equal(at('abs(ssim - 0.8) < 0.05 ? 1 : 0'), undefined, 'a band around a literal');
+  assert.equal(at('ssim > 0.55 ? (clip_cos > 0.25 ? (clip_cos < 0.3 ? 1 : 0) : 0) : 0'), undefined, 'a band in the second component');
+  assert.equal(at('-ssim < -alpha ? 1 : 0', { alpha: 0.98 }), undefined, 'a threshold given by a constant, negated');
+  // truly constant ones still are, at the literals too
+  assert.equal(at('ssim > 0.6 ? 0.5 : 0.5'), 0.5);
+  assert.equal(at('ssim > 0.6 ? (ssim < 0.7 ? 0 : 0) : 2 * 0'), 0);
+});
+
 test('rewardPartials: the paper reward differentiated by hand, and components it does not read', () => {
   const r = compileRewardExpression(DEFAULT_REWARD_EXPRESSION);
   for (const [ssim, cos] of [[0.4, 0.3], [0.9, 0.85], [0.1, -0.2], [0.7, 1.3]] as const) {
