@@ -156,6 +156,19 @@ test('the staleness alert uses the bound of every shipped overlay (grpo.maxStale
   }
 });
 
+test('every alert takes its series from the role that exports them (a role="..." matcher on each selector)', () => {
+  // role is set by the PodMonitor from the pod's component label (k8s/monitoring/podmonitor.yaml): without it a
+  // pod of another component, or anything else scraped with the same names, could raise or hide the alert
+  const roles = new Set(['orchestrator', 'rollout', 'reward', 'learner']);
+  for (const r of alerts) {
+    for (const s of promqlRefs(r.expr).selectors) {
+      if (s.metric === 'up') continue; // the scrape itself: by job
+      const role = s.matchers.find((m) => m.label === 'role');
+      assert.ok(role && role.op === '=' && roles.has(role.value), `${r.alert ?? r.record}: ${s.metric} without role="<role>"`);
+    }
+  }
+});
+
 function writeRules(dir: string, opts: { annotations: boolean }): string {
   const g = structuredClone(groups);
   if (!opts.annotations) for (const grp of g) for (const r of grp.rules) delete r.annotations;
