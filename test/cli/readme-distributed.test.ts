@@ -5,21 +5,29 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { opensslAvailable } from '../helpers/certs.ts';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ROLES = ['orchestrator', 'learner', 'rollout-worker', 'reward-worker'] as const;
 type Role = (typeof ROLES)[number];
 
-/** The `recovery-grpo <role> ...` commands of the section's code blocks, continuation lines joined: role -> flags. */
-function recipe(): Map<Role, Map<string, string | true>> {
+/** The section's bash code blocks, one after the other. */
+function sectionCode(): string {
   const readme = readFileSync(`${ROOT}README.md`, 'utf8');
   const start = readme.indexOf('\n## Running it distributed\n');
   assert.ok(start >= 0, 'README has the section');
   const end = readme.indexOf('\n## ', start + 1);
   const section = readme.slice(start, end);
-  const code = [...section.matchAll(/```(?:bash|sh)\n([\s\S]*?)```/g)].map((m) => m[1]!).join('\n').replace(/\\\n\s*/g, ' ');
+  return [...section.matchAll(/```(?:bash|sh)\n([\s\S]*?)```/g)].map((m) => m[1]!).join('\n');
+}
+
+/** The `recovery-grpo <role> ...` commands of the section's code blocks, continuation lines joined: role -> flags. */
+function recipe(): Map<Role, Map<string, string | true>> {
+  const code = sectionCode().replace(/\\\n\s*/g, ' ');
   const out = new Map<Role, Map<string, string | true>>();
   for (const line of code.split('\n')) {
     const m = /^recovery-grpo\s+(\S+)\s+(.*)$/.exec(line.trim());
@@ -71,5 +79,32 @@ test('README distributed recipe: every flag exists in its role\'s --help', { tim
   for (const [role, flags] of recipe()) {
     const help = execFileSync(process.execPath, [`${ROOT}bin/recovery-grpo.mjs`, role, '--help'], { encoding: 'utf8', cwd: ROOT });
     for (const flag of flags.keys()) assert.match(help, new RegExp(`^\\s+--${flag}(?=\\s)`, 'm'), `recovery-grpo ${role} --${flag}: not in its --help`);
+  }
+});
+
+test('README distributed recipe: its openssl lines make the CA and certificates the roles and NATS need', { timeout: 60_000 }, (t) => {
+  if (!opensslAvailable()) return t.skip('openssl not found');
+  // the lines from "# TLS:" up to the NATS part, run as written (review24f: the README only pointed elsewhere)
+  const code = sectionCode();
+  const from = code.indexOf('# TLS:');
+  const to = code.indexOf('# NATS:', from);
+  assert.ok(from >= 0 && to > from, 'the recipe has a TLS part before its NATS part');
+  const dir = mkdtempSync(join(tmpdir(), 'readme-tls-'));
+  try {
+    execFileSync('bash', ['-euc', code.slice(from, to)], { cwd: dir, stdio: 'pipe' });
+    const ext = (name: string) => execFileSync('openssl', ['x509', '-in', `${name}.crt`, '-noout', '-ext', 'subjectAltName,extendedKeyUsage'], { cwd: dir, encoding: 'utf8' });
+    const verify = (purpose: string, name: string) => execFileSync('openssl', ['verify', '-CAfile', 'ca.crt', '-purpose', purpose, `${name}.crt`], { cwd: dir, encoding: 'utf8' });
+    assert.match(ext('nats'), /DNS:nats[\s\S]*TLS Web Server Authentication/);
+    assert.match(verify('sslserver', 'nats'), /OK/);
+    const orch = ext('orchestrator');
+    assert.match(orch, /URI:spiffe:\/\/recovery-grpo\/role\/orchestrator, DNS:orch/, 'the orchestrator: its role and the name workers dial');
+    assert.match(orch, /TLS Web Server Authentication, TLS Web Client Authentication/);
+    assert.match(verify('sslserver', 'orchestrator'), /OK/);
+    for (const role of ['orchestrator', 'learner', 'rollout', 'reward']) {
+      assert.match(ext(role), new RegExp(`URI:spiffe://recovery-grpo/role/${role}\\b`), `${role}.crt names its role`);
+      assert.match(verify('sslclient', role), /OK/, `${role}.crt is a client certificate of the CA`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
