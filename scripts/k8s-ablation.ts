@@ -8,8 +8,9 @@
 // namespace; dots become "p", minus signs "m": clip=0.1 -> clip-0p1), its own run.yaml (the overlay's, with the
 // overrides applied and validated by lib/config), and a KEDA query rewritten to its run_id. Writes:
 //   OUT/kustomization.yaml        every run (kubectl apply -k OUT)
-//   OUT/<run-id>/kustomization.yaml, OUT/<run-id>/run.yaml, OUT/<run-id>/nats.conf (k8s/base/nats.conf with its
-//                                 NATS grants naming this run: lib/deploy/k8s-nats-conf.ts)
+//   OUT/<run-id>/kustomization.yaml, OUT/<run-id>/run.yaml, OUT/<run-id>/nats.conf (the overlay's nats.conf where
+//                                 its kustomization generates recovery-grpo-nats-config from one, else
+//                                 k8s/base/nats.conf; with its NATS grants naming this run: lib/deploy/k8s-nats-conf.ts)
 //   OUT/runs.tsv                  run id, namespace, overrides
 // and prints the commands that deploy them. It does not call kubectl itself.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { withNatsAccounts } from '../lib/deploy/k8s-nats-conf.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CONFIG_MAP = 'recovery-grpo-config';
 const NATS_CONFIG_MAP = 'recovery-grpo-nats-config';
-/** The NATS configuration every overlay mounts (k8s/base's recovery-grpo-nats-config). */
+/** The NATS configuration an overlay mounts unless it generates recovery-grpo-nats-config itself. */
 const BASE_NATS_CONF = join(ROOT, 'k8s/base/nats.conf');
 
 export interface AblationOptions {
@@ -73,18 +74,27 @@ function overlayDirOf(overlay: string): string {
   return dir;
 }
 
-/** The run.yaml the overlay gives recovery-grpo-config, and the ScaledObjects among its resource files. */
-function readOverlay(dir: string): { configPath: string; scaledObjects: { name: string; queries: string[] }[] } {
+/**
+ * The run.yaml the overlay gives recovery-grpo-config, the nats.conf it gives recovery-grpo-nats-config (undefined:
+ * it mounts the base's), and the ScaledObjects among its resource files. Only the overlay's own kustomization is
+ * read: an overlay built on another that replaces nats.conf must replace it too (or the base's is used).
+ */
+function readOverlay(dir: string): { configPath: string; natsConfPath: string | undefined; scaledObjects: { name: string; queries: string[] }[] } {
   const k = YAML.parse(readFileSync(join(dir, 'kustomization.yaml'), 'utf8')) as Record<string, any>;
-  let configPath: string | undefined;
-  for (const g of k.configMapGenerator ?? []) {
-    if (g.name !== CONFIG_MAP) continue;
-    for (const f of g.files ?? []) {
-      const [key, p] = String(f).includes('=') ? String(f).split('=', 2) : [String(f).split('/').pop(), String(f)];
-      if (key === 'run.yaml') configPath = join(dir, p!);
+  const generated = (name: string, file: string): string | undefined => {
+    let found: string | undefined;
+    for (const g of k.configMapGenerator ?? []) {
+      if (g.name !== name) continue;
+      for (const f of g.files ?? []) {
+        const [key, p] = String(f).includes('=') ? String(f).split('=', 2) : [String(f).split('/').pop(), String(f)];
+        if (key === file) found = join(dir, p!);
+      }
     }
-  }
+    return found;
+  };
+  const configPath = generated(CONFIG_MAP, 'run.yaml');
   if (!configPath) fail(`${dir}/kustomization.yaml does not generate ${CONFIG_MAP} from a run.yaml`);
+  const natsConfPath = generated(NATS_CONFIG_MAP, 'nats.conf');
   const scaledObjects: { name: string; queries: string[] }[] = [];
   for (const r of k.resources ?? []) {
     const p = join(dir, r);
@@ -96,14 +106,14 @@ function readOverlay(dir: string): { configPath: string; scaledObjects: { name: 
       scaledObjects.push({ name: o.metadata.name, queries });
     }
   }
-  return { configPath, scaledObjects };
+  return { configPath, natsConfPath, scaledObjects };
 }
 
 export function planAblation(opts: AblationOptions): AblationPlan {
   if (opts.sweeps.length === 0) fail('nothing to sweep: give key=v1,v2,... (e.g. reward.weights.clip=0,0.1,0.2)');
   const overlayDir = overlayDirOf(opts.overlay ?? 'gpu');
   const out = resolve(opts.out ?? 'runs/k8s-ablation');
-  const { configPath, scaledObjects } = readOverlay(overlayDir);
+  const { configPath, natsConfPath = BASE_NATS_CONF, scaledObjects } = readOverlay(overlayDir);
   const baseText = readFileSync(configPath, 'utf8');
   const base = parseConfigText(baseText, configPath);
   const baseRunId = parseConfig(base, { source: configPath }).run.id;
@@ -177,7 +187,7 @@ export function planAblation(opts: AblationOptions): AblationPlan {
         { lineWidth: 0 },
       ),
     ].join('\n');
-    const natsConf = withNatsAccounts(readFileSync(BASE_NATS_CONF, 'utf8'), runId, BASE_NATS_CONF);
+    const natsConf = withNatsAccounts(readFileSync(natsConfPath, 'utf8'), runId, natsConfPath);
     runs.push({ runId, namespace: runId, overrides, config, kustomization, natsConf });
   }
   return { out, overlayDir, runs };
@@ -216,6 +226,9 @@ export function deployCommands(plan: AblationPlan): string[] {
 
 const USAGE = `usage: scripts/k8s-ablation.sh [--overlay gpu|cpu-dev|DIR] [--out DIR] [--name PREFIX] [--set key=value ...] [--force] key=v1,v2,... [key2=...]
   One run per value (per combination, for several keys), each in its own namespace, on top of the overlay.
+  Each run gets its own run.yaml and nats.conf (its NATS grants naming its run): the overlay's nats.conf where its
+  kustomization.yaml generates recovery-grpo-nats-config from one, else k8s/base/nats.conf (which then replaces any
+  NATS configuration of an overlay it builds on).
   example: scripts/k8s-ablation.sh reward.weights.clip=0,0.1,0.2`;
 
 export function parseArgs(argv: string[]): AblationOptions & { force: boolean; help: boolean } {

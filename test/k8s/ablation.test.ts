@@ -2,9 +2,9 @@
 // rendered (offline, and by kubectl kustomize where it exists) into valid objects.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { loadConfig, parseConfig, parseConfigText, type RunConfig } from '../../lib/config/index.ts';
@@ -101,6 +101,26 @@ test('a grid over two keys on cpu-dev, with a fixed override and a name', () => 
     }
   } finally {
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('an overlay that generates its own nats.conf: each run\'s is that one, its grants naming the run (not the base\'s)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rg-ablation-overlay-'));
+  try {
+    copyFileSync(join(ROOT, 'k8s/overlays/cpu-dev/run.yaml'), join(dir, 'run.yaml'));
+    writeFileSync(join(dir, 'nats.conf'), `# a custom overlay's NATS configuration\nmax_connections: 123\n${readFileSync(join(ROOT, 'k8s/base/nats.conf'), 'utf8')}`);
+    writeFileSync(join(dir, 'kustomization.yaml'), `resources:\n  - ${relative(dir, join(ROOT, 'k8s/base'))}\nconfigMapGenerator:\n  - name: recovery-grpo-config\n    behavior: replace\n    files: [run.yaml]\n  - name: recovery-grpo-nats-config\n    behavior: replace\n    files: [nats.conf]\n`);
+    const plan = planAblation(parseArgs(['--overlay', dir, '--out', join(dir, 'out'), 'reward.weights.clip=0,0.5']));
+    assert.equal(plan.runs.length, 2);
+    for (const r of plan.runs) {
+      assert.match(r.natsConf, /^max_connections: 123$/m, `${r.runId}: the overlay's nats.conf, not k8s/base's`);
+      assert.ok(r.natsConf.includes(k8sNatsAccounts(r.runId)), `${r.runId}: its grants name its run`);
+    }
+    // an overlay without one: the base's
+    const gpu = planAblation(parseArgs(['--overlay', 'gpu', '--out', join(dir, 'out2'), 'reward.weights.clip=0']));
+    assert.doesNotMatch(gpu.runs[0]!.natsConf, /max_connections: 123/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
