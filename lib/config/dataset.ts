@@ -3,11 +3,11 @@
 // opens it here at its start (the orchestrator, the single-process loop and demo, evaluation): the run's imported
 // network gets its start-up forward check here too (checkNetworkOf), before the process uses the network.
 import type { RunConfig } from './schema.ts';
-import { checkNetworkOf } from '../models/bundle.ts';
 import { dataConfigFrom, openDataset, type Dataset, type Split } from '../data/dataset.ts';
 
 export async function openRunDataset(config: RunConfig, split: Split, onSkip?: (path: string, reason: string) => void): Promise<Dataset> {
-  await checkNetworkOf(config);
+  // loaded only for an imported network: the models' modules stay out of a process that reads data alone
+  if (config.model.network) await (await import('../models/bundle.ts')).checkNetworkOf(config);
   const d = dataConfigFrom(config.data, config.run.seed);
   return openDataset(d.dataset, { split, evalFraction: d.evalFraction, mix: d.corruptions, seed: d.seed, onSkip });
 }

@@ -100,15 +100,22 @@ const checkKey = (n: NetworkSpec) => JSON.stringify([n.onnx, n.weights ?? null, 
 
 /**
  * The import command's forward check (lib/import/report.ts: the imported graph against onnxruntime running the
- * file, random input at batch 2), once per process and network, asynchronously: every process that uses an
- * imported network runs it at its start (checkNetworkOf, lib/models/bundle.ts), before it joins a run, and
- * importedPolicy refuses a network that was not checked. A graph the importer translates wrongly is refused with
- * a SetupError (no restart cures it) rather than trained.
+ * file, random input at batch 2), once per process and network, asynchronously. Every process that uses an
+ * imported network awaits it at its start, before it joins a run (checkNetworkOf, lib/models/bundle.ts: the worker
+ * runtime at the Welcome, openRunDataset in the orchestrator, the single-process loop and the demo, the eval
+ * command), so importedPolicy, which the graphs and shapes are built from, never runs onnxruntime. A graph the
+ * importer translates wrongly, or a file it cannot read, is refused with a SetupError (no restart cures it).
  */
 export async function checkImportedNetwork(network: NetworkSpec): Promise<void> {
   const key = checkKey(network);
   if (checked.has(key)) return;
-  const { bytes, net, base } = readNetwork(network);
+  let read: ReadNetwork;
+  try {
+    read = readNetwork(network);
+  } catch (e) {
+    throw e instanceof SetupError ? e : new SetupError((e as Error).message, { cause: e });
+  }
+  const { bytes, net, base } = read;
   const check = await forwardCheck(net, network.weights ? withInitializers(bytes, base) : bytes, base, 2, 1);
   if (!check.ok) {
     throw new SetupError(`${network.onnx}: the imported network does not compute what onnxruntime computes on the file (random input, batch ${check.batch}): max |difference| ${check.maxAbsError.toExponential(2)}, relative ${check.relError.toExponential(2)} (limit 1e-4); \`recovery-grpo import ${network.onnx}\` reports it`);
@@ -122,16 +129,13 @@ export function isNetworkChecked(network: NetworkSpec): boolean {
 }
 
 /**
- * Imports (once per process and spec) the network a policy spec names. Synchronous and free of onnxruntime work:
- * the network must have passed checkImportedNetwork in this process (a start-up step), else this throws.
+ * Imports (once per process and spec) the network a policy spec names. Synchronous and free of onnxruntime work
+ * (the forward check runs at the process's start, checkImportedNetwork): safe on a loop that dispatches work.
  */
 export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): ImportedPolicy {
   const key = JSON.stringify([network, adapter ?? null]);
   const hit = cache.get(key);
   if (hit) return hit;
-  if (!isNetworkChecked(network)) {
-    throw new Error(`${network.onnx}: used before its forward check: a process that uses an imported network awaits checkNetworkOf(config) (lib/models/bundle.ts) at its start`);
-  }
   const { net, contract, base, baseDigest } = readNetwork(network);
   const frozenBy = (network.frozen ?? []).map((f) => ({ f, re: namePattern(f) }));
   for (const { f, re } of frozenBy) {
