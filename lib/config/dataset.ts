@@ -1,6 +1,6 @@
 // The dataset a run configuration describes, opened for one split. One place, so the orchestrator,
 // evaluation and the demo read exactly the same samples. Every process that trains or evaluates on the run's data
-// opens it here at its start (the orchestrator, the single-process loop and demo, evaluation): the run's imported
+// opens it here at its start (the single-process loop and demo, evaluation; the orchestrator checked it before): the run's imported
 // network gets its start-up forward check here too (checkNetworkOf), before the process uses the network.
 import type { RunConfig } from './schema.ts';
 import { dataConfigFrom, openDataset, type Dataset, type Split } from '../data/dataset.ts';
