@@ -78,6 +78,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
   checkListenAuth(listen, o.auth);
   assertBatchesFit(config);
+  await (await import('../lib/models/bundle.ts')).checkNetworkOf(config); // imported network: its start-up check (a SetupError), before NATS
   if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
   const metrics = createMetrics(config.run.id, 'orchestrator');
   const natsUrl = o.natsUrl ?? config.nats.url;

@@ -13,9 +13,10 @@ const command: CommandModule<object, Args> = {
   describe: 'write policy.onnx, train-grpo.onnx, train-sft.onnx, reward.onnx, policy-standalone.onnx and init.safetensors',
   builder: (y) => withConfig(y).option('out', { type: 'string', demandOption: true, describe: 'output folder' }) as never,
   handler: async (args) => {
-    const { policyModel, grpoModel, sftModel, rewardModel, standalonePolicyModel, initialParamsOf, resolutionOf } = await import('../../lib/models/bundle.ts');
+    const { checkNetworkOf, policyModel, grpoModel, sftModel, rewardModel, standalonePolicyModel, initialParamsOf, resolutionOf } = await import('../../lib/models/bundle.ts');
     const { saveCheckpoint, configHash } = await import('../../lib/checkpoint/index.ts');
     const config = runConfigFrom(args);
+    await checkNetworkOf(config); // an imported network that fails the import command's forward check is not exported
     await mkdir(args.out, { recursive: true });
     const params = initialParamsOf(config);
     const reward = await rewardModel(resolutionOf(config), config.reward);

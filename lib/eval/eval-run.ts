@@ -11,7 +11,7 @@ import { CheckpointError, loadCheckpoint, type DecodedCheckpoint } from '../chec
 import { dataConfigFrom, openDataset, type Sample } from '../data/dataset.ts';
 import { DIGEST_PATTERN } from '../transport/nats.ts';
 import { encodePng } from '../data/image.ts';
-import { paramShapes, policySpecOf } from '../models/bundle.ts';
+import { checkNetworkOf, paramShapes, policySpecOf } from '../models/bundle.ts';
 import { configEvalSamples, evalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalResult, type Policy } from './evaluate.ts';
 import { renderGrid } from './grid.ts';
 import { writeEvalReport, type EvalJson, type EvalSources } from './report.ts';
@@ -114,6 +114,7 @@ export async function evalGridPng(config: RunConfig, ev: EvalResult, columns: st
 export async function runEvalCommand(o: EvalCommandOptions): Promise<{ json: EvalJson; paths: Awaited<ReturnType<typeof writeEvalReport>> }> {
   const log = o.log ?? ((l: string) => console.log(l));
   const { config, source } = resolveConfig(o);
+  await checkNetworkOf(config); // an imported network's start-up check (a SetupError)
   const notes: string[] = [];
   const ckpt = await loadPolicyCheckpoint(o.checkpoint, config, 'checkpoint');
   if (ckpt.meta.configHash && ckpt.meta.configHash !== configHash(config)) {

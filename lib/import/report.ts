@@ -99,7 +99,8 @@ export function compareForward(net: ImportedNetwork, plan: ForwardPlan, got: Fet
   return { batch: plan.batch, maxAbsError: maxAbs, relError, ok: relError <= 1e-4 };
 }
 
-async function forwardCheck(net: ImportedNetwork, original: Uint8Array, weights: TensorMap, batch: number, seed: number): Promise<ForwardResult> {
+/** The forward check: the imported graph against onnxruntime running the original file (import command, start-up check). */
+export async function forwardCheck(net: ImportedNetwork, original: Uint8Array, weights: TensorMap, batch: number, seed: number): Promise<ForwardResult> {
   const plan = forwardPlan(net, original, weights, batch, seed);
   const run = async ({ model, feeds }: ForwardPlan['ours']): Promise<Fetches> => {
     const session = await GraphSession.create(model);

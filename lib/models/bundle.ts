@@ -10,6 +10,7 @@ import { flowSpaceOf, samplerSpecOf, velocitySpecOf } from '../flow/config.ts';
 import { buildFlowGrpoGraph, buildFlowOdeSamplerGraph, buildFlowSftGraph, buildFlowStepGraph } from '../flow/graphs.ts';
 import { odePlan } from '../flow/sampler.ts';
 import { flowNetworkParams, flowNetworkSpecOf, initFlowNetworkParams } from '../flow/velocity-network.ts';
+import { checkImportedNetwork } from './imported-policy.ts';
 import { differentiableEncoder, loadEncoder, PREPROCESS, type EncoderChoice, type EncoderModel } from './reward.ts';
 
 /**
@@ -95,4 +96,15 @@ export async function rewardModel(resolution: Resolution, choice?: EncoderChoice
   const opset = Math.max(17, modelOpset(encoder.bytes, encoder.name));
   const graph = buildRewardGraph(resolution, { encoder: encoder.bytes, encoderName: encoder.name, preprocess: PREPROCESS[encoder.preprocess], sharedReferences: o.sharedReferences, ssimFold: o.ssimFold }, opset);
   return { bytes: serialize(graph, { metadata: { encoder: encoder.name } }), encoder };
+}
+
+/**
+ * The start-up check of the run's imported network (model.network; nothing for a built-in one): the import
+ * command's forward check against onnxruntime, refused with a SetupError. Every process that uses the network
+ * awaits it before it joins a run (the orchestrator, every worker role, the single-process loop and demo, the eval
+ * command); importedPolicy then runs no onnxruntime work (lib/models/imported-policy.ts).
+ */
+export async function checkNetworkOf(config: RunConfig): Promise<void> {
+  const { network } = config.model;
+  if (network) await checkImportedNetwork({ ...network, ...resolutionOf(config) });
 }

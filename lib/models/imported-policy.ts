@@ -10,7 +10,8 @@ import { add } from '../graph/ops.ts';
 import { decodeModel, graphInputs } from '../graph/onnx.ts';
 import { initLora, mergeLora, namePattern, type Adapter } from '../graph/lora.ts';
 import { importOnnx, withInitializers, type ImportedNetwork, type ImportedParam } from '../import/onnx-import.ts';
-import { forwardCheckSync } from '../import/forward-check-sync.ts';
+import { forwardCheck } from '../import/report.ts';
+import { SetupError } from '../config/setup-error.ts';
 import { checkPolicyContract, type PolicyContract } from '../import/policy-contract.ts';
 import { weightsFromStateDict } from '../import/state-dict.ts';
 import { withLora, type LoraNetwork } from '../import/lora-network.ts';
@@ -64,11 +65,16 @@ function readOrFail(path: string, field: string): Uint8Array {
   }
 }
 
-/** Imports (once per process and spec) the network a policy spec names. */
-export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): ImportedPolicy {
-  const key = JSON.stringify([network, adapter ?? null]);
-  const hit = cache.get(key);
-  if (hit) return hit;
+/** The network's file as read and translated at the spec's resolution, before adapters and frozen choices. */
+interface ReadNetwork {
+  bytes: Uint8Array;
+  net: ImportedNetwork;
+  contract: PolicyContract;
+  base: TensorMap;
+  baseDigest: string;
+}
+
+function readNetwork(network: NetworkSpec): ReadNetwork {
   const bytes = readOrFail(network.onnx, 'model.network.onnx');
   // the first input that is not an initializer (keep_initializers_as_inputs lists the weights as inputs too)
   const imageName = network.image ?? graphInputs(decodeModel(bytes, network.onnx).graph)[0]?.name ?? 'image';
@@ -84,12 +90,53 @@ export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): Imp
     base = weightsFromStateDict(net, w, network.weights);
     baseDigest = sha256Hex(`${baseDigest}:${sha256Hex(w)}`);
   }
-  // The import command's forward check, once per process and file: a graph the importer translates wrongly
-  // is refused here rather than trained (the training path runs no other comparison with onnxruntime).
-  const check = forwardCheckSync(net, network.weights ? withInitializers(bytes, base) : bytes, base);
-  if (!check.ok) {
-    throw new Error(`${network.onnx}: the imported network does not compute what onnxruntime computes on the file (random input, batch ${check.batch}): max |difference| ${check.maxAbsError.toExponential(2)}, relative ${check.relError.toExponential(2)} (limit 1e-4); \`recovery-grpo import ${network.onnx}\` reports it`);
+  return { bytes, net, contract, base, baseDigest };
+}
+
+// The networks this process has checked against onnxruntime (checkImportedNetwork), by file and input names: the
+// translation does not depend on the resolution, so evaluation at a whole photograph's size needs no second check.
+const checked = new Set<string>();
+const checkKey = (n: NetworkSpec) => JSON.stringify([n.onnx, n.weights ?? null, n.image ?? null, n.time ?? null, n.condition ?? null]);
+
+/**
+ * The import command's forward check (lib/import/report.ts: the imported graph against onnxruntime running the
+ * file, random input at batch 2), once per process and network, asynchronously. Every process that uses an
+ * imported network awaits it at its start, before it joins a run (checkNetworkOf, lib/models/bundle.ts: the worker
+ * runtime at the Welcome, openRunDataset in the orchestrator, the single-process loop and the demo, the eval
+ * command), so importedPolicy, which the graphs and shapes are built from, never runs onnxruntime. A graph the
+ * importer translates wrongly, or a file it cannot read, is refused with a SetupError (no restart cures it).
+ */
+export async function checkImportedNetwork(network: NetworkSpec): Promise<void> {
+  const key = checkKey(network);
+  if (checked.has(key)) return;
+  let read: ReadNetwork;
+  try {
+    read = readNetwork(network);
+  } catch (e) {
+    throw e instanceof SetupError ? e : new SetupError((e as Error).message, { cause: e });
   }
+  const { bytes, net, base } = read;
+  const check = await forwardCheck(net, network.weights ? withInitializers(bytes, base) : bytes, base, 2, 1);
+  if (!check.ok) {
+    throw new SetupError(`${network.onnx}: the imported network does not compute what onnxruntime computes on the file (random input, batch ${check.batch}): max |difference| ${check.maxAbsError.toExponential(2)}, relative ${check.relError.toExponential(2)} (limit 1e-4); \`recovery-grpo import ${network.onnx}\` reports it`);
+  }
+  checked.add(key);
+}
+
+/** Whether this process has checked the network (checkImportedNetwork). */
+export function isNetworkChecked(network: NetworkSpec): boolean {
+  return checked.has(checkKey(network));
+}
+
+/**
+ * Imports (once per process and spec) the network a policy spec names. Synchronous and free of onnxruntime work
+ * (the forward check runs at the process's start, checkImportedNetwork): safe on a loop that dispatches work.
+ */
+export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): ImportedPolicy {
+  const key = JSON.stringify([network, adapter ?? null]);
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const { net, contract, base, baseDigest } = readNetwork(network);
   const frozenBy = (network.frozen ?? []).map((f) => ({ f, re: namePattern(f) }));
   for (const { f, re } of frozenBy) {
     if (!net.params.some((p) => re.test(p.name))) throw new Error(`model.network.frozen: '${f}' matches no parameter of ${network.onnx} (${net.params.map((p) => p.name).join(', ')})`);

@@ -261,6 +261,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     if (config.orchestrator.maxMessageBytes > receives) {
       throw new SetupError(`the run's orchestrator.maxMessageBytes is ${config.orchestrator.maxMessageBytes} bytes, but this worker receives messages of at most ${receives}: start it with --max-message-bytes ${config.orchestrator.maxMessageBytes}`);
     }
+    if (role.name !== 'reward') await (await import('../models/bundle.ts')).checkNetworkOf(config); // imported network: its start-up check, a SetupError
     const hash = configHash(config);
     firstWelcome = { runId, configHash: hash };
     metrics ??= createMetrics(runId, role.name);

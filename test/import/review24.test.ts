@@ -11,7 +11,12 @@ import { expandTo } from '../../lib/graph/ops.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { testRandom } from '../../lib/graph/gradcheck.ts';
 import { importOnnx, type ImportOptions } from '../../lib/import/onnx-import.ts';
-import { importedPolicy } from '../../lib/models/imported-policy.ts';
+import { importedPolicy, isNetworkChecked } from '../../lib/models/imported-policy.ts';
+import { checkNetworkOf, paramShapesOf, policySpecOf } from '../../lib/models/bundle.ts';
+import { baseDigestOf } from '../../lib/models/policy.ts';
+import { openRunDataset } from '../../lib/config/dataset.ts';
+import { loadConfig } from '../../lib/config/index.ts';
+import { CONFIG_EXIT_CODE, exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 import { importReport } from '../../lib/import/report.ts';
 import { int, modelTensor, onnxModel, str, type ModelTensor } from './models.ts';
 
@@ -138,30 +143,75 @@ test('a static Cast to float16 or bfloat16 rounds to that precision (it truncate
   }
 });
 
-test('a network the importer translates wrongly is refused when a policy loads it, naming the file and the difference', async () => {
-  // nearest 7 -> 2 (asymmetric, round_prefer_ceil): one of the documented float32 ties where the importer's index
-  // differs from onnxruntime's (docs/import.md), standing for any mistranslation the import command would catch.
-  const bytes = onnxModel({
-    opset: 13,
-    inputs: [{ name: 'image', dims: ['batch', 3, 7, 7] }],
-    nodes: [
-      { op: 'Shape', inputs: ['image'], outputs: ['s'] },
-      { op: 'Slice', inputs: ['s', 'zero', 'two'], outputs: ['nc'] },
-      { op: 'Concat', inputs: ['nc', 'small'], outputs: ['sz'], attrs: [int('axis', 0)] },
-      { op: 'Resize', inputs: ['image', '', '', 'sz'], outputs: ['d'], attrs: [str('mode', 'nearest'), str('coordinate_transformation_mode', 'asymmetric'), str('nearest_mode', 'round_prefer_ceil')] },
-      { op: 'Resize', inputs: ['d', '', '', 's'], outputs: ['y'], attrs: [str('mode', 'nearest')] },
-    ],
-    inits: [i64('zero', [0]), i64('two', [2]), i64('small', [2, 2])],
-    outputs: ['y'],
-  });
+/**
+ * nearest 13 -> 2 -> 13 (asymmetric, round_prefer_ceil): one of the documented float32 ties where the importer's
+ * index differs from onnxruntime's (docs/import.md), standing for any mistranslation the import command would
+ * catch; spatially dynamic, so a run at data.size 13 takes it.
+ */
+const TIE = () => onnxModel({
+  opset: 13,
+  inputs: [{ name: 'image', dims: ['batch', 3, 'h', 'w'] }],
+  nodes: [
+    { op: 'Shape', inputs: ['image'], outputs: ['s'] },
+    { op: 'Slice', inputs: ['s', 'zero', 'two'], outputs: ['nc'] },
+    { op: 'Concat', inputs: ['nc', 'small'], outputs: ['sz'], attrs: [int('axis', 0)] },
+    { op: 'Resize', inputs: ['image', '', '', 'sz'], outputs: ['d'], attrs: [str('mode', 'nearest'), str('coordinate_transformation_mode', 'asymmetric'), str('nearest_mode', 'round_prefer_ceil')] },
+    { op: 'Resize', inputs: ['d', '', '', 's'], outputs: ['y'], attrs: [str('mode', 'nearest')] },
+  ],
+  inits: [i64('zero', [0]), i64('two', [2]), i64('small', [2, 2])],
+  outputs: ['y'],
+});
+const tieConfig = (file: string) => loadConfig(undefined, [`model.network.onnx=${file}`, 'data.size=13', 'run.id=tie']);
+
+test('a network the importer translates wrongly is refused when a process starts (a SetupError, exit 78), naming the file and the difference', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'review24-'));
   try {
     const file = join(dir, 'tie.onnx');
-    writeFileSync(file, bytes);
-    assert.throws(() => importedPolicy({ onnx: file, height: 7, width: 7 }), new RegExp(`${file.replace(/[.]/g, '\\.')}: the imported network does not compute what onnxruntime computes .*batch 2.*max \\|difference\\| \\d`));
+    writeFileSync(file, TIE());
+    const refused = (e: unknown) => {
+      assert.ok(e instanceof SetupError, String(e));
+      assert.equal(exitCodeFor(e), CONFIG_EXIT_CODE);
+      assert.match(e.message, new RegExp(`${file.replace(/[.]/g, '\\.')}: the imported network does not compute what onnxruntime computes .*batch 2.*max \\|difference\\| \\d`));
+      return true;
+    };
+    // the start-up seam of the orchestrator, the single-process loop and the demo (the worker runtime and the eval
+    // command await the same checkNetworkOf)
+    await assert.rejects(openRunDataset(tieConfig(file), 'train'), refused);
+    await assert.rejects(checkNetworkOf(tieConfig(file)), refused);
+    assert.equal(isNetworkChecked(policySpecOf(tieConfig(file)).network!), false);
     // the same check through the import command
-    const r = await importReport(file);
+    const r = await importReport(file, { height: 13, width: 13 });
     assert.equal(r.forward?.ok, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the orchestrator's periodic evaluation path runs no forward check: importedPolicy only imports (the check ran at start)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'review24-'));
+  try {
+    // a network that fails the check: a shapes or digest lookup mid-run (PeriodicEvaluator.run: paramShapesOf,
+    // baseDigestOf) neither refuses it nor checks it, so it did no onnxruntime work on the dispatch loop
+    const bad = join(dir, 'tie.onnx');
+    writeFileSync(bad, TIE());
+    const config = tieConfig(bad);
+    assert.deepEqual([...paramShapesOf(config).keys()], ['log_std']); // the network has no parameters
+    assert.match(baseDigestOf(policySpecOf(config))!, /^[0-9a-f]{64}$/);
+    assert.equal(isNetworkChecked(policySpecOf(config).network!), false);
+    // a network checked at start is recorded once per process, whatever the resolution it is later built at
+    const good = join(dir, 'good.onnx');
+    writeFileSync(good, onnxModel({
+      opset: 13,
+      inputs: [{ name: 'image', dims: ['batch', 3, 'h', 'w'] }],
+      nodes: [{ op: 'Conv', inputs: ['image', 'w'], outputs: ['y'] }],
+      inits: [f('w', [3, 3, 1, 1])],
+      outputs: ['y'],
+    }));
+    const goodConfig = loadConfig(undefined, [`model.network.onnx=${good}`, 'data.size=13', 'run.id=good']);
+    await checkNetworkOf(goodConfig);
+    assert.equal(isNetworkChecked(policySpecOf(goodConfig).network!), true);
+    assert.equal(isNetworkChecked(policySpecOf(goodConfig, { height: 40, width: 30 }).network!), true);
+    assert.deepEqual(paramShapesOf(goodConfig).get('w'), [3, 3, 1, 1]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
