@@ -229,6 +229,13 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     auth: o.auth,
     heartbeatTimeoutMs: config.orchestrator.heartbeatSeconds * 3000,
     onConnect: async (session: WorkerSession) => {
+      // a second learner is refused before its Welcome: a learner initialises (loads its state) on the first Welcome,
+      // and one refused after it kept that state and trained from it later (review24e)
+      const refused = completed ? undefined : coordinator.refuseSecondLearner(session);
+      if (refused) {
+        log(`refused learner ${session.workerId}: ${refused}`);
+        return;
+      }
       await session.send({
         welcome: {
           run_id: config.run.id,
