@@ -12,16 +12,18 @@
 // - a worker not connected when the run completed never got a Shutdown (a Kubernetes learner Job never completed).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { CheckpointStore, connectNats, connectToOrchestrator, RunStateStore, sha256Digest, type ConnectOptions, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { freePort, startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { events } from './helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -307,4 +309,34 @@ test('a worker connecting after the run completed is told to shut down', { timeo
   const { got } = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
   assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
   assert.equal(got.find((m) => m.shutdown)!.shutdown!.reason, 'run complete');
+});
+
+test('the orchestrator command keeps answering Shutdown after the run completed (--linger-seconds, default 40)', { timeout: 60_000 }, async () => {
+  const nats = await natsServer();
+  const runId = 'end-linger';
+  // the final acknowledgement stored: the orchestrator command, started, completes at once
+  const nc = await connectNats({ url: nats.url, name: runId });
+  const state = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await state.create({ ackedSeq: 3, learnerVersion: 3 });
+  await nc.drain();
+  const dir = mkdtempSync(join(tmpdir(), 'end-linger-'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } }, model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 } }));
+  const port = await freePort();
+  const bin = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text' } });
+  const out: string[] = [];
+  for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => out.push(d.toString()));
+  let exitCode: number | null | undefined;
+  const exited = new Promise<void>((r) => child.once('exit', (code) => { exitCode = code; r(); }));
+  cleanups.push(async () => { if (exitCode === undefined) { child.kill('SIGKILL'); await exited; } });
+  assert.ok(await until(() => /run end-linger complete/.test(out.join('')) || exitCode !== undefined, 30_000), `the run did not complete:\n${out.join('')}`);
+  // a learner whose reconnect backoff ends after the command's old 500 ms wait; before the fix it found nothing
+  // listening, and redialled for ever (a Kubernetes learner Job never completed: review24e)
+  await sleep(2000);
+  assert.equal(exitCode, undefined, `the orchestrator exited ${exitCode} 2 s after the run completed:\n${out.join('')}`);
+  const { got } = await rawWorker({ port } as RunningOrchestrator, { role: 'LEARNER', workerId: 'learner-1' });
+  assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
+  child.kill('SIGTERM'); // the first signal stops it at once, lingering or not
+  await exited;
+  assert.equal(exitCode, 0, out.join(''));
 });
