@@ -662,7 +662,9 @@ class LearnerRole implements WorkerRoleImpl {
   private refuseToResumeBehind(found: number | undefined): void {
     const acked = this.ctx.welcome.policy_version;
     if (acked <= (found ?? 0)) return;
-    throw new RetryableWorkerError(`run ${this.ctx.runId}: the orchestrator acknowledged policy version ${acked}, but the newest checkpoint this learner finds is ${found !== undefined ? `v${found}` : 'none (no announcement)'}: not resuming behind the run; trying again`);
+    // kept retrying (a failed read heals), but saying what an operator must do if it does not: a store lost with the
+    // learner never comes back by itself (review24e)
+    throw new RetryableWorkerError(`run ${this.ctx.runId}: the orchestrator acknowledged policy version ${acked}, but the newest checkpoint this learner finds is ${found !== undefined ? `v${found}` : 'none (no announcement)'}: not resuming behind the run; trying again. If this repeats, the checkpoint store lost the newest checkpoints (a store lost with the learner cannot be rebuilt): restore the NATS store (its JetStream directory) from a backup, or start a new run id`);
   }
 
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */
