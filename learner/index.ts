@@ -62,6 +62,7 @@ import {
   type OrchestratorMessage__Output,
   type TrainBatch__Output,
   type TrainResult,
+  type Welcome__Output,
 } from '../lib/transport/index.ts';
 import {
   BASE_DIGEST_KEY,
@@ -307,6 +308,18 @@ class LearnerRole implements WorkerRoleImpl {
     ctx.metrics.get('policy_version').set(this.st.version);
     this.work = new SerialQueue((b) => this.runBatch(b), (b) => b.batch_id);
     this.stopReconnectWatch = onNatsReconnect(ctx.nc, () => void this.checkStore());
+  }
+
+  /**
+   * On every reconnection: the orchestrator acknowledged version Welcome.policy_version. Newer than this learner's
+   * state, another learner trained while this one was away (its link cut, or it was refused while the other trained):
+   * training on from this state would answer `gap` to the batches acknowledged meanwhile, which fails the run as lost
+   * work (review24e). A fatal error instead: the restarted process loads the newest checkpoint from the store.
+   */
+  reconnected(w: Welcome__Output): void {
+    const own = this.st?.version;
+    if (own === undefined || w.policy_version <= own) return;
+    throw new WorkerFatalError(`run ${this.ctx.runId}: the orchestrator acknowledged policy version ${w.policy_version}, but this learner holds version ${own} (another learner trained while it was away): not training from stale state; restart it to load the newest checkpoint from the store`);
   }
 
   /** Runs `fn` when no batch is being handled (and keeps later batches waiting until it is done). */
@@ -649,7 +662,9 @@ class LearnerRole implements WorkerRoleImpl {
   private refuseToResumeBehind(found: number | undefined): void {
     const acked = this.ctx.welcome.policy_version;
     if (acked <= (found ?? 0)) return;
-    throw new RetryableWorkerError(`run ${this.ctx.runId}: the orchestrator acknowledged policy version ${acked}, but the newest checkpoint this learner finds is ${found !== undefined ? `v${found}` : 'none (no announcement)'}: not resuming behind the run; trying again`);
+    // kept retrying (a failed read heals), but saying what an operator must do if it does not: a store lost with the
+    // learner never comes back by itself (review24e)
+    throw new RetryableWorkerError(`run ${this.ctx.runId}: the orchestrator acknowledged policy version ${acked}, but the newest checkpoint this learner finds is ${found !== undefined ? `v${found}` : 'none (no announcement)'}: not resuming behind the run; trying again. If this repeats, the checkpoint store lost the newest checkpoints (a store lost with the learner cannot be rebuilt): restore the NATS store (its JetStream directory) from a backup, or start a new run id`);
   }
 
   /** The first GRPO batch: the current parameters become the frozen KL reference; AdamW starts afresh (startGrpoPhase). */

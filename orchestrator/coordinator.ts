@@ -235,6 +235,11 @@ export class Coordinator {
     this.sessions.track(s, (closed) => this.detach(closed));
   }
 
+  /** Why learner `s` was refused (failed with ABORTED: another learner session is open); undefined: not refused. */
+  refuseSecondLearner(s: WorkerSession): string | undefined {
+    return s.role === 'LEARNER' ? this.link.refuseSecond(s) : undefined;
+  }
+
   attach(s: WorkerSession): void {
     if (s.role === 'LEARNER') {
       const catchUp = (held: number) => this.catchUp(s, held);

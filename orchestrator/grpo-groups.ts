@@ -20,6 +20,9 @@ import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 
+/** A failed read of the newest announced version (checkAnnounced) is tried again after this pause. */
+const ANNOUNCED_RETRY_MS = 1000;
+
 /** One GRPO group as it moves through rollout and scoring. */
 interface Group {
   k: number;
@@ -223,7 +226,10 @@ export class GroupPipeline {
     this.accept(s, r, d);
   }
 
-  /** Accepts `d` if the store announced its version by now and `s` still holds the task; refuses it otherwise. */
+  /**
+   * Accepts `d` if the store announced its version by now and `s` still holds the task; refuses it otherwise. A read
+   * of the store that fails is tried again (ANNOUNCED_RETRY_MS apart) while `s` holds the task.
+   */
   private checkAnnounced(s: WorkerSession, r: RolloutResult__Output, d: DecodedRollout): void {
     const known = this.o.newestKnownVersion();
     const ask = this.o.announcedVersion?.() ?? Promise.resolve(null);
@@ -237,7 +243,14 @@ export class GroupPipeline {
         this.o.refuse(s, r.task_id, `rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is newer than the learner's newest version ${Math.max(known, announced ?? 0)} (acknowledged or announced): no such policy was published`);
       },
       (e: Error) => {
-        if (this.o.board.heldBy(s, r.task_id)) this.o.refuse(s, r.task_id, `rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is newer than the learner's newest known version ${known}, and the checkpoint store could not be read to check it: ${e.message}`);
+        // a failed read says nothing about the result: refused, it counted an attempt toward maxAttempts against a
+        // legitimate result (review24e). Read again while the task is still held; a lease that runs out meanwhile
+        // re-dispatches it, and this result is then late and ignored (exactly-once kept)
+        if (!this.o.board.heldBy(s, r.task_id)) return;
+        this.o.log(`rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is newer than the learner's newest known version ${known}, and the checkpoint store could not be read to check it (${e.message}): reading it again in ${ANNOUNCED_RETRY_MS} ms`);
+        setTimeout(() => {
+          if (this.o.board.heldBy(s, r.task_id)) this.checkAnnounced(s, r, d);
+        }, ANNOUNCED_RETRY_MS).unref();
       },
     );
   }

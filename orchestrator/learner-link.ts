@@ -49,10 +49,7 @@ export class LearnerLink {
    * session is never ended for the new one: if it is a live learner, two would then train and publish side by side.
    */
   attach(s: WorkerSession, ackedSeq: number, catchUp: (seq: number) => Promise<void>): boolean {
-    if (this.learner?.isOpen) {
-      s.fail(10 /* ABORTED */, `a learner (${this.learner.workerId}) is already connected: try again once its session ends (a dead one ends after the heartbeat timeout)`);
-      return false;
-    }
+    if (this.refuseSecond(s)) return false;
     this.learner = s;
     this.lastAttached = s;
     const held = s.hello.last_batch_seq;
@@ -62,6 +59,19 @@ export class LearnerLink {
     }
     this.resend();
     return true;
+  }
+
+  /**
+   * Refuses `s` (ABORTED, retried by the worker) when another learner session is open, and says why (undefined: not refused). The
+   * orchestrator asks before it sends the Welcome (orchestrator/main.ts): a learner initialises on its first Welcome,
+   * and one refused after it would keep the state it loaded then, train from it once the other learner leaves, and
+   * answer `gap` to batches acknowledged meanwhile (review24e).
+   */
+  refuseSecond(s: WorkerSession): string | undefined {
+    if (!this.learner?.isOpen || this.learner === s) return undefined;
+    const why = `a learner (${this.learner.workerId}) is already connected`;
+    s.fail(10 /* ABORTED */, `${why}: try again once its session ends (a dead one ends after the heartbeat timeout)`);
+    return why;
   }
 
   detach(s: WorkerSession): boolean {

@@ -1,6 +1,7 @@
 // The orchestrator process: gRPC server for the workers, the run's Coordinator, run state in a NATS
 // JetStream key-value bucket (so a restarted orchestrator resumes where it stopped), /metrics and /health.
 
+import { connectNatsWaiting } from './first-nats-connect.ts';
 import { checkEventLogWritable, openEventLog } from '../lib/log/event-log.ts';
 import { traceRole } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
@@ -13,7 +14,6 @@ import {
   CheckpointStore,
   checkListenAuth,
   closeNats,
-  connectNats,
   describeNatsAuth,
   forEachItem,
   isStoreLost,
@@ -82,7 +82,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
   const metrics = createMetrics(config.run.id, 'orchestrator');
   const natsUrl = o.natsUrl ?? config.nats.url;
-  const nc = await connectNats({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth });
+  // an outage is waited out (logged), refused credentials are a SetupError (first-nats-connect.ts)
+  const nc = await connectNatsWaiting({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth }, log);
   log(`connected to NATS at ${natsUrl} (${describeNatsAuth(o.natsAuth ?? {})})`);
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
   const stored = await store.get();
@@ -230,6 +231,13 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     auth: o.auth,
     heartbeatTimeoutMs: config.orchestrator.heartbeatSeconds * 3000,
     onConnect: async (session: WorkerSession) => {
+      // a second learner is refused before its Welcome: a learner initialises (loads its state) on the first Welcome,
+      // and one refused after it kept that state and trained from it later (review24e)
+      const refused = completed ? undefined : coordinator.refuseSecondLearner(session);
+      if (refused) {
+        log(`refused learner ${session.workerId}: ${refused}`);
+        return;
+      }
       await session.send({
         welcome: {
           run_id: config.run.id,

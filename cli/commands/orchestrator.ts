@@ -22,9 +22,16 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   events?: string;
   awaitWorkers?: string;
   awaitSeconds: number;
+  lingerSeconds: number;
   graphThread?: string;
   checkpointPubkeyFile?: string;
 }
+
+/**
+ * --linger-seconds' default: a worker's longest reconnect backoff (10 s, lib/transport/grpc-client.ts backoffDelay)
+ * plus the default heartbeat timeout (3 x orchestrator.heartbeatSeconds 5 = 15 s: a cut link's session ends then), with room.
+ */
+const LINGER_SECONDS = 40;
 
 const command: CommandModule<object, Args> = {
   command: 'orchestrator',
@@ -43,11 +50,13 @@ const command: CommandModule<object, Args> = {
       .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail); opened (created) at start, so a path that cannot be written is refused before anything else' })
       .option('await-workers', { type: 'string', describe: 'the first GRPO batch waits until this many workers of each role are connected, e.g. rollout=2,reward=1 (at most --await-seconds)' })
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
+      .option('linger-seconds', { type: 'number', default: LINGER_SECONDS, describe: 'after the run completes, keep answering connecting workers with Shutdown this long before exiting: a worker in its reconnect backoff (up to 10 s) or whose cut link ends at the heartbeat timeout is told the run is over instead of redialling for ever (0: exit at once, as the local run does, which stops its workers itself)' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
       .option('checkpoint-pubkey-file', CHECKPOINT_PUBKEY_OPTION)
       .option('graph-thread', GRAPH_THREAD_OPTION)
       .check((a) => {
         checkRoleFlags(a);
+        if (!(typeof a.lingerSeconds === 'number' && Number.isFinite(a.lingerSeconds) && a.lingerSeconds >= 0)) throw new Error(`--linger-seconds must be a number of seconds >= 0, got ${String(a.lingerSeconds)}`);
         // Server TLS needs its certificate and key; a CA or --require-client-cert without them would be ignored
         // and the server would listen in plaintext, without the authentication asked for.
         if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together');
@@ -135,7 +144,12 @@ const command: CommandModule<object, Args> = {
       await running.stop();
       return exitAfterGraphs(1);
     }
-    await new Promise((r) => setTimeout(r, 500)); // let Shutdown messages reach the workers
+    // the workers connected now were sent Shutdown; one reconnecting later (in its backoff, or its cut link not yet
+    // noticed) gets it on connecting (orchestrator/main.ts) while this process still serves: without the wait it
+    // redialled a stopped orchestrator for ever, and a Kubernetes learner Job never completed (review24e)
+    const lingerMs = Math.max(500, args.lingerSeconds * 1000); // at least: let the Shutdown messages reach the workers
+    if (args.lingerSeconds > 0) logger.info(`orchestrator: run complete; answering reconnecting workers with Shutdown for ${args.lingerSeconds} s before exiting (--linger-seconds)`);
+    await new Promise((r) => setTimeout(r, lingerMs));
     await running.stop();
   },
 };

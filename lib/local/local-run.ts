@@ -247,7 +247,9 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
       args: async () => [...(o.nodeArgs ?? []), BIN, 'orchestrator', '--config', configPath, '--listen', orchestratorAddr, '--nats', natsUrl, ...(await metricsArgs('orchestrator')), '--events', join(out, 'events.jsonl'),
         // GRPO starts once every worker started here is connected (at most the flag's default 60 s), not with the first
         '--await-workers', `rollout=${o.rolloutWorkers ?? 1},reward=${o.rewardWorkers ?? 1}`,
-        '--role-tokens-file', roleTokens.file, '--checkpoint-pubkey-file', checkpointKeys.pubkeyFile],
+        '--role-tokens-file', roleTokens.file, '--checkpoint-pubkey-file', checkpointKeys.pubkeyFile,
+        // this run stops every worker itself once the orchestrator exits: no lingering for reconnecting ones
+        '--linger-seconds', '0'],
       doneOnExitCode: 0,
       env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator'), ...noInheritedSecrets }, // the lines below are parsed (lib/log)
       onLine: (line) => {

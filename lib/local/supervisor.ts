@@ -115,10 +115,12 @@ export class Supervisor {
         failAfterOutput(`cannot run as it is set up (exit code ${CONFIG_EXIT_CODE}, not restarted; see docs/roles.md)`, `exited with code ${CONFIG_EXIT_CODE} (a configuration or device error no restart cures)`);
         return;
       }
-      // a failure code (not a signal's death, 128 + n): counted while each one comes soon after its start
+      // a failure code (not a signal's death, 128 + n): counted while each one comes soon after its start; a run of
+      // withinMs or longer starts the count again however it ended (a long run killed by a signal included: review24e)
+      const ranMs = performance.now() - child.startedAt;
+      if (ranMs >= this.crashLoop.withinMs) child.quickFailures = 0;
       if (code !== null && code > 0 && code < 128) {
-        const ranMs = performance.now() - child.startedAt;
-        child.quickFailures = ranMs < this.crashLoop.withinMs ? child.quickFailures + 1 : 0;
+        if (ranMs < this.crashLoop.withinMs) child.quickFailures++;
         if (child.quickFailures >= this.crashLoop.exits) {
           const loop = `exited with code ${code} ${child.quickFailures} times in a row, each within ${this.crashLoop.withinMs / 1000} s of its start`;
           failAfterOutput(`crash-looped: ${loop} (not restarted again; see docs/roles.md)`, `${loop} (a crash loop)`);

@@ -81,7 +81,7 @@ export class Cluster {
     // $RECOVERY_GRPO_NATS_SERVER picks the binary (e.g. 2.10, what the image runs); absolute, for `ip netns exec`
     const nats = natsServerBinary();
     this.launch('nats', nats.includes('/') ? resolve(nats) : nats, this.natsArgs());
-    this.launch('orchestrator', process.execPath, [BIN, 'orchestrator', ...this.roleArgs('orchestrator'), '--config', configFile, '--events', join(this.eventsDir, 'events.jsonl')], 0);
+    this.launch('orchestrator', process.execPath, [BIN, 'orchestrator', ...this.roleArgs('orchestrator'), '--config', configFile, '--events', join(this.eventsDir, 'events.jsonl'), '--linger-seconds', '0'], 0); // its exit ends the run here
     if (!this.lab.netem) {
       this.launch('learner-relay', process.execPath, ['--import', TSX, RELAY, `127.0.0.1:${RELAY_PORT}`, `${this.addr('nats')}:${NATS_PORT}`, this.learnerDelayFile], undefined, 'learner');
     }

@@ -100,7 +100,8 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
       const port = await freePort();
       const address = `127.0.0.1:${port}`;
       const orch = start('orchestrator', ['orchestrator', '--config', f('config.json'), '--listen', address, '--metrics-port', '0',
-        '--auth-token-file', f('token'), '--tls-cert', f('server.crt'), '--tls-key', f('server.key'), ...natsFlags, '--nats-pass-file', f('natspass')]);
+        '--auth-token-file', f('token'), '--tls-cert', f('server.crt'), '--tls-key', f('server.key'), ...natsFlags, '--nats-pass-file', f('natspass'),
+        '--linger-seconds', '0']); // the test waits for it to exit after the run
       procs.push(orch);
       await waitFor(() => orch.out.join('').includes('listening on') || orch.child.exitCode !== null, 'the orchestrator to listen', 60_000);
       assert.match(orch.out.join(''), /connected to NATS at nats:\/\/127\.0\.0\.1:\d+ \(user grpo, TLS with a client certificate\)/);

@@ -251,3 +251,39 @@ test('a rollout result claiming a policy version the learner has not published i
     await nc.drain();
   }
 });
+
+test('a rollout result whose version check cannot read the checkpoint store is checked again, not refused as a bad result', { timeout: 60_000 }, async () => {
+  const nc = await connectNats({ url: nats.url, name: 'seed-future-read' });
+  const state = await RunStateStore.open(nc, { runId: 'future-read', schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await state.create({ ackedSeq: 0, learnerVersion: 3 });
+  const { orch, log } = await orchestrator(runConfig('future-read'));
+  const w = await worker(orch, 'ROLLOUT', 'ahead-read');
+  // the learner published v5, not yet acknowledged: the store announces it
+  const store = await CheckpointStore.open(nc, { runId: 'future-read' });
+  const bytes = new TextEncoder().encode('checkpoint v5 bytes');
+  await store.put(5, bytes, sha256Digest(bytes), { last_batch_seq: '0' });
+  // the orchestrator's next read of the newest announcement fails (a request timing out)
+  const proto = CheckpointStore.prototype as unknown as { latest(): Promise<unknown> };
+  const real = proto.latest;
+  let failed = 0;
+  proto.latest = function (this: unknown) {
+    if (failed === 0) {
+      failed++;
+      return Promise.reject(Object.assign(new Error('TIMEOUT'), { code: 'TIMEOUT' }));
+    }
+    return real.call(this);
+  };
+  try {
+    const task = (await waitFor(() => w.tasks()[0], 'a rollout task', log)).rollout_task!;
+    await w.conn.send(rolloutResult(task.task_id, 5));
+    // before the fix: refused as a bad result (an attempt counted toward maxAttempts) and the task dispatched again
+    await waitFor(async () => (await metric(orch, 'rollouts_total')) === G || log.some((l) => /rejected a message/.test(l)), 'the result accepted or refused', log);
+    assert.equal(failed, 1, 'the read failed once');
+    assert.equal(log.filter((l) => /rejected a message/.test(l)).length, 0, log.join('\n'));
+    assert.equal(await metric(orch, 'rollouts_total'), G, 'the result at v5 accepted');
+    assert.ok(log.some((l) => /could not be read to check it \(TIMEOUT\): reading it again/.test(l)), log.join('\n'));
+  } finally {
+    proto.latest = real;
+    await nc.drain();
+  }
+});

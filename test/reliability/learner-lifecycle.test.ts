@@ -12,16 +12,18 @@
 // - a worker not connected when the run completed never got a Shutdown (a Kubernetes learner Job never completed).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { CheckpointStore, connectNats, connectToOrchestrator, RunStateStore, sha256Digest, type ConnectOptions, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { freePort, startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { events } from './helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -77,6 +79,14 @@ const runConfig = (id: string, sft: number, extra: object = {}) => parseConfig({
 async function orchestrator(nats: TestNatsServer, config: RunConfig, eventsFile?: string) {
   const log: string[] = [];
   const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l), ...(eventsFile ? { eventsFile } : {}) });
+  cleanups.push(() => orch.stop());
+  return { orch, log };
+}
+
+/** An orchestrator listening on `port` (the address of one stopped before), stopped after the file. */
+async function orchestratorOn(nats: TestNatsServer, config: RunConfig, port: number) {
+  const log: string[] = [];
+  const orch = await runOrchestrator({ config, listen: `127.0.0.1:${port}`, natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
   cleanups.push(() => orch.stop());
   return { orch, log };
 }
@@ -146,17 +156,19 @@ test('a learner restarting while the newest checkpoint record cannot be read res
 
 test('a learner reconnecting while its old session is still open keeps trying, and joins once that session ends', { timeout: 60_000 }, async () => {
   const nats = await natsServer();
-  const { orch, log } = await orchestrator(nats, runConfig('learner-refused', 3));
-  // the old session (a cut link not yet noticed: it ends at the heartbeat timeout; here, closed 2 s after the learner starts)
+  // a run long enough not to complete in the test: a learner that trained all of a short one got Shutdown and stopped
+  // ('stopped' as soon as its session ended: the CI failure of round 24, on a fast machine)
+  const { orch, log } = await orchestrator(nats, runConfig('learner-refused', 400));
+  // the old session (a cut link not yet noticed: it ends at the heartbeat timeout; here, closed once the learner was refused)
   const old = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
-  await sleep(300);
   // the learner process (same worker id) reconnects in its place
   const learner = await runLearner({ orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, workerId: 'learner-1', metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
   cleanups.push(() => learner.stop({ graceMs: 500 }));
   let ended: string | undefined;
   learner.done.then(() => (ended = 'stopped'), (e: Error) => (ended = e.message));
-  await sleep(2000);
-  assert.ok(log.some((l) => /is already connected/.test(l)), 'the learner was refused while the old session was open');
+  assert.ok(await until(() => log.filter((l) => /is already connected/.test(l)).length >= 2, 20_000), 'the learner was refused (twice) while the old session was open');
+  // refused before its Welcome: it did not initialise from the run as it was then (review24e)
+  assert.equal(learner.state(), undefined, 'the refused learner initialised');
   await old.conn.close();
   // before the fix it stopped at the first refusal (FAILED_PRECONDITION is not retried) and nothing was trained
   const trained = await until(() => orch.coordinator.state.ackedSeq >= 1 || ended !== undefined, 30_000);
@@ -164,6 +176,65 @@ test('a learner reconnecting while its old session is still open keeps trying, a
   assert.ok(trained, `no batch acknowledged:\n${log.join('\n')}`);
 });
 
+test('a second learner refused while the first trains does not initialise, and trains on from the store once the first leaves', { timeout: 120_000 }, async () => {
+  const nats = await natsServer();
+  const { orch, log } = await orchestrator(nats, runConfig('stale-second', 400));
+  let failed: string | undefined;
+  orch.done.catch((e: Error) => (failed = e.message));
+  const opts = { orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 300 } };
+  const a = await runLearner({ ...opts, workerId: 'learner-a' });
+  cleanups.push(() => a.stop({ graceMs: 500 }));
+  assert.ok(await until(() => orch.coordinator.state.ackedSeq >= 3, 60_000), 'learner a trained 3 batches');
+  const b = await runLearner({ ...opts, workerId: 'learner-b' });
+  cleanups.push(() => b.stop({ graceMs: 500 }));
+  let bEnded: string | undefined;
+  b.done.then(() => (bEnded = 'stopped'), (e: Error) => (bEnded = e.message));
+  assert.ok(await until(() => log.some((l) => /learner-b.*is already connected/.test(l)), 20_000), 'learner b was refused');
+  const refusedAt = orch.coordinator.state.ackedSeq;
+  assert.ok(await until(() => orch.coordinator.state.ackedSeq >= refusedAt + 5, 60_000), 'learner a trained on');
+  // before the fix b had initialised on the Welcome sent before its refusal, at the version of then; attached once a
+  // left, it answered `gap` to the batch after the acknowledged one, and the run failed as if trained work were lost
+  const bBefore = b.state();
+  await a.stop({ graceMs: 500 });
+  const leftAt = orch.coordinator.state;
+  const moved = await until(() => failed !== undefined || orch.coordinator.state.ackedSeq > leftAt.ackedSeq, 60_000);
+  assert.equal(failed, undefined, 'the run failed');
+  assert.equal(bBefore, undefined, 'the refused learner initialised');
+  assert.equal(bEnded, undefined, 'learner b stopped');
+  assert.ok(moved, 'learner b trained no batch');
+  assert.ok(b.state()!.version > leftAt.learnerVersion, `learner b at v${b.state()!.version}, the run at v${leftAt.learnerVersion}`);
+});
+
+test('a learner reconnecting behind the acknowledged version (another learner trained meanwhile) stops, naming both versions', { timeout: 120_000 }, async () => {
+  const nats = await natsServer();
+  const config = runConfig('behind-reconnect', 400);
+  const first = await orchestrator(nats, config);
+  const port = first.orch.port;
+  const opts = { nats: nats.url, metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 300 } };
+  const a = await runLearner({ ...opts, orchestrator: `127.0.0.1:${port}`, workerId: 'learner-a' });
+  cleanups.push(() => a.stop({ graceMs: 500 }));
+  let aEnded: string | undefined;
+  a.done.then(() => (aEnded = 'stopped'), (e: Error) => (aEnded = e.message));
+  assert.ok(await until(() => first.orch.coordinator.state.ackedSeq >= 3, 60_000), 'learner a trained 3 batches');
+  // a's link is cut (its orchestrator gone; it keeps reconnecting to that address) while learner b trains on the same run
+  await first.orch.stop();
+  const aVersion = a.state()!.version;
+  const second = await orchestrator(nats, config);
+  const b = await runLearner({ ...opts, orchestrator: `127.0.0.1:${second.orch.port}`, workerId: 'learner-b' });
+  cleanups.push(() => b.stop({ graceMs: 500 }));
+  assert.ok(await until(() => second.orch.coordinator.state.ackedSeq >= aVersion + 3, 60_000), 'learner b trained on');
+  await b.stop({ graceMs: 500 });
+  await second.orch.stop();
+  // the run's orchestrator back at a's address: a reconnects, and is welcomed at the version b reached
+  const acked = (await orchestratorOn(nats, config, port)).orch;
+  let failed: string | undefined;
+  acked.done.catch((e: Error) => (failed = e.message));
+  assert.ok(await until(() => aEnded !== undefined || failed !== undefined, 30_000), 'learner a went on');
+  // before the fix a attached with its stale state and answered `gap`: the run failed as if trained work were lost
+  assert.equal(failed, undefined, 'the run failed');
+  const runVersion = acked.coordinator.state.learnerVersion;
+  assert.match(aEnded!, new RegExp(`acknowledged policy version ${runVersion}, but this learner holds version ${aVersion}`));
+});
 test('a NATS stall while a duplicate answer is checked against the newest checkpoint is waited out, not a failed run', { timeout: 90_000 }, async () => {
   const nats = await natsServer();
   // the learner published v2 (batch 2) before it was killed; the orchestrator acknowledged nothing
@@ -238,4 +309,34 @@ test('a worker connecting after the run completed is told to shut down', { timeo
   const { got } = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
   assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
   assert.equal(got.find((m) => m.shutdown)!.shutdown!.reason, 'run complete');
+});
+
+test('the orchestrator command keeps answering Shutdown after the run completed (--linger-seconds, default 40)', { timeout: 60_000 }, async () => {
+  const nats = await natsServer();
+  const runId = 'end-linger';
+  // the final acknowledgement stored: the orchestrator command, started, completes at once
+  const nc = await connectNats({ url: nats.url, name: runId });
+  const state = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await state.create({ ackedSeq: 3, learnerVersion: 3 });
+  await nc.drain();
+  const dir = mkdtempSync(join(tmpdir(), 'end-linger-'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } }, model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 } }));
+  const port = await freePort();
+  const bin = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text' } });
+  const out: string[] = [];
+  for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => out.push(d.toString()));
+  let exitCode: number | null | undefined;
+  const exited = new Promise<void>((r) => child.once('exit', (code) => { exitCode = code; r(); }));
+  cleanups.push(async () => { if (exitCode === undefined) { child.kill('SIGKILL'); await exited; } });
+  assert.ok(await until(() => /run end-linger complete/.test(out.join('')) || exitCode !== undefined, 30_000), `the run did not complete:\n${out.join('')}`);
+  // a learner whose reconnect backoff ends after the command's old 500 ms wait; before the fix it found nothing
+  // listening, and redialled for ever (a Kubernetes learner Job never completed: review24e)
+  await sleep(2000);
+  assert.equal(exitCode, undefined, `the orchestrator exited ${exitCode} 2 s after the run completed:\n${out.join('')}`);
+  const { got } = await rawWorker({ port } as RunningOrchestrator, { role: 'LEARNER', workerId: 'learner-1' });
+  assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
+  child.kill('SIGTERM'); // the first signal stops it at once, lingering or not
+  await exited;
+  assert.equal(exitCode, 0, out.join(''));
 });

@@ -1,0 +1,60 @@
+// The orchestrator's first connection to NATS (orchestrator/first-nats-connect.ts): an outage is waited out, logged,
+// as the workers wait it out; refused credentials end it at once (exit code 1, docs/roles.md), saying which flags. Before round 24's review (review24e) the
+// orchestrator gave up at the first refused connection, and a supervisor restarting it every ~1.6 s stopped a local
+// run on its crash-loop rule after ~16 s of NATS outage.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../lib/config/index.ts';
+import { SetupError } from '../../lib/config/setup-error.ts';
+import { spawnNatsServer } from '../../lib/transport/index.ts';
+import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
+import { freePort, startNatsServer } from '../helpers/nats.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const config = (id: string) => parseConfig({
+  run: { id, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } },
+  model: { width: 4, depth: 1 }, sft: { steps: 2, batchSize: 2 }, grpo: { steps: 0 },
+});
+
+test('an orchestrator started while NATS is down waits for it, logging each failed attempt, and then runs', { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  await nats.kill(); // down: its port refuses connections
+  const log: string[] = [];
+  let outcome: RunningOrchestrator | Error | undefined;
+  const settled = () => outcome; // read through a call: the callbacks below set it
+  void runOrchestrator({ config: config('first-connect'), listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) }).then(
+    (o) => {
+      outcome = o;
+      cleanups.push(() => o.stop());
+    },
+    (e: Error) => (outcome = e),
+  );
+  for (const t0 = Date.now(); Date.now() - t0 < 20_000 && outcome === undefined && log.filter((l) => /trying again/.test(l)).length < 2; ) await sleep(50);
+  // before the fix it gave up at once: 'cannot connect to NATS ...'
+  assert.equal(outcome, undefined, `the orchestrator did not wait for NATS: ${outcome instanceof Error ? outcome.message : 'it ran without it'}`);
+  assert.match(log.join('\n'), /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+ as orchestrator-first-connect: .*; trying again in \d+ ms \(attempt 2\)/);
+  await nats.restart();
+  for (const t0 = Date.now(); Date.now() - t0 < 30_000 && settled() === undefined; ) await sleep(50);
+  const started = settled();
+  assert.ok(started !== undefined && !(started instanceof Error), `the orchestrator did not start once NATS was back: ${String(started)}`);
+});
+
+test('an orchestrator whose NATS credentials are refused ends at once, naming the flags', { timeout: 60_000 }, async () => {
+  const storeDir = mkdtempSync(join(tmpdir(), 'nats-auth-'));
+  const proc = await spawnNatsServer({ port: await freePort(), storeDir, extraArgs: ['--user', 'grpo', '--pass', 'right'] });
+  cleanups.push(async () => {
+    await proc.stop();
+    rmSync(storeDir, { recursive: true, force: true });
+  });
+  const run = runOrchestrator({ config: config('first-connect-auth'), listen: '127.0.0.1:0', natsUrl: proc.url, natsAuth: { user: 'grpo', pass: 'wrong' }, metricsPort: 0, log: () => undefined });
+  await assert.rejects(run, (e: Error) => !(e instanceof SetupError) && /Authorization Violation.*check the NATS credentials/i.test(e.message));
+});
