@@ -254,6 +254,7 @@ class LearnerRole implements WorkerRoleImpl {
       this.learnerState = await LearnerStateStore.open(ctx.nc, ctx.runId);
       latest = await this.store.latest();
     } catch (e) {
+      if (e instanceof SetupError) throw e; // grants that do not name the run: no retry cures it (exit 78)
       throw new RetryableWorkerError(`cannot read the latest checkpoint of run ${ctx.runId}: ${(e as Error).message}`, { cause: e });
     }
     if (latest) {
