@@ -24,6 +24,11 @@ const RETRY_MS = 1000;
 
 export class LearnerLink {
   private learner?: WorkerSession;
+  /**
+   * The learner session let through refuseSecond and not yet attached: its Welcome is being written (an await), and a
+   * second learner connecting meanwhile must be refused too, or it gets a Welcome and initialises (review24g).
+   */
+  private admitted?: WorkerSession;
   /** The session attached last: its results count until another attaches, even if they are read after it closed. */
   private lastAttached?: WorkerSession;
   /** TrainBatches sent and not yet acknowledged, by seq. */
@@ -51,6 +56,7 @@ export class LearnerLink {
   attach(s: WorkerSession, ackedSeq: number, catchUp: (seq: number) => Promise<void>): boolean {
     if (this.refuseSecond(s)) return false;
     this.learner = s;
+    this.admitted = undefined;
     this.lastAttached = s;
     const held = s.hello.last_batch_seq;
     if (held !== undefined && held > ackedSeq) {
@@ -68,8 +74,12 @@ export class LearnerLink {
    * answer `gap` to batches acknowledged meanwhile (review24e).
    */
   refuseSecond(s: WorkerSession): string | undefined {
-    if (!this.learner?.isOpen || this.learner === s) return undefined;
-    const why = `a learner (${this.learner.workerId}) is already connected`;
+    const other = [this.learner, this.admitted].find((l) => l !== undefined && l !== s && l.isOpen);
+    if (!other) {
+      this.admitted = s;
+      return undefined;
+    }
+    const why = `a learner (${other.workerId}) is already connected`;
     s.fail(10 /* ABORTED */, `${why}: try again once its session ends (a dead one ends after the heartbeat timeout)`);
     return why;
   }

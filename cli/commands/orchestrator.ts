@@ -28,10 +28,13 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
 }
 
 /**
- * --linger-seconds' default: a worker's longest reconnect backoff (10 s, lib/transport/grpc-client.ts backoffDelay)
- * plus the default heartbeat timeout (3 x orchestrator.heartbeatSeconds 5 = 15 s: a cut link's session ends then), with room.
+ * --linger-seconds' default: a worker notices a dead link by its client keepalive (5 s + 10 s, lib/transport/
+ * grpc-common.ts) and redials within its longest reconnect backoff (10 s + 20% jitter, grpc-client.ts backoffDelay):
+ * about 27 s, with room. (After completion no learner is refused as a second one, so the heartbeat timeout plays no part.)
  */
 const LINGER_SECONDS = 40;
+/** setTimeout's limit (2^31 - 1 ms): a longer delay fires at once. */
+const MAX_LINGER_SECONDS = 2_147_483;
 
 const command: CommandModule<object, Args> = {
   command: 'orchestrator',
@@ -56,7 +59,7 @@ const command: CommandModule<object, Args> = {
       .option('graph-thread', GRAPH_THREAD_OPTION)
       .check((a) => {
         checkRoleFlags(a);
-        if (!(typeof a.lingerSeconds === 'number' && Number.isFinite(a.lingerSeconds) && a.lingerSeconds >= 0)) throw new Error(`--linger-seconds must be a number of seconds >= 0, got ${String(a.lingerSeconds)}`);
+        if (!(typeof a.lingerSeconds === 'number' && Number.isFinite(a.lingerSeconds) && a.lingerSeconds >= 0 && a.lingerSeconds <= MAX_LINGER_SECONDS)) throw new Error(`--linger-seconds must be a number of seconds from 0 to ${MAX_LINGER_SECONDS}, got ${String(a.lingerSeconds)}`);
         // Server TLS needs its certificate and key; a CA or --require-client-cert without them would be ignored
         // and the server would listen in plaintext, without the authentication asked for.
         if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together');

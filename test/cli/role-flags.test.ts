@@ -37,6 +37,7 @@ test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the
     { args: [...orch, '--tls-cert', missing, '--tls-key', pem], line: /^orchestrator: --tls-cert .*nonexistent\.pem: cannot read it \(ENOENT\)$/ },
     { args: [...orch, '--require-client-cert', '--tls-ca', pem], line: /^orchestrator: --require-client-cert needs --tls-cert and --tls-key .*plaintext$/ },
     { args: [...orch, '--tls-ca', pem], line: /^orchestrator: --tls-ca needs --tls-cert and --tls-key/ },
+    { args: [...orch, '--linger-seconds', '3000000'], line: /^orchestrator: --linger-seconds must be a number of seconds from 0 to 2147483, got 3000000$/ },
     { args: [...orch, '--events', events], line: /^orchestrator: --events .*events\.jsonl: cannot open it for appending \(ENOENT\)$/ },
     { args: [...worker('rollout-worker'), '--tls-ca', missing], line: /^rollout-worker: --tls-ca .*: cannot read it \(ENOENT\)$/ },
     { args: [...worker('reward-worker'), '--auth-token-file', missing], line: /^reward-worker: --auth-token-file .*: cannot read it \(ENOENT\)$/ },

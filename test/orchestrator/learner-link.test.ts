@@ -208,3 +208,19 @@ test("a learner session refused at attach (another is connected) is not heard: i
   await until(() => c.state.ackedSeq === 1, 'batch 1 acknowledged by the current learner');
   c.close();
 });
+
+test('a second learner connecting while the first one\'s Welcome is being written is refused before its own (review24g)', () => {
+  // refuseSecond lets the first through; its slot is taken only at attach, after the Welcome's write (an await in
+  // orchestrator/main.ts). Before, a second learner asking in that window was let through too, got a Welcome and
+  // initialised from the store, and was refused only at attach.
+  const link = new LearnerLink({ metrics: createMetrics('link-test', 'orchestrator'), log: () => {}, fail: () => {}, ackedSeq: () => 0 });
+  const first = fakeSession('LEARNER', 'learner-a');
+  const second = fakeSession('LEARNER', 'learner-b');
+  assert.equal(link.refuseSecond(first), undefined, 'the first learner is let through');
+  assert.match(link.refuseSecond(second) ?? '', /a learner \(learner-a\) is already connected/, 'the second is refused while the first is admitted');
+  assert.equal(link.refuseSecond(first), undefined, 'the first is not refused by its own admission');
+  // once the first's session has ended without attaching, the next learner is let through
+  (first as { isOpen: boolean }).isOpen = false;
+  assert.equal(link.refuseSecond(second), undefined);
+  assert.ok(link.attach(second, 0, async () => {}));
+});
