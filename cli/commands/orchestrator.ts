@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
 import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
 import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
-import { onStopSignals } from '../../lib/worker/stop-signals.ts';
+import { onStopSignals, signalExitCode } from '../../lib/worker/stop-signals.ts';
 import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
 import { checkRoleFlags } from '../flag-checks.ts';
 import { checkEventLogWritable } from '../../lib/log/event-log.ts';
@@ -80,6 +80,21 @@ const command: CommandModule<object, Args> = {
     const logger = createProcessLogger({ role: 'orchestrator', policyVersion: () => orch?.coordinator.state.learnerVersion }, { fd: 1 });
     const { SetupError, exitCodeFor } = await import('../../lib/config/setup-error.ts');
     const { checkListenAuth } = await import('../../lib/transport/index.ts');
+    let complete = false;
+    // the first signal stops the run; a second ends the process at once (lib/worker/stop-signals.ts). Stopped before
+    // the run completed, it exits 128 + the signal's number, not 0: the orchestrator is a Kubernetes Job with
+    // restartPolicy OnFailure, and a 0 from a deleted or evicted pod would complete the Job with the run unfinished
+    onStopSignals((signal) => {
+      if (orch === undefined) return exitAfterGraphs(signalExitCode(signal)); // still starting: nothing to stop yet
+      // exitAfterGraphs: the periodic evaluation may be inside a graph call
+      void orch.stop().then(
+        () => exitAfterGraphs(complete ? 0 : signalExitCode(signal)),
+        (e: unknown) => {
+          logger.error(`orchestrator: stopping failed: ${(e as Error)?.message ?? e}`);
+          return exitAfterGraphs(1);
+        },
+      );
+    }, { warn: (line) => logger.warn(`orchestrator: ${line}`) });
     try {
       // Refusals (bad configuration, unreadable secrets, a public address without authentication) end the command
       // with one line saying why, and exit code CONFIG_EXIT_CODE: no restart cures them (lib/config/setup-error.ts).
@@ -129,19 +144,9 @@ const command: CommandModule<object, Args> = {
       return exitAfterGraphs(exitCodeFor(e));
     }
     const running = orch;
-    // the first signal stops the run; a second ends the process at once (lib/worker/stop-signals.ts)
-    onStopSignals(() => {
-      // exitAfterGraphs: the periodic evaluation may be inside a graph call
-      void running.stop().then(
-        () => exitAfterGraphs(0),
-        (e: unknown) => {
-          logger.error(`orchestrator: stopping failed: ${(e as Error)?.message ?? e}`);
-          return exitAfterGraphs(1);
-        },
-      );
-    }, { warn: (line) => logger.warn(`orchestrator: ${line}`) });
     try {
       await running.done;
+      complete = true;
     } catch (e) {
       logger.error(`orchestrator: ${(e as Error).message}`);
       await running.stop();

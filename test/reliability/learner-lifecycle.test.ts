@@ -340,3 +340,23 @@ test('the orchestrator command keeps answering Shutdown after the run completed 
   await exited;
   assert.equal(exitCode, 0, out.join(''));
 });
+
+test('the orchestrator command stopped by SIGTERM before the run completed exits 143, not 0 (a Kubernetes Job would count a 0 as done)', { timeout: 60_000 }, async () => {
+  const nats = await natsServer();
+  const runId = 'stop-early';
+  const dir = mkdtempSync(join(tmpdir(), 'stop-early-'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } }, model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 } }));
+  const port = await freePort();
+  const bin = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text' } });
+  const out: string[] = [];
+  for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => out.push(d.toString()));
+  let exitCode: number | null | undefined;
+  const exited = new Promise<void>((r) => child.once('exit', (code) => { exitCode = code; r(); }));
+  cleanups.push(async () => { if (exitCode === undefined) { child.kill('SIGKILL'); await exited; } });
+  // no learner: the run waits at its first batch; the listening line says the orchestrator is up
+  assert.ok(await until(() => /listening/.test(out.join('')) || exitCode !== undefined, 30_000), `the orchestrator did not start:\n${out.join('')}`);
+  child.kill('SIGTERM');
+  await exited;
+  assert.equal(exitCode, 143, `exit ${exitCode} for a run stopped before it completed:\n${out.join('')}`);
+});
