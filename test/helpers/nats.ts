@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../../lib/local/ports.ts';
-import { connectNats } from '../../lib/transport/nats.ts';
+import { connectNats, sha256Digest } from '../../lib/transport/nats.ts';
+import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 
 export interface TestNatsServer {
@@ -98,4 +99,13 @@ export function natsForFile(name?: string): { readonly nats: TestNatsServer; rea
       return nc;
     },
   };
+}
+
+/** A refusal by the server's permissions: nats.js rejects the request with a permissions violation (never a timeout). */
+export const PERMISSION_REFUSED = /permission|Permissions Violation/i;
+
+/** A checkpoint's bytes (random, 3000) and their digest, for the stores' permission tests. */
+export function randomCheckpoint(): { bytes: Uint8Array; digest: string } {
+  const bytes = randomBytes(3000);
+  return { bytes, digest: sha256Digest(bytes) };
 }

@@ -4,14 +4,13 @@
 // purge or delete a stream; the orchestrator cannot write checkpoints; the learner's writes succeed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AckPolicy, DeliverPolicy, JSONCodec, StorageType, type NatsConnection } from 'nats';
 import { z } from 'zod';
-import { freePort } from '../helpers/nats.ts';
-import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { freePort, PERMISSION_REFUSED, randomCheckpoint } from '../helpers/nats.ts';
+import { CheckpointStore, connectNats, RunStateStore } from '../../lib/transport/nats.ts';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { PUSHED_CHUNKS } from '../../lib/transport/checkpoint-push.ts';
 import { LEARNER_STATE_BUCKET, natsAccountsBlock, NATS_ROLES, RUN_STATE_API, type NatsRole } from '../../lib/transport/nats-permissions.ts';
@@ -41,12 +40,8 @@ async function as(role: NatsRole): Promise<NatsConnection> {
   return nc;
 }
 
-/** The server's refusal: nats.js rejects the request with a permissions violation (never a timeout). */
-const refused = /permission|Permissions Violation/i;
-const ckpt = () => {
-  const bytes = randomBytes(3000);
-  return { bytes, digest: sha256Digest(bytes) };
-};
+const refused = PERMISSION_REFUSED;
+const ckpt = randomCheckpoint;
 
 test('per-role NATS users: only the learner writes checkpoints and announcements, only the orchestrator the run state, workers read', { timeout: 60_000 }, async () => {
   const orchestrator = await as('orchestrator');

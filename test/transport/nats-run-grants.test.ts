@@ -5,14 +5,13 @@
 // state bucket; and each still does everything its role does.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { z } from 'zod';
-import { freePort } from '../helpers/nats.ts';
-import { CheckpointStore, connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { freePort, PERMISSION_REFUSED, randomCheckpoint } from '../helpers/nats.ts';
+import { CheckpointStore, connectNats, RunStateStore } from '../../lib/transport/nats.ts';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { natsAccountsBlock, NATS_ROLES, RUN_STATE_API, type NatsRole } from '../../lib/transport/nats-permissions.ts';
 import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
@@ -44,11 +43,8 @@ async function as(role: NatsRole, run: Run): Promise<NatsConnection> {
   return nc;
 }
 
-const refused = /permission|Permissions Violation/i;
-const ckpt = () => {
-  const bytes = randomBytes(3000);
-  return { bytes, digest: sha256Digest(bytes) };
-};
+const refused = PERMISSION_REFUSED;
+const ckpt = randomCheckpoint;
 const moments = (version: number) => ({ version, checkpointDigest: '0'.repeat(64), state: { step: version, m: new Map([['w', { shape: [3], data: new Float32Array([1, 2, 3]) }]]), v: new Map([['w', { shape: [3], data: new Float32Array([4, 5, 6]) }]]) } });
 const params = () => new Map([['w', { shape: [3], data: new Float32Array(3) }]]);
 
