@@ -311,6 +311,21 @@ test('a worker connecting after the run completed is told to shut down', { timeo
   assert.equal(got.find((m) => m.shutdown)!.shutdown!.reason, 'run complete');
 });
 
+/** The `recovery-grpo orchestrator` command on a tiny 3-batch run: its output, its exit code once it exits. */
+async function orchestratorCommand(natsUrl: string, runId: string) {
+  const dir = mkdtempSync(join(tmpdir(), `${runId}-`));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } }, model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 } }));
+  const port = await freePort();
+  const bin = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', natsUrl, '--listen', `127.0.0.1:${port}`, '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text' } });
+  const out: string[] = [];
+  for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => out.push(d.toString()));
+  const cmd = { child, port, out, exitCode: undefined as number | null | undefined, exited: Promise.resolve() };
+  cmd.exited = new Promise<void>((r) => child.once('exit', (code) => { cmd.exitCode = code; r(); }));
+  cleanups.push(async () => { if (cmd.exitCode === undefined) { child.kill('SIGKILL'); await cmd.exited; } });
+  return cmd;
+}
+
 test('the orchestrator command keeps answering Shutdown after the run completed (--linger-seconds, default 40)', { timeout: 60_000 }, async () => {
   const nats = await natsServer();
   const runId = 'end-linger';
@@ -319,44 +334,27 @@ test('the orchestrator command keeps answering Shutdown after the run completed 
   const state = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
   await state.create({ ackedSeq: 3, learnerVersion: 3 });
   await nc.drain();
-  const dir = mkdtempSync(join(tmpdir(), 'end-linger-'));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } }, model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 } }));
-  const port = await freePort();
-  const bin = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text' } });
-  const out: string[] = [];
-  for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => out.push(d.toString()));
-  let exitCode: number | null | undefined;
-  const exited = new Promise<void>((r) => child.once('exit', (code) => { exitCode = code; r(); }));
-  cleanups.push(async () => { if (exitCode === undefined) { child.kill('SIGKILL'); await exited; } });
-  assert.ok(await until(() => /run end-linger complete/.test(out.join('')) || exitCode !== undefined, 30_000), `the run did not complete:\n${out.join('')}`);
+  const cmd = await orchestratorCommand(nats.url, runId);
+  const { out } = cmd;
+  assert.ok(await until(() => /run end-linger complete/.test(out.join('')) || cmd.exitCode !== undefined, 30_000), `the run did not complete:\n${out.join('')}`);
   // a learner whose reconnect backoff ends after the command's old 500 ms wait; before the fix it found nothing
   // listening, and redialled for ever (a Kubernetes learner Job never completed: review24e)
   await sleep(2000);
-  assert.equal(exitCode, undefined, `the orchestrator exited ${exitCode} 2 s after the run completed:\n${out.join('')}`);
-  const { got } = await rawWorker({ port } as RunningOrchestrator, { role: 'LEARNER', workerId: 'learner-1' });
+  assert.equal(cmd.exitCode, undefined, `the orchestrator exited ${cmd.exitCode} 2 s after the run completed:\n${out.join('')}`);
+  const { got } = await rawWorker({ port: cmd.port } as RunningOrchestrator, { role: 'LEARNER', workerId: 'learner-1' });
   assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
-  child.kill('SIGTERM'); // the first signal stops it at once, lingering or not
-  await exited;
-  assert.equal(exitCode, 0, out.join(''));
+  cmd.child.kill('SIGTERM'); // the first signal stops it at once, lingering or not
+  await cmd.exited;
+  assert.equal(cmd.exitCode, 0, out.join(''));
 });
 
 test('the orchestrator command stopped by SIGTERM before the run completed exits 143, not 0 (a Kubernetes Job would count a 0 as done)', { timeout: 60_000 }, async () => {
   const nats = await natsServer();
-  const runId = 'stop-early';
-  const dir = mkdtempSync(join(tmpdir(), 'stop-early-'));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 64 } }, model: { width: 4, depth: 1 }, sft: { steps: 3, batchSize: 2 }, grpo: { steps: 0 } }));
-  const port = await freePort();
-  const bin = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text' } });
-  const out: string[] = [];
-  for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => out.push(d.toString()));
-  let exitCode: number | null | undefined;
-  const exited = new Promise<void>((r) => child.once('exit', (code) => { exitCode = code; r(); }));
-  cleanups.push(async () => { if (exitCode === undefined) { child.kill('SIGKILL'); await exited; } });
+  const cmd = await orchestratorCommand(nats.url, 'stop-early');
+  const { out } = cmd;
   // no learner: the run waits at its first batch; the listening line says the orchestrator is up
-  assert.ok(await until(() => /listening/.test(out.join('')) || exitCode !== undefined, 30_000), `the orchestrator did not start:\n${out.join('')}`);
-  child.kill('SIGTERM');
-  await exited;
-  assert.equal(exitCode, 143, `exit ${exitCode} for a run stopped before it completed:\n${out.join('')}`);
+  assert.ok(await until(() => /listening/.test(out.join('')) || cmd.exitCode !== undefined, 30_000), `the orchestrator did not start:\n${out.join('')}`);
+  cmd.child.kill('SIGTERM');
+  await cmd.exited;
+  assert.equal(cmd.exitCode, 143, `exit ${cmd.exitCode} for a run stopped before it completed:\n${out.join('')}`);
 });
