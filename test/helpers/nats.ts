@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../../lib/local/ports.ts';
-import { connectNats, sha256Digest } from '../../lib/transport/nats.ts';
+import { connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { z } from 'zod';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 
@@ -108,4 +109,10 @@ export const PERMISSION_REFUSED = /permission|Permissions Violation/i;
 export function randomCheckpoint(): { bytes: Uint8Array; digest: string } {
   const bytes = randomBytes(3000);
   return { bytes, digest: sha256Digest(bytes) };
+}
+
+/** Stores a run's state as its orchestrator would have left it: an orchestrator started on the run resumes there. */
+export async function storeRunState(nc: NatsConnection, runId: string, state: { ackedSeq: number; learnerVersion: number }): Promise<void> {
+  const store = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await store.create(state);
 }

@@ -8,10 +8,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { z } from 'zod';
-import { CheckpointStore, connectNats, connectToOrchestrator, encodeTensor, RunStateStore, sha256Digest, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, encodeTensor, sha256Digest, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { startNatsServer, storeRunState, type TestNatsServer } from '../helpers/nats.ts';
 
 const H = 16;
 const G = 2;
@@ -206,8 +205,7 @@ test('orchestrator.maxInFlightPerWorker caps what a Hello asks for; error codes 
 test('a rollout result made with a policy older than its task\'s policy_version_min is refused (the staleness bound)', { timeout: 60_000 }, async () => {
   // the run resumes at policy version 3: its rollout tasks ask for at least v3
   const nc = await connectNats({ url: nats.url, name: 'seed-state' });
-  const state = await RunStateStore.open(nc, { runId: 'stale', schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
-  await state.create({ ackedSeq: 0, learnerVersion: 3 });
+  await storeRunState(nc, 'stale', { ackedSeq: 0, learnerVersion: 3 });
   await nc.drain();
   const { orch, log } = await orchestrator(runConfig('stale'));
   const w = await worker(orch, 'ROLLOUT', 'behind');
@@ -226,8 +224,7 @@ test('a rollout result made with a policy older than its task\'s policy_version_
 test('a rollout result claiming a policy version the learner has not published is refused, naming the task and both versions; one the checkpoint store announced is accepted', { timeout: 60_000 }, async () => {
   // the run resumes at policy version 3 (no batch sent yet: the learner can hold v3 as far as the orchestrator knows)
   const nc = await connectNats({ url: nats.url, name: 'seed-future' });
-  const state = await RunStateStore.open(nc, { runId: 'future', schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
-  await state.create({ ackedSeq: 0, learnerVersion: 3 });
+  await storeRunState(nc, 'future', { ackedSeq: 0, learnerVersion: 3 });
   const { orch, log } = await orchestrator(runConfig('future'));
   const w = await worker(orch, 'ROLLOUT', 'ahead');
   try {
@@ -254,8 +251,7 @@ test('a rollout result claiming a policy version the learner has not published i
 
 test('a rollout result whose version check cannot read the checkpoint store is checked again, not refused as a bad result', { timeout: 60_000 }, async () => {
   const nc = await connectNats({ url: nats.url, name: 'seed-future-read' });
-  const state = await RunStateStore.open(nc, { runId: 'future-read', schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
-  await state.create({ ackedSeq: 0, learnerVersion: 3 });
+  await storeRunState(nc, 'future-read', { ackedSeq: 0, learnerVersion: 3 });
   const { orch, log } = await orchestrator(runConfig('future-read'));
   const w = await worker(orch, 'ROLLOUT', 'ahead-read');
   // the learner published v5, not yet acknowledged: the store announces it

@@ -17,13 +17,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { CheckpointStore, connectNats, connectToOrchestrator, RunStateStore, sha256Digest, type ConnectOptions, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type ConnectOptions, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
-import { freePort, startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { freePort, startNatsServer, storeRunState, type TestNatsServer } from '../helpers/nats.ts';
 import { events } from './helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -299,8 +298,7 @@ test('a worker connecting after the run completed is told to shut down', { timeo
   const runId = 'end-shutdown';
   // the final acknowledgement was stored, then the orchestrator was killed: restarted, it is complete at once
   const nc = await connectNats({ url: nats.url, name: 'end-shutdown' });
-  const state = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
-  await state.create({ ackedSeq: 3, learnerVersion: 3 });
+  await storeRunState(nc, runId, { ackedSeq: 3, learnerVersion: 3 });
   await nc.drain();
   const { orch } = await orchestrator(nats, runConfig(runId, 3));
   await orch.done;
@@ -331,8 +329,7 @@ test('the orchestrator command keeps answering Shutdown after the run completed 
   const runId = 'end-linger';
   // the final acknowledgement stored: the orchestrator command, started, completes at once
   const nc = await connectNats({ url: nats.url, name: runId });
-  const state = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
-  await state.create({ ackedSeq: 3, learnerVersion: 3 });
+  await storeRunState(nc, runId, { ackedSeq: 3, learnerVersion: 3 });
   await nc.drain();
   const cmd = await orchestratorCommand(nats.url, runId);
   const { out } = cmd;
