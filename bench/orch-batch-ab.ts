@@ -2,7 +2,7 @@
 // per-batch work of orchestrator/grpo-groups.ts that round 13 changed, on a default batch (32 px, G = 8, 4 groups,
 // dense), with the modules of this checkout and of a base tree (ORCH_AB_BASE, default /work/main) alternated
 // round by round, so that a loaded machine slows both arms alike. Per batch: 4 rollout results decoded (action and
-// log-density map of 8 actions), 4 score tasks built and encoded, 4 score results decoded (float16 SSIM maps),
+// log-density map of 8 actions), 4 score tasks built and encoded, 4 score results decoded (float32 SSIM maps, as the reward workers send them since round 24),
 // 4 groups' rewards and dense advantages (lib/grpo/algorithm.ts), the TrainBatch's tensors encoded, 9 event-log lines (4 rollout, 4 scored, 1 trained).
 //
 //   node --import tsx bench/orch-batch-ab.ts        # ORCH_AB_BASE=/work/main ORCH_AB_ROUNDS=6 ORCH_AB_BATCHES=300
@@ -49,21 +49,20 @@ const rollouts = Array.from({ length: GROUPS }, (_, k) => ({
     logp_map: { dtype: 'float32', shape: ['3', `${H}`, `${H}`], data: wire(new Uint8Array(f32(PIX).buffer), 3 + i) },
   })),
 }));
-const halfMaps = Float32Array.from({ length: G * MAP }, () => rnd() * 0.8);
+const ssimMaps = Float32Array.from({ length: G * MAP }, () => rnd() * 0.8);
 const scores = Array.from({ length: GROUPS }, (_, k) => ({ task_id: `s${k}`, attempt: 0, compute_ms: 1, clip_encoder: '', components: [] as { ssim: number; clip_cos: number }[], ssim_map: null as unknown }));
 const clean = f32(PIX);
 const images = f32(GROUPS * G * PIX);
 
 async function main(): Promise<void> {
   const arms = [await arm('base ' + BASE, BASE), await arm('this checkout', resolve(import.meta.dirname, '..'))];
-  // the score results' maps travel as float16; their means are the ssim components (the dense consistency check)
-  const maps16 = arms[0]!.tensor.encodeTensor({ dtype: 'float16', shape: [G, 3, h, h], data: halfMaps });
-  const rounded = arms[0]!.tensor.roundToFloat16(halfMaps);
+  // the score results' maps travel as float32; their means are the ssim components (the dense consistency check)
+  const maps = arms[0]!.tensor.encodeTensor({ dtype: 'float32', shape: [G, 3, h, h], data: ssimMaps });
   for (const s of scores) {
-    s.ssim_map = { dtype: 'float16', shape: [G, 3, h, h].map(String), data: wire(maps16.data as Uint8Array, 2 + s.task_id.length) };
+    s.ssim_map = { dtype: 'float32', shape: [G, 3, h, h].map(String), data: wire(maps.data as Uint8Array, 2 + s.task_id.length) };
     s.components = Array.from({ length: G }, (_, i) => {
       let m = 0;
-      for (let l = 0; l < MAP; l++) m += rounded[i * MAP + l]!;
+      for (let l = 0; l < MAP; l++) m += ssimMaps[i * MAP + l]!;
       return { ssim: m / MAP, clip_cos: rnd() };
     });
   }
