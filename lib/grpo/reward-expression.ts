@@ -300,11 +300,19 @@ function componentSamples(reward: RewardFunction): number[] {
   return [...new Set(points.filter((x) => x >= -1 && x <= 1))].sort((a, b) => a - b);
 }
 
+/** The confirming sweep's step along one component: a band of computed bounds (`ssim > 0.5 + 0.05`) wider than this is found. */
+const SWEEP_STEP = 1 / 2048;
+/** The most evaluations of the confirming sweep (run only for a reward the grid found constant, so rarely). */
+const MAX_SWEEP = 200_000;
+
 /**
- * The reward's value if it is the same at every sampled point of the components' range [-1, 1] (a grid of
- * componentSamples over the components it reads; points where it is not finite are skipped), else undefined.
+ * The reward's value if it is the same at every sampled point of the components' range [-1, 1], else undefined.
  * Such a reward gives every group zero variance, so nothing trains: the default expression with weights.ssim
- * and weights.clip both 0, say. A sampled check: a reward that differs only between samples is taken as constant.
+ * and weights.clip both 0, say. First a grid of componentSamples over the components it reads; a reward the grid
+ * finds constant is then swept along each component in steps of SWEEP_STEP (the others at grid points), so that a
+ * band between the grid's points whose bounds the expression computes is not taken for a constant. Points where it
+ * is not finite are skipped. Still a sampled check: a reward that differs only inside a band narrower than the
+ * sweep's step is taken as constant (the error says "at every sampled point").
  */
 export function constantReward(reward: RewardFunction): number | undefined {
   const names = reward.variables;
@@ -312,18 +320,28 @@ export function constantReward(reward: RewardFunction): number | undefined {
   const m = samples.length;
   const total = Math.min(m ** names.length, MAX_SAMPLES);
   let first: number | undefined;
-  for (let t = 0; t < total; t++) {
-    // point t's digits in base m, component j shifted by j * t: the whole grid when total = m^k (a triangular,
-    // invertible map of the digits), points spread over every axis when it is cut short.
-    const c = Object.fromEntries(names.map((name, j) => [name, samples[(Math.floor(t / m ** j) + j * t) % m]!]));
+  const differs = (c: Record<string, number>): boolean => {
     let v: number;
     try {
       v = reward.evaluate(c);
     } catch {
-      continue;
+      return false;
     }
     if (first === undefined) first = v;
-    else if (v !== first) return undefined;
+    return v !== first;
+  };
+  // point t's digits in base m, component j shifted by j * t: the whole grid when total = m^k (a triangular,
+  // invertible map of the digits), points spread over every axis when it is cut short.
+  const gridPoint = (t: number) => Object.fromEntries(names.map((name, j) => [name, samples[(Math.floor(t / m ** j) + j * t) % m]!]));
+  for (let t = 0; t < total; t++) if (differs(gridPoint(t))) return undefined;
+  if (first === undefined || names.length === 0) return first;
+  const steps = Math.round(2 / SWEEP_STEP);
+  const settings = Math.max(1, Math.min(total, Math.floor(MAX_SWEEP / (names.length * (steps + 1)))));
+  for (const name of names) {
+    for (let s = 0; s < settings; s++) {
+      const c = gridPoint(Math.floor((s * total) / settings));
+      for (let i = 0; i <= steps; i++) if (differs({ ...c, [name]: -1 + i * SWEEP_STEP })) return undefined;
+    }
   }
   return first;
 }

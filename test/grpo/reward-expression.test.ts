@@ -223,8 +223,12 @@ test('constantReward samples the expression\'s own numbers: a band narrower than
   assert.equal(at('abs(ssim - 0.8) < 0.05 ? 1 : 0'), undefined, 'a band around a literal');
   assert.equal(at('ssim > 0.55 ? (clip_cos > 0.25 ? (clip_cos < 0.3 ? 1 : 0) : 0) : 0'), undefined, 'a band in the second component');
   assert.equal(at('-ssim < -alpha ? 1 : 0', { alpha: 0.98 }), undefined, 'a threshold given by a constant, negated');
+  // bounds the expression computes are not its literals: the confirming sweep finds the band
+  assert.equal(at('ssim > 0.5 + 0.05 ? (ssim < 0.5 + 0.06 ? 1 : 0) : 0'), undefined, 'a band of computed bounds');
+  assert.equal(at('clip_cos > 0.3 * 3 ? (clip_cos < 0.91 + 0.002 ? ssim : 0) : 0'), undefined, 'a computed band in the second component');
   // truly constant ones still are, at the literals too
   assert.equal(at('ssim > 0.6 ? 0.5 : 0.5'), 0.5);
+  assert.equal(at('ssim > 0.5 + 0.05 ? (ssim < 0.5 + 0.06 ? 0 : 0) : 0'), 0);
   assert.equal(at('ssim > 0.6 ? (ssim < 0.7 ? 0 : 0) : 2 * 0'), 0);
 });
 
