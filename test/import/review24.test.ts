@@ -15,6 +15,8 @@ import { importedPolicy, isNetworkChecked } from '../../lib/models/imported-poli
 import { checkNetworkOf, paramShapesOf, policySpecOf } from '../../lib/models/bundle.ts';
 import { baseDigestOf } from '../../lib/models/policy.ts';
 import { openRunDataset } from '../../lib/config/dataset.ts';
+import { runSingleProcess } from '../../lib/local/single-process.ts';
+import { sha256Hex } from '../../lib/checkpoint/digest.ts';
 import { loadConfig } from '../../lib/config/index.ts';
 import { CONFIG_EXIT_CODE, exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 import { importReport } from '../../lib/import/report.ts';
@@ -174,10 +176,12 @@ test('a network the importer translates wrongly is refused when a process starts
       assert.match(e.message, new RegExp(`${file.replace(/[.]/g, '\\.')}: the imported network does not compute what onnxruntime computes .*batch 2.*max \\|difference\\| \\d`));
       return true;
     };
-    // the start-up seam of the orchestrator, the single-process loop and the demo (the worker runtime and the eval
-    // command await the same checkNetworkOf)
-    await assert.rejects(openRunDataset(tieConfig(file), 'train'), refused);
+    // the single-process loop's (and the demo's) entry point; the orchestrator's main, the worker runtime, the eval
+    // and export commands await the same checkNetworkOf
+    await assert.rejects(runSingleProcess(tieConfig(file)), refused);
     await assert.rejects(checkNetworkOf(tieConfig(file)), refused);
+    // data code does no network check (round 25: it ran inside openRunDataset)
+    assert.ok((await openRunDataset(tieConfig(file), 'train')).size > 0);
     assert.equal(isNetworkChecked(policySpecOf(tieConfig(file)).network!), false);
     // the same check through the import command
     const r = await importReport(file, { height: 13, width: 13 });
@@ -212,6 +216,34 @@ test("the orchestrator's periodic evaluation path runs no forward check: importe
     assert.equal(isNetworkChecked(policySpecOf(goodConfig).network!), true);
     assert.equal(isNetworkChecked(policySpecOf(goodConfig, { height: 40, width: 30 }).network!), true);
     assert.deepEqual(paramShapesOf(goodConfig).get('w'), [3, 3, 1, 1]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the start-up check and every later import use the same bytes: a file replaced under the same path is not used unchecked', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'review24-'));
+  try {
+    const file = join(dir, 'net.onnx');
+    const good = onnxModel({
+      opset: 13,
+      inputs: [{ name: 'image', dims: ['batch', 3, 'h', 'w'] }],
+      nodes: [{ op: 'Conv', inputs: ['image', 'w'], outputs: ['y'] }],
+      inits: [f('w', [3, 3, 1, 1])],
+      outputs: ['y'],
+    });
+    writeFileSync(file, good);
+    const config = loadConfig(undefined, [`model.network.onnx=${file}`, 'data.size=13', 'run.id=replaced']);
+    await checkNetworkOf(config);
+    // replaced mid-run by a network the importer translates wrongly; a later evaluation at a new resolution (the
+    // periodic evaluator's whole photographs) builds the network again: from the checked bytes, not the new file
+    writeFileSync(file, TIE());
+    const later = policySpecOf(config, { height: 40, width: 30 }).network!;
+    const p = importedPolicy(later);
+    assert.equal(p.baseDigest, sha256Hex(good));
+    assert.deepEqual(p.net.params.map((q) => q.name), ['w']);
+    assert.equal(isNetworkChecked(later), true);
+    await checkNetworkOf(config); // the same bytes: checked, nothing to refuse
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
