@@ -147,9 +147,15 @@ export async function checkImportedNetwork(network: NetworkSpec): Promise<void> 
   checked.add(checkKey(network, files));
 }
 
-/** Whether this process has checked the network, as it reads it (checkImportedNetwork). */
+/** Whether this process has checked the network, as it reads it (checkImportedNetwork); false for a file it cannot read. */
 export function isNetworkChecked(network: NetworkSpec): boolean {
-  return checked.has(checkKey(network, networkFiles(network)));
+  let files: NetworkFiles;
+  try {
+    files = networkFiles(network);
+  } catch {
+    return false;
+  }
+  return checked.has(checkKey(network, files));
 }
 
 /**
