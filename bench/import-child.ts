@@ -33,6 +33,9 @@ if (mode === 'follower') {
 } else if (mode === 'learner') {
   const [configFile, steps] = args as [string, string];
   const config = parseConfig(JSON.parse(readFileSync(configFile, 'utf8')));
+  // No start-up network check (checkNetworkOf): the file is the project's own U-Net graph, serialized by the bench
+  // itself (exportUnet), not a user's export, and importMs measures the import alone (a learner process's own
+  // check, onnxruntime at batch 2, is a separate start-up cost).
   const t0 = performance.now();
   const params = initPolicyParams(policySpecOf(config), config.run.seed);
   const importMs = performance.now() - t0;

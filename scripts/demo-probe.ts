@@ -26,7 +26,7 @@ import { runSingleProcess } from '../lib/local/single-process.ts';
 import { cloneTensorMap, type TensorMap } from '../lib/checkpoint/tensors.ts';
 import { decodeSafetensors, encodeSafetensors } from '../lib/checkpoint/safetensors.ts';
 import { canonicalJson } from '../lib/checkpoint/digest.ts';
-import { initialParamsOf } from '../lib/models/bundle.ts';
+import { checkNetworkOf, initialParamsOf } from '../lib/models/bundle.ts';
 import { ParamEma } from '../lib/optim/ema.ts';
 import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../lib/local/demo-defaults.ts';
 
@@ -57,6 +57,7 @@ const overrides = positionals.map((a) => {
 if (!Number.isInteger(seed)) throw new Error('demo-probe: --seed takes an integer');
 
 const config = loadConfig(undefined, [...DEMO_OVERRIDES, `sft.steps=${DEMO_SFT_STEPS}`, `grpo.steps=${DEMO_GRPO_STEPS}`, ...overrides, `run.seed=${seed}`]);
+await checkNetworkOf(config); // an imported network (an override's model.network): its start-up check, before any use
 const t0 = performance.now();
 // The loop trains `params` in place: snapshots every --every GRPO steps are evaluated on the validation split too.
 // What made the warm start: a saved one is used only for the same seed, data, model and SFT settings.

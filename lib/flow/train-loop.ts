@@ -82,6 +82,7 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
   const r = { height: H, width: H };
   const pix = 3 * H * H;
   const seed = config.run.seed;
+  // no network check (checkNetworkOf): the loop trains its built-in velocity network s.model, never model.network
   const train = await openRunDataset(config, 'train');
   const evalSet = await openRunDataset(config, 'eval');
   const scorer = new RewardScorer(config.reward);

@@ -7,6 +7,20 @@ export type DType = 'float32' | 'int64' | 'bool';
 export type Dim = number | string;
 export type Shape = Dim[];
 
+/**
+ * A run-time dimension times a static factor is written 'N*3' (what x.view(B * C, H, W) makes of the batch B):
+ * exact, since the element count is the symbol's size times static sizes. The symbol and its factor (1 for a
+ * plain symbol, the symbol undefined for a number).
+ */
+export function dimParts(d: Dim): { symbol?: string; factor: number } {
+  if (typeof d === 'number') return { factor: d };
+  const m = /^(.+)\*(\d+)$/.exec(d);
+  return m ? { symbol: m[1], factor: Number(m[2]) } : { symbol: d, factor: 1 };
+}
+
+/** The dimension `symbol` times `factor` ('N', 'N*3'). */
+export const scaledDim = (symbol: string, factor: number): Dim => (factor === 1 ? symbol : `${symbol}*${factor}`);
+
 export type AttrValue = number | number[] | string | { float: number } | { floats: number[] } | { raw: unknown };
 export type Attrs = Record<string, AttrValue>;
 

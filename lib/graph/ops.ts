@@ -1,7 +1,7 @@
 // The ops the project's networks are written with: each builder infers its output shape and emits one
 // ONNX node (or folds constants). Their vector-Jacobian products live in one table, gradient.ts.
 
-import { Graph, Value, type Attrs, type Dim, type DType, type Shape, numel } from './graph.ts';
+import { Graph, Value, dimParts, type Attrs, type Dim, type DType, type Shape, numel } from './graph.ts';
 
 export type Operand = Value | number;
 
@@ -336,9 +336,10 @@ export function shapeOf(x: Value): Value {
  * (emitted as 0, "copy") or are inferred (-1, at most one).
  */
 export function reshape(x: Value, shape: Shape): Value {
-  // The element counts must agree: the static parts where both hold the same run-time symbols.
-  const symbols = (s: Shape) => (s.filter((d) => typeof d === 'string') as string[]).sort().join();
-  const known = (s: Shape) => s.reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
+  // The element counts must agree: the static parts (a product dimension's factor included, 'N*3') where both
+  // hold the same run-time symbols.
+  const symbols = (s: Shape) => s.map((d) => dimParts(d).symbol).filter((d) => d !== undefined).sort().join();
+  const known = (s: Shape) => s.reduce<number>((p, d) => p * dimParts(d).factor, 1);
   if (symbols(x.shape) === symbols(shape) && known(x.shape) !== known(shape)) {
     throw new Error(`reshape [${x.shape}] -> [${shape}]: ${known(x.shape)} elements${symbols(x.shape) ? ' per run-time size' : ''} cannot become ${known(shape)}`);
   }

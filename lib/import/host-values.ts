@@ -1,7 +1,9 @@
 // Values an imported graph computes from constants and static shapes alone (Shape, Gather, Unsqueeze,
 // Concat, ... as torch.onnx.export writes them around Reshape and Resize). The importer evaluates them on
 // the host, so the built graph only holds the tensor computation; a dimension known only at run time
-// (the batch, 'N') travels through them as its symbol.
+// (the batch, 'N') travels through them as its symbol, or times a static size as 'N*3' (dimParts).
+
+import { dimParts, scaledDim } from '../graph/graph.ts';
 
 export type HostScalar = number | string;
 
@@ -43,7 +45,16 @@ function arith(op: string, a: HostScalar, b: HostScalar, dtype: HostValue['dtype
       case 'Equal': return a === b ? 1 : 0;
     }
   }
-  // A symbol survives only the identities.
+  // A symbol survives the identities, and integer products and exact quotients by a static size ('N' * 3 is
+  // 'N*3', x.view(B * C, H, W); 'N*3' / 3 is 'N'): shape arithmetic, which Reshape reads exactly.
+  if (dtype === 'int' && op === 'Mul' && (typeof a === 'number') !== (typeof b === 'number')) {
+    const [s, k] = typeof a === 'number' ? [dimParts(b), a] : [dimParts(a), b as number];
+    if (Number.isInteger(k) && k > 0) return scaledDim(s.symbol!, s.factor * k);
+  }
+  if (dtype === 'int' && op === 'Div' && typeof a === 'string' && typeof b === 'number') {
+    const s = dimParts(a);
+    if (Number.isInteger(b) && b > 0 && s.factor % b === 0) return scaledDim(s.symbol!, s.factor / b);
+  }
   if (op === 'Mul' && b === 1) return a;
   if (op === 'Mul' && a === 1) return b;
   if ((op === 'Add' || op === 'Sub') && b === 0) return a;

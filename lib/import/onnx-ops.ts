@@ -4,7 +4,7 @@
 // Each translator reads static arguments (shapes, pads, axes, scales) as host values and refuses, naming
 // the attribute, what it does not implement; nothing is approximated.
 
-import type { Graph, Shape, Value } from '../graph/graph.ts';
+import { dimParts, scaledDim, type Graph, type Shape, type Value } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import * as nn from '../graph/nn-ops.ts';
 import { hostValue, numbersOf, scalarOf, type HostScalar, type HostValue } from './host-values.ts';
@@ -317,15 +317,23 @@ function reshapeNode(c: NodeContext): Value {
   const known = target.filter((d) => d !== -1);
   if (target.length - known.length > 1) fail(c, `reshape to [${spec}] has more than one inferred dimension`);
   if (known.length < target.length) {
-    // Infer the -1: the input's elements over the known ones, symbols cancelling by name.
-    const syms = x.shape.filter((d) => typeof d === 'string') as string[];
-    let num = x.shape.reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
-    for (const d of known) {
-      if (typeof d === 'number') num /= d;
-      else if (syms.includes(d as string)) syms.splice(syms.indexOf(d as string), 1);
-      else fail(c, `reshape [${x.shape}] -> [${spec}]: the run-time dimension '${d}' does not come from the input`);
+    // Infer the -1: the input's elements over the known ones, symbols cancelling by name ('N*3' counts as the
+    // symbol N and a static 3), so view(-1, H, W) of [N,3,H,W] is [N*3,H,W].
+    const syms: string[] = [];
+    let num = 1;
+    for (const d of x.shape) {
+      const p = dimParts(d);
+      if (p.symbol) syms.push(p.symbol);
+      num *= p.factor;
     }
-    const inferred = syms.length === 0 ? num : syms.length === 1 && num === 1 ? syms[0] : fail(c, `reshape [${x.shape}] -> [${spec}] cannot infer a dimension that mixes run-time sizes`);
+    for (const d of known) {
+      const p = dimParts(d);
+      if (p.symbol && !syms.includes(p.symbol)) fail(c, `reshape [${x.shape}] -> [${spec}]: the run-time dimension '${d}' does not come from the input`);
+      if (p.symbol) syms.splice(syms.indexOf(p.symbol), 1);
+      num /= p.factor;
+    }
+    if (!Number.isInteger(num)) fail(c, `reshape [${x.shape}] -> [${spec}]: the known sizes do not divide the input's elements`);
+    const inferred = syms.length === 0 ? num : syms.length === 1 ? scaledDim(syms[0]!, num) : fail(c, `reshape [${x.shape}] -> [${spec}] cannot infer a dimension that mixes run-time sizes`);
     target[target.indexOf(-1)] = inferred;
   }
   try {

@@ -39,7 +39,7 @@ import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, startGrpoPhase } 
 import { assembleGrpoBatch, type TrainableGroup } from '../grpo/batch.ts';
 import { groupSampleId, grpoCursors, identityAction, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
 import { flowGrpoUpdate, grpoUpdate } from '../grpo/update.ts';
-import { initialParamsOf, policySpecOf } from '../models/bundle.ts';
+import { checkNetworkOf, initialParamsOf, policySpecOf } from '../models/bundle.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../flow/family.ts';
 import { baseDigestOf } from '../models/policy.ts';
 import { ssimMapSize } from '../models/ssim.ts';
@@ -135,6 +135,7 @@ export async function runSingleProcess(
   const algo = compileAlgorithm(config);
   const H = config.data.size;
   const pix = 3 * H * H;
+  await checkNetworkOf(config); // an imported network's start-up check (a SetupError), before it is used
   const dataset = await openRunDataset(config, 'train');
   const params = opts.params ?? initialParamsOf(config);
   const flow = isFlowFamily(config);
@@ -344,6 +345,7 @@ export async function runRewardBackprop(
   if (isFlowFamily(config)) throw new Error('reward backprop: defined for model.family gaussian only (the flow family samples through T steps)');
   const H = config.data.size;
   const pix = 3 * H * H;
+  await checkNetworkOf(config); // an imported network's start-up check (a SetupError), before it is used
   const dataset = await openRunDataset(config, 'train');
   const params = opts.params;
   const trainer = PolicyTrainer.create(config, params);

@@ -101,8 +101,10 @@ export async function rewardModel(resolution: Resolution, choice?: EncoderChoice
 /**
  * The start-up check of the run's imported network (model.network; nothing for a built-in one): the import
  * command's forward check against onnxruntime, refused with a SetupError. Every process that uses the network
- * awaits it before it joins a run (the orchestrator, every worker role, the single-process loop and demo, the eval
- * command); importedPolicy then runs no onnxruntime work (lib/models/imported-policy.ts).
+ * awaits it once, at its entry point, before it joins a run: orchestrator/main.ts, the worker runtime at the Welcome,
+ * runSingleProcess and runRewardBackprop (the demo, experiments), runFlowLoop, the eval and export commands. Data
+ * code (openRunDataset) does none. The check and importedPolicy use the same bytes of the file, read once per
+ * process; importedPolicy then runs no onnxruntime work (lib/models/imported-policy.ts).
  */
 export async function checkNetworkOf(config: RunConfig): Promise<void> {
   const { network } = config.model;

@@ -1,5 +1,5 @@
 // An imported network as the policy's mean network (model.network, model.adapter): the ONNX file (and an
-// optional state dict) is read once per process, checked against the policy contract at the run's
+// optional state dict) is read once per process (the start-up check and every import use those bytes), checked against the policy contract at the run's
 // resolution, and split into what trains (the checkpointed tensors: trainable base tensors, LoRA factors)
 // and the frozen base, which every graph holds as constants. The base digest (sha256 of the files) names
 // the frozen base in checkpoints, so a role that reads another base refuses the run.
@@ -65,6 +65,33 @@ function readOrFail(path: string, field: string): Uint8Array {
   }
 }
 
+/**
+ * The network's files (model.network.onnx and .weights) as this process read them: each read once per process, and
+ * the start-up check and every import use these same bytes, so a file replaced under the same path during a run is
+ * never used by a process that checked the first one (a process started later reads the new file and checks it
+ * itself; the base digest, which names the bytes, then refuses the run's checkpoints if they differ).
+ */
+interface NetworkFiles {
+  onnx: Uint8Array;
+  weights?: Uint8Array;
+  /** sha256 of the ONNX file, or of both digests when a weights file replaces its initializers. */
+  digest: string;
+}
+
+const filesRead = new Map<string, NetworkFiles>();
+
+function networkFiles(network: NetworkSpec): NetworkFiles {
+  const key = JSON.stringify([network.onnx, network.weights ?? null]);
+  const hit = filesRead.get(key);
+  if (hit) return hit;
+  const onnx = readOrFail(network.onnx, 'model.network.onnx');
+  const weights = network.weights ? readOrFail(network.weights, 'model.network.weights') : undefined;
+  const digest = weights ? sha256Hex(`${sha256Hex(onnx)}:${sha256Hex(weights)}`) : sha256Hex(onnx);
+  const files: NetworkFiles = { onnx, digest, ...(weights ? { weights } : {}) };
+  filesRead.set(key, files);
+  return files;
+}
+
 /** The network's file as read and translated at the spec's resolution, before adapters and frozen choices. */
 interface ReadNetwork {
   bytes: Uint8Array;
@@ -74,8 +101,8 @@ interface ReadNetwork {
   baseDigest: string;
 }
 
-function readNetwork(network: NetworkSpec): ReadNetwork {
-  const bytes = readOrFail(network.onnx, 'model.network.onnx');
+function readNetwork(network: NetworkSpec, files: NetworkFiles): ReadNetwork {
+  const bytes = files.onnx;
   // the first input that is not an initializer (keep_initializers_as_inputs lists the weights as inputs too)
   const imageName = network.image ?? graphInputs(decodeModel(bytes, network.onnx).graph)[0]?.name ?? 'image';
   const imageShape = ['N', 3, network.height, network.width];
@@ -83,35 +110,32 @@ function readNetwork(network: NetworkSpec): ReadNetwork {
   const extraInputs = [network.time, network.condition].filter((n): n is string => !!n);
   const net = importOnnx(bytes, { source: network.onnx, symbolicBatch: true, inputShapes });
   const contract = checkPolicyContract(net, { image: imageName, extraInputs });
-  let base = net.weights;
-  let baseDigest = sha256Hex(bytes);
-  if (network.weights) {
-    const w = readOrFail(network.weights, 'model.network.weights');
-    base = weightsFromStateDict(net, w, network.weights);
-    baseDigest = sha256Hex(`${baseDigest}:${sha256Hex(w)}`);
-  }
-  return { bytes, net, contract, base, baseDigest };
+  const base = files.weights ? weightsFromStateDict(net, files.weights, network.weights!) : net.weights;
+  return { bytes, net, contract, base, baseDigest: files.digest };
 }
 
-// The networks this process has checked against onnxruntime (checkImportedNetwork), by file and input names: the
-// translation does not depend on the resolution, so evaluation at a whole photograph's size needs no second check.
+// The networks this process has checked against onnxruntime (checkImportedNetwork), by the digest of the bytes
+// checked and the input names: the translation does not depend on the resolution, so evaluation at a whole
+// photograph's size needs no second check.
 const checked = new Set<string>();
-const checkKey = (n: NetworkSpec) => JSON.stringify([n.onnx, n.weights ?? null, n.image ?? null, n.time ?? null, n.condition ?? null]);
+const checkKey = (n: NetworkSpec, files: NetworkFiles) => JSON.stringify([files.digest, n.image ?? null, n.time ?? null, n.condition ?? null]);
 
 /**
  * The import command's forward check (lib/import/report.ts: the imported graph against onnxruntime running the
  * file, random input at batch 2), once per process and network, asynchronously. Every process that uses an
  * imported network awaits it at its start, before it joins a run (checkNetworkOf, lib/models/bundle.ts: the worker
- * runtime at the Welcome, openRunDataset in the orchestrator, the single-process loop and the demo, the eval
- * command), so importedPolicy, which the graphs and shapes are built from, never runs onnxruntime. A graph the
- * importer translates wrongly, or a file it cannot read, is refused with a SetupError (no restart cures it).
+ * runtime at the Welcome, the orchestrator's main, the single-process loop and reward backprop, the flow loop, the
+ * eval and export commands), so importedPolicy, which the graphs and shapes are built from, never runs onnxruntime.
+ * The check and importedPolicy use the same bytes (networkFiles). A graph the importer translates wrongly, or a
+ * file it cannot read, is refused with a SetupError (no restart cures it).
  */
 export async function checkImportedNetwork(network: NetworkSpec): Promise<void> {
-  const key = checkKey(network);
-  if (checked.has(key)) return;
+  let files: NetworkFiles;
   let read: ReadNetwork;
   try {
-    read = readNetwork(network);
+    files = networkFiles(network);
+    if (checked.has(checkKey(network, files))) return;
+    read = readNetwork(network, files);
   } catch (e) {
     throw e instanceof SetupError ? e : new SetupError((e as Error).message, { cause: e });
   }
@@ -120,12 +144,18 @@ export async function checkImportedNetwork(network: NetworkSpec): Promise<void> 
   if (!check.ok) {
     throw new SetupError(`${network.onnx}: the imported network does not compute what onnxruntime computes on the file (random input, batch ${check.batch}): max |difference| ${check.maxAbsError.toExponential(2)}, relative ${check.relError.toExponential(2)} (limit 1e-4); \`recovery-grpo import ${network.onnx}\` reports it`);
   }
-  checked.add(key);
+  checked.add(checkKey(network, files));
 }
 
-/** Whether this process has checked the network (checkImportedNetwork). */
+/** Whether this process has checked the network, as it reads it (checkImportedNetwork); false for a file it cannot read. */
 export function isNetworkChecked(network: NetworkSpec): boolean {
-  return checked.has(checkKey(network));
+  let files: NetworkFiles;
+  try {
+    files = networkFiles(network);
+  } catch {
+    return false;
+  }
+  return checked.has(checkKey(network, files));
 }
 
 /**
@@ -133,10 +163,11 @@ export function isNetworkChecked(network: NetworkSpec): boolean {
  * (the forward check runs at the process's start, checkImportedNetwork): safe on a loop that dispatches work.
  */
 export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): ImportedPolicy {
-  const key = JSON.stringify([network, adapter ?? null]);
+  const files = networkFiles(network);
+  const key = JSON.stringify([files.digest, network, adapter ?? null]);
   const hit = cache.get(key);
   if (hit) return hit;
-  const { net, contract, base, baseDigest } = readNetwork(network);
+  const { net, contract, base, baseDigest } = readNetwork(network, files);
   const frozenBy = (network.frozen ?? []).map((f) => ({ f, re: namePattern(f) }));
   for (const { f, re } of frozenBy) {
     if (!net.params.some((p) => re.test(p.name))) throw new Error(`model.network.frozen: '${f}' matches no parameter of ${network.onnx} (${net.params.map((p) => p.name).join(', ')})`);

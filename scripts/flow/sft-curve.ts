@@ -24,7 +24,7 @@ import { PHOTO_MANIFEST, parsePhotoManifest, splitPhotoGroups } from '../../lib/
 import { evaluate, type Scores } from '../../lib/eval/evaluate.ts';
 import { FlowTrainer } from '../../lib/flow/family.ts';
 import { sftCursors } from '../../lib/grpo/sampling.ts';
-import { initialParamsOf } from '../../lib/models/bundle.ts';
+import { checkNetworkOf, initialParamsOf } from '../../lib/models/bundle.ts';
 import { sftLearningRate } from '../../lib/optim/schedule.ts';
 
 const [stepsArg, everyArg, outArg, ...overrides] = process.argv.slice(2);
@@ -52,6 +52,7 @@ writeFileSync(manifest, lines.join('\n') + '\n');
 const config = await loadConfig(undefined, [
   'model.family=flow', ...overrides, `data.source.path=${manifest}`, `data.evalImages=${val}`, `sft.steps=${steps}`, 'grpo.steps=0',
 ]);
+await checkNetworkOf(config); // an imported network (an override's model.network): its start-up check, before any use
 const train = await openRunDataset(config, 'train');
 const held = await openRunDataset(config, 'eval');
 const samples: Sample[] = [];

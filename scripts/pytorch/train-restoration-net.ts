@@ -7,7 +7,7 @@ import { loadConfig } from '../../lib/config/index.ts';
 import { openRunDataset } from '../../lib/config/dataset.ts';
 import { runSingleProcess } from '../../lib/local/single-process.ts';
 import { evaluate, firstSamples } from '../../lib/eval/evaluate.ts';
-import { initialParamsOf } from '../../lib/models/bundle.ts';
+import { checkNetworkOf, initialParamsOf } from '../../lib/models/bundle.ts';
 
 async function main(): Promise<void> {
   const fixture = join(import.meta.dirname, '../../test/fixtures/pytorch/restoration-net');
@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     `model.network.onnx=${fixture}.onnx`, `model.network.weights=${fixture}.safetensors`, ...extra.split(' ').filter(Boolean),
     `sft.steps=${sft}`, `grpo.steps=${grpo}`, 'run.id=pytorch',
   ]);
+  await checkNetworkOf(config); // the fixture's start-up check, before its first use (initialParamsOf, evaluate)
   const samples = await firstSamples(await openRunDataset(config, 'eval'), config.eval.samples);
   const start = initialParamsOf(config);
   const t0 = performance.now();

@@ -11,6 +11,7 @@ import { conv, convOutSize, mul, reduceSum } from '../../lib/graph/ops.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { testRandom } from './gradcheck.ts';
+import { scaledError, TOL } from './float64-reference.ts';
 
 type Pair = [number, number];
 type Pads = [number, number, number, number];
@@ -75,25 +76,8 @@ function referenceConv(c: ConvCase, x: Float32Array, w: Float32Array, b: Float32
   return { y, dx, dw: dW, db, outH, outW };
 }
 
-/** The largest difference relative to the reference's largest magnitude (the float32 scale of the tensor). */
-function scaledError(got: Float32Array, want: Float64Array): { err: number; scale: number; at: number } {
-  assert.equal(got.length, want.length, 'sizes');
-  let err = 0;
-  let scale = 0;
-  let at = -1;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]!));
-    const e = Math.abs(got[i]! - want[i]!);
-    if (!(e <= err)) [err, at] = [e, i]; // NaN counts as the worst
-  }
-  return { err: scale > 0 ? err / scale : err, scale, at };
-}
-
 const describe = (c: ConvCase): string =>
   `x [${c.x}] cout ${c.cout} k [${c.k}] s [${c.strides}] d [${c.dilations}] g ${c.group} pads [${c.pads}]`;
-
-/** Float32 sums of at most a few hundred terms: far below this relative to the tensor's scale. */
-const TOL = 1e-5;
 
 async function checkCase(c: ConvCase, seed: number): Promise<void> {
   const rand = testRandom(seed);

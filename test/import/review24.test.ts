@@ -9,12 +9,14 @@ import { Graph } from '../../lib/graph/graph.ts';
 import { decodeTensor, serialize } from '../../lib/graph/onnx.ts';
 import { expandTo } from '../../lib/graph/ops.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
-import { testRandom } from '../../lib/graph/gradcheck.ts';
+import { gradCheck, testRandom } from '../../lib/graph/gradcheck.ts';
 import { importOnnx, type ImportOptions } from '../../lib/import/onnx-import.ts';
 import { importedPolicy, isNetworkChecked } from '../../lib/models/imported-policy.ts';
 import { checkNetworkOf, paramShapesOf, policySpecOf } from '../../lib/models/bundle.ts';
 import { baseDigestOf } from '../../lib/models/policy.ts';
 import { openRunDataset } from '../../lib/config/dataset.ts';
+import { runSingleProcess } from '../../lib/local/single-process.ts';
+import { sha256Hex } from '../../lib/checkpoint/digest.ts';
 import { loadConfig } from '../../lib/config/index.ts';
 import { CONFIG_EXIT_CODE, exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 import { importReport } from '../../lib/import/report.ts';
@@ -174,10 +176,12 @@ test('a network the importer translates wrongly is refused when a process starts
       assert.match(e.message, new RegExp(`${file.replace(/[.]/g, '\\.')}: the imported network does not compute what onnxruntime computes .*batch 2.*max \\|difference\\| \\d`));
       return true;
     };
-    // the start-up seam of the orchestrator, the single-process loop and the demo (the worker runtime and the eval
-    // command await the same checkNetworkOf)
-    await assert.rejects(openRunDataset(tieConfig(file), 'train'), refused);
+    // the single-process loop's (and the demo's) entry point; the orchestrator's main, the worker runtime, the eval
+    // and export commands await the same checkNetworkOf
+    await assert.rejects(runSingleProcess(tieConfig(file)), refused);
     await assert.rejects(checkNetworkOf(tieConfig(file)), refused);
+    // data code does no network check (round 25: it ran inside openRunDataset)
+    assert.ok((await openRunDataset(tieConfig(file), 'train')).size > 0);
     assert.equal(isNetworkChecked(policySpecOf(tieConfig(file)).network!), false);
     // the same check through the import command
     const r = await importReport(file, { height: 13, width: 13 });
@@ -217,6 +221,34 @@ test("the orchestrator's periodic evaluation path runs no forward check: importe
   }
 });
 
+test('the start-up check and every later import use the same bytes: a file replaced under the same path is not used unchecked', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'review24-'));
+  try {
+    const file = join(dir, 'net.onnx');
+    const good = onnxModel({
+      opset: 13,
+      inputs: [{ name: 'image', dims: ['batch', 3, 'h', 'w'] }],
+      nodes: [{ op: 'Conv', inputs: ['image', 'w'], outputs: ['y'] }],
+      inits: [f('w', [3, 3, 1, 1])],
+      outputs: ['y'],
+    });
+    writeFileSync(file, good);
+    const config = loadConfig(undefined, [`model.network.onnx=${file}`, 'data.size=13', 'run.id=replaced']);
+    await checkNetworkOf(config);
+    // replaced mid-run by a network the importer translates wrongly; a later evaluation at a new resolution (the
+    // periodic evaluator's whole photographs) builds the network again: from the checked bytes, not the new file
+    writeFileSync(file, TIE());
+    const later = policySpecOf(config, { height: 40, width: 30 }).network!;
+    const p = importedPolicy(later);
+    assert.equal(p.baseDigest, sha256Hex(good));
+    assert.deepEqual(p.net.params.map((q) => q.name), ['w']);
+    assert.equal(isNetworkChecked(later), true);
+    await checkNetworkOf(config); // the same bytes: checked, nothing to refuse
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a float constant gathered along axis 1 is built on constants where folding cannot (it was refused)', async () => {
   const bytes = onnxModel({
     opset: 13,
@@ -246,14 +278,14 @@ test('Where on static values broadcasts (it needed equal shapes)', async () => {
 });
 
 test('an error from a builder or from folding names the file and the node', () => {
-  // x.view(B * C, H, W): a product with the run-time batch, which the importer does not represent
+  // x.view(B + 1, ...): a sum with the run-time batch, which the importer does not represent (a product it does)
   const bytes = onnxModel({
     opset: 13,
     inputs: [{ name: 'x', dims: ['batch', 3, 4, 4] }],
     nodes: [
       { op: 'Shape', inputs: ['x'], outputs: ['s'] },
       { op: 'Gather', inputs: ['s', 'zero0'], outputs: ['n'], attrs: [int('axis', 0)] },
-      { op: 'Mul', inputs: ['n', 'three'], outputs: ['n3'], name: '/Mul_bc' },
+      { op: 'Add', inputs: ['n', 'three'], outputs: ['n3'], name: '/Add_b' },
       { op: 'Unsqueeze', inputs: ['n3', 'zero'], outputs: ['n3u'] },
       { op: 'Concat', inputs: ['n3u', 'hw'], outputs: ['shape'], attrs: [int('axis', 0)] },
       { op: 'Reshape', inputs: ['x', 'shape'], outputs: ['y'] },
@@ -261,10 +293,54 @@ test('an error from a builder or from folding names the file and the node', () =
     inits: [i64('zero', [0]), i64('zero0', [0], []), i64('three', [3], []), i64('hw', [4, 4])],
     outputs: ['y'],
   });
-  assert.throws(() => importOnnx(bytes, { source: 'view.onnx', symbolicBatch: true }), /^Error: view\.onnx: node '\/Mul_bc' \(Mul\): Mul of 'N' and '3' depends on a run-time dimension/);
+  assert.throws(() => importOnnx(bytes, { source: 'view.onnx', symbolicBatch: true }), /^Error: view\.onnx: node '\/Add_b' \(Add\): Add of 'N' and '3' depends on a run-time dimension/);
   // a builder's own message (broadcasting) gets the node too
   const add = onnxModel({ opset: 13, inputs: [{ name: 'x', dims: [1, 3, 6, 6] }], nodes: [{ op: 'Add', inputs: ['x', 'b'], outputs: ['y'], name: '/up/Add' }], inits: [f('b', [1, 3, 8, 8])], outputs: ['y'] });
   assert.throws(() => importOnnx(add, { source: 'add.onnx' }), /^Error: add\.onnx: node '\/up\/Add' \(Add\): Add: shapes \[1,3,6,6\] and \[1,3,8,8\] do not broadcast/);
+});
+
+/**
+ * x.view(B * C, H, W) as torch.onnx.export writes it (B and C read from x's Shape), a depthwise Conv on each plane as
+ * one channel, then view(B, 2 * C, H, W) back; or the same with view(-1, H, W) (`inferred`).
+ */
+const viewBatchTimesChannels = (inferred: boolean) => onnxModel({
+  opset: 13,
+  inputs: [{ name: 'x', dims: ['batch', 3, 5, 4] }],
+  nodes: [
+    { op: 'Shape', inputs: ['x'], outputs: ['s'] },
+    { op: 'Gather', inputs: ['s', 'zero0'], outputs: ['b'], attrs: [int('axis', 0)] },
+    { op: 'Gather', inputs: ['s', 'one0'], outputs: ['c'], attrs: [int('axis', 0)] },
+    { op: 'Mul', inputs: ['b', 'c'], outputs: ['bc'] },
+    { op: 'Unsqueeze', inputs: ['bc', 'zero'], outputs: ['bcu'] },
+    { op: 'Concat', inputs: [inferred ? 'minus1' : 'bcu', 'hw'], outputs: ['to'], attrs: [int('axis', 0)] },
+    { op: 'Reshape', inputs: ['x', 'to'], outputs: ['planes'] },
+    { op: 'Unsqueeze', inputs: ['planes', 'one'], outputs: ['p1'] },
+    { op: 'Conv', inputs: ['p1', 'w', 'bias'], outputs: ['q'], attrs: [{ name: 'pads', type: 7, ints: [1, 1, 1, 1] }] },
+    { op: 'Unsqueeze', inputs: ['b', 'zero'], outputs: ['bu'] },
+    { op: 'Mul', inputs: ['c', 'two'], outputs: ['c2'] },
+    { op: 'Unsqueeze', inputs: ['c2', 'zero'], outputs: ['c2u'] },
+    { op: 'Concat', inputs: ['bu', 'c2u', 'hw'], outputs: ['back'], attrs: [int('axis', 0)] },
+    { op: 'Reshape', inputs: ['q', 'back'], outputs: ['y'] },
+  ],
+  inits: [i64('zero', [0]), i64('one', [1]), i64('zero0', [0], []), i64('one0', [1], []), i64('two', [2], []), i64('minus1', [-1]), i64('hw', [5, 4]), f('w', [2, 1, 3, 3]), f('bias', [2])],
+  outputs: ['y'],
+});
+
+test('Reshape to the run-time batch times static sizes (x.view(B * C, H, W), view(-1, H, W)) imports exactly, as onnxruntime runs the file', async () => {
+  for (const inferred of [false, true]) {
+    const bytes = viewBatchTimesChannels(inferred);
+    const net = importOnnx(bytes, { source: 'view.onnx', symbolicBatch: true });
+    assert.deepEqual(net.outputs[0]!.shape, ['N', 6, 5, 4]);
+    for (const batch of [1, 2, 3]) assert.ok((await maxError(bytes, { x: [batch, 3, 5, 4] }, { symbolicBatch: true })) < 1e-6, `batch ${batch}`);
+  }
+});
+
+test('a product dimension trains: the gradient through view(B * C, H, W) and back equals finite differences', async () => {
+  const net = importOnnx(viewBatchTimesChannels(false), { source: 'view.onnx', symbolicBatch: true });
+  const r = await gradCheck([{ name: 'x', shape: ['N', 3, 5, 4] }, { name: 'w', shape: [2, 1, 3, 3] }], (g, [x, w]) =>
+    net.build(g, { x: x! }, (p) => (p.name === 'w' ? w! : g.constant(net.weights.get(p.name)!.data, p.shape)))[0]!);
+  assert.ok(r.relError < 1e-2, `analytic ${r.analytic} vs numeric ${r.numeric} (relative error ${r.relError})`);
+  assert.ok(Math.abs(r.analytic) > 1e-4, 'the check must exercise a non-zero gradient');
 });
 
 test('Concat off-axis sizes and Reshape element counts are checked at import, naming the node', () => {
