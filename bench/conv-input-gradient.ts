@@ -5,15 +5,19 @@
 //             a 1x1 Conv with W as [(i,ky),(o,kx)], then the vertical sum over ky by a grouped one-hot kh x 1 Conv,
 //             then the crop of the padded columns
 //   sliced    the same product, the vertical sum by one Pad, kh Slices and kh-1 Adds
+//   product   the 1x1 Conv alone (P, Cin*kh channels); matmul: the same product as a MatMul
+//   chunked+  dYs, product and vertical sum per chunk of 2 images (as the weight gradient's chunked path builds dYs),
+//             concatenated; `dYs chunks` builds only the chunks' dYs (and a cheap slice of each, concatenated), so
+//             chunked+ less dYs chunks is roughly what the input gradient would add inside the chunked path
 //   shifted+  `shifted` with dYs built inside the graph (its whole cost where the weight gradient did not build it)
-// Each arm's output is checked against `conv`'s (float tolerance: the sums' order differs).
+// Each dX arm's output is checked against `conv`'s (float tolerance: the sums' order differs). Round 25 measured the
+// whole layer's backward with the rule in the graph too (commit 8fec1b9, since reverted: docs/performance.md).
 //
-//   [CIG_SIZES=64,128] [CIG_THREADS=1,2] [CIG_C=16] [CIG_REPS=7] nice -n 10 node --import tsx bench/conv-input-gradient.ts
+//   [CIG_SIZES=64,128] [CIG_THREADS=1,2] [CIG_C=16] [CIG_REPS=7] [CIG_ARMS=shifted,product,...]
+//   nice -n 10 node --import tsx bench/conv-input-gradient.ts
 import { loadavg } from 'node:os';
 import { Graph, type Value } from '../lib/graph/graph.ts';
-import { SHIFTED_INPUT_GRADIENT } from '../lib/graph/conv-gradients.ts';
-import { gradients } from '../lib/graph/autodiff.ts';
-import { add, concat, conv, identity, mul, reduceSum, matmul, pad, reshape, slice, transpose } from '../lib/graph/ops.ts';
+import { add, concat, conv, matmul, pad, reshape, slice, transpose } from '../lib/graph/ops.ts';
 import { serialize } from '../lib/graph/onnx.ts';
 import { GraphSession, type Feeds } from '../lib/graph/runtime.ts';
 import { standardNormal } from '../lib/data/random.ts';
@@ -69,25 +73,7 @@ function byChunks(dy: Value, f: (chunk: Value) => Value): Value {
   return concat(parts, 0);
 }
 
-/**
- * The whole backward of the layer as the GRPO graph builds it (lib/graph/conv-gradients.ts: the weight gradient by
- * shifted copies, in chunks, and the input gradient by today's Conv or from dYs), x being dy's own values; its
- * output the input gradient plus the weight gradient's sum, so that both run.
- */
-function layerBackward(g: Graph, dy: Value, w: Value, fromShifted: boolean): Value {
-  const saved = SHIFTED_INPUT_GRADIENT.enabled;
-  SHIFTED_INPUT_GRADIENT.enabled = fromShifted;
-  try {
-    const x = identity(dy);
-    const y = conv(x, w, undefined, { pads: [1, 1, 1, 1] });
-    const [gx, gw] = gradients(reduceSum(mul(y, dy)), [x, w]);
-    return add(gx!, reduceSum(gw!));
-  } finally {
-    SHIFTED_INPUT_GRADIENT.enabled = saved;
-  }
-}
-
-type Arm = { label: string; build: (g: Graph, dy: Value, dys: Value, w: Value, h: number, w2: number) => Value };
+type Arm = { label: string; dx?: false; build: (g: Graph, dy: Value, dys: Value, w: Value, h: number, w2: number) => Value };
 const allArms: Arm[] = [
   {
     label: 'conv (main)',
@@ -99,12 +85,10 @@ const allArms: Arm[] = [
   },
   { label: 'shifted', build: (_g, _dy, dys, w, h, w2) => verticalByConv(product(dys, w), h, w2) },
   { label: 'sliced', build: (_g, _dy, dys, w, h, w2) => verticalBySlices(product(dys, w), h, w2) },
-  { label: 'product', build: (_g, _dy, dys, w) => product(dys, w) },
-  { label: 'matmul', build: (_g, _dy, dys, w, h, w2) => matmul(reshape(transpose(w, [1, 2, 0, 3]), [C * K, C * K]), reshape(dys, [N, C * K, h * w2])) },
+  { label: 'product', dx: false, build: (_g, _dy, dys, w) => product(dys, w) },
+  { label: 'matmul', dx: false, build: (_g, _dy, dys, w, h, w2) => matmul(reshape(transpose(w, [1, 2, 0, 3]), [C * K, C * K]), reshape(dys, [N, C * K, h * w2])) },
   { label: 'chunked+', build: (_g, dy, _dys, w, h, w2) => byChunks(dy, (c) => verticalByConv(product(shiftedDy(c), w), h, w2)) },
-  { label: 'dYs chunks', build: (_g, dy, _dys, _w, h, w2) => byChunks(dy, (c) => slice(shiftedDy(c), [0, 1], [C, w2 - 1], [1, 3])) },
-  { label: 'layer-main', build: (g, dy, _dys, w) => layerBackward(g, dy, w, false) },
-  { label: 'layer-dYs', build: (g, dy, _dys, w) => layerBackward(g, dy, w, true) },
+  { label: 'dYs chunks', dx: false, build: (_g, dy, _dys, _w, h, w2) => byChunks(dy, (c) => slice(shiftedDy(c), [0, 1], [C, w2 - 1], [1, 3])) },
   { label: 'shifted+', build: (_g, dy, _dys, w, h, w2) => verticalByConv(product(shiftedDy(dy), w), h, w2) },
 ];
 
@@ -152,8 +136,10 @@ for (const size of sizes) {
     for (const run of runs) {
       let err = 0;
       for (let i = 0; i < ref.length; i++) err = Math.max(err, Math.abs(run.out![i]! - ref[i]!));
+      if (run.arm.dx !== false && !(err / scale < 1e-5)) throw new Error(`${run.arm.label}: dX differs from conv's by ${err} (scale ${scale})`);
+      const check = run.arm.dx === false ? '' : `; max |dx - conv's| / scale ${(err / scale).toExponential(1)}`;
       const spread = `${Math.min(...run.cpu).toFixed(1)}-${Math.max(...run.cpu).toFixed(1)}`;
-      console.log(`  ${run.arm.label.padEnd(12)} CPU ${median(run.cpu).toFixed(1).padStart(6)} ms (${spread}), wall ${median(run.wall).toFixed(1).padStart(6)} ms; max |dx - conv's| / scale ${(err / scale).toExponential(1)}`);
+      console.log(`  ${run.arm.label.padEnd(12)} CPU ${median(run.cpu).toFixed(1).padStart(6)} ms (${spread}), wall ${median(run.wall).toFixed(1).padStart(6)} ms${check}`);
     }
     for (const run of runs) await run.session.release();
   }

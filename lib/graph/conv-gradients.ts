@@ -13,12 +13,6 @@ export const convRule: VJP = ({ inputs: [x, w, b], outputs: [y], attrs }, [dy], 
   const a = attrs as unknown as ConvAttrs;
   const [, , kh, kw] = w.shape as number[];
   const stride1 = a.group === 1 && a.strides.every((st) => st === 1);
-  // Both gradients of a stride-1 layer from the weight gradient's shifted copies of dY, where that form covers it.
-  if (stride1 && needs[0] && needs[1] && shiftedInputGradientFits(x, w, a)) {
-    const { dw, dx } = kernelGradientShifted(x, dy!, [kh, kw], a, w);
-    const db = b && needs[2] ? reduceSum(dy!, [0, 2, 3]) : null;
-    return b ? [dx, dw, db] : [dx, dw];
-  }
   const dx = !needs[0]
     ? null
     : stride1
@@ -61,7 +55,7 @@ export const convTransposeRule: VJP = ({ inputs: [x, w, b], attrs }, [dy], needs
  * Grouped convolutions are handled group by group.
  */
 function kernelGradient(x: Value, dy: Value, k: [number, number], a: ConvAttrs, kind: 'conv' | 'convTranspose'): Value {
-  if (kind === 'conv' && a.group === 1 && a.strides.every((s) => s === 1)) return kernelGradientShifted(x, dy, k, a, null).dw;
+  if (kind === 'conv' && a.group === 1 && a.strides.every((s) => s === 1)) return kernelGradientShifted(x, dy, k, a);
   const G = a.group;
   const cx = x.shape[1] as number;
   const cy = dy.shape[1] as number;
@@ -129,20 +123,18 @@ function shiftedCopies(x: Value, k: number, vertical: boolean, tap: (t: number) 
  * copies), and the matrix product [Cin*kh, Ho*W2] x [Ho*W2, Cout*kw] yields every (ky, kx) pair at once.
  * The extra terms are zero products, so the sums equal im2col's up to the order of float additions.
  */
-function kernelGradientShifted(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs, w: Value | null): { dw: Value; dx: Value | null } {
+function kernelGradientShifted(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
   const cin = staticDim(x.shape[1], 'conv weight gradient');
   const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
   const w2 = wo + (kw - 1) * a.dilations[1];
   const [m, k] = [cin * kh, cout * kw];
   const perImage = (m + k) * ho * w2 * 4;
   // The rows of the MatMul's first operand may be split among threads, its columns must not be (see batchChunks).
-  const parts = CHUNKS.count > 1 && perImage >= CHUNKS.minBytes && k <= m
-    ? batchChunks([x, dy], CHUNKS.count).map(([xc, dyc]) => shiftedGradients(xc, dyc, [kh, kw], a, w))
-    : [shiftedGradients(x, dy, [kh, kw], a, w)];
-  const prod = parts.length > 1 ? concatBatch(parts.map((p) => p.prod), [x.shape[0], m, k]) : parts[0]!.prod;
-  const dx = !w ? null : parts.length > 1 ? concatBatch(parts.map((p) => p.dx!), x.shape) : parts[0]!.dx;
+  const prod = CHUNKS.count > 1 && perImage >= CHUNKS.minBytes && k <= m
+    ? concatBatch(batchChunks([x, dy], CHUNKS.count).map(([xc, dyc]) => shiftedProduct(xc, dyc, [kh, kw], a)), [x.shape[0], m, k])
+    : shiftedProduct(x, dy, [kh, kw], a);
   const dwT = reduceSum(prod, [0]); // [(i,ky), (o,kx)]
-  return { dw: transpose(reshape(dwT, [cin, kh, cout, kw]), [2, 0, 1, 3]), dx };
+  return transpose(reshape(dwT, [cin, kh, cout, kw]), [2, 0, 1, 3]);
 }
 
 /**
@@ -178,11 +170,8 @@ function concatBatch(parts: Value[], shape: Dim[]): Value {
   return parts[0]!.graph.emit('Concat', parts, { axis: 0 }, [{ dtype: parts[0]!.dtype, shape }])[0];
 }
 
-/**
- * [n, Cin*kh, Cout*kw]: each image's product of its shifted operands (kernelGradientShifted); with the layer's weight
- * `w`, also the input gradient from the same dYs (inputGradientShifted).
- */
-function shiftedGradients(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs, w: Value | null): { prod: Value; dx: Value | null } {
+/** [n, Cin*kh, Cout*kw]: each image's product of its shifted operands (kernelGradientShifted). */
+function shiftedProduct(x: Value, dy: Value, [kh, kw]: [number, number], a: ConvAttrs): Value {
   const [n, cin] = x.shape;
   const [, cout, ho, wo] = dy.shape as [Dim, number, number, number];
   const [dh, dw] = a.dilations;
@@ -194,49 +183,7 @@ function shiftedGradients(x: Value, dy: Value, [kh, kw]: [number, number], a: Co
   const shifted = shiftedCopies(dy, kw, false, (t) => kw - 1 - t, { pads: [0, p, 0, p], dilations: [1, dw] });
   if (rows.shape[3] !== w2 || shifted.shape[3] !== w2) throw new Error(`conv weight gradient: shifted widths ${rows.shape[3]} and ${shifted.shape[3]}, expected ${w2}`);
   const c = cin as number;
-  const prod = matmul(reshape(rows, [n, c * kh, ho * w2]), transpose(reshape(shifted, [n, cout * kw, ho * w2]), [0, 2, 1]));
-  return { prod, dx: w ? inputGradientShifted(shifted, w, a) : null };
-}
-
-/**
- * Whether inputGradientShifted covers a stride-1, group-1 layer: a kernel of more than one tap (a 1x1 kernel's
- * input gradient is already a plain product), and pads within the dilated kernel's extent vertically (the
- * vertical sum's pads (kh-1)*dh - pad must not be negative; wider pads keep today's Conv, which crops).
- */
-function shiftedInputGradientFits(x: Value, w: Value, a: ConvAttrs): boolean {
-  if (!SHIFTED_INPUT_GRADIENT.enabled) return false;
-  const [, , kh, kw] = w.shape as number[];
-  const reach = (kh - 1) * a.dilations[0];
-  return kh * kw > 1 && a.pads[0] <= reach && a.pads[2] <= reach && typeof x.shape[1] === 'number';
-}
-
-/** Round 25 (grpo25): the input gradient from dYs, built and measured; see docs/performance.md, "Round 25: grpo25". */
-export const SHIFTED_INPUT_GRADIENT = { enabled: true };
-
-/**
- * The input gradient of a stride-1, group-1 conv from the weight gradient's dYs[n,(o,kx),y,x'] = dy[n,o,y,x'-kx*dw]
- * (width W2 = Wo + (kw-1)*dw, zeros where the shift leaves the map), instead of a Conv over dY's k*k shifted copies:
- *   dX[n,i,y,x] = sum_ky P[n,(i,ky), y + top - ky*dh, x + left],  P[n,(i,ky),y,x'] = sum_(o,kx) W[o,i,ky,kx] dYs[n,(o,kx),y,x']
- * P is a 1x1 Conv (a plain product, no im2col) with W as [(i,ky),(o,kx)]; the sum over ky of P's rows shifted by
- * ky*dh is a grouped kh x 1 one-hot Conv (dilation dh, pads (kh-1)*dh - top and (kh-1)*dh - bottom; rows outside P
- * are zero there as in dX's sum), and the columns [left, W2 - right) are dX's.
- */
-function inputGradientShifted(dys: Value, w: Value, a: ConvAttrs): Value {
-  const [cout, cin, kh, kw] = w.shape as number[];
-  const [dh] = a.dilations;
-  const [top, left, bottom, right] = a.pads;
-  const w2 = staticDim(dys.shape[3], 'conv input gradient');
-  const prod = conv(dys, reshape(transpose(w, [1, 2, 0, 3]), [cin * kh, cout * kw, 1, 1]));
-  const reach = (kh - 1) * dh;
-  const summed = kh === 1 ? prod : shiftedSum(prod, cin, kh, { pads: [reach - top, 0, reach - bottom, 0], dilations: [dh, 1] });
-  return left + right > 0 ? slice(summed, [left], [w2 - right], [3]) : summed;
-}
-
-/** out[n,i,y,x] = sum_t in[n,(i,t), y + (k-1-t)*d - padTop, x]: a grouped k x 1 Conv, one one-hot kernel row per input channel. */
-function shiftedSum(x: Value, c: number, k: number, o: ConvOptions): Value {
-  const oneHot = new Float32Array(c * k * k);
-  for (let ch = 0; ch < c; ch++) for (let t = 0; t < k; t++) oneHot[(ch * k + t) * k + (k - 1 - t)] = 1;
-  return conv(x, x.graph.constant(oneHot, [c, k, k, 1]), undefined, { ...o, group: c });
+  return matmul(reshape(rows, [n, c * kh, ho * w2]), transpose(reshape(shifted, [n, cout * kw, ho * w2]), [0, 2, 1]));
 }
 
 /** A convolution whose weight has a run-time dimension (used only inside gradients). */
