@@ -41,6 +41,8 @@ export const flowConfigSchema = z.strictObject({
         .describe("First SDE step, or 'random': drawn per group among the starts that keep the window in the high-noise first half."),
     }).prefault({}).describe('The SDE window: which steps of a rollout are stochastic and trained.'),
   }).prefault({}).describe('The stochastic steps of a training rollout (Flow-GRPO).'),
+  klForm: z.enum(['exact', 'flow_grpo']).default('exact')
+    .describe("The KL term of the Flow-GRPO loss (weight grpo.beta). exact: the KL between the policy's and the reference's step Gaussians, mean((mean - ref_mean)^2) / (2 std^2) with the step's std (sde: s_t sqrt(-dt)). flow_grpo: as flow_grpo's train_sd3.py writes it, / (2 s_t^2) without the -dt, i.e. the exact KL times -dt on sde steps (15-28x smaller at the defaults), so that grpo.beta means what flow_grpo's beta means. cps: the two are the same."),
   timeFrequencies: int().gte(1).default(8)
     .describe('Sinusoidal frequencies of the time embedding (2x features: sin and cos).'),
   timeWidth: int().gte(1).default(32)

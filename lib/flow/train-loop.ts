@@ -87,7 +87,7 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
   const scorer = new RewardScorer(config.reward);
   const step = await GraphSession.create(serialize(buildFlowStepGraph(s.model, r, s.sampler.type)));
   const sft = await GraphSession.create(serialize(buildFlowSftGraph(s.model, r)));
-  const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(s.model, r, s.sampler.type, config.grpo.advantageMode)));
+  const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(s.model, r, s.sampler.type, config.grpo.advantageMode, config.flow.klForm)));
   const params = initVelocityParams(s.model, seed);
   const startT = s.sampler.start === 'noise' ? 1 : s.sampler.startT;
 

@@ -24,6 +24,8 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   assert.equal(f.inputGate, false);
   assert.equal('inputGate' in velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), false);
   assert.equal(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, flowConfigSchema.parse({ inputGate: true })).inputGate, true);
+  assert.equal(f.klForm, 'exact', 'the KL term stays the exact one unless flow_grpo\'s form is asked for');
+  assert.equal(flowConfigSchema.parse({ klForm: 'flow_grpo' }).klForm, 'flow_grpo');
 });
 
 test('flow config: a window reaching the last step, a random window past the first half and cps with a >= 1 are refused by name', () => {
@@ -39,4 +41,5 @@ test('flow config: a window reaching the last step, a random window past the fir
   assert.match(issues({ predict: 'x0' })[0], /^predict: /);
   assert.match(issues({ space: 'latent' })[0], /^space: /);
   assert.match(issues({ scale: 0 })[0], /^scale: /);
+  assert.match(issues({ klForm: 'kl' })[0], /^klForm: /);
 });
