@@ -39,10 +39,13 @@ test('config: model.family flow mounts the flow section; a bad window is refused
 // The residual space: the flow's states (and log-densities) are the scaled residual of the corrupted image.
 const RESIDUAL_SPACE = { space: 'residual', scale: 0.1, predict: 'residual' };
 const withFlow = (flow: Record<string, unknown>) => ({ flow: { ...(tiny().flow as unknown as Record<string, unknown>), ...flow } });
+// The cps sampler (its a = 0 step is the Euler step only up to rounding, so the export's Euler loop is a real check).
+const CPS = { sde: { type: 'cps', a: 0.5, window: { size: 1, start: 'random' } } };
 
-for (const [mode, space] of [['scalar', 'image'], ['dense', 'image'], ['scalar', 'residual']] as const) {
-  test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode}, ${space} space)`, async () => {
-    const c = tiny(space === 'residual' ? withFlow(RESIDUAL_SPACE) : {}, mode);
+for (const [mode, space, type] of [['scalar', 'image', 'sde'], ['dense', 'image', 'sde'], ['scalar', 'residual', 'sde'], ['scalar', 'image', 'cps']] as const) {
+  test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode}, ${space} space, ${type})`, async () => {
+    const c = tiny(withFlow({ ...(space === 'residual' ? RESIDUAL_SPACE : {}), ...(type === 'cps' ? CPS : {}) }), mode);
+    assert.equal(c.flow.sde.type, type);
     const H = c.data.size;
     const pix = 3 * H * H;
     const G = c.grpo.groupSize;
@@ -99,8 +102,9 @@ test('the single-process specification trains the flow family: SFT, Flow-GRPO ov
   for (const [k, t] of r.params) assert.deepEqual(again.params.get(k)!.data, t.data, k);
 });
 
-for (const [space, start] of [['image', 'noise'], ['residual', 'noise'], ['residual', 'corrupted']] as const) test(`the standalone export is the ODE sampler in image space, equal to FlowRunner.evaluate (${space} space, start ${start})`, async () => {
-  const c = tiny(space === 'residual' ? withFlow({ ...RESIDUAL_SPACE, start }) : {});
+for (const [space, start, type] of [['image', 'noise', 'sde'], ['residual', 'noise', 'sde'], ['residual', 'corrupted', 'sde'], ['image', 'noise', 'cps'], ['image', 'corrupted', 'cps']] as const) test(`the standalone export is the ODE sampler in image space, equal to FlowRunner.evaluate (${space} space, start ${start}, ${type})`, async () => {
+  const c = tiny(withFlow({ ...(space === 'residual' ? RESIDUAL_SPACE : {}), start, ...(type === 'cps' ? CPS : {}) }));
+  assert.equal(c.flow.sde.type, type);
   if (space === 'residual') assert.match(flowSamplerName(c), /runs on the residual scaled by 1\/0\.1/);
   const H = c.data.size;
   const pix = 3 * H * H;
