@@ -9,7 +9,9 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   const f = flowConfigSchema.parse({});
   assert.equal(f.steps, 10);
   assert.equal(f.evalSteps, 40);
-  assert.deepEqual(f.sde, { type: 'sde', a: 0.7, window: { size: 2, start: 'random' } });
+  assert.deepEqual(f.sde, { type: 'sde', a: 0.7, window: { size: 2, start: 'random' }, lastStepSde: false });
+  assert.equal('lastStepSde' in samplerSpecOf(f), false, 'the default leaves the sampler spec as it was');
+  assert.equal(samplerSpecOf(flowConfigSchema.parse({ sde: { lastStepSde: true } })).lastStepSde, true);
   const plan = rolloutPlan(samplerSpecOf(f), 0.99);
   assert.equal(plan.length, 10);
   assert.equal(plan.filter((p) => p.trained).length, 2);

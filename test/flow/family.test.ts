@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf } from '../../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
-import { FlowRunner, FlowTrainer, flowSamplerName } from '../../lib/flow/family.ts';
+import { FlowRunner, FlowTrainer, flowSamplerName, type FlowGroupRollout } from '../../lib/flow/family.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { initialParamsOf, paramShapesOf, standalonePolicyModel } from '../../lib/models/bundle.ts';
 import { velocityParams } from '../../lib/flow/velocity.ts';
@@ -85,6 +85,30 @@ for (const [mode, space, type] of [['scalar', 'image', 'sde'], ['dense', 'image'
     await trainer.release();
   });
 }
+
+test('flow.sde.lastStepSde: the last step samples with the SDE (a different final image), the trained steps are the same records', async () => {
+  const H = 12;
+  const pix = 3 * H * H;
+  const image = Float32Array.from({ length: pix }, (_, i) => (i % 5) / 5);
+  const seeds = [rolloutNoiseSeed(0, 'x', 0), rolloutNoiseSeed(0, 'x', 1)];
+  const rolls = [];
+  for (const lastStepSde of [false, true]) {
+    const c = tiny(withFlow({ sde: { window: { size: 1, start: 1 }, lastStepSde } }));
+    assert.match(flowSamplerName(c), lastStepSde ? /window 1 at 1, last step SDE;/ : /window 1 at 1;/);
+    const runner = await FlowRunner.create(c);
+    const params = initialParamsOf(c);
+    for (const t of params.values()) for (let i = 0; i < t.data.length; i++) t.data[i]! += 0.01 * Math.sin(i + t.data.length);
+    rolls.push(await runner.rollout(params, 'x', image, seeds, false));
+    await runner.release();
+  }
+  const [ode, sde] = rolls as [FlowGroupRollout, FlowGroupRollout];
+  assert.deepEqual(sde.steps, ode.steps, 'the trained step (index 1) is untouched');
+  assert.equal(sde.steps[0]![0]!.index, 1);
+  // The last step adds std * eps with std = s_t sqrt(t) at t_next = 0: the final images differ.
+  let diff = 0;
+  sde.images.forEach((v, i) => { diff = Math.max(diff, Math.abs(v - ode.images[i]!)); });
+  assert.ok(diff > 1e-3, `final images differ by the last step's noise (max |diff| ${diff})`);
+});
 
 test('the single-process specification trains the flow family: SFT, Flow-GRPO over the trained steps, a checkpoint of velocity parameters', async () => {
   const c = tiny();
