@@ -203,7 +203,7 @@ export const grpoSchema = z.strictObject({
   clipHigh: z.number().gt(0).default(1e-4)
     .describe('PPO ratio clip above 1: ratios are clamped to 1 + clipHigh. Larger than clipLow gives DAPO\'s asymmetric clip.'),
   beta: z.number().gte(0).default(0.004)
-    .describe('KL weight: beta * mean((mean - ref_mean)^2) / (2 sigma^2) against the frozen SFT policy. 0.004 is the value Flow-GRPO pairs with Adam lr 1e-4 (our lr; its SD3.5 image configs use 0.01-0.04 at lower rates, its fast variants 0): enough to keep the policy near the warm start without swamping the small clipped surrogate. 0 skips the reference forward.'),
+    .describe("KL weight against the frozen SFT policy: beta * mean((mean - ref_mean)^2) / (2 sigma^2), the exact KL of two Gaussians with the policy's std sigma (the flow family: per trained step, sigma the step's std; flow.klForm). For the flow family's sde sampler that is 1/(-dt) times flow_grpo's KL term (train_sd3.py divides by 2 s_t^2, not 2 (s_t sqrt(-dt))^2; 15-28x at the flow defaults), so a beta here weighs an sde step as flow_grpo's beta / (-dt) would (the default 0.004 as flow_grpo's 0.06-0.11); flow.klForm=flow_grpo uses flow_grpo's form, where one beta means the same. The default 0.004's source is unverified: flow_grpo's config/grpo.py (commit ac4c86e) uses 0.04 and 0.01 (base 0); 0.004 appears in flow_grpo-derived configs at lr 1e-4. 0 skips the reference forward."),
   advantageClip: z.number().gt(0).default(5)
     .describe('Advantages are clipped to +-advantageClip (Flow-GRPO: 5).'),
   stdNormalize: z.boolean().default(true)

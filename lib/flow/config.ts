@@ -40,7 +40,11 @@ export const flowConfigSchema = z.strictObject({
       start: z.union([int().gte(0), z.literal('random')]).default('random')
         .describe("First SDE step, or 'random': drawn per group among the starts that keep the window in the high-noise first half."),
     }).prefault({}).describe('The SDE window: which steps of a rollout are stochastic and trained.'),
+    lastStepSde: z.boolean().default(false)
+      .describe("The last step (never trained) samples with the SDE instead of the ODE, as flow_grpo's sampler does (it samples every step with the SDE); with window { start: 0, size: steps - 1 } the training rollout is flow_grpo's."),
   }).prefault({}).describe('The stochastic steps of a training rollout (Flow-GRPO).'),
+  klForm: z.enum(['exact', 'flow_grpo']).default('exact')
+    .describe("The KL term of the Flow-GRPO loss (weight grpo.beta). exact: the KL between the policy's and the reference's step Gaussians, mean((mean - ref_mean)^2) / (2 std^2) with the step's std (sde: s_t sqrt(-dt)). flow_grpo: as flow_grpo's train_sd3.py writes it, / (2 s_t^2) without the -dt, i.e. the exact KL times -dt on sde steps (15-28x smaller at the defaults), so that grpo.beta means what flow_grpo's beta means. cps: the two are the same."),
   timeFrequencies: int().gte(1).default(8)
     .describe('Sinusoidal frequencies of the time embedding (2x features: sin and cos).'),
   timeWidth: int().gte(1).default(32)
@@ -57,7 +61,7 @@ export const flowConfigSchema = z.strictObject({
 export type FlowConfig = z.output<typeof flowConfigSchema>;
 
 export function samplerSpecOf(f: FlowConfig): FlowSamplerSpec {
-  return { type: f.sde.type, steps: f.steps, a: f.sde.a, shift: f.shift, window: { ...f.sde.window }, start: f.start, startT: f.startT };
+  return { type: f.sde.type, steps: f.steps, a: f.sde.a, shift: f.shift, window: { ...f.sde.window }, start: f.start, startT: f.startT, ...(f.sde.lastStepSde ? { lastStepSde: true } : {}) };
 }
 
 export function velocitySpecOf(model: { arch: 'resnet' | 'unet'; width: number; depth: number }, f: FlowConfig): VelocitySpec {

@@ -13,6 +13,13 @@ import type { FlowSpace } from './rollout.ts';
 import { sin } from './velocity.ts';
 import { bakeFlowNetworkParams, checkFlowNetworkResolution, declareFlowNetworkParams, flowNetworkParams, flowVelocity, type FlowNetworkSpec } from './velocity-network.ts';
 
+/**
+ * The KL term's form (flow.klForm). exact: the KL between the two step Gaussians, / (2 std^2) with the step's
+ * std. flow_grpo: as train_sd3.py writes it for the sde sampler, / (2 s_t^2) without the step's -dt (for cps
+ * the two agree).
+ */
+export type FlowKlForm = 'exact' | 'flow_grpo';
+
 /** Floor on a step's std inside log-densities: ODE rows (std = 0) then give finite, meaningless logp. */
 export const MIN_STEP_STD = 1e-12;
 
@@ -112,12 +119,13 @@ function outputGradients(g: Graph, spec: FlowNetworkSpec, params: Map<string, Va
  * clip_fraction_rows [N].
  *   r = exp(logp - logp_old);  loss = mean_rows max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high))
  *        + beta * mean_rows( mean_chw((mean - ref_mean)^2) / (2 std^2) )
+ * klForm 'flow_grpo' (sde only): the KL rows times -dt = t - t_next, i.e. / (2 s_t^2) as flow_grpo writes it.
  * The mean over rows is the gradient accumulated over trained steps, divided by their count.
  * Dense mode: logp_old is the per-element log-density [N,3,H,W], advantage_map [N,3,H-10,W-10] the
  * group-centred SSIM map, spread onto pixels as the Gaussian family does, plus the scalar advantage;
  * ratio and clipping are then per element.
  */
-export function buildFlowGrpoGraph(spec: FlowNetworkSpec, r: Resolution, type: FlowSamplerType, mode: 'scalar' | 'dense' = 'scalar'): Graph {
+export function buildFlowGrpoGraph(spec: FlowNetworkSpec, r: Resolution, type: FlowSamplerType, mode: 'scalar' | 'dense' = 'scalar', klForm: FlowKlForm = 'exact'): Graph {
   checkFlowNetworkResolution(spec, r.height, r.width);
   const g = new Graph();
   const params = declareFlowNetworkParams(g, spec);
@@ -135,7 +143,9 @@ export function buildFlowGrpoGraph(spec: FlowNetworkSpec, r: Resolution, type: F
   const clippedRows = advantageMap ? reduceMean(clipped, [1, 2, 3]) : clipped;
   const policyLoss = reduceMean(perElement);
   const safeStd = max(std, MIN_STEP_STD);
-  const klRows = div(reduceMean(square(sub(mean, refMean)), [1, 2, 3]), mul(square(safeStd), 2));
+  const exactKlRows = div(reduceMean(square(sub(mean, refMean)), [1, 2, 3]), mul(square(safeStd), 2));
+  // flow_grpo's form (train_sd3.py) divides by 2 s_t^2, without the step's -dt: the exact KL times -dt.
+  const klRows = klForm === 'flow_grpo' && type === 'sde' ? mul(exactKlRows, sub(t, tNext)) : exactKlRows;
   const kl = reduceMean(klRows);
   const loss = add(policyLoss, mul(beta, kl));
 

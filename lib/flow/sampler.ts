@@ -130,6 +130,8 @@ export interface FlowSamplerSpec {
   start: 'noise' | 'corrupted';
   /** First timestep for start = 'corrupted' (1 for 'noise'). */
   startT: number;
+  /** The last step (never trained) samples with the SDE, as flow_grpo's sampler does; default: an ODE step. */
+  lastStepSde?: boolean;
 }
 
 export interface PlannedStep {
@@ -160,7 +162,7 @@ export function windowStart(steps: number, w: SdeWindow, draw: number): number {
   return w.start;
 }
 
-/** The training rollout's steps: SDE with noise level a inside the window, ODE elsewhere. */
+/** The training rollout's steps: SDE with noise level a inside the window (and on the last step with lastStepSde), ODE elsewhere. */
 export function rolloutPlan(spec: FlowSamplerSpec, windowDraw: number): PlannedStep[] {
   if (!(spec.a > 0 && Number.isFinite(spec.a))) throw new Error(`flow.sde.a must be finite and > 0 for training rollouts, got ${spec.a}`);
   if (spec.type === 'cps' && spec.a >= 1) throw new Error(`flow.sde.a must be < 1 for the cps sampler (std = t_next sin(a pi/2)), got ${spec.a}`);
@@ -168,7 +170,8 @@ export function rolloutPlan(spec: FlowSamplerSpec, windowDraw: number): PlannedS
   const first = windowStart(spec.steps, spec.window, windowDraw);
   return ts.slice(0, -1).map((t, k) => {
     const trained = k >= first && k < first + spec.window.size;
-    return { index: k, t, tNext: ts[k + 1], a: trained ? spec.a : 0, trained };
+    const sde = trained || (spec.lastStepSde === true && k === spec.steps - 1);
+    return { index: k, t, tNext: ts[k + 1], a: sde ? spec.a : 0, trained };
   });
 }
 

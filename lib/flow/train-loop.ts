@@ -17,7 +17,8 @@ import { RewardScorer } from '../models/scorer.ts';
 import { SSIM_WINDOW } from '../models/ssim.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { buildFlowGrpoGraph, buildFlowSftGraph, buildFlowStepGraph } from './graphs.ts';
-import { flowNoiseSeed, flowTrainingRows, hyperFeeds, referenceMeans, rolloutFlow, toFlowSpace, windowDraw } from './rollout.ts';
+import { flowSpaceOf } from './config.ts';
+import { encodeState, flowNoiseSeed, flowTrainingRows, hyperFeeds, referenceMeans, rolloutFlow, toFlowSpace, windowDraw } from './rollout.ts';
 import { odePlan, rolloutPlan, type FlowSamplerSpec } from './sampler.ts';
 import { initVelocityParams, type VelocitySpec } from './velocity.ts';
 
@@ -83,12 +84,17 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
   const pix = 3 * H * H;
   const seed = config.run.seed;
   // no network check (checkNetworkOf): the loop trains its built-in velocity network s.model, never model.network
+  // The flow's state space is the run's (flow.space, flow.scale); the network must read its state the same way.
+  if ((s.model.space ?? 'image') !== config.flow.space) {
+    throw new Error(`flow loop: the settings' model.space (${s.model.space ?? 'image'}) disagrees with flow.space (${config.flow.space}); set both the same`);
+  }
+  const space = flowSpaceOf(config.flow);
   const train = await openRunDataset(config, 'train');
   const evalSet = await openRunDataset(config, 'eval');
   const scorer = new RewardScorer(config.reward);
   const step = await GraphSession.create(serialize(buildFlowStepGraph(s.model, r, s.sampler.type)));
   const sft = await GraphSession.create(serialize(buildFlowSftGraph(s.model, r)));
-  const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(s.model, r, s.sampler.type, config.grpo.advantageMode)));
+  const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(s.model, r, s.sampler.type, config.grpo.advantageMode, config.flow.klForm)));
   const params = initVelocityParams(s.model, seed);
   const startT = s.sampler.start === 'noise' ? 1 : s.sampler.startT;
 
@@ -97,7 +103,7 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
     (await scorer.score({ candidates: clamp01(candidates), references, n, height: H, width: H })).ssim;
   const evaluate = async (plan = odePlan(s.evalSteps, s.sampler.shift, startT)): Promise<number> => {
     const seeds = evaluation.ids.map((id) => flowNoiseSeed(seed, `eval:${id}`, 0));
-    const roll = await rolloutFlow(step, params, { corrupted: evaluation.corrupted, n: s.evalItems, resolution: r, seeds }, plan, { start: s.sampler.start });
+    const roll = await rolloutFlow(step, params, { corrupted: evaluation.corrupted, n: s.evalItems, resolution: r, seeds }, plan, { start: s.sampler.start, space });
     return mean(await ssimOf(roll.image, s.evalItems, evaluation.clean));
   };
   const sweepPlans = [
@@ -122,7 +128,7 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
     const dims = [B, 3, H, H];
     const out = await sft.run({
       ...paramFeeds(params),
-      x0: { data: toFlowSpace(clean), dims },
+      x0: { data: encodeState(space, clean, corrupted), dims },
       y: { data: toFlowSpace(corrupted), dims },
       eps: { data: standardNormal(B * pix, hashSeed(seed, 'flow-sft-noise', k)), dims },
       t: { data: t, dims: [B] },
@@ -164,7 +170,7 @@ export async function runFlowLoop(config: RunConfig, s: FlowLoopSettings, log: (
       }
       const seeds = Array.from({ length: G }, (_, a) => flowNoiseSeed(seed, id, a));
       const plan = rolloutPlan(s.sampler, windowDraw(seed, id));
-      const roll = await rolloutFlow(step, params, { corrupted, n: G, resolution: r, seeds }, plan, { start: s.sampler.start, keepLogpMap: dense });
+      const roll = await rolloutFlow(step, params, { corrupted, n: G, resolution: r, seeds }, plan, { start: s.sampler.start, keepLogpMap: dense, space });
       const sc = await scorer.score({ candidates: clamp01(roll.image), references: clean, n: G, height: H, width: H }, dense);
       const components = Array.from(sc.ssim, (v) => ({ ssim: v, clip_cos: 0 }));
       const rw = rewardsOf(algo, components);

@@ -65,7 +65,7 @@ export const policyModel = (config: RunConfig, resolution: Resolution = resoluti
   ? buildFlowStepGraph(flowSpec(config, resolution), resolution, config.flow.sde.type)
   : buildPolicyGraph(policySpecOf(config, resolution), resolution, undefined, o));
 export const grpoModel = (config: RunConfig, o: SharedRowsOption = {}): Uint8Array => serialize(isFlow(config)
-  ? buildFlowGrpoGraph(flowSpec(config), resolutionOf(config), config.flow.sde.type, config.grpo.advantageMode)
+  ? buildFlowGrpoGraph(flowSpec(config), resolutionOf(config), config.flow.sde.type, config.grpo.advantageMode, config.flow.klForm)
   : buildGrpoGraph(policySpecOf(config), resolutionOf(config), config.grpo.advantageMode, config.grpo.identityAnchor > 0, o));
 export const sftModel = (config: RunConfig): Uint8Array => serialize(isFlow(config)
   ? buildFlowSftGraph(flowSpec(config), resolutionOf(config))

@@ -9,7 +9,9 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   const f = flowConfigSchema.parse({});
   assert.equal(f.steps, 10);
   assert.equal(f.evalSteps, 40);
-  assert.deepEqual(f.sde, { type: 'sde', a: 0.7, window: { size: 2, start: 'random' } });
+  assert.deepEqual(f.sde, { type: 'sde', a: 0.7, window: { size: 2, start: 'random' }, lastStepSde: false });
+  assert.equal('lastStepSde' in samplerSpecOf(f), false, 'the default leaves the sampler spec as it was');
+  assert.equal(samplerSpecOf(flowConfigSchema.parse({ sde: { lastStepSde: true } })).lastStepSde, true);
   const plan = rolloutPlan(samplerSpecOf(f), 0.99);
   assert.equal(plan.length, 10);
   assert.equal(plan.filter((p) => p.trained).length, 2);
@@ -24,6 +26,8 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   assert.equal(f.inputGate, false);
   assert.equal('inputGate' in velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, f), false);
   assert.equal(velocitySpecOf({ arch: 'unet', width: 8, depth: 2 }, flowConfigSchema.parse({ inputGate: true })).inputGate, true);
+  assert.equal(f.klForm, 'exact', 'the KL term stays the exact one unless flow_grpo\'s form is asked for');
+  assert.equal(flowConfigSchema.parse({ klForm: 'flow_grpo' }).klForm, 'flow_grpo');
 });
 
 test('flow config: a window reaching the last step, a random window past the first half and cps with a >= 1 are refused by name', () => {
@@ -39,4 +43,5 @@ test('flow config: a window reaching the last step, a random window past the fir
   assert.match(issues({ predict: 'x0' })[0], /^predict: /);
   assert.match(issues({ space: 'latent' })[0], /^space: /);
   assert.match(issues({ scale: 0 })[0], /^scale: /);
+  assert.match(issues({ klForm: 'kl' })[0], /^klForm: /);
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf } from '../../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
-import { FlowRunner, FlowTrainer, flowSamplerName } from '../../lib/flow/family.ts';
+import { FlowRunner, FlowTrainer, flowSamplerName, type FlowGroupRollout } from '../../lib/flow/family.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { initialParamsOf, paramShapesOf, standalonePolicyModel } from '../../lib/models/bundle.ts';
 import { velocityParams } from '../../lib/flow/velocity.ts';
@@ -39,10 +39,13 @@ test('config: model.family flow mounts the flow section; a bad window is refused
 // The residual space: the flow's states (and log-densities) are the scaled residual of the corrupted image.
 const RESIDUAL_SPACE = { space: 'residual', scale: 0.1, predict: 'residual' };
 const withFlow = (flow: Record<string, unknown>) => ({ flow: { ...(tiny().flow as unknown as Record<string, unknown>), ...flow } });
+// The cps sampler (its a = 0 step is the Euler step only up to rounding, so the export's Euler loop is a real check).
+const CPS = { sde: { type: 'cps', a: 0.5, window: { size: 1, start: 'random' } } };
 
-for (const [mode, space] of [['scalar', 'image'], ['dense', 'image'], ['scalar', 'residual']] as const) {
-  test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode}, ${space} space)`, async () => {
-    const c = tiny(space === 'residual' ? withFlow(RESIDUAL_SPACE) : {}, mode);
+for (const [mode, space, type] of [['scalar', 'image', 'sde'], ['dense', 'image', 'sde'], ['scalar', 'residual', 'sde'], ['scalar', 'image', 'cps']] as const) {
+  test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode}, ${space} space, ${type})`, async () => {
+    const c = tiny(withFlow({ ...(space === 'residual' ? RESIDUAL_SPACE : {}), ...(type === 'cps' ? CPS : {}) }), mode);
+    assert.equal(c.flow.sde.type, type);
     const H = c.data.size;
     const pix = 3 * H * H;
     const G = c.grpo.groupSize;
@@ -83,6 +86,30 @@ for (const [mode, space] of [['scalar', 'image'], ['dense', 'image'], ['scalar',
   });
 }
 
+test('flow.sde.lastStepSde: the last step samples with the SDE (a different final image), the trained steps are the same records', async () => {
+  const H = 12;
+  const pix = 3 * H * H;
+  const image = Float32Array.from({ length: pix }, (_, i) => (i % 5) / 5);
+  const seeds = [rolloutNoiseSeed(0, 'x', 0), rolloutNoiseSeed(0, 'x', 1)];
+  const rolls = [];
+  for (const lastStepSde of [false, true]) {
+    const c = tiny(withFlow({ sde: { window: { size: 1, start: 1 }, lastStepSde } }));
+    assert.match(flowSamplerName(c), lastStepSde ? /window 1 at 1, last step SDE;/ : /window 1 at 1;/);
+    const runner = await FlowRunner.create(c);
+    const params = initialParamsOf(c);
+    for (const t of params.values()) for (let i = 0; i < t.data.length; i++) t.data[i]! += 0.01 * Math.sin(i + t.data.length);
+    rolls.push(await runner.rollout(params, 'x', image, seeds, false));
+    await runner.release();
+  }
+  const [ode, sde] = rolls as [FlowGroupRollout, FlowGroupRollout];
+  assert.deepEqual(sde.steps, ode.steps, 'the trained step (index 1) is untouched');
+  assert.equal(sde.steps[0]![0]!.index, 1);
+  // The last step adds std * eps with std = s_t sqrt(t) at t_next = 0: the final images differ.
+  let diff = 0;
+  sde.images.forEach((v, i) => { diff = Math.max(diff, Math.abs(v - ode.images[i]!)); });
+  assert.ok(diff > 1e-3, `final images differ by the last step's noise (max |diff| ${diff})`);
+});
+
 test('the single-process specification trains the flow family: SFT, Flow-GRPO over the trained steps, a checkpoint of velocity parameters', async () => {
   const c = tiny();
   const steps: Array<{ clipFraction: number; kl: number }> = [];
@@ -99,8 +126,9 @@ test('the single-process specification trains the flow family: SFT, Flow-GRPO ov
   for (const [k, t] of r.params) assert.deepEqual(again.params.get(k)!.data, t.data, k);
 });
 
-for (const [space, start] of [['image', 'noise'], ['residual', 'noise'], ['residual', 'corrupted']] as const) test(`the standalone export is the ODE sampler in image space, equal to FlowRunner.evaluate (${space} space, start ${start})`, async () => {
-  const c = tiny(space === 'residual' ? withFlow({ ...RESIDUAL_SPACE, start }) : {});
+for (const [space, start, type] of [['image', 'noise', 'sde'], ['residual', 'noise', 'sde'], ['residual', 'corrupted', 'sde'], ['image', 'noise', 'cps'], ['image', 'corrupted', 'cps']] as const) test(`the standalone export is the ODE sampler in image space, equal to FlowRunner.evaluate (${space} space, start ${start}, ${type})`, async () => {
+  const c = tiny(withFlow({ ...(space === 'residual' ? RESIDUAL_SPACE : {}), start, ...(type === 'cps' ? CPS : {}) }));
+  assert.equal(c.flow.sde.type, type);
   if (space === 'residual') assert.match(flowSamplerName(c), /runs on the residual scaled by 1\/0\.1/);
   const H = c.data.size;
   const pix = 3 * H * H;

@@ -3,8 +3,8 @@
 // gradients of the SFT and Flow-GRPO graphs against finite differences.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildFlowGrpoGraph, buildFlowSftGraph, buildFlowStepGraph } from '../../lib/flow/graphs.ts';
-import { gaussianLogpMean, odePlan, stepCoefficients, stepMean, type FlowSamplerType } from '../../lib/flow/sampler.ts';
+import { buildFlowGrpoGraph, buildFlowSftGraph, buildFlowStepGraph, type FlowKlForm } from '../../lib/flow/graphs.ts';
+import { gaussianLogpMean, odePlan, sdeNoiseScale, stepCoefficients, stepMean, type FlowSamplerType } from '../../lib/flow/sampler.ts';
 import { decodeState, encodeState, rolloutFlow } from '../../lib/flow/rollout.ts';
 import { initVelocityParams } from '../../lib/flow/velocity.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
@@ -179,6 +179,40 @@ for (const [mode, spec, type] of [['scalar', resnet, 'sde'], ['dense', unet, 'sd
     const beta = feeds.beta.data[0];
     await checkGradients(grpo, spec, params, feeds, { outputs: ['policy_terms', 'kl_rows'], loss: (o) => meanOf(o.policy_terms.data) + beta * meanOf(o.kl_rows.data) });
     await grpo.release();
+    await step.release();
+  });
+}
+
+for (const type of ['sde', 'cps'] as const) {
+  test(`flow.klForm (${type}): exact divides by 2 std^2 of the step, flow_grpo by 2 s_t^2 as train_sd3.py (the same for cps), by hand`, async () => {
+    const n = 3;
+    const rand = testRandom(30);
+    const params = perturbed(resnet, 31);
+    const step = await stepSession(type);
+    const ts: Array<[number, number, number]> = type === 'sde' ? [[1, 0.9, 0.7], [0.75, 0.5, 1.3], [0.4, 0.3, 0.7]] : [[1, 0.9, 0.5], [0.75, 0.5, 0.9], [0.4, 0.3, 0.3]];
+    const base = rowsOf(n, rand, ts);
+    const so = await step.run({ ...paramFeeds(params), ...base });
+    const feeds = grpoFeeds(n, rand, R, false, { x_next: so.x_next.data, mean: so.mean.data, logp_map: so.logp_map.data, logp: so.logp.data }, base);
+    const kl: Record<FlowKlForm, Float32Array> = { exact: new Float32Array(), flow_grpo: new Float32Array() };
+    for (const form of ['exact', 'flow_grpo'] as const) {
+      const grpo = await GraphSession.create(serialize(buildFlowGrpoGraph(resnet, R, type, 'scalar', form)));
+      kl[form] = (await grpo.run({ ...paramFeeds(params), ...feeds }, ['kl_rows'])).kl_rows.data;
+      await grpo.release();
+    }
+    ts.forEach(([t, tn, a], i) => {
+      const [t32, tn32, a32] = [Math.fround(t), Math.fround(tn), Math.fround(a)];
+      let m = 0;
+      for (let j = i * PIX; j < (i + 1) * PIX; j++) m += (so.mean.data[j] - feeds.ref_mean.data[j]) ** 2;
+      m /= PIX;
+      const std = stepCoefficients(type, t32, tn32, a32).std;
+      // flow_grpo's std_dev_t: s_t for sde (its log-density's std is s_t sqrt(-dt)); the step's std for cps.
+      const s = type === 'sde' ? sdeNoiseScale(t32, tn32, a32) : std;
+      const want = { exact: m / (2 * std * std), flow_grpo: m / (2 * s * s) };
+      for (const form of ['exact', 'flow_grpo'] as const) {
+        assert.ok(Math.abs(kl[form][i] / want[form] - 1) < 1e-4, `${form} row ${i}: kl ${kl[form][i]} vs ${want[form]}`);
+      }
+    });
+    if (type === 'sde') assert.ok(kl.exact[0] > 5 * kl.flow_grpo[0], 'the two forms differ on sde rows (by 1 / (-dt))');
     await step.release();
   });
 }

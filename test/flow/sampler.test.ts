@@ -118,9 +118,14 @@ test('SDE window: random placement stays in the high-noise half, SDE inside, ODE
     assert.equal(plan[9].trained, false);
   }
   assert.deepEqual([...starts].sort(), [0, 1, 2, 3], 'every start that fits is drawn');
-  // Faithful Flow-GRPO: every step but the last.
+  // Flow-GRPO's trained steps: every step but the last; with lastStepSde its sampler too (the last step SDE, untrained).
   const all = rolloutPlan({ ...spec, window: { size: 9, start: 0 } }, 0);
   assert.equal(all.filter((p) => p.trained).length, 9);
+  assert.equal(all[9].a, 0, 'by default the last step is an ODE step');
+  const faithful = rolloutPlan({ ...spec, window: { size: 9, start: 0 }, lastStepSde: true }, 0);
+  assert.deepEqual(faithful.map((p) => [p.a, p.trained]), [...Array(9).fill([0.7, true]), [0.7, false]]);
+  const windowed = rolloutPlan({ ...spec, lastStepSde: true }, 0);
+  assert.deepEqual(windowed.map((p) => p.a), [0.7, 0.7, 0, 0, 0, 0, 0, 0, 0, 0.7], 'the window and the last step are SDE steps, the rest ODE');
   assert.throws(() => windowStart(10, { size: 10, start: 0 }, 0), /never trained/);
   assert.throws(() => windowStart(10, { size: 6, start: 'random' }, 0), /first half/);
   assert.throws(() => rolloutPlan({ ...spec, type: 'cps', a: 1.3 }, 0), /cps/);
