@@ -45,8 +45,17 @@ interface Group {
   flowSteps?: FlowStepRecord[][];
   /** The worker whose rollout result was accepted (named when the group is dropped as unencodable). */
   rolloutWorker?: string;
+  /** Why it was dropped (samples_dropped_total's reason). */
+  dropReason?: string;
   state: 'rollout' | 'score' | 'done' | 'dropped';
 }
+
+/**
+ * Above this fraction of a batch's groups dropped for failures (failed_group_fraction) the orchestrator logs a warning;
+ * the alert RecoveryGrpoGroupsFailing uses the same bound. Half: an occasional failed task costs one group of a few,
+ * while a worker that refuses every task it gets (or a fleet that cannot do them) costs most of each batch.
+ */
+export const FAILED_GROUP_FRACTION_WARN = 0.5;
 
 /** A rollout task: its group, and the oldest policy version its result may come from (policy_version_min). */
 type RolloutTask = Task & { group: Group; minVersion: number };
@@ -189,6 +198,7 @@ export class GroupPipeline {
 
   private dropGroup(group: Group, reason: string): void {
     group.state = 'dropped';
+    group.dropReason = reason;
     this.o.onEvent?.({ type: 'dropped', sample: group.sampleId, reason });
     this.o.metrics.get('samples_dropped_total').inc({ reason });
     this.trySend();
@@ -332,6 +342,29 @@ export class GroupPipeline {
 
   private buildGrpo(b: OpenBatch) {
     let kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
+    try {
+      return this.buildKept(b, kept);
+    } finally {
+      this.reportFailedGroups(b);
+    }
+  }
+
+  /**
+   * Sets failed_group_fraction for batch `b` (its groups dropped for a failure: a task given up, a group that could
+   * not be encoded; zero-variance groups are the data's, not counted) and logs a warning above
+   * FAILED_GROUP_FRACTION_WARN (alert RecoveryGrpoGroupsFailing, k8s/monitoring/prometheusrule.yaml).
+   */
+  private reportFailedGroups(b: OpenBatch): void {
+    const failed = b.groups.filter((g) => g.state === 'dropped' && g.dropReason !== 'zero_variance');
+    const fraction = failed.length / Math.max(1, b.groups.length);
+    this.o.metrics.get('failed_group_fraction').set(fraction);
+    if (fraction > FAILED_GROUP_FRACTION_WARN) {
+      const why = [...new Set(failed.map((g) => g.dropReason ?? '?'))].join(', ');
+      this.o.log(`warning: GRPO batch ${b.seq}: ${failed.length} of ${b.groups.length} groups dropped for failures (${why}), over ${FAILED_GROUP_FRACTION_WARN}: look at task_errors_total and the workers' logs (docs/reliability.md, "Dropped samples")`);
+    }
+  }
+
+  private buildKept(b: OpenBatch, kept: Array<Group & TrainableGroup>): TrainBatch {
     for (;;) {
       if (kept.length === 0) {
         // no tensors of zero rows: the learner records the seq without training (its samples are counted as dropped)
@@ -362,6 +395,7 @@ export class GroupPipeline {
     for (const { group: g, error } of unencodable) {
       this.o.log(`GRPO batch ${b.seq}: dropping group ${g.sampleId} (rollout from worker ${quoteForLog(g.rolloutWorker ?? '?')}): it cannot be encoded: ${error}`);
       g.state = 'dropped';
+      g.dropReason = 'unencodable';
       this.o.onEvent?.({ type: 'dropped', sample: g.sampleId, reason: 'unencodable' });
       this.o.metrics.get('samples_dropped_total').inc({ reason: 'unencodable' });
     }

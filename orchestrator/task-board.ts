@@ -42,7 +42,16 @@ export interface Task {
   probe?: Probe;
   /** The board's hash of id (task-index.ts hashOf), set by the board; not for the task's maker. */
   idHash?: number;
+  /** The workers (ids) that answered it with a non-retryable error; set by the board. */
+  refusedBy?: Set<string>;
 }
+
+/**
+ * How many distinct workers must call a task non-retryable before it is given up: one worker's word is not enough
+ * (review25c: one rollout credential answering every task non-retryable emptied every GRPO batch). Until then, and
+ * within maxAttempts, the task is retried like after a retryable error.
+ */
+export const NON_RETRYABLE_QUORUM = 2;
 
 /**
  * A bundle sent to measure what one more task in a message costs (spread's floor under a slow consumer), paired
@@ -192,6 +201,8 @@ export interface TaskBoardOptions {
   metrics: Metrics;
   /** Called when a task is given up after maxAttempts, with the last reason. */
   onGiveUp: (task: Task, reason: string) => void;
+  /** Where a non-retryable error that does not give its task up yet is logged. */
+  log?: (line: string) => void;
 }
 
 /** A worker's place on the board, in one record (a dispatch and a result each touch it once, not several maps). */
@@ -446,7 +457,10 @@ export class TaskBoard {
     tm.paceSlope = slope;
   }
 
-  /** A worker could not do a task: retry elsewhere, or give up after maxAttempts. */
+  /**
+   * A worker could not do a task: retry elsewhere, or give up after maxAttempts, or once NON_RETRYABLE_QUORUM distinct
+   * workers called it non-retryable.
+   */
   fail(session: WorkerSession, taskId: string, code: string, message: string, retryable: boolean): void {
     const t = this.active.get(taskId);
     // Counted only for the holder of the task's lease, under a code from a fixed set: a worker cannot
@@ -459,9 +473,16 @@ export class TaskBoard {
     this.m(t.role).completedError.inc();
     // the worker's words, quoted and cut short: the reason is logged where the task is given up
     const reason = `${errorCodeText(code)}: ${quoteForLog(message)}`;
-    if (!retryable || t.attempt >= this.o.maxAttempts) {
+    let giveUp = t.attempt >= this.o.maxAttempts;
+    if (!retryable) {
+      const by = (t.refusedBy ??= new Set());
+      by.add(session.workerId);
+      if (by.size >= NON_RETRYABLE_QUORUM) giveUp = true;
+      else if (!giveUp) this.o.log?.(`task ${t.id}: worker ${quoteForLog(session.workerId)} reports a non-retryable error (${reason}) at attempt ${t.attempt}; retried: it is given up once ${NON_RETRYABLE_QUORUM} workers report one, or after ${this.o.maxAttempts} attempts`);
+    }
+    if (giveUp) {
       this.deactivate(t);
-      this.o.onGiveUp(t, reason);
+      this.o.onGiveUp(t, t.refusedBy && t.refusedBy.size >= NON_RETRYABLE_QUORUM ? `${reason} (non-retryable for ${t.refusedBy.size} workers)` : reason);
       this.schedulePump();
       return;
     }
