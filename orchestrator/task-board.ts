@@ -490,6 +490,69 @@ export class TaskBoard {
     this.schedulePump();
   }
 
+  /** Hands `tasks` to `slot`'s worker in one message (a TaskBundle when more than one); `probe`: see Probe. */
+  private hand(role: WorkerRole, slot: Slot, tasks: Task[], probe: Probe | undefined, now: number, deadline: number): void {
+    const worker = slot.session;
+    const n = tasks.length;
+    for (const t of tasks) {
+      t.attempt += 1;
+      t.holder = worker;
+      t.dispatchedAt = now;
+      t.deadline = deadline;
+      this.active.set(t.id, t, hashOf(t));
+      t.sentWith = n;
+      t.probe = probe;
+    }
+    this.m(role).dispatched.inc(n);
+    this.file(slot, slot.load + n);
+    this.sent.messages++;
+    this.sent.tasks += n;
+    const msg = n === 1 ? tasks[0]!.message(tasks[0]!.attempt, this.o.leaseMs) : bundle(tasks, this.o.leaseMs);
+    trace('osend', { kind: role === 'ROLLOUT' ? 'rollout_task' : 'score_task', n });
+    worker.send(msg).catch((e: Error) => {
+      // A bundle over the message size limit is no fault of its tasks: each goes again on its own, this
+      // attempt not counted (one alone over the limit is refused as before, and given up after maxAttempts).
+      const split = n > 1 && e instanceof RangeError;
+      for (const t of tasks) {
+        if (this.active.get(t.id) !== t || t.holder !== worker) continue;
+        if (split) {
+          t.alone = true;
+          t.attempt -= 1;
+        }
+        this.requeue(t, `send failed: ${e.message}`);
+      }
+      this.schedulePump();
+    });
+  }
+
+  /**
+   * Hands each task of `aside` (called non-retryable by the least-loaded worker, which pump() then skipped) alone to a
+   * worker of `role` with room that has not called it so; returns the ones no such worker can take now (back to the
+   * queue's front: the next pump tries again). Looks at every slot: only for such tasks, which are rare.
+   */
+  private handAside(role: WorkerRole, aside: Task[], now: number, deadline: number): Task[] {
+    const left: Task[] = [];
+    for (const t of aside) {
+      let to: Slot | undefined;
+      for (const slot of this.slots.values()) {
+        const w = slot.session;
+        if (slot.level >= 0 && w.isOpen && w.role === role && !t.refusedBy?.has(w.workerId) && (!to || slot.load < to.load)) to = slot;
+      }
+      if (to) this.hand(role, to, [t], undefined, now, deadline);
+      else left.push(t);
+    }
+    return left;
+  }
+
+  /**
+   * Whether a worker of `role` with another id than `workerId` is attached: a task `workerId` called non-retryable then
+   * waits for it rather than going back to `workerId` (a rare path: only for such tasks).
+   */
+  private otherWorker(role: WorkerRole, workerId: string): boolean {
+    for (const s of this.slots.keys()) if (s.role === role && s.workerId !== workerId) return true;
+    return false;
+  }
+
   /** A heartbeat from `session`: renews the leases of the listed tasks it holds, capped at maxTaskMs. */
   renew(session: WorkerSession, taskIds: readonly string[]): void {
     const now = this.now();
@@ -588,6 +651,8 @@ export class TaskBoard {
       const now = this.now();
       const deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
       let companion: Task | undefined;
+      // tasks a picked worker called non-retryable, kept for another worker of the role (put back after this role's turn)
+      let aside: Task[] | undefined;
       while (queue.length > 0) {
         const slot = this.pick(levels);
         if (!slot) break; // no room left for this role: its other queued tasks wait
@@ -602,16 +667,16 @@ export class TaskBoard {
           break;
         }
         const tasks: Task[] = [];
-        while (tasks.length < most && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
+        while (tasks.length < most && queue.length > 0 && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
           const t = queue.shift()!;
-          t.attempt += 1;
-          t.holder = worker;
-          t.dispatchedAt = now;
-          t.deadline = deadline;
-          this.active.set(t.id, t, hashOf(t));
+          if (t.refusedBy?.has(worker.workerId) && this.otherWorker(role, worker.workerId)) {
+            (aside ??= []).push(t);
+            continue;
+          }
           tasks.push(t);
         }
         const n = tasks.length;
+        if (n === 0) continue; // every task it was offered waits for another worker (aside)
         // A probe of one task says nothing about the next task's cost: not a probe (the next may be).
         let probe: Probe | undefined;
         if (probing && n > 1) {
@@ -619,31 +684,12 @@ export class TaskBoard {
           companion!.probe = probe;
           bm.probeDue = false;
         }
-        for (const t of tasks) {
-          t.sentWith = n;
-          t.probe = probe;
-        }
+        this.hand(role, slot, tasks, probe, now, deadline);
         companion = n === 1 && !probe ? tasks[0] : undefined;
-        bm.dispatched.inc(n);
-        this.file(slot, slot.load + n);
-        this.sent.messages++;
-        this.sent.tasks += n;
-        const msg = n === 1 ? tasks[0]!.message(tasks[0]!.attempt, this.o.leaseMs) : bundle(tasks, this.o.leaseMs);
-        trace('osend', { kind: role === 'ROLLOUT' ? 'rollout_task' : 'score_task', n });
-        worker.send(msg).catch((e: Error) => {
-          // A bundle over the message size limit is no fault of its tasks: each goes again on its own, this
-          // attempt not counted (one alone over the limit is refused as before, and given up after maxAttempts).
-          const split = n > 1 && e instanceof RangeError;
-          for (const t of tasks) {
-            if (this.active.get(t.id) !== t || t.holder !== worker) continue;
-            if (split) {
-              t.alone = true;
-              t.attempt -= 1;
-            }
-            this.requeue(t, `send failed: ${e.message}`);
-          }
-          this.schedulePump();
-        });
+      }
+      if (aside) {
+        const left = this.handAside(role, aside, now, deadline);
+        for (let i = left.length - 1; i >= 0; i--) queue.unshift(left[i]!);
       }
     }
     if (holdUntil < Infinity && !this.coalesceTimer) {

@@ -12,10 +12,10 @@ import { Coordinator } from '../../orchestrator/coordinator.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
 import { fakeSession, until, type FakeSession } from '../helpers/fake-session.ts';
 
-async function setup(runId: string) {
+async function setup(runId: string, samplesPerBatch = 1) {
   const config = parseConfig({
     run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
-    sft: { steps: 0 }, grpo: { steps: 1, groupSize: 2, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar' },
+    sft: { steps: 0 }, grpo: { steps: 1, groupSize: 2, samplesPerBatch, maxStaleness: 0, advantageMode: 'scalar' },
   });
   const events: RunEvent[] = [];
   const log: string[] = [];
@@ -74,5 +74,25 @@ test('a worker that answers every attempt non-retryable gets its task given up a
   }
   await until(() => dropped().length === 1, 'dropped after 5 attempts');
   assert.ok(log.some((l) => /giving up task .* after 5 attempts/.test(l)), log.join('\n'));
+  c.close();
+});
+
+test('the retry of a non-retryable error goes to another worker of the role when there is one', async () => {
+  const { c, tasks, refuse, dropped } = await setup('nonretry-steer', 2);
+  const a = fakeSession('ROLLOUT', 'first');
+  const b = fakeSession('ROLLOUT', 'second');
+  c.attach(a);
+  c.attach(b);
+  // two rollout tasks, one each (spread)
+  await until(() => tasks(a).length === 1 && tasks(b).length === 1, 'one rollout task to each');
+  refuse(a, tasks(a)[0]!);
+  // a now holds none and b one: the least-loaded worker is a, which had it back before; now b gets it
+  await until(() => tasks(b).length === 2, 'the retry sent to the other worker');
+  assert.equal(tasks(b)[1]!.task_id, tasks(a)[0]!.task_id);
+  assert.equal(tasks(a).length, 1, 'not back to the worker that refused it');
+  assert.equal(dropped().length, 0);
+  // with the other worker gone, the refuser gets it again (retried until maxAttempts, not held for ever)
+  c.detach(b);
+  await until(() => tasks(a).some((t, i) => i > 0 && t.task_id === tasks(a)[0]!.task_id), 'the retry sent back once no other worker is attached');
   c.close();
 });
