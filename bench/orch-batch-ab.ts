@@ -80,7 +80,9 @@ async function main(): Promise<void> {
           const logps: Float32Array[] = [];
           const adv: Float32Array[] = [];
           for (let k = 0; k < GROUPS; k++) {
-            const d = a.results.decodeRolloutResult(rollouts[k] as never, G, H, true);
+            // the base may predate the policy argument (round 25: logp bounds); its 5th was then the flow plan
+            const policy = 'rolloutPolicy' in a.results ? a.results.rolloutPolicy(config, `s${k}`) : undefined;
+            const d = a.results.decodeRolloutResult(rollouts[k] as never, G, H, true, policy as never);
             actions.push(...d.actions);
             logps.push(...d.logpMaps!);
             log.append({ type: 'rollout', sample: `s${k}`, worker: 'rollout-0', version: 3, attempt: 0, compute_ms: 12.5 });

@@ -7,6 +7,7 @@
 // negative port as Node's error.
 import { readFileSync } from 'node:fs';
 import { imageFormatOf } from '../lib/data/image-format.ts';
+import { isLoopbackHost } from '../lib/transport/grpc-common.ts';
 
 /** Flags holding a TCP port (0: any free port). */
 const PORT_FLAGS = ['metricsPort'] as const;
@@ -31,6 +32,7 @@ export function checkRoleFlags(a: Record<string, unknown>): true {
     }
   }
   for (const key of COUNT_FLAGS) checkIntegerFlag(a[key], flagName(key), 1);
+  checkMetricsHost(a.metricsHost, a.metricsNetworkProtected === true);
   for (const key of READ_FLAGS) {
     const v = a[key];
     if (v === undefined) continue;
@@ -41,6 +43,23 @@ export function checkRoleFlags(a: Record<string, unknown>): true {
     checkReadable(v, flagName(key));
   }
   return true;
+}
+
+/** The opt-in flag of a non-loopback --metrics-host (every role defines both). */
+export const METRICS_OPT_IN_FLAG = '--metrics-network-protected';
+
+/**
+ * /metrics and /health (and the orchestrator's /api/history and /api/eval-grid.png on the same port) have no
+ * authentication: on a non-loopback --metrics-host, anyone who can reach the port reads them. As checkListenAuth does
+ * for gRPC, such a host is refused unless METRICS_OPT_IN_FLAG says the network restricts who reaches it (a
+ * NetworkPolicy, as k8s/base/networkpolicies.yaml; docs/security.md, "Metrics and health endpoints").
+ */
+export function checkMetricsHost(host: unknown, networkProtected: boolean): void {
+  if (host === undefined || networkProtected) return;
+  if (typeof host !== 'string' || host.trim() === '') throw new Error('--metrics-host: the address is empty');
+  if (!isLoopbackHost(host)) {
+    throw new Error(`--metrics-host ${host} is not a loopback address, and /metrics, /health (and the orchestrator's /api/*) have no authentication: anyone who can reach the port reads them. Pass ${METRICS_OPT_IN_FLAG} if the network restricts who can (a NetworkPolicy, as k8s/base/networkpolicies.yaml), or keep --metrics-host 127.0.0.1`);
+  }
 }
 
 function checkReadable(file: string, flag: string): void {

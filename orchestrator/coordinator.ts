@@ -146,6 +146,7 @@ export class Coordinator {
       maxAttempts: 5,
       metrics: o.metrics,
       onGiveUp: (task, reason) => this.groups.dropTask(task, reason),
+      log: (l) => this.log(l),
     });
     this.samples = new SampleCache(o.dataset);
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });

@@ -12,8 +12,8 @@ import type { RolloutResult__Output, ScoreResult__Output, TrainBatch, WorkerSess
 import { emptyGrpoTrainBatch, grpoTrainBatch, rolloutTaskMessage, scoreTaskMessage } from './messages.ts';
 import type { ProgressMeter } from './progress.ts';
 import type { FlowStepRecord } from '../lib/flow/family.ts';
-import type { PlannedStep } from '../lib/flow/sampler.ts';
-import { decodeRolloutResult, decodeScoreResult, trainedFlowSteps, type DecodedRollout } from './results.ts';
+import { decodeRolloutResult, decodeScoreResult, rolloutPolicy, type DecodedRollout } from './results.ts';
+import { policyLogStdRange } from '../lib/grpo/logp-bounds.ts';
 import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
 import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
@@ -43,8 +43,19 @@ interface Group {
   identity?: { advantage: number; map?: Float32Array };
   /** Flow family: per action, its trained steps. */
   flowSteps?: FlowStepRecord[][];
+  /** The worker whose rollout result was accepted (named when the group is dropped as unencodable). */
+  rolloutWorker?: string;
+  /** Why it was dropped (samples_dropped_total's reason). */
+  dropReason?: string;
   state: 'rollout' | 'score' | 'done' | 'dropped';
 }
+
+/**
+ * Above this fraction of a batch's groups dropped for failures (failed_group_fraction) the orchestrator logs a warning;
+ * the alert RecoveryGrpoGroupsFailing uses the same bound. Half: an occasional failed task costs one group of a few,
+ * while a worker that refuses every task it gets (or a fleet that cannot do them) costs most of each batch.
+ */
+export const FAILED_GROUP_FRACTION_WARN = 0.5;
 
 /** A rollout task: its group, and the oldest policy version its result may come from (policy_version_min). */
 type RolloutTask = Task & { group: Group; minVersion: number };
@@ -187,6 +198,7 @@ export class GroupPipeline {
 
   private dropGroup(group: Group, reason: string): void {
     group.state = 'dropped';
+    group.dropReason = reason;
     this.o.onEvent?.({ type: 'dropped', sample: group.sampleId, reason });
     this.o.metrics.get('samples_dropped_total').inc({ reason });
     this.trySend();
@@ -199,17 +211,14 @@ export class GroupPipeline {
   onRollout(s: WorkerSession, r: RolloutResult__Output): void {
     const G = this.cfg.grpo.groupSize;
     const held = this.o.board.heldBy(s, r.task_id) as RolloutTask | undefined;
-    let flowTrained: PlannedStep[] | undefined;
-    if (this.cfg.model.family === 'flow') {
-      // A flow result's trained steps must be its sample's plan (index, t, t_next, a), which only the task names:
-      // one for a task the sender does not hold is counted (foreign or duplicate) and dropped undecoded.
-      if (!held) {
-        this.o.board.complete(s, r.task_id);
-        return;
-      }
-      flowTrained = trainedFlowSteps(this.cfg, held.group.sampleId);
+    // A flow result's trained steps must be its sample's plan (index, t, t_next, a), which only the task names:
+    // one for a task the sender does not hold is counted (foreign or duplicate) and dropped undecoded.
+    if (this.cfg.model.family === 'flow' && !held) {
+      this.o.board.complete(s, r.task_id);
+      return;
     }
-    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense, flowTrained); // throws before the task is accepted
+    const policy = held ? rolloutPolicy(this.cfg, held.group.sampleId) : { logStd: policyLogStdRange(this.cfg.model) };
+    const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense, policy); // throws before the task is accepted
     // The staleness bound (lib/grpo/staleness.ts) holds only if no result comes from a policy older than its task
     // asked for: a worker that says it used one is refused like any bad result (the task is retried elsewhere).
     if (held && d.version < held.minVersion) {
@@ -264,6 +273,7 @@ export class GroupPipeline {
     group.logps = d.logps;
     if (d.flowSteps) group.flowSteps = d.flowSteps;
     group.versions = d.actions.map(() => d.version);
+    group.rolloutWorker = s.workerId;
     group.state = 'score';
     this.o.metrics.get('rollouts_total').inc(G);
     this.o.onEvent?.({ type: 'rollout', sample: group.sampleId, worker: s.workerId, version: r.policy_version, attempt: r.attempt, compute_ms: r.compute_ms });
@@ -331,16 +341,85 @@ export class GroupPipeline {
   }
 
   private buildGrpo(b: OpenBatch) {
-    const kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
-    if (kept.length === 0) {
-      // no tensors of zero rows: the learner records the seq without training (its samples are counted as dropped)
-      this.o.log(`GRPO batch ${b.seq}: every group was dropped; sent empty (the learner records its seq, trains nothing)`);
-      this.o.progress.rewards(b.groups, [], new Float32Array(0));
-      return emptyGrpoTrainBatch(this.cfg, b.seq);
+    let kept = b.groups.filter((g) => g.state === 'done') as Array<Group & TrainableGroup>;
+    try {
+      return this.buildKept(b, kept);
+    } finally {
+      this.reportFailedGroups(b);
     }
-    const batch = assembleGrpoBatch(kept, this.cfg.data.size, this.dense);
-    this.o.progress.rewards(b.groups, kept, batch.advantages);
-    return grpoTrainBatch(this.cfg, b.seq, batch);
   }
 
+  /**
+   * Sets failed_group_fraction for batch `b` (its groups dropped for a failure: a task given up, a group that could
+   * not be encoded; zero-variance groups are the data's, not counted) and logs a warning above
+   * FAILED_GROUP_FRACTION_WARN (alert RecoveryGrpoGroupsFailing, k8s/monitoring/prometheusrule.yaml).
+   */
+  private reportFailedGroups(b: OpenBatch): void {
+    const failed = b.groups.filter((g) => g.state === 'dropped' && g.dropReason !== 'zero_variance');
+    const fraction = failed.length / Math.max(1, b.groups.length);
+    this.o.metrics.get('failed_group_fraction').set(fraction);
+    if (fraction > FAILED_GROUP_FRACTION_WARN) {
+      const why = [...new Set(failed.map((g) => g.dropReason ?? '?'))].join(', ');
+      this.o.log(`warning: GRPO batch ${b.seq}: ${failed.length} of ${b.groups.length} groups dropped for failures (${why}), over ${FAILED_GROUP_FRACTION_WARN}: look at task_errors_total and the workers' logs (docs/reliability.md, "Dropped samples")`);
+    }
+  }
+
+  private buildKept(b: OpenBatch, kept: Array<Group & TrainableGroup>): TrainBatch {
+    for (;;) {
+      if (kept.length === 0) {
+        // no tensors of zero rows: the learner records the seq without training (its samples are counted as dropped)
+        this.o.log(`GRPO batch ${b.seq}: every group was dropped; sent empty (the learner records its seq, trains nothing)`);
+        this.o.progress.rewards(b.groups, [], new Float32Array(0));
+        return emptyGrpoTrainBatch(this.cfg, b.seq);
+      }
+      const batch = assembleGrpoBatch(kept, this.cfg.data.size, this.dense);
+      let message: TrainBatch;
+      try {
+        message = grpoTrainBatch(this.cfg, b.seq, batch);
+      } catch (e) {
+        kept = this.encodable(b, kept, e as Error); // fewer groups each time, or it throws
+        continue;
+      }
+      this.o.progress.rewards(b.groups, kept, batch.advantages);
+      return message;
+    }
+  }
+
+  /**
+   * `kept` less the groups whose TrainBatch cannot be encoded (splitEncodable): each is dropped
+   * (samples_dropped_total{reason="unencodable"}, its rollout worker named in the log), never the run.
+   */
+  private encodable(b: OpenBatch, kept: Array<Group & TrainableGroup>, whole: Error): Array<Group & TrainableGroup> {
+    const { encodable, unencodable } = splitEncodable(this.cfg, b.seq, this.dense, kept);
+    if (unencodable.length === 0) throw whole; // every group encodes alone: a fault of the batch, no group's
+    for (const { group: g, error } of unencodable) {
+      this.o.log(`GRPO batch ${b.seq}: dropping group ${g.sampleId} (rollout from worker ${quoteForLog(g.rolloutWorker ?? '?')}): it cannot be encoded: ${error}`);
+      g.state = 'dropped';
+      g.dropReason = 'unencodable';
+      this.o.onEvent?.({ type: 'dropped', sample: g.sampleId, reason: 'unencodable' });
+      this.o.metrics.get('samples_dropped_total').inc({ reason: 'unencodable' });
+    }
+    return encodable;
+  }
+
+}
+
+/**
+ * The groups of GRPO batch `seq` whose TrainBatch can be encoded, each alone, and the others with the encoder's error
+ * (naming the field, e.g. train_batch.logp_old): a value the result checks let through that is not finite as float32
+ * must cost its group, not the run (review25c: one worker's logp 1e300 failed the run, and again at every restart).
+ * Called only when the whole batch failed to encode, so a sound batch costs one encoding, as before.
+ */
+export function splitEncodable<T extends TrainableGroup>(config: RunConfig, seq: number, dense: boolean, groups: T[]): { encodable: T[]; unencodable: { group: T; error: string }[] } {
+  const encodable: T[] = [];
+  const unencodable: { group: T; error: string }[] = [];
+  for (const group of groups) {
+    try {
+      grpoTrainBatch(config, seq, assembleGrpoBatch([group], config.data.size, dense));
+      encodable.push(group);
+    } catch (e) {
+      unencodable.push({ group, error: (e as Error).message });
+    }
+  }
+  return { encodable, unencodable };
 }

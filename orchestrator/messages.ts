@@ -11,8 +11,8 @@ import { equalRuns } from '../lib/graph/shared-rows.ts';
 import { encodeTensor, type OrchestratorMessage, type TrainBatch } from '../lib/transport/index.ts';
 
 // Every array encoded here is made for its message and not changed afterwards, so the wire bytes are views of it
-// (share): no copy per tensor (docs/performance.md, "Pipeline", round 6).
-const tensor = (data: Float32Array, shape: number[]) => encodeTensor({ dtype: 'float32', shape, data }, { share: true });
+// (share): no copy per tensor (docs/performance.md, "Pipeline", round 6). `field` names it in an error.
+const tensor = (data: Float32Array, shape: number[], field: string) => encodeTensor({ dtype: 'float32', shape, data }, { share: true, field });
 
 const batchId = (config: RunConfig, seq: number) => `${config.run.id}-b${seq}`;
 
@@ -26,8 +26,8 @@ export function sftTrainBatch(config: RunConfig, seq: number, samples: readonly 
     batch_seq: seq,
     kind: 'SFT',
     lease_ms: config.orchestrator.leaseSeconds * 1000,
-    images: tensor(corrupted, shape),
-    targets: tensor(clean, shape),
+    images: tensor(corrupted, shape, 'train_batch.images'),
+    targets: tensor(clean, shape, 'train_batch.targets'),
     sample_ids: samples.map((s) => s.id),
   };
 }
@@ -43,12 +43,12 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
     kind: 'GRPO',
     lease_ms: config.orchestrator.leaseSeconds * 1000,
     ...distinctImages(t, H),
-    actions: tensor(t.actions, shape),
-    ...(t.flow ? { flow_rows: encodeFlowRows(t.flow, H) } : { logp_old: tensor(t.logpOld, t.advantageMap ? shape : [t.n]) }),
-    advantages: tensor(t.advantages, [t.n]),
-    advantage_map: t.advantageMap ? tensor(t.advantageMap, [t.n, 3, h, h]) : undefined,
-    ...(t.identityAdvantages ? { identity_advantages: tensor(t.identityAdvantages, [t.n]) } : {}),
-    ...(t.identityAdvantageMap ? { identity_advantage_map: tensor(t.identityAdvantageMap, [t.n, 3, h, h]) } : {}),
+    actions: tensor(t.actions, shape, 'train_batch.actions'),
+    ...(t.flow ? { flow_rows: encodeFlowRows(t.flow, H) } : { logp_old: tensor(t.logpOld, t.advantageMap ? shape : [t.n], 'train_batch.logp_old') }),
+    advantages: tensor(t.advantages, [t.n], 'train_batch.advantages'),
+    advantage_map: t.advantageMap ? tensor(t.advantageMap, [t.n, 3, h, h], 'train_batch.advantage_map') : undefined,
+    ...(t.identityAdvantages ? { identity_advantages: tensor(t.identityAdvantages, [t.n], 'train_batch.identity_advantages') } : {}),
+    ...(t.identityAdvantageMap ? { identity_advantage_map: tensor(t.identityAdvantageMap, [t.n, 3, h, h], 'train_batch.identity_advantage_map') } : {}),
     behaviour_versions: t.behaviourVersions,
     sample_ids: t.sampleIds,
     group_indices: t.groupIndices,
@@ -66,7 +66,7 @@ function distinctImages(t: GrpoBatch, H: number): Pick<TrainBatch, 'distinct_ima
   const { firsts, source } = equalRuns(t.images, t.n, 'images');
   const distinct = new Float32Array(firsts.length * pix);
   firsts.forEach((r, k) => distinct.set(t.images.subarray(r * pix, (r + 1) * pix), k * pix));
-  return { distinct_images: tensor(distinct, [firsts.length, 3, H, H]), image_rows: Array.from(source) };
+  return { distinct_images: tensor(distinct, [firsts.length, 3, H, H], 'train_batch.distinct_images'), image_rows: Array.from(source) };
 }
 
 /**
@@ -83,7 +83,7 @@ export function rolloutTaskMessage(
 ): (attempt: number, leaseMs: number) => OrchestratorMessage {
   const H = config.data.size;
   // Encoded once per task: a retry re-sends the same items (the image is not re-encoded per dispatch).
-  const image = tensor(o.image, [3, H, H]);
+  const image = tensor(o.image, [3, H, H], 'rollout_task.items[0].image');
   const items = Array.from({ length: config.grpo.groupSize }, (_, g) => ({
     sample_id: o.sampleId,
     group_index: g,
@@ -112,8 +112,8 @@ export function scoreTaskMessage(
   const candidates = new Float32Array(G * pix);
   o.actions.forEach((a, g) => clamp01Into(a, candidates, g * pix));
   // Encoded once per task, whatever the number of attempts.
-  const candidatesTensor = tensor(candidates, [G, 3, H, H]);
-  const references = tensor(o.clean, [1, 3, H, H]);
+  const candidatesTensor = tensor(candidates, [G, 3, H, H], 'score_task.candidates');
+  const references = tensor(o.clean, [1, 3, H, H], 'score_task.references');
   return (attempt, leaseMs) => ({
     score_task: {
       task_id: o.taskId,

@@ -5,7 +5,8 @@ import type { RunConfig } from '../lib/config/index.ts';
 import type { Components } from '../lib/grpo/reward-expression.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import { flowRolloutPlan, type FlowStepRecord } from '../lib/flow/family.ts';
-import type { PlannedStep } from '../lib/flow/sampler.ts';
+import type { FlowSamplerType, PlannedStep } from '../lib/flow/sampler.ts';
+import { checkLogp, checkLogpMap, logpRange, maxAbs, policyLogStdRange, type LogStdRange } from '../lib/grpo/logp-bounds.ts';
 import { decodeFlowSteps } from '../lib/flow/wire.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { decodeTensor, type RolloutResult__Output, type ScoreResult__Output } from '../lib/transport/index.ts';
@@ -22,24 +23,43 @@ export interface DecodedRollout {
 }
 
 /**
- * `flowTrained`: the flow family's trained steps of the task's sample (trainedFlowSteps), which every action's
- * flow_steps must equal in index, t, t_next and a; absent for the Gaussian family.
+ * What a rollout's log-densities are checked against: the Gaussian policy's log-std range (policyLogStdRange), or for
+ * the flow family the trained steps of the task's sample (trainedFlowSteps), which every action's flow_steps must
+ * equal in index, t, t_next and a, and its sampler (each step's std follows from them).
  */
-export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean, flowTrained?: readonly PlannedStep[]): DecodedRollout {
+export type RolloutPolicy = { logStd: LogStdRange } | { flowTrained: readonly PlannedStep[]; sampler: FlowSamplerType };
+
+/** The RolloutPolicy of a task for `sampleId` in this run. */
+export function rolloutPolicy(config: RunConfig, sampleId: string): RolloutPolicy {
+  if (config.model.family === 'flow') return { flowTrained: trainedFlowSteps(config, sampleId), sampler: config.flow.sde.type };
+  return { logStd: policyLogStdRange(config.model) };
+}
+
+/**
+ * Throws naming the field when `r` is malformed; a logp (or logp_map element) no Gaussian of `policy` can give is
+ * refused too (lib/grpo/logp-bounds.ts): a made-up one could overflow the batch's float32 logp_old.
+ */
+export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean, policy: RolloutPolicy): DecodedRollout {
   if (r.items.length !== groupSize) throw new Error(`rollout_result ${quoteForLog(r.task_id)}: ${r.items.length} actions, expected ${groupSize}`);
   const shape = [3, size, size];
   const actions = r.items.map((it, i) => {
     const t = decodeTensor(it.action, { field: `rollout_result.items[${i}].action`, expectShape: shape });
-    if (!Number.isFinite(it.logp)) throw new Error(`rollout_result.items[${i}].logp is ${it.logp}`);
     if (it.group_index !== i) throw new Error(`rollout_result.items[${i}].group_index is ${it.group_index}`);
     return t.data;
   });
-  if (flowTrained !== undefined) {
-    const flowSteps = r.items.map((it, i) => decodeFlowSteps(it.flow_steps, `rollout_result.items[${i}].flow_steps`, size, dense, flowTrained));
+  if ('flowTrained' in policy) {
+    const flowSteps = r.items.map((it, i) => decodeFlowSteps(it.flow_steps, `rollout_result.items[${i}].flow_steps`, size, dense, policy.flowTrained, policy.sampler));
     return { actions, logps: r.items.map(() => 0), flowSteps, version: r.policy_version };
   }
+  const what = policy.logStd.lo === policy.logStd.hi ? `log-std ${policy.logStd.lo} (model.logStd)` : 'a learned log-std (model.learnLogStd)';
+  const ranges = actions.map((a) => logpRange(policy.logStd, maxAbs(a)));
+  r.items.forEach((it, i) => checkLogp(it.logp, `rollout_result.items[${i}].logp`, ranges[i]!, what));
   const logpMaps = dense
-    ? r.items.map((it, i) => decodeTensor(it.logp_map, { field: `rollout_result.items[${i}].logp_map`, expectShape: shape }).data)
+    ? r.items.map((it, i) => {
+      const map = decodeTensor(it.logp_map, { field: `rollout_result.items[${i}].logp_map`, expectShape: shape }).data;
+      checkLogpMap(map, `rollout_result.items[${i}].logp_map`, ranges[i]!, what);
+      return map;
+    })
     : undefined;
   return { actions, logps: r.items.map((it) => it.logp), ...(logpMaps ? { logpMaps } : {}), version: r.policy_version };
 }

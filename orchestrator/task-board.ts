@@ -42,7 +42,16 @@ export interface Task {
   probe?: Probe;
   /** The board's hash of id (task-index.ts hashOf), set by the board; not for the task's maker. */
   idHash?: number;
+  /** The workers (ids) that answered it with a non-retryable error; set by the board. */
+  refusedBy?: Set<string>;
 }
+
+/**
+ * How many distinct workers must call a task non-retryable before it is given up: one worker's word is not enough
+ * (review25c: one rollout credential answering every task non-retryable emptied every GRPO batch). Until then, and
+ * within maxAttempts, the task is retried like after a retryable error.
+ */
+export const NON_RETRYABLE_QUORUM = 2;
 
 /**
  * A bundle sent to measure what one more task in a message costs (spread's floor under a slow consumer), paired
@@ -192,6 +201,8 @@ export interface TaskBoardOptions {
   metrics: Metrics;
   /** Called when a task is given up after maxAttempts, with the last reason. */
   onGiveUp: (task: Task, reason: string) => void;
+  /** Where a non-retryable error that does not give its task up yet is logged. */
+  log?: (line: string) => void;
 }
 
 /** A worker's place on the board, in one record (a dispatch and a result each touch it once, not several maps). */
@@ -446,7 +457,10 @@ export class TaskBoard {
     tm.paceSlope = slope;
   }
 
-  /** A worker could not do a task: retry elsewhere, or give up after maxAttempts. */
+  /**
+   * A worker could not do a task: retry elsewhere, or give up after maxAttempts, or once NON_RETRYABLE_QUORUM distinct
+   * workers called it non-retryable.
+   */
   fail(session: WorkerSession, taskId: string, code: string, message: string, retryable: boolean): void {
     const t = this.active.get(taskId);
     // Counted only for the holder of the task's lease, under a code from a fixed set: a worker cannot
@@ -459,14 +473,84 @@ export class TaskBoard {
     this.m(t.role).completedError.inc();
     // the worker's words, quoted and cut short: the reason is logged where the task is given up
     const reason = `${errorCodeText(code)}: ${quoteForLog(message)}`;
-    if (!retryable || t.attempt >= this.o.maxAttempts) {
+    let giveUp = t.attempt >= this.o.maxAttempts;
+    if (!retryable) {
+      const by = (t.refusedBy ??= new Set());
+      by.add(session.workerId);
+      if (by.size >= NON_RETRYABLE_QUORUM) giveUp = true;
+      else if (!giveUp) this.o.log?.(`task ${t.id}: worker ${quoteForLog(session.workerId)} reports a non-retryable error (${reason}) at attempt ${t.attempt}; retried: it is given up once ${NON_RETRYABLE_QUORUM} workers report one, or after ${this.o.maxAttempts} attempts`);
+    }
+    if (giveUp) {
       this.deactivate(t);
-      this.o.onGiveUp(t, reason);
+      this.o.onGiveUp(t, t.refusedBy && t.refusedBy.size >= NON_RETRYABLE_QUORUM ? `${reason} (non-retryable for ${t.refusedBy.size} workers)` : reason);
       this.schedulePump();
       return;
     }
     this.requeue(t, reason);
     this.schedulePump();
+  }
+
+  /** Hands `tasks` to `slot`'s worker in one message (a TaskBundle when more than one); `probe`: see Probe. */
+  private hand(role: WorkerRole, slot: Slot, tasks: Task[], probe: Probe | undefined, now: number, deadline: number): void {
+    const worker = slot.session;
+    const n = tasks.length;
+    for (const t of tasks) {
+      t.attempt += 1;
+      t.holder = worker;
+      t.dispatchedAt = now;
+      t.deadline = deadline;
+      this.active.set(t.id, t, hashOf(t));
+      t.sentWith = n;
+      t.probe = probe;
+    }
+    this.m(role).dispatched.inc(n);
+    this.file(slot, slot.load + n);
+    this.sent.messages++;
+    this.sent.tasks += n;
+    const msg = n === 1 ? tasks[0]!.message(tasks[0]!.attempt, this.o.leaseMs) : bundle(tasks, this.o.leaseMs);
+    trace('osend', { kind: role === 'ROLLOUT' ? 'rollout_task' : 'score_task', n });
+    worker.send(msg).catch((e: Error) => {
+      // A bundle over the message size limit is no fault of its tasks: each goes again on its own, this
+      // attempt not counted (one alone over the limit is refused as before, and given up after maxAttempts).
+      const split = n > 1 && e instanceof RangeError;
+      for (const t of tasks) {
+        if (this.active.get(t.id) !== t || t.holder !== worker) continue;
+        if (split) {
+          t.alone = true;
+          t.attempt -= 1;
+        }
+        this.requeue(t, `send failed: ${e.message}`);
+      }
+      this.schedulePump();
+    });
+  }
+
+  /**
+   * Hands each task of `aside` (called non-retryable by the least-loaded worker, which pump() then skipped) alone to a
+   * worker of `role` with room that has not called it so; returns the ones no such worker can take now (back to the
+   * queue's front: the next pump tries again). Looks at every slot: only for such tasks, which are rare.
+   */
+  private handAside(role: WorkerRole, aside: Task[], now: number, deadline: number): Task[] {
+    const left: Task[] = [];
+    for (const t of aside) {
+      let to: Slot | undefined;
+      for (const slot of this.slots.values()) {
+        const w = slot.session;
+        if (slot.level >= 0 && w.isOpen && w.role === role && !t.refusedBy?.has(w.workerId) && (!to || slot.load < to.load)) to = slot;
+      }
+      if (to) this.hand(role, to, [t], undefined, now, deadline);
+      else left.push(t);
+    }
+    return left;
+  }
+
+  /**
+   * Whether a worker of `role` with another id than `workerId` is attached: a task `workerId` called non-retryable then
+   * waits for it rather than going back to `workerId` (a rare path: only for such tasks).
+   */
+  private otherWorker(role: WorkerRole, workerId: string): boolean {
+    for (const s of this.slots.keys()) if (s.role === role && s.workerId !== workerId) return true;
+    return false;
   }
 
   /** A heartbeat from `session`: renews the leases of the listed tasks it holds, capped at maxTaskMs. */
@@ -567,6 +651,8 @@ export class TaskBoard {
       const now = this.now();
       const deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
       let companion: Task | undefined;
+      // tasks a picked worker called non-retryable, kept for another worker of the role (put back after this role's turn)
+      let aside: Task[] | undefined;
       while (queue.length > 0) {
         const slot = this.pick(levels);
         if (!slot) break; // no room left for this role: its other queued tasks wait
@@ -581,16 +667,16 @@ export class TaskBoard {
           break;
         }
         const tasks: Task[] = [];
-        while (tasks.length < most && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
+        while (tasks.length < most && queue.length > 0 && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
           const t = queue.shift()!;
-          t.attempt += 1;
-          t.holder = worker;
-          t.dispatchedAt = now;
-          t.deadline = deadline;
-          this.active.set(t.id, t, hashOf(t));
+          if (t.refusedBy?.has(worker.workerId) && this.otherWorker(role, worker.workerId)) {
+            (aside ??= []).push(t);
+            continue;
+          }
           tasks.push(t);
         }
         const n = tasks.length;
+        if (n === 0) continue; // every task it was offered waits for another worker (aside)
         // A probe of one task says nothing about the next task's cost: not a probe (the next may be).
         let probe: Probe | undefined;
         if (probing && n > 1) {
@@ -598,31 +684,12 @@ export class TaskBoard {
           companion!.probe = probe;
           bm.probeDue = false;
         }
-        for (const t of tasks) {
-          t.sentWith = n;
-          t.probe = probe;
-        }
+        this.hand(role, slot, tasks, probe, now, deadline);
         companion = n === 1 && !probe ? tasks[0] : undefined;
-        bm.dispatched.inc(n);
-        this.file(slot, slot.load + n);
-        this.sent.messages++;
-        this.sent.tasks += n;
-        const msg = n === 1 ? tasks[0]!.message(tasks[0]!.attempt, this.o.leaseMs) : bundle(tasks, this.o.leaseMs);
-        trace('osend', { kind: role === 'ROLLOUT' ? 'rollout_task' : 'score_task', n });
-        worker.send(msg).catch((e: Error) => {
-          // A bundle over the message size limit is no fault of its tasks: each goes again on its own, this
-          // attempt not counted (one alone over the limit is refused as before, and given up after maxAttempts).
-          const split = n > 1 && e instanceof RangeError;
-          for (const t of tasks) {
-            if (this.active.get(t.id) !== t || t.holder !== worker) continue;
-            if (split) {
-              t.alone = true;
-              t.attempt -= 1;
-            }
-            this.requeue(t, `send failed: ${e.message}`);
-          }
-          this.schedulePump();
-        });
+      }
+      if (aside) {
+        const left = this.handAside(role, aside, now, deadline);
+        for (let i = left.length - 1; i >= 0; i--) queue.unshift(left[i]!);
       }
     }
     if (holdUntil < Infinity && !this.coalesceTimer) {

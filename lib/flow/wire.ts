@@ -4,7 +4,9 @@
 // reproduce the rollout's log-probabilities within 1e-6 (docs/flow.md).
 import { decodeTensor, encodeTensor, firstNonFinite, type FlowRows__Output, type FlowStep__Output, type FlowRows as FlowRowsMessage } from '../transport/index.ts';
 import type { FlowRows, FlowStepRecord } from './family.ts';
-import type { PlannedStep } from './sampler.ts';
+import { stepCoefficients, type FlowSamplerType, type PlannedStep } from './sampler.ts';
+import { MIN_STEP_STD } from './graphs.ts';
+import { checkLogp, checkLogpMap, logpRange, maxAbs } from '../grpo/logp-bounds.ts';
 
 const F32 = { expectDtype: 'float32' as const };
 
@@ -12,9 +14,10 @@ const F32 = { expectDtype: 'float32' as const };
  * One action's trained steps; throws naming the field when one is malformed. `trained`: the trained steps of the
  * task's plan (flowRolloutPlan of its sample id, filtered to `trained`): each step's index, t, t_next and a must be
  * the plan's (compared as float32, as they travel), so a worker cannot choose which steps the learner trains, nor
- * the labels of its per-step metrics (docs/security.md).
+ * the labels of its per-step metrics (docs/security.md). Each step's logp (and logp_map) must be a log-density the
+ * step's Gaussian (its std, from `sampler` and the plan's t, t_next, a) can give (lib/grpo/logp-bounds.ts).
  */
-export function decodeFlowSteps(steps: readonly FlowStep__Output[], field: string, size: number, dense: boolean, trained: readonly PlannedStep[]): FlowStepRecord[] {
+export function decodeFlowSteps(steps: readonly FlowStep__Output[], field: string, size: number, dense: boolean, trained: readonly PlannedStep[], sampler: FlowSamplerType): FlowStepRecord[] {
   if (steps.length !== trained.length) throw new Error(`${field}: ${steps.length} trained steps, expected ${trained.length} (flow.sde.window.size)`);
   const shape = [3, size, size];
   const window = `the sample's window is steps ${trained[0]?.index}..${trained.at(-1)?.index}`;
@@ -25,13 +28,17 @@ export function decodeFlowSteps(steps: readonly FlowStep__Output[], field: strin
     for (const [name, v, want] of [['t', s.t, p.t], ['t_next', s.t_next, p.tNext], ['a', s.a, p.a]] as const) {
       if (Math.fround(v) !== Math.fround(want)) throw new Error(`${f}.${name}: ${v} is not the plan's ${Math.fround(want)} at step ${p.index}`);
     }
-    if (!Number.isFinite(s.logp)) throw new Error(`${f}.logp is ${s.logp}`);
-    return {
-      index: s.index, t: s.t, tNext: s.t_next, a: s.a, logp: s.logp,
-      xBefore: decodeTensor(s.x_before, { field: `${f}.x_before`, expectShape: shape, ...F32 }).data,
-      xAfter: decodeTensor(s.x_after, { field: `${f}.x_after`, expectShape: shape, ...F32 }).data,
-      ...(dense ? { logpMap: decodeTensor(s.logp_map, { field: `${f}.logp_map`, expectShape: shape, ...F32 }).data } : {}),
-    };
+    if (!Number.isFinite(Math.fround(s.logp))) throw new Error(`${f}.logp is ${s.logp}, not a finite float32`);
+    const xBefore = decodeTensor(s.x_before, { field: `${f}.x_before`, expectShape: shape, ...F32 }).data;
+    const xAfter = decodeTensor(s.x_after, { field: `${f}.x_after`, expectShape: shape, ...F32 }).data;
+    // the step's std as the graphs floor it (lib/flow/graphs.ts stepLogStd)
+    const logStd = Math.log(Math.max(Math.fround(stepCoefficients(sampler, p.t, p.tNext, p.a).std), MIN_STEP_STD));
+    const range = logpRange({ lo: logStd, hi: logStd }, maxAbs(xAfter));
+    const what = `the step's std ${Math.exp(logStd).toPrecision(4)} (flow.sde, step ${p.index})`;
+    checkLogp(s.logp, `${f}.logp`, range, what);
+    const logpMap = dense ? decodeTensor(s.logp_map, { field: `${f}.logp_map`, expectShape: shape, ...F32 }).data : undefined;
+    if (logpMap) checkLogpMap(logpMap, `${f}.logp_map`, range, what);
+    return { index: s.index, t: s.t, tNext: s.t_next, a: s.a, logp: s.logp, xBefore, xAfter, ...(logpMap ? { logpMap } : {}) };
   });
 }
 

@@ -7,7 +7,7 @@
 //   worker_role: rollout | reward | learner      kind: sft | grpo
 //   component:   ssim | clip_cos | clip_term      outcome (tasks): ok | error | duplicate | expired | cancelled
 //   queue:       rollout | score (tasks waiting for a worker) | train (batches sent, not yet acknowledged)
-//   reason:      snake_case words, per metric (samples_dropped_total: task_failed | zero_variance; a non-finite
+//   reason:      snake_case words, per metric (samples_dropped_total: task_failed | zero_variance | unencodable; a non-finite
 //                reward is no drop reason: the orchestrator refuses the result, task_errors_total code bad_result)
 //   policy:      policy | reference | identity (periodic evaluation)
 //   step:        a trained step's index in the flow family's sampling trajectory (0 = the first, noisiest)
@@ -91,6 +91,7 @@ export const CATALOGUE = {
   duplicate_results_total: { type: 'counter', help: 'Results for a task that already had one (ignored)', labels: ['worker_role'] },
   foreign_results_total: { type: 'counter', help: 'Results or errors for a task from a worker that does not hold its lease (refused)', labels: ['worker_role'] },
   samples_dropped_total: { type: 'counter', help: 'Samples dropped before training, by reason', labels: ['reason'] },
+  failed_group_fraction: { type: 'gauge', help: 'Fraction of the last GRPO batch\'s groups dropped for a failure (a task given up, a group that could not be encoded; zero-variance groups not counted)', labels: [] },
   bad_images_skipped_total: { type: 'counter', help: 'Input images skipped because they could not be decoded or were invalid', labels: ['reason'] },
 
   // periodic evaluation (orchestrator, every eval.everyVersions versions, on eval.samples held-out images)

@@ -26,6 +26,12 @@ test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM a
   assert.throws(() => checkRoleFlags({ authTokenFile: missing }), /--auth-token-file .*nonexistent\.pem: cannot read it \(ENOENT\)/);
   assert.throws(() => checkRoleFlags({ natsTlsKey: dir }), /--nats-tls-key .*: cannot read it \(EISDIR\)/);
   assert.throws(() => checkRoleFlags({ roleTokensFile: '' }), /--role-tokens-file: the file name is empty/);
+  // an unauthenticated metrics port on a non-loopback address needs the opt-in (review25c)
+  for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1']) assert.equal(checkRoleFlags({ metricsHost: host }), true, host);
+  for (const host of ['0.0.0.0', '10.0.0.5', '::', 'orch.example']) {
+    assert.throws(() => checkRoleFlags({ metricsHost: host }), new RegExp(`^Error: --metrics-host ${host.replace(/\./g, '\\.')} is not a loopback address.*--metrics-network-protected`), host);
+    assert.equal(checkRoleFlags({ metricsHost: host, metricsNetworkProtected: true }), true, `${host} with the opt-in`);
+  }
 });
 
 test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the flag, before anything starts', { timeout: 180_000 }, async () => {
@@ -44,6 +50,9 @@ test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the
     { args: [...worker('learner'), '--nats-pass-file', missing, '--nats-user', 'u'], line: /^learner: --nats-pass-file .*: cannot read it \(ENOENT\)$/ },
     { args: [...worker('rollout-worker'), '--max-batch', '0'], line: /^rollout-worker: --max-batch must be an integer >= 1, got 0$/ },
     { args: [...worker('reward-worker').slice(0, -2), '--metrics-port', '99999'], line: /^reward-worker: --metrics-port must be a port/ },
+    { args: [...orch, '--metrics-host', '0.0.0.0'], line: /^orchestrator: --metrics-host 0\.0\.0\.0 is not a loopback address.*Pass --metrics-network-protected/ },
+    { args: [...worker('rollout-worker'), '--metrics-host', '10.1.2.3'], line: /^rollout-worker: --metrics-host 10\.1\.2\.3 is not a loopback address/ },
+    { args: [...worker('learner'), '--metrics-host', '0.0.0.0'], line: /^learner: --metrics-host 0\.0\.0\.0 is not a loopback address/ },
   ];
   const run = (args: string[]) => new Promise<{ status: number | null; stderr: string }>((done) => {
     const child = execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));

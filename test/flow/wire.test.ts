@@ -15,7 +15,7 @@ const pix = 3 * S * S;
 const img = (seed: number) => Float32Array.from({ length: pix }, (_, i) => Math.sin(seed * 31 + i) * 1.3);
 
 function record(index: number, seed: number): FlowStepRecord {
-  return { index, t: 0.9 - 0.2 * index, tNext: 0.7 - 0.2 * index, a: 0.7, xBefore: img(seed), xAfter: img(seed + 1), logp: -1.25 - seed, logpMap: img(seed + 2) };
+  return { index, t: 0.9 - 0.2 * index, tNext: 0.7 - 0.2 * index, a: 0.7, xBefore: img(seed), xAfter: img(seed + 1), logp: -1.25 - seed, logpMap: img(seed + 2).map((v) => v - 3) };
 }
 
 /** The plan the records follow (the orchestrator's: trainedFlowSteps of the task's sample). */
@@ -29,21 +29,21 @@ function onWire(r: FlowStepRecord, dtype: 'float32' | 'float16' = 'float32'): Fl
 test('trained steps round-trip bit for bit; malformed ones are refused naming the field', () => {
   const recs = [record(1, 1), record(2, 5)];
   const plan = planOf(recs);
-  const back = decodeFlowSteps(recs.map((r) => onWire(r)), 'items[0].flow_steps', S, true, plan);
+  const back = decodeFlowSteps(recs.map((r) => onWire(r)), 'items[0].flow_steps', S, true, plan, 'sde');
   back.forEach((b, k) => {
     assert.deepEqual(b.xBefore, recs[k]!.xBefore);
     assert.deepEqual(b.xAfter, recs[k]!.xAfter);
     assert.deepEqual(b.logpMap, recs[k]!.logpMap);
     assert.equal(b.logp, recs[k]!.logp);
   });
-  assert.throws(() => decodeFlowSteps(recs.map((r) => onWire(r)), 'f', S, true, planOf([...recs, record(3, 9)])), /f: 2 trained steps, expected 3/);
-  assert.throws(() => decodeFlowSteps(recs.map((r) => onWire(r, 'float16')), 'f', S, false, plan), /f\[0\]\.x_before/);
-  assert.throws(() => decodeFlowSteps([onWire({ ...recs[0]!, logp: NaN }), onWire(recs[1]!)], 'f', S, false, plan), /f\[0\]\.logp is NaN/);
+  assert.throws(() => decodeFlowSteps(recs.map((r) => onWire(r)), 'f', S, true, planOf([...recs, record(3, 9)]), 'sde'), /f: 2 trained steps, expected 3/);
+  assert.throws(() => decodeFlowSteps(recs.map((r) => onWire(r, 'float16')), 'f', S, false, plan, 'sde'), /f\[0\]\.x_before/);
+  assert.throws(() => decodeFlowSteps([onWire({ ...recs[0]!, logp: NaN }), onWire(recs[1]!)], 'f', S, false, plan, 'sde'), /f\[0\]\.logp is NaN/);
   const bad = { ...recs[1]!, xAfter: img(3).fill(Infinity, 4, 5) };
-  assert.throws(() => decodeFlowSteps([onWire(recs[0]!), onWire(bad)], 'f', S, false, plan), /f\[1\]\.x_after/);
-  assert.throws(() => decodeFlowSteps([onWire(recs[1]!), onWire(recs[0]!)], 'f', S, false, plan), /f\[0\]\.index: 2 is not the plan's step 1/);
-  assert.throws(() => decodeFlowSteps([onWire({ ...recs[0]!, tNext: 0.95 }), onWire(recs[1]!)], 'f', S, false, plan), /f\[0\]\.t_next: 0\.95 is not the plan's/);
-  assert.throws(() => decodeFlowSteps(recs.map((r) => onWire(r)), 'f', S + 1, false, plan), /f\[0\]\.x_before/);
+  assert.throws(() => decodeFlowSteps([onWire(recs[0]!), onWire(bad)], 'f', S, false, plan, 'sde'), /f\[1\]\.x_after/);
+  assert.throws(() => decodeFlowSteps([onWire(recs[1]!), onWire(recs[0]!)], 'f', S, false, plan, 'sde'), /f\[0\]\.index: 2 is not the plan's step 1/);
+  assert.throws(() => decodeFlowSteps([onWire({ ...recs[0]!, tNext: 0.95 }), onWire(recs[1]!)], 'f', S, false, plan, 'sde'), /f\[0\]\.t_next: 0\.95 is not the plan's/);
+  assert.throws(() => decodeFlowSteps(recs.map((r) => onWire(r)), 'f', S + 1, false, plan, 'sde'), /f\[0\]\.x_before/);
 });
 
 test('training rows round-trip through a TrainBatch to the learner; a row past the batch or a Gaussian-style batch is refused', () => {

@@ -236,6 +236,9 @@ for (const overlay of RUN_OVERLAYS) {
       assert.ok(objs.some((o) => o.kind === 'ConfigMap' && o.metadata.name === vol.configMap?.name && configPath.endsWith(`/${Object.keys(o.data as object)[0]}`)), `${id}: --config comes from a rendered ConfigMap`);
       // Metrics and health: on every interface, on the port Prometheus scrapes.
       assert.equal(arg(c, 'metrics-host'), '0.0.0.0', `${id}: --metrics-host 0.0.0.0`);
+      // ... which the roles refuse without the opt-in that says a NetworkPolicy guards the port (cli/flag-checks.ts)
+      assert.ok((c.args as string[]).includes('--metrics-network-protected'), `${id}: --metrics-network-protected (the metrics port is unauthenticated; networkpolicies.yaml guards it)`);
+      assert.ok(objs.some((o) => o.kind === 'NetworkPolicy' && (o.spec as Any).ingress?.some((r: Any) => r.ports?.some((p: Any) => p.port === 'metrics'))), `${id}: a NetworkPolicy restricts the metrics port`);
       assert.equal(Number(arg(c, 'metrics-port')), cfg.metrics.port, `${id}: --metrics-port is metrics.port`);
       assert.equal(c.ports.find((p: Any) => p.name === 'metrics').containerPort, cfg.metrics.port, `${id}: container port metrics`);
       assert.equal(arg(c, 'nats'), cfg.nats.url, `${id}: --nats is nats.url`);

@@ -164,7 +164,7 @@ export const LABEL_VALUES: Record<string, readonly string[]> = {
  * outcome's reason of lib/grpo/algorithm.ts); task_errors_total: orchestrator/task-board.ts errorCodeLabel.
  */
 export const METRIC_LABEL_VALUES: Record<string, Record<string, readonly string[]>> = {
-  samples_dropped_total: { reason: ['task_failed', 'zero_variance'] },
+  samples_dropped_total: { reason: ['task_failed', 'zero_variance', 'unencodable'] },
   task_errors_total: { code: [...TASK_ERROR_CODES, 'other'] },
 };
 

@@ -36,21 +36,21 @@ test('a flow result whose steps are the sample plan is accepted; an index of 10^
   const sample = 'procedural:1';
   const trained = trainedFlowSteps(config, sample);
   assert.equal(trained.length, 2);
-  const good = decodeRolloutResult(result(() => trained.map((p) => onWire(p))), G, S, false, trained);
+  const good = decodeRolloutResult(result(() => trained.map((p) => onWire(p))), G, S, false, { flowTrained: trained, sampler: 'sde' });
   assert.deepEqual(good.flowSteps!.map((s) => s.map((r) => r.index)), [trained.map((p) => p.index), trained.map((p) => p.index)]);
 
   const field = /rollout_result\.items\[1\]\.flow_steps\[1\]\.index: 1000000 is not the plan's step/;
   const huge = result((g) => trained.map((p, k) => onWire(p, g === 1 && k === 1 ? { index: 1_000_000 } : {})));
-  assert.throws(() => decodeRolloutResult(huge, G, S, false, trained), field);
+  assert.throws(() => decodeRolloutResult(huge, G, S, false, { flowTrained: trained, sampler: 'sde' }), field);
 
   // a step of the sampler, increasing, but not in this sample's window
   const outside = flowRolloutPlan(config, sample).find((p) => !p.trained && p.index > trained[0]!.index)!;
   const moved = result(() => [onWire(trained[0]!), onWire(outside)]);
-  assert.throws(() => decodeRolloutResult(moved, G, S, false, trained), new RegExp(`items\\[0\\]\\.flow_steps\\[1\\]\\.index: ${outside.index} is not the plan's step ${trained[1]!.index}`));
+  assert.throws(() => decodeRolloutResult(moved, G, S, false, { flowTrained: trained, sampler: 'sde' }), new RegExp(`items\\[0\\]\\.flow_steps\\[1\\]\\.index: ${outside.index} is not the plan's step ${trained[1]!.index}`));
   // the right index with another step's times or noise level
-  assert.throws(() => decodeRolloutResult(result(() => [onWire(trained[0]!), onWire({ ...outside, index: trained[1]!.index })]), G, S, false, trained), /items\[0\]\.flow_steps\[1\]\.t: /);
-  assert.throws(() => decodeRolloutResult(result(() => [onWire(trained[0]!, { t_next: Math.fround(trained[0]!.tNext + 0.01) }), onWire(trained[1]!)]), G, S, false, trained), /items\[0\]\.flow_steps\[0\]\.t_next: /);
-  assert.throws(() => decodeRolloutResult(result(() => [onWire(trained[0]!, { a: 0.5 }), onWire(trained[1]!)]), G, S, false, trained), /items\[0\]\.flow_steps\[0\]\.a: 0\.5 is not the plan's/);
+  assert.throws(() => decodeRolloutResult(result(() => [onWire(trained[0]!), onWire({ ...outside, index: trained[1]!.index })]), G, S, false, { flowTrained: trained, sampler: 'sde' }), /items\[0\]\.flow_steps\[1\]\.t: /);
+  assert.throws(() => decodeRolloutResult(result(() => [onWire(trained[0]!, { t_next: Math.fround(trained[0]!.tNext + 0.01) }), onWire(trained[1]!)]), G, S, false, { flowTrained: trained, sampler: 'sde' }), /items\[0\]\.flow_steps\[0\]\.t_next: /);
+  assert.throws(() => decodeRolloutResult(result(() => [onWire(trained[0]!, { a: 0.5 }), onWire(trained[1]!)]), G, S, false, { flowTrained: trained, sampler: 'sde' }), /items\[0\]\.flow_steps\[0\]\.a: 0\.5 is not the plan's/);
 });
 
 test('the trained window is a function of the sample id: another sample with another window is refused', () => {
@@ -60,5 +60,5 @@ test('the trained window is a function of the sample id: another sample with ano
   const other = ids.find((id) => trainedFlowSteps(config, id)[0]!.index !== first[0]!.index);
   assert.ok(other, 'some sample draws another window');
   const theirs = trainedFlowSteps(config, other);
-  assert.throws(() => decodeRolloutResult(result(() => theirs.map((p) => onWire(p))), G, S, false, first), /items\[0\]\.flow_steps\[0\]\.index: /);
+  assert.throws(() => decodeRolloutResult(result(() => theirs.map((p) => onWire(p))), G, S, false, { flowTrained: first, sampler: 'sde' }), /items\[0\]\.flow_steps\[0\]\.index: /);
 });
