@@ -2,7 +2,8 @@
 // copies of one run, which must not narrow the interval.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crossedMeanCI } from '../../lib/eval/crossed.ts';
+import { crossedMeanCI, pooledDifference } from '../../lib/eval/crossed.ts';
+import type { PerSample } from '../../lib/eval/evaluate.ts';
 import { meanCI } from '../../lib/eval/stats.ts';
 
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} against ${b}`);
@@ -47,4 +48,17 @@ test('crossedMeanCI: refuses too few runs or photographs, ragged rows and non-nu
   assert.throws(() => crossedMeanCI([[1], [2]]), /2 photographs/);
   assert.throws(() => crossedMeanCI([[1, 2], [1, 2, 3]]), /run 1 has 3 photographs/);
   assert.throws(() => crossedMeanCI([[1, 2], [1, NaN]]), /run 1 photograph 1/);
+});
+
+test('pooledDifference: a row no run drew is null; two evaluations on other draws are refused, naming the run', () => {
+  const ps = (ids: string[], reward: number[]): PerSample => ({ id: ids, type: ids.map(() => 't'), level: ids.map(() => 'x'), reward, ssim: reward, psnr: reward });
+  const a = ps(['p', 'q', 'r'], [1, 2, 4]), b = ps(['p', 'q', 'r'], [0, 0, 0]);
+  assert.equal(pooledDifference([{ a, b }], 'reward', { key: 'type', name: 'other' }), null);
+  const one = pooledDifference([{ a, b }], 'reward')!;
+  assert.equal(one.kind, 'one-run');
+  close(one.ci.mean, 7 / 3, 'one run mean');
+  const two = pooledDifference([{ a, b }, { a: ps(['p', 'q', 'r'], [3, 3, 8]), b }], 'reward')!;
+  assert.equal(two.kind, 'crossed');
+  close(two.ci.half, crossedMeanCI([[1, 2, 4], [3, 3, 8]]).half, 'crossed half');
+  assert.throws(() => pooledDifference([{ a, b }, { a, b: ps(['q', 'p', 'r'], [0, 0, 0]) }], 'reward'), /run 1's two evaluations were not scored on the same draws/);
 });
