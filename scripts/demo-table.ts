@@ -1,5 +1,7 @@
 // Markdown tables from one or more demo summaries (runs/*/summary.json): overall identity | after SFT | after
-// GRPO (reward, SSIM, PSNR) per run with GRPO - SFT and its 95% paired interval over photographs, then per
+// GRPO (reward, SSIM, PSNR) per run with GRPO - SFT and its 95% paired interval over photographs (that run's
+// trained policies fixed), then, for several runs, the overall GRPO - SFT, SFT - identity and GRPO - identity
+// pooled over them (the crossed interval below: whether a difference holds across training seeds), then per
 // corruption type and per level pooled over the runs, then per run, with the "do no harm" check (a policy below
 // identity by more than 0.01 is marked). Every type/level row gives its photographs (and draws where they differ)
 // and the 95% interval of GRPO - identity: per run the paired t interval over its photographs (lib/eval/paired.ts);
