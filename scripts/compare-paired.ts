@@ -1,5 +1,7 @@
 // Paired differences of final values between arms of a `sweep --methods` report (same seed, same images and
-// corruptions), with the t interval over seeds from lib/eval/stats.ts (lib/experiments/paired.ts). Pairs are
+// corruptions), with the t interval over seeds from lib/eval/stats.ts (lib/experiments/paired.ts) and, where the
+// report keeps per-draw scores, the crossed seeds x photographs interval (lib/eval/crossed.ts), which also counts
+// the photographs as a sample (the seeds' t does not): "crossed seeds x 64 photographs +m [lo, hi] df N". Pairs are
 // A-B arguments; a side is an arm, `identity` or `start:FAMILY` (a warm start). Without pairs: the first arm
 // against each other arm. Then every arm and warm start against identity, and each seed's step counts.
 //
@@ -8,6 +10,8 @@
 //     gaussian:dense-flow:dense flow:scalar-flow:dense flow:scalar-flow:sft flow:dense-flow:sft gaussian:dense-gaussian:sft
 import { readFileSync } from 'node:fs';
 import { formatCI } from '../lib/eval/stats.ts';
+import { formatPaired } from '../lib/eval/paired.ts';
+import type { PooledDifference } from '../lib/eval/crossed.ts';
 import { pairedDifferences, parseCompareSeeds, parsePairs, type PairedDifference } from '../lib/experiments/paired.ts';
 
 const [file, ...pairArgs] = process.argv.slice(2);
@@ -15,8 +19,11 @@ if (!file) throw new Error('usage: compare-paired.ts COMPARE_JSON [A-B ...] (a `
 const seeds = parseCompareSeeds(readFileSync(file, 'utf8'), file);
 
 const digits = { reward: 4, ssim: 4, psnr: 2 } as const;
+/** The interval with seeds and photographs both as samples (what the t over seeds leaves out: the photographs). */
+const crossedText = (p: PooledDifference, d: number) =>
+  p.kind === 'crossed' ? `crossed seeds x ${p.photographs} photographs ${formatPaired(p, d)} df ${p.df}` : `${p.kind === 'one-run' ? `over ${p.photographs} photographs` : 'photographs differ between seeds'} ${formatPaired(p, d)}`;
 const line = (label: string, d: PairedDifference) =>
-  console.log(`${label} ${d.metric}: ${formatCI(d.ci, digits[d.metric])} per seed ${d.perSeed.map((x) => (x >= 0 ? '+' : '') + x.toFixed(digits[d.metric])).join(', ')}`);
+  console.log(`${label} ${d.metric}: ${formatCI(d.ci, digits[d.metric])} per seed ${d.perSeed.map((x) => (x >= 0 ? '+' : '') + x.toFixed(digits[d.metric])).join(', ')}${d.crossed ? `; ${crossedText(d.crossed, digits[d.metric])}` : ''}`);
 
 for (const [a, b] of parsePairs(pairArgs, seeds)) {
   for (const d of pairedDifferences(seeds, a, b, file)) line(`${a} - ${b}`, d);

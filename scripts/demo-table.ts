@@ -1,5 +1,7 @@
 // Markdown tables from one or more demo summaries (runs/*/summary.json): overall identity | after SFT | after
-// GRPO (reward, SSIM, PSNR) per run with GRPO - SFT and its 95% paired interval over photographs, then per
+// GRPO (reward, SSIM, PSNR) per run with GRPO - SFT and its 95% paired interval over photographs (that run's
+// trained policies fixed), then, for several runs, the overall GRPO - SFT, SFT - identity and GRPO - identity
+// pooled over them (the crossed interval below: whether a difference holds across training seeds), then per
 // corruption type and per level pooled over the runs, then per run, with the "do no harm" check (a policy below
 // identity by more than 0.01 is marked). Every type/level row gives its photographs (and draws where they differ)
 // and the 95% interval of GRPO - identity: per run the paired t interval over its photographs (lib/eval/paired.ts);
@@ -10,9 +12,8 @@
 // node --import tsx scripts/demo-table.ts runs/demo-s0/summary.json [runs/demo-s1/summary.json ...]
 import { readFileSync } from 'node:fs';
 import type { EvalReport } from '../lib/eval/evaluate.ts';
-import { crossedMeanCI } from '../lib/eval/crossed.ts';
+import { pooledDifference } from '../lib/eval/crossed.ts';
 import { formatPaired, pairedRows } from '../lib/eval/paired.ts';
-import { meanCI } from '../lib/eval/stats.ts';
 
 interface Summary {
   identity: EvalReport; before: EvalReport; after: EvalReport; wall_seconds: number; sft_steps: number; steps: number;
@@ -24,64 +25,48 @@ if (paths.length === 0) throw new Error('usage: demo-table.ts SUMMARY.json...');
 const runs = paths.map((p) => JSON.parse(readFileSync(p, 'utf8')) as Summary);
 const withDraws = runs.every((r) => r.identity.perSample && r.before.perSample && r.after.perSample);
 const f = (x: number, d = 4) => x.toFixed(d);
+type Side = 'identity' | 'before' | 'after';
 const sg = (x: number, d = 3) => `${x >= 0 ? '+' : ''}${f(x, d)}`;
 const drawsOf = (r: Summary) => (r.eval_draws ? `${r.eval_draws}, ${r.eval_images} photographs, ${r.eval_samples} draws` : 'one (before round 7)');
 
-console.log(`| run | evaluation draws | SFT / GRPO steps | wall s | reward identity / SFT / GRPO | GRPO - SFT [95% CI over photographs] | SSIM identity / SFT / GRPO | PSNR dB identity / SFT / GRPO |`);
+console.log(`| run | evaluation draws | SFT / GRPO steps | wall s | reward identity / SFT / GRPO | GRPO - SFT [95% CI over photographs; this run's policies fixed] | SSIM identity / SFT / GRPO | PSNR dB identity / SFT / GRPO |`);
 console.log('|---|---|---|---|---|---|---|---|');
 runs.forEach((r, i) => {
   const gain = withDraws ? formatPaired(pairedRows(r.after, r.before).overall) : sg(r.after.reward - r.before.reward, 4);
   console.log(`| ${paths[i]} | ${drawsOf(r)} | ${r.sft_steps} / ${r.steps} | ${r.wall_seconds.toFixed(0)} | ${f(r.identity.reward)} / ${f(r.before.reward)} / ${f(r.after.reward)} | ${gain} | ${f(r.identity.ssim)} / ${f(r.before.ssim)} / ${f(r.after.ssim)} | ${f(r.identity.psnr, 2)} / ${f(r.before.psnr, 2)} / ${f(r.after.psnr, 2)} |`);
 });
 
-/** A pooled row: GRPO - identity with its 95% interval, and what the interval counts as its units. */
+/** A pooled row: a - b (GRPO - identity by default) with its 95% interval, and what the interval counts as its units. */
 interface Pooled { ci: { mean: number; half: number; lo: number; hi: number }; units: string }
 
-// The crossed interval (lib/eval/crossed.ts) needs a runs x photographs table; a row whose photographs differ a
-// little between runs (a level one photograph drew in no type in one run) uses the photographs common to all
-// runs when they are at least this share of each run's; otherwise (another split per run, eval.draws one) the
-// runs' photographs are independent samples and the t interval over the runs' row means is the right one.
-const COMMON_SHARE = 0.9;
-
 /**
- * GRPO - identity for row `name` pooled over the runs. One run: its t interval over photographs. Several runs on
- * the same photographs: runs and photographs both random (a run's photograph is not a unit of its own: the same
- * photograph in three runs is one photograph, and the spread between seeds must count).
+ * a - b pooled over the runs (lib/eval/crossed.ts's pooledDifference): one run, its t interval over photographs;
+ * several on the same photographs, runs and photographs both random (the same photograph in three runs is one
+ * photograph, and the spread between training seeds counts); else the t interval over the runs' row means.
  */
-function pooled(key: 'type' | 'level', name: string): Pooled | null {
+function pooled(row?: { key: 'type' | 'level'; name: string }, a: Side = 'after', b: Side = 'identity', metric: 'reward' | 'ssim' = 'reward'): Pooled | null {
   if (!withDraws) return null;
-  // Per run: each photograph's mean difference over its draws in the row, and its draws.
-  const perRun = runs.map((r) => {
-    const a = r.after.perSample!, b = r.identity.perSample!;
-    const sum = new Map<string, { s: number; n: number }>();
-    a.id.forEach((id, i) => {
-      if (a[key][i] !== name) return;
-      const e = sum.get(id) ?? { s: 0, n: 0 };
-      e.s += a.reward[i]! - b.reward[i]!;
-      e.n++;
-      sum.set(id, e);
-    });
-    return new Map([...sum].map(([id, e]) => [id, { mean: e.s / e.n, n: e.n }]));
-  }).filter((m) => m.size > 0);
-  const drawsIn = (ids: Iterable<string>) => perRun.reduce((s, m) => s + [...ids].reduce((t, id) => t + (m.get(id)?.n ?? 0), 0), 0);
-  const all = new Set(perRun.flatMap((m) => [...m.keys()]));
-  const photosMean = (m: Map<string, { mean: number }>) => [...m.values()].reduce((s, x) => s + x.mean, 0) / m.size;
-  if (perRun.length === 1) {
-    const draws = drawsIn(all);
-    return { ci: meanCI([...perRun[0]!.values()].map((x) => x.mean)), units: draws === all.size ? `${all.size}` : `${all.size} (${draws} draws)` };
-  }
-  const common = [...all].filter((id) => perRun.every((m) => m.has(id))).sort();
-  if (common.length >= 2 && perRun.every((m) => common.length >= COMMON_SHARE * m.size)) {
-    const draws = drawsIn(common);
-    const ci = crossedMeanCI(perRun.map((m) => common.map((id) => m.get(id)!.mean)));
+  const p = pooledDifference(runs.map((r) => ({ a: r[a].perSample!, b: r[b].perSample! })), metric, row);
+  if (!p) return null;
+  if (p.kind === 'one-run') return { ci: p.ci, units: p.draws === p.photographs ? `${p.photographs}` : `${p.photographs} (${p.draws} draws)` };
+  if (p.kind === 'crossed') {
     // The degrees of freedom say how far the interval rests on the few runs (2 where the runs' spread dominates).
-    const notes = [...(draws === common.length * perRun.length ? [] : [`${draws} draws`]), ...(all.size > common.length ? [`${all.size - common.length} not in every run left out`] : []), `df ${ci.df}`];
-    return { ci, units: `${common.length} photographs x ${perRun.length} runs (${notes.join('; ')})` };
+    const notes = [...(p.draws === p.photographs * p.runs ? [] : [`${p.draws} draws`]), ...(p.allPhotographs > p.photographs ? [`${p.allPhotographs - p.photographs} not in every run left out`] : []), `df ${p.df}`];
+    return { ci: p.ci, units: `${p.photographs} photographs x ${p.runs} runs (${notes.join('; ')})` };
   }
-  return {
-    ci: meanCI(perRun.map(photosMean)),
-    units: `t over ${perRun.length} runs' means (photographs differ between runs: ${common.length} of ${all.size} in every run; ${drawsIn(all)} draws)`,
-  };
+  return { ci: p.ci, units: `t over ${p.runs} runs' means (photographs differ between runs: ${p.inEveryRun} of ${p.allPhotographs} in every run; ${p.draws} draws)` };
+}
+
+// The overall differences pooled over the runs: the per-run interval above treats that run's trained policy as
+// fixed (photographs are its only samples); whether a difference holds across training seeds is this one.
+if (withDraws && runs.length > 1) {
+  console.log(`\nOverall, pooled over the ${runs.length} runs: 95% interval with runs (training seeds) and photographs both as samples (crossed, lib/eval/crossed.ts; df: Satterthwaite's, 2 where the runs' spread dominates).`);
+  console.log('\n| difference | photographs | reward [95% CI] | SSIM [95% CI] |');
+  console.log('|---|---|---|---|');
+  for (const [label, a, b] of [['GRPO - SFT', 'after', 'before'], ['SFT - identity', 'before', 'identity'], ['GRPO - identity', 'after', 'identity']] as const) {
+    const reward = pooled(undefined, a, b)!, ssim = pooled(undefined, a, b, 'ssim')!;
+    console.log(`| ${label} | ${reward.units} | ${formatPaired(reward)} | ${formatPaired(ssim)} |`);
+  }
 }
 
 for (const key of ['byType', 'byLevel'] as const) {
@@ -100,7 +85,7 @@ for (const key of ['byType', 'byLevel'] as const) {
       return row ? s + row.reward * row.count : s;
     }, 0) / draws;
     const d = mean('after') - mean('identity');
-    const p = pooled(key === 'byType' ? 'type' : 'level', n);
+    const p = pooled({ key: key === 'byType' ? 'type' : 'level', name: n });
     console.log(`| ${n} | ${p ? p.units : String(draws)} | ${f(mean('identity'), 3)} | ${f(mean('before'), 3)} | ${f(mean('after'), 3)} | ${p ? formatPaired(p, 3) : sg(d)} | ${d < -0.01 ? 'HARMS' : 'ok'} |`);
   }
 }

@@ -5,7 +5,8 @@
 //   Var(grand mean) = (MS_run + MS_photo - MS_resid) / (R P),
 // each variance component floored at 0 (a negative estimate read as none), Satterthwaite degrees of freedom.
 // Copies of one run add nothing: R identical rows give exactly that run's t interval over its photographs.
-import { tQuantile975 } from './stats.ts';
+import type { PerSample } from './evaluate.ts';
+import { meanCI, tQuantile975 } from './stats.ts';
 
 export interface CrossedCI {
   runs: number;
@@ -55,4 +56,73 @@ export function crossedMeanCI(cells: readonly (readonly number[])[]): CrossedCI 
   const df = Math.max(1, Math.floor(dfExact + 1e-9));
   const half = tQuantile975(df) * se;
   return { runs: R, photographs: P, mean, se, df, half, lo: mean - half, hi: mean + half, msRun, msPhoto, msResid };
+}
+
+/** How a difference a - b was pooled over runs, with its 95% interval. */
+export interface PooledDifference {
+  /** crossed: runs x the photographs common to all; one-run: t over its photographs; over-runs: t over the runs' means. */
+  kind: 'crossed' | 'one-run' | 'over-runs';
+  ci: { mean: number; half: number; lo: number; hi: number };
+  /** Degrees of freedom of the interval (Satterthwaite's for crossed). */
+  df: number;
+  runs: number;
+  /** Photographs the interval is over (crossed: those in every run). */
+  photographs: number;
+  /** Distinct photographs in any run, and those in every run. */
+  allPhotographs: number;
+  inEveryRun: number;
+  /** Draws the interval's photographs hold, over all runs. */
+  draws: number;
+}
+
+/**
+ * A crossed row needs most photographs in every run: a row whose photographs differ a little between runs (a level
+ * one photograph drew in no type in one run) uses the photographs common to all runs when they are at least this
+ * share of each run's; otherwise (another split per run, eval.draws one) the runs' photographs are independent
+ * samples and the t interval over the runs' row means is the right one.
+ */
+export const COMMON_SHARE = 0.9;
+
+/**
+ * a - b (`metric`) pooled over runs, each run a pair of evaluations scored on the same draws (a demo's GRPO and
+ * SFT, a sweep seed's two arms); optionally only the draws of one type or level row. Per run, each photograph's
+ * mean difference over its draws; then one run: the t interval over its photographs; several on (nearly) the same
+ * photographs: the crossed runs x photographs interval (a photograph seen by three runs is one photograph, and the
+ * spread between training seeds counts); else the t interval over the runs' means. null when no run holds a draw
+ * of the row.
+ */
+export function pooledDifference(
+  pairs: ReadonlyArray<{ a: PerSample; b: PerSample }>,
+  metric: 'reward' | 'ssim' | 'psnr',
+  row?: { key: 'type' | 'level'; name: string },
+): PooledDifference | null {
+  const perRun = pairs.map(({ a, b }, r) => {
+    if (a.id.length !== b.id.length || a.id.some((id, i) => id !== b.id[i] || a.type[i] !== b.type[i] || a.level[i] !== b.level[i])) {
+      throw new Error(`pooledDifference: run ${r}'s two evaluations were not scored on the same draws in the same order`);
+    }
+    const sum = new Map<string, { s: number; n: number }>();
+    a.id.forEach((id, i) => {
+      if (row && a[row.key][i] !== row.name) return;
+      const e = sum.get(id) ?? { s: 0, n: 0 };
+      e.s += a[metric][i]! - b[metric][i]!;
+      e.n++;
+      sum.set(id, e);
+    });
+    return new Map([...sum].map(([id, e]) => [id, { mean: e.s / e.n, n: e.n }]));
+  }).filter((m) => m.size > 0);
+  if (perRun.length === 0) return null;
+  const all = new Set(perRun.flatMap((m) => [...m.keys()]));
+  const common = [...all].filter((id) => perRun.every((m) => m.has(id))).sort();
+  const drawsIn = (ids: readonly string[]) => perRun.reduce((s, m) => s + ids.reduce((t, id) => t + (m.get(id)?.n ?? 0), 0), 0);
+  const base = { runs: perRun.length, allPhotographs: all.size, inEveryRun: common.length };
+  if (perRun.length === 1) {
+    const ci = meanCI([...perRun[0]!.values()].map((x) => x.mean));
+    return { kind: 'one-run', ci, df: ci.n - 1, photographs: all.size, draws: drawsIn([...all]), ...base };
+  }
+  if (common.length >= 2 && perRun.every((m) => common.length >= COMMON_SHARE * m.size)) {
+    const ci = crossedMeanCI(perRun.map((m) => common.map((id) => m.get(id)!.mean)));
+    return { kind: 'crossed', ci, df: ci.df, photographs: common.length, draws: drawsIn(common), ...base };
+  }
+  const ci = meanCI(perRun.map((m) => [...m.values()].reduce((s, x) => s + x.mean, 0) / m.size));
+  return { kind: 'over-runs', ci, df: ci.n - 1, photographs: all.size, draws: drawsIn([...all]), ...base };
 }

@@ -11,9 +11,12 @@
 // family's start each arm trains for the same wall-clock budget, and every arm is evaluated on the same
 // images. All of them run the pipeline's graphs and math in one process (lib/local/single-process.ts), so
 // the comparison measures the methods, not transport. Equal compute: each arm trains until its own training
-// clock (from its first step, graph start-up included) reaches the budget; the step that crosses it is the
-// last. Reported: gains over the arm's warm start and final values, with 95% t-intervals over seeds, and
-// paired differences of final values against the first arm (same seed, same images).
+// clock reaches the budget; the step that crosses it is the last. The clock starts after the arm's objects are
+// made (its trainer; for GRPO also PolicyRunner.create's sessions, 0.03 CPU s measured in round 25's review;
+// lib/local/single-process.ts) and before its first step, so whatever a first step does lazily counts.
+// Reported: gains over the arm's warm start and final values, with 95% t-intervals over seeds, and paired
+// differences of final values against the first arm (same seed, same images): the t over seeds and, from the
+// per-draw scores, the crossed seeds x photographs interval.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
@@ -25,6 +28,9 @@ import { runRewardBackprop, runSingleProcess, type BudgetClock } from '../local/
 import { configEvalSamples, evaluate, gridIndices, type EvalReport } from '../eval/evaluate.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { formatCI, meanCI, type MeanCI } from '../eval/stats.ts';
+import { pooledDifference, type PooledDifference } from '../eval/crossed.ts';
+import { formatPaired } from '../eval/paired.ts';
+import type { PerSample } from '../eval/evaluate.ts';
 
 export const METHODS = ['dense', 'scalar', 'sft', 'backprop'] as const;
 export type Method = (typeof METHODS)[number];
@@ -127,8 +133,13 @@ export interface CompareResult {
   finals: Record<string, Record<Metric, MeanCI>>;
   /** The first arm, against which the others are paired. */
   reference: string;
-  /** Per arm other than the reference: the reference's final value minus its, paired by seed. */
+  /** Per arm other than the reference: the reference's final value minus its, paired by seed (t over seeds). */
   pairedAgainstReference: Record<string, Record<Metric, MeanCI>>;
+  /**
+   * The same differences with seeds and photographs both as samples (crossed, lib/eval/crossed.ts): the t over
+   * seeds misses what the photographs, shared by every seed, contribute. null where a report lacks per-draw scores.
+   */
+  pairedCrossedAgainstReference: Record<string, Record<'reward' | 'ssim', PooledDifference> | null>;
   md: string;
   json: string;
   grid: string;
@@ -325,17 +336,24 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     const other = runsOf(a.name);
     return [a.name, Object.fromEntries(METRICS.map((k) => [k, meanCI(refRuns.map((r, i) => r.final[k] - other[i]!.final[k]))])) as Record<Metric, MeanCI>];
   }));
+  const pairedCrossedAgainstReference = Object.fromEntries(arms.slice(1).map((a) => {
+    const draws = runsOf(a.name).map((r, i) => ({ a: refRuns[i]!.final.perSample, b: r.final.perSample }));
+    const complete = draws.filter((d): d is { a: PerSample; b: PerSample } => d.a !== undefined && d.b !== undefined);
+    return [a.name, complete.length === draws.length && complete.length > 0
+      ? { reward: pooledDifference(complete, 'reward')!, ssim: pooledDifference(complete, 'ssim')! }
+      : null];
+  }));
   const md = join(o.out, 'compare.md');
   const json = join(o.out, 'compare.json');
   // Training time from the results themselves, so a report rebuilt from kept seed files still says it.
   const minutes = seeds.reduce((sum, s) => sum + s.runs.reduce((a, r) => a + r.wallSeconds, 0), 0) / 60;
   const sftSteps = Object.fromEntries(families.map((f) => [f, fromFiles[f] ? null : sftStepsOf(f)]));
-  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, fromFiles, seeds, summary, finals, reference, pairedAgainstReference, minutes, missing));
+  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, fromFiles, seeds, summary, finals, reference, pairedAgainstReference, pairedCrossedAgainstReference, minutes, missing));
   await writeFile(json, JSON.stringify({
     methods: o.methods, families, budget_seconds: o.budgetSeconds, budget_clock: budgetClock, sft_steps: sftSteps, shared_warm_start: o.sharedWarmStart ?? false,
-    seeds, summary, finals, reference, paired_against_reference: pairedAgainstReference,
+    seeds, summary, finals, reference, paired_against_reference: pairedAgainstReference, paired_crossed_against_reference: pairedCrossedAgainstReference,
   }, null, 2));
-  return { seeds, summary, finals, reference, pairedAgainstReference, md, json, grid: gridPath };
+  return { seeds, summary, finals, reference, pairedAgainstReference, pairedCrossedAgainstReference, md, json, grid: gridPath };
 }
 
 const signed = (x: number, d: number) => `${x >= 0 ? '+' : ''}${x.toFixed(d)}`;
@@ -356,6 +374,7 @@ function renderMarkdown(
   finals: CompareResult['finals'],
   reference: string,
   paired: CompareResult['pairedAgainstReference'],
+  pairedCrossed: CompareResult['pairedCrossedAgainstReference'],
   minutes: number,
   missing: readonly number[],
 ): string {
@@ -388,11 +407,15 @@ function renderMarkdown(
   if (Object.keys(paired).length) {
     lines.push(
       '',
-      `${label(reference)} against each other method: paired difference of final values (same seed and images), and whether the two reward intervals above are disjoint.`,
+      `${label(reference)} against each other method: paired difference of final values (same seed and images): the t over seeds, then the interval with seeds and photographs both as samples (crossed, lib/eval/crossed.ts, df Satterthwaite's; "-" without per-draw scores), and whether the two reward intervals above are disjoint.`,
       '',
-      `| ${label(reference)} minus | reward | SSIM | reward intervals disjoint |`,
-      '| --- | --- | --- | --- |',
-      ...Object.entries(paired).map(([m, d]) => `| ${label(m)} | ${ci(d.reward, 'reward')} | ${ci(d.ssim, 'ssim')} | ${separated(finals[reference]!.reward, finals[m]!.reward) ? 'yes' : 'no'} |`),
+      `| ${label(reference)} minus | reward (t over seeds) | SSIM (t over seeds) | reward, seeds x photographs (df) | SSIM, seeds x photographs (df) | reward intervals disjoint |`,
+      '| --- | --- | --- | --- | --- | --- |',
+      ...Object.entries(paired).map(([m, d]) => {
+        const c = pairedCrossed[m];
+        const crossed = (p: PooledDifference | undefined) => (p ? `${formatPaired(p)} (${p.df})` : '-');
+        return `| ${label(m)} | ${ci(d.reward, 'reward')} | ${ci(d.ssim, 'ssim')} | ${crossed(c?.reward)} | ${crossed(c?.ssim)} | ${separated(finals[reference]!.reward, finals[m]!.reward) ? 'yes' : 'no'} |`;
+      }),
     );
   }
   lines.push(

@@ -3,11 +3,17 @@
 // (lib/eval/stats.ts, the interval compare.ts reports). Pairing removes what the seeds' draws share (an easy
 // draw lifts every arm), which the per-arm intervals keep. Besides arms, a side may be `identity` (the
 // corrupted input) or `start:FAMILY` (that family's warm start). scripts/compare-paired.ts prints it.
+// The t over the seeds' means misses the photographs' part: the seeds were evaluated on the same photographs, so a
+// photograph's difficulty is shared by every seed and the seeds' means are not the whole story of a new photograph.
+// Where the report keeps every draw's scores (perSample, since round 7), the crossed seeds x photographs interval
+// (lib/eval/crossed.ts) takes both as samples; it is given beside the t over seeds.
+import { pooledDifference, type PooledDifference } from '../eval/crossed.ts';
+import type { PerSample } from '../eval/evaluate.ts';
 import { meanCI, type MeanCI } from '../eval/stats.ts';
 
 export const PAIRED_METRICS = ['reward', 'ssim', 'psnr'] as const;
 export type PairedMetric = (typeof PAIRED_METRICS)[number];
-type Values = Record<PairedMetric, number>;
+type Values = Record<PairedMetric, number> & { perSample?: PerSample };
 
 /** The part of compare.json's per-seed results that pairing reads. */
 export interface PairedSeed {
@@ -23,7 +29,10 @@ export interface PairedDifference {
   metric: PairedMetric;
   /** a - b per seed, in the report's seed order. */
   perSeed: number[];
+  /** t over the seeds' a - b. */
   ci: MeanCI;
+  /** Seeds x photographs, crossed; null when a seed lacks either side's per-draw scores. */
+  crossed: PooledDifference | null;
 }
 
 /** The seeds of a compare.json text; `file` names it in errors. */
@@ -39,12 +48,14 @@ export function sidesOf(seeds: readonly PairedSeed[]): string[] {
   return [...arms, 'identity', ...Object.keys(seeds[0]!.start).map((f) => `start:${f}`)];
 }
 
+function sideOf(s: PairedSeed, side: string): Values | undefined {
+  if (side === 'identity') return s.identity;
+  if (side.startsWith('start:')) return s.start[side.slice('start:'.length)];
+  return s.runs.find((r) => r.method === side)?.final;
+}
+
 function valueOf(s: PairedSeed, side: string, metric: PairedMetric, file: string): number {
-  let v: Values | undefined;
-  if (side === 'identity') v = s.identity;
-  else if (side.startsWith('start:')) v = s.start[side.slice('start:'.length)];
-  else v = s.runs.find((r) => r.method === side)?.final;
-  const x = v?.[metric];
+  const x = sideOf(s, side)?.[metric];
   if (typeof x !== 'number') throw new Error(`${file}: seed ${s.seed} has no '${side}' ${metric} (sides in this report: ${sidesOf([s]).join(', ')})`);
   return x;
 }
@@ -53,7 +64,10 @@ function valueOf(s: PairedSeed, side: string, metric: PairedMetric, file: string
 export function pairedDifferences(seeds: readonly PairedSeed[], a: string, b: string, file = 'compare.json'): PairedDifference[] {
   return PAIRED_METRICS.map((metric) => {
     const perSeed = seeds.map((s) => valueOf(s, a, metric, file) - valueOf(s, b, metric, file));
-    return { a, b, metric, perSeed, ci: meanCI(perSeed) };
+    const draws = seeds.map((s) => ({ a: sideOf(s, a)!.perSample, b: sideOf(s, b)!.perSample }));
+    const complete = draws.filter((d): d is { a: PerSample; b: PerSample } => d.a !== undefined && d.b !== undefined);
+    const crossed = complete.length === seeds.length ? pooledDifference(complete, metric) : null;
+    return { a, b, metric, perSeed, ci: meanCI(perSeed), crossed };
   });
 }
 

@@ -81,15 +81,15 @@ test('renderMarkdown: type and level rows show images, draws and policy - identi
   assert.match(md, /reward policy - identity \+0\.0167 \[/);
 });
 
-/** scripts/demo-table.ts's output for summaries whose GRPO policies are `policies` (identity and SFT: `identity`). */
-function demoTable(policies: EvalReport[]): string {
+/** scripts/demo-table.ts's output for summaries whose GRPO policies are `policies` (identity: `identity`; SFT: `sfts`, else `identity`). */
+function demoTable(policies: EvalReport[], sfts?: EvalReport[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'demo-table-'));
   try {
     const files = policies.map((after, k) => {
       const file = join(dir, `run${k}.json`);
       const ids = after.perSample!.id;
       const id = { ...identity, perSample: { ...identity.perSample!, id: ids } };
-      writeFileSync(file, JSON.stringify({ identity: id, before: id, after, wall_seconds: 1, sft_steps: 4, steps: 2, eval_draws: 'every-type', eval_images: 3, eval_samples: 5 }));
+      writeFileSync(file, JSON.stringify({ identity: id, before: sfts?.[k] ?? id, after, wall_seconds: 1, sft_steps: 4, steps: 2, eval_draws: 'every-type', eval_images: 3, eval_samples: 5 }));
       return file;
     });
     return execFileSync(process.execPath, ['--import', 'tsx', 'scripts/demo-table.ts', ...files], { encoding: 'utf8' });
@@ -137,4 +137,40 @@ test('scripts/demo-table.ts: pooled rows of runs on the same photographs use the
   const t = pooledRow(demoTable([policy, other]), 't1');
   assert.match(t.line, /\| t1 \| t over 2 runs' means \(photographs differ between runs: 0 of 6 in every run; 6 draws\) \|/);
   assert.ok(t.line.endsWith('| +0.015 [-0.049, +0.079] | ok |'), t.line);
+});
+
+test('scripts/demo-table.ts: overall GRPO - SFT, SFT - identity and GRPO - identity pooled over runs with the crossed interval (by hand)', () => {
+  const times = (c: number) => report(idReward.map((r, i) => r + c * diff[i]!));
+  // Both runs' SFT is identity + diff; GRPO is identity + 2 diff in run 1, + 3 diff in run 2. Photograph means of
+  // diff over their draws: a +0.02, b -0.01, c +0.04.
+  const out = demoTable([times(2), times(3)], [times(1), times(1)]);
+  const row = (label: string) => {
+    const line = out.split('\n').find((l) => l.startsWith(`| ${label} | `));
+    assert.ok(line, `no overall row ${label} in\n${out}`);
+    const m = /^\| [^|]+ \| 3 photographs x 2 runs \(10 draws; df (\d+)\) \| ([+-][0-9.]+) \[([+-][0-9.]+), ([+-][0-9.]+)\] \|/.exec(line);
+    assert.ok(m, `no crossed interval in ${line}`);
+    return { df: Number(m[1]), mean: Number(m[2]), lo: Number(m[3]), hi: Number(m[4]) };
+  };
+  const near = (x: number, y: number, what: string) => assert.ok(Math.abs(x - y) <= 1.01e-4, `${what}: ${x} against ${y}`);
+  // GRPO - SFT: cells +0.02, -0.01, +0.04 (run 1) and twice that (run 2). Grand mean 0.025; run means 1/60, 1/30:
+  // MS_run 6 (1/120)^2 = 4.1667e-4; photograph means 0.03, -0.015, 0.06: MS_photo 0.00285; residuals -1/600, +1/75,
+  // -7/600 and their negatives: MS_resid 3.1667e-4. Var = (MS_run + MS_photo - MS_resid) / 6 = 4.9167e-4, se 0.022174;
+  // df (0.00295)^2 / (MS_run^2 / 1 + MS_photo^2 / 2 + MS_resid^2 / 2) = 2.03 -> 2; half 4.303 se = 0.0954.
+  // (scipy, /tmp/review25b-style: +0.0250 [-0.0704, +0.1204] df 2.) The per-run intervals would say +0.017 and +0.033.
+  const gs = row('GRPO - SFT');
+  assert.equal(gs.df, 2);
+  near(gs.mean, 0.025, 'GRPO - SFT mean');
+  near(gs.lo, 0.025 - 4.303 * Math.sqrt(0.00295 / 6), 'GRPO - SFT lo');
+  near(gs.hi, 0.025 + 4.303 * Math.sqrt(0.00295 / 6), 'GRPO - SFT hi');
+  // SFT - identity: the same cells in both runs, so one run's t interval over its 3 photographs: mean 1/60, sd 0.025166.
+  const si = row('SFT - identity');
+  assert.equal(si.df, 2);
+  near(si.mean, 1 / 60, 'SFT - identity mean');
+  near(si.hi, 1 / 60 + (4.303 * 0.025166) / Math.sqrt(3), 'SFT - identity hi');
+  // GRPO - identity: cells twice and three times +0.02, -0.01, +0.04 (scipy: +0.0417 [-0.1156, +0.1989] df 2).
+  const gi = row('GRPO - identity');
+  const c = crossedMeanCI([[0.04, -0.02, 0.08], [0.06, -0.03, 0.12]]);
+  assert.equal(gi.df, c.df);
+  near(gi.mean, c.mean, 'GRPO - identity mean');
+  near(gi.lo, c.lo, 'GRPO - identity lo');
 });

@@ -95,7 +95,15 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     assert.ok(Math.abs(r.paired_against_reference.backprop.reward.mean - (diff[0] + diff[1]) / 2) < 1e-12);
     const md = readFileSync(join(out, 'compare.md'), 'utf8');
     for (const label of ['dense GRPO', 'scalar GRPO', 'continued SFT', 'direct reward backprop']) assert.match(md, new RegExp(`\\| ${label} \\|`));
-    assert.match(md, /\| dense GRPO minus \| reward \| SSIM \| reward intervals disjoint \|/);
+    assert.match(md, /\| dense GRPO minus \| reward \(t over seeds\) \| SSIM \(t over seeds\) \| reward, seeds x photographs \(df\) \| SSIM, seeds x photographs \(df\) \| reward intervals disjoint \|/);
+    // Beside the t over seeds, the crossed seeds x photographs interval from the kept per-draw scores: the same
+    // mean (every photograph holds as many draws in every seed), its own interval and df.
+    const crossed = r.paired_crossed_against_reference.backprop.reward;
+    assert.equal(crossed.kind, 'crossed');
+    assert.equal(crossed.runs, 2);
+    assert.ok(Math.abs(crossed.ci.mean - r.paired_against_reference.backprop.reward.mean) < 1e-9, `crossed mean ${crossed.ci.mean}`);
+    assert.ok(crossed.df >= 1 && crossed.ci.hi > crossed.ci.lo);
+    assert.match(md, new RegExp(`\\| direct reward backprop \\| [^|]+ \\| [^|]+ \\| [+-][0-9.]+ \\[[+-][0-9.]+, [+-][0-9.]+\\] \\(${crossed.df}\\) \\|`));
     assert.match(md, /\| identity \(the corrupted input\) \| /);
     // The grid: six rows of corrupted | warm start | four methods | clean.
     const meta = await sharp(join(out, 'grid.png')).metadata();

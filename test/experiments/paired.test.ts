@@ -40,3 +40,31 @@ test('pairs: A-B, or the first arm against each other; unknown sides and malform
   assert.throws(() => parseCompareSeeds('{"seeds": []}', 'x.json'), /x.json: no "seeds" array/);
   assert.equal(parseCompareSeeds(JSON.stringify({ seeds: SEEDS }), 'x.json').length, 3);
 });
+
+test('paired differences with per-draw scores: the crossed seeds x photographs interval beside the t over seeds (by hand)', () => {
+  // Two seeds, three photographs (one draw each); dense - sft cells 1, 3, 8 (seed 0) and 3, 4, 12 (seed 1), the
+  // case test/eval/crossed.test.ts works by hand: mean 31/6, Var = (49/6 + 217/6 - 7/6) / 6 = 259/36, df 2.
+  const ps = (reward: number[]) => ({ id: ['p', 'q', 'r'], type: ['t', 't', 't'], level: ['x', 'x', 'x'], reward, ssim: reward, psnr: reward });
+  const withDraws = (k: number, cells: number[]): PairedSeed => ({
+    seed: k,
+    identity: { ...v(0, 0, 0), perSample: ps([0, 0, 0]) },
+    start: { gaussian: v(0, 0, 0) },
+    runs: [
+      { method: 'dense', steps: 1, final: { ...v(cells.reduce((s, x) => s + x, 0) / 3, 0, 0), perSample: ps(cells) } },
+      { method: 'sft', steps: 1, final: { ...v(0, 0, 0), perSample: ps([0, 0, 0]) } },
+    ],
+  });
+  const seeds = [withDraws(0, [1, 3, 8]), withDraws(1, [3, 4, 12])];
+  const [reward] = pairedDifferences(seeds, 'dense', 'sft');
+  // The t over the 2 seeds' means 4 and 19/3: half 12.706 * (7/3 / sqrt 2) / sqrt 2 = 14.824.
+  assert.ok(Math.abs(reward!.ci.half - (12.706 * 7) / 6) < 1e-9, `t half ${reward!.ci.half}`);
+  const c = reward!.crossed!;
+  assert.equal(c.kind, 'crossed');
+  assert.equal(c.photographs, 3);
+  assert.equal(c.df, 2);
+  assert.ok(Math.abs(c.ci.mean - 31 / 6) < 1e-12);
+  assert.ok(Math.abs(c.ci.half - 4.303 * Math.sqrt(259 / 36)) < 1e-9, `crossed half ${c.ci.half}`);
+  // A side without per-draw scores (warm start here, or a report before round 7): no crossed interval.
+  assert.equal(pairedDifferences(seeds, 'dense', 'start:gaussian')[0]!.crossed, null);
+  assert.equal(pairedDifferences(SEEDS, 'dense', 'sft')[0]!.crossed, null);
+});
