@@ -619,7 +619,7 @@ class LearnerRole implements WorkerRoleImpl {
 
   /**
    * Rows the same-version check took out of the step (lib/grpo/logp-check.ts): counted, and logged with their sample
-   * ids. The batch does not say which worker produced a row; the orchestrator's log of the sample's rollout does.
+   * ids. The batch does not say which worker produced a row; the orchestrator's event log does (its `rollout` event).
    */
   private reportExcluded(b: TrainBatch__Output, batch: DecodedBatch & { kind: 'grpo' }, rows: number[]): void {
     this.ctx.metrics.get('logp_rows_excluded_total').inc(rows.length);
