@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { DUAL_CLIP_DEFAULT, grpoHyper, grpoLossReference, type LossReferenceInputs } from '../../lib/grpo/algorithm.ts';
-import { spreadToPixels } from '../../lib/grpo/advantages.ts';
 import { LOG_STD } from '../../lib/models/policy.ts';
-import { gaussianWindow1d, ssimMapSize } from '../../lib/models/ssim.ts';
+import { ssimMapSize } from '../../lib/models/ssim.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
-import { tinyRollout, TINY_H, TINY_N, TINY_PIX } from '../helpers/tiny-rollout.ts';
+import { assertReferenceGradients } from '../helpers/loss-gradcheck.ts';
+import { tinyLossReference, tinyRollout, TINY_H, TINY_N, TINY_PIX } from '../helpers/tiny-rollout.ts';
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
@@ -64,14 +64,7 @@ test('dual clip: the reference gradient matches finite differences, rows bounded
     const r = grpoLossReference(inputs);
     const open = grpoLossReference({ ...inputs, hyper: { ...inputs.hyper, dualClip: 1e9 } });
     assert.notEqual(r.loss, open.loss, 'some term is bounded by the dual clip');
-    const h = 1e-6;
-    for (let k = 0; k < n * P; k++) {
-      const at = (d: number) => grpoLossReference({ ...inputs, mean: Array.from(inputs.mean, (v, i) => (i === k ? v + d : v)) }).loss;
-      const fd = (at(h) - at(-h)) / (2 * h);
-      assert.ok(Math.abs(fd - r.dMean[k]!) < 1e-6, `dMean[${k}]: ${r.dMean[k]} vs finite difference ${fd}`);
-    }
-    const fdS = (grpoLossReference({ ...inputs, logStd: inputs.logStd + h }).loss - grpoLossReference({ ...inputs, logStd: inputs.logStd - h }).loss) / (2 * h);
-    assert.ok(Math.abs(fdS - r.dLogStd) < 1e-6, `dLogStd ${r.dLogStd} vs ${fdS}`);
+    assertReferenceGradients(inputs);
   }
   // scalar, without the KL term: row 0 (ratio about e^3 > 3, A < 0) has no gradient; rows 1 and 2 do
   const r = grpoLossReference({ ...base, hyper: { ...base.hyper, beta: 0 } });
@@ -100,14 +93,7 @@ for (const mode of ['scalar', 'dense'] as const) {
     const batch = { n, images, actions: roll.action, logpOld, advantages, refMean, ...(advantageMap ? { advantageMap } : {}) };
     const out = await trainer.grpoForward(batch, hyper);
     const open = await trainer.grpoForward(batch, { ...hyper, dualClip: 1e6 });
-    const win = gaussianWindow1d();
-    const pixelAdvantages = advantageMap
-      ? Array.from({ length: n }, (_, i) => [...spreadToPixels(advantageMap.subarray(i * 3 * h * h, (i + 1) * 3 * h * h), 3, h, h, win)]).flat()
-      : undefined;
-    const ref = grpoLossReference({
-      n, mean: roll.mean, actions: roll.action, logStd: params.get(LOG_STD)!.data[0]!, logpOld, advantages, refMean, hyper,
-      ...(pixelAdvantages ? { pixelAdvantages } : {}),
-    });
+    const ref = tinyLossReference({ params, roll, logpOld, advantages, refMean, hyper, ...(advantageMap ? { advantageMap } : {}) });
     const loss = out.loss!.data[0]!;
     assert.ok(Math.abs(loss - ref.loss) <= 1e-4 * Math.max(1, Math.abs(ref.loss)), `loss: graph ${loss}, reference ${ref.loss}`);
     assert.ok(loss < open.loss!.data[0]! - 0.1, `the dual clip binds: ${loss} against ${open.loss!.data[0]} without it`);
