@@ -42,6 +42,7 @@ import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { sameVersionScreen } from '../lib/grpo/logp-check.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import { deviceLabel, type Device } from '../lib/graph/device.ts';
@@ -625,7 +626,8 @@ class LearnerRole implements WorkerRoleImpl {
     this.ctx.metrics.get('logp_rows_excluded_total').inc(rows.length);
     const sample = (row: number) => {
       const i = batch.flow ? batch.flow.actionIndex[row]! : row;
-      return `${b.sample_ids[i] ?? `row ${i}`}${b.group_indices[i] === undefined ? '' : `#${b.group_indices[i]}`}${batch.flow ? ` step ${batch.flow.stepIndex[row]}` : ''}`;
+      // sample ids are quoted and cut (lib/log/quote.ts), as any text a peer chose
+      return `${b.sample_ids[i] === undefined ? `row ${i}` : quoteForLog(b.sample_ids[i]!, 64)}${b.group_indices[i] === undefined ? '' : `#${b.group_indices[i]}`}${batch.flow ? ` step ${batch.flow.stepIndex[row]}` : ''}`;
     };
     this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}): excluded ${rows.length} of ${batch.flow ? batch.flow.rows : batch.n} rows whose logp_old disagrees with the learner's own at the same version beyond grpo.logpTolerance ${this.ctx.config.grpo.logpTolerance} (forged or broken rollouts): ${rows.slice(0, 16).map(sample).join(', ')}${rows.length > 16 ? ', ...' : ''}`);
   }
