@@ -189,8 +189,8 @@ export function startGrpoPhase(params: TensorMap, optimizer: AdamW): TensorMap {
 //           loss = mean_e min(max(-A_e r_e, -A_e clamp(r_e, ...)), c relu(-A_e))
 //   + beta * mean_e (mu_e - ref_e)^2 / (2 sigma^2)
 //
-// The log-ratio is capped at MAX_LOG_RATIO (no change: past both clips). c = dualClip (dual-clip PPO): for A < 0 the term is at most c |A|; for A >= 0 the PPO term is <= 0 and the
-// bound (0) never binds. The gradient is with respect to the policy mean mu (per element) and log sigma, the two
+// The log-ratio is capped at MAX_LOG_RATIO (no change: past both clips). c = dualClip (dual-clip PPO): for
+// A < 0 the term is at most c |A|; for A >= 0 the PPO term is <= 0 and the bound (0) never binds. The gradient is with respect to the policy mean mu (per element) and log sigma, the two
 // places the parameters enter; the max picks the clipped branch where it is larger, the clamp passes no gradient
 // outside [1 - clipLow, 1 + clipHigh], and the dual clip none where it binds.
 

@@ -77,7 +77,7 @@ function outputGradients(g: Graph, spec: PolicySpec, params: Map<string, Value>,
  * GRPO training: param.*, image, action, logp_old [N], advantage [N], ref_mean, clip_low, clip_high,
  * dual_clip, beta -> loss, grad.*, logp, ratio, clip_fraction, kl. The loss, as Flow-GRPO writes it, with
  * dual-clip PPO's bound on negative advantages (Ye et al. 2020; docs/grpo.md, "Dual clip"):
- *   r = exp(logp - logp_old)
+ *   r = exp(min(logp - logp_old, MAX_LOG_RATIO))
  *   loss = mean_i min(max(-A_i r_i, -A_i clamp(r_i, 1 - clip_low, 1 + clip_high)), dual_clip * relu(-A_i))
  *        + beta * mean((mean - ref_mean)^2) / (2 sigma^2)
  *
