@@ -27,6 +27,7 @@ for (const size of sizes) {
     ref_mean: { data: batch.refMean, dims },
     clip_low: { data: Float32Array.of(0.2), dims: [] },
     clip_high: { data: Float32Array.of(0.28), dims: [] },
+    dual_clip: { data: Float32Array.of(3), dims: [] },
     beta: { data: Float32Array.of(0.01), dims: [] },
   };
   for (const [graph, model, feeds] of [['policy forward', policyModel(config), forward], ['GRPO graph', grpoModel(config), step]] as const) {

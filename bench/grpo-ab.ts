@@ -53,6 +53,7 @@ function feedsFor(config: RunConfig, n: number, size: number, dense: boolean): {
     ref_mean: t(image, dims),
     clip_low: t(Float32Array.of(0.2), []),
     clip_high: t(Float32Array.of(0.2), []),
+    dual_clip: t(Float32Array.of(3), []),
     beta: t(Float32Array.of(0.01), []),
   };
   if (dense) grpo.advantage_map = t(standardNormal(n * 3 * m * m, 5), [n, 3, m, m]);

@@ -44,7 +44,7 @@ for (const size of sizes) for (const mode of modes) {
     image: { data: image, dims }, action: { data: action, dims },
     logp_old: mode === 'dense' ? { data: new Float32Array(pix).fill(-1), dims } : { data: new Float32Array(N).fill(-1), dims: [N] },
     advantage: { data: standardNormal(N, 4), dims: [N] }, ref_mean: { data: image, dims },
-    clip_low: { data: Float32Array.of(0.2), dims: [] }, clip_high: { data: Float32Array.of(0.2), dims: [] }, beta: { data: Float32Array.of(0.01), dims: [] },
+    clip_low: { data: Float32Array.of(0.2), dims: [] }, clip_high: { data: Float32Array.of(0.2), dims: [] }, dual_clip: { data: Float32Array.of(3), dims: [] }, beta: { data: Float32Array.of(0.01), dims: [] },
     ...(mode === 'dense' ? { advantage_map: { data: standardNormal(N * 3 * m * m, 5), dims: [N, 3, m, m] } } : {}),
   });
   const arms: Array<{ label: string; session: GraphSession; feeds: Feeds; wall: number[]; cpu: number[] }> = [];

@@ -18,7 +18,7 @@ const m = size - 10;
 const feeds = {
   ...paramFeeds(params), image: { data: images, dims }, action: { data: batch.actions, dims },
   logp_old: { data: batch.logpOld, dims: dense ? dims : [N] }, advantage: { data: batch.advantages, dims: [N] },
-  ref_mean: { data: batch.refMean, dims }, clip_low: scalarFeed(0.2), clip_high: scalarFeed(0.28), beta: scalarFeed(0.01),
+  ref_mean: { data: batch.refMean, dims }, clip_low: scalarFeed(0.2), clip_high: scalarFeed(0.28), dual_clip: scalarFeed(3), beta: scalarFeed(0.01),
   ...(dense ? { advantage_map: { data: batch.advantageMap!, dims: [N, 3, m, m] } } : {}),
 };
 const gradNames = session.outputNames.filter((n) => n.startsWith('grad.') || n === 'loss');

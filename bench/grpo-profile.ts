@@ -47,6 +47,7 @@ if (which === 'grpo') {
     ref_mean: t(image, dims),
     clip_low: t(Float32Array.of(0.2), []),
     clip_high: t(Float32Array.of(0.2), []),
+    dual_clip: t(Float32Array.of(3), []),
     beta: t(Float32Array.of(0.01), []),
   });
   if (mode === 'dense') feeds.advantage_map = t(standardNormal(N * 3 * m * m, 5), [N, 3, m, m]);

@@ -58,6 +58,7 @@ for (const size of SIZES) {
     ref_mean: { data: roll.mean!.data, dims },
     clip_low: { data: Float32Array.of(config.grpo.clipLow), dims: [] },
     clip_high: { data: Float32Array.of(config.grpo.clipHigh), dims: [] },
+    dual_clip: { data: Float32Array.of(3), dims: [] },
     beta: { data: Float32Array.of(0.01), dims: [] },
     ...(dense ? { advantage_map: { data: standardNormal(n * 3 * m * m, 5), dims: [n, 3, m, m] } } : {}),
   };

@@ -41,6 +41,8 @@ import { grpoHyper, needsReferenceForward, startGrpoPhase, type GrpoHyper } from
 import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
+import { sameVersionScreen } from '../lib/grpo/logp-check.ts';
+import { quoteForLog } from '../lib/log/quote.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import { deviceLabel, type Device } from '../lib/graph/device.ts';
@@ -543,11 +545,19 @@ class LearnerRole implements WorkerRoleImpl {
       if (st.refVersion === undefined) this.startGrpo();
       // the flow family trains over its rows (action, trained step); each row's behaviour version is its action's
       const trainer = this.trainer!;
-      const flowResult = trainer instanceof FlowTrainer ? await flowGrpoUpdate(trainer, this.flowReference(), { ...batch, flow: batch.flow! }, this.hyper) : undefined;
-      const r = flowResult ?? await grpoUpdate(trainer as PolicyTrainer, this.reference(), batch, this.hyper);
+      const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
+      let excluded: number[] = [];
+      const screen = sameVersionScreen({
+        batch: { advantages: batch.advantages, ...(batch.advantageMap ? { advantageMap: batch.advantageMap } : {}), logpOld: batch.flow ? batch.flow.logpOld : batch.logpOld },
+        rowVersions, version: versionBefore, tolerance: this.ctx.config.grpo.logpTolerance,
+        ...(batch.flow ? { actionOf: (row: number) => batch.flow!.actionIndex[row]! } : {}),
+        excluded: (rows) => (excluded = rows),
+      });
+      const flowResult = trainer instanceof FlowTrainer ? await flowGrpoUpdate(trainer, this.flowReference(), { ...batch, flow: batch.flow! }, this.hyper, screen) : undefined;
+      const r = flowResult ?? await grpoUpdate(trainer as PolicyTrainer, this.reference(), batch, this.hyper, screen);
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
-      const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
+      if (excluded.length) this.reportExcluded(b, batch, excluded);
       const mismatch = logpMismatch(r.logp, batch.logpOld, rowVersions, versionBefore);
       fields = {
         loss: r.loss,
@@ -606,6 +616,20 @@ class LearnerRole implements WorkerRoleImpl {
         trace('prune_end', { version: s.version });
       }
     })().finally(() => (this.pruning = undefined));
+  }
+
+  /**
+   * Rows the same-version check took out of the step (lib/grpo/logp-check.ts): counted, and logged with their sample
+   * ids. The batch does not say which worker produced a row; the orchestrator's event log does (its `rollout` event).
+   */
+  private reportExcluded(b: TrainBatch__Output, batch: DecodedBatch & { kind: 'grpo' }, rows: number[]): void {
+    this.ctx.metrics.get('logp_rows_excluded_total').inc(rows.length);
+    const sample = (row: number) => {
+      const i = batch.flow ? batch.flow.actionIndex[row]! : row;
+      // sample ids are quoted and cut (lib/log/quote.ts), as any text a peer chose
+      return `${b.sample_ids[i] === undefined ? `row ${i}` : quoteForLog(b.sample_ids[i]!, 64)}${b.group_indices[i] === undefined ? '' : `#${b.group_indices[i]}`}${batch.flow ? ` step ${batch.flow.stepIndex[row]}` : ''}`;
+    };
+    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}): excluded ${rows.length} of ${batch.flow ? batch.flow.rows : batch.n} rows whose logp_old disagrees with the learner's own at the same version beyond grpo.logpTolerance ${this.ctx.config.grpo.logpTolerance} (forged or broken rollouts): ${rows.slice(0, 16).map(sample).join(', ')}${rows.length > 16 ? ', ...' : ''}`);
   }
 
   /**

@@ -12,6 +12,8 @@ import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 import { EVAL_DRAWS } from '../data/eval-draws.ts';
 import { flowConfigSchema } from '../flow/config.ts';
 import { RUN_ID_PATTERN, RUN_ID_RULE } from '../transport/run-id.ts';
+import { DUAL_CLIP_DEFAULT } from '../grpo/algorithm.ts';
+import { LOGP_TOLERANCE_DEFAULT } from '../grpo/logp-check.ts';
 import { compileRewardExpression, constantReward, decomposeForDense, rewardConstants, rewardTerms, type RewardFunction } from '../grpo/reward-expression.ts';
 
 const int = () => z.number().int();
@@ -202,6 +204,10 @@ export const grpoSchema = z.strictObject({
     .describe('PPO ratio clip below 1: ratios are clamped to 1 - clipLow (Flow-GRPO: 1e-4 for mean-reduced log-probs).'),
   clipHigh: z.number().gt(0).default(1e-4)
     .describe('PPO ratio clip above 1: ratios are clamped to 1 + clipHigh. Larger than clipLow gives DAPO\'s asymmetric clip.'),
+  dualClip: z.number().gt(1).lte(1e6).default(DUAL_CLIP_DEFAULT)
+    .describe('Dual-clip PPO (Ye et al. 2020): for a negative advantage the loss term is at most dualClip * |A|, so a ratio pi/pi_old above dualClip passes no gradient (per element in dense mode). Bounds what a stale, broken or forged behaviour log-probability can do to a step: an honest on-policy ratio is 1. Must be > 1 (3, the paper\'s); it binds only where the ratio exceeds it, above the PPO clip range when dualClip > 1 + clipHigh. docs/grpo.md, "Dual clip".'),
+  logpTolerance: z.number().gt(0).lte(10).default(LOGP_TOLERANCE_DEFAULT)
+    .describe('The learner\'s same-version check, in nats: a GRPO row whose behaviour version is the learner\'s current one (every row at maxStaleness 0) must have |logp - logp_old| (its mean over elements in dense mode) and |ratio - 1| within this, since the learner recomputes the same log-density from the same weights; a row beyond it (forged or broken) is excluded from the step and counted in logp_rows_excluded_total. 1e-3 (default) is about 50x what float32 summation and a GPU rollout worker give (docs/grpo.md, "Same-version check"); raise it for a rollout device that rounds further from the learner\'s.'),
   beta: z.number().gte(0).default(0.004)
     .describe("KL weight against the frozen SFT policy: beta * mean((mean - ref_mean)^2) / (2 sigma^2), the exact KL of two Gaussians with the policy's std sigma (the flow family: per trained step, sigma the step's std; flow.klForm). For the flow family's sde sampler that is 1/(-dt) times flow_grpo's KL term (train_sd3.py divides by 2 s_t^2, not 2 (s_t sqrt(-dt))^2; 15-28x at the flow defaults), so a beta here weighs an sde step as flow_grpo's beta / (-dt) would (the default 0.004 as flow_grpo's 0.06-0.11); flow.klForm=flow_grpo uses flow_grpo's form, where one beta means the same. The default 0.004's source is unverified: flow_grpo's config/grpo.py (commit ac4c86e) uses 0.04 and 0.01 (base 0); 0.004 appears in flow_grpo-derived configs at lr 1e-4. 0 skips the reference forward."),
   advantageClip: z.number().gt(0).default(5)

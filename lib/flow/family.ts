@@ -19,6 +19,7 @@ import { stepFromOutputs, trainerOptimizer, type GrpoStepResult } from '../model
 import { policyModel, grpoModel, resolutionOf, sftModel } from '../models/bundle.ts';
 import { ssimMapSize } from '../models/ssim.ts';
 import type { GrpoHyper } from '../grpo/algorithm.ts';
+import type { GrpoScreen } from '../grpo/logp-check.ts';
 import { flowSpaceOf, samplerSpecOf, velocitySpecOf } from './config.ts';
 import { metricsByStep, type StepMetrics } from './metrics.ts';
 import { encodeState, flowNoiseSeed, hyperFeeds, rolloutFlow, toFlowSpace, windowDraw } from './rollout.ts';
@@ -279,8 +280,14 @@ export class FlowTrainer {
     return this.grpo.run({ ...paramFeeds(this.params), ...feeds, ref_mean: { data: b.refMean, dims: feeds.x!.dims }, ...hyperFeeds(hyper) });
   }
 
-  async grpoStep(b: FlowGrpoInputs & { refMean: Float32Array }, hyper: GrpoHyper): Promise<FlowGrpoStepResult> {
-    const out = await this.grpoForward(b, hyper);
+  /** `screen`: as PolicyTrainer.grpoStep's, over the training rows (its logp_old replaces the rows'). */
+  async grpoStep(b: FlowGrpoInputs & { refMean: Float32Array }, hyper: GrpoHyper, screen?: GrpoScreen): Promise<FlowGrpoStepResult> {
+    let out = await this.grpoForward(b, hyper);
+    const replaced = screen?.({ logp: out.logp!.data, ratio: out.ratio!.data });
+    if (replaced) {
+      const { logpOld, ...perAction } = replaced;
+      out = await this.grpoForward({ ...b, ...perAction, flow: { ...b.flow, logpOld } }, hyper);
+    }
     const { loss, step } = stepFromOutputs(this.optimizer, out, hyper.lr);
     const perStep = metricsByStep(b.flow.stepIndex, { ratio: out.ratio.data, clipFractionRows: out.clip_fraction_rows.data, klRows: out.kl_rows.data });
     return { step, loss, kl: out.kl.data[0]!, clipFraction: out.clip_fraction.data[0]!, logp: out.logp.data, ratio: out.ratio.data, perStep };

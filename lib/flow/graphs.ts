@@ -114,10 +114,10 @@ function outputGradients(g: Graph, spec: FlowNetworkSpec, params: Map<string, Va
 
 /**
  * Flow-GRPO's loss for a batch of trained steps (one row per trajectory and step):
- * param.*, x, x_next, y, t, t_next, a, logp_old, advantage [N], ref_mean, clip_low, clip_high, beta
+ * param.*, x, x_next, y, t, t_next, a, logp_old, advantage [N], ref_mean, clip_low, clip_high, dual_clip, beta
  * -> loss, grad.*, logp, ratio, clip_fraction, kl, policy_terms, kl_rows (the loss's terms before reduction),
  * clip_fraction_rows [N].
- *   r = exp(logp - logp_old);  loss = mean_rows max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high))
+ *   r = exp(logp - logp_old);  loss = mean_rows min(max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high)), dual_clip relu(-A))
  *        + beta * mean_rows( mean_chw((mean - ref_mean)^2) / (2 std^2) )
  * klForm 'flow_grpo' (sde only): the KL rows times -dt = t - t_next, i.e. / (2 s_t^2) as flow_grpo writes it.
  * The mean over rows is the gradient accumulated over trained steps, divided by their count.
@@ -131,7 +131,7 @@ export function buildFlowGrpoGraph(spec: FlowNetworkSpec, r: Resolution, type: F
   const params = declareFlowNetworkParams(g, spec);
   const { x, y, t, tNext, a } = rowInputs(g, r);
   const xNext = imageInput(g, 'x_next', r);
-  const { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta } = grpoInputs(g, r, mode);
+  const { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, dualClip, beta } = grpoInputs(g, r, mode);
 
   const v = flowVelocity(spec, params, x, t, y);
   const { mean, std } = flowStep(type, x, v, t, tNext, a);
@@ -139,7 +139,7 @@ export function buildFlowGrpoGraph(spec: FlowNetworkSpec, r: Resolution, type: F
   const logp = reduceMean(density, [1, 2, 3]);
   // The surrogate is the Gaussian family's (one definition); the clipped indicator is reduced per row here
   // (dense: over the row's elements) for the per-step metrics.
-  const { ratio, perElement, clipped } = clippedSurrogate({ density, logp, logpOld, advantage, advantageMap, clipLow, clipHigh, r });
+  const { ratio, perElement, clipped } = clippedSurrogate({ density, logp, logpOld, advantage, advantageMap, clipLow, clipHigh, dualClip, r });
   const clippedRows = advantageMap ? reduceMean(clipped, [1, 2, 3]) : clipped;
   const policyLoss = reduceMean(perElement);
   const safeStd = max(std, MIN_STEP_STD);

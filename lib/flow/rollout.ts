@@ -7,7 +7,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import { hashSeed, hashUnit, standardNormal, type SeedPart } from '../data/random.ts';
 import type { Resolution } from '../models/graphs.ts';
 import { SSIM_WINDOW } from '../models/ssim.ts';
-import { paramFeeds, scalarFeed } from '../models/feeds.ts';
+import { grpoHyperFeeds, paramFeeds } from '../models/feeds.ts';
 import type { Feed, Feeds, GraphSession } from '../graph/runtime.ts';
 import type { FlowSamplerSpec, PlannedStep } from './sampler.ts';
 
@@ -224,8 +224,10 @@ export interface FlowLossSettings {
   clipLow: number;
   clipHigh: number;
   beta: number;
+  /** grpo.dualClip (absent: its default). */
+  dualClip?: number;
 }
 
 export function hyperFeeds(h: FlowLossSettings): Feeds {
-  return { clip_low: scalarFeed(h.clipLow), clip_high: scalarFeed(h.clipHigh), beta: scalarFeed(h.beta) };
+  return grpoHyperFeeds(h);
 }

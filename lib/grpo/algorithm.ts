@@ -128,18 +128,32 @@ export function advantagesOf(algo: GrpoAlgorithm, group: ScoredGroup): GroupOutc
   return { kept: true, advantages: a.advantages, ...(a.identity !== undefined ? { identity: { advantage: a.identity } } : {}), mean: a.mean, std: a.std };
 }
 
+/**
+ * grpo.dualClip's default, dual-clip PPO's c (Ye et al. 2020): for A < 0 a loss term is at most c |A|, so ratios
+ * above c pass no gradient. docs/grpo.md, "Dual clip".
+ */
+export const DUAL_CLIP_DEFAULT = 3;
+
+/**
+ * The log-ratio cap of the training graph (lib/models/graphs.ts imports it): past both clips a term has no gradient,
+ * and the cap keeps exp from overflowing (a zero gradient times an infinite ratio is NaN).
+ */
+export const MAX_LOG_RATIO = 20;
+
 /** The hyper-parameters of one GRPO step: explicit inputs of the training graph and of AdamW. */
 export interface GrpoHyper {
   clipLow: number;
   clipHigh: number;
   beta: number;
   lr: number;
+  /** grpo.dualClip (absent: DUAL_CLIP_DEFAULT). */
+  dualClip?: number;
   /** grpo.identityAnchor, the identity term's weight (fed to the graph; absent: 0). */
   identityAnchor?: number;
 }
 
 export function grpoHyper(config: Pick<RunConfig, 'grpo' | 'optim'>): GrpoHyper {
-  return { clipLow: config.grpo.clipLow, clipHigh: config.grpo.clipHigh, beta: config.grpo.beta, lr: config.optim.lr, identityAnchor: config.grpo.identityAnchor };
+  return { clipLow: config.grpo.clipLow, clipHigh: config.grpo.clipHigh, dualClip: config.grpo.dualClip, beta: config.grpo.beta, lr: config.optim.lr, identityAnchor: config.grpo.identityAnchor };
 }
 
 /**
@@ -170,14 +184,15 @@ export function startGrpoPhase(params: TensorMap, optimizer: AdamW): TensorMap {
 //
 //   l_e   = -(a_e - mu_e)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2         per element e of action i
 //   scalar: r_i = exp(mean_e l_e - logp_old_i),  A_i = advantage_i
-//           loss = mean_i max(-A_i r_i, -A_i clamp(r_i, 1 - clipLow, 1 + clipHigh))
+//           loss = mean_i min(max(-A_i r_i, -A_i clamp(r_i, 1 - clipLow, 1 + clipHigh)), c relu(-A_i))
 //   dense:  r_e = exp(l_e - logp_old_e),  A_e = spread(D_i)_e + advantage_i   (spread: `spreadToPixels`)
-//           loss = mean_e max(-A_e r_e, -A_e clamp(r_e, ...))
+//           loss = mean_e min(max(-A_e r_e, -A_e clamp(r_e, ...)), c relu(-A_e))
 //   + beta * mean_e (mu_e - ref_e)^2 / (2 sigma^2)
 //
-// The gradient is with respect to the policy mean mu (per element) and log sigma, the two places the
-// parameters enter; the max picks the clipped branch where it is larger, and the clamp passes no gradient
-// outside [1 - clipLow, 1 + clipHigh].
+// The log-ratio is capped at MAX_LOG_RATIO (no change: past both clips). c = dualClip (dual-clip PPO): for
+// A < 0 the term is at most c |A|; for A >= 0 the PPO term is <= 0 and the bound (0) never binds. The gradient is with respect to the policy mean mu (per element) and log sigma, the two
+// places the parameters enter; the max picks the clipped branch where it is larger, the clamp passes no gradient
+// outside [1 - clipLow, 1 + clipHigh], and the dual clip none where it binds.
 
 export interface LossReferenceInputs {
   n: number;
@@ -192,7 +207,7 @@ export interface LossReferenceInputs {
   /** Dense: the per-pixel advantage already spread onto the pixels, [n * P] (without the scalar part). */
   pixelAdvantages?: ArrayLike<number>;
   refMean: ArrayLike<number>;
-  hyper: Pick<GrpoHyper, 'clipLow' | 'clipHigh' | 'beta' | 'identityAnchor'>;
+  hyper: Pick<GrpoHyper, 'clipLow' | 'clipHigh' | 'beta' | 'identityAnchor' | 'dualClip'>;
   /**
    * The identity member: the corrupted images [n * P] (the batch's policy inputs) and its advantage per row,
    * [n] (scalar, or dense's scalar part) plus, dense, [n * P] spread onto pixels; nonzero only on the first row
@@ -224,13 +239,17 @@ export function grpoLossReference(x: LossReferenceInputs): LossReference {
   const hi = 1 + x.hyper.clipHigh;
   const dMean = new Float64Array(n * P);
   let dLogStd = 0;
-  // One PPO term of advantage A and ratio r: its value and d term / d r.
+  const c = x.hyper.dualClip ?? DUAL_CLIP_DEFAULT;
+  // One PPO term of advantage A and ratio r, dual-clipped: its value and d term / d r.
   const ppo = (A: number, r: number): { v: number; dr: number } => {
     const unclipped = -A * r;
     const inside = r >= lo && r <= hi;
     const clipped = -A * Math.min(Math.max(r, lo), hi);
     // max(u, c): ties go to the first argument, as the graph's Max passes its gradient to the first input
-    return unclipped >= clipped ? { v: unclipped, dr: -A } : { v: clipped, dr: inside ? -A : 0 };
+    const t = unclipped >= clipped ? { v: unclipped, dr: -A } : { v: clipped, dr: inside ? -A : 0 };
+    // dual clip, min(t, c relu(-A)): ties keep t, as the graph's Min passes its gradient to the first input
+    const bound = c * Math.max(-A, 0);
+    return t.v <= bound ? t : { v: bound, dr: 0 };
   };
   let policy = 0;
   for (let i = 0; i < n; i++) {
@@ -246,7 +265,7 @@ export function grpoLossReference(x: LossReferenceInputs): LossReference {
       let l = 0;
       for (let e = 0; e < P; e++) l += lp[e]!;
       l /= P;
-      const r = Math.exp(l - x.logpOld[i]!);
+      const r = Math.exp(Math.min(l - x.logpOld[i]!, MAX_LOG_RATIO));
       const t = ppo(x.advantages[i]!, r);
       policy += t.v / n;
       const g = (t.dr * r) / n / P; // d loss / d l_e for every e of action i
@@ -256,7 +275,7 @@ export function grpoLossReference(x: LossReferenceInputs): LossReference {
       }
     } else {
       for (let e = 0; e < P; e++) {
-        const r = Math.exp(lp[e]! - x.logpOld[i * P + e]!);
+        const r = Math.exp(Math.min(lp[e]! - x.logpOld[i * P + e]!, MAX_LOG_RATIO));
         const t = ppo(x.pixelAdvantages![i * P + e]! + x.advantages[i]!, r);
         policy += t.v / (n * P);
         const g = (t.dr * r) / (n * P);

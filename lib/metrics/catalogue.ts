@@ -69,6 +69,11 @@ export const CATALOGUE = {
     labels: [],
     buckets: [0, 1, 2, 3, 4, 6, 8, 12, 16, 32],
   },
+  logp_rows_excluded_total: {
+    type: 'counter',
+    help: 'GRPO training rows excluded from a step because their logp_old, at the learner\'s own version, disagreed with the learner\'s recomputed logp beyond grpo.logpTolerance (forged or broken rollouts; docs/security.md)',
+    labels: [],
+  },
   nonfinite_steps_skipped_total: { type: 'counter', help: 'Learner steps skipped because the loss or a gradient was not finite', labels: [] },
   optimizer_state_refused_total: {
     type: 'counter',

@@ -3,6 +3,7 @@ import type { TensorMap } from '../checkpoint/tensors.ts';
 import type { Feeds, Fetches } from '../graph/runtime.ts';
 import { DISTINCT_ROWS, equalRuns, repeatedRows, ROW_SOURCE } from '../graph/shared-rows.ts';
 import { PAIR_ROWS, REFERENCE_ROWS } from './encoder.ts';
+import { DUAL_CLIP_DEFAULT } from '../grpo/algorithm.ts';
 
 /** `param.<name>` feeds for every parameter. */
 export function paramFeeds(params: TensorMap): Feeds {
@@ -23,6 +24,11 @@ export function gradientsFrom(fetches: Fetches): TensorMap {
 /** A scalar feed (hyper-parameters such as clip_low). */
 export function scalarFeed(x: number): { data: Float32Array; dims: number[] } {
   return { data: Float32Array.of(x), dims: [] };
+}
+
+/** The loss hyper-parameters both families' GRPO graphs take as inputs (graphs.ts grpoInputs); dualClip absent: the default. */
+export function grpoHyperFeeds(h: { clipLow: number; clipHigh: number; beta: number; dualClip?: number }): Feeds {
+  return { clip_low: scalarFeed(h.clipLow), clip_high: scalarFeed(h.clipHigh), dual_clip: scalarFeed(h.dualClip ?? DUAL_CLIP_DEFAULT), beta: scalarFeed(h.beta) };
 }
 
 /** The row feeds of a graph built with `sharedRows` for `n` images [n,3,H,W] (graph/shared-rows.ts). */

@@ -3,7 +3,7 @@
 
 import { Graph, type Value } from '../graph/graph.ts';
 import { abs, add, cast, clip, convTranspose, div, exp, greater, less, log, max, min, mul, neg, or, reduceMean, relu, square, sub, unsqueeze } from '../graph/ops.ts';
-import { IDENTITY_HUBER } from '../grpo/algorithm.ts';
+import { IDENTITY_HUBER, MAX_LOG_RATIO } from '../grpo/algorithm.ts';
 import { gradients } from '../graph/autodiff.ts';
 import { shareRepeatedRows } from '../graph/shared-rows.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
@@ -75,9 +75,10 @@ function outputGradients(g: Graph, spec: PolicySpec, params: Map<string, Value>,
 
 /**
  * GRPO training: param.*, image, action, logp_old [N], advantage [N], ref_mean, clip_low, clip_high,
- * beta -> loss, grad.*, logp, ratio, clip_fraction, kl. The loss, as Flow-GRPO writes it:
- *   r = exp(logp - logp_old)
- *   loss = mean_i max(-A_i r_i, -A_i clamp(r_i, 1 - clip_low, 1 + clip_high))
+ * dual_clip, beta -> loss, grad.*, logp, ratio, clip_fraction, kl. The loss, as Flow-GRPO writes it, with
+ * dual-clip PPO's bound on negative advantages (Ye et al. 2020; docs/grpo.md, "Dual clip"):
+ *   r = exp(min(logp - logp_old, MAX_LOG_RATIO))
+ *   loss = mean_i min(max(-A_i r_i, -A_i clamp(r_i, 1 - clip_low, 1 + clip_high)), dual_clip * relu(-A_i))
  *        + beta * mean((mean - ref_mean)^2) / (2 sigma^2)
  *
  * Dense mode (docs/grpo.md, "Dense advantages"): `logp_old` is the behaviour policy's per-element
@@ -102,13 +103,13 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' |
   const params = declareParams(g, spec);
   const image = imageInput(g, 'image', r);
   const action = imageInput(g, 'action', r);
-  const { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta } = grpoInputs(g, r, mode);
+  const { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, dualClip, beta } = grpoInputs(g, r, mode);
 
   const logStd = params.get(LOG_STD)!;
   const mean = policyMean(spec, params, image);
   const density = gaussianLogDensity(action, mean, logStd);
   const logp = reduceMean(density, [1, 2, 3]);
-  const { ratio, perElement, clipped } = clippedSurrogate({ density, logp, logpOld, advantage, advantageMap, clipLow, clipHigh, r });
+  const { ratio, perElement, clipped } = clippedSurrogate({ density, logp, logpOld, advantage, advantageMap, clipLow, clipHigh, dualClip, r });
   const clippedFraction = reduceMean(clipped);
   const policyLoss = reduceMean(perElement);
   const kl = mul(reduceMean(square(sub(mean, refMean))), mul(exp(mul(logStd, -2)), 0.5));
@@ -137,10 +138,10 @@ export function buildGrpoGraph(spec: PolicySpec, r: Resolution, mode: 'scalar' |
 
 /**
  * The GRPO inputs both families' training graphs declare after their own: logp_old ([N], or [N,3,H,W] in dense
- * mode), advantage [N], advantage_map (dense), ref_mean, clip_low, clip_high, beta.
+ * mode), advantage [N], advantage_map (dense), ref_mean, clip_low, clip_high, dual_clip, beta.
  */
 export function grpoInputs(g: Graph, r: Resolution, mode: 'scalar' | 'dense'): {
-  logpOld: Value; advantage: Value; advantageMap: Value | undefined; refMean: Value; clipLow: Value; clipHigh: Value; beta: Value;
+  logpOld: Value; advantage: Value; advantageMap: Value | undefined; refMean: Value; clipLow: Value; clipHigh: Value; dualClip: Value; beta: Value;
 } {
   const logpOld = mode === 'dense' ? imageInput(g, 'logp_old', r) : g.input('logp_old', ['N']);
   const advantage = g.input('advantage', ['N']);
@@ -148,32 +149,38 @@ export function grpoInputs(g: Graph, r: Resolution, mode: 'scalar' | 'dense'): {
   const refMean = imageInput(g, 'ref_mean', r);
   const clipLow = g.input('clip_low', []);
   const clipHigh = g.input('clip_high', []);
+  const dualClip = g.input('dual_clip', []);
   const beta = g.input('beta', []);
-  return { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, beta };
+  return { logpOld, advantage, advantageMap, refMean, clipLow, clipHigh, dualClip, beta };
 }
 
 /**
- * The clipped surrogate of both families' GRPO graphs (Flow-GRPO's form), per row or, with an advantage map,
- * per element: r = exp(logp - logp_old), terms = max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high)).
- * `density` [N,3,H,W] is the per-element log-density, `logp` its mean per row. Returns the ratio per row (the
- * elements' mean in dense mode), the terms before reduction, and the clipped indicator (per row, or per
- * element in dense mode) for the clip fraction.
+ * The clipped surrogate of both families' GRPO graphs (Flow-GRPO's form with dual-clip PPO's bound), per row
+ * or, with an advantage map, per element:
+ *   r = exp(min(logp - logp_old, MAX_LOG_RATIO)),  terms = min(max(-A r, -A clamp(r, 1 - clip_low, 1 + clip_high)), dual_clip * relu(-A))
+ * The log-ratio is capped at MAX_LOG_RATIO (e^20 = 4.9e8): past both clips (1 + clip_high for A > 0, dual_clip for
+ * A < 0) a term has no gradient anyway, and the cap keeps a ratio from overflowing (logp_old = -3e38 is finite
+ * float32), whose zero gradient would be 0 * inf = NaN and skip the batch. The outer min is dual clip (Ye et al. 2020): for A < 0 a term never exceeds dual_clip * |A|, so a ratio above
+ * dual_clip (a behaviour log-probability far below the learner's: stale, broken or forged) passes no gradient;
+ * for A >= 0 the PPO term is <= 0 = the bound, so nothing changes. `density` [N,3,H,W] is the per-element
+ * log-density, `logp` its mean per row. Returns the ratio per row (the elements' mean in dense mode), the terms
+ * before reduction, and the clipped indicator (per row, or per element in dense mode) for the clip fraction.
  */
 export function clippedSurrogate(o: {
-  density: Value; logp: Value; logpOld: Value; advantage: Value; advantageMap: Value | undefined; clipLow: Value; clipHigh: Value; r: Resolution;
+  density: Value; logp: Value; logpOld: Value; advantage: Value; advantageMap: Value | undefined; clipLow: Value; clipHigh: Value; dualClip: Value; r: Resolution;
 }): { ratio: Value; perElement: Value; clipped: Value } {
   const lo = sub(1, o.clipLow);
   const hi = add(1, o.clipHigh);
+  // PPO's pessimistic term, then dual clip's ceiling for negative advantages (ties keep the PPO term's gradient)
+  const terms = (adv: Value, ratio: Value) => min(max(mul(neg(adv), ratio), mul(neg(adv), clip(ratio, lo, hi))), mul(relu(neg(adv)), o.dualClip));
   if (o.advantageMap) {
-    const ratioE = exp(sub(o.density, o.logpOld));
+    const ratioE = exp(min(sub(o.density, o.logpOld), MAX_LOG_RATIO));
     const adv = add(spreadSsimMap(o.advantageMap, o.r), unsqueeze(o.advantage, [1, 2, 3]));
-    const perElement = max(mul(neg(adv), ratioE), mul(neg(adv), clip(ratioE, lo, hi)));
     const ratio = reduceMean(ratioE, [1, 2, 3]);
-    return { ratio, perElement, clipped: cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32') };
+    return { ratio, perElement: terms(adv, ratioE), clipped: cast(or(less(ratioE, lo), greater(ratioE, hi)), 'float32') };
   }
-  const ratio = exp(sub(o.logp, o.logpOld));
-  const perElement = max(mul(neg(o.advantage), ratio), mul(neg(o.advantage), clip(ratio, lo, hi)));
-  return { ratio, perElement, clipped: cast(or(less(ratio, lo), greater(ratio, hi)), 'float32') };
+  const ratio = exp(min(sub(o.logp, o.logpOld), MAX_LOG_RATIO));
+  return { ratio, perElement: terms(o.advantage, ratio), clipped: cast(or(less(ratio, lo), greater(ratio, hi)), 'float32') };
 }
 
 /**

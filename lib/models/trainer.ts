@@ -7,10 +7,11 @@ import { GraphSession, type Feeds, type Fetches } from '../graph/runtime.ts';
 import type { Device } from '../graph/device.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
 import { grpoModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
-import { gradientsFrom, paramFeeds, scalarFeed } from './feeds.ts';
+import { gradientsFrom, grpoHyperFeeds, paramFeeds, scalarFeed } from './feeds.ts';
 import { RowForms } from './row-forms.ts';
 import { ssimMapSize } from './ssim.ts';
 import { grpoHyper, type GrpoHyper } from '../grpo/algorithm.ts';
+import type { GrpoScreen } from '../grpo/logp-check.ts';
 
 export interface GrpoInputs {
   n: number;
@@ -102,9 +103,7 @@ export class PolicyTrainer {
       logp_old: { data: b.logpOld, dims: dense ? dims : [b.n] },
       advantage: { data: b.advantages, dims: [b.n] },
       ref_mean: { data: b.refMean, dims },
-      clip_low: scalarFeed(hyper.clipLow),
-      clip_high: scalarFeed(hyper.clipHigh),
-      beta: scalarFeed(hyper.beta),
+      ...grpoHyperFeeds(hyper),
     };
     if (dense) {
       if (!b.advantageMap) throw new Error('dense GRPO batch without advantage maps');
@@ -129,10 +128,13 @@ export class PolicyTrainer {
 
   /**
    * One clipped policy-gradient step with the explicit hyper-parameters `hyper` (default: the run's settings).
-   * A non-finite loss or gradient is never applied.
+   * A non-finite loss or gradient is never applied. `screen` (the learner's same-version check,
+   * lib/grpo/logp-check.ts) sees the forward's logp and ratio first; fields it returns are run again before the step.
    */
-  async grpoStep(b: GrpoInputs, hyper: GrpoHyper = grpoHyper(this.config)): Promise<GrpoStepResult> {
-    const out = await this.grpoForward(b, hyper);
+  async grpoStep(b: GrpoInputs, hyper: GrpoHyper = grpoHyper(this.config), screen?: GrpoScreen): Promise<GrpoStepResult> {
+    let out = await this.grpoForward(b, hyper);
+    const replaced = screen?.({ logp: out.logp!.data, ratio: out.ratio!.data });
+    if (replaced) out = await this.grpoForward({ ...b, ...replaced }, hyper);
     const { loss, step } = stepFromOutputs(this.optimizer, out, hyper.lr);
     return { step, loss, kl: out.kl.data[0], clipFraction: out.clip_fraction.data[0], logp: out.logp.data, ratio: out.ratio.data };
   }

@@ -92,7 +92,7 @@ async function build(which: (typeof GRAPHS)[number], H: number): Promise<{ g: Gr
       advantage_map: { data: Float32Array.from(standardNormal(n * 3 * m * m, 4), (v) => 0.1 * v), dims: [n, 3, m, m] },
       // the run config's clip range and KL weight, as the learner feeds them (round 16 fed 0.2 here, where float noise
       // in the ratio never reaches the clip: docs/gpu.md)
-      ref_mean: { data: out.mean, dims }, clip_low: scalarFeed(hyper.clipLow), clip_high: scalarFeed(hyper.clipHigh), beta: scalarFeed(hyper.beta),
+      ref_mean: { data: out.mean, dims }, clip_low: scalarFeed(hyper.clipLow), clip_high: scalarFeed(hyper.clipHigh), dual_clip: scalarFeed(hyper.dualClip ?? 3), beta: scalarFeed(hyper.beta),
       ...(shared ? sharedRowFeeds(images, n) : {}),
     },
   };

@@ -13,6 +13,7 @@ import { velocityParams } from '../../lib/flow/velocity.ts';
 import { runSingleProcess } from '../../lib/local/single-process.ts';
 import { toFlowSpace, startNoise } from '../../lib/flow/rollout.ts';
 import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
+import { sameVersionScreen } from '../../lib/grpo/logp-check.ts';
 
 function tiny(extra: Record<string, unknown> = {}, mode: 'scalar' | 'dense' = 'scalar'): RunConfig {
   return parseConfig({
@@ -254,4 +255,42 @@ test('a NaN activation (from x_t or a parameter) makes the Flow-GRPO loss NaN an
     }
     await trainer.release();
   }
+});
+
+test('the same-version check over flow rows: a forged step excludes its action (every row of it), as if its advantage were 0', async () => {
+  const c = tiny({}, 'scalar');
+  const pix = 3 * 12 * 12;
+  const R = 3;
+  const noise = (seed: number, n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
+  const x = noise(1, R * pix);
+  const flow = {
+    rows: R, actionIndex: Int32Array.of(0, 1, 1), stepIndex: Int32Array.of(0, 0, 1),
+    t: Float32Array.of(0.8, 0.8, 0.6), tNext: Float32Array.of(0.55, 0.55, 0.35), a: Float32Array.of(0.7, 0.7, 0.7),
+    x, xNext: x.map((v, i) => 0.9 * v + 0.05 * Math.cos(i)), logpOld: new Float32Array(R),
+  };
+  const base = { n: 2, images: noise(2, 2 * pix).map((v) => 0.5 + v * 0.5), advantages: Float32Array.of(1, -1), refMean: noise(3, R * pix) };
+  const hyper = grpoHyper(c);
+  const probe = FlowTrainer.create(c, initialParamsOf(c));
+  const logp = (await probe.grpoForward({ ...base, flow }, hyper)).logp!.data;
+  await probe.release();
+  const honest = { ...base, flow: { ...flow, logpOld: Float32Array.from(logp) } };
+  const forged = { ...base, flow: { ...flow, logpOld: Float32Array.from(logp, (v, r) => (r === 2 ? v - 10 : v)) } };
+
+  const checked = FlowTrainer.create(c, initialParamsOf(c));
+  let excluded: number[] = [];
+  const screen = sameVersionScreen({
+    batch: { advantages: forged.advantages, logpOld: forged.flow.logpOld }, rowVersions: [4, 4, 4], version: 4, tolerance: c.grpo.logpTolerance,
+    actionOf: (row) => flow.actionIndex[row]!, excluded: (rows) => (excluded = rows),
+  });
+  assert.ok((await checked.grpoStep(forged, hyper, screen)).step.applied);
+  assert.deepEqual(excluded, [2]);
+  const without = FlowTrainer.create(c, initialParamsOf(c));
+  await without.grpoStep({ ...honest, advantages: Float32Array.of(1, 0) }, hyper);
+  for (const [k, t] of checked.params) t.data.forEach((v, i) => assert.ok(Math.abs(v - without.params.get(k)!.data[i]!) <= 1e-7, `${k}[${i}]`));
+  // honest rows pass: nothing excluded
+  excluded = [];
+  const again = sameVersionScreen({ batch: { advantages: honest.advantages, logpOld: honest.flow.logpOld }, rowVersions: [4, 4, 4], version: 4, tolerance: c.grpo.logpTolerance, excluded: (rows) => (excluded = rows) });
+  assert.equal(again({ logp, ratio: Float32Array.of(1, 1, 1) }), undefined);
+  await checked.release();
+  await without.release();
 });

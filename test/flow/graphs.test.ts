@@ -147,6 +147,7 @@ function grpoFeeds(n: number, rand: () => number, r: typeof R, dense: boolean, s
     ref_mean: { data: stepOut.mean.map((v) => v + (rand() - 0.5) * 0.05), dims },
     clip_low: scalarFeed(0.5),
     clip_high: scalarFeed(0.5),
+    dual_clip: scalarFeed(3),
     beta: scalarFeed(0.3),
   };
   if (dense) feeds.advantage_map = { data: uniform(n * 3 * (r.height - 10) * (r.width - 10), rand, -0.2, 0.2), dims: mapDims };

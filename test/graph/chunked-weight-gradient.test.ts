@@ -61,6 +61,7 @@ for (const arch of ['resnet', 'unet'] as const) {
                 ref_mean: { data: Float32Array.from(images, (v) => v + 0.01), dims },
                 clip_low: { data: Float32Array.of(0.2), dims: [] },
                 clip_high: { data: Float32Array.of(0.28), dims: [] },
+                dual_clip: { data: Float32Array.of(3), dims: [] },
                 beta: { data: Float32Array.of(0.01), dims: [] },
                 ...(mode === 'dense' ? { advantage_map: { data: standardNormal(n * 3 * (SIZE - 10) ** 2, 5), dims: [n, 3, SIZE - 10, SIZE - 10] } } : {}),
                 ...(sharedRows ? sharedRowFeeds(images, n) : {}),

@@ -49,6 +49,7 @@ test('a graph in a worker thread gives the same bits as on the calling thread (p
     ref_mean: { data: a.mean!.data, dims },
     clip_low: { data: Float32Array.of(0.2), dims: [] },
     clip_high: { data: Float32Array.of(0.28), dims: [] },
+    dual_clip: { data: Float32Array.of(3), dims: [] },
     beta: { data: Float32Array.of(0.01), dims: [] },
   };
   delete step.noise;

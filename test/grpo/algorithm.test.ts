@@ -4,14 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { advantagesOf, compileAlgorithm, grpoHyper, grpoLossReference, needsReferenceForward, startGrpoPhase, type LossReferenceInputs } from '../../lib/grpo/algorithm.ts';
-import { groupAdvantages, multiRewardGroupAdvantages, spreadToPixels } from '../../lib/grpo/advantages.ts';
+import { advantagesOf, compileAlgorithm, grpoHyper, needsReferenceForward, startGrpoPhase, type LossReferenceInputs } from '../../lib/grpo/algorithm.ts';
+import { groupAdvantages, multiRewardGroupAdvantages } from '../../lib/grpo/advantages.ts';
 import { initPolicyParams, LOG_STD } from '../../lib/models/policy.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
-import { gaussianWindow1d, ssimMapSize } from '../../lib/models/ssim.ts';
+import { ssimMapSize } from '../../lib/models/ssim.ts';
 import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { standardNormal } from '../../lib/data/random.ts';
-import { tinyRollout, TINY_H, TINY_N, TINY_PIX } from '../helpers/tiny-rollout.ts';
+import { assertReferenceGradients } from '../helpers/loss-gradcheck.ts';
+import { tinyLossReference, tinyRollout, TINY_H, TINY_N, TINY_PIX } from '../helpers/tiny-rollout.ts';
 
 const tiny = (grpo: Record<string, unknown> = {}, model: Record<string, unknown> = {}): RunConfig =>
   parseConfig({ run: { id: 't', seed: 1 }, data: { size: 16 }, model: { width: 4, depth: 1, ...model }, grpo: { groupSize: 4, ...grpo } });
@@ -87,15 +88,7 @@ test('reference loss: its mean-gradient matches finite differences', () => {
     hyper: { clipLow: 0.2, clipHigh: 0.3, beta: 0.05 },
   };
   for (const inputs of [base, { ...base, logpOld: Array.from(standardNormal(n * P, 4), (x) => -1.5 + 0.3 * x), pixelAdvantages: Array.from(standardNormal(n * P, 5)) }]) {
-    const r = grpoLossReference(inputs);
-    const h = 1e-6;
-    for (let k = 0; k < n * P; k++) {
-      const at = (d: number) => grpoLossReference({ ...inputs, mean: Array.from(inputs.mean, (v, i) => (i === k ? v + d : v)) }).loss;
-      const fd = (at(h) - at(-h)) / (2 * h);
-      assert.ok(Math.abs(fd - r.dMean[k]!) < 1e-6, `dMean[${k}]: ${r.dMean[k]} vs finite difference ${fd}`);
-    }
-    const fdS = (grpoLossReference({ ...inputs, logStd: inputs.logStd + h }).loss - grpoLossReference({ ...inputs, logStd: inputs.logStd - h }).loss) / (2 * h);
-    assert.ok(Math.abs(fdS - r.dLogStd) < 1e-6, `dLogStd ${r.dLogStd} vs ${fdS}`);
+    assertReferenceGradients(inputs);
   }
 });
 
@@ -116,14 +109,7 @@ for (const mode of ['scalar', 'dense'] as const) {
     const trainer = PolicyTrainer.create(config, params);
     const out = await trainer.grpoForward({ n, images, actions: roll.action, logpOld, advantages, refMean, ...(advantageMap ? { advantageMap } : {}) }, hyper);
     await trainer.release();
-    const win = gaussianWindow1d();
-    const pixelAdvantages = advantageMap
-      ? Array.from({ length: n }, (_, i) => [...spreadToPixels(advantageMap.subarray(i * 3 * h * h, (i + 1) * 3 * h * h), 3, h, h, win)]).flat()
-      : undefined;
-    const ref = grpoLossReference({
-      n, mean: roll.mean, actions: roll.action, logStd: params.get(LOG_STD)!.data[0]!, logpOld, advantages, refMean, hyper,
-      ...(pixelAdvantages ? { pixelAdvantages } : {}),
-    });
+    const ref = tinyLossReference({ params, roll, logpOld, advantages, refMean, hyper, ...(advantageMap ? { advantageMap } : {}) });
     const clipped = out.clip_fraction!.data[0]!;
     assert.ok(clipped > 0 && clipped < 1, `the clip is exercised (clip fraction ${clipped})`);
     const loss = out.loss!.data[0]!;

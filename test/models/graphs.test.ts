@@ -92,6 +92,7 @@ for (const spec of specs) {
       ref_mean: { data: o2.mean.data, dims },
       clip_low: scalarFeed(1e-4),
       clip_high: scalarFeed(1e-4),
+      dual_clip: scalarFeed(3),
       beta: scalarFeed(0.01),
     };
     const t = await grpo.run(feeds);
@@ -119,6 +120,7 @@ for (const spec of specs) {
       ref_mean: { data: uniform(PIX, rand), dims },
       clip_low: scalarFeed(0.2),
       clip_high: scalarFeed(0.3),
+      dual_clip: scalarFeed(3),
       beta: scalarFeed(0.05),
     };
     const diag = await grpo.run({ ...paramFeeds(params), ...rest });
@@ -181,6 +183,7 @@ test('dense GRPO graph: finite differences, agreement with the scalar graph at z
     ref_mean: { data: uniform(PIX, rand), dims },
     clip_low: scalarFeed(0.2),
     clip_high: scalarFeed(0.2),
+    dual_clip: scalarFeed(3),
     beta: scalarFeed(0.05),
   };
   // With a zero map and the behaviour log-density equal to the current one, dense and scalar agree.

@@ -56,7 +56,7 @@ for (const mode of ['scalar', 'dense'] as const) {
       return plain.run({
         ...paramFeeds(params), image: { data: b.images, dims }, action: { data: b.actions, dims },
         logp_old: { data: b.logpOld, dims: mode === 'dense' ? dims : [n] }, advantage: { data: b.advantages, dims: [n] },
-        ref_mean: { data: b.refMean, dims }, clip_low: scalarFeed(hyper.clipLow), clip_high: scalarFeed(hyper.clipHigh), beta: scalarFeed(hyper.beta),
+        ref_mean: { data: b.refMean, dims }, clip_low: scalarFeed(hyper.clipLow), clip_high: scalarFeed(hyper.clipHigh), dual_clip: scalarFeed(3), beta: scalarFeed(hyper.beta),
         ...(b.advantageMap ? { advantage_map: { data: b.advantageMap, dims: [n, 3, m, m] } } : {}),
       });
     };

@@ -90,6 +90,7 @@ for (const arch of ['resnet', 'unet'] as const) {
               ref_mean: { data: Float32Array.from(roll.mean!.data, (v) => v + 0.01), dims },
               clip_low: { data: Float32Array.of(0.2), dims: [] },
               clip_high: { data: Float32Array.of(0.28), dims: [] },
+              dual_clip: { data: Float32Array.of(3), dims: [] },
               beta: { data: Float32Array.of(0.01), dims: [] },
               identity_advantage: { data: Float32Array.from(rows, (k, i) => (i % 4 === 0 ? 0.3 * (k + 1) : 0)), dims: [n] },
               identity_weight: { data: Float32Array.of(0.5), dims: [] },

@@ -46,6 +46,7 @@ for (const mode of ['scalar', 'dense'] as const) {
         ref_mean: { data: roll.mean.data, dims },
         clip_low: { data: Float32Array.of(0.2), dims: [] },
         clip_high: { data: Float32Array.of(0.28), dims: [] },
+        dual_clip: { data: Float32Array.of(3), dims: [] },
         beta: { data: Float32Array.of(0.01), dims: [] },
       };
       if (mode === 'dense') feeds.advantage_map = { data: standardNormal(N * 3 * (SIZE - 10) ** 2, 5), dims: [N, 3, SIZE - 10, SIZE - 10] };

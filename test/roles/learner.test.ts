@@ -114,10 +114,10 @@ test('GRPO: the start version is the KL reference, kept through pruning; logp_mi
   d6.advantages[2] = NaN;
   const r6 = (await train(grpoBatch(6, d6))).train_result!;
   assert.deepEqual([r6.applied, r6.skipped_reason, r6.version], [false, 'non_finite', 5]);
-  // finite inputs whose step is not finite: logp_old so low that every ratio overflows
+  // finite inputs whose step is not finite: advantages so large that the loss and gradients overflow (a logp_old so
+  // low that every ratio overflowed did this until round 25; the log-ratio cap and the same-version check take those)
   const d7 = await grpoData((await paramsAt(5)).params, 5, 4);
-  d7.logpOld.fill(-1e30);
-  d7.advantages.fill(-1);
+  d7.advantages.fill(3e38);
   const r7 = (await train(grpoBatch(7, d7))).train_result!;
   assert.deepEqual([r7.applied, r7.skipped_reason, r7.version], [false, 'non_finite', 5]);
   sameParams(rig.learner.params()!, before5);
@@ -172,6 +172,19 @@ test('after the orchestrator restarts, the learner reconnects and says where it 
   const health = await fetch(`${rig.learner.metricsUrl}/health`);
   assert.equal(health.status, 200);
   assert.equal((await train(sftBatch(6))).train_result!.skipped_reason, 'duplicate');
+});
+
+test('a logp_old forged at the learner\'s version is excluded from the step and counted (review25c F2)', async () => {
+  // 10 nats below the truth with advantage -1: before round 25 this row took the whole clipped-norm step
+  const v6 = await paramsAt(6);
+  const d = await grpoData(v6.params, 6, 9);
+  d.advantages[1] = -1;
+  const expected = await grpoStepByHand(config, v6.params, await optimizerAt(6), (await paramsAt(3)).params, { ...d, advantages: d.advantages.map((a, i) => (i === 1 ? 0 : a)) });
+  d.logpOld[1]! -= 10;
+  const r = (await train(grpoBatch(9, d))).train_result!;
+  assert.deepEqual([r.applied, r.version], [true, 7]);
+  sameParams(rig.learner.params()!, expected);
+  assert.match(await (await fetch(`${rig.learner.metricsUrl}/metrics`)).text(), /recovery_grpo_logp_rows_excluded_total\{run_id="learn-test",role="learner"\} 1/);
 });
 
 test('dense advantages (grpo.advantageMode dense): per-element logp_old and SSIM advantage maps are trained on', async () => {
