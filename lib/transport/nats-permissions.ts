@@ -67,12 +67,13 @@ const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
 const createApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.CREATE.${s}`);
 const CREATE_API = createApi(['*']);
 /**
- * Changing a stream's settings: the learner's alone (it owns the buckets it writes and brings older ones up to date,
- * owned-stream.ts conformOwnedStream at CheckpointStore.open and LearnerStateStore.open). Round 23: no longer the orchestrator's, whose stolen credential
- * could otherwise turn direct gets back on for the announcement stream (docs/security.md).
+ * Changing a stream's settings: nobody's grant includes it (round 25). Round 23 took it from the orchestrator, whose
+ * stolen credential could otherwise turn direct gets back on for the announcement stream; round 25 from the learner,
+ * whose stolen credential could add `_R_.>` to one of its run's streams' subjects and have every JetStream answer
+ * passing through STREAMS_ACCOUNT stored there (docs/security.md). The learner creates its streams and checks an
+ * existing one's settings (owned-stream.ts checkOwnedStream), refusing one that differs instead of correcting it.
  */
-const updateApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.UPDATE.${s}`);
-const UPDATE_API = updateApi(['*']);
+const UPDATE_API = ['$JS.API.STREAM.UPDATE.*'];
 /** Purging (a filtered purge replaces or deletes an object): the learner's alone. */
 const purgeApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.PURGE.${s}`);
 const PURGE_API = purgeApi(['*']);
@@ -174,7 +175,7 @@ export function natsPermissions(role: NatsRole, run?: string): NatsPermissions {
     case 'learner':
       return {
         // Purge replaces an object (put of an existing name) and prunes old checkpoints (delete is a purge).
-        publish: { allow: [...READ_API, ...createApi(r.learnerStreams), ...updateApi(r.learnerStreams), ...purgeApi(r.purged), ...r.checkpointWrites, ...RUN_STATE_READ_API, ...runStateCreateApi(r.runStateStreams), r.learnerSkips], deny: [...DESTROY_API, ...NO_CONSUMERS] },
+        publish: { allow: [...READ_API, ...createApi(r.learnerStreams), ...purgeApi(r.purged), ...r.checkpointWrites, ...RUN_STATE_READ_API, ...runStateCreateApi(r.runStateStreams), r.learnerSkips], deny: [...DESTROY_API, ...UPDATE_API, ...NO_CONSUMERS] },
         subscribe,
       };
     case 'orchestrator':

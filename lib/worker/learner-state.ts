@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { StorageType } from 'nats';
 import { checkRunId, ensureStream, sha256Digest } from '../transport/index.ts';
 import { LEARNER_STATE_BUCKET } from '../transport/nats-permissions.ts';
-import { conformOwnedStream, objectBucketSettings } from '../transport/owned-stream.ts';
+import { checkOwnedStream, objectBucketSettings } from '../transport/owned-stream.ts';
 import { ObjectChunks } from '../transport/object-chunks.ts';
 import { objectDigest, objectDigestMatches } from '../transport/object-digest.ts';
 import { listObjectRecords } from '../transport/object-listing.ts';
@@ -57,10 +57,13 @@ async function readObject(chunks: ObjectChunks, name: string): Promise<Uint8Arra
   return bytes;
 }
 
-/** Turns on direct gets for `stream` where they are off (the learner owns its buckets and may update them). */
-async function allowDirect(jsm: JetStreamManager, stream: string): Promise<void> {
+/**
+ * Refuses `stream` where direct gets are off (the reads here are direct gets). Round 25: the learner no longer turns
+ * them on itself (no role may update a stream: docs/security.md), so an operator does, or the run starts afresh.
+ */
+async function requireDirect(jsm: JetStreamManager, stream: string): Promise<void> {
   const { config } = await jsm.streams.info(stream);
-  if (!config.allow_direct) await jsm.streams.update(stream, { ...config, allow_direct: true });
+  if (!config.allow_direct) throw new Error(`stream ${stream}: allow_direct: has false, expected true (its objects are read by direct gets; an operator turns them on: nats stream edit ${stream} --allow-direct, in the STREAMS account)`);
 }
 
 export class LearnerStateStore {
@@ -84,8 +87,9 @@ export class LearnerStateStore {
     const options = { storage: StorageType.File, description: 'recovery-grpo learner optimizer state (objects <run id>/optim-v<version>)' };
     const jsm = await nc.jetstreamManager();
     // its reads are direct gets (no consumer: docs/security.md; a bucket made before round 23 may lack them), and no
-    // stream made by another with settings of its own (a republish, sources, an expiry) is used: corrected or refused
-    await conformOwnedStream(jsm, `OBJ_${bucket}`, objectBucketSettings(bucket, options.storage));
+    // stream made by another with settings of its own (a republish, sources, an expiry) is used: refused, naming the
+    // stream and the setting (round 25: never updated, owned-stream.ts checkOwnedStream)
+    await checkOwnedStream(jsm, `OBJ_${bucket}`, objectBucketSettings(bucket, options.storage));
     const os = await nc.jetstream().views.os(bucket, options);
     return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), jsm, bucket), bucket, options, runId);
   }
@@ -102,7 +106,7 @@ export class LearnerStateStore {
     const old = `learner-${this.runId}`;
     const jsm = await this.nc.jetstreamManager();
     if (!(await jsm.streams.info(`OBJ_${old}`).then(() => true, () => false))) return null;
-    await allowDirect(jsm, `OBJ_${old}`);
+    await requireDirect(jsm, `OBJ_${old}`);
     return readObject(new ObjectChunks(this.nc, this.nc.jetstream(), jsm, old), `optim-v${String(version).padStart(10, '0')}`);
   }
 

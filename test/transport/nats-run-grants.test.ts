@@ -51,10 +51,7 @@ const params = () => new Map([['w', { shape: [3], data: new Float32Array(3) }]])
 test('a learner whose grant names its run does all it does there, and creates no stream of another name', { timeout: 60_000 }, async () => {
   const learner = await as('learner', 'run-a');
   const ljsm = await learner.jetstreamManager();
-  // a bucket made before round 22 (no direct gets): the learner's open brings it up to date (a stream update)
-  await ljsm.streams.add({ name: 'OBJ_checkpoints-run-a', subjects: ['$O.checkpoints-run-a.C.>', '$O.checkpoints-run-a.M.>'], allow_rollup_hdrs: true, allow_direct: false });
   const store = await CheckpointStore.open(learner, { runId: 'run-a' });
-  assert.equal((await ljsm.streams.info('OBJ_checkpoints-run-a')).config.allow_direct, true, 'the learner updated its bucket');
   for (let v = 0; v < 3; v++) { const c = ckpt(); await store.put(v, c.bytes, c.digest); }
   assert.deepEqual(await store.prune(1), [0, 1]);
   const optim = await LearnerStateStore.open(learner, 'run-a');
@@ -82,6 +79,21 @@ test('a learner whose grant names its run does all it does there, and creates no
   const other = (await ljsm.streams.info('recovery-ckpt-run-b')).config;
   await assert.rejects(ljsm.streams.update('recovery-ckpt-run-b', { ...other, subjects: ['recovery.run-b.checkpoint', '_R_.>'] }), refused, 'the learner changes run-b\'s announcement stream');
   assert.equal(learner.isClosed(), false);
+});
+
+// Round 25 (fix25): the learner may no longer change even its own run's streams. Before, its grant included
+// `$JS.API.STREAM.UPDATE.<its streams>` (to correct their settings), so its stolen credential could add `_R_.>` to its
+// announcement stream's subjects and have the JetStream answers passing through the streams' account stored there.
+test('a learner cannot change its own run\'s streams (no `_R_.>` capture)', { timeout: 60_000 }, async () => {
+  const learner = await as('learner', 'run-a');
+  const ljsm = await learner.jetstreamManager();
+  await CheckpointStore.open(learner, { runId: 'run-a' });
+  await LearnerStateStore.open(learner, 'run-a');
+  for (const name of ['recovery-ckpt-run-a', 'OBJ_checkpoints-run-a', 'OBJ_learner-state']) {
+    const config = (await ljsm.streams.info(name)).config;
+    await assert.rejects(ljsm.streams.update(name, { ...config, subjects: [...config.subjects, '_R_.>'] }), refused, `the learner adds _R_.> to ${name}`);
+    assert.deepEqual((await ljsm.streams.info(name)).config.subjects, config.subjects, `${name}'s subjects changed`);
+  }
 });
 
 test('one run\'s learner cannot create, write, purge or change another run\'s checkpoints, nor its skip record', { timeout: 60_000 }, async () => {
