@@ -1,6 +1,6 @@
 // Grants that name the run (NatsUser.run, lib/transport/nats-permissions.ts runScope), against a real nats-server whose
-// config names two runs, each with its own four users: a learner's credential creates, changes, purges and writes only
-// its own run's streams (and the learner state), never a stream of another name (one capturing every JetStream answer,
+// config names two runs, each with its own four users: a learner's credential creates, purges and writes only its own
+// run's streams (and the learner state), changes none (round 25), never a stream of another name (one capturing every JetStream answer,
 // `_R_.>`, or republishing into the announcement subject) nor another run's; an orchestrator's creates only its run's
 // state bucket; and each still does everything its role does.
 import { after, before, test } from 'node:test';
