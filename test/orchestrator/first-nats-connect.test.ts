@@ -4,7 +4,7 @@
 // run on its crash-loop rule after ~16 s of NATS outage.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../lib/config/index.ts';
@@ -13,8 +13,6 @@ import { spawnNatsServer } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { freePort, startNatsServer } from '../helpers/nats.ts';
 import { makeTestCerts, opensslAvailable } from '../helpers/certs.ts';
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -68,25 +66,24 @@ test('an orchestrator whose NATS credentials are refused ends at once, naming th
 test('an orchestrator whose NATS TLS fails (another CA, another host name) ends at once with a SetupError naming the server and the cause', { timeout: 60_000, skip: !opensslAvailable() && 'openssl is missing' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nats-tls-'));
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-  const certs = makeTestCerts(dir, {});
-  const otherDir = join(dir, 'other');
-  execFileSync('mkdir', ['-p', otherDir]);
-  const otherCa = makeTestCerts(otherDir, {}).ca;
-  // a server certificate signed by the right CA for a name that is not the host dialled
-  writeFileSync(join(dir, 'elsewhere.ext'), 'subjectAltName=DNS:elsewhere.example\nextendedKeyUsage=serverAuth\n');
-  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'elsewhere.key', '-out', 'elsewhere.csr', '-subj', '/CN=elsewhere');
-  ossl('x509', '-req', '-in', 'elsewhere.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'elsewhere.crt', '-days', '1', '-extfile', 'elsewhere.ext');
+  const sub = (name: string) => {
+    mkdirSync(join(dir, name));
+    return join(dir, name);
+  };
+  const certs = makeTestCerts(sub('right'), {});
+  const otherCa = makeTestCerts(sub('other'), {}).ca;
+  // a server certificate signed by the CA the client trusts, for a name that is not the host dialled
+  const elsewhere = makeTestCerts(sub('elsewhere'), {}, { serverNames: 'DNS:elsewhere.example' });
   const serve = async (cert: string, key: string, name: string) => {
     const proc = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `js-${name}`), extraArgs: ['--tls', '--tlscert', cert, '--tlskey', key] });
     cleanups.push(() => proc.stop());
     return proc.url;
   };
   const right = await serve(certs.server.cert, certs.server.key, 'right');
-  const misnamed = await serve(join(dir, 'elsewhere.crt'), join(dir, 'elsewhere.key'), 'misnamed');
+  const misnamed = await serve(elsewhere.server.cert, elsewhere.server.key, 'misnamed');
   for (const [what, url, ca, cause] of [
     ['another CA', right, otherCa, /unable to verify the first certificate \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/],
-    ['another host name', misnamed, certs.ca, /does not match certificate's altnames.*\(ERR_TLS_CERT_ALTNAME_INVALID\)/],
+    ['another host name', misnamed, elsewhere.ca, /does not match certificate's altnames.*\(ERR_TLS_CERT_ALTNAME_INVALID\)/],
   ] as const) {
     const log: string[] = [];
     const run = runOrchestrator({ config: config('first-connect-tls'), listen: '127.0.0.1:0', natsUrl: url, natsAuth: { tls: { caFile: ca } }, metricsPort: 0, log: (l) => log.push(l) });
