@@ -4,6 +4,7 @@ import { demoSelectsFlow, FLOW_DEMO_GRPO_STEPS, FLOW_DEMO_OVERRIDES, FLOW_DEMO_S
 import { DEMO_GRPO_STEPS, DEMO_OVERRIDES, DEMO_SFT_STEPS } from '../../lib/local/demo-defaults.ts';
 import { DEVICES, refusedOn, type Device } from '../../lib/graph/device.ts';
 import type { LocalRunOptions, OrtRole } from '../../lib/local/local-run.ts';
+import { checkIntegerFlag } from '../flag-checks.ts';
 
 export interface DemoArgs {
   steps?: number;
@@ -16,6 +17,8 @@ export interface DemoArgs {
   rewardWorkers: number;
   nats?: string;
   device?: string[];
+  crashLoopExits?: number;
+  crashLoopSeconds?: number;
 }
 
 /** The roles `--device` names (as refusedOn does), and their processes in the local run. */
@@ -63,6 +66,9 @@ export function demoRunOptions(args: DemoArgs): LocalRunOptions {
     rolloutWorkers: args.rolloutWorkers,
     rewardWorkers: args.rewardWorkers,
     ...(args.nats !== undefined ? { natsUrl: args.nats } : {}),
+    ...(args.crashLoopExits !== undefined || args.crashLoopSeconds !== undefined
+      ? { crashLoop: { ...(args.crashLoopExits !== undefined ? { exits: args.crashLoopExits } : {}), ...(args.crashLoopSeconds !== undefined ? { withinMs: args.crashLoopSeconds * 1000 } : {}) } }
+      : {}),
   };
 }
 
@@ -80,6 +86,8 @@ const command: CommandModule<object, DemoArgs> = {
       .option('rollout-workers', { type: 'number', default: 1, describe: 'rollout worker processes (at least 1)' })
       .option('reward-workers', { type: 'number', default: 1, describe: 'reward worker processes (at least 1)' })
       .option('nats', { type: 'string', describe: 'use this running NATS server instead of starting one' })
+      .option('crash-loop-exits', { type: 'number', describe: 'failures in a row (exit 1-127, each soon after its start) after which a process stops the run instead of being restarted (default 5; docs/roles.md)' })
+      .option('crash-loop-seconds', { type: 'number', describe: 'how soon after its start a failure counts towards --crash-loop-exits (default 30)' })
       .option('device', { type: 'string', array: true, describe: "a role's device: --device rollout=webgpu (repeatable; roles rollout, reward, learner; docs/gpu.md). Every role defaults to cpu; the final evaluation scores on the reward workers' device" })
       // before anything is written or started: 0 workers left GRPO waiting in silence, -1 or 1.5 reached the roles
       // as an --await-workers the user never passed
@@ -88,6 +96,10 @@ const command: CommandModule<object, DemoArgs> = {
           if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${flag} must be an integer >= 1, got ${String(v)}`);
         }
         if (a.out.trim() === '') throw new Error('--out must name a folder for the run (got "")');
+        // the local run's crash-loop limits (lib/local/supervisor.ts CrashLoop)
+        checkIntegerFlag(a.crashLoopExits, '--crash-loop-exits', 1);
+        const within = a.crashLoopSeconds;
+        if (within !== undefined && (typeof within !== 'number' || !Number.isFinite(within) || within <= 0)) throw new Error(`--crash-loop-seconds must be a number > 0, got ${String(within)}`);
         return true;
       }) as never,
   handler: async (args) => {

@@ -17,7 +17,7 @@ import { configEvalSamples, evaluate, gridIndices, imageCount, outputImage, type
 import type { EvalDraws } from '../data/eval-draws.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { writeImage } from '../data/image.ts';
-import { Supervisor } from './supervisor.ts';
+import { checkCrashLoop, DEFAULT_CRASH_LOOP, Supervisor, type CrashLoop } from './supervisor.ts';
 import { RunPorts } from './ports.ts';
 import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { largestBatch } from '../config/batch-fit.ts';
@@ -56,6 +56,12 @@ export interface LocalRunOptions {
   devices?: Partial<Record<OrtRole, Device>>;
   /** Reuse a reachable NATS server instead of starting one (its credentials, if any, come from the environment). */
   natsUrl?: string;
+  /**
+   * When a child's failures stop the run (lib/local/supervisor.ts CrashLoop; default DEFAULT_CRASH_LOOP, 5 exits
+   * within 30 s of their starts): the demo's --crash-loop-exits and --crash-loop-seconds. Checked before anything
+   * is written (checkCrashLoop).
+   */
+  crashLoop?: Partial<CrashLoop>;
   log?: (line: string) => void;
   /** Node options for every role's process, before the script (profiling: ['--cpu-prof', '--cpu-prof-dir=DIR']). */
   nodeArgs?: string[];
@@ -182,11 +188,12 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   const out = resolve(o.out);
   // validated before the output folder is made: a refused configuration leaves nothing behind
   const config = localRunConfig(o);
+  const crashLoop = checkCrashLoop({ ...DEFAULT_CRASH_LOOP, ...o.crashLoop });
   await mkdir(out, { recursive: true });
   const configPath = join(out, 'config.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
 
-  const sup = new Supervisor(log);
+  const sup = new Supervisor(log, crashLoop);
   // Ctrl-C or a SIGTERM stops the children too: a local run never leaves processes behind. A second signal ends
   // this process at once (lib/worker/stop-signals.ts) and SIGKILLs the children first (the first signal's SIGKILL
   // timers would die with it).

@@ -28,6 +28,17 @@ export interface CrashLoop {
  */
 export const DEFAULT_CRASH_LOOP: CrashLoop = { exits: 5, withinMs: 30_000 };
 
+/**
+ * `c` checked (round 25: the limits are the local run's options, `recovery-grpo demo --crash-loop-exits N
+ * --crash-loop-seconds S`): `exits` a whole number >= 1, `withinMs` a finite number > 0. Throws naming the field
+ * (`name`, e.g. the flag it came from) and the value.
+ */
+export function checkCrashLoop(c: CrashLoop, name: { exits: string; withinMs: string } = { exits: 'crashLoop.exits', withinMs: 'crashLoop.withinMs' }): CrashLoop {
+  if (!Number.isInteger(c.exits) || c.exits < 1) throw new Error(`${name.exits} must be an integer >= 1 (failures in a row that stop the run), got ${String(c.exits)}`);
+  if (typeof c.withinMs !== 'number' || !Number.isFinite(c.withinMs) || c.withinMs <= 0) throw new Error(`${name.withinMs} must be a number > 0 (how soon after its start a failure counts), got ${String(c.withinMs)}`);
+  return c;
+}
+
 export interface ChildSpec {
   name: string;
   command: string;
@@ -64,7 +75,9 @@ export class Supervisor {
   constructor(
     private readonly log: (line: string) => void = (l) => console.log(l),
     private readonly crashLoop: CrashLoop = DEFAULT_CRASH_LOOP,
-  ) {}
+  ) {
+    checkCrashLoop(crashLoop);
+  }
 
   start(spec: ChildSpec): void {
     const child: Child = { spec, restarts: 0, done: false, startedAt: 0, quickFailures: 0, lastLines: [] };

@@ -1,7 +1,8 @@
 // Least privilege in NATS: one NATS user per role, each allowed only the subjects its role needs (issue #16).
 //
 //   learner       writes checkpoints (object store `checkpoints-<run>`), their announcements
-//                 (`recovery.<run>.checkpoint`), its optimizer state (`learner-state`, objects `<run>/...`) and its
+//                 (`recovery.<run>.checkpoint`), its optimizer state (`learner-state-<run>` where the config names
+//                 the run, round 25; else the shared `learner-state`, objects `<run>/...`) and its
 //                 skip record (key `learner-skips` of `runstate-<run>`); reads everything; the only role that
 //                 creates (or updates) streams where the checkpoints are: its run's three streams only, where the
 //                 config names the run.
@@ -25,7 +26,7 @@
 // one (k8s/base/nats.conf, checked against natsAccountsBlock by test/k8s/security.test.ts; scripts/gen-nats-conf.ts).
 
 import { PUSHED_CHUNKS } from './checkpoint-push.ts';
-import { announcementStream, announcementSubject, checkpointBucket, checkRunId, kvStream, objectStream, runStateBucket } from './run-names.ts';
+import { announcementStream, announcementSubject, checkpointBucket, checkRunId, kvStream, learnerStateBucket, objectStream, runStateBucket } from './run-names.ts';
 
 export const NATS_ROLES = ['orchestrator', 'learner', 'rollout', 'reward'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
@@ -67,12 +68,13 @@ const NO_CONSUMERS = ['$JS.API.CONSUMER.>', '$JS.ACK.>', '$JS.FC.>'];
 const createApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.CREATE.${s}`);
 const CREATE_API = createApi(['*']);
 /**
- * Changing a stream's settings: the learner's alone (it owns the buckets it writes and brings older ones up to date,
- * owned-stream.ts conformOwnedStream at CheckpointStore.open and LearnerStateStore.open). Round 23: no longer the orchestrator's, whose stolen credential
- * could otherwise turn direct gets back on for the announcement stream (docs/security.md).
+ * Changing a stream's settings: nobody's grant includes it (round 25). Round 23 took it from the orchestrator, whose
+ * stolen credential could otherwise turn direct gets back on for the announcement stream; round 25 from the learner,
+ * whose stolen credential could add `_R_.>` to one of its run's streams' subjects and have every JetStream answer
+ * passing through STREAMS_ACCOUNT stored there (docs/security.md). The learner creates its streams and checks an
+ * existing one's settings (owned-stream.ts checkOwnedStream), refusing one that differs instead of correcting it.
  */
-const updateApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.UPDATE.${s}`);
-const UPDATE_API = updateApi(['*']);
+const UPDATE_API = ['$JS.API.STREAM.UPDATE.*'];
 /** Purging (a filtered purge replaces or deletes an object): the learner's alone. */
 const purgeApi = (streams: readonly string[]) => streams.map((s) => `$JS.API.STREAM.PURGE.${s}`);
 const PURGE_API = purgeApi(['*']);
@@ -94,8 +96,10 @@ const SUBSCRIBE = ['_INBOX.>', PUSHED_CHUNKS, ANNOUNCEMENT_SUBJECTS];
 /** What the followers receive as it is published (SUBSCRIBE but the replies). */
 const FOLLOWED = [PUSHED_CHUNKS, ANNOUNCEMENT_SUBJECTS];
 /**
- * The learner's optimizer state (lib/worker/learner-state.ts): one object-store bucket for every run, so that its
- * name can be denied here (a per-run name sits inside a token no wildcard can pick out).
+ * The learner's optimizer state (lib/worker/learner-state.ts) under a grant for every run: one object-store bucket
+ * for every run, so that its name can be denied here (a per-run name sits inside a token no wildcard can pick out).
+ * Where the grants name the runs (round 25), each run has its own, learnerStateBucket(run), and every role but the
+ * learner is denied each of them by name (learnerStateRead).
  */
 export const LEARNER_STATE_BUCKET = 'learner-state';
 const LEARNER_STATE_STREAM = `OBJ_${LEARNER_STATE_BUCKET}`;
@@ -104,19 +108,26 @@ const LEARNER_STATE_STREAM = `OBJ_${LEARNER_STATE_BUCKET}`;
  * (deny wins over allow in NATS), so the AdamW moments never leave it. CONSUMER.CREATE has two forms (with and
  * without the consumer name and filter in the subject).
  */
-const LEARNER_STATE_READ = [
-  `$JS.API.CONSUMER.CREATE.${LEARNER_STATE_STREAM}`,
-  `$JS.API.CONSUMER.CREATE.${LEARNER_STATE_STREAM}.>`,
-  `$JS.API.CONSUMER.DURABLE.CREATE.${LEARNER_STATE_STREAM}.>`,
-  `$JS.API.CONSUMER.MSG.NEXT.${LEARNER_STATE_STREAM}.>`,
-  `$JS.API.CONSUMER.DELETE.${LEARNER_STATE_STREAM}.>`,
-  `$JS.API.STREAM.MSG.GET.${LEARNER_STATE_STREAM}`,
-  `$JS.API.DIRECT.GET.${LEARNER_STATE_STREAM}`,
-  `$JS.API.DIRECT.GET.${LEARNER_STATE_STREAM}.>`,
+const learnerStateReadOf = (stream: string) => [
+  `$JS.API.CONSUMER.CREATE.${stream}`,
+  `$JS.API.CONSUMER.CREATE.${stream}.>`,
+  `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.>`,
+  `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+  `$JS.API.CONSUMER.DELETE.${stream}.>`,
+  `$JS.API.STREAM.MSG.GET.${stream}`,
+  `$JS.API.DIRECT.GET.${stream}`,
+  `$JS.API.DIRECT.GET.${stream}.>`,
   // nor may it be created or changed by another role (e.g. made to republish what it stores)
-  `$JS.API.STREAM.CREATE.${LEARNER_STATE_STREAM}`,
-  `$JS.API.STREAM.UPDATE.${LEARNER_STATE_STREAM}`,
+  `$JS.API.STREAM.CREATE.${stream}`,
+  `$JS.API.STREAM.UPDATE.${stream}`,
 ];
+/**
+ * LEARNER_STATE_READ for the shared bucket and the own buckets of `runs` (every run a config names: a rollout user of
+ * one run is denied the moments of every run on the server, not only its own; the shared bucket always, as a run
+ * resumed from it still reads it).
+ */
+const learnerStateRead = (runs: readonly (string | undefined)[]) =>
+  [...new Set([LEARNER_STATE_STREAM, ...runs.filter((r): r is string => r !== undefined).map((r) => objectStream(learnerStateBucket(r)))])].flatMap(learnerStateReadOf);
 
 /**
  * The run state (KV `runstate-<run>`, RunStateStore) lives in its own JetStream account, RUN_STATE_ACCOUNT, whose API
@@ -137,8 +148,8 @@ export const RUN_STATE_WRITE_SUBJECTS = [`${RUN_STATE_API}.$KV.>`];
  * changes in STREAMS_ACCOUNT and those it purges, the subjects it writes there, the run-state stream created in
  * RUN_STATE_ACCOUNT and the run-state subjects written. A stream name is one subject token, so "every run" is `*`
  * (any stream at all); a known run gets the exact names (run-names.ts), so a stream of another name or another run's
- * is refused. The learner's state is one bucket for every run (LEARNER_STATE_BUCKET): a learner writes it whichever
- * run it is given.
+ * is refused. The learner's state: its run's own bucket (learnerStateBucket, round 25) for a known run, the shared
+ * LEARNER_STATE_BUCKET for every run.
  */
 interface RunScope {
   learnerStreams: string[];
@@ -155,10 +166,12 @@ function runScope(run: string | undefined): RunScope {
   }
   const bucket = checkpointBucket(checkRunId(run));
   const state = runStateBucket(run);
+  // the run's own optimizer-state bucket (round 25): another run's learner can no longer write or purge its moments
+  const moments = learnerStateBucket(run);
   return {
-    learnerStreams: [objectStream(bucket), announcementStream(run), LEARNER_STATE_STREAM],
-    purged: [objectStream(bucket), LEARNER_STATE_STREAM],
-    checkpointWrites: [`$O.${bucket}.>`, `$O.${LEARNER_STATE_BUCKET}.>`, announcementSubject(run)],
+    learnerStreams: [objectStream(bucket), announcementStream(run), objectStream(moments)],
+    purged: [objectStream(bucket), objectStream(moments)],
+    checkpointWrites: [`$O.${bucket}.>`, `$O.${moments}.>`, announcementSubject(run)],
     runStateStreams: [kvStream(state)],
     runStateWrites: [`${RUN_STATE_API}.$KV.${state}.>`],
     // the learner's skip record (learner/index.ts SKIP_KEY)
@@ -166,15 +179,20 @@ function runScope(run: string | undefined): RunScope {
   };
 }
 
-/** `role`'s grant, for run `run` only, or for every run (`run` undefined: runScope). Denies name every run. */
-export function natsPermissions(role: NatsRole, run?: string): NatsPermissions {
+/**
+ * `role`'s grant, for run `run` only, or for every run (`run` undefined: runScope). Denies name every run; the
+ * learner's state buckets denied to the other roles are the shared one and those of `runs` (every run the config
+ * names; default: `run`).
+ */
+export function natsPermissions(role: NatsRole, run?: string, runs: readonly (string | undefined)[] = [run]): NatsPermissions {
+  const LEARNER_STATE_READ = learnerStateRead(runs);
   const subscribe = { allow: SUBSCRIBE };
   const r = runScope(run);
   switch (role) {
     case 'learner':
       return {
         // Purge replaces an object (put of an existing name) and prunes old checkpoints (delete is a purge).
-        publish: { allow: [...READ_API, ...createApi(r.learnerStreams), ...updateApi(r.learnerStreams), ...purgeApi(r.purged), ...r.checkpointWrites, ...RUN_STATE_READ_API, ...runStateCreateApi(r.runStateStreams), r.learnerSkips], deny: [...DESTROY_API, ...NO_CONSUMERS] },
+        publish: { allow: [...READ_API, ...createApi(r.learnerStreams), ...purgeApi(r.purged), ...r.checkpointWrites, ...RUN_STATE_READ_API, ...runStateCreateApi(r.runStateStreams), r.learnerSkips], deny: [...DESTROY_API, ...UPDATE_API, ...NO_CONSUMERS] },
         subscribe,
       };
     case 'orchestrator':
@@ -253,7 +271,7 @@ function serviceOf(local: string): NatsServiceImport {
  * publications there).
  */
 export function natsImports(role: NatsRole, runs: readonly (string | undefined)[] = [undefined]): { services: NatsServiceImport[]; streams: string[] } {
-  const allowed = [...new Set(runs.flatMap((run) => natsPermissions(role, run).publish.allow))];
+  const allowed = [...new Set(runs.flatMap((run) => natsPermissions(role, run, runs).publish.allow))];
   return { services: allowed.map(serviceOf), streams: role === 'learner' ? [] : FOLLOWED };
 }
 
@@ -285,7 +303,7 @@ export function natsAccountsBlock(users: readonly NatsUser[]): string {
   const accounts = NATS_ROLES.map((role) => {
     const imp = natsImports(role, runs);
     const own = users.filter((u) => u.role === role).map((u) => {
-      const p = natsPermissions(u.role, u.run);
+      const p = natsPermissions(u.role, u.run, runs);
       const pass = u.password !== undefined ? `, password: ${quote(u.password)}` : '';
       return [
         `      { user: ${quote(u.user)}${pass}, permissions: {`,

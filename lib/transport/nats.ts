@@ -39,7 +39,7 @@ import { CheckpointPushReceiver, pushHeaders, STREAM_HEADER } from './checkpoint
 import { ensureStream, isStoreLost } from './store-loss.ts';
 import { RUN_STATE_API } from './nats-permissions.ts';
 import { announcementStream, announcementSubject, checkpointBucket, checkRunId, kvStream, objectStream, runStateBucket } from './run-names.ts';
-import { conformOwnedStream, objectBucketSettings, type OwnedStreamSettings } from './owned-stream.ts';
+import { checkOwnedStream, objectBucketSettings, type OwnedStreamSettings } from './owned-stream.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
 import { failRequestsOnDisconnect, NatsDisconnectedError } from './nats-disconnect.ts';
 import './nats-reader.ts'; // what a dropped connection had read but not parsed is not parsed as the next one's
@@ -83,6 +83,18 @@ export const NATS_MAX_PINGS_OUT = 2;
 export function isNatsAuthError(e: unknown): boolean {
   const code = (e as { code?: string } | null)?.code ?? '';
   return /AUTHORIZATION_VIOLATION|AUTHENTICATION/i.test(code) || /authorization violation|authentication (timeout|expired)/i.test((e as Error)?.message ?? '');
+}
+
+/**
+ * A TLS failure at connect that no wait cures: the server's certificate not signed by the CA given (or self-signed),
+ * expired or not yet valid, or not naming the host dialled; or TLS asked of a server without it (nats.js
+ * SERVER_OPT_NA). Node's and OpenSSL's codes, kept by connectNats (measured on nats-server 2.9.10, nats.js 2.29:
+ * UNABLE_TO_VERIFY_LEAF_SIGNATURE for another CA, ERR_TLS_CERT_ALTNAME_INVALID for another name). A connection
+ * refused, a timeout or a reset is not one (an outage, or a server still starting).
+ */
+export function isNatsTlsError(e: unknown): boolean {
+  const code = (e as { code?: string } | null)?.code ?? '';
+  return /^ERR_TLS_|^ERR_SSL_|CERT|SELF_SIGNED|^UNABLE_TO_|^SERVER_OPT_NA$/.test(code);
 }
 
 /**
@@ -182,10 +194,10 @@ export interface CheckpointStoreOptions {
   /** Told when the store worked around a server's wrong answer (e.g. an empty object listing); default process.emitWarning. */
   onWarning?: (message: string) => void;
   /**
-   * A reader's store (orchestrator, rollout workers, evaluation): creates nothing and changes no stream's settings
-   * (only the learner may, docs/security.md); reads as "nothing stored" while the learner has not made the bucket.
+   * A reader's store (orchestrator, rollout workers, evaluation): creates nothing (only the learner may, and no role
+   * changes a stream's settings, docs/security.md); reads as "nothing stored" while the learner has not made the bucket.
    * Default false: the owner's (learner's) store, which creates the bucket and announcement stream where missing and
-   * checks the settings of both (conformOwnedStream: corrected, or refused with an error naming them).
+   * checks the settings of both (checkOwnedStream: refused with an error naming them, never updated).
    */
   readOnly?: boolean;
 }
@@ -286,11 +298,11 @@ export class CheckpointStore {
     const store = new CheckpointStore(nc, js, jsm, undefined, new ObjectChunks(nc, js, jsm, bucket), { ...opts, ...checkpointKeysFromEnv(opts), runId });
     if (!opts.readOnly) {
       try {
-        // the owner checks (and corrects) an existing bucket's settings before nats.js opens it
-        await conformOwnedStream(jsm, objectStream(bucket), objectBucketSettings(bucket, storageOf(opts)));
+        // the owner checks an existing bucket's settings before nats.js opens it (refused, never updated: owned-stream.ts)
+        await checkOwnedStream(jsm, objectStream(bucket), objectBucketSettings(bucket, storageOf(opts)));
         store.os = await js.views.os(bucket, bucketOptions(runId, opts));
         await store.ensureAnnouncements();
-        await conformOwnedStream(jsm, store.stream, store.announcementSettings());
+        await checkOwnedStream(jsm, store.stream, store.announcementSettings());
       } catch (e) {
         throw grantsNameAnotherRun(e, runId, [objectStream(bucket), store.stream]);
       }

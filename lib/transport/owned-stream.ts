@@ -4,8 +4,8 @@
 // store: `max_age` (checkpoints and announcements expire), `sources`/`mirror` (another stream's messages copied in),
 // `republish` or `subject_transform` (what is stored re-published elsewhere), extra subjects (another stream's
 // messages captured), memory storage (lost at a restart), a stream-wide `max_msgs` (genuine announcements evicted).
-// The owner updates what nats-server lets it, and refuses the stream, naming it and each setting, otherwise.
-import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from 'nats';
+// The owner refuses such a stream, naming it and each setting (round 25: it no longer updates one, see checkOwnedStream).
+import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager } from 'nats';
 
 /** What an owned stream must have; every setting named here is compared, and the ones in FORBIDDEN must be absent. */
 export interface OwnedStreamSettings {
@@ -39,30 +39,21 @@ export function streamMismatches(config: Config, expected: OwnedStreamSettings):
 }
 
 /**
- * Makes the existing stream `name` conform to `expected` (its owner's call): nothing when it does; otherwise an
- * update with the expected settings and without the forbidden ones, then a second look. Throws, naming the stream
- * and the settings, when the update is refused or leaves any setting wrong (nats-server cannot change a stream's
- * storage, retention or mirror, nor unseal it): the store must not be used; delete the stream (an operator, with
- * the system account) or start a new run. Does nothing when the stream does not exist (its creator makes it).
+ * Checks the existing stream `name` against `expected` (its owner's call, before using it): nothing when it conforms
+ * or does not exist (its creator makes it); otherwise throws, naming the stream and each setting that differs, and
+ * changes nothing. Round 25: the owner no longer corrects a stream by updating it, so no role's grant includes
+ * `$JS.API.STREAM.UPDATE` (a stolen learner credential could otherwise add `_R_.>` to one of its streams' subjects
+ * and capture JetStream answers: docs/security.md). A stream refused here is corrected by an operator (e.g.
+ * `nats stream edit` as a user of the STREAMS account, which none of the roles is) or left for a new run.
  */
-export async function conformOwnedStream(jsm: JetStreamManager, name: string, expected: OwnedStreamSettings): Promise<void> {
+export async function checkOwnedStream(jsm: JetStreamManager, name: string, expected: OwnedStreamSettings): Promise<void> {
   const info = await jsm.streams.info(name).catch((e: unknown) => { if (/not found/i.test((e as Error).message)) return null; throw e; });
   if (!info) return;
-  const before = streamMismatches(info.config as unknown as Config, expected);
-  if (before.length === 0) return;
-  const fixed: Config = { ...(info.config as unknown as Config), ...COMMON, ...expected };
-  for (const k of FORBIDDEN) delete fixed[k];
-  // nats-server 2.10 keeps a stream's sources when an update leaves them out (measured): an empty list removes them
-  if (!isAbsent(info.config.sources)) fixed['sources'] = [];
-  if (!isAbsent(info.config.republish)) fixed['republish'] = null;
-  let after: string[];
-  try {
-    const updated = await jsm.streams.update(name, fixed as unknown as StreamConfig);
-    after = streamMismatches(updated.config as unknown as Config, expected);
-  } catch (e) {
-    throw new Error(`stream ${name} has settings its owner does not use (${before.join('; ')}) and could not be corrected: ${(e as Error).message}`, { cause: e });
+  const wrong = streamMismatches(info.config as unknown as Config, expected);
+  if (wrong.length > 0) {
+    throw new Error(`stream ${name} has settings its owner does not use (${wrong.join('; ')}): it is not used and not changed; `
+      + 'an operator corrects it (nats stream edit, in the STREAMS account) or the run starts under a new run.id (docs/security.md, "The learner owns the checkpoint streams")');
   }
-  if (after.length > 0) throw new Error(`stream ${name} has settings its owner does not use and nats-server did not correct: ${after.join('; ')}`);
 }
 
 /** An object bucket's stream (nats.js object store `bucket`), as nats.js makes it and the stores read it (direct gets). */

@@ -10,6 +10,11 @@ export const announcementStream = (runId: string): string => `recovery-ckpt-${ru
 export const announcementSubject = (runId: string): string => `recovery.${runId}.checkpoint`;
 /** The run state's KV bucket (nats.js; its stream is kvStream(...)). */
 export const runStateBucket = (runId: string): string => `runstate-${runId}`;
+/**
+ * The run's own bucket of the learner's optimizer state (round 25), where the NATS grants name the run; a grant for
+ * every run keeps the shared LEARNER_STATE_BUCKET (nats-permissions.ts), whose fixed name the other roles are denied.
+ */
+export const learnerStateBucket = (runId: string): string => `learner-state-${runId}`;
 /** The stream nats.js keeps an object store's bucket in. */
 export const objectStream = (bucket: string): string => `OBJ_${bucket}`;
 /** The stream nats.js keeps a KV bucket in. */

@@ -1,7 +1,8 @@
-// Where the learner keeps its optimizer state: a JetStream object store of its own, `learner-state` (one bucket for
-// every run, objects `<runId>/optim-v0000000042`), which no follower opens and which no other role's NATS user may
-// read: its name is fixed so that lib/transport/nats-permissions.ts can deny it by name (a per-run bucket name is
-// one token NATS wildcards cannot pick out). One object per version (lib/checkpoint/optimizer-state.ts),
+// Where the learner keeps its optimizer state: a JetStream object store of its own (objects
+// `<runId>/optim-v0000000042`), which no follower opens and which no other role's NATS user may read: the run's own
+// bucket `learner-state-<runId>` where the NATS grants name the run (round 25: stateBucketOf), else `learner-state`,
+// one for every run, whose name is fixed so that lib/transport/nats-permissions.ts can deny it by name under a grant
+// for every run (a per-run bucket name is one token NATS wildcards cannot pick out). One object per version (lib/checkpoint/optimizer-state.ts),
 // written BEFORE the checkpoint of that version is published, so every published checkpoint has its moments
 // (a kill -9 between the two leaves moments for an unpublished version, which the re-applied batch
 // overwrites). Only the newest two are kept.
@@ -13,11 +14,12 @@
 // (a JavaScript SHA-256 over the moments, twice the parameters' size, and 128 KiB chunks in sequence): the
 // learner writes them on every version, before it answers (docs/performance.md "Pipeline").
 import type { JetStreamManager, NatsConnection, ObjectStore } from 'nats';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { StorageType } from 'nats';
 import { checkRunId, ensureStream, sha256Digest } from '../transport/index.ts';
 import { LEARNER_STATE_BUCKET } from '../transport/nats-permissions.ts';
-import { conformOwnedStream, objectBucketSettings } from '../transport/owned-stream.ts';
+import { learnerStateBucket } from '../transport/run-names.ts';
+import { checkOwnedStream, objectBucketSettings } from '../transport/owned-stream.ts';
 import { ObjectChunks } from '../transport/object-chunks.ts';
 import { objectDigest, objectDigestMatches } from '../transport/object-digest.ts';
 import { listObjectRecords } from '../transport/object-listing.ts';
@@ -57,10 +59,31 @@ async function readObject(chunks: ObjectChunks, name: string): Promise<Uint8Arra
   return bytes;
 }
 
-/** Turns on direct gets for `stream` where they are off (the learner owns its buckets and may update them). */
-async function allowDirect(jsm: JetStreamManager, stream: string): Promise<void> {
+/**
+ * Refuses `stream` where direct gets are off (the reads here are direct gets). Round 25: the learner no longer turns
+ * them on itself (no role may update a stream: docs/security.md), so an operator does, or the run starts afresh.
+ */
+async function requireDirect(jsm: JetStreamManager, stream: string): Promise<void> {
   const { config } = await jsm.streams.info(stream);
-  if (!config.allow_direct) await jsm.streams.update(stream, { ...config, allow_direct: true });
+  if (!config.allow_direct) throw new Error(`stream ${stream}: allow_direct: has false, expected true (its objects are read by direct gets; an operator turns them on: nats stream edit ${stream} --allow-direct, in the STREAMS account)`);
+}
+
+/**
+ * The bucket of `runId`'s moments: the run's own, learnerStateBucket(runId), where this connection's NATS grants
+ * name the run (round 25: another run's learner can then neither write nor purge them); the shared
+ * LEARNER_STATE_BUCKET under a grant for every run, or on a server without grants, as before. Told apart by what the
+ * grant allows, without changing anything: only a grant for every run may purge the shared bucket, so a purge that
+ * matches nothing there (a subject no object has) is refused under a grant naming the run, and answered otherwise
+ * (nothing purged, or the stream not found).
+ */
+async function stateBucketOf(jsm: JetStreamManager, runId: string): Promise<string> {
+  const probe = `$O.${LEARNER_STATE_BUCKET}.C.grants-probe-${randomUUID().replaceAll('-', '')}`;
+  try {
+    await jsm.streams.purge(`OBJ_${LEARNER_STATE_BUCKET}`, { filter: probe });
+  } catch (e) {
+    if (/permission/i.test((e as Error).message)) return learnerStateBucket(runId);
+  }
+  return LEARNER_STATE_BUCKET;
 }
 
 export class LearnerStateStore {
@@ -80,12 +103,13 @@ export class LearnerStateStore {
 
   static async open(nc: NatsConnection, runId: string): Promise<LearnerStateStore> {
     checkRunId(runId);
-    const bucket = LEARNER_STATE_BUCKET;
-    const options = { storage: StorageType.File, description: 'recovery-grpo learner optimizer state (objects <run id>/optim-v<version>)' };
     const jsm = await nc.jetstreamManager();
+    const bucket = await stateBucketOf(jsm, runId);
+    const options = { storage: StorageType.File, description: bucket === LEARNER_STATE_BUCKET ? 'recovery-grpo learner optimizer state (objects <run id>/optim-v<version>)' : `recovery-grpo learner optimizer state of run ${runId} (objects <run id>/optim-v<version>)` };
     // its reads are direct gets (no consumer: docs/security.md; a bucket made before round 23 may lack them), and no
-    // stream made by another with settings of its own (a republish, sources, an expiry) is used: corrected or refused
-    await conformOwnedStream(jsm, `OBJ_${bucket}`, objectBucketSettings(bucket, options.storage));
+    // stream made by another with settings of its own (a republish, sources, an expiry) is used: refused, naming the
+    // stream and the setting (round 25: never updated, owned-stream.ts checkOwnedStream)
+    await checkOwnedStream(jsm, `OBJ_${bucket}`, objectBucketSettings(bucket, options.storage));
     const os = await nc.jetstream().views.os(bucket, options);
     return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), jsm, bucket), bucket, options, runId);
   }
@@ -102,8 +126,15 @@ export class LearnerStateStore {
     const old = `learner-${this.runId}`;
     const jsm = await this.nc.jetstreamManager();
     if (!(await jsm.streams.info(`OBJ_${old}`).then(() => true, () => false))) return null;
-    await allowDirect(jsm, `OBJ_${old}`);
+    await requireDirect(jsm, `OBJ_${old}`);
     return readObject(new ObjectChunks(this.nc, this.nc.jetstream(), jsm, old), `optim-v${String(version).padStart(10, '0')}`);
+  }
+
+  /** Object `name` of the shared bucket (LEARNER_STATE_BUCKET); null when that bucket or the object does not exist. */
+  private async shared(name: string): Promise<Uint8Array | null> {
+    const jsm = await this.nc.jetstreamManager();
+    if (!(await jsm.streams.info(`OBJ_${LEARNER_STATE_BUCKET}`).then(() => true, () => false))) return null;
+    return readObject(new ObjectChunks(this.nc, this.nc.jetstream(), jsm, LEARNER_STATE_BUCKET), name);
   }
 
   /** Re-creates the bucket when the server lost it (lib/transport/store-loss.ts); true when it did. */
@@ -158,6 +189,12 @@ export class LearnerStateStore {
     const name = this.objectName(version);
     let source = `${this.bucket}/${name}`;
     let bytes = await readObject(this.chunks, name);
+    if (!bytes && this.bucket !== LEARNER_STATE_BUCKET) {
+      // a run resumed across round 25: its moments of before are in the shared bucket (same object name), which
+      // its learner still reads (direct gets), never writes or purges under a grant naming the run
+      bytes = await this.shared(name);
+      source = `${LEARNER_STATE_BUCKET}/${name}`;
+    }
     if (!bytes) {
       bytes = await this.legacy(version);
       source = `learner-${this.runId}/optim-v${String(version).padStart(10, '0')}`;

@@ -243,7 +243,11 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
         throw new WorkerFatalError(`the orchestrator now sends a different run configuration (hash ${hash.slice(0, 12)}, was ${firstWelcome.configHash.slice(0, 12)}): restart this worker to pick it up`);
       }
       if (initialised) {
-        role.reconnected?.(w);
+        try {
+          role.reconnected?.(w);
+        } catch (e) {
+          throw new ReconnectRefused(e);
+        }
         return;
       }
     }
@@ -364,11 +368,23 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
       return;
     }
     conn = c;
+    const messages = c.messages[Symbol.asyncIterator]();
     try {
-      await onWelcome(c.welcome);
+      try {
+        await onWelcome(c.welcome);
+      } catch (e) {
+        if (!(e instanceof ReconnectRefused)) throw e;
+        // the role refuses this reconnection (a learner behind the acknowledged version), but the run may be over:
+        // an orchestrator whose run is complete sends a Shutdown right after the Welcome (orchestrator/main.ts), and
+        // that ends this worker cleanly (exit 0) rather than with the refusal (exit 1)
+        const next = await firstMessageWithin(messages, RUN_OVER_WAIT_MS);
+        if (next?.kind !== 'shutdown') throw e.error;
+        log.info(`${(e.error as Error)?.message ?? e.error}; but the run is over`);
+        dispatch(next);
+      }
       connected = true;
       if (attempt > 1) log.info('reconnected to the orchestrator', { attempt });
-      for await (const msg of c.messages) dispatch(msg);
+      for await (const msg of { [Symbol.asyncIterator]: () => messages }) dispatch(msg);
     } finally {
       connected = false;
       conn = undefined;
@@ -443,6 +459,24 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     metricsText: () => registryShim.metrics(),
     stop,
   };
+}
+
+/** What role.reconnected threw (`error`), told apart from the other errors of a Welcome. */
+class ReconnectRefused {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * How long a worker whose role refused a reconnection waits for the orchestrator's next message, in case it is the
+ * Shutdown of a completed run (sent right after the Welcome, on the same stream).
+ */
+const RUN_OVER_WAIT_MS = 2000;
+
+/** The next message of `messages`, or undefined when none comes within `ms` (or the stream ends). */
+async function firstMessageWithin(messages: AsyncIterator<OrchestratorMessage__Output>, ms: number): Promise<OrchestratorMessage__Output | undefined> {
+  const next = messages.next().then((r) => (r.done ? undefined : r.value), () => undefined);
+  const got = await withTimeout(next, ms);
+  return got === 'timeout' ? undefined : got;
 }
 
 function parseWelcomeConfig(w: Welcome__Output): RunConfig {

@@ -52,6 +52,11 @@ test('demo: bad worker counts, an empty --out or a refused setting are refused b
     { args: ['--rollout-workers', '-1'], line: /^demo: --rollout-workers must be an integer >= 1, got -1$/ },
     { args: ['--reward-workers', '1.5'], line: /^demo: --reward-workers must be an integer >= 1, got 1\.5$/ },
     { args: ['--steps', '-1'], line: /^demo: config error: grpo\.steps: must be >= 0 \(got -1\)/ },
+    // round 25: the crash-loop limits (lib/local/supervisor.ts)
+    { args: ['--crash-loop-exits', '0'], line: /^demo: --crash-loop-exits must be an integer >= 1, got 0$/ },
+    { args: ['--crash-loop-exits', '2.5'], line: /^demo: --crash-loop-exits must be an integer >= 1, got 2\.5$/ },
+    { args: ['--crash-loop-seconds', '0'], line: /^demo: --crash-loop-seconds must be a number > 0, got 0$/ },
+    { args: ['--crash-loop-seconds', 'abc'], line: /^demo: --crash-loop-seconds must be a number > 0, got NaN$/ },
   ];
   const run = (args: string[]) => new Promise<{ status: number | null; stderr: string }>((done) => {
     const child = execFile(process.execPath, [BIN, 'demo', ...args], { encoding: 'utf8', timeout: 60_000, cwd: dir }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
@@ -66,4 +71,16 @@ test('demo: bad worker counts, an empty --out or a refused setting are refused b
   const empty = await run(['--out', '']);
   assert.equal(empty.status, 1);
   assert.match(empty.stderr.trim(), /^demo: --out must name a folder for the run \(got ""\)$/);
+});
+
+// Round 25 (fix25): the local run's crash-loop limits were fixed (5 exits within 30 s); the demo's flags set them.
+test('demo --crash-loop-exits / --crash-loop-seconds reach the local run, which refuses limits it cannot use before writing anything', async () => {
+  assert.deepEqual(demoRunOptions(args({ crashLoopExits: 2, crashLoopSeconds: 5 })).crashLoop, { exits: 2, withinMs: 5000 });
+  assert.deepEqual(demoRunOptions(args({ crashLoopSeconds: 60 })).crashLoop, { withinMs: 60_000 });
+  assert.equal(demoRunOptions(args({})).crashLoop, undefined, 'the defaults (DEFAULT_CRASH_LOOP) unless a flag is given');
+  const { runLocal } = await import('../../lib/local/local-run.ts');
+  const out = join(dir, 'crash-loop-refused');
+  await assert.rejects(runLocal({ out, crashLoop: { exits: 0 } }), /^Error: crashLoop\.exits must be an integer >= 1 .*got 0$/);
+  await assert.rejects(runLocal({ out, crashLoop: { withinMs: Number.NaN } }), /^Error: crashLoop\.withinMs must be a number > 0 .*got NaN$/);
+  assert.equal(existsSync(out), false, 'the refused run made its output folder');
 });

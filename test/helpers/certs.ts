@@ -22,7 +22,7 @@ export interface TestCerts {
  * the client's subject alternative names (openssl syntax, e.g. "URI:spiffe://recovery-grpo/role/learner"), or ''
  * for none.
  */
-export function makeTestCerts(dir: string, clients: Record<string, string>): TestCerts {
+export function makeTestCerts(dir: string, clients: Record<string, string>, o: { serverNames?: string } = {}): TestCerts {
   const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   ossl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=recovery-grpo-test-ca', '-days', '1');
@@ -33,7 +33,8 @@ export function makeTestCerts(dir: string, clients: Record<string, string>): Tes
     return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
   };
   // nats.js checks the name "localhost" when dialling 127.0.0.1 over TLS: both names are in the certificate
-  const server = sign('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  // (o.serverNames: other names, for a test of a certificate that does not name the host dialled)
+  const server = sign('server', `subjectAltName=${o.serverNames ?? 'IP:127.0.0.1,DNS:localhost'}\nextendedKeyUsage=serverAuth\n`);
   const out: TestCerts['clients'] = {};
   for (const [name, san] of Object.entries(clients)) out[name] = sign(name, `${san ? `subjectAltName=${san}\n` : ''}extendedKeyUsage=clientAuth\n`);
   return { ca: join(dir, 'ca.crt'), server, clients: out };

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Supervisor } from '../../lib/local/supervisor.ts';
+import { DEFAULT_CRASH_LOOP, Supervisor } from '../../lib/local/supervisor.ts';
 import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
 import { withTimeout } from '../../lib/async/with-timeout.ts';
 
@@ -163,4 +163,10 @@ test('supervisor: a long run ended by a signal starts the crash-loop count again
     await sup.stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('supervisor: crash-loop limits it cannot use are refused, naming the field', () => {
+  assert.throws(() => new Supervisor(() => undefined, { exits: 0, withinMs: 1000 }), /^Error: crashLoop\.exits must be an integer >= 1 .*got 0$/);
+  assert.throws(() => new Supervisor(() => undefined, { exits: 3, withinMs: -1 }), /^Error: crashLoop\.withinMs must be a number > 0 .*got -1$/);
+  assert.deepEqual(DEFAULT_CRASH_LOOP, { exits: 5, withinMs: 30_000 }, 'the defaults as documented (docs/roles.md)');
 });

@@ -4,14 +4,15 @@
 // run on its crash-loop rule after ~16 s of NATS outage.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../lib/config/index.ts';
-import { SetupError } from '../../lib/config/setup-error.ts';
+import { CONFIG_EXIT_CODE, exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 import { spawnNatsServer } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { freePort, startNatsServer } from '../helpers/nats.ts';
+import { makeTestCerts, opensslAvailable } from '../helpers/certs.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -57,4 +58,41 @@ test('an orchestrator whose NATS credentials are refused ends at once, naming th
   });
   const run = runOrchestrator({ config: config('first-connect-auth'), listen: '127.0.0.1:0', natsUrl: proc.url, natsAuth: { user: 'grpo', pass: 'wrong' }, metricsPort: 0, log: () => undefined });
   await assert.rejects(run, (e: Error) => !(e instanceof SetupError) && /Authorization Violation.*check the NATS credentials/i.test(e.message));
+});
+
+// Round 25 (fix25): a TLS failure at the first connect (the server's certificate signed by another CA, or naming
+// another host) was waited out as an outage, for ever, logged as "trying again". It is a SetupError now (exit 78),
+// naming the server and the cause; a refused connection is still waited for (the first test).
+test('an orchestrator whose NATS TLS fails (another CA, another host name) ends at once with a SetupError naming the server and the cause', { timeout: 60_000, skip: !opensslAvailable() && 'openssl is missing' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nats-tls-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const sub = (name: string) => {
+    mkdirSync(join(dir, name));
+    return join(dir, name);
+  };
+  const certs = makeTestCerts(sub('right'), {});
+  const otherCa = makeTestCerts(sub('other'), {}).ca;
+  // a server certificate signed by the CA the client trusts, for a name that is not the host dialled
+  const elsewhere = makeTestCerts(sub('elsewhere'), {}, { serverNames: 'DNS:elsewhere.example' });
+  const serve = async (cert: string, key: string, name: string) => {
+    const proc = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, `js-${name}`), extraArgs: ['--tls', '--tlscert', cert, '--tlskey', key] });
+    cleanups.push(() => proc.stop());
+    return proc.url;
+  };
+  const right = await serve(certs.server.cert, certs.server.key, 'right');
+  const misnamed = await serve(elsewhere.server.cert, elsewhere.server.key, 'misnamed');
+  for (const [what, url, ca, cause] of [
+    ['another CA', right, otherCa, /unable to verify the first certificate \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/],
+    ['another host name', misnamed, elsewhere.ca, /does not match certificate's altnames.*\(ERR_TLS_CERT_ALTNAME_INVALID\)/],
+  ] as const) {
+    const log: string[] = [];
+    const run = runOrchestrator({ config: config('first-connect-tls'), listen: '127.0.0.1:0', natsUrl: url, natsAuth: { tls: { caFile: ca } }, metricsPort: 0, log: (l) => log.push(l) });
+    run.then((o) => cleanups.push(() => o.stop()), () => undefined);
+    // before the fix: still waiting, its log saying "trying again"
+    const outcome = await Promise.race([run.then(() => 'started', (e: unknown) => e), sleep(20_000).then(() => `still waiting: ${log.join(' | ')}`)]);
+    assert.ok(outcome instanceof SetupError, `${what}: not a SetupError: ${outcome instanceof Error ? outcome.message : String(outcome)}`);
+    assert.equal(exitCodeFor(outcome), CONFIG_EXIT_CODE);
+    assert.ok(outcome.message.includes(`cannot connect to NATS at ${url}`), `${what}: the message does not name the server: ${outcome.message}`);
+    assert.match(outcome.message, cause, what);
+  }
 });

@@ -21,6 +21,8 @@ import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type ConnectOptions, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { runLearner } from '../../learner/index.ts';
+import { RunStateStore } from '../../lib/transport/nats.ts';
+import { z } from 'zod';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { freePort, startNatsServer, storeRunState, type TestNatsServer } from '../helpers/nats.ts';
 import { events } from './helpers.ts';
@@ -234,6 +236,32 @@ test('a learner reconnecting behind the acknowledged version (another learner tr
   const runVersion = acked.coordinator.state.learnerVersion;
   assert.match(aEnded!, new RegExp(`acknowledged policy version ${runVersion}, but this learner holds version ${aVersion}`));
 });
+// Round 25 (fix25): a learner behind the acknowledged version that reconnects while the orchestrator lingers after the
+// run completed was refused by its reconnect check (exit 1) before it read the Shutdown sent after the Welcome.
+test('a learner behind the acknowledged version that reconnects after the run completed takes the Shutdown and stops cleanly', { timeout: 120_000 }, async () => {
+  const nats = await natsServer();
+  const config = runConfig('behind-complete', 400);
+  const first = await orchestrator(nats, config);
+  const port = first.orch.port;
+  const a = await runLearner({ nats: nats.url, metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 50, maxDelayMs: 300 }, orchestrator: `127.0.0.1:${port}`, workerId: 'learner-a' });
+  cleanups.push(() => a.stop({ graceMs: 500 }));
+  let aEnded: string | undefined;
+  a.done.then(() => (aEnded = 'stopped'), (e: Error) => (aEnded = e.message));
+  assert.ok(await until(() => first.orch.coordinator.state.ackedSeq >= 3, 60_000), 'learner a trained 3 batches');
+  // a's link is cut while (as far as the run state says) another learner trained the run to its end
+  await first.orch.stop();
+  assert.ok(a.state()!.version < 400);
+  const nc = await connectNats({ url: nats.url, name: 'behind-complete' });
+  const state = await RunStateStore.open(nc, { runId: 'behind-complete', schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+  await state.modify((s) => ({ ...s, ackedSeq: 400, learnerVersion: 400 }));
+  await nc.drain();
+  // the run's orchestrator back at a's address, complete at once and lingering: a reconnects, is welcomed at v400
+  const done = (await orchestratorOn(nats, config, port)).orch;
+  await done.done;
+  assert.ok(await until(() => aEnded !== undefined, 30_000), 'learner a went on');
+  assert.equal(aEnded, 'stopped', 'learner a ended with its reconnect check rather than the Shutdown');
+});
+
 test('a NATS stall while a duplicate answer is checked against the newest checkpoint is waited out, not a failed run', { timeout: 90_000 }, async () => {
   const nats = await natsServer();
   // the learner published v2 (batch 2) before it was killed; the orchestrator acknowledged nothing

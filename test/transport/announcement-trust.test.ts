@@ -5,7 +5,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { AckPolicy, DeliverPolicy, StorageType, type NatsConnection } from 'nats';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, StorageType, type NatsConnection } from 'nats';
 import { natsForFile, startNatsServer } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, sha256Digest } from '../../lib/transport/nats.ts';
 
@@ -65,17 +65,24 @@ test('messages a push consumer delivers into the announcement subject keep their
   assert.fail('the announcement stream never captured the delivery (nats-server changed: re-measure docs/security.md)');
 });
 
-test('opening a store brings streams made before round 22 up to date (direct gets on the bucket, per-subject announcement limit)', async () => {
+// Round 25: the learner's open no longer updates a stream (no role may: docs/security.md); it refuses one made before
+// round 22, naming the stream and each setting, and opens it once an operator has corrected it (here: this test's
+// connection, which has no grants, stands for the operator's).
+test('opening a store refuses streams made before round 22, naming them and each setting, until an operator corrects them', async () => {
   const run = 'old-streams';
   const jsm = await shared.nc.jetstreamManager();
   // as round 21 made them
   // (allow_direct as integ22 briefly set it, before its review: turned off again)
   await jsm.streams.add({ name: `recovery-ckpt-${run}`, subjects: [`recovery.${run}.checkpoint`], storage: StorageType.File, max_msgs: 10_000, allow_direct: true });
   await jsm.streams.add({ name: `OBJ_checkpoints-${run}`, subjects: [`$O.checkpoints-${run}.C.>`, `$O.checkpoints-${run}.M.>`], allow_rollup_hdrs: true, allow_direct: false });
+  await assert.rejects(CheckpointStore.open(shared.nc, { runId: run }), /stream OBJ_checkpoints-old-streams has settings (?=.*discard: has "old", expected "new")(?=.*allow_direct: has false, expected true)/);
+  assert.equal((await jsm.streams.info(`OBJ_checkpoints-${run}`)).config.allow_direct, false, 'the open changed the bucket');
+  const obj = (await jsm.streams.info(`OBJ_checkpoints-${run}`)).config;
+  await jsm.streams.update(obj.name, { ...obj, discard: DiscardPolicy.New, allow_direct: true });
+  await assert.rejects(CheckpointStore.open(shared.nc, { runId: run }), /stream recovery-ckpt-old-streams has settings (?=.*max_msgs: has 10000, expected -1)(?=.*max_msgs_per_subject: has -1, expected 10000)(?=.*allow_direct: has true, expected false)/);
+  const ann = (await jsm.streams.info(`recovery-ckpt-${run}`)).config;
+  await jsm.streams.update(ann.name, { ...ann, max_msgs: -1, max_msgs_per_subject: 10_000, allow_direct: false });
   const store = await CheckpointStore.open(shared.nc, { runId: run });
-  const ann = (await jsm.streams.info(store.stream)).config;
-  assert.deepEqual({ max: ann.max_msgs, perSubject: ann.max_msgs_per_subject, direct: ann.allow_direct }, { max: -1, perSubject: 10_000, direct: false });
-  assert.equal((await jsm.streams.info(`OBJ_${store.bucket}`)).config.allow_direct, true);
   const c = ckpt(300_000);
   await store.put(1, c.bytes, c.digest);
   assert.deepEqual(Buffer.from((await store.get(1)).bytes), c.bytes);
@@ -120,7 +127,7 @@ test('an old announcement cannot be replayed as the newest: the announcement str
   const run = 'replay-ann';
   const jsm = await shared.nc.jetstreamManager();
   // a 1 s duplicate window stands for an announcement older than the default 2 min (else the replay is a duplicate)
-  await jsm.streams.add({ name: `recovery-ckpt-${run}`, subjects: [`recovery.${run}.checkpoint`], duplicate_window: 1e9 });
+  await jsm.streams.add({ name: `recovery-ckpt-${run}`, subjects: [`recovery.${run}.checkpoint`], max_msgs_per_subject: 10_000, duplicate_window: 1e9 });
   const store = await CheckpointStore.open(shared.nc, { runId: run });
   for (let v = 0; v < 3; v++) {
     const c = ckpt();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AckPolicy, DeliverPolicy, JSONCodec, StorageType, type NatsConnection } from 'nats';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, JSONCodec, StorageType, type NatsConnection } from 'nats';
 import { z } from 'zod';
 import { freePort, PERMISSION_REFUSED, randomCheckpoint } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, RunStateStore } from '../../lib/transport/nats.ts';
@@ -104,7 +104,9 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   await assert.rejects(rjsm.streams.getMessage(`OBJ_${LEARNER_STATE_BUCKET}`, { seq: 1 }), refused, 'rollout gets a message of the learner state');
   // (one consumer-create request; nats.js's ordered consumer would retry a refused create until the test's timeout)
   await assert.rejects(rjsm.consumers.add(`OBJ_${LEARNER_STATE_BUCKET}`, { ack_policy: AckPolicy.None }), refused, 'rollout makes a consumer of the learner state');
-  await assert.rejects((await LearnerStateStore.open(rollout, RUN)).get(2, '0'.repeat(64), new Map()), refused, 'rollout reads the learner state through its store');
+  // (refused at its open since round 25: no grant of a reader may purge the shared bucket, so its store looks for the
+  // run's own bucket, which it may not create; before, at the read)
+  await assert.rejects(LearnerStateStore.open(rollout, RUN).then((s) => s.get(2, '0'.repeat(64), new Map())), refused, 'rollout reads the learner state through its store');
   const ojsm = await orchestrator.jetstreamManager();
   await assert.rejects(ojsm.streams.getMessage(`OBJ_${LEARNER_STATE_BUCKET}`, { seq: 1 }), refused, 'the orchestrator gets a message of the learner state');
   await assert.rejects(ojsm.streams.update(`OBJ_${LEARNER_STATE_BUCKET}`, { republish: { src: '>', dest: '_INBOX.leak.>' } }), refused, 'the orchestrator makes the learner state republish');
@@ -230,8 +232,9 @@ test('a reader cannot make the server store an API answer as an announcement or 
 });
 
 // Round 23: the orchestrator may no longer update streams, so it opens the checkpoints read-only: a store whose streams
-// predate round 22 (no direct gets on the bucket) is left as it is; the learner's open brings them up to date.
-test('the orchestrator opens a store whose streams predate round 22 read-only; the learner\'s open corrects them', { timeout: 30_000 }, async () => {
+// predate round 22 (no direct gets on the bucket) is left as it is. Round 25: the learner's open no longer brings them up
+// to date (no role may update a stream): it refuses them, naming the stream and each setting, and changes nothing.
+test('the orchestrator opens a store whose streams predate round 22 read-only; the learner\'s open refuses them, unchanged', { timeout: 30_000 }, async () => {
   const run = 'old-streams-run';
   const learner = await as('learner');
   const ljsm = await learner.jetstreamManager();
@@ -239,8 +242,8 @@ test('the orchestrator opens a store whose streams predate round 22 read-only; t
   const orchStore = await CheckpointStore.open(await as('orchestrator'), { runId: run, readOnly: true });
   assert.equal(await orchStore.latest(), null);
   assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config.allow_direct, false);
-  await CheckpointStore.open(learner, { runId: run });
-  assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config.allow_direct, true);
+  await assert.rejects(CheckpointStore.open(learner, { runId: run }), new RegExp(`stream OBJ_checkpoints-${run} has settings .*allow_direct: has false, expected true.*not changed`));
+  assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config.allow_direct, false);
 });
 
 // review23d findings 1 and 2 (HIGH): with `$JS.API.STREAM.CREATE.*` in the streams' account, the orchestrator's
@@ -297,35 +300,39 @@ test('the orchestrator creates no stream beside the checkpoints; those it makes 
 
 // review23d finding 3 (MEDIUM): a stream that already exists was trusted but for three settings; one pre-made by whoever
 // had create rights (with an expiry, an extra subject, ...) was kept. The learner's open now checks every setting.
-test('the learner corrects, or refuses, a checkpoint stream made by someone else with settings of its own', { timeout: 30_000 }, async () => {
+// Round 25 (fix25): it refuses such a stream, naming it and each setting, and changes nothing (it corrected what
+// nats-server let it before, through a stream update no role's grant now includes: docs/security.md).
+test('the learner refuses, unchanged, a checkpoint stream made by someone else with settings of its own', { timeout: 30_000 }, async () => {
   const learner = await as('learner');
   const ljsm = await learner.jetstreamManager();
   const run = 'premade-run';
   await ljsm.streams.add({ name: `recovery-ckpt-${run}`, subjects: [`recovery.${run}.checkpoint`, 'evil.>'], max_age: 2e9, max_msgs_per_subject: 10_000 });
-  await ljsm.streams.add({ name: `OBJ_checkpoints-${run}`, subjects: [`$O.checkpoints-${run}.C.>`, `$O.checkpoints-${run}.M.>`], max_age: 2e9, allow_rollup_hdrs: true, allow_direct: true, sources: [{ name: `recovery-ckpt-${run}` }] });
-  const store = await CheckpointStore.open(learner, { runId: run });
+  await assert.rejects(CheckpointStore.open(learner, { runId: run }), new RegExp(`stream recovery-ckpt-${run} has settings (?=.*subjects: has .*evil)(?=.*max_age: has 2000000000, expected 0).*not changed`));
   const ann = (await ljsm.streams.info(`recovery-ckpt-${run}`)).config;
-  assert.deepEqual({ maxAge: ann.max_age, subjects: ann.subjects, republish: ann.republish ?? null }, { maxAge: 0, subjects: [`recovery.${run}.checkpoint`], republish: null });
-  const obj = (await ljsm.streams.info(`OBJ_checkpoints-${run}`)).config;
-  assert.deepEqual({ maxAge: obj.max_age, sources: obj.sources ?? [] }, { maxAge: 0, sources: [] });
-  const c = ckpt();
-  await store.put(0, c.bytes, c.digest);
-  await new Promise((r) => setTimeout(r, 2500));
-  assert.equal((await store.latest())?.version, 0, 'the announcement expired');
-  // a republish: removed (nats-server 2.10.27), or refused where the server cannot change it (2.9.10: "stream
-  // configuration update can not change republish"), naming the stream and the setting
+  assert.deepEqual({ maxAge: ann.max_age, subjects: ann.subjects }, { maxAge: 2e9, subjects: [`recovery.${run}.checkpoint`, 'evil.>'] }, 'the learner changed the stream');
+  const src = 'premade-src-run';
+  await ljsm.streams.add({ name: `OBJ_checkpoints-${src}`, subjects: [`$O.checkpoints-${src}.C.>`, `$O.checkpoints-${src}.M.>`], allow_rollup_hdrs: true, allow_direct: true, sources: [{ name: `recovery-ckpt-${run}` }] });
+  await assert.rejects(CheckpointStore.open(learner, { runId: src }), new RegExp(`stream OBJ_checkpoints-${src} has settings .*sources: has .*expected none`));
+  // a bucket made before round 22 (no direct gets): refused, where the learner's open turned them on before
+  const old = 'premade-old-run';
+  await ljsm.streams.add({ name: `OBJ_checkpoints-${old}`, subjects: [`$O.checkpoints-${old}.C.>`, `$O.checkpoints-${old}.M.>`], allow_rollup_hdrs: true, allow_direct: false });
+  await assert.rejects(CheckpointStore.open(learner, { runId: old }), new RegExp(`stream OBJ_checkpoints-${old} has settings .*allow_direct: has false, expected true`));
+  assert.equal((await ljsm.streams.info(`OBJ_checkpoints-${old}`)).config.allow_direct, false);
   const rp = 'premade-rp-run';
   await ljsm.streams.add({ name: `recovery-ckpt-${rp}`, subjects: [`recovery.${rp}.checkpoint`], max_msgs_per_subject: 10_000, republish: { src: '>', dest: 'copied.>' } });
-  const opened = await CheckpointStore.open(learner, { runId: rp }).then(() => null, (e: Error) => e);
-  if (opened) assert.match(opened.message, new RegExp(`stream recovery-ckpt-${rp} has settings .*republish`));
-  else assert.equal((await ljsm.streams.info(`recovery-ckpt-${rp}`)).config.republish ?? null, null);
-  // what nats-server cannot change (the storage): refused, naming the stream and the setting
+  await assert.rejects(CheckpointStore.open(learner, { runId: rp }), new RegExp(`stream recovery-ckpt-${rp} has settings .*republish`));
   const mem = 'premade-mem-run';
   await ljsm.streams.add({ name: `recovery-ckpt-${mem}`, subjects: [`recovery.${mem}.checkpoint`], storage: StorageType.Memory, max_msgs_per_subject: 10_000 });
   await assert.rejects(CheckpointStore.open(learner, { runId: mem }), new RegExp(`stream recovery-ckpt-${mem} has settings .*storage`));
+  // nor may the learner's credential change a stream itself (the grant for every run): `_R_.>` added to the
+  // announcement stream would store the JetStream answers passing through the streams' account
+  const ok = 'own-run';
+  await CheckpointStore.open(learner, { runId: ok });
+  const config = (await ljsm.streams.info(`recovery-ckpt-${ok}`)).config;
+  await assert.rejects(ljsm.streams.update(config.name, { ...config, subjects: [...config.subjects, '_R_.>'] }), refused, 'the learner adds _R_.> to its announcement stream');
 });
 
-// Round 24 (trust24): the settings conformOwnedStream leaves alone, and the one it cannot fix. deny_purge: the learner
+// Round 24 (trust24): the settings checkOwnedStream (conformOwnedStream then) leaves alone, and the one it cannot fix. deny_purge: the learner
 // purges (prune, a replaced object; an info record is a roll-up, which nats-server refuses on such a stream: "roll-ups
 // require the purge permission"), and nats-server cannot cancel it ("can not cancel deny purge", 2.9.10), so such a
 // bucket is refused, naming it. deny_delete (it cannot be cancelled either) blocks only message deletes, which no role
@@ -340,7 +347,7 @@ test('the learner refuses a bucket that denies purges, and keeps deny_delete, a 
   await assert.rejects(CheckpointStore.open(learner, { runId: dp }), new RegExp(`stream OBJ_checkpoints-${dp} has settings .*deny_purge: has true`));
   const kept = 'premade-kept-run';
   const odd = { deny_delete: true, duplicate_window: 1e8, description: 'made by someone else' };
-  await ljsm.streams.add({ name: `OBJ_checkpoints-${kept}`, subjects: [`$O.checkpoints-${kept}.C.>`, `$O.checkpoints-${kept}.M.>`], allow_rollup_hdrs: true, allow_direct: true, ...odd });
+  await ljsm.streams.add({ name: `OBJ_checkpoints-${kept}`, subjects: [`$O.checkpoints-${kept}.C.>`, `$O.checkpoints-${kept}.M.>`], discard: DiscardPolicy.New, allow_rollup_hdrs: true, allow_direct: true, ...odd });
   await ljsm.streams.add({ name: `recovery-ckpt-${kept}`, subjects: [`recovery.${kept}.checkpoint`], max_msgs_per_subject: 10_000, ...odd });
   const store = await CheckpointStore.open(learner, { runId: kept });
   const cs = [ckpt(), ckpt(), ckpt()];

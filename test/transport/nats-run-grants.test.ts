@@ -1,6 +1,6 @@
 // Grants that name the run (NatsUser.run, lib/transport/nats-permissions.ts runScope), against a real nats-server whose
-// config names two runs, each with its own four users: a learner's credential creates, changes, purges and writes only
-// its own run's streams (and the learner state), never a stream of another name (one capturing every JetStream answer,
+// config names two runs, each with its own four users: a learner's credential creates, purges and writes only its own
+// run's streams (and the learner state), changes none (round 25), never a stream of another name (one capturing every JetStream answer,
 // `_R_.>`, or republishing into the announcement subject) nor another run's; an orchestrator's creates only its run's
 // state bucket; and each still does everything its role does.
 import { after, before, test } from 'node:test';
@@ -24,6 +24,7 @@ const schema = z.object({ phase: z.string(), seq: z.number() });
 let dir: string;
 let server: NatsServerProcess;
 const conns: NatsConnection[] = [];
+const cleanups: Array<() => Promise<void>> = [];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nats-run-grants-'));
@@ -33,6 +34,7 @@ before(async () => {
 });
 after(async () => {
   for (const nc of conns) await nc.close().catch(() => undefined);
+  for (const c of cleanups) await c().catch(() => undefined);
   await server?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -51,10 +53,7 @@ const params = () => new Map([['w', { shape: [3], data: new Float32Array(3) }]])
 test('a learner whose grant names its run does all it does there, and creates no stream of another name', { timeout: 60_000 }, async () => {
   const learner = await as('learner', 'run-a');
   const ljsm = await learner.jetstreamManager();
-  // a bucket made before round 22 (no direct gets): the learner's open brings it up to date (a stream update)
-  await ljsm.streams.add({ name: 'OBJ_checkpoints-run-a', subjects: ['$O.checkpoints-run-a.C.>', '$O.checkpoints-run-a.M.>'], allow_rollup_hdrs: true, allow_direct: false });
   const store = await CheckpointStore.open(learner, { runId: 'run-a' });
-  assert.equal((await ljsm.streams.info('OBJ_checkpoints-run-a')).config.allow_direct, true, 'the learner updated its bucket');
   for (let v = 0; v < 3; v++) { const c = ckpt(); await store.put(v, c.bytes, c.digest); }
   assert.deepEqual(await store.prune(1), [0, 1]);
   const optim = await LearnerStateStore.open(learner, 'run-a');
@@ -82,6 +81,74 @@ test('a learner whose grant names its run does all it does there, and creates no
   const other = (await ljsm.streams.info('recovery-ckpt-run-b')).config;
   await assert.rejects(ljsm.streams.update('recovery-ckpt-run-b', { ...other, subjects: ['recovery.run-b.checkpoint', '_R_.>'] }), refused, 'the learner changes run-b\'s announcement stream');
   assert.equal(learner.isClosed(), false);
+});
+
+// Round 25 (fix25): the learner may no longer change even its own run's streams. Before, its grant included
+// `$JS.API.STREAM.UPDATE.<its streams>` (to correct their settings), so its stolen credential could add `_R_.>` to its
+// announcement stream's subjects and have the JetStream answers passing through the streams' account stored there.
+test('a learner cannot change its own run\'s streams (no `_R_.>` capture)', { timeout: 60_000 }, async () => {
+  const learner = await as('learner', 'run-a');
+  const ljsm = await learner.jetstreamManager();
+  await CheckpointStore.open(learner, { runId: 'run-a' });
+  await LearnerStateStore.open(learner, 'run-a');
+  for (const name of ['recovery-ckpt-run-a', 'OBJ_checkpoints-run-a', 'OBJ_learner-state-run-a']) {
+    const config = (await ljsm.streams.info(name)).config;
+    await assert.rejects(ljsm.streams.update(name, { ...config, subjects: [...config.subjects, '_R_.>'] }), refused, `the learner adds _R_.> to ${name}`);
+    assert.deepEqual((await ljsm.streams.info(name)).config.subjects, config.subjects, `${name}'s subjects changed`);
+  }
+});
+
+// Round 25 (fix25): the learner's optimizer state was one bucket for every run (`OBJ_learner-state`, objects
+// `<run>/optim-v...`), so one run's learner could write, replace or purge another run's moments. Where the grants name
+// the run each has its own bucket, `learner-state-<run>`, which only its learner writes and no other role reads.
+test('each run\'s learner keeps its moments in its own bucket, which another run\'s learner cannot write or purge, nor any other role read', { timeout: 60_000 }, async () => {
+  const b = await LearnerStateStore.open(await as('learner', 'run-b'), 'run-b');
+  assert.equal(b.bucket, 'learner-state-run-b');
+  await b.put(moments(4));
+  const learnerA = await as('learner', 'run-a');
+  assert.equal((await LearnerStateStore.open(learnerA, 'run-a')).bucket, 'learner-state-run-a');
+  const js = learnerA.jetstream();
+  await assert.rejects(js.publish('$O.learner-state-run-b.C.x', new Uint8Array(8)), refused, 'run-a\'s learner writes a chunk of run-b\'s moments');
+  const jsm = await learnerA.jetstreamManager();
+  await assert.rejects(jsm.streams.purge('OBJ_learner-state-run-b'), refused, 'run-a\'s learner purges run-b\'s moments');
+  // nor through the bucket it would have shared before
+  await assert.rejects(jsm.streams.purge('OBJ_learner-state', { filter: '$O.learner-state.C.>' }), refused, 'run-a\'s learner purges the shared bucket');
+  for (const role of ['rollout', 'orchestrator', 'reward'] as const) {
+    for (const run of RUNS) {
+      const rjsm = await (await as(role, run)).jetstreamManager();
+      await assert.rejects(rjsm.streams.getMessage('OBJ_learner-state-run-b', { seq: 1 }), refused, `${role} of ${run} reads run-b's moments`);
+    }
+  }
+  assert.ok(await b.get(4, '0'.repeat(64), params()), 'run-b\'s moments are still there');
+});
+
+// A run resumed across round 25 (or from a config for every run to one naming it): its moments of before are in the
+// shared bucket; its learner, now given its own, still reads them from there (and writes only its own).
+test('a learner whose grant now names its run resumes the moments it stored in the shared bucket', { timeout: 60_000 }, async () => {
+  const store = join(dir, 'js-resumed');
+  const conf = join(dir, 'resumed.conf');
+  const serve = async (run?: string) => {
+    writeFileSync(conf, natsAccountsBlock(NATS_ROLES.map((role) => ({ role, user: role, password: `${role}-pass-0123456789`, ...(run ? { run } : {}) }))));
+    return spawnNatsServer({ port: await freePort(), storeDir: store, extraArgs: ['-c', conf] });
+  };
+  const learnerOn = (s: NatsServerProcess) => connectNats({ url: s.url, name: 'resumed/learner', user: 'learner', pass: 'learner-pass-0123456789', maxReconnectAttempts: 0 });
+  const before = await serve();
+  let nc = await learnerOn(before);
+  const old = await LearnerStateStore.open(nc, 'run-r');
+  assert.equal(old.bucket, 'learner-state', 'a grant for every run keeps the shared bucket');
+  await old.put(moments(7));
+  await nc.close();
+  await before.stop();
+  const named = await serve('run-r');
+  cleanups.push(() => named.stop());
+  nc = await learnerOn(named);
+  conns.push(nc);
+  const resumed = await LearnerStateStore.open(nc, 'run-r');
+  assert.equal(resumed.bucket, 'learner-state-run-r');
+  const got = await resumed.get(7, '0'.repeat(64), params());
+  assert.deepEqual(got && [...got.state.m.get('w')!.data], [1, 2, 3], 'the moments stored in the shared bucket');
+  await resumed.put(moments(8));
+  assert.ok(await resumed.get(8, '0'.repeat(64), params()));
 });
 
 test('one run\'s learner cannot create, write, purge or change another run\'s checkpoints, nor its skip record', { timeout: 60_000 }, async () => {
