@@ -1,5 +1,5 @@
 // An imported network as the policy's mean network (model.network, model.adapter): the ONNX file (and an
-// optional state dict) is read once per process (the start-up check and every import use those bytes), checked against the policy contract at the run's
+// optional state dict) is read at the process's start and checked (a later read must give the same bytes), checked against the policy contract at the run's
 // resolution, and split into what trains (the checkpointed tensors: trainable base tensors, LoRA factors)
 // and the frozen base, which every graph holds as constants. The base digest (sha256 of the files) names
 // the frozen base in checkpoints, so a role that reads another base refuses the run.
@@ -66,10 +66,11 @@ function readOrFail(path: string, field: string): Uint8Array {
 }
 
 /**
- * The network's files (model.network.onnx and .weights) as this process read them: each read once per process, and
- * the start-up check and every import use these same bytes, so a file replaced under the same path during a run is
- * never used by a process that checked the first one (a process started later reads the new file and checks it
- * itself; the base digest, which names the bytes, then refuses the run's checkpoints if they differ).
+ * The network's files (model.network.onnx and .weights) as read now. A process remembers the digest of the bytes it
+ * first read (not the bytes: a large network would be held twice for the process's life), and every later read, for
+ * an import at a new resolution, must give the same digest: a file replaced under the same path during a run is
+ * refused, never used unchecked (a process started later reads the new file and checks it itself; the base digest,
+ * which names the bytes, then refuses the run's checkpoints if they differ).
  */
 interface NetworkFiles {
   onnx: Uint8Array;
@@ -78,18 +79,21 @@ interface NetworkFiles {
   digest: string;
 }
 
-const filesRead = new Map<string, NetworkFiles>();
+const fileKey = (network: NetworkSpec) => JSON.stringify([network.onnx, network.weights ?? null]);
+/** The digest of what this process first read, by file paths. */
+const digestsRead = new Map<string, string>();
 
 function networkFiles(network: NetworkSpec): NetworkFiles {
-  const key = JSON.stringify([network.onnx, network.weights ?? null]);
-  const hit = filesRead.get(key);
-  if (hit) return hit;
   const onnx = readOrFail(network.onnx, 'model.network.onnx');
   const weights = network.weights ? readOrFail(network.weights, 'model.network.weights') : undefined;
   const digest = weights ? sha256Hex(`${sha256Hex(onnx)}:${sha256Hex(weights)}`) : sha256Hex(onnx);
-  const files: NetworkFiles = { onnx, digest, ...(weights ? { weights } : {}) };
-  filesRead.set(key, files);
-  return files;
+  const first = digestsRead.get(fileKey(network));
+  if (first === undefined) digestsRead.set(fileKey(network), digest);
+  else if (first !== digest) {
+    const files = network.weights ? `${network.onnx} and ${network.weights}` : network.onnx;
+    throw new Error(`model.network: ${files} changed while this process ran (sha256 ${first.slice(0, 12)}, now ${digest.slice(0, 12)}): the network it checked at start is gone; restart the process to check and use the new file`);
+  }
+  return { onnx, digest, ...(weights ? { weights } : {}) };
 }
 
 /** The network's file as read and translated at the spec's resolution, before adapters and frozen choices. */
@@ -118,7 +122,7 @@ function readNetwork(network: NetworkSpec, files: NetworkFiles): ReadNetwork {
 // checked and the input names: the translation does not depend on the resolution, so evaluation at a whole
 // photograph's size needs no second check.
 const checked = new Set<string>();
-const checkKey = (n: NetworkSpec, files: NetworkFiles) => JSON.stringify([files.digest, n.image ?? null, n.time ?? null, n.condition ?? null]);
+const checkKey = (n: NetworkSpec, digest: string) => JSON.stringify([digest, n.image ?? null, n.time ?? null, n.condition ?? null]);
 
 /**
  * The import command's forward check (lib/import/report.ts: the imported graph against onnxruntime running the
@@ -126,7 +130,7 @@ const checkKey = (n: NetworkSpec, files: NetworkFiles) => JSON.stringify([files.
  * imported network awaits it at its start, before it joins a run (checkNetworkOf, lib/models/bundle.ts: the worker
  * runtime at the Welcome, the orchestrator's main, the single-process loop and reward backprop, the flow loop, the
  * eval and export commands), so importedPolicy, which the graphs and shapes are built from, never runs onnxruntime.
- * The check and importedPolicy use the same bytes (networkFiles). A graph the importer translates wrongly, or a
+ * importedPolicy refuses a file whose bytes differ from those this process checked (networkFiles). A graph the importer translates wrongly, or a
  * file it cannot read, is refused with a SetupError (no restart cures it).
  */
 export async function checkImportedNetwork(network: NetworkSpec): Promise<void> {
@@ -134,7 +138,7 @@ export async function checkImportedNetwork(network: NetworkSpec): Promise<void> 
   let read: ReadNetwork;
   try {
     files = networkFiles(network);
-    if (checked.has(checkKey(network, files))) return;
+    if (checked.has(checkKey(network, files.digest))) return;
     read = readNetwork(network, files);
   } catch (e) {
     throw e instanceof SetupError ? e : new SetupError((e as Error).message, { cause: e });
@@ -144,18 +148,13 @@ export async function checkImportedNetwork(network: NetworkSpec): Promise<void> 
   if (!check.ok) {
     throw new SetupError(`${network.onnx}: the imported network does not compute what onnxruntime computes on the file (random input, batch ${check.batch}): max |difference| ${check.maxAbsError.toExponential(2)}, relative ${check.relError.toExponential(2)} (limit 1e-4); \`recovery-grpo import ${network.onnx}\` reports it`);
   }
-  checked.add(checkKey(network, files));
+  checked.add(checkKey(network, files.digest));
 }
 
-/** Whether this process has checked the network, as it reads it (checkImportedNetwork); false for a file it cannot read. */
+/** Whether this process has checked the network it read (checkImportedNetwork); false for one it has not read. */
 export function isNetworkChecked(network: NetworkSpec): boolean {
-  let files: NetworkFiles;
-  try {
-    files = networkFiles(network);
-  } catch {
-    return false;
-  }
-  return checked.has(checkKey(network, files));
+  const digest = digestsRead.get(fileKey(network));
+  return digest !== undefined && checked.has(checkKey(network, digest));
 }
 
 /**
@@ -163,11 +162,10 @@ export function isNetworkChecked(network: NetworkSpec): boolean {
  * (the forward check runs at the process's start, checkImportedNetwork): safe on a loop that dispatches work.
  */
 export function importedPolicy(network: NetworkSpec, adapter?: AdapterSpec): ImportedPolicy {
-  const files = networkFiles(network);
-  const key = JSON.stringify([files.digest, network, adapter ?? null]);
+  const key = JSON.stringify([network, adapter ?? null]);
   const hit = cache.get(key);
   if (hit) return hit;
-  const { net, contract, base, baseDigest } = readNetwork(network, files);
+  const { net, contract, base, baseDigest } = readNetwork(network, networkFiles(network));
   const frozenBy = (network.frozen ?? []).map((f) => ({ f, re: namePattern(f) }));
   for (const { f, re } of frozenBy) {
     if (!net.params.some((p) => re.test(p.name))) throw new Error(`model.network.frozen: '${f}' matches no parameter of ${network.onnx} (${net.params.map((p) => p.name).join(', ')})`);

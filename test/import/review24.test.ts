@@ -221,7 +221,7 @@ test("the orchestrator's periodic evaluation path runs no forward check: importe
   }
 });
 
-test('the start-up check and every later import use the same bytes: a file replaced under the same path is not used unchecked', async () => {
+test('a file replaced under the same path after the start-up check is refused, never used unchecked', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'review24-'));
   try {
     const file = join(dir, 'net.onnx');
@@ -235,15 +235,17 @@ test('the start-up check and every later import use the same bytes: a file repla
     writeFileSync(file, good);
     const config = loadConfig(undefined, [`model.network.onnx=${file}`, 'data.size=13', 'run.id=replaced']);
     await checkNetworkOf(config);
-    // replaced mid-run by a network the importer translates wrongly; a later evaluation at a new resolution (the
-    // periodic evaluator's whole photographs) builds the network again: from the checked bytes, not the new file
-    writeFileSync(file, TIE());
-    const later = policySpecOf(config, { height: 40, width: 30 }).network!;
-    const p = importedPolicy(later);
+    // an import at a new resolution reads the file again: the same bytes are accepted
+    const p = importedPolicy(policySpecOf(config, { height: 20, width: 20 }).network!);
     assert.equal(p.baseDigest, sha256Hex(good));
     assert.deepEqual(p.net.params.map((q) => q.name), ['w']);
-    assert.equal(isNetworkChecked(later), true);
-    await checkNetworkOf(config); // the same bytes: checked, nothing to refuse
+    // replaced mid-run by a network the importer translates wrongly; a later evaluation at a new resolution (the
+    // periodic evaluator's whole photographs) builds the network again: refused, naming the file, not used
+    writeFileSync(file, TIE());
+    const later = policySpecOf(config, { height: 40, width: 30 }).network!;
+    assert.throws(() => importedPolicy(later), new RegExp(`model\\.network: ${file.replace(/[.]/g, '\\.')} changed while this process ran \\(sha256 ${sha256Hex(good).slice(0, 12)}, now ${sha256Hex(TIE()).slice(0, 12)}\\).*restart the process`));
+    assert.equal(isNetworkChecked(later), true, 'what this process read and checked');
+    await assert.rejects(checkNetworkOf(config), /changed while this process ran/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
