@@ -87,15 +87,20 @@ export function isNatsAuthError(e: unknown): boolean {
 
 /**
  * A TLS failure at connect that no wait cures: the server's certificate not signed by the CA given (or self-signed),
- * expired or not yet valid, or not naming the host dialled; or TLS asked of a server without it (nats.js
- * SERVER_OPT_NA). Node's and OpenSSL's codes, kept by connectNats (measured on nats-server 2.9.10, nats.js 2.29:
- * UNABLE_TO_VERIFY_LEAF_SIGNATURE for another CA, ERR_TLS_CERT_ALTNAME_INVALID for another name). A connection
- * refused, a timeout or a reset is not one (an outage, or a server still starting).
+ * or not naming the host dialled; or TLS asked of a server without it (nats.js SERVER_OPT_NA). Node's and OpenSSL's
+ * codes, kept by connectNats (measured on nats-server 2.9.10, nats.js 2.29: UNABLE_TO_VERIFY_LEAF_SIGNATURE for
+ * another CA, ERR_TLS_CERT_ALTNAME_INVALID for another name). A connection refused, a timeout or a reset is not one
+ * (an outage, or a server still starting), and neither is a certificate expired or not yet valid: a renewal or a
+ * clock put right cures those while the role waits (review25e).
  */
 export function isNatsTlsError(e: unknown): boolean {
   const code = (e as { code?: string } | null)?.code ?? '';
+  if (TLS_CURED_BY_WAITING.has(code)) return false;
   return /^ERR_TLS_|^ERR_SSL_|CERT|SELF_SIGNED|^UNABLE_TO_|^SERVER_OPT_NA$/.test(code);
 }
+
+/** OpenSSL's codes for a certificate outside its validity dates: waited out, not a setup error. */
+const TLS_CURED_BY_WAITING = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
 /**
  * Drains `nc` (flush, stop subscriptions, close), and closes it if that has not closed it within `ms`: a drain waits

@@ -23,6 +23,7 @@ import { checkOwnedStream, objectBucketSettings } from '../transport/owned-strea
 import { ObjectChunks } from '../transport/object-chunks.ts';
 import { objectDigest, objectDigestMatches } from '../transport/object-digest.ts';
 import { listObjectRecords } from '../transport/object-listing.ts';
+import { STREAM_NOT_FOUND } from '../transport/store-loss.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 
@@ -74,16 +75,25 @@ async function requireDirect(jsm: JetStreamManager, stream: string): Promise<voi
  * LEARNER_STATE_BUCKET under a grant for every run, or on a server without grants, as before. Told apart by what the
  * grant allows, without changing anything: only a grant for every run may purge the shared bucket, so a purge that
  * matches nothing there (a subject no object has) is refused under a grant naming the run, and answered otherwise
- * (nothing purged, or the stream not found).
+ * (nothing purged, or the stream not found). Any other failure is thrown: the learner's start is retried.
  */
-async function stateBucketOf(jsm: JetStreamManager, runId: string): Promise<string> {
+export async function stateBucketOf(jsm: JetStreamManager, runId: string): Promise<string> {
   const probe = `$O.${LEARNER_STATE_BUCKET}.C.grants-probe-${randomUUID().replaceAll('-', '')}`;
   try {
     await jsm.streams.purge(`OBJ_${LEARNER_STATE_BUCKET}`, { filter: probe });
   } catch (e) {
     if (/permission/i.test((e as Error).message)) return learnerStateBucket(runId);
+    // only an answer tells: a timeout or a dropped connection says nothing about the grant, and guessing the shared
+    // bucket under a grant naming the run left every later write of the moments refused, for ever (review25e)
+    if (!isStreamNotFound(e)) throw new Error(`cannot tell which bucket holds run ${runId}'s optimizer state (its grants probe failed: ${(e as Error).message})`, { cause: e });
   }
   return LEARNER_STATE_BUCKET;
+}
+
+/** JetStream's answer for a stream that does not exist (and not a 503 or a timeout, which answer nothing). */
+function isStreamNotFound(e: unknown): boolean {
+  const err = e as { api_error?: { err_code?: number }; message?: unknown } | null;
+  return err?.api_error?.err_code === STREAM_NOT_FOUND || (typeof err?.message === 'string' && /stream not found/i.test(err.message));
 }
 
 export class LearnerStateStore {

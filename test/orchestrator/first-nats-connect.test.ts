@@ -96,3 +96,11 @@ test('an orchestrator whose NATS TLS fails (another CA, another host name) ends 
     assert.match(outcome.message, cause, what);
   }
 });
+
+test('which TLS failures are setup errors: another CA, another name, no TLS on the server; not a certificate outside its dates (review25e)', async () => {
+  const { isNatsTlsError } = await import('../../lib/transport/nats.ts');
+  const coded = (code: string) => Object.assign(new Error(code), { code });
+  for (const code of ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SERVER_OPT_NA']) assert.equal(isNatsTlsError(coded(code)), true, code);
+  // a renewal or a clock put right cures these while the orchestrator waits
+  for (const code of ['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ECONNREFUSED', 'TIMEOUT', 'ECONNRESET']) assert.equal(isNatsTlsError(coded(code)), false, code);
+});
