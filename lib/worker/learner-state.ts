@@ -144,6 +144,7 @@ export class LearnerStateStore {
   private async shared(name: string): Promise<Uint8Array | null> {
     const jsm = await this.nc.jetstreamManager();
     if (!(await jsm.streams.info(`OBJ_${LEARNER_STATE_BUCKET}`).then(() => true, () => false))) return null;
+    await requireDirect(jsm, `OBJ_${LEARNER_STATE_BUCKET}`); // made before round 22: the error names the edit (review25f)
     return readObject(new ObjectChunks(this.nc, this.nc.jetstream(), jsm, LEARNER_STATE_BUCKET), name);
   }
 
