@@ -163,6 +163,18 @@ export class GroupPipeline {
     this.o.board.add(...tasks);
   }
 
+  /**
+   * The rollout worker of each trained group of open batch `seq` (the sender of its accepted rollout result), by
+   * sample id; empty once the batch is acknowledged (forgotten) or if it is not a GRPO batch this process opened.
+   */
+  rolloutWorkers(seq: number): Map<string, string> {
+    const b = this.open.get(seq - this.cfg.sft.steps - 1);
+    const workers = new Map<string, string>();
+    if (b?.seq !== seq) return workers;
+    for (const g of b.groups) if (g.state === 'done' && g.rolloutWorker !== undefined) workers.set(g.sampleId, g.rolloutWorker);
+    return workers;
+  }
+
   /** Is `taskId` one of open batch `k`'s rollout tasks? */
   isRolloutOf(k: number, taskId: string): boolean {
     return this.open.get(k)?.rolloutIds.has(taskId) === true;
