@@ -159,7 +159,11 @@ export class Coordinator {
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
       after: o.config.grpo.quarantineAfter, metrics: o.metrics, log: (l) => this.log(l),
-      close: (workerId, reason) => this.sessions.failWorker(workerId, PERMISSION_DENIED, reason),
+      close: (workerId, reason) => {
+        this.sessions.failWorker(workerId, PERMISSION_DENIED, reason);
+        const n = this.groups.redoRolloutsOf(workerId);
+        if (n) this.log(`rolling out again ${n} groups of batches not yet trained whose rollout came from quarantined worker ${workerId}`);
+      },
     });
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({
