@@ -81,7 +81,9 @@ test('a rollout worker forging logp_old is named, counted and quarantined; the h
   await orch.done;
   const why = () => olog.join('\n');
   // the forger's session was closed with the reason, and it answered at least quarantineAfter tasks
-  const end = await bad.closed;
+  // (a forger never quarantined keeps its stream: it ignores the run's Shutdown)
+  const end = await Promise.race([bad.closed, new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
+  assert.ok(end, `the forger's session is still open after the run\n${why()}`);
   assert.equal(end.code, PERMISSION_DENIED, why());
   assert.match(end.details, /worker forger is quarantined for the rest of the run/);
   assert.ok((await answered) >= 2);
