@@ -88,7 +88,7 @@ test('a rollout worker forging logp_old is named, counted and quarantined; the h
   assert.match(end.details, /worker forger is quarantined for the rest of the run/);
   assert.ok((await answered) >= 2);
   // each exclusion names the forger, never the honest worker
-  assert.ok(olog.some((l) => /the learner excluded 2 actions of rollout worker forger/.test(l)), why());
+  assert.ok(olog.some((l) => /^GRPO batch \d+: the learner excluded [24] actions of rollout worker forger \(logp_old disagreeing/.test(l)), why());
   assert.ok(!olog.some((l) => /of rollout worker honest/.test(l)), why());
   assert.equal(olog.filter((l) => /^quarantined rollout worker forger: /.test(l)).length, 1, why());
   const metrics = await (await fetch(`${orch.metricsUrl}/metrics`)).text();
@@ -110,8 +110,11 @@ test('a rollout worker forging logp_old is named, counted and quarantined; the h
   const rollouts = ev.filter((e) => e.type === 'rollout');
   const workers = rollouts.map((e) => (e.type === 'rollout' ? e.worker : ''));
   assert.ok(workers.lastIndexOf('honest') > workers.lastIndexOf('forger'), `the honest worker rolled out after the forger's last result: ${workers.join(' ')}`);
-  // no result of the forger's was taken after its quarantine (the board re-queued what it held)
-  assert.ok(workers.filter((w) => w === 'forger').length >= 2 && workers.filter((w) => w === 'forger').length <= 2 + S, workers.join(' '));
+  // no result of the forger's was taken after its quarantine (the board re-queued what it held): at maxStaleness 0 it
+  // reaches grpo.quarantineAfter 2 at the TrainResult of some batch j, having at most 1 group before j, S in j and S in
+  // j + 1 (opened early); batch j + 2 opens after that TrainResult, its session already failed
+  const forged = workers.filter((w) => w === 'forger').length;
+  assert.ok(forged >= 2 && forged <= 1 + 2 * S, workers.join(' '));
 });
 
 // The coordinator alone (fake sessions, as test/orchestrator/logp-bounds.test.ts): at maxStaleness 2 three batches are
