@@ -559,6 +559,8 @@ class LearnerRole implements WorkerRoleImpl {
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
       if (excluded.length) this.reportExcluded(b, batch, excluded);
+      // the batch's actions whose rows were excluded, for the orchestrator to name their rollout worker (each once)
+      const excludedActions = [...new Set(batch.flow ? excluded.map((row) => batch.flow!.actionIndex[row]!) : excluded)].sort((x, y) => x - y);
       const mismatch = logpMismatch(r.logp, batch.logpOld, rowVersions, versionBefore);
       fields = {
         loss: r.loss,
@@ -567,6 +569,7 @@ class LearnerRole implements WorkerRoleImpl {
         grad_norm: r.step.gradNorm,
         ratio_mean: r.ratio.reduce((a, x) => a + x, 0) / r.ratio.length,
         logp_mismatch: mismatch,
+        ...(excludedActions.length ? { excluded_actions: excludedActions } : {}),
         ...(flowResult ? { flow_steps: flowResult.perStep.map((s) => ({ index: s.step, rows: s.rows, ratio_mean: s.ratio, clip_fraction: s.clipFraction, kl: s.kl })) } : {}),
       };
       if (applied) {
@@ -621,7 +624,8 @@ class LearnerRole implements WorkerRoleImpl {
 
   /**
    * Rows the same-version check took out of the step (lib/grpo/logp-check.ts): counted, and logged with their sample
-   * ids. The batch does not say which worker produced a row; the orchestrator's event log does (its `rollout` event).
+   * ids. The batch does not say which worker produced a row: the TrainResult's excluded_actions tells the
+   * orchestrator, which names, counts and quarantines that worker (orchestrator/quarantine.ts).
    */
   private reportExcluded(b: TrainBatch__Output, batch: DecodedBatch & { kind: 'grpo' }, rows: number[]): void {
     this.ctx.metrics.get('logp_rows_excluded_total').inc(rows.length);
@@ -873,6 +877,8 @@ interface StepFields {
   logp_mismatch?: number;
   /** Flow family, GRPO: ratio, clip fraction and KL per trained step index. */
   flow_steps?: FlowStepMetrics__Output[];
+  /** GRPO: the actions whose rows the same-version check excluded (absent: none). */
+  excluded_actions?: number[];
 }
 
 /** Starts the learner (see the module comment); resolves once it is dialling the orchestrator. */

@@ -26,6 +26,10 @@ import type { Progress, RunEvent, RunState } from './run-state.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
+import { Quarantine, type ExcludedAction } from './quarantine.ts';
+
+/** gRPC PERMISSION_DENIED: a quarantined worker's session is closed, and its reconnect refused, with it (not retried). */
+const PERMISSION_DENIED = 7;
 
 /** The reasons a learner gives for a batch it did not apply (learner/index.ts): the train_batches_total outcomes besides applied and skipped. */
 const SKIPPED_REASONS: ReadonlySet<string> = new Set(['duplicate', 'non_finite', 'empty']);
@@ -96,6 +100,8 @@ export class Coordinator {
   private nextSftSeq: number;
   private nextK: number;
   private readonly progress: ProgressMeter;
+  /** Rollout workers whose rows the learner excluded (grpo.quarantineAfter). */
+  private readonly quarantine: Quarantine;
   /**
    * A TrainResult's acknowledgement while it is being written to the run-state store: GRPO admission already
    * counts it (the next batch's rollouts start during the write; they carry the new version as their minimum).
@@ -151,6 +157,14 @@ export class Coordinator {
     this.samples = new SampleCache(o.dataset);
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });
     this.sessions = new WorkerSessions(o.metrics, this.board);
+    this.quarantine = new Quarantine({
+      after: o.config.grpo.quarantineAfter, metrics: o.metrics, log: (l) => this.log(l),
+      close: (workerId, reason) => {
+        this.sessions.failWorker(workerId, PERMISSION_DENIED, reason);
+        const n = this.groups.redoRolloutsOf(workerId);
+        if (n) this.log(`rolling out again ${n} groups of batches not yet trained whose rollout came from quarantined worker ${workerId}`);
+      },
+    });
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({
       config: o.config, algo: compileAlgorithm(o.config), board: this.board, samples: this.samples, metrics: o.metrics, progress: this.progress,
@@ -241,6 +255,16 @@ export class Coordinator {
     return s.role === 'LEARNER' ? this.link.refuseSecond(s) : undefined;
   }
 
+  /**
+   * Why worker `s` is refused because its worker id is quarantined (undefined: it is not); the session is then failed
+   * with PERMISSION_DENIED, which a worker does not retry. The orchestrator asks before the Welcome (main.ts).
+   */
+  refuseQuarantined(s: WorkerSession): string | undefined {
+    const why = this.quarantine.refusal(s.workerId);
+    if (why) s.fail(PERMISSION_DENIED, why);
+    return why;
+  }
+
   attach(s: WorkerSession): void {
     if (s.role === 'LEARNER') {
       const catchUp = (held: number) => this.catchUp(s, held);
@@ -278,6 +302,11 @@ export class Coordinator {
       // learner's (review24d); the batches stay unacknowledged and go to the current learner
       this.log(`ignoring a ${msg.train_result ? 'train_result' : 'task_error'} from learner ${s.workerId}: not the current learner session`);
       this.o.metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'not_current_session' });
+      return;
+    }
+    if (this.quarantine.isQuarantined(s.workerId) && s.role !== 'LEARNER') {
+      // its session is being closed (its tasks go back to the queue then): nothing it still sends is taken
+      if (result || msg.task_error) this.o.metrics.get('task_errors_total').inc({ worker_role: s.role.toLowerCase(), code: 'quarantined' });
       return;
     }
     if (result) trace('orecv', { kind: result });
@@ -392,12 +421,32 @@ export class Coordinator {
       this.o.metrics.get('duplicate_results_total').inc({ worker_role: 'learner' });
       return;
     }
+    if (r.excluded_actions?.length) this.attributeExcluded(seq, r.excluded_actions);
     if (!r.applied && r.skipped_reason === 'duplicate') {
       await this.link.acknowledge(() => this.acknowledgeDuplicate(seq, r));
       return;
     }
     if (!r.applied) this.log(`batch ${seq} not applied: ${skippedReasonText(r.skipped_reason)}`);
     await this.link.acknowledge(() => this.applyAck(seq, r.version, r));
+  }
+
+  /**
+   * The actions of batch `seq` the learner's same-version check excluded (TrainResult.excluded_actions: indices into
+   * the batch's sample_ids), each attributed to the rollout worker whose accepted result carried its group, for the
+   * quarantine. Called as the TrainResult arrives, while the batch's groups are still open.
+   */
+  private attributeExcluded(seq: number, actions: number[]): void {
+    const batch = this.link.sent(seq);
+    const workers = this.groups.rolloutWorkers(seq);
+    const excluded: ExcludedAction[] = [];
+    const unknown: number[] = [];
+    for (const i of new Set(actions)) {
+      const sampleId = batch?.sample_ids?.[i];
+      const worker = sampleId === undefined ? undefined : workers.get(sampleId);
+      if (worker === undefined) unknown.push(i);
+      else excluded.push({ worker, sampleId: sampleId!, groupIndex: batch?.group_indices?.[i] ?? i });
+    }
+    this.quarantine.record(seq, excluded, unknown);
   }
 
   /**

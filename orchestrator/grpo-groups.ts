@@ -66,6 +66,8 @@ interface OpenBatch {
   groups: Group[];
   /** Its rollout tasks' ids (first attempts; a retry keeps its task's id). */
   rolloutIds: Set<string>;
+  /** The policy_version_min its rollout tasks were opened with. */
+  minVersion: number;
 }
 
 export interface GroupPipelineOptions {
@@ -137,7 +139,7 @@ export class GroupPipeline {
    * acknowledged, coordinator.ts `openEarly`).
    */
   async openBatch(k: number, minVersion?: number): Promise<void> {
-    const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [], rolloutIds: new Set() };
+    const batch: OpenBatch = { k, seq: this.seqOf(k), groups: [], rolloutIds: new Set(), minVersion: minVersion ?? this.o.learnerVersion() };
     this.open.set(k, batch);
     const tasks: Task[] = [];
     const cursors = grpoCursors(this.cfg, k);
@@ -146,6 +148,7 @@ export class GroupPipeline {
     // withdrawn (or reopened) while its samples loaded: nothing to add
     if (this.open.get(k) !== batch) return;
     const min = minVersion ?? this.o.learnerVersion();
+    batch.minVersion = min;
     for (const [i, cursor] of cursors.entries()) {
       const s = loaded[i]!;
       const group: Group = {
@@ -153,14 +156,56 @@ export class GroupPipeline {
         actions: [], logps: [], versions: [], state: 'rollout',
       };
       batch.groups.push(group);
-      const id = newTaskId(`${this.cfg.run.id}-r${cursor}`);
-      const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion: min, dense: this.dense });
-      batch.rolloutIds.add(id);
-      tasks.push({ id, role: 'ROLLOUT', attempt: 0, group, message, minVersion: min } as RolloutTask);
+      tasks.push(this.rolloutTask(batch, group, min));
     }
     // added together: a rollout worker that asks for several gets the batch's groups in one message
     trace('tasks_added', { k });
     this.o.board.add(...tasks);
+  }
+
+  /**
+   * The rollout worker of each trained group of open batch `seq` (the sender of its accepted rollout result), by
+   * sample id; empty once the batch is acknowledged (forgotten) or if it is not a GRPO batch this process opened.
+   */
+  rolloutWorkers(seq: number): Map<string, string> {
+    const b = this.open.get(seq - this.cfg.sft.steps - 1);
+    const workers = new Map<string, string>();
+    if (b?.seq !== seq) return workers;
+    for (const g of b.groups) if (g.state === 'done' && g.rolloutWorker !== undefined) workers.set(g.sampleId, g.rolloutWorker);
+    return workers;
+  }
+
+  /** A new rollout task for `group` of open batch `b`, asking for policy version `minVersion` at least. */
+  private rolloutTask(b: OpenBatch, group: Group, minVersion: number): RolloutTask {
+    const id = newTaskId(`${this.cfg.run.id}-r${group.cursor}`);
+    const message = rolloutTaskMessage(this.cfg, { taskId: id, sampleId: group.sampleId, image: group.image, minVersion, dense: this.dense });
+    b.rolloutIds.add(id);
+    return { id, role: 'ROLLOUT', attempt: 0, group, message, minVersion } as RolloutTask;
+  }
+
+  /**
+   * Rolls out again, on other workers, the groups whose accepted rollout came from `worker` (quarantined:
+   * orchestrator/quarantine.ts) in batches not yet handed to the learner: their score tasks are cancelled and their
+   * actions forgotten, so none of its rows reaches a later step (at maxStaleness > 0 the learner's same-version check
+   * does not see them). Returns how many groups.
+   */
+  redoRolloutsOf(worker: string): number {
+    const tasks: Task[] = [];
+    for (const b of this.open.values()) {
+      if (b.k < this.nextSendK) continue; // handed out: the learner's check and the dual clip decide
+      for (const g of b.groups) {
+        if (g.rolloutWorker !== worker || (g.state !== 'score' && g.state !== 'done')) continue;
+        this.o.board.cancelWhere((t) => this.groupOf(t) === g, `the rollout of ${g.sampleId} came from quarantined worker ${worker}`);
+        g.actions = [];
+        g.logps = [];
+        g.versions = [];
+        for (const field of ['rewards', 'components', 'advantages', 'logpMaps', 'advantageMaps', 'identity', 'flowSteps', 'rolloutWorker'] as const) delete g[field];
+        g.state = 'rollout';
+        tasks.push(this.rolloutTask(b, g, Math.max(b.minVersion, this.o.learnerVersion())));
+      }
+    }
+    if (tasks.length) this.o.board.add(...tasks);
+    return tasks.length;
   }
 
   /** Is `taskId` one of open batch `k`'s rollout tasks? */

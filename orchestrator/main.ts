@@ -238,6 +238,12 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
         log(`refused learner ${session.workerId}: ${refused}`);
         return;
       }
+      // a quarantined worker id (orchestrator/quarantine.ts) is refused for the rest of the run, with PERMISSION_DENIED
+      const quarantined = coordinator.refuseQuarantined(session);
+      if (quarantined) {
+        log(`refused ${session.role.toLowerCase()} ${session.workerId}: ${quarantined}`);
+        return;
+      }
       await session.send({
         welcome: {
           run_id: config.run.id,

@@ -48,6 +48,11 @@ export class WorkerSessions {
     }
   }
 
+  /** Closes every open session of worker `workerId` with `code` and `reason` (the worker sees both). */
+  failWorker(workerId: string, code: number, reason: string): void {
+    for (const s of this.open) if (s.workerId === workerId && s.isOpen) s.fail(code, reason);
+  }
+
   shutdownAll(reason: string): void {
     for (const s of this.open) shutdown(s, reason);
   }

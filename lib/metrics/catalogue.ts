@@ -74,6 +74,16 @@ export const CATALOGUE = {
     help: 'GRPO training rows excluded from a step because their logp_old, at the learner\'s own version, disagreed with the learner\'s recomputed logp beyond grpo.logpTolerance (forged or broken rollouts; docs/security.md)',
     labels: [],
   },
+  rollout_rows_excluded_total: {
+    type: 'counter',
+    help: 'Orchestrator: GRPO actions the learner excluded by its same-version check (logp_old forged or broken), by the rollout worker that produced them; worker_id is that of a worker attached when its result was accepted, at most 64 distinct ids per process, the rest "other" (docs/security.md)',
+    labels: ['worker_id'],
+  },
+  workers_quarantined_total: {
+    type: 'counter',
+    help: 'Orchestrator: rollout worker ids quarantined for the rest of the run after grpo.quarantineAfter results with excluded rows (session closed, reconnect refused)',
+    labels: [],
+  },
   nonfinite_steps_skipped_total: { type: 'counter', help: 'Learner steps skipped because the loss or a gradient was not finite', labels: [] },
   optimizer_state_refused_total: {
     type: 'counter',

@@ -307,6 +307,8 @@ test('configHash: canonical JSON with sorted keys at every level', () => {
   const before = { orchestrator: { leaseSeconds: 60 } };
   assert.equal(configHash({ orchestrator: { leaseSeconds: 60, dispatch: 'spread', coalesceMs: 2, bundleMs: 0 } }), configHash(before));
   assert.notEqual(configHash({ orchestrator: { leaseSeconds: 61, dispatch: 'pack' } }), configHash(before));
+  // nor the quarantine of a worker (round 25): a run's checkpoints keep the hash they had before grpo.quarantineAfter
+  assert.equal(configHash({ grpo: { steps: 4, quarantineAfter: 7 } }), configHash({ grpo: { steps: 4 } }));
   assert.throws(() => canonicalJson({ a: NaN }), /non-finite number NaN at \$\.a/);
   assert.throws(() => canonicalJson({ m: new Map() }), /Map at \$\.m/);
 });

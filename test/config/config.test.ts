@@ -43,6 +43,7 @@ test('defaults validate and carry the design values', () => {
   assert.equal(c.grpo.advantageMode, 'dense');
   assert.equal(c.grpo.multiRewardMode, 'sum');
   assert.equal(c.grpo.maxStaleness, 0);
+  assert.equal(c.grpo.quarantineAfter, 3);
   assert.deepEqual(c.optim, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-4, maxGradNorm: 1.0, excludeFromWeightDecay: [] });
   assert.deepEqual(c.sft, { steps: 400, batchSize: 32, lr: 3e-4, schedule: 'cosine', ema: 0, loss: 'l1' });
   assert.equal(c.orchestrator.listen, '127.0.0.1:50051');
@@ -94,6 +95,8 @@ test('a bad value names the field, the problem, the value and the file', () => {
     ['model: { arch: transformer }', /^config error: model\.arch: must be one of "resnet", "unet" \(got "transformer"\) in /],
     ['grpo: { groupSize: 2.5 }', /^config error: grpo\.groupSize: expected integer in \[2, 1024\] \(got 2\.5\)/],
     ['grpo: { groupSize: 1 }', /^config error: grpo\.groupSize: must be >= 2 \(got 1\)/],
+    ['grpo: { quarantineAfter: -1 }', /^config error: grpo\.quarantineAfter: must be >= 0 \(got -1\)/],
+    ['grpo: { quarantineAfter: 1.5 }', /^config error: grpo\.quarantineAfter: expected integer/],
     ['grpo: { stdNormalize: "yes" }', /^config error: grpo\.stdNormalize: expected boolean \(got "yes"\)/],
     ['optim: { betas: [0.9] }', /^config error: optim\.betas: must have at least 2 items/],
     ['optim: { betas: [0.9, 1.0] }', /^config error: optim\.betas\.1: must be < 1 \(got 1\)/],

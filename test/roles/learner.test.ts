@@ -183,6 +183,8 @@ test('a logp_old forged at the learner\'s version is excluded from the step and 
   d.logpOld[1]! -= 10;
   const r = (await train(grpoBatch(9, d))).train_result!;
   assert.deepEqual([r.applied, r.version], [true, 7]);
+  // the TrainResult says which action was excluded, for the orchestrator to name its rollout worker
+  assert.deepEqual(r.excluded_actions, [1]);
   sameParams(rig.learner.params()!, expected);
   assert.match(await (await fetch(`${rig.learner.metricsUrl}/metrics`)).text(), /recovery_grpo_logp_rows_excluded_total\{run_id="learn-test",role="learner"\} 1/);
 });

@@ -39,6 +39,13 @@ export interface TrainResult {
    * flow family, GRPO: one per trained step index, in step order
    */
   'flow_steps'?: (_recovery_v1_FlowStepMetrics)[];
+  /**
+   * GRPO: the batch's actions (indices into train_batch.sample_ids, ascending, each once) whose rows the learner's
+   * same-version check excluded from the step (docs/grpo.md): their logp_old disagreed with the learner's own at its
+   * version. The orchestrator names and counts the rollout worker of each (docs/security.md). Absent (an older
+   * learner): none.
+   */
+  'excluded_actions'?: (number)[];
 }
 
 export interface TrainResult__Output {
@@ -77,4 +84,11 @@ export interface TrainResult__Output {
    * flow family, GRPO: one per trained step index, in step order
    */
   'flow_steps': (_recovery_v1_FlowStepMetrics__Output)[];
+  /**
+   * GRPO: the batch's actions (indices into train_batch.sample_ids, ascending, each once) whose rows the learner's
+   * same-version check excluded from the step (docs/grpo.md): their logp_old disagreed with the learner's own at its
+   * version. The orchestrator names and counts the rollout worker of each (docs/security.md). Absent (an older
+   * learner): none.
+   */
+  'excluded_actions': (number)[];
 }
