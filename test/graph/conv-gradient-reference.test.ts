@@ -8,13 +8,8 @@ import assert from 'node:assert/strict';
 import { Graph } from '../../lib/graph/graph.ts';
 import { gradients } from '../../lib/graph/autodiff.ts';
 import { conv, convOutSize, mul, reduceSum } from '../../lib/graph/ops.ts';
-import { serialize } from '../../lib/graph/onnx.ts';
-import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
-import { testRandom } from './gradcheck.ts';
-import { scaledError, TOL } from './float64-reference.ts';
-
-type Pair = [number, number];
-type Pads = [number, number, number, number];
+import type { Feeds } from '../../lib/graph/runtime.ts';
+import { assertOutputs, sizeOf, uniformFrom, type Pads, type Pair } from './float64-reference.ts';
 
 interface ConvCase {
   x: [number, number, number, number]; // N, C, H, W
@@ -80,8 +75,7 @@ const describe = (c: ConvCase): string =>
   `x [${c.x}] cout ${c.cout} k [${c.k}] s [${c.strides}] d [${c.dilations}] g ${c.group} pads [${c.pads}]`;
 
 async function checkCase(c: ConvCase, seed: number): Promise<void> {
-  const rand = testRandom(seed);
-  const uniform = (len: number) => Float32Array.from({ length: len }, () => rand() * 2 - 1);
+  const uniform = uniformFrom(seed);
   const wShape: [number, number, number, number] = [c.cout, c.x[1] / c.group, c.k[0], c.k[1]];
   const g = new Graph();
   const x = g.input('x', c.x);
@@ -94,26 +88,15 @@ async function checkCase(c: ConvCase, seed: number): Promise<void> {
   g.output('dx', gx!);
   g.output('dw', gw!);
   g.output('db', gb!);
-  const xs = uniform(c.x.reduce((p, q) => p * q, 1));
-  const ws = uniform(wShape.reduce((p, q) => p * q, 1));
+  const xs = uniform(sizeOf(c.x));
+  const ws = uniform(sizeOf(wShape));
   const bs = uniform(c.cout);
   const yDims = y.shape as number[];
-  const dys = uniform(yDims.reduce((p, q) => p * q, 1));
+  const dys = uniform(sizeOf(yDims));
   const ref = referenceConv(c, xs, ws, bs, dys);
   assert.deepEqual(yDims.slice(2), [ref.outH, ref.outW], `${describe(c)}: output size`);
-  const session = await GraphSession.create(serialize(g));
-  try {
-    const feeds: Feeds = { x: { data: xs, dims: c.x }, w: { data: ws, dims: wShape }, b: { data: bs, dims: [c.cout] }, dy: { data: dys, dims: yDims } };
-    const out = await session.run(feeds);
-    for (const [name, want] of [['y', ref.y], ['dx', ref.dx], ['dw', ref.dw], ['db', ref.db]] as const) {
-      const got = out[name]!;
-      const { err, scale, at } = scaledError(got.data, want);
-      assert.ok(scale > 0, `${describe(c)}: ${name} is all zeros, the case exercises nothing`);
-      assert.ok(err < TOL, `${describe(c)}: ${name}[${at}] is ${got.data[at]}, reference ${want[at]} (error ${err.toExponential(2)} of the scale ${scale.toPrecision(3)})`);
-    }
-  } finally {
-    await session.release();
-  }
+  const feeds: Feeds = { x: { data: xs, dims: c.x }, w: { data: ws, dims: wShape }, b: { data: bs, dims: [c.cout] }, dy: { data: dys, dims: yDims } };
+  await assertOutputs(g, feeds, { y: ref.y, dx: ref.dx, dw: ref.dw, db: ref.db }, describe(c));
 }
 
 test('Conv gradients of the reviewer case (k2 s2 d[3,2] g3 pads [0,2,1,0]) equal the float64 reference', async () => {

@@ -6,6 +6,10 @@ import type { Graph } from '../../lib/graph/graph.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { testRandom } from './gradcheck.ts';
 
+/** A pair of per-axis values (kernel, stride, dilation); pads as top, left, bottom, right. */
+export type Pair = [number, number];
+export type Pads = [number, number, number, number];
+
 /** Float32 sums of at most a few hundred terms: far below this relative to the tensor's scale. */
 export const TOL = 1e-5;
 

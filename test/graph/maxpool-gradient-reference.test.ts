@@ -9,10 +9,8 @@ import { Graph } from '../../lib/graph/graph.ts';
 import { gradients } from '../../lib/graph/autodiff.ts';
 import { mul, reduceSum } from '../../lib/graph/ops.ts';
 import { maxPool } from '../../lib/graph/nn-ops.ts';
-import { assertOutputs, sizeOf, uniformFrom } from './float64-reference.ts';
+import { assertOutputs, sizeOf, uniformFrom, type Pads, type Pair } from './float64-reference.ts';
 
-type Pair = [number, number];
-type Pads = [number, number, number, number];
 
 interface PoolCase {
   x: [number, number, number, number]; // N, C, H, W
