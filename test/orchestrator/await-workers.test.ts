@@ -4,11 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
-import { openRunDataset } from '../../lib/config/dataset.ts';
-import { createMetrics } from '../../lib/metrics/index.ts';
-import { Coordinator } from '../../orchestrator/coordinator.ts';
 import { parseAwaitWorkers, type AwaitWorkers } from '../../orchestrator/await-workers.ts';
 import { fakeSession, type FakeSession, until } from '../helpers/fake-session.ts';
+import type { Coordinator } from '../../orchestrator/coordinator.ts';
+import { testCoordinator } from '../helpers/coordinator.ts';
 
 const rolloutTasks = (s: FakeSession) => s.sent.filter((m) => m.rollout_task !== undefined).length;
 
@@ -21,11 +20,7 @@ async function coordinator(awaitWorkers: AwaitWorkers | undefined, log: string[]
     grpo: { steps: 1, groupSize: 2, samplesPerBatch: 2, maxStaleness: 0, advantageMode: 'scalar' },
     orchestrator: { bundleMs: 0 },
   });
-  return new Coordinator({
-    config, dataset: await openRunDataset(config, 'train'), metrics: createMetrics('await-workers', 'orchestrator'),
-    state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => undefined, log: (l) => log.push(l),
-    ...(awaitWorkers ? { awaitWorkers } : {}),
-  });
+  return (await testCoordinator(config, 'await-workers', { log: (l) => log.push(l), ...(awaitWorkers ? { awaitWorkers } : {}) })).c;
 }
 
 test('the first GRPO batch waits for the awaited rollout workers, then each gets one of its two tasks', async () => {

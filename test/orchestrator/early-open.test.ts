@@ -5,12 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
-import { openRunDataset } from '../../lib/config/dataset.ts';
-import { createMetrics } from '../../lib/metrics/index.ts';
 import { encodeTensor, type WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { Coordinator, earlyLimitMs } from '../../orchestrator/coordinator.ts';
-import type { RunEvent } from '../../orchestrator/run-state.ts';
+import { earlyLimitMs } from '../../orchestrator/coordinator.ts';
 import { fakeSession, until } from '../helpers/fake-session.ts';
+import { testCoordinator } from '../helpers/coordinator.ts';
 
 const G = 2;
 const H = 16;
@@ -23,13 +21,7 @@ async function setup(maxStaleness: number) {
     sft: { steps: 0 },
     grpo: { steps: 3, groupSize: G, samplesPerBatch: 1, maxStaleness, advantageMode: 'scalar' },
   });
-  const events: RunEvent[] = [];
-  const log: string[] = [];
-  const metrics = createMetrics('early', 'orchestrator');
-  const c = new Coordinator({
-    config, dataset: await openRunDataset(config, 'train'), metrics,
-    state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => undefined, onEvent: (e) => events.push(e), log: (l) => log.push(l),
-  });
+  const { c, log, metrics } = await testCoordinator(config, 'early');
   const roll = fakeSession('ROLLOUT', 'r');
   const reward = fakeSession('REWARD', 's');
   const learner = fakeSession('LEARNER', 'l');

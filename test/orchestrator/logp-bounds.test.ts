@@ -7,15 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
-import { openRunDataset } from '../../lib/config/dataset.ts';
-import { createMetrics } from '../../lib/metrics/index.ts';
 import { encodeTensor, type RolloutResult__Output, type WorkerMessage__Output } from '../../lib/transport/index.ts';
 import { policyLogStdRange } from '../../lib/grpo/logp-bounds.ts';
-import { Coordinator } from '../../orchestrator/coordinator.ts';
 import { splitEncodable } from '../../orchestrator/grpo-groups.ts';
 import { decodeRolloutResult } from '../../orchestrator/results.ts';
-import type { RunEvent } from '../../orchestrator/run-state.ts';
 import { fakeSession, until } from '../helpers/fake-session.ts';
+import { testCoordinator } from '../helpers/coordinator.ts';
 import { TINY_H, TINY_N, TINY_PIX, tinyRollout } from '../helpers/tiny-rollout.ts';
 
 const H = 16;
@@ -90,12 +87,7 @@ test('a group whose batch cannot be encoded is split off, the encoder naming tra
 
 test('a worker sending logp 1e300 gets its result refused and the task retried; the run goes on', async () => {
   const cfg = config();
-  const events: RunEvent[] = [];
-  const log: string[] = [];
-  const c = new Coordinator({
-    config: cfg, dataset: await openRunDataset(cfg, 'train'), metrics: createMetrics('logp', 'orchestrator'),
-    state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => undefined, onEvent: (e) => events.push(e), log: (l) => log.push(l),
-  });
+  const { c, events, log } = await testCoordinator(cfg, 'logp');
   const evil = fakeSession('ROLLOUT', 'evil-rollout');
   const scorer = fakeSession('REWARD', 'scorer');
   const learner = fakeSession('LEARNER', 'l');

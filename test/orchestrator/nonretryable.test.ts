@@ -5,25 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
-import { openRunDataset } from '../../lib/config/dataset.ts';
-import { createMetrics } from '../../lib/metrics/index.ts';
 import type { RolloutTask__Output, WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { Coordinator } from '../../orchestrator/coordinator.ts';
-import type { RunEvent } from '../../orchestrator/run-state.ts';
 import { fakeSession, until, type FakeSession } from '../helpers/fake-session.ts';
+import { testCoordinator } from '../helpers/coordinator.ts';
 
 async function setup(runId: string, samplesPerBatch = 1) {
   const config = parseConfig({
     run: { id: runId, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
     sft: { steps: 0 }, grpo: { steps: 1, groupSize: 2, samplesPerBatch, maxStaleness: 0, advantageMode: 'scalar' },
   });
-  const events: RunEvent[] = [];
-  const log: string[] = [];
-  const metrics = createMetrics(runId, 'orchestrator');
-  const c = new Coordinator({
-    config, dataset: await openRunDataset(config, 'train'), metrics,
-    state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => undefined, onEvent: (e) => events.push(e), log: (l) => log.push(l),
-  });
+  const { c, events, log, metrics } = await testCoordinator(config, runId);
   const learner = fakeSession('LEARNER', 'l');
   c.attach(learner);
   c.start();

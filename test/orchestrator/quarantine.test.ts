@@ -122,9 +122,7 @@ test('a rollout worker forging logp_old is named, counted and quarantined; the h
 // quarantined (session failed with PERMISSION_DENIED) and its groups of batches 2 and 3, not yet trained, are rolled
 // out again by the honest worker: at staleness > 0 the learner's check would not have seen those rows.
 test('quarantine: the session is failed, unsent groups of the worker are rolled out again, a reconnect is refused', async () => {
-  const { Coordinator } = await import('../../orchestrator/coordinator.ts');
-  const { openRunDataset } = await import('../../lib/config/dataset.ts');
-  const { createMetrics } = await import('../../lib/metrics/index.ts');
+  const { testCoordinator } = await import('../helpers/coordinator.ts');
   const { encodeTensor } = await import('../../lib/transport/index.ts');
   const { fakeSession, until } = await import('../helpers/fake-session.ts');
   const H = 16;
@@ -132,13 +130,7 @@ test('quarantine: the session is failed, unsent groups of the worker are rolled 
     run: { id: 'quar', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
     sft: { steps: 0 }, grpo: { steps: 3, groupSize: 2, samplesPerBatch: 2, maxStaleness: 2, advantageMode: 'scalar' },
   });
-  const metrics = createMetrics('quar', 'orchestrator');
-  const log: string[] = [];
-  const events: Array<{ type: string; worker?: string; sample?: string }> = [];
-  const c = new Coordinator({
-    config: cfg, dataset: await openRunDataset(cfg, 'train'), metrics,
-    state: { ackedSeq: 0, learnerVersion: 0 }, persist: async () => undefined, onEvent: (e) => events.push(e), log: (l) => log.push(l),
-  });
+  const { c, events, log, metrics } = await testCoordinator(cfg, 'quar');
   const failures: Array<{ code: number; details: string }> = [];
   /** A fake rollout session whose fail() ends it, as a real one's does (closed resolves, so the coordinator detaches it). */
   const closable = (id: string) => {
