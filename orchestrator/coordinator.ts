@@ -160,7 +160,8 @@ export class Coordinator {
     this.quarantine = new Quarantine({
       after: o.config.grpo.quarantineAfter, metrics: o.metrics, log: (l) => this.log(l),
       close: (workerId, reason) => {
-        this.sessions.failWorker(workerId, PERMISSION_DENIED, reason);
+        // a rollout worker's id: a learner or reward worker that happens to use the same id is not touched (review25g)
+        this.sessions.failWorker('ROLLOUT', workerId, PERMISSION_DENIED, reason);
         const n = this.groups.redoRolloutsOf(workerId);
         if (n) this.log(`rolling out again ${n} groups of batches not yet trained whose rollout came from quarantined worker ${workerId}`);
       },
@@ -260,6 +261,7 @@ export class Coordinator {
    * with PERMISSION_DENIED, which a worker does not retry. The orchestrator asks before the Welcome (main.ts).
    */
   refuseQuarantined(s: WorkerSession): string | undefined {
+    if (s.role !== 'ROLLOUT') return undefined; // the quarantine is of a rollout worker id (review25g)
     const why = this.quarantine.refusal(s.workerId);
     if (why) s.fail(PERMISSION_DENIED, why);
     return why;
@@ -304,9 +306,11 @@ export class Coordinator {
       this.o.metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'not_current_session' });
       return;
     }
-    if (this.quarantine.isQuarantined(s.workerId) && s.role !== 'LEARNER') {
-      // its session is being closed (its tasks go back to the queue then): nothing it still sends is taken
-      if (result || msg.task_error) this.o.metrics.get('task_errors_total').inc({ worker_role: s.role.toLowerCase(), code: 'quarantined' });
+    if (s.role === 'ROLLOUT' && this.quarantine.isQuarantined(s.workerId)) {
+      // nothing it still sends is taken; its session is closed (its tasks go back to the queue then), also one that
+      // was attached while the quarantine began, between its Hello's check and its attach (review25g)
+      if (result || msg.task_error) this.o.metrics.get('task_errors_total').inc({ worker_role: 'rollout', code: 'quarantined' });
+      if (s.isOpen) s.fail(PERMISSION_DENIED, this.quarantine.refusal(s.workerId)!);
       return;
     }
     if (result) trace('orecv', { kind: result });

@@ -51,10 +51,11 @@ export class Quarantine {
     for (const e of excluded) (byWorker.get(e.worker) ?? byWorker.set(e.worker, []).get(e.worker)!).push(e);
     for (const [worker, actions] of byWorker) {
       this.o.metrics.get('rollout_rows_excluded_total').inc({ worker_id: this.label(worker) }, actions.length);
-      const groups = this.groups.get(worker) ?? this.groups.set(worker, new Set()).get(worker)!;
+      // the groups are counted only to quarantine: with quarantineAfter 0 nothing is kept (a long run's ids would pile up)
+      const groups = this.o.after > 0 ? this.groups.get(worker) ?? this.groups.set(worker, new Set()).get(worker)! : new Set<string>();
       for (const a of actions) groups.add(a.sampleId);
       const shown = actions.slice(0, 8).map((a) => `${quoteForLog(a.sampleId, 64)}#${a.groupIndex}`).join(', ');
-      this.o.log(`GRPO batch ${seq}: the learner excluded ${actions.length} actions of rollout worker ${worker} (logp_old disagreeing with the learner's own at the same version): ${shown}${actions.length > 8 ? ', ...' : ''}; ${groups.size} of its results so far${this.o.after > 0 ? `, quarantined at ${this.o.after}` : ''}`);
+      this.o.log(`GRPO batch ${seq}: the learner excluded ${actions.length} actions of rollout worker ${worker} (logp_old disagreeing with the learner's own at the same version): ${shown}${actions.length > 8 ? ', ...' : ''}${this.o.after > 0 ? `; ${groups.size} of its results so far, quarantined at ${this.o.after}` : ''}`);
       if (this.o.after > 0 && groups.size >= this.o.after && !this.quarantined.has(worker)) {
         this.quarantined.add(worker);
         this.o.metrics.get('workers_quarantined_total').inc();

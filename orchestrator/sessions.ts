@@ -48,9 +48,9 @@ export class WorkerSessions {
     }
   }
 
-  /** Closes every open session of worker `workerId` with `code` and `reason` (the worker sees both). */
-  failWorker(workerId: string, code: number, reason: string): void {
-    for (const s of this.open) if (s.workerId === workerId && s.isOpen) s.fail(code, reason);
+  /** Closes every open session of `role` with worker id `workerId` with `code` and `reason` (the worker sees both). */
+  failWorker(role: WorkerSession['role'], workerId: string, code: number, reason: string): void {
+    for (const s of this.open) if (s.role === role && s.workerId === workerId && s.isOpen) s.fail(code, reason);
   }
 
   shutdownAll(reason: string): void {

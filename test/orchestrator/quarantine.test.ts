@@ -156,6 +156,10 @@ test('quarantine: the session is failed, unsent groups of the worker are rolled 
   join(evil);
   join(scorer);
   join(learner);
+  // a reward worker that uses the forger's id too (tracked, never given tasks): the quarantine is of the rollout
+  // worker id, so it must not be closed or refused (review25g: the forger under the learner's id shut the learner out)
+  const sameIdFailures: number[] = [];
+  c.track(Object.assign(fakeSession('REWARD', 'forger'), { fail: (code: number) => void sameIdFailures.push(code) }));
   c.start();
   const img = encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) }) as never;
   const tasksOf = (s: typeof evil) => s.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []));
@@ -210,6 +214,9 @@ test('quarantine: the session is failed, unsent groups of the worker are rolled 
   assert.match(c.refuseQuarantined(again) ?? '', /quarantined/);
   assert.equal(failures.at(-1)!.code, 7);
   assert.equal(c.refuseQuarantined(fakeSession('ROLLOUT', 'honest')), undefined);
+  assert.deepEqual(sameIdFailures, [], 'the reward worker with the same id is not closed');
+  assert.equal(c.refuseQuarantined(fakeSession('LEARNER', 'forger')), undefined, 'a learner with the id is not refused');
+  assert.equal(c.refuseQuarantined(fakeSession('REWARD', 'forger')), undefined, 'a reward worker with the id is not refused');
   const text = await metrics.registry.metrics();
   assert.match(text, /recovery_grpo_rollout_rows_excluded_total\{[^}]*worker_id="forger"[^}]*\} 6/);
   assert.match(text, /recovery_grpo_workers_quarantined_total\{[^}]*\} 1/);
