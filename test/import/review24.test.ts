@@ -145,6 +145,15 @@ test('a static Cast to float16 or bfloat16 rounds to that precision (it truncate
   }
 });
 
+/** A network the importer translates exactly: one 1x1 Conv, 3 -> 3 channels. */
+const ONE_CONV = () => onnxModel({
+  opset: 13,
+  inputs: [{ name: 'image', dims: ['batch', 3, 'h', 'w'] }],
+  nodes: [{ op: 'Conv', inputs: ['image', 'w'], outputs: ['y'] }],
+  inits: [f('w', [3, 3, 1, 1])],
+  outputs: ['y'],
+});
+
 /**
  * nearest 13 -> 2 -> 13 (asymmetric, round_prefer_ceil): one of the documented float32 ties where the importer's
  * index differs from onnxruntime's (docs/import.md), standing for any mistranslation the import command would
@@ -204,13 +213,7 @@ test("the orchestrator's periodic evaluation path runs no forward check: importe
     assert.equal(isNetworkChecked(policySpecOf(config).network!), false);
     // a network checked at start is recorded once per process, whatever the resolution it is later built at
     const good = join(dir, 'good.onnx');
-    writeFileSync(good, onnxModel({
-      opset: 13,
-      inputs: [{ name: 'image', dims: ['batch', 3, 'h', 'w'] }],
-      nodes: [{ op: 'Conv', inputs: ['image', 'w'], outputs: ['y'] }],
-      inits: [f('w', [3, 3, 1, 1])],
-      outputs: ['y'],
-    }));
+    writeFileSync(good, ONE_CONV());
     const goodConfig = loadConfig(undefined, [`model.network.onnx=${good}`, 'data.size=13', 'run.id=good']);
     await checkNetworkOf(goodConfig);
     assert.equal(isNetworkChecked(policySpecOf(goodConfig).network!), true);
@@ -225,13 +228,7 @@ test('a file replaced under the same path after the start-up check is refused, n
   const dir = mkdtempSync(join(tmpdir(), 'review24-'));
   try {
     const file = join(dir, 'net.onnx');
-    const good = onnxModel({
-      opset: 13,
-      inputs: [{ name: 'image', dims: ['batch', 3, 'h', 'w'] }],
-      nodes: [{ op: 'Conv', inputs: ['image', 'w'], outputs: ['y'] }],
-      inits: [f('w', [3, 3, 1, 1])],
-      outputs: ['y'],
-    });
+    const good = ONE_CONV();
     writeFileSync(file, good);
     const config = loadConfig(undefined, [`model.network.onnx=${file}`, 'data.size=13', 'run.id=replaced']);
     await checkNetworkOf(config);
