@@ -4,12 +4,8 @@
 // noise; this reference can. The sweep covers kernels 1-3, strides 1-3, dilations 1-3, groups 1 and 3, asymmetric
 // pads (some beyond the dilated kernel), odd and even sizes where the last stride window does not fit.
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import { Graph } from '../../lib/graph/graph.ts';
-import { gradients } from '../../lib/graph/autodiff.ts';
-import { conv, convOutSize, mul, reduceSum } from '../../lib/graph/ops.ts';
-import type { Feeds } from '../../lib/graph/runtime.ts';
-import { assertOutputs, sizeOf, uniformFrom, type Pads, type Pair } from './float64-reference.ts';
+import { conv, convOutSize } from '../../lib/graph/ops.ts';
+import { checkLayerGradients, type LayerReference, type Pads, type Pair } from './float64-reference.ts';
 
 interface ConvCase {
   x: [number, number, number, number]; // N, C, H, W
@@ -21,10 +17,8 @@ interface ConvCase {
   pads: Pads; // top, left, bottom, right
 }
 
-interface Reference { y: Float64Array; dx: Float64Array; dw: Float64Array; db: Float64Array; outH: number; outW: number }
-
 /** y = Conv(x, w, b) and, for the loss sum(y * dy), its gradients, by direct loops in float64. */
-function referenceConv(c: ConvCase, x: Float32Array, w: Float32Array, b: Float32Array, dy: Float32Array): Reference {
+function referenceConv(c: ConvCase, x: Float32Array, w: Float32Array, b: Float32Array, dy: Float32Array): LayerReference {
   const [n, cin, h, wd] = c.x;
   const [kh, kw] = c.k;
   const [sh, sw] = c.strides;
@@ -75,28 +69,11 @@ const describe = (c: ConvCase): string =>
   `x [${c.x}] cout ${c.cout} k [${c.k}] s [${c.strides}] d [${c.dilations}] g ${c.group} pads [${c.pads}]`;
 
 async function checkCase(c: ConvCase, seed: number): Promise<void> {
-  const uniform = uniformFrom(seed);
-  const wShape: [number, number, number, number] = [c.cout, c.x[1] / c.group, c.k[0], c.k[1]];
-  const g = new Graph();
-  const x = g.input('x', c.x);
-  const w = g.input('w', wShape);
-  const b = g.input('b', [c.cout]);
-  const y = conv(x, w, b, { strides: c.strides, dilations: c.dilations, group: c.group, pads: c.pads });
-  const dyIn = g.input('dy', y.shape);
-  const [gx, gw, gb] = gradients(reduceSum(mul(y, dyIn)), [x, w, b]);
-  g.output('y', y);
-  g.output('dx', gx!);
-  g.output('dw', gw!);
-  g.output('db', gb!);
-  const xs = uniform(sizeOf(c.x));
-  const ws = uniform(sizeOf(wShape));
-  const bs = uniform(c.cout);
-  const yDims = y.shape as number[];
-  const dys = uniform(sizeOf(yDims));
-  const ref = referenceConv(c, xs, ws, bs, dys);
-  assert.deepEqual(yDims.slice(2), [ref.outH, ref.outW], `${describe(c)}: output size`);
-  const feeds: Feeds = { x: { data: xs, dims: c.x }, w: { data: ws, dims: wShape }, b: { data: bs, dims: [c.cout] }, dy: { data: dys, dims: yDims } };
-  await assertOutputs(g, feeds, { y: ref.y, dx: ref.dx, dw: ref.dw, db: ref.db }, describe(c));
+  await checkLayerGradients({
+    x: c.x, w: [c.cout, c.x[1] / c.group, c.k[0], c.k[1]], cout: c.cout, seed, label: describe(c),
+    op: (x, w, b) => conv(x, w, b, { strides: c.strides, dilations: c.dilations, group: c.group, pads: c.pads }),
+    reference: (x, w, b, dy) => referenceConv(c, x, w, b, dy),
+  });
 }
 
 test('Conv gradients of the reviewer case (k2 s2 d[3,2] g3 pads [0,2,1,0]) equal the float64 reference', async () => {

@@ -6,10 +6,8 @@
 // pads and every output padding below the stride (onnxruntime refuses output padding >= stride).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph } from '../../lib/graph/graph.ts';
-import { gradients } from '../../lib/graph/autodiff.ts';
-import { convTranspose, mul, reduceSum } from '../../lib/graph/ops.ts';
-import { assertOutputs, sizeOf, uniformFrom, type Pads, type Pair } from './float64-reference.ts';
+import { convTranspose } from '../../lib/graph/ops.ts';
+import { checkLayerGradients, type LayerReference, type Pads, type Pair } from './float64-reference.ts';
 
 
 interface ConvTransposeCase {
@@ -24,7 +22,7 @@ interface ConvTransposeCase {
 }
 
 /** y = ConvTranspose(x, w, b) and, for the loss sum(y * dy), its gradients, by direct loops in float64. */
-function referenceConvTranspose(c: ConvTransposeCase, x: Float32Array, w: Float32Array, b: Float32Array, dy: Float32Array) {
+function referenceConvTranspose(c: ConvTransposeCase, x: Float32Array, w: Float32Array, b: Float32Array, dy: Float32Array): LayerReference {
   const [n, cin, h, wd] = c.x;
   const [kh, kw] = c.k;
   const [sh, sw] = c.strides;
@@ -78,28 +76,11 @@ const describe = (c: ConvTransposeCase): string =>
   `x [${c.x}] cout ${c.cout} k [${c.k}] s [${c.strides}] d [${c.dilations}] g ${c.group} pads [${c.pads}] outputPadding [${c.outputPadding}]`;
 
 async function checkCase(c: ConvTransposeCase, seed: number): Promise<void> {
-  const uniform = uniformFrom(seed);
-  const wShape: [number, number, number, number] = [c.x[1], c.cout / c.group, c.k[0], c.k[1]];
-  const g = new Graph();
-  const x = g.input('x', c.x);
-  const w = g.input('w', wShape);
-  const b = g.input('b', [c.cout]);
-  const y = convTranspose(x, w, b, { strides: c.strides, dilations: c.dilations, group: c.group, pads: c.pads, outputPadding: c.outputPadding });
-  const dyIn = g.input('dy', y.shape);
-  const [gx, gw, gb] = gradients(reduceSum(mul(y, dyIn)), [x, w, b]);
-  g.output('y', y);
-  g.output('dx', gx!);
-  g.output('dw', gw!);
-  g.output('db', gb!);
-  const xs = uniform(sizeOf(c.x));
-  const ws = uniform(sizeOf(wShape));
-  const bs = uniform(c.cout);
-  const yDims = y.shape as number[];
-  const dys = uniform(sizeOf(yDims));
-  const ref = referenceConvTranspose(c, xs, ws, bs, dys);
-  assert.deepEqual(yDims.slice(2), [ref.outH, ref.outW], `${describe(c)}: output size`);
-  const feeds = { x: { data: xs, dims: c.x }, w: { data: ws, dims: wShape }, b: { data: bs, dims: [c.cout] }, dy: { data: dys, dims: yDims } };
-  await assertOutputs(g, feeds, { y: ref.y, dx: ref.dx, dw: ref.dw, db: ref.db }, describe(c));
+  await checkLayerGradients({
+    x: c.x, w: [c.x[1], c.cout / c.group, c.k[0], c.k[1]], cout: c.cout, seed, label: describe(c),
+    op: (x, w, b) => convTranspose(x, w, b, { strides: c.strides, dilations: c.dilations, group: c.group, pads: c.pads, outputPadding: c.outputPadding }),
+    reference: (x, w, b, dy) => referenceConvTranspose(c, x, w, b, dy),
+  });
 }
 
 // Pads: none, asymmetric, larger than the stride (whole input rows scatter only into cropped output rows).

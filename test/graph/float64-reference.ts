@@ -1,8 +1,10 @@
-// Shared by the exact float64 reference tests of the convolution-like gradients (ConvTranspose, MaxPool): a graph's
+// Shared by the exact float64 reference tests of the convolution-like gradients (Conv, ConvTranspose, MaxPool): a graph's
 // outputs, run in onnxruntime, against reference tensors computed by direct loops in float64.
 import assert from 'node:assert/strict';
 import { serialize } from '../../lib/graph/onnx.ts';
-import type { Graph } from '../../lib/graph/graph.ts';
+import { Graph, type Value } from '../../lib/graph/graph.ts';
+import { gradients } from '../../lib/graph/autodiff.ts';
+import { mul, reduceSum } from '../../lib/graph/ops.ts';
 import { GraphSession, type Feeds } from '../../lib/graph/runtime.ts';
 import { testRandom } from './gradcheck.ts';
 
@@ -49,4 +51,39 @@ export async function assertOutputs(g: Graph, feeds: Feeds, want: Record<string,
   } finally {
     await session.release();
   }
+}
+
+/** A layer's outputs computed by direct loops in float64: y and, for the loss sum(y * dy), its gradients. */
+export interface LayerReference { y: Float64Array; dx: Float64Array; dw: Float64Array; db: Float64Array; outH: number; outW: number }
+
+/**
+ * y = op(x, w, b) on random inputs (seeded): its output size, forward and input, weight and bias gradients, run in
+ * onnxruntime, against `reference` on the same inputs (within TOL of each tensor's scale).
+ */
+export async function checkLayerGradients(o: {
+  x: [number, number, number, number]; w: [number, number, number, number]; cout: number; seed: number; label: string;
+  op: (x: Value, w: Value, b: Value) => Value;
+  reference: (x: Float32Array, w: Float32Array, b: Float32Array, dy: Float32Array) => LayerReference;
+}): Promise<void> {
+  const uniform = uniformFrom(o.seed);
+  const g = new Graph();
+  const x = g.input('x', o.x);
+  const w = g.input('w', o.w);
+  const b = g.input('b', [o.cout]);
+  const y = o.op(x, w, b);
+  const dyIn = g.input('dy', y.shape);
+  const [gx, gw, gb] = gradients(reduceSum(mul(y, dyIn)), [x, w, b]);
+  g.output('y', y);
+  g.output('dx', gx!);
+  g.output('dw', gw!);
+  g.output('db', gb!);
+  const xs = uniform(sizeOf(o.x));
+  const ws = uniform(sizeOf(o.w));
+  const bs = uniform(o.cout);
+  const yDims = y.shape as number[];
+  const dys = uniform(sizeOf(yDims));
+  const ref = o.reference(xs, ws, bs, dys);
+  assert.deepEqual(yDims.slice(2), [ref.outH, ref.outW], `${o.label}: output size`);
+  const feeds: Feeds = { x: { data: xs, dims: o.x }, w: { data: ws, dims: o.w }, b: { data: bs, dims: [o.cout] }, dy: { data: dys, dims: yDims } };
+  await assertOutputs(g, feeds, { y: ref.y, dx: ref.dx, dw: ref.dw, db: ref.db }, o.label);
 }
