@@ -10,12 +10,16 @@ import type { JetStreamManager, NatsConnection, StreamInfo } from 'nats';
 /** JetStream's error code for a stream that does not exist. */
 export const STREAM_NOT_FOUND = 10059;
 
+/** True for JetStream's answer to a request on a missing stream or bucket (not a 503, which nothing answered). */
+export function isStreamNotFound(e: unknown): boolean {
+  const err = e as { message?: unknown; api_error?: { err_code?: number } } | null;
+  return err?.api_error?.err_code === STREAM_NOT_FOUND || (typeof err?.message === 'string' && /stream not found/i.test(err.message));
+}
+
 /** True for the error of a request on a missing stream or bucket, or of a publish nothing stores (503). */
 export function isStoreLost(e: unknown): boolean {
-  const err = e as { code?: unknown; message?: unknown; api_error?: { err_code?: number } } | null;
-  if (err?.api_error?.err_code === STREAM_NOT_FOUND) return true;
-  if (err?.code === '503') return true;
-  return typeof err?.message === 'string' && /stream not found|no responders/i.test(err.message);
+  const err = e as { code?: unknown; message?: unknown } | null;
+  return isStreamNotFound(e) || err?.code === '503' || (typeof err?.message === 'string' && /no responders/i.test(err.message));
 }
 
 /**

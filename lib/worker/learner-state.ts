@@ -23,7 +23,7 @@ import { checkOwnedStream, objectBucketSettings } from '../transport/owned-strea
 import { ObjectChunks } from '../transport/object-chunks.ts';
 import { objectDigest, objectDigestMatches } from '../transport/object-digest.ts';
 import { listObjectRecords } from '../transport/object-listing.ts';
-import { STREAM_NOT_FOUND } from '../transport/store-loss.ts';
+import { isStreamNotFound } from '../transport/store-loss.ts';
 import { decodeOptimizerState, encodeOptimizerState, type OptimizerStateFile } from '../checkpoint/optimizer-state.ts';
 import type { TensorMap } from '../checkpoint/tensors.ts';
 
@@ -90,11 +90,6 @@ export async function stateBucketOf(jsm: JetStreamManager, runId: string): Promi
   return LEARNER_STATE_BUCKET;
 }
 
-/** JetStream's answer for a stream that does not exist (and not a 503 or a timeout, which answer nothing). */
-function isStreamNotFound(e: unknown): boolean {
-  const err = e as { api_error?: { err_code?: number }; message?: unknown } | null;
-  return err?.api_error?.err_code === STREAM_NOT_FOUND || (typeof err?.message === 'string' && /stream not found/i.test(err.message));
-}
 
 export class LearnerStateStore {
   /** Versions this store wrote and has not deleted; undefined until the bucket was listed once (by prune). */
