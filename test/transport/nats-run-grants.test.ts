@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NatsConnection } from 'nats';
+import { DiscardPolicy, type NatsConnection } from 'nats';
 import { z } from 'zod';
 import { freePort, PERMISSION_REFUSED, randomCheckpoint } from '../helpers/nats.ts';
 import { CheckpointStore, connectNats, RunStateStore } from '../../lib/transport/nats.ts';
@@ -149,6 +149,31 @@ test('a learner whose grant now names its run resumes the moments it stored in t
   assert.deepEqual(got && [...got.state.m.get('w')!.data], [1, 2, 3], 'the moments stored in the shared bucket');
   await resumed.put(moments(8));
   assert.ok(await resumed.get(8, '0'.repeat(64), params()));
+});
+
+test('a shared bucket without direct gets (made before round 22) is refused when a run reads it, naming the stream and the edit', { timeout: 60_000 }, async () => {
+  // LearnerStateStore.shared() reads the old shared bucket by direct gets; a learner no longer turns them on itself
+  // (no role may update a stream), so the read is refused with the operator's edit instead (review25f)
+  const store = join(dir, 'js-no-direct');
+  const conf = join(dir, 'no-direct.conf');
+  const serve = async (run?: string) => {
+    writeFileSync(conf, natsAccountsBlock(NATS_ROLES.map((role) => ({ role, user: role, password: `${role}-pass-0123456789`, ...(run ? { run } : {}) }))));
+    return spawnNatsServer({ port: await freePort(), storeDir: store, extraArgs: ['-c', conf] });
+  };
+  const learnerOn = (s: NatsServerProcess) => connectNats({ url: s.url, name: 'no-direct/learner', user: 'learner', pass: 'learner-pass-0123456789', maxReconnectAttempts: 0 });
+  const before = await serve();
+  let nc = await learnerOn(before);
+  // the shared bucket as an old learner made it: an object store stream without allow_direct
+  await (await nc.jetstreamManager()).streams.add({ name: 'OBJ_learner-state', subjects: ['$O.learner-state.C.>', '$O.learner-state.M.>'], allow_direct: false, allow_rollup_hdrs: true, discard: DiscardPolicy.New });
+  await nc.close();
+  await before.stop();
+  const named = await serve('run-s');
+  cleanups.push(() => named.stop());
+  nc = await learnerOn(named);
+  conns.push(nc);
+  const s = await LearnerStateStore.open(nc, 'run-s');
+  assert.equal(s.bucket, 'learner-state-run-s');
+  await assert.rejects(s.get(3, '0'.repeat(64), params()), /stream OBJ_learner-state: allow_direct: has false, expected true .*nats stream edit OBJ_learner-state --allow-direct/);
 });
 
 test('one run\'s learner cannot create, write, purge or change another run\'s checkpoints, nor its skip record', { timeout: 60_000 }, async () => {
