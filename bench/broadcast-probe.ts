@@ -9,7 +9,7 @@
 //   node --import tsx bench/broadcast-probe.ts server-allocs   nats-server's allocation sites (Go's pprof, `-profile`)
 //                                                        over PROBE_REPS 1.2 MB versions put to 4 watching stores
 //                                                        (in this process), pruned to 2 after each unless
-//                                                        PROBE_NO_PRUNE=1 (docs/performance.md, round 11)
+//                                                        PROBE_NO_PRUNE=1 (docs/performance-history/broadcast.md, round 11)
 // PROBE_REPS (default 10) rounds per contender.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -49,7 +49,7 @@ const FOLLOWERS = 4;
 const REPS = Number(process.env.BENCH_BROADCAST_REPS ?? 5);
 const WARMUP = Number(process.env.BENCH_BROADCAST_WARMUP ?? 1);
 // BENCH_BROADCAST_PER_ROUND=1: each measured round's time, CPU and faults by process group as well (the first rounds
-// after a join are the slow ones: docs/performance.md, round 14)
+// after a join are the slow ones: docs/performance-history/broadcast.md, round 14)
 const PER_ROUND = process.env.BENCH_BROADCAST_PER_ROUND === '1';
 // BENCH_BROADCAST_RUN_VERSIONS=K (default 0, the figure): the run has published K versions (put, pruned to 2)
 // before the followers start, so they join a run in progress, as a follower that is restarted or added does: each
@@ -60,7 +60,7 @@ const RUN_VERSIONS = Number(process.env.BENCH_BROADCAST_RUN_VERSIONS ?? 0);
 // JetStream storage (default: the product's, file)
 const STORAGE = process.env.BENCH_BROADCAST_STORAGE === 'memory' ? ('memory' as const) : undefined;
 // BENCH_BROADCAST_PRUNE=N (a probe): this checkout's arm prunes to 2 after every Nth round only, 0: never (default 1,
-// every round, as the learner does): the file store's cost of deleting (docs/performance.md, "Round 20: broadcast20")
+// every round, as the learner does): the file store's cost of deleting (docs/performance-history/broadcast.md, "Round 20: broadcast20")
 const PRUNE_EVERY = Number(process.env.BENCH_BROADCAST_PRUNE ?? 1);
 // BENCH_BROADCAST_KEEP=K (a probe, round 21): this checkout's arm prunes to K versions instead of 2 ("before" keeps 2);
 // the learner keeps max(nats.keepCheckpoints, grpo.maxStaleness + 1), 5 by default (learner/index.ts checkpointsToKeep)

@@ -1,5 +1,5 @@
 // One stride-1 3x3 conv layer's input gradient, batch 32, in the forms the GRPO graph could use
-// (lib/graph/conv-gradients.ts; docs/performance.md, "Round 25: grpo25"), interleaved in one process, onnxruntime runs only:
+// (lib/graph/conv-gradients.ts; docs/performance-history/grpo-step.md, "Round 25: grpo25"), interleaved in one process, onnxruntime runs only:
 //   conv      today's form: Conv of dY with the flipped kernel (ORT: im2col of dY, 9x its size, then GEMM)
 //   shifted   from dYs (the weight gradient's operand, dYs[n,(o,kx),y,x'] = dY[n,o,y,x'-kx*dw], fed here as built):
 //             a 1x1 Conv with W as [(i,ky),(o,kx)], then the vertical sum over ky by a grouped one-hot kh x 1 Conv,
@@ -11,7 +11,7 @@
 //             chunked+ less dYs chunks is roughly what the input gradient would add inside the chunked path
 //   shifted+  `shifted` with dYs built inside the graph (its whole cost where the weight gradient did not build it)
 // Each dX arm's output is checked against `conv`'s (float tolerance: the sums' order differs). Round 25 measured the
-// whole layer's backward with the rule in the graph too (commit 8fec1b9, since reverted: docs/performance.md).
+// whole layer's backward with the rule in the graph too (commit 8fec1b9, since reverted: docs/performance-history/grpo-step.md).
 //
 //   [CIG_SIZES=64,128] [CIG_THREADS=1,2] [CIG_C=16] [CIG_REPS=7] [CIG_ARMS=shifted,product,...]
 //   nice -n 10 node --import tsx bench/conv-input-gradient.ts

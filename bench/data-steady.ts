@@ -29,7 +29,7 @@ try {
   for (let k = 0; k < 8; k++) { square.push(join(dir, `s${k}.png`)); await writeImage(renderScene(k, 256), square[k]); }
   const cpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
   // Minor page faults per image beside each figure: the first type's images include the process's heap growth (its
-  // first ~32 MiB of young ArrayBuffer memory lands in fresh pages; docs/performance.md, round 13: data13).
+  // first ~32 MiB of young ArrayBuffer memory lands in fresh pages; docs/performance-history/corruption.md, round 13: data13).
   const faults = () => process.resourceUsage().minorPageFault;
   const cycle = [LEVELS.low, LEVELS.mid, LEVELS.high];
   const pause = () => new Promise((r) => setTimeout(r, 300));

@@ -17,7 +17,7 @@
 // Beside its figures, each child counts minor page faults and main-thread GC ms per image, and after every type's first
 // blocks it times a second pass (72 decode + corrupt images a type, printed as a second table): a fresh process's first
 // ~32-40 MiB of image buffers land in fresh pages (~13 us a fault in this project's VMs), which the first blocks include
-// (docs/performance.md, round 13: data13).
+// (docs/performance-history/corruption.md, round 13: data13).
 // DATA_BENCH_COMPARE=v1 instead times decode + corrupt with the current code and with the previous decode (a
 // header read, the pipeline and a copy) and the frozen pre-#15 corruptions (test/data/reference/, the same bytes) side by side: interleaved short blocks,
 // wall-clock and CPU, medians of ROUNDS rounds (default 9 in that mode), for the types named in
@@ -182,7 +182,7 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   const decoded = await Promise.all(square.map((p) => decodeArm(p, SIZE)));
   const cpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
   // Minor page faults per image: fresh memory the malloc heaps grow into (cost ~13 us each in this project's VMs;
-  // docs/performance.md, round 13). Printed beside the figures, which they do not change.
+  // docs/performance-history/corruption.md, round 13). Printed beside the figures, which they do not change.
   const faults = () => process.resourceUsage().minorPageFault;
   // Main-thread GC pauses (ms), likewise beside the figures.
   let gcMs = 0;
@@ -194,7 +194,7 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   // DATA_BENCH_SETTLE_MS (default 300; 0 before round 9): an idle pause after the warm-up and before each type's timed
   // blocks, so TurboFan compiles that earlier images queued on V8's background thread finish outside the timing. Without
   // it the first timed block paid for other types' compiles (watermark_damage's inpaintBlend, 30-180 ms, landed in
-  // lens_blur's block: docs/performance.md, round 9). The process's CPU time still counts everything done while timing.
+  // lens_blur's block: docs/performance-history/corruption.md, round 9). The process's CPU time still counts everything done while timing.
   const settle = Math.max(0, Number(process.env.DATA_BENCH_SETTLE_MS ?? 300));
   const pause = () => (settle > 0 ? new Promise((r) => setTimeout(r, settle)) : Promise.resolve());
   await pause();
@@ -205,7 +205,7 @@ async function runArm(codeDir: string, square: string[]): Promise<void> {
   // DATA_BENCH_WARM=<n>: n untimed decode + corrupt images of each type right before its timed blocks (default 24 since
   // round 9; 0 before). The first block of a process costs more than later ones (corr7, round 7): with 6 warm-up images
   // per type, V8 compiled (and on-stack replaced, deoptimised and compiled again) the type's large functions during its
-  // timed block, 30-320 ms per compile as --trace-opt reports it at load (meanShiftModes, lineRows: docs/performance.md,
+  // timed block, 30-320 ms per compile as --trace-opt reports it at load (meanShiftModes, lineRows: docs/performance-history/corruption.md,
   // round 9), a one-time cost of the process that the per-image figure is not about. DATA_BENCH_WARM=0
   // DATA_BENCH_SETTLE_MS=0 measures as round 8 did.
   const warm = Math.max(0, Number(process.env.DATA_BENCH_WARM ?? 24));

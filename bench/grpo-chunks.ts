@@ -1,7 +1,7 @@
 // The GRPO graph with its weight gradients' batch in chunks (lib/graph/conv-gradients.ts, CHUNKS) against the
 // whole-batch form (count 1: the graph before round 19), in one process: every output byte-equal to count 1's, and
 // the graph's CPU and wall time, the arms interleaved round by round (each round in turn starts with another arm),
-// beside the policy forward. onnxruntime session runs only (docs/performance.md, "Round 19: grpo19").
+// beside the policy forward. onnxruntime session runs only (docs/performance-history/grpo-step.md, "Round 19: grpo19").
 //
 //   [CHUNKS_COUNTS=1,16,32] [CHUNKS_SIZES=64,128] [CHUNKS_MODES=dense] [CHUNKS_THREADS=0] [CHUNKS_REPS=7]
 //   [CHUNKS_MIN_BYTES=1048576] nice -n 10 node --import tsx bench/grpo-chunks.ts

@@ -1,4 +1,4 @@
-// The GRPO step's parts as the learner and the single-process loop run them (docs/performance.md, "Round 14: lrn14"):
+// The GRPO step's parts as the learner and the single-process loop run them (docs/performance-history/pipeline.md, "Round 14: lrn14"):
 // the reference forward (once per distinct image), the GRPO graph (forward and gradients) and AdamW, each timed alone
 // (CPU of the process, all threads, and wall), on a default-run batch (32 px, 4 groups x 8, dense advantages), with 1
 // and 2 onnxruntime threads in turn (a fresh process each: the thread count is per process).

@@ -3,7 +3,7 @@
 // threads, and a hash of dx's per-row sums (a form that changes values changes them; a sign of zero or a difference
 // below a sum's rounding can vanish: test/graph/leaky-relu-gradient.test.ts compares dx element by element). Each form
 // runs its repetitions back to back, not interleaved: take the minima as the figure. The
-// special values +-0, denormals, +-inf and, with LEAKY_NAN=1, a NaN sit at the start of y (docs/performance.md,
+// special values +-0, denormals, +-inf and, with LEAKY_NAN=1, a NaN sit at the start of y (docs/performance-history/grpo-step.md,
 // "Round 21: grpo21").
 //
 //   [LEAKY_SIZE=128] [LEAKY_REPS=8] [LEAKY_FORMS=max,clip,ceil-clip,...] [LEAKY_NAN=1] nice -n 10 node --import tsx bench/leaky-slope.ts

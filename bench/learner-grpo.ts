@@ -1,4 +1,4 @@
-// The learner alone on GRPO batches (docs/performance.md, "Round 14: lrn14"): where its CPU and its serial time go
+// The learner alone on GRPO batches (docs/performance-history/pipeline.md, "Round 14: lrn14"): where its CPU and its serial time go
 // beyond the GRPO step, measured without the rest of the pipeline on the cores. Each arm runs in a fresh child:
 //
 // - `learner`: the real learner of a checkout as its own process (bin/recovery-grpo.mjs learner, 2 onnxruntime
@@ -9,7 +9,7 @@
 //   CPU (its trace: train_start -> train_end), the rest, the wall time per batch, the step's wall time, the
 //   publication's (train_end -> published, on its serial path: checkpoint and AdamW moments stored), the
 //   announcement's (train_end -> put.announced, what rollout workers wait for at staleness 0; the learner announces
-//   only after the moments are stored, so it comes just before published; docs/performance.md "Round 16: announce16"
+//   only after the moments are stored, so it comes just before published; docs/performance-history/pipeline.md "Round 16: announce16"
 //   measured a branch that announces earlier), and nats-server's CPU.
 // - `loop`: the same batches through grpoUpdate in one process (2 threads), as the single-process loop trains: the
 //   step's CPU and wall time with nothing around it.

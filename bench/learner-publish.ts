@@ -1,4 +1,4 @@
-// What the learner spends per version besides its step (docs/performance.md, "Round 12: pipe12"): the real learner
+// What the learner spends per version besides its step (docs/performance-history/pipeline.md, "Round 12: pipe12"): the real learner
 // (runLearner) of a checkout, fed SFT batches of the default run (32 px, batch 32, the default network: a 1.2 MB
 // checkpoint and 2.4 MB of AdamW moments per version) by the roles tests' fake orchestrator over gRPC, against a
 // nats-server of its own. Per version it prints, from the learner's trace (lib/log/trace.ts): the wall time from

@@ -206,7 +206,7 @@ export const DEFAULT_WORKER_PROCS = 2;
  * such process stands for hundreds of worker machines and allocates what all of them would in one heap, so a larger
  * young generation gives it some of the room its machines have together (their hundreds x 16 MiB) and fewer of its
  * in-flight tasks are promoted; but in every loaded run its scavenges took 1.0-2.5 s where node's default took
- * 0.01-0.19 s (docs/performance.md, Round 12: disp12), so it is not the default until an idle run says otherwise.
+ * 0.01-0.19 s (docs/performance-history/dispatch.md, Round 12: disp12), so it is not the default until an idle run says otherwise.
  */
 export const DEFAULT_WORKER_SEMI_SPACE_MB = 0;
 

@@ -1,4 +1,4 @@
-// What writing a version's AdamW moments costs (docs/performance.md, "Round 14: lrn14"): LearnerStateStore.putEncoded of
+// What writing a version's AdamW moments costs (docs/performance-history/pipeline.md, "Round 14: lrn14"): LearnerStateStore.putEncoded of
 // this checkout against AB_BASE's, alternating round by round on one nats-server of its own, moments of the default
 // run's size (2.4 MB), after the first prune's listing (as in a learner from its second version on). Per put:
 // nats-server's CPU (/proc), this process's CPU and the wall time; each version is pruned after the next, as the learner

@@ -1,4 +1,4 @@
-// The orchestrator's own CPU per GRPO batch, A/B in one process (docs/performance.md, "Round 13: orch13"): the
+// The orchestrator's own CPU per GRPO batch, A/B in one process (docs/performance-history/pipeline.md, "Round 13: orch13"): the
 // per-batch work of orchestrator/grpo-groups.ts that round 13 changed, on a default batch (32 px, G = 8, 4 groups,
 // dense), with the modules of this checkout and of a base tree (ORCH_AB_BASE, default /work/main) alternated
 // round by round, so that a loaded machine slows both arms alike. Per batch: 4 rollout results decoded (action and

@@ -1,5 +1,5 @@
 // The pipeline of this checkout against another checkout's (e.g. a detached worktree of main with hardlinked
-// node_modules), side by side in one run, beside the single-process loop (docs/performance.md, "Round 8: pipe8").
+// node_modules), side by side in one run, beside the single-process loop (docs/performance-history/pipeline.md, "Round 8: pipe8").
 // Each arm is runLocal from its own checkout (its roles run that checkout's code) with the settings of
 // bench/pipeline.bench.ts (seed 0, BENCH_SFT warm-start steps, BENCH_GRPO GRPO steps, periodic evaluation off);
 // the arms alternate (the order flips every round) and each run prints actions/s and the CPU time per action of

@@ -1,4 +1,4 @@
-// Graph call sizes in the pipeline (docs/performance.md, "Round 8: pipe8"): CPU time per action of one
+// Graph call sizes in the pipeline (docs/performance-history/pipeline.md, "Round 8: pipe8"): CPU time per action of one
 // onnxruntime thread running the default policy graph (rollout worker) and reward graph (reward worker) on calls
 // of 8 (one GRPO group), 16, 24 and 32 images, interleaved. The rollout worker runs one group per call so that
 // scoring overlaps the rest of the batch's rollouts; this prints what smaller calls cost per action.

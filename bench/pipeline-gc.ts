@@ -1,4 +1,4 @@
-// Garbage collection per pipeline process over the GRPO phase (docs/performance.md, "Round 7 (pipe7)"): runs the
+// Garbage collection per pipeline process over the GRPO phase (docs/performance-history/pipeline.md, "Round 7 (pipe7)"): runs the
 // local pipeline (runLocal, as bench/pipeline.bench.ts does) with every role under `node --trace-gc`, arms
 // alternating round by round, and sums per process the main thread's collection time (pauses plus incremental
 // marking steps, as V8 prints them) of the lines that arrive between the last SFT batch's acknowledgement and

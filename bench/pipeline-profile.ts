@@ -1,4 +1,4 @@
-// Where each pipeline process spends its CPU (docs/performance.md, "Pipeline", round 6): runs the local pipeline
+// Where each pipeline process spends its CPU (docs/performance-history/pipeline.md, round 6): runs the local pipeline
 // (runLocal, as bench/pipeline.bench.ts does) with every role under `node --cpu-prof`, then prints per process
 // the functions with the most self time over the last WINDOW seconds before the run's end (the GRPO phase when
 // GRPO steps are enough: ~25 s at 80 steps), garbage collection included, onnxruntime's graph calls showing as

@@ -5,7 +5,7 @@
 // single-process arm used to run inside the benchmark's own process, with neither setting and after whatever that
 // process had run before: its first run in a process was 20-30% slower than its later ones (round 10's idle runs:
 // 160.8 then 229.7 and 237.5 actions/s; 199.8 then 251.8), so the pipeline's ratio followed the arm's position in
-// the run (docs/performance.md, "Round 11: pipe11"). Here it runs as a pipeline role does: a new process, the
+// the run (docs/performance-history/pipeline.md, "Round 11: pipe11"). Here it runs as a pipeline role does: a new process, the
 // roles' environment, the same config, seed and span.
 //
 //   node --import tsx bench/pipeline-single.ts STALENESS SFT GRPO     # prints one JSON line (SingleFigures)

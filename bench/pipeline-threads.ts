@@ -1,4 +1,4 @@
-// Where each pipeline process's CPU goes by kind, per GRPO action (docs/performance.md, "Round 14: roles14"): user
+// Where each pipeline process's CPU goes by kind, per GRPO action (docs/performance-history/pipeline.md, "Round 14: roles14"): user
 // and system time, the main thread against every other thread (V8's GC and compiler threads, onnxruntime's pool,
 // libuv's), minor page faults and context switches, over the GRPO phase (the last SFT batch's acknowledgement to the
 // last GRPO batch's). The arms run this checkout's runLocal with different node flags for every role (`;`-separated

@@ -164,7 +164,7 @@ async function throughput(): Promise<void> {
         );
       }
       // The most a pipeline at this CPU per action can run with every core busy: at staleness 1 the rate sits near it,
-      // so only less CPU per action raises it (docs/performance.md, "Round 15: threads15")
+      // so only less CPU per action raises it (docs/performance-history/pipeline.md, "Round 15: threads15")
       const ceiling = (availableParallelism() * 1000) / cpu(arm.name);
       const reference = median(results.get(singles[0]!.name)!.map((r) => r.actionsPerSecond));
       console.log(`    ${arm.name}: ${availableParallelism()} cores fully busy at ${cpu(arm.name).toFixed(2)} ms per action would run ${ceiling.toFixed(0)} actions/s, ${(ceiling / reference).toFixed(2)}x the ${singles[0]!.name}'s median ${reference.toFixed(0)}`);

@@ -1,4 +1,4 @@
-// What deleting old checkpoints costs nats-server's file store, by the way they are deleted (docs/performance.md,
+// What deleting old checkpoints costs nats-server's file store, by the way they are deleted (docs/performance-history/broadcast.md,
 // "Round 21: bcast21"). Each mode has its own nats-server (file storage) and CheckpointStore; versions of PRUNE_MB
 // are put (no followers) in blocks of PRUNE_BLOCK versions, the modes taking turns block by block, and the store is
 // pruned to PRUNE_KEEP after each put as the mode says. Per mode: nats-server's CPU per version (/proc, put + prune),

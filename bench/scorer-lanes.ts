@@ -1,6 +1,6 @@
 // The scoring path end to end: RewardScorer on the CPU with 2 lanes (default encoder), 64 pairs of 256x256, REPS
 // calls after one warm-up; prints wall and CPU medians and a sha256 of the outputs, to compare two trees' runs
-// (docs/performance.md, "Round 19: ssim19"):
+// (docs/performance-history/ssim.md, "Round 19: ssim19"):
 //   MAP=1 REPS=5 node --import tsx bench/scorer-lanes.ts      (MAP=1: the SSIM maps too)
 import { createHash } from 'node:crypto';
 import { RewardScorer } from '../lib/models/scorer.ts';

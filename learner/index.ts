@@ -172,7 +172,7 @@ class LearnerRole implements WorkerRoleImpl {
   private pruneFor: LearnerState | undefined;
   /**
    * The checkpoint versions the store holds, as this learner put and deleted them: pruning deletes from this record
-   * instead of listing the bucket on every version (docs/performance.md, "Round 12: pipe12"). Undefined until the
+   * instead of listing the bucket on every version (docs/performance-history/pipeline.md, "Round 12: pipe12"). Undefined until the
    * bucket is listed once (the first prune: an earlier process's versions), and again after a store loss or a
    * failed prune.
    */
@@ -733,7 +733,7 @@ class LearnerRole implements WorkerRoleImpl {
   /**
    * After the last SFT batch is acknowledged: the GRPO graph's session and the reference policy's, created while the
    * first GRPO batch is rolled out and scored instead of inside its step, where they were on the critical path (~130
-   * ms; docs/performance.md "Round 10: pipe10"), and their first runs on zeros (learner/warm-up.ts; "Round 12: pipe12").
+   * ms; docs/performance-history/pipeline.md "Round 10: pipe10"), and their first runs on zeros (learner/warm-up.ts; "Round 12: pipe12").
    * Every value the steps compute is as before.
    */
   private async prepareGrpo(): Promise<void> {
@@ -791,7 +791,7 @@ class LearnerRole implements WorkerRoleImpl {
     trace('encoded', { version: s.version });
     // The moments are stored beside the checkpoint's bytes, and the checkpoint is announced only once both are, so
     // every published checkpoint has them (learner-state.ts). In sequence they were on the critical path of every
-    // batch (docs/performance.md, "Round 8: pipe8").
+    // batch (docs/performance-history/pipeline.md, "Round 8: pipe8").
     // The checkpoint's put goes first: its lookup (os.info) was sent behind the moments' chunks on the same
     // connection and waited for them (12.5 ms median at staleness 0 under load, round 15: s015); the moments' chunks
     // start on the next turn of the loop, after that request is on the wire.

@@ -1,5 +1,5 @@
 // The GRPO graphs' first runs, done on zero inputs of a full batch's shapes before the first GRPO batch arrives.
-// Why: a session's first run of a shape faults in its arena's memory (docs/performance.md, "Round 10: pipe10"): the
+// Why: a session's first run of a shape faults in its arena's memory (docs/performance-history/pipeline.md, "Round 10: pipe10"): the
 // learner's first GRPO step cost ~650 ms of wall time and ~415 ms of CPU against ~90 and ~80 for later ones, on the
 // critical path while the workers waited for its checkpoint. The learner runs this after acknowledging the last SFT
 // batch (learner/index.ts prepareGrpo), while the first GRPO batch is rolled out and scored. Outputs are discarded,

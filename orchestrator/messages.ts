@@ -11,7 +11,7 @@ import { equalRuns } from '../lib/graph/shared-rows.ts';
 import { encodeTensor, type OrchestratorMessage, type TrainBatch } from '../lib/transport/index.ts';
 
 // Every array encoded here is made for its message and not changed afterwards, so the wire bytes are views of it
-// (share): no copy per tensor (docs/performance.md, "Pipeline", round 6). `field` names it in an error.
+// (share): no copy per tensor (docs/performance-history/pipeline.md, round 6). `field` names it in an error.
 const tensor = (data: Float32Array, shape: number[], field: string) => encodeTensor({ dtype: 'float32', shape, data }, { share: true, field });
 
 const batchId = (config: RunConfig, seq: number) => `${config.run.id}-b${seq}`;

@@ -115,7 +115,7 @@ class RolloutRole implements WorkerRoleImpl {
   capabilities() {
     // One task per message: tasks arriving one by one let its first policy call carry one group, whose score task
     // then overlaps with the rest of the batch's rollouts (a bundle of the whole batch made one call of 32 and
-    // left the reward worker idle meanwhile; pipeline runs on 2 cores were slower, docs/performance.md "Pipeline").
+    // left the reward worker idle meanwhile; pipeline runs on 2 cores were slower, docs/performance-history/pipeline.md).
     return { device: deviceLabel(this.device), max_batch: this.maxBatch, max_in_flight: this.maxInFlight, max_tasks_per_message: 1, labels: {} };
   }
 
@@ -311,7 +311,7 @@ class RolloutRole implements WorkerRoleImpl {
       // runs a session synchronously): two turns of the loop, one for the connection's flush (queued by the send)
       // and one for HTTP/2's write to the socket, which the 16 MiB windows (lib/transport/flow-window.ts) let take
       // the whole result. Without them a result reached the orchestrator (and its score task the reward worker, the
-      // slower stage) one to three policy calls late (docs/performance.md, "Round 9: pipe9"). Waiting for the
+      // slower stage) one to three policy calls late (docs/performance-history/pipeline.md, "Round 9: pipe9"). Waiting for the
       // write's callback instead cost 6 ms more per call on a loaded machine.
       if (this.sentSinceCall) {
         this.sentSinceCall = false;
@@ -330,7 +330,7 @@ class RolloutRole implements WorkerRoleImpl {
     const slots: Array<{ t: Pending; i: number }> = [];
     // On CPU at maxStaleness 0 a call carries one task (one GRPO group): its result goes out, and is scored, while
     // the next group's call runs. Packing the batch's queued groups into one call left the reward worker idle until
-    // all of them were done (docs/performance.md, "Round 8: pipe8"). At maxStaleness >= 1 the rollouts overlap the
+    // all of them were done (docs/performance-history/pipeline.md, "Round 8: pipe8"). At maxStaleness >= 1 the rollouts overlap the
     // learner's step and the cores are the limit, so the queued groups share a call (fewer calls, less CPU per
     // action: "Round 9: pipe9"); a GPU always packs them. The policy computes each row on its own either way.
     const onePerCall = this.device === 'cpu' && this.ctx.config.grpo.maxStaleness === 0;

@@ -4,7 +4,7 @@
 #   bash scripts/fetch-nats-server-2.10.sh && BENCH_NATS_BINARY_AFTER=.tmp/nats-2.10/nats-server ... bench broadcast
 # or, for the tests, the local run and `npm run faults`: RECOVERY_GRPO_NATS_SERVER=.tmp/nats-2.10/nats-server
 # apt downloads the package with a list, state and cache of its own (checked against trixie's signed index); nothing
-# else on the system changes. Root and apt-get needed. Not the default: docs/performance.md, round 11.
+# else on the system changes. Root and apt-get needed. Not the default: docs/performance-history/broadcast.md, round 11.
 set -euo pipefail
 dir=${1:-"$(dirname "$0")/../.tmp/nats-2.10"}
 [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { echo "needs root, apt-get and dpkg-deb" >&2; exit 1; }

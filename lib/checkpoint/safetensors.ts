@@ -39,7 +39,7 @@ function f32ToLeBytes(src: Float32Array, dst: Uint8Array, offset: number): void 
 
 function leBytesToF32(src: Uint8Array, begin: number, count: number, view: boolean): Float32Array {
   // a view where the caller allows it and the bytes are 4-byte aligned: no fresh allocation (page faults cost
-  // ~3 ms per MB on a VM, docs/performance.md) and no copy
+  // ~3 ms per MB on a VM, docs/performance-history/broadcast.md) and no copy
   if (view && LITTLE_ENDIAN && (src.byteOffset + begin) % 4 === 0) return new Float32Array(src.buffer, src.byteOffset + begin, count);
   const out = new Float32Array(count);
   if (LITTLE_ENDIAN) {

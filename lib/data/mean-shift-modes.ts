@@ -1,5 +1,5 @@
 // mean_shift's mode search in WebAssembly with 128-bit SIMD, two window samples a vector (the search 1.7-2.4x the JS one's,
-// the corruption 1.5-1.8x: docs/performance.md, round 18). Source: lib/data/wasm/mean-shift-modes.as.ts (AssemblyScript),
+// the corruption 1.5-1.8x: docs/performance-history/corruption.md, round 18). Source: lib/data/wasm/mean-shift-modes.as.ts (AssemblyScript),
 // compiled into the committed lib/data/wasm/mean-shift-modes.wasm by scripts/build-wasm.ts.
 import { KEEP_SCRATCH_ELEMENTS } from './filters.ts';
 import { align16 as align, memoryUpTo, wasmInstances, type WasmExports } from './wasm-instances.ts';

@@ -5,11 +5,11 @@
 // Every tensor of a role is an ArrayBuffer, so on a small heap that room is spent by tensors alone: the
 // orchestrator's limit was 83 MB at 59 MB live (V8's growing factor for its speed ratio), 8 MB of room, and it ran
 // a mark-compact of its whole heap every 0.5-1 s of the GRPO phase, each collecting 1-4 MB; garbage collection was
-// half of its CPU (docs/performance.md, "Round 7 (pipe7)"). A fixed factor of 2 leaves as much room as the heap is
+// half of its CPU (docs/performance-history/pipeline.md, "Round 7 (pipe7)"). A fixed factor of 2 leaves as much room as the heap is
 // large. Cost: a role's JavaScript heap may grow to twice its live size before it is collected (the orchestrator's
 // ~60 MB live heap to ~120 MB). Results do not depend on it (only when garbage is collected).
 //
-// Per role (round 14, docs/performance.md "Round 14: roles14"): with a factor of 2 the orchestrator still ran 2-3
+// Per role (round 14, docs/performance-history/pipeline.md "Round 14: roles14"): with a factor of 2 the orchestrator still ran 2-3
 // mark-compacts per 40 GRPO batches (each collecting ~3 MB of objects: the room is spent by something else, most likely relayed tensors' buffers),
 // and they were a fifth of its CPU in a perf profile; with a factor of 4 it ran 1 (in 7 runs of 7). The orchestrator
 // gets 300; the other roles keep 100 (the rollout worker's 0-1 per 40 batches did not change measurably).

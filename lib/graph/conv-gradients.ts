@@ -143,7 +143,7 @@ function kernelGradientShifted(x: Value, dy: Value, [kh, kw]: [number, number], 
  * (a chunk's buffers are reused by the next). At 128 px a 16->16 layer's operands are 6.4 MB per image, 205 MB for a
  * batch of 32, which otherwise go to memory and back. The same bytes: the copies are exact, each image's matrix
  * product is computed alone either way, and the per-image products are summed over the whole batch in the same
- * order (docs/performance.md, "Round 19: grpo19").
+ * order (docs/performance-history/grpo-step.md, "Round 19: grpo19").
  */
 export const CHUNKS = { count: 16, minBytes: 1 << 20 };
 

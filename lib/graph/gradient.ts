@@ -71,7 +71,7 @@ export const rules: Record<string, VJP> = {
     // instead of x lets ORT fuse the forward Conv with the activation. Greater, Cast, Clip and Mul together cost a
     // third of ORT's three-tensor Where (and Sign is as slow as Where); Clip is ~half of Max with a scalar
     // (round 21: 1.4 against 2.75 ms for [32,16,128,128] on one thread). Clip(Ceil(y), alpha, 1) would save the
-    // Greater and Cast too, but gives NaN where y is NaN (docs/performance.md, "Round 21: grpo21").
+    // Greater and Cast too, but gives NaN where y is NaN (docs/performance-history/grpo-step.md, "Round 21: grpo21").
     // (alpha -0 passes `>= 0` but its products' zeros have the other sign: the Where path below)
     if (alpha >= 0 && alpha <= 1 && !Object.is(alpha, -0)) return [mul(dy!, clip(cast(greater(y, 0), 'float32'), alpha, 1))];
     return [where(greater(x, 0), dy!, mul(dy!, alpha))];

@@ -118,7 +118,7 @@ export function intraOpThreads(): number {
 /**
  * onnxruntime's options for every GraphSession of the project. lib/models/lanes.ts sets its own for the SSIM lanes
  * and keeps the memory pattern: a lane runs one shape all run long, and its CPU in `npm run bench models` was not
- * shown to gain without it (round 10's coordinator, docs/performance.md).
+ * shown to gain without it (round 10's coordinator, docs/performance-history.md).
  */
 export function sessionOptions(device: Device, intraOpThreads: number): ort.InferenceSession.SessionOptions {
   return {
@@ -126,11 +126,11 @@ export function sessionOptions(device: Device, intraOpThreads: number): ort.Infe
     graphOptimizationLevel: 'all',
     // 0 means one thread per core, counted here: onnxruntime's own count for 0 (its physical cores) gave ONE thread on
     // the 2-core development VM, so every process that did not pass --threads ran its graphs on one core
-    // (docs/performance.md, "Round 15: threads15").
+    // (docs/performance-history/pipeline.md, "Round 15: threads15").
     intraOpNumThreads: intraOpThreads === 0 ? availableParallelism() : intraOpThreads,
     // No memory pattern: with it, the second run of each input shape allocates the block it planned from the first
     // and faults those pages in afresh, so the GRPO step's second run cost ~4x a later one (~270 ms more CPU at
-    // 32 px, in the learner and in the single-process loop alike; docs/performance.md "Round 10: pipe10"); the
+    // 32 px, in the learner and in the single-process loop alike; docs/performance-history/pipeline.md "Round 10: pipe10"); the
     // arena alone reuses the first run's memory. Where a tensor lives does not change its values.
     enableMemPattern: false,
     // Several processes share the cores (rollout, reward, learner): idle threads must not spin.

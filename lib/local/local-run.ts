@@ -81,7 +81,7 @@ const ROLE_OF: Record<OrtRole, RoleName> = { learner: 'learner', 'rollout-worker
  * The --threads each role gets: explicit settings, else a share of the cores (none when THREADS_ENV is set): the
  * workers an even share each, the learner twice that (at most every core). The learner's GRPO step is the serial
  * part at maxStaleness 0 (the workers wait for its checkpoint) and the bottleneck at 1, so it gets the cores the
- * waiting workers leave (docs/performance.md, "Round 7 (pipe7)"); results do not depend on the thread count.
+ * waiting workers leave (docs/performance-history/pipeline.md, "Round 7 (pipe7)"); results do not depend on the thread count.
  */
 export function roleThreads(o: Pick<LocalRunOptions, 'threads' | 'rolloutWorkers' | 'rewardWorkers'>, cores = availableParallelism()): Partial<Record<OrtRole, number>> {
   const processes = 1 + (o.rolloutWorkers ?? 1) + (o.rewardWorkers ?? 1);

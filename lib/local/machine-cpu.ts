@@ -1,6 +1,6 @@
 // The machine's busy CPU time, all cores and processes together (/proc/stat), so that a benchmark can tell how much
 // of the cores other work took while an arm ran: the pipeline's figure on a shared machine follows that share
-// (docs/performance.md, "Round 11: pipe11").
+// (docs/performance-history/pipeline.md, "Round 11: pipe11").
 import { readFileSync } from 'node:fs';
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */

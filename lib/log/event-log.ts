@@ -35,7 +35,7 @@ export interface EventLog {
 /**
  * The event log `file`, opened for appending once instead of once per line: appendFileSync opens, writes and
  * closes the file per event, and the open and close were most of its cost (~0.2 ms an event, nine events per
- * GRPO batch; docs/performance.md, "Round 13: orch13"). Each line is still one synchronous write (O_APPEND)
+ * GRPO batch; docs/performance-history/pipeline.md, "Round 13: orch13"). Each line is still one synchronous write (O_APPEND)
  * that is in the file when append returns, so what a reader sees and what a kill loses are unchanged.
  */
 export function openEventLog(file: string): EventLog {

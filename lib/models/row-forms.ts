@@ -1,7 +1,7 @@
 // The GRPO graph in its two forms (graph/shared-rows.ts), chosen per batch: with shared rows when the batch repeats
 // images (a GRPO group's G rows: the network runs once per image), plain when every row is its own. There the
 // shared form's Gathers only copy every activation the backward reads back onto the same rows: 1.06x the plain
-// graph's CPU on 32 distinct images at 128 px (docs/performance.md, "Round 13: rows13"). Both forms give the same
+// graph's CPU on 32 distinct images at 128 px (docs/performance-history/grpo-step.md, "Round 13: rows13"). Both forms give the same
 // bytes (test/models/shared-rows.test.ts), so the choice never changes a result. The policy forward keeps the
 // shared form alone (runner.ts): its only Gather back is the output's.
 import { GraphSession, type Feeds } from '../graph/runtime.ts';

@@ -105,7 +105,7 @@ export class RewardScorer {
     let s = this.sessions.get(key);
     if (!s) {
       // On the CPU the batch runs in slices (SSIM_LANE_RUN_BATCH items on several lanes, SSIM_RUN_BATCH on one): the
-      // SSIM filter's intermediate tensors then stay in cache (docs/performance.md), and the slices of a large image
+      // SSIM filter's intermediate tensors then stay in cache (docs/performance-history/ssim.md), and the slices of a large image
       // spread over the lanes.
       // Every item is scored on its own, so slicing changes no value. On one lane (every image below
       // LANE_MIN_PIXELS), the graph encodes each slice's distinct references once (sharedReferenceRunner).

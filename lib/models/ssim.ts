@@ -60,7 +60,7 @@ export const SSIM_FOLD_CHANNELS = 48;
  * Images per graph run on one lane (RewardScorer's sharedReferenceRunner, whose runs encode the distinct
  * references of a slice once): 4 pairs stack exactly 4 statistics x 4 images x 3 channels = 48 planes, one
  * folded Conv with no padding. Measured on the 2-core machine at 256x256, 64 pairs: 1 or 2 per run pay for
- * padding to 48 planes, 8 or more fall out of cache (docs/performance.md).
+ * padding to 48 planes, 8 or more fall out of cache (docs/performance-history/ssim.md).
  */
 export const SSIM_RUN_BATCH = 4;
 
@@ -69,7 +69,7 @@ export const SSIM_RUN_BATCH = 4;
  * with the plain filter (`fold: false`): one pair is 12 stacked channels, the 12 planes of its statistics, with
  * no zero planes, and its intermediates (~0.7 MB a tensor at 256x256) stay in a core's own cache while two
  * lanes share the last-level one. 64 pairs of 256x256 on two lanes took ~25% less CPU and wall time than runs
- * of 4 with the folded filter (docs/performance.md, "Round 19: ssim19"). Every item is scored on its own and
+ * of 4 with the folded filter (docs/performance-history/ssim.md, "Round 19: ssim19"). Every item is scored on its own and
  * both filters give the same values, so the values are unchanged.
  */
 export const SSIM_LANE_RUN_BATCH = 1;

@@ -1,6 +1,6 @@
 // Buffers that a follower's pushed checkpoints are received into, reused once nobody holds the checkpoint.
 //
-// Why: on this kind of VM the first write to fresh memory costs ~4 ms per MB in page faults (docs/performance.md
+// Why: on this kind of VM the first write to fresh memory costs ~4 ms per MB in page faults (docs/performance-history/broadcast.md
 // "Round 9: bcast9"), more than receiving and hashing the same bytes, and every pushed checkpoint landed in a new
 // buffer of its size. A follower holds one checkpoint at a time (the policy it runs), so two or three buffers,
 // reused, are all it ever needs.

@@ -1,4 +1,4 @@
-// HTTP/2 flow-control windows wide enough for a whole message, both ways (docs/performance.md, "Round 9: pipe9").
+// HTTP/2 flow-control windows wide enough for a whole message, both ways (docs/performance-history/pipeline.md, "Round 9: pipe9").
 //
 // HTTP/2 lets a sender put at most the receiver's window on the wire (65,535 bytes by default, per stream and per
 // connection) and then waits for the receiver's WINDOW_UPDATE, which the sender can read only on a turn of its event

@@ -1,8 +1,8 @@
 // nats.js's handling of large messages, both ways, without its copies into fresh memory.
 //
 // Why: on this kind of VM (Firecracker, free-page reporting) the first write to freshly allocated memory costs ~3 ms
-// per MB in page faults, against ~0.02 ms to rewrite memory already touched (docs/performance.md "Checkpoint
-// broadcast"), so every copy into a new buffer of a checkpoint's size costs more than hashing it.
+// per MB in page faults, against ~0.02 ms to rewrite memory already touched (docs/performance-history/broadcast.md),
+// so every copy into a new buffer of a checkpoint's size costs more than hashing it.
 //
 // Receiving. nats.js 2.x (parser.js) parses each socket read (up to 64 KiB) as it comes; a message longer than what is
 // left of the read is assembled in a DenoBuffer that starts as a copy of the first part and grows to

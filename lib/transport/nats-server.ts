@@ -45,7 +45,7 @@ export interface SpawnNatsOptions {
 /**
  * max_payload for the servers this project configures (k8s/base/nats.conf, the local run's and the demo's): 8 MiB,
  * the largest nats-server accepts without a warning. A checkpoint up to that size travels in one message, which a
- * follower holds and decodes without assembling it (docs/performance.md, round 7).
+ * follower holds and decodes without assembling it (docs/performance-history/broadcast.md, round 7).
  */
 export const CHECKPOINT_MAX_PAYLOAD = 8 * 1024 * 1024;
 

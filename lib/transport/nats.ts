@@ -461,7 +461,7 @@ export class CheckpointStore {
     }
     // read from the store (a late joiner's first checkpoint): these bytes never return to the pool, so the two buffers
     // a follower cycles through (the version it holds, the one arriving) are both made now; with one, the second push
-    // after the join landed in fresh memory (docs/performance.md, "Round 14: bcast14")
+    // after the join landed in fresh memory (docs/performance-history/broadcast.md, "Round 14: bcast14")
     if (opts.reuse) this.pushes?.buffers.reserve(bytes.length, RESERVED_BUFFERS + 1);
     this.opts.onGet?.({ version, bytes: bytes.length, seconds: (performance.now() - t0) / 1000 });
     let released = false;
@@ -601,7 +601,7 @@ export class CheckpointStore {
    * KL reference a learner still needs), which are never deleted whatever their age; versions in `keep` that are
    * not stored are ignored. Returns the deleted versions, ascending. `opts.stored`: the versions the caller knows the
    * bucket holds (the learner's own record of what it put and deleted), in place of listing the bucket, which costs
-   * the writer and nats-server more than the deletes themselves (docs/performance.md, "Round 12: pipe12").
+   * the writer and nats-server more than the deletes themselves (docs/performance-history/pipeline.md, "Round 12: pipe12").
    */
   async prune(keepLast: number, opts: { keep?: Iterable<number>; stored?: Iterable<number> } = {}): Promise<number[]> {
     if (!Number.isInteger(keepLast) || keepLast < 1) throw new Error(`prune: keepLast must be an integer >= 1, got ${keepLast}`);

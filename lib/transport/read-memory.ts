@@ -5,7 +5,7 @@
 // Buffer object, at a scavenge. nats.js copies a large message's reads into the message's buffer and drops them, but
 // a process that allocates few JavaScript objects between checkpoints (a follower waiting for the next one) goes many
 // checkpoints without a scavenge, so its reads keep landing in memory the kernel must fault in: on this kind of VM
-// ~15 µs per 4 KiB page, ~4 ms per MB, against 0.6 ms per MB for sha256 (docs/performance.md "Round 9: bcast9"). A
+// ~15 µs per 4 KiB page, ~4 ms per MB, against 0.6 ms per MB for sha256 (docs/performance-history/broadcast.md "Round 9: bcast9"). A
 // scavenge after each MiB read frees the dead reads, and the next ones reuse that memory (malloc keeps it).
 //
 // A scavenge with little young and alive costs ~0.05 ms; it runs from setImmediate, after the reads in hand are
@@ -70,7 +70,7 @@ export function noteReceived(bytes: number): boolean {
  * process's life: the first copies what the process's start left alive in the young generation (module loading,
  * connecting; ~2 MB) into to-space pages never touched before, as V8 grows the young generation, and the second
  * promotes it to the old generation. Measured in a fresh follower: ~8-10 ms of CPU and 128 page faults, then 1.6-3 ms
- * and 33-109 faults, then 0.2 ms and none for every later one (docs/performance.md "Round 14: bcast14"). Done here
+ * and 33-109 faults, then 0.2 ms and none for every later one (docs/performance-history/broadcast.md "Round 14: bcast14"). Done here
  * they cost the same once, before any checkpoint waits on them. True when this call ran them.
  */
 export function settleYoungGeneration(): boolean {

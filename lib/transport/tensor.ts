@@ -116,7 +116,7 @@ const EXPONENT_ONE = 0x00800000;
  * The index of the first infinity or NaN of `data`, or -1. Read as bits, four values a test: a float32 is
  * non-finite exactly when its exponent bits are all ones, and then (bits & EXPONENT) + EXPONENT_ONE is 2^31,
  * negative as an int32 (every finite exponent stays below). 2-3x faster than reading each value as a number
- * (v - v !== 0), and every role checks every tensor it sends or receives (docs/performance.md, "Round 13: orch13").
+ * (v - v !== 0), and every role checks every tensor it sends or receives (docs/performance-history/pipeline.md, "Round 13: orch13").
  */
 export function firstNonFinite(data: Float32Array): number {
   const w = new Int32Array(data.buffer, data.byteOffset, data.length); // a Float32Array is always 4-byte aligned
@@ -168,7 +168,7 @@ function float16BitsOfFloat32Bits(x: number): number {
 
 /**
  * float16Bits of every value of `src` into `dst`, read as bit patterns (no number round trip per value: 3x
- * faster, the reward worker's SSIM maps; docs/performance.md, "Round 11: pipe11"); a NaN's payload does not
+ * faster, the reward worker's SSIM maps; docs/performance-history/pipeline.md, "Round 11: pipe11"); a NaN's payload does not
  * matter (any NaN gives sign | 0x7e00) and its sign is the same either way. Returns the index of the first value
  * that is an infinity or NaN in binary16 (overflow included), or -1.
  */

@@ -12,7 +12,7 @@
 // digest (get's expectDigest; docs/security.md). Other NATS writers are kept out by permissions alone otherwise.
 // The bytes are written by ObjectChunks (Node's sha256, 1 MiB chunks in a window) rather than nats.js's putBlob
 // (a JavaScript SHA-256 over the moments, twice the parameters' size, and 128 KiB chunks in sequence): the
-// learner writes them on every version, before it answers (docs/performance.md "Pipeline").
+// learner writes them on every version, before it answers (docs/performance-history/pipeline.md).
 import type { JetStreamManager, NatsConnection, ObjectStore } from 'nats';
 import { createHash, randomUUID } from 'node:crypto';
 import { StorageType } from 'nats';
@@ -162,9 +162,9 @@ export class LearnerStateStore {
     const name = this.objectName(version);
     // an earlier attempt at this version (a retry, or a process killed before announcing it) is replaced: its info is
     // looked up beside the new chunks (it is answered before they are committed), not before them, on the critical
-    // path at staleness 0 (docs/performance.md, "Round 12: pipe12"). No lookup where none can exist: the bucket was
+    // path at staleness 0 (docs/performance-history/pipeline.md, "Round 12: pipe12"). No lookup where none can exist: the bucket was
     // listed (every earlier process's versions are in `known`), the version is not among them, and this process has
-    // not tried it before (docs/performance.md, "Round 14: lrn14").
+    // not tried it before (docs/performance-history/pipeline.md, "Round 14: lrn14").
     const absent = this.known !== undefined && !this.known.has(version) && !this.attempted.has(version);
     this.attempted.add(version);
     const lookup = absent ? Promise.resolve(null) : this.os.info(name);

@@ -215,7 +215,7 @@ test('sft.ema: the trained weights are untouched, the average follows them by ha
 });
 
 // As for the policy (test/models/trainer.test.ts): a NaN activation inside the flow network makes the loss NaN, and such a
-// step must never be applied (what lets a gradient rule differ only where an activation is NaN: docs/performance.md,
+// step must never be applied (what lets a gradient rule differ only where an activation is NaN: docs/performance-history/grpo-step.md,
 // "Round 22: grpo22").
 test('a NaN activation (from x_t or a parameter) makes the Flow-GRPO loss NaN and the step is never applied', async () => {
   for (const mode of ['scalar', 'dense'] as const) {

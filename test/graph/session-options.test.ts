@@ -1,5 +1,5 @@
 // The options every onnxruntime session gets (lib/graph/runtime.ts sessionOptions): no memory pattern (its
-// second run per shape faulted a fresh block in; docs/performance.md "Round 10: pipe10"), no spinning threads,
+// second run per shape faulted a fresh block in; docs/performance-history/pipeline.md "Round 10: pipe10"), no spinning threads,
 // and the values of a graph's runs do not depend on where its tensors were allocated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -74,7 +74,7 @@ test('a GRPO step raises the advantage-weighted log-probability; NaN never reach
 
 // A NaN activation must never reach the parameters: the loss is a forward output, so it is enough that a NaN
 // activation makes the loss NaN and the trainer refuses a non-finite loss (a gradient rule that differs only where an
-// activation is NaN, like round 22's Ceil slope, then cannot change a checkpoint: docs/performance.md, "Round 22: grpo22").
+// activation is NaN, like round 22's Ceil slope, then cannot change a checkpoint: docs/performance-history/grpo-step.md, "Round 22: grpo22").
 test('a NaN activation (from the image or a parameter) makes the GRPO loss NaN and the step is never applied (resnet, unet)', async () => {
   const rand = testRandom(11);
   const { noisy } = batch(3);
