@@ -41,7 +41,8 @@ import { grpoHyper, needsReferenceForward, startGrpoPhase, type GrpoHyper } from
 import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
-import { sameVersionScreen } from '../lib/grpo/logp-check.ts';
+import { excludeRows, sameVersionScreen } from '../lib/grpo/logp-check.ts';
+import { ParamHistory, staleCheck, staleCheckKey } from '../lib/grpo/stale-check.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
@@ -89,7 +90,7 @@ import { trace } from '../lib/log/trace.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { largestBatch } from '../lib/config/batch-fit.ts';
 import { warmUpGrpo } from './warm-up.ts';
-import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
+import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch, type GrpoBatchInputs } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
   /** Delay between attempts to publish a checkpoint (NATS down). Default 1000 ms. */
@@ -161,6 +162,12 @@ class LearnerRole implements WorkerRoleImpl {
   private trainer: PolicyTrainer | FlowTrainer | undefined;
   private params: TensorMap | undefined;
   private refParams: TensorMap | undefined;
+  /**
+   * The stale-row check (lib/grpo/stale-check.ts; grpo.maxStaleness > 0 and grpo.staleCheckFraction > 0, policy
+   * family): the parameters of the last maxStaleness versions, and the key of its sample.
+   */
+  private history: ParamHistory | undefined;
+  private staleKey: Buffer | undefined;
   /** grpo.ema: the GRPO weights' moving average (lib/grpo/weight-average.ts), kept beside the AdamW moments. */
   private average: ParamEma | undefined;
   private refRunner: Promise<PolicyRunner> | undefined;
@@ -227,6 +234,12 @@ class LearnerRole implements WorkerRoleImpl {
       throw new SetupError(`run ${ctx.runId}: its batches hold up to ${largest} samples (sft.batchSize ${sft.batchSize}, grpo.samplesPerBatch ${grpo.samplesPerBatch} x grpo.groupSize ${grpo.groupSize}), more than this learner's max_batch ${this.maxBatch}: start it with --max-batch ${largest}`);
     }
     this.hyper = grpoHyper(ctx.config);
+    if (grpo.maxStaleness > 0 && grpo.staleCheckFraction > 0 && !isFlowFamily(ctx.config)) {
+      this.history = new ParamHistory(grpo.maxStaleness);
+      const k = staleCheckKey();
+      this.staleKey = k.key;
+      if (grpo.staleCheckFraction < 1) ctx.log.info(`stale-row check: ${grpo.staleCheckFraction} of the stale groups per batch, drawn with ${k.fromEnv ? 'the key in RECOVERY_STALE_CHECK_KEY (reproducible)' : 'a key drawn at this start (set RECOVERY_STALE_CHECK_KEY for a reproducible sample)'}`);
+    }
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const shapes = paramShapesOf(ctx.config);
     const Trainer = isFlowFamily(ctx.config) ? FlowTrainer : PolicyTrainer;
@@ -533,6 +546,7 @@ class LearnerRole implements WorkerRoleImpl {
     if (batch.nonFinite) return this.skipNonFinite(b, kind, `input ${batch.nonFinite}`, {}, t0);
 
     const versionBefore = st.version;
+    this.keepForStaleCheck(b.batch_seq, versionBefore);
     trace('train_start', { seq: b.batch_seq });
     let fields: StepFields;
     let applied: boolean;
@@ -547,17 +561,22 @@ class LearnerRole implements WorkerRoleImpl {
       // the flow family trains over its rows (action, trained step); each row's behaviour version is its action's
       const trainer = this.trainer!;
       const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
+      // the stale-row check (policy family) takes its forged rows out before the step's forward
+      const stale = batch.flow ? [] : await this.staleRowCheck(b, batch, versionBefore);
+      const checked = stale.length ? { ...batch, ...excludeRows({ advantages: batch.advantages, ...(batch.advantageMap ? { advantageMap: batch.advantageMap } : {}), logpOld: batch.logpOld }, stale, batch.n) } : batch;
       let excluded: number[] = [];
       const screen = sameVersionScreen({
-        batch: { advantages: batch.advantages, ...(batch.advantageMap ? { advantageMap: batch.advantageMap } : {}), logpOld: batch.flow ? batch.flow.logpOld : batch.logpOld },
+        batch: { advantages: checked.advantages, ...(checked.advantageMap ? { advantageMap: checked.advantageMap } : {}), logpOld: batch.flow ? batch.flow.logpOld : checked.logpOld },
         rowVersions, version: versionBefore, tolerance: this.ctx.config.grpo.logpTolerance,
         ...(batch.flow ? { actionOf: (row: number) => batch.flow!.actionIndex[row]! } : {}),
         excluded: (rows) => (excluded = rows),
       });
       const flowResult = trainer instanceof FlowTrainer ? await flowGrpoUpdate(trainer, this.flowReference(), { ...batch, flow: batch.flow! }, this.hyper, screen) : undefined;
-      const r = flowResult ?? await grpoUpdate(trainer as PolicyTrainer, this.reference(), batch, this.hyper, screen);
+      const r = flowResult ?? await grpoUpdate(trainer as PolicyTrainer, this.reference(), checked, this.hyper, screen);
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
+      // a row is either stale or at the learner's version: the two lists do not meet
+      if (stale.length) excluded = [...stale, ...excluded].sort((x, y) => x - y);
       if (excluded.length) this.reportExcluded(b, batch, excluded);
       // the batch's actions whose rows were excluded, for the orchestrator to name their rollout worker (each once)
       const excludedActions = [...new Set(batch.flow ? excluded.map((row) => batch.flow!.actionIndex[row]!) : excluded)].sort((x, y) => x - y);
@@ -623,6 +642,34 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   /**
+   * grpo.maxStaleness > 0: a copy of the parameters at `version`, before batch `seq` changes them, for the stale-row
+   * check of the batches after it. Only versions a GRPO row can carry are kept: GRPO batch s (s > sft.steps) is
+   * dispatched once the learner acknowledged batch s - 1 - maxStaleness, so its rows are of the versions from there on.
+   */
+  private keepForStaleCheck(seq: number, version: number): void {
+    if (this.history && seq + this.ctx.config.grpo.maxStaleness > this.ctx.config.sft.steps) this.history.keep(version, this.params!);
+  }
+
+  /**
+   * The stale-row check (lib/grpo/stale-check.ts) of a policy-family GRPO batch trained at `version`: the rows it
+   * finds forged, counted with the rows it checked and could not check.
+   */
+  private async staleRowCheck(b: TrainBatch__Output, batch: GrpoBatchInputs, version: number): Promise<number[]> {
+    if (!this.history) return [];
+    const g = this.ctx.config.grpo;
+    const r = await staleCheck({
+      batch: { n: batch.n, images: batch.images, actions: batch.actions, logpOld: batch.logpOld, behaviourVersions: batch.behaviourVersions, sampleIds: b.sample_ids },
+      version, seq: b.batch_seq, history: this.history, tolerance: g.logpTolerance, fraction: g.staleCheckFraction, key: this.staleKey!,
+      logStdName: LOG_STD, meanOf: async (params, images, n) => (await this.referenceRunner()).mean(params, images, n),
+    });
+    const m = this.ctx.metrics.get('logp_stale_rows_total');
+    if (r.checked) m.inc({ outcome: 'checked' }, r.checked);
+    if (r.notSampled) m.inc({ outcome: 'not_sampled' }, r.notSampled);
+    if (r.notHeld) m.inc({ outcome: 'not_held' }, r.notHeld);
+    return r.excluded;
+  }
+
+  /**
    * Rows the same-version check took out of the step (lib/grpo/logp-check.ts): counted, and logged with their sample
    * ids. The batch does not say which worker produced a row: the TrainResult's excluded_actions tells the
    * orchestrator, which names, counts and quarantines that worker (orchestrator/quarantine.ts).
@@ -634,7 +681,7 @@ class LearnerRole implements WorkerRoleImpl {
       // sample ids are quoted and cut (lib/log/quote.ts), as any text a peer chose
       return `${b.sample_ids[i] === undefined ? `row ${i}` : quoteForLog(b.sample_ids[i]!, 64)}${b.group_indices[i] === undefined ? '' : `#${b.group_indices[i]}`}${batch.flow ? ` step ${batch.flow.stepIndex[row]}` : ''}`;
     };
-    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}): excluded ${rows.length} of ${batch.flow ? batch.flow.rows : batch.n} rows whose logp_old disagrees with the learner's own at the same version beyond grpo.logpTolerance ${this.ctx.config.grpo.logpTolerance} (forged or broken rollouts): ${rows.slice(0, 16).map(sample).join(', ')}${rows.length > 16 ? ', ...' : ''}`);
+    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}): excluded ${rows.length} of ${batch.flow ? batch.flow.rows : batch.n} rows whose logp_old disagrees with the learner's own at their behaviour version beyond grpo.logpTolerance ${this.ctx.config.grpo.logpTolerance} (forged or broken rollouts): ${rows.slice(0, 16).map(sample).join(', ')}${rows.length > 16 ? ', ...' : ''}`);
   }
 
   /**
@@ -644,6 +691,7 @@ class LearnerRole implements WorkerRoleImpl {
    */
   private async recordEmpty(b: TrainBatch__Output, kind: 'sft' | 'grpo' | 'unknown', t0: number): Promise<void> {
     const st = this.st!;
+    this.keepForStaleCheck(b.batch_seq, st.version);
     const next: LearnerState = { ...st, version: st.version + 1, lastBatchSeq: b.batch_seq, lastBatchId: b.batch_id || `${this.ctx.runId}-b${b.batch_seq}` };
     this.publishAverageAtEnd(b.batch_seq);
     next.latest = await this.publish(next);
