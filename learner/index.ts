@@ -546,12 +546,12 @@ class LearnerRole implements WorkerRoleImpl {
     if (batch.nonFinite) return this.skipNonFinite(b, kind, `input ${batch.nonFinite}`, {}, t0);
 
     const versionBefore = st.version;
-    this.keepForStaleCheck(b.batch_seq, versionBefore);
     trace('train_start', { seq: b.batch_seq });
     let fields: StepFields;
     let applied: boolean;
     let reason = '';
     if (batch.kind === 'sft') {
+      this.keepForStaleCheck(b.batch_seq, versionBefore);
       const r = await this.trainer!.sftStep(batch.images, batch.targets, batch.n, sftLearningRate(this.ctx.config.sft, b.batch_seq));
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
@@ -563,6 +563,7 @@ class LearnerRole implements WorkerRoleImpl {
       const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
       // the stale-row check (policy family) takes its forged rows out before the step's forward
       const stale = batch.flow ? [] : await this.staleRowCheck(b, batch, versionBefore);
+      this.keepForStaleCheck(b.batch_seq, versionBefore);
       const checked = stale.length ? { ...batch, ...excludeRows({ advantages: batch.advantages, ...(batch.advantageMap ? { advantageMap: batch.advantageMap } : {}), logpOld: batch.logpOld }, stale, batch.n) } : batch;
       let excluded: number[] = [];
       const screen = sameVersionScreen({
@@ -642,8 +643,8 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   /**
-   * grpo.maxStaleness > 0: a copy of the parameters at `version`, before batch `seq` changes them, for the stale-row
-   * check of the batches after it. Only versions a GRPO row can carry are kept: GRPO batch s (s > sft.steps) is
+   * grpo.maxStaleness > 0: a copy of the parameters at `version`, before batch `seq` changes them (and after its own
+   * stale-row check, which reads only older versions), for the stale-row check of the batches after it. Only versions a GRPO row can carry are kept: GRPO batch s (s > sft.steps) is
    * dispatched once the learner acknowledged batch s - 1 - maxStaleness, so its rows are of the versions from there on.
    */
   private keepForStaleCheck(seq: number, version: number): void {

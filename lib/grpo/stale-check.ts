@@ -46,8 +46,9 @@ export function staleGroupChecked(key: Uint8Array, seq: number, sampleId: string
 }
 
 /**
- * The parameters of the learner's last `capacity` versions, each a copy (the trainer updates its own in place).
- * Costs capacity x 4 bytes per parameter: docs/grpo.md gives the default model's and an imported network's figure.
+ * The parameters of the learner's last `capacity` versions, each a copy (the trainer updates its own in place). The
+ * learner checks a batch at version v against v - capacity .. v - 1, then keeps v (the copy of the version it
+ * forgets is reused: no allocation once full). Costs capacity x 4 bytes per checkpointed parameter (docs/grpo.md).
  */
 export class ParamHistory {
   private readonly kept = new Map<number, TensorMap>();
@@ -56,10 +57,18 @@ export class ParamHistory {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`ParamHistory: capacity must be an integer >= 1, got ${capacity}`);
   }
 
-  /** Keeps a copy of `params` as version `version` (replacing one kept before), and forgets those more than `capacity` versions older. */
+  /**
+   * Keeps a copy of `params` as version `version` (replacing one kept before), and forgets every version more than
+   * `capacity` below it (and any above it: a version kept before a skipped step).
+   */
   keep(version: number, params: TensorMap): void {
-    this.kept.set(version, cloneTensorMap(params));
-    for (const v of this.kept.keys()) if (v <= version - this.capacity || v > version) this.kept.delete(v);
+    let spare = this.kept.get(version);
+    for (const [v, m] of this.kept) {
+      if (v > version - this.capacity && v <= version) continue;
+      this.kept.delete(v);
+      spare ??= m;
+    }
+    this.kept.set(version, spare && sameShapes(spare, params) ? copyInto(spare, params) : cloneTensorMap(params));
   }
 
   get(version: number): TensorMap | undefined {
@@ -76,6 +85,20 @@ export class ParamHistory {
     for (const m of this.kept.values()) for (const t of m.values()) n += t.data.byteLength;
     return n;
   }
+}
+
+function sameShapes(a: TensorMap, b: TensorMap): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, t] of b) {
+    const u = a.get(k);
+    if (!u || u.data.length !== t.data.length || u.shape.join(',') !== t.shape.join(',')) return false;
+  }
+  return true;
+}
+
+function copyInto(dst: TensorMap, src: TensorMap): TensorMap {
+  for (const [k, t] of src) dst.get(k)!.data.set(t.data);
+  return dst;
 }
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
