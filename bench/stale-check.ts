@@ -20,7 +20,7 @@ import { cloneTensorMap } from '../lib/checkpoint/tensors.ts';
 import { standardNormal } from '../lib/data/random.ts';
 import { grpoHyper } from '../lib/grpo/algorithm.ts';
 import { grpoUpdate } from '../lib/grpo/update.ts';
-import { ParamHistory, staleCheck } from '../lib/grpo/stale-check.ts';
+import { ParamHistory, policyRecompute, staleCheck } from '../lib/grpo/stale-check.ts';
 
 const ROUNDS = Number(process.env.STALE_BENCH_ROUNDS ?? 15);
 const SIZES = (process.env.STALE_BENCH_SIZES ?? '32').split(',').map(Number);
@@ -59,8 +59,8 @@ for (const size of SIZES) {
     step: async () => { await grpoUpdate(trainer, reference, batch, hyper); },
     check: async () => {
       const r = await staleCheck({
-        batch: { ...batch, behaviourVersions: Array(n).fill(0), sampleIds }, version: 1, seq: 2, history, tolerance: config.grpo.logpTolerance,
-        fraction: 1, key, logStdName: LOG_STD, meanOf: (p, im, m) => runner.mean(p, im, m),
+        batch: { rows: n, versions: Array(n).fill(0), groups: sampleIds, logpOld: batch.logpOld }, version: 1, seq: 2, history, tolerance: config.grpo.logpTolerance,
+        fraction: 1, key, recompute: policyRecompute(batch, LOG_STD, (p, im, m) => runner.mean(p, im, m)),
       });
       if (r.checked !== n || r.excluded.length) throw new Error(`bench: the honest batch's check gave ${JSON.stringify(r)}`);
     },

@@ -42,7 +42,8 @@ import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { excludeRows, sameVersionScreen } from '../lib/grpo/logp-check.ts';
-import { ParamHistory, staleCheck, staleCheckKey } from '../lib/grpo/stale-check.ts';
+import { flowRecompute, ParamHistory, policyRecompute, staleCheck, staleCheckKey } from '../lib/grpo/stale-check.ts';
+import { MIN_STEP_STD } from '../lib/flow/graphs.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
@@ -234,7 +235,7 @@ class LearnerRole implements WorkerRoleImpl {
       throw new SetupError(`run ${ctx.runId}: its batches hold up to ${largest} samples (sft.batchSize ${sft.batchSize}, grpo.samplesPerBatch ${grpo.samplesPerBatch} x grpo.groupSize ${grpo.groupSize}), more than this learner's max_batch ${this.maxBatch}: start it with --max-batch ${largest}`);
     }
     this.hyper = grpoHyper(ctx.config);
-    if (grpo.maxStaleness > 0 && grpo.staleCheckFraction > 0 && !isFlowFamily(ctx.config)) {
+    if (grpo.maxStaleness > 0 && grpo.staleCheckFraction > 0) {
       this.history = new ParamHistory(grpo.maxStaleness);
       const k = staleCheckKey();
       this.staleKey = k.key;
@@ -561,18 +562,24 @@ class LearnerRole implements WorkerRoleImpl {
       // the flow family trains over its rows (action, trained step); each row's behaviour version is its action's
       const trainer = this.trainer!;
       const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
-      // the stale-row check (policy family) takes its forged rows out before the step's forward
-      const stale = batch.flow ? [] : await this.staleRowCheck(b, batch, versionBefore);
+      // the stale-row check takes its forged rows out before the step's forward (rows: the flow family's, per step)
+      const stale = await this.staleRowCheck(b, batch, rowVersions, versionBefore);
       this.keepForStaleCheck(b.batch_seq, versionBefore);
-      const checked = stale.length ? { ...batch, ...excludeRows({ advantages: batch.advantages, ...(batch.advantageMap ? { advantageMap: batch.advantageMap } : {}), logpOld: batch.logpOld }, stale, batch.n) } : batch;
+      const actionOf = batch.flow ? (row: number) => batch.flow!.actionIndex[row]! : undefined;
+      const fieldsOf = (x: GrpoBatchInputs) => ({ advantages: x.advantages, ...(x.advantageMap ? { advantageMap: x.advantageMap } : {}), logpOld: x.flow ? x.flow.logpOld : x.logpOld });
+      let checked = batch;
+      if (stale.length) {
+        const { logpOld, ...perAction } = excludeRows(fieldsOf(batch), stale, rowVersions.length, actionOf);
+        checked = batch.flow ? { ...batch, ...perAction, flow: { ...batch.flow, logpOld } } : { ...batch, ...perAction, logpOld };
+      }
       let excluded: number[] = [];
       const screen = sameVersionScreen({
-        batch: { advantages: checked.advantages, ...(checked.advantageMap ? { advantageMap: checked.advantageMap } : {}), logpOld: batch.flow ? batch.flow.logpOld : checked.logpOld },
+        batch: fieldsOf(checked),
         rowVersions, version: versionBefore, tolerance: this.ctx.config.grpo.logpTolerance,
-        ...(batch.flow ? { actionOf: (row: number) => batch.flow!.actionIndex[row]! } : {}),
+        ...(actionOf ? { actionOf } : {}),
         excluded: (rows) => (excluded = rows),
       });
-      const flowResult = trainer instanceof FlowTrainer ? await flowGrpoUpdate(trainer, this.flowReference(), { ...batch, flow: batch.flow! }, this.hyper, screen) : undefined;
+      const flowResult = trainer instanceof FlowTrainer ? await flowGrpoUpdate(trainer, this.flowReference(), { ...checked, flow: checked.flow! }, this.hyper, screen) : undefined;
       const r = flowResult ?? await grpoUpdate(trainer as PolicyTrainer, this.reference(), checked, this.hyper, screen);
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
@@ -652,16 +659,20 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   /**
-   * The stale-row check (lib/grpo/stale-check.ts) of a policy-family GRPO batch trained at `version`: the rows it
-   * finds forged, counted with the rows it checked and could not check.
+   * The stale-row check (lib/grpo/stale-check.ts) of a GRPO batch trained at `version`, over its training rows
+   * (`rowVersions`: per row; the flow family's rows are an action's steps): the rows it finds forged, counted with
+   * the rows it checked and could not check.
    */
-  private async staleRowCheck(b: TrainBatch__Output, batch: GrpoBatchInputs, version: number): Promise<number[]> {
+  private async staleRowCheck(b: TrainBatch__Output, batch: GrpoBatchInputs, rowVersions: readonly number[], version: number): Promise<number[]> {
     if (!this.history) return [];
     const g = this.ctx.config.grpo;
+    const flow = batch.flow;
+    const recompute = flow
+      ? flowRecompute({ ...batch, flow }, MIN_STEP_STD, async (params, rows) => (await this.flowReference().runner()).stepMeanStd(params, rows))
+      : policyRecompute(batch, LOG_STD, async (params, images, n) => (await this.referenceRunner()).mean(params, images, n));
     const r = await staleCheck({
-      batch: { n: batch.n, images: batch.images, actions: batch.actions, logpOld: batch.logpOld, behaviourVersions: batch.behaviourVersions, sampleIds: b.sample_ids },
-      version, seq: b.batch_seq, history: this.history, tolerance: g.logpTolerance, fraction: g.staleCheckFraction, key: this.staleKey!,
-      logStdName: LOG_STD, meanOf: async (params, images, n) => (await this.referenceRunner()).mean(params, images, n),
+      batch: { rows: rowVersions.length, versions: rowVersions, groups: Array.from({ length: rowVersions.length }, (_, row) => b.sample_ids[flow ? flow.actionIndex[row]! : row] ?? `row ${row}`), logpOld: flow ? flow.logpOld : batch.logpOld },
+      version, seq: b.batch_seq, history: this.history, tolerance: g.logpTolerance, fraction: g.staleCheckFraction, key: this.staleKey!, recompute,
     });
     const m = this.ctx.metrics.get('logp_stale_rows_total');
     if (r.checked) m.inc({ outcome: 'checked' }, r.checked);

@@ -107,19 +107,21 @@ const MAX_LOG_RATIO = 20;
 
 /**
  * Per row, the mean Gaussian log-density of its action (`actions` [R * P]) under `mean` [R * P] and log-std
- * `logStd` (a scalar), and its ratio against `logpOld` ([R] or, dense, [R * P]: the mean of its elements' ratios), as
- * the GRPO graph computes them (gaussianLogDensity, clippedSurrogate), in float64.
+ * `logStd` (a scalar, or one per row: a flow step's), and its ratio against `logpOld` ([R] or, dense, [R * P]: the
+ * mean of its elements' ratios), as the GRPO graphs compute them (gaussianLogDensity, clippedSurrogate), in float64.
  */
-export function gaussianRowLogp(actions: ArrayLike<number>, mean: ArrayLike<number>, logStd: number, logpOld: ArrayLike<number>, R: number): { logp: Float64Array; ratio: Float64Array } {
+export function gaussianRowLogp(actions: ArrayLike<number>, mean: ArrayLike<number>, logStd: number | ArrayLike<number>, logpOld: ArrayLike<number>, R: number): { logp: Float64Array; ratio: Float64Array } {
   const P = actions.length / R;
   if (!Number.isInteger(P) || mean.length !== actions.length) throw new Error(`gaussianRowLogp: ${actions.length} action and ${mean.length} mean values for ${R} rows`);
   const dense = logpOld.length === actions.length;
   if (!dense && logpOld.length !== R) throw new Error(`gaussianRowLogp: ${logpOld.length} logp_old values for ${R} rows of ${P}`);
-  const inv2var = 0.5 * Math.exp(-2 * logStd);
-  const c = logStd + HALF_LOG_2PI;
+  if (typeof logStd !== 'number' && logStd.length !== R) throw new Error(`gaussianRowLogp: ${logStd.length} log-stds for ${R} rows`);
   const logp = new Float64Array(R);
   const ratio = new Float64Array(R);
   for (let i = 0; i < R; i++) {
+    const ls = typeof logStd === 'number' ? logStd : logStd[i]!;
+    const inv2var = 0.5 * Math.exp(-2 * ls);
+    const c = ls + HALF_LOG_2PI;
     let s = 0;
     let rs = 0;
     for (let k = i * P; k < (i + 1) * P; k++) {
@@ -134,19 +136,22 @@ export function gaussianRowLogp(actions: ArrayLike<number>, mean: ArrayLike<numb
   return { logp, ratio };
 }
 
-/** What the stale check reads of a decoded policy-family GRPO batch. */
-export interface StaleCheckBatch {
-  n: number;
-  /** [n * P] */
-  images: Float32Array;
-  /** [n * P] */
-  actions: Float32Array;
-  /** [n] or [n * P] */
+/** Copies rows `rows` (of `per` values each) of `src` into a new array, in that order. */
+export function gatherRows<T extends Float32Array | Int32Array>(src: T, rows: readonly number[], per: number): T {
+  const out = new (src.constructor as new (n: number) => T)(rows.length * per);
+  rows.forEach((i, k) => out.set(src.subarray(i * per, (i + 1) * per), k * per));
+  return out;
+}
+
+/** What the stale check reads of a GRPO batch's training rows (an action each; the flow family: an action's step each). */
+export interface StaleCheckRows {
+  rows: number;
+  /** Per row: its behaviour version (empty: none known, nothing checked). */
+  versions: readonly number[];
+  /** Per row: its group (the unit of the sample: a sample id). */
+  groups: readonly string[];
+  /** [rows] or, dense, [rows * P]. */
   logpOld: Float32Array;
-  /** Per action (empty: none known, nothing checked). */
-  behaviourVersions: readonly number[];
-  /** Per action: its group (the unit of the sample). */
-  sampleIds: readonly string[];
 }
 
 /** What one batch's stale check did: the rows it found forged, and how many stale rows it checked or could not. */
@@ -160,25 +165,25 @@ export interface StaleCheckResult {
 }
 
 /**
- * The stale check of a policy-family batch trained at `version`: every row of a version below it, in a group the
- * sample picks, is recomputed under its version's parameters from `history` (`meanOf`: the policy network's mean,
- * e.g. PolicyRunner.run(...).mean) and compared with its logp_old as offPolicyRows compares an on-policy row.
+ * The stale check of a batch trained at `version`: every row of a version below it, in a group the sample picks, is
+ * recomputed under its version's parameters from `history` (`recompute`: the family's log-density and ratio of
+ * those rows, gaussianRowLogp over policyRows or flowRows) and compared with its logp_old as offPolicyRows compares
+ * an on-policy row. One `recompute` per distinct stale version.
  */
 export async function staleCheck(o: {
-  batch: StaleCheckBatch; version: number; seq: number; history: ParamHistory; tolerance: number; fraction: number; key: Uint8Array;
-  logStdName: string; meanOf: (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array>;
+  batch: StaleCheckRows; version: number; seq: number; history: ParamHistory; tolerance: number; fraction: number; key: Uint8Array;
+  recompute: (params: TensorMap, rows: number[]) => Promise<{ logp: ArrayLike<number>; ratio: ArrayLike<number> }>;
 }): Promise<StaleCheckResult> {
   const b = o.batch;
   const res: StaleCheckResult = { excluded: [], checked: 0, notSampled: 0, notHeld: 0 };
-  if (b.behaviourVersions.length !== b.n) return res;
-  const P = b.images.length / b.n;
-  const dense = b.logpOld.length !== b.n;
+  if (b.versions.length !== b.rows) return res;
+  const per = b.logpOld.length / b.rows;
   const picked = new Map<string, boolean>();
   const byVersion = new Map<number, number[]>();
-  for (let i = 0; i < b.n; i++) {
-    const v = b.behaviourVersions[i]!;
+  for (let i = 0; i < b.rows; i++) {
+    const v = b.versions[i]!;
     if (v >= o.version) continue;
-    const id = b.sampleIds[i] ?? `row ${i}`;
+    const id = b.groups[i] ?? `row ${i}`;
     let p = picked.get(id);
     if (p === undefined) picked.set(id, (p = staleGroupChecked(o.key, o.seq, id, o.fraction)));
     if (!p) { res.notSampled++; continue; }
@@ -188,22 +193,58 @@ export async function staleCheck(o: {
     rows.push(i);
   }
   for (const [v, rows] of [...byVersion].sort((x, y) => x[0] - y[0])) {
-    const params = o.history.get(v)!;
-    const logStd = params.get(o.logStdName)?.data[0];
-    if (logStd === undefined) throw new Error(`stale check: version ${v}'s parameters hold no ${o.logStdName}`);
-    const R = rows.length;
-    const gather = (src: Float32Array, per: number) => {
-      const out = new Float32Array(R * per);
-      rows.forEach((i, k) => out.set(src.subarray(i * per, (i + 1) * per), k * per));
-      return out;
-    };
-    const mean = await o.meanOf(params, gather(b.images, P), R);
-    const logpOld = gather(b.logpOld, dense ? P : 1);
-    const { logp, ratio } = gaussianRowLogp(gather(b.actions, P), mean, logStd, logpOld, R);
-    const bad = offPolicyRows({ logp, ratio, logpOld, onPolicy: Array(R).fill(true), tolerance: o.tolerance });
+    const { logp, ratio } = await o.recompute(o.history.get(v)!, rows);
+    const bad = offPolicyRows({ logp, ratio, logpOld: gatherRows(b.logpOld, rows, per), onPolicy: Array(rows.length).fill(true), tolerance: o.tolerance });
     for (const k of bad) res.excluded.push(rows[k]!);
-    res.checked += R;
+    res.checked += rows.length;
   }
   res.excluded.sort((x, y) => x - y);
   return res;
+}
+
+/**
+ * The policy family's recompute: the policy network's mean of the rows' images under the version's parameters
+ * (`meanOf`: PolicyRunner.mean; one run per distinct consecutive image, so a group costs one image), its log-std
+ * (`logStdName`, a parameter), and the rows' actions.
+ */
+export function policyRecompute(b: { images: Float32Array; actions: Float32Array; logpOld: Float32Array; n: number }, logStdName: string, meanOf: (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array>) {
+  const P = b.images.length / b.n;
+  const per = b.logpOld.length / b.n;
+  return async (params: TensorMap, rows: number[]) => {
+    const logStd = params.get(logStdName)?.data[0];
+    if (logStd === undefined) throw new Error(`stale check: the kept parameters hold no ${logStdName}`);
+    const mean = await meanOf(params, gatherRows(b.images, rows, P), rows.length);
+    return gaussianRowLogp(gatherRows(b.actions, rows, P), mean, logStd, gatherRows(b.logpOld, rows, per), rows.length);
+  };
+}
+
+/** The flow family's training rows as the stale check reads them (lib/flow/family.ts FlowRows). */
+export interface FlowCheckRows {
+  n: number;
+  images: Float32Array;
+  advantages: Float32Array;
+  flow: { rows: number; actionIndex: Int32Array; stepIndex: Int32Array; t: Float32Array; tNext: Float32Array; a: Float32Array; x: Float32Array; xNext: Float32Array; logpOld: Float32Array };
+}
+
+/**
+ * The flow family's recompute: the step's mean and std of each row under the version's parameters (`stepOf`:
+ * FlowRunner.stepMeanStd over the rows given), and the log-density of the row's x_next, as the Flow-GRPO graph
+ * computes it (std floored at `minStd`, MIN_STEP_STD).
+ */
+export function flowRecompute<B extends FlowCheckRows>(b: B, minStd: number, stepOf: (params: TensorMap, rows: B) => Promise<{ mean: Float32Array; std: Float32Array }>) {
+  const f = b.flow;
+  const P = f.x.length / f.rows;
+  const per = f.logpOld.length / f.rows;
+  return async (params: TensorMap, rows: number[]) => {
+    const sub: B = {
+      ...b,
+      flow: {
+        ...f, rows: rows.length, actionIndex: gatherRows(f.actionIndex, rows, 1), stepIndex: gatherRows(f.stepIndex, rows, 1),
+        t: gatherRows(f.t, rows, 1), tNext: gatherRows(f.tNext, rows, 1), a: gatherRows(f.a, rows, 1),
+        x: gatherRows(f.x, rows, P), xNext: gatherRows(f.xNext, rows, P), logpOld: gatherRows(f.logpOld, rows, per),
+      },
+    };
+    const { mean, std } = await stepOf(params, sub);
+    return gaussianRowLogp(sub.flow.xNext, mean, Array.from(std, (s) => Math.log(Math.max(s, minStd))), sub.flow.logpOld, rows.length);
+  };
 }

@@ -14,8 +14,14 @@ import { PolicyTrainer } from '../../lib/models/trainer.ts';
 import { cloneTensorMap, type TensorMap } from '../../lib/checkpoint/tensors.ts';
 import { grpoHyper } from '../../lib/grpo/algorithm.ts';
 import { STALE_CHECK_FRACTION_DEFAULT } from '../../lib/grpo/logp-check.ts';
-import { gaussianRowLogp, ParamHistory, STALE_CHECK_KEY_ENV, staleCheck, staleCheckKey, staleGroupChecked } from '../../lib/grpo/stale-check.ts';
+import { gaussianRowLogp, ParamHistory, policyRecompute, STALE_CHECK_KEY_ENV, staleCheck, staleCheckKey, staleGroupChecked } from '../../lib/grpo/stale-check.ts';
 import { testRandom } from '../graph/gradcheck.ts';
+import { parseConfig } from '../../lib/config/index.ts';
+import { initialParamsOf } from '../../lib/models/bundle.ts';
+import { FlowRunner, FlowTrainer, flowRowsOf, type FlowStepRecord } from '../../lib/flow/family.ts';
+import { MIN_STEP_STD } from '../../lib/flow/graphs.ts';
+import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
+import { flowRecompute } from '../../lib/grpo/stale-check.ts';
 
 const S = 16;
 const N = 8;
@@ -47,9 +53,9 @@ function check(config: RunConfig, f: Awaited<ReturnType<typeof fixture>>, o: { l
   const history = o.history ?? new ParamHistory(1);
   if (!o.history) history.keep(0, f.v0);
   return staleCheck({
-    batch: { n: N, images: f.images, actions: f.roll.action, logpOld: o.logpOld, behaviourVersions: o.versions ?? Array(N).fill(0), sampleIds: SAMPLE_IDS },
+    batch: { rows: N, versions: o.versions ?? Array(N).fill(0), groups: SAMPLE_IDS, logpOld: o.logpOld },
     version: o.version ?? 1, seq: o.seq ?? 7, history, tolerance: config.grpo.logpTolerance, fraction: o.fraction ?? 1, key: o.key ?? KEY,
-    logStdName: LOG_STD, meanOf: (params, images, n) => f.runner.mean(params, images, n),
+    recompute: policyRecompute({ n: N, images: f.images, actions: f.roll.action, logpOld: o.logpOld }, LOG_STD, (params, images, n) => f.runner.mean(params, images, n)),
   });
 }
 
@@ -97,6 +103,69 @@ for (const mode of ['scalar', 'dense'] as const) {
       assert.deepEqual(await check(config, f, { logpOld: forged, versions: Array(N).fill(1), version: 2 }), { excluded: [], checked: 0, notSampled: 0, notHeld: N });
     } finally {
       await f.runner.release();
+    }
+  });
+}
+
+for (const mode of ['scalar', 'dense'] as const) {
+  test(`stale check over flow rows (${mode}): real rollouts of version 0 pass at version 1; a forged step is excluded; it agrees with the Flow-GRPO graph`, async () => {
+    const c = parseConfig({
+      data: { size: 12, source: { kind: 'procedural', count: 16 } },
+      model: { family: 'flow', arch: 'resnet', width: 4, depth: 1 },
+      flow: { steps: 4, evalSteps: 3, shift: 1, timeFrequencies: 2, timeWidth: 4, sde: { window: { size: 2, start: 'random' } } },
+      grpo: { groupSize: 3, samplesPerBatch: 2, steps: 2, advantageMode: mode, beta: 0.01, maxStaleness: 1 },
+      sft: { steps: 2, batchSize: 2 },
+      reward: { expression: 'ssim', weights: {} },
+    });
+    const pix = 3 * 12 * 12;
+    const G = c.grpo.groupSize;
+    const v0 = initialParamsOf(c);
+    const rand = testRandom(9);
+    for (const [, t] of v0) t.data.forEach((x, i) => (t.data[i] = x + 0.05 * (rand() - 0.5)));
+    const v1 = cloneTensorMap(v0);
+    for (const [, t] of v1) t.data.forEach((x, i) => (t.data[i] = x + 0.05 * (rand() - 0.5)));
+    const runner = await FlowRunner.create(c);
+    const records: FlowStepRecord[][] = [];
+    const images = new Float32Array(2 * G * pix);
+    const ids: string[] = [];
+    for (const [g, id] of ['s0', 's1'].entries()) {
+      const image = Float32Array.from({ length: pix }, (_, i) => ((i + g) % 7) / 7);
+      const roll = await runner.rollout(v0, id, image, Array.from({ length: G }, (_, a) => rolloutNoiseSeed(c.run.seed, id, a)), mode === 'dense');
+      records.push(...roll.steps);
+      for (let a = 0; a < G; a++) { images.set(image, (g * G + a) * pix); ids.push(id); }
+    }
+    const flow = flowRowsOf(records, pix, mode === 'dense');
+    const R = flow.rows;
+    assert.ok(R >= 2, `${R} trained rows`);
+    const per = mode === 'dense' ? pix : 1;
+    const batch = { n: 2 * G, images, advantages: new Float32Array(2 * G), flow };
+    const run = (logpOld: Float32Array, params = v0) => {
+      const history = new ParamHistory(1);
+      history.keep(0, params);
+      const b = { ...batch, flow: { ...flow, logpOld } };
+      return staleCheck({
+        batch: { rows: R, versions: Array(R).fill(0), groups: Array.from(flow.actionIndex, (i) => ids[i]!), logpOld }, version: 1, seq: 3, history,
+        tolerance: c.grpo.logpTolerance, fraction: 1, key: KEY, recompute: flowRecompute(b, MIN_STEP_STD, (p, rows) => runner.stepMeanStd(p, rows)),
+      });
+    };
+    try {
+      assert.deepEqual(await run(flow.logpOld), { excluded: [], checked: R, notSampled: 0, notHeld: 0 });
+      // the last row: 0.5 nats below
+      const forged = flow.logpOld.map((v, k) => (k >= (R - 1) * per ? v - 0.5 : v));
+      assert.deepEqual((await run(forged)).excluded, [R - 1]);
+      // (a step of large std hardly tells the versions apart: at this perturbation 5 of the 12 rows do)
+      assert.ok((await run(flow.logpOld, v1)).excluded.length > 0, 'rows judged against another version\'s parameters');
+      // the Flow-GRPO graph's own logp and ratio of these rows at version 0
+      const trainer = FlowTrainer.create(c, cloneTensorMap(v0));
+      const out = await trainer.grpoForward({ ...batch, ...(mode === 'dense' ? { advantageMap: new Float32Array(2 * G * 3 * 2 * 2) } : {}), flow: { ...flow, logpOld: forged }, refMean: flow.x }, grpoHyper(c));
+      await trainer.release();
+      const mine = await flowRecompute({ ...batch, flow: { ...flow, logpOld: forged } }, MIN_STEP_STD, (p, rows) => runner.stepMeanStd(p, rows))(v0, Array.from({ length: R }, (_, i) => i));
+      for (let i = 0; i < R; i++) {
+        assert.ok(Math.abs(mine.logp[i]! - out.logp!.data[i]!) <= 1e-5 * Math.max(1, Math.abs(out.logp!.data[i]!)), `row ${i}: logp ${mine.logp[i]} here, ${out.logp!.data[i]} in the graph`);
+        assert.ok(Math.abs(mine.ratio[i]! - out.ratio!.data[i]!) <= 1e-5 * out.ratio!.data[i]!, `row ${i}: ratio ${mine.ratio[i]} here, ${out.ratio!.data[i]} in the graph`);
+      }
+    } finally {
+      await runner.release();
     }
   });
 }
