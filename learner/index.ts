@@ -585,7 +585,7 @@ class LearnerRole implements WorkerRoleImpl {
       if (!r.step.applied) reason = r.step.reason;
       // a row is either stale or at the learner's version: the two lists do not meet
       if (stale.length) excluded = [...stale, ...excluded].sort((x, y) => x - y);
-      if (excluded.length) this.reportExcluded(b, batch, excluded);
+      if (excluded.length) this.reportExcluded(b, batch, excluded, stale.length);
       // the batch's actions whose rows were excluded, for the orchestrator to name their rollout worker (each once)
       const excludedActions = [...new Set(batch.flow ? excluded.map((row) => batch.flow!.actionIndex[row]!) : excluded)].sort((x, y) => x - y);
       const mismatch = logpMismatch(r.logp, batch.logpOld, rowVersions, versionBefore);
@@ -682,18 +682,18 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   /**
-   * Rows the same-version check took out of the step (lib/grpo/logp-check.ts): counted, and logged with their sample
-   * ids. The batch does not say which worker produced a row: the TrainResult's excluded_actions tells the
+   * Rows the same-version check (lib/grpo/logp-check.ts) and the stale-row check (stale-check.ts: `stale` of them)
+   * took out of the step: counted, and logged with their sample ids. The batch does not say which worker produced a row: the TrainResult's excluded_actions tells the
    * orchestrator, which names, counts and quarantines that worker (orchestrator/quarantine.ts).
    */
-  private reportExcluded(b: TrainBatch__Output, batch: DecodedBatch & { kind: 'grpo' }, rows: number[]): void {
+  private reportExcluded(b: TrainBatch__Output, batch: DecodedBatch & { kind: 'grpo' }, rows: number[], stale: number): void {
     this.ctx.metrics.get('logp_rows_excluded_total').inc(rows.length);
     const sample = (row: number) => {
       const i = batch.flow ? batch.flow.actionIndex[row]! : row;
       // sample ids are quoted and cut (lib/log/quote.ts), as any text a peer chose
       return `${b.sample_ids[i] === undefined ? `row ${i}` : quoteForLog(b.sample_ids[i]!, 64)}${b.group_indices[i] === undefined ? '' : `#${b.group_indices[i]}`}${batch.flow ? ` step ${batch.flow.stepIndex[row]}` : ''}`;
     };
-    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}): excluded ${rows.length} of ${batch.flow ? batch.flow.rows : batch.n} rows whose logp_old disagrees with the learner's own at their behaviour version beyond grpo.logpTolerance ${this.ctx.config.grpo.logpTolerance} (forged or broken rollouts): ${rows.slice(0, 16).map(sample).join(', ')}${rows.length > 16 ? ', ...' : ''}`);
+    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}): excluded ${rows.length} of ${batch.flow ? batch.flow.rows : batch.n} rows whose logp_old disagrees with the learner's own at their behaviour version beyond grpo.logpTolerance ${this.ctx.config.grpo.logpTolerance} (forged or broken rollouts; ${stale} of them behind the learner's version v${this.st!.version}): ${rows.slice(0, 16).map(sample).join(', ')}${rows.length > 16 ? ', ...' : ''}`);
   }
 
   /**
