@@ -95,3 +95,38 @@ test('maxStaleness 1: a forger\'s stale rows are excluded too; it is quarantined
   const applied = events(dir).filter(isApplied);
   assert.deepEqual(applied.map((e) => e.seq), Array.from({ length: STEPS }, (_, i) => i + 1));
 });
+
+test('maxStaleness 1, both families: an honest rollout worker\'s stale rows are checked and never excluded', { timeout: 240_000 }, async () => {
+  for (const family of ['gaussian', 'flow'] as const) {
+    const nats = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const dir = mkdtempSync(join(tmpdir(), 'stale-honest-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const config = parseConfig({
+      run: { id: `stale-${family}`, seed: 2 }, data: { size: 16, source: { kind: 'procedural', count: 64 } },
+      model: { family, width: 4, depth: 1 },
+      ...(family === 'flow' ? { flow: { steps: 4, evalSteps: 3, shift: 1, timeFrequencies: 2, timeWidth: 4, sde: { window: { size: 2, start: 'random' } } } } : {}),
+      sft: { steps: 0 },
+      grpo: { steps: 8, groupSize: 2, samplesPerBatch: S, maxStaleness: 1, advantageMode: 'dense' },
+      orchestrator: { bundleMs: 0, leaseSeconds: 30 },
+    });
+    const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, eventsFile: join(dir, 'events.jsonl'), log: () => {} });
+    cleanups.push(() => orch.stop());
+    const common = { orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, metricsPort: 0, logger: silentLogger, handleSignals: false } as const;
+    const learner = await runLearner({ ...common, workerId: 'l' });
+    cleanups.push(() => learner.stop({ graceMs: 1000 }));
+    const reward = await runRewardWorker({ ...common, workerId: 's' });
+    cleanups.push(() => reward.stop({ graceMs: 1000 }));
+    // two rollout workers, so that a batch's groups come back while the learner trains the one before
+    for (const id of ['r1', 'r2']) {
+      const w = await runRolloutWorker({ ...common, workerId: id });
+      cleanups.push(() => w.stop({ graceMs: 1000 }));
+    }
+    await orch.done;
+    const metrics = await (await fetch(`${learner.metricsUrl}/metrics`)).text();
+    const checked = /recovery_grpo_logp_stale_rows_total\{[^}]*outcome="checked"[^}]*\} (\d+)/.exec(metrics);
+    assert.ok(checked && Number(checked[1]) > 0, `${family}: no stale row was checked\n${metrics}`);
+    assert.doesNotMatch(metrics, /recovery_grpo_logp_rows_excluded_total\{[^}]*\} [1-9]/, `${family}: honest rows excluded`);
+    assert.equal(events(dir).filter(isApplied).length, 8);
+  }
+});
