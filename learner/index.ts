@@ -14,6 +14,10 @@
 //   per-element behaviour log-density [N,3,H,W] and advantage_map [N,3,h,w] (ssimMapSize) carries the SSIM part. The
 //   first GRPO batch also starts a fresh AdamW state (stage II is a new optimisation): lib/grpo/algorithm.ts
 //   startGrpoPhase. The step itself is lib/grpo/update.ts grpoUpdate, the one the single-process loop runs.
+// - logp_old is checked, not believed: a row at the learner's version against its own forward (lib/grpo/logp-check.ts),
+//   a row behind it (maxStaleness > 0) against the parameters of its version, kept in memory for the last
+//   maxStaleness versions (lib/grpo/stale-check.ts); a row beyond grpo.logpTolerance is excluded from the step and
+//   listed in TrainResult.excluded_actions.
 // - Applied: version + 1 -> AdamW state to the learner's own store (LearnerStateStore, never broadcast) ->
 //   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put (its announcement
 //   records the AdamW state's sha256, optimizer_digest, signed with it in a signed run) -> prune to the newest
@@ -164,8 +168,8 @@ class LearnerRole implements WorkerRoleImpl {
   private params: TensorMap | undefined;
   private refParams: TensorMap | undefined;
   /**
-   * The stale-row check (lib/grpo/stale-check.ts; grpo.maxStaleness > 0 and grpo.staleCheckFraction > 0, policy
-   * family): the parameters of the last maxStaleness versions, and the key of its sample.
+   * The stale-row check (lib/grpo/stale-check.ts; grpo.maxStaleness > 0 and grpo.staleCheckFraction > 0, both
+   * families): the parameters of the last maxStaleness versions, and the key of its sample.
    */
   private history: ParamHistory | undefined;
   private staleKey: Buffer | undefined;
@@ -651,8 +655,9 @@ class LearnerRole implements WorkerRoleImpl {
 
   /**
    * grpo.maxStaleness > 0: a copy of the parameters at `version`, before batch `seq` changes them (and after its own
-   * stale-row check, which reads only older versions), for the stale-row check of the batches after it. Only versions a GRPO row can carry are kept: GRPO batch s (s > sft.steps) is
-   * dispatched once the learner acknowledged batch s - 1 - maxStaleness, so its rows are of the versions from there on.
+   * stale-row check, which reads only older versions), for the stale-row check of the batches after it. Only
+   * versions a GRPO row can carry are kept: GRPO batch s (s > sft.steps) is dispatched once the learner acknowledged
+   * batch s - 1 - maxStaleness, so its rows are of the versions from there on.
    */
   private keepForStaleCheck(seq: number, version: number): void {
     if (this.history && seq + this.ctx.config.grpo.maxStaleness > this.ctx.config.sft.steps) this.history.keep(version, this.params!);
@@ -683,8 +688,9 @@ class LearnerRole implements WorkerRoleImpl {
 
   /**
    * Rows the same-version check (lib/grpo/logp-check.ts) and the stale-row check (stale-check.ts: `stale` of them)
-   * took out of the step: counted, and logged with their sample ids. The batch does not say which worker produced a row: the TrainResult's excluded_actions tells the
-   * orchestrator, which names, counts and quarantines that worker (orchestrator/quarantine.ts).
+   * took out of the step: counted, and logged with their sample ids. The batch does not say which worker produced a
+   * row: the TrainResult's excluded_actions tells the orchestrator, which names, counts and quarantines that worker
+   * (orchestrator/quarantine.ts).
    */
   private reportExcluded(b: TrainBatch__Output, batch: DecodedBatch & { kind: 'grpo' }, rows: number[], stale: number): void {
     this.ctx.metrics.get('logp_rows_excluded_total').inc(rows.length);
