@@ -81,7 +81,7 @@ export const CATALOGUE = {
   },
   rollout_rows_excluded_total: {
     type: 'counter',
-    help: 'Orchestrator: GRPO actions the learner excluded by its same-version check (logp_old forged or broken), by the rollout worker that produced them; worker_id is that of a worker attached when its result was accepted, at most 64 distinct ids per process, the rest "other" (docs/security.md)',
+    help: 'Orchestrator: GRPO actions the learner excluded by its same-version or stale-row check (logp_old forged or broken), by the rollout worker that produced them; worker_id is that of a worker attached when its result was accepted, at most 64 distinct ids per process, the rest "other" (docs/security.md)',
     labels: ['worker_id'],
   },
   workers_quarantined_total: {
