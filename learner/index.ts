@@ -14,6 +14,10 @@
 //   per-element behaviour log-density [N,3,H,W] and advantage_map [N,3,h,w] (ssimMapSize) carries the SSIM part. The
 //   first GRPO batch also starts a fresh AdamW state (stage II is a new optimisation): lib/grpo/algorithm.ts
 //   startGrpoPhase. The step itself is lib/grpo/update.ts grpoUpdate, the one the single-process loop runs.
+// - logp_old is checked, not believed: a row at the learner's version against its own forward (lib/grpo/logp-check.ts),
+//   a row behind it (maxStaleness > 0) against the parameters of its version, kept in memory for the last
+//   maxStaleness versions (lib/grpo/stale-check.ts); a row beyond grpo.logpTolerance is excluded from the step and
+//   listed in TrainResult.excluded_actions.
 // - Applied: version + 1 -> AdamW state to the learner's own store (LearnerStateStore, never broadcast) ->
 //   checkpoint (params + meta, + base_digest for an imported network) -> CheckpointStore.put (its announcement
 //   records the AdamW state's sha256, optimizer_digest, signed with it in a signed run) -> prune to the newest
@@ -41,7 +45,9 @@ import { grpoHyper, needsReferenceForward, startGrpoPhase, type GrpoHyper } from
 import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
-import { sameVersionScreen } from '../lib/grpo/logp-check.ts';
+import { excludeRows, sameVersionScreen } from '../lib/grpo/logp-check.ts';
+import { flowRecompute, ParamHistory, policyRecompute, staleCheck, staleCheckKey } from '../lib/grpo/stale-check.ts';
+import { MIN_STEP_STD } from '../lib/flow/graphs.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
 import type { RunConfig } from '../lib/config/index.ts';
@@ -89,7 +95,7 @@ import { trace } from '../lib/log/trace.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { largestBatch } from '../lib/config/batch-fit.ts';
 import { warmUpGrpo } from './warm-up.ts';
-import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch } from './batch.ts';
+import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch, type GrpoBatchInputs } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
   /** Delay between attempts to publish a checkpoint (NATS down). Default 1000 ms. */
@@ -161,6 +167,12 @@ class LearnerRole implements WorkerRoleImpl {
   private trainer: PolicyTrainer | FlowTrainer | undefined;
   private params: TensorMap | undefined;
   private refParams: TensorMap | undefined;
+  /**
+   * The stale-row check (lib/grpo/stale-check.ts; grpo.maxStaleness > 0 and grpo.staleCheckFraction > 0, both
+   * families): the parameters of the last maxStaleness versions, and the key of its sample.
+   */
+  private history: ParamHistory | undefined;
+  private staleKey: Buffer | undefined;
   /** grpo.ema: the GRPO weights' moving average (lib/grpo/weight-average.ts), kept beside the AdamW moments. */
   private average: ParamEma | undefined;
   private refRunner: Promise<PolicyRunner> | undefined;
@@ -227,6 +239,12 @@ class LearnerRole implements WorkerRoleImpl {
       throw new SetupError(`run ${ctx.runId}: its batches hold up to ${largest} samples (sft.batchSize ${sft.batchSize}, grpo.samplesPerBatch ${grpo.samplesPerBatch} x grpo.groupSize ${grpo.groupSize}), more than this learner's max_batch ${this.maxBatch}: start it with --max-batch ${largest}`);
     }
     this.hyper = grpoHyper(ctx.config);
+    if (grpo.maxStaleness > 0 && grpo.staleCheckFraction > 0) {
+      this.history = new ParamHistory(grpo.maxStaleness);
+      const k = staleCheckKey();
+      this.staleKey = k.key;
+      if (grpo.staleCheckFraction < 1) ctx.log.info(`stale-row check: ${grpo.staleCheckFraction} of the stale groups per batch, drawn with ${k.fromEnv ? 'the key in RECOVERY_STALE_CHECK_KEY (reproducible)' : 'a key drawn at this start (set RECOVERY_STALE_CHECK_KEY for a reproducible sample)'}`);
+    }
     ({ height: this.height, width: this.width } = resolutionOf(ctx.config));
     const shapes = paramShapesOf(ctx.config);
     const Trainer = isFlowFamily(ctx.config) ? FlowTrainer : PolicyTrainer;
@@ -538,6 +556,7 @@ class LearnerRole implements WorkerRoleImpl {
     let applied: boolean;
     let reason = '';
     if (batch.kind === 'sft') {
+      this.keepForStaleCheck(b.batch_seq, versionBefore);
       const r = await this.trainer!.sftStep(batch.images, batch.targets, batch.n, sftLearningRate(this.ctx.config.sft, b.batch_seq));
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
@@ -547,18 +566,30 @@ class LearnerRole implements WorkerRoleImpl {
       // the flow family trains over its rows (action, trained step); each row's behaviour version is its action's
       const trainer = this.trainer!;
       const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
+      // the stale-row check takes its forged rows out before the step's forward (rows: the flow family's, per step)
+      const stale = await this.staleRowCheck(b, batch, rowVersions, versionBefore);
+      this.keepForStaleCheck(b.batch_seq, versionBefore);
+      const actionOf = batch.flow ? (row: number) => batch.flow!.actionIndex[row]! : undefined;
+      const fieldsOf = (x: GrpoBatchInputs) => ({ advantages: x.advantages, ...(x.advantageMap ? { advantageMap: x.advantageMap } : {}), logpOld: x.flow ? x.flow.logpOld : x.logpOld });
+      let checked = batch;
+      if (stale.length) {
+        const { logpOld, ...perAction } = excludeRows(fieldsOf(batch), stale, rowVersions.length, actionOf);
+        checked = batch.flow ? { ...batch, ...perAction, flow: { ...batch.flow, logpOld } } : { ...batch, ...perAction, logpOld };
+      }
       let excluded: number[] = [];
       const screen = sameVersionScreen({
-        batch: { advantages: batch.advantages, ...(batch.advantageMap ? { advantageMap: batch.advantageMap } : {}), logpOld: batch.flow ? batch.flow.logpOld : batch.logpOld },
+        batch: fieldsOf(checked),
         rowVersions, version: versionBefore, tolerance: this.ctx.config.grpo.logpTolerance,
-        ...(batch.flow ? { actionOf: (row: number) => batch.flow!.actionIndex[row]! } : {}),
+        ...(actionOf ? { actionOf } : {}),
         excluded: (rows) => (excluded = rows),
       });
-      const flowResult = trainer instanceof FlowTrainer ? await flowGrpoUpdate(trainer, this.flowReference(), { ...batch, flow: batch.flow! }, this.hyper, screen) : undefined;
-      const r = flowResult ?? await grpoUpdate(trainer as PolicyTrainer, this.reference(), batch, this.hyper, screen);
+      const flowResult = trainer instanceof FlowTrainer ? await flowGrpoUpdate(trainer, this.flowReference(), { ...checked, flow: checked.flow! }, this.hyper, screen) : undefined;
+      const r = flowResult ?? await grpoUpdate(trainer as PolicyTrainer, this.reference(), checked, this.hyper, screen);
       applied = r.step.applied;
       if (!r.step.applied) reason = r.step.reason;
-      if (excluded.length) this.reportExcluded(b, batch, excluded);
+      // a row is either stale or at the learner's version: the two lists do not meet
+      if (stale.length) excluded = [...stale, ...excluded].sort((x, y) => x - y);
+      if (excluded.length) this.reportExcluded(b, batch, excluded, stale.length);
       // the batch's actions whose rows were excluded, for the orchestrator to name their rollout worker (each once)
       const excludedActions = [...new Set(batch.flow ? excluded.map((row) => batch.flow!.actionIndex[row]!) : excluded)].sort((x, y) => x - y);
       const mismatch = logpMismatch(r.logp, batch.logpOld, rowVersions, versionBefore);
@@ -623,18 +654,52 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   /**
-   * Rows the same-version check took out of the step (lib/grpo/logp-check.ts): counted, and logged with their sample
-   * ids. The batch does not say which worker produced a row: the TrainResult's excluded_actions tells the
-   * orchestrator, which names, counts and quarantines that worker (orchestrator/quarantine.ts).
+   * grpo.maxStaleness > 0: a copy of the parameters at `version`, before batch `seq` changes them (and after its own
+   * stale-row check, which reads only older versions), for the stale-row check of the batches after it. Only
+   * versions a GRPO row can carry are kept: GRPO batch s (s > sft.steps) is dispatched once the learner acknowledged
+   * batch s - 1 - maxStaleness, so its rows are of the versions from there on.
    */
-  private reportExcluded(b: TrainBatch__Output, batch: DecodedBatch & { kind: 'grpo' }, rows: number[]): void {
+  private keepForStaleCheck(seq: number, version: number): void {
+    if (this.history && seq + this.ctx.config.grpo.maxStaleness > this.ctx.config.sft.steps) this.history.keep(version, this.params!);
+  }
+
+  /**
+   * The stale-row check (lib/grpo/stale-check.ts) of a GRPO batch trained at `version`, over its training rows
+   * (`rowVersions`: per row; the flow family's rows are an action's steps): the rows it finds forged, counted with
+   * the rows it checked and could not check.
+   */
+  private async staleRowCheck(b: TrainBatch__Output, batch: GrpoBatchInputs, rowVersions: readonly number[], version: number): Promise<number[]> {
+    if (!this.history) return [];
+    const g = this.ctx.config.grpo;
+    const flow = batch.flow;
+    const recompute = flow
+      ? flowRecompute({ ...batch, flow }, MIN_STEP_STD, async (params, rows) => (await this.flowReference().runner()).stepMeanStd(params, rows))
+      : policyRecompute(batch, LOG_STD, async (params, images, n) => (await this.referenceRunner()).mean(params, images, n));
+    const r = await staleCheck({
+      batch: { rows: rowVersions.length, versions: rowVersions, groups: Array.from({ length: rowVersions.length }, (_, row) => b.sample_ids[flow ? flow.actionIndex[row]! : row] ?? `row ${row}`), logpOld: flow ? flow.logpOld : batch.logpOld },
+      version, seq: b.batch_seq, history: this.history, tolerance: g.logpTolerance, fraction: g.staleCheckFraction, key: this.staleKey!, recompute,
+    });
+    const m = this.ctx.metrics.get('logp_stale_rows_total');
+    if (r.checked) m.inc({ outcome: 'checked' }, r.checked);
+    if (r.notSampled) m.inc({ outcome: 'not_sampled' }, r.notSampled);
+    if (r.notHeld) m.inc({ outcome: 'not_held' }, r.notHeld);
+    return r.excluded;
+  }
+
+  /**
+   * Rows the same-version check (lib/grpo/logp-check.ts) and the stale-row check (stale-check.ts: `stale` of them)
+   * took out of the step: counted, and logged with their sample ids. The batch does not say which worker produced a
+   * row: the TrainResult's excluded_actions tells the orchestrator, which names, counts and quarantines that worker
+   * (orchestrator/quarantine.ts).
+   */
+  private reportExcluded(b: TrainBatch__Output, batch: DecodedBatch & { kind: 'grpo' }, rows: number[], stale: number): void {
     this.ctx.metrics.get('logp_rows_excluded_total').inc(rows.length);
     const sample = (row: number) => {
       const i = batch.flow ? batch.flow.actionIndex[row]! : row;
       // sample ids are quoted and cut (lib/log/quote.ts), as any text a peer chose
       return `${b.sample_ids[i] === undefined ? `row ${i}` : quoteForLog(b.sample_ids[i]!, 64)}${b.group_indices[i] === undefined ? '' : `#${b.group_indices[i]}`}${batch.flow ? ` step ${batch.flow.stepIndex[row]}` : ''}`;
     };
-    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}): excluded ${rows.length} of ${batch.flow ? batch.flow.rows : batch.n} rows whose logp_old disagrees with the learner's own at the same version beyond grpo.logpTolerance ${this.ctx.config.grpo.logpTolerance} (forged or broken rollouts): ${rows.slice(0, 16).map(sample).join(', ')}${rows.length > 16 ? ', ...' : ''}`);
+    this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}): excluded ${rows.length} of ${batch.flow ? batch.flow.rows : batch.n} rows whose logp_old disagrees with the learner's own at their behaviour version beyond grpo.logpTolerance ${this.ctx.config.grpo.logpTolerance} (forged or broken rollouts; ${stale} of them behind the learner's version v${this.st!.version}): ${rows.slice(0, 16).map(sample).join(', ')}${rows.length > 16 ? ', ...' : ''}`);
   }
 
   /**
@@ -644,6 +709,7 @@ class LearnerRole implements WorkerRoleImpl {
    */
   private async recordEmpty(b: TrainBatch__Output, kind: 'sft' | 'grpo' | 'unknown', t0: number): Promise<void> {
     const st = this.st!;
+    this.keepForStaleCheck(b.batch_seq, st.version);
     const next: LearnerState = { ...st, version: st.version + 1, lastBatchSeq: b.batch_seq, lastBatchId: b.batch_id || `${this.ctx.runId}-b${b.batch_seq}` };
     this.publishAverageAtEnd(b.batch_seq);
     next.latest = await this.publish(next);

@@ -209,6 +209,14 @@ export class FlowRunner {
     return out.mean.data;
   }
 
+  /** The step means and stds [R] of `b`'s rows under `params` (the learner's stale-row check, lib/grpo/stale-check.ts). */
+  async stepMeanStd(params: TensorMap, b: FlowGrpoInputs): Promise<{ mean: Float32Array; std: Float32Array }> {
+    const r = resolutionOf(this.config);
+    const { x, y, t, t_next, a } = rowFeeds(b, r.height, r.width);
+    const out = await this.session.run({ ...paramFeeds(params), x: x!, y: y!, t: t!, t_next: t_next!, a: a!, eps: { data: new Float32Array(x!.data.length), dims: x!.dims } }, ['mean', 'std']);
+    return { mean: out.mean.data, std: out.std.data };
+  }
+
   release(): Promise<void> {
     return this.session.release();
   }

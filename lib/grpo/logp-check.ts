@@ -16,6 +16,13 @@
  */
 export const LOGP_TOLERANCE_DEFAULT = 1e-3;
 
+/**
+ * grpo.staleCheckFraction's default: the fraction of stale groups (behaviour version below the learner's) whose rows
+ * the learner recomputes under their version's parameters (stale-check.ts; docs/grpo.md, "The stale-row check", for
+ * the bench that chose it). Here rather than in stale-check.ts, which the config schema need not load.
+ */
+export const STALE_CHECK_FRACTION_DEFAULT = 1;
+
 /** What a training row's check needs: the learner's logp and ratio outputs, and logp_old as the batch carries it. */
 export interface LogpCheckInputs {
   /** [R]: the learner's mean log-density per training row. */

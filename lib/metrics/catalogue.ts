@@ -71,12 +71,17 @@ export const CATALOGUE = {
   },
   logp_rows_excluded_total: {
     type: 'counter',
-    help: 'GRPO training rows excluded from a step because their logp_old, at the learner\'s own version, disagreed with the learner\'s recomputed logp beyond grpo.logpTolerance (forged or broken rollouts; docs/security.md)',
+    help: 'GRPO training rows excluded from a step because their logp_old disagreed with the learner\'s recomputed logp at their behaviour version (its own, or a stale one it kept: grpo.staleCheckFraction) beyond grpo.logpTolerance (forged or broken rollouts; docs/security.md)',
     labels: [],
+  },
+  logp_stale_rows_total: {
+    type: 'counter',
+    help: 'GRPO training rows behind the learner\'s version (grpo.maxStaleness > 0) by what the stale-row check did: checked (recomputed under their behaviour version\'s kept parameters; those beyond grpo.logpTolerance also count in logp_rows_excluded_total), not_sampled (grpo.staleCheckFraction left their group out), not_held (a version from before the learner\'s start); docs/grpo.md',
+    labels: ['outcome'],
   },
   rollout_rows_excluded_total: {
     type: 'counter',
-    help: 'Orchestrator: GRPO actions the learner excluded by its same-version check (logp_old forged or broken), by the rollout worker that produced them; worker_id is that of a worker attached when its result was accepted, at most 64 distinct ids per process, the rest "other" (docs/security.md)',
+    help: 'Orchestrator: GRPO actions the learner excluded by its same-version or stale-row check (logp_old forged or broken), by the rollout worker that produced them; worker_id is that of a worker attached when its result was accepted, at most 64 distinct ids per process, the rest "other" (docs/security.md)',
     labels: ['worker_id'],
   },
   workers_quarantined_total: {

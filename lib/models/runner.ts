@@ -48,6 +48,11 @@ export class PolicyRunner {
     return { action: out.action!.data, logp: out.logp!.data, ...(withLogpMap ? { logpMap: out.logp_map!.data } : {}) };
   }
 
+  /** The policy network's mean [n,3,H,W] of n images under `params` (the noise is not read into it: zeros). */
+  async mean(params: TensorMap, images: Float32Array, n: number): Promise<Float32Array> {
+    return (await this.fetch(params, images, new Float32Array(images.length), n, ['mean'])).mean!.data;
+  }
+
   /** The policy graph's `outputs` (default all) for n images with their noise. */
   private fetch(params: TensorMap, images: Float32Array, noise: Float32Array, n: number, outputs?: readonly string[]): Promise<Fetches> {
     const dims = [n, 3, this.height, this.width];
