@@ -461,7 +461,7 @@ test('scripts/k8s-secrets.sh --print: valid Secrets with the keys every pod moun
     await validateK8sObject(o);
     if (o.kind !== 'Secret') continue;
     const data = o.data as Record<string, string>;
-    assert.deepEqual(Object.keys(data).sort(), [...EXTERNAL_SECRETS[o.metadata.name]!].sort(), `${o.metadata.name}: its keys`);
+    assert.deepEqual(Object.keys(data).sort(), [...(EXTERNAL_SECRETS[o.metadata.name] ?? { [SCRAPE_SECRET]: ['token'] }[o.metadata.name]!)].sort(), `${o.metadata.name}: its keys`);
     if (o.metadata.name === 'recovery-grpo-auth') {
       const token = Buffer.from(data.token!, 'base64').toString('utf8');
       assert.match(token, /^[0-9a-f]{64}$/, '256 random bits, hex');
@@ -481,6 +481,29 @@ test('scripts/k8s-secrets.sh --print: valid Secrets with the keys every pod moun
   assert.equal(tokens.size, 2, 'one token per namespace');
   assert.equal(cas.size, 2, 'one CA per namespace');
   assert.notEqual(run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'Not_A_Namespace']).code, 0);
+  // The PodMonitor presents the Secret the script makes in the PodMonitor's own namespace.
+  const monitor = rendered.get('k8s/monitoring')!.find((o) => o.kind === 'PodMonitor')!;
+  for (const e of (monitor.spec as Any).podMetricsEndpoints) {
+    assert.deepEqual(e.authorization, { type: 'Bearer', credentials: { name: SCRAPE_SECRET, key: 'token' } }, 'the PodMonitor scrapes with the metrics token');
+  }
+  assert.ok(objs.some((o) => o.kind === 'Secret' && o.metadata.name === SCRAPE_SECRET && o.metadata.namespace === monitor.metadata.namespace), `${SCRAPE_SECRET} in the PodMonitor's namespace ${monitor.metadata.namespace}`);
+  // An existing metrics token (another Prometheus's, or a rotation's) is given by file: every copy is it.
+  const tdir = mkdtempSync(join(tmpdir(), 'rg-metrics-token-'));
+  try {
+    const given = 'c0ffee'.repeat(8);
+    writeFileSync(join(tdir, 'token'), `${given}\n`);
+    writeFileSync(join(tdir, 'short'), 'abc\n');
+    const r2 = run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'recovery-grpo'], { env: { ...process.env, RECOVERY_GRPO_METRICS_TOKEN_FILE: join(tdir, 'token'), RECOVERY_GRPO_MONITORING_NAMESPACE: 'prom' } });
+    assert.equal(r2.code, 0, r2.out);
+    const copies = (parseK8sYaml(r2.out, 'k8s-secrets.sh --print') as K8sObject[]).filter((o) => o.kind === 'Secret' && [SCRAPE_SECRET, 'recovery-grpo-metrics'].includes(o.metadata.name));
+    assert.deepEqual(copies.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), [`prom/${SCRAPE_SECRET}`, 'recovery-grpo/recovery-grpo-metrics']);
+    for (const o of copies) assert.equal(Buffer.from((o.data as Record<string, string>).token!, 'base64').toString('utf8'), given, `${o.metadata.name}: the given token`);
+    const r3 = run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'recovery-grpo'], { env: { ...process.env, RECOVERY_GRPO_METRICS_TOKEN_FILE: join(tdir, 'short') } });
+    assert.notEqual(r3.code, 0);
+    assert.match(r3.out, /RECOVERY_GRPO_METRICS_TOKEN_FILE=.*short: the token has fewer than 16 characters/);
+  } finally {
+    rmSync(tdir, { recursive: true, force: true });
+  }
 });
 
 test('the container arguments are accepted by the real CLI commands (yargs strict)', async (t) => {
