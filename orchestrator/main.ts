@@ -30,7 +30,7 @@ import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
-import { createRunMonitor } from './monitor.ts';
+import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
 
 export interface OrchestratorOptions {
@@ -273,6 +273,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     ...(o.metricsToken !== undefined ? { token: o.metricsToken } : {}),
     registry: metrics.registry,
     routes: monitor.routes(),
+    publicPaths: RunMonitor.PAGE_PATHS, // the page itself; it sends the token (from /#token=...) for its data
     // the run's state as /health's detail (before round 26 these fields sat beside ok and the server dropped them:
     // the body was {"ok":true,"detail":null}); only a request with the metrics token sees it, if there is one
     health: () => ({

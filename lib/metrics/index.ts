@@ -80,6 +80,11 @@ export interface MetricsServerOptions {
    * Unset: no authentication (the caller keeps the server on loopback, or behind a NetworkPolicy; cli/flag-checks.ts).
    */
   token?: string;
+  /**
+   * Routes served without the token: only content that holds nothing of the run (the orchestrator's page, whose data
+   * it fetches from /api/* with the token: orchestrator/monitor.ts).
+   */
+  publicPaths?: readonly string[];
 }
 
 /** The least length of a metrics token (cli/flag-checks.ts refuses a shorter one): `openssl rand -hex 32` gives 64. */
@@ -151,7 +156,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
         .then(([status, body]) => res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(authorised ? body : { ok: body.ok })));
       return;
     }
-    if (!authorised) {
+    if (!authorised && !(opts.publicPaths?.includes(path) && opts.routes?.[path])) {
       res.writeHead(401, { 'www-authenticate': 'Bearer realm="recovery-grpo metrics"', 'content-type': 'text/plain' })
         .end(req.method === 'HEAD' ? undefined : `this endpoint needs the metrics token: Authorization: Bearer <token> (--metrics-token-file); /health answers without it\n`);
       return;

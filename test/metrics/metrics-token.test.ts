@@ -38,7 +38,8 @@ test('startMetricsServer with a token: /metrics, routes and unknown paths need i
   let state: Health = { ok: true, detail: { phase: 'grpo', workers: ['rollout-0'] } };
   const server = await startMetricsServer({
     port: 0, registry: m.registry, token: TOKEN, health: () => state,
-    routes: { '/api/history': () => ({ contentType: 'application/json', body: '{"run_id":"run-tok"}' }) },
+    routes: { '/api/history': () => ({ contentType: 'application/json', body: '{"run_id":"run-tok"}' }), '/': () => ({ contentType: 'text/html', body: '<p>page</p>' }) },
+    publicPaths: ['/', '/metrics', '/absent'], // a public path serves a route only: never /metrics, nor a path without a route
   });
   try {
     const wrongs: Array<[string, Record<string, string>]> = [
@@ -53,6 +54,10 @@ test('startMetricsServer with a token: /metrics, routes and unknown paths need i
       for (const [what, headers] of wrongs) await assertRefused(`${server.url}${path}`, headers, what);
     }
     await assertRefused(`${server.url}/metrics`, {}, 'HEAD without the token', 'HEAD');
+    await assertRefused(`${server.url}/absent`, {}, 'a public path without a route');
+    const pub = await fetch(`${server.url}/`);
+    assert.equal(pub.status, 200, 'a public route answers without the token');
+    assert.equal(await pub.text(), '<p>page</p>');
 
     const ok = await fetch(`${server.url}/metrics`, { headers: bearer(TOKEN) });
     assert.equal(ok.status, 200);
@@ -110,29 +115,36 @@ test('readMetricsToken: the file (trimmed), else the environment; empty, unreada
 test('the real orchestrator and reward worker: /metrics and the orchestrator\'s /api/* refuse without the token and serve with it; /health says ok only', { timeout: 120_000 }, async () => {
   const nats = await startNatsServer();
   const config = loadConfig(undefined, [
-    'run.id=metrics-token', 'data.source.kind=procedural', 'data.size=16', 'data.source.count=16', 'model.width=4', 'model.depth=1',
+    'run.id=tokrun-7', 'data.source.kind=procedural', 'data.size=16', 'data.source.count=16', 'model.width=4', 'model.depth=1',
     'sft.batchSize=4', 'sft.steps=1000', 'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'grpo.steps=1',
   ]);
   const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, metricsToken: TOKEN, log: () => undefined });
   const worker = await runRewardWorker({ orchestrator: orch.address, nats: nats.url, metricsPort: 0, metricsToken: TOKEN, workerId: 'reward-tok', logger: silentLogger });
   try {
     await worker.ready;
-    for (const path of ['/metrics', '/api/history', '/', '/api/eval-grid.png']) {
+    for (const path of ['/metrics', '/api/history', '/api/eval-grid.png']) {
       await assertRefused(`${orch.metricsUrl}${path}`, {}, `orchestrator ${path} without the token`);
       await assertRefused(`${orch.metricsUrl}${path}`, bearer(`${TOKEN.slice(1)}0`), `orchestrator ${path} with a wrong token`);
     }
+    // the page itself is open (a browser cannot send the header; it holds nothing of the run and sends the token,
+    // from /#token=..., for its data)
+    const page = await fetch(`${orch.metricsUrl}/`);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /^<!doctype html>/);
+    assert.doesNotMatch(html, /tokrun-7|reward-tok/, 'the page holds nothing of the run');
     await assertRefused(`${worker.metricsUrl}/metrics`, {}, 'reward worker /metrics without the token');
     await assertRefused(`${worker.metricsUrl}/metrics`, bearer('f'.repeat(64)), 'reward worker /metrics with a wrong token');
 
     const om = await fetch(`${orch.metricsUrl}/metrics`, { headers: bearer(TOKEN) });
     assert.equal(om.status, 200);
-    assert.match(await om.text(), /^recovery_grpo_workers_connected\{worker_role="reward",run_id="metrics-token",role="orchestrator"\} 1$/m);
+    assert.match(await om.text(), /^recovery_grpo_workers_connected\{worker_role="reward",run_id="tokrun-7",role="orchestrator"\} 1$/m);
     const history = await fetch(`${orch.metricsUrl}/api/history`, { headers: bearer(TOKEN) });
     assert.equal(history.status, 200);
     assert.ok(Array.isArray(((await history.json()) as { workers: unknown[] }).workers));
     const wm = await fetch(`${worker.metricsUrl}/metrics`, { headers: bearer(TOKEN) });
     assert.equal(wm.status, 200);
-    assert.match(await wm.text(), /run_id="metrics-token",role="reward"/);
+    assert.match(await wm.text(), /run_id="tokrun-7",role="reward"/);
 
     // /health: ok without the token, the run's state with it (the orchestrator's, as its detail since round 26)
     assert.deepEqual(await (await fetch(`${orch.metricsUrl}/health`)).json(), { ok: true });
@@ -145,7 +157,7 @@ test('the real orchestrator and reward worker: /metrics and the orchestrator\'s 
     assert.deepEqual(await wh.json(), { ok: true });
     const wd = (await (await fetch(`${worker.metricsUrl}/health`, { headers: bearer(TOKEN) })).json()) as { detail: { worker_id: string; run_id: string } };
     assert.equal(wd.detail.worker_id, 'reward-tok');
-    assert.equal(wd.detail.run_id, 'metrics-token');
+    assert.equal(wd.detail.run_id, 'tokrun-7');
   } finally {
     await worker.stop();
     await orch.stop();
