@@ -14,6 +14,8 @@ import { loadConfig } from '../../lib/config/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runRewardWorker } from '../../reward-worker/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
+import { resolveWorkerOptions } from '../../lib/worker/options.ts';
+import { SetupError } from '../../lib/config/setup-error.ts';
 import { freePort, startNatsServer } from '../helpers/nats.ts';
 import { BIN } from '../helpers/cli.ts';
 
@@ -110,6 +112,11 @@ test('readMetricsToken: the file (trimmed), else the environment; empty, unreada
   assert.throws(() => readMetricsToken(undefined, empty, '--metrics-token-file', {}), /--metrics-token-file file .*empty is empty/);
   assert.throws(() => readMetricsToken(undefined, join(dir, 'missing'), '--metrics-token-file', {}), /cannot read it \(ENOENT\)/);
   assert.equal(MIN_METRICS_TOKEN_LENGTH, 16);
+  // a role's options (the library's door): the same reading, refused as a SetupError (exit 78, no restart)
+  assert.equal(resolveWorkerOptions('reward', { metricsTokenFile: file, logger: silentLogger }, {}).metricsToken, TOKEN);
+  assert.equal(resolveWorkerOptions('reward', { logger: silentLogger }, { [METRICS_TOKEN_ENV]: TOKEN }).metricsToken, TOKEN);
+  assert.equal(resolveWorkerOptions('reward', { logger: silentLogger }, {}).metricsToken, undefined);
+  assert.throws(() => resolveWorkerOptions('learner', { metricsToken: 'short', logger: silentLogger }, {}), (e: Error) => e instanceof SetupError && /worker options\.metricsToken: the metrics token has 5 characters/.test(e.message));
 });
 
 test('the real orchestrator and reward worker: /metrics and the orchestrator\'s /api/* refuse without the token and serve with it; /health says ok only', { timeout: 120_000 }, async () => {
