@@ -141,7 +141,13 @@ create_secret() {
   kubectl -n "$ns" label secret "$name" app.kubernetes.io/name=recovery-grpo app.kubernetes.io/part-of=recovery-grpo >/dev/null
   echo "$ns: secret $name created"
 }
-# The PodMonitor's copy of the metrics token, made once (the token was read from it if it exists).
+# The PodMonitor's copy of the metrics token, made once (the token was read from it if it exists). A token given by
+# file must be the one Prometheus presents: a different one would leave every target of the run down (401).
+if [ -n "${RECOVERY_GRPO_METRICS_TOKEN_FILE:-}" ] && existing="$(kubectl -n "$MONITORING" get secret "$METRICS_SCRAPE" -o 'jsonpath={.data.token}' 2>/dev/null)" && [ -n "$existing" ] \
+    && [ "$(printf '%s' "$existing" | base64 -d)" != "$(cat "$work/metrics-token")" ]; then
+  echo "k8s-secrets: RECOVERY_GRPO_METRICS_TOKEN_FILE holds another token than $MONITORING/$METRICS_SCRAPE, which Prometheus presents; delete that Secret first to replace it" >&2
+  exit 1
+fi
 if ! kubectl -n "$MONITORING" get secret "$METRICS_SCRAPE" >/dev/null 2>&1; then
   kubectl get namespace "$MONITORING" >/dev/null 2>&1 || kubectl create namespace "$MONITORING" >/dev/null
   create_secret "$MONITORING" "$METRICS_SCRAPE" "token=$work/metrics-token"
