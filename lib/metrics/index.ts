@@ -104,6 +104,11 @@ export function readMetricsToken(value: string | undefined, file: string | undef
     const from = value !== undefined ? what : file !== undefined ? `${what} ${file}` : `the ${METRICS_TOKEN_ENV} environment variable`;
     throw new Error(`${from}: the metrics token has ${token.length} characters, fewer than ${MIN_METRICS_TOKEN_LENGTH} (generate one with: openssl rand -hex 32)`);
   }
+  if (token !== undefined && /\s/.test(token)) {
+    // a bearer token is one word (RFC 6750's b64token): no request could present it
+    const from = value !== undefined ? what : file !== undefined ? `${what} ${file}` : `the ${METRICS_TOKEN_ENV} environment variable`;
+    throw new Error(`${from}: the metrics token contains white space, which no Authorization header can carry (generate one with: openssl rand -hex 32)`);
+  }
   return token;
 }
 

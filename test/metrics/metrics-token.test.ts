@@ -107,6 +107,7 @@ test('readMetricsToken: the file (trimmed), else the environment; empty, unreada
   writeFileSync(short, 'abc123\n');
   assert.throws(() => readMetricsToken(undefined, short, '--metrics-token-file', {}), (e: Error) => /--metrics-token-file .*short: the metrics token has 6 characters, fewer than 16/.test(e.message) && !e.message.includes('abc123'));
   assert.throws(() => readMetricsToken(undefined, undefined, '--metrics-token-file', { [METRICS_TOKEN_ENV]: 'abc' }), /RECOVERY_GRPO_METRICS_TOKEN environment variable: the metrics token has 3 characters/);
+  assert.throws(() => readMetricsToken(undefined, undefined, '--metrics-token-file', { [METRICS_TOKEN_ENV]: 'two words of a long token' }), /the metrics token contains white space/);
   const empty = join(dir, 'empty');
   writeFileSync(empty, '\n');
   assert.throws(() => readMetricsToken(undefined, empty, '--metrics-token-file', {}), /--metrics-token-file file .*empty is empty/);
