@@ -8,13 +8,14 @@
 import { readFileSync } from 'node:fs';
 import { imageFormatOf } from '../lib/data/image-format.ts';
 import { isLoopbackHost } from '../lib/transport/grpc-common.ts';
+import { readMetricsToken } from '../lib/metrics/index.ts';
 
 /** Flags holding a TCP port (0: any free port). */
 const PORT_FLAGS = ['metricsPort'] as const;
 
 /** Flags naming a file the role reads at start (secrets, PEM material). TLS flags may hold inline PEM instead. */
 const READ_FLAGS = [
-  'authTokenFile', 'roleTokensFile', 'tlsCert', 'tlsKey', 'tlsCa',
+  'authTokenFile', 'roleTokensFile', 'metricsTokenFile', 'tlsCert', 'tlsKey', 'tlsCa',
   'natsPassFile', 'natsTokenFile', 'natsTlsCa', 'natsTlsCert', 'natsTlsKey',
 ] as const;
 
@@ -24,7 +25,7 @@ const COUNT_FLAGS = ['maxBatch', 'maxInFlight'] as const;
 const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** Throws an Error naming the first role flag of `a` (yargs' camel-case keys) that is not a port, count or readable file. */
-export function checkRoleFlags(a: Record<string, unknown>): true {
+export function checkRoleFlags(a: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): true {
   for (const key of PORT_FLAGS) {
     const v = a[key];
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535)) {
@@ -32,7 +33,6 @@ export function checkRoleFlags(a: Record<string, unknown>): true {
     }
   }
   for (const key of COUNT_FLAGS) checkIntegerFlag(a[key], flagName(key), 1);
-  checkMetricsHost(a.metricsHost, a.metricsNetworkProtected === true);
   for (const key of READ_FLAGS) {
     const v = a[key];
     if (v === undefined) continue;
@@ -42,23 +42,28 @@ export function checkRoleFlags(a: Record<string, unknown>): true {
     }
     checkReadable(v, flagName(key));
   }
+  // the token (its file, or $RECOVERY_GRPO_METRICS_TOKEN) read as the role will: empty or short is refused here
+  const token = readMetricsToken(undefined, typeof a.metricsTokenFile === 'string' ? a.metricsTokenFile : undefined, '--metrics-token-file', env);
+  checkMetricsHost(a.metricsHost, a.metricsNetworkProtected === true, token !== undefined);
   return true;
 }
 
-/** The opt-in flag of a non-loopback --metrics-host (every role defines both). */
+/** The opt-in flag of a non-loopback --metrics-host without a token (every role defines both). */
 export const METRICS_OPT_IN_FLAG = '--metrics-network-protected';
+/** The metrics port's token (every role): with it, /metrics and the orchestrator's /api/* answer only a request bearing it. */
+export const METRICS_TOKEN_FLAG = '--metrics-token-file';
 
 /**
- * /metrics and /health (and the orchestrator's /api/history and /api/eval-grid.png on the same port) have no
- * authentication: on a non-loopback --metrics-host, anyone who can reach the port reads them. As checkListenAuth does
- * for gRPC, such a host is refused unless METRICS_OPT_IN_FLAG says the network restricts who reaches it (a
- * NetworkPolicy, as k8s/base/networkpolicies.yaml; docs/security.md, "Metrics and health endpoints").
+ * Whoever reaches the metrics port reads /metrics (and the orchestrator's /api/history and /api/eval-grid.png) unless
+ * the port takes a token. As checkListenAuth does for gRPC, a non-loopback host is refused unless the port takes one
+ * (`hasToken`: METRICS_TOKEN_FLAG or $RECOVERY_GRPO_METRICS_TOKEN) or METRICS_OPT_IN_FLAG says the network restricts
+ * who reaches it (a NetworkPolicy, as k8s/base/networkpolicies.yaml; docs/security.md, "Metrics and health endpoints").
  */
-export function checkMetricsHost(host: unknown, networkProtected: boolean): void {
-  if (host === undefined || networkProtected) return;
+export function checkMetricsHost(host: unknown, networkProtected: boolean, hasToken = false): void {
+  if (host === undefined || networkProtected || hasToken) return;
   if (typeof host !== 'string' || host.trim() === '') throw new Error('--metrics-host: the address is empty');
   if (!isLoopbackHost(host)) {
-    throw new Error(`--metrics-host ${host} is not a loopback address, and /metrics, /health (and the orchestrator's /api/*) have no authentication: anyone who can reach the port reads them. Pass ${METRICS_OPT_IN_FLAG} if the network restricts who can (a NetworkPolicy, as k8s/base/networkpolicies.yaml), or keep --metrics-host 127.0.0.1`);
+    throw new Error(`--metrics-host ${host} is not a loopback address, and without a token anyone who can reach the port reads /metrics (and the orchestrator's /api/*). Pass ${METRICS_TOKEN_FLAG} FILE (a bearer token Prometheus presents), or ${METRICS_OPT_IN_FLAG} if the network restricts who can reach the port (a NetworkPolicy, as k8s/base/networkpolicies.yaml), or keep --metrics-host 127.0.0.1`);
   }
 }
 

@@ -19,6 +19,7 @@ export interface WorkerCliArgs {
   nats?: string;
   metricsPort?: number;
   metricsHost?: string;
+  metricsTokenFile?: string;
   workerId?: string;
   device?: Device;
   authTokenFile?: string;
@@ -66,8 +67,9 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('orchestrator', { type: 'string', describe: `orchestrator gRPC address HOST:PORT (default ${CLI_DEFAULTS.orchestrator}, or --config's orchestrator.listen)` })
     .option('nats', { type: 'string', describe: `NATS URL with JetStream (default ${CLI_DEFAULTS.nats}, or --config's nats.url)` })
     .option('metrics-port', { type: 'number', describe: `port of /metrics and /health; 0 = any free port (default ${CLI_DEFAULTS.metricsPort}, or --config's metrics.port)` })
-    .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'interface of /metrics and /health (0.0.0.0 in a pod, with --metrics-network-protected)' })
-    .option('metrics-network-protected', { type: 'boolean', default: false, describe: 'allow a non-loopback --metrics-host: the network restricts who reaches its unauthenticated /metrics and /health (e.g. a NetworkPolicy, as in k8s/; docs/security.md)' })
+    .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'interface of /metrics and /health (0.0.0.0 in a pod, with --metrics-token-file or --metrics-network-protected)' })
+    .option('metrics-token-file', { type: 'string', describe: 'file holding the bearer token of the metrics port (default: the RECOVERY_GRPO_METRICS_TOKEN environment variable, if set; at least 16 characters, e.g. openssl rand -hex 32): /metrics then answers only a request with Authorization: Bearer <token> (Prometheus: authorization.credentials_file), /health answers probes without it but says only ok or not; allows a non-loopback --metrics-host' })
+    .option('metrics-network-protected', { type: 'boolean', default: false, describe: 'allow a non-loopback --metrics-host without --metrics-token-file: the network restricts who reaches /metrics (e.g. a NetworkPolicy, as in k8s/; docs/security.md)' })
     .option('worker-id', { type: 'string', describe: 'stable id of this process, [A-Za-z0-9._:-]{1,128} (default <role>-<hostname>-<pid>)' })
     .option('device', { type: 'string', choices: DEVICES, describe: `ONNX Runtime execution provider: webgpu and cuda are GPUs, docs/gpu.md (default ${opts.deviceDefault})` })
     .option('auth-token-file', { type: 'string', describe: `file holding the orchestrator's bearer token (default: the ${TOKEN_ENV} environment variable, if set)` })
@@ -152,6 +154,7 @@ export function workerOptionsFromArgs(a: WorkerCliArgs): WorkerOptions {
     nats: a.nats ?? fromConfig?.nats.url ?? CLI_DEFAULTS.nats,
     metricsPort: a.metricsPort ?? fromConfig?.metrics.port ?? CLI_DEFAULTS.metricsPort,
     ...(a.metricsHost !== undefined ? { metricsHost: a.metricsHost } : {}),
+    ...(a.metricsTokenFile !== undefined ? { metricsTokenFile: a.metricsTokenFile } : {}),
     ...(a.workerId !== undefined ? { workerId: a.workerId } : {}),
     ...(a.device !== undefined ? { device: a.device } : {}),
     ...(a.authTokenFile !== undefined ? { tokenFile: a.authTokenFile } : {}),

@@ -30,7 +30,7 @@ import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
-import { createRunMonitor } from './monitor.ts';
+import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
 
 export interface OrchestratorOptions {
@@ -42,6 +42,8 @@ export interface OrchestratorOptions {
   natsAuth?: NatsAuth;
   metricsPort?: number;
   metricsHost?: string;
+  /** Bearer token of the metrics port (lib/metrics startMetricsServer: every path but /health needs it). Default none. */
+  metricsToken?: string;
   auth?: ServerAuth;
   onProgress?: (p: Progress) => void;
   /** Appends every RunEvent as a JSON line to this file. */
@@ -268,17 +270,23 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const metricsServer: MetricsServer = await startMetricsServer({
     port: o.metricsPort ?? config.metrics.port,
     host: o.metricsHost,
+    ...(o.metricsToken !== undefined ? { token: o.metricsToken } : {}),
     registry: metrics.registry,
     routes: monitor.routes(),
+    publicPaths: RunMonitor.PAGE_PATHS, // the page itself; it sends the token (from /#token=...) for its data
+    // the run's state as /health's detail (before round 26 these fields sat beside ok and the server dropped them:
+    // the body was {"ok":true,"detail":null}); only a request with the metrics token sees it, if there is one
     health: () => ({
       ok: !nc.isClosed(),
-      phase: coordinator.phase,
-      ackedBatch: coordinator.state.ackedSeq,
-      policyVersion: coordinator.state.learnerVersion,
-      workers: coordinator.workers,
+      detail: {
+        phase: coordinator.phase,
+        ackedBatch: coordinator.state.ackedSeq,
+        policyVersion: coordinator.state.learnerVersion,
+        workers: coordinator.workers,
+      },
     }),
   });
-  log(`listening on ${server.address}; metrics on ${metricsServer.url}/metrics`);
+  log(`listening on ${server.address}; metrics on ${metricsServer.url}/metrics${o.metricsToken !== undefined ? " (with a token)" : ""}`);
   coordinator.start();
   const done = coordinator.done.then(() => {
     log(`run ${config.run.id} complete at policy version ${coordinator.state.learnerVersion}`);

@@ -122,6 +122,9 @@ export class RunMonitor {
     };
   }
 
+  /** The page's own paths: served without the metrics token (it holds nothing of the run; its data comes from /api/*). */
+  static readonly PAGE_PATHS: readonly string[] = ['/', '/index.html'];
+
   routes(): Record<string, RouteHandler> {
     return {
       '/': () => ({ contentType: 'text/html; charset=utf-8', body: PAGE }),
@@ -213,6 +216,15 @@ table{border-collapse:collapse;font-size:13px;background:#fff}th,td{border:1px s
 <table id="workers"><thead><tr><th>role</th><th>worker</th><th>device</th></tr></thead><tbody></tbody></table>
 <script>
 "use strict";
+// The metrics token, where the orchestrator takes one (--metrics-token-file): open the page as /#token=TOKEN. The
+// fragment never reaches the server or its logs; the page keeps it for this tab (sessionStorage), takes it out of the
+// address bar, and sends it as Authorization: Bearer with each request of its own.
+const TOKEN = (() => {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) { sessionStorage.setItem("recovery-grpo-metrics-token", decodeURIComponent(m[1])); history.replaceState(null, "", location.pathname + location.search); }
+  return sessionStorage.getItem("recovery-grpo-metrics-token");
+})();
+const AUTH = TOKEN ? {authorization: "Bearer " + TOKEN} : {};
 const NS = "http://www.w3.org/2000/svg";
 const COLORS = ["#4e79a7","#e15759","#59a14f","#f28e2b","#8c8c8c","#b07aa1"];
 function el(name, attrs, parent) { const e = document.createElementNS(NS, name); for (const k in attrs) e.setAttribute(k, attrs[k]); if (parent) parent.appendChild(e); return e; }
@@ -287,7 +299,13 @@ function render(h) {
   }
   if (h.grid && h.grid.version !== gridVersion) {
     gridVersion = h.grid.version; const img = document.getElementById("grid");
-    img.src = "/api/eval-grid.png?v=" + gridVersion; img.alt = "evaluation grid, version " + gridVersion; img.hidden = false;
+    const src = "/api/eval-grid.png?v=" + gridVersion;
+    img.alt = "evaluation grid, version " + gridVersion;
+    if (!TOKEN) { img.src = src; img.hidden = false; }
+    else fetch(src, {headers: AUTH, cache: "no-store"}).then((r) => r.ok ? r.blob() : Promise.reject(new Error("HTTP " + r.status))).then((b) => {
+      if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+      img.src = URL.createObjectURL(b); img.hidden = false;
+    }, (e) => { gridVersion = -1; document.getElementById("gridcols").textContent = "evaluation grid: " + e.message; });
     document.getElementById("gridcols").textContent = h.grid.columns.join(" | ") + " (version " + gridVersion + ")";
   }
   const wb = document.querySelector("#workers tbody"); wb.innerHTML = "";
@@ -295,7 +313,11 @@ function render(h) {
   document.body.dataset.updates = String(+(document.body.dataset.updates || 0) + 1);
 }
 async function tick() {
-  try { const r = await fetch("/api/history", {cache: "no-store"}); if (r.ok) render(await r.json()); }
+  try {
+    const r = await fetch("/api/history", {cache: "no-store", headers: AUTH});
+    if (r.ok) render(await r.json());
+    else if (r.status === 401) document.getElementById("updated").textContent = "this orchestrator takes a metrics token: open this page as /#token=TOKEN";
+  }
   catch (e) { document.getElementById("updated").textContent = "orchestrator unreachable: " + e; }
   setTimeout(tick, 2000);
 }

@@ -9,6 +9,12 @@
 #                                       (verify_and_map) bind the role to (docs/security.md)
 #   recovery-grpo-checkpoint-signing    learner.key, learner.pub: the ed25519 key the learner signs checkpoints with
 #   recovery-grpo-checkpoint-verify     learner.pub: the public key the orchestrator and rollout workers check with
+#   recovery-grpo-metrics               token: the bearer token of every role's /metrics (--metrics-token-file)
+# and, in the monitoring namespace ($RECOVERY_GRPO_MONITORING_NAMESPACE, default monitoring), the same token as
+#   recovery-grpo-metrics-scrape        token: what the PodMonitor (k8s/monitoring) presents when it scrapes
+# One metrics token serves every run the Prometheus scrapes: the script reads it from recovery-grpo-metrics-scrape
+# (making that Secret the first time), or from the file $RECOVERY_GRPO_METRICS_TOKEN_FILE (--print: else a fresh one).
+# --rotate keeps it; to replace it, delete both Secrets everywhere and run the script again (docs/kubernetes.md).
 #
 #   scripts/k8s-secrets.sh NAMESPACE...            create the namespace and the Secrets where missing (kubectl)
 #   scripts/k8s-secrets.sh --rotate NAMESPACE...   replace them all (then restart the run's pods)
@@ -16,6 +22,9 @@
 # Needs openssl. Certificates are valid for RECOVERY_GRPO_CERT_DAYS days (default 365).
 set -euo pipefail
 AUTH=recovery-grpo-auth
+METRICS=recovery-grpo-metrics
+METRICS_SCRAPE=recovery-grpo-metrics-scrape
+MONITORING="${RECOVERY_GRPO_MONITORING_NAMESPACE:-monitoring}"
 COMPONENTS=(nats orchestrator learner rollout reward)
 DAYS="${RECOVERY_GRPO_CERT_DAYS:-365}"
 mode=create
@@ -24,7 +33,7 @@ for a in "$@"; do
   case "$a" in
     --print) mode=print ;;
     --rotate) mode=rotate ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "k8s-secrets: unknown option $a" >&2; exit 2 ;;
     *)
       [[ "$a" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || { echo "k8s-secrets: $a is not a valid namespace name" >&2; exit 2; }
@@ -32,6 +41,7 @@ for a in "$@"; do
   esac
 done
 [ "${#namespaces[@]}" -gt 0 ] || { echo "usage: scripts/k8s-secrets.sh [--print|--rotate] NAMESPACE..." >&2; exit 2; }
+[[ "$MONITORING" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || { echo "k8s-secrets: RECOVERY_GRPO_MONITORING_NAMESPACE=$MONITORING is not a valid namespace name" >&2; exit 2; }
 [[ "$DAYS" =~ ^[1-9][0-9]{0,4}$ ]] || { echo "k8s-secrets: RECOVERY_GRPO_CERT_DAYS=$DAYS is not a number of days" >&2; exit 2; }
 command -v openssl >/dev/null 2>&1 || { echo "k8s-secrets: openssl not found (apt-get install openssl)" >&2; exit 1; }
 
@@ -70,6 +80,22 @@ material() {
   ossl pkey -in "$d/learner-signing.key" -pubout -out "$d/learner-signing.pub"
 }
 
+# metrics_token FILE: the metrics token every run shares, into FILE: $RECOVERY_GRPO_METRICS_TOKEN_FILE's, else (with
+# kubectl) the monitoring namespace's Secret, else a fresh one (then made that Secret, unless --print).
+metrics_token() {
+  local out="$1" existing
+  if [ -n "${RECOVERY_GRPO_METRICS_TOKEN_FILE:-}" ]; then
+    tr -d ' \t\r\n' < "$RECOVERY_GRPO_METRICS_TOKEN_FILE" > "$out" || { echo "k8s-secrets: RECOVERY_GRPO_METRICS_TOKEN_FILE=$RECOVERY_GRPO_METRICS_TOKEN_FILE: cannot read it" >&2; exit 1; }
+    [ "$(wc -c < "$out")" -ge 16 ] || { echo "k8s-secrets: RECOVERY_GRPO_METRICS_TOKEN_FILE=$RECOVERY_GRPO_METRICS_TOKEN_FILE: the token has fewer than 16 characters" >&2; exit 1; }
+    return 0
+  fi
+  if [ "$mode" != print ] && existing="$(kubectl -n "$MONITORING" get secret "$METRICS_SCRAPE" -o 'jsonpath={.data.token}' 2>/dev/null)" && [ -n "$existing" ]; then
+    printf '%s' "$existing" | base64 -d > "$out"
+    return 0
+  fi
+  token > "$out"
+}
+
 # secret_yaml NAMESPACE NAME key=file...
 secret_yaml() {
   local ns="$1" name="$2" kv
@@ -85,9 +111,14 @@ secrets() {
   for c in "${COMPONENTS[@]}"; do echo "recovery-grpo-tls-$c ca.crt=$d/ca.crt tls.crt=$d/$c.crt tls.key=$d/$c.key"; done
   echo "recovery-grpo-checkpoint-signing learner.key=$d/learner-signing.key learner.pub=$d/learner-signing.pub"
   echo "recovery-grpo-checkpoint-verify learner.pub=$d/learner-signing.pub"
+  echo "$METRICS token=$work/metrics-token"
 }
 
+metrics_token "$work/metrics-token"
+
 if [ "$mode" = print ]; then
+  printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$MONITORING"
+  secret_yaml "$MONITORING" "$METRICS_SCRAPE" "token=$work/metrics-token"
   for ns in "${namespaces[@]}"; do
     printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n    app.kubernetes.io/part-of: recovery-grpo\n' "$ns"
     material "$work/$ns" "$ns"
@@ -100,22 +131,41 @@ if [ "$mode" = print ]; then
 fi
 
 command -v kubectl >/dev/null 2>&1 || { echo "k8s-secrets: kubectl not found (or use --print)" >&2; exit 1; }
+# create_secret NAMESPACE NAME key=file...: (re)made from private files, so no secret appears in a process list
+create_secret() {
+  local ns="$1" name="$2" kv args=()
+  shift 2
+  kubectl -n "$ns" delete secret "$name" --ignore-not-found >/dev/null
+  for kv in "$@"; do args+=("--from-file=$kv"); done
+  kubectl -n "$ns" create secret generic "$name" "${args[@]}" >/dev/null
+  kubectl -n "$ns" label secret "$name" app.kubernetes.io/name=recovery-grpo app.kubernetes.io/part-of=recovery-grpo >/dev/null
+  echo "$ns: secret $name created"
+}
+# The PodMonitor's copy of the metrics token, made once (the token was read from it if it exists). A token given by
+# file must be the one Prometheus presents: a different one would leave every target of the run down (401).
+if [ -n "${RECOVERY_GRPO_METRICS_TOKEN_FILE:-}" ] && existing="$(kubectl -n "$MONITORING" get secret "$METRICS_SCRAPE" -o 'jsonpath={.data.token}' 2>/dev/null)" && [ -n "$existing" ] \
+    && [ "$(printf '%s' "$existing" | base64 -d)" != "$(cat "$work/metrics-token")" ]; then
+  echo "k8s-secrets: RECOVERY_GRPO_METRICS_TOKEN_FILE holds another token than $MONITORING/$METRICS_SCRAPE, which Prometheus presents; delete that Secret first to replace it" >&2
+  exit 1
+fi
+if ! kubectl -n "$MONITORING" get secret "$METRICS_SCRAPE" >/dev/null 2>&1; then
+  kubectl get namespace "$MONITORING" >/dev/null 2>&1 || kubectl create namespace "$MONITORING" >/dev/null
+  create_secret "$MONITORING" "$METRICS_SCRAPE" "token=$work/metrics-token"
+fi
 for ns in "${namespaces[@]}"; do
   kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns" >/dev/null
   kubectl label namespace "$ns" app.kubernetes.io/part-of=recovery-grpo --overwrite >/dev/null
   material "$work/$ns" "$ns"
+  # The metrics token, the one Prometheus presents: made where missing, also in a namespace whose other Secrets exist.
+  if [ "$mode" = rotate ] || ! kubectl -n "$ns" get secret "$METRICS" >/dev/null 2>&1; then create_secret "$ns" "$METRICS" "token=$work/metrics-token"; fi
   # The certificates and keys belong together (one CA, one key pair): all are made, or all kept.
   if kubectl -n "$ns" get secret recovery-grpo-tls-nats >/dev/null 2>&1 && [ "$mode" != rotate ]; then
     echo "$ns: secrets exist (kept; --rotate replaces them)"
     continue
   fi
   while read -r name kvs; do
-    kubectl -n "$ns" delete secret "$name" --ignore-not-found >/dev/null
-    args=()
-    for kv in $kvs; do args+=("--from-file=$kv"); done
-    # From private files, so no secret appears in a process list.
-    kubectl -n "$ns" create secret generic "$name" "${args[@]}" >/dev/null
-    kubectl -n "$ns" label secret "$name" app.kubernetes.io/name=recovery-grpo app.kubernetes.io/part-of=recovery-grpo >/dev/null
-    echo "$ns: secret $name created"
+    [ "$name" = "$METRICS" ] && continue # above
+    # shellcheck disable=SC2086
+    create_secret "$ns" "$name" $kvs
   done < <(secrets "$ns" "$work/$ns")
 done

@@ -13,6 +13,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   nats?: string;
   metricsPort?: number;
   metricsHost?: string;
+  metricsTokenFile?: string;
   authTokenFile?: string;
   roleTokensFile?: string;
   tlsCert?: string;
@@ -44,8 +45,9 @@ const command: CommandModule<object, Args> = {
       .option('listen', { type: 'string', describe: 'gRPC host:port (default: orchestrator.listen, 127.0.0.1:50051); non-loopback requires --auth-token-file or mutual TLS' })
       .option('nats', { type: 'string', describe: 'NATS URL (default: nats.url)' })
       .option('metrics-port', { type: 'number', describe: 'port for /metrics and /health (default: metrics.port)' })
-      .option('metrics-host', { type: 'string', describe: 'address for /metrics, /health and /api/* (default 127.0.0.1; 0.0.0.0 in a pod, with --metrics-network-protected)' })
-      .option('metrics-network-protected', { type: 'boolean', default: false, describe: 'allow a non-loopback --metrics-host: the network restricts who reaches its unauthenticated /metrics and /health (e.g. a NetworkPolicy, as in k8s/; docs/security.md)' })
+      .option('metrics-host', { type: 'string', describe: 'address for /metrics, /health and /api/* (default 127.0.0.1; 0.0.0.0 in a pod, with --metrics-token-file or --metrics-network-protected)' })
+      .option('metrics-token-file', { type: 'string', describe: 'file holding the bearer token of the metrics port (default: the RECOVERY_GRPO_METRICS_TOKEN environment variable, if set; at least 16 characters, e.g. openssl rand -hex 32): /metrics, the status page and /api/* then answer only a request with Authorization: Bearer <token> (Prometheus: authorization.credentials_file), /health answers probes without it but says only ok or not; allows a non-loopback --metrics-host' })
+      .option('metrics-network-protected', { type: 'boolean', default: false, describe: 'allow a non-loopback --metrics-host without --metrics-token-file: the network restricts who reaches /metrics (e.g. a NetworkPolicy, as in k8s/; docs/security.md)' })
       .option('auth-token-file', { type: 'string', describe: 'file holding the shared token every worker must present (or env RECOVERY_GRPO_TOKEN)' })
       .option('role-tokens-file', { type: 'string', describe: 'file of "<role> <worker-id|*> <token>" lines: each token may connect only as its role (and worker id); docs/security.md' })
       .option('tls-cert', { type: 'string', describe: 'server certificate (PEM file)' })
@@ -109,6 +111,8 @@ const command: CommandModule<object, Args> = {
         applyCheckpointKeyArgs({ checkpointPubkeyFile: args.checkpointPubkeyFile }); // its stores verify every announcement
         logger.setContext({ runId: config.run.id });
         const token = readSecret(undefined, args.authTokenFile, 'RECOVERY_GRPO_TOKEN', '--auth-token-file');
+        const { readMetricsToken } = await import('../../lib/metrics/index.ts');
+        const metricsToken = readMetricsToken(undefined, args.metricsTokenFile);
         const { readRoleTokens } = await import('../../lib/transport/index.ts');
         const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
         const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
@@ -118,11 +122,11 @@ const command: CommandModule<object, Args> = {
         const awaitWorkers = args.awaitWorkers !== undefined ? parseAwaitWorkers(args.awaitWorkers, args.awaitSeconds) : undefined;
         // last, after every other refusal: it creates the file (the run would append to it after its first batch)
         if (args.events !== undefined) checkEventLogWritable(args.events, '--events');
-        settings = { config, auth, awaitWorkers };
+        settings = { config, auth, awaitWorkers, metricsToken };
       } catch (e) {
         throw new SetupError((e as Error).message, { cause: e });
       }
-      const { config, auth, awaitWorkers } = settings;
+      const { config, auth, awaitWorkers, metricsToken } = settings;
       orch = await runOrchestrator({
         config,
         listen: args.listen,
@@ -130,6 +134,7 @@ const command: CommandModule<object, Args> = {
         natsAuth: resolveNatsAuth(natsAuthFromArgs(args)),
         metricsPort: args.metricsPort,
         metricsHost: args.metricsHost,
+        ...(metricsToken !== undefined ? { metricsToken } : {}),
         auth,
         // At a terminal: today's lines (`[orchestrator] ...`, progress as is); else JSON (lib/log).
         ...(logger.format === 'json' ? { log: (l: string) => logger.info(l) } : {}),

@@ -26,6 +26,7 @@ import { writeLocalRoleTokens, type LocalRoleTokens } from './role-tokens.ts';
 import { writeLocalCheckpointKeys, type LocalCheckpointKeys } from './checkpoint-keys.ts';
 import { CHECKPOINT_KEY_ENV, loadVerifyKey } from '../checkpoint/sign.ts';
 import { TOKEN_ENV, WIRE_ROLE, type RoleName } from '../worker/options.ts';
+import { METRICS_TOKEN_ENV } from '../metrics/index.ts';
 import type { NatsRole } from '../transport/nats-permissions.ts';
 import { THREADS_ENV } from '../graph/runtime.ts';
 import { exitAfterGraphs } from '../graph/graph-thread.ts';
@@ -218,8 +219,10 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   ];
   const roleTokens = writeLocalRoleTokens(out, workers.map((w) => ({ workerId: w.name, role: WIRE_ROLE[ROLE_OF[w.role]] })));
   const checkpointKeys = writeLocalCheckpointKeys(out);
-  // Only what the run gives each process: no shared token or key file a caller's environment may hold.
-  const noInheritedSecrets = { [TOKEN_ENV]: '', [CHECKPOINT_KEY_ENV.key]: '', [CHECKPOINT_KEY_ENV.pubkey]: '' };
+  // Only what the run gives each process: no shared token or key file a caller's environment may hold. No metrics
+  // token either: the local run serves /metrics, its page and /api/* on 127.0.0.1 only, without one, so that the
+  // printed URLs open in a browser and a local Prometheus scrapes them as docs/monitoring.md shows (docs/security.md)
+  const noInheritedSecrets = { [TOKEN_ENV]: '', [METRICS_TOKEN_ENV]: '', [CHECKPOINT_KEY_ENV.key]: '', [CHECKPOINT_KEY_ENV.pubkey]: '' };
   // the run's own limits, which the workers' defaults (64 MiB, 4096 samples) may be below: each worker receives the
   // run's messages, and the learner takes the run's largest batch
   const limitArgs = ['--max-message-bytes', String(config.orchestrator.maxMessageBytes)];

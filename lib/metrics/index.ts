@@ -1,8 +1,10 @@
 // Per-process Prometheus registry with run_id/role default labels, typed lazy access to the catalogue, and a
 // small HTTP server for /metrics and /health.
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CATALOGUE, metricName, type Catalogue, type LabelName, type MetricName } from './catalogue.ts';
+import { readSecret } from '../transport/secrets.ts';
 
 export * from './catalogue.ts';
 
@@ -71,6 +73,51 @@ export interface MetricsServerOptions {
   health?: () => Health | Promise<Health>;
   /** Extra GET routes by exact path (e.g. the orchestrator's web page at `/`); /metrics and /health take precedence. */
   routes?: Record<string, RouteHandler>;
+  /**
+   * A bearer token every request must present (`Authorization: Bearer <token>`), compared in constant time; any other
+   * request gets 401 with `WWW-Authenticate: Bearer`. Except /health (and /healthz), which kubelet probes reach
+   * without one: it answers them its status code and `{"ok":...}` only, the detail to a request with the token.
+   * Unset: no authentication (the caller keeps the server on loopback, or behind a NetworkPolicy; cli/flag-checks.ts).
+   */
+  token?: string;
+  /**
+   * Routes served without the token: only content that holds nothing of the run (the orchestrator's page, whose data
+   * it fetches from /api/* with the token: orchestrator/monitor.ts).
+   */
+  publicPaths?: readonly string[];
+}
+
+/** The least length of a metrics token (cli/flag-checks.ts refuses a shorter one): `openssl rand -hex 32` gives 64. */
+export const MIN_METRICS_TOKEN_LENGTH = 16;
+
+/** The environment variable holding the metrics token when no --metrics-token-file is given (as RECOVERY_GRPO_TOKEN for gRPC). */
+export const METRICS_TOKEN_ENV = 'RECOVERY_GRPO_METRICS_TOKEN';
+
+/**
+ * The metrics port's token: `value`, else the file's content (trimmed), else $RECOVERY_GRPO_METRICS_TOKEN; undefined if
+ * none. Throws naming `what` (never the token) for an unreadable or empty file or a token under
+ * MIN_METRICS_TOKEN_LENGTH characters.
+ */
+export function readMetricsToken(value: string | undefined, file: string | undefined, what = '--metrics-token-file', env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const token = readSecret(value, file, METRICS_TOKEN_ENV, what, env);
+  if (token !== undefined && token.length < MIN_METRICS_TOKEN_LENGTH) {
+    const from = value !== undefined ? what : file !== undefined ? `${what} ${file}` : `the ${METRICS_TOKEN_ENV} environment variable`;
+    throw new Error(`${from}: the metrics token has ${token.length} characters, fewer than ${MIN_METRICS_TOKEN_LENGTH} (generate one with: openssl rand -hex 32)`);
+  }
+  if (token !== undefined && /\s/.test(token)) {
+    // a bearer token is one word (RFC 6750's b64token): no request could present it
+    const from = value !== undefined ? what : file !== undefined ? `${what} ${file}` : `the ${METRICS_TOKEN_ENV} environment variable`;
+    throw new Error(`${from}: the metrics token contains white space, which no Authorization header can carry (generate one with: openssl rand -hex 32)`);
+  }
+  return token;
+}
+
+const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest();
+
+/** Whether `req` carries `Authorization: Bearer <token>` (`digest`: sha256 of the token; equal-length digests, timingSafeEqual). */
+function presentsToken(req: IncomingMessage, digest: Buffer): boolean {
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
+  return m !== null && timingSafeEqual(sha256(m[1]!), digest);
 }
 
 export interface RouteResponse {
@@ -92,10 +139,31 @@ export interface MetricsServer {
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const host = opts.host ?? '127.0.0.1';
   const health = opts.health ?? (() => ({ ok: true }));
+  if (opts.token !== undefined && opts.token.trim().length < MIN_METRICS_TOKEN_LENGTH) {
+    throw new Error(`metrics server: the token is shorter than ${MIN_METRICS_TOKEN_LENGTH} characters`);
+  }
+  const digest = opts.token !== undefined ? sha256(opts.token.trim()) : undefined;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    const authorised = digest === undefined || presentsToken(req, digest);
+    if (path === '/health' || path === '/healthz') {
+      // open to probes (a kubelet sends no token); without the token only ok or not, nothing of the run
+      Promise.resolve()
+        .then(health)
+        .then(
+          (h) => [h.ok ? 200 : 503, { ok: !!h.ok, detail: h.detail ?? null }] as const,
+          (e: Error) => [503, { ok: false, detail: `health check failed: ${e?.message ?? e}` }] as const,
+        )
+        .then(([status, body]) => res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(authorised ? body : { ok: body.ok })));
+      return;
+    }
+    if (!authorised && !(opts.publicPaths?.includes(path) && opts.routes?.[path])) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer realm="recovery-grpo metrics"', 'content-type': 'text/plain' })
+        .end(req.method === 'HEAD' ? undefined : `this endpoint needs the metrics token: Authorization: Bearer <token> (--metrics-token-file); /health answers without it\n`);
       return;
     }
     if (path === '/metrics') {
@@ -103,16 +171,6 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
         (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(req.method === 'HEAD' ? undefined : text),
         (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${e.message}\n`),
       );
-      return;
-    }
-    if (path === '/health' || path === '/healthz') {
-      Promise.resolve()
-        .then(health)
-        .then(
-          (h) => [h.ok ? 200 : 503, { ok: !!h.ok, detail: h.detail ?? null }] as const,
-          (e: Error) => [503, { ok: false, detail: `health check failed: ${e?.message ?? e}` }] as const,
-        )
-        .then(([status, body]) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)));
       return;
     }
     const route = opts.routes?.[path];

@@ -1,6 +1,7 @@
 // Options every worker role shares (rollout worker, reward worker, learner), validated at the edge.
 // A worker needs no run configuration of its own: the run config arrives in Welcome.config_json.
 import { readSecret } from '../transport/secrets.ts';
+import { readMetricsToken } from '../metrics/index.ts';
 import { createProcessLogger } from '../log/index.ts';
 import { hostname } from 'node:os';
 import { z } from 'zod';
@@ -36,6 +37,13 @@ export interface WorkerOptions {
   metricsPort?: number;
   /** Interface the metrics server binds. Default 127.0.0.1 (0.0.0.0 in a pod so Prometheus can scrape it). */
   metricsHost?: string;
+  /**
+   * Bearer token of the metrics port: every path but /health needs it (lib/metrics startMetricsServer). Takes
+   * precedence over metricsTokenFile and the environment variable RECOVERY_GRPO_METRICS_TOKEN. Never logged.
+   */
+  metricsToken?: string;
+  /** File holding the metrics token (trimmed). */
+  metricsTokenFile?: string;
   /** Stable id of this process ([A-Za-z0-9._:-]{1,128}). Default `<role>-<hostname>-<pid>`. */
   workerId?: string;
   /** ONNX Runtime execution provider: where this machine runs the role's graphs (docs/gpu.md). Default cpu. */
@@ -87,6 +95,7 @@ export interface ResolvedWorkerOptions {
   nats: string;
   metricsPort: number;
   metricsHost: string;
+  metricsToken: string | undefined;
   workerId: string;
   device: Device | undefined;
   token: string | undefined;
@@ -110,6 +119,8 @@ const schema = z.strictObject({
   nats: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a nats://, tls://, ws:// or wss:// URL').default('nats://127.0.0.1:4222'),
   metricsPort: z.number().int().gte(0).lte(65535).default(0),
   metricsHost: z.string().min(1).default('127.0.0.1'),
+  metricsToken: z.string().optional(),
+  metricsTokenFile: z.string().min(1).optional(),
   workerId: z.string().regex(WORKER_ID_PATTERN, 'must match [A-Za-z0-9._:-]{1,128}').optional(),
   device: z.enum(DEVICES).optional(),
   token: z.string().optional(),
@@ -174,12 +185,19 @@ export function resolveWorkerOptions(role: RoleName, options: WorkerOptions, env
   } catch (e) {
     throw new SetupError(`worker options.natsAuth: ${(e as Error).message}`);
   }
+  let metricsToken: string | undefined;
+  try {
+    metricsToken = readMetricsToken(o.metricsToken, o.metricsTokenFile, 'worker options.metricsToken', env);
+  } catch (e) {
+    throw new SetupError((e as Error).message, { cause: e });
+  }
   return {
     role,
     orchestrator: o.orchestrator,
     nats: o.nats,
     metricsPort: o.metricsPort,
     metricsHost: o.metricsHost,
+    metricsToken,
     workerId,
     device: o.device,
     token: readToken(o, env),

@@ -202,8 +202,8 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
   };
   // A device this machine cannot give ends the role here, before it joins (a SetupError: no restart cures it).
   if (o.device) await checkDevice(o.device);
-  const server: MetricsServer = await startMetricsServer({ port: o.metricsPort, host: o.metricsHost, registry: registryShim, health });
-  log.info(`metrics and health on ${server.url}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}; NATS ${o.nats} (${describeNatsAuth(o.natsAuth)})`);
+  const server: MetricsServer = await startMetricsServer({ port: o.metricsPort, host: o.metricsHost, ...(o.metricsToken !== undefined ? { token: o.metricsToken } : {}), registry: registryShim, health });
+  log.info(`metrics and health on ${server.url}${o.metricsToken !== undefined ? ' (with a token)' : ''}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}; NATS ${o.nats} (${describeNatsAuth(o.natsAuth)})`);
 
   const send = async (msg: WorkerMessage): Promise<boolean> => {
     const c = conn;

@@ -120,9 +120,14 @@ function ipOf(ctr: string): string {
   return ip;
 }
 
+/** The metrics token (Secret recovery-grpo-metrics, set in main): every role's /metrics needs it, and /health says more with it. */
+let metricsToken: string | undefined;
+
+/** GET `url`; a role's metrics port (9464) with the metrics token as its bearer. */
 async function get(url: string, timeoutMs = 5000): Promise<{ status: number; body: string } | undefined> {
   try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const headers: Record<string, string> = metricsToken !== undefined && /:9464\//.test(url) ? { authorization: `Bearer ${metricsToken}` } : {};
+    const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers });
     return { status: r.status, body: await r.text() };
   } catch {
     return undefined;
@@ -250,6 +255,7 @@ async function main(): Promise<void> {
     .flatMap((o) => (o.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers.map((c) => c.image))[0];
   // The Secrets a cluster gets from scripts/k8s-secrets.sh (token, TLS certificates, checkpoint keys), made by it.
   const secrets = scriptSecrets();
+  metricsToken = secrets['recovery-grpo-metrics']?.token;
   const kube = toPodmanKube(objects, {
     images: natsImage ? { [natsImage]: BASE_IMAGE } : {},
     secrets,
@@ -358,6 +364,9 @@ async function main(): Promise<void> {
         if (h?.status === 200 && m?.status === 200 && series > 0) {
           healthy.add(c.name);
           check(`health and metrics: ${c.name}`, true, `/health 200 ${h.body.slice(0, 100)}; /metrics 200 with ${series} recovery_grpo_ series`);
+          // ... with the metrics token; without it, 401 (docs/security.md, "Metrics and health endpoints")
+          const bare = await fetch(`http://${ip}:9464/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) => r.status, () => undefined);
+          check(`metrics token: ${c.name}`, bare === 401, `/metrics without the token: ${bare ?? 'no answer'}`);
         }
       }
     }

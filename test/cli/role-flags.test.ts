@@ -16,6 +16,12 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 const missing = join(dir, 'nonexistent.pem');
 const pem = join(dir, 'x.pem');
 writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
+const metricsToken = join(dir, 'metrics.token');
+writeFileSync(metricsToken, `${'7e'.repeat(32)}\n`, { mode: 0o600 });
+const shortToken = join(dir, 'short.token');
+writeFileSync(shortToken, 'abc\n');
+const emptyToken = join(dir, 'empty.token');
+writeFileSync(emptyToken, '');
 
 test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM allowed for TLS)', () => {
   assert.equal(checkRoleFlags({ metricsPort: 0, maxBatch: 4, tlsCa: pem, tlsCert: '-----BEGIN CERTIFICATE-----' }), true);
@@ -29,16 +35,25 @@ test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM a
   // an unauthenticated metrics port on a non-loopback address needs the opt-in (review25c)
   for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '::1']) assert.equal(checkRoleFlags({ metricsHost: host }), true, host);
   for (const host of ['0.0.0.0', '10.0.0.5', '::', 'orch.example']) {
-    assert.throws(() => checkRoleFlags({ metricsHost: host }), new RegExp(`^Error: --metrics-host ${host.replace(/\./g, '\\.')} is not a loopback address.*--metrics-network-protected`), host);
-    assert.equal(checkRoleFlags({ metricsHost: host, metricsNetworkProtected: true }), true, `${host} with the opt-in`);
+    assert.throws(() => checkRoleFlags({ metricsHost: host }, {}), new RegExp(`^Error: --metrics-host ${host.replace(/\./g, '\\.')} is not a loopback address.*--metrics-network-protected`), host);
+    assert.equal(checkRoleFlags({ metricsHost: host, metricsNetworkProtected: true }, {}), true, `${host} with the opt-in`);
+    // ... or a token (round 26): the file, or the environment variable the roles read it from
+    assert.equal(checkRoleFlags({ metricsHost: host, metricsTokenFile: metricsToken }, {}), true, `${host} with --metrics-token-file`);
+    assert.equal(checkRoleFlags({ metricsHost: host }, { RECOVERY_GRPO_METRICS_TOKEN: '7e'.repeat(32) }), true, `${host} with RECOVERY_GRPO_METRICS_TOKEN`);
+    assert.throws(() => checkRoleFlags({ metricsHost: host }, { RECOVERY_GRPO_METRICS_TOKEN: '  ' }), /is not a loopback address/, `${host}: a blank variable is no token`);
   }
+  // the token is read as the role reads it: an unreadable, empty or short one is refused on loopback too
+  assert.throws(() => checkRoleFlags({ metricsTokenFile: join(dir, 'nope') }, {}), /^Error: --metrics-token-file .*nope: cannot read it \(ENOENT\)/);
+  assert.throws(() => checkRoleFlags({ metricsTokenFile: emptyToken }, {}), /--metrics-token-file file .*empty\.token is empty/);
+  assert.throws(() => checkRoleFlags({ metricsTokenFile: shortToken }, {}), /--metrics-token-file .*short\.token: the metrics token has 3 characters, fewer than 16/);
+  assert.throws(() => checkRoleFlags({ metricsHost: '0.0.0.0' }, { RECOVERY_GRPO_METRICS_TOKEN: 'abc' }), /RECOVERY_GRPO_METRICS_TOKEN environment variable: the metrics token has 3 characters/);
 });
 
 test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the flag, before anything starts', { timeout: 180_000 }, async () => {
   const orch = ['orchestrator', '--nats', 'nats://127.0.0.1:1'];
   const worker = (role: string) => [role, '--nats', 'nats://127.0.0.1:1', '--orchestrator', '127.0.0.1:1', '--metrics-port', '0'];
   const events = join(dir, 'no-such-dir', 'events.jsonl');
-  const cases: Array<{ args: string[]; line: RegExp }> = [
+  const cases: Array<{ args: string[]; line: RegExp; env?: Record<string, string> }> = [
     { args: [...orch, '--metrics-port', '-5'], line: /^orchestrator: --metrics-port must be a port/ },
     { args: [...orch, '--tls-cert', missing, '--tls-key', pem], line: /^orchestrator: --tls-cert .*nonexistent\.pem: cannot read it \(ENOENT\)$/ },
     { args: [...orch, '--require-client-cert', '--tls-ca', pem], line: /^orchestrator: --require-client-cert needs --tls-cert and --tls-key .*plaintext$/ },
@@ -50,14 +65,19 @@ test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the
     { args: [...worker('learner'), '--nats-pass-file', missing, '--nats-user', 'u'], line: /^learner: --nats-pass-file .*: cannot read it \(ENOENT\)$/ },
     { args: [...worker('rollout-worker'), '--max-batch', '0'], line: /^rollout-worker: --max-batch must be an integer >= 1, got 0$/ },
     { args: [...worker('reward-worker').slice(0, -2), '--metrics-port', '99999'], line: /^reward-worker: --metrics-port must be a port/ },
-    { args: [...orch, '--metrics-host', '0.0.0.0'], line: /^orchestrator: --metrics-host 0\.0\.0\.0 is not a loopback address.*Pass --metrics-network-protected/ },
+    { args: [...orch, '--metrics-host', '0.0.0.0'], line: /^orchestrator: --metrics-host 0\.0\.0\.0 is not a loopback address.*Pass --metrics-token-file FILE .*or --metrics-network-protected/ },
     { args: [...worker('rollout-worker'), '--metrics-host', '10.1.2.3'], line: /^rollout-worker: --metrics-host 10\.1\.2\.3 is not a loopback address/ },
-    { args: [...worker('learner'), '--metrics-host', '0.0.0.0'], line: /^learner: --metrics-host 0\.0\.0\.0 is not a loopback address/ },
+    { args: [...worker('learner'), '--metrics-host', '0.0.0.0'], line: /^learner: --metrics-host 0\.0\.0\.0 is not a loopback address.*Pass --metrics-token-file FILE/ },
+    { args: [...worker('reward-worker'), '--metrics-host', '0.0.0.0'], line: /^reward-worker: --metrics-host 0\.0\.0\.0 is not a loopback address/ },
+    { args: [...orch, '--metrics-host', '0.0.0.0', '--metrics-token-file', shortToken], line: /^orchestrator: --metrics-token-file .*short\.token: the metrics token has 3 characters, fewer than 16/ },
+    { args: [...worker('rollout-worker'), '--metrics-token-file', emptyToken], line: /^rollout-worker: --metrics-token-file file .*empty\.token is empty$/ },
+    { args: [...worker('learner'), '--metrics-host', '0.0.0.0', '--metrics-token-file', join(dir, 'nope')], line: /^learner: --metrics-token-file .*nope: cannot read it \(ENOENT\)$/ },
+    { args: [...worker('reward-worker'), '--metrics-host', '0.0.0.0'], env: { RECOVERY_GRPO_METRICS_TOKEN: 'abc' }, line: /^reward-worker: the RECOVERY_GRPO_METRICS_TOKEN environment variable: the metrics token has 3 characters/ },
   ];
-  const run = (args: string[]) => new Promise<{ status: number | null; stderr: string }>((done) => {
-    const child = execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
+  const run = (args: string[], env: Record<string, string> = {}) => new Promise<{ status: number | null; stderr: string }>((done) => {
+    const child = execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, RECOVERY_GRPO_METRICS_TOKEN: '', ...env } }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
   });
-  const results = await inParallel(cases.map((c) => () => run(c.args)), availableParallelism());
+  const results = await inParallel(cases.map((c) => () => run(c.args, c.env)), availableParallelism());
   for (const [i, c] of cases.entries()) {
     const r = results[i]!;
     const what = `recovery-grpo ${c.args.join(' ')}`;

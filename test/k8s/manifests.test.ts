@@ -47,7 +47,10 @@ const EXTERNAL_SECRETS = {
   ...Object.fromEntries(TLS_COMPONENTS.map((c) => [`recovery-grpo-tls-${c}`, ['ca.crt', 'tls.crt', 'tls.key']])),
   'recovery-grpo-checkpoint-signing': ['learner.key', 'learner.pub'],
   'recovery-grpo-checkpoint-verify': ['learner.pub'],
+  'recovery-grpo-metrics': ['token'],
 } as Record<string, string[]>;
+/** The PodMonitor's copy of the metrics token, in the monitoring namespace (scripts/k8s-secrets.sh). */
+const SCRAPE_SECRET = 'recovery-grpo-metrics-scrape';
 
 const rendered = new Map(KUSTOMIZATIONS.map((k) => [k, renderKustomization(at(k))]));
 
@@ -236,8 +239,17 @@ for (const overlay of RUN_OVERLAYS) {
       assert.ok(objs.some((o) => o.kind === 'ConfigMap' && o.metadata.name === vol.configMap?.name && configPath.endsWith(`/${Object.keys(o.data as object)[0]}`)), `${id}: --config comes from a rendered ConfigMap`);
       // Metrics and health: on every interface, on the port Prometheus scrapes.
       assert.equal(arg(c, 'metrics-host'), '0.0.0.0', `${id}: --metrics-host 0.0.0.0`);
-      // ... which the roles refuse without the opt-in that says a NetworkPolicy guards the port (cli/flag-checks.ts)
-      assert.ok((c.args as string[]).includes('--metrics-network-protected'), `${id}: --metrics-network-protected (the metrics port is unauthenticated; networkpolicies.yaml guards it)`);
+      // ... which the roles refuse without a token or the opt-in (cli/flag-checks.ts): the token, from its Secret on a
+      // read-only mount, the one the PodMonitor presents
+      const metricsTokenFile = arg(c, 'metrics-token-file')!;
+      assert.ok(metricsTokenFile, `${id}: --metrics-token-file (Prometheus scrapes with the token)`);
+      assert.ok(!(c.args as string[]).includes('--metrics-network-protected'), `${id}: the token, not the network's word, allows the non-loopback --metrics-host`);
+      const mmount = (c.volumeMounts as Any[]).find((m) => metricsTokenFile.startsWith(`${m.mountPath}/`));
+      assert.ok(mmount?.readOnly, `${id}: --metrics-token-file on a read-only mount`);
+      const mvol = podSpec(w).volumes.find((v: Any) => v.name === mmount.name);
+      assert.equal(mvol.secret?.secretName, 'recovery-grpo-metrics', `${id}: the metrics token comes from Secret recovery-grpo-metrics`);
+      assert.equal(mvol.secret.items.find((i: Any) => i.path === metricsTokenFile.slice(mmount.mountPath.length + 1))?.key, 'token', `${id}: its key token`);
+      // the NetworkPolicy still guards the port (a second wall: only Prometheus reaches it)
       assert.ok(objs.some((o) => o.kind === 'NetworkPolicy' && (o.spec as Any).ingress?.some((r: Any) => r.ports?.some((p: Any) => p.port === 'metrics'))), `${id}: a NetworkPolicy restricts the metrics port`);
       assert.equal(Number(arg(c, 'metrics-port')), cfg.metrics.port, `${id}: --metrics-port is metrics.port`);
       assert.equal(c.ports.find((p: Any) => p.name === 'metrics').containerPort, cfg.metrics.port, `${id}: container port metrics`);
@@ -438,26 +450,60 @@ test('scripts/k8s-secrets.sh --print: valid Secrets with the keys every pod moun
   assert.equal(r.code, 0, r.out);
   const objs = parseK8sYaml(r.out, 'k8s-secrets.sh --print') as K8sObject[];
   const names = Object.keys(EXTERNAL_SECRETS);
-  assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`), ['recovery-grpo', 'recovery-grpo-clip-0p1'].flatMap((ns) => [
-    `Namespace//${ns}`, ...names.map((n) => `Secret/${ns}/${n}`),
-  ]));
+  assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`), [
+    'Namespace//monitoring', `Secret/monitoring/${SCRAPE_SECRET}`,
+    ...['recovery-grpo', 'recovery-grpo-clip-0p1'].flatMap((ns) => [`Namespace//${ns}`, ...names.map((n) => `Secret/${ns}/${n}`)]),
+  ]);
   const tokens = new Set<string>();
+  const metricsTokens = new Set<string>();
   const cas = new Set<string>();
   for (const o of objs) {
     await validateK8sObject(o);
     if (o.kind !== 'Secret') continue;
     const data = o.data as Record<string, string>;
-    assert.deepEqual(Object.keys(data).sort(), [...EXTERNAL_SECRETS[o.metadata.name]!].sort(), `${o.metadata.name}: its keys`);
+    assert.deepEqual(Object.keys(data).sort(), [...(EXTERNAL_SECRETS[o.metadata.name] ?? { [SCRAPE_SECRET]: ['token'] }[o.metadata.name]!)].sort(), `${o.metadata.name}: its keys`);
     if (o.metadata.name === 'recovery-grpo-auth') {
       const token = Buffer.from(data.token!, 'base64').toString('utf8');
       assert.match(token, /^[0-9a-f]{64}$/, '256 random bits, hex');
       tokens.add(token);
     }
     if (o.metadata.name === 'recovery-grpo-tls-nats') cas.add(data['ca.crt']!);
+    if (o.metadata.name === 'recovery-grpo-metrics' || o.metadata.name === SCRAPE_SECRET) {
+      assert.deepEqual(Object.keys(data), ['token'], `${o.metadata.name}: its key`);
+      const token = Buffer.from(data.token!, 'base64').toString('utf8');
+      assert.match(token, /^[0-9a-f]{64}$/, `${o.metadata.name}: 256 random bits, hex`);
+      metricsTokens.add(token);
+    }
   }
+  // the PodMonitor presents one token to every run: each namespace's copy is the monitoring namespace's
+  assert.equal(metricsTokens.size, 1, 'one metrics token, in the monitoring namespace and every run namespace');
+  assert.ok(![...tokens].some((t) => metricsTokens.has(t)), 'the metrics token is not a gRPC token');
   assert.equal(tokens.size, 2, 'one token per namespace');
   assert.equal(cas.size, 2, 'one CA per namespace');
   assert.notEqual(run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'Not_A_Namespace']).code, 0);
+  // The PodMonitor presents the Secret the script makes in the PodMonitor's own namespace.
+  const monitor = rendered.get('k8s/monitoring')!.find((o) => o.kind === 'PodMonitor')!;
+  for (const e of (monitor.spec as Any).podMetricsEndpoints) {
+    assert.deepEqual(e.authorization, { type: 'Bearer', credentials: { name: SCRAPE_SECRET, key: 'token' } }, 'the PodMonitor scrapes with the metrics token');
+  }
+  assert.ok(objs.some((o) => o.kind === 'Secret' && o.metadata.name === SCRAPE_SECRET && o.metadata.namespace === monitor.metadata.namespace), `${SCRAPE_SECRET} in the PodMonitor's namespace ${monitor.metadata.namespace}`);
+  // An existing metrics token (another Prometheus's, or a rotation's) is given by file: every copy is it.
+  const tdir = mkdtempSync(join(tmpdir(), 'rg-metrics-token-'));
+  try {
+    const given = 'c0ffee'.repeat(8);
+    writeFileSync(join(tdir, 'token'), `${given}\n`);
+    writeFileSync(join(tdir, 'short'), 'abc\n');
+    const r2 = run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'recovery-grpo'], { env: { ...process.env, RECOVERY_GRPO_METRICS_TOKEN_FILE: join(tdir, 'token'), RECOVERY_GRPO_MONITORING_NAMESPACE: 'prom' } });
+    assert.equal(r2.code, 0, r2.out);
+    const copies = (parseK8sYaml(r2.out, 'k8s-secrets.sh --print') as K8sObject[]).filter((o) => o.kind === 'Secret' && [SCRAPE_SECRET, 'recovery-grpo-metrics'].includes(o.metadata.name));
+    assert.deepEqual(copies.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), [`prom/${SCRAPE_SECRET}`, 'recovery-grpo/recovery-grpo-metrics']);
+    for (const o of copies) assert.equal(Buffer.from((o.data as Record<string, string>).token!, 'base64').toString('utf8'), given, `${o.metadata.name}: the given token`);
+    const r3 = run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'recovery-grpo'], { env: { ...process.env, RECOVERY_GRPO_METRICS_TOKEN_FILE: join(tdir, 'short') } });
+    assert.notEqual(r3.code, 0);
+    assert.match(r3.out, /RECOVERY_GRPO_METRICS_TOKEN_FILE=.*short: the token has fewer than 16 characters/);
+  } finally {
+    rmSync(tdir, { recursive: true, force: true });
+  }
 });
 
 test('the container arguments are accepted by the real CLI commands (yargs strict)', async (t) => {
@@ -471,7 +517,8 @@ test('the container arguments are accepted by the real CLI commands (yargs stric
   const mounted = (c: Any) => (c.args as string[]).map((a) => a.replace(/^(--[\w-]+=)(\/\S+)$/, (all, flag: string, path: string) => {
     if (!(c.volumeMounts as Any[] ?? []).some((m) => path.startsWith(`${m.mountPath}/`))) return all;
     mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), '');
+    // a stand-in secret: the metrics token is read (and a short one refused) when the command line is parsed
+    writeFileSync(join(root, path), 'stand-in-secret-'.padEnd(64, '0'));
     return `${flag}${join(root, path)}`;
   }));
   for (const w of workloads(objs).filter((o) => component(o)! in ROLES)) {

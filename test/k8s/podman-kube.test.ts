@@ -16,6 +16,7 @@ const SECRETS: Record<string, Record<string, string>> = {
   ...Object.fromEntries(['nats', 'orchestrator', 'learner', 'rollout', 'reward'].map((c) => [`recovery-grpo-tls-${c}`, { 'ca.crt': 'ca', 'tls.crt': `${c} cert`, 'tls.key': `${c} key` }])),
   'recovery-grpo-checkpoint-signing': { 'learner.key': 'private', 'learner.pub': 'public' },
   'recovery-grpo-checkpoint-verify': { 'learner.pub': 'public' },
+  'recovery-grpo-metrics': { token: 'not-a-real-metrics-token' },
 };
 
 type PodSpec = {

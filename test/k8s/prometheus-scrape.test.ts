@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -331,5 +332,75 @@ test('the PodMonitor takes role from the pod: a worker pod posing as the orchest
   } finally {
     await prom?.stop();
     for (const s of servers) await s.close();
+  }
+});
+
+test('Prometheus scrapes a role that takes the metrics token: up with the PodMonitor\'s bearer token from a file, down (401) without it or with another', { timeout: 90_000 }, async (t) => {
+  const bin = requireTool(t, 'prometheus');
+  if (!bin) return;
+  const natsBin = requireTool(t, 'nats-server', 'bash scripts/ensure-nats-server.sh');
+  if (!natsBin) return;
+  // How the PodMonitor authenticates (prometheus-operator writes the Secret's value into the scrape config; a plain
+  // Prometheus reads it from a file, authorization.credentials_file, the same header on the wire).
+  const monitor = renderKustomization(join(ROOT, 'k8s/monitoring')).find((o) => o.kind === 'PodMonitor')!;
+  const endpoint = (monitor.spec as { podMetricsEndpoints: { authorization?: { type?: string; credentials: { name: string; key: string } } }[] }).podMetricsEndpoints[0]!;
+  assert.deepEqual(endpoint.authorization, { type: 'Bearer', credentials: { name: 'recovery-grpo-metrics-scrape', key: 'token' } }, 'the PodMonitor presents the metrics token');
+  const type = endpoint.authorization!.type!;
+
+  const dir = mkdtempSync(join(tmpdir(), 'rg-prom-token-'));
+  const token = randomBytes(32).toString('hex');
+  const tokenFile = join(dir, 'token');
+  const wrongFile = join(dir, 'wrong');
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  writeFileSync(wrongFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  // The real orchestrator (NATS, its run state) with the token on its metrics port, as a pod runs it.
+  const { startNatsServer } = await import('../helpers/nats.ts');
+  const { runOrchestrator } = await import('../../orchestrator/main.ts');
+  const { loadConfig } = await import('../../lib/config/index.ts');
+  const nats = await startNatsServer();
+  const config = loadConfig(undefined, ['run.id=scrape-token', 'data.source.kind=procedural', 'data.size=16', 'data.source.count=16', 'model.width=4', 'model.depth=1', 'sft.batchSize=4', 'sft.steps=10', 'grpo.steps=1']);
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, metricsToken: token, log: () => undefined });
+  const target = orch.metricsUrl.replace(/^http:\/\//, '');
+  let prom: Prometheus | undefined;
+  try {
+    const job = (name: string, auth?: Record<string, unknown>) => ({ job_name: name, static_configs: [{ targets: [target] }], ...(auth ? { authorization: auth } : {}) });
+    prom = await startPrometheus(bin, [], undefined, [
+      job('with-token', { type, credentials_file: tokenFile }),
+      job('without-token'),
+      job('wrong-token', { type, credentials_file: wrongFile }),
+    ]);
+    const p = prom;
+    type Active = { labels: { job: string }; health: string; lastError: string };
+    const targets = await until('every job scraped once', async () => {
+      const res = (await (await fetch(`${p.url}/api/v1/targets`)).json()) as { data: { activeTargets: Active[] } };
+      const a = res.data.activeTargets;
+      return a.length === 3 && a.every((x) => x.health !== 'unknown') ? a : undefined;
+    }, 30_000);
+    const byJob = Object.fromEntries(targets.map((x) => [x.labels.job, x]));
+    assert.equal(byJob['with-token']!.health, 'up', `with the token: ${byJob['with-token']!.lastError}`);
+    for (const j of ['without-token', 'wrong-token']) {
+      assert.equal(byJob[j]!.health, 'down', `${j}: down`);
+      assert.match(byJob[j]!.lastError, /401 Unauthorized/, `${j}: the role answered 401`);
+    }
+    const up = await until('up by job', async () => {
+      const r = await query(p, 'up');
+      return r.length === 3 ? r : undefined;
+    });
+    assert.deepEqual(Object.fromEntries(up.map((s) => [s.metric.job!, s.value[1]])), { 'with-token': '1', 'without-token': '0', 'wrong-token': '0' });
+    // the series came through the token, and only through it
+    const series = await until('the orchestrator\'s series', async () => {
+      const r = await query(p, 'recovery_grpo_queue_depth{run_id="scrape-token"}');
+      return r.length ? r : undefined;
+    });
+    assert.deepEqual([...new Set(series.map((s) => s.metric.job))], ['with-token']);
+    assert.doesNotMatch(p.log(), new RegExp(token), 'Prometheus does not log the token');
+  } catch (e) {
+    if (prom) t.diagnostic(`prometheus log:\n${prom.log()}`);
+    throw e;
+  } finally {
+    await prom?.stop();
+    await orch.stop();
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

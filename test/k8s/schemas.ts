@@ -110,6 +110,11 @@ export const podMonitorSchema = z.strictObject({
       port: z.string().optional(),
       path: z.string().optional(),
       scheme: z.enum(['http', 'https']).optional(),
+      // prometheus-operator's SafeAuthorization: a key of a Secret in the PodMonitor's namespace (no file)
+      authorization: z.strictObject({
+        type: z.string().min(1).optional(),
+        credentials: z.strictObject({ name: z.string().min(1), key: z.string().min(1), optional: z.boolean().optional() }),
+      }).optional(),
       interval: duration.optional(),
       scrapeTimeout: duration.optional(),
       honorLabels: z.boolean().optional(),

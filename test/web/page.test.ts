@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { chromium } from 'playwright-core';
+import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../lib/config/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
@@ -53,7 +54,10 @@ test('web page: live run state, reward and component curves, evaluation grid and
     'grpo.groupSize=4', 'grpo.samplesPerBatch=2', 'grpo.steps=200', 'eval.everyVersions=2', 'eval.samples=6',
     'orchestrator.leaseSeconds=10', 'orchestrator.heartbeatSeconds=1',
   ]);
-  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: () => undefined });
+  // with a metrics token, as on Kubernetes: the page is opened as /#token=... and sends it for its data (round 26)
+  const token = randomBytes(32).toString('hex');
+  const auth = { headers: { authorization: `Bearer ${token}` } };
+  const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, metricsToken: token, log: () => undefined });
   const common = { orchestrator: orch.address, nats: nats.url, metricsPort: 0, logger: silentLogger };
   const workers = [
     await runLearner({ ...common, workerId: 'learner-web' }),
@@ -65,11 +69,12 @@ test('web page: live run state, reward and component curves, evaluation grid and
     // The API first: some GRPO batches and an evaluation with its grid.
     const api = `${orch.metricsUrl}/api/history`;
     const h = await until('GRPO points and an evaluation grid', async () => {
-      const j = (await (await fetch(api)).json()) as History;
+      const j = (await (await fetch(api, auth)).json()) as History;
       return j.points.filter((p) => p.phase === 'grpo' && p.reward !== undefined).length >= 4 && j.evals.length >= 1 && j.grid ? j : undefined;
     }, 180_000);
     assert.equal(h.workers.length, 3);
-    const png = await fetch(`${orch.metricsUrl}/api/eval-grid.png`);
+    assert.equal((await fetch(api)).status, 401, 'the data needs the token');
+    const png = await fetch(`${orch.metricsUrl}/api/eval-grid.png`, auth);
     assert.equal(png.headers.get('content-type'), 'image/png');
 
     context = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args: CHROMIUM_FLAGS });
@@ -78,9 +83,10 @@ test('web page: live run state, reward and component curves, evaluation grid and
     page.on('pageerror', (e) => errors.push(e.message));
     const external: string[] = [];
     page.on('request', (r) => {
-      if (!r.url().startsWith(orch.metricsUrl)) external.push(r.url());
+      // blob: URLs are the page's own (the grid, fetched with the token), not requests
+      if (!r.url().startsWith(orch.metricsUrl) && !r.url().startsWith('blob:')) external.push(r.url());
     });
-    await page.goto(`${orch.metricsUrl}/`);
+    await page.goto(`${orch.metricsUrl}/#token=${token}`);
     await page.waitForFunction('Number(document.body.dataset.updates || 0) >= 1', undefined, { timeout: 20_000 });
     // The grid image has loaded with real pixels.
     await page.waitForFunction("(() => { const img = document.getElementById('grid'); return !img.hidden && img.complete && img.naturalWidth > 0; })()", undefined, { timeout: 20_000 });
@@ -118,8 +124,9 @@ test('web page: live run state, reward and component curves, evaluation grid and
     if (process.env.WEB_SCREENSHOT) await page.screenshot({ path: process.env.WEB_SCREENSHOT, fullPage: true });
     assert.deepEqual(errors, [], 'no script errors');
     assert.deepEqual(external, [], 'no request leaves the orchestrator');
+    assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
     // The evaluation gauges are exported.
-    const metrics = await (await fetch(`${orch.metricsUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${orch.metricsUrl}/metrics`, auth)).text();
     assert.match(metrics, /recovery_grpo_eval_reward\{[^}]*policy="policy"[^}]*\} [0-9.]+/);
     assert.match(metrics, /recovery_grpo_eval_reward\{[^}]*policy="identity"[^}]*\} [0-9.]+/);
     assert.match(metrics, /recovery_grpo_eval_policy_version\{[^}]*\} [1-9]/);
