@@ -125,6 +125,8 @@ export class Coordinator {
   private fleetTimer: NodeJS.Timeout | undefined | null;
   /** The learner's compute time for its last GRPO batch (TrainResult.compute_ms). */
   private lastGrpoComputeMs = 0;
+  /** The missing-batch_digest warning was logged (once per process). */
+  private warnedNoDigest = false;
   private finished!: () => void;
   private failed!: (e: Error) => void;
   readonly done: Promise<void>;
@@ -425,13 +427,49 @@ export class Coordinator {
       this.o.metrics.get('duplicate_results_total').inc({ worker_role: 'learner' });
       return;
     }
+    const duplicate = !r.applied && r.skipped_reason === 'duplicate';
+    // a 'duplicate' says only that the learner handled seq already (whatever it held): it is checked against the
+    // published checkpoint below, not matched by content; any other answer must be the batch held under seq
+    if (!duplicate && !this.matchesBatch(seq, r)) return;
     if (r.excluded_actions?.length) this.attributeExcluded(seq, r.excluded_actions);
-    if (!r.applied && r.skipped_reason === 'duplicate') {
+    if (duplicate) {
       await this.link.acknowledge(() => this.acknowledgeDuplicate(seq, r));
       return;
     }
     if (!r.applied) this.log(`batch ${seq} not applied: ${skippedReasonText(r.skipped_reason)}`);
     await this.link.acknowledge(() => this.applyAck(seq, r.version, r));
+  }
+
+  /**
+   * Whether TrainResult `r` answers the batch this process holds under `seq` (TrainResult.batch_digest, computed by the
+   * learner over the batch it answered, against the digest of ours). Not when the learner trained another batch under
+   * that seq: one an earlier orchestrator process built and sent before it stopped, its rollouts other than the
+   * rebuilt one's. Then the result is neither taken as our batch's acknowledgement nor are its excluded actions
+   * attributed to our batch's rollout workers; our batch is sent again, and the learner, which handled seq already,
+   * answers it 'duplicate', acknowledged as far as its published checkpoint confirms (acknowledgeDuplicate). So seq is
+   * trained once (the old batch) and acknowledged once, and the rebuilt batch is never trained. A result without a
+   * digest (an older learner) is matched by seq alone, as before this field, and counted as such.
+   */
+  private matchesBatch(seq: number, r: TrainResult__Output): boolean {
+    const digests = this.o.metrics.get('train_result_digests_total');
+    if (!r.batch_digest) {
+      digests.inc({ outcome: 'absent' });
+      if (!this.warnedNoDigest) {
+        this.warnedNoDigest = true;
+        this.log(`the learner's train_results carry no batch_digest (an older learner): each is taken for the batch of its seq, unchecked; after an orchestrator restart a result of the earlier process's batch could be taken for the rebuilt one (docs/reliability.md)`);
+      }
+      return true;
+    }
+    const ours = this.link.sentDigest(seq);
+    if (r.batch_digest === ours) {
+      digests.inc({ outcome: 'match' });
+      return true;
+    }
+    digests.inc({ outcome: 'mismatch' });
+    const excluded = r.excluded_actions?.length ? `, its ${r.excluded_actions.length} excluded actions not attributed` : '';
+    this.log(`ignoring a train_result for batch ${seq} (${r.applied ? 'applied' : skippedReasonText(r.skipped_reason)}, version ${r.version}) of another batch than the one held under that seq (digest ${quoteForLog(r.batch_digest, 80)}, ours ${ours}): the result of an earlier orchestrator process's batch${excluded}; sending batch ${seq} again, which the learner answers 'duplicate' if it handled that seq`);
+    this.link.resendSoon();
+    return false;
   }
 
   /**
