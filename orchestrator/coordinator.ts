@@ -87,6 +87,11 @@ export interface PublishedProgress {
   lastBatchSeq: number;
 }
 
+/** `s` with `quarantined` when there is any (a run without a quarantine keeps the state it always had). */
+function withQuarantined(s: RunState, quarantined: string[]): RunState {
+  return quarantined.length ? { ...s, quarantined } : s;
+}
+
 export class Coordinator {
   readonly board: TaskBoard;
   private readonly cfg: RunConfig;
@@ -160,7 +165,7 @@ export class Coordinator {
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
-      after: o.config.grpo.quarantineAfter, metrics: o.metrics, log: (l) => this.log(l),
+      after: o.config.grpo.quarantineAfter, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
       close: (workerId, reason) => {
         // a rollout worker's id: a learner or reward worker that happens to use the same id is not touched (review25g)
         this.sessions.failWorker('ROLLOUT', workerId, PERMISSION_DENIED, reason);
@@ -185,8 +190,9 @@ export class Coordinator {
     return Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0);
   }
 
+  /** The run state as known now: the stored acknowledgement and every id quarantined so far (stored or not yet). */
   get state(): RunState {
-    return { ...this.o.state };
+    return withQuarantined({ ackedSeq: this.o.state.ackedSeq, learnerVersion: this.o.state.learnerVersion }, this.quarantine.ids());
   }
 
   get phase(): Progress['phase'] {
@@ -521,7 +527,9 @@ export class Coordinator {
       } else this.withdrawEarly(`batch ${seq} was acknowledged at version ${version}; it asked for ${e.minVersion}`, false);
     }
     const batch = this.link.sent(seq);
-    const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
+    // the quarantine as it stands goes with the acknowledgement: an id quarantined by this batch's TrainResult is
+    // stored with it, so a restarted orchestrator refuses it too (it cannot be stored without the batch it came from)
+    const next = withQuarantined({ ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) }, this.quarantine.ids());
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
     // restarted in between): record them in the audit trail, as its checkpoints record them.
     const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version, 'held by the learner at reconnect', this.o.state.learnerVersion);
@@ -540,6 +548,7 @@ export class Coordinator {
     for (const e of caughtUp) this.o.onEvent?.(e);
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
+    if (next.quarantined) this.o.state.quarantined = next.quarantined;
     this.link.acknowledged(seq);
     this.groups.acknowledged(seq);
     if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);

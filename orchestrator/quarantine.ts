@@ -24,7 +24,24 @@ export class Quarantine {
   private readonly labelled = new Set<string>();
 
   /** `after`: grpo.quarantineAfter (0: never). `close(workerId, reason)` ends the worker's open sessions. */
-  constructor(private readonly o: { after: number; metrics: Metrics; log: (line: string) => void; close: (workerId: string, reason: string) => void }) {}
+  /** Ids quarantined by an earlier orchestrator process of the run (RunState.quarantined). */
+  private readonly restored = new Set<string>();
+
+  /**
+   * `after`: grpo.quarantineAfter (0: never). `close(workerId, reason)` ends the worker's open sessions. `restored`:
+   * the ids the run state records as quarantined (a restarted orchestrator keeps refusing them).
+   */
+  constructor(private readonly o: { after: number; metrics: Metrics; log: (line: string) => void; close: (workerId: string, reason: string) => void; restored?: readonly string[] }) {
+    for (const id of o.restored ?? []) {
+      this.quarantined.add(id);
+      this.restored.add(id);
+    }
+  }
+
+  /** Every quarantined worker id, sorted (what the run state records). */
+  ids(): string[] {
+    return [...this.quarantined].sort();
+  }
 
   isQuarantined(workerId: string): boolean {
     return this.quarantined.has(workerId);
@@ -36,6 +53,7 @@ export class Quarantine {
   }
 
   private reason(workerId: string): string {
+    if (this.restored.has(workerId)) return `worker ${workerId} is quarantined for the rest of the run: an earlier orchestrator process of the run quarantined it (the learner excluded rows of its rollout results: logp_old disagreeing with the learner's own at the same version beyond grpo.logpTolerance), and the run state records it`;
     const n = this.groups.get(workerId)?.size ?? 0;
     return `worker ${workerId} is quarantined for the rest of the run: the learner excluded rows of ${n} of its rollout results (logp_old disagreeing with the learner's own at the same version beyond grpo.logpTolerance; grpo.quarantineAfter ${this.o.after})`;
   }

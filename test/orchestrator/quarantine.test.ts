@@ -96,6 +96,9 @@ test('a rollout worker forging logp_old is named, counted and quarantined; the h
   assert.ok(counted && Number(counted[1]) >= 4, metrics);
   assert.ok(!/rollout_rows_excluded_total\{[^}]*worker_id="honest"/.test(metrics));
   assert.match(metrics, /recovery_grpo_workers_quarantined_total\{[^}]*\} 1/);
+  // the real learner's batch_digest matched every batch (no result taken unchecked or refused)
+  assert.match(metrics, new RegExp(`recovery_grpo_train_result_digests_total\\{[^}]*outcome="match"[^}]*\\} ${STEPS}\\b`));
+  assert.ok(!/train_result_digests_total\{[^}]*outcome="(mismatch|absent)"/.test(metrics), metrics);
   // a reconnect with that worker id is refused, before any Welcome
   await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', capabilities }), (e: unknown) => e instanceof TransportError && e.code === PERMISSION_DENIED && /quarantined/.test(e.details));
   // exactly once: every batch applied once in order, every sample trained once (the forger's groups included: their

@@ -15,58 +15,13 @@ import { parseConfig } from '../../lib/config/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runRewardWorker } from '../../reward-worker/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
-import { connectToOrchestrator, trainBatchDigest, type OrchestratorConnection, type OrchestratorMessage__Output, type RolloutTask__Output, type Tensor__Output, type TrainBatch__Output } from '../../lib/transport/index.ts';
+import { trainBatchDigest } from '../../lib/transport/index.ts';
+import { scriptedLearner, scriptedRollout, until } from '../helpers/scripted-workers.ts';
 import { startNatsServer } from '../helpers/nats.ts';
 import { events } from './helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => { for (const c of cleanups.reverse()) await c().catch(() => undefined); });
-
-const capabilities = { device: 'cpu', max_batch: 8, max_in_flight: 1 };
-
-/** A rollout worker answering each task at once with the corrupted input as every action and log-density `logp`. */
-async function scriptedRollout(address: string, workerId: string, logp: number): Promise<OrchestratorConnection> {
-  const conn = await connectToOrchestrator({ address, role: 'ROLLOUT', workerId, capabilities });
-  void (async () => {
-    try {
-      for await (const m of conn.messages) {
-        for (const t of (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []) as RolloutTask__Output[]) {
-          let image: Tensor__Output | null = null;
-          const items = t.items.map((it) => {
-            image = it.image ?? image;
-            return { sample_id: it.sample_id, group_index: it.group_index, action: image, logp };
-          });
-          await conn.send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: t.policy_version_min ?? 0, compute_ms: 1, items } as never });
-        }
-      }
-    } catch {
-      // closed
-    }
-  })();
-  return conn;
-}
-
-/** A learner client recording the TrainBatches it gets. */
-async function scriptedLearner(address: string): Promise<{ conn: OrchestratorConnection; batches: TrainBatch__Output[] }> {
-  const conn = await connectToOrchestrator({ address, role: 'LEARNER', workerId: 'l', capabilities, hello: {} });
-  const batches: TrainBatch__Output[] = [];
-  void (async () => {
-    try {
-      for await (const m of conn.messages as AsyncIterable<OrchestratorMessage__Output>) if (m.train_batch) batches.push(m.train_batch);
-    } catch {
-      // closed
-    }
-  })();
-  return { conn, batches };
-}
-
-async function until(probe: () => boolean, what: string, log: string[]): Promise<void> {
-  const t0 = Date.now();
-  while (!probe()) {
-    if (Date.now() - t0 > 30_000) throw new Error(`timed out waiting for ${what}\n${log.slice(-20).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('after an orchestrator restart, the earlier process\'s batch\'s TrainResult is neither the rebuilt batch\'s acknowledgement nor attributed to its rollout worker', { timeout: 120_000 }, async () => {
   const nats = await startNatsServer();
