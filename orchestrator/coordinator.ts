@@ -26,7 +26,7 @@ import type { Progress, RunEvent, RunState } from './run-state.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
-import { Quarantine, type ExcludedAction } from './quarantine.ts';
+import { Quarantine, type CheckedResult, type ExcludedAction } from './quarantine.ts';
 
 /** gRPC PERMISSION_DENIED: a quarantined worker's session is closed, and its reconnect refused, with it (not retried). */
 const PERMISSION_DENIED = 7;
@@ -165,7 +165,7 @@ export class Coordinator {
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
-      after: o.config.grpo.quarantineAfter, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
+      after: o.config.grpo.quarantineAfter, window: o.config.grpo.quarantineWindow, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
       close: (workerId, reason) => {
         // a rollout worker's id: a learner or reward worker that happens to use the same id is not touched (review25g)
         this.sessions.failWorker('ROLLOUT', workerId, PERMISSION_DENIED, reason);
@@ -437,7 +437,7 @@ export class Coordinator {
     // a 'duplicate' says only that the learner handled seq already (whatever it held): it is checked against the
     // published checkpoint below, not matched by content; any other answer must be the batch held under seq
     if (!duplicate && !this.matchesBatch(seq, r)) return;
-    if (r.excluded_actions?.length) this.attributeExcluded(seq, r.excluded_actions);
+    this.recordChecked(seq, r);
     if (duplicate) {
       await this.link.acknowledge(() => this.acknowledgeDuplicate(seq, r));
       return;
@@ -479,22 +479,45 @@ export class Coordinator {
   }
 
   /**
-   * The actions of batch `seq` the learner's same-version check excluded (TrainResult.excluded_actions: indices into
-   * the batch's sample_ids), each attributed to the rollout worker whose accepted result carried its group, for the
-   * quarantine. Called as the TrainResult arrives, while the batch's groups are still open.
+   * What the learner's same-version check made of batch `seq`, for the quarantine: the actions it excluded
+   * (TrainResult.excluded_actions: indices into the batch's sample_ids), each attributed to the rollout worker whose
+   * accepted result carried its group, and the groups it examined (counted in their worker's window,
+   * grpo.quarantineWindow): in an applied batch, a group with a row at the learner's version before the step (every row
+   * at maxStaleness 0), and every group with an excluded row. Called as the TrainResult arrives, while the batch's
+   * groups are still open, and only for a result that answers the batch held (matchesBatch).
    */
-  private attributeExcluded(seq: number, actions: number[]): void {
+  private recordChecked(seq: number, r: TrainResult__Output): void {
+    const actions = r.excluded_actions ?? [];
+    const counting = this.cfg.grpo.quarantineAfter > 0 && this.cfg.grpo.quarantineWindow > 0;
+    if (!actions.length && !(counting && r.applied)) return;
     const batch = this.link.sent(seq);
     const workers = this.groups.rolloutWorkers(seq);
+    if (!actions.length && workers.size === 0) return; // an SFT batch, or groups forgotten: nothing to count
+    const ids = batch?.sample_ids ?? [];
+    const versions = batch?.behaviour_versions ?? [];
+    const checkedVersion = r.applied && r.version > 0 ? r.version - 1 : undefined;
+    const excludedSet = new Set(actions);
     const excluded: ExcludedAction[] = [];
     const unknown: number[] = [];
-    for (const i of new Set(actions)) {
-      const sampleId = batch?.sample_ids?.[i];
+    for (const i of excludedSet) {
+      const sampleId = ids[i];
       const worker = sampleId === undefined ? undefined : workers.get(sampleId);
       if (worker === undefined) unknown.push(i);
       else excluded.push({ worker, sampleId: sampleId!, groupIndex: batch?.group_indices?.[i] ?? i });
     }
-    this.quarantine.record(seq, excluded, unknown);
+    // the groups examined, in batch order, each once
+    const groups = new Map<string, CheckedResult>();
+    ids.forEach((sampleId, i) => {
+      const worker = workers.get(sampleId);
+      if (worker === undefined) return;
+      const hit = excludedSet.has(i);
+      const examined = hit || (checkedVersion !== undefined && (versions[i] === undefined || versions[i] === checkedVersion));
+      if (!examined) return;
+      const g = groups.get(sampleId);
+      if (g) g.excluded ||= hit;
+      else groups.set(sampleId, { worker, sampleId, excluded: hit });
+    });
+    this.quarantine.record(seq, [...groups.values()], excluded, unknown);
   }
 
   /**
