@@ -21,6 +21,7 @@ import {
   RevisionConflictError,
   RunStateStore,
   startOrchestratorServer,
+  WORKER_ID_PATTERN,
   type NatsAuth,
   type OrchestratorServer,
   type ServerAuth,
@@ -28,6 +29,7 @@ import {
 } from '../lib/transport/index.ts';
 import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
+import { QUARANTINE_STORED_MAX } from './quarantine.ts';
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor } from './monitor.ts';
@@ -76,7 +78,7 @@ const runStateSchema = z.object({
   ackedSeq: z.number().int().nonnegative(),
   learnerVersion: z.number().int().nonnegative(),
   // quarantined rollout worker ids (orchestrator/quarantine.ts); absent in a state written before round 26
-  quarantined: z.array(z.string().min(1).max(256)).max(100_000).optional(),
+  quarantined: z.array(z.string().regex(WORKER_ID_PATTERN)).max(QUARANTINE_STORED_MAX).optional(),
 });
 
 /** Removes `ids` from the state's quarantine (--lift-quarantine), logging each; an id not quarantined is logged as such. */

@@ -12,6 +12,13 @@ import { quoteForLog } from '../lib/log/quote.ts';
 /** At most this many worker ids get their own rollout_rows_excluded_total series; later ones count as "other". */
 export const QUARANTINE_LABELLED_WORKERS = 64;
 
+/**
+ * At most this many quarantined ids are stored in the run state (the first quarantined; ~130 kB of JSON at most, far
+ * under a NATS message): a credential cycling through worker ids cannot grow the state until its write fails. Ids
+ * beyond it are refused by this process only, and logged as such.
+ */
+export const QUARANTINE_STORED_MAX = 1000;
+
 /** An excluded action, attributed: the worker whose accepted rollout result carried it. */
 export interface ExcludedAction {
   worker: string;
@@ -58,9 +65,9 @@ export class Quarantine {
     }
   }
 
-  /** Every quarantined worker id, sorted (what the run state records). */
+  /** The quarantined worker ids the run state records, sorted: the first QUARANTINE_STORED_MAX quarantined. */
   ids(): string[] {
-    return [...this.quarantined].sort();
+    return [...this.quarantined].slice(0, QUARANTINE_STORED_MAX).sort();
   }
 
   isQuarantined(workerId: string): boolean {
@@ -115,7 +122,7 @@ export class Quarantine {
         this.quarantined.add(worker);
         this.o.metrics.get('workers_quarantined_total').inc();
         const why = this.reason(worker);
-        this.o.log(`quarantined rollout worker ${worker}: ${why}`);
+        this.o.log(`quarantined rollout worker ${worker}: ${why}${this.quarantined.size > QUARANTINE_STORED_MAX ? ` (not stored in the run state: it holds the first ${QUARANTINE_STORED_MAX} quarantined ids; a restarted orchestrator lets this one in until it is quarantined again)` : ''}`);
         this.o.close(worker, why);
       }
     }
