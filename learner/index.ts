@@ -65,6 +65,7 @@ import {
   onNatsReconnect,
   recreatingOnLoss,
   RunStateStore,
+  trainBatchDigest,
   type Announcement,
   type FlowStepMetrics__Output,
   type OrchestratorMessage__Output,
@@ -515,6 +516,8 @@ class LearnerRole implements WorkerRoleImpl {
       version: st.version,
       ...(st.latest ? { checkpoint: checkpointRef(st.latest) } : {}),
       ...fields,
+      // the content it answers, so a result is never taken for another batch under the same seq (a rebuilt one)
+      batch_digest: trainBatchDigest(b),
     };
   }
 

@@ -26,7 +26,7 @@ import type { Progress, RunEvent, RunState } from './run-state.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
-import { Quarantine, type ExcludedAction } from './quarantine.ts';
+import { Quarantine, type CheckedResult, type ExcludedAction } from './quarantine.ts';
 
 /** gRPC PERMISSION_DENIED: a quarantined worker's session is closed, and its reconnect refused, with it (not retried). */
 const PERMISSION_DENIED = 7;
@@ -87,6 +87,11 @@ export interface PublishedProgress {
   lastBatchSeq: number;
 }
 
+/** `s` with `quarantined` when there is any (a run without a quarantine keeps the state it always had). */
+function withQuarantined(s: RunState, quarantined: string[]): RunState {
+  return quarantined.length ? { ...s, quarantined } : s;
+}
+
 export class Coordinator {
   readonly board: TaskBoard;
   private readonly cfg: RunConfig;
@@ -125,6 +130,8 @@ export class Coordinator {
   private fleetTimer: NodeJS.Timeout | undefined | null;
   /** The learner's compute time for its last GRPO batch (TrainResult.compute_ms). */
   private lastGrpoComputeMs = 0;
+  /** The missing-batch_digest warning was logged (once per process). */
+  private warnedNoDigest = false;
   private finished!: () => void;
   private failed!: (e: Error) => void;
   readonly done: Promise<void>;
@@ -158,7 +165,7 @@ export class Coordinator {
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
-      after: o.config.grpo.quarantineAfter, metrics: o.metrics, log: (l) => this.log(l),
+      after: o.config.grpo.quarantineAfter, window: o.config.grpo.quarantineWindow, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
       close: (workerId, reason) => {
         // a rollout worker's id: a learner or reward worker that happens to use the same id is not touched (review25g)
         this.sessions.failWorker('ROLLOUT', workerId, PERMISSION_DENIED, reason);
@@ -183,8 +190,9 @@ export class Coordinator {
     return Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0);
   }
 
+  /** The run state as known now: the stored acknowledgement and every id quarantined so far (stored or not yet). */
   get state(): RunState {
-    return { ...this.o.state };
+    return withQuarantined({ ackedSeq: this.o.state.ackedSeq, learnerVersion: this.o.state.learnerVersion }, this.quarantine.ids());
   }
 
   get phase(): Progress['phase'] {
@@ -425,8 +433,12 @@ export class Coordinator {
       this.o.metrics.get('duplicate_results_total').inc({ worker_role: 'learner' });
       return;
     }
-    if (r.excluded_actions?.length) this.attributeExcluded(seq, r.excluded_actions);
-    if (!r.applied && r.skipped_reason === 'duplicate') {
+    const duplicate = !r.applied && r.skipped_reason === 'duplicate';
+    // a 'duplicate' says only that the learner handled seq already (whatever it held): it is checked against the
+    // published checkpoint below, not matched by content; any other answer must be the batch held under seq
+    if (!duplicate && !this.matchesBatch(seq, r)) return;
+    this.recordChecked(seq, r);
+    if (duplicate) {
       await this.link.acknowledge(() => this.acknowledgeDuplicate(seq, r));
       return;
     }
@@ -435,22 +447,77 @@ export class Coordinator {
   }
 
   /**
-   * The actions of batch `seq` the learner's same-version check excluded (TrainResult.excluded_actions: indices into
-   * the batch's sample_ids), each attributed to the rollout worker whose accepted result carried its group, for the
-   * quarantine. Called as the TrainResult arrives, while the batch's groups are still open.
+   * Whether TrainResult `r` answers the batch this process holds under `seq` (TrainResult.batch_digest, computed by the
+   * learner over the batch it answered, against the digest of ours). Not when the learner trained another batch under
+   * that seq: one an earlier orchestrator process built and sent before it stopped, its rollouts other than the
+   * rebuilt one's. Then the result is neither taken as our batch's acknowledgement nor are its excluded actions
+   * attributed to our batch's rollout workers; our batch is sent again, and the learner, which handled seq already,
+   * answers it 'duplicate', acknowledged as far as its published checkpoint confirms (acknowledgeDuplicate). So seq is
+   * trained once (the old batch) and acknowledged once, and the rebuilt batch is never trained. A result without a
+   * digest (an older learner) is matched by seq alone, as before this field, and counted as such.
    */
-  private attributeExcluded(seq: number, actions: number[]): void {
+  private matchesBatch(seq: number, r: TrainResult__Output): boolean {
+    const digests = this.o.metrics.get('train_result_digests_total');
+    if (!r.batch_digest) {
+      digests.inc({ outcome: 'absent' });
+      if (!this.warnedNoDigest) {
+        this.warnedNoDigest = true;
+        this.log(`the learner's train_results carry no batch_digest (an older learner): each is taken for the batch of its seq, unchecked; after an orchestrator restart a result of the earlier process's batch could be taken for the rebuilt one (docs/reliability.md)`);
+      }
+      return true;
+    }
+    const ours = this.link.sentDigest(seq);
+    if (r.batch_digest === ours) {
+      digests.inc({ outcome: 'match' });
+      return true;
+    }
+    digests.inc({ outcome: 'mismatch' });
+    const excluded = r.excluded_actions?.length ? `, its ${r.excluded_actions.length} excluded actions not attributed` : '';
+    this.log(`ignoring a train_result for batch ${seq} (${r.applied ? 'applied' : skippedReasonText(r.skipped_reason)}, version ${r.version}) of another batch than the one held under that seq (digest ${quoteForLog(r.batch_digest, 80)}, ours ${ours}): the result of an earlier orchestrator process's batch${excluded}; sending batch ${seq} again, which the learner answers 'duplicate' if it handled that seq`);
+    this.link.resendSoon();
+    return false;
+  }
+
+  /**
+   * What the learner's same-version check made of batch `seq`, for the quarantine: the actions it excluded
+   * (TrainResult.excluded_actions: indices into the batch's sample_ids), each attributed to the rollout worker whose
+   * accepted result carried its group, and the groups it examined (counted in their worker's window,
+   * grpo.quarantineWindow): in an applied batch, a group with a row at the learner's version before the step (every row
+   * at maxStaleness 0), and every group with an excluded row. Called as the TrainResult arrives, while the batch's
+   * groups are still open, and only for a result that answers the batch held (matchesBatch).
+   */
+  private recordChecked(seq: number, r: TrainResult__Output): void {
+    const actions = r.excluded_actions ?? [];
+    const counting = this.cfg.grpo.quarantineAfter > 0 && this.cfg.grpo.quarantineWindow > 0;
+    if (!actions.length && !(counting && r.applied)) return;
     const batch = this.link.sent(seq);
     const workers = this.groups.rolloutWorkers(seq);
+    if (!actions.length && workers.size === 0) return; // an SFT batch, or groups forgotten: nothing to count
+    const ids = batch?.sample_ids ?? [];
+    const versions = batch?.behaviour_versions ?? [];
+    const checkedVersion = r.applied && r.version > 0 ? r.version - 1 : undefined;
+    const excludedSet = new Set(actions);
     const excluded: ExcludedAction[] = [];
     const unknown: number[] = [];
-    for (const i of new Set(actions)) {
-      const sampleId = batch?.sample_ids?.[i];
+    for (const i of excludedSet) {
+      const sampleId = ids[i];
       const worker = sampleId === undefined ? undefined : workers.get(sampleId);
       if (worker === undefined) unknown.push(i);
       else excluded.push({ worker, sampleId: sampleId!, groupIndex: batch?.group_indices?.[i] ?? i });
     }
-    this.quarantine.record(seq, excluded, unknown);
+    // the groups examined, in batch order, each once
+    const groups = new Map<string, CheckedResult>();
+    ids.forEach((sampleId, i) => {
+      const worker = workers.get(sampleId);
+      if (worker === undefined) return;
+      const hit = excludedSet.has(i);
+      const examined = hit || (checkedVersion !== undefined && (versions[i] === undefined || versions[i] === checkedVersion));
+      if (!examined) return;
+      const g = groups.get(sampleId);
+      if (g) g.excluded ||= hit;
+      else groups.set(sampleId, { worker, sampleId, excluded: hit });
+    });
+    this.quarantine.record(seq, [...groups.values()], excluded, unknown);
   }
 
   /**
@@ -483,7 +550,9 @@ export class Coordinator {
       } else this.withdrawEarly(`batch ${seq} was acknowledged at version ${version}; it asked for ${e.minVersion}`, false);
     }
     const batch = this.link.sent(seq);
-    const next = { ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) };
+    // the quarantine as it stands goes with the acknowledgement: an id quarantined by this batch's TrainResult is
+    // stored with it, so a restarted orchestrator refuses it too (it cannot be stored without the batch it came from)
+    const next = withQuarantined({ ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) }, this.quarantine.ids());
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
     // restarted in between): record them in the audit trail, as its checkpoints record them.
     const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version, 'held by the learner at reconnect', this.o.state.learnerVersion);
@@ -502,6 +571,7 @@ export class Coordinator {
     for (const e of caughtUp) this.o.onEvent?.(e);
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
+    if (next.quarantined) this.o.state.quarantined = next.quarantined;
     this.link.acknowledged(seq);
     this.groups.acknowledged(seq);
     if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);

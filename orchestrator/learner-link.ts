@@ -2,7 +2,7 @@
 // acknowledged, are re-sent to a reconnecting learner and after a 'gap' or retryable error; a learner that
 // holds batches newer than the stored state (acknowledged while the orchestrator was down) is caught up as far
 // as its published checkpoint confirms (the coordinator checks the claim); acknowledgements are applied one at a time, because each persists with compare-and-set.
-import { MessageTooLargeError, type TrainBatch, type WorkerSession } from '../lib/transport/index.ts';
+import { MessageTooLargeError, trainBatchDigest, type TrainBatch, type WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
@@ -33,6 +33,8 @@ export class LearnerLink {
   private lastAttached?: WorkerSession;
   /** TrainBatches sent and not yet acknowledged, by seq. */
   private readonly unacked = new Map<number, TrainBatch>();
+  /** Each held batch's content digest, computed once when a TrainResult asks for it. */
+  private readonly digests = new WeakMap<TrainBatch, string>();
   private sending = Promise.resolve();
   private acking: Promise<void> = Promise.resolve();
   /**
@@ -141,6 +143,20 @@ export class LearnerLink {
 
   sent(seq: number): TrainBatch | undefined {
     return this.unacked.get(seq);
+  }
+
+  /** The content digest of unacknowledged batch `seq` (lib/transport/batch-digest.ts); undefined if none is held. */
+  sentDigest(seq: number): string | undefined {
+    const b = this.unacked.get(seq);
+    if (!b) return undefined;
+    let d = this.digests.get(b);
+    if (d === undefined) this.digests.set(b, (d = trainBatchDigest(b)));
+    return d;
+  }
+
+  /** Re-sends every unacknowledged batch now (unless a re-send is pending already). */
+  resendSoon(): void {
+    this.resendAfter(0);
   }
 
   /** Applies acknowledgements one at a time, in arrival order. */

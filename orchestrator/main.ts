@@ -21,6 +21,7 @@ import {
   RevisionConflictError,
   RunStateStore,
   startOrchestratorServer,
+  WORKER_ID_PATTERN,
   type NatsAuth,
   type OrchestratorServer,
   type ServerAuth,
@@ -28,6 +29,7 @@ import {
 } from '../lib/transport/index.ts';
 import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
+import { QUARANTINE_STORED_MAX } from './quarantine.ts';
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
@@ -50,6 +52,11 @@ export interface OrchestratorOptions {
   eventsFile?: string;
   /** The run's first GRPO batch waits for these workers (--await-workers; await-workers.ts). */
   awaitWorkers?: AwaitWorkers;
+  /**
+   * Rollout worker ids whose quarantine, recorded in the run state, is lifted at start (--lift-quarantine): they may
+   * connect again. Stored with the next acknowledgement (until then a restart without the flag keeps them refused).
+   */
+  liftQuarantine?: string[];
   log?: (line: string) => void;
 }
 
@@ -69,7 +76,21 @@ const PERSIST_RETRY_MS = 1000;
 /** The Shutdown's reason when the run is over. */
 const RUN_COMPLETE = 'run complete';
 
-const runStateSchema = z.object({ ackedSeq: z.number().int().nonnegative(), learnerVersion: z.number().int().nonnegative() });
+const runStateSchema = z.object({
+  ackedSeq: z.number().int().nonnegative(),
+  learnerVersion: z.number().int().nonnegative(),
+  // quarantined rollout worker ids (orchestrator/quarantine.ts); absent in a state written before round 26
+  quarantined: z.array(z.string().regex(WORKER_ID_PATTERN)).max(QUARANTINE_STORED_MAX).optional(),
+});
+
+/** Removes `ids` from the state's quarantine (--lift-quarantine), logging each; an id not quarantined is logged as such. */
+export function liftQuarantine(state: RunState, ids: readonly string[], log: (line: string) => void): void {
+  if (!ids.length) return;
+  const held = new Set(state.quarantined ?? []);
+  for (const id of ids) log(held.delete(id) ? `quarantine of rollout worker ${JSON.stringify(id)} lifted (--lift-quarantine): it may connect again` : `--lift-quarantine ${JSON.stringify(id)}: no such worker id is quarantined in run state`);
+  if (held.size) state.quarantined = [...held].sort();
+  else delete state.quarantined;
+}
 
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
   const config = o.config;
@@ -92,6 +113,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const state: RunState = stored?.value ?? { ackedSeq: 0, learnerVersion: 0 };
   let revision = stored?.revision ?? (await store.create(state));
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
+  liftQuarantine(state, o.liftQuarantine ?? [], log);
+  if (state.quarantined?.length) log(`${state.quarantined.length} rollout worker id(s) quarantined earlier in the run stay refused: ${state.quarantined.slice(0, 16).map((id) => JSON.stringify(id)).join(', ')}${state.quarantined.length > 16 ? ', ...' : ''}`);
   // The orchestrator owns its run state: when the server lost it (store-loss.ts), it is re-created and written
   // again from memory (create: compare-and-set against a missing value), after a write found it gone or after
   // any reconnection that finds it gone; one at a time with the acknowledgements' writes.
@@ -100,7 +123,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const restoreState = async (current: RunState): Promise<boolean> => {
     const recreated = await store.recreate();
     if (!recreated && (await store.get()) !== null) return false;
-    revision = await store.create({ ackedSeq: current.ackedSeq, learnerVersion: current.learnerVersion });
+    revision = await store.create({ ackedSeq: current.ackedSeq, learnerVersion: current.learnerVersion, ...(current.quarantined?.length ? { quarantined: current.quarantined } : {}) });
     log(`the run state was lost with the NATS store${recreated ? ' (bucket re-created)' : ''}: written again from memory (batch ${current.ackedSeq}, policy version ${current.learnerVersion})`);
     return true;
   };

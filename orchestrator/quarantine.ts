@@ -1,14 +1,23 @@
 // Rollout workers whose log-densities the learner refused (docs/security.md, "Forged log-densities"). The learner's
 // same-version check excludes a row whose logp_old disagrees with its own (lib/grpo/logp-check.ts) and says which
 // actions in its TrainResult (excluded_actions); only the orchestrator knows which worker produced each. Every such
-// action is logged naming the worker and counted per worker; a worker id with grpo.quarantineAfter results (groups)
-// excluded is quarantined for the rest of the run: its session is closed and a reconnect with that id refused, so it
-// cannot keep wasting each batch's rows (or, at maxStaleness > 0, steer steps within the dual clip).
+// action is logged naming the worker and counted per worker; a worker id with grpo.quarantineAfter excluded results
+// (groups) among its last grpo.quarantineWindow results the check examined is quarantined for the rest of the run: its
+// session is closed and a reconnect with that id refused, also by a restarted orchestrator (the run state records the
+// id), so it cannot keep wasting each batch's rows (or, at maxStaleness > 0, steer steps within the dual clip). The
+// window keeps an honest worker's rare rounding outliers from adding up over a long run.
 import type { Metrics } from '../lib/metrics/index.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 
 /** At most this many worker ids get their own rollout_rows_excluded_total series; later ones count as "other". */
 export const QUARANTINE_LABELLED_WORKERS = 64;
+
+/**
+ * At most this many quarantined ids are stored in the run state (the first quarantined; ~130 kB of JSON at most, far
+ * under a NATS message): a credential cycling through worker ids cannot grow the state until its write fails. Ids
+ * beyond it are refused by this process only, and logged as such.
+ */
+export const QUARANTINE_STORED_MAX = 1000;
 
 /** An excluded action, attributed: the worker whose accepted rollout result carried it. */
 export interface ExcludedAction {
@@ -17,14 +26,49 @@ export interface ExcludedAction {
   groupIndex: number;
 }
 
+/** One rollout result (group) of a batch the learner's same-version check examined, attributed. */
+export interface CheckedResult {
+  worker: string;
+  sampleId: string;
+  /** Some of its rows were excluded. */
+  excluded: boolean;
+}
+
+/** A worker's window: its checked results counted so far (while it has an exclusion in the window) and which were excluded. */
+interface Window {
+  seen: number;
+  /** Ordinals (1-based, in `seen`'s count) of its excluded results still in the window, ascending. */
+  hits: number[];
+}
+
 export class Quarantine {
-  /** Per worker id: the groups (sample ids) with excluded rows. */
-  private readonly groups = new Map<string, Set<string>>();
+  /**
+   * Per worker id with an excluded result in its window: its window. A worker with none has no entry (its count
+   * restarts at its next exclusion, which changes nothing: only positions within the window matter).
+   */
+  private readonly windows = new Map<string, Window>();
   private readonly quarantined = new Set<string>();
   private readonly labelled = new Set<string>();
+  /** Ids quarantined by an earlier orchestrator process of the run (RunState.quarantined). */
+  private readonly restored = new Set<string>();
 
-  /** `after`: grpo.quarantineAfter (0: never). `close(workerId, reason)` ends the worker's open sessions. */
-  constructor(private readonly o: { after: number; metrics: Metrics; log: (line: string) => void; close: (workerId: string, reason: string) => void }) {}
+  /**
+   * `after`: grpo.quarantineAfter (0: never); `window`: grpo.quarantineWindow (0: the whole run). `close(workerId,
+   * reason)` ends the worker's open sessions. `restored`: the ids the run state records as quarantined (a restarted
+   * orchestrator keeps refusing them).
+   */
+  constructor(private readonly o: { after: number; window: number; metrics: Metrics; log: (line: string) => void; close: (workerId: string, reason: string) => void; restored?: readonly string[] }) {
+    if (o.window > 0 && o.after > o.window) throw new Error(`grpo.quarantineAfter ${o.after} must be at most grpo.quarantineWindow ${o.window} (or the window 0, the whole run)`);
+    for (const id of o.restored ?? []) {
+      this.quarantined.add(id);
+      this.restored.add(id);
+    }
+  }
+
+  /** The quarantined worker ids the run state records, sorted: the first QUARANTINE_STORED_MAX quarantined. */
+  ids(): string[] {
+    return [...this.quarantined].slice(0, QUARANTINE_STORED_MAX).sort();
+  }
 
   isQuarantined(workerId: string): boolean {
     return this.quarantined.has(workerId);
@@ -35,32 +79,50 @@ export class Quarantine {
     return this.quarantined.has(workerId) ? this.reason(workerId) : undefined;
   }
 
+  /** How many of its results the count of `workerId` covers, in words. */
+  private span(): string {
+    return this.o.window > 0 ? `its last ${this.o.window} checked rollout results` : 'its rollout results';
+  }
+
   private reason(workerId: string): string {
-    const n = this.groups.get(workerId)?.size ?? 0;
-    return `worker ${workerId} is quarantined for the rest of the run: the learner excluded rows of ${n} of its rollout results (logp_old disagreeing with the learner's own at the same version beyond grpo.logpTolerance; grpo.quarantineAfter ${this.o.after})`;
+    if (this.restored.has(workerId)) return `worker ${workerId} is quarantined for the rest of the run: an earlier orchestrator process of the run quarantined it (the learner excluded rows of its rollout results: logp_old disagreeing with the learner's own recomputation at the row's behaviour version beyond grpo.logpTolerance), and the run state records it`;
+    const n = this.windows.get(workerId)?.hits.length ?? 0;
+    return `worker ${workerId} is quarantined for the rest of the run: the learner excluded rows of ${n} of ${this.span()} (logp_old disagreeing with the learner's own recomputation at the row's behaviour version beyond grpo.logpTolerance; grpo.quarantineAfter ${this.o.after}, grpo.quarantineWindow ${this.o.window})`;
   }
 
   /**
-   * The actions of batch `seq` the learner excluded, attributed (`unknown`: indices no worker is known for: out of
-   * the batch, or its groups forgotten). Logs each worker's, counts them, and quarantines a worker id that reached
-   * grpo.quarantineAfter groups.
+   * What the learner's same-version check made of batch `seq`: `checked`, the batch's results (groups) it examined,
+   * in batch order, each once (every excluded one among them); `excluded`, its excluded actions, attributed;
+   * `unknown`, excluded action indices no worker is known for (out of the batch, or its groups forgotten). Logs each
+   * worker's exclusions, counts them, and quarantines a worker id with grpo.quarantineAfter excluded results among its
+   * last grpo.quarantineWindow checked ones.
    */
-  record(seq: number, excluded: ExcludedAction[], unknown: number[]): void {
+  record(seq: number, checked: readonly CheckedResult[], excluded: ExcludedAction[], unknown: number[]): void {
     if (unknown.length) this.o.log(`GRPO batch ${seq}: the learner excluded ${unknown.length} actions whose rollout worker is not known (${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''})`);
+    // the windows, in batch order: only a worker with an exclusion in its window is followed (see `windows`)
+    if (this.o.after > 0) {
+      for (const c of checked) {
+        let w = this.windows.get(c.worker);
+        if (!w && !c.excluded) continue;
+        if (!w) this.windows.set(c.worker, (w = { seen: 0, hits: [] }));
+        w.seen += 1;
+        if (c.excluded) w.hits.push(w.seen);
+        if (this.o.window > 0) while (w.hits.length && w.hits[0]! <= w.seen - this.o.window) w.hits.shift();
+        if (!w.hits.length) this.windows.delete(c.worker);
+      }
+    }
     const byWorker = new Map<string, ExcludedAction[]>();
     for (const e of excluded) (byWorker.get(e.worker) ?? byWorker.set(e.worker, []).get(e.worker)!).push(e);
     for (const [worker, actions] of byWorker) {
       this.o.metrics.get('rollout_rows_excluded_total').inc({ worker_id: this.label(worker) }, actions.length);
-      // the groups are counted only to quarantine: with quarantineAfter 0 nothing is kept (a long run's ids would pile up)
-      const groups = this.o.after > 0 ? this.groups.get(worker) ?? this.groups.set(worker, new Set()).get(worker)! : new Set<string>();
-      for (const a of actions) groups.add(a.sampleId);
+      const n = this.windows.get(worker)?.hits.length ?? 0;
       const shown = actions.slice(0, 8).map((a) => `${quoteForLog(a.sampleId, 64)}#${a.groupIndex}`).join(', ');
-      this.o.log(`GRPO batch ${seq}: the learner excluded ${actions.length} actions of rollout worker ${worker} (logp_old disagreeing with the learner's own at the same version): ${shown}${actions.length > 8 ? ', ...' : ''}${this.o.after > 0 ? `; ${groups.size} of its results so far, quarantined at ${this.o.after}` : ''}`);
-      if (this.o.after > 0 && groups.size >= this.o.after && !this.quarantined.has(worker)) {
+      this.o.log(`GRPO batch ${seq}: the learner excluded ${actions.length} actions of rollout worker ${worker} (logp_old disagreeing with the learner's own recomputation at the row's behaviour version): ${shown}${actions.length > 8 ? ', ...' : ''}${this.o.after > 0 ? `; ${n} of ${this.span()}, quarantined at ${this.o.after}` : ''}`);
+      if (this.o.after > 0 && n >= this.o.after && !this.quarantined.has(worker)) {
         this.quarantined.add(worker);
         this.o.metrics.get('workers_quarantined_total').inc();
         const why = this.reason(worker);
-        this.o.log(`quarantined rollout worker ${worker}: ${why}`);
+        this.o.log(`quarantined rollout worker ${worker}: ${why}${this.quarantined.size > QUARANTINE_STORED_MAX ? ` (not stored in the run state: it holds the first ${QUARANTINE_STORED_MAX} quarantined ids; a restarted orchestrator lets this one in until it is quarantined again)` : ''}`);
         this.o.close(worker, why);
       }
     }

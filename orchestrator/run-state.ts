@@ -8,6 +8,12 @@ export interface RunState {
   ackedSeq: number;
   /** Learner policy version after that batch. */
   learnerVersion: number;
+  /**
+   * Rollout worker ids quarantined so far (quarantine.ts), sorted; absent: none (or a state written before round 26).
+   * Written with the acknowledgement of the batch whose TrainResult quarantined the id, so a restarted orchestrator
+   * refuses them too.
+   */
+  quarantined?: string[];
 }
 
 export interface Progress {

@@ -22,6 +22,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   requireClientCert?: boolean;
   events?: string;
   awaitWorkers?: string;
+  liftQuarantine?: string[];
   awaitSeconds: number;
   lingerSeconds: number;
   graphThread?: string;
@@ -57,6 +58,7 @@ const command: CommandModule<object, Args> = {
       .option('await-workers', { type: 'string', describe: 'the first GRPO batch waits until this many workers of each role are connected, e.g. rollout=2,reward=1 (at most --await-seconds)' })
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
       .option('linger-seconds', { type: 'number', default: LINGER_SECONDS, describe: 'after the run completes, keep answering connecting workers with Shutdown this long before exiting: a worker in its reconnect backoff (up to 10 s) or whose cut link ends at the heartbeat timeout is told the run is over instead of redialling for ever (0: exit at once, as the local run does, which stops its workers itself)' })
+      .option('lift-quarantine', { type: 'string', array: true, describe: 'rollout worker id(s) whose quarantine, kept in the run state across restarts, is lifted at start (grpo.quarantineAfter; docs/security.md): e.g. an honest worker after its device or grpo.logpTolerance was fixed' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
       .option('checkpoint-pubkey-file', CHECKPOINT_PUBKEY_OPTION)
       .option('graph-thread', GRAPH_THREAD_OPTION)
@@ -141,6 +143,7 @@ const command: CommandModule<object, Args> = {
         onProgress: (p) => (logger.format === 'json' ? logger.info(formatProgress(p)) : console.log(formatProgress(p))),
         eventsFile: args.events,
         ...(awaitWorkers ? { awaitWorkers } : {}),
+        ...(args.liftQuarantine?.length ? { liftQuarantine: args.liftQuarantine.map(String) } : {}),
       });
     } catch (e) {
       const msg = (e as Error).message;

@@ -47,11 +47,12 @@ function canon(v: unknown, path: string): string {
 /**
  * Run-configuration fields that cannot change what is trained: where outputs go, where services listen, and how
  * the orchestrator routes tasks to workers (dispatch policy and coalescing: which worker runs a task, and when;
- * grpo.quarantineAfter: which workers it stops sending tasks to, a batch's content being a function of its number).
+ * grpo.quarantineAfter and grpo.quarantineWindow: which workers it stops sending tasks to, a batch's content being a
+ * function of its number).
  * configHash() leaves them out, so the same training under another output folder or on other ports has the
  * same hash (and, the run id and seed being equal, byte-identical checkpoints).
  */
-export const CONFIG_HASH_IGNORES = ['run.outDir', 'orchestrator.listen', 'nats.url', 'metrics.port', 'orchestrator.dispatch', 'orchestrator.coalesceMs', 'orchestrator.bundleMs', 'grpo.quarantineAfter'] as const;
+export const CONFIG_HASH_IGNORES = ['run.outDir', 'orchestrator.listen', 'nats.url', 'metrics.port', 'orchestrator.dispatch', 'orchestrator.coalesceMs', 'orchestrator.bundleMs', 'grpo.quarantineAfter', 'grpo.quarantineWindow'] as const;
 
 function withoutIgnored(config: unknown): unknown {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) return config;

@@ -89,6 +89,11 @@ export const CATALOGUE = {
     help: 'Orchestrator: rollout worker ids quarantined for the rest of the run after grpo.quarantineAfter results with excluded rows (session closed, reconnect refused)',
     labels: [],
   },
+  train_result_digests_total: {
+    type: 'counter',
+    help: 'Orchestrator: TrainResults (other than "duplicate") by how their batch_digest compares with the batch held under their seq: match (taken), mismatch (the result of another batch under that seq, e.g. an earlier orchestrator process\'s: neither acknowledgement nor attribution; the batch is sent again), absent (an older learner: matched by seq alone) (docs/reliability.md)',
+    labels: ['outcome'],
+  },
   nonfinite_steps_skipped_total: { type: 'counter', help: 'Learner steps skipped because the loss or a gradient was not finite', labels: [] },
   optimizer_state_refused_total: {
     type: 'counter',

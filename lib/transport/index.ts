@@ -3,6 +3,7 @@
 export * from './proto.ts';
 export * from './tensor.ts';
 export * from './messages.ts';
+export { trainBatchDigest } from './batch-digest.ts';
 export * from './errors.ts';
 export { checkListenAuth, startOrchestratorServer } from './grpc-server.ts';
 export type { OrchestratorServer, OrchestratorServerOptions, ServerAuth, ServerTls, WorkerSession } from './grpc-server.ts';

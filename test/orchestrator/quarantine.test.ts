@@ -96,6 +96,9 @@ test('a rollout worker forging logp_old is named, counted and quarantined; the h
   assert.ok(counted && Number(counted[1]) >= 4, metrics);
   assert.ok(!/rollout_rows_excluded_total\{[^}]*worker_id="honest"/.test(metrics));
   assert.match(metrics, /recovery_grpo_workers_quarantined_total\{[^}]*\} 1/);
+  // the real learner's batch_digest matched every batch (no result taken unchecked or refused)
+  assert.match(metrics, new RegExp(`recovery_grpo_train_result_digests_total\\{[^}]*outcome="match"[^}]*\\} ${STEPS}\\b`));
+  assert.ok(!/train_result_digests_total\{[^}]*outcome="(mismatch|absent)"/.test(metrics), metrics);
   // a reconnect with that worker id is refused, before any Welcome
   await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', capabilities }), (e: unknown) => e instanceof TransportError && e.code === PERMISSION_DENIED && /quarantined/.test(e.details));
   // exactly once: every batch applied once in order, every sample trained once (the forger's groups included: their
@@ -194,7 +197,7 @@ test('quarantine: the session is failed, unsent groups of the worker are rolled 
   c.handle(learner, { train_result: { batch_id: 'quar-b2', batch_seq: 2, applied: true, skipped_reason: '', version: 2, excluded_actions: [0, 1], flow_steps: [] } } as never);
   await until(() => failures.length === 1, 'the forger\'s session failed');
   assert.equal(failures[0]!.code, 7);
-  assert.match(failures[0]!.details, /worker forger is quarantined for the rest of the run: the learner excluded rows of 3 of its rollout results/);
+  assert.match(failures[0]!.details, /worker forger is quarantined for the rest of the run: the learner excluded rows of 3 of its last 100 checked rollout results/);
   // batch 3's groups, the forger's and not yet trained, go to the honest worker; the forger's late score results are ignored
   await until(() => tasksOf(honest).length >= 2, `batch 3 rolled out again by the honest worker\n${log.join('\n')}`);
   assert.match(log.join('\n'), /rolling out again 2 groups of batches not yet trained whose rollout came from quarantined worker forger/);

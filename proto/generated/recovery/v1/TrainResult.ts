@@ -46,6 +46,15 @@ export interface TrainResult {
    * learner): none.
    */
   'excluded_actions'?: (number)[];
+  /**
+   * "sha256:<64 hex>" of the content of the batch this result answers (lib/transport/batch-digest.ts: a canonical
+   * form of every TrainBatch field but lease_ms, not the wire bytes). The orchestrator takes the result as the
+   * acknowledgement of the batch it holds under batch_seq, and attributes excluded_actions to that batch's rollout
+   * workers, only when it matches that batch's digest: after an orchestrator restart the batch under a seq is rebuilt
+   * with other rollouts, and a result of the old process's batch must not be taken for it (docs/reliability.md).
+   * Empty (an older learner): matched by batch_seq alone, as before.
+   */
+  'batch_digest'?: (string);
 }
 
 export interface TrainResult__Output {
@@ -91,4 +100,13 @@ export interface TrainResult__Output {
    * learner): none.
    */
   'excluded_actions': (number)[];
+  /**
+   * "sha256:<64 hex>" of the content of the batch this result answers (lib/transport/batch-digest.ts: a canonical
+   * form of every TrainBatch field but lease_ms, not the wire bytes). The orchestrator takes the result as the
+   * acknowledgement of the batch it holds under batch_seq, and attributes excluded_actions to that batch's rollout
+   * workers, only when it matches that batch's digest: after an orchestrator restart the batch under a seq is rebuilt
+   * with other rollouts, and a result of the old process's batch must not be taken for it (docs/reliability.md).
+   * Empty (an older learner): matched by batch_seq alone, as before.
+   */
+  'batch_digest': (string);
 }

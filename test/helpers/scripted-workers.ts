@@ -1,0 +1,50 @@
+// Workers scripted as gRPC clients of a real orchestrator, for tests that need the exact messages a worker sends: a
+// rollout worker answering every task at once with a chosen log-density, a learner recording the TrainBatches it gets.
+import { connectToOrchestrator, type OrchestratorConnection, type OrchestratorMessage__Output, type RolloutTask__Output, type Tensor__Output, type TrainBatch__Output } from '../../lib/transport/index.ts';
+
+export const capabilities = { device: 'cpu', max_batch: 8, max_in_flight: 1 };
+
+/** A rollout worker answering each task at once with the corrupted input as every action and log-density `logp`. */
+export async function scriptedRollout(address: string, workerId: string, logp: number): Promise<OrchestratorConnection> {
+  const conn = await connectToOrchestrator({ address, role: 'ROLLOUT', workerId, capabilities });
+  void (async () => {
+    try {
+      for await (const m of conn.messages) {
+        for (const t of (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []) as RolloutTask__Output[]) {
+          let image: Tensor__Output | null = null;
+          const items = t.items.map((it) => {
+            image = it.image ?? image;
+            return { sample_id: it.sample_id, group_index: it.group_index, action: image, logp };
+          });
+          await conn.send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: t.policy_version_min ?? 0, compute_ms: 1, items } as never });
+        }
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return conn;
+}
+
+/** A learner client recording the TrainBatches it gets. */
+export async function scriptedLearner(address: string): Promise<{ conn: OrchestratorConnection; batches: TrainBatch__Output[] }> {
+  const conn = await connectToOrchestrator({ address, role: 'LEARNER', workerId: 'l', capabilities, hello: {} });
+  const batches: TrainBatch__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages as AsyncIterable<OrchestratorMessage__Output>) if (m.train_batch) batches.push(m.train_batch);
+    } catch {
+      // closed
+    }
+  })();
+  return { conn, batches };
+}
+
+export async function until(probe: () => boolean, what: string, log: string[]): Promise<void> {
+  const t0 = Date.now();
+  while (!probe()) {
+    if (Date.now() - t0 > 30_000) throw new Error(`timed out waiting for ${what}\n${log.slice(-20).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
