@@ -1,0 +1,57 @@
+// review26a: findings of round 26's review of the orchestrator's core, each as a test that fails on the code reviewed
+// (main at 49a92db). The coordinator alone with fake sessions (as test/orchestrator/early-open.test.ts and
+// quarantine.test.ts drive it).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../lib/config/index.ts';
+import { encodeTensor, type WorkerMessage__Output } from '../../lib/transport/index.ts';
+import { fakeSession, until } from '../helpers/fake-session.ts';
+import { testCoordinator } from '../helpers/coordinator.ts';
+
+const G = 2;
+const H = 16;
+
+// F1. A Hello's catch-up (or a restarted learner's `duplicate`) acknowledges an open batch that was never sent: the
+// GroupPipeline forgets it and moves nextSendK past it (grpo-groups.ts `acknowledged`), but never calls trySend(). A
+// later batch that was already complete, waiting behind the forgotten one, is then sent only when some other group
+// completes. At the end of the run (or when every open batch is complete) nothing ever does: the run stalls for good.
+// Scenario: maxStaleness 1, the orchestrator restarted after batch 0 (seq 1) was applied by the learner but before its
+// acknowledgement was stored; it re-opens seq 1 and seq 2; seq 2's group is rolled out and scored before the learner
+// reconnects; the learner's Hello says it holds seq 1 (its published checkpoint confirms it).
+test('review26a F1: a batch complete behind one that a catch-up acknowledged is sent to the learner (no stall)', async () => {
+  const config = parseConfig({
+    run: { id: 'r26a-stall', seed: 1 },
+    data: { size: H, source: { kind: 'procedural', count: 16 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 0 },
+    grpo: { steps: 2, groupSize: G, samplesPerBatch: 1, maxStaleness: 1, advantageMode: 'scalar' },
+  });
+  const { c, log } = await testCoordinator(config, 'r26a-stall', {
+    // the learner's newest announced checkpoint: v1, after batch 1
+    publishedProgress: async () => ({ version: 1, lastBatchSeq: 1 }),
+  });
+  const roll = fakeSession('ROLLOUT', 'r');
+  const reward = fakeSession('REWARD', 's');
+  c.attach(roll);
+  c.attach(reward);
+  c.start();
+  const rollouts = () => roll.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []));
+  await until(() => rollouts().length === 2, 'both open batches (seq 1 and 2) dispatched at maxStaleness 1');
+  // seq 2 = GRPO batch k=1, cursor 1: its rollout and score come back; seq 1's rollout (cursor 0) is still out
+  const t = rollouts().find((x) => x.task_id!.startsWith('r26a-stall-r1-'))!;
+  assert.ok(t, 'the rollout task of batch 2');
+  const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
+  c.handle(roll, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: 0, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  await until(() => reward.sent.some((m) => m.score_task), 'the score task of batch 2');
+  const s = reward.sent.find((m) => m.score_task)!.score_task!;
+  c.handle(reward, { score_result: { task_id: s.task_id, attempt: s.attempt, components: Array.from({ length: G }, (_, g) => ({ ssim: 0.5 + 0.1 * g, clip_cos: 0.5 })), compute_ms: 1, clip_encoder: 'toy' } } as unknown as WorkerMessage__Output);
+  await new Promise((r) => setTimeout(r, 20));
+  // the learner reconnects: its Hello says it holds batch 1 (applied while this orchestrator was down)
+  const learner = fakeSession('LEARNER', 'l');
+  (learner.hello as { last_batch_seq?: number }).last_batch_seq = 1;
+  c.attach(learner);
+  await until(() => c.state.ackedSeq === 1, `batch 1 caught up\n${log.join('\n')}`);
+  // batch 2 is complete: it must reach the learner now (the run's last batch: nothing else will ever send it)
+  await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 2), `batch 2 (complete, behind the caught-up batch 1) sent to the learner\n${log.join('\n')}`);
+  c.close();
+});
