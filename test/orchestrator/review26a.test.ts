@@ -55,3 +55,42 @@ test('review26a F1: a batch complete behind one that a catch-up acknowledged is 
   await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 2), `batch 2 (complete, behind the caught-up batch 1) sent to the learner\n${log.join('\n')}`);
   c.close();
 });
+
+// F4. Round 25 made one worker's `retryable: false` insufficient to give a task up (NON_RETRYABLE_QUORUM, and the retry
+// steered to another worker: task-board.ts handAside). The same worker answering `retryable: true` (or a malformed
+// result, which the coordinator refuses as a retryable `bad_result`) is not steered: the retried task goes back to the
+// least-loaded worker, which is the one that just failed it at once, so one rollout credential takes all maxAttempts (5)
+// attempts and the group is dropped while an honest worker with room sits beside it. Answering every task so empties
+// every GRPO batch (review25c's attack, with one flag flipped). Expected: a task one worker failed is retried on another
+// worker of the role when one with room is attached (as for non-retryable errors), so it is not given up on one worker's
+// failures alone.
+test('review26a F4: one worker failing a task with retryable errors does not get every attempt while another worker has room', async () => {
+  const config = parseConfig({
+    run: { id: 'r26a-retry', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: 1, groupSize: G, samplesPerBatch: 2, maxStaleness: 0, advantageMode: 'scalar' },
+  });
+  const { c, events, log } = await testCoordinator(config, 'r26a-retry');
+  const evil = fakeSession('ROLLOUT', 'evil');
+  const honest = fakeSession('ROLLOUT', 'honest');
+  const learner = fakeSession('LEARNER', 'l');
+  c.attach(evil); // attached first: the first dispatch (a tie at load 0) goes to it
+  c.attach(honest);
+  c.attach(learner);
+  c.start();
+  const tasks = (s: typeof evil) => s.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []));
+  const dropped = () => events.filter((e) => e.type === 'dropped');
+  // one task each (spread); the honest worker works on its own (it holds it: load 1, room for 3 more)
+  await until(() => tasks(evil).length === 1 && tasks(honest).length === 1, 'one rollout task to each worker');
+  const failed = tasks(evil)[0]!.task_id;
+  // the evil worker answers each attempt of its task with a retryable error, at once
+  for (let k = 1; k <= 5; k++) {
+    await until(() => tasks(evil).length >= k || tasks(honest).length > 1 || dropped().length > 0, `attempt ${k} dispatched`);
+    if (tasks(honest).length > 1 || dropped().length > 0) break;
+    const t = tasks(evil)[k - 1]!;
+    c.handle(evil, { task_error: { task_id: t.task_id, attempt: t.attempt, code: 'internal', message: 'try again', retryable: true } } as unknown as WorkerMessage__Output);
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(dropped(), [], `the group was given up after ${tasks(evil).length} attempts, all on the failing worker; the honest one (room for 3 more) never got it\n${log.join('\n')}`);
+  assert.ok(tasks(honest).some((t) => t.task_id === failed), 'the retry went to the other worker');
+  c.close();
+});
