@@ -94,3 +94,30 @@ test('review26a F4: one worker failing a task with retryable errors does not get
   assert.ok(tasks(honest).some((t) => t.task_id === failed), 'the retry went to the other worker');
   c.close();
 });
+
+// F5. The learner's progress is "checked, not believed" in its Hello (coordinator.ts catchUp: only as far as the
+// newest published checkpoint), but a TrainResult's version is taken as it comes: applyAck stores
+// max(r.version, learnerVersion). One train_result { batch_seq: 1, applied: true, version: 424242 } (a learner
+// credential, or a learner bug) is persisted in the run state; from then on every rollout task asks for
+// policy_version_min 424242 and every Welcome says policy_version 424242, a version that never comes: rollout workers
+// wait for it and fail every task, every group is dropped, a restarted learner refuses to resume below it, and a
+// restarted orchestrator reads it back from KV (max() never lets it fall). Each applied batch makes one version, so
+// the version after batch seq is at most learnerVersion + (seq - ackedSeq); the version could be checked against
+// that bound (or against the published checkpoint, as the Hello's claim is).
+test('review26a F5: a TrainResult naming a version no batch could have produced does not become the run\'s version', async () => {
+  const config = parseConfig({
+    run: { id: 'r26a-version', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 2, batchSize: 2 }, grpo: { steps: 1, groupSize: G, samplesPerBatch: 1, advantageMode: 'scalar' },
+  });
+  const stored: Array<{ ackedSeq: number; learnerVersion: number }> = [];
+  const { c } = await testCoordinator(config, 'r26a-version', { persist: async (s) => void stored.push({ ...s }) });
+  const learner = fakeSession('LEARNER', 'l');
+  c.attach(learner);
+  c.start();
+  await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 1), 'batch 1 sent');
+  const b1 = learner.sent.find((m) => m.train_batch?.batch_seq === 1)!.train_batch!;
+  c.handle(learner, { train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: true, skipped_reason: '', version: 424242, loss: 0, compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(c.state.learnerVersion <= 1, `the run's version after batch 1 is ${c.state.learnerVersion} (stored: ${JSON.stringify(stored)})`);
+  c.close();
+});
