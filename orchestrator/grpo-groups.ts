@@ -121,7 +121,9 @@ export class GroupPipeline {
    * Batches up to `seq` are acknowledged: forget them; GRPO batches 0..k-1 are done. One still open (a Hello's
    * catch-up acknowledges batches this process had opened again) has its tasks cancelled, as a withdrawn batch's:
    * left on the board they ran ahead of live work, and a failed one logged its sample dropped although its batch was
-   * trained (review24d).
+   * trained (review24d). A later batch already complete behind a forgotten unsent one is sent now: nothing else would
+   * send it once every open batch is complete (review26a F1: the run stalled). trySend only ever sends the batch at
+   * nextSendK and moves past it, and nextSendK never moves back, so no batch is sent twice.
    */
   acknowledged(seq: number): void {
     for (const [k, b] of this.open) {
@@ -131,6 +133,7 @@ export class GroupPipeline {
     }
     const k = seq - this.cfg.sft.steps;
     if (k > this.nextSendK) this.nextSendK = k;
+    this.trySend();
   }
 
   /**

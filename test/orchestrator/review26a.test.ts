@@ -53,6 +53,10 @@ test('review26a F1: a batch complete behind one that a catch-up acknowledged is 
   await until(() => c.state.ackedSeq === 1, `batch 1 caught up\n${log.join('\n')}`);
   // batch 2 is complete: it must reach the learner now (the run's last batch: nothing else will ever send it)
   await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 2), `batch 2 (complete, behind the caught-up batch 1) sent to the learner\n${log.join('\n')}`);
+  // exactly once: a later group's completion (none here) or acknowledgement must not hand it out again
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(learner.sent.filter((m) => m.train_batch?.batch_seq === 2).length, 1, 'batch 2 sent once');
+  assert.ok(!learner.sent.some((m) => m.train_batch?.batch_seq === 1), 'batch 1 (acknowledged by the catch-up) is not sent');
   c.close();
 });
 
