@@ -99,6 +99,31 @@ test('review26a F4: one worker failing a task with retryable errors does not get
   c.close();
 });
 
+// F4, the other half: a malformed result is refused as a retryable bad_result; its retry too goes to the other worker.
+test('review26a F4: one worker answering a task with malformed results does not get every attempt while another worker has room', async () => {
+  const config = parseConfig({
+    run: { id: 'r26a-badres', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: 1, groupSize: G, samplesPerBatch: 2, maxStaleness: 0, advantageMode: 'scalar' },
+  });
+  const { c, events, log } = await testCoordinator(config, 'r26a-badres');
+  const evil = fakeSession('ROLLOUT', 'evil');
+  const honest = fakeSession('ROLLOUT', 'honest');
+  c.attach(evil);
+  c.attach(honest);
+  c.attach(fakeSession('LEARNER', 'l'));
+  c.start();
+  const tasks = (s: typeof evil) => s.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []));
+  await until(() => tasks(evil).length === 1 && tasks(honest).length === 1, 'one rollout task to each worker');
+  const t = tasks(evil)[0]!;
+  c.handle(evil, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: 0, items: [], compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  await until(() => tasks(honest).some((x) => x.task_id === t.task_id) || tasks(evil).length > 1, 'the retry dispatched');
+  assert.ok(log.some((l) => /rejected a message from evil/.test(l)), log.join('\n'));
+  assert.deepEqual(tasks(evil).map((x) => x.task_id), [t.task_id], 'not back to the worker whose result was refused');
+  assert.equal(tasks(honest).find((x) => x.task_id === t.task_id)?.attempt, 2);
+  assert.deepEqual(events.filter((e) => e.type === 'dropped'), []);
+  c.close();
+});
+
 // F5. The learner's progress is "checked, not believed" in its Hello (coordinator.ts catchUp: only as far as the
 // newest published checkpoint), but a TrainResult's version is taken as it comes: applyAck stores
 // max(r.version, learnerVersion). One train_result { batch_seq: 1, applied: true, version: 424242 } (a learner
