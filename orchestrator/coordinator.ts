@@ -474,6 +474,21 @@ export class Coordinator {
 
   private async applyAck(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
     if (seq <= this.o.state.ackedSeq) return;
+    if (r) {
+      const why = await this.unbelievableVersion(seq, version);
+      if (seq <= this.o.state.ackedSeq) return;
+      if (why) {
+        this.o.metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'unverified_claim' });
+        if (r.applied) {
+          this.log(`refused the train_result for batch ${seq}: ${why}; the batch stays unacknowledged (it is sent again at the learner's next error or reconnect)`);
+          return;
+        }
+        // a batch the learner does not apply (duplicate, non_finite) is answered so again at every re-send: acknowledged
+        // (refusing it would stall the run), the run's version left as it is
+        this.log(`batch ${seq} (not applied: ${skippedReasonText(r.skipped_reason)}): ${why}; acknowledged at the stored version ${this.o.state.learnerVersion}`);
+        version = this.o.state.learnerVersion;
+      }
+    }
     const e = this.early;
     if (e) {
       // the batch opened early stands if this acknowledgement is the one it was opened for, with the version it asked for
@@ -525,6 +540,21 @@ export class Coordinator {
       return;
     }
     this.advance();
+  }
+
+  /**
+   * Why a TrainResult's `version` for batch `seq` is not believed (undefined: it is). Each batch applied makes one
+   * version (learner/index.ts), so after batch `seq` the learner holds at most the stored version plus one per batch
+   * since the stored acknowledgement; a version above that is believed only if the newest published checkpoint is at
+   * least as new (as a Hello's claim is checked: `catchUp`). Stored on trust, one result naming 424242 became the run's
+   * version for good: every rollout task asked for it and it never came (review26a F5).
+   */
+  private async unbelievableVersion(seq: number, version: number): Promise<string | undefined> {
+    const bound = this.o.state.learnerVersion + (seq - this.o.state.ackedSeq);
+    if (version <= bound) return undefined;
+    const published = this.o.publishedProgress ? await this.o.publishedProgress() : null;
+    if (published && published.version >= version) return undefined;
+    return `version ${version} is above what batches ${this.o.state.ackedSeq + 1}..${seq} can make from the acknowledged version ${this.o.state.learnerVersion} (at most ${bound}, one per batch) and above the newest published checkpoint (${published ? `v${published.version}` : 'none'})`;
   }
 
   /**

@@ -139,7 +139,7 @@ test('review26a F5: a TrainResult naming a version no batch could have produced 
     sft: { steps: 2, batchSize: 2 }, grpo: { steps: 1, groupSize: G, samplesPerBatch: 1, advantageMode: 'scalar' },
   });
   const stored: Array<{ ackedSeq: number; learnerVersion: number }> = [];
-  const { c } = await testCoordinator(config, 'r26a-version', { persist: async (s) => void stored.push({ ...s }) });
+  const { c, log, metrics } = await testCoordinator(config, 'r26a-version', { persist: async (s) => void stored.push({ ...s }) });
   const learner = fakeSession('LEARNER', 'l');
   c.attach(learner);
   c.start();
@@ -148,5 +148,29 @@ test('review26a F5: a TrainResult naming a version no batch could have produced 
   c.handle(learner, { train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: true, skipped_reason: '', version: 424242, loss: 0, compute_ms: 1 } } as unknown as WorkerMessage__Output);
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(c.state.learnerVersion <= 1, `the run's version after batch 1 is ${c.state.learnerVersion} (stored: ${JSON.stringify(stored)})`);
+  // refused, logged and counted; nothing stored; the learner's true answer is then taken
+  assert.deepEqual(stored, []);
+  assert.ok(log.some((l) => /refused the train_result for batch 1: version 424242 is above .* \(at most 1, one per batch\) and above the newest published checkpoint \(none\)/.test(l)), log.join('\n'));
+  assert.match(await metrics.registry.metrics(), /task_errors_total\{worker_role="learner",code="unverified_claim"[^}]*\} 1/);
+  c.handle(learner, { train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: true, skipped_reason: '', version: 1, loss: 0, compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  await until(() => c.state.ackedSeq === 1, 'batch 1 acknowledged at version 1');
+  assert.deepEqual(stored, [{ ackedSeq: 1, learnerVersion: 1 }]);
+  c.close();
+});
+
+test('review26a F5: a TrainResult version above the per-batch bound is taken where the published checkpoint confirms it', async () => {
+  const config = parseConfig({
+    run: { id: 'r26a-version-pub', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 2, batchSize: 2 }, grpo: { steps: 1, groupSize: G, samplesPerBatch: 1, advantageMode: 'scalar' },
+  });
+  const { c } = await testCoordinator(config, 'r26a-version-pub', { publishedProgress: async () => ({ version: 3, lastBatchSeq: 1 }) });
+  const learner = fakeSession('LEARNER', 'l');
+  c.attach(learner);
+  c.start();
+  await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 1), 'batch 1 sent');
+  const b1 = learner.sent.find((m) => m.train_batch?.batch_seq === 1)!.train_batch!;
+  c.handle(learner, { train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: true, skipped_reason: '', version: 3, loss: 0, compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  await until(() => c.state.ackedSeq === 1, 'batch 1 acknowledged');
+  assert.equal(c.state.learnerVersion, 3);
   c.close();
 });
