@@ -10,6 +10,10 @@ import { openRunDataset } from '../../lib/config/dataset.ts';
 import { grpoCursors, groupSampleId } from '../../lib/grpo/sampling.ts';
 import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
+import { configHash } from '../../lib/checkpoint/digest.ts';
+import { exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
+import { RunStateStore } from '../../lib/transport/index.ts';
+import { z } from 'zod';
 import { natsForFile, storeRunState } from '../helpers/nats.ts';
 
 const shared = natsForFile();
@@ -77,6 +81,38 @@ test('review26a F2: an orchestrator restarted on a run under another configurati
   );
   if (second) await second.stop();
   assert.match(outcome, /^refused: .*config/i, 'a restart under another configuration must be refused');
+  // a SetupError (exit 78: no restart cures it), naming both hashes and how to go on
+  const refusal = await runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} }).then(
+    async (o) => void (await o.stop()),
+    (e: Error) => e,
+  );
+  assert.ok(refusal instanceof SetupError, String(refusal));
+  assert.equal(exitCodeFor(refusal), 78);
+  assert.ok(refusal.message.includes(configHash(a)) && refusal.message.includes(configHash(b)), refusal.message);
+  assert.match(refusal.message, /Start it with the run's configuration .* or give this configuration a new run\.id/);
+  // the run's own configuration, or one differing only in a field configHash leaves out, resumes
+  for (const same of [a, configOf('r26a-cfg', { orchestrator: { dispatch: 'pack' } })]) {
+    const again = await runOrchestrator({ config: same, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} });
+    assert.equal(again.coordinator.state.ackedSeq, 1);
+    await again.stop();
+  }
+});
+
+test('review26a F2: a run state stored before round 26 (no config hash) is accepted and given this configuration\'s hash', { timeout: 60_000 }, async () => {
+  const a = configOf('r26a-oldstate');
+  const nc = await connectNats({ url: shared.nats.url, name: 'r26a-oldstate' });
+  cleanups.push(() => nc.close());
+  await storeRunState(nc, a.run.id, { ackedSeq: 1, learnerVersion: 1 });
+  const lines: string[] = [];
+  const orch = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: (l) => lines.push(l) });
+  assert.equal(orch.coordinator.state.ackedSeq, 1);
+  await orch.stop();
+  assert.ok(lines.some((l) => l.includes(`records no configuration hash (stored before round 26): resuming under this configuration and recording its hash ${configHash(a)}`)), lines.join('\n'));
+  const raw = await RunStateStore.open(nc, { runId: a.run.id, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number(), configHash: z.string() }) });
+  assert.deepEqual((await raw.get())?.value, { ackedSeq: 1, learnerVersion: 1, configHash: configHash(a) });
+  // from then on another configuration is refused
+  const b = configOf('r26a-oldstate', { grpo: { steps: 2, groupSize: 2, samplesPerBatch: 1 } });
+  await assert.rejects(runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} }), /acknowledged under a configuration with hash/);
 });
 
 // F3. A batch acknowledged without a TrainResult at hand (killed between storing and logging: recordUnlogged; a Hello's
