@@ -22,7 +22,7 @@ import { missingWorkers, type AwaitWorkers } from './await-workers.ts';
 import { SampleCache } from './sample-cache.ts';
 import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
-import type { Progress, RunEvent, RunState } from './run-state.ts';
+import { cursorOfSample, type Progress, type RunEvent, type RunState } from './run-state.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
@@ -125,6 +125,12 @@ export class Coordinator {
   private fleetTimer: NodeJS.Timeout | undefined | null;
   /** The learner's compute time for its last GRPO batch (TrainResult.compute_ms). */
   private lastGrpoComputeMs = 0;
+  /**
+   * The samples the event log records dropped in batches it does not yet record trained (this process's drops, and
+   * the log's from before a restart: loggedDrops): a batch acknowledged without a TrainResult lists its cursors'
+   * samples less these (inferTrained), so the log never says a sample was both dropped and trained (review26a F3).
+   */
+  private readonly droppedSamples = new Set<string>();
   private finished!: () => void;
   private failed!: (e: Error) => void;
   readonly done: Promise<void>;
@@ -173,7 +179,12 @@ export class Coordinator {
       newestKnownVersion: () => this.learnerVersion() + this.link.unackedCount,
       ...(o.announcedVersion ? { announcedVersion: o.announcedVersion } : {}),
       refuse: (s, taskId, message) => this.refuse(s, taskId, message),
-      send: (build) => this.link.enqueue(build), onEvent: o.onEvent, log: (l) => this.log(l),
+      send: (build) => this.link.enqueue(build),
+      onEvent: (e) => {
+        if (e.type === 'dropped') this.droppedSamples.add(e.sample);
+        o.onEvent?.(e);
+      },
+      log: (l) => this.log(l),
     }, this.nextK);
     o.metrics.get('policy_version').set(o.state.learnerVersion);
   }
@@ -515,6 +526,7 @@ export class Coordinator {
       this.persisting = undefined;
     }
     for (const e of caughtUp) this.o.onEvent?.(e);
+    this.forgetDropsUpTo(seq);
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
     this.link.acknowledged(seq);
@@ -574,6 +586,25 @@ export class Coordinator {
     await this.applyAck(seq, published.version);
   }
 
+  /** The first GRPO cursor of the batches after `seq` (SFT batches use the cursors below the first GRPO one). */
+  firstCursorAfter(seq: number): number {
+    return this.sftSteps * this.cfg.sft.batchSize + Math.max(0, seq - this.sftSteps) * this.cfg.grpo.samplesPerBatch;
+  }
+
+  /**
+   * Samples the event log records dropped in batches after the last one it records trained (run-state.ts
+   * lastLoggedTrained): an inferred 'trained' event does not list them. Call before recordUnlogged() and start().
+   */
+  loggedDrops(samples: Iterable<string>): void {
+    for (const s of samples) this.droppedSamples.add(s);
+  }
+
+  /** Lets go of the drops of batches up to `seq`, now logged trained (or acknowledged). */
+  private forgetDropsUpTo(seq: number): void {
+    const from = this.firstCursorAfter(seq);
+    for (const s of this.droppedSamples) if ((cursorOfSample(s) ?? Infinity) < from) this.droppedSamples.delete(s);
+  }
+
   /**
    * Batches the stored state records as acknowledged that the event log `lastLogged` does not: this orchestrator
    * was killed after persisting an acknowledgement and before logging it (applyAck persists first). Their
@@ -587,13 +618,16 @@ export class Coordinator {
     const before = lastLogged === 0 ? 0 : appliedVersion;
     const events = await this.inferTrained(lastLogged + 1, ackedSeq, learnerVersion, 'acknowledged before the orchestrator restarted, not logged', before);
     for (const e of events) this.o.onEvent?.(e);
+    this.forgetDropsUpTo(ackedSeq);
     return events.length;
   }
 
   /**
    * The 'trained' events of batches first..last, acknowledged without a TrainResult at hand: each one's outcome and
    * version as the learner's checkpoints record them (inferred-trained.ts); where they do not, applied and version
-   * are null and the reason starts with 'unknown'. `versionBefore`: the stored version after batch first - 1.
+   * are null and the reason starts with 'unknown'. `versionBefore`: the stored version after batch first - 1. A GRPO
+   * batch's samples are its cursors' less those the log records dropped (droppedSamples): a dropped group was not in
+   * the batch the learner applied (before, every cursor was listed: review26a F3).
    */
   private async inferTrained(first: number, last: number, lastVersion: number, context: string, versionBefore?: number): Promise<RunEvent[]> {
     const record = this.o.checkpointRecord ?? (async () => null);
@@ -601,7 +635,8 @@ export class Coordinator {
     const events: RunEvent[] = [];
     for (const o of outcomes) {
       const grpo = o.seq > this.sftSteps;
-      const samples = grpo ? await Promise.all(grpoCursors(this.cfg, o.seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
+      const all = grpo ? await Promise.all(grpoCursors(this.cfg, o.seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
+      const samples = all.filter((id) => !this.droppedSamples.has(id));
       // an applied batch's reason starts with how it was learnt (as before); any other with its outcome
       const reason = o.kind === 'applied' ? `${context} (${o.evidence})` : `${o.kind}: ${context} (${o.evidence})`;
       events.push({ type: 'trained', seq: o.seq, kind: grpo ? 'grpo' : 'sft', applied: o.applied, reason, version: o.version, samples, compute_ms: 0 });

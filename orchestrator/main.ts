@@ -173,7 +173,9 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // A kill between persisting an acknowledgement and logging it leaves the event log a batch short: log it now,
   // before any worker connects (a learner's catch-up then starts after the stored state, as always).
   if (stored && o.eventsFile) {
-    const last = lastLoggedTrained(o.eventsFile);
+    const c = coordinator;
+    const last = lastLoggedTrained(o.eventsFile, (seq) => c.firstCursorAfter(seq));
+    coordinator.loggedDrops(last.dropped);
     const n = await coordinator.recordUnlogged(last.seq, last.appliedVersion);
     if (n) log(`the event log missed ${n} acknowledged batch(es) up to ${state.ackedSeq} (killed between storing and logging): recorded`);
   }

@@ -60,6 +60,47 @@ test('review26a F1: a batch complete behind one that a catch-up acknowledged is 
   c.close();
 });
 
+// F3, the live path: a Hello's catch-up acknowledges a batch one of whose groups this process logged dropped; the
+// inferred 'trained' event of that batch does not list it (the audit trail never says dropped and trained).
+test('review26a F3: a batch caught up from a Hello does not list as trained a group this process logged dropped', async () => {
+  const config = parseConfig({
+    run: { id: 'r26a-catchdrop', seed: 1 },
+    data: { size: H, source: { kind: 'procedural', count: 16 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 0 },
+    grpo: { steps: 3, groupSize: G, samplesPerBatch: 1, maxStaleness: 1, advantageMode: 'scalar', dropZeroVarianceGroups: true },
+  });
+  const { c, events, log } = await testCoordinator(config, 'r26a-catchdrop', { publishedProgress: async () => ({ version: 2, lastBatchSeq: 2 }) });
+  const roll = fakeSession('ROLLOUT', 'r');
+  const reward = fakeSession('REWARD', 's');
+  c.attach(roll);
+  c.attach(reward);
+  c.start();
+  const rollouts = () => roll.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []));
+  await until(() => rollouts().length === 2, 'batches 1 and 2 dispatched');
+  // batch 2's only group: rolled out, then scored with equal rewards: dropped (zero variance)
+  const t = rollouts().find((x) => x.task_id!.startsWith('r26a-catchdrop-r1-'))!;
+  const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
+  c.handle(roll, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: 0, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  await until(() => reward.sent.some((m) => m.score_task), 'the score task of batch 2');
+  const st = reward.sent.find((m) => m.score_task)!.score_task!;
+  c.handle(reward, { score_result: { task_id: st.task_id, attempt: st.attempt, components: Array.from({ length: G }, () => ({ ssim: 0.5, clip_cos: 0.5 })), compute_ms: 1, clip_encoder: 'toy' } } as unknown as WorkerMessage__Output);
+  await until(() => events.some((e) => e.type === 'dropped'), `batch 2's group dropped\n${log.join('\n')}\n${JSON.stringify(events)}`);
+  const droppedSample = events.find((e) => e.type === 'dropped')!;
+  // the learner comes back holding batch 2 (applied while this orchestrator was down)
+  const learner = fakeSession('LEARNER', 'l');
+  (learner.hello as { last_batch_seq?: number }).last_batch_seq = 2;
+  c.attach(learner);
+  await until(() => c.state.ackedSeq === 2, `caught up to batch 2\n${log.join('\n')}`);
+  const t2 = events.find((e) => e.type === 'trained' && e.seq === 2);
+  assert.ok(t2 && t2.type === 'trained');
+  assert.ok(droppedSample.type === 'dropped');
+  assert.deepEqual(t2.samples, [], `batch 2's trained event lists ${JSON.stringify(t2.samples)}; ${droppedSample.sample} was logged dropped`);
+  const t1 = events.find((e) => e.type === 'trained' && e.seq === 1);
+  assert.ok(t1 && t1.type === 'trained' && t1.samples.length === 1, 'batch 1 (no drop) lists its sample');
+  c.close();
+});
+
 // F4. Round 25 made one worker's `retryable: false` insufficient to give a task up (NON_RETRYABLE_QUORUM, and the retry
 // steered to another worker: task-board.ts handAside). The same worker answering `retryable: true` (or a malformed
 // result, which the coordinator refuses as a retryable `bad_result`) is not steered: the retried task goes back to the

@@ -148,4 +148,5 @@ test('review26a F3: a batch logged at resume does not list as trained a sample t
   assert.ok(t4, 'batch 4 logged at resume');
   const both = (t4.samples ?? []).filter((s) => dropped.has(s));
   assert.deepEqual(both, [], `batch 4's inferred 'trained' line lists ${JSON.stringify(t4.samples)}, and the log records ${JSON.stringify([...dropped])} dropped`);
+  assert.deepEqual(t4.samples, [ids[0]], 'the group that was not dropped is listed trained');
 });
