@@ -347,6 +347,8 @@ export class Coordinator {
 
   /** Refuses a bad result (or message) of `s`'s: logged, and its task (if it names one) retried elsewhere. */
   private refuse(s: WorkerSession, taskId: string, message: string): void {
+    // one about a task it does not hold is only counted (foreign_results_total, by board.fail): not logged (review26a)
+    if (taskId && !this.board.heldBy(s, taskId)) return this.board.fail(s, taskId, 'bad_result', message, true);
     this.log(`rejected a message from ${s.workerId}: ${message}`);
     if (taskId) this.board.fail(s, taskId, 'bad_result', message, true);
   }

@@ -215,3 +215,37 @@ test('review26a F5: a TrainResult version above the per-batch bound is taken whe
   assert.equal(c.state.learnerVersion, 3);
   c.close();
 });
+
+// Lower: a result from a worker that does not hold its task is counted and dropped before it is decoded; a malformed one
+// was decoded and logged ("rejected a message ...") for every such message before the holder check refused it.
+test('review26a: a malformed result for a task the sender does not hold is counted as foreign, not decoded or logged', async () => {
+  const config = parseConfig({
+    run: { id: 'r26a-holder', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: 1, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar' },
+  });
+  const { c, log, metrics } = await testCoordinator(config, 'r26a-holder');
+  const roll = fakeSession('ROLLOUT', 'r');
+  const thief = fakeSession('ROLLOUT', 'thief');
+  const reward = fakeSession('REWARD', 's');
+  const rthief = fakeSession('REWARD', 'sthief');
+  for (const s of [roll, thief, reward, rthief, fakeSession('LEARNER', 'l')]) c.attach(s);
+  c.start();
+  const rollouts = (s: typeof roll) => s.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []));
+  await until(() => rollouts(roll).length + rollouts(thief).length === 1, 'the rollout task dispatched');
+  const [holder, other] = rollouts(roll).length ? [roll, thief] : [thief, roll];
+  const t = rollouts(holder)[0]!;
+  const foreign = async () => (await metrics.registry.getSingleMetric('recovery_grpo_foreign_results_total')!.get()).values.reduce((n, v) => n + v.value, 0);
+  for (let i = 0; i < 3; i++) c.handle(other, { rollout_result: { task_id: t.task_id, attempt: 1, policy_version: 0, items: [], compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  assert.equal(await foreign(), 3);
+  // the holder's result is still taken; then the score task, and a malformed score from the reward worker not holding it
+  const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
+  c.handle(holder, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: 0, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  const scoreOf = (s: typeof reward) => s.sent.find((m) => m.score_task)?.score_task;
+  await until(() => scoreOf(reward) ?? scoreOf(rthief), 'the score task dispatched');
+  const [sholder, sother] = scoreOf(reward) ? [reward, rthief] : [rthief, reward];
+  const st = scoreOf(sholder)!;
+  c.handle(sother, { score_result: { task_id: st.task_id, attempt: 1, components: [{ ssim: Number.NaN, clip_cos: 0 }], compute_ms: 1 } } as unknown as WorkerMessage__Output);
+  assert.equal(await foreign(), 4);
+  assert.deepEqual(log.filter((l) => /rejected a message/.test(l)), [], 'nothing logged for results of tasks the sender does not hold');
+  c.close();
+});
