@@ -241,7 +241,7 @@ test('review26a: a malformed result for a task the sender does not hold is count
   const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
   c.handle(holder, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: 0, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
   const scoreOf = (s: typeof reward) => s.sent.find((m) => m.score_task)?.score_task;
-  await until(() => scoreOf(reward) ?? scoreOf(rthief), 'the score task dispatched');
+  await until(() => (scoreOf(reward) ?? scoreOf(rthief)) !== undefined, 'the score task dispatched');
   const [sholder, sother] = scoreOf(reward) ? [reward, rthief] : [rthief, reward];
   const st = scoreOf(sholder)!;
   c.handle(sother, { score_result: { task_id: st.task_id, attempt: 1, components: [{ ssim: Number.NaN, clip_cos: 0 }], compute_ms: 1 } } as unknown as WorkerMessage__Output);
