@@ -22,7 +22,7 @@ import { missingWorkers, type AwaitWorkers } from './await-workers.ts';
 import { SampleCache } from './sample-cache.ts';
 import { WorkerSessions } from './sessions.ts';
 import { ProgressMeter } from './progress.ts';
-import type { Progress, RunEvent, RunState } from './run-state.ts';
+import { cursorOfSample, type Progress, type RunEvent, type RunState } from './run-state.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
@@ -132,6 +132,12 @@ export class Coordinator {
   private lastGrpoComputeMs = 0;
   /** The missing-batch_digest warning was logged (once per process). */
   private warnedNoDigest = false;
+  /**
+   * The samples the event log records dropped in batches it does not yet record trained (this process's drops, and
+   * the log's from before a restart: loggedDrops): a batch acknowledged without a TrainResult lists its cursors'
+   * samples less these (inferTrained), so the log never says a sample was both dropped and trained (review26a F3).
+   */
+  private readonly droppedSamples = new Set<string>();
   private finished!: () => void;
   private failed!: (e: Error) => void;
   readonly done: Promise<void>;
@@ -180,7 +186,12 @@ export class Coordinator {
       newestKnownVersion: () => this.learnerVersion() + this.link.unackedCount,
       ...(o.announcedVersion ? { announcedVersion: o.announcedVersion } : {}),
       refuse: (s, taskId, message) => this.refuse(s, taskId, message),
-      send: (build) => this.link.enqueue(build), onEvent: o.onEvent, log: (l) => this.log(l),
+      send: (build) => this.link.enqueue(build),
+      onEvent: (e) => {
+        if (e.type === 'dropped') this.droppedSamples.add(e.sample);
+        o.onEvent?.(e);
+      },
+      log: (l) => this.log(l),
     }, this.nextK);
     o.metrics.get('policy_version').set(o.state.learnerVersion);
   }
@@ -344,6 +355,8 @@ export class Coordinator {
 
   /** Refuses a bad result (or message) of `s`'s: logged, and its task (if it names one) retried elsewhere. */
   private refuse(s: WorkerSession, taskId: string, message: string): void {
+    // one about a task it does not hold is only counted (foreign_results_total, by board.fail): not logged (review26a)
+    if (taskId && !this.board.heldBy(s, taskId)) return this.board.fail(s, taskId, 'bad_result', message, true);
     this.log(`rejected a message from ${s.workerId}: ${message}`);
     if (taskId) this.board.fail(s, taskId, 'bad_result', message, true);
   }
@@ -541,6 +554,21 @@ export class Coordinator {
 
   private async applyAck(seq: number, version: number, r?: TrainResult__Output): Promise<void> {
     if (seq <= this.o.state.ackedSeq) return;
+    if (r) {
+      const why = await this.unbelievableVersion(seq, version);
+      if (seq <= this.o.state.ackedSeq) return;
+      if (why) {
+        this.o.metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'unverified_claim' });
+        if (r.applied) {
+          this.log(`refused the train_result for batch ${seq}: ${why}; the batch stays unacknowledged (it is sent again at the learner's next error or reconnect)`);
+          return;
+        }
+        // a batch the learner does not apply (duplicate, non_finite) is answered so again at every re-send: acknowledged
+        // (refusing it would stall the run), the run's version left as it is
+        this.log(`batch ${seq} (not applied: ${skippedReasonText(r.skipped_reason)}): ${why}; acknowledged at the stored version ${this.o.state.learnerVersion}`);
+        version = this.o.state.learnerVersion;
+      }
+    }
     const e = this.early;
     if (e) {
       // the batch opened early stands if this acknowledgement is the one it was opened for, with the version it asked for
@@ -569,6 +597,7 @@ export class Coordinator {
       this.persisting = undefined;
     }
     for (const e of caughtUp) this.o.onEvent?.(e);
+    this.forgetDropsUpTo(seq);
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
     if (next.quarantined) this.o.state.quarantined = next.quarantined;
@@ -598,6 +627,21 @@ export class Coordinator {
   }
 
   /**
+   * Why a TrainResult's `version` for batch `seq` is not believed (undefined: it is). Each batch applied makes one
+   * version (learner/index.ts), so after batch `seq` the learner holds at most the stored version plus one per batch
+   * since the stored acknowledgement; a version above that is believed only if the newest published checkpoint is at
+   * least as new (as a Hello's claim is checked: `catchUp`). Stored on trust, one result naming 424242 became the run's
+   * version for good: every rollout task asked for it and it never came (review26a F5).
+   */
+  private async unbelievableVersion(seq: number, version: number): Promise<string | undefined> {
+    const bound = this.o.state.learnerVersion + (seq - this.o.state.ackedSeq);
+    if (version <= bound) return undefined;
+    const published = this.o.publishedProgress ? await this.o.publishedProgress() : null;
+    if (published && published.version >= version) return undefined;
+    return `version ${version} is above what batches ${this.o.state.ackedSeq + 1}..${seq} can make from the acknowledged version ${this.o.state.learnerVersion} (at most ${bound}, one per batch) and above the newest published checkpoint (${published ? `v${published.version}` : 'none'})`;
+  }
+
+  /**
    * A learner's Hello says it holds batch `claimed`, newer than the stored state (acknowledged while this
    * orchestrator was down). Believed only as far as its newest published checkpoint records: a client
    * claiming `last_batch_seq=3, policy_version=424242` with nothing published moves nothing, and catch-up
@@ -614,6 +658,25 @@ export class Coordinator {
     await this.applyAck(seq, published.version);
   }
 
+  /** The first GRPO cursor of the batches after `seq` (SFT batches use the cursors below the first GRPO one). */
+  firstCursorAfter(seq: number): number {
+    return this.sftSteps * this.cfg.sft.batchSize + Math.max(0, seq - this.sftSteps) * this.cfg.grpo.samplesPerBatch;
+  }
+
+  /**
+   * Samples the event log records dropped in batches after the last one it records trained (run-state.ts
+   * lastLoggedTrained): an inferred 'trained' event does not list them. Call before recordUnlogged() and start().
+   */
+  loggedDrops(samples: Iterable<string>): void {
+    for (const s of samples) this.droppedSamples.add(s);
+  }
+
+  /** Lets go of the drops of batches up to `seq`, now logged trained (or acknowledged). */
+  private forgetDropsUpTo(seq: number): void {
+    const from = this.firstCursorAfter(seq);
+    for (const s of this.droppedSamples) if ((cursorOfSample(s) ?? Infinity) < from) this.droppedSamples.delete(s);
+  }
+
   /**
    * Batches the stored state records as acknowledged that the event log `lastLogged` does not: this orchestrator
    * was killed after persisting an acknowledgement and before logging it (applyAck persists first). Their
@@ -627,13 +690,16 @@ export class Coordinator {
     const before = lastLogged === 0 ? 0 : appliedVersion;
     const events = await this.inferTrained(lastLogged + 1, ackedSeq, learnerVersion, 'acknowledged before the orchestrator restarted, not logged', before);
     for (const e of events) this.o.onEvent?.(e);
+    this.forgetDropsUpTo(ackedSeq);
     return events.length;
   }
 
   /**
    * The 'trained' events of batches first..last, acknowledged without a TrainResult at hand: each one's outcome and
    * version as the learner's checkpoints record them (inferred-trained.ts); where they do not, applied and version
-   * are null and the reason starts with 'unknown'. `versionBefore`: the stored version after batch first - 1.
+   * are null and the reason starts with 'unknown'. `versionBefore`: the stored version after batch first - 1. A GRPO
+   * batch's samples are its cursors' less those the log records dropped (droppedSamples): a dropped group was not in
+   * the batch the learner applied (before, every cursor was listed: review26a F3).
    */
   private async inferTrained(first: number, last: number, lastVersion: number, context: string, versionBefore?: number): Promise<RunEvent[]> {
     const record = this.o.checkpointRecord ?? (async () => null);
@@ -641,7 +707,8 @@ export class Coordinator {
     const events: RunEvent[] = [];
     for (const o of outcomes) {
       const grpo = o.seq > this.sftSteps;
-      const samples = grpo ? await Promise.all(grpoCursors(this.cfg, o.seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
+      const all = grpo ? await Promise.all(grpoCursors(this.cfg, o.seq - this.sftSteps - 1).map(async (c) => groupSampleId(c, (await this.samples.load(c)).id))) : [];
+      const samples = all.filter((id) => !this.droppedSamples.has(id));
       // an applied batch's reason starts with how it was learnt (as before); any other with its outcome
       const reason = o.kind === 'applied' ? `${context} (${o.evidence})` : `${o.kind}: ${context} (${o.evidence})`;
       events.push({ type: 'trained', seq: o.seq, kind: grpo ? 'grpo' : 'sft', applied: o.applied, reason, version: o.version, samples, compute_ms: 0 });

@@ -13,7 +13,6 @@ import { emptyGrpoTrainBatch, grpoTrainBatch, rolloutTaskMessage, scoreTaskMessa
 import type { ProgressMeter } from './progress.ts';
 import type { FlowStepRecord } from '../lib/flow/family.ts';
 import { decodeRolloutResult, decodeScoreResult, rolloutPolicy, type DecodedRollout } from './results.ts';
-import { policyLogStdRange } from '../lib/grpo/logp-bounds.ts';
 import type { RunEvent } from './run-state.ts';
 import type { SampleCache } from './sample-cache.ts';
 import { newTaskId, type Task, type TaskBoard } from './task-board.ts';
@@ -121,7 +120,9 @@ export class GroupPipeline {
    * Batches up to `seq` are acknowledged: forget them; GRPO batches 0..k-1 are done. One still open (a Hello's
    * catch-up acknowledges batches this process had opened again) has its tasks cancelled, as a withdrawn batch's:
    * left on the board they ran ahead of live work, and a failed one logged its sample dropped although its batch was
-   * trained (review24d).
+   * trained (review24d). A later batch already complete behind a forgotten unsent one is sent now: nothing else would
+   * send it once every open batch is complete (review26a F1: the run stalled). trySend only ever sends the batch at
+   * nextSendK and moves past it, and nextSendK never moves back, so no batch is sent twice.
    */
   acknowledged(seq: number): void {
     for (const [k, b] of this.open) {
@@ -131,6 +132,7 @@ export class GroupPipeline {
     }
     const k = seq - this.cfg.sft.steps;
     if (k > this.nextSendK) this.nextSendK = k;
+    this.trySend();
   }
 
   /**
@@ -256,24 +258,26 @@ export class GroupPipeline {
   onRollout(s: WorkerSession, r: RolloutResult__Output): void {
     const G = this.cfg.grpo.groupSize;
     const held = this.o.board.heldBy(s, r.task_id) as RolloutTask | undefined;
-    // A flow result's trained steps must be its sample's plan (index, t, t_next, a), which only the task names:
-    // one for a task the sender does not hold is counted (foreign or duplicate) and dropped undecoded.
-    if (this.cfg.model.family === 'flow' && !held) {
+    // A result for a task the sender does not hold (a late one after its lease ran out, a duplicate, another worker's
+    // task) is counted (foreign or duplicate) and dropped undecoded: decoding it cost CPU, and a malformed one was
+    // logged, before the holder check refused it (review26a). (A flow result's trained steps must anyway be its
+    // sample's plan, which only the task names.)
+    if (!held) {
       this.o.board.complete(s, r.task_id);
       return;
     }
-    const policy = held ? rolloutPolicy(this.cfg, held.group.sampleId) : { logStd: policyLogStdRange(this.cfg.model) };
+    const policy = rolloutPolicy(this.cfg, held.group.sampleId);
     const d = decodeRolloutResult(r, G, this.cfg.data.size, this.dense, policy); // throws before the task is accepted
     // The staleness bound (lib/grpo/staleness.ts) holds only if no result comes from a policy older than its task
     // asked for: a worker that says it used one is refused like any bad result (the task is retried elsewhere).
-    if (held && d.version < held.minVersion) {
+    if (d.version < held.minVersion) {
       throw new Error(`rollout_result ${quoteForLog(r.task_id)}: policy_version ${d.version} is below the task's policy_version_min ${held.minVersion}`);
     }
     // Nor from a policy the learner has not published: a made-up future version would pass the staleness bound and
     // reach the learner as a negative staleness and an on-policy row (learner/batch.ts logpMismatch). Above what this
     // process knows (a restarted orchestrator knows less than the learner holds), the checkpoint store decides; the
     // task stays held meanwhile (a lease that runs out in between re-dispatches it, and this result is then ignored).
-    if (held && d.version > this.o.newestKnownVersion()) {
+    if (d.version > this.o.newestKnownVersion()) {
       this.checkAnnounced(s, r, d);
       return;
     }
@@ -331,6 +335,11 @@ export class GroupPipeline {
 
   onScore(s: WorkerSession, r: ScoreResult__Output): void {
     const G = this.cfg.grpo.groupSize;
+    // from a worker that does not hold the task: counted and dropped undecoded (as onRollout)
+    if (!this.o.board.heldBy(s, r.task_id)) {
+      this.o.board.complete(s, r.task_id);
+      return;
+    }
     const withIdentity = this.algo.identityAnchor > 0;
     const scored = decodeScoreResult(r, withIdentity ? G + 1 : G, this.cfg.data.size, this.dense);
     const components = scored.components.slice(0, G);

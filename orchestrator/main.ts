@@ -34,6 +34,8 @@ import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
+import { configHash } from '../lib/checkpoint/digest.ts';
+import { SetupError } from '../lib/config/setup-error.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -76,11 +78,17 @@ const PERSIST_RETRY_MS = 1000;
 /** The Shutdown's reason when the run is over. */
 const RUN_COMPLETE = 'run complete';
 
+/**
+ * The run state as stored: RunState (its quarantined rollout worker ids: orchestrator/quarantine.ts) and the configHash
+ * (lib/checkpoint/digest.ts) of the configuration its batches were acknowledged under (round 26, review26a F2: a batch
+ * is a function of its seq and the config, so a restart under another config resumed silently at the wrong place). A
+ * state stored before round 26 has neither: it is accepted and given the hash.
+ */
 const runStateSchema = z.object({
   ackedSeq: z.number().int().nonnegative(),
   learnerVersion: z.number().int().nonnegative(),
-  // quarantined rollout worker ids (orchestrator/quarantine.ts); absent in a state written before round 26
   quarantined: z.array(z.string().regex(WORKER_ID_PATTERN)).max(QUARANTINE_STORED_MAX).optional(),
+  configHash: z.string().optional(),
 });
 
 /** Removes `ids` from the state's quarantine (--lift-quarantine), logging each; an id not quarantined is logged as such. */
@@ -109,12 +117,26 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const nc = await connectNatsWaiting({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth }, log);
   log(`connected to NATS at ${natsUrl} (${describeNatsAuth(o.natsAuth ?? {})})`);
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
+  const hash = configHash(config);
+  /** What is written: the state and this configuration's hash. */
+  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), configHash: hash });
   const stored = await store.get();
-  const state: RunState = stored?.value ?? { ackedSeq: 0, learnerVersion: 0 };
-  let revision = stored?.revision ?? (await store.create(state));
+  if (stored?.value.configHash !== undefined && stored.value.configHash !== hash) {
+    await closeNats(nc);
+    throw new SetupError(`run ${config.run.id}: its stored run state (after batch ${stored.value.ackedSeq}) was acknowledged under a configuration with hash ${stored.value.configHash}, and this orchestrator's configuration has hash ${hash}: a batch's samples are a function of its number and the configuration (sft.steps, batch sizes, data, seeds), so resuming would train other samples under the same numbers. Start it with the run's configuration (hash ${stored.value.configHash}; checkpoints record it as config_hash), or give this configuration a new run.id to start a new run`);
+  }
+  const state: RunState = stored
+    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}) }
+    : { ackedSeq: 0, learnerVersion: 0 };
+  let revision = stored?.revision ?? (await store.create(record(state)));
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
   liftQuarantine(state, o.liftQuarantine ?? [], log);
   if (state.quarantined?.length) log(`${state.quarantined.length} rollout worker id(s) quarantined earlier in the run stay refused: ${state.quarantined.slice(0, 16).map((id) => JSON.stringify(id)).join(', ')}${state.quarantined.length > 16 ? ', ...' : ''}`);
+  if (stored && stored.value.configHash === undefined) {
+    // stored before round 26: the configuration it was acknowledged under is not known; this one is taken as the run's
+    revision = await store.update(record(state), revision);
+    log(`the stored run state records no configuration hash (stored before round 26): resuming under this configuration and recording its hash ${hash}; a later restart under another configuration is refused`);
+  }
   // The orchestrator owns its run state: when the server lost it (store-loss.ts), it is re-created and written
   // again from memory (create: compare-and-set against a missing value), after a write found it gone or after
   // any reconnection that finds it gone; one at a time with the acknowledgements' writes.
@@ -123,7 +145,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const restoreState = async (current: RunState): Promise<boolean> => {
     const recreated = await store.recreate();
     if (!recreated && (await store.get()) !== null) return false;
-    revision = await store.create({ ackedSeq: current.ackedSeq, learnerVersion: current.learnerVersion, ...(current.quarantined?.length ? { quarantined: current.quarantined } : {}) });
+    revision = await store.create(record(current));
     log(`the run state was lost with the NATS store${recreated ? ' (bucket re-created)' : ''}: written again from memory (batch ${current.ackedSeq}, policy version ${current.learnerVersion})`);
     return true;
   };
@@ -179,7 +201,9 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // A kill between persisting an acknowledgement and logging it leaves the event log a batch short: log it now,
   // before any worker connects (a learner's catch-up then starts after the stored state, as always).
   if (stored && o.eventsFile) {
-    const last = lastLoggedTrained(o.eventsFile);
+    const c = coordinator;
+    const last = lastLoggedTrained(o.eventsFile, (seq) => c.firstCursorAfter(seq));
+    coordinator.loggedDrops(last.dropped);
     const n = await coordinator.recordUnlogged(last.seq, last.appliedVersion);
     if (n) log(`the event log missed ${n} acknowledged batch(es) up to ${state.ackedSeq} (killed between storing and logging): recorded`);
   }
@@ -209,7 +233,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     // may be our own write whose answer was lost: if the stored value is ours, take its revision.
     return retryingNats('storing the run state', async (attempt) => {
       try {
-        revision = await store.update(next, revision);
+        revision = await store.update(record(next), revision);
         return;
       } catch (err) {
         let e = err;

@@ -43,17 +43,38 @@ export type RunEvent =
   | { type: 'trained'; seq: number; kind: 'sft' | 'grpo'; applied: boolean | null; reason?: string; version: number | null; samples: string[]; compute_ms: number }
   | { type: 'dropped'; sample: string; reason: string };
 
+/** The cursor in a GRPO group's sample id (lib/grpo/sampling.ts groupSampleId: `c<cursor>:<id>`), or undefined. */
+export function cursorOfSample(sampleId: string): number | undefined {
+  const m = /^c(\d+):/.exec(sampleId);
+  return m ? Number(m[1]) : undefined;
+}
+
 /**
  * The highest batch seq with a 'trained' event in the event log `file` (0: none, or no file) and, when that event
  * records the batch applied, the version it produced (from the learner's TrainResult, or read from its checkpoints).
+ * With `firstCursorAfter` (the first GRPO cursor of the batches after a seq), also the samples the log records
+ * dropped in batches after that one: the inferred 'trained' events of those batches must not list them (review26a F3).
  */
-export function lastLoggedTrained(file: string): { seq: number; appliedVersion?: number } {
+export function lastLoggedTrained(file: string, firstCursorAfter?: (seq: number) => number): { seq: number; appliedVersion?: number; dropped: string[] } {
   let last: { seq: number; appliedVersion?: number } = { seq: 0 };
-  // one block at a time: a long run's log is never held whole (lib/log/event-log.ts)
+  let dropped: Array<{ sample: string; cursor: number }> = [];
+  let pruneAt = 1024;
+  // one block at a time: a long run's log is never held whole (lib/log/event-log.ts); the drops of batches the log
+  // already records trained are let go as it is read
   forEachEvent(file, (e) => {
     if (e.type === 'trained' && typeof e.seq === 'number' && e.seq > last.seq) {
       last = e.applied === true && typeof e.version === 'number' && Number.isSafeInteger(e.version) ? { seq: e.seq, appliedVersion: e.version } : { seq: e.seq };
+    } else if (firstCursorAfter && e.type === 'dropped' && typeof e.sample === 'string') {
+      const cursor = cursorOfSample(e.sample);
+      if (cursor === undefined) return;
+      dropped.push({ sample: e.sample, cursor });
+      if (dropped.length >= pruneAt) {
+        const from = firstCursorAfter(last.seq);
+        dropped = dropped.filter((d) => d.cursor >= from);
+        pruneAt = Math.max(1024, 2 * dropped.length);
+      }
     }
   });
-  return last;
+  const from = firstCursorAfter ? firstCursorAfter(last.seq) : Infinity;
+  return { ...last, dropped: dropped.filter((d) => d.cursor >= from).map((d) => d.sample) };
 }

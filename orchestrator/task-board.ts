@@ -1,6 +1,7 @@
 // Leases for rollout and score tasks: which worker holds which task until when. A task whose holder
-// disconnects, misses its lease or reports a retryable error goes back to the queue and is handed to
-// another worker (attempt + 1); the first result for a task id wins and later ones are counted and ignored.
+// disconnects, misses its lease or reports an error goes back to the queue and is handed to another worker
+// (attempt + 1): one that has not failed it, while one is attached (Task.failedBy); the first result for a task id
+// wins and later ones are counted and ignored.
 // A task belongs to its holder: a result or error for it is accepted only from the session that holds its
 // current lease, and its id carries a random token, so another worker can neither name nor finish it.
 // Leases run on the monotonic clock (performance.now), renewed by heartbeats up to maxTaskMs in all.
@@ -42,8 +43,19 @@ export interface Task {
   probe?: Probe;
   /** The board's hash of id (task-index.ts hashOf), set by the board; not for the task's maker. */
   idHash?: number;
-  /** The workers (ids) that answered it with a non-retryable error; set by the board. */
+  /** The workers (ids) that answered it with a non-retryable error (NON_RETRYABLE_QUORUM); set by the board. */
   refusedBy?: Set<string>;
+  /**
+   * The workers (ids) whose attempt at it failed: an error (retryable or not, a refused result included), a lease that
+   * ran out, a disconnect while holding it; set by the board. Its retry goes to a worker of the role not in it while
+   * one is attached (pump, handAside), so one worker's failures cannot take every attempt (review26a F4).
+   */
+  failedBy?: Set<string>;
+}
+
+/** Records that `workerId`'s attempt at `t` failed (Task.failedBy). */
+function failedAt(t: Task, workerId: string): void {
+  (t.failedBy ??= new Set()).add(workerId);
 }
 
 /**
@@ -367,7 +379,11 @@ export class TaskBoard {
   detach(session: WorkerSession): void {
     const slot = this.slots.get(session);
     if (slot) slot.attached = false;
-    for (const t of this.active.collect((t) => t.holder === session)) this.requeue(t, `worker ${session.workerId} disconnected`);
+    for (const t of this.active.collect((t) => t.holder === session)) {
+      // by worker id, not session: a worker that takes tasks and reconnects gets them back only when no other can take them
+      failedAt(t, session.workerId);
+      this.requeue(t, `worker ${session.workerId} disconnected`);
+    }
     if (slot) {
       this.file(slot, 0);
       this.slots.delete(session);
@@ -473,6 +489,7 @@ export class TaskBoard {
     this.m(t.role).completedError.inc();
     // the worker's words, quoted and cut short: the reason is logged where the task is given up
     const reason = `${errorCodeText(code)}: ${quoteForLog(message)}`;
+    failedAt(t, session.workerId);
     let giveUp = t.attempt >= this.o.maxAttempts;
     if (!retryable) {
       const by = (t.refusedBy ??= new Set());
@@ -518,7 +535,7 @@ export class TaskBoard {
         if (split) {
           t.alone = true;
           t.attempt -= 1;
-        }
+        } else failedAt(t, worker.workerId);
         this.requeue(t, `send failed: ${e.message}`);
       }
       this.schedulePump();
@@ -526,9 +543,9 @@ export class TaskBoard {
   }
 
   /**
-   * Hands each task of `aside` (called non-retryable by the least-loaded worker, which pump() then skipped) alone to a
-   * worker of `role` with room that has not called it so; returns the ones no such worker can take now (back to the
-   * queue's front: the next pump tries again). Looks at every slot: only for such tasks, which are rare.
+   * Hands each task of `aside` (failed by the least-loaded worker, which pump() then skipped: Task.failedBy) alone to a
+   * worker of `role` with room that has not failed it; returns the ones no such worker can take now (back to the
+   * queue's front: the next pump tries again). Looks at every slot: only for failed tasks, which are rare.
    */
   private handAside(role: WorkerRole, aside: Task[], now: number, deadline: number): Task[] {
     const left: Task[] = [];
@@ -536,7 +553,7 @@ export class TaskBoard {
       let to: Slot | undefined;
       for (const slot of this.slots.values()) {
         const w = slot.session;
-        if (slot.level >= 0 && w.isOpen && w.role === role && !t.refusedBy?.has(w.workerId) && (!to || slot.load < to.load)) to = slot;
+        if (slot.level >= 0 && w.isOpen && w.role === role && !t.failedBy?.has(w.workerId) && (!to || slot.load < to.load)) to = slot;
       }
       if (to) this.hand(role, to, [t], undefined, now, deadline);
       else left.push(t);
@@ -545,11 +562,12 @@ export class TaskBoard {
   }
 
   /**
-   * Whether a worker of `role` with another id than `workerId` is attached: a task `workerId` called non-retryable then
-   * waits for it rather than going back to `workerId` (a rare path: only for such tasks).
+   * Whether a worker of `role` is attached that has not failed `t` (Task.failedBy): the task then waits for it (for its
+   * room) rather than going back to one that failed it. Once every attached worker of the role has failed it, any may
+   * take it again (bounded by maxAttempts). A rare path: only for failed tasks.
    */
-  private otherWorker(role: WorkerRole, workerId: string): boolean {
-    for (const s of this.slots.keys()) if (s.role === role && s.workerId !== workerId) return true;
+  private untriedWorker(role: WorkerRole, t: Task): boolean {
+    for (const s of this.slots.keys()) if (s.role === role && s.isOpen && !t.failedBy!.has(s.workerId)) return true;
     return false;
   }
 
@@ -572,6 +590,7 @@ export class TaskBoard {
         const reason = overTime ? 'task time limit reached' : 'lease expired';
         this.m(t.role).leaseExpiries.inc();
         const old = t.holder;
+        if (old) failedAt(t, old.workerId);
         this.requeue(t, reason);
         old?.send({ cancel_task: { task_id: t.id, reason } }).catch(() => undefined);
       }
@@ -651,7 +670,7 @@ export class TaskBoard {
       const now = this.now();
       const deadline = now + Math.min(this.o.leaseMs, this.maxTaskMs);
       let companion: Task | undefined;
-      // tasks a picked worker called non-retryable, kept for another worker of the role (put back after this role's turn)
+      // tasks a picked worker failed (Task.failedBy), kept for another worker of the role (put back after this role's turn)
       let aside: Task[] | undefined;
       while (queue.length > 0) {
         const slot = this.pick(levels);
@@ -669,7 +688,7 @@ export class TaskBoard {
         const tasks: Task[] = [];
         while (tasks.length < most && queue.length > 0 && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
           const t = queue.shift()!;
-          if (t.refusedBy?.has(worker.workerId) && this.otherWorker(role, worker.workerId)) {
+          if (t.failedBy?.has(worker.workerId) && this.untriedWorker(role, t)) {
             (aside ??= []).push(t);
             continue;
           }

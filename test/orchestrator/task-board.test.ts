@@ -93,6 +93,78 @@ test('a worker that leaves: its tasks go to others (attempt + 1); after maxAttem
   assert.equal(b.pending, 1);
 });
 
+test('a failed task is retried on a worker that has not failed it while one is attached; once all have, on any (review26a F4)', async () => {
+  const given: string[] = [];
+  const metrics = createMetrics('tb-steer', 'orchestrator');
+  const b = new TaskBoard({ leaseMs: 1000, maxAttempts: 5, metrics, onGiveUp: (t, reason) => given.push(`${t.id}: ${reason}`) });
+  const [a, c] = [session('a', 'ROLLOUT', 4), session('c', 'ROLLOUT', 4)];
+  b.attach(a);
+  b.attach(c);
+  b.add(task('t0'), task('t1'));
+  await tick();
+  const held = (s: typeof a) => s.sent.flatMap((m) => (m.rollout_task ? [[m.rollout_task.task_id, m.rollout_task.attempt]] : []));
+  assert.deepEqual([held(a), held(c)], [[['t0', 1]], [['t1', 1]]]);
+  // a (now the least loaded) fails t0, retryable: it goes to c, which has room, not back to a
+  b.fail(a, 't0', 'internal', 'again', true);
+  await tick();
+  assert.deepEqual([held(a), held(c)], [[['t0', 1]], [['t1', 1], ['t0', 2]]]);
+  // c fails it too: every attached worker has failed it, so it is not held back (a gets it: no starvation)
+  b.fail(c, 't0', 'bad_result', 'malformed', true);
+  await tick();
+  assert.deepEqual(held(a), [['t0', 1], ['t0', 3]]);
+  // a third worker joins; a fails it again: the newcomer gets it
+  const d = session('d', 'ROLLOUT', 4);
+  b.attach(d);
+  await tick();
+  b.fail(a, 't0', 'internal', 'again', true);
+  await tick();
+  assert.deepEqual(held(d), [['t0', 4]]);
+  assert.deepEqual(given, []);
+});
+
+test('a worker that takes tasks and reconnects (same worker id) gets them back only when no other worker can take them (review26a F4)', async () => {
+  const metrics = createMetrics('tb-reconnect', 'orchestrator');
+  let now = 0;
+  const b = new TaskBoard({ leaseMs: 100, maxAttempts: 5, metrics, onGiveUp: () => {}, now: () => now });
+  const honest = session('honest', 'ROLLOUT', 1);
+  let flaky = session('flaky', 'ROLLOUT', 4);
+  b.attach(flaky);
+  b.attach(honest);
+  b.add(task('t0'), task('t1'));
+  await tick();
+  const ids = (s: typeof flaky) => s.sent.flatMap((m) => (m.rollout_task ? [`${m.rollout_task.task_id}@${m.rollout_task.attempt}`] : []));
+  assert.deepEqual([ids(flaky), ids(honest)], [['t0@1'], ['t1@1']]);
+  // flaky drops its stream and comes back under the same worker id (a new session): t0 waits for honest
+  flaky.isOpen = false;
+  b.detach(flaky);
+  flaky = session('flaky', 'ROLLOUT', 4);
+  b.attach(flaky);
+  await tick();
+  assert.deepEqual(ids(flaky), [], 'not handed back to the worker id that dropped it');
+  b.complete(honest, 't1');
+  await tick();
+  assert.deepEqual(ids(honest), ['t1@1', 't0@2']);
+  // a lease that runs out counts the same: t2 (flaky's) goes to honest once it has room
+  b.add(task('t2'));
+  await tick();
+  assert.deepEqual(ids(flaky), ['t2@1']);
+  now += 60;
+  b.renew(honest, ['t0']); // honest heart-beats its task; flaky does not
+  now += 60;
+  b.expireLeases();
+  await tick();
+  assert.deepEqual(ids(flaky), ['t2@1'], 'not back to the worker whose lease ran out while honest is attached');
+  b.complete(honest, 't0');
+  await tick();
+  assert.deepEqual(ids(honest), ['t1@1', 't0@2', 't2@2']);
+  // with honest gone, the reconnecting worker is the only one left: it gets its task again (bounded by maxAttempts)
+  b.fail(honest, 't2', 'internal', 'x', true);
+  honest.isOpen = false;
+  b.detach(honest);
+  await tick();
+  assert.deepEqual(ids(flaky), ['t2@1', 't2@3']);
+});
+
 test('results count only from the role that does the task, and only once', async () => {
   const { b } = board();
   const a = session('a', 'ROLLOUT', 1);
@@ -329,15 +401,21 @@ test('a re-queued task goes before newer ones; a result for a queued task counts
   const other = session('o', 'ROLLOUT', 1);
   b.attach(other);
   await tick();
-  b.fail(a, 't0', 'internal', 'boom', true); // retryable: t0 goes back first, before t2
+  b.fail(a, 't0', 'internal', 'boom', true); // retryable: t0 goes back to the queue's front, before t2
   b.complete(other, 't2'); // t2 is queued, not other's (t1 went to it)
   b.complete(other, 'never-sent');
   await tick();
-  assert.deepEqual(a.sent.map((m) => [m.rollout_task!.task_id, m.rollout_task!.attempt]), [['t0', 1], ['t0', 2]]);
+  // t0 waits for the worker that has not failed it (review26a F4); a, which failed it, takes t2 meanwhile
+  assert.deepEqual(a.sent.map((m) => [m.rollout_task!.task_id, m.rollout_task!.attempt]), [['t0', 1], ['t2', 1]]);
   const count = async (name: string) => (await metrics.registry.getSingleMetric(`recovery_grpo_${name}`)!.get()).values.reduce((n, v) => n + v.value, 0);
   assert.equal(await count('foreign_results_total'), 1);
   assert.equal(await count('duplicate_results_total'), 1);
   assert.equal(b.pending, 3);
+  // a newer task queued behind it: the re-queued t0 goes first once other has room
+  b.add(task('t3'));
+  b.complete(other, 't1');
+  await tick();
+  assert.deepEqual(other.sent.map((m) => [m.rollout_task!.task_id, m.rollout_task!.attempt]), [['t1', 1], ['t0', 2]]);
 });
 
 test('TaskQueue keeps the order of a plain array through wrap-around and growth; has() follows what is queued', () => {

@@ -45,6 +45,18 @@ test('lastLoggedTrained: the highest trained seq; a line cut short (last, or run
   assert.equal(lastLoggedTrained(f).seq, 4);
 });
 
+test('lastLoggedTrained: the samples dropped in batches after the last one logged trained, however many drops came before (review26a F3)', () => {
+  const f = join(dir, 'drops.jsonl');
+  // one cursor per batch: batch seq s holds cursor s - 1; 3000 drops of batches the log then records trained
+  const firstCursorAfter = (seq: number) => seq;
+  const lines = [];
+  for (let c = 0; c < 3000; c++) lines.push({ type: 'dropped', sample: `c${c}:x`, reason: 'zero_variance' }, { type: 'trained', seq: c + 1 });
+  lines.push({ type: 'dropped', sample: 'c3001:y', reason: 'task_failed' }, { type: 'dropped', sample: 'not-a-group', reason: '?' }, { type: 'dropped', sample: 'c3000:z', reason: 'zero_variance' });
+  writeFileSync(f, lines.map((e) => `${JSON.stringify(e)}\n`).join(''));
+  assert.deepEqual(lastLoggedTrained(f, firstCursorAfter), { seq: 3000, dropped: ['c3001:y', 'c3000:z'] });
+  assert.deepEqual(lastLoggedTrained(f).dropped, [], 'without the cursor map, no drops are collected');
+});
+
 test('readEvents reads a block at a time: lines that straddle its 1 MiB blocks (multi-byte characters too) are read whole', () => {
   const f = join(dir, 'long.jsonl');
   const events = Array.from({ length: 40_000 }, (_, k) => ({ type: k % 7 ? 'rollout' : 'trained', seq: k, note: 'é€'.repeat(k % 13) }));

@@ -130,6 +130,8 @@ test('a restarted learner\'s duplicate answer is recorded as applied as far as i
     await waitFor(() => unconfirmed.orch.coordinator.state.ackedSeq === 1, 'batch 1 acknowledged', unconfirmed.log);
     await waitFor(() => trained('unconfirmed').length === 1, 'one trained event', unconfirmed.log);
     assert.deepEqual(trained('unconfirmed'), [[1, false]]);
+    // its version 2 is more than batch 1 can make from v0 and nothing published confirms it: not the run's (review26a F5)
+    assert.equal(unconfirmed.orch.coordinator.state.learnerVersion, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
