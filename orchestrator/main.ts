@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { assertBatchesFit } from '../lib/config/batch-fit.ts';
-import { createMetrics, startMetricsServer, type MetricsServer } from '../lib/metrics/index.ts';
+import { createMetrics, startMetricsServer, type Health, type MetricsServer } from '../lib/metrics/index.ts';
 import {
   CheckpointStore,
   checkListenAuth,
@@ -270,12 +270,18 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     host: o.metricsHost,
     registry: metrics.registry,
     routes: monitor.routes(),
-    health: () => ({
+    // what /health answers beside `ok` is `detail` only (lib/metrics): the run's state goes there, in the workers'
+    // field spelling (until round 26 these fields sat beside `ok` and were never sent: detail was null)
+    health: (): Health => ({
       ok: !nc.isClosed(),
-      phase: coordinator.phase,
-      ackedBatch: coordinator.state.ackedSeq,
-      policyVersion: coordinator.state.learnerVersion,
-      workers: coordinator.workers,
+      detail: {
+        role: 'orchestrator',
+        run_id: config.run.id,
+        phase: coordinator.phase,
+        acked_batch: coordinator.state.ackedSeq,
+        policy_version: coordinator.state.learnerVersion,
+        workers: coordinator.workers.map((w) => ({ role: w.role.toLowerCase(), worker_id: w.workerId, device: w.device })),
+      },
     }),
   });
   log(`listening on ${server.address}; metrics on ${metricsServer.url}/metrics`);
