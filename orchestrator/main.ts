@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { assertBatchesFit } from '../lib/config/batch-fit.ts';
+import { SetupError } from '../lib/config/setup-error.ts';
 import { createMetrics, startMetricsServer, type Health, type MetricsServer } from '../lib/metrics/index.ts';
 import {
   CheckpointStore,
@@ -81,6 +82,15 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   await (await import('../lib/models/bundle.ts')).checkNetworkOf(config); // imported network: its start-up check (a SetupError), before NATS
   if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
   const metrics = createMetrics(config.run.id, 'orchestrator');
+  // The training data, before NATS: a missing folder or manifest is a SetupError (exit 78), which no restart cures;
+  // until round 26 it was opened after NATS and a plain error, so the local run restarted the orchestrator 5 times
+  // (each time creating the run state) before it stopped the run.
+  const dataset = await openRunDataset(config, 'train', (path, reason) => {
+    metrics.get('bad_images_skipped_total').inc({ reason: 'unreadable' });
+    log(`skipped ${path}: ${reason}`);
+  }).catch((e: unknown) => {
+    throw new SetupError(`data.source (${config.data.source.kind}): ${(e as Error)?.message ?? e}`, { cause: e });
+  });
   const natsUrl = o.natsUrl ?? config.nats.url;
   // an outage is waited out (logged), refused credentials are a SetupError (first-nats-connect.ts)
   const nc = await connectNatsWaiting({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth }, log);
@@ -102,11 +112,6 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     log(`the run state was lost with the NATS store${recreated ? ' (bucket re-created)' : ''}: written again from memory (batch ${current.ackedSeq}, policy version ${current.learnerVersion})`);
     return true;
   };
-
-  const dataset = await openRunDataset(config, 'train', (path, reason) => {
-    metrics.get('bad_images_skipped_total').inc({ reason: 'unreadable' });
-    log(`skipped ${path}: ${reason}`);
-  });
 
   // A reconnecting learner's claimed progress is checked against its newest announced checkpoint whose
   // object exists (orchestrator/coordinator.ts catchUp).
