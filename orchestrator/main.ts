@@ -9,7 +9,8 @@ import { z } from 'zod';
 import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { assertBatchesFit } from '../lib/config/batch-fit.ts';
-import { createMetrics, startMetricsServer, type MetricsServer } from '../lib/metrics/index.ts';
+import { SetupError } from '../lib/config/setup-error.ts';
+import { createMetrics, startMetricsServer, type Health, type MetricsServer } from '../lib/metrics/index.ts';
 import {
   CheckpointStore,
   checkListenAuth,
@@ -35,7 +36,6 @@ import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts'
 import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
 import { configHash } from '../lib/checkpoint/digest.ts';
-import { SetupError } from '../lib/config/setup-error.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -112,6 +112,15 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   await (await import('../lib/models/bundle.ts')).checkNetworkOf(config); // imported network: its start-up check (a SetupError), before NATS
   if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
   const metrics = createMetrics(config.run.id, 'orchestrator');
+  // The training data, before NATS: a missing folder or manifest is a SetupError (exit 78), which no restart cures;
+  // until round 26 it was opened after NATS and a plain error, so the local run restarted the orchestrator 5 times
+  // (each time creating the run state) before it stopped the run.
+  const dataset = await openRunDataset(config, 'train', (path, reason) => {
+    metrics.get('bad_images_skipped_total').inc({ reason: 'unreadable' });
+    log(`skipped ${path}: ${reason}`);
+  }).catch((e: unknown) => {
+    throw new SetupError(`data.source (${config.data.source.kind}): ${(e as Error)?.message ?? e}`, { cause: e });
+  });
   const natsUrl = o.natsUrl ?? config.nats.url;
   // an outage is waited out (logged), refused credentials are a SetupError (first-nats-connect.ts)
   const nc = await connectNatsWaiting({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth }, log);
@@ -149,11 +158,6 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     log(`the run state was lost with the NATS store${recreated ? ' (bucket re-created)' : ''}: written again from memory (batch ${current.ackedSeq}, policy version ${current.learnerVersion})`);
     return true;
   };
-
-  const dataset = await openRunDataset(config, 'train', (path, reason) => {
-    metrics.get('bad_images_skipped_total').inc({ reason: 'unreadable' });
-    log(`skipped ${path}: ${reason}`);
-  });
 
   // A reconnecting learner's claimed progress is checked against its newest announced checkpoint whose
   // object exists (orchestrator/coordinator.ts catchUp).
@@ -321,15 +325,18 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     registry: metrics.registry,
     routes: monitor.routes(),
     publicPaths: RunMonitor.PAGE_PATHS, // the page itself; it sends the token (from /#token=...) for its data
-    // the run's state as /health's detail (before round 26 these fields sat beside ok and the server dropped them:
-    // the body was {"ok":true,"detail":null}); only a request with the metrics token sees it, if there is one
-    health: () => ({
+    // what /health answers beside `ok` is `detail` only (lib/metrics): the run's state goes there, in the workers'
+    // field spelling (until round 26 these fields sat beside `ok` and were never sent: detail was null); only a request
+    // with the metrics token sees it, if there is one
+    health: (): Health => ({
       ok: !nc.isClosed(),
       detail: {
+        role: 'orchestrator',
+        run_id: config.run.id,
         phase: coordinator.phase,
-        ackedBatch: coordinator.state.ackedSeq,
-        policyVersion: coordinator.state.learnerVersion,
-        workers: coordinator.workers,
+        acked_batch: coordinator.state.ackedSeq,
+        policy_version: coordinator.state.learnerVersion,
+        workers: coordinator.workers.map((w) => ({ role: w.role.toLowerCase(), worker_id: w.workerId, device: w.device })),
       },
     }),
   });

@@ -239,7 +239,7 @@ function curveSeries(runs: SweepRunResult[], pick: (c: SweepRunResult['curve'][n
 export function renderSweepMarkdown(runs: SweepRunResult[], info: { engine: string; fixed: string[]; configFile?: string }): string {
   const out: string[] = ['# Sweep', ''];
   out.push(`- engine: ${info.engine}; config: ${info.configFile ?? 'the defaults'}${info.fixed.length ? `; fixed overrides: \`${info.fixed.join(' ')}\`` : ''}`);
-  out.push(`- evaluation: ${runs[0]?.summary.before.count ?? '?'} held-out images per run, the policy mean; semantic reward encoder \`${runs[0]?.summary.encoder ?? '?'}\``);
+  out.push(`- evaluation: ${runs[0]?.summary.before.count ?? '?'} corrupted images per run (eval.samples held-out images, each drawn as eval.draws says: once per corruption type by default), the policy mean; semantic reward encoder \`${runs[0]?.summary.encoder ?? '?'}\``);
   out.push('- the reward of each run is computed with that run\'s own expression and weights: compare SSIM and the embedding cosine across runs, the reward within a run', '');
   out.push('## Final evaluations', '');
   out.push(`| ${HEADER.join(' | ')} |`, `|${HEADER.map(() => '---').join('|')}|`, ...tableRows(runs).map((r) => `| ${r.join(' | ')} |`));

@@ -21,6 +21,7 @@ import { checkCrashLoop, DEFAULT_CRASH_LOOP, Supervisor, type CrashLoop } from '
 import { RunPorts } from './ports.ts';
 import { allocatorEnvFor } from '../deploy/allocator-env.ts';
 import { largestBatch } from '../config/batch-fit.ts';
+import { openRunDataset } from '../config/dataset.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from './nats-config.ts';
 import { writeLocalRoleTokens, type LocalRoleTokens } from './role-tokens.ts';
 import { writeLocalCheckpointKeys, type LocalCheckpointKeys } from './checkpoint-keys.ts';
@@ -190,6 +191,11 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
   // validated before the output folder is made: a refused configuration leaves nothing behind
   const config = localRunConfig(o);
   const crashLoop = checkCrashLoop({ ...DEFAULT_CRASH_LOOP, ...o.crashLoop });
+  // the training data too (a missing --set data.source.path): refused before the output folder is touched, so an
+  // earlier run's config.json and credentials there stay (round 26; the orchestrator refuses it as well, exit 78)
+  await openRunDataset(config, 'train').catch((e: unknown) => {
+    throw new Error(`data.source (${config.data.source.kind}): ${(e as Error)?.message ?? e}`, { cause: e });
+  });
   await mkdir(out, { recursive: true });
   const configPath = join(out, 'config.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));

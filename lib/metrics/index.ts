@@ -25,6 +25,19 @@ export interface Metrics {
 }
 
 /**
+ * Unlabelled counters that an alert or the KEDA query reads with increase(), per role that exports them: created at 0
+ * when the role's registry is made. A counter first registered at its first increment starts its series at that
+ * value, and Prometheus's increase() sees no rise from a series' first sample, so the first event (for a quarantine,
+ * usually the only one) never fired its alert (review26b, round 26: promtool with the series absent, then 1).
+ * test/metrics/alerted-counters.test.ts checks this list against k8s/monitoring/prometheusrule.yaml.
+ */
+export const ALERTED_COUNTERS: Readonly<Record<string, readonly MetricName[]>> = {
+  orchestrator: ['workers_quarantined_total'],
+  learner: ['nonfinite_steps_skipped_total', 'logp_rows_excluded_total', 'checkpoint_publish_bytes_total'],
+  rollout: ['checkpoint_fetch_bytes_total'],
+};
+
+/**
  * A fresh Registry whose every series carries run_id and role. processMetrics (default true) adds prom-client's
  * standard process_* / nodejs_* metrics.
  */
@@ -35,7 +48,7 @@ export function createMetrics(runId: string, role: ProcessRole, opts: { processM
   registry.setDefaultLabels({ run_id: runId, role });
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const made = new Map<MetricName, unknown>();
-  return {
+  const metrics: Metrics = {
     registry,
     runId,
     role,
@@ -56,6 +69,8 @@ export function createMetrics(runId: string, role: ProcessRole, opts: { processM
       return m as MetricOf<K>;
     },
   };
+  for (const name of ALERTED_COUNTERS[role] ?? []) metrics.get(name); // exported at 0 from the start (above)
+  return metrics;
 }
 
 export interface Health {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoRunOptions, type DemoArgs } from '../../cli/commands/demo.ts';
@@ -57,6 +57,9 @@ test('demo: bad worker counts, an empty --out or a refused setting are refused b
     { args: ['--crash-loop-exits', '2.5'], line: /^demo: --crash-loop-exits must be an integer >= 1, got 2\.5$/ },
     { args: ['--crash-loop-seconds', '0'], line: /^demo: --crash-loop-seconds must be a number > 0, got 0$/ },
     { args: ['--crash-loop-seconds', 'abc'], line: /^demo: --crash-loop-seconds must be a number > 0, got NaN$/ },
+    // round 26 (review26b): a training folder that does not exist (README's `--set data.source.path=DIR`); it used to
+    // start the run, replace config.json and the credentials in --out, and crash-loop the orchestrator 5 times
+    { args: ['--set', 'data.source.kind=folder', '--set', `data.source.path=${join(dir, 'no-photos')}`], line: /^demo: data\.source \(folder\): \S*no-photos: dataset folder does not exist$/ },
   ];
   const run = (args: string[]) => new Promise<{ status: number | null; stderr: string }>((done) => {
     const child = execFile(process.execPath, [BIN, 'demo', ...args], { encoding: 'utf8', timeout: 60_000, cwd: dir }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
@@ -68,6 +71,14 @@ test('demo: bad worker counts, an empty --out or a refused setting are refused b
     assert.match(r.stderr.trim(), c.line);
     assert.equal(existsSync(join(dir, `refused-${i}`)), false, `demo ${c.args.join(' ')} left its --out folder`);
   }
+  // an earlier run's folder keeps its files when the next run is refused for its data
+  const earlier = join(dir, 'earlier-run');
+  mkdirSync(earlier);
+  writeFileSync(join(earlier, 'config.json'), '{"earlier":true}');
+  const refused = await run(['--set', 'data.source.kind=folder', '--set', `data.source.path=${join(dir, 'no-photos')}`, '--out', earlier]);
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.deepEqual(readdirSync(earlier), ['config.json']);
+  assert.equal(readFileSync(join(earlier, 'config.json'), 'utf8'), '{"earlier":true}');
   const empty = await run(['--out', '']);
   assert.equal(empty.status, 1);
   assert.match(empty.stderr.trim(), /^demo: --out must name a folder for the run \(got ""\)$/);

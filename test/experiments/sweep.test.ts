@@ -49,6 +49,8 @@ test('sweep: two values with the single-process engine, then sweep.md and sweep.
     const md = readFileSync(join(out, 'sweep.md'), 'utf8');
     assert.match(md, /\| clip=0 \| 4 \|/);
     assert.match(md, /\| clip=0\.5 \| 4 \|/);
+    // what was evaluated, in draws: eval.samples 6 at one draw each (with every-type it is 16 per image, not images)
+    assert.match(md, /evaluation: 6 corrupted images per run \(eval\.samples held-out images, each drawn as eval\.draws says/);
     const html = readFileSync(join(out, 'sweep.html'), 'utf8');
     assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, 'no external assets');
     const paths = [...html.matchAll(/<path class="series" d="([^"]+)"/g)].map((m) => m[1]!.split(/[ML]/).filter(Boolean).length);

@@ -287,6 +287,18 @@ test('results with wrong shapes, NaNs, wrong counts, unknown ids or of the wrong
   await learner.conn.send({ train_result: { batch_id: batch.batch_id, batch_seq: 1, applied: true, version: 1 } });
   await waitFor(() => orch.coordinator.state.ackedSeq === 1, 'batch 1 acknowledged');
   assert.equal(orch.coordinator.state.learnerVersion, 1);
+  // /health carries the run's state in `detail` (docs/kubernetes.md, "Watch it"; it was null until round 26)
+  const state = (await (await fetch(`${orch.metricsUrl}/health`)).json()) as {
+    ok: boolean;
+    detail: { role: string; run_id: string; phase: string; acked_batch: number; policy_version: number; workers: Array<{ role: string; worker_id: string; device: string }> } | null;
+  };
+  assert.equal(state.ok, true);
+  assert.ok(state.detail, 'the orchestrator\'s /health has a detail');
+  assert.deepEqual(
+    { role: state.detail.role, run_id: state.detail.run_id, phase: state.detail.phase, acked_batch: state.detail.acked_batch, policy_version: state.detail.policy_version },
+    { role: 'orchestrator', run_id: 'bad-input', phase: 'grpo', acked_batch: 1, policy_version: 1 },
+  );
+  assert.ok(state.detail.workers.some((w) => w.role === 'learner' && w.worker_id === 'evil-learner' && w.device === 'cpu'), JSON.stringify(state.detail.workers));
   for (const w of [roll, rew, learner]) await w.conn.close();
   // the orchestrator is still up and well
   const health = await fetch(`${orch.metricsUrl}/health`);
