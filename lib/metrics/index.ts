@@ -25,14 +25,21 @@ export interface Metrics {
 }
 
 /**
- * Unlabelled counters that an alert or the KEDA query reads with increase(), per role that exports them: created at 0
- * when the role's registry is made. A counter first registered at its first increment starts its series at that
- * value, and Prometheus's increase() sees no rise from a series' first sample, so the first event (for a quarantine,
- * usually the only one) never fired its alert (review26b, round 26: promtool with the series absent, then 1).
- * test/metrics/alerted-counters.test.ts checks this list against k8s/monitoring/prometheusrule.yaml.
+ * Counters that an alert or the KEDA query reads with increase(), per role that exports them: created at 0 when the
+ * role's registry is made, each with the label values an alert names in full (a labelled counter whose alert leaves a
+ * label open, e.g. task_errors_total by code >= 10, is not listed: any code may come). A series first registered at
+ * its first increment starts at that value, and Prometheus's increase() sees no rise from a series' first sample, so
+ * the first event (for a quarantine, usually the only one) never fired its alert (review26b, round 26: promtool with
+ * the series absent, then 1). test/metrics/alerted-counters.test.ts checks this list against
+ * k8s/monitoring/prometheusrule.yaml.
  */
-export const ALERTED_COUNTERS: Readonly<Record<string, readonly MetricName[]>> = {
-  orchestrator: ['workers_quarantined_total'],
+export const ALERTED_COUNTERS: Readonly<Record<string, ReadonlyArray<MetricName | { name: MetricName; labels: Readonly<Record<string, string>> }>>> = {
+  orchestrator: [
+    'workers_quarantined_total',
+    // RecoveryGrpoNonFiniteReward: > 0 of either code
+    { name: 'task_errors_total', labels: { worker_role: 'reward', code: 'bad_result' } },
+    { name: 'task_errors_total', labels: { worker_role: 'reward', code: 'non_finite' } },
+  ],
   learner: ['nonfinite_steps_skipped_total', 'logp_rows_excluded_total', 'checkpoint_publish_bytes_total'],
   rollout: ['checkpoint_fetch_bytes_total'],
 };
@@ -69,7 +76,15 @@ export function createMetrics(runId: string, role: ProcessRole, opts: { processM
       return m as MetricOf<K>;
     },
   };
-  for (const name of ALERTED_COUNTERS[role] ?? []) metrics.get(name); // exported at 0 from the start (above)
+  // exported at 0 from the start (above)
+  for (const c of ALERTED_COUNTERS[role] ?? []) {
+    if (typeof c === 'string') metrics.get(c);
+    else {
+      const m = metrics.get(c.name);
+      if (!(m instanceof Counter)) throw new Error(`ALERTED_COUNTERS.${role}: ${c.name} is not a counter`);
+      m.inc(c.labels, 0);
+    }
+  }
   return metrics;
 }
 
