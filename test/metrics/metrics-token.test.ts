@@ -156,10 +156,10 @@ test('the real orchestrator and reward worker: /metrics and the orchestrator\'s 
 
     // /health: ok without the token, the run's state with it (the orchestrator's, as its detail since round 26)
     assert.deepEqual(await (await fetch(`${orch.metricsUrl}/health`)).json(), { ok: true });
-    const od = (await (await fetch(`${orch.metricsUrl}/health`, { headers: bearer(TOKEN) })).json()) as { ok: boolean; detail: { phase: string; workers: Array<{ workerId: string }> } };
+    const od = (await (await fetch(`${orch.metricsUrl}/health`, { headers: bearer(TOKEN) })).json()) as { ok: boolean; detail: { phase: string; workers: Array<{ worker_id: string }> } };
     assert.equal(od.ok, true);
     assert.equal(typeof od.detail.phase, 'string');
-    assert.deepEqual(od.detail.workers.map((w) => w.workerId), ['reward-tok']);
+    assert.deepEqual(od.detail.workers.map((w) => w.worker_id), ['reward-tok']);
     const wh = await fetch(`${worker.metricsUrl}/health`);
     assert.equal(wh.status, 200);
     assert.deepEqual(await wh.json(), { ok: true });
