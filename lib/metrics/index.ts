@@ -8,6 +8,8 @@ import { readSecret } from '../transport/secrets.ts';
 
 export * from './catalogue.ts';
 
+const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest();
+
 export type ProcessRole = 'orchestrator' | 'rollout' | 'reward' | 'learner' | (string & {});
 
 type MetricOf<K extends MetricName> = Catalogue[K]['type'] extends 'counter'
@@ -105,7 +107,9 @@ export interface MetricsServerOptions {
   routes?: Record<string, RouteHandler>;
   /**
    * A bearer token every request must present (`Authorization: Bearer <token>`), compared in constant time; any other
-   * request gets 401 with `WWW-Authenticate: Bearer`. Except /health (and /healthz), which kubelet probes reach
+   * request gets 401 with `WWW-Authenticate: Bearer`. Either the token itself or its digest, `sha256:<64 hex>`
+   * (METRICS_TOKEN_DIGEST_PREFIX; the server compares sha256 of the presented token with it, so a process need not
+   * hold the token Prometheus presents: scripts/k8s-secrets.sh gives the role pods this form). Except /health (and /healthz), which kubelet probes reach
    * without one: it answers them its status code and `{"ok":...}` only, the detail to a request with the token.
    * Unset: no authentication (the caller keeps the server on loopback, or behind a NetworkPolicy; cli/flag-checks.ts).
    */
@@ -124,12 +128,47 @@ export const MIN_METRICS_TOKEN_LENGTH = 16;
 export const METRICS_TOKEN_ENV = 'RECOVERY_GRPO_METRICS_TOKEN';
 
 /**
+ * The prefix of a metrics token given as its digest: `sha256:` and the 64 hex digits of sha256(token) (`printf %s
+ * TOKEN | sha256sum`). The server then holds only the digest; a request still presents the token.
+ */
+export const METRICS_TOKEN_DIGEST_PREFIX = 'sha256:';
+
+/** Whether a metrics token value is given as a digest (the prefix in any case: `SHA256:` is no token either). */
+const isDigestForm = (t: string) => t.slice(0, METRICS_TOKEN_DIGEST_PREFIX.length).toLowerCase() === METRICS_TOKEN_DIGEST_PREFIX;
+
+/** The hex sha256 of a metrics token, in the form a token file may hold instead of the token: `sha256:<64 hex>`. */
+export function metricsTokenDigest(token: string): string {
+  return `${METRICS_TOKEN_DIGEST_PREFIX}${createHash('sha256').update(token.trim()).digest('hex')}`;
+}
+
+/**
+ * The 32 bytes a presented token's sha256 must equal: sha256(token) for a token, the digest itself for
+ * `sha256:<64 hex>`. Throws for a `sha256:` value that is not 64 hex digits, naming `from` and never the value.
+ */
+function expectedDigest(token: string, from: string): Buffer {
+  const t = token.trim();
+  if (!isDigestForm(t)) return sha256(t);
+  const hex = t.slice(METRICS_TOKEN_DIGEST_PREFIX.length);
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+    const why = hex.length !== 64 ? `${hex.length} characters after ${METRICS_TOKEN_DIGEST_PREFIX}` : 'a character that is not a hex digit';
+    throw new Error(`${from}: a digest of the metrics token is ${METRICS_TOKEN_DIGEST_PREFIX} followed by 64 hex digits (printf %s TOKEN | sha256sum), this has ${why}`);
+  }
+  return Buffer.from(hex, 'hex');
+}
+
+/**
  * The metrics port's token: `value`, else the file's content (trimmed), else $RECOVERY_GRPO_METRICS_TOKEN; undefined if
- * none. Throws naming `what` (never the token) for an unreadable or empty file or a token under
- * MIN_METRICS_TOKEN_LENGTH characters.
+ * none. The token itself, or its digest `sha256:<64 hex>` (METRICS_TOKEN_DIGEST_PREFIX), returned as given. Throws
+ * naming `what` (never the token) for an unreadable or empty file, a token under MIN_METRICS_TOKEN_LENGTH characters
+ * or with white space, or a `sha256:` value that is not 64 hex digits.
  */
 export function readMetricsToken(value: string | undefined, file: string | undefined, what = '--metrics-token-file', env: NodeJS.ProcessEnv = process.env): string | undefined {
   const token = readSecret(value, file, METRICS_TOKEN_ENV, what, env);
+  if (token !== undefined && isDigestForm(token)) {
+    const from = value !== undefined ? what : file !== undefined ? `${what} ${file}` : `the ${METRICS_TOKEN_ENV} environment variable`;
+    expectedDigest(token, from);
+    return token;
+  }
   if (token !== undefined && token.length < MIN_METRICS_TOKEN_LENGTH) {
     const from = value !== undefined ? what : file !== undefined ? `${what} ${file}` : `the ${METRICS_TOKEN_ENV} environment variable`;
     throw new Error(`${from}: the metrics token has ${token.length} characters, fewer than ${MIN_METRICS_TOKEN_LENGTH} (generate one with: openssl rand -hex 32)`);
@@ -141,8 +180,6 @@ export function readMetricsToken(value: string | undefined, file: string | undef
   }
   return token;
 }
-
-const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest();
 
 /** Whether `req` carries `Authorization: Bearer <token>` (`digest`: sha256 of the token; equal-length digests, timingSafeEqual). */
 function presentsToken(req: IncomingMessage, digest: Buffer): boolean {
@@ -172,7 +209,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   if (opts.token !== undefined && opts.token.trim().length < MIN_METRICS_TOKEN_LENGTH) {
     throw new Error(`metrics server: the token is shorter than ${MIN_METRICS_TOKEN_LENGTH} characters`);
   }
-  const digest = opts.token !== undefined ? sha256(opts.token.trim()) : undefined;
+  const digest = opts.token !== undefined ? expectedDigest(opts.token, 'metrics server: the token') : undefined;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
