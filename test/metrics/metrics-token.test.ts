@@ -5,11 +5,12 @@
 // started by its command line with a non-loopback --metrics-host, which the token alone allows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMetrics, METRICS_TOKEN_ENV, MIN_METRICS_TOKEN_LENGTH, readMetricsToken, startMetricsServer, type Health } from '../../lib/metrics/index.ts';
+import { createMetrics, METRICS_TOKEN_ENV, metricsTokenDigest, MIN_METRICS_TOKEN_LENGTH, readMetricsToken, startMetricsServer, type Health } from '../../lib/metrics/index.ts';
 import { loadConfig } from '../../lib/config/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runRewardWorker } from '../../reward-worker/index.ts';
@@ -18,6 +19,7 @@ import { resolveWorkerOptions } from '../../lib/worker/options.ts';
 import { SetupError } from '../../lib/config/setup-error.ts';
 import { freePort, startNatsServer } from '../helpers/nats.ts';
 import { BIN } from '../helpers/cli.ts';
+import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
 
 const TOKEN = 'a3f1c0de'.repeat(8);
 const dir = mkdtempSync(join(tmpdir(), 'metrics-token-'));
@@ -118,6 +120,83 @@ test('readMetricsToken: the file (trimmed), else the environment; empty, unreada
   assert.equal(resolveWorkerOptions('reward', { logger: silentLogger }, { [METRICS_TOKEN_ENV]: TOKEN }).metricsToken, TOKEN);
   assert.equal(resolveWorkerOptions('reward', { logger: silentLogger }, {}).metricsToken, undefined);
   assert.throws(() => resolveWorkerOptions('learner', { metricsToken: 'short', logger: silentLogger }, {}), (e: Error) => e instanceof SetupError && /worker options\.metricsToken: the metrics token has 5 characters/.test(e.message));
+});
+
+// The digest form (scripts/k8s-secrets.sh gives it to the role pods): the file holds sha256:<hex of sha256(token)>,
+// computed here independently of the library (node:crypto on the token's bytes), and the request still presents the token.
+const DIGEST = `sha256:${createHash('sha256').update(Buffer.from(TOKEN, 'utf8')).digest('hex')}`;
+
+test('a digest file (sha256:<64 hex>): the server serves the token whose sha256 it is, and refuses a wrong token, the digest itself and its hex', async () => {
+  assert.equal(metricsTokenDigest(TOKEN), DIGEST, 'the library writes the same digest');
+  const file = join(dir, 'metrics-token-digest');
+  writeFileSync(file, `${DIGEST}\n`);
+  const held = readMetricsToken(undefined, file, '--metrics-token-file', {});
+  assert.equal(held, DIGEST, 'read as given');
+  assert.equal(readMetricsToken(undefined, undefined, '--metrics-token-file', { [METRICS_TOKEN_ENV]: DIGEST }), DIGEST, 'also from the environment');
+  const m = createMetrics('run-dig', 'rollout', { processMetrics: false });
+  m.get('policy_version').set(5);
+  const server = await startMetricsServer({ port: 0, registry: m.registry, token: held!, health: () => ({ ok: true, detail: { worker_id: 'rollout-d' } }) });
+  try {
+    const hex = DIGEST.slice('sha256:'.length);
+    const wrongs: Array<[string, Record<string, string>]> = [
+      ['no header', {}],
+      ['a wrong token of the same length', bearer(TOKEN.replace(/^a/, 'b'))],
+      ['the digest line itself', bearer(DIGEST)],
+      ['the digest\'s hex', bearer(hex)],
+      ['the token in upper case', bearer(TOKEN.toUpperCase())],
+    ];
+    for (const [what, headers] of wrongs) await assertRefused(`${server.url}/metrics`, headers, `digest file, ${what}`);
+    const ok = await fetch(`${server.url}/metrics`, { headers: bearer(TOKEN) });
+    assert.equal(ok.status, 200, 'the token whose digest the file holds');
+    assert.match(await ok.text(), /^recovery_grpo_policy_version\{run_id="run-dig",role="rollout"\} 5$/m);
+    assert.deepEqual(await (await fetch(`${server.url}/health`)).json(), { ok: true }, '/health without the token: ok only');
+    assert.deepEqual(await (await fetch(`${server.url}/health`, { headers: bearer(DIGEST) })).json(), { ok: true }, '/health with the digest: ok only');
+    assert.deepEqual(await (await fetch(`${server.url}/health`, { headers: bearer(TOKEN) })).json(), { ok: true, detail: { worker_id: 'rollout-d' } });
+  } finally {
+    await server.close();
+  }
+  // the prefix and the hex in upper case are the same digest
+  const upper = await startMetricsServer({ port: 0, registry: m.registry, token: DIGEST.toUpperCase() });
+  try {
+    assert.equal((await fetch(`${upper.url}/metrics`, { headers: bearer(TOKEN) })).status, 200);
+    await assertRefused(`${upper.url}/metrics`, bearer(TOKEN.slice(1)), 'upper-case digest, a wrong token');
+  } finally {
+    await upper.close();
+  }
+});
+
+test('a malformed sha256: value (wrong length, not hex) is refused naming the file, never the value; the CLI exits 78', { timeout: 120_000 }, async () => {
+  const hex = DIGEST.slice('sha256:'.length);
+  const cases: Array<[string, string, RegExp]> = [
+    ['short', `sha256:${hex.slice(0, 63)}`, /63 characters after sha256:/],
+    ['long', `sha256:${hex}0`, /65 characters after sha256:/],
+    ['empty', 'sha256:', /0 characters after sha256:/],
+    ['not-hex', `sha256:${hex.slice(0, 63)}g`, /a character that is not a hex digit/],
+    ['upper-prefix-short', `SHA256:${hex.slice(2)}`, /62 characters after sha256:/],
+  ];
+  for (const [name, value, why] of cases) {
+    const file = join(dir, `digest-${name}`);
+    writeFileSync(file, `${value}\n`);
+    assert.throws(() => readMetricsToken(undefined, file, '--metrics-token-file', {}), (e: Error) => {
+      assert.ok(e.message.startsWith(`--metrics-token-file ${file}: a digest of the metrics token is sha256: followed by 64 hex digits`), `${name}: ${e.message}`);
+      assert.match(e.message, why, name);
+      if (value.length > 'sha256:'.length) assert.ok(!e.message.includes(value.slice(7)), `${name}: the value is not in the message`);
+      return true;
+    });
+  }
+  assert.throws(() => readMetricsToken(undefined, undefined, '--metrics-token-file', { [METRICS_TOKEN_ENV]: `sha256:${hex.slice(1)}` }), /^Error: the RECOVERY_GRPO_METRICS_TOKEN environment variable: a digest of the metrics token/);
+  // the library's door: a SetupError; the server itself refuses it too
+  assert.throws(() => resolveWorkerOptions('rollout', { metricsTokenFile: join(dir, 'digest-short'), logger: silentLogger }, {}), (e: Error) => e instanceof SetupError && /digest-short: a digest of the metrics token/.test(e.message));
+  await assert.rejects(startMetricsServer({ port: 0, registry: createMetrics('r', 'reward', { processMetrics: false }).registry, token: `sha256:${hex.slice(1)}` }), /metrics server: the token: a digest/);
+  // the command line: exit 78 (a configuration error, no restart) naming the file, before anything is dialled
+  for (const role of ['reward-worker', 'orchestrator']) {
+    const file = join(dir, 'digest-not-hex');
+    const r = spawnSync(process.execPath, [BIN, role, ...(role === 'orchestrator' ? [] : ['--orchestrator', '127.0.0.1:1']), '--nats', 'nats://127.0.0.1:1', '--metrics-port', '0', '--metrics-token-file', file], {
+      encoding: 'utf8', env: { ...process.env, [METRICS_TOKEN_ENV]: '' }, timeout: 60_000,
+    });
+    assert.equal(r.status, CONFIG_EXIT_CODE, `${role}: exit ${CONFIG_EXIT_CODE}\n${r.stderr}`);
+    assert.ok(r.stderr.includes(`--metrics-token-file ${file}: a digest of the metrics token is sha256: followed by 64 hex digits`), `${role} names the file:\n${r.stderr}`);
+  }
 });
 
 test('the real orchestrator and reward worker: /metrics and the orchestrator\'s /api/* refuse without the token and serve with it; /health says ok only', { timeout: 120_000 }, async () => {
