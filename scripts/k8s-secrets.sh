@@ -9,12 +9,15 @@
 #                                       (verify_and_map) bind the role to (docs/security.md)
 #   recovery-grpo-checkpoint-signing    learner.key, learner.pub: the ed25519 key the learner signs checkpoints with
 #   recovery-grpo-checkpoint-verify     learner.pub: the public key the orchestrator and rollout workers check with
-#   recovery-grpo-metrics               token: the bearer token of every role's /metrics (--metrics-token-file)
-# and, in the monitoring namespace ($RECOVERY_GRPO_MONITORING_NAMESPACE, default monitoring), the same token as
+#   recovery-grpo-metrics               token: sha256:<hex>, the digest of the bearer token of every role's /metrics
+#                                       (--metrics-token-file): a role checks a request against it, no pod holds the token
+# and, in the monitoring namespace ($RECOVERY_GRPO_MONITORING_NAMESPACE, default monitoring), the token itself as
 #   recovery-grpo-metrics-scrape        token: what the PodMonitor (k8s/monitoring) presents when it scrapes
 # One metrics token serves every run the Prometheus scrapes: the script reads it from recovery-grpo-metrics-scrape
 # (making that Secret the first time), or from the file $RECOVERY_GRPO_METRICS_TOKEN_FILE (--print: else a fresh one).
-# --rotate keeps it; to replace it, delete both Secrets everywhere and run the script again (docs/kubernetes.md).
+# A run namespace's recovery-grpo-metrics that is not its digest (the token itself, as before round 26's digest) is
+# replaced by it. --rotate keeps the token; to replace it, delete recovery-grpo-metrics-scrape and run the script for
+# every run namespace (docs/kubernetes.md).
 #
 #   scripts/k8s-secrets.sh NAMESPACE...            create the namespace and the Secrets where missing (kubectl)
 #   scripts/k8s-secrets.sh --rotate NAMESPACE...   replace them all (then restart the run's pods)
@@ -33,7 +36,7 @@ for a in "$@"; do
   case "$a" in
     --print) mode=print ;;
     --rotate) mode=rotate ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "k8s-secrets: unknown option $a" >&2; exit 2 ;;
     *)
       [[ "$a" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || { echo "k8s-secrets: $a is not a valid namespace name" >&2; exit 2; }
@@ -111,10 +114,13 @@ secrets() {
   for c in "${COMPONENTS[@]}"; do echo "recovery-grpo-tls-$c ca.crt=$d/ca.crt tls.crt=$d/$c.crt tls.key=$d/$c.key"; done
   echo "recovery-grpo-checkpoint-signing learner.key=$d/learner-signing.key learner.pub=$d/learner-signing.pub"
   echo "recovery-grpo-checkpoint-verify learner.pub=$d/learner-signing.pub"
-  echo "$METRICS token=$work/metrics-token"
+  echo "$METRICS token=$work/metrics-digest"
 }
 
 metrics_token "$work/metrics-token"
+# What the role pods get: sha256:<hex> of the token (lib/metrics METRICS_TOKEN_DIGEST_PREFIX), never the token.
+printf 'sha256:%s' "$(tr -d ' \t\r\n' < "$work/metrics-token" | openssl dgst -sha256 -r | cut -d' ' -f1)" > "$work/metrics-digest"
+[[ "$(cat "$work/metrics-digest")" =~ ^sha256:[0-9a-f]{64}$ ]] || { echo "k8s-secrets: openssl dgst -sha256 gave no digest of the metrics token" >&2; exit 1; }
 
 if [ "$mode" = print ]; then
   printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$MONITORING"
@@ -156,8 +162,14 @@ for ns in "${namespaces[@]}"; do
   kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns" >/dev/null
   kubectl label namespace "$ns" app.kubernetes.io/part-of=recovery-grpo --overwrite >/dev/null
   material "$work/$ns" "$ns"
-  # The metrics token, the one Prometheus presents: made where missing, also in a namespace whose other Secrets exist.
-  if [ "$mode" = rotate ] || ! kubectl -n "$ns" get secret "$METRICS" >/dev/null 2>&1; then create_secret "$ns" "$METRICS" "token=$work/metrics-token"; fi
+  # The digest of the token Prometheus presents: made where missing, also in a namespace whose other Secrets exist, and
+  # where it holds anything else (the token itself, as the script wrote it before the digest: the upgrade).
+  if [ "$mode" = rotate ] || ! existing="$(kubectl -n "$ns" get secret "$METRICS" -o 'jsonpath={.data.token}' 2>/dev/null)"; then
+    create_secret "$ns" "$METRICS" "token=$work/metrics-digest"
+  elif [ "$(printf '%s' "$existing" | base64 -d 2>/dev/null || true)" != "$(cat "$work/metrics-digest")" ]; then
+    create_secret "$ns" "$METRICS" "token=$work/metrics-digest"
+    echo "$ns: secret $METRICS now holds the metrics token's digest, not the token (restart the run's pods: each read the old value at start)"
+  fi
   # The certificates and keys belong together (one CA, one key pair): all are made, or all kept.
   if kubectl -n "$ns" get secret recovery-grpo-tls-nats >/dev/null 2>&1 && [ "$mode" != rotate ]; then
     echo "$ns: secrets exist (kept; --rotate replaces them)"

@@ -1,10 +1,12 @@
 // scripts/k8s-secrets.sh against a cluster, for the metrics token (round 26): one token serves every run the
 // Prometheus scrapes, so the script reads it from the monitoring namespace's Secret recovery-grpo-metrics-scrape (making
-// it the first time) and copies it into each run namespace, also into one whose other Secrets exist (the upgrade).
+// it the first time) and gives each run namespace its digest, sha256:<hex> (no role pod holds the token), also one
+// whose other Secrets exist (the upgrade from round 25) or whose Secret holds the token itself (the upgrade within 26).
 // kubectl is a stand-in here (no cluster on this machine): a shell script keeping each Secret as files under a folder,
 // answering exactly the calls the script makes, and logging every argument list (no secret may appear in one).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,9 @@ import { run } from './tools.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT = join(ROOT, 'scripts/k8s-secrets.sh');
+
+/** What a role's token file holds: sha256:<hex> of the token's bytes (lib/metrics readMetricsToken), computed here. */
+const digestOf = (token: string) => `sha256:${createHash('sha256').update(Buffer.from(token, 'utf8')).digest('hex')}`;
 
 /** kubectl as the script uses it, on a folder: STATE/<namespace>/<secret>/<key>. */
 const FAKE_KUBECTL = `#!/usr/bin/env bash
@@ -38,7 +43,7 @@ case "$verb $kind" in
 esac
 `;
 
-test('k8s-secrets.sh with kubectl: one metrics token, made once in the monitoring namespace and copied into every run namespace, also an existing one', { timeout: 120_000 }, () => {
+test('k8s-secrets.sh with kubectl: one metrics token, made once in the monitoring namespace; every run namespace holds its digest, also an existing one', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'rg-fake-kube-'));
   try {
     writeFileSync(join(dir, 'kubectl'), FAKE_KUBECTL);
@@ -53,7 +58,9 @@ test('k8s-secrets.sh with kubectl: one metrics token, made once in the monitorin
     assert.equal(r.code, 0, r.out);
     const token = secret('monitoring', 'recovery-grpo-metrics-scrape')!;
     assert.match(token, /^[0-9a-f]{64}$/, 'the scrape Secret: 256 random bits, hex');
-    assert.equal(secret('run-a', 'recovery-grpo-metrics'), token, 'run-a holds the token Prometheus presents');
+    const digest = digestOf(token);
+    assert.equal(secret('run-a', 'recovery-grpo-metrics'), digest, 'run-a holds the digest of the token Prometheus presents');
+    assert.ok(!secret('run-a', 'recovery-grpo-metrics')!.includes(token), 'not the token');
     assert.notEqual(secret('run-a', 'recovery-grpo-auth'), token, 'not the gRPC token');
     assert.ok(secret('run-a', 'recovery-grpo-tls-nats', 'ca.crt'), 'and the other Secrets');
 
@@ -61,7 +68,8 @@ test('k8s-secrets.sh with kubectl: one metrics token, made once in the monitorin
     r = run('bash', [SCRIPT, 'run-b'], { env });
     assert.equal(r.code, 0, r.out);
     assert.equal(secret('monitoring', 'recovery-grpo-metrics-scrape'), token, 'the scrape Secret is kept');
-    assert.equal(secret('run-b', 'recovery-grpo-metrics'), token);
+    assert.equal(secret('run-b', 'recovery-grpo-metrics'), digest);
+    assert.doesNotMatch(r.out, /run-a|secret recovery-grpo-metrics-scrape created/);
 
     // the upgrade from round 25: a namespace with its Secrets but no metrics token gets it, the rest is kept
     rmSync(join(dir, 'ns', 'run-a', 'recovery-grpo-metrics'), { recursive: true });
@@ -70,15 +78,27 @@ test('k8s-secrets.sh with kubectl: one metrics token, made once in the monitorin
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /run-a: secret recovery-grpo-metrics created/);
     assert.match(r.out, /run-a: secrets exist \(kept/);
-    assert.equal(secret('run-a', 'recovery-grpo-metrics'), token);
+    assert.equal(secret('run-a', 'recovery-grpo-metrics'), digest);
     assert.equal(secret('run-a', 'recovery-grpo-tls-nats', 'ca.crt'), ca, 'the certificates are kept');
+
+    // the upgrade within round 26: a namespace whose Secret holds the token itself gets the digest instead
+    writeFileSync(join(dir, 'ns', 'run-a', 'recovery-grpo-metrics', 'token'), token);
+    r = run('bash', [SCRIPT, 'run-a'], { env });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /run-a: secret recovery-grpo-metrics now holds the metrics token's digest, not the token \(restart the run's pods/);
+    assert.equal(secret('run-a', 'recovery-grpo-metrics'), digest, 'the token replaced by its digest');
+    assert.equal(secret('run-a', 'recovery-grpo-tls-nats', 'ca.crt'), ca, 'the certificates are kept');
+    // and once it holds the digest, a re-run leaves it alone
+    r = run('bash', [SCRIPT, 'run-a'], { env });
+    assert.equal(r.code, 0, r.out);
+    assert.doesNotMatch(r.out, /secret recovery-grpo-metrics (created|now holds)/);
 
     // --rotate replaces the run's credentials, not the token every run shares
     const grpc = secret('run-b', 'recovery-grpo-auth');
     r = run('bash', [SCRIPT, '--rotate', 'run-b'], { env });
     assert.equal(r.code, 0, r.out);
     assert.notEqual(secret('run-b', 'recovery-grpo-auth'), grpc, 'the gRPC token is new');
-    assert.equal(secret('run-b', 'recovery-grpo-metrics'), token, 'the metrics token is the shared one');
+    assert.equal(secret('run-b', 'recovery-grpo-metrics'), digest, 'the digest of the shared metrics token');
 
     // a token given by file that is not the one Prometheus presents is refused, naming the Secret
     writeFileSync(join(dir, 'other'), `${'d'.repeat(64)}\n`);
@@ -91,6 +111,15 @@ test('k8s-secrets.sh with kubectl: one metrics token, made once in the monitorin
     const calls = readFileSync(join(dir, 'calls.log'), 'utf8');
     assert.ok(!calls.includes(token), 'the metrics token never in kubectl arguments');
     assert.match(calls, /-n monitoring create secret generic recovery-grpo-metrics-scrape --from-file=token=/);
+
+    // replacing the token (docs/kubernetes.md): delete the scrape Secret, run the script for each run namespace
+    rmSync(join(dir, 'ns', 'monitoring', 'recovery-grpo-metrics-scrape'), { recursive: true });
+    r = run('bash', [SCRIPT, 'run-a', 'run-b'], { env });
+    assert.equal(r.code, 0, r.out);
+    const fresh = secret('monitoring', 'recovery-grpo-metrics-scrape')!;
+    assert.match(fresh, /^[0-9a-f]{64}$/);
+    assert.notEqual(fresh, token, 'a new token');
+    for (const ns of ['run-a', 'run-b']) assert.equal(secret(ns, 'recovery-grpo-metrics'), digestOf(fresh), `${ns}: the new token's digest`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
