@@ -4,6 +4,7 @@
 // that admit exactly the project's pods, PDBs, GPUs where the gpu overlays say, KEDA on the right run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -456,6 +457,8 @@ test('scripts/k8s-secrets.sh --print: valid Secrets with the keys every pod moun
   ]);
   const tokens = new Set<string>();
   const metricsTokens = new Set<string>();
+  const metricsDigests = new Set<string>();
+  const digestOf = (t: string) => `sha256:${createHash('sha256').update(Buffer.from(t, 'utf8')).digest('hex')}`;
   const cas = new Set<string>();
   for (const o of objs) {
     await validateK8sObject(o);
@@ -468,15 +471,23 @@ test('scripts/k8s-secrets.sh --print: valid Secrets with the keys every pod moun
       tokens.add(token);
     }
     if (o.metadata.name === 'recovery-grpo-tls-nats') cas.add(data['ca.crt']!);
-    if (o.metadata.name === 'recovery-grpo-metrics' || o.metadata.name === SCRAPE_SECRET) {
+    if (o.metadata.name === SCRAPE_SECRET) {
       assert.deepEqual(Object.keys(data), ['token'], `${o.metadata.name}: its key`);
       const token = Buffer.from(data.token!, 'base64').toString('utf8');
       assert.match(token, /^[0-9a-f]{64}$/, `${o.metadata.name}: 256 random bits, hex`);
       metricsTokens.add(token);
     }
+    if (o.metadata.name === 'recovery-grpo-metrics') {
+      // the key the roles' --metrics-token-file names (checked above), holding the digest: no role pod holds the token
+      assert.deepEqual(Object.keys(data), ['token'], `${o.metadata.name}: its key`);
+      const digest = Buffer.from(data.token!, 'base64').toString('utf8');
+      assert.match(digest, /^sha256:[0-9a-f]{64}$/, `${o.metadata.namespace}/${o.metadata.name}: sha256:<hex>`);
+      metricsDigests.add(digest);
+    }
   }
-  // the PodMonitor presents one token to every run: each namespace's copy is the monitoring namespace's
-  assert.equal(metricsTokens.size, 1, 'one metrics token, in the monitoring namespace and every run namespace');
+  // the PodMonitor presents one token to every run: each namespace holds that token's digest
+  assert.equal(metricsTokens.size, 1, 'one metrics token, in the monitoring namespace');
+  assert.deepEqual([...metricsDigests], [...metricsTokens].map(digestOf), 'every run namespace: the digest of the monitoring namespace\'s token');
   assert.ok(![...tokens].some((t) => metricsTokens.has(t)), 'the metrics token is not a gRPC token');
   assert.equal(tokens.size, 2, 'one token per namespace');
   assert.equal(cas.size, 2, 'one CA per namespace');
@@ -497,7 +508,9 @@ test('scripts/k8s-secrets.sh --print: valid Secrets with the keys every pod moun
     assert.equal(r2.code, 0, r2.out);
     const copies = (parseK8sYaml(r2.out, 'k8s-secrets.sh --print') as K8sObject[]).filter((o) => o.kind === 'Secret' && [SCRAPE_SECRET, 'recovery-grpo-metrics'].includes(o.metadata.name));
     assert.deepEqual(copies.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), [`prom/${SCRAPE_SECRET}`, 'recovery-grpo/recovery-grpo-metrics']);
-    for (const o of copies) assert.equal(Buffer.from((o.data as Record<string, string>).token!, 'base64').toString('utf8'), given, `${o.metadata.name}: the given token`);
+    const valueOf = (o: K8sObject) => Buffer.from((o.data as Record<string, string>).token!, 'base64').toString('utf8');
+    assert.equal(valueOf(copies[0]!), given, `${SCRAPE_SECRET}: the given token`);
+    assert.equal(valueOf(copies[1]!), digestOf(given), 'recovery-grpo-metrics: its digest');
     const r3 = run('bash', [at('scripts/k8s-secrets.sh'), '--print', 'recovery-grpo'], { env: { ...process.env, RECOVERY_GRPO_METRICS_TOKEN_FILE: join(tdir, 'short') } });
     assert.notEqual(r3.code, 0);
     assert.match(r3.out, /RECOVERY_GRPO_METRICS_TOKEN_FILE=.*short: the token has fewer than 16 characters/);
