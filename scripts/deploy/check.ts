@@ -33,6 +33,7 @@ import { podmanPodName, toPodmanKube, type K8sObject } from '../../lib/deploy/po
 import { parseLogLine } from '../../lib/log/index.ts';
 import { THREADS_ENV } from '../../lib/graph/runtime.ts';
 import { quantity } from '../../lib/deploy/quantity.ts';
+import { metricsTokenDigest } from '../../lib/metrics/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORK = join(ROOT, '.tmp/deploy-check');
@@ -120,7 +121,7 @@ function ipOf(ctr: string): string {
   return ip;
 }
 
-/** The metrics token (Secret recovery-grpo-metrics, set in main): every role's /metrics needs it, and /health says more with it. */
+/** The metrics token (Secret recovery-grpo-metrics-scrape, what Prometheus presents; set in main): every role's /metrics needs it, and /health says more with it. */
 let metricsToken: string | undefined;
 
 /** GET `url`; a role's metrics port (9464) with the metrics token as its bearer. */
@@ -255,7 +256,12 @@ async function main(): Promise<void> {
     .flatMap((o) => (o.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers.map((c) => c.image))[0];
   // The Secrets a cluster gets from scripts/k8s-secrets.sh (token, TLS certificates, checkpoint keys), made by it.
   const secrets = scriptSecrets();
-  metricsToken = secrets['recovery-grpo-metrics']?.token;
+  // The roles hold the token's digest (recovery-grpo-metrics, sha256:<hex>); the check presents the token, as the
+  // PodMonitor does from recovery-grpo-metrics-scrape.
+  metricsToken = secrets['recovery-grpo-metrics-scrape']?.token;
+  if (metricsToken === undefined || secrets['recovery-grpo-metrics']?.token !== metricsTokenDigest(metricsToken)) {
+    throw new Error('scripts/k8s-secrets.sh --print: recovery-grpo-metrics does not hold the digest (sha256:<hex>) of recovery-grpo-metrics-scrape\'s token');
+  }
   const kube = toPodmanKube(objects, {
     images: natsImage ? { [natsImage]: BASE_IMAGE } : {},
     secrets,
