@@ -22,6 +22,11 @@ const shortToken = join(dir, 'short.token');
 writeFileSync(shortToken, 'abc\n');
 const emptyToken = join(dir, 'empty.token');
 writeFileSync(emptyToken, '');
+// the token's digest in its place (scripts/k8s-secrets.sh gives the role pods this form), and a malformed one
+const digestToken = join(dir, 'digest.token');
+writeFileSync(digestToken, `sha256:${'7e'.repeat(32)}\n`);
+const badDigest = join(dir, 'bad-digest.token');
+writeFileSync(badDigest, `sha256:${'7e'.repeat(31)}\n`);
 
 test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM allowed for TLS)', () => {
   assert.equal(checkRoleFlags({ metricsPort: 0, maxBatch: 4, tlsCa: pem, tlsCert: '-----BEGIN CERTIFICATE-----' }), true);
@@ -39,6 +44,7 @@ test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM a
     assert.equal(checkRoleFlags({ metricsHost: host, metricsNetworkProtected: true }, {}), true, `${host} with the opt-in`);
     // ... or a token (round 26): the file, or the environment variable the roles read it from
     assert.equal(checkRoleFlags({ metricsHost: host, metricsTokenFile: metricsToken }, {}), true, `${host} with --metrics-token-file`);
+    assert.equal(checkRoleFlags({ metricsHost: host, metricsTokenFile: digestToken }, {}), true, `${host} with a digest file`);
     assert.equal(checkRoleFlags({ metricsHost: host }, { RECOVERY_GRPO_METRICS_TOKEN: '7e'.repeat(32) }), true, `${host} with RECOVERY_GRPO_METRICS_TOKEN`);
     assert.throws(() => checkRoleFlags({ metricsHost: host }, { RECOVERY_GRPO_METRICS_TOKEN: '  ' }), /is not a loopback address/, `${host}: a blank variable is no token`);
   }
@@ -47,6 +53,7 @@ test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM a
   assert.throws(() => checkRoleFlags({ metricsTokenFile: emptyToken }, {}), /--metrics-token-file file .*empty\.token is empty/);
   assert.throws(() => checkRoleFlags({ metricsTokenFile: shortToken }, {}), /--metrics-token-file .*short\.token: the metrics token has 3 characters, fewer than 16/);
   assert.throws(() => checkRoleFlags({ metricsHost: '0.0.0.0' }, { RECOVERY_GRPO_METRICS_TOKEN: 'abc' }), /RECOVERY_GRPO_METRICS_TOKEN environment variable: the metrics token has 3 characters/);
+  assert.throws(() => checkRoleFlags({ metricsTokenFile: badDigest }, {}), /^Error: --metrics-token-file .*bad-digest\.token: a digest of the metrics token is sha256: followed by 64 hex digits .*62 characters after sha256:$/);
 });
 
 test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the flag, before anything starts', { timeout: 180_000 }, async () => {
@@ -72,6 +79,8 @@ test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the
     { args: [...orch, '--metrics-host', '0.0.0.0', '--metrics-token-file', shortToken], line: /^orchestrator: --metrics-token-file .*short\.token: the metrics token has 3 characters, fewer than 16/ },
     { args: [...worker('rollout-worker'), '--metrics-token-file', emptyToken], line: /^rollout-worker: --metrics-token-file file .*empty\.token is empty$/ },
     { args: [...worker('learner'), '--metrics-host', '0.0.0.0', '--metrics-token-file', join(dir, 'nope')], line: /^learner: --metrics-token-file .*nope: cannot read it \(ENOENT\)$/ },
+    { args: [...worker('learner'), '--metrics-host', '0.0.0.0', '--metrics-token-file', badDigest], line: /^learner: --metrics-token-file .*bad-digest\.token: a digest of the metrics token is sha256: followed by 64 hex digits/ },
+    { args: [...worker('rollout-worker'), '--metrics-token-file', badDigest], line: /^rollout-worker: --metrics-token-file .*bad-digest\.token: a digest of the metrics token/ },
     { args: [...worker('reward-worker'), '--metrics-host', '0.0.0.0'], env: { RECOVERY_GRPO_METRICS_TOKEN: 'abc' }, line: /^reward-worker: the RECOVERY_GRPO_METRICS_TOKEN environment variable: the metrics token has 3 characters/ },
   ];
   const run = (args: string[], env: Record<string, string> = {}) => new Promise<{ status: number | null; stderr: string }>((done) => {
