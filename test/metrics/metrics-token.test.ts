@@ -252,9 +252,9 @@ test('the real orchestrator and reward worker: /metrics and the orchestrator\'s 
   }
 });
 
-test('reward-worker --metrics-host 0.0.0.0 --metrics-token-file: accepted without --metrics-network-protected, and its port takes the token', { timeout: 60_000 }, async () => {
+test('reward-worker --metrics-host 0.0.0.0 --metrics-token-file (holding the digest, as a pod\'s Secret does): accepted without --metrics-network-protected, and its port takes the token', { timeout: 60_000 }, async () => {
   const file = join(dir, 'cli-token');
-  writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(file, `${DIGEST}\n`, { mode: 0o600 });
   const port = await freePort();
   // the orchestrator and NATS are unreachable: the worker serves its port and keeps redialling until stopped
   const child = spawn(process.execPath, [BIN, 'reward-worker', '--orchestrator', '127.0.0.1:1', '--nats', 'nats://127.0.0.1:1',
@@ -280,6 +280,7 @@ test('reward-worker --metrics-host 0.0.0.0 --metrics-token-file: accepted withou
     }
     await assertRefused(`${url}/metrics`, {}, 'without the token');
     await assertRefused(`${url}/metrics`, bearer(TOKEN.split('').reverse().join('')), 'with a wrong token');
+    await assertRefused(`${url}/metrics`, bearer(DIGEST), 'with the digest its file holds');
     assert.equal((await fetch(`${url}/metrics`, { headers: bearer(TOKEN) })).status, 200);
     const d = (await (await fetch(`${url}/health`, { headers: bearer(TOKEN) })).json()) as { detail: { worker_id: string } };
     assert.equal(d.detail.worker_id, 'cli-tok');
