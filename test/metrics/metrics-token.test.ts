@@ -187,7 +187,9 @@ test('a malformed sha256: value (wrong length, not hex) is refused naming the fi
   assert.throws(() => readMetricsToken(undefined, undefined, '--metrics-token-file', { [METRICS_TOKEN_ENV]: `sha256:${hex.slice(1)}` }), /^Error: the RECOVERY_GRPO_METRICS_TOKEN environment variable: a digest of the metrics token/);
   // the library's door: a SetupError; the server itself refuses it too
   assert.throws(() => resolveWorkerOptions('rollout', { metricsTokenFile: join(dir, 'digest-short'), logger: silentLogger }, {}), (e: Error) => e instanceof SetupError && /digest-short: a digest of the metrics token/.test(e.message));
-  await assert.rejects(startMetricsServer({ port: 0, registry: createMetrics('r', 'reward', { processMetrics: false }).registry, token: `sha256:${hex.slice(1)}` }), /metrics server: the token: a digest/);
+  const registry = createMetrics('r', 'reward', { processMetrics: false }).registry;
+  await assert.rejects(startMetricsServer({ port: 0, registry, token: `sha256:${hex.slice(1)}` }), /metrics server: the token: a digest .*63 characters after sha256:/);
+  await assert.rejects(startMetricsServer({ port: 0, registry, token: 'sha256:ab' }), /metrics server: the token: a digest .*2 characters after sha256:/);
   // the command line: exit 78 (a configuration error, no restart) naming the file, before anything is dialled
   for (const role of ['reward-worker', 'orchestrator']) {
     const file = join(dir, 'digest-not-hex');
