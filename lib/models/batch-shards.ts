@@ -83,6 +83,7 @@ export function shardLanes(device: Device, threads = intraOpThreads()): number {
 export class ShardedForms {
   private readonly lanes: RowForms[];
 
+  /** The lanes and their threads follow the process's threads per operator when this is created (cli: --threads). */
   constructor(build: (sharedRows: boolean) => Uint8Array, device: Device, lanes = shardLanes(device)) {
     if (lanes !== 1 && lanes !== 2) throw new Error(`ShardedForms: lanes must be 1 or 2, got ${lanes}`);
     const threads = intraOpThreads();
