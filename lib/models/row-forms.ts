@@ -4,8 +4,7 @@
 // graph's CPU on 32 distinct images at 128 px (docs/performance-history/grpo-step.md, "Round 13: rows13"). Both forms give the same
 // bytes (test/models/shared-rows.test.ts), so the choice never changes a result. The policy forward keeps the
 // shared form alone (runner.ts): its only Gather back is the output's.
-import { GraphSession, type Feeds } from '../graph/runtime.ts';
-import type { Device } from '../graph/device.ts';
+import { GraphSession, type Feeds, type SessionOptions } from '../graph/runtime.ts';
 import { DISTINCT_ROWS } from '../graph/shared-rows.ts';
 import { sharedRowFeeds } from './feeds.ts';
 
@@ -21,17 +20,17 @@ export function rowFormOf(images: Float32Array, n: number): { form: RowForm; fee
 export class RowForms {
   private readonly sessions: Partial<Record<RowForm, Promise<GraphSession>>> = {};
 
-  /** `build(sharedRows)`: the graph's bytes in that form. */
+  /** `build(sharedRows)`: the graph's bytes in that form; `options`: its sessions' (batch-shards.ts gives each lane its own). */
   constructor(
     private readonly build: (sharedRows: boolean) => Uint8Array,
-    private readonly device: Device,
+    private readonly options: Omit<SessionOptions, 'name'>,
   ) {}
 
   /** The session of `form`; a failed creation is tried again by the next call. */
   session(form: RowForm): Promise<GraphSession> {
     let s = this.sessions[form];
     if (!s) {
-      s = GraphSession.create(this.build(form === 'shared'), { device: this.device, name: `GRPO step (${form} rows)` });
+      s = GraphSession.create(this.build(form === 'shared'), { ...this.options, name: `GRPO step (${form} rows)` });
       this.sessions[form] = s;
       s.catch(() => delete this.sessions[form]);
     }

@@ -8,7 +8,7 @@ import type { Device } from '../graph/device.ts';
 import { AdamW, adamWOptionsFromConfig, type AdamWState, type StepResult } from '../optim/adamw.ts';
 import { grpoModel, resolutionOf, rewardBackpropModel, sftModel } from './bundle.ts';
 import { gradientsFrom, grpoHyperFeeds, paramFeeds, scalarFeed } from './feeds.ts';
-import { RowForms } from './row-forms.ts';
+import { ShardedForms } from './batch-shards.ts';
 import { ssimMapSize } from './ssim.ts';
 import { grpoHyper, type GrpoHyper } from '../grpo/algorithm.ts';
 import type { GrpoScreen } from '../grpo/logp-check.ts';
@@ -57,8 +57,11 @@ export function stepFromOutputs(optimizer: AdamW, out: Fetches, lr?: number): { 
 
 export class PolicyTrainer {
   private sft?: GraphSession;
-  /** The GRPO graph's sessions (row-forms.ts), created by the first step of each form, or by prepareGrpo. */
-  readonly grpo: RowForms;
+  /**
+   * The GRPO graph's sessions, run on two shards of the batch (batch-shards.ts), each shard in its form (row-forms.ts);
+   * created by the first step of each form, or by prepareGrpo.
+   */
+  readonly grpo: ShardedForms;
   private backprop?: GraphSession;
   readonly optimizer: AdamW;
 
@@ -70,7 +73,7 @@ export class PolicyTrainer {
   ) {
     if (config.sft.ema > 0) throw new Error(`sft.ema=${config.sft.ema}: the SFT weight average is implemented for model.family=flow only; set sft.ema=0`);
     this.optimizer = trainerOptimizer(config, params, optimizerState);
-    this.grpo = new RowForms((sharedRows) => grpoModel(config, { sharedRows }), device);
+    this.grpo = new ShardedForms((sharedRows) => grpoModel(config, { sharedRows }), device);
   }
 
   /** `params` is updated in place by every applied step. */
@@ -91,19 +94,22 @@ export class PolicyTrainer {
     return stepFromOutputs(this.optimizer, out, lr);
   }
 
-  /** Runs the GRPO graph without updating (diagnostics, tests). `hyper` defaults to the run's settings. */
+  /**
+   * Runs the GRPO graph without updating (diagnostics, tests): on the batch's two shards, their outputs combined
+   * (batch-shards.ts). `hyper` defaults to the run's settings.
+   */
   async grpoForward(b: GrpoInputs, hyper: Omit<GrpoHyper, 'lr'> = grpoHyper(this.config)): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
     const dims = this.dims(b.n);
     const dense = this.config.grpo.advantageMode === 'dense';
     const r = resolutionOf(this.config);
+    // the batch-major feeds (cut into the batch's shards) and the rest, the same for every shard
+    const common: Feeds = { ...paramFeeds(this.params), ...grpoHyperFeeds(hyper) };
     const feeds: Feeds = {
-      ...paramFeeds(this.params),
       image: { data: b.images, dims },
       action: { data: b.actions, dims },
       logp_old: { data: b.logpOld, dims: dense ? dims : [b.n] },
       advantage: { data: b.advantages, dims: [b.n] },
       ref_mean: { data: b.refMean, dims },
-      ...grpoHyperFeeds(hyper),
     };
     if (dense) {
       if (!b.advantageMap) throw new Error('dense GRPO batch without advantage maps');
@@ -113,9 +119,9 @@ export class PolicyTrainer {
       if (!b.identityAdvantages || (dense && !b.identityAdvantageMap)) throw new Error(`GRPO batch without the identity member's advantages (grpo.identityAnchor is ${this.config.grpo.identityAnchor})`);
       feeds.identity_advantage = { data: b.identityAdvantages, dims: [b.n] };
       if (dense) feeds.identity_advantage_map = { data: b.identityAdvantageMap!, dims: [b.n, 3, ssimMapSize(r.height), ssimMapSize(r.width)] };
-      feeds.identity_weight = scalarFeed(hyper.identityAnchor ?? 0);
+      common.identity_weight = scalarFeed(hyper.identityAnchor ?? 0);
     }
-    return this.grpo.run(b.images, b.n, feeds);
+    return this.grpo.run(b.n, feeds, common);
   }
 
   /**
@@ -123,7 +129,7 @@ export class PolicyTrainer {
    * after its last SFT batch, while the first GRPO batch is rolled out). Changes nothing the step computes.
    */
   async prepareGrpo(): Promise<void> {
-    await this.grpo.session('shared'); // a GRPO batch's groups repeat their image
+    await this.grpo.prepare('shared'); // a GRPO batch's groups repeat their image
   }
 
   /**

@@ -1,5 +1,6 @@
 // The GRPO graph's two forms (lib/models/row-forms.ts): a batch that repeats images runs the shared-rows form, a
-// batch whose rows are all distinct the plain one, and either gives the plain graph's bytes.
+// batch whose rows are all distinct the plain one, and either gives the plain graph's bytes (on each of the batch's
+// shards, lib/models/batch-shards.ts: the trainer's outputs are the plain graph's on each shard, combined).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../lib/config/index.ts';
@@ -8,6 +9,8 @@ import { grpoModel, policySpecOf } from '../../lib/models/bundle.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
 import { PolicyTrainer, type GrpoInputs } from '../../lib/models/trainer.ts';
 import { rowFormOf } from '../../lib/models/row-forms.ts';
+import { batchShards, combineShards } from '../../lib/models/batch-shards.ts';
+import { sliceFeeds } from '../../lib/models/lanes.ts';
 import { paramFeeds, scalarFeed } from '../../lib/models/feeds.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
 import { standardNormal } from '../../lib/data/random.ts';
@@ -51,14 +54,19 @@ for (const mode of ['scalar', 'dense'] as const) {
       refMean: Float32Array.from(standardNormal(n * PX, 9), (v) => 0.5 + 0.1 * v),
     });
     const hyper = { clipLow: config.grpo.clipLow, clipHigh: config.grpo.clipHigh, beta: config.grpo.beta };
-    const plainOf = (b: GrpoInputs) => {
+    const plainOf = async (b: GrpoInputs) => {
       const dims = [n, 3, SIZE, SIZE];
-      return plain.run({
-        ...paramFeeds(params), image: { data: b.images, dims }, action: { data: b.actions, dims },
+      const rows = {
+        image: { data: b.images, dims }, action: { data: b.actions, dims },
         logp_old: { data: b.logpOld, dims: mode === 'dense' ? dims : [n] }, advantage: { data: b.advantages, dims: [n] },
-        ref_mean: { data: b.refMean, dims }, clip_low: scalarFeed(hyper.clipLow), clip_high: scalarFeed(hyper.clipHigh), dual_clip: scalarFeed(3), beta: scalarFeed(hyper.beta),
+        ref_mean: { data: b.refMean, dims },
         ...(b.advantageMap ? { advantage_map: { data: b.advantageMap, dims: [n, 3, m, m] } } : {}),
-      });
+      };
+      const common = { ...paramFeeds(params), clip_low: scalarFeed(hyper.clipLow), clip_high: scalarFeed(hyper.clipHigh), dual_clip: scalarFeed(3), beta: scalarFeed(hyper.beta) };
+      const shards = batchShards(n);
+      const outs = [];
+      for (const [start, rowsOf] of shards) outs.push(await plain.run({ ...common, ...sliceFeeds(rows, n, start, rowsOf) }));
+      return combineShards(outs, shards, n);
     };
     try {
       const grouped = batchOf(images(n, (i) => i >> 2));
