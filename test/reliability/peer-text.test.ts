@@ -1,7 +1,8 @@
 // Text a peer chooses (a task id, an error code and message) reaches the orchestrator's log quoted and cut short,
 // against a real orchestrator (gRPC on 127.0.0.1, run state in a real nats-server): a newline in it cannot forge a log
 // line, and a message of megabytes cannot fill the log. Before round 18 a rollout worker that held nothing could write
-// both into the log through the task id of a malformed result, and a learner through an error for an unknown batch.
+// both into the log through the task id of a malformed result (since round 26 such a result is only counted), and a
+// learner through an error for an unknown batch.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
@@ -72,15 +73,29 @@ async function loggedSafely(from: number, pattern: RegExp): Promise<string> {
   return line;
 }
 
-test('a malformed result\'s task id is quoted and cut short in the refusal, whoever sends it', { timeout: 60_000 }, async () => {
+test('a malformed result for a task its sender does not hold is only counted, its text never logged; the holder\'s is refused naming the input', { timeout: 60_000 }, async () => {
   const w = await connect('ROLLOUT', 'forger');
   const from = log.length;
-  // no task held, no items: refused (1 action of 2 expected) before anything else is looked at
+  const foreign = async () => {
+    const text = await (await fetch(`${orch.metricsUrl}/metrics`)).text();
+    return Number(/^recovery_grpo_duplicate_results_total\{[^}]*worker_role="rollout"[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  };
+  const before = await foreign();
+  // no task under this id: counted (duplicate_results_total: an unknown id) and dropped undecoded (round 26,
+  // review26a: a worker holding nothing could flood the log with refusals)
   await w.conn.send({ rollout_result: { task_id: `x\n${FORGED}\n${HUGE}`, attempt: 1, policy_version: 0, items: [] } });
+  const t0 = Date.now();
+  while ((await foreign()) === before) {
+    if (Date.now() - t0 > 15_000) throw new Error('timed out waiting for duplicate_results_total to count the forged result');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // its own task, malformed (no items): refused, the refusal names the input and what is wrong
+  const task = (await waitFor(() => w.got.find((m) => m.rollout_task), 'a rollout task')).rollout_task!;
+  await w.conn.send({ rollout_result: { task_id: task.task_id, attempt: task.attempt, policy_version: 0, items: [] } });
   const line = await loggedSafely(from, /rejected a message from forger/);
-  // the refusal still names the input and what is wrong
-  assert.match(line, /rollout_result "x\\n\[orchestrator\] run forged/);
-  assert.match(line, /\(200\d+ characters\): 0 actions, expected 2/);
+  assert.match(line, new RegExp(`rollout_result "${task.task_id}"`));
+  assert.match(line, /0 actions, expected 2/);
+  assert.ok(!log.slice(from).some((l) => l.includes('forged complete')), 'the forged task id reached the log');
 });
 
 test('a task error\'s code and message are quoted and cut short where the non-retryable error is logged', { timeout: 60_000 }, async () => {
