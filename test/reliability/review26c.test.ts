@@ -1,0 +1,82 @@
+// review26c: the run state's configHash refusal (round 26, review26a F2) against the operations an operator restarts an
+// orchestrator for. A stored batch number names its samples through run.seed, data.*, sft.steps, sft.batchSize and
+// grpo.samplesPerBatch only (lib/grpo/sampling.ts sftCursors/grpoCursors, lib/config/dataset.ts); configHash covers
+// every field but CONFIG_HASH_IGNORES, so a restart that changes none of those is refused with exit 78 too, and the
+// refusal's advice (a new run.id) throws the run's checkpoints away. Real orchestrator, real nats-server.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
+import { connectToOrchestrator, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { runOrchestrator } from '../../orchestrator/main.ts';
+import { natsForFile } from '../helpers/nats.ts';
+
+const shared = natsForFile();
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+const base = {
+  run: { id: 'r26c-extend', seed: 1 },
+  data: { size: 16, source: { kind: 'procedural', count: 16 } },
+  model: { width: 4, depth: 1 },
+  sft: { steps: 3, batchSize: 2 },
+  grpo: { steps: 2, groupSize: 2, samplesPerBatch: 2 },
+};
+const configOf = (extra: (c: typeof base & Record<string, unknown>) => void): RunConfig => {
+  const c = structuredClone(base) as typeof base & Record<string, unknown>;
+  extra(c);
+  return parseConfig(c);
+};
+
+async function waitFor<T>(probe: () => T | undefined, what: string, ms = 20_000): Promise<T> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) {
+    const v = probe();
+    if (v !== undefined) return v;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('review26c: a restart that changes no field a batch number depends on resumes (grpo.steps raised, leaseSeconds, eval, optim, tolerance)', { timeout: 90_000 }, async () => {
+  const a = configOf(() => undefined);
+  const first = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} });
+  cleanups.push(() => first.stop());
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${first.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
+  cleanups.push(() => conn.close());
+  const got: OrchestratorMessage__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages) got.push(m);
+    } catch {
+      /* the stream ended */
+    }
+  })();
+  const b1 = await waitFor(() => got.find((m) => m.train_batch?.batch_seq === 1)?.train_batch ?? undefined, 'batch 1');
+  await conn.send({ train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: true, skipped_reason: '', version: 1, batch_digest: '' } });
+  await waitFor(() => (first.coordinator.state.ackedSeq === 1 ? true : undefined), 'batch 1 acknowledged');
+  await conn.close();
+  await first.stop();
+
+  const changes: Array<[string, RunConfig]> = [
+    ['grpo.steps 2 -> 20 (extend the run)', configOf((c) => void (c.grpo.steps = 20))],
+    ['orchestrator.leaseSeconds 60 -> 120', configOf((c) => void (c.orchestrator = { leaseSeconds: 120 }))],
+    ['orchestrator.maxInFlightPerWorker 16 -> 4', configOf((c) => void (c.orchestrator = { maxInFlightPerWorker: 4 }))],
+    ['eval.everyVersions 20 -> 0', configOf((c) => void (c.eval = { everyVersions: 0 }))],
+    ['nats.keepCheckpoints 5 -> 10', configOf((c) => void (c.nats = { keepCheckpoints: 10 }))],
+    ['grpo.logpTolerance 1e-3 -> 2e-3 (docs/security.md: raise it if honest rows are excluded)', configOf((c) => void Object.assign(c.grpo, { logpTolerance: 2e-3 }))],
+    ['optim.lr 1e-4 -> 5e-5', configOf((c) => void (c.optim = { lr: 5e-5 }))],
+  ];
+  const refused: string[] = [];
+  for (const [what, config] of changes) {
+    const outcome = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} }).then(
+      async (o) => {
+        const seq = o.coordinator.state.ackedSeq;
+        await o.stop();
+        return seq === 1 ? undefined : `resumed at ${seq}`;
+      },
+      (e: Error) => e.message.slice(0, 120),
+    );
+    if (outcome !== undefined) refused.push(`${what}: ${outcome}`);
+  }
+  assert.deepEqual(refused, [], 'restarts that leave every batch number naming the same samples were refused');
+});
