@@ -80,3 +80,37 @@ test('review26c: a restart that changes no field a batch number depends on resum
   }
   assert.deepEqual(refused, [], 'restarts that leave every batch number naming the same samples were refused');
 });
+
+// The refusal reads only the run state's configHash. When the run state is gone (the NATS store lost while the
+// orchestrator was down: the learner puts its current checkpoint back, store-loss.ts; or an operator who deleted the
+// key to get past the refusal above), a new orchestrator creates a fresh state under its own configuration, and a
+// learner's Hello catches it up to the published checkpoint's last_batch_seq, which numbered the batches under the
+// old configuration (the checkpoint records that configuration's hash as config_hash). Here sft.steps 3 -> 1: batches
+// 2..3 were SFT batches, and are acknowledged as GRPO batches of the new layout.
+test('review26c: a catch-up from a checkpoint written under another configuration is refused when the run state is gone', { timeout: 60_000 }, async () => {
+  const { connectNats, CheckpointStore, sha256Digest } = await import('../../lib/transport/index.ts');
+  const { configHash } = await import('../../lib/checkpoint/digest.ts');
+  const a = parseConfig({ ...structuredClone(base), run: { id: 'r26c-lost', seed: 1 } });
+  const b = parseConfig({ ...structuredClone(base), run: { id: 'r26c-lost', seed: 1 }, sft: { steps: 1, batchSize: 2 } });
+  const nc = await connectNats({ url: shared.nats.url, name: 'r26c-lost' });
+  const bytes = new TextEncoder().encode('checkpoint v3');
+  await (await CheckpointStore.open(nc, { runId: a.run.id })).put(3, bytes, sha256Digest(bytes), { step: 3, last_batch_seq: '3', config_hash: configHash(a) });
+  await nc.close();
+  const lines: string[] = [];
+  const orch = await runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: (l) => lines.push(l) }).catch((e: Error) => e);
+  if (orch instanceof Error) return; // refused at start: fine
+  cleanups.push(() => orch.stop());
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 }, hello: { last_batch_seq: 3, policy_version: 3 } });
+  cleanups.push(() => conn.close());
+  const got: OrchestratorMessage__Output[] = [];
+  void (async () => {
+    try {
+      for await (const m of conn.messages) got.push(m);
+    } catch {
+      /* the stream ended */
+    }
+  })();
+  await waitFor(() => got.find((m) => m.train_batch || m.shutdown) ?? (orch.coordinator.state.ackedSeq > 0 ? true : undefined), 'a first batch or the catch-up');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(orch.coordinator.state.ackedSeq, 0, `batches 1..3 numbered under sft.steps 3 (all SFT) acknowledged under sft.steps 1 (batches 2..3 GRPO: the run ends with no GRPO batch trained):\n${lines.join('\n')}`);
+});
