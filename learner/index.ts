@@ -43,6 +43,7 @@ import { CheckpointError, cloneTensorMap, encodeCheckpoint, type Checkpoint, typ
 import { encodeOptimizerState } from '../lib/checkpoint/optimizer-state.ts';
 import { grpoHyper, needsReferenceForward, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
 import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
+import { batchLayout, type BatchLayout } from '../lib/grpo/sampling.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { excludeRows, sameVersionScreen } from '../lib/grpo/logp-check.ts';
@@ -194,6 +195,10 @@ class LearnerRole implements WorkerRoleImpl {
   private width = 0;
   /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
   private baseDigest: string | undefined;
+  /** The run's batch layout (lib/grpo/sampling.ts), recorded in every checkpoint (extra.batch_layout; review26c F3). */
+  private get layout(): BatchLayout {
+    return batchLayout(this.ctx.config);
+  }
   /** The KL reference's checkpoint as published (its parameters at GRPO start): put back after a store loss. */
   private refCheckpoint: Checkpoint | undefined;
   /** Batches and store restores, one at a time: a restore puts the current parameters back as they were published. */
@@ -844,7 +849,7 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   private position(s: LearnerState) {
-    return { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest };
+    return { runId: this.ctx.runId, configHash: this.ctx.configHash, batchLayout: this.layout, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest };
   }
 
   /**

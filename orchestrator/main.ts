@@ -35,7 +35,7 @@ import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
-import { batchLayout, layoutDifferences } from '../lib/grpo/sampling.ts';
+import { BATCH_LAYOUT_META_KEY, batchLayout, layoutDifferences, parseBatchLayout, type BatchLayout } from '../lib/grpo/sampling.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -104,6 +104,24 @@ export function liftQuarantine(state: RunState, ids: readonly string[], log: (li
   else delete state.quarantined;
 }
 
+/**
+ * The batch layout fields in which checkpoint announcement `meta` (version `version`) differs from `layout`, each
+ * "field: the checkpoint's -> this configuration's"; null when it records none (written by a learner before round 27).
+ */
+export function checkpointLayoutChanges(meta: Record<string, unknown>, version: number, layout: BatchLayout): string[] | null {
+  const text = meta[BATCH_LAYOUT_META_KEY];
+  if (text === undefined) return null;
+  const what = `checkpoint v${version}'s extra.${BATCH_LAYOUT_META_KEY}`;
+  if (typeof text !== 'string') return [`${what}: not a string`];
+  const recorded = parseBatchLayout(text, what);
+  return recorded instanceof Error ? [recorded.message] : layoutDifferences(recorded, layout);
+}
+
+/** The exit-78 refusal of a run whose batches `where` numbered under another batch layout, naming each field. */
+function layoutRefusal(runId: string, where: string, changes: readonly string[]): SetupError {
+  return new SetupError(`run ${runId}: ${where} numbered its batches under another batch layout, and a batch's samples are a function of its number and these fields (lib/grpo/sampling.ts batchLayout), so resuming would train other samples under the same numbers: ${changes.join('; ')} (the run's value -> this configuration's). Start it with the run's values of these fields (any other field may change), or give this configuration a new run.id to start a new run`);
+}
+
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
   const config = o.config;
   traceRole('orch');
@@ -133,12 +151,28 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const layout = batchLayout(config);
   /** What is written: the state and this configuration's batch layout. */
   const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), batchLayout: layout });
+  const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   const stored = await store.get();
   const storedLayout = stored?.value.batchLayout;
   const changed = storedLayout ? layoutDifferences(storedLayout, layout) : [];
   if (changed.length) {
     await closeNats(nc);
-    throw new SetupError(`run ${config.run.id}: its stored run state (after batch ${stored!.value.ackedSeq}) was acknowledged under another batch layout, and a batch's samples are a function of its number and these fields (lib/grpo/sampling.ts batchLayout), so resuming would train other samples under the same numbers: ${changed.join('; ')} (the run's value -> this configuration's). Start it with the run's values of these fields (any other field may change), or give this configuration a new run.id to start a new run`);
+    throw layoutRefusal(config.run.id, `its stored run state (after batch ${stored!.value.ackedSeq})`, changed);
+  }
+  if (!storedLayout) {
+    // No layout stored (no run state: a new run, or the state lost with the NATS store while this process was down,
+    // or deleted; or one stored before the layout was): a learner's Hello would catch the new state up to the newest
+    // checkpoint's last_batch_seq, so that checkpoint must number batches as this configuration does (review26c F3).
+    const ann = await checkpoints.latest().catch(async (e: unknown) => {
+      await closeNats(nc);
+      throw e;
+    });
+    const changes = ann ? checkpointLayoutChanges(ann.meta, ann.version, layout) : [];
+    if (changes === null) log(`the newest checkpoint v${ann!.version} records no batch layout (written by a learner before round 27): not compared with this configuration's`);
+    else if (changes.length) {
+      await closeNats(nc);
+      throw layoutRefusal(config.run.id, `${stored ? 'its stored run state records no batch layout, and ' : 'it has no run state, and '}its newest checkpoint v${ann!.version} (last_batch_seq ${String(ann!.meta['last_batch_seq'])})`, changes);
+    }
   }
   const state: RunState = stored
     ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}) }
@@ -166,13 +200,15 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   };
 
   // A reconnecting learner's claimed progress is checked against its newest announced checkpoint whose
-  // object exists (orchestrator/coordinator.ts catchUp).
-  const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
+  // object exists (orchestrator/coordinator.ts catchUp), and only if it numbers batches as this configuration does
+  // (its batch layout; a SetupError otherwise, which fails the run with exit 78).
   const publishedProgress = async () => {
     const ann = await checkpoints.latest();
     // the object's own record (a direct read), not a listing of the bucket: listing takes a consumer, which the
     // orchestrator's NATS user may not make (docs/security.md)
     if (!ann || (await checkpoints.storedMeta(ann.version)) === null) return null;
+    const changes = checkpointLayoutChanges(ann.meta, ann.version, layout);
+    if (changes?.length) throw layoutRefusal(config.run.id, `its newest checkpoint v${ann.version} (last_batch_seq ${String(ann.meta['last_batch_seq'])})`, changes);
     const seq = Number(ann.meta['last_batch_seq']);
     return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;
   };
@@ -192,7 +228,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     metrics,
     state,
     log,
-    publishedProgress: () => retryingNats('reading the newest checkpoint announcement', publishedProgress),
+    publishedProgress: () => retryingNats('reading the newest checkpoint announcement', publishedProgress, (e) => e instanceof SetupError),
     checkpointRecord,
     announcedVersion,
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),

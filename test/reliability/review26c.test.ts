@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { connectToOrchestrator, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
+import { batchLayout } from '../../lib/grpo/sampling.ts';
+import { exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 import { natsForFile } from '../helpers/nats.ts';
 
 const shared = natsForFile();
@@ -87,30 +89,65 @@ test('review26c: a restart that changes no field a batch number depends on resum
 // learner's Hello catches it up to the published checkpoint's last_batch_seq, which numbered the batches under the
 // old configuration (the checkpoint records that configuration's hash as config_hash). Here sft.steps 3 -> 1: batches
 // 2..3 were SFT batches, and are acknowledged as GRPO batches of the new layout.
-test('review26c: a catch-up from a checkpoint written under another configuration is refused when the run state is gone', { timeout: 60_000 }, async () => {
+// (fix26b: the learner records the batch layout in each checkpoint, extra.batch_layout, as trainingCheckpoint writes
+// it; the orchestrator compares it at start when it has no stored layout, and refuses with exit 78 naming the field.
+// The checkpoint below records it as a learner of this round does; one recording none, of an older learner, is
+// accepted and logged: the next test.)
+async function putCheckpoint(runId: string, version: number, meta: Record<string, unknown>): Promise<void> {
   const { connectNats, CheckpointStore, sha256Digest } = await import('../../lib/transport/index.ts');
+  const nc = await connectNats({ url: shared.nats.url, name: runId });
+  const bytes = new TextEncoder().encode(`checkpoint v${version}`);
+  await (await CheckpointStore.open(nc, { runId })).put(version, bytes, sha256Digest(bytes), meta);
+  await nc.close();
+}
+
+test('review26c: a catch-up from a checkpoint written under another configuration is refused when the run state is gone', { timeout: 60_000 }, async () => {
   const { configHash } = await import('../../lib/checkpoint/digest.ts');
   const a = parseConfig({ ...structuredClone(base), run: { id: 'r26c-lost', seed: 1 } });
   const b = parseConfig({ ...structuredClone(base), run: { id: 'r26c-lost', seed: 1 }, sft: { steps: 1, batchSize: 2 } });
-  const nc = await connectNats({ url: shared.nats.url, name: 'r26c-lost' });
-  const bytes = new TextEncoder().encode('checkpoint v3');
-  await (await CheckpointStore.open(nc, { runId: a.run.id })).put(3, bytes, sha256Digest(bytes), { step: 3, last_batch_seq: '3', config_hash: configHash(a) });
-  await nc.close();
+  await putCheckpoint(a.run.id, 3, { step: 3, last_batch_seq: '3', config_hash: configHash(a), batch_layout: JSON.stringify(batchLayout(a)) });
   const lines: string[] = [];
   const orch = await runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: (l) => lines.push(l) }).catch((e: Error) => e);
-  if (orch instanceof Error) return; // refused at start: fine
+  assert.ok(orch instanceof SetupError, 'refused at start');
+  assert.equal(exitCodeFor(orch), 78);
+  assert.match(orch.message, /it has no run state, and its newest checkpoint v3 \(last_batch_seq 3\) numbered its batches under another batch layout.*: sft\.steps: 3 -> 1 \(the run's value/);
+  // and no run state was created under the new layout: the run's own configuration starts
+  const again = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} });
+  await again.stop();
+});
+
+test('fix26b: a checkpoint recording no batch layout (an older learner) is accepted at start, and said so', { timeout: 60_000 }, async () => {
+  const a = parseConfig({ ...structuredClone(base), run: { id: 'r26c-oldckpt', seed: 1 } });
+  await putCheckpoint(a.run.id, 2, { step: 2, last_batch_seq: '2', config_hash: 'x' });
+  const lines: string[] = [];
+  const orch = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: (l) => lines.push(l) });
+  await orch.stop();
+  assert.ok(lines.some((l) => l.includes('the newest checkpoint v2 records no batch layout (written by a learner before round 27): not compared')), lines.join('\n'));
+});
+
+// The run state has the layout (it matches), but the newest checkpoint a learner's Hello catch-up would trust numbers
+// batches under another layout (e.g. written by a learner of an earlier orchestrator under another configuration
+// after the state was re-created): the catch-up fails the run with a SetupError (exit 78) instead of trusting it.
+test('fix26b: a Hello catch-up to a checkpoint of another batch layout fails the run with exit 78', { timeout: 60_000 }, async () => {
+  const a = parseConfig({ ...structuredClone(base), run: { id: 'r26c-catchup', seed: 1 } });
+  const b = parseConfig({ ...structuredClone(base), run: { id: 'r26c-catchup', seed: 1 }, sft: { steps: 1, batchSize: 2 } });
+  const first = await runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} });
+  await first.stop(); // the run state, under b's layout
+  await putCheckpoint(a.run.id, 3, { step: 3, last_batch_seq: '3', batch_layout: JSON.stringify(batchLayout(a)) });
+  const orch = await runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} });
   cleanups.push(() => orch.stop());
   const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 }, hello: { last_batch_seq: 3, policy_version: 3 } });
   cleanups.push(() => conn.close());
-  const got: OrchestratorMessage__Output[] = [];
   void (async () => {
     try {
-      for await (const m of conn.messages) got.push(m);
+      for await (const _ of conn.messages) void _;
     } catch {
       /* the stream ended */
     }
   })();
-  await waitFor(() => got.find((m) => m.train_batch || m.shutdown) ?? (orch.coordinator.state.ackedSeq > 0 ? true : undefined), 'a first batch or the catch-up');
-  await new Promise((r) => setTimeout(r, 300));
-  assert.equal(orch.coordinator.state.ackedSeq, 0, `batches 1..3 numbered under sft.steps 3 (all SFT) acknowledged under sft.steps 1 (batches 2..3 GRPO: the run ends with no GRPO batch trained):\n${lines.join('\n')}`);
+  const failed = await orch.done.then(() => undefined, (e: Error) => e);
+  assert.ok(failed instanceof SetupError, String(failed));
+  assert.equal(exitCodeFor(failed), 78);
+  assert.match(failed.message, /newest checkpoint v3 \(last_batch_seq 3\) numbered its batches under another batch layout.*sft\.steps: 3 -> 1/);
+  assert.equal(orch.coordinator.state.ackedSeq, 0, 'nothing acknowledged from that checkpoint');
 });
