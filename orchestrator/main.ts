@@ -106,7 +106,7 @@ export function liftQuarantine(state: RunState, ids: readonly string[], log: (li
 
 /**
  * The batch layout fields in which checkpoint announcement `meta` (version `version`) differs from `layout`, each
- * "field: the checkpoint's -> this configuration's"; null when it records none (written by a learner before round 27).
+ * "field: the checkpoint's -> this configuration's"; null when it records none (written by an older learner, before fix26b of round 26).
  */
 export function checkpointLayoutChanges(meta: Record<string, unknown>, version: number, layout: BatchLayout): string[] | null {
   const text = meta[BATCH_LAYOUT_META_KEY];
@@ -168,7 +168,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       throw e;
     });
     const changes = ann ? checkpointLayoutChanges(ann.meta, ann.version, layout) : [];
-    if (changes === null) log(`the newest checkpoint v${ann!.version} records no batch layout (written by a learner before round 27): not compared with this configuration's`);
+    if (changes === null) log(`the newest checkpoint v${ann!.version} records no batch layout (written by an older learner, before fix26b of round 26): not compared with this configuration's`);
     else if (changes.length) {
       await closeNats(nc);
       throw layoutRefusal(config.run.id, `${stored ? 'its stored run state records no batch layout, and ' : 'it has no run state, and '}its newest checkpoint v${ann!.version} (last_batch_seq ${String(ann!.meta['last_batch_seq'])})`, changes);

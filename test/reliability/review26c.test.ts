@@ -122,7 +122,7 @@ test('fix26b: a checkpoint recording no batch layout (an older learner) is accep
   const lines: string[] = [];
   const orch = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: (l) => lines.push(l) });
   await orch.stop();
-  assert.ok(lines.some((l) => l.includes('the newest checkpoint v2 records no batch layout (written by a learner before round 27): not compared')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.includes('the newest checkpoint v2 records no batch layout (written by an older learner, before fix26b of round 26): not compared')), lines.join('\n'));
 });
 
 // The run state has the layout (it matches), but the newest checkpoint a learner's Hello catch-up would trust numbers
