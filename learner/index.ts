@@ -575,7 +575,7 @@ class LearnerRole implements WorkerRoleImpl {
       const trainer = this.trainer!;
       const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
       // the stale-row check takes its forged rows out before the step's forward (rows: the flow family's, per step)
-      const stale = await this.staleRowCheck(b, batch, rowVersions, versionBefore);
+      const { excluded: stale, unchecked: staleUnchecked } = await this.staleRowCheck(b, batch, rowVersions, versionBefore);
       this.keepForStaleCheck(b.batch_seq, versionBefore);
       const actionOf = batch.flow ? (row: number) => batch.flow!.actionIndex[row]! : undefined;
       const fieldsOf = (x: GrpoBatchInputs) => ({ advantages: x.advantages, ...(x.advantageMap ? { advantageMap: x.advantageMap } : {}), logpOld: x.flow ? x.flow.logpOld : x.logpOld });
@@ -600,6 +600,15 @@ class LearnerRole implements WorkerRoleImpl {
       if (excluded.length) this.reportExcluded(b, batch, excluded, stale.length);
       // the batch's actions whose rows were excluded, for the orchestrator to name their rollout worker (each once)
       const excludedActions = [...new Set(batch.flow ? excluded.map((row) => batch.flow!.actionIndex[row]!) : excluded)].sort((x, y) => x - y);
+      // the actions with a row no check examined (TrainResult.check_coverage, for the orchestrator's quarantine window):
+      // every action when the batch carries no behaviour versions; else the stale rows the stale check left out, and
+      // any row above the learner's version (the orchestrator refuses those: none expected)
+      const uncheckedRows = rowVersions.length !== (batch.flow ? batch.flow.rows : batch.n)
+        ? null
+        : [...staleUnchecked, ...rowVersions.flatMap((v, row) => (v > versionBefore ? [row] : []))];
+      const uncheckedActions = uncheckedRows === null
+        ? b.sample_ids.map((_, i) => i)
+        : [...new Set(batch.flow ? uncheckedRows.map((row) => batch.flow!.actionIndex[row]!) : uncheckedRows)].sort((x, y) => x - y);
       const mismatch = logpMismatch(r.logp, batch.logpOld, rowVersions, versionBefore);
       fields = {
         loss: r.loss,
@@ -609,6 +618,7 @@ class LearnerRole implements WorkerRoleImpl {
         ratio_mean: r.ratio.reduce((a, x) => a + x, 0) / r.ratio.length,
         logp_mismatch: mismatch,
         ...(excludedActions.length ? { excluded_actions: excludedActions } : {}),
+        check_coverage: { unchecked_actions: uncheckedActions },
         ...(flowResult ? { flow_steps: flowResult.perStep.map((s) => ({ index: s.step, rows: s.rows, ratio_mean: s.ratio, clip_fraction: s.clipFraction, kl: s.kl })) } : {}),
       };
       if (applied) {
@@ -676,8 +686,9 @@ class LearnerRole implements WorkerRoleImpl {
    * (`rowVersions`: per row; the flow family's rows are an action's steps): the rows it finds forged, counted with
    * the rows it checked and could not check.
    */
-  private async staleRowCheck(b: TrainBatch__Output, batch: GrpoBatchInputs, rowVersions: readonly number[], version: number): Promise<number[]> {
-    if (!this.history) return [];
+  private async staleRowCheck(b: TrainBatch__Output, batch: GrpoBatchInputs, rowVersions: readonly number[], version: number): Promise<{ excluded: number[]; unchecked: number[] }> {
+    // the check off (maxStaleness 0, or staleCheckFraction 0): every stale row is unchecked
+    if (!this.history) return { excluded: [], unchecked: rowVersions.flatMap((v, row) => (v < version ? [row] : [])) };
     const g = this.ctx.config.grpo;
     const flow = batch.flow;
     const recompute = flow
@@ -691,7 +702,7 @@ class LearnerRole implements WorkerRoleImpl {
     if (r.checked) m.inc({ outcome: 'checked' }, r.checked);
     if (r.notSampled) m.inc({ outcome: 'not_sampled' }, r.notSampled);
     if (r.notHeld) m.inc({ outcome: 'not_held' }, r.notHeld);
-    return r.excluded;
+    return { excluded: r.excluded, unchecked: r.unchecked };
   }
 
   /**
@@ -953,6 +964,8 @@ interface StepFields {
   flow_steps?: FlowStepMetrics__Output[];
   /** GRPO: the actions whose rows the same-version check excluded (absent: none). */
   excluded_actions?: number[];
+  /** GRPO: the actions with a row no check examined (empty: every action was examined). */
+  check_coverage?: { unchecked_actions: number[] };
 }
 
 /** Starts the learner (see the module comment); resolves once it is dialling the orchestrator. */

@@ -10,7 +10,10 @@ import { encodeTensor } from '../../lib/transport/index.ts';
 import { testCoordinator } from '../helpers/coordinator.ts';
 import { fakeSession, until } from '../helpers/fake-session.ts';
 
-test('review26c: stale groups the learner checked and passed count in the window (after 2, window 2)', async () => {
+// fix26b: the learner reports which actions its checks did not examine (TrainResult.check_coverage); at fraction 1,
+// with every stale version held, none: each result below carries an empty list, as the learner sends it
+// (test/roles/learner-stale.test.ts checks the learner's side). `coverage` undefined plays an older learner.
+async function windowRun(coverage: (seq: number) => number[] | undefined) {
   const H = 16;
   const cfg = parseConfig({
     run: { id: 'r26cwin', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
@@ -53,9 +56,31 @@ test('review26c: stale groups the learner checked and passed count in the window
     const b = learner.sent.filter((m) => m.train_batch)[seq - 1]!.train_batch!;
     assert.equal(b.batch_seq, seq);
     if (seq > 1) assert.ok(b.behaviour_versions!.every((v) => v < seq - 1), `batch ${seq}'s rows are stale: ${b.behaviour_versions}`);
-    c.handle(learner, { train_result: { batch_id: `r26cwin-b${seq}`, batch_seq: seq, applied: true, skipped_reason: '', version: seq, excluded_actions: excludedOf[seq], flow_steps: [] } } as never);
+    const unchecked = coverage(seq);
+    c.handle(learner, { train_result: { batch_id: `r26cwin-b${seq}`, batch_seq: seq, applied: true, skipped_reason: '', version: seq, excluded_actions: excludedOf[seq], flow_steps: [], ...(unchecked ? { check_coverage: { unchecked_actions: unchecked } } : {}) } } as never);
     await until(() => c.state.ackedSeq >= seq, `batch ${seq} acknowledged\n${log.join('\n')}`);
   }
   await c.done;
+  return { failures, log };
+}
+
+test('review26c: stale groups the learner checked and passed count in the window (after 2, window 2)', async () => {
+  const { failures, log } = await windowRun(() => []);
   assert.deepEqual(failures, [], `an honest worker with 1 exclusion in its last 2 checked results was quarantined:\n${log.filter((l) => /quarantin|excluded/.test(l)).join('\n')}`);
+});
+
+test('fix26b: a stale group the learner reports unchecked does not count in the window', async () => {
+  // the passed stale groups reported unchecked (e.g. left out by a staleCheckFraction < 1 sample): batch 2's second
+  // group, batch 3's two, batch 4's first. The worker's checked results are . . | E | | E  -> 2 exclusions in its last
+  // 2: quarantined
+  const unchecked: Record<number, number[]> = { 2: [2, 3], 3: [0, 1, 2, 3], 4: [0, 1] };
+  const { failures } = await windowRun((seq) => unchecked[seq] ?? []);
+  assert.equal(failures.length, 1, 'quarantined once');
+  assert.match(failures[0]!.details, /quarantin/i);
+});
+
+test('fix26b: an older learner (no check_coverage): a stale group counts only when excluded, as before, and said once', async () => {
+  const { failures, log } = await windowRun(() => undefined);
+  assert.equal(failures.length, 1, 'the old rule: the passed stale results are not in the window, the two exclusions are adjacent');
+  assert.equal(log.filter((l) => l.includes('carry no check_coverage (an older learner)')).length, 1, log.join('\n'));
 });
