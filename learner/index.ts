@@ -43,6 +43,7 @@ import { CheckpointError, cloneTensorMap, encodeCheckpoint, type Checkpoint, typ
 import { encodeOptimizerState } from '../lib/checkpoint/optimizer-state.ts';
 import { grpoHyper, needsReferenceForward, startGrpoPhase, type GrpoHyper } from '../lib/grpo/algorithm.ts';
 import { grpoAverage, lastGrpoSeq } from '../lib/grpo/weight-average.ts';
+import { batchLayout, type BatchLayout } from '../lib/grpo/sampling.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { excludeRows, sameVersionScreen } from '../lib/grpo/logp-check.ts';
@@ -194,6 +195,10 @@ class LearnerRole implements WorkerRoleImpl {
   private width = 0;
   /** The imported network's frozen base (undefined for the built-in networks): named in every checkpoint. */
   private baseDigest: string | undefined;
+  /** The run's batch layout (lib/grpo/sampling.ts), recorded in every checkpoint (extra.batch_layout; review26c F3). */
+  private get layout(): BatchLayout {
+    return batchLayout(this.ctx.config);
+  }
   /** The KL reference's checkpoint as published (its parameters at GRPO start): put back after a store loss. */
   private refCheckpoint: Checkpoint | undefined;
   /** Batches and store restores, one at a time: a restore puts the current parameters back as they were published. */
@@ -570,7 +575,7 @@ class LearnerRole implements WorkerRoleImpl {
       const trainer = this.trainer!;
       const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
       // the stale-row check takes its forged rows out before the step's forward (rows: the flow family's, per step)
-      const stale = await this.staleRowCheck(b, batch, rowVersions, versionBefore);
+      const { excluded: stale, unchecked: staleUnchecked } = await this.staleRowCheck(b, batch, rowVersions, versionBefore);
       this.keepForStaleCheck(b.batch_seq, versionBefore);
       const actionOf = batch.flow ? (row: number) => batch.flow!.actionIndex[row]! : undefined;
       const fieldsOf = (x: GrpoBatchInputs) => ({ advantages: x.advantages, ...(x.advantageMap ? { advantageMap: x.advantageMap } : {}), logpOld: x.flow ? x.flow.logpOld : x.logpOld });
@@ -595,6 +600,15 @@ class LearnerRole implements WorkerRoleImpl {
       if (excluded.length) this.reportExcluded(b, batch, excluded, stale.length);
       // the batch's actions whose rows were excluded, for the orchestrator to name their rollout worker (each once)
       const excludedActions = [...new Set(batch.flow ? excluded.map((row) => batch.flow!.actionIndex[row]!) : excluded)].sort((x, y) => x - y);
+      // the actions with a row no check examined (TrainResult.check_coverage, for the orchestrator's quarantine window):
+      // every action when the batch carries no behaviour versions; else the stale rows the stale check left out, and
+      // any row above the learner's version (the orchestrator refuses those: none expected)
+      const uncheckedRows = rowVersions.length !== (batch.flow ? batch.flow.rows : batch.n)
+        ? null
+        : [...staleUnchecked, ...rowVersions.flatMap((v, row) => (v > versionBefore ? [row] : []))];
+      const uncheckedActions = uncheckedRows === null
+        ? b.sample_ids.map((_, i) => i)
+        : [...new Set(batch.flow ? uncheckedRows.map((row) => batch.flow!.actionIndex[row]!) : uncheckedRows)].sort((x, y) => x - y);
       const mismatch = logpMismatch(r.logp, batch.logpOld, rowVersions, versionBefore);
       fields = {
         loss: r.loss,
@@ -604,6 +618,7 @@ class LearnerRole implements WorkerRoleImpl {
         ratio_mean: r.ratio.reduce((a, x) => a + x, 0) / r.ratio.length,
         logp_mismatch: mismatch,
         ...(excludedActions.length ? { excluded_actions: excludedActions } : {}),
+        check_coverage: { unchecked_actions: uncheckedActions },
         ...(flowResult ? { flow_steps: flowResult.perStep.map((s) => ({ index: s.step, rows: s.rows, ratio_mean: s.ratio, clip_fraction: s.clipFraction, kl: s.kl })) } : {}),
       };
       if (applied) {
@@ -671,8 +686,9 @@ class LearnerRole implements WorkerRoleImpl {
    * (`rowVersions`: per row; the flow family's rows are an action's steps): the rows it finds forged, counted with
    * the rows it checked and could not check.
    */
-  private async staleRowCheck(b: TrainBatch__Output, batch: GrpoBatchInputs, rowVersions: readonly number[], version: number): Promise<number[]> {
-    if (!this.history) return [];
+  private async staleRowCheck(b: TrainBatch__Output, batch: GrpoBatchInputs, rowVersions: readonly number[], version: number): Promise<{ excluded: number[]; unchecked: number[] }> {
+    // the check off (maxStaleness 0, or staleCheckFraction 0): every stale row is unchecked
+    if (!this.history) return { excluded: [], unchecked: rowVersions.flatMap((v, row) => (v < version ? [row] : [])) };
     const g = this.ctx.config.grpo;
     const flow = batch.flow;
     const recompute = flow
@@ -686,7 +702,7 @@ class LearnerRole implements WorkerRoleImpl {
     if (r.checked) m.inc({ outcome: 'checked' }, r.checked);
     if (r.notSampled) m.inc({ outcome: 'not_sampled' }, r.notSampled);
     if (r.notHeld) m.inc({ outcome: 'not_held' }, r.notHeld);
-    return r.excluded;
+    return { excluded: r.excluded, unchecked: r.unchecked };
   }
 
   /**
@@ -844,7 +860,7 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   private position(s: LearnerState) {
-    return { runId: this.ctx.runId, configHash: this.ctx.configHash, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest };
+    return { runId: this.ctx.runId, configHash: this.ctx.configHash, batchLayout: this.layout, version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq, lastBatchId: s.lastBatchId, refVersion: s.refVersion, refDigest: s.refDigest, baseDigest: this.baseDigest };
   }
 
   /**
@@ -948,6 +964,8 @@ interface StepFields {
   flow_steps?: FlowStepMetrics__Output[];
   /** GRPO: the actions whose rows the same-version check excluded (absent: none). */
   excluded_actions?: number[];
+  /** GRPO: the actions with a row no check examined (empty: every action was examined). */
+  check_coverage?: { unchecked_actions: number[] };
 }
 
 /** Starts the learner (see the module comment); resolves once it is dialling the orchestrator. */

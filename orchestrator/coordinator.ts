@@ -130,6 +130,8 @@ export class Coordinator {
   private fleetTimer: NodeJS.Timeout | undefined | null;
   /** The learner's compute time for its last GRPO batch (TrainResult.compute_ms). */
   private lastGrpoComputeMs = 0;
+  /** The missing-check_coverage warning was logged (once per process). */
+  private coverageWarned = false;
   /** The missing-batch_digest warning was logged (once per process). */
   private warnedNoDigest = false;
   /**
@@ -492,12 +494,15 @@ export class Coordinator {
   }
 
   /**
-   * What the learner's same-version check made of batch `seq`, for the quarantine: the actions it excluded
+   * What the learner's checks made of batch `seq`, for the quarantine: the actions it excluded
    * (TrainResult.excluded_actions: indices into the batch's sample_ids), each attributed to the rollout worker whose
    * accepted result carried its group, and the groups it examined (counted in their worker's window,
-   * grpo.quarantineWindow): in an applied batch, a group with a row at the learner's version before the step (every row
-   * at maxStaleness 0), and every group with an excluded row. Called as the TrainResult arrives, while the batch's
-   * groups are still open, and only for a result that answers the batch held (matchesBatch).
+   * grpo.quarantineWindow): in an applied batch, every group with no action the learner reports unchecked
+   * (TrainResult.check_coverage: a stale row its stale-row check left out, review26c F1), and every group with an
+   * excluded row. A learner that does not report its coverage (older): a group with a row at the learner's version
+   * before the step (every row at maxStaleness 0), as before; a stale group then counts only when excluded (said once).
+   * Called as the TrainResult arrives, while the batch's groups are still open, and only for a result that answers the
+   * batch held (matchesBatch).
    */
   private recordChecked(seq: number, r: TrainResult__Output): void {
     const actions = r.excluded_actions ?? [];
@@ -509,6 +514,14 @@ export class Coordinator {
     const ids = batch?.sample_ids ?? [];
     const versions = batch?.behaviour_versions ?? [];
     const checkedVersion = r.applied && r.version > 0 ? r.version - 1 : undefined;
+    const coverage = r.check_coverage ? new Set(r.check_coverage.unchecked_actions ?? []) : undefined;
+    if (!coverage && counting && r.applied && this.cfg.grpo.maxStaleness > 0 && !this.coverageWarned) {
+      this.coverageWarned = true;
+      this.log(`the learner's train_results carry no check_coverage (an older learner): a stale group counts in its rollout worker's quarantine window only when a row of it was excluded, so at grpo.maxStaleness > 0 the window (grpo.quarantineWindow) holds few passed results (docs/security.md)`);
+    }
+    /** Groups with an action the learner did not examine. */
+    const uncheckedGroups = new Set<string>();
+    if (coverage) for (const i of coverage) if (ids[i] !== undefined) uncheckedGroups.add(ids[i]!);
     const excludedSet = new Set(actions);
     const excluded: ExcludedAction[] = [];
     const unknown: number[] = [];
@@ -524,7 +537,7 @@ export class Coordinator {
       const worker = workers.get(sampleId);
       if (worker === undefined) return;
       const hit = excludedSet.has(i);
-      const examined = hit || (checkedVersion !== undefined && (versions[i] === undefined || versions[i] === checkedVersion));
+      const examined = hit || (checkedVersion !== undefined && (coverage ? !uncheckedGroups.has(sampleId) : versions[i] === undefined || versions[i] === checkedVersion));
       if (!examined) return;
       const g = groups.get(sampleId);
       if (g) g.excluded ||= hit;

@@ -33,7 +33,11 @@ export class LearnerLink {
   private lastAttached?: WorkerSession;
   /** TrainBatches sent and not yet acknowledged, by seq. */
   private readonly unacked = new Map<number, TrainBatch>();
-  /** Each held batch's content digest, computed once when a TrainResult asks for it. */
+  /**
+   * Each held batch's content digest, computed once: on the turn after the batch is first sent (while the learner
+   * trains it), or when a TrainResult asks for it first (review26c finding 5: computed on the result's path it held
+   * the event loop for the hash of the batch's tensors as every acknowledgement arrived).
+   */
   private readonly digests = new WeakMap<TrainBatch, string>();
   private sending = Promise.resolve();
   private acking: Promise<void> = Promise.resolve();
@@ -107,6 +111,11 @@ export class LearnerLink {
         await this.send(this.learner, batch);
         this.o.onSent?.(batch.batch_seq!);
       }
+      // its digest, for the TrainResult that answers it (matchesBatch), off that result's path; skipped if the batch
+      // was acknowledged meanwhile (a Hello's catch-up)
+      setImmediate(() => {
+        if (this.unacked.get(batch.batch_seq!) === batch && !this.digests.has(batch)) this.digests.set(batch, trainBatchDigest(batch));
+      });
     }).catch((e: Error) => this.o.fail(e));
   }
 
@@ -152,6 +161,12 @@ export class LearnerLink {
     let d = this.digests.get(b);
     if (d === undefined) this.digests.set(b, (d = trainBatchDigest(b)));
     return d;
+  }
+
+  /** Whether the digest of unacknowledged batch `seq` is already computed (sentDigest then does no hashing). */
+  hasDigest(seq: number): boolean {
+    const b = this.unacked.get(seq);
+    return b !== undefined && this.digests.has(b);
   }
 
   /** Re-sends every unacknowledged batch now (unless a re-send is pending already). */

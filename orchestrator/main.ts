@@ -35,7 +35,7 @@ import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
-import { configHash } from '../lib/checkpoint/digest.ts';
+import { BATCH_LAYOUT_META_KEY, batchLayout, layoutDifferences, parseBatchLayout, type BatchLayout } from '../lib/grpo/sampling.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -79,15 +79,19 @@ const PERSIST_RETRY_MS = 1000;
 const RUN_COMPLETE = 'run complete';
 
 /**
- * The run state as stored: RunState (its quarantined rollout worker ids: orchestrator/quarantine.ts) and the configHash
- * (lib/checkpoint/digest.ts) of the configuration its batches were acknowledged under (round 26, review26a F2: a batch
- * is a function of its seq and the config, so a restart under another config resumed silently at the wrong place). A
- * state stored before round 26 has neither: it is accepted and given the hash.
+ * The run state as stored: RunState (its quarantined rollout worker ids: orchestrator/quarantine.ts) and the batch
+ * layout (lib/grpo/sampling.ts batchLayout: the fields a batch number's samples are a function of) its batches were
+ * acknowledged under: a restart under another layout would resume at the same number over other samples (round 26,
+ * review26a F2), and is refused naming the fields; any other field may change (review26c F2: a hash of the whole
+ * configuration refused grpo.steps raised, leases, evaluation, ...). A state stored by round 26 records configHash (a
+ * hash of the whole configuration) instead, one stored before it neither: both are accepted and given the layout.
  */
 const runStateSchema = z.object({
   ackedSeq: z.number().int().nonnegative(),
   learnerVersion: z.number().int().nonnegative(),
   quarantined: z.array(z.string().regex(WORKER_ID_PATTERN)).max(QUARANTINE_STORED_MAX).optional(),
+  batchLayout: z.record(z.string(), z.unknown()).optional(),
+  /** Round 26 only: read (to say so), never written. */
   configHash: z.string().optional(),
 });
 
@@ -98,6 +102,24 @@ export function liftQuarantine(state: RunState, ids: readonly string[], log: (li
   for (const id of ids) log(held.delete(id) ? `quarantine of rollout worker ${JSON.stringify(id)} lifted (--lift-quarantine): it may connect again` : `--lift-quarantine ${JSON.stringify(id)}: no such worker id is quarantined in run state`);
   if (held.size) state.quarantined = [...held].sort();
   else delete state.quarantined;
+}
+
+/**
+ * The batch layout fields in which checkpoint announcement `meta` (version `version`) differs from `layout`, each
+ * "field: the checkpoint's -> this configuration's"; null when it records none (written by an older learner, before fix26b of round 26).
+ */
+export function checkpointLayoutChanges(meta: Record<string, unknown>, version: number, layout: BatchLayout): string[] | null {
+  const text = meta[BATCH_LAYOUT_META_KEY];
+  if (text === undefined) return null;
+  const what = `checkpoint v${version}'s extra.${BATCH_LAYOUT_META_KEY}`;
+  if (typeof text !== 'string') return [`${what}: not a string`];
+  const recorded = parseBatchLayout(text, what);
+  return recorded instanceof Error ? [recorded.message] : layoutDifferences(recorded, layout);
+}
+
+/** The exit-78 refusal of a run whose batches `where` numbered under another batch layout, naming each field. */
+function layoutRefusal(runId: string, where: string, changes: readonly string[]): SetupError {
+  return new SetupError(`run ${runId}: ${where} numbered its batches under another batch layout, and a batch's samples are a function of its number and these fields (lib/grpo/sampling.ts batchLayout), so resuming would train other samples under the same numbers: ${changes.join('; ')} (the run's value -> this configuration's). Start it with the run's values of these fields (any other field may change), or give this configuration a new run.id to start a new run`);
 }
 
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
@@ -126,13 +148,31 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const nc = await connectNatsWaiting({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth }, log);
   log(`connected to NATS at ${natsUrl} (${describeNatsAuth(o.natsAuth ?? {})})`);
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
-  const hash = configHash(config);
-  /** What is written: the state and this configuration's hash. */
-  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), configHash: hash });
+  const layout = batchLayout(config);
+  /** What is written: the state and this configuration's batch layout. */
+  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), batchLayout: layout });
+  const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   const stored = await store.get();
-  if (stored?.value.configHash !== undefined && stored.value.configHash !== hash) {
+  const storedLayout = stored?.value.batchLayout;
+  const changed = storedLayout ? layoutDifferences(storedLayout, layout) : [];
+  if (changed.length) {
     await closeNats(nc);
-    throw new SetupError(`run ${config.run.id}: its stored run state (after batch ${stored.value.ackedSeq}) was acknowledged under a configuration with hash ${stored.value.configHash}, and this orchestrator's configuration has hash ${hash}: a batch's samples are a function of its number and the configuration (sft.steps, batch sizes, data, seeds), so resuming would train other samples under the same numbers. Start it with the run's configuration (hash ${stored.value.configHash}; checkpoints record it as config_hash), or give this configuration a new run.id to start a new run`);
+    throw layoutRefusal(config.run.id, `its stored run state (after batch ${stored!.value.ackedSeq})`, changed);
+  }
+  if (!storedLayout) {
+    // No layout stored (no run state: a new run, or the state lost with the NATS store while this process was down,
+    // or deleted; or one stored before the layout was): a learner's Hello would catch the new state up to the newest
+    // checkpoint's last_batch_seq, so that checkpoint must number batches as this configuration does (review26c F3).
+    const ann = await checkpoints.latest().catch(async (e: unknown) => {
+      await closeNats(nc);
+      throw e;
+    });
+    const changes = ann ? checkpointLayoutChanges(ann.meta, ann.version, layout) : [];
+    if (changes === null) log(`the newest checkpoint v${ann!.version} records no batch layout (written by an older learner, before fix26b of round 26): not compared with this configuration's`);
+    else if (changes.length) {
+      await closeNats(nc);
+      throw layoutRefusal(config.run.id, `${stored ? 'its stored run state records no batch layout, and ' : 'it has no run state, and '}its newest checkpoint v${ann!.version} (last_batch_seq ${String(ann!.meta['last_batch_seq'])})`, changes);
+    }
   }
   const state: RunState = stored
     ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}) }
@@ -141,10 +181,10 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
   liftQuarantine(state, o.liftQuarantine ?? [], log);
   if (state.quarantined?.length) log(`${state.quarantined.length} rollout worker id(s) quarantined earlier in the run stay refused: ${state.quarantined.slice(0, 16).map((id) => JSON.stringify(id)).join(', ')}${state.quarantined.length > 16 ? ', ...' : ''}`);
-  if (stored && stored.value.configHash === undefined) {
-    // stored before round 26: the configuration it was acknowledged under is not known; this one is taken as the run's
+  if (stored && !storedLayout) {
+    // stored before the layout was recorded: the layout it was acknowledged under is not known; this one is taken as the run's
     revision = await store.update(record(state), revision);
-    log(`the stored run state records no configuration hash (stored before round 26): resuming under this configuration and recording its hash ${hash}; a later restart under another configuration is refused`);
+    log(`the stored run state records no batch layout (${stored.value.configHash !== undefined ? `stored by a round-26 orchestrator, which recorded a hash of the whole configuration (${stored.value.configHash.slice(0, 12)}), not compared` : 'stored before round 26'}): resuming under this configuration and recording its layout; a later restart that changes run.seed, data.*, sft.steps, sft.batchSize or grpo.samplesPerBatch is refused`);
   }
   // The orchestrator owns its run state: when the server lost it (store-loss.ts), it is re-created and written
   // again from memory (create: compare-and-set against a missing value), after a write found it gone or after
@@ -160,13 +200,15 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   };
 
   // A reconnecting learner's claimed progress is checked against its newest announced checkpoint whose
-  // object exists (orchestrator/coordinator.ts catchUp).
-  const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
+  // object exists (orchestrator/coordinator.ts catchUp), and only if it numbers batches as this configuration does
+  // (its batch layout; a SetupError otherwise, which fails the run with exit 78).
   const publishedProgress = async () => {
     const ann = await checkpoints.latest();
     // the object's own record (a direct read), not a listing of the bucket: listing takes a consumer, which the
     // orchestrator's NATS user may not make (docs/security.md)
     if (!ann || (await checkpoints.storedMeta(ann.version)) === null) return null;
+    const changes = checkpointLayoutChanges(ann.meta, ann.version, layout);
+    if (changes?.length) throw layoutRefusal(config.run.id, `its newest checkpoint v${ann.version} (last_batch_seq ${String(ann.meta['last_batch_seq'])})`, changes);
     const seq = Number(ann.meta['last_batch_seq']);
     return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;
   };
@@ -186,7 +228,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     metrics,
     state,
     log,
-    publishedProgress: () => retryingNats('reading the newest checkpoint announcement', publishedProgress),
+    publishedProgress: () => retryingNats('reading the newest checkpoint announcement', publishedProgress, (e) => e instanceof SetupError),
     checkpointRecord,
     announcedVersion,
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),

@@ -159,7 +159,8 @@ const command: CommandModule<object, Args> = {
     } catch (e) {
       logger.error(`orchestrator: ${(e as Error).message}`);
       await running.stop();
-      return exitAfterGraphs(1);
+      // a SetupError (a checkpoint numbering batches under another layout met mid-run): 78, no restart cures it
+      return exitAfterGraphs(exitCodeFor(e));
     }
     // the workers connected now were sent Shutdown; one reconnecting later (in its backoff, or its cut link not yet
     // noticed) gets it on connecting (orchestrator/main.ts) while this process still serves: without the wait it

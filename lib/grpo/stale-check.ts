@@ -162,6 +162,8 @@ export interface StaleCheckResult {
   notSampled: number;
   /** Stale rows of versions the learner does not hold (those before its restart). */
   notHeld: number;
+  /** The rows counted in notSampled and notHeld, ascending: stale rows nothing examined (TrainResult.check_coverage). */
+  unchecked: number[];
 }
 
 /**
@@ -175,7 +177,7 @@ export async function staleCheck(o: {
   recompute: (params: TensorMap, rows: number[]) => Promise<{ logp: ArrayLike<number>; ratio: ArrayLike<number> }>;
 }): Promise<StaleCheckResult> {
   const b = o.batch;
-  const res: StaleCheckResult = { excluded: [], checked: 0, notSampled: 0, notHeld: 0 };
+  const res: StaleCheckResult = { excluded: [], checked: 0, notSampled: 0, notHeld: 0, unchecked: [] };
   if (b.versions.length !== b.rows) return res;
   const per = b.logpOld.length / b.rows;
   const picked = new Map<string, boolean>();
@@ -186,8 +188,8 @@ export async function staleCheck(o: {
     const id = b.groups[i] ?? `row ${i}`;
     let p = picked.get(id);
     if (p === undefined) picked.set(id, (p = staleGroupChecked(o.key, o.seq, id, o.fraction)));
-    if (!p) { res.notSampled++; continue; }
-    if (!o.history.get(v)) { res.notHeld++; continue; }
+    if (!p) { res.notSampled++; res.unchecked.push(i); continue; }
+    if (!o.history.get(v)) { res.notHeld++; res.unchecked.push(i); continue; }
     let rows = byVersion.get(v);
     if (!rows) byVersion.set(v, (rows = []));
     rows.push(i);

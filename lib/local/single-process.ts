@@ -37,7 +37,7 @@ import { standardNormal } from '../data/random.ts';
 import { compileRewardExpression, rewardConstants, rewardPartials } from '../grpo/reward-expression.ts';
 import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, startGrpoPhase } from '../grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../grpo/batch.ts';
-import { groupSampleId, grpoCursors, identityAction, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
+import { batchLayout, groupSampleId, grpoCursors, identityAction, rolloutNoiseSeed, sftCursors } from '../grpo/sampling.ts';
 import { flowGrpoUpdate, grpoUpdate } from '../grpo/update.ts';
 import { checkNetworkOf, initialParamsOf, policySpecOf } from '../models/bundle.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../flow/family.ts';
@@ -159,7 +159,7 @@ export async function runSingleProcess(
     lastBatchId = `${runId}-b${seq}`;
   };
   const checkpointNow = (ref?: { version: number; digest: string }) => trainingCheckpoint({
-    runId, configHash: hash, version, step, lastBatchSeq: seq, lastBatchId,
+    runId, configHash: hash, batchLayout: batchLayout(config), version, step, lastBatchSeq: seq, lastBatchId,
     ...(ref ? { refVersion: ref.version, refDigest: ref.digest } : {}), baseDigest: baseDigestOf(policySpecOf(config)),
   }, params);
 

@@ -1,6 +1,7 @@
 // Checkpoints as the roles move them through the CheckpointStore: fetch + verify (object digest, file digest,
 // parameter names and shapes, run id, version) and publish (encode, digest, put). Every refusal is an Error
 // naming the checkpoint and the problem; nothing half-verified is ever returned.
+import { BATCH_LAYOUT_META_KEY, type BatchLayout } from '../grpo/sampling.ts';
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint, type DecodedCheckpoint, type TensorMap } from '../checkpoint/index.ts';
 import { DIGEST_PATTERN, type Announcement, type CheckpointRef, type CheckpointStore } from '../transport/index.ts';
 
@@ -133,6 +134,12 @@ export interface TrainingPosition {
   refDigest?: string;
   /** The frozen base's digest when the policy is an imported network (its checkpoints carry only what trains). */
   baseDigest?: string | undefined;
+  /**
+   * The run's batch layout (lib/grpo/sampling.ts batchLayout: what its batch numbers name), recorded as
+   * extra.batch_layout (JSON) so that an orchestrator without its run state can tell whether last_batch_seq numbers
+   * batches as it does (review26c F3).
+   */
+  batchLayout?: BatchLayout;
 }
 
 /**
@@ -147,5 +154,6 @@ export function trainingCheckpoint(p: TrainingPosition, params: TensorMap): Chec
     extra.ref_digest = p.refDigest!;
   }
   if (p.baseDigest !== undefined) extra[BASE_DIGEST_KEY] = p.baseDigest;
+  if (p.batchLayout !== undefined) extra[BATCH_LAYOUT_META_KEY] = JSON.stringify(p.batchLayout);
   return { meta: { runId: p.runId, version: p.version, step: p.step, lastBatchId: p.lastBatchId, configHash: p.configHash, extra }, params };
 }

@@ -3,6 +3,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 
 import type { CancelTask as _recovery_v1_CancelTask, CancelTask__Output as _recovery_v1_CancelTask__Output } from './recovery/v1/CancelTask.ts';
 import type { Capabilities as _recovery_v1_Capabilities, Capabilities__Output as _recovery_v1_Capabilities__Output } from './recovery/v1/Capabilities.ts';
+import type { CheckCoverage as _recovery_v1_CheckCoverage, CheckCoverage__Output as _recovery_v1_CheckCoverage__Output } from './recovery/v1/CheckCoverage.ts';
 import type { CheckpointRef as _recovery_v1_CheckpointRef, CheckpointRef__Output as _recovery_v1_CheckpointRef__Output } from './recovery/v1/CheckpointRef.ts';
 import type { FlowRows as _recovery_v1_FlowRows, FlowRows__Output as _recovery_v1_FlowRows__Output } from './recovery/v1/FlowRows.ts';
 import type { FlowStep as _recovery_v1_FlowStep, FlowStep__Output as _recovery_v1_FlowStep__Output } from './recovery/v1/FlowStep.ts';
@@ -37,6 +38,7 @@ export interface ProtoGrpcType {
     v1: {
       CancelTask: MessageTypeDefinition<_recovery_v1_CancelTask, _recovery_v1_CancelTask__Output>
       Capabilities: MessageTypeDefinition<_recovery_v1_Capabilities, _recovery_v1_Capabilities__Output>
+      CheckCoverage: MessageTypeDefinition<_recovery_v1_CheckCoverage, _recovery_v1_CheckCoverage__Output>
       CheckpointRef: MessageTypeDefinition<_recovery_v1_CheckpointRef, _recovery_v1_CheckpointRef__Output>
       FlowRows: MessageTypeDefinition<_recovery_v1_FlowRows, _recovery_v1_FlowRows__Output>
       FlowStep: MessageTypeDefinition<_recovery_v1_FlowStep, _recovery_v1_FlowStep__Output>

@@ -67,7 +67,7 @@ for (const mode of ['scalar', 'dense'] as const) {
     try {
       const per = mode === 'dense' ? P : 1;
       const honest = await check(config, f, { logpOld: f.logpOld });
-      assert.deepEqual(honest, { excluded: [], checked: N, notSampled: 0, notHeld: 0 });
+      assert.deepEqual(honest, { excluded: [], checked: N, notSampled: 0, notHeld: 0, unchecked: [] });
 
       // row 3: 0.5 nats below the truth (ratio 1.65: under the dual clip's c = 3, so it weighed 1.65x unchecked);
       // row 5: scalar, 0.01 above it; dense, +-0.5 per element around the truth (its mean unchanged)
@@ -99,8 +99,8 @@ for (const mode of ['scalar', 'dense'] as const) {
 
       // rows at the learner's own version are the same-version check's; a version not held is counted, not judged
       const mixed = await check(config, f, { logpOld: forged, versions: [0, 0, 1, 1, 0, 0, 1, 1] });
-      assert.deepEqual(mixed, { excluded: [5], checked: 4, notSampled: 0, notHeld: 0 });
-      assert.deepEqual(await check(config, f, { logpOld: forged, versions: Array(N).fill(1), version: 2 }), { excluded: [], checked: 0, notSampled: 0, notHeld: N });
+      assert.deepEqual(mixed, { excluded: [5], checked: 4, notSampled: 0, notHeld: 0, unchecked: [] });
+      assert.deepEqual(await check(config, f, { logpOld: forged, versions: Array(N).fill(1), version: 2 }), { excluded: [], checked: 0, notSampled: 0, notHeld: N, unchecked: [0, 1, 2, 3, 4, 5, 6, 7] });
     } finally {
       await f.runner.release();
     }
@@ -149,7 +149,7 @@ for (const mode of ['scalar', 'dense'] as const) {
       });
     };
     try {
-      assert.deepEqual(await run(flow.logpOld), { excluded: [], checked: R, notSampled: 0, notHeld: 0 });
+      assert.deepEqual(await run(flow.logpOld), { excluded: [], checked: R, notSampled: 0, notHeld: 0, unchecked: [] });
       // the last row: 0.5 nats below
       const forged = flow.logpOld.map((v, k) => (k >= (R - 1) * per ? v - 0.5 : v));
       assert.deepEqual((await run(forged)).excluded, [R - 1]);
@@ -210,6 +210,8 @@ test('stale check at fraction 0.5: the same key and batch check the same groups;
     assert.equal(r.checked + r.notSampled, N);
     const sampled = SAMPLE_IDS.map((id) => staleGroupChecked(KEY, 11, id, 0.5));
     assert.deepEqual(r.excluded, SAMPLE_IDS.flatMap((_, i) => (sampled[i] ? [i] : [])));
+    // the rows left out are reported unchecked (TrainResult.check_coverage), exactly the groups not sampled
+    assert.deepEqual(r.unchecked, SAMPLE_IDS.flatMap((_, i) => (sampled[i] ? [] : [i])));
     // seq 11 with this key samples some groups but not all (so the assertion above tells the two apart)
     assert.ok(r.checked > 0 && r.notSampled > 0, JSON.stringify(r));
   } finally {

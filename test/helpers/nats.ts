@@ -112,7 +112,7 @@ export function randomCheckpoint(): { bytes: Uint8Array; digest: string } {
 }
 
 /** Stores a run's state as its orchestrator would have left it: an orchestrator started on the run resumes there. */
-export async function storeRunState(nc: NatsConnection, runId: string, state: { ackedSeq: number; learnerVersion: number }): Promise<void> {
-  const store = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number() }) });
+export async function storeRunState(nc: NatsConnection, runId: string, state: { ackedSeq: number; learnerVersion: number; configHash?: string }): Promise<void> {
+  const store = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number(), configHash: z.string().optional() }) });
   await store.create(state);
 }

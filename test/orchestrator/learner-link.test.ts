@@ -224,3 +224,18 @@ test('a second learner connecting while the first one\'s Welcome is being writte
   assert.equal(link.refuseSecond(second), undefined);
   assert.ok(link.attach(second, 0, async () => {}));
 });
+
+// review26c finding 5: the batch's content digest (matched against each TrainResult's batch_digest) is computed after
+// the batch is sent, not when its result arrives: hashing a large batch's tensors held the event loop on the
+// acknowledgement's path.
+test('a sent batch\'s digest is computed after the send, before any TrainResult asks for it', async () => {
+  const { trainBatchDigest } = await import('../../lib/transport/index.ts');
+  const link = new LearnerLink({ metrics: createMetrics('link-test', 'orchestrator'), log: () => {}, fail: (e) => assert.fail(e), ackedSeq: () => 0 });
+  const session = fakeSession('LEARNER', 'l');
+  link.attach(session, 0, async () => {});
+  const batch = { batch_seq: 1, batch_id: 'b-1', sample_ids: ['a', 'b'], behaviour_versions: [0, 0] } as TrainBatch;
+  link.enqueue(() => batch);
+  await until(() => session.sent.some((m) => m.train_batch?.batch_seq === 1), 'batch 1 sent');
+  await until(() => link.hasDigest(1), 'its digest computed without a TrainResult');
+  assert.equal(link.sentDigest(1), trainBatchDigest(batch));
+});

@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { openRunDataset } from '../../lib/config/dataset.ts';
-import { grpoCursors, groupSampleId } from '../../lib/grpo/sampling.ts';
+import { batchLayout, grpoCursors, groupSampleId } from '../../lib/grpo/sampling.ts';
 import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
-import { configHash } from '../../lib/checkpoint/digest.ts';
 import { exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 import { RunStateStore } from '../../lib/transport/index.ts';
 import { z } from 'zod';
@@ -81,16 +80,17 @@ test('review26a F2: an orchestrator restarted on a run under another configurati
   );
   if (second) await second.stop();
   assert.match(outcome, /^refused: .*config/i, 'a restart under another configuration must be refused');
-  // a SetupError (exit 78: no restart cures it), naming both hashes and how to go on
+  // a SetupError (exit 78: no restart cures it), naming the changed field with both values and how to go on
   const refusal = await runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} }).then(
     async (o) => void (await o.stop()),
     (e: Error) => e,
   );
   assert.ok(refusal instanceof SetupError, String(refusal));
   assert.equal(exitCodeFor(refusal), 78);
-  assert.ok(refusal.message.includes(configHash(a)) && refusal.message.includes(configHash(b)), refusal.message);
-  assert.match(refusal.message, /Start it with the run's configuration .* or give this configuration a new run\.id/);
-  // the run's own configuration, or one differing only in a field configHash leaves out, resumes
+  assert.ok(refusal.message.includes('sft.steps: 3 -> 1'), refusal.message);
+  assert.ok(!/sft\.batchSize|run\.seed|data\./.test(refusal.message), `only the changed field is named: ${refusal.message}`);
+  assert.match(refusal.message, /Start it with the run's values of these fields .* or give this configuration a new run\.id/);
+  // the run's own configuration, or one differing only in a field outside the batch layout, resumes
   for (const same of [a, configOf('r26a-cfg', { orchestrator: { dispatch: 'pack' } })]) {
     const again = await runOrchestrator({ config: same, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} });
     assert.equal(again.coordinator.state.ackedSeq, 1);
@@ -98,7 +98,7 @@ test('review26a F2: an orchestrator restarted on a run under another configurati
   }
 });
 
-test('review26a F2: a run state stored before round 26 (no config hash) is accepted and given this configuration\'s hash', { timeout: 60_000 }, async () => {
+test('review26a F2: a run state stored before round 26 (no config hash) is accepted and given this configuration\'s batch layout', { timeout: 60_000 }, async () => {
   const a = configOf('r26a-oldstate');
   const nc = await connectNats({ url: shared.nats.url, name: 'r26a-oldstate' });
   cleanups.push(() => nc.close());
@@ -107,12 +107,26 @@ test('review26a F2: a run state stored before round 26 (no config hash) is accep
   const orch = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: (l) => lines.push(l) });
   assert.equal(orch.coordinator.state.ackedSeq, 1);
   await orch.stop();
-  assert.ok(lines.some((l) => l.includes(`records no configuration hash (stored before round 26): resuming under this configuration and recording its hash ${configHash(a)}`)), lines.join('\n'));
-  const raw = await RunStateStore.open(nc, { runId: a.run.id, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number(), configHash: z.string() }) });
-  assert.deepEqual((await raw.get())?.value, { ackedSeq: 1, learnerVersion: 1, configHash: configHash(a) });
-  // from then on another configuration is refused
+  assert.ok(lines.some((l) => l.includes('records no batch layout (stored before round 26): resuming under this configuration and recording its layout')), lines.join('\n'));
+  const raw = await RunStateStore.open(nc, { runId: a.run.id, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number(), batchLayout: z.record(z.string(), z.unknown()) }) });
+  assert.deepEqual((await raw.get())?.value, { ackedSeq: 1, learnerVersion: 1, batchLayout: batchLayout(a) });
+  // from then on another layout is refused
   const b = configOf('r26a-oldstate', { grpo: { steps: 2, groupSize: 2, samplesPerBatch: 1 } });
-  await assert.rejects(runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} }), /acknowledged under a configuration with hash/);
+  await assert.rejects(runOrchestrator({ config: b, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} }), /another batch layout.*grpo\.samplesPerBatch: 2 -> 1/);
+});
+
+test('review26c F2: a run state stored by round 26 (configHash, no layout) is accepted and given the layout, saying so', { timeout: 60_000 }, async () => {
+  const a = configOf('r26a-hashstate');
+  const nc = await connectNats({ url: shared.nats.url, name: 'r26a-hashstate' });
+  cleanups.push(() => nc.close());
+  await storeRunState(nc, a.run.id, { ackedSeq: 1, learnerVersion: 1, configHash: 'f'.repeat(64) });
+  const lines: string[] = [];
+  const orch = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: (l) => lines.push(l) });
+  assert.equal(orch.coordinator.state.ackedSeq, 1);
+  await orch.stop();
+  assert.ok(lines.some((l) => l.includes('records no batch layout (stored by a round-26 orchestrator') && l.includes('ffffffffffff')), lines.join('\n'));
+  const raw = await RunStateStore.open(nc, { runId: a.run.id, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number(), batchLayout: z.record(z.string(), z.unknown()) }).strict() });
+  assert.deepEqual((await raw.get())?.value, { ackedSeq: 1, learnerVersion: 1, batchLayout: batchLayout(a) });
 });
 
 // F3. A batch acknowledged without a TrainResult at hand (killed between storing and logging: recordUnlogged; a Hello's

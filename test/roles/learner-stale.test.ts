@@ -43,6 +43,8 @@ test('maxStaleness 1: honest stale rows train as without the check; a forged sta
   const expected3 = await grpoStepByHand(config, await paramsAt(2), await optimizerAt(2), ref, d2);
   const r3 = (await rig.train(grpoBatch(RUN, 3, d2, 1))).train_result!;
   assert.deepEqual([r3.applied, r3.version, r3.excluded_actions], [true, 3, []]);
+  // every stale group checked (fraction 1, version 1 held): none unchecked, reported as such (check_coverage present)
+  assert.deepEqual(r3.check_coverage, { unchecked_actions: [] });
   sameParams(rig.learner.params()!, expected3);
 
   // batch 4 at version 3, rolled out with version 2; action 1 (advantage -1) 0.5 nats below its true log-density
@@ -65,6 +67,8 @@ test('after a restart the versions before it are not held: their rows are counte
   const expected = await grpoStepByHand(config, await paramsAt(4), await optimizerAt(4), await paramsAt(1), d);
   const r = (await rig.train(grpoBatch(RUN, 5, d, 3))).train_result!;
   assert.deepEqual([r.applied, r.version, r.excluded_actions], [true, 5, []]);
+  // rows of version 3, not held: every action reported unchecked, so the orchestrator's quarantine window skips them
+  assert.deepEqual(r.check_coverage?.unchecked_actions, Array.from({ length: d.logpOld.length }, (_, i) => i));
   sameParams(rig.learner.params()!, expected);
   assert.match(await metrics(), /recovery_grpo_logp_stale_rows_total\{[^}]*outcome="not_held"[^}]*\} 4/);
   // the version it resumed at is kept: the next batch's stale rows are checked again
@@ -72,4 +76,5 @@ test('after a restart the versions before it are not held: their rows are counte
   d2.logpOld[2]! -= 0.5;
   const r2 = (await rig.train(grpoBatch(RUN, 6, d2, 4))).train_result!;
   assert.deepEqual([r2.applied, r2.version, r2.excluded_actions], [true, 6, [2]]);
+  assert.deepEqual(r2.check_coverage, { unchecked_actions: [] });
 });

@@ -13,6 +13,7 @@ import { PolicyRunner } from '../../lib/models/runner.ts';
 import { standardNormal } from '../../lib/data/random.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { runLearner } from '../../learner/index.ts';
+import { batchLayout } from '../../lib/grpo/sampling.ts';
 import { noisy, parsed, sftBatch as sftTestBatch, stackImages, startFakeOrchestrator, tinyConfig, waitFor } from './helpers.ts';
 import { assertSameParams as sameParams, grpoBatch as grpoTestBatch, grpoStepByHand, N, PER, rollOut, startLearnerRig, type GrpoSamples, type LearnerRig } from './learner-harness.ts';
 
@@ -64,6 +65,9 @@ test('version 0 from the seed; SFT batches applied once, published before the ac
   // the optimizer state stays with the learner: its own bucket, paired with this checkpoint's digest
   assert.equal((await optimizerAt(1)).step, 1);
   assert.equal(c1.announcement.meta.last_batch_seq, '1');
+  // the batch layout its batch numbers name (review26c F3: an orchestrator without its run state compares it)
+  assert.deepEqual(JSON.parse(ck1.meta.extra.batch_layout!), batchLayout(config));
+  assert.equal(c1.announcement.meta.batch_layout, ck1.meta.extra.batch_layout);
 
   // the same batch again: acknowledged, not applied
   const dup = (await train(sftBatch(1))).train_result!;

@@ -2,6 +2,7 @@
 
 import type { CheckpointRef as _recovery_v1_CheckpointRef, CheckpointRef__Output as _recovery_v1_CheckpointRef__Output } from '../../recovery/v1/CheckpointRef.ts';
 import type { FlowStepMetrics as _recovery_v1_FlowStepMetrics, FlowStepMetrics__Output as _recovery_v1_FlowStepMetrics__Output } from '../../recovery/v1/FlowStepMetrics.ts';
+import type { CheckCoverage as _recovery_v1_CheckCoverage, CheckCoverage__Output as _recovery_v1_CheckCoverage__Output } from '../../recovery/v1/CheckCoverage.ts';
 
 export interface TrainResult {
   'batch_id'?: (string);
@@ -55,6 +56,13 @@ export interface TrainResult {
    * Empty (an older learner): matched by batch_seq alone, as before.
    */
   'batch_digest'?: (string);
+  /**
+   * GRPO, applied: which of the batch's actions the learner's checks examined, for the quarantine window
+   * (grpo.quarantineWindow, docs/security.md): a group with no unchecked action counts as a checked result of its
+   * rollout worker, passed or excluded. Absent (an older learner): the orchestrator counts a group only when a row of it
+   * is at the learner's version or excluded, as before.
+   */
+  'check_coverage'?: (_recovery_v1_CheckCoverage | null);
 }
 
 export interface TrainResult__Output {
@@ -109,4 +117,11 @@ export interface TrainResult__Output {
    * Empty (an older learner): matched by batch_seq alone, as before.
    */
   'batch_digest': (string);
+  /**
+   * GRPO, applied: which of the batch's actions the learner's checks examined, for the quarantine window
+   * (grpo.quarantineWindow, docs/security.md): a group with no unchecked action counts as a checked result of its
+   * rollout worker, passed or excluded. Absent (an older learner): the orchestrator counts a group only when a row of it
+   * is at the learner's version or excluded, as before.
+   */
+  'check_coverage': (_recovery_v1_CheckCoverage__Output | null);
 }
