@@ -46,7 +46,7 @@ for (const arg of process.argv.slice(2)) {
 
 // Per seed and GRPO step (snapshots of --every, then the final step): GRPO - SFT and the worst type or level
 // row (GRPO - identity, that seed's draws), and their distance to failing either demo criterion on the seed
-// closest to it: min over seeds of min(GRPO - SFT, 0.01 + worst row) ("margin"; docs/data.md, "Round 6").
+// closest to it: min over seeds of min(GRPO - SFT, 0.01 + worst row) ("margin"; docs/data-history.md, "Round 6").
 interface Worst { key: string; d: number; n: number }
 interface Curved extends Probe { grpoSteps: number; curve?: Record<string, { reward: number; worst: Worst }>; val: Probe['val'] & { worstGrpo: Worst } }
 const curved = process.argv.slice(2).map((arg) => {

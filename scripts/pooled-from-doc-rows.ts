@@ -1,5 +1,5 @@
 // Pooled GRPO - identity rows recomputed from the per-seed rows a doc prints, for rounds whose summaries are not
-// kept (docs/data.md rounds 7-9). The crossed runs x photographs interval (lib/eval/crossed.ts) needs each
+// kept (docs/data-history.md rounds 7-9). The crossed runs x photographs interval (lib/eval/crossed.ts) needs each
 // photograph's difference per seed; a per-seed row gives only its mean m_r and its t interval over n_r photographs
 // (hence its sd over photographs, s_r = half_r sqrt(n_r) / t(n_r - 1)). Two intervals follow from them:
 //   - "over seeds": the t interval over the seeds' row means (2 df for 3 seeds). It counts the spread between seeds
@@ -9,14 +9,17 @@
 //     (residual 0): Var = var(m_r) / R + mean(s_r^2) / P, Satterthwaite df. The crossed variance with the true
 //     residual is never above this one.
 // The printed figures carry the doc's rounding (3 decimals on means and interval ends).
-// node --import tsx scripts/pooled-from-doc-rows.ts docs/data.md "Round 9: method comparison"
+// node --import tsx scripts/pooled-from-doc-rows.ts docs/data-history.md "Round 8: grpo8"
 import { readFileSync } from 'node:fs';
 import { meanCI, tQuantile975 } from '../lib/eval/stats.ts';
 
 const [file, heading] = process.argv.slice(2);
 if (!file || !heading) throw new Error('usage: pooled-from-doc-rows.ts DOC.md "heading text before the per-seed table"');
 const text = readFileSync(file, 'utf8');
-const from = text.indexOf(heading);
+// The heading as a Markdown heading line first (docs/data-history.md also names every section in its index above
+// them), else anywhere in the text.
+const headingLine = new RegExp(`^#{1,6}[ \t]+${heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'm').exec(text);
+const from = headingLine ? headingLine.index : text.indexOf(heading);
 if (from < 0) throw new Error(`pooled-from-doc-rows: "${heading}" is not in ${file}`);
 const start = text.indexOf('| type or level | seed 0', from);
 if (start < 0) throw new Error(`pooled-from-doc-rows: no per-seed table ("| type or level | seed 0 ...") after "${heading}" in ${file}`);

@@ -3,7 +3,7 @@
 // photographs with fresh corruptions (epochs 1000-1003, never trained on: the over-fitting check that needs no
 // evaluation photograph) and (b) the first 64 evaluation photographs, whole, drawn as the run's evaluation draws
 // (eval.draws: every corruption type on each photograph by default). Prints reward, SSIM, PSNR and the
-// per-type / per-level reward difference. docs/data.md ("Learning on photographs") lists what it measured.
+// per-type / per-level reward difference. docs/data-history.md ("Why the first photo defaults harmed the photographs") lists what it measured.
 //
 //   node --import tsx scripts/warm-start-probe.ts STEPS [key=value ...]   e.g. 300 sft.loss=l2 sft.lr=1e-3
 import { loadConfig } from '../lib/config/index.ts';

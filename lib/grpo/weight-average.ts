@@ -1,5 +1,5 @@
 // grpo.ema: a moving average of the weights over the GRPO phase (Polyak/EMA averaging). GRPO's gain over its
-// warm start on the built-in photographs is about the size of its step-to-step wander (docs/data.md, rounds 8-9),
+// warm start on the built-in photographs is about the size of its step-to-step wander (docs/data-history.md, rounds 8-9),
 // so the policy published after GRPO is the average while the rollouts keep sampling from the trained weights.
 // The single-process loop and the learner share these rules: the average starts at the parameters GRPO starts
 // from (when the KL reference is taken), takes one update per applied GRPO step, and replaces the parameters

@@ -12,7 +12,7 @@
 // With `warmup: false` every update uses `decay` itself (d_k = decay): the shadow starts at the parameters it
 // was given and forgets them at rate decay^k. The warm-up matters at GRPO's lengths: k / (k + 9) stays below
 // 0.99 until update 891, so with it a 400-step average is one over about the last 10% of the steps whatever
-// the decay (round 9, docs/data.md "Round 9: grpo9").
+// the decay (round 9, docs/data-history.md "Round 9: grpo9").
 
 import { cloneTensorMap, formatShape, sameShape, type TensorMap } from '../checkpoint/tensors.ts';
 

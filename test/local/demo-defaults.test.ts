@@ -1,5 +1,5 @@
 // The demo's defaults (lib/local/demo-defaults.ts) load as the run configuration the demo and scripts/demo-probe.ts
-// use, with the round-9 choice (docs/data.md "Round 9: grpo9"): 600 GRPO steps whose published policy is the GRPO
+// use, with the round-9 choice (docs/data-history.md "Round 9: grpo9"): 600 GRPO steps whose published policy is the GRPO
 // weights' moving average with sft.ema's warm-up; the flow demo turns the average off.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
