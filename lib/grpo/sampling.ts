@@ -1,6 +1,9 @@
 // What every batch contains, as a pure function of its number (so a restarted orchestrator rebuilds it, and
 // the single-process loop reads exactly what the pipeline reads): dataset cursors, sample ids, noise seeds.
 import type { RunConfig } from '../config/index.ts';
+import { configSchema } from '../config/schema.ts';
+import { schemaAt, unwrap } from '../config/introspect.ts';
+import { CORRUPTION_TYPES } from '../data/corruptions.ts';
 import { hashSeed, standardNormal } from '../data/random.ts';
 
 type Schedule = { sft: Pick<RunConfig['sft'], 'steps' | 'batchSize'>; grpo: Pick<RunConfig['grpo'], 'samplesPerBatch'> };
@@ -51,7 +54,17 @@ export function identityAction(config: Pick<RunConfig, 'run' | 'model'>, sampleI
  * else changes which samples a batch number names, so a run may resume under a configuration that changes any other
  * field (grpo.steps to extend it, leases, evaluation, optimiser, tolerances). The orchestrator stores it in its run
  * state and the learner in each checkpoint (extra.batch_layout); both are compared at the orchestrator's start
- * (orchestrator/main.ts). A field present on one side only counts as changed (an optional data field set or unset).
+ * (orchestrator/main.ts), and a checkpoint's again at each learner catch-up.
+ *
+ * It covers the configuration, not the data: a folder or manifest (data.source.path) whose files were added, removed
+ * or changed under the same path names other samples under the same numbers and is not detected; the built-in photo
+ * manifest (lib/data/photos.jsonl) is part of the code, so a release that changes it changes the photographs too.
+ * A field present on one side only (an optional data field set or unset) counts as changed, unless the other side's
+ * value is the field's schema default: a release that adds a data.* field with a default keeping the old behaviour
+ * (as data.augment and data.valImages were added) finds it missing from every layout stored before it, and an older
+ * release finds it in the newer learner's checkpoints (compareLayouts: `defaulted`). data.corruptions.types compares
+ * as the set of types it draws from ('all' and a list of all 16 types are equal, and a list's order does not count:
+ * lib/data/dataset.ts dataConfigFrom weighs the types by name).
  */
 export type BatchLayout = Record<string, unknown>;
 
@@ -72,14 +85,57 @@ export function batchLayout(config: Pick<RunConfig, 'run' | 'data'> & Schedule):
   return out;
 }
 
-/** Each field whose value differs between the run's layout `was` and `now`, as "field: was -> now" (unset: absent). */
-export function layoutDifferences(was: BatchLayout, now: BatchLayout): string[] {
-  const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
-  const fields = [...new Set([...Object.keys(was), ...Object.keys(now)])].sort();
-  return fields.filter((f) => JSON.stringify(was[f]) !== JSON.stringify(now[f])).map((f) => `${f}: ${show(was[f])} -> ${show(now[f])}`);
+/** The schema default of layout field `field` (a config path), or undefined when it has none (or the schema has no such field). */
+function layoutFieldDefault(field: string): { value: unknown } | undefined {
+  const s = schemaAt(configSchema, field.split('.'));
+  if (!s) return undefined;
+  const u = unwrap(s);
+  return u.hasDefault ? { value: u.defaultValue } : undefined;
 }
 
-/** A layout read back (a run state's field, a checkpoint's extra.batch_layout); an Error naming `what` when it is not one. */
+/** A layout value as compared: data.corruptions.types as the sorted set it names ('all' for every type). */
+function comparable(field: string, v: unknown): string {
+  if (field === 'data.corruptions.types' && Array.isArray(v) && v.every((t) => typeof t === 'string')) {
+    const set = [...new Set(v as string[])].sort();
+    return JSON.stringify(CORRUPTION_TYPES.every((t) => set.includes(t)) && set.length === CORRUPTION_TYPES.length ? 'all' : set);
+  }
+  return JSON.stringify(v);
+}
+
+export interface LayoutComparison {
+  /** Each field whose value differs, as "field: was -> now" (unset: absent). */
+  changed: string[];
+  /** Each field present on one side only whose value there is its schema default, so equal (see BatchLayout). */
+  defaulted: string[];
+}
+
+/** Compares the run's layout `was` with `now` (see BatchLayout for what counts as equal). */
+export function compareLayouts(was: BatchLayout, now: BatchLayout): LayoutComparison {
+  const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
+  const out: LayoutComparison = { changed: [], defaulted: [] };
+  for (const f of [...new Set([...Object.keys(was), ...Object.keys(now)])].sort()) {
+    const a = was[f];
+    const b = now[f];
+    if (a !== undefined && b !== undefined ? comparable(f, a) === comparable(f, b) : a === b) continue;
+    const present = a === undefined ? b : a;
+    const d = layoutFieldDefault(f);
+    if ((a === undefined) !== (b === undefined) && d && comparable(f, present) === comparable(f, d.value)) {
+      out.defaulted.push(`${f} (${a === undefined ? "absent from the run's layout" : "absent from this configuration's layout"}; ${show(present)} is its default)`);
+    } else out.changed.push(`${f}: ${show(a)} -> ${show(b)}`);
+  }
+  return out;
+}
+
+/** Each field whose value differs between the run's layout `was` and `now`, as "field: was -> now" (unset: absent). */
+export function layoutDifferences(was: BatchLayout, now: BatchLayout): string[] {
+  return compareLayouts(was, now).changed;
+}
+
+/**
+ * A layout read back (a checkpoint's extra.batch_layout); an Error naming `what` when it is not one: not JSON, not an
+ * object, no numeric run.seed (every layout records it), or a field whose value is an object (the layout's values are
+ * leaves: numbers, strings, booleans, arrays).
+ */
 export function parseBatchLayout(text: string, what: string): BatchLayout | Error {
   let v: unknown;
   try {
@@ -88,5 +144,9 @@ export function parseBatchLayout(text: string, what: string): BatchLayout | Erro
     return new Error(`${what}: not JSON (${(e as Error).message})`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return new Error(`${what}: not a JSON object`);
-  return v as BatchLayout;
+  const o = v as Record<string, unknown>;
+  if (typeof o['run.seed'] !== 'number') return new Error(`${what}: no numeric run.seed (every batch layout records it)`);
+  const nested = Object.keys(o).find((k) => o[k] === null || (typeof o[k] === 'object' && !Array.isArray(o[k])));
+  if (nested !== undefined) return new Error(`${what}: field ${JSON.stringify(nested)} is ${o[nested] === null ? 'null' : 'an object'}, not a leaf value`);
+  return o;
 }
