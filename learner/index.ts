@@ -296,6 +296,7 @@ class LearnerRole implements WorkerRoleImpl {
       const optimizer = saved?.state ?? null;
       if (found === null) ctx.log.warn(`${source} has no optimizer state in ${this.learnerState.bucket}: resuming with a fresh AdamW`);
       let lastBatchSeq = uintExtra(ck.meta.extra, 'last_batch_seq', source) ?? Number(/-b(\d+)$/.exec(ck.meta.lastBatchId ?? '')?.[1] ?? 0);
+      const checkpointSeq = lastBatchSeq;
       // batches skipped as non-finite after this checkpoint: recorded durably before they were acknowledged
       if (skipRecord && skipRecord.version === latest.version && skipRecord.digest === latest.digest && skipRecord.last_batch_seq > lastBatchSeq) {
         ctx.log.info(`batches ${lastBatchSeq + 1}..${skipRecord.last_batch_seq} were skipped as non-finite after v${latest.version}: resuming after them`);
@@ -319,6 +320,7 @@ class LearnerRole implements WorkerRoleImpl {
       const sftAverage = refVersion === undefined && ctx.config.sft.ema > 0 ? saved?.average : undefined;
       this.trainer = Trainer.create(ctx.config, this.params, { device: this.device, ...(optimizer ? { optimizerState: optimizer } : {}), ...(sftAverage ? { sftAverage } : {}) });
       if (refVersion !== undefined) this.average = this.resumeAverage(saved?.average, source);
+      if (refVersion !== undefined && saved?.average) this.warnIfResumingFromPublishedAverage(ck.params, saved.average, checkpointSeq, lastBatchSeq, source);
       this.st = { version: ck.meta.version, lastBatchSeq, lastBatchId: ck.meta.lastBatchId, step: ck.meta.step, optimizerStep: 0, refVersion, refDigest: refVersion !== undefined ? refDigest : undefined, latest };
       ctx.log.info(`resumed from checkpoint v${latest.version}`, { last_batch_seq: lastBatchSeq, step: ck.meta.step, ref_version: refVersion ?? null });
     } else {
@@ -422,6 +424,22 @@ class LearnerRole implements WorkerRoleImpl {
       }
       throw new RetryableWorkerError(`cannot fetch ${what} (v${ann.version}): ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * grpo.ema and a raised grpo.steps (review26d F1, round 26): the checkpoint resumed was the run's last GRPO batch
+   * under the configuration that trained it, so it published the weight average in place of the trained weights
+   * (publishAverageAtEnd), and the trained weights are stored nowhere; with more batches to train now, training goes
+   * on from the average, with the trained weights' AdamW moments: not what a run configured with this grpo.steps from
+   * the start would train. Warned, not refused: raising grpo.steps is how an operator extends a run on purpose, and
+   * the average is the policy the run published (a refusal would need a flag for every deliberate extension).
+   * Known by the checkpoint's parameters being the saved average exactly (copyTo copies it bit for bit; after any
+   * other GRPO batch the average lags the parameters), so checkpoints of earlier rounds are recognised too.
+   */
+  private warnIfResumingFromPublishedAverage(params: TensorMap, average: AverageState, checkpointSeq: number, resumeAfter: number, source: string): void {
+    const last = lastGrpoSeq(this.ctx.config);
+    if (resumeAfter >= last || !sameValues(params, average.shadow)) return;
+    this.ctx.log.warn(`${source} (batch ${checkpointSeq}) published the grpo.ema weight average in place of the trained weights: batch ${checkpointSeq} was the run's last GRPO batch when it was trained, and this configuration's last is batch ${last} (grpo.steps raised to ${this.ctx.config.grpo.steps}: the run is extended). Training continues from the average (the trained weights of batch ${checkpointSeq} are stored nowhere), with the trained weights' AdamW moments, and batch ${last} publishes the average again; the extended run is not the one a configuration with grpo.steps ${this.ctx.config.grpo.steps} from the start would train (docs/architecture.md)`);
   }
 
   /**
@@ -995,4 +1013,15 @@ export function refuseFixedLogStdChange(config: RunConfig, params: TensorMap, so
       `workers would sample with ${have} while results are checked against ${want}. Resume with --set model.logStd=${have} ` +
       '(or model.learnLogStd=true), or start a new run id',
   );
+}
+
+/** Whether `a` and `b` hold the same tensors with bit-for-bit the same values. */
+function sameValues(a: TensorMap, b: TensorMap): boolean {
+  if (a.size !== b.size) return false;
+  for (const [name, t] of a) {
+    const u = b.get(name);
+    if (!u || u.data.length !== t.data.length) return false;
+    for (let i = 0; i < t.data.length; i++) if (!Object.is(t.data[i], u.data[i])) return false;
+  }
+  return true;
 }
