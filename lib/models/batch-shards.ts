@@ -70,6 +70,18 @@ export function combineShards(outs: readonly Fetches[], shards: ReadonlyArray<re
   return out;
 }
 
+/**
+ * Promise.all that waits for every promise to settle before it rejects (with the first error in the list's order):
+ * a lane's error must not return while the other lane is still inside onnxruntime, where a caller's process.exit
+ * aborts the process (exit 134; review26d F6, round 26).
+ */
+export async function settleAll<T>(promises: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 /** Lanes for the shards: two on the CPU when the process has two threads per operator or more, else one. */
 export function shardLanes(device: Device, threads = intraOpThreads()): number {
   const t = threads === 0 ? availableParallelism() : threads;
@@ -104,7 +116,7 @@ export class ShardedForms {
 
   /** Creates `form`'s session on every lane now rather than at the first batch that needs it. */
   async prepare(form: 'shared' | 'plain'): Promise<void> {
-    await Promise.all(this.lanes.map((l) => l.session(form)));
+    await settleAll(this.lanes.map((l) => l.session(form)));
   }
 
   /** Lane 0's session of `form` (benches). */
@@ -132,7 +144,7 @@ export class ShardedForms {
       // lane 1's shard first: its thread runs while lane 0 runs on this thread (a synchronous onnxruntime call)
       const second = runShard(this.lanes[1]!, shards[1]!);
       const first = runShard(this.lanes[0]!, shards[0]!);
-      outs = await Promise.all([first, second]);
+      outs = await settleAll([first, second]);
     }
     return combineShards(outs, shards, n);
   }

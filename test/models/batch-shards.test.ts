@@ -9,7 +9,7 @@ import { GraphSession, intraOpThreads, setIntraOpThreads, type Fetches } from '.
 import { grpoModel, policySpecOf } from '../../lib/models/bundle.ts';
 import { initPolicyParams } from '../../lib/models/policy.ts';
 import { PolicyTrainer, type GrpoInputs } from '../../lib/models/trainer.ts';
-import { batchShards, combineShards, shardLanes } from '../../lib/models/batch-shards.ts';
+import { batchShards, combineShards, settleAll, shardLanes } from '../../lib/models/batch-shards.ts';
 import { grpoHyperFeeds, paramFeeds, scalarFeed } from '../../lib/models/feeds.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
 import { grpoHyper } from '../../lib/grpo/algorithm.ts';
@@ -136,3 +136,22 @@ for (const mode of ['scalar', 'dense'] as const) {
     }
   });
 }
+
+// review26d F6 (round 26): ShardedForms.run and prepare used Promise.all, which rejects at lane 0's error while lane 1
+// may still be inside onnxruntime (a CLI calling process.exit then aborts with 134). settleAll waits for both.
+test('settleAll: a lane that throws at once rejects only after the other lane has settled, with the first error in lane order', async () => {
+  let secondSettled = false;
+  const first = Promise.reject(new Error('lane 0 failed'));
+  const second = new Promise<number>((resolve) => setTimeout(() => {
+    secondSettled = true;
+    resolve(2);
+  }, 50));
+  await assert.rejects(settleAll([first, second]), (e: Error) => {
+    assert.equal(e.message, 'lane 0 failed');
+    assert.equal(secondSettled, true, 'the other lane settled before the rejection');
+    return true;
+  });
+  // both failing: lane 0's error, after lane 1's
+  await assert.rejects(settleAll([new Promise((_, reject) => setTimeout(() => reject(new Error('lane 0')), 30)), Promise.reject(new Error('lane 1'))]), /lane 0/);
+  assert.deepEqual(await settleAll([Promise.resolve(1), Promise.resolve(2)]), [1, 2]);
+});
