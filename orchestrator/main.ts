@@ -10,7 +10,7 @@ import type { RunConfig } from '../lib/config/index.ts';
 import { openRunDataset } from '../lib/config/dataset.ts';
 import { assertBatchesFit } from '../lib/config/batch-fit.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
-import { createMetrics, startMetricsServer, type Health, type MetricsServer } from '../lib/metrics/index.ts';
+import { createMetrics, describeMetricsToken, startMetricsServer, type Health, type MetricsServer } from '../lib/metrics/index.ts';
 import {
   CheckpointStore,
   checkListenAuth,
@@ -422,7 +422,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       },
     }),
   });
-  log(`listening on ${server.address}; metrics on ${metricsServer.url}/metrics${o.metricsToken !== undefined ? " (with a token)" : ""}`);
+  log(`listening on ${server.address}; metrics on ${metricsServer.url}/metrics${describeMetricsToken(o.metricsToken)}`);
   coordinator.start();
   const done = coordinator.done.then(() => {
     log(`run ${config.run.id} complete at policy version ${coordinator.state.learnerVersion}`);

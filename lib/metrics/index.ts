@@ -136,6 +136,16 @@ export const METRICS_TOKEN_DIGEST_PREFIX = 'sha256:';
 /** Whether a metrics token value is given as a digest (the prefix in any case: `SHA256:` is no token either). */
 const isDigestForm = (t: string) => t.slice(0, METRICS_TOKEN_DIGEST_PREFIX.length).toLowerCase() === METRICS_TOKEN_DIGEST_PREFIX;
 
+/**
+ * How a role's start-up line names the metrics port's token: " (with a token)", or " (with a token's digest)" when it
+ * is given as `sha256:<64 hex>`: a scraper must present the token itself, and one given the same sha256: file gets
+ * 401 (review26d F5, round 26). Empty without a token.
+ */
+export function describeMetricsToken(token: string | undefined): string {
+  if (token === undefined) return '';
+  return isDigestForm(token.trim()) ? " (with a token's digest: a scraper presents the token itself)" : ' (with a token)';
+}
+
 /** The hex sha256 of a metrics token, in the form a token file may hold instead of the token: `sha256:<64 hex>`. */
 export function metricsTokenDigest(token: string): string {
   return `${METRICS_TOKEN_DIGEST_PREFIX}${createHash('sha256').update(token.trim()).digest('hex')}`;

@@ -19,7 +19,7 @@ import type { Registry } from 'prom-client';
 import * as grpc from '@grpc/grpc-js';
 import { configHash } from '../checkpoint/digest.ts';
 import { parseConfig, type RunConfig } from '../config/index.ts';
-import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from '../metrics/index.ts';
+import { createMetrics, describeMetricsToken, startMetricsServer, type Metrics, type MetricsServer } from '../metrics/index.ts';
 import {
   checkRunId,
   closeNats,
@@ -203,7 +203,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
   // A device this machine cannot give ends the role here, before it joins (a SetupError: no restart cures it).
   if (o.device) await checkDevice(o.device);
   const server: MetricsServer = await startMetricsServer({ port: o.metricsPort, host: o.metricsHost, ...(o.metricsToken !== undefined ? { token: o.metricsToken } : {}), registry: registryShim, health });
-  log.info(`metrics and health on ${server.url}${o.metricsToken !== undefined ? ' (with a token)' : ''}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}; NATS ${o.nats} (${describeNatsAuth(o.natsAuth)})`);
+  log.info(`metrics and health on ${server.url}${describeMetricsToken(o.metricsToken)}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}; NATS ${o.nats} (${describeNatsAuth(o.natsAuth)})`);
 
   const send = async (msg: WorkerMessage): Promise<boolean> => {
     const c = conn;

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMetrics, METRICS_TOKEN_ENV, metricsTokenDigest, MIN_METRICS_TOKEN_LENGTH, readMetricsToken, startMetricsServer, type Health } from '../../lib/metrics/index.ts';
+import { createMetrics, describeMetricsToken, METRICS_TOKEN_ENV, metricsTokenDigest, MIN_METRICS_TOKEN_LENGTH, readMetricsToken, startMetricsServer, type Health } from '../../lib/metrics/index.ts';
 import { loadConfig } from '../../lib/config/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { runRewardWorker } from '../../reward-worker/index.ts';
@@ -264,7 +264,11 @@ test('reward-worker --metrics-host 0.0.0.0 --metrics-token-file (holding the dig
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [METRICS_TOKEN_ENV]: '' },
   });
   let stderr = '';
-  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  let saidDigest = false; // the start-up line (review26d F5): "(with a token's digest...)", not "(with a token)"
+  child.stderr!.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+    saidDigest ||= /metrics and health on \S+ \(with a token's digest: a scraper presents the token itself\)/.test(String(d));
+  });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
     const url = `http://127.0.0.1:${port}`;
@@ -287,10 +291,18 @@ test('reward-worker --metrics-host 0.0.0.0 --metrics-token-file (holding the dig
     const d = (await (await fetch(`${url}/health`, { headers: bearer(TOKEN) })).json()) as { detail: { worker_id: string } };
     assert.equal(d.detail.worker_id, 'cli-tok');
     assert.doesNotMatch(stderr, new RegExp(TOKEN), 'the token is never logged');
+    assert.ok(saidDigest, `the start-up line says the port holds a token's digest:\n${stderr}`);
   } finally {
     child.kill('SIGTERM');
     const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(t);
   }
+});
+
+test("describeMetricsToken: the start-up line says \"(with a token's digest...)\" for a sha256: value (review26d F5), \"(with a token)\" for a token", () => {
+  assert.equal(describeMetricsToken(undefined), '');
+  assert.equal(describeMetricsToken(TOKEN), ' (with a token)');
+  assert.equal(describeMetricsToken(DIGEST), " (with a token's digest: a scraper presents the token itself)");
+  assert.equal(describeMetricsToken(`SHA256:${DIGEST.slice(7)}\n`), " (with a token's digest: a scraper presents the token itself)");
 });
