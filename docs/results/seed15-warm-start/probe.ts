@@ -4,6 +4,8 @@
 //        seed INIT, crops and corruptions from seed DATA (the demo's config, sft.steps=STEPS); prints the loss per 50
 //        steps and scan_lines PSNR / the every-type PSNR of identity and the warm start on 32 px crops of the training
 //        photographs at fresh epochs (1000+, never trained on).
+//   node --import tsx docs/results/seed15-warm-start/probe.ts init               the initial networks of seeds 10-17 on
+//        scan_lines crops: units never positive per layer, R^2 of a least-squares 3x3 head on the last features.
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../../lib/config/index.ts';
 import { openRunDataset } from '../../../lib/config/dataset.ts';
@@ -43,7 +45,7 @@ if (mode === 'draws') {
       if (t === 'scan_lines') sl.push(k);
     }
     const byQuarter = [0, 1, 2, 3].map((q) => sl.filter((k) => Math.floor(k / (n / 4)) === q).length);
-    console.log(`seed ${seed}: train split ${ds.size} crops; scan_lines ${counts.get('scan_lines')} of ${n} (per 100 steps ${byQuarter.join('/')}); min type ${Math.min(...counts.values())}, max ${Math.max(...counts.values())}`);
+    console.log(`seed ${seed}: ${ds.size} training photographs; scan_lines ${counts.get('scan_lines')} of ${n} (per 100 steps ${byQuarter.join('/')}); min type ${Math.min(...counts.values())}, max ${Math.max(...counts.values())}`);
   }
 } else if (mode === 'sft') {
   const [init, data, steps] = args.slice(0, 3).map(Number) as [number, number, number];
