@@ -204,8 +204,10 @@ test('a checkpoint read whose connection is lost fails naming the checkpoint, no
 // would never finish (the orchestrator's exit hung so before round 20). closeNats bounds it and closes.
 test('closeNats ends a connection whose server is silent: the drain is cut at its bound and the connection closed', { timeout: 20_000 }, async () => {
   const nats = await startNatsServer();
+  const conns: NatsConnection[] = [];
   try {
     const [a, b] = await Promise.all(['close-a', 'close-b'].map((name) => connectNats({ url: nats.url, name })));
+    conns.push(a!, b!);
     for (const nc of [a!, b!]) {
       const sub = nc.subscribe(`${nc.info?.client_id ?? 'x'}.close-test`);
       void (async () => {
@@ -222,7 +224,10 @@ test('closeNats ends a connection whose server is silent: the drain is cut at it
     assert.equal(a!.isClosed(), true);
     await b!.close();
   } finally {
+    // closed whatever failed above: a connection left open redials the killed server for ever and holds the test
+    // file's process alive (CI hung so in round 26 when the precondition above failed under load)
     await nats.kill();
+    for (const nc of conns) await nc.close().catch(() => undefined);
     await nats.stop().catch(() => undefined);
   }
 });
