@@ -1,3 +1,5 @@
+// An orchestrator restarted under another batch layout, and the trained line of a batch acknowledged without its
+// TrainResult: a real orchestrator on a real nats-server.
 // review26a: findings of round 26's review of the orchestrator's core that need a real orchestrator (runOrchestrator)
 // and a real nats-server; each test fails on the code reviewed (main at 49a92db).
 import { after, test } from 'node:test';

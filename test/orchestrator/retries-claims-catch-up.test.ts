@@ -1,3 +1,5 @@
+// Where a failed task goes next, what a TrainResult's version may claim, and a catch-up that must not stall or
+// mislabel: the coordinator alone with fake sessions.
 // review26a: findings of round 26's review of the orchestrator's core, each as a test that fails on the code reviewed
 // (main at 49a92db). The coordinator alone with fake sessions (as test/orchestrator/early-open.test.ts and
 // quarantine.test.ts drive it).

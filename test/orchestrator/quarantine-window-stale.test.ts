@@ -1,3 +1,4 @@
+// The quarantine window at grpo.maxStaleness > 0: which stale groups count as checked (TrainResult.check_coverage).
 // review26c: the quarantine window at grpo.maxStaleness > 0. The learner's stale-row check (grpo.staleCheckFraction 1,
 // the default) examines every stale group, but the orchestrator counts a stale group in its worker's window only when
 // it was excluded (coordinator.ts recordChecked). So a worker whose groups are stale has no clean results in its window:

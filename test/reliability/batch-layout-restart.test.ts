@@ -1,3 +1,5 @@
+// What a restart may change (only the batch layout is refused), and a layout check that holds when the run state is
+// gone: a real orchestrator on a real nats-server.
 // review26c: the run state's configHash refusal (round 26, review26a F2) against the operations an operator restarts an
 // orchestrator for. A stored batch number names its samples through run.seed, data.*, sft.steps, sft.batchSize and
 // grpo.samplesPerBatch only (lib/grpo/sampling.ts sftCursors/grpoCursors, lib/config/dataset.ts); configHash covers
