@@ -4,25 +4,34 @@ import { connectToOrchestrator, type OrchestratorConnection, type OrchestratorMe
 
 export const capabilities = { device: 'cpu', max_batch: 8, max_in_flight: 1 };
 
+/**
+ * Answers each rollout task on `conn` at once with the corrupted input as every action and log-density `logp`, at the
+ * task's version, until the stream ends (closed, or the worker quarantined); resolves with the tasks answered.
+ */
+export async function answerRolloutTasks(conn: OrchestratorConnection, logp: number): Promise<number> {
+  let answered = 0;
+  try {
+    for await (const m of conn.messages) {
+      for (const t of (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []) as RolloutTask__Output[]) {
+        let image: Tensor__Output | null = null;
+        const items = t.items.map((it) => {
+          image = it.image ?? image;
+          return { sample_id: it.sample_id, group_index: it.group_index, action: image, logp };
+        });
+        await conn.send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: t.policy_version_min ?? 0, compute_ms: 1, items } as never });
+        answered++;
+      }
+    }
+  } catch {
+    // the stream ended
+  }
+  return answered;
+}
+
 /** A rollout worker answering each task at once with the corrupted input as every action and log-density `logp`. */
 export async function scriptedRollout(address: string, workerId: string, logp: number): Promise<OrchestratorConnection> {
   const conn = await connectToOrchestrator({ address, role: 'ROLLOUT', workerId, capabilities });
-  void (async () => {
-    try {
-      for await (const m of conn.messages) {
-        for (const t of (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []) as RolloutTask__Output[]) {
-          let image: Tensor__Output | null = null;
-          const items = t.items.map((it) => {
-            image = it.image ?? image;
-            return { sample_id: it.sample_id, group_index: it.group_index, action: image, logp };
-          });
-          await conn.send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: t.policy_version_min ?? 0, compute_ms: 1, items } as never });
-        }
-      }
-    } catch {
-      // closed
-    }
-  })();
+  void answerRolloutTasks(conn, logp);
   return conn;
 }
 

@@ -16,8 +16,9 @@ import { runLearner } from '../../learner/index.ts';
 import { runRolloutWorker } from '../../rollout-worker/index.ts';
 import { runRewardWorker } from '../../reward-worker/index.ts';
 import { silentLogger, type Logger } from '../../lib/worker/index.ts';
-import { connectToOrchestrator, type OrchestratorConnection, type RolloutTask__Output, type Tensor__Output } from '../../lib/transport/index.ts';
+import { connectToOrchestrator, type OrchestratorConnection } from '../../lib/transport/index.ts';
 import { startNatsServer } from '../helpers/nats.ts';
+import { answerRolloutTasks } from '../helpers/scripted-workers.ts';
 import { events, isApplied } from '../reliability/helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -27,26 +28,9 @@ const PERMISSION_DENIED = 7;
 const STEPS = 12;
 const S = 2;
 
-/** Answers each rollout task at once: the corrupted input as every action, logp -1, at the task's version. */
-async function forger(conn: OrchestratorConnection): Promise<number> {
-  let answered = 0;
-  try {
-    for await (const m of conn.messages) {
-      for (const t of (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []) as RolloutTask__Output[]) {
-        let image: Tensor__Output | null = null;
-        const items = t.items.map((it) => {
-          image = it.image ?? image;
-          return { sample_id: it.sample_id, group_index: it.group_index, action: image, logp: -1 };
-        });
-        await conn.send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: t.policy_version_min ?? 0, compute_ms: 1, items } as never });
-        answered++;
-      }
-    }
-  } catch {
-    // the stream ended (quarantined)
-  }
-  return answered;
-}
+/** The forger: answers each rollout task at once with the corrupted input as every action and logp -1 (in the bounds
+ * the orchestrator checks, not what the policy gives them). */
+const forger = (conn: OrchestratorConnection) => answerRolloutTasks(conn, -1);
 
 test('maxStaleness 1: a forger\'s stale rows are excluded too; it is quarantined; the honest worker\'s stale rows pass', { timeout: 180_000 }, async () => {
   const nats = await startNatsServer();

@@ -18,8 +18,9 @@ import { runLearner } from '../../learner/index.ts';
 import { runRolloutWorker } from '../../rollout-worker/index.ts';
 import { runRewardWorker } from '../../reward-worker/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
-import { connectToOrchestrator, TransportError, type OrchestratorConnection, type RolloutTask__Output, type Tensor__Output } from '../../lib/transport/index.ts';
+import { connectToOrchestrator, TransportError, type OrchestratorConnection } from '../../lib/transport/index.ts';
 import { startNatsServer } from '../helpers/nats.ts';
+import { answerRolloutTasks } from '../helpers/scripted-workers.ts';
 import { events, isApplied } from '../reliability/helpers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -29,27 +30,9 @@ const PERMISSION_DENIED = 7;
 const STEPS = 10;
 const S = 2;
 
-/** Answers each rollout task at once: the corrupted input as every action, logp -1 (in the bounds the orchestrator checks). */
-async function forger(conn: OrchestratorConnection): Promise<number> {
-  let answered = 0;
-  const answer = async (t: RolloutTask__Output) => {
-    let image: Tensor__Output | null = null;
-    const items = t.items.map((it) => {
-      image = it.image ?? image;
-      return { sample_id: it.sample_id, group_index: it.group_index, action: image, logp: -1 };
-    });
-    await conn.send({ rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: t.policy_version_min ?? 0, compute_ms: 1, items } as never });
-    answered++;
-  };
-  try {
-    for await (const m of conn.messages) {
-      for (const t of m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []) await answer(t);
-    }
-  } catch {
-    // the stream ended (quarantined)
-  }
-  return answered;
-}
+/** The forger: answers each rollout task at once with the corrupted input as every action and logp -1 (in the bounds
+ * the orchestrator checks, not what the policy gives them). */
+const forger = (conn: OrchestratorConnection) => answerRolloutTasks(conn, -1);
 
 test('a rollout worker forging logp_old is named, counted and quarantined; the honest worker finishes the run', { timeout: 180_000 }, async () => {
   const nats = await startNatsServer();
