@@ -35,7 +35,8 @@ import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
-import { BATCH_LAYOUT_META_KEY, batchLayout, compareLayouts, parseBatchLayout, type BatchLayout, type LayoutComparison } from '../lib/grpo/sampling.ts';
+import { batchLayout } from '../lib/grpo/sampling.ts';
+import { LayoutGuard } from './layout-guard.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -104,34 +105,6 @@ export function liftQuarantine(state: RunState, ids: readonly string[], log: (li
   else delete state.quarantined;
 }
 
-/**
- * What checkpoint announcement `meta` (version `version`) says of its batch layout against this configuration's
- * `layout`: `absent` when it records none (written by an older learner, before fix26b of round 26); `unreadable` when
- * extra.batch_layout is not a layout (not a string, not JSON, wrong shape: parseBatchLayout), which the orchestrator
- * counts as an unverified claim and does not trust (review26d F3: it failed the run with exit 78, as a setup error);
- * else the comparison, `changed` listing each "field: the checkpoint's -> this configuration's".
- */
-export type CheckpointLayoutCheck = { kind: 'absent' } | { kind: 'unreadable'; reason: string } | ({ kind: 'compared' } & LayoutComparison);
-
-export function checkCheckpointLayout(meta: Record<string, unknown>, version: number, layout: BatchLayout): CheckpointLayoutCheck {
-  const text = meta[BATCH_LAYOUT_META_KEY];
-  if (text === undefined) return { kind: 'absent' };
-  const what = `checkpoint v${version}'s extra.${BATCH_LAYOUT_META_KEY}`;
-  if (typeof text !== 'string') return { kind: 'unreadable', reason: `${what}: not a string` };
-  const recorded = parseBatchLayout(text, what);
-  return recorded instanceof Error ? { kind: 'unreadable', reason: recorded.message } : { kind: 'compared', ...compareLayouts(recorded, layout) };
-}
-
-/** The log line of layout fields found equal by their schema default (compareLayouts `defaulted`). */
-function defaultedLine(where: string, defaulted: readonly string[]): string {
-  return `${where}: batch layout field(s) present on one side only, taken as equal because the value present is the field's default (a release added or removed the field): ${defaulted.join('; ')}`;
-}
-
-/** The exit-78 refusal of a run whose batches `where` numbered under another batch layout, naming each field. */
-function layoutRefusal(runId: string, where: string, changes: readonly string[]): SetupError {
-  return new SetupError(`run ${runId}: ${where} numbered its batches under another batch layout, and a batch's samples are a function of its number and these fields (lib/grpo/sampling.ts batchLayout), so resuming would train other samples under the same numbers: ${changes.join('; ')} (the run's value -> this configuration's). Start it with the run's values of these fields (any other field may change), or give this configuration a new run.id to start a new run`);
-}
-
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
   const config = o.config;
   traceRole('orch');
@@ -164,40 +137,15 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   const stored = await store.get();
   const storedLayout = stored?.value.batchLayout;
-  const compared = storedLayout ? compareLayouts(storedLayout, layout) : { changed: [], defaulted: [] };
-  if (compared.changed.length) {
-    await closeNats(nc);
-    throw layoutRefusal(config.run.id, `its stored run state (after batch ${stored!.value.ackedSeq})`, compared.changed);
-  }
-  if (compared.defaulted.length) log(defaultedLine(`the stored run state (after batch ${stored!.value.ackedSeq})`, compared.defaulted));
-  /** Each checkpoint version whose unreadable layout was counted and logged, and each line of defaulted fields logged: once each. */
-  const unreadableLogged = new Set<number>();
-  const defaultedLogged = new Set<string>();
-  /**
-   * Checkpoint `ann`'s layout: its changed fields (null when none to compare: recorded by an older learner, or
-   * unreadable: counted as an unverified claim, logged once, and the checkpoint not trusted: `trusted` false).
-   */
-  const checkpointLayout = (ann: { version: number; meta: Record<string, unknown> }): { changed: string[]; trusted: boolean } | null => {
-    const c = checkCheckpointLayout(ann.meta, ann.version, layout);
-    if (c.kind === 'absent') return null;
-    if (c.kind === 'unreadable') {
-      if (!unreadableLogged.has(ann.version)) {
-        unreadableLogged.add(ann.version);
-        metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'unverified_claim' });
-        log(`${c.reason}: not a batch layout, so the checkpoint's progress (last_batch_seq ${String(ann.meta['last_batch_seq'])}) is not trusted: no learner is caught up to it (the batches after the run state's are sent again, and the learner answers those it holds)`);
-      }
-      return { changed: [], trusted: false };
+  const guard = new LayoutGuard(config.run.id, layout, metrics, log);
+  if (storedLayout) {
+    try {
+      guard.checkStored(storedLayout, `stored run state (after batch ${stored!.value.ackedSeq})`);
+    } catch (e) {
+      await closeNats(nc);
+      throw e;
     }
-    if (c.defaulted.length) {
-      const line = defaultedLine(`checkpoint v${ann.version}`, c.defaulted);
-      if (!defaultedLogged.has(line)) {
-        defaultedLogged.add(line);
-        log(line);
-      }
-    }
-    return { changed: c.changed, trusted: true };
-  };
-  if (!storedLayout) {
+  } else {
     // No layout stored (no run state: a new run, or the state lost with the NATS store while this process was down,
     // or deleted; or one stored before the layout was): a learner's Hello would catch the new state up to the newest
     // checkpoint's last_batch_seq, so that checkpoint must number batches as this configuration does (review26c F3).
@@ -205,11 +153,11 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       await closeNats(nc);
       throw e;
     });
-    const checked = ann ? checkpointLayout(ann) : { changed: [], trusted: true };
+    const checked = ann ? guard.checkpoint(ann) : { changed: [], trusted: true };
     if (checked === null) log(`the newest checkpoint v${ann!.version} records no batch layout (written by an older learner, before fix26b of round 26): not compared with this configuration's`);
     else if (checked.changed.length) {
       await closeNats(nc);
-      throw layoutRefusal(config.run.id, `${stored ? 'its stored run state records no batch layout, and ' : 'it has no run state, and '}its newest checkpoint v${ann!.version} (last_batch_seq ${String(ann!.meta['last_batch_seq'])})`, checked.changed);
+      throw guard.refusal(`${stored ? 'its stored run state records no batch layout, and ' : 'it has no run state, and '}its newest checkpoint v${ann!.version} (last_batch_seq ${String(ann!.meta['last_batch_seq'])})`, checked.changed);
     }
   }
   const state: RunState = stored
@@ -246,8 +194,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     // the object's own record (a direct read), not a listing of the bucket: listing takes a consumer, which the
     // orchestrator's NATS user may not make (docs/security.md)
     if (!ann || (await checkpoints.storedMeta(ann.version)) === null) return null;
-    const checked = checkpointLayout(ann);
-    if (checked?.changed.length) throw layoutRefusal(config.run.id, `its newest checkpoint v${ann.version} (last_batch_seq ${String(ann.meta['last_batch_seq'])})`, checked.changed);
+    const checked = guard.checkpoint(ann);
+    if (checked?.changed.length) throw guard.refusal(`its newest checkpoint v${ann.version} (last_batch_seq ${String(ann.meta['last_batch_seq'])})`, checked.changed);
     if (checked && !checked.trusted) return null;
     const seq = Number(ann.meta['last_batch_seq']);
     return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;

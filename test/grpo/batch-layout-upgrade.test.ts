@@ -13,7 +13,7 @@ import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { openRunDataset } from '../../lib/config/dataset.ts';
 import { CORRUPTION_TYPES } from '../../lib/data/corruptions.ts';
 import { BATCH_LAYOUT_META_KEY, batchLayout, compareLayouts, layoutDifferences, parseBatchLayout } from '../../lib/grpo/sampling.ts';
-import { checkCheckpointLayout } from '../../orchestrator/main.ts';
+import { checkCheckpointLayout } from '../../orchestrator/layout-guard.ts';
 
 const input = {
   run: { id: 'layout-upgrade', seed: 1 },
