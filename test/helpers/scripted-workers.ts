@@ -57,3 +57,35 @@ export async function until(probe: () => boolean, what: string, log: string[]): 
   }
 }
 
+
+/** Polls `probe` every 20 ms until it returns a value (not undefined); throws naming `what` after `ms`. */
+async function waitFor<T>(probe: () => T | undefined, what: string, ms = 20_000): Promise<T> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) {
+    const v = probe();
+    if (v !== undefined) return v;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * A learner played over gRPC acknowledges batch 1 of the orchestrator `orch` (applied, version 1), and returns once the
+ * orchestrator stored the acknowledgement; its connection is closed.
+ */
+export async function acknowledgeBatchOne(orch: { port: number; coordinator: { state: { ackedSeq: number } } }): Promise<void> {
+  const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities });
+  try {
+    const got: OrchestratorMessage__Output[] = [];
+    void (async () => {
+      try {
+        for await (const m of conn.messages) got.push(m);
+      } catch {
+        // the stream ended
+      }
+    })();
+    const b1 = await waitFor(() => got.find((m) => m.train_batch?.batch_seq === 1)?.train_batch ?? undefined, 'batch 1');
+    await conn.send({ train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: true, skipped_reason: '', version: 1 } });
+    await waitFor(() => (orch.coordinator.state.ackedSeq === 1 ? true : undefined), 'batch 1 acknowledged');
+  } finally {
+    await conn.close();
+  }
+}

@@ -8,11 +8,12 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { connectToOrchestrator, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { connectToOrchestrator } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { batchLayout } from '../../lib/grpo/sampling.ts';
 import { exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 import { natsForFile } from '../helpers/nats.ts';
+import { acknowledgeBatchOne } from '../helpers/scripted-workers.ts';
 
 const shared = natsForFile();
 const cleanups: Array<() => Promise<void>> = [];
@@ -33,32 +34,11 @@ const configOf = (extra: (c: typeof base & Record<string, unknown>) => void): Ru
   return parseConfig(c);
 };
 
-async function waitFor<T>(probe: () => T | undefined, what: string, ms = 20_000): Promise<T> {
-  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) {
-    const v = probe();
-    if (v !== undefined) return v;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 test('review26c: a restart that changes no field a batch number depends on resumes (grpo.steps raised, leaseSeconds, eval, optim, tolerance)', { timeout: 90_000 }, async () => {
   const a = configOf(() => undefined);
   const first = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} });
   cleanups.push(() => first.stop());
-  const conn = await connectToOrchestrator({ address: `127.0.0.1:${first.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
-  cleanups.push(() => conn.close());
-  const got: OrchestratorMessage__Output[] = [];
-  void (async () => {
-    try {
-      for await (const m of conn.messages) got.push(m);
-    } catch {
-      /* the stream ended */
-    }
-  })();
-  const b1 = await waitFor(() => got.find((m) => m.train_batch?.batch_seq === 1)?.train_batch ?? undefined, 'batch 1');
-  await conn.send({ train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: true, skipped_reason: '', version: 1, batch_digest: '' } });
-  await waitFor(() => (first.coordinator.state.ackedSeq === 1 ? true : undefined), 'batch 1 acknowledged');
-  await conn.close();
+  await acknowledgeBatchOne(first); // the orchestrator stores the acknowledgement
   await first.stop();
 
   const changes: Array<[string, RunConfig]> = [

@@ -10,12 +10,13 @@ import { tmpdir } from 'node:os';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { openRunDataset } from '../../lib/config/dataset.ts';
 import { batchLayout, grpoCursors, groupSampleId } from '../../lib/grpo/sampling.ts';
-import { CheckpointStore, connectNats, connectToOrchestrator, sha256Digest, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, sha256Digest } from '../../lib/transport/index.ts';
 import { runOrchestrator } from '../../orchestrator/main.ts';
 import { exitCodeFor, SetupError } from '../../lib/config/setup-error.ts';
 import { RunStateStore } from '../../lib/transport/index.ts';
 import { z } from 'zod';
 import { natsForFile, storeRunState } from '../helpers/nats.ts';
+import { acknowledgeBatchOne } from '../helpers/scripted-workers.ts';
 
 const shared = natsForFile();
 const dir = mkdtempSync(join(tmpdir(), 'review26a-'));
@@ -34,14 +35,6 @@ const configOf = (id: string, extra: Record<string, unknown> = {}): RunConfig =>
   ...extra,
 });
 
-async function waitFor<T>(probe: () => T | undefined, what: string, ms = 20_000): Promise<T> {
-  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) {
-    const v = probe();
-    if (v !== undefined) return v;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 // F2. The run state in KV is { ackedSeq, learnerVersion } only: nothing records the configuration it was acknowledged
 // under. Everything a batch holds is a pure function of its seq *and the config* (sft.steps, sft.batchSize,
 // grpo.samplesPerBatch, data, seeds), so an orchestrator restarted on the same run id with another configuration
@@ -55,20 +48,7 @@ test('review26a F2: an orchestrator restarted on a run under another configurati
   const first = await runOrchestrator({ config: a, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: () => {} });
   cleanups.push(() => first.stop());
   // a learner (played over gRPC) applies SFT batch 1; the orchestrator stores the acknowledgement
-  const conn = await connectToOrchestrator({ address: `127.0.0.1:${first.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 } });
-  cleanups.push(() => conn.close());
-  const got: OrchestratorMessage__Output[] = [];
-  void (async () => {
-    try {
-      for await (const m of conn.messages) got.push(m);
-    } catch {
-      /* the stream ended */
-    }
-  })();
-  const b1 = await waitFor(() => got.find((m) => m.train_batch?.batch_seq === 1)?.train_batch ?? undefined, 'batch 1');
-  await conn.send({ train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: true, skipped_reason: '', version: 1 } });
-  await waitFor(() => (first.coordinator.state.ackedSeq === 1 ? true : undefined), 'batch 1 acknowledged');
-  await conn.close();
+  await acknowledgeBatchOne(first);
   await first.stop();
 
   const b = configOf('r26a-cfg', { sft: { steps: 1, batchSize: 2 } });
