@@ -3,7 +3,7 @@
 # built-in dataset), then `recovery-grpo demo` with any arguments given (e.g. --steps 50 --out runs/mine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -d node_modules ] || bash scripts/npm-ci.sh
 bash scripts/ensure-nats-server.sh
 bash scripts/ensure-photos.sh
 exec node bin/recovery-grpo.mjs demo "$@"

@@ -3,7 +3,7 @@
 # with node's own test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -d node_modules ] || bash scripts/npm-ci.sh
 bash scripts/ensure-nats-server.sh
 bash scripts/ensure-prometheus.sh
 bash scripts/ensure-chromium.sh
