@@ -45,6 +45,7 @@ import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
 import { startFakeOrchestrator, tinyConfig } from '../roles/helpers.ts';
 import { fakeSession } from '../helpers/fake-session.ts';
 import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
+import { scrapeMetric } from '../helpers/metrics.ts';
 
 const H = 16;
 const G = 2;
@@ -94,18 +95,6 @@ after(async () => {
   console.log(`bad inputs tried ${tally.length}, refused ${tally.length}:`);
   for (const t of tally) console.log(`  ${t.input.padEnd(w)}  ${t.refusal}`);
 });
-
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${orch.metricsUrl}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`recovery_grpo_${name}`) || line.startsWith('#')) continue;
-    const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== `recovery_grpo_${name}`) continue;
-    if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 15_000): Promise<T> {
   const t0 = Date.now();
@@ -201,7 +190,7 @@ test('results with wrong shapes, NaNs, wrong counts, unknown ids or of the wrong
     { input: 'rollout result without its action tensor', items: () => [{ ...goodItems()[0], action: undefined }, goodItems()[1]], pattern: /items\[0\]\.action: tensor is missing/ },
     { input: 'rollout actions in the wrong group order', items: () => goodItems().reverse(), pattern: /items\[0\]\.group_index is 1/ },
   ];
-  const errs0 = await metric('task_errors_total', { code: 'bad_result' });
+  const errs0 = await scrapeMetric(orch.metricsUrl, 'task_errors_total', { code: 'bad_result' });
   let first: string | undefined;
   let accepted: string | undefined;
   for (let i = 0; i <= bad.length; i++) {
@@ -219,17 +208,17 @@ test('results with wrong shapes, NaNs, wrong counts, unknown ids or of the wrong
     assert.match(line, bad[i].pattern, bad[i].input);
     refused(bad[i].input, line.replace(/^rejected a message from evil-rollout: /, 'refused, task retried: '));
   }
-  assert.equal(await metric('task_errors_total', { code: 'bad_result' }) - errs0, bad.length);
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'task_errors_total', { code: 'bad_result' }) - errs0, bad.length);
   // five refusals of one task: its sample is dropped, with its reason counted
-  assert.equal(await metric('samples_dropped_total', { reason: 'task_failed' }), 1, orchLog.filter((l) => /giving up|rejected/.test(l)).join('\n'));
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'samples_dropped_total', { reason: 'task_failed' }), 1, orchLog.filter((l) => /giving up|rejected/.test(l)).join('\n'));
   assert.ok(orchLog.some((l) => l.startsWith(`giving up task ${first} after 5 attempts`)));
   refused('the same task refused 5 times', 'sample dropped, samples_dropped_total{reason="task_failed"} = 1');
 
   // unknown task ids and results of the wrong kind change nothing
-  const dup0 = await metric('duplicate_results_total', { worker_role: 'rollout' });
+  const dup0 = await scrapeMetric(orch.metricsUrl, 'duplicate_results_total', { worker_role: 'rollout' });
   await roll.conn.send({ rollout_result: { task_id: 'no-such-task', attempt: 1, policy_version: 0, items: goodItems() } });
   await roll.conn.send({ task_error: { task_id: 'no-such-task', attempt: 1, code: 'bad_input', message: 'x', retryable: false } });
-  await waitFor(async () => (await metric('duplicate_results_total', { worker_role: 'rollout' })) === dup0 + 1, 'the unknown result counted');
+  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'duplicate_results_total', { worker_role: 'rollout' })) === dup0 + 1, 'the unknown result counted');
   refused('rollout result for an unknown task id', 'ignored, duplicate_results_total{worker_role="rollout"} + 1');
   refused('task error for an unknown task id', 'ignored (task_errors_total counts it)');
   let from = orchLog.length;
@@ -485,7 +474,6 @@ test('property: decodeScoreTask gives one reference per candidate or one shared 
     { numRuns: 500 },
   );
 });
-
 
 test("property: the orchestrator's result validation accepts exactly the well-formed results, never throws, and retries the rest", { timeout: 60_000 }, async () => {
   const cfg = runConfig('prop', { grpo: { steps: 1, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar' } });

@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { parseConfig } from '../../lib/config/index.ts';
 import { connectNats, connectToOrchestrator, CheckpointStore, RunStateStore, sha256Digest } from '../../lib/transport/index.ts';
-import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
+import { runOrchestrator } from '../../orchestrator/main.ts';
 import { batchLayout } from '../../lib/grpo/sampling.ts';
 import { natsForFile } from '../helpers/nats.ts';
+import { scrapeMetric } from '../helpers/metrics.ts';
 
 const shared = natsForFile();
 const cleanups: Array<() => Promise<void>> = [];
@@ -25,17 +26,6 @@ const base = {
   sft: { steps: 3, batchSize: 2 },
   grpo: { steps: 2, groupSize: 2, samplesPerBatch: 2 },
 };
-
-async function metric(orch: RunningOrchestrator, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${orch.metricsUrl}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== `recovery_grpo_${name}`) continue;
-    if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, ms = 20_000): Promise<T> {
   for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) {
@@ -83,7 +73,7 @@ test('review26d F3: a checkpoint whose extra.batch_layout is not a layout is cou
   // no run state: the start compares the newest checkpoint's layout, which cannot be read (before the fix: exit 78)
   const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: shared.nats.url, metricsPort: 0, log: (l) => lines.push(l) });
   cleanups.push(() => orch.stop());
-  assert.equal(await metric(orch, 'task_errors_total', { worker_role: 'learner', code: 'unverified_claim' }), 1);
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'task_errors_total', { worker_role: 'learner', code: 'unverified_claim' }), 1);
   assert.ok(lines.some((l) => /^checkpoint v3's extra\.batch_layout: not JSON .*not trusted: no learner is caught up to it/.test(l)), lines.join('\n'));
   // a learner's Hello claiming batch 3 is not caught up to it (before the fix: the run failed with exit 78)
   const conn = await connectToOrchestrator({ address: `127.0.0.1:${orch.port}`, role: 'LEARNER', workerId: 'learner-1', capabilities: { device: 'cpu', max_batch: 8, max_in_flight: 1 }, hello: { last_batch_seq: 3, policy_version: 3 } });
@@ -103,6 +93,6 @@ test('review26d F3: a checkpoint whose extra.batch_layout is not a layout is cou
   assert.equal(failed, undefined, 'the run goes on');
   assert.equal(orch.coordinator.state.ackedSeq, 0, 'nothing acknowledged from that checkpoint');
   // counted once per checkpoint (at start), and the catch-up's own unverified claim once more
-  assert.equal(await metric(orch, 'task_errors_total', { worker_role: 'learner', code: 'unverified_claim' }), 2);
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'task_errors_total', { worker_role: 'learner', code: 'unverified_claim' }), 2);
   assert.equal(lines.filter((l) => l.startsWith("checkpoint v3's extra.batch_layout")).length, 1, 'logged once');
 });

@@ -11,6 +11,7 @@ import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { CheckpointStore, connectNats, connectToOrchestrator, encodeTensor, sha256Digest, type OrchestratorConnection, type OrchestratorMessage__Output } from '../../lib/transport/index.ts';
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { startNatsServer, storeRunState, type TestNatsServer } from '../helpers/nats.ts';
+import { scrapeMetric } from '../helpers/metrics.ts';
 
 const H = 16;
 const G = 2;
@@ -45,17 +46,6 @@ async function orchestrator(config: RunConfig): Promise<{ orch: RunningOrchestra
   const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
   running.push(orch);
   return { orch, log };
-}
-
-async function metric(orch: RunningOrchestrator, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${orch.metricsUrl}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== `recovery_grpo_${name}`) continue;
-    if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
 }
 
 /** The label sets of a metric's series. */
@@ -116,14 +106,14 @@ test('only the holder of a task\'s lease can finish or fail it; task ids carry a
   // the thief completes and fails the honest worker's task: both refused, counted, the lease stands
   await thief.conn.send(rolloutResult(taskA.task_id));
   await thief.conn.send({ task_error: { task_id: taskA.task_id, attempt: 1, code: 'internal', message: 'give it to me', retryable: true } });
-  await waitFor(async () => (await metric(orch, 'foreign_results_total', { worker_role: 'rollout' })) >= 2, 'two foreign results counted', log);
-  assert.equal(await metric(orch, 'rollouts_total'), 0, 'the thief\'s result was not accepted');
-  assert.equal(await metric(orch, 'redispatches_total'), 0, 'the thief\'s error did not take the task from its holder');
-  assert.equal(await metric(orch, 'task_errors_total'), 0, 'an error for a task one does not hold is not counted as a task error');
+  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'foreign_results_total', { worker_role: 'rollout' })) >= 2, 'two foreign results counted', log);
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'rollouts_total'), 0, 'the thief\'s result was not accepted');
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'redispatches_total'), 0, 'the thief\'s error did not take the task from its holder');
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'task_errors_total'), 0, 'an error for a task one does not hold is not counted as a task error');
 
   // the holder's own result is accepted
   await a.conn.send(rolloutResult(taskA.task_id));
-  await waitFor(async () => (await metric(orch, 'rollouts_total')) === G, 'the holder\'s result accepted', log);
+  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'rollouts_total')) === G, 'the holder\'s result accepted', log);
 });
 
 test('scores outside [-1, 1] are refused (ssim = 1e6 cannot pick a group\'s winner); float32\'s rounding past 1 is a score', { timeout: 60_000 }, async () => {
@@ -142,14 +132,14 @@ test('scores outside [-1, 1] are refused (ssim = 1e6 cannot pick a group\'s winn
     await s.conn.send({ score_result: { task_id: st.task_id, attempt: st.attempt, components: c.components } });
     await waitFor(() => log.some((l) => c.pattern.test(l)), `a refusal matching ${c.pattern}`, log);
   }
-  assert.equal(await metric(orch, 'scores_total'), 0);
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'scores_total'), 0);
   // refused results are retried, as any malformed result: the task comes back (attempt 4). A candidate equal to its
   // reference scores a float32 rounding step past 1 (cosine 1 + 2^-23; SSIM 1 + 1.2e-5, the float32 graph's
   // cancellation on a bright near-perfect candidate, round 24): accepted, not refused for ever
   const fourth = (await waitFor(() => s.tasks()[3], 'the score task again', log)).score_task!;
   assert.equal(fourth.attempt, 4);
   await s.conn.send({ score_result: { task_id: fourth.task_id, attempt: 4, components: [{ ssim: 1.0000118, clip_cos: 1.0000001192092896 }, { ssim: 0.4, clip_cos: -0.5 }] } });
-  await waitFor(async () => (await metric(orch, 'scores_total')) === G, 'an in-range score accepted', log);
+  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'scores_total')) === G, 'an in-range score accepted', log);
 });
 
 test('a lease that is not renewed expires: the holder gets a CancelTask and another worker the task', { timeout: 60_000 }, async () => {
@@ -162,11 +152,11 @@ test('a lease that is not renewed expires: the holder gets a CancelTask and anot
   assert.equal(cancel.reason, 'lease expired');
   const again = await waitFor(() => other.tasks().find((m) => m.rollout_task!.task_id === task.task_id), 'the task at another worker', log);
   assert.ok(again.rollout_task!.attempt >= 2);
-  assert.ok((await metric(orch, 'lease_expiries_total', { worker_role: 'rollout' })) >= 1);
+  assert.ok((await scrapeMetric(orch.metricsUrl, 'lease_expiries_total', { worker_role: 'rollout' })) >= 1);
   // the old holder's late result is refused: the task is the new holder's
   await silent.conn.send(rolloutResult(task.task_id));
-  await waitFor(async () => (await metric(orch, 'foreign_results_total')) >= 1, 'the late result refused', log);
-  assert.equal(await metric(orch, 'rollouts_total'), 0);
+  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'foreign_results_total')) >= 1, 'the late result refused', log);
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'rollouts_total'), 0);
 });
 
 test('heartbeats renew a lease, but not past orchestrator.maxTaskSeconds', { timeout: 60_000 }, async () => {
@@ -192,7 +182,7 @@ test('orchestrator.maxInFlightPerWorker caps what a Hello asks for; error codes 
   // its own task, with a code outside the set: counted as `other`
   const own = greedy.tasks()[0]!.rollout_task!;
   await greedy.conn.send({ task_error: { task_id: own.task_id, attempt: own.attempt, code: 'made-up-own', message: 'x', retryable: true } });
-  await waitFor(async () => (await metric(orch, 'task_errors_total', { code: 'other' })) === 1, 'the holder\'s error counted as other', log);
+  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'task_errors_total', { code: 'other' })) === 1, 'the holder\'s error counted as other', log);
   // the series an alert names in full exist at 0 from the start (lib/metrics ALERTED_COUNTERS): only counted ones here
   const text = await (await fetch(`${orch.metricsUrl}/metrics`)).text();
   const codes = text.split('\n').filter((l) => l.startsWith('recovery_grpo_task_errors_total{') && !/ 0$/.test(l)).map((l) => /code="([^"]*)"/.exec(l)?.[1]);
@@ -212,10 +202,10 @@ test('a rollout result made with a policy older than its task\'s policy_version_
   await w.conn.send(rolloutResult(task.task_id, 0));
   await waitFor(() => log.some((l) => /policy_version 0 is below the task's policy_version_min 3/.test(l)), 'the refusal', log);
   const again = (await waitFor(() => w.tasks().find((m) => m.rollout_task!.task_id === task.task_id && m.rollout_task!.attempt === 2), 'the task again', log)).rollout_task!;
-  assert.equal(await metric(orch, 'rollouts_total'), 0, 'the stale result was not accepted');
+  assert.equal(await scrapeMetric(orch.metricsUrl, 'rollouts_total'), 0, 'the stale result was not accepted');
   // the same task rolled out with v3 is accepted
   await w.conn.send(rolloutResult(again.task_id, 3));
-  await waitFor(async () => (await metric(orch, 'rollouts_total')) === G, 'the result at v3 accepted', log);
+  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'rollouts_total')) === G, 'the result at v3 accepted', log);
 });
 
 test('a rollout result claiming a policy version the learner has not published is refused, naming the task and both versions; one the checkpoint store announced is accepted', { timeout: 60_000 }, async () => {
@@ -232,14 +222,14 @@ test('a rollout result claiming a policy version the learner has not published i
     assert.ok(refusal.includes(task.task_id), refusal);
     assert.match(refusal, /policy_version 424242 is newer than the learner's newest version 3 \(acknowledged or announced\): no such policy was published/);
     const again = (await waitFor(() => w.tasks().find((m) => m.rollout_task!.task_id === task.task_id && m.rollout_task!.attempt === 2), 'the task again', log)).rollout_task!;
-    assert.equal(await metric(orch, 'rollouts_total'), 0, 'the made-up version was not accepted');
+    assert.equal(await scrapeMetric(orch.metricsUrl, 'rollouts_total'), 0, 'the made-up version was not accepted');
     // the learner published v5, which this orchestrator has not heard of (e.g. it restarted before the
     // acknowledgements): the store announces it, so a result made with it is accepted
     const store = await CheckpointStore.open(nc, { runId: 'future' });
     const bytes = new TextEncoder().encode('checkpoint v5 bytes');
     await store.put(5, bytes, sha256Digest(bytes), { last_batch_seq: '0' });
     await w.conn.send(rolloutResult(again.task_id, 5));
-    await waitFor(async () => (await metric(orch, 'rollouts_total')) === G, 'the result at v5 accepted', log);
+    await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'rollouts_total')) === G, 'the result at v5 accepted', log);
     assert.equal(log.filter((l) => /is newer than/.test(l)).length, 1, log.join('\n'));
   } finally {
     await nc.drain();
@@ -270,10 +260,10 @@ test('a rollout result whose version check cannot read the checkpoint store is c
     const task = (await waitFor(() => w.tasks()[0], 'a rollout task', log)).rollout_task!;
     await w.conn.send(rolloutResult(task.task_id, 5));
     // before the fix: refused as a bad result (an attempt counted toward maxAttempts) and the task dispatched again
-    await waitFor(async () => (await metric(orch, 'rollouts_total')) === G || log.some((l) => /rejected a message/.test(l)), 'the result accepted or refused', log);
+    await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'rollouts_total')) === G || log.some((l) => /rejected a message/.test(l)), 'the result accepted or refused', log);
     assert.equal(failed, 1, 'the read failed once');
     assert.equal(log.filter((l) => /rejected a message/.test(l)).length, 0, log.join('\n'));
-    assert.equal(await metric(orch, 'rollouts_total'), G, 'the result at v5 accepted');
+    assert.equal(await scrapeMetric(orch.metricsUrl, 'rollouts_total'), G, 'the result at v5 accepted');
     assert.ok(log.some((l) => /could not be read to check it \(TIMEOUT\): reading it again/.test(l)), log.join('\n'));
   } finally {
     proto.latest = real;
