@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf } from '../../lib/grpo/algorithm.ts';
+import { compileAlgorithm, grpoHyper } from '../../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
 import { FlowRunner, FlowTrainer, flowSamplerName, type FlowGroupRollout } from '../../lib/flow/family.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
@@ -14,6 +14,7 @@ import { runSingleProcess } from '../../lib/local/single-process.ts';
 import { toFlowSpace, startNoise } from '../../lib/flow/rollout.ts';
 import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
 import { sameVersionScreen } from '../../lib/grpo/logp-check.ts';
+import { rollFlowGroup } from '../helpers/flow-group.ts';
 
 function tiny(extra: Record<string, unknown> = {}, mode: 'scalar' | 'dense' = 'scalar'): RunConfig {
   return parseConfig({
@@ -57,23 +58,14 @@ for (const [mode, space, type] of [['scalar', 'image', 'sde'], ['dense', 'image'
     const groups: TrainableGroup[] = [];
     for (const id of ['s0', 's1']) {
       const image = Float32Array.from({ length: pix }, (_, i) => (i % 7) / 7);
-      const seeds = Array.from({ length: G }, (_, a) => rolloutNoiseSeed(c.run.seed, id, a));
-      const roll = await runner.rollout(params, id, image, seeds, mode === 'dense');
+      const components = Array.from({ length: G }, (_, a) => ({ ssim: 0.1 * a + (id === 's1' ? 0.05 : 0), clip_cos: 0 }));
+      const { group, roll } = await rollFlowGroup(c, runner, params, algo, id, image, components);
       // a re-run gives the same trajectory bit for bit
+      const seeds = Array.from({ length: G }, (_, a) => rolloutNoiseSeed(c.run.seed, id, a));
       const again = await runner.rollout(params, id, image, seeds, mode === 'dense');
       assert.deepEqual(again.images, roll.images);
       assert.equal(roll.steps[0]!.length, 1, 'one trained step (the window)');
-      const components = Array.from({ length: G }, (_, a) => ({ ssim: 0.1 * a + (id === 's1' ? 0.05 : 0), clip_cos: 0 }));
-      const rewards = rewardsOf(algo, components);
-      const mapLen = 3 * (H - 10) ** 2;
-      const ssimMaps = Array.from({ length: G }, (_, a) => new Float32Array(mapLen).fill(components[a]!.ssim));
-      const o = advantagesOf(algo, { components, rewards, ...(mode === 'dense' ? { ssimMaps } : {}) });
-      assert.ok(o.kept);
-      groups.push({
-        sampleId: id, image, actions: Array.from({ length: G }, (_, a) => roll.images.slice(a * pix, (a + 1) * pix)),
-        logps: new Array(G).fill(0), versions: new Array(G).fill(0), rewards, components, advantages: o.advantages,
-        ...(o.advantageMaps ? { advantageMaps: o.advantageMaps } : {}), flowSteps: roll.steps,
-      });
+      groups.push(group);
     }
     const batch = assembleGrpoBatch(groups, H, mode === 'dense');
     assert.equal(batch.flow!.rows, 2 * G);

@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
 import { parseConfig } from '../../lib/config/index.ts';
-import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf } from '../../lib/grpo/algorithm.ts';
+import { compileAlgorithm, grpoHyper } from '../../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
-import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
+import { rollFlowGroup } from '../helpers/flow-group.ts';
 import { FlowRunner, FlowTrainer, type FlowStepRecord } from '../../lib/flow/family.ts';
 import { stepCoefficients } from '../../lib/flow/sampler.ts';
 import { initialParamsOf } from '../../lib/models/bundle.ts';
@@ -40,17 +40,10 @@ test('flow training rows: each row carries its own action advantage and image; p
   const expected: Array<{ image: Float32Array; advantage: number; steps: FlowStepRecord[] }> = [];
   for (const [gi, id] of ['s0', 's1'].entries()) {
     const image = Float32Array.from({ length: pix }, (_, i) => ((i * (gi + 3)) % 11) / 11);
-    const seeds = Array.from({ length: G }, (_, a) => rolloutNoiseSeed(c.run.seed, id, a));
-    const roll = await runner.rollout(params, id, image, seeds, false);
     const components = Array.from({ length: G }, (_, a) => ({ ssim: [[0.1, 0.5, 0.2], [0.3, 0, 0.9]][gi]![a]!, clip_cos: 0 }));
-    const rewards = rewardsOf(algo, components);
-    const o = advantagesOf(algo, { components, rewards });
-    assert.ok(o.kept);
-    groups.push({
-      sampleId: id, image, actions: Array.from({ length: G }, (_, a) => roll.images.slice(a * pix, (a + 1) * pix)),
-      logps: new Array(G).fill(0), versions: new Array(G).fill(0), rewards, components, advantages: o.advantages, flowSteps: roll.steps,
-    });
-    for (let a = 0; a < G; a++) expected.push({ image, advantage: o.advantages[a]!, steps: roll.steps[a]! });
+    const { group, roll } = await rollFlowGroup(c, runner, params, algo, id, image, components);
+    groups.push(group);
+    for (let a = 0; a < G; a++) expected.push({ image, advantage: group.advantages[a]!, steps: roll.steps[a]! });
   }
   // Distinct advantages, so that a row given another action's advantage is seen.
   assert.equal(new Set(expected.map((e) => e.advantage)).size, expected.length);

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf } from '../../lib/grpo/algorithm.ts';
+import { compileAlgorithm, grpoHyper } from '../../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
 import { FlowRunner, FlowTrainer } from '../../lib/flow/family.ts';
 import { flowNoiseSeed, startNoise } from '../../lib/flow/rollout.ts';
-import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
+import { rollFlowGroup } from '../helpers/flow-group.ts';
 import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
@@ -81,16 +81,8 @@ test('imported velocity network: the learner recomputes the rollout\'s log-probs
   const groups: TrainableGroup[] = [];
   for (const id of ['s0', 's1']) {
     const image = Float32Array.from({ length: pix }, (_, i) => (i % 7) / 7);
-    const seeds = Array.from({ length: G }, (_, a) => rolloutNoiseSeed(c.run.seed, id, a));
-    const roll = await runner.rollout(params, id, image, seeds, false);
     const components = Array.from({ length: G }, (_, a) => ({ ssim: 0.1 * a + (id === 's1' ? 0.05 : 0), clip_cos: 0 }));
-    const rewards = rewardsOf(algo, components);
-    const o = advantagesOf(algo, { components, rewards });
-    if (!o.kept) throw new Error(`group ${id} dropped: ${o.detail}`);
-    groups.push({
-      sampleId: id, image, actions: Array.from({ length: G }, (_, a) => roll.images.slice(a * pix, (a + 1) * pix)),
-      logps: new Array(G).fill(0), versions: new Array(G).fill(0), rewards, components, advantages: o.advantages, flowSteps: roll.steps,
-    });
+    groups.push((await rollFlowGroup(c, runner, params, algo, id, image, components)).group);
   }
   const batch = assembleGrpoBatch(groups, SIZE, false);
   const out = await trainer.grpoForward({ ...batch, flow: batch.flow!, refMean: await runner.referenceMean(params, { ...batch, flow: batch.flow! }) }, grpoHyper(c));
