@@ -1,6 +1,7 @@
 // Workers scripted as gRPC clients of a real orchestrator, for tests that need the exact messages a worker sends: a
 // rollout worker answering every task at once with a chosen log-density, a learner recording the TrainBatches it gets.
 import { connectToOrchestrator, type OrchestratorConnection, type OrchestratorMessage__Output, type RolloutTask__Output, type Tensor__Output, type TrainBatch__Output } from '../../lib/transport/index.ts';
+import { waitFor } from './wait.ts';
 
 export const capabilities = { device: 'cpu', max_batch: 8, max_in_flight: 1 };
 
@@ -55,16 +56,6 @@ export async function until(probe: () => boolean, what: string, log: string[]): 
     if (Date.now() - t0 > 30_000) throw new Error(`timed out waiting for ${what}\n${log.slice(-20).join('\n')}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-
-/** Polls `probe` every 20 ms until it returns a value (not undefined); throws naming `what` after `ms`. */
-async function waitFor<T>(probe: () => T | undefined, what: string, ms = 20_000): Promise<T> {
-  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) {
-    const v = probe();
-    if (v !== undefined) return v;
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**

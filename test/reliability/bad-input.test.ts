@@ -46,6 +46,7 @@ import { startFakeOrchestrator, tinyConfig } from '../roles/helpers.ts';
 import { fakeSession } from '../helpers/fake-session.ts';
 import { CONFIG_EXIT_CODE } from '../../lib/config/setup-error.ts';
 import { scrapeMetric } from '../helpers/metrics.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const H = 16;
 const G = 2;
@@ -96,19 +97,9 @@ after(async () => {
   for (const t of tally) console.log(`  ${t.input.padEnd(w)}  ${t.refusal}`);
 });
 
-async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 15_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}\n${orchLog.slice(-15).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** The orchestrator's log line for a refusal, appearing after index `from`. */
 function logged(pattern: RegExp, from: number): Promise<string> {
-  return waitFor(() => orchLog.slice(from).find((l) => pattern.test(l)), `a log line matching ${pattern}`);
+  return waitFor(() => orchLog.slice(from).find((l) => pattern.test(l)), `a log line matching ${pattern}`, orchLog);
 }
 
 /** A raw stream that writes the given frames as they are (bytes, or messages serialised here). */
@@ -218,7 +209,7 @@ test('results with wrong shapes, NaNs, wrong counts, unknown ids or of the wrong
   const dup0 = await scrapeMetric(orch.metricsUrl, 'duplicate_results_total', { worker_role: 'rollout' });
   await roll.conn.send({ rollout_result: { task_id: 'no-such-task', attempt: 1, policy_version: 0, items: goodItems() } });
   await roll.conn.send({ task_error: { task_id: 'no-such-task', attempt: 1, code: 'bad_input', message: 'x', retryable: false } });
-  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'duplicate_results_total', { worker_role: 'rollout' })) === dup0 + 1, 'the unknown result counted');
+  await waitFor(async () => (await scrapeMetric(orch.metricsUrl, 'duplicate_results_total', { worker_role: 'rollout' })) === dup0 + 1, 'the unknown result counted', orchLog);
   refused('rollout result for an unknown task id', 'ignored, duplicate_results_total{worker_role="rollout"} + 1');
   refused('task error for an unknown task id', 'ignored (task_errors_total counts it)');
   let from = orchLog.length;
@@ -274,7 +265,7 @@ test('results with wrong shapes, NaNs, wrong counts, unknown ids or of the wrong
   refused('a fatal learner error naming an unknown batch', await logged(/ignoring a learner error for "forged"/, from));
   assert.equal(orch.coordinator.state.ackedSeq, 0);
   await learner.conn.send({ train_result: { batch_id: batch.batch_id, batch_seq: 1, applied: true, version: 1 } });
-  await waitFor(() => orch.coordinator.state.ackedSeq === 1, 'batch 1 acknowledged');
+  await waitFor(() => orch.coordinator.state.ackedSeq === 1, 'batch 1 acknowledged', orchLog);
   assert.equal(orch.coordinator.state.learnerVersion, 1);
   // /health carries the run's state in `detail` (docs/kubernetes.md, "Watch it"; it was null until round 26)
   const state = (await (await fetch(`${orch.metricsUrl}/health`)).json()) as {

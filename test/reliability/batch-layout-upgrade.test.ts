@@ -13,6 +13,7 @@ import { runOrchestrator } from '../../orchestrator/main.ts';
 import { batchLayout } from '../../lib/grpo/sampling.ts';
 import { natsForFile } from '../helpers/nats.ts';
 import { scrapeMetric } from '../helpers/metrics.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const shared = natsForFile();
 const cleanups: Array<() => Promise<void>> = [];
@@ -26,14 +27,6 @@ const base = {
   sft: { steps: 3, batchSize: 2 },
   grpo: { steps: 2, groupSize: 2, samplesPerBatch: 2 },
 };
-
-async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, ms = 20_000): Promise<T> {
-  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 20))) {
-    const v = await probe();
-    if (v !== undefined) return v;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test('review26d F2: a run state stored before data.augment and data.valImages existed is resumed by the upgraded orchestrator, said once', { timeout: 60_000 }, async () => {
   const config = parseConfig({ ...structuredClone(base), run: { id: 'r26d-upgrade', seed: 1 } });

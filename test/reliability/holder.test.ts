@@ -12,6 +12,7 @@ import { CheckpointStore, connectNats, connectToOrchestrator, encodeTensor, sha2
 import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { startNatsServer, storeRunState, type TestNatsServer } from '../helpers/nats.ts';
 import { scrapeMetric } from '../helpers/metrics.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const H = 16;
 const G = 2;
@@ -46,17 +47,6 @@ async function orchestrator(config: RunConfig): Promise<{ orch: RunningOrchestra
   const orch = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, log: (l) => log.push(l) });
   running.push(orch);
   return { orch, log };
-}
-
-/** The label sets of a metric's series. */
-async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string, log: string[], timeoutMs = 20_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}\n${log.slice(-15).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /**

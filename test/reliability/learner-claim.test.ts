@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { events, type Trained } from './helpers.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let nats: TestNatsServer;
 const running: RunningOrchestrator[] = [];
@@ -35,16 +36,6 @@ function runConfig(id: string): RunConfig {
     sft: { steps: 3, batchSize: 2 },
     grpo: { steps: 0 },
   });
-}
-
-async function waitFor<T>(probe: () => T | undefined | false, what: string, log: string[], timeoutMs = 20_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}\n${log.slice(-15).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /**
