@@ -95,6 +95,20 @@ export function outputImage(ev: EvalResult, name: string, i: number): RgbImage {
   return fromCHWFloat(out.subarray(ev.offsets[i], ev.offsets[i] + 3 * width * height), width, height);
 }
 
+/** The key of an image size in evaluate()'s runner caches. */
+const sizeKey = (height: number, width: number): string => `${height}x${width}`;
+
+/** The runner for images of height x width: `cache`'s, or made by `create` and kept there (the caller releases it). */
+async function runnerOfSize<R>(cache: Map<string, R>, height: number, width: number, create: () => Promise<R>): Promise<R> {
+  const key = sizeKey(height, width);
+  let r = cache.get(key);
+  if (!r) {
+    r = await create();
+    cache.set(key, r);
+  }
+  return r;
+}
+
 /**
  * Evaluates every policy on the same `samples` (typically the first N of the eval split). Samples may differ
  * in size (whole photographs): they are run in batches of one size, one policy graph per size (the policy is
@@ -132,7 +146,7 @@ export async function evaluate(
     if (s.corrupted.width !== s.clean.width || s.corrupted.height !== s.clean.height) {
       throw new Error(`evaluate: sample ${s.id}: corrupted ${s.corrupted.width}x${s.corrupted.height} differs from clean ${s.clean.width}x${s.clean.height}`);
     }
-    const key = `${s.clean.height}x${s.clean.width}`;
+    const key = sizeKey(s.clean.height, s.clean.width);
     const list = bySize.get(key) ?? [];
     if (list.length === 0) bySize.set(key, list);
     list.push(i);
@@ -149,25 +163,9 @@ export async function evaluate(
   const flow = isFlowFamily(config);
   const runners = new Map<string, PolicyRunner>();
   const flowRunners = new Map<string, FlowRunner>();
-  if (opts.runner && !flow) runners.set(`${opts.runner.height}x${opts.runner.width}`, opts.runner);
-  const runnerFor = async (height: number, width: number): Promise<PolicyRunner> => {
-    const key = `${height}x${width}`;
-    let r = runners.get(key);
-    if (!r) {
-      r = await PolicyRunner.create(config, 'cpu', { height, width });
-      runners.set(key, r);
-    }
-    return r;
-  };
-  const flowRunnerFor = async (height: number, width: number): Promise<FlowRunner> => {
-    const key = `${height}x${width}`;
-    let r = flowRunners.get(key);
-    if (!r) {
-      r = await FlowRunner.create(config, 'cpu', { height, width });
-      flowRunners.set(key, r);
-    }
-    return r;
-  };
+  if (opts.runner && !flow) runners.set(sizeKey(opts.runner.height, opts.runner.width), opts.runner);
+  const runnerFor = (height: number, width: number) => runnerOfSize(runners, height, width, () => PolicyRunner.create(config, 'cpu', { height, width }));
+  const flowRunnerFor = (height: number, width: number) => runnerOfSize(flowRunners, height, width, () => FlowRunner.create(config, 'cpu', { height, width }));
   const reports: Record<string, EvalReport> = {};
   const outputs: Record<string, Float32Array> = {};
   type Row = Omit<Scores, 'count'> & { id: string; type: string; level: string; index: number };
@@ -214,7 +212,7 @@ export async function evaluate(
           });
         }
       }
-      const key = `${group[0]!.height}x${group[0]!.width}`;
+      const key = sizeKey(group[0]!.height, group[0]!.width);
       const r = runners.get(key);
       if (r && r !== opts.runner) {
         runners.delete(key);
