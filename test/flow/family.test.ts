@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { compileAlgorithm, grpoHyper } from '../../lib/grpo/algorithm.ts';
-import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
+import { grpoHyper } from '../../lib/grpo/algorithm.ts';
 import { FlowRunner, FlowTrainer, flowSamplerName, type FlowGroupRollout } from '../../lib/flow/family.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
 import { initialParamsOf, paramShapesOf, standalonePolicyModel } from '../../lib/models/bundle.ts';
@@ -14,7 +13,7 @@ import { runSingleProcess } from '../../lib/local/single-process.ts';
 import { toFlowSpace, startNoise } from '../../lib/flow/rollout.ts';
 import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
 import { sameVersionScreen } from '../../lib/grpo/logp-check.ts';
-import { rollFlowGroup } from '../helpers/flow-group.ts';
+import { firstFlowPass } from '../helpers/flow-group.ts';
 
 function tiny(extra: Record<string, unknown> = {}, mode: 'scalar' | 'dense' = 'scalar'): RunConfig {
   return parseConfig({
@@ -48,34 +47,19 @@ for (const [mode, space, type] of [['scalar', 'image', 'sde'], ['dense', 'image'
   test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode}, ${space} space, ${type})`, async () => {
     const c = tiny(withFlow({ ...(space === 'residual' ? RESIDUAL_SPACE : {}), ...(type === 'cps' ? CPS : {}) }), mode);
     assert.equal(c.flow.sde.type, type);
-    const H = c.data.size;
-    const pix = 3 * H * H;
     const G = c.grpo.groupSize;
-    const params = initialParamsOf(c);
-    const runner = await FlowRunner.create(c);
-    const trainer = FlowTrainer.create(c, params);
-    const algo = compileAlgorithm(c);
-    const groups: TrainableGroup[] = [];
-    for (const id of ['s0', 's1']) {
-      const image = Float32Array.from({ length: pix }, (_, i) => (i % 7) / 7);
-      const components = Array.from({ length: G }, (_, a) => ({ ssim: 0.1 * a + (id === 's1' ? 0.05 : 0), clip_cos: 0 }));
-      const { group, roll } = await rollFlowGroup(c, runner, params, algo, id, image, components);
+    const { batch, out } = await firstFlowPass(c, async ({ runner, params, id, image, roll }) => {
       // a re-run gives the same trajectory bit for bit
       const seeds = Array.from({ length: G }, (_, a) => rolloutNoiseSeed(c.run.seed, id, a));
       const again = await runner.rollout(params, id, image, seeds, mode === 'dense');
       assert.deepEqual(again.images, roll.images);
       assert.equal(roll.steps[0]!.length, 1, 'one trained step (the window)');
-      groups.push(group);
-    }
-    const batch = assembleGrpoBatch(groups, H, mode === 'dense');
+    });
     assert.equal(batch.flow!.rows, 2 * G);
-    const out = await trainer.grpoForward({ ...batch, flow: batch.flow!, refMean: await runner.referenceMean(params, { ...batch, flow: batch.flow! }) }, grpoHyper(c));
     for (const r of out.ratio.data) assert.ok(Math.abs(r - 1) <= 1e-6, `ratio ${r}`);
     assert.equal(out.clip_fraction.data[0], 0);
     assert.ok(Math.abs(out.kl.data[0]!) < 1e-12, 'the reference is the policy itself');
     if (mode === 'scalar') out.logp.data.forEach((lp, k) => assert.ok(Math.abs(lp - batch.flow!.logpOld[k]!) < 1e-6, `row ${k}: learner ${lp}, rollout ${batch.flow!.logpOld[k]}`));
-    await runner.release();
-    await trainer.release();
   });
 }
 

@@ -1,11 +1,12 @@
 // A flow-family GRPO group made as the pipeline makes one, for the tests of the learner's flow rows.
 import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
 import type { RunConfig } from '../../lib/config/index.ts';
-import type { FlowGroupRollout, FlowRunner } from '../../lib/flow/family.ts';
-import { advantagesOf, rewardsOf, type GrpoAlgorithm } from '../../lib/grpo/algorithm.ts';
-import type { TrainableGroup } from '../../lib/grpo/batch.ts';
+import { FlowRunner, FlowTrainer, type FlowGroupRollout } from '../../lib/flow/family.ts';
+import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, type GrpoAlgorithm } from '../../lib/grpo/algorithm.ts';
+import { assembleGrpoBatch, type GrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
 import type { Components } from '../../lib/grpo/reward-expression.ts';
 import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
+import { initialParamsOf } from '../../lib/models/bundle.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
 
 /**
@@ -45,4 +46,39 @@ export async function rollFlowGroup(
     ...(o.advantageMaps ? { advantageMaps: o.advantageMaps } : {}), flowSteps: roll.steps,
   };
   return { group, roll };
+}
+
+/**
+ * The learner's first pass over the rollout worker's output under the initial parameters: two groups, `s0` and `s1`,
+ * of the same corrupted image, scored 0.1 a (+0.05 in s1) for action a, assembled into the GRPO batch and run
+ * through FlowTrainer.grpoForward with the policy as its own reference. It is on-policy, so a test expects every
+ * row's ratio at 1 and the learner's log-densities at the rollout's. `each` sees each group's rollout as it is made.
+ */
+export async function firstFlowPass(
+  c: RunConfig,
+  each?: (g: { runner: FlowRunner; params: TensorMap; id: string; image: Float32Array; roll: FlowGroupRollout }) => Promise<void>,
+): Promise<{ batch: GrpoBatch; out: Awaited<ReturnType<FlowTrainer['grpoForward']>> }> {
+  const H = c.data.size;
+  const G = c.grpo.groupSize;
+  const params = initialParamsOf(c);
+  const runner = await FlowRunner.create(c);
+  const trainer = FlowTrainer.create(c, params);
+  try {
+    const algo = compileAlgorithm(c);
+    const groups: TrainableGroup[] = [];
+    for (const id of ['s0', 's1']) {
+      const image = Float32Array.from({ length: 3 * H * H }, (_, i) => (i % 7) / 7);
+      const components = Array.from({ length: G }, (_, a) => ({ ssim: 0.1 * a + (id === 's1' ? 0.05 : 0), clip_cos: 0 }));
+      const { group, roll } = await rollFlowGroup(c, runner, params, algo, id, image, components);
+      await each?.({ runner, params, id, image, roll });
+      groups.push(group);
+    }
+    const batch = assembleGrpoBatch(groups, H, c.grpo.advantageMode === 'dense');
+    const flow = batch.flow!;
+    const out = await trainer.grpoForward({ ...batch, flow, refMean: await runner.referenceMean(params, { ...batch, flow }) }, grpoHyper(c));
+    return { batch, out };
+  } finally {
+    await runner.release();
+    await trainer.release();
+  }
 }

@@ -9,11 +9,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseConfig, type RunConfig } from '../../lib/config/index.ts';
-import { compileAlgorithm, grpoHyper } from '../../lib/grpo/algorithm.ts';
-import { assembleGrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
-import { FlowRunner, FlowTrainer } from '../../lib/flow/family.ts';
+import { FlowRunner } from '../../lib/flow/family.ts';
 import { flowNoiseSeed, startNoise } from '../../lib/flow/rollout.ts';
-import { rollFlowGroup } from '../helpers/flow-group.ts';
+import { firstFlowPass } from '../helpers/flow-group.ts';
 import { Graph } from '../../lib/graph/graph.ts';
 import { serialize } from '../../lib/graph/onnx.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
@@ -71,25 +69,9 @@ test('config: the flow family needs the time and condition inputs named; adapter
 });
 
 test('imported velocity network: the learner recomputes the rollout\'s log-probs (first on-policy ratios within 1e-6 of 1)', async () => {
-  const c = flowConfig();
-  const pix = 3 * SIZE * SIZE;
-  const G = c.grpo.groupSize;
-  const params = initialParamsOf(c);
-  const runner = await FlowRunner.create(c);
-  const trainer = FlowTrainer.create(c, params);
-  const algo = compileAlgorithm(c);
-  const groups: TrainableGroup[] = [];
-  for (const id of ['s0', 's1']) {
-    const image = Float32Array.from({ length: pix }, (_, i) => (i % 7) / 7);
-    const components = Array.from({ length: G }, (_, a) => ({ ssim: 0.1 * a + (id === 's1' ? 0.05 : 0), clip_cos: 0 }));
-    groups.push((await rollFlowGroup(c, runner, params, algo, id, image, components)).group);
-  }
-  const batch = assembleGrpoBatch(groups, SIZE, false);
-  const out = await trainer.grpoForward({ ...batch, flow: batch.flow!, refMean: await runner.referenceMean(params, { ...batch, flow: batch.flow! }) }, grpoHyper(c));
+  const { batch, out } = await firstFlowPass(flowConfig());
   for (const r of out.ratio.data) assert.ok(Math.abs(r - 1) <= 1e-6, `ratio ${r}`);
   out.logp.data.forEach((lp, k) => assert.ok(Math.abs(lp - batch.flow!.logpOld[k]!) < 1e-6, `row ${k}: learner ${lp}, rollout ${batch.flow!.logpOld[k]}`));
-  await runner.release();
-  await trainer.release();
 });
 
 test('imported velocity network: the single-process loop trains it (SFT, Flow-GRPO); the standalone ODE export equals the evaluation', async () => {
