@@ -14,7 +14,7 @@ import { DEFAULT_KEEPALIVE_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS } from '../lib/trans
 import { exitCodeFor } from '../lib/config/setup-error.ts';
 import { checkIntegerFlag, checkRoleFlags } from './flag-checks.ts';
 
-export interface WorkerCliArgs {
+export interface WorkerCliArgs extends NatsAuthCliArgs {
   orchestrator?: string;
   nats?: string;
   metricsPort?: number;
@@ -27,12 +27,6 @@ export interface WorkerCliArgs {
   tlsCert?: string;
   tlsKey?: string;
   tlsServerName?: string;
-  natsUser?: string;
-  natsPassFile?: string;
-  natsTokenFile?: string;
-  natsTlsCa?: string;
-  natsTlsCert?: string;
-  natsTlsKey?: string;
   maxBatch?: number;
   maxInFlight?: number;
   maxMessageBytes?: number;
@@ -60,6 +54,24 @@ export function applyGraphThread(flag: string | undefined): void {
   graphThreads();
 }
 
+/**
+ * --metrics-token-file, of every role; `guarded` says what then answers only a request bearing the token (the
+ * orchestrator's port also serves its status page and /api/*).
+ */
+export function metricsTokenFileOption(guarded: '/metrics then answers' | '/metrics, the status page and /api/* then answer') {
+  return {
+    type: 'string',
+    describe: `file holding the bearer token of the metrics port (default: the RECOVERY_GRPO_METRICS_TOKEN environment variable, if set; at least 16 characters, e.g. openssl rand -hex 32; or its digest sha256:<64 hex>, so the process never holds the token): ${guarded} only a request with Authorization: Bearer <token> (Prometheus: authorization.credentials_file), /health answers probes without it but says only ok or not; allows a non-loopback --metrics-host`,
+  } as const;
+}
+
+/** --metrics-network-protected, of every role (cli/flag-checks.ts checkMetricsHost). */
+export const METRICS_NETWORK_PROTECTED_OPTION = {
+  type: 'boolean',
+  default: false,
+  describe: 'allow a non-loopback --metrics-host without --metrics-token-file: the network restricts who reaches /metrics (e.g. a NetworkPolicy, as in k8s/; docs/security.md)',
+} as const;
+
 export const CLI_DEFAULTS = { orchestrator: '127.0.0.1:50051', nats: 'nats://127.0.0.1:4222', metricsPort: 9464 } as const;
 
 export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }): Argv<T & WorkerCliArgs> {
@@ -68,8 +80,8 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('nats', { type: 'string', describe: `NATS URL with JetStream (default ${CLI_DEFAULTS.nats}, or --config's nats.url)` })
     .option('metrics-port', { type: 'number', describe: `port of /metrics and /health; 0 = any free port (default ${CLI_DEFAULTS.metricsPort}, or --config's metrics.port)` })
     .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'interface of /metrics and /health (0.0.0.0 in a pod, with --metrics-token-file or --metrics-network-protected)' })
-    .option('metrics-token-file', { type: 'string', describe: 'file holding the bearer token of the metrics port (default: the RECOVERY_GRPO_METRICS_TOKEN environment variable, if set; at least 16 characters, e.g. openssl rand -hex 32; or its digest sha256:<64 hex>, so the process never holds the token): /metrics then answers only a request with Authorization: Bearer <token> (Prometheus: authorization.credentials_file), /health answers probes without it but says only ok or not; allows a non-loopback --metrics-host' })
-    .option('metrics-network-protected', { type: 'boolean', default: false, describe: 'allow a non-loopback --metrics-host without --metrics-token-file: the network restricts who reaches /metrics (e.g. a NetworkPolicy, as in k8s/; docs/security.md)' })
+    .option('metrics-token-file', metricsTokenFileOption('/metrics then answers'))
+    .option('metrics-network-protected', METRICS_NETWORK_PROTECTED_OPTION)
     .option('worker-id', { type: 'string', describe: 'stable id of this process, [A-Za-z0-9._:-]{1,128} (default <role>-<hostname>-<pid>)' })
     .option('device', { type: 'string', choices: DEVICES, describe: `ONNX Runtime execution provider: webgpu and cuda are GPUs, docs/gpu.md (default ${opts.deviceDefault})` })
     .option('auth-token-file', { type: 'string', describe: `file holding the orchestrator's bearer token (default: the ${TOKEN_ENV} environment variable, if set)` })

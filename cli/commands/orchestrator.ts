@@ -1,7 +1,7 @@
 // `recovery-grpo orchestrator`: the gRPC server that drives a run.
 import type { CommandModule } from 'yargs';
 import { withConfig, runConfigFrom, type ConfigArgs } from '../options.ts';
-import { applyGraphThread, GRAPH_THREAD_OPTION, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
+import { applyGraphThread, GRAPH_THREAD_OPTION, METRICS_NETWORK_PROTECTED_OPTION, metricsTokenFileOption, natsAuthFromArgs, withNatsAuthOptions, type NatsAuthCliArgs } from '../worker-options.ts';
 import { exitAfterGraphs } from '../../lib/graph/graph-thread.ts';
 import { onStopSignals, signalExitCode } from '../../lib/worker/stop-signals.ts';
 import { applyCheckpointKeyArgs, CHECKPOINT_PUBKEY_OPTION } from '../checkpoint-keys.ts';
@@ -47,8 +47,8 @@ const command: CommandModule<object, Args> = {
       .option('nats', { type: 'string', describe: 'NATS URL (default: nats.url)' })
       .option('metrics-port', { type: 'number', describe: 'port for /metrics and /health (default: metrics.port)' })
       .option('metrics-host', { type: 'string', describe: 'address for /metrics, /health and /api/* (default 127.0.0.1; 0.0.0.0 in a pod, with --metrics-token-file or --metrics-network-protected)' })
-      .option('metrics-token-file', { type: 'string', describe: 'file holding the bearer token of the metrics port (default: the RECOVERY_GRPO_METRICS_TOKEN environment variable, if set; at least 16 characters, e.g. openssl rand -hex 32; or its digest sha256:<64 hex>, so the process never holds the token): /metrics, the status page and /api/* then answer only a request with Authorization: Bearer <token> (Prometheus: authorization.credentials_file), /health answers probes without it but says only ok or not; allows a non-loopback --metrics-host' })
-      .option('metrics-network-protected', { type: 'boolean', default: false, describe: 'allow a non-loopback --metrics-host without --metrics-token-file: the network restricts who reaches /metrics (e.g. a NetworkPolicy, as in k8s/; docs/security.md)' })
+      .option('metrics-token-file', metricsTokenFileOption('/metrics, the status page and /api/* then answer'))
+      .option('metrics-network-protected', METRICS_NETWORK_PROTECTED_OPTION)
       .option('auth-token-file', { type: 'string', describe: 'file holding the shared token every worker must present (or env RECOVERY_GRPO_TOKEN)' })
       .option('role-tokens-file', { type: 'string', describe: 'file of "<role> <worker-id|*> <token>" lines: each token may connect only as its role (and worker id); docs/security.md' })
       .option('tls-cert', { type: 'string', describe: 'server certificate (PEM file)' })

@@ -3,7 +3,7 @@
 
 /**
  * cpu; webgpu: onnxruntime-node's own WebGPU provider (Dawn over Vulkan), in the npm package as shipped; cuda: its
- * CUDA provider, a separate download (`npm ci --onnxruntime-node-install=cuda12`). Operators a GPU provider lacks
+ * CUDA provider, a separate download (`ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci`). Operators a GPU provider lacks
  * run on the CPU provider beside it.
  */
 export const DEVICES = ['cpu', 'cuda', 'webgpu'] as const;

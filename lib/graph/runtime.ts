@@ -13,7 +13,7 @@ import { GraphThread } from './graph-thread.ts';
 /** What a GPU provider needs when it cannot start: appended to the error that names the device. */
 const DEVICE_NEEDS: Record<Exclude<Device, 'cpu'>, string> = {
   webgpu: 'it needs a GPU with a Vulkan driver and the Vulkan loader libvulkan.so.1 (Debian: libvulkan1)',
-  cuda: "it needs onnxruntime-node's CUDA provider (npm ci --onnxruntime-node-install=cuda12), CUDA 12 and cuDNN 9",
+  cuda: "it needs onnxruntime-node's CUDA provider (ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci), CUDA 12 and cuDNN 9",
 };
 
 /**

@@ -111,3 +111,21 @@ test('review26d F3: an unreadable extra.batch_layout is reported as unreadable (
   assert.deepEqual(check(undefined), { kind: 'absent' });
   assert.ok(!(parseBatchLayout(JSON.stringify(layout), 'x') instanceof Error), 'a genuine layout reads back');
 });
+
+test('a corruption weight of 1 is the same layout as no weight for that type (types not listed weigh 1), and names the same samples; any other weight is a change', async () => {
+  const none = withData({});
+  const one = withData({ corruptions: { weights: { gaussian_noise: 1 } } });
+  const c = compareLayouts(batchLayout(none), batchLayout(one));
+  assert.deepEqual(c.changed, []);
+  assert.deepEqual(c.defaulted, ["data.corruptions.weights.gaussian_noise (absent from the run's layout; 1 is its default)"]);
+  assert.deepEqual(await named(one), await named(none));
+  // with a list of types too, either side
+  const two = withData({ corruptions: { types: ['motion_blur', 'gaussian_noise'] } });
+  const twoOne = withData({ corruptions: { types: ['motion_blur', 'gaussian_noise'], weights: { motion_blur: 1 } } });
+  assert.deepEqual(layoutDifferences(batchLayout(twoOne), batchLayout(two)), []);
+  assert.deepEqual(await named(twoOne), await named(two));
+  // weight 3 draws that type three times as often: other samples, a change
+  const three = withData({ corruptions: { weights: { gaussian_noise: 3 } } });
+  assert.deepEqual(layoutDifferences(batchLayout(none), batchLayout(three)), ['data.corruptions.weights.gaussian_noise: (unset) -> 3']);
+  assert.notDeepEqual(await named(three), await named(none));
+});
