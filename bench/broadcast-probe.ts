@@ -10,6 +10,11 @@
 //                                                        over PROBE_REPS 1.2 MB versions put to 4 watching stores
 //                                                        (in this process), pruned to 2 after each unless
 //                                                        PROBE_NO_PRUNE=1 (docs/performance-history/broadcast.md, round 11)
+//   node --import tsx bench/broadcast-probe.ts cold      in one process, one call every 40 ms as a follower makes
+//                                                        them (one per checkpoint, so the code never gets hot): the
+//                                                        CPU of parsing an announcement (JSON, then AnnouncementSchema
+//                                                        or checkAnnouncement), decodeCheckpoint of 1.2 MB (views),
+//                                                        sha256 of it; medians of PROBE_REPS after 5 (round 27)
 // PROBE_REPS (default 10) rounds per contender.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -21,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { connect as natsConnect } from 'nats';
 import { decodeCheckpoint, encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { freePort } from '../lib/local/local-run.ts';
-import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, sha256Digest, spawnNatsServer } from '../lib/transport/index.ts';
+import { AnnouncementSchema, CHECKPOINT_MAX_PAYLOAD, CheckpointStore, checkAnnouncement, connectNats, sha256Digest, spawnNatsServer } from '../lib/transport/index.ts';
 import { presizePayloads } from '../lib/transport/nats-payload.ts';
 
 const REPS = Number(process.env.PROBE_REPS ?? 10);
@@ -53,6 +58,34 @@ function memory(): void {
   perMb('the same 1 MiB buffer, written again', 1.048576, () => reused.set(src));
   perMb('sha256 (Node)', 1.048576, () => createHash('sha256').update(src).digest());
   perMb('decodeCheckpoint (digest given)', enc.bytes.length / 1e6, () => decodeCheckpoint(enc.bytes, { expectedShapes: shapes, computedDigest: enc.digest }));
+}
+
+/** A follower's per-checkpoint JavaScript, run as rarely as a follower runs it (cold), CPU per call. */
+async function cold(): Promise<void> {
+  const n = Math.round(SIZE / 4);
+  const params: TensorMap = new Map([['layer0.weight', { shape: [n], data: new Float32Array(n).fill(0.5) }]]);
+  const enc = encodeCheckpoint({ meta: { runId: 'probe', version: 3, step: 3, lastBatchId: null, configHash: 'probe' }, params });
+  const shapes = new Map([['layer0.weight', [n]]]);
+  const ann = { run_id: 'probe', version: 12, name: 'v0000000012', digest: `sha256:${enc.digest}`, size: enc.bytes.length, meta: { step: 12, last_batch_id: null, config_hash: 'probe' }, published_unix_ms: Date.now() };
+  const raw = new TextEncoder().encode(JSON.stringify(ann));
+  const steps: Array<[string, () => unknown]> = [
+    ['JSON.parse of the announcement', () => JSON.parse(new TextDecoder().decode(raw))],
+    ['AnnouncementSchema.safeParse (zod)', () => AnnouncementSchema.safeParse(JSON.parse(new TextDecoder().decode(raw)))],
+    ['checkAnnouncement', () => checkAnnouncement(JSON.parse(new TextDecoder().decode(raw)))],
+    ['decodeCheckpoint, 1.2 MB, views', () => decodeCheckpoint(enc.bytes, { expectedDigest: enc.digest, computedDigest: enc.digest, expectedShapes: shapes, views: true })],
+    ['sha256 of 1.2 MB', () => createHash('sha256').update(enc.bytes).digest()],
+  ];
+  const ms = steps.map((): number[] => []);
+  for (let i = 0; i < REPS + 5; i++) {
+    await new Promise((r) => setTimeout(r, 40));
+    steps.forEach(([, f], k) => {
+      const c = cpuMs();
+      f();
+      if (i >= 5) ms[k]!.push(cpuMs() - c);
+    });
+  }
+  console.log('cold (one call every 40 ms, CPU per call, median; the parses include JSON.parse):');
+  steps.forEach(([label], k) => console.log(`  ${label}: ${[...ms[k]!].sort((a, b) => a - b)[ms[k]!.length >> 1]!.toFixed(3)} ms`));
 }
 
 interface Receiver {
@@ -238,7 +271,8 @@ async function serverAllocs(): Promise<void> {
 
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === 'memory') memory();
+else if (mode === 'cold') await cold();
 else if (mode === 'server-allocs') await serverAllocs();
 else if (mode === 'receive') await receive(process.env.PROBE_ONLY);
 else if (mode === 'child') await child(rest[0]!, rest[1]!, rest[2]);
-else throw new Error(`bench/broadcast-probe.ts: mode must be memory, receive or server-allocs, got ${JSON.stringify(mode)}`);
+else throw new Error(`bench/broadcast-probe.ts: mode must be memory, receive, server-allocs or cold, got ${JSON.stringify(mode)}`);
