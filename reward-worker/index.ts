@@ -51,6 +51,8 @@ class RewardRole implements WorkerRoleImpl {
   private encoder: string | undefined;
   private work: SerialQueue<ScoreTask__Output> | undefined;
   private readonly cancelled = new Set<string>();
+  /** run()'s joined candidates and references, grown to the largest call so far. */
+  private readonly join = { candidates: new Float32Array(0), references: new Float32Array(0) };
 
   constructor(
     /** Its --device (default cpu): where this machine runs the reward graph, whatever the run. */
@@ -194,9 +196,10 @@ class RewardRole implements WorkerRoleImpl {
     const { task, n } = p;
     if (this.cancelled.has(task.task_id)) return;
     let ssimMap;
-    // The map is finite: the scorer refused any candidate whose SSIM, the map's mean, is not.
+    // The map is finite: the scorer refused any candidate whose SSIM, the map's mean, is not (encodeTensor checks it
+    // again). It goes on the wire as a view (share): the scorer's output array, which nothing writes again.
     if (s.map) {
-      ssimMap = encodeTensor({ dtype: 'float32', shape: [n, 3, ssimMapSize(p.height), ssimMapSize(p.width)], data: s.map }, { field: 'score_result.ssim_map' });
+      ssimMap = encodeTensor({ dtype: 'float32', shape: [n, 3, ssimMapSize(p.height), ssimMapSize(p.width)], data: s.map }, { field: 'score_result.ssim_map', share: true });
     }
     const sent = await this.ctx.send({
       score_result: {
@@ -226,6 +229,12 @@ class RewardRole implements WorkerRoleImpl {
     return { task, candidates: candidates.data, references: references.data, n, height, width, wantMap: task.want_ssim_map, mapPer: 3 * Math.max(0, ssimMapSize(height)) * Math.max(0, ssimMapSize(width)) };
   }
 
+  /** The first `length` values of the reused join array `which`, grown when a call needs more. */
+  private joined(which: 'candidates' | 'references', length: number): Float32Array {
+    if (this.join[which].length < length) this.join[which] = new Float32Array(length);
+    return this.join[which].subarray(0, length);
+  }
+
   /** Scores the candidates of `ps` (alike: one size, one want_ssim_map) in one scorer call. */
   private async run(ps: Prepared[]): Promise<Scored> {
     const { height, width, wantMap } = ps[0]!;
@@ -233,8 +242,11 @@ class RewardRole implements WorkerRoleImpl {
     const n = ps.reduce((a, p) => a + p.n, 0);
     // One array of the tasks' candidates (or the one task's own), and one of their references, each task's single
     // reference written once per candidate straight into it.
-    const candidates = ps.length === 1 ? ps[0]!.candidates : new Float32Array(n * per);
-    const references = ps.length === 1 && ps[0]!.references.length === n * per ? ps[0]!.references : new Float32Array(n * per);
+    // The joined arrays are the worker's, reused call after call (calls run one at a time, on the SerialQueue): every
+    // value below n * per is written here, and the scorer reads them only during the call (its scores and maps are
+    // arrays of its own), so no call allocates and zeroes fresh ones.
+    const candidates = ps.length === 1 ? ps[0]!.candidates : this.joined('candidates', n * per);
+    const references = ps.length === 1 && ps[0]!.references.length === n * per ? ps[0]!.references : this.joined('references', n * per);
     let at = 0;
     for (const p of ps) {
       if (candidates !== p.candidates) candidates.set(p.candidates, at);

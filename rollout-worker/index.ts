@@ -104,6 +104,9 @@ class RolloutRole implements WorkerRoleImpl {
   private lastRefresh = 0;
   private height = 0;
   private width = 0;
+  /** The policy calls' images and noise (runBatch), grown to the largest call so far. */
+  private callImages = new Float32Array(0);
+  private callNoise = new Float32Array(0);
 
   constructor(
     private readonly device: Device,
@@ -342,12 +345,23 @@ class RolloutRole implements WorkerRoleImpl {
     }
     const n = slots.length;
     const per = 3 * this.height * this.width;
-    const images = new Float32Array(n * per);
-    const noise = new Float32Array(n * per);
-    slots.forEach(({ t, i }, k) => {
-      images.set(t.items[i]!.image.data, k * per);
-      fillStandardNormal(noise.subarray(k * per, (k + 1) * per), t.seeds[i]!); // in place: standardNormal(per, seed)'s values
-    });
+    // The call's images and noise: every value below n * per is written here before the call, and the graph reads
+    // them only during it (its outputs are arrays of its own), so the arrays serve call after call instead of two
+    // fresh zeroed ones per call. The flow family's sampler takes each item's image and seeds itself.
+    let images = this.callImages;
+    let noise = this.callNoise;
+    if (this.runner) {
+      if (images.length < n * per) {
+        this.callImages = images = new Float32Array(n * per);
+        this.callNoise = noise = new Float32Array(n * per);
+      }
+      images = images.subarray(0, n * per);
+      noise = noise.subarray(0, n * per);
+      slots.forEach(({ t, i }, k) => {
+        images.set(t.items[i]!.image.data, k * per);
+        fillStandardNormal(noise.subarray(k * per, (k + 1) * per), t.seeds[i]!); // in place: standardNormal(per, seed)'s values
+      });
+    }
     const t0 = performance.now();
     trace('policy_start', { n, version: policy.version });
     let out: { action: Float32Array; logp: Float32Array; logpMap?: Float32Array; flowSteps?: FlowStepRecord[][] };

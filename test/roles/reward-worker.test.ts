@@ -151,6 +151,15 @@ test('tasks of several candidates, each against its one [1,3,H,W] reference, sco
       assert.deepEqual(decodeTensor(m.score_result!.ssim_map).data, decodeTensor(alone[i]!.ssim_map).data);
     });
     assert.notDeepEqual(got[0]!.score_result!.components[0], got[0]!.score_result!.components[1], 'two different candidates');
+    // the next call reuses the worker's joined arrays (reward-worker/index.ts `joined`): the tasks in the other order,
+    // so a value left from the call before (a reference or candidate not written again) would change their scores
+    const from2 = orch.received.length;
+    await orch.send('rew-wide', { task_bundle: { score_tasks: [task('w3', candB, refB), task('w4', candA, refA)] } });
+    const again = await Promise.all(['w3', 'w4'].map((id) => orch.next((m) => m.score_result?.task_id === id, { from: from2 })));
+    [1, 0].forEach((k, i) => {
+      assert.deepEqual(again[i]!.score_result!.components, alone[k]!.components);
+      assert.deepEqual(decodeTensor(again[i]!.score_result!.ssim_map).data, decodeTensor(alone[k]!.ssim_map).data);
+    });
   } finally {
     await wide.stop({ graceMs: 1000 });
   }
