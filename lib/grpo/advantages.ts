@@ -253,14 +253,19 @@ export function denseAdvantages(
   const denom = o.stdNormalize ? std + o.stdEps : 1;
   const t = meanStd(otherTerms);
   // One action's D and T, both scaled by the factor that clips their total mean_p D + T to +-advClip.
+  // D(l) = w (S(l) - mean S(l)) / denom, computed twice (the same float64 both times): once for its sum, once to write
+  // it scaled, so no float64 copy of the map is made. A plain loop, not Float32Array.from(d, (x) => x * f): the same
+  // float32 of each product without a callback per element (that was ~20% of the orchestrator's busy time:
+  // docs/performance-history/pipeline.md, "Round 27: orch27").
   const centre = (m: Float32Array, other: number): { map: Float32Array; scalar: number } => {
-    const d = new Float64Array(L);
     let sum = 0;
-    for (let l = 0; l < L; l++) { d[l] = (ssimWeight * (m[l]! - meanMap[l]!)) / denom; sum += d[l]!; }
+    for (let l = 0; l < L; l++) sum += (ssimWeight * (m[l]! - meanMap[l]!)) / denom;
     const T = (other - t.mean) / denom;
     const total = sum / L + T;
     const f = Math.abs(total) > o.advClip ? o.advClip / Math.abs(total) : 1;
-    return { map: Float32Array.from(d, (x) => x * f), scalar: T * f };
+    const map = new Float32Array(L);
+    for (let l = 0; l < L; l++) map[l] = ((ssimWeight * (m[l]! - meanMap[l]!)) / denom) * f;
+    return { map, scalar: T * f };
   };
   const parts = ssimMaps.map((m, i) => centre(m, otherTerms[i]!));
   const maps = parts.map((p) => p.map);

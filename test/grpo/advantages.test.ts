@@ -251,3 +251,25 @@ test('spreadToPixels: transpose of the window, pixel mean = map mean', () => {
   const mean = (a: Float32Array) => a.reduce((s, x) => s + x, 0) / a.length;
   assert.ok(Math.abs(mean(P) - mean(D)) < 1e-6, `${mean(P)} vs ${mean(D)}`);
 });
+
+test('dense: every map value is exactly the float32 of w (S - mean S) / (std + eps) times the clip factor (a float64 reference)', () => {
+  const G = 5; const L = 37; const w = 0.8; const clipAt = 0.3;
+  const { maps, other, rewards } = randomGroup(29, G, L, w);
+  const d = keptDense(denseAdvantages(maps, rewards, other, w, { advClip: clipAt }));
+  // independent reference, written out in float64: the group statistics, each action's centred map, its clip factor
+  const mean = rewards.reduce((s, r) => s + r, 0) / G;
+  const denom = Math.sqrt(rewards.reduce((s, r) => s + (r - mean) ** 2, 0) / G) + 1e-4;
+  const tMean = other.reduce((s, t) => s + t, 0) / G;
+  let scaled = 0;
+  for (let i = 0; i < G; i++) {
+    const centred = Array.from({ length: L }, (_, l) => (w * (maps[i]![l]! - maps.reduce((s, m) => s + m[l]!, 0) / G)) / denom);
+    const total = centred.reduce((s, x) => s + x, 0) / L + (other[i]! - tMean) / denom;
+    const f = Math.abs(total) > clipAt ? clipAt / Math.abs(total) : 1;
+    if (f < 1) scaled++;
+    // the mean over the group is summed in a different order here: equal within a float32 ulp, not bit for bit
+    closeAll(d.maps[i]!, centred.map((x) => Math.fround(x * f)), 2e-7, `action ${i}`);
+    assert.ok(d.maps[i]!.some((x) => x !== 0), `action ${i}: the whole map written`);
+    assert.notEqual(d.maps[i]![L - 1], 0, `action ${i}: its last value written`);
+  }
+  assert.ok(scaled > 0 && scaled < G, `${scaled} of ${G} actions clipped: both cases covered`);
+});
