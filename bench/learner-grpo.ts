@@ -42,7 +42,11 @@ type Figures = LearnerFigures | LoopFigures;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-const configInput = (runId: string) => ({ run: { id: runId, seed: 0 }, sft: { steps: 2 }, grpo: { steps: BATCHES + 10 }, eval: { everyVersions: 0 } });
+// grpo.maxStaleness (LEARNER_GRPO_STALENESS, default 1): every GRPO batch's rows are one version behind the learner's,
+// so at 1 the learner's stale-row check (lib/grpo/stale-check.ts) checks all 32 of them, one forward per batch, as a
+// pipeline at staleness 1 does when its batches are stale; 0 runs without the check (the rows are then unchecked).
+const STALENESS = Number(process.env.LEARNER_GRPO_STALENESS ?? 1);
+const configInput = (runId: string) => ({ run: { id: runId, seed: 0 }, sft: { steps: 2 }, grpo: { steps: BATCHES + 10, maxStaleness: STALENESS }, eval: { everyVersions: 0 } });
 
 /** DISTINCT GRPO batches of the default run, rolled out from the initial policy (seeded: the same in every arm). */
 async function makeBatches(checkout: string, runId: string) {
@@ -77,6 +81,31 @@ async function makeBatches(checkout: string, runId: string) {
   }
   await runner.release();
   return { config, batches: out };
+}
+
+/** The per-element log-density [n,3,H,W] of a batch's actions under the learner's stored version (NATS). */
+async function honestLogp(checkout: string, natsUrl: string, runId: string) {
+  const { CheckpointStore, connectNats, closeNats } = await import(resolve(checkout, 'lib/transport/index.ts'));
+  const { decodeCheckpoint } = await import(resolve(checkout, 'lib/checkpoint/index.ts'));
+  const { parseConfig } = await import(resolve(checkout, 'lib/config/index.ts'));
+  const { PolicyRunner } = await import(resolve(checkout, 'lib/models/runner.ts'));
+  const nc = await connectNats({ url: natsUrl, name: 'learner-grpo-bench' });
+  const store = await CheckpointStore.open(nc, { runId });
+  const runner = await PolicyRunner.create(parseConfig(configInput(runId), { overrides: [], source: 'bench' }));
+  const c = Math.fround(0.5 * Math.log(2 * Math.PI));
+  return {
+    async of(version: number, b: { n: number; images: Float32Array; actions: Float32Array }): Promise<Float32Array> {
+      const got = await store.get(version);
+      const params = decodeCheckpoint(got.bytes).params as Map<string, { data: Float32Array }>;
+      got.release();
+      const ls = params.get('log_std')?.data[0];
+      if (ls === undefined) throw new Error(`bench: version ${version} holds no log_std`);
+      const mean: Float32Array = await runner.mean(params, b.images, b.n);
+      const inv2var = Math.fround(0.5 * Math.exp(-2 * ls));
+      return Float32Array.from(b.actions, (a, i) => { const d = a - mean[i]!; return -d * d * inv2var - ls - c; });
+    },
+    async close() { await runner.release(); await closeNats(nc); },
+  };
 }
 
 async function learnerChild(checkout: string): Promise<LearnerFigures> {
@@ -115,9 +144,16 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
       advantages: f32([b.n], b.advantages), advantage_map: f32([b.n, 3, b.h, b.h], b.advantageMap),
       sample_ids: Array.from({ length: b.n }, (_, i) => `s${Math.floor(i / 8)}`), group_indices: Array.from({ length: b.n }, (_, i) => i % 8),
     }));
-    const send = (k: number) => {
+    // At maxStaleness >= 1 the rows must pass the learner's stale-row check, as a pipeline's honest rows do: their
+    // logp_old is recomputed here under the version they claim (seq - 2, stored by the learner before this batch is
+    // sent: one batch is always queued), per element in float32 as the policy graph's logp_map (the check's own
+    // formula, lib/grpo/stale-check.ts gaussianRowLogp). This process's CPU is not the learner's.
+    const honestLogpOld = STALENESS > 0 ? await honestLogp(checkout, nats.url, runId) : undefined;
+    const send = async (k: number) => {
       const seq = 2 + k;
-      return orch.send('learner-1', { train_batch: { batch_id: `${runId}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 60_000, ...wire[(k - 1) % DISTINCT]!, behaviour_versions: Array(b0.n).fill(seq - 2) } });
+      const b = batches[(k - 1) % DISTINCT]!;
+      const logp = honestLogpOld ? { logp_old: f32([b.n, 3, b.H, b.H], await honestLogpOld.of(seq - 2, b)) } : {};
+      return orch.send('learner-1', { train_batch: { batch_id: `${runId}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 60_000, ...wire[(k - 1) % DISTINCT]!, ...logp, behaviour_versions: Array(b0.n).fill(seq - 2) } });
     };
     const doneAt: number[] = [];
     let cpu0 = 0;
@@ -133,6 +169,7 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
       if (k + 2 <= BATCHES) await send(k + 2);
     }
     await new Promise((r) => setTimeout(r, 100)); // the last prune
+    await honestLogpOld?.close();
     if (process.env.LEARNER_GRPO_TRACE_OUT) copyFileSync(traceFile, process.env.LEARNER_GRPO_TRACE_OUT);
     const counted = BATCHES - WARM;
     const cpuMs = (procCpuMs(child.pid!) - cpu0) / counted;

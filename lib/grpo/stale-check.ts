@@ -143,6 +143,15 @@ export function gatherRows<T extends Float32Array | Int32Array>(src: T, rows: re
   return out;
 }
 
+/**
+ * Rows `rows` of `src` as gatherRows gives them, but without a copy when they are consecutive (a view of `src`: the
+ * common case, every row of a batch stale); the caller only reads it.
+ */
+export function rowsOf<T extends Float32Array | Int32Array>(src: T, rows: readonly number[], per: number): T {
+  const first = rows[0] ?? 0;
+  if (rows.every((r, k) => r === first + k)) return src.subarray(first * per, (first + rows.length) * per) as T;
+  return gatherRows(src, rows, per);
+}
 /** What the stale check reads of a GRPO batch's training rows (an action each; the flow family: an action's step each). */
 export interface StaleCheckRows {
   rows: number;
@@ -196,7 +205,7 @@ export async function staleCheck(o: {
   }
   for (const [v, rows] of [...byVersion].sort((x, y) => x[0] - y[0])) {
     const { logp, ratio } = await o.recompute(o.history.get(v)!, rows);
-    const bad = offPolicyRows({ logp, ratio, logpOld: gatherRows(b.logpOld, rows, per), onPolicy: Array(rows.length).fill(true), tolerance: o.tolerance });
+    const bad = offPolicyRows({ logp, ratio, logpOld: rowsOf(b.logpOld, rows, per), onPolicy: Array(rows.length).fill(true), tolerance: o.tolerance });
     for (const k of bad) res.excluded.push(rows[k]!);
     res.checked += rows.length;
   }
@@ -205,18 +214,51 @@ export async function staleCheck(o: {
 }
 
 /**
- * The policy family's recompute: the policy network's mean of the rows' images under the version's parameters
- * (`meanOf`: PolicyRunner.mean; one run per distinct consecutive image, so a group costs one image), its log-std
- * (`logStdName`, a parameter), and the rows' actions.
+ * The policy network's mean of n images [n,3,H,W] under `params`: either one promise for all rows, or parts of the
+ * rows (each [start, start + rows), in order, covering them) whose promises settle on their own (the stale check's
+ * lanes, learner/stale-lanes.ts): a part's rows are then computed as soon as its mean arrives, while the others run.
  */
-export function policyRecompute(b: { images: Float32Array; actions: Float32Array; logpOld: Float32Array; n: number }, logStdName: string, meanOf: (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array>) {
+export type MeanOf = (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array> | ReadonlyArray<MeanPart>;
+export interface MeanPart {
+  start: number;
+  rows: number;
+  mean: Promise<Float32Array>;
+}
+
+/**
+ * The policy family's recompute: the policy network's mean of the rows' images under the version's parameters
+ * (`meanOf`: PolicyRunner.mean, or the check's lanes; one run per distinct consecutive image, so a group costs one
+ * image), its log-std (`logStdName`, a parameter), and the rows' actions. Each row's values depend on its own
+ * inputs alone, so computing them part by part gives the same bytes as at once.
+ */
+export function policyRecompute(b: { images: Float32Array; actions: Float32Array; logpOld: Float32Array; n: number }, logStdName: string, meanOf: MeanOf) {
   const P = b.images.length / b.n;
   const per = b.logpOld.length / b.n;
   return async (params: TensorMap, rows: number[]) => {
     const logStd = params.get(logStdName)?.data[0];
     if (logStd === undefined) throw new Error(`stale check: the kept parameters hold no ${logStdName}`);
-    const mean = await meanOf(params, gatherRows(b.images, rows, P), rows.length);
-    return gaussianRowLogp(gatherRows(b.actions, rows, P), mean, logStd, gatherRows(b.logpOld, rows, per), rows.length);
+    const R = rows.length;
+    const actions = rowsOf(b.actions, rows, P);
+    const logpOld = rowsOf(b.logpOld, rows, per);
+    const got = meanOf(params, rowsOf(b.images, rows, P), R);
+    if (got instanceof Promise) return gaussianRowLogp(actions, await got, logStd, logpOld, R);
+    const logp = new Float64Array(R);
+    const ratio = new Float64Array(R);
+    let at = 0;
+    try {
+      for (const part of got) {
+        if (part.start !== at || part.rows < 1 || part.start + part.rows > R) throw new Error(`stale check: a mean part [${part.start}, +${part.rows}) where row ${at} of ${R} comes next`);
+        const r = gaussianRowLogp(actions.subarray(at * P, (at + part.rows) * P), await part.mean, logStd, logpOld.subarray(at * per, (at + part.rows) * per), part.rows);
+        logp.set(r.logp, at);
+        ratio.set(r.ratio, at);
+        at += part.rows;
+      }
+      if (at !== R) throw new Error(`stale check: the mean parts cover ${at} of ${R} rows`);
+    } finally {
+      // every part settles before this returns or throws (a lane still inside onnxruntime must not outlive a failure)
+      await Promise.allSettled(got.map((p) => p.mean));
+    }
+    return { logp, ratio };
   };
 }
 
