@@ -35,7 +35,7 @@ const THREADS = '2';
 const DISTINCT = 4; // distinct batches, sent in turn
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 
-interface LearnerFigures { kind: 'learner'; cpuMs: number; stepCpuMs: number; wallMs: number; stepWallMs: number; publishWallMs: number; announceWallMs: number; natsCpuMs: number }
+interface LearnerFigures { kind: 'learner'; checkCpuMs: number; checkWallMs: number; staleChecked: number; staleUnchecked: number; excludedRows: number; cpuMs: number; stepCpuMs: number; wallMs: number; stepWallMs: number; publishWallMs: number; announceWallMs: number; natsCpuMs: number }
 interface LoopFigures { kind: 'loop'; stepCpuMs: number; stepWallMs: number }
 type Figures = LearnerFigures | LoopFigures;
 
@@ -120,7 +120,8 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
   const nats = await spawnNatsServer({ port: await freePort(), storeDir, maxPayload: CHECKPOINT_MAX_PAYLOAD });
   const orch = await startFakeOrchestrator({ runId, config: configInput(runId) });
   const profile = process.env.LEARNER_GRPO_PROFILE;
-  const child = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), resolve(checkout, 'bin/recovery-grpo.mjs'), 'learner', '--orchestrator', orch.address, '--nats', nats.url, '--worker-id', 'learner-1', '--metrics-port', String(await freePort())], {
+  const metricsPort = await freePort();
+  const child = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), resolve(checkout, 'bin/recovery-grpo.mjs'), 'learner', '--orchestrator', orch.address, '--nats', nats.url, '--worker-id', 'learner-1', '--metrics-port', String(metricsPort)], {
     cwd: checkout, stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, ...allocatorEnvFor(process.env), RECOVERY_GRPO_TRACE: traceFile, RECOVERY_GRPO_THREADS: THREADS, RECOVERY_GRPO_LOG_FORMAT: 'text' },
   });
@@ -169,6 +170,10 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
       if (k + 2 <= BATCHES) await send(k + 2);
     }
     await new Promise((r) => setTimeout(r, 100)); // the last prune
+    // what the stale-row check did over the run (every arm must check the same rows: 32 per GRPO batch at staleness 1)
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const staleRows = (outcome: string) => Number(new RegExp(`^recovery_grpo_logp_stale_rows_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\S+)`, 'm').exec(metrics)?.[1] ?? 0);
+    const excludedRows = Number(/^recovery_grpo_logp_rows_excluded_total(?:\{[^}]*\})? (\S+)/m.exec(metrics)?.[1] ?? 0);
     await honestLogpOld?.close();
     if (process.env.LEARNER_GRPO_TRACE_OUT) copyFileSync(traceFile, process.env.LEARNER_GRPO_TRACE_OUT);
     const counted = BATCHES - WARM;
@@ -180,17 +185,23 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
     const announcedAt = (version: number) => (evs as { t: number; ev: string; version?: number }[]).find((e) => e.ev === 'put.announced' && e.version === version)!;
     const step: number[] = [];
     const stepWall: number[] = [];
+    // the stale-row check: train_start -> stale_checked (a trace event since round 27; absent before: NaN)
+    const check: number[] = [];
+    const checkWall: number[] = [];
     const pub: number[] = [];
     const ann: number[] = [];
     for (let k = WARM + 1; k <= BATCHES; k++) {
       const s = at('train_start', 2 + k);
       const e = at('train_end', 2 + k);
       step.push(e.cpu - s.cpu);
+      const c = evs.find((x) => x.ev === 'stale_checked' && x.seq === 2 + k);
+      check.push(c ? c.cpu - s.cpu : NaN);
+      checkWall.push(c ? c.t - s.t : NaN);
       stepWall.push(e.t - s.t);
       pub.push(at('published', 2 + k).t - e.t);
       ann.push(announcedAt(2 + k).t - e.t);
     }
-    return { kind: 'learner', cpuMs, stepCpuMs: mean(step), wallMs: (doneAt.at(-1)! - doneAt[WARM - 1]!) / counted, stepWallMs: median(stepWall), publishWallMs: median(pub), announceWallMs: median(ann), natsCpuMs };
+    return { kind: 'learner', checkCpuMs: mean(check), checkWallMs: median(checkWall), staleChecked: staleRows('checked'), staleUnchecked: staleRows('not_sampled') + staleRows('not_held'), excludedRows, cpuMs, stepCpuMs: mean(step), wallMs: (doneAt.at(-1)! - doneAt[WARM - 1]!) / counted, stepWallMs: median(stepWall), publishWallMs: median(pub), announceWallMs: median(ann), natsCpuMs };
   } finally {
     child.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
@@ -243,7 +254,7 @@ function runChild(checkout: string, kind: 'learner' | 'loop'): Figures {
 const f = (x: number) => x.toFixed(2).padStart(6);
 function line(name: string, r: Figures): string {
   if (r.kind === 'loop') return `${name.padEnd(34)} loop: step CPU ${f(r.stepCpuMs)} ms, wall ${f(r.stepWallMs)} (median)`;
-  return `${name.padEnd(34)} learner: CPU ${f(r.cpuMs)} ms per batch (step ${f(r.stepCpuMs)}, rest ${f(r.cpuMs - r.stepCpuMs)}); wall ${f(r.wallMs)} per batch (step ${f(r.stepWallMs)}, publish ${f(r.publishWallMs)}, announced ${f(r.announceWallMs)}, medians); nats-server CPU ${f(r.natsCpuMs)}`;
+  return `${name.padEnd(34)} learner: CPU ${f(r.cpuMs)} ms per batch (step ${f(r.stepCpuMs)} with its stale check ${f(r.checkCpuMs)}, rest ${f(r.cpuMs - r.stepCpuMs)}); wall ${f(r.wallMs)} per batch (step ${f(r.stepWallMs)} with its stale check ${f(r.checkWallMs)}, publish ${f(r.publishWallMs)}, announced ${f(r.announceWallMs)}, medians); nats-server CPU ${f(r.natsCpuMs)}; stale rows checked ${r.staleChecked}, unchecked ${r.staleUnchecked}, rows excluded ${r.excludedRows}`;
 }
 
 const [flag, kind, checkout] = process.argv.slice(2);
