@@ -251,7 +251,7 @@ function runChild(checkout: string, kind: 'learner' | 'loop'): Figures {
   return JSON.parse(out.trim().split('\n').at(-1)!) as Figures;
 }
 
-const f = (x: number) => x.toFixed(2).padStart(6);
+const f = (x: number | null) => (x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(2)).padStart(6);
 function line(name: string, r: Figures): string {
   if (r.kind === 'loop') return `${name.padEnd(34)} loop: step CPU ${f(r.stepCpuMs)} ms, wall ${f(r.stepWallMs)} (median)`;
   return `${name.padEnd(34)} learner: CPU ${f(r.cpuMs)} ms per batch (step ${f(r.stepCpuMs)} with its stale check ${f(r.checkCpuMs)}, rest ${f(r.cpuMs - r.stepCpuMs)}); wall ${f(r.wallMs)} per batch (step ${f(r.stepWallMs)} with its stale check ${f(r.checkWallMs)}, publish ${f(r.publishWallMs)}, announced ${f(r.announceWallMs)}, medians); nats-server CPU ${f(r.natsCpuMs)}; stale rows checked ${r.staleChecked}, unchecked ${r.staleUnchecked}, rows excluded ${r.excludedRows}`;

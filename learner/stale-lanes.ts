@@ -36,6 +36,9 @@ export function staleCheckParts(images: Float32Array, n: number): Array<[start: 
 
 /** The policy network's mean on the check's two lanes; created only where the step has two (shardLanes). */
 export class StaleCheckLanes {
+  /** Zeros for the noise input, kept (only read): a batch's part sizes repeat. */
+  private zeros = new Float32Array(0);
+
   private constructor(private readonly lanes: GraphSession[], private readonly height: number, private readonly width: number) {}
 
   /** Two lanes (CPU, two threads per operator or more), else undefined: the check keeps the reference's session. */
@@ -59,7 +62,8 @@ export class StaleCheckLanes {
       const img = images.subarray(start * P, (start + m) * P);
       const dims = [m, 3, this.height, this.width];
       // the noise is not read into the mean: zeros, as PolicyRunner.mean
-      return lane.run({ ...paramFeeds(params), ...sharedRowFeeds(img, m), image: { data: img, dims }, noise: { data: new Float32Array(img.length), dims } }, ['mean']).then((o) => o.mean!.data);
+      if (this.zeros.length < img.length) this.zeros = new Float32Array(images.length);
+      return lane.run({ ...paramFeeds(params), ...sharedRowFeeds(img, m), image: { data: img, dims }, noise: { data: this.zeros.subarray(0, img.length), dims } }, ['mean']).then((o) => o.mean!.data);
     };
     // lane 1's part first: its thread runs while lane 0 runs on this thread (a synchronous onnxruntime call)
     const second = parts[1] ? run(this.lanes[1]!, parts[1]) : undefined;
