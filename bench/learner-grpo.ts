@@ -5,8 +5,12 @@
 //   threads as in a local run on 2 cores, the roles' allocator settings), its own nats-server, fed by the roles
 //   tests' fake orchestrator: 2 SFT batches, then GRPO batches of the default run (32 px, 4 groups x 8 = 32 actions,
 //   dense advantages) with one batch always queued behind the one being trained (maxStaleness 1, where the learner
-//   is the bottleneck). Per GRPO batch (the first WARM not counted): the learner process's CPU (/proc), the step's
-//   CPU (its trace: train_start -> train_end), the rest, the wall time per batch, the step's wall time, the
+//   is the bottleneck). Since round 27 the run is at grpo.maxStaleness 1 (LEARNER_GRPO_STALENESS, 0 for the runs
+//   before) and every row is one version behind, with the honest logp_old of that version (computed here from the
+//   learner's stored checkpoint), so the learner's stale-row check checks all 32 rows of each batch and excludes none
+//   (the line shows the learner's own counts). Per GRPO batch (the first WARM not counted): the learner process's
+//   CPU (/proc), the step's CPU (its trace: train_start -> train_end, the stale check included; the check alone:
+//   train_start -> stale_checked, a trace event since round 27), the rest, the wall time per batch, the step's wall time, the
 //   publication's (train_end -> published, on its serial path: checkpoint and AdamW moments stored), the
 //   announcement's (train_end -> put.announced, what rollout workers wait for at staleness 0; the learner announces
 //   only after the moments are stored, so it comes just before published; docs/performance-history/pipeline.md "Round 16: announce16"
@@ -16,7 +20,8 @@
 //
 // Arms alternate (the order flips every round); the batches are the same in every arm (seeded).
 //
-//   AB_BASE=/work/main nice -n 10 node --import tsx bench/learner-grpo.ts     # LEARNER_GRPO_BATCHES=40 LEARNER_GRPO_REPS=2
+//   AB_BASE=/work/main nice -n 10 node --import tsx bench/learner-grpo.ts     # LEARNER_GRPO_BATCHES=40 LEARNER_GRPO_REPS=2 LEARNER_GRPO_STALENESS=1
+//   LEARNER_GRPO_KINDS=learner ...  the learner arms only (default learner,loop)
 //   LEARNER_GRPO_TRACE_OUT=FILE ...  keeps the learner's trace (lib/log/trace.ts) of the last learner arm
 //   LEARNER_GRPO_PROFILE=DIR ...   the learner process under --cpu-prof (its .cpuprofile in DIR; pipeline-profile.ts --summarise)
 import { execFileSync, spawn } from 'node:child_process';

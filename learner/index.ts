@@ -738,8 +738,11 @@ class LearnerRole implements WorkerRoleImpl {
       this.ctx.log.warn(`the stale-row check's lanes could not be created (this batch's check runs on the reference's session): ${(e as Error).message}`);
       return undefined;
     });
-    if (lanes) return (params, images, n) => lanes.parts(params, images, n);
-    return async (params, images, n) => (await this.referenceRunner()).mean(params, images, n);
+    const onReference = async (params: TensorMap, images: Float32Array, n: number) => (await this.referenceRunner()).mean(params, images, n);
+    // one image (one stale row): a network batch of one, which onnxruntime's Conv threads differently by thread count,
+    // so it stays on the reference's session, where round 26 ran it
+    if (lanes) return (params, images, n) => (n < 2 ? onReference(params, images, n) : lanes.parts(params, images, n));
+    return onReference;
   }
 
   private staleCheckLanes(): Promise<StaleCheckLanes | undefined> {

@@ -13,6 +13,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
 import { offPolicyRows } from './logp-check.ts';
+import { equalRuns } from '../graph/shared-rows.ts';
 
 export { STALE_CHECK_FRACTION_DEFAULT } from './logp-check.ts';
 
@@ -214,8 +215,8 @@ export async function staleCheck(o: {
 }
 
 /**
- * The policy network's mean of n images [n,3,H,W] under `params`: either one promise for all rows, or parts of the
- * rows (each [start, start + rows), in order, covering them) whose promises settle on their own (the stale check's
+ * The policy network's mean of n images [n,3,H,W] under `params`: either one promise for all of them, or parts
+ * (each images [start, start + rows), in order, covering them) whose promises settle on their own (the stale check's
  * lanes, learner/stale-lanes.ts): a part's rows are then computed as soon as its mean arrives, while the others run.
  */
 export type MeanOf = (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array> | ReadonlyArray<MeanPart>;
@@ -226,10 +227,24 @@ export interface MeanPart {
 }
 
 /**
- * The policy family's recompute: the policy network's mean of the rows' images under the version's parameters
- * (`meanOf`: PolicyRunner.mean, or the check's lanes; one run per distinct consecutive image, so a group costs one
- * image), its log-std (`logStdName`, a parameter), and the rows' actions. Each row's values depend on its own
- * inputs alone, so computing them part by part gives the same bytes as at once.
+ * The distinct images of n rows [n, ...] (runs of byte-equal consecutive rows, as the policy graph's shared rows
+ * find them: lib/graph/shared-rows.ts) and each row's: the network runs on exactly these images either way. Never
+ * one image for several rows: then the image twice (repeatedRows' rule; onnxruntime's Conv threads a batch of one
+ * differently), so a batch of n >= 2 rows is never a network batch of one.
+ */
+export function distinctRows(images: Float32Array, n: number): { images: Float32Array; count: number; source: Float32Array } {
+  const { firsts, source } = equalRuns(images, n, 'stale check images');
+  // every row is run 0's: the second image is the first again
+  if (firsts.length === 1 && n > 1) firsts.push(1);
+  return { images: firsts.length === n ? images : gatherRows(images, firsts, images.length / n), count: firsts.length, source };
+}
+
+/**
+ * The policy family's recompute: the policy network's mean of the rows' distinct images (distinctRows) under the
+ * version's parameters (`meanOf`: PolicyRunner.mean, or the check's lanes), its log-std (`logStdName`, a parameter),
+ * and the rows' actions. The network runs on the same images as round 26's run over every row (whose shared rows
+ * found the same distinct images), so each row's mean is the same bytes, without the graph's copies back onto every
+ * row; and each row's values depend on its own inputs alone, so computing them part by part gives the same bytes.
  */
 export function policyRecompute(b: { images: Float32Array; actions: Float32Array; logpOld: Float32Array; n: number }, logStdName: string, meanOf: MeanOf) {
   const P = b.images.length / b.n;
@@ -240,23 +255,36 @@ export function policyRecompute(b: { images: Float32Array; actions: Float32Array
     const R = rows.length;
     const actions = rowsOf(b.actions, rows, P);
     const logpOld = rowsOf(b.logpOld, rows, per);
-    const got = meanOf(params, rowsOf(b.images, rows, P), R);
-    if (got instanceof Promise) return gaussianRowLogp(actions, await got, logStd, logpOld, R);
+    const d = distinctRows(rowsOf(b.images, rows, P), R);
+    const got = meanOf(params, d.images, d.count);
+    const parts = got instanceof Promise ? [{ start: 0, rows: d.count, mean: got }] : got;
     const logp = new Float64Array(R);
     const ratio = new Float64Array(R);
     let at = 0;
+    let row = 0;
     try {
-      for (const part of got) {
-        if (part.start !== at || part.rows < 1 || part.start + part.rows > R) throw new Error(`stale check: a mean part [${part.start}, +${part.rows}) where row ${at} of ${R} comes next`);
-        const r = gaussianRowLogp(actions.subarray(at * P, (at + part.rows) * P), await part.mean, logStd, logpOld.subarray(at * per, (at + part.rows) * per), part.rows);
-        logp.set(r.logp, at);
-        ratio.set(r.ratio, at);
+      for (const part of parts) {
+        if (part.start !== at || part.rows < 1 || part.start + part.rows > d.count) throw new Error(`stale check: a mean part [${part.start}, +${part.rows}) where image ${at} of ${d.count} comes next`);
+        const mean = await part.mean;
         at += part.rows;
+        // the rows of this part's images (consecutive: a row's image is the last distinct one at or before it)
+        const first = row;
+        while (row < R && d.source[row]! < at) row++;
+        const m = row - first;
+        if (m === 0) continue;
+        const rowMean = new Float32Array(m * P);
+        for (let i = 0; i < m; i++) {
+          const k = d.source[first + i]! - part.start;
+          rowMean.set(mean.subarray(k * P, (k + 1) * P), i * P);
+        }
+        const r = gaussianRowLogp(actions.subarray(first * P, row * P), rowMean, logStd, logpOld.subarray(first * per, row * per), m);
+        logp.set(r.logp, first);
+        ratio.set(r.ratio, first);
       }
-      if (at !== R) throw new Error(`stale check: the mean parts cover ${at} of ${R} rows`);
+      if (at !== d.count) throw new Error(`stale check: the mean parts cover ${at} of ${d.count} images`);
     } finally {
       // every part settles before this returns or throws (a lane still inside onnxruntime must not outlive a failure)
-      await Promise.allSettled(got.map((p) => p.mean));
+      await Promise.allSettled(parts.map((p) => p.mean));
     }
     return { logp, ratio };
   };

@@ -9,7 +9,8 @@ import { intraOpThreads, setIntraOpThreads } from '../../lib/graph/runtime.ts';
 import { initPolicyParams, LOG_STD } from '../../lib/models/policy.ts';
 import { policySpecOf } from '../../lib/models/bundle.ts';
 import { PolicyRunner } from '../../lib/models/runner.ts';
-import { policyRecompute } from '../../lib/grpo/stale-check.ts';
+import { distinctRows, gatherRows, gaussianRowLogp, policyRecompute } from '../../lib/grpo/stale-check.ts';
+import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
 import { staleCheckParts, StaleCheckLanes } from '../../learner/stale-lanes.ts';
 import { testRandom } from '../graph/gradcheck.ts';
 
@@ -60,25 +61,34 @@ for (const [arch, size, width, depth] of [['resnet', 32, 16, 4], ['unet', 16, 8,
       for (const groups of [[8, 8, 8, 8], [8, 8, 8], [1, 1, 1, 1, 1, 1, 1], [2, 6], [5, 3, 1, 4], [8]]) {
         const n = groups.reduce((a, b) => a + b, 0);
         const images = imagesOf(groups, n, P);
+        // round 26: the reference session's mean over every row (its shared rows run the distinct images)
         const want = await runner.mean(params, images, n);
-        const parts = lanes.parts(params, images, n);
-        assert.equal(parts.length, staleCheckParts(images, n).length);
-        const got = new Float32Array(n * P);
+        const d = distinctRows(images, n);
+        const parts = lanes.parts(params, d.images, d.count);
+        assert.equal(parts.length, staleCheckParts(d.images, d.count).length);
+        const got = new Float32Array(d.count * P);
         for (const p of parts) got.set(await p.mean, p.start * P);
-        assert.ok(bytes(got).equals(bytes(want)), `groups ${groups}: the lanes' means differ from the reference session's`);
+        for (let i = 0; i < n; i++) {
+          const k = d.source[i]!;
+          assert.ok(bytes(got.subarray(k * P, (k + 1) * P)).equals(bytes(want.subarray(i * P, (i + 1) * P))), `groups ${groups}, row ${i}: the lanes' mean differs from the reference session's`);
+        }
 
-        // the check's values: whole (round 26) and in parts, over every row, a consecutive tail, and scattered rows
+        // the check's values: round 26's recompute (every row's mean from the reference session, then the density)
+        // against round 27's on one session and on the lanes, over every row, a consecutive tail, and scattered rows
         const actions = Float32Array.from({ length: n * P }, (_, i) => want[i]! + 0.3 * (rand() - 0.5));
         const logpOld = Float32Array.from({ length: n * P }, () => -0.5 + 0.1 * rand());
+        const round26 = async (p: TensorMap, rows: number[]) =>
+          gaussianRowLogp(gatherRows(actions, rows, P), await runner.mean(p, gatherRows(images, rows, P), rows.length), p.get(LOG_STD)!.data[0]!, gatherRows(logpOld, rows, P), rows.length);
         const b = { n, images, actions, logpOld };
-        const whole = policyRecompute(b, LOG_STD, (p, im, m) => runner.mean(p, im, m));
+        const oneSession = policyRecompute(b, LOG_STD, (p, im, m) => runner.mean(p, im, m));
         const inParts = policyRecompute(b, LOG_STD, (p, im, m) => lanes.parts(p, im, m));
-        for (const rows of [[...Array(n).keys()], [...Array(n).keys()].slice(Math.floor(n / 3)), [...Array(n).keys()].filter((i) => i % 3 !== 1)]) {
+        for (const rows of [[...Array(n).keys()], [...Array(n).keys()].slice(Math.floor(n / 3)), [...Array(n).keys()].filter((i) => i % 3 !== 1), [n - 1]]) {
           if (rows.length === 0) continue;
-          const w = await whole(params, rows);
-          const g = await inParts(params, rows);
-          assert.ok(bytes(Float64Array.from(g.logp)).equals(bytes(Float64Array.from(w.logp))), `groups ${groups}, rows ${rows}: logp`);
-          assert.ok(bytes(Float64Array.from(g.ratio)).equals(bytes(Float64Array.from(w.ratio))), `groups ${groups}, rows ${rows}: ratio`);
+          const w = await round26(params, rows);
+          for (const [name, g] of [['one session', await oneSession(params, rows)], ['lanes', await inParts(params, rows)]] as const) {
+            assert.ok(bytes(Float64Array.from(g.logp)).equals(bytes(w.logp)), `groups ${groups}, rows ${rows}, ${name}: logp`);
+            assert.ok(bytes(Float64Array.from(g.ratio)).equals(bytes(w.ratio)), `groups ${groups}, rows ${rows}, ${name}: ratio`);
+          }
         }
       }
     } finally {
@@ -92,13 +102,28 @@ for (const [arch, size, width, depth] of [['resnet', 32, 16, 4], ['unet', 16, 8,
 test('policyRecompute refuses mean parts that do not cover the rows in order, after every part settled', async () => {
   const n = 4;
   const P = P16;
-  const b = { n, images: new Float32Array(n * P), actions: new Float32Array(n * P), logpOld: new Float32Array(n * P) };
+  // four distinct images
+  const b = { n, images: imagesOf([1, 1, 1, 1], 2), actions: new Float32Array(n * P), logpOld: new Float32Array(n * P) };
   const params = new Map([[LOG_STD, { data: Float32Array.of(-1), shape: [] }]]);
   let settled = 0;
   const mean = (rows: number) => new Promise<Float32Array>((r) => setTimeout(() => { settled++; r(new Float32Array(rows * P)); }, 5));
   const gap = policyRecompute(b, LOG_STD, () => [{ start: 0, rows: 1, mean: mean(1) }, { start: 2, rows: 2, mean: mean(2) }]);
-  await assert.rejects(gap(params, [0, 1, 2, 3]), /a mean part \[2, \+2\) where row 1 of 4 comes next/);
+  await assert.rejects(gap(params, [0, 1, 2, 3]), /a mean part \[2, \+2\) where image 1 of 4 comes next/);
   assert.equal(settled, 2);
   const short = policyRecompute(b, LOG_STD, () => [{ start: 0, rows: 3, mean: mean(3) }]);
-  await assert.rejects(short(params, [0, 1, 2, 3]), /the mean parts cover 3 of 4 rows/);
+  await assert.rejects(short(params, [0, 1, 2, 3]), /the mean parts cover 3 of 4 images/);
+});
+
+test('distinctRows: the distinct images of the rows and each row\'s; one image for several rows is run twice', () => {
+  const images = imagesOf([3, 1, 2], 4);
+  const d = distinctRows(images, 6);
+  assert.equal(d.count, 3);
+  assert.deepEqual([...d.source], [0, 0, 0, 1, 2, 2]);
+  for (const [k, row] of [[0, 0], [1, 3], [2, 4]]) assert.ok(bytes(d.images.subarray(k * P16, (k + 1) * P16)).equals(bytes(images.subarray(row * P16, (row + 1) * P16))));
+  const one = distinctRows(imagesOf([5], 4), 5);
+  assert.equal(one.count, 2);
+  assert.deepEqual([...one.source], [0, 0, 0, 0, 0]);
+  assert.equal(distinctRows(imagesOf([1], 4), 1).count, 1);
+  const all = imagesOf([1, 1, 1], 4);
+  assert.equal(distinctRows(all, 3).images, all, 'every row its own image: no copy');
 });
