@@ -5,11 +5,9 @@
 // - `check`: staleCheck of the same batch with every row one version old (the worst case at staleness 1: one forward
 //   of the policy network over the batch's distinct images, the log-densities in JS), at grpo.staleCheckFraction 1;
 // - `keep`: ParamHistory.keep, the copy of the parameters the learner makes before each step;
-// - `lanes` (round 27): the check as the learner runs it since, the network on the rows' distinct images on two
-//   single-thread lanes (learner/stale-lanes.ts, one in a worker thread) at STALE_BENCH_THREADS (default 2) threads
-//   per operator; `check` the same on one session of that many threads (the learner at one lane); `check26` round
-//   26's recompute (the policy graph over every row on one session, then the density), which `check` and `lanes`
-//   must equal byte for byte (test/learner/stale-lanes.test.ts). Each arm's process CPU (all threads) too.
+// - `check26`: round 26's recompute (the policy graph over every checked row, then the density), against `check`,
+//   round 27's (the network on the rows' distinct images alone; the same bytes, test/grpo/stale-check-distinct.test.ts),
+//   at STALE_BENCH_THREADS (default 2) threads per operator, the learner's. Each arm's process CPU (all threads) too.
 //
 // The arms take turns going first, round by round, in one process (onnxruntime's default threads, as the learner's).
 //
@@ -25,10 +23,9 @@ import { cloneTensorMap } from '../lib/checkpoint/tensors.ts';
 import { standardNormal } from '../lib/data/random.ts';
 import { grpoHyper } from '../lib/grpo/algorithm.ts';
 import { grpoUpdate } from '../lib/grpo/update.ts';
-import { gatherRows, gaussianRowLogp, ParamHistory, policyRecompute, staleCheck, type MeanOf } from '../lib/grpo/stale-check.ts';
+import { gatherRows, gaussianRowLogp, ParamHistory, policyRecompute, staleCheck } from '../lib/grpo/stale-check.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
 import { setIntraOpThreads } from '../lib/graph/runtime.ts';
-import { StaleCheckLanes } from '../learner/stale-lanes.ts';
 
 setIntraOpThreads(Number(process.env.STALE_BENCH_THREADS ?? 2));
 
@@ -65,11 +62,10 @@ for (const size of SIZES) {
   const kept = new ParamHistory(1); // the keep arm's own: the check's version 0 stays v0
   const hyper = grpoHyper(config);
   const key = Buffer.alloc(32, 1);
-  const lanes = await StaleCheckLanes.create(config, 'cpu');
-  if (!lanes) throw new Error('bench: no two lanes at STALE_BENCH_THREADS < 2');
   type Recompute = (params: TensorMap, rows: number[]) => Promise<{ logp: ArrayLike<number>; ratio: ArrayLike<number> }>;
   // round 26's policyRecompute, verbatim
   const round26: Recompute = async (params, rows) => gaussianRowLogp(gatherRows(batch.actions, rows, per), await runner.mean(params, gatherRows(batch.images, rows, per), rows.length), params.get(LOG_STD)!.data[0]!, gatherRows(batch.logpOld, rows, per), rows.length);
+  type MeanOf = (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array>;
   const checkWith = async (meanOf: MeanOf | Recompute, old = false) => {
     const r = await staleCheck({
       batch: { rows: n, versions: Array(n).fill(0), groups: sampleIds, logpOld: batch.logpOld }, version: 1, seq: 2, history, tolerance: config.grpo.logpTolerance,
@@ -81,11 +77,10 @@ for (const size of SIZES) {
     step: async () => { await grpoUpdate(trainer, reference, batch, hyper); },
     check26: () => checkWith(round26, true),
     check: () => checkWith((p, im, m) => runner.mean(p, im, m)),
-    lanes: () => checkWith((p, im, m) => lanes.parts(p, im, m)),
     keep: async () => { kept.keep(0, trainer.params); },
   };
-  const times: Record<keyof typeof arms, number[]> = { step: [], check26: [], check: [], lanes: [], keep: [] };
-  const cpu: Record<keyof typeof arms, number[]> = { step: [], check26: [], check: [], lanes: [], keep: [] };
+  const times: Record<keyof typeof arms, number[]> = { step: [], check26: [], check: [], keep: [] };
+  const cpu: Record<keyof typeof arms, number[]> = { step: [], check26: [], check: [], keep: [] };
   const names = Object.keys(arms) as (keyof typeof arms)[];
   for (const a of names) await arms[a](); // warm-up: sessions created
   const loadBefore = load();
@@ -106,9 +101,8 @@ for (const size of SIZES) {
   console.log(`  step ${step.toFixed(1)} ms, check (all ${n} rows stale) ${check.toFixed(1)} ms = ${(100 * check / step).toFixed(1)}% of the step, keep ${median(times.keep).toFixed(2)} ms (medians)`);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const fig = (a: keyof typeof arms) => `wall ${median(times[a]).toFixed(2)} ms, CPU ${mean(cpu[a]).toFixed(2)} ms`;
-  console.log(`  check, round 26 (every row, one session): ${fig('check26')}; round 27 on one session: ${fig('check')}; on two lanes: ${fig('lanes')} (wall medians, CPU means; step CPU ${mean(cpu.step).toFixed(1)} ms)`);
+  console.log(`  check, round 26 (every row, one session): ${fig('check26')}; round 27 (distinct images): ${fig('check')} (wall medians, CPU means; step CPU ${mean(cpu.step).toFixed(1)} ms)`);
   await trainer.release();
   await runner.release();
   await refRunner.release();
-  await lanes.release();
 }

@@ -47,7 +47,7 @@ import { batchLayout, type BatchLayout } from '../lib/grpo/sampling.ts';
 import type { AverageState, ParamEma } from '../lib/optim/ema.ts';
 import { flowGrpoUpdate, grpoUpdate, type ReferencePolicy } from '../lib/grpo/update.ts';
 import { excludeRows, sameVersionScreen } from '../lib/grpo/logp-check.ts';
-import { flowRecompute, ParamHistory, policyRecompute, staleCheck, staleCheckKey, type MeanOf } from '../lib/grpo/stale-check.ts';
+import { flowRecompute, ParamHistory, policyRecompute, staleCheck, staleCheckKey } from '../lib/grpo/stale-check.ts';
 import { MIN_STEP_STD } from '../lib/flow/graphs.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { FlowRunner, FlowTrainer, isFlowFamily } from '../lib/flow/family.ts';
@@ -96,8 +96,7 @@ import {
 import { trace } from '../lib/log/trace.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { largestBatch } from '../lib/config/batch-fit.ts';
-import { warmUpGrpo, warmUpInputs } from './warm-up.ts';
-import { StaleCheckLanes } from './stale-lanes.ts';
+import { warmUpGrpo } from './warm-up.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch, type GrpoBatchInputs } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
@@ -180,8 +179,6 @@ class LearnerRole implements WorkerRoleImpl {
   private average: ParamEma | undefined;
   private refRunner: Promise<PolicyRunner> | undefined;
   private flowRefRunner: FlowRunner | undefined;
-  /** The stale-row check's two lanes (learner/stale-lanes.ts; the policy family at two lanes), else undefined: the reference's session. */
-  private staleLanes: Promise<StaleCheckLanes | undefined> | undefined;
   private st: LearnerState | undefined;
   private work: SerialQueue<TrainBatch__Output> | undefined;
   private closed = false;
@@ -514,7 +511,6 @@ class LearnerRole implements WorkerRoleImpl {
     await this.exclusive;
     await this.trainer?.release();
     await (await this.refRunner?.catch(() => undefined))?.release();
-    await (await this.staleLanes?.catch(() => undefined))?.release();
     await this.flowRefRunner?.release();
   }
 
@@ -716,7 +712,7 @@ class LearnerRole implements WorkerRoleImpl {
     const flow = batch.flow;
     const recompute = flow
       ? flowRecompute({ ...batch, flow }, MIN_STEP_STD, async (params, rows) => (await this.flowReference().runner()).stepMeanStd(params, rows))
-      : policyRecompute(batch, LOG_STD, await this.staleMeanOf());
+      : policyRecompute(batch, LOG_STD, async (params, images, n) => (await this.referenceRunner()).mean(params, images, n));
     const r = await staleCheck({
       batch: { rows: rowVersions.length, versions: rowVersions, groups: Array.from({ length: rowVersions.length }, (_, row) => b.sample_ids[flow ? flow.actionIndex[row]! : row] ?? `row ${row}`), logpOld: flow ? flow.logpOld : batch.logpOld },
       version, seq: b.batch_seq, history: this.history, tolerance: g.logpTolerance, fraction: g.staleCheckFraction, key: this.staleKey!, recompute,
@@ -726,31 +722,6 @@ class LearnerRole implements WorkerRoleImpl {
     if (r.notSampled) m.inc({ outcome: 'not_sampled' }, r.notSampled);
     if (r.notHeld) m.inc({ outcome: 'not_held' }, r.notHeld);
     return { excluded: r.excluded, unchecked: r.unchecked };
-  }
-
-  /**
-   * The stale check's forward (policy family): on its two lanes where the step has two (learner/stale-lanes.ts),
-   * else on the KL reference's session, as before round 27. The lanes' sessions are created by prepareGrpo; a failed
-   * creation falls back to the reference's session (the same values) and is tried again by the next batch.
-   */
-  private async staleMeanOf(): Promise<MeanOf> {
-    const lanes = await this.staleCheckLanes().catch((e: unknown) => {
-      this.ctx.log.warn(`the stale-row check's lanes could not be created (this batch's check runs on the reference's session): ${(e as Error).message}`);
-      return undefined;
-    });
-    const onReference = async (params: TensorMap, images: Float32Array, n: number) => (await this.referenceRunner()).mean(params, images, n);
-    // one image (one stale row): a network batch of one, which onnxruntime's Conv threads differently by thread count,
-    // so it stays on the reference's session, where round 26 ran it
-    if (lanes) return (params, images, n) => (n < 2 ? onReference(params, images, n) : lanes.parts(params, images, n));
-    return onReference;
-  }
-
-  private staleCheckLanes(): Promise<StaleCheckLanes | undefined> {
-    if (!this.staleLanes) {
-      this.staleLanes = StaleCheckLanes.create(this.ctx.config, this.device);
-      this.staleLanes.catch(() => (this.staleLanes = undefined));
-    }
-    return this.staleLanes;
   }
 
   /**
@@ -881,12 +852,6 @@ class LearnerRole implements WorkerRoleImpl {
       // the graphs' first runs too (~0.5 s on the critical path otherwise): the reference's parameters are not taken
       // yet, the current ones have its shapes; nothing is trained, the outputs are dropped
       await warmUpGrpo(this.ctx.config, trainer, this.hyper, reference);
-      // the stale check's lanes too (at maxStaleness > 0): their sessions, and their first run, outputs dropped
-      const lanes = this.history ? await this.staleCheckLanes() : undefined;
-      if (lanes) {
-        const b = warmUpInputs(this.ctx.config);
-        await Promise.all(lanes.parts(this.params!, b.images, b.n).map((p) => p.mean));
-      }
     } catch (e) {
       // the first GRPO step creates them (and reports a failure) as before
       this.ctx.log.warn(`preparing the GRPO sessions failed (the first GRPO step tries again): ${(e as Error).message}`);

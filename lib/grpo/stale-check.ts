@@ -215,18 +215,6 @@ export async function staleCheck(o: {
 }
 
 /**
- * The policy network's mean of n images [n,3,H,W] under `params`: either one promise for all of them, or parts
- * (each images [start, start + rows), in order, covering them) whose promises settle on their own (the stale check's
- * lanes, learner/stale-lanes.ts): a part's rows are then computed as soon as its mean arrives, while the others run.
- */
-export type MeanOf = (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array> | ReadonlyArray<MeanPart>;
-export interface MeanPart {
-  start: number;
-  rows: number;
-  mean: Promise<Float32Array>;
-}
-
-/**
  * The distinct images of n rows [n, ...] (runs of byte-equal consecutive rows, as the policy graph's shared rows
  * find them: lib/graph/shared-rows.ts) and each row's: the network runs on exactly these images either way. Never
  * one image for several rows: then the image twice (repeatedRows' rule; onnxruntime's Conv threads a batch of one
@@ -241,52 +229,25 @@ export function distinctRows(images: Float32Array, n: number): { images: Float32
 
 /**
  * The policy family's recompute: the policy network's mean of the rows' distinct images (distinctRows) under the
- * version's parameters (`meanOf`: PolicyRunner.mean, or the check's lanes), its log-std (`logStdName`, a parameter),
- * and the rows' actions. The network runs on the same images as round 26's run over every row (whose shared rows
- * found the same distinct images), so each row's mean is the same bytes, without the graph's copies back onto every
- * row; and each row's values depend on its own inputs alone, so computing them part by part gives the same bytes.
+ * version's parameters (`meanOf`: PolicyRunner.mean), its log-std (`logStdName`, a parameter), and the rows' actions.
+ * The network runs on the same images as round 26's run of the policy graph over every row (whose shared rows found
+ * the same distinct images), so each row's mean is the same bytes, without that graph's copies back onto every row
+ * and its action and log-density outputs for every row (round 27: stale27).
  */
-export function policyRecompute(b: { images: Float32Array; actions: Float32Array; logpOld: Float32Array; n: number }, logStdName: string, meanOf: MeanOf) {
+export function policyRecompute(b: { images: Float32Array; actions: Float32Array; logpOld: Float32Array; n: number }, logStdName: string, meanOf: (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array>) {
   const P = b.images.length / b.n;
   const per = b.logpOld.length / b.n;
   return async (params: TensorMap, rows: number[]) => {
     const logStd = params.get(logStdName)?.data[0];
     if (logStd === undefined) throw new Error(`stale check: the kept parameters hold no ${logStdName}`);
     const R = rows.length;
-    const actions = rowsOf(b.actions, rows, P);
-    const logpOld = rowsOf(b.logpOld, rows, per);
     const d = distinctRows(rowsOf(b.images, rows, P), R);
-    const got = meanOf(params, d.images, d.count);
-    const parts = got instanceof Promise ? [{ start: 0, rows: d.count, mean: got }] : got;
-    const logp = new Float64Array(R);
-    const ratio = new Float64Array(R);
-    let at = 0;
-    let row = 0;
-    try {
-      for (const part of parts) {
-        if (part.start !== at || part.rows < 1 || part.start + part.rows > d.count) throw new Error(`stale check: a mean part [${part.start}, +${part.rows}) where image ${at} of ${d.count} comes next`);
-        const mean = await part.mean;
-        at += part.rows;
-        // the rows of this part's images (consecutive: a row's image is the last distinct one at or before it)
-        const first = row;
-        while (row < R && d.source[row]! < at) row++;
-        const m = row - first;
-        if (m === 0) continue;
-        const rowMean = new Float32Array(m * P);
-        for (let i = 0; i < m; i++) {
-          const k = d.source[first + i]! - part.start;
-          rowMean.set(mean.subarray(k * P, (k + 1) * P), i * P);
-        }
-        const r = gaussianRowLogp(actions.subarray(first * P, row * P), rowMean, logStd, logpOld.subarray(first * per, row * per), m);
-        logp.set(r.logp, first);
-        ratio.set(r.ratio, first);
-      }
-      if (at !== d.count) throw new Error(`stale check: the mean parts cover ${at} of ${d.count} images`);
-    } finally {
-      // every part settles before this returns or throws (a lane still inside onnxruntime must not outlive a failure)
-      await Promise.allSettled(parts.map((p) => p.mean));
-    }
-    return { logp, ratio };
+    const distinctMean = await meanOf(params, d.images, d.count);
+    if (distinctMean.length !== d.count * P) throw new Error(`stale check: a mean of ${distinctMean.length} values for ${d.count} images of ${P}`);
+    // each row's image's mean, in row order (the few distinct images' means copied onto their rows)
+    const mean = d.count === R ? distinctMean : new Float32Array(R * P);
+    if (mean !== distinctMean) for (let i = 0; i < R; i++) mean.set(distinctMean.subarray(d.source[i]! * P, (d.source[i]! + 1) * P), i * P);
+    return gaussianRowLogp(rowsOf(b.actions, rows, P), mean, logStd, rowsOf(b.logpOld, rows, per), R);
   };
 }
 

@@ -88,11 +88,6 @@ export function shardLanes(device: Device, threads = intraOpThreads()): number {
   return device === 'cpu' && t >= 2 ? 2 : 1;
 }
 
-/** Threads per operator of each of `lanes` lanes: two share the process's threads per operator; one keeps its setting. */
-export function laneThreads(lanes: number, threads = intraOpThreads()): number {
-  return lanes === 1 ? threads : Math.max(1, Math.floor((threads === 0 ? availableParallelism() : threads) / 2));
-}
-
 /**
  * A training graph's sessions for sharded batches: lane 0 on this thread (or wherever --graph-thread puts it), lane 1
  * (with two lanes) in a worker thread, each holding its RowForms. `build(sharedRows)` gives the graph's bytes.
@@ -103,8 +98,9 @@ export class ShardedForms {
   /** The lanes and their threads follow the process's threads per operator when this is created (cli: --threads). */
   constructor(build: (sharedRows: boolean) => Uint8Array, device: Device, lanes = shardLanes(device)) {
     if (lanes !== 1 && lanes !== 2) throw new Error(`ShardedForms: lanes must be 1 or 2, got ${lanes}`);
+    const threads = intraOpThreads();
     // two lanes share the threads per operator; one keeps the process's setting
-    const perLane = laneThreads(lanes);
+    const perLane = lanes === 1 ? threads : Math.max(1, Math.floor((threads === 0 ? availableParallelism() : threads) / 2));
     this.lanes = [new RowForms(build, { device, intraOpThreads: perLane })];
     if (lanes === 2) this.lanes.push(new RowForms(build, { device, intraOpThreads: perLane, thread: 'on' }));
   }
