@@ -38,6 +38,7 @@ test('distinctRows: the distinct images of the rows and each row\'s; one image f
   assert.deepEqual([...d.source], [0, 0, 0, 1, 2, 2]);
   for (const [k, row] of [[0, 0], [1, 3], [2, 4]]) assert.ok(bytes(d.images.subarray(k * P16, (k + 1) * P16)).equals(bytes(images.subarray(row * P16, (row + 1) * P16))));
   // a network batch of one differs from a larger one (onnxruntime's Conv): never for several rows
+  assert.deepEqual([...distinctRows(imagesOf([2], 4), 2).source], [0, 0], 'two equal rows: both the first image\'s');
   const one = distinctRows(imagesOf([5], 4), 5);
   assert.equal(one.count, 2);
   assert.deepEqual([...one.source], [0, 0, 0, 0, 0]);
@@ -59,7 +60,7 @@ for (const [arch, size, width, depth] of [['resnet', 32, 16, 4], ['unet', 16, 8,
     try {
       const params = initPolicyParams(policySpecOf(config), 3);
       const rand = testRandom(9);
-      for (const groups of [[8, 8, 8, 8], [8, 8, 8], [1, 1, 1, 1, 1, 1, 1], [2, 6], [5, 3, 1, 4], [8]]) {
+      for (const groups of [[8, 8, 8, 8], [8, 8, 8], [1, 1, 1, 1, 1, 1, 1], [2, 6], [5, 3, 1, 4], [8], [2], [1, 1]]) {
         const n = groups.reduce((a, b) => a + b, 0);
         const images = imagesOf(groups, n, P);
         const rowMean = await runner.mean(params, images, n);
