@@ -5,8 +5,12 @@
 //   threads as in a local run on 2 cores, the roles' allocator settings), its own nats-server, fed by the roles
 //   tests' fake orchestrator: 2 SFT batches, then GRPO batches of the default run (32 px, 4 groups x 8 = 32 actions,
 //   dense advantages) with one batch always queued behind the one being trained (maxStaleness 1, where the learner
-//   is the bottleneck). Per GRPO batch (the first WARM not counted): the learner process's CPU (/proc), the step's
-//   CPU (its trace: train_start -> train_end), the rest, the wall time per batch, the step's wall time, the
+//   is the bottleneck). Since round 27 the run is at grpo.maxStaleness 1 (LEARNER_GRPO_STALENESS, 0 for the runs
+//   before) and every row is one version behind, with the honest logp_old of that version (computed here from the
+//   learner's stored checkpoint), so the learner's stale-row check checks all 32 rows of each batch and excludes none
+//   (the line shows the learner's own counts). Per GRPO batch (the first WARM not counted): the learner process's
+//   CPU (/proc), the step's CPU (its trace: train_start -> train_end, the stale check included; the check alone:
+//   train_start -> stale_checked, a trace event since round 27), the rest, the wall time per batch, the step's wall time, the
 //   publication's (train_end -> published, on its serial path: checkpoint and AdamW moments stored), the
 //   announcement's (train_end -> put.announced, what rollout workers wait for at staleness 0; the learner announces
 //   only after the moments are stored, so it comes just before published; docs/performance-history/pipeline.md "Round 16: announce16"
@@ -16,7 +20,8 @@
 //
 // Arms alternate (the order flips every round); the batches are the same in every arm (seeded).
 //
-//   AB_BASE=/work/main nice -n 10 node --import tsx bench/learner-grpo.ts     # LEARNER_GRPO_BATCHES=40 LEARNER_GRPO_REPS=2
+//   AB_BASE=/work/main nice -n 10 node --import tsx bench/learner-grpo.ts     # LEARNER_GRPO_BATCHES=40 LEARNER_GRPO_REPS=2 LEARNER_GRPO_STALENESS=1
+//   LEARNER_GRPO_KINDS=learner ...  the learner arms only (default learner,loop)
 //   LEARNER_GRPO_TRACE_OUT=FILE ...  keeps the learner's trace (lib/log/trace.ts) of the last learner arm
 //   LEARNER_GRPO_PROFILE=DIR ...   the learner process under --cpu-prof (its .cpuprofile in DIR; pipeline-profile.ts --summarise)
 import { execFileSync, spawn } from 'node:child_process';
@@ -35,14 +40,18 @@ const THREADS = '2';
 const DISTINCT = 4; // distinct batches, sent in turn
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 
-interface LearnerFigures { kind: 'learner'; cpuMs: number; stepCpuMs: number; wallMs: number; stepWallMs: number; publishWallMs: number; announceWallMs: number; natsCpuMs: number }
+interface LearnerFigures { kind: 'learner'; checkCpuMs: number; checkWallMs: number; staleChecked: number; staleUnchecked: number; excludedRows: number; cpuMs: number; stepCpuMs: number; wallMs: number; stepWallMs: number; publishWallMs: number; announceWallMs: number; natsCpuMs: number }
 interface LoopFigures { kind: 'loop'; stepCpuMs: number; stepWallMs: number }
 type Figures = LearnerFigures | LoopFigures;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-const configInput = (runId: string) => ({ run: { id: runId, seed: 0 }, sft: { steps: 2 }, grpo: { steps: BATCHES + 10 }, eval: { everyVersions: 0 } });
+// grpo.maxStaleness (LEARNER_GRPO_STALENESS, default 1): every GRPO batch's rows are one version behind the learner's,
+// so at 1 the learner's stale-row check (lib/grpo/stale-check.ts) checks all 32 of them, one forward per batch, as a
+// pipeline at staleness 1 does when its batches are stale; 0 runs without the check (the rows are then unchecked).
+const STALENESS = Number(process.env.LEARNER_GRPO_STALENESS ?? 1);
+const configInput = (runId: string) => ({ run: { id: runId, seed: 0 }, sft: { steps: 2 }, grpo: { steps: BATCHES + 10, maxStaleness: STALENESS }, eval: { everyVersions: 0 } });
 
 /** DISTINCT GRPO batches of the default run, rolled out from the initial policy (seeded: the same in every arm). */
 async function makeBatches(checkout: string, runId: string) {
@@ -79,6 +88,31 @@ async function makeBatches(checkout: string, runId: string) {
   return { config, batches: out };
 }
 
+/** The per-element log-density [n,3,H,W] of a batch's actions under the learner's stored version (NATS). */
+async function honestLogp(checkout: string, natsUrl: string, runId: string) {
+  const { CheckpointStore, connectNats, closeNats } = await import(resolve(checkout, 'lib/transport/index.ts'));
+  const { decodeCheckpoint } = await import(resolve(checkout, 'lib/checkpoint/index.ts'));
+  const { parseConfig } = await import(resolve(checkout, 'lib/config/index.ts'));
+  const { PolicyRunner } = await import(resolve(checkout, 'lib/models/runner.ts'));
+  const nc = await connectNats({ url: natsUrl, name: 'learner-grpo-bench' });
+  const store = await CheckpointStore.open(nc, { runId });
+  const runner = await PolicyRunner.create(parseConfig(configInput(runId), { overrides: [], source: 'bench' }));
+  const c = Math.fround(0.5 * Math.log(2 * Math.PI));
+  return {
+    async of(version: number, b: { n: number; images: Float32Array; actions: Float32Array }): Promise<Float32Array> {
+      const got = await store.get(version);
+      const params = decodeCheckpoint(got.bytes).params as Map<string, { data: Float32Array }>;
+      got.release();
+      const ls = params.get('log_std')?.data[0];
+      if (ls === undefined) throw new Error(`bench: version ${version} holds no log_std`);
+      const mean: Float32Array = await runner.mean(params, b.images, b.n);
+      const inv2var = Math.fround(0.5 * Math.exp(-2 * ls));
+      return Float32Array.from(b.actions, (a, i) => { const d = a - mean[i]!; return -d * d * inv2var - ls - c; });
+    },
+    async close() { await runner.release(); await closeNats(nc); },
+  };
+}
+
 async function learnerChild(checkout: string): Promise<LearnerFigures> {
   const runId = 'learner-grpo-bench';
   const traceFile = join(mkdtempSync(join(tmpdir(), 'learner-grpo-')), 'trace.jsonl');
@@ -91,7 +125,8 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
   const nats = await spawnNatsServer({ port: await freePort(), storeDir, maxPayload: CHECKPOINT_MAX_PAYLOAD });
   const orch = await startFakeOrchestrator({ runId, config: configInput(runId) });
   const profile = process.env.LEARNER_GRPO_PROFILE;
-  const child = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), resolve(checkout, 'bin/recovery-grpo.mjs'), 'learner', '--orchestrator', orch.address, '--nats', nats.url, '--worker-id', 'learner-1', '--metrics-port', String(await freePort())], {
+  const metricsPort = await freePort();
+  const child = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), resolve(checkout, 'bin/recovery-grpo.mjs'), 'learner', '--orchestrator', orch.address, '--nats', nats.url, '--worker-id', 'learner-1', '--metrics-port', String(metricsPort)], {
     cwd: checkout, stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, ...allocatorEnvFor(process.env), RECOVERY_GRPO_TRACE: traceFile, RECOVERY_GRPO_THREADS: THREADS, RECOVERY_GRPO_LOG_FORMAT: 'text' },
   });
@@ -115,9 +150,16 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
       advantages: f32([b.n], b.advantages), advantage_map: f32([b.n, 3, b.h, b.h], b.advantageMap),
       sample_ids: Array.from({ length: b.n }, (_, i) => `s${Math.floor(i / 8)}`), group_indices: Array.from({ length: b.n }, (_, i) => i % 8),
     }));
-    const send = (k: number) => {
+    // At maxStaleness >= 1 the rows must pass the learner's stale-row check, as a pipeline's honest rows do: their
+    // logp_old is recomputed here under the version they claim (seq - 2, stored by the learner before this batch is
+    // sent: one batch is always queued), per element in float32 as the policy graph's logp_map (the check's own
+    // formula, lib/grpo/stale-check.ts gaussianRowLogp). This process's CPU is not the learner's.
+    const honestLogpOld = STALENESS > 0 ? await honestLogp(checkout, nats.url, runId) : undefined;
+    const send = async (k: number) => {
       const seq = 2 + k;
-      return orch.send('learner-1', { train_batch: { batch_id: `${runId}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 60_000, ...wire[(k - 1) % DISTINCT]!, behaviour_versions: Array(b0.n).fill(seq - 2) } });
+      const b = batches[(k - 1) % DISTINCT]!;
+      const logp = honestLogpOld ? { logp_old: f32([b.n, 3, b.H, b.H], await honestLogpOld.of(seq - 2, b)) } : {};
+      return orch.send('learner-1', { train_batch: { batch_id: `${runId}-b${seq}`, batch_seq: seq, kind: 'GRPO', lease_ms: 60_000, ...wire[(k - 1) % DISTINCT]!, ...logp, behaviour_versions: Array(b0.n).fill(seq - 2) } });
     };
     const doneAt: number[] = [];
     let cpu0 = 0;
@@ -133,6 +175,11 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
       if (k + 2 <= BATCHES) await send(k + 2);
     }
     await new Promise((r) => setTimeout(r, 100)); // the last prune
+    // what the stale-row check did over the run (every arm must check the same rows: 32 per GRPO batch at staleness 1)
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const staleRows = (outcome: string) => Number(new RegExp(`^recovery_grpo_logp_stale_rows_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\S+)`, 'm').exec(metrics)?.[1] ?? 0);
+    const excludedRows = Number(/^recovery_grpo_logp_rows_excluded_total(?:\{[^}]*\})? (\S+)/m.exec(metrics)?.[1] ?? 0);
+    await honestLogpOld?.close();
     if (process.env.LEARNER_GRPO_TRACE_OUT) copyFileSync(traceFile, process.env.LEARNER_GRPO_TRACE_OUT);
     const counted = BATCHES - WARM;
     const cpuMs = (procCpuMs(child.pid!) - cpu0) / counted;
@@ -143,17 +190,23 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
     const announcedAt = (version: number) => (evs as { t: number; ev: string; version?: number }[]).find((e) => e.ev === 'put.announced' && e.version === version)!;
     const step: number[] = [];
     const stepWall: number[] = [];
+    // the stale-row check: train_start -> stale_checked (a trace event since round 27; absent before: NaN)
+    const check: number[] = [];
+    const checkWall: number[] = [];
     const pub: number[] = [];
     const ann: number[] = [];
     for (let k = WARM + 1; k <= BATCHES; k++) {
       const s = at('train_start', 2 + k);
       const e = at('train_end', 2 + k);
       step.push(e.cpu - s.cpu);
+      const c = evs.find((x) => x.ev === 'stale_checked' && x.seq === 2 + k);
+      check.push(c ? c.cpu - s.cpu : NaN);
+      checkWall.push(c ? c.t - s.t : NaN);
       stepWall.push(e.t - s.t);
       pub.push(at('published', 2 + k).t - e.t);
       ann.push(announcedAt(2 + k).t - e.t);
     }
-    return { kind: 'learner', cpuMs, stepCpuMs: mean(step), wallMs: (doneAt.at(-1)! - doneAt[WARM - 1]!) / counted, stepWallMs: median(stepWall), publishWallMs: median(pub), announceWallMs: median(ann), natsCpuMs };
+    return { kind: 'learner', checkCpuMs: mean(check), checkWallMs: median(checkWall), staleChecked: staleRows('checked'), staleUnchecked: staleRows('not_sampled') + staleRows('not_held'), excludedRows, cpuMs, stepCpuMs: mean(step), wallMs: (doneAt.at(-1)! - doneAt[WARM - 1]!) / counted, stepWallMs: median(stepWall), publishWallMs: median(pub), announceWallMs: median(ann), natsCpuMs };
   } finally {
     child.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
@@ -203,10 +256,10 @@ function runChild(checkout: string, kind: 'learner' | 'loop'): Figures {
   return JSON.parse(out.trim().split('\n').at(-1)!) as Figures;
 }
 
-const f = (x: number) => x.toFixed(2).padStart(6);
+const f = (x: number | null) => (x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(2)).padStart(6);
 function line(name: string, r: Figures): string {
   if (r.kind === 'loop') return `${name.padEnd(34)} loop: step CPU ${f(r.stepCpuMs)} ms, wall ${f(r.stepWallMs)} (median)`;
-  return `${name.padEnd(34)} learner: CPU ${f(r.cpuMs)} ms per batch (step ${f(r.stepCpuMs)}, rest ${f(r.cpuMs - r.stepCpuMs)}); wall ${f(r.wallMs)} per batch (step ${f(r.stepWallMs)}, publish ${f(r.publishWallMs)}, announced ${f(r.announceWallMs)}, medians); nats-server CPU ${f(r.natsCpuMs)}`;
+  return `${name.padEnd(34)} learner: CPU ${f(r.cpuMs)} ms per batch (step ${f(r.stepCpuMs)} with its stale check ${f(r.checkCpuMs)}, rest ${f(r.cpuMs - r.stepCpuMs)}); wall ${f(r.wallMs)} per batch (step ${f(r.stepWallMs)} with its stale check ${f(r.checkWallMs)}, publish ${f(r.publishWallMs)}, announced ${f(r.announceWallMs)}, medians); nats-server CPU ${f(r.natsCpuMs)}; stale rows checked ${r.staleChecked}, unchecked ${r.staleUnchecked}, rows excluded ${r.excludedRows}`;
 }
 
 const [flag, kind, checkout] = process.argv.slice(2);

@@ -594,6 +594,7 @@ class LearnerRole implements WorkerRoleImpl {
       const rowVersions = batch.flow && batch.behaviourVersions.length ? Array.from(batch.flow.actionIndex, (i) => batch.behaviourVersions[i]!) : batch.behaviourVersions;
       // the stale-row check takes its forged rows out before the step's forward (rows: the flow family's, per step)
       const { excluded: stale, unchecked: staleUnchecked } = await this.staleRowCheck(b, batch, rowVersions, versionBefore);
+      trace('stale_checked', { seq: b.batch_seq });
       this.keepForStaleCheck(b.batch_seq, versionBefore);
       const actionOf = batch.flow ? (row: number) => batch.flow!.actionIndex[row]! : undefined;
       const fieldsOf = (x: GrpoBatchInputs) => ({ advantages: x.advantages, ...(x.advantageMap ? { advantageMap: x.advantageMap } : {}), logpOld: x.flow ? x.flow.logpOld : x.logpOld });

@@ -13,6 +13,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
 import { offPolicyRows } from './logp-check.ts';
+import { equalRuns } from '../graph/shared-rows.ts';
 
 export { STALE_CHECK_FRACTION_DEFAULT } from './logp-check.ts';
 
@@ -143,6 +144,15 @@ export function gatherRows<T extends Float32Array | Int32Array>(src: T, rows: re
   return out;
 }
 
+/**
+ * Rows `rows` of `src` as gatherRows gives them, but without a copy when they are consecutive (a view of `src`: the
+ * common case, every row of a batch stale); the caller only reads it.
+ */
+export function rowsOf<T extends Float32Array | Int32Array>(src: T, rows: readonly number[], per: number): T {
+  const first = rows[0] ?? 0;
+  if (rows.every((r, k) => r === first + k)) return src.subarray(first * per, (first + rows.length) * per) as T;
+  return gatherRows(src, rows, per);
+}
 /** What the stale check reads of a GRPO batch's training rows (an action each; the flow family: an action's step each). */
 export interface StaleCheckRows {
   rows: number;
@@ -196,7 +206,7 @@ export async function staleCheck(o: {
   }
   for (const [v, rows] of [...byVersion].sort((x, y) => x[0] - y[0])) {
     const { logp, ratio } = await o.recompute(o.history.get(v)!, rows);
-    const bad = offPolicyRows({ logp, ratio, logpOld: gatherRows(b.logpOld, rows, per), onPolicy: Array(rows.length).fill(true), tolerance: o.tolerance });
+    const bad = offPolicyRows({ logp, ratio, logpOld: rowsOf(b.logpOld, rows, per), onPolicy: Array(rows.length).fill(true), tolerance: o.tolerance });
     for (const k of bad) res.excluded.push(rows[k]!);
     res.checked += rows.length;
   }
@@ -205,9 +215,24 @@ export async function staleCheck(o: {
 }
 
 /**
- * The policy family's recompute: the policy network's mean of the rows' images under the version's parameters
- * (`meanOf`: PolicyRunner.mean; one run per distinct consecutive image, so a group costs one image), its log-std
- * (`logStdName`, a parameter), and the rows' actions.
+ * The distinct images of n rows [n, ...] (runs of byte-equal consecutive rows, as the policy graph's shared rows
+ * find them: lib/graph/shared-rows.ts) and each row's: the network runs on exactly these images either way. Never
+ * one image for several rows: then the image twice (repeatedRows' rule; onnxruntime's Conv threads a batch of one
+ * differently), so a batch of n >= 2 rows is never a network batch of one.
+ */
+export function distinctRows(images: Float32Array, n: number): { images: Float32Array; count: number; source: Float32Array } {
+  const { firsts, source } = equalRuns(images, n, 'stale check images');
+  // every row is run 0's: the second image is the first again
+  if (firsts.length === 1 && n > 1) firsts.push(1);
+  return { images: firsts.length === n ? images : gatherRows(images, firsts, images.length / n), count: firsts.length, source };
+}
+
+/**
+ * The policy family's recompute: the policy network's mean of the rows' distinct images (distinctRows) under the
+ * version's parameters (`meanOf`: PolicyRunner.mean), its log-std (`logStdName`, a parameter), and the rows' actions.
+ * The network runs on the same images as round 26's run of the policy graph over every row (whose shared rows found
+ * the same distinct images), so each row's mean is the same bytes, without that graph's copies back onto every row
+ * and its action and log-density outputs for every row (round 27: stale27).
  */
 export function policyRecompute(b: { images: Float32Array; actions: Float32Array; logpOld: Float32Array; n: number }, logStdName: string, meanOf: (params: TensorMap, images: Float32Array, n: number) => Promise<Float32Array>) {
   const P = b.images.length / b.n;
@@ -215,8 +240,16 @@ export function policyRecompute(b: { images: Float32Array; actions: Float32Array
   return async (params: TensorMap, rows: number[]) => {
     const logStd = params.get(logStdName)?.data[0];
     if (logStd === undefined) throw new Error(`stale check: the kept parameters hold no ${logStdName}`);
-    const mean = await meanOf(params, gatherRows(b.images, rows, P), rows.length);
-    return gaussianRowLogp(gatherRows(b.actions, rows, P), mean, logStd, gatherRows(b.logpOld, rows, per), rows.length);
+    const R = rows.length;
+    const d = distinctRows(rowsOf(b.images, rows, P), R);
+    const distinctMean = await meanOf(params, d.images, d.count);
+    if (distinctMean.length !== d.count * P) throw new Error(`stale check: a mean of ${distinctMean.length} values for ${d.count} images of ${P}`);
+    // each row's image's mean, in row order (the few distinct images' means copied onto their rows; two equal rows
+    // both take the first one's, as the graph's shared rows gave them)
+    const own = d.count === R && d.source.every((s, i) => s === i);
+    const mean = own ? distinctMean : new Float32Array(R * P);
+    if (!own) for (let i = 0; i < R; i++) mean.set(distinctMean.subarray(d.source[i]! * P, (d.source[i]! + 1) * P), i * P);
+    return gaussianRowLogp(rowsOf(b.actions, rows, P), mean, logStd, rowsOf(b.logpOld, rows, per), R);
   };
 }
 
