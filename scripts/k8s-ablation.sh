@@ -4,5 +4,5 @@
 #   scripts/k8s-ablation.sh reward.weights.clip=0,0.1,0.2
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-[ -x "$ROOT/node_modules/.bin/tsx" ] || { echo "k8s-ablation: run npm ci in $ROOT first" >&2; exit 1; }
+[ -x "$ROOT/node_modules/.bin/tsx" ] || { echo "k8s-ablation: run bash scripts/npm-ci.sh in $ROOT first" >&2; exit 1; }
 exec "$ROOT/node_modules/.bin/tsx" "$ROOT/scripts/k8s-ablation.ts" "$@"

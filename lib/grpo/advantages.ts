@@ -255,7 +255,7 @@ export function denseAdvantages(
   // One action's D and T, both scaled by the factor that clips their total mean_p D + T to +-advClip.
   // D(l) = w (S(l) - mean S(l)) / denom, computed twice (the same float64 both times): once for its sum, once to write
   // it scaled, so no float64 copy of the map is made. A plain loop, not Float32Array.from(d, (x) => x * f): the same
-  // float32 of each product without a callback per element (that was ~20% of the orchestrator's busy time:
+  // float32 of each product without a callback per element (that was a quarter of the orchestrator's busy time:
   // docs/performance-history/pipeline.md, "Round 27: orch27").
   const centre = (m: Float32Array, other: number): { map: Float32Array; scalar: number } => {
     let sum = 0;

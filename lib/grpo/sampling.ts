@@ -64,8 +64,8 @@ export function identityAction(config: Pick<RunConfig, 'run' | 'model'>, sampleI
  * (as data.augment and data.valImages were added) finds it missing from every layout stored before it, and an older
  * release finds it in the newer learner's checkpoints (compareLayouts: `defaulted`). data.corruptions.types compares
  * as the set of types it draws from ('all' and a list of all 16 types are equal, and a list's order does not count:
- * lib/data/dataset.ts dataConfigFrom weighs the types by name), and a type's weight 1 equals no weight for it (types
- * not listed weigh 1).
+ * lib/data/dataset.ts dataConfigFrom weighs the types by name), and a type's weight 1 equals no weight for it (a type
+ * without an entry in data.corruptions.weights weighs 1).
  */
 export type BatchLayout = Record<string, unknown>;
 
@@ -90,7 +90,7 @@ const CORRUPTION_WEIGHT_PREFIX = 'data.corruptions.weights.';
 
 /** The schema default of layout field `field` (a config path), or undefined when it has none (or the schema has no such field). */
 function layoutFieldDefault(field: string): { value: unknown } | undefined {
-  // a type without a weight weighs 1 (schema: data.corruptions.weights), so weight 1 and no weight draw the same
+  // a type without an entry in data.corruptions.weights weighs 1 (its schema), so weight 1 and no entry draw the same
   if (field.startsWith(CORRUPTION_WEIGHT_PREFIX)) return { value: 1 };
   const s = schemaAt(configSchema, field.split('.'));
   if (!s) return undefined;
