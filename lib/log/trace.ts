@@ -1,10 +1,15 @@
 // Per-process event timeline for finding where the pipeline's time goes (bench/pipeline.bench.ts with
 // BENCH_TRACE=1; docs/performance.md "Pipeline"). Off unless $RECOVERY_GRPO_TRACE names a file: then each call
 // appends one JSON line {t (ms, comparable across processes on one machine), cpu (the process's CPU ms so far), pid, role, ev, ...fields}.
+// The variable is read once, at the process's first trace call (process.env is a slow lookup, ~1% of the
+// orchestrator's CPU when read per call: issue #15): set it before the process traces anything (the benches set it
+// before they start or import the roles, which inherit it).
 import { appendFileSync } from 'node:fs';
 
 export const TRACE_ENV = 'RECOVERY_GRPO_TRACE';
 let role = '';
+/** The trace file: null until the first trace call reads $RECOVERY_GRPO_TRACE, then its value ('' when off). */
+let file: string | null = null;
 
 /** Names this process in its trace lines. */
 export function traceRole(name: string): void {
@@ -18,7 +23,7 @@ function cpuMs(): number {
 }
 
 export function trace(ev: string, fields?: Record<string, string | number | boolean | undefined>): void {
-  const file = process.env[TRACE_ENV];
+  if (file === null) file = process.env[TRACE_ENV] ?? '';
   if (!file) return;
   appendFileSync(file, JSON.stringify({ t: +(performance.timeOrigin + performance.now()).toFixed(2), cpu: cpuMs(), pid: process.pid, role, ev, ...fields }) + '\n');
 }

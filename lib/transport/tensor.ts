@@ -259,9 +259,20 @@ export function encodeTensor(t: HostTensor, opts: EncodeOptions = {}): Tensor {
 }
 
 /**
- * proto Tensor -> in-memory tensor (always a fresh, aligned Float32Array). Throws TensorError naming the field
- * for: a missing tensor, unknown dtype, bad shape, byte length != elements * itemsize, size over maxBytes,
- * non-finite values (unless allowed), and shape/dtype differing from expectShape/expectDtype.
+ * proto Tensor -> in-memory tensor. Throws TensorError naming the field for: a missing tensor, unknown dtype, bad
+ * shape, byte length != elements * itemsize, size over maxBytes, non-finite values (unless allowed), and shape/dtype
+ * differing from expectShape/expectDtype.
+ *
+ * float32 whose bytes start at a multiple of 4 in their buffer (little-endian host): `data` is a VIEW of the message's
+ * bytes, not a copy (issue #15: one copy per tensor fewer in every role that receives tensors). Safe because the
+ * received bytes belong to that one message: grpc-js assembles each message into a Buffer of its own
+ * (Buffer.concat: a fresh allocation or a slice of Node's pool, never handed out again) and both wire codecs return
+ * bytes fields as views of it; no role writes into a decoded tensor (docs/performance-history/pipeline.md, "Round 27:
+ * wire27"). A caller that wants to write into `data` while the message is still read (the learner's batch digest
+ * reads a TrainBatch's bytes after training on it) must copy it first. A message decoded in the process that built it
+ * (no wire between) gives a view of the sender's array where encodeTensor shared it. Other float32 bytes (about three
+ * in four in the pipeline: a bytes field lies wherever the protobuf framing puts it), float16 and uint8 give a fresh
+ * array.
  */
 export function decodeTensor(msg: Tensor | Tensor__Output | null | undefined, opts: DecodeOptions = {}): HostTensor {
   const field = opts.field ?? 'tensor';
@@ -290,6 +301,11 @@ export function decodeTensor(msg: Tensor | Tensor__Output | null | undefined, op
       field,
       `data has ${raw.length} bytes, shape [${shape.join(',')}] x ${dtype} (${ITEMSIZE[dtype]} B) needs ${want}`,
     );
+  }
+  if (dtype === 'float32' && LITTLE_ENDIAN && raw.byteOffset % 4 === 0) {
+    const view = new Float32Array(raw.buffer, raw.byteOffset, n);
+    if (!opts.allowNonFinite) checkFinite(view, field);
+    return { dtype, shape, data: view };
   }
   const out = new Float32Array(n);
   if (dtype === 'float32') {
