@@ -8,7 +8,7 @@ import { appendFileSync } from 'node:fs';
 
 export const TRACE_ENV = 'RECOVERY_GRPO_TRACE';
 let role = '';
-/** The trace file: null until the first trace call reads $RECOVERY_GRPO_TRACE, then its value ('' when off). */
+/** The trace file: null until the first trace or traceEnabled call reads $RECOVERY_GRPO_TRACE, then its value ('' when off). */
 let file: string | null = null;
 
 /** Names this process in its trace lines. */
@@ -22,8 +22,13 @@ function cpuMs(): number {
   return Math.round((u.user + u.system) / 1000);
 }
 
-export function trace(ev: string, fields?: Record<string, string | number | boolean | undefined>): void {
+/** Whether this process traces: $RECOVERY_GRPO_TRACE as read once (at the first call of this or trace). */
+export function traceEnabled(): boolean {
   if (file === null) file = process.env[TRACE_ENV] ?? '';
-  if (!file) return;
+  return file !== '';
+}
+
+export function trace(ev: string, fields?: Record<string, string | number | boolean | undefined>): void {
+  if (!traceEnabled()) return;
   appendFileSync(file, JSON.stringify({ t: +(performance.timeOrigin + performance.now()).toFixed(2), cpu: cpuMs(), pid: process.pid, role, ev, ...fields }) + '\n');
 }

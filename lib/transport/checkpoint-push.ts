@@ -13,7 +13,7 @@
 // Chunks of one object arrive in order (one publisher connection, one subject).
 import { createHash, type Hash } from 'node:crypto';
 import { headers, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
-import { trace, TRACE_ENV } from '../log/trace.ts';
+import { trace, traceEnabled } from '../log/trace.ts';
 import { CheckpointBuffers } from './checkpoint-buffers.ts';
 import { isScratch, receiveInScratch, releaseScratch } from './nats-payload.ts';
 
@@ -98,7 +98,7 @@ function wholeCheckpoint(head: Uint8Array, hdrLen: number, payloadLen: number): 
   if (hdrLen < 0 || head.length < hdrLen) return true;
   const h = Buffer.from(head.buffer, head.byteOffset, hdrLen).toString('latin1');
   // the first socket read of a pushed chunk (bench/broadcast-timeline.ts: when its bytes start arriving)
-  if (process.env[TRACE_ENV]) trace('push.recv', { version: Number(/\r\nCkpt-Version: *([0-9]{1,16})\r\n/i.exec(h)?.[1] ?? -1) });
+  if (traceEnabled()) trace('push.recv', { version: Number(/\r\nCkpt-Version: *([0-9]{1,16})\r\n/i.exec(h)?.[1] ?? -1) });
   const m = /\r\nCkpt-Size: *([0-9]{1,16})\r\n/i.exec(h);
   return !m || Number(m[1]) === payloadLen;
 }
