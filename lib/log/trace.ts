@@ -22,13 +22,19 @@ function cpuMs(): number {
   return Math.round((u.user + u.system) / 1000);
 }
 
+/** The trace file, '' when off: $RECOVERY_GRPO_TRACE as read at the first call. */
+function traceFile(): string {
+  if (file === null) file = process.env[TRACE_ENV] ?? '';
+  return file;
+}
+
 /** Whether this process traces: $RECOVERY_GRPO_TRACE as read once (at the first call of this or trace). */
 export function traceEnabled(): boolean {
-  if (file === null) file = process.env[TRACE_ENV] ?? '';
-  return file !== '';
+  return traceFile() !== '';
 }
 
 export function trace(ev: string, fields?: Record<string, string | number | boolean | undefined>): void {
-  if (!traceEnabled()) return;
-  appendFileSync(file, JSON.stringify({ t: +(performance.timeOrigin + performance.now()).toFixed(2), cpu: cpuMs(), pid: process.pid, role, ev, ...fields }) + '\n');
+  const f = traceFile();
+  if (!f) return;
+  appendFileSync(f, JSON.stringify({ t: +(performance.timeOrigin + performance.now()).toFixed(2), cpu: cpuMs(), pid: process.pid, role, ev, ...fields }) + '\n');
 }
