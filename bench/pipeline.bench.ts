@@ -103,18 +103,19 @@ function armsFor(): { singles: Arm[]; pipelines: Arm[] } {
       const dir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
       const savedHeap = process.env[HEAP_GROWTH_ENV];
       if (heap !== undefined) process.env[HEAP_GROWTH_ENV] = heap; // the roles inherit the environment
-      if (TRACE) {
-        mkdirSync(TRACE, { recursive: true });
-        process.env[TRACE_ENV] = join(TRACE, `pipeline-s${staleness}-${v}-r${round}.jsonl`);
-        rmSync(process.env[TRACE_ENV], { force: true });
+      // The trace file goes to the roles' environment only: this process reads $RECOVERY_GRPO_TRACE once
+      // (lib/log/trace.ts), so setting it here would send its later runs' lines to the first file.
+      const traceFile = TRACE ? join(TRACE, `pipeline-s${staleness}-${v}-r${round}.jsonl`) : undefined;
+      if (traceFile) {
+        mkdirSync(TRACE!, { recursive: true });
+        rmSync(traceFile, { force: true });
       }
       try {
-        const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined, ...(threads ? { threads } : {}) });
+        const s = await runLocal({ out: dir, seed: 0, sftSteps: SFT, steps: GRPO, overrides: overridesOf(staleness), log: () => undefined, ...(threads ? { threads } : {}), ...(traceFile ? { env: { [TRACE_ENV]: traceFile } } : {}) });
         const actions = s.samples_per_second * s.grpo_seconds;
         const byProcess = Object.fromEntries(Object.entries(s.grpo_cpu_seconds_by_process ?? {}).map(([name, c]) => [name, (c * 1000) / actions]));
         return { actionsPerSecond: s.samples_per_second, cpuMsPerAction: s.grpo_cpu_seconds !== undefined ? (s.grpo_cpu_seconds * 1000) / actions : undefined, byProcess, othersCores: othersCores(s.grpo_machine_cpu_seconds, s.grpo_cpu_seconds, s.grpo_seconds) };
       } finally {
-        delete process.env[TRACE_ENV];
         if (savedHeap === undefined) delete process.env[HEAP_GROWTH_ENV];
         else process.env[HEAP_GROWTH_ENV] = savedHeap;
         rmSync(dir, { recursive: true, force: true });

@@ -65,6 +65,11 @@ export interface LocalRunOptions {
    */
   crashLoop?: Partial<CrashLoop>;
   log?: (line: string) => void;
+  /**
+   * Environment variables for every role's process (orchestrator and workers), over the inherited ones, without
+   * setting them in this process (bench/pipeline.bench.ts: each run's $RECOVERY_GRPO_TRACE, which a process reads once).
+   */
+  env?: Record<string, string>;
   /** Node options for every role's process, before the script (profiling: ['--cpu-prof', '--cpu-prof-dir=DIR']). */
   nodeArgs?: string[];
   /** Called once every process is up (fault tests inject faults from here). */
@@ -267,7 +272,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         // this run stops every worker itself once the orchestrator exits: no lingering for reconnecting ones
         '--linger-seconds', '0'],
       doneOnExitCode: 0,
-      env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator'), ...noInheritedSecrets }, // the lines below are parsed (lib/log)
+      env: { ...allocatorEnvFor(process.env), ...o.env, RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv('orchestrator'), ...noInheritedSecrets }, // the lines below are parsed (lib/log)
       onLine: (line) => {
         const progress = /^\[(?:sft|grpo)\] batch (\d+)\/(\d+) /.exec(line);
         if (progress) {
@@ -291,7 +296,7 @@ export async function runLocal(o: LocalRunOptions): Promise<Summary> {
         command: process.execPath,
         args: async () => [...(o.nodeArgs ?? []), BIN, role, '--orchestrator', orchestratorAddr, '--nats', natsUrl!, ...(await metricsArgs(name)), '--worker-id', name, ...(t !== undefined ? ['--threads', String(t)] : []), ...(device ? ['--device', device] : []), ...limitArgs, ...roleArgs[role]],
         doneOnExitCode: 0,
-        env: { ...allocatorEnvFor(process.env), RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(ROLE_OF[role]), ...noInheritedSecrets, ...roleTokens.env(name) },
+        env: { ...allocatorEnvFor(process.env), ...o.env, RECOVERY_GRPO_LOG_FORMAT: 'text', ...natsEnv(ROLE_OF[role]), ...noInheritedSecrets, ...roleTokens.env(name) },
         // Workers log every checkpoint swap at info level: show only their warnings and errors.
         onLine: (line) => {
           if (!/ info /.test(line)) log(`[${name}] ${line}`);

@@ -1,9 +1,11 @@
 // Per-process event timeline for finding where the pipeline's time goes (bench/pipeline.bench.ts with
-// BENCH_TRACE=1; docs/performance.md "Pipeline"). Off unless $RECOVERY_GRPO_TRACE names a file: then each call
+// BENCH_TRACE=DIR; docs/performance.md "Pipeline"). Off unless $RECOVERY_GRPO_TRACE names a file: then each call
 // appends one JSON line {t (ms, comparable across processes on one machine), cpu (the process's CPU ms so far), pid, role, ev, ...fields}.
-// The variable is read once, at the process's first trace call (process.env is a slow lookup, ~1% of the
-// orchestrator's CPU when read per call: issue #15): set it before the process traces anything (the benches set it
-// before they start or import the roles, which inherit it).
+// The variable is read once, at the process's first trace or traceEnabled call (process.env is a slow lookup, ~1% of
+// the orchestrator's CPU when read per call: issue #15), and kept: set it before the process traces anything, and
+// not again for another file. The benches give it to the processes they start (bench/pipeline.bench.ts: runLocal's
+// `env`, a file per run, never its own process.env; bench/learner-grpo.ts: the child's environment) or set it once
+// before they import the roles (bench/learner-publish.ts: one child process per checkout).
 import { appendFileSync } from 'node:fs';
 
 export const TRACE_ENV = 'RECOVERY_GRPO_TRACE';
