@@ -29,3 +29,28 @@ export async function grpoBenchCase(size: number, mode: 'scalar' | 'dense', n: n
   };
   return { config, params, runner, trainer, images, noise, batch };
 }
+
+export interface Timing { wall: number; cpu: number }
+
+/**
+ * Medians of wall and process CPU time of each arm over `reps` rounds, after one unmeasured call each; the arms take
+ * turns going first (grpo-shards.ts, grpo-step-ab.ts).
+ */
+export async function interleaved(reps: number, arms: Array<[string, () => Promise<unknown>]>): Promise<Timing[]> {
+  for (const [, f] of arms) await f();
+  const s = arms.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
+  for (let r = 0; r < reps; r++) {
+    // the arms take turns going first
+    for (let j = 0; j < arms.length; j++) {
+      const i = (j + r) % arms.length;
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await arms[i]![1]();
+      s[i]!.wall.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      s[i]!.cpu.push((c.user + c.system) / 1000);
+    }
+  }
+  const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+  return s.map((x) => ({ wall: med(x.wall), cpu: med(x.cpu) }));
+}

@@ -12,7 +12,7 @@
 //
 //   [GRPO_SHARDS_SIZES=64,128] [GRPO_SHARDS_MODES=scalar,dense] [GRPO_SHARDS_REPS=5] node --import tsx bench/grpo-shards.ts
 import { loadavg } from 'node:os';
-import { grpoBenchCase } from './grpo-setup.ts';
+import { grpoBenchCase, interleaved, type Timing } from './grpo-setup.ts';
 import { grpoModel, resolutionOf } from '../lib/models/bundle.ts';
 import { GraphSession, sessionOptions, type Feeds, type Fetches } from '../lib/graph/runtime.ts';
 import { GraphThread } from '../lib/graph/graph-thread.ts';
@@ -21,27 +21,6 @@ import { grpoHyperFeeds, paramFeeds } from '../lib/models/feeds.ts';
 import { grpoHyper } from '../lib/grpo/algorithm.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
-
-interface Timing { wall: number; cpu: number }
-
-async function interleaved(reps: number, arms: Array<[string, () => Promise<unknown>]>): Promise<Timing[]> {
-  for (const [, f] of arms) await f();
-  const s = arms.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
-  for (let r = 0; r < reps; r++) {
-    // the arms take turns going first
-    for (let j = 0; j < arms.length; j++) {
-      const i = (j + r) % arms.length;
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      await arms[i]![1]();
-      s[i]!.wall.push(performance.now() - t0);
-      const c = process.cpuUsage(c0);
-      s[i]!.cpu.push((c.user + c.system) / 1000);
-    }
-  }
-  const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
-  return s.map((x) => ({ wall: med(x.wall), cpu: med(x.cpu) }));
-}
 
 /** (a + b) / 2 of every grad.* output, in float32, a's then b's; the other outputs as the caller combines them. */
 function halfSum(a: Fetches, b: Fetches): TensorMap {

@@ -7,7 +7,7 @@
 //   node --import tsx bench/grpo-step-ab.ts
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { grpoBenchCase } from './grpo-setup.ts';
+import { grpoBenchCase, interleaved } from './grpo-setup.ts';
 import type { RunConfig } from '../lib/config/index.ts';
 import type { TensorMap } from '../lib/checkpoint/tensors.ts';
 import type { GrpoInputs } from '../lib/models/trainer.ts';
@@ -23,7 +23,6 @@ const modes = (process.env.GRPO_STEP_AB_MODES ?? 'scalar,dense').split(',') as A
 const reps = Number(process.env.GRPO_STEP_AB_REPS ?? 5);
 const N = 32;
 
-const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 console.log(`base ${base}; load average at the start ${loadavg().map((v) => v.toFixed(1)).join(' ')}`);
 for (const size of sizes) for (const mode of modes) {
   const { config, params, runner, trainer, images, noise, batch } = await grpoBenchCase(size, mode, N);
@@ -34,20 +33,7 @@ for (const size of sizes) for (const mode of modes) {
     [`GRPO step, base (${base})`, () => other.grpoStep(batch)],
     ['GRPO step, this tree', () => trainer.grpoStep(batch)],
   ];
-  for (const [, f] of arms) await f();
-  const s = arms.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
-  for (let r = 0; r < reps; r++) {
-    for (let j = 0; j < arms.length; j++) {
-      const i = (j + r) % arms.length;
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      await arms[i]![1]();
-      s[i]!.wall.push(performance.now() - t0);
-      const c = process.cpuUsage(c0);
-      s[i]!.cpu.push((c.user + c.system) / 1000);
-    }
-  }
-  const [fwd, b, t] = s.map((x) => ({ wall: med(x.wall), cpu: med(x.cpu) }));
+  const [fwd, b, t] = await interleaved(reps, arms);
   console.log(`GRPO ${size} px ${mode}, batch ${N} (medians of ${reps}, interleaved):`);
   arms.forEach(([label], i) => {
     const x = [fwd, b, t][i]!;
