@@ -5,12 +5,12 @@
 // (put.start after its sha256, the lookup's reply, the chunks' acknowledgement, the commit's, the announcement's) and
 // the followers' (push held, announcement backed, decoded; first and last of the 4), then medians and ranges; and how
 // many followers per version fetched the checkpoint from the store because they did not hold its push.
-import { readFileSync } from 'node:fs';
+import { readTrace } from '../lib/log/trace.ts';
 
 interface Ev { t: number; role: string; ev: string; version?: number; held?: boolean }
 const file = process.argv[2];
 if (!file) throw new Error('usage: broadcast-phases.ts <trace.jsonl> (a trace of bench/index.ts broadcast)');
-const events = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Ev);
+const events = readTrace<Ev>(file);
 const byVersion = new Map<number, Ev[]>();
 for (const e of events) if (e.version !== undefined) byVersion.set(e.version, [...(byVersion.get(e.version) ?? []), e]);
 const rows = new Map<string, number[]>();

@@ -7,12 +7,12 @@
 // held (push.held), the announcement arriving (watch.arrived, its callback) and backed (watch.backed), decoded (the
 // report to the bench follows at once); and the CPU each follower spent from push.recv to decoded. Medians over the
 // measured versions [min-max]. broadcast-phases.ts prints the first/last summary.
-import { readFileSync } from 'node:fs';
+import { readTrace } from '../lib/log/trace.ts';
 
 interface Ev { t: number; cpu: number; pid: number; role: string; ev: string; version?: number }
 const file = process.argv[2];
 if (!file) throw new Error('usage: broadcast-timeline.ts <trace.jsonl> (a trace of bench/index.ts broadcast)');
-const events = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Ev);
+const events = readTrace<Ev>(file);
 // watch.arrived carries no version: it belongs to the next watch.backed of the same process (one announcement each)
 const pending = new Map<number, Ev[]>();
 for (const e of events) {

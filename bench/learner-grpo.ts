@@ -25,7 +25,8 @@
 //   LEARNER_GRPO_TRACE_OUT=FILE ...  keeps the learner's trace (lib/log/trace.ts) of the last learner arm
 //   LEARNER_GRPO_PROFILE=DIR ...   the learner process under --cpu-prof (its .cpuprofile in DIR; pipeline-profile.ts --summarise)
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readTrace } from '../lib/log/trace.ts';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,7 +185,7 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
     const counted = BATCHES - WARM;
     const cpuMs = (procCpuMs(child.pid!) - cpu0) / counted;
     const natsCpuMs = (procCpuMs(nats.pid) - nats0) / counted;
-    const evs = readFileSync(traceFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { t: number; cpu: number; ev: string; seq?: number });
+    const evs = readTrace<{ t: number; cpu: number; ev: string; seq?: number }>(traceFile);
     const at = (ev: string, seq: number) => evs.find((e) => e.ev === ev && e.seq === seq)!;
     // the checkpoint store's own trace names the version (= the batch seq here: v0, then one per batch)
     const announcedAt = (version: number) => (evs as { t: number; ev: string; version?: number }[]).find((e) => e.ev === 'put.announced' && e.version === version)!;

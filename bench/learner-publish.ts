@@ -10,7 +10,8 @@
 //
 //   AB_BASE=/work/main nice -n 10 node --import tsx bench/learner-publish.ts     # PUBLISH_BATCHES=60 PUBLISH_REPS=3
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readTrace } from '../lib/log/trace.ts';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,7 +71,7 @@ async function child(checkout: string): Promise<Figures> {
       await new Promise((r) => setTimeout(r, 60));
       if (seq > WARM) natsCpu.push(procCpuMs(nats.pid) - before);
     }
-    const evs = readFileSync(traceFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Ev);
+    const evs = readTrace<Ev>(traceFile);
     const per = { publishWall: [] as number[], publishCpu: [] as number[], pruneWall: [] as number[], pruneCpu: [] as number[], nonStep: [] as number[], step: [] as number[] };
     // per batch: recv(seq) .. train_start .. train_end .. published .. prune_start .. prune_end .. recv(seq + 1)
     const at = (ev: string, key: 'seq' | 'version', v: number) => evs.find((e) => e.ev === ev && e[key] === v);

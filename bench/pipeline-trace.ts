@@ -2,13 +2,13 @@
 // GRPO phase's time went: per batch, the time from its dispatch (open_batch) to each hop, and over the phase,
 // each process's busy time (graph calls, checkpoint work) and the critical path's idle gaps.
 //   node --import tsx bench/pipeline-trace.ts FILE [--batches]
-import { readFileSync } from 'node:fs';
+import { readTrace } from '../lib/log/trace.ts';
 
 interface Ev { t: number; pid: number; role: string; ev: string; kind?: string; id?: string; k?: number; seq?: number; version?: number; n?: number; cpu?: number }
 
 const [file, ...flags] = process.argv.slice(2);
 if (!file) throw new Error('usage: pipeline-trace.ts TRACE_FILE [--batches]');
-const evs: Ev[] = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Ev).sort((a, b) => a.t - b.t);
+const evs: Ev[] = readTrace<Ev>(file).sort((a, b) => a.t - b.t);
 const opens = evs.filter((e) => e.ev === 'open_batch');
 if (opens.length === 0) throw new Error(`${file}: no GRPO batch was opened`);
 const start = opens[0]!.t;

@@ -9,12 +9,12 @@
 // rounding averages out.
 //
 //   node --import tsx bench/worker-split.ts TRACE.jsonl [TRACE.jsonl ...]
-import { readFileSync } from 'node:fs';
+import { readTrace } from '../lib/log/trace.ts';
 
 interface Ev { t: number; cpu: number; pid: number; role: string; ev: string; n?: number }
 
 function split(file: string): string {
-  const evs = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Ev).sort((a, b) => a.t - b.t);
+  const evs = readTrace<Ev>(file).sort((a, b) => a.t - b.t);
   const start = evs.find((e) => e.ev === 'open_batch')?.t;
   const end = evs.filter((e) => e.ev === 'persist_end').at(-1)?.t;
   if (start === undefined || end === undefined) throw new Error(`${file}: no GRPO phase (open_batch .. persist_end)`);

@@ -6,7 +6,7 @@
 // not again for another file. The benches give it to the processes they start (bench/pipeline.bench.ts: runLocal's
 // `env`, a file per run, never its own process.env; bench/learner-grpo.ts: the child's environment) or set it once
 // before they import the roles (bench/learner-publish.ts: one child process per checkout).
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 
 export const TRACE_ENV = 'RECOVERY_GRPO_TRACE';
 let role = '';
@@ -39,4 +39,9 @@ export function trace(ev: string, fields?: Record<string, string | number | bool
   const f = traceFile();
   if (!f) return;
   appendFileSync(f, JSON.stringify({ t: +(performance.timeOrigin + performance.now()).toFixed(2), cpu: cpuMs(), pid: process.pid, role, ev, ...fields }) + '\n');
+}
+
+/** A trace file's lines as written by trace(), in file order (the benches' readers give E its fields). */
+export function readTrace<E>(file: string): E[] {
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as E);
 }

@@ -24,7 +24,7 @@ test('trace: set before the first call, it writes there, for every later call wh
     delete process.env.RECOVERY_GRPO_TRACE;
     assert.equal(t.traceEnabled(), true);
     t.trace('third');
-    const lines = readFileSync(a, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = t.readTrace<Record<string, unknown>>(a); // the reader the benches use
     assert.deepEqual(lines.map((l) => l.ev), ['first', 'second', 'third']);
     assert.equal(lines[0]!.role, 'tester');
     assert.equal(lines[0]!.n, 1);
