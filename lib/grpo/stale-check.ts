@@ -13,7 +13,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
 import { offPolicyRows } from './logp-check.ts';
-import { equalRuns } from '../graph/shared-rows.ts';
+import { repeatedRows } from '../graph/shared-rows.ts';
 
 export { STALE_CHECK_FRACTION_DEFAULT } from './logp-check.ts';
 
@@ -217,13 +217,12 @@ export async function staleCheck(o: {
 /**
  * The distinct images of n rows [n, ...] (runs of byte-equal consecutive rows, as the policy graph's shared rows
  * find them: lib/graph/shared-rows.ts) and each row's: the network runs on exactly these images either way. Never
- * one image for several rows: then the image twice (repeatedRows' rule; onnxruntime's Conv threads a batch of one
+ * one image for several rows: then the image twice (repeatedRows, whose rule it is: onnxruntime's Conv threads a batch of one
  * differently), so a batch of n >= 2 rows is never a network batch of one.
  */
 export function distinctRows(images: Float32Array, n: number): { images: Float32Array; count: number; source: Float32Array } {
-  const { firsts, source } = equalRuns(images, n, 'stale check images');
-  // every row is run 0's: the second image is the first again
-  if (firsts.length === 1 && n > 1) firsts.push(1);
+  const { distinct, source } = repeatedRows(images, n, 'stale check images');
+  const firsts = [...distinct];
   return { images: firsts.length === n ? images : gatherRows(images, firsts, images.length / n), count: firsts.length, source };
 }
 
