@@ -243,11 +243,9 @@ export function policyRecompute(b: { images: Float32Array; actions: Float32Array
     const d = distinctRows(rowsOf(b.images, rows, P), R);
     const distinctMean = await meanOf(params, d.images, d.count);
     if (distinctMean.length !== d.count * P) throw new Error(`stale check: a mean of ${distinctMean.length} values for ${d.count} images of ${P}`);
-    // each row's image's mean, in row order (the few distinct images' means copied onto their rows; two equal rows
-    // both take the first one's, as the graph's shared rows gave them)
-    const own = d.count === R && d.source.every((s, i) => s === i);
-    const mean = own ? distinctMean : new Float32Array(R * P);
-    if (!own) for (let i = 0; i < R; i++) mean.set(distinctMean.subarray(d.source[i]! * P, (d.source[i]! + 1) * P), i * P);
+    // each row's image's mean, in row order (the few distinct images' means copied onto their rows, or the means
+    // themselves when every row is its own; two equal rows both take the first one's, as the graph's shared rows gave them)
+    const mean = rowsOf(distinctMean, Array.from(d.source), P);
     return gaussianRowLogp(rowsOf(b.actions, rows, P), mean, logStd, rowsOf(b.logpOld, rows, per), R);
   };
 }
