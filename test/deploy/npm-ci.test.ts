@@ -62,3 +62,22 @@ test('npm reads no unknown config key from the project (npm 11 warns that its ne
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stderr, /unknown (project|cli|env) config/i);
 });
+
+// npm 11.16+ reads `allowScripts` in package.json (advisory now, enforced from npm 12: an unlisted dependency's
+// install script is skipped). Every locked package with an install script has a decision, so a new one fails here
+// until someone reads its script and approves or denies it; the two the project needs are approved.
+test("package.json's allowScripts decides every locked dependency's install script; esbuild's and onnxruntime-node's run", () => {
+  const pkg = JSON.parse(readFileSync(at('package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> };
+  const lock = JSON.parse(readFileSync(at('package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> };
+  const allow = pkg.allowScripts ?? {};
+  const scripted = Object.entries(lock.packages)
+    .filter(([path, p]) => path !== '' && p.hasInstallScript)
+    .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+  assert.ok(scripted.length > 0, 'package-lock.json lists packages with install scripts');
+  const undecided = [...new Set(scripted)].filter((name) => typeof allow[name] !== 'boolean');
+  assert.deepEqual(undecided, [], 'packages with install scripts and no allowScripts entry in package.json');
+  assert.equal(allow['onnxruntime-node'], true, "onnxruntime-node's script installs the CUDA provider (docs/gpu.md)");
+  assert.equal(allow.esbuild, true, "esbuild's script checks and links its platform binary (tsx runs on it)");
+  const stale = Object.keys(allow).filter((name) => !scripted.includes(name));
+  assert.deepEqual(stale, [], 'allowScripts entries for packages that have no install script in the lock');
+});
