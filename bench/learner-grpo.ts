@@ -23,6 +23,7 @@
 //   AB_BASE=/work/main nice -n 10 node --import tsx bench/learner-grpo.ts     # LEARNER_GRPO_BATCHES=40 LEARNER_GRPO_REPS=2 LEARNER_GRPO_STALENESS=1
 //   LEARNER_GRPO_KINDS=learner ...  the learner arms only (default learner,loop)
 //   LEARNER_GRPO_TRACE_OUT=FILE ...  keeps the learner's trace (lib/log/trace.ts) of the last learner arm
+//   LEARNER_GRPO_THREADS=1 ...     both arms on one onnxruntime thread (one lane: the single process's --threads 1)
 //   LEARNER_GRPO_PROFILE=DIR ...   the learner process under --cpu-prof (its .cpuprofile in DIR; pipeline-profile.ts --summarise)
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -37,7 +38,7 @@ const HERE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BATCHES = Number(process.env.LEARNER_GRPO_BATCHES ?? 40);
 const REPS = Number(process.env.LEARNER_GRPO_REPS ?? 2);
 const WARM = 5;
-const THREADS = '2';
+const THREADS = process.env.LEARNER_GRPO_THREADS ?? '2'; // onnxruntime threads of both arms (LEARNER_GRPO_THREADS; 1: one lane, the shards one after the other)
 const DISTINCT = 4; // distinct batches, sent in turn
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 

@@ -8,11 +8,12 @@
 //   node --import tsx bench/orch-profile-split.ts DIR/CPU.<...>.cpuprofile [WINDOW=15] # the orchestrator's file
 //   SPLIT_DETAIL='metrics' node --import tsx bench/orch-profile-split.ts FILE          # that category's stacks
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 
-interface Frame { functionName: string; url: string; lineNumber: number }
+export interface Frame { functionName: string; url: string; lineNumber: number }
 interface ProfileNode { id: number; callFrame: Frame; children?: number[] }
 interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
-type Rule = [string, (f: Frame) => boolean];
+export type Rule = [string, (f: Frame) => boolean];
 
 const named = (f: Frame) => f.functionName !== '';
 export const RULES: readonly Rule[] = [
@@ -35,6 +36,15 @@ export const RULES: readonly Rule[] = [
 const FALLBACK: readonly Rule[] = [['node internals (sockets, streams, microtasks)', (f) => /^node:/.test(f.url)]];
 
 export function split(file: string, windowS: number, detail?: string): string {
+  return splitBy(file, windowS, RULES, FALLBACK, detail);
+}
+
+/**
+ * The profile `file` split by `rules` (the innermost frame of a sample's stack that one names; else by `fallback`,
+ * else "other") over the last `windowS` seconds before its end less 2 s; `detail`: that category's stacks too.
+ * bench/learner-split.ts uses it with the learner's rules.
+ */
+export function splitBy(file: string, windowS: number, rules: readonly Rule[], fallback: readonly Rule[], detail?: string): string {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -59,7 +69,7 @@ export function split(file: string, windowS: number, detail?: string): string {
     const d = p.timeDeltas[i + 1] ?? 0;
     if (byId.get(id)!.callFrame.functionName === '(idle)') return void (idle += d);
     busy += d;
-    const c = find(id, RULES) ?? find(id, FALLBACK) ?? 'other';
+    const c = find(id, rules) ?? find(id, fallback) ?? 'other';
     byCategory.set(c, (byCategory.get(c) ?? 0) + d);
     if (c !== detail) return;
     const chain: string[] = [];
@@ -75,9 +85,11 @@ export function split(file: string, windowS: number, detail?: string): string {
   return lines.join('\n');
 }
 
-const [file, windowS] = process.argv.slice(2);
-if (!file) {
-  console.error('usage: orch-profile-split.ts FILE.cpuprofile [WINDOW_S=15]   (SPLIT_DETAIL=<category> for its stacks)');
-  process.exit(1);
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [file, windowS] = process.argv.slice(2);
+  if (!file) {
+    console.error('usage: orch-profile-split.ts FILE.cpuprofile [WINDOW_S=15]   (SPLIT_DETAIL=<category> for its stacks)');
+    process.exit(1);
+  }
+  console.log(split(file, Number(windowS ?? 15), process.env.SPLIT_DETAIL));
 }
-console.log(split(file, Number(windowS ?? 15), process.env.SPLIT_DETAIL));

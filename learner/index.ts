@@ -549,6 +549,7 @@ class LearnerRole implements WorkerRoleImpl {
     const m = this.ctx.metrics;
     const kind = this.kindLabel(b);
     const t0 = performance.now();
+    trace('batch_start', { seq: b.batch_seq });
     if (!Number.isInteger(b.batch_seq) || b.batch_seq < 1) {
       await this.ctx.taskError(b.batch_id, 0, 'bad_input', `train_batch.batch_seq: must be >= 1, got ${b.batch_seq}`, false);
       return;
@@ -676,6 +677,7 @@ class LearnerRole implements WorkerRoleImpl {
     m.get('loss').set({ kind }, fields.loss);
     m.get('grad_norm').set(fields.grad_norm);
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: true, compute_ms: performance.now() - t0 }) });
+    trace('result_sent', { seq: b.batch_seq });
     if (batch.kind === 'sft' && b.batch_seq === this.ctx.config.sft.steps) await this.prepareGrpo();
     // Pruning is housekeeping: after the acknowledgement, beside the next batch rather than before it. One runs at
     // a time; a batch that finds one running leaves its state for the next round of the same loop.

@@ -110,10 +110,21 @@ const MAX_LOG_RATIO = 20;
  * Per row, the mean Gaussian log-density of its action (`actions` [R * P]) under `mean` [R * P] and log-std
  * `logStd` (a scalar, or one per row: a flow step's), and its ratio against `logpOld` ([R] or, dense, [R * P]: the
  * mean of its elements' ratios), as the GRPO graphs compute them (gaussianLogDensity, clippedSurrogate), in float64.
+ * With `meanRows` (one per row), `mean` may hold fewer rows: row i's mean is row meanRows[i] of it (the policy
+ * family's distinct images, read in place instead of first copied onto every row; round 28: lcpu28; the same values,
+ * so the same bytes).
  */
-export function gaussianRowLogp(actions: ArrayLike<number>, mean: ArrayLike<number>, logStd: number | ArrayLike<number>, logpOld: ArrayLike<number>, R: number): { logp: Float64Array; ratio: Float64Array } {
+export function gaussianRowLogp(actions: ArrayLike<number>, mean: ArrayLike<number>, logStd: number | ArrayLike<number>, logpOld: ArrayLike<number>, R: number, meanRows?: ArrayLike<number>): { logp: Float64Array; ratio: Float64Array } {
   const P = actions.length / R;
-  if (!Number.isInteger(P) || mean.length !== actions.length) throw new Error(`gaussianRowLogp: ${actions.length} action and ${mean.length} mean values for ${R} rows`);
+  if (!Number.isInteger(P) || (meanRows === undefined && mean.length !== actions.length)) throw new Error(`gaussianRowLogp: ${actions.length} action and ${mean.length} mean values for ${R} rows`);
+  if (meanRows !== undefined) {
+    const M = mean.length / P;
+    if (meanRows.length !== R || !Number.isInteger(M)) throw new Error(`gaussianRowLogp: ${meanRows.length} mean rows for ${R} rows, ${mean.length} mean values for rows of ${P}`);
+    for (let i = 0; i < R; i++) {
+      const m = meanRows[i]!;
+      if (!Number.isInteger(m) || m < 0 || m >= M) throw new Error(`gaussianRowLogp: row ${i}'s mean row ${m} is not one of the ${M} rows of mean`);
+    }
+  }
   const dense = logpOld.length === actions.length;
   if (!dense && logpOld.length !== R) throw new Error(`gaussianRowLogp: ${logpOld.length} logp_old values for ${R} rows of ${P}`);
   if (typeof logStd !== 'number' && logStd.length !== R) throw new Error(`gaussianRowLogp: ${logStd.length} log-stds for ${R} rows`);
@@ -125,8 +136,10 @@ export function gaussianRowLogp(actions: ArrayLike<number>, mean: ArrayLike<numb
     const c = ls + HALF_LOG_2PI;
     let s = 0;
     let rs = 0;
+    // element k of row i reads mean[k + shift]: its own row, or (meanRows) row meanRows[i]
+    const shift = meanRows === undefined ? 0 : (meanRows[i]! - i) * P;
     for (let k = i * P; k < (i + 1) * P; k++) {
-      const d = actions[k]! - mean[k]!;
+      const d = actions[k]! - mean[k + shift]!;
       const e = -d * d * inv2var - c;
       s += e;
       if (dense) rs += Math.exp(Math.min(e - logpOld[k]!, MAX_LOG_RATIO));
@@ -245,8 +258,8 @@ export function policyRecompute(b: { images: Float32Array; actions: Float32Array
     if (distinctMean.length !== d.count * P) throw new Error(`stale check: a mean of ${distinctMean.length} values for ${d.count} images of ${P}`);
     // each row's image's mean, in row order (the few distinct images' means copied onto their rows, or the means
     // themselves when every row is its own; two equal rows both take the first one's, as the graph's shared rows gave them)
-    const mean = rowsOf(distinctMean, Array.from(d.source), P);
-    return gaussianRowLogp(rowsOf(b.actions, rows, P), mean, logStd, rowsOf(b.logpOld, rows, per), R);
+    // each row reads its distinct image's mean in place (d.source), not a copy of it per row
+    return gaussianRowLogp(rowsOf(b.actions, rows, P), distinctMean, logStd, rowsOf(b.logpOld, rows, per), R, d.source);
   };
 }
 

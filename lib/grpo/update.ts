@@ -8,6 +8,7 @@ import type { GrpoInputs, GrpoStepResult, PolicyTrainer } from '../models/traine
 import type { FlowGrpoInputs, FlowGrpoStepResult, FlowRunner, FlowTrainer } from '../flow/family.ts';
 import { needsReferenceForward, type GrpoHyper } from './algorithm.ts';
 import type { GrpoScreen } from './logp-check.ts';
+import { trace } from '../log/trace.ts';
 
 /** The frozen KL reference: its parameters and a runner for its forward pass (created when first needed). */
 export interface ReferencePolicy {
@@ -22,8 +23,12 @@ export async function grpoUpdate(trainer: PolicyTrainer, reference: ReferencePol
     const r = await trainer.grpoStep({ ...batch, refMean: batch.images }, hyper, screen);
     return { ...r, kl: 0 };
   }
-  // the runner computes the network once per distinct image of the batch (a group's G rows share one)
-  const refMean = (await (await reference.runner()).run(reference.params, batch.images, new Float32Array(batch.images.length), batch.n)).mean;
+  // the runner computes the network once per distinct image of the batch (a group's G rows share one). Only the
+  // mean is fetched (PolicyRunner.mean): the same values as run()'s mean, without copying out the action, logp and
+  // logp_map outputs the step never reads (three [n,3,H,W] arrays per batch; docs/performance-history/pipeline.md,
+  // "Round 28: lcpu28")
+  const refMean = await (await reference.runner()).mean(reference.params, batch.images, batch.n);
+  trace('ref_forward');
   return trainer.grpoStep({ ...batch, refMean }, hyper, screen);
 }
 

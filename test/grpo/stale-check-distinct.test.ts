@@ -93,3 +93,24 @@ test('policyRecompute refuses a mean that is not one per distinct image', async 
   const wrong = policyRecompute(b, LOG_STD, async () => new Float32Array(n * P16));
   await assert.rejects(wrong(params, [0, 1, 2, 3]), /stale check: a mean of 3072 values for 2 images of 768/);
 });
+
+// Round 28 (lcpu28): policyRecompute reads each row's mean from the distinct images' means in place (gaussianRowLogp's
+// meanRows) instead of first copying them onto every row (gatherRows): the same values, so the same bytes.
+test('gaussianRowLogp with meanRows: the bytes of the same call on the means copied onto every row', () => {
+  const rand = testRandom(9);
+  const P = 48;
+  for (const [R, sources, dense] of [[6, [0, 0, 0, 1, 2, 2], true], [6, [0, 0, 0, 1, 2, 2], false], [4, [0, 0, 0, 0], true], [3, [0, 1, 2], true]] as const) {
+    const M = Math.max(...sources) + 1;
+    const mean = Float32Array.from({ length: M * P }, () => rand() - 0.5);
+    const actions = Float32Array.from({ length: R * P }, () => rand() - 0.5);
+    const logpOld = Float32Array.from({ length: dense ? R * P : R }, () => -1 - rand());
+    const copied = gaussianRowLogp(actions, gatherRows(mean, [...sources], P), -1.2, logpOld, R);
+    const inPlace = gaussianRowLogp(actions, mean, -1.2, logpOld, R, Float32Array.from(sources));
+    assert.ok(bytes(inPlace.logp).equals(bytes(copied.logp)), `logp, rows ${sources}`);
+    assert.ok(bytes(inPlace.ratio).equals(bytes(copied.ratio)), `ratio, rows ${sources}`);
+  }
+  const mean = new Float32Array(2 * P);
+  assert.throws(() => gaussianRowLogp(new Float32Array(3 * P), mean, 0, new Float32Array(3), 3, [0, 2, 1]), /row 1's mean row 2 is not one of the 2 rows of mean/);
+  assert.throws(() => gaussianRowLogp(new Float32Array(3 * P), mean, 0, new Float32Array(3), 3, [0, 1]), /2 mean rows for 3 rows/);
+  assert.throws(() => gaussianRowLogp(new Float32Array(3 * P), mean, 0, new Float32Array(3), 3), /144 action and 96 mean values for 3 rows/);
+});
