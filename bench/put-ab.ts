@@ -1,7 +1,7 @@
 // A/B of CheckpointStore.put's latency alone (no followers): this checkout's store and another checkout's
 // (AB_BASE=<path with node_modules>, e.g. main), alternating put by put on one nats-server (max_payload 8 MiB), each
 // arm its own connection and run. Prints each arm's median and quartiles per size, and (round 28) CPU per put: this
-// process's (the arm's store: its median, microseconds from getrusage) and nats-server's (the mean of its 10 ms ticks
+// process's (the arm's store: its median, microseconds from getrusage) and nats-server's (the mean of its threads' run time
 // over the arm's puts).
 //   AB_BASE=/tmp/main PUT_AB_SIZES=1.2,50 PUT_AB_REPS=40 node --import tsx bench/put-ab.ts
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { spawnNatsServer, CHECKPOINT_MAX_PAYLOAD } from '../lib/transport/nats-server.ts';
 import { freePort } from '../lib/local/ports.ts';
-import { procCpuMs } from './proc-cpu.ts';
+import { procRunMs } from './proc-cpu.ts';
 import * as here from '../lib/transport/nats.ts';
 
 const base = process.env['AB_BASE'];
@@ -35,7 +35,7 @@ try {
       const bytes = randomBytes(Math.round(mb * 1e6));
       const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
       for (const arm of v % 2 ? arms : [...arms].reverse()) {
-        const s0 = procCpuMs(server.pid);
+        const s0 = procRunMs(server.pid);
         const c0 = process.cpuUsage();
         const t0 = performance.now();
         await arm.store.put(v, bytes, digest);
@@ -43,7 +43,7 @@ try {
         if (v > 2) {
           arm.ms.push(performance.now() - t0);
           arm.cpu.push((c.user + c.system) / 1000);
-          arm.server += procCpuMs(server.pid) - s0;
+          arm.server += procRunMs(server.pid) - s0;
         }
         await arm.store.prune(2);
       }
