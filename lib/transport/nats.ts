@@ -33,7 +33,7 @@ import {
 } from 'nats';
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
-import { ObjectChunks, ObjectTruncatedError, type StoredObjectInfo } from './object-chunks.ts';
+import { ObjectChunks, ObjectTruncatedError, type CommittedRecord, type StoredObjectInfo } from './object-chunks.ts';
 import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders, STREAM_HEADER } from './checkpoint-push.ts';
 import { ensureStream, isStoreLost } from './store-loss.ts';
@@ -314,6 +314,13 @@ export class CheckpointStore {
    * lost with followers watching"), and such a restart is always a drop.
    */
   private streamSeen: { dropped: boolean } | undefined;
+  /**
+   * The records this store's puts committed, by version, with the `streamSeen` of the time: prune() deletes such a
+   * version without reading its record back (ObjectChunks.deleteCommitted) while that is still current and not
+   * dropped; any other version (put by an earlier process, or before a drop: the store may have been lost and
+   * re-created) as before, by nats.js's `ObjectStore.delete`.
+   */
+  private readonly committed = new Map<number, { record: CommittedRecord; seen: { dropped: boolean } | undefined }>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -438,10 +445,12 @@ export class CheckpointStore {
       const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
       const written = await this.chunks.writeChunks(bytes, push);
       trace('put.chunks', { version });
-      await this.chunks.commit(name, written, bytes.length, sha, {
+      const seen = this.streamSeen;
+      const record = await this.chunks.commit(name, written, bytes.length, sha, {
         description: `checkpoint v${version} of run ${this.runId}`,
         metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
       });
+      this.committed.set(version, { record, seen });
       if (stored) await this.chunks.purgeChunks(stored.nuid).catch(() => {});
       trace('put.commit', { version });
     }
@@ -660,7 +669,13 @@ export class CheckpointStore {
     const doomed = all.slice(0, Math.max(0, all.length - keepLast)).filter((v) => !keep.has(v));
     const os = await this.objectStore();
     if (this.opts.readOnly || !os) throw new Error(`prune: the read-only store of run ${this.runId} deletes nothing`);
-    for (const v of doomed) await os.delete(objectName(v));
+    for (const v of doomed) {
+      const c = this.committed.get(v);
+      // committed by this store since the last drop: deleted as nats.js would, without reading the record back
+      if (c && c.seen !== undefined && c.seen === this.streamSeen && !c.seen.dropped) await this.chunks.deleteCommitted(c.record);
+      else await os.delete(objectName(v));
+      this.committed.delete(v);
+    }
     return doomed;
   }
 
