@@ -3,7 +3,7 @@
 // arm its own connection and run. Prints each arm's median and quartiles per size, and (round 28) CPU per put: this
 // process's (the arm's store: its median, microseconds from getrusage) and nats-server's (the mean of its threads' run time
 // over the arm's puts; and the CPU of the prune to 2 that follows each put, given the versions stored as the learner
-// gives them (this process, median)).
+// gives them (this process's median, nats-server's mean)).
 //   AB_BASE=/tmp/main PUT_AB_SIZES=1.2,50 PUT_AB_REPS=40 node --import tsx bench/put-ab.ts
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,7 @@ try {
         const l = lib as typeof here;
         const nc = await l.connectNats({ url: server.url, name: `put-ab-${label as string}` });
         const store = await l.CheckpointStore.open(nc, { runId: `put-ab-${label as string}-${String(mb).replace('.', '_')}` });
-        return { label: label as string, nc, store, ms: [] as number[], cpu: [] as number[], server: 0, prune: [] as number[], stored: [] as number[] };
+        return { label: label as string, nc, store, ms: [] as number[], cpu: [] as number[], server: 0, prune: [] as number[], stored: [] as number[], pruneServer: 0 };
       }),
     );
     for (let v = 1; v <= reps + 2; v++) {
@@ -48,14 +48,16 @@ try {
         }
         // as the learner prunes: its own record of the versions stored (no listing)
         arm.stored.push(v);
+        const q0 = procRunMs(server.pid);
         const p0 = process.cpuUsage();
         const gone = await arm.store.prune(2, { stored: arm.stored });
+        if (v > 2) arm.pruneServer += procRunMs(server.pid) - q0;
         arm.stored = arm.stored.filter((x) => !gone.includes(x));
         const pc = process.cpuUsage(p0);
         if (v > 2) arm.prune.push((pc.user + pc.system) / 1000);
       }
     }
-    for (const a of arms) console.log(`${mb} MB ${a.label}: put median ${q(a.ms, 0.5).toFixed(2)} ms (quartiles ${q(a.ms, 0.25).toFixed(2)}-${q(a.ms, 0.75).toFixed(2)}, n ${a.ms.length}); CPU per put: this process median ${q(a.cpu, 0.5).toFixed(2)} ms (quartiles ${q(a.cpu, 0.25).toFixed(2)}-${q(a.cpu, 0.75).toFixed(2)}), nats-server mean ${(a.server / a.ms.length).toFixed(2)} ms; prune(2) after it: this process median ${q(a.prune, 0.5).toFixed(2)} ms`);
+    for (const a of arms) console.log(`${mb} MB ${a.label}: put median ${q(a.ms, 0.5).toFixed(2)} ms (quartiles ${q(a.ms, 0.25).toFixed(2)}-${q(a.ms, 0.75).toFixed(2)}, n ${a.ms.length}); CPU per put: this process median ${q(a.cpu, 0.5).toFixed(2)} ms (quartiles ${q(a.cpu, 0.25).toFixed(2)}-${q(a.cpu, 0.75).toFixed(2)}), nats-server mean ${(a.server / a.ms.length).toFixed(2)} ms; prune(2) after it: this process median ${q(a.prune, 0.5).toFixed(2)} ms, nats-server mean ${(a.pruneServer / a.prune.length).toFixed(2)} ms`);
     for (const a of arms) await a.nc.close();
   }
 } finally {
