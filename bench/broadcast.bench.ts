@@ -42,7 +42,7 @@ import { encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { trace, traceRole } from '../lib/log/trace.ts';
 import { freePort } from '../lib/local/local-run.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from '../lib/local/nats-config.ts';
-import { procStat, statCpuMs } from './proc-cpu.ts';
+import { procRunMs, procStat } from './proc-cpu.ts';
 import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, spawnNatsServer } from '../lib/transport/index.ts';
 
 const FOLLOWERS = 4;
@@ -120,10 +120,16 @@ function ownFaults(): number {
   return process.resourceUsage().minorPageFault;
 }
 
-/** CPU time (ms) of another process so far, NaN once it is gone (clock ticks of 10 ms: meaningful summed over rounds). */
+/**
+ * CPU time (ms) of another process so far, NaN once it is gone: its threads' run time to the nanosecond (round 28;
+ * before, /proc/<pid>/stat's clock ticks of 10 ms, meaningful only summed over rounds).
+ */
 function procCpu(pid: number): number {
-  const f = procStat(pid);
-  return f ? statCpuMs(f) : NaN;
+  try {
+    return procRunMs(pid);
+  } catch {
+    return NaN;
+  }
 }
 
 /** Minor page faults of another process so far, from /proc. */
@@ -277,7 +283,7 @@ export async function run(): Promise<void> {
             arm.cpu[i]! += c1[i]! - c0[i]!;
             arm.faults[i]! += p1[i]! - p0[i]!;
           }
-          if (measured) arm.rounds.push(`${ms.toFixed(0)} ms (CPU ${[0, 1, 2].map((i) => (c1[i]! - c0[i]!).toFixed(0)).join('/')}, faults ${[0, 1, 2].map((i) => p1[i]! - p0[i]!).join('/')})`);
+          if (measured) arm.rounds.push(`${ms.toFixed(0)} ms (CPU ${[0, 1, 2].map((i) => (c1[i]! - c0[i]!).toFixed(1)).join('/')}, faults ${[0, 1, 2].map((i) => p1[i]! - p0[i]!).join('/')})`);
           if (digests.some((d) => d !== enc.digest)) throw new Error(`${arm.label} v${v}: a follower holds another digest`);
           if (arm.label === 'before') await arm.store.prune(2);
           else if (PRUNE_MODE === 'sealed' || PRUNE_MODE === 'sealed-purge' || PRUNE_MODE === 'seq') {

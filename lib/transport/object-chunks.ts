@@ -25,6 +25,12 @@ const PUBLISH_TIMEOUT_MS = 30_000;
 /** JetStream's error code for a stream that holds no message on the subject asked for. */
 const NO_MESSAGE_FOUND = 10037;
 
+/** What commit() stored: the object's info as published, and its stream sequence (what nats.js calls its revision). */
+export interface CommittedRecord {
+  info: { name: string; nuid: string } & Record<string, unknown>;
+  seq: number;
+}
+
 /** The fields of an object's info that the checkpoint store reads (commit() writes them all). */
 export type StoredObjectInfo = Pick<ObjectInfo, 'name' | 'nuid' | 'size' | 'chunks' | 'deleted' | 'metadata' | 'digest'>;
 
@@ -129,7 +135,7 @@ export class ObjectChunks {
     size: number,
     sha256: Uint8Array,
     fields: { description: string; metadata: Record<string, string> },
-  ): Promise<void> {
+  ): Promise<CommittedRecord> {
     const info = {
       name,
       description: fields.description,
@@ -145,7 +151,23 @@ export class ObjectChunks {
     };
     const h = headers();
     h.set('Nats-Rollup', 'sub');
-    await this.js.publish(this.metaSubject(name), jc.encode(info), { headers: h });
+    const ack = await this.js.publish(this.metaSubject(name), jc.encode(info), { headers: h });
+    return { info, seq: ack.seq };
+  }
+
+  /**
+   * Deletes the object a commit() of this writer recorded, writing what nats.js's `ObjectStore.delete` writes, byte
+   * for byte (its info read back from the stream, `revision` set to the record's stream sequence, then `deleted`
+   * true, size and chunks 0, digest empty; published with a subject roll-up), and purging its chunks, without reading
+   * the record back: that read is one JetStream request per deleted version (round 28). Only for a record the caller
+   * knows to be the one stored (CheckpointStore.prune: committed by its own store since the connection's last drop).
+   */
+  async deleteCommitted(record: CommittedRecord): Promise<void> {
+    const deleted = { ...record.info, revision: record.seq, deleted: true, size: 0, chunks: 0, digest: '' };
+    const h = headers();
+    h.set('Nats-Rollup', 'sub');
+    await this.js.publish(this.metaSubject(record.info.name), jc.encode(deleted), { headers: h });
+    await this.purgeChunks(record.info.nuid);
   }
 
   /** How many chunks of id `nuid` the stream holds (the server counts them). */
