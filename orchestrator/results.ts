@@ -6,10 +6,10 @@ import type { Components } from '../lib/grpo/reward-expression.ts';
 import { ssimMapSize } from '../lib/models/ssim.ts';
 import { flowRolloutPlan, type FlowStepRecord } from '../lib/flow/family.ts';
 import type { FlowSamplerType, PlannedStep } from '../lib/flow/sampler.ts';
-import { checkLogp, checkLogpMap, logpRange, maxAbs, policyLogStdRange, type LogStdRange } from '../lib/grpo/logp-bounds.ts';
+import { checkLogp, checkLogpMap, logpRange, policyLogStdRange, type LogStdRange } from '../lib/grpo/logp-bounds.ts';
 import { decodeFlowSteps } from '../lib/flow/wire.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
-import { decodeTensor, type RolloutResult__Output, type ScoreResult__Output } from '../lib/transport/index.ts';
+import { checkFinite, decodeTensor, type RolloutResult__Output, type ScoreResult__Output } from '../lib/transport/index.ts';
 
 export interface DecodedRollout {
   /** Per action [3,H,W], in group-index order. */
@@ -42,8 +42,14 @@ export function rolloutPolicy(config: RunConfig, sampleId: string): RolloutPolic
 export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number, size: number, dense: boolean, policy: RolloutPolicy): DecodedRollout {
   if (r.items.length !== groupSize) throw new Error(`rollout_result ${quoteForLog(r.task_id)}: ${r.items.length} actions, expected ${groupSize}`);
   const shape = [3, size, size];
+  // Each tensor is read once for its checks (issue #15, round 28): an action's finiteness (decodeTensor's check, same
+  // error) with its largest |value|, a logp_map's finiteness with its range, in one pass each; a value that fails the
+  // pass runs the checks as they were, one after the other, so the error is the one they give.
+  const largest: number[] = [];
   const actions = r.items.map((it, i) => {
-    const t = decodeTensor(it.action, { field: `rollout_result.items[${i}].action`, expectShape: shape });
+    const field = `rollout_result.items[${i}].action`;
+    const t = decodeTensor(it.action, { field, expectShape: shape, allowNonFinite: true });
+    largest.push(finiteMaxAbs(t.data, field));
     if (it.group_index !== i) throw new Error(`rollout_result.items[${i}].group_index is ${it.group_index}`);
     return t.data;
   });
@@ -52,16 +58,46 @@ export function decodeRolloutResult(r: RolloutResult__Output, groupSize: number,
     return { actions, logps: r.items.map(() => 0), flowSteps, version: r.policy_version };
   }
   const what = policy.logStd.lo === policy.logStd.hi ? `log-std ${policy.logStd.lo} (model.logStd)` : 'a learned log-std (model.learnLogStd)';
-  const ranges = actions.map((a) => logpRange(policy.logStd, maxAbs(a)));
+  const ranges = largest.map((m) => logpRange(policy.logStd, m));
   r.items.forEach((it, i) => checkLogp(it.logp, `rollout_result.items[${i}].logp`, ranges[i]!, what));
   const logpMaps = dense
     ? r.items.map((it, i) => {
-      const map = decodeTensor(it.logp_map, { field: `rollout_result.items[${i}].logp_map`, expectShape: shape }).data;
-      checkLogpMap(map, `rollout_result.items[${i}].logp_map`, ranges[i]!, what);
+      const field = `rollout_result.items[${i}].logp_map`;
+      const map = decodeTensor(it.logp_map, { field, expectShape: shape, allowNonFinite: true }).data;
+      const range = ranges[i]!;
+      if (!within(map, range.min, range.max)) {
+        checkFinite(map, field); // decodeTensor's error first, as before
+        checkLogpMap(map, field, range, what);
+      }
       return map;
     })
     : undefined;
   return { actions, logps: r.items.map((it) => it.logp), ...(logpMaps ? { logpMaps } : {}), version: r.policy_version };
+}
+
+/**
+ * maxAbs(x) (lib/grpo/logp-bounds.ts) of a tensor decoded without its finiteness check, which this pass makes: an
+ * infinity or NaN throws decodeTensor's TensorError (the first one, naming `field`).
+ */
+export function finiteMaxAbs(x: Float32Array, field: string): number {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) {
+    const a = Math.abs(x[i]!);
+    if (!(a <= FLOAT32_MAX)) checkFinite(x, field);
+    if (a > m) m = a;
+  }
+  return m;
+}
+
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Whether every value of `x` lies in [lo, hi] (so none is NaN or infinite): checkLogpMap's test, without a call per value. */
+function within(x: Float32Array, lo: number, hi: number): boolean {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (!(v >= lo && v <= hi)) return false;
+  }
+  return true;
 }
 
 /** The steps a flow rollout of `sampleId` trains: its plan's SDE window (lib/flow/family.ts flowRolloutPlan). */
@@ -101,9 +137,14 @@ export function decodeScoreResult(r: ScoreResult__Output, groupSize: number, siz
   });
   if (!dense) return { components };
   const h = ssimMapSize(size);
-  const maps = decodeTensor(r.ssim_map, { field: 'score_result.ssim_map', expectShape: [groupSize, 3, h, h] }).data;
+  // finiteness (decodeTensor's check, its error first) and the range in one pass, as the rollout's maps
+  const maps = decodeTensor(r.ssim_map, { field: 'score_result.ssim_map', expectShape: [groupSize, 3, h, h], allowNonFinite: true }).data;
+  const limit = 1 + SSIM_ROUNDING;
   for (let i = 0; i < maps.length; i++) {
-    if (Math.abs(maps[i]!) > 1 + SSIM_ROUNDING) throw new Error(`score_result.ssim_map[${i}] is ${maps[i]}, outside [-1, 1]`);
+    if (!(Math.abs(maps[i]!) <= limit)) {
+      checkFinite(maps, 'score_result.ssim_map');
+      throw new Error(`score_result.ssim_map[${i}] is ${maps[i]}, outside [-1, 1]`);
+    }
   }
   const L = 3 * h * h;
   return { components, ssimMaps: Array.from({ length: groupSize }, (_, i) => maps.subarray(i * L, (i + 1) * L)) };
