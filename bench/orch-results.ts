@@ -49,7 +49,7 @@ async function child(checkout: string): Promise<void> {
     components: Array.from({ length: G }, () => ({ ssim: rnd(), clip_cos: rnd() })), ssim_map: f32(arr(G * L, () => rnd()), [G, 3, h, h]),
   } }).score_result);
   const clean = arr(pix, rnd);
-  const cpu = { decodeRollout: 0, decodeScore: 0, scoreTask: 0, trainBatch: 0, trainBatchEncode: 0, digest: 0 };
+  const cpu = { decodeRollout: 0, decodeScore: 0, scoreTask: 0, assemble: 0, trainBatch: 0, trainBatchEncode: 0, digest: 0 };
   const t = () => process.cpuUsage();
   const us = (a: NodeJS.CpuUsage) => { const b = process.cpuUsage(a); return b.user + b.system; };
   let sink = 0;
@@ -71,7 +71,10 @@ async function child(checkout: string): Promise<void> {
       groups.push({ image: clean, actions: d.actions, logps: d.logps, versions: d.actions.map(() => 3), sampleId: `s${k}`, advantages: arr(G, rnd), advantageMaps: s.ssimMaps!.map((m) => m.slice()), logpMaps: d.logpMaps });
     }
     let a = t();
-    const batch = M.grpoTrainBatch(config, 100 + b, assembleGrpoBatch(groups as never, H, true));
+    const assembled = assembleGrpoBatch(groups as never, H, true);
+    if (count) cpu.assemble += us(a);
+    a = t();
+    const batch = M.grpoTrainBatch(config, 100 + b, assembled);
     if (count) cpu.trainBatch += us(a);
     a = t();
     sink += gc.preserialize('response', { train_batch: batch }, 'train_batch', 64 << 20) ? 1 : 0;
