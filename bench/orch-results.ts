@@ -2,7 +2,8 @@
 // interleaved A/B of two checkouts (docs/performance-history/pipeline.md, "Round 28: orch28"): a rollout result and a
 // score result as a worker encodes them (the direct codec, so the tensors lie where the wire puts them), decoded and
 // checked (decodeRolloutResult, decodeScoreResult), the score task built and encoded, and the TrainBatch assembled,
-// encoded and digested. Each checkout runs in its own child process (two module trees in one process compile
+// encoded and digested; and beside them (rewardWorkerDecode, not the orchestrator's) the score task as the reward
+// worker decodes it. Each checkout runs in its own child process (two module trees in one process compile
 // differently: round 27's orch27), the arms alternate.
 //
 //   ORCH_AB_BASE=/tmp/round27-main nice -n 10 node --import tsx bench/orch-results.ts     # ORCH_AB_ROUNDS=6 ORCH_AB_BATCHES=300
@@ -49,7 +50,7 @@ async function child(checkout: string): Promise<void> {
     components: Array.from({ length: G }, () => ({ ssim: rnd(), clip_cos: rnd() })), ssim_map: f32(arr(G * L, () => rnd()), [G, 3, h, h]),
   } }).score_result);
   const clean = arr(pix, rnd);
-  const cpu = { decodeRollout: 0, decodeScore: 0, scoreTask: 0, assemble: 0, trainBatch: 0, trainBatchEncode: 0, digest: 0 };
+  const cpu = { decodeRollout: 0, decodeScore: 0, scoreTask: 0, rewardWorkerDecode: 0, assemble: 0, trainBatch: 0, trainBatchEncode: 0, digest: 0 };
   const t = () => process.cpuUsage();
   const us = (a: NodeJS.CpuUsage) => { const b = process.cpuUsage(a); return b.user + b.system; };
   let sink = 0;
@@ -64,6 +65,13 @@ async function child(checkout: string): Promise<void> {
       const task = M.scoreTaskMessage(config, { taskId: `bench-orch-results-s${k}-0000000${k}`, actions: d.actions, clean, dense: true });
       const buf = gc.preserialize('response', task(1, 60000), 'score_task', 64 << 20);
       if (count) cpu.scoreTask += us(a);
+      // the reward worker's side: the task as its client's deserializer gets it, its two tensors decoded
+      const bytes = Object.getOwnPropertySymbols(buf).map((k) => (buf as unknown as Record<symbol, Buffer>)[k]!)[0]!;
+      const framed = Buffer.concat([Buffer.alloc(5), bytes]).subarray(5);
+      a = t();
+      const got = gc.deserializeResponse(framed) as { score_task: { candidates: never; references: never } };
+      sink += T.decodeTensor(got.score_task.candidates).data.length + T.decodeTensor(got.score_task.references).data.length;
+      if (count) cpu.rewardWorkerDecode += us(a);
       a = t();
       const s = R.decodeScoreResult(scores[k] as never, G, H, true);
       if (count) cpu.decodeScore += us(a);
@@ -84,7 +92,7 @@ async function child(checkout: string): Promise<void> {
     if (count) cpu.digest += us(a);
   }
   const per = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, +(v / BATCHES / 1000).toFixed(3)]));
-  console.log(JSON.stringify({ ...per, total: +(Object.values(cpu).reduce((x, y) => x + y, 0) / BATCHES / 1000).toFixed(3), sink }));
+  console.log(JSON.stringify({ ...per, orchestrator: +(Object.entries(cpu).filter(([k]) => k !== 'rewardWorkerDecode').reduce((x, [, y]) => x + y, 0) / BATCHES / 1000).toFixed(3), sink }));
 }
 
 async function main(): Promise<void> {
