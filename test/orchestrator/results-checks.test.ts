@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeTensor, encodeTensor, TensorError, type RolloutResult__Output, type ScoreResult__Output } from '../../lib/transport/index.ts';
 import { checkLogp, checkLogpMap, logpRange, maxAbs, LEARNED_LOG_STD_RANGE, type LogStdRange } from '../../lib/grpo/logp-bounds.ts';
-import { decodeRolloutResult, decodeScoreResult, SSIM_ROUNDING } from '../../orchestrator/results.ts';
+import { decodeRolloutResult, decodeScoreResult, finiteMaxAbs, SSIM_ROUNDING, within } from '../../orchestrator/results.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
 
 const H = 12; // SSIM maps of 2x2
@@ -107,4 +107,20 @@ test('decodeScoreResult: the same SSIM maps, or the same error, as round 27\'s f
     const want = outcome(() => oldScoreMaps(r, G, H));
     assert.deepStrictEqual(got, want);
   }), { numRuns: 300 });
+});
+
+test('finiteMaxAbs and within, any length (the four-at-a-time loops and their tails): maxAbs and the plain range test', () => {
+  const special = [0, -0, 1e-45, -1e-45, 1.1754943508222875e-38, 3.4028234663852886e38, -3.4028234663852886e38, Number.NaN, Infinity, -Infinity, 0.5, -2];
+  fc.assert(fc.property(
+    fc.array(fc.oneof(fc.float(), fc.constantFrom(...special)), { maxLength: 13 }),
+    fc.float({ noNaN: true }), fc.float({ noNaN: true }),
+    (v, a, b) => {
+      const x = Float32Array.from(v);
+      const finite = x.every((y) => Number.isFinite(y));
+      const got = outcome(() => finiteMaxAbs(x, 'f'));
+      assert.deepStrictEqual(got, finite ? { ok: maxAbs(x) } : outcome(() => decodeTensor(encodeTensor({ dtype: 'float32', shape: [x.length], data: x }, { allowNonFinite: true }), { field: 'f' })));
+      const [lo, hi] = a <= b ? [a, b] : [b, a];
+      assert.equal(within(x, lo, hi), x.every((y) => y >= lo && y <= hi));
+    },
+  ), { numRuns: 2000 });
 });
