@@ -104,7 +104,8 @@ function checkedSize(shape: number[], dtype: DType, field: string, maxBytes: num
   return n;
 }
 
-function checkFinite(data: Float32Array, field: string): void {
+/** Throws TensorError naming `field` and the first infinity or NaN of `data` (decodeTensor's check, for a caller that decoded with allowNonFinite and checks in a pass of its own). */
+export function checkFinite(data: Float32Array, field: string): void {
   const i = firstNonFinite(data);
   if (i >= 0) throw new TensorError(field, `non-finite value ${data[i]} at flat index ${i}`);
 }

@@ -16,7 +16,8 @@
 // proto-loader uses), so a field added to the .proto is handled without code here. Message types with an enum or
 // a map anywhere below them (Hello, TrainBatch) are not handled: their envelopes go through proto-loader as
 // before (envelopeCodec decides per oneof member). Bytes are identical to proto-loader's for every message it can
-// encode, and decoded objects deep-equal its output (test/transport/wire-codec.test.ts, on random messages of
+// encode, except that a tensor's data of 256 bytes or more is written between two unknown padding fields that place
+// it 4-byte aligned in the receiver's buffer (see "alignment" below; proto-loader decodes them to the same object), and decoded objects deep-equal its output (test/transport/wire-codec.test.ts, on random messages of
 // every handled type). protobufjs has no decoder that yields proto-loader's object shape without the toObject copy,
 // which is why the decode side is written here; a truncated or malformed message is refused with a RangeError.
 import protobuf from 'protobufjs';
@@ -52,6 +53,8 @@ interface Field {
   readonly path: string;
   /** The most entries a repeated scalar field may hold (ENTRY_LIMITS), if limited. */
   readonly limit: { max: number; source: string } | undefined;
+  /** A bytes field whose content the encoder places 4-byte aligned in the receiver's buffer (ALIGNED_BYTES). */
+  readonly align: boolean;
 }
 
 export interface Schema {
@@ -100,6 +103,7 @@ function schemaOf(type: protobuf.Type): Schema {
       absent: absentValue(f.repeated, scalar),
       path: `${type.fullName}.${f.name}`,
       limit: ENTRY_LIMITS.get(`${type.fullName}.${f.name}`),
+      align: scalar === 'bytes' && !f.repeated && f.partOf === null && ALIGNED_BYTES.has(`${type.fullName}.${f.name}`),
     };
     s.fields.push(field);
     s.byId.set(f.id, field);
@@ -489,6 +493,7 @@ function messageSize(s: Schema, msg: unknown): number {
       const k = scalarSize(f, v);
       if (k < 0) return -1;
       size += key + k;
+      if (f.align && aligning && k >= ALIGN_MIN_BYTES) size += PAD_BYTES;
     }
   }
   return size;
@@ -621,12 +626,69 @@ function writeMessage(s: Schema, m: Record<string, unknown>, buf: Buffer, pos: n
       pos = writeVarint32(buf, pos, key | 2);
       pos = writeVarint32(buf, pos, lens[lenAt++]!);
       pos = writeMessage(f.message, v as Record<string, unknown>, buf, pos);
+    } else if (f.align && aligning && (v as Uint8Array).length + varint32Size((v as Uint8Array).length) >= ALIGN_MIN_BYTES) {
+      pos = writeAligned(key | 2, v as Uint8Array, buf, pos);
     } else {
       pos = writeVarint32(buf, pos, key | WIRE[f.scalar!]);
       pos = writeScalar(f, v, buf, pos);
     }
   }
   return pos;
+}
+
+// ---------------------------------------------------------------------------------------------------- alignment
+
+/**
+ * Bytes fields whose content is laid out 4-byte aligned where the receiver reads it (issue #15, round 28): a
+ * tensor's float32 data is then decoded as a view of the received message instead of a copy (lib/transport/tensor.ts
+ * decodeTensor; round 27 found the reward worker's score tasks aligned 3 times in 208, the orchestrator's results one
+ * in four: where a field lies followed from the lengths before it, a task id's among them).
+ */
+const ALIGNED_BYTES: ReadonlySet<string> = new Set(['.recovery.v1.Tensor.data']);
+/** Smaller fields (key, length and content) are written as before: a copy of a few values costs less than the padding. */
+const ALIGN_MIN_BYTES = 256;
+/**
+ * Where the message's first byte lies in the receiver's buffer, modulo 4: grpc-js (server and client) hands the
+ * deserializer `frame.subarray(5)` of a Buffer.concat of the 5-byte frame header and the message, and that Buffer is a
+ * fresh allocation or a slice of Node's pool, both 8-byte aligned. Another receiver may read it elsewhere: then its
+ * tensors are copies, as before, never wrong values.
+ */
+const RECEIVE_OFFSET = 5;
+/**
+ * The padding: every aligned field carries exactly PAD_BYTES more, split between an unknown field before it and one
+ * after it (so a message's size, and every length before the field, is known before its place is: the sizing pass
+ * stays one pass). Each part is 0 bytes or an unknown length-delimited field of 2 to 7 bytes (key PAD_KEY, a length,
+ * zeros), which every protobuf decoder skips (proto3; field 15 is `reserved` in Tensor for it); the parts before
+ * that give each residue modulo 4: 0, 5, 2, 3.
+ */
+const PAD_BYTES = 7;
+const PAD_FIELD = 15;
+const PAD_KEY = (PAD_FIELD << 3) | 2;
+const PAD_BEFORE = [0, 5, 2, 3] as const;
+
+let aligning = true;
+/** Turns the alignment padding off (the bytes are then protobufjs's for every message) or on, process-wide: tests. */
+export function alignTensorData(on: boolean): void {
+  aligning = on;
+}
+
+function writePad(buf: Buffer, pos: number, n: number): number {
+  if (n === 0) return pos;
+  buf[pos++] = PAD_KEY;
+  buf[pos++] = n - 2;
+  buf.fill(0, pos, pos + n - 2);
+  return pos + n - 2;
+}
+
+/** Bytes field `b` (its key `key`) between its two paddings, its content at a multiple of 4 in the receiver's buffer. */
+function writeAligned(key: number, b: Uint8Array, buf: Buffer, pos: number): number {
+  const start = RECEIVE_OFFSET + pos + varint32Size(key) + varint32Size(b.length);
+  const before = PAD_BEFORE[(4 - (start & 3)) & 3]!;
+  pos = writePad(buf, pos, before);
+  pos = writeVarint32(buf, pos, key);
+  pos = writeVarint32(buf, pos, b.length);
+  buf.set(b, pos);
+  return writePad(buf, pos + b.length, PAD_BYTES - before);
 }
 
 /**
