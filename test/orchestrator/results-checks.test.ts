@@ -120,7 +120,51 @@ test('finiteMaxAbs and within, any length (the four-at-a-time loops and their ta
       const got = outcome(() => finiteMaxAbs(x, 'f'));
       assert.deepStrictEqual(got, finite ? { ok: maxAbs(x) } : outcome(() => decodeTensor(encodeTensor({ dtype: 'float32', shape: [x.length], data: x }, { allowNonFinite: true }), { field: 'f' })));
       const [lo, hi] = a <= b ? [a, b] : [b, a];
-      assert.equal(within(x, lo, hi), x.every((y) => y >= lo && y <= hi));
+      assert.equal(within(x, lo, hi), x.every((y) => Number.isFinite(y) && y >= lo && y <= hi));
     },
   ), { numRuns: 2000 });
+});
+
+test('decodeRolloutResult: an infinite logp_map value is refused as round 27 did when the log-std bound overflows to -Infinity', () => {
+  // logpRange's min is -Infinity once z*z overflows: a log-std below about -370 (any action), or one near -300 with
+  // |action| near FLT_MAX. -Infinity >= -Infinity held, so within accepted the map (round 28's review).
+  const size = 2;
+  const n = 3 * size * size;
+  const cases = [
+    { logStd: Math.fround(-400), action: 0.5, logp: 398 },
+    { logStd: Math.fround(-300), action: 3.4e38, logp: 298 },
+  ];
+  for (const c of cases) {
+    const logStd = { lo: c.logStd, hi: c.logStd };
+    const act = new Float32Array(n).fill(0.5);
+    act[2] = c.action;
+    assert.equal(logpRange(logStd, maxAbs(act)).min, -Infinity, `the bound overflows for log-std ${c.logStd}, |action| ${c.action}`);
+    for (const bad of [-Infinity, Infinity, Number.NaN]) {
+      const map = new Float32Array(n).fill(c.logp);
+      map[5] = bad;
+      const r = {
+        task_id: 't', attempt: 1, policy_version: 2, compute_ms: 0,
+        items: [{
+          sample_id: 's', group_index: 0, mean: null, flow_steps: [], logp: c.logp,
+          action: encodeTensor({ dtype: 'float32', shape: [3, size, size], data: act }),
+          logp_map: encodeTensor({ dtype: 'float32', shape: [3, size, size], data: map }, { allowNonFinite: true }),
+        }],
+      } as unknown as RolloutResult__Output;
+      const got = outcome(() => decodeRolloutResult(r, 1, size, true, { logStd }));
+      assert.deepStrictEqual(got, { error: `rollout_result.items[0].logp_map: non-finite value ${bad} at flat index 5`, tensor: true });
+      assert.deepStrictEqual(got, outcome(() => oldRollout(r, 1, size, true, logStd)));
+    }
+    // and a finite map in the range is still accepted, as round 27 did
+    const map = new Float32Array(n).fill(c.logp);
+    const r = {
+      task_id: 't', attempt: 1, policy_version: 2, compute_ms: 0,
+      items: [{
+        sample_id: 's', group_index: 0, mean: null, flow_steps: [], logp: c.logp,
+        action: encodeTensor({ dtype: 'float32', shape: [3, size, size], data: act }),
+        logp_map: encodeTensor({ dtype: 'float32', shape: [3, size, size], data: map }),
+      }],
+    } as unknown as RolloutResult__Output;
+    assert.deepStrictEqual(outcome(() => decodeRolloutResult(r, 1, size, true, { logStd })), outcome(() => oldRollout(r, 1, size, true, logStd)));
+    assert.ok('ok' in outcome(() => decodeRolloutResult(r, 1, size, true, { logStd })));
+  }
 });
