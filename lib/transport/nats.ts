@@ -33,7 +33,7 @@ import {
 } from 'nats';
 import { z } from 'zod';
 import { formatIssues } from './messages.ts';
-import { ObjectChunks, ObjectTruncatedError, type CommittedRecord, type StoredObjectInfo } from './object-chunks.ts';
+import { ObjectChunks, ObjectTruncatedError, type CommittedRecord } from './object-chunks.ts';
 import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders, STREAM_HEADER } from './checkpoint-push.ts';
 import { ensureStream, isStoreLost } from './store-loss.ts';
@@ -299,26 +299,17 @@ export class CheckpointStore {
   private pushes: CheckpointPushReceiver | undefined;
   private pushWatchers = 0;
   /**
-   * The highest version this store has begun to put (-1: none). A put of a higher version skips the lookup of what is
-   * stored under its name once a lookup has found the bucket's stream on this connection (`streamSeen`): a run has one
-   * writer (the orchestrator lets one learner in: docs/reliability.md), which puts its versions in increasing order,
-   * so nothing can be stored under a name above every version it has begun, except a leftover of a writer that died
-   * between storing and announcing, which is the version its successor puts first, and a store's first put looks up.
-   */
-  private highestBegun = -1;
-  /**
-   * Set by a lookup that found the bucket's stream, and `dropped` at the connection's next drop: the lookup is skipped
-   * only while the stream has been seen since the last drop. Why: the lookup is also what finds a store lost in a
-   * nats-server restart at once (a put's chunks published where no stream stores them are delivered to the watching
-   * followers and answered by nobody: no 503, only the 30 s acknowledgement timeout; docs/reliability.md, "The store
-   * lost with followers watching"), and such a restart is always a drop.
+   * Set by a put's lookup that found the bucket's stream, and `dropped` at the connection's next drop; cleared when a
+   * lookup fails or recreate() re-creates the bucket (a store lost without a drop: `nats stream rm`, an R1 stream on
+   * another node). prune() trusts its own committed records (`committed` below) only while the `streamSeen` they were
+   * committed under is still current and not dropped. Every put looks up (round 27's put: docs/transport.md).
    */
   private streamSeen: { dropped: boolean } | undefined;
   /**
    * The records this store's puts committed, by version, with the `streamSeen` of the time: prune() deletes such a
    * version without reading its record back (ObjectChunks.deleteCommitted) while that is still current and not
-   * dropped; any other version (put by an earlier process, or before a drop: the store may have been lost and
-   * re-created) as before, by nats.js's `ObjectStore.delete`.
+   * dropped; any other version (put by an earlier process, or before a drop or a loss: the store may have been lost
+   * and re-created) as before, by nats.js's `ObjectStore.delete`.
    */
   private readonly committed = new Map<number, { record: CommittedRecord; seen: { dropped: boolean } | undefined }>();
 
@@ -385,6 +376,7 @@ export class CheckpointStore {
    */
   async recreate(): Promise<boolean> {
     const bucket = await ensureStream(this.jsm, this.chunks.stream, () => this.js.views.os(this.bucket, bucketOptions(this.runId, this.opts)));
+    if (bucket) this.streamSeen = undefined; // records committed before are read back by prune()
     const announcements = await this.ensureAnnouncements();
     return bucket || announcements;
   }
@@ -404,23 +396,18 @@ export class CheckpointStore {
     if (actual !== digest) throw new CheckpointIntegrityError(`checkpoint v${version}: given digest ${digest} is not the digest of the bytes (${actual})`);
     const name = objectName(version);
     const t0 = performance.now();
+    // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out
     trace('put.start', { version });
-    // A version above every one this store has begun to put, the stream seen since the last drop: no lookup (one
-    // JetStream request per checkpoint before the chunks leave: 0.8-1.8 ms, and CPU in the learner and nats-server;
-    // highestBegun above, docs/performance-history/broadcast.md "Round 28: bcast28")
-    const unseen = version > this.highestBegun && this.streamSeen?.dropped === false;
-    this.highestBegun = Math.max(this.highestBegun, version);
-    let found: StoredObjectInfo | null = null;
-    if (!unseen) {
-      const seen = this.streamSeen?.dropped === false ? undefined : { dropped: false };
-      if (seen) onDisconnect(this.nc, () => void (seen.dropped = true));
-      // looked up before anything is sent: on this connection a request queued behind 50 MB of chunks can time out;
-      // a missing stream is an error here (a lost store: the caller re-creates it), not "no such object"
-      found = await this.chunks.info(name);
-      if (seen && !seen.dropped) this.streamSeen = seen;
-    }
+    const seen = this.streamSeen?.dropped === false ? undefined : { dropped: false };
+    if (seen) onDisconnect(this.nc, () => void (seen.dropped = true));
+    // a missing stream is an error here (a lost store: the caller re-creates it), not "no such object"
+    const found = await this.chunks.info(name).catch((e: unknown) => {
+      this.streamSeen = undefined;
+      throw e;
+    });
+    if (seen && !seen.dropped) this.streamSeen = seen;
     if (found && found.name !== name) throw new CheckpointIntegrityError(`checkpoint v${version}: the record stored under ${this.bucket}/${name} names ${JSON.stringify(found.name)} (replayed or tampered): refusing to write over it`);
-    trace('put.info', { version, lookup: !unseen });
+    trace('put.info', { version });
     const stored = found && !found.deleted ? found : null;
     const same = stored?.metadata?.['digest'] === digest;
     if (stored && !same) {
@@ -445,12 +432,12 @@ export class CheckpointStore {
       const push = this.opts.push !== false ? (offset: number) => pushHeaders(version, bytes.length, offset, digest, metaJson) : undefined;
       const written = await this.chunks.writeChunks(bytes, push);
       trace('put.chunks', { version });
-      const seen = this.streamSeen;
+      const current = this.streamSeen;
       const record = await this.chunks.commit(name, written, bytes.length, sha, {
         description: `checkpoint v${version} of run ${this.runId}`,
         metadata: { version: String(version), digest, size: String(bytes.length), meta: JSON.stringify(meta) },
       });
-      this.committed.set(version, { record, seen });
+      this.committed.set(version, { record, seen: current });
       if (stored) await this.chunks.purgeChunks(stored.nuid).catch(() => {});
       trace('put.commit', { version });
     }
