@@ -645,7 +645,10 @@ function writeMessage(s: Schema, m: Record<string, unknown>, buf: Buffer, pos: n
  * in four: where a field lies followed from the lengths before it, a task id's among them).
  */
 const ALIGNED_BYTES: ReadonlySet<string> = new Set(['.recovery.v1.Tensor.data']);
-/** Smaller fields (key, length and content) are written as before: a copy of a few values costs less than the padding. */
+/**
+ * Smaller fields (length prefix and content, the key not counted) are written as before: a copy of a few values costs
+ * less than the padding.
+ */
 const ALIGN_MIN_BYTES = 256;
 /**
  * Where the message's first byte lies in the receiver's buffer, modulo 4: grpc-js (server and client) hands the
