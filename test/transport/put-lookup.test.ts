@@ -170,3 +170,34 @@ test('prune deletes a version this store committed without reading its record ba
   const si = await jsm.streams.info(stream, { subjects_filter: `$O.checkpoints-${run}.C.>` });
   assert.equal(Object.keys(si.state.subjects ?? {}).length, 2);
 });
+
+test('a store lost without a connection drop: once a put finds it gone, prune reads back what it committed before', async () => {
+  const run = 'lookup-lost';
+  const stream = `OBJ_checkpoints-${run}`;
+  const jsm = await shared.nc.jetstreamManager();
+  const store = await CheckpointStore.open(shared.nc, { runId: run });
+  const c1 = ckpt();
+  await store.put(1, c1.bytes, c1.digest);
+  // the object stream deleted under the connection (`nats stream rm`, an R1 stream on a lost node): no drop
+  await jsm.streams.delete(stream);
+  const c2 = ckpt();
+  await assert.rejects(store.put(2, c2.bytes, c2.digest));
+  // another writer re-creates the store and puts v1 with other bytes (a successor's put-back of the KL reference)
+  const other = await CheckpointStore.open(shared.nc, { runId: run });
+  const c1b = ckpt(5000);
+  await other.put(1, c1b.bytes, c1b.digest);
+  await store.recreate();
+  await store.put(2, c2.bytes, c2.digest);
+  const seen = await lookups(run);
+  try {
+    // v1's record is the other writer's: read back and deleted as nats.js does (its chunks purged), not this store's
+    // record of before the loss, which names chunks the lost stream held
+    assert.deepEqual(await store.prune(1, { stored: [1, 2] }), [1]);
+    assert.equal(await seen.count(), 1);
+  } finally {
+    seen.stop();
+  }
+  assert.deepEqual(await store.versions(), [2]);
+  const si = await jsm.streams.info(stream, { subjects_filter: `$O.checkpoints-${run}.C.>` });
+  assert.equal(Object.keys(si.state.subjects ?? {}).length, 1, "only v2's chunks are left");
+});
