@@ -75,8 +75,43 @@ export function checkLogp(v: number, field: string, range: LogpRange, what: stri
   }
 }
 
-/** checkLogp for each element of a per-element log-density map (the first element outside is named). */
+/** The largest finite float32. */
+const FLT_MAX = 3.4028234663852886e38;
+
+/**
+ * Whether every value of `x` lies in [lo, hi] and is finite (none NaN or infinite): checkLogpMap's test, without a call
+ * per value, four values a test (the comparisons as 0/1 and'ed, no branch per value: ~1.7x faster; round 28). The
+ * bounds are clamped to [-FLT_MAX, FLT_MAX], which every finite float32 lies in (exact for float32 data): an infinite
+ * bound (logpRange's once z*z overflows: a log-std below about -370, or |action| near FLT_MAX) must not accept an
+ * infinite value, which a finiteness check refuses (orchestrator/results.ts; round 28's review). A NaN bound stays NaN
+ * and accepts nothing. Also the orchestrator's SSIM-map range check.
+ */
+export function within(x: Float32Array, lo: number, hi: number): boolean {
+  lo = Math.max(lo, -FLT_MAX);
+  hi = Math.min(hi, FLT_MAX);
+  const n = x.length;
+  const n4 = n & ~3;
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const a = x[i]!;
+    const b = x[i + 1]!;
+    const c = x[i + 2]!;
+    const d = x[i + 3]!;
+    if ((+(a >= lo) & +(a <= hi) & +(b >= lo) & +(b <= hi) & +(c >= lo) & +(c <= hi) & +(d >= lo) & +(d <= hi)) === 0) return false;
+  }
+  for (; i < n; i++) {
+    const v = x[i]!;
+    if (!(v >= lo && v <= hi)) return false;
+  }
+  return true;
+}
+
+/**
+ * checkLogp for each element of a per-element log-density map (the first element outside is named). A map `within`
+ * the range is accepted in one pass; only one that is not is walked value by value, for the error.
+ */
 export function checkLogpMap(map: Float32Array, field: string, range: LogpRange, what: string): void {
+  if (within(map, range.min, range.max)) return;
   for (let i = 0; i < map.length; i++) {
     const v = map[i]!;
     if (!(v >= range.min && v <= range.max)) checkLogp(v, `${field}[flat ${i}]`, range, what);

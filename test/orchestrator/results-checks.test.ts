@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeTensor, encodeTensor, TensorError, type RolloutResult__Output, type ScoreResult__Output } from '../../lib/transport/index.ts';
 import { checkLogp, checkLogpMap, logpRange, maxAbs, LEARNED_LOG_STD_RANGE, type LogStdRange } from '../../lib/grpo/logp-bounds.ts';
-import { decodeRolloutResult, decodeScoreResult, finiteMaxAbs, SSIM_ROUNDING, within } from '../../orchestrator/results.ts';
+import { decodeRolloutResult, decodeScoreResult, finiteMaxAbs, SSIM_ROUNDING } from '../../orchestrator/results.ts';
+import { within } from '../../lib/grpo/logp-bounds.ts';
 import { ssimMapSize } from '../../lib/models/ssim.ts';
 
 const H = 12; // SSIM maps of 2x2
