@@ -784,7 +784,7 @@ export function encodeFast(s: Schema, msg: object): Buffer | undefined {
 
 /**
  * The codec of a oneof envelope (WorkerMessage, OrchestratorMessage): messages whose member types are handled go
- * through this codec, others (Hello, TrainBatch) through `fallback`.
+ * through this codec, others (Hello: a map below it) through `fallback`.
  */
 export interface EnvelopeCodec {
   encode(msg: object): Buffer;
@@ -855,7 +855,7 @@ export function envelopeCodec(
       return type.encode(msg).finish() as Buffer;
     },
     decode(buf: Buffer): unknown {
-      // Every top-level field must be a handled member; else (Hello, TrainBatch) the fallback decodes it all.
+      // Every top-level field must be a handled member; else (Hello) the fallback decodes it all.
       const r = new In(buf, 0, buf.length);
       while (r.pos < buf.length) {
         const key = r.varint();
