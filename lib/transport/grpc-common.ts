@@ -30,7 +30,7 @@ function connectMethod(): MethodDef {
 
 /**
  * Which codec turns messages into bytes and back: 'direct' (default; lib/transport/wire-codec.ts, for tasks,
- * results and heartbeats, proto-loader for Hello and TrainBatch) or 'proto-loader' for every message. Both give
+ * results, heartbeats and TrainBatches; proto-loader for Hello) or 'proto-loader' for every message. Both give
  * the same bytes and the same decoded objects (test/transport/wire-codec.test.ts); the load bench runs both.
  */
 export type WireCodecName = 'direct' | 'proto-loader';

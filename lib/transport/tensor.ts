@@ -270,10 +270,14 @@ export function encodeTensor(t: HostTensor, opts: EncodeOptions = {}): Tensor {
  * (Buffer.concat: a fresh allocation or a slice of Node's pool, never handed out again) and both wire codecs return
  * bytes fields as views of it; no role writes into a decoded tensor (docs/performance-history/pipeline.md, "Round 27:
  * wire27"). A caller that wants to write into `data` while the message is still read (the learner's batch digest
- * reads a TrainBatch's bytes after training on it) must copy it first. A message decoded in the process that built it
- * (no wire between) gives a view of the sender's array where encodeTensor shared it. Other float32 bytes (about three
- * in four in the pipeline: a bytes field lies wherever the protobuf framing puts it), float16 and uint8 give a fresh
- * array.
+ * reads a TrainBatch's bytes after training on it) must copy it first; the learner never writes into one (its
+ * exclusion of forged rows copies: lib/grpo/logp-check.ts excludeRows; test/roles/learner-harness.ts checks every
+ * TrainResult's digest against the sent batch). A view keeps its whole message alive (for a TrainBatch about 1 MB,
+ * which the learner holds until the batch's result is sent in any case). The direct wire codec places every tensor's
+ * data of 256 bytes or more 4-byte aligned (lib/transport/wire-codec.ts, "alignment"; since round 29 the TrainBatch's
+ * too), so in the pipeline those are views; a message decoded in the process that built it (no wire between) gives a
+ * view of the sender's array where encodeTensor shared it. Other float32 bytes (smaller tensors, which lie wherever
+ * the protobuf framing puts them; proto-loader's unpadded bytes), float16 and uint8 give a fresh array.
  */
 export function decodeTensor(msg: Tensor | Tensor__Output | null | undefined, opts: DecodeOptions = {}): HostTensor {
   const field = opts.field ?? 'tensor';

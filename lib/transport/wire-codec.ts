@@ -13,21 +13,56 @@
 //   absent when unset, with the synthetic `_<name>` oneof key when set), bytes as views into the received buffer.
 //
 // The schema is read from proto/recovery.proto through protobufjs's reflection (the same file and parser that
-// proto-loader uses), so a field added to the .proto is handled without code here. Message types with an enum or
-// a map anywhere below them (Hello, TrainBatch) are not handled: their envelopes go through proto-loader as
-// before (envelopeCodec decides per oneof member). Bytes are identical to proto-loader's for every message it can
-// encode, except that a tensor's data of 256 bytes or more is written between two unknown padding fields that place
-// it 4-byte aligned in the receiver's buffer (see "alignment" below; proto-loader decodes them to the same object), and decoded objects deep-equal its output (test/transport/wire-codec.test.ts, on random messages of
-// every handled type). protobufjs has no decoder that yields proto-loader's object shape without the toObject copy,
-// which is why the decode side is written here; a truncated or malformed message is refused with a RangeError.
+// proto-loader uses), so a field added to the .proto is handled without code here. Enum fields (TrainBatch.kind,
+// Hello.role) are handled since round 29 (wire29): decoded to proto-loader's `enums: String` form (a known number as
+// its name, an unknown one as the number, absent as the name of 0), encoded from a name or an int32 number as
+// protobufjs's fromObject takes them (anything else, an unknown name among them, is left to proto-loader's serializer,
+// which drops it). Message types with a map anywhere below them (Hello, through Capabilities.labels) are not handled:
+// their envelopes go through proto-loader as before (envelopeCodec decides per oneof member). Bytes are identical to
+// proto-loader's for every message it can encode, except that a tensor's data of 256 bytes or more is written between
+// two unknown padding fields that place it 4-byte aligned in the receiver's buffer (see "alignment" below;
+// proto-loader decodes them to the same object), and decoded objects deep-equal its output
+// (test/transport/wire-codec.test.ts, on random messages of every handled type, TrainBatch with its flow rows and
+// every TrainKind included). protobufjs has no decoder that yields proto-loader's object shape without the toObject
+// copy, which is why the decode side is written here; a truncated or malformed message is refused with a RangeError.
 import protobuf from 'protobufjs';
 import { MAX_RANK } from './tensor.ts';
 
-type Scalar = 'double' | 'float' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string' | 'bytes';
+/** The field types handled; 'enum' is any enum type (its values in Field.enumType), on the wire an int32 varint. */
+type Scalar = 'double' | 'float' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string' | 'bytes' | 'enum';
 const SCALARS: readonly string[] = ['double', 'float', 'uint32', 'int64', 'uint64', 'bool', 'string', 'bytes'];
-const WIRE: Record<Scalar, number> = { double: 1, float: 5, uint32: 0, int64: 0, uint64: 0, bool: 0, string: 2, bytes: 2 };
+const WIRE: Record<Scalar, number> = { double: 1, float: 5, uint32: 0, int64: 0, uint64: 0, bool: 0, string: 2, bytes: 2, enum: 0 };
 /** The most bytes one entry of a packed field takes (a varint: 10). */
-const ENTRY_BYTES: Record<Scalar, number> = { double: 8, float: 4, uint32: 10, int64: 10, uint64: 10, bool: 10, string: 0, bytes: 0 };
+const ENTRY_BYTES: Record<Scalar, number> = { double: 8, float: 4, uint32: 10, int64: 10, uint64: 10, bool: 10, string: 0, bytes: 0, enum: 10 };
+
+/**
+ * An enum type's values both ways. Decoded as proto-loader's `enums: String` gives them: a known number as its name,
+ * an unknown one as the number itself (protobufjs reads an int32 and toObject keeps what it has no name for). Encoded
+ * from what protobufjs's fromObject takes and writes the same way: a name, or an int32 number (an unknown number is
+ * written as it is).
+ */
+interface EnumValues {
+  readonly name: string;
+  readonly byId: ReadonlyMap<number, string>;
+  readonly byName: ReadonlyMap<string, number>;
+  /** The name of the type's default (proto3: the value 0), what an absent field reads as. */
+  readonly absent: string;
+}
+
+const enums = new Map<protobuf.Enum, EnumValues>();
+function enumOf(e: protobuf.Enum, typeDefault: unknown): EnumValues {
+  let v = enums.get(e);
+  if (!v) {
+    const byId = new Map<number, string>();
+    // valuesById keeps the first name of an aliased number, as toObject reads it
+    for (const [id, name] of Object.entries(e.valuesById)) byId.set(Number(id), name);
+    const byName = new Map(Object.entries(e.values));
+    const d = typeof typeDefault === 'number' ? typeDefault : 0;
+    v = { name: e.fullName, byId, byName, absent: byId.get(d) ?? String(d) };
+    enums.set(e, v);
+  }
+  return v;
+}
 
 /**
  * Repeated scalar fields whose entries the validation after decoding limits, by full name: the limit and where it
@@ -43,6 +78,8 @@ interface Field {
   readonly id: number;
   readonly scalar: Scalar | undefined;
   readonly message: Schema | undefined;
+  /** An enum field's values (scalar 'enum'). */
+  readonly enumType: EnumValues | undefined;
   readonly repeated: boolean;
   readonly packed: boolean;
   /** The oneof (real, or the synthetic one of a proto3 optional field) this field is a member of. */
@@ -67,8 +104,13 @@ export interface Schema {
   readonly oneofs: { name: string; members: Field[] }[];
   /** A new decoded object with every non-oneof field at its absent value (one literal: one hidden class). */
   fresh: () => Record<string, unknown>;
-  /** False when an enum or map field lies anywhere below (such messages go through proto-loader). */
+  /** False when a map field lies anywhere below (such messages go through proto-loader). */
   handled: boolean;
+  /**
+   * True when an enum field lies anywhere below: a value the two-pass encoder declines is then left to proto-loader's
+   * serializer (fromObject maps enum names to numbers; protobufjs's encoder alone would not).
+   */
+  enums: boolean;
 }
 
 const schemas = new Map<protobuf.Type, Schema>();
@@ -76,31 +118,34 @@ const schemas = new Map<protobuf.Type, Schema>();
 function schemaOf(type: protobuf.Type): Schema {
   const known = schemas.get(type);
   if (known) return known;
-  const s: Schema = { name: type.fullName, fields: [], byId: new Map(), byNumber: [], oneofs: [], fresh: () => ({}), handled: true };
+  const s: Schema = { name: type.fullName, fields: [], byId: new Map(), byNumber: [], oneofs: [], fresh: () => ({}), handled: true, enums: false };
   schemas.set(type, s); // before the fields: a recursive type sees itself (handled unless shown otherwise)
   for (const f of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
     f.resolve();
-    if (f.map || f.resolvedType instanceof protobuf.Enum) {
+    if (f.map) {
       s.handled = false;
       continue;
     }
+    const enumType = f.resolvedType instanceof protobuf.Enum ? enumOf(f.resolvedType, f.typeDefault) : undefined;
     const message = f.resolvedType instanceof protobuf.Type ? schemaOf(f.resolvedType) : undefined;
     if (message && !message.handled) s.handled = false;
-    if (!message && !SCALARS.includes(f.type)) {
+    if (enumType || message?.enums) s.enums = true;
+    if (!message && !enumType && !SCALARS.includes(f.type)) {
       s.handled = false;
       continue;
     }
-    const scalar = message ? undefined : (f.type as Scalar);
+    const scalar = message ? undefined : enumType ? 'enum' : (f.type as Scalar);
     const packed = f.repeated && f.packed && scalar !== undefined && scalar !== 'string' && scalar !== 'bytes';
     const field: Field = {
       name: f.name,
       id: f.id,
       scalar,
       message,
+      enumType,
       repeated: f.repeated,
       packed,
       oneof: f.partOf?.name,
-      absent: absentValue(f.repeated, scalar),
+      absent: absentValue(f.repeated, scalar, enumType),
       path: `${type.fullName}.${f.name}`,
       limit: ENTRY_LIMITS.get(`${type.fullName}.${f.name}`),
       align: scalar === 'bytes' && !f.repeated && f.partOf === null && ALIGNED_BYTES.has(`${type.fullName}.${f.name}`),
@@ -125,9 +170,10 @@ function freshOf(fields: readonly Field[]): () => Record<string, unknown> {
 }
 
 /** Source text of the value an absent field reads as (proto-loader's defaults; empty bytes: one shared empty Buffer). */
-function absentValue(repeated: boolean, scalar: Scalar | undefined): string {
+function absentValue(repeated: boolean, scalar: Scalar | undefined, enumType: EnumValues | undefined): string {
   if (repeated) return '[]';
   switch (scalar) {
+    case 'enum': return JSON.stringify(enumType!.absent);
     case undefined: return 'null';
     case 'string': return "''";
     case 'bool': return 'false';
@@ -233,6 +279,10 @@ function readScalar(r: In, f: Field): unknown {
     }
     case 'bool': return r.varint() !== 0;
     case 'uint32': return r.varint();
+    case 'enum': {
+      const v = r.varint() | 0; // protobufjs reads an enum as int32: the low 32 bits, signed
+      return f.enumType!.byId.get(v) ?? v;
+    }
     case 'int64': return r.varint64(true);
     case 'uint64': return r.varint64(false);
     case 'string': {
@@ -333,7 +383,7 @@ function readMessage(r: In, s: Schema, end: number): Record<string, unknown> {
 
 /** Bytes of message `s` as the plain object proto-loader's deserializer gives (LOADER_OPTIONS). */
 export function decodeMessage(s: Schema, buf: Buffer): Record<string, unknown> {
-  if (!s.handled) throw new Error(`wire codec: ${s.name} has an enum or map field; it is not handled here`);
+  if (!s.handled) throw new Error(`wire codec: ${s.name} has a map field; it is not handled here`);
   return readMessage(new In(buf, 0, buf.length), s, buf.length);
 }
 
@@ -422,9 +472,24 @@ function varint64Size(lo: number, hi: number): number {
   return lo < 16384 ? (lo < 128 ? 1 : 2) : lo < 2097152 ? 3 : 4;
 }
 
+/**
+ * The number an enum field's value is written as, as protobufjs's fromObject takes it: a name of the enum, or an
+ * integer number in int32 range (one the enum does not name included: fromObject passes it through). Undefined for
+ * anything else (an unknown name, which fromObject drops, a fraction, a number out of range): left to proto-loader.
+ */
+function enumNumber(f: Field, v: unknown): number | undefined {
+  if (typeof v === 'string') return f.enumType!.byName.get(v);
+  if (typeof v === 'number' && Number.isInteger(v) && v >= -2147483648 && v <= 2147483647) return v;
+  return undefined;
+}
+
 /** Size of one scalar value (without its key); -1 when this encoder does not take it. */
 function scalarSize(f: Field, v: unknown): number {
   switch (f.scalar!) {
+    case 'enum': {
+      const n = enumNumber(f, v);
+      return n === undefined ? -1 : n < 0 ? 10 : varint32Size(n); // a negative int32: sign-extended to 10 bytes
+    }
     case 'double': return 8;
     case 'float': return 4;
     case 'bool': return 1;
@@ -574,6 +639,10 @@ function writeScalar(f: Field, v: unknown, buf: Buffer, pos: number): number {
       buf[pos] = v ? 1 : 0;
       return pos + 1;
     case 'uint32': return writeVarint32(buf, pos, (v as number) >>> 0);
+    case 'enum': {
+      const n = enumNumber(f, v)!;
+      return n < 0 ? writeVarint64(buf, pos, n >>> 0, 0xffffffff) : writeVarint32(buf, pos, n);
+    }
     case 'int64':
     case 'uint64':
       toBits(v);
@@ -715,7 +784,7 @@ export function encodeFast(s: Schema, msg: object): Buffer | undefined {
 
 /**
  * The codec of a oneof envelope (WorkerMessage, OrchestratorMessage): messages whose member types are handled go
- * through this codec, others (Hello, TrainBatch) through `fallback`.
+ * through this codec, others (Hello: a map below it) through `fallback`.
  */
 export interface EnvelopeCodec {
   encode(msg: object): Buffer;
@@ -764,7 +833,10 @@ export function envelopeCodec(
     oneofs: [{ name: oneof.name, members: [...members.values()] }],
     fresh: () => ({}),
     handled: true,
+    enums: [...members.values()].some((f) => f.enumType !== undefined || f.message?.enums === true),
   };
+  // members with an enum below: a message the two-pass encoder declines goes to proto-loader (see Schema.enums)
+  const withEnums = [...members.values()].filter((f) => f.enumType !== undefined || f.message?.enums === true).map((f) => f.name);
   const names = [...members.keys()];
   const unhandled = top.fields.filter((f) => !members.has(f.name)).map((f) => f.name);
   return {
@@ -774,10 +846,16 @@ export function envelopeCodec(
         const v = (msg as Record<string, unknown>)[n];
         if (v !== undefined && v !== null) return fallback.encode(msg);
       }
-      return encodeFast(env, msg) ?? (type.encode(msg).finish() as Buffer);
+      const fast = encodeFast(env, msg);
+      if (fast) return fast;
+      for (const n of withEnums) {
+        const v = (msg as Record<string, unknown>)[n];
+        if (v !== undefined && v !== null) return fallback.encode(msg);
+      }
+      return type.encode(msg).finish() as Buffer;
     },
     decode(buf: Buffer): unknown {
-      // Every top-level field must be a handled member; else (Hello, TrainBatch) the fallback decodes it all.
+      // Every top-level field must be a handled member; else (Hello) the fallback decodes it all.
       const r = new In(buf, 0, buf.length);
       while (r.pos < buf.length) {
         const key = r.varint();

@@ -31,7 +31,7 @@ function group(k: number, sampleId: string): TrainableGroup {
   };
 }
 
-/** The batch as the learner receives it: through the wire codec in use (TrainBatch goes through proto-loader). */
+/** The batch as the learner receives it: through the wire codec in use (the direct codec since round 29). */
 function roundTrip(tb: ReturnType<typeof grpoTrainBatch>): TrainBatch__Output {
   const buf = (preserialize('response', { train_batch: tb }, 'train_batch', 64 << 20) as unknown as Record<symbol, Buffer>);
   const bytes = Object.getOwnPropertySymbols(buf).map((s) => buf[s]!)[0]!;

@@ -4,7 +4,7 @@
 // should take, computed in this process.
 import assert from 'node:assert/strict';
 import type { NatsConnection } from 'nats';
-import { CheckpointStore, connectNats, encodeTensor, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, encodeTensor, trainBatchDigest, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
 import { cloneTensorMap, decodeCheckpoint, type DecodedCheckpoint, type Tensor, type TensorMap } from '../../lib/checkpoint/index.ts';
 import type { OptimizerStateFile } from '../../lib/checkpoint/optimizer-state.ts';
 import type { RunConfig, RunConfigInput } from '../../lib/config/index.ts';
@@ -74,8 +74,13 @@ export async function startLearnerRig(opts: {
     },
     async train(b, timeoutMs = 60_000) {
       const from = orch.received.length;
+      const digest = trainBatchDigest(b);
       await orch.send('learner-1', { train_batch: b });
-      return orch.next((m) => (m.train_result?.batch_id ?? m.task_error?.task_id) === b.batch_id, { from, timeoutMs });
+      const m = await orch.next((m) => (m.train_result?.batch_id ?? m.task_error?.task_id) === b.batch_id, { from, timeoutMs });
+      // the learner's digest is of the batch as it came: its tensors are views of the received message (the direct
+      // codec aligns them, round 29), so a learner that wrote into one while training would answer another digest
+      if (m.train_result) assert.equal(m.train_result.batch_digest, digest, `batch ${b.batch_id}: the learner's batch_digest is not the sent batch's`);
+      return m;
     },
     checkpointAt,
     async savedAt(version) {

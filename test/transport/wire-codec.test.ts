@@ -10,6 +10,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import { LOADER_OPTIONS, PROTO_PATH } from '../../lib/transport/proto.ts';
 import { alignTensorData, encodeFast, envelopeCodec, schemaFor } from '../../lib/transport/wire-codec.ts';
 import { deserializeResponse, serializeRequest, useWireCodec } from '../../lib/transport/grpc-common.ts';
+import { trainBatchDigest } from '../../lib/transport/batch-digest.ts';
+import type { TrainBatch, TrainBatch__Output } from '../../lib/transport/proto.ts';
 
 const def = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS);
 const connect = (def['recovery.v1.Orchestrator'] as unknown as Record<string, protoLoader.MethodDefinition<unknown, unknown>>)['Connect']!;
@@ -35,6 +37,10 @@ function arbitraryOf(t: protobuf.Type, depth: number): fc.Arbitrary<Record<strin
     if (f.resolvedType instanceof protobuf.Type) {
       if (depth <= 0) continue;
       one = arbitraryOf(f.resolvedType, depth - 1);
+    } else if (f.resolvedType instanceof protobuf.Enum) {
+      // what proto-loader's serializer takes: a name, a known number, or a number the enum does not name (int32)
+      const e = f.resolvedType;
+      one = fc.oneof(fc.constantFrom(...Object.keys(e.values)), fc.constantFrom(...Object.values(e.values)), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.integer({ min: -3, max: 9 }));
     } else {
       switch (f.type) {
         case 'uint32': one = fc.oneof(fc.nat(300), fc.integer({ min: 0, max: 2 ** 32 - 1 })); break;
@@ -63,10 +69,10 @@ function arbitraryOf(t: protobuf.Type, depth: number): fc.Arbitrary<Record<strin
 for (const side of ['worker', 'orchestrator'] as const) {
   const envelope = root.lookupType(side === 'worker' ? 'recovery.v1.WorkerMessage' : 'recovery.v1.OrchestratorMessage');
   const codec = codecs[side];
-  test(`wire codec, ${side} messages: the hot members are handled, Hello and TrainBatch are not`, () => {
+  test(`wire codec, ${side} messages: every member but Hello (a map below it) is handled`, () => {
     const want = side === 'worker'
       ? ['heartbeat', 'rollout_result', 'score_result', 'task_error', 'result_bundle', 'train_result']
-      : ['welcome', 'rollout_task', 'score_task', 'cancel_task', 'shutdown', 'task_bundle'];
+      : ['welcome', 'rollout_task', 'score_task', 'cancel_task', 'shutdown', 'task_bundle', 'train_batch'];
     assert.deepEqual([...codec.handled].sort(), [...want].sort());
   });
   for (const member of codec.handled) {
@@ -79,11 +85,12 @@ for (const side of ['worker', 'orchestrator'] as const) {
           const want = ref[side].encode(msg);
           assert.deepEqual(bytes, want);
           assert.deepStrictEqual(codec.decode(bytes), ref[side].decode(want));
-          // The member itself through the two-pass encoder (not protobufjs's fallback): taken, and the same bytes.
+          // The member itself through the two-pass encoder (not protobufjs's fallback): taken, and the same bytes
+          // (protobufjs's after fromObject, as proto-loader's serializer: an enum's name becomes its number there).
           const type = f.resolvedType as protobuf.Type;
           const fast = encodeFast(schemaFor(PROTO_PATH, type.fullName.slice(1)), inner);
           assert.ok(fast, `${type.name}: the fast encoder declined a valid message`);
-          assert.deepEqual(fast, Buffer.from(type.encode(inner).finish()));
+          assert.deepEqual(fast, Buffer.from(type.encode(type.fromObject(inner)).finish()));
         }),
         { numRuns: 60 },
       );
@@ -91,15 +98,66 @@ for (const side of ['worker', 'orchestrator'] as const) {
   }
 }
 
-test('wire codec: Hello and TrainBatch go through proto-loader both ways', () => {
+test('wire codec: Hello goes through proto-loader both ways, TrainBatch through the codec', () => {
   const hello = { hello: { protocol_version: 1, role: 'REWARD', worker_id: 'r1', capabilities: { device: 'cpu', max_batch: 2, max_in_flight: 4, labels: { a: 'b' } } } };
   const bytes = codecs.worker.encode(hello);
   assert.deepEqual(bytes, ref.worker.encode(hello));
   assert.deepStrictEqual(codecs.worker.decode(bytes), ref.worker.decode(bytes));
+  // a codec whose proto-loader fallback fails: a TrainBatch never reaches it, a Hello does
+  const refuse = () => {
+    throw new Error('fallback used');
+  };
+  const alone = {
+    worker: envelopeCodec(PROTO_PATH, 'recovery.v1.WorkerMessage', { encode: refuse, decode: refuse }),
+    orchestrator: envelopeCodec(PROTO_PATH, 'recovery.v1.OrchestratorMessage', { encode: refuse, decode: refuse }),
+  };
+  assert.throws(() => alone.worker.encode(hello), /fallback used/);
+  assert.throws(() => alone.worker.decode(bytes), /fallback used/);
   const batch = { train_batch: { batch_id: 'b', kind: 'GRPO', sample_ids: ['x'], images: { dtype: 'float32', shape: [1, 3, 2, 2], data: Buffer.alloc(48) } } };
-  const b2 = codecs.orchestrator.encode(batch);
+  const b2 = alone.orchestrator.encode(batch);
   assert.deepEqual(b2, ref.orchestrator.encode(batch));
-  assert.deepStrictEqual(codecs.orchestrator.decode(b2), ref.orchestrator.decode(b2));
+  assert.deepStrictEqual(alone.orchestrator.decode(b2), ref.orchestrator.decode(b2));
+});
+
+test('wire codec: enum values as proto-loader takes and gives them (names, numbers, unknown numbers and names)', () => {
+  const kinds: Array<[unknown, unknown]> = [
+    // what is sent -> what proto-loader decodes
+    ['TRAIN_KIND_UNSPECIFIED', 'TRAIN_KIND_UNSPECIFIED'], ['SFT', 'SFT'], ['GRPO', 'GRPO'], [0, 'TRAIN_KIND_UNSPECIFIED'], [1, 'SFT'], [2, 'GRPO'],
+    [7, 7], [-1, -1], [2 ** 31 - 1, 2 ** 31 - 1], [-(2 ** 31), -(2 ** 31)], // numbers it does not name: kept as numbers
+    ['FOO', 'TRAIN_KIND_UNSPECIFIED'], ['sft', 'TRAIN_KIND_UNSPECIFIED'], [null, 'TRAIN_KIND_UNSPECIFIED'], [undefined, 'TRAIN_KIND_UNSPECIFIED'], // dropped by fromObject
+    [1.5, 'SFT'], [2 ** 32 + 2, 'GRPO'], [true, 'TRAIN_KIND_UNSPECIFIED'], // left to proto-loader, which writes what it writes
+  ];
+  for (const [kind, want] of kinds) {
+    const msg = { train_batch: { batch_id: 'b', batch_seq: 3, kind } };
+    const bytes = codecs.orchestrator.encode(msg);
+    assert.deepEqual(bytes, ref.orchestrator.encode(msg), String(kind));
+    const got = codecs.orchestrator.decode(bytes) as { train_batch: { kind: unknown } };
+    assert.deepStrictEqual(got, ref.orchestrator.decode(bytes), String(kind));
+    assert.equal(got.train_batch.kind, want, String(kind));
+  }
+  // the fast encoder takes names and int32 numbers and nothing else
+  const s = schemaFor(PROTO_PATH, 'recovery.v1.TrainBatch');
+  for (const kind of ['SFT', 2, 7, -1]) assert.ok(encodeFast(s, { kind }), String(kind));
+  for (const kind of ['FOO', 1.5, 2 ** 31, true, {}]) assert.equal(encodeFast(s, { kind }), undefined, String(kind));
+  // Hello's role decodes the same way (its envelope is proto-loader's for Capabilities' map; its schema is the codec's)
+  const hs = schemaFor(PROTO_PATH, 'recovery.v1.Hello');
+  assert.equal(hs.handled, false);
+});
+
+test('wire codec: a malformed enum is refused with a RangeError naming the field', () => {
+  const W = protobuf.Writer;
+  const envelope = (batch: Uint8Array) => Buffer.from(W.create().uint32((4 << 3) | 2).bytes(batch).finish());
+  // kind (field 3) as a length-delimited field, as a fixed64, and its varint cut short
+  assert.throws(() => codecs.orchestrator.decode(envelope(W.create().uint32((3 << 3) | 2).bytes(Buffer.from([1])).finish())), /^RangeError: wire codec: \.recovery\.v1\.TrainBatch\.kind: wire type 2, expected 0 at offset \d+/);
+  assert.throws(() => codecs.orchestrator.decode(envelope(W.create().uint32((3 << 3) | 1).fixed64(1).finish())), /^RangeError: wire codec: \.recovery\.v1\.TrainBatch\.kind: wire type 1, expected 0/);
+  assert.throws(() => codecs.orchestrator.decode(envelope(Buffer.from([(3 << 3) | 0, 0x80]))), /^RangeError: wire codec: varint past the end/);
+  // an 11-byte varint
+  assert.throws(() => codecs.orchestrator.decode(envelope(Buffer.from([(3 << 3) | 0, ...Array(10).fill(0x80), 1]))), /^RangeError: wire codec: varint longer than 10 bytes/);
+  // a TrainBatch cut inside a tensor
+  const ok = codecs.orchestrator.encode({ train_batch: { kind: 'SFT', images: { dtype: 'float32', shape: [2, 3], data: Buffer.alloc(24) } } });
+  for (let cut = 1; cut < ok.length; cut++) {
+    assert.throws(() => codecs.orchestrator.decode(ok.subarray(0, cut)), RangeError, `cut at ${cut}`);
+  }
 });
 
 test('wire codec: decodes unknown fields, unpacked repeated scalars and repeated fields as proto-loader does', () => {
@@ -263,4 +321,50 @@ test('wire codec: a tensor\'s data of 256 bytes or more lies 4-byte aligned wher
     }), { numRuns: 80 });
   }
   assert.ok(aligned > 50, `${aligned} padded tensors met`);
+});
+
+test('wire codec: TrainBatches of every kind, flow rows included, decode to proto-loader\'s object with their large tensors aligned views, and the same batch digest', () => {
+  const f32 = (shape: number[], seed: number) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return { dtype: 'float32', shape, data: Buffer.from(Float32Array.from({ length: n }, (_, i) => Math.sin(seed + i)).buffer) };
+  };
+  const kinds = fc.constantFrom<unknown>('TRAIN_KIND_UNSPECIFIED', 'SFT', 'GRPO', 0, 1, 2, 5);
+  const arb = fc.record({ id: fc.string({ unit: 'grapheme', maxLength: 30 }), seq: fc.nat(), kind: kinds, n: fc.integer({ min: 1, max: 40 }), px: fc.integer({ min: 2, max: 12 }), flow: fc.boolean(), distinct: fc.boolean() })
+    .map(({ id, seq, kind, n, px, flow, distinct }) => {
+      const img = [n, 3, px, px];
+      const batch: Record<string, unknown> = {
+        batch_id: id, batch_seq: seq, kind, lease_ms: 30000, actions: f32(img, 1), advantages: f32([n], 2),
+        behaviour_versions: Array.from({ length: n }, (_, i) => i % 3), sample_ids: Array.from({ length: n }, (_, i) => `${id}-${i}`),
+        group_indices: Array.from({ length: n }, (_, i) => i >> 2), advantage_map: f32([n, 3, px, px], 3),
+        identity_advantages: f32([n], 4), identity_advantage_map: f32(img, 5),
+      };
+      if (distinct) Object.assign(batch, { distinct_images: f32([Math.ceil(n / 4), 3, px, px], 6), image_rows: Array.from({ length: n }, (_, i) => i >> 2) });
+      else batch.images = f32(img, 7);
+      if (flow) batch.flow_rows = { action_index: [0, 1, 1], step_index: [0, 0, 1], t: f32([3], 8), t_next: f32([3], 9), a: f32([3, 3, px, px], 10), x: f32([3, 3, px, px], 11), x_next: f32([3, 3, px, px], 12), logp_old: f32([3], 13) };
+      else batch.logp_old = f32(img, 14);
+      return { train_batch: batch };
+    });
+  const seen = new Set<unknown>();
+  let views = 0;
+  fc.assert(fc.property(arb, (msg) => {
+    const bytes = codecs.orchestrator.encode(msg);
+    const framed = Buffer.alloc(bytes.length + 5); // as grpc-js hands it over (see the alignment test)
+    bytes.copy(framed, 5);
+    const got = codecs.orchestrator.decode(framed.subarray(5)) as { train_batch: TrainBatch__Output };
+    const want = ref.orchestrator.decode(ref.orchestrator.encode(msg)) as { train_batch: TrainBatch__Output };
+    assert.deepStrictEqual(got, want);
+    seen.add(got.train_batch.kind);
+    for (const [path, data] of tensorData(got)) {
+      if (data.length >= 254) {
+        assert.equal(data.byteOffset % 4, 0, `${path}: ${data.length} bytes at offset ${data.byteOffset}`);
+        assert.equal(data.buffer, framed.buffer, `${path}: a view of the received buffer`);
+        views++;
+      }
+    }
+    const digest = trainBatchDigest(msg.train_batch as TrainBatch);
+    assert.equal(trainBatchDigest(got.train_batch), digest);
+    assert.equal(trainBatchDigest(want.train_batch), digest);
+  }), { numRuns: 60 });
+  assert.deepEqual([...seen].sort(), ['GRPO', 'SFT', 'TRAIN_KIND_UNSPECIFIED', 5].sort(), 'every TrainKind met, and a number it does not name');
+  assert.ok(views > 100, `${views} aligned views met`);
 });
