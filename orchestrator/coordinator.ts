@@ -26,7 +26,7 @@ import { cursorOfSample, type Progress, type RunEvent, type RunState } from './r
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
-import { Quarantine, type CheckedResult, type ExcludedAction } from './quarantine.ts';
+import { Quarantine, type CheckedResult, type ExcludedAction, type StoredWindows } from './quarantine.ts';
 
 /** gRPC PERMISSION_DENIED: a quarantined worker's session is closed, and its reconnect refused, with it (not retried). */
 const PERMISSION_DENIED = 7;
@@ -87,9 +87,12 @@ export interface PublishedProgress {
   lastBatchSeq: number;
 }
 
-/** `s` with `quarantined` when there is any (a run without a quarantine keeps the state it always had). */
-function withQuarantined(s: RunState, quarantined: string[]): RunState {
-  return quarantined.length ? { ...s, quarantined } : s;
+/**
+ * `s` with `quarantined` and `quarantineWindows` when there is any (a run without a quarantine keeps the state it
+ * always had).
+ */
+function withQuarantined(s: RunState, quarantined: string[], windows: StoredWindows | undefined): RunState {
+  return { ...s, ...(quarantined.length ? { quarantined } : {}), ...(windows ? { quarantineWindows: windows } : {}) };
 }
 
 export class Coordinator {
@@ -174,6 +177,7 @@ export class Coordinator {
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
       after: o.config.grpo.quarantineAfter, window: o.config.grpo.quarantineWindow, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
+      ...(o.state.quarantineWindows ? { restoredWindows: o.state.quarantineWindows } : {}),
       close: (workerId, reason) => {
         // a rollout worker's id: a learner or reward worker that happens to use the same id is not touched (review25g)
         this.sessions.failWorker('ROLLOUT', workerId, PERMISSION_DENIED, reason);
@@ -203,9 +207,12 @@ export class Coordinator {
     return Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0);
   }
 
-  /** The run state as known now: the stored acknowledgement and every id quarantined so far (stored or not yet). */
+  /**
+   * The run state as known now: the stored acknowledgement, every id quarantined so far (stored or not yet), and the
+   * quarantine windows as of the acknowledged batch.
+   */
   get state(): RunState {
-    return withQuarantined({ ackedSeq: this.o.state.ackedSeq, learnerVersion: this.o.state.learnerVersion }, this.quarantine.ids());
+    return withQuarantined({ ackedSeq: this.o.state.ackedSeq, learnerVersion: this.o.state.learnerVersion }, this.quarantine.ids(), this.quarantine.ackedWindows());
   }
 
   get phase(): Progress['phase'] {
@@ -592,8 +599,9 @@ export class Coordinator {
     }
     const batch = this.link.sent(seq);
     // the quarantine as it stands goes with the acknowledgement: an id quarantined by this batch's TrainResult is
-    // stored with it, so a restarted orchestrator refuses it too (it cannot be stored without the batch it came from)
-    const next = withQuarantined({ ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) }, this.quarantine.ids());
+    // stored with it, so a restarted orchestrator refuses it too (it cannot be stored without the batch it came from);
+    // and the windows as this batch's TrainResult left them, so a restarted orchestrator goes on counting from them
+    const next = withQuarantined({ ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) }, this.quarantine.ids(), this.quarantine.windowsAt(seq));
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
     // restarted in between): record them in the audit trail, as its checkpoints record them.
     const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version, 'held by the learner at reconnect', this.o.state.learnerVersion);
@@ -614,6 +622,7 @@ export class Coordinator {
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
     if (next.quarantined) this.o.state.quarantined = next.quarantined;
+    this.quarantine.acknowledged(seq);
     this.link.acknowledged(seq);
     this.groups.acknowledged(seq);
     if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);

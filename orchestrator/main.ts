@@ -30,7 +30,7 @@ import {
 } from '../lib/transport/index.ts';
 import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
-import { QUARANTINE_STORED_MAX } from './quarantine.ts';
+import { QUARANTINE_STORED_MAX, QUARANTINE_WINDOW_HITS_STORED_MAX, QUARANTINE_WINDOWS_STORED_MAX } from './quarantine.ts';
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
@@ -91,18 +91,29 @@ const runStateSchema = z.object({
   ackedSeq: z.number().int().nonnegative(),
   learnerVersion: z.number().int().nonnegative(),
   quarantined: z.array(z.string().regex(WORKER_ID_PATTERN)).max(QUARANTINE_STORED_MAX).optional(),
+  /** Round 29: the quarantine windows (RunState.quarantineWindows); absent in an older state (counts start from zero). */
+  quarantineWindows: z.record(z.string().regex(WORKER_ID_PATTERN), z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)).max(QUARANTINE_WINDOW_HITS_STORED_MAX))
+    .refine((w) => Object.keys(w).length <= QUARANTINE_WINDOWS_STORED_MAX, `at most ${QUARANTINE_WINDOWS_STORED_MAX} worker ids`).optional(),
   batchLayout: z.record(z.string(), z.unknown()).optional(),
   /** Round 26 only: read (to say so), never written. */
   configHash: z.string().optional(),
 });
 
-/** Removes `ids` from the state's quarantine (--lift-quarantine), logging each; an id not quarantined is logged as such. */
+/**
+ * Removes `ids` from the state's quarantine (--lift-quarantine), logging each; an id not quarantined is logged as such.
+ * A lifted id's count starts from zero: its stored window, if any, goes too.
+ */
 export function liftQuarantine(state: RunState, ids: readonly string[], log: (line: string) => void): void {
   if (!ids.length) return;
   const held = new Set(state.quarantined ?? []);
   for (const id of ids) log(held.delete(id) ? `quarantine of rollout worker ${JSON.stringify(id)} lifted (--lift-quarantine): it may connect again` : `--lift-quarantine ${JSON.stringify(id)}: no such worker id is quarantined in run state`);
   if (held.size) state.quarantined = [...held].sort();
   else delete state.quarantined;
+  if (state.quarantineWindows) {
+    const windows = Object.fromEntries(Object.entries(state.quarantineWindows).filter(([id]) => !ids.includes(id)));
+    if (Object.keys(windows).length) state.quarantineWindows = windows;
+    else delete state.quarantineWindows;
+  }
 }
 
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
@@ -133,7 +144,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
   const layout = batchLayout(config);
   /** What is written: the state and this configuration's batch layout. */
-  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), batchLayout: layout });
+  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), batchLayout: layout });
   const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   const stored = await store.get();
   const storedLayout = stored?.value.batchLayout;
@@ -161,7 +172,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     }
   }
   const state: RunState = stored
-    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}) }
+    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}) }
     : { ackedSeq: 0, learnerVersion: 0 };
   let revision = stored?.revision ?? (await store.create(record(state)));
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);

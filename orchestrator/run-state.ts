@@ -14,6 +14,13 @@ export interface RunState {
    * refuses them too.
    */
   quarantined?: string[];
+  /**
+   * The quarantine windows (quarantine.ts StoredWindows: per rollout worker id not quarantined with an excluded result
+   * in its grpo.quarantineWindow, the ages of those results), as the acknowledged batch's TrainResult left them;
+   * absent: none (or a state written before round 29, whose restart counted from zero). Bounded: at most
+   * QUARANTINE_WINDOWS_STORED_MAX ids, QUARANTINE_WINDOW_HITS_STORED_MAX ages each.
+   */
+  quarantineWindows?: Record<string, number[]>;
 }
 
 export interface Progress {
