@@ -22,6 +22,7 @@ import {
   RevisionConflictError,
   RunStateStore,
   startOrchestratorServer,
+  tokenCredentialId,
   WORKER_ID_PATTERN,
   type NatsAuth,
   type OrchestratorServer,
@@ -30,6 +31,7 @@ import {
 } from '../lib/transport/index.ts';
 import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
+import { BOUND_IDS_MAX } from './id-bindings.ts';
 import { QUARANTINE_STORED_MAX, QUARANTINE_WINDOW_HITS_STORED_MAX, QUARANTINE_WINDOWS_STORED_MAX } from './quarantine.ts';
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
@@ -87,6 +89,9 @@ const RUN_COMPLETE = 'run complete';
  * configuration refused grpo.steps raised, leases, evaluation, ...). A state stored by round 26 records configHash (a
  * hash of the whole configuration) instead, one stored before it neither: both are accepted and given the layout.
  */
+/** A RunState.boundIds key: `<role>/<worker id>`. */
+const BOUND_KEY_PATTERN = new RegExp(`^(rollout|reward|learner)/${WORKER_ID_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '')}$`);
+
 const runStateSchema = z.object({
   ackedSeq: z.number().int().nonnegative(),
   learnerVersion: z.number().int().nonnegative(),
@@ -94,6 +99,9 @@ const runStateSchema = z.object({
   /** Round 29: the quarantine windows (RunState.quarantineWindows); absent in an older state (counts start from zero). */
   quarantineWindows: z.record(z.string().regex(WORKER_ID_PATTERN), z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)).max(QUARANTINE_WINDOW_HITS_STORED_MAX))
     .refine((w) => Object.keys(w).length <= QUARANTINE_WINDOWS_STORED_MAX, `at most ${QUARANTINE_WINDOWS_STORED_MAX} worker ids`).optional(),
+  /** Round 29: worker ids bound to a role token (RunState.boundIds); absent in an older state. */
+  boundIds: z.record(z.string().regex(BOUND_KEY_PATTERN), z.string().regex(/^token:[0-9a-f]{16}$/))
+    .refine((b) => Object.keys(b).length <= BOUND_IDS_MAX, `at most ${BOUND_IDS_MAX} worker ids`).optional(),
   batchLayout: z.record(z.string(), z.unknown()).optional(),
   /** Round 26 only: read (to say so), never written. */
   configHash: z.string().optional(),
@@ -144,7 +152,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
   const layout = batchLayout(config);
   /** What is written: the state and this configuration's batch layout. */
-  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), batchLayout: layout });
+  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), ...(s.boundIds ? { boundIds: s.boundIds } : {}), batchLayout: layout });
   const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   const stored = await store.get();
   const storedLayout = stored?.value.batchLayout;
@@ -172,7 +180,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     }
   }
   const state: RunState = stored
-    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}) }
+    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}), ...(stored.value.boundIds ? { boundIds: stored.value.boundIds } : {}) }
     : { ackedSeq: 0, learnerVersion: 0 };
   let revision = stored?.revision ?? (await store.create(record(state)));
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
@@ -231,6 +239,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     checkpointRecord,
     announcedVersion,
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
+    ...(o.auth?.roleTokens?.length ? { roleTokenCredentials: new Set(o.auth.roleTokens.map((g) => tokenCredentialId(g.token))) } : {}),
     onProgress: (p) => {
       monitor.progress(p);
       o.onProgress?.(p);
@@ -327,6 +336,12 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     onConnect: async (session: WorkerSession) => {
       // a second learner is refused before its Welcome: a learner initialises (loads its state) on the first Welcome,
       // and one refused after it kept that state and trained from it later (review24e)
+      // a worker id bound to another role token (orchestrator/id-bindings.ts) is refused first, with PERMISSION_DENIED
+      const bound = coordinator.refuseBound(session);
+      if (bound) {
+        log(`refused ${session.role.toLowerCase()} ${session.workerId}: ${bound}`);
+        return;
+      }
       const refused = completed ? undefined : coordinator.refuseSecondLearner(session);
       if (refused) {
         log(`refused learner ${session.workerId}: ${refused}`);

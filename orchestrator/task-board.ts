@@ -43,8 +43,11 @@ export interface Task {
   probe?: Probe;
   /** The board's hash of id (task-index.ts hashOf), set by the board; not for the task's maker. */
   idHash?: number;
-  /** The workers (ids) that answered it with a non-retryable error (NON_RETRYABLE_QUORUM); set by the board. */
-  refusedBy?: Set<string>;
+  /**
+   * The workers that answered it with a non-retryable error (NON_RETRYABLE_QUORUM): worker id -> its credential's
+   * voter key (voterOf); set by the board.
+   */
+  refusedBy?: Map<string, string>;
   /**
    * The workers (ids) whose attempt at it failed: an error (retryable or not, a refused result included), a lease that
    * ran out, a disconnect while holding it; set by the board. Its retry goes to a worker of the role not in it while
@@ -56,6 +59,25 @@ export interface Task {
 /** Records that `workerId`'s attempt at `t` failed (Task.failedBy). */
 function failedAt(t: Task, workerId: string): void {
   (t.failedBy ??= new Set()).add(workerId);
+}
+
+/**
+ * Whose vote a session's non-retryable error is (NON_RETRYABLE_QUORUM): its role token's credential id when a role
+ * token authenticated it (one token presenting several worker ids is one voter, round 29), else its worker id (a
+ * certificate, the shared token or none: the orchestrator cannot tell one holder from another, docs/security.md).
+ */
+export function voterOf(s: WorkerSession): string {
+  const credential = s.credential as WorkerSession['credential'] | undefined; // absent on a session not made by the server (tests)
+  return credential?.kind === 'token' ? credential.id : `id:${s.workerId}`;
+}
+
+/**
+ * How many distinct workers (`votes`: worker id -> voterOf, an id's first vote only) called a task non-retryable: the
+ * distinct voters. Votes that differ in voter differ in worker id too (one vote per id), so this is the most votes that
+ * differ pairwise in both: one token presenting two ids is one, as is one id presented by two tokens.
+ */
+function distinctVoters(votes: ReadonlyMap<string, string>): number {
+  return new Set(votes.values()).size;
 }
 
 /**
@@ -492,14 +514,15 @@ export class TaskBoard {
     failedAt(t, session.workerId);
     let giveUp = t.attempt >= this.o.maxAttempts;
     if (!retryable) {
-      const by = (t.refusedBy ??= new Set());
-      by.add(session.workerId);
-      if (by.size >= NON_RETRYABLE_QUORUM) giveUp = true;
+      const by = (t.refusedBy ??= new Map());
+      if (!by.has(session.workerId)) by.set(session.workerId, voterOf(session));
+      if (distinctVoters(by) >= NON_RETRYABLE_QUORUM) giveUp = true;
       else if (!giveUp) this.o.log?.(`task ${t.id}: worker ${quoteForLog(session.workerId)} reports a non-retryable error (${reason}) at attempt ${t.attempt}; retried: it is given up once ${NON_RETRYABLE_QUORUM} workers report one, or after ${this.o.maxAttempts} attempts`);
     }
     if (giveUp) {
       this.deactivate(t);
-      this.o.onGiveUp(t, t.refusedBy && t.refusedBy.size >= NON_RETRYABLE_QUORUM ? `${reason} (non-retryable for ${t.refusedBy.size} workers)` : reason);
+      const voters = t.refusedBy ? distinctVoters(t.refusedBy) : 0;
+      this.o.onGiveUp(t, voters >= NON_RETRYABLE_QUORUM ? `${reason} (non-retryable for ${voters} workers)` : reason);
       this.schedulePump();
       return;
     }
