@@ -49,16 +49,17 @@ export interface Task {
    */
   refusedBy?: Map<string, string>;
   /**
-   * The workers (ids) whose attempt at it failed: an error (retryable or not, a refused result included), a lease that
-   * ran out, a disconnect while holding it; set by the board. Its retry goes to a worker of the role not in it while
-   * one is attached (pump, handAside), so one worker's failures cannot take every attempt (review26a F4).
+   * The workers (voterOf: the role token, else the worker id) whose attempt at it failed: an error (retryable or not,
+   * a refused result included), a lease that ran out, a disconnect while holding it; set by the board. Its retry goes
+   * to a worker of the role not in it while one is attached (pump, handAside), so one worker's failures cannot take
+   * every attempt (review26a F4), nor, since round 29, one role token's under several ids.
    */
   failedBy?: Set<string>;
 }
 
-/** Records that `workerId`'s attempt at `t` failed (Task.failedBy). */
-function failedAt(t: Task, workerId: string): void {
-  (t.failedBy ??= new Set()).add(workerId);
+/** Records that `s`'s attempt at `t` failed (Task.failedBy: its voterOf, so every id of one role token failed it). */
+function failedAt(t: Task, s: WorkerSession): void {
+  (t.failedBy ??= new Set()).add(voterOf(s));
 }
 
 /**
@@ -403,7 +404,7 @@ export class TaskBoard {
     if (slot) slot.attached = false;
     for (const t of this.active.collect((t) => t.holder === session)) {
       // by worker id, not session: a worker that takes tasks and reconnects gets them back only when no other can take them
-      failedAt(t, session.workerId);
+      failedAt(t, session);
       this.requeue(t, `worker ${session.workerId} disconnected`);
     }
     if (slot) {
@@ -511,7 +512,7 @@ export class TaskBoard {
     this.m(t.role).completedError.inc();
     // the worker's words, quoted and cut short: the reason is logged where the task is given up
     const reason = `${errorCodeText(code)}: ${quoteForLog(message)}`;
-    failedAt(t, session.workerId);
+    failedAt(t, session);
     let giveUp = t.attempt >= this.o.maxAttempts;
     if (!retryable) {
       const by = (t.refusedBy ??= new Map());
@@ -558,7 +559,7 @@ export class TaskBoard {
         if (split) {
           t.alone = true;
           t.attempt -= 1;
-        } else failedAt(t, worker.workerId);
+        } else failedAt(t, worker);
         this.requeue(t, `send failed: ${e.message}`);
       }
       this.schedulePump();
@@ -576,7 +577,7 @@ export class TaskBoard {
       let to: Slot | undefined;
       for (const slot of this.slots.values()) {
         const w = slot.session;
-        if (slot.level >= 0 && w.isOpen && w.role === role && !t.failedBy?.has(w.workerId) && (!to || slot.load < to.load)) to = slot;
+        if (slot.level >= 0 && w.isOpen && w.role === role && !t.failedBy?.has(voterOf(w)) && (!to || slot.load < to.load)) to = slot;
       }
       if (to) this.hand(role, to, [t], undefined, now, deadline);
       else left.push(t);
@@ -590,7 +591,7 @@ export class TaskBoard {
    * take it again (bounded by maxAttempts). A rare path: only for failed tasks.
    */
   private untriedWorker(role: WorkerRole, t: Task): boolean {
-    for (const s of this.slots.keys()) if (s.role === role && s.isOpen && !t.failedBy!.has(s.workerId)) return true;
+    for (const s of this.slots.keys()) if (s.role === role && s.isOpen && !t.failedBy!.has(voterOf(s))) return true;
     return false;
   }
 
@@ -613,7 +614,7 @@ export class TaskBoard {
         const reason = overTime ? 'task time limit reached' : 'lease expired';
         this.m(t.role).leaseExpiries.inc();
         const old = t.holder;
-        if (old) failedAt(t, old.workerId);
+        if (old) failedAt(t, old);
         this.requeue(t, reason);
         old?.send({ cancel_task: { task_id: t.id, reason } }).catch(() => undefined);
       }
@@ -711,7 +712,7 @@ export class TaskBoard {
         const tasks: Task[] = [];
         while (tasks.length < most && queue.length > 0 && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
           const t = queue.shift()!;
-          if (t.failedBy?.has(worker.workerId) && this.untriedWorker(role, t)) {
+          if (t.failedBy?.has(voterOf(worker)) && this.untriedWorker(role, t)) {
             (aside ??= []).push(t);
             continue;
           }

@@ -143,3 +143,39 @@ test('the non-retryable quorum counts a role token once, whatever worker ids it 
   assert.ok(log.some((l) => /giving up task .* after [3-5] attempts: bad_input: "no" \(non-retryable for 2 workers\)/.test(l)), log.join('\n'));
   await o.stop();
 });
+
+test('a failed attempt\'s retry goes to another role token\'s worker, not to another id of the token that failed it', { timeout: 60_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const config = parseConfig({
+    run: { id: 'id-retry', seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: 1, groupSize: 2, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar' }, orchestrator: { bundleMs: 0 },
+  });
+  const log: string[] = [];
+  const o = await start(nats.url, config, ALL, log);
+  /** A rollout worker recording the tasks it gets. */
+  const worker = async (workerId: string, token: string) => {
+    const conn = await connect(o, 'ROLLOUT', workerId, token);
+    cleanups.push(() => conn.close());
+    const tasks: RolloutTask__Output[] = [];
+    void (async () => {
+      try {
+        for await (const m of conn.messages) tasks.push(...((m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []) as RolloutTask__Output[]));
+      } catch {
+        // closed
+      }
+    })();
+    return { conn, tasks };
+  };
+  const a1 = await worker('a1', FLEET_A);
+  await until(() => a1.tasks.length === 1, 'the task at a1', log);
+  // fleet A's second id connects before fleet B's worker: the least-loaded pick would be either
+  const a2 = await worker('a2', FLEET_A);
+  const b1 = await worker('b1', FLEET_B);
+  const t = a1.tasks[0]!;
+  await a1.conn.send({ task_error: { task_id: t.task_id, attempt: t.attempt, code: 'internal', message: 'try elsewhere', retryable: true } });
+  await until(() => b1.tasks.length === 1, 'the retry at b1 (fleet B)', log);
+  assert.equal(b1.tasks[0]!.attempt, 2);
+  assert.equal(a2.tasks.length, 0, 'the retry went to fleet A\'s other id');
+  await o.stop();
+});
