@@ -2,7 +2,8 @@
 // token that used it"; round 29). A worker chooses its own id unless its credential names one; a role token granting
 // any id (`*`) could so present an honest worker's id while that worker is disconnected, take its tasks, or get it
 // quarantined. Here, a (role, worker id) is bound for the run to the first role token whose session used it; a session
-// of another credential claiming it is refused with PERMISSION_DENIED naming the id. The bindings are stored in the
+// of another credential claiming it (another token, the shared token beside the file, a certificate) is refused with
+// PERMISSION_DENIED naming the id. The bindings are stored in the
 // run state with each acknowledgement (RunState.boundIds), so a restarted orchestrator keeps them; a binding whose
 // token is no longer in the role-token file (rotated out) lapses at start, so a rotation does not lock a worker out.
 //
@@ -50,12 +51,16 @@ export class IdBindings {
    */
   claim(s: WorkerSession): string | undefined {
     const credential = s.credential as WorkerSession['credential'] | undefined; // absent on a session not made by the server (tests)
+    if (!this.o.live) return undefined;
     // a token whose line names the id is the file's word: not bound (the server refuses a wildcard token that id,
     // lib/transport/role-tokens.ts pinnedElsewhere), so two lines for one id (a rotation's overlap) both work
-    if (credential?.kind !== 'token' || credential.pinned || !this.o.live) return undefined;
+    if (credential?.kind === 'token' && credential.pinned) return undefined;
     const key = bindingKey(s.role, s.workerId);
     const holder = this.bound.get(key);
     if (holder === undefined) {
+      // only a wildcard role token binds; a session of another credential (the shared token beside the file, a
+      // certificate) uses an unbound id as before, and leaves it unbound
+      if (credential?.kind !== 'token') return undefined;
       if (this.bound.size >= BOUND_IDS_MAX) {
         if (!this.fullLogged) this.o.log(`${BOUND_IDS_MAX} worker ids are bound to role tokens: worker ids used from now on are not bound (docs/security.md)`);
         this.fullLogged = true;
@@ -64,8 +69,8 @@ export class IdBindings {
       this.bound.set(key, credential.id);
       return undefined;
     }
-    if (holder === credential.id) return undefined;
-    return `worker id ${JSON.stringify(s.workerId)} (role ${s.role}) is bound for this run to the role token that first used it, not this one: connect with that token or under another worker id`;
+    if (holder === credential?.id) return undefined;
+    return `worker id ${JSON.stringify(s.workerId)} (role ${s.role}) is bound for this run to the role token that first used it, not this ${credential?.kind === 'token' ? 'one' : 'credential'}: connect with that token or under another worker id`;
   }
 
   /** The bindings as stored (RunState.boundIds), keys sorted; undefined when there is none. */

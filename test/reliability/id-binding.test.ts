@@ -27,8 +27,11 @@ const ALL = file(`learner * ${LEARNER}`, `rollout * ${FLEET_A}`, `rollout * ${FL
 
 const sftConfig = (id: string) => parseConfig({ run: { id, seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 }, sft: { steps: 2, batchSize: 2 }, grpo: { steps: 0 } });
 
-async function start(nats: string, config: RunConfig, grants: ReturnType<typeof file>, log: string[]): Promise<RunningOrchestrator> {
-  const o = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats, metricsPort: 0, auth: { roleTokens: grants }, log: (l) => log.push(l) });
+/** The shared token, given beside the file in a migration: it grants every role and any id. */
+const SHARED = 'shared-token-0123456789abcdef';
+
+async function start(nats: string, config: RunConfig, grants: ReturnType<typeof file>, log: string[], shared?: string): Promise<RunningOrchestrator> {
+  const o = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats, metricsPort: 0, auth: { roleTokens: grants, ...(shared ? { token: shared } : {}) }, log: (l) => log.push(l) });
   cleanups.push(() => o.stop());
   return o;
 }
@@ -73,7 +76,7 @@ test('a worker id is bound to the first wildcard token that used it, across a re
   cleanups.push(() => nats.stop());
   const config = sftConfig('id-binding');
   const logA: string[] = [];
-  const a = await start(nats.url, config, ALL, logA);
+  const a = await start(nats.url, config, ALL, logA, SHARED);
   // fleet A's worker x connects and leaves; fleet B's token claiming x meanwhile is refused, naming the id
   await (await connect(a, 'ROLLOUT', 'x', FLEET_A)).close();
   await assert.rejects(connect(a, 'ROLLOUT', 'x', FLEET_B), bound('x'));
@@ -82,6 +85,9 @@ test('a worker id is bound to the first wildcard token that used it, across a re
   await (await connect(a, 'ROLLOUT', 'x', FLEET_A)).close();
   await (await connect(a, 'ROLLOUT', 'y', FLEET_B)).close();
   await assert.rejects(connect(a, 'ROLLOUT', 'y', FLEET_A), bound('y'));
+  // the shared token beside the file may not take a bound id either; an unbound one it uses, and leaves unbound
+  await assert.rejects(connect(a, 'ROLLOUT', 'x', SHARED), /PERMISSION_DENIED.*worker id "x" \(role ROLLOUT\) is bound for this run to the role token that first used it, not this credential/);
+  await (await connect(a, 'ROLLOUT', 'z', SHARED)).close();
   // stored with the next acknowledgement: the tokens' digests, never the tokens
   await acknowledgeBatchOne(a, logA);
   await a.stop();
