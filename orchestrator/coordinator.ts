@@ -217,8 +217,8 @@ export class Coordinator {
   }
 
   /**
-   * The run state as known now: the stored acknowledgement, every id quarantined so far (stored or not yet), and the
-   * quarantine windows as of the acknowledged batch.
+   * The run state as known now: the stored acknowledgement, every id quarantined so far (stored or not yet), the
+   * quarantine windows as of the acknowledged batch, and the worker ids bound to role tokens so far.
    */
   get state(): RunState {
     return withQuarantined({ ackedSeq: this.o.state.ackedSeq, learnerVersion: this.o.state.learnerVersion }, this.quarantine.ids(), this.quarantine.ackedWindows(), this.bindings.stored());
@@ -294,10 +294,6 @@ export class Coordinator {
   }
 
   /**
-   * Why worker `s` is refused because its worker id is quarantined (undefined: it is not); the session is then failed
-   * with PERMISSION_DENIED, which a worker does not retry. The orchestrator asks before the Welcome (main.ts).
-   */
-  /**
    * Why worker `s` is refused because its (role, worker id) is bound to another role token (id-bindings.ts; undefined:
    * it is not, and the id is now bound to its token if it grants any id); the session is then failed with
    * PERMISSION_DENIED. The orchestrator asks first, before the Welcome (main.ts).
@@ -308,6 +304,10 @@ export class Coordinator {
     return why;
   }
 
+  /**
+   * Why worker `s` is refused because its worker id is quarantined (undefined: it is not); the session is then failed
+   * with PERMISSION_DENIED, which a worker does not retry. The orchestrator asks before the Welcome (main.ts).
+   */
   refuseQuarantined(s: WorkerSession): string | undefined {
     if (s.role !== 'ROLLOUT') return undefined; // the quarantine is of a rollout worker id (review25g)
     const why = this.quarantine.refusal(s.workerId);

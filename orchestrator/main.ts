@@ -81,6 +81,9 @@ const PERSIST_RETRY_MS = 1000;
 /** The Shutdown's reason when the run is over. */
 const RUN_COMPLETE = 'run complete';
 
+/** A RunState.boundIds key: `<role>/<worker id>`. */
+const BOUND_KEY_PATTERN = new RegExp(`^(rollout|reward|learner)/${WORKER_ID_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '')}$`);
+
 /**
  * The run state as stored: RunState (its quarantined rollout worker ids: orchestrator/quarantine.ts) and the batch
  * layout (lib/grpo/sampling.ts batchLayout: the fields a batch number's samples are a function of) its batches were
@@ -89,9 +92,6 @@ const RUN_COMPLETE = 'run complete';
  * configuration refused grpo.steps raised, leases, evaluation, ...). A state stored by round 26 records configHash (a
  * hash of the whole configuration) instead, one stored before it neither: both are accepted and given the layout.
  */
-/** A RunState.boundIds key: `<role>/<worker id>`. */
-const BOUND_KEY_PATTERN = new RegExp(`^(rollout|reward|learner)/${WORKER_ID_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '')}$`);
-
 const runStateSchema = z.object({
   ackedSeq: z.number().int().nonnegative(),
   learnerVersion: z.number().int().nonnegative(),
