@@ -26,7 +26,8 @@ import { cursorOfSample, type Progress, type RunEvent, type RunState } from './r
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
-import { Quarantine, type CheckedResult, type ExcludedAction } from './quarantine.ts';
+import { IdBindings } from './id-bindings.ts';
+import { Quarantine, type CheckedResult, type ExcludedAction, type StoredWindows } from './quarantine.ts';
 
 /** gRPC PERMISSION_DENIED: a quarantined worker's session is closed, and its reconnect refused, with it (not retried). */
 const PERMISSION_DENIED = 7;
@@ -74,6 +75,11 @@ export interface CoordinatorOptions {
   /** The run's first GRPO batch waits for this many workers per role, at most `ms` (await-workers.ts). */
   awaitWorkers?: AwaitWorkers;
   /**
+   * The credential ids (lib/transport/role-tokens.ts tokenCredentialId) of the role tokens the server accepts: a worker
+   * id is bound to the first of them granting any id that used it (id-bindings.ts). Absent: no role tokens, no binding.
+   */
+  roleTokenCredentials?: ReadonlySet<string>;
+  /**
    * The newest version announced in the checkpoint store (backed by its object), or null: a rollout result claiming a
    * version newer than the learner can hold as far as this process knows is accepted only if the store announced it
    * (grpo-groups.ts). Without it such a result is refused.
@@ -87,9 +93,12 @@ export interface PublishedProgress {
   lastBatchSeq: number;
 }
 
-/** `s` with `quarantined` when there is any (a run without a quarantine keeps the state it always had). */
-function withQuarantined(s: RunState, quarantined: string[]): RunState {
-  return quarantined.length ? { ...s, quarantined } : s;
+/**
+ * `s` with `quarantined`, `quarantineWindows` and `boundIds` when there is any (a run without a quarantine keeps the state it
+ * always had).
+ */
+function withQuarantined(s: RunState, quarantined: string[], windows: StoredWindows | undefined, boundIds: Record<string, string> | undefined): RunState {
+  return { ...s, ...(quarantined.length ? { quarantined } : {}), ...(windows ? { quarantineWindows: windows } : {}), ...(boundIds ? { boundIds } : {}) };
 }
 
 export class Coordinator {
@@ -107,6 +116,8 @@ export class Coordinator {
   private readonly progress: ProgressMeter;
   /** Rollout workers whose rows the learner excluded (grpo.quarantineAfter). */
   private readonly quarantine: Quarantine;
+  /** Worker ids bound to the role token that first used them (id-bindings.ts). */
+  private readonly bindings: IdBindings;
   /**
    * A TrainResult's acknowledgement while it is being written to the run-state store: GRPO admission already
    * counts it (the next batch's rollouts start during the write; they carry the new version as their minimum).
@@ -174,6 +185,7 @@ export class Coordinator {
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
       after: o.config.grpo.quarantineAfter, window: o.config.grpo.quarantineWindow, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
+      ...(o.state.quarantineWindows ? { restoredWindows: o.state.quarantineWindows } : {}),
       close: (workerId, reason) => {
         // a rollout worker's id: a learner or reward worker that happens to use the same id is not touched (review25g)
         this.sessions.failWorker('ROLLOUT', workerId, PERMISSION_DENIED, reason);
@@ -181,6 +193,7 @@ export class Coordinator {
         if (n) this.log(`rolling out again ${n} groups of batches not yet trained whose rollout came from quarantined worker ${workerId}`);
       },
     });
+    this.bindings = new IdBindings({ ...(o.state.boundIds ? { restored: o.state.boundIds } : {}), live: o.roleTokenCredentials, log: (l) => this.log(l) });
     this.progress = new ProgressMeter(o.metrics, o.config.sft.batchSize, this.totalSeq);
     this.groups = new GroupPipeline({
       config: o.config, algo: compileAlgorithm(o.config), board: this.board, samples: this.samples, metrics: o.metrics, progress: this.progress,
@@ -203,9 +216,12 @@ export class Coordinator {
     return Math.max(this.o.state.learnerVersion, this.persisting?.learnerVersion ?? 0);
   }
 
-  /** The run state as known now: the stored acknowledgement and every id quarantined so far (stored or not yet). */
+  /**
+   * The run state as known now: the stored acknowledgement, every id quarantined so far (stored or not yet), the
+   * quarantine windows as of the acknowledged batch, and the worker ids bound to role tokens so far.
+   */
   get state(): RunState {
-    return withQuarantined({ ackedSeq: this.o.state.ackedSeq, learnerVersion: this.o.state.learnerVersion }, this.quarantine.ids());
+    return withQuarantined({ ackedSeq: this.o.state.ackedSeq, learnerVersion: this.o.state.learnerVersion }, this.quarantine.ids(), this.quarantine.ackedWindows(), this.bindings.stored());
   }
 
   get phase(): Progress['phase'] {
@@ -275,6 +291,17 @@ export class Coordinator {
   /** Why learner `s` was refused (failed with ABORTED: another learner session is open); undefined: not refused. */
   refuseSecondLearner(s: WorkerSession): string | undefined {
     return s.role === 'LEARNER' ? this.link.refuseSecond(s) : undefined;
+  }
+
+  /**
+   * Why worker `s` is refused because its (role, worker id) is bound to another role token (id-bindings.ts; undefined:
+   * it is not, and the id is now bound to its token if it grants any id); the session is then failed with
+   * PERMISSION_DENIED. The orchestrator asks first, before the Welcome (main.ts).
+   */
+  refuseBound(s: WorkerSession): string | undefined {
+    const why = this.bindings.claim(s);
+    if (why) s.fail(PERMISSION_DENIED, why);
+    return why;
   }
 
   /**
@@ -592,8 +619,9 @@ export class Coordinator {
     }
     const batch = this.link.sent(seq);
     // the quarantine as it stands goes with the acknowledgement: an id quarantined by this batch's TrainResult is
-    // stored with it, so a restarted orchestrator refuses it too (it cannot be stored without the batch it came from)
-    const next = withQuarantined({ ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) }, this.quarantine.ids());
+    // stored with it, so a restarted orchestrator refuses it too (it cannot be stored without the batch it came from);
+    // and the windows as this batch's TrainResult left them, so a restarted orchestrator goes on counting from them
+    const next = withQuarantined({ ackedSeq: seq, learnerVersion: Math.max(version, this.o.state.learnerVersion) }, this.quarantine.ids(), this.quarantine.windowsAt(seq), this.bindings.stored());
     // Without a TrainResult, the learner's Hello says it holds batches we never saw acknowledged (we
     // restarted in between): record them in the audit trail, as its checkpoints record them.
     const caughtUp = r ? [] : await this.inferTrained(this.o.state.ackedSeq + 1, seq, version, 'held by the learner at reconnect', this.o.state.learnerVersion);
@@ -614,6 +642,7 @@ export class Coordinator {
     this.o.state.ackedSeq = next.ackedSeq;
     this.o.state.learnerVersion = next.learnerVersion;
     if (next.quarantined) this.o.state.quarantined = next.quarantined;
+    this.quarantine.acknowledged(seq);
     this.link.acknowledged(seq);
     this.groups.acknowledged(seq);
     if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);

@@ -22,6 +22,7 @@ import {
   RevisionConflictError,
   RunStateStore,
   startOrchestratorServer,
+  tokenCredentialId,
   WORKER_ID_PATTERN,
   type NatsAuth,
   type OrchestratorServer,
@@ -30,7 +31,8 @@ import {
 } from '../lib/transport/index.ts';
 import type { AwaitWorkers } from './await-workers.ts';
 import { Coordinator } from './coordinator.ts';
-import { QUARANTINE_STORED_MAX } from './quarantine.ts';
+import { BOUND_IDS_MAX } from './id-bindings.ts';
+import { QUARANTINE_STORED_MAX, QUARANTINE_WINDOW_HITS_STORED_MAX, QUARANTINE_WINDOWS_STORED_MAX } from './quarantine.ts';
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
@@ -79,6 +81,9 @@ const PERSIST_RETRY_MS = 1000;
 /** The Shutdown's reason when the run is over. */
 const RUN_COMPLETE = 'run complete';
 
+/** A RunState.boundIds key: `<role>/<worker id>`. */
+const BOUND_KEY_PATTERN = new RegExp(`^(rollout|reward|learner)/${WORKER_ID_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '')}$`);
+
 /**
  * The run state as stored: RunState (its quarantined rollout worker ids: orchestrator/quarantine.ts) and the batch
  * layout (lib/grpo/sampling.ts batchLayout: the fields a batch number's samples are a function of) its batches were
@@ -91,18 +96,32 @@ const runStateSchema = z.object({
   ackedSeq: z.number().int().nonnegative(),
   learnerVersion: z.number().int().nonnegative(),
   quarantined: z.array(z.string().regex(WORKER_ID_PATTERN)).max(QUARANTINE_STORED_MAX).optional(),
+  /** Round 29: the quarantine windows (RunState.quarantineWindows); absent in an older state (counts start from zero). */
+  quarantineWindows: z.record(z.string().regex(WORKER_ID_PATTERN), z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)).max(QUARANTINE_WINDOW_HITS_STORED_MAX))
+    .refine((w) => Object.keys(w).length <= QUARANTINE_WINDOWS_STORED_MAX, `at most ${QUARANTINE_WINDOWS_STORED_MAX} worker ids`).optional(),
+  /** Round 29: worker ids bound to a role token (RunState.boundIds); absent in an older state. */
+  boundIds: z.record(z.string().regex(BOUND_KEY_PATTERN), z.string().regex(/^token:[0-9a-f]{16}$/))
+    .refine((b) => Object.keys(b).length <= BOUND_IDS_MAX, `at most ${BOUND_IDS_MAX} worker ids`).optional(),
   batchLayout: z.record(z.string(), z.unknown()).optional(),
   /** Round 26 only: read (to say so), never written. */
   configHash: z.string().optional(),
 });
 
-/** Removes `ids` from the state's quarantine (--lift-quarantine), logging each; an id not quarantined is logged as such. */
+/**
+ * Removes `ids` from the state's quarantine (--lift-quarantine), logging each; an id not quarantined is logged as such.
+ * A lifted id's count starts from zero: its stored window, if any, goes too.
+ */
 export function liftQuarantine(state: RunState, ids: readonly string[], log: (line: string) => void): void {
   if (!ids.length) return;
   const held = new Set(state.quarantined ?? []);
   for (const id of ids) log(held.delete(id) ? `quarantine of rollout worker ${JSON.stringify(id)} lifted (--lift-quarantine): it may connect again` : `--lift-quarantine ${JSON.stringify(id)}: no such worker id is quarantined in run state`);
   if (held.size) state.quarantined = [...held].sort();
   else delete state.quarantined;
+  if (state.quarantineWindows) {
+    const windows = Object.fromEntries(Object.entries(state.quarantineWindows).filter(([id]) => !ids.includes(id)));
+    if (Object.keys(windows).length) state.quarantineWindows = windows;
+    else delete state.quarantineWindows;
+  }
 }
 
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
@@ -133,7 +152,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
   const layout = batchLayout(config);
   /** What is written: the state and this configuration's batch layout. */
-  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), batchLayout: layout });
+  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), ...(s.boundIds ? { boundIds: s.boundIds } : {}), batchLayout: layout });
   const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   const stored = await store.get();
   const storedLayout = stored?.value.batchLayout;
@@ -161,7 +180,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     }
   }
   const state: RunState = stored
-    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}) }
+    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}), ...(stored.value.boundIds ? { boundIds: stored.value.boundIds } : {}) }
     : { ackedSeq: 0, learnerVersion: 0 };
   let revision = stored?.revision ?? (await store.create(record(state)));
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
@@ -220,6 +239,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     checkpointRecord,
     announcedVersion,
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
+    ...(o.auth?.roleTokens?.length ? { roleTokenCredentials: new Set(o.auth.roleTokens.map((g) => tokenCredentialId(g.token))) } : {}),
     onProgress: (p) => {
       monitor.progress(p);
       o.onProgress?.(p);
@@ -316,6 +336,12 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     onConnect: async (session: WorkerSession) => {
       // a second learner is refused before its Welcome: a learner initialises (loads its state) on the first Welcome,
       // and one refused after it kept that state and trained from it later (review24e)
+      // a worker id bound to another role token (orchestrator/id-bindings.ts) is refused first, with PERMISSION_DENIED
+      const bound = coordinator.refuseBound(session);
+      if (bound) {
+        log(`refused ${session.role.toLowerCase()} ${session.workerId}: ${bound}`);
+        return;
+      }
       const refused = completed ? undefined : coordinator.refuseSecondLearner(session);
       if (refused) {
         log(`refused learner ${session.workerId}: ${refused}`);

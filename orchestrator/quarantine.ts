@@ -5,7 +5,9 @@
 // (groups) among its last grpo.quarantineWindow results the check examined is quarantined for the rest of the run: its
 // session is closed and a reconnect with that id refused, also by a restarted orchestrator (the run state records the
 // id), so it cannot keep wasting each batch's rows (or, at maxStaleness > 0, steer steps within the dual clip). The
-// window keeps an honest worker's rare rounding outliers from adding up over a long run.
+// window keeps an honest worker's rare rounding outliers from adding up over a long run. Since round 29 the windows go
+// with each acknowledgement too (RunState.quarantineWindows: the windows as of that batch's TrainResult), so a
+// restarted orchestrator goes on counting where the acknowledged batches left off instead of from zero.
 import type { Metrics } from '../lib/metrics/index.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 
@@ -18,6 +20,28 @@ export const QUARANTINE_LABELLED_WORKERS = 64;
  * beyond it are refused by this process only, and logged as such.
  */
 export const QUARANTINE_STORED_MAX = 1000;
+
+/**
+ * At most this many worker ids' windows are stored in the run state (those nearest quarantine: the most excluded
+ * results in the window, then the newest). With the per-id bound below and an id of at most 128 characters, at most
+ * ~150 kB of JSON beside the quarantined ids' ~130 kB, far under a NATS message (1 MiB by default); a credential
+ * cycling through worker ids cannot grow the state until its write fails. A window not stored starts from zero at a
+ * restart (as all did before round 29).
+ */
+export const QUARANTINE_WINDOWS_STORED_MAX = 256;
+/**
+ * At most this many of a worker id's excluded results in its window are stored (its newest: they stay longest in the
+ * window). Only a grpo.quarantineAfter above it can hold more (the default is 3); such a count is stored cut to it.
+ */
+export const QUARANTINE_WINDOW_HITS_STORED_MAX = 64;
+
+/**
+ * The windows as stored (RunState.quarantineWindows): per worker id with an excluded result in its window, the age of
+ * each, ascending: how many of the worker's checked results came after it (0: its newest checked result was excluded).
+ * Ages are in the worker's own count of checked results, so a restart with another grpo.quarantineWindow keeps what
+ * fits in the new window.
+ */
+export type StoredWindows = Record<string, number[]>;
 
 /** An excluded action, attributed: the worker whose accepted rollout result carried it. */
 export interface ExcludedAction {
@@ -51,18 +75,79 @@ export class Quarantine {
   private readonly labelled = new Set<string>();
   /** Ids quarantined by an earlier orchestrator process of the run (RunState.quarantined). */
   private readonly restored = new Set<string>();
+  /**
+   * The windows as stored after each batch `record` counted, not yet acknowledged, in batch order: a TrainResult can
+   * arrive while the acknowledgement of the batch before it is being written, and that acknowledgement stores the
+   * windows as of its own batch (a restarted orchestrator counts the later batch's results again when it gets them).
+   */
+  private readonly pending: Array<{ seq: number; windows: StoredWindows | undefined }> = [];
+  /** The windows as of the acknowledged batch (restored at start). */
+  private acked: StoredWindows | undefined;
 
   /**
    * `after`: grpo.quarantineAfter (0: never); `window`: grpo.quarantineWindow (0: the whole run). `close(workerId,
    * reason)` ends the worker's open sessions. `restored`: the ids the run state records as quarantined (a restarted
    * orchestrator keeps refusing them).
    */
-  constructor(private readonly o: { after: number; window: number; metrics: Metrics; log: (line: string) => void; close: (workerId: string, reason: string) => void; restored?: readonly string[] }) {
+  constructor(private readonly o: { after: number; window: number; metrics: Metrics; log: (line: string) => void; close: (workerId: string, reason: string) => void; restored?: readonly string[]; restoredWindows?: Readonly<StoredWindows> }) {
     if (o.window > 0 && o.after > o.window) throw new Error(`grpo.quarantineAfter ${o.after} must be at most grpo.quarantineWindow ${o.window} (or the window 0, the whole run)`);
     for (const id of o.restored ?? []) {
       this.quarantined.add(id);
       this.restored.add(id);
     }
+    if (o.after > 0) {
+      // a window's ages become positions again: its `seen` one past the oldest; what no longer fits the window (a
+      // restart with a smaller grpo.quarantineWindow) is let go, and a quarantined id's window is not kept
+      for (const [id, ages] of Object.entries(o.restoredWindows ?? {})) {
+        if (this.quarantined.has(id)) continue;
+        const kept = [...new Set(ages)].filter((a) => Number.isSafeInteger(a) && a >= 0 && (o.window === 0 || a < o.window)).sort((x, y) => y - x);
+        if (!kept.length) continue;
+        const seen = kept[0]! + 1;
+        this.windows.set(id, { seen, hits: kept.map((a) => seen - a) });
+      }
+      if (this.windows.size) o.log(`the quarantine windows of ${this.windows.size} rollout worker id(s) go on from the run state: ${[...this.windows].slice(0, 16).map(([id, w]) => `${JSON.stringify(id)} ${w.hits.length}`).join(', ')}${this.windows.size > 16 ? ', ...' : ''} excluded result(s) in the window`);
+      this.acked = this.stored();
+    }
+  }
+
+  /**
+   * The windows to store with the acknowledgement of batch `seq`: as `record` left them after the newest batch up to
+   * `seq` it counted (undefined: none to store).
+   */
+  windowsAt(seq: number): StoredWindows | undefined {
+    for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i]!.seq <= seq) return this.pending[i]!.windows;
+    return this.acked;
+  }
+
+  /** Batch `seq` is acknowledged (its windows stored): what `windowsAt` returns for it becomes the acknowledged windows. */
+  acknowledged(seq: number): void {
+    this.acked = this.windowsAt(seq);
+    while (this.pending.length && this.pending[0]!.seq <= seq) this.pending.shift();
+  }
+
+  /** The windows as of the acknowledged batch: what the run state holds (or is to hold, re-created from memory). */
+  ackedWindows(): StoredWindows | undefined {
+    return this.acked;
+  }
+
+  /**
+   * The windows now, as stored: per worker id not quarantined, its excluded results' ages (at most
+   * QUARANTINE_WINDOW_HITS_STORED_MAX, the newest); at most QUARANTINE_WINDOWS_STORED_MAX ids, those with the most
+   * excluded results in the window, then the newest; keys sorted. Undefined when there is none.
+   */
+  private stored(): StoredWindows | undefined {
+    const all: Array<[string, number[]]> = [];
+    for (const [id, w] of this.windows) {
+      if (this.quarantined.has(id) || !w.hits.length) continue;
+      all.push([id, w.hits.slice(-QUARANTINE_WINDOW_HITS_STORED_MAX).map((h) => w.seen - h).reverse()]);
+    }
+    if (!all.length) return undefined;
+    if (all.length > QUARANTINE_WINDOWS_STORED_MAX) {
+      all.sort(([ia, a], [ib, b]) => b.length - a.length || a[0]! - b[0]! || (ia < ib ? -1 : 1));
+      all.length = QUARANTINE_WINDOWS_STORED_MAX;
+    }
+    all.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return Object.fromEntries(all);
   }
 
   /** The quarantined worker ids the run state records, sorted: the first QUARANTINE_STORED_MAX quarantined. */
@@ -126,6 +211,7 @@ export class Quarantine {
         this.o.close(worker, why);
       }
     }
+    if (this.o.after > 0) this.pending.push({ seq, windows: this.stored() });
   }
 
   /** The worker_id label for `worker`: its id while fewer than QUARANTINE_LABELLED_WORKERS have one, else "other". */

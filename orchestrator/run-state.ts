@@ -14,6 +14,19 @@ export interface RunState {
    * refuses them too.
    */
   quarantined?: string[];
+  /**
+   * The quarantine windows (quarantine.ts StoredWindows: per rollout worker id not quarantined with an excluded result
+   * in its grpo.quarantineWindow, the ages of those results), as the acknowledged batch's TrainResult left them;
+   * absent: none (or a state written before round 29, whose restart counted from zero). Bounded: at most
+   * QUARANTINE_WINDOWS_STORED_MAX ids, QUARANTINE_WINDOW_HITS_STORED_MAX ages each.
+   */
+  quarantineWindows?: Record<string, number[]>;
+  /**
+   * Worker ids bound to the role token granting any id that first used them (id-bindings.ts): `<role>/<worker id>` ->
+   * the token's credential id (tokenCredentialId: 16 hex digits of its SHA-256, not the token). Absent: none (or a
+   * state written before round 29). At most BOUND_IDS_MAX.
+   */
+  boundIds?: Record<string, string>;
 }
 
 export interface Progress {

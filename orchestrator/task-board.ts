@@ -43,19 +43,42 @@ export interface Task {
   probe?: Probe;
   /** The board's hash of id (task-index.ts hashOf), set by the board; not for the task's maker. */
   idHash?: number;
-  /** The workers (ids) that answered it with a non-retryable error (NON_RETRYABLE_QUORUM); set by the board. */
-  refusedBy?: Set<string>;
   /**
-   * The workers (ids) whose attempt at it failed: an error (retryable or not, a refused result included), a lease that
-   * ran out, a disconnect while holding it; set by the board. Its retry goes to a worker of the role not in it while
-   * one is attached (pump, handAside), so one worker's failures cannot take every attempt (review26a F4).
+   * The workers that answered it with a non-retryable error (NON_RETRYABLE_QUORUM): worker id -> its credential's
+   * voter key (voterOf); set by the board.
+   */
+  refusedBy?: Map<string, string>;
+  /**
+   * The workers (voterOf: the role token, else the worker id) whose attempt at it failed: an error (retryable or not,
+   * a refused result included), a lease that ran out, a disconnect while holding it; set by the board. Its retry goes
+   * to a worker of the role not in it while one is attached (pump, handAside), so one worker's failures cannot take
+   * every attempt (review26a F4), nor, since round 29, one role token's under several ids.
    */
   failedBy?: Set<string>;
 }
 
-/** Records that `workerId`'s attempt at `t` failed (Task.failedBy). */
-function failedAt(t: Task, workerId: string): void {
-  (t.failedBy ??= new Set()).add(workerId);
+/** Records that `s`'s attempt at `t` failed (Task.failedBy: its voterOf, so every id of one role token failed it). */
+function failedAt(t: Task, s: WorkerSession): void {
+  (t.failedBy ??= new Set()).add(voterOf(s));
+}
+
+/**
+ * Whose vote a session's non-retryable error is (NON_RETRYABLE_QUORUM): its role token's credential id when a role
+ * token authenticated it (one token presenting several worker ids is one voter, round 29), else its worker id (a
+ * certificate, the shared token or none: the orchestrator cannot tell one holder from another, docs/security.md).
+ */
+export function voterOf(s: WorkerSession): string {
+  const credential = s.credential as WorkerSession['credential'] | undefined; // absent on a session not made by the server (tests)
+  return credential?.kind === 'token' ? credential.id : `id:${s.workerId}`;
+}
+
+/**
+ * How many distinct workers (`votes`: worker id -> voterOf, an id's first vote only) called a task non-retryable: the
+ * distinct voters. Votes that differ in voter differ in worker id too (one vote per id), so this is the most votes that
+ * differ pairwise in both: one token presenting two ids is one, as is one id presented by two tokens.
+ */
+function distinctVoters(votes: ReadonlyMap<string, string>): number {
+  return new Set(votes.values()).size;
 }
 
 /**
@@ -381,7 +404,7 @@ export class TaskBoard {
     if (slot) slot.attached = false;
     for (const t of this.active.collect((t) => t.holder === session)) {
       // by worker id, not session: a worker that takes tasks and reconnects gets them back only when no other can take them
-      failedAt(t, session.workerId);
+      failedAt(t, session);
       this.requeue(t, `worker ${session.workerId} disconnected`);
     }
     if (slot) {
@@ -489,17 +512,18 @@ export class TaskBoard {
     this.m(t.role).completedError.inc();
     // the worker's words, quoted and cut short: the reason is logged where the task is given up
     const reason = `${errorCodeText(code)}: ${quoteForLog(message)}`;
-    failedAt(t, session.workerId);
+    failedAt(t, session);
     let giveUp = t.attempt >= this.o.maxAttempts;
     if (!retryable) {
-      const by = (t.refusedBy ??= new Set());
-      by.add(session.workerId);
-      if (by.size >= NON_RETRYABLE_QUORUM) giveUp = true;
+      const by = (t.refusedBy ??= new Map());
+      if (!by.has(session.workerId)) by.set(session.workerId, voterOf(session));
+      if (distinctVoters(by) >= NON_RETRYABLE_QUORUM) giveUp = true;
       else if (!giveUp) this.o.log?.(`task ${t.id}: worker ${quoteForLog(session.workerId)} reports a non-retryable error (${reason}) at attempt ${t.attempt}; retried: it is given up once ${NON_RETRYABLE_QUORUM} workers report one, or after ${this.o.maxAttempts} attempts`);
     }
     if (giveUp) {
       this.deactivate(t);
-      this.o.onGiveUp(t, t.refusedBy && t.refusedBy.size >= NON_RETRYABLE_QUORUM ? `${reason} (non-retryable for ${t.refusedBy.size} workers)` : reason);
+      const voters = t.refusedBy ? distinctVoters(t.refusedBy) : 0;
+      this.o.onGiveUp(t, voters >= NON_RETRYABLE_QUORUM ? `${reason} (non-retryable for ${voters} workers)` : reason);
       this.schedulePump();
       return;
     }
@@ -535,7 +559,7 @@ export class TaskBoard {
         if (split) {
           t.alone = true;
           t.attempt -= 1;
-        } else failedAt(t, worker.workerId);
+        } else failedAt(t, worker);
         this.requeue(t, `send failed: ${e.message}`);
       }
       this.schedulePump();
@@ -553,7 +577,7 @@ export class TaskBoard {
       let to: Slot | undefined;
       for (const slot of this.slots.values()) {
         const w = slot.session;
-        if (slot.level >= 0 && w.isOpen && w.role === role && !t.failedBy?.has(w.workerId) && (!to || slot.load < to.load)) to = slot;
+        if (slot.level >= 0 && w.isOpen && w.role === role && !t.failedBy?.has(voterOf(w)) && (!to || slot.load < to.load)) to = slot;
       }
       if (to) this.hand(role, to, [t], undefined, now, deadline);
       else left.push(t);
@@ -567,7 +591,7 @@ export class TaskBoard {
    * take it again (bounded by maxAttempts). A rare path: only for failed tasks.
    */
   private untriedWorker(role: WorkerRole, t: Task): boolean {
-    for (const s of this.slots.keys()) if (s.role === role && s.isOpen && !t.failedBy!.has(s.workerId)) return true;
+    for (const s of this.slots.keys()) if (s.role === role && s.isOpen && !t.failedBy!.has(voterOf(s))) return true;
     return false;
   }
 
@@ -590,7 +614,7 @@ export class TaskBoard {
         const reason = overTime ? 'task time limit reached' : 'lease expired';
         this.m(t.role).leaseExpiries.inc();
         const old = t.holder;
-        if (old) failedAt(t, old.workerId);
+        if (old) failedAt(t, old);
         this.requeue(t, reason);
         old?.send({ cancel_task: { task_id: t.id, reason } }).catch(() => undefined);
       }
@@ -688,7 +712,7 @@ export class TaskBoard {
         const tasks: Task[] = [];
         while (tasks.length < most && queue.length > 0 && !(tasks.length > 0 && (queue.peek()!.alone || tasks[0]!.alone))) {
           const t = queue.shift()!;
-          if (t.failedBy?.has(worker.workerId) && this.untriedWorker(role, t)) {
+          if (t.failedBy?.has(voterOf(worker)) && this.untriedWorker(role, t)) {
             (aside ??= []).push(t);
             continue;
           }

@@ -7,7 +7,7 @@
 // The orchestrator's CA signs the certificate, so the role it names is as binding as a role token's
 // (lib/transport/role-tokens.ts): a Hello for another role is refused. scripts/k8s-secrets.sh and the tests
 // make such certificates with openssl (`-addext subjectAltName=URI:spiffe://recovery-grpo/role/learner`).
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { WORKER_ID_PATTERN } from './messages.ts';
 import { roleOfName, ROLE_NAMES, type Grant } from './role-tokens.ts';
@@ -54,4 +54,14 @@ export function peerCertificateGrant(cert: PeerCertificate | undefined): Grant |
   if (!cert || Object.keys(cert).length === 0) return undefined;
   const san = cert.raw ? new X509Certificate(cert.raw).subjectAltName : cert.subjectaltname;
   return certificateGrant(san);
+}
+
+/**
+ * The credential id of a peer certificate (SessionCredential.id): `cert:` and 16 hex digits of the SHA-256 of its DER
+ * bytes (undefined without them). A certificate issued once and shared (k8s/base: one per role, in a Secret every
+ * replica mounts) is one credential for all its holders.
+ */
+export function certificateCredentialId(cert: PeerCertificate | undefined): string | undefined {
+  if (!cert?.raw) return undefined;
+  return `cert:${createHash('sha256').update(cert.raw).digest('hex').slice(0, 16)}`;
 }

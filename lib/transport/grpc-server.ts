@@ -22,8 +22,8 @@ import {
   type Preserialized,
 } from './grpc-common.ts';
 import { expandResultBundle, orchestratorMessageKind, tasksPerMessage, validateHello, type ValidHello } from './messages.ts';
-import { grantMatcher, grantRefusal, type Grant, type RoleGrant } from './role-tokens.ts';
-import { peerCertificateGrant, ROLE_URI_PREFIX } from './cert-identity.ts';
+import { grantMatcher, grantRefusal, pinnedElsewhere, tokenCredentialId, type Grant, type RoleGrant, type SessionCredential } from './role-tokens.ts';
+import { certificateCredentialId, peerCertificateGrant, ROLE_URI_PREFIX } from './cert-identity.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
@@ -88,6 +88,8 @@ export interface WorkerSession {
   readonly id: string;
   readonly role: WorkerRole;
   readonly workerId: string;
+  /** What authenticated it (lib/transport/role-tokens.ts SessionCredential): the role token, certificate, shared token or none. */
+  readonly credential: SessionCredential;
   readonly hello: ValidHello;
   readonly peer: string;
   readonly connectedAt: number;
@@ -166,6 +168,7 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
     : grpc.ServerCredentials.createInsecure();
   const tokenDigest = auth.token ? digest(auth.token) : undefined;
   const matchGrant = auth.roleTokens?.length ? grantMatcher(auth.roleTokens) : undefined;
+  const pinnedRefusal = auth.roleTokens?.length ? pinnedElsewhere(auth.roleTokens) : undefined;
   const tokenRequired = tokenDigest !== undefined || matchGrant !== undefined;
   const helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
   const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
@@ -194,14 +197,21 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
       // Every credential that names a role must allow the Hello; with mutual TLS and no token, the certificate
       // must name one (a certificate signed by the CA proves who connects, its role URI what it may do).
       const grants: { g: Grant; what: string }[] = grant ? [{ g: grant, what: 'this credential' }] : [];
+      // the session's credential: the role token, else the certificate naming a role, else the shared token or none
+      let credential: SessionCredential = grant
+        ? { kind: 'token', id: tokenCredentialId(grant.token), pinned: grant.workerId !== undefined }
+        : shared ? { kind: 'shared', id: 'shared', pinned: false } : { kind: 'none', id: 'none', pinned: false };
       if (mutualTls) {
         let certGrant: Grant | undefined;
+        const peerCert = call.getAuthContext()?.sslPeerCertificate;
         try {
-          certGrant = peerCertificateGrant(call.getAuthContext()?.sslPeerCertificate);
+          certGrant = peerCertificateGrant(peerCert);
         } catch (e) {
           return refuse(grpc.status.PERMISSION_DENIED, (e as Error).message);
         }
         if (certGrant) grants.push({ g: certGrant, what: 'the client certificate' });
+        const certId = certGrant ? certificateCredentialId(peerCert) : undefined;
+        if (certGrant && certId && !grant) credential = { kind: 'cert', id: certId, pinned: certGrant.workerId !== undefined };
         else if (!tokenRequired) {
           return refuse(grpc.status.PERMISSION_DENIED, `the client certificate names no role: it needs a URI subject alternative name ${ROLE_URI_PREFIX}<role>[/<worker-id>]`);
         }
@@ -234,13 +244,15 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
           const refusal = grantRefusal(g, hello.role, hello.worker_id, what);
           if (refusal) return refuse(grpc.status.PERMISSION_DENIED, refusal);
         }
+        const taken = grant && pinnedRefusal ? pinnedRefusal(grant, hello.role, hello.worker_id) : undefined;
+        if (taken) return refuse(grpc.status.PERMISSION_DENIED, taken);
         if (hello.protocol_version !== PROTOCOL_VERSION) {
           return refuse(
             grpc.status.FAILED_PRECONDITION,
             `hello.protocol_version ${hello.protocol_version} is not supported: this orchestrator speaks ${PROTOCOL_VERSION}`,
           );
         }
-        const session = new SessionImpl(call, hello, {
+        const session = new SessionImpl(call, hello, credential, {
           maxBytes,
           heartbeatTimeoutMs,
           bufferedMessages: opts.bufferedMessages ?? 64,
@@ -323,6 +335,7 @@ class SessionImpl implements WorkerSession {
   constructor(
     private readonly call: grpc.ServerDuplexStream<unknown, unknown>,
     readonly hello: ValidHello,
+    readonly credential: SessionCredential,
     private readonly cfg: { maxBytes: number; heartbeatTimeoutMs: number; bufferedMessages: number; maxResultsPerMessage: number },
   ) {
     this.role = hello.role;

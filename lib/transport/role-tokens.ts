@@ -85,6 +85,38 @@ export function grantMatcher(grants: readonly RoleGrant[]): (token: string) => R
   };
 }
 
+/**
+ * What authenticated a session (WorkerSession.credential): the one identity the orchestrator has for it beyond the
+ * worker id the worker chose. `token`: a role token (a line of the role-token file), `id` the first 16 hex digits of
+ * the SHA-256 of the token (stable across restarts, not the token); `cert`: a client certificate naming a role (and no
+ * role token), `id` the first 16 hex digits of the SHA-256 of its DER bytes; `shared`: the shared token alone (every
+ * holder is the same credential); `none`: no authentication (loopback). `pinned`: the credential names the one
+ * worker id it may connect as (a role-token line or certificate URI with a worker id).
+ */
+export interface SessionCredential {
+  kind: 'token' | 'cert' | 'shared' | 'none';
+  id: string;
+  pinned: boolean;
+}
+
+/** The credential id of a role token (SessionCredential.id): `token:` and 16 hex digits of its SHA-256. */
+export function tokenCredentialId(token: string): string {
+  return `token:${digest(token).toString('hex').slice(0, 16)}`;
+}
+
+/**
+ * Why a wildcard grant (`*`) may not connect as `workerId`: another grant of the file names that id for the role (its
+ * line pins it to its own token), so a wildcard token cannot take a pinned worker's id (and with it its tasks, its
+ * quarantine, or its vote). Undefined: it may (the grant pins an id itself, or no grant pins this one).
+ */
+export function pinnedElsewhere(grants: readonly RoleGrant[]): (grant: Grant, role: WorkerRole, workerId: string) => string | undefined {
+  const pinned = new Set(grants.filter((g) => g.workerId !== undefined).map((g) => `${g.role}/${g.workerId}`));
+  return (grant, role, workerId) =>
+    grant.workerId === undefined && pinned.has(`${role}/${workerId}`)
+      ? `worker id ${JSON.stringify(workerId)} is granted to another token (a line of the role-token file names it for role ${role}); this token grants any other id`
+      : undefined;
+}
+
 /** Why `grant` does not allow a Hello as `role` / `workerId`, or undefined if it does; `what` names the credential. */
 export function grantRefusal(grant: Grant, role: WorkerRole, workerId: string, what = 'this credential'): string | undefined {
   if (grant.role !== role) return `${what} grants role ${grant.role}, not ${role}`;

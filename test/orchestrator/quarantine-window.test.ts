@@ -5,13 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMetrics } from '../../lib/metrics/index.ts';
 import { parseConfig } from '../../lib/config/index.ts';
-import { Quarantine, type CheckedResult, type ExcludedAction } from '../../orchestrator/quarantine.ts';
+import { Quarantine, QUARANTINE_WINDOW_HITS_STORED_MAX, QUARANTINE_WINDOWS_STORED_MAX, type CheckedResult, type ExcludedAction, type StoredWindows } from '../../orchestrator/quarantine.ts';
+import { liftQuarantine } from '../../orchestrator/main.ts';
 
 /** A Quarantine and what it closed; `feed(worker, pattern)` records one batch per character: 'E' excluded, '.' clean. */
-function harness(after: number, window: number) {
+function harness(after: number, window: number, restored?: { ids?: string[]; windows?: StoredWindows }) {
   const closed: string[] = [];
   const log: string[] = [];
-  const q = new Quarantine({ after, window, metrics: createMetrics('qwin', 'orchestrator'), log: (l) => log.push(l), close: (id) => closed.push(id) });
+  const q = new Quarantine({ after, window, metrics: createMetrics('qwin', 'orchestrator'), log: (l) => log.push(l), close: (id) => closed.push(id), ...(restored?.ids ? { restored: restored.ids } : {}), ...(restored?.windows ? { restoredWindows: restored.windows } : {}) });
   let seq = 0;
   let sample = 0;
   /** One batch holding `results` (worker, excluded) in order. */
@@ -80,4 +81,83 @@ test('after 0 never quarantines (exclusions still logged); a window below quaran
   assert.throws(() => parseConfig({ ...base, grpo: { quarantineAfter: 3, quarantineWindow: 2 } }), /grpo\.quarantineWindow 2 is below grpo\.quarantineAfter 3/);
   assert.equal(parseConfig({ ...base, grpo: { quarantineAfter: 3, quarantineWindow: 0 } }).grpo.quarantineWindow, 0);
   assert.equal(parseConfig(base).grpo.quarantineWindow, 100);
+});
+
+// Round 29: the windows go with each acknowledgement (RunState.quarantineWindows) and a restarted orchestrator goes on
+// from them. The end-to-end case (two orchestrator processes, real NATS) is test/orchestrator/quarantine-window-restart.
+
+test('the stored windows: ages of the excluded results in the window, per worker; a restored Quarantine goes on counting', () => {
+  // window 5, after 3: w's results E . . E . -> excluded at 1 and 4 of 5: ages 4 and 1
+  const h = harness(3, 5);
+  assert.equal(h.feed('w', 'E..E.'), 0);
+  assert.deepEqual(h.q.windowsAt(5), { w: [1, 4] });
+  // the same results run on in one process, and in a process restored from the stored windows: the same outcome
+  // (window 5: at result 6 the window 2..6 holds 4, 6; at 7 it holds 4, 6, 7: quarantined at the 7th, the 2nd after)
+  assert.equal(h.feed('w', 'EE'), 2);
+  const r = harness(3, 5, { windows: { w: [1, 4] } });
+  assert.match(r.log.join('\n'), /^the quarantine windows of 1 rollout worker id\(s\) go on from the run state: "w" 2 excluded result\(s\) in the window$/m);
+  assert.equal(r.feed('w', 'EE'), 2);
+  assert.match(r.log.join('\n'), /quarantined rollout worker w: .*excluded rows of 3 of its last 5 checked rollout results/);
+  // without them (as before round 29) the count starts from zero: not quarantined by the same two results
+  assert.equal(harness(3, 5).feed('w', 'EE'), 0);
+  // a clean result pushes the age on; an exclusion leaving the window drops it (result 1 of 5, then . . . . -> gone)
+  const s = harness(3, 5, { windows: { w: [1, 4] } });
+  s.feed('w', '.');
+  assert.deepEqual(s.q.windowsAt(1), { w: [2] });
+  s.feed('w', '...');
+  assert.equal(s.q.windowsAt(4), undefined);
+});
+
+test('windowsAt(seq) is as of batch seq, not a later batch counted before seq was acknowledged; acknowledged() moves on', () => {
+  const h = harness(3, 10);
+  h.batch([['a', true]]); // seq 1
+  h.batch([['a', true], ['b', true]]); // seq 2, counted while seq 1's acknowledgement is written
+  assert.deepEqual(h.q.windowsAt(1), { a: [0] });
+  assert.deepEqual(h.q.windowsAt(2), { a: [0, 1], b: [0] });
+  h.q.acknowledged(1);
+  assert.deepEqual(h.q.ackedWindows(), { a: [0] });
+  // a batch that counted nothing new (none recorded for seq 3): the windows of the newest batch before it
+  assert.deepEqual(h.q.windowsAt(3), { a: [0, 1], b: [0] });
+  h.q.acknowledged(3);
+  assert.deepEqual(h.q.ackedWindows(), { a: [0, 1], b: [0] });
+  // a quarantined id's window is not stored (the id is)
+  h.batch([['a', true]]); // seq 3 again counted: a has 3 of its last 10: quarantined
+  assert.deepEqual(h.closed, ['a']);
+  assert.deepEqual(h.q.windowsAt(4), { b: [0] });
+});
+
+test('restored windows: what no longer fits a smaller window is let go; a quarantined id\'s window is ignored; after 0 ignores all', () => {
+  const r = harness(3, 4, { ids: ['q'], windows: { w: [1, 3, 7], q: [0, 1] } });
+  assert.deepEqual(r.q.ackedWindows(), { w: [1, 3] });
+  // w: results at ages 3 and 1 excluded (positions 1 and 3 of 4). Its next result excluded: position 1 leaves the
+  // window (2..5 holds 3, 5: 2); the one after: 3..6 holds 3, 5, 6 (3): quarantined at the 2nd
+  assert.equal(r.feed('w', 'EE'), 2);
+  assert.equal(harness(0, 4, { windows: { w: [0, 1, 2] } }).q.ackedWindows(), undefined);
+});
+
+test('the stored windows are bounded: the ids nearest quarantine, and each id\'s newest excluded results', () => {
+  const n = QUARANTINE_WINDOWS_STORED_MAX + 10;
+  const h = harness(QUARANTINE_WINDOW_HITS_STORED_MAX + 10, 0);
+  // one exclusion each for n ids, then two for 'z-near' and 'y-near' (and many for 'x-many')
+  h.batch(Array.from({ length: n }, (_, i) => [`id-${String(i).padStart(4, '0')}`, true] as [string, boolean]));
+  h.batch([['z-near', true], ['z-near', true], ['y-near', true], ['y-near', true]]);
+  h.batch(Array.from({ length: QUARANTINE_WINDOW_HITS_STORED_MAX + 5 }, () => ['x-many', true] as [string, boolean]));
+  const w = h.q.windowsAt(3)!;
+  assert.equal(Object.keys(w).length, QUARANTINE_WINDOWS_STORED_MAX);
+  assert.deepEqual(Object.keys(w), [...Object.keys(w)].sort());
+  assert.equal(w['x-many']!.length, QUARANTINE_WINDOW_HITS_STORED_MAX);
+  assert.deepEqual(w['x-many'], Array.from({ length: QUARANTINE_WINDOW_HITS_STORED_MAX }, (_, i) => i));
+  assert.deepEqual(w['z-near'], [0, 1]);
+  assert.deepEqual(w['y-near'], [0, 1]);
+  // of the ids with one exclusion each, n - (QUARANTINE_WINDOWS_STORED_MAX - 3) are left out
+  assert.equal(Object.keys(w).filter((id) => id.startsWith('id-')).length, QUARANTINE_WINDOWS_STORED_MAX - 3);
+  assert.ok(JSON.stringify(w).length < 50_000, `${JSON.stringify(w).length} bytes`);
+});
+
+test('--lift-quarantine drops a lifted id\'s stored window too: its count starts from zero', () => {
+  const state = { ackedSeq: 3, learnerVersion: 3, quarantined: ['a', 'b'], quarantineWindows: { a: [0], c: [2] } };
+  liftQuarantine(state, ['a'], () => {});
+  assert.deepEqual(state, { ackedSeq: 3, learnerVersion: 3, quarantined: ['b'], quarantineWindows: { c: [2] } });
+  liftQuarantine(state, ['c'], () => {});
+  assert.deepEqual(state, { ackedSeq: 3, learnerVersion: 3, quarantined: ['b'] });
 });
