@@ -34,6 +34,13 @@ const UNBOUNDED = 1_000_000;
 const budgetSeconds = Number(a.budget);
 const evalConfig = cfg([typesOverride(a['eval-types']!)]);
 const warm = (await loadCheckpoint(a.warm, { expectedShapes: paramShapesOf(evalConfig) })).params;
+// sigma is the parameter log_std (kept in the checkpoint, not trained at model.learnLogStd false): a
+// --set model.logStd=X replaces the warm start's (else the checkpoint's log(0.01) would win over the override).
+if ((a.set ?? []).some((x) => x.startsWith('model.logStd='))) {
+  const t = warm.get('log_std');
+  if (!t) throw new Error('the warm start has no log_std parameter');
+  warm.set('log_std', { ...t, data: Float32Array.from([evalConfig.model.logStd]) });
+}
 
 const trainTypes = typesOverride(a['train-types']!);
 const t0 = process.cpuUsage();
