@@ -6,8 +6,9 @@ t-interval (scipy):
   mean        final_mean - start_mean      (what sweep --methods reports, per type)
   sampled     final_sampled - start_sampled (what GRPO's objective is about: a sampled action's reward)
 and the GRPO training reward (mean of the sampled actions per step, training crops) over the first and last 50 steps.
-usage: python3 summary.py FILE.json...
+usage: python3 summary.py FILE.json[.gz]...
 """
+import gzip
 import json
 import sys
 
@@ -23,7 +24,8 @@ def ci(x):
 
 
 for path in sys.argv[1:]:
-    d = json.load(open(path))
+    with (gzip.open if path.endswith('.gz') else open)(path, 'rt') as f:
+        d = json.load(f)
     rep = d['reports']
     ps = {k: v['perSample'] for k, v in rep.items()}
     types = sorted(set(ps['identity']['type']))
