@@ -1,5 +1,5 @@
 #!/bin/bash
-# Round 29 (scanlines29), fifth queue (written after queue5: with std normalisation off nothing moved, since the KL term, not scaled
+# Round 29 (scanlines29), fifth queue (written after queue4: with std normalisation off nothing moved, since the KL term, not scaled
 # with the advantages, then dominates what Adam normalises): std normalisation off and on, both without KL and EMA. Same form as queue.sh. Usage: queue5.sh [WAIT_PID]
 set -u
 [ -n "${1:-}" ] && while kill -0 "$1" 2>/dev/null; do sleep 5; done
