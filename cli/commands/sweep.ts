@@ -2,6 +2,8 @@
 // Kubernetes runs rendered by scripts/k8s-ablation.ts, then one comparison report (sweep.md, sweep.html).
 // With --methods it compares training methods instead (dense/scalar GRPO, continued SFT, direct reward
 // backprop) from the same warm start at equal wall-clock compute (lib/experiments/compare.ts).
+// With --pool it writes one such report over the kept per-seed results of several --methods runs with the same
+// settings (poolComparisons), training nothing.
 import type { CommandModule } from 'yargs';
 
 interface Args {

@@ -17,6 +17,8 @@
 // Reported: gains over the arm's warm start and final values, with 95% t-intervals over seeds, and paired
 // differences of final values against the first arm (same seed, same images): the t over seeds and, from the
 // per-draw scores, the crossed seeds x photographs interval.
+// Each seed's result is kept (OUT/seed-<k>.json, with its settings); poolComparisons (`sweep --pool`) reports over
+// the kept seeds of several runs with the same settings.
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
