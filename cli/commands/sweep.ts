@@ -2,6 +2,8 @@
 // Kubernetes runs rendered by scripts/k8s-ablation.ts, then one comparison report (sweep.md, sweep.html).
 // With --methods it compares training methods instead (dense/scalar GRPO, continued SFT, direct reward
 // backprop) from the same warm start at equal wall-clock compute (lib/experiments/compare.ts).
+// With --pool it writes one such report over the kept per-seed results of several --methods runs with the same
+// settings (poolComparisons), training nothing.
 import type { CommandModule } from 'yargs';
 
 interface Args {
@@ -18,7 +20,8 @@ interface Args {
   methods?: string;
   budget: number;
   'budget-clock': 'wall' | 'cpu';
-  seeds: number;
+  seeds?: number;
+  pool?: string[];
   'sft-steps'?: number;
   from?: string;
   'shared-warm-start': boolean;
@@ -45,15 +48,17 @@ const command: CommandModule<object, Args> = {
       .option('methods', { type: 'string', describe: 'compare training methods instead of config values: a list among dense,scalar,sft,backprop, each optionally of a family (flow:scalar, gaussian:dense) (compare.md, compare.json, grid.png)' })
       .option('budget', { type: 'number', default: 90, describe: 'with --methods: seconds of training per method and seed (on --budget-clock)' })
       .option('budget-clock', { type: 'string', choices: ['wall', 'cpu'], default: 'wall', describe: "with --methods: what --budget counts: wall-clock seconds, or this process's CPU seconds (all threads; fair on a shared machine)" })
-      .option('seeds', { type: 'number', default: 3, describe: 'with --methods: seeds 0..N-1 (each its own warm start, noise and data order)' })
-      .option('first-seed', { type: 'number', describe: 'with --methods: run seeds K..N-1 only; --first-seed K --seeds K+1 runs seed K alone, so processes given different K and the same --out run seeds side by side (each writes the report over every seed on file with the same settings, naming those not run yet)' })
+      .option('seeds', { type: 'number', describe: 'with --methods: seeds 0..N-1 (each its own warm start, noise and data order; default 3); with --pool: pool seeds 0..N-1 (or K..N-1 with --first-seed) only, naming those not found' })
+      .option('first-seed', { type: 'number', describe: 'with --methods: run seeds K..N-1 only; --first-seed K --seeds K+1 runs seed K alone, so processes given different K and the same --out run seeds side by side (each writes the report over seeds K..N-1 and every seed below K on file with the same settings)' })
+      .option('pool', { type: 'string', array: true, describe: 'write one method-comparison report (compare.md, compare.json in --out) over the seeds kept by several sweep --methods runs: their --out folders or seed-<k>.json files; refused, naming the setting, when their settings differ; no training' })
       .option('sft-steps', { type: 'number', describe: 'with --methods: SFT steps of each warm start (default: sft.steps)' })
       .option('from', { type: 'string', describe: 'with --methods: a warm-start checkpoint (.safetensors) instead of training one per seed; {seed} in the path names one per seed (runs/demo-s{seed}/reference.safetensors), else every seed shares it; per family: flow=PATH,gaussian=PATH' })
       .option('shared-warm-start', { type: 'boolean', default: false, describe: 'with --methods: train one warm start per family (seed 0) and start every seed from it' })
       .option('set-for', { type: 'string', array: true, describe: "with --methods: FAMILY:key=value, an override for one family's runs only (e.g. flow:sft.lr=2e-3; repeatable)" })
       .option('samples', { type: 'number', describe: 'with --methods: evaluation images (default: eval.samples)' })
       .check((a) => {
-        if (!a.report && !a.methods && !(a.set ?? []).some((s) => /=.*,/.test(String(s)))) throw new Error('give at least one --set key=v1,v2,... to sweep (or --methods LIST, or --report DIR)');
+        if (a.pool && (a.methods || a.k8s || a.report || a.set?.length || a.config)) throw new Error('--pool only reads kept seed results: it does not combine with --methods, --k8s, --report, --set or --config (the settings come from the pooled files)');
+        if (!a.pool && !a.report && !a.methods && !(a.set ?? []).some((s) => /=.*,/.test(String(s)))) throw new Error('give at least one --set key=v1,v2,... to sweep (or --methods LIST, --report DIR, or --pool DIR...)');
         if (a.methods && (a.k8s || a.report)) throw new Error('--methods runs here, in one process: it does not combine with --k8s or --report');
         return true;
       }) as never,
@@ -65,13 +70,19 @@ const command: CommandModule<object, Args> = {
         console.log(`[sweep] report of ${r.runs.length} runs: ${r.md}, ${r.html}`);
         return;
       }
+      if (args.pool) {
+        const { poolComparisons } = await import('../../lib/experiments/compare.ts');
+        const r = await poolComparisons({ inputs: args.pool, out: args.out, seeds: args.seeds, firstSeed: args['first-seed'], log: (l) => console.log(l) });
+        console.log(`[sweep] pooled ${r.seeds.length} seed(s): ${r.md}, ${r.json}`);
+        return;
+      }
       if (args.methods) {
         const { compareMethods, parseMethods, parseFrom, parseFamilyOverrides } = await import('../../lib/experiments/compare.ts');
         const methods = parseMethods(args.methods);
         const { axes, fixed } = sweep.parseSets(args.set ?? []);
         if (axes.length) throw new Error('--methods compares methods under one configuration: give --set key=value (one value), not a list');
         const r = await compareMethods({
-          configFile: args.config, overrides: fixed, methods, seeds: args.seeds, budgetSeconds: args.budget, budgetClock: args['budget-clock'],
+          configFile: args.config, overrides: fixed, methods, seeds: args.seeds ?? 3, budgetSeconds: args.budget, budgetClock: args['budget-clock'],
           familyOverrides: parseFamilyOverrides(args['set-for'] ?? []), sharedWarmStart: args['shared-warm-start'], firstSeed: args['first-seed'],
           sftSteps: args['sft-steps'], from: args.from ? parseFrom(args.from) : undefined, samples: args.samples, out: args.out, log: (l) => console.log(l),
         });

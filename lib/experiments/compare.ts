@@ -17,7 +17,9 @@
 // Reported: gains over the arm's warm start and final values, with 95% t-intervals over seeds, and paired
 // differences of final values against the first arm (same seed, same images): the t over seeds and, from the
 // per-draw scores, the crossed seeds x photographs interval.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+// Each seed's result is kept (OUT/seed-<k>.json, with its settings); poolComparisons (`sweep --pool`) reports over
+// the kept seeds of several runs with the same settings.
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
 import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
@@ -258,10 +260,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   const t0 = Date.now();
   // Each seed's result is kept in OUT/seed-<k>.json with the settings that produced it, so an interrupted
   // comparison resumes, and a larger --seeds adds seeds without re-running the others.
-  const settings = JSON.stringify({
-    methods: o.methods, budget, ...(budgetClock === 'cpu' ? { budgetClock } : {}), sftSteps: o.sftSteps ?? null, from: o.from ?? null, shared: o.sharedWarmStart ?? false,
-    samples: o.samples ?? null, configFile: o.configFile ?? null, overrides: o.overrides ?? [], familyOverrides: o.familyOverrides ?? {},
-  });
+  const settings = settingsOf(o);
   for (let seed = firstSeed; seed < o.seeds; seed++) {
     const kept = join(o.out, `seed-${seed}.json`);
     const done = await readFile(kept, 'utf8').then((t) => JSON.parse(t) as { settings: string; result: SeedResult }, () => null);
@@ -318,14 +317,62 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   }
 
   // The report covers every seed on file with these settings, also those other processes ran (--first-seed):
-  // a process that ran only seed 2 must not overwrite a three-seed report with a one-seed one.
+  // a process that ran only seed 2 must not overwrite a three-seed report with a one-seed one. Seeds below
+  // --first-seed that are not on file were not asked for: the report does not call them "not run yet".
+  const below: number[] = [];
   for (let seed = firstSeed - 1; seed >= 0; seed--) {
     const done = await readFile(join(o.out, `seed-${seed}.json`), 'utf8').then((t) => JSON.parse(t) as { settings: string; result: SeedResult }, () => null);
-    if (done && done.settings === settings) seeds.unshift(done.result);
+    if (done && done.settings === settings) { seeds.unshift(done.result); below.unshift(seed); }
   }
-  const missing = Array.from({ length: o.seeds }, (_, k) => k).filter((k) => !seeds.some((s) => s.seed === k));
-  if (missing.length) log(`[compare] the report covers ${seeds.length} of ${o.seeds} seeds; not on file yet: ${missing.join(', ')}`);
-  const runsOf = (name: string) => seeds.map((s) => s.runs.find((r) => r.method === name)!);
+  if (below.length) log(`[compare] seeds below --first-seed ${firstSeed} on file with the same settings, included in the report: ${seedList(below)}`);
+  const sftSteps = Object.fromEntries(families.map((f) => [f, fromFiles[f] ? null : sftStepsOf(f)]));
+  const missing = missingOf(seeds, firstSeed, o.seeds);
+  if (missing.length) log(`[compare] the report covers ${seeds.length} seeds; asked for but not on file yet: ${seedList(missing)}`);
+  const r = await writeCompareReport({ o, settings, arms, families, sftSteps, fromFiles, seeds, missing });
+  return { ...r, grid: gridPath };
+}
+
+/** Seeds in [first, end) that `seeds` lacks: asked for and not on file. */
+function missingOf(seeds: readonly SeedResult[], first: number, end: number): number[] {
+  return Array.from({ length: end - first }, (_, k) => first + k).filter((k) => !seeds.some((s) => s.seed === k));
+}
+
+/** "0-2, 5, 7-9": sorted seeds as ranges. */
+export function seedList(seeds: readonly number[]): string {
+  const xs = [...seeds].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < xs.length;) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
+    parts.push(j === i ? `${xs[i]}` : `${xs[i]}-${xs[j]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
+}
+
+interface ReportInput {
+  o: CompareOptions;
+  /** The settings string the seeds were matched by (JSON; kept in compare.json). */
+  settings: string;
+  arms: ReadonlyArray<Arm & { family: Family }>;
+  families: readonly Family[];
+  sftSteps: Record<string, number | null>;
+  fromFiles: Partial<Record<Family, string>>;
+  seeds: SeedResult[];
+  /** Seeds asked for and not on file. */
+  missing: readonly number[];
+  /** Pooled reports: where each seed came from. */
+  pooledFrom?: Record<number, string>;
+}
+
+/** compare.md and compare.json over the given seeds (the statistics, from the per-seed results alone). */
+async function writeCompareReport(x: ReportInput): Promise<Omit<CompareResult, 'grid'>> {
+  const { o, arms, families, sftSteps, fromFiles, seeds, missing } = x;
+  const runsOf = (name: string) => seeds.map((s) => {
+    const r = s.runs.find((q) => q.method === name);
+    if (!r) throw new Error(`compare: seed ${s.seed} has no '${name}' run`);
+    return r;
+  });
   const ciOf = (name: string, pick: (r: SeedResult['runs'][number]) => Gains | EvalReport) =>
     Object.fromEntries(METRICS.map((k) => [k, meanCI(runsOf(name).map((r) => pick(r)[k]))])) as Record<Metric, MeanCI>;
   const summary = Object.fromEntries(arms.map((a) => [a.name, ciOf(a.name, (r) => r.gain)]));
@@ -347,13 +394,173 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   const json = join(o.out, 'compare.json');
   // Training time from the results themselves, so a report rebuilt from kept seed files still says it.
   const minutes = seeds.reduce((sum, s) => sum + s.runs.reduce((a, r) => a + r.wallSeconds, 0), 0) / 60;
-  const sftSteps = Object.fromEntries(families.map((f) => [f, fromFiles[f] ? null : sftStepsOf(f)]));
-  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, fromFiles, seeds, summary, finals, reference, pairedAgainstReference, pairedCrossedAgainstReference, minutes, missing));
+  await mkdir(o.out, { recursive: true });
+  await writeFile(md, renderMarkdown(o, arms, families, sftSteps, fromFiles, seeds, summary, finals, reference, pairedAgainstReference, pairedCrossedAgainstReference, minutes, missing, x.pooledFrom));
   await writeFile(json, JSON.stringify({
-    methods: o.methods, families, budget_seconds: o.budgetSeconds, budget_clock: budgetClock, sft_steps: sftSteps, shared_warm_start: o.sharedWarmStart ?? false,
+    methods: o.methods, families, budget_seconds: o.budgetSeconds, budget_clock: o.budgetClock ?? 'wall', sft_steps: sftSteps, shared_warm_start: o.sharedWarmStart ?? false,
+    settings: JSON.parse(x.settings) as unknown, ...(missing.length ? { not_run_yet: missing } : {}), ...(x.pooledFrom ? { pooled_from: x.pooledFrom } : {}),
     seeds, summary, finals, reference, paired_against_reference: pairedAgainstReference, paired_crossed_against_reference: pairedCrossedAgainstReference,
   }, null, 2));
-  return { seeds, summary, finals, reference, pairedAgainstReference, pairedCrossedAgainstReference, md, json, grid: gridPath };
+  return { seeds, summary, finals, reference, pairedAgainstReference, pairedCrossedAgainstReference, md, json };
+}
+
+/** What a kept seed (OUT/seed-<k>.json) is matched by: every option that changes what a seed trains or reports. */
+interface KeptSettings {
+  methods: string[];
+  budget: number;
+  /** Present for 'cpu' only (files from before the CPU clock lack it: wall). */
+  budgetClock?: BudgetClock;
+  sftSteps: number | null;
+  from: string | Partial<Record<Family, string>> | null;
+  shared: boolean;
+  samples: number | null;
+  configFile: string | null;
+  overrides: string[];
+  familyOverrides: Partial<Record<Family, string[]>>;
+}
+
+/** The settings string of a comparison (unchanged since round 27: kept seed files stay reusable). */
+function settingsOf(o: CompareOptions): string {
+  const budgetClock = o.budgetClock ?? 'wall';
+  return JSON.stringify({
+    methods: o.methods, budget: o.budgetSeconds, ...(budgetClock === 'cpu' ? { budgetClock } : {}), sftSteps: o.sftSteps ?? null, from: o.from ?? null, shared: o.sharedWarmStart ?? false,
+    samples: o.samples ?? null, configFile: o.configFile ?? null, overrides: o.overrides ?? [], familyOverrides: o.familyOverrides ?? {},
+  });
+}
+
+/** The command-line option each kept setting comes from, to name it when two inputs differ. */
+const SETTING_OPTIONS: Record<keyof KeptSettings, string> = {
+  methods: '--methods', budget: '--budget', budgetClock: '--budget-clock', sftSteps: '--sft-steps', from: '--from', shared: '--shared-warm-start',
+  samples: '--samples', configFile: '--config', overrides: '--set', familyOverrides: '--set-for',
+};
+
+/** The first setting two settings strings differ in, as "--budget: 60 in A, 90 in B"; null when they agree. */
+export function settingsDifference(a: string, b: string, nameA: string, nameB: string): string | null {
+  const A = JSON.parse(a) as Record<string, unknown>;
+  const B = JSON.parse(b) as Record<string, unknown>;
+  const norm = (x: Record<string, unknown>, k: string) => (k === 'budgetClock' && x[k] === undefined ? 'wall' : x[k]);
+  for (const k of [...new Set([...Object.keys(A), ...Object.keys(B)])]) {
+    const va = norm(A, k);
+    const vb = norm(B, k);
+    if (JSON.stringify(va) === JSON.stringify(vb)) continue;
+    const option = SETTING_OPTIONS[k as keyof KeptSettings] ?? k;
+    if (k === 'overrides' && Array.isArray(va) && Array.isArray(vb)) {
+      const onlyA = va.filter((x) => !vb.includes(x));
+      const onlyB = vb.filter((x) => !va.includes(x));
+      if (!onlyA.length && !onlyB.length) return `${option}: the same overrides in another order (${JSON.stringify(va)} in ${nameA}, ${JSON.stringify(vb)} in ${nameB}; a later --set wins)`;
+      return `${option}: ${onlyA.length ? onlyA.join(' ') : '(none)'} in ${nameA} only, ${onlyB.length ? onlyB.join(' ') : '(none)'} in ${nameB} only`;
+    }
+    return `${option}: ${JSON.stringify(va ?? null)} in ${nameA}, ${JSON.stringify(vb ?? null)} in ${nameB}`;
+  }
+  return null;
+}
+
+/** A kept seed file, checked to be one. */
+async function readKept(file: string): Promise<{ file: string; settings: string; result: SeedResult }> {
+  const text = await readFile(file, 'utf8').catch((e: Error) => { throw new Error(`pool: cannot read '${file}': ${e.message}`); });
+  let kept: { settings?: unknown; result?: { seed?: unknown; runs?: unknown; start?: unknown; identity?: unknown } };
+  try {
+    kept = JSON.parse(text) as typeof kept;
+  } catch (e) {
+    throw new Error(`pool: '${file}' is not JSON (${(e as Error).message})`);
+  }
+  const r = kept?.result;
+  if (typeof kept?.settings !== 'string' || !r || !Number.isInteger(r.seed) || !Array.isArray(r.runs) || !r.start || !r.identity) {
+    throw new Error(`pool: '${file}' is not a per-seed result of sweep --methods (a seed-<k>.json holding settings and result)`);
+  }
+  try {
+    JSON.parse(kept.settings);
+  } catch {
+    throw new Error(`pool: '${file}': its settings are not JSON`);
+  }
+  return { file, settings: kept.settings, result: r as SeedResult };
+}
+
+export interface PoolOptions {
+  /** Folders (their seed-<k>.json files) or seed-<k>.json files of `sweep --methods` runs with the same settings. */
+  inputs: readonly string[];
+  /** Where compare.md and compare.json are written. */
+  out: string;
+  /** With seeds: pool seeds firstSeed..seeds-1 only, naming those not found as not run yet. */
+  seeds?: number;
+  firstSeed?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * One report over the seeds of several `sweep --methods` runs (other --out folders, per-seed files) run with the
+ * same settings: refused, naming the setting, when any two inputs differ; a seed found twice must hold the same
+ * result. No training: the report is computed from the kept per-seed results, as a run's own report is.
+ */
+export async function poolComparisons(p: PoolOptions): Promise<Omit<CompareResult, 'grid'>> {
+  const log = p.log ?? (() => undefined);
+  if (!p.inputs.length) throw new Error('pool: give at least one folder or seed-<k>.json file');
+  const firstSeed = p.firstSeed ?? 0;
+  if (p.seeds !== undefined && (!Number.isInteger(p.seeds) || p.seeds < 1)) throw new Error(`pool: seeds must be a positive integer, got ${p.seeds}`);
+  if (p.firstSeed !== undefined && p.seeds === undefined) throw new Error('pool: --first-seed needs --seeds (the seeds firstSeed..seeds-1 to pool)');
+  if (p.seeds !== undefined && (!Number.isInteger(firstSeed) || firstSeed < 0 || firstSeed >= p.seeds)) throw new Error(`pool: the first seed must be an integer in [0, seeds = ${p.seeds}), got ${p.firstSeed}`);
+  const found: Array<{ file: string; settings: string; result: SeedResult }> = [];
+  for (const input of p.inputs) {
+    const st = await stat(input).catch(() => null);
+    if (!st) throw new Error(`pool: '${input}' does not exist`);
+    const seedOf = (f: string) => Number(/^seed-(\d+)\.json$/.exec(f)![1]);
+    const files = st.isDirectory()
+      ? (await readdir(input)).filter((f) => /^seed-\d+\.json$/.test(f)).sort((x, y) => seedOf(x) - seedOf(y)).map((f) => join(input, f))
+      : [input];
+    if (!files.length) throw new Error(`pool: '${input}' holds no seed-<k>.json (the per-seed results sweep --methods keeps in its --out)`);
+    for (const file of files) found.push(await readKept(file));
+  }
+  const first = found[0]!;
+  for (const f of found.slice(1)) {
+    const d = settingsDifference(first.settings, f.settings, first.file, f.file);
+    if (d) throw new Error(`pool: ${f.file} was run with other settings than ${first.file}: ${d}`);
+  }
+  const bySeed = new Map<number, { file: string; result: SeedResult }>();
+  for (const f of found) {
+    const k = f.result.seed;
+    const had = bySeed.get(k);
+    if (had && JSON.stringify(had.result) !== JSON.stringify(f.result)) throw new Error(`pool: seed ${k} is in both ${had.file} and ${f.file}, with different results: pool each seed once`);
+    if (had) { log(`[pool] seed ${k}: ${f.file} holds the same result as ${had.file}, counted once`); continue; }
+    bySeed.set(k, { file: f.file, result: f.result });
+  }
+  let ks = [...bySeed.keys()].sort((a, b) => a - b);
+  let missing: number[] = [];
+  if (p.seeds !== undefined) {
+    const left = ks.filter((k) => k < firstSeed || k >= p.seeds!);
+    if (left.length) log(`[pool] seeds outside ${firstSeed}..${p.seeds - 1} left out: ${seedList(left)}`);
+    ks = ks.filter((k) => k >= firstSeed && k < p.seeds!);
+    missing = missingOf(ks.map((k) => bySeed.get(k)!.result), firstSeed, p.seeds);
+    if (missing.length) log(`[pool] asked for and not found: ${seedList(missing)}`);
+  }
+  if (!ks.length) throw new Error(`pool: no seed of ${firstSeed}..${(p.seeds ?? 1) - 1} in ${p.inputs.join(', ')}`);
+  const seeds = ks.map((k) => bySeed.get(k)!.result);
+  const kept = JSON.parse(first.settings) as KeptSettings;
+  const o: CompareOptions = {
+    methods: kept.methods, budgetSeconds: kept.budget, budgetClock: kept.budgetClock ?? 'wall', ...(kept.sftSteps !== null ? { sftSteps: kept.sftSteps } : {}),
+    ...(kept.from !== null ? { from: kept.from } : {}), sharedWarmStart: kept.shared, ...(kept.samples !== null ? { samples: kept.samples } : {}),
+    ...(kept.configFile !== null ? { configFile: kept.configFile } : {}), overrides: kept.overrides, familyOverrides: kept.familyOverrides,
+    seeds: p.seeds ?? ks.at(-1)! + 1, ...(p.seeds !== undefined ? { firstSeed } : {}), out: p.out,
+  };
+  // Each arm's family as its runs recorded it; the warm start's SFT steps from the settings (or the runs' configuration).
+  const arms = kept.methods.map(armOf).map((a) => {
+    const run = seeds[0]!.runs.find((r) => r.method === a.name);
+    if (!run) throw new Error(`pool: ${bySeed.get(ks[0]!)!.file} has no '${a.name}' run, though its settings name it`);
+    return { ...a, family: run.family };
+  });
+  const families = [...new Set(arms.map((a) => a.family))];
+  const fromFiles: Partial<Record<Family, string>> = typeof kept.from === 'string' ? { [families[0]!]: kept.from } : (kept.from ?? {});
+  const sftSteps = Object.fromEntries(families.map((f) => {
+    if (fromFiles[f]) return [f, null];
+    if (kept.sftSteps !== null) return [f, kept.sftSteps];
+    try {
+      return [f, loadConfig(kept.configFile ?? undefined, [...kept.overrides, `model.family=${f}`, ...(kept.familyOverrides[f] ?? [])]).sft.steps];
+    } catch (e) {
+      throw new Error(`pool: the warm start's SFT steps come from the runs' configuration (${kept.configFile ?? 'defaults'} with their --set), which cannot be read here: ${(e as Error).message}`);
+    }
+  }));
+  const pooledFrom = Object.fromEntries(ks.map((k) => [k, bySeed.get(k)!.file.replace(/\/seed-\d+\.json$/, '')]));
+  log(`[pool] ${ks.length} seed(s) (${seedList(ks)}) from ${p.inputs.length} input(s), the same settings`);
+  return writeCompareReport({ o, settings: first.settings, arms, families, sftSteps, fromFiles, seeds, missing, pooledFrom });
 }
 
 const signed = (x: number, d: number) => `${x >= 0 ? '+' : ''}${x.toFixed(d)}`;
@@ -377,6 +584,7 @@ function renderMarkdown(
   pairedCrossed: CompareResult['pairedCrossedAgainstReference'],
   minutes: number,
   missing: readonly number[],
+  pooledFrom?: Record<number, string>,
 ): string {
   const digits: Record<Metric, number> = { reward: 4, ssim: 4, clip_cos: 4, psnr: 2 };
   const ci = (c: MeanCI, k: Metric) => formatCI(c, digits[k]);
@@ -389,7 +597,8 @@ function renderMarkdown(
   const lines = [
     `# Method comparison at equal ${o.budgetClock === 'cpu' ? 'CPU-time' : 'wall-clock'} compute`,
     '',
-    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s)${missing.length ? ` of ${o.seeds} (seeds ${missing.join(', ')} not run yet)` : ''}; ${o.budgetSeconds} s of training${o.budgetClock === 'cpu' ? ' (process CPU time, all threads)' : ''} per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(1)} minutes of training (wall time, every method and seed).`,
+    `${arms.map((a) => armLabel(a)).join(', ')}; ${seeds.length} seed(s) (${seedList(seeds.map((s) => s.seed))})${missing.length ? `; seeds ${seedList(missing)} asked for and not run yet` : ''}; ${o.budgetSeconds} s of training${o.budgetClock === 'cpu' ? ' (process CPU time, all threads)' : ''} per method and seed, from ${starts.join('; ')}; ${seeds[0] ? seeds[0].identity.count : 0} evaluation images; ${minutes.toFixed(1)} minutes of training (wall time, every method and seed).`,
+    ...(pooledFrom ? [`Pooled (\`sweep --pool\`, the same settings) from: ${[...new Set(Object.values(pooledFrom))].map((f) => `${f} (seeds ${seedList(Object.entries(pooledFrom).filter(([, v]) => v === f).map(([k]) => Number(k)))})`).join('; ')}.`] : []),
     'Gains of the policy mean over its warm start: mean ± 95% half-width (t over seeds) [interval].',
     '',
     '| method | reward gain | SSIM gain | embedding-cosine gain | PSNR gain (dB) |',
