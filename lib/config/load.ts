@@ -63,8 +63,9 @@ function parseOverrides(overrides: Overrides | undefined): ParsedOverride[] {
 }
 
 /**
- * The value of an override: JSON when it parses as JSON, else the raw string. Where the schema expects a
- * string (or a string enum) the raw text is kept, so `run.id=007` or `run.id=123` stay strings.
+ * The value of an override: JSON when it parses as JSON; else, for a list or map written as in a YAML run file
+ * (`[gaussian_noise, motion_blur]`, `{scan_lines: 4}`: a YAML flow collection), that; else the raw string. Where the
+ * schema expects a string (or a string enum) the raw text is kept, so `run.id=007` or `run.id=123` stay strings.
  */
 function overrideValue(o: ParsedOverride): unknown {
   const target = schemaAt(configSchema, o.path);
@@ -81,9 +82,15 @@ function overrideValue(o: ParsedOverride): unknown {
   }
   try {
     return JSON.parse(o.raw);
-  } catch {
-    return o.raw;
+  } catch { /* not JSON */ }
+  // the run file's YAML accepts unquoted names in a flow list or map; so does --set (round 29: `--set
+  // data.corruptions.types=[scan_lines]` was taken as the string "[scan_lines]" and refused as not a list)
+  if (/^\s*[[{]/.test(o.raw)) {
+    try {
+      return YAML.parse(o.raw) as unknown;
+    } catch { /* neither: the raw string, which the schema then refuses naming the override */ }
   }
+  return o.raw;
 }
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {

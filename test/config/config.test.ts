@@ -182,6 +182,12 @@ test('dotted-key overrides: numbers, booleans, arrays, items, records, strings',
   assert.deepEqual(d.reward.weights, { ssim: 0.9, clip: 0 });
   assert.equal(d.reward.clipModel, 'models/clip.onnx');
   assert.equal(d.run.id, 'quoted');
+  // a list or map as a YAML run file writes it (a flow collection, names unquoted), as docs/config.md's examples do
+  const y = loadConfig(undefined, ['data.corruptions.types=[scan_lines, gaussian_noise]', 'data.corruptions.weights={scan_lines: 4}']);
+  assert.deepEqual(y.data.corruptions.types, ['scan_lines', 'gaussian_noise']);
+  assert.deepEqual(y.data.corruptions.weights, { scan_lines: 4 });
+  // neither JSON nor YAML: refused naming the override
+  assert.match(configError(() => loadConfig(undefined, ['data.corruptions.types=[scan_lines'])).message, /data\.corruptions\.types: .* in override data\.corruptions\.types=\[scan_lines$/);
 });
 
 test('a bad override is reported as coming from the override', () => {
