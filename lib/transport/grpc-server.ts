@@ -244,7 +244,9 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
           const refusal = grantRefusal(g, hello.role, hello.worker_id, what);
           if (refusal) return refuse(grpc.status.PERMISSION_DENIED, refusal);
         }
-        const taken = grant && pinnedRefusal ? pinnedRefusal(grant, hello.role, hello.worker_id) : undefined;
+        // an id a line of the file pins is refused to every session whose role token is not such a line: a wildcard
+        // token, the shared token beside the file, a certificate (review29 F2)
+        const taken = pinnedRefusal?.(grant, hello.role, hello.worker_id, grant ? 'this token' : shared ? 'the shared token' : 'this credential');
         if (taken) return refuse(grpc.status.PERMISSION_DENIED, taken);
         if (hello.protocol_version !== PROTOCOL_VERSION) {
           return refuse(

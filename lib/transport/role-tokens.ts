@@ -105,15 +105,18 @@ export function tokenCredentialId(token: string): string {
 }
 
 /**
- * Why a wildcard grant (`*`) may not connect as `workerId`: another grant of the file names that id for the role (its
- * line pins it to its own token), so a wildcard token cannot take a pinned worker's id (and with it its tasks, its
- * quarantine, or its vote). Undefined: it may (the grant pins an id itself, or no grant pins this one).
+ * Why a session may not connect as `workerId`: a line of the file names that id for the role (pins it to its own
+ * token), and the session's role token (`token`: the line it matched; undefined for the shared token or a certificate
+ * without one) is not such a line. So neither a wildcard token nor the shared token given beside the file nor a
+ * certificate (even one naming the id: the file's line is the word) can take a pinned worker's id (and with it its
+ * tasks, its quarantine, or its vote): review29 F2, until then only wildcard role tokens were refused. `what` names
+ * the credential. Undefined: it may (its token's line names this id, or no line does).
  */
-export function pinnedElsewhere(grants: readonly RoleGrant[]): (grant: Grant, role: WorkerRole, workerId: string) => string | undefined {
+export function pinnedElsewhere(grants: readonly RoleGrant[]): (token: Grant | undefined, role: WorkerRole, workerId: string, what?: string) => string | undefined {
   const pinned = new Set(grants.filter((g) => g.workerId !== undefined).map((g) => `${g.role}/${g.workerId}`));
-  return (grant, role, workerId) =>
-    grant.workerId === undefined && pinned.has(`${role}/${workerId}`)
-      ? `worker id ${JSON.stringify(workerId)} is granted to another token (a line of the role-token file names it for role ${role}); this token grants any other id`
+  return (token, role, workerId, what = 'this credential') =>
+    pinned.has(`${role}/${workerId}`) && !(token?.role === role && token.workerId === workerId)
+      ? `worker id ${JSON.stringify(workerId)} is granted to another token (a line of the role-token file names it for role ${role}); ${what} does not name it`
       : undefined;
 }
 

@@ -59,15 +59,20 @@ async function acknowledgeBatchOne(o: RunningOrchestrator, log: string[]): Promi
   await conn.close();
 }
 
-test('a wildcard role token may not use a worker id another line of the file pins', { timeout: 60_000 }, async () => {
+test('only a token whose line pins a worker id may use it: not a wildcard role token, not the shared token beside the file', { timeout: 60_000 }, async () => {
   const nats = await startNatsServer();
   cleanups.push(() => nats.stop());
-  const o = await start(nats.url, sftConfig('id-pinned'), ALL, []);
+  const o = await start(nats.url, sftConfig('id-pinned'), ALL, [], SHARED);
   await assert.rejects(connect(o, 'ROLLOUT', 'w1', FLEET_A), /PERMISSION_DENIED.*worker id "w1" is granted to another token \(a line of the role-token file names it for role ROLLOUT\)/);
+  // the shared token given beside the file neither (review29 F2: until then it was accepted as w1, while an id bound
+  // to a wildcard token was refused to it)
+  await assert.rejects(connect(o, 'ROLLOUT', 'w1', SHARED), /PERMISSION_DENIED.*worker id "w1" is granted to another token \(a line of the role-token file names it for role ROLLOUT\); the shared token does not name it/);
   (await connect(o, 'ROLLOUT', 'w1', PINNED)).close();
-  // the pinned id is the pinned token's also after it connected; another id is the wildcard's
+  // the pinned id is the pinned token's also after it connected; another id is the wildcard's, or the shared token's
   await assert.rejects(connect(o, 'ROLLOUT', 'w1', FLEET_B), /PERMISSION_DENIED.*granted to another token/);
+  await assert.rejects(connect(o, 'ROLLOUT', 'w1', SHARED), /PERMISSION_DENIED.*granted to another token/);
   (await connect(o, 'ROLLOUT', 'w2', FLEET_A)).close();
+  (await connect(o, 'ROLLOUT', 'w3', SHARED)).close();
   await o.stop();
 });
 
