@@ -209,10 +209,13 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
         } catch (e) {
           return refuse(grpc.status.PERMISSION_DENIED, (e as Error).message);
         }
-        if (certGrant) grants.push({ g: certGrant, what: 'the client certificate' });
-        const certId = certGrant ? certificateCredentialId(peerCert) : undefined;
-        if (certGrant && certId && !grant) credential = { kind: 'cert', id: certId, pinned: certGrant.workerId !== undefined };
-        else if (!tokenRequired) {
+        if (certGrant) {
+          grants.push({ g: certGrant, what: 'the client certificate' });
+          // the certificate is the session's credential when no role token is (its id needs its DER bytes, `raw`:
+          // without them the session keeps the shared token's or none, review29 F7)
+          const certId = certificateCredentialId(peerCert);
+          if (certId && !grant) credential = { kind: 'cert', id: certId, pinned: certGrant.workerId !== undefined };
+        } else if (!tokenRequired) {
           return refuse(grpc.status.PERMISSION_DENIED, `the client certificate names no role: it needs a URI subject alternative name ${ROLE_URI_PREFIX}<role>[/<worker-id>]`);
         }
       }
