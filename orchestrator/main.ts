@@ -24,6 +24,7 @@ import {
   startOrchestratorServer,
   tokenCredentialId,
   WORKER_ID_PATTERN,
+  WORKER_ID_RULE,
   type NatsAuth,
   type OrchestratorServer,
   type ServerAuth,
@@ -151,7 +152,7 @@ export function parseUnbind(value: string): string {
   const m = /^([A-Za-z]+)\/(.*)$/.exec(value);
   const role = m ? m[1]!.toLowerCase() : '';
   if (!m || !['rollout', 'reward', 'learner'].includes(role) || !WORKER_ID_PATTERN.test(m[2]!)) {
-    throw new Error(`--unbind ${JSON.stringify(value)}: expected <role>/<worker-id>, role rollout, reward or learner, the worker id matching [A-Za-z0-9._:-]{1,128} (e.g. rollout/rollout-3)`);
+    throw new Error(`--unbind ${JSON.stringify(value)}: expected <role>/<worker-id>, role rollout, reward or learner, the worker id ${WORKER_ID_RULE} (e.g. rollout/rollout-3)`);
   }
   return `${role}/${m[2]!}`;
 }

@@ -45,7 +45,7 @@ export function parseRoleTokens(text: string, source: string): RoleGrant[] {
     const [role, workerId, token] = fields as [string, string, string];
     const r = roleOfName(role);
     if (!r) throw new Error(`${where}: role ${JSON.stringify(role)} is not one of ${Object.keys(ROLES).join(', ')}`);
-    if (workerId !== '*' && !WORKER_ID_PATTERN.test(workerId)) throw new Error(`${where}: worker id ${JSON.stringify(workerId)} must be * or match [A-Za-z0-9._:-]{1,128}`);
+    if (workerId !== '*' && !WORKER_ID_PATTERN.test(workerId)) throw new Error(`${where}: worker id ${JSON.stringify(workerId)} must be * or match [A-Za-z0-9._:-]{1,128}, and not be "__proto__" (reserved: a key JSON records drop)`);
     if (token.length < MIN_TOKEN_CHARS) throw new Error(`${where}: the token is shorter than ${MIN_TOKEN_CHARS} characters`);
     if (seen.has(token)) throw new Error(`${where}: the token is already granted on an earlier line (each token names one role)`);
     seen.add(token);
