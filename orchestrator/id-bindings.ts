@@ -49,16 +49,20 @@ export class IdBindings {
    * with the file).
    */
   constructor(private readonly o: { restored?: Readonly<Record<string, string>>; live: ReadonlySet<string> | undefined; log: (line: string) => void }) {
-    let lapsed = 0;
+    const lapsed: string[] = [];
     let trimmed = 0;
     // in stored order, least recently claimed first; a state stored before the per-token cap may hold more for a
     // token: its oldest go
     for (const [key, credential] of Object.entries(o.restored ?? {})) {
-      if (o.live && !o.live.has(credential)) lapsed++;
+      if (o.live && !o.live.has(credential)) lapsed.push(key);
       else if (this.bind(key, credential)) trimmed++;
     }
-    if (this.bound.size) o.log(`${this.bound.size} worker id(s) stay bound to the role token that first used them (run state)`);
-    if (lapsed) o.log(`${lapsed} worker id binding(s) lapsed: their role token is no longer in the role-token file`);
+    if (this.bound.size) {
+      o.log(o.live
+        ? `${this.bound.size} worker id(s) stay bound to the role token that first used them (run state)`
+        : `${this.bound.size} worker id binding(s) of the run state kept, not enforced without a role-token file`);
+    }
+    if (lapsed.length) o.log(`${lapsed.length} worker id binding(s) lapsed: their role token is no longer in the role-token file: ${lapsed.slice(0, 16).map((k) => JSON.stringify(k)).join(', ')}${lapsed.length > 16 ? ', ...' : ''}`);
     if (trimmed) o.log(`${trimmed} worker id binding(s) of the run state dropped: a role token holds at most ${BOUND_IDS_PER_TOKEN} (its least recently claimed went)`);
   }
 

@@ -64,3 +64,18 @@ test('a stored state holding more than the cap for a token (stored before it) ke
   assert.equal(stored['rollout/h'], HONEST);
   assert.ok(log.includes(`${1000 - BOUND_IDS_PER_TOKEN} worker id binding(s) of the run state dropped: a role token holds at most ${BOUND_IDS_PER_TOKEN} (its least recently claimed went)`), log.join('\n'));
 });
+
+test('the start-up lines: lapsed bindings named (up to 16), restored ones kept but not enforced without a role-token file', () => {
+  const restored = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`rollout/w-${String(i).padStart(2, '0')}`, i < 18 ? FORGER : HONEST] as const));
+  const log: string[] = [];
+  new IdBindings({ restored, live: new Set([HONEST]), log: (l) => log.push(l) });
+  assert.deepEqual(log, [
+    '2 worker id(s) stay bound to the role token that first used them (run state)',
+    `18 worker id binding(s) lapsed: their role token is no longer in the role-token file: ${Array.from({ length: 16 }, (_, i) => `"rollout/w-${String(i).padStart(2, '0')}"`).join(', ')}, ...`,
+  ]);
+  const none: string[] = [];
+  const b = new IdBindings({ restored, live: undefined, log: (l) => none.push(l) });
+  assert.deepEqual(none, ['20 worker id binding(s) of the run state kept, not enforced without a role-token file']);
+  assert.equal(b.claim(session('w-00', HONEST)), undefined, 'not enforced');
+  assert.equal(Object.keys(b.stored()!).length, 20, 'kept for a later restart with the file');
+});

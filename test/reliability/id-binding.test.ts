@@ -114,7 +114,7 @@ test('a worker id is bound to the first wildcard token that used it, across a re
   // fleet A's token rotated out of the file: its bindings lapse, x may be used by another token
   const logC: string[] = [];
   const c = await start(nats.url, config, file(`learner * ${LEARNER}`, `rollout * ${FLEET_B}`), logC);
-  assert.ok(logC.some((l) => /^1 worker id binding\(s\) lapsed: their role token is no longer in the role-token file$/.test(l)), logC.join('\n'));
+  assert.ok(logC.some((l) => /^1 worker id binding\(s\) lapsed: their role token is no longer in the role-token file: "rollout\/x"$/.test(l)), logC.join('\n'));
   await (await connect(c, 'ROLLOUT', 'x', FLEET_B)).close();
   await c.stop();
 });
