@@ -3,12 +3,14 @@
 // any id (`*`) could so present an honest worker's id while that worker is disconnected, take its tasks, or get it
 // quarantined. Here, a (role, worker id) is bound for the run to the first role token whose session used it; a session
 // of another credential claiming it (another token, the shared token beside the file, a certificate) is refused with
-// PERMISSION_DENIED naming the id. The bindings are stored in the
-// run state with each acknowledgement (RunState.boundIds), so a restarted orchestrator keeps them; a binding whose
-// token is no longer in the role-token file (rotated out) lapses at start, so a rotation does not lock a worker out.
+// PERMISSION_DENIED naming the id. The bindings are stored in the run state with each acknowledgement
+// (RunState.boundIds), so a restarted orchestrator keeps them; a binding whose token is no longer in the role-token
+// file (rotated out) lapses at start. A rotation that keeps both lines a while locks the ids out meanwhile, and a
+// wildcard token can squat an id nobody used yet (docs/security.md: pin fixed ids; --unbind, orchestrator/main.ts).
 //
 // Only role tokens granting any id (`*`) bind: a token whose line names the id needs no binding (the server refuses
-// that id to every wildcard token: lib/transport/role-tokens.ts pinnedElsewhere). Only role tokens: the orchestrator knows each one (the file), and each line is its own credential. A client
+// that id to every session whose token is not such a line: lib/transport/role-tokens.ts pinnedElsewhere). Only role
+// tokens: the orchestrator knows each one (the file), and each line is its own credential. A client
 // certificate without a role token does not (the CA may have issued any number, a rotation changes the fingerprint,
 // and k8s/base gives a whole Deployment one per role: binding to it would bind nothing, and lock every replica out at a
 // rotation); the shared token or no authentication does not either (every holder is the same credential).
