@@ -120,7 +120,7 @@ export class IdBindings {
       this.bind(key, holder); // claimed now: the token's most recent
       return undefined;
     }
-    return `worker id ${JSON.stringify(s.workerId)} (role ${s.role}) is bound for this run to the role token that first used it, not this ${credential?.kind === 'token' ? 'one' : 'credential'}: connect with that token or under another worker id`;
+    return `worker id ${JSON.stringify(s.workerId)} (role ${s.role}) is bound for this run to the role token that first used it, not this ${credential?.kind === 'token' ? 'one' : 'credential'}: connect with that token or under another worker id (or restart the orchestrator with --unbind ${key}: docs/security.md)`;
   }
 
   /** The bindings as stored (RunState.boundIds), least recently claimed first; undefined when there is none. */
