@@ -82,7 +82,7 @@ export function withWorkerOptions<T>(y: Argv<T>, opts: { deviceDefault: string }
     .option('metrics-host', { type: 'string', default: '127.0.0.1', describe: 'interface of /metrics and /health (0.0.0.0 in a pod, with --metrics-token-file or --metrics-network-protected)' })
     .option('metrics-token-file', metricsTokenFileOption('/metrics then answers'))
     .option('metrics-network-protected', METRICS_NETWORK_PROTECTED_OPTION)
-    .option('worker-id', { type: 'string', describe: 'stable id of this process, [A-Za-z0-9._:-]{1,128} (default <role>-<hostname>-<pid>)' })
+    .option('worker-id', { type: 'string', describe: 'stable id of this process, [A-Za-z0-9._:-]{1,128}, not __proto__ (default <role>-<hostname>-<pid>)' })
     .option('device', { type: 'string', choices: DEVICES, describe: `ONNX Runtime execution provider: webgpu and cuda are GPUs, docs/gpu.md (default ${opts.deviceDefault})` })
     .option('auth-token-file', { type: 'string', describe: `file holding the orchestrator's bearer token (default: the ${TOKEN_ENV} environment variable, if set)` })
     .option('tls-ca', { type: 'string', describe: "PEM file of the CA that signs the orchestrator's certificate (turns TLS on)" })

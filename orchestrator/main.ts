@@ -24,6 +24,7 @@ import {
   startOrchestratorServer,
   tokenCredentialId,
   WORKER_ID_PATTERN,
+  WORKER_ID_RULE,
   type NatsAuth,
   type OrchestratorServer,
   type ServerAuth,
@@ -62,6 +63,12 @@ export interface OrchestratorOptions {
    * connect again. Stored with the next acknowledgement (until then a restart without the flag keeps them refused).
    */
   liftQuarantine?: string[];
+  /**
+   * `<role>/<worker id>` pairs whose binding to a role token (orchestrator/id-bindings.ts), recorded in the run state,
+   * is dropped at start (--unbind): the next role token granting any id that uses the id binds it. Stored with the
+   * next acknowledgement (until then a restart without the flag restores the binding).
+   */
+  unbind?: string[];
   log?: (line: string) => void;
 }
 
@@ -124,6 +131,32 @@ export function liftQuarantine(state: RunState, ids: readonly string[], log: (li
   }
 }
 
+/**
+ * Drops `keys` (`<role>/<worker id>`, as --unbind gives them: parseUnbind) from the state's id bindings, logging each;
+ * a key not bound is logged as such.
+ */
+export function unbindIds(state: RunState, keys: readonly string[], log: (line: string) => void): void {
+  if (!keys.length) return;
+  const bound = { ...(state.boundIds ?? {}) };
+  for (const key of keys) {
+    const had = Object.hasOwn(bound, key);
+    delete bound[key];
+    log(had ? `worker id ${key} unbound (--unbind): the next role token granting any id that uses it binds it` : `--unbind ${key}: no such worker id is bound in run state`);
+  }
+  if (Object.keys(bound).length) state.boundIds = bound;
+  else delete state.boundIds;
+}
+
+/** An --unbind value, `<role>/<worker id>` (role rollout, reward or learner, any case), as a binding key; throws naming it. */
+export function parseUnbind(value: string): string {
+  const m = /^([A-Za-z]+)\/(.*)$/.exec(value);
+  const role = m ? m[1]!.toLowerCase() : '';
+  if (!m || !['rollout', 'reward', 'learner'].includes(role) || !WORKER_ID_PATTERN.test(m[2]!)) {
+    throw new Error(`--unbind ${JSON.stringify(value)}: expected <role>/<worker-id>, role rollout, reward or learner, the worker id ${WORKER_ID_RULE} (e.g. rollout/rollout-3)`);
+  }
+  return `${role}/${m[2]!}`;
+}
+
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
   const config = o.config;
   traceRole('orch');
@@ -132,6 +165,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // Refusals that need nothing running come first: an unauthenticated public address. (The reward expression
   // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
   checkListenAuth(listen, o.auth);
+  const unbind = (o.unbind ?? []).map(parseUnbind);
   assertBatchesFit(config);
   await (await import('../lib/models/bundle.ts')).checkNetworkOf(config); // imported network: its start-up check (a SetupError), before NATS
   if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
@@ -185,6 +219,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   let revision = stored?.revision ?? (await store.create(record(state)));
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
   liftQuarantine(state, o.liftQuarantine ?? [], log);
+  unbindIds(state, unbind, log);
   if (state.quarantined?.length) log(`${state.quarantined.length} rollout worker id(s) quarantined earlier in the run stay refused: ${state.quarantined.slice(0, 16).map((id) => JSON.stringify(id)).join(', ')}${state.quarantined.length > 16 ? ', ...' : ''}`);
   if (stored && !storedLayout) {
     // stored before the layout was recorded: the layout it was acknowledged under is not known; this one is taken as the run's

@@ -78,7 +78,9 @@ export class Quarantine {
   /**
    * The windows as stored after each batch `record` counted, not yet acknowledged, in batch order: a TrainResult can
    * arrive while the acknowledgement of the batch before it is being written, and that acknowledgement stores the
-   * windows as of its own batch (a restarted orchestrator counts the later batch's results again when it gets them).
+   * windows as of its own batch. The later batch's counts are stored with its own acknowledgement; if the process is
+   * killed before that is written, they are lost (a restarted orchestrator does not count them again: the learner
+   * answers that batch `duplicate`, which carries no check results; review29 F5).
    */
   private readonly pending: Array<{ seq: number; windows: StoredWindows | undefined }> = [];
   /** The windows as of the acknowledged batch (restored at start). */

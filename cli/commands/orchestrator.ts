@@ -23,6 +23,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   events?: string;
   awaitWorkers?: string;
   liftQuarantine?: string[];
+  unbind?: string[];
   awaitSeconds: number;
   lingerSeconds: number;
   graphThread?: string;
@@ -59,6 +60,7 @@ const command: CommandModule<object, Args> = {
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
       .option('linger-seconds', { type: 'number', default: LINGER_SECONDS, describe: 'after the run completes, keep answering connecting workers with Shutdown this long before exiting: a worker in its reconnect backoff (up to 10 s) or whose cut link ends at the heartbeat timeout is told the run is over instead of redialling for ever (0: exit at once, as the local run does, which stops its workers itself)' })
       .option('lift-quarantine', { type: 'string', array: true, describe: 'rollout worker id(s) whose quarantine, kept in the run state across restarts, is lifted at start (grpo.quarantineAfter; docs/security.md): e.g. an honest worker after its device or grpo.logpTolerance was fixed' })
+      .option('unbind', { type: 'string', array: true, describe: '<role>/<worker-id> pair(s) whose binding to the role token that first used the id (kept in the run state across restarts) is dropped at start (docs/security.md): e.g. rollout/rollout-3 after a wildcard token rotation with overlap, or an id squatted by another token' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
       .option('checkpoint-pubkey-file', CHECKPOINT_PUBKEY_OPTION)
       .option('graph-thread', GRAPH_THREAD_OPTION)
@@ -144,6 +146,7 @@ const command: CommandModule<object, Args> = {
         eventsFile: args.events,
         ...(awaitWorkers ? { awaitWorkers } : {}),
         ...(args.liftQuarantine?.length ? { liftQuarantine: args.liftQuarantine.map(String) } : {}),
+        ...(args.unbind?.length ? { unbind: args.unbind.map(String) } : {}),
       });
     } catch (e) {
       const msg = (e as Error).message;

@@ -9,7 +9,7 @@
 // make such certificates with openssl (`-addext subjectAltName=URI:spiffe://recovery-grpo/role/learner`).
 import { createHash, X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import { WORKER_ID_PATTERN } from './messages.ts';
+import { WORKER_ID_PATTERN, WORKER_ID_RULE } from './messages.ts';
 import { roleOfName, ROLE_NAMES, type Grant } from './role-tokens.ts';
 
 export const ROLE_URI_PREFIX = 'spiffe://recovery-grpo/role/';
@@ -45,7 +45,7 @@ export function certificateGrant(subjectAltName: string | undefined): Grant | un
   const role = roleOfName(roleName);
   if (!role || rest.length > 0) throw new Error(`the client certificate's ${uris[0]} is not ${ROLE_URI_PREFIX}<${ROLE_NAMES.join('|')}>[/<worker-id>]`);
   if (workerId === undefined || workerId === '') return { role };
-  if (!WORKER_ID_PATTERN.test(workerId)) throw new Error(`the client certificate's worker id ${JSON.stringify(workerId)} must match ${WORKER_ID_PATTERN.source}`);
+  if (!WORKER_ID_PATTERN.test(workerId)) throw new Error(`the client certificate's worker id ${JSON.stringify(workerId)} ${WORKER_ID_RULE}`);
   return { role, workerId };
 }
 

@@ -209,10 +209,13 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
         } catch (e) {
           return refuse(grpc.status.PERMISSION_DENIED, (e as Error).message);
         }
-        if (certGrant) grants.push({ g: certGrant, what: 'the client certificate' });
-        const certId = certGrant ? certificateCredentialId(peerCert) : undefined;
-        if (certGrant && certId && !grant) credential = { kind: 'cert', id: certId, pinned: certGrant.workerId !== undefined };
-        else if (!tokenRequired) {
+        if (certGrant) {
+          grants.push({ g: certGrant, what: 'the client certificate' });
+          // the certificate is the session's credential when no role token is (its id needs its DER bytes, `raw`:
+          // without them the session keeps the shared token's or none, review29 F7)
+          const certId = certificateCredentialId(peerCert);
+          if (certId && !grant) credential = { kind: 'cert', id: certId, pinned: certGrant.workerId !== undefined };
+        } else if (!tokenRequired) {
           return refuse(grpc.status.PERMISSION_DENIED, `the client certificate names no role: it needs a URI subject alternative name ${ROLE_URI_PREFIX}<role>[/<worker-id>]`);
         }
       }
@@ -244,7 +247,9 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
           const refusal = grantRefusal(g, hello.role, hello.worker_id, what);
           if (refusal) return refuse(grpc.status.PERMISSION_DENIED, refusal);
         }
-        const taken = grant && pinnedRefusal ? pinnedRefusal(grant, hello.role, hello.worker_id) : undefined;
+        // an id a line of the file pins is refused to every session whose role token is not such a line: a wildcard
+        // token, the shared token beside the file, a certificate (review29 F2)
+        const taken = pinnedRefusal?.(grant, hello.role, hello.worker_id, grant ? 'this token' : shared ? 'the shared token' : 'this credential');
         if (taken) return refuse(grpc.status.PERMISSION_DENIED, taken);
         if (hello.protocol_version !== PROTOCOL_VERSION) {
           return refuse(

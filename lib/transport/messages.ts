@@ -37,12 +37,19 @@ export const ORCHESTRATOR_MESSAGE_KINDS = [
   'task_bundle',
 ] as const satisfies readonly OrchestratorMessageKind[];
 
-export const WORKER_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * A worker id: [A-Za-z0-9._:-]{1,128}, except `__proto__` (review29 F8): the run state keeps records keyed by worker id
+ * (quarantineWindows, boundIds), and a JSON record parse drops that key, so its quarantine window would start from zero
+ * at every restart. WORKER_ID_RULE says so in errors.
+ */
+export const WORKER_ID_PATTERN = /^(?!__proto__$)[A-Za-z0-9._:-]{1,128}$/;
+/** What WORKER_ID_PATTERN asks, for errors. */
+export const WORKER_ID_RULE = 'must match [A-Za-z0-9._:-]{1,128} and not be "__proto__" (reserved: a key JSON records drop)';
 
 export const HelloSchema = z.object({
   protocol_version: z.number().int().nonnegative(),
   role: z.enum(ROLES, { message: `must be one of ${ROLES.join(', ')}` }),
-  worker_id: z.string().regex(WORKER_ID_PATTERN, 'must match [A-Za-z0-9._:-]{1,128}'),
+  worker_id: z.string().regex(WORKER_ID_PATTERN, WORKER_ID_RULE),
   capabilities: z.object(
     {
       device: z.string().min(1, 'must name the device ("cpu", "cuda:0", ...)').max(64),

@@ -9,8 +9,10 @@
 //   orchestrator  writes the run state (KV `runstate-<run>`, in its own account: RUN_STATE_ACCOUNT), creates streams
 //                 there only (its run's bucket only, where the config names the run), never updates one; reads
 //                 checkpoints, never the learner's optimizer state.
-//   rollout       reads checkpoints and announcements (not the optimizer state); writes nothing.
+//   rollout       reads checkpoints and announcements (not the optimizer state, not the run state); writes nothing.
 //   reward        same as rollout (it reads nothing today; the grant stays read-only).
+//   (Since review29 F6 neither reader reaches the run state: it holds each worker id's excluded-result ages and a
+//   64-bit prefix of each role token's SHA-256, and neither role opens it; its account's API is not even imported.)
 //
 // Publishing is what writing is in JetStream (a KV put is a publish on `$KV.<bucket>.<key>`, an object chunk one
 // on `$O.<bucket>.C.<id>`), so the write rules are publish rules; the JetStream API (`$JS.API.>`) is granted per
@@ -139,7 +141,6 @@ export const RUN_STATE_API = 'RS.API';
 const RUN_STATE_READ_API = READ_API.map((s) => s.replace('$JS.API', RUN_STATE_API));
 /** Creating the run-state bucket: streams made in RUN_STATE_ACCOUNT reach nothing else (it imports nothing). */
 const runStateCreateApi = (streams: readonly string[]) => streams.map((s) => `${RUN_STATE_API}.STREAM.CREATE.${s}`);
-const RUN_STATE_CREATE_API = runStateCreateApi(['*']);
 /** Subjects that write the run state: the orchestrator's (the learner's skip record excepted). */
 export const RUN_STATE_WRITE_SUBJECTS = [`${RUN_STATE_API}.$KV.>`];
 
@@ -202,7 +203,9 @@ export function natsPermissions(role: NatsRole, run?: string, runs: readonly (st
     case 'rollout':
     case 'reward':
       return {
-        publish: { allow: [...READ_API, ...RUN_STATE_READ_API], deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, ...PURGE_API, ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, ...RUN_STATE_CREATE_API, ...RUN_STATE_WRITE_SUBJECTS, ...LEARNER_STATE_READ] },
+        // no run-state read (review29 F6): it holds excluded-result ages per worker id and token-digest prefixes, and
+        // neither role opens it; every run-state subject is denied besides
+        publish: { allow: [...READ_API], deny: [...DESTROY_API, ...CREATE_API, ...UPDATE_API, ...PURGE_API, ...NO_CONSUMERS, ...CHECKPOINT_WRITE_SUBJECTS, `${RUN_STATE_API}.>`, ...LEARNER_STATE_READ] },
         subscribe,
       };
   }

@@ -45,7 +45,7 @@ export function parseRoleTokens(text: string, source: string): RoleGrant[] {
     const [role, workerId, token] = fields as [string, string, string];
     const r = roleOfName(role);
     if (!r) throw new Error(`${where}: role ${JSON.stringify(role)} is not one of ${Object.keys(ROLES).join(', ')}`);
-    if (workerId !== '*' && !WORKER_ID_PATTERN.test(workerId)) throw new Error(`${where}: worker id ${JSON.stringify(workerId)} must be * or match [A-Za-z0-9._:-]{1,128}`);
+    if (workerId !== '*' && !WORKER_ID_PATTERN.test(workerId)) throw new Error(`${where}: worker id ${JSON.stringify(workerId)} must be * or match [A-Za-z0-9._:-]{1,128}, and not be "__proto__" (reserved: a key JSON records drop)`);
     if (token.length < MIN_TOKEN_CHARS) throw new Error(`${where}: the token is shorter than ${MIN_TOKEN_CHARS} characters`);
     if (seen.has(token)) throw new Error(`${where}: the token is already granted on an earlier line (each token names one role)`);
     seen.add(token);
@@ -105,15 +105,18 @@ export function tokenCredentialId(token: string): string {
 }
 
 /**
- * Why a wildcard grant (`*`) may not connect as `workerId`: another grant of the file names that id for the role (its
- * line pins it to its own token), so a wildcard token cannot take a pinned worker's id (and with it its tasks, its
- * quarantine, or its vote). Undefined: it may (the grant pins an id itself, or no grant pins this one).
+ * Why a session may not connect as `workerId`: a line of the file names that id for the role (pins it to its own
+ * token), and the session's role token (`token`: the line it matched; undefined for the shared token or a certificate
+ * without one) is not such a line. So neither a wildcard token nor the shared token given beside the file nor a
+ * certificate (even one naming the id: the file's line is the word) can take a pinned worker's id (and with it its
+ * tasks, its quarantine, or its vote): review29 F2, until then only wildcard role tokens were refused. `what` names
+ * the credential. Undefined: it may (its token's line names this id, or no line does).
  */
-export function pinnedElsewhere(grants: readonly RoleGrant[]): (grant: Grant, role: WorkerRole, workerId: string) => string | undefined {
+export function pinnedElsewhere(grants: readonly RoleGrant[]): (token: Grant | undefined, role: WorkerRole, workerId: string, what?: string) => string | undefined {
   const pinned = new Set(grants.filter((g) => g.workerId !== undefined).map((g) => `${g.role}/${g.workerId}`));
-  return (grant, role, workerId) =>
-    grant.workerId === undefined && pinned.has(`${role}/${workerId}`)
-      ? `worker id ${JSON.stringify(workerId)} is granted to another token (a line of the role-token file names it for role ${role}); this token grants any other id`
+  return (token, role, workerId, what = 'this credential') =>
+    pinned.has(`${role}/${workerId}`) && !(token?.role === role && token.workerId === workerId)
+      ? `worker id ${JSON.stringify(workerId)} is granted to another token (a line of the role-token file names it for role ${role}); ${what} does not name it`
       : undefined;
 }
 

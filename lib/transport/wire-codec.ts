@@ -1,4 +1,4 @@
-// A direct codec for the hot messages of Orchestrator.Connect: tasks, results, heartbeats (issue #15).
+// A direct codec for the hot messages of Orchestrator.Connect: tasks, results, heartbeats, and (round 29) TrainBatch (issue #15).
 //
 // proto-loader's serializer turns a plain object into protobufjs message instances (fromObject), encodes them
 // through a Writer that allocates an operation object per field, and its deserializer decodes into instances
@@ -49,6 +49,11 @@ interface EnumValues {
   readonly absent: string;
 }
 
+/**
+ * Cached per enum type, so `absent` is taken from the first field of that type seen: right in proto3, where every
+ * field of an enum type reads as the type's value 0 when absent; a proto2 field that sets its own `[default = ...]`
+ * would need the cache keyed by field (no .proto here is proto2; review29 F11).
+ */
 const enums = new Map<protobuf.Enum, EnumValues>();
 function enumOf(e: protobuf.Enum, typeDefault: unknown): EnumValues {
   let v = enums.get(e);

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { DEFAULT_KEEPALIVE_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS } from '../transport/grpc-common.ts';
 import { DEVICES, refusedOn, type Device } from '../graph/device.ts';
 import { SetupError } from '../config/setup-error.ts';
-import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
+import { formatIssues, parseHostPort, resolveNatsAuth, WORKER_ID_PATTERN, WORKER_ID_RULE, type NatsAuth, type NatsAuthOptions, type ReconnectOptions, type WorkerRole } from '../transport/index.ts';
 
 export type RoleName = 'rollout' | 'reward' | 'learner';
 
@@ -121,7 +121,7 @@ const schema = z.strictObject({
   metricsHost: z.string().min(1).default('127.0.0.1'),
   metricsToken: z.string().optional(),
   metricsTokenFile: z.string().min(1).optional(),
-  workerId: z.string().regex(WORKER_ID_PATTERN, 'must match [A-Za-z0-9._:-]{1,128}').optional(),
+  workerId: z.string().regex(WORKER_ID_PATTERN, WORKER_ID_RULE).optional(),
   device: z.enum(DEVICES).optional(),
   token: z.string().optional(),
   tokenFile: z.string().min(1).optional(),

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { connectNats, connectToOrchestrator, parseRoleTokens, RunStateStore, tokenCredentialId, type OrchestratorConnection, type RolloutTask__Output, type WorkerRole } from '../../lib/transport/index.ts';
-import { runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
+import { parseUnbind, runOrchestrator, type RunningOrchestrator } from '../../orchestrator/main.ts';
 import { startNatsServer } from '../helpers/nats.ts';
 import { until } from '../helpers/scripted-workers.ts';
 
@@ -30,8 +30,8 @@ const sftConfig = (id: string) => parseConfig({ run: { id, seed: 1 }, data: { si
 /** The shared token, given beside the file in a migration: it grants every role and any id. */
 const SHARED = 'shared-token-0123456789abcdef';
 
-async function start(nats: string, config: RunConfig, grants: ReturnType<typeof file>, log: string[], shared?: string): Promise<RunningOrchestrator> {
-  const o = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats, metricsPort: 0, auth: { roleTokens: grants, ...(shared ? { token: shared } : {}) }, log: (l) => log.push(l) });
+async function start(nats: string, config: RunConfig, grants: ReturnType<typeof file>, log: string[], shared?: string, unbind?: string[]): Promise<RunningOrchestrator> {
+  const o = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats, metricsPort: 0, auth: { roleTokens: grants, ...(shared ? { token: shared } : {}) }, log: (l) => log.push(l), ...(unbind ? { unbind } : {}) });
   cleanups.push(() => o.stop());
   return o;
 }
@@ -59,15 +59,20 @@ async function acknowledgeBatchOne(o: RunningOrchestrator, log: string[]): Promi
   await conn.close();
 }
 
-test('a wildcard role token may not use a worker id another line of the file pins', { timeout: 60_000 }, async () => {
+test('only a token whose line pins a worker id may use it: not a wildcard role token, not the shared token beside the file', { timeout: 60_000 }, async () => {
   const nats = await startNatsServer();
   cleanups.push(() => nats.stop());
-  const o = await start(nats.url, sftConfig('id-pinned'), ALL, []);
+  const o = await start(nats.url, sftConfig('id-pinned'), ALL, [], SHARED);
   await assert.rejects(connect(o, 'ROLLOUT', 'w1', FLEET_A), /PERMISSION_DENIED.*worker id "w1" is granted to another token \(a line of the role-token file names it for role ROLLOUT\)/);
+  // the shared token given beside the file neither (review29 F2: until then it was accepted as w1, while an id bound
+  // to a wildcard token was refused to it)
+  await assert.rejects(connect(o, 'ROLLOUT', 'w1', SHARED), /PERMISSION_DENIED.*worker id "w1" is granted to another token \(a line of the role-token file names it for role ROLLOUT\); the shared token does not name it/);
   (await connect(o, 'ROLLOUT', 'w1', PINNED)).close();
-  // the pinned id is the pinned token's also after it connected; another id is the wildcard's
+  // the pinned id is the pinned token's also after it connected; another id is the wildcard's, or the shared token's
   await assert.rejects(connect(o, 'ROLLOUT', 'w1', FLEET_B), /PERMISSION_DENIED.*granted to another token/);
+  await assert.rejects(connect(o, 'ROLLOUT', 'w1', SHARED), /PERMISSION_DENIED.*granted to another token/);
   (await connect(o, 'ROLLOUT', 'w2', FLEET_A)).close();
+  (await connect(o, 'ROLLOUT', 'w3', SHARED)).close();
   await o.stop();
 });
 
@@ -109,9 +114,36 @@ test('a worker id is bound to the first wildcard token that used it, across a re
   // fleet A's token rotated out of the file: its bindings lapse, x may be used by another token
   const logC: string[] = [];
   const c = await start(nats.url, config, file(`learner * ${LEARNER}`, `rollout * ${FLEET_B}`), logC);
-  assert.ok(logC.some((l) => /^1 worker id binding\(s\) lapsed: their role token is no longer in the role-token file$/.test(l)), logC.join('\n'));
+  assert.ok(logC.some((l) => /^1 worker id binding\(s\) lapsed: their role token is no longer in the role-token file: "rollout\/x"$/.test(l)), logC.join('\n'));
   await (await connect(c, 'ROLLOUT', 'x', FLEET_B)).close();
   await c.stop();
+});
+
+test('a wildcard token rotated with an overlap refuses a worker keeping its id; --unbind frees the id', { timeout: 120_000 }, async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const config = sftConfig('id-unbind');
+  const OVERLAP = file(`learner * ${LEARNER}`, `rollout * ${FLEET_A}`, `rollout * ${FLEET_B}`);
+  const logA: string[] = [];
+  const a = await start(nats.url, config, OVERLAP, logA);
+  await (await connect(a, 'ROLLOUT', 'x', FLEET_A)).close();
+  // the worker moved to the new token (B) while the old line (A) is still in the file: refused (docs/security.md)
+  await assert.rejects(connect(a, 'ROLLOUT', 'x', FLEET_B), /not this one: connect with that token or under another worker id \(or restart the orchestrator with --unbind rollout\/x: docs\/security\.md\)/);
+  await acknowledgeBatchOne(a, logA);
+  await a.stop();
+  // restarted with --unbind rollout/x (any case of the role): the id is free, the first wildcard token using it binds it
+  const logB: string[] = [];
+  const b = await start(nats.url, config, OVERLAP, logB, undefined, ['ROLLOUT/x', 'rollout/nobody'].map(parseUnbind));
+  assert.ok(logB.includes('worker id rollout/x unbound (--unbind): the next role token granting any id that uses it binds it'), logB.join('\n'));
+  assert.ok(logB.includes('--unbind rollout/nobody: no such worker id is bound in run state'), logB.join('\n'));
+  await (await connect(b, 'ROLLOUT', 'x', FLEET_B)).close();
+  await assert.rejects(connect(b, 'ROLLOUT', 'x', FLEET_A), bound('x'));
+  await b.stop();
+  // a malformed value is refused naming it, before anything starts
+  for (const bad of ['x', 'orchestrator/x', 'rollout/a b', 'rollout/']) {
+    assert.throws(() => parseUnbind(bad), new RegExp(`--unbind ${JSON.stringify(bad).replace(/[/.]/g, '\\$&')}: expected <role>/<worker-id>`));
+  }
+  await assert.rejects(runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: nats.url, metricsPort: 0, auth: { roleTokens: OVERLAP }, unbind: ['x'] }), /--unbind "x": expected <role>\/<worker-id>/);
 });
 
 test('the non-retryable quorum counts a role token once, whatever worker ids it presents', { timeout: 60_000 }, async () => {

@@ -79,7 +79,14 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
     break;
   }
   await watch.stop();
-  assert.deepEqual((await RunStateStore.open(rollout, { runId: RUN, schema }).then((s) => s.get()))?.value, { phase: 'sft', seq: 0 });
+  // ... but not the run state (review29 F6: it holds excluded-result ages per worker id and token-digest prefixes;
+  // until then every reader might): not through its store, not through the run state's API, not its stored subject
+  await assert.rejects(RunStateStore.open(rollout, { runId: RUN, schema }).then((s) => s.get()), refused, 'rollout reads the run state through its store');
+  for (const reader of [rollout, await as('reward')]) {
+    await assert.rejects(reader.request(`${RUN_STATE_API}.DIRECT.GET.KV_runstate-${RUN}.$KV.runstate-${RUN}.state`, undefined, { timeout: 5000 }), refused, 'a reader direct-gets the run state');
+    await assert.rejects(reader.request(`${RUN_STATE_API}.STREAM.MSG.GET.KV_runstate-${RUN}`, new TextEncoder().encode(JSON.stringify({ last_by_subj: `$KV.runstate-${RUN}.state` })), { timeout: 5000 }), refused, 'a reader gets the run state\'s message');
+    await assert.rejects(reader.jetstreamManager({ apiPrefix: RUN_STATE_API }).then((j) => j.streams.info(`KV_runstate-${RUN}`)), refused, 'a reader reads the run state\'s stream info');
+  }
 
   // ... receives the object chunks as the learner stores them (checkpoint-push.ts; a subscription the server
   // refused would never deliver them)
@@ -120,10 +127,9 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   const jc = JSONCodec();
   const announcement = { run_id: RUN, version: 999, name: 'v0000000999', digest: forged.digest, size: 3000, meta: {}, published_unix_ms: Date.now() };
   await assert.rejects(rollout.jetstream().publish(`recovery.${RUN}.checkpoint`, jc.encode(announcement)), refused, 'rollout announces a checkpoint');
-  const rolloutState = await RunStateStore.open(rollout, { runId: RUN, schema });
-  await assert.rejects(rolloutState.update({ phase: 'done', seq: 3 }, rev), refused, 'rollout writes the run state');
+  await assert.rejects(rollout.request(`${RUN_STATE_API}.$KV.runstate-${RUN}.state`, new TextEncoder().encode(JSON.stringify({ phase: 'done', seq: 3 })), { timeout: 5000 }), refused, 'rollout writes the run state');
   const jsm = await rollout.jetstreamManager();
-  await assert.rejects((await rollout.jetstreamManager({ apiPrefix: RUN_STATE_API })).streams.purge(`KV_runstate-${RUN}`), refused, 'rollout purges the run state');
+  await assert.rejects(rollout.jetstreamManager({ apiPrefix: RUN_STATE_API }).then((j) => j.streams.purge(`KV_runstate-${RUN}`)), refused, 'rollout purges the run state');
   await assert.rejects(jsm.streams.delete(`OBJ_checkpoints-${RUN}`), refused, 'rollout deletes the checkpoints');
   await assert.rejects(jsm.streams.add({ name: 'rogue', subjects: ['rogue.>'] }), refused, 'rollout creates a stream');
 
@@ -188,18 +194,23 @@ test('readers make no consumers: the eviction attack is refused, announcements s
 // with only the read API it keeps, wrote a JSON API answer as the newest run state, as an object's info record, or as
 // announcements. Now every role is a user of its own account, which reaches the streams only through service imports:
 // the server maps an imported request's reply subject to one of its own, and the answer goes back to the requester's
-// account, where no stream is. Each request below is one the rollout user's grant allows.
+// account, where no stream is. Each request below is one the sender's grant allows: the rollout user's read API, and
+// (since review29 F6 the readers may not reach the run state) the learner's read API of the run state.
 const injected = async (reply: string) => {
   const rollout = await as('rollout');
-  // the read API its grant keeps: answers of different kinds (account info, a stream's info, a message get)
-  for (const request of ['$JS.API.INFO', `$JS.API.STREAM.INFO.OBJ_checkpoints-${RUN}`, `$JS.API.STREAM.MSG.GET.OBJ_checkpoints-${RUN}`,
-    `${RUN_STATE_API}.INFO`, `${RUN_STATE_API}.STREAM.INFO.KV_runstate-${RUN}`, `${RUN_STATE_API}.STREAM.MSG.GET.KV_runstate-${RUN}`]) {
-    rollout.publish(request, new TextEncoder().encode(request.includes('MSG.GET') ? JSON.stringify({ seq: 1 }) : ''), { reply });
-  }
+  const learner = await as('learner');
+  // the read API the grants keep: answers of different kinds (account info, a stream's info, a message get)
+  const sent = [
+    ...['$JS.API.INFO', `$JS.API.STREAM.INFO.OBJ_checkpoints-${RUN}`, `$JS.API.STREAM.MSG.GET.OBJ_checkpoints-${RUN}`].map((request) => ({ nc: rollout, request })),
+    ...[`${RUN_STATE_API}.INFO`, `${RUN_STATE_API}.STREAM.INFO.KV_runstate-${RUN}`, `${RUN_STATE_API}.STREAM.MSG.GET.KV_runstate-${RUN}`].map((request) => ({ nc: learner, request })),
+  ];
+  for (const { nc, request } of sent) nc.publish(request, new TextEncoder().encode(request.includes('MSG.GET') ? JSON.stringify({ seq: 1 }) : ''), { reply });
   await rollout.flush();
+  await learner.flush();
   // the answers are on their way back within a round trip; give the server time to store any
   await new Promise((r) => setTimeout(r, 300));
   await rollout.flush();
+  await learner.flush();
 };
 
 test('a reader cannot make the server store an API answer as the run state (reply-subject injection)', { timeout: 30_000 }, async () => {
