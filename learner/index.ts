@@ -55,6 +55,7 @@ import type { RunConfig } from '../lib/config/index.ts';
 import { deviceLabel, type Device } from '../lib/graph/device.ts';
 import { initialParamsOf, paramShapesOf, policySpecOf, resolutionOf } from '../lib/models/bundle.ts';
 import { baseDigestOf, LOG_STD } from '../lib/models/policy.ts';
+import { refuseFixedLogStdChange } from '../lib/models/fixed-log-std.ts';
 import { PolicyRunner } from '../lib/models/runner.ts';
 import { PolicyTrainer } from '../lib/models/trainer.ts';
 import {
@@ -996,26 +997,6 @@ export async function runLearner(options: LearnerOptions = {}): Promise<LearnerH
   const role = new LearnerRole(o.device ?? 'cpu', o.maxBatch ?? LEARNER_DEFAULT_MAX_BATCH, publishRetryMs);
   const handle = await startWorker(role, o);
   return { ...handle, state: () => role.state(), params: () => role.paramsCopy() };
-}
-
-/**
- * A resumed run whose policy std is fixed (model.learnLogStd false) must sample with the std the config names: the
- * rollout workers use the checkpoint's log_std, while the orchestrator bounds each result's logp by model.logStd
- * (lib/grpo/logp-bounds.ts), so a config whose logStd differs from the checkpoint's (changed, or learnLogStd switched
- * off after the std was learned) would refuse every honest rollout and train nothing. Refused at start instead
- * (exit 78), naming both values and the two ways on.
- */
-export function refuseFixedLogStdChange(config: RunConfig, params: TensorMap, source: string): void {
-  const stored = params.get(LOG_STD);
-  if (config.model.learnLogStd || !stored || stored.data.length !== 1) return;
-  const want = Math.fround(config.model.logStd);
-  const have = stored.data[0]!;
-  if (have === want) return;
-  throw new SetupError(
-    `${source} holds log_std ${have}, but model.logStd is ${config.model.logStd} with model.learnLogStd false: the rollout ` +
-      `workers would sample with ${have} while results are checked against ${want}. Resume with --set model.logStd=${have} ` +
-      '(or model.learnLogStd=true), or start a new run id',
-  );
 }
 
 /** Whether `a` and `b` hold the same tensors with bit-for-bit the same values. */

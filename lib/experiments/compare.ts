@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
 import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
+import { refuseFixedLogStdChange } from '../models/fixed-log-std.ts';
 import { paramShapesOf } from '../models/bundle.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
 import { runRewardBackprop, runSingleProcess, type BudgetClock } from '../local/single-process.ts';
@@ -211,7 +212,10 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     for (let seed = 0; seed < o.seeds; seed++) {
       const file = givenFile(f, seed);
       if (!file || given.has(file)) continue;
-      given.set(file, (await loadCheckpoint(file, { expectedShapes: paramShapesOf(configFor(seed, f)) })).params);
+      const params = (await loadCheckpoint(file, { expectedShapes: paramShapesOf(configFor(seed, f)) })).params;
+      // a fixed std is the config's: a --from checkpoint of another std would silently win over --set model.logStd
+      refuseFixedLogStdChange(configFor(seed, f), params, `--from ${file}`, (have) => `Run with --set model.logStd=${have} (or model.learnLogStd=true), or from a checkpoint of this std`);
+      given.set(file, params);
     }
   }
   await mkdir(o.out, { recursive: true });

@@ -206,3 +206,27 @@ test('sweep --methods with family arms: each family from its own warm start, sha
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sweep --methods --from: a checkpoint whose fixed log_std differs from model.logStd is refused before any training, naming both (round 29)', async () => {
+  const { parseConfig } = await import('../../lib/config/index.ts');
+  const { initPolicyParams } = await import('../../lib/models/policy.ts');
+  const { policySpecOf } = await import('../../lib/models/bundle.ts');
+  const { saveCheckpoint } = await import('../../lib/checkpoint/index.ts');
+  const YAML = (await import('yaml')).default;
+  const dir = mkdtempSync(join(tmpdir(), 'compare-logstd-'));
+  try {
+    const cfgFile = join(dir, 'tiny.yaml');
+    writeFileSync(cfgFile, TINY_YAML);
+    // a warm start written at the default std (log 0.01), as a run of the default config writes it
+    const params = initPolicyParams(policySpecOf(parseConfig(YAML.parse(TINY_YAML))), 0);
+    const from = join(dir, 'warm.safetensors');
+    await saveCheckpoint(from, { meta: { runId: 't', version: 0, step: 0, lastBatchId: null, configHash: 'x' }, params });
+    const o = { configFile: cfgFile, methods: ['dense', 'sft'], seeds: 1, budgetSeconds: BUDGET, from, out: join(dir, 'out') };
+    // the user asks for another fixed std: before, the checkpoint's silently won
+    await assert.rejects(compareMethods({ ...o, overrides: ['model.logStd=-5'] }),
+      (e: Error) => /--from .*warm\.safetensors holds log_std -4\.60\d*, but model\.logStd is -5 with model\.learnLogStd false.*Run with --set model\.logStd=-4\.60/.test(e.message) && e.name === 'SetupError');
+    assert.deepEqual(readdirSync(dir).sort(), ['tiny.yaml', 'warm.safetensors', 'warm.safetensors.sha256'].sort(), 'nothing trained or written');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

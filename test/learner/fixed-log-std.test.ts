@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { SetupError } from '../../lib/config/setup-error.ts';
-import { refuseFixedLogStdChange } from '../../learner/index.ts';
+import { refuseFixedLogStdChange } from '../../lib/models/fixed-log-std.ts';
 import { logpRange, policyLogStdRange } from '../../lib/grpo/logp-bounds.ts';
 
 const params = (logStd: number) => new Map([['log_std', { shape: [], data: Float32Array.of(logStd) }]]);
