@@ -207,9 +207,11 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   }
   const given = new Map<string, TensorMap>();
   const givenFile = (f: Family, seed: number) => fromFiles[f]?.replaceAll('{seed}', String(seed));
-  // Every given checkpoint is read before any training, so a missing seed's file fails the run at once.
+  // Every given checkpoint of the seeds this process runs is read before any training, so a missing seed's file
+  // fails the run at once (only firstSeed..seeds-1: a `--first-seed K` run asked for the files of seeds below K, which
+  // it never trains, until round 29)
   for (const f of families) {
-    for (let seed = 0; seed < o.seeds; seed++) {
+    for (let seed = firstSeed; seed < o.seeds; seed++) {
       const file = givenFile(f, seed);
       if (!file || given.has(file)) continue;
       const params = (await loadCheckpoint(file, { expectedShapes: paramShapesOf(configFor(seed, f)) })).params;

@@ -207,7 +207,7 @@ test('sweep --methods with family arms: each family from its own warm start, sha
   }
 });
 
-test('sweep --methods --from: a checkpoint whose fixed log_std differs from model.logStd is refused before any training, naming both (round 29)', async () => {
+test('sweep --methods --from: a checkpoint whose fixed log_std differs from model.logStd is refused before any training, naming both; with --first-seed K only seeds K.. are read (round 29)', async () => {
   const { parseConfig } = await import('../../lib/config/index.ts');
   const { initPolicyParams } = await import('../../lib/models/policy.ts');
   const { policySpecOf } = await import('../../lib/models/bundle.ts');
@@ -226,6 +226,11 @@ test('sweep --methods --from: a checkpoint whose fixed log_std differs from mode
     await assert.rejects(compareMethods({ ...o, overrides: ['model.logStd=-5'] }),
       (e: Error) => /--from .*warm\.safetensors holds log_std -4\.60\d*, but model\.logStd is -5 with model\.learnLogStd false.*Run with --set model\.logStd=-4\.60/.test(e.message) && e.name === 'SetupError');
     assert.deepEqual(readdirSync(dir).sort(), ['tiny.yaml', 'warm.safetensors', 'warm.safetensors.sha256'].sort(), 'nothing trained or written');
+    // --from with {seed} and --first-seed 1: only seed 1's file is read (before round 29 seed 0's was asked for, and
+    // its absence failed the run: ENOENT), so the refusal named is seed 1's
+    await saveCheckpoint(join(dir, 'warm-1.safetensors'), { meta: { runId: 't', version: 0, step: 0, lastBatchId: null, configHash: 'x' }, params });
+    await assert.rejects(compareMethods({ ...o, from: join(dir, 'warm-{seed}.safetensors'), seeds: 2, firstSeed: 1, overrides: ['model.logStd=-5'] }),
+      (e: Error) => /--from .*warm-1\.safetensors holds log_std/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
