@@ -13,7 +13,7 @@
 // answers nothing until killed).
 // A process-exit hook kills any server a test forgot to stop.
 import { after, before } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
@@ -30,8 +30,13 @@ export interface TestNatsServer {
   restart(): Promise<void>;
   /** SIGKILL (as `kill -9`); resolves when the process is gone. restart() starts it again. */
   kill(): Promise<void>;
-  /** SIGSTOP: the server keeps its connections open and answers nothing (kill() or stop() it afterwards). */
-  pause(): void;
+  /**
+   * SIGSTOP: the server keeps its connections open and answers nothing (kill() or stop() it afterwards). The signal is
+   * sent at once; the promise resolves when every thread of the server is stopped: a group stop is asynchronous, and on
+   * a loaded machine a thread woken by data sent just after kill(2) could still answer it (round 29's CI: a drain's
+   * PING got its PONG after pause()).
+   */
+  pause(): Promise<void>;
 }
 
 export { freePort };
@@ -68,8 +73,34 @@ export async function startNatsServer(opts: { maxPayload?: number } = {}): Promi
     },
     pause() {
       process.kill(proc.pid, 'SIGSTOP');
+      return untilStopped(proc.pid);
     },
   };
+}
+
+/** Resolves once every thread of `pid` is in the stopped state (Linux's /proc/<pid>/task/<tid>/stat: T). */
+async function untilStopped(pid: number): Promise<void> {
+  const threads = () => {
+    try {
+      return readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return []; // gone (killed meanwhile): it answers nothing either
+    }
+  };
+  const stopped = () =>
+    threads().every((tid) => {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      } catch {
+        return true; // the thread ended between the listing and the read
+      }
+      return /^[tT]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ', 1)[0]!);
+    });
+  for (let i = 0; !stopped(); i++) {
+    if (i === 2000) throw new Error(`nats-server ${pid}: not stopped 10 s after SIGSTOP`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /**

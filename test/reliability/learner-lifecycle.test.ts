@@ -277,7 +277,7 @@ test('a NATS stall while a duplicate answer is checked against the newest checkp
   assert.ok(await until(() => got.some((m) => m.train_batch?.batch_seq === 1), 20_000), 'batch 1 sent');
   const b1 = got.find((m) => m.train_batch?.batch_seq === 1)!.train_batch!;
   // nats-server stalls (SIGSTOP) as the restarted learner answers `duplicate`, then is killed and restarted on its store
-  nats.pause();
+  await nats.pause();
   await conn.send({ train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: false, skipped_reason: 'duplicate', version: 2 } });
   await sleep(7000);
   await nats.kill();

@@ -28,7 +28,7 @@ after(async () => {
 test('a checkpoint publish caught by a nats-server kill -9 is retried once the connection is back, not after the retry pause', { timeout: 60_000 }, async () => {
   assert.equal((await rig.train(sftBatch(1))).train_result!.version, 1);
   // the server freezes: the learner trains batch 2 and its publish waits for an answer that never comes
-  nats.pause();
+  await nats.pause();
   const result = rig.train(sftBatch(2), 50_000);
   await sleep(1000);
   await nats.kill();

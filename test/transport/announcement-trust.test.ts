@@ -98,7 +98,7 @@ test('a watch whose join fails (the server stops answering) leaves no push subsc
   const follower = await CheckpointStore.open(fnc, { runId: 'leak' });
   const subscriptions = () => (fnc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size();
   const before = subscriptions();
-  nats.pause();
+  await nats.pause();
   await assert.rejects(follower.watch());
   await nats.kill();
   await nats.restart();

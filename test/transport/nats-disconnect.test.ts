@@ -34,7 +34,7 @@ test('a put whose chunks are in flight when nats-server is killed -9 fails at th
     callback: () => {
       if (paused) return;
       paused = true;
-      shared.nats.pause();
+      void shared.nats.pause();
     },
   });
   const put = store.put(7, bytes, digest);
@@ -86,7 +86,7 @@ test('a run-state write in flight when nats-server is killed -9 fails at the dro
   const nc = shared.nc;
   const state = await RunStateStore.open(nc, { runId: 'run-s', schema: z.object({ n: z.number() }) });
   const rev = await state.create({ n: 1 });
-  shared.nats.pause();
+  await shared.nats.pause();
   const update = state.update({ n: 2 }, rev);
   update.catch(() => {});
   const reconnected = nextStatus(nc, 'reconnect');
@@ -111,7 +111,7 @@ test('a silent nats-server is noticed by the connection\'s PINGs: it drops and r
     const nc = await connectNats({ url: nats.url, name: 'ping-test', pingIntervalMs: 200 });
     try {
       const dropped = nextStatus(nc, 'disconnect');
-      nats.pause();
+      await nats.pause();
       await dropped;
       const back = nextStatus(nc, 'reconnect');
       await nats.kill();
@@ -130,14 +130,11 @@ test('a silent nats-server is noticed by the connection\'s PINGs: it drops and r
  * Freezes (SIGSTOP) the server as the next read of `store`'s objects makes its consumer (seen by a second connection):
  * whatever of the read is under way then is lost. Resolves once frozen.
  */
-async function freezeAtNextRead(nats: { url: string; pause(): void }, bucket: string): Promise<{ frozen: Promise<void> }> {
+async function freezeAtNextRead(nats: { url: string; pause(): Promise<void> }, bucket: string): Promise<{ frozen: Promise<void> }> {
   const spy = await connectNats({ url: nats.url, name: 'freeze-spy' });
   let froze!: () => void;
   const frozen = new Promise<void>((r) => (froze = r));
-  const freeze = () => {
-    nats.pause();
-    froze();
-  };
+  const freeze = () => void nats.pause().then(froze);
   // a read of the chunks is a direct get per chunk (object-chunks.ts): frozen at the first
   spy.subscribe(`$JS.API.DIRECT.GET.OBJ_${bucket}`, { callback: freeze, max: 1 });
   await spy.flush();
@@ -214,7 +211,7 @@ test('closeNats ends a connection whose server is silent: the drain is cut at it
         for await (const _ of sub) void _;
       })();
     }
-    nats.pause();
+    await nats.pause();
     // b: a plain drain, what the orchestrator awaited before, is still waiting after a second
     const plain = await Promise.race([b!.drain().then(() => 'drained', () => 'failed'), new Promise((r) => setTimeout(() => r('waiting'), 1000))]);
     assert.equal(plain, 'waiting', 'a plain drain must wait on the silent server, or this test shows nothing');
