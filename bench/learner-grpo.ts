@@ -22,11 +22,12 @@
 //
 //   AB_BASE=/work/main nice -n 10 node --import tsx bench/learner-grpo.ts     # LEARNER_GRPO_BATCHES=40 LEARNER_GRPO_REPS=2 LEARNER_GRPO_STALENESS=1
 //   LEARNER_GRPO_KINDS=learner ...  the learner arms only (default learner,loop)
-//   LEARNER_GRPO_TRACE_OUT=FILE ...  keeps the learner's trace (lib/log/trace.ts) of the last learner arm
+//   LEARNER_GRPO_TRACE_OUT=DIR ...   keeps every learner arm's trace (lib/log/trace.ts) in DIR, one file per arm and round:
+//                                    learner-<this|base>-r<round>.jsonl (bench/pipeline-trace.ts reads them)
 //   LEARNER_GRPO_THREADS=1 ...     both arms on one onnxruntime thread (one lane: the single process's --threads 1)
 //   LEARNER_GRPO_PROFILE=DIR ...   the learner process under --cpu-prof (its .cpuprofile in DIR; pipeline-profile.ts --summarise)
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { readTrace } from '../lib/log/trace.ts';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -182,7 +183,7 @@ async function learnerChild(checkout: string): Promise<LearnerFigures> {
     const staleRows = (outcome: string) => Number(new RegExp(`^recovery_grpo_logp_stale_rows_total\\{[^}]*outcome="${outcome}"[^}]*\\} (\\S+)`, 'm').exec(metrics)?.[1] ?? 0);
     const excludedRows = Number(/^recovery_grpo_logp_rows_excluded_total(?:\{[^}]*\})? (\S+)/m.exec(metrics)?.[1] ?? 0);
     await honestLogpOld?.close();
-    if (process.env.LEARNER_GRPO_TRACE_OUT) copyFileSync(traceFile, process.env.LEARNER_GRPO_TRACE_OUT);
+    if (process.env.LEARNER_GRPO_TRACE_OUT) copyFileSync(traceFile, join(process.env.LEARNER_GRPO_TRACE_OUT, `learner-${process.env.LEARNER_GRPO_ARM_TAG ?? 'arm'}.jsonl`));
     const counted = BATCHES - WARM;
     const cpuMs = (procCpuMs(child.pid!) - cpu0) / counted;
     const natsCpuMs = (procCpuMs(nats.pid) - nats0) / counted;
@@ -251,9 +252,9 @@ async function loopChild(checkout: string): Promise<LoopFigures> {
   return { kind: 'loop', stepCpuMs: mean(cpu), stepWallMs: median(wall) };
 }
 
-function runChild(checkout: string, kind: 'learner' | 'loop'): Figures {
+function runChild(checkout: string, kind: 'learner' | 'loop', tag: string): Figures {
   const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, checkout], {
-    cwd: HERE, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...allocatorEnvFor(process.env) },
+    cwd: HERE, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...allocatorEnvFor(process.env), LEARNER_GRPO_ARM_TAG: tag },
   });
   return JSON.parse(out.trim().split('\n').at(-1)!) as Figures;
 }
@@ -269,12 +270,13 @@ if (flag === '--child') {
   console.log(JSON.stringify(kind === 'loop' ? await loopChild(checkout!) : await learnerChild(checkout!)));
   process.exit(0); // onnxruntime's threads would keep the process up
 }
-const arms: Array<[string, string]> = [['this checkout', HERE]];
-if (process.env.AB_BASE) arms.push([`base ${process.env.AB_BASE}`, resolve(process.env.AB_BASE)]);
+const arms: Array<[string, string, string]> = [['this checkout', HERE, 'this']];
+if (process.env.AB_BASE) arms.push([`base ${process.env.AB_BASE}`, resolve(process.env.AB_BASE), 'base']);
+if (process.env.LEARNER_GRPO_TRACE_OUT) mkdirSync(process.env.LEARNER_GRPO_TRACE_OUT, { recursive: true });
 const kinds = (process.env.LEARNER_GRPO_KINDS ?? 'learner,loop').split(',') as Array<'learner' | 'loop'>;
 console.log(`learner on GRPO batches: ${BATCHES} batches (default run, one queued; first ${WARM} not counted), ${REPS} alternating round(s); load average ${load()}`);
 for (let round = 0; round < REPS; round++) {
-  for (const [name, dir] of round % 2 === 0 ? arms : [...arms].reverse()) {
-    for (const k of kinds) console.log(`round ${round + 1}: ${line(name, runChild(dir, k))}; load ${load()}`);
+  for (const [name, dir, tag] of round % 2 === 0 ? arms : [...arms].reverse()) {
+    for (const k of kinds) console.log(`round ${round + 1}: ${line(name, runChild(dir, k, `${tag}-r${round + 1}`))}; load ${load()}`);
   }
 }
