@@ -51,7 +51,7 @@ for a in "$@"; do
     --print) mode=print ;;
     --rotate) mode=rotate ;;
     --ca-issuer) ca_issuer=1 ;;
-    -h|--help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "k8s-secrets: unknown option $a" >&2; exit 2 ;;
     *)
       [[ "$a" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || { echo "k8s-secrets: $a is not a valid namespace name" >&2; exit 2; }

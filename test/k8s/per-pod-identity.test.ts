@@ -58,7 +58,7 @@ function renderWithComponent(overlay: string): K8sObject[] {
 /** The csi volume's attributes of a worker pod, with ${POD_NAME} as the csi-driver expands it. */
 function csiAttributes(objs: K8sObject[], comp: string, podName: string): Record<string, string> {
   const w = objs.find((o) => ['Deployment', 'Job'].includes(o.kind) && componentOf(o) === comp)!;
-  const v = (podSpec(w).volumes as Any[]).find((x) => x.name === 'tls');
+  const v = (podSpec(w).volumes as Any[]).find((x) => x.name === 'tls')!;
   return Object.fromEntries(Object.entries(v.csi.volumeAttributes as Record<string, string>).map(([k, val]) => [k, val.replaceAll('${POD_NAME}', podName)]));
 }
 
@@ -98,6 +98,7 @@ test('the per-pod-identity component renders over every run overlay: CSI certifi
       assert.deepEqual((c.env as Any[]).filter((e) => e.name === 'POD_NAME'), [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }], `${id}: POD_NAME`);
       // its TLS files come from the csi-driver, under the paths the base's flags name
       const tls = (ps.volumes as Any[]).find((v) => v.name === 'tls');
+      assert.ok(tls, `${id}: a tls volume`);
       assert.equal(tls.csi?.driver, CSI, `${id}: the tls volume is the csi-driver's`);
       assert.equal(tls.csi.readOnly, true);
       const attrs = tls.csi.volumeAttributes as Record<string, string>;
@@ -106,6 +107,7 @@ test('the per-pod-identity component renders over every run overlay: CSI certifi
       assert.deepEqual(attrs[`${CSI}/uri-sans`]!.split(','), [roleUri(role), roleUri(role, '${POD_NAME}')], `${id}: URI SANs`);
       assert.equal(attrs[`${CSI}/fs-group`], String(ps.securityContext.runAsGroup), `${id}: the key file's group is the pod's`);
       const mount = (c.volumeMounts as Any[]).find((m) => m.name === 'tls');
+      assert.ok(mount, `${id}: the tls volume is mounted`);
       for (const flag of ['tls-ca', 'tls-cert', 'tls-key', 'nats-tls-ca', 'nats-tls-cert', 'nats-tls-key']) {
         const file = (c.args as string[]).find((a) => a.startsWith(`--${flag}=`))!.slice(flag.length + 3);
         assert.ok(['ca.crt', 'tls.crt', 'tls.key'].map((f) => `${mount.mountPath}/${f}`).includes(file), `${id}: --${flag} is a file the csi-driver writes (${file})`);
