@@ -91,18 +91,18 @@ export class IdBindings {
    * is refused when the id is bound to another credential (undefined: it may connect).
    */
   claim(s: WorkerSession): string | undefined {
-    const credential = s.credential as WorkerSession['credential'] | undefined; // absent on a session not made by the server (tests)
+    const { credential } = s;
     if (!this.o.live) return undefined;
     // a token whose line names the id is the file's word: not bound (the server refuses that id to every session
     // whose credential does not pin it, lib/transport/role-tokens.ts pinnedElsewhere), so two lines for one id (a
     // rotation's overlap) both work
-    if (credential?.kind === 'token' && credential.pinned) return undefined;
+    if (credential.kind === 'token' && credential.pinned) return undefined;
     const key = bindingKey(s.role, s.workerId);
     const holder = this.bound.get(key);
     if (holder === undefined) {
       // only a wildcard role token binds; a session of another credential (the shared token beside the file, a
       // certificate) uses an unbound id as before, and leaves it unbound
-      if (credential?.kind !== 'token') return undefined;
+      if (credential.kind !== 'token') return undefined;
       const own = this.byToken.get(credential.id)?.size ?? 0;
       if (own < BOUND_IDS_PER_TOKEN && this.bound.size >= BOUND_IDS_MAX) {
         if (!this.fullLogged) this.o.log(`${BOUND_IDS_MAX} worker ids are bound to role tokens: worker ids used from now on are not bound, except in place of a token's own (docs/security.md)`);
@@ -116,11 +116,11 @@ export class IdBindings {
       }
       return undefined;
     }
-    if (holder === credential?.id) {
+    if (holder === credential.id) {
       this.bind(key, holder); // claimed now: the token's most recent
       return undefined;
     }
-    return `worker id ${JSON.stringify(s.workerId)} (role ${s.role}) is bound for this run to the role token that first used it, not this ${credential?.kind === 'token' ? 'one' : 'credential'}: connect with that token or under another worker id (or restart the orchestrator with --unbind ${key}: docs/security.md)`;
+    return `worker id ${JSON.stringify(s.workerId)} (role ${s.role}) is bound for this run to the role token that first used it, not this ${credential.kind === 'token' ? 'one' : 'credential'}: connect with that token or under another worker id (or restart the orchestrator with --unbind ${key}: docs/security.md)`;
   }
 
   /** The bindings as stored (RunState.boundIds), least recently claimed first; undefined when there is none. */

@@ -68,8 +68,7 @@ function failedAt(t: Task, s: WorkerSession): void {
  * certificate, the shared token or none: the orchestrator cannot tell one holder from another, docs/security.md).
  */
 export function voterOf(s: WorkerSession): string {
-  const credential = s.credential as WorkerSession['credential'] | undefined; // absent on a session not made by the server (tests)
-  return credential?.kind === 'token' ? credential.id : `id:${s.workerId}`;
+  return s.credential.kind === 'token' ? s.credential.id : `id:${s.workerId}`;
 }
 
 /**

@@ -19,9 +19,19 @@
 # replaced by it. --rotate keeps the token; to replace it, delete recovery-grpo-metrics-scrape and run the script for
 # every run namespace (docs/kubernetes.md).
 #
+# --ca-issuer (for k8s/components/per-pod-identity: each rollout, reward and learner pod gets its own certificate from
+# cert-manager's csi-driver) keeps the CA's key, in
+#   recovery-grpo-ca                    tls.crt, tls.key: the CA, which the component's cert-manager Issuer signs with
+# and makes neither recovery-grpo-auth nor the role-wide certificates of learner, rollout and reward (no pod mounts
+# them, and each would let its holder present any worker id of its role); it deletes them where they exist. Without
+# --ca-issuer the CA key is discarded and recovery-grpo-ca deleted where it exists. Whoever reads recovery-grpo-ca can
+# sign any identity of the run (docs/security.md, "Per-pod certificates"). A namespace whose Secrets were made without
+# it has no CA key to keep: --ca-issuer needs --rotate there (a new CA; then restart the run's pods).
+#
 #   scripts/k8s-secrets.sh NAMESPACE...            create the namespace and the Secrets where missing (kubectl)
 #   scripts/k8s-secrets.sh --rotate NAMESPACE...   replace them all (then restart the run's pods)
 #   scripts/k8s-secrets.sh --print NAMESPACE...    print the Namespace and Secret manifests instead (no kubectl)
+#   ... --ca-issuer ...                            as above, for per-pod certificates
 # Needs openssl. Certificates are valid for RECOVERY_GRPO_CERT_DAYS days (default 365).
 set -euo pipefail
 AUTH=recovery-grpo-auth
@@ -29,6 +39,10 @@ METRICS=recovery-grpo-metrics
 METRICS_SCRAPE=recovery-grpo-metrics-scrape
 MONITORING="${RECOVERY_GRPO_MONITORING_NAMESPACE:-monitoring}"
 COMPONENTS=(nats orchestrator learner rollout reward)
+# the role-wide client certificates (and the shared token) that --ca-issuer replaces with per-pod certificates
+WORKER_COMPONENTS=(learner rollout reward)
+CA_SECRET=recovery-grpo-ca
+ca_issuer=0
 DAYS="${RECOVERY_GRPO_CERT_DAYS:-365}"
 mode=create
 namespaces=()
@@ -36,14 +50,18 @@ for a in "$@"; do
   case "$a" in
     --print) mode=print ;;
     --rotate) mode=rotate ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --ca-issuer) ca_issuer=1 ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "k8s-secrets: unknown option $a" >&2; exit 2 ;;
     *)
       [[ "$a" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || { echo "k8s-secrets: $a is not a valid namespace name" >&2; exit 2; }
       namespaces+=("$a") ;;
   esac
 done
-[ "${#namespaces[@]}" -gt 0 ] || { echo "usage: scripts/k8s-secrets.sh [--print|--rotate] NAMESPACE..." >&2; exit 2; }
+[ "${#namespaces[@]}" -gt 0 ] || { echo "usage: scripts/k8s-secrets.sh [--print|--rotate] [--ca-issuer] NAMESPACE..." >&2; exit 2; }
+# the certificates this mode makes: with --ca-issuer only the NATS server's and the orchestrator's (the role pods get
+# theirs from cert-manager)
+if [ "$ca_issuer" = 1 ]; then MADE=(nats orchestrator); else MADE=("${COMPONENTS[@]}"); fi
 [[ "$MONITORING" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || { echo "k8s-secrets: RECOVERY_GRPO_MONITORING_NAMESPACE=$MONITORING is not a valid namespace name" >&2; exit 2; }
 [[ "$DAYS" =~ ^[1-9][0-9]{0,4}$ ]] || { echo "k8s-secrets: RECOVERY_GRPO_CERT_DAYS=$DAYS is not a number of days" >&2; exit 2; }
 command -v openssl >/dev/null 2>&1 || { echo "k8s-secrets: openssl not found (apt-get install openssl)" >&2; exit 1; }
@@ -55,7 +73,8 @@ umask 077
 token() { od -An -vtx1 -N32 /dev/urandom | tr -d ' \n'; }
 ossl() { openssl "$@" 2>/dev/null; }
 
-# material DIR NAMESPACE: token, CA, one certificate per component, the learner's signing key pair.
+# material DIR NAMESPACE: token, CA, one certificate per component made (MADE), the learner's signing key pair; the CA
+# key is kept (for recovery-grpo-ca) only with --ca-issuer.
 material() {
   local d="$1" ns="$2" c san eku
   mkdir -p "$d"
@@ -63,7 +82,7 @@ material() {
   local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
   ossl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -subj "/O=recovery-grpo/CN=recovery-grpo CA $ns" -days "$DAYS" \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-  for c in "${COMPONENTS[@]}"; do
+  for c in "${MADE[@]}"; do
     case "$c" in
       nats)
         san="DNS:recovery-grpo-nats,DNS:recovery-grpo-nats.$ns,DNS:recovery-grpo-nats.$ns.svc,DNS:recovery-grpo-nats.$ns.svc.cluster.local,DNS:recovery-grpo-nats-0.recovery-grpo-nats,DNS:recovery-grpo-nats-0.recovery-grpo-nats.$ns.svc.cluster.local"
@@ -78,7 +97,8 @@ material() {
     printf 'subjectAltName=%s\nextendedKeyUsage=%s\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n' "$san" "$eku" > "$d/$c.ext"
     ossl x509 -req -in "$d/$c.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -out "$d/$c.crt" -days "$DAYS" -extfile "$d/$c.ext"
   done
-  rm -f "$d/ca.key" # nothing is signed later: a rotation makes a new CA
+  # nothing is signed later (a rotation makes a new CA), except by the Issuer of per-pod certificates with --ca-issuer
+  [ "$ca_issuer" = 1 ] || rm -f "$d/ca.key"
   ossl genpkey -algorithm ed25519 -out "$d/learner-signing.key"
   ossl pkey -in "$d/learner-signing.key" -pubout -out "$d/learner-signing.pub"
 }
@@ -110,8 +130,8 @@ secret_yaml() {
 # secrets NAMESPACE DIR: "name key=file..." one Secret a line
 secrets() {
   local ns="$1" d="$2" c
-  echo "$AUTH token=$d/token"
-  for c in "${COMPONENTS[@]}"; do echo "recovery-grpo-tls-$c ca.crt=$d/ca.crt tls.crt=$d/$c.crt tls.key=$d/$c.key"; done
+  if [ "$ca_issuer" = 1 ]; then echo "$CA_SECRET tls.crt=$d/ca.crt tls.key=$d/ca.key"; else echo "$AUTH token=$d/token"; fi
+  for c in "${MADE[@]}"; do echo "recovery-grpo-tls-$c ca.crt=$d/ca.crt tls.crt=$d/$c.crt tls.key=$d/$c.key"; done
   echo "recovery-grpo-checkpoint-signing learner.key=$d/learner-signing.key learner.pub=$d/learner-signing.pub"
   echo "recovery-grpo-checkpoint-verify learner.pub=$d/learner-signing.pub"
   echo "$METRICS token=$work/metrics-digest"
@@ -172,9 +192,22 @@ for ns in "${namespaces[@]}"; do
   fi
   # The certificates and keys belong together (one CA, one key pair): all are made, or all kept.
   if kubectl -n "$ns" get secret recovery-grpo-tls-nats >/dev/null 2>&1 && [ "$mode" != rotate ]; then
+    if [ "$ca_issuer" = 1 ] && ! kubectl -n "$ns" get secret "$CA_SECRET" >/dev/null 2>&1; then
+      echo "k8s-secrets: $ns: its Secrets were made without --ca-issuer, so its CA's key was discarded and the Issuer of per-pod certificates has none to sign with; rerun with --rotate --ca-issuer $ns (a new CA; then restart the run's pods)" >&2
+      exit 1
+    fi
     echo "$ns: secrets exist (kept; --rotate replaces them)"
     continue
   fi
+  # What the other mode made and this one does not: with --ca-issuer the shared token and the role-wide certificates
+  # (each lets its holder present any worker id of its role), without it the CA key.
+  if [ "$ca_issuer" = 1 ]; then stale=("$AUTH" "${WORKER_COMPONENTS[@]/#/recovery-grpo-tls-}"); else stale=("$CA_SECRET"); fi
+  for name in "${stale[@]}"; do
+    if kubectl -n "$ns" get secret "$name" >/dev/null 2>&1; then
+      kubectl -n "$ns" delete secret "$name" --ignore-not-found >/dev/null
+      echo "$ns: secret $name deleted (not used with$([ "$ca_issuer" = 1 ] || echo "out") --ca-issuer)"
+    fi
+  done
   while read -r name kvs; do
     [ "$name" = "$METRICS" ] && continue # above
     # shellcheck disable=SC2086

@@ -4,6 +4,11 @@
 //   spiffe://recovery-grpo/role/<rollout|reward|learner>              any worker id
 //   spiffe://recovery-grpo/role/<rollout|reward|learner>/<worker-id>  only this worker id
 //
+// or in exactly two: the role URI and the worker URI of the same role (only that worker id). That is the shape of a
+// per-pod certificate (k8s/components/per-pod-identity): nats-server's verify_and_map makes a URI that equals a
+// user's name the user, so the role URI maps the pod to its role's NATS user while the worker URI pins its id here.
+// Any other pair (two roles, two worker ids, a URI twice) and more than two are refused, naming them.
+//
 // The orchestrator's CA signs the certificate, so the role it names is as binding as a role token's
 // (lib/transport/role-tokens.ts): a Hello for another role is refused. scripts/k8s-secrets.sh and the tests
 // make such certificates with openssl (`-addext subjectAltName=URI:spiffe://recovery-grpo/role/learner`).
@@ -34,16 +39,31 @@ export function uriSansOf(subjectAltName: string | undefined): string[] {
 }
 
 /**
- * The grant a certificate's role URI makes, or undefined when it names no role. Throws (the message says why)
- * when it names more than one, or a role or worker id that does not exist.
+ * The grant a certificate's role URIs make, or undefined when it names no role. Throws (the message says why, naming
+ * the URIs) when they name a role or worker id that does not exist, or are not one of the shapes above: one URI, or
+ * the role URI and one worker URI of that role.
  */
 export function certificateGrant(subjectAltName: string | undefined): Grant | undefined {
   const uris = uriSansOf(subjectAltName).filter((u) => u.startsWith(ROLE_URI_PREFIX));
   if (uris.length === 0) return undefined;
-  if (uris.length > 1) throw new Error(`the client certificate names ${uris.length} roles (${uris.join(', ')}); it must name one`);
-  const [roleName = '', workerId, ...rest] = uris[0]!.slice(ROLE_URI_PREFIX.length).split('/');
+  const grants = uris.map(grantOfUri);
+  if (uris.length === 1) return grants[0];
+  const shape = `it must name one role URI, or the role URI and one worker URI of that role (${ROLE_URI_PREFIX}<role> and ${ROLE_URI_PREFIX}<role>/<worker-id>)`;
+  const listed = uris.join(', ');
+  if (uris.length > 2) throw new Error(`the client certificate names ${uris.length} role URIs (${listed}); ${shape}`);
+  const roles = [...new Set(grants.map((g) => g.role))];
+  if (roles.length > 1) throw new Error(`the client certificate names ${roles.length} roles, ${roles.join(' and ')} (${listed}); ${shape}`);
+  const pinned = grants.filter((g) => g.workerId !== undefined);
+  if (pinned.length === 2) throw new Error(`the client certificate names 2 worker ids, ${pinned.map((g) => JSON.stringify(g.workerId)).join(' and ')} (${listed}); ${shape}`);
+  if (pinned.length === 0) throw new Error(`the client certificate names its role URI twice (${listed}); ${shape}`);
+  return pinned[0];
+}
+
+/** The grant of one role URI (spiffe://recovery-grpo/role/<role>[/<worker-id>]); throws naming it when malformed. */
+function grantOfUri(uri: string): Grant {
+  const [roleName = '', workerId, ...rest] = uri.slice(ROLE_URI_PREFIX.length).split('/');
   const role = roleOfName(roleName);
-  if (!role || rest.length > 0) throw new Error(`the client certificate's ${uris[0]} is not ${ROLE_URI_PREFIX}<${ROLE_NAMES.join('|')}>[/<worker-id>]`);
+  if (!role || rest.length > 0) throw new Error(`the client certificate's ${uri} is not ${ROLE_URI_PREFIX}<${ROLE_NAMES.join('|')}>[/<worker-id>]`);
   if (workerId === undefined || workerId === '') return { role };
   if (!WORKER_ID_PATTERN.test(workerId)) throw new Error(`the client certificate's worker id ${JSON.stringify(workerId)} ${WORKER_ID_RULE}`);
   return { role, workerId };

@@ -39,3 +39,16 @@ export function makeTestCerts(dir: string, clients: Record<string, string>, o: {
   for (const [name, san] of Object.entries(clients)) out[name] = sign(name, `${san ? `subjectAltName=${san}\n` : ''}extendedKeyUsage=clientAuth\n`);
   return { ca: join(dir, 'ca.crt'), server, clients: out };
 }
+
+/**
+ * A client certificate signed by an existing CA (`ca`: its certificate and key files), written to `dir`/<name>.crt and
+ * .key: a fresh P-256 key, subject CN=`commonName`, and `ext` (openssl extension lines, e.g. "subjectAltName=URI:...").
+ * What an issuer such as cert-manager's CA Issuer signs for a CSR (the test says which extensions).
+ */
+export function signClientCert(dir: string, ca: { cert: string; key: string }, name: string, commonName: string, ext: string): { cert: string; key: string } {
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  writeFileSync(join(dir, `${name}.ext`), ext);
+  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${commonName}`);
+  ossl('x509', '-req', '-in', `${name}.csr`, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-CAserial', join(dir, `${name}.srl`), '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+  return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+}

@@ -13,6 +13,9 @@
 //   images            name -> newName / newTag / digest
 //   replicas          name -> count (Deployment, StatefulSet, ReplicaSet)
 //   namespace         set on every namespaced object
+//   components        directories holding a `kind: Component` kustomization (apiVersion
+//                     kustomize.config.k8s.io/v1alpha1): after the resources, each in order adds its own resources and
+//                     generators and runs its transformers over everything accumulated so far (kustomize's order)
 // Transformers run in kustomize's order: generators, patches, namespace, replicas, images; hash suffixes last.
 //
 // Every file a kustomization names must exist (a missing one is an error naming the kustomization and the entry).
@@ -30,7 +33,7 @@ export type K8sObject = {
 
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
 const SUPPORTED_FIELDS = new Set([
-  'apiVersion', 'kind', 'resources', 'configMapGenerator', 'generatorOptions', 'patches', 'images', 'replicas', 'namespace',
+  'apiVersion', 'kind', 'resources', 'components', 'configMapGenerator', 'generatorOptions', 'patches', 'images', 'replicas', 'namespace',
 ]);
 /** Kinds that are not namespaced (among those a kustomization here could contain). */
 const CLUSTER_SCOPED = new Set([
@@ -93,7 +96,11 @@ function checkObject(v: unknown, source: string): K8sObject {
   return o;
 }
 
-function build(dir: string, visited: Set<string>, stack: string[]): Internal[] {
+/**
+ * The objects of the kustomization in `dir`. `into`: the objects accumulated so far when `dir` is a component (it adds
+ * its own and transforms them all); undefined for a Kustomization.
+ */
+function build(dir: string, visited: Set<string>, stack: string[], into?: Internal[]): Internal[] {
   const kfile = kustomizationFile(dir);
   if (!kfile) throw new Error(`${dir}: no kustomization.yaml`);
   if (stack.includes(kfile)) throw new Error(`kustomization cycle: ${[...stack, kfile].join(' -> ')}`);
@@ -103,6 +110,11 @@ function build(dir: string, visited: Set<string>, stack: string[]): Internal[] {
   for (const key of Object.keys(k)) {
     if (!SUPPORTED_FIELDS.has(key)) throw new Error(`${kfile}: field "${key}" is not supported by test/k8s/kustomize.ts (add it there, tested against kubectl kustomize)`);
   }
+  const isComponent = k.kind === 'Component';
+  if (isComponent !== (into !== undefined)) {
+    throw new Error(into ? `${kfile}: listed in components but its kind is ${String(k.kind ?? 'Kustomization')}, not Component` : `${kfile}: a Component is rendered only from a kustomization's components, not on its own or as a resource`);
+  }
+  if (isComponent && k.apiVersion !== 'kustomize.config.k8s.io/v1alpha1') throw new Error(`${kfile}: a Component's apiVersion is kustomize.config.k8s.io/v1alpha1, not ${String(k.apiVersion)}`);
   const here = (p: string, what: string): string => {
     const full = resolve(dir, p);
     if (!existsSync(full)) throw new Error(`${kfile}: ${what} "${p}" does not exist`);
@@ -111,7 +123,7 @@ function build(dir: string, visited: Set<string>, stack: string[]): Internal[] {
   };
 
   // resources
-  const items: Internal[] = [];
+  let items: Internal[] = into ?? [];
   for (const r of asList<string>(k.resources, `${kfile}: resources`)) {
     const full = here(r, 'resource');
     if (statSync(full).isDirectory()) items.push(...build(full, visited, [...stack, kfile]));
@@ -120,6 +132,13 @@ function build(dir: string, visited: Set<string>, stack: string[]): Internal[] {
     }
   }
   assertUnique(items, kfile);
+
+  // components, in order, over what the resources accumulated
+  for (const c of asList<string>(k.components, `${kfile}: components`)) {
+    const full = here(c, 'component');
+    if (!statSync(full).isDirectory()) throw new Error(`${kfile}: component "${c}" is not a directory`);
+    items = build(full, visited, [...stack, kfile], items);
+  }
 
   // configMapGenerator
   const gopts = (k.generatorOptions ?? {}) as GeneratorOptions;

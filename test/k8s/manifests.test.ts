@@ -27,6 +27,8 @@ const at = (p: string) => join(ROOT, p);
 
 const KUSTOMIZATIONS = ['k8s/base', 'k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/overlays/webgpu', 'k8s/monitoring'];
 const RUN_OVERLAYS = ['k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/overlays/webgpu'];
+/** Kustomize components: rendered over every run overlay by their own tests (test/k8s/per-pod-identity.test.ts). */
+const COMPONENTS = ['k8s/components/per-pod-identity'];
 /**
  * Where each run overlay puts GPUs: the device of each role that has one (its --device: one form in every overlay; the
  * run config names no device, round 18), KEDA.
@@ -115,9 +117,19 @@ function filesUnder(dir: string): string[] {
 
 test('every kustomization under k8s/ is tested, every file it names exists, and no file under k8s/ is unused', () => {
   const found = filesUnder(at('k8s')).filter((f) => f.endsWith('/kustomization.yaml')).map((f) => relative(ROOT, f).replace(/\/kustomization\.yaml$/, '')).sort();
-  assert.deepEqual(found, [...KUSTOMIZATIONS].sort(), 'a new kustomization must be added to KUSTOMIZATIONS here');
+  assert.deepEqual(found, [...KUSTOMIZATIONS, ...COMPONENTS].sort(), 'a new kustomization must be added to KUSTOMIZATIONS (or COMPONENTS) here');
   const visited = new Set<string>();
   for (const k of KUSTOMIZATIONS) renderKustomization(at(k), { visited });
+  // a component renders only from a kustomization that lists it: here over the first run overlay
+  for (const c of COMPONENTS) {
+    const dir = mkdtempSync(join(tmpdir(), 'rg-kust-component-'));
+    try {
+      writeFileSync(join(dir, 'kustomization.yaml'), `resources:\n  - ${relative(dir, at(RUN_OVERLAYS[0]!))}\ncomponents:\n  - ${relative(dir, at(c))}\n`);
+      renderKustomization(dir, { visited });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const unused = filesUnder(at('k8s')).filter((f) => !visited.has(f) && !f.endsWith('README.md'));
   assert.deepEqual(unused.map((f) => relative(ROOT, f)), [], 'files under k8s/ that no kustomization names');
   // The renderer reports a missing file by name.
@@ -127,6 +139,10 @@ test('every kustomization under k8s/ is tested, every file it names exists, and 
     assert.throws(() => renderKustomization(dir), /resource "missing.yaml" does not exist/);
     writeFileSync(join(dir, 'kustomization.yaml'), 'resources: []\ncommonLabels: {a: b}\n');
     assert.throws(() => renderKustomization(dir), /field "commonLabels" is not supported/);
+    // a component renders only from the components of a kustomization, and only a Component may be listed there
+    assert.throws(() => renderKustomization(at(COMPONENTS[0]!)), /a Component is rendered only from a kustomization's components/);
+    writeFileSync(join(dir, 'kustomization.yaml'), `components:\n  - ${relative(dir, at('k8s/base'))}\n`);
+    assert.throws(() => renderKustomization(dir), /listed in components but its kind is Kustomization, not Component/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@
 // reported as unknown (this is how `value: compute,utility` in a YAML flow mapping, which becomes a stray
 // `utility: null` key, is caught).
 //
-// Custom resources (prometheus-operator PodMonitor and PrometheusRule, KEDA ScaledObject) are not in
+// Custom resources (prometheus-operator PodMonitor and PrometheusRule, KEDA ScaledObject, cert-manager Issuer) are not in
 // kubernetes-models; they are checked with strict zod schemas transcribed from the CRDs (monitoring.coreos.com/v1
 // as of prometheus-operator v0.7x, keda.sh/v1alpha1 as of KEDA 2.1x) for the fields a manifest here may use. A
 // field outside that subset is refused: add it here from the CRD when a manifest needs it. Where the
@@ -193,7 +193,23 @@ export const scaledObjectSchema = z.strictObject({
   }).refine((s) => (s.minReplicaCount ?? 0) <= (s.maxReplicaCount ?? 100), 'minReplicaCount must not exceed maxReplicaCount'),
 });
 
+// cert-manager.io/v1 Issuer (cert-manager 1.x CRD), the CA kind only: k8s/components/per-pod-identity
+const issuerSchema = z.strictObject({
+  apiVersion: z.literal('cert-manager.io/v1'),
+  kind: z.literal('Issuer'),
+  metadata,
+  spec: z.strictObject({
+    ca: z.strictObject({
+      secretName: z.string().min(1),
+      crlDistributionPoints: z.array(z.string()).optional(),
+      ocspServers: z.array(z.string()).optional(),
+      issuingCertificateURLs: z.array(z.string()).optional(),
+    }),
+  }),
+});
+
 const CRD_SCHEMAS: Record<string, z.ZodType> = {
+  'cert-manager.io/v1/Issuer': issuerSchema,
   'monitoring.coreos.com/v1/PodMonitor': podMonitorSchema,
   'monitoring.coreos.com/v1/PrometheusRule': prometheusRuleSchema,
   'keda.sh/v1alpha1/ScaledObject': scaledObjectSchema,

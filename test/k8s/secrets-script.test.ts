@@ -124,3 +124,56 @@ test('k8s-secrets.sh with kubectl: one metrics token, made once in the monitorin
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('k8s-secrets.sh --ca-issuer keeps the CA key for the per-pod Issuer and drops the shared token and role-wide certificates; without it the CA key goes', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rg-fake-kube-ca-'));
+  try {
+    writeFileSync(join(dir, 'kubectl'), FAKE_KUBECTL);
+    chmodSync(join(dir, 'kubectl'), 0o755);
+    const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, FAKE_KUBE: dir, RECOVERY_GRPO_METRICS_TOKEN_FILE: '' };
+    const secret = (ns: string, name: string, key: string) => {
+      const f = join(dir, 'ns', ns, name, key);
+      return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+    };
+    const has = (ns: string, name: string) => existsSync(join(dir, 'ns', ns, name));
+    const WORKER_TLS = ['learner', 'rollout', 'reward'].map((c) => `recovery-grpo-tls-${c}`);
+
+    // a namespace made before (no CA key kept): --ca-issuer cannot make an Issuer's Secret there without a new CA
+    let r = run('bash', [SCRIPT, 'run-a'], { env });
+    assert.equal(r.code, 0, r.out);
+    assert.ok(has('run-a', 'recovery-grpo-auth') && WORKER_TLS.every((n) => has('run-a', n)) && !has('run-a', 'recovery-grpo-ca'));
+    r = run('bash', [SCRIPT, '--ca-issuer', 'run-a'], { env });
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /run-a: its Secrets were made without --ca-issuer, so its CA's key was discarded .* rerun with --rotate --ca-issuer run-a/);
+    assert.equal(has('run-a', 'recovery-grpo-ca'), false);
+
+    // --rotate --ca-issuer: a new CA whose key the Issuer's Secret holds, the NATS and orchestrator certificates it
+    // signed; the shared token and the role-wide certificates deleted
+    r = run('bash', [SCRIPT, '--rotate', '--ca-issuer', 'run-a'], { env });
+    assert.equal(r.code, 0, r.out);
+    const caCrt = secret('run-a', 'recovery-grpo-ca', 'tls.crt')!;
+    assert.match(caCrt, /BEGIN CERTIFICATE/);
+    assert.match(secret('run-a', 'recovery-grpo-ca', 'tls.key')!, /BEGIN PRIVATE KEY/);
+    assert.equal(secret('run-a', 'recovery-grpo-tls-nats', 'ca.crt'), caCrt, 'NATS trusts the Issuer\'s CA');
+    assert.equal(secret('run-a', 'recovery-grpo-tls-orchestrator', 'ca.crt'), caCrt, 'so does the orchestrator');
+    for (const n of ['recovery-grpo-auth', ...WORKER_TLS]) {
+      assert.equal(has('run-a', n), false, `${n} deleted`);
+      assert.match(r.out, new RegExp(`run-a: secret ${n} deleted \\(not used with --ca-issuer\\)`));
+    }
+    // and kept on a re-run
+    r = run('bash', [SCRIPT, '--ca-issuer', 'run-a'], { env });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /run-a: secrets exist \(kept/);
+    assert.equal(secret('run-a', 'recovery-grpo-ca', 'tls.crt'), caCrt);
+
+    // back without it: the CA key is deleted, the shared token and role certificates made again
+    r = run('bash', [SCRIPT, '--rotate', 'run-a'], { env });
+    assert.equal(r.code, 0, r.out);
+    assert.equal(has('run-a', 'recovery-grpo-ca'), false);
+    assert.match(r.out, /run-a: secret recovery-grpo-ca deleted \(not used without --ca-issuer\)/);
+    assert.ok(has('run-a', 'recovery-grpo-auth') && WORKER_TLS.every((n) => has('run-a', n)));
+    assert.doesNotMatch(readFileSync(join(dir, 'calls.log'), 'utf8'), /BEGIN/, 'no key on a command line');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -97,7 +97,7 @@ test('only a message over the limit fails the run: another RangeError of a send 
   const failures: Error[] = [];
   const sendWith = async (err: Error) => {
     const link = new LearnerLink({ metrics: createMetrics('link-test', 'orchestrator'), log: () => {}, fail: (e) => failures.push(e), ackedSeq: () => 0 });
-    const session = { isOpen: true, hello: {}, workerId: 'l', send: () => Promise.reject(err) } as unknown as WorkerSession;
+    const session = { isOpen: true, hello: {}, workerId: 'l', credential: { kind: 'none', id: 'none', pinned: false }, send: () => Promise.reject(err) } as unknown as WorkerSession;
     link.attach(session, 0, async () => {});
     link.enqueue(() => ({ batch_seq: 1, batch_id: 'b-1' }) as TrainBatch);
     await new Promise((r) => setTimeout(r, 20));
@@ -159,7 +159,7 @@ test('a batch acknowledged while it was being built (a catch-up) is neither kept
   const sent: number[] = [];
   const metrics = createMetrics('link-built-late', 'orchestrator');
   const link = new LearnerLink({ metrics, log: () => {}, fail: (e) => assert.fail(e), ackedSeq: () => acked });
-  const session = { isOpen: true, hello: {}, workerId: 'l', send: async (m: { train_batch: TrainBatch }) => void sent.push(m.train_batch.batch_seq!) } as unknown as WorkerSession;
+  const session = { isOpen: true, hello: {}, workerId: 'l', credential: { kind: 'none', id: 'none', pinned: false }, send: async (m: { train_batch: TrainBatch }) => void sent.push(m.train_batch.batch_seq!) } as unknown as WorkerSession;
   link.attach(session, acked, async () => {});
   let built!: () => void;
   const loading = new Promise<void>((r) => (built = r));

@@ -9,7 +9,7 @@ import { TaskQueue } from '../../orchestrator/task-queue.ts';
 
 function session(id: string, role: 'ROLLOUT' | 'REWARD', maxInFlight: number, perMessage = 0) {
   const s = {
-    id, role, workerId: id, isOpen: true, sent: [] as OrchestratorMessage[],
+    id, role, workerId: id, isOpen: true, sent: [] as OrchestratorMessage[], credential: { kind: 'none', id: 'none', pinned: false },
     hello: { capabilities: { device: 'cpu', max_batch: 1, max_in_flight: maxInFlight, max_tasks_per_message: perMessage } },
     send: async (m: OrchestratorMessage) => void s.sent.push(m),
   };

@@ -28,6 +28,16 @@ test('the role URI of a certificate: parsed, and refused when ambiguous or unkno
   assert.throws(() => certificateGrant('URI:spiffe://recovery-grpo/role/admin'), /is not spiffe:\/\/recovery-grpo\/role\/<rollout\|reward\|learner>/);
   assert.throws(() => certificateGrant('URI:spiffe://recovery-grpo/role/learner/a/b'), /is not spiffe/);
   assert.equal(roleUri('rollout', 'rollout-3'), 'spiffe://recovery-grpo/role/rollout/rollout-3');
+  // a per-pod certificate (k8s/components/per-pod-identity): the role URI (NATS's user) and the worker URI, either order
+  const R = 'URI:spiffe://recovery-grpo/role/rollout';
+  assert.deepEqual(certificateGrant(`${R}, ${R}/pod-a`), { role: 'ROLLOUT', workerId: 'pod-a' });
+  assert.deepEqual(certificateGrant(`DNS:x, ${R}/pod-a, URI:https://example.org/y, ${R}`), { role: 'ROLLOUT', workerId: 'pod-a' });
+  // any other pair is refused, naming the URIs
+  assert.throws(() => certificateGrant(`${R}, URI:spiffe://recovery-grpo/role/learner/pod-a`), /names 2 roles, ROLLOUT and LEARNER \(spiffe:\/\/recovery-grpo\/role\/rollout, spiffe:\/\/recovery-grpo\/role\/learner\/pod-a\)/);
+  assert.throws(() => certificateGrant(`${R}/pod-a, ${R}/pod-b`), /names 2 worker ids, "pod-a" and "pod-b"/);
+  assert.throws(() => certificateGrant(`${R}, ${R}`), /names its role URI twice/);
+  assert.throws(() => certificateGrant(`${R}, ${R}/a, ${R}/a`), /names 3 role URIs/);
+  assert.throws(() => certificateGrant(`${R}, ${R}/bad id`), /worker id "bad id"/);
 });
 
 test('mutual TLS: the client certificate decides the role a Hello may claim', { timeout: 60_000 }, async (t) => {
