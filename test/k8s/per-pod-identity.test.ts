@@ -33,21 +33,28 @@ const COMPONENT = join(ROOT, 'k8s/components/per-pod-identity');
 /** component label -> the role its certificate names */
 const WORKER_ROLES: Record<string, 'rollout' | 'reward' | 'learner'> = { 'rollout-worker': 'rollout', 'reward-worker': 'reward', learner: 'learner' };
 const CSI = 'csi.cert-manager.io';
+/** The namespace of the run overlays' workloads, and of docs/kubernetes.md's my-run. */
+const RUN_NAMESPACE = 'recovery-grpo';
 
 type Any = Record<string, any>;
 const podSpec = (o: K8sObject): Any => (o.spec as Any).template.spec;
 const componentOf = (o: K8sObject): string => o.metadata.labels?.['app.kubernetes.io/component'] ?? '';
 
-/** A kustomization in a temporary folder: `overlay` (repository-relative) with the component, as a user writes it. */
-function withComponent(overlay: string): { dir: string; cleanup: () => void } {
+/**
+ * A kustomization in a temporary folder: `overlay` (repository-relative) with the component, as docs/kubernetes.md's
+ * my-run/kustomization.yaml writes it (`namespace: recovery-grpo`); `namespace: false` leaves that line out (a user
+ * who omits it).
+ */
+function withComponent(overlay: string, opts: { namespace?: boolean } = {}): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'rg-per-pod-'));
   // kustomize takes only relative paths to other kustomizations
-  writeFileSync(join(dir, 'kustomization.yaml'), `resources:\n  - ${relative(dir, join(ROOT, overlay))}\ncomponents:\n  - ${relative(dir, COMPONENT)}\n`);
+  const ns = opts.namespace === false ? '' : `namespace: ${RUN_NAMESPACE}\n`;
+  writeFileSync(join(dir, 'kustomization.yaml'), `${ns}resources:\n  - ${relative(dir, join(ROOT, overlay))}\ncomponents:\n  - ${relative(dir, COMPONENT)}\n`);
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function renderWithComponent(overlay: string): K8sObject[] {
-  const k = withComponent(overlay);
+function renderWithComponent(overlay: string, opts: { namespace?: boolean } = {}): K8sObject[] {
+  const k = withComponent(overlay, opts);
   try {
     return renderKustomization(k.dir);
   } finally {
@@ -86,6 +93,14 @@ test('the per-pod-identity component renders over every run overlay: CSI certifi
     const objs = renderWithComponent(overlay);
     const base = renderKustomization(join(ROOT, overlay));
     for (const o of objs) await validateK8sObject(o).catch((e: Error) => assert.fail(`${overlay} + component: ${e.message}`));
+    // every object in the workloads' namespace, the Issuer included (it must sit beside Secret recovery-grpo-ca and
+    // the pods that name it), also when the user's kustomization sets no namespace: the component copies it
+    for (const [what, rendered] of [['my-run', objs], ['my-run without namespace', renderWithComponent(overlay, { namespace: false })]] as const) {
+      const workloads = [...new Set(rendered.filter((o) => ['Deployment', 'Job', 'StatefulSet'].includes(o.kind)).map((o) => o.metadata.namespace))];
+      assert.deepEqual(workloads, [RUN_NAMESPACE], `${overlay} ${what}: the workloads' namespace`);
+      const elsewhere = rendered.filter((o) => o.kind !== 'Namespace' && o.metadata.namespace !== RUN_NAMESPACE).map((o) => `${o.kind}/${o.metadata.name} (${o.metadata.namespace ?? 'no namespace'})`);
+      assert.deepEqual(elsewhere, [], `${overlay} ${what}: objects outside ${RUN_NAMESPACE}`);
+    }
     const issuers = objs.filter((o) => o.kind === 'Issuer');
     assert.deepEqual(issuers.map((o) => [o.apiVersion, o.metadata.name, (o.spec as Any).ca.secretName]), [['cert-manager.io/v1', 'recovery-grpo-ca', 'recovery-grpo-ca']]);
     for (const [comp, role] of Object.entries(WORKER_ROLES)) {
@@ -148,11 +163,12 @@ test('the per-pod-identity component renders over every run overlay: CSI certifi
 test('the component: kubectl kustomize renders the same objects as test/k8s/kustomize.ts', (t) => {
   const kubectl = which('kubectl');
   if (!kubectl) return t.skip('kubectl is not installed: the component is rendered by test/k8s/kustomize.ts only');
-  for (const overlay of RUN_OVERLAYS) {
-    const k = withComponent(overlay);
+  // with and without the user's namespace line (the component's replacement gives the Issuer the workloads' namespace)
+  for (const [overlay, namespace] of RUN_OVERLAYS.flatMap((o) => [[o, true], [o, false]] as const)) {
+    const k = withComponent(overlay, { namespace });
     try {
       const r = run(kubectl, ['kustomize', k.dir], { timeoutMs: 60_000 });
-      assert.equal(r.code, 0, `kubectl kustomize ${overlay} + component: ${r.out}`);
+      assert.equal(r.code, 0, `kubectl kustomize ${overlay} + component (namespace line: ${namespace}): ${r.out}`);
       const theirs = parseK8sYaml(r.out, 'kubectl kustomize') as K8sObject[];
       const key = (o: K8sObject) => `${o.apiVersion} ${o.kind} ${o.metadata.name}`;
       const mine = new Map(renderKustomization(k.dir).map((o) => [key(o), o]));
