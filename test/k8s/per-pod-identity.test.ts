@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -230,6 +230,7 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
     const podCert = (comp: keyof typeof WORKER_ROLES, pod: string, ext?: string) =>
       signClientCert(dir, { cert: ca.cert, key: ca.key }, pod, pod, ext ?? issuedExtensions(csiAttributes(objs, comp, pod)));
     const podA = podCert('rollout-worker', 'recovery-grpo-rollout-worker-7d9f8-aaaaa');
+    let minted: { cert: string; key: string } | undefined;
     const podB = 'recovery-grpo-rollout-worker-7d9f8-bbbbb';
     podCert('rollout-worker', podB);
     const learnerPod = podCert('learner', 'recovery-grpo-learner-ccccc');
@@ -270,6 +271,25 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
       await assert.rejects(hello(server.address, twoRoles, 'LEARNER', 'x'), /PERMISSION_DENIED.*names 2 roles, ROLLOUT and LEARNER/);
       const twoIds = signClientCert(dir, ca, 'two-ids', 'x', `subjectAltName=URI:${roleUri('rollout', 'a')},URI:${roleUri('rollout', 'b')}\nextendedKeyUsage=clientAuth\n`);
       await assert.rejects(hello(server.address, twoIds, 'ROLLOUT', 'a'), /PERMISSION_DENIED.*names 2 worker ids, "a" and "b"/);
+      // review30 F2: a SAN that nats-server could map to another user (it tries email addresses, then DNS names, then
+      // URIs with the scheme lower-cased) is refused, naming it, though the two URIs grant rollout pod-a
+      const R = roleUri('rollout');
+      for (const [name, extra, shown] of [
+        ['dns-learner', `DNS.0 = ${roleUri('learner')}`, `DNS SAN "${roleUri('learner')}"`],
+        ['email-learner', `email.0 = ${roleUri('learner')}`, `email SAN "${roleUri('learner')}"`],
+        ['upper-scheme-learner', 'URI.0 = SPIFFE://recovery-grpo/role/learner', 'URI SAN "SPIFFE://recovery-grpo/role/learner"'],
+        ['dns-orchestrator', 'DNS.0 = spiffe://recovery-grpo/role/orchestrator', 'DNS SAN "spiffe://recovery-grpo/role/orchestrator"'],
+      ] as const) {
+        const c = signClientCert(dir, ca, name, 'pod-a', `subjectAltName=@alt\nextendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n[alt]\n${extra}\nURI.1 = ${R}\nURI.2 = ${R}/pod-a\n`);
+        await assert.rejects(hello(server.address, c, 'ROLLOUT', 'pod-a'), (e: Error) => e.message.includes('PERMISSION_DENIED') && e.message.includes(`${shown} spells a spiffe://recovery-grpo/ name`), name);
+      }
+      // review30 F3: a pod's volume asking for csi.cert-manager.io/is-ca gets a CA certificate from the CA Issuer; the
+      // script's CA has pathlen:0, so a leaf minted with it (any role, any id, sent with its chain) is refused
+      const podCa = signClientCert(dir, ca, 'pod-ca', 'pod-x', `subjectAltName=URI:${R},URI:${R}/pod-x\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,digitalSignature\n`);
+      const leaf = signClientCert(dir, podCa, 'minted', 'anyone', `subjectAltName=URI:${roleUri('learner')},URI:${roleUri('learner', 'anyone')}\nextendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n`);
+      writeFileSync(join(dir, 'minted-chain.crt'), readFileSync(leaf.cert, 'utf8') + readFileSync(podCa.cert, 'utf8'));
+      minted = { cert: join(dir, 'minted-chain.crt'), key: leaf.key };
+      await assert.rejects(hello(server.address, minted, 'LEARNER', 'anyone'), 'a leaf under a CA-flagged pod certificate is refused');
       assert.equal(welcomed.length, 2, 'no refused Hello reached the orchestrator');
     } finally {
       await server.close();
@@ -318,6 +338,8 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
     // why the role URI is there: a certificate with the worker URI alone names no NATS user
     const workerOnly = signClientCert(dir, ca, 'worker-only', 'w', `subjectAltName=URI:${roleUri('rollout', 'w')}\nextendedKeyUsage=clientAuth\n`);
     await assert.rejects(as(workerOnly, 'worker-only'), /Authorization Violation|AUTHORIZATION_VIOLATION/i);
+    // review30 F3: nats-server refuses the leaf minted under a pod's CA certificate too (the CA's pathlen:0)
+    await assert.rejects(as(minted!, 'minted'), 'NATS refuses a leaf under a CA-flagged pod certificate');
   } finally {
     for (const nc of conns) await nc.close().catch(() => undefined);
     await nats?.stop();
