@@ -2,7 +2,7 @@
 // this tree's board against another tree's, interleaved (round 10: what the probes' bookkeeping costs when the
 // floor is steady). 200 simulated sessions asking for 16 per message; 10 tasks added per pump; every result at once.
 //   node --import tsx bench/board-cpu.ts [<other tree>]
-import type { OrchestratorMessage, WorkerSession } from '../lib/transport/index.ts';
+import { validateHello, type OrchestratorMessage, type WorkerSession } from '../lib/transport/index.ts';
 import { createMetrics } from '../lib/metrics/index.ts';
 import * as mine from '../orchestrator/task-board.ts';
 
@@ -17,16 +17,23 @@ function run(mod: typeof mine, label: string): number {
   const board = new mod.TaskBoard({ leaseMs: 600_000, maxAttempts: 3, metrics: createMetrics(`bc-${label}`, 'orchestrator'), onGiveUp: () => {}, dispatch: 'spread', bundleMs: 5, now: () => now });
   const out: { s: WorkerSession; ids: string[] }[] = [];
   const done = Promise.resolve();
-  const sessions = Array.from({ length: 200 }, (_, i) => {
-    const s = {
-      id: `w${i}`, role: 'ROLLOUT', workerId: `w${i}`, isOpen: true,
-      hello: { capabilities: { device: 'cpu', max_batch: 1, max_in_flight: 16, max_tasks_per_message: 16 } },
+  // complete WorkerSessions (no cast: a field WorkerSession gains must be given here); credential none, a loopback
+  // session without authentication, as the board's unit tests' sessions (the voter is the worker id)
+  const sessions = Array.from({ length: 200 }, (_, i): WorkerSession => {
+    const s: WorkerSession = {
+      id: `w${i}`, role: 'ROLLOUT', workerId: `w${i}`, isOpen: true, peer: 'bench', connectedAt: 0, lastSeen: 0,
+      credential: { kind: 'none', id: 'none', pinned: false },
+      hello: validateHello({ protocol_version: 1, role: 'ROLLOUT', worker_id: `w${i}`, software_version: '', capabilities: { device: 'cpu', max_batch: 1, max_in_flight: 16, max_tasks_per_message: 16, tensor_dtypes: [], labels: {} } }),
+      messages: { [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) },
       send: (m: OrchestratorMessage) => {
-        out.push({ s: s as unknown as WorkerSession, ids: m.task_bundle?.rollout_tasks?.map((t) => t.task_id!) ?? [m.rollout_task!.task_id!] });
+        out.push({ s, ids: m.task_bundle?.rollout_tasks?.map((t) => t.task_id!) ?? [m.rollout_task!.task_id!] });
         return done;
       },
+      end() {},
+      fail() {},
+      closed: new Promise(() => {}),
     };
-    return s as unknown as WorkerSession;
+    return s;
   });
   for (const s of sessions) board.attach(s);
   board.pump();

@@ -24,14 +24,18 @@
 #   recovery-grpo-ca                    tls.crt, tls.key: the CA, which the component's cert-manager Issuer signs with
 # and makes neither recovery-grpo-auth nor the role-wide certificates of learner, rollout and reward (no pod mounts
 # them, and each would let its holder present any worker id of its role); it deletes them where they exist. Without
-# --ca-issuer the CA key is discarded and recovery-grpo-ca deleted where it exists. Whoever reads recovery-grpo-ca can
-# sign any identity of the run (docs/security.md, "Per-pod certificates"). A namespace whose Secrets were made without
-# it has no CA key to keep: --ca-issuer needs --rotate there (a new CA; then restart the run's pods).
+# --ca-issuer the CA key is discarded. Whoever reads recovery-grpo-ca can sign any identity of the run, servers
+# included (docs/security.md, "Per-pod certificates"). The CA has pathlen:0 (a CA certificate it signs signs nothing
+# TLS accepts). A namespace whose Secrets were made without it has no CA key to keep: --ca-issuer needs --rotate there
+# (a new CA; then restart the run's pods). A namespace holding recovery-grpo-ca is refused without --ca-issuer (create
+# and --rotate alike, nothing changed); --rotate --drop-ca-issuer goes back: it deletes recovery-grpo-ca and makes the
+# shared token and role-wide certificates (a new CA; deploy without the component and restart the run's pods).
 #
 #   scripts/k8s-secrets.sh NAMESPACE...            create the namespace and the Secrets where missing (kubectl)
 #   scripts/k8s-secrets.sh --rotate NAMESPACE...   replace them all (then restart the run's pods)
 #   scripts/k8s-secrets.sh --print NAMESPACE...    print the Namespace and Secret manifests instead (no kubectl)
 #   ... --ca-issuer ...                            as above, for per-pod certificates
+#   scripts/k8s-secrets.sh --rotate --drop-ca-issuer NAMESPACE...   back from per-pod certificates (above)
 # Needs openssl. Certificates are valid for RECOVERY_GRPO_CERT_DAYS days (default 365).
 set -euo pipefail
 AUTH=recovery-grpo-auth
@@ -43,6 +47,7 @@ COMPONENTS=(nats orchestrator learner rollout reward)
 WORKER_COMPONENTS=(learner rollout reward)
 CA_SECRET=recovery-grpo-ca
 ca_issuer=0
+drop_ca=0
 DAYS="${RECOVERY_GRPO_CERT_DAYS:-365}"
 mode=create
 namespaces=()
@@ -51,14 +56,19 @@ for a in "$@"; do
     --print) mode=print ;;
     --rotate) mode=rotate ;;
     --ca-issuer) ca_issuer=1 ;;
-    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --drop-ca-issuer) drop_ca=1 ;;
+    -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "k8s-secrets: unknown option $a" >&2; exit 2 ;;
     *)
       [[ "$a" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || { echo "k8s-secrets: $a is not a valid namespace name" >&2; exit 2; }
       namespaces+=("$a") ;;
   esac
 done
-[ "${#namespaces[@]}" -gt 0 ] || { echo "usage: scripts/k8s-secrets.sh [--print|--rotate] [--ca-issuer] NAMESPACE..." >&2; exit 2; }
+[ "${#namespaces[@]}" -gt 0 ] || { echo "usage: scripts/k8s-secrets.sh [--print|--rotate] [--ca-issuer|--rotate --drop-ca-issuer] NAMESPACE..." >&2; exit 2; }
+if [ "$drop_ca" = 1 ]; then
+  [ "$ca_issuer" = 0 ] || { echo "k8s-secrets: --drop-ca-issuer and --ca-issuer contradict each other" >&2; exit 2; }
+  [ "$mode" = rotate ] || { echo "k8s-secrets: --drop-ca-issuer goes back from per-pod certificates to the shared token and role certificates: it needs --rotate (a new CA)" >&2; exit 2; }
+fi
 # the certificates this mode makes: with --ca-issuer only the NATS server's and the orchestrator's (the role pods get
 # theirs from cert-manager)
 if [ "$ca_issuer" = 1 ]; then MADE=(nats orchestrator); else MADE=("${COMPONENTS[@]}"); fi
@@ -80,8 +90,10 @@ material() {
   mkdir -p "$d"
   token > "$d/token"
   local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  # pathlen:0: it signs leaves only; a CA certificate it signed (a pod's volume asking the Issuer for
+  # csi.cert-manager.io/is-ca) cannot sign certificates that TLS peers accept (review30 F3)
   ossl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -subj "/O=recovery-grpo/CN=recovery-grpo CA $ns" -days "$DAYS" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    -addext basicConstraints=critical,CA:TRUE,pathlen:0 -addext keyUsage=critical,keyCertSign,cRLSign
   for c in "${MADE[@]}"; do
     case "$c" in
       nats)
@@ -173,6 +185,17 @@ if [ -n "${RECOVERY_GRPO_METRICS_TOKEN_FILE:-}" ] && existing="$(kubectl -n "$MO
     && [ "$(printf '%s' "$existing" | base64 -d)" != "$(cat "$work/metrics-token")" ]; then
   echo "k8s-secrets: RECOVERY_GRPO_METRICS_TOKEN_FILE holds another token than $MONITORING/$METRICS_SCRAPE, which Prometheus presents; delete that Secret first to replace it" >&2
   exit 1
+fi
+# A namespace set up for per-pod certificates (its CA key in recovery-grpo-ca) is left alone without --ca-issuer: a
+# rotation there that forgot the flag would delete the Issuer's key and hand every worker the shared token again
+# (review30 F4). Going back needs --drop-ca-issuer. Checked for every namespace before anything changes.
+if [ "$ca_issuer" = 0 ] && [ "$drop_ca" = 0 ]; then
+  for ns in "${namespaces[@]}"; do
+    if kubectl -n "$ns" get secret "$CA_SECRET" >/dev/null 2>&1; then
+      echo "k8s-secrets: $ns: holds $CA_SECRET, the CA key of the per-pod certificates (made with --ca-issuer): rerun with --ca-issuer ($( [ "$mode" = rotate ] && echo "--rotate ")--ca-issuer $ns); to go back to the shared token and role-wide certificates, --rotate --drop-ca-issuer $ns (then deploy without k8s/components/per-pod-identity and restart the run's pods)" >&2
+      exit 1
+    fi
+  done
 fi
 if ! kubectl -n "$MONITORING" get secret "$METRICS_SCRAPE" >/dev/null 2>&1; then
   kubectl get namespace "$MONITORING" >/dev/null 2>&1 || kubectl create namespace "$MONITORING" >/dev/null

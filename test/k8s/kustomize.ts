@@ -13,10 +13,14 @@
 //   images            name -> newName / newTag / digest
 //   replicas          name -> count (Deployment, StatefulSet, ReplicaSet)
 //   namespace         set on every namespaced object
+//   replacements      inline only: a source {kind, name, fieldPath} (exactly one object; a missing field is an error, as
+//                     in kustomize) copied into targets [{select: {kind, name}, fieldPaths, options: {create}}];
+//                     fieldPaths are dotted paths of object keys (no list indexes)
 //   components        directories holding a `kind: Component` kustomization (apiVersion
 //                     kustomize.config.k8s.io/v1alpha1): after the resources, each in order adds its own resources and
 //                     generators and runs its transformers over everything accumulated so far (kustomize's order)
-// Transformers run in kustomize's order: generators, patches, namespace, replicas, images; hash suffixes last.
+// Transformers run in kustomize's order: generators, patches, namespace, replicas, images, replacements; hash suffixes
+// last.
 //
 // Every file a kustomization names must exist (a missing one is an error naming the kustomization and the entry).
 import { createHash } from 'node:crypto';
@@ -34,6 +38,7 @@ export type K8sObject = {
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
 const SUPPORTED_FIELDS = new Set([
   'apiVersion', 'kind', 'resources', 'components', 'configMapGenerator', 'generatorOptions', 'patches', 'images', 'replicas', 'namespace',
+  'replacements',
 ]);
 /** Kinds that are not namespaced (among those a kustomization here could contain). */
 const CLUSTER_SCOPED = new Set([
@@ -220,8 +225,56 @@ function build(dir: string, visited: Set<string>, stack: string[], into?: Intern
       }
     }
   }
+
+  // replacements (kustomize runs them after its other transformers)
+  for (const [i, r] of asList<ReplacementArgs>(k.replacements, `${kfile}: replacements`).entries()) applyReplacement(items, r, `${kfile}: replacements[${i}]`);
   assertUnique(items, kfile);
   return items;
+}
+
+interface ReplacementArgs {
+  source?: { kind?: string; name?: string; fieldPath?: string; [k: string]: unknown };
+  targets?: { select?: { kind?: string; name?: string; [k: string]: unknown }; fieldPaths?: string[]; options?: { create?: boolean; [k: string]: unknown }; [k: string]: unknown }[];
+  [k: string]: unknown;
+}
+
+function applyReplacement(items: Internal[], r: ReplacementArgs, what: string): void {
+  const only = (o: object | undefined, keys: string[], where: string) => {
+    for (const key of Object.keys(o ?? {})) if (!keys.includes(key)) throw new Error(`${what}: ${where} field "${key}" is not supported by test/k8s/kustomize.ts`);
+  };
+  only(r, ['source', 'targets'], 'replacement');
+  const src = r.source;
+  if (!src?.kind || !src.name || !src.fieldPath) throw new Error(`${what}: source needs kind, name and fieldPath`);
+  only(src, ['kind', 'name', 'fieldPath'], 'source');
+  const path = (p: string) => {
+    if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(p)) throw new Error(`${what}: fieldPath "${p}" is not supported by test/k8s/kustomize.ts (dotted object keys only)`);
+    return p.split('.');
+  };
+  const sources = items.filter((it) => it.obj.kind === src.kind && it.obj.metadata.name === src.name);
+  if (sources.length !== 1) throw new Error(`${what}: source ${src.kind}/${src.name} matches ${sources.length} objects, not one`);
+  let value: unknown = sources[0]!.obj;
+  for (const seg of path(src.fieldPath)) value = value && typeof value === 'object' ? (value as Record<string, unknown>)[seg] : undefined;
+  if (value === undefined) throw new Error(`${what}: fieldPath ${src.fieldPath} is missing for replacement source ${src.kind}/${src.name}`);
+  for (const t of asList<NonNullable<ReplacementArgs['targets']>[number]>(r.targets, `${what}: targets`)) {
+    only(t, ['select', 'fieldPaths', 'options'], 'target');
+    only(t.select, ['kind', 'name'], 'select');
+    only(t.options, ['create'], 'options');
+    for (const it of items.filter((x) => (!t.select?.kind || x.obj.kind === t.select.kind) && (!t.select?.name || x.obj.metadata.name === t.select.name))) {
+      for (const fp of asList<string>(t.fieldPaths, `${what}: fieldPaths`)) {
+        const segs = path(fp);
+        let node = it.obj as Record<string, unknown>;
+        for (const seg of segs.slice(0, -1)) {
+          if (node[seg] === undefined && t.options?.create) node[seg] = {};
+          const next = node[seg];
+          if (!next || typeof next !== 'object') throw new Error(`${what}: fieldPath ${fp} is missing in ${it.obj.kind}/${it.obj.metadata.name}`);
+          node = next as Record<string, unknown>;
+        }
+        const last = segs.at(-1)!;
+        if (node[last] === undefined && !t.options?.create) throw new Error(`${what}: fieldPath ${fp} is missing in ${it.obj.kind}/${it.obj.metadata.name} (without options.create; not modelled by test/k8s/kustomize.ts)`);
+        node[last] = structuredClone(value);
+      }
+    }
+  }
 }
 
 interface GeneratorOptions {

@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ import { RUN_OVERLAYS, runConfigOf } from './overlays.ts';
 import { requireTool, run, which } from './tools.ts';
 import { signClientCert } from '../helpers/certs.ts';
 import { freePort } from '../helpers/nats.ts';
+import { until } from '../helpers/fake-session.ts';
 import { certificateGrant, roleUri } from '../../lib/transport/cert-identity.ts';
 import { connectToOrchestrator, startOrchestratorServer, type SessionCredential, type ServerAuth, type WorkerRole } from '../../lib/transport/index.ts';
 import { CheckpointStore, sha256Digest } from '../../lib/transport/nats.ts';
@@ -33,21 +34,28 @@ const COMPONENT = join(ROOT, 'k8s/components/per-pod-identity');
 /** component label -> the role its certificate names */
 const WORKER_ROLES: Record<string, 'rollout' | 'reward' | 'learner'> = { 'rollout-worker': 'rollout', 'reward-worker': 'reward', learner: 'learner' };
 const CSI = 'csi.cert-manager.io';
+/** The namespace of the run overlays' workloads, and of docs/kubernetes.md's my-run. */
+const RUN_NAMESPACE = 'recovery-grpo';
 
 type Any = Record<string, any>;
 const podSpec = (o: K8sObject): Any => (o.spec as Any).template.spec;
 const componentOf = (o: K8sObject): string => o.metadata.labels?.['app.kubernetes.io/component'] ?? '';
 
-/** A kustomization in a temporary folder: `overlay` (repository-relative) with the component, as a user writes it. */
-function withComponent(overlay: string): { dir: string; cleanup: () => void } {
+/**
+ * A kustomization in a temporary folder: `overlay` (repository-relative) with the component, as docs/kubernetes.md's
+ * my-run/kustomization.yaml writes it (`namespace: recovery-grpo`); `namespace: false` leaves that line out (a user
+ * who omits it).
+ */
+function withComponent(overlay: string, opts: { namespace?: boolean } = {}): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'rg-per-pod-'));
   // kustomize takes only relative paths to other kustomizations
-  writeFileSync(join(dir, 'kustomization.yaml'), `resources:\n  - ${relative(dir, join(ROOT, overlay))}\ncomponents:\n  - ${relative(dir, COMPONENT)}\n`);
+  const ns = opts.namespace === false ? '' : `namespace: ${RUN_NAMESPACE}\n`;
+  writeFileSync(join(dir, 'kustomization.yaml'), `${ns}resources:\n  - ${relative(dir, join(ROOT, overlay))}\ncomponents:\n  - ${relative(dir, COMPONENT)}\n`);
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function renderWithComponent(overlay: string): K8sObject[] {
-  const k = withComponent(overlay);
+function renderWithComponent(overlay: string, opts: { namespace?: boolean } = {}): K8sObject[] {
+  const k = withComponent(overlay, opts);
   try {
     return renderKustomization(k.dir);
   } finally {
@@ -86,6 +94,14 @@ test('the per-pod-identity component renders over every run overlay: CSI certifi
     const objs = renderWithComponent(overlay);
     const base = renderKustomization(join(ROOT, overlay));
     for (const o of objs) await validateK8sObject(o).catch((e: Error) => assert.fail(`${overlay} + component: ${e.message}`));
+    // every object in the workloads' namespace, the Issuer included (it must sit beside Secret recovery-grpo-ca and
+    // the pods that name it), also when the user's kustomization sets no namespace: the component copies it
+    for (const [what, rendered] of [['my-run', objs], ['my-run without namespace', renderWithComponent(overlay, { namespace: false })]] as const) {
+      const workloads = [...new Set(rendered.filter((o) => ['Deployment', 'Job', 'StatefulSet'].includes(o.kind)).map((o) => o.metadata.namespace))];
+      assert.deepEqual(workloads, [RUN_NAMESPACE], `${overlay} ${what}: the workloads' namespace`);
+      const elsewhere = rendered.filter((o) => o.kind !== 'Namespace' && o.metadata.namespace !== RUN_NAMESPACE).map((o) => `${o.kind}/${o.metadata.name} (${o.metadata.namespace ?? 'no namespace'})`);
+      assert.deepEqual(elsewhere, [], `${overlay} ${what}: objects outside ${RUN_NAMESPACE}`);
+    }
     const issuers = objs.filter((o) => o.kind === 'Issuer');
     assert.deepEqual(issuers.map((o) => [o.apiVersion, o.metadata.name, (o.spec as Any).ca.secretName]), [['cert-manager.io/v1', 'recovery-grpo-ca', 'recovery-grpo-ca']]);
     for (const [comp, role] of Object.entries(WORKER_ROLES)) {
@@ -148,11 +164,12 @@ test('the per-pod-identity component renders over every run overlay: CSI certifi
 test('the component: kubectl kustomize renders the same objects as test/k8s/kustomize.ts', (t) => {
   const kubectl = which('kubectl');
   if (!kubectl) return t.skip('kubectl is not installed: the component is rendered by test/k8s/kustomize.ts only');
-  for (const overlay of RUN_OVERLAYS) {
-    const k = withComponent(overlay);
+  // with and without the user's namespace line (the component's replacement gives the Issuer the workloads' namespace)
+  for (const [overlay, namespace] of RUN_OVERLAYS.flatMap((o) => [[o, true], [o, false]] as const)) {
+    const k = withComponent(overlay, { namespace });
     try {
       const r = run(kubectl, ['kustomize', k.dir], { timeoutMs: 60_000 });
-      assert.equal(r.code, 0, `kubectl kustomize ${overlay} + component: ${r.out}`);
+      assert.equal(r.code, 0, `kubectl kustomize ${overlay} + component (namespace line: ${namespace}): ${r.out}`);
       const theirs = parseK8sYaml(r.out, 'kubectl kustomize') as K8sObject[];
       const key = (o: K8sObject) => `${o.apiVersion} ${o.kind} ${o.metadata.name}`;
       const mine = new Map(renderKustomization(k.dir).map((o) => [key(o), o]));
@@ -214,6 +231,7 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
     const podCert = (comp: keyof typeof WORKER_ROLES, pod: string, ext?: string) =>
       signClientCert(dir, { cert: ca.cert, key: ca.key }, pod, pod, ext ?? issuedExtensions(csiAttributes(objs, comp, pod)));
     const podA = podCert('rollout-worker', 'recovery-grpo-rollout-worker-7d9f8-aaaaa');
+    let minted: { cert: string; key: string } | undefined;
     const podB = 'recovery-grpo-rollout-worker-7d9f8-bbbbb';
     podCert('rollout-worker', podB);
     const learnerPod = podCert('learner', 'recovery-grpo-learner-ccccc');
@@ -254,6 +272,25 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
       await assert.rejects(hello(server.address, twoRoles, 'LEARNER', 'x'), /PERMISSION_DENIED.*names 2 roles, ROLLOUT and LEARNER/);
       const twoIds = signClientCert(dir, ca, 'two-ids', 'x', `subjectAltName=URI:${roleUri('rollout', 'a')},URI:${roleUri('rollout', 'b')}\nextendedKeyUsage=clientAuth\n`);
       await assert.rejects(hello(server.address, twoIds, 'ROLLOUT', 'a'), /PERMISSION_DENIED.*names 2 worker ids, "a" and "b"/);
+      // review30 F2: a SAN that nats-server could map to another user (it tries email addresses, then DNS names, then
+      // URIs with the scheme lower-cased) is refused, naming it, though the two URIs grant rollout pod-a
+      const R = roleUri('rollout');
+      for (const [name, extra, shown] of [
+        ['dns-learner', `DNS.0 = ${roleUri('learner')}`, `DNS SAN "${roleUri('learner')}"`],
+        ['email-learner', `email.0 = ${roleUri('learner')}`, `email SAN "${roleUri('learner')}"`],
+        ['upper-scheme-learner', 'URI.0 = SPIFFE://recovery-grpo/role/learner', 'URI SAN "SPIFFE://recovery-grpo/role/learner"'],
+        ['dns-orchestrator', 'DNS.0 = spiffe://recovery-grpo/role/orchestrator', 'DNS SAN "spiffe://recovery-grpo/role/orchestrator"'],
+      ] as const) {
+        const c = signClientCert(dir, ca, name, 'pod-a', `subjectAltName=@alt\nextendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n[alt]\n${extra}\nURI.1 = ${R}\nURI.2 = ${R}/pod-a\n`);
+        await assert.rejects(hello(server.address, c, 'ROLLOUT', 'pod-a'), (e: Error) => e.message.includes('PERMISSION_DENIED') && e.message.includes(`${shown} spells a spiffe://recovery-grpo/ name`), name);
+      }
+      // review30 F3: a pod's volume asking for csi.cert-manager.io/is-ca gets a CA certificate from the CA Issuer; the
+      // script's CA has pathlen:0, so a leaf minted with it (any role, any id, sent with its chain) is refused
+      const podCa = signClientCert(dir, ca, 'pod-ca', 'pod-x', `subjectAltName=URI:${R},URI:${R}/pod-x\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,digitalSignature\n`);
+      const leaf = signClientCert(dir, podCa, 'minted', 'anyone', `subjectAltName=URI:${roleUri('learner')},URI:${roleUri('learner', 'anyone')}\nextendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n`);
+      writeFileSync(join(dir, 'minted-chain.crt'), readFileSync(leaf.cert, 'utf8') + readFileSync(podCa.cert, 'utf8'));
+      minted = { cert: join(dir, 'minted-chain.crt'), key: leaf.key };
+      await assert.rejects(hello(server.address, minted, 'LEARNER', 'anyone'), 'a leaf under a CA-flagged pod certificate is refused');
       assert.equal(welcomed.length, 2, 'no refused Hello reached the orchestrator');
     } finally {
       await server.close();
@@ -302,6 +339,12 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
     // why the role URI is there: a certificate with the worker URI alone names no NATS user
     const workerOnly = signClientCert(dir, ca, 'worker-only', 'w', `subjectAltName=URI:${roleUri('rollout', 'w')}\nextendedKeyUsage=clientAuth\n`);
     await assert.rejects(as(workerOnly, 'worker-only'), /Authorization Violation|AUTHORIZATION_VIOLATION/i);
+    // review30 F3: nats-server refuses the leaf minted under a pod's CA certificate too (the CA's pathlen:0)
+    // (TLS 1.3: the client learns of the refusal only as a closed connection, which nats.js answers with its connect
+    // timeout; the server's log says why)
+    const mintedTls = { caFile: natsFiles.ca, certFile: minted!.cert, keyFile: minted!.key, servername: 'recovery-grpo-nats' } as ConnectionOptions['tls'];
+    await assert.rejects(connect({ servers: nats.url, tls: mintedTls, maxReconnectAttempts: 0, timeout: 2000, name: 'minted' }), 'NATS refuses a leaf under a CA-flagged pod certificate');
+    await until(() => /TLS handshake error: .*path length constraint/.test(nats!.logTail()), 'nats-server logs the minted leaf\'s refusal for its path length');
   } finally {
     for (const nc of conns) await nc.close().catch(() => undefined);
     await nats?.stop();

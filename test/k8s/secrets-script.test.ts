@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,8 +166,26 @@ test('k8s-secrets.sh --ca-issuer keeps the CA key for the per-pod Issuer and dro
     assert.match(r.out, /run-a: secrets exist \(kept/);
     assert.equal(secret('run-a', 'recovery-grpo-ca', 'tls.crt'), caCrt);
 
-    // back without it: the CA key is deleted, the shared token and role certificates made again
-    r = run('bash', [SCRIPT, '--rotate', 'run-a'], { env });
+    // the CA signs leaves only (pathlen:0): a CA certificate it signed for a pod cannot mint certificates (review30 F3)
+    writeFileSync(join(dir, 'ca.crt'), caCrt);
+    assert.match(run('openssl', ['x509', '-noout', '-ext', 'basicConstraints', '-in', join(dir, 'ca.crt')]).out, /critical\s+CA:TRUE, pathlen:0/);
+
+    // without --ca-issuer (a rotation that forgot it, or a plain create): refused, naming the flags, nothing changed
+    // (review30 F4: the rotation used to delete the Issuer's key and hand the workers the shared token again)
+    const listing = () => readdirSync(join(dir, 'ns', 'run-a')).sort().map((n) => `${n}: ${readdirSync(join(dir, 'ns', 'run-a', n)).sort().map((k) => secret('run-a', n, k)).join()}`);
+    const before = listing();
+    for (const args of [['--rotate', 'run-a'], ['run-a']]) {
+      r = run('bash', [SCRIPT, ...args], { env });
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}`);
+      assert.match(r.out, /k8s-secrets: run-a: holds recovery-grpo-ca, the CA key of the per-pod certificates \(made with --ca-issuer\): rerun with --ca-issuer .* --rotate --drop-ca-issuer run-a/);
+      assert.deepEqual(listing(), before, `${args.join(' ')}: nothing changed`);
+    }
+    assert.equal(run('bash', [SCRIPT, '--drop-ca-issuer', 'run-a'], { env }).code, 2, '--drop-ca-issuer needs --rotate');
+    assert.equal(run('bash', [SCRIPT, '--rotate', '--drop-ca-issuer', '--ca-issuer', 'run-a'], { env }).code, 2, 'contradicting flags');
+    assert.deepEqual(listing(), before);
+
+    // back, explicitly: the CA key is deleted, the shared token and role certificates made again
+    r = run('bash', [SCRIPT, '--rotate', '--drop-ca-issuer', 'run-a'], { env });
     assert.equal(r.code, 0, r.out);
     assert.equal(has('run-a', 'recovery-grpo-ca'), false);
     assert.match(r.out, /run-a: secret recovery-grpo-ca deleted \(not used without --ca-issuer\)/);

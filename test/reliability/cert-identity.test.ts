@@ -35,7 +35,24 @@ test('the role URI of a certificate: parsed, and refused when ambiguous or unkno
   // any other pair is refused, naming the URIs
   assert.throws(() => certificateGrant(`${R}, URI:spiffe://recovery-grpo/role/learner/pod-a`), /names 2 roles, ROLLOUT and LEARNER \(spiffe:\/\/recovery-grpo\/role\/rollout, spiffe:\/\/recovery-grpo\/role\/learner\/pod-a\)/);
   assert.throws(() => certificateGrant(`${R}/pod-a, ${R}/pod-b`), /names 2 worker ids, "pod-a" and "pod-b"/);
-  assert.throws(() => certificateGrant(`${R}, ${R}`), /names its role URI twice/);
+  assert.throws(() => certificateGrant(`${R}, ${R}`), /names the role URI twice/);
+  assert.throws(() => certificateGrant(`${R}/a, ${R}/a`), /names the worker URI twice \(spiffe:\/\/recovery-grpo\/role\/rollout\/a, spiffe:\/\/recovery-grpo\/role\/rollout\/a\)/);
+  // review30 F6: an empty worker segment, a role name not exactly lower case (no NATS user is named so)
+  assert.throws(() => certificateGrant(`${R}/`), /spiffe:\/\/recovery-grpo\/role\/rollout\/ has an empty worker id/);
+  assert.throws(() => certificateGrant(`${R}, ${R}/`), /has an empty worker id/);
+  assert.throws(() => certificateGrant('URI:spiffe://recovery-grpo/role/LEARNER'), /spiffe:\/\/recovery-grpo\/role\/LEARNER is not spiffe:\/\/recovery-grpo\/role\/<rollout\|reward\|learner>/);
+  assert.throws(() => certificateGrant('URI:spiffe://recovery-grpo/role/Rollout/a'), /role\/Rollout\/a is not spiffe/);
+  // review30 F2: any other SAN spelling a spiffe://recovery-grpo/ name is refused, naming it (nats-server maps email
+  // addresses and DNS names before URIs, and lower-cases a URI's scheme: it could be another NATS user)
+  const L = 'spiffe://recovery-grpo/role/learner';
+  assert.throws(() => certificateGrant(`DNS:${L}, ${R}, ${R}/pod-a`), /DNS SAN "spiffe:\/\/recovery-grpo\/role\/learner" spells a spiffe:\/\/recovery-grpo\/ name/);
+  assert.throws(() => certificateGrant(`email:${L}, ${R}, ${R}/pod-a`), /email SAN "spiffe:\/\/recovery-grpo\/role\/learner" spells/);
+  assert.throws(() => certificateGrant(`${R}, ${R}/pod-a, URI:SPIFFE://recovery-grpo/role/learner`), /URI SAN "SPIFFE:\/\/recovery-grpo\/role\/learner" spells/);
+  assert.throws(() => certificateGrant('DNS:spiffe://recovery-grpo/orchestrator'), /DNS SAN "spiffe:\/\/recovery-grpo\/orchestrator" spells/);
+  assert.throws(() => certificateGrant(`${R}, URI:spiffe://Recovery-GRPO/role/orchestrator`), /URI SAN "spiffe:\/\/Recovery-GRPO\/role\/orchestrator" spells/);
+  assert.throws(() => certificateGrant(`${R}, URI:spiffe://recovery-grpo/orchestrator`), /URI SAN "spiffe:\/\/recovery-grpo\/orchestrator" spells/);
+  // other names beside the role URIs stay allowed
+  assert.deepEqual(certificateGrant(`DNS:worker.example, email:ops@example.org, IP Address:127.0.0.1, URI:spiffe://other/role/learner, ${R}`), { role: 'ROLLOUT' });
   assert.throws(() => certificateGrant(`${R}, ${R}/a, ${R}/a`), /names 3 role URIs/);
   assert.throws(() => certificateGrant(`${R}, ${R}/bad id`), /worker id "bad id"/);
 });
