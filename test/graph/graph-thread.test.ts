@@ -143,7 +143,7 @@ test(`auto: a session runs on the calling thread until a call holds the event lo
   const firstMs = performance.now() - t0;
   assert.ok(firstMs > afterMs, `the first call must hold the loop over ${afterMs} ms to test anything; it took ${firstMs.toFixed(0)} ms`);
   const second = await slow.run(long.feeds); // may still be on the calling thread while the worker thread starts
-  for (let i = 0; i < 50 && !slow.threaded; i++) await new Promise((r) => setTimeout(r, 100));
+  for (const t0 = Date.now(); Date.now() - t0 < 30_000 && !slow.threaded; ) await new Promise((r) => setTimeout(r, 100));
   assert.equal(slow.threaded, true, 'moved to a worker thread');
   const free = await loopTurnsDuring(() => slow.run(long.feeds));
   assert.ok(free > 20, `in the worker thread the loop turns during the call (${free} turns)`);

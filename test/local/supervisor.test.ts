@@ -141,7 +141,7 @@ test('supervisor: a child killed by a signal soon after each start, or one that 
   }
 });
 
-test('supervisor: a long run ended by a signal starts the crash-loop count again, as a long run that failed does', { timeout: 60_000 }, async () => {
+test('supervisor: a long run ended by a signal starts the crash-loop count again, as a long run that failed does', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sup-signal-reset-'));
   const logged: string[] = [];
   const sup = new Supervisor((l) => logged.push(l), { exits: 3, withinMs: 3000 });

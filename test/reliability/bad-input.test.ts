@@ -479,7 +479,10 @@ test("property: the orchestrator's result validation accepts exactly the well-fo
     c.attach(roll);
     c.attach(rew);
     c.start();
-    for (let i = 0; i < 200 && !roll.sent.length; i++) await new Promise((r) => setTimeout(r, 5));
+    // polled every 5 ms (240 coordinators), bounded by 20 s, not by a count of polls (200 polls, about 1 s, could run out on a loaded machine)
+    for (const t0 = Date.now(); !roll.sent.length; await new Promise((r) => setTimeout(r, 5))) {
+      if (Date.now() - t0 > 20_000) throw new Error(`no rollout task dispatched within 20 s\n${log.join('\n')}`);
+    }
     const task = roll.sent[0]!.rollout_task!;
     return { c, roll, rew, events, log, task };
   }

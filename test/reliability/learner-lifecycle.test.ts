@@ -288,7 +288,7 @@ test('a NATS stall while a duplicate answer is checked against the newest checkp
   assert.deepEqual(orch.coordinator.state, { ackedSeq: 2, learnerVersion: 2 }, log.join('\n'));
 });
 
-test("a Hello's catch-up cancels the tasks of the open batches it acknowledges", { timeout: 60_000 }, async () => {
+test("a Hello's catch-up cancels the tasks of the open batches it acknowledges", { timeout: 120_000 }, async () => {
   const nats = await natsServer();
   // the learner applied GRPO batch 1 while the orchestrator was down
   await published(nats, 'catchup-orphans', 1, 1);
@@ -315,7 +315,7 @@ test("a Hello's catch-up cancels the tasks of the open batches it acknowledges",
   assert.ok(await until(() => orch.coordinator.state.ackedSeq === 1, 20_000), 'batch 1 caught up');
   const cancelled = () => got.flatMap((m) => (m.cancel_task ? [m.cancel_task.task_id] : []));
   // before the fix no cancel came, and the failure below logged batch 1's sample dropped
-  const allCancelled = await until(() => batch1.every((id) => cancelled().includes(id)), 5000);
+  const allCancelled = await until(() => batch1.every((id) => cancelled().includes(id)), 20_000);
   await rollout.send({ task_error: { task_id: batch1[0]!, attempt: 1, code: 'bad_input', message: 'gave up', retryable: false } });
   await sleep(500);
   const ev = events(dir);
@@ -337,7 +337,7 @@ test('a worker connecting after the run completed is told to shut down', { timeo
   // the learner reconnects (from its backoff); before the fix it got nothing, and reconnected for ever once the
   // orchestrator stopped
   const { got } = await rawWorker(orch, { role: 'LEARNER', workerId: 'learner-1' });
-  assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
+  assert.ok(await until(() => got.some((m) => m.shutdown), 30_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
   assert.equal(got.find((m) => m.shutdown)!.shutdown!.reason, 'run complete');
 });
 
@@ -356,7 +356,7 @@ async function orchestratorCommand(natsUrl: string, runId: string) {
   return cmd;
 }
 
-test('the orchestrator command keeps answering Shutdown after the run completed (--linger-seconds, default 40)', { timeout: 60_000 }, async () => {
+test('the orchestrator command keeps answering Shutdown after the run completed (--linger-seconds, default 40)', { timeout: 120_000 }, async () => {
   const nats = await natsServer();
   const runId = 'end-linger';
   // the final acknowledgement stored: the orchestrator command, started, completes at once
@@ -371,7 +371,7 @@ test('the orchestrator command keeps answering Shutdown after the run completed 
   await sleep(2000);
   assert.equal(cmd.exitCode, undefined, `the orchestrator exited ${cmd.exitCode} 2 s after the run completed:\n${out.join('')}`);
   const { got } = await rawWorker({ port: cmd.port } as RunningOrchestrator, { role: 'LEARNER', workerId: 'learner-1' });
-  assert.ok(await until(() => got.some((m) => m.shutdown), 10_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
+  assert.ok(await until(() => got.some((m) => m.shutdown), 30_000), `no Shutdown (got ${got.map((m) => m.kind).join(', ') || 'nothing'})`);
   cmd.child.kill('SIGTERM'); // the first signal stops it at once, lingering or not
   await cmd.exited;
   assert.equal(cmd.exitCode, 0, out.join(''));

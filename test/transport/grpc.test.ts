@@ -252,15 +252,20 @@ test('heartbeat timeout closes a silent session; the worker sees DEADLINE_EXCEED
     const e = await expectTransportError((async () => { for await (const _ of conn.messages); })(), grpc.status.DEADLINE_EXCEEDED);
     assert.equal(e.retryable, true);
     await conn.close();
-
-    // a worker that heartbeats stays connected
-    const live = await connectToOrchestrator(worker(server.address, { heartbeatMs: 30 }));
-    const s2 = await nextSession();
-    await new Promise((r) => setTimeout(r, 400));
+  } finally {
+    await server.close();
+  }
+  // a worker that heartbeats stays connected, three timeouts long; the timeout here (500 ms) is long enough that a
+  // loaded machine's pause of this process (server and worker alike) does not outlast it, which 150 ms could
+  const slack = await welcomingServer({ heartbeatTimeoutMs: 500 });
+  try {
+    const live = await connectToOrchestrator(worker(slack.server.address, { heartbeatMs: 30 }));
+    const s2 = await slack.nextSession();
+    await new Promise((r) => setTimeout(r, 1500));
     assert.equal(s2.isOpen, true);
     await live.close();
   } finally {
-    await server.close();
+    await slack.server.close();
   }
 });
 
@@ -366,7 +371,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+async function waitFor(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > until) throw new Error('timed out waiting for a condition');

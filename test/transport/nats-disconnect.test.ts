@@ -173,7 +173,7 @@ test('a checkpoint read in flight when nats-server is killed -9 and restarted co
 // A read that cannot complete (here the connection does not come back) says which checkpoint and why, and is not an
 // integrity error: callers take that for "the bytes are wrong" (a follower refuses the version, a learner refuses to
 // resume). With the old code it was a CheckpointIntegrityError.
-test('a checkpoint read whose connection is lost fails naming the checkpoint, not as an integrity error', { timeout: 20_000 }, async () => {
+test('a checkpoint read whose connection is lost fails naming the checkpoint, not as an integrity error', { timeout: 60_000 }, async () => {
   const nats = await startNatsServer();
   const nc = await connectNats({ url: nats.url, name: 'read-fail-test', maxReconnectAttempts: 0 });
   try {
