@@ -20,8 +20,18 @@ if (process.argv[2] === 'starting') {
   await exiting;
 }
 const session = await GraphSession.create(policyModel(config), { thread: 'on', intraOpThreads: 1 });
+// Inside the run: the process has spent 50 ms of CPU since the call while this thread only polled, so the graph
+// thread is computing (a run here takes ~0.2-0.5 s). A fixed 30 ms sleep could end before a loaded machine had
+// scheduled the thread at all, and `plain` then exits cleanly instead of aborting.
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const before = cpuMs();
 void session.run(feeds).catch(() => undefined);
-await new Promise((r) => setTimeout(r, 30)); // inside the run
+for (const t0 = Date.now(); cpuMs() - before < 50; await new Promise((r) => setTimeout(r, 2))) {
+  if (Date.now() - t0 > 30_000) throw new Error('the graph thread did not start its run within 30 s');
+}
 if (process.argv[2] === 'after') await exitAfterGraphs(0);
 if (process.argv[2] === 'now') exitNow(9, 'SIGTERM');
 process.exit(0);

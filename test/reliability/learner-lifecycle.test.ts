@@ -279,7 +279,11 @@ test('a NATS stall while a duplicate answer is checked against the newest checkp
   // nats-server stalls (SIGSTOP) as the restarted learner answers `duplicate`, then is killed and restarted on its store
   await nats.pause();
   await conn.send({ train_result: { batch_id: b1.batch_id, batch_seq: 1, applied: false, skipped_reason: 'duplicate', version: 2 } });
-  await sleep(7000);
+  // stalled until the check's read of the newest checkpoint has timed out (before round 24 the run failed there; now
+  // it is retried): waited for as the orchestrator's log line, not a fixed 7 s that a loaded machine could cut short
+  await until(() => failed !== undefined || log.some((l) => /reading the newest checkpoint announcement failed \(attempt 1;/.test(l)), 60_000);
+  assert.equal(failed, undefined, 'the stalled read failed the run');
+  assert.ok(log.some((l) => /reading the newest checkpoint announcement failed \(attempt 1;/.test(l)), `the read did not time out during the stall:\n${log.join('\n')}`);
   await nats.kill();
   await nats.restart();
   await until(() => failed !== undefined || orch.coordinator.state.ackedSeq >= 2, 60_000);
