@@ -166,14 +166,14 @@ test('a process that exits while a graph runs in a worker thread: process.exit a
   assert.match(starting.stdout, /too late: graph thread of too late: not started, the process is exiting/);
 });
 
-test('exitNow as PID 1 of a PID namespace (no init: it cannot signal itself) still ends the process, with its code', { timeout: 120_000 }, async (t) => {
+test('exitNow as PID 1 of a PID namespace (no init: it cannot signal itself) still ends the process, with its code', { timeout: 180_000 }, async (t) => {
   const child = fileURLToPath(new URL('./graph-exit-child.ts', import.meta.url));
   // --kill-child: should the process hang (the old code), the timeout's SIGKILL to unshare ends it too
   // --user --map-root-user: a user namespace, so that a user without CAP_SYS_ADMIN may make the PID namespace
   const ns = ['--user', '--map-root-user', '--pid', '--fork', '--kill-child'];
   const probe = spawnSync('unshare', [...ns, 'true'], { encoding: 'utf8' });
   if (probe.status !== 0) return t.skip(`unshare --pid is not available here: ${probe.error?.message ?? probe.stderr.trim()}`);
-  const r = spawnSync('unshare', [...ns, process.execPath, '--import', 'tsx', child, 'now'], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+  const r = spawnSync('unshare', [...ns, process.execPath, '--import', 'tsx', child, 'now'], { encoding: 'utf8', timeout: 90_000, killSignal: 'SIGKILL' });
   assert.equal(r.status, 9, `status ${r.status}, signal ${r.signal} (SIGKILL: it hung), stderr ${r.stderr.slice(-400)}`);
   assert.match(r.stderr, /neither signal ended the process/);
 });

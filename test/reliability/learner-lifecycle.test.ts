@@ -360,7 +360,7 @@ async function orchestratorCommand(natsUrl: string, runId: string) {
   return cmd;
 }
 
-test('the orchestrator command keeps answering Shutdown after the run completed (--linger-seconds, default 40)', { timeout: 120_000 }, async () => {
+test('the orchestrator command keeps answering Shutdown after the run completed (--linger-seconds, default 40)', { timeout: 180_000 }, async () => {
   const nats = await natsServer();
   const runId = 'end-linger';
   // the final acknowledgement stored: the orchestrator command, started, completes at once
@@ -369,7 +369,7 @@ test('the orchestrator command keeps answering Shutdown after the run completed 
   await nc.drain();
   const cmd = await orchestratorCommand(nats.url, runId);
   const { out } = cmd;
-  assert.ok(await until(() => /run end-linger complete/.test(out.join('')) || cmd.exitCode !== undefined, 30_000), `the run did not complete:\n${out.join('')}`);
+  assert.ok(await until(() => /run end-linger complete/.test(out.join('')) || cmd.exitCode !== undefined, 90_000), `the run did not complete:\n${out.join('')}`);
   // a learner whose reconnect backoff ends after the command's old 500 ms wait; before the fix it found nothing
   // listening, and redialled for ever (a Kubernetes learner Job never completed: review24e)
   await sleep(2000);
@@ -381,12 +381,12 @@ test('the orchestrator command keeps answering Shutdown after the run completed 
   assert.equal(cmd.exitCode, 0, out.join(''));
 });
 
-test('the orchestrator command stopped by SIGTERM before the run completed exits 143, not 0 (a Kubernetes Job would count a 0 as done)', { timeout: 60_000 }, async () => {
+test('the orchestrator command stopped by SIGTERM before the run completed exits 143, not 0 (a Kubernetes Job would count a 0 as done)', { timeout: 150_000 }, async () => {
   const nats = await natsServer();
   const cmd = await orchestratorCommand(nats.url, 'stop-early');
   const { out } = cmd;
   // no learner: the run waits at its first batch; the listening line says the orchestrator is up
-  assert.ok(await until(() => /listening/.test(out.join('')) || cmd.exitCode !== undefined, 30_000), `the orchestrator did not start:\n${out.join('')}`);
+  assert.ok(await until(() => /listening/.test(out.join('')) || cmd.exitCode !== undefined, 90_000), `the orchestrator did not start:\n${out.join('')}`);
   cmd.child.kill('SIGTERM');
   await cmd.exited;
   assert.equal(cmd.exitCode, 143, `exit ${cmd.exitCode} for a run stopped before it completed:\n${out.join('')}`);
