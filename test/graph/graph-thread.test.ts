@@ -127,7 +127,7 @@ test('graph threads: the process setting wins over the environment; bad values a
   }
 });
 
-test(`auto: a session runs on the calling thread until a call holds the event loop over its bound (${GRAPH_THREAD_AFTER_MS} ms by default), then in a worker thread, with the same bits`, { timeout: 120_000 }, async () => {
+test(`auto: a session runs on the calling thread until a call holds the event loop over its bound (${GRAPH_THREAD_AFTER_MS} ms by default), then in a worker thread, with the same bits`, { timeout: 300_000 }, async () => {
   const short = policyCase(32, 2);
   const quick = await GraphSession.create(policyModel(short.config), { thread: 'auto' });
   const reference = await GraphSession.create(policyModel(short.config), { thread: 'off' });
