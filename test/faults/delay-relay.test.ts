@@ -37,7 +37,7 @@ test('the delay relay forwards bytes in order, each no earlier than the delay se
 
     // 150 ms each way: the echo comes back no earlier than 300 ms after it was sent
     writeFileSync(delayFile, '150');
-    await new Promise((r) => setTimeout(r, 400)); // the relay polls the file every 100 ms
+    await relay.delaySet(150); // the relay polls the file every 100 ms: its line says when it has the delay
     const sent = Date.now();
     c.write('slow|');
     const back = await until('slow|');
@@ -45,10 +45,10 @@ test('the delay relay forwards bytes in order, each no earlier than the delay se
 
     // bytes sent under a long delay are not overtaken by bytes sent after it was lifted
     writeFileSync(delayFile, '500');
-    await new Promise((r) => setTimeout(r, 400));
+    await relay.delaySet(500);
     c.write('first|');
     writeFileSync(delayFile, '0');
-    await new Promise((r) => setTimeout(r, 300));
+    await relay.delaySet(0);
     c.write('second|');
     await until('second|');
     const all = got.map((g) => g.text).join('');

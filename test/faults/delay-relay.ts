@@ -21,12 +21,15 @@ if (!delayFile) throw new Error('delay-relay: DELAY_FILE is required');
 
 let delayMs = 0;
 const readDelay = () => {
+  const before = delayMs;
   try {
     const v = Number(readFileSync(delayFile, 'utf8').trim() || '0');
     delayMs = Number.isFinite(v) && v >= 0 ? v : 0;
   } catch {
     delayMs = 0;
   }
+  // a test waits for this line (RelayProcess.delaySet) instead of guessing when the poll has seen its write
+  if (delayMs !== before) console.log(`delay-relay: delay ${delayMs} ms`);
 };
 readDelay();
 watchFile(delayFile, { interval: 100 }, readDelay);

@@ -78,10 +78,16 @@ async function inject(c: Cluster, id: FaultId, log: (l: string) => void): Promis
   const lease = c.config.orchestrator.leaseSeconds * 1000;
   switch (id) {
     case 'a': {
+      const seq = lastTrainedSeq(c.eventsDir);
+      const t0 = Date.now();
       c.lab.cut('rollout-1');
       await sleep(3 * lease);
+      // and until the run has trained a batch without the worker (its tasks re-dispatched after the lease): on a
+      // loaded machine 3 leases may pass before one is, and the test asserts the run went on during the cut
+      const after = await waitForBatchAfter(c, seq, 60_000, () => c.finished);
       c.lab.heal('rollout-1');
-      return `link down ${3 * lease / 1000} s (lease ${lease / 1000} s)`;
+      const down = (Date.now() - t0) / 1000;
+      return `link down ${down.toFixed(1)} s (lease ${lease / 1000} s; 3 leases, then until a batch was trained without it${after > seq ? '' : ': none in 60 s'})`;
     }
     case 'b': {
       c.lab.impair('learner', { delayMs: 200, lossPercent: 5, peer: c.addr('nats') });

@@ -127,7 +127,7 @@ test('graph threads: the process setting wins over the environment; bad values a
   }
 });
 
-test(`auto: a session runs on the calling thread until a call holds the event loop over its bound (${GRAPH_THREAD_AFTER_MS} ms by default), then in a worker thread, with the same bits`, { timeout: 120_000 }, async () => {
+test(`auto: a session runs on the calling thread until a call holds the event loop over its bound (${GRAPH_THREAD_AFTER_MS} ms by default), then in a worker thread, with the same bits`, { timeout: 300_000 }, async () => {
   const short = policyCase(32, 2);
   const quick = await GraphSession.create(policyModel(short.config), { thread: 'auto' });
   const reference = await GraphSession.create(policyModel(short.config), { thread: 'off' });
@@ -143,7 +143,7 @@ test(`auto: a session runs on the calling thread until a call holds the event lo
   const firstMs = performance.now() - t0;
   assert.ok(firstMs > afterMs, `the first call must hold the loop over ${afterMs} ms to test anything; it took ${firstMs.toFixed(0)} ms`);
   const second = await slow.run(long.feeds); // may still be on the calling thread while the worker thread starts
-  for (let i = 0; i < 50 && !slow.threaded; i++) await new Promise((r) => setTimeout(r, 100));
+  for (const t0 = Date.now(); Date.now() - t0 < 30_000 && !slow.threaded; ) await new Promise((r) => setTimeout(r, 100));
   assert.equal(slow.threaded, true, 'moved to a worker thread');
   const free = await loopTurnsDuring(() => slow.run(long.feeds));
   assert.ok(free > 20, `in the worker thread the loop turns during the call (${free} turns)`);
@@ -166,14 +166,14 @@ test('a process that exits while a graph runs in a worker thread: process.exit a
   assert.match(starting.stdout, /too late: graph thread of too late: not started, the process is exiting/);
 });
 
-test('exitNow as PID 1 of a PID namespace (no init: it cannot signal itself) still ends the process, with its code', { timeout: 120_000 }, async (t) => {
+test('exitNow as PID 1 of a PID namespace (no init: it cannot signal itself) still ends the process, with its code', { timeout: 180_000 }, async (t) => {
   const child = fileURLToPath(new URL('./graph-exit-child.ts', import.meta.url));
   // --kill-child: should the process hang (the old code), the timeout's SIGKILL to unshare ends it too
   // --user --map-root-user: a user namespace, so that a user without CAP_SYS_ADMIN may make the PID namespace
   const ns = ['--user', '--map-root-user', '--pid', '--fork', '--kill-child'];
   const probe = spawnSync('unshare', [...ns, 'true'], { encoding: 'utf8' });
   if (probe.status !== 0) return t.skip(`unshare --pid is not available here: ${probe.error?.message ?? probe.stderr.trim()}`);
-  const r = spawnSync('unshare', [...ns, process.execPath, '--import', 'tsx', child, 'now'], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+  const r = spawnSync('unshare', [...ns, process.execPath, '--import', 'tsx', child, 'now'], { encoding: 'utf8', timeout: 90_000, killSignal: 'SIGKILL' });
   assert.equal(r.status, 9, `status ${r.status}, signal ${r.signal} (SIGKILL: it hung), stderr ${r.stderr.slice(-400)}`);
   assert.match(r.stderr, /neither signal ended the process/);
 });

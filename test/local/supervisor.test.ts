@@ -141,24 +141,26 @@ test('supervisor: a child killed by a signal soon after each start, or one that 
   }
 });
 
-test('supervisor: a long run ended by a signal starts the crash-loop count again, as a long run that failed does', { timeout: 60_000 }, async () => {
+test('supervisor: a long run ended by a signal starts the crash-loop count again, as a long run that failed does', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sup-signal-reset-'));
   const logged: string[] = [];
-  const sup = new Supervisor((l) => logged.push(l), { exits: 3, withinMs: 3000 });
-  // starts 1, 2: exit 1 at once; 3: runs (until killed, after more than withinMs); 4, 5: exit 1 at once; 6: runs
-  const script = "const fs = require('fs'); const f = process.argv[1]; const n = (fs.existsSync(f) ? Number(fs.readFileSync(f, 'utf8')) : 0) + 1; fs.writeFileSync(f, String(n)); console.log('run ' + n); if (n === 3 || n >= 6) setInterval(() => {}, 1000); else { console.error('error: quick'); process.exit(1); }";
+  const sup = new Supervisor((l) => logged.push(l), { exits: 2, withinMs: 3000 });
+  // start 1: exits 1 at once; 2: runs (until killed, after more than withinMs); 3: exits 1 at once; 4: runs. Two
+  // quick failures stop the run, so start 3's is the second in a row unless the long run started the count again
+  // (round 30: was 2 + 2 failures at exits 3, and the supervisor's growing restart delays made it 15 s; now ~7 s)
+  const script = "const fs = require('fs'); const f = process.argv[1]; const n = (fs.existsSync(f) ? Number(fs.readFileSync(f, 'utf8')) : 0) + 1; fs.writeFileSync(f, String(n)); console.log('run ' + n); if (n === 2 || n >= 4) setInterval(() => {}, 1000); else { console.error('error: quick'); process.exit(1); }";
   const runs: number[] = [];
   sup.start({ name: 'c', command: process.execPath, args: ['-e', script, join(dir, 'count')], onLine: (l) => void (/^run \d+$/.test(l) && runs.push(Number(l.slice(4)))) });
   let stopped: Error | undefined;
   sup.whenDone('c').catch((e: Error) => (stopped = e));
   try {
-    await until(() => runs.includes(3));
+    await until(() => runs.includes(2));
     await new Promise((r) => setTimeout(r, 3500)); // ran longer than withinMs
     assert.equal(sup.kill('c', 'SIGKILL'), true);
-    // before the fix starts 4 and 5 made 2 + 2 quick failures in a row: the run stopped as a crash loop
-    await until(() => runs.includes(6) || stopped !== undefined);
+    // before the fix starts 1 and 3 made 2 quick failures in a row: the run stopped as a crash loop
+    await until(() => runs.includes(4) || stopped !== undefined);
     assert.equal(stopped, undefined, `stopped as a crash loop:\n${logged.join('\n')}`);
-    assert.ok(runs.includes(6), `not restarted after its fifth start:\n${logged.join('\n')}`);
+    assert.ok(runs.includes(4), `not restarted after its third start:\n${logged.join('\n')}`);
   } finally {
     await sup.stopAll();
     rmSync(dir, { recursive: true, force: true });

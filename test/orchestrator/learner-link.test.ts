@@ -54,17 +54,18 @@ test('a batch that keeps failing (retryable) with another queued behind it is re
   const learner = await runLearner({ orchestrator: `127.0.0.1:${orch.port}`, nats: nats.url, metricsPort: 0, logger: silentLogger, handleSignals: false });
   cleanups.push(() => learner.stop({ graceMs: 500 }));
   await learner.ready;
+  // the window starts at the first attempt (on a loaded machine the first batch can take longer than the window)
+  await waitFor(() => (attempts >= 1 ? true : undefined), 'the first attempt at the failing batch');
   let mostQueued = 0;
-  // bounded: 30 looks 100 ms apart (3 s; about 3 retries by design, thousands before the fix)
-  for (let i = 0; i < 30; i++) {
+  // bounded: looks 100 ms apart for 3 s from the first attempt (about 3 retries by design, thousands before the fix)
+  for (const t0 = Date.now(); Date.now() - t0 < 3000; ) {
     await new Promise((r) => setTimeout(r, 100));
     const health = (await (await fetch(`${learner.metricsUrl}/health`)).json()) as { detail?: { queued_batches?: number } };
     mostQueued = Math.max(mostQueued, health.detail?.queued_batches ?? 0);
   }
   const gaps = log.filter((l) => /learner error on .*gap/.test(l)).length;
-  assert.ok(attempts >= 1, 'the failing batch was tried');
   // a slower machine makes fewer attempts, never more: the bound holds on any machine
-  assert.ok(attempts <= 8, `the failing batch was attempted ${attempts} times in 3 s (gap answers: ${gaps})`);
+  assert.ok(attempts <= 8, `the failing batch was attempted ${attempts} times in 3 s from the first (gap answers: ${gaps})`);
   // SFT keeps 2 batches unacknowledged: the learner never holds more than those, whatever is re-sent
   assert.ok(mostQueued <= 2, `the learner queued ${mostQueued} batches`);
 });
@@ -132,7 +133,7 @@ async function waitFor<T>(probe: () => T | undefined, what: string, ms = 20_000)
   throw new Error(`timed out waiting for ${what}`);
 }
 
-test('a gap for the first batch after the acknowledged one (the learner lost trained work) fails the run naming both batches', { timeout: 60_000 }, async () => {
+test('a gap for the first batch after the acknowledged one (the learner lost trained work) fails the run naming both batches', { timeout: 120_000 }, async () => {
   const nats = await startNatsServer();
   cleanups.push(() => nats.stop());
   const log: string[] = [];
@@ -149,7 +150,7 @@ test('a gap for the first batch after the acknowledged one (the learner lost tra
   await conn.send({ task_error: { task_id: b3.batch_id, attempt: 0, code: 'gap', message: 'expected batch_seq 2 (the last one handled is 1), got 3; nothing changed', retryable: true } });
   const outcome = await Promise.race([
     orch.done.then(() => 'completed', (e: Error) => e.message),
-    new Promise<string>((r) => setTimeout(() => r('still running 10 s later'), 10_000)),
+    new Promise<string>((r) => setTimeout(() => r('still running 45 s later'), 45_000).unref()),
   ]);
   assert.match(outcome, /the learner answered gap to batch 3 .*expected batch_seq 2.*: it has not handled batch 2, which it acknowledged; it lost trained work/);
 });

@@ -70,7 +70,7 @@ test('maxStaleness 1: a forger\'s stale rows are excluded too; it is quarantined
   // some of the forger's excluded rows were behind the learner's version (before round 26: never excluded)
   assert.ok(llog.some((l) => /excluded \d+ of \d+ rows whose logp_old disagrees .*; [1-9]\d* of them behind the learner's version/.test(l)), why());
   // quarantined as at maxStaleness 0
-  const end = await Promise.race([bad.closed, new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
+  const end = await Promise.race([bad.closed, new Promise<null>((r) => setTimeout(() => r(null), 30_000).unref())]);
   assert.ok(end, `the forger's session is still open after the run\n${why()}`);
   assert.equal(end.code, PERMISSION_DENIED, why());
   assert.ok((await answered) >= 3);

@@ -65,7 +65,7 @@ test('a rollout worker forging logp_old is named, counted and quarantined; the h
   const why = () => olog.join('\n');
   // the forger's session was closed with the reason, and it answered at least quarantineAfter tasks
   // (a forger never quarantined keeps its stream: it ignores the run's Shutdown)
-  const end = await Promise.race([bad.closed, new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
+  const end = await Promise.race([bad.closed, new Promise<null>((r) => setTimeout(() => r(null), 30_000).unref())]);
   assert.ok(end, `the forger's session is still open after the run\n${why()}`);
   assert.equal(end.code, PERMISSION_DENIED, why());
   assert.match(end.details, /worker forger is quarantined for the rest of the run/);

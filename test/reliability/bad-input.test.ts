@@ -341,7 +341,7 @@ test('checkpoints with a wrong digest or truncated bytes: the store refuses them
   }
 });
 
-test('invalid configuration values and reward expressions are refused before anything starts, naming the problem', { timeout: 60_000 }, async () => {
+test('invalid configuration values and reward expressions are refused before anything starts, naming the problem', { timeout: 150_000 }, async () => {
   const badValues: Array<[string, RegExp]> = [
     ['grpo.groupSize=1', /grpo\.groupSize: must be >= 2/],
     ['data.size=8', /data\.size: must be >= 11/],
@@ -379,7 +379,7 @@ test('invalid configuration values and reward expressions are refused before any
     });
   }
   // through the CLI: one line naming the field, exit code CONFIG_EXIT_CODE (not to be restarted as it is), no stack trace
-  const r = spawnSync(process.execPath, [BIN, 'orchestrator', '--set', 'grpo.groupSize=0', '--nats', 'nats://127.0.0.1:1'], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [BIN, 'orchestrator', '--set', 'grpo.groupSize=0', '--nats', 'nats://127.0.0.1:1'], { encoding: 'utf8', timeout: 90_000 });
   assert.equal(r.status, CONFIG_EXIT_CODE, r.stderr);
   assert.match(r.stderr, /^orchestrator: config error: grpo\.groupSize: must be >= 2 \(got 0\)/);
   assert.doesNotMatch(r.stderr + r.stdout, /\n\s+at /, 'no stack trace');
@@ -479,7 +479,10 @@ test("property: the orchestrator's result validation accepts exactly the well-fo
     c.attach(roll);
     c.attach(rew);
     c.start();
-    for (let i = 0; i < 200 && !roll.sent.length; i++) await new Promise((r) => setTimeout(r, 5));
+    // polled every 5 ms (240 coordinators), bounded by 20 s, not by a count of polls (200 polls, about 1 s, could run out on a loaded machine)
+    for (const t0 = Date.now(); !roll.sent.length; await new Promise((r) => setTimeout(r, 5))) {
+      if (Date.now() - t0 > 20_000) throw new Error(`no rollout task dispatched within 20 s\n${log.join('\n')}`);
+    }
     const task = roll.sent[0]!.rollout_task!;
     return { c, roll, rew, events, log, task };
   }

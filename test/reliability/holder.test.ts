@@ -134,7 +134,9 @@ test('scores outside [-1, 1] are refused (ssim = 1e6 cannot pick a group\'s winn
 
 test('a lease that is not renewed expires: the holder gets a CancelTask and another worker the task', { timeout: 60_000 }, async () => {
   // one open task at a time (1 sample per batch, staleness 0), so the expired task is the only one to hand out
-  const { orch, log } = await orchestrator(runConfig('expiry', { leaseSeconds: 1, heartbeatSeconds: 0.2 }, { samplesPerBatch: 1, maxStaleness: 0 }));
+  // heartbeats every 0.4 s, so a session dies after 1.2 s of silence (3 periods): a loaded machine's pause of this
+  // process could outlast the 0.6 s of heartbeatSeconds 0.2
+  const { orch, log } = await orchestrator(runConfig('expiry', { leaseSeconds: 1.5, heartbeatSeconds: 0.4 }, { samplesPerBatch: 1, maxStaleness: 0 }));
   const silent = await worker(orch, 'ROLLOUT', 'silent', { renew: false });
   const task = (await waitFor(() => silent.tasks()[0], 'a task for the silent worker', log)).rollout_task!;
   const other = await worker(orch, 'ROLLOUT', 'other');
@@ -150,10 +152,10 @@ test('a lease that is not renewed expires: the holder gets a CancelTask and anot
 });
 
 test('heartbeats renew a lease, but not past orchestrator.maxTaskSeconds', { timeout: 60_000 }, async () => {
-  const { orch, log } = await orchestrator(runConfig('task-limit', { leaseSeconds: 1, heartbeatSeconds: 0.2, maxTaskSeconds: 3 }));
+  const { orch, log } = await orchestrator(runConfig('task-limit', { leaseSeconds: 1.5, heartbeatSeconds: 0.4, maxTaskSeconds: 3 }));
   const busy = await worker(orch, 'ROLLOUT', 'forever');
   const task = (await waitFor(() => busy.tasks()[0], 'a task', log)).rollout_task!;
-  // heart-beating every 200 ms keeps the 1 s lease alive, until the task's 3 s limit takes it back
+  // heart-beating every 400 ms keeps the 1.5 s lease alive, until the task's 3 s limit takes it back
   const cancel = await waitFor(() => busy.cancels().find((c) => c.task_id === task.task_id), 'the time-limit CancelTask', log);
   assert.equal(cancel.reason, 'task time limit reached', 'the renewed lease did not expire on its own');
 });

@@ -44,7 +44,7 @@ async function waitFor<T>(probe: () => T | undefined | false, what: string): Pro
   for (;;) {
     const v = probe();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() - t0 > 15_000) throw new Error(`timed out waiting for ${what}\n${log.slice(-10).map((l) => l.slice(0, 300)).join('\n')}`);
+    if (Date.now() - t0 > 30_000) throw new Error(`timed out waiting for ${what}\n${log.slice(-10).map((l) => l.slice(0, 300)).join('\n')}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -73,7 +73,7 @@ async function loggedSafely(from: number, pattern: RegExp): Promise<string> {
   return line;
 }
 
-test('a malformed result for a task its sender does not hold is only counted, its text never logged; the holder\'s is refused naming the input', { timeout: 60_000 }, async () => {
+test('a malformed result for a task its sender does not hold is only counted, its text never logged; the holder\'s is refused naming the input', { timeout: 120_000 }, async () => {
   const w = await connect('ROLLOUT', 'forger');
   const from = log.length;
   const foreign = async () => {
@@ -86,7 +86,7 @@ test('a malformed result for a task its sender does not hold is only counted, it
   await w.conn.send({ rollout_result: { task_id: `x\n${FORGED}\n${HUGE}`, attempt: 1, policy_version: 0, items: [] } });
   const t0 = Date.now();
   while ((await foreign()) === before) {
-    if (Date.now() - t0 > 15_000) throw new Error('timed out waiting for duplicate_results_total to count the forged result');
+    if (Date.now() - t0 > 30_000) throw new Error('timed out waiting for duplicate_results_total to count the forged result');
     await new Promise((r) => setTimeout(r, 50));
   }
   // its own task, malformed (no items): refused, the refusal names the input and what is wrong
@@ -98,7 +98,7 @@ test('a malformed result for a task its sender does not hold is only counted, it
   assert.ok(!log.slice(from).some((l) => l.includes('forged complete')), 'the forged task id reached the log');
 });
 
-test('a task error\'s code and message are quoted and cut short where the non-retryable error is logged', { timeout: 60_000 }, async () => {
+test('a task error\'s code and message are quoted and cut short where the non-retryable error is logged', { timeout: 120_000 }, async () => {
   const w = await connect('ROLLOUT', 'giver-up');
   const task = (await waitFor(() => w.got.find((m) => m.rollout_task), 'a rollout task')).rollout_task!;
   const from = log.length;
@@ -108,7 +108,7 @@ test('a task error\'s code and message are quoted and cut short where the non-re
   assert.match(line, new RegExp(`task ${task.task_id}: worker "giver-up" reports a non-retryable error \\("internal\\\\n\\[orchestrator\\] run forged`));
 });
 
-test('a learner\'s error for an unknown batch is quoted and cut short where it is ignored', { timeout: 60_000 }, async () => {
+test('a learner\'s error for an unknown batch is quoted and cut short where it is ignored', { timeout: 120_000 }, async () => {
   const l = await connect('LEARNER', 'learner-forger');
   const from = log.length;
   await l.conn.send({ task_error: { task_id: `nope\n${FORGED}${HUGE}`, attempt: 0, code: `bad_input\n${FORGED}`, message: `${HUGE}\n${FORGED}`, retryable: false } });
@@ -117,7 +117,7 @@ test('a learner\'s error for an unknown batch is quoted and cut short where it i
   assert.equal(orch.coordinator.state.ackedSeq, 0, 'nothing changed');
 });
 
-test("a Hello's capabilities.device is quoted where the connection is logged", { timeout: 60_000 }, async () => {
+test("a Hello's capabilities.device is quoted where the connection is logged", { timeout: 120_000 }, async () => {
   const from = log.length;
   await connect('ROLLOUT', 'device-forger', `cpu\n${FORGED}`); // the transport refuses more than 64 characters
   const line = await loggedSafely(from, /device-forger connected/);

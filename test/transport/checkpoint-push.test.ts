@@ -196,8 +196,8 @@ test('a follower whose connection drops while a checkpoint and its announcement 
     await new Promise((r) => setTimeout(r, 200));
     proxy.cut();
     // no third announcement comes: only the watch's look at the stream after the reconnect can yield v2
-    const got = await Promise.race([nextAnnouncement(it), new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref())]);
-    assert.ok(got, 'v2 was not yielded within 15 s of the reconnect');
+    const got = await Promise.race([nextAnnouncement(it), new Promise<null>((r) => setTimeout(() => r(null), 45_000).unref())]);
+    assert.ok(got, 'v2 was not yielded within 45 s of the cut');
     assert.equal(got.version, 2);
     const back = await follower.get(2, { expectDigest: got.digest });
     assert.ok(Buffer.from(back.bytes).equals(c2.bytes));

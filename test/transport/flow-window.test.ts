@@ -21,7 +21,7 @@ test('the orchestrator server offers a stream and a connection window of FLOW_WI
     });
     assert.equal(client.remoteSettings.initialWindowSize, FLOW_WINDOW_BYTES);
     // the connection window arrives as a WINDOW_UPDATE right after the SETTINGS
-    const deadline = Date.now() + 2000;
+    const deadline = Date.now() + 20_000;
     while ((client.state.remoteWindowSize ?? 0) <= DEFAULT_WINDOW && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.ok((client.state.remoteWindowSize ?? 0) >= FLOW_WINDOW_BYTES, `connection window ${client.state.remoteWindowSize}`);
   } finally {
@@ -37,11 +37,16 @@ test("a worker's channel offers the orchestrator a stream and a connection windo
     h2.on('session', (session) => {
       session.once('remoteSettings', (settings) => {
         const initial = settings.initialWindowSize;
-        setTimeout(() => {
+        // the connection window comes as a WINDOW_UPDATE after the SETTINGS: read once it has (at most 20 s), not
+        // after a fixed 100 ms
+        const t0 = Date.now();
+        const read = () => {
+          if ((session.state.remoteWindowSize ?? 0) <= DEFAULT_WINDOW && Date.now() - t0 < 20_000) return void setTimeout(read, 10);
           resolve({ initial, connection: session.state.remoteWindowSize });
           session.destroy();
           h2.close();
-        }, 100);
+        };
+        read();
       });
     });
     h2.listen(0, '127.0.0.1', () => {

@@ -39,7 +39,7 @@ async function welcomingServer() {
   return { server, nextSession };
 }
 
-test('a stream whose orchestrator side goes silent ends with UNAVAILABLE (unanswered keepalive) and the worker reconnects', { timeout: 20_000 }, async () => {
+test('a stream whose orchestrator side goes silent ends with UNAVAILABLE (unanswered keepalive) and the worker reconnects', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'keepalive-'));
   const delayFile = join(dir, 'delay');
   writeFileSync(delayFile, '0');

@@ -161,7 +161,7 @@ test('a parse error drops the connection and it reconnects, instead of staying c
     assert.ok(statuses.includes('disconnect'), `statuses: ${statuses.join(', ')}`);
     // the new connection works: a request-reply round trip
     const sub = nc.subscribe('parse-error.echo', { callback: (_e, m) => m.respond(m.data) });
-    assert.equal(new TextDecoder().decode((await nc.request('parse-error.echo', new TextEncoder().encode('hi'), { timeout: 2000 })).data), 'hi');
+    assert.equal(new TextDecoder().decode((await nc.request('parse-error.echo', new TextEncoder().encode('hi'), { timeout: 20_000 })).data), 'hi');
     sub.unsubscribe();
   } finally {
     await nc.close();

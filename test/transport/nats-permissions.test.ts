@@ -83,8 +83,8 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   // until then every reader might): not through its store, not through the run state's API, not its stored subject
   await assert.rejects(RunStateStore.open(rollout, { runId: RUN, schema }).then((s) => s.get()), refused, 'rollout reads the run state through its store');
   for (const reader of [rollout, await as('reward')]) {
-    await assert.rejects(reader.request(`${RUN_STATE_API}.DIRECT.GET.KV_runstate-${RUN}.$KV.runstate-${RUN}.state`, undefined, { timeout: 5000 }), refused, 'a reader direct-gets the run state');
-    await assert.rejects(reader.request(`${RUN_STATE_API}.STREAM.MSG.GET.KV_runstate-${RUN}`, new TextEncoder().encode(JSON.stringify({ last_by_subj: `$KV.runstate-${RUN}.state` })), { timeout: 5000 }), refused, 'a reader gets the run state\'s message');
+    await assert.rejects(reader.request(`${RUN_STATE_API}.DIRECT.GET.KV_runstate-${RUN}.$KV.runstate-${RUN}.state`, undefined, { timeout: 20_000 }), refused, 'a reader direct-gets the run state');
+    await assert.rejects(reader.request(`${RUN_STATE_API}.STREAM.MSG.GET.KV_runstate-${RUN}`, new TextEncoder().encode(JSON.stringify({ last_by_subj: `$KV.runstate-${RUN}.state` })), { timeout: 20_000 }), refused, 'a reader gets the run state\'s message');
     await assert.rejects(reader.jetstreamManager({ apiPrefix: RUN_STATE_API }).then((j) => j.streams.info(`KV_runstate-${RUN}`)), refused, 'a reader reads the run state\'s stream info');
   }
 
@@ -127,7 +127,7 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   const jc = JSONCodec();
   const announcement = { run_id: RUN, version: 999, name: 'v0000000999', digest: forged.digest, size: 3000, meta: {}, published_unix_ms: Date.now() };
   await assert.rejects(rollout.jetstream().publish(`recovery.${RUN}.checkpoint`, jc.encode(announcement)), refused, 'rollout announces a checkpoint');
-  await assert.rejects(rollout.request(`${RUN_STATE_API}.$KV.runstate-${RUN}.state`, new TextEncoder().encode(JSON.stringify({ phase: 'done', seq: 3 })), { timeout: 5000 }), refused, 'rollout writes the run state');
+  await assert.rejects(rollout.request(`${RUN_STATE_API}.$KV.runstate-${RUN}.state`, new TextEncoder().encode(JSON.stringify({ phase: 'done', seq: 3 })), { timeout: 20_000 }), refused, 'rollout writes the run state');
   const jsm = await rollout.jetstreamManager();
   await assert.rejects(rollout.jetstreamManager({ apiPrefix: RUN_STATE_API }).then((j) => j.streams.purge(`KV_runstate-${RUN}`)), refused, 'rollout purges the run state');
   await assert.rejects(jsm.streams.delete(`OBJ_checkpoints-${RUN}`), refused, 'rollout deletes the checkpoints');

@@ -45,7 +45,7 @@ test('a read that reaches a replaced connection\'s reader after the reconnect is
     await new Promise((r) => setImmediate(r));
     await nc.flush();
     const sub = nc.subscribe('reader.echo', { callback: (_e, m) => m.respond(m.data) });
-    const reply = await nc.request('reader.echo', new TextEncoder().encode('intact'), { timeout: 2000 });
+    const reply = await nc.request('reader.echo', new TextEncoder().encode('intact'), { timeout: 20_000 });
     assert.equal(new TextDecoder().decode(reply.data), 'intact');
     sub.unsubscribe();
     assert.equal(statuses.filter((s) => s === 'disconnect').length, 1, `statuses: ${statuses.join(', ')}`);

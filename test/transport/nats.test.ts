@@ -262,7 +262,7 @@ test('ensureNatsServer uses a running server, or starts one where nothing answer
   await assert.rejects(connectNats({ url, name: 'x', timeoutMs: 500, maxReconnectAttempts: 0 }), /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+ as x/);
 });
 
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > until) throw new Error('timed out waiting for a condition');

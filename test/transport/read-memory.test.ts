@@ -24,7 +24,7 @@ test('a scavenge is scheduled once past SCAVENGE_EVERY bytes, and it frees dead 
   assert.equal(noteReceived(SCAVENGE_EVERY), false, 'not a second one while the first is pending');
   await new Promise<void>((resolve) => setImmediate(resolve));
   // V8 frees the dead buffers' memory on a background thread after the scavenge
-  for (let i = 0; i < 100 && process.memoryUsage().arrayBuffers > held - 2 ** 20; i++) await new Promise((r) => setTimeout(r, 10));
+  for (const t0 = Date.now(); Date.now() - t0 < 20_000 && process.memoryUsage().arrayBuffers > held - 2 ** 20; ) await new Promise((r) => setTimeout(r, 10));
   assert.ok(process.memoryUsage().arrayBuffers <= held - 2 ** 20, `the scavenge freed the dead buffers (${held} -> ${process.memoryUsage().arrayBuffers} bytes)`);
   // the count starts again after the scavenge
   assert.equal(noteReceived(SCAVENGE_EVERY - 1), false);
@@ -36,12 +36,15 @@ test('a scavenge is scheduled once past SCAVENGE_EVERY bytes, and it frees dead 
 const youngBytes = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_used_size;
 
 test('settleYoungGeneration: once per process, what is alive in the young generation is promoted', () => {
-  // ~2 MB of small live objects in the young generation, as a process's start leaves
-  const alive = Array.from({ length: 20_000 }, (_, i) => ({ i, s: `object ${i}`, a: [i, i + 1] }));
-  assert.ok(youngBytes() > 1_000_000, `the objects are young (${youngBytes()} bytes in new space)`);
+  // ~1-2 MB of small live objects in the young generation, as a process's start leaves. Allocated until new space
+  // holds 800 kB: V8 sizes new space by the allocation rate it measured, and after a slow stretch (a loaded
+  // machine) a scavenge could come in the middle of a fixed 2 MB and promote most of it (seen: 402 kB left of it)
+  const alive: Array<{ i: number; s: string; a: number[] }> = [];
+  for (let n = 0; youngBytes() < 800_000 && n < 200; n++) for (let i = 0; i < 1000; i++) alive.push({ i, s: `object ${i}`, a: [i, i + 1] });
+  assert.ok(youngBytes() > 800_000, `the objects are young (${youngBytes()} bytes in new space)`);
   assert.equal(settleYoungGeneration(), true);
   // one scavenge only copies them within the young generation; the second promotes them
   assert.ok(youngBytes() < 200_000, `promoted: ${youngBytes()} bytes left in new space`);
-  assert.equal(alive.length, 20_000);
+  assert.ok(alive.length >= 1000);
   assert.equal(settleYoungGeneration(), false, 'not again');
 });
