@@ -21,3 +21,21 @@ export function runConfigOf(objs: K8sObject[]): RunConfig {
   const text = (cms[0]!.data as Record<string, string>)['run.yaml']!;
   return parseConfig(parseConfigText(text, 'run.yaml'), { source: `ConfigMap ${cms[0]!.metadata.name}` });
 }
+
+/** The nats.conf a rendered overlay mounts (its `recovery-grpo-nats-config` ConfigMap). */
+export function natsConfOf(objs: K8sObject[]): string {
+  return (objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('recovery-grpo-nats-config'))!.data as Record<string, string>)['nats.conf']!;
+}
+
+/**
+ * That nats.conf made runnable by a local nats-server (spawnNatsServer with `-c`): its TLS paths pointed at `tls`'s
+ * files; host, port and store directory left to spawnNatsServer's flags; the file store's limit fixed.
+ */
+export function localNatsConf(objs: K8sObject[], tls: { cert: string; key: string; ca: string }): string {
+  return natsConfOf(objs)
+    .replace('/etc/nats-tls/tls.crt', tls.cert)
+    .replace('/etc/nats-tls/tls.key', tls.key)
+    .replace('/etc/nats-tls/ca.crt', tls.ca)
+    .replace(/^\s*(server_name|port|http_port|store_dir|lame_duck_duration|lame_duck_grace_period):.*$/gm, '')
+    .replace('$NATS_JS_MAX_FILE_STORE', '1GB');
+}

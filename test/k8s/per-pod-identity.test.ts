@@ -19,7 +19,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { containersOf, parseK8sYaml, renderKustomization, type K8sObject } from './kustomize.ts';
 import { validateK8sObject } from './schemas.ts';
-import { RUN_OVERLAYS, runConfigOf } from './overlays.ts';
+import { localNatsConf, RUN_OVERLAYS, runConfigOf } from './overlays.ts';
 import { requireTool, run, which } from './tools.ts';
 import { signClientCert } from '../helpers/certs.ts';
 import { freePort } from '../helpers/nats.ts';
@@ -310,13 +310,7 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
 
     // nats-server with the rendered nats.conf (the component leaves it as the overlay's), the script's NATS certificate
     const natsFiles = files('recovery-grpo-tls-nats');
-    const conf = ((objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('recovery-grpo-nats-config'))!.data as Record<string, string>)['nats.conf']!)
-      .replace('/etc/nats-tls/tls.crt', natsFiles.cert)
-      .replace('/etc/nats-tls/tls.key', natsFiles.key)
-      .replace('/etc/nats-tls/ca.crt', natsFiles.ca)
-      .replace(/^\s*(server_name|port|http_port|store_dir|lame_duck_duration|lame_duck_grace_period):.*$/gm, '')
-      .replace('$NATS_JS_MAX_FILE_STORE', '1GB');
-    writeFileSync(join(dir, 'nats.conf'), conf);
+    writeFileSync(join(dir, 'nats.conf'), localNatsConf(objs, natsFiles));
     nats = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'js'), binary: natsServer, extraArgs: ['-c', join(dir, 'nats.conf')] });
     const as = async (cert: { cert: string; key: string }, name: string) => {
       const tls = { caFile: natsFiles.ca, certFile: cert.cert, keyFile: cert.key, servername: 'recovery-grpo-nats' } as ConnectionOptions['tls'];

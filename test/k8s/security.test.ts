@@ -20,7 +20,7 @@ import { certificateGrant, roleUri } from '../../lib/transport/cert-identity.ts'
 import { CheckpointStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../helpers/nats.ts';
-import { RUN_OVERLAYS, runConfigOf } from './overlays.ts';
+import { localNatsConf, natsConfOf, RUN_OVERLAYS, runConfigOf } from './overlays.ts';
 import { k8sNatsAccounts } from '../../lib/deploy/k8s-nats-conf.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -52,8 +52,6 @@ function secretFileOf(w: K8sObject, c: Any, path: string): { secret: string; key
   const item = (v.secret.items as Any[] | undefined)?.find((i) => i.path === file);
   return { secret: v.secret.secretName, key: item ? item.key : file };
 }
-const natsConfOf = (objs: K8sObject[]): string =>
-  (objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('recovery-grpo-nats-config'))!.data as Record<string, string>)['nats.conf']!;
 
 for (const overlay of RUN_OVERLAYS) {
   const objs = renderKustomization(join(ROOT, overlay));
@@ -170,14 +168,7 @@ test('scripts/k8s-secrets.sh --print makes certificates that name their roles, a
 
     // nats-server with the manifests' nats.conf, its paths pointed at the printed Secrets
     const natsFiles = files('nats');
-    const conf = natsConfOf(renderKustomization(join(ROOT, 'k8s/overlays/cpu-dev')))
-      .replace('/etc/nats-tls/tls.crt', natsFiles.cert)
-      .replace('/etc/nats-tls/tls.key', natsFiles.key)
-      .replace('/etc/nats-tls/ca.crt', natsFiles.ca)
-      // host, port and store directory come from spawnNatsServer's flags
-      .replace(/^\s*(server_name|port|http_port|store_dir|lame_duck_duration|lame_duck_grace_period):.*$/gm, '')
-      .replace('$NATS_JS_MAX_FILE_STORE', '1GB');
-    writeFileSync(join(dir, 'nats.conf'), conf);
+    writeFileSync(join(dir, 'nats.conf'), localNatsConf(renderKustomization(join(ROOT, 'k8s/overlays/cpu-dev')), natsFiles));
     server = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'js'), binary: natsServer, extraArgs: ['-c', join(dir, 'nats.conf')] });
     const as = async (role: NatsRole) => {
       const f = files(role);
