@@ -45,7 +45,7 @@ const command: CommandModule<object, Args> = {
       .option('name', { type: 'string', describe: "with --k8s: run id prefix (default: the overlay's run.id)" })
       .option('force', { type: 'boolean', default: false, describe: 'with --k8s: replace an ablation already rendered in --out' })
       .option('report', { type: 'string', describe: 'only (re)build the report of a sweep folder whose runs have finished (e.g. on a cluster)' })
-      .option('methods', { type: 'string', describe: 'compare training methods instead of config values: a list among dense,scalar,sft,backprop, each optionally of a family (flow:scalar, gaussian:dense) (compare.md, compare.json, grid.png)' })
+      .option('methods', { type: 'string', describe: 'compare training methods instead of config values: a list among dense,scalar,sft,backprop, each optionally of a family (flow:scalar, gaussian:dense); one method is compared with its warm start (compare.md, compare.json, grid.png)' })
       .option('budget', { type: 'number', default: 90, describe: 'with --methods: seconds of training per method and seed (on --budget-clock)' })
       .option('budget-clock', { type: 'string', choices: ['wall', 'cpu'], default: 'wall', describe: "with --methods: what --budget counts: wall-clock seconds, or this process's CPU seconds (all threads; fair on a shared machine)" })
       .option('seeds', { type: 'number', describe: 'with --methods: seeds 0..N-1 (each its own warm start, noise and data order; default 3); with --pool: pool seeds 0..N-1 (or K..N-1 with --first-seed) only, naming those not found' })

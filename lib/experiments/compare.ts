@@ -148,13 +148,16 @@ export interface CompareResult {
   grid: string;
 }
 
-/** The arms of `--methods`: known methods, optionally `family:method`; at least two; none repeated. */
+/**
+ * The arms of `--methods`: known methods, optionally `family:method`; at least one (one arm is compared with its warm
+ * start, e.g. one more arm from the warm starts of an earlier sweep's `--from`); none repeated.
+ */
 export function parseMethods(list: string): string[] {
   const names = list.split(',').map((s) => s.trim()).filter(Boolean);
   const bad = names.filter((n) => !(METHODS as readonly string[]).includes(n.split(':').at(-1)!));
   if (bad.length) throw new Error(`--methods: unknown ${bad.map((b) => `'${b}'`).join(', ')} (choose among ${METHODS.join(', ')}, optionally prefixed by a family: ${FAMILIES.map((f) => `${f}:`).join(', ')})`);
   names.forEach(armOf);
-  if (names.length < 2) throw new Error(`--methods: give at least two methods to compare, e.g. ${METHODS.join(',')}`);
+  if (names.length < 1) throw new Error(`--methods: give at least one method, e.g. ${METHODS.join(',')}`);
   if (new Set(names).size !== names.length) throw new Error('--methods: a method is repeated');
   return names;
 }

@@ -24,10 +24,11 @@ eval: { samples: 6, draws: one }
 /** Seconds of training per run: a step takes milliseconds, so this is still many steps (1.5 s cost the file ~12 s more). */
 const BUDGET = 0.5;
 
-test('method lists: known names, at least two, none repeated; disjoint intervals', () => {
+test('method lists: known names, at least one, none repeated; disjoint intervals', () => {
   assert.deepEqual(parseMethods('dense, sft'), ['dense', 'sft']);
   assert.throws(() => parseMethods('dense,ppo'), /unknown 'ppo' \(choose among dense, scalar, sft, backprop, optionally prefixed by a family/);
-  assert.throws(() => parseMethods('dense'), /at least two/);
+  assert.deepEqual(parseMethods('dense'), ['dense']); // one arm, against its warm start (round 30)
+  assert.throws(() => parseMethods(' , '), /at least one method/);
   assert.throws(() => parseMethods('sft,sft'), /repeated/);
   // Arms of a family: family:method; backprop is the Gaussian family's only.
   assert.deepEqual(parseMethods('flow:scalar,gaussian:dense,sft'), ['flow:scalar', 'gaussian:dense', 'sft']);
@@ -134,21 +135,26 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
     assert.doesNotMatch(mdl, /not run yet/);
 
     // Per-seed warm starts given with {seed} (here the ones kept above), on a CPU-time budget: each seed
-    // starts from its own file, so its warm-start evaluation is that seed's above.
+    // starts from its own file, so its warm-start evaluation is that seed's above. One method: one more arm from an
+    // earlier sweep's warm starts, reported against them (refused before round 30: "at least two methods").
     const out2 = join(dir, 'out-from');
-    await cli('sweep', '--config', cfg, '--methods', 'sft,dense', '--seeds', '2', '--budget', '0.5', '--budget-clock', 'cpu',
+    await cli('sweep', '--config', cfg, '--methods', 'dense', '--seeds', '2', '--budget', '0.5', '--budget-clock', 'cpu',
       '--from', join(out, 'warm-gaussian-seed{seed}-sft4.safetensors'), '--out', out2);
     const rf = JSON.parse(readFileSync(join(out2, 'compare.json'), 'utf8'));
     assert.equal(rf.budget_clock, 'cpu');
     assert.deepEqual(rf.sft_steps, { gaussian: null });
+    assert.deepEqual(rf.methods, ['dense']);
     for (const [i, s] of rf.seeds.entries()) {
       assert.equal(s.start.gaussian.reward, r.seeds[i].start.gaussian.reward, `seed ${i}: its own warm start`);
+      assert.deepEqual(s.runs.map((x: { method: string }) => x.method), ['dense']);
       for (const x of s.runs) assert.ok(x.seconds >= 0.5 && x.wallSeconds > 0, `${x.method}: ${x.seconds} CPU s, ${x.wallSeconds} s`);
     }
     assert.notEqual(rf.seeds[0].start.gaussian.reward, rf.seeds[1].start.gaussian.reward);
     const mdf = readFileSync(join(out2, 'compare.md'), 'utf8');
     assert.match(mdf, /equal CPU-time compute/);
     assert.match(mdf, /the given warm-start checkpoint of each seed/);
+    assert.match(mdf, /\| warm-start reward \| final reward \| reward gain \|/); // one arm: its gain over its warm start, per seed
+    assert.doesNotMatch(mdf, / minus \|/); // and no paired table (nothing to pair it with)
     await assert.rejects(cli('sweep', '--config', cfg, '--methods', 'sft,dense', '--seeds', '3', '--from', join(out, 'warm-gaussian-seed{seed}-sft9.safetensors'), '--out', out2), /seed0-sft9/);
 
     // Refused before any work; independent processes, so their start-ups overlap.
