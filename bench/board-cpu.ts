@@ -5,6 +5,7 @@
 import { validateHello, type OrchestratorMessage, type WorkerSession } from '../lib/transport/index.ts';
 import { createMetrics } from '../lib/metrics/index.ts';
 import * as mine from '../orchestrator/task-board.ts';
+import { fakeSession } from '../test/helpers/fake-session.ts';
 
 const other = process.argv[2];
 const boards: [string, typeof mine][] = [['this', mine]];
@@ -17,21 +18,16 @@ function run(mod: typeof mine, label: string): number {
   const board = new mod.TaskBoard({ leaseMs: 600_000, maxAttempts: 3, metrics: createMetrics(`bc-${label}`, 'orchestrator'), onGiveUp: () => {}, dispatch: 'spread', bundleMs: 5, now: () => now });
   const out: { s: WorkerSession; ids: string[] }[] = [];
   const done = Promise.resolve();
-  // complete WorkerSessions (no cast: a field WorkerSession gains must be given here); credential none, a loopback
-  // session without authentication, as the board's unit tests' sessions (the voter is the worker id)
+  // the tests' fake session (a complete WorkerSession, credential none: the voter is the worker id), asking for 16
+  // tasks per message, its sends recorded as task ids
   const sessions = Array.from({ length: 200 }, (_, i): WorkerSession => {
     const s: WorkerSession = {
-      id: `w${i}`, role: 'ROLLOUT', workerId: `w${i}`, isOpen: true, peer: 'bench', connectedAt: 0, lastSeen: 0,
-      credential: { kind: 'none', id: 'none', pinned: false },
+      ...fakeSession('ROLLOUT', `w${i}`),
       hello: validateHello({ protocol_version: 1, role: 'ROLLOUT', worker_id: `w${i}`, software_version: '', capabilities: { device: 'cpu', max_batch: 1, max_in_flight: 16, max_tasks_per_message: 16, tensor_dtypes: [], labels: {} } }),
-      messages: { [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) },
       send: (m: OrchestratorMessage) => {
         out.push({ s, ids: m.task_bundle?.rollout_tasks?.map((t) => t.task_id!) ?? [m.rollout_task!.task_id!] });
         return done;
       },
-      end() {},
-      fail() {},
-      closed: new Promise(() => {}),
     };
     return s;
   });

@@ -13,13 +13,13 @@ export function fakeSession(role: 'ROLLOUT' | 'REWARD' | 'LEARNER', workerId: st
   const sent: OrchestratorMessage[] = [];
   return {
     id: workerId, role, workerId, peer: 'fake', connectedAt: 0, lastSeen: 0, isOpen: true, credential,
-    hello: { protocol_version: 1, role, worker_id: workerId, software_version: '', capabilities: { device: 'cpu', max_batch: 64, max_in_flight: 4, tensor_dtypes: [], labels: {} } },
+    hello: { protocol_version: 1, role, worker_id: workerId, software_version: '', capabilities: { device: 'cpu', max_batch: 64, max_in_flight: 4, max_tasks_per_message: 0, tensor_dtypes: [], labels: {} } },
     messages: { [Symbol.asyncIterator]: () => ({ next: () => new Promise(() => {}) }) },
     send: async (m: OrchestratorMessage) => void sent.push(m),
     end() {}, fail() {},
     closed: new Promise(() => {}),
     sent,
-  } as unknown as FakeSession;
+  };
 }
 
 /** Waits (up to ~5 s, in 5 ms steps) until `cond()` holds, then asserts it, naming `what`. */
