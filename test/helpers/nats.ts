@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../../lib/local/ports.ts';
+import { waitFor } from './wait.ts';
 import { connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { z } from 'zod';
 import { randomBytes } from 'node:crypto';
@@ -97,10 +98,7 @@ async function untilStopped(pid: number): Promise<void> {
       }
       return /^[tT]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ', 1)[0]!);
     });
-  for (let i = 0; !stopped(); i++) {
-    if (i === 2000) throw new Error(`nats-server ${pid}: not stopped 10 s after SIGSTOP`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitFor(stopped, `nats-server ${pid}'s threads all stopped after SIGSTOP`, undefined, 10_000);
 }
 
 /**
