@@ -42,7 +42,8 @@ import { encodeCheckpoint, type TensorMap } from '../lib/checkpoint/index.ts';
 import { trace, traceRole } from '../lib/log/trace.ts';
 import { freePort } from '../lib/local/local-run.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from '../lib/local/nats-config.ts';
-import { procRunMs, procStat } from './proc-cpu.ts';
+import { procRunMs } from './proc-cpu.ts';
+import { readProcStat } from '../lib/local/proc-stat.ts';
 import { CHECKPOINT_MAX_PAYLOAD, CheckpointStore, connectNats, spawnNatsServer } from '../lib/transport/index.ts';
 
 const FOLLOWERS = 4;
@@ -134,8 +135,7 @@ function procCpu(pid: number): number {
 
 /** Minor page faults of another process so far, from /proc. */
 function procFaults(pid: number): number {
-  const f = procStat(pid);
-  return f ? Number(f[7]) : NaN;
+  return readProcStat(pid)?.minorFaults ?? NaN;
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);

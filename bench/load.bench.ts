@@ -54,6 +54,7 @@ import { Session } from 'node:inspector/promises';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../lib/metrics/index.ts';
+import { readProcStat } from '../lib/local/proc-stat.ts';
 import { encodeTensor, forEachItem, startOrchestratorServer, type OrchestratorMessage, type RolloutItem, type WorkerSession } from '../lib/transport/index.ts';
 import { useWireCodec, type WireCodecName } from '../lib/transport/grpc-common.ts';
 import { useFastEncoder } from '../lib/transport/wire-codec.ts';
@@ -85,8 +86,8 @@ function threadTimes(): Map<string, number> {
   try {
     for (const tid of readdirSync('/proc/self/task')) {
       const name = tid === String(process.pid) ? 'main' : readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      const f = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      out.set(name, (out.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
+      const f = readProcStat(process.pid, Number(tid));
+      if (f) out.set(name, (out.get(name) ?? 0) + f.userTicks + f.systemTicks);
     }
   } catch { /* not Linux */ }
   return out;

@@ -10,6 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg, tmpdir } from 'node:os';
 import { runLocal } from '../lib/local/local-run.ts';
+import { CLOCK_TICKS, readProcStat } from '../lib/local/proc-stat.ts';
 import type { Supervisor } from '../lib/local/supervisor.ts';
 import { benchOverrides } from './pipeline-single.ts';
 
@@ -19,29 +20,26 @@ const REPS = Number(process.env.THREADS_REPS ?? 2);
 const STALENESS = (process.env.THREADS_STALENESS ?? '1').split(',').map(Number);
 const ARMS = (process.env.THREADS_ARMS ?? 'default').split(';').map((a) => a.trim());
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
-const TICK_MS = 10; // USER_HZ 100
+const TICK_MS = 1000 / CLOCK_TICKS;
 
 interface ProcSnap { mainUser: number; mainSys: number; otherUser: number; otherSys: number; minflt: number; vcsw: number; ivcsw: number; threads: number }
-
-function statFields(path: string): string[] {
-  const s = readFileSync(path, 'utf8');
-  return s.slice(s.lastIndexOf(')') + 2).split(' ');
-}
 
 /** One process's counters now (all threads); undefined when it is gone. */
 function snap(pid: number): ProcSnap | undefined {
   try {
-    const out: ProcSnap = { mainUser: 0, mainSys: 0, otherUser: 0, otherSys: 0, minflt: Number(statFields(`/proc/${pid}/stat`)[7]), vcsw: 0, ivcsw: 0, threads: 0 };
+    const whole = readProcStat(pid);
+    if (!whole) return undefined;
+    const out: ProcSnap = { mainUser: 0, mainSys: 0, otherUser: 0, otherSys: 0, minflt: whole.minorFaults, vcsw: 0, ivcsw: 0, threads: 0 };
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      let f: string[];
       let status: string;
+      const f = readProcStat(pid, Number(tid));
       try {
-        f = statFields(`/proc/${pid}/task/${tid}/stat`);
         status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       } catch {
         continue; // a thread that ended meanwhile
       }
-      const [u, s] = [Number(f[11]) * TICK_MS, Number(f[12]) * TICK_MS];
+      if (!f) continue;
+      const [u, s] = [f.userTicks * TICK_MS, f.systemTicks * TICK_MS];
       if (Number(tid) === pid) [out.mainUser, out.mainSys] = [u, s];
       else [out.otherUser, out.otherSys] = [out.otherUser + u, out.otherSys + s];
       out.vcsw += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);

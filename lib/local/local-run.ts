@@ -4,7 +4,6 @@
 // cluster does (docs/security.md): a NATS user per role, a gRPC token per process (role-tokens.ts) and signed
 // checkpoints (checkpoint-keys.ts), every secret fresh per run, in a 0600 file of the run folder or a process's
 // environment, never on a command line.
-import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -34,6 +33,7 @@ import { exitAfterGraphs } from '../graph/graph-thread.ts';
 import { onStopSignals, signalExitCode } from '../worker/stop-signals.ts';
 import type { Device } from '../graph/device.ts';
 import { machineBusySeconds } from './machine-cpu.ts';
+import { cpuSecondsIn, readProcStat } from './proc-stat.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/recovery-grpo.mjs', import.meta.url));
 
@@ -148,21 +148,13 @@ export interface Summary {
 /** CPU seconds (user + system, all threads) each process has used so far; undefined where /proc cannot tell. */
 export function cpuSecondsOf(pids: Record<string, number>): Record<string, number> | undefined {
   const out: Record<string, number> = {};
-  try {
-    for (const [name, pid] of Object.entries(pids)) {
-      // fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[name] = (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
-    }
-  } catch {
-    return undefined;
+  for (const [name, pid] of Object.entries(pids)) {
+    const stat = readProcStat(pid);
+    if (!stat) return undefined;
+    out[name] = cpuSecondsIn(stat);
   }
   return out;
 }
-
-/** USER_HZ: 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS = 100;
 
 export { freePort } from './ports.ts';
 

@@ -2,9 +2,7 @@
 // of the cores other work took while an arm ran: the pipeline's figure on a shared machine follows that share
 // (docs/performance-history/pipeline.md, "Round 11: pipe11").
 import { readFileSync } from 'node:fs';
-
-/** USER_HZ: 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS = 100;
+import { CLOCK_TICKS } from './proc-stat.ts';
 
 /**
  * Busy CPU seconds of all cores since boot (user, nice, system, irq, softirq, steal: everything but idle and

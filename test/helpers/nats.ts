@@ -13,11 +13,12 @@
 // answers nothing until killed).
 // A process-exit hook kills any server a test forgot to stop.
 import { after, before } from 'node:test';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nats-server.ts';
 import { freePort } from '../../lib/local/ports.ts';
+import { readProcStat } from '../../lib/local/proc-stat.ts';
 import { waitFor } from './wait.ts';
 import { connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
 import { z } from 'zod';
@@ -88,16 +89,8 @@ async function untilStopped(pid: number): Promise<void> {
       return []; // gone (killed meanwhile): it answers nothing either
     }
   };
-  const stopped = () =>
-    threads().every((tid) => {
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      } catch {
-        return true; // the thread ended between the listing and the read
-      }
-      return /^[tT]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ', 1)[0]!);
-    });
+  // a thread that ended between the listing and the read counts as stopped: it answers nothing either
+  const stopped = () => threads().every((tid) => /^[tT]$/.test(readProcStat(pid, Number(tid))?.state ?? 'T'));
   await waitFor(stopped, `nats-server ${pid}'s threads all stopped after SIGSTOP`, undefined, 10_000);
 }
 
