@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { loadConfig, type RunConfig } from '../config/index.ts';
 import { cloneTensorMap, type TensorMap } from '../checkpoint/tensors.ts';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
+import { configHash } from '../checkpoint/digest.ts';
 import { refuseFixedLogStdChange } from '../models/fixed-log-std.ts';
 import { paramShapesOf } from '../models/bundle.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
@@ -125,7 +126,13 @@ export interface SeedResult {
   start: Partial<Record<Family, EvalReport>>;
   identity: EvalReport;
   /** seconds: on the budget clock; wallSeconds: elapsed. */
-  runs: Array<{ method: string; family: Family; steps: number; seconds: number; wallSeconds: number; final: EvalReport; gain: Gains }>;
+  runs: Array<{
+    method: string; family: Family; steps: number; seconds: number; wallSeconds: number; final: EvalReport; gain: Gains;
+    /** How far training moved the weights: ||trained - warm start|| / ||warm start|| over every parameter (round 31; absent in older files). */
+    update?: number;
+    /** The trained weights, a checkpoint beside the report (round 31; absent in older files). */
+    weights?: string;
+  }>;
 }
 
 export interface CompareResult {
@@ -297,11 +304,19 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     }
     for (const a of arms) {
       const run = await train(seed, a, warm.get(a.family)!);
+      // The trained weights are kept (an update's size and direction can be studied, or the policy evaluated again,
+      // without training it again) beside the seed's result.
+      const weights = `arm-${a.name.replace(/[^A-Za-z0-9_-]/g, '-')}-seed${seed}.safetensors`;
+      await saveCheckpoint(join(o.out, weights), {
+        meta: { runId: `sweep-seed${seed}-${a.name}`, version: 0, step: run.steps, lastBatchId: null, configHash: configHash(evalConfig(a.family)) },
+        params: run.params,
+      });
+      const update = relativeUpdate(warm.get(a.family)!, run.params);
       const ev = await evaluate(evalConfig(a.family), samples, { final: { kind: 'mean', params: run.params } }, { keep });
       const final = ev.reports.final;
       const start = result.start[a.family]!;
       const gain = Object.fromEntries(METRICS.map((k) => [k, final[k] - start[k]])) as Gains;
-      result.runs.push({ method: a.name, family: a.family, steps: run.steps, seconds: run.seconds, wallSeconds: run.wallSeconds, final, gain });
+      result.runs.push({ method: a.name, family: a.family, steps: run.steps, seconds: run.seconds, wallSeconds: run.wallSeconds, final, gain, update, weights });
       outputs[a.name] = ev.outputs.final;
       log(`[compare] seed ${seed} ${armLabel(a)}: ${run.steps} steps in ${run.seconds.toFixed(0)} s${budgetClock === 'cpu' ? ` of CPU (${run.wallSeconds.toFixed(0)} s wall)` : ''}, reward ${start.reward.toFixed(4)} -> ${final.reward.toFixed(4)} (${signed(gain.reward, 4)})`);
     }
@@ -339,6 +354,25 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   if (missing.length) log(`[compare] the report covers ${seeds.length} seeds; asked for but not on file yet: ${seedList(missing)}`);
   const r = await writeCompareReport({ o, settings, arms, families, sftSteps, fromFiles, seeds, missing });
   return { ...r, grid: gridPath };
+}
+
+/**
+ * ||trained - start|| / ||start|| over every parameter of `start` (L2, in float64): how far an arm moved the weights.
+ * Throws naming the parameter when `trained` lacks one or its size differs.
+ */
+export function relativeUpdate(start: TensorMap, trained: TensorMap): number {
+  let moved = 0;
+  let size = 0;
+  for (const [name, t0] of start) {
+    const t1 = trained.get(name);
+    if (!t1 || t1.data.length !== t0.data.length) throw new Error(`relativeUpdate: trained weights lack '${name}' or its size differs (${t1?.data.length ?? 'none'} against ${t0.data.length})`);
+    for (let i = 0; i < t0.data.length; i++) {
+      const d = t1.data[i]! - t0.data[i]!;
+      moved += d * d;
+      size += t0.data[i]! * t0.data[i]!;
+    }
+  }
+  return size > 0 ? Math.sqrt(moved / size) : Math.sqrt(moved);
 }
 
 /** Seeds in [first, end) that `seeds` lacks: asked for and not on file. */
@@ -640,9 +674,9 @@ function renderMarkdown(
     '',
     'Per seed:',
     '',
-    `| seed | method | steps | ${o.budgetClock === 'cpu' ? 'CPU s (wall s)' : 'seconds'} | warm-start reward | final reward | reward gain | SSIM gain | cosine gain | PSNR gain |`,
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...seeds.flatMap((s) => s.runs.map((r) => `| ${s.seed} | ${label(r.method)} | ${r.steps} | ${r.seconds.toFixed(0)}${o.budgetClock === 'cpu' ? ` (${r.wallSeconds.toFixed(0)})` : ''} | ${s.start[r.family]!.reward.toFixed(4)} | ${r.final.reward.toFixed(4)} | ${signed(r.gain.reward, 4)} | ${signed(r.gain.ssim, 4)} | ${signed(r.gain.clip_cos, 4)} | ${signed(r.gain.psnr, 2)} |`)),
+    `| seed | method | steps | ${o.budgetClock === 'cpu' ? 'CPU s (wall s)' : 'seconds'} | warm-start reward | final reward | reward gain | SSIM gain | cosine gain | PSNR gain | update (relative L2) |`,
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...seeds.flatMap((s) => s.runs.map((r) => `| ${s.seed} | ${label(r.method)} | ${r.steps} | ${r.seconds.toFixed(0)}${o.budgetClock === 'cpu' ? ` (${r.wallSeconds.toFixed(0)})` : ''} | ${s.start[r.family]!.reward.toFixed(4)} | ${r.final.reward.toFixed(4)} | ${signed(r.gain.reward, 4)} | ${signed(r.gain.ssim, 4)} | ${signed(r.gain.clip_cos, 4)} | ${signed(r.gain.psnr, 2)} | ${r.update === undefined ? '-' : r.update.toExponential(2)} |`)),
     '',
   );
   return lines.join('\n');

@@ -7,7 +7,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
-import { compareMethods, parseFamilyOverrides, parseFrom, parseMethods, separated } from '../../lib/experiments/compare.ts';
+import { compareMethods, parseFamilyOverrides, parseFrom, parseMethods, relativeUpdate, separated } from '../../lib/experiments/compare.ts';
+import { loadCheckpoint } from '../../lib/checkpoint/index.ts';
 import { startClock } from '../../lib/local/single-process.ts';
 import { meanCI } from '../../lib/eval/stats.ts';
 import { cli } from '../helpers/cli.ts';
@@ -86,8 +87,19 @@ test('sweep --methods: dense, scalar, continued SFT and direct backprop from one
         assert.ok(x.seconds >= BUDGET && x.seconds < BUDGET + 10, `${x.method}: ${x.seconds} s for a ${BUDGET} s budget`);
         assert.equal(x.family, 'gaussian');
         for (const k of ['reward', 'ssim', 'clip_cos', 'psnr']) assert.ok(Math.abs(x.gain[k] - (x.final[k] - s.start.gaussian[k])) < 1e-9, `${x.method} ${k} gain`);
+        // The trained weights are kept beside the report, and the update's size is theirs against the warm start's.
+        assert.equal(x.weights, `arm-${x.method}-seed${s.seed}.safetensors`);
+        const trained = (await loadCheckpoint(join(out, x.weights))).params;
+        const warm = (await loadCheckpoint(join(out, `warm-gaussian-seed${s.seed}-sft4.safetensors`))).params;
+        assert.ok(Math.abs(x.update - relativeUpdate(warm, trained)) < 1e-12 * x.update, `${x.method}: update ${x.update}`); // sums in the file's order
+        assert.ok(x.update > 0, `${x.method} seed ${s.seed} moved the weights`);
       }
     }
+    // The same trained weights give the same evaluation: what the report says of an arm is what its file holds.
+    const arm = r.seeds[1].runs.find((x: { method: string }) => x.method === 'scalar');
+    await cli('eval', '--config', cfg, '--set', 'run.seed=1', '--checkpoint', join(out, arm.weights), '--out', join(dir, 'eval-again'));
+    const again = JSON.parse(readFileSync(join(dir, 'eval-again', 'eval.json'), 'utf8'));
+    assert.ok(Math.abs(again.policy.reward - arm.final.reward) < 1e-9, `eval ${again.policy.reward}, sweep ${arm.final.reward}`);
     // The summary and the paired differences follow from the rows.
     const gains = (m: string) => r.seeds.map((s: { runs: Array<{ method: string; gain: Record<string, number> }> }) => s.runs.find((x) => x.method === m)!.gain.reward);
     assert.ok(Math.abs(r.summary.sft.reward.mean - (gains('sft')[0] + gains('sft')[1]) / 2) < 1e-12);
@@ -192,8 +204,9 @@ test('sweep --methods with family arms: each family from its own warm start, sha
       assert.notEqual(s.start.flow.reward, s.start.gaussian.reward);
       assert.equal(s.start.flow.count, s.identity.count);
     }
-    // Shared warm start: one checkpoint per family (seed 0), kept in OUT.
-    assert.deepEqual(readdirSync(out).filter((f) => f.endsWith('.safetensors')).sort(), ['warm-flow-seed0-sft3.safetensors', 'warm-gaussian-seed0-sft2.safetensors']);
+    // Shared warm start: one checkpoint per family (seed 0), kept in OUT beside each arm's trained weights.
+    assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('warm-') && f.endsWith('.safetensors')).sort(), ['warm-flow-seed0-sft3.safetensors', 'warm-gaussian-seed0-sft2.safetensors']);
+    assert.deepEqual(r.seeds[1].runs.map((x: { weights: string }) => x.weights), ['arm-flow-scalar-seed1.safetensors', 'arm-gaussian-dense-seed1.safetensors', 'arm-flow-sft-seed1.safetensors']);
     // Paired differences are of final values, across families too.
     const finals = (m: string) => r.seeds.map((s: { runs: Array<{ method: string; final: Record<string, number> }> }) => s.runs.find((x) => x.method === m)!.final.ssim);
     const d = finals('flow:scalar').map((v: number, i: number) => v - finals('gaussian:dense')[i]);
@@ -240,4 +253,14 @@ test('sweep --methods --from: a checkpoint whose fixed log_std differs from mode
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('relativeUpdate: ||trained - start|| / ||start|| over every parameter, by hand; a missing or resized parameter is named', () => {
+  const t = (...v: number[]) => ({ shape: [v.length], data: Float32Array.from(v) });
+  const start = new Map([['a', t(3, 0)], ['b', t(4)]]); // ||start|| = 5
+  assert.equal(relativeUpdate(start, new Map([['a', t(3, 0)], ['b', t(4)]])), 0);
+  assert.equal(relativeUpdate(start, new Map([['a', t(0, 4)], ['b', t(4)]])), 1); // moved by (-3, 4): 5 / 5
+  assert.equal(relativeUpdate(start, new Map([['a', t(3, 0)], ['b', t(4.5)], ['extra', t(9)]])), 0.1); // 0.5 / 5; extra ignored
+  assert.throws(() => relativeUpdate(start, new Map([['a', t(3, 0)]])), /lack 'b'/);
+  assert.throws(() => relativeUpdate(start, new Map([['a', t(3)], ['b', t(4)]])), /'a' or its size differs \(1 against 2\)/);
 });
