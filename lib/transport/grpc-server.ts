@@ -207,6 +207,8 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   const auth = opts.auth ?? {};
   checkListenAuth(listen, auth);
   const mutualTls = !!auth.tls?.requireClientCert;
+  const maxResultsPerMessage = opts.maxResultsPerMessage ?? 1024;
+  if (!Number.isInteger(maxResultsPerMessage) || maxResultsPerMessage < 1) throw new Error(`maxResultsPerMessage must be a positive integer, got ${maxResultsPerMessage}`);
   // The certificate, key and (with mutual TLS) the client CA bundle, read again every refreshMs: grpc-js applies each
   // renewed set to new handshakes (lib/transport/tls-reload.ts). Without mutual TLS the CA is not used (no client
   // certificate is asked for), as before.
@@ -233,8 +235,6 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   const tokenRequired = tokenDigest !== undefined || matchGrant !== undefined;
   const helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
   const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
-  const maxResultsPerMessage = opts.maxResultsPerMessage ?? 1024;
-  if (!Number.isInteger(maxResultsPerMessage) || maxResultsPerMessage < 1) throw new Error(`maxResultsPerMessage must be a positive integer, got ${maxResultsPerMessage}`);
   const onError = opts.onError ?? ((err, s) => console.error(`orchestrator: onConnect failed for ${s.role} ${s.workerId}:`, err));
 
   const requireWorkerIdentity = !!auth.requireWorkerIdentity;
@@ -354,7 +354,10 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(listen, credentials, (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p))),
-  );
+  ).catch((e: unknown) => {
+    tls?.close(); // its refresh timer
+    throw e;
+  });
   if (widened) widenServerWindows(server, 'after-bind');
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 
