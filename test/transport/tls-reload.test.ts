@@ -9,9 +9,10 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
 import { startOrchestratorServer, type OrchestratorServer, type OrchestratorServerOptions, type WorkerSession } from '../../lib/transport/grpc-server.ts';
-import { connectToOrchestrator, type ConnectOptions } from '../../lib/transport/grpc-client.ts';
+import { connectToOrchestrator, withReconnect, type ConnectOptions } from '../../lib/transport/grpc-client.ts';
 import { connectNats } from '../../lib/transport/nats.ts';
 import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
 import type { TlsReloadStatus } from '../../lib/transport/tls-reload.ts';
@@ -175,18 +176,29 @@ test('a worker reconnect presents its renewed certificate (connectToOrchestrator
     copyFileSync(certs.clients['w1']!.cert, files.cert);
     copyFileSync(certs.clients['w1']!.key, files.key);
     const opts = worker(server, certs.ca, files, 'w1');
-    const first = await connectToOrchestrator(opts);
-    await first.close();
     const renewed = signClientCert(dir, ca1, 'w1-renewed', 'w1', clientExt('w1'));
-    copyFileSync(renewed.key, files.key);
-    copyFileSync(renewed.cert, files.cert);
-    const second = await connectToOrchestrator(opts); // the same options, as lib/worker/runtime.ts redials
-    await second.close();
+    // the worker's reconnect loop (lib/worker/runtime.ts: withReconnect around connectToOrchestrator with the same
+    // options): its certificate is renewed while it is connected, then the orchestrator drops the stream
+    const attempts = await withReconnect(
+      async (attempt) => {
+        const c = await connectToOrchestrator(opts);
+        if (attempt === 1) {
+          copyFileSync(renewed.key, files.key);
+          copyFileSync(renewed.cert, files.cert);
+          const s = await waitFor(() => sessions[0], 'the first session');
+          s.fail(grpc.status.UNAVAILABLE, 'dropped');
+          for await (const _ of c.messages); // throws UNAVAILABLE: the loop dials again
+        }
+        await c.close();
+        return attempt;
+      },
+      { initialDelayMs: 1, maxDelayMs: 1, maxAttempts: 3 },
+    );
+    assert.equal(attempts, 2);
     assert.equal(sessions.length, 2);
-    assert.notEqual(sessions[0]!.credential.id, sessions[1]!.credential.id);
-    const der = new X509Certificate(readFileSync(renewed.cert)).raw;
-    const { createHash } = await import('node:crypto');
-    assert.equal(sessions[1]!.credential.id, `cert:${createHash('sha256').update(der).digest('hex').slice(0, 16)}`, 'the second session is the renewed certificate');
+    const id = (file: string) => `cert:${createHash('sha256').update(new X509Certificate(readFileSync(file)).raw).digest('hex').slice(0, 16)}`;
+    assert.equal(sessions[0]!.credential.id, id(certs.clients['w1']!.cert));
+    assert.equal(sessions[1]!.credential.id, id(renewed.cert), 'the reconnect presents the renewed certificate');
   } finally {
     await server.close();
   }
