@@ -20,6 +20,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   tlsKey?: string;
   tlsCa?: string;
   requireClientCert?: boolean;
+  requireWorkerIdentity?: boolean;
   events?: string;
   awaitWorkers?: string;
   liftQuarantine?: string[];
@@ -62,6 +63,7 @@ const command: CommandModule<object, Args> = {
       .option('lift-quarantine', { type: 'string', array: true, describe: 'rollout worker id(s) whose quarantine, kept in the run state across restarts, is lifted at start (grpo.quarantineAfter; docs/security.md): e.g. an honest worker after its device or grpo.logpTolerance was fixed' })
       .option('unbind', { type: 'string', array: true, describe: '<role>/<worker-id> pair(s) whose binding to the role token that first used the id (kept in the run state across restarts) is dropped at start (docs/security.md): e.g. rollout/rollout-3 after a wildcard token rotation with overlap, or an id squatted by another token' })
       .option('require-client-cert', { type: 'boolean', default: false, describe: 'mutual TLS: refuse clients without a certificate signed by --tls-ca' })
+      .option('require-worker-identity', { type: 'boolean', default: false, describe: 'refuse a rollout, reward or learner session whose credentials do not pin the worker id it presents: the shared token, a role token whose line says *, a client certificate without a worker URI (docs/security.md); k8s/components/per-pod-identity turns it on' })
       .option('checkpoint-pubkey-file', CHECKPOINT_PUBKEY_OPTION)
       .option('graph-thread', GRAPH_THREAD_OPTION)
       .check((a) => {
@@ -120,7 +122,7 @@ const command: CommandModule<object, Args> = {
         const { readRoleTokens } = await import('../../lib/transport/index.ts');
         const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
         const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
-        const auth = token || tls || roleTokens ? { token, tls, roleTokens } : undefined;
+        const auth = token || tls || roleTokens || args.requireWorkerIdentity ? { token, tls, roleTokens, ...(args.requireWorkerIdentity ? { requireWorkerIdentity: true } : {}) } : undefined;
         checkListenAuth(args.listen ?? config.orchestrator.listen, auth);
         const { parseAwaitWorkers } = await import('../../orchestrator/await-workers.ts');
         const awaitWorkers = args.awaitWorkers !== undefined ? parseAwaitWorkers(args.awaitWorkers, args.awaitSeconds) : undefined;

@@ -94,6 +94,11 @@ export interface OrchestratorConnection {
   readonly closed: Promise<StreamEnd>;
 }
 
+/**
+ * Credentials of one dial. Given as paths, the files are read here, on every connectToOrchestrator, so a worker's
+ * reconnect presents its renewed certificate (and trusts a renewed CA bundle) without a restart: keep them paths, not
+ * contents read once (test/transport/tls-reload.test.ts). An open stream keeps its handshake.
+ */
 function channelCredentials(tls: ClientTls | undefined): grpc.ChannelCredentials {
   if (!tls) return grpc.credentials.createInsecure();
   if (!!tls.cert !== !!tls.key) throw new Error('tls.cert and tls.key go together (mutual TLS needs both)');

@@ -14,7 +14,6 @@ import { widenServerWindows } from './flow-window.ts';
 import { TransportError, type StreamEnd } from './errors.ts';
 import {
   isLoopbackHost,
-  loadPem,
   messageSizeOptions,
   orchestratorServiceDefinition,
   parseHostPort,
@@ -24,6 +23,7 @@ import {
 import { expandResultBundle, orchestratorMessageKind, tasksPerMessage, validateHello, type ValidHello } from './messages.ts';
 import { grantMatcher, grantRefusal, pinnedElsewhere, tokenCredentialId, type Grant, type RoleGrant, type SessionCredential } from './role-tokens.ts';
 import { certificateCredentialId, peerCertificateGrant, ROLE_URI_PREFIX } from './cert-identity.ts';
+import { ReloadingTls, type TlsReloadStatus } from './tls-reload.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
@@ -45,6 +45,13 @@ export interface ServerTls {
    * that role; one that names none needs a token that grants the role.
    */
   requireClientCert?: boolean;
+  /**
+   * How often the files (cert, key, ca given as paths) are read again, so a renewed certificate or CA bundle takes
+   * effect without a restart (lib/transport/tls-reload.ts): new handshakes use it, established connections keep
+   * theirs; files that cannot be used keep the set in use and are reported (onTlsError). Default 60 s; 0: never
+   * (OrchestratorServer.reloadTls() still does).
+   */
+  refreshMs?: number;
 }
 
 export interface ServerAuth {
@@ -56,6 +63,14 @@ export interface ServerAuth {
    */
   roleTokens?: readonly RoleGrant[];
   tls?: ServerTls;
+  /**
+   * Refuse, for every worker role, a session whose credentials do not pin the worker id its Hello presents: the
+   * shared token, a role token whose line says `*`, a client certificate without a worker URI, or none at all
+   * (PERMISSION_DENIED, naming the credential and what it lacks). A pinned role token or a certificate naming the
+   * worker (spiffe://recovery-grpo/role/<role>/<worker-id>) is welcomed. Default off: role-wide credentials work.
+   * k8s/components/per-pod-identity turns it on (--require-worker-identity).
+   */
+  requireWorkerIdentity?: boolean;
 }
 
 export interface OrchestratorServerOptions {
@@ -81,6 +96,10 @@ export interface OrchestratorServerOptions {
   onError?: (err: unknown, session: WorkerSession) => void;
   /** Extra grpc-js server options (keepalive, ...). */
   grpcOptions?: grpc.ChannelOptions;
+  /** A TLS refresh found files it could not use (the set in use is kept). Default: console.error. */
+  onTlsError?: (message: string) => void;
+  /** A TLS refresh took renewed files. Default: console.error names the new serial (one line per renewal). */
+  onTlsReload?: (status: TlsReloadStatus) => void;
 }
 
 export interface WorkerSession {
@@ -118,12 +137,41 @@ export interface OrchestratorServer {
   readonly address: string;
   /** Open sessions. */
   sessions(): WorkerSession[];
+  /**
+   * Reads the TLS files again now (they are also read every auth.tls.refreshMs) and says what is in use; undefined
+   * without TLS.
+   */
+  reloadTls(): TlsReloadStatus | undefined;
   /** Ends every session with UNAVAILABLE, then shuts the server down (forcefully after graceMs, default 2 s). */
   close(opts?: { graceMs?: number; reason?: string }): Promise<void>;
 }
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+/**
+ * The refusal of a session whose credentials pin no worker id while auth.requireWorkerIdentity is on: names the
+ * credential kind and what it lacks. `namedRole`: some credential named the role (a wildcard role token, a
+ * certificate with only the role URI).
+ */
+export function unpinnedRefusal(credential: SessionCredential, namedRole: boolean, role: WorkerRole, workerId: string): string {
+  const what =
+    credential.kind === 'token'
+      ? 'a role token whose line grants any worker id (*)'
+      : credential.kind === 'cert'
+        ? `a client certificate without a worker URI (it names only ${ROLE_URI_PREFIX}<role>)`
+        : credential.kind === 'shared'
+          ? namedRole
+            ? 'the shared token and a client certificate without a worker URI'
+            : 'the shared token, which grants every role and worker id'
+          : namedRole
+            ? 'a client certificate without a worker URI'
+            : 'no credential';
+  return (
+    `this orchestrator requires a per-worker identity (auth.requireWorkerIdentity), and ${role} ${JSON.stringify(workerId)} connected with ${what}: ` +
+    `it needs a credential naming worker id ${JSON.stringify(workerId)}, a client certificate with URI ${ROLE_URI_PREFIX}${role.toLowerCase()}/${workerId} or a role-token line "${role.toLowerCase()} ${workerId} <token>"`
+  );
 }
 
 function bearerOf(md: grpc.Metadata): string | undefined {
@@ -159,12 +207,27 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   const auth = opts.auth ?? {};
   checkListenAuth(listen, auth);
   const mutualTls = !!auth.tls?.requireClientCert;
-  const credentials = auth.tls
-    ? grpc.ServerCredentials.createSsl(
-        auth.tls.ca ? loadPem(auth.tls.ca, 'auth.tls.ca') : null,
-        [{ cert_chain: loadPem(auth.tls.cert, 'auth.tls.cert'), private_key: loadPem(auth.tls.key, 'auth.tls.key') }],
-        mutualTls,
+  const maxResultsPerMessage = opts.maxResultsPerMessage ?? 1024;
+  if (!Number.isInteger(maxResultsPerMessage) || maxResultsPerMessage < 1) throw new Error(`maxResultsPerMessage must be a positive integer, got ${maxResultsPerMessage}`);
+  // The certificate, key and (with mutual TLS) the client CA bundle, read again every refreshMs: grpc-js applies each
+  // renewed set to new handshakes (lib/transport/tls-reload.ts). Without mutual TLS the CA is not used (no client
+  // certificate is asked for), as before.
+  const tls = auth.tls
+    ? new ReloadingTls(
+        { cert: auth.tls.cert, key: auth.tls.key, ...(mutualTls && auth.tls.ca ? { ca: auth.tls.ca } : {}) },
+        {
+          field: 'auth.tls',
+          ...(auth.tls.refreshMs !== undefined ? { refreshMs: auth.tls.refreshMs } : {}),
+          ...(opts.onTlsError ? { onError: opts.onTlsError } : {}),
+          onReload: opts.onTlsReload ?? ((st) => console.error(`orchestrator: auth.tls renewed: certificate serial ${st.serial}${mutualTls ? `, ${st.caCertificates} client CA certificate(s)` : ''}`)),
+        },
       )
+    : undefined;
+  // grpc-js's declaration names the first argument the CA provider, but its code uses it as the identity provider
+  // (server-credentials.js: createCertificateProviderServerCredentials passes its arguments on to a constructor
+  // (identity, ca, ...)): one object serves both here, the second only with mutual TLS.
+  const credentials = tls
+    ? grpc.experimental.createCertificateProviderServerCredentials(tls, mutualTls ? tls : null, mutualTls)
     : grpc.ServerCredentials.createInsecure();
   const tokenDigest = auth.token ? digest(auth.token) : undefined;
   const matchGrant = auth.roleTokens?.length ? grantMatcher(auth.roleTokens) : undefined;
@@ -172,10 +235,9 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
   const tokenRequired = tokenDigest !== undefined || matchGrant !== undefined;
   const helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
   const heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 30_000;
-  const maxResultsPerMessage = opts.maxResultsPerMessage ?? 1024;
-  if (!Number.isInteger(maxResultsPerMessage) || maxResultsPerMessage < 1) throw new Error(`maxResultsPerMessage must be a positive integer, got ${maxResultsPerMessage}`);
   const onError = opts.onError ?? ((err, s) => console.error(`orchestrator: onConnect failed for ${s.role} ${s.workerId}:`, err));
 
+  const requireWorkerIdentity = !!auth.requireWorkerIdentity;
   const server = new grpc.Server({ ...messageSizeOptions(maxBytes), ...opts.grpcOptions });
   const widened = widenServerWindows(server, 'before-bind'); // results in one write (lib/transport/flow-window.ts)
   const open = new Set<SessionImpl>();
@@ -251,6 +313,10 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
         // token, the shared token beside the file, a certificate (review29 F2)
         const taken = pinnedRefusal?.(grant, hello.role, hello.worker_id, grant ? 'this token' : shared ? 'the shared token' : 'this credential');
         if (taken) return refuse(grpc.status.PERMISSION_DENIED, taken);
+        // every credential that names a worker id has allowed this one (above); with requireWorkerIdentity one must
+        if (requireWorkerIdentity && !grants.some(({ g }) => g.workerId !== undefined)) {
+          return refuse(grpc.status.PERMISSION_DENIED, unpinnedRefusal(credential, grants.length > 0, hello.role, hello.worker_id));
+        }
         if (hello.protocol_version !== PROTOCOL_VERSION) {
           return refuse(
             grpc.status.FAILED_PRECONDITION,
@@ -288,7 +354,10 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(listen, credentials, (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p))),
-  );
+  ).catch((e: unknown) => {
+    tls?.close(); // its refresh timer
+    throw e;
+  });
   if (widened) widenServerWindows(server, 'after-bind');
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 
@@ -296,8 +365,10 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
     port,
     address,
     sessions: () => [...open],
+    reloadTls: () => tls?.refresh(),
     async close({ graceMs = 2000, reason = 'orchestrator is shutting down' } = {}) {
       closing = true;
+      tls?.close();
       for (const s of open) s.fail(grpc.status.UNAVAILABLE, reason);
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {

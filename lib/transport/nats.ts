@@ -61,6 +61,10 @@ export interface NatsConnectOptions {
   user?: string;
   pass?: string;
   token?: string;
+  /**
+   * Paths, which nats.js reads on every dial (node_transport.js loadClientCerts; a reconnect is a new transport), so a
+   * reconnect presents a renewed certificate: pass paths, not contents (test/transport/tls-reload.test.ts).
+   */
   tls?: { caFile?: string; certFile?: string; keyFile?: string };
   /** Connect timeout. Default 5 s. */
   timeoutMs?: number;

@@ -155,6 +155,7 @@ test('the per-pod-identity component renders over every run overlay: CSI certifi
       if (componentOf(w) === 'orchestrator') {
         assert.deepEqual(tlsSecrets, ['recovery-grpo-tls-orchestrator'], `${id}: keeps its own certificate`);
         assert.ok((containersOf(w)[0] as Any).args.includes('--require-client-cert'), `${id}: requires client certificates`);
+        assert.ok((containersOf(w)[0] as Any).args.includes('--require-worker-identity'), `${id}: requires credentials that pin the worker id`);
       }
       if (componentOf(w) === 'nats') assert.deepEqual(tlsSecrets, ['recovery-grpo-tls-nats'], `${id}: NATS keeps its certificate`);
     }
@@ -236,12 +237,15 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
     podCert('rollout-worker', podB);
     const learnerPod = podCert('learner', 'recovery-grpo-learner-ccccc');
 
-    // the orchestrator as the component runs it: mutual TLS, no token
+    // the orchestrator as the component runs it: mutual TLS, no token, and the rendered --require-worker-identity
+    const orchestratorArgs = (containersOf(objs.find((o) => o.kind === 'Job' && componentOf(o) === 'orchestrator')!)[0] as Any).args as string[];
+    const requireWorkerIdentity = orchestratorArgs.includes('--require-worker-identity');
+    assert.ok(requireWorkerIdentity, 'the rendered orchestrator requires per-worker identities');
     const welcomed: { id: string; credential: SessionCredential }[] = [];
     const serve = (auth: Omit<ServerAuth, 'tls'>) =>
       startOrchestratorServer({
         listen: '127.0.0.1:0',
-        auth: { ...auth, tls: { cert: orchestrator.cert, key: orchestrator.key, ca: orchestrator.ca, requireClientCert: true } },
+        auth: { requireWorkerIdentity, ...auth, tls: { cert: orchestrator.cert, key: orchestrator.key, ca: orchestrator.ca, requireClientCert: true } },
         onConnect: async (s) => {
           welcomed.push({ id: `${s.role}/${s.workerId}`, credential: s.credential });
           await s.send({ welcome: { run_id: 'per-pod', config_json: '{}', policy_version: 0, heartbeat_interval_ms: 0 } });
@@ -291,6 +295,9 @@ test('per-pod certificates (cert-manager\'s shape, the --ca-issuer CA): the orch
       writeFileSync(join(dir, 'minted-chain.crt'), readFileSync(leaf.cert, 'utf8') + readFileSync(podCa.cert, 'utf8'));
       minted = { cert: join(dir, 'minted-chain.crt'), key: leaf.key };
       await assert.rejects(hello(server.address, minted, 'LEARNER', 'anyone'), 'a leaf under a CA-flagged pod certificate is refused');
+      // a role-wide certificate from the same CA (k8s/base's shape: the role URI only) pins no worker id: refused
+      const roleWide = signClientCert(dir, ca, 'role-wide', 'rollout', `subjectAltName=URI:${R}\nextendedKeyUsage=clientAuth\n`);
+      await assert.rejects(hello(server.address, roleWide, 'ROLLOUT', podB), /PERMISSION_DENIED.*requires a per-worker identity.*a client certificate without a worker URI/);
       assert.equal(welcomed.length, 2, 'no refused Hello reached the orchestrator');
     } finally {
       await server.close();

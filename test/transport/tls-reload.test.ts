@@ -1,0 +1,249 @@
+// Renewed TLS files taken without a restart (lib/transport/tls-reload.ts, docs/security.md "Certificate renewal"):
+// the orchestrator's gRPC server (its certificate and key, the client CA bundle), a worker's reconnect, a NATS client's
+// reconnect. Certificates by openssl (test/helpers/certs.ts); a real server over loopback; the files are replaced as a
+// renewal would, and each check waits for an event (the refresh the server exposes, or a reload it reports).
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { createHash, X509Certificate } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { startOrchestratorServer, type OrchestratorServer, type OrchestratorServerOptions, type WorkerSession } from '../../lib/transport/grpc-server.ts';
+import { connectToOrchestrator, withReconnect, type ConnectOptions } from '../../lib/transport/grpc-client.ts';
+import { connectNats } from '../../lib/transport/nats.ts';
+import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
+import type { TlsReloadStatus } from '../../lib/transport/tls-reload.ts';
+import { roleUri } from '../../lib/transport/cert-identity.ts';
+import { makeTestCerts, opensslAvailable, signClientCert } from '../helpers/certs.ts';
+import { freePort } from '../helpers/nats.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { requireTool } from '../k8s/tools.ts';
+
+const SERVER_EXT = 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n';
+const clientSan = (workerId: string) => `URI:${roleUri('rollout')},URI:${roleUri('rollout', workerId)}`;
+const clientExt = (workerId: string) => `subjectAltName=${clientSan(workerId)}\nextendedKeyUsage=clientAuth\n`;
+
+function setUp(t: TestContext) {
+  if (!opensslAvailable()) {
+    t.skip('openssl unavailable');
+    return undefined;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tls-reload-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const certs = makeTestCerts(dir, { w1: clientSan('w1') });
+  // the files the server reads, as a volume holds them: replaced below as a renewal replaces them
+  const live = { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), ca: join(dir, 'bundle.crt') };
+  copyFileSync(certs.server.cert, live.cert);
+  copyFileSync(certs.server.key, live.key);
+  copyFileSync(certs.ca, live.ca);
+  const ca1 = { cert: certs.ca, key: join(dir, 'ca.key') };
+  return { dir, certs, live, ca1 };
+}
+
+/** A second CA, as a CA rotation adds one to the bundle. */
+function newCa(dir: string, name: string): { cert: string; key: string } {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', `/CN=${name}`, '-days', '1'], { cwd: dir, stdio: 'pipe' });
+  return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+}
+
+const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;
+
+/** The serial of the certificate the server presents to a new TLS connection (a handshake of its own, ALPN h2). */
+function servedSerial(port: number, ca: string, client: { cert: string; key: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(ca), cert: readFileSync(client.cert), key: readFileSync(client.key), ALPNProtocols: ['h2'] }, () => {
+      const serial = s.getPeerCertificate().serialNumber;
+      s.destroy();
+      resolve(serial);
+    });
+    s.once('error', reject);
+  });
+}
+
+async function serve(live: { cert: string; key: string; ca: string }, extra: Partial<OrchestratorServerOptions> = {}) {
+  const sessions: WorkerSession[] = [];
+  const server = await startOrchestratorServer({
+    auth: { tls: { ...live, requireClientCert: true, refreshMs: 0 } },
+    onConnect: async (s) => {
+      await s.send({ welcome: { run_id: 'run-t', config_json: '{}', policy_version: 0, heartbeat_interval_ms: 0 } });
+      sessions.push(s);
+    },
+    ...extra,
+  });
+  return { server, sessions };
+}
+
+const worker = (server: OrchestratorServer, ca: string, client: { cert: string; key: string }, workerId: string): ConnectOptions => ({
+  address: server.address,
+  role: 'ROLLOUT',
+  workerId,
+  capabilities: { device: 'cpu', max_batch: 1, max_in_flight: 1 },
+  tls: { ca, ...client, serverName: 'localhost' },
+  connectTimeoutMs: 5000,
+});
+
+test('renewed server files reach new handshakes without a restart: a new certificate, and a client CA added to the bundle', async (t) => {
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, certs, live, ca1 } = env;
+  const reloads: TlsReloadStatus[] = [];
+  // read again every 50 ms: the test waits for the reload the server reports, not for a time
+  const { server, sessions } = await serve(live, { auth: { tls: { ...live, requireClientCert: true, refreshMs: 50 } }, onTlsReload: (st) => reloads.push(st) });
+  try {
+    const w1 = certs.clients['w1']!;
+    assert.equal(await servedSerial(server.port, certs.ca, w1), serialOf(certs.server.cert));
+    const before = await connectToOrchestrator(worker(server, certs.ca, w1, 'w1'));
+    // a client certificate from a CA the bundle does not hold yet is refused
+    const ca2 = newCa(dir, 'ca2');
+    const w2 = signClientCert(dir, ca2, 'w2', 'w2', clientExt('w2'));
+    await assert.rejects(connectToOrchestrator(worker(server, certs.ca, w2, 'w2')));
+
+    // the renewal: a new server key and certificate, and the bundle gains the second CA (as the csi-driver's volume or
+    // a rotated Secret changes its files)
+    const renewed = signClientCert(dir, ca1, 'server2', 'server2', SERVER_EXT);
+    writeFileSync(live.ca, Buffer.concat([readFileSync(certs.ca), readFileSync(ca2.cert)]));
+    copyFileSync(renewed.key, live.key);
+    copyFileSync(renewed.cert, live.cert);
+    const st = await waitFor(() => reloads.find((r) => r.serial === serialOf(renewed.cert) && r.caCertificates === 2), 'the server to take the renewed files');
+    assert.equal(st.error, undefined);
+
+    assert.equal(await servedSerial(server.port, certs.ca, w1), serialOf(renewed.cert), 'a new connection sees the renewed certificate');
+    const after = await connectToOrchestrator(worker(server, certs.ca, w2, 'w2'));
+    assert.deepEqual(sessions.map((s) => s.workerId), ['w1', 'w2'], 'the client certificate of the added CA is welcomed');
+    assert.equal(sessions[0]!.isOpen, true, 'the connection made before the renewal keeps going');
+    await before.send({ heartbeat: { active_task_ids: [] } });
+    for await (const m of sessions[0]!.messages) {
+      assert.equal(m.kind, 'heartbeat');
+      break;
+    }
+    await before.close();
+    await after.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('renewed files that cannot be used keep the pair in use, reported once naming the file; good files then take over', async (t) => {
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, certs, live, ca1 } = env;
+  const errors: string[] = [];
+  const { server } = await serve(live, { onTlsError: (m) => errors.push(m), onTlsReload: () => {} });
+  try {
+    const w1 = certs.clients['w1']!;
+    const old = serialOf(certs.server.cert);
+    const check = async (pattern: RegExp) => {
+      const st = server.reloadTls()!;
+      assert.match(st.error ?? '', pattern);
+      assert.deepEqual([st.serial, st.generation], [old, 1], 'the pair in use is kept');
+      assert.equal(await servedSerial(server.port, certs.ca, w1), old, 'and served');
+      const c = await connectToOrchestrator(worker(server, certs.ca, w1, 'w1'));
+      await c.close();
+    };
+    // a certificate that does not parse (a half-written file)
+    writeFileSync(live.cert, readFileSync(certs.server.cert).subarray(0, 200));
+    await check(new RegExp(`auth\\.tls\\.cert ${live.cert.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not a PEM certificate`));
+    server.reloadTls(); // the same error again is not reported again
+    // a renewed certificate beside the old key
+    const renewed = signClientCert(dir, ca1, 'server2', 'server2', SERVER_EXT);
+    copyFileSync(renewed.cert, live.cert);
+    await check(/auth\.tls\.key .*tls\.key does not match the certificate auth\.tls\.cert .*tls\.crt/);
+    // a CA bundle that holds no certificate
+    copyFileSync(renewed.key, live.key);
+    writeFileSync(live.ca, 'not a certificate\n');
+    await check(/auth\.tls\.ca .*bundle\.crt: holds no PEM certificate/);
+    assert.equal(errors.length, 3, errors.join('\n'));
+    // the set complete again: taken
+    copyFileSync(certs.ca, live.ca);
+    const st = server.reloadTls()!;
+    assert.deepEqual([st.serial, st.generation, st.error], [serialOf(renewed.cert), 2, undefined]);
+    assert.equal(await servedSerial(server.port, certs.ca, w1), serialOf(renewed.cert));
+  } finally {
+    await server.close();
+  }
+});
+
+test('a worker reconnect presents its renewed certificate (connectToOrchestrator reads the files on each dial)', async (t) => {
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, certs, live, ca1 } = env;
+  const { server, sessions } = await serve(live);
+  try {
+    const files = { cert: join(dir, 'worker.crt'), key: join(dir, 'worker.key') };
+    copyFileSync(certs.clients['w1']!.cert, files.cert);
+    copyFileSync(certs.clients['w1']!.key, files.key);
+    const opts = worker(server, certs.ca, files, 'w1');
+    const renewed = signClientCert(dir, ca1, 'w1-renewed', 'w1', clientExt('w1'));
+    // the worker's reconnect loop (lib/worker/runtime.ts: withReconnect around connectToOrchestrator with the same
+    // options): its certificate is renewed while it is connected, then the orchestrator drops the stream
+    const attempts = await withReconnect(
+      async (attempt) => {
+        const c = await connectToOrchestrator(opts);
+        if (attempt === 1) {
+          copyFileSync(renewed.key, files.key);
+          copyFileSync(renewed.cert, files.cert);
+          const s = await waitFor(() => sessions[0], 'the first session');
+          s.fail(grpc.status.UNAVAILABLE, 'dropped');
+          for await (const _ of c.messages); // throws UNAVAILABLE: the loop dials again
+        }
+        await c.close();
+        return attempt;
+      },
+      { initialDelayMs: 1, maxDelayMs: 1, maxAttempts: 3 },
+    );
+    assert.equal(attempts, 2);
+    assert.equal(sessions.length, 2);
+    const id = (file: string) => `cert:${createHash('sha256').update(new X509Certificate(readFileSync(file)).raw).digest('hex').slice(0, 16)}`;
+    assert.equal(sessions[0]!.credential.id, id(certs.clients['w1']!.cert));
+    assert.equal(sessions[1]!.credential.id, id(renewed.cert), 'the reconnect presents the renewed certificate');
+  } finally {
+    await server.close();
+  }
+});
+
+test('a NATS client reconnect presents its renewed certificate (nats.js reads certFile/keyFile/caFile on each dial)', async (t) => {
+  const natsServer = requireTool(t, 'nats-server', 'bash scripts/ensure-nats-server.sh');
+  if (!natsServer) return;
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, certs, ca1 } = env;
+  const monitor = await freePort();
+  writeFileSync(
+    join(dir, 'nats.conf'),
+    [
+      `http_port: ${monitor}`,
+      `tls { cert_file: "${certs.server.cert}", key_file: "${certs.server.key}", ca_file: "${certs.ca}", verify_and_map: true }`,
+      `authorization { users = [ { user: "${roleUri('rollout')}" } ] }`,
+      '',
+    ].join('\n'),
+  );
+  const nats = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'js'), binary: natsServer, extraArgs: ['-c', join(dir, 'nats.conf')] });
+  t.after(() => nats.stop());
+  const files = { certFile: join(dir, 'worker.crt'), keyFile: join(dir, 'worker.key'), caFile: certs.ca };
+  copyFileSync(certs.clients['w1']!.cert, files.certFile);
+  copyFileSync(certs.clients['w1']!.key, files.keyFile);
+  const fingerprint = (file: string) => new X509Certificate(readFileSync(file)).fingerprint256.replace(/:/g, '').toLowerCase();
+  /** The SHA-256 of the certificate the server holds for the connection named `name` (connz with auth). */
+  const presented = async (name: string): Promise<string | undefined> => {
+    const r = await fetch(`http://127.0.0.1:${monitor}/connz?auth=true`);
+    const body = (await r.json()) as { connections?: { name?: string; tls_peer_certs?: { cert_sha256?: string }[] }[] };
+    return body.connections?.find((c) => c.name === name)?.tls_peer_certs?.[0]?.cert_sha256;
+  };
+  const nc = await connectNats({ url: nats.url.replace('nats://', 'tls://').replace('127.0.0.1', 'localhost'), name: 'renewing', tls: files });
+  t.after(() => nc.close());
+  const original = fingerprint(certs.clients['w1']!.cert);
+  assert.equal(await waitFor(() => presented('renewing'), 'the connection in connz'), original);
+  const renewed = signClientCert(dir, ca1, 'w1-renewed', 'w1', clientExt('w1'));
+  copyFileSync(renewed.key, files.keyFile);
+  copyFileSync(renewed.cert, files.certFile);
+  await nc.reconnect();
+  const now = await waitFor(async () => {
+    const p = await presented('renewing');
+    return p !== undefined && p !== original ? p : undefined;
+  }, 'the reconnected connection in connz');
+  assert.equal(now, fingerprint(renewed.cert));
+  await nc.flush();
+});
