@@ -21,6 +21,7 @@ import { makeTestCerts, opensslAvailable, signClientCert } from '../helpers/cert
 import { freePort } from '../helpers/nats.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { requireTool } from '../k8s/tools.ts';
+import { TransportError } from '../../lib/transport/errors.ts';
 
 const SERVER_EXT = 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n';
 const clientSan = (workerId: string) => `URI:${roleUri('rollout')},URI:${roleUri('rollout', workerId)}`;
@@ -246,4 +247,53 @@ test('a NATS client reconnect presents its renewed certificate (nats.js reads ce
   }, 'the reconnected connection in connz');
   assert.equal(now, fingerprint(renewed.cert));
   await nc.flush();
+});
+
+test('a worker dial that reads a half-renewed pair (new certificate, old key) is retried by the reconnect loop, naming the file; the key put back, the next dial succeeds', async (t) => {
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, certs, live, ca1 } = env;
+  const { server, sessions } = await serve(live);
+  try {
+    const files = { cert: join(dir, 'worker.crt'), key: join(dir, 'worker.key') };
+    copyFileSync(certs.clients['w1']!.cert, files.cert);
+    copyFileSync(certs.clients['w1']!.key, files.key);
+    const renewed = signClientCert(dir, ca1, 'w1-renewed', 'w1', clientExt('w1'));
+    copyFileSync(renewed.cert, files.cert); // the new certificate is in place, the new key not yet
+    const opts = worker(server, certs.ca, files, 'w1');
+    // the runtime's predicate (lib/worker/runtime.ts): a retryable TransportError
+    const isRetryable = (e: unknown) => e instanceof TransportError && e.retryable;
+    // files that stay mismatched: every dial fails with an error naming the key file, the loop's attempts bound it
+    const bad = await withReconnect(() => connectToOrchestrator(opts), { initialDelayMs: 1, maxDelayMs: 1, maxAttempts: 2, isRetryable }).then(
+      () => assert.fail('a mismatched pair dialled'),
+      (e: unknown) => e,
+    );
+    assert.ok(bad instanceof TransportError && bad.code === grpc.status.UNAVAILABLE, String(bad));
+    assert.match(bad.message, new RegExp(`tls.key ${files.key} does not match the certificate tls.cert ${files.cert}`));
+    // the renewal completes while the loop waits: the next dial presents the renewed pair
+    const errors: unknown[] = [];
+    const attempts = await withReconnect(
+      async (attempt) => {
+        const c = await connectToOrchestrator(opts);
+        await c.close();
+        return attempt;
+      },
+      {
+        initialDelayMs: 1,
+        maxDelayMs: 1,
+        maxAttempts: 3,
+        isRetryable,
+        onRetry: ({ error }) => {
+          errors.push(error);
+          copyFileSync(renewed.key, files.key);
+        },
+      },
+    );
+    assert.equal(attempts, 2);
+    assert.match(String(errors[0]), /does not match the certificate/);
+    const id = `cert:${createHash('sha256').update(new X509Certificate(readFileSync(renewed.cert)).raw).digest('hex').slice(0, 16)}`;
+    assert.equal(sessions.at(-1)!.credential.id, id);
+  } finally {
+    await server.close();
+  }
 });
