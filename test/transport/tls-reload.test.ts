@@ -50,6 +50,20 @@ function newCa(dir: string, name: string): { cert: string; key: string } {
   return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
 }
 
+/**
+ * A certificate for an existing key (`key`), signed by `ca` with a chosen validity window (openssl ca: x509 -req
+ * cannot set dates), as an expired or not-yet-valid file would arrive. Dates in openssl's YYYYMMDDHHMMSSZ form.
+ */
+function datedCert(dir: string, ca: { cert: string; key: string }, key: string, name: string, start: string, end: string): string {
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  writeFileSync(join(dir, `${name}.cnf`), `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\nnew_certs_dir=.\nserial=${name}.serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\nCN=supplied\n`);
+  writeFileSync(join(dir, `${name}.index`), '');
+  writeFileSync(join(dir, `${name}.serial`), '01\n');
+  ossl('req', '-new', '-key', key, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+  ossl('ca', '-batch', '-config', `${name}.cnf`, '-cert', ca.cert, '-keyfile', ca.key, '-in', `${name}.csr`, '-out', `${name}.crt`, '-startdate', start, '-enddate', end, '-notext');
+  return join(dir, `${name}.crt`);
+}
+
 const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;
 
 /** The serial of the certificate the server presents to a new TLS connection (a handshake of its own, ALPN h2). */
@@ -156,7 +170,21 @@ test('renewed files that cannot be used keep the pair in use, reported once nami
     copyFileSync(renewed.key, live.key);
     writeFileSync(live.ca, 'not a certificate\n');
     await check(/auth\.tls\.ca .*bundle\.crt: holds no PEM certificate/);
-    assert.equal(errors.length, 3, errors.join('\n'));
+    // a CA bundle cut inside its second certificate (half-written): refused, not taken with its first certificate
+    const caText = readFileSync(certs.ca, 'utf8');
+    writeFileSync(live.ca, caText + caText.slice(0, Math.floor(caText.length / 2)));
+    await check(/auth\.tls\.ca .*bundle\.crt: 2 '-----BEGIN' markers but 1 complete PEM blocks/);
+    // a certificate chain cut the same way
+    copyFileSync(certs.ca, live.ca);
+    writeFileSync(live.cert, readFileSync(renewed.cert, 'utf8') + caText.slice(0, Math.floor(caText.length / 2)));
+    await check(/auth\.tls\.cert .*tls\.crt: 2 '-----BEGIN' markers but 1 complete PEM blocks/);
+    // a certificate (for the key in place) that has expired, and one not yet valid: refused naming the file and the date
+    copyFileSync(datedCert(dir, ca1, renewed.key, 'expired', '20200101000000Z', '20200102000000Z'), live.cert);
+    await check(/auth\.tls\.cert .*tls\.crt \(serial \w+\) expired at 2020-01-02T00:00:00\.000Z/);
+    copyFileSync(datedCert(dir, ca1, renewed.key, 'future', '20990101000000Z', '20990102000000Z'), live.cert);
+    await check(/auth\.tls\.cert .*tls\.crt \(serial \w+\) is not valid before 2099-01-01T00:00:00\.000Z/);
+    assert.equal(errors.length, 7, errors.join('\n'));
+    copyFileSync(renewed.cert, live.cert);
     // the set complete again: taken
     copyFileSync(certs.ca, live.ca);
     const st = server.reloadTls()!;
@@ -296,4 +324,20 @@ test('a worker dial that reads a half-renewed pair (new certificate, old key) is
   } finally {
     await server.close();
   }
+});
+
+test('the orchestrator does not start on an expired certificate: the error names the file and the date', async (t) => {
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, live, ca1 } = env;
+  copyFileSync(datedCert(dir, ca1, live.key, 'expired', '20200101000000Z', '20200102000000Z'), live.cert);
+  const started = await startOrchestratorServer({ auth: { tls: { ...live, requireClientCert: true, refreshMs: 0 } }, onConnect: async () => {} }).then(
+    async (server) => {
+      await server.close();
+      return undefined;
+    },
+    (e: Error) => e,
+  );
+  assert.ok(started, 'the server started on an expired certificate');
+  assert.match(started.message, new RegExp(`auth\\.tls\\.cert ${live.cert.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(serial \\w+\\) expired at 2020-01-02T00:00:00\\.000Z`));
 });
