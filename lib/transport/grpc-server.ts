@@ -198,6 +198,18 @@ export function checkListenAuth(listen: string, auth: ServerAuth = {}): void {
   if (auth.tls?.requireClientCert && !auth.tls.ca) {
     throw new Error('auth.tls.requireClientCert needs auth.tls.ca (the CA that signs client certificates)');
   }
+  // a credential that pins a worker id must be possible, or every worker is refused at Hello and crash-loops
+  if (auth.requireWorkerIdentity && !mutualTls && !auth.roleTokens?.some((g) => g.workerId !== undefined)) {
+    const has = [auth.token ? 'the shared token' : '', auth.roleTokens?.length ? `${auth.roleTokens.length} role token(s), each for any worker id (*)` : '', auth.tls ? 'TLS without client certificates' : '']
+      .filter(Boolean)
+      .join(', ');
+    throw new Error(
+      `auth.requireWorkerIdentity (--require-worker-identity) needs a credential that can pin a worker id, and this ` +
+        `orchestrator has ${has || 'no credential at all'}: every worker would be refused. Turn on mutual TLS ` +
+        `(auth.tls with requireClientCert and ca; certificates with URI ${ROLE_URI_PREFIX}<role>/<worker-id>) or give ` +
+        `a role-token file with at least one line naming a worker id ("<role> <worker-id> <token>"), or leave it off.`,
+    );
+  }
 }
 
 export async function startOrchestratorServer(opts: OrchestratorServerOptions): Promise<OrchestratorServer> {
