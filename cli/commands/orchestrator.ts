@@ -73,7 +73,7 @@ const command: CommandModule<object, Args> = {
         if (!(typeof a.lingerSeconds === 'number' && Number.isFinite(a.lingerSeconds) && a.lingerSeconds >= 0 && a.lingerSeconds <= MAX_LINGER_SECONDS)) throw new Error(`--linger-seconds must be a number of seconds from 0 to ${MAX_LINGER_SECONDS}, got ${String(a.lingerSeconds)}`);
         // Server TLS needs its certificate and key; a CA or --require-client-cert without them would be ignored
         // and the server would listen in plaintext, without the authentication asked for.
-        if (!(Number.isInteger(a.tlsRefreshSeconds) && a.tlsRefreshSeconds >= 0 && a.tlsRefreshSeconds <= MAX_LINGER_SECONDS)) throw new Error(`--tls-refresh-seconds must be a whole number of seconds from 0 to ${MAX_LINGER_SECONDS} (0: never), got ${String(a.tlsRefreshSeconds)}`);
+        if (!(typeof a.tlsRefreshSeconds === 'number' && Number.isInteger(a.tlsRefreshSeconds) && a.tlsRefreshSeconds >= 0 && a.tlsRefreshSeconds <= MAX_LINGER_SECONDS)) throw new Error(`--tls-refresh-seconds must be a whole number of seconds from 0 to ${MAX_LINGER_SECONDS} (0: never), got ${String(a.tlsRefreshSeconds)}`);
         if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together');
         if (!a.tlsCert && (a.tlsCa !== undefined || a.requireClientCert)) {
           throw new Error(`${a.requireClientCert ? '--require-client-cert' : '--tls-ca'} needs --tls-cert and --tls-key (the server's TLS); without them the server would listen in plaintext`);
