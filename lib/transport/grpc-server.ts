@@ -142,6 +142,8 @@ export interface OrchestratorServer {
    * without TLS.
    */
   reloadTls(): TlsReloadStatus | undefined;
+  /** What TLS set is in use (without reading the files); undefined without TLS. */
+  tlsStatus(): TlsReloadStatus | undefined;
   /** Ends every session with UNAVAILABLE, then shuts the server down (forcefully after graceMs, default 2 s). */
   close(opts?: { graceMs?: number; reason?: string }): Promise<void>;
 }
@@ -378,6 +380,7 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
     address,
     sessions: () => [...open],
     reloadTls: () => tls?.refresh(),
+    tlsStatus: () => tls?.status(),
     async close({ graceMs = 2000, reason = 'orchestrator is shutting down' } = {}) {
       closing = true;
       tls?.close();

@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +114,11 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
       procs.push(orch);
       await waitFor(() => orch.out.join('').includes('listening on') || orch.child.exitCode !== null, 'the orchestrator to listen', 60_000);
       assert.match(orch.out.join(''), /connected to NATS at nats:\/\/127\.0\.0\.1:\d+ \(user grpo, TLS with a client certificate\)/);
+      // the served certificate's expiry on /metrics (a stuck renewal shows as a date coming near)
+      const metricsUrl = /metrics on (http:\/\/\S+\/metrics)/.exec(orch.out.join(''))?.[1];
+      assert.ok(metricsUrl, orch.out.join(''));
+      const notAfter = Date.parse(new X509Certificate(readFileSync(f('server.crt'))).validTo) / 1000;
+      assert.match(await (await fetch(metricsUrl)).text(), new RegExp(`^recovery_grpo_tls_certificate_expiry_timestamp_seconds\\{[^}]*\\} ${notAfter}$`, 'm'));
 
       // refused at the door
       const client = (extra: Partial<ConnectOptions>): ConnectOptions => ({

@@ -124,6 +124,9 @@ test('renewed server files reach new handshakes without a restart: a new certifi
     copyFileSync(renewed.cert, live.cert);
     const st = await waitFor(() => reloads.find((r) => r.serial === serialOf(renewed.cert) && r.caCertificates === 2), 'the server to take the renewed files');
     assert.equal(st.error, undefined);
+    // the expiry the orchestrator's gauge shows (recovery_grpo_tls_certificate_expiry_timestamp_seconds) is the renewed one's
+    assert.equal(st.notAfterMs, Date.parse(new X509Certificate(readFileSync(renewed.cert)).validTo));
+    assert.deepEqual(server.tlsStatus(), st);
 
     assert.equal(await servedSerial(server.port, certs.ca, w1), serialOf(renewed.cert), 'a new connection sees the renewed certificate');
     const after = await connectToOrchestrator(worker(server, certs.ca, w2, 'w2'));
