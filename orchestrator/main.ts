@@ -368,6 +368,11 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     maxMessageBytes: config.orchestrator.maxMessageBytes,
     auth: o.auth,
     heartbeatTimeoutMs: config.orchestrator.heartbeatSeconds * 3000,
+    // the certificate's expiry on /metrics (recovery_grpo_tls_certificate_expiry_timestamp_seconds): set at start, moved by a renewal
+    onTlsReload: (st) => {
+      log(`auth.tls renewed: certificate serial ${st.serial}${st.caCertificates ? `, ${st.caCertificates} client CA certificate(s)` : ''}`);
+      metrics.get('tls_certificate_expiry_timestamp_seconds').set(st.notAfterMs / 1000);
+    },
     onConnect: async (session: WorkerSession) => {
       // a second learner is refused before its Welcome: a learner initialises (loads its state) on the first Welcome,
       // and one refused after it kept that state and trained from it later (review24e)
@@ -408,6 +413,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       void session.closed.then((end) => log(`${session.role.toLowerCase()} ${session.workerId} left (${end.details || end.code})`));
     },
   });
+  const tlsInUse = server.tlsStatus();
+  if (tlsInUse) metrics.get('tls_certificate_expiry_timestamp_seconds').set(tlsInUse.notAfterMs / 1000);
 
   const metricsServer: MetricsServer = await startMetricsServer({
     port: o.metricsPort ?? config.metrics.port,

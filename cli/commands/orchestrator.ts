@@ -21,6 +21,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
   tlsCa?: string;
   requireClientCert?: boolean;
   requireWorkerIdentity?: boolean;
+  tlsRefreshSeconds: number;
   events?: string;
   awaitWorkers?: string;
   liftQuarantine?: string[];
@@ -37,7 +38,7 @@ interface Args extends ConfigArgs, NatsAuthCliArgs {
  * about 27 s, with room. (After completion no learner is refused as a second one, so the heartbeat timeout plays no part.)
  */
 const LINGER_SECONDS = 40;
-/** setTimeout's limit (2^31 - 1 ms): a longer delay fires at once. */
+/** setTimeout's limit (2^31 - 1 ms): a longer delay fires at once (also the bound of --tls-refresh-seconds, a setInterval). */
 const MAX_LINGER_SECONDS = 2_147_483;
 
 const command: CommandModule<object, Args> = {
@@ -56,6 +57,7 @@ const command: CommandModule<object, Args> = {
       .option('tls-cert', { type: 'string', describe: 'server certificate (PEM file)' })
       .option('tls-key', { type: 'string', describe: 'server key (PEM file)' })
       .option('tls-ca', { type: 'string', describe: 'CA for client certificates (mutual TLS)' })
+      .option('tls-refresh-seconds', { type: 'number', default: 60, describe: 'read --tls-cert, --tls-key and --tls-ca again this often: a renewed certificate or CA bundle reaches new handshakes without a restart (docs/security.md); 0: never' })
       .option('events', { type: 'string', describe: 'append every rollout, trained batch and dropped sample as a JSON line to this file (an audit trail); opened (created) at start, so a path that cannot be written is refused before anything else' })
       .option('await-workers', { type: 'string', describe: 'the first GRPO batch waits until this many workers of each role are connected, e.g. rollout=2,reward=1 (at most --await-seconds)' })
       .option('await-seconds', { type: 'number', default: 60, describe: 'how long --await-workers holds GRPO at most; then it starts with whoever is connected' })
@@ -71,6 +73,7 @@ const command: CommandModule<object, Args> = {
         if (!(typeof a.lingerSeconds === 'number' && Number.isFinite(a.lingerSeconds) && a.lingerSeconds >= 0 && a.lingerSeconds <= MAX_LINGER_SECONDS)) throw new Error(`--linger-seconds must be a number of seconds from 0 to ${MAX_LINGER_SECONDS}, got ${String(a.lingerSeconds)}`);
         // Server TLS needs its certificate and key; a CA or --require-client-cert without them would be ignored
         // and the server would listen in plaintext, without the authentication asked for.
+        if (!(typeof a.tlsRefreshSeconds === 'number' && Number.isInteger(a.tlsRefreshSeconds) && a.tlsRefreshSeconds >= 0 && a.tlsRefreshSeconds <= MAX_LINGER_SECONDS)) throw new Error(`--tls-refresh-seconds must be a whole number of seconds from 0 to ${MAX_LINGER_SECONDS} (0: never), got ${String(a.tlsRefreshSeconds)}`);
         if (!!a.tlsCert !== !!a.tlsKey) throw new Error('--tls-cert and --tls-key go together');
         if (!a.tlsCert && (a.tlsCa !== undefined || a.requireClientCert)) {
           throw new Error(`${a.requireClientCert ? '--require-client-cert' : '--tls-ca'} needs --tls-cert and --tls-key (the server's TLS); without them the server would listen in plaintext`);
@@ -121,7 +124,7 @@ const command: CommandModule<object, Args> = {
         const metricsToken = readMetricsToken(undefined, args.metricsTokenFile);
         const { readRoleTokens } = await import('../../lib/transport/index.ts');
         const roleTokens = args.roleTokensFile ? readRoleTokens(args.roleTokensFile) : undefined;
-        const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert } : undefined;
+        const tls = args.tlsCert && args.tlsKey ? { cert: args.tlsCert, key: args.tlsKey, ca: args.tlsCa, requireClientCert: args.requireClientCert, refreshMs: args.tlsRefreshSeconds * 1000 } : undefined;
         const auth = token || tls || roleTokens || args.requireWorkerIdentity ? { token, tls, roleTokens, ...(args.requireWorkerIdentity ? { requireWorkerIdentity: true } : {}) } : undefined;
         checkListenAuth(args.listen ?? config.orchestrator.listen, auth);
         const { parseAwaitWorkers } = await import('../../orchestrator/await-workers.ts');

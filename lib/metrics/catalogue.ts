@@ -104,6 +104,11 @@ export const CATALOGUE = {
   // orchestration
   queue_depth: { type: 'gauge', help: 'Items waiting in an orchestrator queue', labels: ['queue'] },
   workers_connected: { type: 'gauge', help: 'Workers with an open stream', labels: ['worker_role'] },
+  tls_certificate_expiry_timestamp_seconds: {
+    type: 'gauge',
+    help: "When the certificate the orchestrator's gRPC server presents expires (its notAfter, Unix seconds); a renewal taken moves it, one near now is a stuck renewal",
+    labels: [],
+  },
   task_latency_seconds: {
     type: 'histogram',
     help: 'Time from dispatching a task to receiving its result',

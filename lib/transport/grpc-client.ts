@@ -6,13 +6,13 @@ import { AsyncQueue } from './queue.ts';
 import { PendingSends } from './pending-sends.ts';
 import { TransportError, type StreamEnd } from './errors.ts';
 import { clientFlowOptions } from './flow-window.ts';
+import { loadCaBundle, loadTlsSet } from './tls-reload.ts';
 import {
   CONNECT_PATH,
   DEFAULT_KEEPALIVE_MS,
   DEFAULT_KEEPALIVE_TIMEOUT_MS,
   deserializeResponse,
   keepaliveOptions,
-  loadPem,
   messageSizeOptions,
   parseHostPort,
   preserialize,
@@ -99,14 +99,33 @@ export interface OrchestratorConnection {
  * reconnect presents its renewed certificate (and trusts a renewed CA bundle) without a restart: keep them paths, not
  * contents read once (test/transport/tls-reload.test.ts). An open stream keeps its handshake.
  */
-function channelCredentials(tls: ClientTls | undefined): grpc.ChannelCredentials {
+/**
+ * Reads the TLS files for one dial, checked as the server checks its own (lib/transport/tls-reload.ts loadTlsSet:
+ * each file parses and is complete, the key matches the certificate, the certificate is within its validity window).
+ * A renewal that falls between the reads of the certificate and the key pairs an old file with a new one: the files
+ * are read once more at once, and a set still unusable is a TransportError (UNAVAILABLE, retryable: the reconnect
+ * loop dials again after its backoff and a completed renewal then succeeds) naming the file. Files bad for good fail
+ * every dial with that message; the reconnect loop's attempts bound it.
+ */
+function channelCredentials(tls: ClientTls | undefined, context: string): grpc.ChannelCredentials {
   if (!tls) return grpc.credentials.createInsecure();
   if (!!tls.cert !== !!tls.key) throw new Error('tls.cert and tls.key go together (mutual TLS needs both)');
-  return grpc.credentials.createSsl(
-    tls.ca ? loadPem(tls.ca, 'tls.ca') : null,
-    tls.key ? loadPem(tls.key, 'tls.key') : null,
-    tls.cert ? loadPem(tls.cert, 'tls.cert') : null,
-  );
+  const load = () => {
+    if (tls.cert && tls.key) {
+      const set = loadTlsSet({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) }, 'tls');
+      return grpc.credentials.createSsl(set.ca ?? null, set.key, set.cert);
+    }
+    return grpc.credentials.createSsl(tls.ca ? loadCaBundle(tls.ca, 'tls.ca') : null);
+  };
+  try {
+    return load();
+  } catch {
+    try {
+      return load();
+    } catch (e) {
+      throw new TransportError(grpc.status.UNAVAILABLE, `TLS files not usable for this dial: ${(e as Error).message}`, context);
+    }
+  }
 }
 
 /** Dials the orchestrator, says Hello and resolves with the connection once Welcome arrives. */
@@ -129,7 +148,7 @@ export async function connectToOrchestrator(opts: ConnectOptions): Promise<Orche
     'hello',
     maxBytes,
   );
-  const client = new grpc.Client(opts.address, channelCredentials(opts.tls), {
+  const client = new grpc.Client(opts.address, channelCredentials(opts.tls, context), {
     ...messageSizeOptions(maxBytes),
     ...clientFlowOptions(), // tasks and TrainBatches in one write (lib/transport/flow-window.ts)
     ...keepaliveOptions(opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, opts.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS),

@@ -142,6 +142,8 @@ export interface OrchestratorServer {
    * without TLS.
    */
   reloadTls(): TlsReloadStatus | undefined;
+  /** What TLS set is in use (without reading the files); undefined without TLS. */
+  tlsStatus(): TlsReloadStatus | undefined;
   /** Ends every session with UNAVAILABLE, then shuts the server down (forcefully after graceMs, default 2 s). */
   close(opts?: { graceMs?: number; reason?: string }): Promise<void>;
 }
@@ -197,6 +199,18 @@ export function checkListenAuth(listen: string, auth: ServerAuth = {}): void {
   }
   if (auth.tls?.requireClientCert && !auth.tls.ca) {
     throw new Error('auth.tls.requireClientCert needs auth.tls.ca (the CA that signs client certificates)');
+  }
+  // a credential that pins a worker id must be possible, or every worker is refused at Hello and crash-loops
+  if (auth.requireWorkerIdentity && !mutualTls && !auth.roleTokens?.some((g) => g.workerId !== undefined)) {
+    const has = [auth.token ? 'the shared token' : '', auth.roleTokens?.length ? `${auth.roleTokens.length} role token(s), each for any worker id (*)` : '', auth.tls ? 'TLS without client certificates' : '']
+      .filter(Boolean)
+      .join(', ');
+    throw new Error(
+      `auth.requireWorkerIdentity (--require-worker-identity) needs a credential that can pin a worker id, and this ` +
+        `orchestrator has ${has || 'no credential at all'}: every worker would be refused. Turn on mutual TLS ` +
+        `(auth.tls with requireClientCert and ca; certificates with URI ${ROLE_URI_PREFIX}<role>/<worker-id>) or give ` +
+        `a role-token file with at least one line naming a worker id ("<role> <worker-id> <token>"), or leave it off.`,
+    );
   }
 }
 
@@ -366,6 +380,7 @@ export async function startOrchestratorServer(opts: OrchestratorServerOptions): 
     address,
     sessions: () => [...open],
     reloadTls: () => tls?.refresh(),
+    tlsStatus: () => tls?.status(),
     async close({ graceMs = 2000, reason = 'orchestrator is shutting down' } = {}) {
       closing = true;
       tls?.close();

@@ -35,6 +35,8 @@ export interface TlsFiles {
 export interface TlsReloadStatus {
   /** Serial number (hex, as node's X509Certificate gives it) of the certificate in use. */
   serial: string;
+  /** When the certificate in use expires (its notAfter), ms since the epoch. */
+  notAfterMs: number;
   /** How many CA certificates the bundle in use holds (0 without a CA). */
   caCertificates: number;
   /** How many sets have been taken: 1 after start, one more each time a refresh finds changed, valid files. */
@@ -59,6 +61,7 @@ interface TlsSet {
   key: Buffer;
   ca?: Buffer;
   serial: string;
+  notAfterMs: number;
   caCertificates: number;
 }
 
@@ -76,8 +79,49 @@ function read(value: string | Buffer, field: string): Buffer {
 
 const where = (value: string | Buffer, field: string) => (typeof value === 'string' && !value.trimStart().startsWith('-----BEGIN') ? `${field} ${value}` : field);
 
-/** Reads and checks one set; throws naming the file at fault. */
-export function loadTlsSet(files: TlsFiles, field: string): TlsSet {
+/**
+ * The PEM blocks of a file, refusing a file cut short: every `-----BEGIN` marker must open a complete block (a
+ * half-written bundle or chain would otherwise be taken with only its complete certificates). Text outside the
+ * blocks (comments, as in distributions' CA bundles) is allowed.
+ */
+function pemBlocks(text: Buffer, name: string): string[] {
+  const s = text.toString('latin1');
+  const markers = s.match(/-----BEGIN /g)?.length ?? 0;
+  const blocks = s.match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g) ?? [];
+  if (markers !== blocks.length) throw new Error(`${name}: ${markers} '-----BEGIN' markers but ${blocks.length} complete PEM blocks (a file cut short, e.g. half-written?)`);
+  return blocks.filter((b) => b.startsWith('-----BEGIN CERTIFICATE-----'));
+}
+
+/** Throws (naming the file and the date) when `now` is outside the certificate's validity window. */
+function checkValidity(x509: X509Certificate, name: string, now: number): number {
+  const from = Date.parse(x509.validFrom);
+  const to = Date.parse(x509.validTo);
+  if (now > to) throw new Error(`${name} (serial ${x509.serialNumber}) expired at ${new Date(to).toISOString()}`);
+  if (now < from) throw new Error(`${name} (serial ${x509.serialNumber}) is not valid before ${new Date(from).toISOString()}`);
+  return to;
+}
+
+/** Reads a CA bundle (PEM text or a file path) and checks it: at least one certificate, each parses, none cut short. */
+export function loadCaBundle(value: string | Buffer, field: string): Buffer {
+  const name = where(value, field);
+  const ca = read(value, field);
+  const blocks = pemBlocks(ca, name);
+  if (blocks.length === 0) throw new Error(`${name}: holds no PEM certificate`);
+  blocks.forEach((b, i) => {
+    try {
+      new X509Certificate(b);
+    } catch (e) {
+      throw new Error(`${name}: certificate ${i + 1} of ${blocks.length} does not parse (${(e as Error).message})`);
+    }
+  });
+  return ca;
+}
+
+/**
+ * Reads and checks one set; throws naming the file at fault: a file that does not parse or is cut short, a key that
+ * does not match the certificate, a certificate outside its validity window (expired or not yet valid, at `now`).
+ */
+export function loadTlsSet(files: TlsFiles, field: string, now: number = Date.now()): TlsSet {
   const certName = where(files.cert, `${field}.cert`);
   const keyName = where(files.key, `${field}.key`);
   const cert = read(files.cert, `${field}.cert`);
@@ -95,28 +139,20 @@ export function loadTlsSet(files: TlsFiles, field: string): TlsSet {
     throw new Error(`${keyName}: not a PEM private key (${(e as Error).message})`);
   }
   if (!x509.checkPrivateKey(privateKey)) throw new Error(`${keyName} does not match the certificate ${certName} (serial ${x509.serialNumber}): one of the two is not the renewed file`);
+  pemBlocks(cert, certName);
+  const notAfterMs = checkValidity(x509, certName, now);
   let ca: Buffer | undefined;
   let caCertificates = 0;
   if (files.ca !== undefined) {
-    const caName = where(files.ca, `${field}.ca`);
-    ca = read(files.ca, `${field}.ca`);
-    const blocks = ca.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-    if (blocks.length === 0) throw new Error(`${caName}: holds no PEM certificate`);
-    blocks.forEach((b, i) => {
-      try {
-        new X509Certificate(b);
-      } catch (e) {
-        throw new Error(`${caName}: certificate ${i + 1} of ${blocks.length} does not parse (${(e as Error).message})`);
-      }
-    });
-    caCertificates = blocks.length;
+    ca = loadCaBundle(files.ca, `${field}.ca`);
+    caCertificates = pemBlocks(ca, where(files.ca, `${field}.ca`)).length;
   }
   try {
     createSecureContext({ cert, key, ...(ca ? { ca } : {}) });
   } catch (e) {
     throw new Error(`${field} (${certName}, ${keyName}${files.ca !== undefined ? `, ${where(files.ca, `${field}.ca`)}` : ''}): the TLS layer refuses them (${(e as Error).message})`);
   }
-  return { cert, key, ...(ca ? { ca } : {}), serial: x509.serialNumber, caCertificates };
+  return { cert, key, ...(ca ? { ca } : {}), serial: x509.serialNumber, notAfterMs, caCertificates };
 }
 
 const same = (a: TlsSet, b: TlsSet) => a.cert.equals(b.cert) && a.key.equals(b.key) && (a.ca === undefined ? b.ca === undefined : b.ca !== undefined && a.ca.equals(b.ca));
@@ -151,7 +187,7 @@ export class ReloadingTls implements experimental.CertificateProvider {
   }
 
   status(): TlsReloadStatus {
-    return { serial: this.current.serial, caCertificates: this.current.caCertificates, generation: this.generation, ...(this.lastError !== undefined ? { error: this.lastError } : {}) };
+    return { serial: this.current.serial, notAfterMs: this.current.notAfterMs, caCertificates: this.current.caCertificates, generation: this.generation, ...(this.lastError !== undefined ? { error: this.lastError } : {}) };
   }
 
   /**

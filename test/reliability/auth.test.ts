@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -96,6 +97,14 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
       const pub = spawnSync(process.execPath, [BIN, 'orchestrator', '--config', f('config.json'), '--listen', '0.0.0.0:0', ...natsFlags, '--nats-pass-file', f('natspass')], { encoding: 'utf8', timeout: 60_000 });
       assert.equal(pub.status, CONFIG_EXIT_CODE, pub.stderr);
       assert.match(pub.stderr, /^orchestrator: refusing to listen on 0\.0\.0\.0:0 without authentication: it is not a loopback address, so any host that can reach it could join the run/);
+      // --require-worker-identity reaches the start-up check (lib/transport/grpc-server.ts checkListenAuth): with only the
+      // shared token no worker could present a pinned credential, so it is refused before anything starts
+      const unpinned = spawnSync(process.execPath, [BIN, 'orchestrator', '--config', f('config.json'), '--listen', '127.0.0.1:0', '--auth-token-file', f('token'), '--require-worker-identity', ...natsFlags, '--nats-pass-file', f('natspass')], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(unpinned.status, CONFIG_EXIT_CODE, unpinned.stderr);
+      assert.match(unpinned.stderr, /^orchestrator: auth\.requireWorkerIdentity \(--require-worker-identity\) needs a credential that can pin a worker id, and this orchestrator has the shared token: every worker would be refused/);
+      const refresh = spawnSync(process.execPath, [BIN, 'orchestrator', '--config', f('config.json'), '--tls-refresh-seconds', '-1'], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(refresh.status, CONFIG_EXIT_CODE, refresh.stderr);
+      assert.match(refresh.stderr, /--tls-refresh-seconds must be a whole number of seconds from 0 to \d+ \(0: never\), got -1/);
 
       const port = await freePort();
       const address = `127.0.0.1:${port}`;
@@ -105,6 +114,11 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
       procs.push(orch);
       await waitFor(() => orch.out.join('').includes('listening on') || orch.child.exitCode !== null, 'the orchestrator to listen', 60_000);
       assert.match(orch.out.join(''), /connected to NATS at nats:\/\/127\.0\.0\.1:\d+ \(user grpo, TLS with a client certificate\)/);
+      // the served certificate's expiry on /metrics (a stuck renewal shows as a date coming near)
+      const metricsUrl = /metrics on (http:\/\/\S+\/metrics)/.exec(orch.out.join(''))?.[1];
+      assert.ok(metricsUrl, orch.out.join(''));
+      const notAfter = Date.parse(new X509Certificate(readFileSync(f('server.crt'))).validTo) / 1000;
+      assert.match(await (await fetch(metricsUrl)).text(), new RegExp(`^recovery_grpo_tls_certificate_expiry_timestamp_seconds\\{[^}]*\\} ${notAfter}$`, 'm'));
 
       // refused at the door
       const client = (extra: Partial<ConnectOptions>): ConnectOptions => ({

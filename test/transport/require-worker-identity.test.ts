@@ -51,13 +51,6 @@ test('tokens: the shared token and a wildcard role token are refused naming thei
       if (requireWorkerIdentity) {
         await assert.rejects(shared, /PERMISSION_DENIED.*requires a per-worker identity \(auth\.requireWorkerIdentity\), and ROLLOUT "rollout-0" connected with the shared token, which grants every role and worker id: it needs a credential naming worker id "rollout-0"/);
         await assert.rejects(wildcard, /PERMISSION_DENIED.*REWARD "reward-0" connected with a role token whose line grants any worker id \(\*\).*role-token line "reward reward-0 <token>"/);
-        // loopback without any credential: refused too
-        const { server: open } = await serve({ requireWorkerIdentity: true });
-        try {
-          await assert.rejects(dial(open.address, 'ROLLOUT', 'rollout-0'), /PERMISSION_DENIED.*connected with no credential/);
-        } finally {
-          await open.close();
-        }
       } else {
         await (await shared).close();
         await (await wildcard).close();
@@ -68,6 +61,29 @@ test('tokens: the shared token and a wildcard role token are refused naming thei
     } finally {
       await server.close();
     }
+  }
+});
+
+test('start-up: requireWorkerIdentity where no configured credential can pin a worker id is refused, saying what to configure', async (t) => {
+  const cases: [string, ServerAuth, RegExp][] = [
+    ['no credential', {}, /has no credential at all/],
+    ['the shared token only', { token: SHARED }, /has the shared token:/],
+    ['wildcard role tokens only', { roleTokens: [{ role: 'REWARD', token: WILDCARD }] }, /has 1 role token\(s\), each for any worker id \(\*\):/],
+  ];
+  const certs = certsOrSkip(t);
+  if (certs) cases.push(['TLS without client certificates', { token: SHARED, tls: { ...certs.server, refreshMs: 0 } }, /has the shared token, TLS without client certificates:/]);
+  for (const [name, auth, pattern] of cases) {
+    const started = await serve({ ...auth, requireWorkerIdentity: true }).then(
+      async ({ server }) => {
+        await server.close();
+        return undefined;
+      },
+      (e: Error) => e,
+    );
+    assert.ok(started, `${name}: started, and every worker would be refused`);
+    assert.match(started.message, /^auth\.requireWorkerIdentity \(--require-worker-identity\) needs a credential that can pin a worker id/, name);
+    assert.match(started.message, pattern, name);
+    assert.match(started.message, /Turn on mutual TLS .* or give a role-token file with at least one line naming a worker id/, name);
   }
 });
 

@@ -21,6 +21,7 @@ import { makeTestCerts, opensslAvailable, signClientCert } from '../helpers/cert
 import { freePort } from '../helpers/nats.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { requireTool } from '../k8s/tools.ts';
+import { TransportError } from '../../lib/transport/errors.ts';
 
 const SERVER_EXT = 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n';
 const clientSan = (workerId: string) => `URI:${roleUri('rollout')},URI:${roleUri('rollout', workerId)}`;
@@ -47,6 +48,20 @@ function setUp(t: TestContext) {
 function newCa(dir: string, name: string): { cert: string; key: string } {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', `/CN=${name}`, '-days', '1'], { cwd: dir, stdio: 'pipe' });
   return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+}
+
+/**
+ * A certificate for an existing key (`key`), signed by `ca` with a chosen validity window (openssl ca: x509 -req
+ * cannot set dates), as an expired or not-yet-valid file would arrive. Dates in openssl's YYYYMMDDHHMMSSZ form.
+ */
+function datedCert(dir: string, ca: { cert: string; key: string }, key: string, name: string, start: string, end: string): string {
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  writeFileSync(join(dir, `${name}.cnf`), `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\nnew_certs_dir=.\nserial=${name}.serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\nCN=supplied\n`);
+  writeFileSync(join(dir, `${name}.index`), '');
+  writeFileSync(join(dir, `${name}.serial`), '01\n');
+  ossl('req', '-new', '-key', key, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+  ossl('ca', '-batch', '-config', `${name}.cnf`, '-cert', ca.cert, '-keyfile', ca.key, '-in', `${name}.csr`, '-out', `${name}.crt`, '-startdate', start, '-enddate', end, '-notext');
+  return join(dir, `${name}.crt`);
 }
 
 const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;
@@ -109,6 +124,9 @@ test('renewed server files reach new handshakes without a restart: a new certifi
     copyFileSync(renewed.cert, live.cert);
     const st = await waitFor(() => reloads.find((r) => r.serial === serialOf(renewed.cert) && r.caCertificates === 2), 'the server to take the renewed files');
     assert.equal(st.error, undefined);
+    // the expiry the orchestrator's gauge shows (recovery_grpo_tls_certificate_expiry_timestamp_seconds) is the renewed one's
+    assert.equal(st.notAfterMs, Date.parse(new X509Certificate(readFileSync(renewed.cert)).validTo));
+    assert.deepEqual(server.tlsStatus(), st);
 
     assert.equal(await servedSerial(server.port, certs.ca, w1), serialOf(renewed.cert), 'a new connection sees the renewed certificate');
     const after = await connectToOrchestrator(worker(server, certs.ca, w2, 'w2'));
@@ -155,7 +173,21 @@ test('renewed files that cannot be used keep the pair in use, reported once nami
     copyFileSync(renewed.key, live.key);
     writeFileSync(live.ca, 'not a certificate\n');
     await check(/auth\.tls\.ca .*bundle\.crt: holds no PEM certificate/);
-    assert.equal(errors.length, 3, errors.join('\n'));
+    // a CA bundle cut inside its second certificate (half-written): refused, not taken with its first certificate
+    const caText = readFileSync(certs.ca, 'utf8');
+    writeFileSync(live.ca, caText + caText.slice(0, Math.floor(caText.length / 2)));
+    await check(/auth\.tls\.ca .*bundle\.crt: 2 '-----BEGIN' markers but 1 complete PEM blocks/);
+    // a certificate chain cut the same way
+    copyFileSync(certs.ca, live.ca);
+    writeFileSync(live.cert, readFileSync(renewed.cert, 'utf8') + caText.slice(0, Math.floor(caText.length / 2)));
+    await check(/auth\.tls\.cert .*tls\.crt: 2 '-----BEGIN' markers but 1 complete PEM blocks/);
+    // a certificate (for the key in place) that has expired, and one not yet valid: refused naming the file and the date
+    copyFileSync(datedCert(dir, ca1, renewed.key, 'expired', '20200101000000Z', '20200102000000Z'), live.cert);
+    await check(/auth\.tls\.cert .*tls\.crt \(serial \w+\) expired at 2020-01-02T00:00:00\.000Z/);
+    copyFileSync(datedCert(dir, ca1, renewed.key, 'future', '20990101000000Z', '20990102000000Z'), live.cert);
+    await check(/auth\.tls\.cert .*tls\.crt \(serial \w+\) is not valid before 2099-01-01T00:00:00\.000Z/);
+    assert.equal(errors.length, 7, errors.join('\n'));
+    copyFileSync(renewed.cert, live.cert);
     // the set complete again: taken
     copyFileSync(certs.ca, live.ca);
     const st = server.reloadTls()!;
@@ -246,4 +278,69 @@ test('a NATS client reconnect presents its renewed certificate (nats.js reads ce
   }, 'the reconnected connection in connz');
   assert.equal(now, fingerprint(renewed.cert));
   await nc.flush();
+});
+
+test('a worker dial that reads a half-renewed pair (new certificate, old key) is retried by the reconnect loop, naming the file; the key put back, the next dial succeeds', async (t) => {
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, certs, live, ca1 } = env;
+  const { server, sessions } = await serve(live);
+  try {
+    const files = { cert: join(dir, 'worker.crt'), key: join(dir, 'worker.key') };
+    copyFileSync(certs.clients['w1']!.cert, files.cert);
+    copyFileSync(certs.clients['w1']!.key, files.key);
+    const renewed = signClientCert(dir, ca1, 'w1-renewed', 'w1', clientExt('w1'));
+    copyFileSync(renewed.cert, files.cert); // the new certificate is in place, the new key not yet
+    const opts = worker(server, certs.ca, files, 'w1');
+    // the runtime's predicate (lib/worker/runtime.ts): a retryable TransportError
+    const isRetryable = (e: unknown) => e instanceof TransportError && e.retryable;
+    // files that stay mismatched: every dial fails with an error naming the key file, the loop's attempts bound it
+    const bad = await withReconnect(() => connectToOrchestrator(opts), { initialDelayMs: 1, maxDelayMs: 1, maxAttempts: 2, isRetryable }).then(
+      () => assert.fail('a mismatched pair dialled'),
+      (e: unknown) => e,
+    );
+    assert.ok(bad instanceof TransportError && bad.code === grpc.status.UNAVAILABLE, String(bad));
+    assert.match(bad.message, new RegExp(`tls.key ${files.key} does not match the certificate tls.cert ${files.cert}`));
+    // the renewal completes while the loop waits: the next dial presents the renewed pair
+    const errors: unknown[] = [];
+    const attempts = await withReconnect(
+      async (attempt) => {
+        const c = await connectToOrchestrator(opts);
+        await c.close();
+        return attempt;
+      },
+      {
+        initialDelayMs: 1,
+        maxDelayMs: 1,
+        maxAttempts: 3,
+        isRetryable,
+        onRetry: ({ error }) => {
+          errors.push(error);
+          copyFileSync(renewed.key, files.key);
+        },
+      },
+    );
+    assert.equal(attempts, 2);
+    assert.match(String(errors[0]), /does not match the certificate/);
+    const id = `cert:${createHash('sha256').update(new X509Certificate(readFileSync(renewed.cert)).raw).digest('hex').slice(0, 16)}`;
+    assert.equal(sessions.at(-1)!.credential.id, id);
+  } finally {
+    await server.close();
+  }
+});
+
+test('the orchestrator does not start on an expired certificate: the error names the file and the date', async (t) => {
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, live, ca1 } = env;
+  copyFileSync(datedCert(dir, ca1, live.key, 'expired', '20200101000000Z', '20200102000000Z'), live.cert);
+  const started = await startOrchestratorServer({ auth: { tls: { ...live, requireClientCert: true, refreshMs: 0 } }, onConnect: async () => {} }).then(
+    async (server) => {
+      await server.close();
+      return undefined;
+    },
+    (e: Error) => e,
+  );
+  assert.ok(started, 'the server started on an expired certificate');
+  assert.match(started.message, new RegExp(`auth\\.tls\\.cert ${live.cert.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(serial \\w+\\) expired at 2020-01-02T00:00:00\\.000Z`));
 });
