@@ -92,12 +92,18 @@ function pemBlocks(text: Buffer, name: string): string[] {
   return blocks.filter((b) => b.startsWith('-----BEGIN CERTIFICATE-----'));
 }
 
-/** Throws (naming the file and the date) when `now` is outside the certificate's validity window. */
+/**
+ * How far ahead of this machine's clock a certificate's start may lie: an issuer whose clock runs a little ahead
+ * (cert-manager dates a certificate from its own clock, not the pod's) must not make a pod refuse a fresh certificate.
+ */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** Throws (naming the file and the date) when `now` is outside the certificate's validity window (its start within CLOCK_SKEW_MS allowed). */
 function checkValidity(x509: X509Certificate, name: string, now: number): number {
   const from = Date.parse(x509.validFrom);
   const to = Date.parse(x509.validTo);
   if (now > to) throw new Error(`${name} (serial ${x509.serialNumber}) expired at ${new Date(to).toISOString()}`);
-  if (now < from) throw new Error(`${name} (serial ${x509.serialNumber}) is not valid before ${new Date(from).toISOString()}`);
+  if (now + CLOCK_SKEW_MS < from) throw new Error(`${name} (serial ${x509.serialNumber}) is not valid before ${new Date(from).toISOString()}`);
   return to;
 }
 

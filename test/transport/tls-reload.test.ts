@@ -15,7 +15,7 @@ import { startOrchestratorServer, type OrchestratorServer, type OrchestratorServ
 import { connectToOrchestrator, withReconnect, type ConnectOptions } from '../../lib/transport/grpc-client.ts';
 import { connectNats } from '../../lib/transport/nats.ts';
 import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
-import type { TlsReloadStatus } from '../../lib/transport/tls-reload.ts';
+import { CLOCK_SKEW_MS, loadTlsSet, type TlsReloadStatus } from '../../lib/transport/tls-reload.ts';
 import { roleUri } from '../../lib/transport/cert-identity.ts';
 import { makeTestCerts, opensslAvailable, signClientCert } from '../helpers/certs.ts';
 import { freePort } from '../helpers/nats.ts';
@@ -343,4 +343,16 @@ test('the orchestrator does not start on an expired certificate: the error names
   );
   assert.ok(started, 'the server started on an expired certificate');
   assert.match(started.message, new RegExp(`auth\\.tls\\.cert ${live.cert.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(serial \\w+\\) expired at 2020-01-02T00:00:00\\.000Z`));
+});
+
+test('a certificate whose start lies less than CLOCK_SKEW_MS ahead of this clock is taken (an issuer whose clock runs ahead), one further ahead is refused', (t) => {
+  const env = setUp(t);
+  if (!env) return;
+  const { dir, live, ca1 } = env;
+  const cert = datedCert(dir, ca1, live.key, 'skewed', '20990101000000Z', '20990201000000Z');
+  const start = Date.parse('2099-01-01T00:00:00Z');
+  const files = { cert, key: live.key };
+  assert.equal(loadTlsSet(files, 'auth.tls', start - CLOCK_SKEW_MS + 1000).serial, serialOf(cert));
+  assert.throws(() => loadTlsSet(files, 'auth.tls', start - CLOCK_SKEW_MS - 1000), /auth\.tls\.cert .*skewed\.crt \(serial \w+\) is not valid before 2099-01-01T00:00:00\.000Z/);
+  assert.throws(() => loadTlsSet(files, 'auth.tls', Date.parse('2099-02-01T00:00:01Z')), /expired at 2099-02-01T00:00:00\.000Z/);
 });
