@@ -38,7 +38,7 @@ export function checkRoleFlags(a: Record<string, unknown>, env: NodeJS.ProcessEn
     if (v === undefined) continue;
     if (typeof v !== 'string' || v.trim() === '') throw new Error(`${flagName(key)}: the file name is empty`);
     if (key.startsWith('tls') || key.startsWith('natsTls')) {
-      if (v.trimStart().startsWith('-----BEGIN')) continue; // inline PEM (lib/transport/grpc-common.ts loadPem)
+      if (v.trimStart().startsWith('-----BEGIN')) continue; // inline PEM (lib/transport/tls-reload.ts reads it as such)
     }
     checkReadable(v, flagName(key));
   }

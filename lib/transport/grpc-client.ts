@@ -98,9 +98,8 @@ export interface OrchestratorConnection {
  * Credentials of one dial. Given as paths, the files are read here, on every connectToOrchestrator, so a worker's
  * reconnect presents its renewed certificate (and trusts a renewed CA bundle) without a restart: keep them paths, not
  * contents read once (test/transport/tls-reload.test.ts). An open stream keeps its handshake.
- */
-/**
- * Reads the TLS files for one dial, checked as the server checks its own (lib/transport/tls-reload.ts loadTlsSet:
+ *
+ * The files are checked as the server checks its own (lib/transport/tls-reload.ts loadTlsSet:
  * each file parses and is complete, the key matches the certificate, the certificate is within its validity window).
  * A renewal that falls between the reads of the certificate and the key pairs an old file with a new one: the files
  * are read once more at once, and a set still unusable is a TransportError (UNAVAILABLE, retryable: the reconnect

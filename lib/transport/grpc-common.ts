@@ -1,6 +1,5 @@
 // Shared pieces of the gRPC server and client: method definition with single serialisation, size checks,
 // address parsing, TLS material loading.
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import { loadProtocol, PROTO_PATH } from './proto.ts';
@@ -133,17 +132,6 @@ export function isLoopbackHost(host: string): boolean {
   if (isIP(h) === 4) return h.startsWith('127.');
   if (h.startsWith('::ffff:')) return h.slice(7).startsWith('127.');
   return false;
-}
-
-/** PEM material given inline (starts with -----BEGIN) or as a file path. */
-export function loadPem(value: string | Buffer, field: string): Buffer {
-  if (Buffer.isBuffer(value)) return value;
-  if (value.trimStart().startsWith('-----BEGIN')) return Buffer.from(value);
-  try {
-    return readFileSync(value);
-  } catch (e) {
-    throw new Error(`${field}: cannot read PEM file ${JSON.stringify(value)}: ${(e as Error).message}`);
-  }
 }
 
 /**
