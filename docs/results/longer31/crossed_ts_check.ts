@@ -1,0 +1,40 @@
+// Cross-check of hypotheses.py with lib/eval/crossed.ts's pooledDifference itself (the same pairs and rows).
+// usage: node --import tsx docs/results/longer31/crossed_ts_check.ts BASE/compare.json[.gz]
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { pooledDifference } from '../../../lib/eval/crossed.ts';
+import type { PerSample } from '../../../lib/eval/evaluate.ts';
+
+type Seed = { seed: number; start: { gaussian: { perSample: PerSample } }; runs: Array<{ method: string; final: { perSample: PerSample } }> };
+const path = process.argv[2];
+if (!path) throw new Error('usage: crossed_ts_check.ts BASE/compare.json[.gz]');
+const raw = readFileSync(path);
+const seeds = (JSON.parse((path.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8')) as { seeds: Seed[] }).seeds.sort((x, y) => x.seed - y.seed);
+const arm = (s: Seed, m: string): PerSample => {
+  if (m === 'start') return s.start.gaussian.perSample;
+  const r = s.runs.find((x) => x.method === m);
+  if (!r) throw new Error(`seed ${s.seed}: no arm ${m} in ${path}`);
+  return r.final.perSample;
+};
+const only = (p: PerSample, keep: (t: string) => boolean): PerSample => {
+  const idx = p.type.map((t, i) => (keep(t) ? i : -1)).filter((i) => i >= 0);
+  const pick = <T>(a: readonly T[]) => idx.map((i) => a[i]!);
+  return { ...p, id: pick(p.id), type: pick(p.type), level: pick(p.level), reward: pick(p.reward), ssim: pick(p.ssim), psnr: pick(p.psnr) } as PerSample;
+};
+const all = () => true;
+const sl = (t: string) => t === 'scan_lines';
+const o15 = (t: string) => t !== 'scan_lines';
+const rows: Array<[string, string, string, (t: string) => boolean]> = [
+  ['H1 16: A - B', 'dense', 'sft', all],
+  ['H2 16: A - start', 'dense', 'start', all],
+  ['H3 16: B - start', 'sft', 'start', all],
+  ['H4 sl: A - start', 'dense', 'start', sl],
+  ['H5 15: A - B', 'dense', 'sft', o15],
+];
+console.log(`seeds ${seeds.map((s) => s.seed).join(', ')}`);
+for (const [name, mx, my, keep] of rows) {
+  const pairs = seeds.map((s) => ({ a: only(arm(s, mx), keep), b: only(arm(s, my), keep) }));
+  const r = pooledDifference(pairs, 'reward');
+  if (!r) throw new Error(`${name}: no interval`);
+  console.log(`${name}: ${r.kind} ${r.ci.mean.toFixed(4)} [${r.ci.lo.toFixed(4)}, ${r.ci.hi.toFixed(4)}] df ${r.df}; ${r.photographs} photographs, ${r.runs} seeds`);
+}
