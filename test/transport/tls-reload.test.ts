@@ -65,6 +65,16 @@ function datedCert(dir: string, ca: { cert: string; key: string }, key: string, 
 }
 
 const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;
+/** The id a session's certificate credential carries (the first 16 hex digits of the certificate's sha256), computed here. */
+const certCredentialId = (file: string) => `cert:${createHash('sha256').update(new X509Certificate(readFileSync(file)).raw).digest('hex').slice(0, 16)}`;
+
+/** A worker's certificate files holding w1's certificate, and the certificate its renewal brings (same id, new key). */
+function workerFiles({ dir, certs, ca1 }: NonNullable<ReturnType<typeof setUp>>) {
+  const files = { cert: join(dir, 'worker.crt'), key: join(dir, 'worker.key') };
+  copyFileSync(certs.clients['w1']!.cert, files.cert);
+  copyFileSync(certs.clients['w1']!.key, files.key);
+  return { files, renewed: signClientCert(dir, ca1, 'w1-renewed', 'w1', clientExt('w1')) };
+}
 
 /** The serial of the certificate the server presents to a new TLS connection (a handshake of its own, ALPN h2). */
 function servedSerial(port: number, ca: string, client: { cert: string; key: string }): Promise<string> {
@@ -201,14 +211,11 @@ test('renewed files that cannot be used keep the pair in use, reported once nami
 test('a worker reconnect presents its renewed certificate (connectToOrchestrator reads the files on each dial)', async (t) => {
   const env = setUp(t);
   if (!env) return;
-  const { dir, certs, live, ca1 } = env;
+  const { certs, live } = env;
   const { server, sessions } = await serve(live);
   try {
-    const files = { cert: join(dir, 'worker.crt'), key: join(dir, 'worker.key') };
-    copyFileSync(certs.clients['w1']!.cert, files.cert);
-    copyFileSync(certs.clients['w1']!.key, files.key);
+    const { files, renewed } = workerFiles(env);
     const opts = worker(server, certs.ca, files, 'w1');
-    const renewed = signClientCert(dir, ca1, 'w1-renewed', 'w1', clientExt('w1'));
     // the worker's reconnect loop (lib/worker/runtime.ts: withReconnect around connectToOrchestrator with the same
     // options): its certificate is renewed while it is connected, then the orchestrator drops the stream
     const attempts = await withReconnect(
@@ -228,9 +235,8 @@ test('a worker reconnect presents its renewed certificate (connectToOrchestrator
     );
     assert.equal(attempts, 2);
     assert.equal(sessions.length, 2);
-    const id = (file: string) => `cert:${createHash('sha256').update(new X509Certificate(readFileSync(file)).raw).digest('hex').slice(0, 16)}`;
-    assert.equal(sessions[0]!.credential.id, id(certs.clients['w1']!.cert));
-    assert.equal(sessions[1]!.credential.id, id(renewed.cert), 'the reconnect presents the renewed certificate');
+    assert.equal(sessions[0]!.credential.id, certCredentialId(certs.clients['w1']!.cert));
+    assert.equal(sessions[1]!.credential.id, certCredentialId(renewed.cert), 'the reconnect presents the renewed certificate');
   } finally {
     await server.close();
   }
@@ -283,13 +289,10 @@ test('a NATS client reconnect presents its renewed certificate (nats.js reads ce
 test('a worker dial that reads a half-renewed pair (new certificate, old key) is retried by the reconnect loop, naming the file; the key put back, the next dial succeeds', async (t) => {
   const env = setUp(t);
   if (!env) return;
-  const { dir, certs, live, ca1 } = env;
+  const { certs, live } = env;
   const { server, sessions } = await serve(live);
   try {
-    const files = { cert: join(dir, 'worker.crt'), key: join(dir, 'worker.key') };
-    copyFileSync(certs.clients['w1']!.cert, files.cert);
-    copyFileSync(certs.clients['w1']!.key, files.key);
-    const renewed = signClientCert(dir, ca1, 'w1-renewed', 'w1', clientExt('w1'));
+    const { files, renewed } = workerFiles(env);
     copyFileSync(renewed.cert, files.cert); // the new certificate is in place, the new key not yet
     const opts = worker(server, certs.ca, files, 'w1');
     // the runtime's predicate (lib/worker/runtime.ts): a retryable TransportError
@@ -322,8 +325,7 @@ test('a worker dial that reads a half-renewed pair (new certificate, old key) is
     );
     assert.equal(attempts, 2);
     assert.match(String(errors[0]), /does not match the certificate/);
-    const id = `cert:${createHash('sha256').update(new X509Certificate(readFileSync(renewed.cert)).raw).digest('hex').slice(0, 16)}`;
-    assert.equal(sessions.at(-1)!.credential.id, id);
+    assert.equal(sessions.at(-1)!.credential.id, certCredentialId(renewed.cert));
   } finally {
     await server.close();
   }
