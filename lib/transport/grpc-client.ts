@@ -114,7 +114,7 @@ function channelCredentials(tls: ClientTls | undefined, context: string): grpc.C
       const set = loadTlsSet({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) }, 'tls');
       return grpc.credentials.createSsl(set.ca ?? null, set.key, set.cert);
     }
-    return grpc.credentials.createSsl(tls.ca ? loadCaBundle(tls.ca, 'tls.ca') : null);
+    return grpc.credentials.createSsl(tls.ca ? loadCaBundle(tls.ca, 'tls.ca').bytes : null);
   };
   try {
     return load();

@@ -107,8 +107,11 @@ function checkValidity(x509: X509Certificate, name: string, now: number): number
   return to;
 }
 
-/** Reads a CA bundle (PEM text or a file path) and checks it: at least one certificate, each parses, none cut short. */
-export function loadCaBundle(value: string | Buffer, field: string): Buffer {
+/**
+ * Reads a CA bundle (PEM text or a file path) and checks it: at least one certificate, each parses, none cut short.
+ * Returns its bytes and how many certificates it holds.
+ */
+export function loadCaBundle(value: string | Buffer, field: string): { bytes: Buffer; certificates: number } {
   const name = where(value, field);
   const ca = read(value, field);
   const blocks = pemBlocks(ca, name);
@@ -120,7 +123,7 @@ export function loadCaBundle(value: string | Buffer, field: string): Buffer {
       throw new Error(`${name}: certificate ${i + 1} of ${blocks.length} does not parse (${(e as Error).message})`);
     }
   });
-  return ca;
+  return { bytes: ca, certificates: blocks.length };
 }
 
 /**
@@ -147,12 +150,9 @@ export function loadTlsSet(files: TlsFiles, field: string, now: number = Date.no
   if (!x509.checkPrivateKey(privateKey)) throw new Error(`${keyName} does not match the certificate ${certName} (serial ${x509.serialNumber}): one of the two is not the renewed file`);
   pemBlocks(cert, certName);
   const notAfterMs = checkValidity(x509, certName, now);
-  let ca: Buffer | undefined;
-  let caCertificates = 0;
-  if (files.ca !== undefined) {
-    ca = loadCaBundle(files.ca, `${field}.ca`);
-    caCertificates = pemBlocks(ca, where(files.ca, `${field}.ca`)).length;
-  }
+  const bundle = files.ca !== undefined ? loadCaBundle(files.ca, `${field}.ca`) : undefined;
+  const ca = bundle?.bytes;
+  const caCertificates = bundle?.certificates ?? 0;
   try {
     createSecureContext({ cert, key, ...(ca ? { ca } : {}) });
   } catch (e) {
