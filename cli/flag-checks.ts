@@ -5,7 +5,7 @@
 // CONFIG_EXIT_CODE (cli/main.ts's .fail), before the role binds a port, dials NATS or creates its run state. Left
 // to the role, a missing TLS file surfaced after the run state was created (exit 1, restarted for ever), and a
 // negative port as Node's error.
-import { readFileSync } from 'node:fs';
+import { readNamedFile } from '../lib/transport/secrets.ts';
 import { imageFormatOf } from '../lib/data/image-format.ts';
 import { isLoopbackHost } from '../lib/transport/grpc-common.ts';
 import { readMetricsToken } from '../lib/metrics/index.ts';
@@ -67,13 +67,7 @@ export function checkMetricsHost(host: unknown, networkProtected: boolean, hasTo
   }
 }
 
-function checkReadable(file: string, flag: string): void {
-  try {
-    readFileSync(file);
-  } catch (e) {
-    throw new Error(`${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-}
+const checkReadable = (file: string, flag: string): void => void readNamedFile(file, flag);
 
 /** A whole-number flag of at least `min` (undefined: not given). yargs gives NaN for `--flag abc`. */
 export function checkIntegerFlag(value: unknown, flag: string, min: number, note = ''): void {

@@ -7,7 +7,7 @@
 // Roles: rollout, reward, learner. Tokens are at least 16 characters and unique; errors name the file and
 // line, never a token.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readNamedFile } from './secrets.ts';
 import type { WorkerRole } from './proto.ts';
 import { WORKER_ID_PATTERN } from './messages.ts';
 
@@ -63,13 +63,7 @@ export function formatRoleTokens(grants: readonly RoleGrant[], header = ''): str
 
 /** Reads and parses a role-token file. */
 export function readRoleTokens(file: string): RoleGrant[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Error(`role token file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return parseRoleTokens(text, `role token file ${file}`);
+  return parseRoleTokens(readNamedFile(file, 'role token file').toString('utf8'), `role token file ${file}`);
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();

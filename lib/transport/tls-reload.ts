@@ -16,7 +16,7 @@
 // two reads can pair an old key with a new certificate: such a read is retried once at once, and otherwise the next
 // refresh takes the new set. A writer that rewrites files in place gives the same transient mismatch, handled alike.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readNamedFile } from './secrets.ts';
 import { createSecureContext } from 'node:tls';
 import type { experimental } from '@grpc/grpc-js';
 
@@ -70,11 +70,7 @@ const DEFAULT_REFRESH_MS = 60_000;
 function read(value: string | Buffer, field: string): Buffer {
   if (Buffer.isBuffer(value)) return value;
   if (value.trimStart().startsWith('-----BEGIN')) return Buffer.from(value);
-  try {
-    return readFileSync(value);
-  } catch (e) {
-    throw new Error(`${field} ${value}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  return readNamedFile(value, field);
 }
 
 const where = (value: string | Buffer, field: string) => (typeof value === 'string' && !value.trimStart().startsWith('-----BEGIN') ? `${field} ${value}` : field);
