@@ -22,7 +22,7 @@ import {
 } from './grpc-common.ts';
 import { expandResultBundle, orchestratorMessageKind, tasksPerMessage, validateHello, type ValidHello } from './messages.ts';
 import { grantMatcher, grantRefusal, pinnedElsewhere, tokenCredentialId, type Grant, type RoleGrant, type SessionCredential } from './role-tokens.ts';
-import { certificateCredentialId, peerCertificateGrant, ROLE_URI_PREFIX } from './cert-identity.ts';
+import { certificateCredentialId, peerCertificateGrant, ROLE_URI_PREFIX, roleUri } from './cert-identity.ts';
 import { ReloadingTls, type TlsReloadStatus } from './tls-reload.ts';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -172,7 +172,7 @@ export function unpinnedRefusal(credential: SessionCredential, namedRole: boolea
             : 'no credential';
   return (
     `this orchestrator requires a per-worker identity (auth.requireWorkerIdentity), and ${role} ${JSON.stringify(workerId)} connected with ${what}: ` +
-    `it needs a credential naming worker id ${JSON.stringify(workerId)}, a client certificate with URI ${ROLE_URI_PREFIX}${role.toLowerCase()}/${workerId} or a role-token line "${role.toLowerCase()} ${workerId} <token>"`
+    `it needs a credential naming worker id ${JSON.stringify(workerId)}, a client certificate with URI ${roleUri(role.toLowerCase(), workerId)} or a role-token line "${role.toLowerCase()} ${workerId} <token>"`
   );
 }
 
