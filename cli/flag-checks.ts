@@ -5,7 +5,7 @@
 // CONFIG_EXIT_CODE (cli/main.ts's .fail), before the role binds a port, dials NATS or creates its run state. Left
 // to the role, a missing TLS file surfaced after the run state was created (exit 1, restarted for ever), and a
 // negative port as Node's error.
-import { readNamedFile } from '../lib/transport/secrets.ts';
+import { readNamedFile } from '../lib/config/named-file.ts';
 import { imageFormatOf } from '../lib/data/image-format.ts';
 import { isLoopbackHost } from '../lib/transport/grpc-common.ts';
 import { readMetricsToken } from '../lib/metrics/index.ts';

@@ -4,7 +4,7 @@
 // signature binds the digest to the run and the version, and the meta readers act on (its last_batch_seq: how far the
 // orchestrator catches a learner up) to both. Keys are PEM (PKCS#8 private, SPKI public).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readNamedFile } from '../config/named-file.ts';
 import { canonicalJson } from './digest.ts';
 
 /**
@@ -54,11 +54,7 @@ export function generateSigningKeys(): { privateKeyPem: string; publicKeyPem: st
 
 function pemOf(pemOrFile: string, what: string): string {
   if (pemOrFile.includes('-----BEGIN')) return pemOrFile;
-  try {
-    return readFileSync(pemOrFile, 'utf8');
-  } catch (e) {
-    throw new Error(`${what} ${pemOrFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  return readNamedFile(pemOrFile, what).toString('utf8');
 }
 
 /** The learner's signing key, from PEM text or a file; refused unless it is an ed25519 private key. */

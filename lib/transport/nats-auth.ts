@@ -2,7 +2,8 @@
 // user + password, or a token, and TLS (CA, and a client certificate for servers that verify clients).
 // Secrets come from a value, a file (trailing whitespace trimmed) or the environment, in that order; they are
 // never logged, and errors name the file or variable, never the secret.
-import { readNamedFile, readSecret } from './secrets.ts';
+import { readNamedFile } from '../config/named-file.ts';
+import { readSecret } from './secrets.ts';
 
 /** Environment variables read when no value or file is given. */
 export const NATS_ENV = { user: 'RECOVERY_GRPO_NATS_USER', pass: 'RECOVERY_GRPO_NATS_PASS', token: 'RECOVERY_GRPO_NATS_TOKEN' } as const;

@@ -7,7 +7,7 @@
 // Roles: rollout, reward, learner. Tokens are at least 16 characters and unique; errors name the file and
 // line, never a token.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readNamedFile } from './secrets.ts';
+import { readNamedFile } from '../config/named-file.ts';
 import type { WorkerRole } from './proto.ts';
 import { WORKER_ID_PATTERN } from './messages.ts';
 

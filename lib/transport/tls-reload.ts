@@ -16,7 +16,7 @@
 // two reads can pair an old key with a new certificate: such a read is retried once at once, and otherwise the next
 // refresh takes the new set. A writer that rewrites files in place gives the same transient mismatch, handled alike.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readNamedFile } from './secrets.ts';
+import { readNamedFile } from '../config/named-file.ts';
 import { createSecureContext } from 'node:tls';
 import type { experimental } from '@grpc/grpc-js';
 
