@@ -29,14 +29,26 @@ import { silentLogger } from '../../lib/worker/index.ts';
 import { connectNats, connectToOrchestrator, RunStateStore, TransportError } from '../../lib/transport/index.ts';
 import { freePort, startNatsServer } from '../helpers/nats.ts';
 import { BIN } from '../helpers/cli.ts';
-import { capabilities, scriptedRollout, until } from '../helpers/scripted-workers.ts';
+import { capabilities, scriptedRollout } from '../helpers/scripted-workers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => { for (const c of cleanups.reverse()) await c().catch(() => undefined); });
 
 const PERMISSION_DENIED = 7;
 
-test('an orchestrator killed between a TrainResult and its acknowledgement: the restarted one counts the batch\'s excluded results from the learner\'s kept report', { timeout: 120_000 }, async () => {
+/**
+ * Waits (in 20 ms steps, up to 90 s: a process start and the learner's first step on a loaded 2-core machine) until
+ * `probe()` holds; throws naming `what` with the log's tail.
+ */
+async function waitUntil(probe: () => boolean, what: string, log: string[]): Promise<void> {
+  const t0 = Date.now();
+  while (!probe()) {
+    if (Date.now() - t0 > 90_000) throw new Error(`timed out waiting for ${what}\n${log.slice(-30).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('an orchestrator killed between a TrainResult and its acknowledgement: the restarted one counts the batch\'s excluded results from the learner\'s kept report', { timeout: 300_000 }, async () => {
   const nats = await startNatsServer();
   cleanups.push(() => nats.stop());
   const dir = mkdtempSync(join(tmpdir(), 'quarantine-kill-ack-'));
@@ -60,7 +72,7 @@ test('an orchestrator killed between a TrainResult and its acknowledgement: the 
   for (const s of [a.stdout, a.stderr]) s.on('data', (d: Buffer) => outA.push(...d.toString().split('\n')));
   const exitedA = new Promise<NodeJS.Signals | null>((r) => a.once('exit', (_code, signal) => r(signal)));
   cleanups.push(async () => { if (a.exitCode === null && a.signalCode === null) { a.kill('SIGKILL'); await exitedA; } });
-  await until(() => outA.some((l) => /listening on/.test(l)), 'the first orchestrator listening', outA);
+  await waitUntil(() => outA.some((l) => /listening on/.test(l)), 'the first orchestrator listening', outA);
 
   // the workers: a reconnect backoff of at most 500 ms, so the learner finds the second orchestrator soon
   const common = { orchestrator: address, nats: nats.url, metricsPort: 0, logger: silentLogger, handleSignals: false, reconnect: { initialDelayMs: 100, maxDelayMs: 500 } } as const;
@@ -72,7 +84,7 @@ test('an orchestrator killed between a TrainResult and its acknowledgement: the 
   cleanups.push(() => forger.close());
 
   // batch 1's TrainResult arrived and was counted (the forger quarantined in memory); its acknowledgement is held
-  await until(() => outA.some((l) => l.includes(`${HOLD_ACK_ENV}: holding the acknowledgement of batch 1 before writing it`)), 'batch 1\'s acknowledgement held', outA);
+  await waitUntil(() => outA.some((l) => l.includes(`${HOLD_ACK_ENV}: holding the acknowledgement of batch 1 before writing it`)), 'batch 1\'s acknowledgement held', outA);
   assert.ok(outA.some((l) => /quarantined rollout worker forger: .*excluded rows of 2 of its last 10 checked rollout results/.test(l)), outA.join('\n'));
   a.kill('SIGKILL');
   assert.equal(await exitedA, 'SIGKILL');
@@ -88,7 +100,7 @@ test('an orchestrator killed between a TrainResult and its acknowledgement: the 
   const logB: string[] = [];
   const b = await runOrchestrator({ config, listen: address, natsUrl: nats.url, metricsPort: 0, log: (l) => logB.push(l) });
   cleanups.push(() => b.stop());
-  await until(() => b.coordinator.state.ackedSeq >= 1, 'batch 1 acknowledged by the second orchestrator', logB);
+  await waitUntil(() => b.coordinator.state.ackedSeq >= 1, 'batch 1 acknowledged by the second orchestrator', logB);
   const why = logB.join('\n');
   assert.ok(logB.some((l) => /^learner says it holds batch 1, newer than the stored 0/.test(l)), why);
   assert.ok(logB.some((l) => /^GRPO batch 1 \(acknowledged without its TrainResult at hand; the learner's kept report of it\): the learner excluded rows of 2 of 2 checked rollout results of rollout worker forger; 2 of its last 10/.test(l)), why);
