@@ -98,7 +98,7 @@ test('the coordinator counts a kept report once, only for a batch acknowledged w
   const answer = (b: TrainBatch, fields: Record<string, unknown>) =>
     c.handle(learner, { train_result: { batch_id: b.batch_id, batch_seq: b.batch_seq, applied: true, skipped_reason: '', version: b.batch_seq, compute_ms: 1, batch_digest: trainBatchDigest(b), ...fields } } as unknown as WorkerMessage__Output);
   const replaceLearner = (held?: number) => {
-    learner.isOpen = false;
+    (learner as { isOpen: boolean }).isOpen = false;
     c.detach(learner);
     learner = learnerSession(held);
     c.attach(learner);
