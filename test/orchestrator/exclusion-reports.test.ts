@@ -148,3 +148,31 @@ test('the coordinator counts a kept report once, only for a batch acknowledged w
   assert.equal(reads, 2, why());
   assert.ok(!log.some((l) => /the learner does not keep exclusion reports/.test(l)), why());
 });
+
+test('an older learner (no exclusion_reports label) caught up: said once, nothing counted, the acknowledgement goes through', async () => {
+  const config = parseConfig({
+    run: { id: 'kept-reports-old', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: 2, quarantineWindow: 10 },
+  });
+  let published = { version: 1, lastBatchSeq: 1 };
+  const { c, log } = await testCoordinator(config, 'kept-reports-old', { publishedProgress: async () => published, exclusionReports: async () => undefined });
+  c.start();
+  const older = (held: number) => {
+    const l = fakeSession('LEARNER', 'l');
+    (l.hello as { last_batch_seq?: number }).last_batch_seq = held;
+    return l;
+  };
+  let l = older(1);
+  c.attach(l);
+  await until(() => c.state.ackedSeq === 1, `batch 1 caught up\n${log.join('\n')}`);
+  (l as { isOpen: boolean }).isOpen = false;
+  c.detach(l);
+  published = { version: 2, lastBatchSeq: 2 };
+  l = older(2);
+  c.attach(l);
+  await until(() => c.state.ackedSeq === 2, `batch 2 caught up\n${log.join('\n')}`);
+  assert.deepEqual(log.filter((x) => /^the learner does not keep exclusion reports \(an older learner\)/.test(x)), [
+    'the learner does not keep exclusion reports (an older learner): the excluded results of GRPO batches acknowledged without their TrainResult (here 1..1) are not counted in the quarantine windows (docs/security.md)',
+  ]);
+  assert.equal(c.state.quarantineWindows, undefined);
+});
