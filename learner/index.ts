@@ -98,6 +98,7 @@ import { trace } from '../lib/log/trace.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { largestBatch } from '../lib/config/batch-fit.ts';
 import { warmUpGrpo } from './warm-up.ts';
+import { buildExclusionReport, EXCLUSION_REPORTS_LABEL, keepExclusionReport, LEARNER_RECORD_KEY } from '../lib/grpo/exclusion-reports.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch, type GrpoBatchInputs } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
@@ -134,8 +135,13 @@ export const LEARNER_DEFAULT_MAX_BATCH = 4096;
  * runstate-<runId>, key `learner-skips`) does: the highest skipped seq on top of checkpoint `version`/`digest`.
  * It counts only while that checkpoint is the latest.
  */
-export const SKIP_KEY = 'learner-skips';
-const skipRecordSchema = z.object({ version: z.number().int().nonnegative(), digest: z.string(), last_batch_seq: z.number().int().nonnegative() });
+export const SKIP_KEY = LEARNER_RECORD_KEY;
+/**
+ * `exclusion_reports` (round 32): the kept reports of the newest batches whose rows the checks excluded
+ * (lib/grpo/exclusion-reports.ts), read by an orchestrator that acknowledges such a batch without its TrainResult.
+ * Read here as anything (a malformed field never stops a start); an older learner's write drops it.
+ */
+const skipRecordSchema = z.object({ version: z.number().int().nonnegative(), digest: z.string(), last_batch_seq: z.number().int().nonnegative(), exclusion_reports: z.unknown().optional() });
 type SkipRecord = z.infer<typeof skipRecordSchema>;
 
 /** K: checkpoints kept besides the reference. Workers may still hold any version within maxStaleness. */
@@ -165,6 +171,8 @@ class LearnerRole implements WorkerRoleImpl {
   /** Announcements are verified with the learner's public key (a signed run): the optimizer state must match too. */
   private verifying = false;
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
+  /** The missing-rollout_workers warning was logged (once per process). */
+  private warnedNoAttribution = false;
   /** The GRPO step's hyper-parameters: the run's settings, fed to the training graph explicitly. */
   private hyper!: GrpoHyper;
   private trainer: PolicyTrainer | FlowTrainer | undefined;
@@ -213,7 +221,8 @@ class LearnerRole implements WorkerRoleImpl {
   ) {}
 
   capabilities() {
-    return { device: deviceLabel(this.device), max_batch: this.maxBatch, max_in_flight: 1, labels: {} };
+    // the label says this learner keeps its exclusion reports (an orchestrator tells an older learner apart by it)
+    return { device: deviceLabel(this.device), max_batch: this.maxBatch, max_in_flight: 1, labels: { [EXCLUSION_REPORTS_LABEL]: '1' } };
   }
 
   hello() {
@@ -656,6 +665,9 @@ class LearnerRole implements WorkerRoleImpl {
       }
     }
     trace('train_end', { seq: b.batch_seq });
+    // the batch's excluded results, kept for an orchestrator that acknowledges it without this TrainResult: written
+    // before the version is published (or the skip recorded), so whoever sees either can read it
+    if (fields.excluded_actions?.length) await this.keepExclusionReport(b, fields.excluded_actions, fields.check_coverage?.unchecked_actions ?? b.sample_ids.map((_, i) => i), applied);
     if (!applied) return this.skipNonFinite(b, kind, reason, fields, t0);
     if (batch.kind !== 'sft') this.average?.update(this.params!);
     // sft.ema (flow family): the last SFT batch publishes the SFT average, as the loop's finishSft
@@ -872,13 +884,35 @@ class LearnerRole implements WorkerRoleImpl {
     const st = this.st!;
     // Durable before the acknowledgement, like an applied batch: a restarted learner must not expect it again.
     await this.retrying(`recording skipped batch ${b.batch_seq}`, () =>
-      this.skips!.modify(() => ({ version: st.version, digest: st.latest!.digest, last_batch_seq: b.batch_seq })));
+      this.skips!.modify((cur) => ({ version: st.version, digest: st.latest!.digest, last_batch_seq: b.batch_seq, ...(cur?.exclusion_reports !== undefined ? { exclusion_reports: cur.exclusion_reports } : {}) })));
     st.lastBatchSeq = b.batch_seq;
     const m = this.ctx.metrics;
     m.get('nonfinite_steps_skipped_total').inc();
     m.get('train_batches_total').inc({ kind, outcome: 'skipped' });
     this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) skipped, nothing applied: ${why}`);
     await this.ctx.send({ train_result: this.result(b, { ...fields, applied: false, skipped_reason: 'non_finite', compute_ms: performance.now() - t0 }) });
+  }
+
+  /**
+   * Keeps the report of batch `b`'s checked results per rollout worker (lib/grpo/exclusion-reports.ts) in the learner's
+   * run-state record, beside its skip fields (left as they are; a record not yet written gets the current checkpoint's,
+   * which resume nothing). A batch without TrainBatch.rollout_workers (an older orchestrator) has none (said once).
+   */
+  private async keepExclusionReport(b: TrainBatch__Output, excluded: readonly number[], unchecked: readonly number[], applied: boolean): Promise<void> {
+    const report = buildExclusionReport(b.batch_seq, b.sample_ids, b.rollout_workers ?? [], excluded, unchecked, applied);
+    if (!report) {
+      if (!this.warnedNoAttribution && (b.rollout_workers?.length ?? 0) !== b.sample_ids.length) {
+        this.warnedNoAttribution = true;
+        this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) carries no rollout_workers for its ${b.sample_ids.length} actions (an older orchestrator): its excluded results are not kept for an orchestrator that acknowledges it without its TrainResult (docs/security.md)`);
+      }
+      return;
+    }
+    const st = this.st!;
+    await this.retrying(`keeping the exclusion report of batch ${b.batch_seq}`, () =>
+      this.skips!.modify((cur) => ({
+        ...(cur ? { version: cur.version, digest: cur.digest, last_batch_seq: cur.last_batch_seq } : { version: st.version, digest: st.latest!.digest, last_batch_seq: st.lastBatchSeq }),
+        exclusion_reports: keepExclusionReport(cur?.exclusion_reports, report),
+      })));
   }
 
   private position(s: LearnerState) {

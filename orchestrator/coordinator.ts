@@ -28,6 +28,7 @@ import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
 import { IdBindings } from './id-bindings.ts';
 import { Quarantine, type CheckedResult, type ExcludedAction, type StoredWindows } from './quarantine.ts';
+import { readExclusionReports } from '../lib/grpo/exclusion-reports.ts';
 
 /** gRPC PERMISSION_DENIED: a quarantined worker's session is closed, and its reconnect refused, with it (not retried). */
 const PERMISSION_DENIED = 7;
@@ -85,6 +86,13 @@ export interface CoordinatorOptions {
    * (grpo-groups.ts). Without it such a result is refused.
    */
   announcedVersion?: () => Promise<number | null>;
+  /**
+   * The learner's kept exclusion reports as its run-state record holds them (its `exclusion_reports` field, unchecked:
+   * lib/grpo/exclusion-reports.ts reads it), or undefined when none: a batch acknowledged without a TrainResult that
+   * reports it is counted in the quarantine windows from its report (round 32). Without it such a batch's counts are
+   * lost, as before.
+   */
+  exclusionReports?: () => Promise<unknown>;
 }
 
 /** What the newest announced checkpoint says the learner holds. */
@@ -145,6 +153,8 @@ export class Coordinator {
   private coverageWarned = false;
   /** The missing-batch_digest warning was logged (once per process). */
   private warnedNoDigest = false;
+  /** The older-learner warning of countKeptReports was logged (once per process). */
+  private warnedNoReports = false;
   /**
    * The samples the event log records dropped in batches it does not yet record trained (this process's drops, and
    * the log's from before a restart: loggedDrops): a batch acknowledged without a TrainResult lists its cursors'
@@ -618,6 +628,9 @@ export class Coordinator {
       } else this.withdrawEarly(`batch ${seq} was acknowledged at version ${version}; it asked for ${e.minVersion}`, false);
     }
     const batch = this.link.sent(seq);
+    // acknowledged without a TrainResult that reports the batches' checks (a Hello's catch-up, a 'duplicate' answer):
+    // their excluded results are counted from the learner's kept reports, as their TrainResults would have been
+    if (!r || (!r.applied && r.skipped_reason === 'duplicate')) await this.countKeptReports(this.o.state.ackedSeq + 1, seq);
     // the quarantine as it stands goes with the acknowledgement: an id quarantined by this batch's TrainResult is
     // stored with it, so a restarted orchestrator refuses it too (it cannot be stored without the batch it came from);
     // and the windows as this batch's TrainResult left them, so a restarted orchestrator goes on counting from them
@@ -666,6 +679,33 @@ export class Coordinator {
       return;
     }
     this.advance();
+  }
+
+  /**
+   * Batches first..last are being acknowledged without a TrainResult that reports their checks: the orchestrator that
+   * received their TrainResults was killed before it wrote their acknowledgements (or a learner killed before its
+   * TrainResult went out answers 'duplicate' after its restart). Each of them with an excluded result is counted in the
+   * quarantine windows from the learner's kept report of it (lib/grpo/exclusion-reports.ts: the learner wrote it, with
+   * the rollout worker of each group that this process or the earlier one sent it in TrainBatch.rollout_workers, before
+   * it published the batch's version), once: not a batch this process counted already (needsReport). Only the
+   * learner writes its record (NATS grants), so only the learner's word counts, as with a TrainResult.
+   */
+  private async countKeptReports(first: number, last: number): Promise<void> {
+    if (this.cfg.grpo.quarantineAfter === 0 || last <= this.sftSteps || !this.o.exclusionReports) return;
+    const from = Math.max(first, this.sftSteps + 1);
+    if (!this.link.learnerKeepsReports && !this.warnedNoReports) {
+      this.warnedNoReports = true;
+      this.log(`the learner does not keep exclusion reports (an older learner): the excluded results of GRPO batches acknowledged without their TrainResult (here ${from}..${last}) are not counted in the quarantine windows (docs/security.md)`);
+    }
+    const reports = readExclusionReports(await this.o.exclusionReports());
+    for (const report of reports) {
+      if (report.seq < from || report.seq > last) continue;
+      if (!this.quarantine.needsReport(report.seq)) {
+        this.log(`GRPO batch ${report.seq}: the learner's kept exclusion report of it not counted: this process counted its TrainResult, or a later batch's`);
+        continue;
+      }
+      this.quarantine.recordReported(report.seq, report.results);
+    }
   }
 
   /**

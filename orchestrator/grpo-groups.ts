@@ -429,7 +429,8 @@ export class GroupPipeline {
       const batch = assembleGrpoBatch(kept, this.cfg.data.size, this.dense);
       let message: TrainBatch;
       try {
-        message = grpoTrainBatch(this.cfg, b.seq, batch);
+        const workers = new Map(kept.map((g) => [g.sampleId, g.rolloutWorker]));
+        message = grpoTrainBatch(this.cfg, b.seq, batch, (id) => workers.get(id));
       } catch (e) {
         kept = this.encodable(b, kept, e as Error); // fewer groups each time, or it throws
         continue;

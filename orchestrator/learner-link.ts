@@ -7,6 +7,7 @@ import type { Metrics } from '../lib/metrics/index.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import { errorCodeText } from './task-board.ts';
+import { EXCLUSION_REPORTS_LABEL } from '../lib/grpo/exclusion-reports.ts';
 
 export interface LearnerLinkOptions {
   metrics: Metrics;
@@ -138,6 +139,14 @@ export class LearnerLink {
    */
   isCurrent(s: WorkerSession): boolean {
     return s === this.lastAttached;
+  }
+
+  /**
+   * Whether the learner attached last says it keeps its exclusion reports (its Capabilities label, round 32: an older
+   * learner does not); false before any attached.
+   */
+  get learnerKeepsReports(): boolean {
+    return this.lastAttached?.hello.capabilities?.labels?.[EXCLUSION_REPORTS_LABEL] === '1';
   }
 
   /** A learner is connected now. */

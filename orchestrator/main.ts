@@ -36,6 +36,7 @@ import { BOUND_IDS_MAX } from './id-bindings.ts';
 import { QUARANTINE_STORED_MAX, QUARANTINE_WINDOW_HITS_STORED_MAX, QUARANTINE_WINDOWS_STORED_MAX } from './quarantine.ts';
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
+import { LEARNER_RECORD_KEY } from '../lib/grpo/exclusion-reports.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
 import { batchLayout } from '../lib/grpo/sampling.ts';
@@ -157,8 +158,17 @@ export function parseUnbind(value: string): string {
   return `${role}/${m[2]!}`;
 }
 
+/**
+ * A fault point for tests (test/orchestrator/quarantine-kill-ack.test.ts): set to a batch seq, the orchestrator never
+ * writes that batch's acknowledgement (it logs a line and waits), so a test can kill it between the batch's
+ * TrainResult and its acknowledgement without a race. Never set outside tests.
+ */
+export const HOLD_ACK_ENV = 'RECOVERY_GRPO_TEST_HOLD_ACK';
+
 export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOrchestrator> {
   const config = o.config;
+  const held = process.env[HOLD_ACK_ENV];
+  const holdAckOf = held !== undefined && /^[1-9][0-9]{0,8}$/.test(held) ? Number(held) : undefined;
   traceRole('orch');
   const log = o.log ?? ((l: string) => console.log(`[orchestrator] ${l}`));
   const listen = o.listen ?? config.orchestrator.listen;
@@ -188,6 +198,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   /** What is written: the state and this configuration's batch layout. */
   const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), ...(s.boundIds ? { boundIds: s.boundIds } : {}), batchLayout: layout });
   const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
+  // the learner's record (its skips and kept exclusion reports: lib/grpo/exclusion-reports.ts), read, never written
+  const learnerRecord = await RunStateStore.open(nc, { runId: config.run.id, key: LEARNER_RECORD_KEY, schema: z.unknown() });
   const stored = await store.get();
   const storedLayout = stored?.value.batchLayout;
   const guard = new LayoutGuard(config.run.id, layout, metrics, log);
@@ -273,6 +285,18 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     publishedProgress: () => retryingNats('reading the newest checkpoint announcement', publishedProgress, (e) => e instanceof SetupError),
     checkpointRecord,
     announcedVersion,
+    exclusionReports: () => retryingNats('reading the learner\'s kept exclusion reports', async () => {
+      let value: unknown;
+      try {
+        value = (await learnerRecord.get())?.value;
+      } catch (e) {
+        // not JSON: no report can be read from it (a NATS error is thrown on, and retried)
+        if (!/is not JSON/.test((e as Error).message)) throw e;
+        log(`the learner's record ${learnerRecord.bucket}/${learnerRecord.key} is not JSON: no exclusion report read from it`);
+        return undefined;
+      }
+      return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)['exclusion_reports'] : undefined;
+    }),
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
     ...(o.auth?.roleTokens?.length ? { roleTokenCredentials: new Set(o.auth.roleTokens.map((g) => tokenCredentialId(g.token))) } : {}),
     onProgress: (p) => {
@@ -281,6 +305,12 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     },
     onEvent: events ? (e) => events.append(e) : undefined,
     persist: (next) => {
+      if (holdAckOf !== undefined && next.ackedSeq === holdAckOf) {
+        // a fault point for tests only (HOLD_ACK_ENV): the acknowledgement is never written, and the process waits to
+        // be killed between a TrainResult and its acknowledgement
+        log(`${HOLD_ACK_ENV}: holding the acknowledgement of batch ${holdAckOf} before writing it`);
+        return new Promise<void>(() => undefined);
+      }
       const write = stateWrites.then(() => persistState(next));
       stateWrites = write.catch(() => undefined);
       return write;

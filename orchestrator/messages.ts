@@ -32,8 +32,13 @@ export function sftTrainBatch(config: RunConfig, seq: number, samples: readonly 
   };
 }
 
-/** GRPO batch `seq` on the wire (assembleGrpoBatch made its contents). */
-export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): TrainBatch {
+/**
+ * GRPO batch `seq` on the wire (assembleGrpoBatch made its contents). `rolloutWorkerOf`: the rollout worker of a
+ * group by its sample id (TrainBatch.rollout_workers, which the learner reports back in its kept exclusion reports:
+ * lib/grpo/exclusion-reports.ts); left out when not given or when a group has none.
+ */
+export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch, rolloutWorkerOf?: (sampleId: string) => string | undefined): TrainBatch {
+  const workers = rolloutWorkerOf ? t.sampleIds.map(rolloutWorkerOf) : [];
   const H = config.data.size;
   const h = ssimMapSize(H);
   const shape = [t.n, 3, H, H];
@@ -52,6 +57,7 @@ export function grpoTrainBatch(config: RunConfig, seq: number, t: GrpoBatch): Tr
     behaviour_versions: t.behaviourVersions,
     sample_ids: t.sampleIds,
     group_indices: t.groupIndices,
+    ...(workers.length && workers.every((w) => w !== undefined) ? { rollout_workers: workers as string[] } : {}),
   };
 }
 

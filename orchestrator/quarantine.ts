@@ -7,7 +7,9 @@
 // id), so it cannot keep wasting each batch's rows (or, at maxStaleness > 0, steer steps within the dual clip). The
 // window keeps an honest worker's rare rounding outliers from adding up over a long run. Since round 29 the windows go
 // with each acknowledgement too (RunState.quarantineWindows: the windows as of that batch's TrainResult), so a
-// restarted orchestrator goes on counting where the acknowledged batches left off instead of from zero.
+// restarted orchestrator goes on counting where the acknowledged batches left off instead of from zero. Since round 32
+// a batch acknowledged without a TrainResult that reports it (killed between the TrainResult and its acknowledgement)
+// is counted from the learner's kept report of it (recordReported; lib/grpo/exclusion-reports.ts).
 import type { Metrics } from '../lib/metrics/index.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 
@@ -79,8 +81,8 @@ export class Quarantine {
    * The windows as stored after each batch `record` counted, not yet acknowledged, in batch order: a TrainResult can
    * arrive while the acknowledgement of the batch before it is being written, and that acknowledgement stores the
    * windows as of its own batch. The later batch's counts are stored with its own acknowledgement; if the process is
-   * killed before that is written, they are lost (a restarted orchestrator does not count them again: the learner
-   * answers that batch `duplicate`, which carries no check results; review29 F5).
+   * killed before that is written, a restarted orchestrator counts them from the learner's kept report of the batch
+   * (recordReported, round 32; before, they were lost: review29 F5).
    */
   private readonly pending: Array<{ seq: number; windows: StoredWindows | undefined }> = [];
   /** The windows as of the acknowledged batch (restored at start). */
@@ -186,7 +188,62 @@ export class Quarantine {
    */
   record(seq: number, checked: readonly CheckedResult[], excluded: ExcludedAction[], unknown: number[]): void {
     if (unknown.length) this.o.log(`GRPO batch ${seq}: the learner excluded ${unknown.length} actions whose rollout worker is not known (${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''})`);
-    // the windows, in batch order: only a worker with an exclusion in its window is followed (see `windows`)
+    this.countWindows(checked);
+    const byWorker = new Map<string, ExcludedAction[]>();
+    for (const e of excluded) (byWorker.get(e.worker) ?? byWorker.set(e.worker, []).get(e.worker)!).push(e);
+    for (const [worker, actions] of byWorker) {
+      this.o.metrics.get('rollout_rows_excluded_total').inc({ worker_id: this.label(worker) }, actions.length);
+      const n = this.windows.get(worker)?.hits.length ?? 0;
+      const shown = actions.slice(0, 8).map((a) => `${quoteForLog(a.sampleId, 64)}#${a.groupIndex}`).join(', ');
+      this.o.log(`GRPO batch ${seq}: the learner excluded ${actions.length} actions of rollout worker ${worker} (logp_old disagreeing with the learner's own recomputation at the row's behaviour version): ${shown}${actions.length > 8 ? ', ...' : ''}${this.o.after > 0 ? `; ${n} of ${this.span()}, quarantined at ${this.o.after}` : ''}`);
+      this.judge(worker, n);
+    }
+    if (this.o.after > 0) this.pending.push({ seq, windows: this.stored() });
+  }
+
+  /**
+   * Whether batch `seq` still needs counting from the learner's kept report (lib/grpo/exclusion-reports.ts): this
+   * process has not counted a TrainResult of it (nor its report), and has counted none of a later batch (the windows
+   * are counted in batch order; a later batch's TrainResult counted first makes this one's counts lost, as before).
+   */
+  needsReport(seq: number): boolean {
+    return this.o.after > 0 && !this.pending.some((p) => p.seq >= seq);
+  }
+
+  /**
+   * Batch `seq`'s results as the learner's kept report records them (`results`: per rollout worker id, its checked
+   * results in batch order, 'x' excluded, 'p' passed), for a batch acknowledged without a TrainResult that reports it
+   * (an orchestrator killed between its TrainResult and its acknowledgement: review29 F5). Counted in the windows as
+   * `record` counts a TrainResult, logged per worker with an excluded result, quarantining as `record` does; the rows
+   * are not in the report, so rollout_rows_excluded_total does not count them. Call only where needsReport(seq).
+   */
+  recordReported(seq: number, results: Readonly<Record<string, string>>): void {
+    const checked: CheckedResult[] = [];
+    for (const [worker, marks] of Object.entries(results)) for (const m of marks) checked.push({ worker, sampleId: '', excluded: m === 'x' });
+    this.countWindows(checked);
+    for (const [worker, marks] of Object.entries(results)) {
+      const x = [...marks].filter((m) => m === 'x').length;
+      if (!x) continue;
+      const n = this.windows.get(worker)?.hits.length ?? 0;
+      this.o.log(`GRPO batch ${seq} (acknowledged without its TrainResult at hand; the learner's kept report of it): the learner excluded rows of ${x} of ${marks.length} checked rollout results of rollout worker ${worker}; ${n} of ${this.span()}, quarantined at ${this.o.after}`);
+      this.judge(worker, n);
+    }
+    this.pending.push({ seq, windows: this.stored() });
+  }
+
+  /** Quarantines `worker` if `n` (its excluded results in the window) reached grpo.quarantineAfter. */
+  private judge(worker: string, n: number): void {
+    if (this.o.after > 0 && n >= this.o.after && !this.quarantined.has(worker)) {
+      this.quarantined.add(worker);
+      this.o.metrics.get('workers_quarantined_total').inc();
+      const why = this.reason(worker);
+      this.o.log(`quarantined rollout worker ${worker}: ${why}${this.quarantined.size > QUARANTINE_STORED_MAX ? ` (not stored in the run state: it holds the first ${QUARANTINE_STORED_MAX} quarantined ids; a restarted orchestrator lets this one in until it is quarantined again)` : ''}`);
+      this.o.close(worker, why);
+    }
+  }
+
+  /** Counts `checked` in the windows, in batch order: only a worker with an exclusion in its window is followed (see `windows`). */
+  private countWindows(checked: readonly CheckedResult[]): void {
     if (this.o.after > 0) {
       for (const c of checked) {
         let w = this.windows.get(c.worker);
@@ -198,22 +255,6 @@ export class Quarantine {
         if (!w.hits.length) this.windows.delete(c.worker);
       }
     }
-    const byWorker = new Map<string, ExcludedAction[]>();
-    for (const e of excluded) (byWorker.get(e.worker) ?? byWorker.set(e.worker, []).get(e.worker)!).push(e);
-    for (const [worker, actions] of byWorker) {
-      this.o.metrics.get('rollout_rows_excluded_total').inc({ worker_id: this.label(worker) }, actions.length);
-      const n = this.windows.get(worker)?.hits.length ?? 0;
-      const shown = actions.slice(0, 8).map((a) => `${quoteForLog(a.sampleId, 64)}#${a.groupIndex}`).join(', ');
-      this.o.log(`GRPO batch ${seq}: the learner excluded ${actions.length} actions of rollout worker ${worker} (logp_old disagreeing with the learner's own recomputation at the row's behaviour version): ${shown}${actions.length > 8 ? ', ...' : ''}${this.o.after > 0 ? `; ${n} of ${this.span()}, quarantined at ${this.o.after}` : ''}`);
-      if (this.o.after > 0 && n >= this.o.after && !this.quarantined.has(worker)) {
-        this.quarantined.add(worker);
-        this.o.metrics.get('workers_quarantined_total').inc();
-        const why = this.reason(worker);
-        this.o.log(`quarantined rollout worker ${worker}: ${why}${this.quarantined.size > QUARANTINE_STORED_MAX ? ` (not stored in the run state: it holds the first ${QUARANTINE_STORED_MAX} quarantined ids; a restarted orchestrator lets this one in until it is quarantined again)` : ''}`);
-        this.o.close(worker, why);
-      }
-    }
-    if (this.o.after > 0) this.pending.push({ seq, windows: this.stored() });
   }
 
   /** The worker_id label for `worker`: its id while fewer than QUARANTINE_LABELLED_WORKERS have one, else "other". */

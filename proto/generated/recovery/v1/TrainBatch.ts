@@ -73,6 +73,16 @@ export interface TrainBatch {
    */
   'distinct_images'?: (_recovery_v1_Tensor | null);
   'image_rows'?: (number)[];
+  /**
+   * GRPO ([N] or empty): the rollout worker id whose accepted rollout result carried each action's group, as the
+   * orchestrator attributed it. The learner trains nothing from it: where its checks exclude rows of the batch, it
+   * keeps a report of the batch's checked results per worker (lib/grpo/exclusion-reports.ts) in the run state before
+   * publishing the batch's version, so an orchestrator that acknowledges the batch without its TrainResult (killed
+   * before writing the acknowledgement, then a catch-up or a 'duplicate') still counts them (docs/security.md). Not
+   * in the batch digest (lib/transport/batch-digest.ts): an older learner drops it and must compute the same digest.
+   * Empty (an older orchestrator, an SFT batch): no report.
+   */
+  'rollout_workers'?: (string)[];
 }
 
 /**
@@ -144,4 +154,14 @@ export interface TrainBatch__Output {
    */
   'distinct_images': (_recovery_v1_Tensor__Output | null);
   'image_rows': (number)[];
+  /**
+   * GRPO ([N] or empty): the rollout worker id whose accepted rollout result carried each action's group, as the
+   * orchestrator attributed it. The learner trains nothing from it: where its checks exclude rows of the batch, it
+   * keeps a report of the batch's checked results per worker (lib/grpo/exclusion-reports.ts) in the run state before
+   * publishing the batch's version, so an orchestrator that acknowledges the batch without its TrainResult (killed
+   * before writing the acknowledgement, then a catch-up or a 'duplicate') still counts them (docs/security.md). Not
+   * in the batch digest (lib/transport/batch-digest.ts): an older learner drops it and must compute the same digest.
+   * Empty (an older orchestrator, an SFT batch): no report.
+   */
+  'rollout_workers': (string)[];
 }

@@ -1,0 +1,98 @@
+// The learner's kept exclusion reports (round 32, trust32; docs/security.md, "A worker whose rows the learner excludes
+// is named, counted and quarantined"). The orchestrator counts a batch's checked and excluded rollout results in its
+// quarantine windows from the batch's TrainResult, and stores the windows with the batch's acknowledgement. Killed
+// after the TrainResult arrived and before that acknowledgement was written, the batch is trained, and the restarted
+// orchestrator acknowledges it without a TrainResult that reports it (a learner's Hello catch-up, or a 'duplicate'
+// answer checked against the published checkpoint): before round 32 its counts were lost (review29 F5), so a forger
+// whose forged batch landed in that gap escaped a count.
+//
+// So the orchestrator sends each GRPO batch's attribution with it (TrainBatch.rollout_workers: the rollout worker of
+// each action's group), and the learner, when its checks exclude rows of a batch, keeps a report of the batch's checked
+// results per worker in its run-state record (the `learner-skips` key, which only the learner writes: NATS grants),
+// written before the batch's version is published, so whoever sees that version can read the report. An orchestrator
+// acknowledging a batch without a TrainResult that reports it counts the report, once: only a batch after the stored
+// acknowledgement, and not one whose TrainResult this process counted already. Only batches with an excluded result
+// are reported (a write on the learner's path only when a row was forged or broken): the passed results of a batch
+// acknowledged without its TrainResult are not counted, so a window then ages by those results less (as all of the
+// batch's counts were lost before).
+import { z } from 'zod';
+import { WORKER_ID_PATTERN } from '../transport/messages.ts';
+
+/** The run-state key of the learner's record (learner/index.ts: its non-finite skips, and these reports). */
+export const LEARNER_RECORD_KEY = 'learner-skips';
+
+/** The Capabilities label a learner that keeps these reports sets (value "1"): an older learner is told apart by it. */
+export const EXCLUSION_REPORTS_LABEL = 'exclusion_reports';
+
+/** The newest this many reports are kept (batches with an excluded result; only the unacknowledged ones are read). */
+export const EXCLUSION_REPORTS_KEPT = 8;
+/** At most this many worker ids per report: those with an excluded result first, then those with the most results. */
+export const REPORT_WORKERS_MAX = 64;
+/** At most this many results per worker id and report (its newest in the batch). */
+export const REPORT_RESULTS_MAX = 256;
+
+/**
+ * One batch's report: per rollout worker id, its results (groups) the learner's checks examined, in batch order, 'x'
+ * for one with an excluded row, 'p' for one that passed. At most ~26 kB of JSON (64 ids of 128 characters, 256
+ * results each), so the kept reports stay ~210 kB at most, far under a NATS message.
+ */
+export const exclusionReportSchema = z.object({
+  seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  results: z.record(z.string().regex(WORKER_ID_PATTERN), z.string().regex(new RegExp(`^[xp]{1,${REPORT_RESULTS_MAX}}$`)))
+    .refine((r) => Object.keys(r).length <= REPORT_WORKERS_MAX, `at most ${REPORT_WORKERS_MAX} worker ids`),
+});
+export type ExclusionReport = z.infer<typeof exclusionReportSchema>;
+
+/**
+ * The report of batch `seq` (undefined: nothing to report, or the batch carries no attribution). `sampleIds` and
+ * `rolloutWorkers` per action (TrainBatch.sample_ids, rollout_workers; a group's actions share a sample id);
+ * `excluded`: the actions with an excluded row; `unchecked`: those with a row no check examined (counted only when
+ * excluded); `applied`: the step was applied (a batch skipped as non-finite reports its excluded results only, as the
+ * orchestrator counts its TrainResult).
+ */
+export function buildExclusionReport(seq: number, sampleIds: readonly string[], rolloutWorkers: readonly string[], excluded: readonly number[], unchecked: readonly number[], applied: boolean): ExclusionReport | undefined {
+  if (!excluded.length || rolloutWorkers.length !== sampleIds.length) return undefined;
+  const hit = new Set<string>();
+  for (const i of excluded) if (sampleIds[i] !== undefined) hit.add(sampleIds[i]!);
+  const open = new Set<string>();
+  for (const i of unchecked) if (sampleIds[i] !== undefined) open.add(sampleIds[i]!);
+  const seen = new Set<string>();
+  const results = new Map<string, string>();
+  sampleIds.forEach((id, i) => {
+    if (seen.has(id)) return;
+    seen.add(id);
+    const worker = rolloutWorkers[i]!;
+    if (!WORKER_ID_PATTERN.test(worker)) return;
+    const mark = hit.has(id) ? 'x' : applied && !open.has(id) ? 'p' : '';
+    if (mark) results.set(worker, (results.get(worker) ?? '') + mark);
+  });
+  const workers = [...results].map(([w, r]) => [w, r.slice(-REPORT_RESULTS_MAX)] as [string, string]);
+  if (!workers.some(([, r]) => r.includes('x'))) return undefined;
+  if (workers.length > REPORT_WORKERS_MAX) {
+    workers.sort(([, a], [, b]) => Number(b.includes('x')) - Number(a.includes('x')) || b.length - a.length);
+    workers.length = REPORT_WORKERS_MAX;
+  }
+  return { seq, results: Object.fromEntries(workers.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
+}
+
+/**
+ * The reports in `kept` (the record's field as read: anything; a malformed entry is dropped) that are well formed, in
+ * seq order, one per seq.
+ */
+export function readExclusionReports(kept: unknown): ExclusionReport[] {
+  if (!Array.isArray(kept)) return [];
+  const bySeq = new Map<number, ExclusionReport>();
+  for (const e of kept) {
+    const r = exclusionReportSchema.safeParse(e);
+    if (r.success) bySeq.set(r.data.seq, r.data);
+  }
+  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * The reports to keep after `report`: it replaces any of its seq or after (a learner resumed from an older version
+ * trains those batches again), and only the newest EXCLUSION_REPORTS_KEPT stay.
+ */
+export function keepExclusionReport(kept: unknown, report: ExclusionReport): ExclusionReport[] {
+  return [...readExclusionReports(kept).filter((r) => r.seq < report.seq), report].slice(-EXCLUSION_REPORTS_KEPT);
+}

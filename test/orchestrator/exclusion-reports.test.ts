@@ -1,0 +1,178 @@
+// The learner's kept exclusion reports (lib/grpo/exclusion-reports.ts, round 32): what a report holds, and that the
+// coordinator counts a batch's report only when it acknowledges the batch without a TrainResult that reports it (a
+// Hello's catch-up, a 'duplicate' answer), once: never again after the batch's acknowledgement was written, nor for a
+// batch whose TrainResult it counted. The coordinator alone with fake sessions (as retries-claims-catch-up.test.ts).
+// The kill between a TrainResult and its acknowledgement, with real processes: quarantine-kill-ack.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../lib/config/index.ts';
+import { encodeTensor, trainBatchDigest, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
+import { buildExclusionReport, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readExclusionReports, REPORT_RESULTS_MAX, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
+import { fakeSession, until, type FakeSession } from '../helpers/fake-session.ts';
+import { testCoordinator } from '../helpers/coordinator.ts';
+
+test('a report: per worker its examined groups in batch order, x excluded, p passed; unchecked groups left out', () => {
+  // groups a (w1), b (w2), c (w1), d (w2), two actions each; b's second action excluded, d has an unchecked action
+  const ids = ['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd'];
+  const workers = ['w1', 'w1', 'w2', 'w2', 'w1', 'w1', 'w2', 'w2'];
+  assert.deepEqual(buildExclusionReport(4, ids, workers, [3], [7], true), { seq: 4, results: { w1: 'pp', w2: 'x' } });
+  // not applied (skipped as non-finite): only the excluded results are counted, as a TrainResult's would be
+  assert.deepEqual(buildExclusionReport(4, ids, workers, [3], [7], false), { seq: 4, results: { w2: 'x' } });
+  // nothing excluded, or no attribution (an older orchestrator) or a wrong length: no report
+  assert.equal(buildExclusionReport(4, ids, workers, [], [], true), undefined);
+  assert.equal(buildExclusionReport(4, ids, [], [3], [], true), undefined);
+  assert.equal(buildExclusionReport(4, ids, workers.slice(1), [3], [], true), undefined);
+  // a worker's results are cut to its newest REPORT_RESULTS_MAX
+  const many = Array.from({ length: REPORT_RESULTS_MAX + 5 }, (_, i) => `g${i}`);
+  const r = buildExclusionReport(1, many, many.map(() => 'w'), [0, many.length - 1], [], true)!;
+  assert.equal(r.results['w']!.length, REPORT_RESULTS_MAX);
+  assert.ok(r.results['w']!.endsWith('x') && r.results['w']!.startsWith('p'));
+});
+
+test('kept reports: a seq replaces its own and later ones, the newest EXCLUSION_REPORTS_KEPT stay, malformed entries are dropped', () => {
+  const rep = (seq: number, marks = 'x'): ExclusionReport => ({ seq, results: { w: marks } });
+  let kept: unknown = undefined;
+  for (let s = 1; s <= EXCLUSION_REPORTS_KEPT + 2; s++) kept = keepExclusionReport(kept, rep(s));
+  assert.deepEqual(readExclusionReports(kept).map((r) => r.seq), Array.from({ length: EXCLUSION_REPORTS_KEPT }, (_, i) => i + 3));
+  // a learner resumed from an older version trains batch 5 again: its report replaces 5 and what came after
+  kept = keepExclusionReport(kept, rep(5, 'px'));
+  assert.deepEqual(readExclusionReports(kept), [rep(3), rep(4), rep(5, 'px')]);
+  assert.deepEqual(readExclusionReports([rep(2), { seq: 3, results: { w: 'xy' } }, { seq: 0, results: {} }, 'junk', { seq: 4, results: { 'bad id': 'x' } }]), [rep(2)]);
+  assert.deepEqual(readExclusionReports({ seq: 1 }), []);
+});
+
+const G = 2;
+const H = 16;
+
+test('the coordinator counts a kept report once, only for a batch acknowledged without its TrainResult; a duplicate after the acknowledgement counts nothing', async () => {
+  const config = parseConfig({
+    run: { id: 'kept-reports', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: 2, quarantineWindow: 10 },
+    orchestrator: { bundleMs: 0 },
+  });
+  // what the learner's record holds and its newest published checkpoint says, as the test moves them
+  let reports: ExclusionReport[] = [];
+  let published = { version: 0, lastBatchSeq: 0 };
+  let reads = 0;
+  const { c, log } = await testCoordinator(config, 'kept-reports', {
+    publishedProgress: async () => published,
+    exclusionReports: async () => {
+      reads++;
+      return reports;
+    },
+  });
+  const why = () => log.join('\n');
+  const forger = fakeSession('ROLLOUT', 'forger');
+  const reward = fakeSession('REWARD', 's');
+  const learnerSession = (held?: number): FakeSession => {
+    const l = fakeSession('LEARNER', 'l');
+    l.hello.capabilities.labels = { [EXCLUSION_REPORTS_LABEL]: '1' };
+    if (held !== undefined) (l.hello as { last_batch_seq?: number }).last_batch_seq = held;
+    return l;
+  };
+  let learner = learnerSession();
+  c.attach(forger);
+  c.attach(reward);
+  c.attach(learner);
+  c.start();
+  const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
+  /** The forger rolls out (and the reward worker scores) the group of GRPO batch `seq`. */
+  const rollOut = async (seq: number) => {
+    const rollouts = () => forger.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []));
+    const prefix = `kept-reports-r${seq - 1}-`;
+    // not one withdrawn (a batch opened early and withdrawn is opened again with a new task: early-open.test.ts)
+    const cancelled = () => new Set(forger.sent.flatMap((m) => (m.cancel_task ? [m.cancel_task.task_id] : [])));
+    const live = () => rollouts().filter((t) => t.task_id!.startsWith(prefix) && !cancelled().has(t.task_id!));
+    await until(() => live().length > 0, `the rollout task of batch ${seq}\n${why()}`);
+    const t = live()[0]!;
+    c.handle(forger, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: seq - 1, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
+    const scores = () => reward.sent.flatMap((m) => (m.score_task ? [m.score_task] : m.task_bundle?.score_tasks ?? []));
+    await until(() => scores().length >= seq, `the score task of batch ${seq}\n${why()}`);
+    const s = scores()[seq - 1]!;
+    c.handle(reward, { score_result: { task_id: s.task_id, attempt: s.attempt, components: Array.from({ length: G }, (_, g) => ({ ssim: 0.5 + 0.1 * g, clip_cos: 0.5 })), compute_ms: 1, clip_encoder: 'toy' } } as unknown as WorkerMessage__Output);
+  };
+  const sentBatch = async (seq: number): Promise<TrainBatch> => {
+    await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === seq), `batch ${seq} sent to the learner\n${why()}`);
+    return learner.sent.find((m) => m.train_batch?.batch_seq === seq)!.train_batch!;
+  };
+  const answer = (b: TrainBatch, fields: Record<string, unknown>) =>
+    c.handle(learner, { train_result: { batch_id: b.batch_id, batch_seq: b.batch_seq, applied: true, skipped_reason: '', version: b.batch_seq, compute_ms: 1, batch_digest: trainBatchDigest(b), ...fields } } as unknown as WorkerMessage__Output);
+  const replaceLearner = (held?: number) => {
+    (learner as { isOpen: boolean }).isOpen = false;
+    c.detach(learner);
+    learner = learnerSession(held);
+    c.attach(learner);
+  };
+
+  // batch 1: its TrainResult excludes the forger's group and is counted as it arrives (1 of its last 10); the
+  // learner kept a report of it too
+  await rollOut(1);
+  const b1 = await sentBatch(1);
+  assert.deepEqual(b1.rollout_workers, ['forger', 'forger'], 'each action names its group\'s rollout worker');
+  reports = [{ seq: 1, results: { forger: 'x' } }];
+  published = { version: 1, lastBatchSeq: 1 };
+  answer(b1, { excluded_actions: [0, 1], check_coverage: { unchecked_actions: [] } });
+  await until(() => c.state.ackedSeq === 1, `batch 1 acknowledged\n${why()}`);
+  assert.deepEqual(c.state.quarantineWindows, { forger: [0] }, why());
+  // a plain re-send answered 'duplicate' after the acknowledgement was written counts nothing (nor reads the record)
+  // (onTrain drops a result for an acknowledged seq before its first await: nothing to wait for)
+  answer(b1, { applied: false, skipped_reason: 'duplicate', batch_digest: '' });
+  assert.equal(reads, 0, why());
+
+  // batch 2 is trained, its TrainResult never arrives (the learner reconnects saying it holds batch 2): acknowledged by
+  // the catch-up, counted from its report (one passed result); batch 1's report, already counted, is not counted again
+  await rollOut(2);
+  await sentBatch(2);
+  reports = [{ seq: 1, results: { forger: 'x' } }, { seq: 2, results: { forger: 'p' } }];
+  published = { version: 2, lastBatchSeq: 2 };
+  replaceLearner(2);
+  await until(() => c.state.ackedSeq === 2, `batch 2 caught up\n${why()}`);
+  assert.equal(reads, 1, why());
+  // 1 excluded result, 1 result before the forger's newest: batch 1's report counted again would have made 2 (quarantined)
+  assert.deepEqual(c.state.quarantineWindows, { forger: [1] }, why());
+  assert.equal(c.state.quarantined, undefined, why());
+
+  // batch 3: a restarted learner (its Hello says nothing) answers 'duplicate': its published checkpoint holds batch 3,
+  // and the report of batch 3 (excluded) is counted: 2 of its last 10, quarantined; a second 'duplicate' counts nothing
+  replaceLearner();
+  await rollOut(3);
+  const b3 = await sentBatch(3);
+  reports = [{ seq: 1, results: { forger: 'x' } }, { seq: 2, results: { forger: 'p' } }, { seq: 3, results: { forger: 'x' } }];
+  published = { version: 3, lastBatchSeq: 3 };
+  answer(b3, { applied: false, skipped_reason: 'duplicate', version: 3 });
+  await until(() => c.state.ackedSeq === 3, `batch 3 acknowledged from the duplicate\n${why()}`);
+  assert.deepEqual(c.state.quarantined, ['forger'], why());
+  assert.ok(log.some((l) => /^GRPO batch 3 \(acknowledged without its TrainResult at hand; the learner's kept report of it\): the learner excluded rows of 1 of 1 checked rollout results of rollout worker forger; 2 of its last 10/.test(l)), why());
+  assert.equal(log.filter((l) => /^quarantined rollout worker forger: /.test(l)).length, 1, why());
+  answer(b3, { applied: false, skipped_reason: 'duplicate', version: 3 });
+  assert.equal(reads, 2, why());
+  assert.ok(!log.some((l) => /the learner does not keep exclusion reports/.test(l)), why());
+});
+
+test('an older learner (no exclusion_reports label) caught up: said once, nothing counted, the acknowledgement goes through', async () => {
+  const config = parseConfig({
+    run: { id: 'kept-reports-old', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: 2, quarantineWindow: 10 },
+  });
+  let published = { version: 1, lastBatchSeq: 1 };
+  const { c, log } = await testCoordinator(config, 'kept-reports-old', { publishedProgress: async () => published, exclusionReports: async () => undefined });
+  c.start();
+  const older = (held: number) => {
+    const l = fakeSession('LEARNER', 'l');
+    (l.hello as { last_batch_seq?: number }).last_batch_seq = held;
+    return l;
+  };
+  let l = older(1);
+  c.attach(l);
+  await until(() => c.state.ackedSeq === 1, `batch 1 caught up\n${log.join('\n')}`);
+  (l as { isOpen: boolean }).isOpen = false;
+  c.detach(l);
+  published = { version: 2, lastBatchSeq: 2 };
+  l = older(2);
+  c.attach(l);
+  await until(() => c.state.ackedSeq === 2, `batch 2 caught up\n${log.join('\n')}`);
+  assert.deepEqual(log.filter((x) => /^the learner does not keep exclusion reports \(an older learner\)/.test(x)), [
+    'the learner does not keep exclusion reports (an older learner): the excluded results of GRPO batches acknowledged without their TrainResult (here 1..1) are not counted in the quarantine windows (docs/security.md)',
+  ]);
+  assert.equal(c.state.quarantineWindows, undefined);
+});
