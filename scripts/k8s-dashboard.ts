@@ -25,6 +25,8 @@ interface PanelSpec {
   height?: number;
   min?: number;
   max?: number;
+  /** Colour steps (Grafana's absolute thresholds): the first from -infinity (value null), each next from its value up. */
+  thresholds?: { color: string; value: number | null }[];
 }
 type Row = { row: string; panels: PanelSpec[] };
 
@@ -211,6 +213,22 @@ export const ROWS: Row[] = [
       },
     ],
   },
+  {
+    row: 'TLS',
+    panels: [
+      {
+        title: 'Days until the served certificate expires',
+        kind: 'stat',
+        width: 6,
+        height: 4,
+        description:
+          "Days left on the certificate the orchestrator's gRPC server presents (recovery_grpo_tls_certificate_expiry_timestamp_seconds: the one in use; a renewal it takes moves it). A 90-day cert-manager certificate renews with 30 days left: under 21 its renewal is stuck (alert RecoveryGrpoTlsRenewalStuck, orange), under 7 critical (RecoveryGrpoTlsCertificateExpiring, red).",
+        targets: [q(`(min(recovery_grpo_tls_certificate_expiry_timestamp_seconds{${R}, role="orchestrator"}) - time()) / 86400`, 'days left')],
+        unit: 'd',
+        thresholds: [{ color: 'red', value: null }, { color: 'orange', value: 7 }, { color: 'green', value: 21 }],
+      },
+    ],
+  },
 ];
 
 /** The dashboard as Grafana's JSON model (schemaVersion 39). Deterministic: ids and positions follow ROWS. */
@@ -244,6 +262,7 @@ export function renderDashboard(): Record<string, unknown> {
             unit: p.unit ?? (kind === 'stat' ? 'none' : 'short'),
             ...(p.min !== undefined ? { min: p.min } : {}),
             ...(p.max !== undefined ? { max: p.max } : {}),
+            ...(p.thresholds !== undefined ? { thresholds: { mode: 'absolute', steps: p.thresholds } } : {}),
             ...(kind === 'timeseries' ? { custom: { drawStyle: 'line', lineWidth: 1, fillOpacity: 0, showPoints: 'never', spanNulls: true } } : {}),
           },
           overrides: [],

@@ -6,6 +6,11 @@
 //   - every container runs as uid 10001 with a read-only root file system (asked inside it);
 //   - the learner and the workers see RECOVERY_GRPO_THREADS = their CPU limit rounded up (the Downward API as podman
 //     plays it; asked inside the container);
+//   - NATS's config reloader sidecar (natsio/nats-server-config-reloader, not pullable here) stands in as the base image
+//     running `sleep infinity` (a recorded conversion); from inside it the check sends what the reloader sends, SIGHUP
+//     to the pid in nats.conf's pid_file, and nats-server (the image's 2.10) must log a successful reload and stay
+//     healthy: the shared process namespace, the pid file on the shared emptyDir and the signal between containers
+//     of one uid with no capability, as podman plays them;
 //   - SIGTERM to the rollout worker's container during GRPO drains it: it logs the stop, finishes or hands back
 //     its tasks within the grace period (no "abandoned" warning), exits 0, and podman restarts it as the
 //     Deployment's ReplicaSet would replace the pod; the run loses no sample (samples_dropped_total 0);
@@ -105,6 +110,31 @@ interface Ctr {
   neverRestarted: boolean;
   /** The onnxruntime threads its manifest asks for from its CPU limit (Downward API), when it does: ceil(limits.cpu). */
   threadsFromLimit?: number;
+  /** Not its pod's first container (NATS's reloader): serves nothing, so no health check. */
+  sidecar: boolean;
+}
+
+/**
+ * NATS's config reloader (k8s/base/nats.yaml) cannot be pulled here: the base image stands in, running `sleep infinity`,
+ * with the container's security settings and mounts unchanged; the check sends the reloader's signal from it. Returns
+ * the pid file the reloader was to read (its -pid), or undefined where the manifests have no reloader.
+ */
+function standInReloader(stages: { objects: K8sObject[] }[], changes: { kind: string; name: string; what: string }[]): string | undefined {
+  for (const o of stages.flatMap((s) => s.objects)) {
+    if (o.kind !== 'Pod') continue;
+    const spec = o.spec as { shareProcessNamespace?: boolean; containers: { name: string; image?: string; command?: string[]; args?: string[] }[] };
+    const c = spec.containers.find((x) => x.name === 'reloader');
+    if (!c) continue;
+    const pid = (c.args ?? []).map((a) => /^--?pid=(.+)$/.exec(a)?.[1]).find((x) => x !== undefined);
+    if (!pid) throw new Error(`Pod ${o.metadata.name}: container reloader has no -pid=<file> argument`);
+    if (spec.shareProcessNamespace !== true) throw new Error(`Pod ${o.metadata.name}: a reloader without shareProcessNamespace cannot see nats-server`);
+    changes.push({ kind: 'Pod', name: o.metadata.name, what: `container reloader: image ${c.image} -> ${BASE_IMAGE} running \`sleep infinity\` (cannot be pulled here); the check sends its SIGHUP to the pid in ${pid} from inside it` });
+    c.image = BASE_IMAGE;
+    c.command = ['sleep', 'infinity'];
+    delete c.args;
+    return pid;
+  }
+  return undefined;
 }
 
 
@@ -203,6 +233,39 @@ async function checkWebgpuScorer(): Promise<void> {
   );
 }
 
+// ---- NATS's reload, as its reloader sidecar sends it ---------------------------------------------------------------
+/**
+ * From inside the reloader's container (its stand-in): the pid in `pidFile` must be nats-server's (seen through the
+ * shared process namespace, not pid 1), and SIGHUP to it, what the reloader sends when a watched file changes, must
+ * end in nats-server's "Reloaded server configuration" with /healthz still 200. The files are unchanged here (podman
+ * mounts the Secret as a ConfigMap, not renewed in place); what a changed file does is test/transport/nats-tls-reload.test.ts.
+ */
+async function checkNatsReload(natsCtr: string, reloaderCtr: string, pidFile: string, natsIp: string): Promise<void> {
+  const name = 'NATS reload from the reloader\'s container';
+  const reloaded = () => (logsOf(natsCtr).match(/Reloaded server configuration/g) ?? []).length;
+  const before = reloaded();
+  const inReloader = (cmd: string) => spawnSync('podman', ['exec', reloaderCtr, 'sh', '-c', cmd], { encoding: 'utf8', timeout: 30_000 });
+  const pid = inReloader(`cat ${pidFile}`).stdout.trim();
+  const comm = inReloader(`cat /proc/${pid}/comm`).stdout.trim();
+  if (!/^\d+$/.test(pid) || pid === '1' || comm !== 'nats-server') {
+    check(name, false, `${pidFile} holds ${JSON.stringify(pid)}, which the reloader's container sees as ${JSON.stringify(comm)} (expected nats-server, not pid 1)`);
+    return;
+  }
+  const kill = inReloader(`kill -HUP "$(cat ${pidFile})"`);
+  let after = before;
+  for (let i = 0; i < 60 && after <= before; i++) {
+    await sleep(500);
+    after = reloaded();
+  }
+  const failed = /Failed to reload[^\n]*/.exec(logsOf(natsCtr))?.[0];
+  const health = await get(`http://${natsIp}:8222/healthz?js-enabled-only=true`);
+  check(
+    name,
+    kill.status === 0 && after > before && !failed && health?.status === 200,
+    `SIGHUP to pid ${pid} (${comm}, read from ${pidFile} in ${reloaderCtr}, uid 10001, no capability): kill exit ${kill.status}${kill.stderr.trim() ? ` (${kill.stderr.trim()})` : ''}, ${after > before ? '"Reloaded server configuration" logged' : 'NO reload logged within 30 s'}${failed ? `, ${failed}` : ''}; /healthz ${health?.status ?? 'no answer'} after`,
+  );
+}
+
 // ---- teardown -----------------------------------------------------------------------------------------------
 let stageFiles: string[] = [];
 let secretNames: string[] = [];
@@ -266,6 +329,7 @@ async function main(): Promise<void> {
     images: natsImage ? { [natsImage]: BASE_IMAGE } : {},
     secrets,
   });
+  const reloaderPidFile = standInReloader(kube.stages, kube.changes);
   writeFileSync(join(WORK, 'changes.json'), JSON.stringify(kube.changes, null, 2));
   say(`rendered k8s/overlays/cpu-dev (${objects.length} objects) with ${image}; ${kube.changes.length} conversions (.tmp/deploy-check/changes.json)`);
   stageFiles = kube.stages.map((s, i) => {
@@ -285,10 +349,10 @@ async function main(): Promise<void> {
     const pod = podmanPodName(w);
     const role = (w.kind === 'Pod' ? w.metadata.labels : (w.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels)?.['app.kubernetes.io/component'] ?? w.metadata.name;
     const neverRestarted = w.kind === 'Pod' && (w.spec as { restartPolicy?: string }).restartPolicy === 'Never';
-    return spec.containers.map((c) => {
+    return spec.containers.map((c, i) => {
       const fromLimit = c.env?.some((e) => e.name === THREADS_ENV && e.valueFrom?.resourceFieldRef?.resource === 'limits.cpu');
       const limit = c.resources?.limits?.cpu;
-      return { pod, name: `${pod}-${c.name}`, role, neverRestarted, ...(fromLimit && limit !== undefined ? { threadsFromLimit: Math.ceil(quantity(limit)) /* the Downward API's limits.cpu, divisor 1 */ } : {}) };
+      return { pod, name: `${pod}-${c.name}`, role, neverRestarted, sidecar: i > 0, ...(fromLimit && limit !== undefined ? { threadsFromLimit: Math.ceil(quantity(limit)) /* the Downward API's limits.cpu, divisor 1 */ } : {}) };
     });
   });
   const byRole = (role: string) => {
@@ -299,6 +363,7 @@ async function main(): Promise<void> {
   const orch = byRole('orchestrator');
   const rollout = byRole('rollout-worker');
   const nats = byRole('nats');
+  const reloader = containers.find((c) => c.role === 'nats' && c.sidecar);
 
   teardown(); // leftovers of an earlier, interrupted check
   tornDown = false;
@@ -316,6 +381,8 @@ async function main(): Promise<void> {
     await sleep(500);
   }
   say(`NATS is up (${natsIp})`);
+  if (reloader && reloaderPidFile) await checkNatsReload(nats.name, reloader.name, reloaderPidFile, natsIp);
+  else check('NATS reload from the reloader\'s container', false, 'the rendered NATS pod has no reloader sidecar (k8s/base/nats.yaml)');
   for (const f of stageFiles.slice(1)) podman('kube', 'play', '--network', NETWORK, f);
   say(`played ${containers.map((c) => c.name).join(', ')}`);
 
@@ -352,7 +419,7 @@ async function main(): Promise<void> {
           if (c.threadsFromLimit !== undefined) check(`onnxruntime threads from the CPU limit: ${c.name}`, probe[2] === String(c.threadsFromLimit), `${THREADS_ENV}=${probe[2]}, limits.cpu rounded up ${c.threadsFromLimit}`);
         }
       }
-      if (!healthy.has(c.name)) {
+      if (!healthy.has(c.name) && !c.sidecar) {
         const ip = ins.NetworkSettings.Networks[NETWORK]?.IPAddress;
         if (!ip) continue;
         if (c.role === 'nats') {
@@ -463,7 +530,7 @@ async function main(): Promise<void> {
     );
   }
   for (const c of containers) {
-    if (!healthy.has(c.name)) check(`health and metrics: ${c.name}`, false, 'never answered while the run went on');
+    if (!healthy.has(c.name) && !c.sidecar) check(`health and metrics: ${c.name}`, false, 'never answered while the run went on');
     if (!hardened.has(c.name)) check(`non-root, read-only root fs: ${c.name}`, false, 'never running when asked');
     if (!hardened.has(c.name) && c.threadsFromLimit !== undefined) check(`onnxruntime threads from the CPU limit: ${c.name}`, false, 'never running when asked');
   }

@@ -68,7 +68,7 @@ test('dashboard: the panels an operator looks at first, a sound layout, the run 
   const titles = dashboard.panels.map((p) => p.title);
   for (const want of [
     'Reward and components', 'KL and clip fraction', 'Policy version per process', 'Staleness of trained samples',
-    'Throughput per role', 'Queue depths', 'Worker counts', 'Checkpoint broadcast times',
+    'Throughput per role', 'Queue depths', 'Worker counts', 'Checkpoint broadcast times', 'Days until the served certificate expires',
   ]) assert.ok(titles.includes(want), `panel "${want}" is missing`);
   const ids = dashboard.panels.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');

@@ -27,15 +27,22 @@ export function natsConfOf(objs: K8sObject[]): string {
   return (objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('recovery-grpo-nats-config'))!.data as Record<string, string>)['nats.conf']!;
 }
 
+/** Where nats.conf has nats-server write its pid (pid_file), as the reloader sidecar and the preStop hook read it. */
+export const NATS_PID_FILE = '/var/run/nats/nats.pid';
+
 /**
  * That nats.conf made runnable by a local nats-server (spawnNatsServer with `-c`): its TLS paths pointed at `tls`'s
- * files; host, port and store directory left to spawnNatsServer's flags; the file store's limit fixed.
+ * files; host, port and store directory left to spawnNatsServer's flags; the file store's limit fixed; the pid file
+ * at `pidFile`, or none.
  */
-export function localNatsConf(objs: K8sObject[], tls: { cert: string; key: string; ca: string }): string {
-  return natsConfOf(objs)
+export function localNatsConf(objs: K8sObject[], tls: { cert: string; key: string; ca: string }, pidFile?: string): string {
+  const conf = natsConfOf(objs);
+  if (pidFile !== undefined && !conf.includes(`pid_file: ${NATS_PID_FILE}`)) throw new Error(`localNatsConf: nats.conf has no pid_file: ${NATS_PID_FILE}`);
+  return conf
     .replace('/etc/nats-tls/tls.crt', tls.cert)
     .replace('/etc/nats-tls/tls.key', tls.key)
     .replace('/etc/nats-tls/ca.crt', tls.ca)
+    .replace(`pid_file: ${NATS_PID_FILE}`, pidFile !== undefined ? `pid_file: ${JSON.stringify(pidFile)}` : '')
     .replace(/^\s*(server_name|port|http_port|store_dir|lame_duck_duration|lame_duck_grace_period):.*$/gm, '')
     .replace('$NATS_JS_MAX_FILE_STORE', '1GB');
 }
