@@ -272,3 +272,22 @@ for (const order of ['duplicate-first', 'next-result-first'] as const) {
     assert.ok(!r.log.some((l) => /kept exclusion report of it not counted/.test(l)), r.why());
   });
 }
+
+test('a TrainResult counted, then refused (an impossible version), then the batch caught up: its kept report is not counted again', async () => {
+  let published = { version: 0, lastBatchSeq: 0 };
+  const r = await keptReportsRun('kept-reports-guard', { reports: () => [{ seq: 1, results: { forger: 'x' } }], published: async () => published });
+  await r.rollOut(1);
+  const b1 = await r.sentBatch(1);
+  // counted as it is handled (1 of 10), then refused: version 5 is above 0 + 1 and above the published v0
+  r.answer(b1, { version: 5, excluded_actions: [0, 1] });
+  await until(() => r.log.some((l) => /^refused the train_result for batch 1: /.test(l)), `batch 1's TrainResult refused\n${r.why()}`);
+  assert.equal(r.c.state.ackedSeq, 0);
+  // the learner reconnects saying it holds batch 1, which its published checkpoint confirms: the catch-up acknowledges
+  // it, and its report (the same excluded result) is not counted a second time (2 of 10 would quarantine the forger)
+  published = { version: 1, lastBatchSeq: 1 };
+  r.replaceLearner(1);
+  await until(() => r.c.state.ackedSeq === 1, `batch 1 caught up\n${r.why()}`);
+  assert.deepEqual(r.c.state.quarantineWindows, { forger: [0] }, r.why());
+  assert.equal(r.c.state.quarantined, undefined, r.why());
+  assert.ok(r.log.includes('GRPO batch 1: the learner\'s kept exclusion report of it not counted: this process counted its TrainResult, or a later batch\'s'), r.why());
+});
