@@ -17,6 +17,7 @@ import { LEARNER_STATE_BUCKET, natsAccountsBlock, NATS_ROLES, RUN_STATE_API, typ
 import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
 import { writeLocalNatsUsers } from '../../lib/local/nats-config.ts';
 import { LEARNER_RECORD_KEY } from '../../lib/grpo/exclusion-reports.ts';
+import { learnerRecordReader } from '../../orchestrator/learner-record.ts';
 
 const RUN = 'perm-run';
 const pass = (role: NatsRole) => `${role}-pass-0123456789`;
@@ -194,12 +195,66 @@ test('grants that name the run (the local run\'s nats.conf): the orchestrator re
     const held = { version: 1, digest: 'd', last_batch_seq: 0, exclusion_reports: [{ seq: 1, results: { forger: 'x' } }] };
     await (await RunStateStore.open(learner, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() })).modify(() => held);
     await learnerRecordGrants({ orchestrator, rollout: await connect('rollout'), reward: await connect('reward') }, run, held);
+    // ... as the orchestrator reads it (orchestrator/main.ts): the kept reports
+    const lines: string[] = [];
+    const read = learnerRecordReader(await RunStateStore.open(orchestrator, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() }), (l) => lines.push(l), (_what, op) => op());
+    assert.deepEqual(await read(), held.exclusion_reports);
+    assert.deepEqual(lines, []);
     await state.modify(() => ({ phase: 'grpo', seq: 1 }));
     assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 }, 'the orchestrator writes its own key');
   } finally {
     for (const nc of opened) await nc.close().catch(() => undefined);
     await local.stop();
     rmSync(localDir, { recursive: true, force: true });
+  }
+});
+
+// review32 F4: a server whose grant refuses the orchestrator's read of the learner's record (an older or hand-made
+// nats.conf): the refusal is final, said once, and counts nothing (as an older learner's missing reports), instead of
+// being retried as a NATS outage until the run fails.
+test('a grant that refuses the orchestrator\'s read of the learner\'s record: said once, nothing read, not retried', { timeout: 60_000 }, async () => {
+  const run = 'refused-record-run';
+  const deniedDir = mkdtempSync(join(tmpdir(), 'nats-perm-denied-'));
+  const users = NATS_ROLES.map((role) => ({ role, user: role, password: pass(role), run }));
+  // the orchestrator's user: the run state's message reads denied besides its grant
+  const conf = natsAccountsBlock(users).replace(/(\{ user: "orchestrator".*?deny: \[)/s, '$1"RS.API.DIRECT.GET.>", "RS.API.STREAM.MSG.GET.>", ');
+  assert.match(conf, /deny: \["RS\.API\.DIRECT\.GET\.>"/, 'the deny was added');
+  writeFileSync(join(deniedDir, 'nats.conf'), conf);
+  const denied = await spawnNatsServer({ port: await freePort(), storeDir: join(deniedDir, 'js'), extraArgs: ['-c', join(deniedDir, 'nats.conf')] });
+  const opened: NatsConnection[] = [];
+  try {
+    const connect = async (role: NatsRole) => {
+      const nc = await connectNats({ url: denied.url, name: `perm-test-denied/${role}`, user: role, pass: pass(role), maxReconnectAttempts: 0 });
+      opened.push(nc);
+      return nc;
+    };
+    await (await RunStateStore.open(await connect('learner'), { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() })).modify(() => ({ version: 1, digest: 'd', last_batch_seq: 1, exclusion_reports: [{ seq: 1, results: { forger: 'x' } }] }));
+    const orchestrator = await connect('orchestrator');
+    const record = await RunStateStore.open(orchestrator, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() });
+    await assert.rejects(record.get(), refused, 'the hand-made grant refuses the read');
+    const lines: string[] = [];
+    let tries = 0;
+    const read = learnerRecordReader(record, (l) => lines.push(l), async (_what, op) => {
+      // as retryingNats: a thrown error would be tried again (three times here)
+      for (let attempt = 1; ; attempt++) {
+        tries++;
+        try {
+          return await op();
+        } catch (e) {
+          if (attempt >= 3) throw e;
+        }
+      }
+    });
+    assert.equal(await read(), undefined);
+    assert.equal(await read(), undefined);
+    assert.equal(tries, 1, 'read once, not retried, not read again');
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0]!, /^the NATS server refuses this orchestrator's read of the learner's record runstate-refused-record-run\/learner-skips \(.*[Pp]ermission.*\): its kept exclusion reports are not read in this process/);
+    assert.equal(orchestrator.isClosed(), false);
+  } finally {
+    for (const nc of opened) await nc.close().catch(() => undefined);
+    await denied.stop();
+    rmSync(deniedDir, { recursive: true, force: true });
   }
 });
 
