@@ -28,7 +28,10 @@ export const EXCLUSION_REPORTS_LABEL = 'exclusion_reports';
 export const EXCLUSION_REPORTS_KEPT = 8;
 /** At most this many worker ids per report: those with an excluded result first, then those with the most results. */
 export const REPORT_WORKERS_MAX = 64;
-/** At most this many results per worker id and report (its newest in the batch). */
+/**
+ * At most this many results per worker id and report: over it, its oldest passed results in the batch are dropped first,
+ * so every excluded one is kept (review32 F5); only a worker with more excluded results than this loses its oldest.
+ */
 export const REPORT_RESULTS_MAX = 256;
 
 /**
@@ -66,13 +69,28 @@ export function buildExclusionReport(seq: number, sampleIds: readonly string[], 
     const mark = hit.has(id) ? 'x' : applied && !open.has(id) ? 'p' : '';
     if (mark) results.set(worker, (results.get(worker) ?? '') + mark);
   });
-  const workers = [...results].map(([w, r]) => [w, r.slice(-REPORT_RESULTS_MAX)] as [string, string]);
+  const workers = [...results].map(([w, r]) => [w, boundResults(r)] as [string, string]);
   if (!workers.some(([, r]) => r.includes('x'))) return undefined;
   if (workers.length > REPORT_WORKERS_MAX) {
     workers.sort(([, a], [, b]) => Number(b.includes('x')) - Number(a.includes('x')) || b.length - a.length);
     workers.length = REPORT_WORKERS_MAX;
   }
   return { seq, results: Object.fromEntries(workers.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
+}
+
+/**
+ * One worker's results (`[xp]*`, in batch order) cut to REPORT_RESULTS_MAX: its oldest passed results dropped first,
+ * then (more excluded results than that) its oldest excluded ones.
+ */
+export function boundResults(marks: string): string {
+  let drop = marks.length - REPORT_RESULTS_MAX;
+  if (drop <= 0) return marks;
+  let out = '';
+  for (const m of marks) {
+    if (drop > 0 && m === 'p') drop--;
+    else out += m;
+  }
+  return out.slice(-REPORT_RESULTS_MAX);
 }
 
 /**

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { encodeTensor, trainBatchDigest, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { buildExclusionReport, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readExclusionReports, REPORT_RESULTS_MAX, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
+import { boundResults, buildExclusionReport, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readExclusionReports, REPORT_RESULTS_MAX, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
 import { fakeSession, until, type FakeSession } from '../helpers/fake-session.ts';
 import { testCoordinator } from '../helpers/coordinator.ts';
 
@@ -22,11 +22,19 @@ test('a report: per worker its examined groups in batch order, x excluded, p pas
   assert.equal(buildExclusionReport(4, ids, workers, [], [], true), undefined);
   assert.equal(buildExclusionReport(4, ids, [], [3], [], true), undefined);
   assert.equal(buildExclusionReport(4, ids, workers.slice(1), [3], [], true), undefined);
-  // a worker's results are cut to its newest REPORT_RESULTS_MAX
+  // a worker's results are cut to REPORT_RESULTS_MAX, its oldest passed results first: every excluded one stays
+  // (review32 F5: before, the newest REPORT_RESULTS_MAX were kept, losing an early exclusion)
   const many = Array.from({ length: REPORT_RESULTS_MAX + 5 }, (_, i) => `g${i}`);
   const r = buildExclusionReport(1, many, many.map(() => 'w'), [0, many.length - 1], [], true)!;
-  assert.equal(r.results['w']!.length, REPORT_RESULTS_MAX);
-  assert.ok(r.results['w']!.endsWith('x') && r.results['w']!.startsWith('p'));
+  assert.equal(r.results['w'], `x${'p'.repeat(REPORT_RESULTS_MAX - 2)}x`);
+  // ... a report whose only exclusion is the batch's first result is kept (before: cut, no report at all)
+  assert.deepEqual(buildExclusionReport(1, many, many.map(() => 'w'), [0], [], true), { seq: 1, results: { w: `x${'p'.repeat(REPORT_RESULTS_MAX - 1)}` } });
+  // ... and passed results are dropped from the oldest, between exclusions too
+  assert.equal(boundResults(`p${'x'.repeat(3)}${'p'.repeat(REPORT_RESULTS_MAX)}`), `xxx${'p'.repeat(REPORT_RESULTS_MAX - 3)}`);
+  // more excluded results than the bound: the newest REPORT_RESULTS_MAX of them, every passed one dropped
+  assert.equal(boundResults(`${'x'.repeat(REPORT_RESULTS_MAX)}pp${'x'}`), 'x'.repeat(REPORT_RESULTS_MAX));
+  assert.equal(boundResults('pxp'), 'pxp');
+  assert.ok(readExclusionReports([{ seq: 1, results: { w: boundResults('x'.repeat(2 * REPORT_RESULTS_MAX)) } }]).length === 1, 'a bounded report is well formed');
 });
 
 test('kept reports: a seq replaces its own and later ones, the newest EXCLUSION_REPORTS_KEPT stay, malformed entries are dropped', () => {
