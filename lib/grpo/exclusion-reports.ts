@@ -114,3 +114,11 @@ export function readExclusionReports(kept: unknown): ExclusionReport[] {
 export function keepExclusionReport(kept: unknown, report: ExclusionReport): ExclusionReport[] {
   return [...readExclusionReports(kept).filter((r) => r.seq < report.seq), report].slice(-EXCLUSION_REPORTS_KEPT);
 }
+
+/**
+ * The reports in `kept` (as readExclusionReports reads it) of batches up to `seq`: a learner resuming after batch `seq`
+ * drops the later ones (learner/index.ts, review32 F6), which its checkpoint does not hold.
+ */
+export function reportsUpTo(kept: unknown, seq: number): ExclusionReport[] {
+  return readExclusionReports(kept).filter((r) => r.seq <= seq);
+}

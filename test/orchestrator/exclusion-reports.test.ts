@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { encodeTensor, trainBatchDigest, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { boundResults, buildExclusionReport, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readExclusionReports, REPORT_RESULTS_MAX, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
+import { boundResults, buildExclusionReport, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readExclusionReports, REPORT_RESULTS_MAX, reportsUpTo, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
 import { fakeSession, until, type FakeSession } from '../helpers/fake-session.ts';
 import { testCoordinator } from '../helpers/coordinator.ts';
 
@@ -47,6 +47,8 @@ test('kept reports: a seq replaces its own and later ones, the newest EXCLUSION_
   assert.deepEqual(readExclusionReports(kept), [rep(3), rep(4), rep(5, 'px')]);
   assert.deepEqual(readExclusionReports([rep(2), { seq: 3, results: { w: 'xy' } }, { seq: 0, results: {} }, 'junk', { seq: 4, results: { 'bad id': 'x' } }]), [rep(2)]);
   assert.deepEqual(readExclusionReports({ seq: 1 }), []);
+  // a learner resuming after batch 4 keeps the reports up to it (review32 F6)
+  assert.deepEqual(reportsUpTo([rep(5), rep(3), rep(4), 'junk'], 4), [rep(3), rep(4)]);
 });
 
 const G = 2;
