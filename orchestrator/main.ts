@@ -172,6 +172,9 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const holdAckOf = held !== undefined && /^[1-9][0-9]{0,8}$/.test(held) ? Number(held) : undefined;
   traceRole('orch');
   const log = o.log ?? ((l: string) => console.log(`[orchestrator] ${l}`));
+  if (held !== undefined) {
+    log(`WARNING: ${HOLD_ACK_ENV} is set (${quoteForLog(held, 32)}), a fault point for tests only: ${holdAckOf !== undefined ? `the acknowledgement of batch ${holdAckOf} is never written and the run stops there` : 'not a batch seq, ignored'} (docs/testing.md, "Test-only fault points"); unset it outside tests`);
+  }
   const listen = o.listen ?? config.orchestrator.listen;
   // Refusals that need nothing running come first: an unauthenticated public address. (The reward expression
   // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
