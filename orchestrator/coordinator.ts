@@ -692,7 +692,8 @@ export class Coordinator {
    * quarantine windows from the learner's kept report of it (lib/grpo/exclusion-reports.ts: the learner wrote it, with
    * the rollout worker of each group that this process or the earlier one sent it in TrainBatch.rollout_workers, before
    * it published the batch's version), once: not a batch this process counted already (needsReport). Only the
-   * learner writes its record (NATS grants), so only the learner's word counts, as with a TrainResult.
+   * learner writes its record (NATS grants: the orchestrator's names its own key `state` only, review32 F3), so only
+   * the learner's word counts, as with a TrainResult.
    */
   private async countKeptReports(first: number, last: number): Promise<void> {
     if (this.cfg.grpo.quarantineAfter === 0 || last <= this.sftSteps || !this.o.exclusionReports) return;

@@ -8,10 +8,11 @@
 //
 // So the orchestrator sends each GRPO batch's attribution with it (TrainBatch.rollout_workers: the rollout worker of
 // each action's group), and the learner, when its checks exclude rows of a batch, keeps a report of the batch's checked
-// results per worker in its run-state record (the `learner-skips` key, which only the learner writes: NATS grants),
-// written before the batch's version is published, so whoever sees that version can read the report. An orchestrator
-// acknowledging a batch without a TrainResult that reports it counts the report, once: only a batch after the stored
-// acknowledgement, and not one whose TrainResult this process counted already. Only batches with an excluded result
+// results per worker in its run-state record (the `learner-skips` key, which only the learner writes: NATS grants; the
+// orchestrator's names its own key `state` only since review32 F3), written before the batch's version is published,
+// so whoever sees that version can read the report. An orchestrator acknowledging a batch without a TrainResult that
+// reports it counts the report, once: only a batch after the stored acknowledgement, and not one whose TrainResult
+// this process counted already. Only batches with an excluded result
 // are reported (a write on the learner's path only when a row was forged or broken): the passed results of a batch
 // acknowledged without its TrainResult are not counted, so a window then ages by those results less (as all of the
 // batch's counts were lost before).
