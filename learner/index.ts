@@ -98,7 +98,7 @@ import { trace } from '../lib/log/trace.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { largestBatch } from '../lib/config/batch-fit.ts';
 import { warmUpGrpo } from './warm-up.ts';
-import { buildExclusionReport, EXCLUSION_REPORTS_LABEL, keepExclusionReport, LEARNER_RECORD_KEY } from '../lib/grpo/exclusion-reports.ts';
+import { buildExclusionReport, EXCLUSION_REPORTS_LABEL, keepExclusionReport, LEARNER_RECORD_KEY, readExclusionReports, reportsUpTo } from '../lib/grpo/exclusion-reports.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch, type GrpoBatchInputs } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
@@ -342,6 +342,7 @@ class LearnerRole implements WorkerRoleImpl {
       this.st.latest = await this.publish(this.st);
       ctx.log.info(`initialised the policy (seed ${ctx.config.run.seed}) and published version 0`);
     }
+    await this.dropReportsAfter(skipRecord, this.st.lastBatchSeq);
     if (ctx.welcome.policy_version !== this.st.version && ctx.welcome.latest_checkpoint) {
       ctx.log.warn(`the orchestrator believes the learner is at version ${ctx.welcome.policy_version}; the checkpoint store says ${this.st.version}`);
     }
@@ -913,6 +914,24 @@ class LearnerRole implements WorkerRoleImpl {
         ...(cur ? { version: cur.version, digest: cur.digest, last_batch_seq: cur.last_batch_seq } : { version: st.version, digest: st.latest!.digest, last_batch_seq: st.lastBatchSeq }),
         exclusion_reports: keepExclusionReport(cur?.exclusion_reports, report),
       })));
+  }
+
+  /**
+   * At start: the kept exclusion reports of batches after `seq` (the one this learner resumes after) are dropped, one
+   * write (review32 F6): such a report was kept by a learner killed before it published that batch's version, and the
+   * batch this one trains under that seq may be another (an orchestrator restarted meanwhile builds it anew) with no
+   * excluded row, hence no report to replace the old one, which an orchestrator acknowledging it would count.
+   */
+  private async dropReportsAfter(record: SkipRecord | null, seq: number): Promise<void> {
+    const after = readExclusionReports(record?.exclusion_reports).filter((r) => r.seq > seq).map((r) => r.seq);
+    if (!after.length) return;
+    await this.retrying(`dropping the kept exclusion reports of batches after ${seq}`, () =>
+      this.skips!.modify((cur) => {
+        const st = this.st!;
+        const base = cur ? { version: cur.version, digest: cur.digest, last_batch_seq: cur.last_batch_seq } : { version: st.version, digest: st.latest!.digest, last_batch_seq: st.lastBatchSeq };
+        return { ...base, exclusion_reports: reportsUpTo(cur?.exclusion_reports, seq) };
+      }));
+    this.ctx.log.info(`dropped the kept exclusion reports of batches ${after.join(', ')}, after batch ${seq} this learner resumes from (not in its checkpoint: trained again, or another batch under that seq)`);
   }
 
   private position(s: LearnerState) {

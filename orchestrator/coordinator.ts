@@ -489,13 +489,17 @@ export class Coordinator {
     // a 'duplicate' says only that the learner handled seq already (whatever it held): it is checked against the
     // published checkpoint below, not matched by content; any other answer must be the batch held under seq
     if (!duplicate && !this.matchesBatch(seq, r)) return;
-    this.recordChecked(seq, r);
-    if (duplicate) {
-      await this.link.acknowledge(() => this.acknowledgeDuplicate(seq, r));
-      return;
-    }
-    if (!r.applied) this.log(`batch ${seq} not applied: ${skippedReasonText(r.skipped_reason)}`);
-    await this.link.acknowledge(() => this.applyAck(seq, r.version, r));
+    // counted in the quarantine windows inside the acknowledgement chain, in the order the acknowledgements apply: a
+    // batch acknowledged before (a 'duplicate' or a catch-up still reading NATS, which counts the learner's kept
+    // report of it) is counted first, whatever order the messages arrived in (review32 F1); one acknowledged
+    // meanwhile (a catch-up counted it from its report) is not counted again
+    await this.link.acknowledge(async () => {
+      if (seq <= this.o.state.ackedSeq) return;
+      this.recordChecked(seq, r);
+      if (duplicate) return this.acknowledgeDuplicate(seq, r);
+      if (!r.applied) this.log(`batch ${seq} not applied: ${skippedReasonText(r.skipped_reason)}`);
+      return this.applyAck(seq, r.version, r);
+    });
   }
 
   /**
@@ -538,8 +542,8 @@ export class Coordinator {
    * (TrainResult.check_coverage: a stale row its stale-row check left out, review26c F1), and every group with an
    * excluded row. A learner that does not report its coverage (older): a group with a row at the learner's version
    * before the step (every row at maxStaleness 0), as before; a stale group then counts only when excluded (said once).
-   * Called as the TrainResult arrives, while the batch's groups are still open, and only for a result that answers the
-   * batch held (matchesBatch).
+   * Called in the acknowledgement chain (after the acknowledgements before it, while the batch's groups are still
+   * open), only for a result that answers the batch held (matchesBatch) and a batch not yet acknowledged.
    */
   private recordChecked(seq: number, r: TrainResult__Output): void {
     const actions = r.excluded_actions ?? [];
@@ -688,7 +692,8 @@ export class Coordinator {
    * quarantine windows from the learner's kept report of it (lib/grpo/exclusion-reports.ts: the learner wrote it, with
    * the rollout worker of each group that this process or the earlier one sent it in TrainBatch.rollout_workers, before
    * it published the batch's version), once: not a batch this process counted already (needsReport). Only the
-   * learner writes its record (NATS grants), so only the learner's word counts, as with a TrainResult.
+   * learner writes its record (NATS grants: the orchestrator's names its own key `state` only, review32 F3), so only
+   * the learner's word counts, as with a TrainResult.
    */
   private async countKeptReports(first: number, last: number): Promise<void> {
     if (this.cfg.grpo.quarantineAfter === 0 || last <= this.sftSteps || !this.o.exclusionReports) return;

@@ -37,6 +37,7 @@ import { QUARANTINE_STORED_MAX, QUARANTINE_WINDOW_HITS_STORED_MAX, QUARANTINE_WI
 import { deviceOf, shutdown } from './sessions.ts';
 import { lastLoggedTrained, type Progress, type RunState } from './run-state.ts';
 import { LEARNER_RECORD_KEY } from '../lib/grpo/exclusion-reports.ts';
+import { learnerRecordReader } from './learner-record.ts';
 import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
 import { batchLayout } from '../lib/grpo/sampling.ts';
@@ -171,6 +172,9 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const holdAckOf = held !== undefined && /^[1-9][0-9]{0,8}$/.test(held) ? Number(held) : undefined;
   traceRole('orch');
   const log = o.log ?? ((l: string) => console.log(`[orchestrator] ${l}`));
+  if (held !== undefined) {
+    log(`WARNING: ${HOLD_ACK_ENV} is set (${quoteForLog(held, 32)}), a fault point for tests only: ${holdAckOf !== undefined ? `the acknowledgement of batch ${holdAckOf} is never written and the run stops there` : 'not a batch seq, ignored'} (docs/testing.md, "Test-only fault points"); unset it outside tests`);
+  }
   const listen = o.listen ?? config.orchestrator.listen;
   // Refusals that need nothing running come first: an unauthenticated public address. (The reward expression
   // and the advantage variant were checked when the configuration was loaded: lib/config/schema.ts.)
@@ -285,18 +289,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     publishedProgress: () => retryingNats('reading the newest checkpoint announcement', publishedProgress, (e) => e instanceof SetupError),
     checkpointRecord,
     announcedVersion,
-    exclusionReports: () => retryingNats('reading the learner\'s kept exclusion reports', async () => {
-      let value: unknown;
-      try {
-        value = (await learnerRecord.get())?.value;
-      } catch (e) {
-        // not JSON: no report can be read from it (a NATS error is thrown on, and retried)
-        if (!/is not JSON/.test((e as Error).message)) throw e;
-        log(`the learner's record ${learnerRecord.bucket}/${learnerRecord.key} is not JSON: no exclusion report read from it`);
-        return undefined;
-      }
-      return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)['exclusion_reports'] : undefined;
-    }),
+    exclusionReports: learnerRecordReader(learnerRecord, log, retryingNats),
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
     ...(o.auth?.roleTokens?.length ? { roleTokenCredentials: new Set(o.auth.roleTokens.map((g) => tokenCredentialId(g.token))) } : {}),
     onProgress: (p) => {

@@ -78,9 +78,10 @@ export class Quarantine {
   /** Ids quarantined by an earlier orchestrator process of the run (RunState.quarantined). */
   private readonly restored = new Set<string>();
   /**
-   * The windows as stored after each batch `record` counted, not yet acknowledged, in batch order: a TrainResult can
-   * arrive while the acknowledgement of the batch before it is being written, and that acknowledgement stores the
-   * windows as of its own batch. The later batch's counts are stored with its own acknowledgement; if the process is
+   * The windows as stored after each batch `record` counted, not yet acknowledged, in batch order: a batch counted
+   * and not acknowledged (its TrainResult refused for an unbelievable version; a batch the acknowledgement of an
+   * earlier one does not cover) is stored with its own acknowledgement, the windows as of that batch (the coordinator
+   * counts each TrainResult in its acknowledgement chain, so in the order acknowledgements apply: review32 F1). If the process is
    * killed before that is written, a restarted orchestrator counts them from the learner's kept report of the batch
    * (recordReported, round 32; before, they were lost: review29 F5).
    */
@@ -204,7 +205,8 @@ export class Quarantine {
   /**
    * Whether batch `seq` still needs counting from the learner's kept report (lib/grpo/exclusion-reports.ts): this
    * process has not counted a TrainResult of it (nor its report), and has counted none of a later batch (the windows
-   * are counted in batch order; a later batch's TrainResult counted first makes this one's counts lost, as before).
+   * are counted in batch order; the coordinator counts a TrainResult only in its acknowledgement chain, after every
+   * earlier acknowledgement and its kept reports, so a later batch's is not counted first from message order alone).
    */
   needsReport(seq: number): boolean {
     return this.o.after > 0 && !this.pending.some((p) => p.seq >= seq);

@@ -8,10 +8,11 @@
 //
 // So the orchestrator sends each GRPO batch's attribution with it (TrainBatch.rollout_workers: the rollout worker of
 // each action's group), and the learner, when its checks exclude rows of a batch, keeps a report of the batch's checked
-// results per worker in its run-state record (the `learner-skips` key, which only the learner writes: NATS grants),
-// written before the batch's version is published, so whoever sees that version can read the report. An orchestrator
-// acknowledging a batch without a TrainResult that reports it counts the report, once: only a batch after the stored
-// acknowledgement, and not one whose TrainResult this process counted already. Only batches with an excluded result
+// results per worker in its run-state record (the `learner-skips` key, which only the learner writes: NATS grants; the
+// orchestrator's names its own key `state` only since review32 F3), written before the batch's version is published,
+// so whoever sees that version can read the report. An orchestrator acknowledging a batch without a TrainResult that
+// reports it counts the report, once: only a batch after the stored acknowledgement, and not one whose TrainResult
+// this process counted already. Only batches with an excluded result
 // are reported (a write on the learner's path only when a row was forged or broken): the passed results of a batch
 // acknowledged without its TrainResult are not counted, so a window then ages by those results less (as all of the
 // batch's counts were lost before).
@@ -28,7 +29,10 @@ export const EXCLUSION_REPORTS_LABEL = 'exclusion_reports';
 export const EXCLUSION_REPORTS_KEPT = 8;
 /** At most this many worker ids per report: those with an excluded result first, then those with the most results. */
 export const REPORT_WORKERS_MAX = 64;
-/** At most this many results per worker id and report (its newest in the batch). */
+/**
+ * At most this many results per worker id and report: over it, its oldest passed results in the batch are dropped first,
+ * so every excluded one is kept (review32 F5); only a worker with more excluded results than this loses its oldest.
+ */
 export const REPORT_RESULTS_MAX = 256;
 
 /**
@@ -66,13 +70,28 @@ export function buildExclusionReport(seq: number, sampleIds: readonly string[], 
     const mark = hit.has(id) ? 'x' : applied && !open.has(id) ? 'p' : '';
     if (mark) results.set(worker, (results.get(worker) ?? '') + mark);
   });
-  const workers = [...results].map(([w, r]) => [w, r.slice(-REPORT_RESULTS_MAX)] as [string, string]);
+  const workers = [...results].map(([w, r]) => [w, boundResults(r)] as [string, string]);
   if (!workers.some(([, r]) => r.includes('x'))) return undefined;
   if (workers.length > REPORT_WORKERS_MAX) {
     workers.sort(([, a], [, b]) => Number(b.includes('x')) - Number(a.includes('x')) || b.length - a.length);
     workers.length = REPORT_WORKERS_MAX;
   }
   return { seq, results: Object.fromEntries(workers.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
+}
+
+/**
+ * One worker's results (`[xp]*`, in batch order) cut to REPORT_RESULTS_MAX: its oldest passed results dropped first,
+ * then (more excluded results than that) its oldest excluded ones.
+ */
+export function boundResults(marks: string): string {
+  let drop = marks.length - REPORT_RESULTS_MAX;
+  if (drop <= 0) return marks;
+  let out = '';
+  for (const m of marks) {
+    if (drop > 0 && m === 'p') drop--;
+    else out += m;
+  }
+  return out.slice(-REPORT_RESULTS_MAX);
 }
 
 /**
@@ -95,4 +114,12 @@ export function readExclusionReports(kept: unknown): ExclusionReport[] {
  */
 export function keepExclusionReport(kept: unknown, report: ExclusionReport): ExclusionReport[] {
   return [...readExclusionReports(kept).filter((r) => r.seq < report.seq), report].slice(-EXCLUSION_REPORTS_KEPT);
+}
+
+/**
+ * The reports in `kept` (as readExclusionReports reads it) of batches up to `seq`: a learner resuming after batch `seq`
+ * drops the later ones (learner/index.ts, review32 F6), which its checkpoint does not hold.
+ */
+export function reportsUpTo(kept: unknown, seq: number): ExclusionReport[] {
+  return readExclusionReports(kept).filter((r) => r.seq <= seq);
 }

@@ -6,7 +6,8 @@
 //                 skip record (key `learner-skips` of `runstate-<run>`); reads everything; the only role that
 //                 creates (or updates) streams where the checkpoints are: its run's three streams only, where the
 //                 config names the run.
-//   orchestrator  writes the run state (KV `runstate-<run>`, in its own account: RUN_STATE_ACCOUNT), creates streams
+//   orchestrator  writes the run state (key `state` of KV `runstate-<run>`, in its own account: RUN_STATE_ACCOUNT;
+//                 it reads the learner's `learner-skips` beside it, never writes it: review32 F3), creates streams
 //                 there only (its run's bucket only, where the config names the run), never updates one; reads
 //                 checkpoints, never the learner's optimizer state.
 //   rollout       reads checkpoints and announcements (not the optimizer state, not the run state); writes nothing.
@@ -141,8 +142,14 @@ export const RUN_STATE_API = 'RS.API';
 const RUN_STATE_READ_API = READ_API.map((s) => s.replace('$JS.API', RUN_STATE_API));
 /** Creating the run-state bucket: streams made in RUN_STATE_ACCOUNT reach nothing else (it imports nothing). */
 const runStateCreateApi = (streams: readonly string[]) => streams.map((s) => `${RUN_STATE_API}.STREAM.CREATE.${s}`);
-/** Subjects that write the run state: the orchestrator's (the learner's skip record excepted). */
-export const RUN_STATE_WRITE_SUBJECTS = [`${RUN_STATE_API}.$KV.>`];
+/**
+ * The run-state key the orchestrator writes (RunStateStore's default key, lib/transport/nats.ts): its grant names this
+ * key alone (review32 F3), so the learner's record beside it (`learner-skips`: its skips and kept exclusion reports,
+ * which the orchestrator counts) is written by the learner's grant only.
+ */
+export const RUN_STATE_KEY = 'state';
+/** Subjects that write the run state for every run: the orchestrator's key only. */
+export const RUN_STATE_WRITE_SUBJECTS = [`${RUN_STATE_API}.$KV.*.${RUN_STATE_KEY}`];
 
 /**
  * What the writers' grants name for one run, or for every run (`run` undefined): the streams the learner creates and
@@ -174,7 +181,7 @@ function runScope(run: string | undefined): RunScope {
     purged: [objectStream(bucket), objectStream(moments)],
     checkpointWrites: [`$O.${bucket}.>`, `$O.${moments}.>`, announcementSubject(run)],
     runStateStreams: [kvStream(state)],
-    runStateWrites: [`${RUN_STATE_API}.$KV.${state}.>`],
+    runStateWrites: [`${RUN_STATE_API}.$KV.${state}.${RUN_STATE_KEY}`],
     // the learner's skip record (learner/index.ts SKIP_KEY)
     learnerSkips: `${RUN_STATE_API}.$KV.${state}.learner-skips`,
   };

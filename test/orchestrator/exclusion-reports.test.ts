@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { encodeTensor, trainBatchDigest, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { buildExclusionReport, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readExclusionReports, REPORT_RESULTS_MAX, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
+import { boundResults, buildExclusionReport, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readExclusionReports, REPORT_RESULTS_MAX, reportsUpTo, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
 import { fakeSession, until, type FakeSession } from '../helpers/fake-session.ts';
 import { testCoordinator } from '../helpers/coordinator.ts';
 
@@ -22,11 +22,19 @@ test('a report: per worker its examined groups in batch order, x excluded, p pas
   assert.equal(buildExclusionReport(4, ids, workers, [], [], true), undefined);
   assert.equal(buildExclusionReport(4, ids, [], [3], [], true), undefined);
   assert.equal(buildExclusionReport(4, ids, workers.slice(1), [3], [], true), undefined);
-  // a worker's results are cut to its newest REPORT_RESULTS_MAX
+  // a worker's results are cut to REPORT_RESULTS_MAX, its oldest passed results first: every excluded one stays
+  // (review32 F5: before, the newest REPORT_RESULTS_MAX were kept, losing an early exclusion)
   const many = Array.from({ length: REPORT_RESULTS_MAX + 5 }, (_, i) => `g${i}`);
   const r = buildExclusionReport(1, many, many.map(() => 'w'), [0, many.length - 1], [], true)!;
-  assert.equal(r.results['w']!.length, REPORT_RESULTS_MAX);
-  assert.ok(r.results['w']!.endsWith('x') && r.results['w']!.startsWith('p'));
+  assert.equal(r.results['w'], `x${'p'.repeat(REPORT_RESULTS_MAX - 2)}x`);
+  // ... a report whose only exclusion is the batch's first result is kept (before: cut, no report at all)
+  assert.deepEqual(buildExclusionReport(1, many, many.map(() => 'w'), [0], [], true), { seq: 1, results: { w: `x${'p'.repeat(REPORT_RESULTS_MAX - 1)}` } });
+  // ... and passed results are dropped from the oldest, between exclusions too
+  assert.equal(boundResults(`p${'x'.repeat(3)}${'p'.repeat(REPORT_RESULTS_MAX)}`), `xxx${'p'.repeat(REPORT_RESULTS_MAX - 3)}`);
+  // more excluded results than the bound: the newest REPORT_RESULTS_MAX of them, every passed one dropped
+  assert.equal(boundResults(`${'x'.repeat(REPORT_RESULTS_MAX)}pp${'x'}`), 'x'.repeat(REPORT_RESULTS_MAX));
+  assert.equal(boundResults('pxp'), 'pxp');
+  assert.ok(readExclusionReports([{ seq: 1, results: { w: boundResults('x'.repeat(2 * REPORT_RESULTS_MAX)) } }]).length === 1, 'a bounded report is well formed');
 });
 
 test('kept reports: a seq replaces its own and later ones, the newest EXCLUSION_REPORTS_KEPT stay, malformed entries are dropped', () => {
@@ -39,6 +47,8 @@ test('kept reports: a seq replaces its own and later ones, the newest EXCLUSION_
   assert.deepEqual(readExclusionReports(kept), [rep(3), rep(4), rep(5, 'px')]);
   assert.deepEqual(readExclusionReports([rep(2), { seq: 3, results: { w: 'xy' } }, { seq: 0, results: {} }, 'junk', { seq: 4, results: { 'bad id': 'x' } }]), [rep(2)]);
   assert.deepEqual(readExclusionReports({ seq: 1 }), []);
+  // a learner resuming after batch 4 keeps the reports up to it (review32 F6)
+  assert.deepEqual(reportsUpTo([rep(5), rep(3), rep(4), 'junk'], 4), [rep(3), rep(4)]);
 });
 
 const G = 2;
@@ -175,4 +185,119 @@ test('an older learner (no exclusion_reports label) caught up: said once, nothin
     'the learner does not keep exclusion reports (an older learner): the excluded results of GRPO batches acknowledged without their TrainResult (here 1..1) are not counted in the quarantine windows (docs/security.md)',
   ]);
   assert.equal(c.state.quarantineWindows, undefined);
+});
+
+/**
+ * A coordinator with a forger, a reward worker and a learner that keeps reports (fake sessions), GRPO at maxStaleness
+ * 0, quarantined at 2 of 10. `reports` and `published` are what the learner's record and its newest checkpoint say.
+ */
+async function keptReportsRun(name: string, o: { reports: () => unknown; published: () => Promise<{ version: number; lastBatchSeq: number }> }) {
+  const config = parseConfig({
+    run: { id: name, seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: 2, quarantineWindow: 10 },
+    orchestrator: { bundleMs: 0 },
+  });
+  const { c, log } = await testCoordinator(config, name, { publishedProgress: o.published, exclusionReports: async () => o.reports() });
+  const why = () => log.join('\n');
+  const forger = fakeSession('ROLLOUT', 'forger');
+  const reward = fakeSession('REWARD', 's');
+  const learnerSession = (held?: number): FakeSession => {
+    const l = fakeSession('LEARNER', 'l');
+    l.hello.capabilities.labels = { [EXCLUSION_REPORTS_LABEL]: '1' };
+    if (held !== undefined) (l.hello as { last_batch_seq?: number }).last_batch_seq = held;
+    return l;
+  };
+  const run = { c, log, why, learner: learnerSession() };
+  c.attach(forger);
+  c.attach(reward);
+  c.attach(run.learner);
+  c.start();
+  const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
+  /** The forger rolls out (and the reward worker scores) the group of GRPO batch `seq` (its newest live task). */
+  const rollOut = async (seq: number) => {
+    const cancelled = () => new Set(forger.sent.flatMap((m) => (m.cancel_task ? [m.cancel_task.task_id] : [])));
+    const live = () => forger.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []))
+      .filter((t) => t.task_id!.startsWith(`${name}-r${seq - 1}-`) && !cancelled().has(t.task_id!));
+    await until(() => live().length > 0, `the rollout task of batch ${seq}\n${why()}`);
+    const t = live()[live().length - 1]!;
+    c.handle(forger, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: seq - 1, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
+    const scores = () => reward.sent.flatMap((m) => (m.score_task ? [m.score_task] : m.task_bundle?.score_tasks ?? []));
+    await until(() => scores().length >= seq, `the score task of batch ${seq}\n${why()}`);
+    const s = scores()[seq - 1]!;
+    c.handle(reward, { score_result: { task_id: s.task_id, attempt: s.attempt, components: Array.from({ length: G }, (_, g) => ({ ssim: 0.5 + 0.1 * g, clip_cos: 0.5 })), compute_ms: 1, clip_encoder: 'toy' } } as unknown as WorkerMessage__Output);
+  };
+  const sentTo = (l: FakeSession, seq: number) => l.sent.find((m) => m.train_batch?.batch_seq === seq)?.train_batch;
+  const sentBatch = async (seq: number): Promise<TrainBatch> => {
+    await until(() => !!sentTo(run.learner, seq), `batch ${seq} sent to the learner\n${why()}`);
+    return sentTo(run.learner, seq)!;
+  };
+  const answer = (b: TrainBatch, fields: Record<string, unknown>) =>
+    c.handle(run.learner, { train_result: { batch_id: b.batch_id, batch_seq: b.batch_seq, applied: true, skipped_reason: '', version: b.batch_seq, compute_ms: 1, batch_digest: trainBatchDigest(b), check_coverage: { unchecked_actions: [] }, ...fields } } as unknown as WorkerMessage__Output);
+  const replaceLearner = (held?: number) => {
+    (run.learner as { isOpen: boolean }).isOpen = false;
+    c.detach(run.learner);
+    run.learner = learnerSession(held);
+    c.attach(run.learner);
+  };
+  return { ...run, rollOut, sentTo, sentBatch, answer, replaceLearner };
+}
+
+for (const order of ['duplicate-first', 'next-result-first'] as const) {
+  test(`a 'duplicate' whose acknowledgement reads NATS, then the next batch's TrainResult (${order}): the duplicate batch's kept report is counted (review32 F1)`, async () => {
+    // batch 1 applied and published (its report: the forger's group excluded), the learner killed before its
+    // TrainResult; batch 2 opened early and sent; the restarted learner answers batch 1 'duplicate' and trains batch 2.
+    // Batch 2's TrainResult arrives while batch 1's acknowledgement waits on its read of the published checkpoint
+    // (next-result-first) or after that acknowledgement (duplicate-first): the same count either way.
+    let published = { version: 0, lastBatchSeq: 0 };
+    let gate: Promise<void> = Promise.resolve();
+    let gated = 0;
+    const r = await keptReportsRun(`kept-reports-${order}`, {
+      reports: () => [{ seq: 1, results: { forger: 'x' } }],
+      published: async () => {
+        gated++;
+        await gate;
+        return published;
+      },
+    });
+    await r.rollOut(1);
+    await r.sentBatch(1);
+    published = { version: 1, lastBatchSeq: 1 };
+    await r.rollOut(2);
+    await r.sentBatch(2);
+    r.replaceLearner();
+    const b1 = await r.sentBatch(1);
+    const b2 = await r.sentBatch(2);
+    let open!: () => void;
+    gate = new Promise<void>((resolve) => (open = resolve));
+    gated = 0;
+    r.answer(b1, { applied: false, skipped_reason: 'duplicate', version: 1, batch_digest: '', check_coverage: undefined });
+    await until(() => gated > 0, `batch 1's acknowledgement reads the published checkpoint\n${r.why()}`);
+    if (order === 'next-result-first') r.answer(b2, {});
+    open();
+    await until(() => r.c.state.ackedSeq >= 1, `batch 1 acknowledged\n${r.why()}`);
+    if (order === 'duplicate-first') r.answer(b2, {});
+    await until(() => r.c.state.ackedSeq >= 2, `batch 2 acknowledged\n${r.why()}`);
+    // batch 1's excluded result (from its report), then batch 2's passed one: 1 excluded of the forger's last 2
+    assert.deepEqual(r.c.state.quarantineWindows, { forger: [1] }, r.why());
+    assert.ok(!r.log.some((l) => /kept exclusion report of it not counted/.test(l)), r.why());
+  });
+}
+
+test('a TrainResult counted, then refused (an impossible version), then the batch caught up: its kept report is not counted again', async () => {
+  let published = { version: 0, lastBatchSeq: 0 };
+  const r = await keptReportsRun('kept-reports-guard', { reports: () => [{ seq: 1, results: { forger: 'x' } }], published: async () => published });
+  await r.rollOut(1);
+  const b1 = await r.sentBatch(1);
+  // counted as it is handled (1 of 10), then refused: version 5 is above 0 + 1 and above the published v0
+  r.answer(b1, { version: 5, excluded_actions: [0, 1] });
+  await until(() => r.log.some((l) => /^refused the train_result for batch 1: /.test(l)), `batch 1's TrainResult refused\n${r.why()}`);
+  assert.equal(r.c.state.ackedSeq, 0);
+  // the learner reconnects saying it holds batch 1, which its published checkpoint confirms: the catch-up acknowledges
+  // it, and its report (the same excluded result) is not counted a second time (2 of 10 would quarantine the forger)
+  published = { version: 1, lastBatchSeq: 1 };
+  r.replaceLearner(1);
+  await until(() => r.c.state.ackedSeq === 1, `batch 1 caught up\n${r.why()}`);
+  assert.deepEqual(r.c.state.quarantineWindows, { forger: [0] }, r.why());
+  assert.equal(r.c.state.quarantined, undefined, r.why());
+  assert.ok(r.log.includes('GRPO batch 1: the learner\'s kept exclusion report of it not counted: this process counted its TrainResult, or a later batch\'s'), r.why());
 });

@@ -86,6 +86,8 @@ test('an orchestrator killed between a TrainResult and its acknowledgement: the 
   // batch 1's TrainResult arrived and was counted (the forger quarantined in memory); its acknowledgement is held
   await waitUntil(() => outA.some((l) => l.includes(`${HOLD_ACK_ENV}: holding the acknowledgement of batch 1 before writing it`)), 'batch 1\'s acknowledgement held', outA);
   assert.ok(outA.some((l) => /quarantined rollout worker forger: .*excluded rows of 2 of its last 10 checked rollout results/.test(l)), outA.join('\n'));
+  // the fault point said at start that it is set (review32 F7)
+  assert.ok(outA.some((l) => l.includes(`WARNING: ${HOLD_ACK_ENV} is set ("1"), a fault point for tests only: the acknowledgement of batch 1 is never written`)), outA.join('\n'));
   a.kill('SIGKILL');
   assert.equal(await exitedA, 'SIGKILL');
 

@@ -1,6 +1,6 @@
 // TrainResult.batch_digest (lib/transport/batch-digest.ts): the digest the orchestrator computes over the TrainBatch
 // it sends equals the one the learner computes over what it decodes, through both wire codecs; any field the learner
-// reads changes it; lease_ms does not. The reference for "the same content" is the real codec's round trip.
+// reads changes it; lease_ms and rollout_workers do not. The reference for "the same content" is the real codec's round trip.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -28,7 +28,7 @@ function grpoBatch(): TrainBatch {
 }
 
 test('the sender\'s batch and the decoded one give the same digest, through proto-loader and the direct codec', () => {
-  for (const b of [grpoBatch(), { batch_id: 'run-b1', batch_seq: 1, kind: 'SFT' as const, images: t([1, 3, 2, 2], (i) => i), targets: t([1, 3, 2, 2], (i) => -i), sample_ids: ['s'] }]) {
+  for (const b of [grpoBatch(), { ...grpoBatch(), rollout_workers: ['w1', 'w1', 'w2', 'w2'] }, { batch_id: 'run-b1', batch_seq: 1, kind: 'SFT' as const, images: t([1, 3, 2, 2], (i) => i), targets: t([1, 3, 2, 2], (i) => -i), sample_ids: ['s'] }]) {
     const d = trainBatchDigest(b);
     assert.match(d, /^sha256:[0-9a-f]{64}$/);
     for (const [name, codec] of [['proto-loader', ref], ['direct', direct]] as const) {
@@ -38,9 +38,12 @@ test('the sender\'s batch and the decoded one give the same digest, through prot
   }
 });
 
-test('any field the learner reads changes the digest; lease_ms does not', () => {
+test('any field the learner reads changes the digest; lease_ms and rollout_workers do not', () => {
   const base = trainBatchDigest(grpoBatch());
   assert.equal(trainBatchDigest({ ...grpoBatch(), lease_ms: 1 }), base);
+  // rollout_workers (round 32): only reported back, and an older learner drops it (it must compute the same digest)
+  assert.equal(trainBatchDigest({ ...grpoBatch(), rollout_workers: ['w1', 'w1', 'w2', 'w2'] }), base);
+  assert.equal(trainBatchDigest({ ...grpoBatch(), rollout_workers: ['w1', 'w1', 'w3', 'w3'] }), base);
   assert.equal(trainBatchDigest({ ...grpoBatch(), kind: 2 }), base, 'an enum by number is its name');
   const changed: Array<[string, Partial<TrainBatch>]> = [
     ['batch_seq', { batch_seq: 8 }],

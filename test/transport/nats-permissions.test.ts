@@ -15,6 +15,9 @@ import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nat
 import { PUSHED_CHUNKS } from '../../lib/transport/checkpoint-push.ts';
 import { LEARNER_STATE_BUCKET, natsAccountsBlock, NATS_ROLES, RUN_STATE_API, type NatsRole } from '../../lib/transport/nats-permissions.ts';
 import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
+import { writeLocalNatsUsers } from '../../lib/local/nats-config.ts';
+import { LEARNER_RECORD_KEY } from '../../lib/grpo/exclusion-reports.ts';
+import { learnerRecordReader } from '../../orchestrator/learner-record.ts';
 
 const RUN = 'perm-run';
 const pass = (role: NatsRole) => `${role}-pass-0123456789`;
@@ -140,6 +143,8 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   const learnerState = await RunStateStore.open(learner, { runId: RUN, schema });
   const cur = await learnerState.get();
   await assert.rejects(learnerState.update({ phase: 'done', seq: 9 }, cur!.revision), refused, 'learner writes the run state');
+  // the learner's record (its skips and kept exclusion reports): the orchestrator reads it, never writes it; readers neither
+  await learnerRecordGrants({ orchestrator, rollout, reward: await as('reward') }, RUN, { phase: 'skips', seq: 1 });
 
   // nothing refused changed anything
   assert.equal((await rolloutStore.latest())?.version, 3);
@@ -147,6 +152,110 @@ test('per-role NATS users: only the learner writes checkpoints and announcements
   assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 });
   // the connections survive their refusals
   assert.equal(rollout.isClosed(), false);
+});
+
+/**
+ * The learner's record in the run state (key `learner-skips`: its non-finite skips and, since round 32, its kept
+ * exclusion reports, lib/grpo/exclusion-reports.ts) under real grants: the orchestrator opens and reads it (as
+ * orchestrator/main.ts does, to count a batch acknowledged without its TrainResult) and cannot write it (review32 F3:
+ * its grant names its own key `state`); a rollout or reward credential can neither open nor read it (review29 F6).
+ * `held`: what the learner wrote there.
+ */
+async function learnerRecordGrants(nc: { orchestrator: NatsConnection; rollout: NatsConnection; reward: NatsConnection }, run: string, held: unknown): Promise<void> {
+  const record = await RunStateStore.open(nc.orchestrator, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() });
+  const got = await record.get();
+  assert.deepEqual(got?.value, held, 'the orchestrator reads the learner\'s record');
+  await assert.rejects(record.update({ exclusion_reports: [{ seq: 1, results: { honest: 'x' } }] }, got!.revision), refused, 'the orchestrator writes the learner\'s record');
+  await assert.rejects(nc.orchestrator.request(`${RUN_STATE_API}.$KV.runstate-${run}.learner-skips`, new TextEncoder().encode('{}'), { timeout: 20_000 }), refused, 'the orchestrator publishes on the learner\'s record');
+  for (const [role, reader] of [['rollout', nc.rollout], ['reward', nc.reward]] as const) {
+    await assert.rejects(RunStateStore.open(reader, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() }).then((s) => s.get()), refused, `${role} reads the learner's record through its store`);
+    await assert.rejects(reader.request(`${RUN_STATE_API}.DIRECT.GET.KV_runstate-${run}.$KV.runstate-${run}.learner-skips`, undefined, { timeout: 20_000 }), refused, `${role} direct-gets the learner's record`);
+  }
+  assert.deepEqual((await record.get())?.value, held, 'nothing refused changed the learner\'s record');
+}
+
+// The local run's grants name its run (writeLocalNatsUsers(out, config.run.id): runScope for one run, the form
+// k8s/base/nats.conf holds for run recovery-grpo, test/k8s/security.test.ts): the same for the learner's record there.
+test('grants that name the run (the local run\'s nats.conf): the orchestrator reads the learner\'s record and writes only its own key', { timeout: 60_000 }, async () => {
+  const run = 'local-grants-run';
+  const localDir = mkdtempSync(join(tmpdir(), 'nats-perm-local-'));
+  const users = writeLocalNatsUsers(localDir, run);
+  const local = await spawnNatsServer({ port: await freePort(), storeDir: join(localDir, 'js'), extraArgs: ['-c', users.configFile] });
+  const opened: NatsConnection[] = [];
+  try {
+    const connect = async (role: NatsRole) => {
+      const nc = await connectNats({ url: local.url, name: `perm-test-local/${role}`, ...users.credentials(role), maxReconnectAttempts: 0 });
+      opened.push(nc);
+      return nc;
+    };
+    const orchestrator = await connect('orchestrator');
+    const learner = await connect('learner');
+    const state = await RunStateStore.open(orchestrator, { runId: run, schema });
+    await state.create({ phase: 'grpo', seq: 0 });
+    const held = { version: 1, digest: 'd', last_batch_seq: 0, exclusion_reports: [{ seq: 1, results: { forger: 'x' } }] };
+    await (await RunStateStore.open(learner, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() })).modify(() => held);
+    await learnerRecordGrants({ orchestrator, rollout: await connect('rollout'), reward: await connect('reward') }, run, held);
+    // ... as the orchestrator reads it (orchestrator/main.ts): the kept reports
+    const lines: string[] = [];
+    const read = learnerRecordReader(await RunStateStore.open(orchestrator, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() }), (l) => lines.push(l), (_what, op) => op());
+    assert.deepEqual(await read(), held.exclusion_reports);
+    assert.deepEqual(lines, []);
+    await state.modify(() => ({ phase: 'grpo', seq: 1 }));
+    assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 }, 'the orchestrator writes its own key');
+  } finally {
+    for (const nc of opened) await nc.close().catch(() => undefined);
+    await local.stop();
+    rmSync(localDir, { recursive: true, force: true });
+  }
+});
+
+// review32 F4: a server whose grant refuses the orchestrator's read of the learner's record (an older or hand-made
+// nats.conf): the refusal is final, said once, and counts nothing (as an older learner's missing reports), instead of
+// being retried as a NATS outage until the run fails.
+test('a grant that refuses the orchestrator\'s read of the learner\'s record: said once, nothing read, not retried', { timeout: 60_000 }, async () => {
+  const run = 'refused-record-run';
+  const deniedDir = mkdtempSync(join(tmpdir(), 'nats-perm-denied-'));
+  const users = NATS_ROLES.map((role) => ({ role, user: role, password: pass(role), run }));
+  // the orchestrator's user: the run state's message reads denied besides its grant
+  const conf = natsAccountsBlock(users).replace(/(\{ user: "orchestrator".*?deny: \[)/s, '$1"RS.API.DIRECT.GET.>", "RS.API.STREAM.MSG.GET.>", ');
+  assert.match(conf, /deny: \["RS\.API\.DIRECT\.GET\.>"/, 'the deny was added');
+  writeFileSync(join(deniedDir, 'nats.conf'), conf);
+  const denied = await spawnNatsServer({ port: await freePort(), storeDir: join(deniedDir, 'js'), extraArgs: ['-c', join(deniedDir, 'nats.conf')] });
+  const opened: NatsConnection[] = [];
+  try {
+    const connect = async (role: NatsRole) => {
+      const nc = await connectNats({ url: denied.url, name: `perm-test-denied/${role}`, user: role, pass: pass(role), maxReconnectAttempts: 0 });
+      opened.push(nc);
+      return nc;
+    };
+    await (await RunStateStore.open(await connect('learner'), { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() })).modify(() => ({ version: 1, digest: 'd', last_batch_seq: 1, exclusion_reports: [{ seq: 1, results: { forger: 'x' } }] }));
+    const orchestrator = await connect('orchestrator');
+    const record = await RunStateStore.open(orchestrator, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() });
+    await assert.rejects(record.get(), refused, 'the hand-made grant refuses the read');
+    const lines: string[] = [];
+    let tries = 0;
+    const read = learnerRecordReader(record, (l) => lines.push(l), async (_what, op) => {
+      // as retryingNats: a thrown error would be tried again (three times here)
+      for (let attempt = 1; ; attempt++) {
+        tries++;
+        try {
+          return await op();
+        } catch (e) {
+          if (attempt >= 3) throw e;
+        }
+      }
+    });
+    assert.equal(await read(), undefined);
+    assert.equal(await read(), undefined);
+    assert.equal(tries, 1, 'read once, not retried, not read again');
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0]!, /^the NATS server refuses this orchestrator's read of the learner's record runstate-refused-record-run\/learner-skips \(.*[Pp]ermission.*\): its kept exclusion reports are not read in this process/);
+    assert.equal(orchestrator.isClosed(), false);
+  } finally {
+    for (const nc of opened) await nc.close().catch(() => undefined);
+    await denied.stop();
+    rmSync(deniedDir, { recursive: true, force: true });
+  }
 });
 
 // The round-22 review's attack (docs/security.md, "Readers make no consumers"): with CONSUMER.CREATE in its grant, a
