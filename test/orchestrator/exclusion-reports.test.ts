@@ -55,64 +55,19 @@ const G = 2;
 const H = 16;
 
 test('the coordinator counts a kept report once, only for a batch acknowledged without its TrainResult; a duplicate after the acknowledgement counts nothing', async () => {
-  const config = parseConfig({
-    run: { id: 'kept-reports', seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
-    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: 2, quarantineWindow: 10 },
-    orchestrator: { bundleMs: 0 },
-  });
   // what the learner's record holds and its newest published checkpoint says, as the test moves them
   let reports: ExclusionReport[] = [];
   let published = { version: 0, lastBatchSeq: 0 };
   let reads = 0;
-  const { c, log } = await testCoordinator(config, 'kept-reports', {
-    publishedProgress: async () => published,
-    exclusionReports: async () => {
+  const { c, log, why, rollOut, sentBatch, answer: answerWith, replaceLearner } = await keptReportsRun('kept-reports', {
+    reports: () => {
       reads++;
       return reports;
     },
+    published: async () => published,
   });
-  const why = () => log.join('\n');
-  const forger = fakeSession('ROLLOUT', 'forger');
-  const reward = fakeSession('REWARD', 's');
-  const learnerSession = (held?: number): FakeSession => {
-    const l = fakeSession('LEARNER', 'l');
-    l.hello.capabilities.labels = { [EXCLUSION_REPORTS_LABEL]: '1' };
-    if (held !== undefined) (l.hello as { last_batch_seq?: number }).last_batch_seq = held;
-    return l;
-  };
-  let learner = learnerSession();
-  c.attach(forger);
-  c.attach(reward);
-  c.attach(learner);
-  c.start();
-  const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
-  /** The forger rolls out (and the reward worker scores) the group of GRPO batch `seq`. */
-  const rollOut = async (seq: number) => {
-    const rollouts = () => forger.sent.flatMap((m) => (m.rollout_task ? [m.rollout_task] : m.task_bundle?.rollout_tasks ?? []));
-    const prefix = `kept-reports-r${seq - 1}-`;
-    // not one withdrawn (a batch opened early and withdrawn is opened again with a new task: early-open.test.ts)
-    const cancelled = () => new Set(forger.sent.flatMap((m) => (m.cancel_task ? [m.cancel_task.task_id] : [])));
-    const live = () => rollouts().filter((t) => t.task_id!.startsWith(prefix) && !cancelled().has(t.task_id!));
-    await until(() => live().length > 0, `the rollout task of batch ${seq}\n${why()}`);
-    const t = live()[0]!;
-    c.handle(forger, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: seq - 1, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
-    const scores = () => reward.sent.flatMap((m) => (m.score_task ? [m.score_task] : m.task_bundle?.score_tasks ?? []));
-    await until(() => scores().length >= seq, `the score task of batch ${seq}\n${why()}`);
-    const s = scores()[seq - 1]!;
-    c.handle(reward, { score_result: { task_id: s.task_id, attempt: s.attempt, components: Array.from({ length: G }, (_, g) => ({ ssim: 0.5 + 0.1 * g, clip_cos: 0.5 })), compute_ms: 1, clip_encoder: 'toy' } } as unknown as WorkerMessage__Output);
-  };
-  const sentBatch = async (seq: number): Promise<TrainBatch> => {
-    await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === seq), `batch ${seq} sent to the learner\n${why()}`);
-    return learner.sent.find((m) => m.train_batch?.batch_seq === seq)!.train_batch!;
-  };
-  const answer = (b: TrainBatch, fields: Record<string, unknown>) =>
-    c.handle(learner, { train_result: { batch_id: b.batch_id, batch_seq: b.batch_seq, applied: true, skipped_reason: '', version: b.batch_seq, compute_ms: 1, batch_digest: trainBatchDigest(b), ...fields } } as unknown as WorkerMessage__Output);
-  const replaceLearner = (held?: number) => {
-    (learner as { isOpen: boolean }).isOpen = false;
-    c.detach(learner);
-    learner = learnerSession(held);
-    c.attach(learner);
-  };
+  // this test's answers carry check_coverage only where it says so
+  const answer = (b: TrainBatch, fields: Record<string, unknown>) => answerWith(b, { check_coverage: undefined, ...fields });
 
   // batch 1: its TrainResult excludes the forger's group and is counted as it arrives (1 of its last 10); the
   // learner kept a report of it too
