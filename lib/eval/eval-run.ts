@@ -11,7 +11,7 @@ import { CheckpointError, loadCheckpoint, type DecodedCheckpoint } from '../chec
 import { dataConfigFrom, openDataset, type Sample } from '../data/dataset.ts';
 import { DIGEST_PATTERN } from '../transport/nats.ts';
 import { encodePng } from '../data/image.ts';
-import { checkNetworkOf, paramShapes, policySpecOf } from '../models/bundle.ts';
+import { checkNetworkOf, paramShapesOf } from '../models/bundle.ts';
 import { configEvalSamples, evalSamples, evaluate, gridIndices, imageCount, outputImage, type EvalResult, type Policy } from './evaluate.ts';
 import { renderGrid } from './grid.ts';
 import { writeEvalReport, type EvalJson, type EvalSources } from './report.ts';
@@ -45,7 +45,7 @@ function resolveConfig(o: EvalCommandOptions): { config: RunConfig; source: stri
 
 async function loadPolicyCheckpoint(path: string, config: RunConfig, what: string): Promise<DecodedCheckpoint> {
   try {
-    return await loadCheckpoint(path, { expectedShapes: paramShapes(policySpecOf(config)) });
+    return await loadCheckpoint(path, { expectedShapes: paramShapesOf(config) });
   } catch (e) {
     if (e instanceof CheckpointError && /shape|missing|unexpected|parameter/i.test(e.message)) {
       throw new Error(`${what} ${path} does not fit the policy of this configuration (model.*): ${e.message}; pass the run's --config`);
@@ -74,7 +74,7 @@ export async function findCheckpointBeside(
     if (resolve(path) === resolve(except)) continue;
     let ck: DecodedCheckpoint;
     try {
-      ck = await loadCheckpoint(path, { expectedShapes: paramShapes(policySpecOf(config)) });
+      ck = await loadCheckpoint(path, { expectedShapes: paramShapesOf(config) });
     } catch {
       continue; // not a checkpoint of this policy
     }

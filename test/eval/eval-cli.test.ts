@@ -11,6 +11,8 @@ import { configHash } from '../../lib/checkpoint/digest.ts';
 import { cloneTensorMap } from '../../lib/checkpoint/tensors.ts';
 import { saveCheckpoint } from '../../lib/checkpoint/index.ts';
 import { runSingleProcess } from '../../lib/local/single-process.ts';
+import { initialParamsOf } from '../../lib/models/bundle.ts';
+import { runEvalCommand } from '../../lib/eval/eval-run.ts';
 import { cli } from '../helpers/cli.ts';
 
 
@@ -111,6 +113,24 @@ test('eval: --data folder of clean images, explicit --config and --reference; a 
       (e: { stderr: string }) => e,
     );
     if (onCuda) assert.match(onCuda.stderr, /^eval: device cuda: onnxruntime could not create the session on its cuda execution provider/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('eval: a flow-family checkpoint is evaluated with its own parameter shapes (before round 32 it was checked against the Gaussian policy\'s and refused)', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'eval-flow-'));
+  try {
+    const config = loadConfig(undefined, [
+      'data.source.kind=procedural', 'data.size=12', 'data.evalSize=12', 'data.source.count=16', 'model.family=flow', 'model.arch=resnet', 'model.width=4', 'model.depth=1',
+      'flow.steps=4', 'flow.evalSteps=2', 'flow.timeFrequencies=2', 'flow.timeWidth=4', 'eval.samples=2', 'eval.draws=one', 'run.id=evalflow',
+    ]);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    await saveCheckpoint(join(dir, 'flow.safetensors'), { meta: { runId: 'evalflow', version: 0, step: 0, lastBatchId: null, configHash: configHash(config) }, params: initialParamsOf(config) });
+    const { json } = await runEvalCommand({ checkpoint: join(dir, 'flow.safetensors'), out: join(dir, 'out'), log: () => undefined });
+    assert.equal(json.sources.samples, 2);
+    for (const k of KEYS) assert.ok(Number.isFinite(json.policy[k as 'reward']), `policy.${k} is a number`);
+    assert.equal(json.reference, null);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
