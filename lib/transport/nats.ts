@@ -37,7 +37,7 @@ import { ObjectChunks, ObjectTruncatedError, type CommittedRecord } from './obje
 import { listObjectRecords } from './object-listing.ts';
 import { CheckpointPushReceiver, pushHeaders, STREAM_HEADER } from './checkpoint-push.ts';
 import { ensureStream, isStoreLost } from './store-loss.ts';
-import { RUN_STATE_API } from './nats-permissions.ts';
+import { RUN_STATE_API, RUN_STATE_KEY } from './nats-permissions.ts';
 import { announcementStream, announcementSubject, checkpointBucket, checkRunId, kvStream, objectStream, runStateBucket } from './run-names.ts';
 import { checkOwnedStream, objectBucketSettings, type OwnedStreamSettings } from './owned-stream.ts';
 import { presizePayloads, sendLargeUncopied } from './nats-payload.ts';
@@ -875,7 +875,7 @@ export class RevisionConflictError extends Error {
 export interface RunStateStoreOptions<S extends z.ZodType> {
   runId: string;
   schema: S;
-  /** Key in the bucket. Default 'state'. */
+  /** Key in the bucket. Default RUN_STATE_KEY ('state': the one key the orchestrator's NATS grant writes). */
   key?: string;
   /** Revisions kept per key. Default 5. */
   history?: number;
@@ -971,7 +971,7 @@ export class RunStateStore<S extends z.ZodType> {
 
   static async open<S extends z.ZodType>(nc: NatsConnection, opts: RunStateStoreOptions<S>): Promise<RunStateStore<S>> {
     const runId = checkRunId(opts.runId);
-    const key = opts.key ?? 'state';
+    const key = opts.key ?? RUN_STATE_KEY;
     if (!/^[-/=.\w]+$/.test(key)) throw new Error(`run state key ${JSON.stringify(key)} has characters NATS KV does not allow`);
     const bucket = runStateBucket(runId);
     const bucketOpts = kvOptions(opts);
