@@ -144,6 +144,9 @@ export const SKIP_KEY = LEARNER_RECORD_KEY;
 const skipRecordSchema = z.object({ version: z.number().int().nonnegative(), digest: z.string(), last_batch_seq: z.number().int().nonnegative(), exclusion_reports: z.unknown().optional() });
 type SkipRecord = z.infer<typeof skipRecordSchema>;
 
+/** How long a reconnection's store check keeps trying at least (checkStore). */
+const STORE_CHECK_MS = 10_000;
+
 /** K: checkpoints kept besides the reference. Workers may still hold any version within maxStaleness. */
 export function checkpointsToKeep(config: RunConfig): number {
   return Math.max(config.nats.keepCheckpoints, config.grpo.maxStaleness + 1);
@@ -372,12 +375,14 @@ class LearnerRole implements WorkerRoleImpl {
 
   /**
    * After a reconnection: is the newest checkpoint still announced? A server that came back without its store
-   * has lost it (and every bucket); then the learner puts it back (restoreStore). Tried a few times while the
-   * server is still starting.
+   * has lost it (and every bucket); then the learner puts it back (restoreStore). Tried again while the server is
+   * still starting: 10 attempts and at least STORE_CHECK_MS (a JetStream that comes up late on a loaded machine; with
+   * a short publishRetryMs 10 attempts alone gave up within 2 s, and the store stayed lost until the next batch).
    */
   private checkStore(): Promise<void> {
     return this.alone(async () => {
-      for (let attempt = 1; attempt <= 10 && !this.closed && !this.ctx.stopping; attempt++) {
+      const t0 = Date.now();
+      for (let attempt = 1; (attempt <= 10 || Date.now() - t0 < STORE_CHECK_MS) && !this.closed && !this.ctx.stopping; attempt++) {
         const st = this.st!;
         try {
           const latest = await this.store.latest();

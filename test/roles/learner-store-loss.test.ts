@@ -23,6 +23,7 @@ let dir: string;
 let port: number;
 let server: NatsServerProcess;
 let rig: LearnerRig;
+const learnerLog: string[] = [];
 
 /** kill -9 of nats-server, its store directory removed, started again on the same port. */
 async function loseStore(): Promise<void> {
@@ -35,7 +36,9 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'learner-loss-'));
   port = await freePort();
   server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
-  rig = await startLearnerRig({ runId: RUN, input, natsUrl: server.url, learner: { publishRetryMs: 200 } });
+  // the learner's log lines, shown when a wait times out (they are what says why a store was not put back)
+  const keep = (level: string) => (msg: string) => void learnerLog.push(`${level} ${msg}`);
+  rig = await startLearnerRig({ runId: RUN, input, natsUrl: server.url, learner: { publishRetryMs: 200, logger: { info: keep('info'), warn: keep('warn'), error: keep('error') } } });
 });
 after(async () => {
   await rig?.close();
@@ -60,7 +63,8 @@ test('a lost store is put back by the learner: KL reference, newest checkpoint, 
 
   await loseStore();
   // after its reconnection the learner finds v2 gone and puts back v1 (the KL reference) and v2
-  await waitFor(async () => (await rig.store.latest().catch(() => null))?.version === 2, 'v2 announced again', 30_000);
+  await waitFor(async () => (await rig.store.latest().catch(() => null))?.version === 2, 'v2 announced again', 30_000)
+    .catch((e: Error) => { throw new Error(`${e.message}; the learner's last log lines: ${learnerLog.slice(-20).join(' | ')}`); });
   assert.equal((await rig.store.latest())!.digest, v2, 'the same checkpoint, byte for byte');
   await checkpointAt(1, refDigest);
   const ck2 = await checkpointAt(2, v2);
