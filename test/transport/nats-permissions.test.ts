@@ -174,20 +174,37 @@ async function learnerRecordGrants(nc: { orchestrator: NatsConnection; rollout: 
   assert.deepEqual((await record.get())?.value, held, 'nothing refused changed the learner\'s record');
 }
 
+/**
+ * A nats-server in a fresh directory on the config `setUp` writes there, and `connect(role)` with the credentials it
+ * names; `body` runs with them, then every connection, the server and the directory go.
+ */
+async function withGrantsServer(
+  name: string,
+  setUp: (dir: string) => { configFile: string; credentials: (role: NatsRole) => { user: string; pass: string } },
+  body: (connect: (role: NatsRole) => Promise<NatsConnection>) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `nats-perm-${name}-`));
+  const { configFile, credentials } = setUp(dir);
+  const server = await spawnNatsServer({ port: await freePort(), storeDir: join(dir, 'js'), extraArgs: ['-c', configFile] });
+  const opened: NatsConnection[] = [];
+  try {
+    await body(async (role) => {
+      const nc = await connectNats({ url: server.url, name: `perm-test-${name}/${role}`, ...credentials(role), maxReconnectAttempts: 0 });
+      opened.push(nc);
+      return nc;
+    });
+  } finally {
+    for (const nc of opened) await nc.close().catch(() => undefined);
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // The local run's grants name its run (writeLocalNatsUsers(out, config.run.id): runScope for one run, the form
 // k8s/base/nats.conf holds for run recovery-grpo, test/k8s/security.test.ts): the same for the learner's record there.
 test('grants that name the run (the local run\'s nats.conf): the orchestrator reads the learner\'s record and writes only its own key', { timeout: 60_000 }, async () => {
   const run = 'local-grants-run';
-  const localDir = mkdtempSync(join(tmpdir(), 'nats-perm-local-'));
-  const users = writeLocalNatsUsers(localDir, run);
-  const local = await spawnNatsServer({ port: await freePort(), storeDir: join(localDir, 'js'), extraArgs: ['-c', users.configFile] });
-  const opened: NatsConnection[] = [];
-  try {
-    const connect = async (role: NatsRole) => {
-      const nc = await connectNats({ url: local.url, name: `perm-test-local/${role}`, ...users.credentials(role), maxReconnectAttempts: 0 });
-      opened.push(nc);
-      return nc;
-    };
+  await withGrantsServer('local', (dir) => writeLocalNatsUsers(dir, run), async (connect) => {
     const orchestrator = await connect('orchestrator');
     const learner = await connect('learner');
     const state = await RunStateStore.open(orchestrator, { runId: run, schema });
@@ -202,11 +219,7 @@ test('grants that name the run (the local run\'s nats.conf): the orchestrator re
     assert.deepEqual(lines, []);
     await state.modify(() => ({ phase: 'grpo', seq: 1 }));
     assert.deepEqual((await state.get())?.value, { phase: 'grpo', seq: 1 }, 'the orchestrator writes its own key');
-  } finally {
-    for (const nc of opened) await nc.close().catch(() => undefined);
-    await local.stop();
-    rmSync(localDir, { recursive: true, force: true });
-  }
+  });
 });
 
 // review32 F4: a server whose grant refuses the orchestrator's read of the learner's record (an older or hand-made
@@ -214,20 +227,15 @@ test('grants that name the run (the local run\'s nats.conf): the orchestrator re
 // being retried as a NATS outage until the run fails.
 test('a grant that refuses the orchestrator\'s read of the learner\'s record: said once, nothing read, not retried', { timeout: 60_000 }, async () => {
   const run = 'refused-record-run';
-  const deniedDir = mkdtempSync(join(tmpdir(), 'nats-perm-denied-'));
   const users = NATS_ROLES.map((role) => ({ role, user: role, password: pass(role), run }));
   // the orchestrator's user: the run state's message reads denied besides its grant
   const conf = natsAccountsBlock(users).replace(/(\{ user: "orchestrator".*?deny: \[)/s, '$1"RS.API.DIRECT.GET.>", "RS.API.STREAM.MSG.GET.>", ');
   assert.match(conf, /deny: \["RS\.API\.DIRECT\.GET\.>"/, 'the deny was added');
-  writeFileSync(join(deniedDir, 'nats.conf'), conf);
-  const denied = await spawnNatsServer({ port: await freePort(), storeDir: join(deniedDir, 'js'), extraArgs: ['-c', join(deniedDir, 'nats.conf')] });
-  const opened: NatsConnection[] = [];
-  try {
-    const connect = async (role: NatsRole) => {
-      const nc = await connectNats({ url: denied.url, name: `perm-test-denied/${role}`, user: role, pass: pass(role), maxReconnectAttempts: 0 });
-      opened.push(nc);
-      return nc;
-    };
+  const setUp = (dir: string) => {
+    writeFileSync(join(dir, 'nats.conf'), conf);
+    return { configFile: join(dir, 'nats.conf'), credentials: (role: NatsRole) => ({ user: role, pass: pass(role) }) };
+  };
+  await withGrantsServer('denied', setUp, async (connect) => {
     await (await RunStateStore.open(await connect('learner'), { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() })).modify(() => ({ version: 1, digest: 'd', last_batch_seq: 1, exclusion_reports: [{ seq: 1, results: { forger: 'x' } }] }));
     const orchestrator = await connect('orchestrator');
     const record = await RunStateStore.open(orchestrator, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() });
@@ -251,11 +259,7 @@ test('a grant that refuses the orchestrator\'s read of the learner\'s record: sa
     assert.equal(lines.length, 1, lines.join('\n'));
     assert.match(lines[0]!, /^the NATS server refuses this orchestrator's read of the learner's record runstate-refused-record-run\/learner-skips \(.*[Pp]ermission.*\): its kept exclusion reports are not read in this process/);
     assert.equal(orchestrator.isClosed(), false);
-  } finally {
-    for (const nc of opened) await nc.close().catch(() => undefined);
-    await denied.stop();
-    rmSync(deniedDir, { recursive: true, force: true });
-  }
+  });
 });
 
 // The round-22 review's attack (docs/security.md, "Readers make no consumers"): with CONSUMER.CREATE in its grant, a
