@@ -98,7 +98,7 @@ import { trace } from '../lib/log/trace.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { largestBatch } from '../lib/config/batch-fit.ts';
 import { warmUpGrpo } from './warm-up.ts';
-import { buildExclusionReport, EXCLUSION_REPORTS_LABEL, keepExclusionReport, LEARNER_RECORD_KEY, readExclusionReports, reportsUpTo } from '../lib/grpo/exclusion-reports.ts';
+import { buildExclusionReport, EXCLUSION_REPORTS_LABEL, keepExclusionReport, LEARNER_RECORD_KEY, readExclusionReports, reportsUpTo, type ExclusionReport } from '../lib/grpo/exclusion-reports.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch, type GrpoBatchInputs } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
@@ -901,8 +901,7 @@ class LearnerRole implements WorkerRoleImpl {
 
   /**
    * Keeps the report of batch `b`'s checked results per rollout worker (lib/grpo/exclusion-reports.ts) in the learner's
-   * run-state record, beside its skip fields (left as they are; a record not yet written gets the current checkpoint's,
-   * which resume nothing). A batch without TrainBatch.rollout_workers (an older orchestrator) has none (said once).
+   * run-state record, beside its skip fields (writeReports). A batch without TrainBatch.rollout_workers (an older orchestrator) has none (said once).
    */
   private async keepExclusionReport(b: TrainBatch__Output, excluded: readonly number[], unchecked: readonly number[], applied: boolean): Promise<void> {
     const report = buildExclusionReport(b.batch_seq, b.sample_ids, b.rollout_workers ?? [], excluded, unchecked, applied);
@@ -913,11 +912,19 @@ class LearnerRole implements WorkerRoleImpl {
       }
       return;
     }
+    await this.writeReports(`keeping the exclusion report of batch ${b.batch_seq}`, (kept) => keepExclusionReport(kept, report));
+  }
+
+  /**
+   * Rewrites the kept exclusion reports of the learner's record as `next` makes them from the record's, its skip
+   * fields left as they are (a record not yet written gets the current checkpoint's, which resume nothing).
+   */
+  private async writeReports(what: string, next: (kept: unknown) => ExclusionReport[]): Promise<void> {
     const st = this.st!;
-    await this.retrying(`keeping the exclusion report of batch ${b.batch_seq}`, () =>
+    await this.retrying(what, () =>
       this.skips!.modify((cur) => ({
         ...(cur ? { version: cur.version, digest: cur.digest, last_batch_seq: cur.last_batch_seq } : { version: st.version, digest: st.latest!.digest, last_batch_seq: st.lastBatchSeq }),
-        exclusion_reports: keepExclusionReport(cur?.exclusion_reports, report),
+        exclusion_reports: next(cur?.exclusion_reports),
       })));
   }
 
@@ -930,12 +937,7 @@ class LearnerRole implements WorkerRoleImpl {
   private async dropReportsAfter(record: SkipRecord | null, seq: number): Promise<void> {
     const after = readExclusionReports(record?.exclusion_reports).filter((r) => r.seq > seq).map((r) => r.seq);
     if (!after.length) return;
-    await this.retrying(`dropping the kept exclusion reports of batches after ${seq}`, () =>
-      this.skips!.modify((cur) => {
-        const st = this.st!;
-        const base = cur ? { version: cur.version, digest: cur.digest, last_batch_seq: cur.last_batch_seq } : { version: st.version, digest: st.latest!.digest, last_batch_seq: st.lastBatchSeq };
-        return { ...base, exclusion_reports: reportsUpTo(cur?.exclusion_reports, seq) };
-      }));
+    await this.writeReports(`dropping the kept exclusion reports of batches after ${seq}`, (kept) => reportsUpTo(kept, seq));
     this.ctx.log.info(`dropped the kept exclusion reports of batches ${after.join(', ')}, after batch ${seq} this learner resumes from (not in its checkpoint: trained again, or another batch under that seq)`);
   }
 
