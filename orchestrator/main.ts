@@ -17,6 +17,8 @@ import {
   closeNats,
   describeNatsAuth,
   forEachItem,
+  CertificateExpiryWatch,
+  clientCertificateFiles,
   isStoreLost,
   onNatsReconnect,
   RevisionConflictError,
@@ -184,6 +186,11 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   await (await import('../lib/models/bundle.ts')).checkNetworkOf(config); // imported network: its start-up check (a SetupError), before NATS
   if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
   const metrics = createMetrics(config.run.id, 'orchestrator');
+  // when its NATS client certificate expires, on /metrics (its served one: onTlsReload below)
+  const certificates = new CertificateExpiryWatch(clientCertificateFiles({ natsCert: o.natsAuth?.tls?.certFile }), {
+    onExpiry: (certificate, notAfterMs) => metrics.get('tls_certificate_expiry_timestamp_seconds').set({ certificate }, notAfterMs / 1000),
+    onError: (message) => log(`certificate expiry not read: ${message}`),
+  });
   // The training data, before NATS: a missing folder or manifest is a SetupError (exit 78), which no restart cures;
   // until round 26 it was opened after NATS and a plain error, so the local run restarted the orchestrator 5 times
   // (each time creating the run state) before it stopped the run.
@@ -394,7 +401,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     // the certificate's expiry on /metrics (recovery_grpo_tls_certificate_expiry_timestamp_seconds): set at start, moved by a renewal
     onTlsReload: (st) => {
       log(`auth.tls renewed: certificate serial ${st.serial}${st.caCertificates ? `, ${st.caCertificates} client CA certificate(s)` : ''}`);
-      metrics.get('tls_certificate_expiry_timestamp_seconds').set(st.notAfterMs / 1000);
+      metrics.get('tls_certificate_expiry_timestamp_seconds').set({ certificate: 'grpc_server' }, st.notAfterMs / 1000);
     },
     onConnect: async (session: WorkerSession) => {
       // a second learner is refused before its Welcome: a learner initialises (loads its state) on the first Welcome,
@@ -437,7 +444,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     },
   });
   const tlsInUse = server.tlsStatus();
-  if (tlsInUse) metrics.get('tls_certificate_expiry_timestamp_seconds').set(tlsInUse.notAfterMs / 1000);
+  if (tlsInUse) metrics.get('tls_certificate_expiry_timestamp_seconds').set({ certificate: 'grpc_server' }, tlsInUse.notAfterMs / 1000);
 
   const metricsServer: MetricsServer = await startMetricsServer({
     port: o.metricsPort ?? config.metrics.port,
@@ -485,6 +492,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       await metricsServer.close();
       await monitor.close();
       events?.close();
+      certificates.close();
       await closeNats(nc); // bounded: a connection that reads nothing must not hold the orchestrator's exit
     },
   };

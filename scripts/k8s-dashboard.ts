@@ -217,13 +217,13 @@ export const ROWS: Row[] = [
     row: 'TLS',
     panels: [
       {
-        title: 'Days until the served certificate expires',
+        title: 'Days until each presented certificate expires',
         kind: 'stat',
-        width: 6,
+        width: 12,
         height: 4,
         description:
-          "Days left on the certificate the orchestrator's gRPC server presents (recovery_grpo_tls_certificate_expiry_timestamp_seconds: the one in use; a renewal it takes moves it). A 90-day cert-manager certificate renews with 30 days left: under 21 its renewal is stuck (alert RecoveryGrpoTlsRenewalStuck, orange), under 7 critical (RecoveryGrpoTlsCertificateExpiring, red).",
-        targets: [q(`(min(recovery_grpo_tls_certificate_expiry_timestamp_seconds{${R}, role="orchestrator"}) - time()) / 86400`, 'days left')],
+          "Days left on the certificates the run's processes present, the earliest of each role's pods (recovery_grpo_tls_certificate_expiry_timestamp_seconds by role and certificate: grpc_server, the orchestrator's served one in use; grpc_client, a worker's client certificate; nats_client, the NATS client certificate; each read every minute, a renewal moves it). A 90-day cert-manager certificate renews with 30 days left: under 21 its renewal is stuck (alert RecoveryGrpoTlsRenewalStuck, orange), under 7 critical (RecoveryGrpoTlsCertificateExpiring, red). NATS's served certificate is not measured.",
+        targets: [q(`(min by (role, certificate) (recovery_grpo_tls_certificate_expiry_timestamp_seconds{${R}, role=~"orchestrator|rollout|reward|learner"}) - time()) / 86400`, '{{role}} {{certificate}}')],
         unit: 'd',
         thresholds: [{ color: 'red', value: null }, { color: 'orange', value: 7 }, { color: 'green', value: 21 }],
       },

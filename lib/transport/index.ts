@@ -17,5 +17,6 @@ export * from './nats-auth.ts';
 export * from './store-loss.ts';
 export * from './role-tokens.ts';
 export * from './cert-identity.ts';
+export * from './certificate-expiry.ts';
 export { CHECKPOINT_MAX_PAYLOAD, ensureNatsBinary, ensureNatsServer, isReachable, natsServerBinary, spawnNatsServer } from './nats-server.ts';
 export type { EnsuredNats, NatsServerProcess, SpawnNatsOptions } from './nats-server.ts';

@@ -21,6 +21,8 @@ import { configHash } from '../checkpoint/digest.ts';
 import { parseConfig, type RunConfig } from '../config/index.ts';
 import { createMetrics, describeMetricsToken, startMetricsServer, type Metrics, type MetricsServer } from '../metrics/index.ts';
 import {
+  CertificateExpiryWatch,
+  clientCertificateFiles,
   checkRunId,
   closeNats,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -202,6 +204,13 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
   };
   // A device this machine cannot give ends the role here, before it joins (a SetupError: no restart cures it).
   if (o.device) await checkDevice(o.device);
+  // When the client certificates this worker presents expire, on /metrics once the registry exists (set from the
+  // last read when it is made): what the renewal alerts watch (lib/transport/certificate-expiry.ts)
+  const expiryGauge = (m: Metrics) => m.get('tls_certificate_expiry_timestamp_seconds');
+  const certificates = new CertificateExpiryWatch(clientCertificateFiles({ grpcCert: o.tls?.cert, natsCert: o.natsAuth.tls?.certFile }), {
+    onExpiry: (certificate, notAfterMs) => metrics && expiryGauge(metrics).set({ certificate }, notAfterMs / 1000),
+    onError: (message) => log.warn(`certificate expiry not read: ${message}`),
+  });
   const server: MetricsServer = await startMetricsServer({ port: o.metricsPort, host: o.metricsHost, ...(o.metricsToken !== undefined ? { token: o.metricsToken } : {}), registry: registryShim, health });
   log.info(`metrics and health on ${server.url}${describeMetricsToken(o.metricsToken)}; dialling the orchestrator at ${o.orchestrator}${o.token !== undefined ? ' (with a token)' : ''}${o.tls ? ' over TLS' : ''}; NATS ${o.nats} (${describeNatsAuth(o.natsAuth)})`);
 
@@ -268,7 +277,10 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
     if (role.name !== 'reward') await (await import('../models/bundle.ts')).checkNetworkOf(config); // imported network: its start-up check, a SetupError
     const hash = configHash(config);
     firstWelcome = { runId, configHash: hash };
-    metrics ??= createMetrics(runId, role.name);
+    if (!metrics) {
+      metrics = createMetrics(runId, role.name);
+      for (const [certificate, notAfterMs] of certificates.expiries()) expiryGauge(metrics).set({ certificate }, notAfterMs / 1000);
+    }
     if (!nc) {
       try {
         nc = await connectNats({ url: o.nats, name: `${role.name}/${o.workerId}`, ...o.natsAuth });
@@ -412,6 +424,7 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
       await role.close().catch((e) => log.warn(`closing the role failed: ${(e as Error).message}`));
       if (nc) await closeNats(nc);
       await server.close();
+      certificates.close();
       offSignals?.();
     })());
 

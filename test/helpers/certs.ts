@@ -52,3 +52,17 @@ export function signClientCert(dir: string, ca: { cert: string; key: string }, n
   ossl('x509', '-req', '-in', `${name}.csr`, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-CAserial', join(dir, `${name}.srl`), '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
   return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
 }
+
+/**
+ * A certificate for an existing key (`key`), signed by `ca` with a chosen validity window (openssl ca: x509 -req
+ * cannot set dates), as an expired or not-yet-valid file would arrive. Dates in openssl's YYYYMMDDHHMMSSZ form.
+ */
+export function datedCert(dir: string, ca: { cert: string; key: string }, key: string, name: string, start: string, end: string): string {
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  writeFileSync(join(dir, `${name}.cnf`), `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\nnew_certs_dir=.\nserial=${name}.serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\nCN=supplied\n`);
+  writeFileSync(join(dir, `${name}.index`), '');
+  writeFileSync(join(dir, `${name}.serial`), '01\n');
+  ossl('req', '-new', '-key', key, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+  ossl('ca', '-batch', '-config', `${name}.cnf`, '-cert', ca.cert, '-keyfile', ca.key, '-in', `${name}.csr`, '-out', `${name}.crt`, '-startdate', start, '-enddate', end, '-notext');
+  return join(dir, `${name}.crt`);
+}

@@ -118,7 +118,11 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
       const metricsUrl = /metrics on (http:\/\/\S+\/metrics)/.exec(orch.out.join(''))?.[1];
       assert.ok(metricsUrl, orch.out.join(''));
       const notAfter = Date.parse(new X509Certificate(readFileSync(f('server.crt'))).validTo) / 1000;
-      assert.match(await (await fetch(metricsUrl)).text(), new RegExp(`^recovery_grpo_tls_certificate_expiry_timestamp_seconds\\{[^}]*\\} ${notAfter}$`, 'm'));
+      const served = await (await fetch(metricsUrl)).text();
+      assert.match(served, new RegExp(`^recovery_grpo_tls_certificate_expiry_timestamp_seconds\\{certificate="grpc_server",[^}]*\\} ${notAfter}$`, 'm'));
+      // and its NATS client certificate's (lib/transport/certificate-expiry.ts)
+      const natsNotAfter = Date.parse(new X509Certificate(readFileSync(f('client.crt'))).validTo) / 1000;
+      assert.match(served, new RegExp(`^recovery_grpo_tls_certificate_expiry_timestamp_seconds\\{certificate="nats_client",[^}]*\\} ${natsNotAfter}$`, 'm'));
 
       // refused at the door
       const client = (extra: Partial<ConnectOptions>): ConnectOptions => ({

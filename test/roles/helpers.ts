@@ -9,6 +9,7 @@ import {
   type OrchestratorMessage,
   type OrchestratorServer,
   type WorkerMessage__Output,
+  type ServerTls,
   type WorkerSession,
 } from '../../lib/transport/index.ts';
 import { parseConfig, type RunConfig, type RunConfigInput } from '../../lib/config/index.ts';
@@ -54,6 +55,8 @@ export async function startFakeOrchestrator(opts: {
   policyVersion?: number;
   heartbeatMs?: number;
   token?: string;
+  /** Served over TLS (the orchestrator's auth.tls). */
+  tls?: ServerTls;
   /** Default 127.0.0.1:0 (a free port). */
   listen?: string;
 }): Promise<FakeOrchestrator> {
@@ -67,7 +70,7 @@ export async function startFakeOrchestrator(opts: {
   const server = await startOrchestratorServer({
     heartbeatTimeoutMs: 0,
     ...(opts.listen ? { listen: opts.listen } : {}),
-    ...(opts.token ? { auth: { token: opts.token } } : {}),
+    ...(opts.token || opts.tls ? { auth: { ...(opts.token ? { token: opts.token } : {}), ...(opts.tls ? { tls: opts.tls } : {}) } } : {}),
     onConnect: async (session) => {
       await session.send({
         welcome: {

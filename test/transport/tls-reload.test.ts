@@ -17,7 +17,7 @@ import { connectNats } from '../../lib/transport/nats.ts';
 import { spawnNatsServer } from '../../lib/transport/nats-server.ts';
 import { CLOCK_SKEW_MS, loadTlsSet, type TlsReloadStatus } from '../../lib/transport/tls-reload.ts';
 import { roleUri } from '../../lib/transport/cert-identity.ts';
-import { makeTestCerts, opensslAvailable, signClientCert } from '../helpers/certs.ts';
+import { datedCert, makeTestCerts, opensslAvailable, signClientCert } from '../helpers/certs.ts';
 import { freePort } from '../helpers/nats.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { requireTool } from '../k8s/tools.ts';
@@ -50,19 +50,6 @@ function newCa(dir: string, name: string): { cert: string; key: string } {
   return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
 }
 
-/**
- * A certificate for an existing key (`key`), signed by `ca` with a chosen validity window (openssl ca: x509 -req
- * cannot set dates), as an expired or not-yet-valid file would arrive. Dates in openssl's YYYYMMDDHHMMSSZ form.
- */
-function datedCert(dir: string, ca: { cert: string; key: string }, key: string, name: string, start: string, end: string): string {
-  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  writeFileSync(join(dir, `${name}.cnf`), `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\nnew_certs_dir=.\nserial=${name}.serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\nCN=supplied\n`);
-  writeFileSync(join(dir, `${name}.index`), '');
-  writeFileSync(join(dir, `${name}.serial`), '01\n');
-  ossl('req', '-new', '-key', key, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-  ossl('ca', '-batch', '-config', `${name}.cnf`, '-cert', ca.cert, '-keyfile', ca.key, '-in', `${name}.csr`, '-out', `${name}.crt`, '-startdate', start, '-enddate', end, '-notext');
-  return join(dir, `${name}.crt`);
-}
 
 const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;
 /** The id a session's certificate credential carries (the first 16 hex digits of the certificate's sha256), computed here. */
