@@ -69,6 +69,21 @@ export function natsServerBinary(): string {
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
+
+/**
+ * A server this process spawned lives no longer than this process: the exit hook below kills it on a normal exit,
+ * but a process ended by a signal (a test runner's timeout, SIGKILL) runs no hook, and its nats-server stayed behind
+ * holding its port and store (rounds 32's helpers each left one). On Linux, util-linux's `setpriv --pdeathsig KILL`
+ * execs the server with the kernel's parent-death signal set, so it is killed with its parent whatever ends it; the pid
+ * stays the server's. Elsewhere (no setpriv) only the exit hook holds.
+ */
+let pdeathsig: string[] | undefined;
+function dieWithParent(): string[] {
+  if (pdeathsig) return pdeathsig;
+  const r = process.platform === 'linux' ? spawnSync('setpriv', ['--pdeathsig', 'KILL', 'true'], { stdio: 'ignore' }) : undefined;
+  pdeathsig = r && !r.error && r.status === 0 ? ['setpriv', '--pdeathsig', 'KILL'] : [];
+  return pdeathsig;
+}
 function killLeftoversOnExit(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
@@ -94,7 +109,8 @@ export async function spawnNatsServer(opts: SpawnNatsOptions): Promise<NatsServe
     writeFileSync(conf, `${opts.maxPayload !== undefined ? `max_payload: ${opts.maxPayload}\n` : ''}${SERVER_PING_CONF}\n`);
     args.push('-c', conf);
   }
-  const child = spawn(opts.binary ?? natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const [launcher, ...launcherArgs] = [...dieWithParent(), opts.binary ?? natsServerBinary(), ...args];
+  const child = spawn(launcher!, launcherArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   live.add(child);
   killLeftoversOnExit();
   const lines: string[] = [];
