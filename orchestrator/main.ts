@@ -20,6 +20,7 @@ import {
   CertificateExpiryWatch,
   clientCertificateFiles,
   isStoreLost,
+  natsServerCertificate,
   onNatsReconnect,
   RevisionConflictError,
   RunStateStore,
@@ -186,11 +187,6 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   await (await import('../lib/models/bundle.ts')).checkNetworkOf(config); // imported network: its start-up check (a SetupError), before NATS
   if (o.eventsFile !== undefined) checkEventLogWritable(o.eventsFile, 'eventsFile'); // before NATS and the run state
   const metrics = createMetrics(config.run.id, 'orchestrator');
-  // when its NATS client certificate expires, on /metrics (its served one: onTlsReload below)
-  const certificates = new CertificateExpiryWatch(clientCertificateFiles({ natsCert: o.natsAuth?.tls?.certFile }), {
-    onExpiry: (certificate, notAfterMs) => metrics.get('tls_certificate_expiry_timestamp_seconds').set({ certificate }, notAfterMs / 1000),
-    onError: (message) => log(`certificate expiry not read: ${message}`),
-  });
   // The training data, before NATS: a missing folder or manifest is a SetupError (exit 78), which no restart cures;
   // until round 26 it was opened after NATS and a plain error, so the local run restarted the orchestrator 5 times
   // (each time creating the run state) before it stopped the run.
@@ -204,6 +200,13 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // an outage is waited out (logged), refused credentials are a SetupError (first-nats-connect.ts)
   const nc = await connectNatsWaiting({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth }, log);
   log(`connected to NATS at ${natsUrl} (${describeNatsAuth(o.natsAuth ?? {})})`);
+  // when its NATS client certificate and the certificate NATS serves expire, on /metrics, read every minute from now,
+  // when NATS answers (lib/transport/certificate-expiry.ts; its own served certificate: onTlsReload below)
+  const natsTls = o.natsAuth?.tls ?? (natsUrl.startsWith('tls://') ? {} : undefined);
+  const certificates = new CertificateExpiryWatch([...clientCertificateFiles({ natsCert: natsTls?.certFile }), ...(natsTls ? [natsServerCertificate(natsUrl, natsTls)] : [])], {
+    onExpiry: (certificate, notAfterMs) => metrics.get('tls_certificate_expiry_timestamp_seconds').set({ certificate }, notAfterMs / 1000),
+    onError: (message) => log(`certificate expiry not read: ${message}`),
+  });
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
   const layout = batchLayout(config);
   /** What is written: the state and this configuration's batch layout. */

@@ -181,7 +181,7 @@ export function isReachable(host: string, port: number, timeoutMs = 500): Promis
   });
 }
 
-function parseNatsUrl(url: string): { host: string; port: number } {
+export function parseNatsUrl(url: string): { host: string; port: number } {
   let u: URL;
   try {
     u = new URL(url.includes('://') ? url : `nats://${url}`);

@@ -123,6 +123,8 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
       // and its NATS client certificate's (lib/transport/certificate-expiry.ts)
       const natsNotAfter = Date.parse(new X509Certificate(readFileSync(f('client.crt'))).validTo) / 1000;
       assert.match(served, new RegExp(`^recovery_grpo_tls_certificate_expiry_timestamp_seconds\\{certificate="nats_client",[^}]*\\} ${natsNotAfter}$`, 'm'));
+      // and the certificate NATS serves (here the same file as the orchestrator's), read by a handshake of its own
+      assert.match(served, new RegExp(`^recovery_grpo_tls_certificate_expiry_timestamp_seconds\\{certificate="nats_server",[^}]*\\} ${notAfter}$`, 'm'));
 
       // refused at the door
       const client = (extra: Partial<ConnectOptions>): ConnectOptions => ({
