@@ -671,7 +671,9 @@ export class Coordinator {
     const kind = batch?.kind === 'GRPO' || seq > this.sftSteps ? 'grpo' : 'sft';
     // the learner's reason names the label only where it is one of the learner's own (a label per string it chose would be a series each)
     if (r) this.o.metrics.get('train_batches_total').inc({ kind, outcome: r.applied ? 'applied' : SKIPPED_REASONS.has(r.skipped_reason) ? r.skipped_reason : 'skipped' });
-    if (r && kind === 'grpo' && r.applied) this.lastGrpoComputeMs = r.compute_ms;
+    // a TrainResult without a finite compute time (absent, NaN) keeps the previous one: NaN made the early limit NaN,
+    // which setTimeout takes as 1 ms, withdrawing every early batch at once
+    if (r && kind === 'grpo' && r.applied && Number.isFinite(r.compute_ms) && r.compute_ms >= 0) this.lastGrpoComputeMs = r.compute_ms;
     if (r && batch) {
       const samples = kind === 'grpo' ? [...new Set(batch.sample_ids ?? [])] : (batch.sample_ids ?? []);
       this.o.onEvent?.({ type: 'trained', seq, kind, applied: r.applied, reason: r.skipped_reason || undefined, version: r.version, samples, compute_ms: r.compute_ms });
