@@ -161,3 +161,44 @@ test('--lift-quarantine drops a lifted id\'s stored window too: its count starts
   liftQuarantine(state, ['c'], () => {});
   assert.deepEqual(state, { ackedSeq: 3, learnerVersion: 3, quarantined: ['b'] });
 });
+
+// round 33 (trust33): a batch acknowledged without its TrainResult is counted from the learner's kept report of it
+// through the same path as a TrainResult (Quarantine `count`): the windows (passed and excluded results), the excluded
+// actions in rollout_rows_excluded_total (before, a report's were not counted), the quarantine; also at after 0, where
+// a report's actions are counted once (needsReport), as a TrainResult's are.
+test('a batch counted from its TrainResult and from the learner\'s report of it: the same windows, excluded actions and quarantine', async () => {
+  const rows = async (q: { metrics: ReturnType<typeof createMetrics> }) => (await q.metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('recovery_grpo_rollout_rows_excluded_total{')).map((l) => l.replace(/\{.*worker_id="([^"]+)".*\}/, ' $1')).sort();
+  const make = (after: number) => {
+    const metrics = createMetrics('qpath', 'orchestrator', { processMetrics: false });
+    const closed: string[] = [];
+    return { metrics, closed, q: new Quarantine({ after, window: 4, metrics, log: () => undefined, close: (id) => closed.push(id) }) };
+  };
+  const fromResult = make(2);
+  const fromReport = make(2);
+  // batch 1 from a TrainResult in both: w excluded once (two actions)
+  for (const h of [fromResult, fromReport]) h.q.record(1, [{ worker: 'w', sampleId: 'a', excluded: true }], [{ worker: 'w', sampleId: 'a', groupIndex: 0 }, { worker: 'w', sampleId: 'a', groupIndex: 1 }], []);
+  // batch 2: w passes 3 results (its exclusion leaves the window of 4 after 3 more), v is excluded in one of two (3 actions)
+  const checked: CheckedResult[] = [
+    { worker: 'w', sampleId: 'b', excluded: false }, { worker: 'v', sampleId: 'c', excluded: true }, { worker: 'w', sampleId: 'd', excluded: false },
+    { worker: 'v', sampleId: 'e', excluded: false }, { worker: 'w', sampleId: 'f', excluded: false },
+  ];
+  fromResult.q.record(2, checked, [0, 1, 2].map((g) => ({ worker: 'v', sampleId: 'c', groupIndex: g })), []);
+  assert.equal(fromReport.q.needsReport(2), true);
+  fromReport.q.recordReported(2, { results: { v: 'xp', w: 'ppp' }, actions: { v: 3 } });
+  assert.equal(fromReport.q.needsReport(2), false, 'counted once');
+  assert.deepEqual(fromReport.q.windowsAt(2), fromResult.q.windowsAt(2));
+  assert.deepEqual(fromResult.q.windowsAt(2), { v: [1], w: [3] });
+  assert.deepEqual(await rows(fromReport), await rows(fromResult));
+  assert.deepEqual(await rows(fromResult), ['recovery_grpo_rollout_rows_excluded_total v 3', 'recovery_grpo_rollout_rows_excluded_total w 2']);
+  // batch 3: w excluded again, 1 of its last 4 (its first exclusion aged out by the passed results of batch 2) in both
+  for (const h of [fromResult, fromReport]) h.q.recordReported(3, { results: { w: 'x' }, actions: { w: 1 } });
+  assert.deepEqual(fromReport.closed, []);
+  assert.deepEqual(fromReport.q.windowsAt(3), fromResult.q.windowsAt(3));
+  assert.deepEqual(fromResult.q.windowsAt(3), { v: [1], w: [0] });
+  // at after 0 (never quarantine) a report's actions are still counted, once
+  const off = make(0);
+  assert.equal(off.q.needsReport(1), true);
+  off.q.recordReported(1, { results: { w: 'xp' }, actions: { w: 2 } });
+  assert.equal(off.q.needsReport(1), false);
+  assert.deepEqual(await rows(off), ['recovery_grpo_rollout_rows_excluded_total w 2']);
+});
