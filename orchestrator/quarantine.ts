@@ -9,7 +9,8 @@
 // with each acknowledgement too (RunState.quarantineWindows: the windows as of that batch's TrainResult), so a
 // restarted orchestrator goes on counting where the acknowledged batches left off instead of from zero. Since round 32
 // a batch acknowledged without a TrainResult that reports it (killed between the TrainResult and its acknowledgement)
-// is counted from the learner's kept report of it (recordReported; lib/grpo/exclusion-reports.ts).
+// is counted from the learner's kept report of it (recordReported; lib/grpo/exclusion-reports.ts), since round 33 through
+// the same `count` as a TrainResult (its excluded actions in rollout_rows_excluded_total too).
 import type { Metrics } from '../lib/metrics/index.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
 import type { ExclusionReport } from '../lib/grpo/exclusion-reports.ts';
