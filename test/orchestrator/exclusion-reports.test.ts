@@ -178,10 +178,10 @@ test('an older learner (no exclusion_reports label) caught up: said once, nothin
  * A coordinator with a forger, a reward worker and a learner that keeps reports (fake sessions), GRPO at maxStaleness
  * 0, quarantined at 2 of 10. `reports` and `published` are what the learner's record and its newest checkpoint say.
  */
-async function keptReportsRun(name: string, o: { reports: () => unknown; published: () => Promise<{ version: number; lastBatchSeq: number }> }) {
+async function keptReportsRun(name: string, o: { reports: () => unknown; published: () => Promise<{ version: number; lastBatchSeq: number }>; quarantineAfter?: number }) {
   const config = parseConfig({
     run: { id: name, seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
-    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: 2, quarantineWindow: 10 },
+    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: o.quarantineAfter ?? 2, quarantineWindow: 10 },
     orchestrator: { bundleMs: 0 },
   });
   const { c, log, metrics } = await testCoordinator(config, name, { publishedProgress: o.published, exclusionReports: async () => o.reports() });
@@ -326,6 +326,24 @@ test('a catch-up names the batches whose kept reports the learner dropped and co
   assert.equal(await r.counted('quarantine_reports_missing_total'), 1, r.why());
   assert.equal(await r.counted('rollout_rows_excluded_total', 'worker_id="forger"'), 2, r.why());
   assert.deepEqual(r.c.state.quarantineWindows, { forger: [1] }, r.why());
+});
+
+// grpo.quarantineAfter 0 (never quarantine: exclusions still logged and counted, docs/config.md): a report's excluded
+// actions are counted as a TrainResult's would be (round 32 read no report at 0), and once
+test('quarantineAfter 0: a caught-up batch\'s report counts its excluded actions once, and quarantines nobody', async () => {
+  let published = { version: 0, lastBatchSeq: 0 };
+  const r = await keptReportsRun('kept-reports-off', { reports: () => [{ seq: 1, results: { forger: 'x' }, actions: { forger: 2 } }], published: async () => published, quarantineAfter: 0 });
+  await r.rollOut(1);
+  const b1 = await r.sentBatch(1);
+  published = { version: 1, lastBatchSeq: 1 };
+  r.replaceLearner(1);
+  await until(() => r.c.state.ackedSeq === 1, `batch 1 caught up\n${r.why()}`);
+  assert.equal(await r.counted('rollout_rows_excluded_total', 'worker_id="forger"'), 2, r.why());
+  assert.ok(r.log.includes('GRPO batch 1 (acknowledged without its TrainResult at hand; the learner\'s kept report of it): the learner excluded rows of 1 of 1 checked rollout results of rollout worker forger'), r.why());
+  // its 'duplicate' after the acknowledgement counts nothing more
+  r.answer(b1, { applied: false, skipped_reason: 'duplicate', version: 1 });
+  assert.equal(await r.counted('rollout_rows_excluded_total', 'worker_id="forger"'), 2, r.why());
+  assert.equal(r.c.state.quarantined, undefined);
 });
 
 /** A counter's value in `metrics` (its series whose labels include `labels`, summed; 0 when none). */
