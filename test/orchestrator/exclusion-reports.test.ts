@@ -10,7 +10,7 @@ import { encodeTensor, trainBatchDigest, type TrainBatch, type WorkerMessage__Ou
 import { boundResults, buildExclusionReport, DROPPED_REPORTS_KEPT, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readDroppedReports, readExclusionReports, REPORT_RESULTS_MAX, reportsUpTo, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
 import { fakeSession, until, type FakeSession } from '../helpers/fake-session.ts';
 import { testCoordinator } from '../helpers/coordinator.ts';
-import type { Metrics } from '../../lib/metrics/index.ts';
+import { sumMetric } from '../helpers/metrics.ts';
 
 test('a report: per worker its examined groups in batch order, x excluded, p passed; unchecked groups left out', () => {
   // groups a (w1), b (w2), c (w1), d (w2), two actions each; b's second action excluded, d has an unchecked action
@@ -194,7 +194,7 @@ async function keptReportsRun(name: string, o: { reports: () => unknown; publish
     if (held !== undefined) (l.hello as { last_batch_seq?: number }).last_batch_seq = held;
     return l;
   };
-  const run = { c, log, why, learner: learnerSession(), counted: (name: string, labels = '') => counterValue(metrics, name, labels) };
+  const run = { c, log, why, learner: learnerSession(), counted: async (name: string, labels: Record<string, string> = {}) => sumMetric(await metrics.registry.metrics(), name, labels) };
   c.attach(forger);
   c.attach(reward);
   c.attach(run.learner);
@@ -288,7 +288,7 @@ test('a TrainResult counted, then refused (an impossible version), then the batc
   assert.equal(r.c.state.quarantined, undefined, r.why());
   assert.ok(r.log.includes('GRPO batch 1: the learner\'s kept exclusion report of it not counted: this process counted its TrainResult, or a later batch\'s'), r.why());
   // its two excluded actions counted once, from the TrainResult (the report's count is not added)
-  assert.equal(await r.counted('rollout_rows_excluded_total', 'worker_id="forger"'), 2, r.why());
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
 });
 
 // round 33 (trust33): a catch-up over batches whose kept reports the learner dropped to its bound (more than
@@ -299,7 +299,7 @@ test('a catch-up names the batches whose kept reports the learner dropped and co
   let published = { version: 0, lastBatchSeq: 0 };
   let reports: unknown[] = [];
   const r = await keptReportsRun('kept-reports-dropped', { reports: () => reports, published: async () => published });
-  assert.equal(await r.counted('quarantine_reports_missing_total'), 0, 'not counted before the first catch-up');
+  assert.equal(await r.counted('quarantine_reports_missing_total'), 0, 'at 0 before the first catch-up');
   await r.rollOut(1);
   await r.sentBatch(1);
   await r.rollOut(2);
@@ -314,7 +314,7 @@ test('a catch-up names the batches whose kept reports the learner dropped and co
   assert.equal(await r.counted('quarantine_reports_missing_total'), 1, r.why());
   // batch 2 counted from its report: the window, and its two actions
   assert.deepEqual(r.c.state.quarantineWindows, { forger: [0] }, r.why());
-  assert.equal(await r.counted('rollout_rows_excluded_total', 'worker_id="forger"'), 2, r.why());
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
   // batch 3 caught up with batch 1's dropped seq still in the record: not said again (acknowledged already)
   await r.rollOut(3);
   await r.sentBatch(3);
@@ -324,7 +324,7 @@ test('a catch-up names the batches whose kept reports the learner dropped and co
   await until(() => r.c.state.ackedSeq === 3, `batch 3 caught up\n${r.why()}`);
   assert.equal(r.log.filter((l) => /^the learner dropped its kept exclusion reports/.test(l)).length, 1, r.why());
   assert.equal(await r.counted('quarantine_reports_missing_total'), 1, r.why());
-  assert.equal(await r.counted('rollout_rows_excluded_total', 'worker_id="forger"'), 2, r.why());
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
   assert.deepEqual(r.c.state.quarantineWindows, { forger: [1] }, r.why());
 });
 
@@ -338,21 +338,10 @@ test('quarantineAfter 0: a caught-up batch\'s report counts its excluded actions
   published = { version: 1, lastBatchSeq: 1 };
   r.replaceLearner(1);
   await until(() => r.c.state.ackedSeq === 1, `batch 1 caught up\n${r.why()}`);
-  assert.equal(await r.counted('rollout_rows_excluded_total', 'worker_id="forger"'), 2, r.why());
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
   assert.ok(r.log.includes('GRPO batch 1 (acknowledged without its TrainResult at hand; the learner\'s kept report of it): the learner excluded rows of 1 of 1 checked rollout results of rollout worker forger'), r.why());
   // its 'duplicate' after the acknowledgement counts nothing more
   r.answer(b1, { applied: false, skipped_reason: 'duplicate', version: 1 });
-  assert.equal(await r.counted('rollout_rows_excluded_total', 'worker_id="forger"'), 2, r.why());
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
   assert.equal(r.c.state.quarantined, undefined);
 });
-
-/** A counter's value in `metrics` (its series whose labels include `labels`, summed; 0 when none). */
-async function counterValue(metrics: Metrics, name: string, labels: string): Promise<number> {
-  const text = await metrics.registry.metrics();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = new RegExp(`^recovery_grpo_${name}\\{([^}]*)\\} (\\S+)$`).exec(line);
-    if (m && m[1]!.includes(labels)) sum += Number(m[2]);
-  }
-  return sum;
-}

@@ -7,6 +7,7 @@ import { createMetrics } from '../../lib/metrics/index.ts';
 import { parseConfig } from '../../lib/config/index.ts';
 import { Quarantine, QUARANTINE_WINDOW_HITS_STORED_MAX, QUARANTINE_WINDOWS_STORED_MAX, type CheckedResult, type ExcludedAction, type StoredWindows } from '../../orchestrator/quarantine.ts';
 import { liftQuarantine } from '../../orchestrator/main.ts';
+import { sumMetric } from '../helpers/metrics.ts';
 
 /** A Quarantine and what it closed; `feed(worker, pattern)` records one batch per character: 'E' excluded, '.' clean. */
 function harness(after: number, window: number, restored?: { ids?: string[]; windows?: StoredWindows }) {
@@ -167,7 +168,11 @@ test('--lift-quarantine drops a lifted id\'s stored window too: its count starts
 // actions in rollout_rows_excluded_total (before, a report's were not counted), the quarantine; also at after 0, where
 // a report's actions are counted once (needsReport), as a TrainResult's are.
 test('a batch counted from its TrainResult and from the learner\'s report of it: the same windows, excluded actions and quarantine', async () => {
-  const rows = async (q: { metrics: ReturnType<typeof createMetrics> }) => (await q.metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('recovery_grpo_rollout_rows_excluded_total{')).map((l) => l.replace(/\{.*worker_id="([^"]+)".*\}/, ' $1')).sort();
+  /** rollout_rows_excluded_total per worker id. */
+  const rows = async (h: { metrics: ReturnType<typeof createMetrics> }) => {
+    const text = await h.metrics.registry.metrics();
+    return Object.fromEntries(['v', 'w'].map((id) => [id, sumMetric(text, 'rollout_rows_excluded_total', { worker_id: id })]));
+  };
   const make = (after: number) => {
     const metrics = createMetrics('qpath', 'orchestrator', { processMetrics: false });
     const closed: string[] = [];
@@ -189,7 +194,7 @@ test('a batch counted from its TrainResult and from the learner\'s report of it:
   assert.deepEqual(fromReport.q.windowsAt(2), fromResult.q.windowsAt(2));
   assert.deepEqual(fromResult.q.windowsAt(2), { v: [1], w: [3] });
   assert.deepEqual(await rows(fromReport), await rows(fromResult));
-  assert.deepEqual(await rows(fromResult), ['recovery_grpo_rollout_rows_excluded_total v 3', 'recovery_grpo_rollout_rows_excluded_total w 2']);
+  assert.deepEqual(await rows(fromResult), { v: 3, w: 2 });
   // batch 3: w excluded again, 1 of its last 4 (its first exclusion aged out by the passed results of batch 2) in both
   for (const h of [fromResult, fromReport]) h.q.recordReported(3, { results: { w: 'x' }, actions: { w: 1 } });
   assert.deepEqual(fromReport.closed, []);
@@ -200,5 +205,5 @@ test('a batch counted from its TrainResult and from the learner\'s report of it:
   assert.equal(off.q.needsReport(1), true);
   off.q.recordReported(1, { results: { w: 'xp' }, actions: { w: 2 } });
   assert.equal(off.q.needsReport(1), false);
-  assert.deepEqual(await rows(off), ['recovery_grpo_rollout_rows_excluded_total w 2']);
+  assert.deepEqual(await rows(off), { v: 0, w: 2 });
 });
