@@ -98,7 +98,7 @@ import { trace } from '../lib/log/trace.ts';
 import { SetupError } from '../lib/config/setup-error.ts';
 import { largestBatch } from '../lib/config/batch-fit.ts';
 import { warmUpGrpo } from './warm-up.ts';
-import { buildExclusionReport, EXCLUSION_REPORTS_LABEL, keepExclusionReport, LEARNER_RECORD_KEY, readExclusionReports, reportsUpTo, type ExclusionReport } from '../lib/grpo/exclusion-reports.ts';
+import { buildExclusionReport, EXCLUSION_REPORTS_LABEL, keepExclusionReport, LEARNER_RECORD_KEY, readDroppedReports, readExclusionReports, reportsUpTo, type KeptReports } from '../lib/grpo/exclusion-reports.ts';
 import { BatchError, decodeTrainBatch, isEmptyGrpoBatch, logpMismatch, type DecodedBatch, type GrpoBatchInputs } from './batch.ts';
 
 export interface LearnerOptions extends WorkerOptions {
@@ -138,7 +138,8 @@ export const LEARNER_DEFAULT_MAX_BATCH = 4096;
 export const SKIP_KEY = LEARNER_RECORD_KEY;
 /**
  * `exclusion_reports` (round 32): the kept reports of the newest batches whose rows the checks excluded
- * (lib/grpo/exclusion-reports.ts), read by an orchestrator that acknowledges such a batch without its TrainResult.
+ * (lib/grpo/exclusion-reports.ts), and since round 33 the seqs of older ones dropped to their bound, read by an
+ * orchestrator that acknowledges such a batch without its TrainResult.
  * Read here as anything (a malformed field never stops a start); an older learner's write drops it.
  */
 const skipRecordSchema = z.object({ version: z.number().int().nonnegative(), digest: z.string(), last_batch_seq: z.number().int().nonnegative(), exclusion_reports: z.unknown().optional() });
@@ -919,7 +920,7 @@ class LearnerRole implements WorkerRoleImpl {
    * Rewrites the kept exclusion reports of the learner's record as `next` makes them from the record's, its skip
    * fields left as they are (a record not yet written gets the current checkpoint's, which resume nothing).
    */
-  private async writeReports(what: string, next: (kept: unknown) => ExclusionReport[]): Promise<void> {
+  private async writeReports(what: string, next: (kept: unknown) => KeptReports): Promise<void> {
     const st = this.st!;
     await this.retrying(what, () =>
       this.skips!.modify((cur) => ({
@@ -935,10 +936,12 @@ class LearnerRole implements WorkerRoleImpl {
    * excluded row, hence no report to replace the old one, which an orchestrator acknowledging it would count.
    */
   private async dropReportsAfter(record: SkipRecord | null, seq: number): Promise<void> {
-    const after = readExclusionReports(record?.exclusion_reports).filter((r) => r.seq > seq).map((r) => r.seq);
+    const held = record?.exclusion_reports;
+    // the seqs of reports dropped to the bound too (round 33): an orchestrator would say those batches' reports were lost
+    const after = [...readDroppedReports(held), ...readExclusionReports(held).map((r) => r.seq)].filter((s) => s > seq).sort((a, b) => a - b);
     if (!after.length) return;
     await this.writeReports(`dropping the kept exclusion reports of batches after ${seq}`, (kept) => reportsUpTo(kept, seq));
-    this.ctx.log.info(`dropped the kept exclusion reports of batches ${after.join(', ')}, after batch ${seq} this learner resumes from (not in its checkpoint: trained again, or another batch under that seq)`);
+    this.ctx.log.info(`dropped the kept exclusion reports of batches ${after.slice(0, 16).join(', ')}${after.length > 16 ? ', ...' : ''}, after batch ${seq} this learner resumes from (not in its checkpoint: trained again, or another batch under that seq)`);
   }
 
   private position(s: LearnerState) {

@@ -28,7 +28,7 @@ import { quoteForLog } from '../lib/log/quote.ts';
 import { inferOutcomes, type CheckpointRecord } from './inferred-trained.ts';
 import { IdBindings } from './id-bindings.ts';
 import { Quarantine, type CheckedResult, type ExcludedAction, type StoredWindows } from './quarantine.ts';
-import { readExclusionReports } from '../lib/grpo/exclusion-reports.ts';
+import { EXCLUSION_REPORTS_KEPT, readDroppedReports, readExclusionReports } from '../lib/grpo/exclusion-reports.ts';
 
 /** gRPC PERMISSION_DENIED: a quarantined worker's session is closed, and its reconnect refused, with it (not retried). */
 const PERMISSION_DENIED = 7;
@@ -671,7 +671,9 @@ export class Coordinator {
     const kind = batch?.kind === 'GRPO' || seq > this.sftSteps ? 'grpo' : 'sft';
     // the learner's reason names the label only where it is one of the learner's own (a label per string it chose would be a series each)
     if (r) this.o.metrics.get('train_batches_total').inc({ kind, outcome: r.applied ? 'applied' : SKIPPED_REASONS.has(r.skipped_reason) ? r.skipped_reason : 'skipped' });
-    if (r && kind === 'grpo' && r.applied) this.lastGrpoComputeMs = r.compute_ms;
+    // a TrainResult without a finite compute time (absent, NaN) keeps the previous one: NaN made the early limit NaN,
+    // which setTimeout takes as 1 ms, withdrawing every early batch at once
+    if (r && kind === 'grpo' && r.applied && Number.isFinite(r.compute_ms) && r.compute_ms >= 0) this.lastGrpoComputeMs = r.compute_ms;
     if (r && batch) {
       const samples = kind === 'grpo' ? [...new Set(batch.sample_ids ?? [])] : (batch.sample_ids ?? []);
       this.o.onEvent?.({ type: 'trained', seq, kind, applied: r.applied, reason: r.skipped_reason || undefined, version: r.version, samples, compute_ms: r.compute_ms });
@@ -688,28 +690,38 @@ export class Coordinator {
   /**
    * Batches first..last are being acknowledged without a TrainResult that reports their checks: the orchestrator that
    * received their TrainResults was killed before it wrote their acknowledgements (or a learner killed before its
-   * TrainResult went out answers 'duplicate' after its restart). Each of them with an excluded result is counted in the
-   * quarantine windows from the learner's kept report of it (lib/grpo/exclusion-reports.ts: the learner wrote it, with
-   * the rollout worker of each group that this process or the earlier one sent it in TrainBatch.rollout_workers, before
-   * it published the batch's version), once: not a batch this process counted already (needsReport). Only the
-   * learner writes its record (NATS grants: the orchestrator's names its own key `state` only, review32 F3), so only
-   * the learner's word counts, as with a TrainResult.
+   * TrainResult went out answers 'duplicate' after its restart). Each of them with an excluded result is counted from
+   * the learner's kept report of it (lib/grpo/exclusion-reports.ts: the learner wrote it, with the rollout worker of
+   * each group that this process or the earlier one sent it in TrainBatch.rollout_workers, before it published the
+   * batch's version) as its TrainResult would have been (Quarantine.recordReported: the windows, the excluded actions
+   * in rollout_rows_excluded_total), once: not a batch this process counted already (needsReport). A batch whose
+   * report the learner dropped to its bound (more than EXCLUSION_REPORTS_KEPT such batches unacknowledged) is named in
+   * one line per catch-up and counted in quarantine_reports_missing_total (round 33; before, nothing said so). Only
+   * the learner writes its record (NATS grants: the orchestrator's names its own key `state` only, review32 F3), so
+   * only the learner's word counts, as with a TrainResult.
    */
   private async countKeptReports(first: number, last: number): Promise<void> {
-    if (this.cfg.grpo.quarantineAfter === 0 || last <= this.sftSteps || !this.o.exclusionReports) return;
+    if (last <= this.sftSteps || !this.o.exclusionReports) return;
     const from = Math.max(first, this.sftSteps + 1);
     if (!this.link.learnerKeepsReports && !this.warnedNoReports) {
       this.warnedNoReports = true;
       this.log(`the learner does not keep exclusion reports (an older learner): the excluded results of GRPO batches acknowledged without their TrainResult (here ${from}..${last}) are not counted in the quarantine windows (docs/security.md)`);
     }
-    const reports = readExclusionReports(await this.o.exclusionReports());
-    for (const report of reports) {
+    const kept = await this.o.exclusionReports();
+    // the dropped ones first: every dropped report is older than every kept one, and counting a kept one makes the
+    // batches before it counted (needsReport)
+    const missing = readDroppedReports(kept).filter((seq) => seq >= from && seq <= last && this.quarantine.needsReport(seq));
+    if (missing.length) {
+      this.o.metrics.get('quarantine_reports_missing_total').inc(missing.length);
+      this.log(`the learner dropped its kept exclusion reports of ${missing.length} GRPO batch(es) acknowledged without their TrainResult (it keeps those of the newest ${EXCLUSION_REPORTS_KEPT} batches with an excluded result): batch(es) ${missing.slice(0, 16).join(', ')}${missing.length > 16 ? ', ...' : ''}; their excluded and passed rollout results are not counted in the quarantine windows, nor their excluded actions in rollout_rows_excluded_total (quarantine_reports_missing_total; docs/security.md)`);
+    }
+    for (const report of readExclusionReports(kept)) {
       if (report.seq < from || report.seq > last) continue;
       if (!this.quarantine.needsReport(report.seq)) {
         this.log(`GRPO batch ${report.seq}: the learner's kept exclusion report of it not counted: this process counted its TrainResult, or a later batch's`);
         continue;
       }
-      this.quarantine.recordReported(report.seq, report.results);
+      this.quarantine.recordReported(report.seq, report);
     }
   }
 

@@ -1,19 +1,13 @@
 // The orchestrator's read of the learner's run-state record (key `learner-skips`: its non-finite skips and its kept
 // exclusion reports, lib/grpo/exclusion-reports.ts), for the quarantine count of a batch acknowledged without its
 // TrainResult (coordinator.ts countKeptReports). Read, never written (its NATS grant names its own key only).
+import { permissionRefusal } from '../lib/transport/nats-refusal.ts';
 
 /** The part of a RunStateStore read here. */
 export interface LearnerRecordStore {
   readonly bucket: string;
   readonly key: string;
   get(): Promise<{ value: unknown } | null>;
-}
-
-/** Whether `e` is the server's refusal of a subject this connection's grant does not allow (nats.js PERMISSIONS_VIOLATION). */
-export function isPermissionRefusal(e: unknown): boolean {
-  if (e === null || typeof e !== 'object') return false;
-  const x = e as { permissionContext?: unknown; code?: unknown; message?: unknown };
-  return x.permissionContext !== undefined || x.code === 'PERMISSIONS_VIOLATION' || (typeof x.message === 'string' && /permissions violation/i.test(x.message));
 }
 
 /**
@@ -31,7 +25,7 @@ export function learnerRecordReader(record: LearnerRecordStore, log: (line: stri
       try {
         return (await record.get())?.value;
       } catch (e) {
-        if (isPermissionRefusal(e)) {
+        if (permissionRefusal(e)) {
           refused = true;
           log(`the NATS server refuses this orchestrator's read of the learner's record ${record.bucket}/${record.key} (${(e as Error).message}): its kept exclusion reports are not read in this process, and the excluded results of GRPO batches acknowledged without their TrainResult are not counted in the quarantine windows (its grant must allow reading it: regenerate the server's nats.conf, docs/security.md)`);
           return undefined;

@@ -9,9 +9,11 @@
 // with each acknowledgement too (RunState.quarantineWindows: the windows as of that batch's TrainResult), so a
 // restarted orchestrator goes on counting where the acknowledged batches left off instead of from zero. Since round 32
 // a batch acknowledged without a TrainResult that reports it (killed between the TrainResult and its acknowledgement)
-// is counted from the learner's kept report of it (recordReported; lib/grpo/exclusion-reports.ts).
+// is counted from the learner's kept report of it (recordReported; lib/grpo/exclusion-reports.ts), since round 33 through
+// the same `count` as a TrainResult (its excluded actions in rollout_rows_excluded_total too).
 import type { Metrics } from '../lib/metrics/index.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
+import type { ExclusionReport } from '../lib/grpo/exclusion-reports.ts';
 
 /** At most this many worker ids get their own rollout_rows_excluded_total series; later ones count as "other". */
 export const QUARANTINE_LABELLED_WORKERS = 64;
@@ -181,25 +183,19 @@ export class Quarantine {
   }
 
   /**
-   * What the learner's same-version check made of batch `seq`: `checked`, the batch's results (groups) it examined,
-   * in batch order, each once (every excluded one among them); `excluded`, its excluded actions, attributed;
-   * `unknown`, excluded action indices no worker is known for (out of the batch, or its groups forgotten). Logs each
-   * worker's exclusions, counts them, and quarantines a worker id with grpo.quarantineAfter excluded results among its
-   * last grpo.quarantineWindow checked ones.
+   * What the learner's same-version check made of batch `seq`, from its TrainResult: `checked`, the batch's results
+   * (groups) it examined, in batch order, each once (every excluded one among them); `excluded`, its excluded actions,
+   * attributed; `unknown`, excluded action indices no worker is known for (out of the batch, or its groups forgotten).
+   * Counted as `count` counts.
    */
   record(seq: number, checked: readonly CheckedResult[], excluded: ExcludedAction[], unknown: number[]): void {
     if (unknown.length) this.o.log(`GRPO batch ${seq}: the learner excluded ${unknown.length} actions whose rollout worker is not known (${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''})`);
-    this.countWindows(checked);
     const byWorker = new Map<string, ExcludedAction[]>();
     for (const e of excluded) (byWorker.get(e.worker) ?? byWorker.set(e.worker, []).get(e.worker)!).push(e);
-    for (const [worker, actions] of byWorker) {
-      this.o.metrics.get('rollout_rows_excluded_total').inc({ worker_id: this.label(worker) }, actions.length);
-      const n = this.windows.get(worker)?.hits.length ?? 0;
+    this.count(seq, checked, [...byWorker].map(([worker, actions]) => {
       const shown = actions.slice(0, 8).map((a) => `${quoteForLog(a.sampleId, 64)}#${a.groupIndex}`).join(', ');
-      this.o.log(`GRPO batch ${seq}: the learner excluded ${actions.length} actions of rollout worker ${worker} (logp_old disagreeing with the learner's own recomputation at the row's behaviour version): ${shown}${actions.length > 8 ? ', ...' : ''}${this.o.after > 0 ? `; ${n} of ${this.span()}, quarantined at ${this.o.after}` : ''}`);
-      this.judge(worker, n);
-    }
-    if (this.o.after > 0) this.pending.push({ seq, windows: this.stored() });
+      return { worker, actions: actions.length, said: `GRPO batch ${seq}: the learner excluded ${actions.length} actions of rollout worker ${worker} (logp_old disagreeing with the learner's own recomputation at the row's behaviour version): ${shown}${actions.length > 8 ? ', ...' : ''}` };
+    }));
   }
 
   /**
@@ -209,26 +205,41 @@ export class Quarantine {
    * earlier acknowledgement and its kept reports, so a later batch's is not counted first from message order alone).
    */
   needsReport(seq: number): boolean {
-    return this.o.after > 0 && !this.pending.some((p) => p.seq >= seq);
+    return !this.pending.some((p) => p.seq >= seq);
   }
 
   /**
-   * Batch `seq`'s results as the learner's kept report records them (`results`: per rollout worker id, its checked
-   * results in batch order, 'x' excluded, 'p' passed), for a batch acknowledged without a TrainResult that reports it
-   * (an orchestrator killed between its TrainResult and its acknowledgement: review29 F5). Counted in the windows as
-   * `record` counts a TrainResult, logged per worker with an excluded result, quarantining as `record` does; the rows
-   * are not in the report, so rollout_rows_excluded_total does not count them. Call only where needsReport(seq).
+   * Batch `seq`'s checks as the learner's kept report records them, for a batch acknowledged without a TrainResult
+   * that reports it (an orchestrator killed between its TrainResult and its acknowledgement: review29 F5). `results`:
+   * per rollout worker id, its checked results in batch order ('x' excluded, 'p' passed); `actions`: per worker with
+   * an excluded result, its excluded actions (absent from a round-32 learner's report: its rows are then not counted
+   * in rollout_rows_excluded_total). Counted as `count` counts a TrainResult. Call only where needsReport(seq).
    */
-  recordReported(seq: number, results: Readonly<Record<string, string>>): void {
+  recordReported(seq: number, report: Pick<ExclusionReport, 'results' | 'actions'>): void {
     const checked: CheckedResult[] = [];
-    for (const [worker, marks] of Object.entries(results)) for (const m of marks) checked.push({ worker, sampleId: '', excluded: m === 'x' });
-    this.countWindows(checked);
-    for (const [worker, marks] of Object.entries(results)) {
+    for (const [worker, marks] of Object.entries(report.results)) for (const m of marks) checked.push({ worker, sampleId: '', excluded: m === 'x' });
+    const excluded = Object.entries(report.results).flatMap(([worker, marks]) => {
       const x = [...marks].filter((m) => m === 'x').length;
-      if (!x) continue;
-      const n = this.windows.get(worker)?.hits.length ?? 0;
-      this.o.log(`GRPO batch ${seq} (acknowledged without its TrainResult at hand; the learner's kept report of it): the learner excluded rows of ${x} of ${marks.length} checked rollout results of rollout worker ${worker}; ${n} of ${this.span()}, quarantined at ${this.o.after}`);
-      this.judge(worker, n);
+      return x ? [{ worker, actions: report.actions?.[worker] ?? 0, said: `GRPO batch ${seq} (acknowledged without its TrainResult at hand; the learner's kept report of it): the learner excluded rows of ${x} of ${marks.length} checked rollout results of rollout worker ${worker}` }] : [];
+    });
+    this.count(seq, checked, excluded);
+  }
+
+  /**
+   * Batch `seq`'s checks, from its TrainResult (`record`) or the learner's kept report of it (`recordReported`), one
+   * path for both: `checked` is counted in the windows (passed and excluded results, in batch order per worker);
+   * per worker in `excluded`, its excluded actions in rollout_rows_excluded_total, its line `said` logged with its
+   * count in the window, and the worker quarantined at grpo.quarantineAfter excluded results among its last
+   * grpo.quarantineWindow checked ones. The windows after it are kept for the batch's acknowledgement (`pending`),
+   * and the batch needs no report from then on (needsReport), also at grpo.quarantineAfter 0 (its rows counted once).
+   */
+  private count(seq: number, checked: readonly CheckedResult[], excluded: ReadonlyArray<{ worker: string; actions: number; said: string }>): void {
+    this.countWindows(checked);
+    for (const e of excluded) {
+      if (e.actions > 0) this.o.metrics.get('rollout_rows_excluded_total').inc({ worker_id: this.label(e.worker) }, e.actions);
+      const n = this.windows.get(e.worker)?.hits.length ?? 0;
+      this.o.log(`${e.said}${this.o.after > 0 ? `; ${n} of ${this.span()}, quarantined at ${this.o.after}` : ''}`);
+      this.judge(e.worker, n);
     }
     this.pending.push({ seq, windows: this.stored() });
   }

@@ -84,6 +84,11 @@ export const CATALOGUE = {
     help: 'Orchestrator: GRPO actions the learner excluded by its same-version or stale-row check (logp_old forged or broken), by the rollout worker that produced them; worker_id is that of a worker attached when its result was accepted, at most 64 distinct ids per process, the rest "other" (docs/security.md)',
     labels: ['worker_id'],
   },
+  quarantine_reports_missing_total: {
+    type: 'counter',
+    help: 'Orchestrator: GRPO batches acknowledged without their TrainResult whose exclusion report the learner had kept and dropped to its bound (the newest 8 kept): their excluded and passed rollout results are not counted in the quarantine windows (logged naming the batches; docs/security.md)',
+    labels: [],
+  },
   workers_quarantined_total: {
     type: 'counter',
     help: 'Orchestrator: rollout worker ids quarantined for the rest of the run after grpo.quarantineAfter results with excluded rows (session closed, reconnect refused)',

@@ -38,6 +38,7 @@ export interface Metrics {
 export const ALERTED_COUNTERS: Readonly<Record<string, ReadonlyArray<MetricName | { name: MetricName; labels: Readonly<Record<string, string>> }>>> = {
   orchestrator: [
     'workers_quarantined_total',
+    'quarantine_reports_missing_total',
     // RecoveryGrpoNonFiniteReward: > 0 of either code
     { name: 'task_errors_total', labels: { worker_role: 'reward', code: 'bad_result' } },
     { name: 'task_errors_total', labels: { worker_role: 'reward', code: 'non_finite' } },

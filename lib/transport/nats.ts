@@ -15,6 +15,7 @@
 // later one; versions are yielded strictly increasing.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { permissionRefusal } from './nats-refusal.ts';
 import { CHECKPOINT_KEY_ENV, loadSigningKey, loadVerifyKey, signCheckpoint, verifyCheckpoint } from '../checkpoint/sign.ts';
 import {
   connect,
@@ -939,8 +940,8 @@ export function runStateApiPrefix(nc: NatsConnection): Promise<string> {
  * the role ends (exit 78) saying how to regenerate the grants, rather than being restarted for ever.
  */
 function grantsNameAnotherRun(e: unknown, runId: string, streams: readonly string[]): unknown {
-  const subject = (e as { permissionContext?: { operation?: string; subject?: string } } | null)?.permissionContext;
-  const api = subject?.operation === 'publish' ? /\.STREAM\.(?:CREATE|INFO|UPDATE)\.([^.]+)$/.exec(subject.subject ?? '') : null;
+  const refused = permissionRefusal(e);
+  const api = refused?.operation === 'publish' ? /\.STREAM\.(?:CREATE|INFO|UPDATE)\.([^.]+)$/.exec(refused.subject ?? '') : null;
   if (!api || !streams.includes(api[1]!)) return e;
   return new SetupError(`run ${runId}: the NATS grants of this connection's user do not name run ${runId} (${(e as Error).message}): `
     + `was run.id changed without regenerating the server's config? Write its grants for this run with \`node --import tsx scripts/gen-nats-conf.ts --run=${runId}\``

@@ -5,7 +5,11 @@
 export async function scrapeMetric(metricsUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   const res = await fetch(`${metricsUrl}/metrics`);
   if (!res.ok) throw new Error(`${metricsUrl}/metrics answered ${res.status}`);
-  const text = await res.text();
+  return sumMetric(await res.text(), name, labels);
+}
+
+/** As scrapeMetric, from a page's text (e.g. an in-process registry's `metrics.registry.metrics()`). */
+export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);

@@ -1,7 +1,8 @@
 // review32 F6: a learner drops, at its start, the kept exclusion reports (lib/grpo/exclusion-reports.ts) of batches
 // after the one it resumes from: such a report was kept by a learner killed before publishing that batch's version,
 // and the batch trained again under that seq may be another with no excluded row (no report to replace it). The
-// learner over real gRPC (a fake orchestrator) and a real nats-server (test/roles/learner-harness.ts).
+// learner over real gRPC (a fake orchestrator) and a real nats-server (test/roles/learner-harness.ts). Since round 33
+// the seqs of reports dropped to their bound too.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
@@ -38,4 +39,10 @@ test('at start the learner drops the kept reports of batches after the one it re
   const revision = (await record.get())!.revision;
   await rig.restartLearner();
   assert.equal((await record.get())!.revision, revision);
+  // round 33: the seqs of reports dropped to the bound go the same way (one after batch 2 would have an orchestrator
+  // say that batch's report was lost); the one up to it stays
+  const withDropped = [{ seq: 1, dropped: true }, { seq: 3, dropped: true }, { seq: 4, results: { forger: 'x' } }];
+  await record.modify(() => ({ version: 0, digest: 'd0', last_batch_seq: 0, exclusion_reports: withDropped }));
+  await rig.restartLearner();
+  assert.deepEqual((await record.get())?.value, { version: 0, digest: 'd0', last_batch_seq: 0, exclusion_reports: [{ seq: 1, dropped: true }] });
 });

@@ -153,6 +153,25 @@ test('maxStaleness 1: nothing opens before the rule allows (the early opening is
   c.close();
 });
 
+for (const [what, computeMs] of [['without compute_ms', undefined], ['with a NaN compute_ms', NaN]] as const) {
+  test(`maxStaleness 0: a TrainResult ${what} keeps the early batch's time limit (a NaN limit withdrew it at once)`, async () => {
+    const { c, log, learner, rollouts, batches, complete } = await setup(0);
+    await until(() => rollouts().length === 1, 'batch 1 dispatched');
+    await complete(0, 0);
+    await until(() => rollouts().length === 2, 'batch 2 opened early');
+    c.handle(learner, { train_result: { batch_id: 'early-b1', batch_seq: 1, applied: true, skipped_reason: '', version: 1, loss: 0, ...(computeMs === undefined ? {} : { compute_ms: computeMs }) } } as WorkerMessage__Output);
+    await until(() => c.state.ackedSeq === 1, 'batch 1 acknowledged');
+    await complete(1, 1);
+    await until(() => batches().length === 2, 'batch 2 at the learner');
+    await until(() => rollouts().length === 3, `batch 3 opened early\n${log.join('\n')}`);
+    // a check that nothing happens: the limit is 5 s at least (a NaN one fired after 1 ms)
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!log.some((l) => /withdrawn/.test(l)), log.join('\n'));
+    assert.equal(rollouts().length, 3, 'batch 3 not opened again');
+    c.close();
+  });
+}
+
 test('an early batch waits at least 5 s, and at least 3 of the learner\'s last GRPO steps (a slow step does not withdraw every early batch)', () => {
   assert.equal(earlyLimitMs(0), 5000);
   assert.equal(earlyLimitMs(1000), 5000);

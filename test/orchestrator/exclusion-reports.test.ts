@@ -7,17 +7,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
 import { encodeTensor, trainBatchDigest, type TrainBatch, type WorkerMessage__Output } from '../../lib/transport/index.ts';
-import { boundResults, buildExclusionReport, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readExclusionReports, REPORT_RESULTS_MAX, reportsUpTo, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
+import { boundResults, buildExclusionReport, DROPPED_REPORTS_KEPT, EXCLUSION_REPORTS_KEPT, EXCLUSION_REPORTS_LABEL, keepExclusionReport, readDroppedReports, readExclusionReports, REPORT_RESULTS_MAX, reportsUpTo, type ExclusionReport } from '../../lib/grpo/exclusion-reports.ts';
 import { fakeSession, until, type FakeSession } from '../helpers/fake-session.ts';
 import { testCoordinator } from '../helpers/coordinator.ts';
+import { sumMetric } from '../helpers/metrics.ts';
 
 test('a report: per worker its examined groups in batch order, x excluded, p passed; unchecked groups left out', () => {
   // groups a (w1), b (w2), c (w1), d (w2), two actions each; b's second action excluded, d has an unchecked action
   const ids = ['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd'];
   const workers = ['w1', 'w1', 'w2', 'w2', 'w1', 'w1', 'w2', 'w2'];
-  assert.deepEqual(buildExclusionReport(4, ids, workers, [3], [7], true), { seq: 4, results: { w1: 'pp', w2: 'x' } });
+  // `actions`: per worker with an excluded result, its excluded actions (rollout_rows_excluded_total counts them)
+  assert.deepEqual(buildExclusionReport(4, ids, workers, [3], [7], true), { seq: 4, results: { w1: 'pp', w2: 'x' }, actions: { w2: 1 } });
+  assert.deepEqual(buildExclusionReport(4, ids, workers, [2, 3, 3, 4, 99], [], true), { seq: 4, results: { w1: 'px', w2: 'xp' }, actions: { w1: 1, w2: 2 } });
   // not applied (skipped as non-finite): only the excluded results are counted, as a TrainResult's would be
-  assert.deepEqual(buildExclusionReport(4, ids, workers, [3], [7], false), { seq: 4, results: { w2: 'x' } });
+  assert.deepEqual(buildExclusionReport(4, ids, workers, [3], [7], false), { seq: 4, results: { w2: 'x' }, actions: { w2: 1 } });
   // nothing excluded, or no attribution (an older orchestrator) or a wrong length: no report
   assert.equal(buildExclusionReport(4, ids, workers, [], [], true), undefined);
   assert.equal(buildExclusionReport(4, ids, [], [3], [], true), undefined);
@@ -28,7 +31,7 @@ test('a report: per worker its examined groups in batch order, x excluded, p pas
   const r = buildExclusionReport(1, many, many.map(() => 'w'), [0, many.length - 1], [], true)!;
   assert.equal(r.results['w'], `x${'p'.repeat(REPORT_RESULTS_MAX - 2)}x`);
   // ... a report whose only exclusion is the batch's first result is kept (before: cut, no report at all)
-  assert.deepEqual(buildExclusionReport(1, many, many.map(() => 'w'), [0], [], true), { seq: 1, results: { w: `x${'p'.repeat(REPORT_RESULTS_MAX - 1)}` } });
+  assert.deepEqual(buildExclusionReport(1, many, many.map(() => 'w'), [0], [], true), { seq: 1, results: { w: `x${'p'.repeat(REPORT_RESULTS_MAX - 1)}` }, actions: { w: 1 } });
   // ... and passed results are dropped from the oldest, between exclusions too
   assert.equal(boundResults(`p${'x'.repeat(3)}${'p'.repeat(REPORT_RESULTS_MAX)}`), `xxx${'p'.repeat(REPORT_RESULTS_MAX - 3)}`);
   // more excluded results than the bound: the newest REPORT_RESULTS_MAX of them, every passed one dropped
@@ -49,6 +52,35 @@ test('kept reports: a seq replaces its own and later ones, the newest EXCLUSION_
   assert.deepEqual(readExclusionReports({ seq: 1 }), []);
   // a learner resuming after batch 4 keeps the reports up to it (review32 F6)
   assert.deepEqual(reportsUpTo([rep(5), rep(3), rep(4), 'junk'], 4), [rep(3), rep(4)]);
+});
+
+test('kept reports pushed out by the bound leave their seq (round 33): replaced like reports, bounded, dropped at a resume, ignored by an older reader', () => {
+  const rep = (seq: number): ExclusionReport => ({ seq, results: { w: 'x' }, actions: { w: 1 } });
+  const dropped = (seq: number) => ({ seq, dropped: true as const });
+  let kept: unknown = undefined;
+  for (let s = 1; s <= EXCLUSION_REPORTS_KEPT + 3; s++) kept = keepExclusionReport(kept, rep(s));
+  assert.deepEqual(kept, [dropped(1), dropped(2), dropped(3), ...Array.from({ length: EXCLUSION_REPORTS_KEPT }, (_, i) => rep(i + 4))]);
+  assert.deepEqual(readDroppedReports(kept), [1, 2, 3]);
+  // what a round-32 orchestrator reads: the well-formed reports only (a dropped seq is no report)
+  assert.deepEqual(readExclusionReports(kept).map((r) => r.seq), Array.from({ length: EXCLUSION_REPORTS_KEPT }, (_, i) => i + 4));
+  // a report of batch 3 again (a learner resumed from an older version): the dropped seq 3 and every later report go
+  kept = keepExclusionReport(kept, rep(3));
+  assert.deepEqual(kept, [dropped(1), dropped(2), rep(3)]);
+  // a resume after batch 1 drops the later dropped seqs too (a report of a batch not published would be said lost)
+  assert.deepEqual(reportsUpTo([dropped(1), dropped(2), rep(3)], 1), [dropped(1)]);
+  // a seq both dropped and held (a hand-made record) is held; malformed ones are ignored
+  assert.deepEqual(readDroppedReports([dropped(2), rep(2), { seq: 0, dropped: true }, { seq: 5, dropped: false }, dropped(1)]), [1]);
+  // at most DROPPED_REPORTS_KEPT seqs, the newest
+  kept = Array.from({ length: DROPPED_REPORTS_KEPT }, (_, i) => dropped(i + 1));
+  kept = keepExclusionReport([...(kept as unknown[]), ...Array.from({ length: EXCLUSION_REPORTS_KEPT }, (_, i) => rep(DROPPED_REPORTS_KEPT + i + 1))], rep(DROPPED_REPORTS_KEPT + EXCLUSION_REPORTS_KEPT + 1));
+  assert.deepEqual(readDroppedReports(kept), Array.from({ length: DROPPED_REPORTS_KEPT }, (_, i) => i + 2));
+  // the largest record stays far under a NATS message (1 MiB): 8 reports of 64 ids of 128 characters, 256 results each
+  const id = (i: number) => `${String(i).padStart(3, '0')}${'w'.repeat(125)}`;
+  const big = (seq: number): ExclusionReport => ({ seq, results: Object.fromEntries(Array.from({ length: 64 }, (_, i) => [id(i), 'x'.repeat(256)])), actions: Object.fromEntries(Array.from({ length: 64 }, (_, i) => [id(i), 9_999_999])) });
+  kept = Array.from({ length: DROPPED_REPORTS_KEPT }, (_, i) => dropped(9_000_000_000 + i));
+  for (let s = 1; s <= EXCLUSION_REPORTS_KEPT; s++) kept = keepExclusionReport(kept, big(9_100_000_000 + s));
+  const bytes = JSON.stringify(kept).length;
+  assert.ok(bytes < 400_000, `${bytes} bytes`);
 });
 
 const G = 2;
@@ -146,13 +178,13 @@ test('an older learner (no exclusion_reports label) caught up: said once, nothin
  * A coordinator with a forger, a reward worker and a learner that keeps reports (fake sessions), GRPO at maxStaleness
  * 0, quarantined at 2 of 10. `reports` and `published` are what the learner's record and its newest checkpoint say.
  */
-async function keptReportsRun(name: string, o: { reports: () => unknown; published: () => Promise<{ version: number; lastBatchSeq: number }> }) {
+async function keptReportsRun(name: string, o: { reports: () => unknown; published: () => Promise<{ version: number; lastBatchSeq: number }>; quarantineAfter?: number }) {
   const config = parseConfig({
     run: { id: name, seed: 1 }, data: { size: H, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
-    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: 2, quarantineWindow: 10 },
+    sft: { steps: 0 }, grpo: { steps: 4, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: o.quarantineAfter ?? 2, quarantineWindow: 10 },
     orchestrator: { bundleMs: 0 },
   });
-  const { c, log } = await testCoordinator(config, name, { publishedProgress: o.published, exclusionReports: async () => o.reports() });
+  const { c, log, metrics } = await testCoordinator(config, name, { publishedProgress: o.published, exclusionReports: async () => o.reports() });
   const why = () => log.join('\n');
   const forger = fakeSession('ROLLOUT', 'forger');
   const reward = fakeSession('REWARD', 's');
@@ -162,7 +194,7 @@ async function keptReportsRun(name: string, o: { reports: () => unknown; publish
     if (held !== undefined) (l.hello as { last_batch_seq?: number }).last_batch_seq = held;
     return l;
   };
-  const run = { c, log, why, learner: learnerSession() };
+  const run = { c, log, why, learner: learnerSession(), counted: async (name: string, labels: Record<string, string> = {}) => sumMetric(await metrics.registry.metrics(), name, labels) };
   c.attach(forger);
   c.attach(reward);
   c.attach(run.learner);
@@ -240,7 +272,7 @@ for (const order of ['duplicate-first', 'next-result-first'] as const) {
 
 test('a TrainResult counted, then refused (an impossible version), then the batch caught up: its kept report is not counted again', async () => {
   let published = { version: 0, lastBatchSeq: 0 };
-  const r = await keptReportsRun('kept-reports-guard', { reports: () => [{ seq: 1, results: { forger: 'x' } }], published: async () => published });
+  const r = await keptReportsRun('kept-reports-guard', { reports: () => [{ seq: 1, results: { forger: 'x' }, actions: { forger: 2 } }], published: async () => published });
   await r.rollOut(1);
   const b1 = await r.sentBatch(1);
   // counted as it is handled (1 of 10), then refused: version 5 is above 0 + 1 and above the published v0
@@ -255,4 +287,61 @@ test('a TrainResult counted, then refused (an impossible version), then the batc
   assert.deepEqual(r.c.state.quarantineWindows, { forger: [0] }, r.why());
   assert.equal(r.c.state.quarantined, undefined, r.why());
   assert.ok(r.log.includes('GRPO batch 1: the learner\'s kept exclusion report of it not counted: this process counted its TrainResult, or a later batch\'s'), r.why());
+  // its two excluded actions counted once, from the TrainResult (the report's count is not added)
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
+});
+
+// round 33 (trust33): a catch-up over batches whose kept reports the learner dropped to its bound (more than
+// EXCLUSION_REPORTS_KEPT with an excluded result unacknowledged, possible at maxStaleness >= 8) said nothing; and a
+// report's excluded actions were not counted in rollout_rows_excluded_total. The record here is made up (the learner's
+// bound is tested above): batch 1's report dropped, batch 2's kept.
+test('a catch-up names the batches whose kept reports the learner dropped and counts them; a counted report\'s excluded actions count in rollout_rows_excluded_total', async () => {
+  let published = { version: 0, lastBatchSeq: 0 };
+  let reports: unknown[] = [];
+  const r = await keptReportsRun('kept-reports-dropped', { reports: () => reports, published: async () => published });
+  assert.equal(await r.counted('quarantine_reports_missing_total'), 0, 'at 0 before the first catch-up');
+  await r.rollOut(1);
+  await r.sentBatch(1);
+  await r.rollOut(2);
+  await r.sentBatch(2);
+  // the learner trained both (the forger's group excluded in each, two actions each), its TrainResults never arrive
+  reports = [{ seq: 1, dropped: true }, { seq: 2, results: { forger: 'x' }, actions: { forger: 2 } }];
+  published = { version: 2, lastBatchSeq: 2 };
+  r.replaceLearner(2);
+  await until(() => r.c.state.ackedSeq === 2, `batches 1-2 caught up\n${r.why()}`);
+  const said = r.log.filter((l) => /^the learner dropped its kept exclusion reports/.test(l));
+  assert.deepEqual(said, ['the learner dropped its kept exclusion reports of 1 GRPO batch(es) acknowledged without their TrainResult (it keeps those of the newest 8 batches with an excluded result): batch(es) 1; their excluded and passed rollout results are not counted in the quarantine windows, nor their excluded actions in rollout_rows_excluded_total (quarantine_reports_missing_total; docs/security.md)'], r.why());
+  assert.equal(await r.counted('quarantine_reports_missing_total'), 1, r.why());
+  // batch 2 counted from its report: the window, and its two actions
+  assert.deepEqual(r.c.state.quarantineWindows, { forger: [0] }, r.why());
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
+  // batch 3 caught up with batch 1's dropped seq still in the record: not said again (acknowledged already)
+  await r.rollOut(3);
+  await r.sentBatch(3);
+  reports = [{ seq: 1, dropped: true }, { seq: 2, results: { forger: 'x' }, actions: { forger: 2 } }, { seq: 3, results: { forger: 'p' } }];
+  published = { version: 3, lastBatchSeq: 3 };
+  r.replaceLearner(3);
+  await until(() => r.c.state.ackedSeq === 3, `batch 3 caught up\n${r.why()}`);
+  assert.equal(r.log.filter((l) => /^the learner dropped its kept exclusion reports/.test(l)).length, 1, r.why());
+  assert.equal(await r.counted('quarantine_reports_missing_total'), 1, r.why());
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
+  assert.deepEqual(r.c.state.quarantineWindows, { forger: [1] }, r.why());
+});
+
+// grpo.quarantineAfter 0 (never quarantine: exclusions still logged and counted, docs/config.md): a report's excluded
+// actions are counted as a TrainResult's would be (round 32 read no report at 0), and once
+test('quarantineAfter 0: a caught-up batch\'s report counts its excluded actions once, and quarantines nobody', async () => {
+  let published = { version: 0, lastBatchSeq: 0 };
+  const r = await keptReportsRun('kept-reports-off', { reports: () => [{ seq: 1, results: { forger: 'x' }, actions: { forger: 2 } }], published: async () => published, quarantineAfter: 0 });
+  await r.rollOut(1);
+  const b1 = await r.sentBatch(1);
+  published = { version: 1, lastBatchSeq: 1 };
+  r.replaceLearner(1);
+  await until(() => r.c.state.ackedSeq === 1, `batch 1 caught up\n${r.why()}`);
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
+  assert.ok(r.log.includes('GRPO batch 1 (acknowledged without its TrainResult at hand; the learner\'s kept report of it): the learner excluded rows of 1 of 1 checked rollout results of rollout worker forger'), r.why());
+  // its 'duplicate' after the acknowledgement counts nothing more
+  r.answer(b1, { applied: false, skipped_reason: 'duplicate', version: 1 });
+  assert.equal(await r.counted('rollout_rows_excluded_total', { worker_id: 'forger' }), 2, r.why());
+  assert.equal(r.c.state.quarantined, undefined);
 });

@@ -28,6 +28,7 @@ import { runRewardWorker } from '../../reward-worker/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import { connectNats, connectToOrchestrator, RunStateStore, TransportError } from '../../lib/transport/index.ts';
 import { freePort, startNatsServer } from '../helpers/nats.ts';
+import { scrapeMetric } from '../helpers/metrics.ts';
 import { BIN } from '../helpers/cli.ts';
 import { capabilities, scriptedRollout } from '../helpers/scripted-workers.ts';
 
@@ -108,6 +109,10 @@ test('an orchestrator killed between a TrainResult and its acknowledgement: the 
   assert.ok(logB.some((l) => /^GRPO batch 1 \(acknowledged without its TrainResult at hand; the learner's kept report of it\): the learner excluded rows of 2 of 2 checked rollout results of rollout worker forger; 2 of its last 10/.test(l)), why);
   assert.ok(logB.some((l) => /^quarantined rollout worker forger: .*excluded rows of 2 of its last 10 checked rollout results/.test(l)), why);
   assert.deepEqual(b.coordinator.state.quarantined, ['forger'], why);
+  // and (round 33) its excluded actions from the report's `actions`, as the first process counted them from the
+  // TrainResult: the forger's 2 groups of 2; no report was missing
+  assert.equal(await scrapeMetric(b.metricsUrl, 'rollout_rows_excluded_total', { worker_id: 'forger' }), 4, why);
+  assert.equal(await scrapeMetric(b.metricsUrl, 'quarantine_reports_missing_total'), 0, why);
   // stored with batch 1's acknowledgement (a quarantined id's window is not stored), and the forger refused
   assert.deepEqual((await store.get())?.value, { ackedSeq: 1, learnerVersion: 1, quarantined: ['forger'] });
   await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', capabilities }),

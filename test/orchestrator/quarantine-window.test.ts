@@ -7,6 +7,7 @@ import { createMetrics } from '../../lib/metrics/index.ts';
 import { parseConfig } from '../../lib/config/index.ts';
 import { Quarantine, QUARANTINE_WINDOW_HITS_STORED_MAX, QUARANTINE_WINDOWS_STORED_MAX, type CheckedResult, type ExcludedAction, type StoredWindows } from '../../orchestrator/quarantine.ts';
 import { liftQuarantine } from '../../orchestrator/main.ts';
+import { sumMetric } from '../helpers/metrics.ts';
 
 /** A Quarantine and what it closed; `feed(worker, pattern)` records one batch per character: 'E' excluded, '.' clean. */
 function harness(after: number, window: number, restored?: { ids?: string[]; windows?: StoredWindows }) {
@@ -160,4 +161,49 @@ test('--lift-quarantine drops a lifted id\'s stored window too: its count starts
   assert.deepEqual(state, { ackedSeq: 3, learnerVersion: 3, quarantined: ['b'], quarantineWindows: { c: [2] } });
   liftQuarantine(state, ['c'], () => {});
   assert.deepEqual(state, { ackedSeq: 3, learnerVersion: 3, quarantined: ['b'] });
+});
+
+// round 33 (trust33): a batch acknowledged without its TrainResult is counted from the learner's kept report of it
+// through the same path as a TrainResult (Quarantine `count`): the windows (passed and excluded results), the excluded
+// actions in rollout_rows_excluded_total (before, a report's were not counted), the quarantine; also at after 0, where
+// a report's actions are counted once (needsReport), as a TrainResult's are.
+test('a batch counted from its TrainResult and from the learner\'s report of it: the same windows, excluded actions and quarantine', async () => {
+  /** rollout_rows_excluded_total per worker id. */
+  const rows = async (h: { metrics: ReturnType<typeof createMetrics> }) => {
+    const text = await h.metrics.registry.metrics();
+    return Object.fromEntries(['v', 'w'].map((id) => [id, sumMetric(text, 'rollout_rows_excluded_total', { worker_id: id })]));
+  };
+  const make = (after: number) => {
+    const metrics = createMetrics('qpath', 'orchestrator', { processMetrics: false });
+    const closed: string[] = [];
+    return { metrics, closed, q: new Quarantine({ after, window: 4, metrics, log: () => undefined, close: (id) => closed.push(id) }) };
+  };
+  const fromResult = make(2);
+  const fromReport = make(2);
+  // batch 1 from a TrainResult in both: w excluded once (two actions)
+  for (const h of [fromResult, fromReport]) h.q.record(1, [{ worker: 'w', sampleId: 'a', excluded: true }], [{ worker: 'w', sampleId: 'a', groupIndex: 0 }, { worker: 'w', sampleId: 'a', groupIndex: 1 }], []);
+  // batch 2: w passes 3 results (its exclusion leaves the window of 4 after 3 more), v is excluded in one of two (3 actions)
+  const checked: CheckedResult[] = [
+    { worker: 'w', sampleId: 'b', excluded: false }, { worker: 'v', sampleId: 'c', excluded: true }, { worker: 'w', sampleId: 'd', excluded: false },
+    { worker: 'v', sampleId: 'e', excluded: false }, { worker: 'w', sampleId: 'f', excluded: false },
+  ];
+  fromResult.q.record(2, checked, [0, 1, 2].map((g) => ({ worker: 'v', sampleId: 'c', groupIndex: g })), []);
+  assert.equal(fromReport.q.needsReport(2), true);
+  fromReport.q.recordReported(2, { results: { v: 'xp', w: 'ppp' }, actions: { v: 3 } });
+  assert.equal(fromReport.q.needsReport(2), false, 'counted once');
+  assert.deepEqual(fromReport.q.windowsAt(2), fromResult.q.windowsAt(2));
+  assert.deepEqual(fromResult.q.windowsAt(2), { v: [1], w: [3] });
+  assert.deepEqual(await rows(fromReport), await rows(fromResult));
+  assert.deepEqual(await rows(fromResult), { v: 3, w: 2 });
+  // batch 3: w excluded again, 1 of its last 4 (its first exclusion aged out by the passed results of batch 2) in both
+  for (const h of [fromResult, fromReport]) h.q.recordReported(3, { results: { w: 'x' }, actions: { w: 1 } });
+  assert.deepEqual(fromReport.closed, []);
+  assert.deepEqual(fromReport.q.windowsAt(3), fromResult.q.windowsAt(3));
+  assert.deepEqual(fromResult.q.windowsAt(3), { v: [1], w: [0] });
+  // at after 0 (never quarantine) a report's actions are still counted, once
+  const off = make(0);
+  assert.equal(off.q.needsReport(1), true);
+  off.q.recordReported(1, { results: { w: 'xp' }, actions: { w: 2 } });
+  assert.equal(off.q.needsReport(1), false);
+  assert.deepEqual(await rows(off), { v: 0, w: 2 });
 });

@@ -18,6 +18,7 @@ import { LearnerStateStore } from '../../lib/worker/learner-state.ts';
 import { writeLocalNatsUsers } from '../../lib/local/nats-config.ts';
 import { LEARNER_RECORD_KEY } from '../../lib/grpo/exclusion-reports.ts';
 import { learnerRecordReader } from '../../orchestrator/learner-record.ts';
+import { permissionRefusal } from '../../lib/transport/nats-refusal.ts';
 
 const RUN = 'perm-run';
 const pass = (role: NatsRole) => `${role}-pass-0123456789`;
@@ -240,6 +241,13 @@ test('a grant that refuses the orchestrator\'s read of the learner\'s record: sa
     const orchestrator = await connect('orchestrator');
     const record = await RunStateStore.open(orchestrator, { runId: run, key: LEARNER_RECORD_KEY, schema: z.unknown() });
     await assert.rejects(record.get(), refused, 'the hand-made grant refuses the read');
+    // the one reader of a refusal (lib/transport/nats-refusal.ts, also grantsNameAnotherRun's) names what was refused
+    const error = await record.get().then(() => undefined, (e: unknown) => e);
+    const what = permissionRefusal(error);
+    assert.equal(what?.operation, 'publish', String(error));
+    assert.match(what?.subject ?? '', /^RS\.API\.(DIRECT|STREAM\.MSG)\.GET\./, String(error));
+    assert.equal(permissionRefusal(new Error('TIMEOUT')), undefined);
+    assert.equal(permissionRefusal(undefined), undefined);
     const lines: string[] = [];
     let tries = 0;
     const read = learnerRecordReader(record, (l) => lines.push(l), async (_what, op) => {
