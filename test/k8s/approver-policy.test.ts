@@ -173,7 +173,7 @@ function requestOfVolume(attrs: Record<string, string>, pod: string, namespace: 
 // The evaluator: approver-policy's documented semantics, ours (not approver-policy's code)
 
 /** approver-policy's wildcard: `*` stands for any text (none, and `/`, included); no other special character; "" matches only "". */
-export function wildcardMatches(pattern: string, s: string): boolean {
+function wildcardMatches(pattern: string, s: string): boolean {
   const re = pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*');
   return new RegExp(`^${re}$`, 's').test(s);
 }
@@ -182,7 +182,7 @@ type AllowedString = NonNullable<NonNullable<CertificateRequestPolicy['spec']['a
 type AllowedSlice = NonNullable<NonNullable<CertificateRequestPolicy['spec']['allowed']>['uris']>;
 
 /** The reasons `policy` refuses `req` (none: it allows it). Throws on a policy field it does not model. */
-export function refusals(policy: CertificateRequestPolicy, req: CertRequest): string[] {
+function refusals(policy: CertificateRequestPolicy, req: CertRequest): string[] {
   const allowed = policy.spec.allowed ?? {};
   const modelled = ['commonName', 'dnsNames', 'ipAddresses', 'uris', 'emailAddresses', 'isCA', 'usages'];
   for (const k of Object.keys(allowed)) assert.ok(modelled.includes(k), `${policy.metadata.name}: allowed.${k} is not modelled by this evaluator`);
