@@ -14,8 +14,9 @@
 //   replicas          name -> count (Deployment, StatefulSet, ReplicaSet)
 //   namespace         set on every namespaced object
 //   replacements      inline only: a source {kind, name, fieldPath} (exactly one object; a missing field is an error, as
-//                     in kustomize) copied into targets [{select: {kind, name}, fieldPaths, options: {create}}];
-//                     fieldPaths are dotted paths of object keys (no list indexes)
+//                     in kustomize) copied into targets [{select: {kind, name}, fieldPaths, options: {create, delimiter,
+//                     index}}]; fieldPaths are dotted paths of object keys and list indexes (`rules.0.resourceNames.1`);
+//                     delimiter + index replace one part of the target's string (an index inside it only)
 //   components        directories holding a `kind: Component` kustomization (apiVersion
 //                     kustomize.config.k8s.io/v1alpha1): after the resources, each in order adds its own resources and
 //                     generators and runs its transformers over everything accumulated so far (kustomize's order)
@@ -234,7 +235,12 @@ function build(dir: string, visited: Set<string>, stack: string[], into?: Intern
 
 interface ReplacementArgs {
   source?: { kind?: string; name?: string; fieldPath?: string; [k: string]: unknown };
-  targets?: { select?: { kind?: string; name?: string; [k: string]: unknown }; fieldPaths?: string[]; options?: { create?: boolean; [k: string]: unknown }; [k: string]: unknown }[];
+  targets?: {
+    select?: { kind?: string; name?: string; [k: string]: unknown };
+    fieldPaths?: string[];
+    options?: { create?: boolean; delimiter?: string; index?: number; [k: string]: unknown };
+    [k: string]: unknown;
+  }[];
   [k: string]: unknown;
 }
 
@@ -247,7 +253,7 @@ function applyReplacement(items: Internal[], r: ReplacementArgs, what: string): 
   if (!src?.kind || !src.name || !src.fieldPath) throw new Error(`${what}: source needs kind, name and fieldPath`);
   only(src, ['kind', 'name', 'fieldPath'], 'source');
   const path = (p: string) => {
-    if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(p)) throw new Error(`${what}: fieldPath "${p}" is not supported by test/k8s/kustomize.ts (dotted object keys only)`);
+    if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(p)) throw new Error(`${what}: fieldPath "${p}" is not supported by test/k8s/kustomize.ts (dotted object keys and list indexes only)`);
     return p.split('.');
   };
   const sources = items.filter((it) => it.obj.kind === src.kind && it.obj.metadata.name === src.name);
@@ -258,20 +264,38 @@ function applyReplacement(items: Internal[], r: ReplacementArgs, what: string): 
   for (const t of asList<NonNullable<ReplacementArgs['targets']>[number]>(r.targets, `${what}: targets`)) {
     only(t, ['select', 'fieldPaths', 'options'], 'target');
     only(t.select, ['kind', 'name'], 'select');
-    only(t.options, ['create'], 'options');
+    only(t.options, ['create', 'delimiter', 'index'], 'options');
+    const { delimiter, index } = t.options ?? {};
+    if ((delimiter === undefined) !== (index === undefined)) throw new Error(`${what}: options delimiter and index are modelled only together by test/k8s/kustomize.ts`);
     for (const it of items.filter((x) => (!t.select?.kind || x.obj.kind === t.select.kind) && (!t.select?.name || x.obj.metadata.name === t.select.name))) {
       for (const fp of asList<string>(t.fieldPaths, `${what}: fieldPaths`)) {
         const segs = path(fp);
+        const missing = (why = '') => new Error(`${what}: fieldPath ${fp} is missing in ${it.obj.kind}/${it.obj.metadata.name}${why}`);
+        // a list is entered only by an index inside it (kustomize's `[name=value]` selectors are not modelled)
+        const key = (node: object, seg: string): string => {
+          if (Array.isArray(node) && !(/^(0|[1-9][0-9]*)$/.test(seg) && Number(seg) < node.length)) throw missing(` (no list item ${seg})`);
+          return seg;
+        };
         let node = it.obj as Record<string, unknown>;
         for (const seg of segs.slice(0, -1)) {
-          if (node[seg] === undefined && t.options?.create) node[seg] = {};
+          if (node[key(node, seg)] === undefined && t.options?.create) node[seg] = {};
           const next = node[seg];
-          if (!next || typeof next !== 'object') throw new Error(`${what}: fieldPath ${fp} is missing in ${it.obj.kind}/${it.obj.metadata.name}`);
+          if (!next || typeof next !== 'object') throw missing();
           node = next as Record<string, unknown>;
         }
-        const last = segs.at(-1)!;
-        if (node[last] === undefined && !t.options?.create) throw new Error(`${what}: fieldPath ${fp} is missing in ${it.obj.kind}/${it.obj.metadata.name} (without options.create; not modelled by test/k8s/kustomize.ts)`);
-        node[last] = structuredClone(value);
+        const last = key(node, segs.at(-1)!);
+        if (node[last] === undefined && !t.options?.create) throw missing(' (without options.create; not modelled by test/k8s/kustomize.ts)');
+        if (delimiter === undefined) {
+          node[last] = structuredClone(value);
+          continue;
+        }
+        // one part of the target's string: kustomize splits it at the delimiter and puts the value in part `index`
+        const target = node[last];
+        if (typeof target !== 'string' || typeof value !== 'string') throw new Error(`${what}: options.delimiter on ${fp} of ${it.obj.kind}/${it.obj.metadata.name}: source and target must be strings`);
+        const parts = target.split(delimiter);
+        if (!Number.isInteger(index) || index! < 0 || index! >= parts.length) throw new Error(`${what}: options.index ${index} is outside "${target}" split at "${delimiter}" (not modelled by test/k8s/kustomize.ts)`);
+        parts[index!] = value;
+        node[last] = parts.join(delimiter);
       }
     }
   }

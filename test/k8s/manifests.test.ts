@@ -27,8 +27,8 @@ const at = (p: string) => join(ROOT, p);
 
 const KUSTOMIZATIONS = ['k8s/base', 'k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/overlays/webgpu', 'k8s/monitoring'];
 const RUN_OVERLAYS = ['k8s/overlays/cpu-dev', 'k8s/overlays/gpu', 'k8s/overlays/gpu-all', 'k8s/overlays/webgpu'];
-/** Kustomize components: rendered over every run overlay by their own tests (test/k8s/per-pod-identity.test.ts). */
-const COMPONENTS = ['k8s/components/per-pod-identity'];
+/** Kustomize components: rendered over every run overlay by their own tests (test/k8s/per-pod-identity.test.ts, approver-policy.test.ts). */
+const COMPONENTS = ['k8s/components/per-pod-identity', 'k8s/components/approver-policy'];
 /**
  * Where each run overlay puts GPUs: the device of each role that has one (its --device: one form in every overlay; the
  * run config names no device, round 18), KEDA.

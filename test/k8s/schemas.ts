@@ -208,8 +208,70 @@ const issuerSchema = z.strictObject({
   }),
 });
 
+// policy.cert-manager.io/v1alpha1 CertificateRequestPolicy (cert-manager approver-policy v0.27.0's CRD, all of spec):
+// k8s/components/approver-policy. Cluster-scoped; `status` is the controller's, not a manifest's.
+const validationRules = z.array(z.strictObject({ rule: z.string().min(1), message: z.string().optional() })).optional();
+const allowedString = z.strictObject({ value: z.string().optional(), required: z.boolean().optional(), validations: validationRules });
+const allowedStringSlice = z.strictObject({ values: z.array(z.string()).optional(), required: z.boolean().optional(), validations: validationRules });
+const allowedOid = z.strictObject({ oid: z.string().min(1), values: z.array(z.string()).optional(), required: z.boolean().optional(), validations: validationRules });
+/** cert-manager's KeyUsage values (the CRD's enum). */
+export const CERT_MANAGER_KEY_USAGES = [
+  'signing', 'digital signature', 'content commitment', 'key encipherment', 'key agreement', 'data encipherment', 'cert sign',
+  'crl sign', 'encipher only', 'decipher only', 'any', 'server auth', 'client auth', 'code signing', 'email protection', 's/mime',
+  'ipsec end system', 'ipsec tunnel', 'ipsec user', 'timestamping', 'ocsp signing', 'microsoft sgc', 'netscape sgc',
+] as const;
+/** A metav1.Duration as Go's time.ParseDuration reads it (the CRD says string; approver-policy's webhook parses it). */
+const goDuration = z.string().regex(/^([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$/, 'must be a Go duration like 2160h or 90m');
+export const certificateRequestPolicySchema = z.strictObject({
+  apiVersion: z.literal('policy.cert-manager.io/v1alpha1'),
+  kind: z.literal('CertificateRequestPolicy'),
+  metadata,
+  spec: z.strictObject({
+    allowed: z.strictObject({
+      commonName: allowedString.optional(),
+      dnsNames: allowedStringSlice.optional(),
+      ipAddresses: allowedStringSlice.optional(),
+      uris: allowedStringSlice.optional(),
+      emailAddresses: allowedStringSlice.optional(),
+      isCA: z.boolean().optional(),
+      usages: z.array(z.enum(CERT_MANAGER_KEY_USAGES)).optional(),
+      subject: z.strictObject({
+        organizations: allowedStringSlice.optional(),
+        countries: allowedStringSlice.optional(),
+        organizationalUnits: allowedStringSlice.optional(),
+        localities: allowedStringSlice.optional(),
+        provinces: allowedStringSlice.optional(),
+        streetAddresses: allowedStringSlice.optional(),
+        postalCodes: allowedStringSlice.optional(),
+        serialNumber: allowedString.optional(),
+        otherAttributes: z.array(allowedOid).optional(),
+      }).optional(),
+      otherNames: z.array(allowedOid).optional(),
+    }).optional(),
+    constraints: z.strictObject({
+      minDuration: goDuration.optional(),
+      maxDuration: goDuration.optional(),
+      privateKey: z.strictObject({
+        algorithm: z.enum(['RSA', 'ECDSA', 'Ed25519']).optional(),
+        minSize: z.number().int().optional(),
+        maxSize: z.number().int().optional(),
+      }).optional(),
+    }).optional(),
+    plugins: z.record(z.string(), z.strictObject({ values: z.record(z.string(), z.string()).optional() })).optional(),
+    selector: z.strictObject({
+      issuerRef: z.strictObject({ name: z.string().optional(), kind: z.string().optional(), group: z.string().optional() }).optional(),
+      namespace: z.strictObject({
+        matchNames: z.array(z.string()).optional(),
+        matchLabels: z.record(z.string(), z.string()).optional(),
+      }).optional(),
+    }).refine((s) => s.issuerRef !== undefined || s.namespace !== undefined, 'at least one of issuerRef, namespace (approver-policy\'s webhook)'),
+  }),
+});
+export type CertificateRequestPolicy = z.infer<typeof certificateRequestPolicySchema>;
+
 const CRD_SCHEMAS: Record<string, z.ZodType> = {
   'cert-manager.io/v1/Issuer': issuerSchema,
+  'policy.cert-manager.io/v1alpha1/CertificateRequestPolicy': certificateRequestPolicySchema,
   'monitoring.coreos.com/v1/PodMonitor': podMonitorSchema,
   'monitoring.coreos.com/v1/PrometheusRule': prometheusRuleSchema,
   'keda.sh/v1alpha1/ScaledObject': scaledObjectSchema,
