@@ -131,7 +131,8 @@ function rewardCase(base: RunConfig, name: string, n: number, H: number, nudge: 
 }
 
 function flowCases(H: number, K: number, nudge: boolean): Case[] {
-  const config = loadConfig(undefined, [`data.size=${H}`, 'model.family=flow']);
+  // dense: the learner's largest flow graph (per-element log-densities and the spread map), as before round 33's scalar default
+  const config = loadConfig(undefined, [`data.size=${H}`, 'model.family=flow', 'grpo.advantageMode=dense']);
   const G = config.grpo.groupSize;
   const pix = 3 * H * H;
   const params = paramsFor(config, nudge);

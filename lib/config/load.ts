@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type RunConfig } from './schema.ts';
+import { configSchema, FAMILY_DEFAULTS, type RunConfig } from './schema.ts';
 import { kind, objectShape, renderType, schemaAt } from './introspect.ts';
 import { SetupError } from './setup-error.ts';
 
@@ -280,8 +280,37 @@ export function parseConfig(data: unknown, options: { overrides?: Overrides; def
   if (data !== undefined && data !== null && !isPlainObject(data)) {
     throw new ConfigError([{ path: '', message: `the configuration must be a mapping of sections (got ${got(data)})`, source: label }]);
   }
-  const base = options.defaults ? layer(applyParsed({}, parseOverrides(options.defaults)), data ?? {}) : data ?? {};
-  return validate(applyParsed(base, parsed), parsed, label);
+  const programDefaults = parseOverrides(options.defaults);
+  const base = options.defaults ? layer(applyParsed({}, programDefaults), data ?? {}) : data ?? {};
+  const merged = applyParsed(base, parsed);
+  // A field is unset when neither the file nor a setting names it: the merged object cannot tell, since a setting
+  // inside a missing section creates the section from the schema's defaults (`grpo.beta=0.04` writes the default
+  // grpo.advantageMode beside it).
+  const isSet = (path: readonly string[]) => valueAt(data, path) !== undefined || [...programDefaults, ...parsed].some((o) => setsPath(o, path));
+  return validate(withFamilyDefaults(merged, isSet), parsed, label);
+}
+
+/** The value at `path` inside `x` (undefined where a step is missing). */
+function valueAt(x: unknown, path: readonly string[]): unknown {
+  let node = x;
+  for (const seg of path) {
+    if (!isPlainObject(node)) return undefined;
+    node = node[seg];
+  }
+  return node;
+}
+
+/** Whether setting `o` sets `path`: its key is the path, or a parent of it whose value holds the rest. */
+function setsPath(o: ParsedOverride, path: readonly string[]): boolean {
+  if (o.path.length > path.length || o.path.some((seg, i) => seg !== path[i])) return false;
+  return o.path.length === path.length || valueAt(overrideValue(o), path.slice(o.path.length)) !== undefined;
+}
+
+/** `merged` with its model.family's FAMILY_DEFAULTS (schema.ts) in the fields no source set. */
+function withFamilyDefaults(merged: Record<string, unknown>, isSet: (path: readonly string[]) => boolean): Record<string, unknown> {
+  const family = valueAt(merged, ['model', 'family']);
+  const defaults = family === 'flow' || family === 'gaussian' ? parseOverrides(FAMILY_DEFAULTS[family]) : [];
+  return applyParsed(merged, defaults.filter((d) => !isSet(d.path)));
 }
 
 /**

@@ -231,7 +231,7 @@ export const grpoSchema = z.strictObject({
   steps: int().gte(0).lte(MAX_STEPS).default(500)
     .describe('GRPO updates (one policy version per training batch).'),
   advantageMode: z.enum(['scalar', 'dense']).default('dense')
-    .describe('dense (default): per-pixel advantages from the group-centred SSIM maps plus the scalar embedding-reward part (docs/grpo.md); scalar: one advantage per action, as the paper. At equal compute from a converged warm start, dense GRPO gained about three times the reward of scalar GRPO or of continued SFT over 8 seeds (docs/dense-advantages.md).'),
+    .describe('dense (default; with model.family flow the default is scalar, FAMILY_DEFAULTS): per-pixel advantages from the group-centred SSIM maps plus the scalar embedding-reward part (docs/grpo.md); scalar: one advantage per action, as the paper. At equal compute from a converged warm start, dense GRPO gained about three times the reward of scalar GRPO or of continued SFT over 8 seeds (docs/dense-advantages.md). The flow family defaults to scalar: dense Flow-GRPO collapsed into a colour cast on 3 of 5 seeds at 240 CPU s (round 32) and never measured above scalar (docs/flow.md, "Round 33: flow33"); grpo.advantageMode=dense still selects it.'),
   identityAnchor: z.number().gte(0).lte(100).default(0)
     .describe('Do no harm: the weight of the identity member of each group (0 = off). The corrupted image with the group\'s first noise is scored with the group; where it beats the group (positive advantage, per pixel in dense mode) a bounded term pulls the policy mean toward the corrupted image, weighted like this many sampled actions (docs/grpo.md, "Identity member"). Not with model.family flow, model.learnLogStd or grpo.multiRewardMode normalize-then-sum.'),
   ema: z.number().gte(0).lt(1).default(0)
@@ -392,6 +392,19 @@ function checkAlgorithm(
   if (c.grpo.advantageMode === 'dense') attempt(['reward', 'expression'], 'cannot serve grpo.advantageMode dense', () => decomposeForDense(c.reward.expression, constants));
   if (c.grpo.multiRewardMode === 'normalize-then-sum') attempt(['reward', 'expression'], 'cannot serve grpo.multiRewardMode normalize-then-sum', () => rewardTerms(c.reward.expression, constants));
 }
+
+/**
+ * Defaults that depend on model.family, as dotted-key settings: laid under the configuration before validation
+ * (lib/config/load.ts parseConfig), so they apply only where the file and the overrides leave the field unset, and
+ * the validated configuration (and its hash) holds the value explicitly. The schema's own default is the
+ * Gaussian family's.
+ *   flow: grpo.advantageMode=scalar. Dense Flow-GRPO collapsed into a colour cast (round 32, 3 of 5 seeds at 240
+ *         CPU s); round 33 traced it (docs/flow.md, "Round 33: flow33").
+ */
+export const FAMILY_DEFAULTS: Readonly<Record<'gaussian' | 'flow', readonly string[]>> = {
+  gaussian: [],
+  flow: ['grpo.advantageMode=scalar'],
+};
 
 /** A validated run configuration (every default filled in). */
 export type RunConfig = z.output<typeof configSchema>;

@@ -28,7 +28,7 @@ import { configHash } from '../checkpoint/digest.ts';
 import { refuseFixedLogStdChange } from '../models/fixed-log-std.ts';
 import { paramShapesOf } from '../models/bundle.ts';
 import { fromCHWFloat, writeImage } from '../data/image.ts';
-import { runRewardBackprop, runSingleProcess, type BudgetClock } from '../local/single-process.ts';
+import { runRewardBackprop, runSingleProcess, type BudgetClock, type SingleProcessStep } from '../local/single-process.ts';
 import { configEvalSamples, evaluate, gridIndices, type EvalReport } from '../eval/evaluate.ts';
 import { renderGrid } from '../eval/grid.ts';
 import { formatCI, meanCI, type MeanCI } from '../eval/stats.ts';
@@ -240,7 +240,9 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   const budgetClock = o.budgetClock ?? 'wall';
   const UNBOUNDED = 1_000_000;
   type Trained = { params: TensorMap; steps: number; seconds: number; wallSeconds: number };
-  const train = async (seed: number, a: Arm & { family: Family }, start: TensorMap): Promise<Trained> => {
+  // A GRPO arm's log lines (every 10 steps: reward, KL, clip fraction, per-channel error) go to the sweep's log, and
+  // its per-step trajectory to OUT/arm-<name>-seed<k>.steps.jsonl: where a drift (round 32's colour cast) begins.
+  const train = async (seed: number, a: Arm & { family: Family }, start: TensorMap, steps: SingleProcessStep[] = []): Promise<Trained> => {
     const params = cloneTensorMap(start);
     const opts = { params, budgetSeconds: budget, budgetClock };
     if (a.method === 'backprop') {
@@ -251,7 +253,9 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       const r = await runSingleProcess(configFor(seed, a.family, [`sft.steps=${UNBOUNDED}`, 'grpo.steps=0']), opts);
       return { params: r.params, steps: r.sftSteps, seconds: r.sftClockSeconds, wallSeconds: r.sftSeconds };
     }
-    const r = await runSingleProcess(configFor(seed, a.family, ['sft.steps=0', `grpo.steps=${UNBOUNDED}`, `grpo.advantageMode=${a.method}`]), opts);
+    const r = await runSingleProcess(configFor(seed, a.family, ['sft.steps=0', `grpo.steps=${UNBOUNDED}`, `grpo.advantageMode=${a.method}`]), {
+      ...opts, log: (l) => log(`[compare] seed ${seed} ${a.name} ${l}`), onStep: (st) => steps.push(st),
+    });
     return { params: r.params, steps: r.grpoSteps, seconds: r.grpoClockSeconds, wallSeconds: r.grpoSeconds };
   };
   // A family's warm start for a seed: given, or trained once and kept in OUT (an interrupted comparison, or a
@@ -303,7 +307,8 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       offsets = ev.offsets;
     }
     for (const a of arms) {
-      const run = await train(seed, a, warm.get(a.family)!);
+      const steps: SingleProcessStep[] = [];
+      const run = await train(seed, a, warm.get(a.family)!, steps);
       // The trained weights are kept (an update's size and direction can be studied, or the policy evaluated again,
       // without training it again) beside the seed's result.
       const weights = `arm-${a.name.replace(/[^A-Za-z0-9_-]/g, '-')}-seed${seed}.safetensors`;
@@ -311,6 +316,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
         meta: { runId: `sweep-seed${seed}-${a.name}`, version: 0, step: run.steps, lastBatchId: null, configHash: configHash(evalConfig(a.family)) },
         params: run.params,
       });
+      if (steps.length) await writeFile(join(o.out, weights.replace(/\.safetensors$/, '.steps.jsonl')), steps.map((st) => `${JSON.stringify(st)}\n`).join(''));
       const update = relativeUpdate(warm.get(a.family)!, run.params);
       const ev = await evaluate(evalConfig(a.family), samples, { final: { kind: 'mean', params: run.params } }, { keep });
       const final = ev.reports.final;

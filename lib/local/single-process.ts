@@ -100,6 +100,34 @@ export interface SingleProcessStep {
   loss: number;
   kl: number;
   clipFraction: number;
+  /**
+   * Per channel (R, G, B), the mean over the step's actions and pixels of clamp01(action) - clean: a colour cast
+   * shows here as one channel drifting from 0 while the reward falls (round 33: dense Flow-GRPO's yellow cast).
+   */
+  channelError: [number, number, number];
+  /** The update's global gradient norm before the optimizer's clip (optim.maxGradNorm). */
+  gradNorm: number;
+  /** Dense advantages: per channel, the mean of the step's SSIM maps (which channel's SSIM moves). */
+  channelSsim?: [number, number, number];
+}
+
+/**
+ * Per channel, the sum over the n images [n,3,h,w] of mean_pixels(values - reference) (reference absent: 0).
+ * Summed over images, not averaged, so a step adds its groups' sums and divides once.
+ */
+export function channelMeanSums(values: Float32Array, n: number, reference?: Float32Array): [number, number, number] {
+  const per = values.length / (3 * n);
+  const out: [number, number, number] = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) {
+      let s = 0;
+      const o = (i * 3 + c) * per;
+      if (reference) for (let j = 0; j < per; j++) s += values[o + j]! - reference[o + j]!;
+      else for (let j = 0; j < per; j++) s += values[o + j]!;
+      out[c] += s / per;
+    }
+  }
+  return out;
 }
 
 /** The given dataset samples as [n,3,H,W] corrupted and clean batches. */
@@ -108,6 +136,8 @@ async function pairsAt(dataset: { sample(i: number): Promise<Sample> }, cursors:
   for (const c of cursors) samples.push(await dataset.sample(c));
   return stackPairs(samples);
 }
+
+const addInto = (acc: number[], add: readonly number[]) => add.forEach((x, i) => { acc[i]! += x; });
 
 const range = (first: number, n: number) => Array.from({ length: n }, (_, i) => first + i);
 
@@ -210,6 +240,8 @@ export async function runSingleProcess(
   for (let k = 0; k < g.steps && grpoClock() < budgetMs; k++, grpoSteps++) {
     trace('open_batch', { k, seq: seq + 1 });
     const kept: TrainableGroup[] = [];
+    const channelError: [number, number, number] = [0, 0, 0];
+    const channelSsim: [number, number, number] = [0, 0, 0];
     const stepComponents: Array<Record<string, number>> = [];
     for (const cursor of grpoCursors(config, k)) {
       const smp = await dataset.sample(cursor);
@@ -240,8 +272,11 @@ export async function runSingleProcess(
         candidates.set(identityAction(config, sampleId, image), G * pix);
       }
       trace('score_start', { n: S });
-      const sc = await scorer.score({ candidates: clamp01(candidates), references, n: S, height: H, width: H }, dense);
+      const clamped = clamp01(candidates);
+      const sc = await scorer.score({ candidates: clamped, references, n: S, height: H, width: H }, dense);
       trace('score_end', { n: S });
+      addInto(channelError, channelMeanSums(clamped.subarray(0, G * pix), G, references.subarray(0, G * pix)));
+      if (dense) addInto(channelSsim, channelMeanSums(sc.ssim_map!.subarray(0, G * mapLen), G));
       const components = range(0, G).map((a) => ({ ssim: sc.ssim[a]!, clip_cos: sc.clip_cos[a]! }));
       stepComponents.push(...components);
       // coordinator: rewards, advantages, the group kept or dropped
@@ -296,13 +331,16 @@ export async function runSingleProcess(
     const n = stepComponents.length;
     const stepReward = rewards.slice(-n).reduce((s, x) => s + x, 0) / n;
     const meanOf = (f: (c: Record<string, number>) => number) => stepComponents.reduce((s, c) => s + f(c), 0) / n;
-    onStep?.({ step: k + 1, reward: stepReward, components: { ssim: meanOf((c) => c.ssim!), clip_cos: meanOf((c) => c.clip_cos!) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction });
+    const perAction = (v: [number, number, number]) => v.map((x) => x / n) as [number, number, number];
+    const colour = { channelError: perAction(channelError), ...(dense ? { channelSsim: perAction(channelSsim) } : {}) };
+    onStep?.({ step: k + 1, reward: stepReward, components: { ssim: meanOf((c) => c.ssim!), clip_cos: meanOf((c) => c.clip_cos!) }, loss: res.loss, kl: res.kl, clipFraction: res.clipFraction, gradNorm: res.step.gradNorm, ...colour });
     if ((k + 1) % 10 === 0) {
       // with the identity member: the share of its advantages (scalar part + map mean) above 0, and their mean;
       // summed only for the steps that log it
       const ids = kept.flatMap((gr) => (gr.identity ? [gr.identity.advantage + (gr.identity.map ? gr.identity.map.reduce((a, x) => a + x, 0) / gr.identity.map.length : 0)] : []));
       const idNote = ids.length ? ` identity A>0 ${ids.filter((a) => a > 0).length}/${ids.length} mean ${(ids.reduce((a, x) => a + x, 0) / ids.length).toFixed(2)}` : '';
-      log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)}${idNote}`);
+      const rgb = (v: number[]) => v.map((x) => (x >= 0 ? '+' : '') + x.toFixed(4)).join('/');
+      log(`[grpo] ${k + 1}/${g.steps} reward ${stepReward.toFixed(4)} kl ${res.kl.toExponential(2)} clip ${res.clipFraction.toFixed(3)} grad ${res.step.gradNorm.toExponential(2)} rgb error ${rgb(colour.channelError)}${colour.channelSsim ? ` rgb ssim ${colour.channelSsim.map((x) => x.toFixed(4)).join('/')}` : ''}${idNote}`);
     }
   }
   // grpo.ema: the last GRPO version publishes the average (lib/grpo/weight-average.ts; the learner at seq

@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { flowConfigSchema, flowSpaceOf, samplerSpecOf, velocitySpecOf } from '../../lib/flow/config.ts';
 import { rolloutPlan } from '../../lib/flow/sampler.ts';
+import { loadConfig, parseConfig } from '../../lib/config/index.ts';
+import { configHash } from '../../lib/checkpoint/digest.ts';
 
 test('flow config: defaults give a valid plan; the specs carry every field', () => {
   const f = flowConfigSchema.parse({});
@@ -44,4 +46,33 @@ test('flow config: a window reaching the last step, a random window past the fir
   assert.match(issues({ space: 'latent' })[0], /^space: /);
   assert.match(issues({ scale: 0 })[0], /^scale: /);
   assert.match(issues({ klForm: 'kl' })[0], /^klForm: /);
+});
+
+// Round 33 (docs/flow.md, "Round 33: flow33"): the flow family's default advantage mode is scalar (Flow-GRPO's);
+// dense stays the Gaussian family's default and is still chosen explicitly.
+test('flow config: grpo.advantageMode defaults to scalar for the flow family, dense for the Gaussian, and an explicit setting wins', () => {
+  assert.equal(loadConfig(undefined, []).grpo.advantageMode, 'dense', 'the Gaussian family (the default family) keeps dense');
+  assert.equal(loadConfig(undefined, ['model.family=gaussian']).grpo.advantageMode, 'dense');
+  assert.equal(loadConfig(undefined, ['model.family=flow']).grpo.advantageMode, 'scalar');
+  assert.equal(loadConfig(undefined, ['model.family=flow', 'grpo.advantageMode=dense']).grpo.advantageMode, 'dense', 'an override wins');
+  // an override inside the grpo section creates it from the schema's defaults; the mode is still unset by the user
+  assert.equal(loadConfig(undefined, ['model.family=flow', 'grpo.beta=0.04']).grpo.advantageMode, 'scalar');
+  assert.equal(loadConfig(undefined, ['grpo.beta=0.04', 'model.family=flow']).grpo.beta, 0.04);
+  assert.equal(loadConfig(undefined, ['model.family=flow', 'grpo={"advantageMode":"dense","steps":2}']).grpo.advantageMode, 'dense', 'a section-valued override that holds the mode sets it');
+  assert.equal(loadConfig(undefined, ['model.family=flow', 'grpo={"steps":2}']).grpo.advantageMode, 'scalar');
+  // from a file: the family in the file, the mode unset, set in the file, or set by an override over the file
+  assert.equal(parseConfig({ model: { family: 'flow' } }).grpo.advantageMode, 'scalar');
+  assert.equal(parseConfig({ model: { family: 'flow' }, grpo: { advantageMode: 'dense' } }).grpo.advantageMode, 'dense', 'the file wins');
+  assert.equal(parseConfig({ model: { family: 'flow' }, grpo: { steps: 3 } }).grpo.advantageMode, 'scalar', 'a grpo section without the mode still gets the family default');
+  assert.equal(parseConfig({ model: { family: 'flow' }, grpo: { steps: 3 } }).grpo.steps, 3);
+  assert.equal(parseConfig({ grpo: { advantageMode: 'scalar' } }, { overrides: ['model.family=flow', 'grpo.advantageMode=dense'] }).grpo.advantageMode, 'dense');
+  // a program's defaults (the demo's) lie under the file; the family default fills only what all of them leave unset
+  assert.equal(parseConfig({}, { defaults: ['model.family=flow'] }).grpo.advantageMode, 'scalar');
+  assert.equal(parseConfig({}, { defaults: ['grpo.steps=3'], overrides: ['model.family=flow'] }).grpo.advantageMode, 'scalar');
+  assert.equal(parseConfig({}, { defaults: ['grpo.advantageMode=dense'], overrides: ['model.family=flow'] }).grpo.advantageMode, 'dense');
+  // the validated configuration holds the value, so the hash tells an explicit dense flow run from the default one
+  assert.notEqual(configHash(loadConfig(undefined, ['model.family=flow'])), configHash(loadConfig(undefined, ['model.family=flow', 'grpo.advantageMode=dense'])));
+  assert.equal(configHash(loadConfig(undefined, ['model.family=flow'])), configHash(loadConfig(undefined, ['model.family=flow', 'grpo.advantageMode=scalar'])));
+  // with the scalar default, the flow family accepts what only dense refuses (GDPO's normalize-then-sum)
+  assert.equal(loadConfig(undefined, ['model.family=flow', 'grpo.multiRewardMode=normalize-then-sum']).grpo.multiRewardMode, 'normalize-then-sum');
 });
