@@ -68,6 +68,14 @@ import {
   recreatingOnLoss,
   RunStateStore,
   trainBatchDigest,
+  boundWorkerIds,
+  parseWorkerIds,
+  WORKER_IDS_META_KEY,
+  WORKER_ID_RECORD_BOUND_MAX,
+  WORKER_ID_RECORD_QUARANTINED_MAX,
+  workerIdsFromWire,
+  workerIdsText,
+  type WorkerIds,
   type Announcement,
   type FlowStepMetrics__Output,
   type OrchestratorMessage__Output,
@@ -175,6 +183,15 @@ class LearnerRole implements WorkerRoleImpl {
   /** Announcements are verified with the learner's public key (a signed run): the optimizer state must match too. */
   private verifying = false;
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
+  /**
+   * The orchestrator's quarantine and worker-id bindings as the newest TrainBatch carried them (worker_ids; round 33),
+   * or as the checkpoint this learner resumed from recorded them: recorded in every checkpoint it publishes
+   * (extra.worker_ids), so an orchestrator whose run state was lost takes them back. Undefined: none seen (an older
+   * orchestrator, and a checkpoint without them).
+   */
+  private workerIds: WorkerIds | undefined;
+  /** A TrainBatch's worker_ids was cut to the bounds (logged once per process). */
+  private warnedWorkerIdsCut = false;
   /** The missing-rollout_workers warning was logged (once per process). */
   private warnedNoAttribution = false;
   /** The GRPO step's hyper-parameters: the run's settings, fed to the training graph explicitly. */
@@ -324,6 +341,13 @@ class LearnerRole implements WorkerRoleImpl {
       }
       const refVersion = klRef?.version;
       const refDigest = klRef?.digest;
+      // the orchestrator's record as this checkpoint has it: carried into the next ones until a batch brings its own
+      const idsText = ck.meta.extra[WORKER_IDS_META_KEY];
+      if (idsText !== undefined) {
+        const ids = parseWorkerIds(idsText, `${source}'s extra.${WORKER_IDS_META_KEY}`);
+        if (ids instanceof Error) ctx.log.warn(`${ids.message}: not carried into the next checkpoints (the next TrainBatch brings the orchestrator's)`);
+        else this.workerIds = ids;
+      }
       if (refVersion !== undefined && refDigest !== undefined) {
         const refCk = await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`);
         this.refCheckpoint = { meta: refCk.meta, params: refCk.params };
@@ -580,6 +604,7 @@ class LearnerRole implements WorkerRoleImpl {
       await this.ctx.taskError(b.batch_id, 0, 'gap', `expected batch_seq ${st.lastBatchSeq + 1} (the last one handled is ${st.lastBatchSeq}), got ${b.batch_seq}; nothing changed`, true);
       return;
     }
+    this.takeWorkerIds(b);
     if (isEmptyGrpoBatch(b)) return this.recordEmpty(b, kind, t0);
     let batch: DecodedBatch;
     try {
@@ -949,11 +974,34 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   /**
+   * Takes batch `b`'s worker_ids (the orchestrator's quarantine and bindings) for the next checkpoints, cut to the
+   * bounds (WORKER_ID_RECORD_*_MAX; entries off the worker-id patterns left out), said once per process when cut.
+   * A batch without it (an older orchestrator) leaves the record as it was.
+   */
+  private takeWorkerIds(b: TrainBatch__Output): void {
+    const ids = workerIdsFromWire(b.worker_ids);
+    if (!ids) return;
+    const { ids: kept, cut } = boundWorkerIds(ids);
+    if (cut && !this.warnedWorkerIdsCut) {
+      this.warnedWorkerIdsCut = true;
+      this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) carries ${ids.quarantined.length} quarantined worker id(s) and ${Object.keys(ids.boundIds).length} binding(s): ${cut} left out of the checkpoints' extra.${WORKER_IDS_META_KEY} (at most ${WORKER_ID_RECORD_QUARANTINED_MAX} and ${WORKER_ID_RECORD_BOUND_MAX}, valid ids only; logged once)`);
+    }
+    this.workerIds = kept;
+  }
+
+  /** The checkpoint of `s` as published: its training position, and the orchestrator's worker-id record (extra.worker_ids). */
+  private checkpointOf(s: LearnerState): Checkpoint {
+    const ckpt = trainingCheckpoint(this.position(s), this.params!);
+    if (this.workerIds) ckpt.meta.extra = { ...ckpt.meta.extra, [WORKER_IDS_META_KEY]: workerIdsText(this.workerIds) };
+    return ckpt;
+  }
+
+  /**
    * Publishes the checkpoint of `s`, retrying until it is stored and announced (or the learner stops). A write
    * that finds the store gone re-creates it first (restoreStore) and is tried again at once.
    */
   private async publish(s: LearnerState): Promise<Announcement> {
-    const ckpt = trainingCheckpoint(this.position(s), this.params!);
+    const ckpt = this.checkpointOf(s);
     const encoded = encodeCheckpoint(ckpt);
     const restore = () => this.restoreStore(false);
     // encoded once from the optimizer's live moments (no copy of them first): every attempt writes these bytes
@@ -988,7 +1036,7 @@ class LearnerRole implements WorkerRoleImpl {
 
   /** Puts the checkpoint of `s` (the current parameters) and its optimizer state once, no retries. */
   private async publishOnce(s: LearnerState): Promise<Announcement> {
-    const ckpt = trainingCheckpoint(this.position(s), this.params!);
+    const ckpt = this.checkpointOf(s);
     const encoded = encodeCheckpoint(ckpt);
     const moments = encodeOptimizerState({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() });
     await this.learnerState.putEncoded(s.version, moments);

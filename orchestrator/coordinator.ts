@@ -13,6 +13,7 @@ import { compileAlgorithm } from '../lib/grpo/algorithm.ts';
 import { grpoCursors, groupSampleId, sftCursors } from '../lib/grpo/sampling.ts';
 import { mayDispatch } from '../lib/grpo/staleness.ts';
 import type { TrainResult__Output, WorkerMessage__Output, WorkerSession } from '../lib/transport/index.ts';
+import { workerIdRecord } from '../lib/transport/worker-id-record.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import { errorCodeText, TaskBoard } from './task-board.ts';
 import { LearnerLink } from './learner-link.ts';
@@ -191,7 +192,8 @@ export class Coordinator {
       log: (l) => this.log(l),
     });
     this.samples = new SampleCache(o.dataset);
-    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });
+    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq,
+      workerIds: () => workerIdRecord({ quarantined: this.quarantine.ids(), boundIds: this.bindings.stored() ?? {} }) });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
       after: o.config.grpo.quarantineAfter, window: o.config.grpo.quarantineWindow, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
