@@ -1,0 +1,69 @@
+// Round 33 (quarantine33): the learner records the orchestrator's quarantine and worker-id bindings, as the newest
+// TrainBatch carried them (worker_ids), in every checkpoint it publishes (extra.worker_ids, in the announcement's
+// meta), carries them across a batch without them (an older orchestrator) and across its own restart, and cuts an
+// oversized record to its bounds, saying so. The learner over real gRPC (a fake orchestrator) and a real nats-server
+// (test/roles/learner-harness.ts).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
+import { parseWorkerIds, WORKER_IDS_META_KEY, WORKER_ID_RECORD_QUARANTINED_MAX, type TrainBatch } from '../../lib/transport/index.ts';
+import { sftBatch, tinyConfig } from '../roles/helpers.ts';
+import { startLearnerRig, type LearnerRig } from '../roles/learner-harness.ts';
+
+const RUN = 'worker-ids-ckpt';
+let nats: TestNatsServer;
+let rig: LearnerRig;
+const warnings: string[] = [];
+
+before(async () => {
+  nats = await startNatsServer();
+  const logger = { info() {}, warn: (m: string) => void warnings.push(m), error() {} };
+  rig = await startLearnerRig({ runId: RUN, input: tinyConfig(RUN, { sft: { steps: 6 } }), natsUrl: nats.url, learner: { logger } });
+});
+after(async () => {
+  await rig?.close();
+  await nats?.stop();
+});
+
+const CRED = 'token:0123456789abcdef';
+const withIds = (b: TrainBatch, quarantined: string[], bound: Array<{ key: string; credential: string }>): TrainBatch => ({ ...b, worker_ids: { quarantined, bound } });
+
+/** The newest announcement's extra.worker_ids, read back as the orchestrator reads it. */
+async function newestRecord() {
+  const ann = await rig.store.latest();
+  assert.ok(ann);
+  const text = ann.meta[WORKER_IDS_META_KEY];
+  if (text === undefined) return undefined;
+  const ids = parseWorkerIds(text, 'newest');
+  assert.ok(!(ids instanceof Error), String(ids));
+  return ids;
+}
+
+test('every checkpoint records the newest TrainBatch\'s worker_ids; a batch without them and a restart carry them', async () => {
+  assert.equal((await rig.train(sftBatch(RUN, 1))).train_result?.applied, true);
+  assert.equal(await newestRecord(), undefined, 'no batch carried any: none recorded');
+  assert.equal((await rig.train(withIds(sftBatch(RUN, 2), ['forger'], [{ key: 'rollout/r1', credential: CRED }]))).train_result?.applied, true);
+  assert.deepEqual(await newestRecord(), { quarantined: ['forger'], boundIds: { 'rollout/r1': CRED } });
+  // an older orchestrator's batch: the record stays
+  assert.equal((await rig.train(sftBatch(RUN, 3))).train_result?.applied, true);
+  assert.deepEqual(await newestRecord(), { quarantined: ['forger'], boundIds: { 'rollout/r1': CRED } });
+  // a restarted learner carries it from the checkpoint it resumes from
+  await rig.restartLearner();
+  assert.equal((await rig.train(sftBatch(RUN, 4))).train_result?.applied, true);
+  assert.equal((await rig.store.latest())?.version, 4);
+  assert.deepEqual(await newestRecord(), { quarantined: ['forger'], boundIds: { 'rollout/r1': CRED } });
+  // a lift (the orchestrator's list without it) is recorded as such: an empty record, not an absent one
+  assert.equal((await rig.train(withIds(sftBatch(RUN, 5), [], []))).train_result?.applied, true);
+  assert.deepEqual(await newestRecord(), { quarantined: [], boundIds: {} });
+});
+
+test('a record over the bound is cut to it, said once; ids off the pattern are left out', async () => {
+  const many = Array.from({ length: WORKER_ID_RECORD_QUARANTINED_MAX + 44 }, (_, i) => `w${String(i).padStart(4, '0')}`);
+  assert.equal((await rig.train(withIds(sftBatch(RUN, 6), [...many, 'bad id'], [{ key: 'rollout/r2', credential: 'not-a-credential' }]))).train_result?.applied, true);
+  const got = await newestRecord();
+  assert.deepEqual(got?.quarantined, many.slice(0, WORKER_ID_RECORD_QUARANTINED_MAX));
+  assert.deepEqual(got?.boundIds, {});
+  const said = warnings.filter((w) => w.includes(`extra.${WORKER_IDS_META_KEY}`) && w.includes('left out'));
+  assert.equal(said.length, 1, warnings.join('\n'));
+  assert.match(said[0]!, /carries 301 quarantined worker id\(s\) and 1 binding\(s\): 46 left out/);
+});
