@@ -45,6 +45,7 @@ import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
 import { batchLayout } from '../lib/grpo/sampling.ts';
 import { LayoutGuard } from './layout-guard.ts';
+import { StateRecovery } from './state-recovery.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -242,7 +243,36 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const state: RunState = stored
     ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}), ...(stored.value.boundIds ? { boundIds: stored.value.boundIds } : {}) }
     : { ackedSeq: 0, learnerVersion: 0 };
+  // Round 33: a run state that acknowledged nothing (none: a new run, or the state lost with the NATS store while this
+  // process was down; or one created so and never caught up) while the newest checkpoint shows progress is a lost
+  // state: the quarantine and bindings are taken back from that checkpoint (state-recovery.ts), said and counted. A
+  // state that acknowledged a batch is the run's own word: nothing is taken back over it (a lifted id stays lifted).
+  const recovery = new StateRecovery({ metrics, log, lift: o.liftQuarantine ?? [], unbind });
+  const fresh = !stored || stored.value.ackedSeq === 0;
+  /** The loss was found (at start or at a catch-up): the take-back is done once. */
+  let lossFound = false;
+  if (fresh) {
+    const ann = await checkpoints.latest().catch(async (e: unknown) => {
+      await closeNats(nc);
+      throw e;
+    });
+    const seq = Number(ann?.meta['last_batch_seq']);
+    // a checkpoint whose layout cannot be read is not trusted (layout-guard.ts): nothing is taken from it either
+    if (ann && Number.isSafeInteger(seq) && seq > 0 && guard.checkpoint(ann)?.trusted !== false) {
+      lossFound = true;
+      const got = recovery.read(ann.version, ann.meta, false);
+      if (got.kind === 'read') {
+        const quarantined = [...new Set([...(state.quarantined ?? []), ...got.ids.quarantined])].slice(0, QUARANTINE_STORED_MAX).sort();
+        const boundIds = Object.fromEntries(Object.entries({ ...got.ids.boundIds, ...state.boundIds }).slice(-BOUND_IDS_MAX));
+        if (quarantined.length) state.quarantined = quarantined;
+        if (Object.keys(boundIds).length) state.boundIds = boundIds;
+      }
+      recovery.lost(ann.version, seq, got, 'at start');
+    }
+  }
   let revision = stored?.revision ?? (await store.create(record(state)));
+  // taken back into a stored state that acknowledged nothing: written now, as a created one was
+  if (stored && lossFound && (state.quarantined || state.boundIds)) revision = await store.update(record(state), revision);
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
   liftQuarantine(state, o.liftQuarantine ?? [], log);
   unbindIds(state, unbind, log);
@@ -278,7 +308,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     if (checked?.changed.length) throw guard.refusal(`its newest checkpoint v${ann.version} (last_batch_seq ${String(ann.meta['last_batch_seq'])})`, checked.changed);
     if (checked && !checked.trusted) return null;
     const seq = Number(ann.meta['last_batch_seq']);
-    return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;
+    return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq, meta: ann.meta } : null;
   };
   // what each stored checkpoint records, for batches acknowledged without a TrainResult (inferred-trained.ts)
   const checkpointRecord = async (version: number) => recordFromMeta(version, await checkpoints.storedMeta(version));
@@ -300,6 +330,15 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     checkpointRecord,
     announcedVersion,
     exclusionReports: learnerRecordReader(learnerRecord, log, retryingNats),
+    // a fresh state caught up past 0 by a Hello (the checkpoint put back after this process started): the loss is
+    // found there, once
+    recoverWorkerIds: (p) => {
+      if (!fresh || lossFound || !p.meta) return undefined;
+      lossFound = true;
+      const got = recovery.read(p.version, p.meta, true);
+      recovery.lost(p.version, p.lastBatchSeq, got, `at learner's catch-up to batch ${p.lastBatchSeq}`);
+      return got.kind === 'read' ? got.ids : undefined;
+    },
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
     ...(o.auth?.roleTokens?.length ? { roleTokenCredentials: new Set(o.auth.roleTokens.map((g) => tokenCredentialId(g.token))) } : {}),
     onProgress: (p) => {
