@@ -116,6 +116,8 @@ const runStateSchema = z.object({
   boundIds: z.record(z.string().regex(BOUND_KEY_PATTERN), z.string().regex(/^token:[0-9a-f]{16}$/))
     .refine((b) => Object.keys(b).length <= BOUND_IDS_MAX, `at most ${BOUND_IDS_MAX} worker ids`).optional(),
   batchLayout: z.record(z.string(), z.unknown()).optional(),
+  /** Round 33: RunState.recoveredFrom. */
+  recoveredFrom: z.number().int().nonnegative().optional(),
   /** Round 26 only: read (to say so), never written. */
   configHash: z.string().optional(),
 });
@@ -211,7 +213,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
   const layout = batchLayout(config);
   /** What is written: the state and this configuration's batch layout. */
-  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), ...(s.boundIds ? { boundIds: s.boundIds } : {}), batchLayout: layout });
+  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), ...(s.boundIds ? { boundIds: s.boundIds } : {}), ...(s.recoveredFrom !== undefined && s.ackedSeq === 0 ? { recoveredFrom: s.recoveredFrom } : {}), batchLayout: layout });
   const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   // the learner's record (its skips and kept exclusion reports: lib/grpo/exclusion-reports.ts), read, never written
   const learnerRecord = await RunStateStore.open(nc, { runId: config.run.id, key: LEARNER_RECORD_KEY, schema: z.unknown() });
@@ -241,14 +243,14 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     }
   }
   const state: RunState = stored
-    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}), ...(stored.value.boundIds ? { boundIds: stored.value.boundIds } : {}) }
+    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}), ...(stored.value.boundIds ? { boundIds: stored.value.boundIds } : {}), ...(stored.value.recoveredFrom !== undefined ? { recoveredFrom: stored.value.recoveredFrom } : {}) }
     : { ackedSeq: 0, learnerVersion: 0 };
   // Round 33: a run state that acknowledged nothing (none: a new run, or the state lost with the NATS store while this
   // process was down; or one created so and never caught up) while the newest checkpoint shows progress is a lost
   // state: the quarantine and bindings are taken back from that checkpoint (state-recovery.ts), said and counted. A
   // state that acknowledged a batch is the run's own word: nothing is taken back over it (a lifted id stays lifted).
   const recovery = new StateRecovery({ metrics, log, lift: o.liftQuarantine ?? [], unbind });
-  const fresh = !stored || stored.value.ackedSeq === 0;
+  const fresh = !stored || (stored.value.ackedSeq === 0 && stored.value.recoveredFrom === undefined);
   /** The loss was found (at start or at a catch-up): the take-back is done once. */
   let lossFound = false;
   if (fresh) {
@@ -268,11 +270,12 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
         if (Object.keys(boundIds).length) state.boundIds = boundIds;
       }
       recovery.lost(ann.version, seq, got, 'at start');
+      state.recoveredFrom = ann.version;
     }
   }
   let revision = stored?.revision ?? (await store.create(record(state)));
   // taken back into a stored state that acknowledged nothing: written now, as a created one was
-  if (stored && lossFound && (state.quarantined || state.boundIds)) revision = await store.update(record(state), revision);
+  if (stored && lossFound) revision = await store.update(record(state), revision);
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
   liftQuarantine(state, o.liftQuarantine ?? [], log);
   unbindIds(state, unbind, log);
