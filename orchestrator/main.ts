@@ -259,8 +259,10 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
       throw e;
     });
     const seq = Number(ann?.meta['last_batch_seq']);
-    // a checkpoint whose layout cannot be read is not trusted (layout-guard.ts): nothing is taken from it either
-    if (ann && Number.isSafeInteger(seq) && seq > 0 && guard.checkpoint(ann)?.trusted !== false) {
+    // a checkpoint whose layout cannot be read is not trusted (layout-guard.ts), nor one of another layout (refused at
+    // the catch-up): nothing is taken from it either
+    const checked = ann ? guard.checkpoint(ann) : null;
+    if (ann && Number.isSafeInteger(seq) && seq > 0 && (!checked || (checked.trusted && !checked.changed.length))) {
       lossFound = true;
       const got = recovery.read(ann.version, ann.meta, false);
       if (got.kind === 'read') {
