@@ -190,6 +190,12 @@ class LearnerRole implements WorkerRoleImpl {
    * orchestrator, and a checkpoint without them).
    */
   private workerIds: WorkerIds | undefined;
+  /**
+   * The extra.worker_ids text of the checkpoint this learner published (or resumed from) last, by version: a put-back
+   * after a store loss (restoreStore) writes that checkpoint again byte for byte, though a later batch that failed
+   * before publishing may have brought another record.
+   */
+  private publishedIds: { version: number; text: string | undefined } | undefined;
   /** A TrainBatch's worker_ids was cut to the bounds (logged once per process). */
   private warnedWorkerIdsCut = false;
   /** The missing-rollout_workers warning was logged (once per process). */
@@ -343,6 +349,7 @@ class LearnerRole implements WorkerRoleImpl {
       const refDigest = klRef?.digest;
       // the orchestrator's record as this checkpoint has it: carried into the next ones until a batch brings its own
       const idsText = ck.meta.extra[WORKER_IDS_META_KEY];
+      this.publishedIds = { version: latest.version, text: idsText };
       if (idsText !== undefined) {
         const ids = parseWorkerIds(idsText, `${source}'s extra.${WORKER_IDS_META_KEY}`);
         if (ids instanceof Error) ctx.log.warn(`${ids.message}: not carried into the next checkpoints (the next TrainBatch brings the orchestrator's)`);
@@ -989,10 +996,10 @@ class LearnerRole implements WorkerRoleImpl {
     this.workerIds = kept;
   }
 
-  /** The checkpoint of `s` as published: its training position, and the orchestrator's worker-id record (extra.worker_ids). */
-  private checkpointOf(s: LearnerState): Checkpoint {
+  /** The checkpoint of `s` as published: its training position, and the orchestrator's worker-id record `ids` (extra.worker_ids). */
+  private checkpointOf(s: LearnerState, ids: string | undefined): Checkpoint {
     const ckpt = trainingCheckpoint(this.position(s), this.params!);
-    if (this.workerIds) ckpt.meta.extra = { ...ckpt.meta.extra, [WORKER_IDS_META_KEY]: workerIdsText(this.workerIds) };
+    if (ids !== undefined) ckpt.meta.extra = { ...ckpt.meta.extra, [WORKER_IDS_META_KEY]: ids };
     return ckpt;
   }
 
@@ -1001,7 +1008,8 @@ class LearnerRole implements WorkerRoleImpl {
    * that finds the store gone re-creates it first (restoreStore) and is tried again at once.
    */
   private async publish(s: LearnerState): Promise<Announcement> {
-    const ckpt = this.checkpointOf(s);
+    const ids = this.workerIds ? workerIdsText(this.workerIds) : undefined;
+    const ckpt = this.checkpointOf(s, ids);
     const encoded = encodeCheckpoint(ckpt);
     const restore = () => this.restoreStore(false);
     // encoded once from the optimizer's live moments (no copy of them first): every attempt writes these bytes
@@ -1031,12 +1039,14 @@ class LearnerRole implements WorkerRoleImpl {
     };
     const ann = await this.retrying(`publishing checkpoint v${s.version}`, () => recreatingOnLoss(write, restore));
     this.stored?.add(s.version);
+    this.publishedIds = { version: s.version, text: ids };
     return ann;
   }
 
   /** Puts the checkpoint of `s` (the current parameters) and its optimizer state once, no retries. */
   private async publishOnce(s: LearnerState): Promise<Announcement> {
-    const ckpt = this.checkpointOf(s);
+    const ids = this.publishedIds?.version === s.version ? this.publishedIds.text : this.workerIds ? workerIdsText(this.workerIds) : undefined;
+    const ckpt = this.checkpointOf(s, ids);
     const encoded = encodeCheckpoint(ckpt);
     const moments = encodeOptimizerState({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() });
     await this.learnerState.putEncoded(s.version, moments);

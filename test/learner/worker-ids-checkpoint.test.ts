@@ -1,28 +1,38 @@
 // Round 33 (quarantine33): the learner records the orchestrator's quarantine and worker-id bindings, as the newest
 // TrainBatch carried them (worker_ids), in every checkpoint it publishes (extra.worker_ids, in the announcement's
 // meta), carries them across a batch without them (an older orchestrator) and across its own restart, and cuts an
-// oversized record to its bounds, saying so. The learner over real gRPC (a fake orchestrator) and a real nats-server
-// (test/roles/learner-harness.ts).
+// oversized record to its bounds, saying so; after a store loss it puts back its newest checkpoint byte for byte, with
+// the record that checkpoint was published with. The learner over real gRPC (a fake orchestrator) and a real
+// nats-server (test/roles/learner-harness.ts), restarted on an empty store directory for the loss.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNatsServer, type TestNatsServer } from '../helpers/nats.ts';
-import { parseWorkerIds, WORKER_IDS_META_KEY, WORKER_ID_RECORD_QUARANTINED_MAX, type TrainBatch } from '../../lib/transport/index.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../helpers/nats.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { parseWorkerIds, spawnNatsServer, WORKER_IDS_META_KEY, WORKER_ID_RECORD_QUARANTINED_MAX, type NatsServerProcess, type TrainBatch } from '../../lib/transport/index.ts';
 import { sftBatch, tinyConfig } from '../roles/helpers.ts';
 import { startLearnerRig, type LearnerRig } from '../roles/learner-harness.ts';
 
 const RUN = 'worker-ids-ckpt';
-let nats: TestNatsServer;
+let dir: string;
+let port: number;
+let server: NatsServerProcess;
 let rig: LearnerRig;
 const warnings: string[] = [];
 
 before(async () => {
-  nats = await startNatsServer();
+  dir = mkdtempSync(join(tmpdir(), 'worker-ids-ckpt-'));
+  port = await freePort();
+  server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
   const logger = { info() {}, warn: (m: string) => void warnings.push(m), error() {} };
-  rig = await startLearnerRig({ runId: RUN, input: tinyConfig(RUN, { sft: { steps: 6 } }), natsUrl: nats.url, learner: { logger } });
+  rig = await startLearnerRig({ runId: RUN, input: tinyConfig(RUN, { sft: { steps: 8 } }), natsUrl: server.url, learner: { publishRetryMs: 200, logger } });
 });
 after(async () => {
   await rig?.close();
-  await nats?.stop();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const CRED = 'token:0123456789abcdef';
@@ -66,4 +76,21 @@ test('a record over the bound is cut to it, said once; ids off the pattern are l
   const said = warnings.filter((w) => w.includes(`extra.${WORKER_IDS_META_KEY}`) && w.includes('left out'));
   assert.equal(said.length, 1, warnings.join('\n'));
   assert.match(said[0]!, /carries 301 quarantined worker id\(s\) and 1 binding\(s\): 46 left out/);
+});
+
+test('a store lost: the newest checkpoint is put back byte for byte, with the record it was published with', async () => {
+  assert.equal((await rig.train(withIds(sftBatch(RUN, 7), ['forger'], []))).train_result?.applied, true);
+  const v7 = (await rig.store.latest())!;
+  assert.equal(v7.version, 7);
+  // batch 8 brings another record and fails before publishing (a gap-free seq, but no images: bad_input)
+  const broken: TrainBatch = { batch_id: `${RUN}-b8`, batch_seq: 8, kind: 'SFT', lease_ms: 30_000, worker_ids: { quarantined: ['other'], bound: [] } };
+  assert.ok((await rig.train(broken)).task_error, 'batch 8 refused');
+  // kill -9 of nats-server, its store directory removed, started again on the same port: the learner puts v7 back
+  await server.stop({ killAfterMs: 0 });
+  rmSync(join(dir, 'nats'), { recursive: true, force: true });
+  server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
+  await waitFor(async () => ((await rig.store.latest().catch(() => null))?.version === 7 ? true : undefined), 'v7 put back', warnings, 30_000);
+  const back = (await rig.store.latest())!;
+  assert.equal(back.digest, v7.digest, 'the same checkpoint, byte for byte');
+  assert.deepEqual(await newestRecord(), { quarantined: ['forger'], boundIds: {} });
 });
