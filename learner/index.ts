@@ -864,6 +864,9 @@ class LearnerRole implements WorkerRoleImpl {
     this.average = grpoAverage(this.ctx.config, this.params!);
     // the checkpoint of st.version as it was published (no reference yet), kept to put back after a store loss
     this.refCheckpoint = trainingCheckpoint({ ...this.position(st), refVersion: undefined, refDigest: undefined }, atStart);
+    // with the worker-id record it was published with (extra.worker_ids), or its put-back would not match its digest
+    const ids = this.publishedIds?.version === st.version ? this.publishedIds.text : undefined;
+    if (ids !== undefined) this.refCheckpoint.meta.extra = { ...this.refCheckpoint.meta.extra, [WORKER_IDS_META_KEY]: ids };
     this.refParams = atStart;
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
   }

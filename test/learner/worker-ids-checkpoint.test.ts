@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import { freePort } from '../helpers/nats.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { parseWorkerIds, spawnNatsServer, WORKER_IDS_META_KEY, WORKER_ID_RECORD_QUARANTINED_MAX, type NatsServerProcess, type TrainBatch } from '../../lib/transport/index.ts';
-import { sftBatch, tinyConfig } from '../roles/helpers.ts';
-import { startLearnerRig, type LearnerRig } from '../roles/learner-harness.ts';
+import { parsed, sftBatch, tinyConfig } from '../roles/helpers.ts';
+import { grpoBatch, rollOut, startLearnerRig, type LearnerRig } from '../roles/learner-harness.ts';
 
 const RUN = 'worker-ids-ckpt';
+const INPUT = tinyConfig(RUN, { sft: { steps: 8 }, grpo: { groupSize: 2, beta: 0.5 } });
 let dir: string;
 let port: number;
 let server: NatsServerProcess;
@@ -26,8 +27,8 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'worker-ids-ckpt-'));
   port = await freePort();
   server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
-  const logger = { info() {}, warn: (m: string) => void warnings.push(m), error() {} };
-  rig = await startLearnerRig({ runId: RUN, input: tinyConfig(RUN, { sft: { steps: 8 } }), natsUrl: server.url, learner: { publishRetryMs: 200, logger } });
+  const logger = { info() {}, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m) };
+  rig = await startLearnerRig({ runId: RUN, input: INPUT, natsUrl: server.url, learner: { publishRetryMs: 200, logger } });
 });
 after(async () => {
   await rig?.close();
@@ -78,6 +79,13 @@ test('a record over the bound is cut to it, said once; ids off the pattern are l
   assert.match(said[0]!, /carries 301 quarantined worker id\(s\) and 1 binding\(s\): 46 left out/);
 });
 
+/** kill -9 of nats-server, its store directory removed, started again on the same port. */
+async function loseStore(): Promise<void> {
+  await server.stop({ killAfterMs: 0 });
+  rmSync(join(dir, 'nats'), { recursive: true, force: true });
+  server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
+}
+
 test('a store lost: the newest checkpoint is put back byte for byte, with the record it was published with', async () => {
   assert.equal((await rig.train(withIds(sftBatch(RUN, 7), ['forger'], []))).train_result?.applied, true);
   const v7 = (await rig.store.latest())!;
@@ -85,12 +93,25 @@ test('a store lost: the newest checkpoint is put back byte for byte, with the re
   // batch 8 brings another record and fails before publishing (a gap-free seq, but no images: bad_input)
   const broken: TrainBatch = { batch_id: `${RUN}-b8`, batch_seq: 8, kind: 'SFT', lease_ms: 30_000, worker_ids: { quarantined: ['other'], bound: [] } };
   assert.ok((await rig.train(broken)).task_error, 'batch 8 refused');
-  // kill -9 of nats-server, its store directory removed, started again on the same port: the learner puts v7 back
-  await server.stop({ killAfterMs: 0 });
-  rmSync(join(dir, 'nats'), { recursive: true, force: true });
-  server = await spawnNatsServer({ port, storeDir: join(dir, 'nats') });
+  await loseStore();
   await waitFor(async () => ((await rig.store.latest().catch(() => null))?.version === 7 ? true : undefined), 'v7 put back', warnings, 30_000);
   const back = (await rig.store.latest())!;
   assert.equal(back.digest, v7.digest, 'the same checkpoint, byte for byte');
   assert.deepEqual(await newestRecord(), { quarantined: ['forger'], boundIds: {} });
+});
+
+test('a store lost in the GRPO phase: the KL reference is put back byte for byte, with its record', async () => {
+  // v8 (the last SFT batch) becomes the KL reference at the first GRPO batch
+  assert.equal((await rig.train(withIds(sftBatch(RUN, 8), ['ref-era'], []))).train_result?.applied, true);
+  const v8 = (await rig.store.latest())!;
+  const r9 = (await rig.train(withIds(grpoBatch(RUN, 9, await rollOut(parsed(INPUT), (await rig.checkpointAt(8)).params, 9), 8), ['grpo-era'], []))).train_result;
+  assert.equal(r9?.applied, true);
+  assert.equal((await rig.checkpointAt(9)).meta.extra.ref_version, '8');
+  await loseStore();
+  await waitFor(async () => ((await rig.store.latest().catch(() => null))?.version === 9 ? true : undefined), 'v9 put back', warnings, 30_000);
+  // the reference is back under its digest (before: re-encoded without its record, refused as another digest)
+  await rig.checkpointAt(8, v8.digest);
+  assert.deepEqual(parseWorkerIds((await rig.checkpointAt(8)).meta.extra[WORKER_IDS_META_KEY], 'v8'), { quarantined: ['ref-era'], boundIds: {} });
+  assert.deepEqual(await newestRecord(), { quarantined: ['grpo-era'], boundIds: {} });
+  assert.ok(!warnings.some((w) => w.includes('cannot put back the KL reference')), warnings.join('\n'));
 });
