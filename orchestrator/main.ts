@@ -27,6 +27,8 @@ import {
   startOrchestratorServer,
   tokenCredentialId,
   WORKER_ID_PATTERN,
+  BOUND_CREDENTIAL_PATTERN,
+  BOUND_KEY_PATTERN,
   WORKER_ID_RULE,
   type NatsAuth,
   type OrchestratorServer,
@@ -94,8 +96,6 @@ const PERSIST_RETRY_MS = 1000;
 /** The Shutdown's reason when the run is over. */
 const RUN_COMPLETE = 'run complete';
 
-/** A RunState.boundIds key: `<role>/<worker id>`. */
-const BOUND_KEY_PATTERN = new RegExp(`^(rollout|reward|learner)/${WORKER_ID_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '')}$`);
 
 /**
  * The run state as stored: RunState (its quarantined rollout worker ids: orchestrator/quarantine.ts) and the batch
@@ -113,7 +113,7 @@ const runStateSchema = z.object({
   quarantineWindows: z.record(z.string().regex(WORKER_ID_PATTERN), z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)).max(QUARANTINE_WINDOW_HITS_STORED_MAX))
     .refine((w) => Object.keys(w).length <= QUARANTINE_WINDOWS_STORED_MAX, `at most ${QUARANTINE_WINDOWS_STORED_MAX} worker ids`).optional(),
   /** Round 29: worker ids bound to a role token (RunState.boundIds); absent in an older state. */
-  boundIds: z.record(z.string().regex(BOUND_KEY_PATTERN), z.string().regex(/^token:[0-9a-f]{16}$/))
+  boundIds: z.record(z.string().regex(BOUND_KEY_PATTERN), z.string().regex(BOUND_CREDENTIAL_PATTERN))
     .refine((b) => Object.keys(b).length <= BOUND_IDS_MAX, `at most ${BOUND_IDS_MAX} worker ids`).optional(),
   batchLayout: z.record(z.string(), z.unknown()).optional(),
   /** Round 33: RunState.recoveredFrom. */
