@@ -68,6 +68,14 @@ import {
   recreatingOnLoss,
   RunStateStore,
   trainBatchDigest,
+  boundWorkerIds,
+  parseWorkerIds,
+  WORKER_IDS_META_KEY,
+  WORKER_ID_RECORD_BOUND_MAX,
+  WORKER_ID_RECORD_QUARANTINED_MAX,
+  workerIdsFromWire,
+  workerIdsText,
+  type WorkerIds,
   type Announcement,
   type FlowStepMetrics__Output,
   type OrchestratorMessage__Output,
@@ -175,6 +183,21 @@ class LearnerRole implements WorkerRoleImpl {
   /** Announcements are verified with the learner's public key (a signed run): the optimizer state must match too. */
   private verifying = false;
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
+  /**
+   * The orchestrator's quarantine and worker-id bindings as the newest TrainBatch carried them (worker_ids; round 33),
+   * or as the checkpoint this learner resumed from recorded them: recorded in every checkpoint it publishes
+   * (extra.worker_ids), so an orchestrator whose run state was lost takes them back. Undefined: none seen (an older
+   * orchestrator, and a checkpoint without them).
+   */
+  private workerIds: WorkerIds | undefined;
+  /**
+   * The extra.worker_ids text of the checkpoint this learner published (or resumed from) last, by version: a put-back
+   * after a store loss (restoreStore) writes that checkpoint again byte for byte, though a later batch that failed
+   * before publishing may have brought another record.
+   */
+  private publishedIds: { version: number; text: string | undefined } | undefined;
+  /** A TrainBatch's worker_ids was cut to the bounds (logged once per process). */
+  private warnedWorkerIdsCut = false;
   /** The missing-rollout_workers warning was logged (once per process). */
   private warnedNoAttribution = false;
   /** The GRPO step's hyper-parameters: the run's settings, fed to the training graph explicitly. */
@@ -324,6 +347,14 @@ class LearnerRole implements WorkerRoleImpl {
       }
       const refVersion = klRef?.version;
       const refDigest = klRef?.digest;
+      // the orchestrator's record as this checkpoint has it: carried into the next ones until a batch brings its own
+      const idsText = ck.meta.extra[WORKER_IDS_META_KEY];
+      this.publishedIds = { version: latest.version, text: idsText };
+      if (idsText !== undefined) {
+        const ids = parseWorkerIds(idsText, `${source}'s extra.${WORKER_IDS_META_KEY}`);
+        if (ids instanceof Error) ctx.log.warn(`${ids.message}: not carried into the next checkpoints (the next TrainBatch brings the orchestrator's)`);
+        else this.workerIds = ids;
+      }
       if (refVersion !== undefined && refDigest !== undefined) {
         const refCk = await this.fetchOrFail({ version: refVersion, digest: refDigest }, shapes, `the KL reference checkpoint v${refVersion}`);
         this.refCheckpoint = { meta: refCk.meta, params: refCk.params };
@@ -580,6 +611,7 @@ class LearnerRole implements WorkerRoleImpl {
       await this.ctx.taskError(b.batch_id, 0, 'gap', `expected batch_seq ${st.lastBatchSeq + 1} (the last one handled is ${st.lastBatchSeq}), got ${b.batch_seq}; nothing changed`, true);
       return;
     }
+    this.takeWorkerIds(b);
     if (isEmptyGrpoBatch(b)) return this.recordEmpty(b, kind, t0);
     let batch: DecodedBatch;
     try {
@@ -832,6 +864,9 @@ class LearnerRole implements WorkerRoleImpl {
     this.average = grpoAverage(this.ctx.config, this.params!);
     // the checkpoint of st.version as it was published (no reference yet), kept to put back after a store loss
     this.refCheckpoint = trainingCheckpoint({ ...this.position(st), refVersion: undefined, refDigest: undefined }, atStart);
+    // with the worker-id record it was published with (extra.worker_ids), or its put-back would not match its digest
+    const ids = this.publishedIds?.version === st.version ? this.publishedIds.text : undefined;
+    if (ids !== undefined) this.refCheckpoint.meta.extra = { ...this.refCheckpoint.meta.extra, [WORKER_IDS_META_KEY]: ids };
     this.refParams = atStart;
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
   }
@@ -949,11 +984,35 @@ class LearnerRole implements WorkerRoleImpl {
   }
 
   /**
+   * Takes batch `b`'s worker_ids (the orchestrator's quarantine and bindings) for the next checkpoints, cut to the
+   * bounds (WORKER_ID_RECORD_*_MAX; entries off the worker-id patterns left out), said once per process when cut.
+   * A batch without it (an older orchestrator) leaves the record as it was.
+   */
+  private takeWorkerIds(b: TrainBatch__Output): void {
+    const ids = workerIdsFromWire(b.worker_ids);
+    if (!ids) return;
+    const { ids: kept, cut } = boundWorkerIds(ids);
+    if (cut && !this.warnedWorkerIdsCut) {
+      this.warnedWorkerIdsCut = true;
+      this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) carries ${ids.quarantined.length} quarantined worker id(s) and ${Object.keys(ids.boundIds).length} binding(s): ${cut} left out of the checkpoints' extra.${WORKER_IDS_META_KEY} (at most ${WORKER_ID_RECORD_QUARANTINED_MAX} and ${WORKER_ID_RECORD_BOUND_MAX}, valid ids only; logged once)`);
+    }
+    this.workerIds = kept;
+  }
+
+  /** The checkpoint of `s` as published: its training position, and the orchestrator's worker-id record `ids` (extra.worker_ids). */
+  private checkpointOf(s: LearnerState, ids: string | undefined): Checkpoint {
+    const ckpt = trainingCheckpoint(this.position(s), this.params!);
+    if (ids !== undefined) ckpt.meta.extra = { ...ckpt.meta.extra, [WORKER_IDS_META_KEY]: ids };
+    return ckpt;
+  }
+
+  /**
    * Publishes the checkpoint of `s`, retrying until it is stored and announced (or the learner stops). A write
    * that finds the store gone re-creates it first (restoreStore) and is tried again at once.
    */
   private async publish(s: LearnerState): Promise<Announcement> {
-    const ckpt = trainingCheckpoint(this.position(s), this.params!);
+    const ids = this.workerIds ? workerIdsText(this.workerIds) : undefined;
+    const ckpt = this.checkpointOf(s, ids);
     const encoded = encodeCheckpoint(ckpt);
     const restore = () => this.restoreStore(false);
     // encoded once from the optimizer's live moments (no copy of them first): every attempt writes these bytes
@@ -983,12 +1042,14 @@ class LearnerRole implements WorkerRoleImpl {
     };
     const ann = await this.retrying(`publishing checkpoint v${s.version}`, () => recreatingOnLoss(write, restore));
     this.stored?.add(s.version);
+    this.publishedIds = { version: s.version, text: ids };
     return ann;
   }
 
   /** Puts the checkpoint of `s` (the current parameters) and its optimizer state once, no retries. */
   private async publishOnce(s: LearnerState): Promise<Announcement> {
-    const ckpt = trainingCheckpoint(this.position(s), this.params!);
+    const ids = this.publishedIds?.version === s.version ? this.publishedIds.text : this.workerIds ? workerIdsText(this.workerIds) : undefined;
+    const ckpt = this.checkpointOf(s, ids);
     const encoded = encodeCheckpoint(ckpt);
     const moments = encodeOptimizerState({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() });
     await this.learnerState.putEncoded(s.version, moments);

@@ -13,6 +13,7 @@ import { compileAlgorithm } from '../lib/grpo/algorithm.ts';
 import { grpoCursors, groupSampleId, sftCursors } from '../lib/grpo/sampling.ts';
 import { mayDispatch } from '../lib/grpo/staleness.ts';
 import type { TrainResult__Output, WorkerMessage__Output, WorkerSession } from '../lib/transport/index.ts';
+import { workerIdRecord, type WorkerIds } from '../lib/transport/worker-id-record.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import { errorCodeText, TaskBoard } from './task-board.ts';
 import { LearnerLink } from './learner-link.ts';
@@ -93,12 +94,20 @@ export interface CoordinatorOptions {
    * lost, as before.
    */
   exclusionReports?: () => Promise<unknown>;
+  /**
+   * Called at a Hello's catch-up of a state that acknowledged nothing yet (a new run, or a run state lost with the NATS
+   * store and created afresh) to checkpoint `published`: the quarantine and worker-id bindings to take back from it
+   * (its extra.worker_ids, validated: orchestrator/main.ts), or undefined. Round 33.
+   */
+  recoverWorkerIds?: (published: PublishedProgress) => WorkerIds | undefined;
 }
 
 /** What the newest announced checkpoint says the learner holds. */
 export interface PublishedProgress {
   version: number;
   lastBatchSeq: number;
+  /** Its announcement's meta (extra.* among it), where read. */
+  meta?: Record<string, unknown>;
 }
 
 /**
@@ -191,7 +200,8 @@ export class Coordinator {
       log: (l) => this.log(l),
     });
     this.samples = new SampleCache(o.dataset);
-    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq });
+    this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq,
+      workerIds: () => workerIdRecord({ quarantined: this.quarantine.ids(), boundIds: this.bindings.stored() ?? {} }) });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
       after: o.config.grpo.quarantineAfter, window: o.config.grpo.quarantineWindow, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
@@ -754,6 +764,13 @@ export class Coordinator {
       this.o.metrics.get('task_errors_total').inc({ worker_role: 'learner', code: 'unverified_claim' });
     }
     if (seq <= this.o.state.ackedSeq || !published) return;
+    // a fresh state caught up: the quarantine and bindings the lost one held, as the learner recorded them (stored
+    // with this acknowledgement)
+    const ids = this.o.state.ackedSeq === 0 ? this.o.recoverWorkerIds?.(published) : undefined;
+    if (ids) {
+      this.quarantine.restore(ids.quarantined);
+      this.bindings.restore(ids.boundIds);
+    }
     await this.applyAck(seq, published.version);
   }
 

@@ -123,6 +123,22 @@ export class IdBindings {
     return `worker id ${JSON.stringify(s.workerId)} (role ${s.role}) is bound for this run to the role token that first used it, not this ${credential.kind === 'token' ? 'one' : 'credential'}: connect with that token or under another worker id (or restart the orchestrator with --unbind ${key}: docs/security.md)`;
   }
 
+  /**
+   * Binds each key of `restored` not bound yet as the run state would have (taken back from a checkpoint's
+   * extra.worker_ids when the run state was lost: orchestrator/main.ts, round 33); a binding to a token no longer in
+   * the role-token file lapses, as at start. A session that already uses the id is not closed: its next connection is
+   * checked. Returns how many were bound.
+   */
+  restore(restored: Readonly<Record<string, string>>): number {
+    let n = 0;
+    for (const [key, credential] of Object.entries(restored)) {
+      if (this.bound.has(key) || (this.o.live && !this.o.live.has(credential)) || this.bound.size >= BOUND_IDS_MAX) continue;
+      this.bind(key, credential);
+      n++;
+    }
+    return n;
+  }
+
   /** The bindings as stored (RunState.boundIds), least recently claimed first; undefined when there is none. */
   stored(): Record<string, string> | undefined {
     if (!this.bound.size) return undefined;

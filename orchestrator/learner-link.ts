@@ -2,7 +2,7 @@
 // acknowledged, are re-sent to a reconnecting learner and after a 'gap' or retryable error; a learner that
 // holds batches newer than the stored state (acknowledged while the orchestrator was down) is caught up as far
 // as its published checkpoint confirms (the coordinator checks the claim); acknowledgements are applied one at a time, because each persists with compare-and-set.
-import { MessageTooLargeError, trainBatchDigest, type TrainBatch, type WorkerSession } from '../lib/transport/index.ts';
+import { MessageTooLargeError, trainBatchDigest, type TrainBatch, type WorkerIdRecord, type WorkerSession } from '../lib/transport/index.ts';
 import type { Metrics } from '../lib/metrics/index.ts';
 import { trace } from '../lib/log/trace.ts';
 import { quoteForLog } from '../lib/log/quote.ts';
@@ -18,6 +18,11 @@ export interface LearnerLinkOptions {
   onSent?: (seq: number) => void;
   /** The last batch seq acknowledged (the run state). */
   ackedSeq: () => number;
+  /**
+   * The quarantine and worker-id bindings as they stand, sent with every TrainBatch (worker_ids): the learner records
+   * them in its checkpoints, whence an orchestrator that lost its run state takes them back (round 33).
+   */
+  workerIds?: () => WorkerIdRecord;
 }
 
 /** A retryable learner error re-sends the unacknowledged batches after this pause. */
@@ -125,7 +130,10 @@ export class LearnerLink {
    * learner); a batch over the message limit never gets through, so the run fails naming it rather than stalling.
    */
   private send(learner: WorkerSession, batch: TrainBatch): Promise<void> {
-    return learner.send({ train_batch: batch }).catch((e: unknown) => {
+    // the record as of this send, not as of the build (a batch re-sent later carries the newer one); a shallow copy:
+    // the held batch (its digest) stays as built
+    const sent = this.o.workerIds ? { ...batch, worker_ids: this.o.workerIds() } : batch;
+    return learner.send({ train_batch: sent }).catch((e: unknown) => {
       if (e instanceof MessageTooLargeError) {
         this.o.fail(new Error(`cannot send train batch ${batch.batch_seq} (${batch.batch_id}) to the learner: ${e.message}; raise orchestrator.maxMessageBytes (and the workers' --max-message-bytes) or make the run's batches smaller`));
       }

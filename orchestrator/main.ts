@@ -27,6 +27,8 @@ import {
   startOrchestratorServer,
   tokenCredentialId,
   WORKER_ID_PATTERN,
+  BOUND_CREDENTIAL_PATTERN,
+  BOUND_KEY_PATTERN,
   WORKER_ID_RULE,
   type NatsAuth,
   type OrchestratorServer,
@@ -45,6 +47,7 @@ import { createRunMonitor, RunMonitor } from './monitor.ts';
 import { recordFromMeta } from './inferred-trained.ts';
 import { batchLayout } from '../lib/grpo/sampling.ts';
 import { LayoutGuard } from './layout-guard.ts';
+import { StateRecovery } from './state-recovery.ts';
 
 export interface OrchestratorOptions {
   config: RunConfig;
@@ -93,8 +96,6 @@ const PERSIST_RETRY_MS = 1000;
 /** The Shutdown's reason when the run is over. */
 const RUN_COMPLETE = 'run complete';
 
-/** A RunState.boundIds key: `<role>/<worker id>`. */
-const BOUND_KEY_PATTERN = new RegExp(`^(rollout|reward|learner)/${WORKER_ID_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '')}$`);
 
 /**
  * The run state as stored: RunState (its quarantined rollout worker ids: orchestrator/quarantine.ts) and the batch
@@ -112,9 +113,11 @@ const runStateSchema = z.object({
   quarantineWindows: z.record(z.string().regex(WORKER_ID_PATTERN), z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)).max(QUARANTINE_WINDOW_HITS_STORED_MAX))
     .refine((w) => Object.keys(w).length <= QUARANTINE_WINDOWS_STORED_MAX, `at most ${QUARANTINE_WINDOWS_STORED_MAX} worker ids`).optional(),
   /** Round 29: worker ids bound to a role token (RunState.boundIds); absent in an older state. */
-  boundIds: z.record(z.string().regex(BOUND_KEY_PATTERN), z.string().regex(/^token:[0-9a-f]{16}$/))
+  boundIds: z.record(z.string().regex(BOUND_KEY_PATTERN), z.string().regex(BOUND_CREDENTIAL_PATTERN))
     .refine((b) => Object.keys(b).length <= BOUND_IDS_MAX, `at most ${BOUND_IDS_MAX} worker ids`).optional(),
   batchLayout: z.record(z.string(), z.unknown()).optional(),
+  /** Round 33: RunState.recoveredFrom. */
+  recoveredFrom: z.number().int().nonnegative().optional(),
   /** Round 26 only: read (to say so), never written. */
   configHash: z.string().optional(),
 });
@@ -210,7 +213,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const store = await RunStateStore.open(nc, { runId: config.run.id, schema: runStateSchema });
   const layout = batchLayout(config);
   /** What is written: the state and this configuration's batch layout. */
-  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), ...(s.boundIds ? { boundIds: s.boundIds } : {}), batchLayout: layout });
+  const record = (s: RunState) => ({ ackedSeq: s.ackedSeq, learnerVersion: s.learnerVersion, ...(s.quarantined?.length ? { quarantined: s.quarantined } : {}), ...(s.quarantineWindows ? { quarantineWindows: s.quarantineWindows } : {}), ...(s.boundIds ? { boundIds: s.boundIds } : {}), ...(s.recoveredFrom !== undefined && s.ackedSeq === 0 ? { recoveredFrom: s.recoveredFrom } : {}), batchLayout: layout });
   const checkpoints = await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true });
   // the learner's record (its skips and kept exclusion reports: lib/grpo/exclusion-reports.ts), read, never written
   const learnerRecord = await RunStateStore.open(nc, { runId: config.run.id, key: LEARNER_RECORD_KEY, schema: z.unknown() });
@@ -240,9 +243,41 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     }
   }
   const state: RunState = stored
-    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}), ...(stored.value.boundIds ? { boundIds: stored.value.boundIds } : {}) }
+    ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}), ...(stored.value.boundIds ? { boundIds: stored.value.boundIds } : {}), ...(stored.value.recoveredFrom !== undefined ? { recoveredFrom: stored.value.recoveredFrom } : {}) }
     : { ackedSeq: 0, learnerVersion: 0 };
+  // Round 33: a run state that acknowledged nothing (none: a new run, or the state lost with the NATS store while this
+  // process was down; or one created so and never caught up) while the newest checkpoint shows progress is a lost
+  // state: the quarantine and bindings are taken back from that checkpoint (state-recovery.ts), said and counted. A
+  // state that acknowledged a batch is the run's own word: nothing is taken back over it (a lifted id stays lifted).
+  const recovery = new StateRecovery({ metrics, log, lift: o.liftQuarantine ?? [], unbind });
+  const fresh = !stored || (stored.value.ackedSeq === 0 && stored.value.recoveredFrom === undefined);
+  /** The loss was found (at start or at a catch-up): the take-back is done once. */
+  let lossFound = false;
+  if (fresh) {
+    const ann = await checkpoints.latest().catch(async (e: unknown) => {
+      await closeNats(nc);
+      throw e;
+    });
+    const seq = Number(ann?.meta['last_batch_seq']);
+    // a checkpoint whose layout cannot be read is not trusted (layout-guard.ts), nor one of another layout (refused at
+    // the catch-up): nothing is taken from it either
+    const checked = ann ? guard.checkpoint(ann) : null;
+    if (ann && Number.isSafeInteger(seq) && seq > 0 && (!checked || (checked.trusted && !checked.changed.length))) {
+      lossFound = true;
+      const got = recovery.read(ann.version, ann.meta, false);
+      if (got.kind === 'read') {
+        const quarantined = [...new Set([...(state.quarantined ?? []), ...got.ids.quarantined])].slice(0, QUARANTINE_STORED_MAX).sort();
+        const boundIds = Object.fromEntries(Object.entries({ ...got.ids.boundIds, ...state.boundIds }).slice(-BOUND_IDS_MAX));
+        if (quarantined.length) state.quarantined = quarantined;
+        if (Object.keys(boundIds).length) state.boundIds = boundIds;
+      }
+      recovery.lost(ann.version, seq, got, 'at start');
+      state.recoveredFrom = ann.version;
+    }
+  }
   let revision = stored?.revision ?? (await store.create(record(state)));
+  // taken back into a stored state that acknowledged nothing: written now, as a created one was
+  if (stored && lossFound) revision = await store.update(record(state), revision);
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
   liftQuarantine(state, o.liftQuarantine ?? [], log);
   unbindIds(state, unbind, log);
@@ -278,7 +313,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     if (checked?.changed.length) throw guard.refusal(`its newest checkpoint v${ann.version} (last_batch_seq ${String(ann.meta['last_batch_seq'])})`, checked.changed);
     if (checked && !checked.trusted) return null;
     const seq = Number(ann.meta['last_batch_seq']);
-    return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq } : null;
+    return Number.isSafeInteger(seq) && seq >= 0 ? { version: ann.version, lastBatchSeq: seq, meta: ann.meta } : null;
   };
   // what each stored checkpoint records, for batches acknowledged without a TrainResult (inferred-trained.ts)
   const checkpointRecord = async (version: number) => recordFromMeta(version, await checkpoints.storedMeta(version));
@@ -300,6 +335,15 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     checkpointRecord,
     announcedVersion,
     exclusionReports: learnerRecordReader(learnerRecord, log, retryingNats),
+    // a fresh state caught up past 0 by a Hello (the checkpoint put back after this process started): the loss is
+    // found there, once
+    recoverWorkerIds: (p) => {
+      if (!fresh || lossFound || !p.meta) return undefined;
+      lossFound = true;
+      const got = recovery.read(p.version, p.meta, true);
+      recovery.lost(p.version, p.lastBatchSeq, got, `at learner's catch-up to batch ${p.lastBatchSeq}`);
+      return got.kind === 'read' ? got.ids : undefined;
+    },
     ...(o.awaitWorkers ? { awaitWorkers: o.awaitWorkers } : {}),
     ...(o.auth?.roleTokens?.length ? { roleTokenCredentials: new Set(o.auth.roleTokens.map((g) => tokenCredentialId(g.token))) } : {}),
     onProgress: (p) => {

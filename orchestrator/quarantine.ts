@@ -157,6 +157,22 @@ export class Quarantine {
     return Object.fromEntries(all);
   }
 
+  /**
+   * Quarantines `ids` as an earlier process of the run did (taken back from a checkpoint's extra.worker_ids when the run
+   * state was lost: orchestrator/main.ts, round 33): refused from now on, an open session of one closed. Their windows
+   * are not known (they start from zero, should one be lifted). Returns the ids that were not quarantined yet.
+   */
+  restore(ids: readonly string[]): string[] {
+    const added = ids.filter((id) => !this.quarantined.has(id));
+    for (const id of added) {
+      this.quarantined.add(id);
+      this.restored.add(id);
+      this.windows.delete(id);
+      this.o.close(id, this.reason(id));
+    }
+    return added;
+  }
+
   /** The quarantined worker ids the run state records, sorted: the first QUARANTINE_STORED_MAX quarantined. */
   ids(): string[] {
     return [...this.quarantined].slice(0, QUARANTINE_STORED_MAX).sort();

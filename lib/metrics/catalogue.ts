@@ -89,6 +89,11 @@ export const CATALOGUE = {
     help: 'Orchestrator: GRPO batches acknowledged without their TrainResult whose exclusion report the learner had kept and dropped to its bound (the newest 8 kept): their excluded and passed rollout results are not counted in the quarantine windows (logged naming the batches; docs/security.md)',
     labels: [],
   },
+  run_state_lost_total: {
+    type: 'counter',
+    help: 'Orchestrator: starts (and Hello catch-ups of a fresh state) that found the run state lost while the newest checkpoint shows progress: the state was lost with the NATS store, or deleted, while the orchestrator was down; the quarantine and worker-id bindings are taken back from the checkpoint where the learner recorded them (extra.worker_ids), the quarantine windows\' counts start from zero (logged; docs/reliability.md)',
+    labels: [],
+  },
   workers_quarantined_total: {
     type: 'counter',
     help: 'Orchestrator: rollout worker ids quarantined for the rest of the run after grpo.quarantineAfter results with excluded rows (session closed, reconnect refused)',

@@ -16,7 +16,8 @@
 //   FlowRows -> its own fields the same way, then u32 0xffffffff (end of the message).
 // All integers little-endian. Left out: lease_ms (field 4: how long the learner may take, not what it trains) and
 // rollout_workers (field 20, round 32: who rolled out each group, which the learner only reports back; an older
-// learner drops it, and must compute the digest the orchestrator does).
+// learner drops it, and must compute the digest the orchestrator does) and worker_ids (field 21, round 33: the
+// orchestrator's quarantine and worker-id bindings, which the learner only records in its checkpoints; likewise).
 // Any other field added to TrainBatch must be added here (and the v1 tag changed if an existing field's form changes).
 import { createHash, type Hash } from 'node:crypto';
 import type { TrainBatch, TrainBatch__Output, Tensor, Tensor__Output, FlowRows, FlowRows__Output } from './proto.ts';

@@ -4,6 +4,7 @@ export * from './proto.ts';
 export * from './tensor.ts';
 export * from './messages.ts';
 export { trainBatchDigest } from './batch-digest.ts';
+export * from './worker-id-record.ts';
 export * from './errors.ts';
 export { checkListenAuth, startOrchestratorServer } from './grpc-server.ts';
 export type { OrchestratorServer, OrchestratorServerOptions, ServerAuth, ServerTls, WorkerSession } from './grpc-server.ts';

@@ -70,6 +70,7 @@ export type { Shutdown, Shutdown__Output } from '../../proto/generated/recovery/
 export type { CheckpointRef, CheckpointRef__Output } from '../../proto/generated/recovery/v1/CheckpointRef.ts';
 export type { Role, Role__Output } from '../../proto/generated/recovery/v1/Role.ts';
 export type { TrainKind, TrainKind__Output } from '../../proto/generated/recovery/v1/TrainKind.ts';
+export type { WorkerIdRecord, WorkerIdRecord__Output } from '../../proto/generated/recovery/v1/WorkerIdRecord.ts';
 
 /** Worker roles as they appear on the wire (enum names). */
 export const ROLES = ['ROLLOUT', 'REWARD', 'LEARNER'] as const;

@@ -27,6 +27,8 @@ import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tens
 import type { TrainBatch as _recovery_v1_TrainBatch, TrainBatch__Output as _recovery_v1_TrainBatch__Output } from './recovery/v1/TrainBatch.ts';
 import type { TrainResult as _recovery_v1_TrainResult, TrainResult__Output as _recovery_v1_TrainResult__Output } from './recovery/v1/TrainResult.ts';
 import type { Welcome as _recovery_v1_Welcome, Welcome__Output as _recovery_v1_Welcome__Output } from './recovery/v1/Welcome.ts';
+import type { WorkerIdBinding as _recovery_v1_WorkerIdBinding, WorkerIdBinding__Output as _recovery_v1_WorkerIdBinding__Output } from './recovery/v1/WorkerIdBinding.ts';
+import type { WorkerIdRecord as _recovery_v1_WorkerIdRecord, WorkerIdRecord__Output as _recovery_v1_WorkerIdRecord__Output } from './recovery/v1/WorkerIdRecord.ts';
 import type { WorkerMessage as _recovery_v1_WorkerMessage, WorkerMessage__Output as _recovery_v1_WorkerMessage__Output } from './recovery/v1/WorkerMessage.ts';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -64,6 +66,8 @@ export interface ProtoGrpcType {
       TrainKind: EnumTypeDefinition
       TrainResult: MessageTypeDefinition<_recovery_v1_TrainResult, _recovery_v1_TrainResult__Output>
       Welcome: MessageTypeDefinition<_recovery_v1_Welcome, _recovery_v1_Welcome__Output>
+      WorkerIdBinding: MessageTypeDefinition<_recovery_v1_WorkerIdBinding, _recovery_v1_WorkerIdBinding__Output>
+      WorkerIdRecord: MessageTypeDefinition<_recovery_v1_WorkerIdRecord, _recovery_v1_WorkerIdRecord__Output>
       WorkerMessage: MessageTypeDefinition<_recovery_v1_WorkerMessage, _recovery_v1_WorkerMessage__Output>
     }
   }

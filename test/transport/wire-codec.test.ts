@@ -329,8 +329,10 @@ test('wire codec: TrainBatches of every kind, flow rows included, decode to prot
     return { dtype: 'float32', shape, data: Buffer.from(Float32Array.from({ length: n }, (_, i) => Math.sin(seed + i)).buffer) };
   };
   const kinds = fc.constantFrom<unknown>('TRAIN_KIND_UNSPECIFIED', 'SFT', 'GRPO', 0, 1, 2, 5);
-  const arb = fc.record({ id: fc.string({ unit: 'grapheme', maxLength: 30 }), seq: fc.nat(), kind: kinds, n: fc.integer({ min: 1, max: 40 }), px: fc.integer({ min: 2, max: 12 }), flow: fc.boolean(), distinct: fc.boolean() })
-    .map(({ id, seq, kind, n, px, flow, distinct }) => {
+  // TrainBatch.worker_ids (field 21, round 33): absent, empty, or quarantined ids and bindings
+  const workerIds = fc.option(fc.record({ quarantined: fc.array(fc.stringMatching(/^[a-z0-9.-]{1,12}$/), { maxLength: 4 }), bound: fc.array(fc.record({ key: fc.stringMatching(/^rollout\/[a-z0-9]{1,8}$/), credential: fc.stringMatching(/^token:[0-9a-f]{16}$/) }), { maxLength: 3 }) }), { nil: undefined });
+  const arb = fc.record({ id: fc.string({ unit: 'grapheme', maxLength: 30 }), seq: fc.nat(), kind: kinds, n: fc.integer({ min: 1, max: 40 }), px: fc.integer({ min: 2, max: 12 }), flow: fc.boolean(), distinct: fc.boolean(), ids: workerIds })
+    .map(({ id, seq, kind, n, px, flow, distinct, ids }) => {
       const img = [n, 3, px, px];
       const batch: Record<string, unknown> = {
         batch_id: id, batch_seq: seq, kind, lease_ms: 30000, actions: f32(img, 1), advantages: f32([n], 2),
@@ -342,10 +344,12 @@ test('wire codec: TrainBatches of every kind, flow rows included, decode to prot
       else batch.images = f32(img, 7);
       if (flow) batch.flow_rows = { action_index: [0, 1, 1], step_index: [0, 0, 1], t: f32([3], 8), t_next: f32([3], 9), a: f32([3, 3, px, px], 10), x: f32([3, 3, px, px], 11), x_next: f32([3, 3, px, px], 12), logp_old: f32([3], 13) };
       else batch.logp_old = f32(img, 14);
+      if (ids) Object.assign(batch, { worker_ids: ids, rollout_workers: Array.from({ length: n }, (_, i) => `w${i >> 2}`) });
       return { train_batch: batch };
     });
   const seen = new Set<unknown>();
   let views = 0;
+  let withIds = 0;
   fc.assert(fc.property(arb, (msg) => {
     const bytes = codecs.orchestrator.encode(msg);
     const framed = Buffer.alloc(bytes.length + 5); // as grpc-js hands it over (see the alignment test)
@@ -364,7 +368,15 @@ test('wire codec: TrainBatches of every kind, flow rows included, decode to prot
     const digest = trainBatchDigest(msg.train_batch as TrainBatch);
     assert.equal(trainBatchDigest(got.train_batch), digest);
     assert.equal(trainBatchDigest(want.train_batch), digest);
+    // rollout_workers and worker_ids are not in the digest: an older learner, which drops them, computes the same
+    const { worker_ids: sentIds, rollout_workers: _w, ...older } = msg.train_batch as TrainBatch;
+    assert.equal(trainBatchDigest(older), digest);
+    if (sentIds) {
+      withIds++;
+      assert.equal(JSON.stringify(got.train_batch.worker_ids), JSON.stringify({ quarantined: sentIds.quarantined, bound: sentIds.bound }));
+    } else assert.equal(got.train_batch.worker_ids, null);
   }), { numRuns: 60 });
+  assert.ok(withIds > 10, `${withIds} batches with worker_ids met`);
   assert.deepEqual([...seen].sort(), ['GRPO', 'SFT', 'TRAIN_KIND_UNSPECIFIED', 5].sort(), 'every TrainKind met, and a number it does not name');
   assert.ok(views > 100, `${views} aligned views met`);
 });

@@ -3,6 +3,7 @@
 import type { TrainKind as _recovery_v1_TrainKind, TrainKind__Output as _recovery_v1_TrainKind__Output } from '../../recovery/v1/TrainKind.ts';
 import type { Tensor as _recovery_v1_Tensor, Tensor__Output as _recovery_v1_Tensor__Output } from '../../recovery/v1/Tensor.ts';
 import type { FlowRows as _recovery_v1_FlowRows, FlowRows__Output as _recovery_v1_FlowRows__Output } from '../../recovery/v1/FlowRows.ts';
+import type { WorkerIdRecord as _recovery_v1_WorkerIdRecord, WorkerIdRecord__Output as _recovery_v1_WorkerIdRecord__Output } from '../../recovery/v1/WorkerIdRecord.ts';
 
 /**
  * Exactly-once: batch_seq counts 1, 2, 3, ... in the run. The learner applies a batch only if
@@ -83,6 +84,15 @@ export interface TrainBatch {
    * Empty (an older orchestrator, an SFT batch): no report.
    */
   'rollout_workers'?: (string)[];
+  /**
+   * The orchestrator's worker-id record as it stands when the batch is sent (round 33): the quarantined rollout worker
+   * ids and the worker ids bound to role tokens, the run state's own (orchestrator/run-state.ts), bounded
+   * (lib/transport/worker-id-record.ts). The learner trains nothing from it: it records the newest batch's in every
+   * checkpoint (extra.worker_ids), so an orchestrator whose run state was lost with the NATS store takes them back
+   * from the checkpoint the learner put back (docs/reliability.md). Not in the batch digest, like rollout_workers.
+   * Absent: an older orchestrator.
+   */
+  'worker_ids'?: (_recovery_v1_WorkerIdRecord | null);
 }
 
 /**
@@ -164,4 +174,13 @@ export interface TrainBatch__Output {
    * Empty (an older orchestrator, an SFT batch): no report.
    */
   'rollout_workers': (string)[];
+  /**
+   * The orchestrator's worker-id record as it stands when the batch is sent (round 33): the quarantined rollout worker
+   * ids and the worker ids bound to role tokens, the run state's own (orchestrator/run-state.ts), bounded
+   * (lib/transport/worker-id-record.ts). The learner trains nothing from it: it records the newest batch's in every
+   * checkpoint (extra.worker_ids), so an orchestrator whose run state was lost with the NATS store takes them back
+   * from the checkpoint the learner put back (docs/reliability.md). Not in the batch digest, like rollout_workers.
+   * Absent: an older orchestrator.
+   */
+  'worker_ids': (_recovery_v1_WorkerIdRecord__Output | null);
 }
