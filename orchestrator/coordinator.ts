@@ -765,8 +765,10 @@ export class Coordinator {
     }
     if (seq <= this.o.state.ackedSeq || !published) return;
     // a fresh state caught up: the quarantine and bindings the lost one held, as the learner recorded them (stored
-    // with this acknowledgement)
-    const ids = this.o.state.ackedSeq === 0 ? this.o.recoverWorkerIds?.(published) : undefined;
+    // with this acknowledgement); not when the checkpoint's batch is one this process sent (a learner restarted
+    // before its TrainResult: nothing was lost)
+    const ownBatch = this.link.sentBatch(published.lastBatchSeq, published.meta?.['last_batch_id']);
+    const ids = this.o.state.ackedSeq === 0 && !ownBatch ? this.o.recoverWorkerIds?.(published) : undefined;
     if (ids) {
       this.quarantine.restore(ids.quarantined);
       this.bindings.restore(ids.boundIds);
