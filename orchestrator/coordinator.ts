@@ -201,7 +201,7 @@ export class Coordinator {
     });
     this.samples = new SampleCache(o.dataset);
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq,
-      workerIds: () => workerIdRecord({ quarantined: this.quarantine.ids(), boundIds: this.bindings.stored() ?? {} }) });
+      workerIds: () => workerIdRecord({ quarantined: this.quarantine.oldestFirst(), boundIds: this.bindings.stored() ?? {} }) });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
       after: o.config.grpo.quarantineAfter, window: o.config.grpo.quarantineWindow, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],

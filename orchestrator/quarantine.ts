@@ -178,6 +178,15 @@ export class Quarantine {
     return [...this.quarantined].slice(0, QUARANTINE_STORED_MAX).sort();
   }
 
+  /**
+   * The quarantined worker ids in the order they were quarantined (restored ones first, in the run state's order),
+   * for TrainBatch.worker_ids: when its cap (WORKER_ID_RECORD_QUARANTINED_MAX) cuts, the oldest stay, not the
+   * alphabetically first (review33 F5).
+   */
+  oldestFirst(): string[] {
+    return [...this.quarantined];
+  }
+
   isQuarantined(workerId: string): boolean {
     return this.quarantined.has(workerId);
   }
