@@ -97,7 +97,7 @@ export interface CoordinatorOptions {
   /**
    * Called at a Hello's catch-up of a state that acknowledged nothing yet (a new run, or a run state lost with the NATS
    * store and created afresh) to checkpoint `published`: the quarantine and worker-id bindings to take back from it
-   * (its extra.worker_ids, validated: orchestrator/main.ts), or undefined. Round 33.
+   * (its announcement meta worker_ids, validated: orchestrator/main.ts), or undefined. Round 33.
    */
   recoverWorkerIds?: (published: PublishedProgress) => WorkerIds | undefined;
 }

@@ -158,7 +158,7 @@ export class Quarantine {
   }
 
   /**
-   * Quarantines `ids` as an earlier process of the run did (taken back from a checkpoint's extra.worker_ids when the run
+   * Quarantines `ids` as an earlier process of the run did (taken back from a checkpoint announcement's worker_ids when the run
    * state was lost: orchestrator/main.ts, round 33): refused from now on, an open session of one closed. Their windows
    * are not known (they start from zero, should one be lifted). Returns the ids that were not quarantined yet.
    */

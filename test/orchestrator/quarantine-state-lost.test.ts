@@ -1,7 +1,7 @@
 // A run state lost while the orchestrator was down (round 33, quarantine33; review26c finding 6). The quarantine and
 // the worker-id bindings go with every TrainBatch (worker_ids), the learner records the newest batch's in each
-// checkpoint (extra.worker_ids: test/learner/worker-ids-checkpoint.test.ts), and an orchestrator that finds no run
-// state (or one that acknowledged nothing) while the newest checkpoint shows progress takes them back, says so and
+// checkpoint's announcement meta (worker_ids: test/learner/worker-ids-checkpoint.test.ts), and an orchestrator that finds
+// no run state while the newest checkpoint shows progress takes them back, says so and
 // counts it (run_state_lost_total). Real nats-servers (a second, empty one is the store lost), orchestrator processes
 // one after the other (gRPC on 127.0.0.1), a real reward worker; the rollout workers and the learner are scripted
 // clients, and the checkpoint the learner puts back is written as it writes its announcement. Before round 33 the
