@@ -185,15 +185,15 @@ class LearnerRole implements WorkerRoleImpl {
   private skips: RunStateStore<typeof skipRecordSchema> | undefined;
   /**
    * The orchestrator's quarantine and worker-id bindings as the newest TrainBatch carried them (worker_ids; round 33),
-   * or as the checkpoint this learner resumed from recorded them: recorded in every checkpoint it publishes
-   * (extra.worker_ids), so an orchestrator whose run state was lost takes them back. Undefined: none seen (an older
-   * orchestrator, and a checkpoint without them).
+   * or as the announcement of the checkpoint this learner resumed from recorded them: recorded in every checkpoint's
+   * announcement meta (worker_ids, signed; not in the checkpoint's bytes), so an orchestrator whose run state was lost
+   * takes them back. Undefined: none seen (an older orchestrator, and an announcement without them).
    */
   private workerIds: WorkerIds | undefined;
   /**
-   * The extra.worker_ids text of the checkpoint this learner published (or resumed from) last, by version: a put-back
-   * after a store loss (restoreStore) writes that checkpoint again byte for byte, though a later batch that failed
-   * before publishing may have brought another record.
+   * The worker_ids announcement meta of the checkpoint this learner published (or resumed from) last, by version: a
+   * put-back after a store loss (restoreStore) announces that checkpoint again with it, though a later batch that
+   * failed before publishing may have brought another record.
    */
   private publishedIds: { version: number; text: string | undefined } | undefined;
   /** A TrainBatch's worker_ids was cut to the bounds (logged once per process). */
@@ -347,11 +347,12 @@ class LearnerRole implements WorkerRoleImpl {
       }
       const refVersion = klRef?.version;
       const refDigest = klRef?.digest;
-      // the orchestrator's record as this checkpoint has it: carried into the next ones until a batch brings its own
-      const idsText = ck.meta.extra[WORKER_IDS_META_KEY];
-      this.publishedIds = { version: latest.version, text: idsText };
-      if (idsText !== undefined) {
-        const ids = parseWorkerIds(idsText, `${source}'s extra.${WORKER_IDS_META_KEY}`);
+      // the orchestrator's record as this checkpoint's announcement has it (signed meta, not in the checkpoint's bytes):
+      // carried into the next announcements until a batch brings its own
+      const idsMeta: unknown = latest.meta[WORKER_IDS_META_KEY];
+      this.publishedIds = { version: latest.version, text: typeof idsMeta === 'string' ? idsMeta : undefined };
+      if (idsMeta !== undefined) {
+        const ids = parseWorkerIds(idsMeta, `${source}'s announcement meta ${WORKER_IDS_META_KEY}`);
         if (ids instanceof Error) ctx.log.warn(`${ids.message}: not carried into the next checkpoints (the next TrainBatch brings the orchestrator's)`);
         else this.workerIds = ids;
       }
@@ -864,9 +865,6 @@ class LearnerRole implements WorkerRoleImpl {
     this.average = grpoAverage(this.ctx.config, this.params!);
     // the checkpoint of st.version as it was published (no reference yet), kept to put back after a store loss
     this.refCheckpoint = trainingCheckpoint({ ...this.position(st), refVersion: undefined, refDigest: undefined }, atStart);
-    // with the worker-id record it was published with (extra.worker_ids), or its put-back would not match its digest
-    const ids = this.publishedIds?.version === st.version ? this.publishedIds.text : undefined;
-    if (ids !== undefined) this.refCheckpoint.meta.extra = { ...this.refCheckpoint.meta.extra, [WORKER_IDS_META_KEY]: ids };
     this.refParams = atStart;
     this.ctx.log.info(`GRPO starts from version ${st.version}: it is the KL reference from now on (kept in the store)`);
   }
@@ -994,16 +992,18 @@ class LearnerRole implements WorkerRoleImpl {
     const { ids: kept, cut } = boundWorkerIds(ids);
     if (cut && !this.warnedWorkerIdsCut) {
       this.warnedWorkerIdsCut = true;
-      this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) carries ${ids.quarantined.length} quarantined worker id(s) and ${Object.keys(ids.boundIds).length} binding(s): ${cut} left out of the checkpoints' extra.${WORKER_IDS_META_KEY} (at most ${WORKER_ID_RECORD_QUARANTINED_MAX} and ${WORKER_ID_RECORD_BOUND_MAX}, valid ids only; logged once)`);
+      this.ctx.log.warn(`batch ${b.batch_id} (seq ${b.batch_seq}) carries ${ids.quarantined.length} quarantined worker id(s) and ${Object.keys(ids.boundIds).length} binding(s): ${cut} left out of the checkpoints' announcement meta ${WORKER_IDS_META_KEY} (at most ${WORKER_ID_RECORD_QUARANTINED_MAX} and ${WORKER_ID_RECORD_BOUND_MAX}, valid ids only; logged once)`);
     }
     this.workerIds = kept;
   }
 
-  /** The checkpoint of `s` as published: its training position, and the orchestrator's worker-id record `ids` (extra.worker_ids). */
-  private checkpointOf(s: LearnerState, ids: string | undefined): Checkpoint {
-    const ckpt = trainingCheckpoint(this.position(s), this.params!);
-    if (ids !== undefined) ckpt.meta.extra = { ...ckpt.meta.extra, [WORKER_IDS_META_KEY]: ids };
-    return ckpt;
+  /**
+   * The announcement meta of a checkpoint: its optimizer state's digest and the orchestrator's worker-id record `ids`.
+   * The record is announcement meta only (signed with the rest), never in the checkpoint's bytes: those stay a
+   * function of the seed and the batches (parity with the single-process loop, determinism).
+   */
+  private announceMeta(moments: { digest: string }, ids: string | undefined): Record<string, string> {
+    return { ...stateDigestMeta(moments), ...(ids !== undefined ? { [WORKER_IDS_META_KEY]: ids } : {}) };
   }
 
   /**
@@ -1012,7 +1012,7 @@ class LearnerRole implements WorkerRoleImpl {
    */
   private async publish(s: LearnerState): Promise<Announcement> {
     const ids = this.workerIds ? workerIdsText(this.workerIds) : undefined;
-    const ckpt = this.checkpointOf(s, ids);
+    const ckpt = trainingCheckpoint(this.position(s), this.params!);
     const encoded = encodeCheckpoint(ckpt);
     const restore = () => this.restoreStore(false);
     // encoded once from the optimizer's live moments (no copy of them first): every attempt writes these bytes
@@ -1028,7 +1028,7 @@ class LearnerRole implements WorkerRoleImpl {
       let gate!: (p: Promise<unknown>) => void;
       const beforeAnnounce = new Promise<unknown>((r) => (gate = r));
       beforeAnnounce.catch(() => undefined); // adopts the moments' outcome: a put that failed first never awaits it
-      const published = publishCheckpoint(this.store, ckpt, stateDigestMeta(moments), encoded, { beforeAnnounce });
+      const published = publishCheckpoint(this.store, ckpt, this.announceMeta(moments, ids), encoded, { beforeAnnounce });
       published.catch(() => undefined); // handled: awaited below
       await new Promise<void>((r) => setImmediate(r));
       const stored = this.learnerState.putEncoded(s.version, moments).then(() => trace('moments_stored', { version: s.version }));
@@ -1049,11 +1049,11 @@ class LearnerRole implements WorkerRoleImpl {
   /** Puts the checkpoint of `s` (the current parameters) and its optimizer state once, no retries. */
   private async publishOnce(s: LearnerState): Promise<Announcement> {
     const ids = this.publishedIds?.version === s.version ? this.publishedIds.text : this.workerIds ? workerIdsText(this.workerIds) : undefined;
-    const ckpt = this.checkpointOf(s, ids);
+    const ckpt = trainingCheckpoint(this.position(s), this.params!);
     const encoded = encodeCheckpoint(ckpt);
     const moments = encodeOptimizerState({ version: s.version, checkpointDigest: encoded.digest, state: this.trainer!.optimizer.exportState(), ...this.averageState() });
     await this.learnerState.putEncoded(s.version, moments);
-    return publishCheckpoint(this.store, ckpt, stateDigestMeta(moments), encoded);
+    return publishCheckpoint(this.store, ckpt, this.announceMeta(moments, ids), encoded);
   }
 
   /**

@@ -97,7 +97,7 @@ export interface CoordinatorOptions {
   /**
    * Called at a Hello's catch-up of a state that acknowledged nothing yet (a new run, or a run state lost with the NATS
    * store and created afresh) to checkpoint `published`: the quarantine and worker-id bindings to take back from it
-   * (its extra.worker_ids, validated: orchestrator/main.ts), or undefined. Round 33.
+   * (its announcement meta worker_ids, validated: orchestrator/main.ts), or undefined. Round 33.
    */
   recoverWorkerIds?: (published: PublishedProgress) => WorkerIds | undefined;
 }
@@ -201,7 +201,7 @@ export class Coordinator {
     });
     this.samples = new SampleCache(o.dataset);
     this.link = new LearnerLink({ metrics: o.metrics, log: (l) => this.log(l), fail: (e) => this.fail(e), onSent: () => this.openEarly(), ackedSeq: () => this.o.state.ackedSeq,
-      workerIds: () => workerIdRecord({ quarantined: this.quarantine.ids(), boundIds: this.bindings.stored() ?? {} }) });
+      workerIds: () => workerIdRecord({ quarantined: this.quarantine.oldestFirst(), boundIds: this.bindings.stored() ?? {} }) });
     this.sessions = new WorkerSessions(o.metrics, this.board);
     this.quarantine = new Quarantine({
       after: o.config.grpo.quarantineAfter, window: o.config.grpo.quarantineWindow, metrics: o.metrics, log: (l) => this.log(l), restored: o.state.quarantined ?? [],
@@ -765,8 +765,10 @@ export class Coordinator {
     }
     if (seq <= this.o.state.ackedSeq || !published) return;
     // a fresh state caught up: the quarantine and bindings the lost one held, as the learner recorded them (stored
-    // with this acknowledgement)
-    const ids = this.o.state.ackedSeq === 0 ? this.o.recoverWorkerIds?.(published) : undefined;
+    // with this acknowledgement); not when the checkpoint's batch is one this process sent (a learner restarted
+    // before its TrainResult: nothing was lost)
+    const ownBatch = this.link.sentBatch(published.lastBatchSeq, published.meta?.['last_batch_id']);
+    const ids = this.o.state.ackedSeq === 0 && !ownBatch ? this.o.recoverWorkerIds?.(published) : undefined;
     if (ids) {
       this.quarantine.restore(ids.quarantined);
       this.bindings.restore(ids.boundIds);

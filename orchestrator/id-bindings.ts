@@ -125,7 +125,7 @@ export class IdBindings {
 
   /**
    * Binds each key of `restored` not bound yet as the run state would have (taken back from a checkpoint's
-   * extra.worker_ids when the run state was lost: orchestrator/main.ts, round 33); a binding to a token no longer in
+   * announcement meta worker_ids when the run state was lost: orchestrator/main.ts, round 33); a binding to a token no longer in
    * the role-token file lapses, as at start. A session that already uses the id is not closed: its next connection is
    * checked. Returns how many were bound.
    */

@@ -45,6 +45,8 @@ export class LearnerLink {
    * the event loop for the hash of the batch's tensors as every acknowledgement arrived).
    */
   private readonly digests = new WeakMap<TrainBatch, string>();
+  /** The held batches this process handed to a learner (a catch-up to one of them is this run state's own progress). */
+  private readonly sentBatches = new WeakSet<TrainBatch>();
   private sending = Promise.resolve();
   private acking: Promise<void> = Promise.resolve();
   /**
@@ -133,11 +135,21 @@ export class LearnerLink {
     // the record as of this send, not as of the build (a batch re-sent later carries the newer one); a shallow copy:
     // the held batch (its digest) stays as built
     const sent = this.o.workerIds ? { ...batch, worker_ids: this.o.workerIds() } : batch;
+    this.sentBatches.add(batch);
     return learner.send({ train_batch: sent }).catch((e: unknown) => {
       if (e instanceof MessageTooLargeError) {
         this.o.fail(new Error(`cannot send train batch ${batch.batch_seq} (${batch.batch_id}) to the learner: ${e.message}; raise orchestrator.maxMessageBytes (and the workers' --max-message-bytes) or make the run's batches smaller`));
       }
     });
+  }
+
+  /**
+   * Whether this process sent batch `seq` (held, unacknowledged) with the id `batchId` to a learner: a checkpoint
+   * recording that batch was trained from this run state, not from a lost one (round 33, review33 F3).
+   */
+  sentBatch(seq: number, batchId: unknown): boolean {
+    const b = this.unacked.get(seq);
+    return !!b && this.sentBatches.has(b) && b.batch_id === batchId;
   }
 
   /**

@@ -245,12 +245,14 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   const state: RunState = stored
     ? { ackedSeq: stored.value.ackedSeq, learnerVersion: stored.value.learnerVersion, ...(stored.value.quarantined ? { quarantined: stored.value.quarantined } : {}), ...(stored.value.quarantineWindows ? { quarantineWindows: stored.value.quarantineWindows } : {}), ...(stored.value.boundIds ? { boundIds: stored.value.boundIds } : {}), ...(stored.value.recoveredFrom !== undefined ? { recoveredFrom: stored.value.recoveredFrom } : {}) }
     : { ackedSeq: 0, learnerVersion: 0 };
-  // Round 33: a run state that acknowledged nothing (none: a new run, or the state lost with the NATS store while this
-  // process was down; or one created so and never caught up) while the newest checkpoint shows progress is a lost
-  // state: the quarantine and bindings are taken back from that checkpoint (state-recovery.ts), said and counted. A
-  // state that acknowledged a batch is the run's own word: nothing is taken back over it (a lifted id stays lifted).
+  // Round 33: no run state at all (a new run, or the state lost with the NATS store while this process was down, or
+  // deleted) while the newest checkpoint shows progress is a lost state: the quarantine and bindings are taken back
+  // from that checkpoint (state-recovery.ts), said and counted. A stored state is the run's own word, even one that
+  // acknowledged nothing (the learner may have published batch 1 before this process restarted, review33 F3):
+  // nothing is taken back over it (a lifted id stays lifted). At a catch-up of a state this process created, only a
+  // checkpoint of a batch it never sent is a loss (coordinator.ts catchUp).
   const recovery = new StateRecovery({ metrics, log, lift: o.liftQuarantine ?? [], unbind });
-  const fresh = !stored || (stored.value.ackedSeq === 0 && stored.value.recoveredFrom === undefined);
+  const fresh = !stored;
   /** The loss was found (at start or at a catch-up): the take-back is done once. */
   let lossFound = false;
   if (fresh) {
@@ -276,8 +278,6 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     }
   }
   let revision = stored?.revision ?? (await store.create(record(state)));
-  // taken back into a stored state that acknowledged nothing: written now, as a created one was
-  if (stored && lossFound) revision = await store.update(record(state), revision);
   if (stored) log(`resuming run ${config.run.id} after batch ${state.ackedSeq} (policy version ${state.learnerVersion})`);
   liftQuarantine(state, o.liftQuarantine ?? [], log);
   unbindIds(state, unbind, log);

@@ -158,7 +158,7 @@ export class Quarantine {
   }
 
   /**
-   * Quarantines `ids` as an earlier process of the run did (taken back from a checkpoint's extra.worker_ids when the run
+   * Quarantines `ids` as an earlier process of the run did (taken back from a checkpoint announcement's worker_ids when the run
    * state was lost: orchestrator/main.ts, round 33): refused from now on, an open session of one closed. Their windows
    * are not known (they start from zero, should one be lifted). Returns the ids that were not quarantined yet.
    */
@@ -176,6 +176,15 @@ export class Quarantine {
   /** The quarantined worker ids the run state records, sorted: the first QUARANTINE_STORED_MAX quarantined. */
   ids(): string[] {
     return [...this.quarantined].slice(0, QUARANTINE_STORED_MAX).sort();
+  }
+
+  /**
+   * The quarantined worker ids in the order they were quarantined (restored ones first, in the run state's order),
+   * for TrainBatch.worker_ids: when its cap (WORKER_ID_RECORD_QUARANTINED_MAX) cuts, the oldest stay, not the
+   * alphabetically first (review33 F5).
+   */
+  oldestFirst(): string[] {
+    return [...this.quarantined];
   }
 
   isQuarantined(workerId: string): boolean {

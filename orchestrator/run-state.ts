@@ -28,7 +28,7 @@ export interface RunState {
    */
   boundIds?: Record<string, string>;
   /**
-   * The checkpoint version whose record (extra.worker_ids) a start took back into this state when it found the run state
+   * The checkpoint version whose record (announcement meta worker_ids) a start took back into this state when it found the run state
    * lost (orchestrator/state-recovery.ts, round 33), while no batch is acknowledged: a later start finds the loss
    * already handled and takes nothing back over the state (an id lifted meanwhile stays lifted). Dropped with the first
    * acknowledgement, after which the state is the run's own word anyway.

@@ -1,7 +1,7 @@
 // A run state lost while the orchestrator was down (round 33; review26c finding 6). The NATS store lost (or the key
 // deleted) takes the run state with it; the learner puts its checkpoint back, and a Hello catches a fresh state up to
 // it. Since round 33 that checkpoint also records the orchestrator's quarantine and worker-id bindings as the newest
-// TrainBatch carried them (extra.worker_ids, lib/transport/worker-id-record.ts): taken back here, validated like the
+// TrainBatch carried them (announcement meta worker_ids, not in the checkpoint bytes; lib/transport/worker-id-record.ts): taken back here, validated like the
 // run state's own fields. Content that is not a record is an unverified claim, as an unreadable extra.batch_layout is:
 // counted (task_errors_total code unverified_claim), logged once per checkpoint, not trusted. Either way the loss is
 // said once per process, with what was recovered and what was not (the quarantine windows' counts), and counted

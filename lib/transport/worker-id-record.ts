@@ -1,6 +1,6 @@
 // The orchestrator's worker-id record (round 33): the quarantined rollout worker ids and the worker ids bound to role
 // tokens, as its run state holds them (RunState.quarantined, RunState.boundIds). It goes with every TrainBatch
-// (field 21, worker_ids) and the learner records the newest batch's in each checkpoint (extra.worker_ids, JSON), so an
+// (field 21, worker_ids) and the learner records the newest batch's in each checkpoint announcement's meta (worker_ids, JSON; not in its bytes), so an
 // orchestrator whose run state was lost with the NATS store while it was down takes them back from the checkpoint the
 // learner put back (docs/reliability.md). Bounded on both sides; read back, it is a claim like extra.batch_layout:
 // validated here, and content that is not a record is refused by the orchestrator (counted, logged, not trusted).
@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { WORKER_ID_PATTERN } from './messages.ts';
 import type { WorkerIdRecord, WorkerIdRecord__Output } from './proto.ts';
 
-/** The checkpoint metadata key (extra.worker_ids) the learner records the newest TrainBatch's record under. */
+/** The checkpoint announcement meta key (worker_ids, never in the checkpoint bytes) the learner records the newest TrainBatch's record under. */
 export const WORKER_IDS_META_KEY = 'worker_ids';
 
 /**
@@ -58,7 +58,7 @@ export function workerIdsFromWire(rec: WorkerIdRecord__Output | null | undefined
   return { quarantined: [...rec.quarantined], boundIds: Object.fromEntries(rec.bound.map((b) => [b.key, b.credential])) };
 }
 
-/** extra.worker_ids: JSON of the quarantined ids and the bindings as [key, credential] pairs, in order. */
+/** The announcement meta worker_ids: JSON of the quarantined ids and the bindings as [key, credential] pairs, in order. */
 export function workerIdsText(ids: WorkerIds): string {
   return JSON.stringify({ quarantined: ids.quarantined, bound: Object.entries(ids.boundIds) });
 }
@@ -69,7 +69,7 @@ const textSchema = z.object({
 }).strict();
 
 /**
- * A record read back (a checkpoint's extra.worker_ids, `what` naming it); an Error naming `what` and the problem when
+ * A record read back (a checkpoint announcement's worker_ids, `what` naming it); an Error naming `what` and the problem when
  * it is not one: not a string, not JSON, a worker id or key off its pattern, over the bounds, a key twice.
  */
 export function parseWorkerIds(text: unknown, what: string): WorkerIds | Error {

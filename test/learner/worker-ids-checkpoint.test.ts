@@ -39,7 +39,7 @@ after(async () => {
 const CRED = 'token:0123456789abcdef';
 const withIds = (b: TrainBatch, quarantined: string[], bound: Array<{ key: string; credential: string }>): TrainBatch => ({ ...b, worker_ids: { quarantined, bound } });
 
-/** The newest announcement's extra.worker_ids, read back as the orchestrator reads it. */
+/** The newest announcement's meta worker_ids, read back as the orchestrator reads it. */
 async function newestRecord() {
   const ann = await rig.store.latest();
   assert.ok(ann);
@@ -55,6 +55,8 @@ test('every checkpoint records the newest TrainBatch\'s worker_ids; a batch with
   assert.equal(await newestRecord(), undefined, 'no batch carried any: none recorded');
   assert.equal((await rig.train(withIds(sftBatch(RUN, 2), ['forger'], [{ key: 'rollout/r1', credential: CRED }]))).train_result?.applied, true);
   assert.deepEqual(await newestRecord(), { quarantined: ['forger'], boundIds: { 'rollout/r1': CRED } });
+  // announcement meta only: the checkpoint's bytes stay a function of the seed and the batches (parity, determinism)
+  assert.equal((await rig.checkpointAt(2)).meta.extra[WORKER_IDS_META_KEY], undefined, 'no record in the checkpoint bytes');
   // an older orchestrator's batch: the record stays
   assert.equal((await rig.train(sftBatch(RUN, 3))).train_result?.applied, true);
   assert.deepEqual(await newestRecord(), { quarantined: ['forger'], boundIds: { 'rollout/r1': CRED } });
@@ -74,7 +76,7 @@ test('a record over the bound is cut to it, said once; ids off the pattern are l
   const got = await newestRecord();
   assert.deepEqual(got?.quarantined, many.slice(0, WORKER_ID_RECORD_QUARANTINED_MAX));
   assert.deepEqual(got?.boundIds, {});
-  const said = warnings.filter((w) => w.includes(`extra.${WORKER_IDS_META_KEY}`) && w.includes('left out'));
+  const said = warnings.filter((w) => w.includes(`announcement meta ${WORKER_IDS_META_KEY}`) && w.includes('left out'));
   assert.equal(said.length, 1, warnings.join('\n'));
   assert.match(said[0]!, /carries 301 quarantined worker id\(s\) and 1 binding\(s\): 46 left out/);
 });
@@ -100,7 +102,7 @@ test('a store lost: the newest checkpoint is put back byte for byte, with the re
   assert.deepEqual(await newestRecord(), { quarantined: ['forger'], boundIds: {} });
 });
 
-test('a store lost in the GRPO phase: the KL reference is put back byte for byte, with its record', async () => {
+test('a store lost in the GRPO phase: the KL reference is put back byte for byte (its bytes carry no record)', async () => {
   // v8 (the last SFT batch) becomes the KL reference at the first GRPO batch
   assert.equal((await rig.train(withIds(sftBatch(RUN, 8), ['ref-era'], []))).train_result?.applied, true);
   const v8 = (await rig.store.latest())!;
@@ -109,9 +111,9 @@ test('a store lost in the GRPO phase: the KL reference is put back byte for byte
   assert.equal((await rig.checkpointAt(9)).meta.extra.ref_version, '8');
   await loseStore();
   await waitFor(async () => ((await rig.store.latest().catch(() => null))?.version === 9 ? true : undefined), 'v9 put back', warnings, 30_000);
-  // the reference is back under its digest (before: re-encoded without its record, refused as another digest)
+  // the reference is back under its digest; the record is announcement meta, never in its bytes
   await rig.checkpointAt(8, v8.digest);
-  assert.deepEqual(parseWorkerIds((await rig.checkpointAt(8)).meta.extra[WORKER_IDS_META_KEY], 'v8'), { quarantined: ['ref-era'], boundIds: {} });
+  assert.equal((await rig.checkpointAt(8)).meta.extra[WORKER_IDS_META_KEY], undefined);
   assert.deepEqual(await newestRecord(), { quarantined: ['grpo-era'], boundIds: {} });
   assert.ok(!warnings.some((w) => w.includes('cannot put back the KL reference')), warnings.join('\n'));
 });
