@@ -29,25 +29,31 @@ export interface CertificateSource {
   read(): number | Promise<number>;
 }
 
-/** The notAfter (ms since the epoch) of the first certificate in a PEM file; throws naming the file. */
+const isPemText = (value: string) => value.trimStart().startsWith('-----BEGIN');
+
+/**
+ * The notAfter (ms since the epoch) of the first certificate in a PEM file, or in PEM text (the library's options
+ * take either, as lib/transport/tls-reload.ts reads them); throws naming the file.
+ */
 export function leafNotAfterMs(file: string, field: string): number {
-  const text = readNamedFile(file, field).toString('latin1');
+  const name = isPemText(file) ? `${field} (PEM text)` : `${field} ${file}`;
+  const text = isPemText(file) ? file : readNamedFile(file, field).toString('latin1');
   const block = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/)?.[0];
-  if (!block) throw new Error(`${field} ${file}: holds no complete PEM certificate`);
+  if (!block) throw new Error(`${name}: holds no complete PEM certificate`);
   try {
     return Date.parse(new X509Certificate(block).validTo);
   } catch (e) {
-    throw new Error(`${field} ${file}: the certificate does not parse (${(e as Error).message})`);
+    throw new Error(`${name}: the certificate does not parse (${(e as Error).message})`);
   }
 }
 
 const fileSource = (certificate: PresentedCertificate, file: string, field: string): CertificateSource => ({
   certificate,
-  what: `${field} ${file}`,
+  what: isPemText(file) ? `${field} (PEM text)` : `${field} ${file}`,
   read: () => leafNotAfterMs(file, field),
 });
 
-/** The client certificate files a process was given: its gRPC client certificate (workers) and its NATS one. */
+/** The client certificates a process was given (files, or PEM text): its gRPC client certificate (workers) and its NATS one. */
 export function clientCertificateFiles(o: { grpcCert?: string | undefined; natsCert?: string | undefined }): CertificateSource[] {
   return [
     ...(o.grpcCert !== undefined ? [fileSource('grpc_client', o.grpcCert, '--tls-cert')] : []),

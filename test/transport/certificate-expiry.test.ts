@@ -52,6 +52,9 @@ test('the watch reports each file\'s certificate as it is: a renewal moves it, a
   // read at start, one value per file: the leaf's notAfter
   assert.deepEqual(seen, [['grpc_client', notAfterOf(grpcCert)], ['nats_client', notAfterOf(certs.clients['nats']!.cert)]]);
   assert.equal(leafNotAfterMs(grpcCert, '--tls-cert'), notAfterOf(grpcCert));
+  // the library's options may hold PEM text instead of a path: read as it is
+  assert.equal(leafNotAfterMs(readFileSync(grpcCert, 'utf8'), '--tls-cert'), notAfterOf(grpcCert));
+  assert.throws(() => leafNotAfterMs('-----BEGIN CERTIFICATE-----\nMIIB', '--tls-cert'), /^Error: --tls-cert \(PEM text\): holds no complete PEM certificate$/);
 
   // a renewal that brings an expired certificate: reported as it is (the critical alert fires on a notAfter in the past)
   const ca = { cert: certs.ca, key: join(dir, 'ca.key') };
