@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../lib/config/index.ts';
+import { tinyFlowConfig } from '../helpers/flow-group.ts';
 import { channelMeanSums, runSingleProcess, type SingleProcessStep } from '../../lib/local/single-process.ts';
 
 test('channelMeanSums: per channel, the sum over images of the mean over pixels of (values - reference), by hand', () => {
@@ -18,14 +19,7 @@ test('channelMeanSums: per channel, the sum over images of the mean over pixels 
 
 for (const mode of ['scalar', 'dense'] as const) {
   test(`the single-process loop reports each GRPO step's per-channel error and gradient norm (flow family, ${mode})`, async () => {
-    const c = parseConfig({
-      data: { size: 12, source: { kind: 'procedural', count: 16 } },
-      model: { family: 'flow', arch: 'resnet', width: 4, depth: 1 },
-      flow: { steps: 4, evalSteps: 3, shift: 1, timeFrequencies: 2, timeWidth: 4, sde: { window: { size: 1, start: 'random' } } },
-      grpo: { groupSize: 3, samplesPerBatch: 2, steps: 2, advantageMode: mode, beta: 0.01 },
-      sft: { steps: 2, batchSize: 2 },
-      reward: { expression: 'ssim', weights: {} },
-    });
+    const c = tinyFlowConfig({}, mode);
     const steps: SingleProcessStep[] = [];
     const lines: string[] = [];
     await runSingleProcess(c, { onStep: (s) => steps.push(s), log: (l) => lines.push(l) });

@@ -3,7 +3,7 @@
 // (first on-policy ratios within 1e-6 of 1) and the single-process specification trains it end to end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
+import { parseConfig } from '../../lib/config/index.ts';
 import { grpoHyper } from '../../lib/grpo/algorithm.ts';
 import { FlowRunner, FlowTrainer, flowSamplerName, type FlowGroupRollout } from '../../lib/flow/family.ts';
 import { GraphSession } from '../../lib/graph/runtime.ts';
@@ -13,19 +13,9 @@ import { runSingleProcess } from '../../lib/local/single-process.ts';
 import { toFlowSpace, startNoise } from '../../lib/flow/rollout.ts';
 import { rolloutNoiseSeed } from '../../lib/grpo/sampling.ts';
 import { sameVersionScreen } from '../../lib/grpo/logp-check.ts';
-import { firstFlowPass } from '../helpers/flow-group.ts';
+import { firstFlowPass, tinyFlowConfig } from '../helpers/flow-group.ts';
 
-function tiny(extra: Record<string, unknown> = {}, mode: 'scalar' | 'dense' = 'scalar'): RunConfig {
-  return parseConfig({
-    data: { size: 12, source: { kind: 'procedural', count: 16 } },
-    model: { family: 'flow', arch: 'resnet', width: 4, depth: 1 },
-    flow: { steps: 4, evalSteps: 3, shift: 1, timeFrequencies: 2, timeWidth: 4, sde: { window: { size: 1, start: 'random' } } },
-    grpo: { groupSize: 3, samplesPerBatch: 2, steps: 2, advantageMode: mode, beta: 0.01 },
-    sft: { steps: 2, batchSize: 2 },
-    reward: { expression: 'ssim', weights: {} },
-    ...extra,
-  });
-}
+const tiny = tinyFlowConfig;
 
 test('config: model.family flow mounts the flow section; a bad window is refused at load naming the field', () => {
   const c = tiny();

@@ -1,6 +1,6 @@
 // A flow-family GRPO group made as the pipeline makes one, for the tests of the learner's flow rows.
 import type { TensorMap } from '../../lib/checkpoint/tensors.ts';
-import type { RunConfig } from '../../lib/config/index.ts';
+import { parseConfig, type RunConfig } from '../../lib/config/index.ts';
 import { FlowRunner, FlowTrainer, type FlowGroupRollout } from '../../lib/flow/family.ts';
 import { advantagesOf, compileAlgorithm, grpoHyper, rewardsOf, type GrpoAlgorithm } from '../../lib/grpo/algorithm.ts';
 import { assembleGrpoBatch, type GrpoBatch, type TrainableGroup } from '../../lib/grpo/batch.ts';
@@ -81,4 +81,17 @@ export async function firstFlowPass(
     await runner.release();
     await trainer.release();
   }
+}
+
+/** A tiny flow-family run (12 px procedural scenes, a 4-step sampler, 3 x 2 groups) for the tests of the family. */
+export function tinyFlowConfig(extra: Record<string, unknown> = {}, mode: 'scalar' | 'dense' = 'scalar'): RunConfig {
+  return parseConfig({
+    data: { size: 12, source: { kind: 'procedural', count: 16 } },
+    model: { family: 'flow', arch: 'resnet', width: 4, depth: 1 },
+    flow: { steps: 4, evalSteps: 3, shift: 1, timeFrequencies: 2, timeWidth: 4, sde: { window: { size: 1, start: 'random' } } },
+    grpo: { groupSize: 3, samplesPerBatch: 2, steps: 2, advantageMode: mode, beta: 0.01 },
+    sft: { steps: 2, batchSize: 2 },
+    reward: { expression: 'ssim', weights: {} },
+    ...extra,
+  });
 }
