@@ -13,3 +13,16 @@ export function readNamedFile(file: string, what: string): Buffer {
     throw new Error(`${what} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }
+
+/** TLS options take a file's path or the PEM text itself (as Node's and nats.js's do). */
+const isPemText = (value: string) => value.trimStart().startsWith('-----BEGIN');
+
+/** The bytes of a TLS option given as a path, PEM text or a Buffer (read as readNamedFile does). */
+export function readPathOrPem(value: string | Buffer, what: string): Buffer {
+  if (Buffer.isBuffer(value)) return value;
+  return isPemText(value) ? Buffer.from(value) : readNamedFile(value, what);
+}
+
+/** How errors name such an option: `<what> <path>`, or `<what> (PEM text)` for text and Buffers. */
+export const namePathOrPem = (value: string | Buffer, what: string): string =>
+  typeof value === 'string' && !isPemText(value) ? `${what} ${value}` : `${what} (PEM text)`;

@@ -15,7 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
-import { readNamedFile } from '../config/named-file.ts';
+import { namePathOrPem, readNamedFile, readPathOrPem } from '../config/named-file.ts';
 import { parseNatsUrl } from './nats-server.ts';
 
 /** Which certificate: the label value of the expiry gauge. */
@@ -29,15 +29,13 @@ export interface CertificateSource {
   read(): number | Promise<number>;
 }
 
-const isPemText = (value: string) => value.trimStart().startsWith('-----BEGIN');
-
 /**
  * The notAfter (ms since the epoch) of the first certificate in a PEM file, or in PEM text (the library's options
  * take either, as lib/transport/tls-reload.ts reads them); throws naming the file.
  */
 export function leafNotAfterMs(file: string, field: string): number {
-  const name = isPemText(file) ? `${field} (PEM text)` : `${field} ${file}`;
-  const text = isPemText(file) ? file : readNamedFile(file, field).toString('latin1');
+  const name = namePathOrPem(file, field);
+  const text = readPathOrPem(file, field).toString('latin1');
   const block = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/)?.[0];
   if (!block) throw new Error(`${name}: holds no complete PEM certificate`);
   try {
@@ -49,7 +47,7 @@ export function leafNotAfterMs(file: string, field: string): number {
 
 const fileSource = (certificate: PresentedCertificate, file: string, field: string): CertificateSource => ({
   certificate,
-  what: isPemText(file) ? `${field} (PEM text)` : `${field} ${file}`,
+  what: namePathOrPem(file, field),
   read: () => leafNotAfterMs(file, field),
 });
 

@@ -16,7 +16,7 @@
 // two reads can pair an old key with a new certificate: such a read is retried once at once, and otherwise the next
 // refresh takes the new set. A writer that rewrites files in place gives the same transient mismatch, handled alike.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readNamedFile } from '../config/named-file.ts';
+import { namePathOrPem, readPathOrPem } from '../config/named-file.ts';
 import { createSecureContext } from 'node:tls';
 import type { experimental } from '@grpc/grpc-js';
 
@@ -67,14 +67,6 @@ interface TlsSet {
 
 const DEFAULT_REFRESH_MS = 60_000;
 
-function read(value: string | Buffer, field: string): Buffer {
-  if (Buffer.isBuffer(value)) return value;
-  if (value.trimStart().startsWith('-----BEGIN')) return Buffer.from(value);
-  return readNamedFile(value, field);
-}
-
-const where = (value: string | Buffer, field: string) => (typeof value === 'string' && !value.trimStart().startsWith('-----BEGIN') ? `${field} ${value}` : field);
-
 /**
  * The PEM blocks of a file, refusing a file cut short: every `-----BEGIN` marker must open a complete block (a
  * half-written bundle or chain would otherwise be taken with only its complete certificates). Text outside the
@@ -108,8 +100,8 @@ function checkValidity(x509: X509Certificate, name: string, now: number): number
  * Returns its bytes and how many certificates it holds.
  */
 export function loadCaBundle(value: string | Buffer, field: string): { bytes: Buffer; certificates: number } {
-  const name = where(value, field);
-  const ca = read(value, field);
+  const name = namePathOrPem(value, field);
+  const ca = readPathOrPem(value, field);
   const blocks = pemBlocks(ca, name);
   if (blocks.length === 0) throw new Error(`${name}: holds no PEM certificate`);
   blocks.forEach((b, i) => {
@@ -127,10 +119,10 @@ export function loadCaBundle(value: string | Buffer, field: string): { bytes: Bu
  * does not match the certificate, a certificate outside its validity window (expired or not yet valid, at `now`).
  */
 export function loadTlsSet(files: TlsFiles, field: string, now: number = Date.now()): TlsSet {
-  const certName = where(files.cert, `${field}.cert`);
-  const keyName = where(files.key, `${field}.key`);
-  const cert = read(files.cert, `${field}.cert`);
-  const key = read(files.key, `${field}.key`);
+  const certName = namePathOrPem(files.cert, `${field}.cert`);
+  const keyName = namePathOrPem(files.key, `${field}.key`);
+  const cert = readPathOrPem(files.cert, `${field}.cert`);
+  const key = readPathOrPem(files.key, `${field}.key`);
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
@@ -152,7 +144,7 @@ export function loadTlsSet(files: TlsFiles, field: string, now: number = Date.no
   try {
     createSecureContext({ cert, key, ...(ca ? { ca } : {}) });
   } catch (e) {
-    throw new Error(`${field} (${certName}, ${keyName}${files.ca !== undefined ? `, ${where(files.ca, `${field}.ca`)}` : ''}): the TLS layer refuses them (${(e as Error).message})`);
+    throw new Error(`${field} (${certName}, ${keyName}${files.ca !== undefined ? `, ${namePathOrPem(files.ca, `${field}.ca`)}` : ''}): the TLS layer refuses them (${(e as Error).message})`);
   }
   return { cert, key, ...(ca ? { ca } : {}), serial: x509.serialNumber, notAfterMs, caCertificates };
 }
