@@ -56,7 +56,9 @@ test('checkRoleFlags names the flag: ports, counts, readable files (inline PEM a
   assert.throws(() => checkRoleFlags({ metricsTokenFile: badDigest }, {}), /^Error: --metrics-token-file .*bad-digest\.token: a digest of the metrics token is sha256: followed by 64 hex digits .*62 characters after sha256:$/);
 });
 
-test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the flag, before anything starts', { timeout: 180_000 }, async () => {
+test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the flag, before anything starts', { timeout: 600_000 }, async () => {
+  // 21 role processes, two at a time: ~95 s on 2 idle cores, past 180 s at load 15-20 (round 33); the limits only
+  // catch a hang
   const orch = ['orchestrator', '--nats', 'nats://127.0.0.1:1'];
   const worker = (role: string) => [role, '--nats', 'nats://127.0.0.1:1', '--orchestrator', '127.0.0.1:1', '--metrics-port', '0'];
   const events = join(dir, 'no-such-dir', 'events.jsonl');
@@ -84,7 +86,7 @@ test('a role with a bad port, file or TLS flag exits CONFIG_EXIT_CODE naming the
     { args: [...worker('reward-worker'), '--metrics-host', '0.0.0.0'], env: { RECOVERY_GRPO_METRICS_TOKEN: 'abc' }, line: /^reward-worker: the RECOVERY_GRPO_METRICS_TOKEN environment variable: the metrics token has 3 characters/ },
   ];
   const run = (args: string[], env: Record<string, string> = {}) => new Promise<{ status: number | null; stderr: string }>((done) => {
-    const child = execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, RECOVERY_GRPO_METRICS_TOKEN: '', ...env } }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
+    const child = execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 150_000, env: { ...process.env, RECOVERY_GRPO_METRICS_TOKEN: '', ...env } }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
   });
   const results = await inParallel(cases.map((c) => () => run(c.args, c.env)), availableParallelism());
   for (const [i, c] of cases.entries()) {

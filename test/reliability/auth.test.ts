@@ -91,6 +91,11 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
       storeDir: f('nats'),
       extraArgs: ['--tls', '--tlscert', f('server.crt'), '--tlskey', f('server.key'), '--tlscacert', f('ca.crt'), '--tlsverify', '--user', NATS_USER, '--pass', NATS_PASS],
     });
+    // its state and log go into every failure message below (ci164: the roles' NATS connections dropped together and
+    // the test could not say whether the server had died)
+    let natsState = 'running';
+    void nats.exited.then((e) => (natsState = `exited (code ${e.code}, signal ${e.signal})`));
+    const natsReport = () => `--- nats-server (${natsState})\n${nats.logTail()}`;
     const natsFlags = ['--nats', `nats://127.0.0.1:${natsPort}`, '--nats-user', NATS_USER, '--nats-tls-ca', f('ca.crt'), '--nats-tls-cert', f('client.crt'), '--nats-tls-key', f('client.key')];
     try {
       // refused before anything starts: a public address without authentication
@@ -153,11 +158,12 @@ test('TLS + token to the orchestrator, TLS + user/password to NATS, through the 
       procs.push(start('rollout', ['rollout-worker', ...grpcFlags, '--auth-token-file', f('token'), ...natsFlags, '--worker-id', 'rollout-0'], { RECOVERY_GRPO_NATS_PASS: NATS_PASS }));
       procs.push(start('reward', ['reward-worker', ...grpcFlags, ...natsFlags, '--nats-pass-file', f('natspass'), '--worker-id', 'reward-0'], { RECOVERY_GRPO_TOKEN: TOKEN }));
       const code = await Promise.race([orch.exit, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 120_000).unref())]);
-      const all = () => procs.map((p) => `--- ${p.name}\n${p.out.join('')}`).join('\n');
+      const roles = () => procs.map((p) => `--- ${p.name}\n${p.out.join('')}`).join('\n');
+      const all = () => `${roles()}\n${natsReport()}`;
       assert.equal(code, 0, all());
       assert.match(orch.out.join(''), /run auth-run complete at policy version 4/);
       for (const p of procs.slice(1)) assert.equal(await Promise.race([p.exit, new Promise((r) => setTimeout(() => r('still running'), 20_000).unref())]), 0, `${p.name} exits 0 after the run\n${all()}`);
-      for (const secret of [TOKEN, NATS_PASS]) assert.ok(!all().includes(secret), 'no secret in any output');
+      for (const secret of [TOKEN, NATS_PASS]) assert.ok(!roles().includes(secret), 'no secret in any role\'s output');
       assert.match(procs[1]!.out.join(''), /dialling the orchestrator at 127\.0\.0\.1:\d+ \(with a token\) over TLS; NATS nats:\/\/127\.0\.0\.1:\d+ \(user grpo, TLS with a client certificate\)/);
     } finally {
       stopAll();
