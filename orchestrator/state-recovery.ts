@@ -12,6 +12,12 @@ import { parseWorkerIds, WORKER_IDS_META_KEY, type WorkerIds } from '../lib/tran
 /** What a checkpoint's meta gives back: its record, none (an older learner), or content that was refused. */
 export type RecoveredIds = { kind: 'read'; ids: WorkerIds } | { kind: 'absent' } | { kind: 'refused'; reason: string };
 
+/**
+ * Where the record is: checkpoint `version`'s announcement meta worker_ids (signed with the announcement in a signed
+ * run), never its bytes' extra (round 33, fix33), as the learner names it.
+ */
+const recordAt = (version: number) => `checkpoint v${version}'s announcement meta ${WORKER_IDS_META_KEY}`;
+
 const list = (xs: readonly string[]) => `${xs.slice(0, 16).map((x) => JSON.stringify(x)).join(', ')}${xs.length > 16 ? ', ...' : ''}`;
 
 export class StateRecovery {
@@ -28,7 +34,7 @@ export class StateRecovery {
   read(version: number, meta: Record<string, unknown>, filter: boolean): RecoveredIds {
     const text = meta[WORKER_IDS_META_KEY];
     if (text === undefined) return { kind: 'absent' };
-    const ids = parseWorkerIds(text, `checkpoint v${version}'s extra.${WORKER_IDS_META_KEY}`);
+    const ids = parseWorkerIds(text, recordAt(version));
     if (ids instanceof Error) {
       if (!this.refusedLogged.has(version)) {
         this.refusedLogged.add(version);
@@ -40,8 +46,8 @@ export class StateRecovery {
     if (!filter) return { kind: 'read', ids };
     const lifted = ids.quarantined.filter((id) => this.o.lift.includes(id));
     const unbound = Object.keys(ids.boundIds).filter((k) => this.o.unbind.includes(k));
-    if (lifted.length) this.o.log(`checkpoint v${version}'s extra.${WORKER_IDS_META_KEY}: rollout worker id(s) ${list(lifted)} not taken back: lifted by --lift-quarantine`);
-    if (unbound.length) this.o.log(`checkpoint v${version}'s extra.${WORKER_IDS_META_KEY}: binding(s) ${list(unbound)} not taken back: dropped by --unbind`);
+    if (lifted.length) this.o.log(`${recordAt(version)}: rollout worker id(s) ${list(lifted)} not taken back: lifted by --lift-quarantine`);
+    if (unbound.length) this.o.log(`${recordAt(version)}: binding(s) ${list(unbound)} not taken back: dropped by --unbind`);
     return {
       kind: 'read',
       ids: { quarantined: ids.quarantined.filter((id) => !lifted.includes(id)), boundIds: Object.fromEntries(Object.entries(ids.boundIds).filter(([k]) => !unbound.includes(k))) },
@@ -57,10 +63,10 @@ export class StateRecovery {
     this.said = true;
     this.o.metrics.get('run_state_lost_total').inc();
     const taken = got.kind === 'read'
-      ? `taken back from it: ${got.ids.quarantined.length} quarantined rollout worker id(s)${got.ids.quarantined.length ? ` (${list(got.ids.quarantined)})` : ''} and ${Object.keys(got.ids.boundIds).length} worker-id binding(s)${Object.keys(got.ids.boundIds).length ? ` (${list(Object.keys(got.ids.boundIds))})` : ''} (extra.${WORKER_IDS_META_KEY}, as the newest batch it trained carried them)`
+      ? `taken back from it: ${got.ids.quarantined.length} quarantined rollout worker id(s)${got.ids.quarantined.length ? ` (${list(got.ids.quarantined)})` : ''} and ${Object.keys(got.ids.boundIds).length} worker-id binding(s)${Object.keys(got.ids.boundIds).length ? ` (${list(Object.keys(got.ids.boundIds))})` : ''} (its announcement's meta ${WORKER_IDS_META_KEY}, as the newest batch it trained carried them)`
       : got.kind === 'absent'
         ? `it records no quarantine or worker-id bindings (an older learner, or an older orchestrator's batches): rollout worker ids quarantined earlier may connect again until caught again, and worker-id bindings start afresh`
-        : `its extra.${WORKER_IDS_META_KEY} was refused (above): rollout worker ids quarantined earlier may connect again until caught again, and worker-id bindings start afresh`;
+        : `its announcement's meta ${WORKER_IDS_META_KEY} was refused (above): rollout worker ids quarantined earlier may connect again until caught again, and worker-id bindings start afresh`;
     this.o.log(`WARNING: ${where}, the run state is missing (or acknowledged no batch) while the newest checkpoint v${version} records batch ${lastBatchSeq}: the run state was lost (the NATS store lost, or the key deleted, while the orchestrator was down); the progress is taken from the checkpoint (a learner's catch-up); ${taken}; not recovered: the quarantine windows' counts, which start from zero, and ids quarantined or bound after that batch was sent (run_state_lost_total; docs/reliability.md)`);
   }
 }

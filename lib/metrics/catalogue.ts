@@ -91,7 +91,7 @@ export const CATALOGUE = {
   },
   run_state_lost_total: {
     type: 'counter',
-    help: 'Orchestrator: starts (and Hello catch-ups of a fresh state) that found the run state lost while the newest checkpoint shows progress: the state was lost with the NATS store, or deleted, while the orchestrator was down; the quarantine and worker-id bindings are taken back from the checkpoint where the learner recorded them (extra.worker_ids), the quarantine windows\' counts start from zero (logged; docs/reliability.md)',
+    help: 'Orchestrator: starts (and Hello catch-ups of a fresh state) that found the run state lost while the newest checkpoint shows progress: the state was lost with the NATS store, or deleted, while the orchestrator was down; the quarantine and worker-id bindings are taken back from the newest checkpoint\'s announcement meta worker_ids, where the learner recorded them, the quarantine windows\' counts start from zero (logged; docs/reliability.md)',
     labels: [],
   },
   workers_quarantined_total: {

@@ -137,6 +137,8 @@ test('alerts: the ones the issue asks for, each with a severity, a summary and a
   for (const want of [
     'RecoveryGrpoNoTrainingProgress', 'RecoveryGrpoNonFiniteLoss', 'RecoveryGrpoNonFiniteReward', 'RecoveryGrpoStalenessOverBound',
     'RecoveryGrpoNoWorkers', 'RecoveryGrpoCheckpointFetchFailing', 'RecoveryGrpoRedispatchStorm',
+    // round 34: a run state lost while the orchestrator was down (run_state_lost_total, round 33) had no alert
+    'RecoveryGrpoRunStateLost',
   ]) assert.ok(names.includes(want), `alert ${want} is missing`);
   for (const r of alerts) {
     assert.ok(['critical', 'warning', 'info'].includes(r.labels?.severity ?? ''), `${r.alert}: severity`);

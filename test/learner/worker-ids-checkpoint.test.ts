@@ -1,5 +1,5 @@
 // Round 33 (quarantine33): the learner records the orchestrator's quarantine and worker-id bindings, as the newest
-// TrainBatch carried them (worker_ids), in every checkpoint it publishes (extra.worker_ids, in the announcement's
+// TrainBatch carried them (worker_ids), in every checkpoint it publishes (worker_ids, in the announcement's
 // meta), carries them across a batch without them (an older orchestrator) and across its own restart, and cuts an
 // oversized record to its bounds, saying so; after a store loss it puts back its newest checkpoint byte for byte, with
 // the record that checkpoint was published with. The learner over real gRPC (a fake orchestrator) and a real

@@ -109,7 +109,7 @@ test('a quarantined rollout worker id stays refused after the store is lost whil
   const b = await start(config, second.url, logB);
   const said = lostLine(logB);
   assert.equal(said.length, 1, logB.join('\n'));
-  assert.match(said[0]!, /^WARNING: at start, the run state is missing .* newest checkpoint v2 records batch 2: the run state was lost .*taken back from it: 1 quarantined rollout worker id\(s\) \("forger"\) and 0 worker-id binding\(s\) .*not recovered: the quarantine windows' counts/);
+  assert.match(said[0]!, /^WARNING: at start, the run state is missing .* newest checkpoint v2 records batch 2: the run state was lost .*taken back from it: 1 quarantined rollout worker id\(s\) \("forger"\) and 0 worker-id binding\(s\) \(its announcement's meta worker_ids, as the newest batch it trained carried them\); not recovered: the quarantine windows' counts/);
   assert.equal(await scrapeMetric(b.metricsUrl, 'run_state_lost_total'), 1);
   await refused(b.address, 'forger');
   await admitted(b.address, 'honest');
@@ -167,7 +167,7 @@ test('a worker-id binding survives the store lost while the orchestrator is down
   assert.deepEqual(await storedState(n.url, config.run.id), { ackedSeq: 0, learnerVersion: 0, boundIds: { 'rollout/x': tokenCredentialId(FLEET_A) }, recoveredFrom: 3 });
 });
 
-test('an older learner\'s checkpoint (no extra.worker_ids): as before, with the warning and the count', { timeout: 60_000 }, async () => {
+test('an older learner\'s checkpoint (no announcement meta worker_ids): as before, with the warning and the count', { timeout: 60_000 }, async () => {
   const config = configOf('state-lost-older');
   const n = await nats();
   await putCheckpoint(n.url, config, 2, 2);
@@ -179,15 +179,15 @@ test('an older learner\'s checkpoint (no extra.worker_ids): as before, with the 
   await admitted(o.address, 'forger');
 });
 
-test('extra.worker_ids that is not a record is refused and counted as an unverified claim; nothing is taken back', { timeout: 60_000 }, async () => {
+test('announcement meta worker_ids that is not a record is refused and counted as an unverified claim; nothing is taken back', { timeout: 60_000 }, async () => {
   const config = configOf('state-lost-bad');
   const n = await nats();
   // a valid quarantine beside a binding to a raw token (not a credential id): the whole record is refused
   await putCheckpoint(n.url, config, 2, 2, JSON.stringify({ quarantined: ['forger'], bound: [['rollout/x', 'the-token-itself']] }));
   const log: string[] = [];
   const o = await start(config, n.url, log);
-  assert.ok(log.some((l) => /^checkpoint v2's extra\.worker_ids: not a worker-id record: bound\.0\.1: .*: not taken back \(an unverified claim/.test(l)), log.join('\n'));
-  assert.match(lostLine(log)[0] ?? log.join('\n'), /its extra\.worker_ids was refused/);
+  assert.ok(log.some((l) => /^checkpoint v2's announcement meta worker_ids: not a worker-id record: bound\.0\.1: .*: not taken back \(an unverified claim/.test(l)), log.join('\n'));
+  assert.match(lostLine(log)[0] ?? log.join('\n'), /its announcement's meta worker_ids was refused/);
   assert.equal(await scrapeMetric(o.metricsUrl, 'task_errors_total', { worker_role: 'learner', code: 'unverified_claim' }), 1);
   assert.equal(await scrapeMetric(o.metricsUrl, 'run_state_lost_total'), 1);
   await admitted(o.address, 'forger');
@@ -197,7 +197,7 @@ test('extra.worker_ids that is not a record is refused and counted as an unverif
   await putCheckpoint(m.url, config, 2, 2, '{"quarantined": [');
   const log2: string[] = [];
   const p = await start(config, m.url, log2);
-  assert.ok(log2.some((l) => /^checkpoint v2's extra\.worker_ids: not JSON/.test(l)), log2.join('\n'));
+  assert.ok(log2.some((l) => /^checkpoint v2's announcement meta worker_ids: not JSON/.test(l)), log2.join('\n'));
   await admitted(p.address, 'forger');
 });
 
@@ -219,4 +219,23 @@ test('the checkpoint put back after the orchestrator started: taken back at the 
   assert.equal(await scrapeMetric(o.metricsUrl, 'run_state_lost_total'), 1);
   await refused(o.address, 'forger');
   assert.deepEqual(await storedState(n.url, config.run.id), { ackedSeq: 2, learnerVersion: 2, quarantined: ['forger'] });
+});
+
+test('at the learner\'s catch-up, --lift-quarantine and --unbind ids are not taken back; each line names the announcement meta', { timeout: 60_000 }, async () => {
+  const config = configOf('state-lost-catch-up-lift');
+  const n = await nats();
+  const log: string[] = [];
+  const o = await start(config, n.url, log, { liftQuarantine: ['forger'], unbind: ['rollout/x'] });
+  const cred = 'token:0123456789abcdef';
+  await putCheckpoint(n.url, config, 2, 2, workerIdsText({ quarantined: ['forger', 'other'], boundIds: { 'rollout/x': cred, 'rollout/y': cred } }));
+  const conn = await connectToOrchestrator({ address: o.address, role: 'LEARNER', workerId: 'learner-1', capabilities, hello: { last_batch_seq: 2, policy_version: 2 } });
+  cleanups.push(() => conn.close());
+  await until(() => o.coordinator.state.ackedSeq === 2, 'caught up to batch 2', log);
+  // the record is the checkpoint announcement's meta (fix33), not the checkpoint's extra: the lines say so
+  assert.ok(log.includes(`checkpoint v2's announcement meta worker_ids: rollout worker id(s) "forger" not taken back: lifted by --lift-quarantine`), log.join('\n'));
+  assert.ok(log.includes(`checkpoint v2's announcement meta worker_ids: binding(s) "rollout/x" not taken back: dropped by --unbind`), log.join('\n'));
+  assert.match(lostLine(log)[0] ?? log.join('\n'), /taken back from it: 1 quarantined rollout worker id\(s\) \("other"\) and 1 worker-id binding\(s\) \("rollout\/y"\) \(its announcement's meta worker_ids, as the newest batch it trained carried them\)/);
+  await admitted(o.address, 'forger');
+  await assert.rejects(connectToOrchestrator({ address: o.address, role: 'ROLLOUT', workerId: 'other', capabilities }),
+    (e: unknown) => e instanceof TransportError && e.code === PERMISSION_DENIED && /worker other is quarantined for the rest of the run/.test(e.details));
 });

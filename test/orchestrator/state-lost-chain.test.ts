@@ -1,0 +1,200 @@
+// A run state lost across a whole run (round 34, trust34; round 33 built the take-back: state-recovery.ts). The unit
+// tests beside this one (quarantine-state-lost.test.ts) write the learner's checkpoint and play the learner; here the
+// chain runs for real: a real learner and reward worker (in this process), a real rollout worker bound to its role
+// token, a scripted forger (logp_old -1 on every action, which the learner's same-version check excludes), and a first
+// orchestrator that is a child process (`recovery-grpo orchestrator`) killed with SIGKILL. The forger is quarantined at
+// batch 1; the learner records the quarantine and the bindings from the batches it trains in its checkpoints'
+// announcement meta (worker_ids). The orchestrator is killed, then nats-server, whose store directory is removed (the
+// store lost, run state included); nats-server comes back empty on the same port and the learner puts its newest
+// checkpoint back. A second orchestrator (in this process, on the first one's address) finds no run state: it says so
+// (WARNING, run_state_lost_total), takes the quarantine and the bindings back, refuses the forger and the bound id under
+// another token, and the run finishes with every batch applied exactly once.
+//
+// The first orchestrator holds batch 3's acknowledgement (RECOVERY_GRPO_TEST_HOLD_ACK, docs/testing.md), so the kill
+// lands before the run ends. Admission counts an acknowledgement being written, so it may still send batch 4: the
+// learner then holds batch 3 or 4 when the store is lost, and the test accepts either. Batch 3 and later were sent
+// after the quarantine and the bindings (batch 2 may go out in the turn that takes batch 1's TrainResult:
+// quarantine-state-lost.test.ts), so the record holds both.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { z } from 'zod';
+import { parseConfig } from '../../lib/config/index.ts';
+import { HOLD_ACK_ENV, runOrchestrator } from '../../orchestrator/main.ts';
+import { runLearner } from '../../learner/index.ts';
+import { runRewardWorker } from '../../reward-worker/index.ts';
+import { runRolloutWorker } from '../../rollout-worker/index.ts';
+import { silentLogger } from '../../lib/worker/index.ts';
+import {
+  AnnouncementSchema, CheckpointStore, connectNats, connectToOrchestrator, parseRoleTokens, RunStateStore, spawnNatsServer, tokenCredentialId, TransportError,
+  type Announcement, type NatsServerProcess,
+} from '../../lib/transport/index.ts';
+import { freePort } from '../helpers/nats.ts';
+import { scrapeMetric, sumMetric } from '../helpers/metrics.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { BIN } from '../helpers/cli.ts';
+import { answerRolloutTasks, capabilities } from '../helpers/scripted-workers.ts';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+after(async () => { for (const c of cleanups.reverse()) await c().catch(() => undefined); });
+
+const PERMISSION_DENIED = 7;
+/** Bounds of the waits: a process start and the learner's first step on a loaded 2-core machine (docs/testing.md). */
+const WAIT_MS = 90_000;
+const LEARNER = 'learner-token-0123456789abcdef';
+const REWARD = 'reward-token-0123456789abcdef';
+/** Two fleets' wildcard rollout tokens: a worker id is bound to the first that used it (orchestrator/id-bindings.ts). */
+const FLEET_A = 'rollout-fleet-a-0123456789abcdef';
+const FLEET_B = 'rollout-fleet-b-0123456789abcdef';
+const TOKENS = [`learner l ${LEARNER}`, `reward s ${REWARD}`, `rollout * ${FLEET_A}`, `rollout * ${FLEET_B}`].join('\n');
+const STEPS = 6;
+
+const refusal = (re: RegExp) => (e: unknown) => e instanceof TransportError && e.code === PERMISSION_DENIED && re.test(e.details);
+
+/** Every announcement in the checkpoint stream of the server at `url`, in stream order. */
+async function announcements(url: string, runId: string): Promise<Announcement[]> {
+  const nc = await connectNats({ url, name: 'state-lost-chain-audit' });
+  try {
+    const store = await CheckpointStore.open(nc, { runId, readOnly: true });
+    const jsm = await nc.jetstreamManager();
+    const info = await jsm.streams.info(store.stream);
+    const out: Announcement[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(store.stream, { seq }).catch(() => null);
+      if (m) out.push(AnnouncementSchema.parse(m.json()));
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+test('a run state lost with the NATS store while the orchestrator was down: the forger stays refused, the binding holds, the loss is said and counted, and the run finishes exactly once', { timeout: 300_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'state-lost-chain-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const storeDir = join(dir, 'nats');
+  const natsPort = await freePort();
+  let nats: NatsServerProcess = await spawnNatsServer({ port: natsPort, storeDir });
+  cleanups.push(() => nats.stop());
+  const raw = {
+    run: { id: 'state-lost-chain', seed: 1 }, data: { size: 16, source: { kind: 'procedural', count: 16 } }, model: { width: 4, depth: 1 },
+    sft: { steps: 0 }, grpo: { steps: STEPS, groupSize: 2, samplesPerBatch: 2, maxStaleness: 0, advantageMode: 'scalar', quarantineAfter: 1 },
+    orchestrator: { bundleMs: 0, leaseSeconds: 30 },
+  };
+  const config = parseConfig(raw);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(raw));
+  writeFileSync(join(dir, 'role-tokens'), TOKENS);
+  const address = `127.0.0.1:${await freePort()}`;
+
+  // the first orchestrator, a child process that holds batch 3's acknowledgement
+  const outA: string[] = [];
+  const a = spawn(process.execPath, [BIN, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', address, '--metrics-port', '0', '--role-tokens-file', join(dir, 'role-tokens')], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text', [HOLD_ACK_ENV]: '3' },
+  });
+  for (const s of [a.stdout, a.stderr]) s.on('data', (d: Buffer) => outA.push(...d.toString().split('\n')));
+  const exitedA = new Promise<NodeJS.Signals | null>((r) => a.once('exit', (_code, signal) => r(signal)));
+  cleanups.push(async () => { if (a.exitCode === null && a.signalCode === null) { a.kill('SIGKILL'); await exitedA; } });
+  await waitFor(() => outA.some((l) => /listening on/.test(l)), 'the first orchestrator listening', outA, WAIT_MS);
+
+  // a reconnect backoff of at most 500 ms, so the workers find the second orchestrator soon
+  const learnerLog: string[] = [];
+  const logger = { info() {}, warn: (m: string) => void learnerLog.push(m), error: (m: string) => void learnerLog.push(m) };
+  const common = { orchestrator: address, nats: nats.url, metricsPort: 0, handleSignals: false, reconnect: { initialDelayMs: 100, maxDelayMs: 500 } } as const;
+  const learner = await runLearner({ ...common, logger, workerId: 'l', token: LEARNER, publishRetryMs: 200 });
+  cleanups.push(() => learner.stop({ graceMs: 1000 }));
+  const reward = await runRewardWorker({ ...common, logger: silentLogger, workerId: 's', token: REWARD });
+  cleanups.push(() => reward.stop({ graceMs: 1000 }));
+
+  // batch 1 rolled out by the forger alone: the learner excludes its rows, the orchestrator quarantines it (closing
+  // its session); then the honest rollout worker (bound to FLEET_A at its first connection) rolls out the rest
+  const forger = await connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', token: FLEET_A, capabilities });
+  cleanups.push(() => forger.close());
+  void answerRolloutTasks(forger, -1);
+  await waitFor(() => outA.some((l) => /quarantined rollout worker forger: /.test(l)), 'the forger quarantined', outA, WAIT_MS);
+  assert.equal((await forger.closed).code, PERMISSION_DENIED, outA.join('\n'));
+  const honest = await runRolloutWorker({ ...common, logger: silentLogger, workerId: 'honest', token: FLEET_A });
+  cleanups.push(() => honest.stop({ graceMs: 1000 }));
+  await waitFor(() => outA.some((l) => l.includes(`${HOLD_ACK_ENV}: holding the acknowledgement of batch 3 before writing it`)), 'batch 3\'s acknowledgement held', outA, WAIT_MS);
+  a.kill('SIGKILL');
+  assert.equal(await exitedA, 'SIGKILL');
+
+  // what the learner holds once it has published it (batch 3, or batch 4 if the first orchestrator sent it)
+  const held = await waitFor(() => {
+    const s = learner.state();
+    return s && s.version >= 3 && s.latest?.version === s.version ? s.version : undefined;
+  }, 'the learner\'s newest checkpoint published', learnerLog, WAIT_MS);
+  assert.ok(held === 3 || held === 4, `the learner holds batch ${held}`);
+
+  // the store lost while no orchestrator runs: nats-server killed, its store directory removed, started again empty on
+  // the same port; the learner puts its newest checkpoint back
+  await nats.stop({ killAfterMs: 0 });
+  rmSync(storeDir, { recursive: true, force: true });
+  nats = await spawnNatsServer({ port: natsPort, storeDir });
+  const putBack = await waitFor(async () => {
+    const nc = await connectNats({ url: nats.url, name: 'state-lost-chain-probe' }).catch(() => null);
+    if (!nc) return undefined;
+    try {
+      const latest = await (await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true })).latest();
+      return latest && latest.version === learner.state()?.version ? latest : undefined;
+    } catch {
+      return undefined; // the stream is not there yet
+    } finally {
+      await nc.close();
+    }
+  }, 'the learner\'s newest checkpoint put back in the empty store', learnerLog, WAIT_MS);
+  assert.ok(putBack.version === 3 || putBack.version === 4, `put back: v${putBack.version}`);
+
+  // the second orchestrator finds no run state while checkpoint vK records batch K: the loss, said once and counted
+  const logB: string[] = [];
+  const b = await runOrchestrator({ config, listen: address, natsUrl: nats.url, metricsPort: 0, auth: { roleTokens: parseRoleTokens(TOKENS, 'test role-token file') }, log: (l) => logB.push(l) });
+  cleanups.push(() => b.stop());
+  const why = () => `${logB.join('\n')}\n--- learner:\n${learnerLog.join('\n')}`;
+  const said = logB.filter((l) => l.startsWith('WARNING: ') && l.includes('the run state was lost'));
+  assert.equal(said.length, 1, why());
+  // (the checkpoint read at start: the one put back, or a newer one the learner published since)
+  const k = Number(/ newest checkpoint v(\d+) records batch \1: /.exec(said[0]!)?.[1]);
+  assert.ok(k === putBack.version || k === putBack.version + 1, said[0]);
+  assert.match(said[0]!, /^WARNING: at start, the run state is missing .* the run state was lost .*taken back from it: 1 quarantined rollout worker id\(s\) \("forger"\) and 2 worker-id binding\(s\) \("rollout\/forger", "rollout\/honest"\) \(its announcement's meta worker_ids/);
+  assert.equal(await scrapeMetric(b.metricsUrl, 'run_state_lost_total'), 1);
+  t.diagnostic(`the learner held batch ${held} at the kill; the second orchestrator found the loss at v${k}`);
+  // the forger stays refused; the honest worker's id stays bound to FLEET_A: another fleet's token may not take it
+  await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', token: FLEET_A, capabilities, connectTimeoutMs: 5000 }),
+    refusal(/worker forger is quarantined for the rest of the run/));
+  await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'honest', token: FLEET_B, capabilities, connectTimeoutMs: 5000 }),
+    refusal(/worker id "honest" \(role ROLLOUT\) is bound for this run to the role token that first used it/));
+
+  // the learner's Hello catches the state up to batch K; the honest worker (FLEET_A) reconnects and the run finishes
+  await waitFor(() => b.coordinator.state.ackedSeq === STEPS, 'the run finished', logB, WAIT_MS);
+  await b.done;
+  assert.ok(logB.some((l) => /^learner says it holds batch [34], newer than the stored 0/.test(l)), why());
+  assert.equal(b.coordinator.state.ackedSeq, STEPS, why());
+  assert.equal(b.coordinator.state.learnerVersion, STEPS, why());
+  assert.deepEqual(b.coordinator.state.quarantined, ['forger']);
+
+  // exactly once: one learner process applied STEPS updates, version v = batch v; after the loss the new store has one
+  // checkpoint per version from the one put back to STEPS, each with one digest
+  const s = learner.state()!;
+  assert.deepEqual({ version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq }, { version: STEPS, step: STEPS, lastBatchSeq: STEPS });
+  assert.equal(sumMetric(await learner.metricsText(), 'train_steps_total', { kind: 'grpo' }), STEPS);
+  const anns = (await announcements(nats.url, config.run.id)).filter((x) => x.version > 0); // v0: the KL reference put back
+  const digests = new Map<number, Set<string>>();
+  for (const x of anns) {
+    assert.equal(Number(x.meta['last_batch_seq']), x.version, `checkpoint v${x.version} holds batch ${String(x.meta['last_batch_seq'])}`);
+    (digests.get(x.version) ?? digests.set(x.version, new Set()).get(x.version)!).add(x.digest);
+  }
+  const versions = [...digests.keys()].sort((p, q) => p - q);
+  assert.ok(versions[0]! <= k, `the new store starts at v${versions[0]}, after the v${k} the loss was found at`);
+  assert.deepEqual(versions, Array.from({ length: STEPS - versions[0]! + 1 }, (_, i) => versions[0]! + i));
+  for (const [v, d] of digests) assert.equal(d.size, 1, `v${v} announced with ${d.size} digests`);
+
+  // the run state the second orchestrator stored keeps the quarantine and the bindings
+  const nc = await connectNats({ url: nats.url, name: 'state-lost-chain-state' });
+  cleanups.push(() => nc.close());
+  const stored = (await (await RunStateStore.open(nc, { runId: config.run.id, schema: z.record(z.string(), z.unknown()) })).get())?.value;
+  assert.equal(stored?.['ackedSeq'], STEPS);
+  assert.deepEqual(stored?.['quarantined'], ['forger']);
+  assert.deepEqual(stored?.['boundIds'], { 'rollout/forger': tokenCredentialId(FLEET_A), 'rollout/honest': tokenCredentialId(FLEET_A) });
+});
