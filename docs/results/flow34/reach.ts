@@ -102,7 +102,7 @@ for (let gIdx = 0; gIdx < groups; gIdx++) {
     return e;
   });
   const t0 = plan[0]!.t;
-  let x = new Float32Array(G * pix);
+  let x: Float32Array = new Float32Array(G * pix);
   seeds.forEach((seed, i) => { const e = startNoise(seed, pix); for (let j = 0; j < pix; j++) x[i * pix + j] = (1 - t0) * yOne[j]! + t0 * e[j]!; });
   // the states before each step (states[T] = the final state)
   const states: Float32Array[] = [x];
