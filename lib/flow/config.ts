@@ -42,6 +42,8 @@ export const flowConfigSchema = z.strictObject({
     }).prefault({}).describe('The SDE window: which steps of a rollout are stochastic and trained.'),
     lastStepSde: z.boolean().default(false)
       .describe("The last step (never trained) samples with the SDE instead of the ODE, as flow_grpo's sampler does (it samples every step with the SDE); with window { start: 0, size: steps - 1 } the training rollout is flow_grpo's."),
+    trainLastStep: z.boolean().default(false)
+      .describe("A numeric window may include the last step (t_next = 0), which is then an SDE step and trained (sde only). Its noise is added after the network's last evaluation, so it reaches the image whatever the network learns; a trained step earlier in the rollout reaches it only through the network, which Flow-GRPO teaches to ignore the state (docs/flow.md, \"Round 34: flow34\"). false (default): the last step is never trained, as flow_grpo."),
   }).prefault({}).describe('The stochastic steps of a training rollout (Flow-GRPO).'),
   klForm: z.enum(['exact', 'flow_grpo']).default('exact')
     .describe("The KL term of the Flow-GRPO loss (weight grpo.beta). exact: the KL between the policy's and the reference's step Gaussians, mean((mean - ref_mean)^2) / (2 std^2) with the step's std (sde: s_t sqrt(-dt)). flow_grpo: as flow_grpo's train_sd3.py writes it, / (2 s_t^2) without the -dt, i.e. the exact KL times -dt on sde steps (15-28x smaller at the defaults), so that grpo.beta means what flow_grpo's beta means. cps: the two are the same."),
@@ -51,17 +53,18 @@ export const flowConfigSchema = z.strictObject({
     .describe('Width of the shared time embedding.'),
 }).superRefine((f, ctx) => {
   try {
-    windowStart(f.steps, f.sde.window, 0);
+    windowStart(f.steps, f.sde.window, 0, f.sde.trainLastStep);
   } catch (e) {
     ctx.addIssue({ code: 'custom', path: ['sde', 'window'], message: (e as Error).message });
   }
   if (f.sde.type === 'cps' && f.sde.a >= 1) ctx.addIssue({ code: 'custom', path: ['sde', 'a'], message: `must be < 1 for the cps sampler, got ${f.sde.a}` });
+  if (f.sde.type === 'cps' && f.sde.trainLastStep) ctx.addIssue({ code: 'custom', path: ['sde', 'trainLastStep'], message: 'needs the sde sampler (the cps step has std 0 at t_next = 0)' });
 }).describe('The flow-matching family (model.family = flow): sampler, SDE window and time embedding.');
 
 export type FlowConfig = z.output<typeof flowConfigSchema>;
 
 export function samplerSpecOf(f: FlowConfig): FlowSamplerSpec {
-  return { type: f.sde.type, steps: f.steps, a: f.sde.a, shift: f.shift, window: { ...f.sde.window }, start: f.start, startT: f.startT, ...(f.sde.lastStepSde ? { lastStepSde: true } : {}) };
+  return { type: f.sde.type, steps: f.steps, a: f.sde.a, shift: f.shift, window: { ...f.sde.window }, start: f.start, startT: f.startT, ...(f.sde.lastStepSde ? { lastStepSde: true } : {}), ...(f.sde.trainLastStep ? { trainLastStep: true } : {}) };
 }
 
 export function velocitySpecOf(model: { arch: 'resnet' | 'unet'; width: number; depth: number }, f: FlowConfig): VelocitySpec {

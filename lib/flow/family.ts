@@ -57,7 +57,7 @@ export function flowEvalPlan(config: FlowRunConfig, steps = config.flow.evalStep
 export function flowSamplerName(config: FlowRunConfig, evalSteps = config.flow.evalSteps): string {
   const f = config.flow;
   const w = f.sde.window;
-  return `flow (ODE, ${evalSteps} steps; trained with ${f.sde.type} a=${f.sde.a}, ${f.steps} steps, window ${w.size} at ${w.start}${f.sde.lastStepSde ? ', last step SDE' : ''}; start ${f.start}${f.predict === 'residual' ? '; predicts a residual of the corrupted image' : ''}${f.space === 'residual' ? `; runs on the residual scaled by 1/${f.scale}` : ''}${f.inputGate ? '; input gated by 1 - t' : ''})`;
+  return `flow (ODE, ${evalSteps} steps; trained with ${f.sde.type} a=${f.sde.a}, ${f.steps} steps, window ${w.size} at ${w.start}${f.sde.lastStepSde ? ', last step SDE' : ''}${f.sde.trainLastStep ? ', last step trainable' : ''}; start ${f.start}${f.predict === 'residual' ? '; predicts a residual of the corrupted image' : ''}${f.space === 'residual' ? `; runs on the residual scaled by 1/${f.scale}` : ''}${f.inputGate ? '; input gated by 1 - t' : ''})`;
 }
 
 /** One trained step of one trajectory, as the rollout worker returns it (flow space, [3,H,W] tensors). */

@@ -132,6 +132,12 @@ export interface FlowSamplerSpec {
   startT: number;
   /** The last step (never trained) samples with the SDE, as flow_grpo's sampler does; default: an ODE step. */
   lastStepSde?: boolean;
+  /**
+   * A numeric window may reach the last step (t_next = 0), which is then an SDE step and trained (sde only: cps has
+   * std 0 there). Its noise is added after the network's last evaluation, so it reaches the image whatever the
+   * network learns (docs/flow.md, "Round 34: flow34"); default: the last step is never trained.
+   */
+  trainLastStep?: boolean;
 }
 
 export interface PlannedStep {
@@ -147,7 +153,7 @@ export interface PlannedStep {
  * The window's first step. `draw` is a uniform number in [0, 1) (the caller derives it from the run seed
  * and the group, so every member of a group trains the same steps).
  */
-export function windowStart(steps: number, w: SdeWindow, draw: number): number {
+export function windowStart(steps: number, w: SdeWindow, draw: number, trainLastStep = false): number {
   if (!Number.isInteger(w.size) || w.size < 1) throw new Error(`flow.sde.window.size must be an integer >= 1, got ${w.size}`);
   if (w.start === 'random') {
     const half = Math.floor(steps / 2);
@@ -156,8 +162,10 @@ export function windowStart(steps: number, w: SdeWindow, draw: number): number {
     return Math.min(last, Math.floor(draw * (last + 1)));
   }
   if (!Number.isInteger(w.start) || w.start < 0) throw new Error(`flow.sde.window.start must be an integer >= 0 or 'random', got ${w.start}`);
-  if (w.start + w.size > steps - 1) {
-    throw new Error(`flow.sde.window: steps ${w.start}..${w.start + w.size - 1} reach past step ${steps - 2}; the last step (${steps - 1}) is never trained`);
+  if (trainLastStep) {
+    if (w.start + w.size > steps) throw new Error(`flow.sde.window: steps ${w.start}..${w.start + w.size - 1} reach past the last step (${steps - 1})`);
+  } else if (w.start + w.size > steps - 1) {
+    throw new Error(`flow.sde.window: steps ${w.start}..${w.start + w.size - 1} reach past step ${steps - 2}; the last step (${steps - 1}) is never trained (unless flow.sde.trainLastStep)`);
   }
   return w.start;
 }
@@ -166,8 +174,9 @@ export function windowStart(steps: number, w: SdeWindow, draw: number): number {
 export function rolloutPlan(spec: FlowSamplerSpec, windowDraw: number): PlannedStep[] {
   if (!(spec.a > 0 && Number.isFinite(spec.a))) throw new Error(`flow.sde.a must be finite and > 0 for training rollouts, got ${spec.a}`);
   if (spec.type === 'cps' && spec.a >= 1) throw new Error(`flow.sde.a must be < 1 for the cps sampler (std = t_next sin(a pi/2)), got ${spec.a}`);
+  if (spec.type === 'cps' && spec.trainLastStep) throw new Error('flow.sde.trainLastStep needs the sde sampler: the cps step has std 0 at t_next = 0, no density to train');
   const ts = timesteps(spec.steps, spec.shift, spec.start === 'noise' ? 1 : spec.startT);
-  const first = windowStart(spec.steps, spec.window, windowDraw);
+  const first = windowStart(spec.steps, spec.window, windowDraw, spec.trainLastStep === true);
   return ts.slice(0, -1).map((t, k) => {
     const trained = k >= first && k < first + spec.window.size;
     const sde = trained || (spec.lastStepSde === true && k === spec.steps - 1);

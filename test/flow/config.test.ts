@@ -11,7 +11,11 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   const f = flowConfigSchema.parse({});
   assert.equal(f.steps, 10);
   assert.equal(f.evalSteps, 40);
-  assert.deepEqual(f.sde, { type: 'sde', a: 0.7, window: { size: 2, start: 'random' }, lastStepSde: false });
+  assert.deepEqual(f.sde, { type: 'sde', a: 0.7, window: { size: 2, start: 'random' }, lastStepSde: false, trainLastStep: false });
+  assert.equal('trainLastStep' in samplerSpecOf(f), false, 'the default leaves the sampler spec as it was');
+  assert.equal(samplerSpecOf(flowConfigSchema.parse({ steps: 8, sde: { window: { start: 6, size: 2 }, trainLastStep: true } })).trainLastStep, true);
+  assert.throws(() => flowConfigSchema.parse({ steps: 8, sde: { window: { start: 6, size: 2 } } }), /never trained/);
+  assert.throws(() => flowConfigSchema.parse({ steps: 8, sde: { type: 'cps', a: 0.5, window: { start: 6, size: 2 }, trainLastStep: true } }), /trainLastStep|cps/);
   assert.equal('lastStepSde' in samplerSpecOf(f), false, 'the default leaves the sampler spec as it was');
   assert.equal(samplerSpecOf(flowConfigSchema.parse({ sde: { lastStepSde: true } })).lastStepSde, true);
   const plan = rolloutPlan(samplerSpecOf(f), 0.99);

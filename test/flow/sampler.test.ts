@@ -132,6 +132,19 @@ test('SDE window: random placement stays in the high-noise half, SDE inside, ODE
   assert.throws(() => rolloutPlan({ ...spec, a: 0 }, 0), /flow.sde.a/);
 });
 
+test('flow.sde.trainLastStep: a numeric window may reach the last step, which is then SDE and trained (sde only)', () => {
+  const w = { size: 2, start: 8 };
+  assert.throws(() => rolloutPlan({ ...spec, window: w }, 0), /never trained/, 'refused without the option');
+  const plan = rolloutPlan({ ...spec, window: w, trainLastStep: true }, 0);
+  assert.deepEqual(plan.map((p) => [p.a, p.trained]), [...Array(8).fill([0, false]), [0.7, true], [0.7, true]]);
+  assert.equal(plan[9].tNext, 0, 'the trained last step ends at t = 0');
+  assert.ok(sdeCoefficients(plan[9].t, plan[9].tNext, plan[9].a).std > 0, 'with a density');
+  assert.throws(() => windowStart(10, { size: 3, start: 8 }, 0, true), /past the last step/);
+  // a random window still stays in the first half
+  assert.ok(rolloutPlan({ ...spec, trainLastStep: true }, 0.99).filter((p) => p.trained).every((p) => p.index < 5));
+  assert.throws(() => rolloutPlan({ ...spec, type: 'cps', a: 0.5, window: w, trainLastStep: true }, 0), /cps/);
+});
+
 test('the ODE plan: every step deterministic, the chain of timesteps unbroken', () => {
   const plan = odePlan(6, 2);
   assert.equal(plan.length, 6);
