@@ -5,7 +5,7 @@
 // CONFIG_EXIT_CODE (cli/main.ts's .fail), before the role binds a port, dials NATS or creates its run state. Left
 // to the role, a missing TLS file surfaced after the run state was created (exit 1, restarted for ever), and a
 // negative port as Node's error.
-import { readNamedFile } from '../lib/config/named-file.ts';
+import { isPemText, readNamedFile } from '../lib/config/named-file.ts';
 import { imageFormatOf } from '../lib/data/image-format.ts';
 import { isLoopbackHost } from '../lib/transport/grpc-common.ts';
 import { readMetricsToken } from '../lib/metrics/index.ts';
@@ -37,8 +37,10 @@ export function checkRoleFlags(a: Record<string, unknown>, env: NodeJS.ProcessEn
     const v = a[key];
     if (v === undefined) continue;
     if (typeof v !== 'string' || v.trim() === '') throw new Error(`${flagName(key)}: the file name is empty`);
-    if (key.startsWith('tls') || key.startsWith('natsTls')) {
-      if (v.trimStart().startsWith('-----BEGIN')) continue; // inline PEM (lib/transport/tls-reload.ts reads it as such)
+    if (isPemText(v)) {
+      if (key.startsWith('tls') || key.startsWith('natsTls')) continue; // inline PEM, read as such (readPathOrPem)
+      // text where a file name belongs, e.g. a secret pasted in: refused without printing it
+      throw new Error(`${flagName(key)}: expects a file name, got text (it holds a PEM marker or a line break; not printed)`);
     }
     checkReadable(v, flagName(key));
   }

@@ -4,7 +4,7 @@
 // signature binds the digest to the run and the version, and the meta readers act on (its last_batch_seq: how far the
 // orchestrator catches a learner up) to both. Keys are PEM (PKCS#8 private, SPKI public).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { readNamedFile } from '../config/named-file.ts';
+import { isPemText, readNamedFile } from '../config/named-file.ts';
 import { canonicalJson } from './digest.ts';
 
 /**
@@ -53,7 +53,7 @@ export function generateSigningKeys(): { privateKeyPem: string; publicKeyPem: st
 }
 
 function pemOf(pemOrFile: string, what: string): string {
-  if (pemOrFile.includes('-----BEGIN')) return pemOrFile;
+  if (isPemText(pemOrFile)) return pemOrFile;
   return readNamedFile(pemOrFile, what).toString('utf8');
 }
 

@@ -14,8 +14,12 @@ export function readNamedFile(file: string, what: string): Buffer {
   }
 }
 
-/** TLS options take a file's path or the PEM text itself (as Node's and nats.js's do). */
-const isPemText = (value: string) => value.trimStart().startsWith('-----BEGIN');
+/**
+ * TLS and signing-key options take a file's path or the PEM text itself (as Node's and nats.js's do). Text is a value
+ * holding a PEM marker or a line break anywhere (`openssl pkcs12 -nodes` output opens with "Bag Attributes" lines, which
+ * Node's TLS accepts): such a value may be a private key, so it is never read as a path nor printed in a message.
+ */
+export const isPemText = (value: string): boolean => value.includes('-----BEGIN') || /[\r\n]/.test(value);
 
 /** The bytes of a TLS option given as a path, PEM text or a Buffer (read as readNamedFile does). */
 export function readPathOrPem(value: string | Buffer, what: string): Buffer {
