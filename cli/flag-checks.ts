@@ -13,7 +13,7 @@ import { readMetricsToken } from '../lib/metrics/index.ts';
 /** Flags holding a TCP port (0: any free port). */
 const PORT_FLAGS = ['metricsPort'] as const;
 
-/** Flags naming a file the role reads at start (secrets, PEM material). TLS flags may hold inline PEM instead. */
+/** Flags naming a file the role reads at start (secrets, PEM material). The gRPC TLS flags may hold inline PEM instead. */
 const READ_FLAGS = [
   'authTokenFile', 'roleTokensFile', 'metricsTokenFile', 'tlsCert', 'tlsKey', 'tlsCa',
   'natsPassFile', 'natsTokenFile', 'natsTlsCa', 'natsTlsCert', 'natsTlsKey',
@@ -38,7 +38,7 @@ export function checkRoleFlags(a: Record<string, unknown>, env: NodeJS.ProcessEn
     if (v === undefined) continue;
     if (typeof v !== 'string' || v.trim() === '') throw new Error(`${flagName(key)}: the file name is empty`);
     if (isPemText(v)) {
-      if (key.startsWith('tls') || key.startsWith('natsTls')) continue; // inline PEM, read as such (readPathOrPem)
+      if (key.startsWith('tls')) continue; // inline PEM, read as such (readPathOrPem); the NATS ones are paths (nats.js)
       // text where a file name belongs, e.g. a secret pasted in: refused without printing it
       throw new Error(`${flagName(key)}: expects a file name, got text (it holds a PEM marker or a line break; not printed)`);
     }

@@ -2,7 +2,7 @@
 // user + password, or a token, and TLS (CA, and a client certificate for servers that verify clients).
 // Secrets come from a value, a file (trailing whitespace trimmed) or the environment, in that order; they are
 // never logged, and errors name the file or variable, never the secret.
-import { readNamedFile } from '../config/named-file.ts';
+import { isPemText, readNamedFile } from '../config/named-file.ts';
 import { readSecret } from './secrets.ts';
 
 /** Environment variables read when no value or file is given. */
@@ -26,7 +26,9 @@ export interface NatsAuth {
   tls?: { caFile?: string; certFile?: string; keyFile?: string };
 }
 
+/** A NATS TLS file (nats.js reads these by path); PEM text given in its place is refused, never printed. */
 function readable(file: string, what: string): string {
+  if (isPemText(file)) throw new Error(`${what}: expects a file name, got text (it holds a PEM marker or a line break; not printed)`);
   readNamedFile(file, what);
   return file;
 }

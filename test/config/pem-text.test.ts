@@ -3,10 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { isPemText, namePathOrPem, readPathOrPem } from '../../lib/config/named-file.ts';
 import { loadCaBundle, loadTlsSet } from '../../lib/transport/tls-reload.ts';
 import { loadSigningKey } from '../../lib/checkpoint/sign.ts';
 import { checkRoleFlags } from '../../cli/flag-checks.ts';
+import { resolveNatsAuth } from '../../lib/transport/nats-auth.ts';
 
 // what `openssl pkcs12 -nodes` writes: attribute lines before each block
 const withBagAttributes = (pem: string) => `Bag Attributes\n    localKeyID: 01 00 00 00\nKey Attributes: <No Attributes>\n${pem}`;
@@ -37,6 +39,11 @@ test('errors about PEM text name the field, never the text', () => {
   assert.equal(loadSigningKey(withBagAttributes(ed25519)).asymmetricKeyType, 'ed25519');
   // a role flag: TLS flags take the text; a file flag refuses it without printing it
   assert.equal(checkRoleFlags({ tlsKey: withBagAttributes(ed25519) }, {}), true);
+  // the NATS TLS flags are paths (nats.js reads them): text there is refused at the flag and by resolveNatsAuth, unprinted
+  assert.throws(() => checkRoleFlags({ natsTlsKey: withBagAttributes(ed25519) }, {}), (e: Error) => !e.message.includes(keyBody) && /^--nats-tls-key: expects a file name/.test(e.message));
+  const readableFile = fileURLToPath(import.meta.url); // any readable file stands for the certificate
+  assert.throws(() => resolveNatsAuth({ tls: { cert: readableFile, key: ed25519 } }, {}), (e: Error) => !e.message.includes(keyBody) && /^NATS TLS key: expects a file name/.test(e.message));
+  assert.throws(() => resolveNatsAuth({ tls: { cert: ed25519, key: readableFile } }, {}), (e: Error) => !e.message.includes(keyBody) && /^NATS TLS certificate: expects a file name/.test(e.message));
   assert.throws(() => checkRoleFlags({ authTokenFile: `not-a-file\n${keyBody}` }, {}), (e: Error) => {
     assert.match(e.message, /^--auth-token-file: expects a file name, got text \(it holds a PEM marker or a line break; not printed\)$/);
     assert.ok(!e.message.includes(keyBody));
