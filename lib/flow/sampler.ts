@@ -155,6 +155,9 @@ export interface PlannedStep {
  */
 export function windowStart(steps: number, w: SdeWindow, draw: number, trainLastStep = false): number {
   if (!Number.isInteger(w.size) || w.size < 1) throw new Error(`flow.sde.window.size must be an integer >= 1, got ${w.size}`);
+  // the option trains the last step: a window that does not end there would leave it untrained under a name that says
+  // otherwise (review34)
+  if (trainLastStep && w.start === 'random') throw new Error(`flow.sde.trainLastStep needs a numeric window ending at the last step (start ${steps - w.size} for size ${w.size}), got a random one`);
   if (w.start === 'random') {
     const half = Math.floor(steps / 2);
     const last = Math.min(half, steps - 1) - w.size;
@@ -164,6 +167,7 @@ export function windowStart(steps: number, w: SdeWindow, draw: number, trainLast
   if (!Number.isInteger(w.start) || w.start < 0) throw new Error(`flow.sde.window.start must be an integer >= 0 or 'random', got ${w.start}`);
   if (trainLastStep) {
     if (w.start + w.size > steps) throw new Error(`flow.sde.window: steps ${w.start}..${w.start + w.size - 1} reach past the last step (${steps - 1})`);
+    if (w.start + w.size < steps) throw new Error(`flow.sde.trainLastStep needs the window to end at the last step (${steps - 1}); steps ${w.start}..${w.start + w.size - 1} leave it untrained (start ${steps - w.size} for size ${w.size})`);
   } else if (w.start + w.size > steps - 1) {
     throw new Error(`flow.sde.window: steps ${w.start}..${w.start + w.size - 1} reach past step ${steps - 2}; the last step (${steps - 1}) is never trained (unless flow.sde.trainLastStep)`);
   }

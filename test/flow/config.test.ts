@@ -15,6 +15,8 @@ test('flow config: defaults give a valid plan; the specs carry every field', () 
   assert.equal('trainLastStep' in samplerSpecOf(f), false, 'the default leaves the sampler spec as it was');
   assert.equal(samplerSpecOf(flowConfigSchema.parse({ steps: 8, sde: { window: { start: 6, size: 2 }, trainLastStep: true } })).trainLastStep, true);
   assert.throws(() => flowConfigSchema.parse({ steps: 8, sde: { window: { start: 6, size: 2 } } }), /never trained/);
+  assert.throws(() => flowConfigSchema.parse({ sde: { trainLastStep: true } }), /trainLastStep needs a numeric window/);
+  assert.throws(() => flowConfigSchema.parse({ steps: 8, sde: { window: { start: 1, size: 2 }, trainLastStep: true } }), /leave it untrained/);
   assert.throws(() => flowConfigSchema.parse({ steps: 8, sde: { type: 'cps', a: 0.5, window: { start: 6, size: 2 }, trainLastStep: true } }), /trainLastStep|cps/);
   assert.equal('lastStepSde' in samplerSpecOf(f), false, 'the default leaves the sampler spec as it was');
   assert.equal(samplerSpecOf(flowConfigSchema.parse({ sde: { lastStepSde: true } })).lastStepSde, true);

@@ -32,11 +32,15 @@ const RESIDUAL_SPACE = { space: 'residual', scale: 0.1, predict: 'residual' };
 const withFlow = (flow: Record<string, unknown>) => ({ flow: { ...(tiny().flow as unknown as Record<string, unknown>), ...flow } });
 // The cps sampler (its a = 0 step is the Euler step only up to rounding, so the export's Euler loop is a real check).
 const CPS = { sde: { type: 'cps', a: 0.5, window: { size: 1, start: 'random' } } };
+// The last step trained (flow.sde.trainLastStep, round 34): an SDE step that ends at t = 0, through the whole pipeline.
+const LAST = { sde: { window: { size: 1, start: 3 }, trainLastStep: true } };
 
-for (const [mode, space, type] of [['scalar', 'image', 'sde'], ['dense', 'image', 'sde'], ['scalar', 'residual', 'sde'], ['scalar', 'image', 'cps']] as const) {
+for (const [mode, space, type] of [['scalar', 'image', 'sde'], ['dense', 'image', 'sde'], ['scalar', 'residual', 'sde'], ['scalar', 'image', 'cps'], ['scalar', 'image', 'sde, last step trained'], ['scalar', 'residual', 'sde, last step trained']] as const) {
   test(`learner rows recompute the rollout's log-probs: first on-policy ratios within 1e-6 of 1 (${mode}, ${space} space, ${type})`, async () => {
-    const c = tiny(withFlow({ ...(space === 'residual' ? RESIDUAL_SPACE : {}), ...(type === 'cps' ? CPS : {}) }), mode);
-    assert.equal(c.flow.sde.type, type);
+    const last = type === 'sde, last step trained';
+    const c = tiny(withFlow({ ...(space === 'residual' ? RESIDUAL_SPACE : {}), ...(type === 'cps' ? CPS : {}), ...(last ? LAST : {}) }), mode);
+    assert.equal(c.flow.sde.type, type === 'cps' ? 'cps' : 'sde');
+    assert.equal(c.flow.sde.trainLastStep, last);
     const G = c.grpo.groupSize;
     const { batch, out } = await firstFlowPass(c, async ({ runner, params, id, image, roll }) => {
       // a re-run gives the same trajectory bit for bit
@@ -44,6 +48,7 @@ for (const [mode, space, type] of [['scalar', 'image', 'sde'], ['dense', 'image'
       const again = await runner.rollout(params, id, image, seeds, mode === 'dense');
       assert.deepEqual(again.images, roll.images);
       assert.equal(roll.steps[0]!.length, 1, 'one trained step (the window)');
+      if (last) assert.equal(roll.steps[0]![0]!.index, c.flow.steps - 1, 'the trained step is the last one');
     });
     assert.equal(batch.flow!.rows, 2 * G);
     for (const r of out.ratio.data) assert.ok(Math.abs(r - 1) <= 1e-6, `ratio ${r}`);

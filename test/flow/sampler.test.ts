@@ -140,8 +140,9 @@ test('flow.sde.trainLastStep: a numeric window may reach the last step, which is
   assert.equal(plan[9].tNext, 0, 'the trained last step ends at t = 0');
   assert.ok(sdeCoefficients(plan[9].t, plan[9].tNext, plan[9].a).std > 0, 'with a density');
   assert.throws(() => windowStart(10, { size: 3, start: 8 }, 0, true), /past the last step/);
-  // a random window still stays in the first half
-  assert.ok(rolloutPlan({ ...spec, trainLastStep: true }, 0.99).filter((p) => p.trained).every((p) => p.index < 5));
+  // a window that does not end at the last step would leave it untrained under the option's name: refused (review34)
+  assert.throws(() => rolloutPlan({ ...spec, trainLastStep: true }, 0.99), /needs a numeric window ending at the last step/);
+  assert.throws(() => windowStart(10, { size: 2, start: 7 }, 0, true), /needs the window to end at the last step \(9\); steps 7\.\.8 leave it untrained/);
   assert.throws(() => rolloutPlan({ ...spec, type: 'cps', a: 0.5, window: w, trainLastStep: true }, 0), /cps/);
 });
 

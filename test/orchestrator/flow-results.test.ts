@@ -62,3 +62,18 @@ test('the trained window is a function of the sample id: another sample with ano
   const theirs = trainedFlowSteps(config, other);
   assert.throws(() => decodeRolloutResult(result(() => theirs.map((p) => onWire(p))), G, S, false, { flowTrained: first, sampler: 'sde' }), /items\[0\]\.flow_steps\[0\]\.index: /);
 });
+
+test('with flow.sde.trainLastStep the plan trains the last step (t_next = 0): its steps are accepted, the untrained last step refused without the option', () => {
+  const last = parseConfig({
+    run: { id: 'flowres', seed: 7 }, data: { size: S, source: { kind: 'procedural', count: 4 } },
+    model: { family: 'flow', width: 4, depth: 1 },
+    flow: { steps: 8, shift: 1, sde: { window: { size: 2, start: 6 }, trainLastStep: true } },
+    grpo: { groupSize: G, samplesPerBatch: 1, steps: 1 },
+  });
+  const trained = trainedFlowSteps(last, 'procedural:1');
+  assert.deepEqual(trained.map((p) => [p.index, p.tNext]), [[6, trained[0]!.tNext], [7, 0]]);
+  const ok = decodeRolloutResult(result(() => trained.map((p) => onWire(p))), G, S, false, { flowTrained: trained, sampler: 'sde' });
+  assert.deepEqual(ok.flowSteps!.map((s) => s.map((r) => r.index)), [[6, 7], [6, 7]]);
+  // the same steps against a run without the option (its window is random, in the first half): refused
+  assert.throws(() => decodeRolloutResult(result(() => trained.map((p) => onWire(p))), G, S, false, { flowTrained: trainedFlowSteps(config, 'procedural:1'), sampler: 'sde' }), /items\[0\]\.flow_steps\[0\]\.index: 6 is not the plan's step/);
+});
