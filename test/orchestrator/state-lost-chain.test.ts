@@ -161,9 +161,9 @@ test('a run state lost with the NATS store while the orchestrator was down: the 
   assert.equal(await scrapeMetric(b.metricsUrl, 'run_state_lost_total'), 1);
   t.diagnostic(`the learner held batch ${held} at the kill; the second orchestrator found the loss at v${k}`);
   // the forger stays refused; the honest worker's id stays bound to FLEET_A: another fleet's token may not take it
-  await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', token: FLEET_A, capabilities, connectTimeoutMs: 5000 }),
+  await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', token: FLEET_A, capabilities, connectTimeoutMs: WAIT_MS }),
     refusal(/worker forger is quarantined for the rest of the run/));
-  await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'honest', token: FLEET_B, capabilities, connectTimeoutMs: 5000 }),
+  await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'honest', token: FLEET_B, capabilities, connectTimeoutMs: WAIT_MS }),
     refusal(/worker id "honest" \(role ROLLOUT\) is bound for this run to the role token that first used it/));
 
   // the learner's Hello catches the state up to batch K; the honest worker (FLEET_A) reconnects and the run finishes
