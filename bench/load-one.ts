@@ -12,7 +12,8 @@ const f = await runLoad({
   dispatch: dispatch as 'pack' | 'spread', coalesceMs: Number(coalesce ?? 0), bundleMs: Number(bundle ?? 5), stallMs: Number(process.env.LOAD_STALL_MS ?? 0), workerSpinUs: Number(process.env.LOAD_WORKER_SPIN_US ?? 0),
   ...(process.env.LOAD_WORKER_PROCS ? { workerProcs: Number(process.env.LOAD_WORKER_PROCS) } : {}),
   ...(process.env.LOAD_WORKER_SEMI_SPACE_MB ? { workerSemiSpaceMb: Number(process.env.LOAD_WORKER_SEMI_SPACE_MB) } : {}),
-  ...(process.env.LOAD_WORKER_NODE_FLAGS ? { workerNodeFlags: process.env.LOAD_WORKER_NODE_FLAGS.split(' ').filter((f) => f !== '') } : {}),
+  // set and empty: node's defaults; unset: the tree's default (--single-threaded-gc since round 34)
+  ...(process.env.LOAD_WORKER_NODE_FLAGS !== undefined ? { workerNodeFlags: process.env.LOAD_WORKER_NODE_FLAGS.split(' ').filter((f) => f !== '') } : {}),
   log: (l: string) => { if (l.includes('threads') || process.env.LOAD_TIMELINE === '1') console.error(l); },
 });
 console.log(JSON.stringify({ tree, ...f }));

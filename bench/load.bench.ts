@@ -9,7 +9,8 @@
 // orchestrator side (gRPC server, TaskBoard, the offered-load timer, a histogram) and is pinned to core 0 when
 // `taskset` exists; the simulated workers (bench/load-workers.ts) run in other processes (LOAD_WORKER_PROCS, a list,
 // default 2; 1 = rounds 4-10's single workers' process), pinned to the other cores, each with its own gRPC connection
-// on 127.0.0.1, answering every task at once. LOAD_WORKER_NODE_FLAGS: node flags for the workers' processes only.
+// on 127.0.0.1, answering every task at once. LOAD_WORKER_NODE_FLAGS: node flags for the workers' processes only
+// (default --single-threaded-gc since round 34: DEFAULT_WORKER_NODE_FLAGS; set and empty: node's defaults).
 // LOAD_WORKER_SEMI_SPACE_MB: their semi-space in MiB (a list, each value an arm; default 0 = node's default, as rounds
 // 4-11; DEFAULT_WORKER_SEMI_SPACE_MB says what 64 did). Figures per run:
 // offered and completed tasks/s, the offer-to-result latency (p50 / p99 / max, from a fixed log-bucket
@@ -211,6 +212,17 @@ export const DEFAULT_WORKER_PROCS = 2;
  */
 export const DEFAULT_WORKER_SEMI_SPACE_MB = 0;
 
+/**
+ * The simulated workers' processes' node flags unless LOAD_WORKER_NODE_FLAGS says otherwise (set and empty: node's
+ * defaults, the bench of rounds 11-33). Since round 34 `--single-threaded-gc`: the workers' processes share the cores
+ * left after the orchestrator's (one core here), where V8's parallel scavenges and concurrent marking can only take
+ * turns with the main thread, so each collection paused all of a process's hundreds of workers for longer than a real
+ * worker's own pause; the figure is the orchestrator's dispatch, not its load generator's GC. In 15 idle interleaved
+ * pairs at 500 workers (docs/performance.md, "Round 34") node's defaults crossed 20 ms in 9 lines, this in none, with
+ * the orchestrator's loop delay and CPU per task alike in both arms.
+ */
+export const DEFAULT_WORKER_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
+
 /** The node flags that give a workers' process a semi-space of `mb` MiB from the start (none for 0: node's default). */
 export function semiSpaceFlags(mb: number): string[] {
   if (!(Number.isInteger(mb) && mb >= 0 && mb <= 1024)) throw new Error(`workerSemiSpaceMb: ${mb} is not a whole number of MiB in [0, 1024]`);
@@ -317,7 +329,7 @@ export async function runLoad(o: { workers: number; rate: number; seconds: numbe
   // The simulated workers, spread evenly over workerProcs processes (all on the workers' cores): a process's GC pause
   // or busy turn then delays only its share of the workers, as one machine's would.
   // LOAD_WORKER_NODE_FLAGS come last: a semi-space given there overrides workerSemiSpaceMb's.
-  const execArgv = [...process.execArgv, ...semiFlags, ...(o.workerNodeFlags ?? [])];
+  const execArgv = [...process.execArgv, ...semiFlags, ...(o.workerNodeFlags ?? DEFAULT_WORKER_NODE_FLAGS)];
   const children = shares.map(([idBase, count]) => {
     const args = [`127.0.0.1:${server.port}`, String(count), String(inFlight), String(perMessage), codec, encoder, String(o.workerSpinUs ?? 0), String(idBase)];
     return workerCpus
@@ -498,9 +510,14 @@ export function formatLoad(f: LoadFigures): string {
     `      pauses: orchestrator ${formatPauses(f.pauses)}; ${f.workerProcs > 1 ? f.workerPausesEach.map((p, k) => `workers' process ${k + 1}/${f.workerProcs} ${formatPauses(p)}`).join('; ') : `workers' process ${formatPauses(f.workerPauses)}`}`;
 }
 
-/** LOAD_WORKER_NODE_FLAGS: extra node flags for the workers' processes (space-separated, e.g. --max-semi-space-size=4). */
+/**
+ * LOAD_WORKER_NODE_FLAGS: the node flags for the workers' processes (space-separated, e.g. --max-semi-space-size=4);
+ * unset: DEFAULT_WORKER_NODE_FLAGS; set and empty: none (node's defaults).
+ */
 export function workerNodeFlagsFromEnv(): string[] {
-  const flags = (process.env.LOAD_WORKER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const env = process.env.LOAD_WORKER_NODE_FLAGS;
+  if (env === undefined) return [...DEFAULT_WORKER_NODE_FLAGS];
+  const flags = env.split(' ').filter((f) => f !== '');
   for (const f of flags) if (!f.startsWith('--')) throw new Error(`LOAD_WORKER_NODE_FLAGS: ${JSON.stringify(f)} is not a node flag (--name[=value])`);
   return flags;
 }
@@ -544,7 +561,7 @@ export async function run(): Promise<void> {
   const armsFor = (perMessage: number) =>
     (perMessage > 1 ? policyArms : [{ dispatch: policies[0]!, coalesceMs: 0, bundleMs: 0 }]).flatMap((a) => codecs.flatMap((codec) => (codec === 'direct' ? encoders : ['two-pass' as const]).flatMap((encoder) => procsList.flatMap((workerProcs) => semiList.map((workerSemiSpaceMb) => ({ ...a, codec, encoder, workerProcs, workerSemiSpaceMb }))))));
   console.log(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`);
-  console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (spread over ${procsList.join(' or ')} other process(es), one connection each, max_in_flight ${inFlight}, ${semiList.map(semiSpaceLabel).join(' or ')} (LOAD_WORKER_SEMI_SPACE_MB)${workerNodeFlags.length ? `, node flags ${workerNodeFlags.join(' ')}` : ''}), tiny tasks, open loop, ${seconds} s each:`);
+  console.log(`orchestrator dispatch path (gRPC server + TaskBoard, own process) with simulated rollout workers (spread over ${procsList.join(' or ')} other process(es), one connection each, max_in_flight ${inFlight}, ${semiList.map(semiSpaceLabel).join(' or ')} (LOAD_WORKER_SEMI_SPACE_MB)${workerNodeFlags.length ? `, node flags ${workerNodeFlags.join(' ')}` : ", node's default flags"} (LOAD_WORKER_NODE_FLAGS)), tiny tasks, open loop, ${seconds} s each:`);
   const ok = (f: LoadFigures) => f.p99Ms <= 20 && f.completedPerSecond >= 0.98 * f.offeredPerSecond;
   const best = new Map<string, number>();
   const keyOf = (workers: number, perMessage: number, a: Arm) =>
