@@ -20,7 +20,7 @@ import { spawnNatsServer, type NatsServerProcess } from '../../lib/transport/nat
 import { freePort } from '../../lib/local/ports.ts';
 import { readProcStat } from '../../lib/local/proc-stat.ts';
 import { waitFor } from './wait.ts';
-import { connectNats, RunStateStore, sha256Digest } from '../../lib/transport/nats.ts';
+import { AnnouncementSchema, connectNats, RunStateStore, sha256Digest, type Announcement, type CheckpointStore } from '../../lib/transport/nats.ts';
 import { z } from 'zod';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
@@ -137,4 +137,19 @@ export function randomCheckpoint(): { bytes: Uint8Array; digest: string } {
 export async function storeRunState(nc: NatsConnection, runId: string, state: { ackedSeq: number; learnerVersion: number; configHash?: string }): Promise<void> {
   const store = await RunStateStore.open(nc, { runId, schema: z.object({ ackedSeq: z.number(), learnerVersion: z.number(), configHash: z.string().optional() }) });
   await store.create(state);
+}
+
+/**
+ * Every announcement in a run's checkpoint stream, in stream order (deleted sequences skipped): what a store holds
+ * announced, for the tests that audit a run's versions and digests.
+ */
+export async function storedAnnouncements(nc: NatsConnection, store: CheckpointStore): Promise<Announcement[]> {
+  const jsm = await nc.jetstreamManager();
+  const info = await jsm.streams.info(store.stream);
+  const out: Announcement[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(store.stream, { seq }).catch(() => null);
+    if (m) out.push(AnnouncementSchema.parse(m.json()));
+  }
+  return out;
 }

@@ -29,10 +29,10 @@ import { runRewardWorker } from '../../reward-worker/index.ts';
 import { runRolloutWorker } from '../../rollout-worker/index.ts';
 import { silentLogger } from '../../lib/worker/index.ts';
 import {
-  AnnouncementSchema, CheckpointStore, connectNats, connectToOrchestrator, parseRoleTokens, RunStateStore, spawnNatsServer, tokenCredentialId, TransportError,
+  CheckpointStore, connectNats, connectToOrchestrator, parseRoleTokens, RunStateStore, spawnNatsServer, tokenCredentialId, TransportError,
   type Announcement, type NatsServerProcess,
 } from '../../lib/transport/index.ts';
-import { freePort } from '../helpers/nats.ts';
+import { freePort, storedAnnouncements } from '../helpers/nats.ts';
 import { scrapeMetric, sumMetric } from '../helpers/metrics.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { BIN } from '../helpers/cli.ts';
@@ -58,15 +58,7 @@ const refusal = (re: RegExp) => (e: unknown) => e instanceof TransportError && e
 async function announcements(url: string, runId: string): Promise<Announcement[]> {
   const nc = await connectNats({ url, name: 'state-lost-chain-audit' });
   try {
-    const store = await CheckpointStore.open(nc, { runId, readOnly: true });
-    const jsm = await nc.jetstreamManager();
-    const info = await jsm.streams.info(store.stream);
-    const out: Announcement[] = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage(store.stream, { seq }).catch(() => null);
-      if (m) out.push(AnnouncementSchema.parse(m.json()));
-    }
-    return out;
+    return await storedAnnouncements(nc, await CheckpointStore.open(nc, { runId, readOnly: true }));
   } finally {
     await nc.close();
   }

@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 import { freePort } from '../../lib/local/ports.ts';
 import { writeLocalNatsUsers, type LocalNatsUsers } from '../../lib/local/nats-config.ts';
 import { STREAMS_ACCOUNT } from '../../lib/transport/nats-permissions.ts';
-import { CheckpointStore, connectNats, spawnNatsServer, AnnouncementSchema, type Announcement } from '../../lib/transport/index.ts';
+import { CheckpointStore, connectNats, spawnNatsServer, type Announcement } from '../../lib/transport/index.ts';
+import { storedAnnouncements } from '../helpers/nats.ts';
 import type { RunEvent } from '../../orchestrator/run-state.ts';
 
 export type Logged = RunEvent & { t: number };
@@ -69,13 +70,7 @@ export async function readRunStore(out: string, runId: string): Promise<StoreVie
   const nc = await connectNats({ url: server.url, name: 'reliability-audit', ...(users ? users.credentials('learner') : {}) });
   try {
     const store = await CheckpointStore.open(nc, { runId, readOnly: true });
-    const jsm = await nc.jetstreamManager();
-    const info = await jsm.streams.info(store.stream);
-    const announcements: Announcement[] = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage(store.stream, { seq }).catch(() => null);
-      if (m) announcements.push(AnnouncementSchema.parse(m.json()));
-    }
+    const announcements = await storedAnnouncements(nc, store);
     const latest = await store.latest();
     const latestFetchedDigest = latest ? (await store.get(latest.version, { expectDigest: latest.digest })).announcement.digest : null;
     return { announcements, latest, versions: await store.versions(), latestFetchedDigest };
