@@ -133,8 +133,8 @@ export interface FlowSamplerSpec {
   /** The last step (never trained) samples with the SDE, as flow_grpo's sampler does; default: an ODE step. */
   lastStepSde?: boolean;
   /**
-   * A numeric window may reach the last step (t_next = 0), which is then an SDE step and trained (sde only: cps has
-   * std 0 there). Its noise is added after the network's last evaluation, so it reaches the image whatever the
+   * The window ends at the last step (t_next = 0), which is then an SDE step and trained (sde only: cps has std 0
+   * there; a random window, or one ending earlier, is refused). Its noise is added after the network's last evaluation, so it reaches the image whatever the
    * network learns (docs/flow.md, "Round 34: flow34"); default: the last step is never trained.
    */
   trainLastStep?: boolean;
