@@ -37,6 +37,21 @@ async function publishV1(natsUrl: string, config: RunConfig, b: TrainBatch__Outp
   await nc.close();
 }
 
+/**
+ * An orchestrator with a reward worker, an honest scripted rollout worker and a scripted learner, run until the learner
+ * holds batch 1 and has published v1 of it; the learner then disconnects before sending its TrainResult.
+ */
+async function batchOnePublished(config: RunConfig, natsUrl: string, log: string[]) {
+  const o = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl, metricsPort: 0, log: (l) => log.push(l) });
+  const reward = await runRewardWorker({ nats: natsUrl, metricsPort: 0, logger: silentLogger, handleSignals: false, orchestrator: o.address, workerId: 's' });
+  const roll = await scriptedRollout(o.address, 'honest', -1);
+  const learner = await scriptedLearner(o.address);
+  await until(() => learner.batches.length > 0, 'batch 1 at the learner', log);
+  await publishV1(natsUrl, config, learner.batches[0]!);
+  await learner.conn.close();
+  return { o, reward, roll };
+}
+
 const lostLine = (log: string[]) => log.filter((l) => l.startsWith('WARNING: ') && l.includes('the run state was lost'));
 
 test('a learner restarted between publishing batch 1 and its TrainResult: caught up, no loss said or counted', { timeout: 60_000 }, async () => {
@@ -44,15 +59,8 @@ test('a learner restarted between publishing batch 1 and its TrainResult: caught
   const n = await startNatsServer();
   cleanups.push(() => n.stop());
   const log: string[] = [];
-  const o = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: n.url, metricsPort: 0, log: (l) => log.push(l) });
-  cleanups.push(() => o.stop());
-  const reward = await runRewardWorker({ nats: n.url, metricsPort: 0, logger: silentLogger, handleSignals: false, orchestrator: o.address, workerId: 's' });
-  const roll = await scriptedRollout(o.address, 'honest', -1);
-  const learner = await scriptedLearner(o.address);
-  cleanups.push(() => reward.stop({ graceMs: 1000 }), () => roll.close(), () => learner.conn.close());
-  await until(() => learner.batches.length > 0, 'batch 1 at the learner', log);
-  await publishV1(n.url, config, learner.batches[0]!);
-  await learner.conn.close();
+  const { o, reward, roll } = await batchOnePublished(config, n.url, log);
+  cleanups.push(() => o.stop(), () => reward.stop({ graceMs: 1000 }), () => roll.close());
   const again = await connectToOrchestrator({ address: o.address, role: 'LEARNER', workerId: 'l', capabilities, hello: { last_batch_seq: 1, policy_version: 1 } });
   cleanups.push(() => again.close());
   await until(() => o.coordinator.state.ackedSeq === 1, 'caught up to batch 1', log);
@@ -64,14 +72,7 @@ test('an orchestrator restarted after batch 1 was published but before its ackno
   const config = configOf('false-alarm-start');
   const n = await startNatsServer();
   cleanups.push(() => n.stop());
-  const logA: string[] = [];
-  const a = await runOrchestrator({ config, listen: '127.0.0.1:0', natsUrl: n.url, metricsPort: 0, log: (l) => logA.push(l) });
-  const reward = await runRewardWorker({ nats: n.url, metricsPort: 0, logger: silentLogger, handleSignals: false, orchestrator: a.address, workerId: 's' });
-  const roll = await scriptedRollout(a.address, 'honest', -1);
-  const learner = await scriptedLearner(a.address);
-  await until(() => learner.batches.length > 0, 'batch 1 at the learner', logA);
-  await publishV1(n.url, config, learner.batches[0]!);
-  await learner.conn.close();
+  const { o: a, reward, roll } = await batchOnePublished(config, n.url, []);
   await roll.close();
   await reward.stop({ graceMs: 1000 });
   await a.stop();
