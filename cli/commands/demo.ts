@@ -96,6 +96,10 @@ const command: CommandModule<object, DemoArgs> = {
           if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${flag} must be an integer >= 1, got ${String(v)}`);
         }
         if (a.out.trim() === '') throw new Error('--out must name a folder for the run (got "")');
+        // named here: passed on as overrides they were refused as "grpo.steps ... (got "NaN") in override grpo.steps=NaN"
+        checkIntegerFlag(a.steps, '--steps', 0);
+        checkIntegerFlag(a.sftSteps, '--sft-steps', 0);
+        checkIntegerFlag(a.seed, '--seed', 0);
         // the local run's crash-loop limits (lib/local/supervisor.ts CrashLoop)
         checkIntegerFlag(a.crashLoopExits, '--crash-loop-exits', 1);
         const within = a.crashLoopSeconds;

@@ -256,7 +256,7 @@ export function parseConfigText(text: string, label: string, format: 'yaml' | 'j
   }
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}`, source: label })));
+    throw new ConfigError(doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}`, source: label })));
   }
   return doc.toJS();
 }

@@ -171,9 +171,9 @@ export async function runSweep(o: SweepOptions): Promise<{ runs: SweepRunResult[
   const { axes, fixed } = parseSets(o.sets);
   const plan = planSweep(axes);
   const out = resolve(o.out);
-  await mkdir(out, { recursive: true });
-  // Validate every combination before the first (long) run starts.
+  // Validate every combination before the first (long) run starts, and before anything is written.
   for (const r of plan) loadConfig(o.configFile, [...fixed, ...r.overrides]);
+  await mkdir(out, { recursive: true });
   const engine = o.engine ?? 'local';
   await writeFile(join(out, 'sweep.json'), JSON.stringify({ config: o.configFile ?? null, fixed, axes, engine, seed: o.seed ?? null, runs: plan }, null, 2));
   const results: SweepRunResult[] = [];

@@ -249,7 +249,8 @@ test('sizes and counts have upper bounds: data.size=100000 and the like are refu
 test('unreadable and unparsable files name the file', () => {
   assert.match(configError(() => loadConfig(join(dir, 'missing.yaml'))).message, /missing\.yaml/);
   assert.match(configError(() => loadConfig(file('bad.json', '{"run": '))).message, /invalid JSON.* in .*bad\.json$/);
-  assert.match(configError(() => loadConfig(file('bad.yaml', 'run: [\n'))).message, /invalid YAML/);
+  // the yaml parser's first line ends with ':' before its excerpt; the message reads on into " in FILE" without it
+  assert.match(configError(() => loadConfig(file('bad.yaml', 'run: [\n'))).message, /invalid YAML: .* at line 2, column 1 in \S*bad\.yaml$/);
   assert.match(configError(() => loadConfig(file('dup.yaml', 'run: {}\nrun: {}\n'))).message, /invalid YAML.*[Dd]uplicate|invalid YAML.*unique/);
   // JSON too (JSON.parse kept the last): the key and its line named
   assert.equal(configError(() => loadConfig(file('dup.json', '{"run": {"seed": 1},\n "grpo": {"beta": 0.1, "beta": 0.2}}'))).message.replace(/ in .*$/, ''),

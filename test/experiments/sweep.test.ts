@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { parseSets, planSweep } from '../../lib/experiments/sweep.ts';
+import { parseSets, planSweep, runSweep } from '../../lib/experiments/sweep.ts';
 import { cli } from '../helpers/cli.ts';
 
 
@@ -27,6 +27,17 @@ test('sweep plan: several --set key=v1,v2 make a grid; single values are fixed o
   assert.equal(plan[2]!.label, 'clip=0.5 alpha=2');
   assert.throws(() => planSweep([]), /nothing to sweep/);
   assert.throws(() => parseSets(['reward.alpha=2,2']), /repeated/);
+});
+
+test('sweep: a refused combination is named before anything is written (no empty --out folder left behind)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sweep-refused-'));
+  try {
+    const out = join(dir, 'out');
+    await assert.rejects(runSweep({ sets: ['reward.weights.clip=-1,0.2'], out, log: () => undefined }), /reward\.weights\.clip/);
+    assert.equal(existsSync(out), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('sweep: two values with the single-process engine, then sweep.md and sweep.html compare them', { timeout: 180_000 }, async () => {
