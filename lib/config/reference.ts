@@ -54,7 +54,8 @@ A run is configured by one YAML or JSON file, validated when it is loaded (\`loa
 (${familyDefaultsLine()});
 unknown keys are an error, so a misspelt key never passes silently. Any field can be overridden by its
 dotted key (loadConfig's second argument, where command-line \`key=value\` options go); the value is read as JSON where it parses as JSON (numbers, booleans,
-arrays), otherwise as a string:
+arrays); else, when it starts with \`[\` or \`{\`, as a YAML flow list or map, as in a run file
+(\`--set data.corruptions.types=[scan_lines, motion_blur]\`); otherwise as a string:
 
 \`\`\`ts
 import { loadConfig } from './lib/config/index.ts';

@@ -25,9 +25,10 @@
 // Everything it started (pods, containers, the network, the secret, the NATS volume) is removed at the end, also
 // when a check fails or it is interrupted. Logs and the converted manifests stay in .tmp/deploy-check/.
 //
-//   node --import tsx scripts/deploy/check.ts [--tag 0.1.0] [--keep] [--webgpu-only]
+//   node --import tsx scripts/deploy/check.ts [--tag 0.1.0] [--keep] [--webgpu-only] [--timeout-s 1800]
 // --webgpu-only: only the WebGPU checks (seconds), no stack; with --tag 0.1.0-webgpu, the reward workers' variant.
 import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,13 +47,31 @@ const NETWORK = 'recovery-grpo-deploy-check';
 const BASE_IMAGE = 'localhost/recovery-grpo-base:trixie';
 const UID = 10001;
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const option = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-};
-const tag = option('tag', '0.1.0');
+// strict: a misspelt flag (--keeep, --timeout 60) is refused, in one line, before anything starts
+function readFlags() {
+  const { values } = parseArgs({
+    options: {
+      tag: { type: 'string', default: '0.1.0' },
+      keep: { type: 'boolean', default: false },
+      'webgpu-only': { type: 'boolean', default: false },
+      'timeout-s': { type: 'string', default: '1800' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const timeoutS = Number(values['timeout-s']);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new Error(`--timeout-s must be a number of seconds > 0, got ${values['timeout-s']}`);
+  return { ...values, timeoutS };
+}
+let opts: ReturnType<typeof readFlags>;
+try {
+  opts = readFlags();
+} catch (e) {
+  console.error(`deploy-check: ${(e as Error).message}`);
+  process.exit(2);
+}
+const timeoutS = opts.timeoutS;
+const tag = opts.tag;
 const image = `recovery-grpo:${tag}`;
 
 const t0 = Date.now();
@@ -308,7 +327,7 @@ async function main(): Promise<void> {
   mkdirSync(join(WORK, 'logs'), { recursive: true });
   await checkWebgpuScorer();
   checkVulkanLibs();
-  if (flag('webgpu-only')) {
+  if (opts['webgpu-only']) {
     tornDown = true; // nothing of the stack was started (and another check's network is not this one's to remove)
     return;
   }
@@ -395,7 +414,7 @@ async function main(): Promise<void> {
   let heldAtSigterm = 0;
   let lastOrchMetrics = '';
   let orchVersion = 0;
-  const deadline = Date.now() + Number(option('timeout-s', '1800')) * 1000;
+  const deadline = Date.now() + timeoutS * 1000;
   for (;;) {
     const state = inspect(orch.name)?.State;
     if (!state) throw new Error(`the orchestrator container ${orch.name} is gone`);
@@ -563,7 +582,7 @@ try {
   failures.push({ check: 'deployment', detail: (e as Error).message });
   say(`FAIL ${(e as Error).message}`);
 } finally {
-  if (!flag('keep')) teardown();
+  if (!opts.keep) teardown();
   else say('--keep: leaving the pods running (podman pod ls); remove them with podman kube down .tmp/deploy-check/stage-*.yaml');
 }
 if (failures.length > 0) {

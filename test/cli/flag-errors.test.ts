@@ -55,6 +55,18 @@ test('bad flags: one line naming the flag, before any work or output', { timeout
   }
 });
 
+test('npm run deploy-check: a misspelt or bad flag is refused in one line before anything starts (it was ignored)', { timeout: 120_000 }, async () => {
+  const script = join(import.meta.dirname, '../../scripts/deploy/check.ts');
+  const check = (args: string[]) => new Promise<{ status: number | null; stderr: string }>((done) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', script, ...args], { encoding: 'utf8', timeout: 60_000, cwd: join(import.meta.dirname, '../..') }, (_err, _stdout, stderr) => done({ status: child.exitCode, stderr }));
+  });
+  const [misspelt, timeout] = await Promise.all([check(['--keeep']), check(['--timeout-s', 'abc'])]);
+  assert.equal(misspelt.status, 2, misspelt.stderr);
+  assert.equal(misspelt.stderr.trim(), "deploy-check: Unknown option '--keeep'");
+  assert.equal(timeout.status, 2, timeout.stderr);
+  assert.equal(timeout.stderr.trim(), 'deploy-check: --timeout-s must be a number of seconds > 0, got abc');
+});
+
 test('score --no-json prints a line of text per pair, --json (the default) a JSON line', { timeout: 120_000 }, async () => {
   const a = join(dir, 'a.png');
   await writeImage(renderScene(3, 32), a);
