@@ -266,9 +266,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const width = Math.max(...plan.runs.map((r) => r.runId.length));
     console.log(`Rendered ${plan.runs.length} runs on ${shown(plan.overlayDir)} into ${shown(plan.out)}:`);
     for (const r of plan.runs) console.log(`  ${r.runId.padEnd(width)}  ${r.overrides.join(' ')}`);
-    console.log('\nDeploy (auth token Secret per namespace, then every run):');
+    console.log("\nDeploy (each namespace's Secrets: scripts/k8s-secrets.sh; then every run):");
     for (const c of deployCommands(plan)) console.log(`  ${c}`);
-    console.log(`\nWatch: kubectl get pods -A -l app.kubernetes.io/part-of=recovery-grpo; Grafana dashboard "recovery-grpo", variable run.`);
+    console.log(`\nWatch: kubectl get pods -A -l app.kubernetes.io/part-of=recovery-grpo; Grafana dashboard "recovery-grpo: GRPO training" (uid recovery-grpo), variable run.`);
     console.log(`Remove: kubectl delete -k ${shown(plan.out)}; kubectl delete namespace ${plan.runs.map((r) => r.namespace).join(' ')}`);
   } catch (e) {
     console.error((e as Error).message);

@@ -1,6 +1,6 @@
 // The demo's settings for the flow family (`npm run demo -- --set model.family=flow`, docs/flow.md): the
-// Gaussian family's defaults (1500 SFT + 200 GRPO steps on 32 px crops, a 40-step ODE evaluation of 64 whole
-// 128 px photographs) would need over an hour for this family on 2 cores, where every action is an 8-10 step
+// Gaussian family's demo settings (400 SFT + 600 GRPO steps on 32 px crops; for this family a 40-step ODE evaluation
+// of 64 whole 128 px photographs) would need over an hour for this family on 2 cores, where every action is an 8-10 step
 // sampler. These fit the demo's 10 minutes: smaller crops and evaluation images, fewer sampling steps,
 // smaller batches, and the residual prediction from noise at lr 1e-3, 800 SFT steps (the warm start the
 // SFT curves chose, docs/flow.md "The warm start on photographs"; the velocity prediction with the corrupted

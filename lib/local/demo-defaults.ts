@@ -21,8 +21,8 @@ export const DEMO_SFT_STEPS = 400;
 // it (+0.0016 each; the warm-up one +0.00162, the largest) and take fewer steps. The raw weights (round 8's choice,
 // 400 steps) scored +0.0007 (seeds 3-7), at 200/600/800 steps -0.0022/+0.0002/-0.0002: GRPO's gain over the warm
 // start wanders from step to step (round 8), and every average's curve rises with steps on every seed instead.
-// Round 8: 400 raw steps (docs/data-history.md "Round 8: grpo8"); round 6: 100. About 4 min idle on 2 cores (estimated:
-// round 8's 2 min 29 s plus 200 more steps at about 24 s per 100).
+// Round 8: 400 raw steps (docs/data-history.md "Round 8: grpo8"); round 6: 100. About 2 min idle on 2 cores (2 min 2 s in
+// round 24, 2 min 8 s in round 34: README "What the demo runs and writes").
 export const DEMO_GRPO_STEPS = 600;
 // grpo.beta 0.05 (the schema's default is 0.004): with 0.004 GRPO harms graffiti, atmospheric_turbulence and
 // block_exchange on the validation photographs as it did on the evaluation ones (round 3); 0.05 keeps every
