@@ -112,7 +112,7 @@ const command: CommandModule<object, DemoArgs> = {
     const s = await runLocal({ ...demoRunOptions(args), devices });
     const f = (x: number) => x.toFixed(4);
     console.log(
-      `\nreward: identity ${f(s.identity_reward)} | after SFT ${f(s.reward_before)} | after GRPO ${f(s.reward_after)} ` +
+      `\nreward on ${s.eval_samples} evaluation samples of ${s.eval_images} images: identity ${f(s.identity_reward)} | after SFT ${f(s.reward_before)} | after GRPO ${f(s.reward_after)} ` +
         `(ssim ${f(s.after.ssim)}, clip_cos ${f(s.after.clip_cos)}, psnr ${s.after.psnr.toFixed(2)} dB; encoder ${s.encoder})`,
     );
     console.log(`policy: ${s.sampler}`);
