@@ -10,12 +10,21 @@
 // (WARNING, run_state_lost_total), takes the quarantine and the bindings back, refuses the forger and the bound id under
 // another token, and the run finishes with every batch applied exactly once.
 //
-// The first orchestrator holds batch 3's acknowledgement (RECOVERY_GRPO_TEST_HOLD_ACK, docs/testing.md), so the kill
-// lands before the run ends. Admission counts an acknowledgement being written, so it may still send batch 4: the
-// learner then holds batch 3 or 4 when the store is lost, and the test accepts either. Batch 3 and later were sent
-// after the quarantine and the bindings (batch 2 may go out in the turn that takes batch 1's TrainResult:
-// quarantine-state-lost.test.ts), so the record holds both.
-import { after, test } from 'node:test';
+// The first orchestrator holds batch 3's acknowledgement (RECOVERY_GRPO_TEST_HOLD_ACK, docs/testing.md): it never
+// stores it, and the run cannot end before the kill. Admission counts an acknowledgement being written, so it opens and
+// sends batch 4 during that write (and batch 5 early, once batch 4 is at the learner): where the kill lands decides
+// what the learner holds. Round 34 killed it on the hold's log line and accepted batch 3 or 4 (only 3 ever ran). Since
+// round 35 the test kills it when the learner announces the checkpoint of the batch the case wants it to hold (a
+// NATS subscription of this process, whose callback sends SIGKILL at once): a later batch needs that checkpoint's
+// rollouts, scores and a TrainBatch from the orchestrator (round trips through this process's own workers) before the
+// learner could train it, so the learner holds exactly that batch:
+// - batch 3: killed before the learner got batch 4 (the orchestrator had batch 3's TrainResult coming, or held its
+//   acknowledgement); the second orchestrator sends batches 4-6.
+// - batch 4: killed holding batch 3's acknowledgement after the learner applied batch 4, sent during the held write;
+//   the second orchestrator catches up to batch 4 without having sent it, and sends batches 5-6.
+// Batch 3 and later were sent after the quarantine and the bindings (batch 2 may go out in the turn that takes batch
+// 1's TrainResult: quarantine-state-lost.test.ts), so both records hold them.
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,14 +41,12 @@ import {
   CheckpointStore, connectNats, connectToOrchestrator, parseRoleTokens, RunStateStore, spawnNatsServer, tokenCredentialId, TransportError,
   type Announcement, type NatsServerProcess,
 } from '../../lib/transport/index.ts';
+import { announcementSubject } from '../../lib/transport/run-names.ts';
 import { freePort, storedAnnouncements } from '../helpers/nats.ts';
 import { scrapeMetric, sumMetric } from '../helpers/metrics.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { BIN } from '../helpers/cli.ts';
 import { answerRolloutTasks, capabilities } from '../helpers/scripted-workers.ts';
-
-const cleanups: Array<() => Promise<unknown>> = [];
-after(async () => { for (const c of cleanups.reverse()) await c().catch(() => undefined); });
 
 const PERMISSION_DENIED = 7;
 /** Bounds of the waits: a process start and the learner's first step on a loaded 2-core machine (docs/testing.md). */
@@ -51,6 +58,8 @@ const FLEET_A = 'rollout-fleet-a-0123456789abcdef';
 const FLEET_B = 'rollout-fleet-b-0123456789abcdef';
 const TOKENS = [`learner l ${LEARNER}`, `reward s ${REWARD}`, `rollout * ${FLEET_A}`, `rollout * ${FLEET_B}`].join('\n');
 const STEPS = 6;
+/** The batch whose acknowledgement the first orchestrator holds. */
+const HELD_ACK = 3;
 
 const refusal = (re: RegExp) => (e: unknown) => e instanceof TransportError && e.code === PERMISSION_DENIED && re.test(e.details);
 
@@ -64,7 +73,13 @@ async function announcements(url: string, runId: string): Promise<Announcement[]
   }
 }
 
-test('a run state lost with the NATS store while the orchestrator was down: the forger stays refused, the binding holds, the loss is said and counted, and the run finishes exactly once', { timeout: 300_000 }, async (t) => {
+/**
+ * The chain, the first orchestrator killed when the learner announces checkpoint v`held` (see the header): the learner
+ * then holds batch `held`, and every outcome below names it exactly.
+ */
+async function lostWhileHolding(t: TestContext, held: number): Promise<void> {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  t.after(async () => { for (const c of cleanups.reverse()) await c().catch(() => undefined); });
   const dir = mkdtempSync(join(tmpdir(), 'state-lost-chain-'));
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
   const storeDir = join(dir, 'nats');
@@ -84,12 +99,32 @@ test('a run state lost with the NATS store while the orchestrator was down: the 
   // the first orchestrator, a child process that holds batch 3's acknowledgement
   const outA: string[] = [];
   const a = spawn(process.execPath, [BIN, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', address, '--metrics-port', '0', '--role-tokens-file', join(dir, 'role-tokens')], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text', [HOLD_ACK_ENV]: '3' },
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text', [HOLD_ACK_ENV]: String(HELD_ACK) },
   });
   for (const s of [a.stdout, a.stderr]) s.on('data', (d: Buffer) => outA.push(...d.toString().split('\n')));
   const exitedA = new Promise<NodeJS.Signals | null>((r) => a.once('exit', (_code, signal) => r(signal)));
   cleanups.push(async () => { if (a.exitCode === null && a.signalCode === null) { a.kill('SIGKILL'); await exitedA; } });
   await waitFor(() => outA.some((l) => /listening on/.test(l)), 'the first orchestrator listening', outA, WAIT_MS);
+
+  // the kill: SIGKILL in the callback of the announcement of checkpoint v`held`, before this process's workers can
+  // take another turn toward a later batch
+  const watcher = await connectNats({ url: nats.url, name: 'state-lost-chain-kill' });
+  cleanups.push(() => watcher.close());
+  let killedAt: number | undefined;
+  watcher.subscribe(announcementSubject(config.run.id), {
+    callback: (err, m) => {
+      if (err || killedAt !== undefined) return;
+      let version: unknown;
+      try {
+        version = (JSON.parse(new TextDecoder().decode(m.data)) as { version?: unknown }).version;
+      } catch {
+        return;
+      }
+      if (version !== held) return;
+      killedAt = held;
+      a.kill('SIGKILL');
+    },
+  });
 
   // a reconnect backoff of at most 500 ms, so the workers find the second orchestrator soon
   const learnerLog: string[] = [];
@@ -109,19 +144,23 @@ test('a run state lost with the NATS store while the orchestrator was down: the 
   assert.equal((await forger.closed).code, PERMISSION_DENIED, outA.join('\n'));
   const honest = await runRolloutWorker({ ...common, logger: silentLogger, workerId: 'honest', token: FLEET_A });
   cleanups.push(() => honest.stop({ graceMs: 1000 }));
-  await waitFor(() => outA.some((l) => l.includes(`${HOLD_ACK_ENV}: holding the acknowledgement of batch 3 before writing it`)), 'batch 3\'s acknowledgement held', outA, WAIT_MS);
-  a.kill('SIGKILL');
+  await waitFor(() => killedAt, `the learner's checkpoint v${held} announced`, outA, WAIT_MS);
   assert.equal(await exitedA, 'SIGKILL');
+  if (held > HELD_ACK) {
+    // the batch after the held one went out during the held write: the hold was logged before the kill
+    assert.ok(outA.some((l) => l.includes(`${HOLD_ACK_ENV}: holding the acknowledgement of batch ${HELD_ACK} before writing it`)), outA.join('\n'));
+  }
 
-  // what the learner holds once it has published it (batch 3, or batch 4 if the first orchestrator sent it)
-  const held = await waitFor(() => {
+  // the learner holds exactly batch `held`, published
+  const got = await waitFor(() => {
     const s = learner.state();
-    return s && s.version >= 3 && s.latest?.version === s.version ? s.version : undefined;
+    return s && s.latest?.version === s.version ? s : undefined;
   }, 'the learner\'s newest checkpoint published', learnerLog, WAIT_MS);
-  assert.ok(held === 3 || held === 4, `the learner holds batch ${held}`);
+  assert.deepEqual({ version: got.version, lastBatchSeq: got.lastBatchSeq }, { version: held, lastBatchSeq: held }, learnerLog.join('\n'));
 
   // the store lost while no orchestrator runs: nats-server killed, its store directory removed, started again empty on
   // the same port; the learner puts its newest checkpoint back
+  await watcher.close();
   await nats.stop({ killAfterMs: 0 });
   rmSync(storeDir, { recursive: true, force: true });
   nats = await spawnNatsServer({ port: natsPort, storeDir });
@@ -129,45 +168,45 @@ test('a run state lost with the NATS store while the orchestrator was down: the 
     const nc = await connectNats({ url: nats.url, name: 'state-lost-chain-probe' }).catch(() => null);
     if (!nc) return undefined;
     try {
+      // (v0, the KL reference, may be put back first)
       const latest = await (await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true })).latest();
-      return latest && latest.version === learner.state()?.version ? latest : undefined;
+      return latest && latest.version > 0 ? latest : undefined;
     } catch {
       return undefined; // the stream is not there yet
     } finally {
       await nc.close();
     }
   }, 'the learner\'s newest checkpoint put back in the empty store', learnerLog, WAIT_MS);
-  assert.ok(putBack.version === 3 || putBack.version === 4, `put back: v${putBack.version}`);
+  assert.equal(putBack.version, held);
+  assert.equal(learner.state()?.version, held, 'the learner trained nothing while no orchestrator ran');
 
-  // the second orchestrator finds no run state while checkpoint vK records batch K: the loss, said once and counted
+  // the second orchestrator finds no run state while checkpoint v`held` records batch `held`: the loss, said once and
+  // counted, at start
   const logB: string[] = [];
   const b = await runOrchestrator({ config, listen: address, natsUrl: nats.url, metricsPort: 0, auth: { roleTokens: parseRoleTokens(TOKENS, 'test role-token file') }, log: (l) => logB.push(l) });
   cleanups.push(() => b.stop());
   const why = () => `${logB.join('\n')}\n--- learner:\n${learnerLog.join('\n')}`;
   const said = logB.filter((l) => l.startsWith('WARNING: ') && l.includes('the run state was lost'));
   assert.equal(said.length, 1, why());
-  // (the checkpoint read at start: the one put back, or a newer one the learner published since)
-  const k = Number(/ newest checkpoint v(\d+) records batch \1: /.exec(said[0]!)?.[1]);
-  assert.ok(k === putBack.version || k === putBack.version + 1, said[0]);
-  assert.match(said[0]!, /^WARNING: at start, the run state is missing .* the run state was lost .*taken back from it: 1 quarantined rollout worker id\(s\) \("forger"\) and 2 worker-id binding\(s\) \("rollout\/forger", "rollout\/honest"\) \(its announcement's meta worker_ids/);
+  assert.match(said[0]!, new RegExp(`^WARNING: at start, the run state is missing .* newest checkpoint v${held} records batch ${held}: the run state was lost .*taken back from it: 1 quarantined rollout worker id\\(s\\) \\("forger"\\) and 2 worker-id binding\\(s\\) \\("rollout/forger", "rollout/honest"\\) \\(its announcement's meta worker_ids`));
   assert.equal(await scrapeMetric(b.metricsUrl, 'run_state_lost_total'), 1);
-  t.diagnostic(`the learner held batch ${held} at the kill; the second orchestrator found the loss at v${k}`);
   // the forger stays refused; the honest worker's id stays bound to FLEET_A: another fleet's token may not take it
   await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', token: FLEET_A, capabilities, connectTimeoutMs: WAIT_MS }),
     refusal(/worker forger is quarantined for the rest of the run/));
   await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'honest', token: FLEET_B, capabilities, connectTimeoutMs: WAIT_MS }),
     refusal(/worker id "honest" \(role ROLLOUT\) is bound for this run to the role token that first used it/));
 
-  // the learner's Hello catches the state up to batch K; the honest worker (FLEET_A) reconnects and the run finishes
+  // the learner's Hello catches the state up to batch `held`; the honest worker (FLEET_A) reconnects and the run finishes
   await waitFor(() => b.coordinator.state.ackedSeq === STEPS, 'the run finished', logB, WAIT_MS);
   await b.done;
-  assert.ok(logB.some((l) => /^learner says it holds batch [34], newer than the stored 0/.test(l)), why());
+  assert.deepEqual(logB.filter((l) => l.startsWith('learner says it holds batch ')).map((l) => l.slice(0, l.indexOf(':'))), [`learner says it holds batch ${held}, newer than the stored 0`], why());
   assert.equal(b.coordinator.state.ackedSeq, STEPS, why());
   assert.equal(b.coordinator.state.learnerVersion, STEPS, why());
   assert.deepEqual(b.coordinator.state.quarantined, ['forger']);
 
-  // exactly once: one learner process applied STEPS updates, version v = batch v; after the loss the new store has one
-  // checkpoint per version from the one put back to STEPS, each with one digest
+  // exactly once: one learner process applied STEPS updates, version v = batch v; the new store has one checkpoint per
+  // version from the one put back (v`held`) to STEPS, each with one digest: batches held+1..STEPS sent by the second
+  // orchestrator, none again
   const s = learner.state()!;
   assert.deepEqual({ version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq }, { version: STEPS, step: STEPS, lastBatchSeq: STEPS });
   assert.equal(sumMetric(await learner.metricsText(), 'train_steps_total', { kind: 'grpo' }), STEPS);
@@ -177,9 +216,7 @@ test('a run state lost with the NATS store while the orchestrator was down: the 
     assert.equal(Number(x.meta['last_batch_seq']), x.version, `checkpoint v${x.version} holds batch ${String(x.meta['last_batch_seq'])}`);
     (digests.get(x.version) ?? digests.set(x.version, new Set()).get(x.version)!).add(x.digest);
   }
-  const versions = [...digests.keys()].sort((p, q) => p - q);
-  assert.ok(versions[0]! <= k, `the new store starts at v${versions[0]}, after the v${k} the loss was found at`);
-  assert.deepEqual(versions, Array.from({ length: STEPS - versions[0]! + 1 }, (_, i) => versions[0]! + i));
+  assert.deepEqual([...digests.keys()].sort((p, q) => p - q), Array.from({ length: STEPS - held + 1 }, (_, i) => held + i));
   for (const [v, d] of digests) assert.equal(d.size, 1, `v${v} announced with ${d.size} digests`);
 
   // the run state the second orchestrator stored keeps the quarantine and the bindings
@@ -189,4 +226,12 @@ test('a run state lost with the NATS store while the orchestrator was down: the 
   assert.equal(stored?.['ackedSeq'], STEPS);
   assert.deepEqual(stored?.['quarantined'], ['forger']);
   assert.deepEqual(stored?.['boundIds'], { 'rollout/forger': tokenCredentialId(FLEET_A), 'rollout/honest': tokenCredentialId(FLEET_A) });
+}
+
+test('a run state lost with the NATS store while the orchestrator was down, the learner holding batch 3 (killed before it got batch 4): the forger stays refused, the binding holds, the loss is said and counted, and the run finishes exactly once', { timeout: 300_000 }, async (t) => {
+  await lostWhileHolding(t, HELD_ACK);
+});
+
+test('the same, the learner holding batch 4 (killed holding batch 3\'s acknowledgement after the learner applied batch 4, sent during the held write): caught up to a batch the second orchestrator never sent', { timeout: 300_000 }, async (t) => {
+  await lostWhileHolding(t, HELD_ACK + 1);
 });
