@@ -24,6 +24,10 @@
 //   the second orchestrator catches up to batch 4 without having sent it, and sends batches 5-6.
 // Batch 3 and later were sent after the quarantine and the bindings (batch 2 may go out in the turn that takes batch
 // 1's TrainResult: quarantine-state-lost.test.ts), so both records hold them.
+//
+// Two faults in a row (round 35, the third case): after the first loss (the learner holding batch 3) a second
+// orchestrator process takes the state back, sends batches 4 and 5 carrying the record it took back, and is killed when
+// the learner announces v5; the store is lost again, and the third orchestrator takes the record back from v5.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -75,9 +79,10 @@ async function announcements(url: string, runId: string): Promise<Announcement[]
 
 /**
  * The chain, the first orchestrator killed when the learner announces checkpoint v`held` (see the header): the learner
- * then holds batch `held`, and every outcome below names it exactly.
+ * then holds batch `held`, and every outcome below names it exactly. With `again`, a second orchestrator process takes
+ * the state back, is killed when v`again` is announced, and the store is lost again before the last orchestrator.
  */
-async function lostWhileHolding(t: TestContext, held: number): Promise<void> {
+async function lostWhileHolding(t: TestContext, held: number, again?: number): Promise<void> {
   const cleanups: Array<() => Promise<unknown>> = [];
   t.after(async () => { for (const c of cleanups.reverse()) await c().catch(() => undefined); });
   const dir = mkdtempSync(join(tmpdir(), 'state-lost-chain-'));
@@ -96,38 +101,91 @@ async function lostWhileHolding(t: TestContext, held: number): Promise<void> {
   writeFileSync(join(dir, 'role-tokens'), TOKENS);
   const address = `127.0.0.1:${await freePort()}`;
 
-  // the first orchestrator, a child process that holds batch 3's acknowledgement
-  const outA: string[] = [];
-  const a = spawn(process.execPath, [BIN, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', address, '--metrics-port', '0', '--role-tokens-file', join(dir, 'role-tokens')], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text', [HOLD_ACK_ENV]: String(HELD_ACK) },
-  });
-  for (const s of [a.stdout, a.stderr]) s.on('data', (d: Buffer) => outA.push(...d.toString().split('\n')));
-  const exitedA = new Promise<NodeJS.Signals | null>((r) => a.once('exit', (_code, signal) => r(signal)));
-  cleanups.push(async () => { if (a.exitCode === null && a.signalCode === null) { a.kill('SIGKILL'); await exitedA; } });
-  await waitFor(() => outA.some((l) => /listening on/.test(l)), 'the first orchestrator listening', outA, WAIT_MS);
+  /**
+   * An orchestrator child process on `address`, killed (SIGKILL) in the callback of the learner's announcement of
+   * checkpoint v`killAt` (a subscription of this process), before this process's workers can take another turn toward a
+   * later batch.
+   */
+  const killedAtVersion = async (name: string, killAt: number, env: Record<string, string>) => {
+    const watcher = await connectNats({ url: nats.url, name: `state-lost-chain-kill-${name}` });
+    cleanups.push(() => watcher.close());
+    const out: string[] = [];
+    const child = spawn(process.execPath, [BIN, 'orchestrator', '--config', join(dir, 'config.json'), '--nats', nats.url, '--listen', address, '--metrics-port', '0', '--role-tokens-file', join(dir, 'role-tokens')], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECOVERY_GRPO_LOG_FORMAT: 'text', ...env },
+    });
+    for (const stream of [child.stdout, child.stderr]) stream.on('data', (d: Buffer) => out.push(...d.toString().split('\n')));
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
+    cleanups.push(async () => { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; } });
+    let killed = false;
+    watcher.subscribe(announcementSubject(config.run.id), {
+      callback: (err, m) => {
+        if (err || killed) return;
+        let version: unknown;
+        try {
+          version = (JSON.parse(new TextDecoder().decode(m.data)) as { version?: unknown }).version;
+        } catch {
+          return;
+        }
+        if (version !== killAt) return;
+        killed = true;
+        child.kill('SIGKILL');
+      },
+    });
+    await waitFor(() => out.some((l) => /listening on/.test(l)) || killed, `orchestrator ${name} listening`, out, WAIT_MS);
+    /** Resolves once it was killed there; then the watcher is closed (its server is about to be stopped). */
+    const killedThere = async () => {
+      await waitFor(() => killed, `the learner's checkpoint v${killAt} announced (orchestrator ${name} killed)`, out, WAIT_MS);
+      assert.equal(await exited, 'SIGKILL');
+      await watcher.close();
+    };
+    return { out, killedThere };
+  };
 
-  // the kill: SIGKILL in the callback of the announcement of checkpoint v`held`, before this process's workers can
-  // take another turn toward a later batch
-  const watcher = await connectNats({ url: nats.url, name: 'state-lost-chain-kill' });
-  cleanups.push(() => watcher.close());
-  let killedAt: number | undefined;
-  watcher.subscribe(announcementSubject(config.run.id), {
-    callback: (err, m) => {
-      if (err || killedAt !== undefined) return;
-      let version: unknown;
-      try {
-        version = (JSON.parse(new TextDecoder().decode(m.data)) as { version?: unknown }).version;
-      } catch {
-        return;
-      }
-      if (version !== held) return;
-      killedAt = held;
-      a.kill('SIGKILL');
-    },
-  });
-
-  // a reconnect backoff of at most 500 ms, so the workers find the second orchestrator soon
   const learnerLog: string[] = [];
+  /** The learner holds exactly batch `seq`, published, and trains nothing while no orchestrator runs. */
+  const learnerHolds = async (seq: number) => {
+    const got = await waitFor(() => {
+      const st = learner.state();
+      return st && st.latest?.version === st.version ? st : undefined;
+    }, 'the learner\'s newest checkpoint published', learnerLog, WAIT_MS);
+    assert.deepEqual({ version: got.version, lastBatchSeq: got.lastBatchSeq }, { version: seq, lastBatchSeq: seq }, learnerLog.join('\n'));
+  };
+  /**
+   * The store lost while no orchestrator runs: nats-server killed, its store directory removed, started again empty on
+   * the same port; the learner puts its newest checkpoint (v`seq`) back.
+   */
+  const loseStore = async (seq: number) => {
+    await nats.stop({ killAfterMs: 0 });
+    rmSync(storeDir, { recursive: true, force: true });
+    nats = await spawnNatsServer({ port: natsPort, storeDir });
+    const putBack = await waitFor(async () => {
+      const nc = await connectNats({ url: nats.url, name: 'state-lost-chain-probe' }).catch(() => null);
+      if (!nc) return undefined;
+      try {
+        // (v0, the KL reference, may be put back first)
+        const latest = await (await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true })).latest();
+        return latest && latest.version > 0 ? latest : undefined;
+      } catch {
+        return undefined; // the stream is not there yet
+      } finally {
+        await nc.close();
+      }
+    }, 'the learner\'s newest checkpoint put back in the empty store', learnerLog, WAIT_MS);
+    assert.equal(putBack.version, seq);
+    assert.equal(learner.state()?.version, seq, 'the learner trained nothing while no orchestrator ran');
+  };
+  /** The loss said once, at start, with checkpoint v`seq` and the forger's quarantine and both bindings taken back. */
+  const lossSaid = (lines: readonly string[], seq: number) => {
+    const said = lines.filter((l) => l.includes('WARNING: ') && l.includes('the run state was lost'));
+    assert.equal(said.length, 1, lines.join('\n'));
+    assert.match(said[0]!, new RegExp(`WARNING: at start, the run state is missing .* newest checkpoint v${seq} records batch ${seq}: the run state was lost .*taken back from it: 1 quarantined rollout worker id\\(s\\) \\("forger"\\) and 2 worker-id binding\\(s\\) \\("rollout/forger", "rollout/honest"\\) \\(its announcement's meta worker_ids`));
+  };
+
+  // the first orchestrator, a child process that holds batch 3's acknowledgement, killed when v`held` is announced
+  const a = await killedAtVersion('a', held, { [HOLD_ACK_ENV]: String(HELD_ACK) });
+  const outA = a.out;
+
+  // a reconnect backoff of at most 500 ms, so the workers find the next orchestrator soon
   const logger = { info() {}, warn: (m: string) => void learnerLog.push(m), error: (m: string) => void learnerLog.push(m) };
   const common = { orchestrator: address, nats: nats.url, metricsPort: 0, handleSignals: false, reconnect: { initialDelayMs: 100, maxDelayMs: 500 } } as const;
   const learner = await runLearner({ ...common, logger, workerId: 'l', token: LEARNER, publishRetryMs: 200 });
@@ -144,51 +202,33 @@ async function lostWhileHolding(t: TestContext, held: number): Promise<void> {
   assert.equal((await forger.closed).code, PERMISSION_DENIED, outA.join('\n'));
   const honest = await runRolloutWorker({ ...common, logger: silentLogger, workerId: 'honest', token: FLEET_A });
   cleanups.push(() => honest.stop({ graceMs: 1000 }));
-  await waitFor(() => killedAt, `the learner's checkpoint v${held} announced`, outA, WAIT_MS);
-  assert.equal(await exitedA, 'SIGKILL');
+  await a.killedThere();
   if (held > HELD_ACK) {
     // the batch after the held one went out during the held write: the hold was logged before the kill
     assert.ok(outA.some((l) => l.includes(`${HOLD_ACK_ENV}: holding the acknowledgement of batch ${HELD_ACK} before writing it`)), outA.join('\n'));
   }
+  await learnerHolds(held);
+  await loseStore(held);
 
-  // the learner holds exactly batch `held`, published
-  const got = await waitFor(() => {
-    const s = learner.state();
-    return s && s.latest?.version === s.version ? s : undefined;
-  }, 'the learner\'s newest checkpoint published', learnerLog, WAIT_MS);
-  assert.deepEqual({ version: got.version, lastBatchSeq: got.lastBatchSeq }, { version: held, lastBatchSeq: held }, learnerLog.join('\n'));
+  // two faults in a row: a second orchestrator process takes the state back from v`held` (and stores it), carries the
+  // record in the batches it sends, and is killed when v`again` is announced; the store is lost a second time
+  let last = held;
+  if (again !== undefined) {
+    const second = await killedAtVersion('b', again, {});
+    await second.killedThere();
+    lossSaid(second.out, held);
+    await learnerHolds(again);
+    await loseStore(again);
+    last = again;
+  }
 
-  // the store lost while no orchestrator runs: nats-server killed, its store directory removed, started again empty on
-  // the same port; the learner puts its newest checkpoint back
-  await watcher.close();
-  await nats.stop({ killAfterMs: 0 });
-  rmSync(storeDir, { recursive: true, force: true });
-  nats = await spawnNatsServer({ port: natsPort, storeDir });
-  const putBack = await waitFor(async () => {
-    const nc = await connectNats({ url: nats.url, name: 'state-lost-chain-probe' }).catch(() => null);
-    if (!nc) return undefined;
-    try {
-      // (v0, the KL reference, may be put back first)
-      const latest = await (await CheckpointStore.open(nc, { runId: config.run.id, readOnly: true })).latest();
-      return latest && latest.version > 0 ? latest : undefined;
-    } catch {
-      return undefined; // the stream is not there yet
-    } finally {
-      await nc.close();
-    }
-  }, 'the learner\'s newest checkpoint put back in the empty store', learnerLog, WAIT_MS);
-  assert.equal(putBack.version, held);
-  assert.equal(learner.state()?.version, held, 'the learner trained nothing while no orchestrator ran');
-
-  // the second orchestrator finds no run state while checkpoint v`held` records batch `held`: the loss, said once and
-  // counted, at start
+  // the next orchestrator (in this process) finds no run state while checkpoint v`last` records batch `last`: the
+  // loss, said once and counted, at start
   const logB: string[] = [];
   const b = await runOrchestrator({ config, listen: address, natsUrl: nats.url, metricsPort: 0, auth: { roleTokens: parseRoleTokens(TOKENS, 'test role-token file') }, log: (l) => logB.push(l) });
   cleanups.push(() => b.stop());
   const why = () => `${logB.join('\n')}\n--- learner:\n${learnerLog.join('\n')}`;
-  const said = logB.filter((l) => l.startsWith('WARNING: ') && l.includes('the run state was lost'));
-  assert.equal(said.length, 1, why());
-  assert.match(said[0]!, new RegExp(`^WARNING: at start, the run state is missing .* newest checkpoint v${held} records batch ${held}: the run state was lost .*taken back from it: 1 quarantined rollout worker id\\(s\\) \\("forger"\\) and 2 worker-id binding\\(s\\) \\("rollout/forger", "rollout/honest"\\) \\(its announcement's meta worker_ids`));
+  lossSaid(logB, last);
   assert.equal(await scrapeMetric(b.metricsUrl, 'run_state_lost_total'), 1);
   // the forger stays refused; the honest worker's id stays bound to FLEET_A: another fleet's token may not take it
   await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'forger', token: FLEET_A, capabilities, connectTimeoutMs: WAIT_MS }),
@@ -196,16 +236,16 @@ async function lostWhileHolding(t: TestContext, held: number): Promise<void> {
   await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'honest', token: FLEET_B, capabilities, connectTimeoutMs: WAIT_MS }),
     refusal(/worker id "honest" \(role ROLLOUT\) is bound for this run to the role token that first used it/));
 
-  // the learner's Hello catches the state up to batch `held`; the honest worker (FLEET_A) reconnects and the run finishes
+  // the learner's Hello catches the state up to batch `last`; the honest worker (FLEET_A) reconnects and the run finishes
   await waitFor(() => b.coordinator.state.ackedSeq === STEPS, 'the run finished', logB, WAIT_MS);
   await b.done;
-  assert.deepEqual(logB.filter((l) => l.startsWith('learner says it holds batch ')).map((l) => l.slice(0, l.indexOf(':'))), [`learner says it holds batch ${held}, newer than the stored 0`], why());
+  assert.deepEqual(logB.filter((l) => l.startsWith('learner says it holds batch ')).map((l) => l.slice(0, l.indexOf(':'))), [`learner says it holds batch ${last}, newer than the stored 0`], why());
   assert.equal(b.coordinator.state.ackedSeq, STEPS, why());
   assert.equal(b.coordinator.state.learnerVersion, STEPS, why());
   assert.deepEqual(b.coordinator.state.quarantined, ['forger']);
 
   // exactly once: one learner process applied STEPS updates, version v = batch v; the new store has one checkpoint per
-  // version from the one put back (v`held`) to STEPS, each with one digest: batches held+1..STEPS sent by the second
+  // version from the one put back (v`last`) to STEPS, each with one digest: batches last+1..STEPS sent by this
   // orchestrator, none again
   const s = learner.state()!;
   assert.deepEqual({ version: s.version, step: s.step, lastBatchSeq: s.lastBatchSeq }, { version: STEPS, step: STEPS, lastBatchSeq: STEPS });
@@ -216,10 +256,10 @@ async function lostWhileHolding(t: TestContext, held: number): Promise<void> {
     assert.equal(Number(x.meta['last_batch_seq']), x.version, `checkpoint v${x.version} holds batch ${String(x.meta['last_batch_seq'])}`);
     (digests.get(x.version) ?? digests.set(x.version, new Set()).get(x.version)!).add(x.digest);
   }
-  assert.deepEqual([...digests.keys()].sort((p, q) => p - q), Array.from({ length: STEPS - held + 1 }, (_, i) => held + i));
+  assert.deepEqual([...digests.keys()].sort((p, q) => p - q), Array.from({ length: STEPS - last + 1 }, (_, i) => last + i));
   for (const [v, d] of digests) assert.equal(d.size, 1, `v${v} announced with ${d.size} digests`);
 
-  // the run state the second orchestrator stored keeps the quarantine and the bindings
+  // the run state this orchestrator stored keeps the quarantine and the bindings
   const nc = await connectNats({ url: nats.url, name: 'state-lost-chain-state' });
   cleanups.push(() => nc.close());
   const stored = (await (await RunStateStore.open(nc, { runId: config.run.id, schema: z.record(z.string(), z.unknown()) })).get())?.value;
@@ -234,4 +274,8 @@ test('a run state lost with the NATS store while the orchestrator was down, the 
 
 test('the same, the learner holding batch 4 (killed holding batch 3\'s acknowledgement after the learner applied batch 4, sent during the held write): caught up to a batch the second orchestrator never sent', { timeout: 300_000 }, async (t) => {
   await lostWhileHolding(t, HELD_ACK + 1);
+});
+
+test('two faults in a row: the store lost again after a second orchestrator took the state back and sent batches 4 and 5 (killed when the learner announces v5): the third takes the quarantine and the bindings back from v5, and the run ends exactly once', { timeout: 300_000 }, async (t) => {
+  await lostWhileHolding(t, HELD_ACK, HELD_ACK + 2);
 });
