@@ -453,8 +453,8 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     maxMessageBytes: config.orchestrator.maxMessageBytes,
     auth: o.auth,
     heartbeatTimeoutMs: config.orchestrator.heartbeatSeconds * 3000,
-    // the certificate's and the client CA bundle's expiry on /metrics (recovery_grpo_tls_certificate_expiry_timestamp_seconds):
-    // set at start, moved by a renewal
+    // the certificate's and the client CA bundle's expiry on /metrics
+    // (recovery_grpo_tls_certificate_expiry_timestamp_seconds): set at start, moved by a renewal
     onTlsReload: (st) => {
       log(`auth.tls renewed: certificate serial ${st.serial}${st.caCertificates ? `, ${st.caCertificates} client CA certificate(s)` : ''}`);
       servedExpiry(st);

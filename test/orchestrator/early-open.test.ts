@@ -172,11 +172,11 @@ for (const [what, computeMs] of [['without compute_ms', undefined], ['with a NaN
   });
 }
 
-// Round 35 (found by test/orchestrator/state-lost-chain.test.ts's second case): a restarted orchestrator sends its batch
-// 1 to a learner whose Hello says it holds batch 4, and opens batch 2 early (the acknowledged seq is still 0) while the
-// Hello's catch-up to batch 4 is being stored. The catch-up forgets batch 2's groups; a later withdrawal of that early
-// batch (the next acknowledgement, or its time limit) moved the next batch to open back to batch 2, below the
-// acknowledged 5, and the orchestrator threw ("staleness: batch seq 2 must be an integer after the acknowledged 5").
+// Round 35 (found by running both cases of test/orchestrator/state-lost-chain.test.ts): a restarted orchestrator sends
+// its batch 1 to a learner whose Hello says it holds batch 4, and opens batch 2 early (the acknowledged seq is still 0)
+// while the Hello's catch-up to batch 4 is being stored. The catch-up forgets batch 2's groups; a later withdrawal of
+// that early batch (the next acknowledgement, or its time limit) moved the next batch to open back to batch 2, below
+// the acknowledged 5, and it threw ("staleness: batch seq 2 must be an integer after the acknowledged 5").
 test('maxStaleness 0: a batch opened early while a Hello\'s catch-up past it is being stored ends with that catch-up; the run goes on', async () => {
   const config = parseConfig({
     run: { id: 'early-catchup', seed: 1 },

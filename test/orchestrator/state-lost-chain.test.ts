@@ -236,7 +236,7 @@ async function lostWhileHolding(t: TestContext, held: number, again?: number): P
   await assert.rejects(connectToOrchestrator({ address, role: 'ROLLOUT', workerId: 'honest', token: FLEET_B, capabilities, connectTimeoutMs: WAIT_MS }),
     refusal(/worker id "honest" \(role ROLLOUT\) is bound for this run to the role token that first used it/));
 
-  // the learner's Hello catches the state up to batch `last`; the honest worker (FLEET_A) reconnects and the run finishes
+  // the learner's Hello catches the state up to batch `last`; the honest worker (FLEET_A) reconnects; the run finishes
   await waitFor(() => b.coordinator.state.ackedSeq === STEPS, 'the run finished', logB, WAIT_MS);
   await b.done;
   assert.deepEqual(logB.filter((l) => l.startsWith('learner says it holds batch ')).map((l) => l.slice(0, l.indexOf(':'))), [`learner says it holds batch ${last}, newer than the stored 0`], why());
