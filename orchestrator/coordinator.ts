@@ -672,6 +672,14 @@ export class Coordinator {
     this.quarantine.acknowledged(seq);
     this.link.acknowledged(seq);
     this.groups.acknowledged(seq);
+    // a batch opened early that this acknowledgement passed is over with it (its groups forgotten just above). One is
+    // open only if it was opened during this acknowledgement's write: a Hello's catch-up (admission does not count it
+    // as written) while batches of the old frontier are sent to the learner. Withdrawn later, it moved the next batch
+    // to open back to its own, below the acknowledged one, and the orchestrator threw (round 35)
+    if (this.early && this.early.seq <= seq) {
+      clearTimeout(this.early.timer);
+      this.early = undefined;
+    }
     if (this.nextSftSeq <= seq) this.nextSftSeq = Math.min(seq + 1, this.sftSteps + 1);
     if (seq > this.sftSteps) {
       const k = seq - this.sftSteps; // batches 0..k-1 are done

@@ -18,6 +18,7 @@ import {
   describeNatsAuth,
   forEachItem,
   CertificateExpiryWatch,
+  caBundleFiles,
   clientCertificateFiles,
   isStoreLost,
   natsServerCertificate,
@@ -203,10 +204,11 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
   // an outage is waited out (logged), refused credentials are a SetupError (first-nats-connect.ts)
   const nc = await connectNatsWaiting({ url: natsUrl, name: `orchestrator-${config.run.id}`, ...o.natsAuth }, log);
   log(`connected to NATS at ${natsUrl} (${describeNatsAuth(o.natsAuth ?? {})})`);
-  // when its NATS client certificate and the certificate NATS serves expire, on /metrics, read every minute from now,
-  // when NATS answers (lib/transport/certificate-expiry.ts; its own served certificate: onTlsReload below)
+  // when its NATS client certificate, its NATS CA bundle and the certificate NATS serves expire, on /metrics, read
+  // every minute from now, when NATS answers (lib/transport/certificate-expiry.ts; its own served certificate and
+  // client CA bundle: onTlsReload below)
   const natsTls = o.natsAuth?.tls ?? (natsUrl.startsWith('tls://') ? {} : undefined);
-  const certificates = new CertificateExpiryWatch([...clientCertificateFiles({ natsCert: natsTls?.certFile }), ...(natsTls ? [natsServerCertificate(natsUrl, natsTls)] : [])], {
+  const certificates = new CertificateExpiryWatch([...clientCertificateFiles({ natsCert: natsTls?.certFile }), ...caBundleFiles({ natsCa: natsTls?.caFile }), ...(natsTls ? [natsServerCertificate(natsUrl, natsTls)] : [])], {
     onExpiry: (certificate, notAfterMs) => metrics.get('tls_certificate_expiry_timestamp_seconds').set({ certificate }, notAfterMs / 1000),
     onError: (message) => log(`certificate expiry not read: ${message}`),
   });
@@ -438,6 +440,12 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     stateWrites = check.catch(() => undefined);
   });
 
+  /** The served certificate's and the client CA bundle's (mutual TLS) expiry, from the set in use. */
+  const servedExpiry = (st: { notAfterMs: number; caNotAfterMs?: number }) => {
+    const gauge = metrics.get('tls_certificate_expiry_timestamp_seconds');
+    gauge.set({ certificate: 'grpc_server' }, st.notAfterMs / 1000);
+    if (st.caNotAfterMs !== undefined) gauge.set({ certificate: 'grpc_ca' }, st.caNotAfterMs / 1000);
+  };
   /** Set when the run completed and every connected worker was told to shut down (`done`, below). */
   let completed = false;
   const server: OrchestratorServer = await startOrchestratorServer({
@@ -445,10 +453,11 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     maxMessageBytes: config.orchestrator.maxMessageBytes,
     auth: o.auth,
     heartbeatTimeoutMs: config.orchestrator.heartbeatSeconds * 3000,
-    // the certificate's expiry on /metrics (recovery_grpo_tls_certificate_expiry_timestamp_seconds): set at start, moved by a renewal
+    // the certificate's and the client CA bundle's expiry on /metrics
+    // (recovery_grpo_tls_certificate_expiry_timestamp_seconds): set at start, moved by a renewal
     onTlsReload: (st) => {
       log(`auth.tls renewed: certificate serial ${st.serial}${st.caCertificates ? `, ${st.caCertificates} client CA certificate(s)` : ''}`);
-      metrics.get('tls_certificate_expiry_timestamp_seconds').set({ certificate: 'grpc_server' }, st.notAfterMs / 1000);
+      servedExpiry(st);
     },
     onConnect: async (session: WorkerSession) => {
       // a second learner is refused before its Welcome: a learner initialises (loads its state) on the first Welcome,
@@ -491,7 +500,7 @@ export async function runOrchestrator(o: OrchestratorOptions): Promise<RunningOr
     },
   });
   const tlsInUse = server.tlsStatus();
-  if (tlsInUse) metrics.get('tls_certificate_expiry_timestamp_seconds').set({ certificate: 'grpc_server' }, tlsInUse.notAfterMs / 1000);
+  if (tlsInUse) servedExpiry(tlsInUse);
 
   const metricsServer: MetricsServer = await startMetricsServer({
     port: o.metricsPort ?? config.metrics.port,

@@ -222,7 +222,7 @@ export const ROWS: Row[] = [
         width: 12,
         height: 4,
         description:
-          "Days left on the certificates of the run's connections, the earliest of each role's pods (recovery_grpo_tls_certificate_expiry_timestamp_seconds by role and certificate: grpc_server, the orchestrator's served one in use; grpc_client, a worker's client certificate; nats_client, the NATS client certificate; nats_server, the one NATS serves as the orchestrator sees it; each read every minute, a renewal moves it). A 90-day cert-manager certificate renews with 30 days left: under 21 its renewal is stuck (alert RecoveryGrpoTlsRenewalStuck, orange), under 7 critical (RecoveryGrpoTlsCertificateExpiring, red).",
+          "Days left on the certificates of the run's connections, the earliest of each role's pods (recovery_grpo_tls_certificate_expiry_timestamp_seconds by role and certificate: grpc_server, the orchestrator's served one in use; grpc_client, a worker's client certificate; nats_client, the NATS client certificate; nats_server, the one NATS serves as the orchestrator sees it; grpc_ca and nats_ca, the CA bundles a role trusts, the earliest certificate of each; each read every minute, a renewal moves it). A 90-day cert-manager certificate renews with 30 days left: under 21 its renewal is stuck (alert RecoveryGrpoTlsRenewalStuck, orange), under 7 critical (RecoveryGrpoTlsCertificateExpiring, red).",
         targets: [q(`(min by (role, certificate) (recovery_grpo_tls_certificate_expiry_timestamp_seconds{${R}, role=~"orchestrator|rollout|reward|learner"}) - time()) / 86400`, '{{role}} {{certificate}}')],
         unit: 'd',
         thresholds: [{ color: 'red', value: null }, { color: 'orange', value: 7 }, { color: 'green', value: 21 }],

@@ -116,7 +116,7 @@ export const CATALOGUE = {
   workers_connected: { type: 'gauge', help: 'Workers with an open stream', labels: ['worker_role'] },
   tls_certificate_expiry_timestamp_seconds: {
     type: 'gauge',
-    help: "When a certificate of this process's connections expires (its notAfter, Unix seconds), by certificate: grpc_server (the orchestrator's served one, in use), grpc_client (a worker's client certificate), nats_client (the NATS client certificate), nats_server (the one NATS serves, read by the orchestrator); a renewal moves it, one near now is a stuck renewal",
+    help: "When a certificate of this process's connections expires (its notAfter, Unix seconds), by certificate: grpc_server (the orchestrator's served one, in use), grpc_client (a worker's client certificate), nats_client (the NATS client certificate), nats_server (the one NATS serves, read by the orchestrator), and the CA bundles it trusts, the earliest certificate of each: grpc_ca (the orchestrator's client CA, in use; a worker's CA for the orchestrator's certificate), nats_ca (the CA for NATS's certificate); a renewal moves it, one near now is a stuck renewal",
     labels: ['certificate'],
   },
   task_latency_seconds: {

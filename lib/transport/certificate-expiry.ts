@@ -5,8 +5,12 @@
 //   certificate is the one the next handshake presents.
 // - nats_server: the certificate NATS serves, seen by a handshake of its own (natsServedCertificate below): nats.js
 //   does not hand its connection's peer certificate to its user, and nats-server's monitor port is not scraped.
-// The orchestrator's served certificate is reported by its ReloadingTls (lib/transport/tls-reload.ts), which knows
-// the set in use when a renewal was refused.
+// - grpc_ca, nats_ca (round 35): the CA bundles a process trusts to verify its peers, the earliest notAfter of each
+//   bundle's certificates (one that expires fails every handshake it verifies at once; a bundle may hold several,
+//   and which one signs the peer is not known here): a worker's --tls-ca (the orchestrator's certificate; read at
+//   each dial, lib/transport/grpc-client.ts) and every role's --nats-tls-ca (NATS's; nats.js reads it by path).
+// The orchestrator's served certificate and its client CA bundle (grpc_server, grpc_ca) are reported by its
+// ReloadingTls (lib/transport/tls-reload.ts), which knows the set in use when a renewal was refused.
 //
 // Each is read at start and every refreshMs (60 s, as the server's files). An expired certificate is reported as it
 // is (a notAfter in the past is what the critical alert fires on); one that cannot be read keeps the last value and
@@ -17,12 +21,13 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import { namePathOrPem, readNamedFile, readPathOrPem } from '../config/named-file.ts';
 import { parseNatsUrl } from './nats-server.ts';
+import { loadCaBundle } from './tls-reload.ts';
 
-/** Which certificate: the label value of the expiry gauge. */
-export type PresentedCertificate = 'grpc_server' | 'grpc_client' | 'nats_client' | 'nats_server';
+/** Which certificate or CA bundle: the label value of the expiry gauge. */
+export type WatchedCertificate = 'grpc_server' | 'grpc_client' | 'nats_client' | 'nats_server' | 'grpc_ca' | 'nats_ca';
 
 export interface CertificateSource {
-  certificate: PresentedCertificate;
+  certificate: WatchedCertificate;
   /** What is read, for errors (e.g. "--nats-tls-cert /path"). */
   what: string;
   /** The certificate's notAfter, ms since the epoch; throws (naming what it read) when it cannot tell. */
@@ -45,11 +50,28 @@ export function leafNotAfterMs(file: string, field: string): number {
   }
 }
 
-const fileSource = (certificate: PresentedCertificate, file: string, field: string): CertificateSource => ({
+const fileSource = (certificate: WatchedCertificate, file: string, field: string): CertificateSource => ({
   certificate,
   what: namePathOrPem(file, field),
   read: () => leafNotAfterMs(file, field),
 });
+
+/**
+ * The CA bundles a client was given (files, or PEM text): its gRPC CA (workers: the one that signs the orchestrator's
+ * certificate) and its NATS one. Read as the clients read them (loadCaBundle: every certificate parses, none cut
+ * short); the earliest notAfter of the bundle's certificates.
+ */
+export function caBundleFiles(o: { grpcCa?: string | Buffer | undefined; natsCa?: string | undefined }): CertificateSource[] {
+  const source = (certificate: WatchedCertificate, value: string | Buffer, field: string): CertificateSource => ({
+    certificate,
+    what: namePathOrPem(value, field),
+    read: () => loadCaBundle(value, field).notAfterMs,
+  });
+  return [
+    ...(o.grpcCa !== undefined ? [source('grpc_ca', o.grpcCa, '--tls-ca')] : []),
+    ...(o.natsCa !== undefined ? [source('nats_ca', o.natsCa, '--nats-tls-ca')] : []),
+  ];
+}
 
 /** The client certificates a process was given (files, or PEM text): its gRPC client certificate (workers) and its NATS one. */
 export function clientCertificateFiles(o: { grpcCert?: string | undefined; natsCert?: string | undefined }): CertificateSource[] {
@@ -132,7 +154,7 @@ export interface CertificateExpiryOptions {
   /** How often the sources are read again; 0: only on refresh(). Default 60 s. */
   refreshMs?: number;
   /** A certificate's notAfter was read (at start, and on every refresh). */
-  onExpiry: (certificate: PresentedCertificate, notAfterMs: number) => void;
+  onExpiry: (certificate: WatchedCertificate, notAfterMs: number) => void;
   /** A source could not be read (its last value stays); once per distinct error of each source. */
   onError: (message: string) => void;
 }
@@ -140,7 +162,7 @@ export interface CertificateExpiryOptions {
 /** Reads the sources now and every refreshMs (a refresh never overlaps the previous one); close() stops the timer. */
 export class CertificateExpiryWatch {
   private readonly errors = new Map<CertificateSource, string>();
-  private readonly latest = new Map<PresentedCertificate, number>();
+  private readonly latest = new Map<WatchedCertificate, number>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   /** The first reading of every source (at start). */
@@ -160,7 +182,7 @@ export class CertificateExpiryWatch {
   }
 
   /** The last notAfter read per certificate (ms since the epoch). */
-  expiries(): ReadonlyMap<PresentedCertificate, number> {
+  expiries(): ReadonlyMap<WatchedCertificate, number> {
     return this.latest;
   }
 

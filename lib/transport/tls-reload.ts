@@ -39,6 +39,8 @@ export interface TlsReloadStatus {
   notAfterMs: number;
   /** How many CA certificates the bundle in use holds (0 without a CA). */
   caCertificates: number;
+  /** The earliest notAfter of the bundle in use, ms since the epoch (absent without a CA): its expiry gauge. */
+  caNotAfterMs?: number;
   /** How many sets have been taken: 1 after start, one more each time a refresh finds changed, valid files. */
   generation: number;
   /** Why the last refresh kept the set in use (naming the file), or undefined when it found nothing wrong. */
@@ -63,6 +65,7 @@ interface TlsSet {
   serial: string;
   notAfterMs: number;
   caCertificates: number;
+  caNotAfterMs?: number;
 }
 
 const DEFAULT_REFRESH_MS = 60_000;
@@ -97,21 +100,22 @@ function checkValidity(x509: X509Certificate, name: string, now: number): number
 
 /**
  * Reads a CA bundle (PEM text or a file path) and checks it: at least one certificate, each parses, none cut short.
- * Returns its bytes and how many certificates it holds.
+ * Returns its bytes, how many certificates it holds and the earliest of their notAfters (ms since the epoch; an
+ * expired CA is read as it is, not refused: the expiry gauge reports it).
  */
-export function loadCaBundle(value: string | Buffer, field: string): { bytes: Buffer; certificates: number } {
+export function loadCaBundle(value: string | Buffer, field: string): { bytes: Buffer; certificates: number; notAfterMs: number } {
   const name = namePathOrPem(value, field);
   const ca = readPathOrPem(value, field);
   const blocks = pemBlocks(ca, name);
   if (blocks.length === 0) throw new Error(`${name}: holds no PEM certificate`);
-  blocks.forEach((b, i) => {
+  const notAfters = blocks.map((b, i) => {
     try {
-      new X509Certificate(b);
+      return Date.parse(new X509Certificate(b).validTo);
     } catch (e) {
       throw new Error(`${name}: certificate ${i + 1} of ${blocks.length} does not parse (${(e as Error).message})`);
     }
   });
-  return { bytes: ca, certificates: blocks.length };
+  return { bytes: ca, certificates: blocks.length, notAfterMs: Math.min(...notAfters) };
 }
 
 /**
@@ -146,7 +150,7 @@ export function loadTlsSet(files: TlsFiles, field: string, now: number = Date.no
   } catch (e) {
     throw new Error(`${field} (${certName}, ${keyName}${files.ca !== undefined ? `, ${namePathOrPem(files.ca, `${field}.ca`)}` : ''}): the TLS layer refuses them (${(e as Error).message})`);
   }
-  return { cert, key, ...(ca ? { ca } : {}), serial: x509.serialNumber, notAfterMs, caCertificates };
+  return { cert, key, ...(ca ? { ca, caNotAfterMs: bundle!.notAfterMs } : {}), serial: x509.serialNumber, notAfterMs, caCertificates };
 }
 
 const same = (a: TlsSet, b: TlsSet) => a.cert.equals(b.cert) && a.key.equals(b.key) && (a.ca === undefined ? b.ca === undefined : b.ca !== undefined && a.ca.equals(b.ca));
@@ -181,7 +185,8 @@ export class ReloadingTls implements experimental.CertificateProvider {
   }
 
   status(): TlsReloadStatus {
-    return { serial: this.current.serial, notAfterMs: this.current.notAfterMs, caCertificates: this.current.caCertificates, generation: this.generation, ...(this.lastError !== undefined ? { error: this.lastError } : {}) };
+    const c = this.current;
+    return { serial: c.serial, notAfterMs: c.notAfterMs, caCertificates: c.caCertificates, ...(c.caNotAfterMs !== undefined ? { caNotAfterMs: c.caNotAfterMs } : {}), generation: this.generation, ...(this.lastError !== undefined ? { error: this.lastError } : {}) };
   }
 
   /**

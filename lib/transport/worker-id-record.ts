@@ -1,14 +1,18 @@
 // The orchestrator's worker-id record (round 33): the quarantined rollout worker ids and the worker ids bound to role
 // tokens, as its run state holds them (RunState.quarantined, RunState.boundIds). It goes with every TrainBatch
-// (field 21, worker_ids) and the learner records the newest batch's in each checkpoint announcement's meta (worker_ids, JSON; not in its bytes), so an
-// orchestrator whose run state was lost with the NATS store while it was down takes them back from the checkpoint the
-// learner put back (docs/reliability.md). Bounded on both sides; read back, it is a claim like extra.batch_layout:
-// validated here, and content that is not a record is refused by the orchestrator (counted, logged, not trusted).
+// (field 21, worker_ids) and the learner records the newest batch's in each checkpoint announcement's meta
+// (worker_ids, JSON; not in the checkpoint's bytes), so an orchestrator whose run state was lost with the NATS store
+// while it was down takes them back from the checkpoint the learner put back (docs/reliability.md). Bounded on both
+// sides; read back, it is a claim like extra.batch_layout: validated here, and content that is not a record is refused
+// by the orchestrator (counted, logged, not trusted).
 import { z } from 'zod';
 import { WORKER_ID_PATTERN } from './messages.ts';
 import type { WorkerIdRecord, WorkerIdRecord__Output } from './proto.ts';
 
-/** The checkpoint announcement meta key (worker_ids, never in the checkpoint bytes) the learner records the newest TrainBatch's record under. */
+/**
+ * The checkpoint announcement meta key the learner records the newest TrainBatch's record under (never in the
+ * checkpoint's bytes).
+ */
 export const WORKER_IDS_META_KEY = 'worker_ids';
 
 /**
@@ -52,13 +56,13 @@ export function workerIdRecord(ids: WorkerIds): WorkerIdRecord {
   return { quarantined: b.quarantined, bound: Object.entries(b.boundIds).map(([key, credential]) => ({ key, credential })) };
 }
 
-/** A received TrainBatch.worker_ids in the run state's form (undefined: absent, an older orchestrator); not bounded here. */
+/** A received TrainBatch.worker_ids in the run state's form (undefined: absent, an older orchestrator); not bounded. */
 export function workerIdsFromWire(rec: WorkerIdRecord__Output | null | undefined): WorkerIds | undefined {
   if (!rec) return undefined;
   return { quarantined: [...rec.quarantined], boundIds: Object.fromEntries(rec.bound.map((b) => [b.key, b.credential])) };
 }
 
-/** The announcement meta worker_ids: JSON of the quarantined ids and the bindings as [key, credential] pairs, in order. */
+/** The announcement meta worker_ids: JSON of the quarantined ids and the bindings ([key, credential]), in order. */
 export function workerIdsText(ids: WorkerIds): string {
   return JSON.stringify({ quarantined: ids.quarantined, bound: Object.entries(ids.boundIds) });
 }
@@ -69,8 +73,8 @@ const textSchema = z.object({
 }).strict();
 
 /**
- * A record read back (a checkpoint announcement's worker_ids, `what` naming it); an Error naming `what` and the problem when
- * it is not one: not a string, not JSON, a worker id or key off its pattern, over the bounds, a key twice.
+ * A record read back (a checkpoint announcement's worker_ids, `what` naming it); an Error naming `what` and the
+ * problem when it is not one: not a string, not JSON, a worker id or key off its pattern, over the bounds, a key twice.
  */
 export function parseWorkerIds(text: unknown, what: string): WorkerIds | Error {
   if (typeof text !== 'string') return new Error(`${what}: not a string`);

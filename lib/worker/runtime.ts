@@ -22,6 +22,7 @@ import { parseConfig, type RunConfig } from '../config/index.ts';
 import { createMetrics, describeMetricsToken, startMetricsServer, type Metrics, type MetricsServer } from '../metrics/index.ts';
 import {
   CertificateExpiryWatch,
+  caBundleFiles,
   clientCertificateFiles,
   checkRunId,
   closeNats,
@@ -204,10 +205,12 @@ export async function startWorker(role: WorkerRoleImpl, o: ResolvedWorkerOptions
   };
   // A device this machine cannot give ends the role here, before it joins (a SetupError: no restart cures it).
   if (o.device) await checkDevice(o.device);
-  // When the client certificates this worker presents expire, on /metrics once the registry exists (set from the
-  // last read when it is made): what the renewal alerts watch (lib/transport/certificate-expiry.ts)
+  // When the client certificates this worker presents and the CA bundles it trusts expire, on /metrics once the
+  // registry exists (set from the last read when it is made): what the renewal alerts watch
+  // (lib/transport/certificate-expiry.ts)
   const expiryGauge = (m: Metrics) => m.get('tls_certificate_expiry_timestamp_seconds');
-  const certificates = new CertificateExpiryWatch(clientCertificateFiles({ grpcCert: o.tls?.cert, natsCert: o.natsAuth.tls?.certFile }), {
+  const watched = [...clientCertificateFiles({ grpcCert: o.tls?.cert, natsCert: o.natsAuth.tls?.certFile }), ...caBundleFiles({ grpcCa: o.tls?.ca, natsCa: o.natsAuth.tls?.caFile })];
+  const certificates = new CertificateExpiryWatch(watched, {
     onExpiry: (certificate, notAfterMs) => metrics && expiryGauge(metrics).set({ certificate }, notAfterMs / 1000),
     onError: (message) => log.warn(`certificate expiry not read: ${message}`),
   });

@@ -172,6 +172,69 @@ for (const [what, computeMs] of [['without compute_ms', undefined], ['with a NaN
   });
 }
 
+// Round 35 (found by running both cases of test/orchestrator/state-lost-chain.test.ts): a restarted orchestrator sends
+// its batch 1 to a learner whose Hello says it holds batch 4, and opens batch 2 early (the acknowledged seq is still 0)
+// while the Hello's catch-up to batch 4 is being stored. The catch-up forgets batch 2's groups; a later withdrawal of
+// that early batch (the next acknowledgement, or its time limit) moved the next batch to open back to batch 2, below
+// the acknowledged 5, and it threw ("staleness: batch seq 2 must be an integer after the acknowledged 5").
+test('maxStaleness 0: a batch opened early while a Hello\'s catch-up past it is being stored ends with that catch-up; the run goes on', async () => {
+  const config = parseConfig({
+    run: { id: 'early-catchup', seed: 1 },
+    data: { size: H, source: { kind: 'procedural', count: 16 } },
+    model: { width: 4, depth: 1 },
+    sft: { steps: 0 },
+    grpo: { steps: 6, groupSize: G, samplesPerBatch: 1, maxStaleness: 0, advantageMode: 'scalar' },
+  });
+  // the catch-up's write waits until the test lets it go
+  let release: (() => void) | undefined;
+  const { c, log } = await testCoordinator(config, 'early-catchup', {
+    publishedProgress: async () => ({ version: 4, lastBatchSeq: 4 }),
+    persist: (next) => (next.ackedSeq === 4 ? new Promise<void>((r) => (release = r)) : Promise.resolve()),
+  });
+  const roll = fakeSession('ROLLOUT', 'r');
+  const reward = fakeSession('REWARD', 's');
+  c.attach(roll);
+  c.attach(reward);
+  c.start();
+  const rollouts = () => roll.sent.filter((m) => m.rollout_task).map((m) => m.rollout_task!);
+  const cancels = () => roll.sent.filter((m) => m.cancel_task).map((m) => m.cancel_task!.task_id);
+  const action = () => encodeTensor({ dtype: 'float32', shape: [3, H, H], data: new Float32Array(3 * H * H).fill(0.5) });
+  const complete = async (t: ReturnType<typeof rollouts>[number], version: number) => {
+    const scored = reward.sent.filter((m) => m.score_task).length;
+    c.handle(roll, { rollout_result: { task_id: t.task_id, attempt: t.attempt, policy_version: version, items: Array.from({ length: G }, (_, g) => ({ sample_id: t.items![0]!.sample_id, group_index: g, action: action(), logp: -1 })), compute_ms: 1 } } as unknown as WorkerMessage__Output);
+    await until(() => reward.sent.filter((m) => m.score_task).length > scored, `the score task of ${t.task_id} dispatched`);
+    const st = reward.sent.filter((m) => m.score_task)[scored]!.score_task!;
+    c.handle(reward, { score_result: { task_id: st.task_id, attempt: st.attempt, components: Array.from({ length: G }, (_, g) => ({ ssim: 0.5 + 0.1 * g, clip_cos: 0.5 })), compute_ms: 1, clip_encoder: 'toy' } } as unknown as WorkerMessage__Output);
+  };
+  await until(() => rollouts().length === 1, 'batch 1 dispatched');
+  await complete(rollouts()[0]!, 0);
+  // the learner connects holding batch 4: batch 1 goes to it (nothing is acknowledged yet) and batch 2 opens early
+  const learner = fakeSession('LEARNER', 'l');
+  (learner.hello as { last_batch_seq?: number }).last_batch_seq = 4;
+  c.attach(learner);
+  await until(() => release !== undefined, `the catch-up to batch 4 being stored\n${log.join('\n')}`);
+  await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 1), 'batch 1 sent to the learner');
+  await until(() => rollouts().length === 2, `batch 2 opened early\n${log.join('\n')}`);
+  const early = rollouts()[1]!;
+  assert.equal(early.policy_version_min, 1);
+  release!();
+  await until(() => c.state.ackedSeq === 4, 'batch 4 caught up');
+  // batch 5 opens; batch 2's task was cancelled with the batches the learner holds
+  await until(() => rollouts().length === 3, `batch 5 opened\n${log.join('\n')}`);
+  assert.ok(cancels().includes(early.task_id), `batch 2's early task cancelled\n${log.join('\n')}`);
+  const fifth = rollouts()[2]!;
+  assert.equal(fifth.policy_version_min, 4);
+  await complete(fifth, 4);
+  await until(() => learner.sent.some((m) => m.train_batch?.batch_seq === 5), 'batch 5 at the learner');
+  c.handle(learner, { train_result: { batch_id: 'early-catchup-b5', batch_seq: 5, applied: true, skipped_reason: '', version: 5, loss: 0, compute_ms: 1 } } as WorkerMessage__Output);
+  await until(() => c.state.ackedSeq === 5, `batch 5 acknowledged\n${log.join('\n')}`);
+  // the next batch is 6, opened for version 5; no batch at or below the acknowledged one opens again
+  await until(() => rollouts().length === 4, `batch 6 opened\n${log.join('\n')}`);
+  assert.equal(rollouts()[3]!.policy_version_min, 5);
+  assert.ok(!log.some((l) => /run failed/.test(l)), log.join('\n'));
+  c.close();
+});
+
 test('an early batch waits at least 5 s, and at least 3 of the learner\'s last GRPO steps (a slow step does not withdraw every early batch)', () => {
   assert.equal(earlyLimitMs(0), 5000);
   assert.equal(earlyLimitMs(1000), 5000);
