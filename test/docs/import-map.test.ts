@@ -90,6 +90,7 @@ test('on a fixture: a value import outside the Map is named with its file, impor
         "export * from '../top/t.ts';",
       ].join('\n'),
     );
+    write('lib/low/load.ts', 'export const load = (path: string): Promise<unknown> => import(path);\n');
     write('lib/top/t.ts', "import { x } from '../low/leaf.ts';\nexport const t = x;\n");
     write('role-a/index.ts', "import { t } from '../lib/top/t.ts';\nimport type { t as u } from '../role-b/index.ts';\nexport const a = t;\n");
     write('role-b/index.ts', "import { x } from '../lib/low/leaf.ts';\nexport const t = x;\n");
@@ -109,6 +110,7 @@ test('on a fixture: a value import outside the Map is named with its file, impor
     const check = checkImportMap(root, 'docs/a.md', mapRows(map), found);
     assert.deepEqual(check.tableErrors, []);
     assert.deepEqual(check.breaches, [
+      'lib/low/load.ts:1: a dynamic import of a computed path, which cannot be checked against the Map: import a literal path',
       `lib/mid/m.ts:6 imports '../low/other.ts' (lib/low/other.ts): lib/mid/ may import low/leaf (docs/a.md:8, "may import")`,
       `lib/mid/m.ts:7 imports '../top/t.ts' (lib/top/t.ts): lib/mid/ may import low/leaf (docs/a.md:8, "may import")`,
     ]);

@@ -206,9 +206,9 @@ export function checkImportMap(root: string, doc: string, rows: readonly MapRow[
       continue;
     }
     if (folderOf(imp.target) === from) continue;
-    const allowance = rule.allowances.find((a) => allows(a, imp.target!));
-    if (allowance !== undefined) used.add(allowance);
-    else breaches.push(`${where} imports '${imp.specifier}' (${imp.target}): ${from} may import ${may} (${doc}:${rule.row.line}, "may import")`);
+    const matching = rule.allowances.filter((a) => allows(a, imp.target!));
+    for (const a of matching) used.add(a); // every entry that covers it, so a folder beside one of its files is no "unused"
+    if (matching.length === 0) breaches.push(`${where} imports '${imp.specifier}' (${imp.target}): ${from} may import ${may} (${doc}:${rule.row.line}, "may import")`);
   }
   const unused: string[] = [];
   for (const { row, allowances } of new Set(ruleOf.values())) {
