@@ -156,18 +156,37 @@ export class ObjectChunks {
   }
 
   /**
-   * Deletes the object a commit() of this writer recorded, writing what nats.js's `ObjectStore.delete` writes, byte
-   * for byte (its info read back from the stream, `revision` set to the record's stream sequence, then `deleted`
-   * true, size and chunks 0, digest empty; published with a subject roll-up), and purging its chunks, without reading
-   * the record back: that read is one JetStream request per deleted version (round 28). Only for a record the caller
-   * knows to be the one stored (CheckpointStore.prune: committed by its own store since the connection's last drop).
+   * Deletes the object a commit() of this writer recorded, without reading its record back: that read is one
+   * JetStream request per deleted version (round 28). Only for a record the caller knows to be the one stored
+   * (CheckpointStore.prune: committed by its own store since the connection's last drop). See deleteObject.
    */
   async deleteCommitted(record: CommittedRecord): Promise<void> {
-    const deleted = { ...record.info, revision: record.seq, deleted: true, size: 0, chunks: 0, digest: '' };
-    const h = headers();
-    h.set('Nats-Rollup', 'sub');
-    await this.js.publish(this.metaSubject(record.info.name), jc.encode(deleted), { headers: h });
-    await this.purgeChunks(record.info.nuid);
+    await this.deleteObject(record.info.name, record.info.nuid);
+  }
+
+  /**
+   * Deletes object `name` as it is stored: its record read (what nats.js's `ObjectStore.delete` reads), then deleted
+   * as deleteObject does. Its chunks are purged only where the record names `name`: a record replayed under the name
+   * (docs/security.md) names another object's chunks, which nats.js's delete purged (round 28). Nothing stored: no-op.
+   */
+  async delete(name: string): Promise<void> {
+    const info = await this.info(name);
+    if (!info) return;
+    // a "deleted" record (written by an earlier version of this code or by nats.js) names no chunks
+    await this.deleteObject(name, info.name === name && !info.deleted ? info.nuid : undefined);
+  }
+
+  /**
+   * Deletes object `name`: its record subject purged, then its chunks `nuid`. No "deleted" record is written in its
+   * place, as nats.js's `ObjectStore.delete` writes one: that record stays live in whichever 8 MB block the file store
+   * was writing then, so no block of the bucket ever emptied and the server freed none (the store held every
+   * version ever written on disk: review35 F14, docs/transport.md). A purged record reads as no object at all
+   * (info() null), which every reader already takes as "not in the bucket". The record goes first: a writer killed
+   * between the two leaves chunks no record names (never read), never a record naming purged chunks.
+   */
+  async deleteObject(name: string, nuid: string | undefined): Promise<void> {
+    await this.jsm.streams.purge(this.stream, { filter: this.metaSubject(name) });
+    if (nuid !== undefined) await this.purgeChunks(nuid);
   }
 
   /** How many chunks of id `nuid` the stream holds (the server counts them). */

@@ -231,7 +231,8 @@ export class LearnerStateStore {
     }
     for (const v of [...this.known].sort((a, b) => a - b)) {
       if (v > latest - KEEP) break;
-      await this.os.delete(this.objectName(v));
+      // its record purged, no "deleted" record left behind: the bucket's disk use stays bounded (object-chunks.ts)
+      await this.chunks.delete(this.objectName(v));
       this.known.delete(v);
       this.attempted.delete(v);
     }
