@@ -25,6 +25,18 @@ const PUBLISH_TIMEOUT_MS = 30_000;
 /** JetStream's error code for a stream that holds no message on the subject asked for. */
 const NO_MESSAGE_FOUND = 10037;
 
+/** Record reads and purges at a time in dropDeletedRecords (as object-listing.ts reads records). */
+const DROP_CONCURRENCY = 32;
+
+/** Whether a record's bytes are an object's info marked deleted (a record that is not JSON is not one). */
+function isDeletedRecord(data: Uint8Array): boolean {
+  try {
+    return (jc.decode(data) as { deleted?: unknown } | null)?.deleted === true;
+  } catch {
+    return false;
+  }
+}
+
 /** What commit() stored: the object's info as published, and its stream sequence (what nats.js calls its revision). */
 export interface CommittedRecord {
   info: { name: string; nuid: string } & Record<string, unknown>;
@@ -187,6 +199,31 @@ export class ObjectChunks {
   async deleteObject(name: string, nuid: string | undefined): Promise<void> {
     await this.jsm.streams.purge(this.stream, { filter: this.metaSubject(name) });
     if (nuid !== undefined) await this.purgeChunks(nuid);
+  }
+
+  /**
+   * Purges the "deleted" records the bucket holds (nats.js's `ObjectStore.delete` wrote them, and so did this store
+   * before round 35: deleteObject). Each stays live in the block being written when its object was deleted, so a bucket
+   * from before then keeps every block it ever wrote on disk until they are gone. Each purge stops at the record's own
+   * sequence: a record written on that subject since (the object put again) is kept. Returns how many were purged.
+   */
+  async dropDeletedRecords(): Promise<number> {
+    const si = await this.jsm.streams.info(this.stream, { subjects_filter: `$O.${this.bucket}.M.>` });
+    const subjects = Object.keys(si.state.subjects ?? {});
+    let dropped = 0;
+    for (let i = 0; i < subjects.length; i += DROP_CONCURRENCY) {
+      const done = await Promise.all(subjects.slice(i, i + DROP_CONCURRENCY).map(async (subject) => {
+        const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: subject }).catch((e: unknown) => {
+          if ((e as { api_error?: { err_code?: number } }).api_error?.err_code === NO_MESSAGE_FOUND) return null; // purged since the count
+          throw e;
+        });
+        if (!m || !isDeletedRecord(m.data)) return false;
+        await this.jsm.streams.purge(this.stream, { filter: subject, seq: m.seq + 1 });
+        return true;
+      }));
+      dropped += done.filter(Boolean).length;
+    }
+    return dropped;
   }
 
   /** How many chunks of id `nuid` the stream holds (the server counts them). */

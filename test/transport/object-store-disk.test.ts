@@ -94,3 +94,43 @@ test('publishing and pruning versions keeps each object store\'s disk use and st
     assert.ok(now.disk <= 2 * BLOCK, `${s}: ${now.disk} bytes on disk after ${N2} versions of ${SIZE} bytes`);
   }
 });
+
+test('a bucket pruned before round 35 gives its disk space back when its writer opens it', { timeout: 120_000 }, async () => {
+  const run = 'disk-old';
+  const versions = 60;
+  const jsm = await nc.jetstreamManager();
+  const first = await CheckpointStore.open(nc, { runId: run });
+  const firstMoments = await LearnerStateStore.open(nc, run);
+  // pruned as before round 35: nats.js's ObjectStore.delete, which leaves a "deleted" record per object
+  const os = [await nc.jetstream().views.os(`checkpoints-${run}`), await nc.jetstream().views.os(firstMoments.bucket)];
+  const name = (v: number) => [`v${String(v).padStart(10, '0')}`, `${run}/optim-v${String(v).padStart(10, '0')}`];
+  const streams = [`OBJ_checkpoints-${run}`, `OBJ_${firstMoments.bucket}`];
+  // the moments' bucket is shared by every run (a server without grants): the other test's kept moments are in it
+  const others = await Promise.all(streams.map(async (s) => (await jsm.streams.info(s)).state.messages));
+  const kept = new Map<number, string>();
+  for (let v = 1; v <= versions; v++) {
+    const state = randomBytes(SIZE);
+    await firstMoments.putEncoded(v, { bytes: state, digest: sha256Digest(state).slice(7) });
+    const ckpt = randomBytes(SIZE);
+    await first.put(v, ckpt, sha256Digest(ckpt));
+    kept.set(v, sha256Digest(ckpt));
+    if (v > KEEP) {
+      for (const [i, n] of name(v - KEEP).entries()) await os[i]!.delete(n);
+      kept.delete(v - KEEP);
+    }
+  }
+  for (const [i, s] of streams.entries()) {
+    assert.ok(streamDiskBytes(s) > 2 * BLOCK, `${s}: ${streamDiskBytes(s)} bytes on disk before (the records keep its blocks)`);
+    assert.equal((await jsm.streams.info(s)).state.messages, others[i]! + 2 * KEEP + (versions - KEEP), `${s}: kept objects and a record per deleted one`);
+  }
+  // the next writer's open purges the deleted records: the blocks that held only them go
+  const store = await CheckpointStore.open(nc, { runId: run });
+  await LearnerStateStore.open(nc, run);
+  for (const [i, s] of streams.entries()) {
+    assert.equal((await jsm.streams.info(s)).state.messages, others[i]! + 2 * KEEP, `${s}: the kept objects only`);
+    assert.ok(streamDiskBytes(s) <= 2 * BLOCK, `${s}: ${streamDiskBytes(s)} bytes on disk after`);
+  }
+  assert.deepEqual(await store.versions(), [...kept.keys()]);
+  for (const [v, digest] of kept) assert.equal((await store.get(v, { expectDigest: digest })).bytes.length, SIZE);
+  await assert.rejects(store.get(versions - KEEP), /never published, or pruned/);
+});
