@@ -355,7 +355,7 @@ export class CheckpointStore {
       // a bucket from before round 35 holds a "deleted" record per pruned version, which keeps its old blocks on disk;
       // what is left of them after a failure is purged at the next open
       await store.chunks.dropDeletedRecords().catch((e: unknown) =>
-        (opts.onWarning ?? process.emitWarning)(`${bucket}: purging the records of deleted checkpoints failed (their disk space stays until the next start): ${(e as Error).message}`));
+        (opts.onWarning ?? ((m: string) => process.emitWarning(m)))(`${bucket}: purging the records of deleted checkpoints failed (their disk space stays until the next start): ${(e as Error).message}`));
     }
     return store;
   }
