@@ -25,6 +25,18 @@ const PUBLISH_TIMEOUT_MS = 30_000;
 /** JetStream's error code for a stream that holds no message on the subject asked for. */
 const NO_MESSAGE_FOUND = 10037;
 
+/** Record reads and purges at a time in dropDeletedRecords (as object-listing.ts reads records). */
+const DROP_CONCURRENCY = 32;
+
+/** Whether a record's bytes are an object's info marked deleted (a record that is not JSON is not one). */
+function isDeletedRecord(data: Uint8Array): boolean {
+  try {
+    return (jc.decode(data) as { deleted?: unknown } | null)?.deleted === true;
+  } catch {
+    return false;
+  }
+}
+
 /** What commit() stored: the object's info as published, and its stream sequence (what nats.js calls its revision). */
 export interface CommittedRecord {
   info: { name: string; nuid: string } & Record<string, unknown>;
@@ -156,18 +168,62 @@ export class ObjectChunks {
   }
 
   /**
-   * Deletes the object a commit() of this writer recorded, writing what nats.js's `ObjectStore.delete` writes, byte
-   * for byte (its info read back from the stream, `revision` set to the record's stream sequence, then `deleted`
-   * true, size and chunks 0, digest empty; published with a subject roll-up), and purging its chunks, without reading
-   * the record back: that read is one JetStream request per deleted version (round 28). Only for a record the caller
-   * knows to be the one stored (CheckpointStore.prune: committed by its own store since the connection's last drop).
+   * Deletes the object a commit() of this writer recorded, without reading its record back: that read is one
+   * JetStream request per deleted version (round 28). Only for a record the caller knows to be the one stored
+   * (CheckpointStore.prune: committed by its own store since the connection's last drop). See deleteObject.
    */
   async deleteCommitted(record: CommittedRecord): Promise<void> {
-    const deleted = { ...record.info, revision: record.seq, deleted: true, size: 0, chunks: 0, digest: '' };
-    const h = headers();
-    h.set('Nats-Rollup', 'sub');
-    await this.js.publish(this.metaSubject(record.info.name), jc.encode(deleted), { headers: h });
-    await this.purgeChunks(record.info.nuid);
+    await this.deleteObject(record.info.name, record.info.nuid);
+  }
+
+  /**
+   * Deletes object `name` as it is stored: its record read (what nats.js's `ObjectStore.delete` reads), then deleted
+   * as deleteObject does. Its chunks are purged only where the record names `name`: a record replayed under the name
+   * (docs/security.md) names another object's chunks, which nats.js's delete purged (round 28). Nothing stored: no-op.
+   */
+  async delete(name: string): Promise<void> {
+    const info = await this.info(name);
+    if (!info) return;
+    // a "deleted" record (written by an earlier version of this code or by nats.js) names no chunks
+    await this.deleteObject(name, info.name === name && !info.deleted ? info.nuid : undefined);
+  }
+
+  /**
+   * Deletes object `name`: its record subject purged, then its chunks `nuid`. No "deleted" record is written in its
+   * place, as nats.js's `ObjectStore.delete` writes one: that record stays live in whichever 8 MB block the file store
+   * was writing then, so no block of the bucket ever emptied and the server freed none (the store held every
+   * version ever written on disk: review35 F14, docs/transport.md). A purged record reads as no object at all
+   * (info() null), which every reader already takes as "not in the bucket". The record goes first: a writer killed
+   * between the two leaves chunks no record names (never read), never a record naming purged chunks.
+   */
+  async deleteObject(name: string, nuid: string | undefined): Promise<void> {
+    await this.jsm.streams.purge(this.stream, { filter: this.metaSubject(name) });
+    if (nuid !== undefined) await this.purgeChunks(nuid);
+  }
+
+  /**
+   * Purges the "deleted" records the bucket holds (nats.js's `ObjectStore.delete` wrote them, and so did this store
+   * before round 35: deleteObject). Each stays live in the block being written when its object was deleted, so a bucket
+   * from before then keeps every block it ever wrote on disk until they are gone. Each purge stops at the record's own
+   * sequence: a record written on that subject since (the object put again) is kept. Returns how many were purged.
+   */
+  async dropDeletedRecords(): Promise<number> {
+    const si = await this.jsm.streams.info(this.stream, { subjects_filter: `$O.${this.bucket}.M.>` });
+    const subjects = Object.keys(si.state.subjects ?? {});
+    let dropped = 0;
+    for (let i = 0; i < subjects.length; i += DROP_CONCURRENCY) {
+      const done = await Promise.all(subjects.slice(i, i + DROP_CONCURRENCY).map(async (subject) => {
+        const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: subject }).catch((e: unknown) => {
+          if ((e as { api_error?: { err_code?: number } }).api_error?.err_code === NO_MESSAGE_FOUND) return null; // purged since the count
+          throw e;
+        });
+        if (!m || !isDeletedRecord(m.data)) return false;
+        await this.jsm.streams.purge(this.stream, { filter: subject, seq: m.seq + 1 });
+        return true;
+      }));
+      dropped += done.filter(Boolean).length;
+    }
+    return dropped;
   }
 
   /** How many chunks of id `nuid` the stream holds (the server counts them). */

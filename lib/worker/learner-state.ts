@@ -116,7 +116,12 @@ export class LearnerStateStore {
     // stream and the setting (round 25: never updated, owned-stream.ts checkOwnedStream)
     await checkOwnedStream(jsm, `OBJ_${bucket}`, objectBucketSettings(bucket, options.storage));
     const os = await nc.jetstream().views.os(bucket, options);
-    return new LearnerStateStore(nc, os, new ObjectChunks(nc, nc.jetstream(), jsm, bucket), bucket, options, runId);
+    const chunks = new ObjectChunks(nc, nc.jetstream(), jsm, bucket);
+    // a bucket from before round 35 holds a "deleted" record per pruned version, which keeps its old blocks on disk
+    // (object-chunks.ts dropDeletedRecords); what a failure leaves is purged at the next open
+    await chunks.dropDeletedRecords().catch((e: unknown) =>
+      process.emitWarning(`${bucket}: purging the records of deleted optimizer states failed (their disk space stays until the next start): ${(e as Error).message}`));
+    return new LearnerStateStore(nc, os, chunks, bucket, options, runId);
   }
 
   private objectName(version: number): string {
@@ -231,7 +236,8 @@ export class LearnerStateStore {
     }
     for (const v of [...this.known].sort((a, b) => a - b)) {
       if (v > latest - KEEP) break;
-      await this.os.delete(this.objectName(v));
+      // its record purged, no "deleted" record left behind: the bucket's disk use stays bounded (object-chunks.ts)
+      await this.chunks.delete(this.objectName(v));
       this.known.delete(v);
       this.attempted.delete(v);
     }
