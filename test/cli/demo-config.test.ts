@@ -46,12 +46,16 @@ test('demo without --config, or with a file silent on them, gets the demo settin
   assert.equal(localRunConfig(demoRunOptions(args({ config: partial }))).grpo.groupSize, 4);
 });
 
-test('demo: bad worker counts, an empty --out or a refused setting are refused before anything is written', { timeout: 120_000 }, async () => {
+test('demo: bad worker counts, an empty --out or a refused setting are refused before anything is written', { timeout: 300_000 }, async () => {
   const cases: Array<{ args: string[]; line: RegExp }> = [
     { args: ['--rollout-workers', '0'], line: /^demo: --rollout-workers must be an integer >= 1, got 0$/ },
     { args: ['--rollout-workers', '-1'], line: /^demo: --rollout-workers must be an integer >= 1, got -1$/ },
     { args: ['--reward-workers', '1.5'], line: /^demo: --reward-workers must be an integer >= 1, got 1\.5$/ },
-    { args: ['--steps', '-1'], line: /^demo: config error: grpo\.steps: must be >= 0 \(got -1\)/ },
+    // round 35 (review35 F8): named as the flags the user typed; they reached the schema as "override grpo.steps=NaN"
+    { args: ['--steps', '-1'], line: /^demo: --steps must be an integer >= 0, got -1$/ },
+    { args: ['--steps', 'abc'], line: /^demo: --steps must be an integer >= 0, got NaN$/ },
+    { args: ['--sft-steps', '-5'], line: /^demo: --sft-steps must be an integer >= 0, got -5$/ },
+    { args: ['--seed', '1.5'], line: /^demo: --seed must be an integer >= 0, got 1\.5$/ },
     // round 25: the crash-loop limits (lib/local/supervisor.ts)
     { args: ['--crash-loop-exits', '0'], line: /^demo: --crash-loop-exits must be an integer >= 1, got 0$/ },
     { args: ['--crash-loop-exits', '2.5'], line: /^demo: --crash-loop-exits must be an integer >= 1, got 2\.5$/ },
