@@ -113,8 +113,8 @@ let p = 0;
 for (let i = k; i <= n; i++) p += choose(n, i) / 2 ** n;
 console.log(`d = cast(b) - cast(a) per seed: ${rows.map((r, i) => `${r.seed}: ${f4(d[i]!)}`).join(', ')}`);
 console.log(`(b) smaller on ${k} of ${n} untied seeds (${rows.length - n} tied); p = P(Bin(${n}, 1/2) >= ${k}) = ${n > 0 ? p.toFixed(4) : '-'}`);
-const h1 = n >= 6 && p < 0.05;
-console.log(`H1: ${n < 6 ? 'undecided (fewer than 6 untied seeds)' : h1 ? 'CONFIRMED (p < 0.05)' : 'not confirmed (p >= 0.05)'}`);
+const h1 = n >= 5 && p < 0.05;
+console.log(`H1: ${n < 5 ? 'undecided (fewer than 5 untied seeds: 4 of 4 gives p = 1/16)' : h1 ? 'CONFIRMED (p < 0.05)' : 'not confirmed (p >= 0.05)'}`);
 if (rows.length >= 2) console.log(`described, not deciding: mean d ${formatCI(meanCI(d))} (paired t, df ${rows.length - 1})`);
 
 console.log('\n## Secondary (not adjusted for multiplicity): paired t 95% intervals over seeds\n');
@@ -143,7 +143,7 @@ if (withReach.length >= 2) {
 }
 
 console.log('\n## Decision (prereg.md "What result leads to what")\n');
-if (n < 6) console.log('H1 undecided: no proposal.');
+if (n < 5) console.log('H1 undecided: no proposal.');
 else if (h1 && s1 && s1.lo >= -0.005) console.log('H1 confirmed and S1\'s lower bound >= -0.005: propose flow.sde.window.start=5 as the flow family\'s default (not changed this round).');
 else if (h1) console.log('H1 confirmed, S1\'s lower bound < -0.005: the cast reduction stands, a reward cost above 0.005 is not ruled out; no default proposed.');
 else console.log('H1 not confirmed: round 34\'s exploratory cast reduction does not replicate at this N; no proposal.');

@@ -44,7 +44,7 @@ for N in $SEEDS; do
   # (c)'s budget: the CPU seconds probe.ts printed for (a)'s STEPS steps (read by the script, not shown)
   C=$(sed -n "s/^f35a[0-9]* done: $STEPS steps, \([0-9][0-9]*\) CPU s\$/\1/p" "$R/p-a$N.txt")
   if [ -z "$C" ]; then echo "$(now) seed $N: no CPU seconds in p-a$N.txt"; continue; fi
-  run sft$N node bin/recovery-grpo.mjs sweep --methods flow:sft $A --from "$W" --budget "$C" --budget-clock cpu --seeds $((N + 1)) --first-seed $N --out $R/sft$N || continue
+  run sft$N node bin/recovery-grpo.mjs sweep --methods flow:sft $A --from "flow=$W" --budget "$C" --budget-clock cpu --seeds $((N + 1)) --first-seed $N --out $R/sft$N || continue
   run p-c$N $P $R/sft$N/arm-flow-sft-seed$N.safetensors 0 f35c$N --eval $EVAL run.seed=$N || continue
   run reach-a$N $REACH runs/f33/f35a$N-step$STEPS.safetensors $REACH_GROUPS run.seed=$N
   run reach-b$N $REACH runs/f33/f35b$N-step$STEPS.safetensors $REACH_GROUPS run.seed=$N flow.sde.window.start=5
