@@ -50,11 +50,14 @@ export function leafNotAfterMs(file: string, field: string): number {
   }
 }
 
-const fileSource = (certificate: WatchedCertificate, file: string, field: string): CertificateSource => ({
+/** A certificate or bundle given as a file or PEM text, named as its flag; `notAfter` reads it (each time). */
+const fileSource = <V extends string | Buffer>(certificate: WatchedCertificate, value: V, field: string, notAfter: (value: V, field: string) => number): CertificateSource => ({
   certificate,
-  what: namePathOrPem(file, field),
-  read: () => leafNotAfterMs(file, field),
+  what: namePathOrPem(value, field),
+  read: () => notAfter(value, field),
 });
+/** A CA bundle's earliest notAfter, read as the clients read bundles (every certificate parses, none cut short). */
+const bundleNotAfterMs = (value: string | Buffer, field: string) => loadCaBundle(value, field).notAfterMs;
 
 /**
  * The CA bundles a client was given (files, or PEM text): its gRPC CA (workers: the one that signs the orchestrator's
@@ -62,22 +65,17 @@ const fileSource = (certificate: WatchedCertificate, file: string, field: string
  * short); the earliest notAfter of the bundle's certificates.
  */
 export function caBundleFiles(o: { grpcCa?: string | Buffer | undefined; natsCa?: string | undefined }): CertificateSource[] {
-  const source = (certificate: WatchedCertificate, value: string | Buffer, field: string): CertificateSource => ({
-    certificate,
-    what: namePathOrPem(value, field),
-    read: () => loadCaBundle(value, field).notAfterMs,
-  });
   return [
-    ...(o.grpcCa !== undefined ? [source('grpc_ca', o.grpcCa, '--tls-ca')] : []),
-    ...(o.natsCa !== undefined ? [source('nats_ca', o.natsCa, '--nats-tls-ca')] : []),
+    ...(o.grpcCa !== undefined ? [fileSource('grpc_ca', o.grpcCa, '--tls-ca', bundleNotAfterMs)] : []),
+    ...(o.natsCa !== undefined ? [fileSource('nats_ca', o.natsCa, '--nats-tls-ca', bundleNotAfterMs)] : []),
   ];
 }
 
 /** The client certificates a process was given (files, or PEM text): its gRPC client certificate (workers) and its NATS one. */
 export function clientCertificateFiles(o: { grpcCert?: string | undefined; natsCert?: string | undefined }): CertificateSource[] {
   return [
-    ...(o.grpcCert !== undefined ? [fileSource('grpc_client', o.grpcCert, '--tls-cert')] : []),
-    ...(o.natsCert !== undefined ? [fileSource('nats_client', o.natsCert, '--nats-tls-cert')] : []),
+    ...(o.grpcCert !== undefined ? [fileSource('grpc_client', o.grpcCert, '--tls-cert', leafNotAfterMs)] : []),
+    ...(o.natsCert !== undefined ? [fileSource('nats_client', o.natsCert, '--nats-tls-cert', leafNotAfterMs)] : []),
   ];
 }
 
